@@ -1,0 +1,5 @@
+import sys
+
+from modelplane.cli.main import main
+
+sys.exit(main())
