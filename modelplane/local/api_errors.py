@@ -1,0 +1,113 @@
+"""Errors of the control-plane API, each one a Kubernetes `Status` on the wire.
+
+The store raises them and the API server turns them into responses, so a client sees the same
+reason and code as it would from a Kubernetes API server (`NotFound` 404, `Conflict` 409, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """A refused request; `code` is the HTTP status and `reason` Kubernetes' StatusReason."""
+
+    code: int = 500
+    reason: str = "InternalError"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_status(self) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            status["details"] = self.details
+        return status
+
+
+class BadRequest(ApiError):
+    code = 400
+    reason = "BadRequest"
+
+
+class NotFound(ApiError):
+    code = 404
+    reason = "NotFound"
+
+
+class MethodNotAllowed(ApiError):
+    code = 405
+    reason = "MethodNotAllowed"
+
+
+class AlreadyExists(ApiError):
+    code = 409
+    reason = "AlreadyExists"
+
+
+class Conflict(ApiError):
+    """The write named a resourceVersion that is no longer the stored one."""
+
+    code = 409
+    reason = "Conflict"
+
+
+class Expired(ApiError):
+    """A watch asked to resume from a resourceVersion older than the kept event history."""
+
+    code = 410
+    reason = "Expired"
+
+
+class RequestEntityTooLarge(ApiError):
+    code = 413
+    reason = "RequestEntityTooLarge"
+
+
+class UnsupportedMediaType(ApiError):
+    code = 415
+    reason = "UnsupportedMediaType"
+
+
+class Invalid(ApiError):
+    """The object fails validation (the store's own checks or the admission hook)."""
+
+    code = 422
+    reason = "Invalid"
+
+
+_BY_REASON: dict[str, type[ApiError]] = {
+    cls.reason: cls
+    for cls in (
+        BadRequest,
+        NotFound,
+        MethodNotAllowed,
+        AlreadyExists,
+        Conflict,
+        Expired,
+        RequestEntityTooLarge,
+        UnsupportedMediaType,
+        Invalid,
+    )
+}
+
+
+def error_from_status(status: dict[str, Any], http_code: int) -> ApiError:
+    """Rebuild the error a `Status` object describes (the client side of `to_status`)."""
+    cls = _BY_REASON.get(str(status.get("reason", "")), ApiError)
+    error = cls(str(status.get("message") or f"HTTP {http_code}"), status.get("details"))
+    error.code = int(status.get("code") or http_code)
+    return error
