@@ -9,6 +9,8 @@ import sys
 # Each module exposes `register(subparsers)`, which adds its subcommand(s) and sets
 # `func` on the parser to a callable taking the parsed arguments and returning an exit code.
 SUBCOMMAND_MODULES: list[str] = [
+    "modelplane.cli.serve",
+    "modelplane.cli.router",
 ]
 
 

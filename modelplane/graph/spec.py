@@ -1,0 +1,158 @@
+"""The InferenceGraph spec as the router reads it: nodes, steps and router timeouts.
+
+The input is the `spec` of an InferenceGraph resource (what KServe's controller passes as `--graph-json`).
+Parsing is lenient about absent fields, as KServe's is; `modelplane.graph.validation` says what is wrong
+with a spec before the router uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+ROOT_NODE = "root"
+ROUTER_TYPES = ("Sequence", "Splitter", "Ensemble", "Switch")
+DEPENDENCIES = ("Soft", "Hard")
+
+# KServe's defaults (seconds) for the router's HTTP server; serviceClient has none.
+DEFAULT_SERVER_READ = 60
+DEFAULT_SERVER_WRITE = 60
+DEFAULT_SERVER_IDLE = 180
+
+
+class GraphSpecError(ValueError):
+    """The graph JSON does not parse, or a field has the wrong type."""
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    index: int
+    name: str = ""
+    node_name: str = ""
+    service_name: str = ""
+    service_url: str = ""
+    data: str = ""
+    map_predictions_to_instances: bool = False
+    weight: int | None = None
+    condition: str = ""
+    dependency: str = ""
+
+    @property
+    def key(self) -> str:
+        """The step's name, or its index when unnamed (the Ensemble output key)."""
+        return self.name or str(self.index)
+
+    @property
+    def hard(self) -> bool:
+        return self.dependency == "Hard"
+
+    def describe(self, node: str) -> str:
+        """How messages name this step: `step 1 ("rootStep2") of node "root"`."""
+        return f'step {self.index} ("{self.name}") of node "{node}"'
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    router_type: str
+    steps: tuple[StepSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class RouterTimeouts:
+    server_read: float = DEFAULT_SERVER_READ
+    server_write: float = DEFAULT_SERVER_WRITE
+    server_idle: float = DEFAULT_SERVER_IDLE
+    service_client: float | None = None
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    nodes: dict[str, NodeSpec] = field(default_factory=dict)
+    router_timeouts: RouterTimeouts = RouterTimeouts()
+
+
+def load_graph_json(text: str | bytes) -> Mapping[str, Any]:
+    """Parse `--graph-json` text into the spec mapping."""
+    try:
+        spec = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise GraphSpecError(f"the graph is not valid JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise GraphSpecError("the graph must be a JSON object (an InferenceGraph spec)")
+    return spec
+
+
+def parse_graph_spec(spec: Mapping[str, Any]) -> GraphSpec:
+    """Turn a spec mapping into a `GraphSpec`; raises `GraphSpecError` on a field of the wrong type."""
+    nodes_raw = _typed(spec.get("nodes") or {}, dict, "spec.nodes")
+    nodes = {name: _parse_node(name, raw) for name, raw in nodes_raw.items()}
+    return GraphSpec(nodes=nodes, router_timeouts=_parse_timeouts(spec.get("routerTimeouts") or {}))
+
+
+def _parse_node(name: str, raw: Any) -> NodeSpec:
+    where = f"spec.nodes.{name}"
+    raw = _typed(raw, dict, where)
+    steps_raw = _typed(raw.get("steps") or [], list, f"{where}.steps")
+    steps = tuple(_parse_step(i, s, f"{where}.steps[{i}]") for i, s in enumerate(steps_raw))
+    return NodeSpec(name=name, router_type=_text(raw, "routerType", where), steps=steps)
+
+
+def _parse_step(index: int, raw: Any, where: str) -> StepSpec:
+    raw = _typed(raw, dict, where)
+    weight = raw.get("weight")
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int)):
+        raise GraphSpecError(f"{where}.weight must be an integer")
+    mapping = raw.get("mapPredictionsToInstances", False)
+    if not isinstance(mapping, bool):
+        raise GraphSpecError(f"{where}.mapPredictionsToInstances must be true or false")
+    return StepSpec(
+        index=index,
+        name=_text(raw, "name", where),
+        node_name=_text(raw, "nodeName", where),
+        service_name=_text(raw, "serviceName", where),
+        service_url=_text(raw, "serviceUrl", where),
+        data=_text(raw, "data", where),
+        map_predictions_to_instances=mapping,
+        weight=weight,
+        condition=_text(raw, "condition", where),
+        dependency=_text(raw, "dependency", where),
+    )
+
+
+def _parse_timeouts(raw: Any) -> RouterTimeouts:
+    raw = _typed(raw, dict, "spec.routerTimeouts")
+
+    def seconds(key: str, default: float | None) -> float | None:
+        value = raw.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise GraphSpecError(f"spec.routerTimeouts.{key} must be a number of seconds")
+        return value
+
+    return RouterTimeouts(
+        server_read=seconds("serverRead", DEFAULT_SERVER_READ),
+        server_write=seconds("serverWrite", DEFAULT_SERVER_WRITE),
+        server_idle=seconds("serverIdle", DEFAULT_SERVER_IDLE),
+        service_client=seconds("serviceClient", None),
+    )
+
+
+def _typed(value: Any, kind: type, where: str) -> Any:
+    if not isinstance(value, kind):
+        expected = {dict: "an object", list: "a list"}[kind]
+        raise GraphSpecError(f"{where} must be {expected}")
+    return value
+
+
+def _text(raw: Mapping[str, Any], key: str, where: str) -> str:
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise GraphSpecError(f"{where}.{key} must be a string")
+    return value

@@ -1,0 +1,104 @@
+"""Structural checks of an InferenceGraph spec, with readable messages.
+
+KServe accepts graphs its router cannot run: a cycle of nodes (the router recurses until it dies), a
+`nodeName` that names no node (500 at request time), a condition that does not parse (it silently never
+matches). modelplane rejects them when the graph is applied and when the router starts.
+The webhook's own rules (name format, step-name uniqueness, one target per step, Splitter weights) live
+in `modelplane.api`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelplane.graph.spec import (
+    DEPENDENCIES,
+    ROOT_NODE,
+    ROUTER_TYPES,
+    GraphSpec,
+    GraphSpecError,
+    parse_graph_spec,
+)
+
+CONDITIONAL_ROUTERS = ("Sequence", "Switch")
+
+
+def validate_graph_spec(spec: Mapping[str, Any]) -> list[str]:
+    """Everything wrong with the graph's structure, one message per problem; empty when it can run."""
+    try:
+        graph = parse_graph_spec(spec)
+    except GraphSpecError as exc:
+        return [str(exc)]
+    errors: list[str] = []
+    if ROOT_NODE not in graph.nodes:
+        errors.append(f"the graph has no node named '{ROOT_NODE}', where every request starts")
+    errors += _node_errors(graph)
+    errors += _cycle_errors(graph)
+    return errors
+
+
+def _node_errors(graph: GraphSpec) -> list[str]:
+    errors = []
+    for node in graph.nodes.values():
+        if node.router_type not in ROUTER_TYPES:
+            errors.append(
+                f'node "{node.name}" has routerType "{node.router_type}"; '
+                f"expected one of {', '.join(ROUTER_TYPES)}"
+            )
+        if node.router_type == "Sequence" and not node.steps:
+            errors.append(f'node "{node.name}" is a Sequence with no steps')
+        for step in node.steps:
+            where = step.describe(node.name)
+            if step.dependency and step.dependency not in DEPENDENCIES:
+                errors.append(f'{where} has dependency "{step.dependency}"; expected Soft or Hard')
+            if step.node_name and step.node_name not in graph.nodes:
+                errors.append(f'{where} has nodeName "{step.node_name}", which names no node of the graph')
+            if node.router_type in CONDITIONAL_ROUTERS:
+                errors += _condition_errors(node.router_type, step.condition, where)
+    return errors
+
+
+def _condition_errors(router_type: str, condition: str, where: str) -> list[str]:
+    from modelplane.graph.gjson import PathSyntaxError, compile_path
+
+    if not condition:
+        if router_type == "Switch":
+            return [f"{where} has no condition, so the Switch can never select it"]
+        return []
+    try:
+        compile_path(condition)
+    except PathSyntaxError as exc:
+        return [f"{where} has a condition that does not parse: {condition!r}: {exc}"]
+    return []
+
+
+def _cycle_errors(graph: GraphSpec) -> list[str]:
+    """One message per distinct cycle of nodeName references."""
+    edges = {
+        name: [s.node_name for s in node.steps if s.node_name in graph.nodes]
+        for name, node in graph.nodes.items()
+    }
+    done: set[str] = set()
+    seen_cycles: set[frozenset[str]] = set()
+    errors = []
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = path[path.index(name) :] + [name]
+            members = frozenset(cycle)
+            if members not in seen_cycles:
+                seen_cycles.add(members)
+                errors.append(f"the nodes form a cycle: {' -> '.join(cycle)}")
+            return
+        if name in done:
+            return
+        path.append(name)
+        for target in edges[name]:
+            visit(target, path)
+        path.pop()
+        done.add(name)
+
+    for name in graph.nodes:
+        visit(name, [])
+    return errors
