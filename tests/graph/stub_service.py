@@ -69,7 +69,9 @@ class StubService:
             await _respond(send, 200, body)
         elif path == "/reply":
             content_type = query.get("content_type", "application/json").encode()
-            await _respond(send, int(query.get("status", "200")), query.get("body", "").encode(), content_type)
+            await _respond(
+                send, int(query.get("status", "200")), query.get("body", "").encode(), content_type
+            )
         else:
             await _respond(send, 404, b'{"detail":"Not Found"}')
 
