@@ -291,9 +291,9 @@ class Store:
         new = copy.deepcopy(resource)
         new.pop("status", None)
         metadata = api_meta.metadata_of(new)
-        what = kind.kind
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = api_meta.generated_name(str(metadata["generateName"]))
+        what = f'{kind.kind}.{kind.group} "{metadata.get("name") or ""}" is invalid'
         api_meta.check_name(metadata.get("name"), what)
         if kind.namespaced:
             api_meta.check_namespace(metadata.get("namespace"), what)
@@ -323,7 +323,7 @@ class Store:
         ref = ref_of(current)
         wanted = change(copy.deepcopy(current))
         if not isinstance(wanted, dict):
-            raise Invalid(f'{ref.kind} "{ref.name}": the object must be a mapping')
+            raise Invalid(f'{ref.kind} "{ref.name}" is invalid: the object must be a mapping')
         wanted_version = (wanted.get("metadata") or {}).get("resourceVersion")
         if wanted_version not in (None, "") and str(wanted_version) != current["metadata"]["resourceVersion"]:
             raise _conflict(ref)
@@ -468,11 +468,13 @@ def _restore_identity(resource: Resource, source: Resource, extra: dict[str, Any
 
 def _check_same_identity(wanted: Resource, current: Resource, ref: Ref) -> None:
     metadata = wanted.get("metadata") or {}
-    for key in ("name", "namespace"):
+    keys = ("name", "namespace") if ref.namespace else ("name",)
+    for key in keys:
         value = metadata.get(key)
         if value not in (None, "") and value != current["metadata"].get(key):
             raise Invalid(
-                f'{ref.kind} "{ref.name}": metadata.{key}: Invalid value: "{value}": field is immutable'
+                f'{ref.kind}.{kind_by_name(ref.kind).group} "{ref.name}" is invalid: '
+                f'metadata.{key}: Invalid value: "{value}": field is immutable'
             )
 
 

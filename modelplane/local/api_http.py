@@ -1,0 +1,136 @@
+"""The HTTP plumbing of the control-plane API over raw ASGI: requests in, JSON out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from modelplane.local.api_errors import ApiError, BadRequest, RequestEntityTooLarge
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' own request limit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+    receive: Receive
+
+    @classmethod
+    def from_scope(cls, scope: dict[str, Any], receive: Receive) -> Request:
+        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        return cls(scope["method"], scope["path"], query, content_type, receive)
+
+    def flag(self, name: str) -> bool:
+        return self.query.get(name, "").lower() in ("true", "1")
+
+    async def body(self) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("the client went away before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise RequestEntityTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object; BadRequest if it is anything else."""
+        raw = await self.body()
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return value
+
+
+async def send_json(send: Send, code: int, body: Any) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def send_text(send: Send, code: int, text: str) -> None:
+    payload = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": code,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def send_error(send: Send, error: ApiError) -> None:
+    await send_json(send, error.code, error.to_status())
+
+
+async def stream_json_lines(
+    send: Send,
+    receive: Receive,
+    lines: AsyncIterator[dict[str, Any]],
+    *,
+    timeout: float | None,
+    closing: asyncio.Event,
+) -> None:
+    """Streams each item as one line of JSON until the items end, the client leaves, `timeout`
+    seconds pass or `closing` is set (the server is stopping)."""
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    )
+
+    async def pump() -> None:
+        async for item in lines:
+            await send({"type": "http.response.body", "body": orjson.dumps(item) + b"\n", "more_body": True})
+
+    async def client_gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    tasks = {
+        asyncio.ensure_future(pump()),
+        asyncio.ensure_future(client_gone()),
+        asyncio.ensure_future(closing.wait()),
+    }
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

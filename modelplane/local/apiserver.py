@@ -1,0 +1,373 @@
+"""The control-plane API: the store's resources at Kubernetes-style paths, over HTTP.
+
+    /apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices[/{name}[/status]]
+    /apis/serving.kserve.io/v1alpha1/namespaces/{ns}/{servingruntimes|inferencegraphs|trainedmodels}[...]
+    /apis/serving.kserve.io/v1alpha1/clusterservingruntimes[/{name}[/status]]
+
+GET (list, or `?watch=true` for newline-delimited events), POST (create, 201), PUT (replace),
+PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes and `Status` errors.
+`/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace. Also served:
+`GET /healthz`, discovery under `GET /apis`, and `POST /modelplane/v1/apply`, which creates or
+replaces a `List` of resources in one transaction (all stored, or none).
+
+`serve_api(store, host, port)` runs it on uvicorn; `python -m modelplane.local.apiserver --home
+DIR --port 0` runs it on its own and prints the address it listens on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from modelplane.api.kinds import Kind, kind_of
+from modelplane.local import api_discovery
+from modelplane.local.api_admission import default_admission
+from modelplane.local.api_errors import (
+    ApiError,
+    BadRequest,
+    Expired,
+    MethodNotAllowed,
+    NotFound,
+    UnsupportedMediaType,
+)
+from modelplane.local.api_http import Request, Send, send_error, send_json, send_text, stream_json_lines
+from modelplane.local.api_patch import MERGE_PATCH, merge_patch
+from modelplane.local.api_paths import kind_at
+from modelplane.local.api_selectors import parse_selectors
+from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
+from modelplane.local.store import Ref, Store, WatchEvent, store_path
+
+log = logging.getLogger(__name__)
+
+APPLY_PATH = "/modelplane/v1/apply"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource URL names: a kind, a namespace (None: all), a name and a subresource."""
+
+    kind: Kind
+    namespace: str | None
+    name: str | None = None
+    subresource: str | None = None
+
+    def ref(self) -> Ref:
+        return Ref(self.kind.kind, self.namespace or "", self.name or "")
+
+
+class ApiApp:
+    """The ASGI application serving one store."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._closing = asyncio.Event()
+
+    def end_watches(self) -> None:
+        """Ends every open watch stream, so the server can stop without waiting for clients."""
+        self._closing.set()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request.from_scope(scope, receive)
+        try:
+            await self._route(request, send)
+        except ApiError as error:
+            await send_error(send, error)
+        except Exception:
+            log.exception("control-plane API: %s %s failed", request.method, request.path)
+            await send_error(send, ApiError("internal error; see the control plane's log"))
+
+    async def _route(self, request: Request, send: Send) -> None:
+        path = request.path.rstrip("/") or "/"
+        if path in ("/healthz", "/livez", "/readyz"):
+            return await send_text(send, 200, "ok")
+        if path == APPLY_PATH:
+            return await self._apply(request, send)
+        parts = path.strip("/").split("/")
+        if parts[0] != "apis":
+            raise NotFound(f"the server could not find the requested resource ({request.path})")
+        if len(parts) <= 3:
+            return await self._discovery(request, send, parts[1:])
+        target = _target(parts[1], parts[2], parts[3:])
+        if target is None:
+            raise NotFound(f"the server could not find the requested resource ({request.path})")
+        if target.name is None:
+            return await self._collection(request, send, target)
+        return await self._object(request, send, target)
+
+    async def _discovery(self, request: Request, send: Send, parts: list[str]) -> None:
+        _only(request, "GET")
+        if not parts:
+            document = api_discovery.group_list()
+        elif len(parts) == 1:
+            document = api_discovery.api_group(parts[0])
+        else:
+            document = api_discovery.resource_list(parts[0], parts[1])
+        if document is None:
+            raise NotFound(f"the server could not find the requested resource ({request.path})")
+        await send_json(send, 200, document)
+
+    # ---- collections ----
+
+    async def _collection(self, request: Request, send: Send, target: Target) -> None:
+        if request.method == "GET":
+            if request.flag("watch"):
+                return await self._watch(request, send, target)
+            return await self._list(request, send, target)
+        if request.method == "POST":
+            if target.kind.namespaced and target.namespace is None:
+                raise MethodNotAllowed(
+                    f"create {target.kind.plural} in a namespace: POST .../namespaces/NS/..."
+                )
+            body = await request.json_object()
+            _check_body(body, target)
+            return await send_json(send, 201, self.store.create(body))
+        raise MethodNotAllowed(f"{request.method} is not supported on a collection")
+
+    async def _list(self, request: Request, send: Send, target: Target) -> None:
+        matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        items, version = self.store.list(target.kind.kind, _store_namespace(target))
+        await send_json(
+            send,
+            200,
+            {
+                "apiVersion": target.kind.api_version,
+                "kind": f"{target.kind.kind}List",
+                "metadata": {"resourceVersion": version},
+                "items": [item for item in items if matches(item)],
+            },
+        )
+
+    async def _watch(self, request: Request, send: Send, target: Target) -> None:
+        matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        since = _resume_point(request.query.get("resourceVersion"))
+        timeout = _timeout(request.query.get("timeoutSeconds"))
+        events = self.store.watch(target.kind.kind, _store_namespace(target), since)
+        await stream_json_lines(
+            send, request.receive, _watch_lines(events, matches), timeout=timeout, closing=self._closing
+        )
+
+    # ---- single objects ----
+
+    async def _object(self, request: Request, send: Send, target: Target) -> None:
+        ref = target.ref()
+        status_only = target.subresource == "status"
+        if request.method == "GET":
+            return await send_json(send, 200, self.store.get(ref))
+        if request.method == "DELETE" and not status_only:
+            return await send_json(send, 200, self.store.delete(ref))
+        if request.method == "PUT":
+            body = await request.json_object()
+            _check_body(body, target)
+            change = _replace_with(body)
+        elif request.method == "PATCH":
+            if request.content_type != MERGE_PATCH:
+                raise UnsupportedMediaType(
+                    f"the body of the request was in an unknown format ({request.content_type or 'none'}) "
+                    f"- accepted media types include: {MERGE_PATCH}"
+                )
+            patch = await request.json_object()
+            change = _patched_with(patch)
+        else:
+            raise MethodNotAllowed(f"{request.method} is not supported here")
+        write = self.store.update_status if status_only else self.store.update
+        await send_json(send, 200, write(ref, change))
+
+    # ---- all-or-nothing apply ----
+
+    async def _apply(self, request: Request, send: Send) -> None:
+        _only(request, "POST")
+        body = await request.json_object()
+        items = body.get("items")
+        if body.get("kind") != "List" or not isinstance(items, list):
+            raise BadRequest('apply takes {"kind": "List", "items": [...]}')
+        default_namespace = request.query.get("namespace") or "default"
+        for index, item in enumerate(items):
+            _prepare_apply_item(item, index, default_namespace)
+        results = self.store.apply(items)
+        await send_json(
+            send,
+            200,
+            {
+                "apiVersion": "modelplane.io/v1",
+                "kind": "ApplyResult",
+                "items": [{"action": r.action, "object": r.object} for r in results],
+            },
+        )
+
+
+def _target(group: str, version: str, rest: list[str]) -> Target | None:
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) > 3 or (len(rest) == 3 and rest[2] != "status"):
+        return None
+    kind = kind_at(group, version, rest[0])
+    if kind is None or (namespace is not None and not kind.namespaced):
+        return None
+    name = rest[1] if len(rest) > 1 else None
+    if name is not None and kind.namespaced and namespace is None:
+        return None
+    return Target(kind, namespace, name, rest[2] if len(rest) == 3 else None)
+
+
+def _only(request: Request, method: str) -> None:
+    if request.method != method:
+        raise MethodNotAllowed(f"{request.method} is not supported here")
+
+
+def _store_namespace(target: Target) -> str | None:
+    return target.namespace if target.kind.namespaced else ""
+
+
+def _check_body(body: dict[str, Any], target: Target) -> None:
+    """A body must be of the URL's kind, in its namespace and (for one object) of its name,
+    as Kubernetes insists; a body without a namespace takes the URL's."""
+    kind = target.kind
+    if body.get("apiVersion") != kind.api_version or body.get("kind") != kind.kind:
+        raise BadRequest(
+            f"the API version and kind in the data ({body.get('apiVersion')}, {body.get('kind')}) do not match "
+            f"the expected ({kind.api_version}, {kind.kind})"
+        )
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = body["metadata"] = {}
+    if kind.namespaced:
+        if metadata.get("namespace") in (None, ""):
+            metadata["namespace"] = target.namespace
+        elif metadata["namespace"] != target.namespace:
+            raise BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+    if target.name is not None and metadata.get("name") != target.name:
+        raise BadRequest(
+            f"the name of the object ({metadata.get('name')}) does not match the name on the URL ({target.name})"
+        )
+
+
+def _prepare_apply_item(item: Any, index: int, default_namespace: str) -> None:
+    if not isinstance(item, dict):
+        raise BadRequest(f"items[{index}]: must be an object")
+    kind = kind_of(item)
+    if kind is None:
+        raise BadRequest(
+            f'items[{index}]: no kind "{item.get("kind")}" is served in version "{item.get("apiVersion")}"'
+        )
+    metadata = item.setdefault("metadata", {})
+    if not isinstance(metadata, dict):
+        raise BadRequest(f"items[{index}]: metadata must be an object")
+    if kind.namespaced and not metadata.get("namespace"):
+        metadata["namespace"] = default_namespace
+
+
+def _replace_with(body: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda _current: body
+
+
+def _patched_with(patch: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda current: merge_patch(current, patch)
+
+
+def _resume_point(resource_version: str | None) -> int | None:
+    """Where a watch starts: None ("0" or absent) replays the current state first."""
+    if resource_version in (None, "", "0"):
+        return None
+    try:
+        return int(resource_version)
+    except ValueError:
+        raise BadRequest(f'invalid resourceVersion "{resource_version}"') from None
+
+
+def _timeout(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise BadRequest(f'invalid timeoutSeconds "{value}"') from None
+    return seconds if seconds > 0 else None
+
+
+async def _watch_lines(
+    events: AsyncIterator[WatchEvent], matches: Callable[[dict[str, Any]], bool]
+) -> AsyncIterator[dict[str, Any]]:
+    """Watch events as Kubernetes sends them; a resume point too old ends with an ERROR event."""
+    try:
+        async for event in events:
+            if matches(event.object):
+                yield event.to_json()
+    except Expired as error:
+        yield {"type": "ERROR", "object": error.to_status()}
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: ApiApp):
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._app.end_watches()
+        await super().shutdown(sockets)
+
+
+def bind(host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> socket.socket:
+    """A listening socket for the API; port 0 lets the OS choose (see `getsockname()`)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    return sock
+
+
+async def serve_api(
+    store: Store,
+    host: str = DEFAULT_API_HOST,
+    port: int = DEFAULT_API_PORT,
+    *,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serves the control-plane API for `store` until the task is cancelled or the process is
+    told to stop. Pass `sock` (from `bind`) to learn the port before serving."""
+    app = ApiApp(store)
+    config = uvicorn.Config(
+        app, http="httptools", lifespan="off", log_level="warning", access_log=False, server_header=False
+    )
+    server = _Server(config, app)
+    await server.serve(sockets=[sock or bind(host, port)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the API on its own (for tests and tools): prints `listening on URL` once it is up."""
+    parser = argparse.ArgumentParser(prog="python -m modelplane.local.apiserver")
+    parser.add_argument("--home", type=Path, required=True, help="folder holding the store")
+    parser.add_argument("--host", default=DEFAULT_API_HOST)
+    parser.add_argument("--port", type=int, default=DEFAULT_API_PORT)
+    args = parser.parse_args(argv)
+    args.home.mkdir(parents=True, exist_ok=True)
+    store = Store(store_path(args.home), default_admission())
+    sock = bind(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    print(f"listening on http://{host}:{port}", flush=True)
+    try:
+        asyncio.run(serve_api(store, sock=sock))
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
