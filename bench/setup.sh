@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the benchmarks in bench/ need (run as root; apt-get update first):
+#   wrk             HTTP/1.1 load generator (V2 REST runs of bench/model_server.py)
+#   nghttp2-client  h2load, the HTTP/2 load generator used for gRPC (a pre-built gRPC-framed ModelInfer body)
+# The peers' Python environments (KServe, MLServer) are created by the benchmark scripts themselves,
+# under bench/.envs/.
+set -euo pipefail
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+wrk -v 2>&1 | head -1 || true
+h2load --version
