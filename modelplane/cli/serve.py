@@ -1,0 +1,136 @@
+"""`modelplane serve`: run the model server for one model folder (what each replica runs)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from modelplane.cli.main import CommandError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a model folder over REST and gRPC",
+        description="Serve the model in a folder (or each model in its subfolders) over the V1 and "
+        "V2 inference protocols, on REST and gRPC.",
+    )
+    add = parser.add_argument
+    add(
+        "--model-dir",
+        "--model_dir",
+        default=os.environ.get("MODEL_DIR"),
+        help="folder (or file) holding the model",
+    )
+    add(
+        "--model-name", "--model_name", default=None, help="name the model is served under (default: 'model')"
+    )
+    add(
+        "--runtime", default=None, help="sklearn, xgboost, lightgbm, onnx or custom (default: from the files)"
+    )
+    add(
+        "--model-class",
+        "--model_class",
+        default=None,
+        help="for custom models: module:Class or file.py:Class",
+    )
+    add("--model-version", default=None, help="the version the model reports and answers to on V2")
+    add("--http-port", "--http_port", type=int, default=int(os.environ.get("PORT", 8080)))
+    add("--grpc-port", "--grpc_port", type=int, default=8081, help="gRPC port; -1 turns gRPC off")
+    add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
+    add("--workers", type=int, default=1, help="worker processes sharing the ports")
+    add("--nthread", type=int, default=1, help="threads per prediction for xgboost, lightgbm and onnx")
+    add("--predict-proba", action="store_true", default=None, help="sklearn: answer with predict_proba")
+    add("--predictor-host", "--predictor_host", default=None, help="transformers: the predictor's host:port")
+    add("--predictor-protocol", "--predictor_protocol", default="v1", choices=["v1", "v2"])
+    add("--explainer-host", "--explainer_host", default=None)
+    add("--log-level", default=os.environ.get("MODELPLANE_LOGLEVEL", "INFO"))
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from modelplane.server.model_server import ModelServer, configure_logging
+
+    configure_logging(args.log_level)
+    if args.workers < 1:
+        raise CommandError("--workers must be at least 1")
+    models, factory = build_models(args)
+    server = ModelServer(
+        http_port=args.http_port,
+        grpc_port=None if args.grpc_port < 0 else args.grpc_port,
+        workers=args.workers,
+        host=args.host,
+        model_factory=factory,
+    )
+    server.start(models)
+    return 0
+
+
+def build_models(args: argparse.Namespace):
+    """The models to serve, and a factory loading further ones by name from subfolders."""
+    from modelplane.runtimes import RuntimeUnavailable
+    from modelplane.runtimes.custom import CustomModelError, build_custom_model
+
+    name = args.model_name or "model"
+    runtime = args.runtime or ("custom" if args.model_class else None)
+    try:
+        if runtime == "custom":
+            if not args.model_class:
+                raise CommandError("--runtime custom needs --model-class module:Class")
+            model = build_custom_model(args.model_class, name, args.model_dir)
+            _configure(model, args)
+            return [model], None
+        if not args.model_dir:
+            raise CommandError("--model-dir is required (or set MODEL_DIR)")
+        model_dir = Path(args.model_dir)
+        if not model_dir.exists():
+            raise CommandError(f"model folder {model_dir} does not exist")
+        single = _single_model(model_dir, runtime, name, args)
+        if single is not None:
+            return [single], None
+
+        # No model file at the top: each subfolder is a model, and more can be loaded by name.
+        def factory(model_name: str):
+            folder = model_dir / model_name
+            if not folder.is_dir():
+                raise LookupError(f"Model with name {model_name} is not in {model_dir}")
+            model = _single_model(folder, runtime, model_name, args)
+            if model is None:
+                raise LookupError(f"no model file for {model_name} in {folder}")
+            return model
+
+        models = [factory(folder.name) for folder in sorted(model_dir.iterdir()) if folder.is_dir()]
+        if not models:
+            raise CommandError(f"no model file found in {model_dir}, nor in folders under it")
+        return models, factory
+    except (RuntimeUnavailable, CustomModelError, LookupError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _single_model(model_dir: Path, runtime: str | None, name: str, args: argparse.Namespace):
+    from modelplane.runtimes import runtime_class
+    from modelplane.runtimes.detect import detect_runtime
+
+    runtime = runtime or detect_runtime(model_dir)
+    if runtime is None:
+        return None
+    cls = runtime_class(runtime)
+    options = {}
+    if runtime in ("xgboost", "lightgbm", "onnx"):
+        options["nthread"] = args.nthread
+    if runtime == "sklearn" and args.predict_proba is not None:
+        options["predict_proba"] = args.predict_proba
+    model = cls(name, str(model_dir), **options)
+    _configure(model, args)
+    return model
+
+
+def _configure(model, args: argparse.Namespace) -> None:
+    if args.model_version:
+        model.version = args.model_version
+    if args.predictor_host:
+        model.predictor_host = args.predictor_host
+        model.predictor_protocol = args.predictor_protocol
+    if args.explainer_host:
+        model.explainer_host = args.explainer_host

@@ -1,0 +1,89 @@
+"""Errors that cross the wire: each knows its HTTP status and gRPC status code.
+
+A fault the client caused is a 4xx; only a real failure inside a model or the server is a 5xx.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class ModelplaneError(Exception):
+    """Base of every error that becomes an error response."""
+
+    status_code: int = 500
+    grpc_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(ModelplaneError):
+    """The request is malformed or does not fit the model."""
+
+    status_code = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class ModelNotFound(ModelplaneError):
+    status_code = 404
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, name: str, message: str | None = None):
+        super().__init__(message or f"Model with name {name} does not exist.")
+        self.name = name
+
+
+class ModelNotReady(ModelplaneError):
+    status_code = 503
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, name: str, reason: str | None = None):
+        message = f"Model with name {name} is not ready."
+        if reason:
+            message = f"{message} {reason}"
+        super().__init__(message)
+        self.name = name
+
+
+class ServerNotReady(ModelplaneError):
+    status_code = 503
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+class NotImplementedByModel(ModelplaneError):
+    """The model does not implement the verb asked for (e.g. explain)."""
+
+    status_code = 501
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class UnsupportedMediaType(ModelplaneError):
+    status_code = 415
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class PayloadTooLarge(ModelplaneError):
+    status_code = 413
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class InferenceError(ModelplaneError):
+    """The model failed on a request that was well-formed."""
+
+    status_code = 500
+    grpc_code = grpc.StatusCode.INTERNAL
+
+
+class UpstreamError(ModelplaneError):
+    """A transformer's predictor answered with an error; its status is passed on."""
+
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, status_code: int = 502):
+        super().__init__(message)
+        self.status_code = status_code

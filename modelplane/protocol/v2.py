@@ -1,0 +1,388 @@
+"""V2 (Open Inference Protocol) request and response types.
+
+`InferRequest` and `InferResponse` are what a model's `predict` receives and returns on V2, whether the
+request came over REST (JSON, or JSON plus the binary tensor extension) or gRPC. Tensors are numpy
+arrays; binary tensor bytes are wrapped with `numpy.frombuffer`, never copied.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from modelplane.protocol.datatypes import (
+    DATATYPE_TO_DTYPE,
+    array_from_raw,
+    datatype_of,
+    element_count,
+    normalize_datatype,
+)
+from modelplane.protocol.errors import InvalidInput
+
+Parameters = dict[str, Any]
+
+
+def _check_shape(shape: object, what: str) -> list[int]:
+    if not isinstance(shape, list) or not all(type(dim) is int and dim >= 0 for dim in shape):
+        raise InvalidInput(f"{what}: shape must be a list of non-negative integers, got {shape!r}")
+    return shape
+
+
+def check_parameters(parameters: object, what: str) -> Parameters | None:
+    """Parameters are a flat map of str, int, float or bool values."""
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f"{what}: parameters must be an object, got {type(parameters).__name__}")
+    for key, value in parameters.items():
+        if not isinstance(value, str | int | float | bool):
+            raise InvalidInput(
+                f"{what}: parameter {key!r} must be a string, number or boolean, got {type(value).__name__}"
+            )
+    return parameters
+
+
+def _flatten(data: list) -> list:
+    flat: list = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def array_from_json(data: object, datatype: str, shape: list[int], what: str) -> np.ndarray:
+    """A JSON `data` list (flat or nested) as a numpy array of `shape`."""
+    if not isinstance(data, list):
+        raise InvalidInput(f"{what}: data must be a list, got {type(data).__name__}")
+    count = element_count(shape)
+    if datatype == "BYTES":
+        items = _flatten(data)
+        array = np.empty(len(items), dtype=np.object_)
+        for index, item in enumerate(items):
+            if isinstance(item, str):
+                item = item.encode()
+            elif not isinstance(item, bytes):
+                raise InvalidInput(f"{what}: BYTES data must hold strings, got {item!r}")
+            array[index] = item
+    elif datatype == "FP16":
+        raise InvalidInput(
+            f"{what}: FP16 data cannot be sent as JSON; send it with the binary tensor extension"
+        )
+    else:
+        try:
+            array = np.asarray(data, dtype=DATATYPE_TO_DTYPE[datatype])
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidInput(f"{what}: data does not fit datatype {datatype}: {exc}") from None
+    if array.size != count:
+        raise InvalidInput(f"{what}: data has {array.size} elements but shape {shape} needs {count}")
+    return array.reshape(shape)
+
+
+class InferInput:
+    """One input tensor of a V2 request."""
+
+    __slots__ = ("name", "shape", "datatype", "parameters", "_array", "_data")
+
+    def __init__(
+        self,
+        name: str,
+        shape: Sequence[int],
+        datatype: str,
+        data: list | np.ndarray | None = None,
+        parameters: Parameters | None = None,
+    ):
+        self.name = name
+        self.shape = list(shape)
+        self.datatype = datatype
+        self.parameters = parameters
+        self._array: np.ndarray | None = None
+        self._data: list | None = None
+        if isinstance(data, np.ndarray):
+            self._array = data
+        else:
+            self._data = data
+
+    @property
+    def data(self) -> list | None:
+        """The tensor's elements as a flat or nested list, as JSON would carry them."""
+        if self._data is None and self._array is not None:
+            self._data = _array_to_list(self._array, self.datatype)
+        return self._data
+
+    @data.setter
+    def data(self, value: list) -> None:
+        self._data = value
+        self._array = None
+
+    def as_numpy(self) -> np.ndarray:
+        if self._array is None:
+            if self._data is None:
+                raise InvalidInput(f"input {self.name!r} has no data")
+            self._array = array_from_json(
+                self._data, normalize_datatype(self.datatype), self.shape, f"input {self.name!r}"
+            )
+        return self._array
+
+    def as_string(self) -> list[str]:
+        """A BYTES tensor's elements decoded as UTF-8 strings."""
+        return [item.decode() if isinstance(item, bytes) else str(item) for item in self.as_numpy().flat]
+
+    def set_data_from_numpy(self, array: np.ndarray, binary_data: bool = True) -> None:
+        if not isinstance(array, np.ndarray):
+            raise InvalidInput(f"input {self.name!r}: expected a numpy array, got {type(array).__name__}")
+        if datatype_of(array) != self.datatype:
+            raise InvalidInput(
+                f"input {self.name!r}: array of {array.dtype} does not match datatype {self.datatype}"
+            )
+        if list(array.shape) != self.shape:
+            raise InvalidInput(
+                f"input {self.name!r}: array of shape {list(array.shape)} does not match shape {self.shape}"
+            )
+        self._array = array
+        self._data = None
+        if binary_data:
+            self.parameters = {**(self.parameters or {}), "binary_data": True}
+
+    def __repr__(self) -> str:
+        return f"InferInput(name={self.name!r}, shape={self.shape}, datatype={self.datatype!r})"
+
+
+class InferOutput(InferInput):
+    """One output tensor of a V2 response."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"InferOutput(name={self.name!r}, shape={self.shape}, datatype={self.datatype!r})"
+
+
+class RequestedOutput:
+    """An entry of a request's `outputs`: which output to return, and how."""
+
+    __slots__ = ("name", "parameters")
+
+    def __init__(self, name: str, parameters: Parameters | None = None):
+        self.name = name
+        self.parameters = parameters
+
+    @property
+    def binary_data(self) -> bool | None:
+        if self.parameters is None:
+            return None
+        value = self.parameters.get("binary_data")
+        return None if value is None else bool(value)
+
+
+class InferRequest:
+    """A V2 inference request, decoded."""
+
+    __slots__ = (
+        "model_name",
+        "model_version",
+        "id",
+        "parameters",
+        "inputs",
+        "request_outputs",
+        "from_grpc",
+    )
+
+    def __init__(
+        self,
+        model_name: str,
+        infer_inputs: list[InferInput],
+        request_id: str | None = None,
+        parameters: Parameters | None = None,
+        request_outputs: list[RequestedOutput] | None = None,
+        model_version: str | None = None,
+        from_grpc: bool = False,
+    ):
+        self.model_name = model_name
+        self.model_version = model_version
+        self.id = request_id
+        self.parameters = parameters
+        self.inputs = infer_inputs
+        self.request_outputs = request_outputs
+        self.from_grpc = from_grpc
+
+    def get_input_by_name(self, name: str) -> InferInput | None:
+        for infer_input in self.inputs:
+            if infer_input.name == name:
+                return infer_input
+        return None
+
+    @property
+    def content_type(self) -> str | None:
+        return (self.parameters or {}).get("content_type")
+
+    def as_dataframe(self):
+        """All inputs as the columns of a pandas DataFrame (for `content_type: pd` requests)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise InvalidInput(
+                'content_type "pd" needs pandas on the server: pip install "modelplane[pandas]"'
+            ) from None
+        columns = {}
+        for infer_input in self.inputs:
+            array = infer_input.as_numpy()
+            if infer_input.datatype == "BYTES":
+                array = np.array(infer_input.as_string(), dtype=np.object_).reshape(array.shape)
+            columns[infer_input.name] = array.reshape(-1) if array.ndim > 1 else array
+        return pd.DataFrame(columns)
+
+    def __repr__(self) -> str:
+        return f"InferRequest(model_name={self.model_name!r}, id={self.id!r}, inputs={self.inputs!r})"
+
+
+class InferResponse:
+    """A V2 inference response, before encoding."""
+
+    __slots__ = ("id", "model_name", "model_version", "parameters", "outputs", "from_grpc")
+
+    def __init__(
+        self,
+        response_id: str | None,
+        model_name: str,
+        infer_outputs: list[InferOutput],
+        model_version: str | None = None,
+        parameters: Parameters | None = None,
+        from_grpc: bool = False,
+    ):
+        self.id = response_id or str(uuid.uuid4())
+        self.model_name = model_name
+        self.model_version = model_version
+        self.parameters = parameters
+        self.outputs = infer_outputs
+        self.from_grpc = from_grpc
+
+    def get_output_by_name(self, name: str) -> InferOutput | None:
+        for output in self.outputs:
+            if output.name == name:
+                return output
+        return None
+
+    def __repr__(self) -> str:
+        return f"InferResponse(model_name={self.model_name!r}, id={self.id!r}, outputs={self.outputs!r})"
+
+
+def _array_to_list(array: np.ndarray, datatype: str) -> list:
+    if datatype == "BYTES" or array.dtype.kind in "OSU":
+        return [item.decode() if isinstance(item, bytes) else item for item in array.flat]
+    return array.reshape(-1).tolist()
+
+
+def output_from_array(name: str, array: Any) -> InferOutput:
+    """An output tensor from whatever a model returned: a numpy array, a list or a scalar."""
+    if not isinstance(array, np.ndarray):
+        array = np.asarray(array)
+    if array.dtype.kind in "SU":
+        array = array.astype(np.object_)
+    return InferOutput(name, array.shape, datatype_of(array), array)
+
+
+def decode_inputs(raw_inputs: object, binary: memoryview | None, what: str = "request") -> list[InferInput]:
+    """Decode a JSON `inputs` list; tensors with `binary_data_size` are read from `binary` in order."""
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise InvalidInput(f"{what}: 'inputs' must be a non-empty list")
+    inputs = []
+    offset = 0
+    for index, raw in enumerate(raw_inputs):
+        if not isinstance(raw, dict):
+            raise InvalidInput(f"{what}: inputs[{index}] must be an object")
+        name = raw.get("name")
+        if not isinstance(name, str):
+            raise InvalidInput(f"{what}: inputs[{index}] needs a string 'name'")
+        label = f"input {name!r}"
+        shape = _check_shape(raw.get("shape"), label)
+        datatype = normalize_datatype(raw.get("datatype"))
+        parameters = check_parameters(raw.get("parameters"), label)
+        size = parameters.get("binary_data_size") if parameters else None
+        if size is not None:
+            if binary is None:
+                raise InvalidInput(
+                    f"{label} has binary_data_size but the request carries no binary data "
+                    "(is the inference-header-content-length header missing?)"
+                )
+            if type(size) is not int or size < 0:
+                raise InvalidInput(f"{label}: binary_data_size must be a non-negative integer")
+            if offset + size > len(binary):
+                raise InvalidInput(
+                    f"{label}: binary_data_size {size} runs past the end of the body "
+                    f"({len(binary) - offset} bytes left)"
+                )
+            array = array_from_raw(binary[offset : offset + size], datatype, shape)
+            offset += size
+        else:
+            if "data" not in raw:
+                raise InvalidInput(f"{label} has no 'data'")
+            array = array_from_json(raw["data"], datatype, shape, label)
+        inputs.append(InferInput(name, shape, datatype, array, parameters))
+    if binary is not None and offset != len(binary):
+        raise InvalidInput(
+            f"{what}: the inputs' binary_data_size add up to {offset} bytes "
+            f"but {len(binary)} bytes of binary data were sent"
+        )
+    return inputs
+
+
+def decode_requested_outputs(raw_outputs: object) -> list[RequestedOutput] | None:
+    if raw_outputs is None:
+        return None
+    if not isinstance(raw_outputs, list):
+        raise InvalidInput("'outputs' must be a list")
+    requested = []
+    for index, raw in enumerate(raw_outputs):
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise InvalidInput(f"outputs[{index}] needs a string 'name'")
+        requested.append(
+            RequestedOutput(raw["name"], check_parameters(raw.get("parameters"), f"output {raw['name']!r}"))
+        )
+    return requested
+
+
+def request_from_dict(document: object, model_name: str, binary: memoryview | None = None) -> InferRequest:
+    """An InferRequest from a decoded JSON body (plus the binary section, if any)."""
+    if not isinstance(document, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInput("'id' must be a string")
+    return InferRequest(
+        model_name=model_name,
+        infer_inputs=decode_inputs(document.get("inputs"), binary),
+        request_id=request_id,
+        parameters=check_parameters(document.get("parameters"), "request"),
+        request_outputs=decode_requested_outputs(document.get("outputs")),
+    )
+
+
+def select_outputs(
+    response: InferResponse, request: InferRequest | None
+) -> list[tuple[InferOutput, bool | None]]:
+    """The outputs to send, in order, each with its requested binary flag (None: not said)."""
+    requested = request.request_outputs if request is not None else None
+    if not requested:
+        return [(output, None) for output in response.outputs]
+    by_name = {output.name: output for output in response.outputs}
+    selected = []
+    for wanted in requested:
+        output = by_name.get(wanted.name)
+        if output is None:
+            raise InvalidInput(
+                f"Unexpected inference output '{wanted.name}' for model '{response.model_name}'"
+            )
+        selected.append((output, wanted.binary_data))
+    return selected
+
+
+def wants_binary_outputs(request: InferRequest | None) -> bool:
+    return bool(request is not None and request.parameters and request.parameters.get("binary_data_output"))

@@ -1,0 +1,151 @@
+"""V2 requests and responses to and from their gRPC messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modelplane.protocol.datatypes import DATATYPE_TO_DTYPE, array_from_raw, array_to_raw, normalize_datatype
+from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.v2 import (
+    InferInput,
+    InferRequest,
+    InferResponse,
+    RequestedOutput,
+    array_from_json,
+    select_outputs,
+)
+
+# datatype -> the InferTensorContents field that carries it
+CONTENTS_FIELD = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def parameters_from_grpc(parameters: Any) -> dict[str, Any] | None:
+    if not parameters:
+        return None
+    decoded = {}
+    for key, parameter in parameters.items():
+        choice = parameter.WhichOneof("parameter_choice")
+        decoded[key] = getattr(parameter, choice) if choice else None
+    return decoded
+
+
+def parameters_to_grpc(target: Any, parameters: dict[str, Any] | None) -> None:
+    if not parameters:
+        return
+    for key, value in parameters.items():
+        parameter = target[key]
+        if isinstance(value, bool | np.bool_):
+            parameter.bool_param = bool(value)
+        elif isinstance(value, int | np.integer):
+            if value > 2**63 - 1:
+                parameter.uint64_param = int(value)
+            else:
+                parameter.int64_param = int(value)
+        elif isinstance(value, float | np.floating):
+            parameter.double_param = float(value)
+        else:
+            parameter.string_param = str(value)
+
+
+def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool]:
+    """The InferRequest for a ModelInfer call, and whether it used raw input contents."""
+    raw_contents = message.raw_input_contents
+    inputs = message.inputs
+    if raw_contents and len(raw_contents) != len(inputs):
+        raise InvalidInput(
+            f"the number of inputs ({len(inputs)}) does not match the number of raw input contents "
+            f"({len(raw_contents)})"
+        )
+    if not inputs:
+        raise InvalidInput("the request has no inputs")
+    decoded = []
+    for index, tensor in enumerate(inputs):
+        label = f"input {tensor.name!r}"
+        datatype = normalize_datatype(tensor.datatype)
+        shape = list(tensor.shape)
+        if any(dim < 0 for dim in shape):
+            raise InvalidInput(f"{label}: shape must not have negative dimensions, got {shape}")
+        if raw_contents:
+            if tensor.HasField("contents"):
+                raise InvalidInput(f"{label}: contents must not be set when raw_input_contents is used")
+            array = array_from_raw(raw_contents[index], datatype, shape)
+        else:
+            array = _array_from_contents(tensor.contents, datatype, shape, label)
+        decoded.append(
+            InferInput(tensor.name, shape, datatype, array, parameters_from_grpc(tensor.parameters))
+        )
+    requested = [
+        RequestedOutput(output.name, parameters_from_grpc(output.parameters)) for output in message.outputs
+    ] or None
+    request = InferRequest(
+        model_name=message.model_name,
+        infer_inputs=decoded,
+        request_id=message.id or None,
+        parameters=parameters_from_grpc(message.parameters),
+        request_outputs=requested,
+        model_version=message.model_version or None,
+        from_grpc=True,
+    )
+    return request, bool(raw_contents)
+
+
+def _array_from_contents(contents: pb.InferTensorContents, datatype: str, shape: list[int], label: str):
+    field = CONTENTS_FIELD.get(datatype)
+    if field is None:
+        raise InvalidInput(f"{label}: {datatype} data must be sent in raw_input_contents")
+    values = getattr(contents, field)
+    if datatype == "BYTES":
+        return array_from_json(list(values), datatype, shape, label)
+    try:
+        array = np.array(values, dtype=DATATYPE_TO_DTYPE[datatype])
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInput(f"{label}: contents do not fit datatype {datatype}: {exc}") from None
+    count = int(np.prod(shape)) if shape else 1
+    if array.size != count:
+        raise InvalidInput(f"{label}: contents have {array.size} elements but shape {shape} needs {count}")
+    return array.reshape(shape)
+
+
+def response_to_grpc(
+    response: InferResponse, request: InferRequest, raw_inputs: bool
+) -> pb.ModelInferResponse:
+    selected = select_outputs(response, request)
+    use_raw = raw_inputs or any(output.datatype == "FP16" for output, _ in selected)
+    message = pb.ModelInferResponse(
+        model_name=response.model_name,
+        model_version=response.model_version or "",
+        id=response.id or "",
+    )
+    parameters_to_grpc(message.parameters, response.parameters)
+    for output, _binary in selected:
+        array = output.as_numpy() if output._array is None else output._array
+        tensor = message.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape)
+        parameters = {k: v for k, v in (output.parameters or {}).items() if k != "binary_data"}
+        if use_raw:
+            raw = array_to_raw(array, output.datatype)
+            message.raw_output_contents.append(raw)
+            parameters["binary_data_size"] = len(raw)
+        else:
+            values = getattr(tensor.contents, CONTENTS_FIELD[output.datatype])
+            if output.datatype == "BYTES":
+                values.extend(item if isinstance(item, bytes) else str(item).encode() for item in array.flat)
+            else:
+                values.extend(array.reshape(-1).tolist())
+        parameters_to_grpc(tensor.parameters, parameters)
+    return message

@@ -1,0 +1,134 @@
+"""The V2 REST wire format: JSON bodies and the binary tensor extension."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from modelplane.protocol.datatypes import array_to_raw
+from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.v2 import (
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    request_from_dict,
+    select_outputs,
+    wants_binary_outputs,
+)
+
+JSON_LENGTH_HEADER = "inference-header-content-length"
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def decode_request(body: bytes, json_length: int | None, model_name: str) -> InferRequest:
+    """Decode an /infer body; `json_length` is the inference-header-content-length, if sent."""
+    if not body:
+        raise InvalidInput("the request body is empty")
+    if json_length is None:
+        header, binary = body, None
+    else:
+        if json_length < 0 or json_length > len(body):
+            raise InvalidInput(f"{JSON_LENGTH_HEADER} is {json_length} but the body has {len(body)} bytes")
+        view = memoryview(body)
+        header, binary = view[:json_length], view[json_length:]
+    try:
+        document = orjson.loads(header)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+    return request_from_dict(document, model_name, binary)
+
+
+def parse_json_length(value: bytes | str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"{JSON_LENGTH_HEADER} must be an integer, got {value!r}") from None
+
+
+def _json_data(output: InferOutput):
+    array = output._array
+    if array is None:
+        return output._data
+    if output.datatype == "BYTES" or array.dtype.kind in "OSU":
+        return output.data
+    if output.datatype == "FP16":
+        raise InvalidInput(
+            f"output {output.name!r} is FP16, which cannot be sent as JSON; ask for it with binary_data: true"
+        )
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    return array.reshape(-1)
+
+
+def _output_array(output: InferOutput) -> np.ndarray:
+    return output.as_numpy() if output._array is None else output._array
+
+
+def encode_response(response: InferResponse, request: InferRequest | None) -> tuple[bytes, int | None]:
+    """The body of an /infer response, and its JSON length when binary outputs follow it."""
+    all_binary = wants_binary_outputs(request)
+    described = []
+    raw_parts: list[bytes] = []
+    for output, binary_flag in select_outputs(response, request):
+        binary = all_binary if binary_flag is None else binary_flag
+        parameters = dict(output.parameters) if output.parameters else None
+        if parameters:
+            parameters.pop("binary_data", None)
+        if binary:
+            raw = array_to_raw(_output_array(output), output.datatype)
+            raw_parts.append(raw)
+            parameters = {**(parameters or {}), "binary_data_size": len(raw)}
+            described.append(
+                {
+                    "name": output.name,
+                    "shape": output.shape,
+                    "datatype": output.datatype,
+                    "parameters": parameters,
+                }
+            )
+        else:
+            described.append(
+                {
+                    "name": output.name,
+                    "shape": output.shape,
+                    "datatype": output.datatype,
+                    "parameters": parameters or None,
+                    "data": _json_data(output),
+                }
+            )
+    header = orjson.dumps(
+        {
+            "model_name": response.model_name,
+            "model_version": response.model_version,
+            "id": response.id,
+            "parameters": response.parameters,
+            "outputs": described,
+        },
+        option=_DUMPS_OPTIONS,
+    )
+    if not raw_parts:
+        return header, None
+    return header + b"".join(raw_parts), len(header)
+
+
+def decode_response(body: bytes, json_length: int | None = None) -> InferResponse:
+    """Decode an /infer response (used by transformers calling their predictor)."""
+    from modelplane.protocol.v2 import decode_inputs
+
+    view = memoryview(body)
+    header = view if json_length is None else view[:json_length]
+    binary = None if json_length is None else view[json_length:]
+    document = orjson.loads(header)
+    outputs = [
+        InferOutput(o.name, o.shape, o.datatype, o._array, o.parameters)
+        for o in decode_inputs(document.get("outputs"), binary, "response")
+    ]
+    return InferResponse(
+        document.get("id"),
+        document.get("model_name", ""),
+        outputs,
+        model_version=document.get("model_version"),
+        parameters=document.get("parameters"),
+    )

@@ -1,0 +1,125 @@
+"""What the built-in runtimes share: finding the model file, shaping inputs and outputs, and
+running the library call without stalling the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelplane.protocol.errors import InferenceError, InvalidInput
+from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
+from modelplane.server.model import Model
+
+# Below this many input elements a prediction is cheaper than a hop to a worker thread, so it runs
+# on the event loop; larger batches go to a thread and the loop keeps serving.
+INLINE_ELEMENTS = 4096
+
+
+class ModelMissingError(Exception):
+    """No model file in the model folder."""
+
+
+def require(module: str, extra: str):
+    """Import a runtime's library, or say which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"the {extra} runtime needs the '{module}' package: pip install \"modelplane[{extra}]\" ({exc})"
+        ) from None
+
+
+def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
+    """The single top-level file in `model_dir` with one of `extensions`; a file path is used as is."""
+    path = Path(model_dir)
+    if path.is_file():
+        if not path.name.endswith(extensions):
+            raise ModelMissingError(f"{path} is not a model file ({', '.join(extensions)})")
+        return path
+    if not path.is_dir():
+        raise ModelMissingError(f"model folder {path} does not exist")
+    candidates = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(extensions))
+    if not candidates:
+        raise ModelMissingError(f"no model file ({', '.join(extensions)}) found in {path}")
+    if len(candidates) > 1:
+        names = ", ".join(p.name for p in candidates)
+        raise RuntimeError(
+            f"More than one model file is detected, Only one is allowed within model_dir: {names}"
+        )
+    return candidates[0]
+
+
+def v1_instances(payload: Any) -> Any:
+    """The `instances` (or `inputs`) of a V1 request as an array, or a DataFrame for records."""
+    if not isinstance(payload, dict):
+        raise InvalidInput('a V1 request must be a JSON object with "instances"')
+    if "instances" in payload:
+        instances = payload["instances"]
+    elif "inputs" in payload:
+        instances = payload["inputs"]
+    else:
+        raise InvalidInput('the request has no "instances"')
+    if not isinstance(instances, list):
+        raise InvalidInput('Expected "instances" to be a list')
+    if instances and isinstance(instances[0], dict):
+        return _records_frame(instances)
+    try:
+        return np.asarray(instances)
+    except ValueError as exc:
+        raise InvalidInput(f"instances do not form a regular array: {exc}") from None
+
+
+def _records_frame(records: list[dict]):
+    pandas = require("pandas", "pandas")
+    return pandas.DataFrame.from_records(records)
+
+
+def v2_inputs(request: InferRequest) -> Any:
+    """The model input of a V2 request: the first tensor, or all of them as columns when
+    `content_type` is `pd`."""
+    if request.content_type == "pd":
+        return request.as_dataframe()
+    return request.inputs[0].as_numpy()
+
+
+def element_count(data: Any) -> int:
+    size = getattr(data, "size", None)
+    return size if isinstance(size, int) else len(data)
+
+
+class TabularModel(Model):
+    """A model taking a 2-D batch of rows and answering one prediction per row."""
+
+    extensions: tuple[str, ...] = ()
+
+    def __init__(self, name: str, model_dir: str | Path):
+        super().__init__(name)
+        self.model_dir = Path(model_dir)
+
+    def compute(self, data: Any) -> Any:
+        raise NotImplementedError
+
+    async def _compute(self, data: Any) -> Any:
+        try:
+            if element_count(data) <= INLINE_ELEMENTS:
+                return self.compute(data)
+            return await asyncio.to_thread(self.compute, data)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise InvalidInput(f"the input does not fit model {self.name}: {exc}") from None
+        except InvalidInput:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the library's own failure
+            raise InferenceError(f"model {self.name} failed: {type(exc).__name__}: {exc}") from None
+
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        if isinstance(payload, InferRequest):
+            result = await self._compute(v2_inputs(payload))
+            return InferResponse(
+                payload.id, self.name, [output_from_array("output-0", result)], model_version=None
+            )
+        result = await self._compute(v1_instances(payload))
+        return {"predictions": result}

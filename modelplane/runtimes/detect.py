@@ -1,0 +1,34 @@
+"""Which built-in runtime serves a model folder, from the files in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_BY_EXTENSION = {
+    ".joblib": "sklearn",
+    ".pkl": "sklearn",
+    ".pickle": "sklearn",
+    ".onnx": "onnx",
+    ".ubj": "xgboost",
+    ".json": "xgboost",
+    ".txt": "lightgbm",
+}
+
+
+def detect_runtime(model_dir: str | Path) -> str | None:
+    """The runtime for the single model file in `model_dir`, or None if it cannot tell."""
+    path = Path(model_dir)
+    files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.is_file())
+    found = set()
+    for file in files:
+        if file.suffix == ".bst":
+            found.add(_bst_runtime(file))
+        elif file.suffix in _BY_EXTENSION:
+            found.add(_BY_EXTENSION[file.suffix])
+    return found.pop() if len(found) == 1 else None
+
+
+def _bst_runtime(file: Path) -> str:
+    # LightGBM writes text models starting with "tree"; XGBoost's .bst is binary or UBJSON.
+    with file.open("rb") as handle:
+        return "lightgbm" if handle.read(4) == b"tree" else "xgboost"

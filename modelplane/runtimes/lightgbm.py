@@ -1,0 +1,28 @@
+"""LightGBM boosters saved as text (`.bst`, `.txt`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelplane.runtimes.base import TabularModel, find_model_file, require
+
+
+class LightGBMModel(TabularModel):
+    extensions = (".bst", ".txt")
+
+    def __init__(self, name: str, model_dir: str, nthread: int = 1):
+        super().__init__(name, model_dir)
+        self.nthread = nthread
+        self._booster: Any = None
+
+    def load(self) -> bool:
+        lightgbm = require("lightgbm", "lightgbm")
+        path = find_model_file(self.model_dir, self.extensions)
+        self._booster = lightgbm.Booster(model_file=str(path), params={"num_threads": self.nthread})
+        self.ready = True
+        return True
+
+    def compute(self, data: Any) -> Any:
+        if hasattr(data, "columns"):
+            data = data[self._booster.feature_name()]
+        return self._booster.predict(data, num_threads=self.nthread)

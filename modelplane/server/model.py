@@ -1,0 +1,121 @@
+"""The `Model` users subclass: load, then preprocess → predict → postprocess (or explain).
+
+Each stage may be a plain method or a coroutine. A plain method runs on a worker thread, so a slow
+model never stalls the event loop that serves other requests; a coroutine runs on the loop.
+Stages a model does not override are skipped, so a model that only writes `predict` pays nothing
+for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from modelplane.protocol.errors import NotImplementedByModel
+
+STAGES = ("preprocess", "predict", "postprocess", "explain")
+
+
+class Model:
+    """A model served under `name`. Override `load` and `predict`; the rest is optional.
+
+    On V1 requests the payload is the decoded JSON body (a dict); on V2 requests (REST or gRPC)
+    it is an `InferRequest`. `predict` may return an `InferResponse`, a dict, or an array/list,
+    which the server wraps as the protocol requires.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.ready = False
+        # Set by the server for transformers: where the predictor listens and how to speak to it.
+        self.predictor_host: str | None = None
+        self.predictor_protocol: str = "v1"
+        self.explainer_host: str | None = None
+
+    def load(self) -> bool:
+        """Load the model's artefacts. Set and return `self.ready`."""
+        self.ready = True
+        return self.ready
+
+    async def healthy(self) -> bool:
+        return self.ready
+
+    def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        return payload
+
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        if self.predictor_host:
+            from modelplane.server.predictor_client import forward_predict
+
+            return forward_predict(self, payload, headers)
+        raise NotImplementedByModel(f"Model {self.name} does not implement predict")
+
+    def postprocess(self, result: Any, headers: dict[str, str] | None = None) -> Any:
+        return result
+
+    def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        if self.explainer_host:
+            from modelplane.server.predictor_client import forward_explain
+
+            return forward_explain(self, payload, headers)
+        raise NotImplementedByModel(f"Model {self.name} has no explainer")
+
+    def get_input_types(self) -> list[dict]:
+        """Input tensor metadata for V2 model metadata: `[{name, datatype, shape}]`."""
+        return []
+
+    def get_output_types(self) -> list[dict]:
+        return []
+
+    def stop(self) -> None:
+        """Release what `load` acquired; called on unload and at shutdown."""
+
+
+Stage = Callable[..., Any]
+
+
+class StageRunner:
+    """Calls one stage of a model the right way: awaited, on a thread, or skipped."""
+
+    __slots__ = ("name", "call", "skip", "takes_response_headers")
+
+    def __init__(self, model: Model, stage: str):
+        method = getattr(model, stage)
+        default = getattr(Model, stage)
+        self.name = stage
+        function = getattr(method, "__func__", method)
+        # A transformer's default predict forwards over the network: keep it on the loop.
+        self.skip = stage in ("preprocess", "postprocess") and function is default
+        self.takes_response_headers = "response_headers" in _parameters(method)
+        if inspect.iscoroutinefunction(method) or (stage in ("predict", "explain") and function is default):
+            self.call = method
+        else:
+            self.call = _on_thread(method)
+
+    async def __call__(self, payload: Any, headers: dict, response_headers: dict) -> Any:
+        if self.takes_response_headers:
+            result = self.call(payload, headers, response_headers=response_headers)
+        else:
+            result = self.call(payload, headers)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def _on_thread(method: Stage) -> Stage:
+    @functools.wraps(method)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(method, *args, **kwargs))
+
+    return run
+
+
+def _parameters(method: Stage) -> set[str]:
+    try:
+        return set(inspect.signature(method).parameters)
+    except (TypeError, ValueError):
+        return set()

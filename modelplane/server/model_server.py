@@ -1,0 +1,179 @@
+"""`ModelServer`: serves a list of models over REST and gRPC, in one process or several.
+
+With `workers > 1` the parent binds the REST socket and starts that many worker processes that
+share it (the kernel spreads connections between them); each worker binds the gRPC port with
+SO_REUSEPORT. The parent restarts a worker that dies and passes SIGTERM/SIGINT on for a graceful
+stop. Every worker loads its own copy of the models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import uvicorn
+import uvloop
+
+from modelplane.server.dataplane import DataPlane
+from modelplane.server.model import Model
+from modelplane.server.repository import ModelFactory, ModelRepository, load_model
+from modelplane.server.rest import RESTServer
+
+logger = logging.getLogger("modelplane.server")
+
+GRACEFUL_STOP_SECONDS = 30
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own signal handling: the model server decides how to stop."""
+
+    def capture_signals(self):  # type: ignore[override]
+        return nullcontext()
+
+
+class ModelServer:
+    def __init__(
+        self,
+        http_port: int = 8080,
+        grpc_port: int | None = 8081,
+        workers: int = 1,
+        host: str = "127.0.0.1",
+        grpc_max_message_length: int = 64 * 1024 * 1024,
+        model_factory: ModelFactory | None = None,
+        grace_seconds: float = GRACEFUL_STOP_SECONDS,
+    ):
+        self.http_port = http_port
+        self.grpc_port = grpc_port
+        self.workers = workers
+        self.host = host
+        self.grpc_max_message_length = grpc_max_message_length
+        self.model_factory = model_factory
+        self.grace_seconds = grace_seconds
+
+    def start(self, models: Sequence[Model]) -> None:
+        """Serve `models` until SIGTERM or SIGINT. Blocks."""
+        if self.workers <= 1:
+            uvloop.run(self.serve(list(models)))
+            return
+        self._run_workers(list(models))
+
+    async def serve(self, models: list[Model], sock: socket.socket | None = None) -> None:
+        repository = ModelRepository(self.model_factory)
+        for model in models:
+            repository.add(model)
+        dataplane = DataPlane(repository)
+        if sock is None:
+            sock = bind_socket(self.host, self.http_port)
+        config = uvicorn.Config(
+            RESTServer(dataplane),
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_keep_alive=65,
+            timeout_graceful_shutdown=self.grace_seconds,
+        )
+        rest = _Server(config)
+        grpc_server = None
+        if self.grpc_port is not None:
+            from modelplane.server.grpc_server import start_grpc_server
+
+            grpc_server = await start_grpc_server(
+                dataplane, self.host, self.grpc_port, self.grpc_max_message_length
+            )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+
+        rest_task = asyncio.create_task(rest.serve(sockets=[sock]))
+        load_task = asyncio.create_task(_load_all(repository))
+        logger.info(
+            "serving %s on http://%s:%s%s",
+            ", ".join(repository.names()) or "no models",
+            self.host,
+            sock.getsockname()[1],
+            f" and grpc port {self.grpc_port}" if grpc_server else "",
+        )
+        await stopping.wait()
+        logger.info("stopping: draining requests in flight")
+        rest.should_exit = True
+        if grpc_server is not None:
+            await grpc_server.stop(self.grace_seconds)
+        await rest_task
+        load_task.cancel()
+        await repository.unload_all()
+
+    def _run_workers(self, models: list[Model]) -> None:
+        sock = bind_socket(self.host, self.http_port)
+        context = multiprocessing.get_context("spawn")
+        metrics_dir = tempfile.mkdtemp(prefix="modelplane-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        stop = False
+
+        def request_stop(signum, _frame):
+            nonlocal stop
+            stop = True
+            for process in processes:
+                if process.is_alive():
+                    os.kill(process.pid, signum)
+
+        def spawn() -> multiprocessing.Process:
+            process = context.Process(target=_worker_main, args=(self, models, sock), daemon=False)
+            process.start()
+            return process
+
+        processes = [spawn() for _ in range(self.workers)]
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        backoff = 1.0
+        while not stop:
+            time.sleep(0.2)
+            for index, process in enumerate(processes):
+                if not process.is_alive() and not stop:
+                    logger.error(
+                        "worker %s exited with %s; restarting in %.0fs",
+                        process.pid,
+                        process.exitcode,
+                        backoff,
+                    )
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 30)
+                    processes[index] = spawn()
+        for process in processes:
+            process.join()
+
+
+def _worker_main(server: ModelServer, models: list[Model], sock: socket.socket) -> None:
+    configure_logging()
+    uvloop.run(server.serve(models, sock))
+
+
+async def _load_all(repository: ModelRepository) -> None:
+    for _name, served in repository.items():
+        if not served.model.ready:
+            await load_model(served)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def configure_logging(level: str | None = None) -> None:
+    level = level or os.environ.get("MODELPLANE_LOGLEVEL", "INFO")
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,114 @@
+"""The models a server holds, by name, and how they are loaded and unloaded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from modelplane.protocol.errors import ModelNotFound, ModelNotReady
+from modelplane.server.model import STAGES, Model, StageRunner
+
+logger = logging.getLogger("modelplane.server")
+
+# Builds a model from its name when a client asks to load one that is not held yet.
+ModelFactory = Callable[[str], Model]
+
+
+class ServedModel:
+    """A model with its stages prepared for calling, and why it failed to load if it did."""
+
+    __slots__ = ("model", "stages", "load_error")
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.stages = {stage: StageRunner(model, stage) for stage in STAGES}
+        self.load_error: str | None = None
+
+
+class ModelRepository:
+    def __init__(self, factory: ModelFactory | None = None):
+        self._served: dict[str, ServedModel] = {}
+        self._factory = factory
+        self._load_lock = asyncio.Lock()
+
+    def add(self, model: Model, name: str | None = None) -> ServedModel:
+        served = ServedModel(model)
+        self._served[name or model.name] = served
+        return served
+
+    def names(self) -> list[str]:
+        return list(self._served)
+
+    def get(self, name: str) -> ServedModel:
+        served = self._served.get(name)
+        if served is None:
+            raise ModelNotFound(name)
+        return served
+
+    def get_ready(self, name: str) -> ServedModel:
+        served = self._served.get(name)
+        if served is None:
+            raise ModelNotFound(name)
+        if not served.model.ready:
+            raise ModelNotReady(name, served.load_error)
+        return served
+
+    async def is_ready(self, name: str) -> bool:
+        served = self.get(name)
+        return bool(await served.model.healthy())
+
+    def items(self) -> list[tuple[str, ServedModel]]:
+        return list(self._served.items())
+
+    async def load(self, name: str) -> ServedModel:
+        """Load (or reload) a model by name; ModelNotReady says why if it fails."""
+        async with self._load_lock:
+            served = self._served.get(name)
+            if served is None:
+                if self._factory is None:
+                    raise ModelNotFound(name, f"Model with name {name} is not in the repository.")
+                try:
+                    model = self._factory(name)
+                except LookupError as exc:
+                    raise ModelNotFound(name, str(exc)) from None
+                served = self.add(model, name)
+            await load_model(served)
+            if not served.model.ready:
+                raise ModelNotReady(name, served.load_error)
+            return served
+
+    async def unload(self, name: str) -> None:
+        served = self._served.pop(name, None)
+        if served is None:
+            raise ModelNotFound(name)
+        served.model.ready = False
+        await asyncio.to_thread(served.model.stop)
+
+    async def unload_all(self) -> None:
+        for name in list(self._served):
+            try:
+                await self.unload(name)
+            except Exception:  # noqa: BLE001 - shutting down: log and carry on with the others
+                logger.exception("unloading model %s failed", name)
+
+
+async def load_model(served: ServedModel) -> None:
+    """Run a model's `load` on a thread; a failure leaves it not ready, with the reason kept."""
+    model = served.model
+    try:
+        result = await asyncio.to_thread(model.load)
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result is False:
+            model.ready = False
+        served.load_error = None if model.ready else "load() did not make the model ready"
+    except Exception as exc:  # noqa: BLE001 - the server stays up and reports why
+        model.ready = False
+        served.load_error = f"Failed to load: {type(exc).__name__}: {exc}"
+        logger.error("model %s failed to load: %s", model.name, served.load_error)
+    else:
+        if model.ready:
+            logger.info("model %s is ready", model.name)
+    # Stage dispatch depends on the methods the loaded model exposes.
+    served.stages = {stage: StageRunner(model, stage) for stage in STAGES}

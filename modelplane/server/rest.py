@@ -1,0 +1,356 @@
+"""The REST server: V1 and V2 inference protocols as a plain ASGI application.
+
+Routing is a split of the path, not a framework: the request path is the hot path, and every
+microsecond spent here is one a model does not get.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from modelplane.protocol import cloudevents
+from modelplane.protocol.errors import (
+    InvalidInput,
+    ModelplaneError,
+    PayloadTooLarge,
+)
+from modelplane.protocol.v2 import InferRequest
+from modelplane.protocol.v2_rest import (
+    JSON_LENGTH_HEADER,
+    decode_request,
+    encode_response,
+    parse_json_length,
+)
+from modelplane.server import metrics
+from modelplane.server.dataplane import DataPlane, as_infer_response
+
+logger = logging.getLogger("modelplane.server")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+# Content types V1 parses as JSON; any other is handed to the model as raw bytes. Form encoding is
+# what `curl -d` sends by default, and no inference client sends real form data.
+_V1_JSON_TYPES = (
+    "",
+    "application/json",
+    "application/cloudevents+json",
+    "application/ld+json",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+)
+_DUMPS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC
+DEFAULT_MAX_BODY = 256 * 1024 * 1024
+
+
+class HTTPResponse:
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = JSON_HEADERS):
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+def json_response(document: Any, status: int = 200) -> HTTPResponse:
+    return HTTPResponse(status, orjson.dumps(document, option=_DUMPS))
+
+
+def error_response(status: int, message: str) -> HTTPResponse:
+    return HTTPResponse(status, orjson.dumps({"error": message}))
+
+
+class RESTServer:
+    """ASGI application serving the models of a `DataPlane`."""
+
+    def __init__(self, dataplane: DataPlane, max_body_size: int = DEFAULT_MAX_BODY):
+        self.dataplane = dataplane
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            response = await self.handle(scope, receive)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": [*response.headers, (b"content-length", str(len(response.body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": response.body})
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive) -> HTTPResponse:
+        method = scope["method"]
+        path = scope["path"]
+        try:
+            if path.startswith("/v2"):
+                return await self._v2(method, path, scope, receive)
+            if path.startswith("/v1/models"):
+                return await self._v1(method, path, scope, receive)
+            if path == "/":
+                return _only(method, "GET") or json_response({"status": "alive"})
+            if path == "/metrics":
+                body, content_type = metrics.exposition()
+                return _only(method, "GET") or HTTPResponse(
+                    200, body, [(b"content-type", content_type.encode())]
+                )
+            return _not_found()
+        except ModelplaneError as exc:
+            return error_response(exc.status_code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
+            logger.error("unhandled error on %s %s\n%s", method, path, traceback.format_exc())
+            return error_response(500, f"{type(exc).__name__} : {exc}")
+
+    # -- V1 -------------------------------------------------------------------------------------
+
+    async def _v1(self, method: str, path: str, scope: Scope, receive: Receive) -> HTTPResponse:
+        rest = path[len("/v1/models") :]
+        if rest in ("", "/"):
+            return _only(method, "GET") or json_response({"models": self.dataplane.repository.names()})
+        if not rest.startswith("/"):
+            return _not_found()
+        name, _, verb = rest[1:].partition(":")
+        if "/" in name:
+            return _not_found()
+        if not verb:
+            if method != "GET":
+                return _method_not_allowed()
+            ready = await self.dataplane.repository.is_ready(name)
+            if not ready:
+                self.dataplane.repository.get_ready(name)  # raises ModelNotReady, with the reason
+            return json_response({"name": name, "ready": True})
+        if verb not in ("predict", "explain"):
+            return _not_found()
+        if method != "POST":
+            return _method_not_allowed()
+        return await self._v1_infer(name, verb, scope, receive)
+
+    async def _v1_infer(self, name: str, verb: str, scope: Scope, receive: Receive) -> HTTPResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            served = self.dataplane.resolve(name)
+            headers = _headers(scope)
+            body = await self._read_body(receive, headers)
+            event = cloudevents.from_request(headers, body)
+            if event is not None:
+                body = event.data
+            content_type = headers.get("content-type", "").split(";", 1)[0].strip()
+            if event is not None or content_type in _V1_JSON_TYPES:
+                payload = _parse_v1_json(body)
+            else:
+                payload = body
+            result, response_headers = await self.dataplane.run(served, payload, headers, verb)
+            response = _v1_result(result)
+            if event is not None:
+                response.headers, response.body = cloudevents.to_response(event, name, response.body)
+            if response_headers:
+                response.headers = response.headers + _encode_headers(response_headers)
+            status = response.status
+            return response
+        except ModelplaneError as exc:
+            status = exc.status_code
+            raise
+        finally:
+            metrics.for_model(name).observe_request("v1", status, time.perf_counter() - started)
+
+    # -- V2 -------------------------------------------------------------------------------------
+
+    async def _v2(self, method: str, path: str, scope: Scope, receive: Receive) -> HTTPResponse:
+        parts = path.rstrip("/").split("/")[2:]  # "/v2/models/m/infer" -> ["models", "m", "infer"]
+        dataplane = self.dataplane
+        if not parts:
+            return _only(method, "GET") or json_response(dataplane.server_metadata())
+        head = parts[0]
+        if head == "models":
+            return await self._v2_models(method, parts[1:], scope, receive)
+        if head == "health" and len(parts) == 2:
+            if parts[1] == "live":
+                return _only(method, "GET") or json_response({"live": True})
+            if parts[1] == "ready":
+                return _only(method, "GET") or await self._server_ready()
+        if head == "repository":
+            return await self._v2_repository(method, parts[1:])
+        return _not_found()
+
+    async def _server_ready(self) -> HTTPResponse:
+        repository = self.dataplane.repository
+        names = repository.names()
+        not_ready = [name for name in names if not await repository.is_ready(name)]
+        if not names or not_ready:
+            reason = f"models not ready: {', '.join(not_ready)}" if not_ready else "no models are loaded"
+            return HTTPResponse(503, orjson.dumps({"ready": False, "error": reason}))
+        return json_response({"ready": True})
+
+    async def _v2_models(self, method: str, parts: list[str], scope: Scope, receive: Receive) -> HTTPResponse:
+        dataplane = self.dataplane
+        if not parts:
+            return _only(method, "GET") or json_response({"models": dataplane.repository.names()})
+        name, rest = parts[0], parts[1:]
+        version = None
+        if len(rest) >= 2 and rest[0] == "versions":
+            version, rest = rest[1], rest[2:]
+        if not rest:
+            if method != "GET":
+                return _method_not_allowed()
+            served = dataplane.repository.get(name)
+            if version is not None:
+                from modelplane.server.dataplane import check_version
+
+                check_version(served, name, version)
+            return json_response(dataplane.model_metadata(name))
+        if rest == ["ready"]:
+            if method != "GET":
+                return _method_not_allowed()
+            if not await dataplane.repository.is_ready(name):
+                dataplane.repository.get_ready(name)  # raises ModelNotReady, with the reason
+            if version is not None:
+                dataplane.resolve(name, version)
+            return json_response({"name": name, "ready": True})
+        if rest == ["infer"]:
+            if method != "POST":
+                return _method_not_allowed()
+            return await self._v2_infer(name, version, scope, receive)
+        return _not_found()
+
+    async def _v2_infer(self, name: str, version: str | None, scope: Scope, receive: Receive) -> HTTPResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            served = self.dataplane.resolve(name, version)
+            headers = _headers(scope)
+            body = await self._read_body(receive, headers)
+            event = cloudevents.from_request(headers, body)
+            if event is not None:
+                body = event.data
+                json_length = None
+            else:
+                json_length = parse_json_length(headers.get(JSON_LENGTH_HEADER))
+            request = decode_request(body, json_length, name)
+            result, response_headers = await self.dataplane.run(served, request, headers)
+            infer_response = as_infer_response(result, request, served.model)
+            response = _v2_infer_response(infer_response, request)
+            if event is not None:
+                response.headers, response.body = cloudevents.to_response(event, name, response.body)
+            if response_headers:
+                response.headers = response.headers + _encode_headers(response_headers)
+            status = response.status
+            return response
+        except ModelplaneError as exc:
+            status = exc.status_code
+            raise
+        finally:
+            metrics.for_model(name).observe_request("v2", status, time.perf_counter() - started)
+
+    async def _v2_repository(self, method: str, parts: list[str]) -> HTTPResponse:
+        repository = self.dataplane.repository
+        if parts == ["index"]:
+            if method not in ("GET", "POST"):
+                return _method_not_allowed()
+            return json_response(self.dataplane.repository_index())
+        if len(parts) == 3 and parts[0] == "models" and parts[2] in ("load", "unload"):
+            if method != "POST":
+                return _method_not_allowed()
+            name = parts[1]
+            if parts[2] == "load":
+                await repository.load(name)
+                return json_response({"name": name, "load": True})
+            await repository.unload(name)
+            return json_response({"name": name, "unload": True})
+        return _not_found()
+
+    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
+            raise PayloadTooLarge(f"the request body of {declared} bytes exceeds {self.max_body_size} bytes")
+        message = await receive()
+        body = message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body"):
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_size:
+                raise PayloadTooLarge(f"the request body exceeds {self.max_body_size} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), str(value).encode("latin-1")) for name, value in headers.items()]
+
+
+def _parse_v1_json(body: bytes) -> Any:
+    if not body:
+        raise InvalidInput("Unrecognized request format: the request body is empty")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"Unrecognized request format: {exc}") from None
+    if isinstance(payload, dict) and "instances" in payload and not isinstance(payload["instances"], list):
+        raise InvalidInput('Expected "instances" to be a list')
+    return payload
+
+
+def _v1_result(result: Any) -> HTTPResponse:
+    if isinstance(result, bytes):
+        return HTTPResponse(200, result, [(b"content-type", b"application/octet-stream")])
+    if isinstance(result, str):
+        return HTTPResponse(200, result.encode(), [(b"content-type", b"text/plain; charset=utf-8")])
+    try:
+        return json_response(result)
+    except TypeError as exc:
+        raise ModelplaneError(f"the model's response cannot be sent as JSON: {exc}") from None
+
+
+def _v2_infer_response(response: Any, request: InferRequest) -> HTTPResponse:
+    body, json_length = encode_response(response, request)
+    if json_length is None:
+        return HTTPResponse(200, body)
+    return HTTPResponse(
+        200,
+        body,
+        [
+            (b"content-type", b"application/octet-stream"),
+            (JSON_LENGTH_HEADER.encode(), str(json_length).encode()),
+        ],
+    )
+
+
+def _only(method: str, allowed: str) -> HTTPResponse | None:
+    return None if method == allowed else _method_not_allowed()
+
+
+def _not_found() -> HTTPResponse:
+    return error_response(404, "Not Found: no such route")
+
+
+def _method_not_allowed() -> HTTPResponse:
+    return error_response(405, "Method Not Allowed")
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
