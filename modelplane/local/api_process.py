@@ -14,6 +14,7 @@ class ApiProcess:
         self.home = Path(home)
         self.port = port
         self.url = ""
+        self.killed = False  # whether the last stop had to kill it
         self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> str:
@@ -40,6 +41,7 @@ class ApiProcess:
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 process.kill()
                 process.wait()
         if process.stdout:
