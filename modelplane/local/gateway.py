@@ -1,0 +1,161 @@
+"""The gateway: one port in front of every InferenceService and InferenceGraph of `modelplane up`.
+
+It routes by Host (`<name>.<namespace>.<domain>`, component hosts, `latest-`/`prev-` tag hosts),
+splits traffic between revisions by weight, counts the requests in flight per revision for the
+autoscaler, and holds requests while a revision scales up from zero (the activator).
+
+The reconciler feeds it a `RouteTable` with `update_routes`, from any thread. `modelplane up` runs
+it on its own uvloop thread with `GatewayThread`; inside an existing loop, use `Gateway` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable
+
+import uvloop
+
+from modelplane.local.gateway_config import GatewayConfig
+from modelplane.local.gateway_dispatch import Dispatcher
+from modelplane.local.gateway_revisions import RevisionStats
+from modelplane.local.gateway_routes import RouteTable
+from modelplane.local.http_proxy import ClientConnection
+from modelplane.local.http_upstream import UpstreamPool
+
+__all__ = ["Gateway", "GatewayConfig", "GatewayThread"]
+
+DemandCallback = Callable[[str], None]
+
+
+class Gateway:
+    """The gateway server on the running event loop.
+
+    `on_demand(revision)` is called (on the gateway's loop: it must not block) whenever a request
+    arrives for a revision that has no replica, so the autoscaler can scale it up from zero.
+    """
+
+    def __init__(self, config: GatewayConfig | None = None, on_demand: DemandCallback | None = None) -> None:
+        self.config = config or GatewayConfig()
+        self._dispatcher = Dispatcher(on_demand)
+        self._pool = UpstreamPool(self.config.connect_timeout, self.config.upstream_idle_timeout)
+        self._connections: set[ClientConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one the OS chose when the config says 0)."""
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._server = await self._loop.create_server(
+            self._new_connection, self.config.host, self.config.port, reuse_address=True, backlog=1024
+        )
+
+    async def stop(self) -> None:
+        """Stops accepting, lets the responses in progress finish (up to `drain_timeout`), closes."""
+        if self._server is None:
+            return
+        self._server.close()
+        for connection in list(self._connections):
+            connection.close_when_idle()
+        deadline = self._loop.time() + self.config.drain_timeout
+        while self._connections and self._loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self._connections):
+            connection.abort()
+        self._pool.close()
+        await self._server.wait_closed()
+        self._server = None
+
+    def update_routes(self, table: RouteTable) -> None:
+        """Replaces the routing table at once; returns when it is in effect. Callable from any thread.
+
+        Requests waiting for a revision's replicas go on as soon as the table gives it some.
+        """
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            self._dispatcher.update(table)
+            return
+        applied: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def apply() -> None:
+            try:
+                self._dispatcher.update(table)
+            except BaseException as exc:  # handed back to the calling thread
+                applied.set_exception(exc)
+            else:
+                applied.set_result(None)
+
+        loop.call_soon_threadsafe(apply)
+        applied.result()
+
+    def revision_stats(self) -> dict[str, RevisionStats]:
+        """In-flight, queued and total requests per revision. Callable from any thread."""
+        return self._dispatcher.stats()
+
+    def _new_connection(self) -> ClientConnection:
+        connection = ClientConnection(self._dispatcher, self._pool, self.config, self._connections.discard)
+        self._connections.add(connection)
+        return connection
+
+
+class GatewayThread:
+    """A `Gateway` on its own uvloop event loop in a daemon thread, as `modelplane up` runs it."""
+
+    def __init__(self, config: GatewayConfig | None = None, on_demand: DemandCallback | None = None) -> None:
+        self.gateway = Gateway(config, on_demand)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+
+    def start(self) -> Gateway:
+        """Starts the thread and returns once the gateway listens (raises if it cannot bind)."""
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(started,), name="modelplane-gateway", daemon=True
+        )
+        self._thread.start()
+        started.result()
+        return self.gateway
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join()
+        self._thread = None
+
+    def _run(self, started: concurrent.futures.Future[None]) -> None:
+        loop = uvloop.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve(started))
+        finally:
+            loop.close()
+
+    async def _serve(self, started: concurrent.futures.Future[None]) -> None:
+        self._stopped = asyncio.Event()
+        try:
+            await self.gateway.start()
+        except BaseException as exc:
+            started.set_exception(exc)
+            return
+        started.set_result(None)
+        await self._stopped.wait()
+        await self.gateway.stop()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -1,0 +1,29 @@
+"""Settings of the gateway, with the defaults `modelplane up` uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Where the gateway listens and how long it waits.
+
+    - `queue_timeout`: how long a request may wait in the gateway for a replica slot, either while
+      its revision scales up from zero or while every replica is at `container_concurrency`.
+    - `max_queued`: how many requests may wait per revision; more get a 503 at once.
+    - `response_timeout`: how long to wait for a replica's response headers when the backend sets
+      no `timeout_seconds` (KServe's default component timeout is 300s).
+    - `upstream_idle_timeout`: idle keep-alive connections to replicas are closed after this; keep
+      it below the replicas' own keep-alive timeout (uvicorn's default is 5s).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    queue_timeout: float = 60.0
+    max_queued: int = 1000
+    response_timeout: float = 300.0
+    connect_timeout: float = 5.0
+    upstream_idle_timeout: float = 4.0
+    client_idle_timeout: float = 75.0
+    drain_timeout: float = 10.0

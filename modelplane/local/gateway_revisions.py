@@ -1,0 +1,206 @@
+"""Live state of each revision behind the gateway: its replicas, the requests in flight, the queue.
+
+A request takes a slot on one replica before it is forwarded and gives it back when its response
+ends. When no replica has a free slot (all are at `container_concurrency`, or the revision is scaled
+to zero) the request waits in a bounded FIFO queue until a slot frees up or replicas appear.
+Everything here runs on the gateway's event loop; the counters are plain integers so the autoscaler
+can read them cheaply from another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from modelplane.local.gateway_routes import split_address
+
+
+class Unavailable(Exception):
+    """The gateway cannot serve the request now; `status` and `message` go back to the client."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RevisionStats:
+    """A snapshot of one revision's counters, for the autoscaler.
+
+    `concurrency_seconds` is the integral of `in_flight` over time: the average concurrency over a
+    window is the difference of two snapshots divided by the difference of their `taken_at`.
+    """
+
+    revision: str
+    replicas: int
+    in_flight: int
+    queued: int
+    requests_total: int
+    concurrency_seconds: float
+    taken_at: float
+
+
+class Replica:
+    """One replica address and the requests the gateway has in flight on it."""
+
+    __slots__ = ("address", "host", "port", "in_flight")
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.host, self.port = split_address(address)
+        self.in_flight = 0
+
+
+class RevisionState:
+    """Replicas, slots and waiting requests of one revision."""
+
+    def __init__(self, revision: str, on_demand: Callable[[str], None] | None = None) -> None:
+        self.revision = revision
+        self.container_concurrency = 0
+        self.timeout_seconds: float | None = None
+        self.replicas: list[Replica] = []
+        self.in_flight = 0
+        self.requests_total = 0
+        self._waiters: deque[asyncio.Future[Replica]] = deque()
+        self._on_demand = on_demand
+        self._next = 0
+        self._concurrency_seconds = 0.0
+        self._changed_at = time.monotonic()
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    def update(
+        self, addresses: Collection[str], container_concurrency: int, timeout_seconds: float | None
+    ) -> None:
+        """Takes the replica list from a new route table, keeping the counts of known replicas."""
+        known = {replica.address: replica for replica in self.replicas}
+        self.replicas = [known.get(address) or Replica(address) for address in dict.fromkeys(addresses)]
+        self.container_concurrency = container_concurrency
+        self.timeout_seconds = timeout_seconds
+        self._hand_out()
+
+    def retire(self, reason: str) -> None:
+        """The revision left the route table: the requests still waiting for it fail."""
+        self.replicas = []
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(Unavailable(503, reason))
+
+    async def acquire(self, timeout: float, max_queued: int, exclude: Collection[str] = ()) -> Replica:
+        """A replica with a free slot, waiting up to `timeout` seconds for one.
+
+        `exclude` names replicas to avoid (they just refused a connection) while others have room.
+        """
+        replica = None if self._waiters else self._pick(exclude)
+        if replica is not None:
+            self._take(replica)
+            return replica
+        if len(self._waiters) >= max_queued:
+            raise Unavailable(
+                503, f"revision {self.revision} is overloaded: {len(self._waiters)} requests already wait"
+            )
+        if not self.replicas and self._on_demand is not None:
+            self._on_demand(self.revision)
+        return await self._wait(timeout)
+
+    def release(self, replica: Replica) -> None:
+        """Gives a slot back; the first waiting request takes it."""
+        self._change_in_flight(-1)
+        replica.in_flight -= 1
+        self._hand_out()
+
+    def stats(self) -> RevisionStats:
+        now = time.monotonic()
+        return RevisionStats(
+            revision=self.revision,
+            replicas=len(self.replicas),
+            in_flight=self.in_flight,
+            queued=len(self._waiters),
+            requests_total=self.requests_total,
+            concurrency_seconds=self._concurrency_seconds + self.in_flight * (now - self._changed_at),
+            taken_at=now,
+        )
+
+    async def _wait(self, timeout: float) -> Replica:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Replica] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(timeout, self._expire, waiter, timeout)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release(waiter.result())
+            raise
+        finally:
+            timer.cancel()
+            if not waiter.done() or waiter.cancelled():
+                self._discard(waiter)
+
+    def _expire(self, waiter: asyncio.Future[Replica], timeout: float) -> None:
+        if waiter.done():
+            return
+        self._discard(waiter)
+        if self.replicas:
+            why = f"all its replicas stayed at their concurrency limit ({self.container_concurrency})"
+        else:
+            why = "no replica became ready"
+        waiter.set_exception(
+            Unavailable(
+                503, f"revision {self.revision} could not take the request within {timeout:g}s: {why}"
+            )
+        )
+
+    def _discard(self, waiter: asyncio.Future[Replica]) -> None:
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+
+    def _hand_out(self) -> None:
+        while self._waiters:
+            replica = self._pick(())
+            if replica is None:
+                return
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._take(replica)
+                waiter.set_result(replica)
+
+    def _pick(self, exclude: Collection[str]) -> Replica | None:
+        """The least busy replica with a free slot, starting the scan round-robin to spread ties."""
+        replicas = self.replicas
+        count = len(replicas)
+        if not count:
+            return None
+        limit = self.container_concurrency
+        start = self._next % count
+        self._next = start + 1
+        best = None
+        for offset in range(count):
+            replica = replicas[(start + offset) % count]
+            if limit and replica.in_flight >= limit:
+                continue
+            if exclude and replica.address in exclude:
+                continue
+            if best is None or replica.in_flight < best.in_flight:
+                best = replica
+                if not replica.in_flight:
+                    break
+        return best
+
+    def _take(self, replica: Replica) -> None:
+        replica.in_flight += 1
+        self._change_in_flight(1)
+
+    def _change_in_flight(self, delta: int) -> None:
+        now = time.monotonic()
+        self._concurrency_seconds += self.in_flight * (now - self._changed_at)
+        self._changed_at = now
+        self.in_flight += delta

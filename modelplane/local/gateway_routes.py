@@ -1,0 +1,126 @@
+"""The routing table the reconciler hands to the gateway: plain, immutable data.
+
+A host (`<name>.<namespace>.<domain>`, `<name>-predictor.<namespace>.<domain>`,
+`latest-<name>-predictor.<namespace>.<domain>`...) maps to a `Route`: weighted `Backend`s, one per
+revision, each with the addresses of its ready replicas. The reconciler builds a whole new
+`RouteTable` on every change and the gateway swaps it in at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+DEFAULT_DOMAIN = "localhost"
+COMPONENTS = ("predictor", "transformer", "explainer")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One revision behind a route.
+
+    `replicas` are the "host:port" addresses of its ready replicas; an empty tuple means the revision
+    is scaled to zero and requests wait in the gateway until replicas appear.
+    `container_concurrency` caps the requests in flight per replica (0 means unlimited); requests
+    beyond it wait in the gateway. `timeout_seconds` bounds the wait for the response headers
+    (None: the gateway's default).
+    """
+
+    revision: str
+    replicas: tuple[str, ...] = ()
+    weight: int = 100
+    container_concurrency: int = 0
+    timeout_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"backend {self.revision!r}: weight must be >= 0, got {self.weight}")
+        if self.container_concurrency < 0:
+            raise ValueError(
+                f"backend {self.revision!r}: container_concurrency must be >= 0, "
+                f"got {self.container_concurrency}"
+            )
+        for address in self.replicas:
+            split_address(address)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the requests for one host go.
+
+    Requests are split between `backends` by weight. A path ending in `:explain` goes to `explain`
+    instead, when set (the InferenceService host routes predict calls to the transformer or the
+    predictor, and explain calls to the explainer).
+    """
+
+    backends: tuple[Backend, ...]
+    explain: Route | None = None
+
+    def __post_init__(self) -> None:
+        if not self.backends:
+            raise ValueError("a route needs at least one backend")
+        if sum(backend.weight for backend in self.backends) <= 0:
+            revisions = ", ".join(backend.revision for backend in self.backends)
+            raise ValueError(f"route to {revisions}: the weights add up to 0")
+
+    def all_backends(self) -> Iterable[Backend]:
+        yield from self.backends
+        if self.explain is not None:
+            yield from self.explain.all_backends()
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """Hosts (lower case, without port) to routes."""
+
+    routes: Mapping[str, Route] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        normalized = {host.lower(): route for host, route in self.routes.items()}
+        object.__setattr__(self, "routes", MappingProxyType(normalized))
+
+    def lookup(self, host: str) -> Route | None:
+        return self.routes.get(host)
+
+    def hosts(self) -> list[str]:
+        return sorted(self.routes)
+
+
+def isvc_host(name: str, namespace: str, domain: str = DEFAULT_DOMAIN) -> str:
+    """The host of an InferenceService or InferenceGraph: `<name>.<namespace>.<domain>`."""
+    return f"{name}.{namespace}.{domain}"
+
+
+def component_host(
+    name: str, namespace: str, component: str, domain: str = DEFAULT_DOMAIN, tag: str | None = None
+) -> str:
+    """The host of one component, e.g. `sklearn-iris-predictor.default.localhost`.
+
+    With a tag (`latest`, `prev`), the Knative-style tag host: `latest-sklearn-iris-predictor...`.
+    """
+    if component not in COMPONENTS:
+        raise ValueError(f"unknown component {component!r}; expected one of {', '.join(COMPONENTS)}")
+    prefix = f"{tag}-" if tag else ""
+    return f"{prefix}{name}-{component}.{namespace}.{domain}"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`"127.0.0.1:8001"` -> `("127.0.0.1", 8001)`; `"[::1]:8001"` -> `("::1", 8001)`."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"replica address {address!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def host_without_port(host: str) -> str:
+    """The Host header's name part, lower case: `"A.b.localhost:8080"` -> `"a.b.localhost"`."""
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1].lower() if end != -1 else host.lower()
+    name, _, port = host.rpartition(":")
+    if name and port.isdigit():
+        host = name
+    return host.rstrip(".").lower()

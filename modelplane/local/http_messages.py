@@ -1,0 +1,65 @@
+"""Bytes-level pieces of HTTP/1.1 the proxy writes: heads, chunks, and its own JSON error replies."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import orjson
+
+# Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the proxy-only ones.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Tokens that may appear in Connection without naming another header.
+CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade"})
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def connection_headers(value: bytes) -> frozenset[bytes]:
+    """The header names a Connection header lists (they are hop-by-hop too), lower case."""
+    names = {token.strip().lower() for token in value.split(b",")}
+    names -= CONNECTION_OPTIONS
+    names.discard(b"")
+    return frozenset(names)
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` framed as one chunk of a chunked body."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def status_line(status: int, reason: bytes) -> bytes:
+    if not reason:
+        try:
+            reason = HTTPStatus(status).phrase.encode()
+        except ValueError:
+            reason = b""
+    return b"HTTP/1.1 %d %b\r\n" % (status, reason)
+
+
+def error_response(status: int, message: str, request_id: bytes | None, close: bool) -> bytes:
+    """A complete response `{"error": message}` from the gateway itself."""
+    body = orjson.dumps({"error": message})
+    head = [
+        status_line(status, b""),
+        b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body),
+    ]
+    if request_id:
+        head.append(b"x-request-id: %b\r\n" % request_id)
+    if close:
+        head.append(b"connection: close\r\n")
+    head.append(b"\r\n")
+    head.append(body)
+    return b"".join(head)
