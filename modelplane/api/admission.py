@@ -1,0 +1,83 @@
+"""The one entry point for every create and update: default a resource, then check it.
+
+The steps follow the Kubernetes API server with KServe's webhooks installed:
+1. drop `key: null` entries, and check field types against the CRD schema (as written);
+2. apply the defaulting webhook (InferenceService only);
+3. check the defaulted resource against the schema (required fields), and fill the schema's defaults;
+4. apply the validating webhook's rules.
+
+Unlike the API server, fields the schema does not declare are kept (see `unknown_fields`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from . import schema
+from .config import DEFAULT_CONFIG, AdmissionConfig
+from .defaults import default_inference_service
+from .errors import FieldError, ValidationError
+from .kinds import INFERENCE_SERVICE, KINDS, kind_of
+from .validation import semantic_errors
+
+
+def admit(
+    resource: dict,
+    *,
+    old: dict | None = None,
+    existing: Iterable[dict] = (),
+    config: AdmissionConfig = DEFAULT_CONFIG,
+) -> dict:
+    """The resource as it should be stored, or ValidationError listing every problem.
+
+    `old` is the stored version when this is an update. `existing` are the other resources of the
+    same kind and scope, which ServingRuntime priorities are checked against. The input is not changed.
+    """
+    kind = kind_of(resource)
+    if kind is None:
+        raise ValidationError([_unknown_kind_error(resource)])
+    resource = schema.prune_nulls(resource)
+    _raise_if(
+        [e for e in schema.schema_errors(resource, kind) if e.message != "Required value"]
+        + _identity_errors(resource, old)
+    )
+    if kind == INFERENCE_SERVICE:
+        resource = default_inference_service(resource, config)
+    _raise_if(schema.schema_errors(resource, kind))
+    schema.apply_schema_defaults(resource, kind)
+    _raise_if(
+        semantic_errors(resource, kind, old=schema.prune_nulls(old) if old else None, existing=existing)
+    )
+    return resource
+
+
+def unknown_fields(resource: dict) -> list[str]:
+    """The paths of the fields in a resource that its schema does not declare (kept, but not acted on)."""
+    kind = kind_of(resource)
+    return schema.unknown_fields(resource, kind) if kind is not None else []
+
+
+def _raise_if(errors: list[FieldError]) -> None:
+    if errors:
+        raise ValidationError(errors)
+
+
+def _identity_errors(resource: dict, old: dict | None) -> list[FieldError]:
+    metadata = resource.get("metadata")
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
+        return [FieldError("metadata.name", "Required value: name is required")]
+    if old is not None and old.get("metadata", {}).get("name") != metadata["name"]:
+        return [FieldError("metadata.name", "Invalid value: the name of a resource cannot be changed")]
+    return []
+
+
+def _unknown_kind_error(resource: dict) -> FieldError:
+    kind, api_version = resource.get("kind"), resource.get("apiVersion")
+    for known in KINDS:
+        if known.kind == kind:
+            return FieldError(
+                "apiVersion",
+                f'Unsupported value: "{api_version}": {kind} is served as "{known.api_version}"',
+            )
+    served = ", ".join(k.kind for k in KINDS)
+    return FieldError("kind", f'Unsupported value: "{kind}": modelplane serves {served} in serving.kserve.io')

@@ -1,0 +1,65 @@
+"""The resource kinds modelplane serves: their group, version, names and scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "serving.kserve.io"
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    version: str
+    plural: str
+    singular: str
+    short_names: tuple[str, ...]
+    namespaced: bool
+    group: str = GROUP
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{self.group}"
+
+    def names(self) -> tuple[str, ...]:
+        """Every name a user may type for this kind (as in `get isvc`)."""
+        return (self.kind.lower(), self.plural, self.singular, *self.short_names)
+
+
+INFERENCE_SERVICE = Kind(
+    "InferenceService", "v1beta1", "inferenceservices", "inferenceservice", ("isvc",), True
+)
+SERVING_RUNTIME = Kind("ServingRuntime", "v1alpha1", "servingruntimes", "servingruntime", (), True)
+CLUSTER_SERVING_RUNTIME = Kind(
+    "ClusterServingRuntime", "v1alpha1", "clusterservingruntimes", "clusterservingruntime", (), False
+)
+INFERENCE_GRAPH = Kind("InferenceGraph", "v1alpha1", "inferencegraphs", "inferencegraph", ("ig",), True)
+TRAINED_MODEL = Kind("TrainedModel", "v1alpha1", "trainedmodels", "trainedmodel", ("tm",), True)
+
+KINDS: tuple[Kind, ...] = (
+    INFERENCE_SERVICE,
+    SERVING_RUNTIME,
+    CLUSTER_SERVING_RUNTIME,
+    INFERENCE_GRAPH,
+    TRAINED_MODEL,
+)
+
+_BY_KIND = {k.kind: k for k in KINDS}
+_BY_NAME = {name: k for k in KINDS for name in k.names()}
+
+
+def kind_named(name: str) -> Kind | None:
+    """The kind a user means by `name`: its kind, plural, singular or short name, any case."""
+    return _BY_NAME.get(name.lower())
+
+
+def kind_of(resource: dict) -> Kind | None:
+    """The kind of a resource, matched on both `kind` and `apiVersion`; None if modelplane does not serve it."""
+    kind = _BY_KIND.get(resource.get("kind"))
+    if kind is None or resource.get("apiVersion") != kind.api_version:
+        return None
+    return kind

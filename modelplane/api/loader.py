@@ -1,0 +1,189 @@
+"""Reading resources from YAML (or JSON) text, files and folders.
+
+Every problem names the file and line it comes from, e.g. `examples/x.yaml:12: ...`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import paths
+from .errors import FieldError, LoadError
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """A safe loader that keeps timestamps as strings (as the Kubernetes API does) and rejects duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str | int | float | bool):
+                raise LoadError("a mapping key must be a string", line=line)
+            if key in first_seen:
+                raise LoadError(
+                    f'key "{key}" already set in this mapping (first at line {first_seen[key]})', line=line
+                )
+            first_seen[key] = line
+        mapping = super().construct_mapping(node, deep=deep)
+        # JSON and the Kubernetes API only know string keys.
+        return {_key_string(k): v for k, v in mapping.items()}
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _key_string(key: object) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+@dataclass
+class Document:
+    """One resource read from text: the resource itself and where it came from."""
+
+    resource: dict
+    source: str
+    line: int
+    _node: yaml.Node | None = field(default=None, repr=False, compare=False)
+
+    def line_of(self, path: str) -> int:
+        """The line of the field at `path`, or of its nearest ancestor present in the text."""
+        node, line = self._node, self.line
+        for token in paths.split(path):
+            child = _child(node, token)
+            if child is None:
+                break
+            node, line = child
+        return line
+
+    def where(self, error: FieldError | None = None) -> str:
+        """`file:line` of the document, or of the field an error is about."""
+        line = self.line_of(error.path) if error is not None else self.line
+        return f"{self.source}:{line}"
+
+    def describe(self, error: FieldError) -> str:
+        """An error as `file:line: path: message`."""
+        return f"{self.where(error)}: {error}"
+
+
+def _child(node: yaml.Node | None, token: str) -> tuple[yaml.Node, int] | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if str(key_node.value) == token:
+                return value_node, key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode) and token.isdigit() and int(token) < len(node.value):
+        item = node.value[int(token)]
+        return item, item.start_mark.line + 1
+    return None
+
+
+def load_text(text: str, source: str = "<input>") -> list[Document]:
+    """Every resource in a YAML or JSON text (several documents, and `kind: List`, allowed)."""
+    loader = _Loader(text)
+    documents: list[Document] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            data = loader.construct_document(node)
+            if data is None:
+                continue
+            documents.extend(_documents(data, node, source))
+    except LoadError as e:
+        raise LoadError(e.reason, source=source, line=e.line) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise LoadError(_yaml_problem(e), source=source, line=line) from None
+    except yaml.YAMLError as e:
+        raise LoadError(str(e), source=source) from None
+    finally:
+        loader.dispose()
+    return documents
+
+
+def load_file(path: str | Path) -> list[Document]:
+    """Every resource in one file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LoadError("no such file or directory", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise LoadError("not a UTF-8 text file", source=str(path)) from None
+    except OSError as e:
+        raise LoadError(e.strerror or str(e), source=str(path)) from None
+    return load_text(text, source=str(path))
+
+
+def load_path(path: str | Path, *, recursive: bool = False) -> list[Document]:
+    """Every resource in a file, or in the .yaml/.yml/.json files of a folder, in name order."""
+    path = Path(path)
+    if not path.is_dir():
+        return load_file(path)
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
+    return [doc for file in files for doc in load_file(file)]
+
+
+def _documents(data: object, node: yaml.Node, source: str) -> list[Document]:
+    line = node.start_mark.line + 1
+    if not isinstance(data, dict):
+        raise LoadError(f"a resource must be a mapping, not {_type_name(data)}", line=line)
+    if data.get("kind") == "List" and isinstance(data.get("items"), list):
+        found = _child(node, "items")
+        items_node = found[0] if found else None
+        out = []
+        for index, item in enumerate(data["items"]):
+            found = _child(items_node, str(index))
+            out.extend(_documents(item, found[0] if found else node, source))
+        return out
+    _require_identity(data, node, line)
+    return [Document(resource=data, source=source, line=line, _node=node)]
+
+
+def _require_identity(data: dict, node: yaml.Node, line: int) -> None:
+    for key in ("apiVersion", "kind"):
+        value = data.get(key)
+        if not isinstance(value, str) or not value:
+            raise LoadError(f"resource has no {key}", line=_line_of(node, key, line))
+    metadata = data.get("metadata")
+    if not isinstance(metadata, dict):
+        raise LoadError(f"{data['kind']} has no metadata", line=_line_of(node, "metadata", line))
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        raise LoadError(f"{data['kind']} has no metadata.name", line=_line_of(node, "metadata", line))
+
+
+def _line_of(node: yaml.Node, key: str, default: int) -> int:
+    found = _child(node, key)
+    return found[1] if found else default
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return f"a {type(value).__name__}"
+
+
+def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
+    problem = error.problem or "invalid YAML"
+    if error.context:
+        return f"{problem} ({error.context})"
+    return problem

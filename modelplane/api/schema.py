@@ -1,0 +1,193 @@
+"""Structural checks against the CustomResourceDefinitions in `crds/`, as the Kubernetes API server does them.
+
+Three jobs: report type errors with their field path, apply the schema's `default:` values, and list the
+fields a schema does not know (modelplane keeps them; a caller may warn about them).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from importlib import resources
+
+import jsonschema
+
+from . import paths
+from .errors import FieldError
+from .kinds import Kind
+
+_QUANTITY_PATTERN_START = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)"
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+@cache
+def crd(kind: Kind) -> dict:
+    """The CustomResourceDefinition of a kind."""
+    text = resources.files(__package__).joinpath("crds", f"{kind.group}_{kind.plural}.json").read_text()
+    return json.loads(text)
+
+
+@cache
+def openapi_schema(kind: Kind) -> dict:
+    """The OpenAPI v3 schema of the served version of a kind."""
+    for version in crd(kind)["spec"]["versions"]:
+        if version["name"] == kind.version:
+            return version["schema"]["openAPIV3Schema"]
+    raise LookupError(f"no schema for {kind.api_version} {kind.kind}")
+
+
+_format_checker = jsonschema.FormatChecker(formats=())
+
+
+@_format_checker.checks("int32")
+def _is_int32(value: object) -> bool:
+    return not isinstance(value, int) or _INT32[0] <= value <= _INT32[1]
+
+
+@_format_checker.checks("int64")
+def _is_int64(value: object) -> bool:
+    return not isinstance(value, int) or _INT64[0] <= value <= _INT64[1]
+
+
+@cache
+def _validator(kind: Kind) -> jsonschema.Draft7Validator:
+    schema = _accept_numeric_quantities(copy.deepcopy(openapi_schema(kind)))
+    return jsonschema.Draft7Validator(schema, format_checker=_format_checker)
+
+
+def _accept_numeric_quantities(schema: object) -> object:
+    # A resource quantity may be written as a bare number (`cpu: 0.5`), which the API server accepts.
+    if isinstance(schema, dict):
+        if schema.get("x-kubernetes-int-or-string") and str(schema.get("pattern", "")).startswith(
+            _QUANTITY_PATTERN_START
+        ):
+            schema["anyOf"] = [{"type": "number"}, {"type": "string"}]
+        for value in schema.values():
+            _accept_numeric_quantities(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _accept_numeric_quantities(value)
+    return schema
+
+
+def prune_nulls(value: object) -> object:
+    """A copy without the `key: null` entries of mappings; the API server drops them the same way."""
+    if isinstance(value, dict):
+        return {k: prune_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [prune_nulls(v) for v in value]
+    return value
+
+
+def schema_errors(resource: dict, kind: Kind) -> list[FieldError]:
+    """Every place where the resource does not fit its kind's schema."""
+    errors = sorted(_validator(kind).iter_errors(resource), key=lambda e: [str(p) for p in e.absolute_path])
+    return [_field_error(e) for e in errors]
+
+
+def _field_error(error: jsonschema.ValidationError) -> FieldError:
+    path = list(error.absolute_path)
+    value = error.instance
+    keyword = error.validator
+    if keyword == "required":
+        missing = error.message.split("'")[1]
+        return FieldError(paths.join([*path, missing]), "Required value")
+    if keyword == "type":
+        expected = error.validator_value
+        return FieldError(
+            paths.join(path), f"Invalid value: {_show(value)}: must be of type {_type_words(expected)}"
+        )
+    if keyword == "enum":
+        supported = ", ".join(_show(v) for v in error.validator_value)
+        return FieldError(
+            paths.join(path), f"Unsupported value: {_show(value)}: supported values: {supported}"
+        )
+    if keyword == "pattern":
+        return FieldError(
+            paths.join(path), f"Invalid value: {_show(value)}: should match '{error.validator_value}'"
+        )
+    if keyword == "anyOf":
+        return FieldError(paths.join(path), f"Invalid value: {_show(value)}: must be an integer or a string")
+    if keyword == "format":
+        bits = "32" if error.validator_value == "int32" else "64"
+        return FieldError(
+            paths.join(path), f"Invalid value: {_show(value)}: must fit in a {bits}-bit integer"
+        )
+    bounds = {
+        "minimum": "should be greater than or equal to",
+        "maximum": "should be less than or equal to",
+        "minLength": "should be at least this many characters long:",
+        "maxLength": "may not be more than this many characters long:",
+        "minItems": "should have at least this many items:",
+        "maxItems": "must have at most this many items:",
+    }
+    if keyword in bounds:
+        return FieldError(
+            paths.join(path), f"Invalid value: {_show(value)}: {bounds[keyword]} {error.validator_value}"
+        )
+    return FieldError(paths.join(path), f"Invalid value: {_show(value)}: {error.message}")
+
+
+def _type_words(expected: object) -> str:
+    if isinstance(expected, list):
+        return " or ".join(expected)
+    return str(expected)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return json.dumps(value)
+
+
+def apply_schema_defaults(resource: dict, kind: Kind) -> dict:
+    """Fill in the `default:` values of the schema where the resource leaves a field out (in place)."""
+    _apply_defaults(resource, openapi_schema(kind))
+    return resource
+
+
+def _apply_defaults(value: object, schema: dict) -> None:
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for key, sub_schema in properties.items():
+            if key not in value and "default" in sub_schema:
+                value[key] = copy.deepcopy(sub_schema["default"])
+            if key in value:
+                _apply_defaults(value[key], sub_schema)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, item in value.items():
+                if key not in properties:
+                    _apply_defaults(item, extra)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            _apply_defaults(item, schema["items"])
+
+
+def unknown_fields(resource: dict, kind: Kind) -> list[str]:
+    """The paths of fields the schema does not declare. modelplane keeps them; the API server would drop them."""
+    found: list[str] = []
+    _collect_unknown(resource, openapi_schema(kind), [], found)
+    return found
+
+
+def _collect_unknown(value: object, schema: dict, path: list, found: list[str]) -> None:
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        if properties is None and extra is None:
+            return  # an open object (such as metadata)
+        for key, item in value.items():
+            if properties and key in properties:
+                _collect_unknown(item, properties[key], [*path, key], found)
+            elif isinstance(extra, dict):
+                _collect_unknown(item, extra, [*path, key], found)
+            elif not schema.get("x-kubernetes-preserve-unknown-fields") and extra is not True:
+                found.append(paths.join([*path, key]))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            _collect_unknown(item, schema["items"], [*path, index], found)

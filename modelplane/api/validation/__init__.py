@@ -1,0 +1,46 @@
+"""The semantic rules of each kind, with KServe's messages; each returns every rule broken."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..errors import FieldError
+from ..kinds import (
+    CLUSTER_SERVING_RUNTIME,
+    INFERENCE_GRAPH,
+    INFERENCE_SERVICE,
+    SERVING_RUNTIME,
+    TRAINED_MODEL,
+    Kind,
+)
+from .common import metadata_errors
+from .inference_graph import inference_graph_errors
+from .inference_service import inference_service_errors
+from .serving_runtime import serving_runtime_errors
+from .trained_model import trained_model_errors
+
+
+def semantic_errors(
+    resource: dict, kind: Kind, *, old: dict | None = None, existing: Iterable[dict] = ()
+) -> list[FieldError]:
+    """Every rule a resource of `kind` breaks (after defaulting and the schema check)."""
+    if kind == INFERENCE_SERVICE:
+        # The webhook's name rule is stricter than the API server's, and has its own message.
+        return inference_service_errors(resource, old)
+    if kind == INFERENCE_GRAPH:
+        return inference_graph_errors(resource)
+    errors = list(metadata_errors(resource, namespaced=kind.namespaced))
+    if kind in (SERVING_RUNTIME, CLUSTER_SERVING_RUNTIME):
+        errors += serving_runtime_errors(resource, existing=existing, old=old)
+    elif kind == TRAINED_MODEL:
+        errors += trained_model_errors(resource, old)
+    return errors
+
+
+__all__ = [
+    "inference_graph_errors",
+    "inference_service_errors",
+    "semantic_errors",
+    "serving_runtime_errors",
+    "trained_model_errors",
+]
