@@ -11,6 +11,7 @@ import sys
 SUBCOMMAND_MODULES: list[str] = [
     "modelplane.cli.serve",
     "modelplane.cli.router",
+    "modelplane.cli.resources",
 ]
 
 

@@ -1,0 +1,427 @@
+"""`modelplane apply | get | describe | delete | wait`: resources in the control plane, as kubectl
+users know them (`-n/--namespace`, `-f FILE|DIR|-`, short names isvc/ig/sr/csr/tm, `-o yaml`).
+
+They speak to the control-plane API of `modelplane up`, at `--server`, `$MODELPLANE_API` or
+http://127.0.0.1:8180.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from modelplane.api.errors import LoadError
+from modelplane.api.kinds import Kind, kind_of
+from modelplane.api.loader import Document, load_path, load_text
+from modelplane.cli.main import CommandError
+from modelplane.local.api_client import ControlPlaneClient, Unreachable
+from modelplane.local.api_columns import printer_columns
+from modelplane.local.api_describe import describe
+from modelplane.local.api_errors import ApiError, NotFound
+from modelplane.local.api_paths import qualified_singular, resolve_kind
+from modelplane.local.api_settings import api_url
+
+DEFAULT_NAMESPACE = "default"
+KIND_WORDS = "isvc|ig|servingruntimes|clusterservingruntimes|trainedmodels"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--server", help="control-plane URL (default: $MODELPLANE_API or http://127.0.0.1:8180)"
+    )
+    common.add_argument("-n", "--namespace", help=f"namespace (default: {DEFAULT_NAMESPACE})")
+
+    apply = subparsers.add_parser(
+        "apply", parents=[common], help="create or update resources from files", description=_apply.__doc__
+    )
+    apply.add_argument(
+        "-f", "--filename", action="append", required=True, help="a file, a folder, or - for stdin"
+    )
+    apply.add_argument("-R", "--recursive", action="store_true", help="also read the folders inside a folder")
+    apply.set_defaults(func=_apply)
+
+    get = subparsers.add_parser("get", parents=[common], help="list resources or show one")
+    get.add_argument("kind", metavar="KIND", help=KIND_WORDS + " (or KIND/NAME)")
+    get.add_argument("names", metavar="NAME", nargs="*")
+    get.add_argument("-o", "--output", choices=["yaml", "json", "wide", "name"])
+    get.add_argument("-A", "--all-namespaces", action="store_true")
+    get.add_argument("-l", "--selector", help="label selector, e.g. app=iris,tier!=gold")
+    get.set_defaults(func=_get)
+
+    show = subparsers.add_parser("describe", parents=[common], help="show resources in detail")
+    show.add_argument("kind", metavar="KIND")
+    show.add_argument("names", metavar="NAME", nargs="*")
+    show.add_argument("-l", "--selector")
+    show.set_defaults(func=_describe)
+
+    delete = subparsers.add_parser("delete", parents=[common], help="delete resources by name or file")
+    delete.add_argument("kind", metavar="KIND", nargs="?")
+    delete.add_argument("names", metavar="NAME", nargs="*")
+    delete.add_argument("-f", "--filename", action="append", help="delete what these files describe")
+    delete.add_argument("-R", "--recursive", action="store_true")
+    delete.add_argument("--all", action="store_true", help="every resource of the kind in the namespace")
+    delete.add_argument("--ignore-not-found", action="store_true")
+    delete.set_defaults(func=_delete)
+
+    wait = subparsers.add_parser("wait", parents=[common], help="wait for a condition on resources")
+    wait.add_argument("kind", metavar="KIND", help="KIND, or KIND/NAME")
+    wait.add_argument("names", metavar="NAME", nargs="*")
+    wait.add_argument("--for", dest="condition", required=True, help="condition=Ready[=True], or delete")
+    wait.add_argument("--timeout", default="30s", help="give up after this long (30s, 5m, 1h; default 30s)")
+    wait.set_defaults(func=_wait)
+
+
+# ---- apply ----
+
+
+def _apply(args: argparse.Namespace) -> int:
+    """Creates each resource, or replaces it if it exists. The documents of one apply are
+    stored all together or, if any is refused, not at all."""
+    documents = _read_documents(args.filename, args.recursive)
+    if not documents:
+        raise CommandError("no objects passed to apply")
+    resources = [_placed(document, args.namespace) for document in documents]
+    with _client(args) as client:
+        try:
+            results = client.apply(resources, args.namespace or DEFAULT_NAMESPACE)
+        except ApiError as error:
+            raise CommandError(f"{_where(error, documents)}{error} (nothing was applied)") from None
+    for result in results:
+        print(f"{_object_name(result['object'])} {result['action']}")
+    return 0
+
+
+def _read_documents(sources: list[str], recursive: bool) -> list[Document]:
+    documents: list[Document] = []
+    try:
+        for source in sources:
+            if source == "-":
+                documents += load_text(sys.stdin.read(), source="<stdin>")
+            else:
+                documents += load_path(source, recursive=recursive)
+    except LoadError as error:
+        raise CommandError(str(error)) from None
+    return documents
+
+
+def _placed(document: Document, namespace: str | None) -> dict[str, Any]:
+    """The resource with its namespace settled; refused if its kind is not served or its
+    namespace contradicts an explicit `--namespace`."""
+    resource = document.resource
+    kind = kind_of(resource)
+    if kind is None:
+        raise CommandError(
+            f'{document.where()}: no matches for kind "{resource.get("kind")}" '
+            f'in version "{resource.get("apiVersion")}"'
+        )
+    if not kind.namespaced:
+        return resource
+    metadata = resource["metadata"]
+    own = metadata.get("namespace")
+    if own and namespace and own != namespace:
+        raise CommandError(
+            f'{document.where()}: the namespace from the provided object "{own}" does not match the '
+            f"namespace \"{namespace}\". You must pass '--namespace={own}' to perform this operation."
+        )
+    metadata["namespace"] = own or namespace or DEFAULT_NAMESPACE
+    return resource
+
+
+def _where(error: ApiError, documents: list[Document]) -> str:
+    """`file:line: ` of the document (and field) a server refusal is about, when it can tell."""
+    name = error.details.get("name")
+    plural = error.details.get("kind")
+    for document in documents:
+        kind = kind_of(document.resource)
+        if kind and kind.plural == plural and document.resource["metadata"].get("name") == name:
+            causes = error.details.get("causes") or []
+            field = causes[0].get("field") if causes else None
+            line = document.line_of(field) if field else document.line
+            return f"{document.source}:{line}: "
+    return ""
+
+
+# ---- get and describe ----
+
+
+def _get(args: argparse.Namespace) -> int:
+    kind, names = _kind_and_names(args.kind, args.names)
+    namespace = None if args.all_namespaces else _namespace(args)
+    with _client(args) as client:
+        items = _fetch(client, kind, namespace or "", names, args.selector, all_namespaces=namespace is None)
+    if args.output in ("yaml", "json"):
+        document: Any = items[0] if len(names) == 1 else _as_list(items)
+        _print_structured(document, args.output)
+    elif args.output == "name":
+        for item in items:
+            print(_object_name(item))
+    elif not items:
+        where = (
+            ""
+            if not kind.namespaced
+            else (" in any namespace" if namespace is None else f" in {namespace} namespace")
+        )
+        print(f"No resources found{where}.", file=sys.stderr)
+    else:
+        print(
+            _table(
+                kind, items, all_namespaces=namespace is None and kind.namespaced, wide=args.output == "wide"
+            )
+        )
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    kind, names = _kind_and_names(args.kind, args.names)
+    namespace = _namespace(args)
+    with _client(args) as client:
+        items = _fetch(client, kind, namespace, names, args.selector, all_namespaces=False)
+    if not items:
+        print(f"No resources found in {namespace} namespace.", file=sys.stderr)
+    print("\n\n".join(describe(item).rstrip("\n") for item in items))
+    return 0
+
+
+def _fetch(
+    client: ControlPlaneClient,
+    kind: Kind,
+    namespace: str,
+    names: list[str],
+    selector: str | None,
+    *,
+    all_namespaces: bool,
+) -> list[dict[str, Any]]:
+    if names:
+        try:
+            return [client.get(kind, namespace, name) for name in names]
+        except ApiError as error:
+            raise CommandError(str(error)) from None
+    try:
+        return client.list(kind, None if all_namespaces else namespace, selector)["items"]
+    except ApiError as error:
+        raise CommandError(str(error)) from None
+
+
+def _table(kind: Kind, items: list[dict[str, Any]], *, all_namespaces: bool, wide: bool) -> str:
+    columns = [c for c in printer_columns(kind) if wide or c.priority == 0]
+    now = datetime.now(UTC)
+    header = (["NAMESPACE"] if all_namespaces else []) + ["NAME"] + [c.header for c in columns]
+    rows = [header]
+    for item in items:
+        metadata = item.get("metadata") or {}
+        leading = [metadata.get("namespace", "")] if all_namespaces else []
+        rows.append(leading + [metadata.get("name", "")] + [c.cell(item, now) for c in columns])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+
+
+def _print_structured(document: Any, output: str) -> None:
+    if output == "json":
+        print(json.dumps(document, indent=4))
+    else:
+        sys.stdout.write(yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
+
+
+# ---- delete ----
+
+
+def _delete(args: argparse.Namespace) -> int:
+    targets = _delete_targets(args)
+    failed = False
+    with _client(args) as client:
+        if args.all:
+            kind = _resolve(args.kind)
+            namespace = _namespace(args)
+            targets = [
+                (kind, namespace, item["metadata"]["name"]) for item in client.list(kind, namespace)["items"]
+            ]
+        for kind, namespace, name in targets:
+            try:
+                client.delete(kind, namespace, name)
+            except NotFound as error:
+                if not args.ignore_not_found:
+                    failed = _report(args, str(error))
+                continue
+            except ApiError as error:
+                failed = _report(args, str(error))
+                continue
+            print(f'{qualified_singular(kind)} "{name}" deleted')
+    return 2 if failed else 0
+
+
+def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
+    if args.filename:
+        if args.kind or args.names or args.all:
+            raise CommandError("give either -f FILE or KIND NAME..., not both")
+        documents = _read_documents(args.filename, args.recursive)
+        targets = []
+        for document in documents:
+            resource = _placed(document, args.namespace)
+            kind = kind_of(resource)
+            assert kind is not None  # _placed refuses unknown kinds
+            targets.append((kind, resource["metadata"].get("namespace", ""), resource["metadata"]["name"]))
+        return targets
+    if not args.kind:
+        raise CommandError("give KIND NAME... (or KIND --all, or -f FILE)")
+    kind, names = _kind_and_names(args.kind, args.names)
+    if not names and not args.all:
+        raise CommandError(f"give the name of the {kind.singular} to delete, or --all")
+    return [(kind, _namespace(args), name) for name in names]
+
+
+# ---- wait ----
+
+
+def _wait(args: argparse.Namespace) -> int:
+    kind, names = _kind_and_names(args.kind, args.names)
+    if not names:
+        raise CommandError("give the name of the resource to wait for")
+    condition = _parse_condition(args.condition)
+    deadline = time.monotonic() + _parse_duration(args.timeout)
+    namespace = _namespace(args)
+    with _client(args) as client:
+        for name in names:
+            if not _wait_for(client, kind, namespace, name, condition, deadline):
+                print(f"error: timed out waiting for the condition on {kind.plural}/{name}", file=sys.stderr)
+                return 1
+            met = "deleted" if condition is None else "condition met"
+            print(f"{qualified_singular(kind)}/{name} {met}")
+    return 0
+
+
+def _wait_for(
+    client: ControlPlaneClient,
+    kind: Kind,
+    namespace: str,
+    name: str,
+    condition: tuple[str, str] | None,
+    deadline: float,
+) -> bool:
+    """Whether the condition (None: deletion) holds before the deadline, watching for changes."""
+    try:
+        current = client.get(kind, namespace, name)
+    except NotFound as error:
+        if condition is None:
+            return True
+        raise CommandError(str(error)) from None
+    except ApiError as error:
+        raise CommandError(str(error)) from None
+    if condition is not None and _condition_met(current, condition):
+        return True
+    version = current["metadata"]["resourceVersion"]
+    while (remaining := deadline - time.monotonic()) > 0:
+        for event in client.watch(kind, namespace, name=name, resource_version=version, timeout=remaining):
+            if event["type"] == "ERROR":  # history expired: start again from the current state
+                return _wait_for(client, kind, namespace, name, condition, deadline)
+            version = event["object"]["metadata"]["resourceVersion"]
+            if event["type"] == "DELETED":
+                if condition is None:
+                    return True
+                raise CommandError(f'{kind.crd_name} "{name}" was deleted while waiting')
+            if condition is not None and _condition_met(event["object"], condition):
+                return True
+    return False
+
+
+def _condition_met(resource: dict[str, Any], condition: tuple[str, str]) -> bool:
+    """Whether the status reports the condition, for the current generation (as kubectl checks)."""
+    wanted_type, wanted_status = condition
+    status = resource.get("status") or {}
+    generation = (resource.get("metadata") or {}).get("generation")
+    for entry in status.get("conditions") or []:
+        if str(entry.get("type", "")).lower() != wanted_type.lower():
+            continue
+        observed = entry.get("observedGeneration", status.get("observedGeneration"))
+        if observed is not None and generation is not None and observed < generation:
+            return False
+        return str(entry.get("status", "")).lower() == wanted_status.lower()
+    return False
+
+
+def _parse_condition(text: str) -> tuple[str, str] | None:
+    """`condition=Ready` → ("Ready", "True"); `condition=Ready=False`; `delete` → None."""
+    if text == "delete":
+        return None
+    prefix, _, rest = text.partition("=")
+    if prefix != "condition" or not rest:
+        raise CommandError(f"unsupported --for {text!r}: use condition=NAME[=VALUE] or delete")
+    name, _, value = rest.partition("=")
+    return name, value or "True"
+
+
+def _parse_duration(text: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    total, number = 0.0, ""
+    position = 0
+    try:
+        while position < len(text):
+            if text[position].isdigit() or text[position] == ".":
+                number += text[position]
+                position += 1
+                continue
+            unit = "ms" if text.startswith("ms", position) else text[position]
+            total += float(number) * units[unit]
+            number, position = "", position + len(unit)
+        if number:
+            total += float(number)
+    except (KeyError, ValueError):
+        raise CommandError(f"invalid --timeout {text!r}: use e.g. 30s, 5m, 1h30m") from None
+    return total
+
+
+# ---- shared ----
+
+
+@contextmanager
+def _client(args: argparse.Namespace) -> Iterator[ControlPlaneClient]:
+    url = api_url(args.server)
+    client = ControlPlaneClient(url)
+    try:
+        yield client
+    except Unreachable:
+        raise CommandError(f"cannot reach the control plane at {url} (is 'modelplane up' running?)") from None
+    finally:
+        client.close()
+
+
+def _resolve(word: str) -> Kind:
+    kind = resolve_kind(word)
+    if kind is None:
+        raise CommandError(f'the server doesn\'t have a resource type "{word}"')
+    return kind
+
+
+def _kind_and_names(kind_word: str, names: list[str]) -> tuple[Kind, list[str]]:
+    """`isvc a b` or `isvc/a` → (InferenceService, [a, b])."""
+    word, _, name = kind_word.partition("/")
+    return _resolve(word), ([name] if name else []) + list(names)
+
+
+def _namespace(args: argparse.Namespace) -> str:
+    return args.namespace or DEFAULT_NAMESPACE
+
+
+def _object_name(resource: dict[str, Any]) -> str:
+    kind = kind_of(resource)
+    name = resource["metadata"]["name"]
+    return f"{qualified_singular(kind)}/{name}" if kind else f"{resource.get('kind')}/{name}"
+
+
+def _report(args: argparse.Namespace, message: str) -> bool:
+    print(f"modelplane {args.command}: {message}", file=sys.stderr)
+    return True

@@ -1,0 +1,145 @@
+"""The table columns of each kind, as `kubectl get` shows them: the CRDs' printer columns.
+
+Each CRD in `modelplane.api` names its columns with a JSONPath (`.status.url`,
+`.status.conditions[?(@.type=='Ready')].status`, `.spec.containers[*].name`); this module
+evaluates the small part of JSONPath those use and formats cells as kubectl does (dates as ages
+such as `7d23h`, several values joined by commas, a missing value as an empty cell).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import orjson
+
+from modelplane.api.kinds import Kind
+from modelplane.api.schema import crd
+
+_TOKEN = re.compile(r"\.([A-Za-z0-9_-]+)|\[\*\]|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_.-]+)==([^)]*)\)\]")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    json_path: str
+    type: str
+    priority: int = 0
+
+    @property
+    def header(self) -> str:
+        return self.name.upper()
+
+    def cell(self, resource: dict[str, Any], now: datetime | None = None) -> str:
+        values = evaluate(self.json_path, resource)
+        if self.type == "date":
+            return age(values[0], now) if values else ""
+        return ",".join(_text(v) for v in values)
+
+
+@cache
+def printer_columns(kind: Kind) -> tuple[Column, ...]:
+    """The kind's columns after NAME (kubectl's wide output adds those with a priority)."""
+    for version in crd(kind)["spec"]["versions"]:
+        if version["name"] == kind.version:
+            return tuple(
+                Column(c["name"], c["jsonPath"], c.get("type", "string"), c.get("priority", 0))
+                for c in version.get("additionalPrinterColumns", [])
+            )
+    return ()
+
+
+def evaluate(json_path: str, resource: Any) -> list[Any]:
+    """Every value `json_path` reaches in `resource` (kubectl's JSONPath, the printer-column subset)."""
+    nodes = [resource]
+    position = 0
+    while position < len(json_path):
+        match = _TOKEN.match(json_path, position)
+        if match is None:
+            raise ValueError(f"unsupported JSONPath {json_path!r}")
+        position = match.end()
+        field, index, filter_path, filter_value = match.groups()
+        if field is not None:
+            nodes = [n[field] for n in nodes if isinstance(n, dict) and field in n]
+        elif index is not None:
+            nodes = [n[int(index)] for n in nodes if isinstance(n, list) and int(index) < len(n)]
+        elif filter_path is not None:
+            wanted = _literal(filter_value)
+            nodes = [
+                item for n in nodes if isinstance(n, list) for item in n if _dig(item, filter_path) == wanted
+            ]
+        else:
+            nodes = [item for n in nodes if isinstance(n, list) for item in n]
+    return nodes
+
+
+def age(timestamp: str, now: datetime | None = None) -> str:
+    """How long ago an RFC 3339 timestamp was, as kubectl prints it (`45s`, `3m2s`, `7d23h`)."""
+    try:
+        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return "<invalid>"
+    seconds = int(((now or datetime.now(UTC)) - then).total_seconds())
+    return human_duration(seconds)
+
+
+def human_duration(seconds: int) -> str:
+    """Kubernetes' `duration.HumanDuration`: two units at most, coarser as time goes by."""
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 0:
+        return "0s"
+    if seconds < 60 * 2:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        rest = seconds % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 60 * 3:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        rest = (hours // 24) % 365
+        return f"{hours // 24 // 365}y{rest}d" if rest else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def _dig(value: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _literal(text: str) -> Any:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
