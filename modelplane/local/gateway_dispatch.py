@@ -18,12 +18,12 @@ class _Split:
     __slots__ = ("revisions", "bounds", "total", "explain")
 
     def __init__(self, route: Route, revisions: dict[str, RevisionState]) -> None:
-        weighted = [backend for backend in route.backends if backend.weight > 0]
+        weighted = [backend for backend in route.backends if backend.weight > 0] or list(route.backends)
         self.revisions = [revisions[backend.revision] for backend in weighted]
         self.bounds: list[int] = []
         total = 0
         for backend in weighted:
-            total += backend.weight
+            total += backend.weight or 1
             self.bounds.append(total)
         self.total = total
         self.explain = _Split(route.explain, revisions) if route.explain is not None else None

@@ -49,7 +49,8 @@ class Backend:
 class Route:
     """Where the requests for one host go.
 
-    Requests are split between `backends` by weight. A path ending in `:explain` goes to `explain`
+    Requests are split between `backends` by weight (a lone backend takes everything, whatever its
+    weight, so a tag route can reuse a revision's 0% backend). A path ending in `:explain` goes to `explain`
     instead, when set (the InferenceService host routes predict calls to the transformer or the
     predictor, and explain calls to the explainer).
     """
@@ -60,7 +61,7 @@ class Route:
     def __post_init__(self) -> None:
         if not self.backends:
             raise ValueError("a route needs at least one backend")
-        if sum(backend.weight for backend in self.backends) <= 0:
+        if len(self.backends) > 1 and sum(backend.weight for backend in self.backends) <= 0:
             revisions = ", ".join(backend.revision for backend in self.backends)
             raise ValueError(f"route to {revisions}: the weights add up to 0")
 

@@ -161,9 +161,9 @@ def main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
     print(sock.getsockname()[1], flush=True)
     if "--raw" in sys.argv:
-        sock.listen(128)
         sock.setblocking(False)
 
         async def serve():

@@ -1,0 +1,141 @@
+"""Requests wait in the gateway while a revision scales from zero or its replicas are at their limit."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelplane.local.gateway import GatewayConfig, GatewayThread
+from modelplane.local.gateway_routes import Backend, Route, RouteTable
+
+APP = Path(__file__).with_name("test_gateway_upstream_app.py")
+HOST = "iris.default.localhost"
+
+
+@contextlib.contextmanager
+def upstream(name: str):
+    process = subprocess.Popen([sys.executable, str(APP), name], stdout=subprocess.PIPE, text=True)
+    try:
+        yield f"127.0.0.1:{int(process.stdout.readline())}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def replica():
+    with upstream("iris-1-a") as address:
+        yield address
+
+
+class Demand:
+    """Records the activator's "revision X needs a replica" calls."""
+
+    def __init__(self) -> None:
+        self.revisions: list[str] = []
+        self.seen = threading.Event()
+
+    def __call__(self, revision: str) -> None:
+        self.revisions.append(revision)
+        self.seen.set()
+
+
+@contextlib.contextmanager
+def running_gateway(backend: Backend, demand: Demand | None = None, **config):
+    thread = GatewayThread(GatewayConfig(port=0, **config), on_demand=demand)
+    gateway = thread.start()
+    gateway.update_routes(table(backend))
+    try:
+        yield gateway
+    finally:
+        thread.stop()
+
+
+def table(*backends: Backend) -> RouteTable:
+    return RouteTable({HOST: Route(backends)}) if backends else RouteTable()
+
+
+def eventually(condition, what: str, deadline: float = 20.0):
+    give_up = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > give_up:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.01)
+
+
+def predict(gateway, path: str = "/v1/models/iris:predict") -> httpx.Response:
+    return httpx.post(
+        f"{gateway.url}{path}", headers={"host": HOST}, content=b'{"instances": [[1, 2, 3, 4]]}', timeout=60
+    )
+
+
+def test_a_request_waits_while_the_revision_scales_from_zero(replica):
+    demand = Demand()
+    with running_gateway(Backend("iris-1"), demand) as gateway, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(predict, gateway)
+        assert demand.seen.wait(20)
+        assert demand.revisions == ["iris-1"]
+        eventually(lambda: gateway.revision_stats()["iris-1"].queued == 1, "the request is queued")
+        gateway.update_routes(table(Backend("iris-1", (replica,))))
+        response = pending.result(timeout=60)
+        assert response.status_code == 200
+        assert response.json()["replica"] == "iris-1-a"
+        stats = gateway.revision_stats()["iris-1"]
+        assert (stats.queued, stats.in_flight, stats.requests_total, stats.replicas) == (0, 0, 1, 1)
+
+
+def test_no_replica_in_time_is_a_503_that_says_why():
+    demand = Demand()
+    with running_gateway(Backend("iris-1"), demand, queue_timeout=0.3) as gateway:
+        response = predict(gateway)
+        assert response.status_code == 503
+        assert response.json() == {
+            "error": "revision iris-1 could not take the request within 0.3s: no replica became ready"
+        }
+        assert demand.revisions == ["iris-1"]
+        assert gateway.revision_stats()["iris-1"].queued == 0
+
+
+def test_a_full_queue_refuses_at_once():
+    with running_gateway(Backend("iris-1"), max_queued=1) as gateway, ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(predict, gateway)
+        eventually(lambda: gateway.revision_stats()["iris-1"].queued == 1, "the first request is queued")
+        refused = predict(gateway)
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "revision iris-1 is overloaded: 1 requests already wait"
+        gateway.update_routes(table())
+        assert waiting.result(timeout=60).json() == {"error": "revision iris-1 no longer serves any host"}
+
+
+def test_requests_beyond_container_concurrency_wait_in_the_gateway(replica):
+    backend = Backend("iris-1", (replica,), container_concurrency=1)
+    most_queued = 0
+    with running_gateway(backend) as gateway, ThreadPoolExecutor(4) as pool:
+        pending = [pool.submit(predict, gateway, "/slow?seconds=0.3") for _ in range(4)]
+        while not all(future.done() for future in pending):
+            most_queued = max(most_queued, gateway.revision_stats()["iris-1"].queued)
+            time.sleep(0.01)
+        responses = [future.result() for future in pending]
+        stats = gateway.revision_stats()["iris-1"]
+    assert [response.status_code for response in responses] == [200] * 4
+    # The replica never had more than one of these requests at a time.
+    assert [response.json()["in_flight"] for response in responses] == [1] * 4
+    assert most_queued >= 1
+    assert (stats.in_flight, stats.queued, stats.requests_total) == (0, 0, 4)
+    assert stats.concurrency_seconds > 0
+
+
+def test_in_flight_counts_what_the_replicas_are_working_on(replica):
+    with running_gateway(Backend("iris-1", (replica,))) as gateway, ThreadPoolExecutor(3) as pool:
+        pending = [pool.submit(predict, gateway, "/slow?seconds=1") for _ in range(3)]
+        eventually(lambda: gateway.revision_stats()["iris-1"].in_flight == 3, "three requests in flight")
+        assert all(future.result().status_code == 200 for future in pending)
+        assert gateway.revision_stats()["iris-1"].in_flight == 0
