@@ -54,6 +54,7 @@ def _is_int64(value: object) -> bool:
 @cache
 def _validator(kind: Kind) -> jsonschema.Draft7Validator:
     schema = _accept_numeric_quantities(copy.deepcopy(openapi_schema(kind)))
+    _relax_canary_implementations(schema)
     return jsonschema.Draft7Validator(schema, format_checker=_format_checker)
 
 
@@ -70,6 +71,16 @@ def _accept_numeric_quantities(schema: object) -> object:
         for value in schema:
             _accept_numeric_quantities(value)
     return schema
+
+
+def _relax_canary_implementations(schema: dict) -> None:
+    # KServe's CRD lets the predictor's implementations (`model`, `sklearn`...) leave out the container
+    # `name`, but forgot to do the same for a canary's predictor, which then could not use `model`.
+    canary = schema.get("properties", {}).get("spec", {}).get("properties", {}).get("canary")
+    if canary is None:
+        return
+    for implementation in canary["items"]["properties"]["predictor"]["properties"].values():
+        implementation.pop("required", None)
 
 
 def prune_nulls(value: object) -> object:
@@ -116,16 +127,17 @@ def _field_error(error: jsonschema.ValidationError) -> FieldError:
             paths.join(path), f"Invalid value: {_show(value)}: must fit in a {bits}-bit integer"
         )
     bounds = {
-        "minimum": "should be greater than or equal to",
-        "maximum": "should be less than or equal to",
-        "minLength": "should be at least this many characters long:",
-        "maxLength": "may not be more than this many characters long:",
-        "minItems": "should have at least this many items:",
-        "maxItems": "must have at most this many items:",
+        "minimum": "should be greater than or equal to {}",
+        "maximum": "should be less than or equal to {}",
+        "minLength": "should be at least {} chars long",
+        "maxLength": "should be at most {} chars long",
+        "minItems": "should have at least {} items",
+        "maxItems": "should have at most {} items",
     }
     if keyword in bounds:
         return FieldError(
-            paths.join(path), f"Invalid value: {_show(value)}: {bounds[keyword]} {error.validator_value}"
+            paths.join(path),
+            f"Invalid value: {_show(value)}: {bounds[keyword].format(error.validator_value)}",
         )
     return FieldError(paths.join(path), f"Invalid value: {_show(value)}: {error.message}")
 
