@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from modelplane.api.admission import admit as api_admit
 from modelplane.api.errors import ValidationError
 from modelplane.api.kinds import kind_of
 from modelplane.local.api_errors import Invalid
-from modelplane.local.store import Admit, Resource, admit_as_is
+from modelplane.local.store import Admit, Resource
 
 
-def admission_from(admit: Callable[[Resource, Resource | None], Resource]) -> Admit:
-    """The store hook that runs `admit` and turns its ValidationError into Invalid."""
+def admission_from(admit: Callable[..., Resource] = api_admit) -> Admit:
+    """The store hook that runs `admit(resource, old=..., existing=...)` (by default
+    `modelplane.api.admit`) and turns its ValidationError into Invalid."""
 
-    def hook(resource: Resource, old: Resource | None) -> Resource:
+    def hook(resource: Resource, old: Resource | None, existing: list[Resource]) -> Resource:
         try:
-            return admit(resource, old)
+            return admit(resource, old=old, existing=existing)
         except ValidationError as error:
             raise _invalid(resource, error) from None
 
@@ -27,9 +29,8 @@ def admission_from(admit: Callable[[Resource, Resource | None], Resource]) -> Ad
 
 
 def default_admission() -> Admit:
-    """The admission the control plane runs."""
-    # modelplane.api does not expose `admit` yet; until it does, resources are stored as sent.
-    return admit_as_is
+    """The admission the control plane runs: KServe's defaulting and validation."""
+    return admission_from(api_admit)
 
 
 def _invalid(resource: Resource, error: ValidationError) -> Invalid:

@@ -10,8 +10,9 @@ Each write is one transaction. Each write also appends an event (ADDED, MODIFIED
 the object) to a bounded history in the same transaction; `watch` reads that history, so a
 watcher can resume from any resourceVersion still in it, in-process or over HTTP.
 
-Every create and spec update passes through `admit(resource, old)` (defaulting and validation),
-which returns the resource to store or raises `Invalid`.
+Every create and spec update passes through `admit(resource, old, existing)` (defaulting and
+validation; `existing` are the other resources of the same kind in the same namespace, as they
+stand in the transaction), which returns the resource to store or raises `Invalid`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from modelplane.local.api_errors import AlreadyExists, Conflict, Expired, Invali
 from modelplane.local.api_paths import kind_by_name
 
 Resource = dict[str, Any]
-Admit = Callable[[Resource, Resource | None], Resource]
+Admit = Callable[[Resource, Resource | None, list[Resource]], Resource]
 
 STORE_FILE = "store.db"
 
@@ -59,7 +60,7 @@ INSERT OR IGNORE INTO counters VALUES ('resource_version', 0), ('compacted', 0);
 """
 
 
-def admit_as_is(resource: Resource, old: Resource | None) -> Resource:
+def admit_as_is(resource: Resource, old: Resource | None, existing: list[Resource]) -> Resource:
     """The admission hook that changes and refuses nothing."""
     return resource
 
@@ -349,7 +350,16 @@ class Store:
         return new
 
     def _admitted(self, resource: Resource, old: Resource | None) -> Resource:
-        admitted = self._admit(copy.deepcopy(resource), copy.deepcopy(old) if old is not None else None)
+        ref = ref_of(resource)
+        existing = [
+            orjson.loads(body)
+            for (body,) in self._db.execute(
+                "SELECT body FROM resources WHERE kind=? AND namespace=? AND name!=? ORDER BY name", ref
+            )
+        ]
+        admitted = self._admit(
+            copy.deepcopy(resource), copy.deepcopy(old) if old is not None else None, existing
+        )
         if not isinstance(admitted, dict):
             raise TypeError("the admission hook must return the resource to store")
         return admitted

@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from modelplane.local.api_admission import default_admission
 from modelplane.local.api_errors import AlreadyExists, Conflict, Expired, Invalid, NotFound
 from modelplane.local.store import Ref, Store, admit_as_is, store_path
 
@@ -190,7 +191,7 @@ def test_the_store_survives_a_restart(tmp_path):
 def test_admission_sees_new_and_old_and_can_refuse(tmp_path):
     seen = []
 
-    def admit(resource, old):
+    def admit(resource, old, existing):
         seen.append((resource["spec"]["predictor"]["model"]["storageUri"], old is not None))
         if resource["spec"]["predictor"]["model"]["storageUri"] == "bad://":
             raise Invalid("storageUri: unsupported scheme")
@@ -213,7 +214,7 @@ def test_admission_sees_new_and_old_and_can_refuse(tmp_path):
 
 
 def test_apply_is_all_or_nothing(tmp_path):
-    def admit(resource, old):
+    def admit(resource, old, existing):
         if resource["metadata"]["name"] == "refused":
             raise Invalid("refused on purpose")
         return resource
@@ -291,3 +292,37 @@ def test_store_file_is_plain_sqlite(tmp_path):
         .fetchall()
     )
     assert rows == [("InferenceService", "default", "iris")]
+
+
+def test_admission_sees_the_other_resources_of_the_kind_in_the_namespace(tmp_path):
+    seen = {}
+
+    def admit(resource, old, existing):
+        seen[resource["metadata"]["name"]] = sorted(r["metadata"]["name"] for r in existing)
+        return resource
+
+    store = Store(store_path(tmp_path), admit)
+    try:
+        store.create(isvc("a"))
+        store.create(isvc("elsewhere", namespace="other"))
+        store.apply([isvc("b"), isvc("c")])
+        assert seen == {"a": [], "elsewhere": [], "b": ["a"], "c": ["a", "b"]}
+    finally:
+        store.close()
+
+
+def test_default_admission_refuses_what_kserve_refuses(tmp_path):
+    store = Store(store_path(tmp_path), default_admission())
+    try:
+        created = store.create(isvc())
+        assert created["metadata"]["generation"] == 1
+        broken = isvc("broken")
+        broken["spec"]["predictor"] = {}
+        with pytest.raises(
+            Invalid, match='InferenceService.serving.kserve.io "broken" is invalid: '
+        ) as caught:
+            store.create(broken)
+        assert caught.value.details["causes"]
+        assert caught.value.to_status()["code"] == 422
+    finally:
+        store.close()
