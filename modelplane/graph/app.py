@@ -78,7 +78,7 @@ class RouterApp:
         context = RequestContext(headers=self._propagator.render(scope["headers"]))
         remaining = self._timeouts.server_write - (time.monotonic() - started)
         try:
-            async with asyncio.timeout(remaining):
+            async with asyncio.timeout(remaining) as context.deadline:
                 result = await self._router.route(body, context)
         except TimeoutError:
             await _respond_error(send, 504, _write_timeout_cause(self._timeouts.server_write, context))

@@ -55,6 +55,7 @@ class RequestContext:
     """What every step of one request shares: the header block to send, and which steps are running."""
 
     headers: bytes
+    deadline: asyncio.Timeout | None = None  # the request's serverWrite deadline
     running: dict[object, str] = field(default_factory=dict)
 
 
@@ -137,8 +138,13 @@ class GraphRouter:
         except RoutingError as exc:
             status = exc.status
             raise
+        except asyncio.CancelledError:
+            if context.deadline is not None and context.deadline.expired():
+                status = 504
+                key = None  # stays listed, so the timeout's answer can name it
+            raise
         finally:
-            del context.running[key]
+            context.running.pop(key, None)
             step.observer.observe(status, time.perf_counter() - started)
 
     async def _execute(self, step: _Step, payload: Payload, context: RequestContext) -> Result:

@@ -88,15 +88,15 @@ def load_graph_json(text: str | bytes) -> Mapping[str, Any]:
 
 def parse_graph_spec(spec: Mapping[str, Any]) -> GraphSpec:
     """Turn a spec mapping into a `GraphSpec`; raises `GraphSpecError` on a field of the wrong type."""
-    nodes_raw = _typed(spec.get("nodes") or {}, dict, "spec.nodes")
+    nodes_raw = _typed(_or(spec.get("nodes"), {}), dict, "spec.nodes")
     nodes = {name: _parse_node(name, raw) for name, raw in nodes_raw.items()}
-    return GraphSpec(nodes=nodes, router_timeouts=_parse_timeouts(spec.get("routerTimeouts") or {}))
+    return GraphSpec(nodes=nodes, router_timeouts=_parse_timeouts(_or(spec.get("routerTimeouts"), {})))
 
 
 def _parse_node(name: str, raw: Any) -> NodeSpec:
     where = f"spec.nodes.{name}"
     raw = _typed(raw, dict, where)
-    steps_raw = _typed(raw.get("steps") or [], list, f"{where}.steps")
+    steps_raw = _typed(_or(raw.get("steps"), []), list, f"{where}.steps")
     steps = tuple(_parse_step(i, s, f"{where}.steps[{i}]") for i, s in enumerate(steps_raw))
     return NodeSpec(name=name, router_type=_text(raw, "routerType", where), steps=steps)
 
@@ -106,7 +106,7 @@ def _parse_step(index: int, raw: Any, where: str) -> StepSpec:
     weight = raw.get("weight")
     if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int)):
         raise GraphSpecError(f"{where}.weight must be an integer")
-    mapping = raw.get("mapPredictionsToInstances", False)
+    mapping = _or(raw.get("mapPredictionsToInstances"), False)
     if not isinstance(mapping, bool):
         raise GraphSpecError(f"{where}.mapPredictionsToInstances must be true or false")
     return StepSpec(
@@ -140,6 +140,10 @@ def _parse_timeouts(raw: Any) -> RouterTimeouts:
         server_idle=seconds("serverIdle", DEFAULT_SERVER_IDLE),
         service_client=seconds("serviceClient", None),
     )
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _typed(value: Any, kind: type, where: str) -> Any:

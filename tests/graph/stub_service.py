@@ -90,7 +90,12 @@ def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
     config = uvicorn.Config(
-        StubService(), http="httptools", lifespan="off", access_log=False, log_level="warning"
+        StubService(),
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
     )
     print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
     uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))

@@ -1,0 +1,265 @@
+"""The router's behaviour beyond the e2e scenarios: KServe's edge cases, and where modelplane does better."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from urllib.parse import quote
+
+import httpx
+from conftest import graph, sequence
+
+INPUT = {"instances": [[1, 2]]}
+
+
+def reply(
+    stub, body: str, status: int = 200, content_type: str = "application/json", delay_ms: int = 0
+) -> str:
+    path = f"/reply?status={status}&body={quote(body)}&content_type={quote(content_type)}"
+    if delay_ms:
+        path += f"&delay_ms={delay_ms}"
+    return stub.at(path)
+
+
+def free_port_url() -> str:
+    """A URL nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1/models/m:predict"
+
+
+def metric(router, name: str, **labels: str) -> float:
+    text = router.client.get("/metrics").text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.match(r"^(\w+)\{(.*)\} (\S+)$", line)
+        if match and match[1] == name and ",".join(sorted(match[2].split(","))) == wanted:
+            return float(match[3])
+    return 0.0
+
+
+def test_every_path_and_method_runs_the_graph(stub, start_router):
+    router = start_router(graph(sequence({"serviceUrl": stub.at("/echo")})))
+    for method, path in [("POST", "/v1/models/x:predict"), ("PUT", "/anything?q=1"), ("GET", "/")]:
+        response = router.client.request(method, path, content=b'{"a":1}')
+        assert (response.status_code, response.json()) == (200, {"a": 1})
+    assert {r["path"] for r in stub.requests()} == {"/echo"}
+
+
+def test_readyz_answers_200_with_an_empty_body(stub, start_router):
+    router = start_router(graph(sequence({"serviceUrl": stub.at("/echo")})))
+    response = router.client.get("/readyz")
+    assert (response.status_code, response.content) == (200, b"")
+
+
+def test_sequence_passes_the_previous_response_only_when_data_is_response(stub, start_router):
+    router = start_router(
+        graph(
+            sequence(
+                {"serviceUrl": reply(stub, '{"predictions":[1]}')},
+                {"serviceUrl": stub.at("/echo"), "data": "$response"},
+                {"serviceUrl": stub.at("/echo"), "data": "$response.predictions"},
+            )
+        )
+    )
+    assert router.post(INPUT).json() == INPUT
+    bodies = [json.loads(r["body"]) for r in stub.requests()]
+    assert bodies == [INPUT, {"predictions": [1]}, INPUT]
+
+
+def test_map_predictions_to_instances_keeps_other_bodies(stub, start_router):
+    router = start_router(
+        graph(sequence({"serviceUrl": stub.at("/echo"), "mapPredictionsToInstances": True}))
+    )
+    cases = [
+        ({"predictions": [1, 2], "instances": [9], "other": 1}, {"instances": [1, 2]}),
+        ({"Predictions": [3]}, {"instances": [3]}),  # KServe matches the key case-insensitively
+        ({"predictions": "text"}, {"predictions": "text"}),
+        ({"predictions": []}, {"predictions": []}),
+        ([1, 2], [1, 2]),
+    ]
+    for sent, received in cases:
+        assert router.post(sent).json() == received
+
+
+def test_a_condition_on_the_first_step_is_an_invalid_response(stub, start_router):
+    router = start_router(graph(sequence({"serviceUrl": stub.at("/echo"), "condition": "instances"})))
+    response = router.post(INPUT)
+    assert response.status_code == 500
+    assert response.json() == {"error": "Failed to process request", "cause": "invalid response"}
+
+
+def test_a_condition_after_a_non_json_response_is_an_invalid_response(stub, start_router):
+    router = start_router(
+        graph(
+            sequence(
+                {"serviceUrl": reply(stub, "plain words", content_type="text/plain")},
+                {"serviceUrl": stub.at("/echo"), "condition": "instances"},
+            )
+        )
+    )
+    assert router.post(INPUT).json()["cause"] == "invalid response"
+
+
+def test_downstream_status_and_body_pass_through_with_content_type_by_body(stub, start_router):
+    router = start_router(graph(sequence({"serviceUrl": reply(stub, "teapot", 418, "text/plain")})))
+    response = router.post(INPUT)
+    assert (response.status_code, response.text) == (418, "teapot")
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_switch_on_invalid_json_matches_nothing(stub, start_router):
+    root = {"routerType": "Switch", "steps": [{"serviceUrl": stub.at("/echo"), "condition": "instances"}]}
+    router = start_router(graph(root))
+    response = router.post(content=b"not json")
+    assert response.status_code == 404
+    assert response.json()["cause"] == "None of the routes matched with the switch condition"
+    assert router.post(INPUT).json() == INPUT
+
+
+def test_a_switch_without_match_inside_a_sequence_is_a_500(stub, start_router):
+    switch = {"routerType": "Switch", "steps": [{"serviceUrl": stub.at("/echo"), "condition": "nothing"}]}
+    router = start_router(graph(sequence({"nodeName": "pick"}), pick=switch))
+    response = router.post(INPUT)
+    assert response.status_code == 500
+    assert response.json()["cause"] == "None of the routes matched with the switch condition"
+
+
+def test_splitter_follows_the_weights(stub, start_router):
+    root = {
+        "routerType": "Splitter",
+        "steps": [
+            {"serviceUrl": reply(stub, '{"to":"a"}'), "weight": 50},
+            {"serviceUrl": reply(stub, '{"to":"b"}'), "weight": 50},
+            {"serviceUrl": reply(stub, '{"to":"never"}'), "weight": 0},
+        ],
+    }
+    router = start_router(graph(root))
+    seen = {router.post(INPUT).json()["to"] for _ in range(60)}
+    assert seen == {"a", "b"}  # the chance of missing one is 2**-59
+
+
+def test_ensemble_keys_unnamed_steps_by_index_and_sorts_keys(stub, start_router):
+    root = {
+        "routerType": "Ensemble",
+        "steps": [
+            {"serviceUrl": reply(stub, '{"b":1,"a":2}')},
+            {"name": "named", "serviceUrl": reply(stub, "null")},
+        ],
+    }
+    router = start_router(graph(root))
+    response = router.post(INPUT)
+    assert response.text == '{"0":{"a":2,"b":1},"named":null}'
+
+
+def test_ensemble_step_that_is_not_an_object_fails_the_node(stub, start_router):
+    root = {
+        "routerType": "Ensemble",
+        "steps": [
+            {"name": "ok", "serviceUrl": stub.at("/success")},
+            {"name": "list", "serviceUrl": reply(stub, "[1]")},
+        ],
+    }
+    router = start_router(graph(root))
+    response = router.post(INPUT)
+    assert response.status_code == 500
+    assert "list" in response.json()["cause"] and "JSON object" in response.json()["cause"]
+
+
+def test_unreachable_and_unusable_targets_are_500_naming_the_step(stub, start_router):
+    router = start_router(
+        {
+            "nodes": {
+                "root": {"routerType": "Switch", "steps": [
+                    {"name": "down", "serviceUrl": free_port_url(), "condition": "[@this].#(t==down)"},
+                    {"name": "bad", "serviceUrl": "http://single-1.default.{$your-domain}/switch", "condition": "[@this].#(t==bad)"},
+                    {"name": "unresolved", "serviceName": "isvc", "condition": "[@this].#(t==unresolved)"},
+                ]}
+            }
+        }
+    )  # fmt: skip
+    for name in ("down", "bad", "unresolved"):
+        response = router.post({"t": name})
+        assert response.status_code == 500
+        body = response.json()
+        assert body["error"] == "Failed to process request"
+        assert f'("{name}")' in body["cause"]
+
+
+def test_step_timeout_is_a_504_naming_the_step(stub, start_router):
+    spec = graph(
+        sequence(
+            {"name": "fast", "serviceUrl": stub.at("/echo")},
+            {"name": "slow", "serviceUrl": reply(stub, "{}", delay_ms=3000)},
+        )
+    )
+    spec["routerTimeouts"] = {"serviceClient": 1}
+    router = start_router(spec)
+    response = router.post(INPUT)
+    assert response.status_code == 504
+    cause = response.json()["cause"]
+    assert 'step 1 ("slow") of node "root"' in cause and "serviceClient" in cause
+    assert metric(router, "modelplane_graph_step_requests_total", node="root", step="slow", status="504") == 1
+
+
+def test_server_write_timeout_is_a_504_naming_the_running_step(stub, start_router):
+    spec = graph(sequence({"name": "slow", "serviceUrl": reply(stub, "{}", delay_ms=3000)}))
+    spec["routerTimeouts"] = {"serverWrite": 1}
+    router = start_router(spec)
+    response = router.post(INPUT)
+    assert response.status_code == 504
+    cause = response.json()["cause"]
+    assert "serverWrite" in cause and '("slow")' in cause
+
+
+def test_hard_ensemble_failure_cancels_the_steps_still_running(stub, start_router):
+    root = {
+        "routerType": "Ensemble",
+        "steps": [
+            {"name": "fails", "serviceUrl": stub.at("/error"), "dependency": "Hard"},
+            {"name": "slow", "serviceUrl": reply(stub, "{}", delay_ms=10000)},
+        ],
+    }
+    router = start_router(graph(root))
+    response = router.post(INPUT)
+    assert response.status_code == 404
+    assert (
+        metric(router, "modelplane_graph_step_requests_total", node="root", step="slow", status="cancelled")
+        == 1
+    )
+
+
+def test_metrics_count_nodes_and_steps_by_status(stub, start_router):
+    switch = {
+        "routerType": "Switch",
+        "steps": [{"name": "s", "serviceUrl": stub.at("/error"), "condition": "x"}],
+    }
+    router = start_router(graph(sequence({"name": "first", "nodeName": "pick"}), pick=switch))
+    router.post({"x": 1})
+    router.post({"x": 1})
+    router.post({"y": 1})
+    assert metric(router, "modelplane_graph_node_requests_total", node="root", status="404") == 2
+    assert metric(router, "modelplane_graph_node_requests_total", node="root", status="500") == 1
+    assert metric(router, "modelplane_graph_node_requests_total", node="pick", status="404") == 3
+    assert metric(router, "modelplane_graph_step_requests_total", node="pick", step="s", status="404") == 2
+    assert metric(router, "modelplane_graph_step_latency_seconds_count", node="root", step="first") == 3
+    assert router.client.get("/metrics").headers["content-type"].startswith("text/plain")
+
+
+def test_large_bodies_go_through_whole(stub, start_router):
+    router = start_router(
+        graph(
+            sequence({"serviceUrl": stub.at("/echo")}, {"serviceUrl": stub.at("/echo"), "data": "$response"})
+        )
+    )
+    body = {"instances": [[i * 0.5 for i in range(1000)] for _ in range(200)]}
+    response = router.post(body)
+    assert response.status_code == 200 and response.json() == body
+
+
+def test_keeps_serving_on_reused_connections(stub, start_router):
+    router = start_router(graph(sequence({"serviceUrl": stub.at("/echo")})))
+    with httpx.Client(base_url=router.url) as client:
+        for i in range(50):
+            assert client.post("/", content=json.dumps({"i": i})).json() == {"i": i}

@@ -1,0 +1,115 @@
+"""Graph validation: the pure function, and the router refusing to start on a graph it cannot run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from modelplane.graph.validation import validate_graph_spec
+
+
+def node(router_type: str, *steps: dict) -> dict:
+    return {"routerType": router_type, "steps": list(steps)}
+
+
+URL = {"serviceUrl": "http://127.0.0.1:1/v1/models/m:predict"}
+
+
+def test_a_valid_graph_has_no_errors():
+    spec = {
+        "nodes": {
+            "root": node(
+                "Sequence", {"nodeName": "pick"}, {**URL, "condition": "predictions", "data": "$response"}
+            ),
+            "pick": node("Switch", {**URL, "condition": "[@this].#(decision_picker==ERROR)"}),
+            "split": node("Splitter", {**URL, "weight": 100, "condition": "ignored by a Splitter (("}),
+            "all": node("Ensemble"),
+        },
+        "routerTimeouts": {"serviceClient": 5},
+    }
+    assert validate_graph_spec(spec) == []
+
+
+def test_cycles_are_rejected_once_each():
+    spec = {
+        "nodes": {
+            "root": node("Sequence", {"nodeName": "a"}),
+            "a": node("Sequence", {"nodeName": "b"}),
+            "b": node("Ensemble", {"nodeName": "a"}, {"nodeName": "b"}),
+        }
+    }
+    assert validate_graph_spec(spec) == [
+        "the nodes form a cycle: a -> b -> a",
+        "the nodes form a cycle: b -> b",
+    ]
+
+
+def test_a_node_name_that_names_no_node_is_rejected():
+    spec = {"nodes": {"root": node("Sequence", {"name": "first", "nodeName": "missing"})}}
+    assert validate_graph_spec(spec) == [
+        'step 0 ("first") of node "root" has nodeName "missing", which names no node of the graph'
+    ]
+
+
+def test_conditions_that_do_not_parse_are_rejected():
+    spec = {"nodes": {"root": node("Switch", {**URL, "name": "s", "condition": "instances.#(intval>=5"})}}
+    [error] = validate_graph_spec(spec)
+    assert error.startswith(
+        'step 0 ("s") of node "root" has a condition that does not parse: \'instances.#(intval>=5\''
+    )
+
+
+def test_a_switch_step_without_a_condition_is_rejected():
+    spec = {"nodes": {"root": node("Switch", URL)}}
+    assert validate_graph_spec(spec) == [
+        'step 0 ("") of node "root" has no condition, so the Switch can never select it'
+    ]
+
+
+def test_structure_errors_are_all_reported():
+    spec = {
+        "nodes": {
+            "start": node("Pipeline", {**URL, "dependency": "Strong"}),
+            "empty": node("Sequence"),
+        }
+    }
+    assert validate_graph_spec(spec) == [
+        "the graph has no node named 'root', where every request starts",
+        'node "start" has routerType "Pipeline"; expected one of Sequence, Splitter, Ensemble, Switch',
+        'step 0 ("") of node "start" has dependency "Strong"; expected Soft or Hard',
+        'node "empty" is a Sequence with no steps',
+    ]
+
+
+def test_fields_of_the_wrong_type_are_rejected():
+    assert validate_graph_spec({"nodes": []}) == ["spec.nodes must be an object"]
+    assert validate_graph_spec({"nodes": {"root": node("Splitter", {**URL, "weight": "50"})}}) == [
+        "spec.nodes.root.steps[0].weight must be an integer"
+    ]
+    assert validate_graph_spec(
+        {"nodes": {"root": node("Sequence", URL)}, "routerTimeouts": {"serverRead": "1s"}}
+    ) == ["spec.routerTimeouts.serverRead must be a number of seconds"]
+
+
+def _start(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "modelplane", "router", *args, "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_router_refuses_an_invalid_graph_with_one_line(tmp_path):
+    spec = {"nodes": {"root": node("Sequence", {"nodeName": "root"})}}
+    result = _start("--graph-json", json.dumps(spec))
+    assert result.returncode == 2
+    assert result.stderr == "modelplane router: invalid graph: the nodes form a cycle: root -> root\n"
+
+    bad_json = tmp_path / "graph.json"
+    bad_json.write_text("{nodes:")
+    result = _start("--graph-file", str(bad_json))
+    assert result.returncode == 2
+    assert result.stderr.startswith("modelplane router: invalid graph: the graph is not valid JSON")
+    assert result.stderr.count("\n") == 1
