@@ -1,0 +1,149 @@
+"""Unpacking model archives (.tar, .tar.gz, .tgz, .zip) without trusting them.
+
+Every member is checked before it is written: no absolute path, no `..`, no link that leads
+outside the target folder, no device file or FIFO, and no more than `Limits` allow in total, so an
+archive bomb stops early. A rejected archive raises `ArchiveError`; the caller removes the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ArchiveError
+
+GiB = 1024**3
+
+_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The most an archive may unpack to."""
+
+    max_bytes: int = 64 * GiB
+    max_members: int = 100_000
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """`MODELPLANE_STORAGE_MAX_UNPACKED_MB` and `MODELPLANE_STORAGE_MAX_ARCHIVE_MEMBERS` override the defaults."""
+        max_mb = os.environ.get("MODELPLANE_STORAGE_MAX_UNPACKED_MB")
+        members = os.environ.get("MODELPLANE_STORAGE_MAX_ARCHIVE_MEMBERS")
+        return cls(
+            max_bytes=int(max_mb) * 1024 * 1024 if max_mb else cls.max_bytes,
+            max_members=int(members) if members else cls.max_members,
+        )
+
+
+def is_archive(name: str) -> bool:
+    """Whether a file name says it is an archive modelplane unpacks."""
+    return name.lower().endswith(_SUFFIXES)
+
+
+def unpack(archive: Path, target: Path, limits: Limits = Limits()) -> None:
+    """Unpack `archive` into the folder `target`, which is created."""
+    target.mkdir(parents=True, exist_ok=True)
+    budget = _Budget(archive.name, limits, shutil.disk_usage(target).free)
+    try:
+        if archive.name.lower().endswith(".zip"):
+            _unpack_zip(archive, target, budget)
+        else:
+            _unpack_tar(archive, target, budget)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, ArchiveError):
+            raise
+        raise ArchiveError(f"{archive.name} is not a valid archive: {exc}") from None
+
+
+class _Budget:
+    def __init__(self, name: str, limits: Limits, free: int) -> None:
+        self.name = name
+        self.limits = limits
+        self.free = free
+        self.bytes = 0
+        self.members = 0
+
+    def take(self, size: int) -> None:
+        self.members += 1
+        self.bytes += size
+        if self.members > self.limits.max_members:
+            raise ArchiveError(f"{self.name} has more than {self.limits.max_members} members")
+        if self.bytes > self.limits.max_bytes:
+            raise ArchiveError(
+                f"{self.name} unpacks to more than the limit of {self.limits.max_bytes} bytes (archive bomb?)"
+            )
+        if self.bytes > self.free:
+            raise ArchiveError(f"{self.name} unpacks to more than the {self.free} bytes free on disk")
+
+
+def _safe_name(archive: str, name: str) -> str:
+    """The member's path relative to the target, or ArchiveError when it would leave it."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name or "\0" in name:
+        raise ArchiveError(f"{archive}: member {name!r} has an absolute or non-portable path")
+    normal = posixpath.normpath(name)
+    if normal == ".." or normal.startswith("../"):
+        raise ArchiveError(f"{archive}: member {name!r} points outside the target folder")
+    return normal
+
+
+def _check_link(archive: str, member: str, link_target: str, *, hard: bool) -> None:
+    if link_target.startswith("/"):
+        raise ArchiveError(f"{archive}: link {member!r} points to the absolute path {link_target!r}")
+    base = "" if hard else posixpath.dirname(member)
+    resolved = posixpath.normpath(posixpath.join(base, link_target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise ArchiveError(f"{archive}: link {member!r} points outside the target folder ({link_target!r})")
+
+
+def _unpack_tar(archive: Path, target: Path, budget: _Budget) -> None:
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar:
+            name = _safe_name(archive.name, member.name)
+            if member.isdev() or member.isfifo():
+                raise ArchiveError(f"{archive.name}: member {member.name!r} is a device file or FIFO")
+            if member.issym() or member.islnk():
+                _check_link(archive.name, name, member.linkname, hard=member.islnk())
+            elif not (member.isfile() or member.isdir()):
+                raise ArchiveError(f"{archive.name}: member {member.name!r} has an unsupported type")
+            budget.take(member.size if member.isfile() else 0)
+            # The "data" filter is a second guard: it refuses the same escapes and drops special permissions.
+            tar.extract(member, target, filter="data")
+
+
+def _unpack_zip(archive: Path, target: Path, budget: _Budget) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            name = _safe_name(archive.name, info.filename)
+            mode = info.external_attr >> 16
+            kind = stat.S_IFMT(mode)
+            if kind and kind not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+                raise ArchiveError(f"{archive.name}: member {info.filename!r} is a device file or FIFO")
+            budget.take(info.file_size)
+            destination = target / name
+            if info.is_dir():
+                destination.mkdir(parents=True, exist_ok=True)
+            elif kind == stat.S_IFLNK:
+                link_target = zf.read(info).decode()
+                _check_link(archive.name, name, link_target, hard=False)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(link_target, destination)
+            else:
+                _check_parent_inside(archive.name, target, destination)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(destination, "xb") as dst:
+                    shutil.copyfileobj(src, dst, 1024 * 1024)
+
+
+def _check_parent_inside(archive: str, target: Path, destination: Path) -> None:
+    # A symlink unpacked earlier must not carry a later file outside the target.
+    real_target = target.resolve()
+    if not destination.parent.resolve().is_relative_to(real_target):
+        raise ArchiveError(
+            f"{archive}: member {destination.name!r} would be written through a link outside the target"
+        )

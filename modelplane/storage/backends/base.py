@@ -1,0 +1,99 @@
+"""What every remote backend offers: a listing of the model's objects, and byte ranges of each."""
+
+from __future__ import annotations
+
+import posixpath
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..checksum import Checksum
+from ..config import StorageConfig
+from ..errors import StorageError, TransferError
+from ..uri import Location
+
+CHUNK = 1024 * 1024  # how much one read hands over
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    """One object of a model: a file once fetched."""
+
+    name: str  # path inside the model folder, '/'-separated
+    key: str  # how the backend names it
+    size: int | None  # None when the storage does not say
+    version: str = ""  # an etag, generation or date: changes when the content changes
+    checksum: Checksum | None = None
+    ranges: bool = True  # whether byte ranges of it can be read
+
+
+class Backend(ABC):
+    """A connection to one remote location. Backends are used from many threads at once."""
+
+    def __init__(self, location: Location, config: StorageConfig) -> None:
+        self.location = location
+        self.config = config
+
+    @abstractmethod
+    def list_objects(self) -> list[RemoteObject]:
+        """The objects that make up the model; raises `NotFoundError` when there are none."""
+
+    @abstractmethod
+    def read(self, obj: RemoteObject, start: int, end: int | None) -> Iterator[bytes]:
+        """The bytes of `obj` from `start` up to `end` (exclusive; None is the end of the object)."""
+
+    def checksum_applies(self, obj: RemoteObject) -> bool:
+        """Whether `obj.checksum` still holds after reading it (it may not, for some encrypted objects)."""
+        return True
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether trying again may succeed."""
+        if isinstance(exc, StorageError):
+            return isinstance(exc, TransferError)
+        return isinstance(exc, (ConnectionError, TimeoutError, OSError))
+
+    def explain(self, exc: BaseException) -> StorageError:
+        """A `StorageError` saying what went wrong, with no credential in it."""
+        if isinstance(exc, StorageError):
+            return exc
+        return StorageError(
+            f"fetching {self.location.display} failed: {self.redact(str(exc) or type(exc).__name__)}"
+        )
+
+    def redact(self, text: str) -> str:
+        """`text` without the credentials of the config or the URI."""
+        text = self.config.redact(text)
+        if self.location.query:
+            text = text.replace(self.location.query, "***")
+        return text
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release connections."""
+
+
+def relative_name(key: str, prefix: str) -> str | None:
+    """The name of `key` inside the model folder named by `prefix`, or None when it is not inside.
+
+    `models/iris` holds `models/iris/model.joblib` and `models/iris` itself, not `models/iris2/x`;
+    a prefix ending in '/' holds everything under it.
+    """
+    if key.endswith("/"):
+        return None  # a folder marker, not a file
+    if key == prefix:
+        return posixpath.basename(key)
+    if not prefix or prefix.endswith("/"):
+        rest = key[len(prefix) :] if key.startswith(prefix) else None
+    else:
+        rest = key[len(prefix) + 1 :] if key.startswith(prefix + "/") else None
+    if not rest:
+        return None
+    parts = [p for p in rest.split("/") if p]
+    if any(p in (".", "..") for p in parts) or not parts:
+        return None  # never leave the model folder
+    return "/".join(parts)
+
+
+def only_model(objects: list[RemoteObject], prefix: str) -> list[RemoteObject]:
+    """The objects of the model: the one object named exactly by `prefix`, else everything under it."""
+    exact = [obj for obj in objects if obj.key == prefix]
+    return exact or objects

@@ -1,0 +1,121 @@
+"""gs://bucket/prefix, through google-cloud-storage.
+
+Credentials, in order: a service-account key in the storage config (`base64_service_account`, the
+key file base64-encoded, or `service_account_json`); the application default credentials
+(`GOOGLE_APPLICATION_CREDENTIALS`); anonymous access. `endpoint_url` in the storage config, or
+`STORAGE_EMULATOR_HOST`, points the client at another server, such as an emulator.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from ..checksum import Checksum
+from ..config import StorageConfig
+from ..errors import AccessDeniedError, ConfigurationError, NotFoundError, StorageError, import_optional
+from ..uri import Location
+from .base import Backend, RemoteObject, only_model, relative_name
+
+PIECE = 8 * 1024 * 1024  # one request per piece of a range: the client returns whole bodies
+
+
+class GCSBackend(Backend):
+    def __init__(self, location: Location, config: StorageConfig) -> None:
+        super().__init__(location, config)
+        storage = import_optional("google.cloud.storage", "gcs")
+        self._exceptions = import_optional("google.api_core.exceptions", "gcs")
+        endpoint = config.setting("endpoint_url")
+        options = {"api_endpoint": endpoint} if endpoint else None
+        credentials = self._service_account()
+        if credentials is not None:
+            self._client = storage.Client(
+                credentials=credentials, project=credentials.project_id, client_options=options
+            )
+        elif endpoint:
+            anonymous = import_optional("google.auth.credentials", "gcs").AnonymousCredentials()
+            self._client = storage.Client(credentials=anonymous, project="<none>", client_options=options)
+        else:
+            self._client = self._default_client(storage)
+        self._bucket = self._client.bucket(location.bucket)
+
+    def _service_account(self) -> Any:
+        encoded = self.config.get("base64_service_account")
+        text = self.config.get("service_account_json")
+        if not encoded and not text:
+            return None
+        try:
+            info = json.loads(base64.b64decode(encoded, validate=True) if encoded else text)
+            service_account = import_optional("google.oauth2.service_account", "gcs")
+            return service_account.Credentials.from_service_account_info(info)
+        except (binascii.Error, ValueError, KeyError):
+            raise ConfigurationError(
+                "the GCS service-account key in the storage config is not valid"
+            ) from None
+
+    def _default_client(self, storage: Any) -> Any:
+        auth_exceptions = import_optional("google.auth.exceptions", "gcs")
+        try:
+            return storage.Client()
+        except (auth_exceptions.DefaultCredentialsError, OSError):
+            return storage.Client.create_anonymous_client()
+
+    def list_objects(self) -> list[RemoteObject]:
+        prefix = self.location.path
+        objects = []
+        for blob in self._client.list_blobs(self._bucket, prefix=prefix):
+            name = relative_name(blob.name, prefix)
+            if name is None:
+                continue
+            checksum = Checksum.from_base64("md5", blob.md5_hash) or Checksum.from_base64(
+                "crc32c", blob.crc32c
+            )
+            objects.append(
+                RemoteObject(
+                    name=name, key=blob.name, size=blob.size, version=str(blob.generation), checksum=checksum
+                )
+            )
+        if not objects:
+            raise NotFoundError(f"no model found at {self.location.display}")
+        return only_model(objects, prefix)
+
+    def read(self, obj: RemoteObject, start: int, end: int | None) -> Iterator[bytes]:
+        blob = self._bucket.blob(obj.key, generation=int(obj.version) if obj.version else None)
+        stop = (obj.size or 0) if end is None else end
+        position = start
+        while position < stop:
+            last = min(position + PIECE, stop)
+            data = blob.download_as_bytes(start=position, end=last - 1, raw_download=True, checksum=None)
+            if not data:
+                return
+            yield data
+            position += len(data)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        exceptions = self._exceptions
+        transient = (
+            exceptions.TooManyRequests,
+            exceptions.InternalServerError,
+            exceptions.BadGateway,
+            exceptions.ServiceUnavailable,
+            exceptions.GatewayTimeout,
+        )
+        if isinstance(exc, transient):
+            return True
+        requests = import_optional("requests", "gcs")
+        if isinstance(exc, requests.exceptions.RequestException):
+            return True
+        return super().is_transient(exc)
+
+    def explain(self, exc: BaseException) -> StorageError:
+        exceptions, where = self._exceptions, self.location.display
+        if isinstance(exc, exceptions.NotFound):
+            return NotFoundError(f"{where}: the bucket or object does not exist")
+        if isinstance(exc, (exceptions.Forbidden, exceptions.Unauthorized)):
+            return AccessDeniedError(f"{where}: access denied; check the GCS credentials")
+        if isinstance(exc, exceptions.PreconditionFailed):
+            return StorageError(f"{where}: the object changed during the download; try again")
+        return super().explain(exc)

@@ -1,0 +1,183 @@
+"""`fetch`: from a storageUri or storage spec to a local folder holding the model.
+
+    listing ──> version ──> cache hit? ──yes──> the cached folder
+                                │no (one process at a time per model)
+                                └─> download into a staging folder ──> unpack a lone archive
+                                    ──> rename into the cache ──> the cached folder
+
+A local folder is used where it is. With `dest`, the model is then linked (or copied) into `dest`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from .archive import Limits, is_archive, unpack
+from .backends import Backend, RemoteObject, open_backend
+from .backends.local import LocalFileBackend, local_path
+from .backends.pvc import claim_path
+from .cache import ModelCache
+from .errors import StorageError
+from .progress import LogProgress, Progress
+from .spec import CredentialStore, Source, StorageSpec, resolve
+from .transfer import TransferOptions, download
+
+log = logging.getLogger("modelplane.storage")
+
+
+def fetch(
+    source: str | StorageSpec | Mapping[str, Any] | Source,
+    dest: str | Path | None = None,
+    *,
+    store: CredentialStore | None = None,
+    cache: ModelCache | None = None,
+    use_cache: bool = True,
+    options: TransferOptions | None = None,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
+    pvc_root: str | Path | None = None,
+) -> Path:
+    """Fetch a model and return the local folder that holds it.
+
+    `source` is a storage URI, a `storage` spec (`{key, path, parameters}`), or a resolved `Source`.
+    Without `dest` the folder is the cache entry (or a local folder itself); with `dest` the model is
+    placed in `dest`, which must not exist or be empty. `use_cache=False` downloads straight into `dest`.
+    """
+    if not isinstance(source, Source):
+        source = (
+            resolve(source, None, store=store)
+            if isinstance(source, str)
+            else resolve(None, source, store=store)
+        )
+    location = source.location
+    if dest is None and not use_cache:
+        raise ValueError("use_cache=False needs a dest")
+    if location.kind in ("local", "pvc"):
+        path = local_path(location, claim_path(location, pvc_root) if location.kind == "pvc" else None)
+        if path.is_dir():
+            return path if dest is None else place(path, Path(dest))
+        backend: Backend = LocalFileBackend(location, source.config, path)
+    else:
+        backend = open_backend(location, source.config)
+    with closing(backend):
+        return _fetch_remote(
+            backend,
+            Path(dest) if dest is not None else None,
+            cache=(cache or ModelCache()) if use_cache else None,
+            options=options or TransferOptions.from_env(),
+            limits=limits or Limits.from_env(),
+            progress=progress or LogProgress(),
+        )
+
+
+def _fetch_remote(
+    backend: Backend,
+    dest: Path | None,
+    *,
+    cache: ModelCache | None,
+    options: TransferOptions,
+    limits: Limits,
+    progress: Progress,
+) -> Path:
+    location = backend.location
+    try:
+        objects = options.retry.call(
+            backend.list_objects, backend.is_transient, f"listing {location.display}"
+        )
+    except Exception as exc:
+        stale = cache.latest(location.uri) if cache is not None and backend.is_transient(exc) else None
+        if stale is None:
+            raise backend.explain(exc) from None
+        log.warning("%s is unreachable; using the copy fetched before, at %s", location.display, stale)
+        return stale if dest is None else place(stale, dest)
+
+    def build(folder: Path) -> None:
+        _download_model(backend, objects, folder, options=options, limits=limits, progress=progress)
+
+    if cache is None:
+        assert dest is not None
+        return _staged(dest, build)
+    version = _version(objects)
+    hit = cache.lookup(location.uri, version)
+    if hit is not None:
+        log.info("%s is cached at %s", location.display, hit)
+    record = {"uri": location.display, "objects": [[o.name, o.size, o.version] for o in objects]}
+    model = hit or cache.fill(location.uri, version, build, record)
+    return model if dest is None else place(model, dest)
+
+
+def _download_model(
+    backend: Backend,
+    objects: list[RemoteObject],
+    folder: Path,
+    *,
+    options: TransferOptions,
+    limits: Limits,
+    progress: Progress,
+) -> None:
+    """Download into `folder`; a model that is a single archive is unpacked there instead."""
+    if len(objects) == 1 and is_archive(objects[0].name):
+        archive_folder = folder.with_name(folder.name + ".archive")
+        download(backend, objects, archive_folder, options=options, progress=progress)
+        unpack(archive_folder / objects[0].name, folder, limits)
+        shutil.rmtree(archive_folder)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        download(backend, objects, folder, options=options, progress=progress)
+
+
+def place(model: Path, dest: Path) -> Path:
+    """Put a copy of the folder `model` at `dest`: hard links where possible, copies otherwise."""
+    return _staged(
+        dest, lambda staging: shutil.copytree(model, staging, symlinks=True, copy_function=_link_or_copy)
+    )
+
+
+def _staged(dest: Path, build: Callable[[Path], object]) -> Path:
+    """Run `build(folder)` on a staging folder next to `dest`, then move the result to `dest`."""
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise StorageError(f"the destination {dest} exists and is not an empty folder")
+    dest = dest.absolute()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    try:
+        build(staging / "model")
+        _move_into(staging / "model", dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def _move_into(folder: Path, dest: Path) -> None:
+    try:
+        os.rename(folder, dest)  # replaces an empty folder
+    except OSError as exc:
+        if exc.errno not in (errno.EBUSY, errno.EXDEV, errno.EPERM, errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        # `dest` is a mount point, or is being filled by someone else: move the entries one by one.
+        dest.mkdir(exist_ok=True)
+        for entry in folder.iterdir():
+            os.rename(entry, dest / entry.name)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _version(objects: list[RemoteObject]) -> str:
+    """What changes when any object of the model changes."""
+    listing = sorted([o.name, o.size, o.version, str(o.checksum or "")] for o in objects)
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()

@@ -1,0 +1,138 @@
+"""Starting and stopping the real storage servers the tests fetch from, on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    """A port the OS picks, for servers that cannot report the one they bound."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{process.args} did not listen on {port} within {deadline}s")
+
+
+class Server:
+    """A server process. `ready` is a regex its output prints once listening, with the port as group 1."""
+
+    def __init__(
+        self, args: list[str], *, ready: str | None = None, port: int | None = None, cwd=None
+    ) -> None:
+        self.args = args
+        self.process = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.port = port or 0
+        try:
+            if ready is not None:
+                self.port = self._read_port(re.compile(ready))
+            wait_for_port(self.port, self.process)
+        except BaseException:
+            self.stop()
+            raise
+        # Keep draining the output so the server never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _read_port(self, pattern: re.Pattern[str], deadline: float = 30.0) -> int:
+        found: list[int] = []
+
+        def scan() -> None:
+            for line in self.process.stdout:  # type: ignore[union-attr]
+                match = pattern.search(line)
+                if match:
+                    found.append(int(match[1]))
+                    return
+
+        reader = threading.Thread(target=scan, daemon=True)
+        reader.start()
+        reader.join(deadline)
+        if not found:
+            raise RuntimeError(f"{self.args[0]} did not report its port within {deadline}s")
+        return found[0]
+
+    def _drain(self) -> None:
+        for _ in self.process.stdout or ():
+            pass
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_http(root: Path, *extra: str, port: int | None = None) -> Server:
+    args = [sys.executable, str(HERE / "http_server.py"), str(root), *extra]
+    if port:
+        args += ["--port", str(port)]
+    return Server(args, ready=r"listening on (\d+)")
+
+
+def start_moto() -> Server:
+    return Server(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+        ready=r"Running on http://127\.0\.0\.1:(\d+)",
+    )
+
+
+def start_gcs_emulator() -> Server:
+    executable = shutil.which("gcp-storage-emulator") or _missing(
+        "gcp-storage-emulator", "pip install -e '.[dev]'"
+    )
+    port = free_port()
+    return Server([executable, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"], port=port)
+
+
+def start_azurite(workdir: Path) -> Server:
+    executable = REPO / ".cache" / "npm" / "node_modules" / ".bin" / "azurite-blob"
+    if not executable.exists():
+        _missing("Azurite", "bash scripts/setup-dev.sh (it npm-installs azurite@3 into .cache/npm)")
+    args = [
+        str(executable),
+        "--blobHost", "127.0.0.1", "--blobPort", "0",
+        "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry", "--silent",
+    ]  # fmt: skip
+    return Server(args, ready=r"listens on http://127\.0\.0\.1:(\d+)", cwd=workdir)
+
+
+def _missing(what: str, how: str):
+    pytest.fail(f"{what} is not installed; run: {how}", pytrace=False)
