@@ -47,7 +47,7 @@ _V1_JSON_TYPES = (
     "application/octet-stream",
     "application/x-www-form-urlencoded",
 )
-_DUMPS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC
+_DUMPS = orjson.OPT_SERIALIZE_NUMPY
 DEFAULT_MAX_BODY = 256 * 1024 * 1024
 
 

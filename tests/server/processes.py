@@ -1,0 +1,97 @@
+"""Starting real server processes on free loopback ports, and stopping them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`modelplane serve ...` (or any command) running until `stop()`."""
+
+    def __init__(self, args: Sequence[str], http_port: int, grpc_port: int | None, env: dict | None = None):
+        self.http_port = http_port
+        self.grpc_port = grpc_port
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"modelplane-test-{http_port}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            list(args),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, path: str = "/v2/health/ready", timeout: float = 60, status: int = 200) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + path, timeout=1).status_code == status:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+def serve(
+    *extra: str,
+    grpc: bool = True,
+    env: dict | None = None,
+    ready_path: str = "/v2/health/ready",
+    ready_status: int = 200,
+) -> ServerProcess:
+    http_port = free_port()
+    grpc_port = free_port() if grpc else None
+    args = [
+        sys.executable,
+        "-m",
+        "modelplane",
+        "serve",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port if grpc else -1),
+        *extra,
+    ]
+    server = ServerProcess(args, http_port, grpc_port, env)
+    try:
+        server.wait_ready(ready_path, status=ready_status)
+    except Exception:
+        server.stop()
+        raise
+    return server

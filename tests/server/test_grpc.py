@@ -1,0 +1,214 @@
+"""V2 gRPC against a real server process, with grpcio stubs and tritonclient."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as triton_grpc
+from tritonclient.utils import InferenceServerException
+
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
+from tests.server.conftest import IRIS_ROWS, iris_array
+
+Tensor = pb.ModelInferRequest.InferInputTensor
+
+
+@pytest.fixture()
+def iris_stub(iris_server):
+    with grpc.insecure_channel(f"127.0.0.1:{iris_server.grpc_port}") as channel:
+        yield InferenceStub(channel)
+
+
+@pytest.fixture()
+def models_stub(test_models_server):
+    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+        yield InferenceStub(channel)
+
+
+def iris_request(**kwargs) -> pb.ModelInferRequest:
+    contents = pb.InferTensorContents(fp32_contents=np.ravel(IRIS_ROWS).tolist())
+    return pb.ModelInferRequest(
+        model_name="iris",
+        inputs=[Tensor(name="input-0", datatype="FP32", shape=[2, 4], contents=contents)],
+        **kwargs,
+    )
+
+
+def test_health_and_metadata(iris_stub):
+    assert iris_stub.ServerLive(pb.ServerLiveRequest()).live
+    assert iris_stub.ServerReady(pb.ServerReadyRequest()).ready
+    assert iris_stub.ModelReady(pb.ModelReadyRequest(name="iris")).ready
+    metadata = iris_stub.ServerMetadata(pb.ServerMetadataRequest())
+    assert metadata.name == "modelplane"
+    assert "model_repository_extension" in metadata.extensions
+    assert iris_stub.ModelMetadata(pb.ModelMetadataRequest(name="iris")).name == "iris"
+
+
+def test_typed_contents_in_and_out(iris_stub):
+    response = iris_stub.ModelInfer(iris_request(id="r1"))
+    assert response.id == "r1"
+    assert response.outputs[0].datatype == "INT64"
+    assert list(response.outputs[0].contents.int64_contents) == [1, 1]
+    assert not response.raw_output_contents
+
+
+def test_raw_inputs_give_raw_outputs(iris_stub):
+    request = pb.ModelInferRequest(
+        model_name="iris",
+        inputs=[Tensor(name="input-0", datatype="FP32", shape=[2, 4])],
+        raw_input_contents=[iris_array().tobytes()],
+    )
+    response = iris_stub.ModelInfer(request)
+    assert np.frombuffer(response.raw_output_contents[0], dtype="<i8").tolist() == [1, 1]
+    assert response.outputs[0].parameters["binary_data_size"].int64_param == 16
+
+
+def test_invalid_requests(iris_stub):
+    cases = [
+        (
+            pb.ModelInferRequest(
+                model_name="iris",
+                inputs=[
+                    Tensor(name="a", datatype="FP32", shape=[1]),
+                    Tensor(name="b", datatype="FP32", shape=[1]),
+                ],
+                raw_input_contents=[b"\0" * 4],
+            ),
+            "does not match the number of raw input contents",
+        ),
+        (
+            pb.ModelInferRequest(
+                model_name="iris",
+                inputs=[
+                    Tensor(
+                        name="a",
+                        datatype="FP32",
+                        shape=[1],
+                        contents=pb.InferTensorContents(fp32_contents=[1]),
+                    )
+                ],
+                raw_input_contents=[b"\0" * 4],
+            ),
+            "contents must not be set",
+        ),
+        (
+            pb.ModelInferRequest(model_name="iris", inputs=[Tensor(name="a", datatype="FOO", shape=[1])]),
+            "unknown datatype",
+        ),
+        (
+            pb.ModelInferRequest(
+                model_name="iris",
+                inputs=[
+                    Tensor(
+                        name="a",
+                        datatype="FP32",
+                        shape=[3, 4],
+                        contents=pb.InferTensorContents(fp32_contents=[1, 2]),
+                    )
+                ],
+            ),
+            "shape [3, 4]",
+        ),
+        (
+            pb.ModelInferRequest(
+                model_name="iris",
+                inputs=[
+                    Tensor(
+                        name="a",
+                        datatype="FP32",
+                        shape=[1, 3],
+                        contents=pb.InferTensorContents(fp32_contents=[1, 2, 3]),
+                    )
+                ],
+            ),
+            "features",
+        ),
+        (pb.ModelInferRequest(model_name="iris"), "no inputs"),
+    ]
+    for request, fragment in cases:
+        with pytest.raises(grpc.RpcError) as caught:
+            iris_stub.ModelInfer(request)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, fragment
+        assert fragment in caught.value.details()
+
+
+def test_unknown_and_unready_models(iris_stub, models_stub):
+    with pytest.raises(grpc.RpcError) as caught:
+        iris_stub.ModelInfer(pb.ModelInferRequest(model_name="nope"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:
+        iris_stub.ModelReady(pb.ModelReadyRequest(name="nope"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+    assert models_stub.ModelReady(pb.ModelReadyRequest(name="broken")).ready is False
+    assert models_stub.ServerReady(pb.ServerReadyRequest()).ready is False
+    request = pb.ModelInferRequest(model_name="broken", inputs=[Tensor(name="a", datatype="FP32", shape=[1])])
+    with pytest.raises(grpc.RpcError) as caught:
+        models_stub.ModelInfer(request)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "weights are corrupt" in caught.value.details()
+
+
+def test_fp16_and_bytes_and_parameters(models_stub):
+    half = np.array([1.5, -2.0], dtype="<f2")
+    request = pb.ModelInferRequest(
+        model_name="echo",
+        inputs=[Tensor(name="h", datatype="FP16", shape=[2]), Tensor(name="s", datatype="BYTES", shape=[2])],
+        raw_input_contents=[half.tobytes(), b"\x01\0\0\0a\x02\0\0\0bc"],
+    )
+    request.parameters["ratio"].double_param = 0.5
+    request.parameters["big"].uint64_param = 2**64 - 1
+    response = models_stub.ModelInfer(request)
+    assert np.frombuffer(response.raw_output_contents[0], dtype="<f2").tolist() == [1.5, -2.0]
+    assert response.raw_output_contents[1] == b"\x01\0\0\0a\x02\0\0\0bc"
+    assert response.parameters["ratio"].double_param == 0.5
+    assert response.parameters["big"].uint64_param == 2**64 - 1
+
+    typed = pb.ModelInferRequest(
+        model_name="echo",
+        inputs=[
+            Tensor(
+                name="s",
+                datatype="BYTES",
+                shape=[2],
+                contents=pb.InferTensorContents(bytes_contents=[b"x", b"yz"]),
+            ),
+            Tensor(
+                name="b",
+                datatype="BOOL",
+                shape=[2],
+                contents=pb.InferTensorContents(bool_contents=[True, False]),
+            ),
+        ],
+    )
+    response = models_stub.ModelInfer(typed)
+    assert list(response.outputs[0].contents.bytes_contents) == [b"x", b"yz"]
+    assert list(response.outputs[1].contents.bool_contents) == [True, False]
+
+
+def test_repository_rpcs(models_stub):
+    index = {m.name: m for m in models_stub.RepositoryIndex(pb.RepositoryIndexRequest()).models}
+    assert index["echo"].state == "READY"
+    assert "weights are corrupt" in index["broken"].reason
+    with pytest.raises(grpc.RpcError) as caught:
+        models_stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="broken"))
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    response = models_stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="sleepy"))
+    assert (response.model_name, response.isUnloaded) == ("sleepy", True)
+    with pytest.raises(grpc.RpcError) as caught:
+        models_stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="sleepy"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_tritonclient_grpc(iris_server):
+    client = triton_grpc.InferenceServerClient(f"127.0.0.1:{iris_server.grpc_port}")
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("iris")
+    tensor = triton_grpc.InferInput("input-0", [2, 4], "FP32")
+    tensor.set_data_from_numpy(iris_array())
+    result = client.infer("iris", [tensor], outputs=[triton_grpc.InferRequestedOutput("output-0")])
+    assert result.as_numpy("output-0").tolist() == [1, 1]
+    assert client.get_model_metadata("iris").name == "iris"
+    with pytest.raises(InferenceServerException, match="does not exist"):
+        client.infer("nope", [tensor])

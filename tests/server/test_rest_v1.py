@@ -1,0 +1,140 @@
+"""V1 REST against a real server process."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import orjson
+
+from tests.server.conftest import IRIS_ROWS
+
+
+def test_liveness_and_model_list(iris_server):
+    assert httpx.get(iris_server.url + "/").json() == {"status": "alive"}
+    assert httpx.get(iris_server.url + "/v1/models").json() == {"models": ["iris"]}
+    assert httpx.get(iris_server.url + "/v1/models/iris").json() == {"name": "iris", "ready": True}
+
+
+def test_predict_iris(iris_server):
+    response = httpx.post(iris_server.url + "/v1/models/iris:predict", json={"instances": IRIS_ROWS})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"predictions": [1, 1]}
+
+
+def test_predict_with_curl_default_form_content_type(iris_server):
+    response = httpx.post(
+        iris_server.url + "/v1/models/iris:predict",
+        content=orjson.dumps({"instances": IRIS_ROWS}),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.json() == {"predictions": [1, 1]}
+
+
+def test_unknown_model_is_404(iris_server):
+    response = httpx.post(iris_server.url + "/v1/models/nope:predict", json={"instances": IRIS_ROWS})
+    assert response.status_code == 404
+    assert response.json() == {"error": "Model with name nope does not exist."}
+    assert httpx.get(iris_server.url + "/v1/models/nope").status_code == 404
+
+
+def test_client_faults_are_400_with_a_reason(iris_server):
+    url = iris_server.url + "/v1/models/iris:predict"
+    cases = {
+        b"{not json": "Unrecognized request format",
+        b"": "empty",
+        b'{"instances": 5}': 'Expected "instances" to be a list',
+        b'{"foo": 1}': "instances",
+        b'{"instances": [[1, 2, 3]]}': "features",
+        b'{"instances": [[1, 2], [1]]}': "regular array",
+        b'{"instances": [["a", "b", "c", "d"]]}': "does not fit",
+    }
+    for body, fragment in cases.items():
+        response = httpx.post(url, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400, body
+        assert fragment in response.json()["error"], (body, response.json())
+
+
+def test_unknown_route_and_wrong_method(iris_server):
+    assert httpx.get(iris_server.url + "/nowhere").status_code == 404
+    assert httpx.get(iris_server.url + "/v1/models/iris:predict").status_code == 405
+    assert httpx.post(iris_server.url + "/v1/models/iris:unknownverb", json={}).status_code == 404
+
+
+def test_explain_without_explainer_is_501(iris_server):
+    response = httpx.post(iris_server.url + "/v1/models/iris:explain", json={"instances": IRIS_ROWS})
+    assert response.status_code == 501
+    assert "explainer" in response.json()["error"]
+
+
+def test_metrics_count_requests_per_model_and_stage(iris_server):
+    httpx.post(iris_server.url + "/v1/models/iris:predict", json={"instances": IRIS_ROWS})
+    text = httpx.get(iris_server.url + "/metrics").text
+    assert 'request_predict_seconds_count{model_name="iris"}' in text
+    assert 'modelplane_requests_total{code="200",model_name="iris",protocol="v1"}' in text
+    assert 'modelplane_request_duration_seconds_bucket{le="0.005",model_name="iris",protocol="v1"}' in text
+
+
+def test_custom_model_stages_and_response_headers(test_models_server):
+    response = httpx.post(
+        test_models_server.url + "/v1/models/stages:predict",
+        json={"instances": [1, 2]},
+        headers={"x-request-id": "abc"},
+    )
+    assert response.status_code == 200
+    assert response.headers["prediction-time-latency"] == "1.5"
+    assert response.json() == {
+        "predictions": [1, 2],
+        "trail": ["preprocess", "predict", "postprocess"],
+        "request_id": "abc",
+    }
+
+
+def test_explain_on_a_model_that_has_one(test_models_server):
+    response = httpx.post(test_models_server.url + "/v1/models/echo:explain", json={"instances": [[1]]})
+    assert response.json() == {"explanations": [[1]]}
+
+
+def test_datetime_output_is_iso_text(test_models_server):
+    response = httpx.post(test_models_server.url + "/v1/models/datetime:predict", json={"instances": [1]})
+    assert response.json() == {"predictions": ["2024-01-02T03:04:05"]}
+
+
+def test_model_bug_is_500_with_the_error(test_models_server):
+    response = httpx.post(test_models_server.url + "/v1/models/buggy:predict", json={"instances": [1]})
+    assert response.status_code == 500
+    assert response.json() == {"error": "ZeroDivisionError : division by zero"}
+
+
+def test_a_slow_sync_model_does_not_block_other_requests(test_models_server):
+    finished = []
+
+    def slow_call():
+        httpx.post(test_models_server.url + "/v1/models/slow:predict", json={"seconds": 3}, timeout=30)
+        finished.append("slow")
+
+    thread = threading.Thread(target=slow_call)
+    thread.start()
+    # While the slow prediction runs on a worker thread, the loop keeps answering.
+    for _ in range(20):
+        assert (
+            httpx.post(
+                test_models_server.url + "/v1/models/echo:predict", json={"instances": [1]}
+            ).status_code
+            == 200
+        )
+    assert finished == []
+    thread.join()
+    assert finished == ["slow"]
+
+
+def test_model_that_failed_to_load_is_not_ready_and_says_why(test_models_server):
+    url = test_models_server.url
+    assert httpx.get(url + "/").status_code == 200
+    response = httpx.get(url + "/v1/models/broken")
+    assert response.status_code == 503
+    assert "weights are corrupt" in response.json()["error"]
+    response = httpx.post(url + "/v1/models/broken:predict", json={"instances": [1]})
+    assert response.status_code == 503
+    assert httpx.get(url + "/v1/models/sleepy").status_code == 503

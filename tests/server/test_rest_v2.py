@@ -1,0 +1,368 @@
+"""V2 REST against a real server process: JSON, the binary extension, every datatype, errors."""
+
+from __future__ import annotations
+
+import struct
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+import tritonclient.http as triton
+
+from tests.server.conftest import IRIS_ROWS, iris_array
+
+IRIS_V2 = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}]}
+
+
+def infer(server, model: str, body: dict, **kwargs) -> httpx.Response:
+    return httpx.post(f"{server.url}/v2/models/{model}/infer", json=body, **kwargs)
+
+
+def test_server_and_model_metadata(iris_server):
+    assert httpx.get(iris_server.url + "/v2").json()["extensions"] == [
+        "model_repository_extension",
+        "binary_tensor_data",
+    ]
+    assert httpx.get(iris_server.url + "/v2/health/live").json() == {"live": True}
+    assert httpx.get(iris_server.url + "/v2/health/ready").json() == {"ready": True}
+    assert httpx.get(iris_server.url + "/v2/models/iris/ready").json() == {"name": "iris", "ready": True}
+    metadata = httpx.get(iris_server.url + "/v2/models/iris").json()
+    assert metadata["name"] == "iris"
+    assert httpx.get(iris_server.url + "/v2/models/nope").status_code == 404
+
+
+def test_infer_json(iris_server):
+    response = infer(iris_server, "iris", {**IRIS_V2, "id": "req-1"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == "req-1"
+    assert body["model_name"] == "iris"
+    assert body["outputs"] == [
+        {"name": "output-0", "shape": [2], "datatype": "INT64", "parameters": None, "data": [1, 1]}
+    ]
+
+
+def test_infer_json_without_content_type(iris_server):
+    response = httpx.post(iris_server.url + "/v2/models/iris/infer", content=orjson.dumps(IRIS_V2))
+    assert response.status_code == 200
+    assert response.json()["outputs"][0]["data"] == [1, 1]
+
+
+def test_tritonclient_binary_both_ways(iris_server):
+    client = triton.InferenceServerClient(f"127.0.0.1:{iris_server.http_port}")
+    tensor = triton.InferInput("input-0", [2, 4], "FP32")
+    tensor.set_data_from_numpy(iris_array(), binary_data=True)
+    result = client.infer(
+        "iris", [tensor], outputs=[triton.InferRequestedOutput("output-0", binary_data=True)]
+    )
+    assert result.as_numpy("output-0").tolist() == [1, 1]
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("iris")
+
+
+def test_binary_data_output_makes_every_output_binary(iris_server):
+    response = infer(iris_server, "iris", {**IRIS_V2, "parameters": {"binary_data_output": True}})
+    json_length = int(response.headers["inference-header-content-length"])
+    header = orjson.loads(response.content[:json_length])
+    assert header["outputs"][0]["parameters"] == {"binary_data_size": 16}
+    assert np.frombuffer(response.content[json_length:], dtype="<i8").tolist() == [1, 1]
+
+
+def test_per_output_binary_flag_overrides_the_request_flag(iris_server):
+    body = {
+        **IRIS_V2,
+        "parameters": {"binary_data_output": True},
+        "outputs": [{"name": "output-0", "parameters": {"binary_data": False}}],
+    }
+    response = infer(iris_server, "iris", body)
+    assert "inference-header-content-length" not in response.headers
+    assert response.json()["outputs"][0]["data"] == [1, 1]
+
+
+def test_unknown_requested_output_is_400(iris_server):
+    response = infer(iris_server, "iris", {**IRIS_V2, "outputs": [{"name": "nope"}]})
+    assert response.status_code == 400
+    assert response.json() == {"error": "Unexpected inference output 'nope' for model 'iris'"}
+
+
+@pytest.mark.parametrize(
+    "datatype, values",
+    [
+        ("BOOL", [True, False, True, True]),
+        ("UINT8", [0, 1, 254, 255]),
+        ("UINT16", [0, 1, 65534, 65535]),
+        ("UINT32", [0, 1, 2, 4294967295]),
+        ("UINT64", [0, 1, 2, 18446744073709551615]),
+        ("INT8", [-128, -1, 0, 127]),
+        ("INT16", [-32768, -1, 0, 32767]),
+        ("INT32", [-2147483648, -1, 0, 2147483647]),
+        ("INT64", [-9223372036854775808, -1, 0, 9223372036854775807]),
+        ("FP32", [-1.5, 0.0, 0.25, 3.5]),
+        ("FP64", [-1.5, 0.0, 1e300, 3.5]),
+        ("BYTES", ["a", "bc", "", "déjà"]),
+    ],
+)
+def test_every_datatype_round_trips_as_json_and_binary(test_models_server, datatype, values):
+    body = {"inputs": [{"name": "x", "shape": [2, 2], "datatype": datatype, "data": values}]}
+    response = infer(test_models_server, "echo", body)
+    assert response.status_code == 200, response.text
+    output = response.json()["outputs"][0]
+    assert (output["datatype"], output["shape"], output["data"]) == (datatype, [2, 2], values)
+
+    client = triton.InferenceServerClient(f"127.0.0.1:{test_models_server.http_port}")
+    tensor = triton.InferInput("x", [2, 2], datatype)
+    array = np.array(values, dtype=np.object_ if datatype == "BYTES" else triton_dtype(datatype)).reshape(
+        2, 2
+    )
+    if datatype == "BYTES":
+        array = np.array([v.encode() for v in values], dtype=np.object_).reshape(2, 2)
+    tensor.set_data_from_numpy(array, binary_data=True)
+    result = client.infer("echo", [tensor], outputs=[triton.InferRequestedOutput("x", binary_data=True)])
+    assert result.as_numpy("x").tolist() == array.tolist()
+
+
+def triton_dtype(datatype: str):
+    from tritonclient.utils import triton_to_np_dtype
+
+    return triton_to_np_dtype(datatype)
+
+
+def test_fp16_travels_binary_only(test_models_server):
+    array = np.array([[1.5, -2.0], [0.5, 65504]], dtype=np.float16)
+    client = triton.InferenceServerClient(f"127.0.0.1:{test_models_server.http_port}")
+    tensor = triton.InferInput("half", [2, 2], "FP16")
+    tensor.set_data_from_numpy(array, binary_data=True)
+    result = client.infer("echo", [tensor], outputs=[triton.InferRequestedOutput("half", binary_data=True)])
+    assert result.as_numpy("half").tolist() == array.tolist()
+
+    as_json = {"inputs": [{"name": "half", "shape": [1], "datatype": "FP16", "data": [1.0]}]}
+    response = infer(test_models_server, "echo", as_json)
+    assert response.status_code == 400
+    assert "FP16" in response.json()["error"]
+
+    # FP16 in binary, asked back as JSON: the output cannot be written as JSON.
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {"name": "half", "shape": [1], "datatype": "FP16", "parameters": {"binary_data_size": 2}}
+            ],
+            "outputs": [{"name": "half", "parameters": {"binary_data": False}}],
+        }
+    )
+    response = httpx.post(
+        test_models_server.url + "/v2/models/echo/infer",
+        content=header + np.array([1.0], dtype="<f2").tobytes(),
+        headers={"inference-header-content-length": str(len(header))},
+    )
+    assert response.status_code == 400
+    assert "FP16" in response.json()["error"]
+
+
+def test_parameters_are_echoed(test_models_server):
+    body = {
+        "parameters": {"s": "x", "b": True, "i": 3, "f": 1.5},
+        "inputs": [{"name": "x", "shape": [1], "datatype": "INT32", "data": [1]}],
+    }
+    assert infer(test_models_server, "echo", body).json()["parameters"] == body["parameters"]
+
+
+def binary_request(inputs: list[dict], raw: bytes, json_length: int | None = None) -> tuple[bytes, dict]:
+    header = orjson.dumps({"inputs": inputs})
+    length = len(header) if json_length is None else json_length
+    return header + raw, {"inference-header-content-length": str(length)}
+
+
+def test_bytes_tensor_in_binary(test_models_server):
+    raw = b"".join(struct.pack("<I", len(s)) + s for s in (b"ab", b"", b"xyz"))
+    body, headers = binary_request(
+        [{"name": "s", "shape": [3], "datatype": "BYTES", "parameters": {"binary_data_size": len(raw)}}], raw
+    )
+    response = httpx.post(test_models_server.url + "/v2/models/echo/infer", content=body, headers=headers)
+    assert response.json()["outputs"][0]["data"] == ["ab", "", "xyz"]
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "empty"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"inputs": []}', "non-empty list"),
+        (b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FOO", "data": [1, 2]}]}', "unknown datatype"),
+        (b'{"inputs": [{"name": "x", "shape": [2], "datatype": "BF16", "data": [1, 2]}]}', "BF16"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+            "shape [3, 4]",
+        ),
+        (b'{"inputs": [{"name": "x", "shape": "2", "datatype": "FP32", "data": [1, 2]}]}', "shape must be"),
+        (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32"}]}', "no 'data'"),
+        (b'{"inputs": [{"shape": [1], "datatype": "FP32", "data": [1]}]}', "'name'"),
+        (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": ["a"]}]}', "does not fit"),
+        (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "UINT8", "data": [-1]}]}', "does not fit"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [[1], [2, 3]]}]}',
+            "does not fit",
+        ),
+        (
+            b'{"parameters": {"a": {"b": 1}}, "inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}',
+            "parameter 'a'",
+        ),
+    ],
+)
+def test_client_faults_are_400(iris_server, body, fragment):
+    response = httpx.post(
+        iris_server.url + "/v2/models/iris/infer", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]
+
+
+def test_wrong_feature_count_is_400(iris_server):
+    body = {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}
+    response = infer(iris_server, "iris", body)
+    assert response.status_code == 400
+    assert "features" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "inputs, raw, json_length, fragment",
+    [
+        (
+            [{"name": "x", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 8}}],
+            b"\0" * 4,
+            None,
+            "past the end",
+        ),
+        (
+            [{"name": "x", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 4}}],
+            b"\0" * 4,
+            None,
+            "does not match shape",
+        ),
+        (
+            [{"name": "x", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 4}}],
+            b"\0" * 8,
+            None,
+            "add up to 4",
+        ),
+        (
+            [{"name": "x", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 4}}],
+            b"\0" * 4,
+            10_000,
+            "inference-header-content-length",
+        ),
+        (
+            [{"name": "x", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": -1}}],
+            b"",
+            None,
+            "non-negative",
+        ),
+        (
+            [{"name": "s", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 6}}],
+            struct.pack("<I", 9) + b"ab",
+            None,
+            "truncated",
+        ),
+    ],
+)
+def test_binary_sizes_that_do_not_add_up_are_400(iris_server, inputs, raw, json_length, fragment):
+    body, headers = binary_request(inputs, raw, json_length)
+    response = httpx.post(iris_server.url + "/v2/models/iris/infer", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]
+
+
+def test_binary_input_without_the_length_header_is_400(iris_server):
+    body, _ = binary_request(
+        [{"name": "x", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 4}}], b"\0" * 4
+    )
+    response = httpx.post(iris_server.url + "/v2/models/iris/infer", content=body)
+    assert response.status_code == 400
+
+
+def test_not_ready_models(test_models_server):
+    url = test_models_server.url
+    assert httpx.get(url + "/v2/models/broken/ready").status_code == 503
+    assert infer(test_models_server, "broken", IRIS_V2).status_code == 503
+    ready = httpx.get(url + "/v2/health/ready")
+    assert ready.status_code == 503
+    assert "broken" in ready.json()["error"]
+
+
+def test_versioned_routes(tmp_path, sklearn_dir):
+    from tests.server.processes import serve
+
+    server = serve(
+        "--model-dir", str(sklearn_dir), "--model-name", "iris", "--model-version", "3", grpc=False
+    )
+    try:
+        assert httpx.get(server.url + "/v2/models/iris").json()["versions"] == ["3"]
+        assert httpx.get(server.url + "/v2/models/iris/versions/3/ready").json()["ready"] is True
+        response = httpx.post(server.url + "/v2/models/iris/versions/3/infer", json=IRIS_V2)
+        assert response.json()["model_version"] == "3"
+        missing = httpx.post(server.url + "/v2/models/iris/versions/2/infer", json=IRIS_V2)
+        assert missing.status_code == 404
+        assert "no version 2" in missing.json()["error"]
+    finally:
+        server.stop()
+
+
+def test_repository_index_load_and_unload(test_models_server):
+    url = test_models_server.url
+    index = {entry["name"]: entry for entry in httpx.post(url + "/v2/repository/index").json()}
+    assert index["echo"]["state"] == "READY"
+    assert index["broken"]["state"] == "UNAVAILABLE"
+    assert "weights are corrupt" in index["broken"]["reason"]
+
+    response = httpx.post(url + "/v2/repository/models/broken/load")
+    assert response.status_code == 503
+    assert "weights are corrupt" in response.json()["error"]
+
+    assert httpx.post(url + "/v2/repository/models/datetime/unload").json() == {
+        "name": "datetime",
+        "unload": True,
+    }
+    assert httpx.get(url + "/v2/models/datetime/ready").status_code == 404
+    assert httpx.post(url + "/v2/repository/models/datetime/unload").status_code == 404
+    assert httpx.post(url + "/v2/repository/models/nope/load").status_code == 404
+
+
+def test_binary_cloudevent(iris_server):
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "36077800-0c23-4f38-a0b4-01f4369f670a",
+        "ce-source": "https://example.com",
+        "ce-type": "com.example.request",
+        "content-type": "application/json",
+    }
+    response = httpx.post(
+        iris_server.url + "/v1/models/iris:predict", json={"instances": IRIS_ROWS}, headers=headers
+    )
+    assert response.json() == {"predictions": [1, 1]}
+    assert response.headers["ce-type"] == "io.kserve.inference.response"
+    assert response.headers["ce-source"] == "io.kserve.inference.iris"
+    assert response.headers["ce-specversion"] == "1.0"
+
+    bad = httpx.post(iris_server.url + "/v1/models/iris:predict", content=b"{oops", headers=headers)
+    assert bad.status_code == 400
+    assert "Failed to decode or parse binary json cloudevent" in bad.json()["error"]
+
+
+def test_structured_cloudevent_on_v2(iris_server):
+    event = {
+        "specversion": "1.0",
+        "id": "1",
+        "source": "test",
+        "type": "com.example.request",
+        "datacontenttype": "application/json",
+        "data": IRIS_V2,
+    }
+    response = httpx.post(
+        iris_server.url + "/v2/models/iris/infer",
+        content=orjson.dumps(event),
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    assert response.headers["content-type"] == "application/cloudevents+json"
+    reply = response.json()
+    assert reply["type"] == "io.kserve.inference.response"
+    assert reply["data"]["outputs"][0]["data"] == [1, 1]

@@ -1,0 +1,242 @@
+"""Each built-in runtime, serving a model the test trains itself, through a real server."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+
+from modelplane.runtimes.base import ModelMissingError, find_model_file, require
+from modelplane.runtimes.detect import detect_runtime
+from tests.server.conftest import IRIS_ROWS
+from tests.server.processes import serve
+
+V2_BODY = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}]}
+
+
+@pytest.fixture(scope="module")
+def xgboost_dir(tmp_path_factory, iris):
+    import xgboost as xgb
+
+    X, y = iris
+    folder = tmp_path_factory.mktemp("xgboost")
+    booster = xgb.train(
+        {"objective": "multi:softmax", "num_class": 3, "max_depth": 3}, xgb.DMatrix(X, label=y), 10
+    )
+    booster.save_model(str(folder / "model.bst"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lightgbm_dir(tmp_path_factory, iris):
+    import lightgbm as lgb
+
+    X, y = iris
+    folder = tmp_path_factory.mktemp("lightgbm")
+    params = {"objective": "multiclass", "num_class": 3, "verbose": -1, "min_data_in_leaf": 5}
+    lgb.train(params, lgb.Dataset(X, label=y), 20).save_model(str(folder / "model.bst"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory, iris):
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris
+    folder = tmp_path_factory.mktemp("onnx")
+    model = LogisticRegression(max_iter=1000).fit(X, y)
+    onnx_model = to_onnx(model, X[:1].astype(np.float32), options={"zipmap": False}, target_opset=17)
+    (folder / "model.onnx").write_bytes(onnx_model.SerializeToString())
+    return folder
+
+
+def predict_v1(server, name: str) -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/models/{name}:predict", json={"instances": IRIS_ROWS})
+
+
+def test_xgboost(xgboost_dir):
+    assert detect_runtime(xgboost_dir) == "xgboost"
+    server = serve("--model-dir", str(xgboost_dir), "--model-name", "xgb", grpc=False)
+    try:
+        assert predict_v1(server, "xgb").json() == {"predictions": [1.0, 1.0]}
+        output = httpx.post(server.url + "/v2/models/xgb/infer", json=V2_BODY).json()["outputs"][0]
+        assert (output["datatype"], output["data"]) == ("FP32", [1.0, 1.0])
+    finally:
+        server.stop()
+
+
+def test_lightgbm(lightgbm_dir):
+    assert detect_runtime(lightgbm_dir) == "lightgbm"
+    server = serve("--model-dir", str(lightgbm_dir), "--model-name", "lgb", grpc=False)
+    try:
+        predictions = np.array(predict_v1(server, "lgb").json()["predictions"])
+        assert predictions.shape == (2, 3)
+        assert predictions.argmax(axis=1).tolist() == [1, 1]
+        records = [dict(zip([f"Column_{i}" for i in range(4)], row, strict=True)) for row in IRIS_ROWS]
+        by_name = httpx.post(server.url + "/v1/models/lgb:predict", json={"instances": records})
+        assert np.array(by_name.json()["predictions"]).argmax(axis=1).tolist() == [1, 1]
+    finally:
+        server.stop()
+
+
+def test_onnx(onnx_dir):
+    server = serve("--model-dir", str(onnx_dir), "--model-name", "onnx", "--runtime", "onnx", grpc=False)
+    try:
+        assert predict_v1(server, "onnx").json()["predictions"] == [1, 1]
+        body = {"inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}]}
+        outputs = httpx.post(server.url + "/v2/models/onnx/infer", json=body).json()["outputs"]
+        assert outputs[0]["name"] == "label" and outputs[0]["data"] == [1, 1]
+        assert outputs[1]["name"] == "probabilities" and outputs[1]["shape"] == [2, 3]
+        metadata = httpx.get(server.url + "/v2/models/onnx").json()
+        assert metadata["inputs"] == [{"name": "X", "datatype": "FP32", "shape": [-1, 4]}]
+        bad = {"inputs": [{"name": "X", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}
+        assert httpx.post(server.url + "/v2/models/onnx/infer", json=bad).status_code == 400
+    finally:
+        server.stop()
+
+
+def test_sklearn_probabilities(sklearn_dir):
+    server = serve(
+        "--model-dir", str(sklearn_dir), "--model-name", "iris", grpc=False, env={"PREDICT_PROBA": "true"}
+    )
+    try:
+        probabilities = np.array(predict_v1(server, "iris").json()["predictions"])
+        assert probabilities.shape == (2, 3)
+        assert np.allclose(probabilities.sum(axis=1), 1)
+    finally:
+        server.stop()
+
+
+def test_sklearn_mixed_dataframe_input(tmp_path):
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame({"colour": ["red", "blue", "red", "green"], "size": [1, 2, 3, 4]})
+    pipeline = make_pipeline(
+        ColumnTransformer([("onehot", OneHotEncoder(), ["colour"])], remainder="passthrough"),
+        LinearRegression(),
+    ).fit(frame, [1.0, 2.0, 3.0, 4.0])
+    joblib.dump(pipeline, tmp_path / "model.joblib")
+    server = serve("--model-dir", str(tmp_path), "--model-name", "mixed", grpc=False)
+    try:
+        body = {
+            "parameters": {"content_type": "pd"},
+            "inputs": [
+                {"name": "colour", "shape": [1], "datatype": "BYTES", "data": ["green"]},
+                {"name": "size", "shape": [1], "datatype": "INT32", "data": [4]},
+            ],
+        }
+        output = httpx.post(server.url + "/v2/models/mixed/infer", json=body).json()["outputs"][0]
+        assert output["data"] == pytest.approx(
+            pipeline.predict(pd.DataFrame({"colour": ["green"], "size": [4]}))
+        )
+    finally:
+        server.stop()
+
+
+def test_model_file_selection(tmp_path, sklearn_dir):
+    with pytest.raises(ModelMissingError):
+        find_model_file(tmp_path, (".joblib",))
+    shutil.copy(sklearn_dir / "model.joblib", tmp_path / "a.joblib")
+    assert find_model_file(tmp_path, (".joblib", ".pkl")).name == "a.joblib"
+    shutil.copy(sklearn_dir / "model.joblib", tmp_path / "b.pkl")
+    with pytest.raises(RuntimeError, match="More than one model file"):
+        find_model_file(tmp_path, (".joblib", ".pkl"))
+
+
+def test_a_folder_of_model_folders_is_a_repository(tmp_path, sklearn_dir, xgboost_dir):
+    shutil.copytree(sklearn_dir, tmp_path / "iris")
+    shutil.copytree(xgboost_dir, tmp_path / "boost")
+    server = serve("--model-dir", str(tmp_path), grpc=False)
+    try:
+        assert sorted(httpx.get(server.url + "/v2/models").json()["models"]) == ["boost", "iris"]
+        assert predict_v1(server, "iris").json() == {"predictions": [1, 1]}
+        assert predict_v1(server, "boost").json() == {"predictions": [1.0, 1.0]}
+        assert httpx.post(server.url + "/v2/repository/models/iris/unload").status_code == 200
+        assert predict_v1(server, "iris").status_code == 404
+        shutil.copytree(sklearn_dir, tmp_path / "late")
+        assert httpx.post(server.url + "/v2/repository/models/late/load").json() == {
+            "name": "late",
+            "load": True,
+        }
+        assert predict_v1(server, "late").json() == {"predictions": [1, 1]}
+        assert httpx.post(server.url + "/v2/repository/models/iris/load").status_code == 200
+        assert httpx.post(server.url + "/v2/repository/models/absent/load").status_code == 404
+    finally:
+        server.stop()
+
+
+def test_model_that_fails_to_load_leaves_the_server_up(tmp_path):
+    (tmp_path / "model.joblib").write_bytes(b"this is not a pickle")
+    server = serve(
+        "--model-dir", str(tmp_path), "--model-name", "bad", grpc=False, ready_path="/v2/health/live"
+    )
+    try:
+        for _ in range(100):
+            response = httpx.get(server.url + "/v2/models/bad/ready")
+            if "Failed to load" in response.text:
+                break
+        assert response.status_code == 503
+        assert "Failed to load" in response.json()["error"]
+    finally:
+        server.stop()
+
+
+def test_custom_model_class(tmp_path):
+    (tmp_path / "my_model.py").write_text(
+        "from modelplane.server import Model\n"
+        "class Doubler(Model):\n"
+        "    def __init__(self, name, model_dir=None):\n"
+        "        super().__init__(name)\n"
+        "        self.model_dir = model_dir\n"
+        "    def load(self):\n"
+        "        self.ready = True\n"
+        "        return True\n"
+        "    async def predict(self, payload, headers=None):\n"
+        "        return {'predictions': [2 * x for x in payload['instances']], 'dir': self.model_dir}\n"
+    )
+    server = serve(
+        "--model-class",
+        f"{tmp_path}/my_model.py:Doubler",
+        "--model-name",
+        "double",
+        "--model-dir",
+        str(tmp_path),
+        grpc=False,
+    )
+    try:
+        response = httpx.post(server.url + "/v1/models/double:predict", json={"instances": [1, 2]})
+        assert response.json() == {"predictions": [2, 4], "dir": str(tmp_path)}
+    finally:
+        server.stop()
+
+
+def test_command_line_mistakes_are_one_line_errors(tmp_path):
+    cases = [
+        (["--model-dir", str(tmp_path / "absent")], "does not exist"),
+        (["--model-dir", str(tmp_path)], "no model file found"),
+        (["--model-dir", str(tmp_path), "--runtime", "tensorflow"], "unknown runtime 'tensorflow'"),
+        (["--model-class", "nowhere:Thing"], "cannot import module 'nowhere'"),
+        (["--model-class", "modelplane:Missing"], "has no class named 'Missing'"),
+    ]
+    for args, message in cases:
+        result = subprocess.run(
+            [sys.executable, "-m", "modelplane", "serve", *args], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_missing_library_names_the_extra():
+    with pytest.raises(ImportError, match=r'pip install "modelplane\[tensorrt\]"'):
+        require("surely_not_installed_module", "tensorrt")
