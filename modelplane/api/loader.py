@@ -22,22 +22,27 @@ class _Loader(yaml.SafeLoader):
     """A safe loader that keeps timestamps as strings (as the Kubernetes API does) and rejects duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        first_seen: dict = {}
+        first_seen: dict[str, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == _MERGE_TAG:
                 continue
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            if not isinstance(key, str | int | float | bool):
-                raise LoadError("a mapping key must be a string", line=line)
+            key = self._key(key_node, deep)
             if key in first_seen:
                 raise LoadError(
-                    f'key "{key}" already set in this mapping (first at line {first_seen[key]})', line=line
+                    f'key "{key}" already set in this mapping (first at line {first_seen[key]})',
+                    line=key_node.start_mark.line + 1,
                 )
-            first_seen[key] = line
-        mapping = super().construct_mapping(node, deep=deep)
+            first_seen[key] = key_node.start_mark.line + 1
+        self.flatten_mapping(node)
+        # Later pairs win, so keys written out override those merged in with `<<:`.
+        return {self._key(k, deep): self.construct_object(v, deep=deep) for k, v in node.value}
+
+    def _key(self, key_node: yaml.Node, deep: bool) -> str:
+        key = self.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool):
+            raise LoadError("a mapping key must be a string", line=key_node.start_mark.line + 1)
         # JSON and the Kubernetes API only know string keys.
-        return {_key_string(k): v for k, v in mapping.items()}
+        return _key_string(key)
 
 
 _Loader.yaml_implicit_resolvers = {

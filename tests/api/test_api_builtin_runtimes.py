@@ -1,0 +1,107 @@
+"""The ClusterServingRuntimes modelplane ships, and their container templates."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelplane.api import (
+    TemplateError,
+    admit,
+    builtin_cluster_runtimes,
+    builtin_runtime_names,
+    load_path,
+    render,
+    render_container,
+)
+
+from .helpers import KSERVE_RUNTIMES
+
+KSERVE = {doc.resource["metadata"]["name"]: doc.resource for doc in load_path(KSERVE_RUNTIMES)}
+
+
+def by_name() -> dict:
+    return {r["metadata"]["name"]: r for r in builtin_cluster_runtimes()}
+
+
+def test_the_shipped_runtimes():
+    assert builtin_runtime_names() == [
+        "kserve-lgbserver",
+        "kserve-sklearnserver",
+        "kserve-xgbserver",
+        "modelplane-onnxserver",
+    ]
+
+
+@pytest.mark.parametrize("name", ["kserve-sklearnserver", "kserve-xgbserver", "kserve-lgbserver"])
+def test_kserve_names_keep_kserve_formats_priorities_and_protocols(name):
+    ours, theirs = by_name()[name], KSERVE[name]
+    for key in ("supportedModelFormats", "protocolVersions", "annotations"):
+        assert ours["spec"][key] == theirs["spec"][key]
+    assert ours["metadata"] == theirs["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("name", "runtime"),
+    [
+        ("kserve-sklearnserver", "sklearn"),
+        ("kserve-xgbserver", "xgboost"),
+        ("kserve-lgbserver", "lightgbm"),
+        ("modelplane-onnxserver", "onnx"),
+    ],
+)
+def test_each_runs_modelplane_serve(name, runtime):
+    (container,) = by_name()[name]["spec"]["containers"]
+    assert container["name"] == "kserve-container"
+    assert container["command"] == ["modelplane", "serve"]
+    assert container["args"] == [
+        "--model-dir=/mnt/models",
+        "--model-name={{.Name}}",
+        f"--runtime={runtime}",
+        "--http-port=8080",
+        "--grpc-port=8081",
+    ]
+
+
+def test_onnx_runtime():
+    spec = by_name()["modelplane-onnxserver"]["spec"]
+    assert spec["supportedModelFormats"] == [
+        {"name": "onnx", "version": "1", "autoSelect": True, "priority": 1}
+    ]
+    assert spec["protocolVersions"] == ["v1", "v2", "grpc-v2"]
+
+
+def test_shipped_runtimes_pass_admission_together():
+    runtimes = builtin_cluster_runtimes()
+    for runtime in runtimes:
+        admit(runtime, existing=runtimes)
+
+
+def test_copies_are_independent():
+    builtin_cluster_runtimes()[0]["metadata"]["name"] = "changed"
+    assert builtin_runtime_names()[0] == "kserve-lgbserver"
+
+
+def test_render_placeholders():
+    metadata = {
+        "name": "iris",
+        "namespace": "team",
+        "labels": {"modelClass": "mlserver_sklearn.SKLearnModel"},
+        "annotations": {"modelFormat": "sklearn"},
+    }
+    assert render("--model_name={{.Name}}", metadata) == "--model_name=iris"
+    assert render("{{ .Namespace }}/{{.Annotations.modelFormat}}", metadata) == "team/sklearn"
+    assert render("{{.Labels.modelClass}}", metadata) == "mlserver_sklearn.SKLearnModel"
+    assert render("{{.Labels.missing}}", metadata) == "<no value>"
+    assert render("no placeholders", metadata) == "no placeholders"
+
+
+def test_render_a_container():
+    (container,) = by_name()["kserve-sklearnserver"]["spec"]["containers"]
+    rendered = render_container(container, {"name": "iris"})
+    assert "--model-name=iris" in rendered["args"]
+    assert "--model-name={{.Name}}" in container["args"]
+
+
+def test_unknown_placeholders_are_errors():
+    with pytest.raises(TemplateError):
+        render("{{.Spec.Predictor}}", {"name": "x"})

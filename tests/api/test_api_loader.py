@@ -1,0 +1,149 @@
+"""Reading resources from YAML: every problem names its file and line."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelplane.api import FieldError, LoadError, load_file, load_path, load_text
+
+ISVC = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: sklearn-iris
+spec:
+  predictor:
+    sklearn:
+      storageUri: file:///models/iris
+"""
+
+
+def load_error(text: str, source: str = "x.yaml") -> LoadError:
+    with pytest.raises(LoadError) as caught:
+        load_text(text, source)
+    return caught.value
+
+
+def test_one_document():
+    (document,) = load_text(ISVC, "iris.yaml")
+    assert document.resource["spec"]["predictor"]["sklearn"]["storageUri"] == "file:///models/iris"
+    assert (document.source, document.line) == ("iris.yaml", 1)
+
+
+def test_several_documents_and_empty_ones():
+    text = f"---\n{ISVC}---\n# only a comment\n---\n{ISVC.replace('sklearn-iris', 'second')}"
+    documents = load_text(text)
+    assert [d.resource["metadata"]["name"] for d in documents] == ["sklearn-iris", "second"]
+    assert [d.line for d in documents] == [2, 13]
+
+
+def test_a_list_is_unpacked():
+    text = "apiVersion: v1\nkind: List\nitems:\n" + "".join(
+        f"  - apiVersion: serving.kserve.io/v1alpha1\n    kind: TrainedModel\n    metadata:\n      name: m{i}\n"
+        for i in range(2)
+    )
+    assert [d.resource["metadata"]["name"] for d in load_text(text)] == ["m0", "m1"]
+
+
+def test_json_is_read_too():
+    (document,) = load_text('{"apiVersion": "a/v1", "kind": "K", "metadata": {"name": "n"}}')
+    assert document.resource["kind"] == "K"
+
+
+def test_a_syntax_error_names_file_and_line():
+    error = load_error(ISVC.replace("storageUri: file", "storageUri: a: file", 1))
+    assert str(error) == "x.yaml:8: mapping values are not allowed here"
+    assert (error.source, error.line) == ("x.yaml", 8)
+
+
+def test_an_unclosed_bracket_names_where_the_text_ends():
+    error = load_error(ISVC.replace("    sklearn:", "    sklearn: [", 1))
+    assert str(error).startswith("x.yaml:9: expected ',' or ']'")
+
+
+def test_bad_indentation_names_the_line():
+    error = load_error("apiVersion: v1\nkind: X\nmetadata:\n  name: a\n   bad: 1\n")
+    assert str(error).startswith("x.yaml:5: ")
+
+
+def test_duplicate_keys_are_rejected():
+    text = ISVC + "  predictor:\n    xgboost: {}\n"
+    assert str(load_error(text)) == 'x.yaml:9: key "predictor" already set in this mapping (first at line 6)'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a\n- b\n", "x.yaml:1: a resource must be a mapping, not a list"),
+        ("just text\n", "x.yaml:1: a resource must be a mapping, not a string"),
+        ("kind: InferenceService\nmetadata:\n  name: a\n", "x.yaml:1: resource has no apiVersion"),
+        ("apiVersion: v1\nmetadata:\n  name: a\n", "x.yaml:1: resource has no kind"),
+        ("apiVersion: v1\nkind: X\n", "x.yaml:1: X has no metadata"),
+        ("apiVersion: v1\nkind: X\nmetadata:\n  labels: {}\n", "x.yaml:3: X has no metadata.name"),
+        ("---\napiVersion: v1\nkind: X\nmetadata:\n  name: ''\n", "x.yaml:4: X has no metadata.name"),
+    ],
+)
+def test_documents_without_identity_are_rejected(text, message):
+    assert str(load_error(text)) == message
+
+
+def test_timestamps_stay_strings():
+    (document,) = load_text(
+        ISVC.replace("metadata:\n", "metadata:\n  creationTimestamp: 2024-05-01T10:00:00Z\n")
+    )
+    assert document.resource["metadata"]["creationTimestamp"] == "2024-05-01T10:00:00Z"
+
+
+def test_merge_keys_are_honoured():
+    text = ISVC + "  base: &base\n    a: 1\n    b: 2\n  derived:\n    <<: *base\n    b: 3\n"
+    (document,) = load_text(text)
+    assert document.resource["spec"]["derived"] == {"a": 1, "b": 3}
+
+
+def test_non_string_keys_become_strings():
+    (document,) = load_text(ISVC + "  extra:\n    1: one\n    true: yes\n")
+    assert document.resource["spec"]["extra"] == {"1": "one", "true": True}
+
+
+def test_line_of_a_field():
+    (document,) = load_text(ISVC, "iris.yaml")
+    assert document.line_of("spec.predictor.sklearn.storageUri") == 8
+    assert document.line_of("spec.predictor.model.storageUri") == 6  # not in the text: its nearest ancestor
+    error = FieldError("spec.predictor.sklearn.storageUri", "bad")
+    assert document.describe(error) == "iris.yaml:8: spec.predictor.sklearn.storageUri: bad"
+
+
+def test_line_of_list_items_and_bracketed_keys():
+    text = (
+        "apiVersion: v1\nkind: X\nmetadata:\n  name: a\n  annotations:\n    serving.kserve.io/x: y\n"
+        "spec:\n  containers:\n    - name: a\n    - name: b\n      env:\n        - name: E\n"
+    )
+    (document,) = load_text(text)
+    assert document.line_of("metadata.annotations[serving.kserve.io/x]") == 6
+    assert document.line_of("spec.containers[1].env[0].name") == 12
+
+
+def test_load_file_and_missing_file(tmp_path):
+    path = tmp_path / "iris.yaml"
+    path.write_text(ISVC)
+    assert load_file(path)[0].source == str(path)
+    with pytest.raises(LoadError) as caught:
+        load_file(tmp_path / "missing.yaml")
+    assert str(caught.value) == f"{tmp_path / 'missing.yaml'}: no such file or directory"
+
+
+def test_load_a_folder_in_name_order(tmp_path):
+    (tmp_path / "b.yaml").write_text(ISVC.replace("sklearn-iris", "b"))
+    (tmp_path / "a.yml").write_text(ISVC.replace("sklearn-iris", "a"))
+    (tmp_path / "notes.txt").write_text("not yaml: [")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.json").write_text('{"apiVersion": "a/v1", "kind": "K", "metadata": {"name": "c"}}')
+    assert [d.resource["metadata"]["name"] for d in load_path(tmp_path)] == ["a", "b"]
+    assert [d.resource["metadata"]["name"] for d in load_path(tmp_path, recursive=True)] == ["a", "b", "c"]
+
+
+def test_a_bad_file_in_a_folder_is_named(tmp_path):
+    (tmp_path / "bad.yaml").write_text("apiVersion: v1\nkind: [\n")
+    with pytest.raises(LoadError) as caught:
+        load_path(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path / 'bad.yaml'}:")
