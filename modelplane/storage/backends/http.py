@@ -19,7 +19,7 @@ from ..checksum import Checksum
 from ..config import StorageConfig
 from ..errors import AccessDeniedError, ConfigurationError, NotFoundError, StorageError, TransferError
 from ..uri import Location
-from .base import CHUNK, Backend, RemoteObject
+from .base import Backend, RemoteObject
 
 _CONTENT_RANGE = re.compile(r"bytes 0-0/(\d+)")
 _PINNED = re.compile(r"^(sha256|md5)=([0-9a-fA-F]+)$")
@@ -76,7 +76,7 @@ class HTTPBackend(Backend):
                 raise StorageError(
                     f"{self.location.display} changed during the download, or stopped honouring ranges"
                 )
-            yield from response.iter_raw(CHUNK)
+            yield from response.iter_raw()
 
     def _check(self, response: httpx.Response) -> None:
         if response.status_code >= 400:

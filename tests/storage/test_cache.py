@@ -1,0 +1,73 @@
+"""Two replicas asking for the same model at once: one download, in separate processes."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import httpx
+
+from modelplane.storage import ModelCache, fetch
+
+from .servers import start_http
+
+FETCH = textwrap.dedent(
+    """
+    import sys
+    from modelplane.storage import TransferOptions, fetch
+    print(fetch(sys.argv[1], options=TransferOptions(concurrency=2, part_size=1 << 20)), flush=True)
+    """
+)
+
+
+def test_two_processes_at_once_download_once(tmp_path, cache_dir):
+    data = os.urandom(8 * 1024 * 1024)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "model.bin").write_bytes(data)
+    server = start_http(tmp_path / "www")
+    try:
+        uri = f"{server.url}/model.bin"
+        replicas = [
+            subprocess.Popen(
+                [sys.executable, "-c", FETCH, uri], stdout=subprocess.PIPE, text=True, env=os.environ
+            )
+            for _ in range(3)
+        ]
+        folders = {replica.communicate(timeout=120)[0].strip() for replica in replicas}
+        assert all(replica.returncode == 0 for replica in replicas)
+        assert len(folders) == 1
+        assert (cache_dir / folders.pop()).parent.parent == cache_dir  # an entry of the cache
+        sent = httpx.get(f"{server.url}/__stats").json()["body_bytes"]
+        assert len(data) <= sent < 2 * len(data)  # one download, plus the one-byte probes
+    finally:
+        server.stop()
+
+
+def test_restart_with_the_storage_unreachable_uses_the_cached_copy(tmp_path, cache_dir, fast_retry):
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "model.bin").write_bytes(b"weights")
+    server = start_http(tmp_path / "www")
+    uri = f"{server.url}/model.bin"
+    try:
+        first = fetch(uri, options=fast_retry)
+    finally:
+        server.stop()
+    assert fetch(uri, options=fast_retry) == first
+
+
+def test_a_killed_filler_leaves_only_a_staging_folder_that_is_cleaned_up(tmp_path, cache_dir):
+    cache = ModelCache(cache_dir)
+    name = cache.entry_name("s3://bucket/model", "v1")
+    stale = cache_dir / ".tmp" / f"{name}.abandoned"
+    (stale / "model").mkdir(parents=True)
+    (stale / "model" / "half.bin").write_bytes(b"half")
+    assert cache.lookup("s3://bucket/model", "v1") is None
+
+    def build(folder):
+        folder.mkdir()
+        (folder / "whole.bin").write_bytes(b"whole")
+
+    model = cache.fill("s3://bucket/model", "v1", build, {"uri": "s3://bucket/model"})
+    assert [p.name for p in model.iterdir()] == ["whole.bin"]
+    assert not stale.exists()
+    assert cache.lookup("s3://bucket/model", "v1") == model
