@@ -5,8 +5,9 @@ graph step silently never run. modelplane reads a path the way gjson does, but f
 that can only be mistakes, naming the position (counted from 1) of the problem:
 
 - an empty path, or an empty component (`.a`, `a..b`, `a.`, `a|`, `[a,]`);
-- brackets, parentheses or braces that do not pair up, an unclosed `"`, a `\\` at the very end
-  (escape a bracket or quote that is part of a key: `a\\(b`);
+- brackets, parentheses or braces that do not pair up, an unclosed `"`, a `\\` at the very end;
+- a bracket or a quote inside a key (`predictions[0]` is the key "predictions[0]" to Go, never an index;
+  a key that really has one is written with a `\\`: `a\\(b`);
 - a query that is empty (`#()`), has an operator `!` that is not `!=` or `!%`, a quoted right-hand side
   followed by more text (`#(a=="x"y)`), or a `~` value other than `~true`, `~false`, `~null` and `~*`;
 - text right after a query, a multipath or a modifier argument that is not `.`, `|` or (after a query) `#`;
@@ -217,6 +218,9 @@ class _Checker:
             while i < end and path[i] not in ".|":
                 if path[i] == '"':
                     self.fail(i, "a '\"' in a key must be escaped ('\\\"')")
+                if path[i] in "([{":
+                    hint = " (an array index is written '.0')" if path[i] == "[" else ""
+                    self.fail(i, f"a '{path[i]}' in a key must be escaped ('\\{path[i]}'){hint}")
                 i += 2 if path[i] == "\\" else 1
             if i == start:
                 self.fail(start, "a path component is empty")

@@ -1,0 +1,429 @@
+"""The GJSON condition evaluator against Go tidwall/gjson v1.18 (KServe's router).
+
+Every expected answer in these tables is what Go gjson v1.18.0 returns for `GetBytes(doc, path)`: whether
+the result exists, and its value. They were checked by running Go gjson on the same documents.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import orjson
+import pytest
+
+from modelplane.graph.gjson import PathSyntaxError, compile_path, matches
+
+NOTHING = object()  # the path selects nothing: Exists() is false
+
+
+class Case(NamedTuple):
+    doc: Any
+    path: str
+    expected: Any  # the selected value, or NOTHING
+
+
+def case_id(case: Case) -> str:
+    return case.path
+
+
+# Documents from the reference, KServe's e2e tests and the GJSON syntax guide.
+PICK_ERROR = {"decision_picker": "ERROR", "key1": {"name": "abc"}}
+PICK_SUCCESS = {"decision_picker": "SUCCESS", "key1": {"name": "abc"}}
+README_INPUT = {
+    "source": "client1",
+    "instances": [
+        {"name": "blue", "intval": 0, "strval": "kserve"},
+        {"name": "red", "intval": 20, "strval": "red-server-1"},
+    ],
+}
+GUIDE = {
+    "name": {"first": "Tom", "last": "Anderson"},
+    "age": 37,
+    "children": ["Sara", "Alex", "Jack"],
+    "fav.movie": "Deer Hunter",
+    "friends": [
+        {"first": "Dale", "last": "Murphy", "age": 44, "nets": ["ig", "fb", "tw"]},
+        {"first": "Roger", "last": "Craig", "age": 68, "nets": ["fb", "tw"]},
+        {"first": "Jane", "last": "Murphy", "age": 47, "nets": ["ig", "tw"]},
+    ],
+}
+VALS = {
+    "vals": [
+        {"a": 1, "b": "data"},
+        {"a": 2, "b": True},
+        {"a": 3, "b": False},
+        {"a": 4, "b": "0"},
+        {"a": 5, "b": 0},
+        {"a": 6, "b": "1"},
+        {"a": 7, "b": 1},
+        {"a": 8, "b": "true"},
+        {"a": 9, "b": False},
+        {"a": 10, "b": None},
+        {"a": 11},
+    ]
+}
+MIXED = [1, "2", True, False, None, [3], {"a": 4}, 2.5, -1, "abc", "true"]
+
+# Reference §6: every row of the Go-vs-gjson-py table (Go's answer), plus the seed and KServe's tests.
+REFERENCE_TABLE = [
+    Case(PICK_ERROR, "[@this].#(decision_picker==ERROR)", PICK_ERROR),
+    Case(PICK_SUCCESS, "[@this].#(decision_picker==ERROR)", NOTHING),
+    Case({"decision_picker": "ERROR"}, '[@this].#(decision_picker=="ERROR")', {"decision_picker": "ERROR"}),
+    Case(PICK_ERROR, '[@this].#(key1.name=="abc")', PICK_ERROR),
+    Case({"predictions": ["dog", "cat"]}, '[@this].#(predictions.0=="dog")', {"predictions": ["dog", "cat"]}),
+    Case({"predictions": ["cat"]}, '[@this].#(predictions.0=="dog")', NOTHING),
+    Case({"instances": [{"intval": 3}, {"intval": 7}]}, "instances.#(intval>=5)", {"intval": 7}),
+    Case({"instances": [{"intval": 1}]}, "instances.#(intval>=5)", NOTHING),
+    Case({"instances": [{"intval": 1}]}, "instances.#(intval>=5)#", []),
+    Case({"instances": [{"intval": "7"}]}, "instances.#(intval>=5)", {"intval": "7"}),
+    Case({"instances": [{"modelId": "2"}]}, 'instances.#(modelId=="2")', {"modelId": "2"}),
+    Case({"instances": [{"modelId": "2"}]}, "instances.#(modelId==2)", {"modelId": "2"}),
+    Case({"instances": [{"modelId": "2"}]}, 'instances.#(modelId=="1")', NOTHING),
+    Case({"predictions": [{"label": "dog"}]}, 'predictions.#(label=="dog")', {"label": "dog"}),
+    Case({"predictions": [{"label": "cat"}]}, 'predictions.#(label=="dog")', NOTHING),
+    Case(
+        {"predictions": [{"label": "dog", "score": [0.8, 0.2]}]},
+        "predictions.#(score.0>0.5)",
+        {"label": "dog", "score": [0.8, 0.2]},
+    ),
+    Case(README_INPUT, "[@this].#(source==client)", NOTHING),
+    Case(README_INPUT, "[@this].#(source==client1)", README_INPUT),
+    Case(README_INPUT, "instances.#(intval>10)", README_INPUT["instances"][1]),
+    Case(README_INPUT, "instances.#(intval>30)", NOTHING),
+    Case(README_INPUT, "instances.#(strval%*red-server*)", README_INPUT["instances"][1]),
+    Case(README_INPUT, 'instances.#(strval%"*red-server*")', README_INPUT["instances"][1]),
+    Case({"p": ["axb"]}, 'p.#(%"a.b")', NOTHING),
+    Case({"p": ["a.b"]}, 'p.#(%"a.b")', "a.b"),
+    Case({"predictions": ["dog"]}, "predictions.#(>0.9)", "dog"),
+    Case({"a": None}, "a", None),
+    Case([{"x": 1}, {"x": 5}], "#(x>3)", {"x": 5}),
+    Case({"instances": [{"nested": [{"x": 2}]}]}, "instances.#(nested.#(x==2))", {"nested": [{"x": 2}]}),
+    Case({"instances": [{"flag": True}, {"flag": False}]}, "instances.#(flag==true)", {"flag": True}),
+]
+
+# The GJSON syntax guide's examples: paths, wildcards, escapes, arrays, queries, dot vs pipe.
+SYNTAX_GUIDE = [
+    Case(GUIDE, "name.last", "Anderson"),
+    Case(GUIDE, "age", 37),
+    Case(GUIDE, "children", ["Sara", "Alex", "Jack"]),
+    Case(GUIDE, "children.0", "Sara"),
+    Case(GUIDE, "children.1", "Alex"),
+    Case(GUIDE, "children.3", NOTHING),
+    Case(GUIDE, "friends.1.first", "Roger"),
+    Case(GUIDE, "child*.2", "Jack"),
+    Case(GUIDE, "c?ildren.0", "Sara"),
+    Case(GUIDE, "*.first", "Tom"),
+    Case(GUIDE, "name.f??st", "Tom"),
+    Case(GUIDE, r"fav\.movie", "Deer Hunter"),
+    Case(GUIDE, "fav.movie", NOTHING),
+    Case(GUIDE, "friends.#", 3),
+    Case(GUIDE, "friends.#.age", [44, 68, 47]),
+    Case(GUIDE, "friends.#.nets.#", [3, 2, 2]),
+    Case(GUIDE, "name.#", NOTHING),
+    Case(GUIDE, 'friends.#(last=="Murphy").first', "Dale"),
+    Case(GUIDE, 'friends.#(last=="Murphy")#.first', ["Dale", "Jane"]),
+    Case(GUIDE, "friends.#(age>45)#.last", ["Craig", "Murphy"]),
+    Case(GUIDE, 'friends.#(first%"D*").last', "Murphy"),
+    Case(GUIDE, 'friends.#(first!%"D*").last', "Craig"),
+    Case(GUIDE, 'children.#(!%"*a*")', "Alex"),
+    Case(GUIDE, 'children.#(%"*a*")#', ["Sara", "Jack"]),
+    Case(GUIDE, 'friends.#(nets.#(=="fb"))#.first', ["Dale", "Roger"]),
+    Case(GUIDE, 'friends.#[last=="Murphy"].first', "Dale"),
+    Case(GUIDE, 'friends.#( last == "Murphy" ).first', "Dale"),
+    Case(GUIDE, "friends.#(nets.#>2)#.first", ["Dale"]),
+    Case(GUIDE, "friends.#(missing)", NOTHING),
+    Case(GUIDE, "friends.#(missing)#", []),
+    Case(GUIDE, "friends.0.first", "Dale"),
+    Case(GUIDE, "friends|0.first", "Dale"),
+    Case(GUIDE, "friends.0|first", "Dale"),
+    Case(GUIDE, "friends|0|first", "Dale"),
+    Case(GUIDE, "friends|#", 3),
+    Case(GUIDE, 'friends.#(last="Murphy")#|first', NOTHING),
+    Case(GUIDE, 'friends.#(last="Murphy")#.0', []),
+    Case(GUIDE, 'friends.#(last="Murphy")#|0', GUIDE["friends"][0]),
+    Case(GUIDE, 'friends.#(last="Murphy")#.#', []),
+    Case(GUIDE, 'friends.#(last="Murphy")#|#', 2),
+    Case(GUIDE, "friends.#(age>40)#.first|0", "Dale"),
+    Case(GUIDE, "friends.#.first|1", "Roger"),
+    # Go applies a pipe after `#(...)#.path` only once something matched.
+    Case(GUIDE, "friends.#(age>100)#.first|#", []),
+]
+
+# The tilde operators, on the guide's own table.
+TILDE = [
+    Case(VALS, "vals.#(b==~true)#.a", [2, 6, 7, 8]),
+    Case(VALS, "vals.#(b==~false)#.a", [3, 4, 5, 9, 10, 11]),
+    Case(VALS, "vals.#(b==~null)#.a", [10, 11]),
+    Case(VALS, "vals.#(b==~*)#.a", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    Case(VALS, "vals.#(b!=~*)#.a", [11]),
+]
+
+# Each operator on each kind of value. Go compares by the kind of the *element*, so one query compares
+# strings as text, numbers as numbers and booleans as "true"/"false", all against the same right-hand side.
+OPERATORS = [
+    # strings compare as text, even with a number on the right; numbers compare with the number the
+    # right-hand side reads as (0 for text); true and false with the text "true"/"false"
+    Case(MIXED, '#(=="2")', "2"),
+    Case(MIXED, "#(==2)", "2"),
+    Case(MIXED, '#(<"b")#', ["2", -1, "abc"]),
+    Case(MIXED, '#(>="abc")#', [1, True, 2.5, "abc", "true"]),
+    Case(MIXED, '#(<="2")#', [1, "2", False, -1]),
+    Case(MIXED, '#(>"a")#', [1, 2.5, "abc", "true"]),
+    Case(MIXED, '#(!="2")#', [1, True, False, 2.5, -1, "abc", "true"]),
+    Case(MIXED, '#(%"a*")#', ["abc"]),
+    Case(MIXED, '#(!%"a*")#', ["2", "true"]),
+    Case({"s": ["10", "9"]}, "s.#(>5)#", ["9"]),
+    # numbers compare as floats; a right-hand side that is not a number reads as 0
+    Case(MIXED, "#(>1)#", ["2", 2.5, "abc", "true"]),
+    Case(MIXED, "#(>=1)#", [1, "2", True, 2.5, "abc", "true"]),
+    Case(MIXED, "#(<1)#", [-1]),
+    Case(MIXED, "#(<=-1)#", [False, -1]),
+    Case(MIXED, "#(!=1)#", ["2", True, False, 2.5, -1, "abc", "true"]),
+    Case(MIXED, "#(==2.5)#", [2.5]),
+    Case(MIXED, '#(=="2.5")#', [2.5]),
+    Case(MIXED, "#(>abc)#", [1, 2.5, "true"]),
+    Case(GUIDE, "friends.#(age==4.4e1).first", "Dale"),
+    Case(GUIDE, "friends.#(age<inf)#.first", ["Dale", "Roger", "Jane"]),
+    Case(MIXED, '#(%"*")#', ["2", "abc", "true"]),
+    # true and false compare with the text "true" / "false"; true sorts above false
+    Case(MIXED, "#(==true)#", [True, "true"]),
+    Case(MIXED, '#(=="true")#', [True, "true"]),
+    Case(MIXED, "#(==false)#", [False]),
+    Case(MIXED, "#(!=true)#", [1, "2", False, 2.5, -1, "abc"]),
+    Case({"b": [True, False]}, "b.#(>false)#", [True]),
+    Case({"b": [True, False]}, "b.#(<true)#", [False]),
+    Case({"b": [True, False]}, "b.#(>=x)#", [True]),
+    Case({"b": [True, False]}, "b.#(<=x)#", [False]),
+    # null, objects and arrays only pass a query without an operator
+    Case({"v": [None, {"a": 1}, [1]]}, "v.#(==null)#", []),
+    Case(
+        {"v": [{"a": None}, {"a": {"b": 1}}, {"a": [1]}, {"b": 2}]},
+        "v.#(a)#",
+        [{"a": None}, {"a": {"b": 1}}, {"a": [1]}],
+    ),
+    Case({"v": [{"a": None}]}, "v.#(a==null)#", []),
+    # quoted right-hand sides may hold escapes and spaces; unquoted ones are taken as written
+    Case({"a": [{"s": 'say "hi"'}]}, r'a.#(s=="say \"hi\"")', {"s": 'say "hi"'}),
+    Case({"a": [{"s": "é"}]}, r'a.#(s=="\u00e9")', {"s": "é"}),
+    Case({"a": [{"s": "two words"}]}, "a.#(s==two words)", {"s": "two words"}),
+    Case({"a": [{"s": "'x'"}]}, "a.#(s=='x')", {"s": "'x'"}),
+]
+
+# What exists: KServe runs a step when the condition selects anything at all.
+EXISTS = [
+    Case({"a": None}, "a", None),
+    Case({"a": False}, "a", False),
+    Case({"a": ""}, "a", ""),
+    Case({"a": 0}, "a", 0),
+    Case({"a": []}, "a", []),
+    Case({"a": {}}, "a", {}),
+    Case({"a": 1}, "b", NOTHING),
+    Case({"a": 1}, "a.b", NOTHING),
+    Case({"a": [1]}, "a.1", NOTHING),
+    Case({"a": []}, "a.#", 0),
+    Case({"a": []}, "a.#(x==1)#", []),
+    Case({"a": []}, "a.#(x==1)", NOTHING),
+    Case({"a": 1}, "[missing]", []),
+    Case({"a": 1}, "{missing}", {}),
+    Case({"a": 1}, "[@this].#(a==2)", NOTHING),
+    Case("text", "a", NOTHING),
+    Case("text", "@this", "text"),
+    Case(None, "@this", None),
+    Case([], "#", 0),
+    Case({"a": 1}, "#", NOTHING),
+    Case({"#": 1}, "#", 1),
+]
+
+# Modifiers, multipaths and literals.
+MODIFIERS = [
+    Case(GUIDE, "@this.age", 37),
+    Case(GUIDE, "[@this].0.age", 37),
+    Case(GUIDE, "children.@reverse", ["Jack", "Alex", "Sara"]),
+    Case(GUIDE, "children.@reverse.0", "Jack"),
+    Case(GUIDE, "children|@reverse|0", "Jack"),
+    Case(GUIDE, "name.@keys", ["first", "last"]),
+    Case(GUIDE, "name.@values", ["Tom", "Anderson"]),
+    Case(GUIDE, "friends.#.nets|@flatten", ["ig", "fb", "tw", "fb", "tw", "ig", "tw"]),
+    Case({"a": [1, [2, [3]]]}, 'a.@flatten:{"deep":true}', [1, 2, 3]),
+    Case({"a": [{"x": 1}, {"y": 2}, {"x": 3}]}, "a.@join", {"x": 3, "y": 2}),
+    Case({"s": '{"x":1}'}, "s.@fromstr.x", 1),
+    Case({"x": 1}, "@tostr", '{"x":1}'),
+    Case(GUIDE, "@dig:first", ["Tom", "Dale", "Roger", "Jane"]),
+    Case({"@type": "Person"}, "@type", "Person"),
+    Case(
+        GUIDE,
+        '{name.first,age,"the_murphys":friends.#(last="Murphy")#.first}',
+        {"first": "Tom", "age": 37, "the_murphys": ["Dale", "Jane"]},
+    ),
+    Case(
+        GUIDE,
+        '{name.first,age,"company":!"Happysoft","employed":!true}',
+        {"first": "Tom", "age": 37, "company": "Happysoft", "employed": True},
+    ),
+    Case(GUIDE, "[name.first,age,missing]", ["Tom", 37]),
+    Case(GUIDE, "{friends.#}", {"_": 3}),
+    Case(GUIDE, "[name.first,age].1", 37),
+    Case(GUIDE, "friends.0.[first,age]", ["Dale", 44]),
+    Case({}, "!true", True),
+    Case({}, "!null", None),
+    Case({}, '!{"a":[1,2]}.a.1', 2),
+    Case({"a": 1}, "..0.a", 1),
+]
+
+
+@pytest.mark.parametrize("case", REFERENCE_TABLE, ids=case_id)
+def test_reference_table_and_kserve_conditions(case: Case) -> None:
+    check(case)
+
+
+@pytest.mark.parametrize("case", SYNTAX_GUIDE, ids=case_id)
+def test_paths_indexes_queries_and_pipes(case: Case) -> None:
+    check(case)
+
+
+@pytest.mark.parametrize("case", TILDE, ids=case_id)
+def test_tilde_operators(case: Case) -> None:
+    check(case)
+
+
+@pytest.mark.parametrize("case", OPERATORS, ids=case_id)
+def test_operators_follow_gos_type_rules(case: Case) -> None:
+    check(case)
+
+
+@pytest.mark.parametrize("case", EXISTS, ids=case_id)
+def test_exists(case: Case) -> None:
+    check(case)
+
+
+@pytest.mark.parametrize("case", MODIFIERS, ids=case_id)
+def test_modifiers_multipaths_and_literals(case: Case) -> None:
+    check(case)
+
+
+def check(case: Case) -> None:
+    result = compile_path(case.path).get(case.doc)
+    if case.expected is NOTHING:
+        assert not result.exists, f"selected {result.raw}"
+        assert result.value is None
+        assert result.raw == ""
+        assert not matches(case.doc, case.path)
+    else:
+        assert result.exists
+        # JSON text tells true from 1 and 1 from 1.0, which == on Python values does not.
+        assert orjson.dumps(result.value) == orjson.dumps(case.expected)
+        assert matches(case.doc, case.path)
+
+
+# Conditions modelplane refuses (Go would silently never match them), with the position named.
+REFUSED = [
+    ("", "the path is empty", 1),
+    ("[@this].#(decision_picker==ERROR", "'(' is never closed", 10),
+    ("[@this]#(decision_picker==ERROR)", "expected '.' or '|' after ']'", 8),
+    ("predictions.0)", "')' closes nothing", 14),
+    ("predictions[0]", "a '[' in a key must be escaped", 12),
+    ('#(a=="dog)', "'\"' is never closed", 6),
+    ("a\\", "'\\' at the end escapes nothing", 2),
+    (".predictions", "a path component is empty", 1),
+    ("a..b", "a path component is empty", 3),
+    ("a.", "nothing follows '.'", 3),
+    ("a|", "nothing follows '|'", 3),
+    ("instances.#()", "the query is empty", 13),
+    ("instances.#(a!b)", "unknown operator '!'", 14),
+    ('instances.#(a=="x"y)', "unexpected text after the quoted value", 19),
+    ("instances.#(a==~yes)", "unknown '~' value", 16),
+    ("instances.#(a==1)x", "expected '.', '|' or '#' after the query", 18),
+    ("[a,]", "a multipath member is empty", 4),
+    ("@flatten:{deep}", "the modifier argument is not valid JSON", 10),
+    ("!{a}", "the literal is not valid JSON", 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "problem", "position"), REFUSED, ids=[row[0] or "<empty>" for row in REFUSED]
+)
+def test_refused_conditions_name_the_problem_and_position(path: str, problem: str, position: int) -> None:
+    with pytest.raises(PathSyntaxError) as caught:
+        compile_path(path)
+    assert problem in str(caught.value)
+    assert f"at position {position}" in str(caught.value)
+    assert caught.value.position == position - 1
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        r"a\[0\]",
+        r"a\(b",
+        r"a\"b",
+        'friends.#(nets.#(=="fb"))#.first',
+        "@type",
+        "#",
+        "..0",
+        "a.*.b",
+        "a|@this",
+    ],
+)
+def test_unusual_but_meaningful_paths_are_accepted(path: str) -> None:
+    compile_path(path)
+
+
+def test_escaped_key_characters() -> None:
+    doc = {"a[0]": 1, "a(b": 2, 'a"b': 3, "a.b": 4, "a*": 5, "a|b": 6}
+    assert compile_path(r"a\[0\]").get(doc).value == 1
+    assert compile_path(r"a\(b").get(doc).value == 2
+    assert compile_path(r"a\"b").get(doc).value == 3
+    assert compile_path(r"a\.b").get(doc).value == 4
+    assert compile_path(r"a\|b").get(doc).value == 6
+
+
+def test_result_raw_is_compact_json() -> None:
+    result = compile_path("friends.#(age>45)#").get(GUIDE)
+    assert result.raw == (
+        '[{"first":"Roger","last":"Craig","age":68,"nets":["fb","tw"]},'
+        '{"first":"Jane","last":"Murphy","age":47,"nets":["ig","tw"]}]'
+    )
+    assert compile_path("name.first").get(GUIDE).raw == '"Tom"'
+    assert compile_path("missing").get(GUIDE).raw == ""
+
+
+def test_literals_json_has_no_spelling_for() -> None:
+    result = compile_path("!nan").get({})
+    assert result.exists and math.isnan(result.value)
+    assert compile_path("!inf").get({}).raw == "Inf"
+
+
+def test_a_compiled_path_serves_many_documents() -> None:
+    path = compile_path("[@this].#(decision_picker==ERROR)")
+    assert [path.get(doc).exists for doc in (PICK_ERROR, PICK_SUCCESS, {}, [], "x", None)] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_matches_raises_for_a_refused_condition() -> None:
+    with pytest.raises(PathSyntaxError):
+        matches({}, "a.#(b")
+
+
+def test_deeply_nested_paths_are_refused_not_crashing() -> None:
+    with pytest.raises(PathSyntaxError):
+        compile_path("a." * 3000 + "a")
+
+
+def test_wildcards_cannot_be_made_slow_by_the_document() -> None:
+    doc = {"s": ["a" * 200_000]}
+    assert not compile_path('s.#(%"*a*a*a*a*a*a*b")').get(doc).exists
+    assert compile_path('s.#(%"*a*a*a*a*a*a*")').get(doc).exists
+
+
+def test_reprs_name_the_selection() -> None:
+    assert repr(compile_path("a").get({"a": 1})) == "Result(1)"
+    assert repr(compile_path("b").get({"a": 1})) == "Result(<nothing>)"
+    assert repr(compile_path("a")) == "CompiledPath('a')"
