@@ -178,6 +178,20 @@ def test_predictor_needs_an_implementation():
     assert error == FieldError("spec.predictor", PREDICTOR_ONE_OF)
 
 
+def test_a_missing_predictor_is_required():
+    resource = isvc()
+    del resource["spec"]["predictor"]
+    assert rejection(resource).errors == [FieldError("spec.predictor", "Required value")]
+    del resource["spec"]
+    assert rejection(resource).errors == [FieldError("spec.predictor", PREDICTOR_ONE_OF)]
+
+
+def test_namespace_must_be_a_dns_label():
+    resource = isvc()
+    resource["metadata"]["namespace"] = "Team_A"
+    assert fields(resource) == ["metadata.namespace"]
+
+
 def test_predictor_with_two_implementations():
     predictor = {**sklearn_predictor(), "xgboost": {"storageUri": "file:///x"}}
     assert messages(isvc(predictor)) == [PREDICTOR_ONE_OF]

@@ -24,13 +24,15 @@ def semantic_errors(
     resource: dict, kind: Kind, *, old: dict | None = None, existing: Iterable[dict] = ()
 ) -> list[FieldError]:
     """Every rule a resource of `kind` breaks (after defaulting and the schema check)."""
+    # The InferenceService and InferenceGraph name rules are stricter than the API server's, with their
+    # own messages, so only theirs is checked.
+    own_name_rule = kind in (INFERENCE_SERVICE, INFERENCE_GRAPH)
+    errors = list(metadata_errors(resource, namespaced=kind.namespaced, check_name=not own_name_rule))
     if kind == INFERENCE_SERVICE:
-        # The webhook's name rule is stricter than the API server's, and has its own message.
-        return inference_service_errors(resource, old)
-    if kind == INFERENCE_GRAPH:
-        return inference_graph_errors(resource)
-    errors = list(metadata_errors(resource, namespaced=kind.namespaced))
-    if kind in (SERVING_RUNTIME, CLUSTER_SERVING_RUNTIME):
+        errors += inference_service_errors(resource, old)
+    elif kind == INFERENCE_GRAPH:
+        errors += inference_graph_errors(resource)
+    elif kind in (SERVING_RUNTIME, CLUSTER_SERVING_RUNTIME):
         errors += serving_runtime_errors(resource, existing=existing, old=old)
     elif kind == TRAINED_MODEL:
         errors += trained_model_errors(resource, old)

@@ -33,11 +33,11 @@ def mapping(value: object) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def metadata_errors(resource: dict, *, namespaced: bool) -> Iterator[FieldError]:
+def metadata_errors(resource: dict, *, namespaced: bool, check_name: bool = True) -> Iterator[FieldError]:
     """The API server's own checks of a resource's name and namespace."""
     metadata = mapping(resource.get("metadata"))
     name = metadata.get("name", "")
-    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+    if check_name and (len(name) > 253 or not DNS1123_SUBDOMAIN.match(name)):
         yield FieldError("metadata.name", f'Invalid value: "{name}": {SUBDOMAIN_MESSAGE}')
     namespace = metadata.get("namespace")
     if namespaced and namespace is not None and (len(namespace) > 63 or not DNS1123_LABEL.match(namespace)):

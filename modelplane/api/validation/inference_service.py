@@ -270,7 +270,8 @@ def _component_errors(isvc: dict) -> Iterator[FieldError]:
     spec = _spec(isvc)
     annotations = _annotations(isvc)
     for component in COMPONENTS:
-        component_spec = spec.get(component)
+        # The predictor is always there to check, even when the spec leaves it out.
+        component_spec = spec.get(component, {} if component == "predictor" else None)
         if not isinstance(component_spec, dict):
             continue
         here = ["spec", component]
