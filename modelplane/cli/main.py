@@ -12,6 +12,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "modelplane.cli.serve",
     "modelplane.cli.router",
     "modelplane.cli.resources",
+    "modelplane.cli.graph",
 ]
 
 
