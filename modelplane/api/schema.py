@@ -10,12 +10,14 @@ import copy
 import json
 from functools import cache
 from importlib import resources
-
-import jsonschema
+from typing import TYPE_CHECKING
 
 from . import paths
 from .errors import FieldError
 from .kinds import Kind
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _QUANTITY_PATTERN_START = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)"
 _INT32 = (-(2**31), 2**31 - 1)
@@ -38,24 +40,24 @@ def openapi_schema(kind: Kind) -> dict:
     raise LookupError(f"no schema for {kind.api_version} {kind.kind}")
 
 
-_format_checker = jsonschema.FormatChecker(formats=())
-
-
-@_format_checker.checks("int32")
 def _is_int32(value: object) -> bool:
     return not isinstance(value, int) or _INT32[0] <= value <= _INT32[1]
 
 
-@_format_checker.checks("int64")
 def _is_int64(value: object) -> bool:
     return not isinstance(value, int) or _INT64[0] <= value <= _INT64[1]
 
 
 @cache
 def _validator(kind: Kind) -> jsonschema.Draft7Validator:
+    import jsonschema  # imported when first needed: it is slow to import, and the CLI rarely needs it
+
     schema = _accept_numeric_quantities(copy.deepcopy(openapi_schema(kind)))
     _relax_canary_implementations(schema)
-    return jsonschema.Draft7Validator(schema, format_checker=_format_checker)
+    format_checker = jsonschema.FormatChecker(formats=())
+    format_checker.checks("int32")(_is_int32)
+    format_checker.checks("int64")(_is_int64)
+    return jsonschema.Draft7Validator(schema, format_checker=format_checker)
 
 
 def _accept_numeric_quantities(schema: object) -> object:

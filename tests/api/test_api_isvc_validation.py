@@ -556,3 +556,41 @@ def test_validation_error_renders_for_a_client():
             {"field": "spec.predictor.minReplicas", "message": "'MinReplicas' cannot be less than 0"}
         ],
     }
+
+
+def test_multi_node_model_rules():
+    predictor = {
+        "model": {
+            "modelFormat": {"name": "huggingface"},
+            "env": [{"name": "PIPELINE_PARALLEL_SIZE", "value": "2"}],
+        },
+        "workerSpec": {
+            "containers": [{"name": "w", "image": "w", "env": [{"name": "PYTHONPATH", "value": "/x"}]}]
+        },
+    }
+    resource = isvc(predictor, name="mn", annotations={AUTOSCALER: "none"})
+    prefix = 'the InferenceService "mn" is invalid: '
+    assert rejection(resource).errors == [
+        FieldError(
+            "spec.predictor.workerSpec.containers[0].env[0]",
+            f'{prefix}setting PYTHONPATH in container "w" is not allowed for security reasons',
+        ),
+        FieldError(
+            "spec.predictor.model.env",
+            f"{prefix}setting PIPELINE_PARALLEL_SIZE in environment variables is not allowed",
+        ),
+        FieldError(
+            "spec.predictor.model.storageUri", f"{prefix}StorageURI must be set for multinode enabled"
+        ),
+    ]
+
+
+def test_canary_shorthands_keep_their_own_checks():
+    canary = {"trafficPercent": 10, "predictor": {"name": "v2", "onnx": {"storageUri": "s3://b/model.pt"}}}
+    resource = _canary_isvc(canary)
+    assert rejection(resource).errors == [
+        FieldError(
+            "spec.canary[0].predictor.onnx.storageUri",
+            "canary \"v2\" predictor: expected storageUri file extension: '.onnx' but got '.pt'",
+        )
+    ]
