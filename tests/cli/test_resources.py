@@ -1,0 +1,317 @@
+"""`modelplane apply | get | describe | delete | wait`, run as real commands against a real
+control-plane API process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import pytest
+import yaml
+
+from modelplane.api.loader import load_text
+from modelplane.local.api_client import ControlPlaneClient
+from modelplane.local.api_process import ApiProcess
+
+ISVC = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {name}
+spec:
+  predictor:
+    sklearn:
+      storageUri: {uri}
+"""
+
+RUNTIME = """\
+apiVersion: serving.kserve.io/v1alpha1
+kind: ClusterServingRuntime
+metadata:
+  name: {name}
+spec:
+  supportedModelFormats:
+    - name: sklearn
+      version: "1"
+  containers:
+    - name: kserve-container
+      image: example/sklearn
+"""
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    with ApiProcess(tmp_path_factory.mktemp("home")) as process:
+        yield process.url
+
+
+def run(api: str | None, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ}
+    env.pop("MODELPLANE_API", None)
+    if api:
+        env["MODELPLANE_API"] = api
+    return subprocess.run(
+        [sys.executable, "-m", "modelplane", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def isvc_yaml(name: str, uri: str = "file:///models/iris") -> str:
+    return ISVC.format(name=name, uri=uri)
+
+
+def store(api: str, text: str, namespace: str = "default") -> None:
+    """Applies manifests straight through the API (setup for tests of other commands)."""
+    with ControlPlaneClient(api) as client:
+        client.apply([d.resource for d in load_text(text)], namespace)
+
+
+def patch_status(api: str, name: str, status: dict, namespace: str = "default") -> None:
+    response = httpx.patch(
+        f"{api}/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}/status",
+        content=json.dumps({"status": status}),
+        headers={"content-type": "application/merge-patch+json"},
+    )
+    response.raise_for_status()
+
+
+def test_apply_creates_then_leaves_alone_then_configures(api, tmp_path):
+    manifest = write(tmp_path, "iris.yaml", isvc_yaml("iris"))
+    first = run(api, "apply", "-f", str(manifest))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "inferenceservice.serving.kserve.io/iris created\n"
+    assert (
+        run(api, "apply", "-f", str(manifest)).stdout == "inferenceservice.serving.kserve.io/iris unchanged\n"
+    )
+    manifest.write_text(isvc_yaml("iris", "file:///models/iris-v2"))
+    assert (
+        run(api, "apply", "-f", str(manifest)).stdout
+        == "inferenceservice.serving.kserve.io/iris configured\n"
+    )
+    stored = json.loads(run(api, "get", "isvc", "iris", "-o", "json").stdout)
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == "file:///models/iris-v2"
+    assert stored["metadata"]["generation"] == 2
+
+
+def test_apply_a_folder_and_stdin(api, tmp_path):
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    write(folder, "a.yaml", isvc_yaml("folder-a") + "---\n" + RUNTIME.format(name="folder-rt"))
+    write(folder, "b.yml", isvc_yaml("folder-b"))
+    write(folder, "notes.txt", "not a manifest")
+    result = run(api, "apply", "-f", str(folder), "-n", "team")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "inferenceservice.serving.kserve.io/folder-a created",
+        "clusterservingruntime.serving.kserve.io/folder-rt created",
+        "inferenceservice.serving.kserve.io/folder-b created",
+    ]
+    assert json.loads(run(api, "get", "isvc", "folder-b", "-n", "team", "-o", "json").stdout)
+
+    piped = run(api, "apply", "-f", "-", stdin=isvc_yaml("from-stdin"))
+    assert piped.stdout == "inferenceservice.serving.kserve.io/from-stdin created\n"
+
+
+def test_a_refused_document_refuses_the_whole_apply(api, tmp_path):
+    manifest = write(
+        tmp_path,
+        "batch.yaml",
+        isvc_yaml("batch-good")
+        + "---\n"
+        + isvc_yaml("batch-bad").replace("    sklearn:\n", "    nothing: {}\n    x:\n"),
+    )
+    result = run(api, "apply", "-f", str(manifest))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"modelplane apply: {manifest}:")
+    assert 'InferenceService.serving.kserve.io "batch-bad" is invalid' in result.stderr
+    assert "(nothing was applied)" in result.stderr
+    missing = run(api, "get", "isvc", "batch-good")
+    assert missing.returncode == 2
+    assert 'inferenceservices.serving.kserve.io "batch-good" not found' in missing.stderr
+
+
+def test_a_yaml_error_names_the_file_and_line(api, tmp_path):
+    manifest = write(tmp_path, "broken.yaml", "apiVersion: v1\nkind: [unclosed\n")
+    result = run(api, "apply", "-f", str(manifest))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"modelplane apply: {manifest}:")
+    unknown = write(tmp_path, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n")
+    refused = run(api, "apply", "-f", str(unknown))
+    assert refused.returncode == 2
+    assert f'{unknown}:1: no matches for kind "Pod" in version "v1"' in refused.stderr
+
+
+def test_an_explicit_namespace_must_agree_with_the_file(api, tmp_path):
+    text = isvc_yaml("placed").replace("  name: placed\n", "  name: placed\n  namespace: prod\n")
+    manifest = write(tmp_path, "placed.yaml", text)
+    result = run(api, "apply", "-f", str(manifest), "-n", "dev")
+    assert result.returncode == 2
+    assert 'does not match the namespace "dev"' in result.stderr
+
+
+def test_get_shows_kubectl_columns_from_status(api, tmp_path):
+    store(api, isvc_yaml("cols"))
+    patch_status(
+        api,
+        "cols",
+        {
+            "url": "http://cols.default.localhost",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "components": {
+                "predictor": {
+                    "traffic": [
+                        {"tag": "prev", "revisionName": "cols-predictor-00001", "percent": 10},
+                        {"latestRevision": True, "revisionName": "cols-predictor-00002", "percent": 90},
+                    ]
+                }
+            },
+        },
+    )
+    table = run(api, "get", "isvc", "cols").stdout.splitlines()
+    assert table[0].split() == [
+        "NAME",
+        "URL",
+        "READY",
+        "PREV",
+        "LATEST",
+        "PREVROLLEDOUTREVISION",
+        "LATESTREADYREVISION",
+        "AGE",
+    ]
+    cells = table[1].split()
+    assert cells[:7] == [
+        "cols",
+        "http://cols.default.localhost",
+        "True",
+        "10",
+        "90",
+        "cols-predictor-00001",
+        "cols-predictor-00002",
+    ]
+    assert cells[7][-1] in "smhdy"
+    wide = run(api, "get", "inferenceservices", "-o", "wide").stdout
+    assert "cols-predictor-00002" in wide
+    everywhere = run(api, "get", "isvc", "-A").stdout.splitlines()
+    assert everywhere[0].split()[:2] == ["NAMESPACE", "NAME"]
+
+
+def test_get_output_formats(api, tmp_path):
+    store(api, isvc_yaml("fmt"))
+    one = yaml.safe_load(run(api, "get", "isvc/fmt", "-o", "yaml").stdout)
+    assert one["kind"] == "InferenceService"
+    assert one["metadata"]["name"] == "fmt"
+    listed = json.loads(run(api, "get", "isvc", "-o", "json").stdout)
+    assert listed["kind"] == "List"
+    assert "fmt" in [i["metadata"]["name"] for i in listed["items"]]
+    assert (
+        "inferenceservice.serving.kserve.io/fmt" in run(api, "get", "isvc", "-o", "name").stdout.splitlines()
+    )
+    empty = run(api, "get", "ig", "-n", "nothing-here")
+    assert empty.returncode == 0
+    assert empty.stderr == "No resources found in nothing-here namespace.\n"
+    assert (
+        run(api, "get", "nonsense").stderr
+        == 'modelplane get: the server doesn\'t have a resource type "nonsense"\n'
+    )
+
+
+def test_cluster_scoped_runtimes(api, tmp_path):
+    store(api, RUNTIME.format(name="listed-rt"))
+    table = run(api, "get", "csr").stdout.splitlines()
+    assert table[0].split() == ["NAME", "DISABLED", "MODELTYPE", "CONTAINERS", "AGE"]
+    row = next(line for line in table if line.startswith("listed-rt "))
+    assert row.split()[1:3] == ["sklearn", "kserve-container"]
+    assert run(api, "get", "clusterservingruntimes", "listed-rt", "-o", "name").stdout == (
+        "clusterservingruntime.serving.kserve.io/listed-rt\n"
+    )
+
+
+def test_describe(api, tmp_path):
+    store(api, isvc_yaml("desc"))
+    patch_status(api, "desc", {"conditions": [{"type": "Ready", "status": "False", "reason": "Pending"}]})
+    text = run(api, "describe", "isvc", "desc").stdout
+    assert text.startswith("Name:         desc\nNamespace:    default\n")
+    assert "API Version:  serving.kserve.io/v1beta1" in text
+    assert "      Storage Uri:  file:///models/iris" in text
+    assert "Status:\n  Conditions:\n" in text
+    assert text.rstrip().endswith("Events:  <none>")
+
+
+def test_delete_by_name_and_by_file(api, tmp_path):
+    manifest = write(tmp_path, "gone.yaml", isvc_yaml("gone-a") + "---\n" + isvc_yaml("gone-b"))
+    store(api, manifest.read_text())
+    by_name = run(api, "delete", "isvc", "gone-a")
+    assert by_name.stdout == 'inferenceservice.serving.kserve.io "gone-a" deleted\n'
+    by_file = run(api, "delete", "-f", str(manifest))
+    assert by_file.returncode == 2
+    assert by_file.stdout == 'inferenceservice.serving.kserve.io "gone-b" deleted\n'
+    assert 'inferenceservices.serving.kserve.io "gone-a" not found' in by_file.stderr
+    assert run(api, "delete", "isvc", "gone-a", "--ignore-not-found").returncode == 0
+    assert run(api, "wait", "--for=delete", "isvc/gone-a").stdout == (
+        "inferenceservice.serving.kserve.io/gone-a deleted\n"
+    )
+
+
+def test_wait_for_ready(api, tmp_path):
+    store(api, isvc_yaml("slow"))
+    env = {**os.environ, "MODELPLANE_API": api}
+    waiter = subprocess.Popen(
+        [sys.executable, "-m", "modelplane", "wait", "--for=condition=Ready", "isvc/slow", "--timeout=120s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        patch_status(
+            api, "slow", {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "False"}]}
+        )
+        patch_status(
+            api, "slow", {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}
+        )
+        out, err = waiter.communicate(timeout=120)
+    finally:
+        waiter.kill()
+    assert waiter.returncode == 0, err
+    assert out == "inferenceservice.serving.kserve.io/slow condition met\n"
+
+
+def test_wait_ignores_a_ready_status_of_an_older_generation_and_times_out(api, tmp_path):
+    store(api, isvc_yaml("stale"))
+    patch_status(api, "stale", {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]})
+    assert run(api, "wait", "--for=condition=Ready", "isvc", "stale").returncode == 0
+    store(api, isvc_yaml("stale", "file:///models/other"))
+    result = run(api, "wait", "--for=condition=Ready", "isvc", "stale", "--timeout=1s")
+    assert result.returncode == 1
+    assert result.stderr == "error: timed out waiting for the condition on inferenceservices/stale\n"
+
+
+def test_a_control_plane_that_is_not_running(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    result = run(url, "get", "isvc")
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"modelplane get: cannot reach the control plane at {url} (is 'modelplane up' running?)\n"
+    )
+    flag = run(None, "apply", "--server", url, "-f", "-", stdin=textwrap.dedent(isvc_yaml("x")))
+    assert flag.returncode == 2
+    assert f"cannot reach the control plane at {url}" in flag.stderr
