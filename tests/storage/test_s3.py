@@ -1,0 +1,161 @@
+import hashlib
+import json
+import os
+
+import boto3
+import pytest
+
+from modelplane.storage import AccessDeniedError, NotFoundError, StorageError, TransferOptions, fetch
+
+from .helpers import model_files, read_tree, tar_of
+
+KEYS = {"access_key_id": "modelplane-test-key", "secret_access_key": "modelplane-test-secret"}
+
+
+@pytest.fixture
+def s3(moto_server, request):
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_server.url,
+        aws_access_key_id=KEYS["access_key_id"],
+        aws_secret_access_key=KEYS["secret_access_key"],
+        region_name="us-east-1",
+    )
+    bucket = "models-" + hashlib.sha1(request.node.name.encode()).hexdigest()[:12]
+    client.create_bucket(Bucket=bucket)
+    client.bucket = bucket  # type: ignore[attr-defined]
+    client.endpoint = moto_server.url  # type: ignore[attr-defined]
+    return client
+
+
+def upload_tree(client, root, prefix):
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            client.put_object(
+                Bucket=client.bucket,
+                Key=f"{prefix}/{path.relative_to(root).as_posix()}",
+                Body=path.read_bytes(),
+            )
+
+
+def s3_env(monkeypatch, s3):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYS["access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEYS["secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def test_prefix_with_environment_settings(tmp_path, s3, monkeypatch):
+    files = model_files(tmp_path / "iris")
+    upload_tree(s3, tmp_path / "iris", "sklearn/iris")
+    s3.put_object(Bucket=s3.bucket, Key="sklearn/iris2/other.bin", Body=b"not part of iris")
+    s3.put_object(Bucket=s3.bucket, Key="sklearn/iris/", Body=b"")  # a folder marker
+    s3_env(monkeypatch, s3)
+    options = TransferOptions(concurrency=4, part_size=1024 * 1024)  # the 3 MiB file goes in ranges
+    folder = fetch(f"s3://{s3.bucket}/sklearn/iris", options=options)
+    assert read_tree(folder) == files
+
+
+def test_single_object_and_archive(tmp_path, s3, monkeypatch):
+    s3.put_object(Bucket=s3.bucket, Key="m/model.joblib", Body=b"weights")
+    files = {"saved_model.pb": os.urandom(2000), "variables/v.data": b"v"}
+    s3.put_object(
+        Bucket=s3.bucket, Key="m/model.tar.gz", Body=tar_of(tmp_path / "m.tar.gz", files).read_bytes()
+    )
+    s3_env(monkeypatch, s3)
+    assert read_tree(fetch(f"s3://{s3.bucket}/m/model.joblib")) == {"model.joblib": b"weights"}
+    assert read_tree(fetch(f"s3://{s3.bucket}/m/model.tar.gz")) == files
+
+
+def test_storage_spec_with_credentials_store(tmp_path, s3, isolated):
+    files = model_files(tmp_path / "iris", big=100_000)
+    upload_tree(s3, tmp_path / "iris", "sklearn")
+    store = isolated / "storage-config"
+    store.mkdir(parents=True)
+    document = {"type": "s3", "endpoint_url": s3.endpoint, "region": "us-east-1", "bucket": "wrong", **KEYS}
+    (store / "localMinIO.json").write_text(json.dumps(document))
+    spec = {"key": "localMinIO", "path": "sklearn", "parameters": {"bucket": s3.bucket}}
+    assert read_tree(fetch(spec)) == files
+
+
+def test_kserve_storage_config_env(tmp_path, s3, monkeypatch):
+    s3.put_object(Bucket=s3.bucket, Key="x/model.bin", Body=b"weights")
+    document = {"type": "s3", "endpoint_url": s3.endpoint, "region": "us-east-1", "bucket": s3.bucket, **KEYS}
+    monkeypatch.setenv("STORAGE_CONFIG", json.dumps(document))
+    assert read_tree(fetch({"path": "x"})) == {"model.bin": b"weights"}
+
+
+def test_changed_object_is_a_new_version(s3, monkeypatch):
+    s3_env(monkeypatch, s3)
+    s3.put_object(Bucket=s3.bucket, Key="m/model.bin", Body=b"v1")
+    first = fetch(f"s3://{s3.bucket}/m")
+    assert fetch(f"s3://{s3.bucket}/m") == first
+    s3.put_object(Bucket=s3.bucket, Key="m/model.bin", Body=b"v2")
+    second = fetch(f"s3://{s3.bucket}/m")
+    assert second != first and (second / "model.bin").read_bytes() == b"v2"
+
+
+def test_md5_etag_is_checked(s3, monkeypatch):
+    from modelplane.storage.backends.base import RemoteObject
+    from modelplane.storage.backends.s3 import S3Backend
+
+    s3_env(monkeypatch, s3)
+    s3.put_object(Bucket=s3.bucket, Key="m/model.bin", Body=b"weights")
+    original = S3Backend.list_objects
+
+    def tampered(self):
+        [obj] = original(self)
+        assert obj.checksum is not None and obj.checksum.algorithm == "md5"
+        wrong = type(obj.checksum)("md5", hashlib.md5(b"other").digest())
+        return [RemoteObject(obj.name, obj.key, obj.size, obj.version, wrong)]
+
+    monkeypatch.setattr(S3Backend, "list_objects", tampered)
+    with pytest.raises(StorageError, match="md5 checksum does not match"):
+        fetch(f"s3://{s3.bucket}/m/model.bin")
+
+
+def test_errors_are_clear_and_hold_no_secret(s3, monkeypatch):
+    s3_env(monkeypatch, s3)
+    with pytest.raises(NotFoundError, match=f"no model found at s3://{s3.bucket}/nothing"):
+        fetch(f"s3://{s3.bucket}/nothing")
+    with pytest.raises(NotFoundError, match="does not exist"):
+        fetch("s3://no-such-bucket-here/m")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-WRONG-KEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value")
+    s3.put_object(Bucket=s3.bucket, Key="m/model.bin", Body=b"x")
+    # moto accepts any key unless told otherwise; a bad endpoint shows the error path instead.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("S3_MAX_ATTEMPTS", "1")
+    with pytest.raises(StorageError) as caught:
+        fetch(f"s3://{s3.bucket}/m", options=TransferOptions(retry=_no_wait()))
+    assert "wrong-secret-value" not in str(caught.value) and "AKIA-WRONG-KEY" not in str(caught.value)
+
+
+def test_access_denied(s3, monkeypatch):
+    s3_env(monkeypatch, s3)
+    s3.put_object(Bucket=s3.bucket, Key="m/model.bin", Body=b"x")
+    s3.put_bucket_policy(
+        Bucket=s3.bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": f"arn:aws:s3:::{s3.bucket}/*",
+                    }
+                ],
+            }
+        ),
+    )
+    monkeypatch.setenv("awsAnonymousCredential", "true")  # unsigned requests: the policy applies
+    with pytest.raises(AccessDeniedError, match="access denied"):
+        fetch(f"s3://{s3.bucket}/m/model.bin")
+
+
+def _no_wait():
+    from modelplane.storage import RetryPolicy
+
+    return RetryPolicy(attempts=2, initial_delay=0.01)
