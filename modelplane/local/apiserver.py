@@ -10,8 +10,8 @@ PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes an
 `GET /healthz`, discovery under `GET /apis`, and `POST /modelplane/v1/apply`, which creates or
 replaces a `List` of resources in one transaction (all stored, or none).
 
-`serve_api(store, host, port)` runs it on uvicorn; `python -m modelplane.local.apiserver --home
-DIR --port 0` runs it on its own and prints the address it listens on.
+`serve_api(store, host, port)` (or `ApiServer`) runs it on uvicorn; `python -m
+modelplane.local.apiserver --home DIR --port 0` runs it on its own and prints its address.
 """
 
 from __future__ import annotations
@@ -310,44 +310,57 @@ async def _watch_lines(
         yield {"type": "ERROR", "object": error.to_status()}
 
 
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, app: ApiApp):
-        super().__init__(config)
-        self._app = app
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self._app.end_watches()
-        await super().shutdown(sockets)
-
-
 def bind(host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> socket.socket:
-    """A listening socket for the API; port 0 lets the OS choose (see `getsockname()`)."""
+    """A listening socket for the API; port 0 lets the OS choose."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)
     except OSError:
         sock.close()
         raise
-    sock.listen(128)
     return sock
 
 
-async def serve_api(
-    store: Store,
-    host: str = DEFAULT_API_HOST,
-    port: int = DEFAULT_API_PORT,
-    *,
-    sock: socket.socket | None = None,
-) -> None:
-    """Serves the control-plane API for `store` until the task is cancelled or the process is
-    told to stop. Pass `sock` (from `bind`) to learn the port before serving."""
-    app = ApiApp(store)
-    config = uvicorn.Config(
-        app, http="httptools", lifespan="off", log_level="warning", access_log=False, server_header=False
-    )
-    server = _Server(config, app)
-    await server.serve(sockets=[sock or bind(host, port)])
+class ApiServer(uvicorn.Server):
+    """The API for one store on one listening socket: `await server.run()`, `server.stop()`."""
+
+    def __init__(self, store: Store, sock: socket.socket):
+        self.app = ApiApp(store)
+        self.sock = sock
+        config = uvicorn.Config(
+            self.app,
+            http="httptools",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+        )
+        super().__init__(config)
+
+    @property
+    def url(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def run(self) -> None:  # type: ignore[override]
+        """Serves until `stop()` or a stop signal, then ends open watches and closes."""
+        await self.serve(sockets=[self.sock])
+
+    def stop(self) -> None:
+        self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Open watches would otherwise hold the shutdown until their clients leave.
+        self.app.end_watches()
+        await super().shutdown(sockets)
+
+
+async def serve_api(store: Store, host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> None:
+    """Serves the control-plane API for `store` on host:port until the process is told to stop.
+    (To learn an OS-chosen port first, or to stop it from code, use `ApiServer(store, bind(...))`.)"""
+    await ApiServer(store, bind(host, port)).run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,11 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.home.mkdir(parents=True, exist_ok=True)
     store = Store(store_path(args.home), default_admission())
-    sock = bind(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    print(f"listening on http://{host}:{port}", flush=True)
+    server = ApiServer(store, bind(args.host, args.port))
+    print(f"listening on {server.url}", flush=True)
     try:
-        asyncio.run(serve_api(store, sock=sock))
+        asyncio.run(server.run())
     finally:
         store.close()
     return 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import pytest
 
 from modelplane.local.api_process import ApiProcess
+from modelplane.local.apiserver import ApiServer, bind
+from modelplane.local.store import Store, store_path
 
 ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
 CSRS = "/apis/serving.kserve.io/v1alpha1/clusterservingruntimes"
@@ -285,3 +288,27 @@ def test_an_open_watch_does_not_hold_up_a_graceful_stop(tmp_path):
     finally:
         process.stop()
     assert not process.killed
+
+
+def test_embedded_in_one_event_loop_with_the_store(tmp_path):
+    """As `modelplane up` runs it: the store written in-process, the API serving the same loop."""
+
+    async def scenario():
+        store = Store(store_path(tmp_path))
+        server = ApiServer(store, bind("127.0.0.1", 0))
+        serving = asyncio.create_task(server.run())
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                while (await client.get("/healthz")).status_code != 200:
+                    await asyncio.sleep(0)
+                params = {"watch": "true", "resourceVersion": store.resource_version()}
+                async with client.stream("GET", path(), params=params) as response:
+                    store.create(isvc("in-process"))
+                    line = await anext(response.aiter_lines())
+            assert json.loads(line)["object"]["metadata"]["name"] == "in-process"
+        finally:
+            server.stop()
+            await serving
+            store.close()
+
+    asyncio.run(scenario())
