@@ -43,6 +43,7 @@ class Gateway:
         self._connections: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle_sweep: asyncio.TimerHandle | None = None
 
     @property
     def port(self) -> int:
@@ -58,12 +59,15 @@ class Gateway:
         self._server = await self._loop.create_server(
             self._new_connection, self.config.host, self.config.port, reuse_address=True, backlog=1024
         )
+        self._schedule_idle_sweep()
 
     async def stop(self) -> None:
         """Stops accepting, lets the responses in progress finish (up to `drain_timeout`), closes."""
         if self._server is None:
             return
         self._server.close()
+        if self._idle_sweep is not None:
+            self._idle_sweep.cancel()
         for connection in list(self._connections):
             connection.close_when_idle()
         deadline = self._loop.time() + self.config.drain_timeout
@@ -100,6 +104,18 @@ class Gateway:
     def revision_stats(self) -> dict[str, RevisionStats]:
         """In-flight, queued and total requests per revision. Callable from any thread."""
         return self._dispatcher.stats()
+
+    def _schedule_idle_sweep(self) -> None:
+        interval = min(max(self.config.client_idle_timeout / 4, 0.05), 5.0)
+        self._idle_sweep = self._loop.call_later(interval, self._close_idle_clients)
+
+    def _close_idle_clients(self) -> None:
+        """Closes client connections idle for longer than `client_idle_timeout`."""
+        oldest_kept = self._loop.time() - self.config.client_idle_timeout
+        for connection in list(self._connections):
+            if connection.idle_since is not None and connection.idle_since < oldest_kept:
+                connection.close_when_idle()
+        self._schedule_idle_sweep()
 
     def _new_connection(self) -> ClientConnection:
         connection = ClientConnection(self._dispatcher, self._pool, self.config, self._connections.discard)

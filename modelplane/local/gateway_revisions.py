@@ -94,6 +94,15 @@ class RevisionState:
             if not waiter.done():
                 waiter.set_exception(Unavailable(503, reason))
 
+    def try_acquire(self) -> Replica | None:
+        """A free slot now, or None when the request has to wait (behind others, or for room)."""
+        if self._waiters:
+            return None
+        replica = self._pick(())
+        if replica is not None:
+            self._take(replica)
+        return replica
+
     async def acquire(self, timeout: float, max_queued: int, exclude: Collection[str] = ()) -> Replica:
         """A replica with a free slot, waiting up to `timeout` seconds for one.
 

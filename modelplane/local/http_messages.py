@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from random import getrandbits
 
 import orjson
 
@@ -38,6 +39,15 @@ def connection_headers(value: bytes) -> frozenset[bytes]:
 def chunk(data: bytes) -> bytes:
     """`data` framed as one chunk of a chunked body."""
     return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def new_request_id() -> bytes:
+    """A random (version 4) UUID for `x-request-id`; a tracing id, so `random` is random enough."""
+    value = getrandbits(128)
+    value = (value & ~(0xF000 << 64)) | (0x4000 << 64)  # version 4
+    value = (value & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
+    digits = b"%032x" % value
+    return b"-".join((digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:]))
 
 
 def status_line(status: int, reason: bytes) -> bytes:

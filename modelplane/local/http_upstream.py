@@ -31,6 +31,8 @@ class ResponseSink(Protocol):
 
     def upstream_failed(self, reason: str) -> None: ...
 
+    def upstream_flush(self) -> None: ...
+
     def upstream_pause_writing(self) -> None: ...
 
     def upstream_resume_writing(self) -> None: ...
@@ -101,13 +103,17 @@ class UpstreamConnection(asyncio.Protocol):
             self.pool.forget(self)
             return
         self.received_any = True
+        sink = self.sink
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            sink = self.sink
+            failed = self.sink is not None
             self.close()
-            if sink is not None:
+            if failed:
                 sink.upstream_failed(f"sent an invalid HTTP response ({exc})")
+            return
+        if self.sink is sink:
+            sink.upstream_flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -187,13 +193,20 @@ class UpstreamPool:
         self._idle: dict[str, list[UpstreamConnection]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
 
-    async def connect(self, replica: Replica) -> tuple[UpstreamConnection, bool]:
-        """A connection to `replica` and whether it was reused; raises OSError when it cannot connect."""
+    def idle_connection(self, replica: Replica) -> UpstreamConnection | None:
+        """The most recently used idle connection to `replica`, if there is one."""
         idle = self._idle.get(replica.address)
         while idle:
             connection = idle.pop()
             if not connection.closed:
-                return connection, True
+                return connection
+        return None
+
+    async def connect(self, replica: Replica) -> tuple[UpstreamConnection, bool]:
+        """A connection to `replica` and whether it was reused; raises OSError when it cannot connect."""
+        connection = self.idle_connection(replica)
+        if connection is not None:
+            return connection, True
         loop = asyncio.get_running_loop()
         try:
             _, connection = await asyncio.wait_for(

@@ -1,0 +1,349 @@
+"""Gateway benchmark (issue 4): the latency the gateway adds in front of a replica.
+
+Each upstream is loaded with wrk twice per row, straight at its port and through the gateway (Host
+`iris.default.localhost`), at each concurrency (connections; 1 request in flight per connection, one wrk
+thread). The added latency is (through the gateway) - (direct), at p50 and p99. Upstreams:
+
+- fixed        bench/peers/ceiling_app.py: a bare ASGI app on uvicorn + httptools + uvloop that answers a fixed
+               V2 response; the cleanest view of the gateway's own cost
+- modelplane   `modelplane serve` with an sklearn iris LogisticRegression (trained here), 1 worker
+
+The gateway runs in its own process (this file with --serve-gateway) on uvloop, with a one-host route table,
+as `modelplane up` runs it on its own loop. All processes and wrk share this machine's cores, so through the
+gateway there is one more process competing for them: at concurrency 16 that competition is part of the
+figure. Each upstream is checked first with one real request through the gateway (the iris class must be
+right); a run with any non-2xx or socket error is void. Rounds interleave direct and gateway runs (the order
+alternates) and the tables report the median of the rounds.
+
+    python3 bench/gateway.py                   # 3 rounds x 10 s per row, prints the tables
+    python3 bench/gateway.py --write-results   # ... and rewrites the "## Gateway" section of bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "RESULTS.md"
+HOST = "iris.default.localhost"
+MODEL_NAME = "iris"
+IRIS_ROW = [6.3, 3.3, 6.0, 2.5]  # a virginica (class 2)
+BODY = json.dumps(
+    {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [IRIS_ROW]}]},
+    separators=(",", ":"),
+)
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = os.getenv("BENCH_BODY")
+wrk.headers["content-type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH_RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d connect=%d read=%d write=%d timeout=%d\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_post(port: int, path: str, body: str, host: str | None = None) -> tuple[int, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {"content-type": "application/json"}
+        if host:
+            headers["host"] = host
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+# --------------------------------------------------------------------------------------------- processes
+
+
+class Process:
+    """A server this benchmark starts in its own process group and stops with everything it forked."""
+
+    def __init__(self, name: str, argv: list[str], port: int, logs: Path) -> None:
+        self.name = name
+        self.port = port
+        self.logfile = logs / f"{name}.log"
+        with open(self.logfile, "wb") as out:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait_ready(self, host: str | None = None, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.logfile}")
+            with contextlib.suppress(OSError):
+                if http_post(self.port, f"/v2/models/{MODEL_NAME}/infer", BODY, host)[0] == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s; see {self.logfile}")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def train_iris(folder: Path) -> None:
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(LogisticRegression(max_iter=1000).fit(x, y), folder / "model.joblib")
+
+
+def start_upstream(name: str, work: Path) -> Process:
+    port = free_port()
+    if name == "fixed":
+        argv = [sys.executable, str(BENCH / "peers" / "ceiling_app.py"), "--port", str(port)]
+    elif name == "modelplane":
+        train_iris(work / "model")
+        exe = shutil.which("modelplane") or "modelplane"
+        argv = [exe, "serve", "--model-dir", str(work / "model"), "--model-name", MODEL_NAME]
+        argv += ["--runtime", "sklearn", "--http-port", str(port), "--grpc-port", "-1", "--workers", "1"]
+    else:
+        raise SystemExit(f"unknown upstream {name!r}; choose fixed or modelplane")
+    return Process(name, argv, port, work)
+
+
+def start_gateway(replica_port: int, work: Path) -> Process:
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).resolve()), "--serve-gateway", str(port), str(replica_port)]
+    return Process("gateway", argv, port, work)
+
+
+def serve_gateway(port: int, replica_port: int) -> None:
+    """The gateway process: one host routed to one replica."""
+    sys.path.insert(0, str(ROOT))
+    import asyncio
+
+    import uvloop
+
+    from modelplane.local.gateway import Gateway, GatewayConfig
+    from modelplane.local.gateway_routes import Backend, Route, RouteTable
+
+    async def main() -> None:
+        gateway = Gateway(GatewayConfig(port=port))
+        gateway.update_routes(RouteTable({HOST: Route((Backend("iris-1", (f"127.0.0.1:{replica_port}",)),))}))
+        await gateway.start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await gateway.stop()
+
+    uvloop.run(main())
+
+
+# The class each upstream answers for IRIS_ROW (the fixed response always says 0).
+EXPECTED_CLASS = {"fixed": 0, "modelplane": 2}
+
+
+def check_answer(upstream: str, port: int, host: str | None) -> None:
+    status, body = http_post(port, f"/v2/models/{MODEL_NAME}/infer", BODY, host)
+    if status != 200:
+        raise RuntimeError(f"the check request got {status}: {body[:300]!r}")
+    data = json.loads(body)["outputs"][0]["data"]
+    if data[0] != EXPECTED_CLASS[upstream]:
+        raise RuntimeError(f"the check request got class {data[0]}, expected {EXPECTED_CLASS[upstream]}")
+
+
+# --------------------------------------------------------------------------------------------- load
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+class VoidRun(Exception):
+    pass
+
+
+def run_wrk(port: int, concurrency: int, duration: float, script: Path, host: str | None) -> Run:
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration:g}s", "--timeout", "10s", "-s", str(script)]
+    if host:
+        cmd += ["-H", f"Host: {host}"]
+    cmd.append(f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer")
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, env=dict(os.environ, BENCH_BODY=BODY), timeout=duration + 60
+    )
+    match = re.search(r"^BENCH_RESULT (.*)$", result.stdout, re.M)
+    if result.returncode != 0 or not match:
+        raise VoidRun(f"wrk failed ({result.returncode}): {result.stdout[-300:]} {result.stderr[-300:]}")
+    fields = {key: int(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
+    errors = {key: fields[key] for key in ("non2xx", "connect", "read", "write", "timeout")}
+    if any(errors.values()) or not fields["requests"]:
+        raise VoidRun(f"wrk saw errors {errors} in {fields['requests']} requests")
+    return Run(
+        rps=fields["requests"] / (fields["duration_us"] / 1e6),
+        p50_ms=fields["p50_us"] / 1000,
+        p99_ms=fields["p99_us"] / 1000,
+    )
+
+
+def measure(upstream: str, args, work: Path, script: Path) -> dict[tuple[int, str], list[Run]]:
+    runs: dict[tuple[int, str], list[Run]] = {}
+    replica = start_upstream(upstream, work)
+    gateway = None
+    try:
+        replica.wait_ready()
+        gateway = start_gateway(replica.port, work)
+        gateway.wait_ready(HOST)
+        check_answer(upstream, replica.port, None)
+        check_answer(upstream, gateway.port, HOST)
+        targets = {"direct": (replica.port, None), "gateway": (gateway.port, HOST)}
+        for round_index in range(args.rounds):
+            order = ["direct", "gateway"] if round_index % 2 == 0 else ["gateway", "direct"]
+            for concurrency in args.concurrency:
+                for path in order:
+                    port, host = targets[path]
+                    run_wrk(port, concurrency, args.warmup, script, host)
+                    run = run_wrk(port, concurrency, args.duration, script, host)
+                    runs.setdefault((concurrency, path), []).append(run)
+                    log(
+                        f"{upstream:10} round {round_index + 1} c={concurrency:<3} {path:8} "
+                        f"{run.rps:8.0f} req/s  p50 {run.p50_ms:.3f} ms  p99 {run.p99_ms:.3f} ms"
+                    )
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        replica.stop()
+    return runs
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def median(runs: list[Run], field: str) -> float:
+    return statistics.median(getattr(run, field) for run in runs)
+
+
+def render(results: dict[str, dict], args, started: str, load: tuple[float, float, float]) -> str:
+    lines = [
+        f"Run {started} on {platform.node() or 'this machine'}: {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, load average before the run {load[0]:.2f}. "
+        f"{args.rounds} rounds x {args.duration:g} s per row (after {args.warmup:g} s warm-up), medians of the "
+        "rounds. wrk, one thread, `POST /v2/models/iris/infer` (JSON, 1 x 4 FP32), 1 request in flight per "
+        "connection; the gateway, the upstream and wrk share the cores.",
+        "",
+        "| upstream | concurrency | direct req/s | gateway req/s | direct p50 ms | gateway p50 ms | added p50 ms "
+        "| direct p99 ms | gateway p99 ms | added p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for upstream, runs in results.items():
+        for concurrency in args.concurrency:
+            direct, through = runs[(concurrency, "direct")], runs[(concurrency, "gateway")]
+            d50, g50 = median(direct, "p50_ms"), median(through, "p50_ms")
+            d99, g99 = median(direct, "p99_ms"), median(through, "p99_ms")
+            lines.append(
+                f"| {upstream} | {concurrency} | {median(direct, 'rps'):.0f} | {median(through, 'rps'):.0f} "
+                f"| {d50:.3f} | {g50:.3f} | **{g50 - d50:+.3f}** | {d99:.3f} | {g99:.3f} | {g99 - d99:+.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def write_section(table: str, command: str) -> None:
+    section = (
+        "## Gateway\n\n"
+        "The latency `modelplane up`'s gateway adds between a client and a replica (target: under 0.5 ms at p50).\n"
+        f"Produced by `{command}`.\n\n{table}\n"
+    )
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    pattern = re.compile(r"^## Gateway\n.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text.rstrip("\n") + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 16])
+    parser.add_argument("--upstream", type=lambda s: s.split(","), default=["fixed", "modelplane"])
+    parser.add_argument(
+        "--write-results", action="store_true", help='rewrite "## Gateway" in bench/RESULTS.md'
+    )
+    parser.add_argument(
+        "--serve-gateway", nargs=2, type=int, metavar=("PORT", "REPLICA_PORT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.serve_gateway:
+        serve_gateway(*args.serve_gateway)
+        return 0
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: run `bash bench/setup.sh` (Debian package wrk)")
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = os.getloadavg()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="modelplane-bench-gateway-") as tmp:
+        work = Path(tmp)
+        script = work / "post.lua"
+        script.write_text(WRK_SCRIPT)
+        for upstream in args.upstream:
+            try:
+                results[upstream] = measure(upstream, args, work, script)
+            except (RuntimeError, VoidRun) as exc:
+                log(f"{upstream}: void ({exc})")
+    if not results:
+        return 1
+    table = render(results, args, started, load)
+    print(table)
+    if args.write_results:
+        command = "python3 bench/gateway.py " + " ".join(sys.argv[1:])
+        write_section(table, command.strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
