@@ -13,6 +13,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "modelplane.cli.router",
     "modelplane.cli.resources",
     "modelplane.cli.graph",
+    "modelplane.cli.storage",
 ]
 
 
