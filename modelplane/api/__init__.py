@@ -32,6 +32,7 @@ from .runtime_selection import (
     select_runtime,
     supporting_runtimes,
 )
+from .storage_uri import storage_uri_problem
 from .templates import TemplateError, render, render_container
 from .validation import inference_graph_errors
 
@@ -68,6 +69,7 @@ __all__ = [
     "render_container",
     "select_runtime",
     "server_type",
+    "storage_uri_problem",
     "supporting_runtimes",
     "unknown_fields",
 ]

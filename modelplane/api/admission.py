@@ -33,6 +33,8 @@ def admit(
     `old` is the stored version when this is an update. `existing` are the other resources of the
     same kind and scope, which ServingRuntime priorities are checked against. The input is not changed.
     """
+    if not isinstance(resource, dict):
+        raise ValidationError([FieldError("", "a resource must be an object")])
     kind = kind_of(resource)
     if kind is None:
         raise ValidationError([_unknown_kind_error(resource)])
