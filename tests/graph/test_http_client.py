@@ -1,0 +1,140 @@
+"""The router's HTTP client against raw HTTP servers that answer in the ways servers do."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+
+import pytest
+
+from modelplane.graph.http_client import HttpClient, TransportError, parse_target
+
+
+def synchronously(test):
+    """Run an async test on a fresh event loop (the suite has no async plugin)."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class RawServer:
+    """Answers each request with the next of `answers`, then closes the connection once none are left.
+
+    None closes the connection on receiving a request, without answering it.
+    """
+
+    def __init__(self, answers: list[bytes | None]) -> None:
+        self.answers = answers
+        self.connections = 0
+        self.requests: list[bytes] = []
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/models/m:predict?x=1"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while self.answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(
+                    next(line for line in head.split(b"\r\n") if line.startswith(b"Content-Length")).split(
+                        b":"
+                    )[1]
+                )
+                self.requests.append(head + await reader.readexactly(length))
+                answer = self.answers.pop(0)
+                if answer is None:
+                    break
+                writer.write(answer)
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            pass
+        writer.close()
+
+
+def post(url: str, body: bytes = b"{}", client: HttpClient | None = None):
+    return (client or HttpClient()).post(parse_target(url), body, b"Content-Type: application/json\r\n")
+
+
+@synchronously
+async def test_sends_a_post_with_host_length_and_headers():
+    server = RawServer([OK])
+    async with server as url:
+        response = await post(url, b'{"a":1}')
+    assert (response.status, response.body) == (200, b"ok")
+    request = server.requests[0]
+    assert request.startswith(b"POST /v1/models/m:predict?x=1 HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nContent-Length: 7\r\n" in request and b"\r\nContent-Type: application/json\r\n" in request
+    assert request.endswith(b'\r\n\r\n{"a":1}')
+
+
+@synchronously
+async def test_reuses_a_kept_alive_connection():
+    server = RawServer([OK, OK, OK])
+    client = HttpClient()
+    async with server as url:
+        for _ in range(3):
+            assert (await post(url, client=client)).body == b"ok"
+    assert server.connections == 1
+
+
+@synchronously
+async def test_reads_chunked_and_close_delimited_bodies():
+    chunked = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    async with RawServer([chunked]) as url:
+        response = await post(url)
+    assert (response.status, response.body) == (404, b"abcde")
+    async with RawServer([b"HTTP/1.0 200 OK\r\n\r\nuntil the end"]) as url:
+        response = await post(url)
+    assert (response.status, response.body) == (200, b"until the end")
+
+
+@synchronously
+async def test_retries_once_when_a_pooled_connection_was_closed_by_the_server():
+    server = RawServer([OK, None, OK])  # the kept-alive connection closes when the second request comes
+    client = HttpClient()
+    async with server as url:
+        await post(url, client=client)
+        assert (await post(url, client=client)).body == b"ok"
+    assert server.connections == 2
+
+
+@synchronously
+async def test_a_response_cut_short_is_a_transport_error():
+    async with RawServer([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"]) as url:
+        with pytest.raises(TransportError, match="before a whole response"):
+            await post(url)
+
+
+@synchronously
+async def test_an_unreachable_host_is_a_transport_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    with pytest.raises(TransportError, match="cannot connect to 127.0.0.1"):
+        await post(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "unsupported protocol scheme"),
+        ("ftp://host/x", "unsupported protocol scheme"),
+        ("http://single-1.default.{$your-domain}/switch", "invalid host"),
+        ("http://host:99999/", "invalid URL"),
+    ],
+)
+def test_urls_that_cannot_be_called(url, message):
+    with pytest.raises(ValueError, match=message):
+        parse_target(url)
