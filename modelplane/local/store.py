@@ -173,22 +173,12 @@ class Store:
         The stored status is kept. If the new object names a `resourceVersion`, it must be the
         stored one (Conflict otherwise). A change that changes nothing writes nothing.
         """
-        with self._writing() as events:
-            updated = self._update(self._get_for_write(ref), change, status_only=False)
-            if updated is not None:
-                events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated)))
-                return updated
-        return self.get(ref)
+        return self._modify(ref, change, status_only=False)
 
     def update_status(self, ref: Ref, change: Callable[[Resource], Resource]) -> Resource:
         """Replaces the status of a resource with that of `change(current)`; spec, metadata and
         generation stay as they are. No admission: status is the control plane's to write."""
-        with self._writing() as events:
-            updated = self._update(self._get_for_write(ref), change, status_only=True)
-            if updated is not None:
-                events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated)))
-                return updated
-        return self.get(ref)
+        return self._modify(ref, change, status_only=True)
 
     def replace(self, resource: Resource) -> Resource:
         return self.update(ref_of(resource), lambda _current: resource)
@@ -316,6 +306,15 @@ class Store:
         admitted["metadata"]["resourceVersion"] = str(self._next_resource_version())
         self._put(ref, admitted)
         return admitted
+
+    def _modify(self, ref: Ref, change: Callable[[Resource], Resource], *, status_only: bool) -> Resource:
+        with self._writing() as events:
+            current = self._get_for_write(ref)
+            updated = self._update(current, change, status_only=status_only)
+            if updated is None:
+                return current
+            events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated)))
+        return updated
 
     def _update(
         self, current: Resource, change: Callable[[Resource], Resource], *, status_only: bool
