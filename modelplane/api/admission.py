@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from . import schema
 from .config import DEFAULT_CONFIG, AdmissionConfig
+from .constants import FRAMEWORK_SHORTHANDS
 from .defaults import default_inference_service
 from .errors import FieldError, ValidationError
 from .kinds import INFERENCE_SERVICE, KINDS, kind_of
@@ -43,13 +44,13 @@ def admit(
         [e for e in schema.schema_errors(resource, kind) if e.message != "Required value"]
         + _identity_errors(resource, old)
     )
+    written = resource
     if kind == INFERENCE_SERVICE:
         resource = default_inference_service(resource, config)
-    _raise_if(schema.schema_errors(resource, kind))
+    _raise_if(_as_written(schema.schema_errors(resource, kind), written))
     schema.apply_schema_defaults(resource, kind)
-    _raise_if(
-        semantic_errors(resource, kind, old=schema.prune_nulls(old) if old else None, existing=existing)
-    )
+    old = schema.prune_nulls(old) if old else None
+    _raise_if(_as_written(semantic_errors(resource, kind, old=old, existing=existing), written))
     return resource
 
 
@@ -62,6 +63,23 @@ def unknown_fields(resource: dict) -> list[str]:
 def _raise_if(errors: list[FieldError]) -> None:
     if errors:
         raise ValidationError(errors)
+
+
+def _as_written(errors: list[FieldError], written: dict) -> list[FieldError]:
+    """Errors about a `model` that defaulting made from a shorthand, pointed at the shorthand the user wrote."""
+    predictor = (written.get("spec") or {}).get("predictor")
+    if not isinstance(predictor, dict) or "model" in predictor:
+        return errors
+    shorthand = next((name for name in FRAMEWORK_SHORTHANDS if isinstance(predictor.get(name), dict)), None)
+    if shorthand is None:
+        return errors
+    model, written_as = "spec.predictor.model", f"spec.predictor.{shorthand}"
+    return [
+        FieldError(written_as + e.path[len(model) :], e.message)
+        if e.path == model or e.path.startswith((model + ".", model + "["))
+        else e
+        for e in errors
+    ]
 
 
 def _identity_errors(resource: dict, old: dict | None) -> list[FieldError]:

@@ -64,7 +64,7 @@ def test_blocked_env_var_in_a_custom_container():
 def test_blocked_env_var_in_a_framework_container():
     predictor = {"sklearn": {"storageUri": "file:///m", "env": [{"name": "PYTHONPATH", "value": "/x"}]}}
     error = rejection(isvc(predictor)).errors[0]
-    assert error.path == "spec.predictor.model.env[0]"
+    assert error.path == "spec.predictor.sklearn.env[0]"
     assert 'setting PYTHONPATH in container "" is not allowed' in error.message
 
 
@@ -96,8 +96,9 @@ def test_name_not_allowed_in_standard_predictor(implementation):
     else:
         predictor = {"sklearn": {"storageUri": "file:///m", "name": "custom"}}
     error = rejection(isvc(predictor)).errors[0]
+    # The error points at the field as written, though defaulting moved the shorthand into `model`.
     assert error == FieldError(
-        "spec.predictor.model.name", "the 'name' field is not allowed in standard predictor"
+        f"spec.predictor.{implementation}.name", "the 'name' field is not allowed in standard predictor"
     )
 
 
