@@ -260,16 +260,25 @@ def test_a_malformed_request_is_a_400(raw):
     assert b'{"error":"malformed HTTP request' in data
 
 
-def test_a_client_disconnect_cancels_the_upstream_request(gateway, echo):
-    before = httpx.get(f"http://{echo}/stats").json()["disconnects"]
-    raw = RawConnection(gateway)
-    raw.send(request("GET", "/slow?seconds=60"))
-    eventually(lambda: gateway.revision_stats()["echo-1"].in_flight == 1, "the request reaches the replica")
-    raw.close()
-    eventually(
-        lambda: httpx.get(f"http://{echo}/stats").json()["disconnects"] == before + 1, "the replica sees it"
-    )
-    eventually(lambda: gateway.revision_stats()["echo-1"].in_flight == 0, "the slot is given back")
+# "warm": an idle pooled connection to the replica exists, so the request is forwarded at once from
+# the read callback; "cold": the gateway has to connect first, in a task. Both paths must clean up.
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_a_client_disconnect_cancels_the_upstream_request(echo, warm):
+    with running_gateway({HOST: Backend("echo-1", (echo,))}) as gateway:
+        if warm:
+            httpx.get(f"{gateway.url}/v1/models/echo", headers={"host": HOST})
+        before = httpx.get(f"http://{echo}/stats").json()["disconnects"]
+        raw = RawConnection(gateway)
+        raw.send(request("GET", "/slow?seconds=60"))
+        eventually(
+            lambda: gateway.revision_stats()["echo-1"].in_flight == 1, "the request reaches the replica"
+        )
+        raw.close()
+        eventually(
+            lambda: httpx.get(f"http://{echo}/stats").json()["disconnects"] == before + 1,
+            "the replica sees it",
+        )
+        eventually(lambda: gateway.revision_stats()["echo-1"].in_flight == 0, "the slot is given back")
 
 
 def test_a_replica_crash_mid_response_cuts_the_client_response():
@@ -279,6 +288,7 @@ def test_a_replica_crash_mid_response_cuts_the_client_response():
             "ok.default.localhost": Backend("ok-1", (healthy,)),
         }
         with running_gateway(routes) as gateway:
+            assert httpx.get(f"{gateway.url}/warm-up", headers={"host": HOST}).status_code == 200
             with pytest.raises(httpx.RemoteProtocolError):
                 httpx.get(f"{gateway.url}/crash", headers={"host": HOST}, timeout=30)
             after = httpx.get(f"{gateway.url}/crash", headers={"host": HOST}, timeout=30)
@@ -318,9 +328,38 @@ def test_a_request_on_a_stale_pooled_connection_is_sent_again():
     assert first.json()["client_port"] != second.json()["client_port"]
 
 
-def test_a_replica_too_slow_to_answer_is_a_504(echo):
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_a_replica_too_slow_to_answer_is_a_504(echo, warm):
     with running_gateway({HOST: Backend("slow-1", (echo,), timeout_seconds=0.5)}) as gateway:
+        if warm:
+            httpx.get(f"{gateway.url}/v1/models/echo", headers={"host": HOST})
         response = httpx.get(f"{gateway.url}/slow?seconds=30", headers={"host": HOST}, timeout=30)
         assert response.status_code == 504
         assert response.json() == {"error": "revision slow-1 did not start responding within 0.5s"}
         eventually(lambda: gateway.revision_stats()["slow-1"].in_flight == 0, "the slot is given back")
+
+
+def test_idle_client_connections_are_closed():
+    thread = GatewayThread(GatewayConfig(port=0, client_idle_timeout=0.2))
+    gateway = thread.start()
+    try:
+        raw = RawConnection(gateway)
+        raw.sock.settimeout(30)
+        assert raw.read_until_closed() == b""
+        raw.close()
+    finally:
+        thread.stop()
+
+
+def test_stopping_lets_the_responses_under_way_finish(echo):
+    thread = GatewayThread(GatewayConfig(port=0))
+    gateway = thread.start()
+    gateway.update_routes(RouteTable({HOST: Route((Backend("echo-1", (echo,)),))}))
+    raw = RawConnection(gateway)
+    raw.send(request("GET", "/slow?seconds=0.5"))
+    eventually(lambda: gateway.revision_stats()["echo-1"].in_flight == 1, "the request reaches the replica")
+    thread.stop()
+    data = raw.read_until_closed()
+    raw.close()
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b'"replica":"echo-1"' in data
