@@ -25,7 +25,7 @@ non-2xx (REST) or any failed/errored stream or missing response data (gRPC) is v
 Rounds are interleaved (every server is started, measured on every row and stopped, then the next; the order
 rotates each round) and the tables report the median of the rounds.
 
-    python3 bench/model_server.py                       # 3 rounds x 10 s, prints the tables
+    python3 bench/model_server.py                       # 5 rounds x 10 s (about 30 min), prints the tables
     python3 bench/model_server.py --write-results       # ... and rewrites the "## Model server" section of
                                                         #     bench/RESULTS.md
 """
@@ -253,17 +253,16 @@ class Server:
     def start(self, tag: str) -> None:
         self.logfile = WORK / "logs" / f"{self.name}-{tag}.log"
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.logfile, "wb")
-        self.proc = subprocess.Popen(
-            self.argv,
-            cwd=self.cwd,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: we stop it and every child it forks
-        )
-        out.close()
+        with open(self.logfile, "wb") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: we stop it and every child it forks
+            )
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
@@ -320,7 +319,14 @@ def build_server(name: str, model: Model, pythons: dict[str, Path]) -> Server:
     if name == "ceiling":
         return Server(
             name,
-            [sys.executable, str(PEERS / "ceiling_app.py"), "--port", str(http_port), "--grpc-port", str(grpc_port)],
+            [
+                sys.executable,
+                str(PEERS / "ceiling_app.py"),
+                "--port",
+                str(http_port),
+                "--grpc-port",
+                str(grpc_port),
+            ],
             base_env,
             WORK,
             http_port=http_port,
@@ -328,8 +334,26 @@ def build_server(name: str, model: Model, pythons: dict[str, Path]) -> Server:
         )
     if name == "modelplane":
         exe = shutil.which("modelplane") or "modelplane"
-        argv = [exe, "serve", "--model-dir", str(model_dir), "--model-name", MODEL_NAME, "--runtime", "sklearn"]
-        argv += ["--http-port", str(http_port), "--grpc-port", str(grpc_port), "--workers", "1"]
+        argv = [
+            exe,
+            "serve",
+            "--model-dir",
+            str(model_dir),
+            "--model-name",
+            MODEL_NAME,
+            "--runtime",
+            "sklearn",
+        ]
+        argv += [
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            "--workers",
+            "1",
+            "--host",
+            "127.0.0.1",
+        ]
         return Server(name, argv, base_env, WORK, http_port=http_port, grpc_port=grpc_port)
     if name in ("kserve", "kserve-log"):
         argv = [str(pythons["kserve"]), str(PEERS / "kserve_iris.py"), "--model_dir", str(model_dir)]
@@ -387,7 +411,9 @@ def modelplane_serve_available() -> tuple[bool, str]:
         return False, "no `modelplane` command in this environment"
     res = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True)
     if res.returncode != 0:
-        return False, "`modelplane serve` does not exist yet: " + (res.stderr.strip().splitlines() or ["?"])[-1]
+        return False, "`modelplane serve` does not exist yet: " + (res.stderr.strip().splitlines() or ["?"])[
+            -1
+        ]
     return True, ""
 
 
@@ -400,6 +426,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     requests: int
+    load: float = 0.0  # 1-minute load average when the run ended (other work on the machine shows here)
 
 
 class VoidRun(Exception):
@@ -449,8 +476,7 @@ def run_h2load(port: int, concurrency: int, duration: float, body_file: Path, mi
         out,
     )
     m_fin = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", out)
-    m_data = re.search(r"traffic: .*?, ([\d.]+)([KMG]?)B \(\d+\) data", out)
-    m_data_exact = re.search(r"traffic: .* (\d+) data", out)  # "... 1.23MB (1234567) data"
+    m_data_exact = re.search(r"^traffic: .*\((\d+)\) data", out, re.M)  # "..., 36.35KB (37224) data"
     if res.returncode != 0 or not (m_req and m_fin):
         raise VoidRun(f"h2load failed ({res.returncode}): {out[-800:]} {res.stderr[-300:]}")
     total, _, done, ok, failed, errored, timeouts = (int(v) for v in m_req.groups())
@@ -461,7 +487,6 @@ def run_h2load(port: int, concurrency: int, duration: float, body_file: Path, mi
         # A gRPC error is HTTP 200 with a trailers-only answer: no DATA at all. Each success carries a
         # framed ModelInferResponse.
         raise VoidRun(f"h2load: {data_bytes} data bytes for {ok} responses (< {min_data} each): gRPC errors")
-    del m_data
     latencies = []
     with open(logfile) as f:
         for line in f:
@@ -512,14 +537,22 @@ def verify(server: Server, model: Model, rest: bytes, message: bytes) -> dict[st
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per run (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each run (default 2)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians reported (default 3)")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of load before each run (default 2)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds; medians reported (default 5)"
+    )
     parser.add_argument("--concurrency", default="1,16", help="comma-separated (default 1,16)")
     parser.add_argument("--servers", default=",".join(ALL_SERVERS), help=f"default {','.join(ALL_SERVERS)}")
     parser.add_argument("--protocols", default="rest,grpc")
-    parser.add_argument("--write-results", action="store_true", help="rewrite our section of bench/RESULTS.md")
+    parser.add_argument(
+        "--write-results", action="store_true", help="rewrite our section of bench/RESULTS.md"
+    )
     parser.add_argument("--check", action="store_true", help="start and check every server, measure nothing")
     args = parser.parse_args()
 
@@ -529,10 +562,11 @@ def main() -> int:
     for s in servers:
         if s not in ALL_SERVERS:
             parser.error(f"unknown server {s!r}")
-    for tool in ("wrk", "h2load"):
-        if "rest" in protocols and tool == "wrk" or "grpc" in protocols and tool == "h2load":
-            if not shutil.which(tool):
-                raise SystemExit(f"{tool} is missing: run `bash bench/setup.sh` (Debian packages wrk, nghttp2-client)")
+    for tool, proto in (("wrk", "rest"), ("h2load", "grpc")):
+        if proto in protocols and not shutil.which(tool):
+            raise SystemExit(
+                f"{tool} is missing: run `bash bench/setup.sh` (Debian packages wrk, nghttp2-client)"
+            )
 
     started = datetime.datetime.now(datetime.UTC)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -575,7 +609,9 @@ def main() -> int:
         order = servers[rnd % len(servers) :] + servers[: rnd % len(servers)]
         for name in order:
             server = build_server(name, model, pythons)
-            log(f"round {rnd + 1}/{args.rounds}: starting {name} (http {server.http_port}, grpc {server.grpc_port})")
+            log(
+                f"round {rnd + 1}/{args.rounds}: starting {name} (http {server.http_port}, grpc {server.grpc_port})"
+            )
             try:
                 server.start(f"r{rnd + 1}")
                 server.wait_ready()
@@ -603,10 +639,11 @@ def main() -> int:
                             log(f"{name} {proto} c={c}: VOID: {exc}")
                             void[(proto, name)] = f"c={c}: {exc}"
                             break
+                        r.load = os.getloadavg()[0]
                         results.setdefault((proto, c, name), []).append(r)
                         log(
                             f"{name:12s} {proto:4s} c={c:<3d} {r.rps:9.0f} req/s  p50 {r.p50_ms:7.2f} ms"
-                            f"  p99 {r.p99_ms:7.2f} ms"
+                            f"  p99 {r.p99_ms:7.2f} ms  (load {r.load:.2f})"
                         )
             except RuntimeError as exc:
                 log(f"{name}: {exc}")
@@ -618,7 +655,7 @@ def main() -> int:
         return 1 if void else 0
 
     # Drop the runs of a (protocol, server) that was void in any round: a server answering errors is void.
-    for (proto, c, name) in list(results):
+    for proto, c, name in list(results):
         if (proto, name) in void:
             del results[(proto, c, name)]
 
@@ -652,10 +689,14 @@ def collect_versions(pythons: dict[str, Path]) -> dict[str, str]:
     )
     v.update({f"{k} (current env)": val for k, val in here.items()})
     with contextlib.suppress(Exception):
-        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        rev = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
         v["modelplane commit"] = rev.stdout.strip()
     if "kserve" in pythons:
-        for k, val in pip_versions(str(pythons["kserve"]), ["kserve", "scikit-learn", "uvicorn", "uvloop", "grpcio"]).items():
+        for k, val in pip_versions(
+            str(pythons["kserve"]), ["kserve", "scikit-learn", "uvicorn", "uvloop", "grpcio"]
+        ).items():
             v[f"{k} (kserve env)"] = val
     if "mlserver" in pythons:
         names = ["mlserver", "mlserver-sklearn", "scikit-learn", "uvicorn", "uvloop", "grpcio"]
@@ -663,7 +704,9 @@ def collect_versions(pythons: dict[str, Path]) -> dict[str, str]:
             v[f"{k} (mlserver env)"] = val
     for tool, flag in (("wrk", "-v"), ("h2load", "--version")):
         res = subprocess.run([tool, flag], capture_output=True, text=True)
-        v[tool] = (res.stdout + res.stderr).strip().splitlines()[0] if (res.stdout + res.stderr).strip() else "?"
+        v[tool] = (
+            (res.stdout + res.stderr).strip().splitlines()[0] if (res.stdout + res.stderr).strip() else "?"
+        )
     return v
 
 
@@ -675,8 +718,8 @@ def fmt(x: float, digits: int = 2) -> str:
 
 def render(results, void, skipped, protocols, concurrencies, servers, args, started, load_before, versions):
     cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
@@ -695,8 +738,14 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
     md: list[str] = []
     txt: list[str] = []
     cmd = "python3 bench/model_server.py " + " ".join(sys.argv[1:])
-    md.append(f"Run {started.strftime('%Y-%m-%d %H:%M UTC')} on {os.cpu_count()} cores ({cpu}), load average")
-    md.append(f"{load_before[0]:.2f} at the start; shared with other work, so read ratios and medians.")
+    loads = [r.load for runs in results.values() for r in runs]
+    md.append(
+        f"Run {started.strftime('%Y-%m-%d %H:%M UTC')} on {os.cpu_count()} cores ({cpu}), shared with other"
+    )
+    md.append(
+        f"work: 1-minute load average {load_before[0]:.2f} at the start,"
+        f" {min(loads, default=0):.2f}–{max(loads, default=0):.2f} during the runs; read ratios and medians."
+    )
     md.append("")
     md.append("    " + cmd.strip())
     md.append("")
@@ -710,10 +759,16 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
         " (http.client, grpcio with the same bytes) before it was loaded; runs with errors are void."
     )
     md.append("")
-    md.append("Servers: `ceiling` = bare raw-ASGI app on uvicorn+httptools+uvloop (and a bare grpc.aio generic")
+    md.append(
+        "Servers: `ceiling` = bare raw-ASGI app on uvicorn+httptools+uvloop (and a bare grpc.aio generic"
+    )
     md.append("handler) returning a fixed response, the limit of the stack; `modelplane` = `modelplane serve")
-    md.append("--workers 1`; `kserve` = KServe ModelServer, 1 worker, logging off (`--configure_logging false")
-    md.append("--enable_latency_logging false`, PYTHONWARNINGS=ignore); `kserve-log` = same, default logging;")
+    md.append(
+        "--workers 1`; `kserve` = KServe ModelServer, 1 worker, logging off (`--configure_logging false"
+    )
+    md.append(
+        "--enable_latency_logging false`, PYTHONWARNINGS=ignore); `kserve-log` = same, default logging;"
+    )
     md.append("`mlserver` = MLServer + mlserver-sklearn, `parallel_workers: 0` (in-process), `debug: false`;")
     md.append("`mlserver-pw1` = same with `parallel_workers: 1` (one inference worker process, uvloop<0.22).")
     md.append("")
@@ -724,11 +779,15 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
             title = f"{'V2 REST' if proto == 'rest' else 'gRPC'}, concurrency {c}"
             md.append(f"### {title}")
             md.append("")
-            md.append("| server | req/s | p50 ms | p99 ms | modelplane ÷ this: req/s | modelplane ÷ this: p99 |")
+            md.append(
+                "| server | req/s | p50 ms | p99 ms | modelplane ÷ this: req/s | modelplane ÷ this: p99 |"
+            )
             md.append("|---|---:|---:|---:|---:|---:|")
             txt.append("")
             txt.append(title)
-            txt.append(f"  {'server':14s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}  {'mp/x req/s':>10s} {'mp/x p99':>9s}  range")
+            txt.append(
+                f"  {'server':14s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}  {'mp/x req/s':>10s} {'mp/x p99':>9s}  range"
+            )
             base = med.get((proto, c, mp))
             for name in servers:
                 key = (proto, c, name)
@@ -747,11 +806,12 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
                         f"[{lo:.0f}-{hi:.0f}] n={n}"
                     )
                 else:
-                    why = skipped.get(name) or void.get((proto, name)) or (
-                        "no gRPC server" if proto == "grpc" and name == "ceiling" else "not measured"
+                    why = (
+                        skipped.get(name)
+                        or void.get((proto, name))
+                        or ("no gRPC server" if proto == "grpc" and name == "ceiling" else "not measured")
                     )
-                    md.append(f"| {name} | – | – | – | | | ")
-                    md[-1] = f"| {name} | not measured: {why} | | | | |"
+                    md.append(f"| {name} | not measured: {why} | | | | |")
                     txt.append(f"  {name:14s} not measured: {why}")
             md.append("")
 
@@ -768,8 +828,12 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
         if a and k:
             ok1 = a[0] >= 5 * k[0]
             ok2 = a[2] <= k[2] / 3
-            lines.append(f"{label} c={cmax}: throughput {a[0] / k[0]:.2f}× KServe (target ≥ 5×): {'met' if ok1 else 'MISSED'}")
-            lines.append(f"{label} c={cmax}: p99 {a[2] / k[2]:.2f}× KServe's (target ≤ 0.33×): {'met' if ok2 else 'MISSED'}")
+            lines.append(
+                f"{label} c={cmax}: throughput {a[0] / k[0]:.2f}× KServe (target ≥ 5×): {'met' if ok1 else 'MISSED'}"
+            )
+            lines.append(
+                f"{label} c={cmax}: p99 {a[2] / k[2]:.2f}× KServe's (target ≤ 0.33×): {'met' if ok2 else 'MISSED'}"
+            )
         else:
             lines.append(f"{label} c={cmax}: vs KServe not evaluated (a side was not measured)")
         for ml in ("mlserver", "mlserver-pw1"):
@@ -783,7 +847,9 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
                     )
         a, ce = med.get((proto, cmax, mp)), med.get((proto, cmax, "ceiling"))
         if a and ce:
-            lines.append(f"{label} c={cmax}: modelplane reaches {100 * a[0] / ce[0]:.0f}% of the ceiling's req/s")
+            lines.append(
+                f"{label} c={cmax}: modelplane reaches {100 * a[0] / ce[0]:.0f}% of the ceiling's req/s"
+            )
     for line in lines:
         md.append(f"- {line}")
         txt.append(f"  {line}")
@@ -806,7 +872,11 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
 
 def write_section(body: str) -> None:
     """Replace our section of bench/RESULTS.md (from '## Model server' to the next '## '), nothing else."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach benchmark in bench/ owns one section.\n"
+    text = (
+        RESULTS.read_text()
+        if RESULTS.exists()
+        else "# Benchmark results\n\nEach benchmark in bench/ owns one section.\n"
+    )
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
     new = [SECTION + "\n", "\n", body.rstrip() + "\n", "\n"]
