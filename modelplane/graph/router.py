@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelplane.graph.gjson import CompiledPath, compile_path
 from modelplane.graph.http_client import HttpClient, Target, TransportError, parse_target
 from modelplane.graph.metrics import CANCELLED, Observer, RouterMetrics
 from modelplane.graph.payload import INVALID_JSON, Payload, map_predictions_to_instances
@@ -63,7 +64,7 @@ class RequestContext:
 class _Step:
     spec: StepSpec
     label: str  # how errors name the step
-    condition: Any  # a compiled GJSON path, or None
+    condition: CompiledPath | None
     target: Target | None
     target_error: str | None
     observer: Observer
@@ -264,8 +265,6 @@ def _cancel_later_on_failure(tasks: list[asyncio.Future], steps: tuple[_Step, ..
 
 
 def _compile_step(node: NodeSpec, step: StepSpec, metrics: RouterMetrics) -> _Step:
-    from modelplane.graph.gjson import compile_path
-
     condition = None
     if step.condition and node.router_type in ("Sequence", "Switch"):
         condition = compile_path(step.condition)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from modelplane.graph.gjson import PathSyntaxError, compile_path
 from modelplane.graph.spec import (
     DEPENDENCIES,
     ROOT_NODE,
@@ -60,8 +61,6 @@ def _node_errors(graph: GraphSpec) -> list[str]:
 
 
 def _condition_errors(router_type: str, condition: str, where: str) -> list[str]:
-    from modelplane.graph.gjson import PathSyntaxError, compile_path
-
     if not condition:
         if router_type == "Switch":
             return [f"{where} has no condition, so the Switch can never select it"]
