@@ -119,6 +119,9 @@ class _Connection(asyncio.Protocol):
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
+        if 100 <= self._status < 200:  # an interim answer (100 Continue): the real one follows
+            self._status, self._chunks, self._framed = 0, [], False
+            return
         self._keep_alive = self._parser.should_keep_alive()
         self._finish()
 

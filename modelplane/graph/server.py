@@ -70,8 +70,8 @@ def serve(app: RouterApp, graph: GraphSpec, host: str, port: int, drain_seconds:
         lifespan="on",
         access_log=False,
         log_level="warning",
-        timeout_keep_alive=int(graph.router_timeouts.server_idle),
-        timeout_graceful_shutdown=int(graph.router_timeouts.server_write) + 1,
+        timeout_keep_alive=graph.router_timeouts.server_idle,  # type: ignore[arg-type]  # a float works
+        timeout_graceful_shutdown=graph.router_timeouts.server_write + 1,  # type: ignore[arg-type]
     )
     server = _DrainingServer(config, app.state, drain_seconds)
     print(f"modelplane router listening on http://{bound_host}:{bound_port}", flush=True)

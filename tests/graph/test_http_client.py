@@ -138,3 +138,10 @@ async def test_an_unreachable_host_is_a_transport_error():
 def test_urls_that_cannot_be_called(url, message):
     with pytest.raises(ValueError, match=message):
         parse_target(url)
+
+
+@synchronously
+async def test_skips_an_interim_100_continue():
+    async with RawServer([b"HTTP/1.1 100 Continue\r\n\r\n" + OK]) as url:
+        response = await post(url)
+    assert (response.status, response.body) == (200, b"ok")
