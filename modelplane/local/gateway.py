@@ -85,7 +85,7 @@ class Gateway:
         Requests waiting for a revision's replicas go on as soon as the table gives it some.
         """
         loop = self._loop
-        if loop is None or _running_loop() is loop:
+        if loop is None or loop.is_closed() or _running_loop() is loop:
             self._dispatcher.update(table)
             return
         applied: concurrent.futures.Future[None] = concurrent.futures.Future()

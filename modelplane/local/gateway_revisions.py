@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from modelplane.local.gateway_routes import split_address
+
+logger = logging.getLogger(__name__)
 
 
 class Unavailable(Exception):
@@ -116,8 +119,8 @@ class RevisionState:
             raise Unavailable(
                 503, f"revision {self.revision} is overloaded: {len(self._waiters)} requests already wait"
             )
-        if not self.replicas and self._on_demand is not None:
-            self._on_demand(self.revision)
+        if not self.replicas:
+            self._ask_for_replica()
         return await self._wait(timeout)
 
     def release(self, replica: Replica) -> None:
@@ -137,6 +140,14 @@ class RevisionState:
             concurrency_seconds=self._concurrency_seconds + self.in_flight * (now - self._changed_at),
             taken_at=now,
         )
+
+    def _ask_for_replica(self) -> None:
+        if self._on_demand is None:
+            return
+        try:
+            self._on_demand(self.revision)
+        except Exception:  # the autoscaler's problem; the request still waits for a replica
+            logger.exception("gateway: the scale-from-zero callback failed for revision %s", self.revision)
 
     async def _wait(self, timeout: float) -> Replica:
         loop = asyncio.get_running_loop()

@@ -108,8 +108,9 @@ class ClientConnection(asyncio.Protocol):
             # Upgrades (websocket, h2c) are not proxied: the request is served as plain HTTP/1.1
             # with the upgrade headers dropped, and the connection closes after it.
             self._ignore_input = True
-            if self._parsing is not None:
-                self._parsing.keep_alive = False
+            for exchange in (self._parsing, self._active, *self._waiting):
+                if exchange is not None:
+                    exchange.keep_alive = False
         except httptools.HttpParserError as exc:
             self._malformed(exc)
             return

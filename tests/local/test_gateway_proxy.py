@@ -363,3 +363,12 @@ def test_stopping_lets_the_responses_under_way_finish(echo):
     raw.close()
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b'"replica":"echo-1"' in data
+
+
+def test_a_port_in_use_is_an_error_at_start():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        thread = GatewayThread(GatewayConfig(port=taken.getsockname()[1]))
+        with pytest.raises(OSError, match="(?i)address already in use"):
+            thread.start()
