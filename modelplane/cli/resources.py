@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument("-o", "--output", choices=["yaml", "json", "wide", "name"])
     get.add_argument("-A", "--all-namespaces", action="store_true")
     get.add_argument("-l", "--selector", help="label selector, e.g. app=iris,tier!=gold")
+    get.add_argument(
+        "-w", "--watch", action="store_true", help="after listing, print each change as it happens"
+    )
     get.set_defaults(func=_get)
 
     show = subparsers.add_parser("describe", parents=[common], help="show resources in detail")
@@ -155,36 +158,73 @@ def _where(error: ApiError, documents: list[Document]) -> str:
 
 def _get(args: argparse.Namespace) -> int:
     kind, names = _kind_and_names(args.kind, args.names)
+    if args.watch and len(names) > 1:
+        raise CommandError("--watch follows one resource or a whole list, not several names")
     namespace = None if args.all_namespaces else _namespace(args)
+    table = None
+    if args.output in (None, "wide"):
+        table = _Table(kind, all_namespaces=namespace is None and kind.namespaced, wide=args.output == "wide")
     with _client(args) as client:
-        items = _fetch(client, kind, namespace or "", names, args.selector, all_namespaces=namespace is None)
-    if args.output in ("yaml", "json"):
-        document: Any = items[0] if len(names) == 1 else _as_list(items)
-        _print_structured(document, args.output)
-    elif args.output == "name":
-        for item in items:
-            print(_object_name(item))
-    elif not items:
-        where = (
-            ""
-            if not kind.namespaced
-            else (" in any namespace" if namespace is None else f" in {namespace} namespace")
+        items, version = _fetch(
+            client, kind, namespace or "", names, args.selector, all_namespaces=namespace is None
         )
-        print(f"No resources found{where}.", file=sys.stderr)
-    else:
-        print(
-            _table(
-                kind, items, all_namespaces=namespace is None and kind.namespaced, wide=args.output == "wide"
-            )
-        )
+        if table is not None:
+            if items:
+                table.print(items)
+            elif not args.watch:
+                print(f"No resources found{_where_searched(kind, namespace)}.", file=sys.stderr)
+        elif args.output == "name":
+            for item in items:
+                print(_object_name(item))
+        elif len(names) == 1 or args.watch:
+            for item in items:
+                _print_structured(item, args.output)
+        else:
+            _print_structured(_as_list(items), args.output)
+        if args.watch:
+            _follow(client, kind, namespace, names, args, version, table)
     return 0
+
+
+def _follow(
+    client: ControlPlaneClient,
+    kind: Kind,
+    namespace: str | None,
+    names: list[str],
+    args: argparse.Namespace,
+    version: str,
+    table: _Table | None,
+) -> None:
+    """Prints each change after `version` as it happens (`get --watch`), until interrupted."""
+    sys.stdout.flush()
+    name = names[0] if names else None
+    events = client.watch(kind, namespace, name=name, label_selector=args.selector, resource_version=version)
+    for event in events:
+        if event["type"] == "ERROR":
+            raise CommandError(event["object"].get("message") or "the watch was ended by the server")
+        item = event["object"]
+        if table is not None:
+            table.print([item])
+        elif args.output == "name":
+            print(_object_name(item))
+        else:
+            if args.output == "yaml":
+                print("---")
+            _print_structured(item, args.output)
+        sys.stdout.flush()
+
+
+def _where_searched(kind: Kind, namespace: str | None) -> str:
+    if not kind.namespaced:
+        return ""
+    return " in any namespace" if namespace is None else f" in {namespace} namespace"
 
 
 def _describe(args: argparse.Namespace) -> int:
     kind, names = _kind_and_names(args.kind, args.names)
     namespace = _namespace(args)
     with _client(args) as client:
-        items = _fetch(client, kind, namespace, names, args.selector, all_namespaces=False)
+        items, _version = _fetch(client, kind, namespace, names, args.selector, all_namespaces=False)
     if not items:
         print(f"No resources found in {namespace} namespace.", file=sys.stderr)
     print("\n\n".join(describe(item).rstrip("\n") for item in items))
@@ -199,31 +239,43 @@ def _fetch(
     selector: str | None,
     *,
     all_namespaces: bool,
-) -> list[dict[str, Any]]:
-    if names:
-        try:
-            return [client.get(kind, namespace, name) for name in names]
-        except ApiError as error:
-            raise CommandError(str(error)) from None
+) -> tuple[list[dict[str, Any]], str]:
+    """The named resources (or the list) and the resourceVersion to watch from after them."""
     try:
-        return client.list(kind, None if all_namespaces else namespace, selector)["items"]
+        if names:
+            items = [client.get(kind, namespace, name) for name in names]
+            return items, max(item["metadata"]["resourceVersion"] for item in items)
+        listed = client.list(kind, None if all_namespaces else namespace, selector)
+        return listed["items"], listed["metadata"]["resourceVersion"]
     except ApiError as error:
         raise CommandError(str(error)) from None
 
 
-def _table(kind: Kind, items: list[dict[str, Any]], *, all_namespaces: bool, wide: bool) -> str:
-    columns = [c for c in printer_columns(kind) if wide or c.priority == 0]
-    now = datetime.now(UTC)
-    header = (["NAMESPACE"] if all_namespaces else []) + ["NAME"] + [c.header for c in columns]
-    rows = [header]
-    for item in items:
+class _Table:
+    """kubectl's table: NAME (after NAMESPACE with -A) and the kind's printer columns. Printed
+    in parts (as `--watch` does), later rows keep the widths of the first part."""
+
+    def __init__(self, kind: Kind, *, all_namespaces: bool, wide: bool):
+        self.columns = [c for c in printer_columns(kind) if wide or c.priority == 0]
+        self.all_namespaces = all_namespaces
+        self.widths: list[int] | None = None
+
+    def print(self, items: list[dict[str, Any]]) -> None:
+        rows = [self._row(item) for item in items]
+        if self.widths is None:
+            header = (
+                (["NAMESPACE"] if self.all_namespaces else []) + ["NAME"] + [c.header for c in self.columns]
+            )
+            rows.insert(0, header)
+            self.widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        for row in rows:
+            print("   ".join(cell.ljust(w) for cell, w in zip(row, self.widths, strict=True)).rstrip())
+
+    def _row(self, item: dict[str, Any]) -> list[str]:
         metadata = item.get("metadata") or {}
-        leading = [metadata.get("namespace", "")] if all_namespaces else []
-        rows.append(leading + [metadata.get("name", "")] + [c.cell(item, now) for c in columns])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
+        now = datetime.now(UTC)
+        leading = [metadata.get("namespace", "")] if self.all_namespaces else []
+        return leading + [metadata.get("name", "")] + [c.cell(item, now) for c in self.columns]
 
 
 def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:

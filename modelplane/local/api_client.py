@@ -58,6 +58,7 @@ class ControlPlaneClient:
         namespace: str | None,
         *,
         name: str | None = None,
+        label_selector: str | None = None,
         resource_version: str | None = None,
         timeout: float | None = None,
     ) -> Iterator[dict[str, Any]]:
@@ -66,6 +67,8 @@ class ControlPlaneClient:
         params: dict[str, str] = {"watch": "true"}
         if name:
             params["fieldSelector"] = f"metadata.name={name}"
+        if label_selector:
+            params["labelSelector"] = label_selector
         if resource_version:
             params["resourceVersion"] = resource_version
         if timeout is not None:

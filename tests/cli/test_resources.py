@@ -315,3 +315,35 @@ def test_a_control_plane_that_is_not_running(tmp_path):
     flag = run(None, "apply", "--server", url, "-f", "-", stdin=textwrap.dedent(isvc_yaml("x")))
     assert flag.returncode == 2
     assert f"cannot reach the control plane at {url}" in flag.stderr
+
+
+def test_get_watch_prints_each_change(api):
+    store(api, isvc_yaml("followed"), namespace="followed")
+    env = {**os.environ, "MODELPLANE_API": api}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "modelplane", "get", "isvc", "-w", "-n", "followed"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert watcher.stdout.readline().split()[:3] == ["NAME", "URL", "READY"]
+        assert watcher.stdout.readline().split()[0] == "followed"
+        patch_status(
+            api,
+            "followed",
+            {
+                "url": "http://followed.followed.localhost",
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+            namespace="followed",
+        )
+        assert watcher.stdout.readline().split()[:3] == [
+            "followed",
+            "http://followed.followed.localhost",
+            "True",
+        ]
+    finally:
+        watcher.terminate()
+        watcher.communicate(timeout=60)
