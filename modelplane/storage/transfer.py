@@ -169,26 +169,26 @@ def download(
     ]
     for thread in hashers:
         thread.start()
+    pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="fetch")
     try:
-        with ThreadPoolExecutor(options.concurrency, thread_name_prefix="fetch") as pool:
-            futures = [
-                pool.submit(_fetch_range, backend, f, start, end, options, progress, cancelled)
-                for f in files
-                for start, end in f.ranges
-            ]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((fut for fut in done if fut.exception() is not None), None)
-            if failed is not None:
-                cancelled.set()
-                for f in files:
-                    f.fail()
-                wait(futures)
-                raise failed.exception()  # type: ignore[misc]
+        futures = [
+            pool.submit(_fetch_range, backend, f, start, end, options, progress, cancelled)
+            for f in files
+            for start, end in f.ranges
+        ]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in done:
+            if future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
         for thread in hashers:
             thread.join()
         for f in files:
             f.verify(backend)
+    except BaseException:
+        cancelled.set()  # the other ranges stop at their next chunk, even on Ctrl-C
+        raise
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         for f in files:
             f.fail()
             f.close()
@@ -204,6 +204,8 @@ def _fetch_range(
     progress: Progress,
     cancelled: threading.Event,
 ) -> None:
+    if cancelled.is_set():
+        return
     fd = file.open()
     inline_hasher = file.hasher if file.hash_inline else None
     position = start

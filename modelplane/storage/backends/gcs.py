@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,7 +36,8 @@ class GCSBackend(Backend):
             self._client = storage.Client(
                 credentials=credentials, project=credentials.project_id, client_options=options
             )
-        elif endpoint:
+        elif endpoint or os.environ.get("STORAGE_EMULATOR_HOST"):
+            # An emulator or private endpoint: never look for Google credentials.
             anonymous = import_optional("google.auth.credentials", "gcs").AnonymousCredentials()
             self._client = storage.Client(credentials=anonymous, project="<none>", client_options=options)
         else:
