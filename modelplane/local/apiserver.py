@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import uvloop
 
 from modelplane.api.kinds import Kind, kind_of
 from modelplane.local import api_discovery
@@ -375,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ApiServer(store, bind(args.host, args.port))
     print(f"listening on {server.url}", flush=True)
     try:
-        asyncio.run(server.run())
+        uvloop.run(server.run())
     finally:
         store.close()
     return 0
