@@ -66,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the folder holding one folder per PVC claim (default: ~/.modelplane/pvc)",
     )
     parser.add_argument("--concurrency", type=int, help="parallel requests (default 8)")
+    parser.add_argument(
+        "--allow", action="append", metavar="PATTERN", help="fetch only matching files (repeatable)"
+    )
+    parser.add_argument(
+        "--ignore", action="append", metavar="PATTERN", help="skip matching files (repeatable)"
+    )
     parser.set_defaults(func=run_fetch)
 
 
@@ -88,6 +94,8 @@ def run_fetch(args: argparse.Namespace) -> int:
             options=options,
             progress=progress_for(sys.stderr),
             pvc_root=args.pvc_dir,
+            allow_patterns=args.allow,
+            ignore_patterns=args.ignore,
         )
     except _USER_ERRORS as exc:
         raise CommandError(str(exc)) from None

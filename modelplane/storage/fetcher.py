@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from .backends import Backend, RemoteObject, open_backend
 from .backends.local import LocalFileBackend, local_path
 from .backends.pvc import claim_path
 from .cache import ModelCache
-from .errors import StorageError
+from .errors import NotFoundError, StorageError
+from .patterns import FileFilter
 from .progress import LogProgress, Progress
 from .spec import CredentialStore, Source, StorageSpec, resolve
 from .transfer import TransferOptions, download
@@ -46,12 +47,16 @@ def fetch(
     limits: Limits | None = None,
     progress: Progress | None = None,
     pvc_root: str | Path | None = None,
+    allow_patterns: Sequence[str] | None = None,
+    ignore_patterns: Sequence[str] | None = None,
 ) -> Path:
     """Fetch a model and return the local folder that holds it.
 
     `source` is a storage URI, a `storage` spec (`{key, path, parameters}`), or a resolved `Source`.
     Without `dest` the folder is the cache entry (or a local folder itself); with `dest` the model is
     placed in `dest`, which must not exist or be empty. `use_cache=False` downloads straight into `dest`.
+    Allow and ignore patterns (default: `STORAGE_ALLOW_PATTERNS`, `STORAGE_IGNORE_PATTERNS`) choose the
+    files of a remote folder to fetch.
     """
     if not isinstance(source, Source):
         source = (
@@ -77,6 +82,7 @@ def fetch(
             options=options or TransferOptions.from_env(),
             limits=limits or Limits.from_env(),
             progress=progress or LogProgress(),
+            file_filter=FileFilter.of(allow_patterns, ignore_patterns),
         )
 
 
@@ -88,6 +94,7 @@ def _fetch_remote(
     options: TransferOptions,
     limits: Limits,
     progress: Progress,
+    file_filter: FileFilter,
 ) -> Path:
     location = backend.location
     try:
@@ -100,6 +107,10 @@ def _fetch_remote(
             raise backend.explain(exc) from None
         log.warning("%s is unreachable; using the copy fetched before, at %s", location.display, stale)
         return stale if dest is None else place(stale, dest)
+    if file_filter and not backend.names_one_object(objects):
+        objects = file_filter.apply(objects)
+        if not objects:
+            raise NotFoundError(f"no file at {location.display} matches the allow and ignore patterns")
 
     def build(folder: Path) -> None:
         _download_model(backend, objects, folder, options=options, limits=limits, progress=progress)

@@ -56,6 +56,18 @@ def test_prefix_with_environment_settings(tmp_path, s3, monkeypatch):
     assert read_tree(folder) == files
 
 
+def test_allow_and_ignore_patterns(tmp_path, s3, monkeypatch):
+    for name in ["model.safetensors", "model.bin", "config.json", "docs/readme.md"]:
+        s3.put_object(Bucket=s3.bucket, Key=f"llm/{name}", Body=name.encode())
+    s3_env(monkeypatch, s3)
+    folder = fetch(f"s3://{s3.bucket}/llm", allow_patterns=["*.safetensors", "*.json"])
+    assert sorted(read_tree(folder)) == ["config.json", "model.safetensors"]
+    monkeypatch.setenv("STORAGE_IGNORE_PATTERNS", '["*.bin", "docs/*"]')
+    assert sorted(read_tree(fetch(f"s3://{s3.bucket}/llm"))) == ["config.json", "model.safetensors"]
+    with pytest.raises(NotFoundError, match="matches the allow and ignore patterns"):
+        fetch(f"s3://{s3.bucket}/llm", allow_patterns=["*.onnx"])
+
+
 def test_single_object_and_archive(tmp_path, s3, monkeypatch):
     s3.put_object(Bucket=s3.bucket, Key="m/model.joblib", Body=b"weights")
     files = {"saved_model.pb": os.urandom(2000), "variables/v.data": b"v"}

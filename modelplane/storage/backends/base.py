@@ -42,6 +42,10 @@ class Backend(ABC):
     def read(self, obj: RemoteObject, start: int, end: int | None) -> Iterator[bytes]:
         """The bytes of `obj` from `start` up to `end` (exclusive; None is the end of the object)."""
 
+    def names_one_object(self, objects: list[RemoteObject]) -> bool:
+        """Whether the URI named a single object rather than a folder (patterns then do not apply)."""
+        return len(objects) == 1 and objects[0].key == self.location.path
+
     def checksum_applies(self, obj: RemoteObject) -> bool:
         """Whether `obj.checksum` still holds after reading it (it may not, for some encrypted objects)."""
         return True

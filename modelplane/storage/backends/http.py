@@ -82,6 +82,9 @@ class HTTPBackend(Backend):
         if response.status_code >= 400:
             raise _StatusError(response.status_code)
 
+    def names_one_object(self, objects: list[RemoteObject]) -> bool:
+        return True
+
     def is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, _StatusError):
             return exc.status >= 500 or exc.status in (408, 429)

@@ -49,5 +49,8 @@ class LocalFileBackend(Backend):
                     remaining -= len(data)
                 yield data
 
+    def names_one_object(self, objects: list[RemoteObject]) -> bool:
+        return True
+
     def is_transient(self, exc: BaseException) -> bool:
         return False
