@@ -324,7 +324,7 @@ class Store:
         wanted = change(copy.deepcopy(current))
         if not isinstance(wanted, dict):
             raise Invalid(f'{ref.kind} "{ref.name}" is invalid: the object must be a mapping')
-        wanted_version = (wanted.get("metadata") or {}).get("resourceVersion")
+        wanted_version = api_meta.metadata_of(wanted).get("resourceVersion")
         if wanted_version not in (None, "") and str(wanted_version) != current["metadata"]["resourceVersion"]:
             raise _conflict(ref)
         _check_same_identity(wanted, current, ref)
@@ -476,7 +476,7 @@ def _restore_identity(resource: Resource, source: Resource, extra: dict[str, Any
 
 
 def _check_same_identity(wanted: Resource, current: Resource, ref: Ref) -> None:
-    metadata = wanted.get("metadata") or {}
+    metadata = api_meta.metadata_of(wanted)
     keys = ("name", "namespace") if ref.namespace else ("name",)
     for key in keys:
         value = metadata.get(key)

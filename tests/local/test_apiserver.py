@@ -134,6 +134,13 @@ def test_merge_patch(api):
     assert body["spec"]["predictor"]["model"]["storageUri"] == "file:///m/1"
     assert body["metadata"]["generation"] == 2
 
+    broken = api.patch(
+        path("patched"),
+        content=json.dumps({"metadata": "x"}),
+        headers={"content-type": "application/merge-patch+json"},
+    )
+    assert_status(broken, 422, "Invalid")
+
     for content_type in ("application/json-patch+json", "application/strategic-merge-patch+json"):
         refused = api.patch(path("patched"), content=b"[]", headers={"content-type": content_type})
         assert_status(refused, 415, "UnsupportedMediaType")
