@@ -30,7 +30,7 @@ from modelplane.local.api_paths import qualified_singular, resolve_kind
 from modelplane.local.api_settings import api_url
 
 DEFAULT_NAMESPACE = "default"
-KIND_WORDS = "isvc|ig|servingruntimes|clusterservingruntimes|trainedmodels"
+KIND_WORDS = "isvc, ig, sr, csr, tm or a full name; or KIND/NAME"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     apply.set_defaults(func=_apply)
 
     get = subparsers.add_parser("get", parents=[common], help="list resources or show one")
-    get.add_argument("kind", metavar="KIND", help=KIND_WORDS + " (or KIND/NAME)")
+    get.add_argument("kind", metavar="KIND", help=KIND_WORDS)
     get.add_argument("names", metavar="NAME", nargs="*")
     get.add_argument("-o", "--output", choices=["yaml", "json", "wide", "name"])
     get.add_argument("-A", "--all-namespaces", action="store_true")
@@ -61,13 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.set_defaults(func=_get)
 
     show = subparsers.add_parser("describe", parents=[common], help="show resources in detail")
-    show.add_argument("kind", metavar="KIND")
+    show.add_argument("kind", metavar="KIND", help=KIND_WORDS)
     show.add_argument("names", metavar="NAME", nargs="*")
     show.add_argument("-l", "--selector")
     show.set_defaults(func=_describe)
 
     delete = subparsers.add_parser("delete", parents=[common], help="delete resources by name or file")
-    delete.add_argument("kind", metavar="KIND", nargs="?")
+    delete.add_argument("kind", metavar="KIND", nargs="?", help=KIND_WORDS)
     delete.add_argument("names", metavar="NAME", nargs="*")
     delete.add_argument("-f", "--filename", action="append", help="delete what these files describe")
     delete.add_argument("-R", "--recursive", action="store_true")
@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete.set_defaults(func=_delete)
 
     wait = subparsers.add_parser("wait", parents=[common], help="wait for a condition on resources")
-    wait.add_argument("kind", metavar="KIND", help="KIND, or KIND/NAME")
+    wait.add_argument("kind", metavar="KIND", help=KIND_WORDS)
     wait.add_argument("names", metavar="NAME", nargs="*")
     wait.add_argument("--for", dest="condition", required=True, help="condition=Ready[=True], or delete")
     wait.add_argument("--timeout", default="30s", help="give up after this long (30s, 5m, 1h; default 30s)")
