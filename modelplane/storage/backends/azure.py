@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..checksum import Checksum
 from ..config import StorageConfig
@@ -34,7 +35,7 @@ class AzureBackend(Backend):
 
     def _account_url(self) -> str:
         endpoint = self.config.setting("endpoint_url", "AZURE_STORAGE_BLOB_ENDPOINT")
-        return (endpoint or f"https://{self.location.account}.blob.core.windows.net").rstrip("/")
+        return (endpoint or f"https://{urlsplit(self.location.uri).netloc}").rstrip("/")
 
     def _credential(self) -> Any:
         sas = self.location.query or self.config.setting("sas_token", "AZURE_STORAGE_SAS_TOKEN")
