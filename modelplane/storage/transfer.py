@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .backends.base import Backend, RemoteObject
 from .checksum import Hasher
-from .errors import TransferError
+from .errors import StorageError, TransferError
 from .progress import Progress
 from .retry import RetryPolicy
 
@@ -215,6 +215,8 @@ def _fetch_range(
             for chunk in backend.read(file.obj, position, end):
                 if cancelled.is_set():
                     raise _Cancelled
+                if end is not None and position + len(chunk) > end:
+                    raise StorageError(f"{file.obj.name}: the storage sent more bytes than it was asked for")
                 _pwrite_all(fd, chunk, position)
                 if inline_hasher is not None:
                     inline_hasher.update(chunk)
