@@ -27,6 +27,7 @@ from modelplane.graph.gjson_nodes import (
     MultipathGet,
     NothingStep,
     ObjectStep,
+    PlainGet,
     QueryStep,
 )
 from modelplane.graph.gjson_query import Comparison
@@ -69,7 +70,9 @@ class Compiler:
                 return node
         if path.startswith(".."):
             return LinesGet(self.chain(path[2:]))
-        return ChainGet(self.chain(path))
+        chain = self.chain(path)
+        steps = _plain_steps(chain)
+        return ChainGet(chain) if steps is None else PlainGet(steps)
 
     def _then(self, rest: str) -> GetNode | None:
         """The path after a modifier, literal or multipath: used only after a `.` or `|`."""
@@ -216,6 +219,19 @@ class Compiler:
             then_pipe,
             pipe,
         )
+
+
+def _plain_steps(chain: Chain | None) -> list[tuple[str, int]] | None:
+    """The (key, index) steps of a chain that has no wildcard, `#`, query or pipe; else None."""
+    steps = []
+    while chain is not None:
+        key, index = chain.obj, chain.arr
+        plain = key.glob is None and key.pipe is None and type(index) is IndexStep and index.pipe is None
+        if not plain or index.more is not key.more:
+            return None
+        steps.append((key.key, index.index))
+        chain = key.more
+    return steps
 
 
 def _split_pipe_node(compiler: Compiler, path: str) -> tuple[GetNode, GetNode | None]:

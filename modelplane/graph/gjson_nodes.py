@@ -71,6 +71,31 @@ class ChainGet(GetNode):
         return ctx.result()
 
 
+class PlainGet(GetNode):
+    """A chain of plain keys and indexes, such as `predictions.0.label`: the common case, as direct lookups.
+
+    Each step is a key (used when the value is an object) and an index (when it is an array; -1 if the
+    component is not a number), which is what the two readings of such a chain come to.
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: list[tuple[str, int]]) -> None:
+        self.steps = steps
+
+    def get(self, value: Any) -> Any:
+        for key, index in self.steps:
+            if isinstance(value, dict):
+                value = value.get(key, MISSING)
+                if value is MISSING:
+                    return MISSING
+            elif isinstance(value, list) and 0 <= index < len(value):
+                value = value[index]
+            else:
+                return MISSING
+        return value
+
+
 class LinesGet(GetNode):
     """`..path`: the document read as JSON Lines, i.e. as an array of its one value."""
 

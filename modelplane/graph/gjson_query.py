@@ -66,45 +66,57 @@ _TILDE: dict[str, Callable[[Any], bool]] = {
 
 
 class Comparison:
-    """`op value` of a query, ready to test selected values."""
+    """`op value` of a query, ready to test selected values; everything that depends only on the
+    operator and the right-hand side is worked out here, once."""
 
-    __slots__ = ("op", "rhs", "_tilde", "_number", "_glob")
+    __slots__ = ("op", "rhs", "_tilde", "_on_true", "_on_false", "_on_string", "_on_number")
 
     def __init__(self, op: str, rhs: str) -> None:
         self.op = op
         self.rhs = rhs
-        self._tilde: Callable[[Any], bool] | None = None
-        if rhs.startswith("~"):
-            self._tilde = _TILDE.get(rhs[1:], _never)
-        self._number = go_parse_float(rhs)
-        self._glob = compile_glob(rhs) if op in ("%", "!%") else None
+        self._tilde = _TILDE.get(rhs[1:], _never) if rhs.startswith("~") else None
+        text = "true" if self._tilde is not None else rhs  # a `~` test compares a boolean with true
+        self._on_true = _TRUE.get(op, _never)(text)
+        self._on_false = _FALSE.get(op, _never)(text)
+        self._on_string = _string_test(op, rhs)
+        self._on_number = _number_test(op, go_parse_float(rhs))
 
     def test(self, value: Any) -> bool:
         """Whether a selected value (or MISSING) passes."""
-        rhs = self.rhs
         if self._tilde is not None:
             if self._tilde is _never:
                 return False
             value = self._tilde(value)
-            rhs = "true"
         if value is MISSING:
             return False
-        op = self.op
-        if not op:
+        if not self.op:
             return True
         if value is True:
-            return _TRUE.get(op, _never)(rhs)
+            return self._on_true
         if value is False:
-            return _FALSE.get(op, _never)(rhs)
+            return self._on_false
         if isinstance(value, str):
-            if self._glob is not None:
-                return self._glob.matches(value) == (op == "%")
-            compare = _ORDER.get(op)
-            return compare is not None and compare(value, rhs)
+            return self._on_string(value)
         if isinstance(value, int | float):
-            compare = _ORDER.get(op)
-            return compare is not None and compare(as_float(value), self._number)
+            return self._on_number(as_float(value))
         return False
+
+
+def _string_test(op: str, rhs: str) -> Callable[[str], bool]:
+    if op in ("%", "!%"):
+        glob, wanted = compile_glob(rhs), op == "%"
+        return lambda value: glob.matches(value) is wanted
+    compare = _ORDER.get(op)
+    if compare is None:
+        return _never
+    return lambda value: compare(value, rhs)
+
+
+def _number_test(op: str, rhs: float) -> Callable[[float], bool]:
+    compare = _ORDER.get(op)
+    if compare is None:
+        return _never
+    return lambda value: compare(value, rhs)
 
 
 def _never(*_: Any) -> bool:
