@@ -319,3 +319,30 @@ def test_embedded_in_one_event_loop_with_the_store(tmp_path):
             store.close()
 
     asyncio.run(scenario())
+
+
+def test_resuming_a_watch_from_beyond_the_history_is_an_expired_error_event(tmp_path):
+    async def scenario():
+        store = Store(store_path(tmp_path), history=2)
+        for name in ("a", "b", "c", "d"):
+            store.create(isvc(name))
+        server = ApiServer(store, bind("127.0.0.1", 0))
+        serving = asyncio.create_task(server.run())
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                params = {"watch": "true", "resourceVersion": "1"}
+                async with client.stream("GET", path(), params=params) as response:
+                    assert response.status_code == 200
+                    lines = [line async for line in response.aiter_lines() if line]
+        finally:
+            server.stop()
+            await serving
+            store.close()
+        assert len(lines) == 1
+        event = json.loads(lines[0])
+        assert event["type"] == "ERROR"
+        assert event["object"]["kind"] == "Status"
+        assert event["object"]["code"] == 410
+        assert event["object"]["reason"] == "Expired"
+
+    asyncio.run(scenario())
