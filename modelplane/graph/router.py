@@ -59,6 +59,12 @@ class RequestContext:
     deadline: asyncio.Timeout | None = None  # the request's serverWrite deadline
     running: dict[object, str] = field(default_factory=dict)
 
+    def cancelled_status(self) -> int | str:
+        """What a node or step stopped by cancellation answered: 504 if the deadline passed."""
+        if self.deadline is not None and self.deadline.expired():
+            return 504
+        return CANCELLED
+
 
 @dataclass(frozen=True)
 class _Step:
@@ -124,12 +130,16 @@ class GraphRouter:
         except RoutingError as exc:
             status = exc.status
             raise
+        except asyncio.CancelledError:
+            status = context.cancelled_status()
+            raise
         finally:
             node.observer.observe(status, time.perf_counter() - started)
 
     async def _run_step(self, node: _Node, step: _Step, payload: Payload, context: RequestContext) -> Result:
         started = time.perf_counter()
         status: int | str = CANCELLED
+        stopped_by_deadline = False
         key = object()
         context.running[key] = step.label
         try:
@@ -140,12 +150,12 @@ class GraphRouter:
             status = exc.status
             raise
         except asyncio.CancelledError:
-            if context.deadline is not None and context.deadline.expired():
-                status = 504
-                key = None  # stays listed, so the timeout's answer can name it
+            status = context.cancelled_status()
+            stopped_by_deadline = status == 504
             raise
         finally:
-            context.running.pop(key, None)
+            if not stopped_by_deadline:  # such a step stays listed, for the 504's cause to name it
+                del context.running[key]
             step.observer.observe(status, time.perf_counter() - started)
 
     async def _execute(self, step: _Step, payload: Payload, context: RequestContext) -> Result:
