@@ -48,6 +48,12 @@ class Handler(BaseHTTPRequestHandler):
         start, end, status = 0, size, 200
         match = _RANGE.match(self.headers.get("Range", ""))
         if match and not self.options.no_ranges:
+            if int(match[1]) >= size:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             start = int(match[1])
             end = min(size, int(match[2]) + 1) if match[2] else size
             status = 206

@@ -50,6 +50,15 @@ def test_archives_are_unpacked(served, name):
         server.stop()
 
 
+def test_empty_file(served):
+    (served / "empty.bin").write_bytes(b"")
+    server = start_http(served)
+    try:
+        assert read_tree(fetch(f"{server.url}/empty.bin")) == {"empty.bin": b""}
+    finally:
+        server.stop()
+
+
 def test_second_fetch_is_served_from_the_cache(served, fast_retry):
     (served / "model.bin").write_bytes(os.urandom(100_000))
     server = start_http(served)

@@ -45,15 +45,9 @@ class HTTPBackend(Backend):
         # A one-byte range asks for the size and for range support at once; unlike HEAD, it also
         # works with URLs signed for GET only.
         with self._client.stream("GET", self._url, headers={"Range": "bytes=0-0"}) as response:
-            self._check(response)
+            size, ranges = self._size_and_ranges(response)
             if response.headers.get("content-type", "").startswith("text/html"):
                 raise StorageError(f"{self.location.display} answered with an HTML page, not a model file")
-            match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
-            if response.status_code == 206 and match:
-                size, ranges = int(match[1]), True
-            else:
-                length = response.headers.get("content-length")
-                size, ranges = (int(length) if length and length.isdigit() else None), False
             version = response.headers.get("etag") or response.headers.get("last-modified") or ""
             checksum = self._pinned or Checksum.from_base64("md5", response.headers.get("content-md5"))
         name = posixpath.basename(unquote(urlsplit(self._url).path.rstrip("/")))
@@ -62,6 +56,17 @@ class HTTPBackend(Backend):
                 name=name, key=self._url, size=size, version=version, checksum=checksum, ranges=ranges
             )
         ]
+
+    def _size_and_ranges(self, response: httpx.Response) -> tuple[int | None, bool]:
+        content_range = response.headers.get("content-range", "")
+        if response.status_code == 416 and content_range == "bytes */0":
+            return 0, False  # an empty file has no first byte to ask for
+        self._check(response)
+        match = _CONTENT_RANGE.fullmatch(content_range)
+        if response.status_code == 206 and match:
+            return int(match[1]), True
+        length = response.headers.get("content-length")
+        return (int(length) if length and length.isdigit() else None), False
 
     def read(self, obj: RemoteObject, start: int, end: int | None) -> Iterator[bytes]:
         headers = {}
