@@ -200,7 +200,7 @@ class _Checker:
         if after == end:
             return
         if self.path[after] not in ".|":
-            self.fail(after, f"expected '.' or '|' after {what}")
+            self.fail(after, f"expected '.' or '|' after {what}, found {self.path[after]!r}")
         self.check_get(after + 1, end, f"nothing follows '{self.path[after]}'")
 
     # Components: keys and indexes, `#`, `#.path`, queries.
@@ -243,7 +243,7 @@ class _Checker:
         if after == end:
             return
         if self.path[after] not in ".|":
-            self.fail(after, "expected '.', '|' or '#' after the query")
+            self.fail(after, f"expected '.', '|' or '#' after the query, found {self.path[after]!r}")
         self.check_get(after + 1, end, f"nothing follows '{self.path[after]}'")
 
     def _check_query_body(self, start: int, end: int) -> None:
