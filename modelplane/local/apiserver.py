@@ -311,6 +311,12 @@ async def _watch_lines(
         yield {"type": "ERROR", "object": error.to_status()}
 
 
+def open_store(home: Path) -> Store:
+    """The store of a modelplane home (created if new), with KServe's admission."""
+    home.mkdir(parents=True, exist_ok=True)
+    return Store(store_path(home), default_admission())
+
+
 def bind(host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> socket.socket:
     """A listening socket for the API; port 0 lets the OS choose."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -371,8 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=DEFAULT_API_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_API_PORT)
     args = parser.parse_args(argv)
-    args.home.mkdir(parents=True, exist_ok=True)
-    store = Store(store_path(args.home), default_admission())
+    store = open_store(args.home)
     server = ApiServer(store, bind(args.host, args.port))
     print(f"listening on {server.url}", flush=True)
     try:

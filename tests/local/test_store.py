@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 
 import pytest
 
@@ -326,3 +327,29 @@ def test_default_admission_refuses_what_kserve_refuses(tmp_path):
         assert caught.value.to_status()["code"] == 422
     finally:
         store.close()
+
+
+def test_concurrent_read_modify_writes_lose_nothing(store):
+    store.create(isvc())
+
+    def bump_counter():
+        for _ in range(20):
+            while True:
+                current = store.get(ISVC)
+                labels = current["metadata"].setdefault("labels", {})
+                labels["count"] = str(int(labels.get("count", "0")) + 1)
+                try:
+                    store.replace(current)  # carries the resourceVersion it read
+                    break
+                except Conflict:
+                    continue
+
+    threads = [threading.Thread(target=bump_counter) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = store.get(ISVC)
+    assert final["metadata"]["labels"]["count"] == "80"
+    assert final["metadata"]["generation"] == 1
+    assert final["metadata"]["resourceVersion"] == "81"
