@@ -139,3 +139,25 @@ def test_in_flight_counts_what_the_replicas_are_working_on(replica):
         eventually(lambda: gateway.revision_stats()["iris-1"].in_flight == 3, "three requests in flight")
         assert all(future.result().status_code == 200 for future in pending)
         assert gateway.revision_stats()["iris-1"].in_flight == 0
+
+
+def test_a_failing_scale_from_zero_callback_does_not_fail_the_request(replica):
+    def broken(revision: str) -> None:
+        raise RuntimeError("autoscaler is down")
+
+    with running_gateway(Backend("iris-1"), broken) as gateway, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(predict, gateway)
+        eventually(lambda: gateway.revision_stats()["iris-1"].queued == 1, "the request is queued")
+        gateway.update_routes(table(Backend("iris-1", (replica,))))
+        assert pending.result(timeout=60).status_code == 200
+
+
+def test_busy_replicas_are_skipped_for_free_ones(replica):
+    with upstream("iris-1-b") as second:
+        backend = Backend("iris-1", (replica, second), container_concurrency=1)
+        with running_gateway(backend) as gateway, ThreadPoolExecutor(2) as pool:
+            pending = [pool.submit(predict, gateway, "/slow?seconds=1") for _ in range(2)]
+            eventually(lambda: gateway.revision_stats()["iris-1"].in_flight == 2, "both requests in flight")
+            assert gateway.revision_stats()["iris-1"].queued == 0
+            served = sorted(future.result().json()["replica"] for future in pending)
+    assert served == ["iris-1-a", "iris-1-b"]

@@ -372,3 +372,11 @@ def test_a_port_in_use_is_an_error_at_start():
         thread = GatewayThread(GatewayConfig(port=taken.getsockname()[1]))
         with pytest.raises(OSError, match="(?i)address already in use"):
             thread.start()
+
+
+def test_an_upgrade_is_served_as_plain_http_and_the_connection_closes(raw):
+    raw.send(request("GET", "/v1/models/echo", "Connection: Upgrade", "Upgrade: websocket"))
+    data = raw.read_until_closed()
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nconnection: close\r\n" in data.lower()
+    assert b'"upgrade"' not in data.lower()
