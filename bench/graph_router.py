@@ -1,6 +1,6 @@
 """What the InferenceGraph router adds to each call, against calling the services directly.
 
-    python bench/graph_router.py [--requests 2000]
+    python3 bench/graph_router.py [--requests 2000] [--write-results]
 
 Starts a stub service (tests/graph/stub_service.py, a raw ASGI app on uvicorn) and `modelplane router`
 processes on 127.0.0.1, then measures, one request at a time, interleaved:
@@ -9,7 +9,8 @@ processes on 127.0.0.1, then measures, one request at a time, interleaved:
 - 3-step Sequence: client -> router -> 3 stubs in turn, against the client calling the 3 in turn;
 - 3-way Ensemble: client -> router -> 3 stubs at once, against the client calling the 3 at once.
 
-The added latency is router p50 minus direct p50; per hop it is divided by the number of steps.
+The added latency is router p50 minus direct p50 (the extra hop to the router and its work); per step it
+is divided by the number of steps. The target is under 0.5 ms p50 per hop.
 It also compares HTTP clients for the router's calls (httpx, aiohttp, modelplane's own), POSTing to the stub.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STUB = ROOT / "tests" / "graph" / "stub_service.py"
 BODY = json.dumps({"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}).encode()
 HEADERS = b"Content-Type: application/json\r\n"
+SECTION = "## InferenceGraph router"
 
 
 def start(args: list[str]) -> tuple[subprocess.Popen, str]:
@@ -70,6 +73,7 @@ async def measure(cases: dict[str, Callable[[], Awaitable[None]]], requests: int
 
 
 async def bench_router(stub_url: str, requests: int) -> list[tuple[str, int, dict[str, list[float]]]]:
+    """All graphs' cases interleaved in one run, so that they share the machine's ups and downs."""
     client = HttpClient()
     step_url = stub_url + "/success"
     step = parse_target(step_url)
@@ -80,7 +84,7 @@ async def bench_router(stub_url: str, requests: int) -> list[tuple[str, int, dic
         "3-way Ensemble": (3, {"routerType": "Ensemble", "steps": steps3}),
     }
     procs = []
-    results = []
+    cases: dict[str, Callable[[], Awaitable[None]]] = {}
     try:
         for name, (hops, root) in graphs.items():
             proc, url = start_router(root)
@@ -98,14 +102,18 @@ async def bench_router(stub_url: str, requests: int) -> list[tuple[str, int, dic
                     for _ in range(hops):
                         await client.post(step, BODY, HEADERS)
 
-            samples = await measure({"direct": direct, "router": via_router}, requests)
-            results.append((name, hops, samples))
+            cases[f"{name} direct"] = direct
+            cases[f"{name} router"] = via_router
+        samples = await measure(cases, requests)
     finally:
         client.close()
         for proc in procs:
             proc.terminate()
             proc.wait()
-    return results
+    return [
+        (name, hops, {"direct": samples[f"{name} direct"], "router": samples[f"{name} router"]})
+        for name, (hops, _) in graphs.items()
+    ]
 
 
 async def bench_clients(stub_url: str, requests: int) -> dict[str, list[float]]:
@@ -160,29 +168,20 @@ def row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--requests", type=int, default=2000, help="measured requests per case")
-    args = parser.parse_args()
-    stub, stub_url = start([sys.executable, str(STUB)])
-    try:
-        graph_results = uvloop.run(bench_router(stub_url, args.requests))
-        client_results = uvloop.run(bench_clients(stub_url, args.requests))
-    finally:
-        stub.terminate()
-        stub.wait()
-
-    print(f"InferenceGraph router, {args.requests} requests per case, concurrency 1, times in ms\n")
-    print(
-        row("graph", "direct p50", "router p50", "added p50", "added per hop p50", "direct p99", "router p99")
-    )
-    print(row(*["---"] * 7))
+def report(requests: int, graph_results, client_results, load: tuple[float, float]) -> str:
+    lines = [
+        f"{requests} requests per case, one at a time, interleaved; times in ms; "
+        f"load average {load[0]:.2f} before, {load[1]:.2f} after (2 cores, shared).",
+        "",
+        row(
+            "graph", "direct p50", "router p50", "added p50", "added per step p50", "direct p99", "router p99"
+        ),
+        row(*["---"] * 7),
+    ]
     for name, hops, samples in graph_results:
         direct, router = samples["direct"], samples["router"]
         added = statistics.median(router) - statistics.median(direct)
-        print(
+        lines.append(
             row(
                 name,
                 f"{statistics.median(direct):.3f}",
@@ -193,13 +192,55 @@ def main() -> None:
                 f"{percentile(router, 0.99):.3f}",
             )
         )
-    print("\nHTTP clients, one POST to the stub, times in ms\n")
-    print(row("client", "p50", "p99", "ratio to modelplane p50"))
-    print(row(*["---"] * 4))
+    lines += [
+        "",
+        "HTTP clients for the router's calls, one POST to the stub at a time; times in ms:",
+        "",
+        row("client", "p50", "p99", "p50 / modelplane's"),
+        row(*["---"] * 4),
+    ]
     own = statistics.median(client_results["modelplane HttpClient"])
     for name, samples in client_results.items():
         p50 = statistics.median(samples)
-        print(row(name, f"{p50:.3f}", f"{percentile(samples, 0.99):.3f}", f"{p50 / own:.2f}x"))
+        lines.append(row(name, f"{p50:.3f}", f"{percentile(samples, 0.99):.3f}", f"{p50 / own:.2f}x"))
+    return "\n".join(lines) + "\n"
+
+
+def write_results(text: str, command: str) -> None:
+    """Replace this benchmark's section of bench/RESULTS.md, leaving the others as they are."""
+    path = Path(__file__).with_name("RESULTS.md")
+    existing = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = f"{SECTION}\n\n    {command}\n\n{text}"
+    start = existing.find(SECTION + "\n")
+    if start < 0:
+        updated = existing.rstrip("\n") + "\n\n" + section
+    else:
+        end = existing.find("\n## ", start + len(SECTION))
+        updated = existing[:start] + section + ("" if end < 0 else existing[end:])
+    path.write_text(updated)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=2000, help="measured requests per case")
+    parser.add_argument(
+        "--write-results", action="store_true", help=f"update {SECTION!r} in bench/RESULTS.md"
+    )
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    stub, stub_url = start([sys.executable, str(STUB)])
+    try:
+        graph_results = uvloop.run(bench_router(stub_url, args.requests))
+        client_results = uvloop.run(bench_clients(stub_url, args.requests))
+    finally:
+        stub.terminate()
+        stub.wait()
+    text = report(args.requests, graph_results, client_results, (load_before, os.getloadavg()[0]))
+    print(text)
+    if args.write_results:
+        write_results(text, f"python3 bench/graph_router.py --requests {args.requests}")
 
 
 if __name__ == "__main__":
