@@ -97,7 +97,7 @@ class _Checker:
             self.fail(start, if_empty)
         if end - start > 1:
             first = path[start]
-            if first == "@" and self._modifier_name(start) in MODIFIERS:
+            if first == "@" and self._modifier_name(start, end) in MODIFIERS:
                 return self._check_modifier(start, end)
             if first == "!" and self._check_literal(start, end):
                 return None
@@ -107,14 +107,15 @@ class _Checker:
                 return self.check_chain(start + 2, end, "nothing follows '..'")
         return self.check_chain(start, end, if_empty)
 
-    def _modifier_name(self, start: int) -> str:
-        end = start + 1
-        while end < len(self.path) and self.path[end] not in ":|.":
-            end += 1
-        return self.path[start + 1 : end]
+    def _modifier_name(self, start: int, end: int) -> str:
+        """The name after the `@` at start, up to a `:`, `|` or `.`."""
+        name_end = start + 1
+        while name_end < end and self.path[name_end] not in ":|.":
+            name_end += 1
+        return self.path[start + 1 : name_end]
 
     def _check_modifier(self, start: int, end: int) -> None:
-        after = start + 1 + len(self._modifier_name(start))
+        after = start + 1 + len(self._modifier_name(start, end))
         if after < end and self.path[after] == ":":
             after += 1
             if after < end and self.path[after] in "{[":
@@ -226,13 +227,14 @@ class _Checker:
                 self.fail(start, "a path component is empty")
             if i >= end:
                 return None
-            if path[i] == "|" or (i + 1 < end and self._dot_pipes(i + 1)):
+            if path[i] == "|" or (i + 1 < end and self._dot_pipes(i + 1, end)):
                 return self.check_get(i + 1, end, f"nothing follows '{path[i]}'")
             start, if_empty = i + 1, "nothing follows '.'"
 
-    def _dot_pipes(self, start: int) -> bool:
+    def _dot_pipes(self, start: int, end: int) -> bool:
+        """Whether what follows a `.` is read as if after a `|`: a multipath or a modifier."""
         char = self.path[start]
-        return char in "[{" or (char == "@" and self._modifier_name(start) in MODIFIERS)
+        return char in "[{" or (char == "@" and self._modifier_name(start, end) in MODIFIERS)
 
     def _check_query(self, start: int, end: int) -> None:
         close = self.closing[start + 1]
