@@ -132,3 +132,39 @@ def decode_response(body: bytes, json_length: int | None = None) -> InferRespons
         model_version=document.get("model_version"),
         parameters=document.get("parameters"),
     )
+
+
+def encode_request(request: InferRequest) -> tuple[bytes, int | None]:
+    """The body of an /infer request, and its JSON length when binary tensors follow it.
+
+    Tensors travel as JSON, except FP16, which only the binary extension can carry.
+    """
+    described = []
+    raw_parts: list[bytes] = []
+    for tensor in request.inputs:
+        entry = {"name": tensor.name, "shape": tensor.shape, "datatype": tensor.datatype}
+        parameters = dict(tensor.parameters or {})
+        parameters.pop("binary_data_size", None)
+        if tensor.datatype == "FP16":
+            raw = array_to_raw(_output_array(tensor), "FP16")
+            raw_parts.append(raw)
+            parameters["binary_data_size"] = len(raw)
+        else:
+            entry["data"] = _json_data(tensor)
+        if parameters:
+            entry["parameters"] = parameters
+        described.append(entry)
+    document: dict = {"inputs": described}
+    if request.id:
+        document["id"] = request.id
+    if request.parameters:
+        document["parameters"] = request.parameters
+    if request.request_outputs:
+        document["outputs"] = [
+            {"name": output.name, **({"parameters": output.parameters} if output.parameters else {})}
+            for output in request.request_outputs
+        ]
+    header = orjson.dumps(document, option=_DUMPS_OPTIONS)
+    if not raw_parts:
+        return header, None
+    return header + b"".join(raw_parts), len(header)

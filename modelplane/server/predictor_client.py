@@ -1,0 +1,78 @@
+"""How a transformer's default `predict` and `explain` reach its predictor and explainer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+
+from modelplane.protocol.errors import InvalidInput, UpstreamError
+from modelplane.protocol.v2 import InferRequest
+from modelplane.protocol.v2_rest import JSON_LENGTH_HEADER, decode_response, encode_request
+
+if TYPE_CHECKING:
+    from modelplane.server.model import Model
+
+# Headers a transformer passes on to its predictor.
+FORWARDED_HEADERS = ("x-request-id", "x-b3-traceid", "authorization", "traceparent")
+TIMEOUT_SECONDS = 600
+
+_clients: dict[str, httpx.AsyncClient] = {}
+
+
+def _client(host: str) -> httpx.AsyncClient:
+    client = _clients.get(host)
+    if client is None:
+        base = host if host.startswith(("http://", "https://")) else f"http://{host}"
+        client = _clients[host] = httpx.AsyncClient(base_url=base, timeout=TIMEOUT_SECONDS)
+    return client
+
+
+def _forwarded(headers: dict[str, str] | None) -> dict[str, str]:
+    if not headers:
+        return {}
+    return {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
+
+
+async def forward_predict(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:
+    client = _client(model.predictor_host)
+    if isinstance(payload, InferRequest) or model.predictor_protocol == "v2":
+        if not isinstance(payload, InferRequest):
+            raise InvalidInput("a transformer speaking V2 to its predictor must pass on an InferRequest")
+        body, json_length = encode_request(payload)
+        request_headers = {"content-type": "application/json", **_forwarded(headers)}
+        if json_length is not None:
+            request_headers = {JSON_LENGTH_HEADER: str(json_length), **_forwarded(headers)}
+        response = await _send(client, f"/v2/models/{model.name}/infer", body, request_headers)
+        length = response.headers.get(JSON_LENGTH_HEADER)
+        return decode_response(response.content, int(length) if length else None)
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    request_headers = {"content-type": "application/json", **_forwarded(headers)}
+    response = await _send(client, f"/v1/models/{model.name}:predict", body, request_headers)
+    return orjson.loads(response.content)
+
+
+async def forward_explain(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    request_headers = {"content-type": "application/json", **_forwarded(headers)}
+    response = await _send(
+        _client(model.explainer_host), f"/v1/models/{model.name}:explain", body, request_headers
+    )
+    return orjson.loads(response.content)
+
+
+async def _send(client: httpx.AsyncClient, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    try:
+        response = await client.post(path, content=body, headers=headers)
+    except httpx.TransportError as exc:
+        raise UpstreamError(f"cannot reach {client.base_url}{path}: {exc}", 502) from None
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("error") or response.text
+        except ValueError:
+            message = response.text
+        raise UpstreamError(
+            f"{client.base_url}{path} answered {response.status_code}: {message}", response.status_code
+        )
+    return response

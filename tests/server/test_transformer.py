@@ -1,0 +1,89 @@
+"""A transformer in front of a predictor: the default predict forwards over REST, V1 and V2."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.server.conftest import IRIS_ROWS
+from tests.server.processes import serve
+
+TRANSFORMER = """
+from modelplane.server import InferRequest, Model
+
+
+class Transformer(Model):
+    def load(self):
+        self.ready = True
+        return True
+
+    def preprocess(self, payload, headers=None):
+        if isinstance(payload, InferRequest):
+            return payload
+        return {"instances": payload["rows"]}
+
+    def postprocess(self, result, headers=None):
+        if isinstance(result, dict):
+            return {**result, "via": "transformer"}
+        return result
+"""
+
+
+@pytest.fixture(scope="module")
+def transformer_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("transformer") / "transformer.py"
+    path.write_text(TRANSFORMER)
+    return path
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_transformer_forwards_to_its_predictor(iris_server, transformer_file, protocol):
+    transformer = serve(
+        "--model-class",
+        f"{transformer_file}:Transformer",
+        "--model-name",
+        "iris",
+        "--predictor-host",
+        f"127.0.0.1:{iris_server.http_port}",
+        "--predictor-protocol",
+        protocol,
+        grpc=False,
+    )
+    try:
+        if protocol == "v1":
+            response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+            assert response.json() == {"predictions": [1, 1], "via": "transformer"}
+            unknown = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": [[1, 2]]})
+            assert unknown.status_code == 400
+            assert "features" in unknown.json()["error"]
+        else:
+            body = {
+                "id": "t1",
+                "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}],
+            }
+            response = httpx.post(transformer.url + "/v2/models/iris/infer", json=body)
+            assert response.status_code == 200, response.text
+            assert response.json()["outputs"][0]["data"] == [1, 1]
+            assert response.json()["id"] == "t1"
+    finally:
+        transformer.stop()
+
+
+def test_unreachable_predictor_is_502(transformer_file):
+    from tests.server.processes import free_port
+
+    transformer = serve(
+        "--model-class",
+        f"{transformer_file}:Transformer",
+        "--model-name",
+        "iris",
+        "--predictor-host",
+        f"127.0.0.1:{free_port()}",
+        grpc=False,
+    )
+    try:
+        response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+        assert response.status_code == 502
+        assert "cannot reach" in response.json()["error"]
+    finally:
+        transformer.stop()

@@ -1,0 +1,62 @@
+"""`--workers N`: N processes on one port, metrics summed across them, a dead worker replaced."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import httpx
+
+from tests.server.conftest import IRIS_ROWS
+from tests.server.processes import serve
+
+
+def worker_pids(parent: int) -> list[int]:
+    result = subprocess.run(
+        ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(parent)], capture_output=True, text=True
+    )
+    return [int(line.split()[0]) for line in result.stdout.splitlines() if "spawn_main" in line]
+
+
+def wait_for(predicate, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError
+
+
+def test_two_workers_share_the_ports(sklearn_dir):
+    server = serve("--model-dir", str(sklearn_dir), "--model-name", "iris", "--workers", "2")
+    try:
+        pids = wait_for(lambda: (p := worker_pids(server.process.pid)) and len(p) == 2 and p)
+        # Every worker must be ready before counting: fresh connections land on either of them,
+        # so twenty ready answers in a row mean both have loaded the model.
+        wait_for(
+            lambda: all(httpx.get(server.url + "/v2/health/ready").status_code == 200 for _ in range(20))
+        )
+        for _ in range(40):
+            with httpx.Client() as client:  # a new connection each time, spread over the workers
+                response = client.post(server.url + "/v1/models/iris:predict", json={"instances": IRIS_ROWS})
+                assert response.json() == {"predictions": [1, 1]}
+        text = httpx.get(server.url + "/metrics").text
+        counted = re.search(
+            r'modelplane_requests_total\{code="200",model_name="iris",protocol="v1"\} (\S+)', text
+        )
+        assert float(counted.group(1)) == 40.0
+
+        os.kill(pids[0], signal.SIGKILL)
+        replaced = wait_for(
+            lambda: (p := worker_pids(server.process.pid)) and len(p) == 2 and pids[0] not in p and p
+        )
+        assert len(replaced) == 2
+        server.wait_ready()
+        response = httpx.post(server.url + "/v1/models/iris:predict", json={"instances": IRIS_ROWS})
+        assert response.json() == {"predictions": [1, 1]}
+    finally:
+        assert server.stop() == 0
