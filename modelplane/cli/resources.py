@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from modelplane.api.admission import unknown_fields
 from modelplane.api.errors import LoadError
 from modelplane.api.kinds import Kind, kind_of
 from modelplane.api.loader import Document, load_path, load_text
@@ -93,6 +94,7 @@ def _apply(args: argparse.Namespace) -> int:
     if not documents:
         raise CommandError("no objects passed to apply")
     resources = [_placed(document, args.namespace) for document in documents]
+    _warn_about_unknown_fields(documents)
     with _client(args) as client:
         try:
             results = client.apply(resources, args.namespace or DEFAULT_NAMESPACE)
@@ -101,6 +103,16 @@ def _apply(args: argparse.Namespace) -> int:
     for result in results:
         print(f"{_object_name(result['object'])} {result['action']}")
     return 0
+
+
+def _warn_about_unknown_fields(documents: list[Document]) -> None:
+    """Fields the schema does not know are kept but do nothing: most often a typo."""
+    for document in documents:
+        for path in unknown_fields(document.resource):
+            print(
+                f'Warning: {document.source}:{document.line_of(path)}: unknown field "{path}"',
+                file=sys.stderr,
+            )
 
 
 def _read_documents(sources: list[str], recursive: bool) -> list[Document]:

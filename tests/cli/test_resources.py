@@ -123,8 +123,10 @@ def test_apply_a_folder_and_stdin(api, tmp_path):
     ]
     assert json.loads(run(api, "get", "isvc", "folder-b", "-n", "team", "-o", "json").stdout)
 
-    piped = run(api, "apply", "-f", "-", stdin=isvc_yaml("from-stdin"))
+    typo = isvc_yaml("from-stdin").replace("      storageUri:", "      storageUrl: x\n      storageUri:")
+    piped = run(api, "apply", "-f", "-", stdin=typo)
     assert piped.stdout == "inferenceservice.serving.kserve.io/from-stdin created\n"
+    assert piped.stderr == 'Warning: <stdin>:8: unknown field "spec.predictor.sklearn.storageUrl"\n'
 
 
 def test_a_refused_document_refuses_the_whole_apply(api, tmp_path):
