@@ -50,8 +50,13 @@ def go_bool(value: Any) -> bool:
     return False
 
 
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+")
+# Go's float syntax; an underscore may separate two digits ("1_000"), which Python's float() also accepts.
+_DIGITS = r"\d+(?:_\d+)*"
+_HEX_DIGITS = r"[0-9a-fA-F]+(?:_[0-9a-fA-F]+)*"
+_DECIMAL = re.compile(rf"[+-]?(?:{_DIGITS}\.?(?:{_DIGITS})?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?")
+_HEX_FLOAT = re.compile(
+    rf"[+-]?0[xX]_?(?:{_HEX_DIGITS}\.?(?:{_HEX_DIGITS})?|\.{_HEX_DIGITS})[pP][+-]?{_DIGITS}"
+)
 _INFINITY = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
 
 
@@ -64,7 +69,10 @@ def go_parse_float(text: str) -> float:
     if text.lower() == "nan":
         return math.nan
     if _HEX_FLOAT.fullmatch(text):
-        return float.fromhex(text)
+        try:
+            return float.fromhex(text.replace("_", ""))
+        except OverflowError:
+            return -math.inf if text[0] == "-" else math.inf
     return 0.0
 
 

@@ -185,6 +185,10 @@ OPERATORS = [
     Case(MIXED, "#(>abc)#", [1, 2.5, "true"]),
     Case(GUIDE, "friends.#(age==4.4e1).first", "Dale"),
     Case(GUIDE, "friends.#(age<inf)#.first", ["Dale", "Roger", "Jane"]),
+    Case({"n": [10, 16, 0.5]}, "n.#(==1_0)#", [10]),  # Go's float syntax, underscores and hex included
+    Case({"n": [10, 16, 0.5]}, "n.#(==0x1p4)#", [16]),
+    Case({"n": [10, 16, 0.5]}, "n.#(==.5)#", [0.5]),
+    Case({"n": [10, 16, 0.5]}, "n.#(==1__0)#", []),
     Case(MIXED, '#(%"*")#', ["2", "abc", "true"]),
     # true and false compare with the text "true" / "false"; true sorts above false
     Case(MIXED, "#(==true)#", [True, "true"]),
