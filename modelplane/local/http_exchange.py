@@ -13,15 +13,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from modelplane.local.gateway_revisions import Replica, RevisionState, Unavailable
-from modelplane.local.http_messages import (
-    CONTINUE,
-    HOP_BY_HOP,
-    LAST_CHUNK,
-    connection_headers,
-    error_response,
-    new_request_id,
-    status_line,
-)
+from modelplane.local.http_heads import request_head, response_head
+from modelplane.local.http_messages import CONTINUE, LAST_CHUNK, error_response
 from modelplane.local.http_upstream import NO_BODY_STATUSES, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -93,39 +86,13 @@ class Exchange:
         self.method = method
         self.keep_alive = keep_alive
         self._http10 = http10
-        lowered = [(name.lower(), name, value) for name, value in self.headers]
-        drop = HOP_BY_HOP
-        forwarded_for = b""
-        for lower, _, value in lowered:
-            if lower == b"host":
-                self._host = value
-            elif lower == b"x-request-id":
-                self._request_id = value
-            elif lower == b"connection":
-                drop = drop | connection_headers(value)
-            elif lower == b"transfer-encoding":
-                self._chunked_request = b"chunked" in value.lower()
-            elif lower == b"expect":
-                self._expect_continue = value.lower() == b"100-continue"
-            elif lower == b"x-forwarded-for":
-                forwarded_for = value
-        head = [method, b" ", self.url, b" HTTP/1.1\r\n"]
-        for lower, name, value in lowered:
-            if lower in drop or lower == b"expect" or lower == b"x-forwarded-for":
-                continue
-            head.append(b"%b: %b\r\n" % (name, value))
-        if not self._request_id:
-            self._request_id = new_request_id()
-            self._generated_request_id = True
-            head.append(b"x-request-id: %b\r\n" % self._request_id)
-        peer = self.client.peer_ip
-        head.append(
-            b"x-forwarded-for: %b\r\n" % (b"%b, %b" % (forwarded_for, peer) if forwarded_for else peer)
-        )
-        if self._chunked_request:
-            head.append(b"transfer-encoding: chunked\r\n")
-        head.append(b"\r\n")
-        self._head = b"".join(head)
+        head = request_head(method, self.url, self.headers, self.client.peer_ip)
+        self._head = head.head
+        self._host = head.host
+        self._request_id = head.request_id
+        self._generated_request_id = head.generated_request_id
+        self._chunked_request = head.chunked
+        self._expect_continue = head.expect_continue
 
     def request_body(self, data: bytes) -> None:
         if self._chunked_request:
@@ -348,33 +315,23 @@ class Exchange:
     ) -> None:
         self._stop_timer()
         self._response_started = True
-        drop = HOP_BY_HOP
-        has_request_id = False
-        for name, value in headers:
-            lower = name.lower()
-            if lower == b"connection":
-                drop = drop | connection_headers(value)
-            elif lower == b"x-request-id":
-                has_request_id = True
-        head = [status_line(status, reason)]
-        for name, value in headers:
-            if name.lower() not in drop:
-                head.append(b"%b: %b\r\n" % (name, value))
-        if self._generated_request_id and not has_request_id:
-            head.append(b"x-request-id: %b\r\n" % self._request_id)
-        has_body = self.method != b"HEAD" and status not in NO_BODY_STATUSES
-        if content_length is None and has_body:
+        if content_length is None and self.method != b"HEAD" and status not in NO_BODY_STATUSES:
+            # A body of unknown length: chunked to the client, or to the end of the connection.
             if self._http10:
-                self.keep_alive = False  # the body ends when the connection does
+                self.keep_alive = False
             else:
                 self._chunked_response = True
-                head.append(b"transfer-encoding: chunked\r\n")
-        if not self.keep_alive:
-            head.append(b"connection: close\r\n")
-        elif self._http10:
-            head.append(b"connection: keep-alive\r\n")
-        head.append(b"\r\n")
-        self._out.append(b"".join(head))
+        self._out.append(
+            response_head(
+                status,
+                reason,
+                headers,
+                request_id=self._request_id if self._generated_request_id else None,
+                chunked=self._chunked_response,
+                close=not self.keep_alive,
+                keep_alive_header=self._http10,
+            )
+        )
 
     def upstream_body(self, data: bytes) -> None:
         if self._chunked_response:
