@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -233,6 +234,7 @@ def main() -> int:
     args = parser.parse_args()
 
     kserve_python = ensure_kserve_env()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the S3 server
     moto = Moto()
     tables = []
     try:

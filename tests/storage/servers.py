@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -136,3 +137,54 @@ def start_azurite(workdir: Path) -> Server:
 
 def _missing(what: str, how: str):
     pytest.fail(f"{what} is not installed; run: {how}", pytrace=False)
+
+
+class CuttingProxy:
+    """A TCP proxy on loopback that drops the first connection to send more than `cut_after` bytes back."""
+
+    def __init__(self, target_port: int, cut_after: int) -> None:
+        self.target_port = target_port
+        self.cut_after = cut_after
+        self.cuts = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, downstream: bool) -> None:
+        sent = 0
+        try:
+            while data := source.recv(65536):
+                if downstream:
+                    with self._lock:
+                        cut = self.cuts == 0 and sent + len(data) > self.cut_after
+                        if cut:
+                            self.cuts += 1
+                    if cut:
+                        sink.sendall(data[: self.cut_after - sent])
+                        break
+                sink.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def stop(self) -> None:
+        self._listener.close()

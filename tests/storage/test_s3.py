@@ -5,9 +5,17 @@ import os
 import boto3
 import pytest
 
-from modelplane.storage import AccessDeniedError, NotFoundError, StorageError, TransferOptions, fetch
+from modelplane.storage import (
+    AccessDeniedError,
+    NotFoundError,
+    RetryPolicy,
+    StorageError,
+    TransferOptions,
+    fetch,
+)
 
 from .helpers import model_files, read_tree, tar_of
+from .servers import CuttingProxy
 
 KEYS = {"access_key_id": "modelplane-test-key", "secret_access_key": "modelplane-test-secret"}
 
@@ -66,6 +74,21 @@ def test_allow_and_ignore_patterns(tmp_path, s3, monkeypatch):
     assert sorted(read_tree(fetch(f"s3://{s3.bucket}/llm"))) == ["config.json", "model.safetensors"]
     with pytest.raises(NotFoundError, match="matches the allow and ignore patterns"):
         fetch(f"s3://{s3.bucket}/llm", allow_patterns=["*.onnx"])
+
+
+def test_connection_cut_midway_is_resumed(s3, moto_server, monkeypatch):
+    data = os.urandom(6 * 1024 * 1024)
+    s3.put_object(Bucket=s3.bucket, Key="m/model.bin", Body=data)
+    proxy = CuttingProxy(moto_server.port, cut_after=2 * 1024 * 1024)
+    try:
+        s3_env(monkeypatch, s3)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        options = TransferOptions(concurrency=1, retry=RetryPolicy(attempts=3, initial_delay=0.01))
+        folder = fetch(f"s3://{s3.bucket}/m", options=options)
+        assert (folder / "model.bin").read_bytes() == data
+        assert proxy.cuts == 1
+    finally:
+        proxy.stop()
 
 
 def test_single_object_and_archive(tmp_path, s3, monkeypatch):
@@ -139,7 +162,9 @@ def test_errors_are_clear_and_hold_no_secret(s3, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     monkeypatch.setenv("S3_MAX_ATTEMPTS", "1")
     with pytest.raises(StorageError) as caught:
-        fetch(f"s3://{s3.bucket}/m", options=TransferOptions(retry=_no_wait()))
+        fetch(
+            f"s3://{s3.bucket}/m", options=TransferOptions(retry=RetryPolicy(attempts=2, initial_delay=0.01))
+        )
     assert "wrong-secret-value" not in str(caught.value) and "AKIA-WRONG-KEY" not in str(caught.value)
 
 
@@ -165,9 +190,3 @@ def test_access_denied(s3, monkeypatch):
     monkeypatch.setenv("awsAnonymousCredential", "true")  # unsigned requests: the policy applies
     with pytest.raises(AccessDeniedError, match="access denied"):
         fetch(f"s3://{s3.bucket}/m/model.bin")
-
-
-def _no_wait():
-    from modelplane.storage import RetryPolicy
-
-    return RetryPolicy(attempts=2, initial_delay=0.01)
