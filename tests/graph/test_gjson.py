@@ -27,6 +27,20 @@ def case_id(case: Case) -> str:
     return case.path
 
 
+def check(case: Case) -> None:
+    result = compile_path(case.path).get(case.doc)
+    if case.expected is NOTHING:
+        assert not result.exists, f"selected {result.raw}"
+        assert result.value is None
+        assert result.raw == ""
+        assert not matches(case.doc, case.path)
+    else:
+        assert result.exists
+        # JSON text tells true from 1 and 1 from 1.0, which == on Python values does not.
+        assert orjson.dumps(result.value) == orjson.dumps(case.expected)
+        assert matches(case.doc, case.path)
+
+
 # Documents from the reference, KServe's e2e tests and the GJSON syntax guide.
 PICK_ERROR = {"decision_picker": "ERROR", "key1": {"name": "abc"}}
 PICK_SUCCESS = {"decision_picker": "SUCCESS", "key1": {"name": "abc"}}
@@ -306,21 +320,8 @@ def test_modifiers_multipaths_and_literals(case: Case) -> None:
     check(case)
 
 
-def check(case: Case) -> None:
-    result = compile_path(case.path).get(case.doc)
-    if case.expected is NOTHING:
-        assert not result.exists, f"selected {result.raw}"
-        assert result.value is None
-        assert result.raw == ""
-        assert not matches(case.doc, case.path)
-    else:
-        assert result.exists
-        # JSON text tells true from 1 and 1 from 1.0, which == on Python values does not.
-        assert orjson.dumps(result.value) == orjson.dumps(case.expected)
-        assert matches(case.doc, case.path)
-
-
-# Conditions modelplane refuses (Go would silently never match them), with the position named.
+# Conditions modelplane refuses (Go reads them without complaint, and they never or always match),
+# with the problem and its position named.
 REFUSED = [
     ("", "the path is empty", 1),
     ("[@this].#(decision_picker==ERROR", "'(' is never closed", 10),
