@@ -21,6 +21,8 @@ from modelplane.graph.gjson_values import MISSING
 
 
 class Context:
+    """What the components of one get share: the value found so far, and the path after a `|`."""
+
     __slots__ = ("value", "pipe")
 
     def __init__(self) -> None:
@@ -60,6 +62,8 @@ class Chain:
 
 
 class ChainGet(GetNode):
+    """A chain of components with wildcards, `#`, queries or pipes, walked by Go's rules."""
+
     __slots__ = ("chain",)
 
     def __init__(self, chain: Chain) -> None:
