@@ -168,6 +168,40 @@ def test_errors_are_clear_and_hold_no_secret(s3, monkeypatch):
     assert "wrong-secret-value" not in str(caught.value) and "AKIA-WRONG-KEY" not in str(caught.value)
 
 
+def test_tls_settings(tmp_path, s3, monkeypatch):
+    from modelplane.storage import ConfigurationError, StorageConfig, parse_uri
+    from modelplane.storage.backends.s3 import S3Backend
+
+    location = parse_uri(f"s3://{s3.bucket}/m")
+    with pytest.raises(ConfigurationError, match="the CA bundle .*missing.pem does not exist"):
+        S3Backend(location, StorageConfig({"ca_bundle": str(tmp_path / "missing.pem")}))
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert S3Backend(location, StorageConfig({"ca_bundle": str(bundle)}))._verify() == str(bundle)
+    monkeypatch.setenv("S3_VERIFY_SSL", "0")
+    assert S3Backend(location, StorageConfig({"ca_bundle": str(bundle)}))._verify() is False
+    # The storage config wins over the environment.
+    assert S3Backend(location, StorageConfig({"verify_ssl": "true"}))._verify() is True
+
+
+def test_logs_hold_no_secret(s3, isolated, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="modelplane")
+    store = isolated / "storage-config"
+    store.mkdir(parents=True)
+    document = {"type": "s3", "endpoint_url": "http://127.0.0.1:1", "bucket": s3.bucket, **KEYS}
+    (store / "k.json").write_text(json.dumps(document))
+    with pytest.raises(StorageError) as caught:
+        fetch(
+            {"key": "k", "path": "m"},
+            options=TransferOptions(retry=RetryPolicy(attempts=2, initial_delay=0.01)),
+        )
+    text = caplog.text + str(caught.value)
+    assert caplog.records  # the retry was logged
+    assert KEYS["secret_access_key"] not in text and KEYS["access_key_id"] not in text
+
+
 def test_access_denied(s3, monkeypatch):
     s3_env(monkeypatch, s3)
     s3.put_object(Bucket=s3.bucket, Key="m/model.bin", Body=b"x")
