@@ -21,6 +21,7 @@ from modelplane.local.gateway_config import GatewayConfig
 from modelplane.local.gateway_dispatch import Dispatcher
 from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import RouteTable
+from modelplane.local.http_deadlines import Deadlines
 from modelplane.local.http_proxy import ClientConnection
 from modelplane.local.http_upstream import UpstreamPool
 
@@ -40,6 +41,7 @@ class Gateway:
         self.config = config or GatewayConfig()
         self._dispatcher = Dispatcher(on_demand)
         self._pool = UpstreamPool(self.config.connect_timeout, self.config.upstream_idle_timeout)
+        self._deadlines = Deadlines()
         self._connections: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -76,6 +78,7 @@ class Gateway:
         for connection in list(self._connections):
             connection.abort()
         self._pool.close()
+        self._deadlines.close()
         await self._server.wait_closed()
         self._server = None
 
@@ -118,7 +121,9 @@ class Gateway:
         self._schedule_idle_sweep()
 
     def _new_connection(self) -> ClientConnection:
-        connection = ClientConnection(self._dispatcher, self._pool, self.config, self._connections.discard)
+        connection = ClientConnection(
+            self._dispatcher, self._pool, self._deadlines, self.config, self._connections.discard
+        )
         self._connections.add(connection)
         return connection
 

@@ -71,7 +71,7 @@ class Exchange:
         self._attempted: UpstreamConnection | None = None
         self._reused = False
         self._outcome: asyncio.Future[str] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._watched = False  # a response-header deadline is running
         self._failure = ""
         self._response_started = False
         self._chunked_response = False
@@ -126,7 +126,7 @@ class Exchange:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             return
-        self._stop_timer()
+        self._stop_deadline()
         self._drop_upstream()
         self._release_slot()
 
@@ -182,10 +182,11 @@ class Exchange:
             upstream.write(self._head)
         self.client.resume_reading(PAUSED_FOR_BODY)
         timeout = self._revision.timeout_seconds or self.client.config.response_timeout
-        self._timer = asyncio.get_running_loop().call_later(timeout, self._time_out, timeout)
+        self.client.deadlines.watch(self, timeout)
+        self._watched = True
 
     def _attempt_ended(self, outcome: str) -> None:
-        self._stop_timer()
+        self._stop_deadline()
         if self._outcome is not None:
             self._outcome.set_result(outcome)
         elif outcome is DONE:
@@ -199,7 +200,7 @@ class Exchange:
         except Unavailable as exc:
             self._reply_error(exc.status, exc.message)
         except asyncio.CancelledError:
-            self._stop_timer()
+            self._stop_deadline()
             self._drop_upstream()
             self._release_slot()
             return
@@ -210,7 +211,7 @@ class Exchange:
             return
         except Exception:
             logger.exception("gateway: forwarding %s %s failed", self.method, self.url)
-            self._stop_timer()
+            self._stop_deadline()
             self._drop_upstream()
             self._reply_error(502, "the gateway failed to forward the request")
         self._finish()
@@ -274,15 +275,15 @@ class Exchange:
                 )
             replica = outcome = None
 
-    def _time_out(self, timeout: float) -> None:
-        self._timer = None
+    def deadline_passed(self, timeout: float) -> None:
+        self._watched = False
         self._drop_upstream()
         self._attempt_ended(TIMED_OUT)
 
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _stop_deadline(self) -> None:
+        if self._watched:
+            self._watched = False
+            self.client.deadlines.unwatch(self)
 
     def _reply_error(self, status: int, message: str) -> None:
         if self._response_started:
@@ -313,7 +314,7 @@ class Exchange:
     def upstream_head(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], content_length: int | None
     ) -> None:
-        self._stop_timer()
+        self._stop_deadline()
         self._response_started = True
         if content_length is None and self.method != b"HEAD" and status not in NO_BODY_STATUSES:
             # A body of unknown length: chunked to the client, or to the end of the connection.

@@ -17,6 +17,7 @@ import httptools
 
 from modelplane.local.gateway_config import GatewayConfig
 from modelplane.local.gateway_revisions import RevisionState
+from modelplane.local.http_deadlines import Deadlines
 from modelplane.local.http_exchange import (
     PAUSED_FOR_BODY,
     PAUSED_FOR_PIPELINE,
@@ -38,11 +39,13 @@ class ClientConnection(asyncio.Protocol):
         self,
         router: Router,
         pool: UpstreamPool,
+        deadlines: Deadlines,
         config: GatewayConfig,
         on_close: Callable[[ClientConnection], None],
     ) -> None:
         self.router = router
         self.pool = pool
+        self.deadlines = deadlines
         self.config = config
         self.transport: asyncio.Transport | None = None
         self.peer_ip = b""
