@@ -1,6 +1,8 @@
 import base64
 import hashlib
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
@@ -63,3 +65,58 @@ def test_bad_service_account_is_not_echoed(gcs, isolated):
     with pytest.raises(ConfigurationError, match="service-account key") as caught:
         fetch({"key": "gcs", "path": "m"})
     assert "very secret" not in str(caught.value) and secret not in str(caught.value)
+
+
+class _TokenHandler(BaseHTTPRequestHandler):
+    """Google's OAuth token endpoint, as far as a service account needs it."""
+
+    requests: list[str] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        self.requests.append(self.rfile.read(length).decode())
+        body = json.dumps({"access_token": "test-token", "expires_in": 3600, "token_type": "Bearer"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+def test_service_account_from_the_storage_config(gcs, isolated):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    gcs.blob("m/model.bin").upload_from_string(b"weights")
+    token_server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenHandler)
+    threading.Thread(target=token_server.serve_forever, daemon=True).start()
+    try:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        account = {
+            "type": "service_account",
+            "project_id": "test",
+            "private_key_id": "1",
+            "private_key": pem,
+            "client_email": "fetcher@test.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": f"http://127.0.0.1:{token_server.server_port}/token",
+        }
+        document = {
+            "type": "gs",
+            "bucket": gcs.name,
+            "endpoint_url": gcs.endpoint,
+            "base64_service_account": base64.b64encode(json.dumps(account).encode()).decode(),
+        }
+        store = isolated / "storage-config"
+        store.mkdir(parents=True)
+        (store / "gcs.json").write_text(json.dumps(document))
+        assert read_tree(fetch({"key": "gcs", "path": "m"})) == {"model.bin": b"weights"}
+        assert any("jwt-bearer" in request for request in _TokenHandler.requests)
+    finally:
+        token_server.shutdown()
