@@ -48,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-f", "--filename", action="append", required=True, help="a file, a folder, or - for stdin"
     )
     apply.add_argument("-R", "--recursive", action="store_true", help="also read the folders inside a folder")
+    apply.add_argument(
+        "--dry-run",
+        nargs="?",
+        const="server",
+        choices=["server"],
+        help="check everything (admission included) as the server would, and store nothing",
+    )
     apply.set_defaults(func=_apply)
 
     get = subparsers.add_parser("get", parents=[common], help="list resources or show one")
@@ -97,11 +104,12 @@ def _apply(args: argparse.Namespace) -> int:
     _warn_about_unknown_fields(documents)
     with _client(args) as client:
         try:
-            results = client.apply(resources, args.namespace or DEFAULT_NAMESPACE)
+            results = client.apply(resources, args.namespace or DEFAULT_NAMESPACE, dry_run=bool(args.dry_run))
         except ApiError as error:
             raise CommandError(f"{_where(error, documents)}{error} (nothing was applied)") from None
+    suffix = " (server dry run)" if args.dry_run else ""
     for result in results:
-        print(f"{_object_name(result['object'])} {result['action']}")
+        print(f"{_object_name(result['object'])} {result['action']}{suffix}")
     return 0
 
 

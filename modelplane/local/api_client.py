@@ -107,10 +107,14 @@ class ControlPlaneClient:
     def delete(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
         return self._call("DELETE", object_path(kind, namespace, name))
 
-    def apply(self, resources: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
-        """Creates or replaces every resource, all or none; one `{"action", "object"}` each."""
+    def apply(
+        self, resources: list[dict[str, Any]], namespace: str, *, dry_run: bool = False
+    ) -> list[dict[str, Any]]:
+        """Creates or replaces every resource, all or none; one `{"action", "object"}` each.
+        A dry run answers the same and stores nothing."""
         body = {"apiVersion": "v1", "kind": "List", "items": resources}
-        return self._call("POST", APPLY_PATH, json=body, params={"namespace": namespace})["items"]
+        params = {"namespace": namespace, **({"dryRun": "All"} if dry_run else {})}
+        return self._call("POST", APPLY_PATH, json=body, params=params)["items"]
 
     # ---- plumbing ----
 

@@ -195,7 +195,7 @@ class ApiApp:
         default_namespace = request.query.get("namespace") or "default"
         for index, item in enumerate(items):
             _prepare_apply_item(item, index, default_namespace)
-        results = self.store.apply(items)
+        results = self.store.apply(items, dry_run=request.query.get("dryRun") == "All")
         await send_json(
             send,
             200,

@@ -199,14 +199,15 @@ class Store:
             events.append(WatchEvent("DELETED", deleted, resource_version_of(deleted)))
         return deleted
 
-    def apply(self, resources: Iterable[Resource]) -> list[Applied]:
+    def apply(self, resources: Iterable[Resource], *, dry_run: bool = False) -> list[Applied]:
         """Creates or updates every resource in one transaction: all are stored, or none.
 
         Each is admitted and checked before anything becomes visible; the first refusal
-        (Invalid, Conflict, ...) rolls back the whole batch and is raised.
+        (Invalid, Conflict, ...) rolls back the whole batch and is raised. With `dry_run`, the
+        outcome is computed the same way and then rolled back.
         """
         results: list[Applied] = []
-        with self._writing() as events:
+        with self._writing(dry_run=dry_run) as events:
             for resource in resources:
                 ref = ref_of(resource)
                 current = self._find(ref) if ref.name else None
@@ -390,20 +391,20 @@ class Store:
         ).fetchone()[0]
 
     @contextmanager
-    def _writing(self) -> Iterator[list[WatchEvent]]:
+    def _writing(self, *, dry_run: bool = False) -> Iterator[list[WatchEvent]]:
         """One write transaction; the events collected in it are recorded with it and
-        announced to watchers once it commits."""
+        announced to watchers once it commits. A dry run always rolls back."""
         events: list[WatchEvent] = []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield events
                 self._record(events)
-                self._db.execute("COMMIT")
+                self._db.execute("ROLLBACK" if dry_run else "COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        if events:
+        if events and not dry_run:
             for wakeup in list(self._watchers):
                 wakeup.set()
 

@@ -92,6 +92,8 @@ def patch_status(api: str, name: str, status: dict, namespace: str = "default") 
 
 def test_apply_creates_then_leaves_alone_then_configures(api, tmp_path):
     manifest = write(tmp_path, "iris.yaml", isvc_yaml("iris"))
+    rehearsal = run(api, "apply", "--dry-run=server", "-f", str(manifest))
+    assert rehearsal.stdout == "inferenceservice.serving.kserve.io/iris created (server dry run)\n"
     first = run(api, "apply", "-f", str(manifest))
     assert first.returncode == 0, first.stderr
     assert first.stdout == "inferenceservice.serving.kserve.io/iris created\n"
@@ -139,9 +141,10 @@ def test_a_refused_document_refuses_the_whole_apply(api, tmp_path):
     )
     result = run(api, "apply", "-f", str(manifest))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"modelplane apply: {manifest}:")
-    assert 'InferenceService.serving.kserve.io "batch-bad" is invalid' in result.stderr
-    assert "(nothing was applied)" in result.stderr
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith(f"modelplane apply: {manifest}:")
+    assert 'InferenceService.serving.kserve.io "batch-bad" is invalid' in error
+    assert error.endswith("(nothing was applied)")
     missing = run(api, "get", "isvc", "batch-good")
     assert missing.returncode == 2
     assert 'inferenceservices.serving.kserve.io "batch-good" not found' in missing.stderr

@@ -235,6 +235,14 @@ def test_apply_is_all_or_nothing(tmp_path):
         assert [r.action for r in results] == ["created", "configured", "created"]
         again = store.apply([isvc("new"), isvc("existing", storage_uri="file:///m/2")])
         assert [r.action for r in again] == ["unchanged", "unchanged"]
+
+        version = store.resource_version()
+        rehearsed = store.apply([isvc("rehearsed"), isvc("new", storage_uri="file:///m/9")], dry_run=True)
+        assert [r.action for r in rehearsed] == ["created", "configured"]
+        assert store.resource_version() == version
+        with pytest.raises(NotFound):
+            store.get(Ref("InferenceService", "default", "rehearsed"))
+        assert store.events_after(int(version))[0] == []
     finally:
         store.close()
 
