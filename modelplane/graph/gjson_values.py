@@ -6,6 +6,7 @@ A document is already-parsed JSON: dict, list, str, int, float, bool or None. "N
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, Final
@@ -36,7 +37,10 @@ def to_json(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         # gjson literals can make these; JSON has no spelling for them.
         return "NaN" if math.isnan(value) else ("-Inf" if value < 0 else "Inf")
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits, which orjson does not write
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def go_bool(value: Any) -> bool:
