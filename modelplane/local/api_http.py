@@ -10,12 +10,15 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from modelplane.api.errors import LoadError
+from modelplane.api.loader import load_text
 from modelplane.local.api_errors import ApiError, BadRequest, RequestEntityTooLarge
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' own request limit
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Request:
     async def json_object(self) -> dict[str, Any]:
         """The body as a JSON object; BadRequest if it is anything else."""
         raw = await self.body()
+        if self.content_type in YAML_TYPES:
+            return _one_yaml_resource(raw)
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -61,6 +66,17 @@ class Request:
         if not isinstance(value, dict):
             raise BadRequest("the request body must be a JSON object")
         return value
+
+
+def _one_yaml_resource(raw: bytes) -> dict[str, Any]:
+    """A YAML body, read as `modelplane apply` reads files (timestamps stay strings)."""
+    try:
+        documents = load_text(raw.decode("utf-8"), source="request body")
+    except (LoadError, UnicodeDecodeError) as exc:
+        raise BadRequest(str(exc)) from None
+    if len(documents) != 1:
+        raise BadRequest(f"the request body must hold one resource, not {len(documents)}")
+    return documents[0].resource
 
 
 async def send_json(send: Send, code: int, body: Any) -> None:

@@ -87,6 +87,18 @@ def test_create_get_list(api):
     assert "iris" in [i["metadata"]["name"] for i in everywhere["items"]]
 
 
+def test_create_from_a_yaml_body(api):
+    text = (
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: from-yaml\n"
+        "spec:\n  predictor:\n    sklearn:\n      storageUri: file:///m/1\n"
+    )
+    created = api.post(path(), content=text, headers={"content-type": "application/yaml"})
+    assert created.status_code == 201
+    assert created.json()["spec"]["predictor"]["model"]["storageUri"] == "file:///m/1"
+    broken = api.post(path(), content="kind: [", headers={"content-type": "application/yaml"})
+    assert assert_status(broken, 400, "BadRequest")["message"].startswith("request body:")
+
+
 def test_errors_are_kubernetes_statuses(api):
     api.post(path(), json=isvc("dup"))
     assert_status(api.post(path(), json=isvc("dup")), 409, "AlreadyExists")
