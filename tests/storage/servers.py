@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -116,11 +116,11 @@ def start_moto() -> Server:
 
 
 def start_gcs_emulator() -> Server:
-    executable = shutil.which("gcp-storage-emulator") or _missing(
-        "gcp-storage-emulator", "pip install -e '.[dev]'"
-    )
+    if importlib.util.find_spec("gcp_storage_emulator") is None:
+        _missing("gcp-storage-emulator", "pip install -e '.[dev]'")
     port = free_port()
-    return Server([executable, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"], port=port)
+    args = [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port)]
+    return Server([*args, "--in-memory"], port=port)
 
 
 def start_azurite(workdir: Path) -> Server:
