@@ -15,7 +15,7 @@ figure. Each upstream is checked first with one real request through the gateway
 right); a run with any non-2xx or socket error is void. Rounds interleave direct and gateway runs (the order
 alternates) and the tables report the median of the rounds.
 
-    python3 bench/gateway.py                   # 3 rounds x 10 s per row, prints the tables
+    python3 bench/gateway.py                   # 5 rounds x 5 s per row, prints the tables
     python3 bench/gateway.py --write-results   # ... and rewrites the "## Gateway" section of bench/RESULTS.md
 """
 
@@ -306,9 +306,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each run")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up before each run")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 16])
     parser.add_argument("--upstream", type=lambda s: s.split(","), default=["fixed", "modelplane"])
     parser.add_argument(

@@ -73,7 +73,8 @@ class Exchange:
         self._outcome: asyncio.Future[str] | None = None
         self._watched = False  # a response-header deadline is running
         self._failure = ""
-        self._response_started = False
+        self._response_started = False  # bytes of the response went to the client
+        self._hold_head = False
         self._chunked_response = False
         # Response bytes gathered while one read from the replica is parsed, written to the client
         # at once: one send per read instead of one per part (head, body, last chunk).
@@ -315,13 +316,16 @@ class Exchange:
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], content_length: int | None
     ) -> None:
         self._stop_deadline()
-        self._response_started = True
-        if content_length is None and self.method != b"HEAD" and status not in NO_BODY_STATUSES:
+        has_body = self.method != b"HEAD" and status not in NO_BODY_STATUSES
+        if content_length is None and has_body:
             # A body of unknown length: chunked to the client, or to the end of the connection.
             if self._http10:
                 self.keep_alive = False
             else:
                 self._chunked_response = True
+        # With a known, non-empty body on its way, the head waits for the first body bytes so both
+        # leave in one write (replicas often send them as two segments).
+        self._hold_head = has_body and bool(content_length)
         self._out.append(
             response_head(
                 status,
@@ -335,13 +339,15 @@ class Exchange:
         )
 
     def upstream_body(self, data: bytes) -> None:
+        self._hold_head = False
         if self._chunked_response:
             self._out += (b"%x\r\n" % len(data), data, b"\r\n")
         else:
             self._out.append(data)
 
     def upstream_flush(self) -> None:
-        if self._out:
+        if self._out and not self._hold_head:
+            self._response_started = True
             self.client.write_all(self._out)
             self._out = []
 
@@ -361,6 +367,7 @@ class Exchange:
 
     def upstream_failed(self, reason: str) -> None:
         self.upstream_flush()
+        self._out = []  # a head still held back: the client gets a 502 instead
         self._failure = reason
         self._upstream = None
         self._attempt_ended(LOST)
