@@ -1,0 +1,61 @@
+"""What the platform observes about an InferenceService's revisions: the input of `status`.
+
+A revision's phase uses the modelStatus state names: `Pending` (nothing started yet), `Loading`
+(fetching the model or waiting for the replica to be ready), `Loaded` (a replica is ready) and
+`FailedToLoad` (the model could not be fetched or loaded, or the replica keeps crashing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, PENDING
+
+PHASES = (PENDING, LOADING, LOADED, FAILED_TO_LOAD)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a model is not served: a modelStatus.lastFailureInfo."""
+
+    reason: str
+    message: str
+    exit_code: int | None = None
+    time: str | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class RevisionState:
+    name: str
+    phase: str = PENDING
+    ready_replicas: int = 0
+    failed_replicas: int = 0
+    failure: Failure | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.phase == LOADED
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    """`latest` is the newest revision; `serving` the one the traffic goes to (None: no ready one yet)."""
+
+    latest: RevisionState
+    serving: RevisionState | None = None
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """Everything `inference_service_status` needs besides the resource itself.
+
+    `invalid` is set when the spec cannot run at all (no runtime, nothing to run): the components
+    then keep whatever revisions they had. `routed` tells whether the gateway has the service's hosts.
+    """
+
+    components: Mapping[str, ComponentState] = field(default_factory=dict)
+    invalid: Failure | None = None
+    runtime: Mapping[str, str] | None = None
+    routed: bool = False

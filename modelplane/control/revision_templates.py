@@ -1,0 +1,186 @@
+"""What each component of an InferenceService runs: its revision template.
+
+A template is plain JSON-able data: the command line and environment of the component's container
+(as KServe's controller would put it in a pod, before any port or folder is chosen), where its model
+comes from, how to tell it is ready, and the serving settings of the component. Two specs that run the
+same thing give equal templates, so a template's digest tells whether a spec change needs a new
+revision.
+
+Ports and the model folder stay symbolic (the container's `8080`/`8081` and `/mnt/models`); the
+platform replaces them when it starts a replica.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from modelplane.api import (
+    RuntimeSelectionError,
+    TemplateError,
+    apply_runtime,
+    components,
+    conditions,
+    render_container,
+    select_runtime,
+)
+from modelplane.api.constants import (
+    PREDICTOR_CONTAINER,
+    PROTOCOL_ENV,
+    STORAGE_URI_ENV,
+)
+
+COMPONENTS = ("predictor", "transformer", "explainer")
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_GRPC_PORT = 8081
+
+# Fields of a predictor's `model` (or framework) spec that are not container fields.
+_MODEL_ONLY_FIELDS = (
+    "modelFormat",
+    "runtime",
+    "storageUri",
+    "storage",
+    "protocolVersion",
+    "runtimeVersion",
+    "confidential",
+)
+
+
+def revision_templates(
+    isvc: dict, namespaced_runtimes: Sequence[dict], cluster_runtimes: Sequence[dict]
+) -> dict[str, dict]:
+    """The template of each component the InferenceService has, by component name.
+
+    Raises RuntimeSelectionError (with KServe's modelStatus reason) when the predictor's runtime
+    cannot be found or used, or a component has nothing to run.
+    """
+    spec = isvc.get("spec") or {}
+    metadata = isvc.get("metadata") or {}
+    templates: dict[str, dict] = {}
+    for component in COMPONENTS:
+        component_spec = spec.get(component)
+        if not isinstance(component_spec, dict):
+            continue
+        if component == "predictor" and isinstance(component_spec.get("model"), dict):
+            templates[component] = _model_template(isvc, namespaced_runtimes, cluster_runtimes)
+        else:
+            templates[component] = _custom_template(component, component_spec, isvc)
+        if component == "transformer":
+            _add_transformer_args(templates[component], component_spec, metadata)
+    return templates
+
+
+def _model_template(
+    isvc: dict, namespaced_runtimes: Sequence[dict], cluster_runtimes: Sequence[dict]
+) -> dict:
+    selection = select_runtime(isvc, namespaced_runtimes, cluster_runtimes)
+    isvc = apply_runtime(isvc, selection)
+    predictor = isvc["spec"]["predictor"]
+    model = predictor["model"]
+    runtime_containers = selection.spec.get("containers") or []
+    if not runtime_containers:
+        raise _invalid(f"runtime {selection.name} has no container")
+    runtime_container = next(
+        (c for c in runtime_containers if c.get("name") == PREDICTOR_CONTAINER), runtime_containers[0]
+    )
+    try:
+        container = render_container(runtime_container, isvc["metadata"])
+    except TemplateError as exc:
+        raise _invalid(f"runtime {selection.name}: {exc}") from None
+    container = merge_containers(container, {k: v for k, v in model.items() if k not in _MODEL_ONLY_FIELDS})
+    template = _container_template("predictor", container, predictor, isvc)
+    template["protocol"] = model.get("protocolVersion")
+    template["storage"] = _storage(model.get("storageUri"), model.get("storage"))
+    template["runtime"] = {"kind": selection.kind, "name": selection.name}
+    if template["protocol"] and PROTOCOL_ENV not in template["env"]:
+        template["env"][PROTOCOL_ENV] = template["protocol"]
+    return template
+
+
+def _custom_template(component: str, component_spec: dict, isvc: dict) -> dict:
+    found = components.implementation(component, component_spec)
+    if found is None or found[0] != components.CUSTOM:
+        what = found[0] if found else "nothing"
+        raise _invalid(f"the {component} runs {what}, which modelplane cannot run as a local process")
+    container = found[1]
+    template = _container_template(component, container, component_spec, isvc)
+    template["protocol"] = template["env"].get(PROTOCOL_ENV)
+    uri = template["env"].get(STORAGE_URI_ENV)
+    template["storage"] = _storage(uri, None)
+    template["runtime"] = None
+    return template
+
+
+def _container_template(component: str, container: dict, component_spec: dict, isvc: dict) -> dict:
+    command = [str(part) for part in (container.get("command") or [])]
+    command += [str(part) for part in (container.get("args") or [])]
+    if not command:
+        raise _invalid(f"the {component} container has no command to run")
+    env = {"INFERENCE_SERVICE_NAME": isvc["metadata"]["name"]}
+    for item in container.get("env") or []:
+        if isinstance(item, dict) and "value" in item:
+            env[str(item["name"])] = str(item["value"])
+    ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
+    http_port = ports[0]["containerPort"] if ports else DEFAULT_HTTP_PORT
+    grpc_ports = [p["containerPort"] for p in ports[1:] if str(p.get("name", "")).startswith(("grpc", "h2c"))]
+    probe = container.get("readinessProbe") or {}
+    http_get = probe.get("httpGet") if isinstance(probe, dict) else None
+    return {
+        "component": component,
+        "command": command,
+        "env": env,
+        "ports": {"http": int(http_port), "grpc": int(grpc_ports[0]) if grpc_ports else DEFAULT_GRPC_PORT},
+        "readinessPath": http_get.get("path") if isinstance(http_get, dict) else None,
+        "containerConcurrency": int(component_spec.get("containerConcurrency") or 0),
+        "timeout": component_spec.get("timeout"),
+        "minReplicas": component_spec.get("minReplicas"),
+        "maxReplicas": component_spec.get("maxReplicas"),
+    }
+
+
+def _add_transformer_args(template: dict, component_spec: dict, metadata: dict) -> None:
+    """KServe's transformer defaults: the model name, the predictor's address and the port, if missing."""
+    command = template["command"]
+    name, namespace = metadata["name"], metadata.get("namespace") or "default"
+    defaults = [
+        ("--model_name", name),
+        ("--predictor_host", f"{name}-predictor.{namespace}"),
+        ("--http_port", str(DEFAULT_HTTP_PORT)),
+    ]
+    concurrency = component_spec.get("containerConcurrency")
+    if concurrency:
+        defaults.append(("--workers", str(concurrency)))
+    for flag, value in defaults:
+        spellings = (flag, flag.replace("_", "-"))
+        if not any(
+            part in spellings or part.startswith(tuple(s + "=" for s in spellings)) for part in command
+        ):
+            command += [flag, value]
+
+
+def merge_containers(runtime: dict, override: dict) -> dict:
+    """A runtime container merged with the InferenceService's: its fields win, args are concatenated,
+    env is merged by name."""
+    merged = copy.deepcopy(runtime)
+    for key, value in override.items():
+        if key == "args":
+            merged["args"] = list(merged.get("args") or []) + list(value or [])
+        elif key == "env":
+            env = {item["name"]: item for item in merged.get("env") or [] if isinstance(item, dict)}
+            for item in value or []:
+                if isinstance(item, dict):
+                    env[item["name"]] = item
+            merged["env"] = list(env.values())
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _storage(uri: str | None, storage: dict | None) -> dict | None:
+    if not uri and not storage:
+        return None
+    return {"storageUri": uri, "storage": storage}
+
+
+def _invalid(detail: str) -> RuntimeSelectionError:
+    return RuntimeSelectionError(conditions.INVALID_PREDICTOR_SPEC, detail, detail)

@@ -1,0 +1,202 @@
+"""An InferenceService's status, as KServe reports it, from what the platform observes.
+
+Conditions follow KServe's Knative mode: `<Component>Ready` is the state of the component's newest
+revision (Unknown while it loads, False when it failed), `IngressReady` tells whether the gateway
+routes the service's hosts, and `Ready` is PredictorReady and IngressReady. While a new revision
+loads or after it failed, the previous ready revision keeps the traffic; `components.<c>.traffic` and
+`latestReadyRevision` say which one that is, and `modelStatus` tells how the newest predictor fared.
+"""
+
+from __future__ import annotations
+
+from modelplane.api import conditions as c
+from modelplane.control.observed import ComponentState, Failure, ServiceState
+from modelplane.control.urls import component_host, entry_component, host_url, service_host
+
+COMPONENT_CONDITIONS = {
+    "predictor": c.PREDICTOR_READY,
+    "transformer": c.TRANSFORMER_READY,
+    "explainer": c.EXPLAINER_READY,
+}
+TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+
+
+def inference_service_status(
+    isvc: dict,
+    state: ServiceState,
+    *,
+    domain: str,
+    port: int,
+    now: str,
+    previous: dict | None = None,
+) -> dict:
+    """The whole `status` of an InferenceService. `previous` is the stored status: conditions that
+    did not change keep their lastTransitionTime, and rolled-out revisions are tracked from it."""
+    previous = previous or {}
+    metadata = isvc.get("metadata") or {}
+    name, namespace = metadata["name"], metadata.get("namespace") or "default"
+    spec_components = [k for k in COMPONENT_CONDITIONS if isinstance((isvc.get("spec") or {}).get(k), dict)]
+
+    found = {}
+    for component in spec_components:
+        found[COMPONENT_CONDITIONS[component]] = _component_condition(
+            component, state.components.get(component), state.invalid
+        )
+    found[c.INGRESS_READY] = _ingress_condition(state, spec_components)
+    found[c.READY] = _ready_condition(found[c.PREDICTOR_READY], found[c.INGRESS_READY])
+
+    status: dict = {
+        "observedGeneration": metadata.get("generation"),
+        "conditions": _with_times(found, previous.get("conditions") or [], now),
+    }
+    entry = entry_component(spec_components)
+    if state.routed:
+        status["url"] = host_url(service_host(name, namespace, domain), port)
+        status["address"] = {"url": host_url(component_host(name, namespace, entry, domain), port)}
+    components = {}
+    previous_components = previous.get("components") or {}
+    for component in spec_components:
+        observed = state.components.get(component)
+        if observed is not None:
+            components[component] = _component_status(
+                name, namespace, component, observed, previous_components.get(component) or {}, domain, port
+            )
+    if components:
+        status["components"] = components
+    status["modelStatus"] = _model_status(state.components.get("predictor"), state.invalid)
+    runtime = state.runtime or {}
+    if runtime.get("kind") == "ServingRuntime":
+        status["servingRuntimeName"] = runtime["name"]
+    elif runtime.get("kind") == "ClusterServingRuntime":
+        status["clusterServingRuntimeName"] = runtime["name"]
+    return status
+
+
+def _component_condition(component: str, observed: ComponentState | None, invalid: Failure | None) -> dict:
+    if invalid is not None and (component == "predictor" or observed is None):
+        return _condition(FALSE, invalid.reason, invalid.message)
+    if observed is None:
+        return _condition(UNKNOWN, "RevisionMissing", f"The {component} has no revision yet.")
+    latest = observed.latest
+    if latest.ready:
+        return _condition(TRUE)
+    if latest.phase == c.FAILED_TO_LOAD:
+        detail = latest.failure.message if latest.failure else "it failed"
+        return _condition(FALSE, "RevisionFailed", f'Revision "{latest.name}" failed with message: {detail}.')
+    return _condition(UNKNOWN, "RevisionMissing", f'Revision "{latest.name}" is not ready yet.')
+
+
+def _ingress_condition(state: ServiceState, spec_components: list[str]) -> dict:
+    waiting = [
+        component
+        for component in spec_components
+        if (observed := state.components.get(component)) is None or observed.serving is None
+    ]
+    if waiting or not state.routed:
+        names = ", ".join(k.capitalize() for k in waiting) or "Predictor"
+        return _condition(FALSE, "IngressNotCreated", f"{names} ingress not created")
+    return _condition(TRUE)
+
+
+def _ready_condition(predictor: dict, ingress: dict) -> dict:
+    for dependency in (predictor, ingress):
+        if dependency["status"] != TRUE:
+            return _condition(dependency["status"], dependency.get("reason"), dependency.get("message"))
+    return _condition(TRUE)
+
+
+def _condition(status: str, reason: str | None = None, message: str | None = None) -> dict:
+    condition = {"status": status}
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def _with_times(found: dict[str, dict], previous: list[dict], now: str) -> list[dict]:
+    """Conditions sorted by type, each keeping its lastTransitionTime while its status is the same."""
+    before = {item.get("type"): item for item in previous if isinstance(item, dict)}
+    result = []
+    for kind in sorted(found):
+        condition = {"type": kind, **found[kind]}
+        old = before.get(kind)
+        same = old is not None and old.get("status") == condition["status"]
+        condition["lastTransitionTime"] = old.get("lastTransitionTime", now) if same else now
+        result.append(condition)
+    return result
+
+
+def _component_status(
+    name: str,
+    namespace: str,
+    component: str,
+    observed: ComponentState,
+    previous: dict,
+    domain: str,
+    port: int,
+) -> dict:
+    status: dict = {"latestCreatedRevision": observed.latest.name}
+    serving = observed.serving
+    if serving is None:
+        return status
+    url = host_url(component_host(name, namespace, component, domain), port)
+    status["latestReadyRevision"] = serving.name
+    status["url"] = url
+    status["address"] = {"url": url}
+    status["traffic"] = [
+        {"revisionName": serving.name, "percent": 100, "latestRevision": serving.name == observed.latest.name}
+    ]
+    rolled_out = previous.get("latestRolledoutRevision")
+    status["latestRolledoutRevision"] = serving.name
+    if rolled_out and rolled_out != serving.name:
+        status["previousRolledoutRevision"] = rolled_out
+    elif previous.get("previousRolledoutRevision"):
+        status["previousRolledoutRevision"] = previous["previousRolledoutRevision"]
+    return status
+
+
+def _model_status(predictor: ComponentState | None, invalid: Failure | None) -> dict:
+    serving = predictor.serving if predictor else None
+    active = c.LOADED if serving is not None else ""
+    copies = {"failedCopies": 0, "totalCopies": serving.ready_replicas if serving else 0}
+    if invalid is not None:
+        return {
+            "transitionStatus": c.INVALID_SPEC,
+            "states": {"activeModelState": active, "targetModelState": c.FAILED_TO_LOAD},
+            "lastFailureInfo": _failure_info(invalid, None),
+            "copies": copies,
+        }
+    if predictor is None:
+        return {
+            "transitionStatus": c.IN_PROGRESS,
+            "states": {"activeModelState": "", "targetModelState": c.PENDING},
+        }
+    latest = predictor.latest
+    copies["failedCopies"] = latest.failed_replicas
+    status: dict = {
+        "states": {"activeModelState": active, "targetModelState": latest.phase},
+        "copies": copies,
+    }
+    if latest.phase == c.LOADED:
+        status["transitionStatus"] = c.UP_TO_DATE
+    elif latest.phase == c.FAILED_TO_LOAD:
+        status["transitionStatus"] = c.BLOCKED_BY_FAILED_LOAD
+    else:
+        status["transitionStatus"] = c.IN_PROGRESS
+    if latest.phase == c.FAILED_TO_LOAD and latest.failure is not None:
+        status["lastFailureInfo"] = _failure_info(latest.failure, latest.name)
+    return status
+
+
+def _failure_info(failure: Failure, revision: str | None) -> dict:
+    info: dict = {"reason": failure.reason, "message": failure.message}
+    if failure.location:
+        info["location"] = failure.location
+    if revision:
+        info["modelRevisionName"] = revision
+    if failure.time:
+        info["time"] = failure.time
+    if failure.exit_code is not None:
+        info["exitCode"] = failure.exit_code
+    return info

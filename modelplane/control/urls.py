@@ -1,0 +1,47 @@
+"""Hosts and URLs of an InferenceService on the embedded platform's gateway, and where each host goes.
+
+The names are those of KServe's Knative mode: `<name>.<namespace>.<domain>` for the service,
+`<name>-<component>.<namespace>.<domain>` for each component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def service_host(name: str, namespace: str, domain: str) -> str:
+    return f"{name}.{namespace}.{domain}"
+
+
+def component_host(name: str, namespace: str, component: str, domain: str) -> str:
+    return f"{name}-{component}.{namespace}.{domain}"
+
+
+def host_url(host: str, port: int) -> str:
+    """`http://host`, with the port unless it is 80."""
+    return f"http://{host}" if port == 80 else f"http://{host}:{port}"
+
+
+def entry_component(components: Mapping[str, object] | set[str]) -> str:
+    """The component a service's own host sends predictions to: the transformer if any, else the predictor."""
+    return "transformer" if "transformer" in components else "predictor"
+
+
+def service_routes(
+    name: str, namespace: str, domain: str, components: set[str], serving: Mapping[str, T]
+) -> dict[str, tuple[T, T | None]]:
+    """Host -> (backend for requests, backend for `:explain` or None), for the components that serve.
+
+    `components` are those the spec has. The service host goes to the entry component once it
+    serves, with `:explain` to the explainer; each serving component also gets its own host.
+    """
+    routes: dict[str, tuple[T, T | None]] = {}
+    for component, backend in serving.items():
+        routes[component_host(name, namespace, component, domain)] = (backend, None)
+    entry = entry_component(components)
+    if entry in serving:
+        routes[service_host(name, namespace, domain)] = (serving[entry], serving.get("explainer"))
+    return routes
