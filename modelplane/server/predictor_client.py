@@ -24,8 +24,14 @@ _clients: dict[str, httpx.AsyncClient] = {}
 def _client(host: str) -> httpx.AsyncClient:
     client = _clients.get(host)
     if client is None:
-        base = host if host.startswith(("http://", "https://")) else f"http://{host}"
-        client = _clients[host] = httpx.AsyncClient(base_url=base, timeout=TIMEOUT_SECONDS)
+        url = httpx.URL(host if host.startswith(("http://", "https://")) else f"http://{host}")
+        headers = {}
+        if url.host.endswith(".localhost"):
+            # `*.localhost` is the loopback (RFC 6761), but the system resolver may not know the
+            # name: connect to 127.0.0.1 and name the host in the Host header (the gateway routes by it).
+            headers["host"] = url.netloc.decode()
+            url = url.copy_with(host="127.0.0.1")
+        client = _clients[host] = httpx.AsyncClient(base_url=url, headers=headers, timeout=TIMEOUT_SECONDS)
     return client
 
 
