@@ -298,6 +298,18 @@ def test_a_replica_crash_mid_response_cuts_the_client_response():
             assert gateway.revision_stats()["crashing-1"].in_flight == 0
 
 
+def test_a_replica_crash_after_its_head_is_a_502():
+    with (
+        upstream("crashing") as crashing,
+        running_gateway({HOST: Backend("crashing-1", (crashing,))}) as gateway,
+    ):
+        response = httpx.get(f"{gateway.url}/crash-after-head", headers={"host": HOST}, timeout=30)
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error.startswith(f"replica {crashing} of revision crashing-1 ")  # closed or reset the connection
+    assert error.endswith(" before the response was complete")
+
+
 def free_port_nobody_listens_on() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,6 +9,7 @@ an ASGI app on uvicorn (httptools, uvloop), like a model server. Paths:
 - `/bytes?n=N`: N bytes with Content-Length;
 - `/slow?seconds=S`: answers after S seconds, or notes the disconnect if the client goes first;
 - `/crash`: promises 100000 bytes, sends 10, and the process dies;
+- `/crash-after-head`: promises 100000 bytes, sends none, and the process dies;
 - `/stats`: disconnects seen and the most requests it had in flight at once.
 
 `--raw` starts a bare asyncio server instead that answers the first request on each connection
@@ -47,7 +48,9 @@ async def app(scope, receive, send):
         elif path == "/bytes":
             await _send(send, 200, _pattern(int(query["n"])), b"application/octet-stream")
         elif path == "/crash":
-            await _crash(send)
+            await _crash(send, b"0123456789")
+        elif path == "/crash-after-head":
+            await _crash(send, b"")
         elif path == "/slow":
             await _slow(scope, receive, send, float(query.get("seconds", "1")))
         else:
@@ -108,10 +111,11 @@ async def _chunked(send, count: int):
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _crash(send):
+async def _crash(send, first_bytes: bytes):
     headers = [(b"content-length", b"100000")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"0123456789", "more_body": True})
+    if first_bytes:
+        await send({"type": "http.response.body", "body": first_bytes, "more_body": True})
     await asyncio.sleep(0.2)
     os._exit(3)
 
