@@ -90,7 +90,9 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
     def abort(self) -> None:
+        """Cuts the connection (a response cannot be completed); nothing more is written or started."""
         if not self.closed:
+            self.closed = True
             self.transport.abort()
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
