@@ -14,6 +14,8 @@ SUBCOMMAND_MODULES: list[str] = [
     "modelplane.cli.resources",
     "modelplane.cli.graph",
     "modelplane.cli.storage",
+    "modelplane.cli.up",
+    "modelplane.cli.logs",
 ]
 
 

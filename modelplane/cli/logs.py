@@ -1,0 +1,73 @@
+"""`modelplane logs NAME`: the output of an InferenceService component's replicas (newest revision)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from modelplane.cli.main import CommandError
+from modelplane.local.api_settings import modelplane_home
+
+COMPONENTS = ("predictor", "transformer", "explainer")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "logs",
+        help="print the logs of an InferenceService's replicas",
+        description="Print what the replicas of one component of an InferenceService wrote (its newest "
+        "revision, or --revision), with the platform's own notes (starts, exits, restarts) between the lines.",
+    )
+    parser.add_argument("name", help="the InferenceService")
+    parser.add_argument("-c", "--component", choices=COMPONENTS, default="predictor")
+    parser.add_argument("-n", "--namespace", default="default")
+    parser.add_argument("--revision", help="a revision name (default: the newest)")
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing what is written")
+    parser.add_argument("--home", type=Path, default=None, help="state folder (default: MODELPLANE_HOME)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from modelplane.local.supervisor import replica_log_dir
+
+    home = (args.home or modelplane_home()).expanduser()
+    folder = replica_log_dir(home / "logs", args.namespace, args.name, args.component)
+    files = log_files(folder, args.revision)
+    if not files:
+        what = f"revision {args.revision}" if args.revision else f"the {args.component}"
+        raise CommandError(
+            f'no logs for {what} of inferenceservice "{args.name}" in namespace "{args.namespace}"'
+        )
+    positions = {}
+    for path in files:
+        positions[path] = _copy(path, 0, prefix=f"[{path.stem}] " if len(files) > 1 else "")
+    while args.follow:
+        time.sleep(0.5)
+        for path in files:
+            positions[path] = _copy(path, positions[path], prefix=f"[{path.stem}] " if len(files) > 1 else "")
+    return 0
+
+
+def log_files(folder: Path, revision: str | None) -> list[Path]:
+    """The log files of one revision's replicas: the named one, or the newest."""
+    files = sorted(folder.glob("*.log")) if folder.is_dir() else []
+    revisions = sorted({path.stem.rpartition("-")[0] for path in files})
+    if not revisions:
+        return []
+    wanted = revision or revisions[-1]
+    return [path for path in files if path.stem.rpartition("-")[0] == wanted]
+
+
+def _copy(path: Path, offset: int, prefix: str) -> int:
+    with path.open("rb") as file:
+        file.seek(offset)
+        data = file.read()
+    if data:
+        text = data.decode(errors="replace")
+        if prefix:
+            text = "".join(prefix + line for line in text.splitlines(keepends=True))
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return offset + len(data)

@@ -1,0 +1,95 @@
+"""`modelplane up`: run the embedded platform in the foreground (API, reconciler, replicas, gateway)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from modelplane.cli.main import CommandError
+from modelplane.local.api_settings import DEFAULT_API_PORT, modelplane_home
+
+DEFAULT_NAMESPACE = "default"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "up",
+        help="run the platform in the foreground: control-plane API, reconciler, replicas and gateway",
+        description="Run modelplane on this machine until Ctrl-C: the control-plane API, the reconciler "
+        "that runs each InferenceService's replicas as local processes, and the gateway in front of them. "
+        "State lives in MODELPLANE_HOME (default ~/.modelplane); every service comes back on the next start.",
+    )
+    parser.add_argument("-f", "--filename", action="append", default=[], help="apply FILE or DIR once up")
+    parser.add_argument("-R", "--recursive", action="store_true", help="with -f DIR: also its subfolders")
+    parser.add_argument("--home", type=Path, default=None, help="state folder (default: MODELPLANE_HOME)")
+    parser.add_argument(
+        "--api-port", type=int, default=DEFAULT_API_PORT, help="control-plane API port (0: any)"
+    )
+    parser.add_argument("--gateway-port", type=int, default=8080, help="gateway port (0: any)")
+    parser.add_argument("--domain", default="localhost", help="services are <name>.<namespace>.<domain>")
+    parser.add_argument("--log-level", default="INFO")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from modelplane.local.platform import Platform, PlatformConfig
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
+    resources = _load(args.filename, args.recursive)
+    config = PlatformConfig(
+        home=(args.home or modelplane_home()).expanduser(),
+        api_port=args.api_port,
+        gateway_port=args.gateway_port,
+        domain=args.domain,
+    )
+
+    def on_ready(addresses, store) -> None:
+        print(f"modelplane is up: API {addresses.api_url}, gateway {addresses.gateway_url}", flush=True)
+        if resources:
+            _apply(store, resources)
+
+    try:
+        uvloop.run(Platform(config).run(on_ready))
+    except OSError as exc:
+        raise CommandError(f"cannot start: {exc}") from None
+    return 0
+
+
+def _load(paths: list[str], recursive: bool) -> list[dict]:
+    from modelplane.api import LoadError, kind_of, load_path
+
+    resources = []
+    for path in paths:
+        try:
+            documents = load_path(path, recursive=recursive)
+        except LoadError as exc:
+            raise CommandError(str(exc)) from None
+        for document in documents:
+            kind = kind_of(document.resource)
+            if kind is None:
+                raise CommandError(f"{document.where()}: modelplane does not serve this kind")
+            if kind.namespaced:
+                document.resource.setdefault("metadata", {}).setdefault("namespace", DEFAULT_NAMESPACE)
+            resources.append(document.resource)
+    return resources
+
+
+def _apply(store, resources: list[dict]) -> None:
+    from modelplane.local.api_errors import ApiError
+
+    try:
+        applied = store.apply(resources)
+    except ApiError as exc:
+        raise CommandError(f"{exc} (nothing was applied)") from None
+    for item in applied:
+        kind = item.object["kind"].lower()
+        print(f"{kind}.serving.kserve.io/{item.object['metadata']['name']} {item.action}", flush=True)

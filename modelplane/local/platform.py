@@ -1,0 +1,105 @@
+"""`modelplane up`: the whole embedded platform in one process.
+
+The store, the control-plane API, the reconciler (with the replica processes it supervises) and the
+gateway. The API and the reconciler share one uvloop event loop; the gateway has its own thread and
+loop. SIGINT or SIGTERM stops it all: the API stops accepting, every replica is stopped gracefully,
+then the gateway closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
+from modelplane.local.apiserver import ApiServer, bind, open_store
+from modelplane.local.gateway import GatewayConfig, GatewayThread
+from modelplane.local.gateway_routes import DEFAULT_DOMAIN
+from modelplane.local.platform_revisions import RevisionLog
+from modelplane.local.reconciler import Reconciler
+from modelplane.local.store import Store
+from modelplane.local.supervisor import SupervisorSettings
+
+logger = logging.getLogger("modelplane.platform")
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    home: Path
+    api_port: int = DEFAULT_API_PORT
+    gateway_port: int = 8080
+    domain: str = DEFAULT_DOMAIN
+    host: str = DEFAULT_API_HOST
+
+
+@dataclass(frozen=True)
+class PlatformAddresses:
+    api_url: str
+    gateway_url: str
+    gateway_port: int
+
+
+class _ApiServer(ApiServer):
+    """The API without signal handlers of its own: the platform decides when everything stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Platform:
+    def __init__(self, config: PlatformConfig) -> None:
+        self.config = config
+        self.store: Store | None = None
+
+    async def run(self, on_ready: Callable[[PlatformAddresses, Store], None] | None = None) -> None:
+        """Runs until SIGINT or SIGTERM (or `stop()`); `on_ready` is called once everything listens."""
+        config = self.config
+        self._stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._stopping.set)
+        store = self.store = open_store(config.home)
+        api = _ApiServer(store, bind(config.host, config.api_port))
+        gateway_thread = GatewayThread(GatewayConfig(host=config.host, port=config.gateway_port))
+        try:
+            gateway = gateway_thread.start()
+        except BaseException:
+            api.sock.close()
+            store.close()
+            raise
+        settings = SupervisorSettings(
+            logs_dir=config.home / "logs", domain=config.domain, gateway_port=gateway.port
+        )
+        reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"))
+        api_task = asyncio.create_task(api.run())
+        try:
+            while not api.started and not api_task.done():
+                await asyncio.sleep(0.01)
+            if api_task.done():
+                await api_task
+            reconciler.start()
+            addresses = PlatformAddresses(api.url, gateway.url, gateway.port)
+            logger.info("control-plane API on %s, gateway on %s", api.url, gateway.url)
+            if on_ready is not None:
+                on_ready(addresses, store)
+            await self._stopping.wait()
+        finally:
+            logger.info("stopping: every replica, then the API and the gateway")
+            await reconciler.close()
+            api.stop()
+            with contextlib.suppress(Exception):
+                await api_task
+            gateway_thread.stop()
+            store.close()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            logger.info("stopped")
+
+    def stop(self) -> None:
+        self._stopping.set()

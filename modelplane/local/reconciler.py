@@ -1,0 +1,324 @@
+"""The reconciler of `modelplane up`: InferenceServices in the store become running revisions,
+gateway routes and status.
+
+It watches InferenceServices, ServingRuntimes and ClusterServingRuntimes, and reconciles one service
+at a time per service (a worker per service coalesces the changes that come in while it works):
+
+1. the control functions turn the spec and the runtimes into a template per component, and a
+   template that changed into a new revision (kept in the `RevisionLog`);
+2. the newest revision of each component is started, and takes the traffic once it is ready; the
+   revision it replaces is then taken out of the routes, drained and stopped. A newest revision that
+   never gets ready (its model fails to load) leaves the previous one serving;
+3. the gateway gets the routes of the serving revisions, and the status is written back when it changed.
+
+Replica state changes (ready, crashed, failed to load) start a reconcile of their service too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from modelplane.api import RuntimeSelectionError, builtin_cluster_runtimes
+from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME
+from modelplane.control import (
+    ComponentState,
+    Failure,
+    Revision,
+    ServiceState,
+    inference_service_status,
+    latest_revisions,
+    revision_templates,
+    service_routes,
+)
+from modelplane.control.urls import service_host
+from modelplane.local.api_errors import Expired, NotFound
+from modelplane.local.gateway_revisions import RevisionStats
+from modelplane.local.gateway_routes import Backend, Route, RouteTable
+from modelplane.local.platform_revisions import RevisionLog
+from modelplane.local.store import Ref, Store
+from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
+
+logger = logging.getLogger("modelplane.reconciler")
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+class RouteSink(Protocol):
+    def update_routes(self, table: RouteTable) -> None: ...
+    def revision_stats(self) -> dict[str, RevisionStats]: ...
+
+
+@dataclass
+class _Service:
+    namespace: str
+    name: str
+    revisions: list[Revision]
+    running: dict[str, RevisionReplicas] = field(default_factory=dict)
+    latest: dict[str, str] = field(default_factory=dict)  # component -> revision name
+    serving: dict[str, str] = field(default_factory=dict)  # component -> revision name
+    invalid: Failure | None = None
+    runtime: dict | None = None
+
+    def revision(self, name: str) -> Revision:
+        return next(r for r in self.revisions if r.name == name)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        gateway: RouteSink,
+        settings: SupervisorSettings,
+        revision_log: RevisionLog,
+        *,
+        gateway_url_port: int | None = None,
+    ) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.settings = settings
+        self.revision_log = revision_log
+        self.url_port = gateway_url_port or settings.gateway_port
+        self._services: dict[Key, _Service] = {}
+        self._kicks: dict[Key, asyncio.Event] = {}
+        self._workers: dict[Key, asyncio.Task] = {}
+        self._routes: dict[Key, dict[str, Route]] = {}
+        self._routes_in_effect: dict[str, Route] | None = None
+        self._retiring: set[asyncio.Task] = set()
+        self._watches: list[asyncio.Task] = []
+        self._closing = False
+
+    # ---- running ----
+
+    def start(self) -> None:
+        self._watches = [
+            asyncio.create_task(self._watch(INFERENCE_SERVICE.kind, self._on_service_event)),
+            asyncio.create_task(self._watch(SERVING_RUNTIME.kind, self._on_runtime_event)),
+            asyncio.create_task(self._watch(CLUSTER_SERVING_RUNTIME.kind, self._on_runtime_event)),
+        ]
+
+    async def close(self) -> None:
+        """Stops watching and stops every replica (gracefully, all at once)."""
+        self._closing = True
+        for task in [*self._watches, *self._workers.values()]:
+            task.cancel()
+        await asyncio.gather(*self._watches, *self._workers.values(), return_exceptions=True)
+        runners = [runner for service in self._services.values() for runner in service.running.values()]
+        await asyncio.gather(*(runner.stop() for runner in runners), *self._retiring, return_exceptions=True)
+        self._services.clear()
+
+    def kick(self, key: Key) -> None:
+        """Asks for a reconcile of one service (soon, once, however often it is asked)."""
+        if self._closing:
+            return
+        event = self._kicks.get(key)
+        if event is None:
+            event = self._kicks[key] = asyncio.Event()
+            self._workers[key] = asyncio.create_task(self._work(key, event), name=f"reconcile {key}")
+        event.set()
+
+    async def _watch(self, kind: str, handle: Callable[[str, dict], None]) -> None:
+        resource_version = None
+        while True:
+            try:
+                async for event in self.store.watch(kind, resource_version=resource_version):
+                    resource_version = event.resource_version
+                    handle(event.type, event.object)
+            except Expired:
+                resource_version = None
+
+    def _on_service_event(self, _type: str, resource: dict) -> None:
+        metadata = resource.get("metadata") or {}
+        self.kick((metadata.get("namespace") or "default", metadata["name"]))
+
+    def _on_runtime_event(self, _type: str, _resource: dict) -> None:
+        for key in list(self._services):
+            self.kick(key)
+
+    async def _work(self, key: Key, event: asyncio.Event) -> None:
+        while True:
+            await event.wait()
+            event.clear()
+            try:
+                await self._reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("reconciling %s/%s failed; trying again", *key)
+                asyncio.get_running_loop().call_later(2.0, self.kick, key)
+            if key not in self._services and not event.is_set():
+                del self._kicks[key], self._workers[key]
+                return
+
+    # ---- one service ----
+
+    async def _reconcile(self, key: Key) -> None:
+        namespace, name = key
+        ref = Ref(INFERENCE_SERVICE.kind, namespace, name)
+        try:
+            isvc = self.store.get(ref)
+        except NotFound:
+            await self._tear_down(key)
+            return
+        service = self._services.get(key)
+        if service is None:
+            service = self._services[key] = self._restored(isvc)
+        self._plan(service, isvc)
+        for revision_name in self._wanted(service):
+            self._ensure_running(service, revision_name)
+        self._promote_ready(service)
+        self._update_routes()
+        for revision_name in set(service.running) - self._wanted(service):
+            self._retire(service, service.running.pop(revision_name))
+        self._write_status(ref, isvc, service)
+
+    def _restored(self, isvc: dict) -> _Service:
+        """A service seen for the first time, with its past revisions; after a restart the revisions its
+        status says were serving serve again."""
+        metadata = isvc["metadata"]
+        namespace, name = metadata.get("namespace") or "default", metadata["name"]
+        service = _Service(namespace, name, self.revision_log.load(namespace, name))
+        known = {revision.name for revision in service.revisions}
+        for component, status in ((isvc.get("status") or {}).get("components") or {}).items():
+            ready = (status or {}).get("latestReadyRevision")
+            if ready in known:
+                service.serving[component] = ready
+        return service
+
+    def _plan(self, service: _Service, isvc: dict) -> None:
+        namespaced_runtimes, _ = self.store.list(SERVING_RUNTIME.kind, service.namespace)
+        try:
+            templates = revision_templates(isvc, namespaced_runtimes, self._cluster_runtimes())
+        except RuntimeSelectionError as exc:
+            if service.invalid is None:
+                logger.warning("%s/%s cannot run: %s", service.namespace, service.name, exc)
+            service.invalid = Failure(exc.reason, exc.message, time=now_rfc3339())
+            return
+        service.invalid = None
+        latest, created = latest_revisions(service.name, service.revisions, templates)
+        if created:
+            service.revisions += created
+            self.revision_log.save(service.namespace, service.name, service.revisions)
+            for revision in created:
+                logger.info("%s/%s: new revision %s", service.namespace, service.name, revision.name)
+        service.latest = {component: revision.name for component, revision in latest.items()}
+        service.runtime = (templates.get("predictor") or {}).get("runtime")
+        for component in set(service.serving) - set(templates):
+            del service.serving[component]
+
+    def _wanted(self, service: _Service) -> set[str]:
+        return set(service.latest.values()) | set(service.serving.values())
+
+    def _ensure_running(self, service: _Service, revision_name: str) -> None:
+        if revision_name in service.running:
+            return
+        revision = service.revision(revision_name)
+        key = (service.namespace, service.name)
+        count = max(1, int(revision.template.get("minReplicas") or 1))
+        runner = RevisionReplicas(
+            revision, service.namespace, service.name, count, self.settings, lambda: self.kick(key)
+        )
+        service.running[revision_name] = runner
+        runner.start()
+
+    def _promote_ready(self, service: _Service) -> None:
+        for component, latest in service.latest.items():
+            if service.serving.get(component) != latest and service.running[latest].state().ready:
+                logger.info("%s/%s: %s takes the traffic", service.namespace, service.name, latest)
+                service.serving[component] = latest
+
+    def _retire(self, service: _Service, runner: RevisionReplicas) -> None:
+        """Stops a revision the routes no longer name, once the requests it holds are done."""
+        logger.info("%s/%s: stopping %s", service.namespace, service.name, runner.revision.name)
+        task = asyncio.create_task(self._drain_and_stop(runner))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _drain_and_stop(self, runner: RevisionReplicas) -> None:
+        name = runner.revision.name
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.stop_grace
+        while loop.time() < deadline:
+            stats = self.gateway.revision_stats().get(name)
+            if stats is None or (stats.in_flight == 0 and stats.queued == 0):
+                break
+            await asyncio.sleep(0.1)
+        await runner.stop()
+
+    async def _tear_down(self, key: Key) -> None:
+        service = self._services.pop(key, None)
+        self._routes.pop(key, None)
+        self._update_routes()
+        if service is None:
+            return
+        logger.info("%s/%s deleted: stopping its revisions", *key)
+        self.revision_log.forget(*key)
+        for runner in service.running.values():
+            self._retire(service, runner)
+
+    # ---- routes and status ----
+
+    def _update_routes(self) -> None:
+        for key, service in self._services.items():
+            self._routes[key] = self._service_routes(service)
+        table = {host: route for routes in self._routes.values() for host, route in routes.items()}
+        if table != self._routes_in_effect:
+            self.gateway.update_routes(RouteTable(table))
+            self._routes_in_effect = table
+
+    def _service_routes(self, service: _Service) -> dict[str, Route]:
+        backends = {}
+        for component, revision_name in service.serving.items():
+            runner = service.running.get(revision_name)
+            if runner is None:
+                continue
+            template = runner.revision.template
+            timeout = template.get("timeout")
+            backends[component] = Backend(
+                revision_name,
+                runner.addresses(),
+                container_concurrency=int(template.get("containerConcurrency") or 0),
+                timeout_seconds=float(timeout) if timeout else None,
+            )
+        components = set(service.latest) | set(service.serving)
+        routes = service_routes(service.name, service.namespace, self.settings.domain, components, backends)
+        return {
+            host: Route((backend,), explain=Route((explain,)) if explain else None)
+            for host, (backend, explain) in routes.items()
+        }
+
+    def _observed(self, service: _Service) -> ServiceState:
+        components = {}
+        for component, latest in service.latest.items():
+            serving = service.serving.get(component)
+            components[component] = ComponentState(
+                service.running[latest].state(),
+                service.running[serving].state() if serving in service.running else None,
+            )
+        host = service_host(service.name, service.namespace, self.settings.domain)
+        routed = host in self._routes.get((service.namespace, service.name), {})
+        return ServiceState(components, service.invalid, service.runtime, routed)
+
+    def _write_status(self, ref: Ref, isvc: dict, service: _Service) -> None:
+        previous = isvc.get("status") or {}
+        status = inference_service_status(
+            isvc,
+            self._observed(service),
+            domain=self.settings.domain,
+            port=self.url_port,
+            now=now_rfc3339(),
+            previous=previous,
+        )
+        if status != previous:
+            with contextlib.suppress(NotFound):
+                self.store.set_status(ref, status)
+
+    def _cluster_runtimes(self) -> list[dict]:
+        """The stored ClusterServingRuntimes, and the built-in ones that no stored one replaces."""
+        stored, _ = self.store.list(CLUSTER_SERVING_RUNTIME.kind)
+        names = {runtime["metadata"]["name"] for runtime in stored}
+        return stored + [r for r in builtin_cluster_runtimes() if r["metadata"]["name"] not in names]

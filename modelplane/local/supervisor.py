@@ -1,0 +1,282 @@
+"""Replica processes: each revision runs its replicas as local processes, kept alive until stopped.
+
+A replica first gets its model (the storage initializer: `modelplane.storage.fetch`, on a thread),
+then its process starts with ports of its own and its output appended to a log file under
+`<home>/logs/<namespace>/<service>/<component>/`. It is probed until ready; a process that exits is
+started again after a back-off (1 s, doubling up to 30 s, back to 1 s once it has stayed up a while).
+Stopping sends SIGTERM to the replica's process group, lets it finish the requests it holds, and sends
+SIGKILL if it is still there after the grace period.
+
+Every change of a replica's state calls `on_change()`, so the reconciler can look again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOAD_FAILED, PENDING
+from modelplane.control import Failure, Revision, RevisionState
+from modelplane.local.replica_command import ReplicaPorts, replica_launch, speaks_modelplane_serve
+from modelplane.local.replica_probe import probe
+
+logger = logging.getLogger("modelplane.supervisor")
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    logs_dir: Path
+    domain: str = "localhost"
+    gateway_port: int = 8080
+    probe_interval: float = 0.5
+    ready_probe_interval: float = 2.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    stable_after: float = 30.0  # a replica up this long starts its back-off afresh
+    stop_grace: float = 20.0
+
+
+def replica_log_dir(logs_dir: Path, namespace: str, service: str, component: str) -> Path:
+    return logs_dir / namespace / service / component
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Replica:
+    """One process of a revision: fetched, started, probed, restarted, stopped."""
+
+    def __init__(
+        self,
+        revision: Revision,
+        index: int,
+        log_path: Path,
+        settings: SupervisorSettings,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.revision = revision
+        self.index = index
+        self.log_path = log_path
+        self.settings = settings
+        self.phase = PENDING
+        self.address: str | None = None
+        self.failure: Failure | None = None
+        self.restarts = 0
+        self._on_change = on_change
+        self._process: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process and self._process.returncode is None else None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"replica {self.revision.name}-{self.index}")
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL after the grace period; returns once the process is gone."""
+        self._stopping.set()
+        process = self._process
+        if process is not None and process.returncode is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), self.settings.stop_grace)
+            except TimeoutError:
+                logger.warning(
+                    "%s did not stop within %ss: killing it", self._label(), self.settings.stop_grace
+                )
+                _signal_group(process.pid, signal.SIGKILL)
+                await process.wait()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _label(self) -> str:
+        return f"replica {self.index} of {self.revision.name}"
+
+    def _set(self, phase: str, *, address: str | None = None, failure: Failure | None = None) -> None:
+        if failure is not None and self.failure is not None and _same_failure(failure, self.failure):
+            failure = self.failure  # the same failure again keeps its first time
+        if (phase, address, failure) == (self.phase, self.address, self.failure):
+            return
+        self.phase, self.address, self.failure = phase, address, failure
+        self._on_change()
+
+    async def _run(self) -> None:
+        backoff = self.settings.backoff_initial
+        template = self.revision.template
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while not self._stopping.is_set():
+                if self.phase != FAILED_TO_LOAD:  # a crash loop stays FailedToLoad until ready
+                    self._set(LOADING)
+                try:
+                    model_dir = await self._fetch_model()
+                except Exception as exc:  # noqa: BLE001 - any failure of the initializer is reported
+                    self._note(f"the storage initializer failed: {exc}")
+                    self._set(FAILED_TO_LOAD, failure=self._failure(str(exc), location="storage-initializer"))
+                else:
+                    started = time.monotonic()
+                    await self._run_process(client, template, model_dir)
+                    if self._stopping.is_set():
+                        break
+                    if time.monotonic() - started > self.settings.stable_after:
+                        backoff = self.settings.backoff_initial
+                self.restarts += 1
+                self._note(f"restarting in {backoff:.0f}s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max)
+        self._set(PENDING)
+
+    async def _fetch_model(self) -> Path | None:
+        storage = self.revision.template.get("storage")
+        if not storage:
+            return None
+        from modelplane.storage import fetch, resolve
+
+        source = resolve(storage.get("storageUri"), storage.get("storage"))
+        return await asyncio.to_thread(fetch, source)
+
+    async def _run_process(self, client: httpx.AsyncClient, template: dict, model_dir: Path | None) -> None:
+        ports = ReplicaPorts(_free_port(), _free_port())
+        launch = replica_launch(
+            template, ports, model_dir, domain=self.settings.domain, gateway_port=self.settings.gateway_port
+        )
+        self._note(f"starting: {' '.join(launch.argv)}")
+        with self.log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                *launch.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, **launch.env},
+                start_new_session=True,
+            )
+        logger.info("%s started (pid %s, port %s)", self._label(), self._process.pid, ports.http)
+        await self._watch(client, template, ports)
+        code = self._process.returncode
+        if self._stopping.is_set():
+            self._note(f"stopped (exit code {code})")
+            return
+        self._note(f"exited with code {code}")
+        logger.warning("%s exited with code %s", self._label(), code)
+        if self.phase == LOADED:  # it had loaded its model: a restart brings it back
+            self._set(LOADING)
+            return
+        message = _last_line(self.log_path) or f"the process exited with code {code}"
+        self._set(FAILED_TO_LOAD, failure=self._failure(message, exit_code=code))
+
+    async def _watch(self, client: httpx.AsyncClient, template: dict, ports: ReplicaPorts) -> None:
+        """Probes the process until it exits."""
+        process = self._process
+        repository_index = speaks_modelplane_serve(template["command"])
+        while process.returncode is None:
+            result = await probe(
+                client, ports.http, template.get("readinessPath"), repository_index=repository_index
+            )
+            if process.returncode is not None:
+                break
+            if result.ready:
+                if self.phase != LOADED:
+                    logger.info("%s is ready on 127.0.0.1:%s", self._label(), ports.http)
+                self._set(LOADED, address=f"127.0.0.1:{ports.http}")
+            elif result.failure:
+                self._set(FAILED_TO_LOAD, failure=self._failure(result.failure))
+            elif self.phase == LOADED:
+                self._set(LOADING)
+            interval = self.settings.ready_probe_interval if result.ready else self.settings.probe_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), interval)
+
+    def _failure(self, message: str, *, exit_code: int | None = None, location: str | None = None) -> Failure:
+        return Failure(MODEL_LOAD_FAILED, message, exit_code, now_rfc3339(), location or self.revision.name)
+
+    def _note(self, text: str) -> None:
+        """A line of the platform's own in the replica's log, between the process's lines."""
+        with self.log_path.open("ab") as log:
+            log.write(f"[modelplane {now_rfc3339()}] {self.revision.name}: {text}\n".encode())
+
+
+class RevisionReplicas:
+    """The replicas of one revision of one InferenceService component."""
+
+    def __init__(
+        self,
+        revision: Revision,
+        namespace: str,
+        service: str,
+        count: int,
+        settings: SupervisorSettings,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.revision = revision
+        folder = replica_log_dir(settings.logs_dir, namespace, service, revision.component)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.replicas = [
+            Replica(revision, index, folder / f"{revision.name}-{index}.log", settings, on_change)
+            for index in range(count)
+        ]
+
+    def start(self) -> None:
+        for replica in self.replicas:
+            replica.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(replica.stop() for replica in self.replicas))
+
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(r.address for r in self.replicas if r.phase == LOADED and r.address)
+
+    def state(self) -> RevisionState:
+        ready = sum(1 for r in self.replicas if r.phase == LOADED)
+        failed = [r for r in self.replicas if r.phase == FAILED_TO_LOAD]
+        if ready:
+            phase = LOADED
+        elif failed:
+            phase = FAILED_TO_LOAD
+        else:
+            phase = LOADING
+        failure = failed[0].failure if failed else None
+        return RevisionState(self.revision.name, phase, ready, len(failed), failure)
+
+
+def _same_failure(a: Failure, b: Failure) -> bool:
+    return (a.reason, a.message, a.exit_code, a.location) == (b.reason, b.message, b.exit_code, b.location)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _last_line(path: Path, limit: int = 8192) -> str | None:
+    """The last line the process wrote (not one of the platform's notes), for a failure message."""
+    try:
+        with path.open("rb") as file:
+            file.seek(max(0, path.stat().st_size - limit))
+            lines = file.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.strip() and not line.startswith("[modelplane "):
+            return line.strip()[:1000]
+    return None
