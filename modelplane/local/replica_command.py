@@ -16,7 +16,10 @@ from pathlib import Path
 MODEL_MOUNT = "/mnt/models"
 # Flags whose value names another component's service: `<isvc>-<component>.<namespace>`.
 _SERVICE_FLAGS = ("--predictor_host", "--predictor-host", "--explainer_host", "--explainer-host")
-_SERVICE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?$")
+_GRPC_FLAGS = ("--grpc-port", "--grpc_port")
+_SERVICE_NAME = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ def replica_launch(
             part = f"{flag}={gateway_address(value, domain, gateway_port)}"
         argv.append(part)
         previous = part
+    if speaks_modelplane_serve(argv) and not any(part.startswith(_GRPC_FLAGS) for part in argv):
+        argv.append(f"--grpc-port={ports.grpc}")  # its own default, 8081, would clash between replicas
     argv = _local_program(argv)
     env = {name: _with_model_dir(value, model_dir) for name, value in template["env"].items()}
     env["PORT"] = str(ports.http)

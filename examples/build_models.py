@@ -1,0 +1,83 @@
+"""Builds the small models and model code the examples serve, into modelplane's pvc folder.
+
+    python examples/build_models.py        # then: modelplane apply -f examples/sklearn-iris.yaml
+
+Each example's `storageUri` is `pvc://examples/<name>`: on one machine a claim is a folder,
+`$MODELPLANE_PVC_DIR/<claim>` (default `~/.modelplane/pvc/<claim>`). Nothing is downloaded: the
+models are trained here on the iris data set that ships with scikit-learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def build_all(root: Path) -> list[Path]:
+    """Writes every example's folder under `root` (the `examples` claim) and returns them."""
+    from sklearn.datasets import load_iris
+
+    features, labels = load_iris(return_X_y=True)
+    built = [
+        _sklearn(root / "sklearn-iris", features, labels),
+        _xgboost(root / "xgboost-iris", features, labels),
+        _lightgbm(root / "lightgbm-iris", features, labels),
+        _code(root / "custom-predictor", HERE / "custom-predictor" / "model.py"),
+        _code(root / "transformer", HERE / "transformer" / "transformer.py"),
+    ]
+    return built
+
+
+def _fresh(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _sklearn(folder: Path, features, labels) -> Path:
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    joblib.dump(LogisticRegression(max_iter=1000).fit(features, labels), _fresh(folder) / "model.joblib")
+    return folder
+
+
+def _xgboost(folder: Path, features, labels) -> Path:
+    import xgboost
+
+    model = xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(features, labels)
+    model.get_booster().save_model(str(_fresh(folder) / "model.json"))
+    return folder
+
+
+def _lightgbm(folder: Path, features, labels) -> Path:
+    import lightgbm
+
+    model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(features, labels)
+    model.booster_.save_model(str(_fresh(folder) / "model.txt"))
+    return folder
+
+
+def _code(folder: Path, source: Path) -> Path:
+    shutil.copy(source, _fresh(folder) / source.name)
+    return folder
+
+
+def main() -> None:
+    from modelplane.storage.paths import pvc_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pvc-dir", type=Path, default=None, help="default: $MODELPLANE_PVC_DIR or ~/.modelplane/pvc"
+    )
+    args = parser.parse_args()
+    root = (args.pvc_dir or pvc_dir()) / "examples"
+    for folder in build_all(root):
+        print(f"built {folder}")
+
+
+if __name__ == "__main__":
+    main()
