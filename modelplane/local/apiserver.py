@@ -377,8 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=DEFAULT_API_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_API_PORT)
     args = parser.parse_args(argv)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     store = open_store(args.home)
-    server = ApiServer(store, bind(args.host, args.port))
+    server = ApiServer(store, sock)
     print(f"listening on {server.url}", flush=True)
     try:
         uvloop.run(server.run())
