@@ -55,10 +55,17 @@ class _File:
         self._pending = len(ranges)
         # For hashing: how far each range has written, contiguously from its start.
         self._written = {start: start for start, _ in ranges}
-        # Objects of unknown size are only checked for length by the backend.
-        self.hasher: Hasher | None = obj.checksum.hasher() if obj.checksum and obj.size is not None else None
+        whole = len(ranges) == 1
+        # A whole read the client library checks needs no second hash; a resumed one would not be
+        # checked by it, so such a read starts over instead. So does one the storage cannot resume.
+        self.restart_on_retry = not obj.ranges or (whole and obj.checked_by_client)
+        # Objects of unknown size are only checked for length.
+        hashable = obj.checksum is not None and obj.size is not None
+        self.hasher: Hasher | None = (
+            obj.checksum.hasher() if hashable and not (whole and obj.checked_by_client) else None
+        )
         # One range is hashed inline as it arrives; several are followed by a thread of their own.
-        self.hash_inline = len(ranges) == 1
+        self.hash_inline = whole
         self._hashed = 0
         self._failed = False
 
@@ -240,8 +247,7 @@ def _fetch_range(
                 if error is exc:
                     raise
                 raise error from None  # the library's own message may hold a credential
-            if not file.obj.ranges and position > start:
-                # The storage cannot resume this object: start it over.
+            if file.restart_on_retry and position > start:
                 progress.advance(start - position)
                 position = start
                 inline_hasher = file.hasher = file.obj.checksum.hasher() if file.hasher else None

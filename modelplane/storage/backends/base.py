@@ -25,6 +25,8 @@ class RemoteObject:
     version: str = ""  # an etag, generation or date: changes when the content changes
     checksum: Checksum | None = None
     ranges: bool = True  # whether byte ranges of it can be read
+    # Whether the client library itself checks a whole read of it (a full-object checksum in the response).
+    checked_by_client: bool = False
 
 
 class Backend(ABC):

@@ -23,7 +23,14 @@ from pathlib import Path
 
 from ..checksum import Checksum
 from ..config import StorageConfig
-from ..errors import AccessDeniedError, ConfigurationError, NotFoundError, StorageError, import_optional
+from ..errors import (
+    AccessDeniedError,
+    ConfigurationError,
+    NotFoundError,
+    StorageError,
+    TransferError,
+    import_optional,
+)
 from ..uri import Location
 from .base import CHUNK, Backend, RemoteObject, only_model, relative_name
 
@@ -119,13 +126,18 @@ class S3Backend(Backend):
                 if name is None:
                     continue
                 etag = item.get("ETag", "").strip('"')
+                single_part = bool(_MD5.match(etag))
+                # A full-object checksum (always so for a single-part upload) is checked by botocore
+                # on a whole GET with ChecksumMode enabled.
+                full_object = item.get("ChecksumType", "FULL_OBJECT" if single_part else "") == "FULL_OBJECT"
                 objects.append(
                     RemoteObject(
                         name=name,
                         key=item["Key"],
                         size=item["Size"],
                         version=etag,
-                        checksum=Checksum.from_hex("md5", etag) if _MD5.match(etag) else None,
+                        checksum=Checksum.from_hex("md5", etag) if single_part else None,
+                        checked_by_client=bool(item.get("ChecksumAlgorithm")) and full_object,
                     )
                 )
         if not objects:
@@ -138,6 +150,8 @@ class S3Backend(Backend):
             request["IfMatch"] = f'"{obj.version}"'
         if start or (end is not None and end != obj.size):
             request["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        elif obj.checked_by_client:
+            request["ChecksumMode"] = "ENABLED"
         response = self._client.get_object(**request)
         if response.get("SSECustomerAlgorithm") or str(response.get("ServerSideEncryption", "")).startswith(
             "aws:kms"
@@ -178,6 +192,8 @@ class S3Backend(Backend):
                 return AccessDeniedError(f"{where}: access denied ({code}); check the S3 credentials")
             if code in ("PreconditionFailed", "412"):
                 return StorageError(f"{where}: the object changed during the download; try again")
+        if isinstance(exc, errors.FlexibleChecksumError):
+            return TransferError(f"{where}: the object's checksum does not match what arrived")
         if isinstance(exc, errors.NoCredentialsError):
             return ConfigurationError(
                 f"{where}: no S3 credentials; set access_key_id/secret_access_key, AWS_ACCESS_KEY_ID, or anonymous"
