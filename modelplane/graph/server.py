@@ -62,6 +62,7 @@ def serve(app: RouterApp, graph: GraphSpec, host: str, port: int, drain_seconds:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)  # connections made once the address is printed wait in the backlog
     bound_host, bound_port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,
