@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelplane.api.kinds import Kind
+
 
 class ApiError(Exception):
     """A refused request; `code` is the HTTP status and `reason` Kubernetes' StatusReason."""
@@ -111,3 +113,23 @@ def error_from_status(status: dict[str, Any], http_code: int) -> ApiError:
     error = cls(str(status.get("message") or f"HTTP {http_code}"), status.get("details"))
     error.code = int(status.get("code") or http_code)
     return error
+
+
+def not_found(kind: Kind, name: str) -> NotFound:
+    return NotFound(f'{kind.crd_name} "{name}" not found', _details(kind, name))
+
+
+def already_exists(kind: Kind, name: str) -> AlreadyExists:
+    return AlreadyExists(f'{kind.crd_name} "{name}" already exists', _details(kind, name))
+
+
+def conflict(kind: Kind, name: str) -> Conflict:
+    return Conflict(
+        f'Operation cannot be fulfilled on {kind.crd_name} "{name}": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+        _details(kind, name),
+    )
+
+
+def _details(kind: Kind, name: str) -> dict[str, Any]:
+    return {"name": name, "group": kind.group, "kind": kind.plural}

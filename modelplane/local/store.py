@@ -32,7 +32,7 @@ import orjson
 
 from modelplane.api.kinds import Kind, kind_of
 from modelplane.local import api_meta
-from modelplane.local.api_errors import AlreadyExists, Conflict, Expired, Invalid, NotFound
+from modelplane.local.api_errors import Expired, Invalid, already_exists, conflict, not_found
 from modelplane.local.api_paths import kind_by_name
 
 Resource = dict[str, Any]
@@ -135,7 +135,7 @@ class Store:
                 "SELECT body FROM resources WHERE kind=? AND namespace=? AND name=?", ref
             ).fetchone()
         if row is None:
-            raise _not_found(ref)
+            raise not_found(kind_by_name(ref.kind), ref.name)
         return orjson.loads(row[0])
 
     def list(self, kind: str, namespace: str | None = None) -> tuple[list[Resource], str]:
@@ -293,7 +293,7 @@ class Store:
             metadata.pop("namespace", None)
         ref = ref_of(new)
         if self._find(ref) is not None:
-            raise _already_exists(ref)
+            raise already_exists(kind, ref.name)
         server_owned = {
             "uid": api_meta.new_uid(),
             "creationTimestamp": api_meta.now_rfc3339(),
@@ -327,7 +327,7 @@ class Store:
             raise Invalid(f'{ref.kind} "{ref.name}" is invalid: the object must be a mapping')
         wanted_version = api_meta.metadata_of(wanted).get("resourceVersion")
         if wanted_version not in (None, "") and str(wanted_version) != current["metadata"]["resourceVersion"]:
-            raise _conflict(ref)
+            raise conflict(kind_by_name(ref.kind), ref.name)
         _check_same_identity(wanted, current, ref)
 
         if status_only:
@@ -373,7 +373,7 @@ class Store:
     def _get_for_write(self, ref: Ref) -> Resource:
         found = self._find(ref)
         if found is None:
-            raise _not_found(ref)
+            raise not_found(kind_by_name(ref.kind), ref.name)
         return found
 
     def _put(self, ref: Ref, resource: Resource) -> None:
@@ -497,28 +497,3 @@ def _set_status(resource: Resource, status: Any) -> None:
 
 def _canonical(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
-def _details(ref: Ref) -> dict[str, Any]:
-    kind = kind_by_name(ref.kind)
-    return {"name": ref.name, "group": kind.group, "kind": kind.plural}
-
-
-def _qualified_plural(ref: Ref) -> str:
-    return kind_by_name(ref.kind).crd_name
-
-
-def _not_found(ref: Ref) -> NotFound:
-    return NotFound(f'{_qualified_plural(ref)} "{ref.name}" not found', _details(ref))
-
-
-def _already_exists(ref: Ref) -> AlreadyExists:
-    return AlreadyExists(f'{_qualified_plural(ref)} "{ref.name}" already exists', _details(ref))
-
-
-def _conflict(ref: Ref) -> Conflict:
-    return Conflict(
-        f'Operation cannot be fulfilled on {_qualified_plural(ref)} "{ref.name}": the object has been '
-        "modified; please apply your changes to the latest version and try again",
-        _details(ref),
-    )
