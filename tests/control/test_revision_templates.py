@@ -1,0 +1,141 @@
+"""What each component runs: runtime containers merged with the spec, custom containers, transformers."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelplane.api import RuntimeSelectionError, admit, builtin_cluster_runtimes
+from modelplane.control import latest_revisions, revision_name, revision_templates
+
+
+def isvc(spec: dict, name: str = "iris") -> dict:
+    return admit(
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": spec,
+        },
+        old=None,
+    )
+
+
+def templates(spec: dict, runtimes: list[dict] | None = None) -> dict[str, dict]:
+    return revision_templates(isvc(spec), runtimes or [], builtin_cluster_runtimes())
+
+
+def test_an_sklearn_shorthand_runs_modelplane_serve_from_the_builtin_runtime():
+    predictor = templates({"predictor": {"sklearn": {"storageUri": "pvc://models/iris"}}})["predictor"]
+    assert predictor["command"] == [
+        "modelplane",
+        "serve",
+        "--model-dir=/mnt/models",
+        "--model-name=iris",
+        "--runtime=sklearn",
+        "--http-port=8080",
+        "--grpc-port=8081",
+    ]
+    assert predictor["storage"] == {"storageUri": "pvc://models/iris", "storage": None}
+    assert predictor["runtime"] == {"kind": "ClusterServingRuntime", "name": "kserve-sklearnserver"}
+    assert predictor["protocol"] == "v1"
+    assert predictor["env"]["PROTOCOL"] == "v1"
+    assert predictor["env"]["INFERENCE_SERVICE_NAME"] == "iris"
+
+
+def test_model_args_come_after_the_runtime_args_and_model_env_wins_by_name():
+    spec = {
+        "predictor": {
+            "model": {
+                "modelFormat": {"name": "sklearn"},
+                "storageUri": "pvc://m",
+                "args": ["--predict-proba"],
+                "env": [{"name": "PROTOCOL", "value": "v2"}, {"name": "EXTRA", "value": "1"}],
+                "containerConcurrency": 4,
+            },
+            "containerConcurrency": 4,
+            "timeout": 30,
+            "minReplicas": 2,
+        }
+    }
+    predictor = templates(spec)["predictor"]
+    assert predictor["command"][-1] == "--predict-proba"
+    assert predictor["env"]["PROTOCOL"] == "v2"
+    assert predictor["env"]["EXTRA"] == "1"
+    assert (predictor["containerConcurrency"], predictor["timeout"], predictor["minReplicas"]) == (4, 30, 2)
+
+
+def test_a_custom_predictor_runs_its_command_and_args_with_its_storage_uri():
+    container = {
+        "name": "kserve-container",
+        "image": "example/doubler",
+        "command": ["python", "/mnt/models/model.py"],
+        "args": ["--verbose"],
+        "env": [{"name": "STORAGE_URI", "value": "pvc://code"}, {"name": "PROTOCOL", "value": "v2"}],
+        "ports": [{"containerPort": 9000}],
+    }
+    predictor = templates({"predictor": {"containers": [container]}})["predictor"]
+    assert predictor["command"] == ["python", "/mnt/models/model.py", "--verbose"]
+    assert predictor["storage"] == {"storageUri": "pvc://code", "storage": None}
+    assert predictor["protocol"] == "v2"
+    assert predictor["ports"]["http"] == 9000
+    assert predictor["runtime"] is None
+
+
+def test_a_transformer_gets_kserves_default_args_unless_it_sets_them():
+    spec = {
+        "predictor": {"sklearn": {"storageUri": "pvc://m"}},
+        "transformer": {
+            "containers": [{"name": "kserve-container", "image": "t", "command": ["t", "--http_port=9000"]}]
+        },
+    }
+    transformer = templates(spec)["transformer"]
+    assert transformer["command"] == [
+        "t",
+        "--http_port=9000",
+        "--model_name",
+        "iris",
+        "--predictor_host",
+        "iris-predictor.default",
+    ]
+
+
+def test_an_unknown_runtime_is_runtime_not_recognized():
+    spec = {
+        "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "runtime": "nope", "storageUri": "x"}}
+    }
+    with pytest.raises(RuntimeSelectionError) as error:
+        templates(spec)
+    assert error.value.reason == "RuntimeNotRecognized"
+
+
+def test_a_format_no_runtime_serves_is_no_supporting_runtime():
+    with pytest.raises(RuntimeSelectionError) as error:
+        templates({"predictor": {"tensorflow": {"storageUri": "gs://x/y"}}})
+    assert error.value.reason == "NoSupportingRuntime"
+
+
+def test_a_namespaced_runtime_is_preferred_and_rendered_with_the_service_metadata():
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "mine", "namespace": "default"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True}],
+            "containers": [{"name": "kserve-container", "image": "x", "command": ["serve-it", "{{.Name}}"]}],
+        },
+    }
+    predictor = templates({"predictor": {"sklearn": {"storageUri": "pvc://m"}}}, [runtime])["predictor"]
+    assert predictor["command"] == ["serve-it", "iris"]
+    assert predictor["runtime"] == {"kind": "ServingRuntime", "name": "mine"}
+
+
+def test_same_template_keeps_the_revision_a_changed_one_gets_the_next_number():
+    first = templates({"predictor": {"sklearn": {"storageUri": "pvc://a"}}})
+    latest, created = latest_revisions("iris", [], first)
+    assert [r.name for r in created] == ["iris-predictor-00001"]
+    again, created_again = latest_revisions("iris", created, first)
+    assert again["predictor"] is latest["predictor"] and created_again == []
+    changed = templates({"predictor": {"sklearn": {"storageUri": "pvc://b"}}})
+    newer, created_newer = latest_revisions("iris", created, changed)
+    assert newer["predictor"].name == revision_name("iris", "predictor", 2) == "iris-predictor-00002"
+    assert created_newer == [newer["predictor"]]

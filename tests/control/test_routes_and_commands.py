@@ -1,0 +1,92 @@
+"""Where each host goes, and how a template becomes a replica's command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from modelplane.control import service_routes
+from modelplane.local.replica_command import ReplicaPorts, gateway_address, replica_launch
+
+
+def test_the_service_host_goes_to_the_transformer_and_explain_to_the_explainer():
+    routes = service_routes(
+        "iris",
+        "default",
+        "localhost",
+        {"predictor", "transformer", "explainer"},
+        {"predictor": "P", "transformer": "T", "explainer": "E"},
+    )
+    assert routes == {
+        "iris.default.localhost": ("T", "E"),
+        "iris-predictor.default.localhost": ("P", None),
+        "iris-transformer.default.localhost": ("T", None),
+        "iris-explainer.default.localhost": ("E", None),
+    }
+
+
+def test_the_service_host_waits_for_the_transformer_when_the_spec_has_one():
+    routes = service_routes("iris", "default", "localhost", {"predictor", "transformer"}, {"predictor": "P"})
+    assert routes == {"iris-predictor.default.localhost": ("P", None)}
+
+
+def template(command: list[str], env: dict | None = None) -> dict:
+    return {"command": command, "env": env or {}, "ports": {"http": 8080, "grpc": 8081}}
+
+
+def test_ports_and_the_model_folder_are_the_replicas_own():
+    launch = replica_launch(
+        template(
+            ["modelplane", "serve", "--model-dir=/mnt/models", "--http-port=8080", "--grpc_port", "8081"],
+            {"MODEL": "/mnt/models/model.joblib", "OTHER": "/mnt/modelsx"},
+        ),
+        ReplicaPorts(41000, 41001),
+        Path("/cache/iris"),
+        domain="localhost",
+        gateway_port=8080,
+    )
+    assert launch.argv == [
+        sys.executable,
+        "-m",
+        "modelplane",
+        "serve",
+        "--model-dir=/cache/iris",
+        "--http-port=41000",
+        "--grpc_port",
+        "41001",
+    ]
+    assert launch.env["MODEL"] == "/cache/iris/model.joblib"
+    assert launch.env["OTHER"] == "/mnt/modelsx"
+    assert launch.env["PORT"] == "41000"
+
+
+def test_modelplane_serve_without_a_grpc_port_gets_one():
+    launch = replica_launch(
+        template(["modelplane", "serve", "--model-class", "m.py:M"]),
+        ReplicaPorts(41000, 41001),
+        None,
+        domain="localhost",
+        gateway_port=8080,
+    )
+    assert launch.argv[-1] == "--grpc-port=41001"
+
+
+def test_a_predictor_service_name_becomes_the_gateway_host():
+    launch = replica_launch(
+        template(["./transformer", "--predictor_host", "iris-predictor.default", "--http_port", "8080"]),
+        ReplicaPorts(41000, 41001),
+        None,
+        domain="localhost",
+        gateway_port=18080,
+    )
+    assert launch.argv == [
+        "./transformer",
+        "--predictor_host",
+        "iris-predictor.default.localhost:18080",
+        "--http_port",
+        "41000",
+    ]
+    assert gateway_address("iris-predictor.default.svc.cluster.local", "localhost", 80) == (
+        "iris-predictor.default.localhost:80"
+    )
+    assert gateway_address("10.0.0.1:9000", "localhost", 80) == "10.0.0.1:9000"
