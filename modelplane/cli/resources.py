@@ -371,8 +371,7 @@ def _wait(args: argparse.Namespace) -> int:
             if not _wait_for(client, kind, namespace, name, condition, deadline):
                 print(f"error: timed out waiting for the condition on {kind.plural}/{name}", file=sys.stderr)
                 return 1
-            met = "deleted" if condition is None else "condition met"
-            print(f"{qualified_singular(kind)}/{name} {met}")
+            print(f"{qualified_singular(kind)}/{name} condition met")  # kubectl's words, deletion too
     return 0
 
 

@@ -268,7 +268,7 @@ def test_delete_by_name_and_by_file(api, tmp_path):
     assert 'inferenceservices.serving.kserve.io "gone-a" not found' in by_file.stderr
     assert run(api, "delete", "isvc", "gone-a", "--ignore-not-found").returncode == 0
     assert run(api, "wait", "--for=delete", "isvc/gone-a").stdout == (
-        "inferenceservice.serving.kserve.io/gone-a deleted\n"
+        "inferenceservice.serving.kserve.io/gone-a condition met\n"
     )
 
 
