@@ -66,7 +66,11 @@ class Target:
 
 
 class ApiApp:
-    """The ASGI application serving one store."""
+    """The ASGI application serving one store.
+
+    Store calls run in worker threads: a write waits for the disk and for admission, and the
+    event loop may be serving other traffic in the meantime (the gateway shares the process).
+    """
 
     def __init__(self, store: Store):
         self.store = store
@@ -132,12 +136,12 @@ class ApiApp:
                 )
             body = await request.json_object()
             _check_body(body, target)
-            return await send_json(send, 201, self.store.create(body))
+            return await send_json(send, 201, await asyncio.to_thread(self.store.create, body))
         raise MethodNotAllowed(f"{request.method} is not supported on a collection")
 
     async def _list(self, request: Request, send: Send, target: Target) -> None:
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
-        items, version = self.store.list(target.kind.kind, _store_namespace(target))
+        items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
         await send_json(
             send,
             200,
@@ -164,9 +168,9 @@ class ApiApp:
         ref = target.ref()
         status_only = target.subresource == "status"
         if request.method == "GET":
-            return await send_json(send, 200, self.store.get(ref))
+            return await send_json(send, 200, await asyncio.to_thread(self.store.get, ref))
         if request.method == "DELETE" and not status_only:
-            return await send_json(send, 200, self.store.delete(ref))
+            return await send_json(send, 200, await asyncio.to_thread(self.store.delete, ref))
         if request.method == "PUT":
             body = await request.json_object()
             _check_body(body, target)
@@ -182,7 +186,7 @@ class ApiApp:
         else:
             raise MethodNotAllowed(f"{request.method} is not supported here")
         write = self.store.update_status if status_only else self.store.update
-        await send_json(send, 200, write(ref, change))
+        await send_json(send, 200, await asyncio.to_thread(write, ref, change))
 
     # ---- all-or-nothing apply ----
 
@@ -195,7 +199,8 @@ class ApiApp:
         default_namespace = request.query.get("namespace") or "default"
         for index, item in enumerate(items):
             _prepare_apply_item(item, index, default_namespace)
-        results = self.store.apply(items, dry_run=request.query.get("dryRun") == "All")
+        dry_run = request.query.get("dryRun") == "All"
+        results = await asyncio.to_thread(self.store.apply, items, dry_run=dry_run)
         await send_json(
             send,
             200,

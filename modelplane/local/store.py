@@ -117,6 +117,7 @@ class Store:
         self._history = history
         self._lock = threading.RLock()
         self._watchers: set[_Wakeup] = set()
+        self._watchers_lock = threading.Lock()  # writers in other threads wake them
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -260,7 +261,8 @@ class Store:
         resource that exists now. Raises Expired when asked to resume from too far back.
         """
         wakeup = _Wakeup(asyncio.get_running_loop())
-        self._watchers.add(wakeup)
+        with self._watchers_lock:
+            self._watchers.add(wakeup)
         try:
             if resource_version is None:
                 existing, resource_version = self._snapshot(kind, namespace)
@@ -274,7 +276,8 @@ class Store:
                 if not events:
                     await wakeup.wait()
         finally:
-            self._watchers.discard(wakeup)
+            with self._watchers_lock:
+                self._watchers.discard(wakeup)
 
     # ---- internals ----
 
@@ -405,7 +408,9 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
         if events and not dry_run:
-            for wakeup in list(self._watchers):
+            with self._watchers_lock:
+                watchers = list(self._watchers)
+            for wakeup in watchers:
                 wakeup.set()
 
     def _record(self, events: list[WatchEvent]) -> None:
