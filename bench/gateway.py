@@ -198,6 +198,9 @@ class Run:
     rps: float
     p50_ms: float
     p99_ms: float
+    requests: int
+    cpu_us_per_request: float = 0.0  # of the gateway process, for runs through it
+    upstream_cpu_us_per_request: float = 0.0  # of the upstream's main process
 
 
 class VoidRun(Exception):
@@ -223,7 +226,14 @@ def run_wrk(port: int, concurrency: int, duration: float, script: Path, host: st
         rps=fields["requests"] / (fields["duration_us"] / 1e6),
         p50_ms=fields["p50_us"] / 1000,
         p99_ms=fields["p99_us"] / 1000,
+        requests=fields["requests"],
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc; the fields after the command name)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(upstream: str, args, work: Path, script: Path) -> dict[tuple[int, str], list[Run]]:
@@ -243,11 +253,19 @@ def measure(upstream: str, args, work: Path, script: Path) -> dict[tuple[int, st
                 for path in order:
                     port, host = targets[path]
                     run_wrk(port, concurrency, args.warmup, script, host)
+                    cpu_before = cpu_seconds(gateway.proc.pid), cpu_seconds(replica.proc.pid)
                     run = run_wrk(port, concurrency, args.duration, script, host)
+                    per_request = 1e6 / run.requests
+                    run.cpu_us_per_request = (cpu_seconds(gateway.proc.pid) - cpu_before[0]) * per_request
+                    run.upstream_cpu_us_per_request = (
+                        cpu_seconds(replica.proc.pid) - cpu_before[1]
+                    ) * per_request
                     runs.setdefault((concurrency, path), []).append(run)
                     log(
                         f"{upstream:10} round {round_index + 1} c={concurrency:<3} {path:8} "
                         f"{run.rps:8.0f} req/s  p50 {run.p50_ms:.3f} ms  p99 {run.p99_ms:.3f} ms"
+                        + f"  CPU us/req: gateway {run.cpu_us_per_request:.0f}"
+                        + f" upstream {run.upstream_cpu_us_per_request:.0f}"
                     )
     finally:
         if gateway is not None:
@@ -272,8 +290,8 @@ def render(results: dict[str, dict], args, started: str, load: tuple[float, floa
         "connection; the gateway, the upstream and wrk share the cores.",
         "",
         "| upstream | concurrency | direct req/s | gateway req/s | direct p50 ms | gateway p50 ms | added p50 ms "
-        "| direct p99 ms | gateway p99 ms | added p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| direct p99 ms | gateway p99 ms | added p99 ms | CPU µs/req: upstream (direct) | CPU µs/req: gateway |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for upstream, runs in results.items():
         for concurrency in args.concurrency:
@@ -282,16 +300,31 @@ def render(results: dict[str, dict], args, started: str, load: tuple[float, floa
             d99, g99 = median(direct, "p99_ms"), median(through, "p99_ms")
             lines.append(
                 f"| {upstream} | {concurrency} | {median(direct, 'rps'):.0f} | {median(through, 'rps'):.0f} "
-                f"| {d50:.3f} | {g50:.3f} | **{g50 - d50:+.3f}** | {d99:.3f} | {g99:.3f} | {g99 - d99:+.3f} |"
+                f"| {d50:.3f} | {g50:.3f} | **{g50 - d50:+.3f}** | {d99:.3f} | {g99:.3f} | {g99 - d99:+.3f} "
+                f"| {median(direct, 'upstream_cpu_us_per_request'):.0f} "
+                f"| {median(through, 'cpu_us_per_request'):.0f} |"
             )
     return "\n".join(lines)
+
+
+READING_NOTES = """How to read it:
+- At concurrency 1 the added latency is the gateway's own work plus two more hops over loopback (a read
+  and a write each way, and the wake-ups that go with them).
+- At concurrency 16 wrk, the gateway and the upstream all want CPU on the same 2 cores. The CPU columns
+  (user + system time of each process over the run, per request) compare the gateway's cost with the
+  upstream's: the gateway reads and writes twice per request where a server does it once. Through the
+  gateway there is less CPU left for the upstream, so the added latency there is mostly that
+  competition. On a machine with spare cores the gateway runs beside the replicas instead of taking from
+  them.
+- The machine is shared with other work (see the load average): single runs vary by 2-3x, hence the
+  interleaved rounds and medians. Negative or large p99 differences are that noise."""
 
 
 def write_section(table: str, command: str) -> None:
     section = (
         "## Gateway\n\n"
         "The latency `modelplane up`'s gateway adds between a client and a replica (target: under 0.5 ms at p50).\n"
-        f"Produced by `{command}`.\n\n{table}\n"
+        f"Produced by `{command}`.\n\n{table}\n\n{READING_NOTES}\n"
     )
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(r"^## Gateway\n.*?(?=^## |\Z)", re.M | re.S)
