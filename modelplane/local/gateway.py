@@ -33,8 +33,9 @@ DemandCallback = Callable[[str], None]
 class Gateway:
     """The gateway server on the running event loop.
 
-    `on_demand(revision)` is called (on the gateway's loop: it must not block) whenever a request
-    arrives for a revision that has no replica, so the autoscaler can scale it up from zero.
+    `on_demand(revision)` is called for every request that arrives for a revision with no replica,
+    so the autoscaler can scale it up from zero. It runs on the gateway's loop: it must be quick and
+    idempotent (it may call `update_routes` itself).
     """
 
     def __init__(self, config: GatewayConfig | None = None, on_demand: DemandCallback | None = None) -> None:

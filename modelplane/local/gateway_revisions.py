@@ -121,6 +121,11 @@ class RevisionState:
             )
         if not self.replicas:
             self._ask_for_replica()
+            # The callback may have brought replicas at once (an autoscaler on this loop).
+            replica = None if self._waiters else self._pick(exclude)
+            if replica is not None:
+                self._take(replica)
+                return replica
         return await self._wait(timeout)
 
     def release(self, replica: Replica) -> None:

@@ -161,3 +161,16 @@ def test_busy_replicas_are_skipped_for_free_ones(replica):
             assert gateway.revision_stats()["iris-1"].queued == 0
             served = sorted(future.result().json()["replica"] for future in pending)
     assert served == ["iris-1-a", "iris-1-b"]
+
+
+def test_a_callback_that_brings_a_replica_at_once_serves_the_request(replica):
+    holder = {}
+
+    def scale_now(revision: str) -> None:
+        holder["gateway"].update_routes(table(Backend(revision, (replica,))))
+
+    with running_gateway(Backend("iris-1"), scale_now) as gateway:
+        holder["gateway"] = gateway
+        response = predict(gateway)
+    assert response.status_code == 200
+    assert response.json()["replica"] == "iris-1-a"
