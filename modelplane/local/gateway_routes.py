@@ -125,3 +125,50 @@ def host_without_port(host: str) -> str:
     if name and port.isdigit():
         host = name
     return host.rstrip(".").lower()
+
+
+@dataclass(frozen=True)
+class ComponentTraffic:
+    """The revisions serving one component: the weighted split, and the `latest`/`prev` tag targets."""
+
+    backends: tuple[Backend, ...]
+    latest: Backend | None = None
+    prev: Backend | None = None
+
+    def route(self) -> Route:
+        return Route(self.backends)
+
+
+def inference_service_routes(
+    name: str,
+    namespace: str,
+    predictor: ComponentTraffic,
+    transformer: ComponentTraffic | None = None,
+    explainer: ComponentTraffic | None = None,
+    domain: str = DEFAULT_DOMAIN,
+) -> dict[str, Route]:
+    """Every host of one InferenceService, for a `RouteTable`.
+
+    The service host goes to the transformer if there is one, else the predictor, and sends
+    `:explain` to the explainer; each component also gets its own host and its tag hosts.
+    """
+    components = {"predictor": predictor, "transformer": transformer, "explainer": explainer}
+    front = (transformer or predictor).route()
+    if explainer is not None:
+        front = Route(front.backends, explain=explainer.route())
+    routes = {isvc_host(name, namespace, domain): front}
+    for component, traffic in components.items():
+        if traffic is None:
+            continue
+        routes[component_host(name, namespace, component, domain)] = traffic.route()
+        for tag, backend in (("latest", traffic.latest), ("prev", traffic.prev)):
+            if backend is not None:
+                routes[component_host(name, namespace, component, domain, tag)] = Route((backend,))
+    return routes
+
+
+def inference_graph_routes(
+    name: str, namespace: str, router: tuple[Backend, ...], domain: str = DEFAULT_DOMAIN
+) -> dict[str, Route]:
+    """The host of one InferenceGraph: its router's revisions."""
+    return {isvc_host(name, namespace, domain): Route(router)}

@@ -6,10 +6,13 @@ import pytest
 
 from modelplane.local.gateway_routes import (
     Backend,
+    ComponentTraffic,
     Route,
     RouteTable,
     component_host,
     host_without_port,
+    inference_graph_routes,
+    inference_service_routes,
     isvc_host,
     split_address,
 )
@@ -67,3 +70,42 @@ def test_the_table_is_keyed_by_lower_case_host_and_read_only():
     assert table.hosts() == ["iris.default.localhost"]
     with pytest.raises(TypeError):
         table.routes["x"] = route  # type: ignore[index]
+
+
+def test_an_inference_service_gets_its_front_component_and_tag_hosts():
+    prev = Backend("iris-predictor-1", ("127.0.0.1:1",), weight=90)
+    latest = Backend("iris-predictor-2", ("127.0.0.1:2",), weight=10)
+    transformer = Backend("iris-transformer-1", ("127.0.0.1:3",))
+    explainer = Backend("iris-explainer-1", ("127.0.0.1:4",))
+    routes = inference_service_routes(
+        "iris",
+        "default",
+        predictor=ComponentTraffic((prev, latest), latest=latest, prev=prev),
+        transformer=ComponentTraffic((transformer,), latest=transformer),
+        explainer=ComponentTraffic((explainer,)),
+    )
+    assert sorted(routes) == [
+        "iris-explainer.default.localhost",
+        "iris-predictor.default.localhost",
+        "iris-transformer.default.localhost",
+        "iris.default.localhost",
+        "latest-iris-predictor.default.localhost",
+        "latest-iris-transformer.default.localhost",
+        "prev-iris-predictor.default.localhost",
+    ]
+    front = routes["iris.default.localhost"]
+    assert front.backends == (transformer,)
+    assert front.explain == Route((explainer,))
+    assert routes["iris-predictor.default.localhost"].backends == (prev, latest)
+    assert routes["prev-iris-predictor.default.localhost"].backends == (prev,)
+
+
+def test_without_a_transformer_the_service_host_is_the_predictors():
+    predictor = Backend("iris-predictor-1", ("127.0.0.1:1",))
+    routes = inference_service_routes("iris", "ns", ComponentTraffic((predictor,)), domain="example.com")
+    assert routes == {
+        "iris.ns.example.com": Route((predictor,)),
+        "iris-predictor.ns.example.com": Route((predictor,)),
+    }
+    graph = inference_graph_routes("pipeline", "ns", (Backend("pipeline-router-1"),), domain="example.com")
+    assert list(graph) == ["pipeline.ns.example.com"]
