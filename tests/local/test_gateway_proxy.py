@@ -392,3 +392,21 @@ def test_an_upgrade_is_served_as_plain_http_and_the_connection_closes(raw):
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nconnection: close\r\n" in data.lower()
     assert b'"upgrade"' not in data.lower()
+
+
+def test_a_body_that_ends_with_the_replicas_connection_is_rechunked_for_the_client():
+    with (
+        upstream("raw", "--raw") as raw_replica,
+        running_gateway({HOST: Backend("raw-1", (raw_replica,))}) as gateway,
+    ):
+        connection = RawConnection(gateway)
+        try:
+            connection.send(request("GET", "/until-close"))
+            [response] = connection.read()
+            assert response["headers"]["transfer-encoding"] == "chunked"
+            assert response["body"] == b"the body, then the end"
+            connection.send(request("GET", "/until-close"))  # the client connection stays usable
+            [again] = connection.read()
+            assert again["body"] == b"the body, then the end"
+        finally:
+            connection.close()

@@ -14,7 +14,8 @@ an ASGI app on uvicorn (httptools, uvloop), like a model server. Paths:
 
 `--raw` starts a bare asyncio server instead that answers the first request on each connection
 (keep-alive) and closes the connection on the second without answering, like a replica whose
-keep-alive timeout fires just as a request arrives.
+keep-alive timeout fires just as a request arrives; and answers `/until-close` with a body that
+ends with the connection (no Content-Length, not chunked).
 """
 
 from __future__ import annotations
@@ -152,6 +153,12 @@ class DropSecondRequest(asyncio.Protocol):
         if len(rest) < length:
             return
         self.buffer = rest[length:]
+        if head.split(b" ")[1] == b"/until-close":
+            # No Content-Length, not chunked: the body ends when the connection does.
+            self.transport.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nthe body, ")
+            self.transport.write(b"then the end")
+            self.transport.close()
+            return
         if self.answered:
             self.transport.close()
             return
