@@ -42,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CommandError(f"cannot read {args.graph_file}: {exc.strerror}") from None
     try:
-        app, graph = build_app(load_graph_json(text), os.environ.get(PROPAGATE_HEADERS_ENV))
+        app = build_app(load_graph_json(text), os.environ.get(PROPAGATE_HEADERS_ENV))
     except (GraphSpecError, InvalidGraph) as exc:
         raise CommandError(f"invalid graph: {exc}") from None
     try:
-        serve(app, graph, args.host, args.port, args.drain_seconds)
+        serve(app, args.host, args.port, args.drain_seconds)
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return 0

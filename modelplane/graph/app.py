@@ -1,4 +1,4 @@
-"""The router's HTTP face, a raw ASGI app.
+"""What the router answers to each HTTP request.
 
 `GET /readyz` answers readiness (503 while draining), `GET /metrics` the Prometheus metrics, and every
 other path and method runs the graph from its root node, as in KServe.
@@ -7,20 +7,22 @@ other path and method runs the graph from its root node, as in KServe.
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from modelplane.graph.headers import HeaderPropagator
 from modelplane.graph.http_client import HttpClient
+from modelplane.graph.http_server import Request, Response
 from modelplane.graph.metrics import METRICS_CONTENT_TYPE, RouterMetrics
 from modelplane.graph.router import GraphRouter, RequestContext, Result, RoutingError
 from modelplane.graph.spec import RouterTimeouts
 
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
+
+log = logging.getLogger("modelplane.router")
 
 
 @dataclass
@@ -42,78 +44,39 @@ class RouterApp:
         self._client = client
         self._propagator = propagator
         self._metrics = metrics
-        self._timeouts = timeouts
+        self.timeouts = timeouts
         self.state = state
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            path = scope["path"]
-            if path == "/readyz":
-                await self._readyz(send)
-            elif path == "/metrics" and scope["method"] == "GET":
-                await _respond(send, 200, METRICS_CONTENT_TYPE.encode(), self._metrics.render())
-            else:
-                await self._route(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
+    async def handle(self, request: Request) -> Response:
+        path = request.path.split(b"?", 1)[0]
+        if path == b"/readyz":
+            return Response(200) if self.state.ready else Response(503, b"shutting down\n", _TEXT)
+        if path == b"/metrics" and request.method == b"GET":
+            return Response(200, self._metrics.render(), METRICS_CONTENT_TYPE.encode())
+        return await self._route(request)
 
-    async def _readyz(self, send: Any) -> None:
-        if self.state.ready:
-            await _respond(send, 200, None, b"")
-        else:
-            await _respond(send, 503, _TEXT, b"shutting down\n")
+    def close(self) -> None:
+        self._client.close()
 
-    async def _route(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        started = time.monotonic()
+    async def _route(self, request: Request) -> Response:
+        context = RequestContext(headers=self._propagator.render(request.headers))
+        limit = self.timeouts.server_write
         try:
-            async with asyncio.timeout(self._timeouts.server_read):
-                body = await _read_body(receive)
+            async with asyncio.timeout(limit) as context.deadline:
+                result = await self._router.route(request.body, context)
         except TimeoutError:
-            cause = f"the request body did not arrive within the serverRead timeout of {self._timeouts.server_read:g}s"
-            await _respond_error(send, 408, cause)
-            return
-        if body is None:  # the client went away
-            return
-        context = RequestContext(headers=self._propagator.render(scope["headers"]))
-        remaining = self._timeouts.server_write - (time.monotonic() - started)
-        try:
-            async with asyncio.timeout(remaining) as context.deadline:
-                result = await self._router.route(body, context)
-        except TimeoutError:
-            await _respond_error(send, 504, _write_timeout_cause(self._timeouts.server_write, context))
-            return
+            return error_response(504, _write_timeout_cause(limit, context))
         except RoutingError as exc:
-            await _respond_error(send, exc.status, exc.cause)
-            return
-        await _respond_result(send, result)
-
-    async def _lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self._client.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+            return error_response(exc.status, exc.cause)
+        except Exception as exc:  # a bug of ours: say so in one line, never a traceback
+            log.exception("the graph failed")
+            return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+        return _result_response(result)
 
 
-async def _read_body(receive: Any) -> bytes | None:
-    message = await receive()
-    if message["type"] != "http.request":
-        return None
-    body = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def error_response(status: int, cause: str) -> Response:
+    """KServe's error body: `{"error": "Failed to process request", "cause": ...}`."""
+    return Response(status, orjson.dumps({"error": "Failed to process request", "cause": cause}), _JSON)
 
 
 def _write_timeout_cause(seconds: float, context: RequestContext) -> str:
@@ -123,7 +86,7 @@ def _write_timeout_cause(seconds: float, context: RequestContext) -> str:
     return cause
 
 
-async def _respond_result(send: Any, result: Result) -> None:
+def _result_response(result: Result) -> Response:
     payload = result.payload
     if not payload.raw:
         content_type = None
@@ -131,20 +94,7 @@ async def _respond_result(send: Any, result: Result) -> None:
         content_type = _JSON
     else:
         content_type = _TEXT if _is_text(payload.raw) else b"application/octet-stream"
-    await _respond(send, result.status, content_type, payload.raw)
-
-
-async def _respond_error(send: Any, status: int, cause: str) -> None:
-    body = orjson.dumps({"error": "Failed to process request", "cause": cause})
-    await _respond(send, status, _JSON, body)
-
-
-async def _respond(send: Any, status: int, content_type: bytes | None, body: bytes) -> None:
-    headers = [(b"content-length", b"%d" % len(body))]
-    if content_type is not None:
-        headers.append((b"content-type", content_type))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return Response(result.status, payload.raw, content_type)
 
 
 def _is_text(body: bytes) -> bool:

@@ -1,0 +1,245 @@
+"""A small HTTP/1.1 server for the router, on asyncio and httptools.
+
+The router is a hop on every graph request, so its server does only what the router needs: whole request
+bodies, one response written at once, keep-alive with an idle timeout, a read timeout that covers headers
+and body, and a graceful stop. (On this machine uvicorn spent ~190 us of CPU per request on a bare ASGI
+app, most of it per-request machinery the router does not use; see bench/RESULTS.md.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
+
+import httptools
+
+log = logging.getLogger("modelplane.router")
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+@dataclass
+class Request:
+    method: bytes
+    path: bytes  # the request target as sent, query included
+    headers: list[tuple[bytes, bytes]]  # names in lower case
+    body: bytes
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: bytes | None = None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class ServerLimits:
+    read_timeout: float  # headers and body of one request
+    idle_timeout: float  # between requests on a kept-alive connection
+    read_timeout_response: Callable[[], Response] = field(default=lambda: Response(408))
+
+
+class ServerState:
+    """What all connections share: the open connections, and whether the server is stopping."""
+
+    def __init__(self) -> None:
+        self.connections: set[HttpServerProtocol] = set()
+        self.stopping = False
+        self._date = b""
+        self._date_second = -1
+
+    def date_header(self) -> bytes:
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            self._date = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        return self._date
+
+
+class HttpServerProtocol(asyncio.Protocol):
+    """One client connection; requests are answered one after the other, in order."""
+
+    def __init__(self, handler: Handler, state: ServerState, limits: ServerLimits) -> None:
+        self._handler = handler
+        self._state = state
+        self._limits = limits
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._pending: collections.deque[tuple[Request, bool]] = collections.deque()
+        self._task: asyncio.Task | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._receiving = False  # a request has begun to arrive and is not whole yet
+        self._url: list[bytes] = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+
+    @property
+    def idle(self) -> bool:
+        return self._task is None and not self._pending
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._state.connections.add(self)
+        self._arm(self._limits.idle_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject()
+        except httptools.HttpParserError:
+            self._reject()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._state.connections.discard(self)
+        self._disarm()
+        if self._task is not None:
+            self._task.cancel()  # nobody is left to read the answer
+        self._pending.clear()
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._receiving = True
+        self._url, self._headers, self._body = [], [], []
+        if self.idle:
+            self._arm(self._limits.read_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        if self._parser.get_http_version() == "1.1" and (b"expect", b"100-continue") in self._headers:
+            self._transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._receiving = False
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        request = Request(self._parser.get_method(), b"".join(self._url), self._headers, body)
+        self._pending.append((request, self._parser.should_keep_alive()))
+        if self._task is None:
+            self._disarm()
+            self._start_next()
+
+    # answering
+
+    def close_if_idle(self) -> None:
+        if self.idle:
+            self._transport.close()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+    def _start_next(self) -> None:
+        request, keep_alive = self._pending.popleft()
+        self._task = self._loop.create_task(self._answer(request, keep_alive))
+
+    async def _answer(self, request: Request, keep_alive: bool) -> None:
+        try:
+            response = await self._handler(request)
+        except Exception:
+            log.exception("the request handler failed")
+            response = Response(500)
+        keep_alive = keep_alive and not self._state.stopping
+        self._write(response, request.method == b"HEAD", keep_alive)
+        self._task = None
+        if not keep_alive:
+            self._transport.close()
+        elif self._pending:
+            self._start_next()
+        else:
+            self._arm(self._limits.idle_timeout)
+
+    def _write(self, response: Response, head_only: bool, keep_alive: bool) -> None:
+        status = response.status
+        parts = [
+            b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
+            self._state.date_header(),
+            b"Content-Length: %d\r\n" % len(response.body),
+        ]
+        if response.content_type is not None:
+            parts.append(b"Content-Type: %s\r\n" % response.content_type)
+        if not keep_alive:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        if not head_only:
+            parts.append(response.body)
+        self._transport.write(b"".join(parts))
+
+    def _reject(self) -> None:
+        if self._task is None:
+            self._transport.write(_BAD_REQUEST)
+        self._transport.close()
+
+    # timers: one at a time, the read timeout while a request arrives, the idle timeout between requests
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._timer = self._loop.call_later(seconds, self._on_timeout)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self._task is not None or self._transport.is_closing():
+            return
+        if self._receiving:  # a request began but did not arrive in time
+            self._write(self._limits.read_timeout_response(), False, False)
+        self._transport.close()
+
+
+class Shutdown:
+    """Asks `serve` to stop: gracefully, or at once."""
+
+    def __init__(self, grace_seconds: float) -> None:
+        self.requested = asyncio.Event()
+        self.grace_seconds = grace_seconds
+        self.at_once = False
+
+    def request(self, *, at_once: bool = False) -> None:
+        self.at_once = self.at_once or at_once
+        self.requested.set()
+
+
+async def serve(handler: Handler, sock: socket.socket, limits: ServerLimits, shutdown: Shutdown) -> None:
+    """Serve on a listening socket until shutdown is requested, then finish the requests in flight."""
+    loop = asyncio.get_running_loop()
+    state = ServerState()
+    server = await loop.create_server(lambda: HttpServerProtocol(handler, state, limits), sock=sock)
+    try:
+        await shutdown.requested.wait()
+    finally:
+        server.close()
+        state.stopping = True
+        for connection in list(state.connections):
+            connection.close_if_idle()
+        deadline = loop.time() + shutdown.grace_seconds
+        while any(not c.idle for c in state.connections) and loop.time() < deadline and not shutdown.at_once:
+            await asyncio.sleep(0.05)
+        for connection in list(state.connections):
+            connection.abort()

@@ -1,0 +1,108 @@
+"""The router's HTTP server, spoken to over raw sockets: framing, keep-alive, timeouts."""
+
+from __future__ import annotations
+
+import json
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import graph, sequence
+
+
+def connect(router) -> socket.socket:
+    url = urlsplit(router.url)
+    sock = socket.create_connection((url.hostname, url.port), timeout=30)
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything until the router closes the connection."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One Content-Length framed response: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(
+        next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[
+            1
+        ]
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head, body
+
+
+def post(body: bytes, extra: bytes = b"") -> bytes:
+    return b"POST / HTTP/1.1\r\nHost: r\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+@pytest.fixture
+def echo_router(stub, start_router):
+    spec = graph(sequence({"serviceUrl": stub.at("/echo")}))
+    spec["routerTimeouts"] = {"serverRead": 1, "serverIdle": 1}
+    return start_router(spec)
+
+
+def test_pipelined_requests_are_answered_in_order(echo_router):
+    with connect(echo_router) as sock:
+        sock.sendall(
+            post(b'{"n":1}')
+            + post(b'{"n":2}')
+            + b'HEAD / HTTP/1.1\r\nHost: r\r\nContent-Length: 7\r\n\r\n{"n":3}'
+        )
+        first, second = read_response(sock), read_response(sock)
+        assert first[0].startswith(b"HTTP/1.1 200 OK\r\n") and json.loads(first[1]) == {"n": 1}
+        assert json.loads(second[1]) == {"n": 2}
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += sock.recv(1)
+        assert b"Content-Length: 7" in head  # HEAD: the length of the body it would have sent, and no body
+
+
+def test_expect_100_continue_is_answered(echo_router):
+    with connect(echo_router) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        assert sock.recv(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"{}")
+        assert read_response(sock)[1] == b"{}"
+
+
+def test_a_request_that_does_not_arrive_within_server_read_gets_408(echo_router):
+    with connect(echo_router) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 10\r\n\r\n{")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"Connection: close" in answer
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert body == {
+        "error": "Failed to process request",
+        "cause": "the request did not arrive within the serverRead timeout of 1s",
+    }
+
+
+def test_an_idle_connection_is_closed_after_server_idle(echo_router):
+    with connect(echo_router) as sock:
+        sock.sendall(post(b"{}"))
+        read_response(sock)
+        assert read_all(sock) == b""  # closed by the router, with nothing more said
+
+
+def test_a_malformed_request_gets_400_and_a_closed_connection(echo_router):
+    with connect(echo_router) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        assert read_all(sock).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_http_1_0_is_answered_and_closed(echo_router):
+    with connect(echo_router) as sock:
+        sock.sendall(b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\n{}")
