@@ -8,6 +8,9 @@ thread). The added latency is (through the gateway) - (direct), at p50 and p99. 
                V2 response; the cleanest view of the gateway's own cost
 - modelplane   `modelplane serve` with an sklearn iris LogisticRegression (trained here), 1 worker
 
+For reference the same runs go through nginx too (one worker, keep-alive to the upstream, no buffering, no
+access log; Debian package nginx): what a proxy in C adds on this machine.
+
 The gateway runs in its own process (this file with --serve-gateway) on uvloop, with a one-host route table,
 as `modelplane up` runs it on its own loop. All processes and wrk share this machine's cores, so through the
 gateway there is one more process competing for them: at concurrency 16 that competition is part of the
@@ -177,6 +180,41 @@ def serve_gateway(port: int, replica_port: int) -> None:
     uvloop.run(main())
 
 
+NGINX_CONF = """
+{user}worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/nginx-tmp;
+    proxy_temp_path {work}/nginx-tmp;
+    upstream replica {{ server 127.0.0.1:{replica_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://replica;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(replica_port: int, work: Path) -> Process:
+    """nginx as a reference reverse proxy: one worker, keep-alive upstream, no buffering, no access log."""
+    port = free_port()
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(user=user, work=work, replica_port=replica_port, port=port))
+    return Process("nginx", ["nginx", "-c", str(conf), "-e", str(work / "nginx-error.log")], port, work)
+
+
 # The class each upstream answers for IRIS_ROW (the fixed response always says 0).
 EXPECTED_CLASS = {"fixed": 0, "modelplane": 2}
 
@@ -199,8 +237,8 @@ class Run:
     p50_ms: float
     p99_ms: float
     requests: int
-    cpu_us_per_request: float = 0.0  # of the gateway process, for runs through it
-    upstream_cpu_us_per_request: float = 0.0  # of the upstream's main process
+    proxy_cpu_us: float = 0.0  # CPU per request of the proxy the run went through
+    upstream_cpu_us: float = 0.0  # CPU per request of the upstream
 
 
 class VoidRun(Exception):
@@ -230,46 +268,59 @@ def run_wrk(port: int, concurrency: int, duration: float, script: Path, host: st
     )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (from /proc; the fields after the command name)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time so far of the processes in a process group (a server and its workers)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # The fields after the command name: state is the first, pgrp the third, utime/stime 12th/13th.
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) == pgid:
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+PATHS = ("direct", "modelplane", "nginx")
+PATH_LABELS = {"direct": "direct", "modelplane": "modelplane gateway", "nginx": "nginx (reference)"}
 
 
 def measure(upstream: str, args, work: Path, script: Path) -> dict[tuple[int, str], list[Run]]:
     runs: dict[tuple[int, str], list[Run]] = {}
     replica = start_upstream(upstream, work)
-    gateway = None
+    proxies: dict[str, Process] = {}
     try:
         replica.wait_ready()
-        gateway = start_gateway(replica.port, work)
-        gateway.wait_ready(HOST)
+        proxies["modelplane"] = start_gateway(replica.port, work)
+        if "nginx" in args.paths:
+            proxies["nginx"] = start_nginx(replica.port, work)
         check_answer(upstream, replica.port, None)
-        check_answer(upstream, gateway.port, HOST)
-        targets = {"direct": (replica.port, None), "gateway": (gateway.port, HOST)}
+        for proxy in proxies.values():
+            proxy.wait_ready(HOST)
+            check_answer(upstream, proxy.port, HOST)
+        targets = {"direct": replica} | proxies
+        paths = [path for path in PATHS if path in args.paths]
         for round_index in range(args.rounds):
-            order = ["direct", "gateway"] if round_index % 2 == 0 else ["gateway", "direct"]
+            order = paths[round_index % len(paths) :] + paths[: round_index % len(paths)]
             for concurrency in args.concurrency:
                 for path in order:
-                    port, host = targets[path]
-                    run_wrk(port, concurrency, args.warmup, script, host)
-                    cpu_before = cpu_seconds(gateway.proc.pid), cpu_seconds(replica.proc.pid)
-                    run = run_wrk(port, concurrency, args.duration, script, host)
+                    target = targets[path]
+                    host = None if path == "direct" else HOST
+                    run_wrk(target.port, concurrency, args.warmup, script, host)
+                    before = group_cpu_seconds(target.proc.pid), group_cpu_seconds(replica.proc.pid)
+                    run = run_wrk(target.port, concurrency, args.duration, script, host)
                     per_request = 1e6 / run.requests
-                    run.cpu_us_per_request = (cpu_seconds(gateway.proc.pid) - cpu_before[0]) * per_request
-                    run.upstream_cpu_us_per_request = (
-                        cpu_seconds(replica.proc.pid) - cpu_before[1]
-                    ) * per_request
+                    if path != "direct":
+                        run.proxy_cpu_us = (group_cpu_seconds(target.proc.pid) - before[0]) * per_request
+                    run.upstream_cpu_us = (group_cpu_seconds(replica.proc.pid) - before[1]) * per_request
                     runs.setdefault((concurrency, path), []).append(run)
                     log(
-                        f"{upstream:10} round {round_index + 1} c={concurrency:<3} {path:8} "
-                        f"{run.rps:8.0f} req/s  p50 {run.p50_ms:.3f} ms  p99 {run.p99_ms:.3f} ms"
-                        + f"  CPU us/req: gateway {run.cpu_us_per_request:.0f}"
-                        + f" upstream {run.upstream_cpu_us_per_request:.0f}"
+                        f"{upstream:10} round {round_index + 1} c={concurrency:<3} {path:10} "
+                        f"{run.rps:8.0f} req/s  p50 {run.p50_ms:.3f} ms  p99 {run.p99_ms:.3f} ms  "
+                        f"CPU us/req: proxy {run.proxy_cpu_us:.0f} upstream {run.upstream_cpu_us:.0f}"
                     )
     finally:
-        if gateway is not None:
-            gateway.stop()
+        for proxy in proxies.values():
+            proxy.stop()
         replica.stop()
     return runs
 
@@ -284,38 +335,53 @@ def median(runs: list[Run], field: str) -> float:
 def render(results: dict[str, dict], args, started: str, load: tuple[float, float, float]) -> str:
     lines = [
         f"Run {started} on {platform.node() or 'this machine'}: {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, load average before the run {load[0]:.2f}. "
+        f"{platform.python_version()}, {nginx_version()}, load average before the run {load[0]:.2f}. "
         f"{args.rounds} rounds x {args.duration:g} s per row (after {args.warmup:g} s warm-up), medians of the "
         "rounds. wrk, one thread, `POST /v2/models/iris/infer` (JSON, 1 x 4 FP32), 1 request in flight per "
-        "connection; the gateway, the upstream and wrk share the cores.",
+        "connection; the proxies, the upstream and wrk share the cores.",
         "",
-        "| upstream | concurrency | direct req/s | gateway req/s | direct p50 ms | gateway p50 ms | added p50 ms "
-        "| direct p99 ms | gateway p99 ms | added p99 ms | CPU µs/req: upstream (direct) | CPU µs/req: gateway |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| upstream | concurrency | path | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms "
+        "| proxy CPU µs/req | upstream CPU µs/req |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for upstream, runs in results.items():
         for concurrency in args.concurrency:
-            direct, through = runs[(concurrency, "direct")], runs[(concurrency, "gateway")]
-            d50, g50 = median(direct, "p50_ms"), median(through, "p50_ms")
-            d99, g99 = median(direct, "p99_ms"), median(through, "p99_ms")
-            lines.append(
-                f"| {upstream} | {concurrency} | {median(direct, 'rps'):.0f} | {median(through, 'rps'):.0f} "
-                f"| {d50:.3f} | {g50:.3f} | **{g50 - d50:+.3f}** | {d99:.3f} | {g99:.3f} | {g99 - d99:+.3f} "
-                f"| {median(direct, 'upstream_cpu_us_per_request'):.0f} "
-                f"| {median(through, 'cpu_us_per_request'):.0f} |"
-            )
+            direct = runs[(concurrency, "direct")]
+            d50, d99 = median(direct, "p50_ms"), median(direct, "p99_ms")
+            for path in PATHS:
+                if (concurrency, path) not in runs:
+                    continue
+                through = runs[(concurrency, path)]
+                p50, p99 = median(through, "p50_ms"), median(through, "p99_ms")
+                added = "" if path == "direct" else f"**{p50 - d50:+.3f}** | {p99 - d99:+.3f}"
+                proxy_cpu = "" if path == "direct" else f"{median(through, 'proxy_cpu_us'):.0f}"
+                lines.append(
+                    f"| {upstream} | {concurrency} | {PATH_LABELS[path]} | {median(through, 'rps'):.0f} "
+                    f"| {p50:.3f} | {p99:.3f} | {added or ' | '} | {proxy_cpu} "
+                    f"| {median(through, 'upstream_cpu_us'):.0f} |"
+                )
     return "\n".join(lines)
 
 
+def nginx_version() -> str:
+    if not shutil.which("nginx"):
+        return "no nginx"
+    result = subprocess.run(["nginx", "-v"], capture_output=True, text=True)
+    return (result.stderr.strip() or result.stdout.strip()).replace("nginx version: ", "")
+
+
 READING_NOTES = """How to read it:
-- At concurrency 1 the added latency is the gateway's own work plus two more hops over loopback (a read
-  and a write each way, and the wake-ups that go with them).
-- At concurrency 16 wrk, the gateway and the upstream all want CPU on the same 2 cores. The CPU columns
-  (user + system time of each process over the run, per request) compare the gateway's cost with the
-  upstream's: the gateway reads and writes twice per request where a server does it once. Through the
-  gateway there is less CPU left for the upstream, so the added latency there is mostly that
-  competition. On a machine with spare cores the gateway runs beside the replicas instead of taking from
-  them.
+- At concurrency 1 the added latency is the proxy's own work plus two more hops over loopback (a read
+  and a write each way, and the wake-ups that go with them). nginx (C, one worker, keep-alive to the
+  upstream, no buffering) shows what those hops cost on this machine with next to no work on top; in
+  KServe the same place is taken by Envoy (Istio's gateway) and, in Serverless mode, Knative's
+  activator or queue-proxy as well.
+- At concurrency 16 wrk, the proxy and the upstream all want CPU on the same 2 cores. The CPU columns
+  (user + system time of each process group over the run, per request) compare the proxies' cost with
+  the upstream's: a proxy reads and writes twice per request where a server does it once. Through a
+  proxy there is less CPU left for the upstream, so the added latency there is mostly that
+  competition. On a machine with spare cores the gateway runs beside the replicas instead of taking
+  from them.
 - The machine is shared with other work (see the load average): single runs vary by 2-3x, hence the
   interleaved rounds and medians. Negative or large p99 differences are that noise."""
 
@@ -345,6 +411,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 16])
     parser.add_argument("--upstream", type=lambda s: s.split(","), default=["fixed", "modelplane"])
     parser.add_argument(
+        "--paths",
+        type=lambda s: ["direct", "modelplane", *s.split(",")],
+        default=["direct", "modelplane", "nginx"],
+        help="reference proxies to run besides direct and the gateway: nginx (default) or none",
+    )
+    parser.add_argument(
         "--write-results", action="store_true", help='rewrite "## Gateway" in bench/RESULTS.md'
     )
     parser.add_argument(
@@ -356,6 +428,9 @@ def main() -> int:
         return 0
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: run `bash bench/setup.sh` (Debian package wrk)")
+    if "nginx" in args.paths and not shutil.which("nginx"):
+        log("nginx is missing (Debian package nginx): measuring without the reference proxy")
+        args.paths.remove("nginx")
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()
     results = {}
