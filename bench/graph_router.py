@@ -3,14 +3,17 @@
     python3 bench/graph_router.py [--requests 2000] [--write-results]
 
 Starts a stub service (tests/graph/stub_service.py, a raw ASGI app on uvicorn) and `modelplane router`
-processes on 127.0.0.1, then measures, one request at a time, interleaved:
+processes on 127.0.0.1, then measures, one request at a time, all cases interleaved:
 
 - 1-step Sequence: client -> router -> stub, against client -> stub;
 - 3-step Sequence: client -> router -> 3 stubs in turn, against the client calling the 3 in turn;
-- 3-way Ensemble: client -> router -> 3 stubs at once, against the client calling the 3 at once.
+- 3-way Ensemble: client -> router -> 3 stubs at once, against the client calling the 3 at once;
+- the 1-step Sequence again with the router's app served by uvicorn (raw ASGI, httptools, uvloop) instead
+  of the router's own HTTP server.
 
 The added latency is router p50 minus direct p50 (the extra hop to the router and its work); per step it
-is divided by the number of steps. The target is under 0.5 ms p50 per hop.
+is divided by the number of steps. The target is under 0.5 ms p50 per hop. CPU per request is the router
+process's user+system time over the run, divided by the requests it served.
 It also compares HTTP clients for the router's calls (httpx, aiohttp, modelplane's own), POSTing to the stub.
 """
 
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +40,7 @@ STUB = ROOT / "tests" / "graph" / "stub_service.py"
 BODY = json.dumps({"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}).encode()
 HEADERS = b"Content-Type: application/json\r\n"
 SECTION = "## InferenceGraph router"
+WARMUP = 200
 
 
 def start(args: list[str]) -> tuple[subprocess.Popen, str]:
@@ -47,10 +52,51 @@ def start(args: list[str]) -> tuple[subprocess.Popen, str]:
     return proc, line.strip().rsplit(" ", 1)[-1]
 
 
-def start_router(root: dict) -> tuple[subprocess.Popen, str]:
+def start_router(root: dict, on_uvicorn: bool = False) -> tuple[subprocess.Popen, str]:
     spec = json.dumps({"nodes": {"root": root}})
+    if on_uvicorn:
+        return start([sys.executable, __file__, "--serve-on-uvicorn", spec])
     return start([sys.executable, "-m", "modelplane", "router", "--graph-json", spec, "--host", "127.0.0.1",
                   "--port", "0", "--drain-seconds", "0"])  # fmt: skip
+
+
+def serve_on_uvicorn(spec: str) -> None:
+    """The router's app behind uvicorn, for comparison with the router's own server."""
+    import uvicorn
+
+    from modelplane.graph.http_server import Request
+    from modelplane.graph.server import build_app
+
+    app = build_app(json.loads(spec), None)
+
+    async def asgi(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        request = Request(scope["method"].encode(), scope["raw_path"], scope["headers"], body)
+        response = await app.handle(request)
+        headers = [(b"content-length", b"%d" % len(response.body))]
+        if response.content_type is not None:
+            headers.append((b"content-type", response.content_type))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(asgi, http="httptools", lifespan="off", access_log=False, log_level="warning")
+    uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -61,7 +107,7 @@ def percentile(samples: list[float], q: float) -> float:
 async def measure(cases: dict[str, Callable[[], Awaitable[None]]], requests: int) -> dict[str, list[float]]:
     """Interleaved, so that drift in the machine's load hits every case alike. Milliseconds."""
     for call in cases.values():
-        for _ in range(200):
+        for _ in range(WARMUP):
             await call()
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(requests):
@@ -72,23 +118,24 @@ async def measure(cases: dict[str, Callable[[], Awaitable[None]]], requests: int
     return samples
 
 
-async def bench_router(stub_url: str, requests: int) -> list[tuple[str, int, dict[str, list[float]]]]:
-    """All graphs' cases interleaved in one run, so that they share the machine's ups and downs."""
+async def bench_router(stub_url: str, requests: int) -> list[dict]:
+    """One row per graph: direct and router samples, and the router's CPU per request (ms)."""
     client = HttpClient()
     step_url = stub_url + "/success"
     step = parse_target(step_url)
     steps3 = [{"name": f"s{i}", "serviceUrl": step_url} for i in range(3)]
-    graphs = {
-        "1-step Sequence": (1, {"routerType": "Sequence", "steps": steps3[:1]}),
-        "3-step Sequence": (3, {"routerType": "Sequence", "steps": steps3}),
-        "3-way Ensemble": (3, {"routerType": "Ensemble", "steps": steps3}),
-    }
-    procs = []
+    sequence1 = {"routerType": "Sequence", "steps": steps3[:1]}
+    graphs = [
+        ("1-step Sequence", 1, sequence1, False),
+        ("3-step Sequence", 3, {"routerType": "Sequence", "steps": steps3}, False),
+        ("3-way Ensemble", 3, {"routerType": "Ensemble", "steps": steps3}, False),
+        ("1-step Sequence, router app on uvicorn", 1, sequence1, True),
+    ]
+    rows = []
     cases: dict[str, Callable[[], Awaitable[None]]] = {}
     try:
-        for name, (hops, root) in graphs.items():
-            proc, url = start_router(root)
-            procs.append(proc)
+        for name, hops, root, on_uvicorn in graphs:
+            proc, url = start_router(root, on_uvicorn)
             router = parse_target(url + "/")
 
             async def via_router(router=router) -> None:
@@ -104,16 +151,18 @@ async def bench_router(stub_url: str, requests: int) -> list[tuple[str, int, dic
 
             cases[f"{name} direct"] = direct
             cases[f"{name} router"] = via_router
+            rows.append({"name": name, "hops": hops, "proc": proc, "cpu": cpu_seconds(proc.pid)})
         samples = await measure(cases, requests)
+        for row in rows:
+            row["cpu"] = (cpu_seconds(row["proc"].pid) - row["cpu"]) / (requests + WARMUP) * 1000
+            row["direct"] = samples[f"{row['name']} direct"]
+            row["router"] = samples[f"{row['name']} router"]
     finally:
         client.close()
-        for proc in procs:
-            proc.terminate()
-            proc.wait()
-    return [
-        (name, hops, {"direct": samples[f"{name} direct"], "router": samples[f"{name} router"]})
-        for name, (hops, _) in graphs.items()
-    ]
+        for row in rows:
+            row["proc"].terminate()
+            row["proc"].wait()
+    return rows
 
 
 async def bench_clients(stub_url: str, requests: int) -> dict[str, list[float]]:
@@ -168,28 +217,28 @@ def row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def report(requests: int, graph_results, client_results, load: tuple[float, float]) -> str:
+def report(requests: int, graph_rows: list[dict], client_results, load: tuple[float, float]) -> str:
     lines = [
-        f"{requests} requests per case, one at a time, interleaved; times in ms; "
+        f"{requests} requests per case, one at a time, all cases interleaved; times in ms; "
         f"load average {load[0]:.2f} before, {load[1]:.2f} after (2 cores, shared).",
         "",
-        row(
-            "graph", "direct p50", "router p50", "added p50", "added per step p50", "direct p99", "router p99"
-        ),
-        row(*["---"] * 7),
-    ]
-    for name, hops, samples in graph_results:
-        direct, router = samples["direct"], samples["router"]
+        row("graph", "direct p50", "router p50", "added p50", "added per step p50", "direct p99", "router p99",
+            "router CPU per request"),
+        row(*["---"] * 8),
+    ]  # fmt: skip
+    for graph in graph_rows:
+        direct, router = graph["direct"], graph["router"]
         added = statistics.median(router) - statistics.median(direct)
         lines.append(
             row(
-                name,
+                graph["name"],
                 f"{statistics.median(direct):.3f}",
                 f"{statistics.median(router):.3f}",
                 f"{added:.3f}",
-                f"{added / hops:.3f}",
+                f"{added / graph['hops']:.3f}",
                 f"{percentile(direct, 0.99):.3f}",
                 f"{percentile(router, 0.99):.3f}",
+                f"{graph['cpu']:.3f}",
             )
         )
     lines += [
@@ -228,19 +277,23 @@ def main() -> None:
     parser.add_argument(
         "--write-results", action="store_true", help=f"update {SECTION!r} in bench/RESULTS.md"
     )
+    parser.add_argument("--serve-on-uvicorn", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_on_uvicorn:
+        serve_on_uvicorn(args.serve_on_uvicorn)
+        return
     load_before = os.getloadavg()[0]
     stub, stub_url = start([sys.executable, str(STUB)])
     try:
-        graph_results = uvloop.run(bench_router(stub_url, args.requests))
+        graph_rows = uvloop.run(bench_router(stub_url, args.requests))
         client_results = uvloop.run(bench_clients(stub_url, args.requests))
     finally:
         stub.terminate()
         stub.wait()
-    text = report(args.requests, graph_results, client_results, (load_before, os.getloadavg()[0]))
+    text = report(args.requests, graph_rows, client_results, (load_before, os.getloadavg()[0]))
     print(text)
     if args.write_results:
-        write_results(text, f"python3 bench/graph_router.py --requests {args.requests}")
+        write_results(text, f"python3 bench/graph_router.py --requests {args.requests} --write-results")
 
 
 if __name__ == "__main__":
