@@ -1,0 +1,119 @@
+"""`modelplane up` as a child process on OS-chosen ports, and the `modelplane` CLI against it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PlatformProcess:
+    """`modelplane up --home HOME` until `stop()`; its log is `HOME/up.log`."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.api_url = ""
+        self.gateway_url = ""
+        self.log_path = home / "up.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "MODELPLANE_HOME": str(self.home), "MODELPLANE_API": self.api_url}
+        env.pop("MODELPLANE_PVC_DIR", None)
+        env.pop("MODELPLANE_CACHE_DIR", None)
+        return env
+
+    def start(self, timeout: float = 120) -> PlatformProcess:
+        command = [sys.executable, "-m", "modelplane", "up", "--api-port", "0", "--gateway-port", "0"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=log, env=self.env, cwd=REPO_ROOT, text=True
+            )
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline and not line:
+            line = self.process.stdout.readline()
+            if not line and self.process.poll() is not None:
+                break
+        if not line.startswith("modelplane is up: "):
+            self.stop()
+            raise RuntimeError(f"modelplane up did not start: {line!r}\n{self.log()}")
+        api, gateway = line.removeprefix("modelplane is up: ").strip().split(", ")
+        self.api_url = api.removeprefix("API ")
+        self.gateway_url = gateway.removeprefix("gateway ")
+        return self
+
+    def stop(self, timeout: float = 120) -> int | None:
+        """SIGTERM and wait: `modelplane up` stops every replica before it exits."""
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        process.stdout.close()
+        return process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "modelplane", *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=REPO_ROOT,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"modelplane {' '.join(args)} failed:\n{result.stderr}\n--- up.log:\n{self.log()}"
+            )
+        return result
+
+    def request(self, method: str, host: str, path: str, **kwargs) -> httpx.Response:
+        """A request through the gateway, with the service's host in the Host header."""
+        return httpx.request(
+            method,
+            self.gateway_url + path,
+            headers={"host": host},
+            timeout=kwargs.pop("timeout", 120),
+            **kwargs,
+        )
+
+
+def replica_processes(home: Path) -> list[int]:
+    """Processes whose command line names the home folder (the replicas of that platform)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(home) in cmdline and " up " not in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_leftovers(home: Path) -> list[int]:
+    pids = replica_processes(home)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    return pids

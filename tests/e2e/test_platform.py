@@ -1,0 +1,243 @@
+"""End to end: `modelplane up` as a process, the examples applied with the CLI, requests through the
+gateway, status, a new revision, a model that fails to load, a killed replica, logs, delete, restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers, replica_processes
+
+sys.path.insert(0, str(REPO_ROOT / "examples"))
+from build_models import build_all  # noqa: E402
+
+EXAMPLES = REPO_ROOT / "examples"
+SERVICES = ("sklearn-iris", "xgboost-iris", "lightgbm-iris", "iris-mm", "doubler")
+IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
+IRIS_V2 = {
+    "inputs": [
+        {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [6.8, 2.8, 4.8, 1.4, 6.0, 3.4, 4.5, 1.6]}
+    ]
+}
+
+
+def host(name: str) -> str:
+    return f"{name}.default.localhost"
+
+
+def wait_until(check, what: str, platform: PlatformProcess, timeout: float = 240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n--- up.log:\n{platform.log()[-6000:]}")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("mp-home")
+    build_all(home / "pvc" / "examples")
+    broken = home / "pvc" / "broken"
+    broken.mkdir()
+    (broken / "model.joblib").write_bytes(b"this is not a pickle")
+    yield home
+    assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+@pytest.fixture(scope="module")
+def platform(home):
+    platform = PlatformProcess(home).start()
+    try:
+        platform.cli("apply", "-f", str(EXAMPLES))
+        for name in SERVICES:
+            platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
+        yield platform
+    finally:
+        platform.stop()
+
+
+def get(platform: PlatformProcess, name: str) -> dict:
+    return json.loads(platform.cli("get", "isvc", name, "-o", "json").stdout)
+
+
+def test_every_example_answers_v1_and_v2_through_the_gateway(platform):
+    sklearn_v1 = platform.request("POST", host("sklearn-iris"), "/v1/models/sklearn-iris:predict", json=IRIS)
+    assert sklearn_v1.status_code == 200, sklearn_v1.text
+    assert sklearn_v1.json() == {"predictions": [1, 1]}
+    sklearn_v2 = platform.request("POST", host("sklearn-iris"), "/v2/models/sklearn-iris/infer", json=IRIS_V2)
+    assert sklearn_v2.json()["outputs"][0]["data"] == [1, 1]
+    for name in ("xgboost-iris", "lightgbm-iris"):
+        v1 = platform.request("POST", host(name), f"/v1/models/{name}:predict", json=IRIS)
+        assert v1.status_code == 200, v1.text
+        assert [row.index(max(row)) for row in v1.json()["predictions"]] == [1, 1]
+        v2 = platform.request("POST", host(name), f"/v2/models/{name}/infer", json=IRIS_V2)
+        assert v2.status_code == 200, v2.text
+        assert v2.json()["outputs"][0]["shape"] == [2, 3]
+    # The transformer turns millimetres into centimetres, then its predictor answers.
+    millimetres = {"instances": [[68, 28, 48, 14], [60, 34, 45, 16]]}
+    transformed = platform.request("POST", host("iris-mm"), "/v1/models/iris-mm:predict", json=millimetres)
+    assert transformed.status_code == 200, transformed.text
+    assert transformed.json() == {"predictions": [1, 1]}
+    doubled = platform.request(
+        "POST", host("doubler"), "/v1/models/doubler:predict", json={"instances": [[1, 2]]}
+    )
+    assert doubled.json() == {"predictions": [[2, 4]]}
+    component = platform.request(
+        "POST", "sklearn-iris-predictor.default.localhost", "/v1/models/sklearn-iris:predict", json=IRIS
+    )
+    assert component.json() == {"predictions": [1, 1]}
+
+
+def test_status_reports_urls_revisions_and_the_loaded_model(platform):
+    status = get(platform, "sklearn-iris")["status"]
+    port = platform.gateway_url.rsplit(":", 1)[1]
+    assert status["url"] == f"http://sklearn-iris.default.localhost:{port}"
+    assert status["address"]["url"] == f"http://sklearn-iris-predictor.default.localhost:{port}"
+    assert status["observedGeneration"] == 1
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"IngressReady": "True", "PredictorReady": "True", "Ready": "True"}
+    predictor = status["components"]["predictor"]
+    assert (
+        predictor["latestCreatedRevision"]
+        == predictor["latestReadyRevision"]
+        == "sklearn-iris-predictor-00001"
+    )
+    assert predictor["traffic"] == [
+        {"revisionName": "sklearn-iris-predictor-00001", "percent": 100, "latestRevision": True}
+    ]
+    assert status["modelStatus"]["transitionStatus"] == "UpToDate"
+    assert status["modelStatus"]["states"] == {"activeModelState": "Loaded", "targetModelState": "Loaded"}
+    assert status["clusterServingRuntimeName"] == "kserve-sklearnserver"
+    transformer = get(platform, "iris-mm")["status"]
+    assert {c["type"]: c["status"] for c in transformer["conditions"]}["TransformerReady"] == "True"
+    assert transformer["address"]["url"] == f"http://iris-mm-transformer.default.localhost:{port}"
+
+
+def changed_sklearn(platform: PlatformProcess, tmp_path: Path, **predictor) -> None:
+    resource = yaml.safe_load((EXAMPLES / "sklearn-iris.yaml").read_text())
+    resource["spec"]["predictor"] = {"model": {"modelFormat": {"name": "sklearn"}, **predictor}}
+    path = tmp_path / "sklearn-iris.yaml"
+    path.write_text(yaml.safe_dump(resource))
+    platform.cli("apply", "-f", str(path))
+
+
+def test_a_spec_change_rolls_out_a_new_revision_and_stops_the_old_one(platform, tmp_path):
+    old_replicas = set(replica_processes(platform.home))
+    changed_sklearn(platform, tmp_path, storageUri="pvc://examples/sklearn-iris", args=["--predict-proba"])
+    platform.cli("wait", "--for=condition=Ready", "isvc/sklearn-iris", "--timeout=300s")
+    status = get(platform, "sklearn-iris")["status"]
+    assert status["observedGeneration"] == 2
+    predictor = status["components"]["predictor"]
+    assert predictor["latestReadyRevision"] == "sklearn-iris-predictor-00002"
+    assert predictor["previousRolledoutRevision"] == "sklearn-iris-predictor-00001"
+    response = platform.request("POST", host("sklearn-iris"), "/v1/models/sklearn-iris:predict", json=IRIS)
+    assert len(response.json()["predictions"][0]) == 3  # probabilities now
+    wait_until(
+        lambda: len(old_replicas - set(replica_processes(platform.home))) == 1,
+        "the old revision's replica to stop",
+        platform,
+    )
+
+
+def test_a_model_that_fails_to_load_leaves_the_previous_revision_serving(platform, tmp_path):
+    changed_sklearn(platform, tmp_path, storageUri="pvc://broken")
+
+    def blocked():
+        status = get(platform, "sklearn-iris").get("status") or {}
+        return (
+            status if status.get("modelStatus", {}).get("transitionStatus") == "BlockedByFailedLoad" else None
+        )
+
+    status = wait_until(blocked, "the new revision to fail to load", platform)
+    model = status["modelStatus"]
+    assert model["states"] == {"activeModelState": "Loaded", "targetModelState": "FailedToLoad"}
+    assert model["lastFailureInfo"]["reason"] == "ModelLoadFailed"
+    assert "Failed to load" in model["lastFailureInfo"]["message"]
+    assert model["lastFailureInfo"]["modelRevisionName"] == "sklearn-iris-predictor-00003"
+    predictor = status["components"]["predictor"]
+    assert predictor["latestCreatedRevision"] == "sklearn-iris-predictor-00003"
+    assert predictor["latestReadyRevision"] == "sklearn-iris-predictor-00002"
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["PredictorReady"]["status"] == "False"
+    assert conditions["PredictorReady"]["reason"] == "RevisionFailed"
+    response = platform.request("POST", host("sklearn-iris"), "/v1/models/sklearn-iris:predict", json=IRIS)
+    assert response.status_code == 200 and len(response.json()["predictions"][0]) == 3
+
+
+def xgboost_replica(platform: PlatformProcess) -> int | None:
+    pids = [
+        pid
+        for pid in replica_processes(platform.home)
+        if "xgboost-iris" in Path(f"/proc/{pid}/cmdline").read_text()
+    ]
+    return pids[0] if pids else None
+
+
+def test_a_killed_replica_comes_back(platform):
+    killed = xgboost_replica(platform)
+    os.kill(killed, signal.SIGKILL)
+    # The gateway holds the request until the replica is back.
+    response = platform.request("POST", host("xgboost-iris"), "/v1/models/xgboost-iris:predict", json=IRIS)
+    assert response.status_code == 200, response.text
+    assert xgboost_replica(platform) not in (None, killed)
+    assert "exited with code -9" in platform.cli("logs", "xgboost-iris").stdout
+
+
+def test_logs_show_what_each_component_wrote(platform):
+    assert "model iris-mm is ready" in platform.cli("logs", "iris-mm", "-c", "transformer").stdout
+    assert "serving iris-mm on" in platform.cli("logs", "iris-mm").stdout
+    missing = platform.cli("logs", "nope", check=False)
+    assert missing.returncode == 2 and "no logs" in missing.stderr
+
+
+def test_delete_stops_the_service(platform):
+    platform.cli("delete", "isvc", "doubler")
+    response = wait_until(
+        lambda: (
+            (
+                r := platform.request("POST", host("doubler"), "/v1/models/doubler:predict", json=IRIS)
+            ).status_code
+            == 404
+            and r
+        ),
+        "the doubler host to go",
+        platform,
+    )
+    assert "no InferenceService" in response.json()["error"]
+    wait_until(
+        lambda: (
+            not any(
+                "custom-predictor" in Path(f"/proc/{p}/cmdline").read_text()
+                for p in replica_processes(platform.home)
+            )
+        ),
+        "the doubler replica to stop",
+        platform,
+    )
+
+
+def test_a_restart_brings_every_service_back(platform):
+    assert platform.stop() == 0
+    assert replica_processes(platform.home) == []
+    platform.start()
+    for name in ("xgboost-iris", "lightgbm-iris", "iris-mm"):
+        platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
+    response = platform.request(
+        "POST", host("iris-mm"), "/v1/models/iris-mm:predict", json={"instances": [[68, 28, 48, 14]]}
+    )
+    assert response.json() == {"predictions": [1]}
+    # The failed revision is still the latest one, and the one before it still serves.
+    status = get(platform, "sklearn-iris")["status"]
+    assert status["components"]["predictor"]["latestReadyRevision"] == "sklearn-iris-predictor-00002"
+    response = platform.request("POST", host("sklearn-iris"), "/v1/models/sklearn-iris:predict", json=IRIS)
+    assert response.status_code == 200 and len(response.json()["predictions"][0]) == 3
+    assert "doubler" not in platform.cli("get", "isvc").stdout
