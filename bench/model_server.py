@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -427,10 +428,44 @@ class Run:
     p99_ms: float
     requests: int
     load: float = 0.0  # 1-minute load average when the run ended (other work on the machine shows here)
+    server_cpu_us: float = float("nan")  # CPU time of the server's processes per request (user + system)
+    client_cpu_us: float = float("nan")  # CPU time of the load generator per request
 
 
 class VoidRun(Exception):
     pass
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time so far of every live process in a process group (threads included)."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp ...
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def measured(fn, pgid: int, *args) -> Run:
+    """Run one load generator call and attach the server's and the client's CPU time per request."""
+    s0, c0 = group_cpu_seconds(pgid), children_cpu_seconds()
+    run = fn(*args)
+    s1, c1 = group_cpu_seconds(pgid), children_cpu_seconds()
+    run.server_cpu_us = (s1 - s0) / run.requests * 1e6
+    run.client_cpu_us = (c1 - c0) / run.requests * 1e6
+    return run
 
 
 def run_wrk(port: int, concurrency: int, duration: float, body: bytes) -> Run:
@@ -486,7 +521,7 @@ def run_h2load(port: int, concurrency: int, duration: float, body_file: Path, mi
     if data_bytes is not None and data_bytes < ok * min_data:
         # A gRPC error is HTTP 200 with a trailers-only answer: no DATA at all. Each success carries a
         # framed ModelInferResponse.
-        raise VoidRun(f"h2load: {data_bytes} data bytes for {ok} responses (< {min_data} each): gRPC errors")
+        raise VoidRun(f"h2load: {data_bytes} data bytes for {ok} responses (< {min_data} each): gRPC errors?")
     latencies = []
     with open(logfile) as f:
         for line in f:
@@ -620,7 +655,9 @@ def main() -> int:
                     log(f"{name}: {reason}; its {proto} runs are void")
                     void[(proto, name)] = reason
                 if "grpc" not in bad and "grpc" in protocols:
-                    min_data[name] = len(grpc_frame(grpc_call(server.grpc_port, message)))
+                    # An error answer has no DATA at all; a real one has a framed ModelInferResponse (its id
+                    # may vary in length, hence only half the size checked here is required per response).
+                    min_data[name] = 5 + len(grpc_call(server.grpc_port, message)) // 2
                 if args.check:
                     log(f"{name}: checks passed for {[p for p in server.protocols if p not in bad]}")
                     continue
@@ -631,10 +668,14 @@ def main() -> int:
                         try:
                             if proto == "rest":
                                 run_wrk(server.http_port, c, args.warmup, rest)
-                                r = run_wrk(server.http_port, c, args.duration, rest)
+                                r = measured(
+                                    run_wrk, server.proc.pid, server.http_port, c, args.duration, rest
+                                )
                             else:
-                                run_h2load(server.grpc_port, c, args.warmup, body_file, min_data[name])
-                                r = run_h2load(server.grpc_port, c, args.duration, body_file, min_data[name])
+                                grpc_args = (server.grpc_port, c, args.warmup, body_file, min_data[name])
+                                run_h2load(*grpc_args)
+                                grpc_args = (server.grpc_port, c, args.duration, body_file, min_data[name])
+                                r = measured(run_h2load, server.proc.pid, *grpc_args)
                         except VoidRun as exc:
                             log(f"{name} {proto} c={c}: VOID: {exc}")
                             void[(proto, name)] = f"c={c}: {exc}"
@@ -643,7 +684,8 @@ def main() -> int:
                         results.setdefault((proto, c, name), []).append(r)
                         log(
                             f"{name:12s} {proto:4s} c={c:<3d} {r.rps:9.0f} req/s  p50 {r.p50_ms:7.2f} ms"
-                            f"  p99 {r.p99_ms:7.2f} ms  (load {r.load:.2f})"
+                            f"  p99 {r.p99_ms:7.2f} ms  CPU/req server {r.server_cpu_us:5.0f} us"
+                            f" client {r.client_cpu_us:4.0f} us  (load {r.load:.2f})"
                         )
             except RuntimeError as exc:
                 log(f"{name}: {exc}")
@@ -723,7 +765,7 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    med: dict[tuple[str, int, str], tuple[float, float, float, float, float, int]] = {}
+    med: dict[tuple[str, int, str], tuple] = {}
     for key, runs in results.items():
         rps = [r.rps for r in runs]
         med[key] = (
@@ -733,6 +775,8 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
             min(rps),
             max(rps),
             len(runs),
+            median([r.server_cpu_us for r in runs]),
+            median([r.client_cpu_us for r in runs]),
         )
 
     md: list[str] = []
@@ -757,6 +801,9 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
         " ModelInferRequest (FP32 contents, 1 x 4) to `inference.GRPCInferenceService/ModelInfer`, p50/p99 from"
         " its per-request log. Every server answered the right iris class to one request per protocol"
         " (http.client, grpcio with the same bytes) before it was loaded; runs with errors are void."
+        " CPU µs/req: user+system CPU time of the server's process group (all its processes and threads) and of"
+        " the load generator during the run, divided by the requests served; it depends much less on the other"
+        " work on the machine than req/s does."
     )
     md.append("")
     md.append(
@@ -780,29 +827,30 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
             md.append(f"### {title}")
             md.append("")
             md.append(
-                "| server | req/s | p50 ms | p99 ms | modelplane ÷ this: req/s | modelplane ÷ this: p99 |"
+                "| server | req/s | p50 ms | p99 ms | modelplane ÷ this: req/s | modelplane ÷ this: p99 "
+                "| server CPU µs/req | client CPU µs/req |"
             )
-            md.append("|---|---:|---:|---:|---:|---:|")
+            md.append("|---|---:|---:|---:|---:|---:|---:|---:|")
             txt.append("")
             txt.append(title)
             txt.append(
-                f"  {'server':14s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}  {'mp/x req/s':>10s} {'mp/x p99':>9s}  range"
+                f"  {'server':14s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}  {'mp/x req/s':>10s} {'mp/x p99':>9s} {'srv us':>7s} {'cli us':>6s}  range"
             )
             base = med.get((proto, c, mp))
             for name in servers:
                 key = (proto, c, name)
                 if key in med:
-                    rps, p50, p99, lo, hi, n = med[key]
+                    rps, p50, p99, lo, hi, n, scpu, ccpu = med[key]
                     if base and name != mp:
                         r_rps, r_p99 = f"{base[0] / rps:.2f}×", f"{base[2] / p99:.2f}×"
                     else:
                         r_rps = r_p99 = "-"
                     md.append(
                         f"| {name} | {fmt(rps, 0)} [{fmt(lo, 0)}–{fmt(hi, 0)}] | {fmt(p50)} | {fmt(p99)} "
-                        f"| {r_rps} | {r_p99} |"
+                        f"| {r_rps} | {r_p99} | {fmt(scpu, 0)} | {fmt(ccpu, 0)} |"
                     )
                     txt.append(
-                        f"  {name:14s} {rps:9.0f} {p50:8.2f} {p99:8.2f}  {r_rps:>10s} {r_p99:>9s}  "
+                        f"  {name:14s} {rps:9.0f} {p50:8.2f} {p99:8.2f}  {r_rps:>10s} {r_p99:>9s} {scpu:7.0f} {ccpu:6.0f}  "
                         f"[{lo:.0f}-{hi:.0f}] n={n}"
                     )
                 else:
@@ -811,7 +859,7 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
                         or void.get((proto, name))
                         or ("no gRPC server" if proto == "grpc" and name == "ceiling" else "not measured")
                     )
-                    md.append(f"| {name} | not measured: {why} | | | | |")
+                    md.append(f"| {name} | not measured: {why} | | | | | | |")
                     txt.append(f"  {name:14s} not measured: {why}")
             md.append("")
 
