@@ -215,8 +215,8 @@ def _fetch_range(
         return
     fd = file.open()
     inline_hasher = file.hasher if file.hash_inline else None
-    position = start
-    failures = 0
+    position = furthest = start
+    failures = 0  # in a row, without getting further than before
     while position != end:
         try:
             for chunk in backend.read(file.obj, position, end):
@@ -230,7 +230,8 @@ def _fetch_range(
                 position += len(chunk)
                 file.wrote(start, position)
                 progress.advance(len(chunk))
-                failures = 0
+                if position > furthest:
+                    furthest, failures = position, 0
             if end is not None and position < end:
                 raise TransferError(
                     f"{file.obj.name}: the connection closed after {position - start} bytes of a range"

@@ -1,11 +1,12 @@
 """A plain HTTP file server for the storage tests, with ways to misbehave.
 
-    python http_server.py ROOT [--port N] [--die-after BYTES] [--cut-first BYTES] [--no-ranges]
+    python http_server.py ROOT [--port N] [--die-after BYTES] [--cut-first BYTES] [--cut-always BYTES] [--no-ranges]
 
 Prints `listening on <port>` once ready. It serves files under ROOT with Content-Length, ETag,
 Last-Modified and byte ranges, and counts what it sent at `/__stats`.
 --die-after: the process exits abruptly once it has sent that many body bytes (a server killed midway).
 --cut-first: the first response is cut off after that many body bytes (a dropped connection).
+--cut-always: every response is cut off after that many body bytes.
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ class Handler(BaseHTTPRequestHandler):
             while sent_here < end - start:
                 data = handle.read(min(64 * 1024, end - start - sent_here))
                 with self.lock:
-                    cut = options.cut_first is not None and not stats["cuts"]
-                    cut = cut and sent_here + len(data) > options.cut_first
+                    limit = options.cut_first if not stats["cuts"] else None
+                    limit = options.cut_always if options.cut_always is not None else limit
+                    cut = limit is not None and sent_here + len(data) > limit
                     if cut:
                         stats["cuts"] += 1
-                        data = data[: options.cut_first - sent_here]
+                        data = data[: limit - sent_here]
                     die = (
                         options.die_after is not None and stats["body_bytes"] + len(data) >= options.die_after
                     )
@@ -109,6 +111,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--die-after", type=int)
     parser.add_argument("--cut-first", type=int)
+    parser.add_argument("--cut-always", type=int)
     parser.add_argument("--no-ranges", action="store_true")
     Handler.options = parser.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", Handler.options.port), Handler)

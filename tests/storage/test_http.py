@@ -101,6 +101,19 @@ def test_dropped_connection_in_a_range_is_resumed_from_where_it_stopped(served, 
         server.stop()
 
 
+def test_a_server_that_always_drops_the_connection_ends_in_an_error(served, cache_dir, fast_retry):
+    (served / "model.bin").write_bytes(os.urandom(1024 * 1024))
+    server = start_http(served, "--cut-always", "100000", "--no-ranges")
+    try:
+        # Without ranges every retry starts over, and gets no further than the last one.
+        with pytest.raises(StorageError, match="model.bin"):
+            fetch(f"{server.url}/model.bin", options=fast_retry)
+        assert stats(server)["cuts"] == 1 + fast_retry.retry.attempts  # the size probe, then each try
+        assert [p for p in cache_dir.iterdir() if not p.name.startswith(".")] == []
+    finally:
+        server.stop()
+
+
 def test_server_killed_midway_leaves_nothing_and_a_retry_succeeds(served, cache_dir, fast_retry):
     data = os.urandom(4 * 1024 * 1024)
     (served / "model.bin").write_bytes(data)
