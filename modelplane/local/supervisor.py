@@ -39,7 +39,7 @@ class SupervisorSettings:
     logs_dir: Path
     domain: str = "localhost"
     gateway_port: int = 8080
-    probe_interval: float = 0.5
+    probe_interval: float = 0.2
     ready_probe_interval: float = 2.0
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
