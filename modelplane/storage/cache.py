@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
+
+log = logging.getLogger("modelplane.storage")
 
 MODEL = "model"
 RECORD = "fetch.json"
@@ -87,7 +90,11 @@ class ModelCache:
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
         with open(locks / f"{name}.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("another process is fetching %s; waiting for it", name)
+                fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:

@@ -108,7 +108,7 @@ def resolve(
 def _uri_for(spec: StorageSpec, config: StorageConfig) -> str:
     kind = (config.get("type") or "").lower()
     path = spec.path.strip("/")
-    if kind == "s3" or kind in ("gs", "gcs"):
+    if kind in ("s3", "gs", "gcs"):
         bucket = config.get("bucket") or config.get("default_bucket")
         if not bucket:
             raise ConfigurationError(
