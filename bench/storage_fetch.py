@@ -234,6 +234,7 @@ def main() -> int:
     args = parser.parse_args()
 
     kserve_python = ensure_kserve_env()
+    load_before = os.getloadavg()[0]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the S3 server
     moto = Moto()
     tables = []
@@ -252,6 +253,7 @@ def main() -> int:
         if args.rounds != 5 or args.size_mb != 500 or args.layout != ["single", "sharded"]:
             command += f" --rounds {args.rounds} --size-mb {args.size_mb} --layout {','.join(args.layout)}"
         machine = f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+        machine += f", 1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
         date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         write_results(
             "## Storage\n\n"
