@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +35,9 @@ from modelplane.local.replica_command import ReplicaPorts, replica_launch, speak
 from modelplane.local.replica_probe import probe
 
 logger = logging.getLogger("modelplane.supervisor")
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,7 @@ class Replica:
                 stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, **launch.env},
                 start_new_session=True,
+                preexec_fn=_die_with_platform,
             )
         logger.info("%s started (pid %s, port %s)", self._label(), self._process.pid, ports.http)
         await self._watch(client, template, ports)
@@ -251,6 +258,13 @@ class RevisionReplicas:
             phase = LOADING
         failure = failed[0].failure if failed else None
         return RevisionState(self.revision.name, phase, ready, len(failed), failure)
+
+
+def _die_with_platform() -> None:
+    """In the replica, before its program starts: SIGTERM when `modelplane up` dies, however it dies
+    (Linux's parent-death signal), so that no replica outlives the platform."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _same_failure(a: Failure, b: Failure) -> bool:

@@ -241,3 +241,9 @@ def test_a_restart_brings_every_service_back(platform):
     response = platform.request("POST", host("sklearn-iris"), "/v1/models/sklearn-iris:predict", json=IRIS)
     assert response.status_code == 200 and len(response.json()["predictions"][0]) == 3
     assert "doubler" not in platform.cli("get", "isvc").stdout
+
+
+def test_replicas_do_not_outlive_a_killed_platform(platform):
+    assert replica_processes(platform.home)
+    platform.process.kill()
+    wait_until(lambda: not replica_processes(platform.home), "the replicas to stop", platform)
