@@ -267,7 +267,10 @@ def main() -> int:
 NOTES = """\
 How to read it:
 - Cold: a fresh process and an empty cache; the time includes Python start-up and imports for both tools.
-  modelplane also checks each file's MD5 (its ETag) as it downloads; kserve-storage checks nothing.
+  modelplane also checks every file: the MD5 (its ETag) of an object fetched in ranges, as it downloads, or the
+  CRC32 boto3 checks on a whole-object GET. kserve-storage checks nothing but what boto3 does on its own.
+- The machine's two cores were shared with other work during the run (see the load average above), so
+  single runs vary widely; both tools alternate in each round, and the medians are what to compare.
 - Warm: the cache already holds the model (a second replica, or a restart): one listing request, then hard links
   into DEST.
 - Where the gap comes from. kserve-storage downloads each object with boto3's transfer manager, in 8 MiB ranged
@@ -276,6 +279,8 @@ How to read it:
   64 MiB (one GET per object when the object is under 128 MiB), which costs moto far less. Against AWS S3, where a
   ranged GET costs only its range, the ratio would be smaller: this benchmark measures the local S3 server the
   tests use, not S3 itself.
+- Start-up: the modelplane command imports every `modelplane` subcommand module before it runs (about 0.7 s of
+  CPU on this machine, as `modelplane storage fetch --help` alone shows); the warm rows are mostly that.
 """
 
 
