@@ -1,0 +1,128 @@
+"""The supervisor with small real processes: failures, restarts, readiness, stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from modelplane.control import Revision
+from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings
+
+TIMEOUT = 120
+
+
+def revision(command: list[str], storage: dict | None = None, name: str = "demo-predictor-00001") -> Revision:
+    template = {
+        "component": "predictor",
+        "command": command,
+        "env": {},
+        "ports": {"http": 8080, "grpc": 8081},
+        "readinessPath": None,
+        "storage": storage,
+    }
+    return Revision(name, "predictor", 1, "digest", template)
+
+
+def settings(tmp_path: Path, **overrides) -> SupervisorSettings:
+    return SupervisorSettings(logs_dir=tmp_path / "logs", backoff_initial=0.1, backoff_max=0.5, **overrides)
+
+
+async def until(check, what: str):
+    async with asyncio.timeout(TIMEOUT):
+        while not (result := check()):
+            await asyncio.sleep(0.05)
+    assert result, what
+    return result
+
+
+def test_a_replica_that_exits_fails_to_load_with_its_last_line_and_is_restarted(tmp_path):
+    async def scenario():
+        changes = []
+        command = ["python", "-c", "import sys; print('model file is missing'); sys.exit(3)"]
+        replicas = RevisionReplicas(
+            revision(command), "default", "demo", 1, settings(tmp_path), lambda: changes.append(1)
+        )
+        replicas.start()
+        try:
+            await until(lambda: replicas.replicas[0].restarts >= 2, "restarts")
+            state = replicas.state()
+            assert state.phase == "FailedToLoad"
+            assert state.failure.reason == "ModelLoadFailed"
+            assert state.failure.message == "model file is missing"
+            assert state.failure.exit_code == 3
+            assert changes
+        finally:
+            await replicas.stop()
+        log = (tmp_path / "logs/default/demo/predictor/demo-predictor-00001-0.log").read_text()
+        assert "model file is missing" in log and "exited with code 3" in log and "restarting in" in log
+
+    asyncio.run(scenario())
+
+
+def test_a_server_gets_its_own_port_becomes_ready_and_comes_back_when_killed(tmp_path):
+    async def scenario():
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+        replicas = RevisionReplicas(revision(command), "default", "demo", 2, settings(tmp_path), lambda: None)
+        replicas.start()
+        try:
+            addresses = await until(
+                lambda: len(replicas.addresses()) == 2 and replicas.addresses(), "two ready"
+            )
+            assert replicas.state().phase == "Loaded" and replicas.state().ready_replicas == 2
+            assert len(set(addresses)) == 2 and all(a.startswith("127.0.0.1:") for a in addresses)
+            killed = replicas.replicas[0]
+            os.kill(killed.pid, signal.SIGKILL)
+            await until(lambda: killed.restarts == 1 and killed.phase == "Loaded", "the killed one back")
+        finally:
+            await replicas.stop()
+        assert all(replica.pid is None for replica in replicas.replicas)
+
+    asyncio.run(scenario())
+
+
+def test_a_replica_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path):
+    async def scenario():
+        program = (
+            "import signal, time, http.server as s; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "s.HTTPServer(('127.0.0.1', int(__import__('os').environ['PORT'])), s.SimpleHTTPRequestHandler).serve_forever()"
+        )
+        replicas = RevisionReplicas(
+            revision([sys.executable, "-c", program]),
+            "default",
+            "demo",
+            1,
+            settings(tmp_path, stop_grace=1),
+            lambda: None,
+        )
+        replicas.start()
+        await until(lambda: replicas.addresses(), "ready")
+        process = replicas.replicas[0]._process
+        await replicas.stop()
+        assert process.returncode == -signal.SIGKILL
+
+    asyncio.run(scenario())
+
+
+def test_a_model_the_storage_initializer_cannot_fetch_fails_to_load(tmp_path):
+    async def scenario():
+        storage = {"storageUri": f"file://{tmp_path}/nowhere/model.joblib", "storage": None}
+        replicas = RevisionReplicas(
+            revision(["python", "-c", "pass"], storage),
+            "default",
+            "demo",
+            1,
+            settings(tmp_path),
+            lambda: None,
+        )
+        replicas.start()
+        try:
+            state = await until(lambda: (s := replicas.state()).phase == "FailedToLoad" and s, "failure")
+            assert state.failure.location == "storage-initializer"
+            assert "nowhere" in state.failure.message
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())
