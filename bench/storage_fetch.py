@@ -24,7 +24,6 @@ import argparse
 import datetime
 import hashlib
 import os
-import platform
 import re
 import shutil
 import signal
@@ -232,6 +231,9 @@ def main() -> int:
         "--write-results", action="store_true", help='rewrite "## Storage" in bench/RESULTS.md'
     )
     args = parser.parse_args()
+    # Run as `python3 bench/storage_fetch.py`, bench/ comes first on sys.path, where a file may share its name
+    # with a standard module that boto3 imports (bench/platform.py does).
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 
     kserve_python = ensure_kserve_env()
     load_before = os.getloadavg()[0]
@@ -252,7 +254,8 @@ def main() -> int:
         command = "python3 bench/storage_fetch.py --write-results"
         if args.rounds != 5 or args.size_mb != 500 or args.layout != ["single", "sharded"]:
             command += f" --rounds {args.rounds} --size-mb {args.size_mb} --layout {','.join(args.layout)}"
-        machine = f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+        python = ".".join(map(str, sys.version_info[:3]))
+        machine = f"{os.cpu_count()} cores, Python {python}, {os.uname().sysname} {os.uname().release}"
         machine += f", 1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
         date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         write_results(
