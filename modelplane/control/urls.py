@@ -35,13 +35,13 @@ def service_routes(
 ) -> dict[str, tuple[T, T | None]]:
     """Host -> (backend for requests, backend for `:explain` or None), for the components that serve.
 
-    `components` are those the spec has. The service host goes to the entry component once it
-    serves, with `:explain` to the explainer; each serving component also gets its own host.
+    `components` are those the spec has. Each serving component gets its own host; once all of them
+    serve, the service host goes to the entry component, with `:explain` to the explainer.
     """
     routes: dict[str, tuple[T, T | None]] = {}
     for component, backend in serving.items():
         routes[component_host(name, namespace, component, domain)] = (backend, None)
     entry = entry_component(components)
-    if entry in serving:
+    if components <= set(serving):  # the service host opens once every component serves
         routes[service_host(name, namespace, domain)] = (serving[entry], serving.get("explainer"))
     return routes

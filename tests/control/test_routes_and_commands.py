@@ -90,3 +90,10 @@ def test_a_predictor_service_name_becomes_the_gateway_host():
         "iris-predictor.default.localhost:80"
     )
     assert gateway_address("10.0.0.1:9000", "localhost", 80) == "10.0.0.1:9000"
+
+
+def test_the_service_host_waits_for_every_component():
+    routes = service_routes(
+        "iris", "default", "localhost", {"predictor", "transformer"}, {"transformer": "T"}
+    )
+    assert routes == {"iris-transformer.default.localhost": ("T", None)}
