@@ -24,11 +24,18 @@ alternates) and the tables report the median of the rounds.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# Run as a script, this file's folder comes first on sys.path, where another benchmark's module (such as
+# bench/platform.py) would hide the standard library module of the same name from every import below.
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
 import argparse
 import contextlib
 import datetime
 import json
-import os
 import platform
 import re
 import shutil
@@ -36,8 +43,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +50,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
+WORK = BENCH / ".work" / "gateway"  # model, configs and server logs of the last run
 HOST = "iris.default.localhost"
 MODEL_NAME = "iris"
 IRIS_ROW = [6.3, 3.3, 6.0, 2.5]  # a virginica (class 2)
@@ -110,7 +116,8 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.logfile}")
+                tail = self.logfile.read_text(errors="replace").strip().splitlines()[-3:]
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {' / '.join(tail)}")
             with contextlib.suppress(OSError):
                 if http_post(self.port, f"/v2/models/{MODEL_NAME}/infer", BODY, host)[0] == 200:
                     return
@@ -286,6 +293,7 @@ PATH_LABELS = {"direct": "direct", "modelplane": "modelplane gateway", "nginx": 
 
 def measure(upstream: str, args, work: Path, script: Path) -> dict[tuple[int, str], list[Run]]:
     runs: dict[tuple[int, str], list[Run]] = {}
+    work.mkdir(parents=True, exist_ok=True)
     replica = start_upstream(upstream, work)
     proxies: dict[str, Process] = {}
     try:
@@ -434,15 +442,15 @@ def main() -> int:
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()
     results = {}
-    with tempfile.TemporaryDirectory(prefix="modelplane-bench-gateway-") as tmp:
-        work = Path(tmp)
-        script = work / "post.lua"
-        script.write_text(WRK_SCRIPT)
-        for upstream in args.upstream:
-            try:
-                results[upstream] = measure(upstream, args, work, script)
-            except (RuntimeError, VoidRun) as exc:
-                log(f"{upstream}: void ({exc})")
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    script = WORK / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    for upstream in args.upstream:
+        try:
+            results[upstream] = measure(upstream, args, WORK / upstream, script)
+        except (RuntimeError, VoidRun) as exc:
+            log(f"{upstream}: void ({exc})")
     if not results:
         return 1
     table = render(results, args, started, load)
