@@ -30,14 +30,22 @@ rotates each round) and the tables report the median of the rounds.
                                                         #     bench/RESULTS.md
 """
 
+# ruff: noqa: E402 (imports after the sys.path fix below)
 from __future__ import annotations
+
+import os
+import sys
+
+# `python3 bench/model_server.py` puts bench/ first on sys.path, where a sibling script named like a stdlib
+# module (bench/platform.py) would shadow it for every library we import. Nothing here imports from bench/.
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
 
 import argparse
 import contextlib
 import datetime
 import http.client
 import json
-import os
 import platform
 import re
 import resource
@@ -47,7 +55,6 @@ import socket
 import statistics
 import struct
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
