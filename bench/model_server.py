@@ -610,6 +610,8 @@ def main() -> int:
                 f"{tool} is missing: run `bash bench/setup.sh` (Debian packages wrk, nghttp2-client)"
             )
 
+    # A SIGTERM to the harness still stops the server it is measuring (the `finally` below runs).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = datetime.datetime.now(datetime.UTC)
     WORK.mkdir(parents=True, exist_ok=True)
     log("training the iris LogisticRegression")
