@@ -24,20 +24,23 @@ def read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+def read_head(stream) -> bytes:
+    """The status line and headers of a response, from `sock.makefile("rb")`."""
+    lines = []
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        lines.append(line)
+    return b"".join(lines)
+
+
+def read_response(stream) -> tuple[bytes, bytes]:
     """One Content-Length framed response: (head, body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, body = data.split(b"\r\n\r\n", 1)
+    head = read_head(stream)
     length = int(
         next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[
             1
         ]
     )
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head, body
+    return head, stream.read(length)
 
 
 def post(body: bytes, extra: bytes = b"") -> bytes:
@@ -52,27 +55,24 @@ def echo_router(stub, start_router):
 
 
 def test_pipelined_requests_are_answered_in_order(echo_router):
-    with connect(echo_router) as sock:
-        sock.sendall(
-            post(b'{"n":1}')
-            + post(b'{"n":2}')
-            + b'HEAD / HTTP/1.1\r\nHost: r\r\nContent-Length: 7\r\n\r\n{"n":3}'
-        )
-        first, second = read_response(sock), read_response(sock)
+    head_request = b'HEAD / HTTP/1.1\r\nHost: r\r\nContent-Length: 7\r\n\r\n{"n":3}'
+    with connect(echo_router) as sock, sock.makefile("rb") as stream:
+        sock.sendall(post(b'{"n":1}') + post(b'{"n":2}') + head_request + post(b'{"n":4}'))
+        first, second = read_response(stream), read_response(stream)
         assert first[0].startswith(b"HTTP/1.1 200 OK\r\n") and json.loads(first[1]) == {"n": 1}
         assert json.loads(second[1]) == {"n": 2}
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):
-            head += sock.recv(1)
-        assert b"Content-Length: 7" in head  # HEAD: the length of the body it would have sent, and no body
+        assert b"Content-Length: 7" in read_head(
+            stream
+        )  # HEAD: the length of the body it would have sent, and no body
+        assert json.loads(read_response(stream)[1]) == {"n": 4}
 
 
 def test_expect_100_continue_is_answered(echo_router):
-    with connect(echo_router) as sock:
+    with connect(echo_router) as sock, sock.makefile("rb") as stream:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
-        assert sock.recv(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert stream.readline() + stream.readline() == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"{}")
-        assert read_response(sock)[1] == b"{}"
+        assert read_response(stream)[1] == b"{}"
 
 
 def test_a_request_that_does_not_arrive_within_server_read_gets_408(echo_router):
@@ -89,10 +89,10 @@ def test_a_request_that_does_not_arrive_within_server_read_gets_408(echo_router)
 
 
 def test_an_idle_connection_is_closed_after_server_idle(echo_router):
-    with connect(echo_router) as sock:
+    with connect(echo_router) as sock, sock.makefile("rb") as stream:
         sock.sendall(post(b"{}"))
-        read_response(sock)
-        assert read_all(sock) == b""  # closed by the router, with nothing more said
+        read_response(stream)
+        assert stream.read() == b""  # closed by the router, with nothing more said
 
 
 def test_a_malformed_request_gets_400_and_a_closed_connection(echo_router):
