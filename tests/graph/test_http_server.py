@@ -7,7 +7,7 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import graph, sequence
+from conftest import Router, graph, sequence
 
 
 def connect(router) -> socket.socket:
@@ -47,11 +47,14 @@ def post(body: bytes, extra: bytes = b"") -> bytes:
     return b"POST / HTTP/1.1\r\nHost: r\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
 
 
-@pytest.fixture
-def echo_router(stub, start_router):
+@pytest.fixture(scope="module")
+def echo_router(stub):
+    """One router for the module: each test opens its own connections."""
     spec = graph(sequence({"serviceUrl": stub.at("/echo")}))
     spec["routerTimeouts"] = {"serverRead": 1, "serverIdle": 1}
-    return start_router(spec)
+    router = Router(spec)
+    yield router
+    router.stop()
 
 
 def test_pipelined_requests_are_answered_in_order(echo_router):
