@@ -42,6 +42,6 @@ def service_routes(
     for component, backend in serving.items():
         routes[component_host(name, namespace, component, domain)] = (backend, None)
     entry = entry_component(components)
-    if components <= set(serving):  # the service host opens once every component serves
+    if components and components <= set(serving):  # the service host opens once every component serves
         routes[service_host(name, namespace, domain)] = (serving[entry], serving.get("explainer"))
     return routes

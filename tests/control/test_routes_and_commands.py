@@ -97,3 +97,7 @@ def test_the_service_host_waits_for_every_component():
         "iris", "default", "localhost", {"predictor", "transformer"}, {"transformer": "T"}
     )
     assert routes == {"iris-transformer.default.localhost": ("T", None)}
+
+
+def test_a_service_with_nothing_to_run_has_no_routes():
+    assert service_routes("iris", "default", "localhost", set(), {}) == {}

@@ -225,6 +225,26 @@ def test_delete_stops_the_service(platform):
     )
 
 
+def test_a_spec_no_runtime_can_serve_is_an_invalid_spec(platform, tmp_path):
+    path = tmp_path / "nope.yaml"
+    path.write_text(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: nope\nspec:\n"
+        "  predictor:\n    model:\n      modelFormat: {name: sklearn}\n      runtime: no-such-runtime\n"
+        "      storageUri: pvc://examples/sklearn-iris\n"
+    )
+    platform.cli("apply", "-f", str(path))
+
+    def invalid():
+        status = get(platform, "nope").get("status") or {}
+        return status if status.get("modelStatus", {}).get("transitionStatus") == "InvalidSpec" else None
+
+    status = wait_until(invalid, "the invalid spec to be reported", platform)
+    predictor_ready = next(c for c in status["conditions"] if c["type"] == "PredictorReady")
+    assert (predictor_ready["status"], predictor_ready["reason"]) == ("False", "RuntimeNotRecognized")
+    assert status["modelStatus"]["lastFailureInfo"]["reason"] == "RuntimeNotRecognized"
+    platform.cli("delete", "-f", str(path))
+
+
 def test_a_restart_brings_every_service_back(platform):
     assert platform.stop() == 0
     assert replica_processes(platform.home) == []
@@ -247,3 +267,13 @@ def test_replicas_do_not_outlive_a_killed_platform(platform):
     assert replica_processes(platform.home)
     platform.process.kill()
     wait_until(lambda: not replica_processes(platform.home), "the replicas to stop", platform)
+
+
+def test_up_refuses_a_file_it_cannot_read_before_starting(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: [\n")
+    result = PlatformProcess(tmp_path).cli(
+        "up", "-f", str(bad), "--api-port", "0", "--gateway-port", "0", check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("modelplane up: ") and "bad.yaml" in result.stderr
