@@ -252,7 +252,22 @@ def report(requests: int, graph_rows: list[dict], client_results, load: tuple[fl
     for name, samples in client_results.items():
         p50 = statistics.median(samples)
         lines.append(row(name, f"{p50:.3f}", f"{percentile(samples, 0.99):.3f}", f"{p50 / own:.2f}x"))
+    lines += ["", *NOTES]
     return "\n".join(lines) + "\n"
+
+
+NOTES = [
+    "How to read it:",
+    "- *added p50* is what a client pays for calling the graph instead of calling the services itself: one more",
+    "  hop (client -> router) and the router's work. The target is under 0.5 ms p50 per hop. *added per step*",
+    "  spreads it over the steps of the graph.",
+    "- Every process (client, router, stub) shares the same 2 cores with the rest of the machine's load, so the",
+    "  absolute numbers move with the load average; rows measured in the same run compare fairly.",
+    "- *router app on uvicorn* serves the same router app through uvicorn (raw ASGI, httptools, uvloop); the",
+    "  difference to the first row is what the router's own HTTP server (`modelplane/graph/http_server.py`) saves.",
+    "- The clients table is why the router calls its steps with its own pooled client",
+    "  (`modelplane/graph/http_client.py`) rather than httpx or aiohttp.",
+]
 
 
 def write_results(text: str, command: str) -> None:
