@@ -41,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     add("--workers", type=int, default=1, help="worker processes sharing the ports")
     add("--nthread", type=int, default=1, help="threads per prediction for xgboost, lightgbm and onnx")
+    add(
+        "--max-batch-rows",
+        type=int,
+        default=None,
+        help="built-in runtimes predict requests that arrive together in one call, up to this many rows "
+        "(default 64; 1 turns it off)",
+    )
     add("--predict-proba", action="store_true", default=None, help="sklearn: answer with predict_proba")
     add("--predictor-host", "--predictor_host", default=None, help="transformers: the predictor's host:port")
     add("--predictor-protocol", "--predictor_protocol", default="v1", choices=["v1", "v2"])
@@ -117,6 +124,8 @@ def _single_model(model_dir: Path, runtime: str | None, name: str, args: argpars
         return None
     cls = runtime_class(runtime)
     options = {}
+    if args.max_batch_rows is not None:
+        options["max_batch_rows"] = args.max_batch_rows
     if runtime in ("xgboost", "lightgbm", "onnx"):
         options["nthread"] = args.nthread
     if runtime == "sklearn" and args.predict_proba is not None:

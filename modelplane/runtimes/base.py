@@ -12,11 +12,14 @@ import numpy as np
 
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
+from modelplane.runtimes.coalesce import Coalescer
 from modelplane.server.model import Model
 
 # Below this many input elements a prediction is cheaper than a hop to a worker thread, so it runs
 # on the event loop; larger batches go to a thread and the loop keeps serving.
 INLINE_ELEMENTS = 4096
+# Requests waiting at the same moment are predicted together, up to this many rows (see coalesce.py).
+DEFAULT_MAX_BATCH_ROWS = 64
 
 
 class ModelMissingError(Exception):
@@ -96,9 +99,11 @@ class TabularModel(Model):
 
     extensions: tuple[str, ...] = ()
 
-    def __init__(self, name: str, model_dir: str | Path):
+    def __init__(self, name: str, model_dir: str | Path, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS):
         super().__init__(name)
         self.model_dir = Path(model_dir)
+        self.max_batch_rows = max_batch_rows
+        self._coalescer: Coalescer | None = None
 
     def compute(self, data: Any) -> Any:
         raise NotImplementedError
@@ -115,11 +120,16 @@ class TabularModel(Model):
         except Exception as exc:  # noqa: BLE001 - the library's own failure
             raise InferenceError(f"model {self.name} failed: {type(exc).__name__}: {exc}") from None
 
+    async def _predict_rows(self, data: Any) -> Any:
+        if self.max_batch_rows <= 1:
+            return await self._compute(data)
+        if self._coalescer is None:
+            self._coalescer = Coalescer(self._compute, self.max_batch_rows)
+        return await self._coalescer.submit(data)
+
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):
-            result = await self._compute(v2_inputs(payload))
-            return InferResponse(
-                payload.id, self.name, [output_from_array("output-0", result)], model_version=None
-            )
-        result = await self._compute(v1_instances(payload))
+            result = await self._predict_rows(v2_inputs(payload))
+            return InferResponse(payload.id, self.name, [output_from_array("output-0", result)])
+        result = await self._predict_rows(v1_instances(payload))
         return {"predictions": result}

@@ -37,8 +37,8 @@ _V2_TO_NUMPY = {
 class ONNXModel(TabularModel):
     extensions = (".onnx",)
 
-    def __init__(self, name: str, model_dir: str, nthread: int = 1):
-        super().__init__(name, model_dir)
+    def __init__(self, name: str, model_dir: str, nthread: int = 1, **options: Any):
+        super().__init__(name, model_dir, **options)
         self.nthread = nthread
         self._session: Any = None
 
@@ -97,7 +97,10 @@ class ONNXModel(TabularModel):
         if isinstance(payload, InferRequest):
             arrays = [(item.name, item.as_numpy()) for item in payload.inputs]
             results = await self._run_async(self._feeds(arrays))
-            outputs = [output_from_array(name, value) for name, value in zip(self._output_names, results, strict=True)]
+            outputs = [
+                output_from_array(name, value)
+                for name, value in zip(self._output_names, results, strict=True)
+            ]
             return InferResponse(payload.id, self.name, outputs)
         instances = v1_instances(payload)
         results = await self._run_async(self._feeds([(self._inputs[0].name, np.asarray(instances))]))

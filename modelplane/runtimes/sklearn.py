@@ -11,8 +11,8 @@ from modelplane.runtimes.base import TabularModel, find_model_file, require
 class SKLearnModel(TabularModel):
     extensions = (".joblib", ".pkl", ".pickle")
 
-    def __init__(self, name: str, model_dir: str, predict_proba: bool | None = None):
-        super().__init__(name, model_dir)
+    def __init__(self, name: str, model_dir: str, predict_proba: bool | None = None, **options: Any):
+        super().__init__(name, model_dir, **options)
         if predict_proba is None:
             predict_proba = os.environ.get("PREDICT_PROBA", "false").lower() in ("true", "1", "yes", "on")
         self.predict_proba = predict_proba

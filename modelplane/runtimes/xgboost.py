@@ -10,8 +10,8 @@ from modelplane.runtimes.base import TabularModel, find_model_file, require
 class XGBoostModel(TabularModel):
     extensions = (".bst", ".json", ".ubj")
 
-    def __init__(self, name: str, model_dir: str, nthread: int = 1):
-        super().__init__(name, model_dir)
+    def __init__(self, name: str, model_dir: str, nthread: int = 1, **options: Any):
+        super().__init__(name, model_dir, **options)
         self.nthread = nthread
         self._booster: Any = None
 
