@@ -15,7 +15,7 @@ class InvalidURIError(StorageError):
 
 
 class ConfigurationError(StorageError):
-    """The storage spec or its credentials are missing or invalid."""
+    """The storage spec, its credentials or the destination are missing or invalid."""
 
 
 class NotFoundError(StorageError):

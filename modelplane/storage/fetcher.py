@@ -27,7 +27,7 @@ from .backends import Backend, RemoteObject, open_backend
 from .backends.local import LocalFileBackend, local_path
 from .backends.pvc import claim_path
 from .cache import ModelCache
-from .errors import NotFoundError, StorageError
+from .errors import ConfigurationError, NotFoundError
 from .patterns import FileFilter
 from .progress import LogProgress, Progress
 from .spec import CredentialStore, Source, StorageSpec, resolve
@@ -67,6 +67,8 @@ def fetch(
     location = source.location
     if dest is None and not use_cache:
         raise ValueError("use_cache=False needs a dest")
+    if dest is not None:
+        _check_free(Path(dest))  # before anything is fetched
     if location.kind in ("local", "pvc"):
         path = local_path(location, claim_path(location, pvc_root) if location.kind == "pvc" else None)
         if path.is_dir():
@@ -156,8 +158,7 @@ def place(model: Path, dest: Path) -> Path:
 
 def _staged(dest: Path, build: Callable[[Path], object]) -> Path:
     """Run `build(folder)` on a staging folder next to `dest`, then move the result to `dest`."""
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise StorageError(f"the destination {dest} exists and is not an empty folder")
+    _check_free(dest)
     dest = dest.absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
@@ -167,6 +168,11 @@ def _staged(dest: Path, build: Callable[[Path], object]) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
+
+
+def _check_free(dest: Path) -> None:
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ConfigurationError(f"the destination {dest} exists and is not an empty folder")
 
 
 def _move_into(folder: Path, dest: Path) -> None:

@@ -44,13 +44,19 @@ def test_without_dest_prints_the_cached_folder(tmp_path, cache_dir):
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.bin").write_bytes(b"weights")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "other.bin").write_bytes(b"something else")
     for source, message in [
         ("ftp://host/model", "unknown storage scheme ftp://"),
         ('{"key": "nope", "path": "x"}', "no storage config named 'nope'"),
         ("{not json", "not valid JSON"),
         (str(tmp_path / "missing"), "does not exist"),
+        (str(tmp_path / "model"), "exists and is not an empty folder"),
     ]:
-        result = modelplane(source, str(tmp_path / "dest"))
+        dest = tmp_path / ("full" if "not an empty folder" in message else "dest")
+        result = modelplane(source, str(dest))
         assert result.returncode == 2
         assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from modelplane.storage import NotFoundError, StorageError, fetch
+from modelplane.storage import ConfigurationError, NotFoundError, fetch
 
 from .helpers import model_files, read_tree, tar_of
 
@@ -56,7 +56,7 @@ def test_dest_must_be_empty(tmp_path):
     model_files(tmp_path / "iris")
     (tmp_path / "dest").mkdir()
     (tmp_path / "dest" / "other").write_text("x")
-    with pytest.raises(StorageError, match="not an empty folder"):
+    with pytest.raises(ConfigurationError, match="not an empty folder"):
         fetch(str(tmp_path / "iris"), tmp_path / "dest")
     # An existing empty folder is fine: it is where a volume would be mounted.
     (tmp_path / "dest" / "other").unlink()
