@@ -264,7 +264,9 @@ class GraphRouter:
         raise RoutingError(f"invalid route type: {node.spec.router_type}")
 
 
-def _cancel_later_on_failure(tasks: list[asyncio.Future], steps: tuple[_Step, ...], index: int, task) -> None:
+def _cancel_later_on_failure(
+    tasks: list[asyncio.Future], steps: tuple[_Step, ...], index: int, task: asyncio.Future
+) -> None:
     if task.cancelled():
         return
     error = task.exception()

@@ -230,6 +230,23 @@ def test_hard_ensemble_failure_cancels_the_steps_still_running(stub, start_route
     )
 
 
+def test_the_first_failing_hard_step_in_step_order_decides_the_ensemble(stub, start_router):
+    root = {
+        "routerType": "Ensemble",
+        "steps": [
+            {
+                "name": "slow",
+                "serviceUrl": reply(stub, '{"first":1}', 404, delay_ms=300),
+                "dependency": "Hard",
+            },
+            {"name": "fast", "serviceUrl": reply(stub, '{"second":2}', 503), "dependency": "Hard"},
+        ],
+    }
+    router = start_router(graph(root))
+    response = router.post(INPUT)
+    assert (response.status_code, response.json()) == (404, {"first": 1})
+
+
 def test_metrics_count_nodes_and_steps_by_status(stub, start_router):
     switch = {
         "routerType": "Switch",
