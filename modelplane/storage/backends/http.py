@@ -6,8 +6,6 @@ A fragment such as `#sha256=<hex>` or `#md5=<hex>` pins the file's checksum.
 
 from __future__ import annotations
 
-import json
-import os
 import posixpath
 import re
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from ..checksum import Checksum
-from ..config import StorageConfig
+from ..config import StorageConfig, env_document
 from ..errors import AccessDeniedError, ConfigurationError, NotFoundError, StorageError, TransferError
 from ..uri import Location
 from .base import Backend, RemoteObject
@@ -112,16 +110,7 @@ class HTTPBackend(Backend):
 
 
 def _host_headers(host: str) -> dict[str, str]:
-    text = os.environ.get(f"{host}-headers")
-    if not text:
-        return {}
-    try:
-        headers = json.loads(text)
-    except json.JSONDecodeError:
-        raise ConfigurationError(f"{host}-headers is not valid JSON") from None
-    if not isinstance(headers, dict):
-        raise ConfigurationError(f"{host}-headers must be a JSON object")
-    return {str(k): str(v) for k, v in headers.items()}
+    return {str(k): str(v) for k, v in env_document(f"{host}-headers").items()}
 
 
 def _pinned_checksum(fragment: str) -> Checksum | None:
