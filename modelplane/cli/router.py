@@ -9,7 +9,7 @@ from pathlib import Path
 from modelplane.cli.main import CommandError
 from modelplane.graph.headers import PROPAGATE_HEADERS_ENV
 from modelplane.graph.server import DEFAULT_DRAIN_SECONDS, InvalidGraph, build_app, serve
-from modelplane.graph.spec import GraphSpecError, load_graph_json
+from modelplane.graph.spec import GraphSpecError, load_graph_file, load_graph_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--graph-json", metavar="JSON", help="the InferenceGraph spec as JSON")
-    source.add_argument("--graph-file", metavar="FILE", type=Path, help="a file holding the spec as JSON")
+    source.add_argument(
+        "--graph-file",
+        metavar="FILE",
+        type=Path,
+        help="a file holding the spec (JSON or YAML), or a whole InferenceGraph resource",
+    )
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one")
     parser.add_argument(
@@ -35,14 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    text = args.graph_json
-    if args.graph_file is not None:
-        try:
-            text = args.graph_file.read_bytes()
-        except OSError as exc:
-            raise CommandError(f"cannot read {args.graph_file}: {exc.strerror}") from None
     try:
-        app = build_app(load_graph_json(text), os.environ.get(PROPAGATE_HEADERS_ENV))
+        if args.graph_file is not None:
+            spec = load_graph_file(_read(args.graph_file))
+        else:
+            spec = load_graph_json(args.graph_json)
+        app = build_app(spec, os.environ.get(PROPAGATE_HEADERS_ENV))
     except (GraphSpecError, InvalidGraph) as exc:
         raise CommandError(f"invalid graph: {exc}") from None
     try:
@@ -50,3 +53,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return 0
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import yaml
 
 ROOT_NODE = "root"
 ROUTER_TYPES = ("Sequence", "Splitter", "Ensemble", "Switch")
@@ -84,6 +85,19 @@ def load_graph_json(text: str | bytes) -> Mapping[str, Any]:
     if not isinstance(spec, dict):
         raise GraphSpecError("the graph must be a JSON object (an InferenceGraph spec)")
     return spec
+
+
+def load_graph_file(text: str | bytes) -> Mapping[str, Any]:
+    """Parse `--graph-file`: the spec in JSON or YAML, or a whole InferenceGraph resource (its `spec`)."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise GraphSpecError(f"the graph file is neither JSON nor YAML: {exc}".replace("\n", " ")) from None
+    if isinstance(document, dict) and document.get("kind") == "InferenceGraph":
+        document = document.get("spec")
+    if not isinstance(document, dict):
+        raise GraphSpecError("the graph file must hold an InferenceGraph spec (an object with `nodes`)")
+    return document
 
 
 def parse_graph_spec(spec: Mapping[str, Any]) -> GraphSpec:

@@ -6,6 +6,9 @@ import json
 import subprocess
 import sys
 
+import httpx
+from conftest import Process
+
 from modelplane.graph.validation import validate_graph_spec
 
 
@@ -107,9 +110,39 @@ def test_the_router_refuses_an_invalid_graph_with_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr == "modelplane router: invalid graph: the nodes form a cycle: root -> root\n"
 
-    bad_json = tmp_path / "graph.json"
-    bad_json.write_text("{nodes:")
-    result = _start("--graph-file", str(bad_json))
+    result = _start("--graph-json", "{nodes:")
     assert result.returncode == 2
     assert result.stderr.startswith("modelplane router: invalid graph: the graph is not valid JSON")
     assert result.stderr.count("\n") == 1
+
+    bad_file = tmp_path / "graph.yaml"
+    bad_file.write_text("nodes: [unclosed")
+    result = _start("--graph-file", str(bad_file))
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "modelplane router: invalid graph: the graph file is neither JSON nor YAML"
+    )
+    assert result.stderr.count("\n") == 1
+
+
+def test_the_router_reads_an_inference_graph_resource_from_a_yaml_file(stub, tmp_path):
+    resource = tmp_path / "graph.yaml"
+    resource.write_text(
+        "apiVersion: serving.kserve.io/v1alpha1\n"
+        "kind: InferenceGraph\n"
+        "metadata: {name: echo}\n"
+        "spec:\n"
+        "  nodes:\n"
+        "    root:\n"
+        "      routerType: Sequence\n"
+        "      steps:\n"
+        f"      - serviceUrl: {stub.at('/echo')}\n"
+    )
+    router = Process(
+        [sys.executable, "-m", "modelplane", "router", "--graph-file", str(resource), "--host", "127.0.0.1",
+         "--port", "0", "--drain-seconds", "0"]
+    )  # fmt: skip
+    try:
+        assert httpx.post(router.url, content=b'{"a":1}').json() == {"a": 1}
+    finally:
+        router.stop()
