@@ -174,17 +174,19 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def _write(self, response: Response, head_only: bool, keep_alive: bool) -> None:
         status = response.status
+        bodiless = status in (204, 304) or status < 200  # statuses that never carry a body or its length
         parts = [
             b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
             self._state.date_header(),
-            b"Content-Length: %d\r\n" % len(response.body),
         ]
+        if not bodiless:
+            parts.append(b"Content-Length: %d\r\n" % len(response.body))
         if response.content_type is not None:
             parts.append(b"Content-Type: %s\r\n" % response.content_type)
         if not keep_alive:
             parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
-        if not head_only:
+        if not (head_only or bodiless):
             parts.append(response.body)
         self._transport.write(b"".join(parts))
 

@@ -109,6 +109,13 @@ def test_downstream_status_and_body_pass_through_with_content_type_by_body(stub,
     assert response.headers["content-type"].startswith("text/plain")
 
 
+def test_a_204_passes_through_without_a_body(stub, start_router):
+    router = start_router(graph(sequence({"serviceUrl": reply(stub, "", 204)})))
+    response = router.post(INPUT)
+    assert (response.status_code, response.content) == (204, b"")
+    assert "content-length" not in response.headers
+
+
 def test_switch_on_invalid_json_matches_nothing(stub, start_router):
     root = {"routerType": "Switch", "steps": [{"serviceUrl": stub.at("/echo"), "condition": "instances"}]}
     router = start_router(graph(root))
