@@ -1,4 +1,4 @@
-"""The `modelplane` command: one subcommand per module in this package."""
+"""modelplane: KServe-compatible model serving, on one machine or on Kubernetes."""
 
 from __future__ import annotations
 
@@ -6,33 +6,42 @@ import argparse
 import importlib
 import sys
 
-# Each module exposes `register(subparsers)`, which adds its subcommand(s) and sets
-# `func` on the parser to a callable taking the parsed arguments and returning an exit code.
-SUBCOMMAND_MODULES: list[str] = [
-    "modelplane.cli.serve",
-    "modelplane.cli.router",
-    "modelplane.cli.resources",
-    "modelplane.cli.graph",
-    "modelplane.cli.storage",
-    "modelplane.cli.up",
-    "modelplane.cli.logs",
-]
+# Each module exposes `register(subparsers)`, which adds its subcommand(s) and sets `func` on the
+# parser to a callable taking the parsed arguments and returning an exit code. Only the module of the
+# command being run is imported, so a quick command does not pay for every other one's imports.
+SUBCOMMANDS: dict[str, str] = {
+    "up": "modelplane.cli.up",
+    "apply": "modelplane.cli.resources",
+    "get": "modelplane.cli.resources",
+    "describe": "modelplane.cli.resources",
+    "delete": "modelplane.cli.resources",
+    "wait": "modelplane.cli.resources",
+    "logs": "modelplane.cli.logs",
+    "serve": "modelplane.cli.serve",
+    "router": "modelplane.cli.router",
+    "graph": "modelplane.cli.graph",
+    "storage": "modelplane.cli.storage",
+}
 
 
 class CommandError(Exception):
     """A mistake the user can fix; printed as one line, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for `command`, or for every command when it is None or unknown."""
     parser = argparse.ArgumentParser(prog="modelplane", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in SUBCOMMAND_MODULES:
+    wanted = [SUBCOMMANDS[command]] if command in SUBCOMMANDS else SUBCOMMANDS.values()
+    for module_name in dict.fromkeys(wanted):
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
