@@ -9,6 +9,7 @@ from .observed import ComponentState, Failure, RevisionState, ServiceState
 from .revision_templates import COMPONENTS, revision_templates
 from .revisions import Revision, latest_revisions, revision_name, template_digest
 from .status import inference_service_status
+from .traffic import TrafficTarget, rolled_out_after, traffic_targets
 from .urls import component_host, entry_component, host_url, service_host, service_routes
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Revision",
     "RevisionState",
     "ServiceState",
+    "TrafficTarget",
     "component_host",
     "entry_component",
     "host_url",
@@ -25,7 +27,9 @@ __all__ = [
     "latest_revisions",
     "revision_name",
     "revision_templates",
+    "rolled_out_after",
     "service_host",
     "service_routes",
     "template_digest",
+    "traffic_targets",
 ]

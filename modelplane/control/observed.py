@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, PENDING
+from modelplane.control.traffic import TrafficTarget
 
 PHASES = (PENDING, LOADING, LOADED, FAILED_TO_LOAD)
 
@@ -41,10 +42,14 @@ class RevisionState:
 
 @dataclass(frozen=True)
 class ComponentState:
-    """`latest` is the newest revision; `serving` the one the traffic goes to (None: no ready one yet)."""
+    """One component: its newest revision, its newest ready one (None: none yet), how its traffic is
+    split, and the revisions that last had all of it (`latestRolledoutRevision` and the one before)."""
 
     latest: RevisionState
     serving: RevisionState | None = None
+    traffic: tuple[TrafficTarget, ...] = ()
+    rolled_out: str | None = None
+    previous_rolled_out: str | None = None
 
 
 @dataclass(frozen=True)

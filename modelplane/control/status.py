@@ -3,14 +3,15 @@
 Conditions follow KServe's Knative mode: `<Component>Ready` is the state of the component's newest
 revision (Unknown while it loads, False when it failed), `IngressReady` tells whether the gateway
 routes the service's hosts, and `Ready` is PredictorReady and IngressReady. While a new revision
-loads or after it failed, the previous ready revision keeps the traffic; `components.<c>.traffic` and
-`latestReadyRevision` say which one that is, and `modelStatus` tells how the newest predictor fared.
+loads or after it failed, the rolled-out revision keeps the traffic; `components.<c>.traffic` says how
+the traffic is split (see `traffic.py`), and `modelStatus` tells how the newest predictor fared.
 """
 
 from __future__ import annotations
 
 from modelplane.api import conditions as c
 from modelplane.control.observed import ComponentState, Failure, ServiceState
+from modelplane.control.traffic import TrafficTarget
 from modelplane.control.urls import component_host, entry_component, host_url, service_host
 
 COMPONENT_CONDITIONS = {
@@ -31,7 +32,7 @@ def inference_service_status(
     previous: dict | None = None,
 ) -> dict:
     """The whole `status` of an InferenceService. `previous` is the stored status: conditions that
-    did not change keep their lastTransitionTime, and rolled-out revisions are tracked from it."""
+    did not change keep their lastTransitionTime."""
     previous = previous or {}
     metadata = isvc.get("metadata") or {}
     name, namespace = metadata["name"], metadata.get("namespace") or "default"
@@ -54,13 +55,10 @@ def inference_service_status(
         status["url"] = host_url(service_host(name, namespace, domain), port)
         status["address"] = {"url": host_url(component_host(name, namespace, entry, domain), port)}
     components = {}
-    previous_components = previous.get("components") or {}
     for component in spec_components:
         observed = state.components.get(component)
         if observed is not None:
-            components[component] = _component_status(
-                name, namespace, component, observed, previous_components.get(component) or {}, domain, port
-            )
+            components[component] = _component_status(name, namespace, component, observed, domain, port)
     if components:
         status["components"] = components
     status["modelStatus"] = _model_status(state.components.get("predictor"), state.invalid)
@@ -90,7 +88,7 @@ def _ingress_condition(state: ServiceState, spec_components: list[str]) -> dict:
     waiting = [
         component
         for component in spec_components
-        if (observed := state.components.get(component)) is None or observed.serving is None
+        if (observed := state.components.get(component)) is None or not observed.traffic
     ]
     if waiting or not state.routed:
         names = ", ".join(k.capitalize() for k in waiting) or "Predictor"
@@ -128,32 +126,35 @@ def _with_times(found: dict[str, dict], previous: list[dict], now: str) -> list[
 
 
 def _component_status(
-    name: str,
-    namespace: str,
-    component: str,
-    observed: ComponentState,
-    previous: dict,
-    domain: str,
-    port: int,
+    name: str, namespace: str, component: str, observed: ComponentState, domain: str, port: int
 ) -> dict:
     status: dict = {"latestCreatedRevision": observed.latest.name}
-    serving = observed.serving
-    if serving is None:
-        return status
-    url = host_url(component_host(name, namespace, component, domain), port)
-    status["latestReadyRevision"] = serving.name
-    status["url"] = url
-    status["address"] = {"url": url}
-    status["traffic"] = [
-        {"revisionName": serving.name, "percent": 100, "latestRevision": serving.name == observed.latest.name}
-    ]
-    rolled_out = previous.get("latestRolledoutRevision")
-    status["latestRolledoutRevision"] = serving.name
-    if rolled_out and rolled_out != serving.name:
-        status["previousRolledoutRevision"] = rolled_out
-    elif previous.get("previousRolledoutRevision"):
-        status["previousRolledoutRevision"] = previous["previousRolledoutRevision"]
+    if observed.serving is not None:
+        status["latestReadyRevision"] = observed.serving.name
+    if observed.traffic:
+        url = host_url(component_host(name, namespace, component, domain), port)
+        status["url"] = url
+        status["address"] = {"url": url}
+        status["traffic"] = [
+            _traffic_entry(target, name, namespace, component, domain, port) for target in observed.traffic
+        ]
+    if observed.rolled_out:
+        status["latestRolledoutRevision"] = observed.rolled_out
+    if observed.previous_rolled_out:
+        status["previousRolledoutRevision"] = observed.previous_rolled_out
     return status
+
+
+def _traffic_entry(
+    target: TrafficTarget, name: str, namespace: str, component: str, domain: str, port: int
+) -> dict:
+    entry: dict = {}
+    if target.tag:
+        entry["tag"] = target.tag
+    entry.update(revisionName=target.revision, latestRevision=target.latest, percent=target.percent)
+    if target.tag:
+        entry["url"] = host_url(f"{target.tag}-{component_host(name, namespace, component, domain)}", port)
+    return entry
 
 
 def _model_status(predictor: ComponentState | None, invalid: Failure | None) -> dict:

@@ -6,10 +6,12 @@ at a time per service (a worker per service coalesces the changes that come in w
 
 1. the control functions turn the spec and the runtimes into a template per component, and a
    template that changed into a new revision (kept in the `RevisionLog`);
-2. the newest revision of each component is started, and takes the traffic once it is ready; the
-   revision it replaces is then taken out of the routes, drained and stopped. A newest revision that
-   never gets ready (its model fails to load) leaves the previous one serving;
-3. the gateway gets the routes of the serving revisions, and the status is written back when it changed.
+2. the newest revision of each component is started, and takes the traffic once it is ready (all of
+   it, or its `canaryTrafficPercent` next to the rolled-out revision); a revision that no longer has
+   traffic is then taken out of the routes, drained and stopped. A newest revision that never gets
+   ready (its model fails to load) leaves the rolled-out one serving;
+3. the gateway gets the routes of the revisions with traffic, and the status is written back when it
+   changed.
 
 Replica state changes (ready, crashed, failed to load) start a reconcile of their service too.
 """
@@ -30,15 +32,18 @@ from modelplane.control import (
     Failure,
     Revision,
     ServiceState,
+    TrafficTarget,
     inference_service_status,
     latest_revisions,
     revision_templates,
+    rolled_out_after,
     service_routes,
+    traffic_targets,
 )
 from modelplane.control.urls import service_host
 from modelplane.local.api_errors import Expired, NotFound
 from modelplane.local.gateway_revisions import RevisionStats
-from modelplane.local.gateway_routes import Backend, Route, RouteTable
+from modelplane.local.gateway_routes import Backend, Route, RouteTable, component_host
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
@@ -59,8 +64,13 @@ class _Service:
     name: str
     revisions: list[Revision]
     running: dict[str, RevisionReplicas] = field(default_factory=dict)
-    latest: dict[str, str] = field(default_factory=dict)  # component -> revision name
-    serving: dict[str, str] = field(default_factory=dict)  # component -> revision name
+    # Per component: the newest revision, the one that last had all the traffic and the one before it,
+    # the canary percentage of the spec, and the traffic split in effect.
+    latest: dict[str, str] = field(default_factory=dict)
+    rolled_out: dict[str, str] = field(default_factory=dict)
+    previous_rolled_out: dict[str, str] = field(default_factory=dict)
+    canary: dict[str, int | None] = field(default_factory=dict)
+    traffic: dict[str, tuple[TrafficTarget, ...]] = field(default_factory=dict)
     invalid: Failure | None = None
     runtime: dict | None = None
 
@@ -170,7 +180,7 @@ class Reconciler:
         self._plan(service, isvc)
         for revision_name in self._wanted(service):
             self._ensure_running(service, revision_name)
-        self._promote_ready(service)
+        self._split_traffic(service)
         self._update_routes()
         for revision_name in set(service.running) - self._wanted(service):
             self._retire(service, service.running.pop(revision_name))
@@ -178,15 +188,18 @@ class Reconciler:
 
     def _restored(self, isvc: dict) -> _Service:
         """A service seen for the first time, with its past revisions; after a restart the revisions its
-        status says were serving serve again."""
+        status says were rolled out serve again."""
         metadata = isvc["metadata"]
         namespace, name = metadata.get("namespace") or "default", metadata["name"]
         service = _Service(namespace, name, self.revision_log.load(namespace, name))
         known = {revision.name for revision in service.revisions}
         for component, status in ((isvc.get("status") or {}).get("components") or {}).items():
-            ready = (status or {}).get("latestReadyRevision")
-            if ready in known:
-                service.serving[component] = ready
+            status = status or {}
+            rolled_out = status.get("latestRolledoutRevision") or status.get("latestReadyRevision")
+            if rolled_out in known:
+                service.rolled_out[component] = rolled_out
+            if status.get("previousRolledoutRevision") in known:
+                service.previous_rolled_out[component] = status["previousRolledoutRevision"]
         return service
 
     def _plan(self, service: _Service, isvc: dict) -> None:
@@ -207,11 +220,15 @@ class Reconciler:
                 logger.info("%s/%s: new revision %s", service.namespace, service.name, revision.name)
         service.latest = {component: revision.name for component, revision in latest.items()}
         service.runtime = (templates.get("predictor") or {}).get("runtime")
-        for component in set(service.serving) - set(templates):
-            del service.serving[component]
+        spec = isvc.get("spec") or {}
+        service.canary = {component: spec[component].get("canaryTrafficPercent") for component in templates}
+        for gone in set(service.rolled_out) - set(templates):
+            del service.rolled_out[gone]
+            service.previous_rolled_out.pop(gone, None)
+            service.traffic.pop(gone, None)
 
     def _wanted(self, service: _Service) -> set[str]:
-        return set(service.latest.values()) | set(service.serving.values())
+        return set(service.latest.values()) | set(service.rolled_out.values())
 
     def _ensure_running(self, service: _Service, revision_name: str) -> None:
         if revision_name in service.running:
@@ -225,11 +242,20 @@ class Reconciler:
         service.running[revision_name] = runner
         runner.start()
 
-    def _promote_ready(self, service: _Service) -> None:
+    def _split_traffic(self, service: _Service) -> None:
         for component, latest in service.latest.items():
-            if service.serving.get(component) != latest and service.running[latest].state().ready:
-                logger.info("%s/%s: %s takes the traffic", service.namespace, service.name, latest)
-                service.serving[component] = latest
+            ready = service.running[latest].state().ready
+            rolled_out = service.rolled_out.get(component)
+            targets = traffic_targets(latest, ready, rolled_out, service.canary.get(component))
+            if targets != service.traffic.get(component):
+                split = ", ".join(f"{t.revision} {t.percent}%" for t in targets) or "none yet"
+                logger.info("%s/%s: %s traffic: %s", service.namespace, service.name, component, split)
+            service.traffic[component] = targets
+            now_rolled_out = rolled_out_after(targets, ready, rolled_out)
+            if now_rolled_out != rolled_out:
+                service.rolled_out[component] = now_rolled_out
+                if rolled_out:
+                    service.previous_rolled_out[component] = rolled_out
 
     def _retire(self, service: _Service, runner: RevisionReplicas) -> None:
         """Stops a revision the routes no longer name, once the requests it holds are done."""
@@ -271,33 +297,58 @@ class Reconciler:
             self._routes_in_effect = table
 
     def _service_routes(self, service: _Service) -> dict[str, Route]:
-        backends = {}
-        for component, revision_name in service.serving.items():
-            runner = service.running.get(revision_name)
-            if runner is None:
+        component_routes: dict[str, Route] = {}
+        tag_routes: dict[str, Route] = {}
+        for component, targets in service.traffic.items():
+            backends = [self._backend(service, t.revision, t.percent) for t in targets]
+            backends = [backend for backend in backends if backend is not None]
+            if not backends:
                 continue
-            template = runner.revision.template
-            timeout = template.get("timeout")
-            backends[component] = Backend(
-                revision_name,
-                runner.addresses(),
-                container_concurrency=int(template.get("containerConcurrency") or 0),
-                timeout_seconds=float(timeout) if timeout else None,
-            )
-        components = set(service.latest) | set(service.serving)
-        routes = service_routes(service.name, service.namespace, self.settings.domain, components, backends)
-        return {
-            host: Route((backend,), explain=Route((explain,)) if explain else None)
-            for host, (backend, explain) in routes.items()
-        }
+            component_routes[component] = Route(tuple(backends))
+            for target, backend in zip(targets, backends, strict=True):
+                if target.tag:
+                    host = component_host(
+                        service.name, service.namespace, component, self.settings.domain, target.tag
+                    )
+                    tag_routes[host] = Route((backend,))
+        routes = service_routes(
+            service.name, service.namespace, self.settings.domain, set(service.latest), component_routes
+        )
+        routes = {host: Route(route.backends, explain=explain) for host, (route, explain) in routes.items()}
+        return {**routes, **tag_routes}
+
+    def _backend(self, service: _Service, revision_name: str, percent: int) -> Backend | None:
+        runner = service.running.get(revision_name)
+        if runner is None:
+            return None
+        template = runner.revision.template
+        timeout = template.get("timeout")
+        return Backend(
+            revision_name,
+            runner.addresses(),
+            weight=percent,
+            container_concurrency=int(template.get("containerConcurrency") or 0),
+            timeout_seconds=float(timeout) if timeout else None,
+        )
 
     def _observed(self, service: _Service) -> ServiceState:
         components = {}
         for component, latest in service.latest.items():
-            serving = service.serving.get(component)
+            latest_state = service.running[latest].state()
+            rolled_out = service.rolled_out.get(component)
+            serving = latest_state if latest_state.ready else None
+            if (
+                serving is None
+                and rolled_out in service.running
+                and service.running[rolled_out].state().ready
+            ):
+                serving = service.running[rolled_out].state()
             components[component] = ComponentState(
-                service.running[latest].state(),
-                service.running[serving].state() if serving in service.running else None,
+                latest_state,
+                serving,
+                service.traffic.get(component, ()),
+                rolled_out,
+                service.previous_rolled_out.get(component),
             )
         host = service_host(service.name, service.namespace, self.settings.domain)
         routed = host in self._routes.get((service.namespace, service.name), {})

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from modelplane.control import ComponentState, Failure, RevisionState, ServiceState, inference_service_status
+from modelplane.control import (
+    ComponentState,
+    Failure,
+    RevisionState,
+    ServiceState,
+    TrafficTarget,
+    inference_service_status,
+)
 
 NOW = "2026-01-02T03:04:05Z"
 LATER = "2026-01-02T03:09:00Z"
@@ -26,13 +33,18 @@ def conditions(result: dict) -> dict[str, tuple]:
 
 
 LOADED_1 = RevisionState("iris-predictor-00001", "Loaded", ready_replicas=1)
+
+
+def serving(revision: RevisionState) -> ComponentState:
+    """A component whose only revision is ready and has all the traffic."""
+    return ComponentState(revision, revision, (TrafficTarget(revision.name, 100, True),), revision.name)
+
+
 RUNTIME = {"kind": "ClusterServingRuntime", "name": "kserve-sklearnserver"}
 
 
 def test_a_ready_predictor_is_ready_with_urls_traffic_and_loaded_model():
-    result = status(
-        ServiceState({"predictor": ComponentState(LOADED_1, LOADED_1)}, runtime=RUNTIME, routed=True)
-    )
+    result = status(ServiceState({"predictor": serving(LOADED_1)}, runtime=RUNTIME, routed=True))
     assert conditions(result) == {
         "IngressReady": ("True", None),
         "PredictorReady": ("True", None),
@@ -69,7 +81,10 @@ def test_a_new_revision_that_fails_to_load_leaves_the_previous_one_serving():
         "ModelLoadFailed", "Failed to load: ValueError: bad pickle", None, NOW, "iris-predictor-00002"
     )
     failed = RevisionState("iris-predictor-00002", "FailedToLoad", failed_replicas=1, failure=failure)
-    result = status(ServiceState({"predictor": ComponentState(failed, LOADED_1)}, routed=True), generation=2)
+    predictor = ComponentState(
+        failed, LOADED_1, (TrafficTarget("iris-predictor-00001", 100, False),), "iris-predictor-00001"
+    )
+    result = status(ServiceState({"predictor": predictor}, routed=True), generation=2)
     assert conditions(result)["PredictorReady"] == ("False", "RevisionFailed")
     assert "bad pickle" in next(c for c in result["conditions"] if c["type"] == "Ready")["message"]
     predictor = result["components"]["predictor"]
@@ -99,7 +114,7 @@ def test_an_invalid_spec_is_reported_with_the_runtime_reason():
 def test_a_transformer_gates_ingress_and_takes_the_service_url():
     transformer_loading = RevisionState("iris-transformer-00001", "Loading")
     state = ServiceState(
-        {"predictor": ComponentState(LOADED_1, LOADED_1), "transformer": ComponentState(transformer_loading)},
+        {"predictor": serving(LOADED_1), "transformer": ComponentState(transformer_loading)},
         routed=False,
     )
     result = status(state, transformer=True)
@@ -107,7 +122,7 @@ def test_a_transformer_gates_ingress_and_takes_the_service_url():
     assert conditions(result)["IngressReady"] == ("False", "IngressNotCreated")
     ready = RevisionState("iris-transformer-00001", "Loaded", ready_replicas=1)
     state = ServiceState(
-        {"predictor": ComponentState(LOADED_1, LOADED_1), "transformer": ComponentState(ready, ready)},
+        {"predictor": serving(LOADED_1), "transformer": serving(ready)},
         routed=True,
     )
     result = status(state, transformer=True)
@@ -115,15 +130,38 @@ def test_a_transformer_gates_ingress_and_takes_the_service_url():
     assert result["address"] == {"url": "http://iris-transformer.default.localhost:8080"}
 
 
-def test_unchanged_conditions_keep_their_transition_time_and_rollouts_are_tracked():
-    first = status(ServiceState({"predictor": ComponentState(LOADED_1, LOADED_1)}, routed=True))
+def test_unchanged_conditions_keep_their_transition_time():
+    first = status(ServiceState({"predictor": serving(LOADED_1)}, routed=True))
     second_revision = RevisionState("iris-predictor-00002", "Loaded", ready_replicas=1)
     second = status(
-        ServiceState({"predictor": ComponentState(second_revision, second_revision)}, routed=True),
-        previous=first,
-        now=LATER,
+        ServiceState({"predictor": serving(second_revision)}, routed=True), previous=first, now=LATER
     )
     assert {c["lastTransitionTime"] for c in second["conditions"]} == {NOW}
-    predictor = second["components"]["predictor"]
-    assert predictor["latestRolledoutRevision"] == "iris-predictor-00002"
-    assert predictor["previousRolledoutRevision"] == "iris-predictor-00001"
+
+
+def test_a_canary_split_shows_both_revisions_with_their_tags_and_urls():
+    second = RevisionState("iris-predictor-00002", "Loaded", ready_replicas=1)
+    traffic = (
+        TrafficTarget("iris-predictor-00002", 10, True, "latest"),
+        TrafficTarget("iris-predictor-00001", 90, False, "prev"),
+    )
+    state = ComponentState(second, second, traffic, "iris-predictor-00001", None)
+    predictor = status(ServiceState({"predictor": state}, routed=True))["components"]["predictor"]
+    assert predictor["traffic"] == [
+        {
+            "tag": "latest",
+            "revisionName": "iris-predictor-00002",
+            "latestRevision": True,
+            "percent": 10,
+            "url": "http://latest-iris-predictor.default.localhost:8080",
+        },
+        {
+            "tag": "prev",
+            "revisionName": "iris-predictor-00001",
+            "latestRevision": False,
+            "percent": 90,
+            "url": "http://prev-iris-predictor.default.localhost:8080",
+        },
+    ]
+    assert predictor["latestReadyRevision"] == "iris-predictor-00002"
+    assert predictor["latestRolledoutRevision"] == "iris-predictor-00001"

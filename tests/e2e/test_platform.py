@@ -192,6 +192,60 @@ def test_a_killed_replica_comes_back(platform):
     assert "exited with code -9" in platform.cli("logs", "xgboost-iris").stdout
 
 
+def apply_lightgbm(platform: PlatformProcess, tmp_path: Path, **predictor) -> None:
+    resource = yaml.safe_load((EXAMPLES / "lightgbm-iris.yaml").read_text())
+    resource["spec"]["predictor"].update(predictor)
+    path = tmp_path / "lightgbm-iris.yaml"
+    path.write_text(yaml.safe_dump(resource))
+    platform.cli("apply", "-f", str(path))
+
+
+def test_a_canary_splits_the_traffic_until_it_is_promoted(platform, tmp_path):
+    lightgbm = {"storageUri": "pvc://examples/lightgbm-iris", "args": ["--nthread=2"]}
+    apply_lightgbm(platform, tmp_path, lightgbm=lightgbm, canaryTrafficPercent=20)
+    platform.cli("wait", "--for=condition=Ready", "isvc/lightgbm-iris", "--timeout=300s")
+    predictor = get(platform, "lightgbm-iris")["status"]["components"]["predictor"]
+    assert [(t["tag"], t["revisionName"], t["percent"]) for t in predictor["traffic"]] == [
+        ("latest", "lightgbm-iris-predictor-00002", 20),
+        ("prev", "lightgbm-iris-predictor-00001", 80),
+    ]
+    assert predictor["latestRolledoutRevision"] == "lightgbm-iris-predictor-00001"
+    table = platform.cli("get", "isvc", "lightgbm-iris").stdout.splitlines()
+    assert table[1].split()[3:5] == ["80", "20"]  # PREV, LATEST
+    for tag in ("latest", "prev"):
+        tagged = platform.request(
+            "POST",
+            f"{tag}-lightgbm-iris-predictor.default.localhost",
+            "/v1/models/lightgbm-iris:predict",
+            json=IRIS,
+        )
+        assert tagged.status_code == 200, tagged.text
+    answers = [
+        platform.request(
+            "POST", host("lightgbm-iris"), "/v1/models/lightgbm-iris:predict", json=IRIS
+        ).status_code
+        for _ in range(10)
+    ]
+    assert answers == [200] * 10
+
+    apply_lightgbm(platform, tmp_path, lightgbm=lightgbm)  # promote: no new revision, all traffic to it
+
+    def promoted():
+        status = get(platform, "lightgbm-iris")["status"]
+        return (
+            status
+            if status["observedGeneration"] == 3 and len(status["components"]["predictor"]["traffic"]) == 1
+            else None
+        )
+
+    predictor = wait_until(promoted, "the promotion", platform)["components"]["predictor"]
+    assert predictor["traffic"] == [
+        {"revisionName": "lightgbm-iris-predictor-00002", "latestRevision": True, "percent": 100}
+    ]
+    assert predictor["latestRolledoutRevision"] == "lightgbm-iris-predictor-00002"
+    assert predictor["previousRolledoutRevision"] == "lightgbm-iris-predictor-00001"
+
+
 def test_logs_show_what_each_component_wrote(platform):
     assert "model iris-mm is ready" in platform.cli("logs", "iris-mm", "-c", "transformer").stdout
     assert "serving iris-mm on" in platform.cli("logs", "iris-mm").stdout

@@ -1,0 +1,46 @@
+"""How a component's traffic is split between its revisions, as Knative does for KServe.
+
+Without `canaryTrafficPercent`, the newest revision takes all the traffic once it is ready, and becomes
+the rolled-out revision. With it, and a rolled-out revision older than the newest, the newest ready
+revision takes that percentage (tag `latest`) and the rolled-out one the rest (tag `prev`): removing the
+percentage promotes the newest, `0` pins the traffic to the previous one. Until the newest revision is
+ready, the rolled-out one keeps all the traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrafficTarget:
+    revision: str
+    percent: int
+    latest: bool  # Knative's latestRevision: whether this entry follows the newest ready revision
+    tag: str | None = None
+
+
+def traffic_targets(
+    latest: str, latest_ready: bool, rolled_out: str | None, canary_percent: int | None
+) -> tuple[TrafficTarget, ...]:
+    """The split for one component; empty when nothing can take traffic yet."""
+    if rolled_out == latest or (latest_ready and rolled_out is None):
+        return (TrafficTarget(latest, 100, True),)
+    if not latest_ready:
+        return (TrafficTarget(rolled_out, 100, False),) if rolled_out else ()
+    if canary_percent is None or canary_percent >= 100:
+        return (TrafficTarget(latest, 100, True),)
+    percent = max(0, int(canary_percent))
+    return (
+        TrafficTarget(latest, percent, True, "latest"),
+        TrafficTarget(rolled_out, 100 - percent, False, "prev"),
+    )
+
+
+def rolled_out_after(
+    targets: tuple[TrafficTarget, ...], latest_ready: bool, rolled_out: str | None
+) -> str | None:
+    """The rolled-out revision once `targets` are in effect: the newest one when it got all the traffic."""
+    if latest_ready and len(targets) == 1 and targets[0].latest and targets[0].percent == 100:
+        return targets[0].revision
+    return rolled_out

@@ -1,0 +1,44 @@
+"""Traffic between a component's revisions: blue-green by default, canary with canaryTrafficPercent."""
+
+from __future__ import annotations
+
+from modelplane.control import TrafficTarget, rolled_out_after, traffic_targets
+
+OLD, NEW = "iris-predictor-00001", "iris-predictor-00002"
+
+
+def test_the_first_revision_gets_everything_once_ready():
+    assert traffic_targets(OLD, False, None, None) == ()
+    targets = traffic_targets(OLD, True, None, 10)  # a canary percentage means nothing on the first rollout
+    assert targets == (TrafficTarget(OLD, 100, True),)
+    assert rolled_out_after(targets, True, None) == OLD
+
+
+def test_the_rolled_out_revision_keeps_the_traffic_until_the_new_one_is_ready():
+    targets = traffic_targets(NEW, False, OLD, None)
+    assert targets == (TrafficTarget(OLD, 100, False),)
+    assert rolled_out_after(targets, False, OLD) == OLD
+
+
+def test_without_a_canary_the_new_revision_takes_everything_and_is_rolled_out():
+    targets = traffic_targets(NEW, True, OLD, None)
+    assert targets == (TrafficTarget(NEW, 100, True),)
+    assert rolled_out_after(targets, True, OLD) == NEW
+
+
+def test_a_canary_splits_with_tags_and_rolls_nothing_out():
+    targets = traffic_targets(NEW, True, OLD, 10)
+    assert targets == (TrafficTarget(NEW, 10, True, "latest"), TrafficTarget(OLD, 90, False, "prev"))
+    assert rolled_out_after(targets, True, OLD) == OLD
+
+
+def test_zero_pins_the_previous_revision_and_a_hundred_promotes():
+    assert traffic_targets(NEW, True, OLD, 0) == (
+        TrafficTarget(NEW, 0, True, "latest"),
+        TrafficTarget(OLD, 100, False, "prev"),
+    )
+    assert traffic_targets(NEW, True, OLD, 100) == (TrafficTarget(NEW, 100, True),)
+
+
+def test_after_a_restart_the_rolled_out_revision_is_routed_while_it_loads():
+    assert traffic_targets(OLD, False, OLD, None) == (TrafficTarget(OLD, 100, True),)
