@@ -22,38 +22,48 @@ class RequestHead(NamedTuple):
     expect_continue: bool
 
 
+# Request headers the proxy looks at; any other header is copied as it is.
+_COPIED_NOTED = frozenset({b"host", b"x-request-id"})
+_REQUEST_NOTED = HOP_BY_HOP | _COPIED_NOTED | {b"expect", b"x-forwarded-for"}
+
+
 def request_head(
     method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], peer_ip: bytes
 ) -> RequestHead:
-    lowered = [(name.lower(), name, value) for name, value in headers]
-    drop = HOP_BY_HOP
+    head = [method, b" ", url, b" HTTP/1.1\r\n"]
     host = request_id = forwarded_for = b""
     chunked = expect_continue = False
-    for lower, _, value in lowered:
-        if lower == b"host":
-            host = value
-        elif lower == b"x-request-id":
-            request_id = value
-        elif lower == b"connection":
-            drop = drop | connection_headers(value)
-        elif lower == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-        elif lower == b"expect":
-            expect_continue = value.lower() == b"100-continue"
-        elif lower == b"x-forwarded-for":
-            forwarded_for = value
-    head = [method, b" ", url, b" HTTP/1.1\r\n"]
-    for lower, name, value in lowered:
-        # Expect is answered by the gateway itself; x-forwarded-for is rewritten below.
-        if lower in drop or lower == b"expect" or lower == b"x-forwarded-for":
-            continue
-        head.append(b"%b: %b\r\n" % (name, value))
+    named_by_connection: frozenset[bytes] = frozenset()
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _REQUEST_NOTED:
+            if lower == b"host":
+                host = value
+            elif lower == b"x-request-id":
+                request_id = value
+            else:
+                if lower == b"connection":
+                    named_by_connection = connection_headers(value)
+                elif lower == b"transfer-encoding":
+                    chunked = b"chunked" in value.lower()
+                elif lower == b"expect":
+                    expect_continue = value.lower() == b"100-continue"
+                elif lower == b"x-forwarded-for":
+                    forwarded_for = value
+                continue  # not copied: hop-by-hop, Expect (answered here), x-forwarded-for (rewritten)
+        head += (name, b": ", value, b"\r\n")
+    if named_by_connection:
+        # Rare: Connection names other headers, which are hop-by-hop too. Copy again without them.
+        head = [method, b" ", url, b" HTTP/1.1\r\n"]
+        for name, value in headers:
+            lower = name.lower()
+            if lower in _COPIED_NOTED or not (lower in _REQUEST_NOTED or lower in named_by_connection):
+                head += (name, b": ", value, b"\r\n")
     generated = not request_id
     if generated:
         request_id = new_request_id()
-        head.append(b"x-request-id: %b\r\n" % request_id)
-    forwarded_for = b"%b, %b" % (forwarded_for, peer_ip) if forwarded_for else peer_ip
-    head.append(b"x-forwarded-for: %b\r\n" % forwarded_for)
+        head += (b"x-request-id: ", request_id, b"\r\n")
+    head += (b"x-forwarded-for: ", forwarded_for + b", " + peer_ip if forwarded_for else peer_ip, b"\r\n")
     if chunked:
         head.append(b"transfer-encoding: chunked\r\n")
     head.append(b"\r\n")
@@ -75,19 +85,26 @@ def response_head(
     `request_id` is added unless the replica sent one; `chunked` when the proxy re-frames a body of
     unknown length; `close` or `keep_alive_header` say what happens to the client connection.
     """
-    drop = HOP_BY_HOP
+    head = [status_line(status, reason)]
+    named_by_connection: frozenset[bytes] = frozenset()
     for name, value in headers:
         lower = name.lower()
-        if lower == b"connection":
-            drop = drop | connection_headers(value)
-        elif lower == b"x-request-id":
+        if lower in HOP_BY_HOP:
+            if lower == b"connection":
+                named_by_connection = connection_headers(value)
+            continue
+        if lower == b"x-request-id":
             request_id = None
-    head = [status_line(status, reason)]
-    for name, value in headers:
-        if name.lower() not in drop:
-            head.append(b"%b: %b\r\n" % (name, value))
+        head += (name, b": ", value, b"\r\n")
+    if named_by_connection:
+        # Rare: Connection names other headers, which are hop-by-hop too. Copy again without them.
+        head = [status_line(status, reason)]
+        for name, value in headers:
+            lower = name.lower()
+            if lower not in HOP_BY_HOP and lower not in named_by_connection:
+                head += (name, b": ", value, b"\r\n")
     if request_id:
-        head.append(b"x-request-id: %b\r\n" % request_id)
+        head += (b"x-request-id: ", request_id, b"\r\n")
     if chunked:
         head.append(b"transfer-encoding: chunked\r\n")
     if close:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from http import HTTPStatus
 from random import getrandbits
 
@@ -50,13 +51,20 @@ def new_request_id() -> bytes:
     return b"-".join((digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:]))
 
 
+_status_lines: dict[tuple[int, bytes], bytes] = {}
+
+
 def status_line(status: int, reason: bytes) -> bytes:
-    if not reason:
-        try:
-            reason = HTTPStatus(status).phrase.encode()
-        except ValueError:
-            reason = b""
-    return b"HTTP/1.1 %d %b\r\n" % (status, reason)
+    key = (status, reason)
+    line = _status_lines.get(key)
+    if line is None:
+        if not reason:
+            with contextlib.suppress(ValueError):
+                reason = HTTPStatus(status).phrase.encode()
+        line = b"HTTP/1.1 %d %b\r\n" % (status, reason)
+        if len(_status_lines) < 512:  # replicas choose the reason phrases: keep the cache small
+            _status_lines[key] = line
+    return line
 
 
 def error_response(status: int, message: str, request_id: bytes | None, close: bool) -> bytes:

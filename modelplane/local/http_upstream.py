@@ -141,10 +141,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        lower = name.lower()
-        if lower == b"content-length":
+        # Only two names matter here; checking the length first spares lower-casing the others.
+        size = len(name)
+        if size == 14 and name.lower() == b"content-length":
             self._content_length = int(value)
-        elif lower == b"transfer-encoding" and b"chunked" in value.lower():
+        elif size == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
             self._chunked = True
 
     def on_headers_complete(self) -> None:
