@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import json
 import logging
 import os
 import signal
@@ -131,6 +132,8 @@ class Replica:
                 try:
                     model_dir = await self._fetch_model()
                 except Exception as exc:  # noqa: BLE001 - any failure of the initializer is reported
+                    if self._stopping.is_set():
+                        break
                     self._note(f"the storage initializer failed: {exc}")
                     self._set(FAILED_TO_LOAD, failure=self._failure(str(exc), location="storage-initializer"))
                 else:
@@ -148,13 +151,34 @@ class Replica:
         self._set(PENDING)
 
     async def _fetch_model(self) -> Path | None:
+        """The storage initializer. A local folder or pvc claim is used where it is; anything else is
+        fetched by `modelplane storage fetch` in a child process (which `stop()` can end, and whose
+        progress goes to the replica's log), so that a download never holds up the platform's process."""
         storage = self.revision.template.get("storage")
         if not storage:
             return None
         from modelplane.storage import fetch, resolve
 
-        source = resolve(storage.get("storageUri"), storage.get("storage"))
-        return await asyncio.to_thread(fetch, source)
+        uri, spec = storage.get("storageUri"), storage.get("storage")
+        source = resolve(uri, spec)
+        if source.location.kind in ("local", "pvc") or (uri and spec):
+            # (A URI with a storage key is fetched here: the command takes one or the other.)
+            return await asyncio.to_thread(fetch, source)
+        argument = uri or json.dumps(spec)
+        self._note(f"storage initializer: fetching {source.location.display}")
+        with self.log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                *_modelplane_command("storage", "fetch", argument),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=_die_with_platform,
+            )
+        output, _ = await self._process.communicate()
+        if self._process.returncode != 0:
+            raise RuntimeError(_last_line(self.log_path) or f"exit code {self._process.returncode}")
+        return Path(output.decode().strip().splitlines()[-1])
 
     async def _run_process(self, client: httpx.AsyncClient, template: dict, model_dir: Path | None) -> None:
         ports = ReplicaPorts(_free_port(), _free_port())
@@ -265,6 +289,10 @@ def _die_with_platform() -> None:
     (Linux's parent-death signal), so that no replica outlives the platform."""
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _modelplane_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "modelplane", *arguments]
 
 
 def _same_failure(a: Failure, b: Failure) -> bool:

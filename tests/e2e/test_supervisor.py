@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -126,3 +128,45 @@ def test_a_model_the_storage_initializer_cannot_fetch_fails_to_load(tmp_path):
             await replicas.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_remote_model_is_fetched_by_the_storage_initializer_process_into_mnt_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELPLANE_CACHE_DIR", str(tmp_path / "cache"))
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "model.txt").write_text("a model")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    http = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(served)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    async def scenario():
+        program = "import os, sys, time; print('files:', sorted(os.listdir(sys.argv[1])), flush=True); time.sleep(300)"
+        storage = {"storageUri": f"http://127.0.0.1:{port}/model.txt", "storage": None}
+        replicas = RevisionReplicas(
+            revision(["python", "-c", program, "/mnt/models"], storage),
+            "default",
+            "demo",
+            1,
+            settings(tmp_path),
+            lambda: None,
+        )
+        log = tmp_path / "logs/default/demo/predictor/demo-predictor-00001-0.log"
+        replicas.start()
+        try:
+            await until(
+                lambda: log.exists() and "files: ['model.txt']" in log.read_text(), "the fetched model"
+            )
+            assert "storage initializer: fetching http://127.0.0.1" in log.read_text()
+        finally:
+            await replicas.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        http.terminate()
+        http.wait()
