@@ -8,7 +8,7 @@ status = inference_service_status(isvc, observed_state, domain=..., port=..., no
 from .observed import ComponentState, Failure, RevisionState, ServiceState
 from .revision_templates import COMPONENTS, revision_templates
 from .revisions import Revision, latest_revisions, revision_name, template_digest
-from .status import inference_service_status
+from .status import inference_service_status, stopped_status
 from .traffic import TrafficTarget, rolled_out_after, traffic_targets
 from .urls import component_host, entry_component, host_url, service_host, service_routes
 
@@ -30,6 +30,7 @@ __all__ = [
     "rolled_out_after",
     "service_host",
     "service_routes",
+    "stopped_status",
     "template_digest",
     "traffic_targets",
 ]

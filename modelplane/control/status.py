@@ -45,6 +45,7 @@ def inference_service_status(
         )
     found[c.INGRESS_READY] = _ingress_condition(state, spec_components)
     found[c.READY] = _ready_condition(found[c.PREDICTOR_READY], found[c.INGRESS_READY])
+    found[c.STOPPED] = {"status": FALSE, "severity": "Info"}
 
     status: dict = {
         "observedGeneration": metadata.get("generation"),
@@ -68,6 +69,20 @@ def inference_service_status(
     elif runtime.get("kind") == "ClusterServingRuntime":
         status["clusterServingRuntimeName"] = runtime["name"]
     return status
+
+
+def stopped_status(isvc: dict, *, now: str, previous: dict | None = None) -> dict:
+    """The status of an InferenceService with `serving.kserve.io/stop: "true"`: nothing runs, and every
+    readiness condition is False with reason Stopped."""
+    spec = isvc.get("spec") or {}
+    stopped = _condition(FALSE, c.STOPPED_REASON, "The InferenceService is stopped.")
+    found = {COMPONENT_CONDITIONS[k]: stopped for k in COMPONENT_CONDITIONS if isinstance(spec.get(k), dict)}
+    found[c.INGRESS_READY] = found[c.READY] = stopped
+    found[c.STOPPED] = {"status": TRUE, "severity": "Info"}
+    return {
+        "observedGeneration": (isvc.get("metadata") or {}).get("generation"),
+        "conditions": _with_times(found, (previous or {}).get("conditions") or [], now),
+    }
 
 
 def _component_condition(component: str, observed: ComponentState | None, invalid: Failure | None) -> dict:

@@ -38,6 +38,7 @@ from modelplane.control import (
     revision_templates,
     rolled_out_after,
     service_routes,
+    stopped_status,
     traffic_targets,
 )
 from modelplane.control.urls import service_host
@@ -51,6 +52,7 @@ from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, no
 logger = logging.getLogger("modelplane.reconciler")
 
 Key = tuple[str, str]  # (namespace, name)
+STOP_ANNOTATION = "serving.kserve.io/stop"
 
 
 class RouteSink(Protocol):
@@ -177,6 +179,9 @@ class Reconciler:
         service = self._services.get(key)
         if service is None:
             service = self._services[key] = self._restored(isvc)
+        if ((isvc["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) or "").lower() == "true":
+            self._stop(ref, isvc, service)
+            return
         self._plan(service, isvc)
         for revision_name in self._wanted(service):
             self._ensure_running(service, revision_name)
@@ -185,6 +190,19 @@ class Reconciler:
         for revision_name in set(service.running) - self._wanted(service):
             self._retire(service, service.running.pop(revision_name))
         self._write_status(ref, isvc, service)
+
+    def _stop(self, ref: Ref, isvc: dict, service: _Service) -> None:
+        """`serving.kserve.io/stop: "true"`: no routes, no replicas; the rolled-out revisions are kept
+        for when the annotation goes."""
+        service.latest, service.traffic = {}, {}
+        self._update_routes()
+        for runner in service.running.values():
+            self._retire(service, runner)
+        service.running = {}
+        previous = isvc.get("status") or {}
+        status = stopped_status(isvc, now=now_rfc3339(), previous=previous)
+        if status != previous:
+            self.store.set_status(ref, status)
 
     def _restored(self, isvc: dict) -> _Service:
         """A service seen for the first time, with its past revisions; after a restart the revisions its

@@ -9,6 +9,7 @@ from modelplane.control import (
     ServiceState,
     TrafficTarget,
     inference_service_status,
+    stopped_status,
 )
 
 NOW = "2026-01-02T03:04:05Z"
@@ -49,6 +50,7 @@ def test_a_ready_predictor_is_ready_with_urls_traffic_and_loaded_model():
         "IngressReady": ("True", None),
         "PredictorReady": ("True", None),
         "Ready": ("True", None),
+        "Stopped": ("False", None),
     }
     assert result["observedGeneration"] == 1
     assert result["url"] == "http://iris.default.localhost:8080"
@@ -165,3 +167,15 @@ def test_a_canary_split_shows_both_revisions_with_their_tags_and_urls():
     ]
     assert predictor["latestReadyRevision"] == "iris-predictor-00002"
     assert predictor["latestRolledoutRevision"] == "iris-predictor-00001"
+
+
+def test_a_stopped_service_says_so_in_every_condition_and_nothing_else():
+    result = stopped_status(isvc(generation=3, transformer=True), now=NOW)
+    assert conditions(result) == {
+        "IngressReady": ("False", "Stopped"),
+        "PredictorReady": ("False", "Stopped"),
+        "Ready": ("False", "Stopped"),
+        "Stopped": ("True", None),
+        "TransformerReady": ("False", "Stopped"),
+    }
+    assert set(result) == {"observedGeneration", "conditions"} and result["observedGeneration"] == 3

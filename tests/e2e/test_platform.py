@@ -104,7 +104,12 @@ def test_status_reports_urls_revisions_and_the_loaded_model(platform):
     assert status["address"]["url"] == f"http://sklearn-iris-predictor.default.localhost:{port}"
     assert status["observedGeneration"] == 1
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert conditions == {"IngressReady": "True", "PredictorReady": "True", "Ready": "True"}
+    assert conditions == {
+        "IngressReady": "True",
+        "PredictorReady": "True",
+        "Ready": "True",
+        "Stopped": "False",
+    }
     predictor = status["components"]["predictor"]
     assert (
         predictor["latestCreatedRevision"]
@@ -253,30 +258,51 @@ def test_logs_show_what_each_component_wrote(platform):
     assert missing.returncode == 2 and "no logs" in missing.stderr
 
 
+def doubler_replicas(platform: PlatformProcess) -> list[int]:
+    return [
+        p
+        for p in replica_processes(platform.home)
+        if "custom-predictor" in Path(f"/proc/{p}/cmdline").read_text()
+    ]
+
+
+def test_the_stop_annotation_stops_the_service(platform, tmp_path):
+    resource = yaml.safe_load((EXAMPLES / "custom-predictor.yaml").read_text())
+    resource["metadata"]["annotations"] = {"serving.kserve.io/stop": "true"}
+    path = tmp_path / "doubler.yaml"
+    path.write_text(yaml.safe_dump(resource))
+    platform.cli("apply", "-f", str(path))
+
+    def stopped():
+        status = get(platform, "doubler").get("status") or {}
+        conditions = {c["type"]: (c["status"], c.get("reason")) for c in status.get("conditions") or []}
+        return conditions if conditions.get("Stopped") == ("True", None) else None
+
+    conditions = wait_until(stopped, "the Stopped condition", platform)
+    assert conditions["Ready"] == ("False", "Stopped") and conditions["PredictorReady"] == (
+        "False",
+        "Stopped",
+    )
+    wait_until(lambda: not doubler_replicas(platform), "the doubler replica to stop", platform)
+    response = platform.request(
+        "POST", host("doubler"), "/v1/models/doubler:predict", json={"instances": [[1]]}
+    )
+    assert response.status_code == 404
+
+
 def test_delete_stops_the_service(platform):
+    platform.cli("apply", "-f", str(EXAMPLES / "custom-predictor.yaml"))  # no longer stopped
+    platform.cli("wait", "--for=condition=Ready", "isvc/doubler", "--timeout=300s")
+    assert doubler_replicas(platform)
     platform.cli("delete", "isvc", "doubler")
-    response = wait_until(
-        lambda: (
-            (
-                r := platform.request("POST", host("doubler"), "/v1/models/doubler:predict", json=IRIS)
-            ).status_code
-            == 404
-            and r
-        ),
-        "the doubler host to go",
-        platform,
-    )
+
+    def gone():
+        response = platform.request("POST", host("doubler"), "/v1/models/doubler:predict", json=IRIS)
+        return response if response.status_code == 404 else None
+
+    response = wait_until(gone, "the doubler host to go", platform)
     assert "no InferenceService" in response.json()["error"]
-    wait_until(
-        lambda: (
-            not any(
-                "custom-predictor" in Path(f"/proc/{p}/cmdline").read_text()
-                for p in replica_processes(platform.home)
-            )
-        ),
-        "the doubler replica to stop",
-        platform,
-    )
+    wait_until(lambda: not doubler_replicas(platform), "the doubler replica to stop", platform)
 
 
 def test_a_spec_no_runtime_can_serve_is_an_invalid_spec(platform, tmp_path):
