@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvloop
 
-    from modelplane.local.platform import Platform, PlatformConfig
+    from modelplane.local.platform import Platform, PlatformConfig, PlatformError
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         uvloop.run(Platform(config).run(on_ready))
+    except PlatformError as exc:
+        raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"cannot start: {exc}") from None
     return 0

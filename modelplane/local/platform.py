@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +46,32 @@ class PlatformAddresses:
     gateway_port: int
 
 
+class PlatformError(Exception):
+    """The platform cannot start (another one runs on the same home)."""
+
+
+@contextlib.contextmanager
+def home_lock(home: Path) -> Iterator[None]:
+    """Holds `<home>/up.lock` while the platform runs: one `modelplane up` per home, as the store,
+    the revisions and the replicas' logs are not meant to be shared."""
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "up.lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "another process"
+            raise PlatformError(f"another modelplane up (pid {owner}) is running with home {home}") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class _ApiServer(ApiServer):
     """The API without signal handlers of its own: the platform decides when everything stops."""
 
@@ -59,6 +87,10 @@ class Platform:
 
     async def run(self, on_ready: Callable[[PlatformAddresses, Store], None] | None = None) -> None:
         """Runs until SIGINT or SIGTERM (or `stop()`); `on_ready` is called once everything listens."""
+        with home_lock(self.config.home):
+            await self._run(on_ready)
+
+    async def _run(self, on_ready: Callable[[PlatformAddresses, Store], None] | None) -> None:
         config = self.config
         self._stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

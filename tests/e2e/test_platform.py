@@ -325,6 +325,12 @@ def test_a_spec_no_runtime_can_serve_is_an_invalid_spec(platform, tmp_path):
     platform.cli("delete", "-f", str(path))
 
 
+def test_a_second_platform_on_the_same_home_is_refused(platform):
+    second = platform.cli("up", "--api-port", "0", "--gateway-port", "0", check=False)
+    assert second.returncode == 2
+    assert "another modelplane up" in second.stderr and str(platform.home) in second.stderr
+
+
 def test_a_restart_brings_every_service_back(platform):
     assert platform.stop() == 0
     assert replica_processes(platform.home) == []
