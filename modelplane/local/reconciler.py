@@ -141,7 +141,12 @@ class Reconciler:
                     resource_version = event.resource_version
                     handle(event.type, event.object)
             except Expired:
-                resource_version = None
+                resource_version = None  # start again from a fresh list, as a Kubernetes client does
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("watching %s failed; watching again", kind)
+                await asyncio.sleep(1.0)
 
     def _on_service_event(self, _type: str, resource: dict) -> None:
         metadata = resource.get("metadata") or {}
