@@ -81,20 +81,15 @@ class _Service:
 
 
 class Reconciler:
+    """Runs on the platform's event loop: `start()` begins watching, `close()` stops every replica."""
+
     def __init__(
-        self,
-        store: Store,
-        gateway: RouteSink,
-        settings: SupervisorSettings,
-        revision_log: RevisionLog,
-        *,
-        gateway_url_port: int | None = None,
+        self, store: Store, gateway: RouteSink, settings: SupervisorSettings, revision_log: RevisionLog
     ) -> None:
         self.store = store
         self.gateway = gateway
         self.settings = settings
         self.revision_log = revision_log
-        self.url_port = gateway_url_port or settings.gateway_port
         self._services: dict[Key, _Service] = {}
         self._kicks: dict[Key, asyncio.Event] = {}
         self._workers: dict[Key, asyncio.Task] = {}
@@ -383,7 +378,7 @@ class Reconciler:
             isvc,
             self._observed(service),
             domain=self.settings.domain,
-            port=self.url_port,
+            port=self.settings.gateway_port,
             now=now_rfc3339(),
             previous=previous,
         )
