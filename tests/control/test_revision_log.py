@@ -1,0 +1,31 @@
+"""The revisions of each service, kept on disk across restarts of `modelplane up`."""
+
+from __future__ import annotations
+
+from modelplane.control import Revision
+from modelplane.local.platform_revisions import RevisionLog
+
+
+def test_revisions_round_trip_and_are_forgotten(tmp_path):
+    log = RevisionLog(tmp_path / "revisions")
+    assert log.load("default", "iris") == []
+    revisions = [
+        Revision("iris-predictor-00001", "predictor", 1, "abc", {"command": ["modelplane", "serve"]}),
+        Revision("iris-predictor-00002", "predictor", 2, "def", {"command": ["modelplane", "serve", "-x"]}),
+    ]
+    log.save("default", "iris", revisions)
+    assert log.load("default", "iris") == revisions
+    assert log.load("other", "iris") == []
+    assert [p.name for p in (tmp_path / "revisions" / "default").iterdir()] == [
+        "iris.json"
+    ]  # no temp files left
+    log.forget("default", "iris")
+    assert log.load("default", "iris") == []
+    log.forget("default", "iris")  # forgetting twice is fine
+
+
+def test_an_unreadable_log_counts_as_none(tmp_path):
+    folder = tmp_path / "revisions" / "default"
+    folder.mkdir(parents=True)
+    (folder / "iris.json").write_text("{not json")
+    assert RevisionLog(tmp_path / "revisions").load("default", "iris") == []
