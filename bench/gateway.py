@@ -391,7 +391,9 @@ READING_NOTES = """How to read it:
   competition. On a machine with spare cores the gateway runs beside the replicas instead of taking
   from them.
 - The machine is shared with other work (see the load average): single runs vary by 2-3x, hence the
-  interleaved rounds and medians. Negative or large p99 differences are that noise."""
+  interleaved rounds and medians. Negative or large p99 differences are that noise; under load this
+  machine also retransmits some loopback TCP segments (`/proc/net/snmp` RetransSegs grows during runs),
+  and each one costs 200 ms or more, which a proxied request, with twice the segments, meets more often."""
 
 
 def write_section(table: str, command: str) -> None:
