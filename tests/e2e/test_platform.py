@@ -251,6 +251,44 @@ def test_a_canary_splits_the_traffic_until_it_is_promoted(platform, tmp_path):
     assert predictor["previousRolledoutRevision"] == "lightgbm-iris-predictor-00001"
 
 
+LGB_RUNTIME = """\
+apiVersion: serving.kserve.io/v1alpha1
+kind: ServingRuntime
+metadata:
+  name: my-lgbserver
+spec:
+  supportedModelFormats:
+    - {name: lightgbm, version: "4", autoSelect: true, priority: 1}
+  protocolVersions: [v1, v2]
+  containers:
+    - name: kserve-container
+      image: modelplane:latest
+      command: [modelplane, serve]
+      args: [--model-dir=/mnt/models, "--model-name={{.Name}}", --runtime=lightgbm, --http-port=8080, --nthread=1]
+"""
+
+
+def test_a_new_runtime_rolls_out_a_new_revision_of_the_services_it_now_serves(platform, tmp_path):
+    path = tmp_path / "runtime.yaml"
+    path.write_text(LGB_RUNTIME)
+    platform.cli("apply", "-f", str(path))  # a namespaced runtime beats the cluster ones
+
+    def rolled_out():
+        status = get(platform, "lightgbm-iris")["status"]
+        predictor = status["components"]["predictor"]
+        done = status.get("servingRuntimeName") == "my-lgbserver"
+        return (
+            status
+            if done and predictor.get("latestRolledoutRevision") == "lightgbm-iris-predictor-00003"
+            else None
+        )
+
+    status = wait_until(rolled_out, "the new runtime's revision to take the traffic", platform)
+    assert "clusterServingRuntimeName" not in status
+    response = platform.request("POST", host("lightgbm-iris"), "/v1/models/lightgbm-iris:predict", json=IRIS)
+    assert response.status_code == 200, response.text
+
+
 def test_logs_show_what_each_component_wrote(platform):
     assert "model iris-mm is ready" in platform.cli("logs", "iris-mm", "-c", "transformer").stdout
     assert "serving iris-mm on" in platform.cli("logs", "iris-mm").stdout
