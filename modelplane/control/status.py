@@ -19,6 +19,16 @@ COMPONENT_CONDITIONS = {
     "transformer": c.TRANSFORMER_READY,
     "explainer": c.EXPLAINER_READY,
 }
+CONFIGURATION_CONDITIONS = {
+    "predictor": c.PREDICTOR_CONFIGURATION_READY,
+    "transformer": c.TRANSFORMER_CONFIGURATION_READY,
+    "explainer": c.EXPLAINER_CONFIGURATION_READY,
+}
+ROUTE_CONDITIONS = {
+    "predictor": c.PREDICTOR_ROUTE_READY,
+    "transformer": c.TRANSFORMER_ROUTE_READY,
+    "explainer": c.EXPLAINER_ROUTES_READY,
+}
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
 
@@ -40,9 +50,13 @@ def inference_service_status(
 
     found = {}
     for component in spec_components:
-        found[COMPONENT_CONDITIONS[component]] = _component_condition(
-            component, state.components.get(component), state.invalid
-        )
+        observed = state.components.get(component)
+        found[COMPONENT_CONDITIONS[component]] = _component_condition(component, observed, state.invalid)
+        # Knative's view of the same: the newest revision (configuration) and the traffic (route).
+        found[CONFIGURATION_CONDITIONS[component]] = found[COMPONENT_CONDITIONS[component]]
+        found[ROUTE_CONDITIONS[component]] = _route_condition(component, observed)
+    found[c.LATEST_DEPLOYMENT_READY] = _all_of(found, CONFIGURATION_CONDITIONS, spec_components)
+    found[c.ROUTES_READY] = _all_of(found, ROUTE_CONDITIONS, spec_components)
     found[c.INGRESS_READY] = _ingress_condition(state, spec_components)
     found[c.READY] = _ready_condition(found[c.PREDICTOR_READY], found[c.INGRESS_READY])
     found[c.STOPPED] = {"status": FALSE, "severity": "Info"}
@@ -97,6 +111,21 @@ def _component_condition(component: str, observed: ComponentState | None, invali
         detail = latest.failure.message if latest.failure else "it failed"
         return _condition(FALSE, "RevisionFailed", f'Revision "{latest.name}" failed with message: {detail}.')
     return _condition(UNKNOWN, "RevisionMissing", f'Revision "{latest.name}" is not ready yet.')
+
+
+def _route_condition(component: str, observed: ComponentState | None) -> dict:
+    if observed is not None and observed.traffic:
+        return _condition(TRUE)
+    return _condition(UNKNOWN, "RevisionMissing", f"The {component} has no revision to send traffic to yet.")
+
+
+def _all_of(found: dict[str, dict], kinds: dict[str, str], spec_components: list[str]) -> dict:
+    """Knative's aggregates: True when each component's condition is, else reason `<condition> not ready`."""
+    for component in spec_components:
+        condition = found[kinds[component]]
+        if condition["status"] != TRUE:
+            return _condition(condition["status"], f"{kinds[component]} not ready")
+    return _condition(TRUE)
 
 
 def _ingress_condition(state: ServiceState, spec_components: list[str]) -> dict:

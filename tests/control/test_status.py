@@ -48,8 +48,12 @@ def test_a_ready_predictor_is_ready_with_urls_traffic_and_loaded_model():
     result = status(ServiceState({"predictor": serving(LOADED_1)}, runtime=RUNTIME, routed=True))
     assert conditions(result) == {
         "IngressReady": ("True", None),
+        "LatestDeploymentReady": ("True", None),
+        "PredictorConfigurationReady": ("True", None),
         "PredictorReady": ("True", None),
+        "PredictorRouteReady": ("True", None),
         "Ready": ("True", None),
+        "RoutesReady": ("True", None),
         "Stopped": ("False", None),
     }
     assert result["observedGeneration"] == 1
@@ -122,6 +126,11 @@ def test_a_transformer_gates_ingress_and_takes_the_service_url():
     result = status(state, transformer=True)
     assert conditions(result)["TransformerReady"][0] == "Unknown"
     assert conditions(result)["IngressReady"] == ("False", "IngressNotCreated")
+    assert conditions(result)["LatestDeploymentReady"] == (
+        "Unknown",
+        "TransformerConfigurationReady not ready",
+    )
+    assert conditions(result)["RoutesReady"] == ("Unknown", "TransformerRouteReady not ready")
     ready = RevisionState("iris-transformer-00001", "Loaded", ready_replicas=1)
     state = ServiceState(
         {"predictor": serving(LOADED_1), "transformer": serving(ready)},

@@ -106,8 +106,12 @@ def test_status_reports_urls_revisions_and_the_loaded_model(platform):
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions == {
         "IngressReady": "True",
+        "LatestDeploymentReady": "True",
+        "PredictorConfigurationReady": "True",
         "PredictorReady": "True",
+        "PredictorRouteReady": "True",
         "Ready": "True",
+        "RoutesReady": "True",
         "Stopped": "False",
     }
     predictor = status["components"]["predictor"]
