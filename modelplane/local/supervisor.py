@@ -94,22 +94,28 @@ class Replica:
         self._task = asyncio.create_task(self._run(), name=f"replica {self.revision.name}-{self.index}")
 
     async def stop(self) -> None:
-        """SIGTERM, then SIGKILL after the grace period; returns once the process is gone."""
+        """SIGTERM, then SIGKILL after the grace period; returns once the replica is gone (whatever
+        it was doing: fetching, starting, running or waiting to restart)."""
         self._stopping.set()
-        process = self._process
-        if process is not None and process.returncode is None:
-            _signal_group(process.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), self.settings.stop_grace)
-            except TimeoutError:
-                logger.warning(
-                    "%s did not stop within %ss: killing it", self._label(), self.settings.stop_grace
-                )
-                _signal_group(process.pid, signal.SIGKILL)
-                await process.wait()
-        if self._task is not None:
+        task = self._task
+        while task is not None and not task.done():
+            process = self._process
+            if process is not None and process.returncode is None:
+                await self._terminate(process)
+            else:
+                await asyncio.wait({task}, timeout=0.05)
+        if task is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+
+    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), self.settings.stop_grace)
+        except TimeoutError:
+            logger.warning("%s did not stop within %ss: killing it", self._label(), self.settings.stop_grace)
+            _signal_group(process.pid, signal.SIGKILL)
+            await process.wait()
 
     def _label(self) -> str:
         return f"replica {self.index} of {self.revision.name}"
@@ -185,17 +191,25 @@ class Replica:
         launch = replica_launch(
             template, ports, model_dir, domain=self.settings.domain, gateway_port=self.settings.gateway_port
         )
+        if self._stopping.is_set():
+            return
         self._note(f"starting: {' '.join(launch.argv)}")
-        with self.log_path.open("ab") as log:
-            self._process = await asyncio.create_subprocess_exec(
-                *launch.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                env={**os.environ, **launch.env},
-                start_new_session=True,
-                preexec_fn=_die_with_platform,
-            )
+        try:
+            with self.log_path.open("ab") as log:
+                self._process = await asyncio.create_subprocess_exec(
+                    *launch.argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env={**os.environ, **launch.env},
+                    start_new_session=True,
+                    preexec_fn=_die_with_platform,
+                )
+        except OSError as exc:  # a program that is not there, or not executable
+            message = f"cannot run {launch.argv[0]}: {exc.strerror or exc}"
+            self._note(message)
+            self._set(FAILED_TO_LOAD, failure=self._failure(message))
+            return
         logger.info("%s started (pid %s, port %s)", self._label(), self._process.pid, ports.http)
         await self._watch(client, template, ports)
         code = self._process.returncode

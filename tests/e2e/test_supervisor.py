@@ -170,3 +170,23 @@ def test_a_remote_model_is_fetched_by_the_storage_initializer_process_into_mnt_m
     finally:
         http.terminate()
         http.wait()
+
+
+def test_a_program_that_is_not_there_fails_to_load_and_stops_at_once(tmp_path):
+    async def scenario():
+        replicas = RevisionReplicas(
+            revision(["/nonexistent/model-server", "--port", "8080"]),
+            "default",
+            "demo",
+            1,
+            settings(tmp_path),
+            lambda: None,
+        )
+        replicas.start()
+        try:
+            state = await until(lambda: (s := replicas.state()).phase == "FailedToLoad" and s, "failure")
+            assert state.failure.message.startswith("cannot run /nonexistent/model-server: ")
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())
