@@ -413,6 +413,25 @@ def build_server(name: str, model: Model, pythons: dict[str, Path]) -> Server:
     raise ValueError(name)
 
 
+def modelplane_code_version() -> str:
+    """The commit of the working tree modelplane runs from (an editable install), '+dirty' with local edits."""
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "modelplane"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return rev + ("+dirty" if dirty else "")
+
+
 def modelplane_serve_available() -> tuple[bool, str]:
     exe = shutil.which("modelplane")
     if not exe:
@@ -476,7 +495,7 @@ def measured(fn, pgid: int, *args) -> Run:
 
 
 def run_wrk(port: int, concurrency: int, duration: float, body: bytes) -> Run:
-    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration:g}s", "--timeout", "10s", "--latency"]
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "--latency"]
     cmd += ["-s", str(PEERS / "v2_infer.lua"), f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer"]
     env = dict(os.environ, BENCH_BODY=body.decode())
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 60)
@@ -507,7 +526,7 @@ def run_h2load(port: int, concurrency: int, duration: float, body_file: Path, mi
     logfile = WORK / "h2load.tsv"
     with contextlib.suppress(FileNotFoundError):
         logfile.unlink()
-    cmd = ["h2load", "-t1", f"-c{concurrency}", "-m1", f"-D{duration:g}", "-d", str(body_file)]
+    cmd = ["h2load", "-t1", f"-c{concurrency}", "-m1", f"-D{max(1, round(duration))}", "-d", str(body_file)]
     cmd += ["-H", "content-type: application/grpc", "-H", "te: trailers", "--log-file", str(logfile)]
     cmd += [f"http://127.0.0.1:{port}{GRPC_METHOD}"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
@@ -647,6 +666,7 @@ def main() -> int:
     results: dict[tuple[str, int, str], list[Run]] = {}
     void: dict[tuple[str, str], str] = {}
     min_data: dict[str, int] = {}
+    code_versions: dict[str, list[int]] = {}  # modelplane commit -> rounds it was measured at
     load_before = os.getloadavg()
 
     for rnd in range(1 if args.check else args.rounds):
@@ -656,6 +676,8 @@ def main() -> int:
             log(
                 f"round {rnd + 1}/{args.rounds}: starting {name} (http {server.http_port}, grpc {server.grpc_port})"
             )
+            if name == "modelplane":
+                code_versions.setdefault(modelplane_code_version(), []).append(rnd + 1)
             try:
                 server.start(f"r{rnd + 1}")
                 server.wait_ready()
@@ -711,6 +733,11 @@ def main() -> int:
             del results[(proto, c, name)]
 
     versions = collect_versions(pythons)
+    if code_versions:
+        versions["modelplane code measured"] = ", ".join(
+            f"{rev} (round{'s' if len(r) > 1 else ''} {','.join(map(str, r))})"
+            for rev, r in code_versions.items()
+        )
     report = render(
         results,
         void,
@@ -739,11 +766,6 @@ def collect_versions(pythons: dict[str, Path]) -> dict[str, str]:
         sys.executable, ["modelplane", "scikit-learn", "numpy", "uvicorn", "uvloop", "httptools", "grpcio"]
     )
     v.update({f"{k} (current env)": val for k, val in here.items()})
-    with contextlib.suppress(Exception):
-        rev = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
-        v["modelplane commit"] = rev.stdout.strip()
     if "kserve" in pythons:
         for k, val in pip_versions(
             str(pythons["kserve"]), ["kserve", "scikit-learn", "uvicorn", "uvloop", "grpcio"]
