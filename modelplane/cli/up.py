@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -45,8 +46,11 @@ def run(args: argparse.Namespace) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
     resources = _load(args.filename, args.recursive)
+    home = (args.home or modelplane_home()).expanduser().resolve()
+    # The storage initializer (model cache, pvc claims, credentials) and the replicas find the home here.
+    os.environ["MODELPLANE_HOME"] = str(home)
     config = PlatformConfig(
-        home=(args.home or modelplane_home()).expanduser(),
+        home=home,
         api_port=args.api_port,
         gateway_port=args.gateway_port,
         domain=args.domain,
