@@ -125,6 +125,8 @@ class Replica:
             failure = self.failure  # the same failure again keeps its first time
         if (phase, address, failure) == (self.phase, self.address, self.failure):
             return
+        if phase == FAILED_TO_LOAD and failure is not None and failure is not self.failure:
+            logger.warning("%s failed to load: %s", self._label(), failure.message)
         self.phase, self.address, self.failure = phase, address, failure
         self._on_change()
 
