@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
 from modelplane.cli.main import CommandError
+
+logger = logging.getLogger("modelplane.server")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -107,7 +110,13 @@ def build_models(args: argparse.Namespace):
                 raise LookupError(f"no model file for {model_name} in {folder}")
             return model
 
-        models = [factory(folder.name) for folder in sorted(model_dir.iterdir()) if folder.is_dir()]
+        models = []
+        for folder in sorted(path for path in model_dir.iterdir() if path.is_dir()):
+            model = _single_model(folder, runtime, folder.name, args)
+            if model is None:
+                logger.warning("skipping %s: no model file in it", folder)
+            else:
+                models.append(model)
         if not models:
             raise CommandError(f"no model file found in {model_dir}, nor in folders under it")
         return models, factory

@@ -156,6 +156,7 @@ def test_model_file_selection(tmp_path, sklearn_dir):
 def test_a_folder_of_model_folders_is_a_repository(tmp_path, sklearn_dir, xgboost_dir):
     shutil.copytree(sklearn_dir, tmp_path / "iris")
     shutil.copytree(xgboost_dir, tmp_path / "boost")
+    (tmp_path / "notes").mkdir()  # a folder with no model in it is skipped
     server = serve("--model-dir", str(tmp_path), grpc=False)
     try:
         assert sorted(httpx.get(server.url + "/v2/models").json()["models"]) == ["boost", "iris"]
