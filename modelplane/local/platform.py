@@ -2,8 +2,8 @@
 
 The store, the control-plane API, the reconciler (with the replica processes it supervises) and the
 gateway. The API and the reconciler share one uvloop event loop; the gateway has its own thread and
-loop. SIGINT or SIGTERM stops it all: the API stops accepting, every replica is stopped gracefully,
-then the gateway closes.
+loop. SIGINT or SIGTERM stops it all: the API stops, the gateway stops accepting and lets the
+responses under way finish, then every replica is stopped gracefully.
 """
 
 from __future__ import annotations
@@ -122,12 +122,12 @@ class Platform:
                 on_ready(addresses, store)
             await self._stopping.wait()
         finally:
-            logger.info("stopping: every replica, then the API and the gateway")
-            await reconciler.close()
+            logger.info("stopping: the API, the gateway (requests under way finish), then every replica")
             api.stop()
             with contextlib.suppress(Exception):
                 await api_task
-            gateway_thread.stop()
+            await asyncio.to_thread(gateway_thread.stop)
+            await reconciler.close()
             store.close()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
