@@ -225,9 +225,10 @@ class Reconciler:
         try:
             templates = revision_templates(isvc, namespaced_runtimes, self._cluster_runtimes())
         except RuntimeSelectionError as exc:
-            if service.invalid is None:
+            known = service.invalid
+            if known is None or (known.reason, known.message) != (exc.reason, exc.message):
                 logger.warning("%s/%s cannot run: %s", service.namespace, service.name, exc)
-            service.invalid = Failure(exc.reason, exc.message, time=now_rfc3339())
+                service.invalid = Failure(exc.reason, exc.message, time=now_rfc3339())
             return
         service.invalid = None
         latest, created = latest_revisions(service.name, service.revisions, templates)
