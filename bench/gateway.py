@@ -24,18 +24,11 @@ alternates) and the tables report the median of the rounds.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, this file's folder comes first on sys.path, where another benchmark's module (such as
-# bench/platform.py) would hide the standard library module of the same name from every import below.
-if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
 import argparse
 import contextlib
 import datetime
 import json
+import os
 import platform
 import re
 import shutil
@@ -43,6 +36,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -285,10 +285,6 @@ def write_results(text: str, command: str) -> None:
 
 
 def main() -> None:
-    # Run as a script, Python puts bench/ first on sys.path, where another benchmark's module may shadow the
-    # standard library's (bench/platform.py); the imports made later must not see it.
-    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-        del sys.path[0]
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -231,9 +231,6 @@ def main() -> int:
         "--write-results", action="store_true", help='rewrite "## Storage" in bench/RESULTS.md'
     )
     args = parser.parse_args()
-    # Run as `python3 bench/storage_fetch.py`, bench/ comes first on sys.path, where a file may share its name
-    # with a standard module that boto3 imports (bench/platform.py does).
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 
     kserve_python = ensure_kserve_env()
     load_before = os.getloadavg()[0]

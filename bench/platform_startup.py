@@ -13,28 +13,22 @@ Each round, in alternating order:
 The difference is what the platform adds (reconcile, storage initializer, process start, probing, routes,
 status). The model is an iris LogisticRegression trained here.
 
-    python3 bench/platform.py                   # 5 rounds, prints the table
-    python3 bench/platform.py --write-results   # ... and rewrites the "## Platform" section of bench/RESULTS.md
+    python3 bench/platform_startup.py                   # 5 rounds, prints the table
+    python3 bench/platform_startup.py --write-results   # ... and rewrites the "## Platform" section of bench/RESULTS.md
 """
 
 from __future__ import annotations
 
-import sys
-
-# Run as `python3 bench/platform.py`, this file's folder comes first on sys.path, where its name would
-# hide the standard library's `platform` module from everything imported after this line.
-if sys.path and sys.path[0] == __import__("os").path.dirname(__file__):
-    del sys.path[0]
-
 import argparse
 import datetime
 import os
-import platform as host_platform
+import platform
 import re
 import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -200,7 +194,7 @@ def write_section(text: str, command: str, rounds: int, load: float) -> None:
         "The time from `apply` to Ready for an sklearn model on `modelplane up`, next to the time the same "
         "model takes to start in a bare `modelplane serve`.\n"
         f"Produced by `{command}`.\n\n"
-        f"Run {when} on {host_platform.node()}: {os.cpu_count()} cores, Python {host_platform.python_version()}, "
+        f"Run {when} on {platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"load average before the run {load:.2f}. {rounds} rounds, platform and bare runs alternating, "
         "Ready polled every 50 ms through the control-plane API; the bare server probed every 0.2 s, as the platform probes a loading replica.\n\n"
         f"{text}\n\n"
@@ -230,7 +224,9 @@ def main() -> int:
     text = table(results)
     print(text)
     if args.write_results:
-        command = "python3 bench/platform.py" + (f" --rounds {args.rounds}" if args.rounds != 5 else "")
+        command = "python3 bench/platform_startup.py" + (
+            f" --rounds {args.rounds}" if args.rounds != 5 else ""
+        )
         write_section(text, command + " --write-results", args.rounds, load)
     return 0
 
