@@ -2,6 +2,9 @@
 
 A `ValidationError` becomes `Invalid` (HTTP 422), worded as Kubernetes words it:
 `InferenceService.serving.kserve.io "iris" is invalid: spec.predictor: ...`.
+
+An InferenceGraph is also checked for what its router could not run (a cycle of nodes, a `nodeName`
+that names no node, a condition that does not parse): `modelplane.graph.validation`.
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from modelplane.api.admission import admit as api_admit
-from modelplane.api.errors import ValidationError
-from modelplane.api.kinds import kind_of
+from modelplane.api.errors import FieldError, ValidationError
+from modelplane.api.kinds import INFERENCE_GRAPH, kind_of
+from modelplane.graph.validation import validate_graph_spec
 from modelplane.local.api_errors import Invalid
 from modelplane.local.store import Admit, Resource
 
@@ -29,8 +33,18 @@ def admission_from(admit: Callable[..., Resource] = api_admit) -> Admit:
 
 
 def default_admission() -> Admit:
-    """The admission the control plane runs: KServe's defaulting and validation."""
-    return admission_from(api_admit)
+    """The admission the control plane runs: KServe's defaulting and validation, and the graph checks."""
+    return admission_from(admit_with_graph_checks)
+
+
+def admit_with_graph_checks(resource: Resource, **context) -> Resource:
+    """`modelplane.api.admit`, then, for an InferenceGraph, the structure its router needs."""
+    admitted = api_admit(resource, **context)
+    if kind_of(admitted) == INFERENCE_GRAPH:
+        problems = validate_graph_spec(admitted.get("spec") or {})
+        if problems:
+            raise ValidationError([FieldError("spec.nodes", problem) for problem in problems])
+    return admitted
 
 
 def _invalid(resource: Resource, error: ValidationError) -> Invalid:

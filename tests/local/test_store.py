@@ -361,3 +361,19 @@ def test_concurrent_read_modify_writes_lose_nothing(store):
     assert final["metadata"]["labels"]["count"] == "80"
     assert final["metadata"]["generation"] == 1
     assert final["metadata"]["resourceVersion"] == "81"
+
+
+def test_default_admission_refuses_a_graph_its_router_could_not_run(tmp_path):
+    store = Store(store_path(tmp_path), default_admission())
+    try:
+        cyclic = {
+            "apiVersion": "serving.kserve.io/v1alpha1",
+            "kind": "InferenceGraph",
+            "metadata": {"name": "loop", "namespace": "default"},
+            "spec": {"nodes": {"root": {"routerType": "Sequence", "steps": [{"nodeName": "root"}]}}},
+        }
+        with pytest.raises(Invalid, match="the nodes form a cycle: root -> root") as caught:
+            store.create(cyclic)
+        assert caught.value.to_status()["code"] == 422
+    finally:
+        store.close()
