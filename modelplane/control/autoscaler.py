@@ -24,6 +24,8 @@ A decision goes through these steps, each explained in the decision's reason:
    replica stays.
 
 The clock must be the one the snapshots' `taken_at` come from (`time.monotonic` for the gateway).
+An autoscaler is not thread-safe: the platform calls it from one thread (the gateway's `on_demand`
+runs on the gateway's loop, so it hands the wake-up over rather than calling `wake` there).
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ class RevisionAutoscaler:
         self._initial_scale_reached = settings.initial_scale <= 0
         self._active_since = clock()
         self._idle_since: float | None = None
+        self._at_zero = settings.initial_scale == 0  # the last decision was zero (or the first will be)
         self._last: ScaleDecision | None = None
 
     # ---- input ----
@@ -134,7 +137,7 @@ class RevisionAutoscaler:
         """A request waits in the gateway for a replica (its `on_demand`): at least one, immediately."""
         self._active_since = self._clock()
         self._idle_since = None
-        current = self._last.desired_replicas if self._last else 0
+        current = 0 if self._at_zero or self._last is None else self._last.desired_replicas
         wanted = max(1, current, self.settings.min_replicas)
         if current == 0:
             reason = f"scale from zero: a request waits in the gateway -> {wanted}"
@@ -235,11 +238,11 @@ class RevisionAutoscaler:
         period; until then it keeps one replica."""
         settings = self.settings
         if wanted > 0:
-            if self._last is not None and self._last.desired_replicas == 0:
+            if self._at_zero:
                 self._active_since = now
             self._idle_since = None
             return wanted, reason
-        if self._last is not None and self._last.desired_replicas == 0:
+        if self._at_zero:
             return 0, reason + "; staying at zero"
         if not settings.enable_scale_to_zero:
             return 1, reason + "; keeping 1: scale to zero is disabled"
@@ -280,6 +283,7 @@ class RevisionAutoscaler:
         else:
             logger.debug("autoscaler %s: %s", self.revision, decision.reason)
         self._last = decision
+        self._at_zero = decision.desired_replicas == 0
         return decision
 
     # ---- the metric ----

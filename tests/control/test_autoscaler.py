@@ -212,6 +212,16 @@ def test_initial_scale_holds_until_that_many_replicas_have_been_ready():
     assert revision.last(60, concurrency=0, ready=1).desired_replicas == 1
 
 
+def test_an_initial_scale_of_zero_starts_at_zero_until_a_request():
+    revision = Revision(target=10, min_replicas=0, initial_scale=0)
+    assert revision.autoscaler.decide() == ScaleDecision(
+        0, "no metrics yet (two samples are needed): keeping 0; staying at zero"
+    )
+    assert revision.last(10, concurrency=0, ready=0).desired_replicas == 0
+    assert revision.autoscaler.wake().desired_replicas == 1
+    assert replicas(revision.run(10, concurrency=0, ready=1)) == [1] * 5
+
+
 # ---- scale to zero ----
 
 
