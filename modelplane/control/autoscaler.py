@@ -96,9 +96,8 @@ class RevisionAutoscaler:
         self._samples: deque[Sample] = deque()
         self._panicked_at: float | None = None  # the last tick over the panic threshold
         self._max_panic_replicas = 0
-        self._recent: deque[tuple[float, int]] = (
-            deque()
-        )  # (time, replicas wanted) within the scale-down delay
+        # (time, replicas wanted) of the decisions within the scale-down delay
+        self._recent: deque[tuple[float, int]] = deque()
         self._initial_scale_reached = settings.initial_scale <= 0
         self._active_since = clock()
         self._idle_since: float | None = None
@@ -202,9 +201,11 @@ class RevisionAutoscaler:
 
     def _rate_limited(self, wanted: int, allowed: int) -> str:
         if allowed < wanted:
-            return f"; {allowed} at most this tick (max scale-up rate {format_number(self.settings.max_scale_up_rate)})"
+            rate = format_number(self.settings.max_scale_up_rate)
+            return f"; {allowed} at most this tick (max scale-up rate {rate})"
         if allowed > wanted:
-            return f"; {allowed} at least this tick (max scale-down rate {format_number(self.settings.max_scale_down_rate)})"
+            rate = format_number(self.settings.max_scale_down_rate)
+            return f"; {allowed} at least this tick (max scale-down rate {rate})"
         return ""
 
     def _delay_scale_down(self, now: float, wanted: int, reason: str) -> tuple[int, str]:
