@@ -59,6 +59,10 @@ def parse_target(url: str) -> Target:
         raise ValueError(f"invalid host in URL {url!r}")
     tls = parts.scheme == "https"
     host = parts.hostname
+    if host.endswith(".localhost"):
+        # `*.localhost` is the loopback (RFC 6761), but the system resolver may not know the name:
+        # connect to 127.0.0.1; the Host header still names it (the gateway routes by it).
+        host = "127.0.0.1"
     port = port or (443 if tls else 80)
     path = parts.path or "/"
     if parts.query:

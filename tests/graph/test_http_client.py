@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from modelplane.graph.http_client import HttpClient, TransportError, parse_target
+from modelplane.graph.http_client import Endpoint, HttpClient, TransportError, parse_target
 
 
 def synchronously(test):
@@ -145,3 +145,9 @@ async def test_skips_an_interim_100_continue():
     async with RawServer([b"HTTP/1.1 100 Continue\r\n\r\n" + OK]) as url:
         response = await post(url)
     assert (response.status, response.body) == (200, b"ok")
+
+
+def test_a_name_under_localhost_is_reached_on_the_loopback_with_its_own_host_header():
+    target = parse_target("http://iris.default.localhost:8080/v1/models/iris:predict")
+    assert target.endpoint == Endpoint("127.0.0.1", 8080, False)
+    assert target.head == b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: iris.default.localhost:8080\r\n"

@@ -1,0 +1,176 @@
+"""An InferenceGraph on the embedded platform: the router's graph, and the status KServe reports.
+
+KServe's controller turns each step's `serviceName` into the URL of that InferenceService's
+predictor endpoint: the service's address and the path for its protocol and model name
+(`/v1/models/<model>:predict` or `/v2/models/<model>/infer`). Here a service is reached through the
+gateway at `http://<name>.<namespace>.<domain>:<port>`, which is where those URLs point. The spec
+itself is not changed: the router's graph holds both `serviceName` and the resolved `serviceUrl`.
+
+plan = graph_plan(ig, services)          # services: the InferenceServices of the graph's namespace
+status = inference_graph_status(ig, plan, router_ready=..., domain=..., port=..., now=...)
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from modelplane.control.urls import host_url, service_host
+
+PROTOCOL_V1, PROTOCOL_V2 = "v1", "v2"
+_MODEL_NAME_FLAG = re.compile(r"^--model[_-]name(?:=(.*))?$")
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    """What the router runs (`graph`, the spec with every `serviceUrl` resolved), and why it cannot
+    run yet: `waiting` holds one message per InferenceService that is missing or not ready."""
+
+    graph: dict
+    waiting: tuple[str, ...]
+
+    @property
+    def services_ready(self) -> bool:
+        return not self.waiting
+
+
+def graph_plan(ig: dict, services: Mapping[str, dict]) -> GraphPlan:
+    """The router's graph for `ig`; `services` maps the name of each InferenceService of the graph's
+    namespace to the stored resource (with its status)."""
+    graph = copy.deepcopy(ig.get("spec") or {})
+    waiting: list[str] = []
+    for node in (graph.get("nodes") or {}).values():
+        for step in (node or {}).get("steps") or []:
+            name = step.get("serviceName")
+            if not name or step.get("serviceUrl"):
+                continue
+            isvc = services.get(name)
+            if isvc is None:
+                waiting.append(f"Failed to find graph service {name}")
+            elif not is_ready(isvc) or not (isvc.get("status") or {}).get("url"):
+                waiting.append(f"service {name} is not ready")
+            else:
+                step["serviceUrl"] = predictor_endpoint(isvc)
+    return GraphPlan(graph, tuple(dict.fromkeys(waiting)))
+
+
+def predictor_endpoint(isvc: dict) -> str:
+    """The service's URL and the path for its protocol and model name."""
+    url = isvc["status"]["url"].rstrip("/")
+    model = model_name(isvc)
+    if protocol(isvc) == PROTOCOL_V2:
+        return f"{url}/v2/models/{model}/infer"
+    return f"{url}/v1/models/{model}:predict"
+
+
+def protocol(isvc: dict) -> str:
+    """The protocol of the transformer if there is one, else of the predictor (V1 unless it says V2)."""
+    spec = isvc.get("spec") or {}
+    component = (
+        spec.get("transformer") if isinstance(spec.get("transformer"), dict) else spec.get("predictor")
+    )
+    component = component or {}
+    model = component.get("model") if isinstance(component.get("model"), dict) else {}
+    version = model.get("protocolVersion") or component.get("protocolVersion") or PROTOCOL_V1
+    return PROTOCOL_V2 if str(version).lower() in ("v2", "grpc-v2") else PROTOCOL_V1
+
+
+def model_name(isvc: dict) -> str:
+    """The `--model_name` argument (the transformer's first, then the predictor's model or first
+    container), else `MLSERVER_MODEL_NAME` of the predictor's model, else the service's name."""
+    spec = isvc.get("spec") or {}
+    candidates = []
+    for component in (spec.get("transformer"), spec.get("predictor")):
+        if not isinstance(component, dict):
+            continue
+        if isinstance(component.get("model"), dict):
+            candidates.append(component["model"])
+        candidates += [c for c in component.get("containers") or [] if isinstance(c, dict)][:1]
+    for container in candidates:
+        found = _model_name_argument(container.get("args") or [])
+        if found:
+            return found
+    model = (spec.get("predictor") or {}).get("model") or {}
+    for variable in model.get("env") or []:
+        if (
+            isinstance(variable, dict)
+            and variable.get("name") == "MLSERVER_MODEL_NAME"
+            and variable.get("value")
+        ):
+            return str(variable["value"])
+    return isvc["metadata"]["name"]
+
+
+def _model_name_argument(args: list) -> str | None:
+    for index, arg in enumerate(args):
+        match = _MODEL_NAME_FLAG.match(str(arg))
+        if match is None:
+            continue
+        if match.group(1) is not None:
+            return match.group(1) or None
+        return str(args[index + 1]) if index + 1 < len(args) else None
+    return None
+
+
+def is_ready(resource: dict) -> bool:
+    conditions = (resource.get("status") or {}).get("conditions") or []
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in conditions if isinstance(c, dict)
+    )
+
+
+def graph_host(ig: dict, domain: str) -> str:
+    metadata = ig["metadata"]
+    return service_host(metadata["name"], metadata.get("namespace") or "default", domain)
+
+
+def inference_graph_status(
+    ig: dict,
+    plan: GraphPlan,
+    *,
+    router_ready: bool,
+    domain: str,
+    port: int,
+    now: str,
+    previous: dict | None = None,
+) -> dict:
+    """KServe's status of a graph: `url` and `Ready=True` once its services are ready and its router
+    serves; until then `Ready=False`, with the services it waits for or the router that is starting."""
+    previous = previous or {}
+    status: dict = {"observedGeneration": (ig.get("metadata") or {}).get("generation", 1)}
+    if plan.waiting:
+        ready = {"status": "False", "reason": "ServiceNotReady", "message": "; ".join(plan.waiting)}
+    elif router_ready:
+        ready = {"status": "True"}
+        status["url"] = host_url(graph_host(ig, domain), port)
+    else:
+        ready = {"status": "False", "reason": "RouterNotReady", "message": "the router is starting"}
+    before = {c.get("type"): c for c in previous.get("conditions") or [] if isinstance(c, dict)}
+    old = before.get("Ready")
+    same = old is not None and old.get("status") == ready["status"]
+    ready["lastTransitionTime"] = old.get("lastTransitionTime", now) if same else now
+    status["conditions"] = [{"type": "Ready", **ready}]
+    return status
+
+
+def stopped_graph_status(ig: dict, *, now: str, previous: dict | None = None) -> dict:
+    """`serving.kserve.io/stop: "true"`: no router, no URL; Stopped=True and Ready=False."""
+    previous = previous or {}
+    before = {c.get("type"): c for c in previous.get("conditions") or [] if isinstance(c, dict)}
+    conditions = []
+    for kind, condition in (
+        ("Ready", {"status": "False", "reason": "Stopped"}),
+        ("Stopped", {"status": "True"}),
+    ):
+        old = before.get(kind)
+        same = old is not None and old.get("status") == condition["status"]
+        conditions.append(
+            {
+                "type": kind,
+                **condition,
+                "lastTransitionTime": old.get("lastTransitionTime", now) if same else now,
+            }
+        )
+    return {"observedGeneration": (ig.get("metadata") or {}).get("generation", 1), "conditions": conditions}

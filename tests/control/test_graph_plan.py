@@ -1,0 +1,122 @@
+"""The router's graph and the status of an InferenceGraph, from the graph and its services."""
+
+from __future__ import annotations
+
+from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
+
+NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
+
+
+def isvc(name: str, *, ready: bool = True, predictor: dict | None = None, transformer: dict | None = None):
+    spec = {"predictor": predictor or {"model": {"modelFormat": {"name": "sklearn"}}}}
+    if transformer:
+        spec["transformer"] = transformer
+    status = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if ready:
+        status["url"] = f"http://{name}.default.localhost:8080"
+    return {"metadata": {"name": name, "namespace": "default"}, "spec": spec, "status": status}
+
+
+def graph(*steps: dict) -> dict:
+    return {
+        "metadata": {"name": "chain", "namespace": "default", "generation": 3},
+        "spec": {"nodes": {"root": {"routerType": "Sequence", "steps": list(steps)}}},
+    }
+
+
+def urls(plan) -> list[str | None]:
+    return [step.get("serviceUrl") for step in plan.graph["nodes"]["root"]["steps"]]
+
+
+def test_each_service_name_becomes_the_url_of_its_predictor_endpoint():
+    services = {
+        "sklearn": isvc("sklearn"),
+        "xgb": isvc(
+            "xgb", predictor={"model": {"modelFormat": {"name": "xgboost"}, "protocolVersion": "v2"}}
+        ),
+        "named": isvc("named", predictor={"model": {"args": ["--model_name", "iris"]}}),
+        "custom": isvc("custom", predictor={"containers": [{"args": ["--model-name=mine"]}]}),
+    }
+    ig = graph(
+        {"serviceName": "sklearn"},
+        {"serviceName": "xgb"},
+        {"serviceName": "named"},
+        {"serviceName": "custom"},
+        {"serviceUrl": "http://elsewhere/"},
+    )
+    plan = graph_plan(ig, services)
+    assert plan.services_ready
+    assert urls(plan) == [
+        "http://sklearn.default.localhost:8080/v1/models/sklearn:predict",
+        "http://xgb.default.localhost:8080/v2/models/xgb/infer",
+        "http://named.default.localhost:8080/v1/models/iris:predict",
+        "http://custom.default.localhost:8080/v1/models/mine:predict",
+        "http://elsewhere/",
+    ]
+    assert "serviceUrl" not in ig["spec"]["nodes"]["root"]["steps"][0], "the spec itself is not changed"
+
+
+def test_a_transformer_sets_the_protocol_and_its_model_name_comes_first():
+    services = {
+        "t": isvc(
+            "t",
+            predictor={"model": {"args": ["--model_name=inner"], "protocolVersion": "v2"}},
+            transformer={"containers": [{"args": ["--model_name", "outer"]}]},
+        )
+    }
+    assert urls(graph_plan(graph({"serviceName": "t"}), services)) == [
+        "http://t.default.localhost:8080/v1/models/outer:predict"
+    ]
+
+
+def test_a_graph_waits_for_missing_and_unready_services():
+    plan = graph_plan(
+        graph({"serviceName": "gone"}, {"serviceName": "slow"}), {"slow": isvc("slow", ready=False)}
+    )
+    assert not plan.services_ready
+    assert plan.waiting == ("Failed to find graph service gone", "service slow is not ready")
+    status = inference_graph_status(graph(), plan, router_ready=False, domain="localhost", port=8080, now=NOW)
+    assert "url" not in status
+    assert status["conditions"] == [
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "ServiceNotReady",
+            "message": "Failed to find graph service gone; service slow is not ready",
+            "lastTransitionTime": NOW,
+        }
+    ]
+
+
+def test_a_graph_whose_router_serves_is_ready_at_its_own_host():
+    ig = graph({"serviceName": "sklearn"})
+    plan = graph_plan(ig, {"sklearn": isvc("sklearn")})
+    starting = inference_graph_status(ig, plan, router_ready=False, domain="localhost", port=8080, now=NOW)
+    assert starting["conditions"][0]["reason"] == "RouterNotReady"
+    ready = inference_graph_status(
+        ig, plan, router_ready=True, domain="localhost", port=8080, now=LATER, previous=starting
+    )
+    assert ready == {
+        "observedGeneration": 3,
+        "url": "http://chain.default.localhost:8080",
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": LATER}],
+    }
+    again = inference_graph_status(
+        ig, plan, router_ready=True, domain="localhost", port=8080, now="x", previous=ready
+    )
+    assert again == ready
+
+
+def test_a_stopped_graph_is_not_ready():
+    status = stopped_graph_status(graph(), now=NOW)
+    assert [(c["type"], c["status"], c.get("reason")) for c in status["conditions"]] == [
+        ("Ready", "False", "Stopped"),
+        ("Stopped", "True", None),
+    ]
+
+
+def test_a_graph_whose_service_went_away_is_not_ready_though_its_router_runs():
+    plan = graph_plan(graph({"serviceName": "gone"}), {})
+    status = inference_graph_status(graph(), plan, router_ready=True, domain="localhost", port=8080, now=NOW)
+    assert "url" not in status
+    assert status["conditions"][0]["reason"] == "ServiceNotReady"
