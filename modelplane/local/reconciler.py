@@ -14,6 +14,8 @@ at a time per service (a worker per service coalesces the changes that come in w
    changed.
 
 Replica state changes (ready, crashed, failed to load) start a reconcile of their service too.
+InferenceGraphs are reconciled next to the services (`graph_reconciler.py`); their hosts join the same
+route table.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from modelplane.control.urls import service_host
 from modelplane.local.api_errors import Expired, NotFound
 from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import Backend, Route, RouteTable, component_host
+from modelplane.local.graph_reconciler import GraphReconciler
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
@@ -98,6 +101,7 @@ class Reconciler:
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
         self._closing = False
+        self.graphs = GraphReconciler(store, settings, on_routes=self._update_routes)
 
     # ---- running ----
 
@@ -107,10 +111,12 @@ class Reconciler:
             asyncio.create_task(self._watch(SERVING_RUNTIME.kind, self._on_runtime_event)),
             asyncio.create_task(self._watch(CLUSTER_SERVING_RUNTIME.kind, self._on_runtime_event)),
         ]
+        self.graphs.start()
 
     async def close(self) -> None:
         """Stops watching and stops every replica (gracefully, all at once)."""
         self._closing = True
+        await self.graphs.close()
         for task in [*self._watches, *self._workers.values()]:
             task.cancel()
         await asyncio.gather(*self._watches, *self._workers.values(), return_exceptions=True)
@@ -311,6 +317,7 @@ class Reconciler:
         for key, service in self._services.items():
             self._routes[key] = self._service_routes(service)
         table = {host: route for routes in self._routes.values() for host, route in routes.items()}
+        table.update(self.graphs.routes())
         if table != self._routes_in_effect:
             self.gateway.update_routes(RouteTable(table))
             self._routes_in_effect = table

@@ -1,0 +1,239 @@
+"""The InferenceGraphs of `modelplane up`: each becomes router replicas behind the graph's own host.
+
+A graph waits until each InferenceService its steps name is ready, then runs `modelplane router` with
+the graph whose `serviceName`s are resolved to the services' URLs (`modelplane.control.graph_plan`).
+The router's command is the graph's revision: when a service's URL changes, or the spec does, a new
+revision starts, takes the host once it is ready, and the one before it is stopped. Any change of an
+InferenceService in the graph's namespace re-plans the graph, so it follows its services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE
+from modelplane.control import Revision, latest_revisions
+from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
+from modelplane.local.api_errors import Expired, NotFound
+from modelplane.local.gateway_routes import Backend, Route, inference_graph_routes
+from modelplane.local.store import Ref, Store
+from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
+
+logger = logging.getLogger("modelplane.reconciler")
+
+Key = tuple[str, str]  # (namespace, name)
+STOP_ANNOTATION = "serving.kserve.io/stop"
+ROUTER = "router"
+ROUTER_PORT, ROUTER_GRPC_PORT = 8080, 8081
+
+
+@dataclass
+class _Graph:
+    namespace: str
+    name: str
+    revisions: list[Revision] = field(default_factory=list)
+    running: dict[str, RevisionReplicas] = field(default_factory=dict)
+    latest: str | None = None  # the revision the plan wants
+    serving: str | None = None  # the revision the host goes to
+
+
+def router_template(graph: dict, spec: dict) -> dict:
+    """The revision template of a graph's router: its command, ports, probe and replica counts."""
+    return {
+        "command": [
+            "modelplane",
+            ROUTER,
+            "--graph-json",
+            json.dumps(graph, sort_keys=True, separators=(",", ":")),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ROUTER_PORT),
+        ],
+        "env": {},
+        "ports": {"http": ROUTER_PORT, "grpc": ROUTER_GRPC_PORT},
+        "readinessPath": "/readyz",
+        "minReplicas": spec.get("minReplicas"),
+        "maxReplicas": spec.get("maxReplicas"),
+        "scaleMetric": spec.get("scaleMetric"),
+        "scaleTarget": spec.get("scaleTarget"),
+        "timeout": spec.get("timeout"),
+    }
+
+
+class GraphReconciler:
+    """Runs on the platform's event loop next to the service reconciler; `on_routes` is called when
+    the graphs' routes (`routes()`) changed."""
+
+    def __init__(self, store: Store, settings: SupervisorSettings, on_routes: Callable[[], None]) -> None:
+        self.store = store
+        self.settings = settings
+        self.on_routes = on_routes
+        self._graphs: dict[Key, _Graph] = {}
+        self._kicks: dict[Key, asyncio.Event] = {}
+        self._workers: dict[Key, asyncio.Task] = {}
+        self._retiring: set[asyncio.Task] = set()
+        self._watches: list[asyncio.Task] = []
+        self._closing = False
+
+    def start(self) -> None:
+        self._watches = [
+            asyncio.create_task(self._watch(INFERENCE_GRAPH.kind, self._on_graph_event)),
+            asyncio.create_task(self._watch(INFERENCE_SERVICE.kind, self._on_service_event)),
+        ]
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in [*self._watches, *self._workers.values()]:
+            task.cancel()
+        await asyncio.gather(*self._watches, *self._workers.values(), return_exceptions=True)
+        runners = [runner for graph in self._graphs.values() for runner in graph.running.values()]
+        await asyncio.gather(*(runner.stop() for runner in runners), *self._retiring, return_exceptions=True)
+        self._graphs.clear()
+
+    def routes(self) -> dict[str, Route]:
+        """The host of each graph whose router serves."""
+        table: dict[str, Route] = {}
+        for graph in self._graphs.values():
+            runner = graph.running.get(graph.serving or "")
+            if runner is None:
+                continue
+            timeout = runner.revision.template.get("timeout")
+            backend = Backend(
+                runner.revision.name,
+                runner.addresses(),
+                timeout_seconds=float(timeout) if timeout else None,
+            )
+            table.update(
+                inference_graph_routes(graph.name, graph.namespace, (backend,), self.settings.domain)
+            )
+        return table
+
+    # ---- events ----
+
+    def kick(self, key: Key) -> None:
+        if self._closing:
+            return
+        event = self._kicks.get(key)
+        if event is None:
+            event = self._kicks[key] = asyncio.Event()
+            self._workers[key] = asyncio.create_task(self._work(key, event), name=f"reconcile graph {key}")
+        event.set()
+
+    async def _watch(self, kind: str, handle: Callable[[dict], None]) -> None:
+        resource_version = None
+        while True:
+            try:
+                async for event in self.store.watch(kind, resource_version=resource_version):
+                    resource_version = event.resource_version
+                    handle(event.object)
+            except Expired:
+                resource_version = None
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("watching %s failed; watching again", kind)
+                await asyncio.sleep(1.0)
+
+    def _on_graph_event(self, resource: dict) -> None:
+        metadata = resource.get("metadata") or {}
+        self.kick((metadata.get("namespace") or "default", metadata["name"]))
+
+    def _on_service_event(self, resource: dict) -> None:
+        namespace = (resource.get("metadata") or {}).get("namespace") or "default"
+        for key in list(self._graphs):
+            if key[0] == namespace:
+                self.kick(key)
+
+    async def _work(self, key: Key, event: asyncio.Event) -> None:
+        while True:
+            await event.wait()
+            event.clear()
+            try:
+                self._reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("reconciling graph %s/%s failed; trying again", *key)
+                asyncio.get_running_loop().call_later(2.0, self.kick, key)
+            if key not in self._graphs and not event.is_set():
+                del self._kicks[key], self._workers[key]
+                return
+
+    # ---- one graph ----
+
+    def _reconcile(self, key: Key) -> None:
+        namespace, name = key
+        ref = Ref(INFERENCE_GRAPH.kind, namespace, name)
+        try:
+            ig = self.store.get(ref)
+        except NotFound:
+            self._tear_down(key)
+            return
+        graph = self._graphs.setdefault(key, _Graph(namespace, name))
+        previous = ig.get("status") or {}
+        if ((ig["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) or "").lower() == "true":
+            self._retire_all_but(graph, None)
+            graph.latest = graph.serving = None
+            self.on_routes()
+            status = stopped_graph_status(ig, now=now_rfc3339(), previous=previous)
+        else:
+            services, _ = self.store.list(INFERENCE_SERVICE.kind, namespace)
+            plan = graph_plan(ig, {s["metadata"]["name"]: s for s in services})
+            if plan.services_ready:
+                self._run(graph, router_template(plan.graph, ig.get("spec") or {}))
+            router_ready = graph.serving is not None and bool(graph.running[graph.serving].addresses())
+            status = inference_graph_status(
+                ig,
+                plan,
+                router_ready=router_ready,
+                domain=self.settings.domain,
+                port=self.settings.gateway_port,
+                now=now_rfc3339(),
+                previous=previous,
+            )
+        if status != previous:
+            with contextlib.suppress(NotFound):
+                self.store.set_status(ref, status)
+
+    def _run(self, graph: _Graph, template: dict) -> None:
+        """Starts the router revision of `template`, and gives it the host once it is ready."""
+        latest, created = latest_revisions(graph.name, graph.revisions, {ROUTER: template})
+        graph.revisions += created
+        graph.latest = latest[ROUTER].name
+        if graph.latest not in graph.running:
+            logger.info("%s/%s: starting router %s", graph.namespace, graph.name, graph.latest)
+            key = (graph.namespace, graph.name)
+            count = max(1, int(template.get("minReplicas") or 1))
+            runner = RevisionReplicas(
+                latest[ROUTER], graph.namespace, graph.name, count, self.settings, lambda: self.kick(key)
+            )
+            graph.running[graph.latest] = runner
+            runner.start()
+        if graph.running[graph.latest].state().ready and graph.serving != graph.latest:
+            graph.serving = graph.latest
+            self.on_routes()
+            self._retire_all_but(graph, graph.latest)
+        elif graph.serving is not None:
+            self.on_routes()  # the serving revision's replicas may have changed
+
+    def _retire_all_but(self, graph: _Graph, keep: str | None) -> None:
+        for name in [name for name in graph.running if name != keep]:
+            runner = graph.running.pop(name)
+            logger.info("%s/%s: stopping router %s", graph.namespace, graph.name, name)
+            task = asyncio.create_task(runner.stop())
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    def _tear_down(self, key: Key) -> None:
+        graph = self._graphs.pop(key, None)
+        if graph is None:
+            return
+        logger.info("graph %s/%s deleted: stopping its router", *key)
+        self.on_routes()
+        self._retire_all_but(graph, None)

@@ -1,0 +1,127 @@
+"""End to end: InferenceGraphs applied to `modelplane up` with the CLI, answering through the gateway."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import yaml
+
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
+
+sys.path.insert(0, str(REPO_ROOT / "examples"))
+from build_models import build_all  # noqa: E402
+
+EXAMPLES = REPO_ROOT / "examples"
+IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
+
+
+def graph(name: str, nodes: dict) -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"nodes": nodes},
+    }
+
+
+def step(name: str, **fields) -> dict:
+    return {"name": name, **fields}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    home = tmp_path_factory.mktemp("mp-home")
+    build_all(home / "pvc" / "examples")
+    platform = PlatformProcess(home).start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
+        assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+def apply(platform: PlatformProcess, resource: dict, tmp_path) -> tuple[int, str]:
+    path = tmp_path / f"{resource['metadata']['name']}.yaml"
+    path.write_text(yaml.safe_dump(resource, sort_keys=False))
+    result = platform.cli("apply", "-f", str(path), check=False)
+    return result.returncode, result.stderr
+
+
+def test_apply_refuses_a_graph_whose_nodes_form_a_cycle(platform, tmp_path):
+    cyclic = graph(
+        "loop",
+        {
+            "root": {"routerType": "Sequence", "steps": [step("a", nodeName="other")]},
+            "other": {"routerType": "Sequence", "steps": [step("b", nodeName="root")]},
+        },
+    )
+    code, stderr = apply(platform, cyclic, tmp_path)
+    assert code != 0
+    assert 'InferenceGraph.serving.kserve.io "loop" is invalid' in stderr
+    assert "the nodes form a cycle: root -> other -> root" in stderr
+
+
+def test_apply_refuses_a_node_name_that_names_no_node_and_a_condition_that_does_not_parse(platform, tmp_path):
+    broken = graph(
+        "broken",
+        {
+            "root": {
+                "routerType": "Sequence",
+                "steps": [
+                    step("first", nodeName="nowhere"),
+                    step("second", serviceName="svc", condition="predictions.#(=="),
+                ],
+            }
+        },
+    )
+    code, stderr = apply(platform, broken, tmp_path)
+    assert code != 0
+    assert 'nodeName "nowhere", which names no node of the graph' in stderr
+    assert "has a condition that does not parse" in stderr
+    assert platform.cli("get", "ig", check=False).stdout.count("broken") == 0
+
+
+def test_a_sequence_of_services_answers_at_the_graph_host(platform, tmp_path):
+    for example in ("sklearn-iris.yaml", "xgboost-iris.yaml"):
+        platform.cli("apply", "-f", str(EXAMPLES / example))
+    chain = graph(
+        "iris-chain",
+        {
+            "root": {
+                "routerType": "Sequence",
+                "steps": [
+                    step("first", serviceName="sklearn-iris", data="$request"),
+                    step("second", serviceName="xgboost-iris", data="$request"),
+                    step("third", serviceName="sklearn-iris", data="$request"),
+                ],
+            }
+        },
+    )
+    code, stderr = apply(platform, chain, tmp_path)
+    assert code == 0, stderr
+    platform.cli("wait", "--for=condition=Ready", "ig/iris-chain", "--timeout=300s")
+
+    response = platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": [1, 1]}
+
+    status = json.loads(platform.cli("get", "ig", "iris-chain", "-o", "json").stdout)["status"]
+    gateway_port = platform.gateway_url.rsplit(":", 1)[1]
+    assert status["url"] == f"http://iris-chain.default.localhost:{gateway_port}"
+    assert "iris-chain" in platform.cli("get", "ig").stdout
+    assert "Ready" in platform.cli("describe", "ig", "iris-chain").stdout
+
+
+def test_a_graph_follows_its_services(platform):
+    """(After the test above.) A service that goes away makes the graph wait; back, it serves again."""
+    platform.cli("delete", "isvc", "sklearn-iris")
+    platform.cli("wait", "--for=condition=Ready=False", "ig/iris-chain", "--timeout=300s")
+    status = json.loads(platform.cli("get", "ig", "iris-chain", "-o", "json").stdout)["status"]
+    assert status["conditions"][0]["message"] == "Failed to find graph service sklearn-iris"
+
+    platform.cli("apply", "-f", str(EXAMPLES / "sklearn-iris.yaml"))
+    platform.cli("wait", "--for=condition=Ready", "ig/iris-chain", "--timeout=300s")
+    response = platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS)
+    assert response.json() == {"predictions": [1, 1]}
