@@ -54,6 +54,10 @@ def router_template(graph: dict, spec: dict) -> dict:
             "127.0.0.1",
             "--port",
             str(ROUTER_PORT),
+            # The gateway stops routing to a router before it is stopped, so there is nothing to wait
+            # for: on SIGTERM it finishes the requests it holds and exits.
+            "--drain-seconds",
+            "0",
         ],
         "env": {},
         "ports": {"http": ROUTER_PORT, "grpc": ROUTER_GRPC_PORT},
