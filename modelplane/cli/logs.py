@@ -1,4 +1,5 @@
-"""`modelplane logs NAME`: the output of an InferenceService component's replicas (newest revision)."""
+"""`modelplane logs NAME`: the output of an InferenceService component's replicas (newest revision),
+or of an InferenceGraph's router (`-c router`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from modelplane.cli.main import CommandError
 from modelplane.local.api_settings import modelplane_home
 
-COMPONENTS = ("predictor", "transformer", "explainer")
+COMPONENTS = ("predictor", "transformer", "explainer", "router")  # router: an InferenceGraph's
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print what the replicas of one component of an InferenceService wrote (its newest "
         "revision, or --revision), with the platform's own notes (starts, exits, restarts) between the lines.",
     )
-    parser.add_argument("name", help="the InferenceService")
+    parser.add_argument("name", help="the InferenceService (or the InferenceGraph, with -c router)")
     parser.add_argument("-c", "--component", choices=COMPONENTS, default="predictor")
     parser.add_argument("-n", "--namespace", default="default")
     parser.add_argument("--revision", help="a revision name (default: the newest)")
@@ -37,9 +38,8 @@ def run(args: argparse.Namespace) -> int:
     files = log_files(folder, args.revision)
     if not files:
         what = f"revision {args.revision}" if args.revision else f"the {args.component}"
-        raise CommandError(
-            f'no logs for {what} of inferenceservice "{args.name}" in namespace "{args.namespace}"'
-        )
+        kind = "inferencegraph" if args.component == "router" else "inferenceservice"
+        raise CommandError(f'no logs for {what} of {kind} "{args.name}" in namespace "{args.namespace}"')
     positions = {}
     for path in files:
         positions[path] = _copy(path, 0, prefix=f"[{path.stem}] " if len(files) > 1 else "")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -40,6 +43,32 @@ def platform(tmp_path_factory):
     finally:
         platform.stop()
         assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+def router_processes(platform: PlatformProcess) -> list[int]:
+    """The router processes of this platform (their graphs name its gateway's port)."""
+    gateway = f"localhost:{platform.gateway_url.rsplit(':', 1)[1]}/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"router" in cmdline and any(gateway.encode() in part for part in cmdline):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until(check, what: str, platform: PlatformProcess, timeout: float = 240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n--- up.log:\n{platform.log()[-6000:]}")
 
 
 def apply(platform: PlatformProcess, resource: dict, tmp_path) -> tuple[int, str]:
@@ -112,6 +141,7 @@ def test_a_sequence_of_services_answers_at_the_graph_host(platform, tmp_path):
     assert status["url"] == f"http://iris-chain.default.localhost:{gateway_port}"
     assert "iris-chain" in platform.cli("get", "ig").stdout
     assert "Ready" in platform.cli("describe", "ig", "iris-chain").stdout
+    assert "modelplane router listening on" in platform.cli("logs", "iris-chain", "-c", "router").stdout
 
 
 def test_a_graph_follows_its_services(platform):
@@ -125,3 +155,17 @@ def test_a_graph_follows_its_services(platform):
     platform.cli("wait", "--for=condition=Ready", "ig/iris-chain", "--timeout=300s")
     response = platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS)
     assert response.json() == {"predictions": [1, 1]}
+
+
+def test_delete_stops_the_router_and_frees_the_host(platform):
+    """(After the tests above.)"""
+    assert router_processes(platform)
+    platform.cli("delete", "ig", "iris-chain")
+
+    def gone():
+        response = platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS)
+        return response if response.status_code == 404 else None
+
+    response = wait_until(gone, "the graph's host to go", platform)
+    assert "no InferenceService or InferenceGraph serves host" in response.json()["error"]
+    wait_until(lambda: not router_processes(platform), "the router to stop", platform)
