@@ -131,13 +131,15 @@ def inference_graph_status(
     plan: GraphPlan,
     *,
     router_ready: bool,
+    router_failure: str | None = None,
     domain: str,
     port: int,
     now: str,
     previous: dict | None = None,
 ) -> dict:
     """KServe's status of a graph: `url` and `Ready=True` once its services are ready and its router
-    serves; until then `Ready=False`, with the services it waits for or the router that is starting."""
+    serves; until then `Ready=False`, with the services it waits for, why the router failed (as Knative
+    says of a revision that failed), or the router that is starting."""
     previous = previous or {}
     status: dict = {"observedGeneration": (ig.get("metadata") or {}).get("generation", 1)}
     if plan.waiting:
@@ -145,6 +147,8 @@ def inference_graph_status(
     elif router_ready:
         ready = {"status": "True"}
         status["url"] = host_url(graph_host(ig, domain), port)
+    elif router_failure:
+        ready = {"status": "False", "reason": "RevisionFailed", "message": router_failure}
     else:
         ready = {"status": "False", "reason": "RouterNotReady", "message": "the router is starting"}
     before = {c.get("type"): c for c in previous.get("conditions") or [] if isinstance(c, dict)}

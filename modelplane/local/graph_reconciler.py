@@ -192,10 +192,13 @@ class GraphReconciler:
             if plan.services_ready:
                 self._run(graph, router_template(plan.graph, ig.get("spec") or {}))
             router_ready = graph.serving is not None and bool(graph.running[graph.serving].addresses())
+            latest = graph.running.get(graph.latest or "")
+            failure = latest.state().failure if latest is not None else None
             status = inference_graph_status(
                 ig,
                 plan,
                 router_ready=router_ready,
+                router_failure=failure.message if failure else None,
                 domain=self.settings.domain,
                 port=self.settings.gateway_port,
                 now=now_rfc3339(),

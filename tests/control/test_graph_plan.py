@@ -120,3 +120,17 @@ def test_a_graph_whose_service_went_away_is_not_ready_though_its_router_runs():
     status = inference_graph_status(graph(), plan, router_ready=True, domain="localhost", port=8080, now=NOW)
     assert "url" not in status
     assert status["conditions"][0]["reason"] == "ServiceNotReady"
+
+
+def test_a_router_that_fails_says_why():
+    plan = graph_plan(graph(), {})
+    status = inference_graph_status(
+        graph(), plan, router_ready=False, router_failure="cannot run", domain="localhost", port=8080, now=NOW
+    )
+    assert status["conditions"][0] | {"lastTransitionTime": None} == {
+        "type": "Ready",
+        "status": "False",
+        "reason": "RevisionFailed",
+        "message": "cannot run",
+        "lastTransitionTime": None,
+    }
