@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from modelplane.runtimes.base import TabularModel, find_model_file, require
+from modelplane.runtimes.sklearn_linear import linear_predict
 
 
 class SKLearnModel(TabularModel):
@@ -22,7 +23,10 @@ class SKLearnModel(TabularModel):
         joblib = require("joblib", "sklearn")
         require("sklearn", "sklearn")
         self._estimator = joblib.load(find_model_file(self.model_dir, self.extensions))
-        self._method = self._estimator.predict_proba if self.predict_proba else self._estimator.predict
+        if self.predict_proba:
+            self._method = self._estimator.predict_proba
+        else:
+            self._method = linear_predict(self._estimator) or self._estimator.predict
         self.ready = True
         return True
 
