@@ -45,6 +45,23 @@ def platform(tmp_path_factory):
         assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
 
+def iris_chain() -> dict:
+    """sklearn -> xgboost -> sklearn, each step given the request, as in KServe's e2e tests."""
+    return graph(
+        "iris-chain",
+        {
+            "root": {
+                "routerType": "Sequence",
+                "steps": [
+                    step("first", serviceName="sklearn-iris", data="$request"),
+                    step("second", serviceName="xgboost-iris", data="$request"),
+                    step("third", serviceName="sklearn-iris", data="$request"),
+                ],
+            }
+        },
+    )
+
+
 def router_processes(platform: PlatformProcess) -> list[int]:
     """The router processes of this platform (their graphs name its gateway's port)."""
     gateway = f"localhost:{platform.gateway_url.rsplit(':', 1)[1]}/"
@@ -115,20 +132,7 @@ def test_apply_refuses_a_node_name_that_names_no_node_and_a_condition_that_does_
 def test_a_sequence_of_services_answers_at_the_graph_host(platform, tmp_path):
     for example in ("sklearn-iris.yaml", "xgboost-iris.yaml"):
         platform.cli("apply", "-f", str(EXAMPLES / example))
-    chain = graph(
-        "iris-chain",
-        {
-            "root": {
-                "routerType": "Sequence",
-                "steps": [
-                    step("first", serviceName="sklearn-iris", data="$request"),
-                    step("second", serviceName="xgboost-iris", data="$request"),
-                    step("third", serviceName="sklearn-iris", data="$request"),
-                ],
-            }
-        },
-    )
-    code, stderr = apply(platform, chain, tmp_path)
+    code, stderr = apply(platform, iris_chain(), tmp_path)
     assert code == 0, stderr
     platform.cli("wait", "--for=condition=Ready", "ig/iris-chain", "--timeout=300s")
 
@@ -152,6 +156,24 @@ def test_a_graph_follows_its_services(platform):
     assert status["conditions"][0]["message"] == "Failed to find graph service sklearn-iris"
 
     platform.cli("apply", "-f", str(EXAMPLES / "sklearn-iris.yaml"))
+    platform.cli("wait", "--for=condition=Ready", "ig/iris-chain", "--timeout=300s")
+    response = platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS)
+    assert response.json() == {"predictions": [1, 1]}
+
+
+def test_the_stop_annotation_stops_the_router(platform, tmp_path):
+    """(After the tests above.)"""
+    stopped = iris_chain()
+    stopped["metadata"]["annotations"] = {"serving.kserve.io/stop": "true"}
+    assert apply(platform, stopped, tmp_path)[0] == 0
+    platform.cli("wait", "--for=condition=Stopped", "ig/iris-chain", "--timeout=300s")
+    status = json.loads(platform.cli("get", "ig", "iris-chain", "-o", "json").stdout)["status"]
+    assert "url" not in status
+    assert [c for c in status["conditions"] if c["type"] == "Ready"][0]["reason"] == "Stopped"
+    wait_until(lambda: not router_processes(platform), "the router to stop", platform)
+    assert platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS).status_code == 404
+
+    assert apply(platform, iris_chain(), tmp_path)[0] == 0
     platform.cli("wait", "--for=condition=Ready", "ig/iris-chain", "--timeout=300s")
     response = platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS)
     assert response.json() == {"predictions": [1, 1]}
