@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelplane.control.autoscaling_settings import AutoscalerConfig
 from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.apiserver import ApiServer, bind, open_store
+from modelplane.local.autoscaling import DEFAULT_TICK, Autoscaling
 from modelplane.local.gateway import GatewayConfig, GatewayThread
 from modelplane.local.gateway_routes import DEFAULT_DOMAIN
 from modelplane.local.platform_revisions import RevisionLog
@@ -37,6 +39,9 @@ class PlatformConfig:
     gateway_port: int = 8080
     domain: str = DEFAULT_DOMAIN
     host: str = DEFAULT_API_HOST
+    scale_to_zero_grace_period: float = AutoscalerConfig.scale_to_zero_grace_period
+    activator_timeout: float = GatewayConfig.queue_timeout
+    autoscaler_tick: float = DEFAULT_TICK
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,14 @@ class Platform:
             loop.add_signal_handler(signum, self._stopping.set)
         store = self.store = open_store(config.home)
         api = _ApiServer(store, bind(config.host, config.api_port))
-        gateway_thread = GatewayThread(GatewayConfig(host=config.host, port=config.gateway_port))
+        autoscaling = Autoscaling(
+            AutoscalerConfig(scale_to_zero_grace_period=config.scale_to_zero_grace_period),
+            tick=config.autoscaler_tick,
+        )
+        gateway_thread = GatewayThread(
+            GatewayConfig(host=config.host, port=config.gateway_port, queue_timeout=config.activator_timeout),
+            on_demand=autoscaling.wake_from_any_thread,
+        )
         try:
             gateway = gateway_thread.start()
         except BaseException:
@@ -108,7 +120,7 @@ class Platform:
         settings = SupervisorSettings(
             logs_dir=config.home / "logs", domain=config.domain, gateway_port=gateway.port
         )
-        reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"))
+        reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling)
         api_task = asyncio.create_task(api.run())
         try:
             while not api.started and not api_task.done():

@@ -113,11 +113,12 @@ class Replica:
         try:
             await asyncio.wait_for(process.wait(), self.settings.stop_grace)
         except TimeoutError:
-            logger.warning("%s did not stop within %ss: killing it", self._label(), self.settings.stop_grace)
+            logger.warning("%s did not stop within %ss: killing it", self.label, self.settings.stop_grace)
             _signal_group(process.pid, signal.SIGKILL)
             await process.wait()
 
-    def _label(self) -> str:
+    @property
+    def label(self) -> str:
         return f"replica {self.index} of {self.revision.name}"
 
     def _set(self, phase: str, *, address: str | None = None, failure: Failure | None = None) -> None:
@@ -126,7 +127,7 @@ class Replica:
         if (phase, address, failure) == (self.phase, self.address, self.failure):
             return
         if phase == FAILED_TO_LOAD and failure is not None and failure is not self.failure:
-            logger.warning("%s failed to load: %s", self._label(), failure.message)
+            logger.warning("%s failed to load: %s", self.label, failure.message)
         self.phase, self.address, self.failure = phase, address, failure
         self._on_change()
 
@@ -212,14 +213,14 @@ class Replica:
             self._note(message)
             self._set(FAILED_TO_LOAD, failure=self._failure(message))
             return
-        logger.info("%s started (pid %s, port %s)", self._label(), self._process.pid, ports.http)
+        logger.info("%s started (pid %s, port %s)", self.label, self._process.pid, ports.http)
         await self._watch(client, template, ports)
         code = self._process.returncode
         if self._stopping.is_set():
             self._note(f"stopped (exit code {code})")
             return
         self._note(f"exited with code {code}")
-        logger.warning("%s exited with code %s", self._label(), code)
+        logger.warning("%s exited with code %s", self.label, code)
         if self.phase == LOADED:  # it had loaded its model: a restart brings it back
             self._set(LOADING)
             return
@@ -238,7 +239,7 @@ class Replica:
                 break
             if result.ready:
                 if self.phase != LOADED:
-                    logger.info("%s is ready on 127.0.0.1:%s", self._label(), ports.http)
+                    logger.info("%s is ready on 127.0.0.1:%s", self.label, ports.http)
                 self._set(LOADED, address=f"127.0.0.1:{ports.http}")
             elif result.failure:
                 self._set(FAILED_TO_LOAD, failure=self._failure(result.failure))
@@ -258,7 +259,12 @@ class Replica:
 
 
 class RevisionReplicas:
-    """The replicas of one revision of one InferenceService component."""
+    """The replicas of one revision of one InferenceService component, as many as `scale` asks for.
+
+    Scaling down takes replicas out of `addresses()` at once but stops them only when `stop_removed()`
+    is called, which the reconciler does once routes without them are in effect. A revision scaled to
+    zero is ready: its first request wakes it up through the gateway.
+    """
 
     def __init__(
         self,
@@ -270,19 +276,46 @@ class RevisionReplicas:
         on_change: Callable[[], None],
     ) -> None:
         self.revision = revision
-        folder = replica_log_dir(settings.logs_dir, namespace, service, revision.component)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.replicas = [
-            Replica(revision, index, folder / f"{revision.name}-{index}.log", settings, on_change)
-            for index in range(count)
-        ]
+        self.desired = count
+        self.replicas: list[Replica] = []
+        self._settings = settings
+        self._on_change = on_change
+        self._folder = replica_log_dir(settings.logs_dir, namespace, service, revision.component)
+        self._folder.mkdir(parents=True, exist_ok=True)
+        self._removed: list[Replica] = []
+        self._stopping: set[asyncio.Task] = set()
 
     def start(self) -> None:
-        for replica in self.replicas:
+        self.scale(self.desired)
+
+    def scale(self, count: int) -> None:
+        """Starts replicas up to `count`, or sets the surplus aside for `stop_removed()`: first those
+        that are not ready, then the newest."""
+        self.desired = count
+        while len(self.replicas) < count:
+            taken = {replica.index for replica in self.replicas}
+            index = next(i for i in range(count) if i not in taken)
+            log_path = self._folder / f"{self.revision.name}-{index}.log"
+            replica = Replica(self.revision, index, log_path, self._settings, self._on_change)
+            self.replicas.append(replica)
             replica.start()
+        if len(self.replicas) > count:
+            by_value = sorted(self.replicas, key=lambda r: (r.phase == LOADED, -r.index))
+            surplus = by_value[: len(self.replicas) - count]
+            self.replicas = [replica for replica in self.replicas if replica not in surplus]
+            self._removed += surplus
+
+    def stop_removed(self) -> None:
+        """Stops, in the background, the replicas that scaling down set aside."""
+        for replica in self._removed:
+            task = asyncio.create_task(replica.stop(), name=f"stop {replica.label}")
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+        self._removed = []
 
     async def stop(self) -> None:
-        await asyncio.gather(*(replica.stop() for replica in self.replicas))
+        replicas, self._removed = [*self.replicas, *self._removed], []
+        await asyncio.gather(*(replica.stop() for replica in replicas), *self._stopping)
 
     def addresses(self) -> tuple[str, ...]:
         return tuple(r.address for r in self.replicas if r.phase == LOADED and r.address)
@@ -290,14 +323,14 @@ class RevisionReplicas:
     def state(self) -> RevisionState:
         ready = sum(1 for r in self.replicas if r.phase == LOADED)
         failed = [r for r in self.replicas if r.phase == FAILED_TO_LOAD]
-        if ready:
+        if ready or (self.desired == 0 and not self.replicas):
             phase = LOADED
         elif failed:
             phase = FAILED_TO_LOAD
         else:
             phase = LOADING
         failure = failed[0].failure if failed else None
-        return RevisionState(self.revision.name, phase, ready, len(failed), failure)
+        return RevisionState(self.revision.name, phase, ready, len(failed), failure, self.desired)
 
 
 def _die_with_platform() -> None:
