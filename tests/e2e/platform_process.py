@@ -34,7 +34,17 @@ class PlatformProcess:
         return env
 
     def start(self, timeout: float = 120) -> PlatformProcess:
-        command = [sys.executable, "-m", "modelplane", "up", "--api-port", "0", "--gateway-port", "0", *self.options]
+        command = [
+            sys.executable,
+            "-m",
+            "modelplane",
+            "up",
+            "--api-port",
+            "0",
+            "--gateway-port",
+            "0",
+            *self.options,
+        ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=log, env=self.env, cwd=REPO_ROOT, text=True

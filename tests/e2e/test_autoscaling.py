@@ -4,6 +4,7 @@ failed request, on `modelplane up` with short autoscaling periods."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import threading
 import time
@@ -67,7 +68,7 @@ def platform(tmp_path_factory):
         "--autoscaler-tick",
         "0.5s",
         "--activator-timeout",
-        "60s",
+        "20s",
     )
     platform = PlatformProcess(home, *options).start()
     try:
@@ -177,6 +178,26 @@ def test_an_idle_revision_scales_to_zero_and_a_burst_wakes_it(platform, tmp_path
     wide = platform.cli("get", "isvc", "iris-zero", "-o", "wide").stdout.splitlines()
     assert wide[0].split()[-3:] == ["REVISIONS", "REPLICAS", "DESIRED"], wide
     assert wide[1].split()[-3] == revision
+
+
+def test_a_revision_that_cannot_wake_answers_503_after_the_activator_timeout(platform, tmp_path):
+    model_dir = platform.home / "pvc" / "vanishing"
+    shutil.copytree(platform.home / "pvc" / "examples" / "sklearn-iris", model_dir)
+    predictor = {"minReplicas": 0, "sklearn": {"storageUri": "pvc://vanishing"}}
+    apply(platform, tmp_path, isvc("vanishing", predictor))
+    platform.cli("wait", "--for=condition=Ready", "isvc/vanishing", "--timeout=300s")
+    wait_until(
+        lambda: replicas(platform, "vanishing") == {"vanishing-predictor-00001": (0, 0)}, "zero", platform
+    )
+    shutil.rmtree(model_dir)  # the next replica cannot load its model
+
+    response = predict(platform, "vanishing")
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "revision vanishing-predictor-00001 could not take the request within 20s: "
+        "no replica became ready"
+    }
+    platform.cli("delete", "isvc", "vanishing")
 
 
 def test_replicas_follow_the_concurrency_up_and_back_down(platform, tmp_path):
