@@ -420,7 +420,8 @@ def run_cold(up: Up, rounds: int, window: str) -> ColdResults:
 
 
 class Load:
-    """`clients` threads sending requests back to back until stopped."""
+    """`clients` threads sending requests back to back until stopped. `start()` returns once every thread
+    has its HTTP client and has been let go, so that the step starts at once."""
 
     def __init__(self, url: str, host: str, path: str, clients: int) -> None:
         self.answers: Counter[int] = Counter()
@@ -428,6 +429,7 @@ class Load:
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._ready = threading.Barrier(clients + 1, timeout=60)
         self._threads = [
             threading.Thread(target=self._run, args=(url, host, path), daemon=True) for _ in range(clients)
         ]
@@ -435,15 +437,21 @@ class Load:
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
+        self._ready.wait()
 
     def stop(self) -> None:
         self._stop.set()
+        self._ready.abort()  # threads still waiting to start give up
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(130)
 
     def _run(self, url: str, host: str, path: str) -> None:
         with httpx.Client(base_url=url, headers={"host": host}, timeout=120) as client:
+            try:
+                self._ready.wait()
+            except threading.BrokenBarrierError:
+                return
             while not self._stop.is_set():
                 try:
                     response = client.post(path, json=IRIS)
@@ -484,10 +492,10 @@ def step_round(
     times: dict[str, float | None] = {key: None for _, key in STEP_ROWS}
     offset = size(up.log_path)
     load = Load(up.gateway_url, "slow.default.localhost", "/v1/models/slow:predict", STEP_CLIENTS)
-    started_at = time.time()
-    started = time.perf_counter()
     try:
         load.start()
+        started_at = time.time()
+        started = time.perf_counter()
         while (now := time.perf_counter()) - started < seconds:
             for actual, desired in up.replicas("slow"):
                 for n in STEP_LEVELS:
@@ -681,6 +689,9 @@ def write_section(
         f"scikit-learn; the bare server takes {median(BARE_PART)} for the same. The platform's own part "
         f"(wake-up, storage initializer, spawn, readiness probe every 0.2 s while loading, routes) is "
         f"{median(PLATFORM_PART)}.{slow_start}\n"
+        "- Back at zero: an idle revision keeps its replica for the 6 s window after its last request, then "
+        "the 1 s grace period, then the next tick decides; the last row of the cold-start table adds the "
+        "replica process's exit to that.\n"
         "- Step times are quantised by the 0.5 s autoscaler tick and the 0.1 s status poll; actualReplicas "
         "counts replicas that answered their readiness probe, so it trails desiredReplicas by a replica's "
         "start-up (the last row of the step table).\n"
