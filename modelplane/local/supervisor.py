@@ -217,8 +217,8 @@ class Replica:
             self._note(message)
             self._set(FAILED_TO_LOAD, failure=self._failure(message))
             return
-        how = "forked warm" if isinstance(self._process, ForkedProcess) else "started"
-        logger.info("%s %s (pid %s, port %s)", self.label, how, self._process.pid, ports.http)
+        how = "forked warm, " if isinstance(self._process, ForkedProcess) else ""
+        logger.info("%s started (%spid %s, port %s)", self.label, how, self._process.pid, ports.http)
         await self._watch(client, template, ports)
         code = self._process.returncode
         if self._stopping.is_set():
