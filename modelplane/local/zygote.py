@@ -1,4 +1,5 @@
-"""Warm starts: replicas of `modelplane serve` forked from a process that has already imported them.
+"""Warm starts: replicas of `modelplane serve` and `modelplane router` forked from a process that has
+already imported them.
 
 Starting `modelplane serve` spends most of its time importing (numpy, scikit-learn, grpc, uvicorn):
 seconds on a busy machine, and a request that woke a revision at zero waits for all of it. So
@@ -15,8 +16,8 @@ The zygote talks to the platform over a socket pair, one JSON object per line:
 
 A forked replica leads a session of its own (so the supervisor signals its process group as for any
 replica), writes to its log file, and gets SIGTERM if the zygote dies, as the zygote does if the
-platform dies. Only `python -m modelplane serve ...` is forked; any other command starts as a process
-of its own.
+platform dies. Only `python -m modelplane serve ...` and `python -m modelplane router ...` are forked;
+any other command starts as a process of its own.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ logger = logging.getLogger("modelplane.zygote")
 # models are most often pickled from) only when their extra is installed.
 PRELOAD = (
     "modelplane.cli.serve",
+    "modelplane.cli.router",
     "modelplane.server.model_server",
     "modelplane.server.rest",
     "modelplane.server.grpc_server",
@@ -76,9 +78,13 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
 
 
+FORKED_COMMANDS = ("serve", "router")
+
+
 def forkable(argv: list[str]) -> bool:
-    """Whether the zygote can start this replica: `modelplane serve` on this interpreter."""
-    return argv[:4] == [sys.executable, "-m", "modelplane", "serve"]
+    """Whether the zygote can start this replica: `modelplane serve` (a model server) or `modelplane
+    router` (an InferenceGraph's router) on this interpreter."""
+    return argv[:3] == [sys.executable, "-m", "modelplane"] and argv[3:4] in ([c] for c in FORKED_COMMANDS)
 
 
 # ---- the platform's side ----

@@ -4,6 +4,7 @@ failed request, on `modelplane up` with short autoscaling periods."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import threading
@@ -265,3 +266,37 @@ def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform, tm
         wait_until(lambda: only("iris-live-predictor-00003"), "the promotion", platform)
     assert load.failures == []
     assert load.answers[200] > 20
+
+
+def test_a_graph_router_scales_to_zero_and_a_request_wakes_it_and_its_service(platform, tmp_path):
+    apply(platform, tmp_path, isvc("graph-iris", sklearn(minReplicas=0)))
+    graph = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "zero-graph", "namespace": "default", "annotations": WINDOW},
+        "spec": {
+            "minReplicas": 0,
+            "nodes": {
+                "root": {
+                    "routerType": "Sequence",
+                    "steps": [{"name": "iris", "serviceName": "graph-iris", "data": "$request"}],
+                }
+            },
+        },
+    }
+    apply(platform, tmp_path, graph)
+    platform.cli("wait", "--for=condition=Ready", "ig/zero-graph", "--timeout=300s")
+    wait_until(
+        lambda: replicas(platform, "graph-iris") == {"graph-iris-predictor-00001": (0, 0)}, "zero", platform
+    )
+    wait_until(
+        lambda: re.search(r"autoscaler zero-graph-\S+: 1 -> 0 replicas", platform.log()),
+        "router at zero",
+        platform,
+    )
+
+    response = platform.request("POST", "zero-graph.default.localhost", "/", json=IRIS)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": [1, 1]}
+    assert re.search(r"autoscaler zero-graph-\S+: 0 -> 1 replicas: scale from zero", platform.log())
+    assert "autoscaler graph-iris-predictor-00001: 0 -> 1 replicas: scale from zero" in platform.log()
