@@ -136,6 +136,13 @@ def test_metadata_reaches_the_replica_and_the_authority_matches_like_host(replic
         assert (seen["x-request-id"], seen["custom-bin"]) == ("abc", "00ff")
 
 
+def test_a_localhost_target_is_its_own_authority(replicas):
+    """grpcio resolves `*.localhost` to the loopback address, and the target's host is the authority."""
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-3"])))
+    with running_gateway(table) as gateway, grpc.insecure_channel(f"{HOST}:{gateway.port}") as chan:
+        assert infer(chan).id == "iris-3"
+
+
 def test_tritonclient_through_the_gateway(replicas):
     table = RouteTable(service(backend("iris-predictor-1", replicas["iris-2"])))
     with running_gateway(table) as gateway:
