@@ -20,9 +20,19 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class H2Endpoint(asyncio.Protocol):
-    def __init__(self, client_side: bool) -> None:
+    def __init__(self, client_side: bool, check_inbound: bool) -> None:
+        # Headers are checked once, as they come in from the client; what the gateway sends on is
+        # those same headers (or a replica's, which it trusts), so checking them again on the way
+        # out would only cost time (h2's header checks are most of its work per call).
         self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=client_side, header_encoding=None)
+            h2.config.H2Configuration(
+                client_side=client_side,
+                header_encoding=None,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+                validate_inbound_headers=check_inbound,
+                normalize_inbound_headers=check_inbound,
+            )
         )
         self.transport: asyncio.Transport | None = None
         self.closed = False

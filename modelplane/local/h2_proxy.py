@@ -74,7 +74,7 @@ class H2ClientConnection(H2Endpoint):
         config: GatewayConfig,
         on_close: Callable[[H2ClientConnection], None],
     ) -> None:
-        super().__init__(client_side=False)
+        super().__init__(client_side=False, check_inbound=True)
         self.router = router
         self.pool = pool
         self.deadlines = deadlines

@@ -43,7 +43,7 @@ class H2Upstream(H2Endpoint):
     """One HTTP/2 (prior knowledge, cleartext) connection to a replica's gRPC port."""
 
     def __init__(self, pool: H2UpstreamPool, address: str) -> None:
-        super().__init__(client_side=True)
+        super().__init__(client_side=True, check_inbound=False)
         self.pool = pool
         self.address = address
         self.streams: dict[int, StreamSink] = {}
