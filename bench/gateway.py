@@ -497,11 +497,22 @@ def render_grpc(runs: dict[tuple[int, str], list[Run]], args, started: str, load
     return "\n".join(lines)
 
 
+GRPC_NOTES = """How to read it:
+- The ratios are through the gateway over direct (p50 latency, calls per second), medians of the rounds.
+- The gateway's cost per call is mostly the `h2` package's work (pure Python): it decodes and encodes
+  the request headers, the response headers and the trailers (HPACK, once per connection each way) and
+  runs HTTP/2's stream state machine on both connections. That is several times what an HTTP/1.1 request
+  costs it (see the REST table above), and at concurrency 16 it competes with the replica and the client
+  for the 2 cores.
+- The CPU columns count the warm-up second too, per measured call: an upper bound.
+- The machine is shared with other work (see the load average): runs vary by 2x and more."""
+
+
 def write_grpc_section(table: str, command: str) -> None:
     section = (
         "## Gateway, gRPC\n\n"
         "gRPC `ModelInfer` through `modelplane up`'s gateway (HTTP/2 on the REST port) against straight to the "
-        f"replica's gRPC port.\nProduced by `{command}`.\n\n{table}\n"
+        f"replica's gRPC port.\nProduced by `{command}`.\n\n{table}\n\n{GRPC_NOTES}\n"
     )
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(r"^## Gateway, gRPC\n.*?(?=^## |\Z)", re.M | re.S)

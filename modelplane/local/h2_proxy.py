@@ -294,7 +294,6 @@ class GrpcCall:
     def upstream_reset(self, error_code: int) -> None:
         if self.ended:
             return
-        self._upstream = None  # the stream is gone there
         if not self._headers_sent:
             self.fail(UNAVAILABLE, f"{self._replica_name()} reset the call (HTTP/2 error code {error_code})")
             return
@@ -302,10 +301,8 @@ class GrpcCall:
         self._end(reset_upstream=False)
 
     def upstream_lost(self, reason: str) -> None:
-        if self.ended:
-            return
-        self._upstream = None
-        self.fail(UNAVAILABLE, f"{self._replica_name()}: {reason}")
+        if not self.ended:
+            self.fail(UNAVAILABLE, f"{self._replica_name()}: {reason}")
 
     def upstream_window_opened(self) -> None:
         self.pump_up()
