@@ -14,9 +14,23 @@ from collections.abc import Callable
 
 import h2.config
 import h2.connection
+import h2.errors
+import h2.events
 import h2.exceptions
+from hyperframe.frame import GoAwayFrame
 
 Headers = list[tuple[bytes, bytes]]
+
+
+def _goaway_event(frame: GoAwayFrame) -> tuple[list, list]:
+    event = h2.events.ConnectionTerminated()
+    try:
+        event.error_code = h2.errors.ErrorCodes(frame.error_code)
+    except ValueError:
+        event.error_code = frame.error_code
+    event.last_stream_id = frame.last_stream_id
+    event.additional_data = frame.additional_data or None
+    return [], [event]
 
 
 class H2Endpoint(asyncio.Protocol):
@@ -34,6 +48,16 @@ class H2Endpoint(asyncio.Protocol):
                 normalize_inbound_headers=check_inbound,
             )
         )
+        # h2 ends the whole connection on a GOAWAY, sent or received: it refuses even the frames of
+        # the streams still under way, which HTTP/2 lets finish (a replica or a client shutting down
+        # gracefully). So a received GOAWAY only becomes the ConnectionTerminated event here, the
+        # proxy stops opening streams on that connection itself, and its own GOAWAY is written as a
+        # bare frame (`send_goaway`).
+        # (h2's frame dispatch table is internal: pyproject pins h2 below 5, and without the table
+        # a GOAWAY ends the streams under way, as h2 does.)
+        dispatch = getattr(self.conn, "_frame_dispatch_table", None)
+        if isinstance(dispatch, dict) and GoAwayFrame in dispatch:
+            dispatch[GoAwayFrame] = _goaway_event
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since: float | None = None
@@ -98,6 +122,13 @@ class H2Endpoint(asyncio.Protocol):
                 self.send_data(stream_id, data[:window])
                 item[0] = data[window:]
         return True
+
+    def send_goaway(self) -> None:
+        """Tells the peer to open no more streams; those it opened so far go on."""
+        self.flush()
+        if not self.closed:
+            last = self.conn.highest_inbound_stream_id or 0
+            self.transport.write(GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
 
     def flush(self) -> None:
         self._flush_scheduled = False

@@ -41,7 +41,7 @@ MAX_ATTEMPTS = 3
 
 # gRPC status codes the gateway answers with.
 CANCELLED, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 1, 4, 12, 13, 14
-_CANCEL = 8  # the HTTP/2 error code of RST_STREAM for a cancelled stream
+_REFUSED_STREAM, _CANCEL = 7, 8  # HTTP/2 error codes of RST_STREAM
 
 
 def grpc_message(text: str) -> bytes:
@@ -90,9 +90,7 @@ class H2ClientConnection(H2Endpoint):
         if self.closing or self.closed:
             return
         self.closing = True
-        with contextlib.suppress(h2.exceptions.ProtocolError):
-            self.conn.close_connection()
-        self.flush()
+        self.send_goaway()
         if not self.calls:
             self.transport.close()
 
@@ -162,6 +160,9 @@ class H2ClientConnection(H2Endpoint):
     # -- internals -----------------------------------------------------------------------------
 
     def _new_call(self, stream_id: int, headers: Headers, ended: bool) -> None:
+        if self.closing:  # opened before the client saw the GOAWAY: it may try again elsewhere
+            self.reset(stream_id, _REFUSED_STREAM)
+            return
         self.idle_since = None
         call = GrpcCall(self, stream_id, headers)
         self.calls[stream_id] = call

@@ -78,9 +78,7 @@ class H2Upstream(H2Endpoint):
 
     def close(self) -> None:
         if not self.closed and self.transport is not None:
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self.conn.close_connection()
-            self.flush()
+            self.send_goaway()
             self.transport.close()
 
     def abort(self) -> None:

@@ -8,6 +8,8 @@ request's `model_name`, and each raw input echoed as an output. Request paramete
 - `die` (any value): the process exits in the middle of the call;
 - `fail` (a string): the call ends with INVALID_ARGUMENT and that message.
 
+SIGUSR1 stops it gracefully (GOAWAY; the calls under way finish, then it exits).
+
 It also serves `/test.Echo/Chat`, a bidirectional stream that answers each message with the same
 bytes, and the metadata the call came with (`/test.Echo/Metadata`, a JSON object).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 
 import grpc
@@ -98,6 +101,10 @@ async def main() -> None:
     server.add_generic_rpc_handlers((generic_handler(Servicer()), echo))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    stopping = []
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGUSR1, lambda: stopping.append(asyncio.ensure_future(server.stop(30)))
+    )
     print(port, flush=True)
     await server.wait_for_termination()
 

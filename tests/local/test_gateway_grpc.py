@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -43,13 +44,19 @@ MAX_MESSAGE = 64 * 1024 * 1024
 
 
 @contextlib.contextmanager
-def upstream(name: str, app: Path = APP):
+def upstream_process(name: str, app: Path = APP):
     process = subprocess.Popen([sys.executable, str(app), name], stdout=subprocess.PIPE, text=True)
     try:
-        yield f"127.0.0.1:{int(process.stdout.readline())}"
+        yield process, f"127.0.0.1:{int(process.stdout.readline())}"
     finally:
         process.terminate()
         process.wait(10)
+
+
+@contextlib.contextmanager
+def upstream(name: str, app: Path = APP):
+    with upstream_process(name, app) as (_, address):
+        yield address
 
 
 @contextlib.contextmanager
@@ -344,3 +351,43 @@ def test_the_preface_may_come_in_pieces_and_rest_over_http2_is_refused(replicas)
             sock.sendall(conn.data_to_send())
         assert status == b"505"
         assert "HTTP/1.1" in json.loads(body)["error"]
+
+
+def test_a_waiting_call_fails_when_its_revision_leaves_the_table(replicas):
+    table = RouteTable(service(backend("iris-predictor-1")))
+    with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(infer, chan)
+        settled(gateway, "iris-predictor-1", queued=1)
+        gateway.update_routes(RouteTable(service(backend("iris-predictor-2", replicas["iris-1"]))))
+        with pytest.raises(grpc.RpcError) as error:
+            pending.result(30)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "no longer serves any host" in error.value.details()
+        assert infer(chan).id == "iris-1"
+
+
+def test_stopping_the_gateway_lets_the_calls_under_way_finish(replicas):
+    thread = GatewayThread(GatewayConfig(port=0))
+    gateway = thread.start()
+    gateway.update_routes(RouteTable(service(backend("iris-predictor-1", replicas["iris-2"]))))
+    try:
+        with channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(infer, chan, {"sleep": 1.0})
+            settled(gateway, "iris-predictor-1", in_flight=1)
+            thread.stop()
+            assert pending.result(30).id == "iris-2"
+    finally:
+        thread.stop()
+
+
+def test_a_replica_that_shuts_down_gracefully_finishes_its_calls():
+    """Its GOAWAY stops new calls on that connection, not the ones under way."""
+    with upstream_process("leaving") as (process, address):
+        table = RouteTable(service(backend("iris-predictor-1", address)))
+        with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+            assert infer(chan).id == "leaving"
+            pending = pool.submit(infer, chan, {"sleep": 1.0})
+            settled(gateway, "iris-predictor-1", in_flight=1)
+            process.send_signal(signal.SIGUSR1)
+            assert pending.result(30).id == "leaving"
+            settled(gateway, "iris-predictor-1", in_flight=0)
