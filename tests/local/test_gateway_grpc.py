@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import random
 import signal
 import socket
 import subprocess
@@ -393,3 +395,61 @@ def test_a_replica_that_shuts_down_gracefully_finishes_its_calls():
             process.send_signal(signal.SIGUSR1)
             assert pending.result(30).id == "leaving"
             settled(gateway, "iris-predictor-1", in_flight=0)
+
+
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_many_calls_cancelled_cut_and_rerouted_leave_nothing_behind(replicas):
+    """Calls of every kind, some cancelled, some streaming, while the routes change under them: the
+    counters come back to zero and the gateway logs no error."""
+    errors = _Errors()
+    logging.getLogger().addHandler(errors)
+    one = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"], container_concurrency=2)))
+    two = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"], replicas["iris-2"])))
+    payload = bytes(300_000)
+
+    def client(seed: int, gateway) -> None:
+        rng = random.Random(seed)
+        with channel(gateway) as chan:
+            chat = chan.stream_stream("/test.Echo/Chat")
+            for _ in range(15):
+                kind = rng.choice(("plain", "cancelled", "stream", "stream-cancelled", "big", "unknown"))
+                try:
+                    if kind == "plain":
+                        infer(chan)
+                    elif kind == "cancelled":
+                        infer(chan, {"sleep": 0.3}, timeout=0.05)
+                    elif kind == "big":
+                        infer(chan, payload=payload)
+                    elif kind == "unknown":
+                        chan.unary_unary("/x.Y/Z")(b"", timeout=10, metadata=())
+                    else:
+                        call = chat(
+                            iter([b"a" * 70_000] * 5), timeout=0.02 if kind == "stream-cancelled" else 30
+                        )
+                        for _ in call:
+                            pass
+                except grpc.RpcError as error:
+                    codes = {grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNIMPLEMENTED}
+                    assert error.code() in codes, (kind, error.code(), error.details())
+
+    try:
+        with running_gateway(one) as gateway, ThreadPoolExecutor(6) as pool:
+            calls = [pool.submit(client, seed, gateway) for seed in range(6)]
+            for index in range(20):
+                gateway.update_routes(two if index % 2 else one)
+                time.sleep(0.05)
+            for call in calls:
+                call.result(120)
+            stats = settled(gateway, "iris-predictor-1", in_flight=0, queued=0)
+            assert stats.requests_total > 0
+    finally:
+        logging.getLogger().removeHandler(errors)
+    assert [record.getMessage() for record in errors.records] == []
