@@ -272,6 +272,16 @@ def test_a_cancelled_call_frees_its_slot(replicas):
         assert infer(chan).id == "iris-2"
 
 
+def test_the_backend_timeout_bounds_the_wait_for_the_response_headers(replicas):
+    slow = backend("iris-predictor-1", replicas["iris-3"], timeout_seconds=0.3)
+    with running_gateway(RouteTable(service(slow))) as gateway, channel(gateway) as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan, {"sleep": 5.0})
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "did not start responding within 0.3s" in error.value.details()
+        settled(gateway, "iris-predictor-1", in_flight=0)
+
+
 def test_the_replicas_own_errors_pass_through(replicas):
     table = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"])))
     with running_gateway(table) as gateway, channel(gateway) as chan:
