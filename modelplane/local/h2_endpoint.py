@@ -104,10 +104,13 @@ class H2Endpoint(asyncio.Protocol):
             self.conn.acknowledge_received_data(length, stream_id)
             self.schedule_flush()
 
-    def relay(self, stream_id: int, queue: deque[list], passed_on: Callable[[int], None]) -> bool:
+    def relay(
+        self, stream_id: int, queue: deque[list], passed_on: Callable[[int], None], end_stream: bool = False
+    ) -> bool:
         """Sends the queued `[data, flow-controlled length]` chunks on `stream_id` as far as the
         peer's window allows, calling `passed_on(length)` for each chunk once it is all sent.
-        True when the queue is empty."""
+        True when the queue is empty; with `end_stream`, the stream is ended then too (with the
+        last chunk, not in a frame of its own)."""
         while queue:
             window = self.window(stream_id)
             if window <= 0:
@@ -116,11 +119,16 @@ class H2Endpoint(asyncio.Protocol):
             data = item[0]
             if len(data) <= window:
                 queue.popleft()
-                self.send_data(stream_id, data)
+                last = end_stream and not queue
+                self.send_data(stream_id, data, end_stream=last)
                 passed_on(item[1])
+                if last:
+                    return True
             else:
                 self.send_data(stream_id, data[:window])
                 item[0] = data[window:]
+        if end_stream:
+            self.end_stream(stream_id)
         return True
 
     def send_goaway(self) -> None:

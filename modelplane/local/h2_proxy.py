@@ -323,9 +323,9 @@ class GrpcCall:
         upstream = self._upstream
         if upstream is None or self.ended or self._up_ended:
             return
-        if upstream.relay(self._upstream_id, self._to_upstream, self._passed_up) and self.client_ended:
+        ended = self.client_ended
+        if upstream.relay(self._upstream_id, self._to_upstream, self._passed_up, end_stream=ended) and ended:
             self._up_ended = True
-            upstream.end_stream(self._upstream_id)
 
     def pump_down(self) -> None:
         """Sends what the replica sent, as far as the client's window allows, then the trailers."""
