@@ -31,7 +31,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gateway-port", type=int, default=8080, help="gateway port (0: any)")
     parser.add_argument("--domain", default="localhost", help="services are <name>.<namespace>.<domain>")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--no-warm-starts",
+        dest="warm_starts",
+        action="store_false",
+        help="start every replica as a fresh process, instead of forking replicas of modelplane serve "
+        "from a warm process that has imported the server and the runtimes",
+    )
+    scaling = parser.add_argument_group(
+        "autoscaling (the platform-wide defaults of Knative's config-autoscaler)"
+    )
+    scaling.add_argument(
+        "--scale-to-zero-grace-period",
+        type=_duration,
+        default="30s",
+        metavar="DURATION",
+        help="how long an idle revision with minReplicas 0 keeps its last replica (default 30s)",
+    )
+    scaling.add_argument(
+        "--activator-timeout",
+        type=_duration,
+        default="60s",
+        metavar="DURATION",
+        help="how long a request waits in the gateway for a replica before a 503 (default 60s)",
+    )
+    scaling.add_argument(
+        "--autoscaler-tick",
+        type=_duration,
+        default="2s",
+        metavar="DURATION",
+        help="how often the autoscaler decides (default 2s)",
+    )
     parser.set_defaults(func=run)
+
+
+def _duration(text: str) -> float:
+    from modelplane.control.autoscaling_settings import parse_duration
+
+    seconds = parse_duration(text)
+    if seconds is None or seconds < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30s, 2m or 1m30s")
+    return seconds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         api_port=args.api_port,
         gateway_port=args.gateway_port,
         domain=args.domain,
+        scale_to_zero_grace_period=args.scale_to_zero_grace_period,
+        activator_timeout=args.activator_timeout,
+        autoscaler_tick=args.autoscaler_tick,
+        warm_starts=args.warm_starts,
     )
 
     def on_ready(addresses, store) -> None:

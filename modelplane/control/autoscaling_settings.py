@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from modelplane.api.constants import DEFAULT_MIN_REPLICAS, KPA_METRICS
+from modelplane.api.constants import AUTOSCALER_CLASS_ANNOTATION, DEFAULT_MIN_REPLICAS, KPA_METRICS
 
 PREFIX = "autoscaling.knative.dev/"
 TARGET = PREFIX + "target"
@@ -98,6 +98,28 @@ class AutoscalerSettings:
     def scale_to_zero_wait(self) -> float:
         """How long an idle revision keeps its last replica before going to zero."""
         return max(self.scale_to_zero_grace_period, self.scale_to_zero_pod_retention_period)
+
+
+FIXED_SCALE_CLASSES = ("external", "none")
+
+
+def revision_scaling(template: dict, config: AutoscalerConfig | None = None) -> AutoscalerSettings | None:
+    """The autoscaler settings of a revision from its template (the component's scaling fields and
+    `scalingAnnotations`), or None when the revision keeps a fixed count: an autoscaler class that
+    scales it from outside (`external`, `none`), or a CPU or memory metric, which the embedded
+    platform does not measure."""
+    annotations = template.get("scalingAnnotations") or {}
+    if annotations.get(AUTOSCALER_CLASS_ANNOTATION) in FIXED_SCALE_CLASSES:
+        return None
+    metric = template.get("scaleMetric") or annotations.get(METRIC) or "concurrency"
+    if metric not in KPA_METRICS:
+        return None
+    return autoscaler_settings(template, annotations, config)
+
+
+def fixed_replicas(template: dict) -> int:
+    """The count of a revision that is not autoscaled: minReplicas, at least one."""
+    return max(1, int(template.get("minReplicas") or 1))
 
 
 def autoscaler_settings(

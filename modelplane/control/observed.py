@@ -34,6 +34,7 @@ class RevisionState:
     ready_replicas: int = 0
     failed_replicas: int = 0
     failure: Failure | None = None
+    desired_replicas: int | None = None  # None: not known (the revision is not scaled by count)
 
     @property
     def ready(self) -> bool:
@@ -58,9 +59,11 @@ class ServiceState:
 
     `invalid` is set when the spec cannot run at all (no runtime, nothing to run): the components
     then keep whatever revisions they had. `routed` tells whether the gateway has the service's hosts.
+    `running` lists every revision with replicas (or scaled to zero), per component.
     """
 
     components: Mapping[str, ComponentState] = field(default_factory=dict)
     invalid: Failure | None = None
     runtime: Mapping[str, str] | None = None
     routed: bool = False
+    running: Mapping[str, tuple[RevisionState, ...]] = field(default_factory=dict)

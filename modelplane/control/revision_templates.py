@@ -25,10 +25,12 @@ from modelplane.api import (
     select_runtime,
 )
 from modelplane.api.constants import (
+    AUTOSCALER_CLASS_ANNOTATION,
     PREDICTOR_CONTAINER,
     PROTOCOL_ENV,
     STORAGE_URI_ENV,
 )
+from modelplane.control.autoscaling_settings import PREFIX as AUTOSCALING_PREFIX
 
 COMPONENTS = ("predictor", "transformer", "explainer")
 DEFAULT_HTTP_PORT = 8080
@@ -135,6 +137,9 @@ def _container_template(component: str, container: dict, component_spec: dict, i
         "timeout": component_spec.get("timeout"),
         "minReplicas": component_spec.get("minReplicas"),
         "maxReplicas": component_spec.get("maxReplicas"),
+        "scaleMetric": component_spec.get("scaleMetric"),
+        "scaleTarget": component_spec.get("scaleTarget"),
+        "scalingAnnotations": scaling_annotations(isvc["metadata"]),
     }
 
 
@@ -156,6 +161,16 @@ def _add_transformer_args(template: dict, component_spec: dict, metadata: dict) 
             part in spellings or part.startswith(tuple(s + "=" for s in spellings)) for part in command
         ):
             command += [flag, value]
+
+
+def scaling_annotations(metadata: dict) -> dict[str, str]:
+    """The annotations that tune the autoscaler: a change to them is a new revision, as in Knative."""
+    annotations = metadata.get("annotations") or {}
+    return {
+        key: str(value)
+        for key, value in sorted(annotations.items())
+        if key.startswith(AUTOSCALING_PREFIX) or key == AUTOSCALER_CLASS_ANNOTATION
+    }
 
 
 def merge_containers(runtime: dict, override: dict) -> dict:

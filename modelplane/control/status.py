@@ -77,12 +77,28 @@ def inference_service_status(
     if components:
         status["components"] = components
     status["modelStatus"] = _model_status(state.components.get("predictor"), state.invalid)
+    revisions = _revision_replicas(state)
+    if revisions:
+        status["revisions"] = revisions
     runtime = state.runtime or {}
     if runtime.get("kind") == "ServingRuntime":
         status["servingRuntimeName"] = runtime["name"]
     elif runtime.get("kind") == "ClusterServingRuntime":
         status["clusterServingRuntimeName"] = runtime["name"]
     return status
+
+
+def _revision_replicas(state: ServiceState) -> list[dict]:
+    """modelplane's addition: the replicas of each running revision, ready and wanted, as Knative
+    reports them on its Revisions (`actualReplicas`, `desiredReplicas`)."""
+    entries = []
+    for component, revisions in state.running.items():
+        for revision in revisions:
+            entry = {"name": revision.name, "component": component, "actualReplicas": revision.ready_replicas}
+            if revision.desired_replicas is not None:
+                entry["desiredReplicas"] = revision.desired_replicas
+            entries.append(entry)
+    return sorted(entries, key=lambda e: (e["component"], e["name"]))
 
 
 def stopped_status(isvc: dict, *, now: str, previous: dict | None = None) -> dict:

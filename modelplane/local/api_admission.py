@@ -4,16 +4,20 @@ A `ValidationError` becomes `Invalid` (HTTP 422), worded as Kubernetes words it:
 `InferenceService.serving.kserve.io "iris" is invalid: spec.predictor: ...`.
 
 An InferenceGraph is also checked for what its router could not run (a cycle of nodes, a `nodeName`
-that names no node, a condition that does not parse): `modelplane.graph.validation`.
+that names no node, a condition that does not parse): `modelplane.graph.validation`. An
+InferenceService's autoscaling annotations are checked as the autoscaler reads them (a `window` of 2s
+is refused here rather than ignored later).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from modelplane.api.admission import admit as api_admit
 from modelplane.api.errors import FieldError, ValidationError
-from modelplane.api.kinds import INFERENCE_GRAPH, kind_of
+from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE, kind_of
+from modelplane.control.autoscaling_settings import PREFIX, AutoscalingError, revision_scaling
+from modelplane.control.revision_templates import COMPONENTS, scaling_annotations
 from modelplane.graph.validation import validate_graph_spec
 from modelplane.local.api_errors import Invalid
 from modelplane.local.store import Admit, Resource
@@ -34,17 +38,36 @@ def admission_from(admit: Callable[..., Resource] = api_admit) -> Admit:
 
 def default_admission() -> Admit:
     """The admission the control plane runs: KServe's defaulting and validation, and the graph checks."""
-    return admission_from(admit_with_graph_checks)
+    return admission_from(admit_with_platform_checks)
 
 
-def admit_with_graph_checks(resource: Resource, **context) -> Resource:
-    """`modelplane.api.admit`, then, for an InferenceGraph, the structure its router needs."""
+def admit_with_platform_checks(resource: Resource, **context) -> Resource:
+    """`modelplane.api.admit`, then what the platform needs: for an InferenceGraph, the structure its
+    router needs; for an InferenceService, autoscaling settings the autoscaler can use."""
     admitted = api_admit(resource, **context)
-    if kind_of(admitted) == INFERENCE_GRAPH:
+    kind = kind_of(admitted)
+    if kind == INFERENCE_GRAPH:
         problems = validate_graph_spec(admitted.get("spec") or {})
         if problems:
             raise ValidationError([FieldError("spec.nodes", problem) for problem in problems])
+    elif kind == INFERENCE_SERVICE:
+        errors = list(_autoscaling_errors(admitted))
+        if errors:
+            raise ValidationError(errors)
     return admitted
+
+
+def _autoscaling_errors(isvc: Resource) -> Iterator[FieldError]:
+    annotations = scaling_annotations(isvc.get("metadata") or {})
+    for component in COMPONENTS:
+        component_spec = (isvc.get("spec") or {}).get(component)
+        if not isinstance(component_spec, dict):
+            continue
+        try:
+            revision_scaling({**component_spec, "scalingAnnotations": annotations})
+        except AutoscalingError as error:
+            where = "metadata.annotations" if str(error).startswith(PREFIX) else f"spec.{component}"
+            yield FieldError(where, str(error))
 
 
 def _invalid(resource: Resource, error: ValidationError) -> Invalid:

@@ -40,16 +40,28 @@ class Column:
         return ",".join(_text(v) for v in values)
 
 
+# modelplane's own wide columns: the replicas of each running revision (`status.revisions`).
+_REPLICA_COLUMNS = (
+    Column("Revisions", ".status.revisions[*].name", "string", priority=1),
+    Column("Replicas", ".status.revisions[*].actualReplicas", "string", priority=1),
+    Column("Desired", ".status.revisions[*].desiredReplicas", "string", priority=1),
+)
+
+
 @cache
 def printer_columns(kind: Kind) -> tuple[Column, ...]:
     """The kind's columns after NAME (kubectl's wide output adds those with a priority)."""
+    extra = _REPLICA_COLUMNS if kind.kind == "InferenceService" else ()
     for version in crd(kind)["spec"]["versions"]:
         if version["name"] == kind.version:
-            return tuple(
-                Column(c["name"], c["jsonPath"], c.get("type", "string"), c.get("priority", 0))
-                for c in version.get("additionalPrinterColumns", [])
+            return (
+                tuple(
+                    Column(c["name"], c["jsonPath"], c.get("type", "string"), c.get("priority", 0))
+                    for c in version.get("additionalPrinterColumns", [])
+                )
+                + extra
             )
-    return ()
+    return extra
 
 
 def evaluate(json_path: str, resource: Any) -> list[Any]:

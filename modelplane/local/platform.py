@@ -18,14 +18,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelplane.control.autoscaling_settings import AutoscalerConfig
 from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.apiserver import ApiServer, bind, open_store
+from modelplane.local.autoscaling import DEFAULT_TICK, Autoscaling
 from modelplane.local.gateway import GatewayConfig, GatewayThread
 from modelplane.local.gateway_routes import DEFAULT_DOMAIN
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
 from modelplane.local.store import Store
 from modelplane.local.supervisor import SupervisorSettings
+from modelplane.local.zygote import Zygote
 
 logger = logging.getLogger("modelplane.platform")
 
@@ -37,6 +40,10 @@ class PlatformConfig:
     gateway_port: int = 8080
     domain: str = DEFAULT_DOMAIN
     host: str = DEFAULT_API_HOST
+    scale_to_zero_grace_period: float = AutoscalerConfig.scale_to_zero_grace_period
+    activator_timeout: float = GatewayConfig.queue_timeout
+    autoscaler_tick: float = DEFAULT_TICK
+    warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (zygote.py)
 
 
 @dataclass(frozen=True)
@@ -98,17 +105,27 @@ class Platform:
             loop.add_signal_handler(signum, self._stopping.set)
         store = self.store = open_store(config.home)
         api = _ApiServer(store, bind(config.host, config.api_port))
-        gateway_thread = GatewayThread(GatewayConfig(host=config.host, port=config.gateway_port))
+        autoscaling = Autoscaling(
+            AutoscalerConfig(scale_to_zero_grace_period=config.scale_to_zero_grace_period),
+            tick=config.autoscaler_tick,
+        )
+        gateway_thread = GatewayThread(
+            GatewayConfig(host=config.host, port=config.gateway_port, queue_timeout=config.activator_timeout),
+            on_demand=autoscaling.wake_from_any_thread,
+        )
         try:
             gateway = gateway_thread.start()
         except BaseException:
             api.sock.close()
             store.close()
             raise
+        zygote = Zygote(config.home / "logs" / "zygote.log") if config.warm_starts else None
+        if zygote is not None:
+            await zygote.start()
         settings = SupervisorSettings(
-            logs_dir=config.home / "logs", domain=config.domain, gateway_port=gateway.port
+            logs_dir=config.home / "logs", domain=config.domain, gateway_port=gateway.port, zygote=zygote
         )
-        reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"))
+        reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling)
         api_task = asyncio.create_task(api.run())
         try:
             while not api.started and not api_task.done():
@@ -128,6 +145,8 @@ class Platform:
                 await api_task
             await asyncio.to_thread(gateway_thread.stop)
             await reconciler.close()
+            if zygote is not None:
+                await zygote.close()
             store.close()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)

@@ -43,8 +43,10 @@ from modelplane.control import (
     stopped_status,
     traffic_targets,
 )
+from modelplane.control.autoscaling_settings import AutoscalingError, fixed_replicas, revision_scaling
 from modelplane.control.urls import service_host
 from modelplane.local.api_errors import Expired, NotFound
+from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import Backend, Route, RouteTable, component_host
 from modelplane.local.graph_reconciler import GraphReconciler
@@ -87,12 +89,18 @@ class Reconciler:
     """Runs on the platform's event loop: `start()` begins watching, `close()` stops every replica."""
 
     def __init__(
-        self, store: Store, gateway: RouteSink, settings: SupervisorSettings, revision_log: RevisionLog
+        self,
+        store: Store,
+        gateway: RouteSink,
+        settings: SupervisorSettings,
+        revision_log: RevisionLog,
+        autoscaling: Autoscaling | None = None,
     ) -> None:
         self.store = store
         self.gateway = gateway
         self.settings = settings
         self.revision_log = revision_log
+        self.autoscaling = autoscaling or Autoscaling()
         self._services: dict[Key, _Service] = {}
         self._kicks: dict[Key, asyncio.Event] = {}
         self._workers: dict[Key, asyncio.Task] = {}
@@ -112,10 +120,12 @@ class Reconciler:
             asyncio.create_task(self._watch(CLUSTER_SERVING_RUNTIME.kind, self._on_runtime_event)),
         ]
         self.graphs.start()
+        self.autoscaling.start(self.gateway.revision_stats)
 
     async def close(self) -> None:
         """Stops watching and stops every replica (gracefully, all at once)."""
         self._closing = True
+        await self.autoscaling.close()
         await self.graphs.close()
         for task in [*self._watches, *self._workers.values()]:
             task.cancel()
@@ -193,6 +203,8 @@ class Reconciler:
             self._ensure_running(service, revision_name)
         self._split_traffic(service)
         self._update_routes()
+        for runner in service.running.values():
+            runner.stop_removed()  # replicas scaled down, now out of the routes
         for revision_name in set(service.running) - self._wanted(service):
             self._retire(service, service.running.pop(revision_name))
         self._write_status(ref, isvc, service)
@@ -260,12 +272,23 @@ class Reconciler:
             return
         revision = service.revision(revision_name)
         key = (service.namespace, service.name)
-        count = max(1, int(revision.template.get("minReplicas") or 1))
         runner = RevisionReplicas(
-            revision, service.namespace, service.name, count, self.settings, lambda: self.kick(key)
+            revision, service.namespace, service.name, 0, self.settings, lambda: self.kick(key)
         )
+        runner.scale(self._initial_replicas(runner, key))
         service.running[revision_name] = runner
-        runner.start()
+
+    def _initial_replicas(self, runner: RevisionReplicas, key: Key) -> int:
+        """The autoscaler's first count for a revision that scales on its requests, else minReplicas."""
+        template = runner.revision.template
+        try:
+            scaling = revision_scaling(template, self.autoscaling.config)
+        except AutoscalingError as exc:  # stored before the platform checked it
+            logger.warning("%s: %s; keeping a fixed replica count", runner.revision.name, exc)
+            scaling = None
+        if scaling is None:
+            return fixed_replicas(template)
+        return self.autoscaling.track(runner.revision.name, scaling, runner, lambda: self.kick(key))
 
     def _split_traffic(self, service: _Service) -> None:
         for component, latest in service.latest.items():
@@ -285,6 +308,7 @@ class Reconciler:
     def _retire(self, service: _Service, runner: RevisionReplicas) -> None:
         """Stops a revision the routes no longer name, once the requests it holds are done."""
         logger.info("%s/%s: stopping %s", service.namespace, service.name, runner.revision.name)
+        self.autoscaling.forget(runner.revision.name)
         task = asyncio.create_task(self._drain_and_stop(runner))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
@@ -379,7 +403,11 @@ class Reconciler:
             )
         host = service_host(service.name, service.namespace, self.settings.domain)
         routed = host in self._routes.get((service.namespace, service.name), {})
-        return ServiceState(components, service.invalid, service.runtime, routed)
+        running: dict[str, tuple] = {}
+        for runner in service.running.values():
+            component = runner.revision.component
+            running[component] = (*running.get(component, ()), runner.state())
+        return ServiceState(components, service.invalid, service.runtime, routed, running)
 
     def _write_status(self, ref: Ref, isvc: dict, service: _Service) -> None:
         previous = isvc.get("status") or {}

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import logging
 import os
@@ -34,11 +32,9 @@ from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOA
 from modelplane.control import Failure, Revision, RevisionState
 from modelplane.local.replica_command import ReplicaPorts, replica_launch, speaks_modelplane_serve
 from modelplane.local.replica_probe import probe
+from modelplane.local.zygote import ForkedProcess, Zygote, die_with_parent
 
 logger = logging.getLogger("modelplane.supervisor")
-
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
 
 
 @dataclass(frozen=True)
@@ -46,12 +42,14 @@ class SupervisorSettings:
     logs_dir: Path
     domain: str = "localhost"
     gateway_port: int = 8080
-    probe_interval: float = 0.2
+    probe_interval: float = 0.05  # while a replica loads: a warm one is ready in a fraction of a second
     ready_probe_interval: float = 2.0
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     stable_after: float = 30.0  # a replica up this long starts its back-off afresh
     stop_grace: float = 20.0
+    # The warm process replicas of `modelplane serve` are forked from (None: every replica starts cold).
+    zygote: Zygote | None = None
 
 
 def replica_log_dir(logs_dir: Path, namespace: str, service: str, component: str) -> Path:
@@ -114,11 +112,12 @@ class Replica:
         try:
             await asyncio.wait_for(process.wait(), self.settings.stop_grace)
         except TimeoutError:
-            logger.warning("%s did not stop within %ss: killing it", self._label(), self.settings.stop_grace)
+            logger.warning("%s did not stop within %ss: killing it", self.label, self.settings.stop_grace)
             _signal_group(process.pid, signal.SIGKILL)
             await process.wait()
 
-    def _label(self) -> str:
+    @property
+    def label(self) -> str:
         return f"replica {self.index} of {self.revision.name}"
 
     def _set(self, phase: str, *, address: str | None = None, failure: Failure | None = None) -> None:
@@ -127,7 +126,7 @@ class Replica:
         if (phase, address, failure) == (self.phase, self.address, self.failure):
             return
         if phase == FAILED_TO_LOAD and failure is not None and failure is not self.failure:
-            logger.warning("%s failed to load: %s", self._label(), failure.message)
+            logger.warning("%s failed to load: %s", self.label, failure.message)
         self.phase, self.address, self.failure = phase, address, failure
         self._on_change()
 
@@ -182,7 +181,7 @@ class Replica:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,
-                preexec_fn=_die_with_platform,
+                preexec_fn=die_with_parent,
             )
         output, _ = await self._process.communicate()
         if self._process.returncode != 0:
@@ -198,30 +197,37 @@ class Replica:
         if self._stopping.is_set():
             return
         self._note(f"starting: {' '.join(launch.argv)}")
+        env = {**os.environ, **launch.env}
+        zygote = self.settings.zygote
         try:
-            with self.log_path.open("ab") as log:
-                self._process = await asyncio.create_subprocess_exec(
-                    *launch.argv,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                    env={**os.environ, **launch.env},
-                    start_new_session=True,
-                    preexec_fn=_die_with_platform,
-                )
+            forked = await zygote.spawn(launch.argv, env, self.log_path) if zygote else None
+            if forked is not None:
+                self._process = forked
+            else:
+                with self.log_path.open("ab") as log:
+                    self._process = await asyncio.create_subprocess_exec(
+                        *launch.argv,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=asyncio.subprocess.STDOUT,
+                        env=env,
+                        start_new_session=True,
+                        preexec_fn=die_with_parent,
+                    )
         except OSError as exc:  # a program that is not there, or not executable
             message = f"cannot run {launch.argv[0]}: {exc.strerror or exc}"
             self._note(message)
             self._set(FAILED_TO_LOAD, failure=self._failure(message))
             return
-        logger.info("%s started (pid %s, port %s)", self._label(), self._process.pid, ports.http)
+        how = "forked warm, " if isinstance(self._process, ForkedProcess) else ""
+        logger.info("%s started (%spid %s, port %s)", self.label, how, self._process.pid, ports.http)
         await self._watch(client, template, ports)
         code = self._process.returncode
         if self._stopping.is_set():
             self._note(f"stopped (exit code {code})")
             return
         self._note(f"exited with code {code}")
-        logger.warning("%s exited with code %s", self._label(), code)
+        logger.warning("%s exited with code %s", self.label, code)
         if self.phase == LOADED:  # it had loaded its model: a restart brings it back
             self._set(LOADING)
             return
@@ -240,7 +246,7 @@ class Replica:
                 break
             if result.ready:
                 if self.phase != LOADED:
-                    logger.info("%s is ready on 127.0.0.1:%s", self._label(), ports.http)
+                    logger.info("%s is ready on 127.0.0.1:%s", self.label, ports.http)
                 self._set(LOADED, address=f"127.0.0.1:{ports.http}")
             elif result.failure:
                 self._set(FAILED_TO_LOAD, failure=self._failure(result.failure))
@@ -260,7 +266,12 @@ class Replica:
 
 
 class RevisionReplicas:
-    """The replicas of one revision of one InferenceService component."""
+    """The replicas of one revision of one InferenceService component, as many as `scale` asks for.
+
+    Scaling down takes replicas out of `addresses()` at once but stops them only when `stop_removed()`
+    is called, which the reconciler does once routes without them are in effect. A revision scaled to
+    zero is ready: its first request wakes it up through the gateway.
+    """
 
     def __init__(
         self,
@@ -272,19 +283,46 @@ class RevisionReplicas:
         on_change: Callable[[], None],
     ) -> None:
         self.revision = revision
-        folder = replica_log_dir(settings.logs_dir, namespace, service, revision.component)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.replicas = [
-            Replica(revision, index, folder / f"{revision.name}-{index}.log", settings, on_change)
-            for index in range(count)
-        ]
+        self.desired = count
+        self.replicas: list[Replica] = []
+        self._settings = settings
+        self._on_change = on_change
+        self._folder = replica_log_dir(settings.logs_dir, namespace, service, revision.component)
+        self._folder.mkdir(parents=True, exist_ok=True)
+        self._removed: list[Replica] = []
+        self._stopping: set[asyncio.Task] = set()
 
     def start(self) -> None:
-        for replica in self.replicas:
+        self.scale(self.desired)
+
+    def scale(self, count: int) -> None:
+        """Starts replicas up to `count`, or sets the surplus aside for `stop_removed()`: first those
+        that are not ready, then the newest."""
+        self.desired = count
+        while len(self.replicas) < count:
+            taken = {replica.index for replica in self.replicas}
+            index = next(i for i in range(count) if i not in taken)
+            log_path = self._folder / f"{self.revision.name}-{index}.log"
+            replica = Replica(self.revision, index, log_path, self._settings, self._on_change)
+            self.replicas.append(replica)
             replica.start()
+        if len(self.replicas) > count:
+            by_value = sorted(self.replicas, key=lambda r: (r.phase == LOADED, -r.index))
+            surplus = by_value[: len(self.replicas) - count]
+            self.replicas = [replica for replica in self.replicas if replica not in surplus]
+            self._removed += surplus
+
+    def stop_removed(self) -> None:
+        """Stops, in the background, the replicas that scaling down set aside."""
+        for replica in self._removed:
+            task = asyncio.create_task(replica.stop(), name=f"stop {replica.label}")
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+        self._removed = []
 
     async def stop(self) -> None:
-        await asyncio.gather(*(replica.stop() for replica in self.replicas))
+        replicas, self._removed = [*self.replicas, *self._removed], []
+        await asyncio.gather(*(replica.stop() for replica in replicas), *self._stopping)
 
     def addresses(self) -> tuple[str, ...]:
         return tuple(r.address for r in self.replicas if r.phase == LOADED and r.address)
@@ -296,21 +334,14 @@ class RevisionReplicas:
     def state(self) -> RevisionState:
         ready = sum(1 for r in self.replicas if r.phase == LOADED)
         failed = [r for r in self.replicas if r.phase == FAILED_TO_LOAD]
-        if ready:
+        if ready or (self.desired == 0 and not self.replicas):
             phase = LOADED
         elif failed:
             phase = FAILED_TO_LOAD
         else:
             phase = LOADING
         failure = failed[0].failure if failed else None
-        return RevisionState(self.revision.name, phase, ready, len(failed), failure)
-
-
-def _die_with_platform() -> None:
-    """In the replica, before its program starts: SIGTERM when `modelplane up` dies, however it dies
-    (Linux's parent-death signal), so that no replica outlives the platform."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        return RevisionState(self.revision.name, phase, ready, len(failed), failure, self.desired)
 
 
 def _modelplane_command(*arguments: str) -> list[str]:

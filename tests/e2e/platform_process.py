@@ -18,8 +18,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class PlatformProcess:
     """`modelplane up --home HOME` until `stop()`; its log is `HOME/up.log`."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, *options: str):
         self.home = home
+        self.options = options  # more `modelplane up` options
         self.api_url = ""
         self.gateway_url = ""
         self.log_path = home / "up.log"
@@ -33,7 +34,17 @@ class PlatformProcess:
         return env
 
     def start(self, timeout: float = 120) -> PlatformProcess:
-        command = [sys.executable, "-m", "modelplane", "up", "--api-port", "0", "--gateway-port", "0"]
+        command = [
+            sys.executable,
+            "-m",
+            "modelplane",
+            "up",
+            "--api-port",
+            "0",
+            "--gateway-port",
+            "0",
+            *self.options,
+        ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=log, env=self.env, cwd=REPO_ROOT, text=True

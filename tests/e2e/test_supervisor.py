@@ -190,3 +190,58 @@ def test_a_program_that_is_not_there_fails_to_load_and_stops_at_once(tmp_path):
             await replicas.stop()
 
     asyncio.run(scenario())
+
+
+def test_scaling_starts_replicas_and_stops_the_surplus_only_when_told(tmp_path):
+    async def scenario():
+        changes = []
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+        replicas = RevisionReplicas(
+            revision(command), "default", "demo", 1, settings(tmp_path), lambda: changes.append(1)
+        )
+        replicas.start()
+        try:
+            await until(lambda: len(replicas.addresses()) == 1, "one ready")
+            replicas.scale(3)
+            assert replicas.desired == 3
+            await until(lambda: len(replicas.addresses()) == 3, "three ready")
+            assert sorted(r.index for r in replicas.replicas) == [0, 1, 2]
+
+            newest = next(r for r in replicas.replicas if r.index == 2)
+            replicas.scale(1)
+            assert [r.index for r in replicas.replicas] == [0]  # the oldest stays
+            assert len(replicas.addresses()) == 1
+            assert newest.pid is not None, "stopped before the routes were told"
+            replicas.stop_removed()
+            await until(lambda: newest.pid is None, "the surplus stopped")
+
+            replicas.scale(2)  # the free index is taken again, with its log file
+            await until(lambda: len(replicas.addresses()) == 2, "two ready")
+            assert sorted(r.index for r in replicas.replicas) == [0, 1]
+        finally:
+            await replicas.stop()
+        assert all(replica.pid is None for replica in replicas.replicas)
+        logs = sorted(p.name for p in (tmp_path / "logs/default/demo/predictor").iterdir())
+        assert logs == [f"demo-predictor-00001-{i}.log" for i in range(3)]
+
+    asyncio.run(scenario())
+
+
+def test_a_revision_scaled_to_zero_is_ready_with_no_replica(tmp_path):
+    async def scenario():
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+        replicas = RevisionReplicas(revision(command), "default", "demo", 1, settings(tmp_path), lambda: None)
+        replicas.start()
+        try:
+            await until(lambda: replicas.addresses(), "ready")
+            (process,) = [r for r in replicas.replicas]
+            replicas.scale(0)
+            replicas.stop_removed()
+            state = replicas.state()
+            assert (state.phase, state.ready_replicas, state.desired_replicas) == ("Loaded", 0, 0)
+            assert replicas.addresses() == ()
+            await until(lambda: process.pid is None, "stopped")
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())

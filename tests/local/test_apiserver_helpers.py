@@ -114,6 +114,10 @@ def test_printer_columns_of_an_inference_service():
                     ]
                 }
             },
+            "revisions": [
+                {"name": "iris-predictor-00001", "actualReplicas": 2, "desiredReplicas": 1},
+                {"name": "iris-predictor-00002", "actualReplicas": 0, "desiredReplicas": 0},
+            ],
         },
     }
     now = datetime(2026, 1, 8, 23, 0, tzinfo=UTC)
@@ -126,9 +130,23 @@ def test_printer_columns_of_an_inference_service():
         "PREVROLLEDOUTREVISION": "iris-predictor-00001",
         "LATESTREADYREVISION": "iris-predictor-00002",
         "AGE": "7d23h",
+        "REVISIONS": "iris-predictor-00001,iris-predictor-00002",
+        "REPLICAS": "2,0",
+        "DESIRED": "1,0",
     }
     fresh = {"metadata": {"name": "new", "creationTimestamp": "2026-01-08T22:59:50Z"}}
-    assert [c.cell(fresh, now) for c in printer_columns(INFERENCE_SERVICE)] == ["", "", "", "", "", "", "10s"]
+    assert [c.cell(fresh, now) for c in printer_columns(INFERENCE_SERVICE)] == [
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "10s",
+        "",
+        "",
+        "",
+    ]
 
 
 def test_printer_columns_of_a_runtime_join_several_values():

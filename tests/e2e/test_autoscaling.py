@@ -1,0 +1,267 @@
+"""End to end: replicas that follow the load, scale to zero and back, and rollouts under load with no
+failed request, on `modelplane up` with short autoscaling periods."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
+
+sys.path.insert(0, str(REPO_ROOT / "examples"))
+from build_models import build_all  # noqa: E402
+
+IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
+WINDOW = {"autoscaling.knative.dev/window": "6s"}  # the shortest stable window Knative allows
+
+SLOW_MODEL = '''
+import asyncio, os
+from modelplane.server import Model, ModelServer
+
+class Slow(Model):
+    """Takes 0.2 s per request and says which replica answered."""
+
+    def load(self):
+        self.ready = True
+        return True
+
+    async def predict(self, payload, headers=None):
+        await asyncio.sleep(0.2)
+        return {"predictions": [os.getpid()]}
+
+ModelServer(http_port=int(os.environ["PORT"]), grpc_port=None).start([Slow("slow")])
+'''
+
+
+def isvc(name: str, predictor: dict, annotations: dict | None = None) -> dict:
+    metadata = {"name": name, "namespace": "default", "annotations": {**WINDOW, **(annotations or {})}}
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": metadata,
+        "spec": {"predictor": predictor},
+    }
+
+
+def sklearn(**fields) -> dict:
+    return {"sklearn": {"storageUri": "pvc://examples/sklearn-iris"}, **fields}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    home = tmp_path_factory.mktemp("mp-home")
+    build_all(home / "pvc" / "examples")
+    (home / "pvc" / "slow").mkdir()
+    (home / "pvc" / "slow" / "model.py").write_text(SLOW_MODEL)
+    options = (
+        "--scale-to-zero-grace-period",
+        "1s",
+        "--autoscaler-tick",
+        "0.5s",
+        "--activator-timeout",
+        "20s",
+    )
+    platform = PlatformProcess(home, *options).start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
+        assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+def apply(platform: PlatformProcess, tmp_path: Path, resource: dict) -> None:
+    path = tmp_path / f"{resource['metadata']['name']}.yaml"
+    path.write_text(yaml.safe_dump(resource))
+    platform.cli("apply", "-f", str(path))
+
+
+def status(platform: PlatformProcess, name: str) -> dict:
+    return json.loads(platform.cli("get", "isvc", name, "-o", "json").stdout).get("status") or {}
+
+
+def replicas(platform: PlatformProcess, name: str) -> dict[str, tuple[int, int]]:
+    """(actual, desired) replicas per running revision, from the status."""
+    return {
+        r["name"]: (r["actualReplicas"], r.get("desiredReplicas"))
+        for r in status(platform, name).get("revisions", [])
+    }
+
+
+def wait_until(check, what: str, platform: PlatformProcess, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}\n--- up.log:\n{platform.log()[-8000:]}")
+
+
+def predict(platform: PlatformProcess, name: str, client: httpx.Client | None = None) -> httpx.Response:
+    send = client or httpx
+    return send.post(
+        f"{platform.gateway_url}/v1/models/{name}:predict",
+        headers={"host": f"{name}.default.localhost"},
+        json=IRIS,
+        timeout=120,
+    )
+
+
+class Load:
+    """Clients that send requests back to back until stopped, counting every answer."""
+
+    def __init__(self, platform: PlatformProcess, name: str, clients: int) -> None:
+        self.answers: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.replies: Counter = Counter()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(platform, name), daemon=True) for _ in range(clients)
+        ]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(120)
+
+    def _run(self, platform: PlatformProcess, name: str) -> None:
+        with httpx.Client() as client:
+            while not self._stop.is_set():
+                try:
+                    response = predict(platform, name, client)
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                self.answers[response.status_code] += 1
+                if response.status_code == 200:
+                    self.replies[json.dumps(response.json()["predictions"])] += 1
+                else:
+                    self.failures.append(f"{response.status_code}: {response.text}")
+
+
+def test_an_idle_revision_scales_to_zero_and_a_burst_wakes_it(platform, tmp_path):
+    apply(platform, tmp_path, isvc("iris-zero", sklearn(minReplicas=0)))
+    platform.cli("wait", "--for=condition=Ready", "isvc/iris-zero", "--timeout=300s")
+    revision = "iris-zero-predictor-00001"
+    wait_until(lambda: replicas(platform, "iris-zero") == {revision: (0, 0)}, "scale to zero", platform)
+    ready = {c["type"]: c["status"] for c in status(platform, "iris-zero")["conditions"]}
+    assert ready["Ready"] == "True", "a revision at zero is still ready"
+
+    results: list[httpx.Response] = []
+    burst = [
+        threading.Thread(target=lambda: results.append(predict(platform, "iris-zero"))) for _ in range(20)
+    ]
+    for thread in burst:
+        thread.start()
+    for thread in burst:
+        thread.join(180)
+    assert [r.status_code for r in results] == [200] * 20, [r.text for r in results if r.status_code != 200]
+    assert {json.dumps(r.json()) for r in results} == {'{"predictions": [1, 1]}'}
+    actual, desired = replicas(platform, "iris-zero")[revision]
+    assert actual >= 1 and desired >= 1
+    assert "scale from zero: a request waits in the gateway" in platform.log()
+
+    wide = platform.cli("get", "isvc", "iris-zero", "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-3:] == ["REVISIONS", "REPLICAS", "DESIRED"], wide
+    assert wide[1].split()[-3] == revision
+
+
+def test_a_revision_that_cannot_wake_answers_503_after_the_activator_timeout(platform, tmp_path):
+    model_dir = platform.home / "pvc" / "vanishing"
+    shutil.copytree(platform.home / "pvc" / "examples" / "sklearn-iris", model_dir)
+    predictor = {"minReplicas": 0, "sklearn": {"storageUri": "pvc://vanishing"}}
+    apply(platform, tmp_path, isvc("vanishing", predictor))
+    platform.cli("wait", "--for=condition=Ready", "isvc/vanishing", "--timeout=300s")
+    wait_until(
+        lambda: replicas(platform, "vanishing") == {"vanishing-predictor-00001": (0, 0)}, "zero", platform
+    )
+    shutil.rmtree(model_dir)  # the next replica cannot load its model
+
+    response = predict(platform, "vanishing")
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "revision vanishing-predictor-00001 could not take the request within 20s: "
+        "no replica became ready"
+    }
+    platform.cli("delete", "isvc", "vanishing")
+
+
+def test_replicas_follow_the_concurrency_up_and_back_down(platform, tmp_path):
+    slow = {
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "scaleTarget": 1,
+        "containers": [
+            {
+                "name": "kserve-container",
+                "image": "slow:latest",
+                "command": ["python", "/mnt/models/model.py"],
+                "env": [{"name": "STORAGE_URI", "value": "pvc://slow"}],
+            }
+        ],
+    }
+    apply(platform, tmp_path, isvc("slow", slow))
+    platform.cli("wait", "--for=condition=Ready", "isvc/slow", "--timeout=300s")
+    revision = "slow-predictor-00001"
+    with Load(platform, "slow", clients=3) as load:
+        wait_until(lambda: len(load.replies) >= 2, "a second replica answering", platform)
+        assert replicas(platform, "slow")[revision][1] in (2, 3)
+    assert load.failures == []
+    assert "panic: average concurrency" in platform.log() or "stable: average concurrency" in platform.log()
+    wait_until(lambda: replicas(platform, "slow") == {revision: (1, 1)}, "back to minReplicas", platform)
+
+
+def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform, tmp_path):
+    def changed(version: str, **fields) -> dict:
+        env = [{"name": "MODEL_VERSION", "value": version}]
+        return isvc(
+            "iris-live", {"sklearn": {"storageUri": "pvc://examples/sklearn-iris", "env": env}, **fields}
+        )
+
+    def traffic() -> list[tuple[str, int]]:
+        predictor = status(platform, "iris-live").get("components", {}).get("predictor", {})
+        return [(t["revisionName"], t["percent"]) for t in predictor.get("traffic", [])]
+
+    def only(revision: str) -> bool:
+        return traffic() == [(revision, 100)] and set(replicas(platform, "iris-live")) == {revision}
+
+    apply(platform, tmp_path, changed("1"))
+    platform.cli("wait", "--for=condition=Ready", "isvc/iris-live", "--timeout=300s")
+    with Load(platform, "iris-live", clients=2) as load:
+        apply(platform, tmp_path, changed("2"))  # a rollout
+        wait_until(lambda: only("iris-live-predictor-00002"), "the rollout", platform)
+
+        apply(platform, tmp_path, changed("3", canaryTrafficPercent=30))  # a canary
+        wait_until(
+            lambda: (
+                sorted(traffic()) == [("iris-live-predictor-00002", 70), ("iris-live-predictor-00003", 30)]
+            ),
+            "the canary split",
+            platform,
+        )
+        apply(platform, tmp_path, changed("3", canaryTrafficPercent=0))  # a rollback
+        wait_until(
+            lambda: (
+                sorted(traffic()) == [("iris-live-predictor-00002", 100), ("iris-live-predictor-00003", 0)]
+            ),
+            "the rollback",
+            platform,
+        )
+        apply(platform, tmp_path, changed("3"))  # the promotion
+        wait_until(lambda: only("iris-live-predictor-00003"), "the promotion", platform)
+    assert load.failures == []
+    assert load.answers[200] > 20
