@@ -514,13 +514,7 @@ def write_grpc_section(table: str, command: str) -> None:
         "gRPC `ModelInfer` through `modelplane up`'s gateway (HTTP/2 on the REST port) against straight to the "
         f"replica's gRPC port.\nProduced by `{command}`.\n\n{table}\n\n{GRPC_NOTES}\n"
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Gateway, gRPC\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    put_section("Gateway, gRPC", section)
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -592,8 +586,13 @@ def write_section(table: str, command: str) -> None:
         "The latency `modelplane up`'s gateway adds between a client and a replica (target: under 0.5 ms at p50).\n"
         f"Produced by `{command}`.\n\n{table}\n\n{READING_NOTES}\n"
     )
+    put_section("Gateway", section)
+
+
+def put_section(title: str, section: str) -> None:
+    """Replaces the `## <title>` section of bench/RESULTS.md with `section`, or appends it."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Gateway\n.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:
