@@ -366,6 +366,7 @@ class Reconciler:
             weight=percent,
             container_concurrency=int(template.get("containerConcurrency") or 0),
             timeout_seconds=float(timeout) if timeout else None,
+            grpc_replicas=runner.grpc_addresses(),
         )
 
     def _observed(self, service: _Service) -> ServiceState:

@@ -77,6 +77,7 @@ class Replica:
         self.settings = settings
         self.phase = PENDING
         self.address: str | None = None
+        self.grpc_address: str | None = None  # where it takes gRPC (the port it was given for it)
         self.failure: Failure | None = None
         self.restarts = 0
         self._on_change = on_change
@@ -189,6 +190,7 @@ class Replica:
 
     async def _run_process(self, client: httpx.AsyncClient, template: dict, model_dir: Path | None) -> None:
         ports = ReplicaPorts(_free_port(), _free_port())
+        self.grpc_address = f"127.0.0.1:{ports.grpc}"
         launch = replica_launch(
             template, ports, model_dir, domain=self.settings.domain, gateway_port=self.settings.gateway_port
         )
@@ -324,6 +326,10 @@ class RevisionReplicas:
 
     def addresses(self) -> tuple[str, ...]:
         return tuple(r.address for r in self.replicas if r.phase == LOADED and r.address)
+
+    def grpc_addresses(self) -> tuple[str, ...]:
+        """The gRPC addresses of the replicas `addresses()` lists, in the same order."""
+        return tuple(r.grpc_address for r in self.replicas if r.phase == LOADED and r.address)
 
     def state(self) -> RevisionState:
         ready = sum(1 for r in self.replicas if r.phase == LOADED)
