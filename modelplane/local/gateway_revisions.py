@@ -14,12 +14,16 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from modelplane.local.gateway_routes import split_address
 
 logger = logging.getLogger(__name__)
+
+UNREACHABLE_PAUSE = 0.5  # seconds a replica that refused a connection is passed over
+# A request tries this many connections (waiting for a reachable replica between them) before failing.
+MAX_CONNECT_ATTEMPTS = 10
 
 
 class Unavailable(Exception):
@@ -54,13 +58,14 @@ class Replica:
     `grpc_address` is where the replica serves gRPC, if it does.
     """
 
-    __slots__ = ("address", "host", "port", "in_flight", "grpc_address")
+    __slots__ = ("address", "host", "port", "in_flight", "grpc_address", "unreachable_until")
 
     def __init__(self, address: str, grpc_address: str | None = None) -> None:
         self.address = address
         self.host, self.port = split_address(address)
         self.in_flight = 0
         self.grpc_address = grpc_address
+        self.unreachable_until = 0.0  # the loop's clock: refused a connection, set aside until then
 
 
 class RevisionState:
@@ -117,17 +122,14 @@ class RevisionState:
         """A free slot now, or None when the request has to wait (behind others, or for room)."""
         if self._waiters:
             return None
-        replica = self._pick(())
+        replica = self._pick()
         if replica is not None:
             self._take(replica)
         return replica
 
-    async def acquire(self, timeout: float, max_queued: int, exclude: Collection[str] = ()) -> Replica:
-        """A replica with a free slot, waiting up to `timeout` seconds for one.
-
-        `exclude` names replicas to avoid (they just refused a connection) while others have room.
-        """
-        replica = None if self._waiters else self._pick(exclude)
+    async def acquire(self, timeout: float, max_queued: int) -> Replica:
+        """A replica with a free slot, waiting up to `timeout` seconds for one."""
+        replica = None if self._waiters else self._pick()
         if replica is not None:
             self._take(replica)
             return replica
@@ -138,11 +140,20 @@ class RevisionState:
         if not self.replicas:
             self._ask_for_replica()
             # The callback may have brought replicas at once (an autoscaler on this loop).
-            replica = None if self._waiters else self._pick(exclude)
+            replica = None if self._waiters else self._pick()
             if replica is not None:
                 self._take(replica)
                 return replica
         return await self._wait(timeout)
+
+    def set_aside(self, replica: Replica) -> None:
+        """A replica refused a connection (it crashed, or stops): no request goes to it for a moment.
+        Requests wait for another replica meanwhile, or for the route table to bring a restarted one,
+        instead of failing; the supervisor notices the crash and the routes follow within moments."""
+        loop = asyncio.get_running_loop()
+        # The loop's clock, as the timer's: when the timer fires, the replica is due back.
+        replica.unreachable_until = loop.time() + UNREACHABLE_PAUSE
+        loop.call_later(UNREACHABLE_PAUSE, self._hand_out)
 
     def release(self, replica: Replica) -> None:
         """Gives a slot back; the first waiting request takes it."""
@@ -190,7 +201,10 @@ class RevisionState:
         if waiter.done():
             return
         self._discard(waiter)
-        if self.replicas:
+        now = asyncio.get_running_loop().time()
+        if self.replicas and all(self._unreachable(r, now) for r in self.replicas):
+            why = "its replicas refused connections"
+        elif self.replicas:
             why = f"all its replicas stayed at their concurrency limit ({self.container_concurrency})"
         else:
             why = "no replica became ready"
@@ -206,7 +220,7 @@ class RevisionState:
 
     def _hand_out(self) -> None:
         while self._waiters:
-            replica = self._pick(())
+            replica = self._pick()
             if replica is None:
                 return
             waiter = self._waiters.popleft()
@@ -214,7 +228,7 @@ class RevisionState:
                 self._take(replica)
                 waiter.set_result(replica)
 
-    def _pick(self, exclude: Collection[str]) -> Replica | None:
+    def _pick(self) -> Replica | None:
         """The least busy replica with a free slot, starting the scan round-robin to spread ties."""
         replicas = self.replicas
         count = len(replicas)
@@ -224,17 +238,27 @@ class RevisionState:
         start = self._next % count
         self._next = start + 1
         best = None
+        now = 0.0
         for offset in range(count):
             replica = replicas[(start + offset) % count]
             if limit and replica.in_flight >= limit:
                 continue
-            if exclude and replica.address in exclude:
-                continue
+            if replica.unreachable_until:
+                now = now or asyncio.get_running_loop().time()
+                if self._unreachable(replica, now):
+                    continue
             if best is None or replica.in_flight < best.in_flight:
                 best = replica
                 if not replica.in_flight:
                     break
         return best
+
+    @staticmethod
+    def _unreachable(replica: Replica, now: float) -> bool:
+        if replica.unreachable_until > now:
+            return True
+        replica.unreachable_until = 0.0
+        return False
 
     def _take(self, replica: Replica) -> None:
         replica.in_flight += 1

@@ -26,7 +26,7 @@ import h2.exceptions
 import orjson
 
 from modelplane.local.gateway_config import GatewayConfig
-from modelplane.local.gateway_revisions import Replica, RevisionState, Unavailable
+from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
 from modelplane.local.h2_endpoint import H2Endpoint, Headers
 from modelplane.local.h2_upstream import H2Upstream, H2UpstreamPool
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-MAX_ATTEMPTS = 3
 
 # gRPC status codes the gateway answers with.
 CANCELLED, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 1, 4, 12, 13, 14
@@ -350,18 +349,17 @@ class GrpcCall:
     async def _forward(self, replica: Replica | None) -> None:
         revision = self._revision
         config = self.client.config
-        refused: set[str] = set()
         try:
-            for attempt in range(1, MAX_ATTEMPTS + 1):
+            for attempt in range(1, MAX_CONNECT_ATTEMPTS + 1):
                 if replica is None:
-                    replica = await revision.acquire(config.queue_timeout, config.max_queued, refused)
+                    replica = await revision.acquire(config.queue_timeout, config.max_queued)
                 self._replica = replica
                 try:
                     upstream = await self.client.pool.connect(replica.grpc_address)
                 except OSError as exc:
                     self._release_slot()
-                    refused.add(replica.address)
-                    if attempt == MAX_ATTEMPTS or all(r.address in refused for r in revision.replicas):
+                    revision.set_aside(replica)
+                    if attempt == MAX_CONNECT_ATTEMPTS:
                         raise Unavailable(
                             503,
                             f"cannot connect to the gRPC port {replica.grpc_address} of replica "

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from modelplane.local.gateway_revisions import Replica, RevisionState, Unavailable
+from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
 from modelplane.local.http_heads import request_head, response_head
 from modelplane.local.http_messages import CONTINUE, LAST_CHUNK, error_response
 from modelplane.local.http_upstream import NO_BODY_STATUSES, UpstreamConnection
@@ -225,20 +225,19 @@ class Exchange:
         """
         revision = self._revision
         config = self.client.config
-        refused: set[str] = set()
         attempt = 0 if outcome is None else 1
         while True:
             if outcome is None:
                 attempt += 1
                 if replica is None:
-                    replica = await revision.acquire(config.queue_timeout, config.max_queued, refused)
+                    replica = await revision.acquire(config.queue_timeout, config.max_queued)
                 self._replica = replica
                 try:
                     upstream, reused = await self.client.pool.connect(replica)
                 except OSError as exc:
                     self._release_slot()
-                    refused.add(replica.address)
-                    if attempt == MAX_ATTEMPTS or all(r.address in refused for r in revision.replicas):
+                    revision.set_aside(replica)
+                    if attempt == MAX_CONNECT_ATTEMPTS:
                         raise Unavailable(
                             502,
                             f"cannot connect to replica {replica.address} of revision {revision.revision}: {exc}",

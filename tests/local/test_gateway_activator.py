@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import sys
 import threading
@@ -173,3 +174,29 @@ def test_a_callback_that_brings_a_replica_at_once_serves_the_request(replica):
         response = predict(gateway)
     assert response.status_code == 200
     assert response.json()["replica"] == "iris-1-a"
+
+
+def nobody_listening() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_requests_for_a_crashed_replica_wait_for_its_restart_instead_of_failing(replica):
+    crashed = nobody_listening()  # the replica died; the routes still name it
+    with running_gateway(Backend("iris-1", (crashed,))) as gateway, ThreadPoolExecutor(4) as pool:
+        pending = [pool.submit(predict, gateway) for _ in range(4)]
+        eventually(lambda: gateway.revision_stats()["iris-1"].queued == 4, "the requests wait")
+        gateway.update_routes(table(Backend("iris-1", (replica,))))  # restarted, on a new port
+        responses = [p.result(timeout=60) for p in pending]
+    assert [r.status_code for r in responses] == [200] * 4
+    assert {r.json()["replica"] for r in responses} == {"iris-1-a"}
+
+
+def test_a_replica_that_stays_unreachable_is_a_503_that_says_so():
+    with running_gateway(Backend("iris-1", (nobody_listening(),)), queue_timeout=0.3) as gateway:
+        response = predict(gateway)
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "revision iris-1 could not take the request within 0.3s: its replicas refused connections"
+    }

@@ -325,7 +325,9 @@ def test_a_refusing_replica_is_skipped_and_a_dead_revision_is_a_502(echo):
         with httpx.Client(base_url=gateway.url, headers={"host": HOST}) as client:
             for _ in range(10):
                 assert client.post("/v1/models/echo:predict", content=b"{}").json()["replica"] == "echo-1"
-        response = httpx.post(f"{gateway.url}/x", headers={"host": "dead.default.localhost"}, content=b"{}")
+        response = httpx.post(
+            f"{gateway.url}/x", headers={"host": "dead.default.localhost"}, content=b"{}", timeout=60
+        )
     assert response.status_code == 502
     assert response.json()["error"].startswith(f"cannot connect to replica {dead} of revision dead-1")
 
