@@ -4,7 +4,9 @@ A graph waits until each InferenceService its steps name is ready, then runs `mo
 the graph whose `serviceName`s are resolved to the services' URLs (`modelplane.control.graph_plan`).
 The router's command is the graph's revision: when a service's URL changes, or the spec does, a new
 revision starts, takes the host once it is ready, and the one before it is stopped. Any change of an
-InferenceService in the graph's namespace re-plans the graph, so it follows its services.
+InferenceService in the graph's namespace re-plans the graph, so it follows its services. The revisions
+are kept in a `RevisionLog`, so that after a restart of `modelplane up` a graph runs the same revision for
+the same command, and numbers a new one after every revision it had.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from modelplane.control.revision_templates import scaling_annotations
 from modelplane.local.api_errors import Expired, NotFound
 from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_routes import Backend, Route, inference_graph_routes
+from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
 
@@ -75,7 +78,7 @@ def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> di
 
 class GraphReconciler:
     """Runs on the platform's event loop next to the service reconciler; `on_routes` is called when
-    the graphs' routes (`routes()`) changed."""
+    the graphs' routes (`routes()`) changed. Without a `revision_log` the revisions live in memory only."""
 
     def __init__(
         self,
@@ -83,11 +86,13 @@ class GraphReconciler:
         settings: SupervisorSettings,
         on_routes: Callable[[], None],
         autoscaling: Autoscaling | None = None,
+        revision_log: RevisionLog | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.on_routes = on_routes
         self.autoscaling = autoscaling or Autoscaling()
+        self.revision_log = revision_log
         self._graphs: dict[Key, _Graph] = {}
         self._kicks: dict[Key, asyncio.Event] = {}
         self._workers: dict[Key, asyncio.Task] = {}
@@ -189,7 +194,10 @@ class GraphReconciler:
         except NotFound:
             self._tear_down(key)
             return
-        graph = self._graphs.setdefault(key, _Graph(namespace, name))
+        graph = self._graphs.get(key)
+        if graph is None:
+            past = self.revision_log.load(namespace, name) if self.revision_log else []
+            graph = self._graphs[key] = _Graph(namespace, name, past)
         previous = ig.get("status") or {}
         if ((ig["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) or "").lower() == "true":
             self._retire_all_but(graph, None)
@@ -221,7 +229,11 @@ class GraphReconciler:
     def _run(self, graph: _Graph, template: dict) -> None:
         """Starts the router revision of `template`, and gives it the host once it is ready."""
         latest, created = latest_revisions(graph.name, graph.revisions, {ROUTER: template})
-        graph.revisions += created
+        if created:
+            graph.revisions += created
+            if self.revision_log is not None:
+                self.revision_log.save(graph.namespace, graph.name, graph.revisions)
+            logger.info("%s/%s: new router revision %s", graph.namespace, graph.name, created[0].name)
         graph.latest = latest[ROUTER].name
         if graph.latest not in graph.running:
             logger.info("%s/%s: starting router %s", graph.namespace, graph.name, graph.latest)
@@ -254,5 +266,7 @@ class GraphReconciler:
         if graph is None:
             return
         logger.info("graph %s/%s deleted: stopping its router", *key)
+        if self.revision_log is not None:
+            self.revision_log.forget(*key)
         self.on_routes()
         self._retire_all_but(graph, None)
