@@ -564,7 +564,8 @@ def test_a_restart_numbers_new_router_revisions_after_the_stored_ones(scenarios)
     port = scenarios.gateway_url.rsplit(":", 1)[1]
 
     def answered():
-        return answer(post(scenarios, "model-chainer", IRIS)) == (200, {"predictions": [1, 1]})
+        response = post(scenarios, "model-chainer", IRIS)
+        return response.status_code == 200 and response.json() == {"predictions": [1, 1]}
 
     wait_until(answered, "the graph to answer again", scenarios)
     for name in names:
