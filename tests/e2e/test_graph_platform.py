@@ -26,6 +26,11 @@ from build_models import build_all  # noqa: E402
 EXAMPLES = REPO_ROOT / "examples"
 PREDICTOR = Path(__file__).with_name("graph_predictor.py")
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
+IRIS_V2 = {
+    "inputs": [
+        {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [6.8, 2.8, 4.8, 1.4, 6.0, 3.4, 4.5, 1.6]}
+    ]
+}
 SUCCESS = {"predictions": [{"message": "SUCCESS"}]}
 ERROR = {"detail": "Intentional 404 code"}
 NO_MATCH = {
@@ -81,6 +86,17 @@ def services() -> list[dict]:
         # As in KServe's model-chainer: the model name comes from `--model_name`, in either form.
         service("isvc-sklearn-graph-1", {"sklearn": {**sklearn, "args": ["--model_name=sklearn"]}}),
         service("isvc-sklearn-graph-2", {"sklearn": {**sklearn, "args": ["--model_name", "iris"]}}),
+        # Not in KServe's tests: a V2 service, which a graph calls at /v2/models/<name>/infer.
+        service(
+            "xgboost-iris-v2",
+            {
+                "model": {
+                    "modelFormat": {"name": "xgboost"},
+                    "protocolVersion": "v2",
+                    "storageUri": "pvc://examples/xgboost-iris",
+                }
+            },
+        ),
         custom_predictor("success-200-isvc", "success"),
         custom_predictor("error-404-isvc", "error"),
     ]
@@ -258,6 +274,42 @@ def scenario_graphs(gateway_port: str) -> list[dict]:
                 "annotations": {"serving.kserve.io/deploymentMode": "Standard"},
             },
         },
+        {
+            # `test_inference_graph_raw_mode_with_hpa`: replica settings; two routers share the host.
+            **graph(
+                "raw-chainer-hpa",
+                {
+                    "root": {
+                        "routerType": "Sequence",
+                        "steps": [
+                            step("sklearn", serviceName="sklearn-iris"),
+                            step("xgboost", serviceName="xgboost-iris", data="$request"),
+                        ],
+                    }
+                },
+                minReplicas=2,
+                maxReplicas=3,
+                scaleMetric="cpu",
+                scaleTarget=50,
+            ),
+            "metadata": {
+                "name": "raw-chainer-hpa",
+                "namespace": "default",
+                "annotations": {"serving.kserve.io/deploymentMode": "Standard"},
+            },
+        },
+        graph(
+            "v2-ensemble",
+            {
+                "root": {
+                    "routerType": "Ensemble",
+                    "steps": [
+                        step("v2", serviceName="xgboost-iris-v2"),
+                        step("same", serviceName="xgboost-iris-v2"),
+                    ],
+                }
+            },
+        ),
         # Not in KServe's tests: a `serviceUrl` step on the gateway, and one that answers too late.
         graph(
             "slow-step",
@@ -472,6 +524,24 @@ def test_raw_mode_a_standard_deployment_graph_is_ready_and_answers(scenarios):
     assert [row.index(max(row)) for row in rows] == [1, 1]
 
 
+def test_raw_mode_with_hpa_runs_min_replicas_routers(scenarios):
+    """`test_inference_graph_raw_mode_with_hpa`: minReplicas 2 (the scaling fields are accepted)."""
+    assert len(router_processes(scenarios, "raw-chainer-hpa")) == 2
+    for _ in range(4):
+        response = post(scenarios, "raw-chainer-hpa", IRIS)
+        assert response.status_code == 200, response.text
+        assert [row.index(max(row)) for row in response.json()["predictions"]] == [1, 1]
+
+
+def test_a_v2_service_is_called_at_its_v2_path(scenarios):
+    response = post(scenarios, "v2-ensemble", IRIS_V2)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert sorted(body) == ["same", "v2"]
+    assert body["v2"]["model_name"] == "xgboost-iris-v2"
+    assert body["v2"]["outputs"] == body["same"]["outputs"]
+
+
 def test_a_step_that_answers_too_late_is_a_504_naming_it(clean):
     response = post(clean, "slow-step", IRIS)
     assert response.status_code == 504
@@ -568,14 +638,17 @@ def test_a_restart_numbers_new_router_revisions_after_the_stored_ones(scenarios)
         return response.status_code == 200 and response.json() == {"predictions": [1, 1]}
 
     wait_until(answered, "the graph to answer again", scenarios)
+
+    def statuses():
+        listed = json.loads(scenarios.cli("get", "ig", "-o", "json").stdout)["items"]
+        found = {item["metadata"]["name"]: item.get("status") or {} for item in listed}
+        ready = all(found[name].get("url", "").endswith(f":{port}") for name in names)
+        return found if ready else None
+
+    found = wait_until(statuses, "every graph to be Ready on the new port", scenarios)
     for name in names:
-        wait_until(
-            lambda name=name: get_ig(scenarios, name)["status"].get("url", "").endswith(f":{port}"),
-            f"{name} to be Ready on the new port",
-            scenarios,
-        )
-        status = get_ig(scenarios, name)["status"]
-        assert [c["status"] for c in status["conditions"] if c["type"] == "Ready"] == ["True"], status
+        ready = [c["status"] for c in found[name]["conditions"] if c["type"] == "Ready"]
+        assert ready == ["True"], (name, found[name])
         after = router_revisions(scenarios, name)
         if name == "slow-step":
             assert after == before[name] == ["slow-step-router-00001"]
@@ -591,7 +664,3 @@ def test_a_restart_numbers_new_router_revisions_after_the_stored_ones(scenarios)
     )
     newest = router_revisions(scenarios, "scenario7")[-1]
     assert f"{newest}: starting" in scenarios.cli("logs", "scenario7", "-c", "router").stdout
-
-
-def get_ig(platform: PlatformProcess, name: str) -> dict:
-    return json.loads(platform.cli("get", "ig", name, "-o", "json").stdout)
