@@ -140,36 +140,39 @@ def scenario_graphs(gateway_port: str) -> list[dict]:
     on_error = "[@this].#(decision_picker==ERROR)"
     on_success = "[@this].#(decision_picker==SUCCESS)"
 
-    def switch_under_sequence(dependency: str) -> dict:
+    def node_under_sequence(router_type: str, root_dependency: str, **node_step) -> dict:
+        """root: a Sequence of node1 (`root_dependency`) and the success service; node1 calls the error one."""
         return {
             "root": {
                 "routerType": "Sequence",
                 "steps": [
-                    step("rootStep1", nodeName="node1", dependency=dependency),
+                    step("rootStep1", nodeName="node1", dependency=root_dependency),
                     step("rootStep2", **success),
                 ],
             },
             "node1": {
-                "routerType": "Switch",
-                "steps": [step("node1Step1", **error, condition=on_error, dependency=dependency)],
+                "routerType": router_type,
+                "steps": [step("node1Step1", **error, condition=on_error, **node_step)],
             },
         }
 
-    def splitter_under_sequence(dependency: str) -> dict:
-        return {
-            "root": {
-                "routerType": "Sequence",
-                "steps": [
-                    step("rootStep1", nodeName="node1", dependency=dependency),
-                    step("rootStep2", **success),
-                ],
+    def sklearn_then_xgboost(name: str, **spec) -> dict:
+        """KServe's raw-mode graph: the deploymentMode annotation on a Sequence sklearn -> xgboost."""
+        resource = graph(
+            name,
+            {
+                "root": {
+                    "routerType": "Sequence",
+                    "steps": [
+                        step("sklearn", serviceName="sklearn-iris"),
+                        step("xgboost", serviceName="xgboost-iris", data="$request"),
+                    ],
+                }
             },
-            "node1": {
-                "routerType": "Splitter",
-                # The condition of a Splitter step is ignored, as in KServe.
-                "steps": [step("node1Step1", **error, weight=100, condition=on_error)],
-            },
-        }
+            **spec,
+        )
+        resource["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "Standard"}
+        return resource
 
     return [
         graph(
@@ -229,8 +232,8 @@ def scenario_graphs(gateway_port: str) -> list[dict]:
                 }
             },
         ),
-        graph("scenario5", switch_under_sequence("Soft")),
-        graph("scenario6", switch_under_sequence("Hard")),
+        graph("scenario5", node_under_sequence("Switch", "Soft", dependency="Soft")),
+        graph("scenario6", node_under_sequence("Switch", "Hard", dependency="Hard")),
         graph(
             "scenario7",
             {
@@ -253,51 +256,14 @@ def scenario_graphs(gateway_port: str) -> list[dict]:
                 }
             },
         ),
-        graph("scenario9", splitter_under_sequence("Soft")),
-        graph("scenario10", splitter_under_sequence("Hard")),
-        {
-            **graph(
-                "raw-chainer",
-                {
-                    "root": {
-                        "routerType": "Sequence",
-                        "steps": [
-                            step("sklearn", serviceName="sklearn-iris"),
-                            step("xgboost", serviceName="xgboost-iris", data="$request"),
-                        ],
-                    }
-                },
-            ),
-            "metadata": {
-                "name": "raw-chainer",
-                "namespace": "default",
-                "annotations": {"serving.kserve.io/deploymentMode": "Standard"},
-            },
-        },
-        {
-            # `test_inference_graph_raw_mode_with_hpa`: replica settings; two routers share the host.
-            **graph(
-                "raw-chainer-hpa",
-                {
-                    "root": {
-                        "routerType": "Sequence",
-                        "steps": [
-                            step("sklearn", serviceName="sklearn-iris"),
-                            step("xgboost", serviceName="xgboost-iris", data="$request"),
-                        ],
-                    }
-                },
-                minReplicas=2,
-                maxReplicas=3,
-                scaleMetric="cpu",
-                scaleTarget=50,
-            ),
-            "metadata": {
-                "name": "raw-chainer-hpa",
-                "namespace": "default",
-                "annotations": {"serving.kserve.io/deploymentMode": "Standard"},
-            },
-        },
+        # The condition of a Splitter step is ignored, as in KServe.
+        graph("scenario9", node_under_sequence("Splitter", "Soft", weight=100)),
+        graph("scenario10", node_under_sequence("Splitter", "Hard", weight=100)),
+        sklearn_then_xgboost("raw-chainer"),
+        # `test_inference_graph_raw_mode_with_hpa`: replica settings; two routers share the host.
+        sklearn_then_xgboost(
+            "raw-chainer-hpa", minReplicas=2, maxReplicas=3, scaleMetric="cpu", scaleTarget=50
+        ),
         graph(
             "v2-ensemble",
             {
@@ -441,7 +407,7 @@ def test_apply_refuses_a_node_name_that_names_no_node_and_a_condition_that_does_
 # ---- KServe's e2e scenarios (test/e2e/graph/test_inference_graph.py), against real services ----
 
 
-def test_model_chainer_sklearn_xgboost_sklearn_answers_1_1(scenarios):
+def test_inference_graph_model_chainer_answers_1_1(scenarios):
     """`test_inference_graph`: three Hard steps; the sklearn services name their model with `--model_name`."""
     assert answer(post(scenarios, "model-chainer", IRIS)) == (200, {"predictions": [1, 1]})
 
@@ -454,24 +420,30 @@ def clean(scenarios):
     return scenarios
 
 
-def test_scenario1_soft_success_then_error_answers_the_error(clean):
-    assert answer(post(clean, "scenario1", IRIS)) == (404, ERROR)
-    assert received(clean, "success-200-isvc") == [IRIS]
-    assert received(clean, "error-404-isvc") == [IRIS]
+SIMPLE_SCENARIOS = {
+    # KServe's test: (graph, input, status, body, the inputs the success service got; None: not checked)
+    "test_ig_scenario1": ("scenario1", IRIS, 404, ERROR, [IRIS]),
+    "test_ig_scenario2": ("scenario2", IRIS, 200, SUCCESS, [IRIS]),
+    "test_ig_scenario3": ("scenario3", IRIS, 404, ERROR, []),  # the Hard error stops the Sequence
+    # A Soft failure of a child node is passed over; rootStep2 has no `data`: it gets the graph's input.
+    "test_ig_scenario5": ("scenario5", picker("ERROR"), 200, SUCCESS, [picker("ERROR")]),
+    "test_ig_scenario6": ("scenario6", picker("ERROR"), 404, ERROR, []),
+    "test_ig_scenario8": ("scenario8", picker("SUCCESS"), 404, ERROR, None),  # a Hard failure decides
+    "test_ig_scenario9": ("scenario9", IRIS, 200, SUCCESS, [IRIS]),
+    "test_ig_scenario10": ("scenario10", IRIS, 404, ERROR, []),
+}
 
 
-def test_scenario2_soft_error_then_success_answers_success(clean):
-    assert answer(post(clean, "scenario2", IRIS)) == (200, SUCCESS)
-    assert received(clean, "error-404-isvc") == [IRIS]
-    assert received(clean, "success-200-isvc") == [IRIS]
+@pytest.mark.parametrize("kserve_test", SIMPLE_SCENARIOS)
+def test_kserve_scenario(clean, kserve_test):
+    name, body, status, expected, success_inputs = SIMPLE_SCENARIOS[kserve_test]
+    assert answer(post(clean, name, body)) == (status, expected)
+    assert received(clean, "error-404-isvc") == [body]
+    if success_inputs is not None:
+        assert received(clean, "success-200-isvc") == success_inputs
 
 
-def test_scenario3_a_hard_error_stops_the_sequence(clean):
-    assert answer(post(clean, "scenario3", IRIS)) == (404, ERROR)
-    assert received(clean, "success-200-isvc") == []
-
-
-def test_scenario4_a_switch_picks_by_condition_and_answers_404_when_nothing_matches(clean):
+def test_ig_scenario4_a_switch_picks_by_condition_and_answers_404_when_nothing_matches(clean):
     assert answer(post(clean, "scenario4", picker("ERROR"))) == (404, ERROR)
     assert answer(post(clean, "scenario4", picker("SUCCESS"))) == (200, SUCCESS)
     no_match = post(clean, "scenario4", picker("NO_MATCH"))
@@ -481,38 +453,12 @@ def test_scenario4_a_switch_picks_by_condition_and_answers_404_when_nothing_matc
     assert received(clean, "success-200-isvc") == [picker("SUCCESS")]
 
 
-def test_scenario5_a_soft_switch_failure_is_passed_over(clean):
-    assert answer(post(clean, "scenario5", picker("ERROR"))) == (200, SUCCESS)
-    # rootStep2 has no `data`: it gets the graph's input, not the error.
-    assert received(clean, "success-200-isvc") == [picker("ERROR")]
-
-
-def test_scenario6_a_hard_switch_failure_stops_the_sequence(clean):
-    assert answer(post(clean, "scenario6", picker("ERROR"))) == (404, ERROR)
-    assert received(clean, "success-200-isvc") == []
-
-
-def test_scenario7_an_ensemble_includes_soft_failures(clean):
+def test_ig_scenario7_an_ensemble_includes_soft_failures(clean):
     response = post(clean, "scenario7", picker("SUCCESS"))
     assert answer(response) == (200, {"rootStep1": SUCCESS, "rootStep2": ERROR})
 
 
-def test_scenario8_a_hard_failure_decides_an_ensemble(clean):
-    assert answer(post(clean, "scenario8", picker("SUCCESS"))) == (404, ERROR)
-
-
-def test_scenario9_a_soft_splitter_failure_is_passed_over(clean):
-    assert answer(post(clean, "scenario9", IRIS)) == (200, SUCCESS)
-    assert received(clean, "error-404-isvc") == [IRIS]
-    assert received(clean, "success-200-isvc") == [IRIS]
-
-
-def test_scenario10_a_hard_splitter_failure_stops_the_sequence(clean):
-    assert answer(post(clean, "scenario10", IRIS)) == (404, ERROR)
-    assert received(clean, "success-200-isvc") == []
-
-
-def test_raw_mode_a_standard_deployment_graph_is_ready_and_answers(scenarios):
+def test_inference_graph_raw_mode_is_ready_and_answers(scenarios):
     """`test_inference_graph_raw_mode`: the deploymentMode annotation changes nothing on this platform."""
     status = json.loads(scenarios.cli("get", "ig", "raw-chainer", "-o", "json").stdout)["status"]
     assert [c["status"] for c in status["conditions"] if c["type"] == "Ready"] == ["True"]
@@ -524,7 +470,7 @@ def test_raw_mode_a_standard_deployment_graph_is_ready_and_answers(scenarios):
     assert [row.index(max(row)) for row in rows] == [1, 1]
 
 
-def test_raw_mode_with_hpa_runs_min_replicas_routers(scenarios):
+def test_inference_graph_raw_mode_with_hpa_runs_min_replicas_routers(scenarios):
     """`test_inference_graph_raw_mode_with_hpa`: minReplicas 2 (the scaling fields are accepted)."""
     assert len(router_processes(scenarios, "raw-chainer-hpa")) == 2
     for _ in range(4):
