@@ -116,10 +116,11 @@ class GraphReconciler:
         self._graphs.clear()
 
     def routes(self) -> dict[str, Route]:
-        """The host of each graph whose router serves."""
+        """The host of each graph that has a router: the one serving, else the one starting, whose
+        requests wait in the gateway until it is ready (as a service's first revision's do)."""
         table: dict[str, Route] = {}
         for graph in self._graphs.values():
-            runner = graph.running.get(graph.serving or "")
+            runner = graph.running.get(graph.serving or graph.latest or "")
             if runner is None:
                 continue
             timeout = runner.revision.template.get("timeout")
@@ -247,8 +248,8 @@ class GraphReconciler:
             graph.serving = graph.latest
             self.on_routes()
             self._retire_all_but(graph, graph.latest)
-        elif graph.serving is not None:
-            self.on_routes()  # the serving revision's replicas may have changed
+        else:
+            self.on_routes()  # a router just started, or the routed one's replicas changed
         for runner in graph.running.values():
             runner.stop_removed()  # replicas scaled down, now out of the routes
 

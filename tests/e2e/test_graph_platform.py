@@ -579,11 +579,14 @@ def test_a_restart_numbers_new_router_revisions_after_the_stored_ones(scenarios)
     scenarios.start()
     port = scenarios.gateway_url.rsplit(":", 1)[1]
 
-    def answered():
-        response = post(scenarios, "model-chainer", IRIS)
-        return response.status_code == 200 and response.json() == {"predictions": [1, 1]}
+    def routed():
+        """Once its router starts (RouterNotReady) the graph has its host: requests wait for the router."""
+        status = json.loads(scenarios.cli("get", "ig", "model-chainer", "-o", "json").stdout)["status"]
+        ready = [c for c in status["conditions"] if c["type"] == "Ready"][0]
+        return ready.get("reason") == "RouterNotReady" or status.get("url", "").endswith(f":{port}")
 
-    wait_until(answered, "the graph to answer again", scenarios)
+    wait_until(routed, "the graph's router to start", scenarios)
+    assert answer(post(scenarios, "model-chainer", IRIS)) == (200, {"predictions": [1, 1]})
 
     def statuses():
         listed = json.loads(scenarios.cli("get", "ig", "-o", "json").stdout)["items"]
