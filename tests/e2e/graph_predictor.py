@@ -1,11 +1,12 @@
 """A custom predictor for the InferenceGraph end-to-end tests, standing for KServe's e2e graph models.
 
-    python graph_predictor.py --model_name NAME --behaviour success|error
+    python graph_predictor.py --model_name NAME --behaviour success|error|headers
 
 It listens on `PORT` and answers `POST /v1/models/NAME:predict`:
 
 - `success`: 200 `{"predictions":[{"message":"SUCCESS"}]}` (KServe's `success-200-isvc`);
-- `error`: 404 `{"detail":"Intentional 404 code"}` (KServe's `error-404-isvc`).
+- `error`: 404 `{"detail":"Intentional 404 code"}` (KServe's `error-404-isvc`);
+- `headers`: 200 `{"headers": {name: value}}`, the request's headers (names in lower case).
 
 `?delay_ms=N` on the predict URL answers after N ms. Any other POST path is a 404 `{"detail":"Not Found"}`,
 so a graph that resolved the wrong URL notices. `GET /v2/health/ready` answers 200; `GET /requests` answers
@@ -71,7 +72,10 @@ def handler(model_name: str, behaviour: str) -> type[BaseHTTPRequestHandler]:
             delay = parse_qs(url.query).get("delay_ms")
             if delay:
                 time.sleep(float(delay[-1]) / 1000)
-            self._answer(*ANSWERS[behaviour])
+            if behaviour == "headers":
+                self._answer(200, {"headers": {k.lower(): v for k, v in self.headers.items()}})
+            else:
+                self._answer(*ANSWERS[behaviour])
 
     return Handler
 
@@ -79,7 +83,7 @@ def handler(model_name: str, behaviour: str) -> type[BaseHTTPRequestHandler]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model_name", required=True)
-    parser.add_argument("--behaviour", choices=sorted(ANSWERS), required=True)
+    parser.add_argument("--behaviour", choices=[*ANSWERS, "headers"], required=True)
     args = parser.parse_args()
     server = ThreadingHTTPServer(
         ("127.0.0.1", int(os.environ["PORT"])), handler(args.model_name, args.behaviour)

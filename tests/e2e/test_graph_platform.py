@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -32,6 +33,7 @@ IRIS_V2 = {
     ]
 }
 SUCCESS = {"predictions": [{"message": "SUCCESS"}]}
+PROPAGATE_HEADERS = "Authorization,X-Trace-Id,Test-Header-.*"
 ERROR = {"detail": "Intentional 404 code"}
 NO_MATCH = {
     "error": "Failed to process request",
@@ -99,6 +101,7 @@ def services() -> list[dict]:
         ),
         custom_predictor("success-200-isvc", "success"),
         custom_predictor("error-404-isvc", "error"),
+        custom_predictor("headers-isvc", "headers"),
     ]
 
 
@@ -120,7 +123,11 @@ def platform(tmp_path_factory):
     build_all(home / "pvc" / "examples")
     (home / "pvc" / "graph-predictor").mkdir(parents=True)
     shutil.copy(PREDICTOR, home / "pvc" / "graph-predictor" / PREDICTOR.name)
-    platform = PlatformProcess(home).start()
+    # The routers are replicas of `modelplane up`, whose environment they get, as KServe's routers get
+    # `router.headers.propagate` from its config map.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PROPAGATE_HEADERS", PROPAGATE_HEADERS)
+        platform = PlatformProcess(home).start()
     try:
         platform.cli("apply", "-f", str(write(home / "services", services())))
         wait_ready(platform, "isvc", [s["metadata"]["name"] for s in services()])
@@ -275,6 +282,10 @@ def scenario_graphs(gateway_port: str) -> list[dict]:
                     ],
                 }
             },
+        ),
+        graph(
+            "headers",
+            {"root": {"routerType": "Sequence", "steps": [step("echo", serviceName="headers-isvc")]}},
         ),
         # Not in KServe's tests: a `serviceUrl` step on the gateway, and one that answers too late.
         graph(
@@ -486,6 +497,16 @@ def test_a_v2_service_is_called_at_its_v2_path(scenarios):
     assert sorted(body) == ["same", "v2"]
     assert body["v2"]["model_name"] == "xgboost-iris-v2"
     assert body["v2"]["outputs"] == body["same"]["outputs"]
+
+
+def test_headers_named_by_propagate_headers_reach_the_services(scenarios):
+    sent = {"Authorization": "Bearer t0k3n", "X-Trace-Id": "trace-1", "Test-Header-One": "1", "X-Other": "no"}
+    headers = {"host": "headers.default.localhost", **sent}
+    response = httpx.post(scenarios.gateway_url + "/", json=IRIS, headers=headers, timeout=120)
+    assert response.status_code == 200, response.text
+    got = response.json()["headers"]
+    assert {k: got.get(k.lower()) for k in sent} == {**sent, "X-Other": None}
+    assert got["content-type"] == "application/json"
 
 
 def test_a_step_that_answers_too_late_is_a_504_naming_it(clean):
