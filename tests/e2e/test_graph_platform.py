@@ -19,6 +19,8 @@ import httpx
 import pytest
 import yaml
 
+from modelplane.api.kinds import INFERENCE_GRAPH
+from modelplane.local.api_client import ControlPlaneClient
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
@@ -566,6 +568,36 @@ def test_the_stop_annotation_stops_the_router(platform, tmp_path):
     platform.cli("wait", "--for=condition=Ready", "ig/iris-chain", "--timeout=300s")
     response = platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS)
     assert response.json() == {"predictions": [1, 1]}
+
+
+def test_a_spec_change_is_ready_once_its_new_router_serves(platform, tmp_path):
+    """(After the tests above.) While the new router revision starts, the one before it keeps the host,
+    and the graph is not Ready (as KServe's Knative mode says of a revision rolling out); once the new one
+    serves, it is, and the router before it stops."""
+    changed = iris_chain()
+    del changed["spec"]["nodes"]["root"]["steps"][2]  # sklearn -> xgboost: class probabilities
+    with ControlPlaneClient(platform.api_url) as client:
+        version = client.get(INFERENCE_GRAPH, "default", "iris-chain")["metadata"]["resourceVersion"]
+        assert apply(platform, changed, tmp_path)[0] == 0
+        seen = []
+        for event in client.watch(
+            INFERENCE_GRAPH, "default", name="iris-chain", resource_version=version, timeout=240
+        ):
+            graph_now = event["object"]
+            status = graph_now.get("status") or {}
+            if status.get("observedGeneration") != graph_now["metadata"]["generation"]:
+                continue
+            ready = [c for c in status["conditions"] if c["type"] == "Ready"][0]
+            seen.append((ready["status"], ready.get("reason"), "url" in status))
+            if ready["status"] == "True":
+                break
+    assert seen[0] == ("False", "RouterNotReady", False), seen
+    assert seen[-1] == ("True", None, True), seen
+    response = platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS)
+    assert response.status_code == 200, response.text
+    assert [row.index(max(row)) for row in response.json()["predictions"]] == [1, 1]
+    assert router_revisions(platform, "iris-chain") == ["iris-chain-router-00001", "iris-chain-router-00002"]
+    wait_until(lambda: len(router_processes(platform, "iris-chain")) == 1, "the old router to stop", platform)
 
 
 def test_delete_stops_the_router_and_frees_the_host(platform):
