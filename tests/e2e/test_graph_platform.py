@@ -3,7 +3,8 @@
 Every scenario of KServe's e2e graph tests runs here against real InferenceServices: the sklearn and
 xgboost iris models, and custom predictors (`graph_predictor.py`) standing for KServe's `success-200-isvc`
 and `error-404-isvc`. One platform serves the whole module; the services and the scenario graphs are
-applied once.
+applied once. The tests at the end change the platform (a service deleted and back, a graph stopped,
+changed, deleted, a restart of `modelplane up`), so they run in file order.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ IRIS_V2 = {
     ]
 }
 SUCCESS = {"predictions": [{"message": "SUCCESS"}]}
-PROPAGATE_HEADERS = "Authorization,X-Trace-Id,Test-Header-.*"
 ERROR = {"detail": "Intentional 404 code"}
 NO_MATCH = {
     "error": "Failed to process request",
     "cause": "None of the routes matched with the switch condition",
 }
+PROPAGATE_HEADERS = "Authorization,X-Trace-Id,Test-Header-.*"
 
 
 def graph(name: str, nodes: dict, **spec) -> dict:
@@ -60,12 +61,11 @@ def picker(decision: str) -> dict:
     return {"decision_picker": decision, "key1": {"name": "abc"}}
 
 
-def service(name: str, predictor: dict, annotations: dict | None = None) -> dict:
-    metadata = {"name": name, "namespace": "default", **({"annotations": annotations} if annotations else {})}
+def service(name: str, predictor: dict) -> dict:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": metadata,
+        "metadata": {"name": name, "namespace": "default"},
         "spec": {"predictor": predictor},
     }
 
@@ -140,7 +140,8 @@ def platform(tmp_path_factory):
 
 
 def scenario_graphs(gateway_port: str) -> list[dict]:
-    """The graphs of KServe's `test/e2e/graph/test_inference_graph.py`, by the name of its test."""
+    """The graphs of KServe's `test/e2e/graph/test_inference_graph.py` (`model-chainer`, `scenarioN`,
+    `raw-chainer*`), and a few of our own."""
     success = {"serviceName": "success-200-isvc"}
     success_url = (
         f"http://success-200-isvc.default.localhost:{gateway_port}/v1/models/success-200-isvc:predict"
@@ -273,6 +274,8 @@ def scenario_graphs(gateway_port: str) -> list[dict]:
         sklearn_then_xgboost(
             "raw-chainer-hpa", minReplicas=2, maxReplicas=3, scaleMetric="cpu", scaleTarget=50
         ),
+        # Not in KServe's tests: a V2 service, PROPAGATE_HEADERS, a `serviceUrl` step on the gateway, and
+        # a step that answers too late.
         graph(
             "v2-ensemble",
             {
@@ -289,7 +292,6 @@ def scenario_graphs(gateway_port: str) -> list[dict]:
             "headers",
             {"root": {"routerType": "Sequence", "steps": [step("echo", serviceName="headers-isvc")]}},
         ),
-        # Not in KServe's tests: a `serviceUrl` step on the gateway, and one that answers too late.
         graph(
             "slow-step",
             {
