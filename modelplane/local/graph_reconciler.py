@@ -4,7 +4,9 @@ A graph waits until each InferenceService its steps name is ready, then runs `mo
 the graph whose `serviceName`s are resolved to the services' URLs (`modelplane.control.graph_plan`).
 The router's command is the graph's revision: when a service's URL changes, or the spec does, a new
 revision starts, takes the host once it is ready, and the one before it is stopped. Any change of an
-InferenceService in the graph's namespace re-plans the graph, so it follows its services.
+InferenceService in the graph's namespace re-plans the graph, so it follows its services. The revisions
+are kept in a `RevisionLog`, so that after a restart of `modelplane up` a graph runs the same revision for
+the same command, and numbers a new one after every revision it had.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from modelplane.control.revision_templates import scaling_annotations
 from modelplane.local.api_errors import Expired, NotFound
 from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_routes import Backend, Route, inference_graph_routes
+from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
 
@@ -75,7 +78,7 @@ def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> di
 
 class GraphReconciler:
     """Runs on the platform's event loop next to the service reconciler; `on_routes` is called when
-    the graphs' routes (`routes()`) changed."""
+    the graphs' routes (`routes()`) changed. Without a `revision_log` the revisions live in memory only."""
 
     def __init__(
         self,
@@ -83,11 +86,13 @@ class GraphReconciler:
         settings: SupervisorSettings,
         on_routes: Callable[[], None],
         autoscaling: Autoscaling | None = None,
+        revision_log: RevisionLog | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.on_routes = on_routes
         self.autoscaling = autoscaling or Autoscaling()
+        self.revision_log = revision_log
         self._graphs: dict[Key, _Graph] = {}
         self._kicks: dict[Key, asyncio.Event] = {}
         self._workers: dict[Key, asyncio.Task] = {}
@@ -111,10 +116,11 @@ class GraphReconciler:
         self._graphs.clear()
 
     def routes(self) -> dict[str, Route]:
-        """The host of each graph whose router serves."""
+        """The host of each graph that has a router: the one serving, else the one starting, whose
+        requests wait in the gateway until it is ready (as a service's first revision's do)."""
         table: dict[str, Route] = {}
         for graph in self._graphs.values():
-            runner = graph.running.get(graph.serving or "")
+            runner = graph.running.get(graph.serving or graph.latest or "")
             if runner is None:
                 continue
             timeout = runner.revision.template.get("timeout")
@@ -189,7 +195,10 @@ class GraphReconciler:
         except NotFound:
             self._tear_down(key)
             return
-        graph = self._graphs.setdefault(key, _Graph(namespace, name))
+        graph = self._graphs.get(key)
+        if graph is None:
+            past = self.revision_log.load(namespace, name) if self.revision_log else []
+            graph = self._graphs[key] = _Graph(namespace, name, past)
         previous = ig.get("status") or {}
         if ((ig["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) or "").lower() == "true":
             self._retire_all_but(graph, None)
@@ -201,7 +210,13 @@ class GraphReconciler:
             plan = graph_plan(ig, {s["metadata"]["name"]: s for s in services})
             if plan.services_ready:
                 self._run(graph, router_template(plan.graph, ig.get("spec") or {}, ig["metadata"]))
-            router_ready = graph.serving is not None and bool(graph.running[graph.serving].addresses())
+            # Ready once the router of the current plan serves: while a new revision starts, the one
+            # before it keeps the host, but the graph is not Ready (its spec is not served yet).
+            router_ready = (
+                graph.serving is not None
+                and graph.serving == graph.latest
+                and bool(graph.running[graph.serving].addresses())
+            )
             latest = graph.running.get(graph.latest or "")
             failure = latest.state().failure if latest is not None else None
             status = inference_graph_status(
@@ -221,7 +236,11 @@ class GraphReconciler:
     def _run(self, graph: _Graph, template: dict) -> None:
         """Starts the router revision of `template`, and gives it the host once it is ready."""
         latest, created = latest_revisions(graph.name, graph.revisions, {ROUTER: template})
-        graph.revisions += created
+        if created:
+            graph.revisions += created
+            if self.revision_log is not None:
+                self.revision_log.save(graph.namespace, graph.name, graph.revisions)
+            logger.info("%s/%s: new router revision %s", graph.namespace, graph.name, created[0].name)
         graph.latest = latest[ROUTER].name
         if graph.latest not in graph.running:
             logger.info("%s/%s: starting router %s", graph.namespace, graph.name, graph.latest)
@@ -235,8 +254,8 @@ class GraphReconciler:
             graph.serving = graph.latest
             self.on_routes()
             self._retire_all_but(graph, graph.latest)
-        elif graph.serving is not None:
-            self.on_routes()  # the serving revision's replicas may have changed
+        else:
+            self.on_routes()  # a router just started, or the routed one's replicas changed
         for runner in graph.running.values():
             runner.stop_removed()  # replicas scaled down, now out of the routes
 
@@ -254,5 +273,7 @@ class GraphReconciler:
         if graph is None:
             return
         logger.info("graph %s/%s deleted: stopping its router", *key)
+        if self.revision_log is not None:
+            self.revision_log.forget(*key)
         self.on_routes()
         self._retire_all_but(graph, None)

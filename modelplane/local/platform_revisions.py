@@ -1,7 +1,9 @@
-"""The revisions each InferenceService ever had, kept on disk so that a restart of `modelplane up`
-runs the same revisions under the same names.
+"""The revisions each InferenceService and each InferenceGraph's router ever had, kept on disk so that a
+restart of `modelplane up` runs the same revisions under the same names, and numbers new ones after them.
 
-One JSON file per service, `<home>/revisions/<namespace>/<name>.json`, replaced atomically.
+One JSON file per service, `<home>/revisions/<namespace>/<name>.json`, and per graph,
+`<home>/revisions/<namespace>/<name>.inferencegraph.json` (`RevisionLog.of_graphs()`; a resource name has no
+dot, so a service and a graph of the same name never share a file), replaced atomically.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ import orjson
 
 from modelplane.control import Revision
 
+GRAPH_SUFFIX = ".inferencegraph.json"
+
 
 class RevisionLog:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, suffix: str = ".json") -> None:
         self.folder = folder
+        self.suffix = suffix
+
+    def of_graphs(self) -> RevisionLog:
+        """The log of the InferenceGraphs' router revisions, next to the services' in the same folder."""
+        return RevisionLog(self.folder, GRAPH_SUFFIX)
 
     def load(self, namespace: str, name: str) -> list[Revision]:
         try:
@@ -48,4 +57,4 @@ class RevisionLog:
             self._path(namespace, name).unlink()
 
     def _path(self, namespace: str, name: str) -> Path:
-        return self.folder / namespace / f"{name}.json"
+        return self.folder / namespace / f"{name}{self.suffix}"

@@ -108,7 +108,9 @@ class Reconciler:
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
         self._closing = False
-        self.graphs = GraphReconciler(store, settings, self._update_routes, self.autoscaling)
+        self.graphs = GraphReconciler(
+            store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs()
+        )
 
     # ---- running ----
 

@@ -29,3 +29,17 @@ def test_an_unreadable_log_counts_as_none(tmp_path):
     folder.mkdir(parents=True)
     (folder / "iris.json").write_text("{not json")
     assert RevisionLog(tmp_path / "revisions").load("default", "iris") == []
+
+
+def test_a_graph_and_a_service_of_the_same_name_keep_their_own_revisions(tmp_path):
+    services = RevisionLog(tmp_path / "revisions")
+    graphs = services.of_graphs()
+    service = [Revision("iris-predictor-00001", "predictor", 1, "abc", {"command": ["serve"]})]
+    router = [Revision("iris-router-00003", "router", 3, "def", {"command": ["router"]})]
+    services.save("default", "iris", service)
+    graphs.save("default", "iris", router)
+    assert services.load("default", "iris") == service
+    assert graphs.load("default", "iris") == router
+    graphs.forget("default", "iris")
+    assert graphs.load("default", "iris") == []
+    assert services.load("default", "iris") == service
