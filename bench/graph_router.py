@@ -64,8 +64,8 @@ def serve_on_uvicorn(spec: str) -> None:
     """The router's app behind uvicorn, for comparison with the router's own server."""
     import uvicorn
 
-    from modelplane.graph.http_server import Request
     from modelplane.graph.server import build_app
+    from modelplane.protocol.http_server import Request
 
     app = build_app(json.loads(spec), None)
 
@@ -264,7 +264,7 @@ NOTES = [
     "- Every process (client, router, stub) shares the same 2 cores with the rest of the machine's load, so the",
     "  absolute numbers move with the load average; rows measured in the same run compare fairly.",
     "- *router app on uvicorn* serves the same router app through uvicorn (raw ASGI, httptools, uvloop); the",
-    "  difference to the first row is what the router's own HTTP server (`modelplane/graph/http_server.py`) saves.",
+    "  difference to the first row is what the router's own HTTP server (`modelplane/protocol/http_server.py`) saves.",
     "- The clients table is why the router calls its steps with its own pooled client",
     "  (`modelplane/graph/http_client.py`) rather than httpx or aiohttp.",
 ]

@@ -840,7 +840,12 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
     md.append(
         "Servers: `ceiling` = bare raw-ASGI app on uvicorn+httptools+uvloop (and a bare grpc.aio generic"
     )
-    md.append("handler) returning a fixed response, the limit of the stack; `modelplane` = `modelplane serve")
+    md.append(
+        "handler) returning a fixed response, the limit of that stack (modelplane's REST runs on its own"
+    )
+    md.append(
+        "httptools server, not on uvicorn, so for REST it is a reference, not a bound); `modelplane` = `modelplane serve"
+    )
     md.append(
         "--workers 1`; `kserve` = KServe ModelServer, 1 worker, logging off (`--configure_logging false"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -113,10 +114,11 @@ def _array_from_contents(contents: pb.InferTensorContents, datatype: str, shape:
     if datatype == "BYTES":
         return array_from_json(list(values), datatype, shape, label)
     try:
-        array = np.array(values, dtype=DATATYPE_TO_DTYPE[datatype])
+        # fromiter reads the repeated field in one pass; np.array(values) is several times slower on it.
+        array = np.fromiter(values, dtype=DATATYPE_TO_DTYPE[datatype], count=len(values))
     except (ValueError, OverflowError) as exc:
         raise InvalidInput(f"{label}: contents do not fit datatype {datatype}: {exc}") from None
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     if array.size != count:
         raise InvalidInput(f"{label}: contents have {array.size} elements but shape {shape} needs {count}")
     return array.reshape(shape)

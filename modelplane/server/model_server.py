@@ -17,26 +17,21 @@ import socket
 import tempfile
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 
-import uvicorn
 import uvloop
 
+from modelplane.protocol import http_server
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.model import Model
 from modelplane.server.repository import ModelFactory, ModelRepository, load_model
-from modelplane.server.rest import RESTServer
+from modelplane.server.rest import DEFAULT_MAX_BODY, RESTServer, too_large_response
 
 logger = logging.getLogger("modelplane.server")
 
 GRACEFUL_STOP_SECONDS = 30
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, minus its own signal handling: the model server decides how to stop."""
-
-    def capture_signals(self):  # type: ignore[override]
-        return nullcontext()
+# Idle keep-alive connections are closed after this long: above the 60 s idle timeout of common load
+# balancers, so they, not the server, close idle connections (no request races a close).
+KEEP_ALIVE_SECONDS = 65
 
 
 class ModelServer:
@@ -72,17 +67,13 @@ class ModelServer:
         dataplane = DataPlane(repository)
         if sock is None:
             sock = bind_socket(self.host, self.http_port)
-        config = uvicorn.Config(
-            RESTServer(dataplane),
-            http="httptools",
-            loop="none",
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            timeout_keep_alive=65,
-            timeout_graceful_shutdown=self.grace_seconds,
+        limits = http_server.ServerLimits(
+            read_timeout=None,
+            idle_timeout=KEEP_ALIVE_SECONDS,
+            max_body_size=DEFAULT_MAX_BODY,
+            too_large_response=too_large_response,
         )
-        rest = _Server(config)
+        shutdown = http_server.Shutdown(self.grace_seconds)
         grpc_server = None
         if self.grpc_port is not None:
             from modelplane.server.grpc_server import start_grpc_server
@@ -95,7 +86,7 @@ class ModelServer:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
 
-        rest_task = asyncio.create_task(rest.serve(sockets=[sock]))
+        rest_task = asyncio.create_task(http_server.serve(RESTServer(dataplane), sock, limits, shutdown))
         load_task = asyncio.create_task(_load_all(repository))
         logger.info(
             "serving %s on http://%s:%s%s",
@@ -106,7 +97,7 @@ class ModelServer:
         )
         await stopping.wait()
         logger.info("stopping: draining requests in flight")
-        rest.should_exit = True
+        shutdown.request()
         if grpc_server is not None:
             await grpc_server.stop(self.grace_seconds)
         await rest_task

@@ -1,7 +1,9 @@
-"""The REST server: V1 and V2 inference protocols as a plain ASGI application.
+"""The REST server: V1 and V2 inference protocols as a handler of whole HTTP requests.
 
-Routing is a split of the path, not a framework: the request path is the hot path, and every
-microsecond spent here is one a model does not get.
+It runs on the shared HTTP/1.1 server of `modelplane.protocol.http_server`, which hands over each
+request with its whole body and writes each response in one go. Routing is a split of the path, not a
+framework: the request path is the hot path, and every microsecond spent here is one a model does not
+get.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -20,6 +22,7 @@ from modelplane.protocol.errors import (
     ModelplaneError,
     PayloadTooLarge,
 )
+from modelplane.protocol.http_server import Request, Response
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_rest import (
     JSON_LENGTH_HEADER,
@@ -31,10 +34,6 @@ from modelplane.server import metrics
 from modelplane.server.dataplane import DataPlane, as_infer_response
 
 logger = logging.getLogger("modelplane.server")
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 # Content types V1 parses as JSON; any other is handed to the model as raw bytes. Form encoding is
@@ -68,35 +67,33 @@ def error_response(status: int, message: str) -> HTTPResponse:
     return HTTPResponse(status, orjson.dumps({"error": message}))
 
 
+def too_large_response(limit: int) -> Response:
+    """The answer to a request body over the size limit (the HTTP server sends it and closes)."""
+    message = PayloadTooLarge(f"the request body exceeds {limit} bytes").message
+    return Response(413, orjson.dumps({"error": message}), b"application/json")
+
+
 class RESTServer:
-    """ASGI application serving the models of a `DataPlane`."""
+    """Serves the models of a `DataPlane`: `handle` answers one whole HTTP request."""
 
-    def __init__(self, dataplane: DataPlane, max_body_size: int = DEFAULT_MAX_BODY):
+    def __init__(self, dataplane: DataPlane):
         self.dataplane = dataplane
-        self.max_body_size = max_body_size
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            response = await self.handle(scope, receive)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status,
-                    "headers": [*response.headers, (b"content-length", str(len(response.body)).encode())],
-                }
-            )
-            await send({"type": "http.response.body", "body": response.body})
-        elif scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+    async def __call__(self, request: Request) -> Response:
+        target = request.path
+        query = target.find(b"?")
+        path = (target if query < 0 else target[:query]).decode("latin-1")
+        if "%" in path:
+            path = unquote(path, encoding="latin-1")
+        response = await self.handle(request.method.decode("latin-1"), path, request)
+        return Response(response.status, response.body, None, response.headers)
 
-    async def handle(self, scope: Scope, receive: Receive) -> HTTPResponse:
-        method = scope["method"]
-        path = scope["path"]
+    async def handle(self, method: str, path: str, request: Request) -> HTTPResponse:
         try:
             if path.startswith("/v2"):
-                return await self._v2(method, path, scope, receive)
+                return await self._v2(method, path, request)
             if path.startswith("/v1/models"):
-                return await self._v1(method, path, scope, receive)
+                return await self._v1(method, path, request)
             if path == "/":
                 return _only(method, "GET") or json_response({"status": "alive"})
             if path == "/metrics":
@@ -113,7 +110,7 @@ class RESTServer:
 
     # -- V1 -------------------------------------------------------------------------------------
 
-    async def _v1(self, method: str, path: str, scope: Scope, receive: Receive) -> HTTPResponse:
+    async def _v1(self, method: str, path: str, request: Request) -> HTTPResponse:
         rest = path[len("/v1/models") :]
         if rest in ("", "/"):
             return _only(method, "GET") or json_response({"models": self.dataplane.repository.names()})
@@ -133,15 +130,15 @@ class RESTServer:
             return _not_found()
         if method != "POST":
             return _method_not_allowed()
-        return await self._v1_infer(name, verb, scope, receive)
+        return await self._v1_infer(name, verb, request)
 
-    async def _v1_infer(self, name: str, verb: str, scope: Scope, receive: Receive) -> HTTPResponse:
+    async def _v1_infer(self, name: str, verb: str, request: Request) -> HTTPResponse:
         started = time.perf_counter()
         status = 500
         try:
             served = self.dataplane.resolve(name)
-            headers = _headers(scope)
-            body = await self._read_body(receive, headers)
+            headers = _headers(request)
+            body = request.body
             event = cloudevents.from_request(headers, body)
             if event is not None:
                 body = event.data
@@ -166,14 +163,14 @@ class RESTServer:
 
     # -- V2 -------------------------------------------------------------------------------------
 
-    async def _v2(self, method: str, path: str, scope: Scope, receive: Receive) -> HTTPResponse:
+    async def _v2(self, method: str, path: str, request: Request) -> HTTPResponse:
         parts = path.rstrip("/").split("/")[2:]  # "/v2/models/m/infer" -> ["models", "m", "infer"]
         dataplane = self.dataplane
         if not parts:
             return _only(method, "GET") or json_response(dataplane.server_metadata())
         head = parts[0]
         if head == "models":
-            return await self._v2_models(method, parts[1:], scope, receive)
+            return await self._v2_models(method, parts[1:], request)
         if head == "health" and len(parts) == 2:
             if parts[1] == "live":
                 return _only(method, "GET") or json_response({"live": True})
@@ -192,7 +189,7 @@ class RESTServer:
             return HTTPResponse(503, orjson.dumps({"ready": False, "error": reason}))
         return json_response({"ready": True})
 
-    async def _v2_models(self, method: str, parts: list[str], scope: Scope, receive: Receive) -> HTTPResponse:
+    async def _v2_models(self, method: str, parts: list[str], request: Request) -> HTTPResponse:
         dataplane = self.dataplane
         if not parts:
             return _only(method, "GET") or json_response({"models": dataplane.repository.names()})
@@ -220,16 +217,16 @@ class RESTServer:
         if rest == ["infer"]:
             if method != "POST":
                 return _method_not_allowed()
-            return await self._v2_infer(name, version, scope, receive)
+            return await self._v2_infer(name, version, request)
         return _not_found()
 
-    async def _v2_infer(self, name: str, version: str | None, scope: Scope, receive: Receive) -> HTTPResponse:
+    async def _v2_infer(self, name: str, version: str | None, request: Request) -> HTTPResponse:
         started = time.perf_counter()
         status = 500
         try:
             served = self.dataplane.resolve(name, version)
-            headers = _headers(scope)
-            body = await self._read_body(receive, headers)
+            headers = _headers(request)
+            body = request.body
             event = cloudevents.from_request(headers, body)
             if event is not None:
                 body = event.data
@@ -269,28 +266,9 @@ class RESTServer:
             return json_response({"name": name, "unload": True})
         return _not_found()
 
-    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
-            raise PayloadTooLarge(f"the request body of {declared} bytes exceeds {self.max_body_size} bytes")
-        message = await receive()
-        body = message.get("body", b"")
-        if not message.get("more_body"):
-            return body
-        chunks = [body]
-        size = len(body)
-        while message.get("more_body"):
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_size:
-                raise PayloadTooLarge(f"the request body exceeds {self.max_body_size} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+def _headers(request: Request) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers}
 
 
 def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -344,13 +322,3 @@ def _not_found() -> HTTPResponse:
 
 def _method_not_allowed() -> HTTPResponse:
     return error_response(405, "Method Not Allowed")
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 
 import httpx
@@ -366,3 +367,41 @@ def test_structured_cloudevent_on_v2(iris_server):
     reply = response.json()
     assert reply["type"] == "io.kserve.inference.response"
     assert reply["data"]["outputs"][0]["data"] == [1, 1]
+
+
+def _raw_exchange(port: int, request: bytes) -> bytes:
+    """Send raw bytes on one connection and read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_body_over_the_size_limit_is_413_and_closes(iris_server):
+    # The declared length alone is refused, before any of the body is sent.
+    answer = _raw_exchange(
+        iris_server.http_port,
+        b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n",
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert b"connection: close" in head.lower()
+    assert "exceeds" in orjson.loads(body)["error"]
+
+
+def test_query_string_and_percent_encoded_path(iris_server):
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": IRIS_ROWS[0]}]}
+    response = httpx.post(f"{iris_server.url}/v2/models/%69ris/infer?trace=1", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["model_name"] == "iris"
+
+
+def test_pipelined_requests_are_answered_in_order(iris_server):
+    ready = b"GET /v2/models/iris/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+    missing = b"GET /v2/models/nope/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = _raw_exchange(iris_server.http_port, ready + missing)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.count(b"HTTP/1.1 ") == 2
+    assert b"HTTP/1.1 404 " in answer.split(b"HTTP/1.1 200 ", 1)[1]

@@ -1,9 +1,11 @@
-"""A small HTTP/1.1 server for the router, on asyncio and httptools.
+"""A small HTTP/1.1 server on asyncio and httptools, shared by the model server and the graph router.
 
-The router is a hop on every graph request, so its server does only what the router needs: whole request
-bodies, one response written at once, keep-alive with an idle timeout, a read timeout that covers headers
-and body, and a graceful stop. It costs less per request than uvicorn's ASGI machinery, which the router
-does not need (bench/graph_router.py measures both).
+Both answer every request from its whole body, so the server does only that: whole request bodies (with a
+size limit), each response written with one call (status line, headers and body in one packet when they
+fit), keep-alive with an idle timeout, an optional read timeout that covers headers and body, pipelining,
+and a graceful stop. It costs less per request than an ASGI server, whose per-request machinery neither
+needs (bench/graph_router.py and bench/model_server.py measure it), and it never splits a small response
+into a header packet and a body packet, which would wake the client twice.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ log = logging.getLogger("modelplane.router")
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+# Above this size a body is written after the head instead of being copied into one buffer with it.
+_JOIN_LIMIT = 64 * 1024
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Response:
     status: int
     body: bytes = b""
     content_type: bytes | None = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # more headers, after Content-Type
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -47,9 +52,11 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 @dataclass
 class ServerLimits:
-    read_timeout: float  # headers and body of one request
+    read_timeout: float | None  # headers and body of one request; None: no limit
     idle_timeout: float  # between requests on a kept-alive connection
     read_timeout_response: Callable[[], Response] = field(default=lambda: Response(408))
+    max_body_size: int | None = None  # a larger request body is answered 413 and the connection closed
+    too_large_response: Callable[[int], Response] = field(default=lambda limit: Response(413))
 
 
 class ServerState:
@@ -86,6 +93,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
+        self._body_size = 0
 
     @property
     def idle(self) -> bool:
@@ -103,8 +111,12 @@ class HttpServerProtocol(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject()
-        except httptools.HttpParserError:
-            self._reject()
+        except httptools.HttpParserError as exc:
+            # An exception raised in a callback arrives wrapped, with the original as its context.
+            if isinstance(exc.__context__, _TooLarge):
+                self._reject(self._limits.too_large_response(self._limits.max_body_size))
+            else:
+                self._reject()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state.connections.discard(self)
@@ -118,8 +130,12 @@ class HttpServerProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._receiving = True
         self._url, self._headers, self._body = [], [], []
+        self._body_size = 0
         if self.idle:
-            self._arm(self._limits.read_timeout)
+            if self._limits.read_timeout is None:
+                self._disarm()  # the idle timeout no longer applies
+            else:
+                self._arm(self._limits.read_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -128,10 +144,19 @@ class HttpServerProtocol(asyncio.Protocol):
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        limit = self._limits.max_body_size
+        if limit is not None:
+            for name, value in self._headers:
+                if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
+                    raise _TooLarge
         if self._parser.get_http_version() == "1.1" and (b"expect", b"100-continue") in self._headers:
             self._transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        limit = self._limits.max_body_size
+        if limit is not None and self._body_size > limit:
+            raise _TooLarge
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -183,16 +208,28 @@ class HttpServerProtocol(asyncio.Protocol):
             parts.append(b"Content-Length: %d\r\n" % len(response.body))
         if response.content_type is not None:
             parts.append(b"Content-Type: %s\r\n" % response.content_type)
+        for name, value in response.headers:
+            parts.append(b"%s: %s\r\n" % (name, value))
         if not keep_alive:
             parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
-        if not (head_only or bodiless):
-            parts.append(response.body)
-        self._transport.write(b"".join(parts))
+        body = response.body
+        if head_only or bodiless or not body:
+            self._transport.write(b"".join(parts))
+        elif len(body) > _JOIN_LIMIT:
+            self._transport.write(b"".join(parts))
+            self._transport.write(body)
+        else:
+            parts.append(body)
+            self._transport.write(b"".join(parts))
 
-    def _reject(self) -> None:
+    def _reject(self, response: Response | None = None) -> None:
+        """Answer a request that cannot be read (400, or the given response) and close the connection."""
         if self._task is None:
-            self._transport.write(_BAD_REQUEST)
+            if response is None:
+                self._transport.write(_BAD_REQUEST)
+            else:
+                self._write(response, False, False)
         self._transport.close()
 
     # timers: one at a time, the read timeout while a request arrives, the idle timeout between requests
@@ -213,6 +250,10 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._receiving:  # a request began but did not arrive in time
             self._write(self._limits.read_timeout_response(), False, False)
         self._transport.close()
+
+
+class _TooLarge(Exception):
+    """Raised from a parser callback when the request body exceeds the limit."""
 
 
 class Shutdown:
