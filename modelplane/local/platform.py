@@ -28,6 +28,7 @@ from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
 from modelplane.local.store import Store
 from modelplane.local.supervisor import SupervisorSettings
+from modelplane.local.trained_models import TrainedModels
 
 logger = logging.getLogger("modelplane.platform")
 
@@ -121,6 +122,8 @@ class Platform:
             logs_dir=config.home / "logs", domain=config.domain, gateway_port=gateway.port
         )
         reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling)
+        trained_models = TrainedModels(store)
+        reconciler.on_replicas = trained_models.replicas_changed
         api_task = asyncio.create_task(api.run())
         try:
             while not api.started and not api_task.done():
@@ -128,6 +131,7 @@ class Platform:
             if api_task.done():
                 await api_task
             reconciler.start()
+            trained_models.start()
             addresses = PlatformAddresses(api.url, gateway.url, gateway.port)
             logger.info("control-plane API on %s, gateway on %s", api.url, gateway.url)
             if on_ready is not None:
@@ -139,6 +143,7 @@ class Platform:
             with contextlib.suppress(Exception):
                 await api_task
             await asyncio.to_thread(gateway_thread.stop)
+            await trained_models.close()
             await reconciler.close()
             store.close()
             for signum in (signal.SIGINT, signal.SIGTERM):

@@ -32,6 +32,7 @@ import httpx
 
 from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOAD_FAILED, PENDING
 from modelplane.control import Failure, Revision, RevisionState
+from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.replica_command import ReplicaPorts, replica_launch, speaks_modelplane_serve
 from modelplane.local.replica_probe import probe
 
@@ -52,6 +53,7 @@ class SupervisorSettings:
     backoff_max: float = 30.0
     stable_after: float = 30.0  # a replica up this long starts its back-off afresh
     stop_grace: float = 20.0
+    repositories_dir: Path | None = None  # multi-model replicas' folders (default: next to logs_dir)
 
 
 def replica_log_dir(logs_dir: Path, namespace: str, service: str, component: str) -> Path:
@@ -118,6 +120,15 @@ class Replica:
             await process.wait()
 
     @property
+    def model_repository(self) -> Path | None:
+        """A multi-model replica's own model folder, which TrainedModels are fetched into; it is kept
+        across restarts, so a restarted replica finds its models there."""
+        if not is_multi_model_template(self.revision.template):
+            return None
+        root = self.settings.repositories_dir or self.settings.logs_dir.parent / "repositories"
+        return root / self.log_path.relative_to(self.settings.logs_dir).with_suffix("")
+
+    @property
     def label(self) -> str:
         return f"replica {self.index} of {self.revision.name}"
 
@@ -165,7 +176,10 @@ class Replica:
         progress goes to the replica's log), so that a download never holds up the platform's process."""
         storage = self.revision.template.get("storage")
         if not storage:
-            return None
+            folder = self.model_repository
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+            return folder
         from modelplane.storage import fetch, resolve
 
         uri, spec = storage.get("storageUri"), storage.get("storage")
