@@ -59,6 +59,7 @@ class TrainedModels:
         self._failures: dict[Key, dict[str, str]] = {}  # model -> why its last fetch or load failed
         self._retries: dict[Key, float] = {}
         self._parents: dict[Key, str] = {}  # (namespace, TrainedModel) -> its InferenceService
+        self._folders: dict[Key, Path] = {}  # the folder of a service's replicas' model folders
         self._workers = KeyedWorkers(self._reconcile, "trained models of")
         self._watches: list[asyncio.Task] = []
         self._client: httpx.AsyncClient | None = None
@@ -90,6 +91,7 @@ class TrainedModels:
             self._held.pop(address, None)  # a replica that comes back is looked at afresh
         if ready:
             self._replicas[key] = ready
+            self._folders[key] = next(iter(ready.values())).model_repository.parents[1]
         else:
             self._replicas.pop(key, None)
         self.kick(key)
@@ -133,6 +135,9 @@ class TrainedModels:
                 with contextlib.suppress(NotFound):
                     self.store.delete(Ref(TRAINED_MODEL.kind, namespace, tm["metadata"]["name"]))
             self._retries.pop(key, None)
+            folder = self._folders.pop(key, None)
+            if folder is not None:  # its replicas are stopping: what they loaded stays in memory
+                await asyncio.to_thread(shutil.rmtree, folder, True)
             return key not in self._replicas
         fits = memory_fits(trained_models, memory_limit(isvc))
         wanted = {}

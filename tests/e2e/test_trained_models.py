@@ -48,6 +48,7 @@ def trained_model_yaml(name: str, uri: str) -> dict:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     from sklearn.datasets import load_iris
+    from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier
 
@@ -56,6 +57,7 @@ def home(tmp_path_factory) -> Path:
     for folder, model in (
         (home / "models" / "iris-a", LogisticRegression(max_iter=1000)),
         (home / "pvc" / "tm" / "iris-b", DecisionTreeClassifier(random_state=0)),
+        (home / "pvc" / "tm" / "constant", DummyClassifier(strategy="constant", constant=2)),
     ):
         folder.mkdir(parents=True)
         joblib.dump(model.fit(features, labels), folder / "model.joblib")
@@ -80,6 +82,11 @@ def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict) -> None:
 
 def model_status(platform: PlatformProcess, name: str) -> int:
     return platform.request("GET", HOST, f"/v1/models/{name}").status_code
+
+
+def predict(platform: PlatformProcess, name: str) -> dict | None:
+    response = platform.request("POST", HOST, f"/v1/models/{name}:predict", json=IRIS)
+    return response.json() if response.status_code == 200 else None
 
 
 def get(platform: PlatformProcess, kind: str, name: str) -> dict:
@@ -123,17 +130,40 @@ def test_trained_models_are_served_by_name_on_a_multi_model_service(platform, ho
         response = platform.request("POST", HOST, f"/v1/models/{name}:predict", json=IRIS)
         assert response.json() == {"predictions": [1, 1]}
 
+    # A changed TrainedModel is loaded again (a model that always answers 2).
+    apply(platform, tmp_path, trained_model_yaml("iris-b", "pvc://tm/constant"))
+    wait_until(lambda: predict(platform, "iris-b") == {"predictions": [2, 2]}, "iris-b reloaded", platform)
+    assert get(platform, "tm", "iris-b")["status"]["observedGeneration"] == 2
+
+    # A new revision of the service gets every TrainedModel.
+    changed = isvc_yaml()
+    changed["spec"]["predictor"]["containerConcurrency"] = 8
+    apply(platform, tmp_path, changed)
+
+    def new_revision_serves():
+        predictor = get(platform, "isvc", "mms")["status"]["components"]["predictor"]
+        return predictor.get("latestReadyRevision") == "mms-predictor-00002"
+
+    wait_until(new_revision_serves, "the new revision", platform)
+    wait_until(lambda: predict(platform, "iris-a") == {"predictions": [1, 1]}, "iris-a on 00002", platform)
+    wait_until(lambda: predict(platform, "iris-b") == {"predictions": [2, 2]}, "iris-b on 00002", platform)
+
     # A deleted TrainedModel is unloaded; the other one keeps serving.
     platform.cli("delete", "tm", "iris-a")
     wait_until(lambda: model_status(platform, "iris-a") == 404, "iris-a unloaded", platform)
     assert model_status(platform, "iris-b") == 200
-    (folder,) = (home / "repositories").glob("default/mms/predictor/*")
+    folder = home / "repositories" / "default" / "mms" / "predictor" / "mms-predictor-00002-0"
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == ["iris-b"]
 
     # Without its InferenceService, a TrainedModel is deleted.
     platform.cli("delete", "isvc", "mms")
     platform.cli("wait", "--for=delete", "tm/iris-b", "--timeout=120s")
     assert platform.cli("get", "tm", "iris-b", check=False).returncode != 0
+    wait_until(
+        lambda: not (home / "repositories" / "default" / "mms").exists(),
+        "the model folders removed",
+        platform,
+    )
 
 
 def test_a_trained_model_of_a_single_model_service_is_not_loaded(platform, home, tmp_path):
