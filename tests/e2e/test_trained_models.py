@@ -181,3 +181,37 @@ def test_a_trained_model_of_a_single_model_service_is_not_loaded(platform, home,
     assert wait_until(not_mms, "IsMMSPredictor", platform) == "IsNotMMSPredictor"
     platform.cli("delete", "isvc", "single")
     platform.cli("wait", "--for=delete", "tm/iris-c", "--timeout=120s")
+
+
+def test_a_model_that_fails_to_load_or_does_not_fit_says_why(platform, home, tmp_path):
+    broken = home / "models" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "model.joblib").write_bytes(b"this is not a pickle")
+    service = isvc_yaml()
+    service["metadata"]["name"] = "mms2"
+    bad = trained_model_yaml("bad", f"file://{broken}")
+    big = trained_model_yaml("big", "pvc://tm/iris-b")
+    big["spec"]["model"]["memory"] = "2Gi"  # over the predictor's 1Gi limit
+    for tm in (bad, big):
+        tm["spec"]["inferenceService"] = "mms2"
+    apply(platform, tmp_path, service, bad, big)
+
+    def ready_condition(name: str) -> tuple | None:
+        conditions = (get(platform, "tm", name).get("status") or {}).get("conditions") or []
+        ready = next((c for c in conditions if c["type"] == "Ready"), None)
+        return (ready["status"], ready.get("reason"), ready.get("message")) if ready else None
+
+    def failed():
+        condition = ready_condition("bad")
+        return condition if condition and condition[1] == "ModelLoadFailed" else None
+
+    status, _, message = wait_until(failed, "bad's failure", platform)
+    assert status == "False" and "Failed to load" in message, message
+    assert wait_until(
+        lambda: (ready_condition("big") or ("",))[1] == "MemoryResourceNotAvailable", "big", platform
+    )
+    assert platform.request("GET", "mms2.default.localhost", "/v1/models/big").status_code == 404
+    table = platform.cli("get", "tm").stdout.splitlines()
+    assert table[0].split() == ["NAME", "URL", "READY", "AGE"]
+    platform.cli("delete", "isvc", "mms2")
+    platform.cli("wait", "--for=delete", "tm", "bad", "big", "--timeout=120s")
