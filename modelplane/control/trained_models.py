@@ -20,7 +20,10 @@ from modelplane.api import components
 from modelplane.api import conditions as c
 from modelplane.api.constants import MULTI_MODEL_SERVER_ENV, PROTOCOL_GRPC_V2, PROTOCOL_V2
 from modelplane.api.quantity import parse_quantity
-from modelplane.control.status import with_transition_times
+from modelplane.control.status import (
+    _condition,  # (shared within modelplane.control)
+    with_transition_times,
+)
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 MODEL_LOAD_FAILED = "ModelLoadFailed"
@@ -168,12 +171,3 @@ def _ready(found: dict[str, dict], load: LoadState) -> dict:
             UNKNOWN, MODEL_LOADING, f"The model is loaded on {load.loaded} of {load.replicas} replicas."
         )
     return _condition(TRUE)
-
-
-def _condition(status: str, reason: str | None = None, message: str | None = None) -> dict:
-    condition = {"status": status}
-    if reason:
-        condition["reason"] = reason
-    if message:
-        condition["message"] = message
-    return condition
