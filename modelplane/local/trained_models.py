@@ -119,7 +119,7 @@ class TrainedModels:
     # ---- one InferenceService ----
 
     async def _reconcile(self, key: Key) -> bool:
-        """Returns True when there is nothing left to do for the key (its service is gone)."""
+        """Returns True when the key needs no worker until it is kicked again."""
         namespace, name = key
         trained_models = [
             tm for tm in self.store.list(TRAINED_MODEL.kind, namespace)[0] if parent_name(tm) == name
@@ -157,6 +157,9 @@ class TrainedModels:
                 failures.pop(model, None)
         self._write_statuses(isvc, trained_models, fits, replicas, failures)
         self._retry_later(key, bool(set(failures) & set(wanted)))
+        if not trained_models and not replicas:  # nothing to look after until something changes
+            self._failures.pop(key, None)
+            return True
         return False
 
     def _retry_later(self, key: Key, failing: bool) -> None:
