@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -49,6 +50,14 @@ LOAD_TIMEOUT = 600.0
 RETRY_INITIAL, RETRY_MAX = 2.0, 60.0
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    digest: str
+    message: str
+    retry_at: float  # the event loop's time
+    backoff: float
+
+
 class TrainedModels:
     """Runs on the platform's event loop next to the reconciler, which calls `replicas_changed`."""
 
@@ -56,8 +65,8 @@ class TrainedModels:
         self.store = store
         self._replicas: dict[Key, dict[str, Replica]] = {}  # the ready predictor replicas, by address
         self._held: dict[str, dict[str, str]] = {}  # replica address -> model -> digest it holds
-        self._failures: dict[Key, dict[str, str]] = {}  # model -> why its last fetch or load failed
-        self._retries: dict[Key, float] = {}
+        # (replica address, model) -> the failed attempt: the spec's digest, why, when to try again, back-off
+        self._attempts: dict[tuple[str, str], _Attempt] = {}
         self._parents: dict[Key, str] = {}  # (namespace, TrainedModel) -> its InferenceService
         self._folders: dict[Key, Path] = {}  # the folder of a service's replicas' model folders
         self._workers = KeyedWorkers(self._reconcile, "trained models of")
@@ -89,6 +98,8 @@ class TrainedModels:
             return
         for address in set(known) - set(ready):
             self._held.pop(address, None)  # a replica that comes back is looked at afresh
+            for attempt in [a for a in self._attempts if a[0] == address]:
+                del self._attempts[attempt]
         if ready:
             self._replicas[key] = ready
             self._folders[key] = next(iter(ready.values())).model_repository.parents[1]
@@ -127,14 +138,12 @@ class TrainedModels:
         try:
             isvc = self.store.get(Ref(INFERENCE_SERVICE.kind, namespace, name))
         except NotFound:
-            self._failures.pop(key, None)
             for tm in trained_models:  # as KServe does: a TrainedModel needs its InferenceService
                 logger.info(
                     "%s/%s: InferenceService %s is gone; deleting it", namespace, tm["metadata"]["name"], name
                 )
                 with contextlib.suppress(NotFound):
                     self.store.delete(Ref(TRAINED_MODEL.kind, namespace, tm["metadata"]["name"]))
-            self._retries.pop(key, None)
             folder = self._folders.pop(key, None)
             if folder is not None:  # its replicas are stopping: what they loaded stays in memory
                 await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -144,30 +153,21 @@ class TrainedModels:
         if is_mms_predictor(isvc):
             wanted = {tm["metadata"]["name"]: tm for tm in trained_models if fits[tm["metadata"]["name"]]}
         replicas = list(self._replicas.get(key, {}).values())
-        failures = self._failures.setdefault(key, {})
-        for model in set(failures) - set(wanted):
-            del failures[model]
-        found = await asyncio.gather(*(self._sync(replica, wanted) for replica in replicas))
-        for problems in found:
+        failures: dict[str, str] = {}  # model -> why it failed (on one replica at least)
+        for problems in await asyncio.gather(*(self._sync(replica, wanted) for replica in replicas)):
             for model, message in problems.items():
                 failures.setdefault(model, message)
-        for model in wanted:
-            digest = model_digest(wanted[model])
-            if replicas and all(self._held.get(r.address, {}).get(model) == digest for r in replicas):
-                failures.pop(model, None)
         self._write_statuses(isvc, trained_models, fits, replicas, failures)
-        self._retry_later(key, bool(set(failures) & set(wanted)))
-        if not trained_models and not replicas:  # nothing to look after until something changes
-            self._failures.pop(key, None)
-            return True
-        return False
+        self._retry_later(key, replicas)
+        return not trained_models and not replicas  # if so, nothing to look after until a change
 
-    def _retry_later(self, key: Key, failing: bool) -> None:
-        if not failing:
-            self._retries.pop(key, None)
-            return
-        delay = self._retries[key] = min(self._retries.get(key, RETRY_INITIAL / 2) * 2, RETRY_MAX)
-        asyncio.get_running_loop().call_later(delay, self.kick, key)
+    def _retry_later(self, key: Key, replicas: list[Replica]) -> None:
+        """Looks at the service again when its first failed model is due to be tried again."""
+        addresses = {r.address for r in replicas}
+        due = [attempt.retry_at for (address, _), attempt in self._attempts.items() if address in addresses]
+        if due:
+            loop = asyncio.get_running_loop()
+            loop.call_later(max(min(due) - loop.time(), 0.0) + 0.01, self.kick, key)
 
     def _write_statuses(
         self,
@@ -200,6 +200,8 @@ class TrainedModels:
         if held is None:
             held = self._held[replica.address] = await self._recovered(replica, folder)
         problems: dict[str, str] = {}
+        for attempt in [a for a in self._attempts if a[0] == replica.address and a[1] not in wanted]:
+            del self._attempts[attempt]
         present = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
         for model in (set(held) | present) - set(wanted):
             try:
@@ -208,19 +210,33 @@ class TrainedModels:
                 logger.warning("%s: unloading %s failed: %s", replica.label, model, exc)
                 continue
             held.pop(model, None)
+        loop = asyncio.get_running_loop()
         for model, tm in sorted(wanted.items()):
             digest = model_digest(tm)
             if held.get(model) == digest:
+                continue
+            before = self._attempts.get((replica.address, model))
+            if before is not None and before.digest != digest:
+                before = None  # a changed spec is tried at once
+            if before is not None and loop.time() < before.retry_at:
+                problems[model] = before.message
                 continue
             try:
                 await self._load(replica, folder, model, tm, replaces=model in held)
             except Exception as exc:  # noqa: BLE001 - any failure is reported on the TrainedModel
                 message = str(exc) or type(exc).__name__
-                logger.warning("%s: trained model %s failed: %s", replica.label, model, message)
+                backoff = min(before.backoff * 2, RETRY_MAX) if before else RETRY_INITIAL
+                logger.warning(
+                    "%s: trained model %s failed (again in %.0fs): %s", replica.label, model, backoff, message
+                )
                 _note(replica, f"trained model {model} failed: {message}")
+                self._attempts[(replica.address, model)] = _Attempt(
+                    digest, message, loop.time() + backoff, backoff
+                )
                 held.pop(model, None)
                 problems[model] = message
             else:
+                self._attempts.pop((replica.address, model), None)
                 held[model] = digest
         return problems
 

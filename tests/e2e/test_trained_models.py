@@ -2,8 +2,9 @@
 
 An sklearn InferenceService with no storageUri becomes Ready with no model; two TrainedModels (iris
 models the test trains, one at a `file://` URI and one in a `pvc://` claim) are loaded on its replica and
-answer by name through the gateway; a killed replica comes back with both; a deleted TrainedModel is
-unloaded; deleting the service deletes the TrainedModel that is left.
+answer by name through the gateway; a killed replica comes back with both, a changed one is loaded again,
+a new revision and a restart of the platform get both; a deleted TrainedModel is unloaded; deleting the
+service deletes the TrainedModel that is left.
 """
 
 from __future__ import annotations
@@ -147,6 +148,17 @@ def test_trained_models_are_served_by_name_on_a_multi_model_service(platform, ho
     wait_until(new_revision_serves, "the new revision", platform)
     wait_until(lambda: predict(platform, "iris-a") == {"predictions": [1, 1]}, "iris-a on 00002", platform)
     wait_until(lambda: predict(platform, "iris-b") == {"predictions": [2, 2]}, "iris-b on 00002", platform)
+
+    # A restart of modelplane up brings every TrainedModel back.
+    assert platform.stop() == 0
+    platform.start()
+    platform.cli("wait", "--for=condition=Ready", "isvc/mms", "--timeout=300s")
+    wait_until(
+        lambda: predict(platform, "iris-a") == {"predictions": [1, 1]}, "iris-a after a restart", platform
+    )
+    wait_until(
+        lambda: predict(platform, "iris-b") == {"predictions": [2, 2]}, "iris-b after a restart", platform
+    )
 
     # A deleted TrainedModel is unloaded; the other one keeps serving.
     platform.cli("delete", "tm", "iris-a")
