@@ -18,8 +18,14 @@ figure. Each upstream is checked first with one real request through the gateway
 right); a run with any non-2xx or socket error is void. Rounds interleave direct and gateway runs (the order
 alternates) and the tables report the median of the rounds.
 
+gRPC (`--protocols grpc`): `modelplane serve` with the same model and its gRPC port, loaded with unary
+`ModelInfer` calls (1 x 4 FP32) by a grpc.aio client in its own process, over one channel (one HTTP/2
+connection, as gRPC clients do) with C calls in flight, straight at the replica's gRPC port and through
+the gateway's port (authority `iris.default.localhost`). The client's own CPU shares the cores too.
+
     python3 bench/gateway.py                   # 5 rounds x 5 s per row, prints the tables
     python3 bench/gateway.py --write-results   # ... and rewrites the "## Gateway" section of bench/RESULTS.md
+    python3 bench/gateway.py --protocols grpc --write-results   # the "## Gateway, gRPC" section
 """
 
 from __future__ import annotations
@@ -153,14 +159,14 @@ def start_upstream(name: str, work: Path) -> Process:
     return Process(name, argv, port, work)
 
 
-def start_gateway(replica_port: int, work: Path) -> Process:
+def start_gateway(replica_port: int, work: Path, grpc_port: int = 0) -> Process:
     port = free_port()
     argv = [sys.executable, str(Path(__file__).resolve()), "--serve-gateway", str(port), str(replica_port)]
-    return Process("gateway", argv, port, work)
+    return Process("gateway", [*argv, str(grpc_port)], port, work)
 
 
-def serve_gateway(port: int, replica_port: int) -> None:
-    """The gateway process: one host routed to one replica."""
+def serve_gateway(port: int, replica_port: int, grpc_port: int = 0) -> None:
+    """The gateway process: one host routed to one replica (and its gRPC port, if not 0)."""
     sys.path.insert(0, str(ROOT))
     import asyncio
 
@@ -171,7 +177,9 @@ def serve_gateway(port: int, replica_port: int) -> None:
 
     async def main() -> None:
         gateway = Gateway(GatewayConfig(port=port))
-        gateway.update_routes(RouteTable({HOST: Route((Backend("iris-1", (f"127.0.0.1:{replica_port}",)),))}))
+        grpc = (f"127.0.0.1:{grpc_port}",) if grpc_port else None
+        backend = Backend("iris-1", (f"127.0.0.1:{replica_port}",), grpc_replicas=grpc)
+        gateway.update_routes(RouteTable({HOST: Route((backend,))}))
         await gateway.start()
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -327,6 +335,188 @@ def measure(upstream: str, args, work: Path, script: Path) -> dict[tuple[int, st
     return runs
 
 
+# --------------------------------------------------------------------------------------------- gRPC
+
+
+def grpc_load(target: str, authority: str, concurrency: int, duration: float, warmup: float) -> None:
+    """The gRPC load process: `concurrency` ModelInfer calls in flight on one channel; prints a JSON line."""
+    sys.path.insert(0, str(ROOT))
+    import asyncio
+
+    import grpc
+
+    from modelplane.protocol.grpc import inference_pb2 as pb
+    from modelplane.protocol.grpc.service import InferenceStub
+
+    request = pb.ModelInferRequest(model_name=MODEL_NAME)
+    request.inputs.add(name="input-0", datatype="FP32", shape=[1, 4]).contents.fp32_contents.extend(IRIS_ROW)
+
+    async def main() -> dict:
+        options = [("grpc.default_authority", authority)] if authority else []
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
+            stub = InferenceStub(channel)
+            answer = await stub.ModelInfer(request)
+            predicted = list(
+                answer.outputs[0].contents.int64_contents or answer.outputs[0].contents.int_contents
+            )
+            if predicted != [EXPECTED_CLASS["modelplane"]]:
+                return {"error": f"the check call got {predicted}"}
+            latencies: list[float] = []
+            errors = 0
+            loop = asyncio.get_running_loop()
+
+            async def caller(until: float, record: bool) -> None:
+                nonlocal errors
+                while loop.time() < until:
+                    started = time.perf_counter()
+                    try:
+                        await stub.ModelInfer(request)
+                    except grpc.RpcError:
+                        errors += 1
+                    if record:
+                        latencies.append(time.perf_counter() - started)
+
+            until = loop.time() + warmup
+            await asyncio.gather(*(caller(until, False) for _ in range(concurrency)))
+            started = loop.time()
+            await asyncio.gather(*(caller(started + duration, True) for _ in range(concurrency)))
+            elapsed = loop.time() - started
+        latencies.sort()
+        return {
+            "requests": len(latencies),
+            "seconds": elapsed,
+            "p50_us": latencies[len(latencies) // 2] * 1e6,
+            "p99_us": latencies[int(len(latencies) * 0.99)] * 1e6,
+            "errors": errors,
+        }
+
+    print(json.dumps(asyncio.run(main())), flush=True)
+
+
+def run_grpc_load(target: str, authority: str, concurrency: int, args) -> Run:
+    argv = [sys.executable, str(Path(__file__).resolve()), "--grpc-load", target, authority or "-"]
+    argv += [str(concurrency), str(args.duration), str(args.warmup)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration + args.warmup + 60)
+    try:
+        fields = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise VoidRun(f"the gRPC load failed ({result.returncode}): {result.stderr[-300:]}") from None
+    if "error" in fields or fields["errors"] or not fields["requests"]:
+        raise VoidRun(f"the gRPC load saw errors: {fields}")
+    return Run(
+        rps=fields["requests"] / fields["seconds"],
+        p50_ms=fields["p50_us"] / 1000,
+        p99_ms=fields["p99_us"] / 1000,
+        requests=fields["requests"],
+    )
+
+
+GRPC_PATHS = ("direct", "modelplane")
+
+
+def measure_grpc(args, work: Path) -> dict[tuple[int, str], list[Run]]:
+    """ModelInfer straight at the replica's gRPC port and through the gateway, interleaved by round."""
+    runs: dict[tuple[int, str], list[Run]] = {}
+    work.mkdir(parents=True, exist_ok=True)
+    train_iris(work / "model")
+    http_port, grpc_port = free_port(), free_port()
+    exe = shutil.which("modelplane") or "modelplane"
+    argv = [
+        exe,
+        "serve",
+        "--model-dir",
+        str(work / "model"),
+        "--model-name",
+        MODEL_NAME,
+        "--runtime",
+        "sklearn",
+    ]
+    argv += ["--http-port", str(http_port), "--grpc-port", str(grpc_port), "--workers", "1"]
+    replica = Process("modelplane", argv, http_port, work)
+    gateway = None
+    try:
+        replica.wait_ready()
+        gateway = start_gateway(http_port, work, grpc_port)
+        gateway.wait_ready(HOST)
+        targets = {
+            "direct": (f"127.0.0.1:{grpc_port}", "", replica),
+            "modelplane": (f"127.0.0.1:{gateway.port}", HOST, gateway),
+        }
+        for round_index in range(args.rounds):
+            order = GRPC_PATHS[round_index % 2 :] + GRPC_PATHS[: round_index % 2]
+            for concurrency in args.concurrency:
+                for path in order:
+                    target, authority, process = targets[path]
+                    before = group_cpu_seconds(process.proc.pid), group_cpu_seconds(replica.proc.pid)
+                    run = run_grpc_load(target, authority, concurrency, args)
+                    # CPU over the warm-up and the run, per measured call: an upper bound.
+                    per_request = 1e6 / run.requests
+                    if path != "direct":
+                        run.proxy_cpu_us = (group_cpu_seconds(process.proc.pid) - before[0]) * per_request
+                    run.upstream_cpu_us = (group_cpu_seconds(replica.proc.pid) - before[1]) * per_request
+                    runs.setdefault((concurrency, path), []).append(run)
+                    log(
+                        f"grpc       round {round_index + 1} c={concurrency:<3} {path:10} "
+                        f"{run.rps:8.0f} calls/s  p50 {run.p50_ms:.3f} ms  p99 {run.p99_ms:.3f} ms"
+                    )
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        replica.stop()
+    return runs
+
+
+def render_grpc(runs: dict[tuple[int, str], list[Run]], args, started: str, load: tuple) -> str:
+    lines = [
+        f"Run {started} on {platform.node() or 'this machine'}: {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, load average before the run {load[0]:.2f}. {args.rounds} rounds x "
+        f"{args.duration:g} s per row (after {args.warmup:g} s warm-up), medians of the rounds. A grpc.aio "
+        "client, unary `ModelInfer` (1 x 4 FP32) on one channel with C calls in flight; `modelplane serve` "
+        "(sklearn, 1 worker) as the replica; client, gateway and replica share the cores.",
+        "",
+        "| concurrency | path | calls/s | p50 ms | p99 ms | added p50 ms | p50 ratio | calls/s ratio "
+        "| gateway CPU µs/call | replica CPU µs/call |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for concurrency in args.concurrency:
+        direct = runs[(concurrency, "direct")]
+        d50, drps = median(direct, "p50_ms"), median(direct, "rps")
+        for path in GRPC_PATHS:
+            through = runs[(concurrency, path)]
+            p50, rps = median(through, "p50_ms"), median(through, "rps")
+            extra = (
+                " | | | | "
+                if path == "direct"
+                else f" | **{p50 - d50:+.3f}** | {p50 / d50:.2f} | {rps / drps:.2f} | "
+                f"{median(through, 'proxy_cpu_us'):.0f}"
+            )
+            lines.append(
+                f"| {concurrency} | {PATH_LABELS[path]} | {rps:.0f} | {p50:.3f} | "
+                f"{median(through, 'p99_ms'):.3f}{extra} | {median(through, 'upstream_cpu_us'):.0f} |"
+            )
+    return "\n".join(lines)
+
+
+GRPC_NOTES = """How to read it:
+- The ratios are through the gateway over direct (p50 latency, calls per second), medians of the rounds.
+- The gateway's cost per call is mostly the `h2` package's work (pure Python): it decodes and encodes
+  the request headers, the response headers and the trailers (HPACK, once per connection each way) and
+  runs HTTP/2's stream state machine on both connections. That is several times what an HTTP/1.1 request
+  costs it (see the REST table above), and at concurrency 16 it competes with the replica and the client
+  for the 2 cores.
+- The CPU columns count the warm-up second too, per measured call: an upper bound.
+- The machine is shared with other work (see the load average): runs vary by 2x and more."""
+
+
+def write_grpc_section(table: str, command: str) -> None:
+    section = (
+        "## Gateway, gRPC\n\n"
+        "gRPC `ModelInfer` through `modelplane up`'s gateway (HTTP/2 on the REST port) against straight to the "
+        f"replica's gRPC port.\nProduced by `{command}`.\n\n{table}\n\n{GRPC_NOTES}\n"
+    )
+    put_section("Gateway, gRPC", section)
+
+
 # --------------------------------------------------------------------------------------------- report
 
 
@@ -396,8 +586,13 @@ def write_section(table: str, command: str) -> None:
         "The latency `modelplane up`'s gateway adds between a client and a replica (target: under 0.5 ms at p50).\n"
         f"Produced by `{command}`.\n\n{table}\n\n{READING_NOTES}\n"
     )
+    put_section("Gateway", section)
+
+
+def put_section(title: str, section: str) -> None:
+    """Replaces the `## <title>` section of bench/RESULTS.md with `section`, or appends it."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Gateway\n.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:
@@ -424,12 +619,32 @@ def main() -> int:
         "--write-results", action="store_true", help='rewrite "## Gateway" in bench/RESULTS.md'
     )
     parser.add_argument(
-        "--serve-gateway", nargs=2, type=int, metavar=("PORT", "REPLICA_PORT"), help=argparse.SUPPRESS
+        "--protocols",
+        type=lambda s: s.split(","),
+        default=["rest"],
+        help="rest (wrk, the default), grpc (ModelInfer, direct and through the gateway), or rest,grpc",
     )
+    parser.add_argument("--serve-gateway", nargs="+", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--grpc-load", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_gateway:
         serve_gateway(*args.serve_gateway)
         return 0
+    if args.grpc_load:
+        target, authority, concurrency, duration, warmup = args.grpc_load
+        grpc_load(
+            target, "" if authority == "-" else authority, int(concurrency), float(duration), float(warmup)
+        )
+        return 0
+    if "grpc" in args.protocols:
+        started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        load = os.getloadavg()
+        table = render_grpc(measure_grpc(args, WORK / "grpc"), args, started, load)
+        print(table)
+        if args.write_results:
+            write_grpc_section(table, ("python3 bench/gateway.py " + " ".join(sys.argv[1:])).strip())
+        if "rest" not in args.protocols:
+            return 0
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: run `bash bench/setup.sh` (Debian package wrk)")
     if "nginx" in args.paths and not shutil.which("nginx"):

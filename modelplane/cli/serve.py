@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 from modelplane.cli.main import CommandError
@@ -82,7 +83,12 @@ def run(args: argparse.Namespace) -> int:
         multi_model=args.multi_model,
     )
     server.start(models)
-    return 0
+    # Everything is stopped and every request answered. Tearing down the interpreter's modules
+    # (numpy, scikit-learn, grpc) would take seconds more of a replica's stop for nothing.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def build_models(args: argparse.Namespace):

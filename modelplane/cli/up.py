@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gateway-port", type=int, default=8080, help="gateway port (0: any)")
     parser.add_argument("--domain", default="localhost", help="services are <name>.<namespace>.<domain>")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--no-warm-starts",
+        dest="warm_starts",
+        action="store_false",
+        help="start every replica as a fresh process, instead of forking replicas of modelplane serve "
+        "from a warm process that has imported the server and the runtimes",
+    )
     scaling = parser.add_argument_group(
         "autoscaling (the platform-wide defaults of Knative's config-autoscaler)"
     )
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         scale_to_zero_grace_period=args.scale_to_zero_grace_period,
         activator_timeout=args.activator_timeout,
         autoscaler_tick=args.autoscaler_tick,
+        warm_starts=args.warm_starts,
     )
 
     def on_ready(addresses, store) -> None:

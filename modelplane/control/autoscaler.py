@@ -100,6 +100,7 @@ class RevisionAutoscaler:
         self._recent: deque[tuple[float, int]] = deque()
         self._initial_scale_reached = settings.initial_scale <= 0
         self._active_since = clock()
+        self._ever_ready = False
         self._idle_since: float | None = None
         self._at_zero = settings.initial_scale == 0  # the last decision was zero (or the first will be)
         self._last: ScaleDecision | None = None
@@ -123,6 +124,11 @@ class RevisionAutoscaler:
         self._samples.append(sample)
         if sample.replicas >= self.settings.initial_scale:
             self._initial_scale_reached = True
+        if sample.replicas and not self._ever_ready:
+            # A new revision is active from its first ready replica, not from its creation: one that took
+            # long to load still gets a whole stable window before it may go to zero.
+            self._ever_ready = True
+            self._active_since = max(self._active_since, sample.taken_at)
         self._forget_before(sample.taken_at - self.settings.stable_window)
 
     def _forget_before(self, start: float) -> None:
@@ -272,12 +278,21 @@ class RevisionAutoscaler:
 
     def _decided(self, decision: ScaleDecision) -> ScaleDecision:
         last = self._last
-        if last is None or (last.desired_replicas, last.panic) != (decision.desired_replicas, decision.panic):
+        if last is None or last.desired_replicas != decision.desired_replicas:
             before = "none" if last is None else last.desired_replicas
             logger.info(
                 "autoscaler %s: %s -> %d replicas: %s",
                 self.revision,
                 before,
+                decision.desired_replicas,
+                decision.reason,
+            )
+        elif last.panic != decision.panic:
+            change = "enters panic mode" if decision.panic else "leaves panic mode"
+            logger.info(
+                "autoscaler %s: %s, keeping %d replicas: %s",
+                self.revision,
+                change,
                 decision.desired_replicas,
                 decision.reason,
             )

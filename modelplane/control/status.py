@@ -12,7 +12,7 @@ from __future__ import annotations
 from modelplane.api import conditions as c
 from modelplane.control.observed import ComponentState, Failure, ServiceState
 from modelplane.control.traffic import TrafficTarget
-from modelplane.control.urls import component_host, entry_component, host_url, service_host
+from modelplane.control.urls import component_host, entry_component, grpc_url, host_url, service_host
 
 COMPONENT_CONDITIONS = {
     "predictor": c.PREDICTOR_READY,
@@ -195,6 +195,8 @@ def _component_status(
         url = host_url(component_host(name, namespace, component, domain), port)
         status["url"] = url
         status["address"] = {"url": url}
+        if component == "predictor":  # the V2 gRPC service of the model server, through the gateway
+            status["grpcUrl"] = grpc_url(component_host(name, namespace, component, domain), port)
         status["traffic"] = [
             _traffic_entry(target, name, namespace, component, domain, port) for target in observed.traffic
         ]

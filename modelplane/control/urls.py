@@ -25,6 +25,11 @@ def host_url(host: str, port: int) -> str:
     return f"http://{host}" if port == 80 else f"http://{host}:{port}"
 
 
+def grpc_url(host: str, port: int) -> str:
+    """`grpc://host:port`: gRPC goes through the same gateway port as REST (HTTP/2 cleartext)."""
+    return f"grpc://{host}:{port}"
+
+
 def entry_component(components: Mapping[str, object] | set[str]) -> str:
     """The component a service's own host sends predictions to: the transformer if any, else the predictor."""
     return "transformer" if "transformer" in components else "predictor"

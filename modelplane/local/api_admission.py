@@ -50,24 +50,31 @@ def admit_with_platform_checks(resource: Resource, **context) -> Resource:
         problems = validate_graph_spec(admitted.get("spec") or {})
         if problems:
             raise ValidationError([FieldError("spec.nodes", problem) for problem in problems])
+        _raise_if_any(_autoscaling_errors(admitted, {"spec": admitted.get("spec")}))
     elif kind == INFERENCE_SERVICE:
-        errors = list(_autoscaling_errors(admitted))
-        if errors:
-            raise ValidationError(errors)
+        spec = admitted.get("spec") or {}
+        scaled = {f"spec.{component}": spec.get(component) for component in COMPONENTS}
+        _raise_if_any(_autoscaling_errors(admitted, scaled))
     return admitted
 
 
-def _autoscaling_errors(isvc: Resource) -> Iterator[FieldError]:
-    annotations = scaling_annotations(isvc.get("metadata") or {})
-    for component in COMPONENTS:
-        component_spec = (isvc.get("spec") or {}).get(component)
-        if not isinstance(component_spec, dict):
+def _autoscaling_errors(resource: Resource, scaled: dict[str, object]) -> Iterator[FieldError]:
+    """What the autoscaler would refuse in each scaled part of `resource` (by path), or in its
+    annotations."""
+    annotations = scaling_annotations(resource.get("metadata") or {})
+    for path, spec in scaled.items():
+        if not isinstance(spec, dict):
             continue
         try:
-            revision_scaling({**component_spec, "scalingAnnotations": annotations})
+            revision_scaling({**spec, "scalingAnnotations": annotations})
         except AutoscalingError as error:
-            where = "metadata.annotations" if str(error).startswith(PREFIX) else f"spec.{component}"
-            yield FieldError(where, str(error))
+            yield FieldError("metadata.annotations" if str(error).startswith(PREFIX) else path, str(error))
+
+
+def _raise_if_any(errors: Iterator[FieldError]) -> None:
+    found = list(errors)
+    if found:
+        raise ValidationError(found)
 
 
 def _invalid(resource: Resource, error: ValidationError) -> Invalid:

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from modelplane.control.autoscaler import RevisionAutoscaler
-from modelplane.control.autoscaling_settings import AutoscalerConfig, AutoscalerSettings
+from modelplane.control.autoscaling_settings import (
+    AutoscalerConfig,
+    AutoscalerSettings,
+    AutoscalingError,
+    fixed_replicas,
+    revision_scaling,
+)
+from modelplane.control.revisions import Revision
 from modelplane.local.gateway_revisions import RevisionStats
 
 logger = logging.getLogger("modelplane.autoscaler")
@@ -33,6 +40,9 @@ class Scalable(Protocol):
     """What the autoscaler scales: a revision's replicas (`RevisionReplicas`)."""
 
     desired: int
+
+    @property
+    def revision(self) -> Revision: ...
 
     def scale(self, count: int) -> None: ...
 
@@ -68,6 +78,20 @@ class Autoscaling:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._tracked.clear()
+
+    def start_scaling(self, replicas: Scalable, on_scale: Callable[[], None]) -> None:
+        """Gives a new revision's replicas their first count: the autoscaler's, when the revision scales
+        on its requests (it is tracked from then on), else its minReplicas."""
+        template = replicas.revision.template
+        try:
+            settings = revision_scaling(template, self.config)
+        except AutoscalingError as exc:  # stored before the platform checked it
+            logger.warning("%s: %s; keeping a fixed replica count", replicas.revision.name, exc)
+            settings = None
+        if settings is None:
+            replicas.scale(fixed_replicas(template))
+        else:
+            replicas.scale(self.track(replicas.revision.name, settings, replicas, on_scale))
 
     def track(
         self, revision: str, settings: AutoscalerSettings, replicas: Scalable, on_scale: Callable[[], None]

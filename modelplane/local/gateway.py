@@ -21,6 +21,8 @@ from modelplane.local.gateway_config import GatewayConfig
 from modelplane.local.gateway_dispatch import Dispatcher
 from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import RouteTable
+from modelplane.local.h2_proxy import H2ClientConnection
+from modelplane.local.h2_upstream import H2UpstreamPool
 from modelplane.local.http_deadlines import Deadlines
 from modelplane.local.http_proxy import ClientConnection
 from modelplane.local.http_upstream import UpstreamPool
@@ -43,7 +45,8 @@ class Gateway:
         self._dispatcher = Dispatcher(on_demand)
         self._pool = UpstreamPool(self.config.connect_timeout, self.config.upstream_idle_timeout)
         self._deadlines = Deadlines()
-        self._connections: set[ClientConnection] = set()
+        self._h2_pool = H2UpstreamPool(self.config.connect_timeout, self.config.grpc_upstream_idle_timeout)
+        self._connections: set[ClientConnection | H2ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_sweep: asyncio.TimerHandle | None = None
@@ -79,6 +82,7 @@ class Gateway:
         for connection in list(self._connections):
             connection.abort()
         self._pool.close()
+        self._h2_pool.close()
         self._deadlines.close()
         await self._server.wait_closed()
         self._server = None
@@ -119,14 +123,30 @@ class Gateway:
         for connection in list(self._connections):
             if connection.idle_since is not None and connection.idle_since < oldest_kept:
                 connection.close_when_idle()
+        self._h2_pool.close_idle(self._loop.time())
         self._schedule_idle_sweep()
 
     def _new_connection(self) -> ClientConnection:
         connection = ClientConnection(
-            self._dispatcher, self._pool, self._deadlines, self.config, self._connections.discard
+            self._dispatcher,
+            self._pool,
+            self._deadlines,
+            self.config,
+            self._connections.discard,
+            self._take_http2,
         )
         self._connections.add(connection)
         return connection
+
+    def _take_http2(self, transport: asyncio.Transport, data: bytes) -> None:
+        """A client connection opened with the HTTP/2 preface: the gRPC proxy takes it over."""
+        connection = H2ClientConnection(
+            self._dispatcher, self._h2_pool, self._deadlines, self.config, self._connections.discard
+        )
+        self._connections.add(connection)
+        transport.set_protocol(connection)
+        connection.connection_made(transport)
+        connection.data_received(data)
 
 
 class GatewayThread:

@@ -16,6 +16,8 @@ class GatewayConfig:
       no `timeout_seconds` (KServe's default component timeout is 300s).
     - `upstream_idle_timeout`: idle keep-alive connections to replicas are closed after this; keep
       it below the replicas' own keep-alive timeout (uvicorn's default is 5s).
+    - `grpc_upstream_idle_timeout`: the same for the HTTP/2 connections to replicas' gRPC ports
+      (HTTP/2 closes gracefully, so they may stay open longer).
     """
 
     host: str = "127.0.0.1"
@@ -25,5 +27,6 @@ class GatewayConfig:
     response_timeout: float = 300.0
     connect_timeout: float = 5.0
     upstream_idle_timeout: float = 4.0
+    grpc_upstream_idle_timeout: float = 30.0
     client_idle_timeout: float = 75.0
     drain_timeout: float = 10.0

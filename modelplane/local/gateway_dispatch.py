@@ -60,7 +60,12 @@ class Dispatcher:
                         backend.revision, self._on_demand
                     )
                     revisions[backend.revision] = state
-                state.update(backend.replicas, backend.container_concurrency, backend.timeout_seconds)
+                state.update(
+                    backend.replicas,
+                    backend.container_concurrency,
+                    backend.timeout_seconds,
+                    backend.grpc_replicas,
+                )
         for name, state in self._revisions.items():
             if name not in revisions:
                 state.retire(f"revision {name} no longer serves any host")

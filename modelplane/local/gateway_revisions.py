@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from modelplane.local.gateway_routes import split_address
@@ -49,14 +49,18 @@ class RevisionStats:
 
 
 class Replica:
-    """One replica address and the requests the gateway has in flight on it."""
+    """One replica address and the requests the gateway has in flight on it (REST and gRPC alike).
 
-    __slots__ = ("address", "host", "port", "in_flight")
+    `grpc_address` is where the replica serves gRPC, if it does.
+    """
 
-    def __init__(self, address: str) -> None:
+    __slots__ = ("address", "host", "port", "in_flight", "grpc_address")
+
+    def __init__(self, address: str, grpc_address: str | None = None) -> None:
         self.address = address
         self.host, self.port = split_address(address)
         self.in_flight = 0
+        self.grpc_address = grpc_address
 
 
 class RevisionState:
@@ -66,6 +70,7 @@ class RevisionState:
         self.revision = revision
         self.container_concurrency = 0
         self.timeout_seconds: float | None = None
+        self.serves_grpc = False
         self.replicas: list[Replica] = []
         self.in_flight = 0
         self.requests_total = 0
@@ -80,11 +85,22 @@ class RevisionState:
         return len(self._waiters)
 
     def update(
-        self, addresses: Collection[str], container_concurrency: int, timeout_seconds: float | None
+        self,
+        addresses: Sequence[str],
+        container_concurrency: int,
+        timeout_seconds: float | None,
+        grpc_addresses: Sequence[str] | None = None,
     ) -> None:
-        """Takes the replica list from a new route table, keeping the counts of known replicas."""
+        """Takes the replica list from a new route table, keeping the counts of known replicas.
+
+        `grpc_addresses`, when given, are the replicas' gRPC addresses in the order of `addresses`.
+        """
         known = {replica.address: replica for replica in self.replicas}
+        grpc = dict(zip(addresses, grpc_addresses, strict=True)) if grpc_addresses is not None else {}
         self.replicas = [known.get(address) or Replica(address) for address in dict.fromkeys(addresses)]
+        for replica in self.replicas:
+            replica.grpc_address = grpc.get(replica.address)
+        self.serves_grpc = grpc_addresses is not None
         self.container_concurrency = container_concurrency
         self.timeout_seconds = timeout_seconds
         self._hand_out()

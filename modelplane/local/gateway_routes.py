@@ -22,6 +22,8 @@ class Backend:
 
     `replicas` are the "host:port" addresses of its ready replicas; an empty tuple means the revision
     is scaled to zero and requests wait in the gateway until replicas appear.
+    `grpc_replicas` are the same replicas' gRPC addresses, in the same order; None when the revision
+    serves no gRPC (gRPC calls for it are refused with UNIMPLEMENTED).
     `container_concurrency` caps the requests in flight per replica (0 means unlimited); requests
     beyond it wait in the gateway. `timeout_seconds` bounds the wait for the response headers
     (None: the gateway's default).
@@ -32,6 +34,7 @@ class Backend:
     weight: int = 100
     container_concurrency: int = 0
     timeout_seconds: float | None = None
+    grpc_replicas: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.weight < 0:
@@ -43,6 +46,14 @@ class Backend:
             )
         for address in self.replicas:
             split_address(address)
+        if self.grpc_replicas is not None:
+            if len(self.grpc_replicas) != len(self.replicas):
+                raise ValueError(
+                    f"backend {self.revision!r}: {len(self.grpc_replicas)} gRPC addresses "
+                    f"for {len(self.replicas)} replicas"
+                )
+            for address in self.grpc_replicas:
+                split_address(address)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE
 from modelplane.control import Revision, latest_revisions
 from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
+from modelplane.control.revision_templates import scaling_annotations
 from modelplane.local.api_errors import Expired, NotFound
+from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_routes import Backend, Route, inference_graph_routes
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
@@ -42,8 +44,8 @@ class _Graph:
     serving: str | None = None  # the revision the host goes to
 
 
-def router_template(graph: dict, spec: dict) -> dict:
-    """The revision template of a graph's router: its command, ports, probe and replica counts."""
+def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> dict:
+    """The revision template of a graph's router: its command, ports, probe and scaling."""
     return {
         "command": [
             "modelplane",
@@ -66,6 +68,7 @@ def router_template(graph: dict, spec: dict) -> dict:
         "maxReplicas": spec.get("maxReplicas"),
         "scaleMetric": spec.get("scaleMetric"),
         "scaleTarget": spec.get("scaleTarget"),
+        "scalingAnnotations": scaling_annotations(metadata or {}),
         "timeout": spec.get("timeout"),
     }
 
@@ -74,10 +77,17 @@ class GraphReconciler:
     """Runs on the platform's event loop next to the service reconciler; `on_routes` is called when
     the graphs' routes (`routes()`) changed."""
 
-    def __init__(self, store: Store, settings: SupervisorSettings, on_routes: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: SupervisorSettings,
+        on_routes: Callable[[], None],
+        autoscaling: Autoscaling | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.on_routes = on_routes
+        self.autoscaling = autoscaling or Autoscaling()
         self._graphs: dict[Key, _Graph] = {}
         self._kicks: dict[Key, asyncio.Event] = {}
         self._workers: dict[Key, asyncio.Task] = {}
@@ -190,7 +200,7 @@ class GraphReconciler:
             services, _ = self.store.list(INFERENCE_SERVICE.kind, namespace)
             plan = graph_plan(ig, {s["metadata"]["name"]: s for s in services})
             if plan.services_ready:
-                self._run(graph, router_template(plan.graph, ig.get("spec") or {}))
+                self._run(graph, router_template(plan.graph, ig.get("spec") or {}, ig["metadata"]))
             router_ready = graph.serving is not None and bool(graph.running[graph.serving].addresses())
             latest = graph.running.get(graph.latest or "")
             failure = latest.state().failure if latest is not None else None
@@ -216,22 +226,24 @@ class GraphReconciler:
         if graph.latest not in graph.running:
             logger.info("%s/%s: starting router %s", graph.namespace, graph.name, graph.latest)
             key = (graph.namespace, graph.name)
-            count = max(1, int(template.get("minReplicas") or 1))
             runner = RevisionReplicas(
-                latest[ROUTER], graph.namespace, graph.name, count, self.settings, lambda: self.kick(key)
+                latest[ROUTER], graph.namespace, graph.name, 0, self.settings, lambda: self.kick(key)
             )
             graph.running[graph.latest] = runner
-            runner.start()
+            self.autoscaling.start_scaling(runner, lambda: self.kick(key))
         if graph.running[graph.latest].state().ready and graph.serving != graph.latest:
             graph.serving = graph.latest
             self.on_routes()
             self._retire_all_but(graph, graph.latest)
         elif graph.serving is not None:
             self.on_routes()  # the serving revision's replicas may have changed
+        for runner in graph.running.values():
+            runner.stop_removed()  # replicas scaled down, now out of the routes
 
     def _retire_all_but(self, graph: _Graph, keep: str | None) -> None:
         for name in [name for name in graph.running if name != keep]:
             runner = graph.running.pop(name)
+            self.autoscaling.forget(name)
             logger.info("%s/%s: stopping router %s", graph.namespace, graph.name, name)
             task = asyncio.create_task(runner.stop())
             self._retiring.add(task)

@@ -17,6 +17,7 @@ import httptools
 
 from modelplane.local.gateway_config import GatewayConfig
 from modelplane.local.gateway_revisions import RevisionState
+from modelplane.local.h2_proxy import PREFACE
 from modelplane.local.http_deadlines import Deadlines
 from modelplane.local.http_exchange import (
     PAUSED_FOR_BODY,
@@ -33,7 +34,11 @@ class Router(Protocol):
 
 
 class ClientConnection(asyncio.Protocol):
-    """One client connection: parses its requests and answers them in order."""
+    """One client connection: parses its requests and answers them in order.
+
+    A connection that opens with the HTTP/2 preface is handed to `on_http2(transport, data)` (the
+    gRPC proxy) and is no longer this object's.
+    """
 
     def __init__(
         self,
@@ -42,6 +47,7 @@ class ClientConnection(asyncio.Protocol):
         deadlines: Deadlines,
         config: GatewayConfig,
         on_close: Callable[[ClientConnection], None],
+        on_http2: Callable[[asyncio.Transport, bytes], None] | None = None,
     ) -> None:
         self.router = router
         self.pool = pool
@@ -62,6 +68,9 @@ class ClientConnection(asyncio.Protocol):
         self._waiting: deque[Exchange] = deque()
         self._pauses = 0
         self._ignore_input = False
+        self._on_http2 = on_http2
+        # The first bytes, while they may still be the start of the HTTP/2 preface; None after.
+        self._preface: bytes | None = b"" if on_http2 is not None else None
 
     def write(self, data: bytes) -> None:
         if not self.closed:
@@ -105,6 +114,10 @@ class ClientConnection(asyncio.Protocol):
         self.idle_since = self._loop.time()
 
     def data_received(self, data: bytes) -> None:
+        if self._preface is not None:
+            data = self._check_preface(data)
+            if not data:
+                return
         if self._ignore_input:
             return
         try:
@@ -196,6 +209,23 @@ class ClientConnection(asyncio.Protocol):
         exchange.start()
         if not self._waiting:
             self.resume_reading(PAUSED_FOR_PIPELINE)
+
+    def _check_preface(self, data: bytes) -> bytes:
+        """The bytes to parse as HTTP/1.1, or b"" when the connection turned out to be HTTP/2 or may
+        still do so."""
+        seen = self._preface + data
+        if seen.startswith(PREFACE):
+            self._preface = None
+            self._ignore_input = True
+            self.closed = True  # nothing more is written or read through this object
+            self._on_close(self)
+            self._on_http2(self.transport, seen)
+            return b""
+        if len(seen) < len(PREFACE) and PREFACE.startswith(seen):
+            self._preface = seen
+            return b""
+        self._preface = None
+        return seen
 
     def _malformed(self, exc: Exception) -> None:
         self._ignore_input = True

@@ -29,6 +29,7 @@ from modelplane.local.reconciler import Reconciler
 from modelplane.local.store import Store
 from modelplane.local.supervisor import SupervisorSettings
 from modelplane.local.trained_models import TrainedModels
+from modelplane.local.zygote import Zygote
 
 logger = logging.getLogger("modelplane.platform")
 
@@ -43,6 +44,7 @@ class PlatformConfig:
     scale_to_zero_grace_period: float = AutoscalerConfig.scale_to_zero_grace_period
     activator_timeout: float = GatewayConfig.queue_timeout
     autoscaler_tick: float = DEFAULT_TICK
+    warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (zygote.py)
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,11 @@ class Platform:
             api.sock.close()
             store.close()
             raise
+        zygote = Zygote(config.home / "logs" / "zygote.log") if config.warm_starts else None
+        if zygote is not None:
+            await zygote.start()
         settings = SupervisorSettings(
-            logs_dir=config.home / "logs", domain=config.domain, gateway_port=gateway.port
+            logs_dir=config.home / "logs", domain=config.domain, gateway_port=gateway.port, zygote=zygote
         )
         reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling)
         trained_models = TrainedModels(store)
@@ -145,6 +150,8 @@ class Platform:
             await asyncio.to_thread(gateway_thread.stop)
             await trained_models.close()
             await reconciler.close()
+            if zygote is not None:
+                await zygote.close()
             store.close()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)

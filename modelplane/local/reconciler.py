@@ -44,7 +44,6 @@ from modelplane.control import (
     stopped_status,
     traffic_targets,
 )
-from modelplane.control.autoscaling_settings import AutoscalingError, fixed_replicas, revision_scaling
 from modelplane.control.urls import service_host
 from modelplane.local.api_errors import Expired, NotFound
 from modelplane.local.autoscaling import Autoscaling
@@ -110,7 +109,7 @@ class Reconciler:
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
         self._closing = False
-        self.graphs = GraphReconciler(store, settings, on_routes=self._update_routes)
+        self.graphs = GraphReconciler(store, settings, self._update_routes, self.autoscaling)
         # Told the ready predictor replicas of a service after each reconcile (TrainedModels load on them).
         self.on_replicas: Callable[[Key, list[Replica]], None] | None = None
 
@@ -288,20 +287,8 @@ class Reconciler:
         runner = RevisionReplicas(
             revision, service.namespace, service.name, 0, self.settings, lambda: self.kick(key)
         )
-        runner.scale(self._initial_replicas(runner, key))
         service.running[revision_name] = runner
-
-    def _initial_replicas(self, runner: RevisionReplicas, key: Key) -> int:
-        """The autoscaler's first count for a revision that scales on its requests, else minReplicas."""
-        template = runner.revision.template
-        try:
-            scaling = revision_scaling(template, self.autoscaling.config)
-        except AutoscalingError as exc:  # stored before the platform checked it
-            logger.warning("%s: %s; keeping a fixed replica count", runner.revision.name, exc)
-            scaling = None
-        if scaling is None:
-            return fixed_replicas(template)
-        return self.autoscaling.track(runner.revision.name, scaling, runner, lambda: self.kick(key))
+        self.autoscaling.start_scaling(runner, lambda: self.kick(key))
 
     def _split_traffic(self, service: _Service) -> None:
         for component, latest in service.latest.items():
@@ -393,6 +380,7 @@ class Reconciler:
             weight=percent,
             container_concurrency=int(template.get("containerConcurrency") or 0),
             timeout_seconds=float(timeout) if timeout else None,
+            grpc_replicas=runner.grpc_addresses(),
         )
 
     def _observed(self, service: _Service) -> ServiceState:

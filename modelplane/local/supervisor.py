@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import logging
 import os
@@ -35,11 +33,9 @@ from modelplane.control import Failure, Revision, RevisionState
 from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.replica_command import ReplicaPorts, replica_launch, speaks_modelplane_serve
 from modelplane.local.replica_probe import probe
+from modelplane.local.zygote import ForkedProcess, Zygote, die_with_parent
 
 logger = logging.getLogger("modelplane.supervisor")
-
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
 
 
 @dataclass(frozen=True)
@@ -47,13 +43,15 @@ class SupervisorSettings:
     logs_dir: Path
     domain: str = "localhost"
     gateway_port: int = 8080
-    probe_interval: float = 0.2
+    probe_interval: float = 0.05  # while a replica loads: a warm one is ready in a fraction of a second
     ready_probe_interval: float = 2.0
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     stable_after: float = 30.0  # a replica up this long starts its back-off afresh
     stop_grace: float = 20.0
     repositories_dir: Path | None = None  # multi-model replicas' folders (default: next to logs_dir)
+    # The warm process replicas of `modelplane serve` are forked from (None: every replica starts cold).
+    zygote: Zygote | None = None
 
 
 def replica_log_dir(logs_dir: Path, namespace: str, service: str, component: str) -> Path:
@@ -81,6 +79,7 @@ class Replica:
         self.settings = settings
         self.phase = PENDING
         self.address: str | None = None
+        self.grpc_address: str | None = None  # where it takes gRPC (the port it was given for it)
         self.failure: Failure | None = None
         self.restarts = 0
         self._on_change = on_change
@@ -196,7 +195,7 @@ class Replica:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,
-                preexec_fn=_die_with_platform,
+                preexec_fn=die_with_parent,
             )
         output, _ = await self._process.communicate()
         if self._process.returncode != 0:
@@ -205,29 +204,37 @@ class Replica:
 
     async def _run_process(self, client: httpx.AsyncClient, template: dict, model_dir: Path | None) -> None:
         ports = ReplicaPorts(_free_port(), _free_port())
+        self.grpc_address = f"127.0.0.1:{ports.grpc}"
         launch = replica_launch(
             template, ports, model_dir, domain=self.settings.domain, gateway_port=self.settings.gateway_port
         )
         if self._stopping.is_set():
             return
         self._note(f"starting: {' '.join(launch.argv)}")
+        env = {**os.environ, **launch.env}
+        zygote = self.settings.zygote
         try:
-            with self.log_path.open("ab") as log:
-                self._process = await asyncio.create_subprocess_exec(
-                    *launch.argv,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                    env={**os.environ, **launch.env},
-                    start_new_session=True,
-                    preexec_fn=_die_with_platform,
-                )
+            forked = await zygote.spawn(launch.argv, env, self.log_path) if zygote else None
+            if forked is not None:
+                self._process = forked
+            else:
+                with self.log_path.open("ab") as log:
+                    self._process = await asyncio.create_subprocess_exec(
+                        *launch.argv,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=asyncio.subprocess.STDOUT,
+                        env=env,
+                        start_new_session=True,
+                        preexec_fn=die_with_parent,
+                    )
         except OSError as exc:  # a program that is not there, or not executable
             message = f"cannot run {launch.argv[0]}: {exc.strerror or exc}"
             self._note(message)
             self._set(FAILED_TO_LOAD, failure=self._failure(message))
             return
-        logger.info("%s started (pid %s, port %s)", self.label, self._process.pid, ports.http)
+        how = "forked warm, " if isinstance(self._process, ForkedProcess) else ""
+        logger.info("%s started (%spid %s, port %s)", self.label, how, self._process.pid, ports.http)
         await self._watch(client, template, ports)
         code = self._process.returncode
         if self._stopping.is_set():
@@ -334,6 +341,10 @@ class RevisionReplicas:
     def addresses(self) -> tuple[str, ...]:
         return tuple(r.address for r in self.replicas if r.phase == LOADED and r.address)
 
+    def grpc_addresses(self) -> tuple[str, ...]:
+        """The gRPC addresses of the replicas `addresses()` lists, in the same order."""
+        return tuple(r.grpc_address for r in self.replicas if r.phase == LOADED and r.address)
+
     def state(self) -> RevisionState:
         ready = sum(1 for r in self.replicas if r.phase == LOADED)
         failed = [r for r in self.replicas if r.phase == FAILED_TO_LOAD]
@@ -345,13 +356,6 @@ class RevisionReplicas:
             phase = LOADING
         failure = failed[0].failure if failed else None
         return RevisionState(self.revision.name, phase, ready, len(failed), failure, self.desired)
-
-
-def _die_with_platform() -> None:
-    """In the replica, before its program starts: SIGTERM when `modelplane up` dies, however it dies
-    (Linux's parent-death signal), so that no replica outlives the platform."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _modelplane_command(*arguments: str) -> list[str]:

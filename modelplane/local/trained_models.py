@@ -41,7 +41,8 @@ from modelplane.control.trained_models import (
 from modelplane.local.api_errors import NotFound
 from modelplane.local.keyed_work import KeyedWorkers, watch_kind
 from modelplane.local.store import Ref, Store
-from modelplane.local.supervisor import Replica, _die_with_platform, _modelplane_command, now_rfc3339
+from modelplane.local.supervisor import Replica, _modelplane_command, now_rfc3339
+from modelplane.local.zygote import die_with_parent
 
 logger = logging.getLogger("modelplane.trainedmodels")
 
@@ -297,7 +298,7 @@ async def _fetch(uri: str, dest: Path, log_path: Path) -> None:
             stdout=log,
             stderr=log,
             start_new_session=True,
-            preexec_fn=_die_with_platform,
+            preexec_fn=die_with_parent,
         )
     try:
         code = await process.wait()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from modelplane.protocol.errors import ModelNotFound, ModelNotReady
 from modelplane.server.model import STAGES, Model, StageRunner
@@ -112,7 +115,7 @@ async def load_model(served: ServedModel) -> None:
     """Run a model's `load` on a thread; a failure leaves it not ready, with the reason kept."""
     model = served.model
     try:
-        result = await asyncio.to_thread(model.load)
+        result = await _on_daemon_thread(model.load, f"load {model.name}")
         if asyncio.iscoroutine(result):
             result = await result
         if result is False:
@@ -127,3 +130,29 @@ async def load_model(served: ServedModel) -> None:
             logger.info("model %s is ready", model.name)
     # Stage dispatch depends on the methods the loaded model exposes.
     served.stages = {stage: StageRunner(model, stage) for stage in STAGES}
+
+
+async def _on_daemon_thread(function: Callable[[], Any], name: str) -> Any:
+    """`function()` on a thread of its own that does not hold the process up when it exits: a server
+    told to stop while a model is still loading stops at once instead of waiting for the load."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            outcome = (function(), None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            outcome = (None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await future

@@ -230,7 +230,8 @@ def test_an_idle_revision_goes_to_zero_after_a_stable_window_and_the_grace_perio
     decisions = revision.run(120, concurrency=0, ready=1)
     counts = replicas(decisions)
     zero_at = counts.index(0)
-    assert (zero_at + 1) * TICK == 60 + 30  # active for a stable window, then idle for the grace period
+    # Ready from the first tick: active for a stable window from then, then idle for the grace period.
+    assert (zero_at + 1) * TICK == TICK + 60 + 30
     assert set(counts[zero_at:]) == {0}
     assert decisions[zero_at - 1].reason.endswith(
         "; keeping 1 for the 30s scale-to-zero grace period: idle for 28s of 30s"
@@ -239,14 +240,14 @@ def test_an_idle_revision_goes_to_zero_after_a_stable_window_and_the_grace_perio
         "stable: average concurrency 0 over 1m / target 7 (70% of 10) -> 0"
         "; idle through the 30s scale-to-zero grace period -> 0"
     )
-    assert decisions[0].reason.endswith("; keeping 1: active for 2s, less than the 1m stable window")
+    assert decisions[0].reason.endswith("; keeping 1: active for 0s, less than the 1m stable window")
     assert decisions[zero_at + 1].reason.endswith("; staying at zero")
 
 
 def test_a_longer_pod_retention_period_keeps_the_last_replica_longer():
     revision = Revision(target=10, min_replicas=0, scale_to_zero_pod_retention_period=90)
     counts = replicas(revision.run(200, concurrency=0, ready=1))
-    assert (counts.index(0) + 1) * TICK == 60 + 90
+    assert (counts.index(0) + 1) * TICK == TICK + 60 + 90
 
 
 def test_with_scale_to_zero_disabled_one_replica_stays():
@@ -315,3 +316,20 @@ def test_a_change_is_logged_with_its_reason(caplog):
     assert messages[-1].endswith(
         "panic: average concurrency 50 over 6s / target 7 (70% of 10) -> 8, at least 200% of 1 ready"
     )
+
+
+def test_a_revision_slow_to_load_gets_a_whole_stable_window_once_ready():
+    revision = Revision(target=10, min_replicas=0)
+    loading = replicas(revision.run(100, concurrency=0, ready=0))
+    assert set(loading) == {1}  # its initial scale while it loads
+    counts = replicas(revision.run(120, concurrency=0, ready=1))
+    assert (counts.index(0) + 1) * TICK == TICK + 60 + 30  # counted from its first ready replica
+
+
+def test_leaving_panic_mode_is_logged_as_such(caplog):
+    revision = Revision(target=10)
+    revision.run(10, concurrency=7, ready=1)
+    revision.run(6, concurrency=30, ready=1)  # a burst: panic, 5 replicas
+    with caplog.at_level("INFO", logger="modelplane.control.autoscaler"):
+        revision.run(120, concurrency=30, ready=5)
+    assert any("leaves panic mode, keeping 5 replicas" in message for message in caplog.messages)

@@ -62,6 +62,7 @@ def test_a_ready_predictor_is_ready_with_urls_traffic_and_loaded_model():
     predictor = result["components"]["predictor"]
     assert predictor["latestCreatedRevision"] == predictor["latestReadyRevision"] == "iris-predictor-00001"
     assert predictor["url"] == "http://iris-predictor.default.localhost:8080"
+    assert predictor["grpcUrl"] == "grpc://iris-predictor.default.localhost:8080"
     assert predictor["traffic"] == [
         {"revisionName": "iris-predictor-00001", "percent": 100, "latestRevision": True}
     ]

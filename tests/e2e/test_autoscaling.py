@@ -4,6 +4,8 @@ failed request, on `modelplane up` with short autoscaling periods."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import sys
 import threading
 import time
@@ -67,7 +69,7 @@ def platform(tmp_path_factory):
         "--autoscaler-tick",
         "0.5s",
         "--activator-timeout",
-        "60s",
+        "20s",
     )
     platform = PlatformProcess(home, *options).start()
     try:
@@ -179,6 +181,26 @@ def test_an_idle_revision_scales_to_zero_and_a_burst_wakes_it(platform, tmp_path
     assert wide[1].split()[-3] == revision
 
 
+def test_a_revision_that_cannot_wake_answers_503_after_the_activator_timeout(platform, tmp_path):
+    model_dir = platform.home / "pvc" / "vanishing"
+    shutil.copytree(platform.home / "pvc" / "examples" / "sklearn-iris", model_dir)
+    predictor = {"minReplicas": 0, "sklearn": {"storageUri": "pvc://vanishing"}}
+    apply(platform, tmp_path, isvc("vanishing", predictor))
+    platform.cli("wait", "--for=condition=Ready", "isvc/vanishing", "--timeout=300s")
+    wait_until(
+        lambda: replicas(platform, "vanishing") == {"vanishing-predictor-00001": (0, 0)}, "zero", platform
+    )
+    shutil.rmtree(model_dir)  # the next replica cannot load its model
+
+    response = predict(platform, "vanishing")
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "revision vanishing-predictor-00001 could not take the request within 20s: "
+        "no replica became ready"
+    }
+    platform.cli("delete", "isvc", "vanishing")
+
+
 def test_replicas_follow_the_concurrency_up_and_back_down(platform, tmp_path):
     slow = {
         "minReplicas": 1,
@@ -244,3 +266,37 @@ def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform, tm
         wait_until(lambda: only("iris-live-predictor-00003"), "the promotion", platform)
     assert load.failures == []
     assert load.answers[200] > 20
+
+
+def test_a_graph_router_scales_to_zero_and_a_request_wakes_it_and_its_service(platform, tmp_path):
+    apply(platform, tmp_path, isvc("graph-iris", sklearn(minReplicas=0)))
+    graph = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "zero-graph", "namespace": "default", "annotations": WINDOW},
+        "spec": {
+            "minReplicas": 0,
+            "nodes": {
+                "root": {
+                    "routerType": "Sequence",
+                    "steps": [{"name": "iris", "serviceName": "graph-iris", "data": "$request"}],
+                }
+            },
+        },
+    }
+    apply(platform, tmp_path, graph)
+    platform.cli("wait", "--for=condition=Ready", "ig/zero-graph", "--timeout=300s")
+    wait_until(
+        lambda: replicas(platform, "graph-iris") == {"graph-iris-predictor-00001": (0, 0)}, "zero", platform
+    )
+    wait_until(
+        lambda: re.search(r"autoscaler zero-graph-\S+: 1 -> 0 replicas", platform.log()),
+        "router at zero",
+        platform,
+    )
+
+    response = platform.request("POST", "zero-graph.default.localhost", "/", json=IRIS)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": [1, 1]}
+    assert re.search(r"autoscaler zero-graph-\S+: 0 -> 1 replicas: scale from zero", platform.log())
+    assert "autoscaler graph-iris-predictor-00001: 0 -> 1 replicas: scale from zero" in platform.log()

@@ -70,10 +70,11 @@ def router_processes(platform: PlatformProcess) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            # (A replica forked warm has its command line as one string, words apart by spaces.)
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"router" in cmdline and any(gateway.encode() in part for part in cmdline):
+        if b" router " in cmdline and gateway.encode() in cmdline:
             found.append(int(entry.name))
     return found
 

@@ -135,7 +135,18 @@ def test_printer_columns_of_an_inference_service():
         "DESIRED": "1,0",
     }
     fresh = {"metadata": {"name": "new", "creationTimestamp": "2026-01-08T22:59:50Z"}}
-    assert [c.cell(fresh, now) for c in printer_columns(INFERENCE_SERVICE)] == ["", "", "", "", "", "", "10s", "", "", ""]
+    assert [c.cell(fresh, now) for c in printer_columns(INFERENCE_SERVICE)] == [
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "10s",
+        "",
+        "",
+        "",
+    ]
 
 
 def test_printer_columns_of_a_runtime_join_several_values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -285,3 +286,29 @@ def test_command_line_mistakes_are_one_line_errors(tmp_path):
 def test_missing_library_names_the_extra():
     with pytest.raises(ImportError, match=r'pip install "modelplane\[tensorrt\]"'):
         require("surely_not_installed_module", "tensorrt")
+
+
+def test_a_server_told_to_stop_while_its_model_loads_stops_without_waiting_for_the_load(tmp_path):
+    (tmp_path / "slow_model.py").write_text(
+        "import time\n"
+        "from modelplane.server import Model\n"
+        "class TakesAnHour(Model):\n"
+        "    def __init__(self, name, model_dir=None):\n"
+        "        super().__init__(name)\n"
+        "    def load(self):\n"
+        "        time.sleep(3600)\n"
+    )
+    server = serve(
+        "--model-class",
+        f"{tmp_path}/slow_model.py:TakesAnHour",
+        "--model-name",
+        "slow",
+        grpc=False,
+        ready_path="/v2/health/live",
+    )
+    try:
+        assert httpx.get(server.url + "/v2/models/slow/ready").status_code == 503
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(120) == 0  # not after the hour-long load
+    finally:
+        server.stop()

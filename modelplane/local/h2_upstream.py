@@ -1,0 +1,237 @@
+"""HTTP/2 connections from the gateway to the replicas' gRPC ports, and the pool that shares them.
+
+One `H2Upstream` carries many streams at once (HTTP/2 multiplexing), each bound to the `StreamSink`
+(a proxied gRPC call, h2_proxy.py) that opened it. The pool keeps the connections per gRPC address
+and opens another one only when the open ones have no room for a new stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Protocol
+
+import h2.events
+import h2.exceptions
+
+from modelplane.local.gateway_routes import split_address
+from modelplane.local.h2_endpoint import H2Endpoint, Headers
+
+# A connection stops taking new streams well before HTTP/2's stream ids (2^31) run out.
+_LAST_STREAM_ID = 2**30
+
+
+class StreamSink(Protocol):
+    """What a proxied call receives from its upstream stream."""
+
+    def upstream_headers(self, headers: Headers, end_stream: bool) -> None: ...
+
+    def upstream_data(self, data: bytes, flow_length: int, end_stream: bool) -> None: ...
+
+    def upstream_trailers(self, headers: Headers) -> None: ...
+
+    def upstream_end(self) -> None: ...
+
+    def upstream_reset(self, error_code: int) -> None: ...
+
+    def upstream_lost(self, reason: str) -> None: ...
+
+    def upstream_window_opened(self) -> None: ...
+
+
+class H2Upstream(H2Endpoint):
+    """One HTTP/2 (prior knowledge, cleartext) connection to a replica's gRPC port."""
+
+    def __init__(self, pool: H2UpstreamPool, address: str) -> None:
+        super().__init__(client_side=True, check_inbound=False)
+        self.pool = pool
+        self.address = address
+        self.streams: dict[int, StreamSink] = {}
+        self.closing = False  # no new streams: the replica said GOAWAY, or the ids are used up
+        self.idle_since = 0.0
+
+    # -- used by the proxy ---------------------------------------------------------------------
+
+    def has_room(self) -> bool:
+        if self.closing or self.closed:
+            return False
+        return self.conn.open_outbound_streams < self.conn.remote_settings.max_concurrent_streams
+
+    def open_stream(self, sink: StreamSink, headers: Headers, end_stream: bool) -> int:
+        stream_id = self.conn.get_next_available_stream_id()
+        if stream_id >= _LAST_STREAM_ID:
+            self.closing = True
+        self.conn.send_headers(stream_id, headers, end_stream=end_stream)
+        self.streams[stream_id] = sink
+        self.schedule_flush()
+        return stream_id
+
+    def forget(self, stream_id: int, reset: bool, error_code: int = 8) -> None:
+        """The call is over for the proxy; `reset` cancels the stream if it is still open."""
+        self.streams.pop(stream_id, None)
+        if reset:
+            self.reset(stream_id, error_code)
+        if not self.streams:
+            self.idle_since = self._loop.time()
+            if self.closing:
+                self.close()
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.send_goaway()
+            self.transport.close()
+
+    def abort(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.abort()
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self.flush()
+            self._lost(f"the replica broke the HTTP/2 protocol: {exc}")
+            self.transport.abort()
+            return
+        streams = self.streams
+        for event in events:
+            if isinstance(event, h2.events.DataReceived):
+                sink = streams.get(event.stream_id)
+                if sink is not None:
+                    sink.upstream_data(
+                        event.data, event.flow_controlled_length, event.stream_ended is not None
+                    )
+                else:
+                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.ResponseReceived):
+                sink = streams.get(event.stream_id)
+                if sink is not None:
+                    sink.upstream_headers(event.headers, event.stream_ended is not None)
+            elif isinstance(event, h2.events.TrailersReceived):
+                sink = streams.get(event.stream_id)
+                if sink is not None:
+                    sink.upstream_trailers(event.headers)
+            elif isinstance(event, h2.events.StreamEnded):
+                sink = streams.get(event.stream_id)
+                if sink is not None:
+                    sink.upstream_end()
+            elif isinstance(event, h2.events.StreamReset):
+                sink = streams.pop(event.stream_id, None)
+                if sink is not None:
+                    sink.upstream_reset(event.error_code)
+            elif isinstance(event, h2.events.WindowUpdated):
+                self._window_opened(event.stream_id)
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
+                self._window_opened(0)
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                self._goaway(event.last_stream_id)
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.discard(self)
+        self._lost("the replica closed the connection" + (f" ({exc})" if exc else ""))
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _window_opened(self, stream_id: int) -> None:
+        if stream_id:
+            sink = self.streams.get(stream_id)
+            if sink is not None:
+                sink.upstream_window_opened()
+            return
+        for sink in list(self.streams.values()):
+            sink.upstream_window_opened()
+
+    def _goaway(self, last_stream_id: int | None) -> None:
+        """The replica takes no new streams; those past `last_stream_id` were not processed."""
+        self.closing = True
+        self.pool.discard(self)
+        if last_stream_id is not None:
+            for stream_id in [s for s in self.streams if s > last_stream_id]:
+                self.streams.pop(stream_id).upstream_lost(
+                    "the replica refused the call (it is shutting down)"
+                )
+        if not self.streams:
+            self.close()
+
+    def _lost(self, reason: str) -> None:
+        streams, self.streams = self.streams, {}
+        for sink in streams.values():
+            sink.upstream_lost(reason)
+
+
+class H2UpstreamPool:
+    """HTTP/2 connections per replica gRPC address; a connection idle for `idle_timeout` is closed."""
+
+    def __init__(self, connect_timeout: float, idle_timeout: float) -> None:
+        self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+        self._connections: dict[str, list[H2Upstream]] = {}
+        self._connecting: dict[str, asyncio.Future[H2Upstream]] = {}
+
+    def ready_connection(self, address: str) -> H2Upstream | None:
+        """An open connection to `address` with room for one more stream, if there is one."""
+        for connection in self._connections.get(address, ()):
+            if connection.has_room():
+                return connection
+        return None
+
+    async def connect(self, address: str) -> H2Upstream:
+        """A connection with room for a stream: an open one, or a new one (raises OSError)."""
+        while True:
+            connection = self.ready_connection(address)
+            if connection is not None:
+                return connection
+            pending = self._connecting.get(address)
+            if pending is None:
+                break
+            with contextlib.suppress(OSError):
+                await asyncio.shield(pending)
+        loop = asyncio.get_running_loop()
+        pending = loop.create_future()
+        self._connecting[address] = pending
+        host, port = split_address(address)
+        try:
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(lambda: H2Upstream(self, address), host, port),
+                self.connect_timeout,
+            )
+        except TimeoutError as exc:
+            error = OSError(f"no connection within {self.connect_timeout:g}s")
+            pending.set_exception(error)
+            pending.exception()  # retrieved: the waiters get their own
+            raise error from exc
+        except OSError as exc:
+            pending.set_exception(exc)
+            pending.exception()
+            raise
+        finally:
+            if self._connecting.get(address) is pending:
+                del self._connecting[address]
+        self._connections.setdefault(address, []).append(connection)
+        pending.set_result(connection)
+        return connection
+
+    def discard(self, connection: H2Upstream) -> None:
+        connections = self._connections.get(connection.address)
+        if connections and connection in connections:
+            connections.remove(connection)
+            if not connections:
+                del self._connections[connection.address]
+
+    def close_idle(self, now: float) -> None:
+        oldest_kept = now - self.idle_timeout
+        for connections in list(self._connections.values()):
+            for connection in list(connections):
+                if not connection.streams and connection.idle_since < oldest_kept:
+                    self.discard(connection)
+                    connection.close()
+
+    def close(self) -> None:
+        for connections in list(self._connections.values()):
+            for connection in list(connections):
+                connection.abort()
+        self._connections.clear()
