@@ -123,11 +123,15 @@ class Platform:
         zygote = Zygote(config.home / "logs" / "zygote.log") if config.warm_starts else None
         if zygote is not None:
             await zygote.start()
+        trained_models = TrainedModels(store)
         settings = SupervisorSettings(
-            logs_dir=config.home / "logs", domain=config.domain, gateway_port=gateway.port, zygote=zygote
+            logs_dir=config.home / "logs",
+            domain=config.domain,
+            gateway_port=gateway.port,
+            zygote=zygote,
+            prepare_repository=trained_models.prepare_folder,
         )
         reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling)
-        trained_models = TrainedModels(store)
         reconciler.on_replicas = trained_models.replicas_changed
         api_task = asyncio.create_task(api.run())
         try:

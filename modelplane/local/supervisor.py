@@ -21,7 +21,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +50,8 @@ class SupervisorSettings:
     stable_after: float = 30.0  # a replica up this long starts its back-off afresh
     stop_grace: float = 20.0
     repositories_dir: Path | None = None  # multi-model replicas' folders (default: next to logs_dir)
+    # Fills a multi-model replica's folder with its TrainedModels before the replica starts.
+    prepare_repository: Callable[[Replica], Awaitable[None]] | None = None
     # The warm process replicas of `modelplane serve` are forked from (None: every replica starts cold).
     zygote: Zygote | None = None
 
@@ -178,6 +180,8 @@ class Replica:
             folder = self.model_repository
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)
+                if self.settings.prepare_repository is not None:
+                    await self.settings.prepare_repository(self)
             return folder
         from modelplane.storage import fetch, resolve
 

@@ -12,9 +12,12 @@ that come in while it works):
    spec is unloaded, fetched again and loaded; a model no longer wanted is unloaded and its folder removed;
 3. each TrainedModel's status is written when it changed (`modelplane.control.trained_models`).
 
-Next to each model's folder, `.<name>.trainedmodel` records the spec it was fetched for, so that a replica
-that restarts (and loads its folders at start) is not loaded again. A failed fetch or load is tried again
-after a back-off, and says why in the TrainedModel's `Ready` condition.
+Before a multi-model replica starts, the supervisor awaits `prepare_folder`, which fetches the service's
+TrainedModels into the replica's folder: the server loads them before it is ready (a new revision, a
+scale-up, a restart serve them from their first request). Next to each model's folder,
+`.<name>.trainedmodel` records the spec it was fetched for, so that what is there is not fetched or loaded
+a second time. A failed fetch or load is tried again after a back-off (per replica and model), and says
+why in the TrainedModel's `Ready` condition.
 """
 
 from __future__ import annotations
@@ -150,9 +153,7 @@ class TrainedModels:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
             return key not in self._replicas
         fits = memory_fits(trained_models, memory_limit(isvc))
-        wanted = {}
-        if is_mms_predictor(isvc):
-            wanted = {tm["metadata"]["name"]: tm for tm in trained_models if fits[tm["metadata"]["name"]]}
+        wanted = _wanted(isvc, trained_models, fits)
         replicas = list(self._replicas.get(key, {}).values())
         failures: dict[str, str] = {}  # model -> why it failed (on one replica at least)
         for problems in await asyncio.gather(*(self._sync(replica, wanted) for replica in replicas)):
@@ -161,6 +162,37 @@ class TrainedModels:
         self._write_statuses(isvc, trained_models, fits, replicas, failures)
         self._retry_later(key, replicas)
         return not trained_models and not replicas  # if so, nothing to look after until a change
+
+    async def prepare_folder(self, replica: Replica) -> None:
+        """Before a multi-model replica starts (the supervisor awaits this): its service's TrainedModels are
+        fetched into its folder, so that the server loads them before it says it is ready, and a folder of
+        a model no longer wanted is removed. A failure is left for the controller, once the replica is ready."""
+        folder = replica.model_repository
+        namespace, name = folder.parents[2].name, folder.parents[1].name
+        try:
+            isvc = self.store.get(Ref(INFERENCE_SERVICE.kind, namespace, name))
+        except NotFound:
+            return
+        trained_models = [
+            tm for tm in self.store.list(TRAINED_MODEL.kind, namespace)[0] if parent_name(tm) == name
+        ]
+        wanted = _wanted(isvc, trained_models, memory_fits(trained_models, memory_limit(isvc)))
+        for entry in folder.iterdir():
+            if entry.is_dir() and entry.name not in wanted:
+                _marker(folder, entry.name).unlink(missing_ok=True)
+                await asyncio.to_thread(shutil.rmtree, entry, True)
+        for model, tm in sorted(wanted.items()):
+            marker = _marker(folder, model)
+            if (
+                (folder / model).is_dir()
+                and marker.is_file()
+                and marker.read_text().strip() == model_digest(tm)
+            ):
+                continue
+            try:
+                await self._fetch_into(replica, folder, model, tm)
+            except Exception as exc:  # noqa: BLE001 - the controller tries again once the replica is ready
+                logger.warning("%s: fetching trained model %s failed: %s", replica.label, model, exc)
 
     def _retry_later(self, key: Key, replicas: list[Replica]) -> None:
         """Looks at the service again when its first failed model is due to be tried again."""
@@ -257,19 +289,23 @@ class TrainedModels:
         return held
 
     async def _load(self, replica: Replica, folder: Path, model: str, tm: dict, *, replaces: bool) -> None:
-        uri = tm["spec"]["model"]["storageUri"]
         if replaces:  # a changed spec: out with the old one first (the runtime may differ)
             await self._unload(replica, folder, model)
+        await self._fetch_into(replica, folder, model, tm)
+        response = await self._client.post(f"http://{replica.address}/v2/repository/models/{model}/load")
+        if response.status_code != 200:
+            raise RuntimeError(_error_of(response))
+        _note(replica, f"trained model {model}: loaded")
+        logger.info("%s: trained model %s loaded", replica.label, model)
+
+    async def _fetch_into(self, replica: Replica, folder: Path, model: str, tm: dict) -> None:
+        """`<folder>/<model>/` holds the model `tm` names, and its marker says which spec it came from."""
+        uri = tm["spec"]["model"]["storageUri"]
         _marker(folder, model).unlink(missing_ok=True)
         await asyncio.to_thread(shutil.rmtree, folder / model, True)
         _note(replica, f"trained model {model}: fetching {uri}")
         await _fetch(uri, folder / model, replica.log_path)
-        response = await self._client.post(f"http://{replica.address}/v2/repository/models/{model}/load")
-        if response.status_code != 200:
-            raise RuntimeError(_error_of(response))
         _marker(folder, model).write_text(model_digest(tm))
-        _note(replica, f"trained model {model}: loaded")
-        logger.info("%s: trained model %s loaded", replica.label, model)
 
     async def _unload(self, replica: Replica, folder: Path, model: str) -> None:
         response = await self._client.post(f"http://{replica.address}/v2/repository/models/{model}/unload")
@@ -308,6 +344,13 @@ async def _fetch(uri: str, dest: Path, log_path: Path) -> None:
         raise
     if code != 0:
         raise RuntimeError(f"fetching {uri} failed (exit code {code}; the replica's log says why)")
+
+
+def _wanted(isvc: dict, trained_models: list[dict], fits: dict[str, bool]) -> dict[str, dict]:
+    """The TrainedModels a service's replicas are to hold, by name."""
+    if not is_mms_predictor(isvc):
+        return {}
+    return {tm["metadata"]["name"]: tm for tm in trained_models if fits[tm["metadata"]["name"]]}
 
 
 def _marker(folder: Path, model: str) -> Path:
