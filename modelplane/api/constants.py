@@ -38,6 +38,7 @@ WORKER_CONTAINER = "worker-container"
 
 # Environment variables read by custom containers.
 STORAGE_URI_ENV = "STORAGE_URI"
+MULTI_MODEL_SERVER_ENV = "MULTI_MODEL_SERVER"  # "true": a custom predictor that serves TrainedModels
 PROTOCOL_ENV = "PROTOCOL"
 PIPELINE_PARALLEL_SIZE_ENV = "PIPELINE_PARALLEL_SIZE"
 TENSOR_PARALLEL_SIZE_ENV = "TENSOR_PARALLEL_SIZE"

@@ -40,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="for custom models: module:Class or file.py:Class",
     )
     add("--model-version", default=None, help="the version the model reports and answers to on V2")
+    add(
+        "--multi-model",
+        action="store_true",
+        default=os.environ.get("MULTI_MODEL_SERVER", "").lower() == "true",
+        help="serve the model folder as a repository, even an empty one: each subfolder is a model, and "
+        "more are loaded by name (env MULTI_MODEL_SERVER=true)",
+    )
     add("--http-port", "--http_port", type=int, default=int(os.environ.get("PORT", 8080)))
     add("--grpc-port", "--grpc_port", type=int, default=8081, help="gRPC port; -1 turns gRPC off")
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         host=args.host,
         model_factory=factory,
+        multi_model=args.multi_model,
     )
     server.start(models)
     # Everything is stopped and every request answered. Tearing down the interpreter's modules
@@ -87,6 +95,7 @@ def build_models(args: argparse.Namespace):
     """The models to serve, and a factory loading further ones by name from subfolders."""
     from modelplane.runtimes import RuntimeUnavailable
     from modelplane.runtimes.custom import CustomModelError, build_custom_model
+    from modelplane.runtimes.detect import detect_runtime
 
     name = args.model_name or "model"
     runtime = args.runtime or ("custom" if args.model_class else None)
@@ -102,32 +111,44 @@ def build_models(args: argparse.Namespace):
         model_dir = Path(args.model_dir)
         if not model_dir.exists():
             raise CommandError(f"model folder {model_dir} does not exist")
-        single = _single_model(model_dir, runtime, name, args)
-        if single is not None:
-            return [single], None
+        # A multi-model server has a model of its own only if a model file is at the top.
+        if not args.multi_model or detect_runtime(model_dir) is not None:
+            single = _single_model(model_dir, runtime, name, args)
+            if single is not None:
+                return [single], factory_for(model_dir, runtime, args) if args.multi_model else None
 
-        # No model file at the top: each subfolder is a model, and more can be loaded by name.
-        def factory(model_name: str):
-            folder = model_dir / model_name
-            if not folder.is_dir():
-                raise LookupError(f"Model with name {model_name} is not in {model_dir}")
-            model = _single_model(folder, runtime, model_name, args)
-            if model is None:
-                raise LookupError(f"no model file for {model_name} in {folder}")
-            return model
-
+        factory = factory_for(model_dir, runtime, args)
         models = []
-        for folder in sorted(path for path in model_dir.iterdir() if path.is_dir()):
+        # (Hidden folders are not models: a fetch stages its files in one.)
+        for folder in sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             model = _single_model(folder, runtime, folder.name, args)
             if model is None:
                 logger.warning("skipping %s: no model file in it", folder)
             else:
                 models.append(model)
-        if not models:
-            raise CommandError(f"no model file found in {model_dir}, nor in folders under it")
+        if not models and not args.multi_model:
+            raise CommandError(
+                f"no model file found in {model_dir}, nor in folders under it "
+                "(--multi-model starts with no model and loads them by name)"
+            )
         return models, factory
     except (RuntimeUnavailable, CustomModelError, LookupError) as exc:
         raise CommandError(str(exc)) from None
+
+
+def factory_for(model_dir: Path, runtime: str | None, args: argparse.Namespace):
+    """Loads a model by name from its subfolder of `model_dir` (a repository's load)."""
+
+    def factory(model_name: str):
+        folder = model_dir / model_name
+        if not folder.is_dir():
+            raise LookupError(f"Model with name {model_name} is not in {model_dir}")
+        model = _single_model(folder, runtime, model_name, args)
+        if model is None:
+            raise LookupError(f"no model file for {model_name} in {folder}")
+        return model
+
+    return factory
 
 
 def _single_model(model_dir: Path, runtime: str | None, name: str, args: argparse.Namespace):

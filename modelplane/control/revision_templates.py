@@ -26,6 +26,7 @@ from modelplane.api import (
 )
 from modelplane.api.constants import (
     AUTOSCALER_CLASS_ANNOTATION,
+    MULTI_MODEL_SERVER_ENV,
     PREDICTOR_CONTAINER,
     PROTOCOL_ENV,
     STORAGE_URI_ENV,
@@ -96,6 +97,8 @@ def _model_template(
     template["runtime"] = {"kind": selection.kind, "name": selection.name}
     if template["protocol"] and PROTOCOL_ENV not in template["env"]:
         template["env"][PROTOCOL_ENV] = template["protocol"]
+    if template["storage"] is None:  # a multi-model server: its models are TrainedModels
+        template["env"].setdefault(MULTI_MODEL_SERVER_ENV, "true")
     return template
 
 

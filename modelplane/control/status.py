@@ -63,7 +63,7 @@ def inference_service_status(
 
     status: dict = {
         "observedGeneration": metadata.get("generation"),
-        "conditions": _with_times(found, previous.get("conditions") or [], now),
+        "conditions": with_transition_times(found, previous.get("conditions") or [], now),
     }
     entry = entry_component(spec_components)
     if state.routed:
@@ -111,7 +111,7 @@ def stopped_status(isvc: dict, *, now: str, previous: dict | None = None) -> dic
     found[c.STOPPED] = {"status": TRUE, "severity": "Info"}
     return {
         "observedGeneration": (isvc.get("metadata") or {}).get("generation"),
-        "conditions": _with_times(found, (previous or {}).get("conditions") or [], now),
+        "conditions": with_transition_times(found, (previous or {}).get("conditions") or [], now),
     }
 
 
@@ -172,7 +172,7 @@ def _condition(status: str, reason: str | None = None, message: str | None = Non
     return condition
 
 
-def _with_times(found: dict[str, dict], previous: list[dict], now: str) -> list[dict]:
+def with_transition_times(found: dict[str, dict], previous: list[dict], now: str) -> list[dict]:
     """Conditions sorted by type, each keeping its lastTransitionTime while its status is the same."""
     before = {item.get("type"): item for item in previous if isinstance(item, dict)}
     result = []

@@ -28,6 +28,7 @@ from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
 from modelplane.local.store import Store
 from modelplane.local.supervisor import SupervisorSettings
+from modelplane.local.trained_models import TrainedModels
 from modelplane.local.zygote import Zygote
 
 logger = logging.getLogger("modelplane.platform")
@@ -122,10 +123,16 @@ class Platform:
         zygote = Zygote(config.home / "logs" / "zygote.log") if config.warm_starts else None
         if zygote is not None:
             await zygote.start()
+        trained_models = TrainedModels(store)
         settings = SupervisorSettings(
-            logs_dir=config.home / "logs", domain=config.domain, gateway_port=gateway.port, zygote=zygote
+            logs_dir=config.home / "logs",
+            domain=config.domain,
+            gateway_port=gateway.port,
+            zygote=zygote,
+            prepare_repository=trained_models.prepare_folder,
         )
         reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling)
+        reconciler.on_replicas = trained_models.replicas_changed
         api_task = asyncio.create_task(api.run())
         try:
             while not api.started and not api_task.done():
@@ -133,6 +140,7 @@ class Platform:
             if api_task.done():
                 await api_task
             reconciler.start()
+            trained_models.start()
             addresses = PlatformAddresses(api.url, gateway.url, gateway.port)
             logger.info("control-plane API on %s, gateway on %s", api.url, gateway.url)
             if on_ready is not None:
@@ -144,6 +152,7 @@ class Platform:
             with contextlib.suppress(Exception):
                 await api_task
             await asyncio.to_thread(gateway_thread.stop)
+            await trained_models.close()
             await reconciler.close()
             if zygote is not None:
                 await zygote.close()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from modelplane.api import RuntimeSelectionError, builtin_cluster_runtimes
+from modelplane.api.conditions import LOADED
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.control import (
     ComponentState,
@@ -51,7 +52,7 @@ from modelplane.local.gateway_routes import Backend, Route, RouteTable, componen
 from modelplane.local.graph_reconciler import GraphReconciler
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
-from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
+from modelplane.local.supervisor import Replica, RevisionReplicas, SupervisorSettings, now_rfc3339
 
 logger = logging.getLogger("modelplane.reconciler")
 
@@ -111,6 +112,8 @@ class Reconciler:
         self.graphs = GraphReconciler(
             store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs()
         )
+        # Told the ready predictor replicas of a service after each reconcile (TrainedModels load on them).
+        self.on_replicas: Callable[[Key, list[Replica]], None] | None = None
 
     # ---- running ----
 
@@ -209,6 +212,15 @@ class Reconciler:
         for revision_name in set(service.running) - self._wanted(service):
             self._retire(service, service.running.pop(revision_name))
         self._write_status(ref, isvc, service)
+        self._report_replicas(key, service)
+
+    def _report_replicas(self, key: Key, service: _Service | None) -> None:
+        if self.on_replicas is not None:
+            runners = service.running.values() if service is not None else ()
+            ready = [r.replicas for r in runners if r.revision.component == "predictor"]
+            self.on_replicas(
+                key, [r for replicas in ready for r in replicas if r.phase == LOADED and r.address]
+            )
 
     def _stop(self, ref: Ref, isvc: dict, service: _Service) -> None:
         """`serving.kserve.io/stop: "true"`: no routes, no replicas; the rolled-out revisions are kept
@@ -218,6 +230,7 @@ class Reconciler:
         for runner in service.running.values():
             self._retire(service, runner)
         service.running = {}
+        self._report_replicas((service.namespace, service.name), None)
         previous = isvc.get("status") or {}
         status = stopped_status(isvc, now=now_rfc3339(), previous=previous)
         if status != previous:
@@ -317,6 +330,7 @@ class Reconciler:
         service = self._services.pop(key, None)
         self._routes.pop(key, None)
         self._update_routes()
+        self._report_replicas(key, None)
         if service is None:
             return
         logger.info("%s/%s deleted: stopping its revisions", *key)

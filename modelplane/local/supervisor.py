@@ -21,7 +21,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ import httpx
 
 from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOAD_FAILED, PENDING
 from modelplane.control import Failure, Revision, RevisionState
+from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.replica_command import ReplicaPorts, replica_launch, speaks_modelplane_serve
 from modelplane.local.replica_probe import probe
 from modelplane.local.zygote import ForkedProcess, Zygote, die_with_parent
@@ -48,6 +49,9 @@ class SupervisorSettings:
     backoff_max: float = 30.0
     stable_after: float = 30.0  # a replica up this long starts its back-off afresh
     stop_grace: float = 20.0
+    repositories_dir: Path | None = None  # multi-model replicas' folders (default: next to logs_dir)
+    # Fills a multi-model replica's folder with its TrainedModels before the replica starts.
+    prepare_repository: Callable[[Replica], Awaitable[None]] | None = None
     # The warm process replicas of `modelplane serve` are forked from (None: every replica starts cold).
     zygote: Zygote | None = None
 
@@ -117,6 +121,15 @@ class Replica:
             await process.wait()
 
     @property
+    def model_repository(self) -> Path | None:
+        """A multi-model replica's own model folder, which TrainedModels are fetched into; it is kept
+        across restarts, so a restarted replica finds its models there."""
+        if not is_multi_model_template(self.revision.template):
+            return None
+        root = self.settings.repositories_dir or self.settings.logs_dir.parent / "repositories"
+        return root / self.log_path.relative_to(self.settings.logs_dir).with_suffix("")
+
+    @property
     def label(self) -> str:
         return f"replica {self.index} of {self.revision.name}"
 
@@ -164,7 +177,12 @@ class Replica:
         progress goes to the replica's log), so that a download never holds up the platform's process."""
         storage = self.revision.template.get("storage")
         if not storage:
-            return None
+            folder = self.model_repository
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                if self.settings.prepare_repository is not None:
+                    await self.settings.prepare_repository(self)
+            return folder
         from modelplane.storage import fetch, resolve
 
         uri, spec = storage.get("storageUri"), storage.get("storage")

@@ -52,11 +52,7 @@ class InferenceServicer:
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: pb.ServerReadyRequest, context) -> pb.ServerReadyResponse:
-        names = self.repository.names()
-        ready = bool(names)
-        for name in names:
-            ready = ready and await self.repository.is_ready(name)
-        return pb.ServerReadyResponse(ready=ready)
+        return pb.ServerReadyResponse(ready=await self.repository.not_ready_reason() is None)
 
     async def ModelReady(self, request: pb.ModelReadyRequest, context) -> pb.ModelReadyResponse:
         try:

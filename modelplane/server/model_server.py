@@ -44,6 +44,7 @@ class ModelServer:
         grpc_max_message_length: int = 64 * 1024 * 1024,
         model_factory: ModelFactory | None = None,
         grace_seconds: float = GRACEFUL_STOP_SECONDS,
+        multi_model: bool = False,
     ):
         self.http_port = http_port
         self.grpc_port = grpc_port
@@ -52,6 +53,7 @@ class ModelServer:
         self.grpc_max_message_length = grpc_max_message_length
         self.model_factory = model_factory
         self.grace_seconds = grace_seconds
+        self.multi_model = multi_model  # ready with no model, loading them by name later
 
     def start(self, models: Sequence[Model]) -> None:
         """Serve `models` until SIGTERM or SIGINT. Blocks."""
@@ -61,7 +63,7 @@ class ModelServer:
         self._run_workers(list(models))
 
     async def serve(self, models: list[Model], sock: socket.socket | None = None) -> None:
-        repository = ModelRepository(self.model_factory)
+        repository = ModelRepository(self.model_factory, multi_model=self.multi_model)
         for model in models:
             repository.add(model)
         dataplane = DataPlane(repository)
@@ -153,6 +155,7 @@ async def _load_all(repository: ModelRepository) -> None:
     for _name, served in repository.items():
         if not served.model.ready:
             await load_model(served)
+    repository.started = True
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -30,10 +30,15 @@ class ServedModel:
 
 
 class ModelRepository:
-    def __init__(self, factory: ModelFactory | None = None):
+    """The models a server holds. A multi-model repository is ready once the models it found at start
+    are loaded (or failed to), however many it holds; the others are ready when every model is."""
+
+    def __init__(self, factory: ModelFactory | None = None, *, multi_model: bool = False):
         self._served: dict[str, ServedModel] = {}
         self._factory = factory
         self._load_lock = asyncio.Lock()
+        self.multi_model = multi_model
+        self.started = False  # the models there were at start have been loaded (or failed to)
 
     def add(self, model: Model, name: str | None = None) -> ServedModel:
         served = ServedModel(model)
@@ -60,6 +65,16 @@ class ModelRepository:
     async def is_ready(self, name: str) -> bool:
         served = self.get(name)
         return bool(await served.model.healthy())
+
+    async def not_ready_reason(self) -> str | None:
+        """Why the server is not ready, or None when it is."""
+        if self.multi_model:
+            return None if self.started else "loading the models found at start"
+        names = self.names()
+        not_ready = [name for name in names if not await self.is_ready(name)]
+        if not_ready:
+            return f"models not ready: {', '.join(not_ready)}"
+        return None if names else "no models are loaded"
 
     def items(self) -> list[tuple[str, ServedModel]]:
         return list(self._served.items())

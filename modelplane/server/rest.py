@@ -181,11 +181,8 @@ class RESTServer:
         return _not_found()
 
     async def _server_ready(self) -> HTTPResponse:
-        repository = self.dataplane.repository
-        names = repository.names()
-        not_ready = [name for name in names if not await repository.is_ready(name)]
-        if not names or not_ready:
-            reason = f"models not ready: {', '.join(not_ready)}" if not_ready else "no models are loaded"
+        reason = await self.dataplane.repository.not_ready_reason()
+        if reason is not None:
             return HTTPResponse(503, orjson.dumps({"ready": False, "error": reason}))
         return json_response({"ready": True})
 

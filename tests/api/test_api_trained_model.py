@@ -20,17 +20,17 @@ def trained_model(
 
 
 @pytest.mark.parametrize(
-    "uri", ["s3://b/m", "gs://b/m", "https://h/m", "http://h/m", "file:///m", "/models/m"]
+    "uri", ["s3://b/m", "gs://b/m", "https://h/m", "http://h/m", "file:///m", "/models/m", "pvc://claim/m"]
 )
 def test_supported_storage_uris(uri):
     admit(trained_model(storage_uri=uri))
 
 
 def test_unsupported_storage_uri():
-    assert rejection(trained_model(storage_uri="pvc://claim/m")).errors[0] == FieldError(
+    assert rejection(trained_model(storage_uri="hdfs://claim/m")).errors[0] == FieldError(
         "spec.model.storageUri",
         'the Trained Model "model1" storageUri field is invalid. The storage uri must start with one of the prefixes: '
-        's3://, gs://, https://, http://, file://, /. (the storage uri given is "pvc://claim/m")',
+        's3://, gs://, https://, http://, file://, /, pvc://. (the storage uri given is "hdfs://claim/m")',
     )
 
 

@@ -128,3 +128,14 @@ def kill_leftovers(home: Path) -> list[int]:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     return pids
+
+
+def wait_until(check, what: str, platform: PlatformProcess, timeout: float = 240):
+    """`check()`'s first truthy result, polled every half second; fails with the platform's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n--- up.log:\n{platform.log()[-6000:]}")

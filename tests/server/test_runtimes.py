@@ -177,6 +177,50 @@ def test_a_folder_of_model_folders_is_a_repository(tmp_path, sklearn_dir, xgboos
         server.stop()
 
 
+def test_a_multi_model_server_starts_empty_and_loads_models_by_name(tmp_path, sklearn_dir):
+    # As a multi-model replica runs: the runtime's arguments, an empty folder, MULTI_MODEL_SERVER=true.
+    server = serve(
+        "--model-dir",
+        str(tmp_path),
+        "--model-name",
+        "mms",
+        "--runtime",
+        "sklearn",
+        grpc=False,
+        env={"MULTI_MODEL_SERVER": "true"},
+    )
+    try:
+        assert httpx.get(server.url + "/v2/health/ready").status_code == 200
+        assert httpx.get(server.url + "/v2/models").json() == {"models": []}
+        assert httpx.post(server.url + "/v2/repository/models/iris/load").status_code == 404
+        shutil.copytree(sklearn_dir, tmp_path / "iris")
+        assert httpx.post(server.url + "/v2/repository/models/iris/load", timeout=60).json() == {
+            "name": "iris",
+            "load": True,
+        }
+        assert predict_v1(server, "iris").json() == {"predictions": [1, 1]}
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / "model.joblib").write_bytes(b"this is not a pickle")
+        assert httpx.post(server.url + "/v2/repository/models/bad/load", timeout=60).status_code == 503
+        # A model that failed to load does not make the server unready.
+        assert httpx.get(server.url + "/v2/health/ready").status_code == 200
+        assert httpx.post(server.url + "/v2/repository/models/iris/unload").status_code == 200
+        assert predict_v1(server, "iris").status_code == 404
+    finally:
+        server.stop()
+
+
+def test_a_multi_model_server_loads_the_model_folders_it_finds_at_start(tmp_path, sklearn_dir):
+    shutil.copytree(sklearn_dir, tmp_path / "iris")
+    (tmp_path / ".iris.partial-x").mkdir()  # a fetch under way
+    server = serve("--model-dir", str(tmp_path), "--multi-model", grpc=False)
+    try:
+        assert httpx.get(server.url + "/v2/models").json() == {"models": ["iris"]}
+        assert predict_v1(server, "iris").json() == {"predictions": [1, 1]}
+    finally:
+        server.stop()
+
+
 def test_model_that_fails_to_load_leaves_the_server_up(tmp_path):
     (tmp_path / "model.joblib").write_bytes(b"this is not a pickle")
     server = serve(

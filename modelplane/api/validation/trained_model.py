@@ -11,8 +11,9 @@ from .common import mapping
 
 NAME_FMT = "^[a-zA-Z0-9_-]+$"
 NAME_RE = re.compile(NAME_FMT)
-# KServe's model agent fetches from these; modelplane also reads local files (file:// and absolute paths).
-STORAGE_PREFIXES = ("s3://", "gs://", "https://", "http://", "file://", "/")
+# KServe's model agent fetches from these; modelplane also reads local files (file://, absolute paths, and
+# pvc:// claims, which are folders on the machine).
+STORAGE_PREFIXES = ("s3://", "gs://", "https://", "http://", "file://", "/", "pvc://")
 
 
 def trained_model_errors(tm: dict, old: dict | None = None) -> list[FieldError]:

@@ -1,0 +1,173 @@
+"""TrainedModels: which InferenceServices serve them, which fit, and their status (pure).
+
+An InferenceService whose predictor has no `storageUri` or `storage` is a multi-model (MMS) predictor:
+its replicas start with an empty model folder and load the TrainedModels that name the service as
+their `spec.inferenceService`. A custom predictor is one when its `kserve-container` sets
+`MULTI_MODEL_SERVER=true`. The TrainedModels of a service share the predictor container's memory
+limit: they are given their `spec.model.memory` in the order they were created, and one that does not
+fit any more is not loaded (`MemoryResourceAvailable` False).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from modelplane.api import components
+from modelplane.api import conditions as c
+from modelplane.api.constants import MULTI_MODEL_SERVER_ENV, PROTOCOL_GRPC_V2, PROTOCOL_V2
+from modelplane.api.quantity import parse_quantity
+from modelplane.control.status import (
+    _condition,  # (shared within modelplane.control)
+    with_transition_times,
+)
+
+TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+MODEL_LOAD_FAILED = "ModelLoadFailed"
+MODEL_LOADING = "ModelLoading"
+
+
+@dataclass(frozen=True)
+class LoadState:
+    """How a TrainedModel fares on the replicas of its service that are ready."""
+
+    replicas: int = 0  # ready replicas of the service's predictor
+    loaded: int = 0  # of them, those that hold this model as it is now
+    failure: str | None = None  # why the last fetch or load failed, if it did
+
+
+def parent_name(tm: dict) -> str | None:
+    return ((tm.get("spec") or {}).get("inferenceService")) or None
+
+
+def _predictor_implementation(isvc: dict) -> tuple[str, dict] | None:
+    predictor = (isvc.get("spec") or {}).get("predictor")
+    if not isinstance(predictor, dict):
+        return None
+    return components.first_implementation("predictor", predictor)
+
+
+def is_mms_predictor(isvc: dict) -> bool:
+    """Whether the service's predictor serves TrainedModels: no storage for a model, or
+    `MULTI_MODEL_SERVER=true` in a custom predictor's container."""
+    found = _predictor_implementation(isvc)
+    if found is None:
+        return False
+    name, implementation = found
+    if name == components.CUSTOM:
+        return (components.env_value(implementation, MULTI_MODEL_SERVER_ENV) or "").lower() == "true"
+    if name == "huggingface":
+        return False
+    predictor = (isvc.get("spec") or {}).get("predictor") or {}
+    storage = ("storageUri", "storage")
+    return not any(implementation.get(k) for k in storage) and not predictor.get("storageUris")
+
+
+def is_multi_model_template(template: dict) -> bool:
+    """Whether a revision's replicas are multi-model servers (each gets an empty model folder)."""
+    env = template.get("env") or {}
+    return not template.get("storage") and str(env.get(MULTI_MODEL_SERVER_ENV, "")).lower() == "true"
+
+
+def memory_limit(isvc: dict) -> Decimal | None:
+    """The predictor container's memory limit, if it sets one."""
+    found = _predictor_implementation(isvc)
+    if found is None:
+        return None
+    limits = ((found[1].get("resources") or {}).get("limits")) or {}
+    return parse_quantity(limits.get("memory")) if "memory" in limits else None
+
+
+def memory_fits(trained_models: Iterable[dict], limit: Decimal | None) -> dict[str, bool]:
+    """Whether each TrainedModel of a service fits in the memory limit: in the order they were created,
+    each takes its memory if what the earlier ones took leaves room for it."""
+    ordered = sorted(
+        trained_models,
+        key=lambda tm: ((tm.get("metadata") or {}).get("creationTimestamp") or "", tm["metadata"]["name"]),
+    )
+    used = Decimal(0)
+    fits: dict[str, bool] = {}
+    for tm in ordered:
+        memory = parse_quantity(((tm.get("spec") or {}).get("model") or {}).get("memory")) or Decimal(0)
+        fits[tm["metadata"]["name"]] = limit is None or used + memory <= limit
+        if fits[tm["metadata"]["name"]]:
+            used += memory
+    return fits
+
+
+def model_digest(tm: dict) -> str:
+    """What changes when the model a TrainedModel names changes (a changed spec is reloaded)."""
+    model = (tm.get("spec") or {}).get("model") or {}
+    return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def model_path(isvc: dict, name: str) -> str:
+    """The path that predicts with a TrainedModel, by the predictor's protocol."""
+    found = _predictor_implementation(isvc)
+    protocol = (found[1].get("protocolVersion") if found else None) or ""
+    if protocol in (PROTOCOL_V2, PROTOCOL_GRPC_V2):
+        return f"/v2/models/{name}/infer"
+    return f"/v1/models/{name}:predict"
+
+
+def trained_model_status(
+    tm: dict, isvc: dict, *, fits: bool, load: LoadState, now: str, previous: dict | None = None
+) -> dict:
+    """The whole `status` of a TrainedModel whose InferenceService exists."""
+    name = tm["metadata"]["name"]
+    isvc_status = isvc.get("status") or {}
+    isvc_ready = any(
+        cond.get("type") == c.READY and cond.get("status") == TRUE
+        for cond in isvc_status.get("conditions") or []
+    )
+    found = {
+        c.INFERENCE_SERVICE_READY: _condition(TRUE)
+        if isvc_ready
+        else _condition(
+            FALSE,
+            c.INFERENCE_SERVICE_NOT_READY,
+            "Inference Service needs to be ready before Trained Model can be ready",
+        ),
+        c.IS_MMS_PREDICTOR: _condition(TRUE)
+        if is_mms_predictor(isvc)
+        else _condition(
+            FALSE,
+            c.IS_NOT_MMS_PREDICTOR,
+            "Inference Service predictor is not configured for multi-model serving",
+        ),
+        c.MEMORY_RESOURCE_AVAILABLE: _condition(TRUE)
+        if fits
+        else _condition(
+            FALSE,
+            c.MEMORY_RESOURCE_NOT_AVAILABLE,
+            "Inference Service does not have enough memory resources for Trained Model",
+        ),
+    }
+    found[c.READY] = _ready(found, load)
+    status: dict = {
+        "observedGeneration": (tm.get("metadata") or {}).get("generation"),
+        "conditions": with_transition_times(found, (previous or {}).get("conditions") or [], now),
+    }
+    path = model_path(isvc, name)
+    if isvc_status.get("url"):
+        status["url"] = isvc_status["url"] + path
+    address = (isvc_status.get("address") or {}).get("url")
+    if address:
+        status["address"] = {"url": address + path}
+    return status
+
+
+def _ready(found: dict[str, dict], load: LoadState) -> dict:
+    for condition in found.values():
+        if condition["status"] != TRUE:
+            return dict(condition)
+    if load.failure:
+        return _condition(FALSE, MODEL_LOAD_FAILED, load.failure)
+    if load.loaded < load.replicas:
+        return _condition(
+            UNKNOWN, MODEL_LOADING, f"The model is loaded on {load.loaded} of {load.replicas} replicas."
+        )
+    return _condition(TRUE)
