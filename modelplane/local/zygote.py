@@ -1,7 +1,7 @@
 """Warm starts: replicas of `modelplane serve` and `modelplane router` forked from a process that has
 already imported them.
 
-Starting `modelplane serve` spends most of its time importing (numpy, scikit-learn, grpc, uvicorn):
+Starting `modelplane serve` spends most of its time importing (numpy, scikit-learn, grpc):
 seconds on a busy machine, and a request that woke a revision at zero waits for all of it. So
 `modelplane up` keeps one warm process, the zygote, that imports the model server and every runtime
 library installed, then forks a replica whenever the supervisor asks. The replica only has to load
@@ -52,10 +52,7 @@ PRELOAD = (
     "modelplane.server.grpc_server",
     "modelplane.runtimes.detect",
     "modelplane.runtimes.custom",
-    "uvicorn.protocols.http.httptools_impl",
-    "uvicorn.lifespan.on",
-    "uvicorn.lifespan.off",
-    "uvicorn.protocols.websockets.auto",
+    "modelplane.protocol.http_server",
 )
 PRELOAD_IF_INSTALLED = (
     "modelplane.runtimes.sklearn",
