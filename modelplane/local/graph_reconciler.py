@@ -210,12 +210,13 @@ class GraphReconciler:
             plan = graph_plan(ig, {s["metadata"]["name"]: s for s in services})
             if plan.services_ready:
                 self._run(graph, router_template(plan.graph, ig.get("spec") or {}, ig["metadata"]))
-            # Ready once the router of the current plan serves: while a new revision starts, the one
-            # before it keeps the host, but the graph is not Ready (its spec is not served yet).
+            # Ready once the router of the current plan serves (or is scaled to zero, when the first
+            # request wakes it): while a new revision starts, the one before it keeps the host, but the
+            # graph is not Ready (its spec is not served yet).
             router_ready = (
                 graph.serving is not None
                 and graph.serving == graph.latest
-                and bool(graph.running[graph.serving].addresses())
+                and graph.running[graph.serving].state().ready
             )
             latest = graph.running.get(graph.latest or "")
             failure = latest.state().failure if latest is not None else None

@@ -294,6 +294,9 @@ def test_a_graph_router_scales_to_zero_and_a_request_wakes_it_and_its_service(pl
         "router at zero",
         platform,
     )
+    graph_status = json.loads(platform.cli("get", "ig", "zero-graph", "-o", "json").stdout)["status"]
+    ready = {c["type"]: c["status"] for c in graph_status["conditions"]}
+    assert ready["Ready"] == "True", "a graph whose router is at zero is still ready"
 
     response = platform.request("POST", "zero-graph.default.localhost", "/", json=IRIS)
     assert response.status_code == 200, response.text
