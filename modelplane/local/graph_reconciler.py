@@ -22,9 +22,10 @@ from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE
 from modelplane.control import Revision, latest_revisions
 from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
 from modelplane.control.revision_templates import scaling_annotations
-from modelplane.local.api_errors import Expired, NotFound
+from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_routes import Backend, Route, inference_graph_routes
+from modelplane.local.keyed_work import KeyedWorkers, watch_kind
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
@@ -94,23 +95,20 @@ class GraphReconciler:
         self.autoscaling = autoscaling or Autoscaling()
         self.revision_log = revision_log
         self._graphs: dict[Key, _Graph] = {}
-        self._kicks: dict[Key, asyncio.Event] = {}
-        self._workers: dict[Key, asyncio.Task] = {}
+        self._workers = KeyedWorkers(self._reconcile_key, "reconciling graph")
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
-        self._closing = False
 
     def start(self) -> None:
         self._watches = [
-            asyncio.create_task(self._watch(INFERENCE_GRAPH.kind, self._on_graph_event)),
-            asyncio.create_task(self._watch(INFERENCE_SERVICE.kind, self._on_service_event)),
+            asyncio.create_task(watch_kind(self.store, INFERENCE_GRAPH.kind, self._on_graph_event)),
+            asyncio.create_task(watch_kind(self.store, INFERENCE_SERVICE.kind, self._on_service_event)),
         ]
 
     async def close(self) -> None:
-        self._closing = True
-        for task in [*self._watches, *self._workers.values()]:
+        for task in self._watches:
             task.cancel()
-        await asyncio.gather(*self._watches, *self._workers.values(), return_exceptions=True)
+        await asyncio.gather(*self._watches, self._workers.close(), return_exceptions=True)
         runners = [runner for graph in self._graphs.values() for runner in graph.running.values()]
         await asyncio.gather(*(runner.stop() for runner in runners), *self._retiring, return_exceptions=True)
         self._graphs.clear()
@@ -137,53 +135,22 @@ class GraphReconciler:
     # ---- events ----
 
     def kick(self, key: Key) -> None:
-        if self._closing:
-            return
-        event = self._kicks.get(key)
-        if event is None:
-            event = self._kicks[key] = asyncio.Event()
-            self._workers[key] = asyncio.create_task(self._work(key, event), name=f"reconcile graph {key}")
-        event.set()
+        self._workers.kick(key)
 
-    async def _watch(self, kind: str, handle: Callable[[dict], None]) -> None:
-        resource_version = None
-        while True:
-            try:
-                async for event in self.store.watch(kind, resource_version=resource_version):
-                    resource_version = event.resource_version
-                    handle(event.object)
-            except Expired:
-                resource_version = None
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("watching %s failed; watching again", kind)
-                await asyncio.sleep(1.0)
-
-    def _on_graph_event(self, resource: dict) -> None:
+    def _on_graph_event(self, _type: str, resource: dict) -> None:
         metadata = resource.get("metadata") or {}
         self.kick((metadata.get("namespace") or "default", metadata["name"]))
 
-    def _on_service_event(self, resource: dict) -> None:
+    def _on_service_event(self, _type: str, resource: dict) -> None:
         namespace = (resource.get("metadata") or {}).get("namespace") or "default"
         for key in list(self._graphs):
             if key[0] == namespace:
                 self.kick(key)
 
-    async def _work(self, key: Key, event: asyncio.Event) -> None:
-        while True:
-            await event.wait()
-            event.clear()
-            try:
-                self._reconcile(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("reconciling graph %s/%s failed; trying again", *key)
-                asyncio.get_running_loop().call_later(2.0, self.kick, key)
-            if key not in self._graphs and not event.is_set():
-                del self._kicks[key], self._workers[key]
-                return
+    async def _reconcile_key(self, key: Key) -> bool:
+        """One reconcile; True once the graph is gone (its worker may go too)."""
+        self._reconcile(key)
+        return key not in self._graphs
 
     # ---- one graph ----
 

@@ -45,11 +45,12 @@ from modelplane.control import (
     traffic_targets,
 )
 from modelplane.control.urls import service_host
-from modelplane.local.api_errors import Expired, NotFound
+from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import Backend, Route, RouteTable, component_host
 from modelplane.local.graph_reconciler import GraphReconciler
+from modelplane.local.keyed_work import KeyedWorkers, watch_kind
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import Replica, RevisionReplicas, SupervisorSettings, now_rfc3339
@@ -102,13 +103,11 @@ class Reconciler:
         self.revision_log = revision_log
         self.autoscaling = autoscaling or Autoscaling()
         self._services: dict[Key, _Service] = {}
-        self._kicks: dict[Key, asyncio.Event] = {}
-        self._workers: dict[Key, asyncio.Task] = {}
+        self._workers = KeyedWorkers(self._reconcile_key, "reconciling service")
         self._routes: dict[Key, dict[str, Route]] = {}
         self._routes_in_effect: dict[str, Route] | None = None
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
-        self._closing = False
         self.graphs = GraphReconciler(
             store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs()
         )
@@ -119,49 +118,27 @@ class Reconciler:
 
     def start(self) -> None:
         self._watches = [
-            asyncio.create_task(self._watch(INFERENCE_SERVICE.kind, self._on_service_event)),
-            asyncio.create_task(self._watch(SERVING_RUNTIME.kind, self._on_runtime_event)),
-            asyncio.create_task(self._watch(CLUSTER_SERVING_RUNTIME.kind, self._on_runtime_event)),
+            asyncio.create_task(watch_kind(self.store, INFERENCE_SERVICE.kind, self._on_service_event)),
+            asyncio.create_task(watch_kind(self.store, SERVING_RUNTIME.kind, self._on_runtime_event)),
+            asyncio.create_task(watch_kind(self.store, CLUSTER_SERVING_RUNTIME.kind, self._on_runtime_event)),
         ]
         self.graphs.start()
         self.autoscaling.start(self.gateway.revision_stats)
 
     async def close(self) -> None:
         """Stops watching and stops every replica (gracefully, all at once)."""
-        self._closing = True
         await self.autoscaling.close()
         await self.graphs.close()
-        for task in [*self._watches, *self._workers.values()]:
+        for task in self._watches:
             task.cancel()
-        await asyncio.gather(*self._watches, *self._workers.values(), return_exceptions=True)
+        await asyncio.gather(*self._watches, self._workers.close(), return_exceptions=True)
         runners = [runner for service in self._services.values() for runner in service.running.values()]
         await asyncio.gather(*(runner.stop() for runner in runners), *self._retiring, return_exceptions=True)
         self._services.clear()
 
     def kick(self, key: Key) -> None:
         """Asks for a reconcile of one service (soon, once, however often it is asked)."""
-        if self._closing:
-            return
-        event = self._kicks.get(key)
-        if event is None:
-            event = self._kicks[key] = asyncio.Event()
-            self._workers[key] = asyncio.create_task(self._work(key, event), name=f"reconcile {key}")
-        event.set()
-
-    async def _watch(self, kind: str, handle: Callable[[str, dict], None]) -> None:
-        resource_version = None
-        while True:
-            try:
-                async for event in self.store.watch(kind, resource_version=resource_version):
-                    resource_version = event.resource_version
-                    handle(event.type, event.object)
-            except Expired:
-                resource_version = None  # start again from a fresh list, as a Kubernetes client does
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("watching %s failed; watching again", kind)
-                await asyncio.sleep(1.0)
+        self._workers.kick(key)
 
     def _on_service_event(self, _type: str, resource: dict) -> None:
         metadata = resource.get("metadata") or {}
@@ -171,20 +148,10 @@ class Reconciler:
         for key in list(self._services):
             self.kick(key)
 
-    async def _work(self, key: Key, event: asyncio.Event) -> None:
-        while True:
-            await event.wait()
-            event.clear()
-            try:
-                await self._reconcile(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("reconciling %s/%s failed; trying again", *key)
-                asyncio.get_running_loop().call_later(2.0, self.kick, key)
-            if key not in self._services and not event.is_set():
-                del self._kicks[key], self._workers[key]
-                return
+    async def _reconcile_key(self, key: Key) -> bool:
+        """One reconcile; True once the service is gone (its worker may go too)."""
+        await self._reconcile(key)
+        return key not in self._services
 
     # ---- one service ----
 
