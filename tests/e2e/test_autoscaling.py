@@ -8,7 +8,6 @@ import re
 import shutil
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers, wait_until
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from build_models import build_all  # noqa: E402
@@ -95,16 +94,6 @@ def replicas(platform: PlatformProcess, name: str) -> dict[str, tuple[int, int]]
         r["name"]: (r["actualReplicas"], r.get("desiredReplicas"))
         for r in status(platform, name).get("revisions", [])
     }
-
-
-def wait_until(check, what: str, platform: PlatformProcess, timeout: float = 180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}\n--- up.log:\n{platform.log()[-8000:]}")
 
 
 def predict(platform: PlatformProcess, name: str, client: httpx.Client | None = None) -> httpx.Response:

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,7 @@ import yaml
 
 from modelplane.api.kinds import INFERENCE_GRAPH
 from modelplane.local.api_client import ControlPlaneClient
-from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers, wait_until
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from build_models import build_all  # noqa: E402
@@ -366,16 +365,6 @@ def router_processes(platform: PlatformProcess, graph_name: str) -> list[int]:
         if b" router " in cmdline and stdout.startswith(folder):
             found.append(int(entry.name))
     return found
-
-
-def wait_until(check, what: str, platform: PlatformProcess, timeout: float = 240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n--- up.log:\n{platform.log()[-6000:]}")
 
 
 def apply(platform: PlatformProcess, resource: dict, tmp_path) -> tuple[int, str]:

@@ -7,13 +7,18 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers, replica_processes
+from tests.e2e.platform_process import (
+    REPO_ROOT,
+    PlatformProcess,
+    kill_leftovers,
+    replica_processes,
+    wait_until,
+)
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from build_models import build_all  # noqa: E402
@@ -30,16 +35,6 @@ IRIS_V2 = {
 
 def host(name: str) -> str:
     return f"{name}.default.localhost"
-
-
-def wait_until(check, what: str, platform: PlatformProcess, timeout: float = 240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n--- up.log:\n{platform.log()[-6000:]}")
 
 
 @pytest.fixture(scope="module")
