@@ -12,6 +12,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -144,6 +145,7 @@ class ModelServer:
                     processes[index] = spawn()
         for process in processes:
             process.join()
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # the workers' metric files, summed while they ran
 
 
 def _worker_main(server: ModelServer, models: list[Model], sock: socket.socket) -> None:

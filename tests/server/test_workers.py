@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 
@@ -35,6 +36,9 @@ def test_two_workers_share_the_ports(sklearn_dir):
     server = serve("--model-dir", str(sklearn_dir), "--model-name", "iris", "--workers", "2")
     try:
         pids = wait_for(lambda: (p := worker_pids(server.process.pid)) and len(p) == 2 and p)
+        environ = Path(f"/proc/{pids[0]}/environ").read_bytes()
+        metrics_dir = Path(re.search(rb"PROMETHEUS_MULTIPROC_DIR=([^\0]+)", environ).group(1).decode())
+        assert metrics_dir.is_dir()
         # Every worker must be ready before counting: fresh connections land on either of them,
         # so twenty ready answers in a row mean both have loaded the model.
         wait_for(
@@ -60,3 +64,4 @@ def test_two_workers_share_the_ports(sklearn_dir):
         assert response.json() == {"predictions": [1, 1]}
     finally:
         assert server.stop() == 0
+    assert not metrics_dir.exists(), "the workers' metric files outlived the server"
