@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from results_file import put_section
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -696,13 +697,7 @@ def write_section(
         "counts replicas that answered their readiness probe, so it trails desiredReplicas by a replica's "
         "start-up (the last row of the step table).\n"
     )
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Autoscaling\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: section + "\n", current, count=1)
-    else:
-        current = current.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(current.rstrip("\n") + "\n")
+    put_section("Autoscaling", section)
 
 
 def keep_logs(home: Path) -> None:

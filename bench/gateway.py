@@ -47,6 +47,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from results_file import put_section
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
@@ -587,17 +589,6 @@ def write_section(table: str, command: str) -> None:
         f"Produced by `{command}`.\n\n{table}\n\n{READING_NOTES}\n"
     )
     put_section("Gateway", section)
-
-
-def put_section(title: str, section: str) -> None:
-    """Replaces the `## <title>` section of bench/RESULTS.md with `section`, or appends it."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> int:

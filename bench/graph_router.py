@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import uvloop
+from results_file import put_section
 
 from modelplane.graph.http_client import HttpClient, parse_target
 
@@ -271,17 +272,7 @@ NOTES = [
 
 
 def write_results(text: str, command: str) -> None:
-    """Replace this benchmark's section of bench/RESULTS.md, leaving the others as they are."""
-    path = Path(__file__).with_name("RESULTS.md")
-    existing = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"{SECTION}\n\n    {command}\n\n{text}"
-    start = existing.find(SECTION + "\n")
-    if start < 0:
-        updated = existing.rstrip("\n") + "\n\n" + section
-    else:
-        end = existing.find("\n## ", start + len(SECTION))
-        updated = existing[:start] + section + ("" if end < 0 else existing[end:])
-    path.write_text(updated)
+    put_section(SECTION.removeprefix("## "), f"{SECTION}\n\n    {command}\n\n{text}")
 
 
 def main() -> None:

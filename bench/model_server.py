@@ -36,8 +36,10 @@ from __future__ import annotations
 import os
 import sys
 
+from results_file import put_section  # the one module taken from bench/
+
 # `python3 bench/model_server.py` puts bench/ first on sys.path, where a sibling script named like a stdlib
-# module (bench/platform.py) would shadow it for every library we import. Nothing here imports from bench/.
+# module would shadow it for every library we import; only results_file (above) comes from bench/.
 if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]
 
@@ -955,25 +957,7 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
 
 
 def write_section(body: str) -> None:
-    """Replace our section of bench/RESULTS.md (from '## Model server' to the next '## '), nothing else."""
-    text = (
-        RESULTS.read_text()
-        if RESULTS.exists()
-        else "# Benchmark results\n\nEach benchmark in bench/ owns one section.\n"
-    )
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    new = [SECTION + "\n", "\n", body.rstrip() + "\n", "\n"]
-    if start is None:
-        if lines and lines[-1].strip():
-            lines.append("\n")
-        lines += new
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        lines[start:end] = new
-    tmp = RESULTS.with_suffix(".md.tmp-model-server")
-    tmp.write_text("".join(lines).rstrip() + "\n")
-    os.replace(tmp, RESULTS)
+    put_section(SECTION.removeprefix("## "), f"{SECTION}\n\n{body.rstrip()}\n")
 
 
 if __name__ == "__main__":

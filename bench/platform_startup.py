@@ -23,7 +23,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import signal
 import socket
 import statistics
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 import httpx
+from results_file import put_section
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -203,13 +203,7 @@ def write_section(text: str, command: str, rounds: int, load: float) -> None:
         "readiness probes (every 0.2 s while loading), routes and the status write.\n"
         "- Most of either figure is Python starting and importing scikit-learn on a loaded 2-core machine.\n"
     )
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Platform\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: section + "\n", current, count=1)
-    else:
-        current = current.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(current.rstrip("\n") + "\n")
+    put_section("Platform", section)
 
 
 def main() -> int:

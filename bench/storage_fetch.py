@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import put_section
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
@@ -211,13 +213,7 @@ def table(layout: str, size_mb: int, times: dict[str, list[float]]) -> str:
 
 
 def write_results(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Storage\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    put_section("Storage", section)
 
 
 def main() -> int:
