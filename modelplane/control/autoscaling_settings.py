@@ -55,6 +55,9 @@ class AutoscalerConfig:
     allow_zero_initial_scale: bool = False
 
 
+_PLATFORM = AutoscalerConfig()  # the defaults of a revision's settings
+
+
 @dataclass(frozen=True)
 class AutoscalerSettings:
     """Everything the autoscaler of one revision needs (times in seconds).
@@ -64,21 +67,21 @@ class AutoscalerSettings:
     """
 
     metric: str = "concurrency"
-    target: float = 100.0
-    target_utilization_percentage: float = 70.0
+    target: float = _PLATFORM.container_concurrency_target_default
+    target_utilization_percentage: float = _PLATFORM.target_utilization_percentage
     container_concurrency: int = 0
     min_replicas: int = DEFAULT_MIN_REPLICAS
     max_replicas: int = 0
-    initial_scale: int = 1
-    stable_window: float = 60.0
-    panic_window_percentage: float = 10.0
-    panic_threshold_percentage: float = 200.0
-    max_scale_up_rate: float = 1000.0
-    max_scale_down_rate: float = 2.0
-    scale_down_delay: float = 0.0
-    scale_to_zero_grace_period: float = 30.0
-    scale_to_zero_pod_retention_period: float = 0.0
-    enable_scale_to_zero: bool = True
+    initial_scale: int = _PLATFORM.initial_scale
+    stable_window: float = _PLATFORM.stable_window
+    panic_window_percentage: float = _PLATFORM.panic_window_percentage
+    panic_threshold_percentage: float = _PLATFORM.panic_threshold_percentage
+    max_scale_up_rate: float = _PLATFORM.max_scale_up_rate
+    max_scale_down_rate: float = _PLATFORM.max_scale_down_rate
+    scale_down_delay: float = _PLATFORM.scale_down_delay
+    scale_to_zero_grace_period: float = _PLATFORM.scale_to_zero_grace_period
+    scale_to_zero_pod_retention_period: float = _PLATFORM.scale_to_zero_pod_retention_period
+    enable_scale_to_zero: bool = _PLATFORM.enable_scale_to_zero
 
     @property
     def target_per_replica(self) -> float:

@@ -25,7 +25,7 @@ from modelplane.control.revision_templates import scaling_annotations
 from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_routes import Backend, Route, inference_graph_routes
-from modelplane.local.keyed_work import KeyedWorkers, watch_kind
+from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
@@ -138,11 +138,10 @@ class GraphReconciler:
         self._workers.kick(key)
 
     def _on_graph_event(self, _type: str, resource: dict) -> None:
-        metadata = resource.get("metadata") or {}
-        self.kick((metadata.get("namespace") or "default", metadata["name"]))
+        self.kick(resource_key(resource))
 
     def _on_service_event(self, _type: str, resource: dict) -> None:
-        namespace = (resource.get("metadata") or {}).get("namespace") or "default"
+        namespace, _ = resource_key(resource)
         for key in list(self._graphs):
             if key[0] == namespace:
                 self.kick(key)

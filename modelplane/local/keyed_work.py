@@ -13,6 +13,12 @@ from modelplane.local.store import Store
 logger = logging.getLogger("modelplane.reconciler")
 
 
+def resource_key(resource: dict) -> tuple[str, str]:
+    """(namespace, name) of a stored resource: the key its controller works on."""
+    metadata = resource.get("metadata") or {}
+    return metadata.get("namespace") or "default", metadata["name"]
+
+
 async def watch_kind(store: Store, kind: str, handle: Callable[[str, dict], None]) -> None:
     """Calls `handle(event type, resource)` for each resource of `kind` there is, then for each change,
     until cancelled; starts again from a fresh list when the store's history is too short, as a

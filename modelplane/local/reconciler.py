@@ -50,7 +50,7 @@ from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import Backend, Route, RouteTable, component_host
 from modelplane.local.graph_reconciler import GraphReconciler
-from modelplane.local.keyed_work import KeyedWorkers, watch_kind
+from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import Replica, RevisionReplicas, SupervisorSettings, now_rfc3339
@@ -141,8 +141,7 @@ class Reconciler:
         self._workers.kick(key)
 
     def _on_service_event(self, _type: str, resource: dict) -> None:
-        metadata = resource.get("metadata") or {}
-        self.kick((metadata.get("namespace") or "default", metadata["name"]))
+        self.kick(resource_key(resource))
 
     def _on_runtime_event(self, _type: str, _resource: dict) -> None:
         for key in list(self._services):
@@ -206,8 +205,7 @@ class Reconciler:
     def _restored(self, isvc: dict) -> _Service:
         """A service seen for the first time, with its past revisions; after a restart the revisions its
         status says were rolled out serve again."""
-        metadata = isvc["metadata"]
-        namespace, name = metadata.get("namespace") or "default", metadata["name"]
+        namespace, name = resource_key(isvc)
         service = _Service(namespace, name, self.revision_log.load(namespace, name))
         known = {revision.name for revision in service.revisions}
         for component, status in ((isvc.get("status") or {}).get("components") or {}).items():

@@ -42,7 +42,7 @@ from modelplane.control.trained_models import (
     trained_model_status,
 )
 from modelplane.local.api_errors import NotFound
-from modelplane.local.keyed_work import KeyedWorkers, watch_kind
+from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import Replica, _modelplane_command, now_rfc3339
 from modelplane.local.zygote import die_with_parent
@@ -117,9 +117,8 @@ class TrainedModels:
         self._workers.kick(key)
 
     def _on_trained_model_event(self, type_: str, tm: dict) -> None:
-        metadata = tm.get("metadata") or {}
-        namespace = metadata.get("namespace") or "default"
-        tm_key = (namespace, metadata["name"])
+        tm_key = resource_key(tm)
+        namespace = tm_key[0]
         before = self._parents.pop(tm_key, None)
         parent = parent_name(tm)
         if type_ != "DELETED" and parent:
@@ -128,8 +127,7 @@ class TrainedModels:
             self.kick((namespace, name))
 
     def _on_service_event(self, _type: str, isvc: dict) -> None:
-        metadata = isvc.get("metadata") or {}
-        self.kick((metadata.get("namespace") or "default", metadata["name"]))
+        self.kick(resource_key(isvc))
 
     # ---- one InferenceService ----
 
