@@ -1,4 +1,8 @@
-"""The V2 gRPC server (`inference.GRPCInferenceService`), on the same event loop and models as REST."""
+"""The V2 gRPC service (`inference.GRPCInferenceService`), on the same event loop and models as REST.
+
+It runs on modelplane's own HTTP/2 server (modelplane/protocol/http2), which costs far less per call than
+grpcio's server; `tritonclient` and grpcio clients speak to it unchanged.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ import grpc
 
 from modelplane.protocol.errors import InvalidInput, ModelplaneError
 from modelplane.protocol.grpc import inference_pb2 as pb
-from modelplane.protocol.grpc.service import generic_handler
+from modelplane.protocol.grpc.service import METHODS, SERVICE_NAME
+from modelplane.protocol.grpc.wire import Metadata, UnaryMethod, UnaryService, status_response
+from modelplane.protocol.http2.server import Response, ServerLimits
 from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
 from modelplane.server import metrics
 from modelplane.server.dataplane import DataPlane, as_infer_response
@@ -19,28 +25,25 @@ from modelplane.server.dataplane import DataPlane, as_infer_response
 logger = logging.getLogger("modelplane.server")
 
 
-async def start_grpc_server(
-    dataplane: DataPlane, host: str, port: int, max_message_length: int
-) -> grpc.aio.Server:
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_send_message_length", max_message_length),
-            ("grpc.max_receive_message_length", max_message_length),
-            ("grpc.so_reuseport", 1),
-        ]
+def inference_service(dataplane: DataPlane, max_message_length: int) -> tuple[UnaryService, ServerLimits]:
+    """The service, and the HTTP/2 limits that go with it."""
+    servicer = InferenceServicer(dataplane)
+    methods = {
+        f"/{SERVICE_NAME}/{name}": UnaryMethod(request_class, getattr(servicer, name))
+        for name, (request_class, _) in METHODS.items()
+    }
+    too_large = f"the request message is above the limit of {max_message_length} bytes"
+    limits = ServerLimits(
+        max_body_size=max_message_length + 5,  # the message and its length prefix
+        too_large_response=lambda _: status_response(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large),
+        failure_response=_internal_error,
     )
-    server.add_generic_rpc_handlers((generic_handler(InferenceServicer(dataplane)),))
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    server.add_insecure_port(address)
-    await server.start()
-    return server
+    return UnaryService(methods, max_message_length), limits
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
-    if isinstance(exc, ModelplaneError):
-        await context.abort(exc.grpc_code, exc.message)
-    logger.error("unhandled error in a gRPC call\n%s", traceback.format_exc())
-    await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__} : {exc}")
+def _internal_error(exc: Exception) -> Response:
+    logger.error("unhandled error in a gRPC call\n%s", "".join(traceback.format_exception(exc)))
+    return status_response(grpc.StatusCode.INTERNAL, f"{type(exc).__name__} : {exc}")
 
 
 class InferenceServicer:
@@ -48,60 +51,56 @@ class InferenceServicer:
         self.dataplane = dataplane
         self.repository = dataplane.repository
 
-    async def ServerLive(self, request: pb.ServerLiveRequest, context) -> pb.ServerLiveResponse:
+    async def ServerLive(self, request: pb.ServerLiveRequest, metadata: Metadata) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request: pb.ServerReadyRequest, context) -> pb.ServerReadyResponse:
+    async def ServerReady(self, request: pb.ServerReadyRequest, metadata: Metadata) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=await self.repository.not_ready_reason() is None)
 
-    async def ModelReady(self, request: pb.ModelReadyRequest, context) -> pb.ModelReadyResponse:
-        try:
-            ready = await self.repository.is_ready(request.name)
-            if ready and request.version:
-                self.dataplane.resolve(request.name, request.version)
-            return pb.ModelReadyResponse(ready=ready)
-        except Exception as exc:  # noqa: BLE001
-            await _abort(context, exc)
+    async def ModelReady(self, request: pb.ModelReadyRequest, metadata: Metadata) -> pb.ModelReadyResponse:
+        ready = await self.repository.is_ready(request.name)
+        if ready and request.version:
+            self.dataplane.resolve(request.name, request.version)
+        return pb.ModelReadyResponse(ready=ready)
 
-    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context) -> pb.ServerMetadataResponse:
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, metadata: Metadata
+    ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(**self.dataplane.server_metadata())
 
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context) -> pb.ModelMetadataResponse:
-        try:
-            if request.version:
-                self.dataplane.resolve(request.name, request.version)
-            metadata = self.dataplane.model_metadata(request.name)
-            return pb.ModelMetadataResponse(
-                name=metadata["name"],
-                versions=metadata["versions"],
-                platform=metadata["platform"],
-                inputs=[_tensor_metadata(item) for item in metadata["inputs"]],
-                outputs=[_tensor_metadata(item) for item in metadata["outputs"]],
-            )
-        except Exception as exc:  # noqa: BLE001
-            await _abort(context, exc)
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, metadata: Metadata
+    ) -> pb.ModelMetadataResponse:
+        if request.version:
+            self.dataplane.resolve(request.name, request.version)
+        found = self.dataplane.model_metadata(request.name)
+        return pb.ModelMetadataResponse(
+            name=found["name"],
+            versions=found["versions"],
+            platform=found["platform"],
+            inputs=[_tensor_metadata(item) for item in found["inputs"]],
+            outputs=[_tensor_metadata(item) for item in found["outputs"]],
+        )
 
-    async def ModelInfer(self, message: pb.ModelInferRequest, context) -> pb.ModelInferResponse:
+    async def ModelInfer(self, message: pb.ModelInferRequest, metadata: Metadata) -> pb.ModelInferResponse:
         started = time.perf_counter()
         name = message.model_name
         code = grpc.StatusCode.INTERNAL
         try:
             served = self.dataplane.resolve(name, message.model_version or None)
             request, raw_inputs = request_from_grpc(message)
-            headers = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
-            result, _ = await self.dataplane.run(served, request, headers)
+            result, _ = await self.dataplane.run(served, request, metadata)
             response = response_to_grpc(as_infer_response(result, request, served.model), request, raw_inputs)
             code = grpc.StatusCode.OK
             return response
-        except Exception as exc:  # noqa: BLE001
-            if isinstance(exc, ModelplaneError):
-                code = exc.grpc_code
-            await _abort(context, exc)
+        except ModelplaneError as exc:
+            code = exc.grpc_code
+            raise
         finally:
             metrics.for_model(name).observe_request("grpc", code.value[0], time.perf_counter() - started)
 
     async def RepositoryIndex(
-        self, request: pb.RepositoryIndexRequest, context
+        self, request: pb.RepositoryIndexRequest, metadata: Metadata
     ) -> pb.RepositoryIndexResponse:
         entries = self.dataplane.repository_index()
         if request.ready:
@@ -110,21 +109,19 @@ class InferenceServicer:
             models=[pb.RepositoryIndexResponse.ModelIndex(**e) for e in entries]
         )
 
-    async def RepositoryModelLoad(self, request: pb.RepositoryModelLoadRequest, context) -> Any:
-        try:
-            name = _model_name(request)
-            await self.repository.load(name)
-            return pb.RepositoryModelLoadResponse(model_name=name, isLoaded=True)
-        except Exception as exc:  # noqa: BLE001
-            await _abort(context, exc)
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, metadata: Metadata
+    ) -> pb.RepositoryModelLoadResponse:
+        name = _model_name(request)
+        await self.repository.load(name)
+        return pb.RepositoryModelLoadResponse(model_name=name, isLoaded=True)
 
-    async def RepositoryModelUnload(self, request: pb.RepositoryModelUnloadRequest, context) -> Any:
-        try:
-            name = _model_name(request)
-            await self.repository.unload(name)
-            return pb.RepositoryModelUnloadResponse(model_name=name, isUnloaded=True)
-        except Exception as exc:  # noqa: BLE001
-            await _abort(context, exc)
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, metadata: Metadata
+    ) -> pb.RepositoryModelUnloadResponse:
+        name = _model_name(request)
+        await self.repository.unload(name)
+        return pb.RepositoryModelUnloadResponse(model_name=name, isUnloaded=True)
 
 
 def _model_name(request: Any) -> str:

@@ -77,13 +77,14 @@ class ModelServer:
             too_large_response=too_large_response,
         )
         shutdown = http_server.Shutdown(self.grace_seconds)
-        grpc_server = None
+        grpc_task = None
         if self.grpc_port is not None:
-            from modelplane.server.grpc_server import start_grpc_server
+            from modelplane.protocol.http2 import server as http2_server
+            from modelplane.server.grpc_server import inference_service
 
-            grpc_server = await start_grpc_server(
-                dataplane, self.host, self.grpc_port, self.grpc_max_message_length
-            )
+            service, grpc_limits = inference_service(dataplane, self.grpc_max_message_length)
+            grpc_sock = bind_socket(self.host, self.grpc_port, reuse_port=True)
+            grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -96,14 +97,14 @@ class ModelServer:
             ", ".join(repository.names()) or "no models",
             self.host,
             sock.getsockname()[1],
-            f" and grpc port {self.grpc_port}" if grpc_server else "",
+            f" and grpc port {self.grpc_port}" if grpc_task else "",
         )
         await stopping.wait()
         logger.info("stopping: draining requests in flight")
         shutdown.request()
-        if grpc_server is not None:
-            await grpc_server.stop(self.grace_seconds)
         await rest_task
+        if grpc_task is not None:
+            await grpc_task
         load_task.cancel()
         await repository.unload_all()
 
@@ -160,10 +161,13 @@ async def _load_all(repository: ModelRepository) -> None:
     repository.started = True
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A listening socket; with `reuse_port`, each worker process binds the same port for itself."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)

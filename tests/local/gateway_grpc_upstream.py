@@ -25,10 +25,23 @@ import sys
 import grpc
 
 from modelplane.protocol.grpc import inference_pb2 as pb
-from modelplane.protocol.grpc.service import generic_handler
+from modelplane.protocol.grpc.service import METHODS, SERVICE_NAME
 
 NAME = sys.argv[1] if len(sys.argv) > 1 else "replica"
 MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def generic_handler(servicer: object) -> grpc.GenericRpcHandler:
+    """grpcio handlers routing each method to the servicer's coroutine of the same name."""
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=request.FromString,
+            response_serializer=response.SerializeToString,
+        )
+        for name, (request, response) in METHODS.items()
+    }
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
 
 class Servicer:

@@ -1,4 +1,4 @@
-"""The methods of `inference.GRPCInferenceService`, for registering a server and building a client.
+"""The methods of `inference.GRPCInferenceService`, for serving them and for building a client.
 
 Written against the message classes directly, so no generated service stubs (and no pin on the grpcio
 version that generated them) are needed.
@@ -24,19 +24,6 @@ METHODS: dict[str, tuple[type, type]] = {
     "RepositoryModelLoad": (pb.RepositoryModelLoadRequest, pb.RepositoryModelLoadResponse),
     "RepositoryModelUnload": (pb.RepositoryModelUnloadRequest, pb.RepositoryModelUnloadResponse),
 }
-
-
-def generic_handler(servicer: object) -> grpc.GenericRpcHandler:
-    """A handler routing each method to the servicer's coroutine of the same name."""
-    handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, name),
-            request_deserializer=request.FromString,
-            response_serializer=response.SerializeToString,
-        )
-        for name, (request, response) in METHODS.items()
-    }
-    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
 
 class InferenceStub:

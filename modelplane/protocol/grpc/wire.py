@@ -1,0 +1,171 @@
+"""gRPC's unary calls over modelplane's HTTP/2 server (gRPC's PROTOCOL-HTTP2 specification).
+
+A call is a POST to `/<service>/<method>` with `content-type: application/grpc`; its body is one
+length-prefixed message (a flag byte saying whether it is compressed, then four bytes of length). The
+answer is the same framing, followed by trailers carrying `grpc-status` and `grpc-message`; a call that
+fails before it has an answer gets the status in its only header block ("trailers-only").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from modelplane.protocol.errors import ModelplaneError
+from modelplane.protocol.http2 import hpack
+from modelplane.protocol.http2.server import Request, Response
+
+Metadata = dict[str, str]
+UnaryHandler = Callable[[Any, Metadata], Awaitable[Any]]
+
+_PREFIX = struct.Struct(">BL")
+_OK_HEADERS = hpack.encode([(b":status", b"200"), (b"content-type", b"application/grpc")])
+_OK_TRAILERS = hpack.encode([(b"grpc-status", b"0")])
+_ENCODINGS = b"identity,gzip,deflate"
+_TIMEOUT = re.compile(rb"^(\d{1,8})([HMSmun])$")
+_TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+# Headers of the transport itself, not the call's metadata.
+# grpc-message is percent-encoded UTF-8: every byte outside printable ASCII, and "%" itself.
+_MESSAGE_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if c != ord("%"))
+_NOT_METADATA = frozenset(
+    (b"te", b"content-type", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding")
+)
+
+
+class GrpcStatus(Exception):
+    """Ends a call with a status other than OK."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class UnaryMethod:
+    request_class: type
+    handler: UnaryHandler
+
+
+class UnaryService:
+    """Answers the unary methods it is given, each a coroutine `(request message, metadata) -> response`."""
+
+    def __init__(self, methods: dict[str, UnaryMethod], max_message_length: int) -> None:
+        self._methods = {path.encode(): method for path, method in methods.items()}
+        self.max_message_length = max_message_length
+
+    async def __call__(self, request: Request) -> Response:
+        path = content_type = timeout = encoding = None
+        metadata: Metadata = {}
+        for name, value in request.headers:
+            if name[0] == 58:  # b":": pseudo-headers
+                if name == b":path":
+                    path = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"grpc-timeout":
+                timeout = value
+            elif name == b"grpc-encoding":
+                encoding = value
+            elif name not in _NOT_METADATA and not name.endswith(b"-bin"):
+                metadata[name.decode("latin-1")] = value.decode("latin-1")
+        if content_type is None or not content_type.startswith(b"application/grpc"):
+            return _http_error(415, b"gRPC calls need content-type application/grpc\n")
+        method = self._methods.get(path)
+        if method is None:
+            return status_response(
+                grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {path.decode('latin-1')}"
+            )
+        try:
+            message = method.request_class.FromString(self._message(request.body, encoding))
+        except GrpcStatus as status:
+            return status_response(status.code, status.message)
+        except DecodeError as exc:
+            return status_response(
+                grpc.StatusCode.INVALID_ARGUMENT, f"the request message cannot be parsed: {exc}"
+            )
+        try:
+            if timeout is None:
+                answer = await method.handler(message, metadata)
+            else:
+                async with asyncio.timeout(_seconds(timeout)):
+                    answer = await method.handler(message, metadata)
+        except GrpcStatus as status:
+            return status_response(status.code, status.message)
+        except ModelplaneError as exc:
+            return status_response(exc.grpc_code, exc.message)
+        except TimeoutError:
+            return status_response(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        payload = answer.SerializeToString()
+        if len(payload) > self.max_message_length:
+            return status_response(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the response message is {len(payload)} bytes, above the limit of {self.max_message_length}",
+            )
+        return Response(_OK_HEADERS, _PREFIX.pack(0, len(payload)) + payload, _OK_TRAILERS)
+
+    def _message(self, body: bytes, encoding: bytes | None) -> bytes:
+        if len(body) < 5:
+            raise GrpcStatus(grpc.StatusCode.INVALID_ARGUMENT, "the call carries no request message")
+        compressed, length = _PREFIX.unpack_from(body)
+        if len(body) != 5 + length:
+            raise GrpcStatus(
+                grpc.StatusCode.INVALID_ARGUMENT, "a unary call carries exactly one request message"
+            )
+        if length > self.max_message_length:
+            raise self.too_large(length)
+        payload = body[5:]
+        if not compressed:
+            return payload
+        if encoding in (None, b"identity"):
+            raise GrpcStatus(grpc.StatusCode.INTERNAL, "a compressed message without a grpc-encoding")
+        if encoding not in (b"gzip", b"deflate"):
+            raise GrpcStatus(
+                grpc.StatusCode.UNIMPLEMENTED, f"unknown grpc-encoding {encoding.decode('latin-1')}"
+            )
+        inflater = zlib.decompressobj(31 if encoding == b"gzip" else 15)
+        try:
+            plain = inflater.decompress(payload, self.max_message_length + 1)
+        except zlib.error as exc:
+            raise GrpcStatus(grpc.StatusCode.INTERNAL, f"the message cannot be decompressed: {exc}") from None
+        if len(plain) > self.max_message_length:
+            raise self.too_large(len(plain))
+        return plain
+
+    def too_large(self, size: int) -> GrpcStatus:
+        return GrpcStatus(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"the request message is {size} bytes, above the limit of {self.max_message_length}",
+        )
+
+
+def status_response(code: grpc.StatusCode, message: str) -> Response:
+    """A trailers-only answer: the status in the one and only header block."""
+    headers = [
+        (b":status", b"200"),
+        (b"content-type", b"application/grpc"),
+        (b"grpc-status", b"%d" % code.value[0]),
+        (b"grpc-message", quote(message, safe=_MESSAGE_SAFE).encode()),
+        (b"grpc-accept-encoding", _ENCODINGS),
+    ]
+    return Response(hpack.encode(headers))
+
+
+def _http_error(status: int, body: bytes) -> Response:
+    return Response(hpack.encode([(b":status", b"%d" % status), (b"content-type", b"text/plain")]), body)
+
+
+def _seconds(timeout: bytes) -> float:
+    match = _TIMEOUT.match(timeout)
+    if match is None:
+        raise GrpcStatus(grpc.StatusCode.INVALID_ARGUMENT, f"bad grpc-timeout {timeout.decode('latin-1')}")
+    return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]

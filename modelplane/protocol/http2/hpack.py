@@ -1,0 +1,237 @@
+"""HPACK (RFC 7541): header blocks in and out of an HTTP/2 connection.
+
+The decoder is complete: static and dynamic table, table size updates, integers and Huffman strings.
+The encoder never indexes and never uses Huffman coding, which every decoder must accept: a server's
+answer headers are few and short, and most of them are constant, so they are encoded once and reused.
+
+Clients send the same headers on every call of a connection, and after the first call they arrive as a
+block of table references only. Such a block changes no state, so its decoded form is kept and the same
+bytes are not decoded again until the dynamic table changes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from hpack.huffman_table import decode_huffman
+
+Headers = list[tuple[bytes, bytes]]
+
+STATIC_TABLE: tuple[tuple[bytes, bytes], ...] = tuple(
+    (name.encode(), value.encode())
+    for name, value in (
+        (":authority", ""),
+        (":method", "GET"),
+        (":method", "POST"),
+        (":path", "/"),
+        (":path", "/index.html"),
+        (":scheme", "http"),
+        (":scheme", "https"),
+        (":status", "200"),
+        (":status", "204"),
+        (":status", "206"),
+        (":status", "304"),
+        (":status", "400"),
+        (":status", "404"),
+        (":status", "500"),
+        ("accept-charset", ""),
+        ("accept-encoding", "gzip, deflate"),
+        ("accept-language", ""),
+        ("accept-ranges", ""),
+        ("accept", ""),
+        ("access-control-allow-origin", ""),
+        ("age", ""),
+        ("allow", ""),
+        ("authorization", ""),
+        ("cache-control", ""),
+        ("content-disposition", ""),
+        ("content-encoding", ""),
+        ("content-language", ""),
+        ("content-length", ""),
+        ("content-location", ""),
+        ("content-range", ""),
+        ("content-type", ""),
+        ("cookie", ""),
+        ("date", ""),
+        ("etag", ""),
+        ("expect", ""),
+        ("expires", ""),
+        ("from", ""),
+        ("host", ""),
+        ("if-match", ""),
+        ("if-modified-since", ""),
+        ("if-none-match", ""),
+        ("if-range", ""),
+        ("if-unmodified-since", ""),
+        ("last-modified", ""),
+        ("link", ""),
+        ("location", ""),
+        ("max-forwards", ""),
+        ("proxy-authenticate", ""),
+        ("proxy-authorization", ""),
+        ("range", ""),
+        ("referer", ""),
+        ("refresh", ""),
+        ("retry-after", ""),
+        ("server", ""),
+        ("set-cookie", ""),
+        ("strict-transport-security", ""),
+        ("transfer-encoding", ""),
+        ("user-agent", ""),
+        ("vary", ""),
+        ("via", ""),
+        ("www-authenticate", ""),
+    )
+)
+_STATIC_SIZE = len(STATIC_TABLE)
+_ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
+_CACHE_LIMIT = 256
+
+
+class HpackError(Exception):
+    """A header block that cannot be decoded: a connection error (COMPRESSION_ERROR)."""
+
+
+class Decoder:
+    def __init__(self, max_table_size: int = 4096) -> None:
+        self._table: deque[tuple[bytes, bytes]] = deque()  # newest first
+        self._table_bytes = 0
+        self._max_table_bytes = max_table_size  # as last set by the peer's encoder
+        self._allowed_table_bytes = max_table_size  # our SETTINGS_HEADER_TABLE_SIZE
+        self._stateless_blocks: dict[bytes, Headers] = {}
+
+    def decode(self, block: bytes) -> Headers:
+        cached = self._stateless_blocks.get(block)
+        if cached is not None:
+            return list(cached)
+        try:
+            headers, changed_state = self._decode(block)
+        except IndexError:
+            raise HpackError("header block ends in the middle of a field") from None
+        if not changed_state:
+            if len(self._stateless_blocks) >= _CACHE_LIMIT:
+                self._stateless_blocks.clear()
+            self._stateless_blocks[bytes(block)] = list(headers)
+        return headers
+
+    def _decode(self, data: bytes) -> tuple[Headers, bool]:
+        headers: Headers = []
+        changed_state = False
+        pos = 0
+        end = len(data)
+        while pos < end:
+            byte = data[pos]
+            if byte & 0x80:  # indexed field
+                index, pos = _integer(data, pos, 7)
+                headers.append(self._entry(index))
+                continue
+            if byte & 0x40:  # literal, added to the table
+                name, value, pos = self._literal(data, pos, 6)
+                self._add(name, value)
+                changed_state = True
+            elif byte & 0x20:  # table size update
+                if headers:
+                    raise HpackError("a table size update after the first field of a block")
+                size, pos = _integer(data, pos, 5)
+                if size > self._allowed_table_bytes:
+                    raise HpackError(f"table size {size} exceeds the {self._allowed_table_bytes} allowed")
+                self._max_table_bytes = size
+                self._evict(0)
+                changed_state = True
+                continue
+            else:  # literal, not indexed or never indexed
+                name, value, pos = self._literal(data, pos, 4)
+            headers.append((name, value))
+        return headers, changed_state
+
+    def _literal(self, data: bytes, pos: int, prefix_bits: int) -> tuple[bytes, bytes, int]:
+        index, pos = _integer(data, pos, prefix_bits)
+        if index:
+            name = self._entry(index)[0]
+        else:
+            name, pos = _string(data, pos)
+        value, pos = _string(data, pos)
+        return name, value, pos
+
+    def _entry(self, index: int) -> tuple[bytes, bytes]:
+        if 0 < index <= _STATIC_SIZE:
+            return STATIC_TABLE[index - 1]
+        dynamic = index - _STATIC_SIZE - 1
+        if 0 <= dynamic < len(self._table):
+            return self._table[dynamic]
+        raise HpackError(f"header table index {index} is out of range")
+
+    def _add(self, name: bytes, value: bytes) -> None:
+        size = len(name) + len(value) + _ENTRY_OVERHEAD
+        self._stateless_blocks.clear()
+        if size > self._max_table_bytes:
+            self._table.clear()  # RFC 7541 §4.4: an entry larger than the table empties it
+            self._table_bytes = 0
+            return
+        self._evict(size)
+        self._table.appendleft((name, value))
+        self._table_bytes += size
+
+    def _evict(self, room: int) -> None:
+        self._stateless_blocks.clear()
+        while self._table and self._table_bytes + room > self._max_table_bytes:
+            name, value = self._table.pop()
+            self._table_bytes -= len(name) + len(value) + _ENTRY_OVERHEAD
+
+
+def _integer(data: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:
+    mask = (1 << prefix_bits) - 1
+    value = data[pos] & mask
+    pos += 1
+    if value < mask:
+        return value, pos
+    shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value += (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 28:
+            raise HpackError("an integer longer than 4 bytes")
+
+
+def _string(data: bytes, pos: int) -> tuple[bytes, int]:
+    huffman = data[pos] & 0x80
+    length, pos = _integer(data, pos, 7)
+    end = pos + length
+    if end > len(data):
+        raise HpackError("a string runs past the end of the header block")
+    raw = bytes(data[pos:end])
+    if huffman:
+        try:
+            raw = decode_huffman(raw)
+        except Exception as exc:  # the hpack package raises its own error type
+            raise HpackError(f"bad Huffman code: {exc}") from None
+    return raw, end
+
+
+def encode_integer(value: int, prefix_bits: int, first_byte_flags: int = 0) -> bytes:
+    mask = (1 << prefix_bits) - 1
+    if value < mask:
+        return bytes((first_byte_flags | value,))
+    out = bytearray((first_byte_flags | mask,))
+    value -= mask
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode(headers: Headers) -> bytes:
+    """A header block: each field a literal without indexing, names and values as they are."""
+    out = bytearray()
+    for name, value in headers:
+        out += b"\x00"
+        out += encode_integer(len(name), 7)
+        out += name
+        out += encode_integer(len(value), 7)
+        out += value
+    return bytes(out)
