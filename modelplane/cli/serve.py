@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add("--http-port", "--http_port", type=int, default=int(os.environ.get("PORT", 8080)))
     add("--grpc-port", "--grpc_port", type=int, default=8081, help="gRPC port; -1 turns gRPC off")
+    add(
+        "--grpc-max-message-length",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="largest gRPC message taken or sent, in bytes (default 64 MiB); larger ones end the call "
+        "with RESOURCE_EXHAUSTED",
+    )
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     add("--workers", type=int, default=1, help="worker processes sharing the ports")
     add("--nthread", type=int, default=1, help="threads per prediction for xgboost, lightgbm and onnx")
@@ -73,10 +80,13 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
+    if args.grpc_max_message_length < 1:
+        raise CommandError("--grpc-max-message-length must be at least 1 byte")
     models, factory = build_models(args)
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=None if args.grpc_port < 0 else args.grpc_port,
+        grpc_max_message_length=args.grpc_max_message_length,
         workers=args.workers,
         host=args.host,
         model_factory=factory,

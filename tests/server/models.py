@@ -47,6 +47,10 @@ class SlowModel(Model):
         return True
 
     def predict(self, payload, headers=None):
+        if isinstance(payload, InferRequest):  # V2: the seconds in the request's parameters
+            time.sleep(float((payload.parameters or {}).get("seconds", 1.0)))
+            outputs = [InferOutput(i.name, i.shape, i.datatype, i.as_numpy(), None) for i in payload.inputs]
+            return InferResponse(payload.id, self.name, outputs)
         time.sleep(float(payload.get("seconds", 1.0)))
         return {"predictions": ["done"]}
 
@@ -109,5 +113,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--grpc-port", type=int, required=True)
+    parser.add_argument("--grpc-max-message-length", type=int, default=64 * 1024 * 1024)
+    parser.add_argument("--grace-seconds", type=float, default=30.0)
     args = parser.parse_args()
-    ModelServer(http_port=args.http_port, grpc_port=args.grpc_port).start(all_models())
+    ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        grpc_max_message_length=args.grpc_max_message_length,
+        grace_seconds=args.grace_seconds,
+    ).start(all_models())

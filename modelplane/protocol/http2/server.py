@@ -130,13 +130,6 @@ class Http2ServerProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self._connections.add(self)
-        ours = {
-            f.MAX_CONCURRENT_STREAMS: self._limits.max_concurrent_streams,
-            f.INITIAL_WINDOW_SIZE: f.MAX_WINDOW,
-            f.MAX_FRAME_SIZE: _OUR_MAX_FRAME_SIZE,
-            f.ENABLE_PUSH: 0,
-        }
-        self._transport.write(f.settings(ours) + f.window_update(0, f.MAX_WINDOW - f.DEFAULT_WINDOW))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
@@ -161,11 +154,22 @@ class Http2ServerProtocol(asyncio.Protocol):
                     return
                 self._preface_seen = True
                 buffer = buffer[len(f.PREFACE) :]
+                self._send_preface()
             self._buffer = self._read_frames(buffer)
         except f.ConnectionFault as fault:
             self._fail(fault.code, str(fault))
         except HpackError as exc:
             self._fail(f.COMPRESSION_ERROR, str(exc))
+
+    def _send_preface(self) -> None:
+        # Only once the client's preface is in, so an HTTP/1.1 client gets a readable refusal instead.
+        ours = {
+            f.MAX_CONCURRENT_STREAMS: self._limits.max_concurrent_streams,
+            f.INITIAL_WINDOW_SIZE: f.MAX_WINDOW,
+            f.MAX_FRAME_SIZE: _OUR_MAX_FRAME_SIZE,
+            f.ENABLE_PUSH: 0,
+        }
+        self._transport.write(f.settings(ours) + f.window_update(0, f.MAX_WINDOW - f.DEFAULT_WINDOW))
 
     def _read_frames(self, buffer: bytes) -> bytes:
         pos, end = 0, len(buffer)
@@ -353,6 +357,7 @@ class Http2ServerProtocol(asyncio.Protocol):
         else:
             self._finish(stream, out)
         self._transport.write(b"".join(out))
+        self._close_if_done()
 
     def _send_data(self, stream: _Stream, out: list[bytes]) -> None:
         """Append the DATA frames the windows allow; the stream waits in `_blocked` for the rest."""
@@ -379,7 +384,6 @@ class Http2ServerProtocol(asyncio.Protocol):
         if not stream.ended_remote:
             out.append(f.rst_stream(stream.id, f.NO_ERROR))  # answered early: the rest is not needed
         self._streams.pop(stream.id, None)
-        self._close_if_done()
 
     def _send_blocked(self) -> None:
         if not self._blocked or self._send_window <= 0:
@@ -390,6 +394,7 @@ class Http2ServerProtocol(asyncio.Protocol):
                 self._send_data(stream, out)
         if out:
             self._transport.write(b"".join(out))
+            self._close_if_done()
 
     def _reset(self, stream: _Stream, code: int) -> None:
         self._streams.pop(stream.id, None)

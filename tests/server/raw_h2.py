@@ -1,0 +1,123 @@
+"""A blocking HTTP/2 client on the `h2` library, for driving the gRPC port frame by frame.
+
+grpcio hides the transport; these tests need to set the client's windows, read slowly, send pings,
+malformed frames and unusual headers, and see exactly what the server sends back.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass, field
+
+import h2.config
+import h2.connection
+import h2.events
+
+from modelplane.protocol.grpc import inference_pb2 as pb
+
+MODEL_INFER = b"/inference.GRPCInferenceService/ModelInfer"
+
+
+@dataclass
+class Answer:
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    body: bytearray = field(default_factory=bytearray)
+    trailers: dict[bytes, bytes] = field(default_factory=dict)
+    reset_code: int | None = None
+
+    @property
+    def status(self) -> dict[bytes, bytes]:
+        """grpc-status and grpc-message, from the trailers or a trailers-only answer."""
+        return self.trailers or self.headers
+
+    def message(self) -> pb.ModelInferResponse:
+        compressed, length = struct.unpack_from(">BL", self.body)
+        assert compressed == 0 and len(self.body) == 5 + length
+        return pb.ModelInferResponse.FromString(bytes(self.body[5:]))
+
+
+def grpc_frame(message: bytes) -> bytes:
+    return struct.pack(">BL", 0, len(message)) + message
+
+
+class RawH2:
+    def __init__(self, port: int, settings: dict | None = None) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self.conn.initiate_connection()
+        if settings:
+            self.conn.update_settings(settings)
+        self.flush()
+        self.events: list = []
+        self.answers: dict[int, Answer] = {}
+        self.ended: set[int] = set()
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def start_call(self, body: bytes, path: bytes = MODEL_INFER, extra: list | None = None) -> int:
+        stream_id = self.conn.get_next_available_stream_id()
+        headers = [
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":path", path),
+            (b":authority", b"localhost"),
+            (b"content-type", b"application/grpc"),
+            (b"te", b"trailers"),
+            *(extra or []),
+        ]
+        self.conn.send_headers(stream_id, headers)
+        self.answers[stream_id] = Answer()
+        view = memoryview(body)
+        while True:  # as the server's windows allow
+            size = min(
+                len(view), self.conn.local_flow_control_window(stream_id), self.conn.max_outbound_frame_size
+            )
+            if size == 0 and view:
+                self.flush()
+                self.receive()
+                continue
+            self.conn.send_data(stream_id, view[:size].tobytes(), end_stream=size == len(view))
+            view = view[size:]
+            if not view:
+                break
+        self.flush()
+        return stream_id
+
+    def receive(self, acknowledge: bool = True) -> list:
+        """Read once from the socket; return the events (and answer the data, unless told not to)."""
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        events = self.conn.receive_data(data)
+        for event in events:
+            self.events.append(event)
+            answer = self.answers.get(getattr(event, "stream_id", None))
+            if isinstance(event, h2.events.ResponseReceived):
+                answer.headers = dict(event.headers)
+            elif isinstance(event, h2.events.DataReceived):
+                answer.body += event.data
+                if acknowledge:
+                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.TrailersReceived):
+                answer.trailers = dict(event.headers)
+            elif isinstance(event, h2.events.StreamReset):
+                answer.reset_code = event.error_code
+                self.ended.add(event.stream_id)
+            if isinstance(event, h2.events.StreamEnded):
+                self.ended.add(event.stream_id)
+        self.flush()
+        return events
+
+    def wait(self, stream_id: int) -> Answer:
+        while stream_id not in self.ended:
+            self.receive()
+        return self.answers[stream_id]
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,268 @@
+"""The gRPC port's HTTP/2 transport: flow control, framing, concurrency, limits, deadlines, shutdown.
+
+Each test runs a real server process and speaks to it with grpcio or, where the transport itself is
+under test, frame by frame with the `h2` library (tests/server/raw_h2.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import h2.events
+import h2.settings
+import numpy as np
+import pytest
+
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
+from tests.server.processes import ServerProcess, free_port
+from tests.server.raw_h2 import Answer, RawH2, grpc_frame
+
+Tensor = pb.ModelInferRequest.InferInputTensor
+
+
+def echo_request(payload: bytes, model: str = "echo", **parameters: float) -> pb.ModelInferRequest:
+    message = pb.ModelInferRequest(
+        model_name=model, inputs=[Tensor(name="blob", datatype="UINT8", shape=[len(payload)])]
+    )
+    message.raw_input_contents.append(payload)
+    for key, value in parameters.items():
+        message.parameters[key].double_param = value
+    return message
+
+
+def start_models_server(*extra: str) -> ServerProcess:
+    http_port, grpc_port = free_port(), free_port()
+    args = [
+        sys.executable,
+        "tests/server/models.py",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+    ]
+    server = ServerProcess([*args, *extra], http_port, grpc_port)
+    server.wait_ready("/v2/models/echo/ready")
+    return server
+
+
+@pytest.fixture(scope="module")
+def small_limit_server():
+    server = start_models_server("--grpc-max-message-length", "4096")
+    yield server
+    server.stop()
+
+
+def test_a_large_answer_follows_a_slow_readers_small_windows(test_models_server):
+    payload = np.random.default_rng(7).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+    client = RawH2(
+        test_models_server.grpc_port,
+        {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000, h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384},
+    )
+    try:
+        stream_id = client.start_call(grpc_frame(echo_request(payload).SerializeToString()))
+        # Nothing is acknowledged at first: the server must stop at the windows, not overrun them
+        # (h2 ends the connection with a FLOW_CONTROL_ERROR if it does).
+        received = 0
+        deadline = time.monotonic() + 1.0
+        client.sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                client.receive(acknowledge=False)
+            received = len(client.answers[stream_id].body)
+        assert 0 < received <= 1000
+        client.sock.settimeout(10)
+        client.conn.acknowledge_received_data(received, stream_id)
+        client.flush()
+        answer = client.wait(stream_id)
+        assert answer.status[b"grpc-status"] == b"0"
+        assert answer.message().raw_output_contents[0] == payload
+    finally:
+        client.close()
+
+
+def test_many_calls_in_flight_on_one_channel(test_models_server):
+    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+        stub = InferenceStub(channel)
+        payloads = [bytes([i]) * (i * 37 + 1) for i in range(64)]
+        futures = [stub.ModelInfer.future(echo_request(p)) for p in payloads]
+        for payload, future in zip(payloads, futures, strict=True):
+            assert future.result(timeout=30).raw_output_contents[0] == payload
+
+
+def test_slow_calls_run_concurrently(test_models_server):
+    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+        stub = InferenceStub(channel)
+        started = time.monotonic()
+        futures = [stub.ModelInfer.future(echo_request(b"x", model="slow", seconds=1.0)) for _ in range(3)]
+        for future in futures:
+            future.result(timeout=30)
+        assert time.monotonic() - started < 2.9, "three 1 s calls were answered one after the other"
+
+
+def test_gzip_messages_are_inflated(test_models_server):
+    payload = b"modelplane " * 1000
+    with grpc.insecure_channel(
+        f"127.0.0.1:{test_models_server.grpc_port}", compression=grpc.Compression.Gzip
+    ) as channel:
+        answer = InferenceStub(channel).ModelInfer(echo_request(payload), timeout=10)
+    assert answer.raw_output_contents[0] == payload
+
+
+def test_unknown_methods_are_unimplemented(test_models_server):
+    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+        call = channel.unary_unary("/inference.GRPCInferenceService/NoSuchMethod")
+        with pytest.raises(grpc.RpcError) as caught:
+            call(b"", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "NoSuchMethod" in caught.value.details()
+
+
+def test_a_message_that_cannot_be_parsed_is_invalid_argument(test_models_server):
+    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        with pytest.raises(grpc.RpcError) as caught:
+            call(b"\xff\xff\xff", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cannot be parsed" in caught.value.details()
+
+
+def test_the_deadline_a_client_sends_ends_the_call(test_models_server):
+    client = RawH2(test_models_server.grpc_port)
+    try:
+        message = echo_request(b"x", model="slow", seconds=3.0).SerializeToString()
+        started = time.monotonic()
+        stream_id = client.start_call(grpc_frame(message), extra=[(b"grpc-timeout", b"300m")])
+        answer = client.wait(stream_id)
+        assert time.monotonic() - started < 2.5
+        assert answer.status[b"grpc-status"] == b"4"  # DEADLINE_EXCEEDED
+    finally:
+        client.close()
+
+
+def test_messages_above_the_limit_are_resource_exhausted(small_limit_server):
+    with grpc.insecure_channel(f"127.0.0.1:{small_limit_server.grpc_port}") as channel:
+        stub = InferenceStub(channel)
+        assert stub.ModelInfer(echo_request(b"a" * 1000), timeout=10).raw_output_contents[0] == b"a" * 1000
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelInfer(echo_request(b"a" * 100_000), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "4096" in caught.value.details()
+        # The connection is still good after the refused call.
+        assert stub.ModelInfer(echo_request(b"b"), timeout=10).raw_output_contents[0] == b"b"
+
+
+def test_a_compressed_message_that_inflates_above_the_limit_is_refused(small_limit_server):
+    inflated = echo_request(b"\0" * 1_000_000).SerializeToString()
+    deflated = gzip.compress(inflated)
+    client = RawH2(small_limit_server.grpc_port)
+    try:
+        body = struct.pack(">BL", 1, len(deflated)) + deflated
+        stream_id = client.start_call(body, extra=[(b"grpc-encoding", b"gzip")])
+        answer = client.wait(stream_id)
+        assert answer.status[b"grpc-status"] == b"8"  # RESOURCE_EXHAUSTED
+    finally:
+        client.close()
+
+
+def test_other_content_types_get_415(test_models_server):
+    client = RawH2(test_models_server.grpc_port)
+    try:
+        stream_id = client.conn.get_next_available_stream_id()
+        client.answers[stream_id] = answer = Answer()
+        client.conn.send_headers(
+            stream_id,
+            [
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":path", b"/inference.GRPCInferenceService/ServerLive"),
+                (b":authority", b"localhost"),
+                (b"content-type", b"application/json"),
+            ],
+            end_stream=True,
+        )
+        client.flush()
+        client.wait(stream_id)
+        assert answer.headers[b":status"] == b"415"
+    finally:
+        client.close()
+
+
+def test_pings_are_answered(test_models_server):
+    client = RawH2(test_models_server.grpc_port)
+    try:
+        client.conn.ping(b"modelpln")
+        client.flush()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            acks = [e for e in client.receive() if isinstance(e, h2.events.PingAckReceived)]
+            if acks:
+                assert acks[0].ping_data == b"modelpln"
+                return
+        pytest.fail("no PING acknowledgement")
+    finally:
+        client.close()
+
+
+def test_a_protocol_error_ends_the_connection_with_goaway(test_models_server):
+    client = RawH2(test_models_server.grpc_port)
+    try:
+        # A HEADERS frame on an even (server-initiated) stream id.
+        client.sock.sendall(struct.pack(">BHBBL", 0, 1, 0x1, 0x5, 2) + b"\x82")
+        terminated = []
+        while not terminated:
+            terminated = [e for e in client.receive() if isinstance(e, h2.events.ConnectionTerminated)]
+        assert terminated[0].error_code == 1  # PROTOCOL_ERROR
+    finally:
+        client.close()
+    # The server is still up for everyone else.
+    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+        assert InferenceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=10).live
+
+
+def test_http1_on_the_grpc_port_gets_a_readable_refusal(test_models_server):
+    with socket.create_connection(("127.0.0.1", test_models_server.grpc_port), timeout=10) as sock:
+        sock.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 505 ")
+    assert b"HTTP/2 only (gRPC)" in answer
+
+
+def test_a_stopping_server_finishes_the_calls_under_way():
+    server = start_models_server("--grace-seconds", "10")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = InferenceStub(channel)
+            future = stub.ModelInfer.future(echo_request(b"kept", model="slow", seconds=1.5))
+            time.sleep(0.5)  # the call is under way
+            stopper = threading.Thread(target=server.stop, kwargs={"sig": signal.SIGTERM})
+            stopper.start()
+            assert future.result(timeout=15).raw_output_contents[0] == b"kept"
+            stopper.join(15)
+        assert server.process.returncode == 0
+    finally:
+        server.stop()
+
+
+def test_two_clients_in_threads_share_the_server(test_models_server):
+    def calls(seed: int) -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+            stub = InferenceStub(channel)
+            for i in range(50):
+                payload = bytes([seed, i]) * (i + 1)
+                assert stub.ModelInfer(echo_request(payload), timeout=10).raw_output_contents[0] == payload
+
+    with ThreadPoolExecutor(4) as pool:
+        for result in [pool.submit(calls, seed) for seed in range(4)]:
+            result.result()

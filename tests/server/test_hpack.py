@@ -1,0 +1,78 @@
+"""modelplane's HPACK decoder and encoder against the `hpack` package, an independent implementation."""
+
+from __future__ import annotations
+
+import random
+
+import hpack
+import pytest
+
+from modelplane.protocol.http2.hpack import Decoder, HpackError, encode
+
+NAMES = [
+    b":path",
+    b":method",
+    b"content-type",
+    b"grpc-timeout",
+    b"user-agent",
+    b"x-request-id",
+    b"te",
+    b"x-a",
+]
+
+
+def random_headers(rng: random.Random) -> list[tuple[bytes, bytes]]:
+    headers = []
+    for _ in range(rng.randint(1, 12)):
+        name = rng.choice(NAMES)
+        value = bytes(rng.choice(b"abcxyz0123456789-_/ ") for _ in range(rng.choice([0, 1, 5, 40, 300])))
+        headers.append((name, value))
+    return headers
+
+
+@pytest.mark.parametrize("huffman", [False, True])
+def test_decodes_what_the_hpack_package_encodes(huffman):
+    rng = random.Random(11)
+    encoder, decoder = hpack.Encoder(), Decoder()
+    for round_number in range(400):
+        if round_number % 50 == 25:
+            encoder.header_table_size = rng.choice([0, 256, 4096])  # sent as a table size update
+        headers = random_headers(rng)
+        sensitive = [
+            hpack.NeverIndexedHeaderTuple(n, v) if rng.random() < 0.1 else (n, v) for n, v in headers
+        ]
+        block = encoder.encode(sensitive, huffman=huffman)
+        assert decoder.decode(block) == headers
+
+
+def test_a_block_of_table_references_is_decoded_against_the_current_table():
+    encoder, decoder = hpack.Encoder(), Decoder()
+    first = encoder.encode([(b"x-a", b"1")])  # added to both tables as entry 62
+    assert decoder.decode(first) == [(b"x-a", b"1")]
+    reference = b"\xbe"  # indexed field 62
+    assert decoder.decode(reference) == [(b"x-a", b"1")]
+    assert decoder.decode(encoder.encode([(b"x-b", b"2")])) == [(b"x-b", b"2")]  # now entry 62
+    assert decoder.decode(reference) == [(b"x-b", b"2")]
+
+
+def test_our_blocks_decode_with_the_hpack_package():
+    rng = random.Random(5)
+    for _ in range(100):
+        headers = random_headers(rng)
+        assert hpack.Decoder().decode(encode(headers), raw=True) == headers
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"\x80",  # index 0
+        b"\xff\x80",  # an index past both tables
+        b"\x40\x05ab",  # a literal name shorter than its length
+        b"\x3f\xe1\x7f",  # a table size above the 4096 allowed
+        b"\x82\x20",  # a table size update after a field
+        b"\xff\xff\xff\xff\xff\xff\x01",  # an integer longer than 4 bytes
+    ],
+)
+def test_malformed_blocks_are_refused(block):
+    with pytest.raises(HpackError):
+        Decoder().decode(block)
