@@ -4,7 +4,9 @@ The same iris LogisticRegression (trained here, saved as one joblib file) is ser
 
 - ceiling      a bare raw-ASGI app on uvicorn + httptools + uvloop returning a fixed V2 response, plus a bare
                grpc.aio generic handler returning a fixed ModelInferResponse (bench/peers/ceiling_app.py): the
-               limit of the stack on this machine, not a model server
+               limit of those stacks on this machine (uvicorn for REST, grpcio's server for gRPC, which
+               KServe and MLServer run on), not a model server; modelplane runs on its own HTTP servers,
+               so for it the ceiling is a reference, not a bound
 - modelplane   `modelplane serve ... --workers 1`, from the current environment
 - kserve       KServe 0.21 Python ModelServer, 1 worker, logging off (`--configure_logging false
                --enable_latency_logging false`, PYTHONWARNINGS=ignore)
@@ -843,11 +845,12 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
         "Servers: `ceiling` = bare raw-ASGI app on uvicorn+httptools+uvloop (and a bare grpc.aio generic"
     )
     md.append(
-        "handler) returning a fixed response, the limit of that stack (modelplane's REST runs on its own"
+        "handler) returning a fixed response, the limit of those stacks (modelplane's REST runs on its own"
     )
     md.append(
-        "httptools server, not on uvicorn, so for REST it is a reference, not a bound); `modelplane` = `modelplane serve"
+        "httptools server and its gRPC on its own HTTP/2 server, not on uvicorn or grpcio's server, so for"
     )
+    md.append("modelplane it is a reference, not a bound); `modelplane` = `modelplane serve")
     md.append(
         "--workers 1`; `kserve` = KServe ModelServer, 1 worker, logging off (`--configure_logging false"
     )
@@ -934,7 +937,7 @@ def render(results, void, skipped, protocols, concurrencies, servers, args, star
         a, ce = med.get((proto, cmax, mp)), med.get((proto, cmax, "ceiling"))
         if a and ce:
             lines.append(
-                f"{label} c={cmax}: modelplane reaches {100 * a[0] / ce[0]:.0f}% of the ceiling's req/s"
+                f"{label} c={cmax}: modelplane answers {100 * a[0] / ce[0]:.0f}% of the ceiling's req/s"
             )
     for line in lines:
         md.append(f"- {line}")
