@@ -15,20 +15,18 @@ UNIMPLEMENTED for a host nobody serves, UNAVAILABLE when no replica can take the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import h2.events
-import h2.exceptions
 import orjson
 
 from modelplane.local.gateway_config import GatewayConfig
 from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
 from modelplane.local.h2_endpoint import H2Endpoint, Headers
 from modelplane.local.h2_upstream import H2Upstream, H2UpstreamPool
+from modelplane.protocol.grpc.status import status_headers
 
 if TYPE_CHECKING:
     from modelplane.local.http_deadlines import Deadlines
@@ -36,30 +34,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 # gRPC status codes the gateway answers with.
 CANCELLED, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 1, 4, 12, 13, 14
 _REFUSED_STREAM, _CANCEL = 7, 8  # HTTP/2 error codes of RST_STREAM
-
-
-def grpc_message(text: str) -> bytes:
-    """`grpc-message` as gRPC encodes it: UTF-8, percent-encoding anything outside printable ASCII."""
-    out = bytearray()
-    for byte in text.encode():
-        if 0x20 <= byte <= 0x7E and byte != 0x25:
-            out.append(byte)
-        else:
-            out += b"%%%02X" % byte
-    return bytes(out)
-
-
-def status_trailers(code: int, message: str, *, headers_sent: bool) -> Headers:
-    """The trailers of a call the gateway ends; a whole trailers-only response if no headers went."""
-    trailers = [(b"grpc-status", str(code).encode()), (b"grpc-message", grpc_message(message))]
-    if headers_sent:
-        return trailers
-    return [(b":status", b"200"), (b"content-type", b"application/grpc"), *trailers]
 
 
 class H2ClientConnection(H2Endpoint):
@@ -73,7 +51,7 @@ class H2ClientConnection(H2Endpoint):
         config: GatewayConfig,
         on_close: Callable[[H2ClientConnection], None],
     ) -> None:
-        super().__init__(client_side=False, check_inbound=True)
+        super().__init__(client_side=False)
         self.router = router
         self.pool = pool
         self.deadlines = deadlines
@@ -91,57 +69,59 @@ class H2ClientConnection(H2Endpoint):
         self.closing = True
         self.send_goaway()
         if not self.calls:
-            self.transport.close()
+            self.close()
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
 
     def abort(self) -> None:
         if not self.closed:
             self.closed = True
             self.transport.abort()
 
-    # -- asyncio.Protocol ----------------------------------------------------------------------
+    # -- the client's frames -------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        try:
-            events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError:
-            self.flush()  # the GOAWAY h2 prepared
-            self.transport.close()
+    def on_headers(self, stream_id: int, headers: Headers, end_stream: bool, new_stream: bool) -> None:
+        if new_stream:
+            self._new_call(stream_id, headers, end_stream)
             return
-        calls = self.calls
-        for event in events:
-            if isinstance(event, h2.events.DataReceived):
-                call = calls.get(event.stream_id)
-                if call is not None:
-                    call.client_data(event.data, event.flow_controlled_length)
-                else:
-                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            elif isinstance(event, h2.events.RequestReceived):
-                self._new_call(event.stream_id, event.headers, event.stream_ended is not None)
-            elif isinstance(event, h2.events.StreamEnded):
-                call = calls.get(event.stream_id)
-                if call is not None and not call.client_ended:
-                    call.client_end()
-            elif isinstance(event, h2.events.TrailersReceived):
-                # gRPC requests carry no trailers; end the request there, without them.
-                call = calls.get(event.stream_id)
-                if call is not None and not call.client_ended:
-                    call.client_end()
-            elif isinstance(event, h2.events.StreamReset):
-                call = calls.get(event.stream_id)
-                if call is not None:
-                    call.client_reset()
-            elif isinstance(event, h2.events.WindowUpdated):
-                self._window_opened(event.stream_id)
-            elif isinstance(event, h2.events.RemoteSettingsChanged):
-                self._window_opened(0)
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self.closing = True
-                if not self.calls:
-                    self.transport.close()
-        self.flush()
+        # gRPC requests carry no trailers; end the request there, without them.
+        call = self.calls.get(stream_id)
+        if call is not None and end_stream and not call.client_ended:
+            call.client_end()
+
+    def on_data(self, stream_id: int, data: bytes, flow_length: int, end_stream: bool) -> None:
+        call = self.calls.get(stream_id)
+        if call is None:
+            self.acknowledge(stream_id, flow_length)
+            return
+        if data or flow_length:
+            call.client_data(data, flow_length)
+        if end_stream and not call.client_ended:
+            call.client_end()
+
+    def on_reset(self, stream_id: int, error_code: int) -> None:
+        call = self.calls.get(stream_id)
+        if call is not None:
+            call.client_reset()
+
+    def on_window_opened(self, stream_id: int) -> None:
+        if stream_id:
+            call = self.calls.get(stream_id)
+            if call is not None:
+                call.pump_down()
+            return
+        for call in list(self.calls.values()):
+            call.pump_down()
+
+    def on_goaway(self, last_stream_id: int, error_code: int) -> None:
+        self.closing = True
+        if not self.calls:
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        super().connection_lost(exc)
         for call in list(self.calls.values()):
             call.client_reset()
         self._on_close(self)
@@ -153,8 +133,7 @@ class H2ClientConnection(H2Endpoint):
         if not self.calls:
             self.idle_since = self._loop.time()
             if self.closing and not self.closed:
-                self.flush()
-                self.transport.close()
+                self.close()
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -168,15 +147,6 @@ class H2ClientConnection(H2Endpoint):
         if ended:
             call.client_ended = True
         call.start()
-
-    def _window_opened(self, stream_id: int) -> None:
-        if stream_id:
-            call = self.calls.get(stream_id)
-            if call is not None:
-                call.pump_down()
-            return
-        for call in list(self.calls.values()):
-            call.pump_down()
 
 
 class GrpcCall:
@@ -286,11 +256,6 @@ class GrpcCall:
         self._response_end = headers
         self.pump_down()
 
-    def upstream_end(self) -> None:
-        if self._response_end is None and not self.ended:
-            self._response_end_bare = True
-            self.pump_down()
-
     def upstream_reset(self, error_code: int) -> None:
         if self.ended:
             return
@@ -384,12 +349,7 @@ class GrpcCall:
     def _open(self, upstream: H2Upstream) -> None:
         self._upstream = upstream
         end = self.client_ended and not self._to_upstream
-        try:
-            self._upstream_id = upstream.open_stream(self, self.headers, end_stream=end)
-        except h2.exceptions.H2Error as exc:
-            self._upstream = None
-            self.fail(UNAVAILABLE, f"{self._replica_name()} cannot take the call: {exc}")
-            return
+        self._upstream_id = upstream.open_stream(self, self.headers, end_stream=end)
         self._up_ended = end
         timeout = self._revision.timeout_seconds or self.client.config.response_timeout
         self.client.deadlines.watch(self, timeout)
@@ -404,9 +364,8 @@ class GrpcCall:
         if self.ended:
             return
         self._to_client.clear()
-        trailers = status_trailers(code, message, headers_sent=self._headers_sent)
-        with contextlib.suppress(h2.exceptions.H2Error):
-            self.client.send_headers(self.stream_id, trailers, end_stream=True)
+        trailers = status_headers(code, message, trailers_only=not self._headers_sent)
+        self.client.send_headers(self.stream_id, trailers, end_stream=True)
         self._end(reset_upstream=True, reset_client=not self.client_ended)
 
     def _reply_http(self, status: int, message: str) -> None:
@@ -416,9 +375,8 @@ class GrpcCall:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ]
-        with contextlib.suppress(h2.exceptions.H2Error):
-            self.client.send_headers(self.stream_id, headers)
-            self.client.send_data(self.stream_id, body, end_stream=True)
+        self.client.send_headers(self.stream_id, headers)
+        self.client.send_data(self.stream_id, body, end_stream=True)
         self._end(reset_upstream=False, reset_client=not self.client_ended)
 
     def _finish(self) -> None:

@@ -11,9 +11,6 @@ import asyncio
 import contextlib
 from typing import Protocol
 
-import h2.events
-import h2.exceptions
-
 from modelplane.local.gateway_routes import split_address
 from modelplane.local.h2_endpoint import H2Endpoint, Headers
 
@@ -30,8 +27,6 @@ class StreamSink(Protocol):
 
     def upstream_trailers(self, headers: Headers) -> None: ...
 
-    def upstream_end(self) -> None: ...
-
     def upstream_reset(self, error_code: int) -> None: ...
 
     def upstream_lost(self, reason: str) -> None: ...
@@ -43,10 +38,11 @@ class H2Upstream(H2Endpoint):
     """One HTTP/2 (prior knowledge, cleartext) connection to a replica's gRPC port."""
 
     def __init__(self, pool: H2UpstreamPool, address: str) -> None:
-        super().__init__(client_side=True, check_inbound=False)
+        super().__init__(client_side=True)
         self.pool = pool
         self.address = address
-        self.streams: dict[int, StreamSink] = {}
+        self.sinks: dict[int, StreamSink] = {}
+        self._answering: set[int] = set()  # streams whose response headers have arrived
         self.closing = False  # no new streams: the replica said GOAWAY, or the ids are used up
         self.idle_since = 0.0
 
@@ -55,23 +51,23 @@ class H2Upstream(H2Endpoint):
     def has_room(self) -> bool:
         if self.closing or self.closed:
             return False
-        return self.conn.open_outbound_streams < self.conn.remote_settings.max_concurrent_streams
+        return len(self.sinks) < self.peer_max_concurrent_streams
 
     def open_stream(self, sink: StreamSink, headers: Headers, end_stream: bool) -> int:
-        stream_id = self.conn.get_next_available_stream_id()
+        stream_id = self.new_stream_id()
         if stream_id >= _LAST_STREAM_ID:
             self.closing = True
-        self.conn.send_headers(stream_id, headers, end_stream=end_stream)
-        self.streams[stream_id] = sink
-        self.schedule_flush()
+        self.send_headers(stream_id, headers, end_stream=end_stream)
+        self.sinks[stream_id] = sink
         return stream_id
 
     def forget(self, stream_id: int, reset: bool, error_code: int = 8) -> None:
         """The call is over for the proxy; `reset` cancels the stream if it is still open."""
-        self.streams.pop(stream_id, None)
+        self.sinks.pop(stream_id, None)
+        self._answering.discard(stream_id)
         if reset:
             self.reset(stream_id, error_code)
-        if not self.streams:
+        if not self.sinks:
             self.idle_since = self._loop.time()
             if self.closing:
                 self.close()
@@ -79,87 +75,67 @@ class H2Upstream(H2Endpoint):
     def close(self) -> None:
         if not self.closed and self.transport is not None:
             self.send_goaway()
+            self.flush()
             self.transport.close()
 
     def abort(self) -> None:
         if not self.closed and self.transport is not None:
             self.transport.abort()
 
-    # -- asyncio.Protocol ----------------------------------------------------------------------
+    # -- the replica's frames ------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        try:
-            events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            self.flush()
-            self._lost(f"the replica broke the HTTP/2 protocol: {exc}")
-            self.transport.abort()
+    def on_headers(self, stream_id: int, headers: Headers, end_stream: bool, new_stream: bool) -> None:
+        sink = self.sinks.get(stream_id)
+        if sink is None:
             return
-        streams = self.streams
-        for event in events:
-            if isinstance(event, h2.events.DataReceived):
-                sink = streams.get(event.stream_id)
-                if sink is not None:
-                    sink.upstream_data(
-                        event.data, event.flow_controlled_length, event.stream_ended is not None
-                    )
-                else:
-                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            elif isinstance(event, h2.events.ResponseReceived):
-                sink = streams.get(event.stream_id)
-                if sink is not None:
-                    sink.upstream_headers(event.headers, event.stream_ended is not None)
-            elif isinstance(event, h2.events.TrailersReceived):
-                sink = streams.get(event.stream_id)
-                if sink is not None:
-                    sink.upstream_trailers(event.headers)
-            elif isinstance(event, h2.events.StreamEnded):
-                sink = streams.get(event.stream_id)
-                if sink is not None:
-                    sink.upstream_end()
-            elif isinstance(event, h2.events.StreamReset):
-                sink = streams.pop(event.stream_id, None)
-                if sink is not None:
-                    sink.upstream_reset(event.error_code)
-            elif isinstance(event, h2.events.WindowUpdated):
-                self._window_opened(event.stream_id)
-            elif isinstance(event, h2.events.RemoteSettingsChanged):
-                self._window_opened(0)
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self._goaway(event.last_stream_id)
-        self.flush()
+        if stream_id in self._answering:
+            sink.upstream_trailers(headers)
+        else:
+            self._answering.add(stream_id)
+            sink.upstream_headers(headers, end_stream)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.pool.discard(self)
-        self._lost("the replica closed the connection" + (f" ({exc})" if exc else ""))
+    def on_data(self, stream_id: int, data: bytes, flow_length: int, end_stream: bool) -> None:
+        sink = self.sinks.get(stream_id)
+        if sink is None:
+            self.acknowledge(stream_id, flow_length)
+            return
+        sink.upstream_data(data, flow_length, end_stream)
 
-    # -- internals -----------------------------------------------------------------------------
+    def on_reset(self, stream_id: int, error_code: int) -> None:
+        sink = self.sinks.pop(stream_id, None)
+        self._answering.discard(stream_id)
+        if sink is not None:
+            sink.upstream_reset(error_code)
 
-    def _window_opened(self, stream_id: int) -> None:
+    def on_window_opened(self, stream_id: int) -> None:
         if stream_id:
-            sink = self.streams.get(stream_id)
+            sink = self.sinks.get(stream_id)
             if sink is not None:
                 sink.upstream_window_opened()
             return
-        for sink in list(self.streams.values()):
+        for sink in list(self.sinks.values()):
             sink.upstream_window_opened()
 
-    def _goaway(self, last_stream_id: int | None) -> None:
+    def on_goaway(self, last_stream_id: int, error_code: int) -> None:
         """The replica takes no new streams; those past `last_stream_id` were not processed."""
         self.closing = True
         self.pool.discard(self)
-        if last_stream_id is not None:
-            for stream_id in [s for s in self.streams if s > last_stream_id]:
-                self.streams.pop(stream_id).upstream_lost(
-                    "the replica refused the call (it is shutting down)"
-                )
-        if not self.streams:
+        for stream_id in [s for s in self.sinks if s > last_stream_id]:
+            self.sinks.pop(stream_id).upstream_lost("the replica refused the call (it is shutting down)")
+        if not self.sinks:
             self.close()
 
+    def on_protocol_error(self, message: str) -> None:
+        self._lost(f"the replica broke the HTTP/2 protocol: {message}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.pool.discard(self)
+        self._lost("the replica closed the connection" + (f" ({exc})" if exc else ""))
+
     def _lost(self, reason: str) -> None:
-        streams, self.streams = self.streams, {}
-        for sink in streams.values():
+        sinks, self.sinks = self.sinks, {}
+        for sink in sinks.values():
             sink.upstream_lost(reason)
 
 
@@ -226,7 +202,7 @@ class H2UpstreamPool:
         oldest_kept = now - self.idle_timeout
         for connections in list(self._connections.values()):
             for connection in list(connections):
-                if not connection.streams and connection.idle_since < oldest_kept:
+                if not connection.sinks and connection.idle_since < oldest_kept:
                     self.discard(connection)
                     connection.close()
 

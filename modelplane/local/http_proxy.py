@@ -17,7 +17,6 @@ import httptools
 
 from modelplane.local.gateway_config import GatewayConfig
 from modelplane.local.gateway_revisions import RevisionState
-from modelplane.local.h2_proxy import PREFACE
 from modelplane.local.http_deadlines import Deadlines
 from modelplane.local.http_exchange import (
     PAUSED_FOR_BODY,
@@ -27,6 +26,7 @@ from modelplane.local.http_exchange import (
 )
 from modelplane.local.http_messages import error_response
 from modelplane.local.http_upstream import UpstreamPool
+from modelplane.protocol.http2.frames import PREFACE
 
 
 class Router(Protocol):

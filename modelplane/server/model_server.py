@@ -63,7 +63,9 @@ class ModelServer:
             return
         self._run_workers(list(models))
 
-    async def serve(self, models: list[Model], sock: socket.socket | None = None) -> None:
+    async def serve(
+        self, models: list[Model], sock: socket.socket | None = None, grpc_sock: socket.socket | None = None
+    ) -> None:
         repository = ModelRepository(self.model_factory, multi_model=self.multi_model)
         for model in models:
             repository.add(model)
@@ -83,7 +85,8 @@ class ModelServer:
             from modelplane.server.grpc_server import inference_service
 
             service, grpc_limits = inference_service(dataplane, self.grpc_max_message_length)
-            grpc_sock = bind_socket(self.host, self.grpc_port, reuse_port=True)
+            if grpc_sock is None:
+                grpc_sock = bind_socket(self.host, self.grpc_port)
             grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -110,6 +113,7 @@ class ModelServer:
 
     def _run_workers(self, models: list[Model]) -> None:
         sock = bind_socket(self.host, self.http_port)
+        grpc_sock = None if self.grpc_port is None else bind_socket(self.host, self.grpc_port)
         context = multiprocessing.get_context("spawn")
         metrics_dir = tempfile.mkdtemp(prefix="modelplane-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -123,7 +127,7 @@ class ModelServer:
                     os.kill(process.pid, signum)
 
         def spawn() -> multiprocessing.Process:
-            process = context.Process(target=_worker_main, args=(self, models, sock), daemon=False)
+            process = context.Process(target=_worker_main, args=(self, models, sock, grpc_sock), daemon=False)
             process.start()
             return process
 
@@ -149,9 +153,11 @@ class ModelServer:
         shutil.rmtree(metrics_dir, ignore_errors=True)  # the workers' metric files, summed while they ran
 
 
-def _worker_main(server: ModelServer, models: list[Model], sock: socket.socket) -> None:
+def _worker_main(
+    server: ModelServer, models: list[Model], sock: socket.socket, grpc_sock: socket.socket | None
+) -> None:
     configure_logging()
-    uvloop.run(server.serve(models, sock))
+    uvloop.run(server.serve(models, sock, grpc_sock))
 
 
 async def _load_all(repository: ModelRepository) -> None:
@@ -161,13 +167,11 @@ async def _load_all(repository: ModelRepository) -> None:
     repository.started = True
 
 
-def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
-    """A listening socket; with `reuse_port`, each worker process binds the same port for itself."""
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket, inherited by the worker processes when there are several."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import sys
-
 import joblib
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from tests.server.processes import ServerProcess, free_port, serve
+from tests.server.processes import serve, start_models_server
 
 IRIS_ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
 
@@ -36,17 +34,7 @@ def iris_server(sklearn_dir):
 @pytest.fixture(scope="module")
 def test_models_server():
     """The test models of tests/server/models.py, each under its own name."""
-    http_port, grpc_port = free_port(), free_port()
-    args = [
-        sys.executable,
-        "tests/server/models.py",
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-    ]
-    server = ServerProcess(args, http_port, grpc_port)
-    server.wait_ready("/v2/models/echo/ready")
+    server = start_models_server()
     yield server
     server.stop()
 

@@ -95,3 +95,23 @@ def serve(
         server.stop()
         raise
     return server
+
+
+def start_models_server(*extra: str) -> ServerProcess:
+    """The test models of tests/server/models.py, each under its own name, in a real `ModelServer`."""
+    http_port, grpc_port = free_port(), free_port()
+    args = [
+        sys.executable,
+        "tests/server/models.py",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+    ]
+    server = ServerProcess([*args, *extra], http_port, grpc_port)
+    try:
+        server.wait_ready("/v2/models/echo/ready")
+    except Exception:
+        server.stop()
+        raise
+    return server

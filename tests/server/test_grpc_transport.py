@@ -11,7 +11,6 @@ import gzip
 import signal
 import socket
 import struct
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ import pytest
 
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
-from tests.server.processes import ServerProcess, free_port
+from tests.server.processes import start_models_server
 from tests.server.raw_h2 import Answer, RawH2, grpc_frame
 
 Tensor = pb.ModelInferRequest.InferInputTensor
@@ -38,21 +37,6 @@ def echo_request(payload: bytes, model: str = "echo", **parameters: float) -> pb
     for key, value in parameters.items():
         message.parameters[key].double_param = value
     return message
-
-
-def start_models_server(*extra: str) -> ServerProcess:
-    http_port, grpc_port = free_port(), free_port()
-    args = [
-        sys.executable,
-        "tests/server/models.py",
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-    ]
-    server = ServerProcess([*args, *extra], http_port, grpc_port)
-    server.wait_ready("/v2/models/echo/ready")
-    return server
 
 
 @pytest.fixture(scope="module")
@@ -118,22 +102,20 @@ def test_gzip_messages_are_inflated(test_models_server):
     assert answer.raw_output_contents[0] == payload
 
 
-def test_unknown_methods_are_unimplemented(test_models_server):
+@pytest.mark.parametrize(
+    ("method", "message", "code", "detail"),
+    [
+        ("NoSuchMethod", b"", grpc.StatusCode.UNIMPLEMENTED, "NoSuchMethod"),
+        ("ModelInfer", b"\xff\xff\xff", grpc.StatusCode.INVALID_ARGUMENT, "cannot be parsed"),
+    ],
+)
+def test_calls_the_service_cannot_take(test_models_server, method, message, code, detail):
     with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
-        call = channel.unary_unary("/inference.GRPCInferenceService/NoSuchMethod")
+        call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}")
         with pytest.raises(grpc.RpcError) as caught:
-            call(b"", timeout=10)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "NoSuchMethod" in caught.value.details()
-
-
-def test_a_message_that_cannot_be_parsed_is_invalid_argument(test_models_server):
-    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
-        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
-        with pytest.raises(grpc.RpcError) as caught:
-            call(b"\xff\xff\xff", timeout=10)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "cannot be parsed" in caught.value.details()
+            call(message, timeout=10)
+    assert caught.value.code() == code
+    assert detail in caught.value.details()
 
 
 def test_the_deadline_a_client_sends_ends_the_call(test_models_server):

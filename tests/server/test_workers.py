@@ -1,4 +1,4 @@
-"""`--workers N`: N processes on one port, metrics summed across them, a dead worker replaced."""
+"""`--workers N`: N processes on the same ports, metrics summed across them, a dead worker replaced."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 
+from modelplane.protocol.grpc.service import InferenceStub
 from tests.server.conftest import IRIS_ROWS
 from tests.server.processes import serve
+from tests.server.test_grpc import iris_request
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -48,6 +51,10 @@ def test_two_workers_share_the_ports(sklearn_dir):
             with httpx.Client() as client:  # a new connection each time, spread over the workers
                 response = client.post(server.url + "/v1/models/iris:predict", json={"instances": IRIS_ROWS})
                 assert response.json() == {"predictions": [1, 1]}
+        for _ in range(20):  # gRPC too: a new channel (and connection) each time
+            with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+                answer = InferenceStub(channel).ModelInfer(iris_request(), timeout=10)
+                assert list(answer.outputs[0].contents.int64_contents) == [1, 1]
         text = httpx.get(server.url + "/metrics").text
         counted = re.search(
             r'modelplane_requests_total\{code="200",model_name="iris",protocol="v1"\} (\S+)', text

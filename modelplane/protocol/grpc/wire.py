@@ -15,12 +15,12 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from modelplane.protocol.errors import ModelplaneError
+from modelplane.protocol.grpc.status import status_headers
 from modelplane.protocol.http2 import hpack
 from modelplane.protocol.http2.server import Request, Response
 
@@ -34,8 +34,6 @@ _ENCODINGS = b"identity,gzip,deflate"
 _TIMEOUT = re.compile(rb"^(\d{1,8})([HMSmun])$")
 _TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
 # Headers of the transport itself, not the call's metadata.
-# grpc-message is percent-encoded UTF-8: every byte outside printable ASCII, and "%" itself.
-_MESSAGE_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if c != ord("%"))
 _NOT_METADATA = frozenset(
     (b"te", b"content-type", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding")
 )
@@ -150,14 +148,8 @@ class UnaryService:
 
 def status_response(code: grpc.StatusCode, message: str) -> Response:
     """A trailers-only answer: the status in the one and only header block."""
-    headers = [
-        (b":status", b"200"),
-        (b"content-type", b"application/grpc"),
-        (b"grpc-status", b"%d" % code.value[0]),
-        (b"grpc-message", quote(message, safe=_MESSAGE_SAFE).encode()),
-        (b"grpc-accept-encoding", _ENCODINGS),
-    ]
-    return Response(hpack.encode(headers))
+    headers = status_headers(code.value[0], message, trailers_only=True)
+    return Response(hpack.encode([*headers, (b"grpc-accept-encoding", _ENCODINGS)]))
 
 
 def _http_error(status: int, body: bytes) -> Response:

@@ -1,0 +1,422 @@
+"""One HTTP/2 connection (cleartext, prior knowledge) on asyncio: frames in and out, flow control.
+
+`Http2Connection` reads frames and keeps the connection's state: the peer's settings, both sides'
+flow-control windows, which streams are open, HPACK's table. What a stream means is left to a subclass,
+through the hooks `on_headers`, `on_data`, `on_reset`, `on_window_opened` and `on_goaway`. Both ends of
+modelplane speak through it: the model server's gRPC port (server.py) and the gateway's gRPC proxy, to
+clients and to replicas.
+
+Received data is acknowledged (WINDOW_UPDATE) when the subclass says it has been used, so a relay
+passes the other side's back-pressure on; with `auto_acknowledge` the windows stay open and only a
+size limit bounds what a stream holds. Sent data follows the peer's windows and frame size: `window()`
+says how much may go now, and `on_window_opened` when more may.
+
+Frames are written once per turn of the event loop, all of them in one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from modelplane.protocol.http2 import frames as f
+from modelplane.protocol.http2.hpack import Decoder, Headers, HpackError, encode
+
+log = logging.getLogger("modelplane.http2")
+
+OUR_MAX_FRAME_SIZE = 1 << 20
+
+
+class _StreamWindows:
+    __slots__ = ("send", "unacknowledged", "local_closed", "remote_closed")
+
+    def __init__(self, send: int) -> None:
+        self.send = send  # what the peer takes on this stream now
+        self.unacknowledged = 0  # received and used, not yet returned with a WINDOW_UPDATE
+        self.local_closed = False
+        self.remote_closed = False
+
+
+class Http2Connection(asyncio.Protocol):
+    def __init__(
+        self,
+        *,
+        client_side: bool,
+        receive_window: int = f.MAX_WINDOW,
+        auto_acknowledge: bool = True,
+        max_concurrent_streams: int = 1024,
+    ) -> None:
+        self.client_side = client_side
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.streams: dict[int, _StreamWindows] = {}
+        self.highest_inbound_stream_id = 0
+        self.peer_max_concurrent_streams = 2**31 - 1
+        self._loop = asyncio.get_running_loop()
+        self._receive_window = receive_window
+        self._auto_acknowledge = auto_acknowledge
+        self._max_concurrent_streams = max_concurrent_streams
+        self._buffer = b""
+        self._preface_pending = not client_side
+        self._decoder = Decoder()
+        self._header_block: tuple[int, int, list[bytes]] | None = None
+        self._send_window = f.DEFAULT_WINDOW
+        self._peer_initial_window = f.DEFAULT_WINDOW
+        self._peer_max_frame = f.DEFAULT_MAX_FRAME_SIZE
+        self._connection_unacknowledged = 0
+        self._next_stream_id = 1
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._handlers = {
+            f.DATA: self._on_data_frame,
+            f.HEADERS: self._on_headers_frame,
+            f.RST_STREAM: self._on_rst_stream_frame,
+            f.SETTINGS: self._on_settings_frame,
+            f.PUSH_PROMISE: self._on_push_promise_frame,
+            f.PING: self._on_ping_frame,
+            f.GOAWAY: self._on_goaway_frame,
+            f.WINDOW_UPDATE: self._on_window_update_frame,
+            f.CONTINUATION: self._on_continuation_frame,
+        }
+
+    # -- hooks for subclasses -------------------------------------------------------------------
+
+    def on_headers(self, stream_id: int, headers: Headers, end_stream: bool, new_stream: bool) -> None:
+        """A header block: a stream's first (`new_stream`), or trailers."""
+
+    def on_data(self, stream_id: int, data: bytes, flow_length: int, end_stream: bool) -> None:
+        """Data on an open stream; `flow_length` (padding included) is what `acknowledge` takes."""
+
+    def on_reset(self, stream_id: int, error_code: int) -> None:
+        """The peer reset a stream."""
+
+    def on_window_opened(self, stream_id: int) -> None:
+        """More may be sent on a stream, or (stream 0) on every stream."""
+
+    def on_goaway(self, last_stream_id: int, error_code: int) -> None:
+        """The peer opens no more streams; ours above `last_stream_id` were not processed."""
+
+    def on_protocol_error(self, message: str) -> None:
+        """The connection is ending because of a fault of the peer's (a GOAWAY has been sent)."""
+        log.info("closing an HTTP/2 connection: %s", message)
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.client_side:
+            self._write(f.PREFACE)
+            self._send_settings()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer + data if self._buffer else data
+        try:
+            if self._preface_pending:
+                if len(buffer) < len(f.PREFACE):
+                    self._buffer = buffer
+                    if not f.PREFACE.startswith(buffer):
+                        self.not_http2(buffer)
+                    return
+                if not buffer.startswith(f.PREFACE):
+                    self.not_http2(buffer)
+                    return
+                self._preface_pending = False
+                buffer = buffer[len(f.PREFACE) :]
+                self._send_settings()
+            self._buffer = self._read_frames(buffer)
+        except f.ConnectionFault as fault:
+            self._fail(fault.code, str(fault))
+        except HpackError as exc:
+            self._fail(f.COMPRESSION_ERROR, str(exc))
+        self.flush()
+
+    def not_http2(self, received: bytes) -> None:
+        """A server's client did not open with the HTTP/2 preface."""
+        self.transport.close()
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    def new_stream_id(self) -> int:
+        """The id for a new stream of ours (client side); its headers are to be sent next."""
+        stream_id = self._next_stream_id
+        self._next_stream_id += 2
+        self.streams[stream_id] = _StreamWindows(self._peer_initial_window)
+        return stream_id
+
+    @property
+    def next_stream_id(self) -> int:
+        return self._next_stream_id
+
+    def window(self, stream_id: int) -> int:
+        """How many bytes of data may be sent on the stream now (at most one frame)."""
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.local_closed:
+            return 0
+        return max(0, min(stream.send, self._send_window, self._peer_max_frame))
+
+    def send_headers(self, stream_id: int, headers: Headers | bytes, end_stream: bool = False) -> None:
+        """Headers (or an HPACK block made with `hpack.encode`) on a stream."""
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.local_closed or self.closed:
+            return
+        block = headers if isinstance(headers, bytes) else encode(headers)
+        self._write(f.header_frames(stream_id, block, end_stream, self._peer_max_frame))
+        if end_stream:
+            self._close_local(stream_id, stream)
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> int:
+        """Sends as much of `data` as the windows allow; returns how many bytes went."""
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.local_closed or self.closed:
+            return 0
+        view = memoryview(data)
+        sent = 0
+        while True:
+            size = min(len(view) - sent, stream.send, self._send_window, self._peer_max_frame)
+            if size < 0:
+                size = 0
+            last = end_stream and sent + size == len(view)
+            if size == 0 and not last:
+                return sent
+            self._write(f.frame(f.DATA, f.END_STREAM if last else 0, stream_id, view[sent : sent + size]))
+            stream.send -= size
+            self._send_window -= size
+            sent += size
+            if last:
+                self._close_local(stream_id, stream)
+                return sent
+            if sent == len(view):
+                return sent
+
+    def end_stream(self, stream_id: int) -> None:
+        self.send_data(stream_id, b"", end_stream=True)
+
+    def reset(self, stream_id: int, error_code: int) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None and not self.closed:
+            self._write(f.rst_stream(stream_id, error_code))
+
+    def acknowledge(self, stream_id: int, length: int) -> None:
+        """`length` received bytes have been used: the peer may send as many more."""
+        if not length or self.closed:
+            return
+        self._connection_unacknowledged += length
+        if self._connection_unacknowledged >= self._receive_window // 2:
+            self._write(f.window_update(0, self._connection_unacknowledged))
+            self._connection_unacknowledged = 0
+        stream = self.streams.get(stream_id)
+        if stream is not None and not stream.remote_closed:
+            stream.unacknowledged += length
+            if stream.unacknowledged >= self._receive_window // 2:
+                self._write(f.window_update(stream_id, stream.unacknowledged))
+                stream.unacknowledged = 0
+
+    def send_goaway(self, error_code: int = f.NO_ERROR, message: str = "") -> None:
+        if not self.closed:
+            self._write(f.goaway(self.highest_inbound_stream_id, error_code, message))
+
+    def ping(self, payload: bytes = b"\0" * 8) -> None:
+        self._write(f.frame(f.PING, 0, 0, payload))
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out:
+            out, self._out = self._out, []
+            if not self.closed and not self.transport.is_closing():
+                self.transport.write(b"".join(out))
+
+    def _write(self, data: bytes) -> None:
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def _send_settings(self) -> None:
+        ours = {
+            f.MAX_CONCURRENT_STREAMS: self._max_concurrent_streams,
+            f.INITIAL_WINDOW_SIZE: self._receive_window,
+            f.MAX_FRAME_SIZE: OUR_MAX_FRAME_SIZE,
+            f.ENABLE_PUSH: 0,
+        }
+        self._write(f.settings(ours))
+        if self._receive_window > f.DEFAULT_WINDOW:
+            self._write(f.window_update(0, self._receive_window - f.DEFAULT_WINDOW))
+
+    def _close_local(self, stream_id: int, stream: _StreamWindows) -> None:
+        stream.local_closed = True
+        if stream.remote_closed:
+            del self.streams[stream_id]
+
+    def _close_remote(self, stream_id: int, stream: _StreamWindows) -> None:
+        stream.remote_closed = True
+        if stream.local_closed:
+            del self.streams[stream_id]
+
+    def _fail(self, code: int, message: str) -> None:
+        self.send_goaway(code, message)
+        self.flush()
+        self.transport.close()
+        self.on_protocol_error(message)
+
+    # -- frames from the peer -----------------------------------------------------------------
+
+    def _read_frames(self, buffer: bytes) -> bytes:
+        pos, end = 0, len(buffer)
+        unpack = f.HEADER.unpack_from
+        handlers = self._handlers
+        while end - pos >= 9:
+            length_high, length_low, kind, flags, stream_id = unpack(buffer, pos)
+            length = length_high << 16 | length_low
+            if length > OUR_MAX_FRAME_SIZE:
+                raise f.ConnectionFault(f.FRAME_SIZE_ERROR, f"a frame of {length} bytes")
+            if end - pos - 9 < length:
+                break
+            payload = buffer[pos + 9 : pos + 9 + length]
+            pos += 9 + length
+            if self._header_block is not None and kind != f.CONTINUATION:
+                raise f.ConnectionFault(f.PROTOCOL_ERROR, "a header block was interrupted")
+            handler = handlers.get(kind)
+            if handler is not None:  # unknown frame types, and PRIORITY, are ignored
+                handler(flags, stream_id & 0x7FFFFFFF, payload)
+            if self.closed or self.transport.is_closing():
+                return b""
+        return buffer[pos:]
+
+    def _on_headers_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0:
+            raise f.ConnectionFault(f.PROTOCOL_ERROR, "HEADERS on stream 0")
+        payload = f.strip_padding(flags, payload)
+        if flags & f.PRIORITY_FLAG:
+            payload = payload[5:]
+        if flags & f.END_HEADERS:
+            self._on_header_block(stream_id, flags, payload)
+        else:
+            self._header_block = (stream_id, flags, [payload])
+
+    def _on_continuation_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if self._header_block is None or self._header_block[0] != stream_id:
+            raise f.ConnectionFault(f.PROTOCOL_ERROR, "CONTINUATION without HEADERS")
+        self._header_block[2].append(payload)
+        if flags & f.END_HEADERS:
+            _, first_flags, fragments = self._header_block
+            self._header_block = None
+            self._on_header_block(stream_id, first_flags, b"".join(fragments))
+
+    def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
+        headers = self._decoder.decode(block)  # always, to keep the table in step with the peer's
+        end_stream = bool(flags & f.END_STREAM)
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            if stream.remote_closed:
+                raise f.ConnectionFault(f.STREAM_CLOSED, f"headers on stream {stream_id} after its end")
+            if end_stream:
+                self._close_remote(stream_id, stream)
+            self.on_headers(stream_id, headers, end_stream, False)
+            return
+        if self.client_side or not stream_id & 1:
+            if stream_id < self._next_stream_id or stream_id <= self.highest_inbound_stream_id:
+                return  # a stream already over on our side (reset): nothing to do
+            raise f.ConnectionFault(f.PROTOCOL_ERROR, f"stream {stream_id} cannot be opened by the peer")
+        if stream_id <= self.highest_inbound_stream_id:
+            return  # a stream already over on our side (reset): nothing to do
+        self.highest_inbound_stream_id = stream_id
+        if len(self.streams) >= self._max_concurrent_streams:
+            self._write(f.rst_stream(stream_id, f.REFUSED_STREAM))
+            return
+        stream = self.streams[stream_id] = _StreamWindows(self._peer_initial_window)
+        if end_stream:
+            stream.remote_closed = True
+        self.on_headers(stream_id, headers, end_stream, True)
+
+    def _on_data_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0:
+            raise f.ConnectionFault(f.PROTOCOL_ERROR, "DATA on stream 0")
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.remote_closed:
+            # A stream we reset, or ended early: its data still counts against the connection.
+            self._count_unwanted(len(payload))
+            return
+        end_stream = bool(flags & f.END_STREAM)
+        if end_stream:
+            self._close_remote(stream_id, stream)
+        data = f.strip_padding(flags, payload)
+        if self._auto_acknowledge:
+            self._count_unwanted(len(payload))
+            self.on_data(stream_id, data, 0, end_stream)
+        else:
+            self.on_data(stream_id, data, len(payload), end_stream)
+
+    def _count_unwanted(self, length: int) -> None:
+        self._connection_unacknowledged += length
+        if self._connection_unacknowledged >= self._receive_window // 2:
+            self._write(f.window_update(0, self._connection_unacknowledged))
+            self._connection_unacknowledged = 0
+
+    def _on_rst_stream_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4 or stream_id == 0:
+            raise f.ConnectionFault(f.PROTOCOL_ERROR, "a malformed RST_STREAM")
+        if self.streams.pop(stream_id, None) is not None:
+            self.on_reset(stream_id, f.u32(payload))
+
+    def _on_settings_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id:
+            raise f.ConnectionFault(f.PROTOCOL_ERROR, "SETTINGS on a stream")
+        if flags & f.ACK:
+            if payload:
+                raise f.ConnectionFault(f.FRAME_SIZE_ERROR, "a SETTINGS acknowledgement with a payload")
+            return
+        for key, value in f.parse_settings(payload):
+            if key == f.INITIAL_WINDOW_SIZE:
+                if value > f.MAX_WINDOW:
+                    raise f.ConnectionFault(f.FLOW_CONTROL_ERROR, "initial window size above 2^31-1")
+                delta = value - self._peer_initial_window
+                self._peer_initial_window = value
+                for stream in self.streams.values():
+                    stream.send += delta
+            elif key == f.MAX_FRAME_SIZE:
+                if not f.DEFAULT_MAX_FRAME_SIZE <= value <= (1 << 24) - 1:
+                    raise f.ConnectionFault(f.PROTOCOL_ERROR, f"max frame size {value} is out of range")
+                self._peer_max_frame = value
+            elif key == f.MAX_CONCURRENT_STREAMS:
+                self.peer_max_concurrent_streams = value
+        self._write(f.frame(f.SETTINGS, f.ACK, 0))
+        self.on_window_opened(0)
+
+    def _on_push_promise_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
+        raise f.ConnectionFault(f.PROTOCOL_ERROR, "PUSH_PROMISE, which we disabled")
+
+    def _on_ping_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 8 or stream_id:
+            raise f.ConnectionFault(f.FRAME_SIZE_ERROR, "a PING must be 8 bytes on stream 0")
+        if not flags & f.ACK:
+            self._write(f.frame(f.PING, f.ACK, 0, payload))
+
+    def _on_goaway_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) < 8 or stream_id:
+            raise f.ConnectionFault(f.FRAME_SIZE_ERROR, "a malformed GOAWAY")
+        self.on_goaway(f.u32(payload) & 0x7FFFFFFF, f.u32(payload, 4))
+
+    def _on_window_update_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise f.ConnectionFault(f.FRAME_SIZE_ERROR, "WINDOW_UPDATE must be 4 bytes")
+        increment = f.u32(payload) & 0x7FFFFFFF
+        if stream_id == 0:
+            if increment == 0:
+                raise f.ConnectionFault(f.PROTOCOL_ERROR, "a WINDOW_UPDATE of 0")
+            self._send_window += increment
+            if self._send_window > f.MAX_WINDOW:
+                raise f.ConnectionFault(f.FLOW_CONTROL_ERROR, "the connection window went above 2^31-1")
+            self.on_window_opened(0)
+            return
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return
+        if increment == 0 or stream.send + increment > f.MAX_WINDOW:
+            self.reset(stream_id, f.PROTOCOL_ERROR if increment == 0 else f.FLOW_CONTROL_ERROR)
+            self.on_reset(stream_id, f.PROTOCOL_ERROR if increment == 0 else f.FLOW_CONTROL_ERROR)
+            return
+        stream.send += increment
+        self.on_window_opened(stream_id)
