@@ -174,6 +174,7 @@ class Http2ServerProtocol(Http2Connection):
             response = self._limits.failure_response(exc)
         if self._calls.get(stream_id) is call and not self.closed:
             self._respond(stream_id, call, response)
+            self.flush()  # now, rather than a turn of the loop later
             self._close_if_done()
 
     def _respond(self, stream_id: int, call: _Call, response: Response) -> None:
