@@ -40,13 +40,25 @@ def run(args: argparse.Namespace) -> int:
         what = f"revision {args.revision}" if args.revision else f"the {args.component}"
         kind = "inferencegraph" if args.component == "router" else "inferenceservice"
         raise CommandError(f'no logs for {what} of {kind} "{args.name}" in namespace "{args.namespace}"')
+    prefixes = {path: f"[{path.stem}] " if len(files) > 1 else "" for path in files}
+    # The copy's id is read before the log: a rotation between the two is seen on the next round.
     positions = {}
     for path in files:
-        positions[path] = _copy(path, 0, prefix=f"[{path.stem}] " if len(files) > 1 else "")
+        copy_id = _copy_id(path)
+        positions[path] = (_copy(path, 0, prefixes[path]), copy_id)
     while args.follow:
         time.sleep(0.5)
         for path in files:
-            positions[path] = _copy(path, positions[path], prefix=f"[{path.stem}] " if len(files) > 1 else "")
+            offset, copy_id = positions[path]
+            current_copy_id = _copy_id(path)
+            if current_copy_id != copy_id or path.stat().st_size < offset:
+                # `modelplane up` rotated the log: what came after `offset` is at the end of the copy,
+                # and the emptied log starts afresh.
+                rotated = path.with_name(path.name + ".1")
+                if rotated.exists():
+                    _copy(rotated, offset, prefixes[path])
+                offset = 0
+            positions[path] = (_copy(path, offset, prefixes[path]), current_copy_id)
     return 0
 
 
@@ -58,6 +70,14 @@ def log_files(folder: Path, revision: str | None) -> list[Path]:
         return []
     wanted = revision or revisions[-1]
     return [path for path in files if path.stem.rpartition("-")[0] == wanted]
+
+
+def _copy_id(path: Path) -> int | None:
+    """Which copy `<log>.1` is (each rotation writes a new file there)."""
+    try:
+        return path.with_name(path.name + ".1").stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 def _copy(path: Path, offset: int, prefix: str) -> int:

@@ -38,6 +38,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start every replica as a fresh process, instead of forking replicas of modelplane serve "
         "from a warm process that has imported the server and the runtimes",
     )
+    parser.add_argument(
+        "--log-max-size",
+        type=_size,
+        default="64Mi",
+        metavar="SIZE",
+        help="a replica's log above this size (e.g. 64Mi, 1G) is copied to <log>.1 and emptied "
+        "(default 64Mi)",
+    )
+    parser.add_argument(
+        "--log-backups", type=int, default=3, metavar="N", help="rotated copies kept per log (default 3)"
+    )
     scaling = parser.add_argument_group(
         "autoscaling (the platform-wide defaults of Knative's config-autoscaler)"
     )
@@ -74,6 +85,15 @@ def _duration(text: str) -> float:
     return seconds
 
 
+def _size(text: str) -> int:
+    from modelplane.api.quantity import parse_quantity
+
+    size = parse_quantity(text)
+    if size is None or size < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 64Mi, 500M or 1G")
+    return int(size)
+
+
 def run(args: argparse.Namespace) -> int:
     import uvloop
 
@@ -85,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
+    if args.log_backups < 0:
+        raise CommandError("--log-backups must be 0 or more")
     resources = _load(args.filename, args.recursive)
     home = (args.home or modelplane_home()).expanduser().resolve()
     # The storage initializer (model cache, pvc claims, credentials) and the replicas find the home here.
@@ -98,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         activator_timeout=args.activator_timeout,
         autoscaler_tick=args.autoscaler_tick,
         warm_starts=args.warm_starts,
+        log_max_bytes=args.log_max_size,
+        log_backups=args.log_backups,
     )
 
     def on_ready(addresses, store) -> None:

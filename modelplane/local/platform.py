@@ -24,6 +24,7 @@ from modelplane.local.apiserver import ApiServer, bind, open_store
 from modelplane.local.autoscaling import DEFAULT_TICK, Autoscaling
 from modelplane.local.gateway import GatewayConfig, GatewayThread
 from modelplane.local.gateway_routes import DEFAULT_DOMAIN
+from modelplane.local.log_rotation import rotate_logs_forever
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
 from modelplane.local.store import Store
@@ -45,6 +46,8 @@ class PlatformConfig:
     activator_timeout: float = GatewayConfig.queue_timeout
     autoscaler_tick: float = DEFAULT_TICK
     warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (zygote.py)
+    log_max_bytes: int = 64 * 1024 * 1024  # a log under <home>/logs above this is rotated
+    log_backups: int = 3  # rotated copies kept per log
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,9 @@ class Platform:
         reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling)
         reconciler.on_replicas = trained_models.replicas_changed
         api_task = asyncio.create_task(api.run())
+        log_task = asyncio.create_task(
+            rotate_logs_forever(settings.logs_dir, config.log_max_bytes, config.log_backups)
+        )
         try:
             while not api.started and not api_task.done():
                 await asyncio.sleep(0.01)
@@ -149,6 +155,7 @@ class Platform:
         finally:
             logger.info("stopping: the API, the gateway (requests under way finish), then every replica")
             api.stop()
+            log_task.cancel()
             with contextlib.suppress(Exception):
                 await api_task
             await asyncio.to_thread(gateway_thread.stop)
