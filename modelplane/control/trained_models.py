@@ -26,6 +26,8 @@ from modelplane.control.status import (
 )
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+SERVICE_LABEL = "inferenceservice"
+ALLOCATED_LABEL = "serving.kserve.io/trainedmodel-allocated"
 MODEL_LOAD_FAILED = "ModelLoadFailed"
 MODEL_LOADING = "ModelLoading"
 
@@ -171,3 +173,16 @@ def _ready(found: dict[str, dict], load: LoadState) -> dict:
             UNKNOWN, MODEL_LOADING, f"The model is loaded on {load.loaded} of {load.replicas} replicas."
         )
     return _condition(TRUE)
+
+
+def trained_model_labels(tm: dict, fits: bool) -> dict[str, str]:
+    """The TrainedModel's labels with the ones KServe's controller keeps: the service it belongs to,
+    and, while it fits in that service's memory, the service it is allocated to."""
+    labels = dict((tm.get("metadata") or {}).get("labels") or {})
+    service = (tm.get("spec") or {}).get("inferenceService")
+    labels[SERVICE_LABEL] = service
+    if fits:
+        labels[ALLOCATED_LABEL] = service
+    else:
+        labels.pop(ALLOCATED_LABEL, None)
+    return labels

@@ -39,9 +39,10 @@ from modelplane.control.trained_models import (
     memory_limit,
     model_digest,
     parent_name,
+    trained_model_labels,
     trained_model_status,
 )
-from modelplane.local.api_errors import NotFound
+from modelplane.local.api_errors import Conflict, NotFound
 from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import Replica, _modelplane_command, now_rfc3339
@@ -210,6 +211,7 @@ class TrainedModels:
     ) -> None:
         for tm in trained_models:
             model = tm["metadata"]["name"]
+            self._write_labels(tm, fits[model])
             digest = model_digest(tm)
             loaded = sum(1 for r in replicas if self._held.get(r.address, {}).get(model) == digest)
             load = LoadState(len(replicas), loaded, failures.get(model))
@@ -220,6 +222,19 @@ class TrainedModels:
             if status != previous:
                 with contextlib.suppress(NotFound):
                     self.store.set_status(Ref(TRAINED_MODEL.kind, tm["metadata"]["namespace"], model), status)
+
+    def _write_labels(self, tm: dict, fits: bool) -> None:
+        labels = trained_model_labels(tm, fits)
+        if labels == (tm["metadata"].get("labels") or {}):
+            return
+
+        def labelled(current: dict) -> dict:
+            return {**current, "metadata": {**current["metadata"], "labels": labels}}
+
+        with contextlib.suppress(NotFound, Conflict):  # changed meanwhile: the next round looks again
+            self.store.update(
+                Ref(TRAINED_MODEL.kind, tm["metadata"]["namespace"], tm["metadata"]["name"]), labelled
+            )
 
     # ---- one replica ----
 

@@ -11,6 +11,7 @@ from modelplane.control.trained_models import (
     memory_fits,
     memory_limit,
     model_digest,
+    trained_model_labels,
     trained_model_status,
 )
 
@@ -138,3 +139,14 @@ def test_conditions_keep_their_transition_time_while_they_hold():
     times = {c["type"]: c["lastTransitionTime"] for c in second["conditions"]}
     assert times["IsMMSPredictor"] == NOW
     assert times["Ready"] == later
+
+
+def test_labels_name_the_service_and_whether_the_model_is_allocated():
+    model = tm("a")
+    model["metadata"]["labels"] = {"team": "x", "serving.kserve.io/trainedmodel-allocated": "mms"}
+    assert trained_model_labels(model, fits=True) == {
+        "team": "x",
+        "inferenceservice": "mms",
+        "serving.kserve.io/trainedmodel-allocated": "mms",
+    }
+    assert trained_model_labels(model, fits=False) == {"team": "x", "inferenceservice": "mms"}

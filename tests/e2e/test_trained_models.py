@@ -121,6 +121,14 @@ def test_trained_models_are_served_by_name_on_a_multi_model_service(platform, ho
     }
     port = platform.gateway_url.rsplit(":", 1)[1]
     assert status["url"] == f"http://{HOST}:{port}/v1/models/iris-a:predict"
+    # And the labels KServe's controller keeps, which select a service's TrainedModels.
+    labels = get(platform, "tm", "iris-a")["metadata"]["labels"]
+    assert labels == {"inferenceservice": "mms", "serving.kserve.io/trainedmodel-allocated": "mms"}
+    selected = platform.cli("get", "tm", "-l", "inferenceservice=mms", "-o", "name").stdout.split()
+    assert sorted(selected) == [
+        "trainedmodel.serving.kserve.io/iris-a",
+        "trainedmodel.serving.kserve.io/iris-b",
+    ]
 
     # A replica that dies comes back with every TrainedModel.
     (pid,) = replica_processes(home)
@@ -224,6 +232,7 @@ def test_a_model_that_fails_to_load_or_does_not_fit_says_why(platform, home, tmp
         lambda: (ready_condition("big") or ("",))[1] == "MemoryResourceNotAvailable", "big", platform
     )
     assert platform.request("GET", "mms2.default.localhost", "/v1/models/big").status_code == 404
+    assert get(platform, "tm", "big")["metadata"]["labels"] == {"inferenceservice": "mms2"}  # not allocated
     table = platform.cli("get", "tm").stdout.splitlines()
     assert table[0].split() == ["NAME", "URL", "READY", "AGE"]
     platform.cli("delete", "isvc", "mms2")
