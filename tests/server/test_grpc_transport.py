@@ -248,3 +248,51 @@ def test_two_clients_in_threads_share_the_server(test_models_server):
     with ThreadPoolExecutor(4) as pool:
         for result in [pool.submit(calls, seed) for seed in range(4)]:
             result.result()
+
+
+def test_header_blocks_in_continuation_frames_and_padded_data(test_models_server):
+    client = RawH2(test_models_server.grpc_port)
+    try:
+        while not any(isinstance(e, h2.events.RemoteSettingsChanged) for e in client.events):
+            client.receive()  # the server's settings, which raise the frame size; set it back below
+        client.conn.max_outbound_frame_size = 16384  # so a large header block is split
+        stream_id = client.conn.get_next_available_stream_id()
+        client.answers[stream_id] = Answer()
+        metadata = [(b"x-note-%d" % i, b"n" * 1000) for i in range(40)]  # about 40 KB of headers
+        client.conn.send_headers(
+            stream_id,
+            [
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":path", b"/inference.GRPCInferenceService/ModelInfer"),
+                (b":authority", b"localhost"),
+                (b"content-type", b"application/grpc"),
+                *metadata,
+            ],
+        )
+        message = grpc_frame(echo_request(b"padded").SerializeToString())
+        client.conn.send_data(stream_id, message, end_stream=True, pad_length=17)
+        client.flush()
+        answer = client.wait(stream_id)
+        assert answer.status[b"grpc-status"] == b"0"
+        assert answer.message().raw_output_contents[0] == b"padded"
+    finally:
+        client.close()
+
+
+def test_garbage_on_a_connection_never_takes_the_server_down(test_models_server):
+    rng = np.random.default_rng(3)
+    for round_number in range(30):
+        with socket.create_connection(("127.0.0.1", test_models_server.grpc_port), timeout=10) as sock:
+            noise = rng.integers(0, 256, int(rng.integers(1, 4000)), dtype=np.uint8).tobytes()
+            if round_number % 2:  # after a proper preface, so the frame reader sees it
+                noise = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + noise
+            with contextlib.suppress(OSError):
+                sock.sendall(noise)
+                sock.shutdown(socket.SHUT_WR)
+                while sock.recv(65536):
+                    pass
+    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+        answer = InferenceStub(channel).ModelInfer(echo_request(b"still here"), timeout=10)
+    assert answer.raw_output_contents[0] == b"still here"
+    assert test_models_server.process.poll() is None
