@@ -23,6 +23,7 @@ import pytest
 
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
+from modelplane.protocol.http2 import frames, hpack
 from tests.server.processes import start_models_server
 from tests.server.raw_h2 import Answer, RawH2, grpc_frame
 
@@ -296,3 +297,21 @@ def test_garbage_on_a_connection_never_takes_the_server_down(test_models_server)
         answer = InferenceStub(channel).ModelInfer(echo_request(b"still here"), timeout=10)
     assert answer.raw_output_contents[0] == b"still here"
     assert test_models_server.process.poll() is None
+
+
+def test_an_oversized_header_block_ends_the_connection(test_models_server):
+    client = RawH2(test_models_server.grpc_port)
+    try:
+        while not any(isinstance(e, h2.events.RemoteSettingsChanged) for e in client.events):
+            client.receive()
+        # Written as a raw frame: h2's own (Huffman) encoding of so large a value takes many seconds.
+        block = hpack.encode([(b":method", b"POST"), (b":path", b"/x"), (b"x-huge", b"h" * 300_000)])
+        client.sock.sendall(frames.frame(frames.HEADERS, frames.END_HEADERS | frames.END_STREAM, 1, block))
+        terminated = []
+        while not terminated:
+            terminated = [e for e in client.receive() if isinstance(e, h2.events.ConnectionTerminated)]
+        assert terminated[0].error_code == 0xB  # ENHANCE_YOUR_CALM
+    finally:
+        client.close()
+    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+        assert InferenceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=10).live

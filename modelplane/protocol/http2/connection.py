@@ -25,6 +25,8 @@ from modelplane.protocol.http2.hpack import Decoder, Headers, HpackError, encode
 log = logging.getLogger("modelplane.http2")
 
 OUR_MAX_FRAME_SIZE = 1 << 20
+# The largest header block taken (gRPC clients keep metadata under 16 KiB by default).
+MAX_HEADER_BLOCK = 256 * 1024
 
 
 class _StreamWindows:
@@ -59,7 +61,7 @@ class Http2Connection(asyncio.Protocol):
         self._buffer = b""
         self._preface_pending = not client_side
         self._decoder = Decoder()
-        self._header_block: tuple[int, int, list[bytes]] | None = None
+        self._header_block: tuple[int, int, list[bytes], int] | None = None  # stream, flags, parts, size
         self._send_window = f.DEFAULT_WINDOW
         self._peer_initial_window = f.DEFAULT_WINDOW
         self._peer_max_frame = f.DEFAULT_MAX_FRAME_SIZE
@@ -239,6 +241,7 @@ class Http2Connection(asyncio.Protocol):
             f.MAX_CONCURRENT_STREAMS: self._max_concurrent_streams,
             f.INITIAL_WINDOW_SIZE: self._receive_window,
             f.MAX_FRAME_SIZE: OUR_MAX_FRAME_SIZE,
+            f.MAX_HEADER_LIST_SIZE: MAX_HEADER_BLOCK,
             f.ENABLE_PUSH: 0,
         }
         self._write(f.settings(ours))
@@ -291,17 +294,23 @@ class Http2Connection(asyncio.Protocol):
         payload = f.strip_padding(flags, payload)
         if flags & f.PRIORITY_FLAG:
             payload = payload[5:]
+        if len(payload) > MAX_HEADER_BLOCK:
+            raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, f"a header block above {MAX_HEADER_BLOCK} bytes")
         if flags & f.END_HEADERS:
             self._on_header_block(stream_id, flags, payload)
         else:
-            self._header_block = (stream_id, flags, [payload])
+            self._header_block = (stream_id, flags, [payload], len(payload))
 
     def _on_continuation_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
         if self._header_block is None or self._header_block[0] != stream_id:
             raise f.ConnectionFault(f.PROTOCOL_ERROR, "CONTINUATION without HEADERS")
-        self._header_block[2].append(payload)
+        _, first_flags, fragments, size = self._header_block
+        size += len(payload)
+        if size > MAX_HEADER_BLOCK:
+            raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, f"a header block above {MAX_HEADER_BLOCK} bytes")
+        fragments.append(payload)
+        self._header_block = (stream_id, first_flags, fragments, size)
         if flags & f.END_HEADERS:
-            _, first_flags, fragments = self._header_block
             self._header_block = None
             self._on_header_block(stream_id, first_flags, b"".join(fragments))
 

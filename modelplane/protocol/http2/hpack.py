@@ -86,6 +86,7 @@ STATIC_TABLE: tuple[tuple[bytes, bytes], ...] = tuple(
 _STATIC_SIZE = len(STATIC_TABLE)
 _ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
 _CACHE_LIMIT = 256
+_CACHED_BLOCK_BYTES = 1024  # longer blocks are not worth keeping (and could fill memory)
 
 
 class HpackError(Exception):
@@ -108,7 +109,7 @@ class Decoder:
             headers, changed_state = self._decode(block)
         except IndexError:
             raise HpackError("header block ends in the middle of a field") from None
-        if not changed_state:
+        if not changed_state and len(block) <= _CACHED_BLOCK_BYTES:
             if len(self._stateless_blocks) >= _CACHE_LIMIT:
                 self._stateless_blocks.clear()
             self._stateless_blocks[bytes(block)] = list(headers)
