@@ -33,7 +33,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from harness import free_port, log
 from results_file import put_section
 
 BENCH = Path(__file__).resolve().parent
@@ -79,16 +79,6 @@ class Slow(Model):
 
 ModelServer(http_port=int(os.environ["PORT"]), grpc_port=None).start([Slow("slow")])
 '''
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def child_env() -> dict[str, str]:

@@ -39,7 +39,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import free_port, log
 from results_file import put_section
 
 BENCH = Path(__file__).resolve().parent
@@ -72,16 +72,6 @@ done = function(summary, latency, requests)
     e.status, e.connect, e.read, e.write, e.timeout))
 end
 """
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_post(port: int, path: str, body: str, host: str | None = None) -> tuple[int, bytes]:

@@ -38,10 +38,11 @@ from __future__ import annotations
 import os
 import sys
 
+from harness import free_port, log
 from results_file import put_section  # the one module taken from bench/
 
 # `python3 bench/model_server.py` puts bench/ first on sys.path, where a sibling script named like a stdlib
-# module would shadow it for every library we import; only results_file (above) comes from bench/.
+# module would shadow it for every library we import; only harness and results_file (above) come from bench/.
 if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]
 
@@ -83,17 +84,6 @@ MLSERVER_ENV = "ms-mlserver"
 
 
 # --------------------------------------------------------------------------------------------- utilities
-
-
-def log(msg: str) -> None:
-    print(f"[{datetime.datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """A port the OS picks on loopback (released again for the server to bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:

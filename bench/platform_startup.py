@@ -24,7 +24,6 @@ import datetime
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
+from harness import free_port, log
 from results_file import put_section
 
 BENCH = Path(__file__).resolve().parent
@@ -44,16 +44,6 @@ IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4]]}
 # more often, so that polling adds little to the platform's figure.
 PROBE_INTERVAL = 0.2
 STATUS_POLL_INTERVAL = 0.05
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_model(folder: Path) -> None:

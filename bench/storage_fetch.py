@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import log
 from results_file import put_section
 
 BENCH = Path(__file__).resolve().parent
@@ -50,10 +51,6 @@ CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 KSERVE_FETCH = "import sys; from kserve_storage import Storage; Storage.download(sys.argv[1], sys.argv[2])"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def ensure_kserve_env() -> Path:
