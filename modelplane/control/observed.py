@@ -54,12 +54,23 @@ class ComponentState:
 
 
 @dataclass(frozen=True)
+class CanaryState:
+    """One Standard-mode canary: its share, whether a replica of it is ready, and why not if it failed."""
+
+    name: str
+    percent: int
+    ready: bool
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
 class ServiceState:
     """Everything `inference_service_status` needs besides the resource itself.
 
     `invalid` is set when the spec cannot run at all (no runtime, nothing to run): the components
     then keep whatever revisions they had. `routed` tells whether the gateway has the service's hosts.
-    `running` lists every revision with replicas (or scaled to zero), per component.
+    `running` lists every revision with replicas (or scaled to zero), per component; `canaries` the
+    Standard-mode canaries of `spec.canary`.
     """
 
     components: Mapping[str, ComponentState] = field(default_factory=dict)
@@ -67,3 +78,4 @@ class ServiceState:
     runtime: Mapping[str, str] | None = None
     routed: bool = False
     running: Mapping[str, tuple[RevisionState, ...]] = field(default_factory=dict)
+    canaries: tuple[CanaryState, ...] = ()

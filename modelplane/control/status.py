@@ -10,7 +10,7 @@ the traffic is split (see `traffic.py`), and `modelStatus` tells how the newest 
 from __future__ import annotations
 
 from modelplane.api import conditions as c
-from modelplane.control.observed import ComponentState, Failure, ServiceState
+from modelplane.control.observed import CanaryState, ComponentState, Failure, ServiceState
 from modelplane.control.traffic import TrafficTarget
 from modelplane.control.urls import component_host, entry_component, grpc_url, host_url, service_host
 
@@ -60,6 +60,8 @@ def inference_service_status(
     found[c.INGRESS_READY] = _ingress_condition(state, spec_components)
     found[c.READY] = _ready_condition(found[c.PREDICTOR_READY], found[c.INGRESS_READY])
     found[c.STOPPED] = {"status": FALSE, "severity": "Info"}
+    if state.canaries:
+        found[c.CANARY_PREDICTOR_READY] = _canary_condition(state.canaries)
 
     status: dict = {
         "observedGeneration": metadata.get("generation"),
@@ -76,6 +78,11 @@ def inference_service_status(
             components[component] = _component_status(name, namespace, component, observed, domain, port)
     if components:
         status["components"] = components
+    if state.canaries:
+        status["canaryStatuses"] = [
+            {"name": canary.name, "ready": canary.ready, "trafficPercent": canary.percent}
+            for canary in state.canaries
+        ]
     status["modelStatus"] = _model_status(state.components.get("predictor"), state.invalid)
     revisions = _revision_replicas(state)
     if revisions:
@@ -101,6 +108,14 @@ def _revision_replicas(state: ServiceState) -> list[dict]:
     return sorted(entries, key=lambda e: (e["component"], e["name"]))
 
 
+def _canary_condition(canaries: tuple[CanaryState, ...]) -> dict:
+    waiting = [canary for canary in canaries if not canary.ready]
+    if not waiting:
+        return _condition(TRUE, c.ALL_CANARIES_READY)
+    described = "; ".join(f"{canary.name}: {canary.problem or 'not ready yet'}" for canary in waiting)
+    return _condition(FALSE, c.CANARIES_NOT_READY, f"Canaries not ready: {described}")
+
+
 def stopped_status(isvc: dict, *, now: str, previous: dict | None = None) -> dict:
     """The status of an InferenceService with `serving.kserve.io/stop: "true"`: nothing runs, and every
     readiness condition is False with reason Stopped."""
@@ -108,6 +123,10 @@ def stopped_status(isvc: dict, *, now: str, previous: dict | None = None) -> dic
     stopped = _condition(FALSE, c.STOPPED_REASON, "The InferenceService is stopped.")
     found = {COMPONENT_CONDITIONS[k]: stopped for k in COMPONENT_CONDITIONS if isinstance(spec.get(k), dict)}
     found[c.INGRESS_READY] = found[c.READY] = stopped
+    if spec.get("canary"):
+        found[c.CANARY_PREDICTOR_READY] = _condition(
+            FALSE, c.STOPPED_REASON, "The InferenceService is stopped."
+        )
     found[c.STOPPED] = {"status": TRUE, "severity": "Info"}
     return {
         "observedGeneration": (isvc.get("metadata") or {}).get("generation"),

@@ -6,8 +6,7 @@ A `ValidationError` becomes `Invalid` (HTTP 422), worded as Kubernetes words it:
 An InferenceGraph is also checked for what its router could not run (a cycle of nodes, a `nodeName`
 that names no node, a condition that does not parse): `modelplane.graph.validation`. An
 InferenceService's autoscaling annotations are checked as the autoscaler reads them (a `window` of 2s
-is refused here rather than ignored later), and a Standard-mode `spec.canary` list, which the platform
-does not run, is refused rather than ignored.
+is refused here rather than ignored later).
 """
 
 from __future__ import annotations
@@ -22,13 +21,6 @@ from modelplane.control.revision_templates import COMPONENTS, scaling_annotation
 from modelplane.graph.validation import validate_graph_spec
 from modelplane.local.api_errors import Invalid
 from modelplane.local.store import Admit, Resource
-
-# KServe's schema and validation accept it (tested in tests/api), but the platform does not run it yet:
-# refusing it beats serving the stable predictor alone while the user expects a canary.
-STANDARD_CANARIES_NOT_RUN = (
-    "modelplane up does not run Standard-mode canaries (spec.canary) yet; for a canary rollout set "
-    "spec.predictor.canaryTrafficPercent, which splits traffic between the new and the previous revision"
-)
 
 
 def admission_from(admit: Callable[..., Resource] = api_admit) -> Admit:
@@ -61,8 +53,6 @@ def admit_with_platform_checks(resource: Resource, **context) -> Resource:
         _raise_if_any(_autoscaling_errors(admitted, {"spec": admitted.get("spec")}))
     elif kind == INFERENCE_SERVICE:
         spec = admitted.get("spec") or {}
-        if spec.get("canary"):
-            raise ValidationError([FieldError("spec.canary", STANDARD_CANARIES_NOT_RUN)])
         scaled = {f"spec.{component}": spec.get(component) for component in COMPONENTS}
         _raise_if_any(_autoscaling_errors(admitted, scaled))
     return admitted

@@ -13,6 +13,10 @@ at a time per service (a worker per service coalesces the changes that come in w
 3. the gateway gets the routes of the revisions with traffic, and the status is written back when it
    changed.
 
+Standard-mode canaries (`spec.canary`, planned by `modelplane.control.canaries`) run as revisions of
+their own, `<isvc>-<canary>-predictor-<n>`, with a fixed replica count; once ready, each joins the
+predictor's route with its share of the weight.
+
 Replica state changes (ready, crashed, failed to load) start a reconcile of their service too.
 InferenceGraphs are reconciled next to the services (`graph_reconciler.py`); their hosts join the same
 route table.
@@ -24,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from modelplane.api import RuntimeSelectionError, builtin_cluster_runtimes
@@ -44,6 +48,8 @@ from modelplane.control import (
     stopped_status,
     traffic_targets,
 )
+from modelplane.control.canaries import CanaryPlan, canary_plans, stable_share
+from modelplane.control.observed import CanaryState
 from modelplane.control.urls import service_host
 from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
@@ -79,6 +85,9 @@ class _Service:
     previous_rolled_out: dict[str, str] = field(default_factory=dict)
     canary: dict[str, int | None] = field(default_factory=dict)
     traffic: dict[str, tuple[TrafficTarget, ...]] = field(default_factory=dict)
+    # Standard-mode canaries (`spec.canary`), in order, and the revision each one runs.
+    canaries: list[CanaryPlan] = field(default_factory=list)
+    canary_latest: dict[str, str] = field(default_factory=dict)
     invalid: Failure | None = None
     runtime: dict | None = None
 
@@ -191,7 +200,7 @@ class Reconciler:
     def _stop(self, ref: Ref, isvc: dict, service: _Service) -> None:
         """`serving.kserve.io/stop: "true"`: no routes, no replicas; the rolled-out revisions are kept
         for when the annotation goes."""
-        service.latest, service.traffic = {}, {}
+        service.latest, service.traffic, service.canary_latest = {}, {}, {}
         self._update_routes()
         for runner in service.running.values():
             self._retire(service, runner)
@@ -228,13 +237,18 @@ class Reconciler:
                 service.invalid = Failure(exc.reason, exc.message, time=now_rfc3339())
             return
         service.invalid = None
-        latest, created = latest_revisions(service.name, service.revisions, templates)
+        service.canaries = canary_plans(isvc, namespaced_runtimes, self._cluster_runtimes())
+        runnable = {plan.component: plan.template for plan in service.canaries if plan.template is not None}
+        latest, created = latest_revisions(service.name, service.revisions, {**templates, **runnable})
         if created:
             service.revisions += created
             self.revision_log.save(service.namespace, service.name, service.revisions)
             for revision in created:
                 logger.info("%s/%s: new revision %s", service.namespace, service.name, revision.name)
-        service.latest = {component: revision.name for component, revision in latest.items()}
+        service.latest = {component: latest[component].name for component in templates}
+        service.canary_latest = {
+            plan.name: latest[plan.component].name for plan in service.canaries if plan.template is not None
+        }
         service.runtime = (templates.get("predictor") or {}).get("runtime")
         spec = isvc.get("spec") or {}
         service.canary = {component: spec[component].get("canaryTrafficPercent") for component in templates}
@@ -244,7 +258,11 @@ class Reconciler:
             service.traffic.pop(gone, None)
 
     def _wanted(self, service: _Service) -> set[str]:
-        return set(service.latest.values()) | set(service.rolled_out.values())
+        return (
+            set(service.latest.values())
+            | set(service.rolled_out.values())
+            | set(service.canary_latest.values())
+        )
 
     def _ensure_running(self, service: _Service, revision_name: str) -> None:
         if revision_name in service.running:
@@ -317,12 +335,27 @@ class Reconciler:
     def _service_routes(self, service: _Service) -> dict[str, Route]:
         component_routes: dict[str, Route] = {}
         tag_routes: dict[str, Route] = {}
+        canaries = self._canary_backends(service)
+        for plan, backend in canaries:
+            host = component_host(
+                f"{service.name}-{plan.name}", service.namespace, "predictor", self.settings.domain
+            )
+            tag_routes[host] = Route((backend,))
+        ready_canaries = [
+            (plan, backend) for plan, backend in canaries if self._is_ready(service, backend.revision)
+        ]
         for component, targets in service.traffic.items():
             backends = [self._backend(service, t.revision, t.percent) for t in targets]
             backends = [backend for backend in backends if backend is not None]
             if not backends:
                 continue
-            component_routes[component] = Route(tuple(backends))
+            split = backends
+            if component == "predictor" and ready_canaries:
+                # Weights are relative: the stable split scaled to its share, each ready canary its percent.
+                share = stable_share([plan.percent for plan, _ in ready_canaries])
+                split = [replace(backend, weight=backend.weight * share) for backend in backends]
+                split += [replace(backend, weight=plan.percent * 100) for plan, backend in ready_canaries]
+            component_routes[component] = Route(tuple(split))
             for target, backend in zip(targets, backends, strict=True):
                 if target.tag:
                     host = component_host(
@@ -334,6 +367,18 @@ class Reconciler:
         )
         routes = {host: Route(route.backends, explain=explain) for host, (route, explain) in routes.items()}
         return {**routes, **tag_routes}
+
+    def _canary_backends(self, service: _Service) -> list[tuple[CanaryPlan, Backend]]:
+        found = []
+        for plan in service.canaries:
+            backend = self._backend(service, service.canary_latest.get(plan.name, ""), plan.percent)
+            if backend is not None:
+                found.append((plan, backend))
+        return found
+
+    def _is_ready(self, service: _Service, revision_name: str) -> bool:
+        runner = service.running.get(revision_name)
+        return runner is not None and runner.state().ready
 
     def _backend(self, service: _Service, revision_name: str, percent: int) -> Backend | None:
         runner = service.running.get(revision_name)
@@ -375,7 +420,21 @@ class Reconciler:
         for runner in service.running.values():
             component = runner.revision.component
             running[component] = (*running.get(component, ()), runner.state())
-        return ServiceState(components, service.invalid, service.runtime, routed, running)
+        canaries = tuple(
+            CanaryState(
+                plan.name,
+                plan.percent,
+                self._is_ready(service, service.canary_latest.get(plan.name, "")),
+                plan.problem or self._failure_of(service, service.canary_latest.get(plan.name, "")),
+            )
+            for plan in service.canaries
+        )
+        return ServiceState(components, service.invalid, service.runtime, routed, running, canaries)
+
+    def _failure_of(self, service: _Service, revision_name: str) -> str | None:
+        runner = service.running.get(revision_name)
+        failure = runner.state().failure if runner is not None else None
+        return failure.message if failure is not None else None
 
     def _write_status(self, ref: Ref, isvc: dict, service: _Service) -> None:
         previous = isvc.get("status") or {}

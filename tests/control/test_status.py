@@ -11,6 +11,7 @@ from modelplane.control import (
     inference_service_status,
     stopped_status,
 )
+from modelplane.control.observed import CanaryState
 
 NOW = "2026-01-02T03:04:05Z"
 LATER = "2026-01-02T03:09:00Z"
@@ -189,3 +190,26 @@ def test_a_stopped_service_says_so_in_every_condition_and_nothing_else():
         "TransformerReady": ("False", "Stopped"),
     }
     assert set(result) == {"observedGeneration", "conditions"} and result["observedGeneration"] == 3
+
+
+def test_canaries_report_their_state_without_gating_ready():
+    canaries = (CanaryState("v2", 20, True), CanaryState("v3", 10, False, "Failed to load: bad pickle"))
+    result = status(ServiceState({"predictor": serving(LOADED_1)}, routed=True, canaries=canaries))
+    assert result["canaryStatuses"] == [
+        {"name": "v2", "ready": True, "trafficPercent": 20},
+        {"name": "v3", "ready": False, "trafficPercent": 10},
+    ]
+    found = conditions(result)
+    assert found["CanaryPredictorReady"] == ("False", "CanariesNotReady")
+    assert found["Ready"] == ("True", None)
+    message = next(c["message"] for c in result["conditions"] if c["type"] == "CanaryPredictorReady")
+    assert message == "Canaries not ready: v3: Failed to load: bad pickle"
+    ready = status(ServiceState({"predictor": serving(LOADED_1)}, canaries=canaries[:1]))
+    assert conditions(ready)["CanaryPredictorReady"] == ("True", "AllCanariesReady")
+    assert "canaryStatuses" not in status(ServiceState({"predictor": serving(LOADED_1)}))
+
+
+def test_a_stopped_service_with_canaries_says_they_are_stopped():
+    stopped = isvc()
+    stopped["spec"]["canary"] = [{"trafficPercent": 20, "predictor": {"name": "v2"}}]
+    assert conditions(stopped_status(stopped, now=NOW))["CanaryPredictorReady"] == ("False", "Stopped")

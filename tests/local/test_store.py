@@ -377,18 +377,3 @@ def test_default_admission_refuses_a_graph_its_router_could_not_run(tmp_path):
         assert caught.value.to_status()["code"] == 422
     finally:
         store.close()
-
-
-def test_default_admission_refuses_standard_mode_canaries_the_platform_does_not_run(tmp_path):
-    store = Store(store_path(tmp_path), default_admission())
-    try:
-        service = isvc("canaried")
-        service["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "Standard"}
-        predictor = service["spec"]["predictor"]
-        service["spec"]["canary"] = [{"trafficPercent": 20, "predictor": {**predictor, "name": "v2"}}]
-        with pytest.raises(Invalid, match=r"spec.canary: .*does not run Standard-mode canaries") as caught:
-            store.create(service)
-        assert "canaryTrafficPercent" in caught.value.details["causes"][0]["message"]
-        assert caught.value.to_status()["code"] == 422
-    finally:
-        store.close()

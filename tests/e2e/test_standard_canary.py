@@ -1,0 +1,150 @@
+"""End to end: KServe 0.20's Standard-mode canaries (`spec.canary`) on `modelplane up`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import pytest
+import yaml
+from sklearn.datasets import load_iris
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+
+from tests.e2e.platform_process import PlatformProcess, kill_leftovers, wait_until
+
+IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
+STABLE_ANSWER = {"predictions": [1, 1]}
+CANARY_ANSWER = {"predictions": [2, 2]}
+HOST = "cany.default.localhost"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("mp-home")
+    features, labels = load_iris(return_X_y=True)
+    for name, model in (
+        ("iris", LogisticRegression(max_iter=1000)),
+        ("constant", DummyClassifier(strategy="constant", constant=2)),
+    ):
+        folder = home / "pvc" / "models" / name
+        folder.mkdir(parents=True)
+        joblib.dump(model.fit(features, labels), folder / "model.joblib")
+    yield home
+    assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+@pytest.fixture(scope="module")
+def platform(home):
+    platform = PlatformProcess(home).start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
+
+
+def service(*canaries: dict) -> dict:
+    resource = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "cany", "annotations": {"serving.kserve.io/deploymentMode": "Standard"}},
+        "spec": {
+            "predictor": {
+                "minReplicas": 2,
+                "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "pvc://models/iris"},
+            }
+        },
+    }
+    if canaries:
+        resource["spec"]["canary"] = list(canaries)
+    return resource
+
+
+def v2_canary(percent: int) -> dict:
+    return {
+        "trafficPercent": percent,
+        "predictor": {"name": "v2", "model": {"storageUri": "pvc://models/constant"}},
+    }
+
+
+def apply(platform: PlatformProcess, tmp_path: Path, resource: dict) -> None:
+    path = tmp_path / "cany.yaml"
+    path.write_text(yaml.safe_dump(resource))
+    platform.cli("apply", "-f", str(path))
+
+
+def status(platform: PlatformProcess) -> dict:
+    return json.loads(platform.cli("get", "isvc", "cany", "-o", "json").stdout).get("status") or {}
+
+
+def condition(found: dict, kind: str) -> dict | None:
+    return next((c for c in found.get("conditions") or [] if c["type"] == kind), None)
+
+
+def predict(platform: PlatformProcess, host: str = HOST) -> dict:
+    response = platform.request("POST", host, "/v1/models/cany:predict", json=IRIS)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_canary_takes_its_share_and_leaves_without_a_trace(platform, tmp_path):
+    apply(platform, tmp_path, service(v2_canary(30)))
+    platform.cli("wait", "--for=condition=Ready", "isvc/cany", "--timeout=300s")
+
+    def canary_ready():
+        found = status(platform)
+        ready = condition(found, "CanaryPredictorReady")
+        return found if ready and ready["status"] == "True" else None
+
+    found = wait_until(canary_ready, "the canary", platform)
+    assert condition(found, "CanaryPredictorReady")["reason"] == "AllCanariesReady"
+    assert found["canaryStatuses"] == [{"name": "v2", "ready": True, "trafficPercent": 30}]
+    # It runs ceil(2 x 30%) = 1 replica of its own revision, the stable predictor its 2.
+    replicas = {entry["name"]: entry["actualReplicas"] for entry in found["revisions"]}
+    assert replicas == {"cany-predictor-00001": 2, "cany-v2-predictor-00001": 1}
+
+    answers = [predict(platform) for _ in range(200)]
+    canary_share = answers.count(CANARY_ANSWER) / len(answers)
+    assert answers.count(STABLE_ANSWER) + answers.count(CANARY_ANSWER) == len(answers)
+    assert 0.15 <= canary_share <= 0.45, canary_share  # 30% expected
+    # Its own host reaches the canary alone.
+    assert {str(predict(platform, "cany-v2-predictor.default.localhost")) for _ in range(10)} == {
+        str(CANARY_ANSWER)
+    }
+
+    # Rollback: the canary's entry is removed, its replica stops and all traffic is the stable's.
+    apply(platform, tmp_path, service())
+
+    def rolled_back():
+        found = status(platform)
+        names = {entry["name"] for entry in found.get("revisions") or []}
+        gone = "canaryStatuses" not in found and condition(found, "CanaryPredictorReady") is None
+        return found if gone and names == {"cany-predictor-00001"} else None
+
+    wait_until(rolled_back, "the rollback", platform)
+    assert all(predict(platform) == STABLE_ANSWER for _ in range(30))
+
+
+def test_a_canary_that_fails_to_load_takes_no_traffic_and_says_why(platform, tmp_path, home):
+    broken = home / "pvc" / "models" / "broken"
+    broken.mkdir(parents=True, exist_ok=True)
+    (broken / "model.joblib").write_bytes(b"this is not a pickle")
+    canary = {
+        "trafficPercent": 50,
+        "predictor": {"name": "bad", "model": {"storageUri": "pvc://models/broken"}},
+    }
+    apply(platform, tmp_path, service(canary))
+
+    def failed():
+        found = status(platform)
+        ready = condition(found, "CanaryPredictorReady")
+        return (
+            ready if ready and "bad:" in (ready.get("message") or "") and "load" in ready["message"] else None
+        )
+
+    ready = wait_until(failed, "the canary's failure", platform)
+    assert ready["status"] == "False" and ready["reason"] == "CanariesNotReady"
+    assert condition(status(platform), "Ready")["status"] == "True"  # the stable predictor serves on
+    assert all(predict(platform) == STABLE_ANSWER for _ in range(30))
+    apply(platform, tmp_path, service())
