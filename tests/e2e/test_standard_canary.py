@@ -148,3 +148,27 @@ def test_a_canary_that_fails_to_load_takes_no_traffic_and_says_why(platform, tmp
     assert condition(status(platform), "Ready")["status"] == "True"  # the stable predictor serves on
     assert all(predict(platform) == STABLE_ANSWER for _ in range(30))
     apply(platform, tmp_path, service())
+
+
+def test_promoting_a_canary_moves_all_traffic_to_its_model(platform, tmp_path):
+    apply(platform, tmp_path, service(v2_canary(50)))
+
+    def canary_ready():
+        ready = condition(status(platform), "CanaryPredictorReady")
+        return ready if ready and ready["status"] == "True" else None
+
+    wait_until(canary_ready, "the canary", platform)
+    promoted = service()
+    predictor = promoted["spec"]["predictor"]
+    predictor["name"] = "v2"
+    predictor["model"]["storageUri"] = "pvc://models/constant"
+    apply(platform, tmp_path, promoted)
+
+    def all_on_the_new_model():
+        found = status(platform)
+        names = {entry["name"] for entry in found.get("revisions") or []}
+        done = "canaryStatuses" not in found and not any("v2-predictor" in name for name in names)
+        return found if done and all(predict(platform) == CANARY_ANSWER for _ in range(20)) else None
+
+    wait_until(all_on_the_new_model, "the promotion", platform)
+    assert condition(status(platform), "Ready")["status"] == "True"
