@@ -114,6 +114,18 @@ class RawH2:
         self.flush()
         return events
 
+    def wait_for_settings(self) -> None:
+        """Until the server's SETTINGS have arrived."""
+        while not any(isinstance(event, h2.events.RemoteSettingsChanged) for event in self.events):
+            self.receive()
+
+    def wait_for_goaway(self) -> int:
+        """Until the server ends the connection; returns its GOAWAY's error code."""
+        while True:
+            for event in self.receive():
+                if isinstance(event, h2.events.ConnectionTerminated):
+                    return event.error_code
+
     def wait(self, stream_id: int) -> Answer:
         while stream_id not in self.ended:
             self.receive()

@@ -201,10 +201,7 @@ def test_a_protocol_error_ends_the_connection_with_goaway(test_models_server):
     try:
         # A HEADERS frame on an even (server-initiated) stream id.
         client.sock.sendall(struct.pack(">BHBBL", 0, 1, 0x1, 0x5, 2) + b"\x82")
-        terminated = []
-        while not terminated:
-            terminated = [e for e in client.receive() if isinstance(e, h2.events.ConnectionTerminated)]
-        assert terminated[0].error_code == 1  # PROTOCOL_ERROR
+        assert client.wait_for_goaway() == 1  # PROTOCOL_ERROR
     finally:
         client.close()
     # The server is still up for everyone else.
@@ -254,8 +251,7 @@ def test_two_clients_in_threads_share_the_server(test_models_server):
 def test_header_blocks_in_continuation_frames_and_padded_data(test_models_server):
     client = RawH2(test_models_server.grpc_port)
     try:
-        while not any(isinstance(e, h2.events.RemoteSettingsChanged) for e in client.events):
-            client.receive()  # the server's settings, which raise the frame size; set it back below
+        client.wait_for_settings()  # the server's, which raise the frame size; set it back below
         client.conn.max_outbound_frame_size = 16384  # so a large header block is split
         stream_id = client.conn.get_next_available_stream_id()
         client.answers[stream_id] = Answer()
@@ -302,15 +298,11 @@ def test_garbage_on_a_connection_never_takes_the_server_down(test_models_server)
 def test_an_oversized_header_block_ends_the_connection(test_models_server):
     client = RawH2(test_models_server.grpc_port)
     try:
-        while not any(isinstance(e, h2.events.RemoteSettingsChanged) for e in client.events):
-            client.receive()
+        client.wait_for_settings()
         # Written as a raw frame: h2's own (Huffman) encoding of so large a value takes many seconds.
         block = hpack.encode([(b":method", b"POST"), (b":path", b"/x"), (b"x-huge", b"h" * 300_000)])
         client.sock.sendall(frames.frame(frames.HEADERS, frames.END_HEADERS | frames.END_STREAM, 1, block))
-        terminated = []
-        while not terminated:
-            terminated = [e for e in client.receive() if isinstance(e, h2.events.ConnectionTerminated)]
-        assert terminated[0].error_code == 0xB  # ENHANCE_YOUR_CALM
+        assert client.wait_for_goaway() == 0xB  # ENHANCE_YOUR_CALM
     finally:
         client.close()
     with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
