@@ -6,9 +6,7 @@ grpcio's server; `tritonclient` and grpcio clients speak to it unchanged.
 
 from __future__ import annotations
 
-import logging
 import time
-import traceback
 from typing import Any
 
 import grpc
@@ -21,8 +19,6 @@ from modelplane.protocol.http2.server import Response, ServerLimits
 from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
 from modelplane.server import metrics
 from modelplane.server.dataplane import DataPlane, as_infer_response
-
-logger = logging.getLogger("modelplane.server")
 
 
 def inference_service(dataplane: DataPlane, max_message_length: int) -> tuple[UnaryService, ServerLimits]:
@@ -42,7 +38,7 @@ def inference_service(dataplane: DataPlane, max_message_length: int) -> tuple[Un
 
 
 def _internal_error(exc: Exception) -> Response:
-    logger.error("unhandled error in a gRPC call\n%s", "".join(traceback.format_exception(exc)))
+    # The HTTP/2 server has logged it with its traceback; the client gets its type and message.
     return status_response(grpc.StatusCode.INTERNAL, f"{type(exc).__name__} : {exc}")
 
 

@@ -307,3 +307,13 @@ def test_an_oversized_header_block_ends_the_connection(test_models_server):
         client.close()
     with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
         assert InferenceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=10).live
+
+
+def test_a_bug_in_a_model_is_internal_with_its_message_and_the_server_serves_on(test_models_server):
+    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+        stub = InferenceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelInfer(echo_request(b"x", model="buggy"), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INTERNAL
+        assert "ZeroDivisionError" in caught.value.details()
+        assert stub.ModelInfer(echo_request(b"after"), timeout=10).raw_output_contents[0] == b"after"

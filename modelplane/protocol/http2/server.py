@@ -170,7 +170,8 @@ class Http2ServerProtocol(Http2Connection):
         try:
             response = await self._handler(request)
         except Exception as exc:  # noqa: BLE001 - the handler's fault becomes an error answer
-            log.exception("the request handler failed")
+            path = (request.header(b":path") or b"?").decode("latin-1")
+            log.exception("the handler of %s failed", path)
             response = self._limits.failure_response(exc)
         if self._calls.get(stream_id) is call and not self.closed:
             self._respond(stream_id, call, response)
