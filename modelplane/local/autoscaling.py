@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from modelplane.control.autoscaler import RevisionAutoscaler
@@ -52,6 +52,7 @@ class _Tracked:
     autoscaler: RevisionAutoscaler
     replicas: Scalable
     on_scale: Callable[[], None]
+    settings: AutoscalerSettings  # as the revision asked, before any lowering (`lower_minimum`)
 
 
 class Autoscaling:
@@ -99,8 +100,24 @@ class Autoscaling:
         """Scales `replicas` from now on; returns the count the revision starts with (its initial
         scale within minReplicas and maxReplicas). `on_scale` is called after every change of count."""
         autoscaler = RevisionAutoscaler(revision, settings)  # on time.monotonic, as the gateway's counters
-        self._tracked[revision] = _Tracked(autoscaler, replicas, on_scale)
+        self._tracked[revision] = _Tracked(autoscaler, replicas, on_scale, settings)
         return autoscaler.decide().desired_replicas
+
+    def lower_minimum(self, replicas: Scalable, by: int) -> None:
+        """Standard-mode canaries: a stable revision gives up `by` of its minReplicas (one always stays)
+        to its ready canaries, as KServe lowers the stable Deployment; `by` 0 gives them back."""
+        tracked = self._tracked.get(replicas.revision.name)
+        if tracked is None:  # a fixed count
+            count = max(1, fixed_replicas(replicas.revision.template) - by)
+            if replicas.desired != count:
+                replicas.scale(count)
+            return
+        asked = tracked.settings
+        if asked.min_replicas < 1:
+            return  # it scales to zero: there is no minimum to share
+        lowered = replace(asked, min_replicas=max(1, asked.min_replicas - by))
+        if tracked.autoscaler.settings != lowered:
+            tracked.autoscaler.settings = lowered
 
     def forget(self, revision: str) -> None:
         self._tracked.pop(revision, None)

@@ -88,6 +88,7 @@ class _Service:
     # Standard-mode canaries (`spec.canary`), in order, and the revision each one runs.
     canaries: list[CanaryPlan] = field(default_factory=list)
     canary_latest: dict[str, str] = field(default_factory=dict)
+    replicas_lent: int = 0  # what the stable predictor's minReplicas gives up to the ready canaries
     invalid: Failure | None = None
     runtime: dict | None = None
 
@@ -181,6 +182,7 @@ class Reconciler:
         for revision_name in self._wanted(service):
             self._ensure_running(service, revision_name)
         self._split_traffic(service)
+        self._lend_replicas_to_canaries(service)
         self._update_routes()
         for runner in service.running.values():
             runner.stop_removed()  # replicas scaled down, now out of the routes
@@ -289,6 +291,21 @@ class Reconciler:
                 service.rolled_out[component] = now_rolled_out
                 if rolled_out:
                     service.previous_rolled_out[component] = rolled_out
+
+    def _lend_replicas_to_canaries(self, service: _Service) -> None:
+        """As KServe does, the stable predictor runs its minReplicas less the replicas of the ready
+        canaries, at least one."""
+        lent = sum(
+            plan.replicas
+            for plan in service.canaries
+            if self._is_ready(service, service.canary_latest.get(plan.name, ""))
+        )
+        if not lent and not service.replicas_lent:
+            return
+        for runner in service.running.values():
+            if runner.revision.component == "predictor":
+                self.autoscaling.lower_minimum(runner, lent)
+        service.replicas_lent = lent
 
     def _retire(self, service: _Service, runner: RevisionReplicas) -> None:
         """Stops a revision the routes no longer name, once the requests it holds are done."""

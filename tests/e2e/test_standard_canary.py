@@ -100,9 +100,13 @@ def test_a_canary_takes_its_share_and_leaves_without_a_trace(platform, tmp_path)
     found = wait_until(canary_ready, "the canary", platform)
     assert condition(found, "CanaryPredictorReady")["reason"] == "AllCanariesReady"
     assert found["canaryStatuses"] == [{"name": "v2", "ready": True, "trafficPercent": 30}]
-    # It runs ceil(2 x 30%) = 1 replica of its own revision, the stable predictor its 2.
-    replicas = {entry["name"]: entry["actualReplicas"] for entry in found["revisions"]}
-    assert replicas == {"cany-predictor-00001": 2, "cany-v2-predictor-00001": 1}
+
+    # It runs ceil(2 x 30%) = 1 replica of its own revision, lent by the stable predictor (2 - 1).
+    def replicas() -> dict[str, int]:
+        return {entry["name"]: entry["actualReplicas"] for entry in status(platform)["revisions"]}
+
+    lent = {"cany-predictor-00001": 1, "cany-v2-predictor-00001": 1}
+    wait_until(lambda: replicas() == lent, "the stable predictor lending a replica", platform)
 
     answers = [predict(platform) for _ in range(200)]
     canary_share = answers.count(CANARY_ANSWER) / len(answers)
@@ -124,6 +128,7 @@ def test_a_canary_takes_its_share_and_leaves_without_a_trace(platform, tmp_path)
 
     wait_until(rolled_back, "the rollback", platform)
     assert all(predict(platform) == STABLE_ANSWER for _ in range(30))
+    wait_until(lambda: replicas() == {"cany-predictor-00001": 2}, "the lent replica back", platform)
 
 
 def test_a_canary_that_fails_to_load_takes_no_traffic_and_says_why(platform, tmp_path, home):

@@ -8,6 +8,7 @@ import threading
 import time
 
 from modelplane.control.autoscaling_settings import AutoscalerSettings
+from modelplane.control.revisions import Revision
 from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_revisions import RevisionStats
 
@@ -79,3 +80,33 @@ def test_the_gateway_wakes_a_revision_at_zero_from_its_own_thread():
             await autoscaling.close()
 
     asyncio.run(scenario())
+
+
+class RevisionReplicasLike(Replicas):
+    def __init__(self, name: str, template: dict) -> None:
+        super().__init__()
+        self.revision = Revision(name, "predictor", 1, "digest", template)
+
+
+def test_a_stable_revision_lends_replicas_to_its_canaries_and_gets_them_back():
+    autoscaling = Autoscaling()
+    fixed = RevisionReplicasLike("fixed", {"minReplicas": 4})
+    fixed.scale(4)
+    autoscaling.lower_minimum(fixed, 3)
+    assert fixed.desired == 1
+    autoscaling.lower_minimum(fixed, 5)
+    assert fixed.desired == 1  # one always stays
+    autoscaling.lower_minimum(fixed, 0)
+    assert fixed.desired == 4
+
+    scaled = RevisionReplicasLike("scaled", {})
+    autoscaling.track("scaled", AutoscalerSettings(min_replicas=3), scaled, lambda: None)
+    autoscaling.lower_minimum(scaled, 2)
+    assert autoscaling._tracked["scaled"].autoscaler.settings.min_replicas == 1
+    autoscaling.lower_minimum(scaled, 0)
+    assert autoscaling._tracked["scaled"].autoscaler.settings.min_replicas == 3
+
+    to_zero = RevisionReplicasLike("to-zero", {})
+    autoscaling.track("to-zero", AutoscalerSettings(min_replicas=0), to_zero, lambda: None)
+    autoscaling.lower_minimum(to_zero, 2)
+    assert autoscaling._tracked["to-zero"].autoscaler.settings.min_replicas == 0
