@@ -76,3 +76,12 @@ def test_our_blocks_decode_with_the_hpack_package():
 def test_malformed_blocks_are_refused(block):
     with pytest.raises(HpackError):
         Decoder().decode(block)
+
+
+def test_our_blocks_use_the_static_table():
+    block = encode([(b":status", b"200"), (b"content-type", b"application/grpc")])
+    assert block.startswith(b"\x88\x0f\x10")  # index 8; then a literal whose name is index 31
+    assert hpack.Decoder().decode(block, raw=True) == [
+        (b":status", b"200"),
+        (b"content-type", b"application/grpc"),
+    ]

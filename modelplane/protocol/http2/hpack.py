@@ -1,8 +1,9 @@
 """HPACK (RFC 7541): header blocks in and out of an HTTP/2 connection.
 
 The decoder is complete: static and dynamic table, table size updates, integers and Huffman strings.
-The encoder never indexes and never uses Huffman coding, which every decoder must accept: a server's
-answer headers are few and short, and most of them are constant, so they are encoded once and reused.
+The encoder uses the static table but never adds to the dynamic one, and never uses Huffman coding,
+which every decoder must accept: a server's answer headers are few and short, and most of them are
+constant, so they are encoded once and reused.
 
 Clients send the same headers on every call of a connection, and after the first call they arrive as a
 block of table references only. Such a block changes no state, so its decoded form is kept and the same
@@ -226,13 +227,28 @@ def encode_integer(value: int, prefix_bits: int, first_byte_flags: int = 0) -> b
     return bytes(out)
 
 
+_STATIC_FIELDS = {field: index for index, field in enumerate(STATIC_TABLE, 1)}
+# A name's first index (the table lists some names several times, with different values).
+_STATIC_NAMES = {name: index for index, (name, _) in reversed(list(enumerate(STATIC_TABLE, 1)))}
+
+
 def encode(headers: Headers) -> bytes:
-    """A header block: each field a literal without indexing, names and values as they are."""
+    """A header block that changes no table: a field of the static table is its index (`:status: 200`
+    is one byte), any other is a literal without indexing (its name by index when the static table has
+    it), names and values as they are."""
     out = bytearray()
     for name, value in headers:
-        out += b"\x00"
-        out += encode_integer(len(name), 7)
-        out += name
+        index = _STATIC_FIELDS.get((name, value))
+        if index is not None:
+            out += encode_integer(index, 7, 0x80)
+            continue
+        name_index = _STATIC_NAMES.get(name)
+        if name_index is None:
+            out += b"\x00"
+            out += encode_integer(len(name), 7)
+            out += name
+        else:
+            out += encode_integer(name_index, 4)
         out += encode_integer(len(value), 7)
         out += value
     return bytes(out)
