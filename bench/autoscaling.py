@@ -62,23 +62,7 @@ STEP_CLIENTS = 4
 STEP_LEVELS = (2, 3, 4)
 TARGET = 1.0  # issue 5: a cold start under 1 s
 
-SLOW_MODEL = '''
-import asyncio, os
-from modelplane.server import Model, ModelServer
-
-class Slow(Model):
-    """Takes 0.2 s per request and says which replica answered."""
-
-    def load(self):
-        self.ready = True
-        return True
-
-    async def predict(self, payload, headers=None):
-        await asyncio.sleep(0.2)
-        return {"predictions": [os.getpid()]}
-
-ModelServer(http_port=int(os.environ["PORT"]), grpc_port=None).start([Slow("slow")])
-'''
+SLOW_MODEL = ROOT / "examples" / "slow-predictor" / "model.py"
 
 
 def child_env() -> dict[str, str]:
@@ -97,7 +81,7 @@ def build_models(pvc: Path) -> None:
     model = LogisticRegression(max_iter=1000).fit(features, labels)
     joblib.dump(model, pvc / "bench" / "iris" / "model.joblib")
     (pvc / "slow").mkdir()
-    (pvc / "slow" / "model.py").write_text(SLOW_MODEL)
+    (pvc / "slow" / "model.py").write_text(SLOW_MODEL.read_text())
 
 
 # ---- processes ----

@@ -281,8 +281,15 @@ async def serve(handler: Handler, sock: socket.socket, limits: ServerLimits, shu
         state.stopping = True
         for connection in list(state.connections):
             connection.close_if_idle()
-        deadline = loop.time() + shutdown.grace_seconds
-        while any(not c.idle for c in state.connections) and loop.time() < deadline and not shutdown.at_once:
-            await asyncio.sleep(0.05)
-        for connection in list(state.connections):
-            connection.abort()
+        await drain(state.connections, shutdown)
+
+
+async def drain(connections: set, shutdown: Shutdown) -> None:
+    """Waits (up to the grace period, unless the stop is at once) until every connection is idle, then
+    aborts what is left. Each connection has been told to close once idle."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + shutdown.grace_seconds
+    while any(not c.idle for c in connections) and loop.time() < deadline and not shutdown.at_once:
+        await asyncio.sleep(0.05)
+    for connection in list(connections):
+        connection.abort()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -128,6 +129,16 @@ def kill_leftovers(home: Path) -> list[int]:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     return pids
+
+
+@contextlib.contextmanager
+def running_platform(home: Path, *options: str) -> Iterator[PlatformProcess]:
+    """`modelplane up` on `home` for the duration of the block (a module's fixture)."""
+    platform = PlatformProcess(home, *options).start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
 
 
 def wait_until(check, what: str, platform: PlatformProcess, timeout: float = 240):

@@ -23,23 +23,7 @@ from build_models import build_all  # noqa: E402
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 WINDOW = {"autoscaling.knative.dev/window": "6s"}  # the shortest stable window Knative allows
 
-SLOW_MODEL = '''
-import asyncio, os
-from modelplane.server import Model, ModelServer
-
-class Slow(Model):
-    """Takes 0.2 s per request and says which replica answered."""
-
-    def load(self):
-        self.ready = True
-        return True
-
-    async def predict(self, payload, headers=None):
-        await asyncio.sleep(0.2)
-        return {"predictions": [os.getpid()]}
-
-ModelServer(http_port=int(os.environ["PORT"]), grpc_port=None).start([Slow("slow")])
-'''
+SLOW_MODEL = REPO_ROOT / "examples" / "slow-predictor" / "model.py"
 
 
 def isvc(name: str, predictor: dict, annotations: dict | None = None) -> dict:
@@ -61,7 +45,7 @@ def platform(tmp_path_factory):
     home = tmp_path_factory.mktemp("mp-home")
     build_all(home / "pvc" / "examples")
     (home / "pvc" / "slow").mkdir()
-    (home / "pvc" / "slow" / "model.py").write_text(SLOW_MODEL)
+    (home / "pvc" / "slow" / "model.py").write_text(SLOW_MODEL.read_text())
     options = (
         "--scale-to-zero-grace-period",
         "1s",

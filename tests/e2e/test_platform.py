@@ -17,6 +17,7 @@ from tests.e2e.platform_process import (
     PlatformProcess,
     kill_leftovers,
     replica_processes,
+    running_platform,
     wait_until,
 )
 
@@ -50,14 +51,11 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def platform(home):
-    platform = PlatformProcess(home).start()
-    try:
+    with running_platform(home) as platform:
         platform.cli("apply", "-f", str(EXAMPLES))
         for name in SERVICES:
             platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
         yield platform
-    finally:
-        platform.stop()
 
 
 def get(platform: PlatformProcess, name: str) -> dict:

@@ -12,7 +12,7 @@ from sklearn.datasets import load_iris
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from tests.e2e.platform_process import PlatformProcess, kill_leftovers, wait_until
+from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, wait_until
 
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 STABLE_ANSWER = {"predictions": [1, 1]}
@@ -37,11 +37,8 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def platform(home):
-    platform = PlatformProcess(home).start()
-    try:
+    with running_platform(home) as platform:
         yield platform
-    finally:
-        platform.stop()
 
 
 def service(*canaries: dict) -> dict:

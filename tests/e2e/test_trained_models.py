@@ -19,7 +19,13 @@ import joblib
 import pytest
 import yaml
 
-from tests.e2e.platform_process import PlatformProcess, kill_leftovers, replica_processes, wait_until
+from tests.e2e.platform_process import (
+    PlatformProcess,
+    kill_leftovers,
+    replica_processes,
+    running_platform,
+    wait_until,
+)
 
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 HOST = "mms.default.localhost"
@@ -68,11 +74,8 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def platform(home):
-    platform = PlatformProcess(home).start()
-    try:
+    with running_platform(home) as platform:
         yield platform
-    finally:
-        platform.stop()
 
 
 def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict) -> None:

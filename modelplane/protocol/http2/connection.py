@@ -148,10 +148,6 @@ class Http2Connection(asyncio.Protocol):
         self.streams[stream_id] = _StreamWindows(self._peer_initial_window)
         return stream_id
 
-    @property
-    def next_stream_id(self) -> int:
-        return self._next_stream_id
-
     def window(self, stream_id: int) -> int:
         """How many bytes of data may be sent on the stream now (at most one frame)."""
         stream = self.streams.get(stream_id)
@@ -205,10 +201,7 @@ class Http2Connection(asyncio.Protocol):
         """`length` received bytes have been used: the peer may send as many more."""
         if not length or self.closed:
             return
-        self._connection_unacknowledged += length
-        if self._connection_unacknowledged >= self._receive_window // 2:
-            self._write(f.window_update(0, self._connection_unacknowledged))
-            self._connection_unacknowledged = 0
+        self._used_on_connection(length)
         stream = self.streams.get(stream_id)
         if stream is not None and not stream.remote_closed:
             stream.unacknowledged += length
@@ -219,9 +212,6 @@ class Http2Connection(asyncio.Protocol):
     def send_goaway(self, error_code: int = f.NO_ERROR, message: str = "") -> None:
         if not self.closed:
             self._write(f.goaway(self.highest_inbound_stream_id, error_code, message))
-
-    def ping(self, payload: bytes = b"\0" * 8) -> None:
-        self._write(f.frame(f.PING, 0, 0, payload))
 
     def flush(self) -> None:
         self._flush_scheduled = False
@@ -346,19 +336,20 @@ class Http2Connection(asyncio.Protocol):
         stream = self.streams.get(stream_id)
         if stream is None or stream.remote_closed:
             # A stream we reset, or ended early: its data still counts against the connection.
-            self._count_unwanted(len(payload))
+            self._used_on_connection(len(payload))
             return
         end_stream = bool(flags & f.END_STREAM)
         if end_stream:
             self._close_remote(stream_id, stream)
         data = f.strip_padding(flags, payload)
         if self._auto_acknowledge:
-            self._count_unwanted(len(payload))
+            self._used_on_connection(len(payload))
             self.on_data(stream_id, data, 0, end_stream)
         else:
             self.on_data(stream_id, data, len(payload), end_stream)
 
-    def _count_unwanted(self, length: int) -> None:
+    def _used_on_connection(self, length: int) -> None:
+        """Received bytes that are used (or dropped): the connection's window opens again by half."""
         self._connection_unacknowledged += length
         if self._connection_unacknowledged >= self._receive_window // 2:
             self._write(f.window_update(0, self._connection_unacknowledged))

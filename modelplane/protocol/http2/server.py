@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from modelplane.protocol.http2 import frames as f
 from modelplane.protocol.http2.connection import Http2Connection
 from modelplane.protocol.http2.hpack import Headers
-from modelplane.protocol.http_server import Shutdown
+from modelplane.protocol.http_server import Shutdown, drain
 
 log = logging.getLogger("modelplane.server")
 
@@ -234,8 +234,4 @@ async def serve(handler: Handler, sock: socket.socket, limits: ServerLimits, shu
         server.close()
         for connection in list(connections):
             connection.go_away()
-        deadline = loop.time() + shutdown.grace_seconds
-        while any(not c.idle for c in connections) and loop.time() < deadline and not shutdown.at_once:
-            await asyncio.sleep(0.05)
-        for connection in list(connections):
-            connection.abort()
+        await drain(connections, shutdown)
