@@ -131,6 +131,17 @@ def kill_leftovers(home: Path) -> list[int]:
     return pids
 
 
+def write_iris_models(models: dict[Path, object]) -> None:
+    """Fits each scikit-learn model on the iris data set and saves it as `<folder>/model.joblib`."""
+    import joblib
+    from sklearn.datasets import load_iris
+
+    features, labels = load_iris(return_X_y=True)
+    for folder, model in models.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        joblib.dump(model.fit(features, labels), folder / "model.joblib")
+
+
 @contextlib.contextmanager
 def running_platform(home: Path, *options: str) -> Iterator[PlatformProcess]:
     """`modelplane up` on `home` for the duration of the block (a module's fixture)."""

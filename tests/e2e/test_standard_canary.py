@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import joblib
 import pytest
 import yaml
-from sklearn.datasets import load_iris
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, wait_until
+from tests.e2e.platform_process import (
+    PlatformProcess,
+    kill_leftovers,
+    running_platform,
+    wait_until,
+    write_iris_models,
+)
 
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 STABLE_ANSWER = {"predictions": [1, 1]}
@@ -23,14 +27,13 @@ HOST = "cany.default.localhost"
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("mp-home")
-    features, labels = load_iris(return_X_y=True)
-    for name, model in (
-        ("iris", LogisticRegression(max_iter=1000)),
-        ("constant", DummyClassifier(strategy="constant", constant=2)),
-    ):
-        folder = home / "pvc" / "models" / name
-        folder.mkdir(parents=True)
-        joblib.dump(model.fit(features, labels), folder / "model.joblib")
+    models = home / "pvc" / "models"
+    write_iris_models(
+        {
+            models / "iris": LogisticRegression(max_iter=1000),
+            models / "constant": DummyClassifier(strategy="constant", constant=2),
+        }
+    )
     yield home
     assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 

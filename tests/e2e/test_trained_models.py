@@ -15,7 +15,6 @@ import signal
 import time
 from pathlib import Path
 
-import joblib
 import pytest
 import yaml
 
@@ -25,6 +24,7 @@ from tests.e2e.platform_process import (
     replica_processes,
     running_platform,
     wait_until,
+    write_iris_models,
 )
 
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
@@ -54,20 +54,18 @@ def trained_model_yaml(name: str, uri: str) -> dict:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    from sklearn.datasets import load_iris
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier
 
     home = tmp_path_factory.mktemp("mp-mms-home")
-    features, labels = load_iris(return_X_y=True)
-    for folder, model in (
-        (home / "models" / "iris-a", LogisticRegression(max_iter=1000)),
-        (home / "pvc" / "tm" / "iris-b", DecisionTreeClassifier(random_state=0)),
-        (home / "pvc" / "tm" / "constant", DummyClassifier(strategy="constant", constant=2)),
-    ):
-        folder.mkdir(parents=True)
-        joblib.dump(model.fit(features, labels), folder / "model.joblib")
+    write_iris_models(
+        {
+            home / "models" / "iris-a": LogisticRegression(max_iter=1000),
+            home / "pvc" / "tm" / "iris-b": DecisionTreeClassifier(random_state=0),
+            home / "pvc" / "tm" / "constant": DummyClassifier(strategy="constant", constant=2),
+        }
+    )
     yield home
     assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
