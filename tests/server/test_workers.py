@@ -42,11 +42,13 @@ def test_two_workers_share_the_ports(sklearn_dir):
         environ = Path(f"/proc/{pids[0]}/environ").read_bytes()
         metrics_dir = Path(re.search(rb"PROMETHEUS_MULTIPROC_DIR=([^\0]+)", environ).group(1).decode())
         assert metrics_dir.is_dir()
+
         # Every worker must be ready before counting: fresh connections land on either of them,
         # so twenty ready answers in a row mean both have loaded the model.
-        wait_for(
-            lambda: all(httpx.get(server.url + "/v2/health/ready").status_code == 200 for _ in range(20))
-        )
+        def all_workers_ready() -> bool:
+            return all(httpx.get(server.url + "/v2/health/ready").status_code == 200 for _ in range(20))
+
+        wait_for(all_workers_ready)
         for _ in range(40):
             with httpx.Client() as client:  # a new connection each time, spread over the workers
                 response = client.post(server.url + "/v1/models/iris:predict", json={"instances": IRIS_ROWS})
@@ -66,7 +68,7 @@ def test_two_workers_share_the_ports(sklearn_dir):
             lambda: (p := worker_pids(server.process.pid)) and len(p) == 2 and pids[0] not in p and p
         )
         assert len(replaced) == 2
-        server.wait_ready()
+        wait_for(all_workers_ready)  # the new worker too, not only the one that stayed
         response = httpx.post(server.url + "/v1/models/iris:predict", json={"instances": IRIS_ROWS})
         assert response.json() == {"predictions": [1, 1]}
     finally:
