@@ -14,6 +14,10 @@ from . import paths
 from .errors import FieldError, LoadError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# YAML aliases may repeat parts of a document; these bound what they may add when expanded (nodes
+# plus the characters of the scalars repeated), so a few hundred bytes cannot become gigabytes.
+MAX_ALIAS_EXPANSION = 1_000_000
+MAX_DEPTH = 200
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -104,6 +108,7 @@ def load_text(text: str, source: str = "<input>") -> list[Document]:
     try:
         while loader.check_node():
             node = loader.get_node()
+            _check_size(node)
             data = loader.construct_document(node)
             if data is None:
                 continue
@@ -116,6 +121,8 @@ def load_text(text: str, source: str = "<input>") -> list[Document]:
         raise LoadError(_yaml_problem(e), source=source, line=line) from None
     except yaml.YAMLError as e:
         raise LoadError(str(e), source=source) from None
+    except RecursionError:
+        raise LoadError(f"nested more than {MAX_DEPTH} levels deep", source=source) from None
     finally:
         loader.dispose()
     return documents
@@ -143,6 +150,50 @@ def load_path(path: str | Path, *, recursive: bool = False) -> list[Document]:
     pattern = "**/*" if recursive else "*"
     files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
     return [doc for file in files for doc in load_file(file)]
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Refuses a document nested too deeply, whose aliases form a loop, or whose aliases would
+    expand it by more than MAX_ALIAS_EXPANSION."""
+    weights: dict[int, int] = {}  # a node's weight with aliases expanded, once known
+    distinct = 0  # every node counted once
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            weights[key] = 1 + sum(weights[id(child)] for child in _children(node))
+            continue
+        if key in weights:
+            continue
+        if key in on_path:
+            raise LoadError("a YAML alias refers to a node that contains it", line=node.start_mark.line + 1)
+        if depth > MAX_DEPTH:
+            raise LoadError(f"nested more than {MAX_DEPTH} levels deep", line=node.start_mark.line + 1)
+        if isinstance(node, yaml.ScalarNode):
+            weights[key] = 1 + len(node.value)
+            distinct += weights[key]
+            continue
+        distinct += 1
+        on_path.add(key)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in _children(node))
+    if weights[id(root)] - distinct > MAX_ALIAS_EXPANSION:
+        raise LoadError(
+            f"YAML aliases would expand this document by {weights[id(root)] - distinct:,} nodes and "
+            f"characters (at most {MAX_ALIAS_EXPANSION:,}); write the repeated parts out",
+            line=root.start_mark.line + 1,
+        )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _documents(data: object, node: yaml.Node, source: str) -> list[Document]:

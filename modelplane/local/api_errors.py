@@ -45,6 +45,11 @@ class BadRequest(ApiError):
     reason = "BadRequest"
 
 
+class Forbidden(ApiError):
+    code = 403
+    reason = "Forbidden"
+
+
 class NotFound(ApiError):
     code = 404
     reason = "NotFound"
@@ -95,6 +100,7 @@ _BY_REASON: dict[str, type[ApiError]] = {
     cls.reason: cls
     for cls in (
         BadRequest,
+        Forbidden,
         NotFound,
         MethodNotAllowed,
         AlreadyExists,

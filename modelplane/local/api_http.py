@@ -13,12 +13,12 @@ import orjson
 from modelplane.api.errors import LoadError
 from modelplane.api.loader import load_text
 from modelplane.local.api_errors import ApiError, BadRequest, RequestEntityTooLarge
+from modelplane.local.api_guard import YAML_TYPES
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' own request limit
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Request:
     path: str
     query: dict[str, str]
     content_type: str
+    headers: dict[str, str]
     receive: Receive
 
     @classmethod
@@ -34,7 +35,7 @@ class Request:
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        return cls(scope["method"], scope["path"], query, content_type, receive)
+        return cls(scope["method"], scope["path"], query, content_type, headers, receive)
 
     def flag(self, name: str) -> bool:
         return self.query.get(name, "").lower() in ("true", "1")

@@ -40,6 +40,7 @@ from modelplane.local.api_errors import (
     NotFound,
     UnsupportedMediaType,
 )
+from modelplane.local.api_guard import SameSiteGuard
 from modelplane.local.api_http import Request, Send, send_error, send_json, send_text, stream_json_lines
 from modelplane.local.api_patch import MERGE_PATCH, merge_patch
 from modelplane.local.api_paths import kind_at
@@ -70,10 +71,13 @@ class ApiApp:
 
     Store calls run in worker threads: a write waits for the disk and for admission, and the
     event loop may be serving other traffic in the meantime (the gateway shares the process).
+    `guard` refuses what a web page could send (api_guard.py); by default the API answers to
+    loopback names only.
     """
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, guard: SameSiteGuard | None = None):
         self.store = store
+        self.guard = guard or SameSiteGuard.for_address(DEFAULT_API_HOST)
         self._closing = asyncio.Event()
 
     def end_watches(self) -> None:
@@ -85,6 +89,7 @@ class ApiApp:
             return
         request = Request.from_scope(scope, receive)
         try:
+            self.guard.check(request.method, request.headers, request.content_type)
             await self._route(request, send)
         except ApiError as error:
             await send_error(send, error)
@@ -339,7 +344,7 @@ class ApiServer(uvicorn.Server):
     """The API for one store on one listening socket: `await server.run()`, `server.stop()`."""
 
     def __init__(self, store: Store, sock: socket.socket):
-        self.app = ApiApp(store)
+        self.app = ApiApp(store, SameSiteGuard.for_address(sock.getsockname()[0]))
         self.sock = sock
         config = uvicorn.Config(
             self.app,

@@ -147,3 +147,28 @@ def test_a_bad_file_in_a_folder_is_named(tmp_path):
     with pytest.raises(LoadError) as caught:
         load_path(tmp_path)
     assert str(caught.value).startswith(f"{tmp_path / 'bad.yaml'}:")
+
+
+def alias_bomb(levels: int) -> str:
+    """The 'billion laughs': each level lists the one before nine times."""
+    text = ISVC + 'l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for level in range(1, levels + 1):
+        text += f"l{level}: &l{level} [" + ",".join([f"*l{level - 1}"] * 9) + "]\n"
+    return text
+
+
+def test_aliases_that_would_expand_past_the_limit_are_refused():
+    error = load_error(alias_bomb(9))
+    assert "YAML aliases would expand this document" in str(error)
+    assert str(error).startswith("x.yaml:1:")
+    (small,) = load_text(alias_bomb(2))  # 810 laughs: a use of aliases, not an attack
+    assert len(small.resource["l2"]) == 9
+
+
+def test_an_alias_inside_its_own_anchor_is_refused():
+    assert "refers to a node that contains it" in str(load_error(ISVC + "loop: &a [x, *a]\n"))
+
+
+@pytest.mark.parametrize("depth", [250, 5000])
+def test_a_document_nested_too_deeply_is_refused(depth):
+    assert "nested more than 200 levels deep" in str(load_error(ISVC + "deep: " + "[" * depth + "]" * depth))

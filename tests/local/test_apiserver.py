@@ -107,7 +107,8 @@ def test_errors_are_kubernetes_statuses(api):
     assert missing["details"] == {"name": "nope", "group": "serving.kserve.io", "kind": "inferenceservices"}
     assert_status(api.post(path(), json=isvc("Bad_Name")), 422, "Invalid")
     assert_status(api.post(path(), json=isvc("x", namespace="other")), 400, "BadRequest")
-    assert_status(api.post(path(), content=b"{not json"), 400, "BadRequest")
+    not_json = {"content-type": "application/json"}
+    assert_status(api.post(path(), content=b"{not json", headers=not_json), 400, "BadRequest")
     wrong_kind = isvc("x")
     wrong_kind["kind"] = "InferenceGraph"
     assert_status(api.post(path(), json=wrong_kind), 400, "BadRequest")
