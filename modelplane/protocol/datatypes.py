@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import struct
 
+import ml_dtypes
 import numpy as np
 
 from modelplane.protocol.errors import InferenceError, InvalidInput
 
-# BF16 has no numpy dtype; it is refused with a clear message.
+# BF16 is ml_dtypes' bfloat16, the type numpy lacks (the one JAX and TensorFlow use).
 DATATYPE_TO_DTYPE: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
@@ -20,10 +21,14 @@ DATATYPE_TO_DTYPE: dict[str, np.dtype] = {
     "INT32": np.dtype(np.int32),
     "INT64": np.dtype(np.int64),
     "FP16": np.dtype(np.float16),
+    "BF16": np.dtype(ml_dtypes.bfloat16),
     "FP32": np.dtype(np.float32),
     "FP64": np.dtype(np.float64),
     "BYTES": np.dtype(np.object_),
 }
+
+# Half-precision floats have no exact JSON form here (as in Triton): they travel as binary data only.
+BINARY_ONLY_DATATYPES = ("FP16", "BF16")
 
 _DTYPE_TO_DATATYPE: dict[np.dtype, str] = {
     dtype: name for name, dtype in DATATYPE_TO_DTYPE.items() if name != "BYTES"
@@ -42,8 +47,6 @@ def normalize_datatype(datatype: object) -> str:
         raise InvalidInput(f"datatype must be a string, got {datatype!r}")
     name = datatype.upper()
     if name not in DATATYPE_TO_DTYPE:
-        if name == "BF16":
-            raise InvalidInput("datatype BF16 is not supported: numpy has no bfloat16 type")
         raise InvalidInput(f"unknown datatype {datatype!r}; expected one of {', '.join(DATATYPE_TO_DTYPE)}")
     return name
 

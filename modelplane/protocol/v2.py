@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from modelplane.protocol.datatypes import (
+    BINARY_ONLY_DATATYPES,
     DATATYPE_TO_DTYPE,
     array_from_raw,
     datatype_of,
@@ -73,9 +74,9 @@ def array_from_json(data: object, datatype: str, shape: list[int], what: str) ->
             elif not isinstance(item, bytes):
                 raise InvalidInput(f"{what}: BYTES data must hold strings, got {item!r}")
             array[index] = item
-    elif datatype == "FP16":
+    elif datatype in BINARY_ONLY_DATATYPES:
         raise InvalidInput(
-            f"{what}: FP16 data cannot be sent as JSON; send it with the binary tensor extension"
+            f"{what}: {datatype} data cannot be sent as JSON; send it with the binary tensor extension"
         )
     else:
         try:

@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from modelplane.protocol.datatypes import DATATYPE_TO_DTYPE, array_from_raw, array_to_raw, normalize_datatype
+from modelplane.protocol.datatypes import (
+    BINARY_ONLY_DATATYPES,
+    DATATYPE_TO_DTYPE,
+    array_from_raw,
+    array_to_raw,
+    normalize_datatype,
+)
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.v2 import (
@@ -128,7 +134,7 @@ def response_to_grpc(
     response: InferResponse, request: InferRequest, raw_inputs: bool
 ) -> pb.ModelInferResponse:
     selected = select_outputs(response, request)
-    use_raw = raw_inputs or any(output.datatype == "FP16" for output, _ in selected)
+    use_raw = raw_inputs or any(output.datatype in BINARY_ONLY_DATATYPES for output, _ in selected)
     message = pb.ModelInferResponse(
         model_name=response.model_name,
         model_version=response.model_version or "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from modelplane.protocol.datatypes import array_to_raw
+from modelplane.protocol.datatypes import BINARY_ONLY_DATATYPES, array_to_raw
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.v2 import (
     InferOutput,
@@ -53,9 +53,10 @@ def _json_data(output: InferOutput):
         return output._data
     if output.datatype == "BYTES" or array.dtype.kind in "OSU":
         return output.data
-    if output.datatype == "FP16":
+    if output.datatype in BINARY_ONLY_DATATYPES:
         raise InvalidInput(
-            f"output {output.name!r} is FP16, which cannot be sent as JSON; ask for it with binary_data: true"
+            f"output {output.name!r} is {output.datatype}, which cannot be sent as JSON; "
+            "ask for it with binary_data: true"
         )
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
@@ -137,7 +138,7 @@ def decode_response(body: bytes, json_length: int | None = None) -> InferRespons
 def encode_request(request: InferRequest) -> tuple[bytes, int | None]:
     """The body of an /infer request, and its JSON length when binary tensors follow it.
 
-    Tensors travel as JSON, except FP16, which only the binary extension can carry.
+    Tensors travel as JSON, except FP16 and BF16, which only the binary extension can carry.
     """
     described = []
     raw_parts: list[bytes] = []
@@ -145,8 +146,8 @@ def encode_request(request: InferRequest) -> tuple[bytes, int | None]:
         entry = {"name": tensor.name, "shape": tensor.shape, "datatype": tensor.datatype}
         parameters = dict(tensor.parameters or {})
         parameters.pop("binary_data_size", None)
-        if tensor.datatype == "FP16":
-            raw = array_to_raw(_output_array(tensor), "FP16")
+        if tensor.datatype in BINARY_ONLY_DATATYPES:
+            raw = array_to_raw(_output_array(tensor), tensor.datatype)
             raw_parts.append(raw)
             parameters["binary_data_size"] = len(raw)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import ml_dtypes
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
@@ -165,6 +166,20 @@ def test_fp16_and_bytes_and_parameters(models_stub):
     assert response.raw_output_contents[1] == b"\x01\0\0\0a\x02\0\0\0bc"
     assert response.parameters["ratio"].double_param == 0.5
     assert response.parameters["big"].uint64_param == 2**64 - 1
+
+    brain = np.array([1.5, -2.0, 256], dtype=ml_dtypes.bfloat16)
+    request = pb.ModelInferRequest(
+        model_name="echo",
+        inputs=[Tensor(name="b", datatype="BF16", shape=[3])],
+        raw_input_contents=[brain.tobytes()],
+    )
+    response = models_stub.ModelInfer(request)
+    assert response.outputs[0].datatype == "BF16"
+    assert np.frombuffer(response.raw_output_contents[0], dtype=ml_dtypes.bfloat16).tolist() == [
+        1.5,
+        -2.0,
+        256,
+    ]
 
     typed = pb.ModelInferRequest(
         model_name="echo",
