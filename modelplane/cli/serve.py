@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model-name", "--model_name", default=None, help="name the model is served under (default: 'model')"
     )
     add(
-        "--runtime", default=None, help="sklearn, xgboost, lightgbm, onnx or custom (default: from the files)"
+        "--runtime",
+        default=None,
+        help="sklearn, xgboost, lightgbm, onnx, pytorch or custom (default: from the files)",
     )
     add(
         "--model-class",
@@ -58,7 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     add("--workers", type=int, default=1, help="worker processes sharing the ports")
-    add("--nthread", type=int, default=1, help="threads per prediction for xgboost, lightgbm and onnx")
+    add(
+        "--nthread",
+        type=int,
+        default=None,
+        help="threads per prediction for xgboost, lightgbm, onnx and pytorch (default 1; pytorch: torch's own)",
+    )
     add(
         "--max-batch-rows",
         type=int,
@@ -106,6 +113,7 @@ def build_models(args: argparse.Namespace):
     from modelplane.runtimes import RuntimeUnavailable
     from modelplane.runtimes.custom import CustomModelError, build_custom_model
     from modelplane.runtimes.detect import detect_runtime
+    from modelplane.runtimes.torchserve.store import StoreError
 
     name = args.model_name or "model"
     runtime = args.runtime or ("custom" if args.model_class else None)
@@ -121,16 +129,17 @@ def build_models(args: argparse.Namespace):
         model_dir = Path(args.model_dir)
         if not model_dir.exists():
             raise CommandError(f"model folder {model_dir} does not exist")
-        # A multi-model server has a model of its own only if a model file is at the top.
-        if not args.multi_model or detect_runtime(model_dir) is not None:
-            single = _single_model(model_dir, runtime, name, args)
-            if single is not None:
-                return [single], factory_for(model_dir, runtime, args) if args.multi_model else None
+        # A multi-model server has a model of its own only if a model file is at the top; so does a
+        # folder of model folders served with a --runtime for all of them.
+        top_has_model = detect_runtime(model_dir) is not None
+        if top_has_model or not (args.multi_model or (runtime and _model_folders(model_dir))):
+            found = _folder_models(model_dir, runtime, name, args)
+            if found:
+                return found, factory_for(model_dir, runtime, args) if args.multi_model else None
 
         factory = factory_for(model_dir, runtime, args)
         models = []
-        # (Hidden folders are not models: a fetch stages its files in one.)
-        for folder in sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for folder in _model_folders(model_dir):
             model = _single_model(folder, runtime, folder.name, args)
             if model is None:
                 logger.warning("skipping %s: no model file in it", folder)
@@ -142,8 +151,15 @@ def build_models(args: argparse.Namespace):
                 "(--multi-model starts with no model and loads them by name)"
             )
         return models, factory
-    except (RuntimeUnavailable, CustomModelError, LookupError) as exc:
+    except (RuntimeUnavailable, CustomModelError, LookupError, StoreError) as exc:
         raise CommandError(str(exc)) from None
+
+
+def _model_folders(model_dir: Path) -> list[Path]:
+    # (Hidden folders are not models: a fetch stages its files in one.)
+    if not model_dir.is_dir():
+        return []
+    return sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def factory_for(model_dir: Path, runtime: str | None, args: argparse.Namespace):
@@ -162,23 +178,40 @@ def factory_for(model_dir: Path, runtime: str | None, args: argparse.Namespace):
 
 
 def _single_model(model_dir: Path, runtime: str | None, name: str, args: argparse.Namespace):
+    """The model in `model_dir`, or None when no runtime can tell what it is. (A TorchServe model
+    store may hold several: `_folder_models`.)"""
+    models = _folder_models(model_dir, runtime, name, args)
+    if len(models) > 1:
+        raise CommandError(f"{model_dir} holds {len(models)} models; serve it as a folder of models")
+    return models[0] if models else None
+
+
+def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argparse.Namespace) -> list:
     from modelplane.runtimes import runtime_class
     from modelplane.runtimes.detect import detect_runtime
 
     runtime = runtime or detect_runtime(model_dir)
     if runtime is None:
-        return None
+        return []
+    if runtime == "pytorch":
+        from modelplane.runtimes.torchserve import is_model_store, store_models
+
+        if is_model_store(model_dir):
+            models = store_models(model_dir)
+            for model in models:
+                _configure(model, args)
+            return models
     cls = runtime_class(runtime)
     options = {}
-    if args.max_batch_rows is not None:
+    if args.max_batch_rows is not None and runtime != "pytorch":
         options["max_batch_rows"] = args.max_batch_rows
-    if runtime in ("xgboost", "lightgbm", "onnx"):
+    if runtime in ("xgboost", "lightgbm", "onnx", "pytorch") and args.nthread is not None:
         options["nthread"] = args.nthread
     if runtime == "sklearn" and args.predict_proba is not None:
         options["predict_proba"] = args.predict_proba
     model = cls(name, str(model_dir), **options)
     _configure(model, args)
-    return model
+    return [model]
 
 
 def _configure(model, args: argparse.Namespace) -> None:

@@ -87,3 +87,26 @@ class UpstreamError(ModelplaneError):
     def __init__(self, message: str, status_code: int = 502):
         super().__init__(message)
         self.status_code = status_code
+
+
+class ModelStatusError(ModelplaneError):
+    """A model answered with an HTTP status of its own choosing (a TorchServe handler's, say)."""
+
+    def __init__(self, message: str, status_code: int):
+        super().__init__(message)
+        self.status_code = status_code
+        self.grpc_code = _GRPC_CODES.get(status_code) or (
+            grpc.StatusCode.INVALID_ARGUMENT if 400 <= status_code < 500 else grpc.StatusCode.INTERNAL
+        )
+
+
+_GRPC_CODES = {
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+    507: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}

@@ -91,7 +91,7 @@ def array_from_json(data: object, datatype: str, shape: list[int], what: str) ->
 class InferInput:
     """One input tensor of a V2 request."""
 
-    __slots__ = ("name", "shape", "datatype", "parameters", "_array", "_data")
+    __slots__ = ("name", "shape", "datatype", "parameters", "from_json", "_array", "_data")
 
     def __init__(
         self,
@@ -100,11 +100,15 @@ class InferInput:
         datatype: str,
         data: list | np.ndarray | None = None,
         parameters: Parameters | None = None,
+        from_json: bool = False,
     ):
         self.name = name
         self.shape = list(shape)
         self.datatype = datatype
         self.parameters = parameters
+        # Whether the request carried the data as JSON: a BYTES element was then a string (base64
+        # text, often), not raw bytes, and a TorchServe handler wants to know which.
+        self.from_json = from_json
         self._array: np.ndarray | None = None
         self._data: list | None = None
         if isinstance(data, np.ndarray):
@@ -326,7 +330,7 @@ def decode_inputs(raw_inputs: object, binary: memoryview | None, what: str = "re
             if "data" not in raw:
                 raise InvalidInput(f"{label} has no 'data'")
             array = array_from_json(raw["data"], datatype, shape, label)
-        inputs.append(InferInput(name, shape, datatype, array, parameters))
+        inputs.append(InferInput(name, shape, datatype, array, parameters, from_json=size is None))
     if binary is not None and offset != len(binary):
         raise InvalidInput(
             f"{what}: the inputs' binary_data_size add up to {offset} bytes "

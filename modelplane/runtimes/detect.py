@@ -12,12 +12,18 @@ _BY_EXTENSION = {
     ".ubj": "xgboost",
     ".json": "xgboost",
     ".txt": "lightgbm",
+    ".pt": "pytorch",
+    ".pth": "pytorch",
+    ".pt2": "pytorch",
+    ".mar": "pytorch",
 }
 
 
 def detect_runtime(model_dir: str | Path) -> str | None:
     """The runtime for the single model file in `model_dir`, or None if it cannot tell."""
     path = Path(model_dir)
+    if path.is_dir() and _is_torchserve_store(path):
+        return "pytorch"
     files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.is_file())
     found = set()
     for file in files:
@@ -26,6 +32,10 @@ def detect_runtime(model_dir: str | Path) -> str | None:
         elif file.suffix in _BY_EXTENSION:
             found.add(_BY_EXTENSION[file.suffix])
     return found.pop() if len(found) == 1 else None
+
+
+def _is_torchserve_store(folder: Path) -> bool:
+    return (folder / "config" / "config.properties").is_file() or (folder / "model-store").is_dir()
 
 
 def _bst_runtime(file: Path) -> str:

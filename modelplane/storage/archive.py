@@ -46,12 +46,15 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(_SUFFIXES)
 
 
-def unpack(archive: Path, target: Path, limits: Limits = Limits()) -> None:
-    """Unpack `archive` into the folder `target`, which is created."""
+def unpack(archive: Path, target: Path, limits: Limits = Limits(), *, is_zip: bool | None = None) -> None:
+    """Unpack `archive` into the folder `target`, which is created. Its name says whether it is a zip
+    or a tar, unless `is_zip` does (a TorchServe .mar is a zip)."""
     target.mkdir(parents=True, exist_ok=True)
     budget = _Budget(archive.name, limits, shutil.disk_usage(target).free)
+    if is_zip is None:
+        is_zip = archive.name.lower().endswith(".zip")
     try:
-        if archive.name.lower().endswith(".zip"):
+        if is_zip:
             _unpack_zip(archive, target, budget)
         else:
             _unpack_tar(archive, target, budget)

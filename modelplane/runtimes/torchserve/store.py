@@ -1,0 +1,277 @@
+"""What a TorchServe model store declares: its models, their versions, archives, workers and batching.
+
+KServe's layout is `<dir>/config/config.properties` and `<dir>/model-store/*.mar`. The models come
+from `model_snapshot` (or `models`), each name with its versions; else from `load_models` (`all`, or
+a comma-separated list of `name=file.mar` or `file.mar`). With neither, TorchServe would serve nothing;
+modelplane serves every archive in the store, and says so in the log.
+
+Keys that speak of TorchServe's own frontend (addresses, ports, netty threads, queue sizes) have no
+meaning in a modelplane replica, whose ports are the platform's: they are logged as not used. Unknown
+keys are logged as warnings. With `enable_envvars_config=true`, `TS_<KEY>` environment variables
+override the file, as in TorchServe (KServe's runtime sets `TS_SERVICE_ENVELOPE` this way).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelplane.runtimes.torchserve.properties import parse_properties
+
+logger = logging.getLogger("modelplane.server")
+
+CONFIG_PATH = Path("config") / "config.properties"
+STORE_FOLDER = "model-store"
+DEFAULT_RESPONSE_TIMEOUT = 120.0  # seconds, TorchServe's default_response_timeout
+DEFAULT_MAX_BATCH_DELAY = 0.1  # seconds, TorchServe's maxBatchDelay default (100 ms)
+
+# Keys modelplane acts on.
+_USED = {
+    "model_snapshot",
+    "models",
+    "load_models",
+    "model_store",
+    "default_workers_per_model",
+    "default_response_timeout",
+    "limit_max_image_pixels",
+    "enable_envvars_config",
+    "service_envelope",
+}
+# Keys of TorchServe's frontend and process management: nothing to do in a modelplane replica.
+_FRONTEND = {
+    "inference_address",
+    "management_address",
+    "metrics_address",
+    "grpc_inference_port",
+    "grpc_management_port",
+    "grpc_inference_address",
+    "grpc_management_address",
+    "enable_grpc_ssl",
+    "number_of_netty_threads",
+    "netty_client_threads",
+    "job_queue_size",
+    "enable_metrics_api",
+    "metrics_mode",
+    "metrics_config",
+    "metrics_format",
+    "cors_allowed_origin",
+    "cors_allowed_methods",
+    "cors_allowed_headers",
+    "max_request_size",
+    "max_response_size",
+    "async_logging",
+    "vmargs",
+    "number_of_gpu",
+    "install_py_dep_per_model",
+    "disable_system_metrics",
+    "workflow_store",
+    "allowed_urls",
+    "disable_token_authorization",
+    "enable_model_api",
+    "use_native_io",
+    "io_ratio",
+    "unregister_model_timeout",
+    "decode_input_request",
+    "model_server_home",
+    "plugins_path",
+    "private_key_file",
+    "certificate_file",
+    "keystore",
+    "keystore_pass",
+    "keystore_type",
+    "default_startup_timeout",
+}
+
+
+class StoreError(Exception):
+    """A model store that cannot be served as it is written."""
+
+
+@dataclass(frozen=True)
+class StoreModel:
+    """One model version of a store, and how it is to be served."""
+
+    name: str
+    version: str | None
+    archive: Path
+    is_default: bool = True
+    workers: int = 1
+    batch_size: int = 1
+    max_batch_delay: float = DEFAULT_MAX_BATCH_DELAY
+    response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
+
+
+@dataclass(frozen=True)
+class ModelStore:
+    folder: Path
+    models: list[StoreModel]
+    limit_max_image_pixels: bool = True
+    service_envelope: str | None = None
+
+
+def is_model_store(folder: Path) -> bool:
+    """Whether a folder is laid out as KServe lays out a TorchServe model store."""
+    return (folder / CONFIG_PATH).is_file() or (folder / STORE_FOLDER).is_dir()
+
+
+def read_store(folder: Path, environ: dict[str, str] | None = None) -> ModelStore:
+    """The models a store declares; StoreError when it names an archive that is not there."""
+    environ = os.environ if environ is None else environ
+    config_file = folder / CONFIG_PATH
+    properties = parse_properties(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    if properties.get("enable_envvars_config", "").lower() == "true":
+        for key, value in environ.items():
+            if key.startswith("TS_") and value:
+                properties[key[3:].lower()] = value
+    _log_unused(properties)
+    store_dir = _store_dir(folder, properties)
+    defaults = {
+        "workers": _positive_int(properties, "default_workers_per_model", 1),
+        "response_timeout": _positive_float(properties, "default_response_timeout", DEFAULT_RESPONSE_TIMEOUT),
+    }
+    declared = _declared_models(properties)
+    if declared is not None:
+        models = [
+            _store_model(store_dir, name, version, entry, defaults) for name, version, entry in declared
+        ]
+    else:
+        models = _loaded_models(store_dir, properties.get("load_models", ""), defaults)
+    if not models:
+        raise StoreError(f"the model store {store_dir} holds no .mar archive to serve")
+    return ModelStore(
+        folder,
+        models,
+        limit_max_image_pixels=properties.get("limit_max_image_pixels", "true").lower() != "false",
+        service_envelope=properties.get("service_envelope") or None,
+    )
+
+
+def _store_dir(folder: Path, properties: dict[str, str]) -> Path:
+    """`model-store/` beside `config/`; `model_store` is used when it names a folder inside the model
+    folder (`/mnt/models/...` is where KServe mounts it)."""
+    named = properties.get("model_store", "")
+    if named.startswith("/mnt/models/"):
+        candidate = folder / named.removeprefix("/mnt/models/")
+        if candidate.is_dir():
+            return candidate
+    return folder / STORE_FOLDER
+
+
+def _declared_models(properties: dict[str, str]) -> list[tuple[str, str, dict]] | None:
+    """(name, version, settings) of each model version `model_snapshot` or `models` declares."""
+    document = None
+    if properties.get("model_snapshot"):
+        document = _json(properties["model_snapshot"], "model_snapshot").get("models")
+    elif properties.get("models"):
+        document = _json(properties["models"], "models")
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        raise StoreError("config.properties: the models of model_snapshot must be an object of names")
+    declared = []
+    for name, versions in document.items():
+        if not isinstance(versions, dict) or not versions:
+            raise StoreError(f"config.properties: model {name!r} must map versions to their settings")
+        for version, entry in versions.items():
+            if not isinstance(entry, dict):
+                raise StoreError(f"config.properties: model {name!r} version {version!r} must be an object")
+            declared.append((name, version, entry))
+    return declared
+
+
+def _store_model(store_dir: Path, name: str, version: str, entry: dict, defaults: dict) -> StoreModel:
+    mar_name = entry.get("marName") or f"{name}.mar"
+    archive = store_dir / mar_name
+    if not archive.is_file():
+        raise StoreError(f"config.properties: model {name!r} names {mar_name}, which is not in {store_dir}")
+    workers = entry.get("minWorkers", entry.get("maxWorkers", defaults["workers"]))
+    return StoreModel(
+        name=name,
+        version=str(version),
+        archive=archive,
+        is_default=bool(entry.get("defaultVersion", True)),
+        workers=max(1, int(workers)),
+        batch_size=max(1, int(entry.get("batchSize", 1))),
+        max_batch_delay=max(0.0, float(entry.get("maxBatchDelay", DEFAULT_MAX_BATCH_DELAY * 1000)) / 1000),
+        response_timeout=float(entry.get("responseTimeout", defaults["response_timeout"])),
+    )
+
+
+def _loaded_models(store_dir: Path, load_models: str, defaults: dict) -> list[StoreModel]:
+    from modelplane.runtimes.torchserve.archive import read_manifest
+
+    archives = sorted(store_dir.glob("*.mar")) if store_dir.is_dir() else []
+    wanted = [part.strip() for part in load_models.split(",") if part.strip()]
+    if not wanted:
+        logger.warning(
+            "config.properties names no models (no model_snapshot, models or load_models): serving every "
+            ".mar in %s, as load_models=all would",
+            store_dir,
+        )
+    if not wanted or [part.lower() for part in wanted] == ["all"]:
+        chosen = [(None, archive) for archive in archives]
+    else:
+        chosen = []
+        for part in wanted:
+            name, _, file_name = part.rpartition("=")
+            archive = store_dir / (file_name if file_name.endswith(".mar") else f"{file_name}.mar")
+            if not archive.is_file():
+                raise StoreError(
+                    f"config.properties: load_models names {file_name}, which is not in {store_dir}"
+                )
+            chosen.append((name or None, archive))
+    models = []
+    for name, archive in chosen:
+        manifest = read_manifest(archive)
+        model = manifest.get("model", {})
+        models.append(
+            StoreModel(
+                name=name or model.get("modelName") or archive.stem,
+                version=model.get("modelVersion"),
+                archive=archive,
+                workers=defaults["workers"],
+                response_timeout=defaults["response_timeout"],
+            )
+        )
+    return models
+
+
+def _json(text: str, key: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"config.properties: {key} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise StoreError(f"config.properties: {key} must be a JSON object")
+    return value
+
+
+def _positive_int(properties: dict[str, str], key: str, default: int) -> int:
+    try:
+        return max(1, int(properties.get(key, default)))
+    except ValueError:
+        raise StoreError(f"config.properties: {key} must be a whole number") from None
+
+
+def _positive_float(properties: dict[str, str], key: str, default: float) -> float:
+    try:
+        value = float(properties.get(key, default))
+    except ValueError:
+        raise StoreError(f"config.properties: {key} must be a number") from None
+    return value if value > 0 else default
+
+
+def _log_unused(properties: dict[str, str]) -> None:
+    frontend = sorted(key for key in properties if key in _FRONTEND)
+    if frontend:
+        logger.info(
+            "config.properties: not used by modelplane, whose replica ports and processes are the "
+            "platform's: %s",
+            ", ".join(frontend),
+        )
+    unknown = sorted(key for key in properties if key not in _FRONTEND and key not in _USED)
+    if unknown:
+        logger.warning("config.properties: unknown keys, not used: %s", ", ".join(unknown))
