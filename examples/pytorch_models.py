@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -73,6 +74,9 @@ def write_mar(
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         torch.save(net.state_dict(), work / "weights.pt")
+        # TorchServe builds the model with no arguments: this archive's ColourNet has its class count.
+        source = (CLASSIFIER / "model.py").read_text()
+        (work / "model.py").write_text(source.replace("classes: int = 2", f"classes: int = {len(labels)}"))
         (work / "index_to_name.json").write_text(
             json.dumps({str(i): label for i, label in enumerate(labels)})
         )
@@ -82,7 +86,7 @@ def write_mar(
                 *_archiver(),
                 "--model-name", name,
                 "--version", version,
-                "--model-file", str(CLASSIFIER / "model.py"),
+                "--model-file", str(work / "model.py"),
                 "--serialized-file", str(work / "weights.pt"),
                 "--handler", handler,
                 "--extra-files", ",".join(extras),
@@ -165,7 +169,9 @@ def write_torchscript(folder: Path) -> Path:
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    torch.jit.trace(net, torch.zeros(1, 4)).save(str(folder / "model.pt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, and still served
+        torch.jit.trace(net, torch.zeros(1, 4)).save(str(folder / "model.pt"))
     return folder
 
 

@@ -42,6 +42,8 @@ from modelplane.runtimes.torchserve.store import ModelStore, StoreModel
 from modelplane.server.model import Model
 
 logger = logging.getLogger("modelplane.server")
+# A handler's own metrics (context.metrics) are kept, not logged line by line per request.
+logging.getLogger("ts.metrics").setLevel(logging.WARNING)
 
 # Exceptions a handler raises when the request's data cannot be read (a picture that does not decode,
 # text that is not base64): the client's mistake, a 400.
@@ -179,7 +181,7 @@ class TorchServeModel(Model):
             raise InvalidInput(f"model {self.name} cannot read the input: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - the handler's own failure, reported with its message
             if type(exc).__name__ in _UNREADABLE_INPUT:
-                raise InvalidInput(f"model {self.name} cannot read the input: {exc}") from None
+                raise InvalidInput(f"model {self.name} cannot read the input as a picture") from None
             logger.exception("the handler of model %s failed", self.name)
             raise InferenceError(
                 f"the handler of model {self.name} failed: {type(exc).__name__}: {exc}"

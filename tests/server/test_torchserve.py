@@ -1,0 +1,188 @@
+"""TorchServe model stores served by a real `modelplane serve`: `.mar` archives built with
+torch-model-archiver, their handlers run through TorchServe's Python handler API, spoken to over V1,
+V2 REST and gRPC as KServe's TorchServe integration speaks."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sys
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+from PIL import Image
+
+from tests.server.processes import REPO_ROOT, serve
+
+sys.path.insert(0, str(REPO_ROOT / "examples"))
+
+from pytorch_models import (  # noqa: E402
+    BREEDS,
+    CAT_DOG_LABELS,
+    CLASSIFIER,
+    breed_net,
+    cat_dog_net,
+    write_config,
+    write_mar,
+)
+
+HANDLERS = REPO_ROOT / "tests" / "server" / "torchserve_handlers"
+RED, BLUE = (220, 200, 30), (30, 30, 220)
+
+
+def picture(colour: tuple[int, int, int], fmt: str = "JPEG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), colour).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One store, three models: two classifiers whose archives both hold a `model.py` (with different
+    class counts) and a probe with two workers."""
+    folder = tmp_path_factory.mktemp("store")
+    models = folder / "model-store"
+    write_mar(models, "cat-dog", cat_dog_net(), CAT_DOG_LABELS, str(CLASSIFIER / "top_label_handler.py"))
+    write_mar(models, "breeds", breed_net(), BREEDS, "image_classifier", version="2.0")
+    write_mar(models, "probe", cat_dog_net(), CAT_DOG_LABELS, str(HANDLERS / "probe_handler.py"))
+    write_config(
+        folder,
+        {
+            "cat-dog": {"marName": "cat-dog.mar"},
+            "breeds": {"marName": "breeds.mar", "version": "2.0"},
+            "probe": {"marName": "probe.mar", "minWorkers": 2, "maxWorkers": 2},
+        },
+        service_envelope="kserve",
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(store, tmp_path_factory):
+    meet = tmp_path_factory.mktemp("meet")
+    process = serve("--model-dir", str(store), env={"MEET_DIR": str(meet)})
+    yield process
+    process.stop()
+
+
+def test_every_model_of_the_store_is_served_under_its_name(server):
+    assert sorted(httpx.get(f"{server.url}/v1/models").json()["models"]) == ["breeds", "cat-dog", "probe"]
+    assert httpx.get(f"{server.url}/v2/models/breeds").json()["versions"] == ["2.0"]
+    assert httpx.get(f"{server.url}/v2/models/breeds/versions/2.0/ready").status_code == 200
+
+
+def test_v1_base64_instances(server):
+    body = {"instances": [{"data": b64(picture(RED))}, {"data": b64(picture(BLUE, "PNG"))}]}
+    response = httpx.post(f"{server.url}/v1/models/cat-dog:predict", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": ["dog", "cat"]}
+
+
+def test_a_default_handler_answers_its_own_format(server):
+    """TorchServe's image_classifier: the top five labels with their probabilities."""
+    response = httpx.post(
+        f"{server.url}/v1/models/breeds:predict", json={"instances": [{"data": b64(picture(RED))}]}
+    )
+    (scores,) = response.json()["predictions"]
+    assert list(scores)[0] == "golden_retriever"
+    assert len(scores) == 5 and abs(sum(scores.values()) - 1) < 0.05
+
+
+def test_a_raw_picture_is_one_row(server):
+    response = httpx.post(
+        f"{server.url}/v1/models/cat-dog:predict",
+        content=picture(BLUE),
+        headers={"content-type": "image/jpeg"},
+    )
+    assert response.json() == {"predictions": ["cat"]}
+
+
+def test_v2_bytes_over_rest_json_binary_and_grpc(server):
+    # JSON carries a string: base64 text, as KServe's v2 examples send it.
+    document = {
+        "inputs": [{"name": "picture", "shape": [1], "datatype": "BYTES", "data": [b64(picture(RED))]}]
+    }
+    response = httpx.post(f"{server.url}/v2/models/cat-dog/infer", json=document)
+    assert response.status_code == 200, response.text
+    output = response.json()["outputs"][0]
+    assert (output["name"], output["datatype"], output["data"]) == ("picture", "BYTES", ["dog"])
+
+    # Binary data and gRPC carry the picture's own bytes.
+    raw = np.array([picture(BLUE)], dtype=np.object_)
+    for module, address in ((triton_http, server.url[7:]), (triton_grpc, f"127.0.0.1:{server.grpc_port}")):
+        client = module.InferenceServerClient(address)
+        tensor = module.InferInput("picture", [1], "BYTES")
+        tensor.set_data_from_numpy(raw)
+        result = client.infer("cat-dog", [tensor])
+        assert result.as_numpy("picture").tolist() == [b"cat"]
+
+
+def test_a_default_handler_s_scores_over_v2_are_json_text(server):
+    tensor = triton_grpc.InferInput("picture", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([picture(RED)], dtype=np.object_))
+    result = triton_grpc.InferenceServerClient(f"127.0.0.1:{server.grpc_port}").infer("breeds", [tensor])
+    (text,) = result.as_numpy("picture").tolist()
+    assert list(json.loads(text))[0] == "golden_retriever"
+
+
+@pytest.mark.parametrize(
+    "instance",
+    [{"data": b64(b"this is not a picture")}, {"data": "%%% not base64 %%%"}],
+)
+def test_data_that_is_not_a_picture_is_400(server, instance):
+    response = httpx.post(f"{server.url}/v1/models/cat-dog:predict", json={"instances": [instance]})
+    assert response.status_code == 400, response.text
+    assert "cannot read the input" in response.json()["error"]
+
+
+def test_a_handler_that_fails_gives_500_with_its_message_and_the_server_stays_up(server):
+    response = httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": [{"data": "fail"}]})
+    assert response.status_code == 500
+    assert "asked to fail" in response.json()["error"]
+    again = httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": [{"data": "hello"}]})
+    assert again.json()["predictions"][0]["word"] == "hello"
+
+
+def test_a_status_the_handler_sets_is_the_answer(server):
+    response = httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": [{"data": "refuse"}]})
+    assert response.status_code == 422
+    assert "the probe refuses this row" in response.json()["error"]
+    with pytest.raises(triton_grpc.InferenceServerException) as caught:
+        tensor = triton_grpc.InferInput("word", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([b"refuse"], dtype=np.object_))
+        triton_grpc.InferenceServerClient(f"127.0.0.1:{server.grpc_port}").infer("probe", [tensor])
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+
+
+def test_each_worker_is_a_handler_of_its_own_and_they_run_at_once(server):
+    """Two calls that each wait for the other: only two workers can answer both as met."""
+    import concurrent.futures
+
+    def call():
+        body = {"instances": [{"data": "meet"}]}
+        return httpx.post(f"{server.url}/v1/models/probe:predict", json=body, timeout=30).json()[
+            "predictions"
+        ][0]
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: call(), range(2)))
+    assert [result["met"] for result in results] == [True, True]
+    assert len({result["worker"] for result in results}) == 2
+
+
+def test_explain_runs_the_handler_s_explanations(server):
+    response = httpx.post(
+        f"{server.url}/v1/models/breeds:explain",
+        json={"instances": [{"data": b64(picture(RED)), "target": 0}]},
+    )
+    assert response.status_code == 200, response.text
+    (attributions,) = response.json()["explanations"]
+    assert np.asarray(attributions).shape == (3, 224, 224)
