@@ -10,14 +10,17 @@ models are trained here on the iris data set that ships with scikit-learn.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
 
 def build_all(root: Path) -> list[Path]:
-    """Writes every example's folder under `root` (the `examples` claim) and returns them."""
+    """Writes every example's folder under `root` (the `examples` claim) and returns them. The deep
+    learning examples are built when their libraries are installed, and skipped with a note otherwise."""
     from sklearn.datasets import load_iris
 
     features, labels = load_iris(return_X_y=True)
@@ -28,7 +31,18 @@ def build_all(root: Path) -> list[Path]:
         _code(root / "custom-predictor", HERE / "custom-predictor" / "model.py"),
         _code(root / "transformer", HERE / "transformer" / "transformer.py"),
     ]
+    built += _pytorch(root)
     return built
+
+
+def _pytorch(root: Path) -> list[Path]:
+    if importlib.util.find_spec("ts") is None or importlib.util.find_spec("model_archiver") is None:
+        print('skipped the PyTorch examples: pip install "modelplane[torchserve]"')
+        return []
+    sys.path.insert(0, str(HERE))
+    from pytorch_models import write_dog_breed_stores, write_torchscript
+
+    return [*write_dog_breed_stores(root), write_torchscript(root / "torchscript-mlp")]
 
 
 def _fresh(folder: Path) -> Path:

@@ -65,6 +65,7 @@ class PyTorchModel(Model):
         if self.nthread:
             torch.set_num_threads(self.nthread)
         path = find_model_file(self.model_dir, PROGRAM_EXTENSIONS)
+        self._torch = torch
         self.device = preferred_device()
         if path.suffix == ".pt2":
             self._program, self._arguments = _load_exported(torch, path, self.device)
@@ -89,7 +90,14 @@ class PyTorchModel(Model):
             argument = default_tensor(v1_instances(payload), self.device)
         except (ValueError, TypeError) as exc:
             raise InvalidInput(f"instances do not form a tensor: {exc}") from None
-        result = await self._call([argument], argument.numel())
+        try:
+            result = await self._call([argument], argument.numel())
+        except InvalidInput:
+            # JSON does not say whether 1 is an integer or a float: whole numbers go as int64 first,
+            # and as float32 to a program that takes floats.
+            if argument.is_floating_point() or argument.dtype is self._torch.bool:
+                raise
+            result = await self._call([argument.float()], argument.numel())
         return {"predictions": _predictions(result)}
 
     def _check_inputs(self, named: list[tuple[str, np.ndarray]]) -> None:

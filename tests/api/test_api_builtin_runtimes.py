@@ -27,6 +27,7 @@ def test_the_shipped_runtimes():
     assert builtin_runtime_names() == [
         "kserve-lgbserver",
         "kserve-sklearnserver",
+        "kserve-torchserve",
         "kserve-xgbserver",
         "modelplane-onnxserver",
     ]
@@ -40,6 +41,14 @@ def test_kserve_names_keep_kserve_formats_priorities_and_protocols(name):
     assert ours["metadata"] == theirs["metadata"]
 
 
+def test_torchserve_keeps_kserve_s_formats_and_protocols():
+    """Its metrics are on the server's own port, not TorchServe's metrics port."""
+    ours, theirs = by_name()["kserve-torchserve"], KSERVE["kserve-torchserve"]
+    for key in ("supportedModelFormats", "protocolVersions"):
+        assert ours["spec"][key] == theirs["spec"][key]
+    assert ours["metadata"] == theirs["metadata"]
+
+
 @pytest.mark.parametrize(
     ("name", "runtime"),
     [
@@ -47,6 +56,7 @@ def test_kserve_names_keep_kserve_formats_priorities_and_protocols(name):
         ("kserve-xgbserver", "xgboost"),
         ("kserve-lgbserver", "lightgbm"),
         ("modelplane-onnxserver", "onnx"),
+        ("kserve-torchserve", "pytorch"),
     ],
 )
 def test_each_runs_modelplane_serve(name, runtime):

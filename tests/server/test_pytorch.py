@@ -68,8 +68,8 @@ def server(programs):
     process.stop()
 
 
-def test_v1_instances_are_the_program_s_argument(server):
-    rows = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
+@pytest.mark.parametrize("rows", [[[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], [[7, 3, 5, 1]]])
+def test_v1_instances_are_the_program_s_argument(server, rows):
     response = httpx.post(f"{server.url}/v1/models/mlp:predict", json={"instances": rows})
     assert response.status_code == 200, response.text
     with torch.no_grad():
