@@ -73,7 +73,7 @@ def test_v1_instances_are_the_program_s_argument(server, rows):
     response = httpx.post(f"{server.url}/v1/models/mlp:predict", json={"instances": rows})
     assert response.status_code == 200, response.text
     with torch.no_grad():
-        expected = mlp()(torch.tensor(rows)).numpy()
+        expected = mlp()(torch.tensor(rows, dtype=torch.float32)).numpy()
     np.testing.assert_allclose(response.json()["predictions"], expected, rtol=1e-5)
 
 
