@@ -3,7 +3,9 @@
 Both answer every request from its whole body, so the server does only that: whole request bodies (with a
 size limit), each response written with one call (status line, headers and body in one packet when they
 fit), keep-alive with an idle timeout, an optional read timeout that covers headers and body, pipelining,
-and a graceful stop. It costs less per request than an ASGI server, whose per-request machinery neither
+and a graceful stop. A response may also be a stream (Server-Sent Events of a generation, say): its
+chunks are written as they come, with chunked transfer encoding, as fast as the client reads them, and a
+client that goes away ends the stream. It costs less per request than an ASGI server, whose per-request machinery neither
 needs (bench/graph_router.py and bench/model_server.py measure it), and it never splits a small response
 into a header packet and a body packet, which would wake the client twice.
 """
@@ -15,7 +17,7 @@ import collections
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
@@ -45,6 +47,8 @@ class Response:
     body: bytes = b""
     content_type: bytes | None = None
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # more headers, after Content-Type
+    # A body written chunk by chunk as it is produced, instead of `body`; closed early if the client leaves.
+    stream: AsyncIterator[bytes] | None = None
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -94,6 +98,8 @@ class HttpServerProtocol(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._body_size = 0
+        self._writable = asyncio.Event()  # cleared while the transport's write buffer is full
+        self._writable.set()
 
     @property
     def idle(self) -> bool:
@@ -124,6 +130,13 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()  # nobody is left to read the answer
         self._pending.clear()
+        self._writable.set()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
 
     # httptools callbacks
 
@@ -188,7 +201,10 @@ class HttpServerProtocol(asyncio.Protocol):
             log.exception("the request handler failed")
             response = Response(500)
         keep_alive = keep_alive and not self._state.stopping
-        self._write(response, request.method == b"HEAD", keep_alive)
+        if response.stream is None:
+            self._write(response, request.method == b"HEAD", keep_alive)
+        else:
+            keep_alive = await self._write_stream(response, keep_alive)
         self._task = None
         if not keep_alive:
             self._transport.close()
@@ -222,6 +238,41 @@ class HttpServerProtocol(asyncio.Protocol):
         else:
             parts.append(body)
             self._transport.write(b"".join(parts))
+
+    async def _write_stream(self, response: Response, keep_alive: bool) -> bool:
+        """Writes a streamed response; returns whether the connection can be kept alive after it."""
+        chunked = self._parser.get_http_version() == "1.1"
+        keep_alive = keep_alive and chunked  # an HTTP/1.0 client learns the end when the connection closes
+        parts = [
+            b"HTTP/1.1 %d %s\r\n" % (response.status, _REASONS.get(response.status, b"Unknown")),
+            self._state.date_header(),
+        ]
+        if response.content_type is not None:
+            parts.append(b"Content-Type: %s\r\n" % response.content_type)
+        for name, value in response.headers:
+            parts.append(b"%s: %s\r\n" % (name, value))
+        parts.append(b"Transfer-Encoding: chunked\r\n" if chunked else b"")
+        parts.append(b"\r\n" if keep_alive else b"Connection: close\r\n\r\n")
+        self._transport.write(b"".join(parts))
+        stream = response.stream
+        try:
+            async for chunk in stream:
+                if not chunk:
+                    continue
+                await self._writable.wait()
+                if self._transport.is_closing():
+                    return False
+                self._transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+        except Exception:
+            log.exception("a streamed response failed part-way")
+            return False  # the client sees the stream end without its last chunk
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+        if chunked:
+            self._transport.write(b"0\r\n\r\n")
+        return keep_alive
 
     def _reject(self, response: Response | None = None) -> None:
         """Answer a request that cannot be read (400, or the given response) and close the connection."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -32,6 +33,8 @@ from modelplane.protocol.v2_rest import (
 )
 from modelplane.server import metrics
 from modelplane.server.dataplane import DataPlane, as_infer_response
+from modelplane.server.openai_routes import PREFIX as OPENAI_PREFIX
+from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints
 
 logger = logging.getLogger("modelplane.server")
 
@@ -46,17 +49,25 @@ _V1_JSON_TYPES = (
     "application/octet-stream",
     "application/x-www-form-urlencoded",
 )
+_SSE_HEADERS = [(b"content-type", SSE_CONTENT_TYPE), (b"cache-control", b"no-cache")]
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY
 DEFAULT_MAX_BODY = 256 * 1024 * 1024
 
 
 class HTTPResponse:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("status", "headers", "body", "stream")
 
-    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = JSON_HEADERS):
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]] = JSON_HEADERS,
+        stream: AsyncIterator[bytes] | None = None,
+    ):
         self.status = status
         self.body = body
         self.headers = headers
+        self.stream = stream
 
 
 def json_response(document: Any, status: int = 200) -> HTTPResponse:
@@ -78,6 +89,7 @@ class RESTServer:
 
     def __init__(self, dataplane: DataPlane):
         self.dataplane = dataplane
+        self.openai = OpenAIEndpoints(dataplane.repository)
 
     async def __call__(self, request: Request) -> Response:
         target = request.path
@@ -86,7 +98,7 @@ class RESTServer:
         if "%" in path:
             path = unquote(path, encoding="latin-1")
         response = await self.handle(request.method.decode("latin-1"), path, request)
-        return Response(response.status, response.body, None, response.headers)
+        return Response(response.status, response.body, None, response.headers, response.stream)
 
     async def handle(self, method: str, path: str, request: Request) -> HTTPResponse:
         try:
@@ -94,6 +106,8 @@ class RESTServer:
                 return await self._v2(method, path, request)
             if path.startswith("/v1/models"):
                 return await self._v1(method, path, request)
+            if path.startswith(OPENAI_PREFIX):
+                return await self._openai(method, path, request)
             if path == "/":
                 return _only(method, "GET") or json_response({"status": "alive"})
             if path == "/metrics":
@@ -160,6 +174,19 @@ class RESTServer:
             raise
         finally:
             metrics.for_model(name).observe_request("v1", status, time.perf_counter() - started)
+
+    # -- OpenAI ---------------------------------------------------------------------------------
+
+    async def _openai(self, method: str, path: str, request: Request) -> HTTPResponse:
+        started = time.perf_counter()
+        answer = await self.openai.handle(method, path, request.body)
+        model = _model_field(request.body)
+        if model not in self.dataplane.repository.names():
+            model = ""  # a label per unknown name a client makes up would grow without bound
+        metrics.for_model(model).observe_request("openai", answer.status, time.perf_counter() - started)
+        if answer.events is not None:
+            return HTTPResponse(answer.status, b"", _SSE_HEADERS, answer.events)
+        return HTTPResponse(answer.status, orjson.dumps(answer.document))
 
     # -- V2 -------------------------------------------------------------------------------------
 
@@ -319,3 +346,12 @@ def _not_found() -> HTTPResponse:
 
 def _method_not_allowed() -> HTTPResponse:
     return error_response(405, "Method Not Allowed")
+
+
+def _model_field(body: bytes) -> str:
+    """The `model` an OpenAI request names, for its metrics ("" when it names none)."""
+    try:
+        model = orjson.loads(body).get("model") if body else None
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    return model if isinstance(model, str) else ""

@@ -1,0 +1,381 @@
+"""The OpenAI API's requests and errors, as KServe's huggingface runtime serves them under `/openai/v1`.
+
+Requests are read into plain values with every field checked: a field modelplane acts on is validated
+against OpenAI's ranges, a field it cannot act on is refused with a 400 naming it (unless it carries its
+default value), and an unknown field is refused as OpenAI refuses it. Errors are OpenAI's error object:
+`{"error": {"message", "type", "param", "code"}}`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelplane.protocol.errors import ModelplaneError
+
+
+class OpenAIError(ModelplaneError):
+    """A refused OpenAI request, written as OpenAI's error object."""
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int = 400,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        error_type: str | None = None,
+    ):
+        super().__init__(message)
+        self.status_code = status_code
+        self.param = param
+        self.code = code
+        self.error_type = error_type or _TYPES.get(
+            status_code, "server_error" if status_code >= 500 else "invalid_request_error"
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+_TYPES = {
+    400: "invalid_request_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    503: "server_error",
+}
+
+
+def model_not_found(name: object) -> OpenAIError:
+    return OpenAIError(f"The model `{name}` does not exist.", 404, param="model", code="model_not_found")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How one sequence is generated."""
+
+    max_tokens: int | None  # None: as many as the context leaves
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: int | None = None  # None: no log probabilities; k: the chosen token's and the k likeliest
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    model: str
+    prompts: list[str | list[int]]  # text, or token ids
+    params: SamplingParams
+    n: int = 1
+    stream: bool = False
+    include_usage: bool = False
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str
+    content: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[ChatMessage]
+    params: SamplingParams
+    n: int = 1
+    stream: bool = False
+    include_usage: bool = False
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    model: str
+    inputs: list[str | list[int]]
+    encoding_format: str = "float"
+    dimensions: int | None = None
+
+
+@dataclass
+class _Fields:
+    """The body of a request, read field by field; whatever is left at the end is unknown."""
+
+    body: dict
+    seen: set[str] = field(default_factory=set)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.seen.add(name)
+        value = self.body.get(name, default)
+        return default if value is None else value
+
+    def unknown(self) -> list[str]:
+        return sorted(set(self.body) - self.seen)
+
+
+# Fields whose default is the only value modelplane can honour; any other value is refused.
+_ONLY_DEFAULT = {
+    "best_of": (None, 1),
+    "suffix": (None, ""),
+    "logit_bias": (None, {}),
+    "tools": (None, []),
+    "tool_choice": (None, "none", "auto"),
+    "functions": (None, []),
+    "function_call": (None, "none", "auto"),
+    "parallel_tool_calls": (None, True, False),
+    "response_format": (None, {"type": "text"}),
+}
+# Fields with no effect on the answer, at OpenAI too: accepted.
+_METADATA = ("user", "metadata", "store", "service_tier")
+
+
+def parse_completion(body: object) -> CompletionRequest:
+    fields = _fields(body)
+    model = _model(fields)
+    prompts = _prompts(fields.get("prompt"), "prompt", required=True)
+    request = CompletionRequest(
+        model=model,
+        prompts=prompts,
+        params=_sampling(fields, max_tokens_default=16, logprobs=_completion_logprobs(fields)),
+        n=_int(fields.get("n", 1), "n", 1, 128),
+        stream=_bool(fields.get("stream", False), "stream"),
+        include_usage=_include_usage(fields),
+        echo=_bool(fields.get("echo", False), "echo"),
+    )
+    _refuse_the_rest(fields)
+    return request
+
+
+def parse_chat(body: object) -> ChatRequest:
+    fields = _fields(body)
+    model = _model(fields)
+    messages = _messages(fields.get("messages"))
+    max_tokens = fields.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = fields.get("max_tokens")
+    else:
+        fields.seen.add("max_tokens")
+    request = ChatRequest(
+        model=model,
+        messages=messages,
+        params=_sampling(
+            fields, max_tokens_default=None, max_tokens=max_tokens, logprobs=_chat_logprobs(fields)
+        ),
+        n=_int(fields.get("n", 1), "n", 1, 128),
+        stream=_bool(fields.get("stream", False), "stream"),
+        include_usage=_include_usage(fields),
+    )
+    _refuse_the_rest(fields)
+    return request
+
+
+def parse_embedding(body: object) -> EmbeddingRequest:
+    fields = _fields(body)
+    model = _model(fields)
+    inputs = _prompts(fields.get("input"), "input", required=True)
+    encoding = fields.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        raise OpenAIError("encoding_format must be 'float' or 'base64'", param="encoding_format")
+    dimensions = fields.get("dimensions")
+    if dimensions is not None:
+        dimensions = _int(dimensions, "dimensions", 1, 1 << 20)
+    request = EmbeddingRequest(model=model, inputs=inputs, encoding_format=encoding, dimensions=dimensions)
+    _refuse_the_rest(fields)
+    return request
+
+
+def _fields(body: object) -> _Fields:
+    if not isinstance(body, dict):
+        raise OpenAIError("The request body must be a JSON object.")
+    fields = _Fields(body)
+    for name in _METADATA:
+        fields.get(name)
+    return fields
+
+
+def _model(fields: _Fields) -> str:
+    model = fields.get("model")
+    if not isinstance(model, str) or not model:
+        raise OpenAIError("you must provide a model parameter", param="model")
+    return model
+
+
+def _prompts(value: object, param: str, *, required: bool) -> list[str | list[int]]:
+    if value is None:
+        if required:
+            raise OpenAIError(f"'{param}' is a required property", param=param)
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value:
+        if all(isinstance(item, str) for item in value):
+            return list(value)
+        if all(_is_token(item) for item in value):
+            return [list(value)]
+        if all(isinstance(item, list) and item and all(_is_token(t) for t in item) for item in value):
+            return [list(item) for item in value]
+    raise OpenAIError(
+        f"'{param}' must be a string, a list of strings, a list of token ids or a list of lists of token ids",
+        param=param,
+    )
+
+
+def _is_token(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _messages(value: object) -> list[ChatMessage]:
+    if not isinstance(value, list) or not value:
+        raise OpenAIError("'messages' must be a non-empty list of messages", param="messages")
+    messages = []
+    for index, item in enumerate(value):
+        where = f"messages[{index}]"
+        if not isinstance(item, dict):
+            raise OpenAIError(f"{where} must be an object with 'role' and 'content'", param=where)
+        role = item.get("role")
+        if role not in ("system", "developer", "user", "assistant", "tool"):
+            raise OpenAIError(
+                f"{where}.role must be one of system, developer, user, assistant, tool; got {role!r}",
+                param=f"{where}.role",
+            )
+        messages.append(ChatMessage(role, _content(item.get("content"), where), item.get("name")))
+    return messages
+
+
+def _content(content: object, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                raise OpenAIError(
+                    f"{where}.content: only text parts ({{'type': 'text', 'text': ...}}) are supported",
+                    param=f"{where}.content",
+                )
+            texts.append(part["text"])
+        return "".join(texts)
+    raise OpenAIError(f"{where}.content must be a string or a list of text parts", param=f"{where}.content")
+
+
+def _sampling(
+    fields: _Fields, *, max_tokens_default: int | None, logprobs: int | None, max_tokens: object = None
+) -> SamplingParams:
+    if max_tokens is None:
+        max_tokens = fields.get("max_tokens", max_tokens_default)
+    if max_tokens is not None:
+        max_tokens = _int(max_tokens, "max_tokens", 1, 1 << 31)
+    seed = fields.get("seed")
+    if seed is not None:
+        seed = _int(seed, "seed", -(1 << 63), (1 << 64) - 1)
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=_number(fields.get("temperature", 1.0), "temperature", 0, 2),
+        top_p=_number(fields.get("top_p", 1.0), "top_p", 0, 1, open_low=True),
+        seed=seed,
+        stop=_stop(fields.get("stop")),
+        logprobs=logprobs,
+        presence_penalty=_number(fields.get("presence_penalty", 0.0), "presence_penalty", -2, 2),
+        frequency_penalty=_number(fields.get("frequency_penalty", 0.0), "frequency_penalty", -2, 2),
+    )
+
+
+def _completion_logprobs(fields: _Fields) -> int | None:
+    value = fields.get("logprobs")
+    return None if value is None else _int(value, "logprobs", 0, 5)
+
+
+def _chat_logprobs(fields: _Fields) -> int | None:
+    wanted = _bool(fields.get("logprobs", False), "logprobs")
+    top = fields.get("top_logprobs")
+    if top is not None:
+        top = _int(top, "top_logprobs", 0, 20)
+        if not wanted:
+            raise OpenAIError("top_logprobs needs logprobs: true", param="top_logprobs")
+    return (top or 0) if wanted else None
+
+
+def _include_usage(fields: _Fields) -> bool:
+    options = fields.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict) or set(options) - {"include_usage", "continuous_usage_stats"}:
+        raise OpenAIError("stream_options takes include_usage", param="stream_options")
+    if not fields.get("stream", False):
+        raise OpenAIError("stream_options is only allowed when stream is true", param="stream_options")
+    return _bool(options.get("include_usage", False), "stream_options.include_usage")
+
+
+def _stop(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(item, str) and item for item in value)
+        or len(value) > 4
+    ):
+        raise OpenAIError("stop must be a non-empty string or a list of up to 4 of them", param="stop")
+    return tuple(value)
+
+
+def _refuse_the_rest(fields: _Fields) -> None:
+    for name, allowed in _ONLY_DEFAULT.items():
+        value = fields.get(name)
+        if value not in allowed:
+            raise OpenAIError(
+                f"{name} is not supported by this server", param=name, code="unsupported_parameter"
+            )
+    unknown = fields.unknown()
+    if unknown:
+        raise OpenAIError(
+            f"Unrecognized request argument supplied: {', '.join(unknown)}",
+            param=unknown[0],
+            code="unknown_parameter",
+        )
+
+
+def _int(value: object, param: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OpenAIError(f"{param} must be an integer, got {value!r}", param=param)
+    if not low <= value <= high:
+        raise OpenAIError(f"{value} is less than the minimum of {low} - '{param}'" if value < low else
+                          f"{value} is greater than the maximum of {high} - '{param}'", param=param)  # fmt: skip
+    return value
+
+
+def _number(value: object, param: str, low: float, high: float, *, open_low: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise OpenAIError(f"{param} must be a number, got {value!r}", param=param)
+    if value < low or value > high or (open_low and value == low):
+        bound = f"above {low}" if open_low else f"at least {low}"
+        raise OpenAIError(f"{param} must be {bound} and at most {high}, got {value}", param=param)
+    return float(value)
+
+
+def _bool(value: object, param: str) -> bool:
+    if not isinstance(value, bool):
+        raise OpenAIError(f"{param} must be true or false, got {value!r}", param=param)
+    return value

@@ -1,0 +1,74 @@
+"""What a model gives the OpenAI endpoints: tokens, a chat template, a stream of generated steps, and
+embeddings. A runtime (the huggingface runtime's engines) implements `TextGenerator` and/or `Embedder`;
+`modelplane.server.openai_routes` turns their steps into OpenAI's answers and streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from modelplane.protocol.openai import ChatMessage, SamplingParams
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A generated token's log probability, and the likeliest alternatives at its place."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class GenerationStep:
+    """What one step of a generation added: one or more tokens and their text. The last step of a
+    sequence says why it ended: "stop" (an end-of-sequence token) or "length" (max_tokens)."""
+
+    token_ids: list[int]
+    text: str
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: str | None = None
+
+
+@dataclass
+class EngineLoad:
+    """How busy a generator is, for the metrics."""
+
+    running: int = 0
+    waiting: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    """A model that generates text. `generate` yields steps until the sequence ends; closing the
+    iterator early (the client left, a stop string matched) stops the generation and frees its slot."""
+
+    max_model_len: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, token_ids: Sequence[int]) -> str: ...
+
+    def chat_prompt(self, messages: list[ChatMessage]) -> str: ...
+
+    def unsupported(self, params: SamplingParams) -> str | None:
+        """The name of a sampling parameter set to a value this generator cannot honour, if any."""
+        ...
+
+    def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[GenerationStep]: ...
+
+    def occupancy(self) -> EngineLoad: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """A model that embeds text."""
+
+    max_model_len: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+    async def embed(self, inputs: list[list[int]]) -> list[list[float]]: ...

@@ -1,0 +1,441 @@
+"""The OpenAI endpoints of the model server, under `/openai/v1` as KServe serves them:
+
+    POST /openai/v1/completions          POST /openai/v1/chat/completions
+    POST /openai/v1/embeddings           GET  /openai/v1/models[/{name}]
+
+A model answers them when it has a `generator` (modelplane.server.generation.TextGenerator) or an
+`embedder`. The `model` field of a request names it. Every choice of a request (each prompt, `n`
+times) is generated at once, so the engine batches them with whatever else is running. Stop strings
+are matched here, on the text; a match ends that sequence's generation. `stream: true` answers
+Server-Sent Events as the tokens come, then `data: [DONE]`; a client that leaves ends the generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+from modelplane.protocol.errors import ModelNotFound, ModelNotReady, ModelplaneError
+from modelplane.protocol.openai import (
+    ChatRequest,
+    CompletionRequest,
+    OpenAIError,
+    SamplingParams,
+    model_not_found,
+    parse_chat,
+    parse_completion,
+    parse_embedding,
+)
+from modelplane.server import generation_metrics
+from modelplane.server.generation import GenerationStep, TextGenerator
+from modelplane.server.repository import ModelRepository
+
+PREFIX = "/openai/v1"
+SSE_CONTENT_TYPE = b"text/event-stream"
+_DONE = b"data: [DONE]\n\n"
+
+
+@dataclass
+class OpenAIAnswer:
+    """A JSON answer, or a stream of Server-Sent Events."""
+
+    status: int
+    document: Any = None
+    events: AsyncIterator[bytes] | None = None
+
+
+@dataclass
+class _Choice:
+    index: int
+    prompt_ids: list[int]
+    params: SamplingParams
+    text: list[str] = field(default_factory=list)
+    token_count: int = 0
+    finish_reason: str | None = None
+    logprobs: list = field(default_factory=list)
+
+
+class OpenAIEndpoints:
+    def __init__(self, repository: ModelRepository):
+        self.repository = repository
+
+    async def handle(self, method: str, path: str, body: bytes) -> OpenAIAnswer:
+        try:
+            route = path[len(PREFIX) :].rstrip("/")
+            if route == "/models" or route.startswith("/models/"):
+                _only(method, "GET")
+                return OpenAIAnswer(200, self._models(route[len("/models/") :] if "/" in route[1:] else None))
+            _only(method, "POST")
+            document = _json(body)
+            if route == "/completions":
+                return await self._completions(parse_completion(document))
+            if route == "/chat/completions":
+                return await self._chat(parse_chat(document))
+            if route == "/embeddings":
+                return await self._embeddings(document)
+            raise OpenAIError(f"Invalid URL (POST {path})", 404, code="not_found")
+        except OpenAIError as error:
+            return OpenAIAnswer(error.status_code, error.to_json())
+        except ModelplaneError as error:
+            return OpenAIAnswer(error.status_code, OpenAIError(error.message, error.status_code).to_json())
+
+    # -- models -----------------------------------------------------------------------------------
+
+    def _models(self, name: str | None) -> dict:
+        created = int(time.time())
+        entries = [
+            {"id": model_name, "object": "model", "created": created, "owned_by": "modelplane"}
+            for model_name, served in self.repository.items()
+            if _generator(served.model) is not None or getattr(served.model, "embedder", None) is not None
+        ]
+        if name is None:
+            return {"object": "list", "data": entries}
+        for entry in entries:
+            if entry["id"] == name:
+                return entry
+        raise model_not_found(name)
+
+    def _model(self, name: str) -> Any:
+        try:
+            return self.repository.get_ready(name).model
+        except ModelNotFound:
+            raise model_not_found(name) from None
+        except ModelNotReady as error:
+            raise OpenAIError(error.message, 503) from None
+
+    def _generator(self, name: str) -> TextGenerator:
+        generator = _generator(self._model(name))
+        if generator is None:
+            raise OpenAIError(f"The model `{name}` does not generate text.", 400, param="model")
+        return generator
+
+    # -- completions and chat ---------------------------------------------------------------------
+
+    async def _completions(self, request: CompletionRequest) -> OpenAIAnswer:
+        generator = self._generator(request.model)
+        if request.echo and request.params.logprobs is not None:
+            raise OpenAIError("echo together with logprobs is not supported", param="echo")
+        prompts = [
+            generator.encode(prompt) if isinstance(prompt, str) else prompt for prompt in request.prompts
+        ]
+        choices = _choices(generator, prompts, request.params, request.n, "prompt")
+        run = _Run(generator, request.model, "cmpl", "text_completion", choices, chat=False)
+        echo = (
+            {choice.index: generator.decode(choice.prompt_ids) for choice in choices} if request.echo else {}
+        )
+        if request.stream:
+            return OpenAIAnswer(200, events=run.stream(request.include_usage, echo))
+        await run.complete()
+        return OpenAIAnswer(
+            200, run.document(lambda choice: {"text": echo.get(choice.index, "") + "".join(choice.text)})
+        )
+
+    async def _chat(self, request: ChatRequest) -> OpenAIAnswer:
+        generator = self._generator(request.model)
+        prompt = generator.chat_prompt(request.messages)
+        choices = _choices(generator, [generator.encode(prompt)], request.params, request.n, "messages")
+        run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
+        if request.stream:
+            return OpenAIAnswer(200, events=run.stream(request.include_usage, {}))
+        await run.complete()
+        return OpenAIAnswer(
+            200,
+            run.document(lambda choice: {"message": {"role": "assistant", "content": "".join(choice.text)}}),
+        )
+
+    # -- embeddings -------------------------------------------------------------------------------
+
+    async def _embeddings(self, document: Any) -> OpenAIAnswer:
+        request = parse_embedding(document)
+        model = self._model(request.model)
+        embedder = getattr(model, "embedder", None)
+        if embedder is None:
+            raise OpenAIError(f"The model `{request.model}` does not embed text.", 400, param="model")
+        inputs = [embedder.encode(text) if isinstance(text, str) else text for text in request.inputs]
+        for index, ids in enumerate(inputs):
+            if len(ids) > embedder.max_model_len:
+                raise OpenAIError(
+                    f"input[{index}] has {len(ids)} tokens; this model's maximum context length is "
+                    f"{embedder.max_model_len} tokens",
+                    param="input",
+                )
+        vectors = await embedder.embed(inputs)
+        if request.dimensions is not None and vectors and request.dimensions != len(vectors[0]):
+            raise OpenAIError(
+                f"this model's embeddings have {len(vectors[0])} dimensions and cannot be shortened",
+                param="dimensions",
+            )
+        tokens = sum(len(ids) for ids in inputs)
+        data = [
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": _encode_vector(vector, request.encoding_format),
+            }
+            for index, vector in enumerate(vectors)
+        ]
+        return OpenAIAnswer(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": request.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
+
+
+class _Run:
+    """The choices of one request, generated together."""
+
+    def __init__(
+        self,
+        generator: TextGenerator,
+        model: str,
+        id_prefix: str,
+        kind: str,
+        choices: list[_Choice],
+        *,
+        chat: bool,
+    ):
+        self.generator = generator
+        self.model = model
+        self.id = f"{id_prefix}-{uuid.uuid4().hex}"
+        self.kind = kind
+        self.created = int(time.time())
+        self.choices = choices
+        self.chat = chat
+        self.metrics = generation_metrics.for_model(model)
+
+    async def complete(self) -> None:
+        await asyncio.gather(*(self._generate(choice, None) for choice in self.choices))
+
+    def document(self, body) -> dict:
+        return {
+            "id": self.id,
+            "object": self.kind,
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {
+                    "index": choice.index,
+                    **body(choice),
+                    "logprobs": _logprobs(choice, self.chat),
+                    "finish_reason": choice.finish_reason,
+                }
+                for choice in self.choices
+            ],
+            "usage": self.usage(),
+        }
+
+    def usage(self) -> dict:
+        prompt = sum(
+            len(ids) for ids in {id(choice.prompt_ids): choice.prompt_ids for choice in self.choices}.values()
+        )
+        completion = sum(choice.token_count for choice in self.choices)
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    async def stream(self, include_usage: bool, echo: dict[int, str]) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue = asyncio.Queue()
+        tasks = [asyncio.ensure_future(self._generate(choice, queue)) for choice in self.choices]
+        chunk_kind = f"{self.kind}.chunk" if self.chat else self.kind
+        try:
+            if self.chat:
+                for choice in self.choices:
+                    yield self._event(
+                        chunk_kind, choice.index, {"delta": {"role": "assistant", "content": ""}}
+                    )
+            for index, text in echo.items():
+                yield self._event(chunk_kind, index, {"text": text})
+            running = len(tasks)
+            while running:
+                item = await queue.get()
+                if item is None:
+                    running -= 1
+                    continue
+                if isinstance(item, BaseException):
+                    error = item if isinstance(item, OpenAIError) else OpenAIError(str(item), 500)
+                    yield b"data: " + orjson.dumps(error.to_json()) + b"\n\n"
+                    return
+                choice, text, logprobs, finish_reason = item
+                content = {"delta": {"content": text}} if self.chat else {"text": text}
+                yield self._event(chunk_kind, choice.index, content, logprobs, finish_reason)
+            if include_usage:
+                yield self._data({**self._head(chunk_kind), "choices": [], "usage": self.usage()})
+            yield _DONE
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _event(self, kind: str, index: int, content: dict, logprobs=None, finish_reason=None) -> bytes:
+        choice = {"index": index, **content, "logprobs": logprobs, "finish_reason": finish_reason}
+        return self._data({**self._head(kind), "choices": [choice]})
+
+    def _head(self, kind: str) -> dict:
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+
+    @staticmethod
+    def _data(document: dict) -> bytes:
+        return b"data: " + orjson.dumps(document) + b"\n\n"
+
+    async def _generate(self, choice: _Choice, queue: asyncio.Queue | None) -> None:
+        """Runs one choice to its end, adding to `choice`, and to `queue` as the text comes."""
+        stops = _StopMatcher(choice.params.stop)
+        started = time.perf_counter()
+        first_at = None
+        self.metrics.started()
+        steps = self.generator.generate(choice.prompt_ids, choice.params)
+        try:
+            async for step in steps:
+                if first_at is None:
+                    first_at = time.perf_counter()
+                    self.metrics.first_token(first_at - started)
+                choice.token_count += len(step.token_ids)
+                text, stopped = stops.feed(step.text, final=step.finish_reason is not None)
+                finish = "stop" if stopped else step.finish_reason
+                choice.text.append(text)
+                choice.logprobs.extend(step.logprobs or ())
+                if queue is not None and (text or finish):
+                    logprobs = _step_logprobs(step, self.chat) if choice.params.logprobs is not None else None
+                    queue.put_nowait((choice, text, logprobs, finish))
+                if finish:
+                    choice.finish_reason = finish
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the engine's failure, reported on the request
+            if queue is None:
+                raise OpenAIError(f"generation failed: {type(exc).__name__}: {exc}", 500) from None
+            queue.put_nowait(exc)
+        finally:
+            await steps.aclose()
+            self.metrics.finished(
+                len(choice.prompt_ids), choice.token_count, started, first_at, time.perf_counter()
+            )
+            if queue is not None:
+                queue.put_nowait(None)
+
+
+class _StopMatcher:
+    """Finds stop strings in generated text, holding back a tail that could be the start of one."""
+
+    def __init__(self, stops: tuple[str, ...]):
+        self.stops = stops
+        self.longest = max((len(stop) for stop in stops), default=0)
+        self.pending = ""
+
+    def feed(self, text: str, *, final: bool) -> tuple[str, bool]:
+        """The text that can be sent now, and whether a stop string ended the sequence."""
+        if not self.stops:
+            return text, False
+        self.pending += text
+        found = [index for index in (self.pending.find(stop) for stop in self.stops) if index >= 0]
+        if found:
+            cut = min(found)
+            emitted, self.pending = self.pending[:cut], ""
+            return emitted, True
+        if final:
+            emitted, self.pending = self.pending, ""
+            return emitted, False
+        keep = self.longest - 1
+        emitted = self.pending[: len(self.pending) - keep] if keep else self.pending
+        self.pending = self.pending[len(emitted) :]
+        return emitted, False
+
+
+def _choices(
+    generator: TextGenerator, prompts: list[list[int]], params: SamplingParams, n: int, prompt_param: str
+) -> list[_Choice]:
+    refused = generator.unsupported(params)
+    if refused is not None:
+        raise OpenAIError(f"{refused} is not supported by this model's backend", param=refused)
+    limit = generator.max_model_len
+    choices = []
+    for prompt_number, ids in enumerate(prompts):
+        if not ids:
+            raise OpenAIError("the prompt is empty", param="prompt")
+        wanted = params.max_tokens if params.max_tokens is not None else max(limit - len(ids), 0)
+        if len(ids) + wanted > limit or len(ids) >= limit:
+            raise OpenAIError(
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{len(ids) + wanted} tokens ({len(ids)} in the messages, {wanted} in the completion). "
+                "Please reduce the length of the messages or completion.",
+                param=prompt_param if len(ids) >= limit or params.max_tokens is None else "max_tokens",
+                code="context_length_exceeded",
+            )
+        for copy in range(n):
+            seed = None if params.seed is None else params.seed + copy
+            own = replace(params, max_tokens=wanted, seed=seed)
+            choices.append(_Choice(prompt_number * n + copy, ids, own))
+    return choices
+
+
+def _generator(model: Any) -> TextGenerator | None:
+    return getattr(model, "generator", None)
+
+
+def _logprobs(choice: _Choice, chat: bool) -> dict | None:
+    if choice.params.logprobs is None:
+        return None
+    return _format_logprobs(choice.logprobs, chat)
+
+
+def _step_logprobs(step: GenerationStep, chat: bool) -> dict | None:
+    return _format_logprobs(step.logprobs or [], chat)
+
+
+def _format_logprobs(entries: list, chat: bool) -> dict:
+    if chat:
+        return {
+            "content": [
+                {
+                    "token": entry.token,
+                    "logprob": entry.logprob,
+                    "bytes": list(entry.token.encode()),
+                    "top_logprobs": [
+                        {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+                        for token, logprob in entry.top
+                    ],
+                }
+                for entry in entries
+            ]
+        }
+    offsets, offset = [], 0
+    for entry in entries:
+        offsets.append(offset)
+        offset += len(entry.token)
+    return {
+        "tokens": [entry.token for entry in entries],
+        "token_logprobs": [entry.logprob for entry in entries],
+        "top_logprobs": [dict(entry.top) for entry in entries],
+        "text_offset": offsets,
+    }
+
+
+def _encode_vector(vector: list[float], encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return [float(value) for value in vector]
+
+
+def _json(body: bytes) -> Any:
+    if not body:
+        raise OpenAIError("The request body is empty; it must be a JSON object.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise OpenAIError(f"We could not parse the JSON body of your request: {exc}") from None
+
+
+def _only(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise OpenAIError(f"Method {method} is not allowed here; use {allowed}", 405)

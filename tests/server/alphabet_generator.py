@@ -1,0 +1,84 @@
+"""A tiny text generator for tests of the OpenAI endpoints: its tokens are the bytes of UTF-8 text, and
+it continues a prompt with the letters after the prompt's last letter, one per step, ending after "z".
+
+Served with `modelplane serve --model-class tests/server/alphabet_generator.py:AlphabetModel`. Each
+step waits STEP_SECONDS (env ALPHABET_STEP_SECONDS, default 0), so tests can leave a stream half-way; a
+V1 predict answers how many generations are running and how many were stopped before their end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+
+from modelplane.protocol.openai import SamplingParams
+from modelplane.server.generation import EngineLoad, GenerationStep, TokenLogprob
+from modelplane.server.model import Model
+
+
+class AlphabetGenerator:
+    max_model_len = 64
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.stopped_early = 0
+        self.step_seconds = float(os.environ.get("ALPHABET_STEP_SECONDS", "0"))
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode())
+
+    def decode(self, token_ids) -> str:
+        return bytes(token_ids).decode(errors="replace")
+
+    def chat_prompt(self, messages) -> str:
+        return "".join(f"<{message.role}>{message.content}" for message in messages) + "<assistant>"
+
+    def unsupported(self, params: SamplingParams) -> str | None:
+        if params.presence_penalty:
+            return "presence_penalty"
+        return None
+
+    def occupancy(self) -> EngineLoad:
+        return EngineLoad(running=self.running)
+
+    async def generate(self, prompt_ids: list[int], params: SamplingParams):
+        letters = [chr(i) for i in prompt_ids if chr(i).isalpha()]
+        current = ord(letters[-1].lower()) if letters else ord("a") - 1
+        self.running += 1
+        finished = False
+        try:
+            for produced in range(1, params.max_tokens + 1):
+                await asyncio.sleep(self.step_seconds)
+                current += 1
+                last_letter = current >= ord("z")
+                finish = "stop" if last_letter else "length" if produced == params.max_tokens else None
+                logprobs = None
+                if params.logprobs is not None:
+                    alternatives = (chr(current), -0.1), ("?", math.log(0.05))
+                    logprobs = [TokenLogprob(chr(current), -0.1, alternatives[: params.logprobs])]
+                yield GenerationStep([current], chr(current), logprobs, finish)
+                if finish:
+                    finished = True
+                    return
+        finally:
+            self.running -= 1
+            if not finished:
+                self.stopped_early += 1
+
+    async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
+        return [[float(len(ids)), sum(ids) / 1000] for ids in inputs]
+
+
+class AlphabetModel(Model):
+    def __init__(self, name: str, model_dir: str | None = None):
+        super().__init__(name)
+        self.generator = AlphabetGenerator()
+        self.embedder = self.generator
+
+    def load(self) -> bool:
+        self.ready = True
+        return True
+
+    async def predict(self, payload, headers=None):
+        return {"running": self.generator.running, "stopped_early": self.generator.stopped_early}

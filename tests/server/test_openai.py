@@ -1,0 +1,215 @@
+"""The OpenAI endpoints of a real `modelplane serve`, spoken to with the official `openai` client and
+httpx. The model is tests/server/alphabet_generator.py: it continues a prompt with the next letters of
+the alphabet, so every answer can be worked out by hand."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.server.processes import REPO_ROOT, serve
+
+MODEL_CLASS = str(REPO_ROOT / "tests" / "server" / "alphabet_generator.py") + ":AlphabetModel"
+
+
+@pytest.fixture(scope="module")
+def server():
+    process = serve("--model-class", MODEL_CLASS, "--model-name", "alphabet", grpc=False)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_server():
+    process = serve(
+        "--model-class",
+        MODEL_CLASS,
+        "--model-name",
+        "alphabet",
+        grpc=False,
+        env={"ALPHABET_STEP_SECONDS": "0.2"},
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(server):
+    with openai.OpenAI(base_url=f"{server.url}/openai/v1", api_key="unused", max_retries=0) as client:
+        yield client
+
+
+def test_models_are_listed(client):
+    assert [model.id for model in client.models.list()] == ["alphabet"]
+    assert client.models.retrieve("alphabet").id == "alphabet"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope")
+
+
+def test_a_completion_with_usage(client):
+    completion = client.completions.create(model="alphabet", prompt="abc", max_tokens=4)
+    (choice,) = completion.choices
+    assert (choice.text, choice.finish_reason) == ("defg", "length")
+    assert completion.usage.prompt_tokens == 3
+    assert completion.usage.completion_tokens == 4
+    assert completion.usage.total_tokens == 7
+    assert completion.object == "text_completion" and completion.id.startswith("cmpl-")
+
+
+def test_a_sequence_that_ends_itself_stops(client):
+    (choice,) = client.completions.create(model="alphabet", prompt="w", max_tokens=10).choices
+    assert (choice.text, choice.finish_reason) == ("xyz", "stop")
+
+
+def test_several_prompts_n_choices_echo_and_stop_strings(client):
+    completion = client.completions.create(
+        model="alphabet", prompt=["a", "k"], max_tokens=5, n=2, stop=["ef", "m"]
+    )
+    assert [(c.index, c.text, c.finish_reason) for c in completion.choices] == [
+        (0, "bcd", "stop"),
+        (1, "bcd", "stop"),
+        (2, "l", "stop"),
+        (3, "l", "stop"),
+    ]
+    assert completion.usage.prompt_tokens == 2
+    echoed = client.completions.create(model="alphabet", prompt="ab", max_tokens=2, echo=True)
+    assert echoed.choices[0].text == "abcd"
+
+
+def test_token_id_prompts(client):
+    (choice,) = client.completions.create(model="alphabet", prompt=[ord("p")], max_tokens=2).choices
+    assert choice.text == "qr"
+
+
+def test_completion_logprobs(client):
+    (choice,) = client.completions.create(model="alphabet", prompt="a", max_tokens=2, logprobs=1).choices
+    assert choice.logprobs.tokens == ["b", "c"]
+    assert choice.logprobs.token_logprobs == [-0.1, -0.1]
+    assert choice.logprobs.top_logprobs == [{"b": -0.1}, {"c": -0.1}]
+    assert choice.logprobs.text_offset == [0, 1]
+
+
+def test_chat_with_the_model_s_template(client):
+    chat = client.chat.completions.create(
+        model="alphabet",
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "after c"}],
+        max_tokens=3,
+        logprobs=True,
+        top_logprobs=2,
+    )
+    (choice,) = chat.choices
+    # The template ends with "<assistant>": the last letter of the prompt is the t of "assistant".
+    assert choice.message.role == "assistant" and choice.message.content == "uvw"
+    assert chat.usage.prompt_tokens == len("<system>be brief<user>after c<assistant>")
+    assert [entry.token for entry in choice.logprobs.content] == ["u", "v", "w"]
+    assert [alt.token for alt in choice.logprobs.content[0].top_logprobs] == ["u", "?"]
+
+
+def test_a_streamed_completion_event_by_event_with_usage(client):
+    stream = client.completions.create(
+        model="alphabet", prompt="a", max_tokens=3, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    assert [chunk.choices[0].text for chunk in chunks[:-1]] == ["b", "c", "d"]
+    assert chunks[-2].choices[0].finish_reason == "length"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
+
+
+def test_a_streamed_chat(client):
+    stream = client.chat.completions.create(
+        model="alphabet", messages=[{"role": "user", "content": "x"}], max_tokens=5, stream=True
+    )
+    deltas = [chunk.choices[0].delta for chunk in stream]
+    assert deltas[0].role == "assistant"
+    assert "".join(delta.content or "" for delta in deltas) == "uvwxy"
+
+
+def test_the_raw_stream_is_server_sent_events_ending_with_done(server):
+    body = {"model": "alphabet", "prompt": "a", "max_tokens": 2, "stream": True}
+    with httpx.stream("POST", f"{server.url}/openai/v1/completions", json=body) as response:
+        assert response.headers["content-type"] == "text/event-stream"
+        events = [line for line in response.iter_lines() if line]
+    assert all(event.startswith("data: ") for event in events)
+    assert events[-1] == "data: [DONE]"
+
+
+def test_embeddings_as_floats_and_base64(client):
+    result = client.embeddings.create(model="alphabet", input=["ab", "c"])
+    # The client asks for base64 (float32) by default.
+    assert [item.embedding for item in result.data] == [pytest.approx([2.0, 0.195]), pytest.approx([1.0, 0.099])]
+    assert result.usage.prompt_tokens == 3
+    raw = httpx.post(
+        f"{client.base_url}embeddings", json={"model": "alphabet", "input": "ab", "encoding_format": "base64"}
+    ).json()
+    assert struct.unpack("<2f", base64.b64decode(raw["data"][0]["embedding"])) == pytest.approx((2.0, 0.195))
+
+
+@pytest.mark.parametrize(
+    "body, status, param",
+    [
+        ({"model": "nope", "prompt": "a"}, 404, "model"),
+        ({"model": "alphabet", "prompt": "a", "max_tokens": -1}, 400, "max_tokens"),
+        ({"model": "alphabet", "prompt": "a", "max_tokens": 64}, 400, "max_tokens"),
+        ({"model": "alphabet", "prompt": "a" * 70}, 400, "prompt"),
+        ({"model": "alphabet", "prompt": "a", "temperature": 3}, 400, "temperature"),
+        ({"model": "alphabet", "prompt": "a", "presence_penalty": 1}, 400, "presence_penalty"),
+        ({"model": "alphabet", "prompt": "a", "logit_bias": {"1": 5}}, 400, "logit_bias"),
+        ({"model": "alphabet", "prompt": "a", "colour": "blue"}, 400, "colour"),
+        (
+            {"model": "alphabet", "prompt": "a", "stream_options": {"include_usage": True}},
+            400,
+            "stream_options",
+        ),
+        ({"prompt": "a"}, 400, "model"),
+    ],
+)
+def test_bad_completions_get_openai_errors(server, body, status, param):
+    response = httpx.post(f"{server.url}/openai/v1/completions", json=body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and error["message"] and error["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [],
+        [{"role": "wizard", "content": "hi"}],
+        [{"content": "hi"}],
+        "hi",
+        [{"role": "user", "content": [{"type": "image_url"}]}],
+    ],
+)
+def test_malformed_messages_are_400(server, messages):
+    response = httpx.post(
+        f"{server.url}/openai/v1/chat/completions", json={"model": "alphabet", "messages": messages}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"].startswith("messages")
+
+
+def test_the_client_s_errors_are_openai_s(client):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(model="alphabet", prompt="a", max_tokens=100)
+    assert "maximum context length is 64 tokens" in caught.value.message
+    assert caught.value.code == "context_length_exceeded"
+
+
+def test_a_client_that_leaves_a_stream_stops_its_generation(slow_server):
+    def state() -> dict:
+        return httpx.post(f"{slow_server.url}/v1/models/alphabet:predict", json={}).json()
+
+    before = state()["stopped_early"]
+    body = {"model": "alphabet", "prompt": "a", "max_tokens": 20, "stream": True}
+    with httpx.stream("POST", f"{slow_server.url}/openai/v1/completions", json=body) as response:
+        lines = response.iter_lines()
+        assert next(lines).startswith("data: ")
+    deadline = time.monotonic() + 10
+    while state()["stopped_early"] == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state() == {"running": 0, "stopped_early": before + 1}
