@@ -9,6 +9,8 @@ call: a request that was not batched as expected shows it in its answer (or in a
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -165,6 +167,22 @@ def test_a_bad_grpc_request_fails_alone(server):
     assert together([infer(-1), infer(4)]) == [str(grpc.StatusCode.INVALID_ARGUMENT), [4.0, 4.0]]
 
 
+def test_an_answer_that_cannot_be_split_back_fails_every_request_of_the_batch(server):
+    def summary(instances):
+        return lambda: httpx.post(
+            f"{server.url}/v1/models/{MODEL}:predict",
+            json={"instances": instances, "summary": True},
+            timeout=120,
+        )
+
+    answers = together([summary([[1]]), summary([[2], [3]]), summary([[4]])])
+    assert [answer.status_code for answer in answers] == [500] * 3
+    assert {answer.json()["error"] for answer in answers} == {
+        f"model {MODEL} answered a batch of 4 instances with 1 predictions; a batched model must answer "
+        '{"predictions": [...]} with one prediction per instance'
+    }
+
+
 def test_requests_larger_than_a_batch_and_requests_that_cannot_be_batched_run_at_once(server):
     large = v1(server, [[1, 0]] * (BATCH + 1))()
     assert large.json()["predictions"] == [[1.0, BATCH + 1]] * (BATCH + 1)
@@ -199,3 +217,30 @@ def test_a_model_call_past_the_batch_timeout_fails_its_requests():
         assert fine.json()["predictions"] == [[1.0, 1]]
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-batch-size", "0"], "--max-batch-size must be at least 1, got 0"),
+        (["--max-latency", "-1"], "--max-latency must be a number of milliseconds, at least 0, got -1"),
+        (
+            ["--enable-batcher", "--batch-timeout", "0"],
+            "--batch-timeout must be a positive number of seconds, got 0",
+        ),
+        (
+            ["--batch-timeout", "5"],
+            "--batch-timeout needs the batcher: add --enable-batcher or --max-batch-size",
+        ),
+    ],
+)
+def test_batcher_flags_out_of_range_are_one_line_and_exit_2(flags, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "modelplane", "serve", *COUNTER, *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(message)
+    assert "Traceback" not in result.stderr
