@@ -176,8 +176,8 @@ def _add_batcher_args(template: dict, batcher: dict) -> None:
         runtime = template["runtime"]
         runner = f"runtime {runtime['name']}" if runtime else "its container"
         raise _invalid(
-            f"the {template['component']} has a batcher, which needs `modelplane serve` to do the batching; "
-            f"{runner} runs `{' '.join(command[:3])}`"
+            f"the {template['component']} has a batcher, which needs modelplane serve to do the batching; "
+            f'{runner} runs "{" ".join(command[:3])}"'
         )
     command.append("--enable-batcher")
     for field, flag in (

@@ -641,9 +641,9 @@ def test_a_custom_container_that_does_not_run_modelplane_serve_cannot_have_a_bat
     assert rejection(isvc(custom)).errors == [
         FieldError(
             "spec.predictor.batcher",
-            "a batcher needs a container that runs `modelplane serve`, which does the batching; this one runs "
-            "`python /mnt/models/model.py` (serve a custom model with `modelplane serve --model-class "
-            "file.py:Class`, or remove the batcher)",
+            "a batcher needs a container that runs modelplane serve, which does the batching; this one runs "
+            '"python /mnt/models/model.py" (serve a custom model with "modelplane serve --model-class '
+            'file.py:Class", or remove the batcher)',
         )
     ]
     assert fields(isvc(transformer=custom)) == ["spec.transformer.batcher"]

@@ -139,8 +139,8 @@ def test_a_batcher_on_a_runtime_that_does_not_run_modelplane_serve_is_an_invalid
         templates(spec, [runtime])
     assert error.value.reason == "InvalidPredictorSpec"
     assert error.value.message == (
-        "the predictor has a batcher, which needs `modelplane serve` to do the batching; "
-        "runtime mine runs `serve-it iris`"
+        "the predictor has a batcher, which needs modelplane serve to do the batching; "
+        'runtime mine runs "serve-it iris"'
     )
 
 

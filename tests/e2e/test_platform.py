@@ -396,9 +396,7 @@ def test_a_batcher_answers_concurrent_requests_with_one_model_call(platform, tmp
     path.write_text(UNBATCHABLE)
     refused = platform.cli("apply", "-f", str(path), check=False)
     assert refused.returncode == 2
-    assert (
-        "spec.predictor.batcher: a batcher needs a container that runs `modelplane serve`" in refused.stderr
-    )
+    assert "spec.predictor.batcher: a batcher needs a container that runs modelplane serve" in refused.stderr
     platform.cli("delete", "isvc", "iris-batched")
 
 

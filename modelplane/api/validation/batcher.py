@@ -33,7 +33,7 @@ def batcher_errors(component: str, spec: dict, here: list) -> Iterator[FieldErro
     if not components.runs_modelplane_serve(argv):
         yield FieldError(
             paths.join([*here, "batcher"]),
-            "a batcher needs a container that runs `modelplane serve`, which does the batching; this one "
-            f"runs `{' '.join(argv[:3]) or 'nothing'}` (serve a custom model with `modelplane serve "
-            "--model-class file.py:Class`, or remove the batcher)",
+            "a batcher needs a container that runs modelplane serve, which does the batching; this one "
+            f'runs "{" ".join(argv[:3])}" (serve a custom model with "modelplane serve '
+            '--model-class file.py:Class", or remove the batcher)',
         )
