@@ -88,18 +88,28 @@ class Batcher(Generic[T, R]):
             self._start([request])
         else:
             if self._waiting_items + size > self.max_batch_size:
-                self._flush()  # this request does not fit with those waiting: they go now
+                self.flush()  # this request does not fit with those waiting: they go now
             self._waiting.append(request)
             self._waiting_items += size
             if self._waiting_items >= self.max_batch_size:
-                self._flush()
+                self.flush()
             elif self._timer is None:
-                self._timer = loop.call_later(self.max_latency, self._flush)
+                self._timer = loop.call_later(self.max_latency, self.flush)
         try:
             return await request.future
         except asyncio.CancelledError:
             self._forget(request)
             raise
+
+    def flush(self) -> None:
+        """Start the waiting batch now, however small (for a server that stops, say)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._waiting, self._waiting_items = self._waiting, [], 0
+        batch = [request for request in batch if not request.future.done()]
+        if batch:
+            self._start(batch)
 
     def _forget(self, request: _Waiting[T, R]) -> None:
         """A request whose caller left before its batch started no longer waits in it."""
@@ -109,15 +119,6 @@ class Batcher(Generic[T, R]):
             if not self._waiting and self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._waiting, self._waiting_items = self._waiting, [], 0
-        batch = [request for request in batch if not request.future.done()]
-        if batch:
-            self._start(batch)
 
     def _start(self, batch: list[_Waiting[T, R]]) -> None:
         task = asyncio.ensure_future(self._run(batch))

@@ -32,6 +32,13 @@ class DataPlane:
             return await self._batcher(served).run(payload, headers)
         return await self.run_stages(served, payload, headers, verb)
 
+    def stop_batching(self) -> None:
+        """From now on predict requests run at once: the batches waiting start, and new requests run
+        alone (a server that stops answers what it holds without waiting for company)."""
+        self.batching = None
+        for _, batcher in self._batchers.values():
+            batcher.flush()
+
     def _batcher(self, served: ServedModel) -> ModelBatcher:
         name = served.model.name
         found = self._batchers.get(name)

@@ -115,6 +115,7 @@ class ModelServer:
         await stopping.wait()
         logger.info("stopping: draining requests in flight")
         shutdown.request()
+        dataplane.stop_batching()
         await rest_task
         if grpc_task is not None:
             await grpc_task

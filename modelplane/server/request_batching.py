@@ -78,6 +78,11 @@ class ModelBatcher:
             raise InferenceError(str(exc)) from None
         return outcomes[0]
 
+    def flush(self) -> None:
+        """Start every waiting batch now, however small."""
+        for batcher in self._batchers.values():
+            batcher.flush()
+
     def _new_batcher(self, key: Hashable) -> Batcher[_Request, Outcome]:
         if len(self._batchers) >= _KEPT_BATCHERS:
             self._batchers = {k: b for k, b in self._batchers.items() if b.waiting_items}

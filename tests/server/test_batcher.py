@@ -8,6 +8,7 @@ call: a request that was not batched as expected shows it in its answer (or in a
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -20,7 +21,10 @@ import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 
-from tests.server.batch_models import SLOW_VALUE
+from modelplane.server import BatchSettings
+from modelplane.server.dataplane import DataPlane
+from modelplane.server.repository import ModelRepository
+from tests.server.batch_models import SLOW_VALUE, RowCounter
 from tests.server.processes import serve
 
 MODEL = "counter"
@@ -217,6 +221,25 @@ def test_a_model_call_past_the_batch_timeout_fails_its_requests():
         assert fine.json()["predictions"] == [[1.0, 1]]
     finally:
         process.stop()
+
+
+def test_a_server_that_stops_answers_the_requests_waiting_for_company_at_once():
+    repository = ModelRepository()
+    served = repository.add(RowCounter(MODEL))
+    served.model.load()
+    dataplane = DataPlane(repository, BatchSettings(max_batch_size=BATCH, max_latency=3600))
+
+    async def main():
+        waiting = asyncio.ensure_future(dataplane.run(served, {"instances": [[1, 2]]}, {}))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        dataplane.stop_batching()  # what ModelServer does on SIGTERM
+        held, _ = await waiting
+        later, _ = await dataplane.run(served, {"instances": [[3, 4]]}, {})
+        return held["predictions"], later["predictions"]
+
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == ([[3.0, 1]], [[7.0, 1]])
 
 
 @pytest.mark.parametrize(

@@ -201,6 +201,21 @@ def test_a_request_whose_caller_left_does_not_hold_up_the_others():
     assert model.batches == [[1, 2], [4, 5]]
 
 
+def test_flush_starts_the_waiting_batch_at_once():
+    model = Model()
+    batcher = Batcher(model, max_batch_size=4, max_latency=FOREVER)
+
+    async def main():
+        waiting = asyncio.ensure_future(batcher.submit([1, 2]))
+        await settle()
+        assert not waiting.done()
+        batcher.flush()
+        return await waiting
+
+    assert run(main()) == [10, 20]
+    assert model.batches == [[1, 2]]
+
+
 def test_an_empty_request_needs_no_call():
     model = Model()
     batcher = Batcher(model, max_batch_size=2, max_latency=FOREVER)
