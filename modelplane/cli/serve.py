@@ -7,8 +7,12 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelplane.cli.main import CommandError
+
+if TYPE_CHECKING:
+    from modelplane.server.request_batching import BatchSettings
 
 logger = logging.getLogger("modelplane.server")
 
@@ -104,7 +108,7 @@ def _add_batcher_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def batch_settings(args: argparse.Namespace):
+def batch_settings(args: argparse.Namespace) -> BatchSettings | None:
     """The batcher's settings from the command line; None when the batcher is off."""
     from modelplane.server.request_batching import (
         DEFAULT_MAX_BATCH_SIZE,

@@ -65,6 +65,7 @@ class ModelBatcher:
         self._metrics = metrics.for_model(model.name)
 
     async def run(self, payload: Any, headers: dict[str, str]) -> Outcome:
+        """One predict request's answer and response headers, from a model call it may share."""
         planned = batch_key(payload)
         if planned is None:
             return await self._alone(payload, headers)
