@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from .constants import PREDICTOR_CONTAINER, STORAGE_URI_ENV
+
+_PYTHON = re.compile(r"python(3(\.\d+)?)?")
 
 # The order in which a predictor lists its implementations.
 _PREDICTOR_IMPLEMENTATION_ORDER = (
@@ -102,3 +107,19 @@ def storage_uri(component: str, spec: dict) -> str | None:
         return env_value(impl, STORAGE_URI_ENV)
     uri = impl.get("storageUri")
     return None if name == "art" and uri == "" else uri
+
+
+def container_argv(container: dict) -> list[str]:
+    """A container's command line: its command, then its args."""
+    return [str(part) for key in ("command", "args") for part in container.get(key) or []]
+
+
+def runs_modelplane_serve(argv: Sequence[str]) -> bool:
+    """Whether a command line is `modelplane serve ...` (or `python -m modelplane serve ...`): the model
+    server, which takes the batcher's flags."""
+    if not argv:
+        return False
+    program = str(argv[0]).rsplit("/", 1)[-1]
+    if program == "modelplane":
+        return list(argv[1:2]) == ["serve"]
+    return bool(_PYTHON.fullmatch(program)) and list(argv[1:4]) == ["-m", "modelplane", "serve"]

@@ -7,8 +7,12 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelplane.cli.main import CommandError
+
+if TYPE_CHECKING:
+    from modelplane.server.request_batching import BatchSettings
 
 logger = logging.getLogger("modelplane.server")
 
@@ -73,12 +77,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="built-in runtimes predict requests that arrive together in one call, up to this many rows "
         "(default 64; 1 turns it off)",
     )
+    _add_batcher_flags(parser)
     add("--predict-proba", action="store_true", default=None, help="sklearn: answer with predict_proba")
     add("--predictor-host", "--predictor_host", default=None, help="transformers: the predictor's host:port")
     add("--predictor-protocol", "--predictor_protocol", default="v1", choices=["v1", "v2"])
     add("--explainer-host", "--explainer_host", default=None)
     add("--log-level", default=os.environ.get("MODELPLANE_LOGLEVEL", "INFO"))
     parser.set_defaults(func=run)
+
+
+def _add_batcher_flags(parser: argparse.ArgumentParser) -> None:
+    """KServe's batcher (its agent's --enable-batcher, --max-batchsize and --max-latency)."""
+    add = parser.add_argument
+    add(
+        "--enable-batcher",
+        action="store_true",
+        help="batch predict requests: each waits up to --max-latency for others to share a model call with",
+    )
+    add(
+        "--max-batch-size",
+        "--max-batchsize",
+        type=int,
+        default=None,
+        help="batcher: the most rows (V1 instances, V2 rows) in one model call (default 32; turns the batcher on)",
+    )
+    add(
+        "--max-latency",
+        type=float,
+        default=None,
+        help="batcher: milliseconds a request waits for others (default 5000; turns the batcher on)",
+    )
+    add(
+        "--batch-timeout",
+        type=float,
+        default=None,
+        help="batcher: seconds a model call may take before its requests fail (default: no limit)",
+    )
+
+
+def batch_settings(args: argparse.Namespace) -> BatchSettings | None:
+    """The batcher's settings from the command line; None when the batcher is off."""
+    from modelplane.server.request_batching import (
+        DEFAULT_MAX_BATCH_SIZE,
+        DEFAULT_MAX_LATENCY_MS,
+        BatchSettings,
+    )
+
+    if not (args.enable_batcher or args.max_batch_size is not None or args.max_latency is not None):
+        if args.batch_timeout is not None:
+            raise CommandError("--batch-timeout needs the batcher: add --enable-batcher or --max-batch-size")
+        return None
+    size = DEFAULT_MAX_BATCH_SIZE if args.max_batch_size is None else args.max_batch_size
+    latency = DEFAULT_MAX_LATENCY_MS if args.max_latency is None else args.max_latency
+    if size < 1:
+        raise CommandError(f"--max-batch-size must be at least 1, got {size}")
+    if not 0 <= latency < float("inf"):
+        raise CommandError(f"--max-latency must be a number of milliseconds, at least 0, got {latency:g}")
+    if args.batch_timeout is not None and not 0 < args.batch_timeout < float("inf"):
+        raise CommandError(
+            f"--batch-timeout must be a positive number of seconds, got {args.batch_timeout:g}"
+        )
+    return BatchSettings(size, latency / 1000, args.batch_timeout)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--workers must be at least 1")
     if args.grpc_max_message_length < 1:
         raise CommandError("--grpc-max-message-length must be at least 1 byte")
+    batching = batch_settings(args)
     models, factory = build_models(args)
     server = ModelServer(
         http_port=args.http_port,
@@ -98,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         model_factory=factory,
         multi_model=args.multi_model,
+        batching=batching,
     )
     server.start(models)
     # Everything is stopped and every request answered. Tearing down the interpreter's modules

@@ -70,6 +70,8 @@ def revision_templates(
             templates[component] = _custom_template(component, component_spec, isvc)
         if component == "transformer":
             _add_transformer_args(templates[component], component_spec, metadata)
+        if isinstance(component_spec.get("batcher"), dict):
+            _add_batcher_args(templates[component], component_spec["batcher"])
     return templates
 
 
@@ -164,6 +166,27 @@ def _add_transformer_args(template: dict, component_spec: dict, metadata: dict) 
             part in spellings or part.startswith(tuple(s + "=" for s in spellings)) for part in command
         ):
             command += [flag, value]
+
+
+def _add_batcher_args(template: dict, batcher: dict) -> None:
+    """KServe's batcher as `modelplane serve`'s flags, which does the batching (unset fields keep its
+    defaults, KServe's: 32 rows, 5000 ms)."""
+    command = template["command"]
+    if not components.runs_modelplane_serve(command):
+        runtime = template["runtime"]
+        runner = f"runtime {runtime['name']}" if runtime else "its container"
+        raise _invalid(
+            f"the {template['component']} has a batcher, which needs modelplane serve to do the batching; "
+            f'{runner} runs "{" ".join(command[:3])}"'
+        )
+    command.append("--enable-batcher")
+    for field, flag in (
+        ("maxBatchSize", "--max-batch-size"),
+        ("maxLatency", "--max-latency"),
+        ("timeout", "--batch-timeout"),
+    ):
+        if batcher.get(field) is not None:
+            command.append(f"{flag}={batcher[field]}")
 
 
 def scaling_annotations(metadata: dict) -> dict[str, str]:

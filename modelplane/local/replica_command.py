@@ -17,6 +17,8 @@ MODEL_MOUNT = "/mnt/models"
 # Flags whose value names another component's service: `<isvc>-<component>.<namespace>`.
 _SERVICE_FLAGS = ("--predictor_host", "--predictor-host", "--explainer_host", "--explainer-host")
 _GRPC_FLAGS = ("--grpc-port", "--grpc_port")
+# Flags of `modelplane serve` whose numbers are never ports, even when one reads 8080 or 8081.
+_NUMBER_FLAGS = ("--max-batch-size", "--max-batchsize", "--max-latency", "--batch-timeout")
 _SERVICE_NAME = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?$"
 )
@@ -51,7 +53,8 @@ def replica_launch(
     previous = ""
     for part in template["command"]:
         part = _with_model_dir(part, model_dir)
-        part = _with_ports(part, container_ports)
+        if previous not in _NUMBER_FLAGS and not part.startswith(tuple(f + "=" for f in _NUMBER_FLAGS)):
+            part = _with_ports(part, container_ports)
         if previous in _SERVICE_FLAGS:
             part = gateway_address(part, domain, gateway_port)
         elif part.startswith(tuple(flag + "=" for flag in _SERVICE_FLAGS)):

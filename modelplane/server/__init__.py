@@ -9,8 +9,10 @@ from modelplane.protocol.errors import (
 from modelplane.protocol.v2 import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
 from modelplane.server.model import Model
 from modelplane.server.model_server import ModelServer
+from modelplane.server.request_batching import BatchSettings
 
 __all__ = [
+    "BatchSettings",
     "InferInput",
     "InferOutput",
     "InferRequest",

@@ -5,27 +5,56 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
-
 from modelplane import __version__
-from modelplane.protocol.errors import InferenceError, ModelNotFound
-from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
+from modelplane.protocol.errors import ModelNotFound
 from modelplane.server import metrics
 from modelplane.server.repository import ModelRepository, ServedModel
+from modelplane.server.request_batching import BatchSettings, ModelBatcher
 
 SERVER_NAME = "modelplane"
 EXTENSIONS = ["model_repository_extension", "binary_tensor_data"]
 
 
 class DataPlane:
-    def __init__(self, repository: ModelRepository):
+    def __init__(self, repository: ModelRepository, batching: BatchSettings | None = None):
         self.repository = repository
+        self.batching = batching
+        # The batcher of each model, with the loaded model it was made for.
+        self._batchers: dict[str, tuple[ServedModel, ModelBatcher]] = {}
 
     async def run(
         self, served: ServedModel, payload: Any, headers: dict[str, str], verb: str = "predict"
     ) -> tuple[Any, dict[str, str]]:
-        """preprocess → predict (or explain) → postprocess, each timed; returns the result and any
-        response headers the model set."""
+        """preprocess → predict (or explain) → postprocess; returns the result and any response
+        headers the model set. With batching, a predict request may share one run of the stages with
+        other requests (request_batching.py)."""
+        if verb == "predict" and self.batching is not None:
+            return await self._batcher(served).run(payload, headers)
+        return await self.run_stages(served, payload, headers, verb)
+
+    def stop_batching(self) -> None:
+        """From now on predict requests run at once: the batches waiting start, and new requests run
+        alone (a server that stops answers what it holds without waiting for company)."""
+        self.batching = None
+        for _, batcher in self._batchers.values():
+            batcher.flush()
+
+    def _batcher(self, served: ServedModel) -> ModelBatcher:
+        name = served.model.name
+        found = self._batchers.get(name)
+        if found is None or found[0] is not served:
+            batcher = ModelBatcher(
+                served.model,
+                lambda payload, headers: self.run_stages(served, payload, headers),
+                self.batching,
+            )
+            found = self._batchers[name] = (served, batcher)
+        return found[1]
+
+    async def run_stages(
+        self, served: ServedModel, payload: Any, headers: dict[str, str], verb: str = "predict"
+    ) -> tuple[Any, dict[str, str]]:
+        """One run of the stages, each timed."""
         stages = served.stages
         stage_seconds = metrics.for_model(served.model.name).stage_seconds
         response_headers: dict[str, str] = {}
@@ -77,30 +106,3 @@ def check_version(served: ServedModel, name: str, version: str) -> None:
     if version != (own or ""):
         available = f"version {own}" if own else "no versions"
         raise ModelNotFound(name, f"Model {name} has no version {version} (it serves {available}).")
-
-
-def as_infer_response(result: Any, request: InferRequest, model: Any) -> InferResponse:
-    """What a model returned to a V2 request, as an InferResponse."""
-    if isinstance(result, InferResponse):
-        if result.model_version is None:
-            result.model_version = getattr(model, "version", None)
-        return result
-    if isinstance(result, dict) and "outputs" in result:
-        from modelplane.protocol.v2 import InferOutput, decode_inputs
-
-        outputs = [
-            InferOutput(o.name, o.shape, o.datatype, o._array, o.parameters)
-            for o in decode_inputs(result["outputs"], None, "model response")
-        ]
-        return InferResponse(result.get("id") or request.id, request.model_name, outputs)
-    if isinstance(result, np.ndarray | list | tuple):
-        return InferResponse(
-            request.id,
-            request.model_name,
-            [output_from_array("output-0", result)],
-            model_version=getattr(model, "version", None),
-        )
-    raise InferenceError(
-        f"model {request.model_name} returned {type(result).__name__} to a V2 request; "
-        "expected an InferResponse, a V2 response dict or an array"
-    )

@@ -18,7 +18,8 @@ from modelplane.protocol.grpc.wire import Metadata, UnaryMethod, UnaryService, s
 from modelplane.protocol.http2.server import Response, ServerLimits
 from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
 from modelplane.server import metrics
-from modelplane.server.dataplane import DataPlane, as_infer_response
+from modelplane.server.dataplane import DataPlane
+from modelplane.server.responses import as_infer_response
 
 
 def inference_service(dataplane: DataPlane, max_message_length: int) -> tuple[UnaryService, ServerLimits]:

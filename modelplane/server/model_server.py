@@ -25,6 +25,7 @@ from modelplane.protocol import http_server
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.model import Model
 from modelplane.server.repository import ModelFactory, ModelRepository, load_model
+from modelplane.server.request_batching import BatchSettings
 from modelplane.server.rest import DEFAULT_MAX_BODY, RESTServer, too_large_response
 
 logger = logging.getLogger("modelplane.server")
@@ -46,6 +47,7 @@ class ModelServer:
         model_factory: ModelFactory | None = None,
         grace_seconds: float = GRACEFUL_STOP_SECONDS,
         multi_model: bool = False,
+        batching: BatchSettings | None = None,
     ):
         self.http_port = http_port
         self.grpc_port = grpc_port
@@ -55,6 +57,7 @@ class ModelServer:
         self.model_factory = model_factory
         self.grace_seconds = grace_seconds
         self.multi_model = multi_model  # ready with no model, loading them by name later
+        self.batching = batching  # predict requests wait for others to share a model call with
 
     def start(self, models: Sequence[Model]) -> None:
         """Serve `models` until SIGTERM or SIGINT. Blocks."""
@@ -69,7 +72,7 @@ class ModelServer:
         repository = ModelRepository(self.model_factory, multi_model=self.multi_model)
         for model in models:
             repository.add(model)
-        dataplane = DataPlane(repository)
+        dataplane = DataPlane(repository, self.batching)
         if sock is None:
             sock = bind_socket(self.host, self.http_port)
         limits = http_server.ServerLimits(
@@ -102,9 +105,17 @@ class ModelServer:
             sock.getsockname()[1],
             f" and grpc port {self.grpc_port}" if grpc_task else "",
         )
+        if self.batching is not None:
+            logger.info(
+                "batching predict requests: up to %s rows a call, waiting up to %g ms%s",
+                self.batching.max_batch_size,
+                self.batching.max_latency * 1000,
+                "" if self.batching.timeout is None else f", a call limited to {self.batching.timeout:g} s",
+            )
         await stopping.wait()
         logger.info("stopping: draining requests in flight")
         shutdown.request()
+        dataplane.stop_batching()
         await rest_task
         if grpc_task is not None:
             await grpc_task

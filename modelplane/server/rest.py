@@ -32,9 +32,10 @@ from modelplane.protocol.v2_rest import (
     parse_json_length,
 )
 from modelplane.server import metrics
-from modelplane.server.dataplane import DataPlane, as_infer_response
+from modelplane.server.dataplane import DataPlane
 from modelplane.server.openai_routes import PREFIX as OPENAI_PREFIX
 from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints
+from modelplane.server.responses import as_infer_response
 
 logger = logging.getLogger("modelplane.server")
 

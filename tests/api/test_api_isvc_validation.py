@@ -595,3 +595,64 @@ def test_canary_shorthands_keep_their_own_checks():
             "canary \"v2\" predictor: expected storageUri file extension: '.onnx' but got '.pt'",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("batcher", "path", "message"),
+    [
+        ({"maxBatchSize": 0}, "maxBatchSize", "maxBatchSize must be at least 1, got 0"),
+        ({"maxLatency": -5}, "maxLatency", "maxLatency must be at least 1 (milliseconds), got -5"),
+        ({"timeout": 0}, "timeout", "timeout must be at least 1 (seconds), got 0"),
+    ],
+)
+def test_batcher_numbers_must_be_positive(batcher, path, message):
+    error = rejection(isvc(sklearn_predictor(batcher=batcher))).errors[0]
+    assert error == FieldError(f"spec.predictor.batcher.{path}", message)
+
+
+def test_a_batcher_with_positive_numbers_or_none_is_admitted():
+    admit(isvc(sklearn_predictor(batcher={"maxBatchSize": 1, "maxLatency": 1, "timeout": 1})))
+    admit(isvc(sklearn_predictor(batcher={})))
+
+
+SERVE = {
+    "name": "kserve-container",
+    "image": "x",
+    "command": ["modelplane", "serve"],
+    "args": ["--model-class", "m.py:M"],
+}
+
+
+@pytest.mark.parametrize(
+    "container",
+    [
+        SERVE,
+        {**SERVE, "command": ["python3", "-m", "modelplane", "serve"], "args": []},
+        {"name": "kserve-container", "image": "x", "args": ["/usr/bin/modelplane", "serve"]},
+    ],
+)
+def test_a_custom_container_running_modelplane_serve_may_have_a_batcher(container):
+    admit(isvc({"containers": [container], "batcher": {"maxBatchSize": 4}}))
+    admit(isvc(transformer={"containers": [container], "batcher": {}}))
+
+
+def test_a_custom_container_that_does_not_run_modelplane_serve_cannot_have_a_batcher():
+    custom = {"containers": [{"image": "x", "command": ["python", "/mnt/models/model.py"]}], "batcher": {}}
+    assert rejection(isvc(custom)).errors == [
+        FieldError(
+            "spec.predictor.batcher",
+            "a batcher needs a container that runs modelplane serve, which does the batching; this one runs "
+            '"python /mnt/models/model.py" (serve a custom model with "modelplane serve --model-class '
+            'file.py:Class", or remove the batcher)',
+        )
+    ]
+    assert fields(isvc(transformer=custom)) == ["spec.transformer.batcher"]
+    assert fields(isvc(explainer=custom)) == ["spec.explainer.batcher"]
+
+
+def test_a_canary_batcher_is_checked_too():
+    resource = _canary_isvc(_canary(batcher={"maxLatency": 0}))
+    assert rejection(resource).errors[0] == FieldError(
+        "spec.canary[0].predictor.batcher.maxLatency",
+        'canary "v2" predictor: maxLatency must be at least 1 (milliseconds), got 0',
+    )

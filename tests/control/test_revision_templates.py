@@ -99,6 +99,51 @@ def test_a_transformer_gets_kserves_default_args_unless_it_sets_them():
     ]
 
 
+def test_a_batcher_becomes_the_flags_of_modelplane_serve():
+    batcher = {"maxBatchSize": 8, "maxLatency": 50, "timeout": 30}
+    found = templates(
+        {
+            "predictor": {"sklearn": {"storageUri": "pvc://m"}, "batcher": batcher},
+            "transformer": {
+                "containers": [
+                    {"name": "c", "image": "t", "command": ["modelplane", "serve", "--model-class", "t.py:T"]}
+                ],
+                "batcher": {},
+            },
+        }
+    )
+    assert found["predictor"]["command"][-4:] == [
+        "--enable-batcher",
+        "--max-batch-size=8",
+        "--max-latency=50",
+        "--batch-timeout=30",
+    ]
+    # Unset fields keep modelplane serve's defaults, which are KServe's.
+    assert found["transformer"]["command"][-1] == "--enable-batcher"
+    without = templates({"predictor": {"sklearn": {"storageUri": "pvc://m"}}})["predictor"]
+    assert "--enable-batcher" not in without["command"]
+
+
+def test_a_batcher_on_a_runtime_that_does_not_run_modelplane_serve_is_an_invalid_spec():
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "mine", "namespace": "default"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True}],
+            "containers": [{"name": "kserve-container", "image": "x", "command": ["serve-it", "{{.Name}}"]}],
+        },
+    }
+    spec = {"predictor": {"sklearn": {"storageUri": "pvc://m"}, "batcher": {"maxBatchSize": 4}}}
+    with pytest.raises(RuntimeSelectionError) as error:
+        templates(spec, [runtime])
+    assert error.value.reason == "InvalidPredictorSpec"
+    assert error.value.message == (
+        "the predictor has a batcher, which needs modelplane serve to do the batching; "
+        'runtime mine runs "serve-it iris"'
+    )
+
+
 def test_an_unknown_runtime_is_runtime_not_recognized():
     spec = {
         "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "runtime": "nope", "storageUri": "x"}}

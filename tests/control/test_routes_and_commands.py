@@ -71,6 +71,19 @@ def test_modelplane_serve_without_a_grpc_port_gets_one():
     assert launch.argv[-1] == "--grpc-port=41001"
 
 
+def test_the_batchers_numbers_are_never_taken_for_ports():
+    launch = replica_launch(
+        template(
+            ["modelplane", "serve", "--http-port=8080", "--max-latency=8080", "--max-batch-size", "8081"]
+        ),
+        ReplicaPorts(41000, 41001),
+        None,
+        domain="localhost",
+        gateway_port=8080,
+    )
+    assert launch.argv[4:8] == ["--http-port=41000", "--max-latency=8080", "--max-batch-size", "8081"]
+
+
 def test_a_predictor_service_name_becomes_the_gateway_host():
     launch = replica_launch(
         template(["./transformer", "--predictor_host", "iris-predictor.default", "--http_port", "8080"]),

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -339,6 +340,64 @@ def test_delete_stops_the_service(platform):
     response = wait_until(gone, "the doubler host to go", platform)
     assert "no InferenceService" in response.json()["error"]
     wait_until(lambda: not doubler_replicas(platform), "the doubler replica to stop", platform)
+
+
+BATCHED = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris-batched
+spec:
+  predictor:
+    minReplicas: 1
+    maxReplicas: 1
+    batcher: {maxBatchSize: 4, maxLatency: 60000}
+    sklearn:
+      storageUri: pvc://examples/sklearn-iris
+"""
+UNBATCHABLE = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: doubler-batched
+spec:
+  predictor:
+    batcher: {maxBatchSize: 4}
+    containers:
+      - {name: kserve-container, image: modelplane:latest, command: [python, /mnt/models/model.py]}
+"""
+# One row of each iris class, and the class the example model predicts for it.
+IRIS_CLASSES = [
+    ([5.1, 3.5, 1.4, 0.2], 0),
+    ([6.8, 2.8, 4.8, 1.4], 1),
+    ([7.7, 3.0, 6.1, 2.3], 2),
+    ([5.0, 3.4, 1.5, 0.2], 0),
+]
+
+
+def test_a_batcher_answers_concurrent_requests_with_one_model_call(platform, tmp_path):
+    path = tmp_path / "batched.yaml"
+    path.write_text(BATCHED)
+    platform.cli("apply", "-f", str(path))
+    platform.cli("wait", "--for=condition=Ready", "isvc/iris-batched", "--timeout=300s")
+
+    def predict(row):
+        path = "/v1/models/iris-batched:predict"
+        return platform.request("POST", host("iris-batched"), path, json={"instances": [row]}).json()
+
+    # The replica waits a minute for company: these four are answered once they fill a batch together.
+    with ThreadPoolExecutor(len(IRIS_CLASSES)) as pool:
+        answers = list(pool.map(predict, [row for row, _ in IRIS_CLASSES]))
+    assert answers == [{"predictions": [label]} for _, label in IRIS_CLASSES]
+    metrics = platform.request("GET", host("iris-batched"), "/metrics").text
+    assert 'modelplane_batch_size_count{model_name="iris-batched"} 1.0' in metrics
+    assert 'modelplane_batch_size_sum{model_name="iris-batched"} 4.0' in metrics
+
+    path.write_text(UNBATCHABLE)
+    refused = platform.cli("apply", "-f", str(path), check=False)
+    assert refused.returncode == 2
+    assert "spec.predictor.batcher: a batcher needs a container that runs modelplane serve" in refused.stderr
+    platform.cli("delete", "isvc", "iris-batched")
 
 
 def test_a_spec_no_runtime_can_serve_is_an_invalid_spec(platform, tmp_path):

@@ -141,7 +141,10 @@ def test_the_raw_stream_is_server_sent_events_ending_with_done(server):
 def test_embeddings_as_floats_and_base64(client):
     result = client.embeddings.create(model="alphabet", input=["ab", "c"])
     # The client asks for base64 (float32) by default.
-    assert [item.embedding for item in result.data] == [pytest.approx([2.0, 0.195]), pytest.approx([1.0, 0.099])]
+    assert [item.embedding for item in result.data] == [
+        pytest.approx([2.0, 0.195]),
+        pytest.approx([1.0, 0.099]),
+    ]
     assert result.usage.prompt_tokens == 3
     raw = httpx.post(
         f"{client.base_url}embeddings", json={"model": "alphabet", "input": "ab", "encoding_format": "base64"}

@@ -28,6 +28,7 @@ from ..constants import (
 )
 from ..errors import FieldError
 from .autoscaling import autoscaling_errors
+from .batcher import batcher_errors
 from .common import blocked_env_errors, containers_blocked_env_errors, dicts, mapping
 
 NAME_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
@@ -281,6 +282,7 @@ def _component_errors(isvc: dict) -> Iterator[FieldError]:
             continue
         yield from _implementation_errors(component, component_spec, found, here)
         yield from extension_errors(component_spec, here)
+        yield from batcher_errors(component, component_spec, here)
         yield from autoscaling_errors(annotations, component_spec, here)
 
 
@@ -426,6 +428,7 @@ def _canary_problem(
     problems = [
         *_implementation_errors("predictor", predictor, found, where),
         *extension_errors(predictor, where),
+        *batcher_errors("predictor", predictor, where),
     ]
     if problems:
         return FieldError(problems[0].path, f'canary "{name}" predictor: {problems[0].message}')

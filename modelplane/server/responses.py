@@ -1,0 +1,35 @@
+"""What a model returned to a V2 request, as the InferResponse the protocols send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modelplane.protocol.errors import InferenceError
+from modelplane.protocol.v2 import InferOutput, InferRequest, InferResponse, decode_inputs, output_from_array
+
+
+def as_infer_response(result: Any, request: InferRequest, model: Any) -> InferResponse:
+    """What a model returned to a V2 request, as an InferResponse."""
+    if isinstance(result, InferResponse):
+        if result.model_version is None:
+            result.model_version = getattr(model, "version", None)
+        return result
+    if isinstance(result, dict) and "outputs" in result:
+        outputs = [
+            InferOutput(o.name, o.shape, o.datatype, o._array, o.parameters)
+            for o in decode_inputs(result["outputs"], None, "model response")
+        ]
+        return InferResponse(result.get("id") or request.id, request.model_name, outputs)
+    if isinstance(result, np.ndarray | list | tuple):
+        return InferResponse(
+            request.id,
+            request.model_name,
+            [output_from_array("output-0", result)],
+            model_version=getattr(model, "version", None),
+        )
+    raise InferenceError(
+        f"model {request.model_name} returned {type(result).__name__} to a V2 request; "
+        "expected an InferResponse, a V2 response dict or an array"
+    )
