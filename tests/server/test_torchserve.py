@@ -53,12 +53,15 @@ def store(tmp_path_factory):
     write_mar(models, "cat-dog", cat_dog_net(), CAT_DOG_LABELS, str(CLASSIFIER / "top_label_handler.py"))
     write_mar(models, "breeds", breed_net(), BREEDS, "image_classifier", version="2.0")
     write_mar(models, "probe", cat_dog_net(), CAT_DOG_LABELS, str(HANDLERS / "probe_handler.py"))
+    write_mar(models, "batched", cat_dog_net(), CAT_DOG_LABELS, str(HANDLERS / "probe_handler.py"))
     write_config(
         folder,
         {
             "cat-dog": {"marName": "cat-dog.mar"},
             "breeds": {"marName": "breeds.mar", "version": "2.0"},
             "probe": {"marName": "probe.mar", "minWorkers": 2, "maxWorkers": 2},
+            # A delay no test waits out: a batch goes when it is full.
+            "batched": {"marName": "batched.mar", "batchSize": 4, "maxBatchDelay": 60000},
         },
         service_envelope="kserve",
     )
@@ -74,7 +77,8 @@ def server(store, tmp_path_factory):
 
 
 def test_every_model_of_the_store_is_served_under_its_name(server):
-    assert sorted(httpx.get(f"{server.url}/v1/models").json()["models"]) == ["breeds", "cat-dog", "probe"]
+    names = sorted(httpx.get(f"{server.url}/v1/models").json()["models"])
+    assert names == ["batched", "breeds", "cat-dog", "probe"]
     assert httpx.get(f"{server.url}/v2/models/breeds").json()["versions"] == ["2.0"]
     assert httpx.get(f"{server.url}/v2/models/breeds/versions/2.0/ready").status_code == 200
 
@@ -176,6 +180,21 @@ def test_each_worker_is_a_handler_of_its_own_and_they_run_at_once(server):
         results = list(pool.map(lambda _: call(), range(2)))
     assert [result["met"] for result in results] == [True, True]
     assert len({result["worker"] for result in results}) == 2
+
+
+def test_batch_size_gathers_the_rows_of_concurrent_requests_into_one_handler_call(server):
+    import concurrent.futures
+
+    def call(word: str) -> dict:
+        body = {"instances": [{"data": word}]}
+        return httpx.post(f"{server.url}/v1/models/batched:predict", json=body, timeout=30).json()[
+            "predictions"
+        ][0]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(call, ["w", "x", "y", "z"]))
+    assert [result["word"] for result in results] == ["w", "x", "y", "z"]
+    assert [result["batch"] for result in results] == [4, 4, 4, 4]
 
 
 def test_explain_runs_the_handler_s_explanations(server):
