@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model-name", "--model_name", default=None, help="name the model is served under (default: 'model')"
     )
     add(
-        "--runtime", default=None, help="sklearn, xgboost, lightgbm, onnx or custom (default: from the files)"
+        "--runtime",
+        default=None,
+        help="sklearn, xgboost, lightgbm, onnx, tensorflow or custom (default: from the files)",
     )
     add(
         "--model-class",
@@ -58,7 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     add("--workers", type=int, default=1, help="worker processes sharing the ports")
-    add("--nthread", type=int, default=1, help="threads per prediction for xgboost, lightgbm and onnx")
+    add(
+        "--nthread",
+        type=int,
+        default=1,
+        help="threads per prediction for xgboost, lightgbm, onnx and tensorflow",
+    )
     add(
         "--max-batch-rows",
         type=int,
@@ -172,7 +179,7 @@ def _single_model(model_dir: Path, runtime: str | None, name: str, args: argpars
     options = {}
     if args.max_batch_rows is not None:
         options["max_batch_rows"] = args.max_batch_rows
-    if runtime in ("xgboost", "lightgbm", "onnx"):
+    if runtime in ("xgboost", "lightgbm", "onnx", "tensorflow"):
         options["nthread"] = args.nthread
     if runtime == "sklearn" and args.predict_proba is not None:
         options["predict_proba"] = args.predict_proba

@@ -12,6 +12,7 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
     "xgboost": ("modelplane.runtimes.xgboost", "XGBoostModel", "xgboost"),
     "lightgbm": ("modelplane.runtimes.lightgbm", "LightGBMModel", "lightgbm"),
     "onnx": ("modelplane.runtimes.onnx", "ONNXModel", "onnx"),
+    "tensorflow": ("modelplane.runtimes.tensorflow", "TensorFlowModel", "tensorflow"),
 }
 
 
