@@ -29,6 +29,7 @@ def test_the_shipped_runtimes():
         "kserve-sklearnserver",
         "kserve-xgbserver",
         "modelplane-onnxserver",
+        "modelplane-tensorflowserver",
     ]
 
 
@@ -47,6 +48,7 @@ def test_kserve_names_keep_kserve_formats_priorities_and_protocols(name):
         ("kserve-xgbserver", "xgboost"),
         ("kserve-lgbserver", "lightgbm"),
         ("modelplane-onnxserver", "onnx"),
+        ("modelplane-tensorflowserver", "tensorflow"),
     ],
 )
 def test_each_runs_modelplane_serve(name, runtime):
@@ -68,6 +70,16 @@ def test_onnx_runtime():
         {"name": "onnx", "version": "1", "autoSelect": True, "priority": 1}
     ]
     assert spec["protocolVersions"] == ["v1", "v2", "grpc-v2"]
+
+
+def test_tensorflow_runtime():
+    runtime = by_name()["modelplane-tensorflowserver"]
+    assert runtime["spec"]["supportedModelFormats"] == [
+        {"name": "tensorflow", "version": "1", "autoSelect": True, "priority": 1},
+        {"name": "tensorflow", "version": "2", "autoSelect": True, "priority": 1},
+    ]
+    assert runtime["spec"]["protocolVersions"] == ["v1", "v2", "grpc-v2"]
+    assert runtime["metadata"]["annotations"] == {"serving.kserve.io/server-type": "tensorflowserver"}
 
 
 def test_shipped_runtimes_pass_admission_together():
