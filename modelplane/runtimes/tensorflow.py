@@ -54,6 +54,7 @@ class TensorFlowModel(Model):
         self._tf: Any = None
         self._saved_model: Any = None
         self._signatures: dict[str, Signature] = {}
+        self._version_from_folder = False  # whether `version` is the served folder's (not --model-version)
 
     def load(self) -> bool:
         location = locate_saved_model(self.model_dir)
@@ -66,8 +67,7 @@ class TensorFlowModel(Model):
                 "export it with tf.saved_model.save(..., signatures=...) or Keras' model.export()"
             )
         self._tf, self._saved_model, self._signatures = tf, saved_model, signatures
-        if location.version is not None and getattr(self, "version", None) is None:
-            self.version = str(location.version)
+        self._report_version(location.version)
         logger.info(
             "model %s: SavedModel %s%s, signatures %s",
             self.name,
@@ -77,6 +77,16 @@ class TensorFlowModel(Model):
         )
         self.ready = True
         return True
+
+    def _report_version(self, number: int | None) -> None:
+        """The served version folder's number is the model's version, unless --model-version set one."""
+        if getattr(self, "version", None) is not None and not self._version_from_folder:
+            return
+        self.version = None if number is None else str(number)
+        self._version_from_folder = number is not None
+
+    def stop(self) -> None:
+        self._saved_model, self._signatures = None, {}
 
     def get_input_types(self) -> list[dict]:
         signature = self._metadata_signature()

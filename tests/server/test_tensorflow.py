@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
 import sys
 
@@ -71,6 +72,17 @@ def test_the_highest_version_is_served(server):
     assert httpx.post(server.url + "/v2/models/dense/versions/2/infer", json=body).status_code == 200
     assert httpx.post(server.url + "/v2/models/dense/versions/1/infer", json=body).status_code == 404
     assert "skipping version 3" in server.log()
+
+
+def test_a_reload_serves_the_newest_version(server, repository):
+    shutil.copytree(repository / "dense" / "1", repository / "reloaded" / "1")
+    assert httpx.post(server.url + "/v2/repository/models/reloaded/load", timeout=60).status_code == 200
+    assert httpx.get(server.url + "/v2/models/reloaded").json()["versions"] == ["1"]
+    assert np.allclose(predict(server, "reloaded", {"inputs": ROWS}).json()["outputs"], SCORES, rtol=1e-5)
+    shutil.copytree(repository / "dense" / "2", repository / "reloaded" / "2")
+    assert httpx.post(server.url + "/v2/repository/models/reloaded/load", timeout=60).status_code == 200
+    assert httpx.get(server.url + "/v2/models/reloaded").json()["versions"] == ["2"]
+    assert np.allclose(predict(server, "reloaded", {"inputs": ROWS}).json()["outputs"], 2 * SCORES, rtol=1e-5)
 
 
 def test_v1_row_format(server):
