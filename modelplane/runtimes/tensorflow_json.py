@@ -256,7 +256,9 @@ def _json_values(name: str, array: np.ndarray) -> Any:
         return _map_leaves(array.tolist(), lambda item: _string_value(item, as_bytes))
     if array.dtype.kind == "V":  # bfloat16
         array = array.astype(np.float32)
-    return np.ascontiguousarray(array)
+    if array.ndim == 0:
+        return array[()]  # a numpy scalar
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
 def _string_value(item: Any, as_bytes: bool) -> Any:

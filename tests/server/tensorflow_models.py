@@ -74,9 +74,15 @@ def _pair(tf) -> _Exported:
 def _text(tf) -> _Exported:
     module = tf.Module()
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    text_spec = tf.TensorSpec([None], tf.string, name="text")
+
+    @tf.function(input_signature=[text_spec])
     def serve(text):
         return {"length": tf.strings.length(text), "upper_bytes": tf.strings.upper(text)}
 
-    module.serve = serve
-    return _Exported(tf, module, {"serving_default": serve})
+    @tf.function(input_signature=[text_spec])
+    def count(text):
+        return {"count": tf.size(text)}
+
+    module.serve, module.count = serve, count
+    return _Exported(tf, module, {"serving_default": serve, "count": count})

@@ -107,6 +107,13 @@ def test_v1_columnar_format(server):
     }
 
 
+def test_outputs_without_rows_answer_columns_only(server):
+    assert predict(server, "text", {"signature_name": "count", "inputs": ["a", "b"]}).json() == {"outputs": 2}
+    response = predict(server, "text", {"signature_name": "count", "instances": ["a", "b"]})
+    assert response.status_code == 400
+    assert "output 'count' is a scalar" in response.json()["error"]
+
+
 def test_b64_strings_in_and_bytes_outputs_as_b64(server):
     accented = "héllo".encode()
     rows = predict(server, "text", {"instances": [b64(accented), "abc"]}).json()
