@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ _IMPORT_NOTICES = (
     b"oneDNN custom operations are on",
 )
 _import_lock = threading.Lock()
+# A signature whose last call took longer keeps even its small inputs off the event loop.
+INLINE_SECONDS = 0.002
 
 
 class TensorFlowModel(Model):
@@ -54,6 +57,7 @@ class TensorFlowModel(Model):
         self._tf: Any = None
         self._saved_model: Any = None
         self._signatures: dict[str, Signature] = {}
+        self._call_seconds: dict[str, float] = {}  # each signature's last call
         self._version_from_folder = False  # whether `version` is the served folder's (not --model-version)
 
     def load(self) -> bool:
@@ -67,6 +71,7 @@ class TensorFlowModel(Model):
                 "export it with tf.saved_model.save(..., signatures=...) or Keras' model.export()"
             )
         self._tf, self._saved_model, self._signatures = tf, saved_model, signatures
+        self._call_seconds = {}
         self._report_version(location.version)
         logger.info(
             "model %s: SavedModel %s%s, signatures %s",
@@ -134,9 +139,12 @@ class TensorFlowModel(Model):
         return InferResponse(request.id, self.name, outputs)
 
     async def _run(self, signature: Signature, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The signature's outputs, in its order; large inputs run on a worker thread."""
+        """The signature's outputs, in its order. A small input runs on the event loop if the
+        signature's last call was quick; anything else on a worker thread (a short string can
+        still feed a large network, so the input's size alone does not tell)."""
+        small = sum(array.size for array in arrays.values()) <= INLINE_ELEMENTS
         try:
-            if sum(array.size for array in arrays.values()) <= INLINE_ELEMENTS:
+            if small and self._call_seconds.get(signature.name, INLINE_SECONDS) < INLINE_SECONDS:
                 return self._call(signature, arrays)
             return await asyncio.to_thread(self._call, signature, arrays)
         except self._tf.errors.InvalidArgumentError as exc:
@@ -157,8 +165,11 @@ class TensorFlowModel(Model):
             info.name: tf.constant(arrays[info.name], dtype=tf.dtypes.as_dtype(info.dtype))
             for info in signature.inputs
         }
+        started = time.perf_counter()
         results = signature.function(**tensors)
-        return {info.name: results[info.name].numpy() for info in signature.outputs}
+        outputs = {info.name: results[info.name].numpy() for info in signature.outputs}
+        self._call_seconds[signature.name] = time.perf_counter() - started
+        return outputs
 
 
 def _op_message(exc: Exception) -> str:
@@ -212,7 +223,11 @@ def _stderr_without(notices: tuple[bytes, ...]) -> Iterator[None]:
     """Passes on what is written to file descriptor 2 meanwhile, less the lines holding a notice
     (TensorFlow's C++ code writes there directly, past Python's sys.stderr)."""
     sys.stderr.flush()
-    original = os.dup(2)
+    try:
+        original = os.dup(2)
+    except OSError:  # no stderr to filter
+        yield
+        return
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
