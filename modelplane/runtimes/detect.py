@@ -21,7 +21,7 @@ def detect_runtime(model_dir: str | Path) -> str | None:
     """The runtime for the single model file in `model_dir` (or the SavedModel in it, perhaps in numbered
     version folders), or None if it cannot tell."""
     path = Path(model_dir)
-    if path.is_dir() and holds_saved_model(path):
+    if holds_saved_model(path):
         return "tensorflow"
     files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.is_file())
     found = set()

@@ -37,8 +37,11 @@ def version_folders(folder: Path) -> list[tuple[int, Path]]:
 
 
 def holds_saved_model(path: str | Path) -> bool:
-    """Whether `path` is a SavedModel folder, or a folder of numbered versions one of which is."""
+    """Whether `path` is a SavedModel folder (or its `saved_model.pb`), or a folder of numbered versions
+    one of which is."""
     path = Path(path)
+    if path.is_file():
+        return path.name in SAVED_MODEL_FILES
     return is_saved_model(path) or any(is_saved_model(folder) for _, folder in version_folders(path))
 
 

@@ -56,6 +56,7 @@ def infer(server, model: str, body: dict) -> httpx.Response:
 def test_saved_model_folders_are_detected(repository):
     assert detect_runtime(repository / "dense") == "tensorflow"  # numbered versions
     assert detect_runtime(repository / "pair") == "tensorflow"  # saved_model.pb at the top
+    assert detect_runtime(repository / "pair" / "saved_model.pb") == "tensorflow"
     assert detect_runtime(repository) is None  # a repository of models
 
 
