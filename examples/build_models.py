@@ -31,6 +31,10 @@ def build_all(root: Path) -> list[Path]:
         _code(root / "custom-predictor", HERE / "custom-predictor" / "model.py"),
         _code(root / "transformer", HERE / "transformer" / "transformer.py"),
     ]
+    try:
+        built.append(_tensorflow(root / "tensorflow-iris", features, labels))
+    except ImportError as exc:  # the one example that needs its own extra
+        print(f"skipped tensorflow-iris: {exc}", file=sys.stderr)
     built += _pytorch(root)
     return built
 
@@ -72,6 +76,25 @@ def _lightgbm(folder: Path, features, labels) -> Path:
 
     model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(features, labels)
     model.booster_.save_model(str(_fresh(folder) / "model.txt"))
+    return folder
+
+
+def _tensorflow(folder: Path, features, labels) -> Path:
+    """The iris classifier as a Keras softmax layer holding a logistic regression's weights, exported
+    as version 1 of a SavedModel in TF Serving's layout (`<folder>/1/saved_model.pb`)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from modelplane.runtimes.tensorflow import import_tensorflow
+
+    import_tensorflow(nthread=1)  # quietly, as the model server imports it
+    import keras
+
+    regression = LogisticRegression(max_iter=1000).fit(features, labels)
+    inputs = keras.Input(shape=(4,), name="features")
+    layer = keras.layers.Dense(3, activation="softmax", name="probabilities")
+    model = keras.Model(inputs, layer(inputs))
+    layer.set_weights([regression.coef_.T, regression.intercept_])
+    model.export(str(_fresh(folder) / "1"), verbose=False)
     return folder
 
 

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add(
         "--runtime",
         default=None,
-        help="sklearn, xgboost, lightgbm, onnx, pytorch or custom (default: from the files)",
+        help="sklearn, xgboost, lightgbm, onnx, pytorch, tensorflow or custom (default: from the files)",
     )
     add(
         "--model-class",
@@ -68,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--nthread",
         type=int,
         default=None,
-        help="threads per prediction for xgboost, lightgbm, onnx and pytorch (default 1; pytorch: torch's own)",
+        help="threads per prediction for xgboost, lightgbm, onnx, tensorflow and pytorch "
+        "(default 1; pytorch: torch's own)",
     )
     add(
         "--max-batch-rows",
@@ -266,7 +267,7 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
     options = {}
     if args.max_batch_rows is not None and runtime != "pytorch":
         options["max_batch_rows"] = args.max_batch_rows
-    if runtime in ("xgboost", "lightgbm", "onnx", "pytorch") and args.nthread is not None:
+    if runtime in ("xgboost", "lightgbm", "onnx", "tensorflow", "pytorch") and args.nthread is not None:
         options["nthread"] = args.nthread
     if runtime == "sklearn" and args.predict_proba is not None:
         options["predict_proba"] = args.predict_proba

@@ -13,6 +13,7 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
     "lightgbm": ("modelplane.runtimes.lightgbm", "LightGBMModel", "lightgbm"),
     "onnx": ("modelplane.runtimes.onnx", "ONNXModel", "onnx"),
     "pytorch": ("modelplane.runtimes.pytorch", "PyTorchModel", "pytorch"),
+    "tensorflow": ("modelplane.runtimes.tensorflow", "TensorFlowModel", "tensorflow"),
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from modelplane.runtimes.tensorflow_layout import holds_saved_model
+
 _BY_EXTENSION = {
     ".joblib": "sklearn",
     ".pkl": "sklearn",
@@ -20,8 +22,11 @@ _BY_EXTENSION = {
 
 
 def detect_runtime(model_dir: str | Path) -> str | None:
-    """The runtime for the single model file in `model_dir`, or None if it cannot tell."""
+    """The runtime for the single model file in `model_dir` (or the SavedModel in it, perhaps in numbered
+    version folders), or None if it cannot tell."""
     path = Path(model_dir)
+    if holds_saved_model(path):
+        return "tensorflow"
     if path.is_dir() and _is_torchserve_store(path):
         return "pytorch"
     files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.is_file())

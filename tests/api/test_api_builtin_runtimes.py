@@ -30,6 +30,7 @@ def test_the_shipped_runtimes():
         "kserve-torchserve",
         "kserve-xgbserver",
         "modelplane-onnxserver",
+        "modelplane-tensorflowserver",
     ]
 
 
@@ -57,6 +58,7 @@ def test_torchserve_keeps_kserve_s_formats_and_protocols():
         ("kserve-lgbserver", "lightgbm"),
         ("modelplane-onnxserver", "onnx"),
         ("kserve-torchserve", "pytorch"),
+        ("modelplane-tensorflowserver", "tensorflow"),
     ],
 )
 def test_each_runs_modelplane_serve(name, runtime):
@@ -78,6 +80,16 @@ def test_onnx_runtime():
         {"name": "onnx", "version": "1", "autoSelect": True, "priority": 1}
     ]
     assert spec["protocolVersions"] == ["v1", "v2", "grpc-v2"]
+
+
+def test_tensorflow_runtime():
+    runtime = by_name()["modelplane-tensorflowserver"]
+    assert runtime["spec"]["supportedModelFormats"] == [
+        {"name": "tensorflow", "version": "1", "autoSelect": True, "priority": 1},
+        {"name": "tensorflow", "version": "2", "autoSelect": True, "priority": 1},
+    ]
+    assert runtime["spec"]["protocolVersions"] == ["v1", "v2", "grpc-v2"]
+    assert runtime["metadata"]["annotations"] == {"serving.kserve.io/server-type": "tensorflowserver"}
 
 
 def test_shipped_runtimes_pass_admission_together():

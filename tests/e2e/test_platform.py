@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO_ROOT / "examples"))
 from build_models import build_all  # noqa: E402
 
 EXAMPLES = REPO_ROOT / "examples"
-SERVICES = ("sklearn-iris", "xgboost-iris", "lightgbm-iris", "iris-mm", "doubler")
+SERVICES = ("sklearn-iris", "xgboost-iris", "lightgbm-iris", "tensorflow-iris", "iris-mm", "doubler")
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 IRIS_V2 = {
     "inputs": [
@@ -89,6 +89,24 @@ def test_every_example_answers_v1_and_v2_through_the_gateway(platform):
         "POST", "sklearn-iris-predictor.default.localhost", "/v1/models/sklearn-iris:predict", json=IRIS
     )
     assert component.json() == {"predictions": [1, 1]}
+
+
+def test_the_tensorflow_example_is_served_by_the_built_in_runtime(platform):
+    assert (
+        get(platform, "tensorflow-iris")["status"]["clusterServingRuntimeName"]
+        == "modelplane-tensorflowserver"
+    )
+    v1 = platform.request(
+        "POST",
+        host("tensorflow-iris"),
+        "/v1/models/tensorflow-iris:predict",
+        json={"inputs": IRIS["instances"]},
+    )
+    assert v1.status_code == 200, v1.text
+    assert [row.index(max(row)) for row in v1.json()["outputs"]] == [1, 1]
+    v2 = platform.request("POST", host("tensorflow-iris"), "/v2/models/tensorflow-iris/infer", json=IRIS_V2)
+    assert v2.status_code == 200, v2.text
+    assert (v2.json()["model_version"], v2.json()["outputs"][0]["shape"]) == ("1", [2, 3])
 
 
 def test_status_reports_urls_revisions_and_the_loaded_model(platform):

@@ -270,7 +270,7 @@ def test_command_line_mistakes_are_one_line_errors(tmp_path):
     cases = [
         (["--model-dir", str(tmp_path / "absent")], "does not exist"),
         (["--model-dir", str(tmp_path)], "no model file found"),
-        (["--model-dir", str(tmp_path), "--runtime", "tensorflow"], "unknown runtime 'tensorflow'"),
+        (["--model-dir", str(tmp_path), "--runtime", "caffe"], "unknown runtime 'caffe'"),
         (["--model-class", "nowhere:Thing"], "cannot import module 'nowhere'"),
         (["--model-class", "modelplane:Missing"], "has no class named 'Missing'"),
     ]
