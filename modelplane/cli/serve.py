@@ -191,10 +191,8 @@ def build_models(args: argparse.Namespace):
         model_dir = Path(args.model_dir)
         if not model_dir.exists():
             raise CommandError(f"model folder {model_dir} does not exist")
-        # A multi-model server has a model of its own only if a model file is at the top; so does a
-        # folder of model folders served with a --runtime for all of them.
-        top_has_model = detect_runtime(model_dir) is not None
-        if top_has_model or not (args.multi_model or (runtime and _model_folders(model_dir))):
+        # A multi-model server has a model of its own only if a model file is at the top.
+        if not args.multi_model or detect_runtime(model_dir) is not None:
             found = _folder_models(model_dir, runtime, name, args)
             if found:
                 return found, factory_for(model_dir, runtime, args) if args.multi_model else None

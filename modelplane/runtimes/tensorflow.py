@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -190,6 +191,7 @@ def import_tensorflow(nthread: int) -> Any:
     unless TF_CPP_MIN_LOG_LEVEL says otherwise; the notices it prints on import whatever that level
     says are dropped, unless the level is 0 (everything)."""
     with _import_lock:
+        _load_triton_first()
         if "tensorflow" in sys.modules:
             tf = sys.modules["tensorflow"]
         elif os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") == "0":
@@ -199,6 +201,14 @@ def import_tensorflow(nthread: int) -> Any:
                 tf = require("tensorflow", "tensorflow")
         _set_threads(tf, nthread)
     return tf
+
+
+def _load_triton_first() -> None:
+    """Loads OpenAI's triton (which CUDA builds of torch bring, and torch loads lazily) before
+    TensorFlow: loaded after TensorFlow in the same process, triton crashes it (SIGSEGV, seen with
+    tensorflow-cpu 2.21 and triton 3.8). Models of both frameworks can then share a server."""
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        importlib.import_module("triton")
 
 
 def _set_threads(tf: Any, nthread: int) -> None:

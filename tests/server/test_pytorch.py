@@ -63,7 +63,7 @@ def programs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(programs):
     root, _ = programs
-    process = serve("--model-dir", str(root), "--runtime", "pytorch", "--nthread", "1")
+    process = serve("--model-dir", str(root), "--nthread", "1")
     yield process
     process.stop()
 
