@@ -126,9 +126,10 @@ def local_command(
             return None
         raise ImageNotServed(_unknown_image(image, args))
     if command:
-        if PurePosixPath(command[0]).name not in server.programs:
+        own_args = _entrypoint_args(command, server.programs)
+        if own_args is None:
             return None  # another program on a stock image: it runs as it is
-        args = [*command[1:], *args]
+        args = [*own_args, *args]
     env = {
         str(item["name"]): str(item["value"])
         for item in container.get("env") or []
@@ -136,6 +137,16 @@ def local_command(
     }
     request = Request(tuple(args), env, model_format, service_name, installed)
     return server.translate(request, f"image {image} ({server.title})")
+
+
+def _entrypoint_args(command: list[str], programs: tuple[str, ...]) -> list[str] | None:
+    """The arguments after a stock server's own entrypoint (`tritonserver ...`, `python -m sklearnserver
+    ...`), or None if `command` runs something else."""
+    if PurePosixPath(command[0]).name in programs:
+        return command[1:]
+    if PurePosixPath(command[0]).name.startswith("python") and command[1:2] == ["-m"] and command[2:3]:
+        return command[3:] if command[2] in programs else None
+    return None
 
 
 def _runnable(program: str, installed: Callable[[str], bool]) -> bool:

@@ -271,7 +271,8 @@ class Reconciler:
         if not dropped:
             return
         message = f"{revision.name} runs without: {'; '.join(dropped)}"
-        logger.warning("%s/%s: %s", revision.template["component"], isvc["metadata"]["name"], message)
+        metadata = isvc["metadata"]
+        logger.warning("%s/%s: %s", metadata.get("namespace") or "default", metadata["name"], message)
         if self.events is not None:
             self.events.warning(isvc, "ArgumentsDropped", message)
 

@@ -219,6 +219,9 @@ def test_an_unknown_image_with_nothing_to_run_here_is_not_served():
 
 
 def test_a_stock_servers_own_program_as_the_command_is_translated_too(with_runtimes):
+    python_m = run("kserve/sklearnserver", ["--model_name=iris"], command=["python", "-m", "sklearnserver"])
+    assert python_m.command[:2] == ["modelplane", "serve"]
+    assert "--model-name=iris" in python_m.command
     with_runtimes("tensorflow")
     local = run(
         "tensorflow/serving:2.6.2",
