@@ -8,7 +8,7 @@ The lowest layer of modelplane: pure functions over plain dicts (a resource as p
 """
 
 from .admission import admit, unknown_fields
-from .builtin_runtimes import builtin_cluster_runtimes, builtin_runtime_names
+from .builtin_runtimes import builtin_cluster_runtimes, builtin_runtime_names, with_builtin_runtimes
 from .config import DEFAULT_CONFIG, AdmissionConfig
 from .defaults import default_inference_service
 from .errors import FieldError, LoadError, ValidationError
@@ -72,4 +72,5 @@ __all__ = [
     "storage_uri_problem",
     "supporting_runtimes",
     "unknown_fields",
+    "with_builtin_runtimes",
 ]

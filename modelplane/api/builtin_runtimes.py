@@ -4,15 +4,21 @@ kserve-sklearnserver, kserve-xgbserver and kserve-lgbserver keep KServe's names,
 priorities and protocols; modelplane-onnxserver serves onnx models, which KServe gives to Triton, and
 modelplane-tensorflowserver TensorFlow SavedModels, which KServe gives to TF Serving (v1) or Triton (v2).
 Each runs `modelplane serve` with `{{.Name}}`-style placeholders filled in from the InferenceService.
+
+They are there without being applied; a stored ClusterServingRuntime of the same name replaces one
+(`with_builtin_runtimes`).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 
 from .loader import load_text
+
+BUILT_IN_ANNOTATION = "modelplane.io/built-in"
 
 
 @cache
@@ -32,3 +38,13 @@ def builtin_cluster_runtimes() -> list[dict]:
 
 def builtin_runtime_names() -> list[str]:
     return [runtime["metadata"]["name"] for runtime in _load()]
+
+
+def with_builtin_runtimes(stored: Sequence[dict]) -> list[dict]:
+    """The ClusterServingRuntimes in effect: the stored ones, and the built-in ones that no stored one
+    replaces (annotated `modelplane.io/built-in: "true"`), in name order."""
+    names = {runtime["metadata"]["name"] for runtime in stored}
+    builtin = [runtime for runtime in builtin_cluster_runtimes() if runtime["metadata"]["name"] not in names]
+    for runtime in builtin:
+        runtime["metadata"].setdefault("annotations", {})[BUILT_IN_ANNOTATION] = "true"
+    return sorted([*stored, *builtin], key=lambda runtime: runtime["metadata"]["name"])

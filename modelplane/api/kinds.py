@@ -1,4 +1,5 @@
-"""The resource kinds modelplane serves: their group, version, names and scope."""
+"""The resource kinds modelplane serves: their group, version, names and scope (KServe's, and
+Kubernetes' Event)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,16 @@ class Kind:
 
     @property
     def api_version(self) -> str:
-        return f"{self.group}/{self.version}"
+        return f"{self.group}/{self.version}" if self.group else self.version  # the core group: `v1`
 
     @property
     def crd_name(self) -> str:
-        return f"{self.plural}.{self.group}"
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def group_kind(self) -> str:
+        """`InferenceService.serving.kserve.io`, as Kubernetes names a kind in messages (`Event` for core)."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
 
     def names(self) -> tuple[str, ...]:
         """Every name a user may type for this kind (as in `get isvc`)."""
@@ -39,6 +45,8 @@ CLUSTER_SERVING_RUNTIME = Kind(
 )
 INFERENCE_GRAPH = Kind("InferenceGraph", "v1alpha1", "inferencegraphs", "inferencegraph", ("ig",), True)
 TRAINED_MODEL = Kind("TrainedModel", "v1alpha1", "trainedmodels", "trainedmodel", ("tm",), True)
+# Kubernetes' Event (core group, `v1`): what the platform tells about a resource, next to its status.
+EVENT = Kind("Event", "v1", "events", "event", ("ev",), True, group="")
 
 KINDS: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
@@ -46,6 +54,7 @@ KINDS: tuple[Kind, ...] = (
     CLUSTER_SERVING_RUNTIME,
     INFERENCE_GRAPH,
     TRAINED_MODEL,
+    EVENT,
 )
 
 _BY_KIND = {k.kind: k for k in KINDS}

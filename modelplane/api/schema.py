@@ -27,7 +27,11 @@ _INT64 = (-(2**63), 2**63 - 1)
 @cache
 def crd(kind: Kind) -> dict:
     """The CustomResourceDefinition of a kind."""
-    text = resources.files(__package__).joinpath("crds", f"{kind.group}_{kind.plural}.json").read_text()
+    text = (
+        resources.files(__package__)
+        .joinpath("crds", f"{kind.group or 'core'}_{kind.plural}.json")
+        .read_text()
+    )
     return json.loads(text)
 
 

@@ -20,7 +20,7 @@ import yaml
 
 from modelplane.api.admission import unknown_fields
 from modelplane.api.errors import LoadError
-from modelplane.api.kinds import Kind, kind_of
+from modelplane.api.kinds import EVENT, Kind, kind_of
 from modelplane.api.loader import Document, load_path, load_text
 from modelplane.cli.main import CommandError
 from modelplane.local.api_client import ControlPlaneClient, Unreachable
@@ -245,10 +245,19 @@ def _describe(args: argparse.Namespace) -> int:
     namespace = _namespace(args)
     with _client(args) as client:
         items, _version = _fetch(client, kind, namespace, names, args.selector, all_namespaces=False)
+        events = _events(client, namespace if kind.namespaced else DEFAULT_NAMESPACE) if items else []
     if not items:
         print(f"No resources found in {namespace} namespace.", file=sys.stderr)
-    print("\n\n".join(describe(item).rstrip("\n") for item in items))
+    print("\n\n".join(describe(item, events).rstrip("\n") for item in items))
     return 0
+
+
+def _events(client: ControlPlaneClient, namespace: str) -> list[dict[str, Any]]:
+    """The events of a namespace (a cluster-scoped object's are in `default`), for `describe`."""
+    try:
+        return client.list(EVENT, namespace)["items"]
+    except ApiError:
+        return []
 
 
 def _fetch(

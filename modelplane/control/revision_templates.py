@@ -32,6 +32,7 @@ from modelplane.api.constants import (
     STORAGE_URI_ENV,
 )
 from modelplane.control.autoscaling_settings import PREFIX as AUTOSCALING_PREFIX
+from modelplane.control.images import IMAGE_NOT_SERVED, ImageNotServed, local_command
 
 COMPONENTS = ("predictor", "transformer", "explainer")
 DEFAULT_HTTP_PORT = 8080
@@ -93,7 +94,10 @@ def _model_template(
     except TemplateError as exc:
         raise _invalid(f"runtime {selection.name}: {exc}") from None
     container = merge_containers(container, {k: v for k, v in model.items() if k not in _MODEL_ONLY_FIELDS})
-    template = _container_template("predictor", container, predictor, isvc)
+    model_format = (model.get("modelFormat") or {}).get("name")
+    template = _container_template(
+        "predictor", container, predictor, isvc, model_format, f"runtime {selection.name}: "
+    )
     template["protocol"] = model.get("protocolVersion")
     template["storage"] = _storage(model.get("storageUri"), model.get("storage"))
     template["runtime"] = {"kind": selection.kind, "name": selection.name}
@@ -118,11 +122,21 @@ def _custom_template(component: str, component_spec: dict, isvc: dict) -> dict:
     return template
 
 
-def _container_template(component: str, container: dict, component_spec: dict, isvc: dict) -> dict:
+def _container_template(
+    component: str,
+    container: dict,
+    component_spec: dict,
+    isvc: dict,
+    model_format: str | None = None,
+    source: str = "",
+) -> dict:
+    try:
+        local = local_command(container, model_format, isvc["metadata"]["name"])
+    except ImageNotServed as exc:
+        message = f"{source}{exc}"
+        raise RuntimeSelectionError(IMAGE_NOT_SERVED, message, message) from None
     command = [str(part) for part in (container.get("command") or [])]
     command += [str(part) for part in (container.get("args") or [])]
-    if not command:
-        raise _invalid(f"the {component} container has no command to run")
     env = {"INFERENCE_SERVICE_NAME": isvc["metadata"]["name"]}
     for item in container.get("env") or []:
         if isinstance(item, dict) and "value" in item:
@@ -130,13 +144,17 @@ def _container_template(component: str, container: dict, component_spec: dict, i
     ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
     http_port = ports[0]["containerPort"] if ports else DEFAULT_HTTP_PORT
     grpc_ports = [p["containerPort"] for p in ports[1:] if str(p.get("name", "")).startswith(("grpc", "h2c"))]
+    grpc_port = grpc_ports[0] if grpc_ports else DEFAULT_GRPC_PORT
+    if local is not None:  # a stock image: the local command that serves what it serves
+        command, http_port, grpc_port = local.command, local.http_port, local.grpc_port
+        env.update(local.env)
     probe = container.get("readinessProbe") or {}
     http_get = probe.get("httpGet") if isinstance(probe, dict) else None
-    return {
+    template = {
         "component": component,
         "command": command,
         "env": env,
-        "ports": {"http": int(http_port), "grpc": int(grpc_ports[0]) if grpc_ports else DEFAULT_GRPC_PORT},
+        "ports": {"http": int(http_port), "grpc": int(grpc_port)},
         "readinessPath": http_get.get("path") if isinstance(http_get, dict) else None,
         "containerConcurrency": int(component_spec.get("containerConcurrency") or 0),
         "timeout": component_spec.get("timeout"),
@@ -146,6 +164,13 @@ def _container_template(component: str, container: dict, component_spec: dict, i
         "scaleTarget": component_spec.get("scaleTarget"),
         "scalingAnnotations": scaling_annotations(isvc["metadata"]),
     }
+    if local is not None:
+        template["image"] = {"image": container.get("image"), "runs": local.server}
+        if local.port_env:
+            template["portEnv"] = local.port_env
+        if local.dropped:
+            template["image"]["dropped"] = list(local.dropped)
+    return template
 
 
 def _add_transformer_args(template: dict, component_spec: dict, metadata: dict) -> None:

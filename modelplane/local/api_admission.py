@@ -80,7 +80,7 @@ def _raise_if_any(errors: Iterator[FieldError]) -> None:
 def _invalid(resource: Resource, error: ValidationError) -> Invalid:
     kind = kind_of(resource)
     name = (resource.get("metadata") or {}).get("name", "")
-    what = f"{kind.kind}.{kind.group}" if kind else str(resource.get("kind"))
+    what = kind.group_kind if kind else str(resource.get("kind"))
     details = {
         "name": name,
         "group": kind.group if kind else "",

@@ -1,18 +1,23 @@
 """`describe` text for a resource, laid out as kubectl describes a custom resource:
 a header (name, namespace, labels, annotations), then every field with its camelCase name
-spelled out (`storageUri` becomes `Storage Uri`) in name order, nested by indentation."""
+spelled out (`storageUri` becomes `Storage Uri`) in name order, nested by indentation, and last
+the events about it."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
+
+from modelplane.local.api_columns import age
 
 # The words kubectl keeps in capitals.
 _ACRONYMS = {"API", "URL", "UID", "OSB", "GUID"}
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|-")
 
 
-def describe(resource: dict[str, Any]) -> str:
+def describe(resource: dict[str, Any], events: list[dict[str, Any]] = ()) -> str:
+    """The text; `events` may be any events, those about `resource` are shown."""
     metadata = resource.get("metadata") or {}
     lines = [
         *_aligned(
@@ -34,8 +39,41 @@ def describe(resource: dict[str, Any]) -> str:
         if value:
             lines.append(f"{key}:")
             lines += _field_lines(value, 1)
-    lines.append("Events:  <none>")
+    lines += _events_block(events_about(events, resource))
     return "\n".join(lines) + "\n"
+
+
+def events_about(events: list[dict[str, Any]], resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events whose object is `resource` (by kind, name and namespace), oldest first."""
+    metadata = resource.get("metadata") or {}
+    wanted = (resource.get("kind"), metadata.get("name"), metadata.get("namespace"))
+    about = [
+        event
+        for event in events
+        if tuple((event.get("involvedObject") or {}).get(k) for k in ("kind", "name", "namespace")) == wanted
+    ]
+    return sorted(about, key=lambda event: str(event.get("lastTimestamp") or ""))
+
+
+def _events_block(events: list[dict[str, Any]]) -> list[str]:
+    """kubectl's events table: type, reason, age (`5s (x3 over 2m)` for a repeated one), source, message."""
+    if not events:
+        return ["Events:  <none>"]
+    now = datetime.now(UTC)
+    rows = [("Type", "Reason", "Age", "From", "Message"), ("----", "------", "----", "----", "-------")]
+    for event in events:
+        seen = age(str(event.get("lastTimestamp") or ""), now)
+        count = int(event.get("count") or 1)
+        if count > 1:
+            seen += f" (x{count} over {age(str(event.get('firstTimestamp') or ''), now)})"
+        source = (event.get("source") or {}).get("component") or event.get("reportingComponent") or ""
+        rows.append((event.get("type", ""), event.get("reason", ""), seen, source, event.get("message", "")))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
+    lines = ["Events:"]
+    for row in rows:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  " + "  ".join([*cells, str(row[4])]).rstrip())
+    return lines
 
 
 def smart_label(key: str) -> str:

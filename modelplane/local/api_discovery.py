@@ -1,4 +1,5 @@
-"""The discovery documents under `/apis`: which groups, versions and resources are served."""
+"""The discovery documents under `/apis` (and `/api` for the core group's Event): which groups,
+versions and resources are served."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ _STATUS_VERBS = ["get", "patch", "update"]
 
 
 def group_list() -> dict[str, Any]:
-    groups = sorted({k.group for k in KINDS})
+    groups = sorted({k.group for k in KINDS if k.group})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group(g) for g in groups]}
 
 
@@ -27,6 +28,11 @@ def api_group(group: str) -> dict[str, Any] | None:
         "versions": versions,
         "preferredVersion": versions[0],
     }
+
+
+def core_versions() -> dict[str, Any]:
+    """`GET /api`: the versions of the core group."""
+    return {"kind": "APIVersions", "versions": served_versions("")}
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
@@ -48,7 +54,7 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
-        "groupVersion": f"{group}/{version}",
+        "groupVersion": f"{group}/{version}" if group else version,
         "resources": resources,
     }
 

@@ -17,7 +17,7 @@ _BY_KIND = {k.kind: k for k in KINDS}
 
 def collection_path(kind: Kind, namespace: str | None) -> str:
     """The list/create URL; for a namespaced kind, `namespace=None` means every namespace."""
-    base = f"/apis/{kind.group}/{kind.version}"
+    base = f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}"
     if kind.namespaced and namespace is not None:
         return f"{base}/namespaces/{namespace}/{kind.plural}"
     return f"{base}/{kind.plural}"
@@ -55,4 +55,4 @@ def served_versions(group: str) -> list[str]:
 
 def qualified_singular(kind: Kind) -> str:
     """`inferenceservice.serving.kserve.io`, as kubectl names an object after apply or delete."""
-    return f"{kind.singular}.{kind.group}"
+    return f"{kind.singular}.{kind.group}" if kind.group else kind.singular

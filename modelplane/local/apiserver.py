@@ -3,6 +3,7 @@
     /apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices[/{name}[/status]]
     /apis/serving.kserve.io/v1alpha1/namespaces/{ns}/{servingruntimes|inferencegraphs|trainedmodels}[...]
     /apis/serving.kserve.io/v1alpha1/clusterservingruntimes[/{name}[/status]]
+    /api/v1/namespaces/{ns}/events[/{name}], /api/v1/events
 
 GET (list, or `?watch=true` for newline-delimited events), POST (create, 201), PUT (replace),
 PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes and `Status` errors.
@@ -29,9 +30,10 @@ from typing import Any
 import uvicorn
 import uvloop
 
-from modelplane.api.kinds import Kind, kind_of
+from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, Kind, kind_of
 from modelplane.local import api_discovery
 from modelplane.local.api_admission import default_admission
+from modelplane.local.api_builtins import BuiltinRuntimes
 from modelplane.local.api_errors import (
     ApiError,
     BadRequest,
@@ -42,6 +44,7 @@ from modelplane.local.api_errors import (
 )
 from modelplane.local.api_guard import SameSiteGuard
 from modelplane.local.api_http import Request, Send, send_error, send_json, send_text, stream_json_lines
+from modelplane.local.api_meta import now_rfc3339
 from modelplane.local.api_patch import MERGE_PATCH, merge_patch
 from modelplane.local.api_paths import kind_at
 from modelplane.local.api_selectors import parse_selectors
@@ -78,6 +81,7 @@ class ApiApp:
     def __init__(self, store: Store, guard: SameSiteGuard | None = None):
         self.store = store
         self.guard = guard or SameSiteGuard.for_address(DEFAULT_API_HOST)
+        self.builtins = BuiltinRuntimes(now_rfc3339())
         self._closing = asyncio.Event()
 
     def end_watches(self) -> None:
@@ -104,7 +108,9 @@ class ApiApp:
         if path == APPLY_PATH:
             return await self._apply(request, send)
         parts = path.strip("/").split("/")
-        if parts[0] != "apis":
+        if parts[0] == "api":  # the core group: /api/v1/...
+            parts = ["apis", "", *parts[1:]]
+        elif parts[0] != "apis" or parts[1:2] == [""]:
             raise NotFound(f"the server could not find the requested resource ({request.path})")
         if len(parts) <= 3:
             return await self._discovery(request, send, parts[1:])
@@ -119,6 +125,8 @@ class ApiApp:
         _only(request, "GET")
         if not parts:
             document = api_discovery.group_list()
+        elif parts == [""]:
+            document = api_discovery.core_versions()
         elif len(parts) == 1:
             document = api_discovery.api_group(parts[0])
         else:
@@ -147,6 +155,8 @@ class ApiApp:
     async def _list(self, request: Request, send: Send, target: Target) -> None:
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
+        if target.kind == CLUSTER_SERVING_RUNTIME:
+            items = self.builtins.listed(items, version)
         await send_json(
             send,
             200,
@@ -172,6 +182,14 @@ class ApiApp:
     async def _object(self, request: Request, send: Send, target: Target) -> None:
         ref = target.ref()
         status_only = target.subresource == "status"
+        if target.kind == CLUSTER_SERVING_RUNTIME:
+            try:
+                await asyncio.to_thread(self.store.get, ref)
+            except NotFound:
+                builtin = self.builtins.named(ref.name, await asyncio.to_thread(self.store.resource_version))
+                if builtin is not None:
+                    return await self._builtin_runtime(request, send, target, builtin)
+                raise
         if request.method == "GET":
             return await send_json(send, 200, await asyncio.to_thread(self.store.get, ref))
         if request.method == "DELETE" and not status_only:
@@ -192,6 +210,25 @@ class ApiApp:
             raise MethodNotAllowed(f"{request.method} is not supported here")
         write = self.store.update_status if status_only else self.store.update
         await send_json(send, 200, await asyncio.to_thread(write, ref, change))
+
+    async def _builtin_runtime(self, request: Request, send: Send, target: Target, builtin: dict) -> None:
+        """A built-in runtime is read like a stored one, and replaced by a PUT or PATCH, which stores
+        the new one."""
+        if request.method == "GET":
+            return await send_json(send, 200, builtin)
+        if request.method == "DELETE" or target.subresource == "status":
+            raise self.builtins.not_stored(builtin["metadata"]["name"])
+        if request.method == "PUT":
+            body = await request.json_object()
+            _check_body(body, target)
+        elif request.method == "PATCH":
+            if request.content_type != MERGE_PATCH:
+                raise UnsupportedMediaType(f"a patch must be {MERGE_PATCH}")
+            body = merge_patch(self.builtins.replacement(builtin), await request.json_object())
+        else:
+            raise MethodNotAllowed(f"{request.method} is not supported here")
+        body.setdefault("metadata", {}).pop("resourceVersion", None)
+        await send_json(send, 201, await asyncio.to_thread(self.store.create, body))
 
     # ---- all-or-nothing apply ----
 

@@ -22,11 +22,13 @@ from modelplane.control.autoscaling_settings import AutoscalerConfig
 from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.apiserver import ApiServer, bind, open_store
 from modelplane.local.autoscaling import DEFAULT_TICK, Autoscaling
+from modelplane.local.events import EventRecorder
 from modelplane.local.gateway import GatewayConfig, GatewayThread
 from modelplane.local.gateway_routes import DEFAULT_DOMAIN
 from modelplane.local.log_rotation import rotate_logs_forever
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
+from modelplane.local.runtime_status_writer import RuntimeStatusWriter
 from modelplane.local.store import Store
 from modelplane.local.supervisor import SupervisorSettings
 from modelplane.local.trained_models import TrainedModels
@@ -134,7 +136,11 @@ class Platform:
             zygote=zygote,
             prepare_repository=trained_models.prepare_folder,
         )
-        reconciler = Reconciler(store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling)
+        events = EventRecorder(store)
+        reconciler = Reconciler(
+            store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling, events
+        )
+        runtime_statuses = RuntimeStatusWriter(store, events)
         reconciler.on_replicas = trained_models.replicas_changed
         api_task = asyncio.create_task(api.run())
         log_task = asyncio.create_task(
@@ -146,6 +152,7 @@ class Platform:
             if api_task.done():
                 await api_task
             reconciler.start()
+            runtime_statuses.start()
             trained_models.start()
             addresses = PlatformAddresses(api.url, gateway.url, gateway.port)
             logger.info("control-plane API on %s, gateway on %s", api.url, gateway.url)
@@ -160,6 +167,7 @@ class Platform:
                 await api_task
             await asyncio.to_thread(gateway_thread.stop)
             await trained_models.close()
+            await runtime_statuses.close()
             await reconciler.close()
             if zygote is not None:
                 await zygote.close()

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from modelplane.api import RuntimeSelectionError, builtin_cluster_runtimes
+from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
 from modelplane.api.conditions import LOADED
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.control import (
@@ -53,6 +53,7 @@ from modelplane.control.observed import CanaryState
 from modelplane.control.urls import service_host
 from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
+from modelplane.local.events import EventRecorder
 from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import Backend, Route, RouteTable, component_host
 from modelplane.local.graph_reconciler import GraphReconciler
@@ -106,8 +107,10 @@ class Reconciler:
         settings: SupervisorSettings,
         revision_log: RevisionLog,
         autoscaling: Autoscaling | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
         self.store = store
+        self.events = events
         self.gateway = gateway
         self.settings = settings
         self.revision_log = revision_log
@@ -237,6 +240,8 @@ class Reconciler:
             if known is None or (known.reason, known.message) != (exc.reason, exc.message):
                 logger.warning("%s/%s cannot run: %s", service.namespace, service.name, exc)
                 service.invalid = Failure(exc.reason, exc.message, time=now_rfc3339())
+                if self.events is not None:
+                    self.events.warning(isvc, exc.reason, exc.message)
             return
         service.invalid = None
         service.canaries = canary_plans(isvc, namespaced_runtimes, self._cluster_runtimes())
@@ -247,6 +252,7 @@ class Reconciler:
             self.revision_log.save(service.namespace, service.name, service.revisions)
             for revision in created:
                 logger.info("%s/%s: new revision %s", service.namespace, service.name, revision.name)
+                self._warn_of_dropped_args(isvc, revision)
         service.latest = {component: latest[component].name for component in templates}
         service.canary_latest = {
             plan.name: latest[plan.component].name for plan in service.canaries if plan.template is not None
@@ -258,6 +264,17 @@ class Reconciler:
             del service.rolled_out[gone]
             service.previous_rolled_out.pop(gone, None)
             service.traffic.pop(gone, None)
+
+    def _warn_of_dropped_args(self, isvc: dict, revision: Revision) -> None:
+        """A stock image's arguments that have no local meaning (`modelplane.control.images`) are said."""
+        dropped = (revision.template.get("image") or {}).get("dropped")
+        if not dropped:
+            return
+        message = f"{revision.name} runs without: {'; '.join(dropped)}"
+        metadata = isvc["metadata"]
+        logger.warning("%s/%s: %s", metadata.get("namespace") or "default", metadata["name"], message)
+        if self.events is not None:
+            self.events.warning(isvc, "ArgumentsDropped", message)
 
     def _wanted(self, service: _Service) -> set[str]:
         return (
@@ -470,5 +487,4 @@ class Reconciler:
     def _cluster_runtimes(self) -> list[dict]:
         """The stored ClusterServingRuntimes, and the built-in ones that no stored one replaces."""
         stored, _ = self.store.list(CLUSTER_SERVING_RUNTIME.kind)
-        names = {runtime["metadata"]["name"] for runtime in stored}
-        return stored + [r for r in builtin_cluster_runtimes() if r["metadata"]["name"] not in names]
+        return with_builtin_runtimes(stored)

@@ -66,6 +66,8 @@ def replica_launch(
         argv.append(f"--grpc-port={ports.grpc}")  # its own default, 8081, would clash between replicas
     argv = _local_program(argv)
     env = {name: _with_model_dir(value, model_dir) for name, value in template["env"].items()}
+    for name, port in (template.get("portEnv") or {}).items():  # a stock server told its ports by env
+        env[name] = str(ports.http if port == "http" else ports.grpc)
     env["PORT"] = str(ports.http)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return Launch(argv, env)

@@ -288,7 +288,7 @@ class Store:
         metadata = api_meta.metadata_of(new)
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = api_meta.generated_name(str(metadata["generateName"]))
-        what = f'{kind.kind}.{kind.group} "{metadata.get("name") or ""}" is invalid'
+        what = f'{kind.group_kind} "{metadata.get("name") or ""}" is invalid'
         api_meta.check_name(metadata.get("name"), what)
         if kind.namespaced:
             api_meta.check_namespace(metadata.get("namespace"), what)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from modelplane.server.model import Model
+if TYPE_CHECKING:  # the platform reads RUNTIMES without importing the model server
+    from modelplane.server.model import Model
 
 # runtime name -> (module, class, the extra that installs its library)
 RUNTIMES: dict[str, tuple[str, str, str]] = {

@@ -43,8 +43,10 @@ def test_kind_facts():
         "ClusterServingRuntime": ("serving.kserve.io/v1alpha1", "clusterservingruntimes", False),
         "InferenceGraph": ("serving.kserve.io/v1alpha1", "inferencegraphs", True),
         "TrainedModel": ("serving.kserve.io/v1alpha1", "trainedmodels", True),
+        "Event": ("v1", "events", True),
     }
     assert kind_named("isvc").crd_name == "inferenceservices.serving.kserve.io"
+    assert kind_named("ev").crd_name == "events"
     assert kind_named("nope") is None
 
 

@@ -114,3 +114,15 @@ def test_the_service_host_waits_for_every_component():
 
 def test_a_service_with_nothing_to_run_has_no_routes():
     assert service_routes("iris", "default", "localhost", set(), {}) == {}
+
+
+def test_a_stock_server_told_its_ports_by_env_gets_the_replicas_ports():
+    stock = template(
+        ["mlserver", "start", "/mnt/models"], {"MLSERVER_HTTP_PORT": "8080", "MLSERVER_GRPC_PORT": "9000"}
+    )
+    stock["portEnv"] = {"MLSERVER_HTTP_PORT": "http", "MLSERVER_GRPC_PORT": "grpc"}
+    launch = replica_launch(
+        stock, ReplicaPorts(41000, 41001), Path("/cache/iris"), domain="localhost", gateway_port=80
+    )
+    assert launch.argv == ["mlserver", "start", "/cache/iris"]
+    assert (launch.env["MLSERVER_HTTP_PORT"], launch.env["MLSERVER_GRPC_PORT"]) == ("41000", "41001")

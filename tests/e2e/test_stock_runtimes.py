@@ -1,0 +1,221 @@
+"""End to end: KServe's own ClusterServingRuntime files applied unchanged to `modelplane up`, then an
+InferenceService for each format they serve: it answers through the gateway, or, where nothing can run
+the image here, says so in its status and in an event, with no replica started."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from modelplane.runtimes import RUNTIMES
+from tests.api.helpers import KSERVE_RUNTIMES
+from tests.e2e.platform_process import (
+    REPO_ROOT,
+    PlatformProcess,
+    kill_leftovers,
+    running_platform,
+    wait_until,
+)
+
+sys.path.insert(0, str(REPO_ROOT / "examples"))
+from build_models import build_all  # noqa: E402
+
+IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
+IRIS_V2 = {
+    "inputs": [
+        {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [6.8, 2.8, 4.8, 1.4, 6.0, 3.4, 4.5, 1.6]}
+    ]
+}
+
+
+def isvc(name: str, model_format: str, storage: str | None, **model) -> dict:
+    spec = {"modelFormat": {"name": model_format}, **model}
+    if storage:
+        spec["storageUri"] = f"pvc://{storage}"
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {"predictor": {"model": spec}},
+    }
+
+
+SERVED = [
+    isvc("sk", "sklearn", "examples/sklearn-iris"),  # kserve-sklearnserver
+    isvc("xgb", "xgboost", "examples/xgboost-iris", args=["--enable_docs_url=true"]),  # kserve-xgbserver
+    isvc("lgb", "lightgbm", "examples/lightgbm-iris"),  # kserve-lgbserver
+    isvc("sk-v2", "sklearn", "examples/sklearn-iris", protocolVersion="v2"),  # kserve-mlserver (priority 2)
+    isvc("onnx", "onnx", "stock/onnx", runtime="kserve-tritonserver"),
+]
+NOT_SERVED = [
+    isvc("pmml", "pmml", "stock/pmml"),  # kserve-pmmlserver
+    isvc("trt", "tensorrt", "stock/pmml", runtime="kserve-tritonserver"),
+    isvc("torch", "pytorch", "stock/pmml", runtime="kserve-torchserve"),
+    isvc("hf", "huggingface", "stock/pmml"),  # kserve-huggingfaceserver
+    {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "custom"},
+        "spec": {
+            "predictor": {"containers": [{"name": "kserve-container", "image": "example/custom-model:v1"}]}
+        },
+    },
+]
+
+
+def write_onnx_model(folder: Path) -> None:
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=1000).fit(features, labels)
+    onnx = to_onnx(model, features[:1].astype(np.float32), options={"zipmap": False}, target_opset=17)
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(onnx.SerializeToString())
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("mp-stock")
+    build_all(home / "pvc" / "examples")
+    write_onnx_model(home / "pvc" / "stock" / "onnx")
+    (home / "pvc" / "stock" / "pmml").mkdir()
+    (home / "pvc" / "stock" / "pmml" / "model.pmml").write_text("<PMML/>")
+    yield home
+    assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+@pytest.fixture(scope="module")
+def platform(home, tmp_path_factory):
+    services = tmp_path_factory.mktemp("services") / "services.yaml"
+    services.write_text(yaml.safe_dump_all(SERVED + NOT_SERVED))
+    with running_platform(home) as platform:
+        platform.cli("apply", "-f", str(KSERVE_RUNTIMES))  # KServe's files, as they are
+        platform.cli("apply", "-f", str(services))
+        for service in SERVED:
+            platform.cli(
+                "wait", "--for=condition=Ready", f"isvc/{service['metadata']['name']}", "--timeout=300s"
+            )
+        yield platform
+
+
+def get(platform: PlatformProcess, *what: str) -> dict:
+    return json.loads(platform.cli("get", *what, "-o", "json").stdout)
+
+
+def predict_v1(platform: PlatformProcess, name: str) -> list:
+    response = platform.request("POST", f"{name}.default.localhost", f"/v1/models/{name}:predict", json=IRIS)
+    assert response.status_code == 200, response.text
+    return response.json()["predictions"]
+
+
+def test_the_stock_runtime_files_apply_unchanged_next_to_the_built_in_ones(platform):
+    listed = platform.cli("get", "csr").stdout
+    for path in sorted(KSERVE_RUNTIMES.glob("*.yaml")):
+        assert f"\n{path.stem} " in listed
+    assert "\nmodelplane-onnxserver " in listed  # built in, not replaced
+    runtimes = {r["metadata"]["name"]: r for r in get(platform, "csr")["items"]}
+    assert (
+        runtimes["kserve-sklearnserver"]["spec"]["containers"][0]["image"] == "kserve-sklearnserver:replace"
+    )
+    assert runtimes["modelplane-onnxserver"]["metadata"]["annotations"]["modelplane.io/built-in"] == "true"
+
+
+def test_kserves_sklearn_xgboost_and_lightgbm_servers_serve(platform):
+    assert predict_v1(platform, "sk") == [1, 1]
+    for name in ("xgb", "lgb"):
+        assert [row.index(max(row)) for row in predict_v1(platform, name)] == [1, 1]
+    for name, runtime in (
+        ("sk", "kserve-sklearnserver"),
+        ("xgb", "kserve-xgbserver"),
+        ("lgb", "kserve-lgbserver"),
+    ):
+        assert get(platform, "isvc", name)["status"]["clusterServingRuntimeName"] == runtime
+
+
+def test_the_stock_runtimes_args_became_modelplane_serves_flags(platform):
+    log = platform.cli("logs", "xgb").stdout
+    starting = next(line for line in log.splitlines() if "starting:" in line)
+    assert "-m modelplane serve" in starting
+    assert "--model-name=xgb --runtime=xgboost" in starting
+    assert "--nthread=1" in starting
+    assert "docs" not in starting
+    described = platform.cli("describe", "isvc", "xgb").stdout
+    assert "ArgumentsDropped" in described
+    assert "--enable_docs_url=true (modelplane serve has no Swagger UI at /docs)" in described
+
+
+def test_mlserver_serves_sklearn_over_v2(platform):
+    status = get(platform, "isvc", "sk-v2")["status"]
+    assert status["clusterServingRuntimeName"] == "kserve-mlserver"
+    response = platform.request("POST", "sk-v2.default.localhost", "/v2/models/sk-v2/infer", json=IRIS_V2)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == [1, 1]
+
+
+def test_triton_serves_onnx(platform):
+    response = platform.request("POST", "onnx.default.localhost", "/v2/models/onnx/infer", json=IRIS_V2)
+    assert response.status_code == 200, response.text
+    labels = next(output for output in response.json()["outputs"] if output["datatype"] == "INT64")
+    assert labels["data"] == [1, 1]
+    runtime = get(platform, "csr", "kserve-tritonserver")["status"]["conditions"]
+    ready = next(c for c in runtime if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert "onnx: modelplane serve --runtime=onnx" in ready["message"]
+    assert "not served: tensorrt: only Triton serves them" in ready["message"]
+
+
+def not_ready(platform: PlatformProcess, name: str) -> dict:
+    def refused():
+        status = get(platform, "isvc", name).get("status") or {}
+        ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), None)
+        return status if ready and ready.get("reason") == "ImageNotServed" else None
+
+    return wait_until(refused, f"{name} to say its image cannot run here", platform)
+
+
+@pytest.mark.parametrize(
+    ("name", "image"),
+    [
+        ("pmml", "kserve-pmmlserver:replace"),
+        ("trt", "kserve-tritonserver:replace"),
+        ("torch", "kserve-torchserve:replace"),
+        ("hf", "huggingfaceserver:replace"),
+        ("custom", "example/custom-model:v1"),
+    ],
+)
+def test_an_image_with_nothing_to_run_here_is_a_clear_status_and_event_not_a_crash_loop(
+    platform, name, image
+):
+    model_format = next(s for s in NOT_SERVED if s["metadata"]["name"] == name)["spec"]["predictor"]
+    model_format = (model_format.get("model") or {}).get("modelFormat", {}).get("name")
+    if model_format in RUNTIMES:
+        pytest.skip(f"modelplane has a {model_format} runtime now; its own tests serve it")
+    status = not_ready(platform, name)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    assert f"image {image}" in ready["message"]
+    assert status["modelStatus"]["transitionStatus"] == "InvalidSpec"
+    assert "components" not in status  # no revision, so no replica
+    assert not (platform.home / "logs" / "default" / name).exists()
+    described = platform.cli("describe", "isvc", name).stdout
+    events = described[described.index("Events:") :]
+    assert "Warning" in events and "ImageNotServed" in events and image in events
+
+
+def test_a_stock_runtime_with_no_local_server_says_so_in_its_status_and_an_event(platform):
+    status = get(platform, "csr", "kserve-pmmlserver")["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ImageNotServed")
+    assert ready["message"] == (
+        "image kserve-pmmlserver:replace (KServe's pmmlserver) serves pmml models, and modelplane has no pmml runtime"
+    )
+    events = platform.cli("get", "events").stdout
+    assert any("kserve-pmmlserver" in line and "ImageNotServed" in line for line in events.splitlines())
+    assert "Warning  ImageNotServed" in platform.cli("describe", "csr", "kserve-pmmlserver").stdout
