@@ -49,8 +49,8 @@ class _Graph:
 
 
 def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> dict:
-    """The revision template of a graph's router: its command, ports, probe and scaling."""
-    return {
+    """The revision template of a graph's router: its command, ports, probe, scaling and resources."""
+    template = {
         "command": [
             "modelplane",
             ROUTER,
@@ -75,6 +75,9 @@ def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> di
         "scalingAnnotations": scaling_annotations(metadata or {}),
         "timeout": spec.get("timeout"),
     }
+    if spec.get("resources"):
+        template["resources"] = spec["resources"]
+    return template
 
 
 class GraphReconciler:
