@@ -85,8 +85,13 @@ def _nvidia_smi() -> tuple[str, ...]:
         listing = subprocess.run([program, "-L"], capture_output=True, text=True, timeout=20, check=True)
     except (OSError, subprocess.SubprocessError):
         return ()
+    return parse_nvidia_smi_listing(listing.stdout)
+
+
+def parse_nvidia_smi_listing(text: str) -> tuple[str, ...]:
+    """The devices `nvidia-smi -L` lists, by UUID (by index for a line without one)."""
     devices = []
-    for line in listing.stdout.splitlines():
+    for line in text.splitlines():
         match = _NVIDIA_SMI_LINE.match(line.strip())
         if match:
             devices.append(match.group(2) or match.group(1))
