@@ -296,7 +296,7 @@ class Replica:
         logger.info("%s started (%spid %s, port %s)", self.label, how, self._process.pid, ports.http)
         guard = self._guard_memory(self._process)
         try:
-            await self._watch(client, template, ports)
+            was_ready = await self._watch(client, template, ports)
         finally:
             if guard is not None:
                 guard.cancel()
@@ -307,8 +307,10 @@ class Replica:
         ended = self.last_termination = self._termination(code)
         self._note(f"exited with code {code}")
         logger.warning("%s exited with code %s", self.label, code)
-        if self.phase == LOADED:  # it had loaded its model: a restart brings it back
-            self._set(LOADING)
+        if self.phase == LOADED or (was_ready and self.phase == LOADING):
+            self._set(
+                LOADING
+            )  # it had loaded its model (and failed no probe since): a restart brings it back
             return
         if ended.reason == OOM_KILLED:
             self._set(
@@ -354,9 +356,10 @@ class Replica:
                 _signal_group(process.pid, signal.SIGKILL)
                 return
 
-    async def _watch(self, client: httpx.AsyncClient, template: dict, ports: ReplicaPorts) -> None:
-        """Probes the process until it exits."""
+    async def _watch(self, client: httpx.AsyncClient, template: dict, ports: ReplicaPorts) -> bool:
+        """Probes the process until it exits; whether it was ever ready."""
         process = self._process
+        was_ready = False
         repository_index = speaks_modelplane_serve(template["command"])
         while process.returncode is None:
             result = await probe(
@@ -365,6 +368,7 @@ class Replica:
             if process.returncode is not None:
                 break
             if result.ready:
+                was_ready = True
                 if self.phase != LOADED:
                     logger.info("%s is ready on 127.0.0.1:%s", self.label, ports.http)
                 self._set(LOADED, address=f"127.0.0.1:{ports.http}")
@@ -375,6 +379,7 @@ class Replica:
             interval = self.settings.ready_probe_interval if result.ready else self.settings.probe_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), interval)
+        return was_ready
 
     def _failure(self, message: str, *, exit_code: int | None = None, location: str | None = None) -> Failure:
         return Failure(MODEL_LOAD_FAILED, message, exit_code, now_rfc3339(), location or self.revision.name)
