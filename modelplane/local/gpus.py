@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,9 +125,22 @@ class GpuAllocator:
         event, self._given_back = self._given_back, asyncio.Event()
         event.set()
 
-    def given_back(self) -> Awaitable[bool]:
-        """Done once some replica gives devices back (after this call)."""
-        return self._given_back.wait()
+    async def acquire(
+        self, count: int, stopping: asyncio.Event, on_wait: Callable[[str], None]
+    ) -> tuple[str, ...] | None:
+        """`count` devices, waiting until they are free; `on_wait(why)` is called whenever the reason to
+        wait changes. None if `stopping` is set first."""
+        told = None
+        while not stopping.is_set():
+            taken = self.take(count)
+            if taken is not None:
+                return taken
+            why = self.shortage(count)
+            if why != told:
+                on_wait(why)
+                told = why
+            await _first_of(self._given_back.wait(), stopping.wait())
+        return None
 
     def shortage(self, count: int) -> str:
         """Why `count` devices cannot be taken now, in words for a status."""
@@ -138,3 +151,13 @@ class GpuAllocator:
         if count > total:
             return f"{needs}, and this machine has {total}"
         return f"{needs}, {len(self._free)} of {total} free"
+
+
+async def _first_of(*waits: Awaitable) -> None:
+    """Returns once any of `waits` is done; the others are cancelled."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

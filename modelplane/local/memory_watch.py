@@ -6,16 +6,42 @@ container. A process under it (a worker it forked, a program its shell started) 
 pages it alone holds (Private_Clean + Private_Dirty of /proc/<pid>/smaps_rollup), so that pages it
 shares with the replica's process are not counted twice.
 
-Linux only: elsewhere `tree_memory` answers None, and memory limits are not enforced.
+`enforce_memory_limit` measures a replica every `interval` seconds while it runs: a spike shorter than
+that can go unseen. Linux only: elsewhere `tree_memory` answers None, and limits are not enforced.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
 from pathlib import Path
+from typing import Protocol
 
 _PROC = Path("/proc")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class Process(Protocol):
+    pid: int
+    returncode: int | None
+
+    async def wait(self) -> int: ...
+
+
+async def enforce_memory_limit(process: Process, limit: int, interval: float) -> str | None:
+    """Returns once `process` ends; kills its process group first (SIGKILL, as the kernel's OOM killer
+    would) if it and the processes under it hold more than `limit` bytes, and then says why."""
+    while process.returncode is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), interval)
+        used = tree_memory(process.pid) if process.returncode is None else None
+        if used is not None and used > limit:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            return f"it held {_mebibytes(used)}, over its memory limit of {_mebibytes(limit)}"
+    return None
 
 
 def can_measure() -> bool:
@@ -75,3 +101,7 @@ def _private(pid: int) -> int | None:
         if line.startswith(("Private_Clean:", "Private_Dirty:")):
             total += int(line.split()[1]) * 1024
     return total
+
+
+def _mebibytes(size: int) -> str:
+    return f"{size / 2**20:.0f}Mi"

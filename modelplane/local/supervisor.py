@@ -38,7 +38,7 @@ from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOA
 from modelplane.control import Failure, Revision, RevisionState, Termination
 from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.gpus import GpuAllocator, GpuInventory
-from modelplane.local.memory_watch import can_measure, tree_memory
+from modelplane.local.memory_watch import can_measure, enforce_memory_limit
 from modelplane.local.replica_command import ReplicaPorts, replica_launch, speaks_modelplane_serve
 from modelplane.local.replica_probe import probe
 from modelplane.local.replica_resources import replica_resources
@@ -102,7 +102,6 @@ class Replica:
         self.resources = replica_resources(revision.template)
         self.unschedulable: str | None = None  # why it waits for GPUs
         self.last_termination: Termination | None = None
-        self._over_memory: str | None = None  # why the current process was killed, if it was
         self._on_change = on_change
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task | None = None
@@ -173,24 +172,17 @@ class Replica:
 
     async def _take_gpus(self) -> tuple[str, ...] | None:
         """The GPUs the replica asks for, once they are free; None if it is stopped while it waits."""
-        count, allocator = self.resources.gpus, self.settings.gpus
-        if not count:
-            return ()
-        while not self._stopping.is_set():
-            taken = allocator.take(count)
-            if taken is not None:
-                self._note(f"given GPU {','.join(taken)}")
-                self.unschedulable = None
-                return taken
-            why = allocator.shortage(count)
-            if why != self.unschedulable:
-                self._note(f"waiting: {why}")
-                logger.warning("%s cannot start: %s", self.label, why)
-                self.unschedulable = why
-                self._on_change()
-            await _first_of(allocator.given_back(), self._stopping.wait())
+        gpus = await self.settings.gpus.acquire(self.resources.gpus, self._stopping, self._wait_for_gpus)
         self.unschedulable = None
-        return None
+        if gpus:
+            self._note(f"given GPU {','.join(gpus)}")
+        return gpus
+
+    def _wait_for_gpus(self, why: str) -> None:
+        self._note(f"waiting: {why}")
+        logger.warning("%s cannot start: %s", self.label, why)
+        self.unschedulable = why
+        self._on_change()
 
     async def _run_until_stopped(self, gpus: tuple[str, ...]) -> None:
         backoff = self.settings.backoff_initial
@@ -298,63 +290,40 @@ class Replica:
         try:
             was_ready = await self._watch(client, template, ports)
         finally:
-            if guard is not None:
-                guard.cancel()
+            over_memory = _outcome(guard)  # why the guard killed it, if it did
         code = self._process.returncode
         if self._stopping.is_set():
             self._note(f"stopped (exit code {code})")
             return
-        ended = self.last_termination = self._termination(code)
+        ended = self.last_termination = _termination(code, over_memory)
+        if over_memory is not None:
+            self._note(f"{OOM_KILLED}: {over_memory}")
+            logger.warning("%s OOMKilled: %s", self.label, over_memory)
         self._note(f"exited with code {code}")
         logger.warning("%s exited with code %s", self.label, code)
         if self.phase == LOADED or (was_ready and self.phase == LOADING):
-            self._set(
-                LOADING
-            )  # it had loaded its model (and failed no probe since): a restart brings it back
+            # It had loaded its model (and failed no probe since): a restart brings it back.
+            self._set(LOADING)
             return
-        if ended.reason == OOM_KILLED:
-            self._set(
-                FAILED_TO_LOAD,
-                failure=self._failure(f"{OOM_KILLED}: {ended.message}", exit_code=OOM_EXIT_CODE),
-            )
-            return
-        message = _last_line(self.log_path) or f"the process exited with code {code}"
-        self._set(FAILED_TO_LOAD, failure=self._failure(message, exit_code=code))
-
-    def _termination(self, code: int) -> Termination:
-        """How the process ended, in Kubernetes' words (a signal N is exit code 128 + N)."""
-        over_memory, self._over_memory = self._over_memory, None
         if over_memory is not None:
-            return Termination(OOM_KILLED, OOM_EXIT_CODE, now_rfc3339(), over_memory)
-        return Termination(
-            "Completed" if code == 0 else "Error", code if code >= 0 else 128 - code, now_rfc3339()
-        )
+            failure = self._failure(f"{OOM_KILLED}: {over_memory}", exit_code=ended.exit_code)
+        else:
+            message = _last_line(self.log_path) or f"the process exited with code {code}"
+            failure = self._failure(message, exit_code=code)
+        self._set(FAILED_TO_LOAD, failure=failure)
 
     def _guard_memory(self, process: asyncio.subprocess.Process | ForkedProcess) -> asyncio.Task | None:
+        """Enforces the replica's memory limit on `process` while it runs (see `memory_watch.py`)."""
         limit = self.resources.memory_limit
         if limit is None:
             return None
         if not can_measure():
             self._note("the memory limit is not enforced: this system has no /proc to measure it")
             return None
-        return asyncio.create_task(self._enforce_memory_limit(process, limit), name=f"memory of {self.label}")
-
-    async def _enforce_memory_limit(
-        self, process: asyncio.subprocess.Process | ForkedProcess, limit: int
-    ) -> None:
-        """Kills the process group once its processes hold more than `limit` bytes."""
-        while process.returncode is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), self.settings.memory_check_interval)
-            used = tree_memory(process.pid) if process.returncode is None else None
-            if used is not None and used > limit:
-                self._over_memory = (
-                    f"it held {_mebibytes(used)}, over its memory limit of {_mebibytes(limit)}"
-                )
-                self._note(f"{OOM_KILLED}: {self._over_memory}")
-                logger.warning("%s OOMKilled: %s", self.label, self._over_memory)
-                _signal_group(process.pid, signal.SIGKILL)
-                return
+        interval = self.settings.memory_check_interval
+        return asyncio.create_task(
+            enforce_memory_limit(process, limit, interval), name=f"memory of {self.label}"
+        )
 
     async def _watch(self, client: httpx.AsyncClient, template: dict, ports: ReplicaPorts) -> bool:
         """Probes the process until it exits; whether it was ever ready."""
@@ -487,18 +456,22 @@ def _modelplane_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "modelplane", *arguments]
 
 
-async def _first_of(*waits: Awaitable) -> None:
-    """Returns once any of `waits` is done; the others are cancelled."""
-    tasks = [asyncio.ensure_future(wait) for wait in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
+def _termination(code: int, over_memory: str | None) -> Termination:
+    """How a process ended, in Kubernetes' words (a signal N is exit code 128 + N)."""
+    if over_memory is not None:
+        return Termination(OOM_KILLED, OOM_EXIT_CODE, now_rfc3339(), over_memory)
+    reason = "Completed" if code == 0 else "Error"
+    return Termination(reason, code if code >= 0 else 128 - code, now_rfc3339())
 
 
-def _mebibytes(size: int) -> str:
-    return f"{size / 2**20:.0f}Mi"
+def _outcome(task: asyncio.Task | None) -> str | None:
+    """What a finished task returned; a task still running is cancelled."""
+    if task is None:
+        return None
+    if not task.done():
+        task.cancel()
+        return None
+    return None if task.cancelled() else task.result()
 
 
 def _same_failure(a: Failure, b: Failure) -> bool:

@@ -61,15 +61,24 @@ def test_what_a_machine_cannot_give_says_why():
     )
 
 
-def test_a_waiting_replica_hears_when_devices_are_given_back():
+def test_a_waiting_replica_says_why_and_takes_the_devices_once_given_back():
     async def scenario():
         gpus = GpuAllocator(GpuInventory(("0",), "--gpus"))
         taken = gpus.take(1)
-        waiter = asyncio.ensure_future(gpus.given_back())
+        reasons: list[str] = []
+        waiter = asyncio.ensure_future(gpus.acquire(1, asyncio.Event(), reasons.append))
         await asyncio.sleep(0)
         assert not waiter.done()
+        assert reasons == ["needs 1 GPU (nvidia.com/gpu: 1), 0 of 1 free"]
         gpus.give_back(taken)
-        await asyncio.wait_for(waiter, 10)
-        assert gpus.take(1) == ("0",)
+        assert await asyncio.wait_for(waiter, 10) == ("0",)
+        assert gpus.free == 0
+
+        stopping = asyncio.Event()
+        stopped = asyncio.ensure_future(gpus.acquire(1, stopping, reasons.append))
+        await asyncio.sleep(0)
+        stopping.set()
+        assert await asyncio.wait_for(stopped, 10) is None
+        assert await gpus.acquire(0, asyncio.Event(), reasons.append) == ()
 
     asyncio.run(scenario())
