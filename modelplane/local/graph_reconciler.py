@@ -36,6 +36,7 @@ Key = tuple[str, str]  # (namespace, name)
 STOP_ANNOTATION = "serving.kserve.io/stop"
 ROUTER = "router"
 ROUTER_PORT, ROUTER_GRPC_PORT = 8080, 8081
+ROUTER_RESOURCES = {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
 
 @dataclass
@@ -75,8 +76,8 @@ def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> di
         "scalingAnnotations": scaling_annotations(metadata or {}),
         "timeout": spec.get("timeout"),
     }
-    if spec.get("resources"):
-        template["resources"] = spec["resources"]
+    # KServe's router gets the graph's resources, or the defaults of its configmap's `router` entry.
+    template["resources"] = spec.get("resources") or ROUTER_RESOURCES
     return template
 
 
