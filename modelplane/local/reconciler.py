@@ -456,9 +456,12 @@ class Reconciler:
         )
 
     def _failure_of(self, service: _Service, revision_name: str) -> str | None:
+        """Why a revision does not serve: its failure, or what its replicas wait for."""
         runner = service.running.get(revision_name)
-        failure = runner.state().failure if runner is not None else None
-        return failure.message if failure is not None else None
+        state = runner.state() if runner is not None else None
+        if state is None:
+            return None
+        return state.failure.message if state.failure is not None else state.unschedulable
 
     def _write_status(self, ref: Ref, isvc: dict, service: _Service) -> None:
         previous = isvc.get("status") or {}
