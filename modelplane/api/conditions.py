@@ -18,6 +18,13 @@ ROUTES_READY = "RoutesReady"
 LATEST_DEPLOYMENT_READY = "LatestDeploymentReady"
 CANARY_PREDICTOR_READY = "CanaryPredictorReady"
 STOPPED = "Stopped"
+# modelplane's own: False (a warning) when the spec sets fields the platform cannot act on.
+FIELDS_HONORED = "FieldsHonored"
+
+# Reasons of a component that cannot run as asked: Kubernetes' for a pod no node can take, and
+# modelplane's for fields one machine cannot honor.
+UNSCHEDULABLE = "Unschedulable"
+NOT_HONORED_ON_ONE_MACHINE = "NotHonoredOnOneMachine"
 
 # CanaryPredictorReady reasons.
 ALL_CANARIES_READY = "AllCanariesReady"

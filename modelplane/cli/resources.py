@@ -29,6 +29,7 @@ from modelplane.local.api_describe import describe
 from modelplane.local.api_errors import ApiError, NotFound
 from modelplane.local.api_paths import qualified_singular, resolve_kind
 from modelplane.local.api_settings import api_url
+from modelplane.local.unhonored_fields import unhonored_fields
 
 DEFAULT_NAMESPACE = "default"
 KIND_WORDS = "isvc, ig, sr, csr, tm or a full name; or KIND/NAME"
@@ -101,7 +102,7 @@ def _apply(args: argparse.Namespace) -> int:
     if not documents:
         raise CommandError("no objects passed to apply")
     resources = [_placed(document, args.namespace) for document in documents]
-    _warn_about_unknown_fields(documents)
+    print_apply_warnings(documents)
     with _client(args) as client:
         try:
             results = client.apply(resources, args.namespace or DEFAULT_NAMESPACE, dry_run=bool(args.dry_run))
@@ -113,12 +114,19 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_about_unknown_fields(documents: list[Document]) -> None:
-    """Fields the schema does not know are kept but do nothing: most often a typo."""
+def print_apply_warnings(documents: list[Document]) -> None:
+    """Fields that are kept but do nothing: those the schema does not know (most often a typo), and
+    those one machine cannot honor (a node to choose, a resource other than cpu, memory and GPUs)."""
     for document in documents:
         for path in unknown_fields(document.resource):
             print(
                 f'Warning: {document.source}:{document.line_of(path)}: unknown field "{path}"',
+                file=sys.stderr,
+            )
+        for field in unhonored_fields(document.resource):
+            print(
+                f"Warning: {document.source}:{document.line_of(field.path)}: {field.path}: "
+                f"accepted but not acted on: {field.why}",
                 file=sys.stderr,
             )
 

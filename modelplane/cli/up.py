@@ -39,6 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "from a warm process that has imported the server and the runtimes",
     )
     parser.add_argument(
+        "--gpus",
+        default=os.environ.get("MODELPLANE_GPUS"),
+        metavar="LIST",
+        help="the GPUs replicas may be given, as CUDA_VISIBLE_DEVICES names them (0,1 or GPU-<uuid>,...), "
+        "or none (default: $MODELPLANE_GPUS, else CUDA_VISIBLE_DEVICES, else what nvidia-smi lists)",
+    )
+    parser.add_argument(
         "--log-max-size",
         type=_size,
         default="64Mi",
@@ -122,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         warm_starts=args.warm_starts,
         log_max_bytes=args.log_max_size,
         log_backups=args.log_backups,
+        gpus=args.gpus,
     )
 
     def on_ready(addresses, store) -> None:
@@ -140,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _load(paths: list[str], recursive: bool) -> list[dict]:
     from modelplane.api import LoadError, kind_of, load_path
+    from modelplane.cli.resources import print_apply_warnings
 
     resources = []
     for path in paths:
@@ -154,6 +163,7 @@ def _load(paths: list[str], recursive: bool) -> list[dict]:
             if kind.namespaced:
                 document.resource.setdefault("metadata", {}).setdefault("namespace", DEFAULT_NAMESPACE)
             resources.append(document.resource)
+        print_apply_warnings(documents)
     return resources
 
 

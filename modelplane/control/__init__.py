@@ -5,7 +5,7 @@ latest, created = latest_revisions(name, known_revisions, templates)
 status = inference_service_status(isvc, observed_state, domain=..., port=..., now=...)
 """
 
-from .observed import ComponentState, Failure, RevisionState, ServiceState
+from .observed import ComponentState, Failure, RevisionState, ServiceState, Termination
 from .revision_templates import COMPONENTS, revision_templates
 from .revisions import Revision, latest_revisions, revision_name, template_digest
 from .status import inference_service_status, stopped_status
@@ -19,6 +19,7 @@ __all__ = [
     "Revision",
     "RevisionState",
     "ServiceState",
+    "Termination",
     "TrafficTarget",
     "component_host",
     "entry_component",

@@ -2,7 +2,9 @@
 
 A revision's phase uses the modelStatus state names: `Pending` (nothing started yet), `Loading`
 (fetching the model or waiting for the replica to be ready), `Loaded` (a replica is ready) and
-`FailedToLoad` (the model could not be fetched or loaded, or the replica keeps crashing).
+`FailedToLoad` (the model could not be fetched or loaded, or the replica keeps crashing). A revision
+whose replicas wait for resources the machine cannot give yet stays `Pending` and says why
+(`unschedulable`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,17 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class Termination:
+    """How a replica's process last ended, as Kubernetes reports a container's `lastState.terminated`:
+    reason `OOMKilled` (over its memory limit), `Error` (a non-zero exit) or `Completed`."""
+
+    reason: str
+    exit_code: int
+    finished_at: str
+    message: str | None = None
+
+
+@dataclass(frozen=True)
 class RevisionState:
     name: str
     phase: str = PENDING
@@ -35,6 +48,9 @@ class RevisionState:
     failed_replicas: int = 0
     failure: Failure | None = None
     desired_replicas: int | None = None  # None: not known (the revision is not scaled by count)
+    restarts: int = 0  # of all its replicas
+    last_termination: Termination | None = None  # the latest of its replicas' ends
+    unschedulable: str | None = None  # why its replicas cannot start (the GPUs they need are not free)
 
     @property
     def ready(self) -> bool:
@@ -79,3 +95,5 @@ class ServiceState:
     routed: bool = False
     running: Mapping[str, tuple[RevisionState, ...]] = field(default_factory=dict)
     canaries: tuple[CanaryState, ...] = ()
+    # Fields of the spec (or its runtime) the platform accepts but cannot act on, as `path: why`.
+    unhonored: tuple[str, ...] = ()

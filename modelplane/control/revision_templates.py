@@ -170,6 +170,11 @@ def _container_template(
             template["portEnv"] = local.port_env
         if local.dropped:
             template["image"]["dropped"] = list(local.dropped)
+    # What the replica may use (threads, memory, GPUs): the container's, and the pod's where set.
+    if container.get("resources"):
+        template["resources"] = container["resources"]
+    if component_spec.get("resources"):
+        template["podResources"] = component_spec["resources"]
     return template
 
 
@@ -226,11 +231,18 @@ def scaling_annotations(metadata: dict) -> dict[str, str]:
 
 def merge_containers(runtime: dict, override: dict) -> dict:
     """A runtime container merged with the InferenceService's: its fields win, args are concatenated,
-    env is merged by name."""
+    env is merged by name, resources by name within limits and requests (a strategic merge)."""
     merged = copy.deepcopy(runtime)
     for key, value in override.items():
         if key == "args":
             merged["args"] = list(merged.get("args") or []) + list(value or [])
+        elif key == "resources" and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            for kind, amounts in value.items():
+                known = merged[key].get(kind)
+                if isinstance(amounts, dict) and isinstance(known, dict):
+                    merged[key][kind] = {**known, **copy.deepcopy(amounts)}
+                else:
+                    merged[key][kind] = copy.deepcopy(amounts)
         elif key == "env":
             env = {item["name"]: item for item in merged.get("env") or [] if isinstance(item, dict)}
             for item in value or []:

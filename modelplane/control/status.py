@@ -5,12 +5,14 @@ revision (Unknown while it loads, False when it failed), `IngressReady` tells wh
 routes the service's hosts, and `Ready` is PredictorReady and IngressReady. While a new revision
 loads or after it failed, the rolled-out revision keeps the traffic; `components.<c>.traffic` says how
 the traffic is split (see `traffic.py`), and `modelStatus` tells how the newest predictor fared.
+A revision whose replicas cannot get the GPUs they ask for is `Unschedulable`, as a pod the scheduler
+cannot place; `FieldsHonored` lists the fields the platform accepts but cannot act on.
 """
 
 from __future__ import annotations
 
 from modelplane.api import conditions as c
-from modelplane.control.observed import CanaryState, ComponentState, Failure, ServiceState
+from modelplane.control.observed import CanaryState, ComponentState, Failure, RevisionState, ServiceState
 from modelplane.control.traffic import TrafficTarget
 from modelplane.control.urls import component_host, entry_component, grpc_url, host_url, service_host
 
@@ -62,6 +64,8 @@ def inference_service_status(
     found[c.STOPPED] = {"status": FALSE, "severity": "Info"}
     if state.canaries:
         found[c.CANARY_PREDICTOR_READY] = _canary_condition(state.canaries)
+    if state.unhonored:
+        found[c.FIELDS_HONORED] = _unhonored_condition(state.unhonored)
 
     status: dict = {
         "observedGeneration": metadata.get("generation"),
@@ -104,8 +108,35 @@ def _revision_replicas(state: ServiceState) -> list[dict]:
             entry = {"name": revision.name, "component": component, "actualReplicas": revision.ready_replicas}
             if revision.desired_replicas is not None:
                 entry["desiredReplicas"] = revision.desired_replicas
+            entry.update(_replica_states(revision))
             entries.append(entry)
     return sorted(entries, key=lambda e: (e["component"], e["name"]))
+
+
+def _replica_states(revision: RevisionState) -> dict:
+    """What Kubernetes reports of a pod's container: why it waits, its restarts and how it last ended."""
+    found: dict = {}
+    if revision.unschedulable:
+        found["state"] = {"waiting": {"reason": c.UNSCHEDULABLE, "message": revision.unschedulable}}
+    if revision.restarts:
+        found["restartCount"] = revision.restarts
+    ended = revision.last_termination
+    if ended is not None:
+        terminated = {"reason": ended.reason, "exitCode": ended.exit_code, "finishedAt": ended.finished_at}
+        if ended.message:
+            terminated["message"] = ended.message
+        found["lastState"] = {"terminated": terminated}
+    return found
+
+
+def _unhonored_condition(unhonored: tuple[str, ...]) -> dict:
+    """modelplane's own: fields accepted but not acted on. A warning: it does not gate Ready."""
+    return {
+        "status": FALSE,
+        "severity": "Warning",
+        "reason": c.NOT_HONORED_ON_ONE_MACHINE,
+        "message": "Accepted but not acted on: " + "; ".join(unhonored) + ".",
+    }
 
 
 def _canary_condition(canaries: tuple[CanaryState, ...]) -> dict:
@@ -145,6 +176,9 @@ def _component_condition(component: str, observed: ComponentState | None, invali
     if latest.phase == c.FAILED_TO_LOAD:
         detail = latest.failure.message if latest.failure else "it failed"
         return _condition(FALSE, "RevisionFailed", f'Revision "{latest.name}" failed with message: {detail}.')
+    if latest.unschedulable and latest.phase == c.PENDING:
+        message = f'Revision "{latest.name}" cannot start: {latest.unschedulable}.'
+        return _condition(FALSE, c.UNSCHEDULABLE, message)
     return _condition(UNKNOWN, "RevisionMissing", f'Revision "{latest.name}" is not ready yet.')
 
 

@@ -36,6 +36,7 @@ Key = tuple[str, str]  # (namespace, name)
 STOP_ANNOTATION = "serving.kserve.io/stop"
 ROUTER = "router"
 ROUTER_PORT, ROUTER_GRPC_PORT = 8080, 8081
+ROUTER_RESOURCES = {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
 
 @dataclass
@@ -49,8 +50,8 @@ class _Graph:
 
 
 def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> dict:
-    """The revision template of a graph's router: its command, ports, probe and scaling."""
-    return {
+    """The revision template of a graph's router: its command, ports, probe, scaling and resources."""
+    template = {
         "command": [
             "modelplane",
             ROUTER,
@@ -75,6 +76,9 @@ def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> di
         "scalingAnnotations": scaling_annotations(metadata or {}),
         "timeout": spec.get("timeout"),
     }
+    # KServe's router gets the graph's resources, or the defaults of its configmap's `router` entry.
+    template["resources"] = spec.get("resources") or ROUTER_RESOURCES
+    return template
 
 
 class GraphReconciler:

@@ -25,6 +25,7 @@ from modelplane.local.autoscaling import DEFAULT_TICK, Autoscaling
 from modelplane.local.events import EventRecorder
 from modelplane.local.gateway import GatewayConfig, GatewayThread
 from modelplane.local.gateway_routes import DEFAULT_DOMAIN
+from modelplane.local.gpus import GpuAllocator, discover_gpus
 from modelplane.local.log_rotation import rotate_logs_forever
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
@@ -32,7 +33,7 @@ from modelplane.local.runtime_status_writer import RuntimeStatusWriter
 from modelplane.local.store import Store
 from modelplane.local.supervisor import SupervisorSettings
 from modelplane.local.trained_models import TrainedModels
-from modelplane.local.zygote import Zygote
+from modelplane.local.zygotes import Zygotes
 
 logger = logging.getLogger("modelplane.platform")
 
@@ -50,6 +51,7 @@ class PlatformConfig:
     warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (zygote.py)
     log_max_bytes: int = 64 * 1024 * 1024  # a log under <home>/logs above this is rotated
     log_backups: int = 3  # rotated copies kept per log
+    gpus: str | None = None  # the GPUs to hand out ("0,1", "none"); None: found on the machine (gpus.py)
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,11 @@ class Platform:
             api.sock.close()
             store.close()
             raise
-        zygote = Zygote(config.home / "logs" / "zygote.log") if config.warm_starts else None
+        zygote = Zygotes(config.home / "logs") if config.warm_starts else None
         if zygote is not None:
             await zygote.start()
+        inventory = await asyncio.to_thread(discover_gpus, config.gpus)
+        logger.info("GPUs for replicas: %s", inventory.describe())
         trained_models = TrainedModels(store)
         settings = SupervisorSettings(
             logs_dir=config.home / "logs",
@@ -135,6 +139,7 @@ class Platform:
             gateway_port=gateway.port,
             zygote=zygote,
             prepare_repository=trained_models.prepare_folder,
+            gpus=GpuAllocator(inventory),
         )
         events = EventRecorder(store)
         reconciler = Reconciler(

@@ -61,6 +61,7 @@ from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import Replica, RevisionReplicas, SupervisorSettings, now_rfc3339
+from modelplane.local.unhonored_fields import service_unhonored
 
 logger = logging.getLogger("modelplane.reconciler")
 
@@ -92,6 +93,7 @@ class _Service:
     replicas_lent: int = 0  # what the stable predictor's minReplicas gives up to the ready canaries
     invalid: Failure | None = None
     runtime: dict | None = None
+    unhonored: tuple[str, ...] = ()  # fields accepted but not acted on (unhonored_fields.py)
 
     def revision(self, name: str) -> Revision:
         return next(r for r in self.revisions if r.name == name)
@@ -233,6 +235,7 @@ class Reconciler:
 
     def _plan(self, service: _Service, isvc: dict) -> None:
         namespaced_runtimes, _ = self.store.list(SERVING_RUNTIME.kind, service.namespace)
+        service.unhonored = service_unhonored(isvc)
         try:
             templates = revision_templates(isvc, namespaced_runtimes, self._cluster_runtimes())
         except RuntimeSelectionError as exc:
@@ -258,6 +261,8 @@ class Reconciler:
             plan.name: latest[plan.component].name for plan in service.canaries if plan.template is not None
         }
         service.runtime = (templates.get("predictor") or {}).get("runtime")
+        runtimes = [*namespaced_runtimes, *self._cluster_runtimes()]
+        service.unhonored = service_unhonored(isvc, service.runtime, runtimes)
         spec = isvc.get("spec") or {}
         service.canary = {component: spec[component].get("canaryTrafficPercent") for component in templates}
         for gone in set(service.rolled_out) - set(templates):
@@ -463,12 +468,17 @@ class Reconciler:
             )
             for plan in service.canaries
         )
-        return ServiceState(components, service.invalid, service.runtime, routed, running, canaries)
+        return ServiceState(
+            components, service.invalid, service.runtime, routed, running, canaries, service.unhonored
+        )
 
     def _failure_of(self, service: _Service, revision_name: str) -> str | None:
+        """Why a revision does not serve: its failure, or what its replicas wait for."""
         runner = service.running.get(revision_name)
-        failure = runner.state().failure if runner is not None else None
-        return failure.message if failure is not None else None
+        state = runner.state() if runner is not None else None
+        if state is None:
+            return None
+        return state.failure.message if state.failure is not None else state.unschedulable
 
     def _write_status(self, ref: Ref, isvc: dict, service: _Service) -> None:
         previous = isvc.get("status") or {}

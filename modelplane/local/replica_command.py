@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from modelplane.local.replica_resources import replica_resources, resource_env, with_nthread
 
 MODEL_MOUNT = "/mnt/models"
 # Flags whose value names another component's service: `<isvc>-<component>.<namespace>`.
@@ -43,8 +46,11 @@ def replica_launch(
     *,
     domain: str,
     gateway_port: int,
+    gpus: Sequence[str] = (),
 ) -> Launch:
-    """The argv and the environment (on top of the platform's own) for one replica of `template`."""
+    """The argv and the environment (on top of the platform's own) for one replica of `template`,
+    which was given `gpus` (see `replica_resources.py` for what its resources become)."""
+    resources = replica_resources(template)
     container_ports = {
         str(template["ports"]["http"]): str(ports.http),
         str(template["ports"]["grpc"]): str(ports.grpc),
@@ -64,8 +70,11 @@ def replica_launch(
         previous = part
     if speaks_modelplane_serve(argv) and not any(part.startswith(_GRPC_FLAGS) for part in argv):
         argv.append(f"--grpc-port={ports.grpc}")  # its own default, 8081, would clash between replicas
+    if speaks_modelplane_serve(argv):
+        argv = with_nthread(argv, resources)
     argv = _local_program(argv)
-    env = {name: _with_model_dir(value, model_dir) for name, value in template["env"].items()}
+    own_env = {name: _with_model_dir(value, model_dir) for name, value in template["env"].items()}
+    env = resource_env(resources, own_env, gpus)
     for name, port in (template.get("portEnv") or {}).items():  # a stock server told its ports by env
         env[name] = str(ports.http if port == "http" else ports.grpc)
     env["PORT"] = str(ports.http)

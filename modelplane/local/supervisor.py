@@ -7,6 +7,12 @@ started again after a back-off (1 s, doubling up to 30 s, back to 1 s once it ha
 Stopping sends SIGTERM to the replica's process group, lets it finish the requests it holds, and sends
 SIGKILL if it is still there after the grace period.
 
+Resources (`replica_resources.py`): a replica that asks for GPUs waits, `Pending`, until it has them,
+and keeps them until it stops. A replica with a memory limit is measured every
+`memory_check_interval` (1 s); over its limit, its process group gets SIGKILL, as the kernel's OOM
+killer would, and it ends `OOMKilled` and restarts like a crash. A spike shorter than the interval
+can go unseen.
+
 Every change of a replica's state calls `on_change()`, so the reconciler can look again.
 """
 
@@ -22,20 +28,27 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOAD_FAILED, PENDING
-from modelplane.control import Failure, Revision, RevisionState
+from modelplane.control import Failure, Revision, RevisionState, Termination
 from modelplane.control.trained_models import is_multi_model_template
+from modelplane.local.gpus import GpuAllocator, GpuInventory
+from modelplane.local.memory_watch import can_measure, enforce_memory_limit
 from modelplane.local.replica_command import ReplicaPorts, replica_launch, speaks_modelplane_serve
 from modelplane.local.replica_probe import probe
+from modelplane.local.replica_resources import replica_resources
 from modelplane.local.zygote import ForkedProcess, Zygote, die_with_parent
+from modelplane.local.zygotes import Zygotes
 
 logger = logging.getLogger("modelplane.supervisor")
+
+OOM_KILLED = "OOMKilled"
+OOM_EXIT_CODE = 137  # what Kubernetes reports for a container the OOM killer ended (128 + SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -52,8 +65,10 @@ class SupervisorSettings:
     repositories_dir: Path | None = None  # multi-model replicas' folders (default: next to logs_dir)
     # Fills a multi-model replica's folder with its TrainedModels before the replica starts.
     prepare_repository: Callable[[Replica], Awaitable[None]] | None = None
-    # The warm process replicas of `modelplane serve` are forked from (None: every replica starts cold).
-    zygote: Zygote | None = None
+    # The warm processes replicas of `modelplane serve` are forked from (None: every replica starts cold).
+    zygote: Zygotes | Zygote | None = None
+    memory_check_interval: float = 1.0  # how often a replica's memory is held against its limit
+    gpus: GpuAllocator = field(default_factory=lambda: GpuAllocator(GpuInventory((), "none")))
 
 
 def replica_log_dir(logs_dir: Path, namespace: str, service: str, component: str) -> Path:
@@ -84,6 +99,9 @@ class Replica:
         self.grpc_address: str | None = None  # where it takes gRPC (the port it was given for it)
         self.failure: Failure | None = None
         self.restarts = 0
+        self.resources = replica_resources(revision.template)
+        self.unschedulable: str | None = None  # why it waits for GPUs
+        self.last_termination: Termination | None = None
         self._on_change = on_change
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task | None = None
@@ -144,6 +162,29 @@ class Replica:
         self._on_change()
 
     async def _run(self) -> None:
+        gpus = await self._take_gpus()
+        try:
+            if gpus is not None:
+                await self._run_until_stopped(gpus)
+        finally:
+            self.settings.gpus.give_back(gpus or ())
+        self._set(PENDING)
+
+    async def _take_gpus(self) -> tuple[str, ...] | None:
+        """The GPUs the replica asks for, once they are free; None if it is stopped while it waits."""
+        gpus = await self.settings.gpus.acquire(self.resources.gpus, self._stopping, self._wait_for_gpus)
+        self.unschedulable = None
+        if gpus:
+            self._note(f"given GPU {','.join(gpus)}")
+        return gpus
+
+    def _wait_for_gpus(self, why: str) -> None:
+        self._note(f"waiting: {why}")
+        logger.warning("%s cannot start: %s", self.label, why)
+        self.unschedulable = why
+        self._on_change()
+
+    async def _run_until_stopped(self, gpus: tuple[str, ...]) -> None:
         backoff = self.settings.backoff_initial
         template = self.revision.template
         async with httpx.AsyncClient(timeout=2.0) as client:
@@ -159,7 +200,7 @@ class Replica:
                     self._set(FAILED_TO_LOAD, failure=self._failure(str(exc), location="storage-initializer"))
                 else:
                     started = time.monotonic()
-                    await self._run_process(client, template, model_dir)
+                    await self._run_process(client, template, model_dir, gpus)
                     if self._stopping.is_set():
                         break
                     if time.monotonic() - started > self.settings.stable_after:
@@ -169,7 +210,6 @@ class Replica:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, self.settings.backoff_max)
-        self._set(PENDING)
 
     async def _fetch_model(self) -> Path | None:
         """The storage initializer. A local folder or pvc claim is used where it is; anything else is
@@ -206,11 +246,18 @@ class Replica:
             raise RuntimeError(_last_line(self.log_path) or f"exit code {self._process.returncode}")
         return Path(output.decode().strip().splitlines()[-1])
 
-    async def _run_process(self, client: httpx.AsyncClient, template: dict, model_dir: Path | None) -> None:
+    async def _run_process(
+        self, client: httpx.AsyncClient, template: dict, model_dir: Path | None, gpus: tuple[str, ...]
+    ) -> None:
         ports = ReplicaPorts(_free_port(), _free_port())
         self.grpc_address = f"127.0.0.1:{ports.grpc}"
         launch = replica_launch(
-            template, ports, model_dir, domain=self.settings.domain, gateway_port=self.settings.gateway_port
+            template,
+            ports,
+            model_dir,
+            domain=self.settings.domain,
+            gateway_port=self.settings.gateway_port,
+            gpus=gpus,
         )
         if self._stopping.is_set():
             return
@@ -239,22 +286,49 @@ class Replica:
             return
         how = "forked warm, " if isinstance(self._process, ForkedProcess) else ""
         logger.info("%s started (%spid %s, port %s)", self.label, how, self._process.pid, ports.http)
-        await self._watch(client, template, ports)
+        guard = self._guard_memory(self._process)
+        try:
+            was_ready = await self._watch(client, template, ports)
+        finally:
+            over_memory = _outcome(guard)  # why the guard killed it, if it did
         code = self._process.returncode
         if self._stopping.is_set():
             self._note(f"stopped (exit code {code})")
             return
+        ended = self.last_termination = _termination(code, over_memory)
+        if over_memory is not None:
+            self._note(f"{OOM_KILLED}: {over_memory}")
+            logger.warning("%s OOMKilled: %s", self.label, over_memory)
         self._note(f"exited with code {code}")
         logger.warning("%s exited with code %s", self.label, code)
-        if self.phase == LOADED:  # it had loaded its model: a restart brings it back
+        if self.phase == LOADED or (was_ready and self.phase == LOADING):
+            # It had loaded its model (and failed no probe since): a restart brings it back.
             self._set(LOADING)
             return
-        message = _last_line(self.log_path) or f"the process exited with code {code}"
-        self._set(FAILED_TO_LOAD, failure=self._failure(message, exit_code=code))
+        if over_memory is not None:
+            failure = self._failure(f"{OOM_KILLED}: {over_memory}", exit_code=ended.exit_code)
+        else:
+            message = _last_line(self.log_path) or f"the process exited with code {code}"
+            failure = self._failure(message, exit_code=code)
+        self._set(FAILED_TO_LOAD, failure=failure)
 
-    async def _watch(self, client: httpx.AsyncClient, template: dict, ports: ReplicaPorts) -> None:
-        """Probes the process until it exits."""
+    def _guard_memory(self, process: asyncio.subprocess.Process | ForkedProcess) -> asyncio.Task | None:
+        """Enforces the replica's memory limit on `process` while it runs (see `memory_watch.py`)."""
+        limit = self.resources.memory_limit
+        if limit is None:
+            return None
+        if not can_measure():
+            self._note("the memory limit is not enforced: this system has no /proc to measure it")
+            return None
+        interval = self.settings.memory_check_interval
+        return asyncio.create_task(
+            enforce_memory_limit(process, limit, interval), name=f"memory of {self.label}"
+        )
+
+    async def _watch(self, client: httpx.AsyncClient, template: dict, ports: ReplicaPorts) -> bool:
+        """Probes the process until it exits; whether it was ever ready."""
         process = self._process
+        was_ready = False
         repository_index = speaks_modelplane_serve(template["command"])
         while process.returncode is None:
             result = await probe(
@@ -263,6 +337,7 @@ class Replica:
             if process.returncode is not None:
                 break
             if result.ready:
+                was_ready = True
                 if self.phase != LOADED:
                     logger.info("%s is ready on 127.0.0.1:%s", self.label, ports.http)
                 self._set(LOADED, address=f"127.0.0.1:{ports.http}")
@@ -273,6 +348,7 @@ class Replica:
             interval = self.settings.ready_probe_interval if result.ready else self.settings.probe_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), interval)
+        return was_ready
 
     def _failure(self, message: str, *, exit_code: int | None = None, location: str | None = None) -> Failure:
         return Failure(MODEL_LOAD_FAILED, message, exit_code, now_rfc3339(), location or self.revision.name)
@@ -352,18 +428,50 @@ class RevisionReplicas:
     def state(self) -> RevisionState:
         ready = sum(1 for r in self.replicas if r.phase == LOADED)
         failed = [r for r in self.replicas if r.phase == FAILED_TO_LOAD]
+        waiting = [r.unschedulable for r in self.replicas if r.unschedulable]
         if ready or (self.desired == 0 and not self.replicas):
             phase = LOADED
         elif failed:
             phase = FAILED_TO_LOAD
+        elif waiting and len(waiting) == len(self.replicas):
+            phase = PENDING
         else:
             phase = LOADING
         failure = failed[0].failure if failed else None
-        return RevisionState(self.revision.name, phase, ready, len(failed), failure, self.desired)
+        ends = [r.last_termination for r in self.replicas if r.last_termination is not None]
+        return RevisionState(
+            self.revision.name,
+            phase,
+            ready,
+            len(failed),
+            failure,
+            self.desired,
+            restarts=sum(r.restarts for r in self.replicas),
+            last_termination=max(ends, key=lambda end: end.finished_at, default=None),
+            unschedulable=waiting[0] if waiting else None,
+        )
 
 
 def _modelplane_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "modelplane", *arguments]
+
+
+def _termination(code: int, over_memory: str | None) -> Termination:
+    """How a process ended, in Kubernetes' words (a signal N is exit code 128 + N)."""
+    if over_memory is not None:
+        return Termination(OOM_KILLED, OOM_EXIT_CODE, now_rfc3339(), over_memory)
+    reason = "Completed" if code == 0 else "Error"
+    return Termination(reason, code if code >= 0 else 128 - code, now_rfc3339())
+
+
+def _outcome(task: asyncio.Task | None) -> str | None:
+    """What a finished task returned; a task still running is cancelled."""
+    if task is None:
+        return None
+    if not task.done():
+        task.cancel()
+        return None
+    return None if task.cancelled() else task.result()
 
 
 def _same_failure(a: Failure, b: Failure) -> bool:

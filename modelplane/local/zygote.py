@@ -36,6 +36,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 import setproctitle
@@ -108,12 +109,14 @@ class Zygote:
     """The warm process, seen from the platform's event loop. Until it is ready, or after it died,
     `spawn` returns None and the caller starts the replica as a process of its own."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, env: Mapping[str, str] | None = None) -> None:
         self.log_path = log_path
+        self.env = env  # the zygote's environment (default: the platform's)
         self._process: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task | None = None
         self._ready = False
+        self._ready_event = asyncio.Event()
         self._closing = False
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[ForkedProcess | None]] = {}
@@ -137,11 +140,21 @@ class Zygote:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                env=self.env,
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
         reader, self._writer = await asyncio.open_unix_connection(sock=ours)
         self._reader_task = asyncio.create_task(self._read(reader), name="zygote")
+
+    async def wait_ready(self) -> bool:
+        """Once started: waits until its imports are done (True) or it stopped (False)."""
+        if self._reader_task is None:
+            return False
+        ready = asyncio.ensure_future(self._ready_event.wait())
+        await asyncio.wait({ready, self._reader_task}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        return self._ready
 
     async def close(self) -> None:
         """Stops the zygote (the replicas it forked get SIGTERM too: stop them first)."""
@@ -192,6 +205,7 @@ class Zygote:
     def _handle(self, message: dict) -> None:
         if message.get("ready"):
             self._ready = True
+            self._ready_event.set()
             logger.info("zygote ready: replicas of modelplane serve start warm")
         elif "exited" in message:
             child = self._children.pop(message["exited"], None)

@@ -64,6 +64,31 @@ def test_model_args_come_after_the_runtime_args_and_model_env_wins_by_name():
     assert (predictor["containerConcurrency"], predictor["timeout"], predictor["minReplicas"]) == (4, 30, 2)
 
 
+def test_model_resources_merge_into_the_runtimes_by_name_and_pod_resources_are_kept():
+    spec = {
+        "predictor": {
+            "resources": {"limits": {"memory": "1Gi"}},
+            "sklearn": {
+                "storageUri": "pvc://m",
+                "resources": {"limits": {"cpu": "3", "nvidia.com/gpu": 1}, "requests": {"cpu": "500m"}},
+            },
+        }
+    }
+    predictor = templates(spec)["predictor"]
+    # The runtime asks for cpu 1 and memory 2Gi; the model's amounts win by name, as a strategic merge.
+    assert predictor["resources"] == {
+        "limits": {"cpu": "3", "memory": "2Gi", "nvidia.com/gpu": 1},
+        "requests": {"cpu": "500m", "memory": "2Gi"},
+    }
+    assert predictor["podResources"] == {"limits": {"memory": "1Gi"}}
+
+
+def test_a_custom_container_gets_kserves_default_resources():
+    spec = {"predictor": {"containers": [{"name": "kserve-container", "image": "x", "command": ["serve"]}]}}
+    resources = templates(spec)["predictor"]["resources"]
+    assert resources == {"limits": {"cpu": "1", "memory": "2Gi"}, "requests": {"cpu": "1", "memory": "2Gi"}}
+
+
 def test_a_custom_predictor_runs_its_command_and_args_with_its_storage_uri():
     container = {
         "name": "kserve-container",

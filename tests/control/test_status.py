@@ -7,6 +7,7 @@ from modelplane.control import (
     Failure,
     RevisionState,
     ServiceState,
+    Termination,
     TrafficTarget,
     inference_service_status,
     stopped_status,
@@ -213,3 +214,59 @@ def test_a_stopped_service_with_canaries_says_they_are_stopped():
     stopped = isvc()
     stopped["spec"]["canary"] = [{"trafficPercent": 20, "predictor": {"name": "v2"}}]
     assert conditions(stopped_status(stopped, now=NOW))["CanaryPredictorReady"] == ("False", "Stopped")
+
+
+def test_a_revision_waiting_for_gpus_is_unschedulable_and_says_why():
+    why = "needs 1 GPU (nvidia.com/gpu: 1), and this machine has no GPU"
+    waiting = RevisionState("iris-predictor-00001", "Pending", desired_replicas=1, unschedulable=why)
+    result = status(ServiceState({"predictor": ComponentState(waiting)}, running={"predictor": (waiting,)}))
+    predictor = next(c for c in result["conditions"] if c["type"] == "PredictorReady")
+    assert (predictor["status"], predictor["reason"]) == ("False", "Unschedulable")
+    assert predictor["message"] == f'Revision "iris-predictor-00001" cannot start: {why}.'
+    assert conditions(result)["Ready"] == ("False", "Unschedulable")
+    assert result["modelStatus"]["states"]["targetModelState"] == "Pending"
+    assert result["revisions"] == [
+        {
+            "name": "iris-predictor-00001",
+            "component": "predictor",
+            "actualReplicas": 0,
+            "desiredReplicas": 1,
+            "state": {"waiting": {"reason": "Unschedulable", "message": why}},
+        }
+    ]
+
+
+def test_a_revision_reports_its_restarts_and_how_a_replica_last_ended_as_kubernetes_does():
+    ended = Termination("OOMKilled", 137, NOW, "it held 612Mi, over its memory limit of 512Mi")
+    revision = RevisionState(
+        "iris-predictor-00001", "Loaded", ready_replicas=1, restarts=2, last_termination=ended
+    )
+    result = status(ServiceState({"predictor": serving(revision)}, running={"predictor": (revision,)}))
+    assert conditions(result)["PredictorReady"] == ("True", None)
+    (entry,) = result["revisions"]
+    assert entry["restartCount"] == 2
+    assert entry["lastState"] == {
+        "terminated": {
+            "reason": "OOMKilled",
+            "exitCode": 137,
+            "finishedAt": NOW,
+            "message": "it held 612Mi, over its memory limit of 512Mi",
+        }
+    }
+
+
+def test_fields_not_acted_on_are_a_warning_condition_that_does_not_gate_ready():
+    unhonored = ("spec.predictor.nodeSelector (every replica runs on this machine)",)
+    state = ServiceState({"predictor": serving(LOADED_1)}, routed=True, unhonored=unhonored)
+    result = status(state)
+    fields = next(c for c in result["conditions"] if c["type"] == "FieldsHonored")
+    assert fields == {
+        "type": "FieldsHonored",
+        "status": "False",
+        "severity": "Warning",
+        "reason": "NotHonoredOnOneMachine",
+        "message": "Accepted but not acted on: spec.predictor.nodeSelector (every replica runs on this machine).",
+        "lastTransitionTime": NOW,
+    }
+    assert conditions(result)["Ready"] == ("True", None)
+    assert "FieldsHonored" not in conditions(status(ServiceState({"predictor": serving(LOADED_1)})))

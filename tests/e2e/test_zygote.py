@@ -11,10 +11,13 @@ from pathlib import Path
 
 import httpx
 import joblib
+import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from modelplane.local.replica_resources import thread_env
 from modelplane.local.zygote import Zygote
+from modelplane.local.zygotes import Zygotes
 from tests.server.processes import free_port
 
 TIMEOUT = 120
@@ -151,5 +154,61 @@ def test_other_commands_and_a_dead_zygote_start_cold(tmp_path):
             )
         finally:
             await zygote.close()
+
+    asyncio.run(scenario())
+
+
+def probe_argv(http_port: int) -> list[str]:
+    return [
+        sys.executable,
+        *("-m", "modelplane", "serve", "--runtime=custom", "--model-name=probe"),
+        f"--model-class={Path(__file__).with_name('resource_probe.py')}:ResourceProbe",
+        *(f"--http-port={http_port}", f"--grpc-port={free_port()}"),
+    ]
+
+
+async def probe_report(port: int) -> dict:
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+
+        async def answers() -> httpx.Response | None:
+            try:
+                return await client.post(
+                    f"http://127.0.0.1:{port}/v1/models/probe:predict", json={"instances": [[0]]}
+                )
+            except httpx.HTTPError:
+                return None
+
+        response = await until(answers, "the probe to answer")
+    return response.json()["predictions"][0]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS and torch use no more threads than CPUs")
+def test_each_thread_setting_forks_from_a_zygote_started_with_it(tmp_path):
+    """The pools a zygote's libraries sized as they loaded are the forked replica's: a replica with
+    2 threads must not come from the zygote of 1-thread replicas."""
+
+    async def scenario():
+        zygotes = Zygotes(tmp_path)
+        await zygotes.start()  # the zygote of 1-thread replicas
+        replicas = []
+        try:
+            for threads in (2, 1):
+                port = free_port()
+                env = {**os.environ, **thread_env(threads)}
+                replica = await zygotes.spawn(probe_argv(port), env, tmp_path / f"probe-{threads}.log")
+                assert replica is not None, "forked"
+                replicas.append(replica)
+                report = await probe_report(port)
+                assert report["pid"] == replica.pid
+                assert parent_and_session(replica.pid)[0] != os.getpid()  # a zygote's child, not ours
+                assert report["openmp"] == [threads], report
+                assert report["blas"] == [threads], report
+                assert report["torch"] == threads
+            assert (tmp_path / "zygote.log").exists() and (tmp_path / "zygote-threads-2.log").exists()
+        finally:
+            for replica in replicas:
+                os.killpg(replica.pid, signal.SIGTERM)
+                await asyncio.wait_for(replica.wait(), TIMEOUT)
+            await zygotes.close()
 
     asyncio.run(scenario())
