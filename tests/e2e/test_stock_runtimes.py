@@ -51,11 +51,11 @@ SERVED = [
     isvc("lgb", "lightgbm", "examples/lightgbm-iris"),  # kserve-lgbserver
     isvc("sk-v2", "sklearn", "examples/sklearn-iris", protocolVersion="v2"),  # kserve-mlserver (priority 2)
     isvc("onnx", "onnx", "stock/onnx", runtime="kserve-tritonserver"),
+    isvc("torch", "pytorch", "examples/cat-dog-classifier", runtime="kserve-torchserve"),
 ]
 NOT_SERVED = [
     isvc("pmml", "pmml", "stock/pmml"),  # kserve-pmmlserver
     isvc("trt", "tensorrt", "stock/pmml", runtime="kserve-tritonserver"),
-    isvc("torch", "pytorch", "stock/pmml", runtime="kserve-torchserve"),
     isvc("hf", "huggingface", "stock/pmml"),  # kserve-huggingfaceserver
     {
         "apiVersion": "serving.kserve.io/v1beta1",
@@ -171,6 +171,28 @@ def test_triton_serves_onnx(platform):
     assert "not served: tensorrt: only Triton serves them" in ready["message"]
 
 
+def test_torchserve_s_runtime_serves_a_torchserve_model_store(platform):
+    """KServe's kserve-torchserve (which replaces the built-in of that name) runs `torchserve --start
+    --model-store=... --ts-config=...`: here, modelplane serve over the same store, its models under
+    the names the store's config.properties gives them."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.new("RGB", (32, 32), (220, 30, 30)).save(picture, format="PNG")
+    body = {"instances": [{"data": base64.b64encode(picture.getvalue()).decode()}]}
+    path = "/v1/models/cat-dog-classifier:predict"
+    response = platform.request("POST", "torch.default.localhost", path, json=body)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": ["dog"]}
+    runtime = get(platform, "csr", "kserve-torchserve")
+    assert runtime["spec"]["containers"][0]["image"] == "kserve-torchserve:replace"
+    ready = next(c for c in runtime["status"]["conditions"] if c["type"] == "Ready")
+    assert "pytorch: modelplane serve --runtime=pytorch" in ready["message"]
+
+
 def not_ready(platform: PlatformProcess, name: str) -> dict:
     def refused():
         status = get(platform, "isvc", name).get("status") or {}
@@ -185,7 +207,6 @@ def not_ready(platform: PlatformProcess, name: str) -> dict:
     [
         ("pmml", "kserve-pmmlserver:replace"),
         ("trt", "kserve-tritonserver:replace"),
-        ("torch", "kserve-torchserve:replace"),
         ("hf", "huggingfaceserver:replace"),
         ("custom", "example/custom-model:v1"),
     ],
