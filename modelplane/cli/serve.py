@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add(
         "--runtime",
         default=None,
-        help="sklearn, xgboost, lightgbm, onnx, pytorch, tensorflow or custom (default: from the files)",
+        help="sklearn, xgboost, lightgbm, onnx, pytorch, tensorflow, pmml or custom (default: from the files)",
     )
     add(
         "--model-class",

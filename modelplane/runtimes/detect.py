@@ -18,6 +18,7 @@ _BY_EXTENSION = {
     ".pth": "pytorch",
     ".pt2": "pytorch",
     ".mar": "pytorch",
+    ".pmml": "pmml",
 }
 
 
