@@ -26,6 +26,7 @@ def by_name() -> dict:
 def test_the_shipped_runtimes():
     assert builtin_runtime_names() == [
         "kserve-lgbserver",
+        "kserve-pmmlserver",
         "kserve-sklearnserver",
         "kserve-torchserve",
         "kserve-xgbserver",
@@ -34,7 +35,9 @@ def test_the_shipped_runtimes():
     ]
 
 
-@pytest.mark.parametrize("name", ["kserve-sklearnserver", "kserve-xgbserver", "kserve-lgbserver"])
+@pytest.mark.parametrize(
+    "name", ["kserve-sklearnserver", "kserve-xgbserver", "kserve-lgbserver", "kserve-pmmlserver"]
+)
 def test_kserve_names_keep_kserve_formats_priorities_and_protocols(name):
     ours, theirs = by_name()[name], KSERVE[name]
     for key in ("supportedModelFormats", "protocolVersions", "annotations"):
@@ -56,6 +59,7 @@ def test_torchserve_keeps_kserve_s_formats_and_protocols():
         ("kserve-sklearnserver", "sklearn"),
         ("kserve-xgbserver", "xgboost"),
         ("kserve-lgbserver", "lightgbm"),
+        ("kserve-pmmlserver", "pmml"),
         ("modelplane-onnxserver", "onnx"),
         ("kserve-torchserve", "pytorch"),
         ("modelplane-tensorflowserver", "tensorflow"),

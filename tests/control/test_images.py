@@ -172,7 +172,6 @@ def test_predictiveserver_serves_its_framework():
 @pytest.mark.parametrize(
     ("image", "model_format"),
     [
-        ("kserve-pmmlserver:replace", "pmml"),
         ("kserve/paddleserver", "paddle"),
         ("kserve/autogluonserver", "autogluon"),
     ],
@@ -182,6 +181,22 @@ def test_a_server_with_no_local_runtime_is_not_served(image, model_format):
         run(image, ["--model_name=iris", "--model_dir=/mnt/models"])
     assert str(refused.value).startswith(f"image {image} (KServe's ")
     assert f"modelplane has no {model_format} runtime" in str(refused.value)
+
+
+def test_pmmlserver_runs_the_pmml_runtime():
+    local = run(
+        "kserve-pmmlserver:replace", ["--model_name=iris", "--model_dir=/mnt/models", "--http_port=8080"]
+    )
+    assert local.command == [
+        "modelplane",
+        "serve",
+        "--model-dir=/mnt/models",
+        "--model-name=iris",
+        "--runtime=pmml",
+        "--http-port=8080",
+        "--grpc-port=8081",
+    ]
+    assert local.dropped == ()
 
 
 def test_huggingfaceserver_runs_the_huggingface_runtime_once_there_is_one(with_runtimes):

@@ -50,13 +50,13 @@ def test_a_stock_image_modelplane_serves_is_ready_and_says_what_runs():
 
 
 def test_an_image_with_no_local_server_is_not_ready_and_names_the_image():
-    found = conditions(STOCK["kserve-pmmlserver"])
+    found = conditions(STOCK["kserve-paddleserver"])
     assert found["Ready"] == {
         "type": "Ready",
         "status": "False",
         "reason": "ImageNotServed",
-        "message": "image kserve-pmmlserver:replace (KServe's pmmlserver) serves pmml models, and modelplane has "
-        "no pmml runtime",
+        "message": "image kserve-paddleserver:replace (KServe's paddleserver) serves paddle models, and "
+        "modelplane has no paddle runtime",
         "lastTransitionTime": NOW,
     }
     assert "ArgumentsTranslated" not in found
@@ -99,8 +99,8 @@ def test_a_runtime_with_its_own_command_runs_it():
 
 
 def test_a_condition_that_stays_keeps_its_transition_time():
-    first = serving_runtime_status(STOCK["kserve-pmmlserver"], now=NOW)
-    again = serving_runtime_status(STOCK["kserve-pmmlserver"], now="2026-02-02T00:00:00Z", previous=first)
+    first = serving_runtime_status(STOCK["kserve-paddleserver"], now=NOW)
+    again = serving_runtime_status(STOCK["kserve-paddleserver"], now="2026-02-02T00:00:00Z", previous=first)
     assert again == first
 
 
