@@ -21,6 +21,7 @@ from tests.e2e.platform_process import (
     running_platform,
     wait_until,
 )
+from tests.server.pmml_models import iris_tree, write_model
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from build_models import build_all  # noqa: E402
@@ -52,11 +53,12 @@ SERVED = [
     isvc("sk-v2", "sklearn", "examples/sklearn-iris", protocolVersion="v2"),  # kserve-mlserver (priority 2)
     isvc("onnx", "onnx", "stock/onnx", runtime="kserve-tritonserver"),
     isvc("torch", "pytorch", "examples/cat-dog-classifier", runtime="kserve-torchserve"),
+    isvc("pmml", "pmml", "stock/pmml"),  # kserve-pmmlserver
 ]
 NOT_SERVED = [
-    isvc("pmml", "pmml", "stock/pmml"),  # kserve-pmmlserver
     isvc("trt", "tensorrt", "stock/pmml", runtime="kserve-tritonserver"),
     isvc("hf", "huggingface", "stock/pmml"),  # kserve-huggingfaceserver
+    isvc("paddle", "paddle", "stock/pmml"),  # kserve-paddleserver
     {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -85,8 +87,7 @@ def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("mp-stock")
     build_all(home / "pvc" / "examples")
     write_onnx_model(home / "pvc" / "stock" / "onnx")
-    (home / "pvc" / "stock" / "pmml").mkdir()
-    (home / "pvc" / "stock" / "pmml" / "model.pmml").write_text("<PMML/>")
+    write_model(home / "pvc" / "stock" / "pmml", iris_tree())
     yield home
     assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
@@ -193,6 +194,28 @@ def test_torchserve_s_runtime_serves_a_torchserve_model_store(platform):
     assert "pytorch: modelplane serve --runtime=pytorch" in ready["message"]
 
 
+def test_kserves_pmmlserver_serves_a_pmml_model(platform):
+    """KServe's kserve-pmmlserver (which replaces the built-in of that name) runs `modelplane serve
+    --runtime=pmml`: KServe's answers, one object per row on V1, one output per field on V2."""
+    rows = predict_v1(platform, "pmml")
+    assert [(row["Species"], row["Node_Id"]) for row in rows] == [("versicolor", "4"), ("versicolor", "4")]
+    response = platform.request("POST", "pmml.default.localhost", "/v2/models/pmml/infer", json=IRIS_V2)
+    assert response.status_code == 200, response.text
+    outputs = {output["name"]: output for output in response.json()["outputs"]}
+    assert (outputs["Species"]["datatype"], outputs["Species"]["data"]) == (
+        "BYTES",
+        ["versicolor", "versicolor"],
+    )
+    assert get(platform, "isvc", "pmml")["status"]["clusterServingRuntimeName"] == "kserve-pmmlserver"
+    runtime = get(platform, "csr", "kserve-pmmlserver")
+    assert runtime["spec"]["containers"][0]["image"] == "kserve-pmmlserver:replace"
+    ready = next(c for c in runtime["status"]["conditions"] if c["type"] == "Ready")
+    assert (
+        ready["message"]
+        == "image kserve-pmmlserver:replace (KServe's pmmlserver): pmml: modelplane serve --runtime=pmml"
+    )
+
+
 def not_ready(platform: PlatformProcess, name: str) -> dict:
     def refused():
         status = get(platform, "isvc", name).get("status") or {}
@@ -205,9 +228,9 @@ def not_ready(platform: PlatformProcess, name: str) -> dict:
 @pytest.mark.parametrize(
     ("name", "image"),
     [
-        ("pmml", "kserve-pmmlserver:replace"),
         ("trt", "kserve-tritonserver:replace"),
         ("hf", "huggingfaceserver:replace"),
+        ("paddle", "kserve-paddleserver:replace"),
         ("custom", "example/custom-model:v1"),
     ],
 )
@@ -231,12 +254,13 @@ def test_an_image_with_nothing_to_run_here_is_a_clear_status_and_event_not_a_cra
 
 
 def test_a_stock_runtime_with_no_local_server_says_so_in_its_status_and_an_event(platform):
-    status = get(platform, "csr", "kserve-pmmlserver")["status"]
+    status = get(platform, "csr", "kserve-paddleserver")["status"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "ImageNotServed")
-    assert ready["message"] == (
-        "image kserve-pmmlserver:replace (KServe's pmmlserver) serves pmml models, and modelplane has no pmml runtime"
+    assert ready["message"].startswith(
+        "image kserve-paddleserver:replace (KServe's paddleserver) serves paddle models, and modelplane has no "
+        "paddle runtime"
     )
     events = platform.cli("get", "events").stdout
-    assert any("kserve-pmmlserver" in line and "ImageNotServed" in line for line in events.splitlines())
-    assert "Warning  ImageNotServed" in platform.cli("describe", "csr", "kserve-pmmlserver").stdout
+    assert any("kserve-paddleserver" in line and "ImageNotServed" in line for line in events.splitlines())
+    assert "Warning  ImageNotServed" in platform.cli("describe", "csr", "kserve-paddleserver").stdout
