@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="threads per prediction for xgboost, lightgbm, onnx, tensorflow and pytorch "
-        "(default 1; pytorch: torch's own)",
+        "(default 1; pytorch: torch's own); pmml: the JVM's processor count",
     )
     add(
         "--max-batch-rows",
@@ -265,7 +265,10 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
     options = {}
     if args.max_batch_rows is not None and runtime != "pytorch":
         options["max_batch_rows"] = args.max_batch_rows
-    if runtime in ("xgboost", "lightgbm", "onnx", "tensorflow", "pytorch") and args.nthread is not None:
+    if (
+        runtime in ("xgboost", "lightgbm", "onnx", "tensorflow", "pytorch", "pmml")
+        and args.nthread is not None
+    ):
         options["nthread"] = args.nthread
     if runtime == "sklearn" and args.predict_proba is not None:
         options["predict_proba"] = args.predict_proba

@@ -54,9 +54,16 @@ class RowFailed(Exception):
 class PMMLModel(Model):
     extensions = (".pmml",)
 
-    def __init__(self, name: str, model_dir: str | Path, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS):
+    def __init__(
+        self,
+        name: str,
+        model_dir: str | Path,
+        nthread: int | None = None,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    ):
         super().__init__(name)
         self.model_dir = Path(model_dir)
+        self.nthread = nthread  # the JVM's processor count, if this model is the one that starts it
         self.max_batch_rows = max_batch_rows
         self._evaluator: Any = None
         self._fields = InputFields(name, [])
@@ -67,7 +74,7 @@ class PMMLModel(Model):
     def load(self) -> bool:
         jpmml = require("jpmml_evaluator", "pmml")
         path = find_model_file(self.model_dir, self.extensions)
-        backend = java_backend()
+        backend = java_backend(self.nthread)
         try:
             evaluator = jpmml.make_evaluator(path, backend).verify()
         except Exception as exc:  # noqa: BLE001 - the JVM's exception, as Py4J or jpmml_evaluator raise it

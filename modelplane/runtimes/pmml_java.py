@@ -5,6 +5,9 @@ The JVM runs in a process group of its own, so the SIGTERM that asks a replica t
 replica's whole process group) does not end it while the replica still answers the requests it holds.
 It ends when the model server's process does, however that process ends: Py4J's `die_on_exit` makes the
 JVM exit when its stdin, a pipe from the server, closes.
+
+`nthread` (the replica's cpu) becomes the JVM's processor count, which sizes its garbage collector, its
+compiler threads and the pool `evaluateAll` spreads rows over; otherwise the JVM counts every core.
 """
 
 from __future__ import annotations
@@ -42,17 +45,17 @@ def find_java() -> str:
     return found
 
 
-def java_backend() -> Any:
+def java_backend(nthread: int | None = None) -> Any:
     """jpmml_evaluator's Py4J backend on this process's JVM, which the first call starts."""
     jpmml = require("jpmml_evaluator", "pmml")
     py4j_backend = require("jpmml_evaluator.py4j", "pmml")
     with _start_lock:
         if py4j_backend.Py4JBackend.gateway is None:
-            py4j_backend.Py4JBackend.gateway = _launch(jpmml)
+            py4j_backend.Py4JBackend.gateway = _launch(jpmml, nthread)
     return py4j_backend.Py4JBackend()
 
 
-def _launch(jpmml: Any) -> Any:
+def _launch(jpmml: Any, nthread: int | None) -> Any:
     java_gateway = require("py4j.java_gateway", "pmml")
     java = find_java()
     # jpmml_evaluator's own launcher (Py4JBackend.createGateway) has neither die_on_exit nor a process
@@ -61,6 +64,7 @@ def _launch(jpmml: Any) -> Any:
     try:
         return java_gateway.JavaGateway.launch_gateway(
             classpath=classpath,
+            javaopts=[f"-XX:ActiveProcessorCount={nthread}"] if nthread else [],
             java_path=java,
             die_on_exit=True,
             create_new_process_group=True,

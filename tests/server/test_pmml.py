@@ -66,7 +66,7 @@ def repository(tmp_path_factory) -> Path:
 def server(repository):
     """One server for both models: the folder is a repository, each subfolder a model, found by its
     `.pmml` file (no --runtime)."""
-    server = serve("--model-dir", str(repository))
+    server = serve("--model-dir", str(repository), "--nthread", "2")
     yield server
     server.stop()
 
@@ -307,16 +307,22 @@ def test_a_file_that_is_not_pmml_fails_to_load_and_says_why(server, repository):
 
 
 @needs_java
-def test_one_jvm_serves_every_model_of_a_process(server):
-    assert len(jvms(server.process.pid)) == 1
+def test_one_jvm_serves_every_model_of_a_process_on_nthread_processors(server):
+    (jvm,) = jvms(server.process.pid)
+    assert b"-XX:ActiveProcessorCount=2" in Path(f"/proc/{jvm}/cmdline").read_bytes().split(b"\0")
 
 
 @needs_java
 def test_each_worker_has_its_own_jvm_and_none_outlives_the_server(repository):
     workers = serve("--model-dir", str(repository / "iris"), "--model-name", "iris", "--workers", "2")
     try:
-        wait_for(lambda: len(jvms(workers.process.pid)) == 2, "a JVM in each worker", timeout=60)
+        # Fresh connections land on either worker: twenty ready answers in a row mean both have loaded.
+        def all_workers_ready() -> bool:
+            return all(httpx.get(workers.url + "/v2/health/ready").status_code == 200 for _ in range(20))
+
+        wait_for(all_workers_ready, "both workers to load the model", timeout=60)
         started = jvms(workers.process.pid)
+        assert len(started) == 2
         for _ in range(10):
             with httpx.Client() as client:  # a new connection each time, spread over the workers
                 response = client.post(
