@@ -28,7 +28,7 @@ from modelplane.local.api_columns import printer_columns
 from modelplane.local.api_describe import describe
 from modelplane.local.api_errors import ApiError, NotFound
 from modelplane.local.api_paths import qualified_singular, resolve_kind
-from modelplane.local.api_settings import api_url
+from modelplane.local.api_settings import api_token, api_url
 from modelplane.local.unhonored_fields import unhonored_fields
 
 DEFAULT_NAMESPACE = "default"
@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--server", help="control-plane URL (default: $MODELPLANE_API or http://127.0.0.1:8180)"
+    )
+    common.add_argument(
+        "--token",
+        help="bearer token for a control plane started with --auth-token-file (default: $MODELPLANE_TOKEN)",
     )
     common.add_argument("-n", "--namespace", help=f"namespace (default: {DEFAULT_NAMESPACE})")
 
@@ -478,7 +482,7 @@ def _parse_duration(text: str) -> float:
 @contextmanager
 def _client(args: argparse.Namespace) -> Iterator[ControlPlaneClient]:
     url = api_url(args.server)
-    client = ControlPlaneClient(url)
+    client = ControlPlaneClient(url, token=api_token(args.token))
     try:
         yield client
     except Unreachable:
