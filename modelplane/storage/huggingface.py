@@ -164,8 +164,7 @@ def _explain(
         )
     if isinstance(exc, errors.RevisionNotFoundError):
         return NotFoundError(f"{where}: the repository {location.path} has no revision {revision!r}")
-    incomplete = getattr(errors, "IncompleteSnapshotError", ())  # huggingface_hub 1.x
-    if incomplete and isinstance(exc, incomplete):
+    if isinstance(exc, getattr(errors, "IncompleteSnapshotError", ())):  # huggingface_hub 1.x
         return NotFoundError(
             f"{where}: the Hugging Face cache {cache_dir} holds only part of {location.path} at revision "
             f"{revision!r} and the Hub cannot be reached to complete it"
