@@ -1,10 +1,12 @@
 """End to end: generative services on `modelplane up`. Streamed answers through the gateway, a stream
 the client abandons, scale from zero and the autoscaler's count during a stream, a canary, the vLLM
-metrics through the gateway, and an InferenceGraph whose step is an OpenAI endpoint.
+metrics through the gateway, an InferenceGraph whose step is an OpenAI endpoint, and a model from
+hf:// on an offline machine.
 
 The services run tests/server/alphabet_generator.py in `modelplane serve`: it continues a prompt with
 the next letters of the alphabet, one token per ALPHABET_STEP_SECONDS, and its V1 predict tells how many
-generations are running and how many were stopped before their end.
+generations are running and how many were stopped before their end. The first service fetches that file
+from hf://, out of a Hugging Face cache filled by hand, with HF_HUB_OFFLINE=1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 import yaml
 
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers, wait_until
+from tests.storage.helpers import hub_cache_repository
 
 MODEL = REPO_ROOT / "tests" / "server" / "alphabet_generator.py"
 WINDOW = {"autoscaling.knative.dev/window": "6s"}  # the shortest stable window Knative allows
@@ -28,7 +31,13 @@ def host(name: str) -> str:
     return f"{name}.default.localhost"
 
 
-def alphabet_service(name: str, step_seconds: float, annotations: dict | None = None, **predictor) -> dict:
+def alphabet_service(
+    name: str,
+    step_seconds: float,
+    annotations: dict | None = None,
+    storage_uri: str = "pvc://alphabet",
+    **predictor,
+) -> dict:
     container = {
         "name": "kserve-container",
         "image": "modelplane:latest",
@@ -39,7 +48,7 @@ def alphabet_service(name: str, step_seconds: float, annotations: dict | None = 
             "--http-port=8080",
         ],
         "env": [
-            {"name": "STORAGE_URI", "value": "pvc://alphabet"},
+            {"name": "STORAGE_URI", "value": storage_uri},
             {"name": "ALPHABET_STEP_SECONDS", "value": str(step_seconds)},
         ],
     }
@@ -62,10 +71,17 @@ def platform(tmp_path_factory):
     home = tmp_path_factory.mktemp("mp-home")
     (home / "pvc" / "alphabet").mkdir(parents=True)
     shutil.copy(MODEL, home / "pvc" / "alphabet" / MODEL.name)
+    hub_cache_repository(
+        home / "hf-home" / "hub", "tiny-org/alphabet", {MODEL.name: MODEL.read_bytes()}, commit="a" * 40
+    )
     options = ("--scale-to-zero-grace-period", "1s", "--autoscaler-tick", "0.5s")
-    platform = PlatformProcess(home, *options).start()
+    with pytest.MonkeyPatch.context() as env:  # the environment of `modelplane up`: an offline machine
+        env.setenv("HF_HOME", str(home / "hf-home"))
+        env.setenv("HF_HUB_OFFLINE", "1")
+        env.delenv("HF_HUB_CACHE", raising=False)
+        platform = PlatformProcess(home, *options).start()
     try:
-        apply(platform, alphabet_service("alphabet", 0.5))
+        apply(platform, alphabet_service("alphabet", 0.5, storage_uri="hf://tiny-org/alphabet"))
         platform.cli("wait", "--for=condition=Ready", "isvc/alphabet", "--timeout=300s")
         yield platform
     finally:
@@ -282,3 +298,20 @@ def test_an_inference_graph_step_calls_an_openai_endpoint(platform):
     events = [line for line in streamed.text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "data: [DONE]" and len(events) == 4
     platform.cli("delete", "ig", "writer")
+
+
+def test_a_model_from_hf_comes_from_the_hugging_face_cache_of_an_offline_machine(platform):
+    log = platform.cli("logs", "alphabet").stdout
+    assert "fetching hf://tiny-org/alphabet from the Hugging Face cache" in log
+    assert f"is commit {'a' * 40} in the Hugging Face cache" in log
+
+    apply(platform, alphabet_service("missing", 0, storage_uri="hf://tiny-org/missing"))
+
+    def failure() -> dict | None:
+        found = json.loads(platform.cli("get", "isvc", "missing", "-o", "json").stdout)
+        return ((found.get("status") or {}).get("modelStatus") or {}).get("lastFailureInfo")
+
+    info = wait_until(failure, "the storage initializer to fail", platform)
+    assert info["location"] == "storage-initializer"
+    assert "tiny-org/missing at revision 'main' is not in the Hugging Face cache" in info["message"]
+    platform.cli("delete", "isvc", "missing")

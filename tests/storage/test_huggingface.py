@@ -5,7 +5,6 @@ snapshot_download uses."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ from modelplane.storage import (
     parse_uri,
 )
 
-from .helpers import read_tree
+from .helpers import hub_cache_repository, read_tree
 from .servers import HERE, Server, free_port
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -46,20 +45,7 @@ def hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def cache_repository(hub: Path, repo_id: str, files: dict[str, bytes], commit: str = COMMIT, **refs: str):
-    """A repository in the Hugging Face cache as huggingface_hub leaves it: content-addressed blobs, a
-    snapshot folder of relative links per commit, and a file per branch naming its commit."""
-    folder = hub / ("models--" + repo_id.replace("/", "--"))
-    for name, data in files.items():
-        blob = folder / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        link = folder / "snapshots" / commit / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    for branch, target in {"main": commit, **refs}.items():
-        (folder / "refs").mkdir(parents=True, exist_ok=True)
-        (folder / "refs" / branch).write_text(target)
-    return folder
+    return hub_cache_repository(hub, repo_id, files, commit, **refs)
 
 
 def storage_fetch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
