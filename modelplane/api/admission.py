@@ -56,8 +56,13 @@ def admit(
 
 def unknown_fields(resource: dict) -> list[str]:
     """The paths of the fields in a resource that its schema does not declare (kept, but not acted on)."""
+    return [field.path for field in unknown_field_details(resource)]
+
+
+def unknown_field_details(resource: dict) -> list[schema.UnknownField]:
+    """The fields a resource's schema does not declare, each with the declared field it most looks like."""
     kind = kind_of(resource)
-    return schema.unknown_fields(resource, kind) if kind is not None else []
+    return schema.unknown_field_details(resource, kind) if kind is not None else []
 
 
 def _raise_if(errors: list[FieldError]) -> None:

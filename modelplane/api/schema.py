@@ -7,7 +7,9 @@ fields a schema does not know (modelplane keeps them; a caller may warn about th
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -186,14 +188,27 @@ def _apply_defaults(value: object, schema: dict) -> None:
             _apply_defaults(item, schema["items"])
 
 
+@dataclass(frozen=True)
+class UnknownField:
+    """A field the schema does not declare, and the declared field its name is closest to, if any."""
+
+    path: str
+    did_you_mean: str | None = None
+
+
 def unknown_fields(resource: dict, kind: Kind) -> list[str]:
     """The paths of fields the schema does not declare. modelplane keeps them; the API server would drop them."""
-    found: list[str] = []
+    return [field.path for field in unknown_field_details(resource, kind)]
+
+
+def unknown_field_details(resource: dict, kind: Kind) -> list[UnknownField]:
+    """The fields the schema does not declare, each with the declared sibling it most looks like."""
+    found: list[UnknownField] = []
     _collect_unknown(resource, openapi_schema(kind), [], found)
     return found
 
 
-def _collect_unknown(value: object, schema: dict, path: list, found: list[str]) -> None:
+def _collect_unknown(value: object, schema: dict, path: list, found: list[UnknownField]) -> None:
     if isinstance(value, dict):
         properties = schema.get("properties")
         extra = schema.get("additionalProperties")
@@ -205,7 +220,16 @@ def _collect_unknown(value: object, schema: dict, path: list, found: list[str]) 
             elif isinstance(extra, dict):
                 _collect_unknown(item, extra, [*path, key], found)
             elif not schema.get("x-kubernetes-preserve-unknown-fields") and extra is not True:
-                found.append(paths.join([*path, key]))
+                found.append(UnknownField(paths.join([*path, key]), _closest(str(key), properties or {})))
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
             _collect_unknown(item, schema["items"], [*path, index], found)
+
+
+def _closest(name: str, declared: dict) -> str | None:
+    """The declared name `name` was most likely meant to be: the same but for case, else a close spelling."""
+    for candidate in declared:
+        if candidate.lower() == name.lower():
+            return candidate
+    matches = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.75)
+    return matches[0] if matches else None

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from modelplane.api.admission import unknown_fields
+from modelplane.api.admission import unknown_field_details
 from modelplane.api.errors import LoadError
 from modelplane.api.kinds import EVENT, Kind, kind_of
 from modelplane.api.loader import Document, load_path, load_text
@@ -28,7 +28,7 @@ from modelplane.local.api_columns import printer_columns
 from modelplane.local.api_describe import describe
 from modelplane.local.api_errors import ApiError, NotFound
 from modelplane.local.api_paths import qualified_singular, resolve_kind
-from modelplane.local.api_settings import api_url
+from modelplane.local.api_settings import api_token, api_url
 from modelplane.local.unhonored_fields import unhonored_fields
 
 DEFAULT_NAMESPACE = "default"
@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--server", help="control-plane URL (default: $MODELPLANE_API or http://127.0.0.1:8180)"
+    )
+    common.add_argument(
+        "--token",
+        help="bearer token for a control plane started with --auth-token-file (default: $MODELPLANE_TOKEN)",
     )
     common.add_argument("-n", "--namespace", help=f"namespace (default: {DEFAULT_NAMESPACE})")
 
@@ -118,9 +122,10 @@ def print_apply_warnings(documents: list[Document]) -> None:
     """Fields that are kept but do nothing: those the schema does not know (most often a typo), and
     those one machine cannot honor (a node to choose, a resource other than cpu, memory and GPUs)."""
     for document in documents:
-        for path in unknown_fields(document.resource):
+        for field in unknown_field_details(document.resource):
+            hint = f'; did you mean "{field.did_you_mean}"?' if field.did_you_mean else ""
             print(
-                f'Warning: {document.source}:{document.line_of(path)}: unknown field "{path}"',
+                f'Warning: {document.source}:{document.line_of(field.path)}: unknown field "{field.path}"{hint}',
                 file=sys.stderr,
             )
         for field in unhonored_fields(document.resource):
@@ -185,33 +190,40 @@ def _where(error: ApiError, documents: list[Document]) -> str:
 
 
 def _get(args: argparse.Namespace) -> int:
-    kind, names = _kind_and_names(args.kind, args.names)
-    if args.watch and len(names) > 1:
+    groups = _kind_groups(args.kind, args.names)
+    if args.watch and (len(groups) > 1 or len(groups[0][1]) > 1):
         raise CommandError("--watch follows one resource or a whole list, not several names")
+    with _client(args) as client:
+        for number, (kind, names) in enumerate(groups):
+            if number and args.output in (None, "wide"):
+                print()
+            _get_kind(client, kind, names, args)
+    return 0
+
+
+def _get_kind(client: ControlPlaneClient, kind: Kind, names: list[str], args: argparse.Namespace) -> None:
     namespace = None if args.all_namespaces else _namespace(args)
     table = None
     if args.output in (None, "wide"):
         table = _Table(kind, all_namespaces=namespace is None and kind.namespaced, wide=args.output == "wide")
-    with _client(args) as client:
-        items, version = _fetch(
-            client, kind, namespace or "", names, args.selector, all_namespaces=namespace is None
-        )
-        if table is not None:
-            if items:
-                table.print(items)
-            elif not args.watch:
-                print(f"No resources found{_where_searched(kind, namespace)}.", file=sys.stderr)
-        elif args.output == "name":
-            for item in items:
-                print(_object_name(item))
-        elif len(names) == 1 or args.watch:
-            for item in items:
-                _print_structured(item, args.output)
-        else:
-            _print_structured(_as_list(items), args.output)
-        if args.watch:
-            _follow(client, kind, namespace, names, args, version, table)
-    return 0
+    items, version = _fetch(
+        client, kind, namespace or "", names, args.selector, all_namespaces=namespace is None
+    )
+    if table is not None:
+        if items:
+            table.print(items)
+        elif not args.watch:
+            print(f"No resources found{_where_searched(kind, namespace)}.", file=sys.stderr)
+    elif args.output == "name":
+        for item in items:
+            print(_object_name(item))
+    elif len(names) == 1 or args.watch:
+        for item in items:
+            _print_structured(item, args.output)
+    else:
+        _print_structured(_as_list(items), args.output)
+    if args.watch:
+        _follow(client, kind, namespace, names, args, version, table)
 
 
 def _follow(
@@ -249,14 +261,16 @@ def _where_searched(kind: Kind, namespace: str | None) -> str:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    kind, names = _kind_and_names(args.kind, args.names)
     namespace = _namespace(args)
+    described = []
     with _client(args) as client:
-        items, _version = _fetch(client, kind, namespace, names, args.selector, all_namespaces=False)
-        events = _events(client, namespace if kind.namespaced else DEFAULT_NAMESPACE) if items else []
-    if not items:
+        for kind, names in _kind_groups(args.kind, args.names):
+            items, _version = _fetch(client, kind, namespace, names, args.selector, all_namespaces=False)
+            events = _events(client, namespace if kind.namespaced else DEFAULT_NAMESPACE) if items else []
+            described += [describe(item, events).rstrip("\n") for item in items]
+    if not described:
         print(f"No resources found in {namespace} namespace.", file=sys.stderr)
-    print("\n\n".join(describe(item, events).rstrip("\n") for item in items))
+    print("\n\n".join(described))
     return 0
 
 
@@ -367,26 +381,30 @@ def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
         return targets
     if not args.kind:
         raise CommandError("give KIND NAME... (or KIND --all, or -f FILE)")
-    kind, names = _kind_and_names(args.kind, args.names)
-    if not names and not args.all:
-        raise CommandError(f"give the name of the {kind.singular} to delete, or --all")
-    return [(kind, _namespace(args), name) for name in names]
+    groups = _kind_groups(args.kind, args.names)
+    if not any(names for _kind, names in groups) and not args.all:
+        raise CommandError(f"give the name of the {groups[0][0].singular} to delete, or --all")
+    return [(kind, _namespace(args), name) for kind, names in groups for name in names]
 
 
 # ---- wait ----
 
 
 def _wait(args: argparse.Namespace) -> int:
-    kind, names = _kind_and_names(args.kind, args.names)
-    if not names:
+    targets = [(kind, name) for kind, names in _kind_groups(args.kind, args.names) for name in names]
+    if not targets:
         raise CommandError("give the name of the resource to wait for")
     condition = _parse_condition(args.condition)
     deadline = time.monotonic() + _parse_duration(args.timeout)
     namespace = _namespace(args)
     with _client(args) as client:
-        for name in names:
+        for kind, name in targets:
             if not _wait_for(client, kind, namespace, name, condition, deadline):
-                print(f"error: timed out waiting for the condition on {kind.plural}/{name}", file=sys.stderr)
+                why = _why_not(client, kind, namespace, name, condition)
+                print(
+                    f"error: timed out waiting for the condition on {kind.plural}/{name}{why}",
+                    file=sys.stderr,
+                )
                 return 1
             print(f"{qualified_singular(kind)}/{name} condition met")  # kubectl's words, deletion too
     return 0
@@ -424,6 +442,30 @@ def _wait_for(
             if condition is not None and _condition_met(event["object"], condition):
                 return True
     return False
+
+
+def _why_not(
+    client: ControlPlaneClient, kind: Kind, namespace: str, name: str, condition: tuple[str, str] | None
+) -> str:
+    """What the awaited condition says now (`: Ready is False (ModelLoadFailed): ...`), or "" when
+    the resource has none to say."""
+    if condition is None:
+        return ""
+    try:
+        resource = client.get(kind, namespace, name)
+    except ApiError:
+        return ""
+    status = resource.get("status") or {}
+    generation = (resource.get("metadata") or {}).get("generation")
+    for entry in status.get("conditions") or []:
+        if str(entry.get("type", "")).lower() == condition[0].lower():
+            observed = entry.get("observedGeneration", status.get("observedGeneration"))
+            if observed is not None and generation is not None and observed < generation:
+                return f": its status still describes generation {observed}, not the current {generation}"
+            reason = f" ({entry['reason']})" if entry.get("reason") else ""
+            message = f": {entry['message']}" if entry.get("message") else ""
+            return f": {entry.get('type')} is {entry.get('status')}{reason}{message}"
+    return f": it has no {condition[0]} condition yet"
 
 
 def _condition_met(resource: dict[str, Any], condition: tuple[str, str]) -> bool:
@@ -478,7 +520,7 @@ def _parse_duration(text: str) -> float:
 @contextmanager
 def _client(args: argparse.Namespace) -> Iterator[ControlPlaneClient]:
     url = api_url(args.server)
-    client = ControlPlaneClient(url)
+    client = ControlPlaneClient(url, token=api_token(args.token))
     try:
         yield client
     except Unreachable:
@@ -494,10 +536,23 @@ def _resolve(word: str) -> Kind:
     return kind
 
 
-def _kind_and_names(kind_word: str, names: list[str]) -> tuple[Kind, list[str]]:
-    """`isvc a b` or `isvc/a` → (InferenceService, [a, b])."""
-    word, _, name = kind_word.partition("/")
-    return _resolve(word), ([name] if name else []) + list(names)
+def _kind_groups(kind_word: str, names: list[str]) -> list[tuple[Kind, list[str]]]:
+    """`isvc a b` → [(InferenceService, [a, b])]; `isvc/a ig/b isvc/c` → each kind with its names, in
+    the order they were first named (as kubectl takes them)."""
+    if "/" not in kind_word:
+        if any("/" in name for name in names):
+            raise CommandError("give either KIND NAME... or KIND/NAME..., not both")
+        return [(_resolve(kind_word), list(names))]
+    groups: dict[str, tuple[Kind, list[str]]] = {}
+    for word in [kind_word, *names]:
+        kind_part, slash, name = word.partition("/")
+        if not slash or not name:
+            raise CommandError(
+                f"{word!r}: there is no need to give a resource type apart when naming resources as KIND/NAME"
+            )
+        kind = _resolve(kind_part)
+        groups.setdefault(kind.kind, (kind, []))[1].append(name)
+    return list(groups.values())
 
 
 def _namespace(args: argparse.Namespace) -> str:

@@ -29,6 +29,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--api-port", type=int, default=DEFAULT_API_PORT, help="control-plane API port (0: any)"
     )
     parser.add_argument("--gateway-port", type=int, default=8080, help="gateway port (0: any)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address the API and the gateway listen on (default 127.0.0.1); any other needs "
+        "--auth-token-file, or --insecure",
+    )
+    parser.add_argument(
+        "--auth-token-file",
+        metavar="FILE",
+        default=None,
+        help="require Authorization: Bearer <the token in FILE> on the control-plane API "
+        "(clients send it with --token or MODELPLANE_TOKEN)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen on a --host other than loopback with no token: anyone who reaches the API can run "
+        "commands on this machine",
+    )
     parser.add_argument("--domain", default="localhost", help="services are <name>.<namespace>.<domain>")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
@@ -114,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
     if args.log_backups < 0:
         raise CommandError("--log-backups must be 0 or more")
+    token = _token(args.auth_token_file)
+    _check_exposure(args.host, token, args.insecure)
     resources = _load(args.filename, args.recursive)
     home = (args.home or modelplane_home()).expanduser().resolve()
     # The storage initializer (model cache, pvc claims, credentials) and the replicas find the home here.
@@ -144,6 +165,32 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"cannot start: {exc}") from None
     return 0
+
+
+def _token(path: str | None) -> str | None:
+    from modelplane.local.api_auth import TokenFileError, read_token_file
+
+    if path is None:
+        return None
+    try:
+        return read_token_file(path)
+    except TokenFileError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _check_exposure(host: str, token: str | None, insecure: bool) -> None:
+    """A ServingRuntime runs commands: the API is not offered beyond this machine without a token."""
+    import ipaddress
+
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and token is None and not insecure:
+        raise CommandError(
+            f"--host {host} would let anyone who reaches this machine use the control-plane API, which runs "
+            "commands (a ServingRuntime's): give --auth-token-file FILE, or --insecure to do it anyway"
+        )
 
 
 def _load(paths: list[str], recursive: bool) -> list[dict]:

@@ -3,10 +3,13 @@
 KServe's controller turns each step's `serviceName` into the URL of that InferenceService's
 predictor endpoint: the service's address and the path for its protocol and model name
 (`/v1/models/<model>:predict` or `/v2/models/<model>/infer`). Here a service is reached through the
-gateway at `http://<name>.<namespace>.<domain>:<port>`, which is where those URLs point. The spec
-itself is not changed: the router's graph holds both `serviceName` and the resolved `serviceUrl`.
+gateway at `http://<name>.<namespace>.<domain>:<port>`, which is where those URLs point. A
+`serviceUrl` written for a cluster (`http://<name>.<namespace>.svc.cluster.local/...`, or the
+platform's `http://<name>.<namespace>.<domain>/...` without a port) is pointed at the gateway too.
+The spec itself is not changed: the router's graph holds both `serviceName` and the resolved
+`serviceUrl`.
 
-plan = graph_plan(ig, services)          # services: the InferenceServices of the graph's namespace
+plan = graph_plan(ig, services, domain="localhost", port=8080)  # services: of the graph's namespace
 status = inference_graph_status(ig, plan, router_ready=..., domain=..., port=..., now=...)
 """
 
@@ -17,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from modelplane.control.urls import host_url, service_host
+from modelplane.control.urls import host_url, service_host, through_gateway
 
 PROTOCOL_V1, PROTOCOL_V2 = "v1", "v2"
 _MODEL_NAME_FLAG = re.compile(r"^--model[_-]name(?:=(.*))?$")
@@ -36,13 +39,19 @@ class GraphPlan:
         return not self.waiting
 
 
-def graph_plan(ig: dict, services: Mapping[str, dict]) -> GraphPlan:
+def graph_plan(
+    ig: dict, services: Mapping[str, dict], *, domain: str | None = None, port: int | None = None
+) -> GraphPlan:
     """The router's graph for `ig`; `services` maps the name of each InferenceService of the graph's
-    namespace to the stored resource (with its status)."""
+    namespace to the stored resource (with its status). With the gateway's `domain` and `port`, a
+    `serviceUrl` that names a service of the platform or the cluster without a port goes to the gateway."""
     graph = copy.deepcopy(ig.get("spec") or {})
     waiting: list[str] = []
     for node in (graph.get("nodes") or {}).values():
         for step in (node or {}).get("steps") or []:
+            url = step.get("serviceUrl")
+            if url and isinstance(url, str) and domain is not None and port is not None:
+                step["serviceUrl"] = through_gateway(url, domain, port)
             name = step.get("serviceName")
             if not name or step.get("serviceUrl"):
                 continue

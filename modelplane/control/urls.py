@@ -6,10 +6,16 @@ The names are those of KServe's Knative mode: `<name>.<namespace>.<domain>` for 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 T = TypeVar("T")
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+# A Kubernetes service inside the cluster: `<service>.<namespace>.svc[.cluster.local]`.
+_CLUSTER_SERVICE = re.compile(rf"^(?P<service>{_LABEL})\.(?P<namespace>{_LABEL})\.svc(\.cluster\.local)?$")
 
 
 def service_host(name: str, namespace: str, domain: str) -> str:
@@ -23,6 +29,26 @@ def component_host(name: str, namespace: str, component: str, domain: str) -> st
 def host_url(host: str, port: int) -> str:
     """`http://host`, with the port unless it is 80."""
     return f"http://{host}" if port == 80 else f"http://{host}:{port}"
+
+
+def through_gateway(url: str, domain: str, port: int) -> str:
+    """A URL written for a cluster, made to reach the gateway: an http URL without a port whose host is a
+    service of the platform (`<name>.<namespace>.<domain>`) or of the cluster
+    (`<name>.<namespace>.svc.cluster.local`, `<name>.<namespace>.svc`) gets the gateway's host and port.
+    Any other URL (one with a port, https, another host) is left as it is."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or parts.port is not None or not parts.hostname or "@" in parts.netloc:
+            return url
+    except ValueError:
+        return url
+    host = parts.hostname.lower().rstrip(".")
+    cluster = _CLUSTER_SERVICE.match(host)
+    if cluster is not None:
+        host = service_host(cluster["service"], cluster["namespace"], domain)
+    elif not (host.endswith("." + domain) and host[: -len(domain) - 1].count(".") == 1):
+        return url
+    return urlunsplit(parts._replace(netloc=f"{host}:{port}"))
 
 
 def grpc_url(host: str, port: int) -> str:

@@ -45,6 +45,11 @@ class BadRequest(ApiError):
     reason = "BadRequest"
 
 
+class Unauthorized(ApiError):
+    code = 401
+    reason = "Unauthorized"
+
+
 class Forbidden(ApiError):
     code = 403
     reason = "Forbidden"
@@ -100,6 +105,7 @@ _BY_REASON: dict[str, type[ApiError]] = {
     cls.reason: cls
     for cls in (
         BadRequest,
+        Unauthorized,
         Forbidden,
         NotFound,
         MethodNotAllowed,

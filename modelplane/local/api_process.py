@@ -10,9 +10,10 @@ from pathlib import Path
 
 
 class ApiProcess:
-    def __init__(self, home: str | Path, port: int = 0):
+    def __init__(self, home: str | Path, port: int = 0, auth_token_file: str | Path | None = None):
         self.home = Path(home)
         self.port = port
+        self.auth_token_file = auth_token_file
         self.url = ""
         self.killed = False  # whether the last stop had to kill it
         self._process: subprocess.Popen[str] | None = None
@@ -21,6 +22,8 @@ class ApiProcess:
         """Starts the server and returns its URL once it listens."""
         command = [sys.executable, "-m", "modelplane.local.apiserver", "--home", str(self.home)]
         command += ["--port", str(self.port)]
+        if self.auth_token_file is not None:
+            command += ["--auth-token-file", str(self.auth_token_file)]
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )

@@ -1,7 +1,8 @@
 """Where the embedded control plane keeps its state and where its API listens.
 
 `MODELPLANE_HOME` (default `~/.modelplane`) holds the store; `MODELPLANE_API` (default
-`http://127.0.0.1:8180`) is the URL clients use, unless given `--server`.
+`http://127.0.0.1:8180`) is the URL clients use, unless given `--server`; `MODELPLANE_TOKEN` the bearer token
+they send, unless given `--token`.
 """
 
 from __future__ import annotations
@@ -23,3 +24,8 @@ def api_url(server: str | None = None) -> str:
     if "://" not in url:
         url = f"http://{url}"
     return url.rstrip("/")
+
+
+def api_token(token: str | None = None) -> str | None:
+    """The bearer token clients send: `token` if given, else `MODELPLANE_TOKEN`, else none."""
+    return token or os.environ.get("MODELPLANE_TOKEN") or None

@@ -33,6 +33,7 @@ import uvloop
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, Kind, kind_of
 from modelplane.local import api_discovery
 from modelplane.local.api_admission import default_admission
+from modelplane.local.api_auth import BearerToken, TokenFileError, read_token_file
 from modelplane.local.api_builtins import BuiltinRuntimes
 from modelplane.local.api_errors import (
     ApiError,
@@ -78,9 +79,10 @@ class ApiApp:
     loopback names only.
     """
 
-    def __init__(self, store: Store, guard: SameSiteGuard | None = None):
+    def __init__(self, store: Store, guard: SameSiteGuard | None = None, token: BearerToken | None = None):
         self.store = store
         self.guard = guard or SameSiteGuard.for_address(DEFAULT_API_HOST)
+        self.token = token
         self.builtins = BuiltinRuntimes(now_rfc3339())
         self._closing = asyncio.Event()
 
@@ -94,6 +96,8 @@ class ApiApp:
         request = Request.from_scope(scope, receive)
         try:
             self.guard.check(request.method, request.headers, request.content_type)
+            if self.token is not None:
+                self.token.check(request.path, request.headers)
             await self._route(request, send)
         except ApiError as error:
             await send_error(send, error)
@@ -380,8 +384,9 @@ def bind(host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> socket.s
 class ApiServer(uvicorn.Server):
     """The API for one store on one listening socket: `await server.run()`, `server.stop()`."""
 
-    def __init__(self, store: Store, sock: socket.socket):
-        self.app = ApiApp(store, SameSiteGuard.for_address(sock.getsockname()[0]))
+    def __init__(self, store: Store, sock: socket.socket, token: str | None = None):
+        guard = SameSiteGuard.for_address(sock.getsockname()[0])
+        self.app = ApiApp(store, guard, BearerToken(token) if token else None)
         self.sock = sock
         config = uvicorn.Config(
             self.app,
@@ -423,14 +428,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, required=True, help="folder holding the store")
     parser.add_argument("--host", default=DEFAULT_API_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_API_PORT)
+    parser.add_argument("--auth-token-file", default=None, help="require Authorization: Bearer <its token>")
     args = parser.parse_args(argv)
+    try:
+        token = read_token_file(args.auth_token_file) if args.auth_token_file else None
+    except TokenFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     store = open_store(args.home)
-    server = ApiServer(store, sock)
+    server = ApiServer(store, sock, token)
     print(f"listening on {server.url}", flush=True)
     try:
         uvloop.run(server.run())

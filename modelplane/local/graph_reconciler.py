@@ -177,7 +177,12 @@ class GraphReconciler:
             status = stopped_graph_status(ig, now=now_rfc3339(), previous=previous)
         else:
             services, _ = self.store.list(INFERENCE_SERVICE.kind, namespace)
-            plan = graph_plan(ig, {s["metadata"]["name"]: s for s in services})
+            plan = graph_plan(
+                ig,
+                {s["metadata"]["name"]: s for s in services},
+                domain=self.settings.domain,
+                port=self.settings.gateway_port,
+            )
             if plan.services_ready:
                 self._run(graph, router_template(plan.graph, ig.get("spec") or {}, ig["metadata"]))
             # Ready once the router of the current plan serves (or is scaled to zero, when the first

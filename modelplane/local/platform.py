@@ -51,6 +51,7 @@ class PlatformConfig:
     warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (zygote.py)
     log_max_bytes: int = 64 * 1024 * 1024  # a log under <home>/logs above this is rotated
     log_backups: int = 3  # rotated copies kept per log
+    auth_token: str | None = None  # required as `Authorization: Bearer` on the control-plane API
     gpus: str | None = None  # the GPUs to hand out ("0,1", "none"); None: found on the machine (gpus.py)
 
 
@@ -112,7 +113,7 @@ class Platform:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stopping.set)
         store = self.store = open_store(config.home)
-        api = _ApiServer(store, bind(config.host, config.api_port))
+        api = _ApiServer(store, bind(config.host, config.api_port), config.auth_token)
         autoscaling = Autoscaling(
             AutoscalerConfig(scale_to_zero_grace_period=config.scale_to_zero_grace_period),
             tick=config.autoscaler_tick,

@@ -1,4 +1,4 @@
-"""Fetching models: local paths, pvc://, http(s)://, s3://, gs:// and Azure Blob.
+"""Fetching models: local paths, pvc://, http(s)://, s3://, gs://, Azure Blob and hf:// (the Hugging Face Hub).
 
     from modelplane.storage import fetch
 

@@ -49,6 +49,8 @@ SECRET_ENV = (
     "AZURE_STORAGE_CONNECTION_STRING",
     "AZURE_CLIENT_SECRET",
     "AZ_CLIENT_SECRET",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
 )
 
 _TRUE = {"1", "true", "yes", "on"}

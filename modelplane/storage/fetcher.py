@@ -5,7 +5,9 @@
                                 └─> download into a staging folder ──> unpack a lone archive
                                     ──> rename into the cache ──> the cached folder
 
-A local folder is used where it is. With `dest`, the model is then linked (or copied) into `dest`.
+A local folder is used where it is. An hf:// repository is downloaded by huggingface_hub into the
+Hugging Face cache, and its snapshot linked into modelplane's cache under its commit. With `dest`, the
+model is then linked (or copied) into `dest`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from . import huggingface
 from .archive import Limits, is_archive, unpack
 from .backends import Backend, RemoteObject, open_backend
 from .backends.local import LocalFileBackend, local_path
@@ -74,6 +77,13 @@ def fetch(
         if path.is_dir():
             return path if dest is None else place(path, Path(dest))
         backend: Backend = LocalFileBackend(location, source.config, path)
+    elif location.kind == "hf":
+        return _fetch_hub(
+            source,
+            Path(dest) if dest is not None else None,
+            cache=(cache or ModelCache()) if use_cache else None,
+            file_filter=FileFilter.of(allow_patterns, ignore_patterns),
+        )
     else:
         backend = open_backend(location, source.config)
     with closing(backend):
@@ -125,6 +135,38 @@ def _fetch_remote(
     if hit is not None:
         log.info("%s is cached at %s", location.display, hit)
     record = {"uri": location.display, "objects": [[o.name, o.size, o.version] for o in objects]}
+    model = hit or cache.fill(location.uri, version, build, record)
+    return model if dest is None else place(model, dest)
+
+
+def _fetch_hub(
+    source: Source, dest: Path | None, *, cache: ModelCache | None, file_filter: FileFilter
+) -> Path:
+    location = source.location
+    try:
+        snapshot = huggingface.snapshot(location, source.config, file_filter)
+    except (huggingface.HubUnreachable, huggingface.NotInHubCache) as exc:
+        stale = cache.latest(location.uri) if cache is not None else None
+        if stale is None:
+            raise
+        log.warning("%s; using the copy fetched before, at %s", exc, stale)
+        return stale if dest is None else place(stale, dest)
+    log.info("%s is commit %s in the Hugging Face cache", location.display, snapshot.commit)
+
+    def build(folder: Path) -> None:
+        for name in snapshot.files:
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(os.path.realpath(snapshot.folder / name), str(target))
+
+    if cache is None:
+        assert dest is not None
+        return _staged(dest, build)
+    version = hashlib.sha256(json.dumps([snapshot.commit, snapshot.files]).encode()).hexdigest()
+    hit = cache.lookup(location.uri, version)
+    if hit is not None:
+        log.info("%s is cached at %s", location.display, hit)
+    record = {"uri": location.display, "commit": snapshot.commit, "files": list(snapshot.files)}
     model = hit or cache.fill(location.uri, version, build, record)
     return model if dest is None else place(model, dest)
 

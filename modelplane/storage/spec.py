@@ -121,9 +121,11 @@ def _uri_for(spec: StorageSpec, config: StorageConfig) -> str:
         if not account or not container:
             raise ConfigurationError(f"storage key {spec.key!r} needs account_name and container")
         return f"https://{account}.blob.core.windows.net/{container}/{path}"
+    if kind == "hf":
+        return f"hf://{path}"
     if not kind:
         raise ConfigurationError(f"storage key {spec.key!r} has no type")
-    raise ConfigurationError(f"storage key {spec.key!r} has type {kind!r}; supported: s3, gs, azure")
+    raise ConfigurationError(f"storage key {spec.key!r} has type {kind!r}; supported: s3, gs, azure, hf")
 
 
 def _read_document(path: Path, key: str) -> dict[str, Any]:

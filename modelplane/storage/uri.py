@@ -12,10 +12,13 @@ from urllib.parse import SplitResult, urlsplit
 
 from .errors import InvalidURIError
 
-SUPPORTED = "a local path, file://, pvc://, http://, https://, s3://, gs:// or https://<account>.blob.core.windows.net/"
+SUPPORTED = (
+    "a local path, file://, pvc://, http://, https://, s3://, gs://, hf:// "
+    "or https://<account>.blob.core.windows.net/"
+)
 
 # Schemes other storage initializers accept that modelplane does not fetch from.
-_UNSUPPORTED = {"hdfs", "webhdfs", "hf", "oci", "oci+native", "oci+fetch", "modelscope", "git"}
+_UNSUPPORTED = {"hdfs", "webhdfs", "oci", "oci+native", "oci+fetch", "modelscope", "git"}
 
 _AZURE_HOST = re.compile(
     r"^(?P<account>[a-z0-9]{3,24})\.(?:blob\.core\.windows\.net|z\d+\.blob\.storage\.azure\.net)$"
@@ -23,18 +26,22 @@ _AZURE_HOST = re.compile(
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,221}[A-Za-z0-9]$")
 _CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _CONTAINER = re.compile(r"^(\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
+# A Hugging Face Hub owner or repository name, and a revision (a branch, a tag or a commit).
+_HUB_NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")
+_HUB_REVISION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
 class Location:
     """Where a model lives. Which fields are set depends on `kind`."""
 
-    kind: str  # "local", "pvc", "http", "s3", "gs" or "azure"
+    kind: str  # "local", "pvc", "http", "s3", "gs", "azure" or "hf"
     uri: str
-    path: str = ""  # local path, path inside a claim, or object key prefix
+    path: str = ""  # local path, path inside a claim, object key prefix, or Hub repository id
     bucket: str = ""  # s3 or gs bucket, pvc claim, azure container
     account: str = ""  # azure storage account
     query: str = ""  # azure SAS token carried in the URI
+    revision: str = ""  # hf: the branch, tag or commit after ':' (empty: the Hub's default, main)
 
     @property
     def display(self) -> str:
@@ -72,6 +79,8 @@ def parse_uri(uri: str) -> Location:
         raise InvalidURIError(f"the {scheme}:// scheme is not supported by modelplane; use {SUPPORTED}")
     if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
         raise InvalidURIError(f"{display_uri(uri)!r} is not a valid URI")
+    if scheme == "hf":
+        return _parse_hub(uri)
     parts = urlsplit(uri)
     if scheme == "pvc":
         return _parse_pvc(uri, parts)
@@ -134,6 +143,21 @@ def _parse_http(uri: str, parts: SplitResult) -> Location:
     if not parts.path.strip("/"):
         raise InvalidURIError(f"{display_uri(uri)!r} names no file (http(s)://<host>/<path>)")
     return Location("http", uri, path=parts.path)
+
+
+def _parse_hub(uri: str) -> Location:
+    """`hf://<owner>/<model>[:<revision>]`, as KServe's storage initializer reads it."""
+    repository, colon, revision = uri.split("://", 1)[1].partition(":")
+    owner, slash, name = repository.partition("/")
+    shape = "expected hf://<owner>/<model>[:<revision>]"
+    if not slash or "/" in name or not owner or not name:
+        raise InvalidURIError(f"{uri!r}: {shape}")
+    for part in (owner, name):
+        if not _HUB_NAME.match(part) or "--" in part or ".." in part:
+            raise InvalidURIError(f"{uri!r}: {part!r} is not a valid Hugging Face Hub name ({shape})")
+    if colon and not _HUB_REVISION.match(revision):
+        raise InvalidURIError(f"{uri!r}: {revision!r} is not a valid revision ({shape})")
+    return Location("hf", uri, path=repository, revision=revision)
 
 
 def _reject_dot_segments(uri: str, path: str) -> None:

@@ -205,3 +205,21 @@ def test_unfetchable_storage_uri():
 
 def test_a_resource_must_be_an_object():
     assert rejection(["not", "a", "resource"]).errors == [FieldError("", "a resource must be an object")]
+
+
+def test_an_unknown_field_names_the_declared_field_it_looks_like():
+    from modelplane.api.admission import unknown_field_details
+
+    resource = isvc(sklearn_predictor())
+    predictor = resource["spec"]["predictor"]
+    predictor["sklearn"]["storageUrl"] = "/typo"
+    predictor["sklearn"]["STORAGEURI"] = "/shouting"
+    predictor["minReplica"] = 1
+    predictor["colour"] = "blue"
+    hints = {field.path: field.did_you_mean for field in unknown_field_details(resource)}
+    assert hints == {
+        "spec.predictor.sklearn.storageUrl": "storageUri",
+        "spec.predictor.sklearn.STORAGEURI": "storageUri",
+        "spec.predictor.minReplica": "minReplicas",
+        "spec.predictor.colour": None,
+    }

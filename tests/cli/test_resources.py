@@ -128,7 +128,9 @@ def test_apply_a_folder_and_stdin(api, tmp_path):
     typo = isvc_yaml("from-stdin").replace("      storageUri:", "      storageUrl: x\n      storageUri:")
     piped = run(api, "apply", "-f", "-", stdin=typo)
     assert piped.stdout == "inferenceservice.serving.kserve.io/from-stdin created\n"
-    assert piped.stderr == 'Warning: <stdin>:8: unknown field "spec.predictor.sklearn.storageUrl"\n'
+    assert piped.stderr == (
+        'Warning: <stdin>:8: unknown field "spec.predictor.sklearn.storageUrl"; did you mean "storageUri"?\n'
+    )
 
 
 def test_a_refused_document_refuses_the_whole_apply(api, tmp_path):
@@ -303,7 +305,21 @@ def test_wait_ignores_a_ready_status_of_an_older_generation_and_times_out(api, t
     store(api, isvc_yaml("stale", "file:///models/other"))
     result = run(api, "wait", "--for=condition=Ready", "isvc", "stale", "--timeout=1s")
     assert result.returncode == 1
-    assert result.stderr == "error: timed out waiting for the condition on inferenceservices/stale\n"
+    assert result.stderr == (
+        "error: timed out waiting for the condition on inferenceservices/stale: "
+        "its status still describes generation 1, not the current 2\n"
+    )
+
+
+def test_a_wait_that_times_out_says_why(api):
+    store(api, isvc_yaml("broken"))
+    failed = {"type": "Ready", "status": "False", "reason": "ModelLoadFailed", "message": "no model file"}
+    patch_status(api, "broken", {"observedGeneration": 1, "conditions": [failed]})
+    result = run(api, "wait", "--for=condition=Ready", "isvc/broken", "--timeout=1s")
+    assert result.returncode == 1
+    assert result.stderr.endswith(
+        "inferenceservices/broken: Ready is False (ModelLoadFailed): no model file\n"
+    )
 
 
 def test_a_control_plane_that_is_not_running(tmp_path):
@@ -352,3 +368,24 @@ def test_get_watch_prints_each_change(api):
     finally:
         watcher.terminate()
         watcher.communicate(timeout=60)
+
+
+def test_several_kind_slash_name_arguments_as_kubectl_takes_them(api):
+    store(api, isvc_yaml("multi-a") + "---\n" + isvc_yaml("multi-b"))
+    store(api, RUNTIME.format(name="multi-rt"))
+    names = run(api, "get", "isvc/multi-a", "csr/multi-rt", "isvc/multi-b", "-o", "name").stdout.splitlines()
+    assert names == [
+        "inferenceservice.serving.kserve.io/multi-a",
+        "inferenceservice.serving.kserve.io/multi-b",
+        "clusterservingruntime.serving.kserve.io/multi-rt",
+    ]
+    described = run(api, "describe", "isvc/multi-a", "csr/multi-rt").stdout
+    assert "Name:         multi-a" in described and "Name:         multi-rt" in described
+    mixed = run(api, "get", "isvc/multi-a", "multi-b")
+    assert mixed.returncode == 2 and "KIND/NAME" in mixed.stderr
+    deleted = run(api, "delete", "isvc/multi-a", "csr/multi-rt", "isvc/multi-b").stdout.splitlines()
+    assert deleted == [
+        'inferenceservice.serving.kserve.io "multi-a" deleted',
+        'inferenceservice.serving.kserve.io "multi-b" deleted',
+        'clusterservingruntime.serving.kserve.io "multi-rt" deleted',
+    ]

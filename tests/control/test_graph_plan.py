@@ -134,3 +134,25 @@ def test_a_router_that_fails_says_why():
         "message": "cannot run",
         "lastTransitionTime": None,
     }
+
+
+def test_a_service_url_written_for_a_cluster_goes_to_the_gateway():
+    ig = graph(
+        {"serviceUrl": "http://llm.default.localhost/openai/v1/completions"},
+        {"serviceUrl": "http://llm-predictor.team.svc.cluster.local/openai/v1/chat/completions?x=1"},
+        {"serviceUrl": "http://llm.default.svc/v1/models/llm:predict"},
+        {"serviceUrl": "http://llm.default.localhost:9000/openai/v1/completions"},
+        {"serviceUrl": "https://llm.default.localhost/openai/v1/completions"},
+        {"serviceUrl": "http://example.com/predict"},
+        {"serviceUrl": "http://a.b.c.localhost/predict"},
+    )
+    assert urls(graph_plan(ig, {}, domain="localhost", port=8123)) == [
+        "http://llm.default.localhost:8123/openai/v1/completions",
+        "http://llm-predictor.team.localhost:8123/openai/v1/chat/completions?x=1",
+        "http://llm.default.localhost:8123/v1/models/llm:predict",
+        "http://llm.default.localhost:9000/openai/v1/completions",  # a port of its own: as written
+        "https://llm.default.localhost/openai/v1/completions",
+        "http://example.com/predict",
+        "http://a.b.c.localhost/predict",
+    ]
+    assert urls(graph_plan(ig, {}))[0] == "http://llm.default.localhost/openai/v1/completions"

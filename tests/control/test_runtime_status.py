@@ -64,9 +64,9 @@ def test_an_image_with_no_local_server_is_not_ready_and_names_the_image():
 
 def test_a_server_of_several_formats_lists_those_served_and_those_not():
     message = conditions(STOCK["kserve-tritonserver"], installed=lambda _p: False)["Ready"]["message"]
-    assert message.startswith(
-        "image kserve-tritonserver:replace (NVIDIA Triton): onnx: modelplane serve --runtime=onnx"
-    )
+    assert message.startswith("image kserve-tritonserver:replace (NVIDIA Triton): ")
+    assert "onnx: modelplane serve --runtime=onnx" in message
+    assert "tensorflow: modelplane serve --runtime=tensorflow" in message
     assert "not served: tensorrt: only Triton serves them" in message
     assert message.endswith("(tritonserver is not installed here)")
 

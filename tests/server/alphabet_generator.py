@@ -57,9 +57,10 @@ class AlphabetGenerator:
                 if params.logprobs is not None:
                     alternatives = (chr(current), -0.1), ("?", math.log(0.05))
                     logprobs = [TokenLogprob(chr(current), -0.1, alternatives[: params.logprobs])]
+                # Set before the last step goes out: its consumer may close the generator at once.
+                finished = finish is not None
                 yield GenerationStep([current], chr(current), logprobs, finish)
-                if finish:
-                    finished = True
+                if finished:
                     return
         finally:
             self.running -= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tarfile
@@ -41,3 +42,21 @@ def zip_of(path: Path, files: dict[str, bytes]) -> Path:
         for name, data in files.items():
             zf.writestr(name, data)
     return path
+
+
+def hub_cache_repository(hub: Path, repo_id: str, files: dict[str, bytes], commit: str, **refs: str) -> Path:
+    """A repository in a Hugging Face cache (`hub`, what HF_HUB_CACHE names) as huggingface_hub leaves
+    it: content-addressed blobs, a snapshot folder of relative links per commit, a file per branch
+    naming its commit (`main`, and `refs`)."""
+    folder = hub / ("models--" + repo_id.replace("/", "--"))
+    for name, data in files.items():
+        blob = folder / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = folder / "snapshots" / commit / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    for branch, target in {"main": commit, **refs}.items():
+        (folder / "refs").mkdir(parents=True, exist_ok=True)
+        (folder / "refs" / branch).write_text(target)
+    return folder
