@@ -60,8 +60,7 @@ def canary_plans(
         name = overlay.get("name", "")
         percent = int(canary.get("trafficPercent") or 0)
         replicas = canary_replicas(stable, overlay, percent)
-        predictor = {k: v for k, v in merged(stable, overlay).items() if k not in _SCALING_FIELDS}
-        predictor["minReplicas"] = predictor["maxReplicas"] = replicas
+        predictor = canary_predictor(stable, overlay, replicas)
         canary_isvc = {**isvc, "spec": {"predictor": predictor}}
         try:
             template = revision_templates(canary_isvc, namespaced_runtimes, cluster_runtimes)["predictor"]
@@ -70,6 +69,13 @@ def canary_plans(
             continue
         plans.append(CanaryPlan(name, percent, replicas, template))
     return plans
+
+
+def canary_predictor(stable: dict, overlay: dict, replicas: int) -> dict:
+    """The predictor a canary runs: `overlay` laid over the stable one, at a fixed replica count."""
+    predictor = {k: v for k, v in merged(stable, overlay).items() if k not in _SCALING_FIELDS}
+    predictor["minReplicas"] = predictor["maxReplicas"] = replicas
+    return predictor
 
 
 def canary_replicas(stable: dict, overlay: dict, percent: int) -> int:
