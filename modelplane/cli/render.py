@@ -62,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--image", default=DEFAULT_IMAGE, help=f"modelplane's image (default: {DEFAULT_IMAGE})"
     )
     parser.add_argument(
-        "--full-image", help="its variant with PyTorch and TensorFlow (default: the --image tag + -full)"
+        "--full-image",
+        help="its variant with PyTorch and TensorFlow (default: the --image repository + -full, same tag)",
     )
     parser.add_argument(
         "--gateway",

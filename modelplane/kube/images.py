@@ -9,7 +9,7 @@ run its `full` variant. Any other image (KServe's stock servers, your own) is ke
 from __future__ import annotations
 
 from modelplane.control.image_args import parse_args
-from modelplane.kube.settings import FULL_VARIANT_SUFFIX, KubeSettings
+from modelplane.kube.settings import KubeSettings
 
 PLACEHOLDER_REPOSITORY = "modelplane"
 # The `modelplane serve --runtime` values whose libraries only the full variant holds.
@@ -33,9 +33,8 @@ def cluster_image(container: dict, settings: KubeSettings, runtime_version: str 
         return with_tag(image, runtime_version) if image and runtime_version else image
     argv = [str(part) for part in (container.get("command") or []) + (container.get("args") or [])]
     full = parse_args(argv).value("runtime") in FULL_VARIANT_RUNTIMES
-    if runtime_version:
-        return with_tag(settings.image, runtime_version + (FULL_VARIANT_SUFFIX if full else ""))
-    return settings.full_variant if full else settings.image
+    image = settings.full_variant if full else settings.image
+    return with_tag(image, runtime_version) if runtime_version else image
 
 
 def with_tag(image: str, tag: str) -> str:

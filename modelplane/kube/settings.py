@@ -28,7 +28,7 @@ def _initializer_resources() -> dict:
 class KubeSettings:
     """- `default_mode`: the deployment mode of a resource without the deploymentMode annotation.
     - `image`: modelplane's image, which the built-in runtimes, the storage initializer and the router
-      run; `full_image` is its variant with PyTorch and TensorFlow (default: the same tag + `-full`).
+      run; `full_image` is its variant with PyTorch and TensorFlow (default: `<repository>-full`, same tag).
     - `gateway_api`: whether traffic gets in through Gateway API HTTPRoutes (attached to `gateway`,
       `namespace/name`) or through an Ingress (of `ingress_class`, the cluster's default if None).
     - `ingress_domain`: the domain of the external hosts, `<name>-<namespace>.<ingress_domain>`.
@@ -54,8 +54,10 @@ class KubeSettings:
 
 
 def full_variant_of(image: str) -> str:
-    """`repo:tag` -> `repo:tag-full`; an image pinned by digest or without a tag gets `:latest-full`."""
-    name = image.split("@", 1)[0]
+    """`registry/modelplane:tag` -> `registry/modelplane-full:tag` (an image pinned by digest has no
+    full variant of the same digest: `:latest`)."""
+    name, digest = image.split("@", 1) if "@" in image else (image, "")
+    tag = "latest"
     if name.rfind(":") > name.rfind("/"):
-        return name + FULL_VARIANT_SUFFIX
-    return f"{name}:latest{FULL_VARIANT_SUFFIX}"
+        name, tag = name[: name.rfind(":")], name[name.rfind(":") + 1 :]
+    return f"{name}{FULL_VARIANT_SUFFIX}:{tag if not digest else 'latest'}"
