@@ -104,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
     for note in rendering.notes:
         document = _document_of(note.resource, documents, admitted)
         print(
-            f"Warning: {document.source}:{document.line_of(note.path)}: {note.path}: "
-            f"accepted but not acted on: {note.message}",
+            f"Warning: {document.source}:{document.line_of(note.path)}: {note}",
             file=sys.stderr,
         )
     sys.stdout.write(yaml.safe_dump_all(rendering.objects, sort_keys=False, default_flow_style=False))

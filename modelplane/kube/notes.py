@@ -18,7 +18,8 @@ from modelplane.storage.errors import InvalidURIError
 
 @dataclass(frozen=True)
 class Note:
-    """A field (a path in `resource`, which is `Kind/namespace/name`) that is accepted but not acted on."""
+    """What to know about a field (a path in `resource`, which is `Kind/namespace/name`), most often
+    that it is accepted but not acted on."""
 
     resource: str
     path: str
@@ -45,7 +46,7 @@ def _isvc_fields(isvc: dict, mode: str, settings: KubeSettings) -> Iterator[tupl
     if mode == KNATIVE and "serving.kserve.io/autoscalerClass" in annotations:
         yield (
             "metadata.annotations.serving.kserve.io/autoscalerClass",
-            "applies to Standard mode; Knative mode scales with autoscaling.knative.dev/class",
+            "not acted on in Knative mode, which scales by autoscaling.knative.dev/class",
         )
     for component in COMPONENTS:
         component_spec = spec.get(component)
@@ -53,14 +54,17 @@ def _isvc_fields(isvc: dict, mode: str, settings: KubeSettings) -> Iterator[tupl
             continue
         path = f"spec.{component}"
         if isinstance(component_spec.get("logger"), dict):
-            yield f"{path}.logger", "KServe's payload logger (its agent sidecar) is not part of modelplane"
+            yield (
+                f"{path}.logger",
+                "not acted on: KServe's payload logger (its agent sidecar) is not part of modelplane",
+            )
         for field, why in (
-            ("storageUris", "only storageUri (or storage) is fetched"),
+            ("storageUris", "not acted on: only storageUri (or storage) is fetched"),
             (
                 "storageContainerName",
-                "ClusterStorageContainers are not used; modelplane's initializer fetches",
+                "not acted on: modelplane's storage initializer fetches every model",
             ),
-            ("workerSpec", "multi-node serving is not supported"),
+            ("workerSpec", "not acted on: multi-node serving is not supported"),
         ):
             if component_spec.get(field):
                 yield f"{path}.{field}", why
@@ -76,13 +80,13 @@ def _isvc_fields(isvc: dict, mode: str, settings: KubeSettings) -> Iterator[tupl
             field = "containers" if found and found[0] == components.CUSTOM else f"{found[0]}.storageUri"
             yield (
                 f"{path}.{field}",
-                f"{uri} is a path inside the storage-initializer container, which holds no models; "
-                "use pvc://, s3://, gs://, https:// or Azure Blob on a cluster",
+                f"{uri} is a path inside the storage-initializer container, where no model is; "
+                "on a cluster use pvc://, s3://, gs://, https:// or Azure Blob",
             )
     if spec.get("canary") and not settings.gateway_api and not is_cluster_local(isvc):
         yield (
             "spec.canary",
-            "an Ingress cannot split traffic: the canaries get none but through their own Services",
+            "an Ingress cannot split traffic: the canaries get none except through their own Services",
         )
 
 
@@ -90,16 +94,16 @@ def _standard_scaling(component_spec: dict, path: str, klass: str) -> Iterator[t
     if component_spec.get("canaryTrafficPercent") is not None:
         yield (
             f"{path}.canaryTrafficPercent",
-            "applies to Knative mode; Standard mode's canaries are spec.canary",
+            "not acted on in Standard mode, whose canaries are spec.canary",
         )
     if component_spec.get("containerConcurrency"):
         yield (
             f"{path}.containerConcurrency",
-            "Knative's queue-proxy enforces it; Standard mode has none (the transformer gets --workers)",
+            "not enforced in Standard mode (Knative's queue-proxy enforces it); a transformer gets it as --workers",
         )
     if klass == HPA:
         metric = component_spec.get("scaleMetric")
         if metric and metric not in HPA_METRICS:
-            yield f"{path}.scaleMetric", f"an HPA scales on cpu or memory, not {metric}: cpu is used"
+            yield f"{path}.scaleMetric", f"an HPA scales on cpu or memory, not {metric}: it scales on cpu"
         if component_spec.get("minReplicas") == 0:
             yield f"{path}.minReplicas", "an HPA cannot scale to zero: it keeps 1 replica"
