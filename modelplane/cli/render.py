@@ -22,6 +22,8 @@ from modelplane.control.admission import admit_with_platform_checks, refusal_mes
 from modelplane.kube.notes import resource_ref
 from modelplane.kube.render import RenderError, render
 from modelplane.kube.settings import DEFAULT_IMAGE, KubeSettings
+from modelplane.local import api_meta
+from modelplane.local.api_errors import Invalid
 
 DEFAULT_NAMESPACE = "default"
 MODES = {"standard": STANDARD, "knative": KNATIVE}
@@ -117,6 +119,7 @@ def _admitted(documents: list[Document], namespace: str | None, settings: KubeSe
     admitted: list[dict] = []
     for document in documents:
         resource = _placed(document, namespace)
+        _check_identity(resource)
         for path in unknown_fields(resource):
             print(
                 f'Warning: {document.source}:{document.line_of(path)}: unknown field "{path}"',
@@ -136,6 +139,19 @@ def _admitted(documents: list[Document], namespace: str | None, settings: KubeSe
                 f"{document.source}:{line}: {refusal_message(resource, error)} (nothing was rendered)"
             ) from None
     return admitted
+
+
+def _check_identity(resource: dict) -> None:
+    """The name and namespace checks the API server makes before any admission webhook runs."""
+    kind = kind_of(resource)
+    metadata = resource["metadata"]
+    what = f'{kind.group_kind} "{metadata.get("name") or ""}" is invalid'
+    try:
+        api_meta.check_name(metadata.get("name"), what)
+        if kind.namespaced:
+            api_meta.check_namespace(metadata.get("namespace"), what)
+    except Invalid as error:
+        raise CommandError(f"{error} (nothing was rendered)") from None
 
 
 def _read_documents(sources: list[str], recursive: bool) -> list[Document]:
