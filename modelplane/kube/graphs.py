@@ -17,6 +17,7 @@ from collections.abc import Callable
 from modelplane.api.constants import KNATIVE
 from modelplane.control.graph_plan import model_name, protocol
 from modelplane.control.trained_models import is_mms_predictor
+from modelplane.graph.headers import PROPAGATE_HEADERS_ENV
 from modelplane.kube.autoscalers import HPA, KEDA, autoscaler_class, horizontal_pod_autoscaler, scaled_object
 from modelplane.kube.knative import knative_service
 from modelplane.kube.meta import (
@@ -101,6 +102,10 @@ def router_pod(ig: dict, graph: dict, mode: str, settings: KubeSettings) -> Comp
         },
         "securityContext": copy.deepcopy(_RESTRICTED),
     }
+    if settings.router_propagate_headers:
+        container["env"] = [
+            {"name": PROPAGATE_HEADERS_ENV, "value": ",".join(settings.router_propagate_headers)}
+        ]
     if mode != KNATIVE:  # KServe names the container only in Standard mode
         container = {"name": name, **container}
     pod = {k: copy.deepcopy(spec[k]) for k in _POD_FIELDS if spec.get(k) not in (None, "", {}, [])}

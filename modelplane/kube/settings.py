@@ -33,6 +33,8 @@ class KubeSettings:
       `namespace/name`) or through an Ingress (of `ingress_class`, the cluster's default if None).
     - `ingress_domain`: the domain of the external hosts, `<name>-<namespace>.<ingress_domain>`.
     - `storage_secret`: the Secret holding the storage configs (`storage-config`, as KServe names it).
+    - `router_propagate_headers`: the headers graph routers pass on to their steps (KServe's
+      `router.headers.propagate`), as the router's `PROPAGATE_HEADERS`.
     """
 
     default_mode: str = STANDARD
@@ -46,6 +48,7 @@ class KubeSettings:
     cluster_domain: str = "cluster.local"
     storage_secret: str = "storage-config"
     router_resources: dict = field(default_factory=_router_resources)
+    router_propagate_headers: tuple[str, ...] = ()  # regular expressions of headers a router passes on
     initializer_resources: dict = field(default_factory=_initializer_resources)
 
     @property

@@ -46,6 +46,12 @@ def test_standard_mode_router():
     }
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["resources"] == KubeSettings().router_resources
+    assert "env" not in container
+    headers = KubeSettings(router_propagate_headers=("Authorization", "X-Trace-.*"))
+    propagating = named(render_file(SAMPLES / "graph-raw.yaml", headers), "Deployment", "model-chainer-raw")
+    assert propagating["spec"]["template"]["spec"]["containers"][0]["env"] == [
+        {"name": "PROPAGATE_HEADERS", "value": "Authorization,X-Trace-.*"}
+    ]
     steps = graph_json(deployment)["nodes"]["root"]["steps"]
     assert [s["serviceUrl"] for s in steps] == [
         # --model_name=sklearn names the model; the xgboost service speaks v2
