@@ -196,19 +196,8 @@ class _Builder:
         else:
             parts = self._custom_parts(component, spec, path)
         main = parts.main
-        argv = components.container_argv(main)
-        extra_args: list[str] = []
-        if component == "transformer":
-            extra_args += transformer_default_args(argv, spec, self.name, predictor_host(self.isvc))
-        if isinstance(spec.get("batcher"), dict):
-            try:
-                extra_args += batcher_args(argv, spec["batcher"], component, parts.runner)
-            except RuntimeSelectionError as exc:
-                raise ComponentError(f"{path}.batcher", exc.reason, str(exc)) from None
-        serves = components.runs_modelplane_serve(argv)
-        flags = parse_args(argv + extra_args)
-        if serves and flags.value("host") is None and not any(f.name == "host" for f in flags.flags):
-            extra_args.append("--host=0.0.0.0")  # its default, 127.0.0.1, is out of the Service's reach
+        serves = components.runs_modelplane_serve(components.container_argv(main))
+        extra_args = self._extra_args(component, spec, path, parts)
         if extra_args:
             main["args"] = [*(main.get("args") or []), *extra_args]
         main["image"] = cluster_image(main, self.settings, parts.runtime_version)
@@ -222,25 +211,50 @@ class _Builder:
             _default_probe(container, self.mode, serves and container is main)
         for name, value in parts.env.items():
             _set_env(main, name, value)
-
         pod = _merged_pod_fields(parts.runtime_pod, {k: spec[k] for k in POD_FIELDS if k in spec})
         pod["containers"] = containers
-        self._provision(pod, main, parts, path)
-        labels = {
+        self._provision(pod, main, parts)
+        predictor_name = (spec.get("name") or None) if component == "predictor" else None
+        return ComponentPod(
+            component,
+            component_name(self.name, component, predictor_name),
+            spec,
+            pod,
+            self._labels(component, spec, parts),
+            {
+                **_strings(parts.runtime_annotations),
+                **propagated_annotations(parts.metadata.get("annotations")),
+                **_strings(spec.get("annotations")),
+            },
+            parts.protocol,
+            canary,
+        )
+
+    def _extra_args(self, component: str, spec: dict, path: str, parts: _Parts) -> list[str]:
+        """What the main container's arguments lack: KServe's transformer defaults, the batcher's
+        flags, and for `modelplane serve` the address to listen on."""
+        argv = components.container_argv(parts.main)
+        extra: list[str] = []
+        if component == "transformer":
+            extra += transformer_default_args(argv, spec, self.name, predictor_host(self.isvc))
+        if isinstance(spec.get("batcher"), dict):
+            try:
+                extra += batcher_args(argv, spec["batcher"], component, parts.runner)
+            except RuntimeSelectionError as exc:
+                raise ComponentError(f"{path}.batcher", exc.reason, str(exc)) from None
+        given = parse_args(argv + extra).flags
+        if components.runs_modelplane_serve(argv) and not any(flag.name == "host" for flag in given):
+            extra.append("--host=0.0.0.0")  # its default, 127.0.0.1, is out of the Service's reach
+        return extra
+
+    def _labels(self, component: str, spec: dict, parts: _Parts) -> dict[str, str]:
+        return {
             **_strings(parts.runtime_labels),
             **_strings(parts.metadata.get("labels")),
             **_strings(spec.get("labels")),
             INFERENCE_SERVICE_LABEL: self.name,
             COMPONENT_LABEL: component,
         }
-        annotations = {
-            **_strings(parts.runtime_annotations),
-            **propagated_annotations(parts.metadata.get("annotations")),
-            **_strings(spec.get("annotations")),
-        }
-        predictor_name = (spec.get("name") or None) if component == "predictor" else None
-        name = component_name(self.name, component, predictor_name)
-        return ComponentPod(component, name, spec, pod, labels, annotations, parts.protocol, canary)
 
     def _model_parts(self, spec: dict, path: str) -> _Parts:
         isvc = {**self.isvc, "spec": {**(self.isvc.get("spec") or {}), "predictor": spec}}
@@ -318,7 +332,7 @@ class _Builder:
             multi_model=component == "predictor" and multi_model and storage is None,
         )
 
-    def _provision(self, pod: dict, main: dict, parts: _Parts, path: str) -> None:
+    def _provision(self, pod: dict, main: dict, parts: _Parts) -> None:
         if parts.storage is not None:
             try:
                 provision = provisioning(
