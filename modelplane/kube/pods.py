@@ -129,7 +129,12 @@ class ComponentPod:
 
     @property
     def ports(self) -> list[dict]:
-        return [p for p in self.main_container.get("ports") or [] if isinstance(p, dict)]
+        """The ports its Service exposes: the main container's, or a collocated transformer's (which
+        takes the requests in front of the predictor)."""
+        serving = next(
+            (c for c in self.pod["containers"] if c.get("name") == TRANSFORMER_CONTAINER), self.main_container
+        )
+        return [p for p in serving.get("ports") or [] if isinstance(p, dict)]
 
 
 class ComponentError(Exception):

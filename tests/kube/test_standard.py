@@ -212,6 +212,20 @@ def test_service_ports():
     }
 
 
+def test_a_collocated_transformer_takes_the_services_port():
+    rendering = render_text(
+        sklearn().replace(
+            "    sklearn:\n",
+            "    containers:\n      - name: transformer-container\n        image: example/t\n"
+            "        ports: [{containerPort: 9000, name: http}]\n    sklearn:\n",
+        )
+    )
+    ports = named(rendering, "Service", "iris-predictor")["spec"]["ports"]
+    assert ports == [{"name": "http", "port": 80, "targetPort": 9000, "protocol": "TCP"}]
+    containers = containers_by_name(named(rendering, "Deployment", "iris-predictor"))
+    assert containers["transformer-container"]["readinessProbe"]["tcpSocket"] == {"port": 9000}
+
+
 def test_hpa():
     hpa = named(
         render_file(SAMPLES / "autoscaling-hpa.yaml", KubeSettings()),
