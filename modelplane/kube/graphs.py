@@ -140,7 +140,16 @@ def graph_objects(
         hostname = host(pod.name, namespace, settings)
         if settings.gateway_api:
             objects.append(
-                http_route(pod.name, namespace, ig, pod.labels, hostname, [Backend(pod.name)], settings)
+                http_route(
+                    pod.name,
+                    namespace,
+                    ig,
+                    pod.labels,
+                    hostname,
+                    [Backend(pod.name)],
+                    settings,
+                    timeout=pod.spec.get("timeout"),
+                )
             )
         else:
             objects.append(ingress(pod.name, namespace, ig, pod.labels, [(hostname, pod.name)], settings))

@@ -34,6 +34,14 @@ def isvc_notes(isvc: dict, mode: str, settings: KubeSettings) -> list[Note]:
     return [Note(where, path, message) for path, message in _isvc_fields(isvc, mode, settings)]
 
 
+def graph_notes(ig: dict, mode: str) -> list[Note]:
+    if mode != STANDARD:
+        return []
+    where = resource_ref(ig)
+    scaling = _standard_scaling(ig.get("spec") or {}, "spec", autoscaler_class(ig))
+    return [Note(where, path, message) for path, message in scaling]
+
+
 def resource_ref(resource: dict) -> str:
     metadata = resource.get("metadata") or {}
     return f"{resource.get('kind')}/{metadata.get('namespace') or ''}/{metadata.get('name')}"

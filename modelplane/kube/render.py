@@ -28,7 +28,7 @@ from modelplane.control.trained_models import is_mms_predictor, parent_name
 from modelplane.kube.graphs import graph_objects, service_endpoint
 from modelplane.kube.knative import knative_service
 from modelplane.kube.meta import namespace_of
-from modelplane.kube.notes import Note, isvc_notes, resource_ref
+from modelplane.kube.notes import Note, graph_notes, isvc_notes, resource_ref
 from modelplane.kube.pods import ComponentError, component_pods
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.standard import standard_objects
@@ -161,7 +161,8 @@ def _graph_rendering(
             isvc = {"kind": INFERENCE_SERVICE.kind, "metadata": {"name": name, "namespace": namespace}}
         return service_endpoint(_with_runtime(isvc, namespaced_runtimes, cluster_runtimes), settings)
 
-    rendering = Rendering(graph_objects(ig, deployment_mode(ig, settings), settings, endpoint_of))
+    mode = deployment_mode(ig, settings)
+    rendering = Rendering(graph_objects(ig, mode, settings, endpoint_of), graph_notes(ig, mode))
     for name in dict.fromkeys(missing):
         message = (
             f"InferenceService {name} is not in the input: its URL is taken to be {endpoint_of(name)} "

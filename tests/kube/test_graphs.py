@@ -106,6 +106,28 @@ spec:
     )
 
 
+def test_standard_mode_scaling_a_graph_router_cannot_have_is_said():
+    rendering = render_text(
+        """\
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: chain}
+spec:
+  scaleMetric: concurrency
+  timeout: 30
+  nodes:
+    root:
+      routerType: Sequence
+      steps: [{serviceUrl: "http://example.org/v1/models/m:predict"}]
+""",
+        KubeSettings(),
+    )
+    assert [(n.path, n.message) for n in rendering.notes] == [
+        ("spec.scaleMetric", "an HPA scales on cpu or memory, not concurrency: it scales on cpu")
+    ]
+    assert named(rendering, "HTTPRoute", "chain")["spec"]["rules"][-1]["timeouts"] == {"request": "30s"}
+
+
 def test_a_service_not_in_the_input_is_assumed_and_said():
     rendering = render_file(SAMPLES.parent.parent / "api" / "samples" / "graph.yaml", KubeSettings())
     assert [n.message.split(":")[0] for n in rendering.notes] == [
