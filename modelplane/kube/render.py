@@ -89,15 +89,9 @@ def render(resources: Sequence[dict], settings: KubeSettings) -> Rendering:
             graph = _graph_rendering(resource, services, runtimes, cluster, settings)
             rendering.objects += graph.objects
             rendering.notes += graph.notes
-        elif kind == TRAINED_MODEL and (namespace, parent_name(resource)) not in services:
-            rendering.notes.append(
-                Note(
-                    resource_ref(resource),
-                    "spec.inferenceService",
-                    f"InferenceService {parent_name(resource)} is not in the input, so neither is the "
-                    "ConfigMap that lists its models",
-                )
-            )
+        elif kind == TRAINED_MODEL:
+            note = _trained_model_note(resource, services.get((namespace, parent_name(resource))))
+            rendering.notes += [note] if note else []
     return rendering
 
 
@@ -140,6 +134,20 @@ def isvc_objects(
     if is_mms_predictor(isvc):
         objects.append(model_config(isvc, namespace, trained_models))
     return objects
+
+
+def _trained_model_note(tm: dict, isvc: dict | None) -> Note | None:
+    """Why a TrainedModel is in no model ConfigMap, if it is not."""
+    parent = parent_name(tm)
+    if isvc is None:
+        message = f"InferenceService {parent} is not in the input, so neither is the ConfigMap that lists its models"
+    elif not is_mms_predictor(isvc):
+        message = (
+            f"InferenceService {parent} has a model of its own (a storageUri), so it serves no TrainedModels"
+        )
+    else:
+        return None
+    return Note(resource_ref(tm), "spec.inferenceService", message)
 
 
 def _graph_rendering(

@@ -7,7 +7,7 @@ import json
 
 from modelplane.kube.settings import KubeSettings
 
-from .helpers import SAMPLES, named, render_file
+from .helpers import SAMPLES, named, render_file, render_text
 
 
 def test_the_model_config_lists_the_trained_models():
@@ -46,3 +46,16 @@ def test_a_trained_model_without_its_service_says_so():
         "spec.inferenceService",
         "InferenceService sklearn-iris-example is not in the input",
     )
+
+
+def test_a_trained_model_on_a_service_with_its_own_model_says_so():
+    rendering = render_text(
+        (SAMPLES / "sklearn-v2-mlserver.yaml").read_text()
+        + "---\n"
+        + (SAMPLES / "multi-model.yaml")
+        .read_text()
+        .split("---\n")[1]
+        .replace("isvc-sklearn-mms", "isvc-sklearn-v2")
+    )
+    (note,) = rendering.notes
+    assert note.message.startswith("InferenceService isvc-sklearn-v2 has a model of its own")
