@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "router": "modelplane.cli.router",
     "graph": "modelplane.cli.graph",
     "storage": "modelplane.cli.storage",
+    "render": "modelplane.cli.render",
 }
 
 

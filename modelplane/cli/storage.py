@@ -65,6 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="the folder holding one folder per PVC claim (default: ~/.modelplane/pvc)",
     )
+    parser.add_argument(
+        "--keep-existing",
+        action="store_true",
+        help="if DEST already holds files (a fetch into it completed before), keep them and fetch nothing",
+    )
     parser.add_argument("--concurrency", type=int, help="parallel requests (default 8)")
     parser.add_argument(
         "--allow", action="append", metavar="PATTERN", help="fetch only matching files (repeatable)"
@@ -79,6 +84,14 @@ def run_fetch(args: argparse.Namespace) -> int:
     _log_to_stderr()
     if args.no_cache and args.dest is None:
         raise CommandError("--no-cache needs a DEST")
+    if args.keep_existing:
+        if args.dest is None:
+            raise CommandError("--keep-existing needs a DEST")
+        if args.dest.is_dir() and any(args.dest.iterdir()):
+            # A fetch is atomic, so files in DEST are a whole model: a restarted storage initializer
+            # finds the one it fetched before.
+            print(args.dest)
+            return 0
     options = TransferOptions.from_env()
     if args.concurrency:
         options = TransferOptions(

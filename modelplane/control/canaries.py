@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelplane.api import RuntimeSelectionError
+from modelplane.api.constants import FRAMEWORK_SHORTHANDS, PROTOCOL_V2, V2_SHORTHANDS
 from modelplane.control.revision_templates import revision_templates
 
 # What a canary does not take from the stable predictor: it runs a fixed number of replicas.
@@ -60,8 +61,7 @@ def canary_plans(
         name = overlay.get("name", "")
         percent = int(canary.get("trafficPercent") or 0)
         replicas = canary_replicas(stable, overlay, percent)
-        predictor = {k: v for k, v in merged(stable, overlay).items() if k not in _SCALING_FIELDS}
-        predictor["minReplicas"] = predictor["maxReplicas"] = replicas
+        predictor = canary_predictor(stable, overlay, replicas)
         canary_isvc = {**isvc, "spec": {"predictor": predictor}}
         try:
             template = revision_templates(canary_isvc, namespaced_runtimes, cluster_runtimes)["predictor"]
@@ -70,6 +70,15 @@ def canary_plans(
             continue
         plans.append(CanaryPlan(name, percent, replicas, template))
     return plans
+
+
+def canary_predictor(stable: dict, overlay: dict, replicas: int) -> dict:
+    """The predictor a canary runs: `overlay` laid over the stable one, at a fixed replica count. A
+    framework shorthand in the overlay (`sklearn: {...}`) is the `model` it stands for, as defaulting
+    made the stable one's."""
+    predictor = {k: v for k, v in merged(stable, _as_model(overlay)).items() if k not in _SCALING_FIELDS}
+    predictor["minReplicas"] = predictor["maxReplicas"] = replicas
+    return predictor
 
 
 def canary_replicas(stable: dict, overlay: dict, percent: int) -> int:
@@ -96,3 +105,16 @@ def merged(base: dict, overlay: dict) -> dict:
         elif value not in (None, "", 0, False, [], {}) or key not in out:
             out[key] = value
     return out
+
+
+def _as_model(predictor: dict) -> dict:
+    if "model" in predictor:
+        return predictor
+    for shorthand, model_format in FRAMEWORK_SHORTHANDS.items():
+        spec = predictor.get(shorthand)
+        if isinstance(spec, dict):
+            model = {"modelFormat": {"name": model_format}, **spec}
+            if shorthand in V2_SHORTHANDS:
+                model.setdefault("protocolVersion", PROTOCOL_V2)
+            return {**{k: v for k, v in predictor.items() if k != shorthand}, "model": model}
+    return predictor

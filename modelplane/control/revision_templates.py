@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from modelplane.api import (
+    RuntimeSelection,
     RuntimeSelectionError,
     TemplateError,
     apply_runtime,
@@ -76,13 +78,23 @@ def revision_templates(
     return templates
 
 
-def _model_template(
+class ModelContainer(NamedTuple):
+    """A predictor's `model` as KServe's controller runs it: the InferenceService with its runtime's
+    choices written in, the runtime, and the runtime's container merged with the model's fields."""
+
+    isvc: dict
+    selection: RuntimeSelection
+    container: dict
+
+
+def model_container(
     isvc: dict, namespaced_runtimes: Sequence[dict], cluster_runtimes: Sequence[dict]
-) -> dict:
+) -> ModelContainer:
+    """The container of a predictor's `model`, or RuntimeSelectionError (the runtime cannot be found or
+    used, it has no container, or a placeholder of its container names nothing)."""
     selection = select_runtime(isvc, namespaced_runtimes, cluster_runtimes)
     isvc = apply_runtime(isvc, selection)
-    predictor = isvc["spec"]["predictor"]
-    model = predictor["model"]
+    model = isvc["spec"]["predictor"]["model"]
     runtime_containers = selection.spec.get("containers") or []
     if not runtime_containers:
         raise _invalid(f"runtime {selection.name} has no container")
@@ -94,6 +106,15 @@ def _model_template(
     except TemplateError as exc:
         raise _invalid(f"runtime {selection.name}: {exc}") from None
     container = merge_containers(container, {k: v for k, v in model.items() if k not in _MODEL_ONLY_FIELDS})
+    return ModelContainer(isvc, selection, container)
+
+
+def _model_template(
+    isvc: dict, namespaced_runtimes: Sequence[dict], cluster_runtimes: Sequence[dict]
+) -> dict:
+    isvc, selection, container = model_container(isvc, namespaced_runtimes, cluster_runtimes)
+    predictor = isvc["spec"]["predictor"]
+    model = predictor["model"]
     model_format = (model.get("modelFormat") or {}).get("name")
     template = _container_template(
         "predictor", container, predictor, isvc, model_format, f"runtime {selection.name}: "
@@ -179,44 +200,56 @@ def _container_template(
 
 
 def _add_transformer_args(template: dict, component_spec: dict, metadata: dict) -> None:
-    """KServe's transformer defaults: the model name, the predictor's address and the port, if missing."""
-    command = template["command"]
     name, namespace = metadata["name"], metadata.get("namespace") or "default"
+    command = template["command"]
+    command += transformer_default_args(command, component_spec, name, f"{name}-predictor.{namespace}")
+
+
+def transformer_default_args(
+    argv: Sequence[str], component_spec: dict, model_name: str, predictor_host: str
+) -> list[str]:
+    """KServe's transformer defaults that `argv` lacks: the model name, the predictor's address, the
+    port, and the workers when `containerConcurrency` is set."""
     defaults = [
-        ("--model_name", name),
-        ("--predictor_host", f"{name}-predictor.{namespace}"),
+        ("--model_name", model_name),
+        ("--predictor_host", predictor_host),
         ("--http_port", str(DEFAULT_HTTP_PORT)),
     ]
     concurrency = component_spec.get("containerConcurrency")
     if concurrency:
         defaults.append(("--workers", str(concurrency)))
+    missing: list[str] = []
     for flag, value in defaults:
         spellings = (flag, flag.replace("_", "-"))
-        if not any(
-            part in spellings or part.startswith(tuple(s + "=" for s in spellings)) for part in command
-        ):
-            command += [flag, value]
+        if not any(part in spellings or part.startswith(tuple(s + "=" for s in spellings)) for part in argv):
+            missing += [flag, value]
+    return missing
 
 
 def _add_batcher_args(template: dict, batcher: dict) -> None:
+    runtime = template["runtime"]
+    runner = f"runtime {runtime['name']}" if runtime else "its container"
+    template["command"] += batcher_args(template["command"], batcher, template["component"], runner)
+
+
+def batcher_args(argv: Sequence[str], batcher: dict, component: str, runner: str) -> list[str]:
     """KServe's batcher as `modelplane serve`'s flags, which does the batching (unset fields keep its
-    defaults, KServe's: 32 rows, 5000 ms)."""
-    command = template["command"]
-    if not components.runs_modelplane_serve(command):
-        runtime = template["runtime"]
-        runner = f"runtime {runtime['name']}" if runtime else "its container"
+    defaults, KServe's: 32 rows, 5000 ms). A component that does not run `modelplane serve` cannot
+    batch: RuntimeSelectionError (InvalidPredictorSpec), naming `runner` (what runs it)."""
+    if not components.runs_modelplane_serve(argv):
         raise _invalid(
-            f"the {template['component']} has a batcher, which needs modelplane serve to do the batching; "
-            f'{runner} runs "{" ".join(command[:3])}"'
+            f"the {component} has a batcher, which needs modelplane serve to do the batching; "
+            f'{runner} runs "{" ".join(argv[:3])}"'
         )
-    command.append("--enable-batcher")
+    flags = ["--enable-batcher"]
     for field, flag in (
         ("maxBatchSize", "--max-batch-size"),
         ("maxLatency", "--max-latency"),
         ("timeout", "--batch-timeout"),
     ):
         if batcher.get(field) is not None:
-            command.append(f"{flag}={batcher[field]}")
+            flags.append(f"{flag}={batcher[field]}")
+    return flags
 
 
 def scaling_annotations(metadata: dict) -> dict[str, str]:

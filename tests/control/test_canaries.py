@@ -57,6 +57,14 @@ def test_plans_carry_a_fixed_count_and_the_canarys_model():
     assert "pvc://models/v2" in str(plan.template)
 
 
+def test_a_canary_written_with_a_framework_shorthand_runs_its_own_model():
+    isvc = standard_isvc(
+        {"trafficPercent": 25, "predictor": {"name": "v2", "sklearn": {"storageUri": "pvc://models/v2"}}}
+    )
+    (plan,) = canary_plans(isvc, [], builtin_cluster_runtimes())
+    assert plan.template["storage"]["storageUri"] == "pvc://models/v2"
+
+
 def test_a_canary_that_cannot_run_says_why():
     isvc = standard_isvc(
         {

@@ -36,6 +36,22 @@ def test_fetch_into_dest(tmp_path):
         server.stop()
 
 
+def test_keep_existing_leaves_a_fetched_model_alone(tmp_path):
+    """A storage initializer that runs again in the same pod finds its model already there."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.bin").write_bytes(b"weights")
+    dest = tmp_path / "provision" / "models"
+    first = modelplane(str(tmp_path / "model"), str(dest), "--no-cache", "--keep-existing")
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "model" / "other.bin").write_bytes(b"another file")
+    again = modelplane(str(tmp_path / "model"), str(dest), "--no-cache", "--keep-existing")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == str(dest)
+    assert read_tree(dest) == {"model.bin": b"weights"}
+    without = modelplane(str(tmp_path / "model"), str(dest), "--no-cache")
+    assert without.returncode == 2 and "exists and is not an empty folder" in without.stderr
+
+
 def test_without_dest_prints_the_cached_folder(tmp_path, cache_dir):
     (tmp_path / "model.joblib").write_bytes(b"weights")
     result = modelplane(str(tmp_path / "model.joblib"))

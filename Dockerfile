@@ -1,0 +1,40 @@
+# modelplane's image: one image for every process modelplane runs on a cluster. Its entry point is
+# `modelplane`, so a container's arguments choose the command: `serve` (the model server of the built-in
+# runtimes), `router` (InferenceGraphs), `storage fetch` (the storage initializer) and `operator`.
+#
+# Two variants, built from this file (docs/kubernetes.md):
+#   slim, the default: sklearn, xgboost, lightgbm and onnx models, custom Python models, the router and
+#   every storage backend; no GPU libraries.
+#     docker build -t ghcr.io/modelplane/modelplane:0.1.0 .
+#   full: also PyTorch (TorchScript, torch.export, TorchServe model stores) and TensorFlow, CPU builds.
+#     docker build --build-arg EXTRAS=all \
+#       --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu \
+#       -t ghcr.io/modelplane/modelplane-full:0.1.0 .
+#
+# tests/kube/test_image.py runs the build stage's steps in a fresh virtual environment and starts each
+# entry point. Keep its RUN steps free of literal absolute paths (use the variables), so it can.
+ARG PYTHON_VERSION=3.11
+
+FROM python:${PYTHON_VERSION}-slim AS build
+ENV VIRTUAL_ENV=/opt/modelplane PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python3 -m venv "$VIRTUAL_ENV"
+ENV PATH=$VIRTUAL_ENV/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY modelplane ./modelplane
+ARG EXTRAS=sklearn,xgboost,lightgbm,onnx,pandas,storage
+ARG PIP_EXTRA_INDEX_URL
+RUN pip install "./[${EXTRAS}]"
+
+FROM python:${PYTHON_VERSION}-slim
+# LightGBM (and XGBoost) load the GNU OpenMP runtime.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /opt/modelplane /opt/modelplane
+ENV PATH=/opt/modelplane/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp
+# A numeric user, so that Kubernetes can check `runAsNonRoot` (the runtimes ask for it).
+USER 1000:1000
+EXPOSE 8080 8081
+ENTRYPOINT ["modelplane"]
+CMD ["--help"]

@@ -1,0 +1,66 @@
+"""Admission as both platforms run it: `modelplane.api`'s defaulting and validation, then what the
+platform itself needs of a resource.
+
+An InferenceGraph is also checked for what its router could not run (a cycle of nodes, a `nodeName`
+that names no node, a condition that does not parse): `modelplane.graph.validation`. An
+InferenceService's autoscaling annotations are checked as the autoscaler reads them (a `window` of 2s
+is refused here rather than ignored later).
+
+A refusal reads as Kubernetes words it: `InferenceService.serving.kserve.io "iris" is invalid: ...`
+(`refusal_message`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from modelplane.api.admission import admit
+from modelplane.api.errors import FieldError, ValidationError
+from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE, kind_of
+from modelplane.control.autoscaling_settings import PREFIX, AutoscalingError, revision_scaling
+from modelplane.control.revision_templates import COMPONENTS, scaling_annotations
+from modelplane.graph.validation import validate_graph_spec
+
+
+def admit_with_platform_checks(resource: dict, **context) -> dict:
+    """`modelplane.api.admit`, then what the platform needs: for an InferenceGraph, the structure its
+    router needs; for an InferenceService, autoscaling settings the autoscaler can use."""
+    admitted = admit(resource, **context)
+    kind = kind_of(admitted)
+    if kind == INFERENCE_GRAPH:
+        problems = validate_graph_spec(admitted.get("spec") or {})
+        if problems:
+            raise ValidationError([FieldError("spec.nodes", problem) for problem in problems])
+        _raise_if_any(_autoscaling_errors(admitted, {"spec": admitted.get("spec")}))
+    elif kind == INFERENCE_SERVICE:
+        spec = admitted.get("spec") or {}
+        scaled = {f"spec.{component}": spec.get(component) for component in COMPONENTS}
+        _raise_if_any(_autoscaling_errors(admitted, scaled))
+    return admitted
+
+
+def refusal_message(resource: dict, error: ValidationError) -> str:
+    """`<Kind>.<group> "<name>" is invalid: <every problem>`, as the Kubernetes API server says it."""
+    kind = kind_of(resource)
+    name = (resource.get("metadata") or {}).get("name", "")
+    what = kind.group_kind if kind else str(resource.get("kind"))
+    return f'{what} "{name}" is invalid: {error}'
+
+
+def _autoscaling_errors(resource: dict, scaled: dict[str, object]) -> Iterator[FieldError]:
+    """What the autoscaler would refuse in each scaled part of `resource` (by path), or in its
+    annotations."""
+    annotations = scaling_annotations(resource.get("metadata") or {})
+    for path, spec in scaled.items():
+        if not isinstance(spec, dict):
+            continue
+        try:
+            revision_scaling({**spec, "scalingAnnotations": annotations})
+        except AutoscalingError as error:
+            yield FieldError("metadata.annotations" if str(error).startswith(PREFIX) else path, str(error))
+
+
+def _raise_if_any(errors: Iterator[FieldError]) -> None:
+    found = list(errors)
+    if found:
+        raise ValidationError(found)

@@ -1,0 +1,103 @@
+"""Knative mode (KServe's `Serverless`): each component a Knative Service, as KServe's ksvc reconciler
+writes it.
+
+The revision template carries the component's pod, its `containerConcurrency`, its `timeout` (as
+`timeoutSeconds` and `responseStartTimeoutSeconds`) and Knative's autoscaling annotations: the class
+(`kpa.autoscaling.knative.dev` unless the InferenceService names one), `min-scale` (`minReplicas`, 1 by
+default, 0 to scale to zero), `max-scale` (`maxReplicas`, when not 0), `metric` and `target`
+(`scaleMetric`, `scaleTarget`).
+
+Traffic: all to the latest revision, until a revision has been rolled out (the status's
+`latestRolledoutRevision`) and `canaryTrafficPercent` is set: then the latest revision gets that share
+and the rolled-out one, tagged `prev`, the rest. With `serving.kserve.io/enable-tag-routing: "true"` the
+latest revision is tagged `latest`.
+"""
+
+from __future__ import annotations
+
+from modelplane.control.traffic import traffic_targets
+from modelplane.kube.meta import object_metadata
+from modelplane.kube.pods import ComponentPod
+
+API_VERSION = "serving.knative.dev/v1"
+CLASS = "autoscaling.knative.dev/class"
+KPA_CLASS = "kpa.autoscaling.knative.dev"
+MIN_SCALE = "autoscaling.knative.dev/min-scale"
+MAX_SCALE = "autoscaling.knative.dev/max-scale"
+METRIC = "autoscaling.knative.dev/metric"
+TARGET = "autoscaling.knative.dev/target"
+TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
+# Annotations that belong on the Knative Service itself rather than on its revisions.
+SERVICE_ANNOTATIONS = (
+    "serving.knative.dev/rollout-duration",
+    "serving.knative.openshift.io/enablePassthrough",
+)
+
+
+def knative_service(
+    owner: dict,
+    pod: ComponentPod,
+    namespace: str,
+    *,
+    rolled_out: str | None = None,
+    kind_labels: dict[str, str] | None = None,
+    timeout: int | None = None,
+) -> dict:
+    """The Knative Service of one component (or of a graph's router); `rolled_out` is the revision
+    that last had all the traffic, from the status, if any."""
+    spec = pod.spec
+    template_annotations = {k: v for k, v in pod.annotations.items() if k not in SERVICE_ANNOTATIONS}
+    template_annotations.update(scaling_annotations(spec, pod.annotations))
+    revision_spec = dict(pod.pod)
+    if spec.get("containerConcurrency") is not None:
+        revision_spec["containerConcurrency"] = int(spec["containerConcurrency"])
+    timeout = spec.get("timeout") if timeout is None else timeout
+    if timeout is not None:
+        revision_spec["timeoutSeconds"] = int(timeout)
+        revision_spec["responseStartTimeoutSeconds"] = int(timeout)
+    service_annotations = {k: v for k, v in pod.annotations.items() if k in SERVICE_ANNOTATIONS}
+    template_labels = {**pod.labels, **(kind_labels or {})}
+    owner_annotations = (owner.get("metadata") or {}).get("annotations") or {}
+    tag_routing = str(owner_annotations.get(TAG_ROUTING_ANNOTATION, "")).lower() == "true"
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Service",
+        "metadata": object_metadata(pod.name, namespace, owner, pod.labels, service_annotations),
+        "spec": {
+            "template": {
+                "metadata": {"labels": template_labels, "annotations": template_annotations},
+                "spec": revision_spec,
+            },
+            "traffic": traffic(rolled_out, spec.get("canaryTrafficPercent"), tag_routing),
+        },
+    }
+
+
+def scaling_annotations(spec: dict, annotations: dict[str, str]) -> dict[str, str]:
+    """KServe's autoscaling annotations of a revision, from a component's fields."""
+    scaling = {CLASS: annotations.get(CLASS) or KPA_CLASS}
+    if spec.get("scaleTarget") is not None:
+        scaling[TARGET] = str(spec["scaleTarget"])
+    if spec.get("scaleMetric"):
+        scaling[METRIC] = str(spec["scaleMetric"])
+    minimum = spec.get("minReplicas")
+    scaling[MIN_SCALE] = str(1 if minimum is None else int(minimum))
+    if spec.get("maxReplicas"):
+        scaling[MAX_SCALE] = str(int(spec["maxReplicas"]))
+    return scaling
+
+
+def traffic(rolled_out: str | None, canary_percent: int | None, tag_routing: bool) -> list[dict]:
+    """`spec.traffic` of a Knative Service (`modelplane.control.traffic`'s split, as Knative targets)."""
+    targets = traffic_targets("", True, rolled_out, canary_percent)
+    entries = []
+    for target in targets:
+        if target.latest:
+            entry: dict = {"latestRevision": True, "percent": target.percent}
+            if tag_routing:
+                entry["tag"] = "latest"
+        else:
+            entry = {"revisionName": target.revision, "latestRevision": False, "percent": target.percent}
+            entry["tag"] = "prev"
+        entries.append(entry)
+    return entries

@@ -1,0 +1,117 @@
+"""What the objects of a resource do not act on, said rather than silently dropped: each a field path
+of the resource and why."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from modelplane.api import components
+from modelplane.api.constants import HPA_METRICS, KNATIVE, STANDARD
+from modelplane.control.revision_templates import COMPONENTS
+from modelplane.kube.autoscalers import HPA, autoscaler_class
+from modelplane.kube.meta import is_cluster_local
+from modelplane.kube.settings import KubeSettings
+from modelplane.kube.storage_initializer import fetches_from_container_filesystem
+from modelplane.storage.errors import InvalidURIError
+
+
+@dataclass(frozen=True)
+class Note:
+    """What to know about a field (a path in `resource`, which is `Kind/namespace/name`), most often
+    that it is accepted but not acted on."""
+
+    resource: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+def isvc_notes(isvc: dict, mode: str, settings: KubeSettings) -> list[Note]:
+    where = resource_ref(isvc)
+    return [Note(where, path, message) for path, message in _isvc_fields(isvc, mode, settings)]
+
+
+def graph_notes(ig: dict, mode: str) -> list[Note]:
+    if mode != STANDARD:
+        return []
+    where = resource_ref(ig)
+    scaling = _standard_scaling(ig.get("spec") or {}, "spec", autoscaler_class(ig))
+    return [Note(where, path, message) for path, message in scaling]
+
+
+def resource_ref(resource: dict) -> str:
+    metadata = resource.get("metadata") or {}
+    return f"{resource.get('kind')}/{metadata.get('namespace') or ''}/{metadata.get('name')}"
+
+
+def _isvc_fields(isvc: dict, mode: str, settings: KubeSettings) -> Iterator[tuple[str, str]]:
+    spec = isvc.get("spec") or {}
+    klass = autoscaler_class(isvc)
+    annotations = (isvc.get("metadata") or {}).get("annotations") or {}
+    if mode == KNATIVE and "serving.kserve.io/autoscalerClass" in annotations:
+        yield (
+            "metadata.annotations.serving.kserve.io/autoscalerClass",
+            "not acted on in Knative mode, which scales by autoscaling.knative.dev/class",
+        )
+    for component in COMPONENTS:
+        component_spec = spec.get(component)
+        if not isinstance(component_spec, dict):
+            continue
+        path = f"spec.{component}"
+        if isinstance(component_spec.get("logger"), dict):
+            yield (
+                f"{path}.logger",
+                "not acted on: KServe's payload logger (its agent sidecar) is not part of modelplane",
+            )
+        for field, why in (
+            ("storageUris", "not acted on: only storageUri (or storage) is fetched"),
+            (
+                "storageContainerName",
+                "not acted on: modelplane's storage initializer fetches every model",
+            ),
+            ("workerSpec", "not acted on: multi-node serving is not supported"),
+        ):
+            if component_spec.get(field):
+                yield f"{path}.{field}", why
+        if mode == STANDARD:
+            yield from _standard_scaling(component_spec, path, klass)
+        found = components.first_implementation(component, component_spec)
+        uri = components.storage_uri(component, component_spec) if found else None
+        try:
+            local = fetches_from_container_filesystem(uri)
+        except InvalidURIError:
+            local = False
+        if local:
+            field = "containers" if found and found[0] == components.CUSTOM else f"{found[0]}.storageUri"
+            yield (
+                f"{path}.{field}",
+                f"{uri} is a path inside the storage-initializer container, where no model is; "
+                "on a cluster use pvc://, s3://, gs://, https:// or Azure Blob",
+            )
+    if spec.get("canary") and not settings.gateway_api and not is_cluster_local(isvc):
+        yield (
+            "spec.canary",
+            "an Ingress cannot split traffic: the canaries get none except through their own Services",
+        )
+
+
+def _standard_scaling(component_spec: dict, path: str, klass: str) -> Iterator[tuple[str, str]]:
+    if component_spec.get("canaryTrafficPercent") is not None:
+        yield (
+            f"{path}.canaryTrafficPercent",
+            "not acted on in Standard mode, whose canaries are spec.canary",
+        )
+    if component_spec.get("containerConcurrency"):
+        yield (
+            f"{path}.containerConcurrency",
+            "not enforced in Standard mode (Knative's queue-proxy enforces it); a transformer gets it as --workers",
+        )
+    if klass == HPA:
+        metric = component_spec.get("scaleMetric")
+        if metric and metric not in HPA_METRICS:
+            yield f"{path}.scaleMetric", f"an HPA scales on cpu or memory, not {metric}: it scales on cpu"
+        if component_spec.get("minReplicas") == 0:
+            yield f"{path}.minReplicas", "an HPA cannot scale to zero: it keeps 1 replica"

@@ -1,0 +1,477 @@
+"""The pod of each component of an InferenceService, as KServe's controller (and its pod webhook)
+would make it: what both modes then wrap, in a Deployment or a Knative Service.
+
+- A predictor's `model` runs its runtime's container (chosen and merged as on `modelplane up`, by
+  `modelplane.control.revision_templates.model_container`), next to the runtime's other containers and
+  the predictor's own; the runtime's pod fields (volumes, nodeSelector, tolerations...) come first,
+  the predictor's win.
+- A custom component runs its containers; the transformer gets KServe's default arguments
+  (`--model_name`, `--predictor_host`, `--http_port`, `--workers`); an ART explainer KServe's image.
+- A component with a model gets the storage initializer (`storage_initializer.py`); a multi-model
+  predictor an empty, writable `/mnt/models` for its TrainedModels.
+- `modelplane serve` is told to listen on every address (`--host=0.0.0.0`), its ports are declared
+  (Standard mode: REST 8080 and gRPC 8081, so the Service exposes both), and it is ready when its
+  models are (`GET /v2/health/ready`). Other containers get KServe's TCP readiness probe (Standard).
+- A batcher is `modelplane serve`'s own (`--enable-batcher`); KServe's agent sidecar is not used.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from modelplane.api import RuntimeSelectionError, components, conditions, render_container
+from modelplane.api.constants import (
+    KNATIVE,
+    MULTI_MODEL_SERVER_ENV,
+    PREDICTOR_CONTAINER,
+    PROTOCOL_ENV,
+    STORAGE_URI_ENV,
+    TRANSFORMER_CONTAINER,
+)
+from modelplane.control.canaries import canary_predictor, canary_replicas
+from modelplane.control.image_args import parse_args
+from modelplane.control.revision_templates import (
+    COMPONENTS,
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HTTP_PORT,
+    batcher_args,
+    merge_containers,
+    model_container,
+    transformer_default_args,
+)
+from modelplane.kube.images import cluster_image
+from modelplane.kube.meta import (
+    COMPONENT_LABEL,
+    INFERENCE_SERVICE_LABEL,
+    component_name,
+    namespace_of,
+    propagated_annotations,
+)
+from modelplane.kube.settings import KubeSettings
+from modelplane.kube.storage_initializer import provisioning
+from modelplane.storage.errors import InvalidURIError
+
+# The fields of Kubernetes' PodSpec, which a component spec inlines.
+POD_FIELDS = (
+    "activeDeadlineSeconds",
+    "affinity",
+    "automountServiceAccountToken",
+    "dnsConfig",
+    "dnsPolicy",
+    "enableServiceLinks",
+    "ephemeralContainers",
+    "hostAliases",
+    "hostIPC",
+    "hostNetwork",
+    "hostPID",
+    "hostUsers",
+    "hostname",
+    "imagePullSecrets",
+    "initContainers",
+    "nodeName",
+    "nodeSelector",
+    "os",
+    "overhead",
+    "preemptionPolicy",
+    "priority",
+    "priorityClassName",
+    "readinessGates",
+    "resourceClaims",
+    "resources",
+    "restartPolicy",
+    "runtimeClassName",
+    "schedulerName",
+    "schedulingGates",
+    "securityContext",
+    "serviceAccount",
+    "serviceAccountName",
+    "setHostnameAsFQDN",
+    "shareProcessNamespace",
+    "subdomain",
+    "terminationGracePeriodSeconds",
+    "tolerations",
+    "topologySpreadConstraints",
+    "volumes",
+)
+# Lists merged by their items' names (the runtime's first, then the component's).
+_NAMED_LISTS = ("volumes", "imagePullSecrets", "initContainers")
+READY_PATH = "/v2/health/ready"
+ART_IMAGE = "kserve/art-explainer"
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A Standard-mode canary (`spec.canary[]`): its name, share of the traffic and fixed replicas."""
+
+    name: str
+    percent: int
+    replicas: int
+
+
+@dataclass(frozen=True)
+class ComponentPod:
+    """One component's pod: what a Deployment or a Knative Service runs."""
+
+    component: str  # predictor, transformer or explainer
+    name: str  # the name of its objects: iris-predictor, iris-v2-predictor...
+    spec: dict  # the component's spec: replicas, scaling, timeout, labels...
+    pod: dict  # the PodSpec
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    protocol: str | None
+    canary: Canary | None = None
+
+    @property
+    def main_container(self) -> dict:
+        return self.pod["containers"][0]
+
+    @property
+    def ports(self) -> list[dict]:
+        """The ports its Service exposes: the main container's, or a collocated transformer's (which
+        takes the requests in front of the predictor)."""
+        serving = next(
+            (c for c in self.pod["containers"] if c.get("name") == TRANSFORMER_CONTAINER), self.main_container
+        )
+        return [p for p in serving.get("ports") or [] if isinstance(p, dict)]
+
+
+class ComponentError(Exception):
+    """A component that cannot run as written: `path` is the field at fault, `reason` KServe's
+    modelStatus reason (InvalidPredictorSpec, NoSupportingRuntime...)."""
+
+    def __init__(self, path: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
+
+
+def component_pods(
+    isvc: dict,
+    namespaced_runtimes: Sequence[dict],
+    cluster_runtimes: Sequence[dict],
+    settings: KubeSettings,
+    mode: str,
+) -> list[ComponentPod]:
+    """The pods of an admitted InferenceService: predictor, transformer, explainer, then each canary."""
+    spec = isvc.get("spec") or {}
+    stable = spec.get("predictor") or {}
+    builder = _Builder(isvc, namespaced_runtimes, cluster_runtimes, settings, mode)
+    pods = []
+    for component in COMPONENTS:
+        if isinstance(spec.get(component), dict):
+            pods.append(builder.pod(component, spec[component], f"spec.{component}"))
+    for index, canary in enumerate(spec.get("canary") or []):
+        overlay = canary.get("predictor") or {}
+        percent = int(canary.get("trafficPercent") or 0)
+        replicas = canary_replicas(stable, overlay, percent)
+        predictor = canary_predictor(stable, overlay, replicas)
+        plan = Canary(overlay.get("name", ""), percent, replicas)
+        pods.append(builder.pod("predictor", predictor, f"spec.canary[{index}].predictor", plan))
+    return pods
+
+
+def predictor_host(isvc: dict) -> str:
+    """`<isvc>-predictor.<namespace>`: where a transformer or explainer reaches the predictor."""
+    predictor = (isvc.get("spec") or {}).get("predictor") or {}
+    name = component_name(isvc["metadata"]["name"], "predictor", predictor.get("name"))
+    return f"{name}.{namespace_of(isvc)}"
+
+
+class _Builder:
+    def __init__(
+        self,
+        isvc: dict,
+        namespaced_runtimes: Sequence[dict],
+        cluster_runtimes: Sequence[dict],
+        settings: KubeSettings,
+        mode: str,
+    ) -> None:
+        self.isvc = isvc
+        self.namespaced_runtimes = namespaced_runtimes
+        self.cluster_runtimes = cluster_runtimes
+        self.settings = settings
+        self.mode = mode
+        self.name = isvc["metadata"]["name"]
+
+    def pod(self, component: str, spec: dict, path: str, canary: Canary | None = None) -> ComponentPod:
+        if component == "predictor" and isinstance(spec.get("model"), dict):
+            parts = self._model_parts(spec, path)
+        else:
+            parts = self._custom_parts(component, spec, path)
+        main = parts.main
+        serves = components.runs_modelplane_serve(components.container_argv(main))
+        extra_args = self._extra_args(component, spec, path, parts)
+        if extra_args:
+            main["args"] = [*(main.get("args") or []), *extra_args]
+        main["image"] = cluster_image(main, self.settings, parts.runtime_version)
+        if serves and not main.get("ports") and self.mode != KNATIVE:
+            main["ports"] = _serve_ports(parse_args(components.container_argv(main)))
+        for container in parts.others:
+            container["image"] = cluster_image(container, self.settings)
+        containers = [main, *parts.others]
+        for container in containers:
+            _set_env(container, "INFERENCE_SERVICE_NAME", self.name)
+            _default_probe(container, self.mode, serves and container is main)
+        for name, value in parts.env.items():
+            _set_env(main, name, value)
+        pod = _merged_pod_fields(parts.runtime_pod, {k: spec[k] for k in POD_FIELDS if k in spec})
+        pod["containers"] = containers
+        self._provision(pod, main, parts)
+        predictor_name = (spec.get("name") or None) if component == "predictor" else None
+        return ComponentPod(
+            component,
+            component_name(self.name, component, predictor_name),
+            spec,
+            pod,
+            self._labels(component, spec, parts),
+            {
+                **_strings(parts.runtime_annotations),
+                **propagated_annotations(parts.metadata.get("annotations")),
+                **_strings(spec.get("annotations")),
+            },
+            parts.protocol,
+            canary,
+        )
+
+    def _extra_args(self, component: str, spec: dict, path: str, parts: _Parts) -> list[str]:
+        """What the main container's arguments lack: KServe's transformer defaults, the batcher's
+        flags, and for `modelplane serve` the address to listen on."""
+        argv = components.container_argv(parts.main)
+        extra: list[str] = []
+        if component == "transformer":
+            extra += transformer_default_args(argv, spec, self.name, predictor_host(self.isvc))
+        if isinstance(spec.get("batcher"), dict):
+            try:
+                extra += batcher_args(argv, spec["batcher"], component, parts.runner)
+            except RuntimeSelectionError as exc:
+                raise ComponentError(f"{path}.batcher", exc.reason, str(exc)) from None
+        given = parse_args(argv + extra).flags
+        if components.runs_modelplane_serve(argv) and not any(flag.name == "host" for flag in given):
+            extra.append("--host=0.0.0.0")  # its default, 127.0.0.1, is out of the Service's reach
+        return extra
+
+    def _labels(self, component: str, spec: dict, parts: _Parts) -> dict[str, str]:
+        return {
+            **_strings(parts.runtime_labels),
+            **_strings(parts.metadata.get("labels")),
+            **_strings(spec.get("labels")),
+            INFERENCE_SERVICE_LABEL: self.name,
+            COMPONENT_LABEL: component,
+        }
+
+    def _model_parts(self, spec: dict, path: str) -> _Parts:
+        isvc = {**self.isvc, "spec": {**(self.isvc.get("spec") or {}), "predictor": spec}}
+        try:
+            isvc, selection, container = model_container(
+                isvc, self.namespaced_runtimes, self.cluster_runtimes
+            )
+        except RuntimeSelectionError as exc:
+            raise ComponentError(f"{path}.model", exc.reason, str(exc)) from None
+        model = isvc["spec"]["predictor"]["model"]
+        runtime_spec = selection.spec
+        chosen = next(
+            (c for c in runtime_spec.get("containers") or [] if c.get("name") == PREDICTOR_CONTAINER),
+            (runtime_spec.get("containers") or [{}])[0],
+        )
+        others = [
+            render_container(c, isvc["metadata"])
+            for c in runtime_spec.get("containers") or []
+            if c is not chosen and isinstance(c, dict)
+        ]
+        others = _merged_by_name(others, [c for c in spec.get("containers") or [] if isinstance(c, dict)])
+        storage = _storage(model.get("storageUri"), model.get("storage"))
+        env = {}
+        if model.get("protocolVersion"):
+            env[PROTOCOL_ENV] = model["protocolVersion"]
+        if storage is None:  # a multi-model server: its models are TrainedModels
+            env[MULTI_MODEL_SERVER_ENV] = "true"
+        return _Parts(
+            main=container,
+            others=others,
+            metadata=isvc["metadata"],
+            storage=storage,
+            storage_path=f"{path}.model",
+            protocol=model.get("protocolVersion"),
+            env=env,
+            runner=f"runtime {selection.name}",
+            runtime_version=model.get("runtimeVersion"),
+            runtime_pod={k: runtime_spec[k] for k in POD_FIELDS if k in runtime_spec},
+            runtime_labels=runtime_spec.get("labels") or {},
+            runtime_annotations=runtime_spec.get("annotations") or {},
+            multi_model=storage is None,
+        )
+
+    def _custom_parts(self, component: str, spec: dict, path: str) -> _Parts:
+        found = components.implementation(component, spec)
+        if found is None or found[0] not in (components.CUSTOM, "art"):
+            what = found[0] if found else "nothing"
+            message = f"the {component} runs {what}, which is not an implementation modelplane can run"
+            raise ComponentError(path, conditions.INVALID_PREDICTOR_SPEC, message)
+        kind, implementation = found
+        if kind == "art":
+            main = _art_container(implementation, spec, self.name, predictor_host(self.isvc))
+            others: list[dict] = []
+            storage = _storage(implementation.get("storageUri") or None, None)
+            storage_path = f"{path}.art.storageUri"
+        else:
+            main = copy.deepcopy(implementation)
+            others = [copy.deepcopy(c) for c in spec.get("containers") or [] if c is not implementation]
+            storage = _storage(components.env_value(main, STORAGE_URI_ENV), None)
+            storage_path = f"{path}.containers"
+        multi_model = (components.env_value(main, MULTI_MODEL_SERVER_ENV) or "").lower() == "true"
+        return _Parts(
+            main=main,
+            others=others,
+            metadata=self.isvc["metadata"],
+            storage=storage,
+            storage_path=storage_path,
+            protocol=components.env_value(main, PROTOCOL_ENV),
+            env={},
+            runner="its container",
+            runtime_version=None,
+            runtime_pod={},
+            runtime_labels={},
+            runtime_annotations={},
+            multi_model=component == "predictor" and multi_model and storage is None,
+        )
+
+    def _provision(self, pod: dict, main: dict, parts: _Parts) -> None:
+        if parts.storage is not None:
+            try:
+                provision = provisioning(
+                    parts.storage.get("storageUri"),
+                    parts.storage.get("storage"),
+                    parts.metadata.get("annotations") or {},
+                    self.settings,
+                )
+            except InvalidURIError as exc:
+                raise ComponentError(parts.storage_path, conditions.MODEL_LOAD_FAILED, str(exc)) from None
+            pod["initContainers"] = [*(pod.get("initContainers") or []), provision.init_container]
+            pod["volumes"] = [*(pod.get("volumes") or []), *provision.volumes]
+            main["volumeMounts"] = [*(main.get("volumeMounts") or []), provision.model_mount]
+        elif parts.multi_model:
+            # TrainedModels are fetched into the model folder while the server runs.
+            pod["volumes"] = [*(pod.get("volumes") or []), {"name": "model-dir", "emptyDir": {}}]
+            mount = {"name": "model-dir", "mountPath": "/mnt/models"}
+            main["volumeMounts"] = [*(main.get("volumeMounts") or []), mount]
+
+
+@dataclass
+class _Parts:
+    main: dict
+    others: list[dict]
+    metadata: dict
+    storage: dict | None
+    storage_path: str
+    protocol: str | None
+    env: dict[str, str]
+    runner: str
+    runtime_version: str | None
+    runtime_pod: dict
+    runtime_labels: dict
+    runtime_annotations: dict
+    multi_model: bool
+
+
+def _art_container(art: dict, spec: dict, isvc_name: str, predictor: str) -> dict:
+    """KServe's ART explainer container: its image at `runtimeVersion`, and its arguments."""
+    own_args = [str(a) for a in art.get("args") or []]
+    args = ["--model_name", isvc_name, "--http_port", str(DEFAULT_HTTP_PORT)]
+    if "--predictor_host" not in own_args:
+        args += ["--predictor_host", predictor]
+    if "--workers" not in own_args and spec.get("containerConcurrency"):
+        args += ["--workers", str(spec["containerConcurrency"])]
+    if art.get("storageUri"):
+        args += ["--storage_uri", "/mnt/models"]
+    args += ["--adversary_type", str(art.get("type") or "SquareAttack")]
+    for key, value in sorted((art.get("config") or {}).items()):
+        args += [f"--{key}", str(value)]
+    container = {
+        k: copy.deepcopy(v)
+        for k, v in art.items()
+        if k not in ("type", "config", "storageUri", "runtimeVersion", "args")
+    }
+    container["name"] = PREDICTOR_CONTAINER
+    container["image"] = art.get("image") or f"{ART_IMAGE}:{art.get('runtimeVersion') or 'latest'}"
+    container["args"] = args + own_args
+    return container
+
+
+def _serve_ports(flags) -> list[dict]:
+    http = flags.value("http_port") or str(DEFAULT_HTTP_PORT)
+    grpc = flags.value("grpc_port") or str(DEFAULT_GRPC_PORT)
+    ports = [{"name": "http", "containerPort": int(http), "protocol": "TCP"}]
+    if grpc != "-1":
+        ports.append({"name": "grpc", "containerPort": int(grpc), "protocol": "TCP"})
+    return ports
+
+
+def _default_probe(container: dict, mode: str, serves: bool) -> None:
+    if container.get("readinessProbe") or container.get("name") not in (
+        PREDICTOR_CONTAINER,
+        TRANSFORMER_CONTAINER,
+    ):
+        return
+    if serves:
+        http_get: dict = {"path": READY_PATH}
+        if mode != KNATIVE:  # Knative probes the one port it serves
+            http_get["port"] = (
+                container["ports"][0]["containerPort"] if container.get("ports") else DEFAULT_HTTP_PORT
+            )
+        container["readinessProbe"] = {
+            "httpGet": http_get,
+            "timeoutSeconds": 1,
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        }
+    elif mode != KNATIVE:
+        ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
+        port = ports[0]["containerPort"] if ports else DEFAULT_HTTP_PORT
+        container["readinessProbe"] = {
+            "tcpSocket": {"port": port},
+            "timeoutSeconds": 1,
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        }
+
+
+def _set_env(container: dict, name: str, value: str) -> None:
+    """Adds `name=value` unless the container sets `name` itself."""
+    env = [e for e in container.get("env") or [] if isinstance(e, dict)]
+    if not any(e.get("name") == name for e in env):
+        env.append({"name": name, "value": value})
+    container["env"] = env
+
+
+def _merged_pod_fields(runtime: dict, component: dict) -> dict:
+    pod = copy.deepcopy(runtime)
+    for key, value in component.items():
+        if key in _NAMED_LISTS and isinstance(pod.get(key), list) and isinstance(value, list):
+            pod[key] = _merged_by_name(pod[key], value)
+        elif key == "nodeSelector" and isinstance(pod.get(key), dict) and isinstance(value, dict):
+            pod[key] = {**pod[key], **value}
+        else:
+            pod[key] = copy.deepcopy(value)
+    return pod
+
+
+def _merged_by_name(first: list[dict], second: list[dict]) -> list[dict]:
+    """`second` laid over `first`: an item of the same name is merged (the second's fields win, as a
+    container is merged with the runtime's), others are appended."""
+    merged = {item.get("name"): copy.deepcopy(item) for item in first}
+    for item in second:
+        name = item.get("name")
+        merged[name] = merge_containers(merged[name], item) if name in merged else copy.deepcopy(item)
+    return list(merged.values())
+
+
+def _storage(uri: str | None, storage: dict | None) -> dict | None:
+    if not uri and not storage:
+        return None
+    return {"storageUri": uri, "storage": storage}
+
+
+def _strings(mapping: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in mapping.items()} if isinstance(mapping, dict) else {}

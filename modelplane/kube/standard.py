@@ -1,0 +1,137 @@
+"""Standard mode (KServe's `RawDeployment`): each component a Deployment, a Service and an autoscaler,
+each canary a Deployment and a Service of its own, and the routes in.
+
+The stable predictor lends its replicas to the canaries, as KServe does: its minimum is lowered by the
+replicas of the ready canaries (at least one stays). Which canaries are ready is the cluster's to say;
+by default every one counts as ready (the state the objects settle in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from modelplane.control.canaries import stable_share
+from modelplane.control.urls import entry_component
+from modelplane.kube.autoscalers import (
+    HPA,
+    KEDA,
+    NONE,
+    autoscaler_class,
+    horizontal_pod_autoscaler,
+    replica_bounds,
+    scaled_object,
+)
+from modelplane.kube.meta import INFERENCE_SERVICE_LABEL, component_name, is_cluster_local, namespace_of
+from modelplane.kube.pods import ComponentPod
+from modelplane.kube.routes import Backend, host, http_route, ingress
+from modelplane.kube.settings import KubeSettings
+from modelplane.kube.workloads import deployment, grpc_service_port, service
+
+
+def standard_objects(
+    isvc: dict,
+    pods: list[ComponentPod],
+    settings: KubeSettings,
+    *,
+    ready_canaries: Collection[str] | None = None,
+) -> list[dict]:
+    """The objects of an InferenceService in Standard mode, given its component pods."""
+    namespace = namespace_of(isvc)
+    klass = autoscaler_class(isvc)
+    stable = [pod for pod in pods if pod.canary is None]
+    canaries = [pod for pod in pods if pod.canary is not None]
+    ready = [pod for pod in canaries if ready_canaries is None or pod.canary.name in ready_canaries]
+    lent = sum(pod.canary.replicas for pod in ready)
+    objects: list[dict] = []
+    for pod in stable:
+        minimum = None
+        if pod.component == "predictor" and lent:
+            minimum = max(1, replica_bounds(pod.spec)[0] - lent)
+        replicas = None
+        if klass == NONE:
+            replicas = minimum if minimum is not None else replica_bounds(pod.spec, floor=0)[0]
+        objects += _workload(isvc, pod, namespace, replicas)
+        if klass == HPA:
+            objects.append(
+                horizontal_pod_autoscaler(pod.name, namespace, isvc, pod.labels, pod.spec, minimum)
+            )
+        elif klass == KEDA:
+            objects.append(scaled_object(pod.name, namespace, isvc, pod.labels, pod.spec, minimum))
+    for pod in canaries:
+        objects += _workload(isvc, pod, namespace, pod.canary.replicas)
+    if not is_cluster_local(isvc):
+        objects += _routes(isvc, stable, ready, settings)
+    return objects
+
+
+def _workload(isvc: dict, pod: ComponentPod, namespace: str, replicas: int | None) -> list[dict]:
+    return [
+        deployment(
+            pod.name,
+            namespace,
+            isvc,
+            pod.labels,
+            pod.annotations,
+            pod.pod,
+            replicas,
+            pod.spec.get("deploymentStrategy"),
+        ),
+        service(pod.name, namespace, isvc, pod.labels, pod.annotations, pod.ports),
+    ]
+
+
+def _routes(
+    isvc: dict, stable: list[ComponentPod], ready: list[ComponentPod], settings: KubeSettings
+) -> list[dict]:
+    name, namespace = isvc["metadata"]["name"], namespace_of(isvc)
+    labels = {**((isvc.get("metadata") or {}).get("labels") or {}), INFERENCE_SERVICE_LABEL: name}
+    by_component = {pod.component: pod for pod in stable}
+    backends = {
+        component: [Backend(pod.name, grpc_port=grpc_service_port(pod.ports))]
+        for component, pod in by_component.items()
+    }
+    if ready and "predictor" in backends:
+        share = stable_share([pod.canary.percent for pod in ready])
+        backends["predictor"] = [
+            Backend(by_component["predictor"].name, share, backends["predictor"][0].grpc_port)
+        ]
+        backends["predictor"] += [
+            Backend(pod.name, pod.canary.percent, grpc_service_port(pod.ports)) for pod in ready
+        ]
+    entry = entry_component(by_component)
+    if not settings.gateway_api:
+        hosts = [(host(name, namespace, settings), by_component[entry].name)]
+        hosts += [
+            (host(component_name(name, c), namespace, settings), p.name) for c, p in by_component.items()
+        ]
+        return [ingress(name, namespace, isvc, labels, hosts, settings)]
+    routes = [
+        http_route(
+            component_name(name, component),  # `<isvc>-predictor`, whatever the predictor's name
+            namespace,
+            isvc,
+            labels,
+            host(component_name(name, component), namespace, settings),
+            backends[component],
+            settings,
+            timeout=pod.spec.get("timeout"),
+            isvc_name=name,
+        )
+        for component, pod in by_component.items()
+    ]
+    routes.insert(
+        0,
+        http_route(
+            name,
+            namespace,
+            isvc,
+            labels,
+            host(name, namespace, settings),
+            backends[entry],
+            settings,
+            explainer=backends.get("explainer", ()),
+            timeout=by_component[entry].spec.get("timeout"),
+            isvc_name=name,
+        ),
+    )
+    return routes

@@ -1,0 +1,109 @@
+"""KServe's storage initializer: an init container that fetches a component's model before it starts.
+
+It runs `modelplane storage fetch` in modelplane's image, into an `emptyDir` that the component's
+container sees at `/mnt/models`. The emptyDir is mounted whole at `/mnt/provision` in the init
+container, which fetches into its `models` folder (the container mounts that folder): a fetch is staged
+next to its destination and renamed into place, which needs both on one volume. `--keep-existing`
+makes a second run in the same pod (after a restart of the pod) keep the model the first one fetched.
+
+- `pvc://<claim>/<path>`: the claim is mounted read-only at `/mnt/pvc/<claim>` in the init container.
+- `storage: {key, path, parameters}`: the spec goes as JSON, and the key's document of the storage
+  config Secret (`storage-config`, or the `serving.kserve.io/storageSecretName` annotation) as
+  `STORAGE_CONFIG`, as KServe's initializer gets it.
+- s3, gs, Azure and https URIs alone: the Secret's `default` document, if there is one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from modelplane.api.constants import DEFAULT_MOUNT_PATH
+from modelplane.kube.settings import KubeSettings
+from modelplane.storage.uri import Location, parse_uri
+
+CONTAINER_NAME = "storage-initializer"
+VOLUME = "kserve-provision-location"
+PROVISION_MOUNT = "/mnt/provision"
+MODEL_FOLDER = "models"
+PVC_VOLUME = "kserve-pvc-source"
+PVC_ROOT = "/mnt/pvc"
+SECRET_NAME_ANNOTATION = "serving.kserve.io/storageSecretName"
+READONLY_ANNOTATION = "storage.kserve.io/readonly"
+DEFAULT_KEY = "default"
+_REMOTE = ("s3", "gs", "azure", "http")
+_RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+@dataclass(frozen=True)
+class Provisioning:
+    """What a pod needs to get its model: the init container, the volumes, and the mount of the
+    model folder for the container that serves it."""
+
+    init_container: dict
+    volumes: list[dict]
+    model_mount: dict
+
+
+def provisioning(
+    storage_uri: str | None, storage: dict | None, annotations: dict, settings: KubeSettings
+) -> Provisioning:
+    """The storage initializer for a model at `storage_uri` and/or `storage` (raises the storage
+    package's InvalidURIError for a URI it cannot fetch)."""
+    location = parse_uri(storage_uri) if storage_uri else None
+    source = storage_uri if storage_uri else json.dumps(_spec(storage), sort_keys=True, separators=(",", ":"))
+    destination = f"{PROVISION_MOUNT}/{MODEL_FOLDER}"
+    args = [source, destination, "--no-cache", "--keep-existing"]
+    mounts = [{"name": VOLUME, "mountPath": PROVISION_MOUNT}]
+    volumes: list[dict] = [{"name": VOLUME, "emptyDir": {}}]
+    if location is not None and location.kind == "pvc":
+        args += ["--pvc-dir", PVC_ROOT]
+        volumes.append(
+            {"name": PVC_VOLUME, "persistentVolumeClaim": {"claimName": location.bucket, "readOnly": True}}
+        )
+        mounts.append({"name": PVC_VOLUME, "mountPath": f"{PVC_ROOT}/{location.bucket}", "readOnly": True})
+    container = {
+        "name": CONTAINER_NAME,
+        "image": settings.image,
+        "command": ["modelplane", "storage", "fetch"],
+        "args": args,
+        "resources": settings.initializer_resources,
+        "securityContext": _RESTRICTED,
+        # A failed fetch says why in the pod's status, as KServe's initializer does.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": mounts,
+    }
+    env = _credentials(location, storage, annotations, settings)
+    if env:
+        container["env"] = env
+    readonly = str(annotations.get(READONLY_ANNOTATION, "true")).lower() != "false"
+    mount = {"name": VOLUME, "mountPath": DEFAULT_MOUNT_PATH, "subPath": MODEL_FOLDER, "readOnly": readonly}
+    return Provisioning(container, volumes, mount)
+
+
+def fetches_from_container_filesystem(storage_uri: str | None) -> bool:
+    """Whether a URI names a path inside the initializer's own container (a local path or file://),
+    where no model is."""
+    return bool(storage_uri) and parse_uri(storage_uri).kind == "local"
+
+
+def _spec(storage: dict | None) -> dict:
+    storage = storage or {}
+    return {k: storage[k] for k in ("key", "path", "parameters") if storage.get(k) not in (None, "", {})}
+
+
+def _credentials(
+    location: Location | None, storage: dict | None, annotations: dict, settings: KubeSettings
+) -> list[dict]:
+    secret = annotations.get(SECRET_NAME_ANNOTATION) or settings.storage_secret
+    if storage:
+        reference = {"name": secret, "key": storage.get("key") or DEFAULT_KEY}
+    elif location is not None and location.kind in _REMOTE:
+        reference = {"name": secret, "key": DEFAULT_KEY, "optional": True}
+    else:
+        return []
+    return [{"name": "STORAGE_CONFIG", "valueFrom": {"secretKeyRef": reference}}]

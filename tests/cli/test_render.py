@@ -1,0 +1,151 @@
+"""`modelplane render`, run as the real command: the objects on stdout as `kubectl apply -f -` takes
+them, warnings on stderr, and bad input refused with the same one-line messages as `modelplane apply`
+(checked against `modelplane apply` talking to a real control-plane API)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelplane.local.api_process import ApiProcess
+
+REPO = Path(__file__).resolve().parents[2]
+ISVC = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {name}
+spec:
+  predictor:
+    sklearn:
+      storageUri: gs://models/iris
+"""
+
+
+def run(*args: str, stdin: str | None = None, api: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MODELPLANE_API"}
+    if api:
+        env["MODELPLANE_API"] = api
+    return subprocess.run(
+        [sys.executable, "-m", "modelplane", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_render_prints_the_objects_of_each_resource():
+    result = run("render", "-f", str(REPO / "examples" / "dog-breed-pipeline.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    objects = list(yaml.safe_load_all(result.stdout))
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects if o["kind"] in ("Deployment", "HTTPRoute")]
+    assert names == [
+        ("Deployment", "cat-dog-classifier-predictor"),
+        ("HTTPRoute", "cat-dog-classifier"),
+        ("HTTPRoute", "cat-dog-classifier-predictor"),
+        ("Deployment", "dog-breed-classifier-predictor"),
+        ("HTTPRoute", "dog-breed-classifier"),
+        ("HTTPRoute", "dog-breed-classifier-predictor"),
+        ("Deployment", "dog-breed-pipeline"),
+        ("HTTPRoute", "dog-breed-pipeline"),
+    ]
+
+
+def test_mode_routes_image_namespace_and_stdin():
+    result = run(
+        "render", "-f", "-", "--mode", "knative", "--image", "registry.example/mp:2", "-n", "prod",
+        stdin=ISVC.format(name="iris"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (ksvc,) = yaml.safe_load_all(result.stdout)
+    assert (ksvc["apiVersion"], ksvc["metadata"]["namespace"]) == ("serving.knative.dev/v1", "prod")
+    assert ksvc["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/mp:2"
+    ingress = run("render", "-f", "-", "--ingress", "--ingress-class", "nginx", "--domain", "ml.example.org",
+                  stdin=ISVC.format(name="iris"))  # fmt: skip
+    (route,) = [o for o in yaml.safe_load_all(ingress.stdout) if o["kind"] == "Ingress"]
+    assert route["spec"]["ingressClassName"] == "nginx"
+    assert route["spec"]["rules"][0]["host"] == "iris-default.ml.example.org"
+    both = run("render", "-f", "-", "--ingress", "--gateway-api", stdin=ISVC.format(name="iris"))
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def test_warnings_name_the_file_and_line(tmp_path):
+    manifest = tmp_path / "logged.yaml"
+    manifest.write_text(
+        ISVC.format(name="logged").replace("    sklearn:\n", "    logger: {mode: all}\n    sklearn:\n")
+    )
+    result = run("render", "-f", str(manifest))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        f"Warning: {manifest}:7: spec.predictor.logger: not acted on: KServe's payload logger "
+        "(its agent sidecar) is not part of modelplane"
+    ]
+
+
+def test_a_service_that_cannot_run_is_one_line(tmp_path):
+    manifest = tmp_path / "runtime.yaml"
+    manifest.write_text(
+        ISVC.format(name="lost").replace(
+            "    sklearn:\n", "    model:\n      runtime: nowhere\n      modelFormat: {name: sklearn}\n"
+        )
+    )
+    result = run("render", "-f", str(manifest))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f'modelplane render: {manifest}:7: InferenceService "lost" cannot run: '
+        "No ServingRuntimes or ClusterServingRuntimes with the name: nowhere\n"
+    )
+    assert result.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    with ApiProcess(tmp_path_factory.mktemp("home")) as process:
+        yield process.url
+
+
+BAD_INPUTS = {
+    "a name KServe refuses": ISVC.format(name="Iris"),
+    "two implementations": ISVC.format(name="both").replace(
+        "    sklearn:\n", "    xgboost: {}\n    sklearn:\n"
+    ),
+    "an autoscaler class": ISVC.format(name="klass").replace(
+        "metadata:\n", "metadata:\n  annotations: {serving.kserve.io/autoscalerClass: kpa}\n"
+    ),
+    "a graph with a cycle": """\
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata: {name: loop}
+spec:
+  nodes:
+    root: {routerType: Sequence, steps: [{nodeName: other}]}
+    other: {routerType: Sequence, steps: [{nodeName: root}]}
+""",
+    "a canary outside Standard mode": ISVC.format(name="early")
+    + "  canary:\n    - trafficPercent: 10\n      predictor: {name: v2, sklearn: {storageUri: gs://models/v2}}\n",
+    "a YAML error": "apiVersion: v1\nkind: [unclosed\n",
+    "a kind modelplane does not serve": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n",
+}
+
+
+@pytest.mark.parametrize("text", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_is_refused_as_apply_refuses_it(api, tmp_path, text):
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(text)
+    applied = run("apply", "-f", str(manifest), api=api)
+    # `modelplane up` resolves an unannotated service's mode as KServe's shipped configuration does: Knative.
+    rendered = run("render", "-f", str(manifest), "--mode", "knative")
+    assert applied.returncode == rendered.returncode == 2
+    assert rendered.stdout == ""
+    assert len(rendered.stderr.splitlines()) == 1
+    assert rendered.stderr.removeprefix("modelplane render: ").replace("(nothing was rendered)", "") == (
+        applied.stderr.removeprefix("modelplane apply: ").replace("(nothing was applied)", "")
+    )

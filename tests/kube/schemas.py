@@ -1,0 +1,128 @@
+"""Checking objects as a cluster would: core kinds against the Kubernetes API's own schemas
+(`kubernetes-validate`, strict: an unknown field is an error), custom resources against their CRDs'
+`openAPIV3Schema` (made strict the same way: fields a CRD does not declare are refused unless it keeps
+unknown fields there), and names as the API server checks them."""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_FOLDERS = (REPO / "deploy" / "crds", Path(__file__).parent / "cluster-crds")
+KUBERNETES_VERSION = kubernetes_validate.latest_version()
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def problems(obj: dict) -> list[str]:
+    """Why the API server would refuse `obj` (empty when it would take it)."""
+    found = _schema_problems(obj)
+    found += _name_problems(obj)
+    return [f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}: {p}" for p in found]
+
+
+def _schema_problems(obj: dict) -> list[str]:
+    group_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+    schema = custom_resource_schemas().get((group_version, kind))
+    if schema is None:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            return [f"{error.message} (at {list(error.absolute_path)})"]
+        return []
+    found = [
+        f"{e.message} (at {list(e.absolute_path)})"
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(obj)
+    ]
+    # A custom resource's metadata is Kubernetes' ObjectMeta, whatever its CRD says.
+    meta = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj.get("metadata")}
+    try:
+        kubernetes_validate.validate(meta, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        found.append(f"metadata: {error.message}")
+    return found
+
+
+@cache
+def custom_resource_schemas() -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) -> the strict JSON schema of every served version of every CRD we know."""
+    schemas = {}
+    for folder in CRD_FOLDERS:
+        for path in sorted(folder.glob("*.yaml")):
+            for crd in yaml.safe_load_all(path.read_text()):
+                if crd:
+                    schemas.update(crd_schemas(crd))
+    return schemas
+
+
+def crd_schemas(crd: dict) -> dict[tuple[str, str], dict]:
+    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+    return {
+        (f"{group}/{version['name']}", kind): strict(version["schema"]["openAPIV3Schema"])
+        for version in crd["spec"]["versions"]
+        if version.get("served", True)
+    }
+
+
+def strict(schema: dict) -> dict:
+    """A CRD schema that refuses what the API server would prune (or refuse with strict validation)."""
+    schema = copy.deepcopy(schema)
+
+    def visit(node: object) -> None:
+        if isinstance(node, dict):
+            if (
+                "properties" in node
+                and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+            ):
+                node["additionalProperties"] = False
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema)
+    # apiVersion, kind and metadata are the API server's, whatever the schema lists.
+    schema.setdefault("properties", {}).update(
+        {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}
+    )
+    return schema
+
+
+def _name_problems(obj: dict) -> list[str]:
+    found = []
+    name = (obj.get("metadata") or {}).get("name", "")
+    pattern = _DNS_1035 if obj.get("kind") == "Service" and obj.get("apiVersion") == "v1" else _DNS_SUBDOMAIN
+    if not pattern.match(name) or len(name) > (63 if pattern is _DNS_1035 else 253):
+        found.append(f"object name {name!r} is not valid")
+    for container in _containers(obj):
+        if not _DNS_LABEL.match(str(container.get("name", ""))):
+            found.append(f"container name {container.get('name')!r} is not a DNS label")
+        for port in container.get("ports") or []:
+            port_name = port.get("name")
+            if port_name and (
+                len(port_name) > 15 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", port_name)
+            ):
+                found.append(f"container port name {port_name!r} is not an IANA service name")
+    for port in ((obj.get("spec") or {}).get("ports") or []) if obj.get("kind") == "Service" else []:
+        if port.get("name") and not _DNS_LABEL.match(port["name"]):
+            found.append(f"service port name {port['name']!r} is not a DNS label")
+    return found
+
+
+def _containers(obj: dict) -> list[dict]:
+    spec = obj.get("spec") or {}
+    pod = ((spec.get("template") or {}).get("spec")) or (spec if "containers" in spec else {})
+    containers = [*(pod.get("containers") or []), *(pod.get("initContainers") or [])]
+    if obj.get("apiVersion") == "serving.knative.dev/v1":
+        containers = [c for c in containers if "name" in c]  # Knative names an unnamed container
+    return containers

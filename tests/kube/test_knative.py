@@ -1,0 +1,124 @@
+"""Knative mode's Knative Services, against what KServe's ksvc reconciler writes: autoscaling
+annotations, concurrency and timeouts, and the traffic split between the latest and the rolled-out
+revision."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelplane.api.constants import KNATIVE
+from modelplane.kube.knative import traffic
+from modelplane.kube.settings import KubeSettings
+
+from .helpers import REPO, SAMPLES, named, render_file, render_text
+
+KNATIVE_SETTINGS = KubeSettings(default_mode=KNATIVE)
+
+
+def test_one_knative_service_per_component_labelled_as_kserve_does():
+    rendering = render_file(REPO / "examples" / "transformer-predictor.yaml", KNATIVE_SETTINGS)
+    assert [(o["apiVersion"], o["metadata"]["name"]) for o in rendering.objects] == [
+        ("serving.knative.dev/v1", "iris-mm-predictor"),
+        ("serving.knative.dev/v1", "iris-mm-transformer"),
+    ]
+    ksvc = rendering.objects[0]
+    assert ksvc["metadata"]["labels"] == {
+        "serving.kserve.io/inferenceservice": "iris-mm",
+        "component": "predictor",
+    }
+    assert ksvc["spec"]["template"]["metadata"]["labels"] == ksvc["metadata"]["labels"]
+    container = ksvc["spec"]["template"]["spec"]["containers"][0]
+    assert "ports" not in container  # Knative serves one port, 8080
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready"}
+    assert ksvc["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]
+
+
+def test_autoscaling_annotations_concurrency_and_timeouts():
+    rendering = render_file(SAMPLES / "autoscaling-knative.yaml", KubeSettings())
+    concurrency = named(rendering, "Service", "isvc-sklearn-scale-concurrency-predictor")["spec"]["template"]
+    annotations = concurrency["metadata"]["annotations"]
+    assert {k: v for k, v in annotations.items() if k.startswith("autoscaling.knative.dev/")} == {
+        "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
+        "autoscaling.knative.dev/metric": "concurrency",
+        "autoscaling.knative.dev/target": "2",
+        "autoscaling.knative.dev/min-scale": "1",
+        "autoscaling.knative.dev/max-scale": "3",
+    }
+    spec = concurrency["spec"]
+    assert (spec["containerConcurrency"], spec["timeoutSeconds"], spec["responseStartTimeoutSeconds"]) == (
+        4,
+        30,
+        30,
+    )
+    rps = named(rendering, "Service", "isvc-sklearn-scale-rps-predictor")["spec"]["template"]
+    annotations = rps["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/metric"] == "rps"
+    assert annotations["autoscaling.knative.dev/target"] == "5"
+    assert annotations["autoscaling.knative.dev/min-scale"] == "0"  # scale to zero
+    assert "autoscaling.knative.dev/max-scale" not in annotations  # maxReplicas 0: no bound
+    assert "containerConcurrency" not in rps["spec"] and "timeoutSeconds" not in rps["spec"]
+
+
+def test_the_autoscaler_class_and_knative_annotations_pass_through():
+    rendering = render_text(
+        """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+  annotations:
+    autoscaling.knative.dev/class: hpa.autoscaling.knative.dev
+    autoscaling.knative.dev/initial-scale: "2"
+    autoscaling.knative.dev/max-scale: "9"
+    serving.knative.dev/rollout-duration: 120s
+spec:
+  predictor:
+    scaleMetric: cpu
+    scaleTarget: 60
+    sklearn:
+      storageUri: gs://models/iris
+""",
+        KNATIVE_SETTINGS,
+    )
+    ksvc = rendering.objects[0]
+    annotations = ksvc["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/class"] == "hpa.autoscaling.knative.dev"
+    assert annotations["autoscaling.knative.dev/initial-scale"] == "2"
+    assert annotations["autoscaling.knative.dev/metric"] == "cpu"
+    assert "autoscaling.knative.dev/max-scale" not in annotations  # not copied: maxReplicas decides
+    assert "serving.knative.dev/rollout-duration" not in annotations
+    assert ksvc["metadata"]["annotations"] == {"serving.knative.dev/rollout-duration": "120s"}
+
+
+def test_a_canary_splits_between_the_latest_and_the_rolled_out_revision_with_tags():
+    ksvc = render_file(SAMPLES / "knative-canary.yaml", KubeSettings()).objects[0]
+    assert ksvc["spec"]["traffic"] == [
+        {"latestRevision": True, "percent": 10, "tag": "latest"},
+        {
+            "revisionName": "isvc-tensorflow-canary-predictor-00001",
+            "latestRevision": False,
+            "percent": 90,
+            "tag": "prev",
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rolled_out", "percent", "tag_routing", "expected"),
+    [
+        (None, 10, False, [{"latestRevision": True, "percent": 100}]),  # first rollout: no canary yet
+        ("r-1", None, False, [{"latestRevision": True, "percent": 100}]),  # promoted
+        ("r-1", 100, True, [{"latestRevision": True, "percent": 100, "tag": "latest"}]),
+        (
+            "r-1",
+            0,
+            False,  # pinned back: the prev tag is always set
+            [
+                {"latestRevision": True, "percent": 0},
+                {"revisionName": "r-1", "latestRevision": False, "percent": 100, "tag": "prev"},
+            ],
+        ),
+    ],
+)
+def test_traffic(rolled_out, percent, tag_routing, expected):
+    assert traffic(rolled_out, percent, tag_routing) == expected

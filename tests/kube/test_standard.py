@@ -1,0 +1,482 @@
+"""Standard mode's objects, field by field, against what KServe's raw reconcilers write
+(names, labels, owner references, pods, Services, autoscalers, canaries and routes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from modelplane.api import load_text, with_builtin_runtimes
+from modelplane.api.constants import STANDARD
+from modelplane.kube.render import RenderError, isvc_objects
+from modelplane.kube.settings import KubeSettings
+
+from .helpers import SAMPLES, admitted, named, objects_of, render_file, render_text
+
+SKLEARN = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+  namespace: models
+  uid: 6a1c2a0e-0000-4000-8000-000000000001
+  labels: {{team: blue}}
+  annotations:
+    serving.kserve.io/deploymentMode: Standard
+    serving.kserve.io/autoscalerClass: {autoscaler}
+    autoscaling.knative.dev/min-scale: "3"
+    example.com/owner: ml
+spec:
+  predictor:
+    minReplicas: {min_replicas}
+    labels: {{tier: gold}}
+    annotations: {{example.com/component: predictor}}
+    sklearn:
+      storageUri: s3://models/iris
+"""
+
+
+def sklearn(autoscaler: str = "hpa", min_replicas: int = 2) -> str:
+    return SKLEARN.format(autoscaler=autoscaler, min_replicas=min_replicas)
+
+
+def containers_by_name(deployment: dict) -> dict[str, dict]:
+    pod = deployment["spec"]["template"]["spec"]
+    return {c["name"]: c for c in [*pod["containers"], *pod.get("initContainers", [])]}
+
+
+def env_of(container: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_objects_are_named_labelled_and_owned_as_kserve_does():
+    rendering = render_text(sklearn())
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in rendering.objects]
+    assert kinds == [
+        ("Deployment", "iris-predictor"),
+        ("Service", "iris-predictor"),
+        ("HorizontalPodAutoscaler", "iris-predictor"),
+        ("HTTPRoute", "iris"),
+        ("HTTPRoute", "iris-predictor"),
+    ]
+    owner = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "name": "iris",
+        "uid": "6a1c2a0e-0000-4000-8000-000000000001",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    for obj in rendering.objects:
+        assert obj["metadata"]["namespace"] == "models"
+        assert obj["metadata"]["ownerReferences"] == [owner]
+        assert obj["metadata"]["labels"]["serving.kserve.io/inferenceservice"] == "iris"
+    deployment = named(rendering, "Deployment", "iris-predictor")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels == {
+        "team": "blue",
+        "tier": "gold",
+        "serving.kserve.io/inferenceservice": "iris",
+        "component": "predictor",
+        "app": "isvc.iris-predictor",
+    }
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app": "isvc.iris-predictor"}}
+    assert named(rendering, "Service", "iris-predictor")["spec"]["selector"] == {"app": "isvc.iris-predictor"}
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["example.com/owner"] == "ml"
+    assert annotations["example.com/component"] == "predictor"
+    assert annotations["prometheus.kserve.io/port"] == "8080"  # the runtime's
+    assert "modelFormat" not in annotations  # KServe's serviceAnnotationDisallowedList
+    assert "autoscaling.knative.dev/min-scale" not in annotations
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+    }
+    assert (deployment["spec"]["revisionHistoryLimit"], deployment["spec"]["progressDeadlineSeconds"]) == (
+        10,
+        600,
+    )
+
+
+def test_without_a_uid_there_is_no_owner_reference():
+    rendering = render_text(sklearn().replace("  uid: 6a1c2a0e-0000-4000-8000-000000000001\n", ""))
+    assert all("ownerReferences" not in o["metadata"] for o in rendering.objects)
+
+
+def test_the_pod_runs_the_runtime_with_the_model_fetched_first():
+    deployment = named(render_text(sklearn()), "Deployment", "iris-predictor")
+    containers = containers_by_name(deployment)
+    server = containers["kserve-container"]
+    assert server["image"] == KubeSettings().image
+    assert server["command"] == ["modelplane", "serve"]
+    assert server["args"] == [
+        "--model-dir=/mnt/models",
+        "--model-name=iris",
+        "--runtime=sklearn",
+        "--http-port=8080",
+        "--grpc-port=8081",
+        "--host=0.0.0.0",
+    ]
+    assert env_of(server) == {"INFERENCE_SERVICE_NAME": "iris", "PROTOCOL": "v1"}
+    assert server["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
+    ]
+    assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
+    assert server["volumeMounts"] == [
+        {
+            "name": "kserve-provision-location",
+            "mountPath": "/mnt/models",
+            "subPath": "models",
+            "readOnly": True,
+        }
+    ]
+    initializer = containers["storage-initializer"]
+    assert initializer["command"] == ["modelplane", "storage", "fetch"]
+    assert initializer["args"] == [
+        "s3://models/iris",
+        "/mnt/provision/models",
+        "--no-cache",
+        "--keep-existing",
+    ]
+    assert initializer["volumeMounts"] == [
+        {"name": "kserve-provision-location", "mountPath": "/mnt/provision"}
+    ]
+    assert env_of(initializer) == {
+        "STORAGE_CONFIG": {"secretKeyRef": {"name": "storage-config", "key": "default", "optional": True}}
+    }
+    assert initializer["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert volumes == [{"name": "kserve-provision-location", "emptyDir": {}}]
+
+
+def test_a_storage_spec_gets_its_key_from_the_named_secret_and_pvc_is_mounted():
+    rendering = render_file(SAMPLES / "storage-spec.yaml", KubeSettings())
+    initializer = containers_by_name(named(rendering, "Deployment", "sklearn-storage-spec-predictor"))[
+        "storage-initializer"
+    ]
+    assert json.loads(initializer["args"][0]) == {
+        "key": "localMinIO",
+        "path": "sklearn/iris",
+        "parameters": {"bucket": "example-models"},
+    }
+    assert env_of(initializer)["STORAGE_CONFIG"] == {
+        "secretKeyRef": {"name": "my-storage-config", "key": "localMinIO"}
+    }
+    assert not objects_of(rendering, "HTTPRoute")  # networking.kserve.io/visibility: cluster-local
+    pvc = render_text(sklearn().replace("s3://models/iris", "pvc://claim-a/models/iris"))
+    deployment = named(pvc, "Deployment", "iris-predictor")
+    initializer = containers_by_name(deployment)["storage-initializer"]
+    assert initializer["args"][-2:] == ["--pvc-dir", "/mnt/pvc"]
+    assert {"name": "kserve-pvc-source", "mountPath": "/mnt/pvc/claim-a", "readOnly": True} in initializer[
+        "volumeMounts"
+    ]
+    assert {
+        "name": "kserve-pvc-source",
+        "persistentVolumeClaim": {"claimName": "claim-a", "readOnly": True},
+    } in (deployment["spec"]["template"]["spec"]["volumes"])
+    assert "env" not in initializer
+
+
+def test_service_ports():
+    service = named(render_text(sklearn()), "Service", "iris-predictor")
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+        {
+            "name": "grpc",
+            "port": 8081,
+            "targetPort": 8081,
+            "protocol": "TCP",
+            "appProtocol": "kubernetes.io/h2c",
+        },
+    ]
+    custom = render_file(SAMPLES.parent.parent / "api" / "samples" / "custom-predictor.yaml", KubeSettings())
+    ports = named(custom, "Service", "custom-model-predictor")["spec"]["ports"]
+    assert ports == [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
+    no_ports = render_text(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: plain}\n"
+        "spec: {predictor: {containers: [{name: kserve-container, image: example/server}]}}\n"
+    )
+    assert named(no_ports, "Service", "plain-predictor")["spec"]["ports"] == [
+        {"name": "plain-predictor", "port": 80, "targetPort": 8080, "protocol": "TCP"}
+    ]
+    probe = containers_by_name(named(no_ports, "Deployment", "plain-predictor"))["kserve-container"][
+        "readinessProbe"
+    ]
+    assert probe == {
+        "tcpSocket": {"port": 8080},
+        "timeoutSeconds": 1,
+        "periodSeconds": 10,
+        "failureThreshold": 3,
+    }
+
+
+def test_a_collocated_transformer_takes_the_services_port():
+    rendering = render_text(
+        sklearn().replace(
+            "    sklearn:\n",
+            "    containers:\n      - name: transformer-container\n        image: example/t\n"
+            "        ports: [{containerPort: 9000, name: http}]\n    sklearn:\n",
+        )
+    )
+    ports = named(rendering, "Service", "iris-predictor")["spec"]["ports"]
+    assert ports == [{"name": "http", "port": 80, "targetPort": 9000, "protocol": "TCP"}]
+    containers = containers_by_name(named(rendering, "Deployment", "iris-predictor"))
+    assert containers["transformer-container"]["readinessProbe"]["tcpSocket"] == {"port": 9000}
+
+
+def test_hpa():
+    hpa = named(
+        render_file(SAMPLES / "autoscaling-hpa.yaml", KubeSettings()),
+        "HorizontalPodAutoscaler",
+        "isvc-sklearn-scale-raw-predictor",
+    )
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "isvc-sklearn-scale-raw-predictor",
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (4, 8)
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}},
+        }
+    ]
+    default = named(render_text(sklearn()), "HorizontalPodAutoscaler", "iris-predictor")
+    assert default["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 80
+    assert (default["spec"]["minReplicas"], default["spec"]["maxReplicas"]) == (2, 2)
+    zero = render_text(sklearn(min_replicas=0))
+    assert named(zero, "HorizontalPodAutoscaler", "iris-predictor")["spec"]["minReplicas"] == 1
+    assert [n.path for n in zero.notes] == ["spec.predictor.minReplicas"]
+
+
+def test_keda_scaled_objects():
+    rendering = render_file(SAMPLES / "autoscaling-keda.yaml", KubeSettings())
+    assert not objects_of(rendering, "HorizontalPodAutoscaler")
+    memory = named(rendering, "ScaledObject", "isvc-sklearn-keda-memory-predictor")["spec"]
+    assert memory["scaleTargetRef"]["name"] == "isvc-sklearn-keda-memory-predictor"
+    assert (memory["minReplicaCount"], memory["maxReplicaCount"]) == (1, 5)
+    assert memory["triggers"] == [
+        {"type": "memory", "metricType": "Utilization", "metadata": {"value": "50"}}
+    ]
+    prometheus = named(rendering, "ScaledObject", "isvc-sklearn-keda-prometheus-predictor")["spec"][
+        "triggers"
+    ]
+    assert prometheus == [
+        {
+            "type": "prometheus",
+            "metadata": {
+                "serverAddress": "http://prometheus-operated.kserve:9090",
+                "query": 'sum(rate(http_requests_total{service="isvc-sklearn-keda-prometheus-predictor"}[1m]))',
+                "threshold": "50",
+            },
+        }
+    ]
+    otel = named(rendering, "ScaledObject", "isvc-sklearn-keda-otel-predictor")["spec"]["triggers"]
+    assert otel == [
+        {
+            "type": "external",
+            "metadata": {
+                "scalerAddress": "keda-otel-scaler.keda.svc:4318",
+                "metricQuery": "sum(process_cpu_seconds_total)",
+                "targetValue": "8",
+            },
+        }
+    ]
+
+
+@pytest.mark.parametrize("autoscaler", ["none", "external"])
+def test_no_autoscaler(autoscaler):
+    rendering = render_text(sklearn(autoscaler, min_replicas=3))
+    assert not objects_of(rendering, "HorizontalPodAutoscaler") and not objects_of(rendering, "ScaledObject")
+    replicas = named(rendering, "Deployment", "iris-predictor")["spec"].get("replicas")
+    assert replicas == (3 if autoscaler == "none" else None)
+
+
+CANARY = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+  annotations:
+    serving.kserve.io/deploymentMode: Standard
+    serving.kserve.io/autoscalerClass: none
+spec:
+  predictor:
+    {stable_name}
+    minReplicas: 4
+    sklearn:
+      storageUri: s3://models/iris/1
+  canary:
+    - trafficPercent: 25
+      predictor:
+        name: v2
+        sklearn:
+          storageUri: s3://models/iris/2
+"""
+
+
+def canary(stable_name: str = "") -> str:
+    return CANARY.format(stable_name=f"name: {stable_name}" if stable_name else "")
+
+
+def backends(route: dict) -> dict[str, int | None]:
+    rule = route["spec"]["rules"][-1]
+    return {ref["name"]: ref.get("weight") for ref in rule["backendRefs"]}
+
+
+def test_a_canary_has_its_own_deployment_and_service_and_a_share_of_the_routes():
+    rendering = render_text(canary())
+    stable = named(rendering, "Deployment", "iris-predictor")
+    candidate = named(rendering, "Deployment", "iris-v2-predictor")
+    assert (stable["spec"]["replicas"], candidate["spec"]["replicas"]) == (3, 1)  # KServe's 4 + 25% -> 3/1
+    assert named(rendering, "Service", "iris-v2-predictor")["spec"]["selector"] == {
+        "app": "isvc.iris-v2-predictor"
+    }
+    assert candidate["metadata"]["labels"]["component"] == "predictor"
+    initializer = containers_by_name(candidate)["storage-initializer"]
+    assert initializer["args"][0] == "s3://models/iris/2"
+    for route in ("iris", "iris-predictor"):
+        assert backends(named(rendering, "HTTPRoute", route)) == {
+            "iris-predictor": 75,
+            "iris-v2-predictor": 25,
+        }
+
+
+def test_a_canary_that_is_not_ready_gets_no_traffic_and_borrows_no_replicas():
+    """The operator says which canaries are ready (`isvc_objects`, as it will call it)."""
+    settings = KubeSettings(default_mode=STANDARD)
+    isvc = admitted([d.resource for d in load_text(canary())], settings)[0]
+    objects = isvc_objects(isvc, [], with_builtin_runtimes([]), settings, ready_canaries=())
+    by_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    assert by_name[("Deployment", "iris-predictor")]["spec"]["replicas"] == 4
+    assert backends(by_name[("HTTPRoute", "iris-predictor")]) == {"iris-predictor": None}
+
+
+def test_a_named_predictor_is_named_so_but_keeps_the_route_name():
+    rendering = render_text(canary("v1"))
+    assert named(rendering, "Deployment", "iris-v1-predictor")
+    assert backends(named(rendering, "HTTPRoute", "iris-predictor")) == {
+        "iris-v1-predictor": 75,
+        "iris-v2-predictor": 25,
+    }
+
+
+def test_ingress_and_entry_routes():
+    transformer = SAMPLES / "transformer-raw.yaml"
+    rendering = render_file(transformer, KubeSettings(gateway_api=False, ingress_class="nginx"))
+    ingress = named(rendering, "Ingress", "raw-transformer")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    rules = {r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"] for r in ingress["spec"]["rules"]}
+    assert rules == {
+        "raw-transformer-default.example.com": "raw-transformer-transformer",
+        "raw-transformer-predictor-default.example.com": "raw-transformer-predictor",
+        "raw-transformer-transformer-default.example.com": "raw-transformer-transformer",
+    }
+    routed = render_file(transformer, KubeSettings(ingress_domain="models.example.org"))
+    top = named(routed, "HTTPRoute", "raw-transformer")
+    assert top["spec"]["hostnames"] == ["raw-transformer-default.models.example.org"]
+    assert backends(top) == {"raw-transformer-transformer": None}
+    assert top["spec"]["parentRefs"] == [
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": "kserve-ingress-gateway",
+            "namespace": "kserve",
+        }
+    ]
+    rule = top["spec"]["rules"][-1]
+    assert rule["filters"][0]["requestHeaderModifier"]["set"] == [
+        {"name": "KServe-Isvc-Name", "value": "raw-transformer"},
+        {"name": "KServe-Isvc-Namespace", "value": "default"},
+    ]
+    explainer = render_file(SAMPLES / "explainer-art.yaml", KubeSettings())
+    rules = named(explainer, "HTTPRoute", "artserver")["spec"]["rules"]
+    assert rules[0]["matches"][0]["path"]["value"] == r"^/v1/models/[\w-]+:explain$"
+    assert rules[0]["backendRefs"][0]["name"] == "artserver-explainer"
+
+
+def test_the_transformer_gets_kserves_arguments():
+    rendering = render_file(SAMPLES / "transformer-raw.yaml", KubeSettings())
+    container = containers_by_name(named(rendering, "Deployment", "raw-transformer-transformer"))[
+        "kserve-container"
+    ]
+    assert container["args"] == [
+        "--model_name",
+        "mnist",
+        "--predictor_host",
+        "raw-transformer-predictor.default",
+        "--http_port",
+        "8080",
+    ]
+    assert container["image"] == "kserve/image-transformer:latest"
+    named_predictor = render_text(
+        canary("v1").replace("  canary:", "  transformer:\n    containers: [{image: example/t}]\n  canary:")
+    )
+    container = containers_by_name(named(named_predictor, "Deployment", "iris-transformer"))[
+        "kserve-container"
+    ]
+    assert "iris-v1-predictor.default" in container["args"]
+
+
+def test_images():
+    rendering = render_file(SAMPLES / "sklearn-v2-mlserver.yaml", KubeSettings(), kserve_runtimes=True)
+    server = containers_by_name(named(rendering, "Deployment", "isvc-sklearn-v2-predictor"))[
+        "kserve-container"
+    ]
+    assert server["image"] == "mlserver:replace"  # as KServe's runtime file has it
+    assert env_of(server)["MLSERVER_MODEL_NAME"] == "isvc-sklearn-v2"
+    assert "ports" not in server  # a stock server keeps KServe's defaults: port 8080, a TCP probe
+    assert server["readinessProbe"]["tcpSocket"] == {"port": 8080}
+    settings = KubeSettings(image="registry.example/mp:2.0")
+    torch = render_file(SAMPLES / "transformer-raw.yaml", settings)
+    server = containers_by_name(named(torch, "Deployment", "raw-transformer-predictor"))["kserve-container"]
+    assert server["image"] == "registry.example/mp-full:2.0"
+    assert (
+        containers_by_name(named(torch, "Deployment", "raw-transformer-predictor"))["storage-initializer"][
+            "image"
+        ]
+        == "registry.example/mp:2.0"
+    )
+    versioned = render_text(
+        sklearn().replace(
+            "storageUri: s3://models/iris", "storageUri: s3://models/iris\n      runtimeVersion: 1.9.0"
+        )
+    )
+    assert containers_by_name(named(versioned, "Deployment", "iris-predictor"))["kserve-container"][
+        "image"
+    ] == ("ghcr.io/modelplane/modelplane:1.9.0")
+
+
+def test_a_batcher_is_modelplane_serves_own():
+    batched = render_text(
+        sklearn().replace(
+            "    sklearn:\n", "    batcher: {maxBatchSize: 16, maxLatency: 200}\n    sklearn:\n"
+        )
+    )
+    args = containers_by_name(named(batched, "Deployment", "iris-predictor"))["kserve-container"]["args"]
+    assert args[-4:] == ["--enable-batcher", "--max-batch-size=16", "--max-latency=200", "--host=0.0.0.0"]
+    with pytest.raises(RenderError) as refused:
+        render_text(
+            sklearn().replace("    sklearn:\n", "    batcher: {maxBatchSize: 16}\n    sklearn:\n"),
+            kserve_runtimes=True,
+        )
+    assert refused.value.reason == "InvalidPredictorSpec"
+    assert "needs modelplane serve" in str(refused.value) and refused.value.path == "spec.predictor.batcher"
+
+
+def test_a_runtime_that_cannot_be_found_is_refused():
+    with pytest.raises(RenderError) as refused:
+        render_text(
+            sklearn().replace(
+                "    sklearn:\n", "    model:\n      runtime: nowhere\n      modelFormat: {name: sklearn}\n"
+            )
+        )
+    assert refused.value.reason == "RuntimeNotRecognized"
+    assert str(refused.value) == "No ServingRuntimes or ClusterServingRuntimes with the name: nowhere"
+
+
+def test_a_stopped_service_has_no_objects():
+    assert render_file(SAMPLES / "stopped.yaml", KubeSettings()).objects == []
