@@ -389,7 +389,8 @@ def main() -> int:
             server = build_server(name, batch, archive, f"r{rnd + 1}")
             log(f"round {rnd + 1}/{args.rounds}: {name} batchSize {batch}")
             if name == "modelplane":
-                commits.setdefault(modelplane_commit(), []).append(rnd + 1)
+                rounds = commits.setdefault(modelplane_commit(), [])
+                rounds += [] if rnd + 1 in rounds else [rnd + 1]
             try:
                 server.start()
                 server.wait_ready()
