@@ -13,7 +13,7 @@ Requests become the rows a handler's `handle(data, context)` takes, as KServe's 
 
 Rows of concurrent requests share one handler call up to the model's `batchSize`, waiting at most its
 `maxBatchDelay` (modelplane.server.batching). Each of the model's workers is a handler instance of its
-own, loaded once; a call goes to an idle one.
+own, loaded once; a call goes to an idle one (workers.py).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from modelplane.protocol.v2 import InferInput, InferRequest, InferResponse, outp
 from modelplane.runtimes.base import require
 from modelplane.runtimes.torchserve.archive import open_archive
 from modelplane.runtimes.torchserve.store import ModelStore, StoreModel
+from modelplane.runtimes.torchserve.workers import Worker
 from modelplane.server.model import Model
 
 logger = logging.getLogger("modelplane.server")
@@ -68,7 +69,7 @@ class TorchServeModel(Model):
         self.version = entry.version
         self._folder: Path | None = None
         self._manifest: dict = {}
-        self._services: list[Any] = []
+        self._workers: list[Worker] = []
         self._idle: asyncio.Queue | None = None
         self._batcher: Any = None
 
@@ -82,7 +83,7 @@ class TorchServeModel(Model):
         self._manifest = open_archive(self.entry.archive, folder)
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         for worker in range(self.entry.workers):
-            self._services.append(self._load_service(gpu_id=worker % gpus if gpus else None))
+            self._workers.append(Worker(self._load_service(gpu_id=worker % gpus if gpus else None)))
         self.ready = True
         return True
 
@@ -109,7 +110,7 @@ class TorchServeModel(Model):
             )
 
     def stop(self) -> None:
-        self._services.clear()
+        self._workers.clear()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
@@ -150,11 +151,12 @@ class TorchServeModel(Model):
         """One call of an idle worker's handler over `rows`, on a thread."""
         if self._idle is None:
             self._idle = asyncio.Queue()
-            for service in self._services:
-                self._idle.put_nowait(service)
-        service = await self._idle.get()
-        call = asyncio.ensure_future(asyncio.to_thread(self._handle, service, rows))
-        call.add_done_callback(lambda _: self._idle.put_nowait(service))
+            for worker in self._workers:
+                for _slot in range(worker.slots):
+                    self._idle.put_nowait(worker)
+        worker = await self._idle.get()
+        call = asyncio.ensure_future(asyncio.to_thread(self._handle, worker, rows))
+        call.add_done_callback(lambda _: self._idle.put_nowait(worker))
         try:
             return await asyncio.wait_for(asyncio.shield(call), self.entry.response_timeout)
         except TimeoutError:
@@ -164,17 +166,20 @@ class TorchServeModel(Model):
                 504,
             ) from None
 
-    def _handle(self, service: Any, rows: list[Row]) -> list:
+    def _handle(self, worker: Worker, rows: list[Row]) -> list:
         from ts.context import RequestProcessor
         from ts.utils.util import PredictionException
 
-        context = service.context
+        context = worker.new_context()
         request_ids = {index: row.headers.get("x-request-id", str(index)) for index, row in enumerate(rows)}
         context.request_ids = request_ids
         context.request_processor = [RequestProcessor(dict(row.headers)) for row in rows]
         context.metrics.request_ids = request_ids
+        whole = any(
+            row.headers.get("explain") == "True" or row.headers.get("describe") == "True" for row in rows
+        )
         try:
-            results = service._entry_point([row.data for row in rows], context)
+            results = worker.run([row.data for row in rows], context, whole=whole)
         except PredictionException as exc:
             raise ModelStatusError(f"model {self.name}: {exc.message}", exc.error_code) from None
         except (binascii.Error, UnicodeDecodeError, orjson.JSONDecodeError) as exc:

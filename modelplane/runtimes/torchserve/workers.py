@@ -1,0 +1,64 @@
+"""A model's workers: each a handler instance of its own, loaded once, called on a thread.
+
+TorchServe's stock vision handlers (image_classifier, image_segmenter, object_detector) keep no state of a
+batch between their stages, so their workers run as a two-stage pipeline: one batch is read and decoded
+(`preprocess`: base64, JPEG decoding, resizing) while the batch before it goes through the network
+(`inference`, `postprocess`). Both stages release the GIL in their C code, so one worker keeps two cores
+busy where it would keep one. Every other handler, custom ones included, runs its `handle` whole, one batch
+at a time, exactly as TorchServe calls it.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from typing import Any
+
+# Stock handlers whose stages are safe to overlap (their classes exactly: a subclass may keep state).
+_PIPELINED = (
+    ("ts.torch_handler.image_classifier", "ImageClassifier"),
+    ("ts.torch_handler.image_segmenter", "ImageSegmenter"),
+    ("ts.torch_handler.object_detector", "ObjectDetector"),
+)
+
+
+class Worker:
+    """One handler instance. `slots` is how many batches may be in it at once (2 when pipelined)."""
+
+    def __init__(self, service: Any):
+        self.service = service
+        self.handler = getattr(service._entry_point, "__self__", None)
+        self.pipelined = _is_pipelined(self.handler)
+        self.slots = 2 if self.pipelined else 1
+        self._reading = threading.Lock()
+        self._computing = threading.Lock()
+
+    def new_context(self) -> Any:
+        """A context of the worker's own for one batch: batches in flight side by side each keep their
+        request ids, headers and response statuses."""
+        return copy.copy(self.service.context)
+
+    def run(self, data: list, context: Any, *, whole: bool = False) -> Any:
+        """The handler's results for a batch. `whole` runs `handle` in one piece (explanations, which a
+        handler decides on from the first row's headers)."""
+        if not self.pipelined or whole:
+            with self._reading, self._computing:
+                return self.service._entry_point(data, context)
+        started = time.time()
+        handler = self.handler
+        with self._reading:
+            handler.context = context
+            prepared = handler.preprocess(data)
+        with self._computing:
+            handler.context = context
+            results = handler.postprocess(handler.inference(prepared))
+        context.metrics.add_time("HandlerTime", round((time.time() - started) * 1000, 2), None, "ms")
+        return results
+
+
+def _is_pipelined(handler: Any) -> bool:
+    if handler is None:
+        return False
+    cls = type(handler)
+    return (cls.__module__, cls.__qualname__) in _PIPELINED
