@@ -16,6 +16,7 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
     "onnx": ("modelplane.runtimes.onnx", "ONNXModel", "onnx"),
     "pytorch": ("modelplane.runtimes.pytorch", "PyTorchModel", "pytorch"),
     "tensorflow": ("modelplane.runtimes.tensorflow", "TensorFlowModel", "tensorflow"),
+    "huggingface": ("modelplane.runtimes.huggingface.model", "HuggingFaceModel", "huggingface"),
 }
 
 
