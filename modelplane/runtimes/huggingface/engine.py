@@ -18,7 +18,6 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +27,7 @@ from modelplane.protocol.errors import ModelNotReady
 from modelplane.protocol.openai import SamplingParams
 from modelplane.runtimes.huggingface.batch import DecoderOnlyBatch
 from modelplane.runtimes.huggingface.detokenizer import IncrementalText
+from modelplane.runtimes.huggingface.metrics import EngineMetrics
 from modelplane.runtimes.huggingface.sampling import Choice, Sampler, choose
 from modelplane.server.generation import EngineLoad, GenerationStep, TokenLogprob
 
@@ -59,7 +59,7 @@ class GenerationEngine:
         eos_ids: set[int],
         max_num_seqs: int,
         vocab_size: int,
-        observe_batch: Callable[[int], None] = lambda size: None,
+        metrics: EngineMetrics,
     ):
         self.name = name
         self.batch = batch
@@ -67,7 +67,7 @@ class GenerationEngine:
         self.eos_ids = eos_ids
         self.max_num_seqs = max_num_seqs
         self.vocab_size = vocab_size
-        self.observe_batch = observe_batch
+        self.metrics = metrics
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._waiting: deque[Sequence] = deque()
         self._running: list[Sequence] = []
@@ -98,11 +98,21 @@ class GenerationEngine:
     def _run(self) -> None:
         with torch.inference_mode():
             while self._take(block=not self._running and not self._waiting):
-                self._drop_cancelled()
-                self._admit()
-                if self._running:
-                    self._decode()
+                try:
+                    self._turn()
+                except Exception as exc:  # noqa: BLE001 - the engine's own fault: its sequences fail, it goes on
+                    logger.exception("the generation engine failed")
+                    self._fail(list(self._waiting) + self._running, exc)
+                    self._waiting.clear()
+                    self._running = []
+                    self.batch.keep([])
         self._fail(list(self._waiting) + self._running, ModelNotReady(self.name, "It was unloaded."))
+
+    def _turn(self) -> None:
+        self._drop_cancelled()
+        self._admit()
+        if self._running:
+            self._decode()
 
     def _take(self, *, block: bool) -> bool:
         """Moves arrived sequences to the waiting line; False once told to stop."""
@@ -117,9 +127,10 @@ class GenerationEngine:
             return True
 
     def _drop_cancelled(self) -> None:
-        if any(sequence.cancelled for sequence in self._waiting):
-            self._waiting = deque(sequence for sequence in self._waiting if not sequence.cancelled)
+        waiting = deque(sequence for sequence in self._waiting if not sequence.cancelled)
         keep = [row for row, sequence in enumerate(self._running) if not sequence.cancelled]
+        self.metrics.ended("abandoned", len(self._waiting) - len(waiting) + len(self._running) - len(keep))
+        self._waiting = waiting
         if len(keep) < len(self._running):
             self.batch.keep(keep)
             self._running = [self._running[row] for row in keep]
@@ -160,7 +171,7 @@ class GenerationEngine:
     def _decode(self) -> None:
         try:
             logits = self.batch.decode()
-            self.observe_batch(len(self._running))
+            self.metrics.decoded(len(self._running))
             choices = choose(logits, [sequence.sampler for sequence in self._running])
         except Exception as exc:  # noqa: BLE001 - the model's failure, reported on each request
             logger.exception("decoding step failed")
@@ -182,7 +193,11 @@ class GenerationEngine:
         for row, (sequence, choice) in enumerate(zip(sequences, choices, strict=True)):
             step = self._step(sequence, choice)
             deliveries.append((sequence, step))
-            if step.finish_reason is None and not sequence.cancelled:
+            if step.finish_reason is not None:
+                self.metrics.ended(step.finish_reason)
+            elif sequence.cancelled:
+                self.metrics.ended("abandoned")
+            else:
                 alive.append(row)
         _deliver(deliveries)
         return alive

@@ -15,7 +15,7 @@ from modelplane.protocol.openai import ChatMessage, OpenAIError, SamplingParams
 from modelplane.runtimes.huggingface import engine as engines
 from modelplane.runtimes.huggingface.batch import DecoderOnlyBatch, EncoderDecoderBatch
 from modelplane.runtimes.huggingface.loading import Loaded
-from modelplane.runtimes.huggingface.metrics import batch_observer
+from modelplane.runtimes.huggingface.metrics import EngineMetrics
 from modelplane.runtimes.huggingface.tasks import Task
 from modelplane.server.generation import EngineLoad, GenerationStep
 
@@ -35,7 +35,7 @@ class TransformersGenerator:
             _eos_ids(model, self.tokenizer),
             max_num_seqs,
             model.config.get_text_config().vocab_size,
-            batch_observer(name),
+            EngineMetrics(name),
         )
         self._arrived: list[engines.Sequence] = []
 

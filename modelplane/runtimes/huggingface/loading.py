@@ -91,6 +91,7 @@ def load(folder: Path, settings: HuggingFaceSettings, *, weights: bool = True) -
     torch = require("torch", "huggingface")
     from modelplane.runtimes.torch_tensors import preferred_device
 
+    transformers.utils.logging.disable_progress_bar()
     config = transformers.AutoConfig.from_pretrained(
         str(folder), trust_remote_code=settings.trust_remote_code
     )

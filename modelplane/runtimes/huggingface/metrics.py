@@ -1,10 +1,9 @@
-"""The huggingface engine's own metric: how many sequences each decoding step ran together."""
+"""The huggingface engine's own metrics: how many sequences each decoding step ran together, and
+how sequences ended (`stop`, `length`, or `abandoned` when the client left first)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 BATCH_SEQUENCES = Histogram(
     "modelplane_generation_batch_sequences",
@@ -12,7 +11,21 @@ BATCH_SEQUENCES = Histogram(
     ["model_name"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+SEQUENCES_ENDED = Counter(
+    "modelplane_generation_sequences",
+    "Sequences the huggingface engine ended, by model and how: stop, length or abandoned",
+    ["model_name", "finish"],
+)
 
 
-def batch_observer(model_name: str) -> Callable[[int], None]:
-    return BATCH_SEQUENCES.labels(model_name).observe
+class EngineMetrics:
+    def __init__(self, model_name: str):
+        self.model_name = model_name
+        self._batch = BATCH_SEQUENCES.labels(model_name)
+
+    def decoded(self, sequences: int) -> None:
+        self._batch.observe(sequences)
+
+    def ended(self, finish: str, count: int = 1) -> None:
+        if count:
+            SEQUENCES_ENDED.labels(self.model_name, finish).inc(count)

@@ -16,11 +16,11 @@ logger = logging.getLogger("modelplane.server")
 
 BACKENDS = ("auto", "huggingface", "vllm")
 DTYPES = ("auto", "float16", "float32", "bfloat16", "float", "half")
-OUTPUTS = ("labels", "probabilities", "raw_logits")
 DEFAULT_MAX_NUM_SEQS = 64
 
-# The flags, as KServe spells them (`modelplane serve` also takes them with dashes).
-FLAGS = (
+# The flags, as KServe spells them (`modelplane serve` also takes them with dashes): those that take a
+# value, and switches.
+VALUE_FLAGS = (
     "model_id",
     "model_revision",
     "tokenizer_revision",
@@ -30,17 +30,20 @@ FLAGS = (
     "max_length",
     "max_model_len",
     "max_num_seqs",
+    "tensor_input_names",
+    "max_log_len",
+)
+SWITCHES = (
     "disable_lower_case",
     "disable_special_tokens",
     "trust_remote_code",
-    "tensor_input_names",
     "return_token_type_ids",
     "return_offsets_mapping",
     "return_probabilities",
     "return_raw_logits",
     "disable_log_requests",
-    "max_log_len",
 )
+FLAGS = VALUE_FLAGS + SWITCHES
 
 
 class OptionsError(ValueError):

@@ -1,7 +1,8 @@
 """The tasks a transformers model is served for, and how one is inferred from its config.
 
 The names and the inference are KServe's: a config's first architecture ending in `ForCausalLM` is
-text generation, `ForSequenceClassification` sequence classification, and so on.
+text generation, `ForSequenceClassification` sequence classification, and so on; modelplane also
+reads `...LMHeadModel` (GPT-2's) as text generation, where KServe asks for `--task`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ _BY_ARCHITECTURE = (
     ("MTModel", "text2text_generation"),
     ("EncoderDecoderModel", "text2text_generation"),
     ("ForPrediction", "time_series_forecast"),
+    # Beyond KServe's list: GPT-2 and its kin are causal language models too.
+    ("LMHeadModel", "text_generation"),
 )
 
 
