@@ -317,3 +317,37 @@ def test_flags_that_cannot_be_honoured_stop_serve_with_one_line(models, flags, m
     )
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_with_a_predictor_host_the_tokens_go_to_the_predictor(models):
+    """KServe's split: the runtime tokenizes and reads the answer, a predictor elsewhere runs the model
+    (here a modelplane serve of tests/server/huggingface_predictor.py, which takes only the two
+    tensors --tensor_input_names names)."""
+    predictor = serve(
+        "--model-class",
+        str(REPO_ROOT / "tests" / "server" / "huggingface_predictor.py") + ":LogitsPredictor",
+        "--model-dir",
+        str(models / "classifier"),
+        "--model-name",
+        "classifier",
+        grpc=False,
+        env=OFFLINE,
+    )
+    front = serve(
+        "--model-dir",
+        str(models / "classifier"),
+        "--model-name",
+        "classifier",
+        "--predictor-host",
+        f"127.0.0.1:{predictor.http_port}",
+        "--tensor_input_names",
+        "input_ids,attention_mask",
+        grpc=False,
+        env=OFFLINE,
+    )
+    try:
+        _batch, output = reference_logits(models, "classifier", "AutoModelForSequenceClassification", TEXTS)
+        assert v1(front, "classifier", TEXTS).json() == {"predictions": output.logits.argmax(-1).tolist()}
+    finally:
+        front.stop()
+        predictor.stop()
