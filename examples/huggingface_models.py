@@ -233,16 +233,24 @@ def _train(model, loss, steps: int) -> None:
     import torch
 
     torch.manual_seed(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss().backward()
-        optimizer.step()
-    model.eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # these models are too small to share out: more threads only wait on each other
+    try:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        model.train()
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss().backward()
+            optimizer.step()
+        model.eval()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _save(folder: Path, model, tokenizer) -> Path:
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

@@ -52,11 +52,12 @@ SERVED = [
     isvc("sk-v2", "sklearn", "examples/sklearn-iris", protocolVersion="v2"),  # kserve-mlserver (priority 2)
     isvc("onnx", "onnx", "stock/onnx", runtime="kserve-tritonserver"),
     isvc("torch", "pytorch", "examples/cat-dog-classifier", runtime="kserve-torchserve"),
+    # kserve-huggingfaceserver, with a flag of its own
+    isvc("hf", "huggingface", "examples/text-classifier", args=["--return_probabilities"]),
 ]
 NOT_SERVED = [
     isvc("pmml", "pmml", "stock/pmml"),  # kserve-pmmlserver
     isvc("trt", "tensorrt", "stock/pmml", runtime="kserve-tritonserver"),
-    isvc("hf", "huggingface", "stock/pmml"),  # kserve-huggingfaceserver
     {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -193,6 +194,18 @@ def test_torchserve_s_runtime_serves_a_torchserve_model_store(platform):
     assert "pytorch: modelplane serve --runtime=pytorch" in ready["message"]
 
 
+def test_huggingfaceserver_serves_a_transformers_model_with_its_flags(platform):
+    """KServe's kserve-huggingfaceserver (which replaces the built-in of that name) runs its image
+    with `--model_name`: here, modelplane serve --runtime=huggingface, its own flags passed on."""
+    body = {"instances": ["what a lovely day", "the food was cold and the staff were rude"]}
+    response = platform.request("POST", "hf.default.localhost", "/v1/models/hf:predict", json=body)
+    assert response.status_code == 200, response.text
+    happy, sad = response.json()["predictions"]
+    assert happy["1"] > 0.9 and sad["0"] > 0.9
+    runtime = get(platform, "csr", "kserve-huggingfaceserver")
+    assert runtime["spec"]["containers"][0]["image"] == "huggingfaceserver:replace"
+
+
 def not_ready(platform: PlatformProcess, name: str) -> dict:
     def refused():
         status = get(platform, "isvc", name).get("status") or {}
@@ -207,7 +220,6 @@ def not_ready(platform: PlatformProcess, name: str) -> dict:
     [
         ("pmml", "kserve-pmmlserver:replace"),
         ("trt", "kserve-tritonserver:replace"),
-        ("hf", "huggingfaceserver:replace"),
         ("custom", "example/custom-model:v1"),
     ],
 )
