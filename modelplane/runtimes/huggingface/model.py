@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.protocol.errors import InvalidInput
-from modelplane.runtimes.huggingface import loading
+from modelplane.runtimes.huggingface import loading, options
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
 from modelplane.server.model import Model
 
@@ -57,6 +57,10 @@ class HuggingFaceModel(Model):
         else:
             from modelplane.runtimes.huggingface.predictive import EncoderTask, TextEmbedder
 
+            if self.settings.max_num_seqs is not None:
+                logger.warning(
+                    "--max_num_seqs applies to text generation; model %s is %s", self.name, loaded.task.value
+                )
             self._encoder = EncoderTask(self.name, loaded, self.settings)
             if loaded.task is Task.text_embedding and not remote:
                 self.embedder = TextEmbedder(self._encoder)
@@ -66,11 +70,14 @@ class HuggingFaceModel(Model):
     def _load_generator(self, loaded: loading.Loaded) -> None:
         from modelplane.runtimes.huggingface.generator import TransformersGenerator
 
-        if not self.settings.special_tokens:
+        ignored = options.not_for_generation(self.settings)
+        if ignored:
             logger.warning(
-                "--disable_special_tokens applies to predictive tasks; %s generates text", self.name
+                "%s apply to predictive tasks; model %s generates text", ", ".join(ignored), self.name
             )
-        generator = TransformersGenerator(self.name, loaded, self.settings.max_num_seqs)
+        generator = TransformersGenerator(
+            self.name, loaded, self.settings.max_num_seqs or options.DEFAULT_MAX_NUM_SEQS
+        )
         generator.start()
         self.generator = generator
 

@@ -61,7 +61,7 @@ class HuggingFaceSettings:
     backend: str = "auto"
     dtype: str = "auto"
     max_model_len: int | None = None
-    max_num_seqs: int = DEFAULT_MAX_NUM_SEQS
+    max_num_seqs: int | None = None  # None: DEFAULT_MAX_NUM_SEQS
     lower_case: bool = True
     special_tokens: bool = True
     trust_remote_code: bool = False
@@ -133,9 +133,8 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
         raise OptionsError("--return_probabilities and --return_raw_logits exclude each other")
     if args.max_model_len is not None and args.max_model_len < 1:
         raise OptionsError(f"--max_model_len must be at least 1, got {args.max_model_len}")
-    max_num_seqs = DEFAULT_MAX_NUM_SEQS if args.max_num_seqs is None else args.max_num_seqs
-    if max_num_seqs < 1:
-        raise OptionsError(f"--max_num_seqs must be at least 1, got {max_num_seqs}")
+    if args.max_num_seqs is not None and args.max_num_seqs < 1:
+        raise OptionsError(f"--max_num_seqs must be at least 1, got {args.max_num_seqs}")
     if args.max_log_len is not None and not args.disable_log_requests:
         raise OptionsError(
             "--max_log_len: modelplane does not log prompts, so there is no length to cap "
@@ -159,7 +158,7 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
         backend=_backend(args.backend),
         dtype=args.dtype,
         max_model_len=args.max_model_len,
-        max_num_seqs=max_num_seqs,
+        max_num_seqs=args.max_num_seqs,
         lower_case=not args.disable_lower_case,
         special_tokens=not args.disable_special_tokens,
         trust_remote_code=args.trust_remote_code,
@@ -168,6 +167,21 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
         return_offsets_mapping=args.return_offsets_mapping,
         output=output,
     )
+
+
+def not_for_generation(settings: HuggingFaceSettings) -> list[str]:
+    """The flags set that apply to predictive tasks only."""
+    return [
+        flag
+        for flag, given in (
+            ("--disable_special_tokens", not settings.special_tokens),
+            ("--return_token_type_ids", settings.return_token_type_ids),
+            ("--return_offsets_mapping", settings.return_offsets_mapping),
+            ("--return_probabilities", settings.output == "probabilities"),
+            ("--return_raw_logits", settings.output == "raw_logits"),
+        )
+        if given
+    ]
 
 
 def _backend(requested: str) -> str:
