@@ -19,6 +19,7 @@ import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 
+from modelplane.runtimes.huggingface.tasks import TaskError, infer_task
 from tests.server.processes import REPO_ROOT, serve
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
@@ -30,6 +31,37 @@ torch = pytest.importorskip("torch")
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
 TEXTS = ["The cat sat on the MAT", "a dog ran in the park with a red ball"]
 MASKED = ["the cat [MASK] on the mat", "a [MASK] ran in the [MASK]"]
+
+
+@pytest.mark.parametrize(
+    ("architecture", "task"),
+    [
+        ("BertForSequenceClassification", "sequence_classification"),
+        ("DistilBertForTokenClassification", "token_classification"),
+        ("RobertaForMaskedLM", "fill_mask"),
+        ("LlamaForCausalLM", "text_generation"),
+        ("GPT2LMHeadModel", "text_generation"),
+        ("T5ForConditionalGeneration", "text2text_generation"),
+        ("MarianMTModel", "text2text_generation"),
+    ],
+)
+def test_the_task_is_inferred_from_the_first_architecture(architecture, task):
+    assert infer_task([architecture, "Other"]).value == task
+
+
+@pytest.mark.parametrize(
+    ("architectures", "message"),
+    [
+        (["TapasForQuestionAnswering"], "table_question_answering model, which is not supported"),
+        (["BertForQuestionAnswering"], "question_answering model, which is not supported"),
+        (["PatchTSTForPrediction"], "time series models are not served"),
+        (["BertModel"], "the task cannot be inferred from BertModel: set --task"),
+        ([], "names no architectures"),
+    ],
+)
+def test_a_task_that_cannot_be_inferred_or_served_says_why(architectures, message):
+    with pytest.raises(TaskError, match=message):
+        infer_task(architectures)
 
 
 @pytest.fixture(scope="module")
@@ -281,9 +313,10 @@ def test_a_model_id_is_served_from_the_local_hugging_face_cache(models, tmp_path
     (snapshot.parent.parent / "refs" / "main").write_text("0123abcd")
     snapshot.symlink_to(models / "classifier")
     env = {**OFFLINE, "HF_HUB_CACHE": str(cache)}
-    process = serve("--model_id", "tiny/classifier", "--model-name", "cached", env=env)
+    process = serve("--model_id", "tiny/classifier", "--model-name", "cached", "--dtype", "bfloat16", env=env)
     try:
         assert v1(process, "cached", TEXTS).status_code == 200
+        assert "task sequence_classification, torch.bfloat16 on cpu" in process.log()
     finally:
         process.stop()
     missing = serve("--model_id", "tiny/absent", "--model-name", "absent", env=env, ready_status=503)
