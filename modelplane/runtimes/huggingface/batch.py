@@ -105,7 +105,8 @@ class DecoderOnlyBatch:
     def check_cache(self) -> None:
         """Refuses a model whose cache is not one plain key/value pair per layer (which rows can be
         padded, appended and dropped from)."""
-        part, _logits = self.prefill([[self.pad_id]])
+        with torch.inference_mode():
+            part, _logits = self.prefill([[self.pad_id]])
         _check_plain(part.cache)
 
 
@@ -192,7 +193,8 @@ class EncoderDecoderBatch(DecoderOnlyBatch):
         self.last = self.last[index]
 
     def check_cache(self) -> None:
-        part, _logits = self.prefill([[self.pad_id]])
+        with torch.inference_mode():
+            part, _logits = self.prefill([[self.pad_id]])
         _check_plain(part.cache.self_attention_cache)
         _check_plain(part.cache.cross_attention_cache)
 

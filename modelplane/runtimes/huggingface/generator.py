@@ -86,6 +86,12 @@ class TransformersGenerator:
         return self.engine.occupancy()
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[GenerationStep]:
+        outside = [token for token in prompt_ids if token >= self.engine.vocab_size]
+        if outside:
+            raise OpenAIError(
+                f"token id {outside[0]} is not in this model's vocabulary of {self.engine.vocab_size} tokens",
+                param="prompt",
+            )
         loop = asyncio.get_running_loop()
         sequence = engines.Sequence(list(prompt_ids), params, loop, asyncio.Queue())
         self._hand_over(sequence, loop)
