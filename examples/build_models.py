@@ -4,7 +4,8 @@
 
 Each example's `storageUri` is `pvc://examples/<name>`: on one machine a claim is a folder,
 `$MODELPLANE_PVC_DIR/<claim>` (default `~/.modelplane/pvc/<claim>`). Nothing is downloaded: the
-models are trained here on the iris data set that ships with scikit-learn.
+models are trained here on the iris data set that ships with scikit-learn, and the Hugging Face ones
+on a few sentences (huggingface_models.py).
 """
 
 from __future__ import annotations

@@ -78,9 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     def add(name: str, **kwargs) -> None:
-        group.add_argument(
-            f"--{name}", f"--{name.replace('_', '-')}", dest=kwargs.pop("dest", name), **kwargs
-        )
+        spellings = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"])
+        group.add_argument(*spellings, dest=kwargs.pop("dest", name), **kwargs)
 
     add("model_id", help="a Hugging Face model id, served from the local Hugging Face cache (no download)")
     add("model_revision", help="the revision of --model_id to serve (default: the cached main)")
@@ -112,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("return_probabilities", action="store_true", help="classification tasks: answer probabilities")
     add("return_raw_logits", action="store_true", help="classification tasks: answer raw logits")
     add("disable_log_requests", action="store_true", help="accepted: modelplane never logs prompts")
-    add("max_log_len", type=int, help="refused unless --disable_log_requests: modelplane never logs prompts")
+    add("max_log_len", type=int, help="refused: modelplane never logs prompts")
 
 
 def given(args: argparse.Namespace) -> list[str]:
@@ -135,7 +134,7 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
         raise OptionsError(f"--max_model_len must be at least 1, got {args.max_model_len}")
     if args.max_num_seqs is not None and args.max_num_seqs < 1:
         raise OptionsError(f"--max_num_seqs must be at least 1, got {args.max_num_seqs}")
-    if args.max_log_len is not None and not args.disable_log_requests:
+    if args.max_log_len is not None:
         raise OptionsError(
             "--max_log_len: modelplane does not log prompts, so there is no length to cap "
             "(--disable_log_requests is accepted)"
