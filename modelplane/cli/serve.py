@@ -186,6 +186,7 @@ def build_models(args: argparse.Namespace):
         if runtime == "custom":
             if not args.model_class:
                 raise CommandError("--runtime custom needs --model-class module:Class")
+            _refuse_huggingface_flags(args, "custom")
             model = build_custom_model(args.model_class, name, args.model_dir)
             _configure(model, args)
             return [model], None
@@ -258,6 +259,9 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
     runtime = runtime or detect_runtime(model_dir)
     if runtime is None:
         return []
+    if runtime == "huggingface":
+        return [_huggingface_model(model_dir, name, args)]
+    _refuse_huggingface_flags(args, runtime)
     if runtime == "pytorch":
         from modelplane.runtimes.torchserve import is_model_store, store_models
 
@@ -266,11 +270,6 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
             for model in models:
                 _configure(model, args)
             return models
-    if runtime == "huggingface":
-        return [_huggingface_model(model_dir, name, args)]
-    given = huggingface_options.given(args)
-    if given:
-        raise CommandError(f"{', '.join(given)}: flags of the huggingface runtime, not of {runtime}")
     cls = runtime_class(runtime)
     options = {}
     if args.max_batch_rows is not None and runtime != "pytorch":
@@ -282,6 +281,12 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
     model = cls(name, str(model_dir), **options)
     _configure(model, args)
     return [model]
+
+
+def _refuse_huggingface_flags(args: argparse.Namespace, runtime: str) -> None:
+    given = huggingface_options.given(args)
+    if given:
+        raise CommandError(f"{', '.join(given)}: flags of the huggingface runtime, not of {runtime}")
 
 
 def _huggingface_model(model_dir: Path | None, name: str, args: argparse.Namespace):
