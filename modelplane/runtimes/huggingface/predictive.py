@@ -20,6 +20,7 @@ Answers, by task and by what `--return_probabilities` / `--return_raw_logits` as
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ from modelplane.protocol.v2 import InferInput, InferRequest, InferResponse, outp
 from modelplane.runtimes.huggingface.loading import Loaded
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
 from modelplane.runtimes.huggingface.tasks import Task
+
+Forward = Callable[[InferRequest], Awaitable[InferResponse]]
 
 
 class EncoderTask:
@@ -52,15 +55,17 @@ class EncoderTask:
         if settings.output != "labels" and self.task is Task.text_embedding:
             raise ValueError("--return_probabilities and --return_raw_logits apply to classification tasks")
 
-    async def predict(self, payload: Any, forward_to_predictor=None) -> Any:
+    async def predict(self, payload: Any, forward_to_predictor: Forward | None = None) -> Any:
+        """The answer to a V1 payload or a V2 InferRequest; `forward_to_predictor` sends the tokens
+        to the predictor that runs the model, when it runs elsewhere."""
         texts = _texts(payload)
         encoded = self._tokenize(texts)
         offsets = encoded.pop("offset_mapping", None)
         if forward_to_predictor is not None:
-            logits = await self._remote(encoded, forward_to_predictor)
+            scores = await self._remote(encoded, forward_to_predictor)
         else:
-            logits = await asyncio.to_thread(self._forward, encoded)
-        return self._answer(payload, logits, encoded, offsets)
+            scores = await asyncio.to_thread(self.run_model, encoded)
+        return self._answer(payload, scores, encoded, offsets)
 
     def _tokenize(self, texts: list[str]) -> Any:
         # On the event loop: a tokenizer is not safe to call from several threads at once.
@@ -75,7 +80,8 @@ class EncoderTask:
             return_tensors="pt",
         )
 
-    def _forward(self, encoded: Any) -> torch.Tensor:
+    def run_model(self, encoded: Any) -> torch.Tensor:
+        """The model's logits (text_embedding: its token vectors) for tokenized texts."""
         try:
             with torch.inference_mode():
                 output = self.model(**encoded.to(self.device))
@@ -85,7 +91,7 @@ class EncoderTask:
             return output.last_hidden_state.float().cpu()
         return output.logits.float().cpu()
 
-    async def _remote(self, encoded: Any, forward) -> torch.Tensor:
+    async def _remote(self, encoded: Any, forward: Forward) -> torch.Tensor:
         wanted = self.settings.tensor_input_names
         inputs = [
             InferInput(key, list(tensor.shape), "INT64", tensor.numpy().astype(np.int64))
@@ -185,7 +191,7 @@ class TextEmbedder:
         from transformers import BatchEncoding
 
         encoded = BatchEncoding({"input_ids": ids, "attention_mask": mask})
-        hidden = await asyncio.to_thread(self.encoder._forward, encoded)
+        hidden = await asyncio.to_thread(self.encoder.run_model, encoded)
         return _embeddings(hidden, mask).tolist()
 
 
