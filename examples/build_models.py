@@ -4,7 +4,8 @@
 
 Each example's `storageUri` is `pvc://examples/<name>`: on one machine a claim is a folder,
 `$MODELPLANE_PVC_DIR/<claim>` (default `~/.modelplane/pvc/<claim>`). Nothing is downloaded: the
-models are trained here on the iris data set that ships with scikit-learn.
+models are trained here on the iris data set that ships with scikit-learn, and the Hugging Face ones
+on a few sentences (huggingface_models.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,21 @@ def build_all(root: Path) -> list[Path]:
     except ImportError as exc:  # the one example that needs its own extra
         print(f"skipped tensorflow-iris: {exc}", file=sys.stderr)
     built += _pytorch(root)
+    built += _huggingface(root)
     return built
+
+
+def _huggingface(root: Path) -> list[Path]:
+    if any(importlib.util.find_spec(name) is None for name in ("transformers", "tokenizers", "torch")):
+        print('skipped the Hugging Face examples: pip install "modelplane[huggingface]"')
+        return []
+    sys.path.insert(0, str(HERE))
+    from huggingface_models import write_text_classifier, write_text_generator
+
+    return [
+        write_text_classifier(_fresh(root / "text-classifier")),
+        write_text_generator(_fresh(root / "text-generator")),
+    ]
 
 
 def _pytorch(root: Path) -> list[Path]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelplane.cli.main import CommandError
+from modelplane.runtimes.huggingface import options as huggingface_options
 
 if TYPE_CHECKING:
     from modelplane.server.request_batching import BatchSettings
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add(
         "--runtime",
         default=None,
-        help="sklearn, xgboost, lightgbm, onnx, pytorch, tensorflow, pmml or custom (default: from the files)",
+        help="sklearn, xgboost, lightgbm, onnx, pytorch, tensorflow, pmml, huggingface or custom "
+        "(default: from the files)",
     )
     add(
         "--model-class",
@@ -68,8 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--nthread",
         type=int,
         default=None,
-        help="threads per prediction for xgboost, lightgbm, onnx, tensorflow and pytorch "
-        "(default 1; pytorch: torch's own); pmml: the JVM's processor count",
+        help="threads per prediction for xgboost, lightgbm, onnx, tensorflow, pytorch and huggingface "
+        "(default 1; pytorch, huggingface: torch's own); pmml: the JVM's processor count",
     )
     add(
         "--max-batch-rows",
@@ -79,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default 64; 1 turns it off)",
     )
     _add_batcher_flags(parser)
+    huggingface_options.add_arguments(parser)
     add("--predict-proba", action="store_true", default=None, help="sklearn: answer with predict_proba")
     add("--predictor-host", "--predictor_host", default=None, help="transformers: the predictor's host:port")
     add("--predictor-protocol", "--predictor_protocol", default="v1", choices=["v1", "v2"])
@@ -178,14 +181,17 @@ def build_models(args: argparse.Namespace):
     from modelplane.runtimes.torchserve.store import StoreError
 
     name = args.model_name or "model"
-    runtime = args.runtime or ("custom" if args.model_class else None)
+    runtime = args.runtime or ("custom" if args.model_class else "huggingface" if args.model_id else None)
     try:
         if runtime == "custom":
             if not args.model_class:
                 raise CommandError("--runtime custom needs --model-class module:Class")
+            _refuse_huggingface_flags(args, "custom")
             model = build_custom_model(args.model_class, name, args.model_dir)
             _configure(model, args)
             return [model], None
+        if runtime == "huggingface" and args.model_id and not args.model_dir:
+            return [_huggingface_model(None, name, args)], None
         if not args.model_dir:
             raise CommandError("--model-dir is required (or set MODEL_DIR)")
         model_dir = Path(args.model_dir)
@@ -253,6 +259,9 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
     runtime = runtime or detect_runtime(model_dir)
     if runtime is None:
         return []
+    if runtime == "huggingface":
+        return [_huggingface_model(model_dir, name, args)]
+    _refuse_huggingface_flags(args, runtime)
     if runtime == "pytorch":
         from modelplane.runtimes.torchserve import is_model_store, store_models
 
@@ -275,6 +284,29 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
     model = cls(name, str(model_dir), **options)
     _configure(model, args)
     return [model]
+
+
+def _refuse_huggingface_flags(args: argparse.Namespace, runtime: str) -> None:
+    given = huggingface_options.given(args)
+    if given:
+        raise CommandError(f"{', '.join(given)}: flags of the huggingface runtime, not of {runtime}")
+
+
+def _huggingface_model(model_dir: Path | None, name: str, args: argparse.Namespace):
+    from modelplane.runtimes import runtime_class
+
+    try:
+        settings = huggingface_options.settings(args)
+    except huggingface_options.OptionsError as exc:
+        raise CommandError(str(exc)) from None
+    if args.max_batch_rows is not None:
+        logger.warning(
+            "--max-batch-rows does not apply to the huggingface runtime: its engine batches itself"
+        )
+    cls = runtime_class("huggingface")
+    model = cls(name, None if model_dir is None else str(model_dir), settings=settings, nthread=args.nthread)
+    _configure(model, args)
+    return model
 
 
 def _configure(model, args: argparse.Namespace) -> None:

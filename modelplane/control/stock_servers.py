@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from modelplane.control.image_args import Flag, ParsedArgs, is_placeholder, parse_args
 from modelplane.runtimes import RUNTIMES
+from modelplane.runtimes.huggingface import options as huggingface_options
 
 HTTP_PORT, GRPC_PORT = 8080, 8081  # where KServe's model server listens in its container
 MODEL_MOUNT = "/mnt/models"
@@ -86,6 +87,16 @@ class _Serve:
         else:
             self.options.append(f"{option}={flag.value}")
 
+    def pass_on(self, flag: Flag, *, switch: bool) -> None:
+        """A flag modelplane serve takes under the same name, as it is (a switch given a value is
+        given or not, as that value says)."""
+        if not switch:
+            self.option(flag, f"--{flag.name}")
+        elif flag.truth() is None:
+            self.drop(flag.text, "not a boolean")
+        elif flag.truth():
+            self.options.append(f"--{flag.name}")
+
     def local(self, note: str = "") -> LocalCommand:
         command = ["modelplane", "serve", f"--model-dir={self.model_dir}"]
         if self.model_name:
@@ -121,6 +132,8 @@ _SERVE_OPTIONS = {
     "predictor_host": ("--predictor-host", False),
     "explainer_host": ("--explainer-host", False),
 }
+# The flags of a runtime's own server that modelplane serve takes as they are: (value flags, switches).
+_RUNTIME_FLAGS = {"huggingface": (huggingface_options.VALUE_FLAGS, huggingface_options.SWITCHES)}
 # KServe model-server flags with no counterpart, and why.
 _NO_COUNTERPART = {
     "max_threads": "modelplane serve's gRPC server has no thread pool to size",
@@ -144,6 +157,7 @@ def kserve_python_server(request: Request, server: str, runtime: str | None) -> 
     serve = _Serve(served_runtime(runtime, server))
     for word in parsed.words:
         serve.drop(word, "not a flag of KServe's model server")
+    values, switches = _RUNTIME_FLAGS.get(serve.runtime, ((), ()))
     grpc_limits: list[int] = []
     for flag in parsed.without("framework"):
         if flag.name == "model_name":
@@ -166,6 +180,8 @@ def kserve_python_server(request: Request, server: str, runtime: str | None) -> 
                 grpc_limits.append(int(flag.value))
             else:
                 serve.drop(flag.text, "not a whole number")
+        elif flag.name in values or flag.name in switches:
+            serve.pass_on(flag, switch=flag.name in switches)
         elif flag.name == "enable_docs_url":
             if flag.truth() is not False:
                 serve.drop(flag.text, "modelplane serve has no Swagger UI at /docs")

@@ -17,6 +17,7 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
     "pytorch": ("modelplane.runtimes.pytorch", "PyTorchModel", "pytorch"),
     "tensorflow": ("modelplane.runtimes.tensorflow", "TensorFlowModel", "tensorflow"),
     "pmml": ("modelplane.runtimes.pmml", "PMMLModel", "pmml"),
+    "huggingface": ("modelplane.runtimes.huggingface.model", "HuggingFaceModel", "huggingface"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from modelplane.runtimes.tensorflow_layout import holds_saved_model
@@ -24,8 +25,10 @@ _BY_EXTENSION = {
 
 def detect_runtime(model_dir: str | Path) -> str | None:
     """The runtime for the single model file in `model_dir` (or the SavedModel in it, perhaps in numbered
-    version folders), or None if it cannot tell."""
+    version folders, or the transformers model: a config.json), or None if it cannot tell."""
     path = Path(model_dir)
+    if _is_transformers_folder(path):
+        return "huggingface"
     if holds_saved_model(path):
         return "tensorflow"
     if path.is_dir() and _is_torchserve_store(path):
@@ -38,6 +41,18 @@ def detect_runtime(model_dir: str | Path) -> str | None:
         elif file.suffix in _BY_EXTENSION:
             found.add(_BY_EXTENSION[file.suffix])
     return found.pop() if len(found) == 1 else None
+
+
+def _is_transformers_folder(folder: Path) -> bool:
+    """A transformers model folder: a config.json that names a model type or architectures."""
+    config = folder / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        document = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and ("model_type" in document or "architectures" in document)
 
 
 def _is_torchserve_store(folder: Path) -> bool:

@@ -314,6 +314,8 @@ class _Run:
             raise
         except Exception as exc:  # noqa: BLE001 - the engine's failure, reported on the request
             if queue is None:
+                if isinstance(exc, OpenAIError):  # the generator refused the request itself
+                    raise
                 raise OpenAIError(f"generation failed: {type(exc).__name__}: {exc}", 500) from None
             queue.put_nowait(exc)
         finally:

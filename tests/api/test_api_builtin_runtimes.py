@@ -25,6 +25,7 @@ def by_name() -> dict:
 
 def test_the_shipped_runtimes():
     assert builtin_runtime_names() == [
+        "kserve-huggingfaceserver",
         "kserve-lgbserver",
         "kserve-pmmlserver",
         "kserve-sklearnserver",
@@ -40,6 +41,13 @@ def test_the_shipped_runtimes():
 )
 def test_kserve_names_keep_kserve_formats_priorities_and_protocols(name):
     ours, theirs = by_name()[name], KSERVE[name]
+    for key in ("supportedModelFormats", "protocolVersions", "annotations"):
+        assert ours["spec"][key] == theirs["spec"][key]
+    assert ours["metadata"] == theirs["metadata"]
+
+
+def test_huggingfaceserver_keeps_kserve_s_formats_protocols_and_metadata():
+    ours, theirs = by_name()["kserve-huggingfaceserver"], KSERVE["kserve-huggingfaceserver"]
     for key in ("supportedModelFormats", "protocolVersions", "annotations"):
         assert ours["spec"][key] == theirs["spec"][key]
     assert ours["metadata"] == theirs["metadata"]
@@ -63,6 +71,7 @@ def test_torchserve_keeps_kserve_s_formats_and_protocols():
         ("modelplane-onnxserver", "onnx"),
         ("kserve-torchserve", "pytorch"),
         ("modelplane-tensorflowserver", "tensorflow"),
+        ("kserve-huggingfaceserver", "huggingface"),
     ],
 )
 def test_each_runs_modelplane_serve(name, runtime):
@@ -104,7 +113,7 @@ def test_shipped_runtimes_pass_admission_together():
 
 def test_copies_are_independent():
     builtin_cluster_runtimes()[0]["metadata"]["name"] = "changed"
-    assert builtin_runtime_names()[0] == "kserve-lgbserver"
+    assert builtin_runtime_names()[0] == "kserve-huggingfaceserver"
 
 
 def test_render_placeholders():

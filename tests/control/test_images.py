@@ -206,7 +206,34 @@ def test_huggingfaceserver_runs_the_huggingface_runtime_once_there_is_one(with_r
     with_runtimes("huggingface")
     local = run("huggingfaceserver:replace", ["--model_name=iris", "--task=fill_mask"])
     assert "--runtime=huggingface" in local.command
-    assert local.dropped == ("--task=fill_mask (modelplane serve has no such setting)",)
+    assert "--task=fill_mask" in local.command
+    assert local.dropped == ()
+
+
+def test_huggingfaceserver_flags_pass_on_to_the_huggingface_runtime(with_runtimes):
+    with_runtimes("huggingface")
+    args = [
+        "--model_name=chat",
+        "--model_id",
+        "org/model",
+        "--backend=huggingface",
+        "--max-model-len=512",
+        "--trust_remote_code",
+        "--return_probabilities=false",
+        "--disable_lower_case=maybe",
+        "--gpu_memory_utilization=0.9",
+    ]
+    local = run("kserve/huggingfaceserver:v0.15.0", args)
+    assert local.command[local.command.index("--runtime=huggingface") + 3 :] == [
+        "--model_id=org/model",
+        "--backend=huggingface",
+        "--max_model_len=512",
+        "--trust_remote_code",
+    ]
+    assert local.dropped == (
+        "--disable_lower_case=maybe (not a boolean)",
+        "--gpu_memory_utilization=0.9 (modelplane serve has no such setting)",
+    )
 
 
 # ---- containers that run their own command, and images nothing knows ----

@@ -54,10 +54,11 @@ SERVED = [
     isvc("onnx", "onnx", "stock/onnx", runtime="kserve-tritonserver"),
     isvc("torch", "pytorch", "examples/cat-dog-classifier", runtime="kserve-torchserve"),
     isvc("pmml", "pmml", "stock/pmml"),  # kserve-pmmlserver
+    # kserve-huggingfaceserver, with a flag of its own
+    isvc("hf", "huggingface", "examples/text-classifier", args=["--return_probabilities"]),
 ]
 NOT_SERVED = [
     isvc("trt", "tensorrt", "stock/pmml", runtime="kserve-tritonserver"),
-    isvc("hf", "huggingface", "stock/pmml"),  # kserve-huggingfaceserver
     isvc("paddle", "paddle", "stock/pmml"),  # kserve-paddleserver
     {
         "apiVersion": "serving.kserve.io/v1beta1",
@@ -216,6 +217,18 @@ def test_kserves_pmmlserver_serves_a_pmml_model(platform):
     )
 
 
+def test_huggingfaceserver_serves_a_transformers_model_with_its_flags(platform):
+    """KServe's kserve-huggingfaceserver (which replaces the built-in of that name) runs its image
+    with `--model_name`: here, modelplane serve --runtime=huggingface, its own flags passed on."""
+    body = {"instances": ["what a lovely day", "the food was cold and the staff were rude"]}
+    response = platform.request("POST", "hf.default.localhost", "/v1/models/hf:predict", json=body)
+    assert response.status_code == 200, response.text
+    happy, sad = response.json()["predictions"]
+    assert happy["1"] > 0.9 and sad["0"] > 0.9
+    runtime = get(platform, "csr", "kserve-huggingfaceserver")
+    assert runtime["spec"]["containers"][0]["image"] == "huggingfaceserver:replace"
+
+
 def not_ready(platform: PlatformProcess, name: str) -> dict:
     def refused():
         status = get(platform, "isvc", name).get("status") or {}
@@ -229,7 +242,6 @@ def not_ready(platform: PlatformProcess, name: str) -> dict:
     ("name", "image"),
     [
         ("trt", "kserve-tritonserver:replace"),
-        ("hf", "huggingfaceserver:replace"),
         ("paddle", "kserve-paddleserver:replace"),
         ("custom", "example/custom-model:v1"),
     ],

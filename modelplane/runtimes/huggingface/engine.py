@@ -1,0 +1,243 @@
+"""The generation engine: one thread that runs every sequence of a model, batched step by step.
+
+Each turn of its loop it takes the sequences that arrived, drops those whose client left, runs the
+prompts of newcomers together (up to `max_num_seqs` sequences in all) and then one decoding step for
+every running sequence: one forward pass, whatever the number of requests. A sequence joins at the
+next step boundary and leaves as soon as it ends, so a long generation never holds up a short one,
+and throughput grows with concurrency instead of requests queueing one behind another.
+
+The event loop hands sequences over with `submit` and gets each step back on the sequence's own
+asyncio queue; the steps of one turn reach the loop in one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from modelplane.protocol.errors import ModelNotReady
+from modelplane.protocol.openai import SamplingParams
+from modelplane.runtimes.huggingface.batch import DecoderOnlyBatch
+from modelplane.runtimes.huggingface.detokenizer import IncrementalText
+from modelplane.runtimes.huggingface.metrics import EngineMetrics
+from modelplane.runtimes.huggingface.sampling import Choice, Sampler, choose
+from modelplane.server.generation import EngineLoad, GenerationStep, TokenLogprob
+
+logger = logging.getLogger("modelplane.server")
+
+PREFILL_TOKENS = 8192  # padded prompt tokens per prefill pass; more newcomers wait for the next one
+
+
+@dataclass(eq=False)
+class Sequence:
+    """One generation: its prompt, how to sample it, and where its steps go."""
+
+    prompt_ids: list[int]
+    params: SamplingParams
+    loop: asyncio.AbstractEventLoop
+    steps: asyncio.Queue
+    cancelled: bool = False
+    generated: int = 0
+    sampler: Sampler | None = None
+    text: IncrementalText | None = None
+
+
+class GenerationEngine:
+    def __init__(
+        self,
+        name: str,
+        batch: DecoderOnlyBatch,
+        tokenizer: Any,
+        eos_ids: set[int],
+        max_num_seqs: int,
+        vocab_size: int,
+        metrics: EngineMetrics,
+    ):
+        self.name = name
+        self.batch = batch
+        self.tokenizer = tokenizer
+        self.eos_ids = eos_ids
+        self.max_num_seqs = max_num_seqs
+        self.vocab_size = vocab_size
+        self.metrics = metrics
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._waiting: deque[Sequence] = deque()
+        self._running: list[Sequence] = []
+        self._token_texts: dict[int, str] = {}
+        self._thread = threading.Thread(target=self._run, name="generation-engine", daemon=True)
+
+    # -- the event loop's side ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._inbox.put(None)
+        self._thread.join(timeout=30)
+
+    def submit(self, sequences: list[Sequence]) -> None:
+        self._inbox.put(sequences)
+
+    def cancel(self, sequence: Sequence) -> None:
+        sequence.cancelled = True
+        self._inbox.put([])  # wakes the loop, which drops the sequence at its next turn
+
+    def occupancy(self) -> EngineLoad:
+        return EngineLoad(running=len(self._running), waiting=len(self._waiting))
+
+    # -- the engine thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with torch.inference_mode():
+            while self._take(block=not self._running and not self._waiting):
+                try:
+                    self._turn()
+                except Exception as exc:  # noqa: BLE001 - the engine's own fault: its sequences fail, it goes on
+                    logger.exception("the generation engine failed")
+                    self._fail(list(self._waiting) + self._running, exc)
+                    self._waiting.clear()
+                    self._running = []
+                    self.batch.keep([])
+        self._fail(list(self._waiting) + self._running, ModelNotReady(self.name, "It was unloaded."))
+
+    def _turn(self) -> None:
+        self._drop_cancelled()
+        self._admit()
+        if self._running:
+            self._decode()
+
+    def _take(self, *, block: bool) -> bool:
+        """Moves arrived sequences to the waiting line; False once told to stop."""
+        try:
+            item = self._inbox.get() if block else self._inbox.get_nowait()
+            while True:
+                if item is None:
+                    return False
+                self._waiting.extend(item)
+                item = self._inbox.get_nowait()
+        except queue.Empty:
+            return True
+
+    def _drop_cancelled(self) -> None:
+        waiting = deque(sequence for sequence in self._waiting if not sequence.cancelled)
+        keep = [row for row, sequence in enumerate(self._running) if not sequence.cancelled]
+        self.metrics.ended("abandoned", len(self._waiting) - len(waiting) + len(self._running) - len(keep))
+        self._waiting = waiting
+        if len(keep) < len(self._running):
+            self.batch.keep(keep)
+            self._running = [self._running[row] for row in keep]
+
+    def _admit(self) -> None:
+        while self._waiting and len(self._running) < self.max_num_seqs:
+            group = self._next_group(self.max_num_seqs - len(self._running))
+            for sequence in group:
+                sequence.sampler = Sampler(sequence.params, self.batch.device, self.vocab_size)
+                sequence.text = IncrementalText(self.tokenizer, sequence.prompt_ids)
+            try:
+                part, logits = self.batch.prefill([sequence.prompt_ids for sequence in group])
+                choices = choose(logits, [sequence.sampler for sequence in group])
+            except Exception as exc:  # noqa: BLE001 - the model's failure, reported on each request
+                logger.exception("prefill failed")
+                self._fail(group, exc)
+                continue
+            alive = self._advance(group, choices)
+            part.keep(alive)
+            if alive:
+                part.set_next([choices[row].token for row in alive])
+                self.batch.extend(part)
+                self._running += [group[row] for row in alive]
+
+    def _next_group(self, room: int) -> list[Sequence]:
+        """The next newcomers to prefill together: as many as there is room for, within PREFILL_TOKENS
+        padded tokens (always at least one)."""
+        group: list[Sequence] = []
+        longest = 0
+        while self._waiting and len(group) < room:
+            length = max(longest, len(self._waiting[0].prompt_ids))
+            if group and length * (len(group) + 1) > PREFILL_TOKENS:
+                break
+            longest = length
+            group.append(self._waiting.popleft())
+        return group
+
+    def _decode(self) -> None:
+        try:
+            logits = self.batch.decode()
+            self.metrics.decoded(len(self._running))
+            choices = choose(logits, [sequence.sampler for sequence in self._running])
+        except Exception as exc:  # noqa: BLE001 - the model's failure, reported on each request
+            logger.exception("decoding step failed")
+            self._fail(self._running, exc)
+            self._running = []
+            self.batch.keep([])
+            return
+        alive = self._advance(self._running, choices)
+        if len(alive) < len(self._running):
+            self.batch.keep(alive)
+            self._running = [self._running[row] for row in alive]
+        if alive:
+            self.batch.set_next([choices[row].token for row in alive])
+
+    def _advance(self, sequences: list[Sequence], choices: list[Choice]) -> list[int]:
+        """Gives each sequence its chosen token and sends the steps; the rows still generating."""
+        deliveries = []
+        alive = []
+        for row, (sequence, choice) in enumerate(zip(sequences, choices, strict=True)):
+            step = self._step(sequence, choice)
+            deliveries.append((sequence, step))
+            if step.finish_reason is not None:
+                self.metrics.ended(step.finish_reason)
+            elif sequence.cancelled:
+                self.metrics.ended("abandoned")
+            else:
+                alive.append(row)
+        _deliver(deliveries)
+        return alive
+
+    def _step(self, sequence: Sequence, choice: Choice) -> GenerationStep:
+        sequence.generated += 1
+        finish = None
+        if choice.token in self.eos_ids:
+            finish = "stop"
+        elif sequence.generated >= sequence.params.max_tokens:
+            finish = "length"
+        text = "" if finish == "stop" else sequence.text.add(choice.token)
+        if finish:
+            text += sequence.text.rest()
+        logprobs = None
+        if choice.logprob is not None:
+            top = tuple((self._token_text(token), logprob) for token, logprob in choice.top)
+            logprobs = [TokenLogprob(self._token_text(choice.token), choice.logprob, top)]
+        return GenerationStep([choice.token], text, logprobs, finish)
+
+    def _token_text(self, token: int) -> str:
+        text = self._token_texts.get(token)
+        if text is None:
+            text = self._token_texts[token] = self.tokenizer.decode([token])
+        return text
+
+    def _fail(self, sequences: list[Sequence], error: BaseException) -> None:
+        _deliver([(sequence, error) for sequence in sequences])
+
+
+def _deliver(items: list[tuple[Sequence, Any]]) -> None:
+    """Puts each item on its sequence's queue, with one call into each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for sequence, item in items:
+        by_loop.setdefault(sequence.loop, []).append((sequence.steps, item))
+    for loop, batch in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_put_all, batch)
+
+
+def _put_all(items: list[tuple[asyncio.Queue, Any]]) -> None:
+    for steps, item in items:
+        steps.put_nowait(item)

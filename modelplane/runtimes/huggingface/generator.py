@@ -1,0 +1,136 @@
+"""The text generator of a generative model, as the OpenAI endpoints use it
+(`modelplane.server.generation.TextGenerator`), over the generation engine.
+
+Sequences that start in the same turn of the event loop (the choices of one request, or requests
+that arrived together) are handed to the engine together, so they are prefilled in one pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from modelplane.protocol.openai import ChatMessage, OpenAIError, SamplingParams
+from modelplane.runtimes.huggingface import engine as engines
+from modelplane.runtimes.huggingface.batch import DecoderOnlyBatch, EncoderDecoderBatch
+from modelplane.runtimes.huggingface.loading import Loaded
+from modelplane.runtimes.huggingface.metrics import EngineMetrics
+from modelplane.runtimes.huggingface.tasks import Task
+from modelplane.server.generation import EngineLoad, GenerationStep
+
+
+class TransformersGenerator:
+    def __init__(self, name: str, loaded: Loaded, max_num_seqs: int):
+        self.tokenizer = loaded.tokenizer
+        self.max_model_len = loaded.max_model_len
+        model = loaded.model
+        pad_id = _first_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
+        batch_class = EncoderDecoderBatch if loaded.task is Task.text2text_generation else DecoderOnlyBatch
+        self._batch = batch_class(model, loaded.device, pad_id)
+        self.engine = engines.GenerationEngine(
+            name,
+            self._batch,
+            self.tokenizer,
+            _eos_ids(model, self.tokenizer),
+            max_num_seqs,
+            model.config.get_text_config().vocab_size,
+            EngineMetrics(name),
+        )
+        self._arrived: list[engines.Sequence] = []
+
+    def start(self) -> None:
+        self._batch.check_cache()
+        self.engine.start()
+
+    def stop(self) -> None:
+        self.engine.stop()
+
+    def encode(self, text: str) -> list[int]:
+        # A chat template usually writes the beginning-of-sequence token itself.
+        bos = self.tokenizer.bos_token
+        special = not (bos and text.startswith(bos))
+        return self.tokenizer(text, add_special_tokens=special)["input_ids"]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+    def chat_prompt(self, messages: list[ChatMessage]) -> str:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise OpenAIError(
+                "this model's tokenizer has no chat template, so it cannot chat; "
+                "use /openai/v1/completions with a prompt instead",
+                param="messages",
+            )
+        conversation = [
+            {
+                "role": message.role,
+                "content": message.content,
+                **({"name": message.name} if message.name else {}),
+            }
+            for message in messages
+        ]
+        try:
+            return self.tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True
+            )
+        except Exception as exc:  # noqa: BLE001 - a template raises what its author chose (jinja2's TemplateError mostly)
+            raise OpenAIError(
+                f"the model's chat template refused these messages: {exc}", param="messages"
+            ) from None
+
+    def unsupported(self, params: SamplingParams) -> str | None:
+        return None
+
+    def occupancy(self) -> EngineLoad:
+        return self.engine.occupancy()
+
+    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[GenerationStep]:
+        outside = [token for token in prompt_ids if token >= self.engine.vocab_size]
+        if outside:
+            raise OpenAIError(
+                f"token id {outside[0]} is not in this model's vocabulary of {self.engine.vocab_size} tokens",
+                param="prompt",
+            )
+        loop = asyncio.get_running_loop()
+        sequence = engines.Sequence(list(prompt_ids), params, loop, asyncio.Queue())
+        self._hand_over(sequence, loop)
+        finished = False
+        try:
+            while True:
+                item = await sequence.steps.get()
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                if item.finish_reason is not None:
+                    finished = True
+                yield item
+                if finished:
+                    return
+        finally:
+            if not finished:
+                self.engine.cancel(sequence)
+
+    def _hand_over(self, sequence: engines.Sequence, loop: asyncio.AbstractEventLoop) -> None:
+        """Queues `sequence` for the engine with the others that start in this turn of the loop."""
+        if not self._arrived:
+            loop.call_soon(self._submit_arrived)
+        self._arrived.append(sequence)
+
+    def _submit_arrived(self) -> None:
+        arrived, self._arrived = self._arrived, []
+        self.engine.submit(arrived)
+
+
+def _first_id(*candidates: Any) -> int:
+    return next(candidate for candidate in candidates if isinstance(candidate, int))
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """The tokens that end a sequence: the generation config's, else the model config's, else the
+    tokenizer's."""
+    for source in (getattr(model, "generation_config", None), model.config):
+        value = getattr(source, "eos_token_id", None)
+        if value is not None:
+            return {value} if isinstance(value, int) else set(value)
+    return {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()

@@ -1,0 +1,252 @@
+"""The predictive tasks (sequence_classification, token_classification, fill_mask, text_embedding) over
+V1 and V2, in KServe's formats.
+
+A request's texts (V1 `instances`, or the first V2 input, a BYTES tensor) are tokenized together,
+padded to the longest and truncated to the context length, as KServe does, and run in one forward
+pass on a worker thread. With `--predictor-host` the model runs elsewhere: the tokens go to that
+predictor as a V2 request (`--tensor_input_names` chooses which tokenizer outputs), and its first
+output is read as the logits.
+
+Answers, by task and by what `--return_probabilities` / `--return_raw_logits` ask:
+
+| task | V1 prediction per text | V2 output-0 |
+|---|---|---|
+| sequence_classification | the label id; or `{"<label id>": probability (4 decimals) or logit}` | INT64 `[n]`; FP32 `[n, labels]` |
+| token_classification | `[[label id per token]]`; or `[{"<label id>": value} per token]` | INT64 `[n, 1, tokens]`; FP32 `[n, tokens, labels]` |
+| fill_mask | the likeliest text at the mask token(s); or per mask `[{"<token id>": value} per token]` | BYTES `[n]`; FP32 `[n, masks, vocabulary]` |
+| text_embedding | the mean of the token vectors, L2-normalised | FP32 `[n, hidden]` |
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from modelplane.protocol.errors import InferenceError, InvalidInput
+from modelplane.protocol.v2 import InferInput, InferRequest, InferResponse, output_from_array
+from modelplane.runtimes.huggingface.loading import Loaded
+from modelplane.runtimes.huggingface.options import HuggingFaceSettings
+from modelplane.runtimes.huggingface.tasks import Task
+
+Forward = Callable[[InferRequest], Awaitable[InferResponse]]
+
+
+class EncoderTask:
+    """A predictive task of one loaded model."""
+
+    def __init__(self, name: str, loaded: Loaded, settings: HuggingFaceSettings):
+        self.name = name
+        self.task = loaded.task
+        self.tokenizer = loaded.tokenizer
+        self.model = loaded.model
+        self.device = loaded.device
+        self.max_model_len = loaded.max_model_len
+        self.settings = settings
+        if self.task is Task.fill_mask and self.tokenizer.mask_token_id is None:
+            raise ValueError("a fill_mask model needs a tokenizer with a mask token; this one has none")
+        if settings.return_offsets_mapping and self.task is not Task.token_classification:
+            raise ValueError("--return_offsets_mapping applies to token_classification only")
+        if settings.return_offsets_mapping and not getattr(self.tokenizer, "is_fast", False):
+            raise ValueError("--return_offsets_mapping needs a fast (tokenizers) tokenizer")
+        if settings.output != "labels" and self.task is Task.text_embedding:
+            raise ValueError("--return_probabilities and --return_raw_logits apply to classification tasks")
+
+    async def predict(self, payload: Any, forward_to_predictor: Forward | None = None) -> Any:
+        """The answer to a V1 payload or a V2 InferRequest; `forward_to_predictor` sends the tokens
+        to the predictor that runs the model, when it runs elsewhere."""
+        texts = _texts(payload)
+        encoded = self._tokenize(texts)
+        offsets = encoded.pop("offset_mapping", None)
+        if forward_to_predictor is not None:
+            scores = await self._remote(encoded, forward_to_predictor)
+        else:
+            scores = await asyncio.to_thread(self.run_model, encoded)
+        return self._answer(payload, scores, encoded, offsets)
+
+    def _tokenize(self, texts: list[str]) -> Any:
+        # On the event loop: a tokenizer is not safe to call from several threads at once.
+        return self.tokenizer(
+            texts,
+            max_length=self.max_model_len,
+            truncation=True,
+            padding=True,
+            add_special_tokens=self.settings.special_tokens,
+            return_token_type_ids=True if self.settings.return_token_type_ids else None,
+            return_offsets_mapping=self.settings.return_offsets_mapping,
+            return_tensors="pt",
+        )
+
+    def run_model(self, encoded: Any) -> torch.Tensor:
+        """The model's logits (text_embedding: its token vectors) for tokenized texts."""
+        try:
+            with torch.inference_mode():
+                output = self.model(**encoded.to(self.device))
+        except Exception as exc:  # noqa: BLE001 - the model's own failure
+            raise InferenceError(f"model {self.name} failed: {type(exc).__name__}: {exc}") from None
+        if self.task is Task.text_embedding:
+            return output.last_hidden_state.float().cpu()
+        return output.logits.float().cpu()
+
+    async def _remote(self, encoded: Any, forward: Forward) -> torch.Tensor:
+        wanted = self.settings.tensor_input_names
+        inputs = [
+            InferInput(key, list(tensor.shape), "INT64", tensor.numpy().astype(np.int64))
+            for key, tensor in encoded.items()
+            if not wanted or key in wanted
+        ]
+        response = await forward(InferRequest(self.name, inputs))
+        if not response.outputs:
+            raise InferenceError(f"the predictor of {self.name} answered no outputs")
+        return torch.from_numpy(np.asarray(response.outputs[0].as_numpy(), dtype=np.float32))
+
+    def _answer(self, payload: Any, logits: torch.Tensor, encoded: Any, offsets: Any) -> Any:
+        v2 = isinstance(payload, InferRequest)
+        if self.task is Task.text_embedding:
+            result = _embeddings(logits, encoded["attention_mask"])
+            return _respond(payload, self.name, result.numpy() if v2 else result.tolist())
+        if self.task is Task.sequence_classification:
+            result = self._sequences(logits, v2)
+        elif self.task is Task.token_classification:
+            result = self._tokens(logits, v2)
+        else:
+            result = self._masks(logits, encoded["input_ids"], v2)
+        response = _respond(payload, self.name, result)
+        if offsets is not None:
+            _add_offsets(response, offsets.numpy().astype(np.int64))
+        return response
+
+    def _sequences(self, logits: torch.Tensor, v2: bool) -> Any:
+        output = self.settings.output
+        if output == "labels":
+            labels = logits.argmax(dim=-1)
+            return labels.numpy().astype(np.int64) if v2 else labels.tolist()
+        values = torch.softmax(logits, dim=-1) if output == "probabilities" else logits
+        if v2:
+            return values.numpy()
+        digits = 4 if output == "probabilities" else None
+        return [_by_id(row, digits) for row in values.tolist()]
+
+    def _tokens(self, logits: torch.Tensor, v2: bool) -> Any:
+        output = self.settings.output
+        if output == "labels":
+            labels = logits.argmax(dim=-1)[:, None, :]
+            return labels.numpy().astype(np.int64) if v2 else labels.tolist()
+        values = torch.softmax(logits, dim=-1) if output == "probabilities" else logits
+        if v2:
+            return values.numpy()
+        digits = 4 if output == "probabilities" else None
+        return [[_by_id(token, digits) for token in text] for text in values.tolist()]
+
+    def _masks(self, logits: torch.Tensor, input_ids: torch.Tensor, v2: bool) -> Any:
+        mask_id = self.tokenizer.mask_token_id
+        per_text = []
+        for row, ids in enumerate(input_ids):
+            places = (ids == mask_id).nonzero().flatten()
+            if not len(places):
+                raise InvalidInput(f"text {row} has no {self.tokenizer.mask_token} token to fill")
+            per_text.append(logits[row, places])
+        output = self.settings.output
+        if output == "labels":
+            texts = [self.tokenizer.decode(masked.argmax(dim=-1).tolist()) for masked in per_text]
+            return np.array(texts, dtype=object) if v2 else texts
+        values = [
+            torch.softmax(masked, dim=-1) if output == "probabilities" else masked for masked in per_text
+        ]
+        if v2:
+            if len({len(masked) for masked in values}) > 1:
+                raise InvalidInput("over V2, every text must hold the same number of mask tokens")
+            return torch.stack(values).numpy()
+        if output == "probabilities":
+            return [[_by_id_text(mask) for mask in masked.tolist()] for masked in values]
+        return [
+            [[{str(token): logit} for token, logit in enumerate(mask)] for mask in masked.tolist()]
+            for masked in values
+        ]
+
+
+class TextEmbedder:
+    """The `/openai/v1/embeddings` side of a text_embedding model (modelplane.server.generation.Embedder)."""
+
+    def __init__(self, encoder: EncoderTask):
+        self.encoder = encoder
+        self.max_model_len = encoder.max_model_len
+
+    def encode(self, text: str) -> list[int]:
+        return self.encoder.tokenizer(text, add_special_tokens=self.encoder.settings.special_tokens)[
+            "input_ids"
+        ]
+
+    async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
+        pad_id = self.encoder.tokenizer.pad_token_id or 0
+        width = max(len(ids) for ids in inputs)
+        ids = torch.full((len(inputs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(inputs), width), dtype=torch.long)
+        for row, tokens in enumerate(inputs):
+            ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+            mask[row, : len(tokens)] = 1
+        from transformers import BatchEncoding
+
+        encoded = BatchEncoding({"input_ids": ids, "attention_mask": mask})
+        hidden = await asyncio.to_thread(self.encoder.run_model, encoded)
+        return _embeddings(hidden, mask).tolist()
+
+
+def _texts(payload: Any) -> list[str]:
+    if isinstance(payload, InferRequest):
+        if not payload.inputs:
+            raise InvalidInput("the request has no inputs")
+        first = payload.inputs[0]
+        if first.datatype != "BYTES":
+            raise InvalidInput(f"input {first.name!r} must be a BYTES tensor of texts, got {first.datatype}")
+        texts = first.as_string()
+    else:
+        if not isinstance(payload, dict):
+            raise InvalidInput('a V1 request must be a JSON object with "instances"')
+        texts = payload.get("instances", payload.get("inputs"))
+        if texts is None:
+            raise InvalidInput('the request has no "instances"')
+        if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+            raise InvalidInput('"instances" must be a list of texts')
+    if not texts:
+        raise InvalidInput("the request holds no texts")
+    return texts
+
+
+def _embeddings(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each text's token vectors averaged over its real tokens, then scaled to length 1 (KServe's pooling)."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+def _by_id(values: list[float], digits: int | None) -> dict[str, float]:
+    return {str(index): round(value, digits) if digits else value for index, value in enumerate(values)}
+
+
+def _by_id_text(values: list[float]) -> list[dict[str, str]]:
+    return [{str(index): f"{value:.4f}"} for index, value in enumerate(values)]
+
+
+def _respond(payload: Any, name: str, result: Any) -> Any:
+    if isinstance(payload, InferRequest):
+        return InferResponse(payload.id, name, [output_from_array("output-0", result)])
+    return {"predictions": result}
+
+
+def _add_offsets(response: Any, offsets: np.ndarray) -> None:
+    """KServe's `offset_mapping` output: each token's [start, end) characters in its text."""
+    if isinstance(response, InferResponse):
+        response.outputs.append(output_from_array("offset_mapping", offsets))
+    else:
+        response["outputs"] = [
+            {
+                "name": "offset_mapping",
+                "datatype": "INT64",
+                "shape": list(offsets.shape),
+                "data": offsets.flatten().tolist(),
+            }
+        ]

@@ -1,0 +1,87 @@
+"""End to end on `modelplane up`: the huggingface examples (a text classifier and a small chat model,
+built here) applied as written, and spoken to through the gateway: V1 for the classifier, the
+official `openai` client for the chat model, streamed and not."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
+
+sys.path.insert(0, str(REPO_ROOT / "examples"))
+pytest.importorskip("transformers")
+from huggingface_models import write_text_classifier, write_text_generator  # noqa: E402
+
+GENERATOR_HOST = "text-generator.default.localhost"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    home = tmp_path_factory.mktemp("mp-huggingface-home")
+    claim = home / "pvc" / "examples"
+    write_text_classifier(claim / "text-classifier")
+    write_text_generator(claim / "text-generator")
+    platform = PlatformProcess(home).start()
+    try:
+        for example in ("text-classifier.yaml", "text-generator.yaml"):
+            platform.cli("apply", "-f", str(REPO_ROOT / "examples" / example))
+        for service in ("text-classifier", "text-generator"):
+            platform.cli("wait", "--for=condition=Ready", f"isvc/{service}", "--timeout=300s")
+        yield platform
+    finally:
+        platform.stop()
+        assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+@pytest.fixture
+def client(platform):
+    """The openai client, reaching the service through the gateway by its Host header."""
+    http = httpx.Client(headers={"host": GENERATOR_HOST}, timeout=120)
+    with openai.OpenAI(
+        base_url=f"{platform.gateway_url}/openai/v1", api_key="unused", http_client=http, max_retries=0
+    ) as client:
+        yield client
+
+
+def test_the_examples_run_on_the_built_in_huggingface_runtime(platform):
+    for service in ("text-classifier", "text-generator"):
+        status = json.loads(platform.cli("get", "isvc", service, "-o", "json").stdout)["status"]
+        assert status["clusterServingRuntimeName"] == "kserve-huggingfaceserver"
+
+
+def test_the_classifier_answers_probabilities_through_the_gateway(platform):
+    body = {"instances": ["what a lovely day", "the food was cold and the staff were rude"]}
+    response = platform.request(
+        "POST", "text-classifier.default.localhost", "/v1/models/text-classifier:predict", json=body
+    )
+    assert response.status_code == 200, response.text
+    happy, sad = response.json()["predictions"]
+    assert happy["1"] > 0.9 and sad["0"] > 0.9
+
+
+def test_a_chat_through_the_gateway_with_the_openai_client(client):
+    assert [model.id for model in client.models.list()] == ["text-generator"]
+    chat = client.chat.completions.create(
+        model="text-generator", messages=[{"role": "user", "content": "hello"}], temperature=0
+    )
+    assert chat.choices[0].message.content == "hello world, this is a very small language model."
+    assert chat.choices[0].finish_reason == "stop" and chat.usage.completion_tokens > 5
+
+
+def test_a_streamed_chat_through_the_gateway(client):
+    stream = client.chat.completions.create(
+        model="text-generator",
+        messages=[{"role": "user", "content": "tell me about the cat"}],
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "the cat sat on the mat and looked at the moon."
+    assert len(chunks) > 5 and chunks[-1].usage.completion_tokens > 5

@@ -1,0 +1,386 @@
+"""The predictive tasks of the huggingface runtime (sequence_classification, token_classification,
+fill_mask, text_embedding) over V1, V2 REST (tritonclient.http) and V2 gRPC (tritonclient.grpc), in
+KServe's formats, against a real `modelplane serve` of tiny BERT models built here; their answers are
+checked against the same models run with transformers in the test. Also: what the runtime's flags
+do, and a model served by `--model_id` from a local Hugging Face cache.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import openai
+import pytest
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+
+from modelplane.runtimes.huggingface.tasks import TaskError, infer_task
+from tests.server.processes import REPO_ROOT, serve
+
+sys.path.insert(0, str(REPO_ROOT / "examples"))
+from huggingface_models import write_model  # noqa: E402
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+OFFLINE = {"HF_HUB_OFFLINE": "1"}
+TEXTS = ["The cat sat on the MAT", "a dog ran in the park with a red ball"]
+MASKED = ["the cat [MASK] on the mat", "a [MASK] ran in the [MASK]"]
+
+
+@pytest.mark.parametrize(
+    ("architecture", "task"),
+    [
+        ("BertForSequenceClassification", "sequence_classification"),
+        ("DistilBertForTokenClassification", "token_classification"),
+        ("RobertaForMaskedLM", "fill_mask"),
+        ("LlamaForCausalLM", "text_generation"),
+        ("GPT2LMHeadModel", "text_generation"),
+        ("T5ForConditionalGeneration", "text2text_generation"),
+        ("MarianMTModel", "text2text_generation"),
+    ],
+)
+def test_the_task_is_inferred_from_the_first_architecture(architecture, task):
+    assert infer_task([architecture, "Other"]).value == task
+
+
+@pytest.mark.parametrize(
+    ("architectures", "message"),
+    [
+        (["TapasForQuestionAnswering"], "table_question_answering model, which is not supported"),
+        (["BertForQuestionAnswering"], "question_answering model, which is not supported"),
+        (["PatchTSTForPrediction"], "time series models are not served"),
+        (["BertModel"], "the task cannot be inferred from BertModel: set --task"),
+        ([], "names no architectures"),
+    ],
+)
+def test_a_task_that_cannot_be_inferred_or_served_says_why(architectures, message):
+    with pytest.raises(TaskError, match=message):
+        infer_task(architectures)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf-predictive")
+    write_model(root / "classifier", "sequence_classification")
+    write_model(root / "tagger", "token_classification")
+    write_model(root / "masks", "fill_mask")
+    write_model(root / "embedder", "text_embedding")
+    return root
+
+
+@pytest.fixture(scope="module")
+def labels_server(models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf-classifiers")
+    for name in ("classifier", "tagger", "masks"):
+        (root / name).symlink_to(models / name)
+    process = serve("--model-dir", str(root), env=OFFLINE)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def embedding_server(models):
+    process = serve(
+        "--model-dir",
+        str(models / "embedder"),
+        "--model-name",
+        "embedder",
+        "--task",
+        "text_embedding",
+        env=OFFLINE,
+    )
+    yield process
+    process.stop()
+
+
+def loaded(models, name: str, auto: str):
+    folder = models / name
+    return transformers.AutoTokenizer.from_pretrained(folder), getattr(transformers, auto).from_pretrained(
+        folder
+    )
+
+
+def reference_logits(models, name: str, auto: str, texts: list[str]):
+    tokenizer, model = loaded(models, name, auto)
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        output = model(**batch)
+    return batch, output
+
+
+def v1(server, name: str, texts) -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/models/{name}:predict", json={"instances": texts}, timeout=60)
+
+
+def texts_input(module, texts: list[str]):
+    infer_input = module.InferInput("text", [len(texts)], "BYTES")
+    infer_input.set_data_from_numpy(np.array(texts, dtype=object))
+    return infer_input
+
+
+def v2_rest(server, name: str, texts: list[str]):
+    client = triton_http.InferenceServerClient(server.url.removeprefix("http://"))
+    return client.infer(name, [texts_input(triton_http, texts)])
+
+
+def v2_grpc(server, name: str, texts: list[str]):
+    client = triton_grpc.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
+    return client.infer(name, [texts_input(triton_grpc, texts)])
+
+
+def test_sequence_classification_answers_label_ids_on_v1_and_v2(labels_server, models):
+    _batch, output = reference_logits(models, "classifier", "AutoModelForSequenceClassification", TEXTS)
+    expected = output.logits.argmax(-1).tolist()
+    assert v1(labels_server, "classifier", TEXTS).json() == {"predictions": expected}
+    for answer in (v2_rest(labels_server, "classifier", TEXTS), v2_grpc(labels_server, "classifier", TEXTS)):
+        labels = answer.as_numpy("output-0")
+        assert labels.dtype == np.int64 and labels.tolist() == expected
+
+
+def test_token_classification_answers_a_label_per_token(labels_server, models):
+    batch, output = reference_logits(models, "tagger", "AutoModelForTokenClassification", TEXTS)
+    expected = output.logits.argmax(-1)[:, None, :].tolist()  # KServe's [[labels]] per text
+    assert v1(labels_server, "tagger", TEXTS).json() == {"predictions": expected}
+    labels = v2_grpc(labels_server, "tagger", TEXTS).as_numpy("output-0")
+    assert labels.shape == (2, 1, batch["input_ids"].shape[1]) and labels.tolist() == expected
+
+
+def test_fill_mask_answers_the_likeliest_text_at_the_masks(labels_server, models):
+    tokenizer, _model = loaded(models, "masks", "AutoModelForMaskedLM")
+    batch, output = reference_logits(models, "masks", "AutoModelForMaskedLM", MASKED)
+    expected = []
+    for row, ids in enumerate(batch["input_ids"]):
+        places = (ids == tokenizer.mask_token_id).nonzero().flatten()
+        expected.append(tokenizer.decode(output.logits[row, places].argmax(-1)))
+    assert v1(labels_server, "masks", MASKED).json() == {"predictions": expected}
+    texts = v2_rest(labels_server, "masks", MASKED).as_numpy("output-0")
+    assert [text.decode() for text in texts] == expected
+
+
+def test_a_text_without_a_mask_is_a_400(labels_server):
+    response = v1(labels_server, "masks", ["the cat [MASK]", "no mask here"])
+    assert response.status_code == 400
+    assert response.json() == {"error": "text 1 has no [MASK] token to fill"}
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"instances": [1, 2]}, '"instances" must be a list of texts'),
+        ({"instances": []}, "the request holds no texts"),
+        ({"rows": ["a"]}, 'the request has no "instances"'),
+    ],
+)
+def test_v1_requests_that_are_not_texts_are_400(labels_server, body, error):
+    response = httpx.post(f"{labels_server.url}/v1/models/classifier:predict", json=body)
+    assert response.status_code == 400 and response.json() == {"error": error}
+
+
+def test_a_v2_input_that_is_not_texts_is_400(labels_server):
+    body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}
+    response = httpx.post(f"{labels_server.url}/v2/models/classifier/infer", json=body)
+    assert response.status_code == 400
+    assert "must be a BYTES tensor of texts" in response.json()["error"]
+
+
+def test_text_embedding_answers_normalised_mean_vectors_and_the_openai_endpoint(embedding_server, models):
+    batch, output = reference_logits(models, "embedder", "AutoModel", TEXTS)
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    pooled = (output.last_hidden_state * mask).sum(1) / mask.sum(1)
+    expected = torch.nn.functional.normalize(pooled, dim=1).numpy()
+    predictions = np.array(v1(embedding_server, "embedder", TEXTS).json()["predictions"])
+    np.testing.assert_allclose(predictions, expected, atol=1e-5)
+    vectors = v2_grpc(embedding_server, "embedder", TEXTS).as_numpy("output-0")
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    with openai.OpenAI(
+        base_url=f"{embedding_server.url}/openai/v1", api_key="unused", max_retries=0
+    ) as client:
+        result = client.embeddings.create(model="embedder", input=TEXTS)
+    np.testing.assert_allclose([item.embedding for item in result.data], expected, atol=1e-5)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(models / "embedder")
+    assert result.usage.prompt_tokens == sum(len(tokenizer(text).input_ids) for text in TEXTS)
+
+
+def test_return_probabilities_answers_kserve_s_dicts_on_v1_and_tensors_on_v2(models, tmp_path):
+    root = tmp_path / "models"
+    root.mkdir()
+    for name in ("classifier", "tagger", "masks"):
+        (root / name).symlink_to(models / name)
+    process = serve("--model-dir", str(root), "--return_probabilities", env=OFFLINE)
+    try:
+        _batch, output = reference_logits(models, "classifier", "AutoModelForSequenceClassification", TEXTS)
+        probabilities = output.logits.softmax(-1)
+        expected = [
+            {str(label): round(value, 4) for label, value in enumerate(row)} for row in probabilities.tolist()
+        ]
+        assert v1(process, "classifier", TEXTS).json() == {"predictions": expected}
+        tensor = v2_rest(process, "classifier", TEXTS).as_numpy("output-0")
+        np.testing.assert_allclose(tensor, probabilities.numpy(), atol=1e-6)
+
+        batch, output = reference_logits(models, "tagger", "AutoModelForTokenClassification", TEXTS)
+        (first, _second) = v1(process, "tagger", TEXTS).json()["predictions"]
+        assert len(first) == batch["input_ids"].shape[1] and set(first[0]) == {"0", "1", "2"}
+        assert first[1]["2"] == round(output.logits.softmax(-1)[0, 1, 2].item(), 4)
+
+        (masked,) = v1(process, "masks", ["the cat [MASK] on the mat"]).json()["predictions"]
+        (at_the_mask,) = masked  # one mask: a probability (as text) for every token of the vocabulary
+        assert len(at_the_mask) == len(transformers.AutoTokenizer.from_pretrained(models / "masks"))
+        assert sum(float(next(iter(entry.values()))) for entry in at_the_mask) == pytest.approx(1, abs=0.01)
+    finally:
+        process.stop()
+
+
+def test_raw_logits_and_offsets_for_token_classification(models):
+    process = serve(
+        "--model-dir",
+        str(models / "tagger"),
+        "--model-name",
+        "tagger",
+        "--return_raw_logits",
+        "--return_offsets_mapping",
+        env=OFFLINE,
+    )
+    try:
+        batch, output = reference_logits(models, "tagger", "AutoModelForTokenClassification", TEXTS)
+        answer = v1(process, "tagger", TEXTS).json()
+        first_token = answer["predictions"][0][1]
+        assert first_token == pytest.approx({str(k): v for k, v in enumerate(output.logits[0, 1].tolist())})
+        (offsets,) = answer["outputs"]
+        assert offsets["name"] == "offset_mapping" and offsets["shape"] == [2, batch["input_ids"].shape[1], 2]
+        pairs = np.array(offsets["data"]).reshape(offsets["shape"])
+        start, end = pairs[0, 1]
+        assert TEXTS[0][start:end] == "The"
+        grpc_answer = v2_grpc(process, "tagger", TEXTS)
+        np.testing.assert_allclose(grpc_answer.as_numpy("output-0"), output.logits.numpy(), atol=1e-5)
+        assert grpc_answer.as_numpy("offset_mapping").tolist() == pairs.tolist()
+    finally:
+        process.stop()
+
+
+def test_disable_lower_case_reaches_the_tokenizer(models):
+    """The tokenizer lower-cases by default (as KServe asks it to); with --disable_lower_case the
+    upper-case words of TEXTS[0] are unknown to its lower-case vocabulary."""
+    process = serve(
+        "--model-dir", str(models / "masks"), "--model-name", "masks", "--disable_lower_case", env=OFFLINE
+    )
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(models / "masks", do_lower_case=False)
+        model = transformers.AutoModelForMaskedLM.from_pretrained(models / "masks")
+        batch = tokenizer(["THE CAT [MASK] on the mat"], return_tensors="pt")
+        assert tokenizer.unk_token_id in batch["input_ids"][0].tolist()
+        with torch.no_grad():
+            logits = model(**batch).logits
+        place = batch["input_ids"][0].tolist().index(tokenizer.mask_token_id)
+        expected = tokenizer.decode([logits[0, place].argmax().item()])
+        assert v1(process, "masks", ["THE CAT [MASK] on the mat"]).json() == {"predictions": [expected]}
+    finally:
+        process.stop()
+
+
+def not_ready_reason(server, name: str) -> str:
+    """The load error a predict call reports, once the model has failed to load."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        response = v1(server, name, TEXTS)
+        if response.status_code == 503 and "Failed to load" in response.text:
+            return response.json()["error"]
+        time.sleep(0.1)
+    raise AssertionError(f"{name} did not fail to load:\n{server.log()}")
+
+
+def test_a_model_whose_task_cannot_be_inferred_says_so(models):
+    process = serve(
+        "--model-dir", str(models / "embedder"), "--model-name", "bare", env=OFFLINE, ready_status=503
+    )
+    try:
+        assert "the task cannot be inferred from BertModel: set --task" in not_ready_reason(process, "bare")
+    finally:
+        process.stop()
+
+
+def test_a_model_id_is_served_from_the_local_hugging_face_cache(models, tmp_path):
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--tiny--classifier" / "snapshots" / "0123abcd"
+    snapshot.parent.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0123abcd")
+    snapshot.symlink_to(models / "classifier")
+    env = {**OFFLINE, "HF_HUB_CACHE": str(cache)}
+    process = serve("--model_id", "tiny/classifier", "--model-name", "cached", "--dtype", "bfloat16", env=env)
+    try:
+        assert v1(process, "cached", TEXTS).status_code == 200
+        assert "task sequence_classification, torch.bfloat16 on cpu" in process.log()
+    finally:
+        process.stop()
+    missing = serve("--model_id", "tiny/absent", "--model-name", "absent", env=env, ready_status=503)
+    try:
+        reason = not_ready_reason(missing, "absent")
+        assert "tiny/absent is not in the local Hugging Face cache" in reason and "hf://tiny/absent" in reason
+    finally:
+        missing.stop()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--return_probabilities", "--return_raw_logits"], "--return_probabilities and --return_raw_logits"),
+        (["--backend", "vllm"], "--backend vllm: vLLM is not installed here"),
+        (["--tensor_input_names", "input_ids"], "--tensor_input_names names the tensors sent to a predictor"),
+        (["--max_log_len", "100"], "modelplane does not log prompts"),
+        (
+            ["--runtime", "sklearn", "--task", "fill_mask"],
+            "--task: flags of the huggingface runtime, not of sklearn",
+        ),
+    ],
+)
+def test_flags_that_cannot_be_honoured_stop_serve_with_one_line(models, flags, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "modelplane", "serve", "--model-dir", str(models / "classifier"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **OFFLINE},
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_with_a_predictor_host_the_tokens_go_to_the_predictor(models):
+    """KServe's split: the runtime tokenizes and reads the answer, a predictor elsewhere runs the model
+    (here a modelplane serve of tests/server/huggingface_predictor.py, which takes only the two
+    tensors --tensor_input_names names)."""
+    predictor = serve(
+        "--model-class",
+        str(REPO_ROOT / "tests" / "server" / "huggingface_predictor.py") + ":LogitsPredictor",
+        "--model-dir",
+        str(models / "classifier"),
+        "--model-name",
+        "classifier",
+        grpc=False,
+        env=OFFLINE,
+    )
+    front = serve(
+        "--model-dir",
+        str(models / "classifier"),
+        "--model-name",
+        "classifier",
+        "--predictor-host",
+        f"127.0.0.1:{predictor.http_port}",
+        "--tensor_input_names",
+        "input_ids,attention_mask",
+        grpc=False,
+        env=OFFLINE,
+    )
+    try:
+        _batch, output = reference_logits(models, "classifier", "AutoModelForSequenceClassification", TEXTS)
+        assert v1(front, "classifier", TEXTS).json() == {"predictions": output.logits.argmax(-1).tolist()}
+    finally:
+        front.stop()
+        predictor.stop()

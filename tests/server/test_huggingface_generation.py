@@ -1,0 +1,299 @@
+"""Text generation with the huggingface runtime: a real `modelplane serve` of tiny transformers models
+(built here, nothing downloaded), spoken to with the official `openai` client and httpx, its answers
+checked against transformers' own `generate`.
+
+`chat` is a small Llama trained on a few sentences (so its greedy answers are known), `gpt2` and
+`t5` keep random weights; `endless` is a random Llama that never chooses its end-of-sequence token
+greedily, for generations that run as long as they are allowed to.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.server.processes import REPO_ROOT, serve
+
+sys.path.insert(0, str(REPO_ROOT / "examples"))
+from huggingface_models import write_model, write_text_generator  # noqa: E402
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+OFFLINE = {"HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf-generation")
+    write_text_generator(root / "chat")
+    write_model(root / "gpt2", "gpt2")
+    write_model(root / "t5", "t5")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    process = serve("--model-dir", str(models), grpc=False, env=OFFLINE)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def endless_server(tmp_path_factory):
+    """A random Llama whose end-of-sequence token never wins greedily, serving two sequences at once."""
+    folder = write_model(tmp_path_factory.mktemp("hf-endless") / "endless", "llama")
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        model.lm_head.weight[model.config.eos_token_id] = 0  # its logit is 0, and some other's is more
+    model.save_pretrained(folder)
+    process = serve(
+        "--model-dir", str(folder), "--model-name", "endless", "--max_num_seqs", "2", grpc=False, env=OFFLINE
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(server):
+    with openai.OpenAI(base_url=f"{server.url}/openai/v1", api_key="unused", max_retries=0) as client:
+        yield client
+
+
+def reference(models, name: str, prompt: str, max_new_tokens: int) -> str:
+    """What transformers' own greedy `generate` continues `prompt` with."""
+    folder = models / name
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    auto = transformers.AutoModelForSeq2SeqLM if name == "t5" else transformers.AutoModelForCausalLM
+    model = auto.from_pretrained(folder)
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    output = model.generate(
+        ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    )
+    generated = output[0] if name == "t5" else output[0, ids.shape[1] :]
+    return tokenizer.decode(generated, skip_special_tokens=True)
+
+
+def metric(server, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        match = re.fullmatch(rf"{re.escape(name)}\{{(.*)\}} (\S+)", line)
+        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
+            return float(match.group(2))
+    return 0.0
+
+
+def test_the_generative_models_are_listed(client):
+    assert sorted(model.id for model in client.models.list()) == ["chat", "gpt2", "t5"]
+
+
+def test_a_greedy_completion_is_transformers_own_with_usage_that_counts_tokens(client, models):
+    completion = client.completions.create(
+        model="chat", prompt="the cat", max_tokens=30, temperature=0, logprobs=0
+    )
+    (choice,) = completion.choices
+    assert choice.text == " sat on the mat and looked at the moon."
+    assert choice.text == reference(models, "chat", "the cat", 30)
+    assert choice.finish_reason == "stop"
+    tokenizer = transformers.AutoTokenizer.from_pretrained(models / "chat")
+    assert completion.usage.prompt_tokens == len(tokenizer("the cat").input_ids)
+    # Every generated token is counted, the end-of-sequence token too; their texts make the answer.
+    assert completion.usage.completion_tokens == len(choice.logprobs.tokens)
+    assert choice.logprobs.tokens[-1] == tokenizer.eos_token
+    assert "".join(choice.logprobs.tokens[:-1]) == choice.text
+
+
+def test_greedy_decoding_is_deterministic_and_batched_rows_agree(client):
+    first = client.completions.create(model="gpt2", prompt="hello world", max_tokens=12, temperature=0, n=3)
+    again = client.completions.create(model="gpt2", prompt="hello world", max_tokens=12, temperature=0)
+    texts = {choice.text for choice in first.choices} | {again.choices[0].text}
+    assert len(texts) == 1 and first.choices[0].finish_reason in ("length", "stop")
+
+
+def test_prompts_of_different_lengths_batched_together_match_each_alone(client, models):
+    prompts = ["a", "the quick brown fox jumps", "hello world, this is"]
+    completion = client.completions.create(model="gpt2", prompt=prompts, max_tokens=10, temperature=0)
+    assert [choice.text for choice in completion.choices] == [
+        reference(models, "gpt2", p, 10) for p in prompts
+    ]
+
+
+def test_a_seed_makes_sampling_reproducible(client):
+    def sample(seed: int) -> str:
+        completion = client.completions.create(
+            model="gpt2", prompt="the", max_tokens=12, temperature=2.0, seed=seed
+        )
+        return completion.choices[0].text
+
+    assert sample(7) == sample(7)
+    assert len({sample(seed) for seed in range(4)}) > 1  # the seed is what decides
+    # n choices of one seeded request are seeded in turn (seed, seed + 1, ...)
+    both = client.completions.create(model="gpt2", prompt="the", max_tokens=12, temperature=2.0, seed=7, n=2)
+    assert [choice.text for choice in both.choices] == [sample(7), sample(8)]
+
+
+def test_logprobs_are_the_model_s_with_the_likeliest_alternatives(client):
+    (choice,) = client.completions.create(
+        model="gpt2", prompt="the cat", max_tokens=4, temperature=0, logprobs=3
+    ).choices
+    for token, logprob, top in zip(
+        choice.logprobs.tokens, choice.logprobs.token_logprobs, choice.logprobs.top_logprobs, strict=True
+    ):
+        assert len(top) == 3 and logprob <= 0
+        assert max(top.values()) == pytest.approx(logprob) and top[token] == pytest.approx(logprob)
+
+
+def test_chat_uses_the_tokenizer_s_template(client, models):
+    messages = [{"role": "user", "content": "hello"}]
+    chat = client.chat.completions.create(model="chat", messages=messages, temperature=0)
+    (choice,) = chat.choices
+    assert choice.message.role == "assistant"
+    assert choice.message.content == "hello world, this is a very small language model."
+    tokenizer = transformers.AutoTokenizer.from_pretrained(models / "chat")
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    # The template writes the first token itself; it is not added twice.
+    assert chat.usage.prompt_tokens == len(tokenizer(prompt, add_special_tokens=False).input_ids)
+
+
+def test_a_model_without_a_chat_template_refuses_chat(client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="gpt2", messages=[{"role": "user", "content": "hi"}])
+    assert "no chat template" in refused.value.message
+
+
+def test_a_streamed_completion_comes_token_by_token(client):
+    stream = client.completions.create(
+        model="chat",
+        prompt="the quick",
+        max_tokens=30,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    texts = [chunk.choices[0].text for chunk in chunks[:-1]]
+    assert "".join(texts) == " brown fox jumps over the lazy dog."
+    assert len([text for text in texts if text]) > 5
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens >= len(texts) - 1
+
+
+def test_a_streamed_chat_read_event_by_event(server):
+    body = {
+        "model": "chat",
+        "messages": [{"role": "user", "content": "tell me about the cat"}],
+        "temperature": 0,
+        "stream": True,
+    }
+    contents = []
+    with httpx.stream("POST", f"{server.url}/openai/v1/chat/completions", json=body, timeout=60) as response:
+        assert response.headers["content-type"] == "text/event-stream"
+        for line in response.iter_lines():
+            if not line:
+                continue
+            assert line.startswith("data: ")
+            if line == "data: [DONE]":
+                break
+            delta = httpx.Response(200, content=line.removeprefix("data: ")).json()["choices"][0]["delta"]
+            contents.append(delta.get("content") or "")
+    assert "".join(contents) == "the cat sat on the mat and looked at the moon."
+
+
+def test_t5_generates_with_its_encoder_and_decoder(client, models):
+    prompts = ["the cat sat", "a dog ran in the park with a red ball"]
+    completion = client.completions.create(model="t5", prompt=prompts, max_tokens=8, temperature=0)
+    assert [choice.text for choice in completion.choices] == [reference(models, "t5", p, 8) for p in prompts]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(models / "t5")
+    assert completion.usage.prompt_tokens == sum(len(tokenizer(p).input_ids) for p in prompts)
+    assert completion.usage.completion_tokens == 16
+
+
+def test_a_prompt_longer_than_the_context_is_refused_with_the_limits(client, server):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model="chat", prompt="the cat sat on the mat " * 60, max_tokens=4)
+    assert "maximum context length is 256 tokens" in refused.value.message
+    assert refused.value.code == "context_length_exceeded"
+    # The replica is unharmed.
+    assert (
+        client.completions.create(model="chat", prompt="the cat", max_tokens=3, temperature=0).choices[0].text
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"model": "nope", "prompt": "a"}, 404, "model"),
+        ({"model": "chat", "prompt": "a", "max_tokens": -1}, 400, "max_tokens"),
+        ({"model": "chat", "prompt": "a", "logit_bias": {"1": 5}}, 400, "logit_bias"),
+        ({"model": "chat", "prompt": [5, 100000]}, 400, "prompt"),
+        ({"model": "chat", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role"),
+    ],
+)
+def test_bad_requests_get_openai_errors(server, body, status, param):
+    path = "/openai/v1/chat/completions" if "messages" in body else "/openai/v1/completions"
+    response = httpx.post(f"{server.url}{path}", json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_v1_predict_on_a_generative_model_points_to_the_openai_endpoints(server):
+    response = httpx.post(f"{server.url}/v1/models/chat:predict", json={"instances": ["the cat"]})
+    assert response.status_code == 400
+    assert "/openai/v1/completions" in response.json()["error"]
+
+
+def test_the_choices_of_a_request_run_in_one_batch(client, server):
+    def batches_of_three_or_more() -> float:
+        return metric(server, "modelplane_generation_batch_sequences_count", model_name="gpt2") - metric(
+            server, "modelplane_generation_batch_sequences_bucket", model_name="gpt2", le="2.0"
+        )
+
+    before = batches_of_three_or_more()
+    completion = client.completions.create(model="gpt2", prompt="the", max_tokens=6, temperature=1.0, n=4)
+    assert len(completion.choices) == 4
+    assert batches_of_three_or_more() > before
+
+
+def test_concurrent_requests_beyond_max_num_seqs_wait_their_turn(endless_server):
+    with openai.OpenAI(base_url=f"{endless_server.url}/openai/v1", api_key="unused", max_retries=0) as client:
+        completion = client.completions.create(
+            model="endless", prompt="hello", max_tokens=8, temperature=0, n=5
+        )
+    assert [choice.finish_reason for choice in completion.choices] == ["length"] * 5
+    assert len({choice.text for choice in completion.choices}) == 1
+    count = metric(endless_server, "modelplane_generation_batch_sequences_count", model_name="endless")
+    assert count > 0
+    # --max_num_seqs 2: no step ever ran more than two sequences.
+    assert (
+        metric(endless_server, "modelplane_generation_batch_sequences_bucket", model_name="endless", le="2.0")
+        == count
+    )
+
+
+def test_a_client_that_leaves_a_stream_stops_its_generation(endless_server):
+    def abandoned() -> float:
+        return metric(
+            endless_server, "modelplane_generation_sequences_total", model_name="endless", finish="abandoned"
+        )
+
+    before = abandoned()
+    body = {"model": "endless", "prompt": "hello", "max_tokens": 240, "temperature": 0, "stream": True}
+    with httpx.stream(
+        "POST", f"{endless_server.url}/openai/v1/completions", json=body, timeout=60
+    ) as response:
+        assert next(response.iter_lines()).startswith("data: ")
+    deadline = time.monotonic() + 30
+    while abandoned() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert abandoned() == before + 1
+    # Its place is free: the next request runs at once, alone.
+    with openai.OpenAI(base_url=f"{endless_server.url}/openai/v1", api_key="unused", max_retries=0) as client:
+        assert (
+            client.completions.create(model="endless", prompt="a", max_tokens=2).choices[0].finish_reason
+            == "length"
+        )
