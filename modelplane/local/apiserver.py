@@ -6,10 +6,12 @@
     /api/v1/namespaces/{ns}/events[/{name}], /api/v1/events
 
 GET (list, or `?watch=true` for newline-delimited events), POST (create, 201), PUT (replace),
-PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes and `Status` errors.
-`/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace. Also served:
-`GET /healthz`, discovery under `GET /apis`, and `POST /modelplane/v1/apply`, which creates or
-replaces a `List` of resources in one transaction (all stored, or none).
+PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes and `Status` errors;
+a GET answers a `Table` when asked (api_tables.py), and writes take `dryRun` and `fieldValidation`
+(api_write_options.py). `/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace.
+Also served: `GET /healthz`, discovery under `GET /apis`, the OpenAPI v3 documents under
+`GET /openapi/v3` (api_openapi.py), and `POST /modelplane/v1/apply`, which creates or replaces a
+`List` of resources in one transaction (all stored, or none).
 
 `serve_api(store, host, port)` (or `ApiServer`) runs it on uvicorn; `python -m
 modelplane.local.apiserver --home DIR --port 0` runs it on its own and prints its address.
