@@ -12,6 +12,11 @@ schemas, as it does from a Kubernetes API server serving KServe's CRDs.
 
 The documents depend only on the CRDs, so each is built once; the discovery document links them by
 content hash, as Kubernetes does, so a client may cache a linked document for good.
+
+    GET /openapi/v2   a Swagger 2.0 document with no definitions (protobuf, as kubectl asks, or JSON)
+
+kubectl still checks a `kind: List` file itself, against the OpenAPI v2 schemas; finding none there,
+it leaves the check to the server, which it asks for with `fieldValidation` on each item's write.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from modelplane.api.schema import openapi_schema
 from modelplane.local.api_patch import MERGE_PATCH
 
 ROOT_PATH = "/openapi/v3"
+V2_PATH = "/openapi/v2"
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # as kubectl asks for it
+_V2_PROTOBUF_ANSWER = b"application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # as Kubernetes answers
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 _OBJECT_META = f"{_META}.ObjectMeta"
@@ -281,3 +289,42 @@ def _meta_schemas() -> dict[str, Any]:
             },
         },
     }
+
+
+# ---- OpenAPI v2 ----
+
+_V2_TITLE, _V2_VERSION = "modelplane", "v2"
+
+
+def v2_document(accept: str | None) -> tuple[bytes, bytes]:
+    """The OpenAPI v2 document and its media type: protobuf (gnostic's `openapi.v2.Document`) when
+    the client asks for it first, as kubectl does, else JSON. It declares no definitions."""
+    for media_range in (accept or "").split(","):
+        media_type = media_range.split(";")[0].strip().lower()
+        if media_type == V2_PROTOBUF:
+            info = _protobuf_field(1, _V2_TITLE.encode()) + _protobuf_field(2, _V2_VERSION.encode())
+            document = _protobuf_field(1, b"2.0") + _protobuf_field(2, info)
+            return document, _V2_PROTOBUF_ANSWER
+        if media_type in ("application/json", "*/*"):
+            break
+    document = {
+        "swagger": "2.0",
+        "info": {"title": _V2_TITLE, "version": _V2_VERSION},
+        "paths": {},
+        "definitions": {},
+    }
+    return orjson.dumps(document), b"application/json"
+
+
+def _protobuf_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (a string or a nested message)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

@@ -126,6 +126,9 @@ class ApiApp:
             return await self._apply(request, send)
         if path == api_openapi.ROOT_PATH or path.startswith(api_openapi.ROOT_PATH + "/"):
             return await self._openapi(request, send, path.removeprefix(api_openapi.ROOT_PATH))
+        if path == api_openapi.V2_PATH:
+            _only(request, "GET")
+            return await send_payload(send, 200, *api_openapi.v2_document(request.headers.get("accept")))
         parts = path.strip("/").split("/")
         if parts[0] == "api":  # the core group: /api/v1/...
             parts = ["apis", "", *parts[1:]]

@@ -99,3 +99,16 @@ def test_paths_name_the_served_urls(api):
     assert "/apis/serving.kserve.io/v1alpha1/clusterservingruntimes/{name}" in paths
     assert "/apis/serving.kserve.io/v1alpha1/namespaces/{namespace}/clusterservingruntimes" not in paths
     assert "/apis/serving.kserve.io/v1alpha1/inferencegraphs" in paths  # every namespace
+
+
+def test_openapi_v2_declares_no_definitions(api):
+    """kubectl checks a `kind: List` file against OpenAPI v2 (in protobuf); with no definitions there,
+    it leaves the check to the server."""
+    protobuf = api.get(
+        "/openapi/v2", headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
+    )
+    assert protobuf.headers["content-type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    assert protobuf.content.startswith(b"\n\x032.0\x12")  # field 1 (swagger) "2.0", then field 2 (info)
+    document = api.get("/openapi/v2").json()
+    assert document["swagger"] == "2.0"
+    assert document["definitions"] == {} and document["paths"] == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -164,6 +165,25 @@ def test_unknown_fields_are_refused_by_default_and_warned_about_on_request(kubec
     assert 'Warning: unknown field "spec.predictor.model.storageUrl"' in warned.stderr
     # with a storageUrl and no storageUri, the model still validates: it may be stored
     assert warned.stdout == "inferenceservice.serving.kserve.io/typo created\n"
+
+
+def test_a_list_file_is_checked_on_the_server(kubectl, api):
+    """kubectl checks a `kind: List` itself against OpenAPI v2; finding no schema there, it sends each
+    item with fieldValidation=Strict."""
+    items = [
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": name},
+            "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, field: "pvc://m"}}},
+        }
+        for name, field in (("listed", "storageUri"), ("listed-typo", "storageUrl"))
+    ]
+    path = kubectl.file("list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    result = kubectl("apply", "-f", path, check=False)
+    assert result.stdout == "inferenceservice.serving.kserve.io/listed created\n"
+    assert 'unknown field "spec.predictor.model.storageUrl"' in result.stderr
+    assert api.get(f"{ISVCS}/listed-typo").status_code == 404
 
 
 def test_get_prints_kserves_columns(kubectl, api):
