@@ -146,7 +146,7 @@ def _query(name: str, description: str, schema_type: str = "string") -> dict[str
         "name": name,
         "in": "query",
         "description": description,
-        "schema": {"type": schema_type, "uniqueItems": True},
+        "schema": {"type": schema_type},
     }
 
 
@@ -159,7 +159,11 @@ _FIELD_VALIDATION = _query(
 )
 _LIST_PARAMETERS = [
     _query("labelSelector", "Only objects whose labels match (=, ==, !=, key, !key; comma-joined)."),
-    _query("fieldSelector", "Only objects whose fields match (metadata.name, metadata.namespace; =, !=)."),
+    _query(
+        "fieldSelector",
+        "Only objects whose fields match (metadata.name, metadata.namespace; for events also "
+        "involvedObject.*, reason, type, source, reportingComponent; =, !=).",
+    ),
     _query("resourceVersion", "With watch: the version to resume after."),
     _query("timeoutSeconds", "With watch: end the stream after this many seconds.", "integer"),
     _query("watch", "Stream changes (one JSON event per line) instead of listing.", "boolean"),
@@ -168,7 +172,7 @@ _WRITE_PARAMETERS = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
 
 
 def _path_parameter(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "uniqueItems": True}}
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 def _paths(kind: Kind) -> dict[str, Any]:
