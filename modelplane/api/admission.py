@@ -46,11 +46,11 @@ def admit(
     )
     written = resource
     if kind == INFERENCE_SERVICE:
-        resource = default_inference_service(resource, config)
-    _raise_if(_as_written(schema.schema_errors(resource, kind), written))
+        resource = default_inference_service(resource, config, old=old)
+    _raise_if(_as_written(schema.schema_errors(resource, kind), written, resource))
     schema.apply_schema_defaults(resource, kind)
     old = schema.prune_nulls(old) if old else None
-    _raise_if(_as_written(semantic_errors(resource, kind, old=old, existing=existing), written))
+    _raise_if(_as_written(semantic_errors(resource, kind, old=old, existing=existing), written, resource))
     return resource
 
 
@@ -70,13 +70,11 @@ def _raise_if(errors: list[FieldError]) -> None:
         raise ValidationError(errors)
 
 
-def _as_written(errors: list[FieldError], written: dict) -> list[FieldError]:
+def _as_written(errors: list[FieldError], written: dict, defaulted: dict) -> list[FieldError]:
     """Errors about a `model` that defaulting made from a shorthand, pointed at the shorthand the user wrote."""
-    predictor = (written.get("spec") or {}).get("predictor")
-    if not isinstance(predictor, dict) or "model" in predictor:
-        return errors
+    predictor = _predictor(written)
     shorthand = next((name for name in FRAMEWORK_SHORTHANDS if isinstance(predictor.get(name), dict)), None)
-    if shorthand is None:
+    if shorthand is None or shorthand in _predictor(defaulted):
         return errors
     model, written_as = "spec.predictor.model", f"spec.predictor.{shorthand}"
     return [
@@ -85,6 +83,11 @@ def _as_written(errors: list[FieldError], written: dict) -> list[FieldError]:
         else e
         for e in errors
     ]
+
+
+def _predictor(resource: dict) -> dict:
+    predictor = (resource.get("spec") or {}).get("predictor")
+    return predictor if isinstance(predictor, dict) else {}
 
 
 def _identity_errors(resource: dict, old: dict | None) -> list[FieldError]:

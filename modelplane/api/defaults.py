@@ -3,7 +3,8 @@
 - the legacy deploymentMode values `RawDeployment`/`Serverless` become `Standard`/`Knative`, and a
   configured `Standard` or `ModelMesh` default is written onto a resource without the annotation;
 - a framework shorthand (`sklearn:`, `xgboost:`...) becomes `model:` with `modelFormat.name` set
-  (outside ModelMesh mode), with protocol `v2` for triton, onnx and huggingface;
+  (outside ModelMesh mode), with protocol `v2` for triton, onnx and huggingface; on an update, a
+  shorthand next to the `model` stored before replaces it (see `_shorthand_to_model`);
 - `model.protocolVersion` becomes `v2` for the triton and vLLM formats, and the `modelFormat`
   annotation records the format;
 - custom containers get the `kserve-container` name and the configured resource requests and limits.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import copy
 
-from . import components
+from . import components, schema
 from .config import DEFAULT_CONFIG, AdmissionConfig
 from .constants import (
     DEPLOYMENT_MODE_ANNOTATION,
@@ -31,8 +32,10 @@ from .constants import (
 )
 
 
-def default_inference_service(isvc: dict, config: AdmissionConfig = DEFAULT_CONFIG) -> dict:
-    """A defaulted copy of an InferenceService."""
+def default_inference_service(
+    isvc: dict, config: AdmissionConfig = DEFAULT_CONFIG, *, old: dict | None = None
+) -> dict:
+    """A defaulted copy of an InferenceService; `old` is the stored one when this is an update."""
     isvc = copy.deepcopy(isvc)
     metadata = isvc.setdefault("metadata", {})
     spec = isvc.get("spec")
@@ -43,7 +46,7 @@ def default_inference_service(isvc: dict, config: AdmissionConfig = DEFAULT_CONF
     names = ["transformer", "explainer"]
     predictor = spec.get("predictor")
     if mode != MODEL_MESH and isinstance(predictor, dict):
-        _shorthand_to_model(predictor)
+        _shorthand_to_model(predictor, _stored_model(old))
         _default_model(predictor, metadata)
         names.append("predictor")
     for name in names:
@@ -70,20 +73,31 @@ def _default_deployment_mode(metadata: dict, config: AdmissionConfig) -> str | N
     return None
 
 
-def _shorthand_to_model(predictor: dict) -> None:
-    # A shorthand next to `model` is left alone, so that validation reports both (KServe would silently
-    # replace `model` with the shorthand).
+def _stored_model(old: dict | None) -> dict | None:
+    predictor = ((old or {}).get("spec") or {}).get("predictor")
+    model = predictor.get("model") if isinstance(predictor, dict) else None
+    return model if isinstance(model, dict) else None
+
+
+def _shorthand_to_model(predictor: dict, stored_model: dict | None) -> None:
+    """KServe turns the first shorthand it finds into `model`, replacing any `model` there.
+
+    modelplane replaces only the `model` stored before, unchanged: that is what an update such as
+    kubectl's three-way merge patch carries next to the shorthand the user's file still has (the
+    shorthand is again what the user wrote). A `model` the user wrote next to a shorthand is left
+    alone, so that validation refuses the two ("exactly one of ...") rather than drop one.
+    """
+    shorthand = next((name for name in FRAMEWORK_SHORTHANDS if isinstance(predictor.get(name), dict)), None)
+    if shorthand is None:
+        return
     if "model" in predictor:
-        return
-    for shorthand, model_format in FRAMEWORK_SHORTHANDS.items():
-        spec = predictor.get(shorthand)
-        if not isinstance(spec, dict):
-            continue
-        if shorthand in V2_SHORTHANDS:
-            spec.setdefault("protocolVersion", PROTOCOL_V2)
-        predictor["model"] = {"modelFormat": {"name": model_format}, **spec}
-        del predictor[shorthand]
-        return
+        if stored_model is None or schema.prune_nulls(predictor["model"]) != schema.prune_nulls(stored_model):
+            return
+        del predictor["model"]
+    spec = predictor.pop(shorthand)
+    if shorthand in V2_SHORTHANDS:
+        spec.setdefault("protocolVersion", PROTOCOL_V2)
+    predictor["model"] = {"modelFormat": {"name": FRAMEWORK_SHORTHANDS[shorthand]}, **spec}
 
 
 def _default_model(predictor: dict, metadata: dict) -> None:

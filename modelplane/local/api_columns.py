@@ -33,11 +33,23 @@ class Column:
     def header(self) -> str:
         return self.name.upper()
 
-    def cell(self, resource: dict[str, Any], now: datetime | None = None) -> str:
+    def value(self, resource: dict[str, Any], now: datetime | None = None) -> Any:
+        """The cell as a server-side Table carries it: None where the path reaches nothing, the
+        number or boolean itself for a column of that type, an age for a date, otherwise text
+        (several values joined by commas)."""
         values = evaluate(self.json_path, resource)
+        if not values:
+            return None
         if self.type == "date":
-            return age(values[0], now) if values else ""
+            return age(values[0], now)
+        if len(values) == 1 and _is_of_type(values[0], self.type):
+            return values[0]
         return ",".join(_text(v) for v in values)
+
+    def cell(self, resource: dict[str, Any], now: datetime | None = None) -> str:
+        """The cell as kubectl prints it."""
+        value = self.value(resource, now)
+        return "" if value is None else _text(value)
 
 
 # modelplane's own wide columns: the replicas of each running revision (`status.revisions`).
@@ -147,6 +159,14 @@ def _literal(text: str) -> Any:
         return int(text)
     except ValueError:
         return text
+
+
+def _is_of_type(value: Any, column_type: str) -> bool:
+    if isinstance(value, bool):
+        return column_type == "boolean"
+    if isinstance(value, int):
+        return column_type in ("integer", "number")
+    return isinstance(value, float) and column_type == "number"
 
 
 def _text(value: Any) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelplane.api.kinds import KINDS, Kind
-from modelplane.local.api_paths import served_versions
+from modelplane.local.api_paths import served_versions, short_names
 
 _VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 _STATUS_VERBS = ["get", "patch", "update"]
@@ -67,6 +67,6 @@ def _resource(kind: Kind) -> dict[str, Any]:
         "kind": kind.kind,
         "verbs": _VERBS,
     }
-    if kind.short_names:
-        resource["shortNames"] = list(kind.short_names)
+    if short_names(kind):
+        resource["shortNames"] = short_names(kind)
     return resource

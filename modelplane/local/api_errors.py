@@ -143,5 +143,14 @@ def conflict(kind: Kind, name: str) -> Conflict:
     )
 
 
+def precondition_failed(kind: Kind, name: str, field: str, wanted: object, actual: object) -> Conflict:
+    """A delete whose precondition (`uid`, `resourceVersion`) the stored object does not meet."""
+    what = {"uid": "UID", "resourceVersion": "ResourceVersion"}.get(field, field)
+    return Conflict(
+        f"Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {actual}",
+        _details(kind, name),
+    )
+
+
 def _details(kind: Kind, name: str) -> dict[str, Any]:
     return {"name": name, "group": kind.group, "kind": kind.plural}

@@ -26,6 +26,15 @@ JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 BODY_TYPES = (*JSON_TYPES, *YAML_TYPES, MERGE_PATCH)
 METHODS_WITH_BODY = ("POST", "PUT", "PATCH")
+# What to use instead of the patch formats modelplane does not take.
+_PATCH_HINTS = {
+    "application/apply-patch+yaml": (
+        "; server-side apply is not supported: apply without --server-side (kubectl's client-side apply "
+        "sends merge patches)"
+    ),
+    "application/strategic-merge-patch+json": "; patch with a JSON merge patch (kubectl patch --type=merge)",
+    "application/json-patch+json": "; patch with a JSON merge patch (kubectl patch --type=merge)",
+}
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SITES_OF_OUR_OWN = ("same-origin", "none")
 
@@ -60,9 +69,10 @@ class SameSiteGuard:
         if site is not None and site not in SITES_OF_OUR_OWN:
             raise Forbidden(f'cross-site requests are refused (Sec-Fetch-Site "{site}")')
         if method in METHODS_WITH_BODY and content_type not in BODY_TYPES:
+            hint = _PATCH_HINTS.get(content_type, "")
             raise UnsupportedMediaType(
                 f"the body of the request was in an unknown format ({content_type or 'none'}) - "
-                f"accepted media types include: {', '.join(BODY_TYPES)}"
+                f"accepted media types include: {', '.join(BODY_TYPES)}{hint}"
             )
 
     def _ours(self, host: str | None) -> bool:

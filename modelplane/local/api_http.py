@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,6 +17,7 @@ from modelplane.local.api_guard import YAML_TYPES
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = Sequence[tuple[bytes, bytes]]
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' own request limit
 
@@ -80,30 +81,26 @@ def _one_yaml_resource(raw: bytes) -> dict[str, Any]:
     return documents[0].resource
 
 
-async def send_json(send: Send, code: int, body: Any) -> None:
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": code,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+async def send_json(send: Send, code: int, body: Any, headers: Headers = ()) -> None:
+    await send_payload(send, code, orjson.dumps(body), b"application/json", headers)
 
 
 async def send_text(send: Send, code: int, text: str) -> None:
-    payload = text.encode()
+    await send_payload(send, code, text.encode(), b"text/plain; charset=utf-8")
+
+
+async def send_payload(
+    send: Send, code: int, payload: bytes, content_type: bytes, headers: Headers = ()
+) -> None:
+    """One whole response: `payload` as `content_type`, with any extra `headers`."""
     await send(
         {
             "type": "http.response.start",
             "status": code,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(payload)).encode()),
+                *headers,
             ],
         }
     )

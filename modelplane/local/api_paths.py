@@ -48,6 +48,13 @@ def resolve_kind(word: str) -> Kind | None:
     return _kind_named(word)
 
 
+def short_names(kind: Kind) -> list[str]:
+    """The short names discovery lists for a kind, so that kubectl knows them too: KServe's, and
+    the ones the command line adds."""
+    extra = [word for word, name in _EXTRA_SHORT_NAMES.items() if name == kind.kind]
+    return [*kind.short_names, *extra]
+
+
 def served_versions(group: str) -> list[str]:
     """The versions served for a group, the preferred (newest) first."""
     return sorted({k.version for k in KINDS if k.group == group}, reverse=True)

@@ -2,7 +2,9 @@
 
 Label selectors take Kubernetes' equality forms: `key=value`, `key==value`, `key!=value`,
 `key` (has the label), `!key` (has not), joined by commas. Field selectors take
-`metadata.name` and `metadata.namespace` with `=`, `==` or `!=`.
+`metadata.name` and `metadata.namespace` with `=`, `==` or `!=`, and for events also the fields
+Kubernetes selects events by (`involvedObject.name`, `.kind`, `.uid`..., `reason`, `type`), which
+`kubectl describe` asks for.
 """
 
 from __future__ import annotations
@@ -14,10 +16,27 @@ from modelplane.local.api_errors import BadRequest
 
 Matcher = Callable[[dict[str, Any]], bool]
 
-_FIELDS = {
-    "metadata.name": lambda obj: (obj.get("metadata") or {}).get("name", ""),
-    "metadata.namespace": lambda obj: (obj.get("metadata") or {}).get("namespace", ""),
-}
+_SELECTABLE_FIELDS = (
+    "metadata.name",
+    "metadata.namespace",
+    *(
+        f"involvedObject.{field}"
+        for field in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+    ),
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
+
+
+def _field(obj: dict[str, Any], path: str) -> str:
+    if path == "source":  # Kubernetes selects events by `source.component`, under the name `source`
+        path = "source.component"
+    value: Any = obj
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return "" if value is None else str(value)
 
 
 def parse_selectors(label_selector: str | None, field_selector: str | None) -> Matcher:
@@ -59,16 +78,16 @@ def _field_tests(selector: str) -> list[Matcher]:
     tests: list[Matcher] = []
     for requirement in filter(None, (part.strip() for part in selector.split(","))):
         parsed = _split_requirement(requirement)
-        if parsed is None or parsed[0] not in _FIELDS:
+        if parsed is None or parsed[0] not in _SELECTABLE_FIELDS:
             raise BadRequest(
                 f'"{requirement}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+                ' (and for events "involvedObject.*", "reason", "type", "source", "reportingComponent")'
             )
         key, operator, value = parsed
-        field = _FIELDS[key]
         if operator == "!=":
-            tests.append(lambda obj, f=field, v=value: f(obj) != v)
+            tests.append(lambda obj, k=key, v=value: _field(obj, k) != v)
         else:
-            tests.append(lambda obj, f=field, v=value: f(obj) == v)
+            tests.append(lambda obj, k=key, v=value: _field(obj, k) == v)
     return tests
 
 

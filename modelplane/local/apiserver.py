@@ -6,10 +6,12 @@
     /api/v1/namespaces/{ns}/events[/{name}], /api/v1/events
 
 GET (list, or `?watch=true` for newline-delimited events), POST (create, 201), PUT (replace),
-PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes and `Status` errors.
-`/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace. Also served:
-`GET /healthz`, discovery under `GET /apis`, and `POST /modelplane/v1/apply`, which creates or
-replaces a `List` of resources in one transaction (all stored, or none).
+PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes and `Status` errors;
+a GET answers a `Table` when asked (api_tables.py), and writes take `dryRun` and `fieldValidation`
+(api_write_options.py). `/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace.
+Also served: `GET /healthz`, discovery under `GET /apis`, the OpenAPI v3 documents under
+`GET /openapi/v3` (api_openapi.py), and `POST /modelplane/v1/apply`, which creates or replaces a
+`List` of resources in one transaction (all stored, or none).
 
 `serve_api(store, host, port)` (or `ApiServer`) runs it on uvicorn; `python -m
 modelplane.local.apiserver --home DIR --port 0` runs it on its own and prints its address.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import socket
 import sys
@@ -31,7 +34,7 @@ import uvicorn
 import uvloop
 
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, Kind, kind_of
-from modelplane.local import api_discovery
+from modelplane.local import api_discovery, api_openapi
 from modelplane.local.api_admission import default_admission
 from modelplane.local.api_auth import BearerToken, TokenFileError, read_token_file
 from modelplane.local.api_builtins import BuiltinRuntimes
@@ -44,12 +47,22 @@ from modelplane.local.api_errors import (
     UnsupportedMediaType,
 )
 from modelplane.local.api_guard import SameSiteGuard
-from modelplane.local.api_http import Request, Send, send_error, send_json, send_text, stream_json_lines
+from modelplane.local.api_http import (
+    Request,
+    Send,
+    send_error,
+    send_json,
+    send_payload,
+    send_text,
+    stream_json_lines,
+)
 from modelplane.local.api_meta import now_rfc3339
 from modelplane.local.api_patch import MERGE_PATCH, merge_patch
 from modelplane.local.api_paths import kind_at
 from modelplane.local.api_selectors import parse_selectors
 from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
+from modelplane.local.api_tables import TableRequest, table, table_events, table_request
+from modelplane.local.api_write_options import DeleteOptions, WriteOptions, warning_headers
 from modelplane.local.store import Ref, Store, WatchEvent, store_path
 
 log = logging.getLogger(__name__)
@@ -111,6 +124,11 @@ class ApiApp:
             return await send_text(send, 200, "ok")
         if path == APPLY_PATH:
             return await self._apply(request, send)
+        if path == api_openapi.ROOT_PATH or path.startswith(api_openapi.ROOT_PATH + "/"):
+            return await self._openapi(request, send, path.removeprefix(api_openapi.ROOT_PATH))
+        if path == api_openapi.V2_PATH:
+            _only(request, "GET")
+            return await send_payload(send, 200, *api_openapi.v2_document(request.headers.get("accept")))
         parts = path.strip("/").split("/")
         if parts[0] == "api":  # the core group: /api/v1/...
             parts = ["apis", "", *parts[1:]]
@@ -139,6 +157,19 @@ class ApiApp:
             raise NotFound(f"the server could not find the requested resource ({request.path})")
         await send_json(send, 200, document)
 
+    async def _openapi(self, request: Request, send: Send, path: str) -> None:
+        _only(request, "GET")
+        if not path:
+            return await send_json(send, 200, api_openapi.discovery())
+        document = api_openapi.document_bytes(path)
+        if document is None:
+            raise NotFound(f"the server could not find the requested resource ({request.path})")
+        digest = api_openapi.document_hash(path)
+        linked = request.query.get("hash") == digest  # a link that names these contents: cache them for good
+        cache = b"public, immutable" if linked else b"no-cache, private"
+        headers = [(b"cache-control", cache), (b"etag", f'"{digest}"'.encode())]
+        await send_payload(send, 200, document, b"application/json", headers)
+
     # ---- collections ----
 
     async def _collection(self, request: Request, send: Send, target: Target) -> None:
@@ -151,9 +182,12 @@ class ApiApp:
                 raise MethodNotAllowed(
                     f"create {target.kind.plural} in a namespace: POST .../namespaces/NS/..."
                 )
+            options = WriteOptions.from_query(request.query)
             body = await request.json_object()
             _check_body(body, target)
-            return await send_json(send, 201, await asyncio.to_thread(self.store.create, body))
+            warnings = options.unknown_field_warnings(body, target.kind)
+            created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
+            return await send_json(send, 201, created, warning_headers(warnings))
         raise MethodNotAllowed(f"{request.method} is not supported on a collection")
 
     async def _list(self, request: Request, send: Send, target: Target) -> None:
@@ -161,6 +195,10 @@ class ApiApp:
         items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
         if target.kind == CLUSTER_SERVING_RUNTIME:
             items = self.builtins.listed(items, version)
+        items = [item for item in items if matches(item)]
+        wanted = _table_wanted(request)
+        if wanted is not None:
+            return await send_json(send, 200, table(target.kind, items, wanted, version))
         await send_json(
             send,
             200,
@@ -168,7 +206,7 @@ class ApiApp:
                 "apiVersion": target.kind.api_version,
                 "kind": f"{target.kind.kind}List",
                 "metadata": {"resourceVersion": version},
-                "items": [item for item in items if matches(item)],
+                "items": items,
             },
         )
 
@@ -177,9 +215,11 @@ class ApiApp:
         since = _resume_point(request.query.get("resourceVersion"))
         timeout = _timeout(request.query.get("timeoutSeconds"))
         events = self.store.watch(target.kind.kind, _store_namespace(target), since)
-        await stream_json_lines(
-            send, request.receive, _watch_lines(events, matches), timeout=timeout, closing=self._closing
-        )
+        lines = _watch_lines(events, matches)
+        wanted = _table_wanted(request)
+        if wanted is not None:
+            lines = table_events(lines, target.kind, wanted)
+        await stream_json_lines(send, request.receive, lines, timeout=timeout, closing=self._closing)
 
     # ---- single objects ----
 
@@ -195,12 +235,18 @@ class ApiApp:
                     return await self._builtin_runtime(request, send, target, builtin)
                 raise
         if request.method == "GET":
-            return await send_json(send, 200, await asyncio.to_thread(self.store.get, ref))
+            return await _send_object(request, send, target, await asyncio.to_thread(self.store.get, ref))
         if request.method == "DELETE" and not status_only:
-            return await send_json(send, 200, await asyncio.to_thread(self.store.delete, ref))
+            deleting = DeleteOptions.read(request.query, await request.body())
+            delete = functools.partial(
+                self.store.delete, ref, dry_run=deleting.dry_run, preconditions=deleting.preconditions
+            )
+            return await send_json(send, 200, await asyncio.to_thread(delete))
+        options = WriteOptions.from_query(request.query)
         if request.method == "PUT":
             body = await request.json_object()
             _check_body(body, target)
+            written = body
             change = _replace_with(body)
         elif request.method == "PATCH":
             if request.content_type != MERGE_PATCH:
@@ -208,18 +254,20 @@ class ApiApp:
                     f"the body of the request was in an unknown format ({request.content_type or 'none'}) "
                     f"- accepted media types include: {MERGE_PATCH}"
                 )
-            patch = await request.json_object()
-            change = _patched_with(patch)
+            written = await request.json_object()
+            change = _patched_with(written)
         else:
             raise MethodNotAllowed(f"{request.method} is not supported here")
+        warnings = [] if status_only else options.unknown_field_warnings(written, target.kind)
         write = self.store.update_status if status_only else self.store.update
-        await send_json(send, 200, await asyncio.to_thread(write, ref, change))
+        updated = await asyncio.to_thread(write, ref, change, dry_run=options.dry_run)
+        await send_json(send, 200, updated, warning_headers(warnings))
 
     async def _builtin_runtime(self, request: Request, send: Send, target: Target, builtin: dict) -> None:
         """A built-in runtime is read like a stored one, and replaced by a PUT or PATCH, which stores
         the new one."""
         if request.method == "GET":
-            return await send_json(send, 200, builtin)
+            return await _send_object(request, send, target, builtin)
         if request.method == "DELETE" or target.subresource == "status":
             raise self.builtins.not_stored(builtin["metadata"]["name"])
         if request.method == "PUT":
@@ -231,8 +279,11 @@ class ApiApp:
             body = merge_patch(self.builtins.replacement(builtin), await request.json_object())
         else:
             raise MethodNotAllowed(f"{request.method} is not supported here")
+        options = WriteOptions.from_query(request.query)
+        warnings = options.unknown_field_warnings(body, target.kind)
         body.setdefault("metadata", {}).pop("resourceVersion", None)
-        await send_json(send, 201, await asyncio.to_thread(self.store.create, body))
+        created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
+        await send_json(send, 201, created, warning_headers(warnings))
 
     # ---- all-or-nothing apply ----
 
@@ -271,6 +322,19 @@ def _target(group: str, version: str, rest: list[str]) -> Target | None:
     if name is not None and kind.namespaced and namespace is None:
         return None
     return Target(kind, namespace, name, rest[2] if len(rest) == 3 else None)
+
+
+def _table_wanted(request: Request) -> TableRequest | None:
+    return table_request(request.headers.get("accept"), request.query.get("includeObject"))
+
+
+async def _send_object(request: Request, send: Send, target: Target, obj: dict[str, Any]) -> None:
+    """One object, or the one-row Table kubectl asks for when it prints it."""
+    wanted = _table_wanted(request)
+    if wanted is None:
+        return await send_json(send, 200, obj)
+    version = str(obj.get("metadata", {}).get("resourceVersion", ""))
+    await send_json(send, 200, table(target.kind, [obj], wanted, version))
 
 
 def _only(request: Request, method: str) -> None:

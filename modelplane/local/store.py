@@ -32,7 +32,14 @@ import orjson
 
 from modelplane.api.kinds import Kind, kind_of
 from modelplane.local import api_meta
-from modelplane.local.api_errors import Expired, Invalid, already_exists, conflict, not_found
+from modelplane.local.api_errors import (
+    Expired,
+    Invalid,
+    already_exists,
+    conflict,
+    not_found,
+    precondition_failed,
+)
 from modelplane.local.api_paths import kind_by_name
 
 Resource = dict[str, Any]
@@ -161,25 +168,28 @@ class Store:
 
     # ---- writes ----
 
-    def create(self, resource: Resource) -> Resource:
-        """Stores a new resource; AlreadyExists if its key is taken. A `status` is dropped."""
-        with self._writing() as events:
+    def create(self, resource: Resource, *, dry_run: bool = False) -> Resource:
+        """Stores a new resource; AlreadyExists if its key is taken. A `status` is dropped.
+        With `dry_run` (as with every write below), the result is computed and not stored."""
+        with self._writing(dry_run=dry_run) as events:
             created = self._create(resource)
             events.append(WatchEvent("ADDED", created, resource_version_of(created)))
         return created
 
-    def update(self, ref: Ref, change: Callable[[Resource], Resource]) -> Resource:
+    def update(self, ref: Ref, change: Callable[[Resource], Resource], *, dry_run: bool = False) -> Resource:
         """Replaces the spec and metadata of a resource with `change(current)`.
 
         The stored status is kept. If the new object names a `resourceVersion`, it must be the
         stored one (Conflict otherwise). A change that changes nothing writes nothing.
         """
-        return self._modify(ref, change, status_only=False)
+        return self._modify(ref, change, status_only=False, dry_run=dry_run)
 
-    def update_status(self, ref: Ref, change: Callable[[Resource], Resource]) -> Resource:
+    def update_status(
+        self, ref: Ref, change: Callable[[Resource], Resource], *, dry_run: bool = False
+    ) -> Resource:
         """Replaces the status of a resource with that of `change(current)`; spec, metadata and
         generation stay as they are. No admission: status is the control plane's to write."""
-        return self._modify(ref, change, status_only=True)
+        return self._modify(ref, change, status_only=True, dry_run=dry_run)
 
     def replace(self, resource: Resource) -> Resource:
         return self.update(ref_of(resource), lambda _current: resource)
@@ -191,10 +201,18 @@ class Store:
         """Writes `status` over the stored one, whatever resourceVersion it is at."""
         return self.update_status(ref, lambda current: {**current, "status": status})
 
-    def delete(self, ref: Ref) -> Resource:
-        """Removes a resource and returns it as it was, with the resourceVersion of its deletion."""
-        with self._writing() as events:
+    def delete(
+        self, ref: Ref, *, dry_run: bool = False, preconditions: dict[str, str] | None = None
+    ) -> Resource:
+        """Removes a resource and returns it as it was, with the resourceVersion of its deletion.
+        `preconditions` (`uid`, `resourceVersion`) must match the stored object (Conflict otherwise)."""
+        with self._writing(dry_run=dry_run) as events:
             deleted = self._get_for_write(ref)
+            for field, wanted in (preconditions or {}).items():
+                if wanted is not None and str(deleted["metadata"].get(field)) != str(wanted):
+                    raise precondition_failed(
+                        kind_by_name(ref.kind), ref.name, field, wanted, deleted["metadata"].get(field)
+                    )
             self._db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", ref)
             deleted["metadata"]["resourceVersion"] = str(self._next_resource_version())
             events.append(WatchEvent("DELETED", deleted, resource_version_of(deleted)))
@@ -311,8 +329,10 @@ class Store:
         self._put(ref, admitted)
         return admitted
 
-    def _modify(self, ref: Ref, change: Callable[[Resource], Resource], *, status_only: bool) -> Resource:
-        with self._writing() as events:
+    def _modify(
+        self, ref: Ref, change: Callable[[Resource], Resource], *, status_only: bool, dry_run: bool
+    ) -> Resource:
+        with self._writing(dry_run=dry_run) as events:
             current = self._get_for_write(ref)
             updated = self._update(current, change, status_only=status_only)
             if updated is None:

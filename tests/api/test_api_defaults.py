@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from modelplane.api import AdmissionConfig, admit, default_inference_service
@@ -103,6 +105,46 @@ def test_a_shorthand_next_to_model_is_not_dropped():
     predictor = {**sklearn_predictor(), **model_predictor("xgboost")}
     error = rejection(isvc(predictor))
     assert error.errors[0].path == "spec.predictor"
+    assert error.errors[0].message.startswith("exactly one of [Name, SKLearn, XGBoost")
+
+
+def _kubectl_reapplied(stored: dict, shorthand: dict) -> dict:
+    """What kubectl's three-way merge patch makes of a stored InferenceService when the file still
+    has the shorthand: the stored (defaulted) predictor with the shorthand added back."""
+    update = copy.deepcopy(stored)
+    update["spec"]["predictor"].update(shorthand)
+    return update
+
+
+def test_a_shorthand_next_to_the_stored_model_replaces_it_on_update():
+    stored = admit(isvc(sklearn_predictor()))
+    changed = {"sklearn": {"storageUri": "file:///models/iris-2"}}
+    admitted = admit(_kubectl_reapplied(stored, changed), old=stored)
+    assert admitted["spec"]["predictor"] == {
+        "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "file:///models/iris-2"}
+    }
+
+
+def test_a_reapplied_unchanged_shorthand_gives_the_stored_resource():
+    stored = admit(isvc({"onnx": {"storageUri": "file:///m/model.onnx"}}))
+    again = admit(_kubectl_reapplied(stored, {"onnx": {"storageUri": "file:///m/model.onnx"}}), old=stored)
+    assert again == stored
+
+
+def test_errors_in_a_reapplied_shorthand_name_the_shorthand():
+    stored = admit(isvc(sklearn_predictor()))
+    reapplied = _kubectl_reapplied(stored, {"sklearn": {"storageUri": "file:///models/iris", "name": "x"}})
+    error = rejection(reapplied, old=stored)
+    assert [(e.path, e.message) for e in error.errors] == [
+        ("spec.predictor.sklearn.name", "the 'name' field is not allowed in standard predictor")
+    ]
+
+
+def test_a_shorthand_next_to_a_changed_model_is_still_refused_on_update():
+    stored = admit(isvc(sklearn_predictor()))
+    update = _kubectl_reapplied(stored, sklearn_predictor())
+    update["spec"]["predictor"]["model"]["storageUri"] = "file:///models/other"
+    error = rejection(update, old=stored)
     assert error.errors[0].message.startswith("exactly one of [Name, SKLearn, XGBoost")
 
 
