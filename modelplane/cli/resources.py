@@ -28,7 +28,7 @@ from modelplane.local.api_columns import printer_columns
 from modelplane.local.api_describe import describe
 from modelplane.local.api_errors import ApiError, NotFound
 from modelplane.local.api_paths import qualified_singular, resolve_kind
-from modelplane.local.api_settings import api_token, api_url
+from modelplane.local.api_settings import api_certificate_authority, api_token, api_url
 from modelplane.local.unhonored_fields import unhonored_fields
 
 DEFAULT_NAMESPACE = "default"
@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument(
         "--token",
         help="bearer token for a control plane started with --auth-token-file (default: $MODELPLANE_TOKEN)",
+    )
+    common.add_argument(
+        "--certificate-authority",
+        metavar="FILE",
+        help="CA certificate to check an https:// control plane with (default: $MODELPLANE_CA, else the "
+        "system's)",
     )
     common.add_argument("-n", "--namespace", help=f"namespace (default: {DEFAULT_NAMESPACE})")
 
@@ -520,7 +526,11 @@ def _parse_duration(text: str) -> float:
 @contextmanager
 def _client(args: argparse.Namespace) -> Iterator[ControlPlaneClient]:
     url = api_url(args.server)
-    client = ControlPlaneClient(url, token=api_token(args.token))
+    client = ControlPlaneClient(
+        url,
+        token=api_token(args.token),
+        certificate_authority=api_certificate_authority(args.certificate_authority),
+    )
     try:
         yield client
     except Unreachable:

@@ -43,6 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(clients send it with --token or MODELPLANE_TOKEN)",
     )
     parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help="serve the control-plane API over TLS: the certificate (PEM)",
+    )
+    parser.add_argument(
+        "--tls-key", metavar="FILE", type=Path, default=None, help="... and its private key (PEM)"
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="listen on a --host other than loopback with no token: anyone who reaches the API can run "
@@ -134,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if args.log_backups < 0:
         raise CommandError("--log-backups must be 0 or more")
     token = _token(args.auth_token_file)
+    tls = _tls(args.tls_cert, args.tls_key)
     _check_exposure(args.host, token, args.insecure)
     resources = _load(args.filename, args.recursive)
     home = (args.home or modelplane_home()).expanduser().resolve()
@@ -151,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
         log_max_bytes=args.log_max_size,
         log_backups=args.log_backups,
         gpus=args.gpus,
+        host=args.host,
+        auth_token=token,
+        tls=tls,
     )
 
     def on_ready(addresses, store) -> None:
@@ -176,6 +190,21 @@ def _token(path: str | None) -> str | None:
         return read_token_file(path)
     except TokenFileError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _tls(cert: Path | None, key: Path | None):
+    from modelplane.local.tls import TLSConfigError, TLSFiles
+
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise CommandError("give both --tls-cert and --tls-key")
+    files = TLSFiles(cert, key)
+    try:
+        files.server_context()  # read now, so a bad file is one line here rather than a traceback later
+    except TLSConfigError as exc:
+        raise CommandError(str(exc)) from None
+    return files
 
 
 def _check_exposure(host: str, token: str | None, insecure: bool) -> None:

@@ -6,6 +6,7 @@ a control plane that does not answer at all raises `Unreachable`.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,10 +30,17 @@ class Unreachable(Exception):
 
 
 class ControlPlaneClient:
-    def __init__(self, url: str, timeout: float = 30.0, token: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 30.0,
+        token: str | None = None,
+        certificate_authority: str | None = None,
+    ):
         self.url = url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else None
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+        verify = ssl.create_default_context(cafile=certificate_authority) if certificate_authority else True
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=verify)
 
     def close(self) -> None:
         self._http.close()

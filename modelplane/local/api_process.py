@@ -10,10 +10,17 @@ from pathlib import Path
 
 
 class ApiProcess:
-    def __init__(self, home: str | Path, port: int = 0, auth_token_file: str | Path | None = None):
+    def __init__(
+        self,
+        home: str | Path,
+        port: int = 0,
+        auth_token_file: str | Path | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ):
         self.home = Path(home)
         self.port = port
         self.auth_token_file = auth_token_file
+        self.tls = tls  # (certificate, key)
         self.url = ""
         self.killed = False  # whether the last stop had to kill it
         self._process: subprocess.Popen[str] | None = None
@@ -24,6 +31,8 @@ class ApiProcess:
         command += ["--port", str(self.port)]
         if self.auth_token_file is not None:
             command += ["--auth-token-file", str(self.auth_token_file)]
+        if self.tls is not None:
+            command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )

@@ -29,3 +29,9 @@ def api_url(server: str | None = None) -> str:
 def api_token(token: str | None = None) -> str | None:
     """The bearer token clients send: `token` if given, else `MODELPLANE_TOKEN`, else none."""
     return token or os.environ.get("MODELPLANE_TOKEN") or None
+
+
+def api_certificate_authority(path: str | None = None) -> str | None:
+    """The CA certificate that signed the API's TLS certificate: `path`, else `MODELPLANE_CA`, else the
+    system's trusted ones (None)."""
+    return path or os.environ.get("MODELPLANE_CA") or None

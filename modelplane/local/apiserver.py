@@ -64,6 +64,7 @@ from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.api_tables import TableRequest, table, table_events, table_request
 from modelplane.local.api_write_options import DeleteOptions, WriteOptions, warning_headers
 from modelplane.local.store import Ref, Store, WatchEvent, store_path
+from modelplane.local.tls import TLSFiles
 
 log = logging.getLogger(__name__)
 
@@ -448,9 +449,12 @@ def bind(host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> socket.s
 class ApiServer(uvicorn.Server):
     """The API for one store on one listening socket: `await server.run()`, `server.stop()`."""
 
-    def __init__(self, store: Store, sock: socket.socket, token: str | None = None):
+    def __init__(
+        self, store: Store, sock: socket.socket, token: str | None = None, tls: TLSFiles | None = None
+    ):
         guard = SameSiteGuard.for_address(sock.getsockname()[0])
         self.app = ApiApp(store, guard, BearerToken(token) if token else None)
+        self.tls = tls
         self.sock = sock
         config = uvicorn.Config(
             self.app,
@@ -459,13 +463,15 @@ class ApiServer(uvicorn.Server):
             log_level="warning",
             access_log=False,
             server_header=False,
+            ssl_certfile=str(tls.cert) if tls else None,
+            ssl_keyfile=str(tls.key) if tls else None,
         )
         super().__init__(config)
 
     @property
     def url(self) -> str:
         host, port = self.sock.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     async def run(self) -> None:  # type: ignore[override]
         """Serves until `stop()` or a stop signal, then ends open watches and closes."""
@@ -493,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=DEFAULT_API_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_API_PORT)
     parser.add_argument("--auth-token-file", default=None, help="require Authorization: Bearer <its token>")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="serve TLS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, default=None, help="... and this key (PEM)")
     args = parser.parse_args(argv)
     try:
         token = read_token_file(args.auth_token_file) if args.auth_token_file else None
@@ -505,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     store = open_store(args.home)
-    server = ApiServer(store, sock, token)
+    tls = TLSFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
+    server = ApiServer(store, sock, token, tls)
     print(f"listening on {server.url}", flush=True)
     try:
         uvloop.run(server.run())

@@ -32,6 +32,7 @@ from modelplane.local.reconciler import Reconciler
 from modelplane.local.runtime_status_writer import RuntimeStatusWriter
 from modelplane.local.store import Store
 from modelplane.local.supervisor import SupervisorSettings
+from modelplane.local.tls import TLSFiles
 from modelplane.local.trained_models import TrainedModels
 from modelplane.local.zygotes import Zygotes
 
@@ -52,6 +53,7 @@ class PlatformConfig:
     log_max_bytes: int = 64 * 1024 * 1024  # a log under <home>/logs above this is rotated
     log_backups: int = 3  # rotated copies kept per log
     auth_token: str | None = None  # required as `Authorization: Bearer` on the control-plane API
+    tls: TLSFiles | None = None  # the control-plane API serves TLS with this certificate and key
     gpus: str | None = None  # the GPUs to hand out ("0,1", "none"); None: found on the machine (gpus.py)
 
 
@@ -113,7 +115,7 @@ class Platform:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stopping.set)
         store = self.store = open_store(config.home)
-        api = _ApiServer(store, bind(config.host, config.api_port), config.auth_token)
+        api = _ApiServer(store, bind(config.host, config.api_port), config.auth_token, config.tls)
         autoscaling = Autoscaling(
             AutoscalerConfig(scale_to_zero_grace_period=config.scale_to_zero_grace_period),
             tick=config.autoscaler_tick,

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import ssl
 import subprocess
 import sys
 
@@ -62,3 +64,90 @@ def test_up_refuses_to_listen_beyond_loopback_without_a_token(tmp_path):
     (tmp_path / "short").write_text("tiny")
     short = cli("up", "--home", str(tmp_path), "--auth-token-file", str(tmp_path / "short"))
     assert short.returncode == 2 and "shorter than 16 characters" in short.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_api(tmp_path_factory):
+    from tests.local.certificates import write_certificates
+
+    folder = tmp_path_factory.mktemp("tls")
+    ca, cert, key = write_certificates(folder)
+    token_file = folder / "token"
+    token_file.write_text(TOKEN)
+    with ApiProcess(folder / "home", auth_token_file=token_file, tls=(cert, key)) as process:
+        yield process.url, ca
+
+
+def test_the_api_over_tls_with_the_token(tls_api):
+    url, ca = tls_api
+    assert url.startswith("https://127.0.0.1:")
+    assert (
+        httpx.get(
+            url + ISVCS,
+            verify=ssl.create_default_context(cafile=ca),
+            headers={"authorization": f"Bearer {TOKEN}"},
+        ).status_code
+        == 200
+    )
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + ISVCS)  # a certificate the system does not trust
+    cli_env = {"MODELPLANE_TOKEN": TOKEN, "MODELPLANE_CA": str(ca)}
+    assert cli("get", "isvc", "--server", url, env=cli_env).returncode == 0
+    flags = cli("get", "isvc", "--server", url, "--token", TOKEN, "--certificate-authority", str(ca))
+    assert flags.returncode == 0, flags.stderr
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_sends_the_token_over_tls(tls_api, tmp_path):
+    url, ca = tls_api
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters: [{{name: mp, cluster: {{server: '{url}', certificate-authority: '{ca}'}}}}]\n"
+        f"users: [{{name: me, user: {{token: '{TOKEN}'}}}}]\n"
+        "contexts: [{name: mp, context: {cluster: mp, user: me, namespace: default}}]\n"
+        "current-context: mp\n"
+    )
+    result = subprocess.run(
+        ["kubectl", "get", "isvc"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(config)},
+    )
+    assert result.returncode == 0, result.stderr
+    wrong = config.read_text().replace(TOKEN, "not-the-token-at-all")
+    config.write_text(wrong)
+    refused = subprocess.run(
+        ["kubectl", "get", "isvc"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(config)},
+    )
+    assert refused.returncode != 0 and "Unauthorized" in refused.stderr
+
+
+def test_up_applies_its_host_token_and_tls(tmp_path):
+    """`modelplane up` itself: the API it starts is the TLS one, asking for the token."""
+    from tests.e2e.platform_process import PlatformProcess
+    from tests.local.certificates import write_certificates
+
+    ca, cert, key = write_certificates(tmp_path)
+    (tmp_path / "token").write_text(TOKEN)
+    home = tmp_path / "home"
+    home.mkdir()
+    options = ["--auth-token-file", str(tmp_path / "token"), "--tls-cert", str(cert), "--tls-key", str(key)]
+    platform = PlatformProcess(home, *options).start()
+    try:
+        assert platform.api_url.startswith("https://")
+        assert (
+            httpx.get(platform.api_url + ISVCS, verify=ssl.create_default_context(cafile=ca)).status_code
+            == 401
+        )
+        answer = httpx.get(
+            platform.api_url + ISVCS,
+            verify=ssl.create_default_context(cafile=ca),
+            headers={"authorization": f"Bearer {TOKEN}"},
+        )
+        assert answer.status_code == 200
+    finally:
+        platform.stop()
