@@ -106,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
                 f"the webhook's certificate is missing: {', '.join(map(str, missing))} (or --no-webhook)"
             )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpx2"):  # a line per request
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = OperatorSettings(
         kube=KubeSettings(
             default_mode=MODES[args.mode],

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from lightkube import ApiError
 
-from modelplane.api import RuntimeSelectionError, ValidationError, with_builtin_runtimes
+from modelplane.api import RuntimeSelectionError, ValidationError, select_runtime, with_builtin_runtimes
 from modelplane.api import conditions as c
 from modelplane.api.constants import KNATIVE
 from modelplane.control import ComponentState, Failure, ServiceState
@@ -198,16 +198,14 @@ async def _trained_models(ctx: Context, isvc: dict) -> list[dict]:
 
 
 def _selected_runtime(isvc: dict, runtimes: list[dict], cluster_runtimes: list[dict]) -> dict | None:
-    from modelplane.api import select_runtime
-
     model = ((isvc.get("spec") or {}).get("predictor") or {}).get("model")
     if not isinstance(model, dict):
         return None
     try:
-        runtime = select_runtime(isvc, runtimes, cluster_runtimes)
+        selection = select_runtime(isvc, runtimes, cluster_runtimes)
     except RuntimeSelectionError:
         return None
-    return {"kind": runtime.get("kind"), "name": runtime["metadata"]["name"]}
+    return {"kind": selection.kind, "name": selection.name}
 
 
 def _runtime_names(runtime: dict | None) -> dict:
