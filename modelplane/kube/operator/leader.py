@@ -67,12 +67,13 @@ class LeaderElector:
                 return
 
     async def release(self) -> None:
-        """Gives the Lease up, if this replica holds it."""
-        lease = self._lease
-        if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
-            return
-        spec = dict(lease["spec"], holderIdentity="", leaseDurationSeconds=1, renewTime=_now())
+        """Gives the Lease up, if this replica holds it (read afresh: a renewal cut short by the stop
+        may have changed it)."""
         try:
+            lease = await self.cluster.get(r.LEASES, self.settings.name, self.settings.namespace)
+            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                return
+            spec = dict(lease["spec"], holderIdentity="", leaseDurationSeconds=1, renewTime=_now())
             await self.cluster.client.replace(r.LEASES({**lease, "spec": spec}))
             logger.info("%s: released the Lease", self.identity)
         except ApiError as error:
