@@ -7,18 +7,12 @@ from __future__ import annotations
 import datetime
 import uuid
 
-from modelplane.kube.operator.resources import (
-    DEPLOYMENTS as DEPLOYMENT,
-)
-from modelplane.kube.operator.resources import (
-    HTTP_ROUTES as ROUTE,
-)
-from modelplane.kube.operator.resources import (
-    KNATIVE_SERVICES as KSVC,
-)
-from modelplane.kube.operator.resources import (
-    PODS as POD,
-)
+from modelplane.kube.operator import resources as r
+
+DEPLOYMENT = r.DEPLOYMENTS
+POD = r.PODS
+ROUTE = r.HTTP_ROUTES
+KSVC = r.KNATIVE_SERVICES
 
 
 def _now() -> str:
@@ -31,8 +25,15 @@ def _status(client, resource, name: str, namespace: str, status: dict) -> None:
     client.replace(resource.Status(obj), name, namespace=namespace)
 
 
-def start_pod(client, deployment_name: str, namespace: str, containers: list[dict], init: list[dict] | None = None,
-              ready: bool = False, pod_ip: str = "127.0.0.1") -> str:
+def start_pod(
+    client,
+    deployment_name: str,
+    namespace: str,
+    containers: list[dict],
+    init: list[dict] | None = None,
+    ready: bool = False,
+    pod_ip: str = "127.0.0.1",
+) -> str:
     """A pod of the Deployment's template (owned by it), with these container statuses."""
     deployment = dict(client.get(DEPLOYMENT, deployment_name, namespace=namespace))
     template = deployment["spec"]["template"]
@@ -44,13 +45,23 @@ def start_pod(client, deployment_name: str, namespace: str, containers: list[dic
             "name": name,
             "namespace": namespace,
             "labels": template["metadata"]["labels"],
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name,
-                                 "uid": deployment["metadata"]["uid"], "controller": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": deployment_name,
+                    "uid": deployment["metadata"]["uid"],
+                    "controller": True,
+                }
+            ],
         },
         "spec": template["spec"],
     }
     client.create(POD(pod), namespace=namespace)
-    conditions = [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True" if ready else "False"}]
+    conditions = [
+        {"type": "PodScheduled", "status": "True"},
+        {"type": "Ready", "status": "True" if ready else "False"},
+    ]
     status = {"phase": "Running", "podIP": pod_ip, "conditions": conditions, "containerStatuses": containers}
     if init is not None:
         status["initContainerStatuses"] = init
@@ -67,8 +78,12 @@ def crash_looping(name: str, exit_code: int, message: str, restarts: int = 3) ->
         "name": name,
         "ready": False,
         "restartCount": restarts,
-        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
-        "lastState": {"terminated": {"reason": "Error", "exitCode": exit_code, "message": message, "finishedAt": _now()}},
+        "state": {
+            "waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}
+        },
+        "lastState": {
+            "terminated": {"reason": "Error", "exitCode": exit_code, "message": message, "finishedAt": _now()}
+        },
     }
 
 

@@ -61,7 +61,9 @@ class LoggedProcess:
                 if line.startswith(prefix):
                     return line
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.process.args} exited with {self.process.returncode}:\n{self.log()}")
+                raise RuntimeError(
+                    f"{self.process.args} exited with {self.process.returncode}:\n{self.log()}"
+                )
             time.sleep(0.05)
         raise TimeoutError(f"no {prefix!r} line after {timeout}s:\n{self.log()}")
 
@@ -93,12 +95,16 @@ class KubeCluster:
             self.kubeconfig = Path(os.environ["KUBECONFIG"])
             self.namespace = f"modelplane-e2e-{uuid.uuid4().hex[:6]}"
         else:
-            self.server = LoggedProcess([sys.executable, "-m", "tests.kube.cluster", "--port", "0"], workdir / "apiserver.log")
+            self.server = LoggedProcess(
+                [sys.executable, "-m", "tests.kube.cluster", "--port", "0"], workdir / "apiserver.log"
+            )
             url = self.server.wait_line("listening on ").split()[-1]
             self.kubeconfig = workdir / "kubeconfig"
             self.kubeconfig.write_text(yaml.safe_dump(_kubeconfig(url)))
             self.namespace = "default"
-        self.client = Client(config=KubeConfig.from_file(self.kubeconfig), namespace=self.namespace, field_manager="test")
+        self.client = Client(
+            config=KubeConfig.from_file(self.kubeconfig), namespace=self.namespace, field_manager="test"
+        )
         if REAL_CLUSTER:
             from lightkube.resources.core_v1 import Namespace
 
@@ -120,7 +126,9 @@ def _kubeconfig(url: str) -> dict:
         "kind": "Config",
         "clusters": [{"name": "test", "cluster": {"server": url}}],
         "users": [{"name": "test", "user": {}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test", "namespace": "default"}}],
+        "contexts": [
+            {"name": "test", "context": {"cluster": "test", "user": "test", "namespace": "default"}}
+        ],
         "current-context": "test",
     }
 
@@ -140,7 +148,9 @@ class Operator(LoggedProcess):
         ]  # fmt: skip
         super().__init__(command, cluster.workdir / f"operator-{identity}.log", {"PYTHONUNBUFFERED": "1"})
         self.identity = identity
-        self.webhook_url = self.wait_line("webhook listening on ").split()[-1] + "/validate" if certs else None
+        self.webhook_url = (
+            self.wait_line("webhook listening on ").split()[-1] + "/validate" if certs else None
+        )
 
 
 def wait_for(what: Callable[[], object], timeout: float = 60, message: str = "") -> object:
@@ -183,6 +193,8 @@ def webhook_certificates(folder: Path) -> str:
     )  # fmt: skip
     (folder / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / "tls.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return base64.b64encode(ca.public_bytes(serialization.Encoding.PEM)).decode()

@@ -40,10 +40,14 @@ def test_one_operator_leads_and_the_other_takes_over_when_it_dies(cluster):
         leader, standby = (first, second) if leader_name == "first" else (second, first)
         cluster.client.create(INFERENCE_SERVICES(iris("before")))
         wait_for(lambda: get(cluster, DEPLOYMENTS, "before-predictor"), message="the leader's reconcile")
-        assert "waiting to lead" in standby.log() and "leading" not in standby.log().replace("waiting to lead", "")
+        assert "waiting to lead" in standby.log() and "leading" not in standby.log().replace(
+            "waiting to lead", ""
+        )
         leader.process.send_signal(signal.SIGKILL)  # no release: the Lease has to expire
         leader.process.wait()
-        wait_for(lambda: holder(cluster) == standby.identity, timeout=30, message="the standby taking the Lease")
+        wait_for(
+            lambda: holder(cluster) == standby.identity, timeout=30, message="the standby taking the Lease"
+        )
         lease = get(cluster, LEASES, "modelplane-operator")
         assert lease["spec"]["leaseTransitions"] >= 1
         cluster.client.create(INFERENCE_SERVICES(iris("after")))
@@ -70,7 +74,13 @@ def _register_webhook(cluster: KubeCluster, url: str, ca_bundle: str) -> None:
         "apiGroups": ["serving.kserve.io"],
         "apiVersions": ["*"],
         "operations": ["CREATE", "UPDATE"],
-        "resources": ["inferenceservices", "inferencegraphs", "trainedmodels", "servingruntimes", "clusterservingruntimes"],
+        "resources": [
+            "inferenceservices",
+            "inferencegraphs",
+            "trainedmodels",
+            "servingruntimes",
+            "clusterservingruntimes",
+        ],
     }
     configuration = {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -99,7 +109,10 @@ def test_the_webhook_refuses_with_the_message_of_modelplane_up(cluster, tmp_path
         with pytest.raises(ApiError) as refused:
             cluster.client.create(INFERENCE_SERVICES(bad))
         message = refusal_message(bad, expected.value)
-        assert refused.value.status.message == f'admission webhook "validation.serving.kserve.io" denied the request: {message}'
+        assert (
+            refused.value.status.message
+            == f'admission webhook "validation.serving.kserve.io" denied the request: {message}'
+        )
         assert get(cluster, INFERENCE_SERVICES, "bad") is None
         cluster.client.create(INFERENCE_SERVICES(iris("good")))  # a valid one passes
         wait_for(lambda: get(cluster, DEPLOYMENTS, "good-predictor"))
