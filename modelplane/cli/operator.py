@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         import lightkube  # noqa: F401
     except ImportError:
-        raise CommandError('the operator needs its Kubernetes client: pip install "modelplane[kube]"') from None
+        raise CommandError(
+            'the operator needs its Kubernetes client: pip install "modelplane[kube]"'
+        ) from None
     from modelplane.kube.operator.leader import LeaseSettings
     from modelplane.kube.operator.runner import OperatorSettings, WebhookSettings, run_operator
 
