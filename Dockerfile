@@ -22,7 +22,7 @@ ENV PATH=$VIRTUAL_ENV/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY modelplane ./modelplane
-ARG EXTRAS=sklearn,xgboost,lightgbm,onnx,pandas,storage
+ARG EXTRAS=sklearn,xgboost,lightgbm,onnx,pandas,storage,kube
 ARG PIP_EXTRA_INDEX_URL
 RUN pip install "./[${EXTRAS}]"
 

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "graph": "modelplane.cli.graph",
     "storage": "modelplane.cli.storage",
     "render": "modelplane.cli.render",
+    "operator": "modelplane.cli.operator",
 }
 
 

@@ -86,7 +86,7 @@ def render(resources: Sequence[dict], settings: KubeSettings) -> Rendering:
             if not is_stopped(resource):
                 rendering.notes += isvc_notes(resource, deployment_mode(resource, settings), settings)
         elif kind == INFERENCE_GRAPH and not is_stopped(resource):
-            graph = _graph_rendering(resource, services, runtimes, cluster, settings)
+            graph = graph_rendering(resource, services, runtimes, cluster, settings)
             rendering.objects += graph.objects
             rendering.notes += graph.notes
         elif kind == TRAINED_MODEL:
@@ -150,7 +150,7 @@ def _trained_model_note(tm: dict, isvc: dict | None) -> Note | None:
     return Note(resource_ref(tm), "spec.inferenceService", message)
 
 
-def _graph_rendering(
+def graph_rendering(
     ig: dict,
     services: dict[tuple[str, str], dict],
     namespaced_runtimes: Sequence[dict],

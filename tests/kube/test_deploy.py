@@ -128,3 +128,76 @@ def test_rendered_runtimes_serve_the_examples(installed):
         render_text(runtimes + "---\n" + example).objects
         == render_file(REPO / "examples" / "sklearn-iris.yaml", KubeSettings()).objects
     )
+
+
+def _rules(role: dict) -> dict[tuple[str, str], set[str]]:
+    allowed: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                allowed.setdefault((group, resource), set()).update(rule["verbs"])
+    return allowed
+
+
+def test_the_operator_may_do_what_it_does(installed):
+    """What `modelplane.kube.operator` watches, makes, deletes and writes, its Events and its Lease."""
+    from modelplane.kube.operator import resources as r
+    from modelplane.kube.operator.controller import Controller
+
+    cluster_role = _rules(next(o for o in installed if o["kind"] == "ClusterRole"))
+    lease_role = _rules(next(o for o in installed if o["kind"] == "Role"))
+
+    def where(resource: type) -> tuple[str, str]:
+        info = resource._api_info
+        return info.resource.group, info.plural
+
+    watched = (r.INFERENCE_SERVICES, r.INFERENCE_GRAPHS, r.TRAINED_MODELS, r.SERVING_RUNTIMES,
+               r.CLUSTER_SERVING_RUNTIMES, r.PODS, r.DEPLOYMENTS, r.KNATIVE_SERVICES, r.HTTP_ROUTES, r.INGRESSES)  # fmt: skip
+    assert Controller  # the watches listed above are the controller's (controller.py)
+    for resource in watched:
+        assert {"get", "list", "watch"} <= cluster_role[where(resource)], where(resource)
+    for resource in r.MADE:
+        assert cluster_role[where(resource)] >= MANAGE, where(resource)
+    assert "delete" in cluster_role[where(r.TRAINED_MODELS)]  # a TrainedModel of no service
+    for plural in ("inferenceservices", "inferencegraphs", "trainedmodels"):
+        assert "update" in cluster_role[("serving.kserve.io", f"{plural}/status")]  # status is replaced
+        assert "patch" in cluster_role[("serving.kserve.io", plural)]  # finalizers and labels
+    assert "create" in cluster_role[("", "events")]
+    assert {"get", "create", "update"} <= lease_role[("coordination.k8s.io", "leases")]
+
+
+def test_the_webhook_reaches_the_operator_pods_with_their_certificate(installed):
+    from modelplane.cli.operator import register  # noqa: F401 - the defaults below are the command's
+    from modelplane.kube.operator.runner import WebhookSettings
+    from modelplane.kube.operator.webhook import VALIDATE_PATH
+
+    operator = next(o for o in installed if o["kind"] == "Deployment")
+    pod = operator["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    port = next(p for p in container["ports"] if p["name"] == "webhook")
+    assert port["containerPort"] == WebhookSettings().port
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "webhook-cert")
+    assert mount["mountPath"] == str(WebhookSettings().cert_dir)
+    volume = next(v for v in pod["volumes"] if v["name"] == "webhook-cert")
+    service = next(
+        o for o in installed if o["kind"] == "Service" and o["metadata"]["name"] == "modelplane-webhook"
+    )
+    assert service["spec"]["selector"].items() <= operator["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["ports"][0]["targetPort"] == "webhook"
+    configuration = next(o for o in installed if o["kind"] == "ValidatingWebhookConfiguration")
+    webhook = configuration["webhooks"][0]
+    reference = webhook["clientConfig"]["service"]
+    assert (reference["name"], reference["namespace"]) == (
+        service["metadata"]["name"],
+        service["metadata"]["namespace"],
+    )
+    assert reference["path"] == VALIDATE_PATH
+    assert set(webhook["rules"][0]["resources"]) == {
+        "inferenceservices", "inferencegraphs", "trainedmodels", "servingruntimes", "clusterservingruntimes"
+    }  # fmt: skip
+    certificate = yaml.safe_load_all((DEPLOY / "cert-manager" / "certificate.yaml").read_text())
+    certificate = next(o for o in certificate if o["kind"] == "Certificate")
+    assert certificate["spec"]["secretName"] == volume["secret"]["secretName"]
+    ns, name = configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].split("/")
+    assert (ns, name) == (certificate["metadata"]["namespace"], certificate["metadata"]["name"])
+    assert f"{service['metadata']['name']}.{ns}.svc" in certificate["spec"]["dnsNames"]
