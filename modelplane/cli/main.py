@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "storage": "modelplane.cli.storage",
     "render": "modelplane.cli.render",
     "operator": "modelplane.cli.operator",
+    "agent": "modelplane.cli.agent",
 }
 
 

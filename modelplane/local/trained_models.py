@@ -9,7 +9,8 @@ that come in while it works):
 2. the TrainedModels that may load (the service is a multi-model predictor, their memory fits) are made
    to hold on each ready replica: the model is fetched (`modelplane.storage`) into
    `<replica's model folder>/<name>/` and `POST /v2/repository/models/<name>/load` is called; a changed
-   spec is unloaded, fetched again and loaded; a model no longer wanted is unloaded and its folder removed;
+   spec is unloaded, fetched again and loaded; a model no longer wanted is unloaded and its folder removed
+   (`modelplane.agent.server_models`, which `modelplane agent` runs in a cluster's pods too);
 3. each TrainedModel's status is written when it changed (`modelplane.control.trained_models`).
 
 Before a multi-model replica starts, the supervisor awaits `prepare_folder`, which fetches the service's
@@ -24,13 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
 import httpx
 
+from modelplane.agent.model_folder import ModelFolder
+from modelplane.agent.model_list import WantedModel
+from modelplane.agent.repository import RepositoryClient
+from modelplane.agent.server_models import ServerModels
 from modelplane.api.kinds import INFERENCE_SERVICE, TRAINED_MODEL
 from modelplane.control.trained_models import (
     LoadState,
@@ -52,15 +58,6 @@ logger = logging.getLogger("modelplane.trainedmodels")
 
 Key = tuple[str, str]  # (namespace, name) of an InferenceService
 LOAD_TIMEOUT = 600.0
-RETRY_INITIAL, RETRY_MAX = 2.0, 60.0
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    digest: str
-    message: str
-    retry_at: float  # the event loop's time
-    backoff: float
 
 
 class TrainedModels:
@@ -69,9 +66,7 @@ class TrainedModels:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._replicas: dict[Key, dict[str, Replica]] = {}  # the ready predictor replicas, by address
-        self._held: dict[str, dict[str, str]] = {}  # replica address -> model -> digest it holds
-        # (replica address, model) -> the failed attempt: the spec's digest, why, when to try again, back-off
-        self._attempts: dict[tuple[str, str], _Attempt] = {}
+        self._servers: dict[str, ServerModels] = {}  # what each ready replica holds, by address
         self._parents: dict[Key, str] = {}  # (namespace, TrainedModel) -> its InferenceService
         self._folders: dict[Key, Path] = {}  # the folder of a service's replicas' model folders
         self._workers = KeyedWorkers(self._reconcile, "trained models of")
@@ -102,9 +97,7 @@ class TrainedModels:
         }:
             return
         for address in set(known) - set(ready):
-            self._held.pop(address, None)  # a replica that comes back is looked at afresh
-            for attempt in [a for a in self._attempts if a[0] == address]:
-                del self._attempts[attempt]
+            self._servers.pop(address, None)  # a replica that comes back is looked at afresh
         if ready:
             self._replicas[key] = ready
             self._folders[key] = next(iter(ready.values())).model_repository.parents[1]
@@ -155,7 +148,8 @@ class TrainedModels:
         wanted = _wanted(isvc, trained_models, fits)
         replicas = list(self._replicas.get(key, {}).values())
         failures: dict[str, str] = {}  # model -> why it failed (on one replica at least)
-        for problems in await asyncio.gather(*(self._sync(replica, wanted) for replica in replicas)):
+        syncs = (self._server(replica).sync(wanted) for replica in replicas)
+        for problems in await asyncio.gather(*syncs):
             for model, message in problems.items():
                 failures.setdefault(model, message)
         self._write_statuses(isvc, trained_models, fits, replicas, failures)
@@ -176,30 +170,30 @@ class TrainedModels:
             tm for tm in self.store.list(TRAINED_MODEL.kind, namespace)[0] if parent_name(tm) == name
         ]
         wanted = _wanted(isvc, trained_models, memory_fits(trained_models, memory_limit(isvc)))
-        for entry in folder.iterdir():
-            if entry.is_dir() and entry.name not in wanted:
-                _marker(folder, entry.name).unlink(missing_ok=True)
-                await asyncio.to_thread(shutil.rmtree, entry, True)
-        for model, tm in sorted(wanted.items()):
-            marker = _marker(folder, model)
-            if (
-                (folder / model).is_dir()
-                and marker.is_file()
-                and marker.read_text().strip() == model_digest(tm)
-            ):
-                continue
-            try:
-                await self._fetch_into(replica, folder, model, tm)
-            except Exception as exc:  # noqa: BLE001 - the controller tries again once the replica is ready
-                logger.warning("%s: fetching trained model %s failed: %s", replica.label, model, exc)
+        fetch = functools.partial(_fetch, log_path=replica.log_path)
+        failures = await ModelFolder(folder).prepare(wanted, fetch)
+        for model, message in sorted(failures.items()):
+            logger.warning("%s: fetching trained model %s failed: %s", replica.label, model, message)
+
+    def _server(self, replica: Replica) -> ServerModels:
+        server = self._servers.get(replica.address)
+        if server is None:
+            server = self._servers[replica.address] = ServerModels(
+                RepositoryClient(self._client, f"http://{replica.address}"),
+                ModelFolder(replica.model_repository),
+                functools.partial(_fetch, log_path=replica.log_path),
+                label=replica.label,
+                note=functools.partial(_note, replica),
+            )
+        return server
 
     def _retry_later(self, key: Key, replicas: list[Replica]) -> None:
         """Looks at the service again when its first failed model is due to be tried again."""
-        addresses = {r.address for r in replicas}
-        due = [attempt.retry_at for (address, _), attempt in self._attempts.items() if address in addresses]
+        servers = [self._servers[r.address] for r in replicas if r.address in self._servers]
+        due = [at for at in (server.next_retry() for server in servers) if at is not None]
         if due:
-            loop = asyncio.get_running_loop()
-            loop.call_later(max(min(due) - loop.time(), 0.0) + 0.01, self.kick, key)
+            delay = max(min(due) - time.monotonic(), 0.0) + 0.01
+            asyncio.get_running_loop().call_later(delay, self.kick, key)
 
     def _write_statuses(
         self,
@@ -209,11 +203,12 @@ class TrainedModels:
         replicas: list[Replica],
         failures: dict[str, str],
     ) -> None:
+        held = [self._servers[r.address].held for r in replicas if r.address in self._servers]
         for tm in trained_models:
             model = tm["metadata"]["name"]
             self._write_labels(tm, fits[model])
             digest = model_digest(tm)
-            loaded = sum(1 for r in replicas if self._held.get(r.address, {}).get(model) == digest)
+            loaded = sum(1 for models in held if models.get(model) == digest)
             load = LoadState(len(replicas), loaded, failures.get(model))
             previous = tm.get("status") or {}
             status = trained_model_status(
@@ -235,99 +230,6 @@ class TrainedModels:
             self.store.update(
                 Ref(TRAINED_MODEL.kind, tm["metadata"]["namespace"], tm["metadata"]["name"]), labelled
             )
-
-    # ---- one replica ----
-
-    async def _sync(self, replica: Replica, wanted: dict[str, dict]) -> dict[str, str]:
-        """Makes a replica hold exactly the wanted models; returns why each one that failed did."""
-        folder = replica.model_repository
-        assert folder is not None and replica.address is not None
-        held = self._held.get(replica.address)
-        if held is None:
-            held = self._held[replica.address] = await self._recovered(replica, folder)
-        problems: dict[str, str] = {}
-        for attempt in [a for a in self._attempts if a[0] == replica.address and a[1] not in wanted]:
-            del self._attempts[attempt]
-        present = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
-        for model in (set(held) | present) - set(wanted):
-            try:
-                await self._unload(replica, folder, model)
-            except (httpx.HTTPError, OSError) as exc:
-                logger.warning("%s: unloading %s failed: %s", replica.label, model, exc)
-                continue
-            held.pop(model, None)
-        loop = asyncio.get_running_loop()
-        for model, tm in sorted(wanted.items()):
-            digest = model_digest(tm)
-            if held.get(model) == digest:
-                continue
-            before = self._attempts.get((replica.address, model))
-            if before is not None and before.digest != digest:
-                before = None  # a changed spec is tried at once
-            if before is not None and loop.time() < before.retry_at:
-                problems[model] = before.message
-                continue
-            try:
-                await self._load(replica, folder, model, tm, replaces=model in held)
-            except Exception as exc:  # noqa: BLE001 - any failure is reported on the TrainedModel
-                message = str(exc) or type(exc).__name__
-                backoff = min(before.backoff * 2, RETRY_MAX) if before else RETRY_INITIAL
-                logger.warning(
-                    "%s: trained model %s failed (again in %.0fs): %s", replica.label, model, backoff, message
-                )
-                _note(replica, f"trained model {model} failed: {message}")
-                self._attempts[(replica.address, model)] = _Attempt(
-                    digest, message, loop.time() + backoff, backoff
-                )
-                held.pop(model, None)
-                problems[model] = message
-            else:
-                self._attempts.pop((replica.address, model), None)
-                held[model] = digest
-        return problems
-
-    async def _recovered(self, replica: Replica, folder: Path) -> dict[str, str]:
-        """What a replica seen for the first time already holds: the models it loaded from its folder
-        at start, with the spec each was fetched for."""
-        try:
-            response = await self._client.post(f"http://{replica.address}/v2/repository/index", content=b"{}")
-            index = response.json() if response.status_code == 200 else []
-        except (httpx.HTTPError, ValueError):
-            return {}
-        held = {}
-        for entry in index:
-            marker = _marker(folder, str(entry.get("name")))
-            if entry.get("state") == "READY" and marker.is_file():
-                held[entry["name"]] = marker.read_text().strip()
-        return held
-
-    async def _load(self, replica: Replica, folder: Path, model: str, tm: dict, *, replaces: bool) -> None:
-        if replaces:  # a changed spec: out with the old one first (the runtime may differ)
-            await self._unload(replica, folder, model)
-        await self._fetch_into(replica, folder, model, tm)
-        response = await self._client.post(f"http://{replica.address}/v2/repository/models/{model}/load")
-        if response.status_code != 200:
-            raise RuntimeError(_error_of(response))
-        _note(replica, f"trained model {model}: loaded")
-        logger.info("%s: trained model %s loaded", replica.label, model)
-
-    async def _fetch_into(self, replica: Replica, folder: Path, model: str, tm: dict) -> None:
-        """`<folder>/<model>/` holds the model `tm` names, and its marker says which spec it came from."""
-        uri = tm["spec"]["model"]["storageUri"]
-        _marker(folder, model).unlink(missing_ok=True)
-        await asyncio.to_thread(shutil.rmtree, folder / model, True)
-        _note(replica, f"trained model {model}: fetching {uri}")
-        await _fetch(uri, folder / model, replica.log_path)
-        _marker(folder, model).write_text(model_digest(tm))
-
-    async def _unload(self, replica: Replica, folder: Path, model: str) -> None:
-        response = await self._client.post(f"http://{replica.address}/v2/repository/models/{model}/unload")
-        if response.status_code not in (200, 404):
-            raise httpx.HTTPError(_error_of(response))
-        _marker(folder, model).unlink(missing_ok=True)
-        await asyncio.to_thread(shutil.rmtree, folder / model, True)
-        _note(replica, f"trained model {model}: unloaded")
-        logger.info("%s: trained model %s unloaded", replica.label, model)
 
 
 async def _fetch(uri: str, dest: Path, log_path: Path) -> None:
@@ -359,22 +261,15 @@ async def _fetch(uri: str, dest: Path, log_path: Path) -> None:
         raise RuntimeError(f"fetching {uri} failed (exit code {code}; the replica's log says why)")
 
 
-def _wanted(isvc: dict, trained_models: list[dict], fits: dict[str, bool]) -> dict[str, dict]:
+def _wanted(isvc: dict, trained_models: list[dict], fits: dict[str, bool]) -> dict[str, WantedModel]:
     """The TrainedModels a service's replicas are to hold, by name."""
     if not is_mms_predictor(isvc):
         return {}
-    return {tm["metadata"]["name"]: tm for tm in trained_models if fits[tm["metadata"]["name"]]}
-
-
-def _marker(folder: Path, model: str) -> Path:
-    return folder / f".{model}.trainedmodel"
-
-
-def _error_of(response: httpx.Response) -> str:
-    try:
-        return str(response.json().get("error") or response.text)
-    except ValueError:
-        return f"HTTP {response.status_code}: {response.text[:200]}"
+    return {
+        tm["metadata"]["name"]: WantedModel(tm["spec"]["model"]["storageUri"], model_digest(tm))
+        for tm in trained_models
+        if fits[tm["metadata"]["name"]]
+    }
 
 
 def _note(replica: Replica, text: str) -> None:

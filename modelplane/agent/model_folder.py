@@ -1,0 +1,79 @@
+"""The model folder of a multi-model server: `<root>/<name>/` holds a model as fetched, and
+`<root>/.<name>.trainedmodel` the digest of the spec it was fetched for, so that a model already there
+is not fetched a second time. Hidden entries are not models (the server skips them too): a fetch
+stages its files in `.<name>.partial-*` next to its destination and renames them into place, so a
+model's folder is whole or absent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from modelplane.agent.model_list import WantedModel
+
+logger = logging.getLogger("modelplane.agent")
+
+# Fetches the model at a storage URI into a folder that does not exist yet.
+Fetcher = Callable[[str, Path], Awaitable[None]]
+
+
+async def fetch_on_thread(uri: str, dest: Path) -> None:
+    """`modelplane storage fetch URI DEST --no-cache`, in this process: the model goes straight into
+    `dest` (a local folder or pvc claim is linked), with the storage config of `STORAGE_CONFIG`."""
+    from modelplane.storage import fetch
+
+    await asyncio.to_thread(fetch, uri, dest, use_cache=False)
+
+
+class ModelFolder:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def names(self) -> set[str]:
+        """The models in the folder."""
+        if not self.root.is_dir():
+            return set()
+        return {p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+
+    def fetched_digest(self, name: str) -> str | None:
+        """The digest of the spec the model `name` was fetched for, if it is there."""
+        marker = self._marker(name)
+        if not (self.root / name).is_dir() or not marker.is_file():
+            return None
+        return marker.read_text().strip() or None
+
+    async def fill(self, name: str, model: WantedModel, fetch: Fetcher) -> None:
+        """Fetches `model` into `<root>/<name>/`, in place of what was there."""
+        await self.remove(name)
+        await fetch(model.storage_uri, self.root / name)
+        self._marker(name).write_text(model.digest)
+
+    async def remove(self, name: str) -> None:
+        self._marker(name).unlink(missing_ok=True)
+        await asyncio.to_thread(shutil.rmtree, self.root / name, True)
+
+    async def prepare(self, wanted: Mapping[str, WantedModel], fetch: Fetcher) -> dict[str, str]:
+        """Before the server starts: the folder holds exactly the wanted models, each fetched for its
+        spec (what is already there is kept). Returns why each model that could not be fetched failed."""
+        for name in self.names() - set(wanted):
+            await self.remove(name)
+        failures = {}
+        for name, model in sorted(wanted.items()):
+            if self.fetched_digest(name) == model.digest:
+                continue
+            try:
+                await self.fill(name, model, fetch)
+            except Exception as exc:  # noqa: BLE001 - the model is tried again once the server runs
+                failures[name] = str(exc) or type(exc).__name__
+        return failures
+
+    def remove_partials(self) -> None:
+        """Removes what fetches that were stopped midway left (a fetch of this process is not under way)."""
+        for partial in self.root.glob(".*.partial-*"):
+            shutil.rmtree(partial, ignore_errors=True)
+
+    def _marker(self, name: str) -> Path:
+        return self.root / f".{name}.trainedmodel"

@@ -1,0 +1,56 @@
+"""A model server's repository API, as a client: `POST /v2/repository/index`, `POST
+/v2/repository/models/<name>/load` and `.../unload` (what `modelplane serve`, KServe's servers and
+MLServer answer)."""
+
+from __future__ import annotations
+
+import httpx
+
+
+class RepositoryError(Exception):
+    """The server refused, or could not be reached."""
+
+
+class RepositoryClient:
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self.client = client
+        self.url = url.rstrip("/")
+
+    async def ready(self) -> bool:
+        """Whether the server says it is ready (`GET /v2/health/ready`)."""
+        try:
+            return (await self.client.get(f"{self.url}/v2/health/ready")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def index(self) -> list[dict]:
+        """The models the server holds: `[{"name": ..., "state": "READY" | ...}]`."""
+        response = await self._post("/v2/repository/index")
+        try:
+            index = response.json()
+        except ValueError:
+            raise RepositoryError(f"the repository index is not JSON: {response.text[:200]}") from None
+        return [entry for entry in index if isinstance(entry, dict)] if isinstance(index, list) else []
+
+    async def load(self, name: str) -> None:
+        await self._post(f"/v2/repository/models/{name}/load")
+
+    async def unload(self, name: str) -> None:
+        """Unloads `name`; a model the server does not hold is fine."""
+        await self._post(f"/v2/repository/models/{name}/unload", (200, 404))
+
+    async def _post(self, path: str, accept: tuple[int, ...] = (200,)) -> httpx.Response:
+        try:  # an empty JSON object, as KServe's agent sends
+            response = await self.client.post(f"{self.url}{path}", json={})
+        except httpx.HTTPError as exc:
+            raise RepositoryError(f"{self.url}{path}: {exc or type(exc).__name__}") from None
+        if response.status_code not in accept:
+            raise RepositoryError(_error_of(response))
+        return response
+
+
+def _error_of(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error") or response.text)
+    except (ValueError, AttributeError):
+        return f"HTTP {response.status_code}: {response.text[:200]}"
