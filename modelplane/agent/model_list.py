@@ -1,6 +1,6 @@
 """KServe's list of a multi-model server's models, `models.json`, as its model agent reads it:
 
-    [{"modelName": "iris", "modelSpec": {"storageUri": "s3://...", "framework": "sklearn", "memory": "128Mi"}}]
+[{"modelName": "iris", "modelSpec": {"storageUri": "s3://...", "framework": "sklearn", "memory": "128Mi"}}]
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def spec_digest(spec: Mapping) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def model_entry(name: str, spec: Mapping) -> dict:
-    """One model of the list."""
+def listed_model(name: str, spec: Mapping) -> dict:
+    """A model's entry in the list."""
     return {"modelName": name, "modelSpec": dict(spec)}
 
 

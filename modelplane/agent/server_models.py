@@ -118,9 +118,7 @@ class ServerModels:
             same = before is not None and before.digest == digest
             backoff = min(before.backoff * 2, RETRY_MAX) if same else RETRY_INITIAL
             what = "loading" if model else "unloading"
-            logger.warning(
-                "%s: %s trained model %s failed (again in %.0fs): %s", self.label, what, name, backoff, message
-            )
+            logger.warning("%s: %s %s failed (again in %.0fs): %s", self.label, what, name, backoff, message)
             self.note(f"trained model {name} failed: {message}")
             self.failures[name] = Failure(digest, message, time.monotonic() + backoff, backoff)
             return message

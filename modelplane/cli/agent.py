@@ -84,6 +84,4 @@ async def _until_signalled(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    await run_agent(
-        args.config_dir, args.model_dir, args.server, stopping, poll_interval=args.poll_interval
-    )
+    await run_agent(args.config_dir, args.model_dir, args.server, stopping, poll_interval=args.poll_interval)

@@ -8,11 +8,12 @@ would make it: what both modes then wrap, in a Deployment or a Knative Service.
 - A custom component runs its containers; the transformer gets KServe's default arguments
   (`--model_name`, `--predictor_host`, `--http_port`, `--workers`); an ART explainer KServe's image.
 - A component with a model gets the storage initializer (`storage_initializer.py`); a multi-model
-  predictor an empty, writable `/mnt/models` for its TrainedModels.
+  predictor an empty, writable `/mnt/models` for its TrainedModels, and the model agent that loads them
+  (`model_agent.py`).
 - `modelplane serve` is told to listen on every address (`--host=0.0.0.0`), its ports are declared
   (Standard mode: REST 8080 and gRPC 8081, so the Service exposes both), and it is ready when its
   models are (`GET /v2/health/ready`). Other containers get KServe's TCP readiness probe (Standard).
-- A batcher is `modelplane serve`'s own (`--enable-batcher`); KServe's agent sidecar is not used.
+- A batcher is `modelplane serve`'s own (`--enable-batcher`), not KServe's agent sidecar's.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from modelplane.kube.meta import (
     namespace_of,
     propagated_annotations,
 )
+from modelplane.kube.model_agent import model_agent
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import provisioning
 from modelplane.storage.errors import InvalidURIError
@@ -352,10 +354,11 @@ class _Builder:
             pod["volumes"] = [*(pod.get("volumes") or []), *provision.volumes]
             main["volumeMounts"] = [*(main.get("volumeMounts") or []), provision.model_mount]
         elif parts.multi_model:
-            # TrainedModels are fetched into the model folder while the server runs.
-            pod["volumes"] = [*(pod.get("volumes") or []), {"name": "model-dir", "emptyDir": {}}]
-            mount = {"name": "model-dir", "mountPath": "/mnt/models"}
-            main["volumeMounts"] = [*(main.get("volumeMounts") or []), mount]
+            agent = model_agent(self.isvc, _server_port(main), self.settings)
+            pod["initContainers"] = [*(pod.get("initContainers") or []), agent.init_container]
+            pod["containers"] = [*pod["containers"], agent.container]
+            pod["volumes"] = [*(pod.get("volumes") or []), *agent.volumes]
+            main["volumeMounts"] = [*(main.get("volumeMounts") or []), agent.model_mount]
 
 
 @dataclass
@@ -406,6 +409,18 @@ def _serve_ports(flags) -> list[dict]:
     if grpc != "-1":
         ports.append({"name": "grpc", "containerPort": int(grpc), "protocol": "TCP"})
     return ports
+
+
+def _server_port(main: dict) -> int | str:
+    """Where a multi-model server takes REST requests, for its agent: its first declared port (as KServe
+    has it), else `modelplane serve`'s `--http_port`, else 8080."""
+    ports = [p for p in main.get("ports") or [] if isinstance(p, dict) and p.get("containerPort")]
+    if ports:
+        return ports[0]["containerPort"]
+    argv = components.container_argv(main)
+    if components.runs_modelplane_serve(argv):
+        return parse_args(argv).value("http_port") or DEFAULT_HTTP_PORT
+    return DEFAULT_HTTP_PORT
 
 
 def _default_probe(container: dict, mode: str, serves: bool) -> None:

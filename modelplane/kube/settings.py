@@ -24,6 +24,11 @@ def _initializer_resources() -> dict:
     return {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
 
+def _agent_resources() -> dict:
+    # KServe's `agent` defaults in inferenceservice-config.
+    return {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+
+
 @dataclass(frozen=True)
 class KubeSettings:
     """- `default_mode`: the deployment mode of a resource without the deploymentMode annotation.
@@ -50,6 +55,7 @@ class KubeSettings:
     router_resources: dict = field(default_factory=_router_resources)
     router_propagate_headers: tuple[str, ...] = ()  # regular expressions of headers a router passes on
     initializer_resources: dict = field(default_factory=_initializer_resources)
+    agent_resources: dict = field(default_factory=_agent_resources)  # the model agent's containers
 
     @property
     def full_variant(self) -> str:

@@ -32,7 +32,7 @@ SECRET_NAME_ANNOTATION = "serving.kserve.io/storageSecretName"
 READONLY_ANNOTATION = "storage.kserve.io/readonly"
 DEFAULT_KEY = "default"
 _REMOTE = ("s3", "gs", "azure", "http")
-_RESTRICTED = {
+RESTRICTED = {
     "allowPrivilegeEscalation": False,
     "runAsNonRoot": True,
     "capabilities": {"drop": ["ALL"]},
@@ -72,7 +72,7 @@ def provisioning(
         "command": ["modelplane", "storage", "fetch"],
         "args": args,
         "resources": settings.initializer_resources,
-        "securityContext": _RESTRICTED,
+        "securityContext": RESTRICTED,
         # A failed fetch says why in the pod's status, as KServe's initializer does.
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": mounts,

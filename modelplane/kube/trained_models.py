@@ -3,7 +3,8 @@
 `[{"modelName": ..., "modelSpec": {"storageUri": ..., "framework": ..., "memory": ...}}]`.
 
 KServe makes it (empty) for every multi-model predictor, owned by the InferenceService, and its
-TrainedModel controller adds and removes entries.
+TrainedModel controller adds and removes entries. The model agent in each of the predictor's pods
+(`model_agent.py`, `modelplane agent`) reads it from the mounted ConfigMap.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from modelplane.agent.model_list import MODELS_FILE, listed_model
 from modelplane.control.trained_models import parent_name
 from modelplane.kube.meta import INFERENCE_SERVICE_LABEL, object_metadata
 
-MODELS_KEY = "models.json"
+MODELS_KEY = MODELS_FILE
 
 
 def model_config_name(isvc_name: str) -> str:
@@ -24,7 +26,7 @@ def model_config_name(isvc_name: str) -> str:
 def model_entry(tm: dict) -> dict:
     model = (tm.get("spec") or {}).get("model") or {}
     spec = {key: model.get(key) for key in ("storageUri", "framework", "memory")}
-    return {"modelName": tm["metadata"]["name"], "modelSpec": spec}
+    return listed_model(tm["metadata"]["name"], spec)
 
 
 def model_config(isvc: dict, namespace: str, trained_models: Sequence[dict]) -> dict:

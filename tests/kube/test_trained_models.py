@@ -1,13 +1,20 @@
-"""A multi-model predictor: an empty, writable model folder, and the ConfigMap of its TrainedModels as
-KServe's model agent reads it."""
+"""A multi-model predictor: an empty, writable model folder, the ConfigMap of its TrainedModels as
+KServe's model agent reads it, and the model agent that loads them."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
+from modelplane.api.constants import KNATIVE, STANDARD
 from modelplane.kube.settings import KubeSettings
 
-from .helpers import SAMPLES, named, render_file, render_text
+from .helpers import SAMPLES, named, objects_of, render_file, render_text
+from .schemas import problems
+
+CONFIG_MOUNT = {"name": "model-config", "mountPath": "/mnt/configs", "readOnly": True}
+MODEL_MOUNT = {"name": "model-dir", "mountPath": "/mnt/models"}
 
 
 def test_the_model_config_lists_the_trained_models():
@@ -25,12 +32,77 @@ def test_the_model_config_lists_the_trained_models():
         }
         for name in ("model1-sklearn", "model2-sklearn")
     ]
-    pod = named(rendering, "Deployment", "isvc-sklearn-mms-predictor")["spec"]["template"]["spec"]
-    assert "initContainers" not in pod
-    server = pod["containers"][0]
+
+
+@pytest.mark.parametrize("mode", [STANDARD, KNATIVE])
+def test_the_pod_runs_the_model_agent_next_to_the_server(mode):
+    settings = KubeSettings(default_mode=mode, image="registry.example/modelplane:1.2")
+    rendering = render_file(SAMPLES / "multi-model.yaml", settings)
+    (workload,) = [
+        o for o in rendering.objects if o["kind"] in ("Deployment", "Service") and "template" in o["spec"]
+    ]
+    pod = workload["spec"]["template"]["spec"]
+    server, agent = pod["containers"]
+    (prefetch,) = pod["initContainers"]
     assert {"name": "MULTI_MODEL_SERVER", "value": "true"} in server["env"]
-    assert server["volumeMounts"] == [{"name": "model-dir", "mountPath": "/mnt/models"}]
-    assert pod["volumes"] == [{"name": "model-dir", "emptyDir": {}}]
+    assert server["volumeMounts"] == [MODEL_MOUNT]  # the server does not see the list
+    assert pod["volumes"] == [
+        {"name": "model-dir", "emptyDir": {}},
+        {"name": "model-config", "configMap": {"name": "modelconfig-isvc-sklearn-mms-0"}},
+    ]
+    folders = ["--config-dir", "/mnt/configs", "--model-dir", "/mnt/models"]
+    assert (agent["name"], agent["image"], agent["command"]) == (
+        "agent",
+        "registry.example/modelplane:1.2",
+        ["modelplane", "agent"],
+    )
+    assert agent["args"] == [*folders, "--server", "http://127.0.0.1:8080"]
+    assert (prefetch["name"], prefetch["image"]) == ("agent-prefetch", "registry.example/modelplane:1.2")
+    assert prefetch["args"] == [*folders, "--prefetch"]
+    for container in (agent, prefetch):
+        assert container["volumeMounts"] == [CONFIG_MOUNT, MODEL_MOUNT]
+        assert "ports" not in container and "readinessProbe" not in container
+        assert container["env"] == [
+            {
+                "name": "STORAGE_CONFIG",
+                "valueFrom": {"secretKeyRef": {"name": "storage-config", "key": "default", "optional": True}},
+            }
+        ]
+        assert container["resources"] == settings.agent_resources
+    assert not [p for o in rendering.objects for p in problems(o)]
+
+
+def test_the_agent_speaks_to_the_port_a_custom_server_declares():
+    rendering = render_text(
+        """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: custom-mms
+  annotations:
+    serving.kserve.io/storageSecretName: my-storage
+spec:
+  predictor:
+    containers:
+      - name: kserve-container
+        image: example.com/mms:1
+        ports: [{containerPort: 9000, protocol: TCP}]
+        env: [{name: MULTI_MODEL_SERVER, value: "true"}]
+"""
+    )
+    pod = named(rendering, "Deployment", "custom-mms-predictor")["spec"]["template"]["spec"]
+    agent = next(c for c in pod["containers"] if c["name"] == "agent")
+    assert agent["args"][-2:] == ["--server", "http://127.0.0.1:9000"]
+    assert agent["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "my-storage"
+    assert named(rendering, "ConfigMap", "modelconfig-custom-mms-0")
+
+
+def test_a_predictor_with_a_model_has_no_agent():
+    rendering = render_file(SAMPLES / "sklearn-v2-mlserver.yaml", KubeSettings())
+    for deployment in objects_of(rendering, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert [c["name"] for c in pod["containers"]] == ["kserve-container"]
+        assert [c["name"] for c in pod["initContainers"]] == ["storage-initializer"]
 
 
 def test_a_service_with_a_model_has_no_model_config():
