@@ -44,13 +44,13 @@ class ServerModels:
         folder: ModelFolder,
         fetch: Fetcher,
         *,
-        label: str,
+        label: str = "",
         note: Callable[[str], None] | None = None,
     ) -> None:
         self.repository = repository
         self.folder = folder
         self.fetch = fetch
-        self.label = f"{label}: " if label else ""
+        self._prefix = f"{label}: " if label else ""
         self.note = note or (lambda _text: None)
         self.held: dict[str, str] = {}  # model -> the digest of the spec it was loaded for
         self.failures: dict[str, Failure] = {}
@@ -62,7 +62,7 @@ class ServerModels:
         try:
             index = await self.repository.index()
         except RepositoryError as exc:
-            logger.warning("%sthe repository index is out of reach: %s", self.label, exc)
+            logger.warning("%sthe repository index is out of reach: %s", self._prefix, exc)
             return False
         ready = {str(e.get("name")) for e in index if str(e.get("state", "")).upper() == "READY"}
         self.held = {name: digest for name in ready if (digest := self.folder.fetched_digest(name))}
@@ -119,7 +119,7 @@ class ServerModels:
             same = before is not None and before.digest == digest
             backoff = min(before.backoff * 2, RETRY_MAX) if same else RETRY_INITIAL
             what = "loading" if model else "unloading"
-            logger.warning("%s%s %s failed (again in %.0fs): %s", self.label, what, name, backoff, message)
+            logger.warning("%s%s %s failed (again in %.0fs): %s", self._prefix, what, name, backoff, message)
             self.note(f"trained model {name} failed: {message}")
             self.failures[name] = Failure(digest, message, time.monotonic() + backoff, backoff)
             return message
@@ -133,12 +133,12 @@ class ServerModels:
             await self.repository.unload(name)
             self.held.pop(name, None)
             self.note(f"trained model {name}: fetching {model.storage_uri}")
-            logger.info("%sfetching trained model %s from %s", self.label, name, model.storage_uri)
+            logger.info("%sfetching trained model %s from %s", self._prefix, name, model.storage_uri)
             await self.folder.fill(name, model, self.fetch)
         await self.repository.load(name)
         self.held[name] = model.digest
         self.note(f"trained model {name}: loaded")
-        logger.info("%strained model %s loaded", self.label, name)
+        logger.info("%strained model %s loaded", self._prefix, name)
 
     async def _take_out(self, name: str) -> None:
         """Unload then remove."""
@@ -146,4 +146,4 @@ class ServerModels:
         self.held.pop(name, None)
         await self.folder.remove(name)
         self.note(f"trained model {name}: unloaded")
-        logger.info("%strained model %s unloaded", self.label, name)
+        logger.info("%strained model %s unloaded", self._prefix, name)

@@ -88,7 +88,7 @@ async def run_agent(
     folder.remove_partials()
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=LOAD_TIMEOUT)) as client:
         repository = RepositoryClient(client, server_url)
-        server = ServerModels(repository, folder, fetch, label="")
+        server = ServerModels(repository, folder, fetch)
         if not await _until_ready(repository, stopping, poll_interval):
             return
         await server.recover()
