@@ -33,8 +33,10 @@ def start_pod(
     init: list[dict] | None = None,
     ready: bool = False,
     pod_ip: str = "127.0.0.1",
+    spec: dict | None = None,
 ) -> str:
-    """A pod of the Deployment's template (owned by it), with these container statuses."""
+    """A pod of the Deployment's template (owned by it; `spec` in place of the template's, when given),
+    with these container statuses."""
     deployment = dict(client.get(DEPLOYMENT, deployment_name, namespace=namespace))
     template = deployment["spec"]["template"]
     name = f"{deployment_name}-{uuid.uuid4().hex[:5]}"
@@ -55,7 +57,7 @@ def start_pod(
                 }
             ],
         },
-        "spec": template["spec"],
+        "spec": spec or template["spec"],
     }
     client.create(POD(pod), namespace=namespace)
     conditions = [
