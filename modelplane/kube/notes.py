@@ -14,6 +14,7 @@ from modelplane.kube.meta import is_cluster_local
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import fetches_from_container_filesystem
 from modelplane.storage.errors import InvalidURIError
+from modelplane.storage.uri import parse_uri
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,23 @@ def graph_notes(ig: dict, mode: str) -> list[Note]:
     where = resource_ref(ig)
     scaling = _standard_scaling(ig.get("spec") or {}, "spec", autoscaler_class(ig))
     return [Note(where, path, message) for path, message in scaling]
+
+
+def trained_model_note(tm: dict) -> Note | None:
+    """A storageUri the model agent cannot fetch in the pod: a path in its own container, or a claim it
+    does not mount (modelplane up reads both on its machine)."""
+    uri = ((tm.get("spec") or {}).get("model") or {}).get("storageUri") or ""
+    try:
+        kind = parse_uri(uri).kind
+    except InvalidURIError:
+        return None
+    if kind not in ("local", "pvc"):
+        return None
+    where = (
+        "a path inside the model agent's container" if kind == "local" else "a claim the agent does not mount"
+    )
+    message = f"{uri} is {where}, where no model is; on a cluster use s3://, gs://, https:// or Azure Blob"
+    return Note(resource_ref(tm), "spec.model.storageUri", message)
 
 
 def resource_ref(resource: dict) -> str:

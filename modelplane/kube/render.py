@@ -28,7 +28,7 @@ from modelplane.control.trained_models import is_mms_predictor, parent_name
 from modelplane.kube.graphs import graph_objects, service_endpoint
 from modelplane.kube.knative import knative_service
 from modelplane.kube.meta import namespace_of
-from modelplane.kube.notes import Note, graph_notes, isvc_notes, resource_ref
+from modelplane.kube.notes import Note, graph_notes, isvc_notes, resource_ref, trained_model_note
 from modelplane.kube.pods import ComponentError, component_pods
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.standard import standard_objects
@@ -146,7 +146,7 @@ def _trained_model_note(tm: dict, isvc: dict | None) -> Note | None:
             f"InferenceService {parent} has a model of its own (a storageUri), so it serves no TrainedModels"
         )
     else:
-        return None
+        return trained_model_note(tm)
     return Note(resource_ref(tm), "spec.inferenceService", message)
 
 

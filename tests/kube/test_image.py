@@ -18,7 +18,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 # What a container runs: `<entrypoint> ARGS` (docs/kubernetes.md lists where each is used).
-ENTRY_POINTS = [["--help"], ["serve", "--help"], ["router", "--help"], ["storage", "fetch", "--help"]]
+ENTRY_POINTS = [
+    ["--help"],
+    ["serve", "--help"],
+    ["router", "--help"],
+    ["storage", "fetch", "--help"],
+    ["agent", "--help"],
+]
 # The libraries each extra of the slim image brings, as the runtimes import them.
 EXTRA_MODULES = {
     "sklearn": ["sklearn", "joblib"],

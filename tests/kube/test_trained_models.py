@@ -131,3 +131,21 @@ def test_a_trained_model_on_a_service_with_its_own_model_says_so():
     )
     (note,) = rendering.notes
     assert note.message.startswith("InferenceService isvc-sklearn-v2 has a model of its own")
+
+
+@pytest.mark.parametrize(
+    ("uri", "where"),
+    [
+        ("file:///srv/models/iris", "a path inside the model agent's container"),
+        ("pvc://models/iris", "a claim the agent does not mount"),
+    ],
+)
+def test_a_trained_model_the_agent_cannot_fetch_says_so(uri, where):
+    text = (
+        (SAMPLES / "multi-model.yaml")
+        .read_text()
+        .replace("gs://kfserving-examples/models/sklearn/1.0/model", uri, 1)
+    )
+    (note,) = render_text(text).notes
+    assert (note.resource, note.path) == ("TrainedModel/default/model1-sklearn", "spec.model.storageUri")
+    assert note.message.startswith(f"{uri} is {where}, where no model is")
