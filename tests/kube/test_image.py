@@ -33,6 +33,7 @@ EXTRA_MODULES = {
     "onnx": ["onnxruntime"],
     "pandas": ["pandas"],
     "storage": ["boto3", "google.cloud.storage", "azure.storage.blob"],
+    "kube": ["lightkube"],
 }
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
