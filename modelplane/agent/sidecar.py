@@ -13,7 +13,7 @@ it asks the server again what it holds (a restarted server loads the model folde
 
 `--prefetch` is its init container: it fetches the listed models into the model folder and exits, so
 that the server loads them before it says it is ready (KServe's agent holds the pod's readiness until
-its first models are loaded). A model it cannot fetch is left to the agent.
+it has fetched them and asked the server to load them). A model it cannot fetch is left to the agent.
 """
 
 from __future__ import annotations
@@ -92,30 +92,49 @@ async def run_agent(
         if not await _until_ready(repository, stopping, poll_interval):
             return
         await server.recover()
-        tasks: dict[str, asyncio.Task] = {}
-        wanted: dict[str, WantedModel] | None = None  # None until the list has been read
-        resynced = time.monotonic()
+        work = _ModelWork(server)
         try:
             while not stopping.is_set():
                 listed = models_file.read_if_changed()
                 if listed is not None:
-                    if listed != wanted:
-                        logger.info("models listed: %s", ", ".join(sorted(listed)) or "none")
-                    wanted = listed
-                tasks = {name: task for name, task in tasks.items() if not task.done()}
-                if wanted is not None:
-                    if not tasks and time.monotonic() - resynced > RESYNC_INTERVAL:
-                        await server.recover()
-                        resynced = time.monotonic()
-                    for name in server.unsettled(wanted):
-                        model = wanted.get(name)
-                        if name not in tasks and not server.waiting(name, model):
-                            tasks[name] = asyncio.create_task(server.converge(name, model))
+                    work.want(listed)
+                await work.step()
                 await _wait(stopping, poll_interval)
         finally:
-            for task in tasks.values():
-                task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await work.cancel()
+
+
+class _ModelWork:
+    """A task for each model that is not as wanted (none while its back-off runs, one at a time per
+    model), and, while nothing is under way, a look at what the server holds every RESYNC_INTERVAL."""
+
+    def __init__(self, server: ServerModels) -> None:
+        self.server = server
+        self.wanted: dict[str, WantedModel] | None = None  # None until the list has been read
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.resynced = time.monotonic()
+
+    def want(self, listed: dict[str, WantedModel]) -> None:
+        if listed != self.wanted:
+            logger.info("models listed: %s", ", ".join(sorted(listed)) or "none")
+        self.wanted = listed
+
+    async def step(self) -> None:
+        self.tasks = {name: task for name, task in self.tasks.items() if not task.done()}
+        if self.wanted is None:
+            return
+        if not self.tasks and time.monotonic() - self.resynced > RESYNC_INTERVAL:
+            await self.server.recover()
+            self.resynced = time.monotonic()
+        for name in self.server.unsettled(self.wanted):
+            model = self.wanted.get(name)
+            if name not in self.tasks and not self.server.waiting(name, model):
+                self.tasks[name] = asyncio.create_task(self.server.converge(name, model))
+
+    async def cancel(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
 
 async def prefetch(config_dir: Path, model_dir: Path, *, fetch: Fetcher = fetch_on_thread) -> None:
