@@ -7,18 +7,25 @@ tokens trained on a few sentences. Its config names an end-of-sequence token out
 so no sequence ever ends by itself: every request generates exactly `--new` tokens on every server,
 and the work is the same everywhere. Served by:
 
-- modelplane  `modelplane serve --model-dir <folder> --model-name gen --backend huggingface`: the
-              huggingface engine (step-batched), `POST /openai/v1/completions` with `stream: true` and
-              `stream_options.include_usage`, greedy; time to first token is the first text event.
-- mlserver    MLServer 1.7.1 with `mlserver_huggingface.HuggingFaceRuntime` (task text-generation,
-              a transformers pipeline; default settings: one inference worker, no adaptive batching),
-              from bench/.envs/gen-mlserver (a venv that sees the current environment's torch and
-              brings transformers 4.41: mlserver-huggingface 1.7.1 imports `transformers.pipelines.Conversation`, gone from 4.42 on). V2 `POST
-              /v2/models/gen/infer` with the prompt and `max_new_tokens`, `do_sample: false`. It does
-              not stream: its time to first token is the whole answer's.
-- generate    the reference, in this process: transformers' `model.generate` on one request at a time
-              in arrival order, as KServe's huggingface backend does, its first token timed with a
-              streamer.
+- modelplane   `modelplane serve --model-dir <folder> --model-name gen --backend huggingface`: the
+               huggingface engine (step-batched; on a CPU it gives torch every core but one, here 1),
+               `POST /openai/v1/completions` with `stream: true` and `stream_options.include_usage`,
+               greedy; time to first token is the first text event.
+- modelplane-2t  the same with `--nthread 2`: torch on both cores, its default before the engine
+               left one core to the server.
+- mlserver     MLServer 1.7.1 with `mlserver_huggingface.HuggingFaceRuntime` (task text-generation, a
+               transformers pipeline), MLServer's defaults: one inference worker process, no adaptive
+               batching, torch's own threads (2 here). From bench/.envs/gen-mlserver, a venv that sees
+               the current environment's torch and brings transformers 4.41 (mlserver-huggingface
+               1.7.1 imports `transformers.pipelines.Conversation`, gone from 4.42 on), with two
+               import-time fixes for torch 2.14 (peers/mlserver_hf_imports.py). V2 `POST
+               /v2/models/gen/infer` with the prompt, `max_new_tokens` and `do_sample: false`. It
+               does not stream: its time to first token is the whole answer's.
+- mlserver-1t  the same with the runtime's `intra_op_threads: 1`: torch on one thread, as modelplane's
+               engine on 2 cores.
+- generate     the reference, in this process: transformers' `model.generate` on one request at a
+               time in arrival order (what KServe's huggingface backend does), on as many torch
+               threads as modelplane's engine, its first token timed with a streamer.
 
 Load: C clients (C from `--concurrency`), each sending its next request as soon as its last one is
 answered, for `--duration` seconds, after `--warmup` seconds of the same; each request a prompt of
@@ -66,7 +73,7 @@ REPO = BENCH.parent
 WORK = BENCH / ".work" / "generation"
 SECTION = "Generation"
 MODEL_NAME = "gen"
-ALL_SERVERS = ["modelplane", "mlserver", "generate"]
+ALL_SERVERS = ["modelplane", "modelplane-2t", "mlserver", "mlserver-1t", "generate"]
 MLSERVER_ENV = "gen-mlserver"
 MLSERVER_REQUIREMENTS = ["mlserver==1.7.1", "mlserver-huggingface==1.7.1", "transformers<4.42", "uvloop<0.22"]
 PROMPTS = [
@@ -132,10 +139,11 @@ def build_model(folder: Path) -> None:
 class Reference:
     """transformers' own greedy `generate`, one request at a time."""
 
-    def __init__(self, folder: Path, new: int):
+    def __init__(self, folder: Path, new: int, threads: int):
         import torch
         import transformers
 
+        torch.set_num_threads(threads)
         self.torch = torch
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
         self.model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -154,6 +162,14 @@ class Reference:
 
     def text(self, prompt: str) -> str:
         return self.tokenizer.decode(self.generate(prompt), skip_special_tokens=True)
+
+
+def engine_threads() -> int:
+    """The torch threads modelplane's engine takes on this machine by default: every core but one."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0))
+    return min(torch.get_num_threads(), max(1, cores - 1))
 
 
 # -- a run ----------------------------------------------------------------------------------------
@@ -344,9 +360,10 @@ def build_server(name: str, folder: Path, mlserver_python: Path | None, tag: str
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
     env["HF_HUB_OFFLINE"] = "1"
     http_port = free_port()
-    if name == "modelplane":
+    if name.startswith("modelplane"):
         argv = [shutil.which("modelplane") or "modelplane", "serve", "--model-dir", str(folder)]
         argv += ["--model-name", MODEL_NAME, "--backend", "huggingface", "--host", "127.0.0.1"]
+        argv += ["--nthread", "2"] if name == "modelplane-2t" else []
         argv += ["--http-port", str(http_port), "--grpc-port", "-1"]
         return ServerProcess(
             name,
@@ -362,15 +379,18 @@ def build_server(name: str, folder: Path, mlserver_python: Path | None, tag: str
     shutil.rmtree(home, ignore_errors=True)
     (home / MODEL_NAME).mkdir(parents=True)
     settings = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
-    (home / "settings.json").write_text(
-        json.dumps({**settings, "host": "127.0.0.1", "debug": False, "parallel_workers": 0})
-    )
+    (home / "settings.json").write_text(json.dumps({**settings, "host": "127.0.0.1", "debug": False}))
     model_settings = {
         "name": MODEL_NAME,
         "implementation": "mlserver_huggingface.HuggingFaceRuntime",
         "parameters": {
             "uri": str(folder),
-            "extra": {"task": "text-generation", "pretrained_model": str(folder), "framework": "pt"},
+            "extra": {
+                "task": "text-generation",
+                "pretrained_model": str(folder),
+                "framework": "pt",
+                **({"intra_op_threads": 1} if name == "mlserver-1t" else {}),
+            },
         },
     }
     (home / MODEL_NAME / "model-settings.json").write_text(json.dumps(model_settings))
@@ -405,7 +425,7 @@ def install_import_fixes(python: Path) -> None:
 
 def client_for(name: str, server: ServerProcess, new: int):
     port = server.ready[0][0]
-    return ModelplaneClient(port, new) if name == "modelplane" else MLServerClient(port, new)
+    return ModelplaneClient(port, new) if name.startswith("modelplane") else MLServerClient(port, new)
 
 
 def verify(name: str, client_kind, expected: str) -> None:
@@ -454,10 +474,11 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     folder = WORK / "model"
     build_model(folder)
-    reference = Reference(folder, args.new)
+    threads = engine_threads()
+    reference = Reference(folder, args.new, threads)
     expected = reference.text(PROMPTS[0])
     mlserver_python = None
-    if "mlserver" in servers:
+    if any(name.startswith("mlserver") for name in servers):
         mlserver_python = ensure_venv(MLSERVER_ENV, MLSERVER_REQUIREMENTS, system_site_packages=True)
         install_import_fixes(mlserver_python)
 
@@ -480,7 +501,7 @@ def main() -> int:
                     results.setdefault((name, c), []).append(run)
                     report(name, c, run)
                 continue
-            if name == "modelplane":
+            if name.startswith("modelplane"):
                 rounds = commits.setdefault(modelplane_commit(), [])
                 rounds += [] if rnd + 1 in rounds else [rnd + 1]
             server = build_server(name, folder, mlserver_python, f"r{rnd + 1}")
@@ -510,7 +531,9 @@ def main() -> int:
         return 1 if void else 0
     for key in [key for key in results if key[0] in void]:
         del results[key]
-    markdown = render(results, void, args, concurrencies, started, load_before, commits, mlserver_python)
+    markdown = render(
+        results, void, args, concurrencies, started, load_before, commits, mlserver_python, threads
+    )
     print(markdown)
     if args.write_results:
         put_section(SECTION, f"## {SECTION}\n\n{markdown.rstrip()}\n")
@@ -537,7 +560,9 @@ def modelplane_commit() -> str:
     return (rev or "?") + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def render(results, void, args, concurrencies, started, load_before, commits, mlserver_python) -> str:
+def render(
+    results, void, args, concurrencies, started, load_before, commits, mlserver_python, threads
+) -> str:
     med = {
         key: (
             statistics.median(r.tokens_per_s for r in runs),
@@ -561,10 +586,14 @@ def render(results, void, args, concurrencies, started, load_before, commits, ml
         " byte-level tokenizer; its end-of-sequence token is outside the vocabulary, so every request"
         f" generates exactly {args.new} tokens), prompts of about 32 tokens, greedy. modelplane: `modelplane"
         " serve --backend huggingface`, OpenAI completions streamed (time to first token: the first text"
-        " event). MLServer 1.7.1 + mlserver-huggingface 1.7.1 (a transformers 4.41 text-generation pipeline,"
-        " default settings): V2 infer, which does not stream, so its time to first token is the whole"
-        " answer's. generate: transformers' `model.generate`, one request at a time in arrival order, in the"
-        " benchmark's own process. C clients send back to back for"
+        f" event); on a CPU its engine gives torch every core but one ({threads} here). mlserver: MLServer"
+        " 1.7.1 + mlserver-huggingface 1.7.1 (a transformers 4.41 text-generation pipeline) with MLServer's"
+        " defaults (one inference worker, no adaptive batching, torch's own threads); mlserver-1t: the same"
+        " with `intra_op_threads: 1`; both V2 infer, which does not stream, so their"
+        " time to first token is the whole answer's. generate: transformers' `model.generate`, one request"
+        f" at a time in arrival order, in the benchmark's own process, on {threads} torch thread(s)."
+        " modelplane-2t: modelplane with `--nthread 2` (torch on both cores, the engine's default before it"
+        " left a core to the server). C clients send back to back for"
         f" {args.duration:g} s after {args.warmup:g} s of warm-up; output tokens/s = all tokens generated over"
         " the time until the last answer ended; medians of"
         f" {args.rounds} interleaved rounds (tokens/s range in brackets). Each server's greedy answer was"
@@ -593,16 +622,17 @@ def render(results, void, args, concurrencies, started, load_before, commits, ml
                 f" | {' | '.join(ratios)} |"
             )
     md += ["", "### Targets", ""]
-    for c in concurrencies:
-        mp, ml = med.get(("modelplane", c)), med.get(("mlserver", c))
-        if mp and ml:
-            ahead = mp[0] > ml[0] and mp[1] < ml[1] and mp[2] < ml[2]
-            md.append(
-                f"- c={c}: modelplane {mp[0] / ml[0]:.2f}× MLServer's tokens/s, TTFT p50 {mp[1] / ml[1]:.2f}×,"
-                f" p99 {mp[2] / ml[2]:.2f}× (target: more tokens/s, lower TTFT): {'met' if ahead else 'MISSED'}"
-            )
-        else:
-            md.append(f"- c={c}: against MLServer not evaluated (a side was not measured)")
+    for peer in ("mlserver", "mlserver-1t"):
+        for c in concurrencies:
+            mp, ml = med.get(("modelplane", c)), med.get((peer, c))
+            if mp and ml:
+                ahead = mp[0] > ml[0] and mp[1] < ml[1] and mp[2] < ml[2]
+                md.append(
+                    f"- c={c}: modelplane {mp[0] / ml[0]:.2f}× {peer}'s tokens/s, TTFT p50 {mp[1] / ml[1]:.2f}×,"
+                    f" p99 {mp[2] / ml[2]:.2f}× (target: more tokens/s, lower TTFT): {'met' if ahead else 'MISSED'}"
+                )
+            else:
+                md.append(f"- c={c}: against {peer} not evaluated (a side was not measured)")
     one, eight = med.get(("modelplane", 1)), med.get(("modelplane", 8))
     if one and eight:
         md.append(
