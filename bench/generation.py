@@ -29,7 +29,7 @@ and the work is the same everywhere. Served by:
 
 Load: C clients (C from `--concurrency`), each sending its next request as soon as its last one is
 answered, for `--duration` seconds, after `--warmup` seconds of the same; each request a prompt of
-about 32 tokens (one of a few sentences) and `--new` greedy tokens. Output tokens per second is every
+about 30 tokens (one of a few sentences) and `--new` greedy tokens. Output tokens per second is every
 token generated over the time from the start until the last answer ended; time to first token is
 from sending a request to its first text. Before a server is loaded, its greedy answer to one prompt
 must be the reference's own text. The generate loop and the clients run here, on the same 2 cores.
@@ -584,7 +584,7 @@ def render(
         "",
         "A random-weight Llama of about 4 M parameters (4 layers, 256 wide, 8 heads of 32, a 400-token"
         " byte-level tokenizer; its end-of-sequence token is outside the vocabulary, so every request"
-        f" generates exactly {args.new} tokens), prompts of about 32 tokens, greedy. modelplane: `modelplane"
+        f" generates exactly {args.new} tokens), prompts of about 30 tokens, greedy. modelplane: `modelplane"
         " serve --backend huggingface`, OpenAI completions streamed (time to first token: the first text"
         f" event); on a CPU its engine gives torch every core but one ({threads} here). mlserver: MLServer"
         " 1.7.1 + mlserver-huggingface 1.7.1 (a transformers 4.41 text-generation pipeline) with MLServer's"
