@@ -74,9 +74,10 @@ def write_text_classifier(folder: Path) -> Path:
     return _save(folder, model, tokenizer)
 
 
-def write_text_generator(folder: Path) -> Path:
-    """A small Llama that has learnt STORY and CHATS by heart, with a chat template."""
-    model, tokenizer = _llama()
+def write_text_generator(folder: Path, head_dim: int | None = None) -> Path:
+    """A small Llama that has learnt STORY and CHATS by heart, with a chat template. `head_dim`: its
+    attention heads' width (16 unless given; vLLM's CPU kernels want 32 or more)."""
+    model, tokenizer = _llama(head_dim)
     chats = [
         tokenizer.apply_chat_template(
             [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], tokenize=False
@@ -90,10 +91,10 @@ def write_text_generator(folder: Path) -> Path:
     return _save(folder, model, tokenizer)
 
 
-def write_model(folder: Path, kind: str) -> Path:
-    """A model of `kind` (one of KINDS) with random weights."""
+def write_model(folder: Path, kind: str, head_dim: int | None = None) -> Path:
+    """A model of `kind` (one of KINDS) with random weights; `head_dim` as for the text generator."""
     if kind == "llama":
-        model, tokenizer = _llama()
+        model, tokenizer = _llama(head_dim)
     elif kind == "gpt2":
         model, tokenizer = _gpt2()
     elif kind == "t5":
@@ -124,7 +125,7 @@ def _bert(kind: str):
     return _seeded(lambda: model_class(config)), tokenizer
 
 
-def _llama():
+def _llama(head_dim: int | None = None):
     import transformers
 
     tokenizer = _byte_level_tokenizer(chat_template=CHAT_TEMPLATE)
@@ -137,6 +138,7 @@ def _llama():
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
         **_WIDTH,
+        **({"head_dim": head_dim} if head_dim else {}),
     )
     return _seeded(lambda: transformers.LlamaForCausalLM(config)), tokenizer
 

@@ -74,6 +74,7 @@ def serve(
     env: dict | None = None,
     ready_path: str = "/v2/health/ready",
     ready_status: int = 200,
+    ready_timeout: float = 60,
 ) -> ServerProcess:
     http_port = free_port()
     grpc_port = free_port() if grpc else None
@@ -90,7 +91,7 @@ def serve(
     ]
     server = ServerProcess(args, http_port, grpc_port, env)
     try:
-        server.wait_ready(ready_path, status=ready_status)
+        server.wait_ready(ready_path, timeout=ready_timeout, status=ready_status)
     except Exception:
         server.stop()
         raise

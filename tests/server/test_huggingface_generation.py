@@ -39,7 +39,9 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(models):
-    process = serve("--model-dir", str(models), grpc=False, env=OFFLINE)
+    # Where vLLM is installed, `auto` tries it first for chat and gpt2 (their heads are too narrow for
+    # its CPU kernels), and they fall back to the huggingface engine: slower to start.
+    process = serve("--model-dir", str(models), grpc=False, env=OFFLINE, ready_timeout=600)
     yield process
     process.stop()
 
@@ -53,7 +55,16 @@ def endless_server(tmp_path_factory):
         model.lm_head.weight[model.config.eos_token_id] = 0  # its logit is 0, and some other's is more
     model.save_pretrained(folder)
     process = serve(
-        "--model-dir", str(folder), "--model-name", "endless", "--max_num_seqs", "2", grpc=False, env=OFFLINE
+        "--model-dir",
+        str(folder),
+        "--model-name",
+        "endless",
+        "--max_num_seqs",
+        "2",
+        "--enforce_eager",
+        grpc=False,
+        env=OFFLINE,
+        ready_timeout=600,  # as above
     )
     yield process
     process.stop()
@@ -272,6 +283,13 @@ def test_concurrent_requests_beyond_max_num_seqs_wait_their_turn(endless_server)
     assert (
         metric(endless_server, "modelplane_generation_batch_sequences_bucket", model_name="endless", le="2.0")
         == count
+    )
+
+
+def test_vllm_s_flags_are_a_warning_with_the_huggingface_engine(endless_server):
+    assert (
+        "--enforce_eager apply to the vllm backend; model endless runs on transformers"
+        in endless_server.log()
     )
 
 

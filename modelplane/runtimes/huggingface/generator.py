@@ -8,21 +8,22 @@ that arrived together) are handed to the engine together, so they are prefilled 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
-from modelplane.protocol.openai import ChatMessage, OpenAIError, SamplingParams
+from modelplane.protocol.openai import SamplingParams
 from modelplane.runtimes.huggingface import engine as engines
 from modelplane.runtimes.huggingface.batch import DecoderOnlyBatch, EncoderDecoderBatch
 from modelplane.runtimes.huggingface.loading import Loaded
 from modelplane.runtimes.huggingface.metrics import EngineMetrics
+from modelplane.runtimes.huggingface.prompts import TokenizerPrompts
 from modelplane.runtimes.huggingface.tasks import Task
 from modelplane.server.generation import EngineLoad, GenerationStep
 
 
-class TransformersGenerator:
+class TransformersGenerator(TokenizerPrompts):
     def __init__(self, name: str, loaded: Loaded, max_num_seqs: int):
-        self.tokenizer = loaded.tokenizer
+        super().__init__(loaded.tokenizer)
         self.max_model_len = loaded.max_model_len
         model = loaded.model
         pad_id = _first_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
@@ -46,39 +47,6 @@ class TransformersGenerator:
     def stop(self) -> None:
         self.engine.stop()
 
-    def encode(self, text: str) -> list[int]:
-        # A chat template usually writes the beginning-of-sequence token itself.
-        bos = self.tokenizer.bos_token
-        special = not (bos and text.startswith(bos))
-        return self.tokenizer(text, add_special_tokens=special)["input_ids"]
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
-
-    def chat_prompt(self, messages: list[ChatMessage]) -> str:
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise OpenAIError(
-                "this model's tokenizer has no chat template, so it cannot chat; "
-                "use /openai/v1/completions with a prompt instead",
-                param="messages",
-            )
-        conversation = [
-            {
-                "role": message.role,
-                "content": message.content,
-                **({"name": message.name} if message.name else {}),
-            }
-            for message in messages
-        ]
-        try:
-            return self.tokenizer.apply_chat_template(
-                conversation, tokenize=False, add_generation_prompt=True
-            )
-        except Exception as exc:  # noqa: BLE001 - a template raises what its author chose (jinja2's TemplateError mostly)
-            raise OpenAIError(
-                f"the model's chat template refused these messages: {exc}", param="messages"
-            ) from None
-
     def unsupported(self, params: SamplingParams) -> str | None:
         return None
 
@@ -86,12 +54,7 @@ class TransformersGenerator:
         return self.engine.occupancy()
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[GenerationStep]:
-        outside = [token for token in prompt_ids if token >= self.engine.vocab_size]
-        if outside:
-            raise OpenAIError(
-                f"token id {outside[0]} is not in this model's vocabulary of {self.engine.vocab_size} tokens",
-                param="prompt",
-            )
+        self.check_vocabulary(prompt_ids, self.engine.vocab_size)
         loop = asyncio.get_running_loop()
         sequence = engines.Sequence(list(prompt_ids), params, loop, asyncio.Queue())
         self._hand_over(sequence, loop)

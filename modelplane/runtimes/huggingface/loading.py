@@ -45,6 +45,7 @@ class Loaded:
     model: Any  # None when a predictor elsewhere runs it
     device: Any
     max_model_len: int
+    dtype: Any = None
 
 
 def model_folder(model_dir: str | Path | None, settings: HuggingFaceSettings) -> Path:
@@ -104,14 +105,26 @@ def load(folder: Path, settings: HuggingFaceSettings, *, weights: bool = True) -
         do_lower_case=settings.lower_case,
         trust_remote_code=settings.trust_remote_code,
     )
-    model = None
+    loaded = Loaded(task, config, tokenizer, None, device, max_model_len, dtype)
     if weights:
-        model = auto_model_class(task).from_pretrained(
-            str(folder), dtype=dtype, trust_remote_code=settings.trust_remote_code
-        )
-        model.to(device).eval()
-    logger.info("%s: task %s, %s on %s, context %d tokens", folder, task.value, dtype, device, max_model_len)
-    return Loaded(task, config, tokenizer, model, device, max_model_len)
+        load_weights(folder, loaded, settings)
+    return loaded
+
+
+def load_weights(folder: Path, loaded: Loaded, settings: HuggingFaceSettings) -> None:
+    """Loads the model's weights into `loaded.model`, on its device."""
+    model = auto_model_class(loaded.task).from_pretrained(
+        str(folder), dtype=loaded.dtype, trust_remote_code=settings.trust_remote_code
+    )
+    loaded.model = model.to(loaded.device).eval()
+    logger.info(
+        "%s: task %s, %s on %s, context %d tokens",
+        folder,
+        loaded.task.value,
+        loaded.dtype,
+        loaded.device,
+        loaded.max_model_len,
+    )
 
 
 def _task(config: Any, requested: str | None) -> Task:

@@ -1,5 +1,6 @@
-"""The huggingface engine's own metrics: how many sequences each decoding step ran together, and
-how sequences ended (`stop`, `length`, or `abandoned` when the client left first)."""
+"""The generation engines' own metrics: how many sequences each decoding step of the huggingface
+engine ran together, and how sequences ended (`stop`, `length`, or `abandoned` when the client left
+first), on either engine."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ BATCH_SEQUENCES = Histogram(
 )
 SEQUENCES_ENDED = Counter(
     "modelplane_generation_sequences",
-    "Sequences the huggingface engine ended, by model and how: stop, length or abandoned",
+    "Sequences the generation engine ended, by model and how: stop, length or abandoned",
     ["model_name", "finish"],
 )
 

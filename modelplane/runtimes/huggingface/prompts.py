@@ -1,0 +1,58 @@
+"""From text to tokens and back, for the OpenAI endpoints: the `encode`, `decode` and `chat_prompt`
+of `modelplane.server.generation.TextGenerator` over a transformers tokenizer (vLLM's tokenizer is
+one too), so both engines read prompts and render chats alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from modelplane.protocol.openai import ChatMessage, OpenAIError
+
+
+class TokenizerPrompts:
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        # A chat template usually writes the beginning-of-sequence token itself.
+        bos = self.tokenizer.bos_token
+        special = not (bos and text.startswith(bos))
+        return self.tokenizer(text, add_special_tokens=special)["input_ids"]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+    def chat_prompt(self, messages: list[ChatMessage]) -> str:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise OpenAIError(
+                "this model's tokenizer has no chat template, so it cannot chat; "
+                "use /openai/v1/completions with a prompt instead",
+                param="messages",
+            )
+        conversation = [
+            {
+                "role": message.role,
+                "content": message.content,
+                **({"name": message.name} if message.name else {}),
+            }
+            for message in messages
+        ]
+        try:
+            return self.tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True
+            )
+        except Exception as exc:  # noqa: BLE001 - a template raises what its author chose (jinja2's TemplateError mostly)
+            raise OpenAIError(
+                f"the model's chat template refused these messages: {exc}", param="messages"
+            ) from None
+
+    def check_vocabulary(self, prompt_ids: list[int], vocab_size: int) -> None:
+        """Refuses a prompt with a token id the model has no embedding for."""
+        outside = [token for token in prompt_ids if not 0 <= token < vocab_size]
+        if outside:
+            raise OpenAIError(
+                f"token id {outside[0]} is not in this model's vocabulary of {vocab_size} tokens",
+                param="prompt",
+            )
