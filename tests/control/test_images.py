@@ -229,11 +229,9 @@ def test_huggingfaceserver_flags_pass_on_to_the_huggingface_runtime(with_runtime
         "--backend=huggingface",
         "--max_model_len=512",
         "--trust_remote_code",
+        "--gpu_memory_utilization=0.9",
     ]
-    assert local.dropped == (
-        "--disable_lower_case=maybe (not a boolean)",
-        "--gpu_memory_utilization=0.9 (modelplane serve has no such setting)",
-    )
+    assert local.dropped == ("--disable_lower_case=maybe (not a boolean)",)
 
 
 # ---- containers that run their own command, and images nothing knows ----

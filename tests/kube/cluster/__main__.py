@@ -18,6 +18,7 @@ def main() -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
+    sock.listen(128)  # before the line below: a client may connect the moment it reads it
     config = uvicorn.Config(ApiServer(), log_level="warning", lifespan="off", timeout_keep_alive=30)
     server = uvicorn.Server(config)
     print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
