@@ -34,8 +34,15 @@ def inference_service(dataplane: DataPlane, max_message_length: int) -> tuple[Un
         max_body_size=max_message_length + 5,  # the message and its length prefix
         too_large_response=lambda _: status_response(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large),
         failure_response=_internal_error,
+        stalled_response=_stalled,
     )
     return UnaryService(methods, max_message_length), limits
+
+
+def _stalled(seconds: float) -> Response:
+    return status_response(
+        grpc.StatusCode.CANCELLED, f"the request message stopped arriving: nothing came for {seconds:g}s"
+    )
 
 
 def _internal_error(exc: Exception) -> Response:
