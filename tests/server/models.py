@@ -10,6 +10,7 @@ import asyncio
 import datetime
 import time
 
+from modelplane.cli.serve import add_connection_flags, connection_limits
 from modelplane.server import InferOutput, InferRequest, InferResponse, Model, ModelServer
 
 
@@ -115,10 +116,12 @@ if __name__ == "__main__":
     parser.add_argument("--grpc-port", type=int, required=True)
     parser.add_argument("--grpc-max-message-length", type=int, default=64 * 1024 * 1024)
     parser.add_argument("--grace-seconds", type=float, default=30.0)
+    add_connection_flags(parser)
     args = parser.parse_args()
     ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         grpc_max_message_length=args.grpc_max_message_length,
         grace_seconds=args.grace_seconds,
+        limits=connection_limits(args),
     ).start(all_models())

@@ -408,9 +408,12 @@ class Http2Connection(asyncio.Protocol):
             self._write(f.rst_stream(stream_id, f.ENHANCE_YOUR_CALM))
             return
         if len(self.streams) >= self._max_concurrent_streams:
-            if self._settings_acknowledged:  # the peer knows the limit, and went past it (nghttp2 does the same)
+            if (
+                self._settings_acknowledged
+            ):  # the peer knows the limit, and went past it (nghttp2 does the same)
                 raise f.ConnectionFault(
-                    f.PROTOCOL_ERROR, f"more than the {self._max_concurrent_streams} concurrent streams allowed"
+                    f.PROTOCOL_ERROR,
+                    f"more than the {self._max_concurrent_streams} concurrent streams allowed",
                 )
             self._unproductive("refused HEADERS")
             self._write(f.rst_stream(stream_id, f.REFUSED_STREAM))
