@@ -34,13 +34,14 @@ from http import HTTPStatus
 import httptools
 import orjson
 
+from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
+
 log = logging.getLogger("modelplane.router")
 
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Above this size a body is written after the head instead of being copied into one buffer with it.
 _JOIN_LIMIT = 64 * 1024
-_END_OF_HEAD = b"\r\n\r\n"
 # Why a connection is not being read (bits); reading resumes when none is left.
 _PAUSED_FOR_PIPELINE = 1  # a whole request waits for the answer to the one before it
 _PAUSED_FOR_WRITING = 2  # the client does not read its answers
@@ -126,9 +127,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._transfer_encoding: bytes | None = None
         self._body: list[bytes] = []
         self._body_size = 0
-        # Bytes of the request head so far; None while a body (or nothing) is expected.
-        self._head_bytes: int | None = 0
-        self._head_tail = b""  # the last bytes read of the head, where its end may begin
+        self._head = HeadCounter(limits.max_header_bytes)  # counting while a head is expected
         self._requests_begun = 0
         self._requests_done = 0
         self._paused = 0
@@ -155,13 +154,10 @@ class HttpServerProtocol(asyncio.Protocol):
             oldest.close_if_idle()
 
     def data_received(self, data: bytes) -> None:
-        if self._head_bytes is not None:
-            before = self._head_bytes
-            self._head_bytes = before + len(data)
-            if self._head_bytes > self._limits.max_header_bytes and not self._head_ends_within(data, before):
-                self._refuse_head(f"the request head is larger than {self._limits.max_header_bytes} bytes")
-                return
-            self._head_tail = data[-3:]
+        if self._head.count is not None and not self._head.add(data):
+            refusal = self._head.refusal()
+            self._reject(refusal.status, refusal.message)
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -171,7 +167,7 @@ class HttpServerProtocol(asyncio.Protocol):
             refusal = exc.__context__
             if isinstance(refusal, _TooLarge):
                 self._reject_with(self._limits.too_large_response(self._limits.max_body_size))
-            elif isinstance(refusal, _Refused):
+            elif isinstance(refusal, RequestRefused):
                 self._reject(refusal.status, refusal.message)
             else:
                 self._reject(400, f"malformed HTTP request: {exc}")
@@ -208,23 +204,14 @@ class HttpServerProtocol(asyncio.Protocol):
         name = name.lower()
         self._headers.append((name, value))
         if len(self._headers) > self._limits.max_header_count:
-            raise _Refused(431, f"more than {self._limits.max_header_count} request headers")
+            raise header_count_refusal(self._limits.max_header_count)
         if name == b"transfer-encoding":
             self._transfer_encoding = value
 
     def on_headers_complete(self) -> None:
-        self._head_bytes = None
+        self._head.stop()
         parser = self._parser
-        coding = self._transfer_encoding
-        if coding is not None:
-            # The parser has refused Content-Length beside it, and codings it cannot read; what is left
-            # must be exactly "chunked", on HTTP/1.1, or two readers of this request could disagree.
-            if parser.get_http_version() != "1.1":
-                raise _Refused(400, "Transfer-Encoding is not allowed on an HTTP/1.0 request")
-            if coding.strip().lower() != b"chunked":
-                raise _Refused(
-                    400, f"Transfer-Encoding {coding.decode('latin-1')!r} is not allowed: only chunked"
-                )
+        check_framing(parser.get_http_version(), self._transfer_encoding)
         limit = self._limits.max_body_size
         if limit is not None:
             for name, value in self._headers:
@@ -242,7 +229,7 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._receiving = False
-        self._head_bytes, self._head_tail = 0, b""
+        self._head.start()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         request = Request(self._parser.get_method(), b"".join(self._url), self._headers, body)
         self._pending.append((request, self._parser.should_keep_alive()))
@@ -370,11 +357,6 @@ class HttpServerProtocol(asyncio.Protocol):
             if not self._paused and not self._transport.is_closing():
                 self._transport.resume_reading()
 
-    def _head_ends_within(self, data: bytes, before: int) -> bool:
-        """Whether the request head ends within the part of `data` that the limit still allows."""
-        allowed = max(self._limits.max_header_bytes - before, 0)
-        return _END_OF_HEAD in self._head_tail + data[:allowed]
-
     # timeouts, applied by the server's sweep
 
     def sweep(self, now: float) -> None:
@@ -386,14 +368,14 @@ class HttpServerProtocol(asyncio.Protocol):
             if request != self._requests_begun:
                 self._seen_request = (self._requests_begun, now)
                 since = now
-            if self._head_bytes is not None and now - since >= limits.header_timeout:
+            if self._head.count is not None and now - since >= limits.header_timeout:
                 self._time_out(408, f"the request head did not arrive within {limits.header_timeout:g}s")
                 return
             if limits.read_timeout is not None and now - since >= limits.read_timeout:
                 self._write(limits.read_timeout_response(), False, False)
                 self._transport.close()
                 return
-            if self._head_bytes is None:
+            if self._head.count is None:
                 self._watch_progress(now, (self._requests_begun, self._body_size), limits.body_timeout, True)
         elif self._requests_done:
             self._watch_progress(now, self._requests_done, limits.idle_timeout, False)
@@ -413,15 +395,6 @@ class HttpServerProtocol(asyncio.Protocol):
     def _time_out(self, status: int, message: str) -> None:
         self._write(self._limits.error_response(status, message), False, False)
         self._transport.close()
-
-
-class _Refused(Exception):
-    """Raised from a parser callback: the request is answered `status` and the connection closed."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class _TooLarge(Exception):
