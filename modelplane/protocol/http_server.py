@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,6 +67,30 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # RFC 9110 §5.1
+_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")  # §5.5: no CR, LF or other controls
+# The framing and the connection are the server's to say.
+_SERVER_HEADERS = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"upgrade", b"te", b"trailer")
+)
+
+
+def checked_header(name: str, value: object) -> tuple[bytes, bytes]:
+    """A header given by code the server runs (a model), as it is written; raises ValueError for one
+    that would break the response open (a CR or LF in it, a name that is not a token) or that frames
+    it (Content-Length, Transfer-Encoding, Connection: the server writes those)."""
+    try:
+        raw_name, raw_value = name.lower().encode("latin-1"), str(value).encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"response header {name!r}: only Latin-1 text can be sent") from None
+    if not _TOKEN.match(raw_name):
+        raise ValueError(f"response header name {name!r} is not an HTTP token")
+    if not _FIELD_VALUE.match(raw_value):
+        raise ValueError(f"response header {name!r} has a control character (such as CR or LF) in its value")
+    if raw_name in _SERVER_HEADERS:
+        raise ValueError(f"response header {name!r} is the server's to set")
+    return raw_name, raw_value
 
 
 def json_error(status: int, message: str) -> Response:

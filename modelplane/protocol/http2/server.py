@@ -246,7 +246,10 @@ class Http2ServerProtocol(Http2Connection):
             if seen is None or seen[0] != self._calls_started:
                 self._idle_seen = (self._calls_started, now)
             elif now - seen[1] >= self._limits.idle_timeout and not self.closed:
-                self.go_away()
+                if self._preface_pending:
+                    self.transport.close()  # it never spoke HTTP/2: no GOAWAY
+                else:
+                    self.go_away()
             return
         self._idle_seen = None
         timeout = self._limits.body_timeout
