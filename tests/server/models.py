@@ -79,6 +79,22 @@ class StagesModel(Model):
         }
 
 
+class HeadersModel(Model):
+    """Sets the response headers its V1 instances name: `{"instances": [[name, value], ...]}`."""
+
+    def load(self) -> bool:
+        self.ready = True
+        return True
+
+    def predict(self, payload, headers=None):
+        return {"predictions": payload["instances"]}
+
+    async def postprocess(self, result, headers=None, response_headers=None):
+        for name, value in result["predictions"]:
+            response_headers[name] = value
+        return {"predictions": len(result["predictions"])}
+
+
 class BrokenModel(Model):
     def load(self) -> bool:
         raise RuntimeError("weights are corrupt")
@@ -107,6 +123,7 @@ def all_models() -> list[Model]:
         BrokenModel("broken"),
         SleepyModel("sleepy"),
         BuggyModel("buggy"),
+        HeadersModel("headers"),
     ]
 
 
