@@ -123,9 +123,9 @@ class ClientConnection(asyncio.Protocol):
         if self._active is not None or self.closed:
             return  # a response is under way: the client waits for us, not we for it
         self._ignore_input = True
-        self.write(
-            error_response(408, f"the request head did not arrive within {timeout:g}s", None, close=True)
-        )
+        if self._parsing is not None:  # a request began: it is answered (a silent connection just closes)
+            message = f"the request head did not arrive within {timeout:g}s"
+            self.write(error_response(408, message, None, close=True))
         self.transport.close()
 
     def abort(self) -> None:

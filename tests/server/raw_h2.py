@@ -204,14 +204,16 @@ class RawFrames:
         self.sock.close()
 
 
-def call_headers(path: bytes = MODEL_INFER, extra: list | None = None) -> bytes:
+def call_headers(
+    path: bytes = MODEL_INFER, extra: list | None = None, authority: bytes = b"localhost"
+) -> bytes:
     """The HPACK block of a gRPC call's request headers."""
     return hpack.encode(
         [
             (b":method", b"POST"),
             (b":scheme", b"http"),
             (b":path", path),
-            (b":authority", b"localhost"),
+            (b":authority", authority),
             (b"content-type", b"application/grpc"),
             (b"te", b"trailers"),
             *(extra or []),
@@ -219,7 +221,9 @@ def call_headers(path: bytes = MODEL_INFER, extra: list | None = None) -> bytes:
     )
 
 
-def whole_call(stream_id: int, message: bytes, extra: list | None = None) -> bytes:
+def whole_call(
+    stream_id: int, message: bytes, extra: list | None = None, authority: bytes = b"localhost"
+) -> bytes:
     """A unary call in frames: its headers, then its one message (in frames of HTTP/2's default
     largest size), ending the stream."""
     body = grpc_frame(message)
@@ -233,7 +237,12 @@ def whole_call(stream_id: int, message: bytes, extra: list | None = None) -> byt
         for start in range(0, len(body), 16384)
     ]
     return b"".join(
-        [frames.frame(frames.HEADERS, frames.END_HEADERS, stream_id, call_headers(extra=extra)), *data]
+        [
+            frames.frame(
+                frames.HEADERS, frames.END_HEADERS, stream_id, call_headers(extra=extra, authority=authority)
+            ),
+            *data,
+        ]
     )
 
 
