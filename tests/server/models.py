@@ -11,6 +11,7 @@ import datetime
 import time
 
 from modelplane.cli.serve import add_connection_flags, connection_limits
+from modelplane.protocol.errors import InvalidInput
 from modelplane.server import InferOutput, InferRequest, InferResponse, Model, ModelServer
 
 
@@ -25,6 +26,8 @@ class EchoModel(Model):
         if isinstance(payload, InferRequest):
             outputs = [InferOutput(i.name, i.shape, i.datatype, i.as_numpy(), None) for i in payload.inputs]
             return InferResponse(payload.id, self.name, outputs, parameters=payload.parameters)
+        if not isinstance(payload, dict) or "instances" not in payload:
+            raise InvalidInput('a V1 request is an object with "instances"')
         return {"predictions": payload["instances"]}
 
     def explain(self, payload, headers=None):

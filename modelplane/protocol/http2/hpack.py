@@ -156,9 +156,11 @@ class Decoder:
                     self._add(name, value)
                     changed_state = True
                 elif byte & 0x20:  # table size update
+                    if headers:
+                        raise HpackError("a table size update after the first field of a block")
                     table_size_updates += 1
-                    if headers or table_size_updates > 2:  # RFC 7541 §4.2: at most two, first in the block
-                        raise HpackError("a table size update that is not at the start of a block")
+                    if table_size_updates > 2:  # RFC 7541 §4.2: an encoder signals at most two
+                        raise HpackError("more than two table size updates in one block")
                     new_size, pos = _integer(data, pos, 5)
                     if new_size > self._allowed_table_bytes:
                         raise HpackError(
