@@ -66,6 +66,7 @@ class H2ClientConnection(H2Endpoint):
         self.calls: dict[int, GrpcCall] = {}
         self.closing = False
         self.head_since = None  # HTTP/1.1's; a slow HTTP/2 preface is idle time
+        self._starting: list[GrpcCall] = []  # calls opened by the frames being read, started after them
         self._on_close = on_close
         self._idle = idle if idle is not None else {}  # the gateway's connections with no call under way
 
@@ -139,6 +140,17 @@ class H2ClientConnection(H2Endpoint):
         super().connection_made(transport)
         self._idle[self] = None
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._starting:
+            # Started once all the frames of this read are in: a stream reset by a frame of the same
+            # read (rapid reset) costs no routing, no replica slot and nothing sent to a replica.
+            starting, self._starting = self._starting, []
+            for call in starting:
+                if not call.ended and not self.closed:
+                    call.start()
+            self.flush()
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._idle.pop(self, None)
@@ -169,7 +181,7 @@ class H2ClientConnection(H2Endpoint):
         self.calls[stream_id] = call
         if ended:
             call.client_ended = True
-        call.start()
+        self._starting.append(call)
 
 
 class GrpcCall:
