@@ -77,7 +77,9 @@ class Http2Connection(asyncio.Protocol):
         self._header_block: tuple[int, int, list[bytes], int, int] | None = None
         now = self._loop.time()
         self._resets = TokenBucket(limits.reset_burst, limits.reset_rate, now)
+        self._streams_completed = 0  # each earns back a reset
         self._control_frames = TokenBucket(limits.control_frame_burst, limits.control_frame_rate, now)
+        self._frames_sent = 0  # HEADERS and DATA: each earns back a control frame
         self._receive_window_left = f.DEFAULT_WINDOW  # what the peer may send on the connection now
         # Streams of ours whose frames are all still in `_out`: id -> index of the first one.
         self._unsent_streams: dict[int, int] = {}
@@ -198,7 +200,7 @@ class Http2Connection(asyncio.Protocol):
             return
         block = headers if isinstance(headers, bytes) else encode(headers)
         self._write(f.header_frames(stream_id, block, end_stream, self._peer_max_frame))
-        self._control_frames.give()
+        self._frames_sent += 1
         if end_stream:
             self._close_local(stream_id, stream)
 
@@ -217,7 +219,7 @@ class Http2Connection(asyncio.Protocol):
             if size == 0 and not last:
                 return sent
             self._write(f.frame(f.DATA, f.END_STREAM if last else 0, stream_id, view[sent : sent + size]))
-            self._control_frames.give()
+            self._frames_sent += 1
             stream.send -= size
             self._send_window -= size
             sent += size
@@ -300,13 +302,13 @@ class Http2Connection(asyncio.Protocol):
         stream.local_closed = True
         if stream.remote_closed:
             del self.streams[stream_id]
-            self._resets.give()  # a stream that ran its course earns back a reset
+            self._streams_completed += 1  # a stream that ran its course earns back a reset
 
     def _close_remote(self, stream_id: int, stream: _StreamWindows) -> None:
         stream.remote_closed = True
         if stream.local_closed:
             del self.streams[stream_id]
-            self._resets.give()
+            self._streams_completed += 1
 
     def _fail(self, code: int, message: str) -> None:
         self.send_goaway(code, message)
@@ -319,7 +321,7 @@ class Http2Connection(asyncio.Protocol):
 
     def _unproductive(self, what: str) -> None:
         """A frame that costs work and moves no stream forward: it spends the control-frame budget."""
-        if not self._control_frames.take(self._loop.time()):
+        if not self._control_frames.take(self._loop.time(), self._frames_sent):
             raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, f"too many {what} frames")
 
     # -- frames from the peer -----------------------------------------------------------------
@@ -436,19 +438,19 @@ class Http2Connection(asyncio.Protocol):
             self._used_on_connection(length)
             return
         end_stream = bool(flags & f.END_STREAM)
-        stream.receive -= length
-        if stream.receive < 0:
-            raise f.ConnectionFault(f.FLOW_CONTROL_ERROR, f"DATA beyond the window of stream {stream_id}")
         if not length and not end_stream:
             self._unproductive("empty DATA")
         if end_stream:
             self._close_remote(stream_id, stream)
         data = f.strip_padding(flags, payload)
-        if self._auto_acknowledge:
-            self._used_on_connection(len(payload))
+        if self._auto_acknowledge:  # a stream's window is never reopened: the body limit bounds it
+            self._used_on_connection(length)
             self.on_data(stream_id, data, 0, end_stream)
         else:
-            self.on_data(stream_id, data, len(payload), end_stream)
+            stream.receive -= length
+            if stream.receive < 0:
+                raise f.ConnectionFault(f.FLOW_CONTROL_ERROR, f"DATA beyond the window of stream {stream_id}")
+            self.on_data(stream_id, data, length, end_stream)
 
     def _used_on_connection(self, length: int) -> None:
         """Received bytes that are used (or dropped): the connection's window opens again by half."""
@@ -466,7 +468,11 @@ class Http2Connection(asyncio.Protocol):
             self._unproductive("RST_STREAM of closed streams")
             return
         self.on_reset(stream_id, f.u32(payload))
-        if not self.client_side and not stream.local_closed and not self._resets.take(self._loop.time()):
+        if (
+            not self.client_side
+            and not stream.local_closed
+            and not self._resets.take(self._loop.time(), self._streams_completed)
+        ):
             raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, "streams reset faster than they are answered")
 
     def _on_settings_frame(self, flags: int, stream_id: int, payload: bytes) -> None:

@@ -49,23 +49,27 @@ DEFAULT_LIMITS = Http2Limits()
 
 
 class TokenBucket:
-    """`burst` tokens, refilled `rate` a second (and by `give`); `take` says whether one was left."""
+    """`burst` tokens, refilled `rate` a second and one for each thing earned; `take` says whether one
+    was left.
 
-    __slots__ = ("tokens", "burst", "rate", "_refilled_at")
+    What is earned is a running count kept by the caller (streams answered, frames sent) and handed to
+    `take`: counting it costs the caller an addition, and the bucket adds what was earned since it was
+    last asked."""
+
+    __slots__ = ("tokens", "burst", "rate", "_refilled_at", "_earned")
 
     def __init__(self, burst: int, rate: float, now: float) -> None:
         self.tokens = float(burst)
         self.burst = burst
         self.rate = rate
         self._refilled_at = now
+        self._earned = 0
 
-    def give(self) -> None:
-        if self.tokens < self.burst:
-            self.tokens += 1
-
-    def take(self, now: float) -> bool:
-        tokens = min(self.burst, self.tokens + (now - self._refilled_at) * self.rate)
-        self._refilled_at = now
+    def take(self, now: float, earned: int) -> bool:
+        tokens = self.tokens + (now - self._refilled_at) * self.rate + (earned - self._earned)
+        self._refilled_at, self._earned = now, earned
+        if tokens > self.burst:
+            tokens = self.burst
         if tokens < 1:
             self.tokens = tokens
             return False
