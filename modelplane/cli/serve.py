@@ -13,6 +13,7 @@ from modelplane.cli.main import CommandError
 from modelplane.runtimes.huggingface import options as huggingface_options
 
 if TYPE_CHECKING:
+    from modelplane.server.connection_limits import ConnectionLimits
     from modelplane.server.request_batching import BatchSettings
 
 logger = logging.getLogger("modelplane.server")
@@ -81,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default 64; 1 turns it off)",
     )
     _add_batcher_flags(parser)
+    add_connection_flags(parser)
     huggingface_options.add_arguments(parser)
     add("--predict-proba", action="store_true", default=None, help="sklearn: answer with predict_proba")
     add("--predictor-host", "--predictor_host", default=None, help="transformers: the predictor's host:port")
@@ -119,6 +121,55 @@ def _add_batcher_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    """How long the server waits for clients, and how many idle ones it keeps (docs/security.md)."""
+    add = parser.add_argument
+    add(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="REST: seconds a request's line and headers may take to arrive (default 10); then 408",
+    )
+    add(
+        "--body-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a request body may go without a byte arriving (default 60); then REST 408, "
+        "gRPC CANCELLED",
+    )
+    add(
+        "--idle-timeout",
+        type=float,
+        default=65.0,
+        help="seconds a connection may stay open with nothing under way (default 65)",
+    )
+    add(
+        "--max-idle-connections",
+        type=int,
+        default=1024,
+        help="REST: connections kept while not being answered (default 1024); past it the longest idle closes",
+    )
+
+
+def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    from modelplane.server.connection_limits import ConnectionLimits
+
+    for flag in ("header_timeout", "body_timeout", "idle_timeout"):
+        value = getattr(args, flag)
+        if not 0 < value < float("inf"):
+            raise CommandError(
+                f"--{flag.replace('_', '-')} must be a positive number of seconds, got {value:g}"
+            )
+    if args.max_idle_connections < 1:
+        raise CommandError(f"--max-idle-connections must be at least 1, got {args.max_idle_connections}")
+    return ConnectionLimits(
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
+        max_idle_connections=args.max_idle_connections,
+    )
+
+
 def batch_settings(args: argparse.Namespace) -> BatchSettings | None:
     """The batcher's settings from the command line; None when the batcher is off."""
     from modelplane.server.request_batching import (
@@ -153,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     if args.grpc_max_message_length < 1:
         raise CommandError("--grpc-max-message-length must be at least 1 byte")
     batching = batch_settings(args)
+    limits = connection_limits(args)
     models, factory = build_models(args)
     server = ModelServer(
         http_port=args.http_port,
@@ -163,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         model_factory=factory,
         multi_model=args.multi_model,
         batching=batching,
+        limits=limits,
     )
     server.start(models)
     # Everything is stopped and every request answered. Tearing down the interpreter's modules

@@ -28,6 +28,7 @@ from modelplane.protocol import http_server
 from modelplane.protocol.http_server import ServerLimits, Shutdown
 
 DEFAULT_DRAIN_SECONDS = 30.0  # KServe's drainSleepDuration
+HEADER_TIMEOUT = 10.0  # seconds for a request head (at most serverRead)
 
 log = logging.getLogger("modelplane.router")
 
@@ -77,6 +78,10 @@ async def _serve(app: RouterApp, sock: socket.socket, drain_seconds: float) -> N
         read_timeout_response=lambda: error_response(
             408, f"the request did not arrive within the serverRead timeout of {timeouts.server_read:g}s"
         ),
+        # A head slower than this is slowloris, not a large request: Go's ReadHeaderTimeout, which
+        # KServe's router leaves at serverRead.
+        header_timeout=min(HEADER_TIMEOUT, timeouts.server_read),
+        error_response=error_response,
     )
     shutdown = Shutdown(grace_seconds=timeouts.server_write + 1)
     loop = asyncio.get_running_loop()

@@ -47,6 +47,8 @@ class Gateway:
         self._deadlines = Deadlines()
         self._h2_pool = H2UpstreamPool(self.config.connect_timeout, self.config.grpc_upstream_idle_timeout)
         self._connections: set[ClientConnection | H2ClientConnection] = set()
+        # Client connections without a request under way, longest idle first.
+        self._idle: dict[ClientConnection | H2ClientConnection, None] = {}
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_sweep: asyncio.TimerHandle | None = None
@@ -114,19 +116,29 @@ class Gateway:
         return self._dispatcher.stats()
 
     def _schedule_idle_sweep(self) -> None:
-        interval = min(max(self.config.client_idle_timeout / 4, 0.05), 5.0)
+        config = self.config
+        interval = min(max(min(config.client_idle_timeout, config.header_timeout) / 4, 0.05), 5.0)
         self._idle_sweep = self._loop.call_later(interval, self._close_idle_clients)
 
     def _close_idle_clients(self) -> None:
-        """Closes client connections idle for longer than `client_idle_timeout`."""
-        oldest_kept = self._loop.time() - self.config.client_idle_timeout
+        """Closes client connections idle for longer than `client_idle_timeout`, and answers 408 to
+        request heads that took longer than `header_timeout`."""
+        now = self._loop.time()
+        oldest_kept = now - self.config.client_idle_timeout
+        oldest_head = now - self.config.header_timeout
         for connection in list(self._connections):
             if connection.idle_since is not None and connection.idle_since < oldest_kept:
                 connection.close_when_idle()
-        self._h2_pool.close_idle(self._loop.time())
+            elif connection.head_since is not None and connection.head_since < oldest_head:
+                connection.head_timed_out(self.config.header_timeout)
+        self._h2_pool.close_idle(now)
         self._schedule_idle_sweep()
 
     def _new_connection(self) -> ClientConnection:
+        if len(self._idle) >= self.config.max_idle_connections:
+            oldest = next(iter(self._idle))
+            del self._idle[oldest]
+            oldest.evict()
         connection = ClientConnection(
             self._dispatcher,
             self._pool,
@@ -134,6 +146,7 @@ class Gateway:
             self.config,
             self._connections.discard,
             self._take_http2,
+            self._idle,
         )
         self._connections.add(connection)
         return connection
@@ -141,7 +154,12 @@ class Gateway:
     def _take_http2(self, transport: asyncio.Transport, data: bytes) -> None:
         """A client connection opened with the HTTP/2 preface: the gRPC proxy takes it over."""
         connection = H2ClientConnection(
-            self._dispatcher, self._h2_pool, self._deadlines, self.config, self._connections.discard
+            self._dispatcher,
+            self._h2_pool,
+            self._deadlines,
+            self.config,
+            self._connections.discard,
+            self._idle,
         )
         self._connections.add(connection)
         transport.set_protocol(connection)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from modelplane.protocol.http2.limits import Http2Limits
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,14 @@ class GatewayConfig:
       it below the replicas' own keep-alive timeout (uvicorn's default is 5s).
     - `grpc_upstream_idle_timeout`: the same for the HTTP/2 connections to replicas' gRPC ports
       (HTTP/2 closes gracefully, so they may stay open longer).
+    - `client_idle_timeout`: a client connection with nothing under way for this long is closed.
+    - `header_timeout`: an HTTP/1.1 request's line and headers must arrive within this, counted from
+      their first byte (from the connection's opening for its first request); then 408 and the
+      connection closes.
+    - `max_header_bytes`, `max_header_count`: an HTTP/1.1 request head above either is a 431.
+    - `max_idle_connections`: client connections with no request under way (a head still arriving
+      counts); past it, a new connection closes the one idle the longest.
+    - `http2`: the limits of the clients' HTTP/2 (gRPC) connections.
     """
 
     host: str = "127.0.0.1"
@@ -30,3 +40,8 @@ class GatewayConfig:
     grpc_upstream_idle_timeout: float = 30.0
     client_idle_timeout: float = 75.0
     drain_timeout: float = 10.0
+    header_timeout: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    max_header_count: int = 100
+    max_idle_connections: int = 1024
+    http2: Http2Limits = field(default_factory=Http2Limits)

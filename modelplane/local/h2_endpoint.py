@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from modelplane.protocol.http2.connection import Http2Connection
 from modelplane.protocol.http2.hpack import Headers
+from modelplane.protocol.http2.limits import DEFAULT_LIMITS, Http2Limits
 
 __all__ = ["H2Endpoint", "Headers"]
 
@@ -21,8 +22,10 @@ RELAY_WINDOW = 1 << 20
 
 
 class H2Endpoint(Http2Connection):
-    def __init__(self, client_side: bool) -> None:
-        super().__init__(client_side=client_side, receive_window=RELAY_WINDOW, auto_acknowledge=False)
+    def __init__(self, client_side: bool, limits: Http2Limits = DEFAULT_LIMITS) -> None:
+        super().__init__(
+            client_side=client_side, receive_window=RELAY_WINDOW, auto_acknowledge=False, limits=limits
+        )
         self.idle_since: float | None = None
 
     def connection_made(self, transport) -> None:

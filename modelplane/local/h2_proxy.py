@@ -10,6 +10,11 @@ received on one side are acknowledged only once the other side has taken them.
 
 The gateway's own failures are answered the gRPC way, as a response with only trailers:
 UNIMPLEMENTED for a host nobody serves, UNAVAILABLE when no replica can take the call.
+
+The client's connection is held to the gateway's HTTP/2 limits (`GatewayConfig.http2`), so what it
+relays is never more than it would take itself: a header list is decoded within the limit, and a call
+whose headers a replica advertises it would not take is refused here (RESOURCE_EXHAUSTED). A stream the
+client resets before its frames have left for the replica never reaches the replica at all.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, Re
 from modelplane.local.h2_endpoint import H2Endpoint, Headers
 from modelplane.local.h2_upstream import H2Upstream, H2UpstreamPool
 from modelplane.protocol.grpc.status import status_headers
+from modelplane.protocol.http2.hpack import header_list_size
 
 if TYPE_CHECKING:
     from modelplane.local.http_deadlines import Deadlines
@@ -36,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 # gRPC status codes the gateway answers with.
-CANCELLED, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 1, 4, 12, 13, 14
+CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 1, 4, 8, 12, 13, 14
 _REFUSED_STREAM, _CANCEL = 7, 8  # HTTP/2 error codes of RST_STREAM
 
 
@@ -50,15 +56,19 @@ class H2ClientConnection(H2Endpoint):
         deadlines: Deadlines,
         config: GatewayConfig,
         on_close: Callable[[H2ClientConnection], None],
+        idle: dict | None = None,
     ) -> None:
-        super().__init__(client_side=False)
+        super().__init__(client_side=False, limits=config.http2)
         self.router = router
         self.pool = pool
         self.deadlines = deadlines
         self.config = config
         self.calls: dict[int, GrpcCall] = {}
         self.closing = False
+        self.head_since = None  # HTTP/1.1's; a slow HTTP/2 preface is idle time
+        self._starting: list[GrpcCall] = []  # calls opened by the frames being read, started after them
         self._on_close = on_close
+        self._idle = idle if idle is not None else {}  # the gateway's connections with no call under way
 
     # -- what the gateway uses (the same as for HTTP/1.1 connections) --------------------------
 
@@ -79,6 +89,12 @@ class H2ClientConnection(H2Endpoint):
         if not self.closed:
             self.closed = True
             self.transport.abort()
+
+    def evict(self) -> None:
+        self.close_when_idle()
+
+    def head_timed_out(self, timeout: float) -> None:
+        """Never called: `head_since` stays None."""
 
     # -- the client's frames -------------------------------------------------------------------
 
@@ -120,8 +136,24 @@ class H2ClientConnection(H2Endpoint):
         if not self.calls:
             self.close()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._idle[self] = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._starting:
+            # Started once all the frames of this read are in: a stream reset by a frame of the same
+            # read (rapid reset) costs no routing, no replica slot and nothing sent to a replica.
+            starting, self._starting = self._starting, []
+            for call in starting:
+                if not call.ended and not self.closed:
+                    call.start()
+            self.flush()
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self._idle.pop(self, None)
         for call in list(self.calls.values()):
             call.client_reset()
         self._on_close(self)
@@ -132,6 +164,8 @@ class H2ClientConnection(H2Endpoint):
         self.calls.pop(call.stream_id, None)
         if not self.calls:
             self.idle_since = self._loop.time()
+            if not self.closed:
+                self._idle[self] = None
             if self.closing and not self.closed:
                 self.close()
 
@@ -142,11 +176,12 @@ class H2ClientConnection(H2Endpoint):
             self.reset(stream_id, _REFUSED_STREAM)
             return
         self.idle_since = None
+        self._idle.pop(self, None)
         call = GrpcCall(self, stream_id, headers)
         self.calls[stream_id] = call
         if ended:
             call.client_ended = True
-        call.start()
+        self._starting.append(call)
 
 
 class GrpcCall:
@@ -347,6 +382,13 @@ class GrpcCall:
             self.fail(INTERNAL, "the gateway failed to forward the call")
 
     def _open(self, upstream: H2Upstream) -> None:
+        limit = upstream.peer_max_header_list_size
+        if limit < self.client.limits.max_header_list_size and header_list_size(self.headers) > limit:
+            # The client's headers were within the gateway's limit; the replica takes less.
+            self.fail(
+                RESOURCE_EXHAUSTED, f"the call's headers are above the replica's limit of {limit} bytes"
+            )
+            return
         self._upstream = upstream
         end = self.client_ended and not self._to_upstream
         self._upstream_id = upstream.open_stream(self, self.headers, end_stream=end)

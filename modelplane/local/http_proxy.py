@@ -4,6 +4,10 @@
 becomes an `Exchange` (http_exchange.py), which streams the request body up and the response body
 down as the bytes arrive, with back-pressure both ways. Requests on one connection are answered in
 order: pipelined ones wait their turn.
+
+A request is checked as the model server checks it (modelplane/protocol/http1_guard.py) before
+anything of it goes to a replica: its head counted as it arrives (431), its body framed one way only
+(400), so a replica behind the gateway never reads a request the gateway read differently.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from modelplane.local.http_exchange import (
 )
 from modelplane.local.http_messages import error_response
 from modelplane.local.http_upstream import UpstreamPool
+from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
 from modelplane.protocol.http2.frames import PREFACE
 
 
@@ -48,6 +53,7 @@ class ClientConnection(asyncio.Protocol):
         config: GatewayConfig,
         on_close: Callable[[ClientConnection], None],
         on_http2: Callable[[asyncio.Transport, bytes], None] | None = None,
+        idle: dict | None = None,
     ) -> None:
         self.router = router
         self.pool = pool
@@ -60,6 +66,15 @@ class ClientConnection(asyncio.Protocol):
         # When the connection last became idle (loop time); None while a request is under way.
         # The gateway closes connections idle for longer than `client_idle_timeout`.
         self.idle_since: float | None = None
+        # When the request head now arriving began (the connection's opening for the first one); None
+        # while none is arriving. The gateway answers 408 to heads slower than `header_timeout`.
+        self.head_since: float | None = None
+        # The gateway's connections without a request under way, longest idle first (a head still
+        # arriving counts): past `max_idle_connections` the first is closed.
+        self._idle = idle if idle is not None else {}
+        self._head = HeadCounter(config.max_header_bytes)
+        self._header_count = 0
+        self._transfer_encoding: bytes | None = None
         self._on_close = on_close
         self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
@@ -98,6 +113,21 @@ class ClientConnection(asyncio.Protocol):
         if self.idle_since is not None and not self.closed:
             self.transport.close()
 
+    def evict(self) -> None:
+        """Closes a connection with no request under way, even one whose next head is arriving."""
+        if self._active is None and not self.closed:
+            self.closing = True
+            self.transport.close()
+
+    def head_timed_out(self, timeout: float) -> None:
+        if self._active is not None or self.closed:
+            return  # a response is under way: the client waits for us, not we for it
+        self._ignore_input = True
+        if self._parsing is not None:  # a request began: it is answered (a silent connection just closes)
+            message = f"the request head did not arrive within {timeout:g}s"
+            self.write(error_response(408, message, None, close=True))
+        self.transport.close()
+
     def abort(self) -> None:
         """Cuts the connection (a response cannot be completed); nothing more is written or started."""
         if not self.closed:
@@ -111,7 +141,8 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer_ip = str(peer[0]).encode()
-        self.idle_since = self._loop.time()
+        self.idle_since = self.head_since = self._loop.time()
+        self._idle[self] = None
 
     def data_received(self, data: bytes) -> None:
         if self._preface is not None:
@@ -119,6 +150,9 @@ class ClientConnection(asyncio.Protocol):
             if not data:
                 return
         if self._ignore_input:
+            return
+        if self._head.count is not None and not self._head.add(data):
+            self._refuse(self._head.refusal())
             return
         try:
             self._parser.feed_data(data)
@@ -139,6 +173,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._idle.pop(self, None)
         if self._active is not None:
             self._active.cancel()
         self._waiting.clear()
@@ -156,17 +191,30 @@ class ClientConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.idle_since = None
+        if self.head_since is None:
+            self.head_since = self._loop.time()
         self._parsing = Exchange(self)
+        self._header_count = 0
+        self._transfer_encoding = None
 
     def on_url(self, url: bytes) -> None:
         self._parsing.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._parsing.headers.append((name, value))
+        self._header_count += 1
+        if self._header_count > self.config.max_header_count:
+            raise header_count_refusal(self.config.max_header_count)
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            self._transfer_encoding = value
 
     def on_headers_complete(self) -> None:
         exchange = self._parsing
         parser = self._parser
+        self._head.stop()
+        self.head_since = None
+        check_framing(parser.get_http_version(), self._transfer_encoding)
+        self._idle.pop(self, None)
         exchange.prepare(
             parser.get_method(),
             parser.should_keep_alive() and not self.closing,
@@ -183,6 +231,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         exchange, self._parsing = self._parsing, None
+        self._head.start()
         exchange.request_done()
 
     # -- sequencing ----------------------------------------------------------------------------
@@ -202,6 +251,7 @@ class ClientConnection(asyncio.Protocol):
             self._loop.call_soon(self._start_waiting, self._active)
         elif self._parsing is None:
             self.idle_since = self._loop.time()
+            self._idle[self] = None
 
     def _start_waiting(self, exchange: Exchange) -> None:
         if self.closed or exchange.started:
@@ -218,6 +268,7 @@ class ClientConnection(asyncio.Protocol):
             self._preface = None
             self._ignore_input = True
             self.closed = True  # nothing more is written or read through this object
+            self._idle.pop(self, None)
             self._on_close(self)
             self._on_http2(self.transport, seen)
             return b""
@@ -228,10 +279,17 @@ class ClientConnection(asyncio.Protocol):
         return seen
 
     def _malformed(self, exc: Exception) -> None:
+        refusal = exc.__context__  # raised in a parser callback, it arrives as the error's context
+        if not isinstance(refusal, RequestRefused):
+            refusal = RequestRefused(400, f"malformed HTTP request: {exc}")
+        self._refuse(refusal)
+
+    def _refuse(self, refusal: RequestRefused) -> None:
+        """Answers a request that cannot be taken and closes; cuts the connection instead when a
+        response is under way (the request arrived pipelined, or failed in its body)."""
         self._ignore_input = True
         if self._active is None:
-            message = f"malformed HTTP request: {exc}"
-            self.write(error_response(400, message, None, close=True))
+            self.write(error_response(refusal.status, refusal.message, None, close=True))
             self.transport.close()
         else:
             self.abort()

@@ -62,6 +62,10 @@ def datatype_of(array: np.ndarray) -> str:
         raise InferenceError(f"cannot send numpy dtype {dtype} as a V2 tensor") from None
 
 
+# The most dimensions a tensor may have: numpy's own limit.
+MAX_DIMENSIONS = 64
+
+
 def element_count(shape: list[int] | tuple[int, ...]) -> int:
     count = 1
     for dim in shape:

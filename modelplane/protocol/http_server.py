@@ -8,6 +8,15 @@ chunks are written as they come, with chunked transfer encoding, as fast as the 
 client that goes away ends the stream. It costs less per request than an ASGI server, whose per-request machinery neither
 needs (bench/graph_router.py and bench/model_server.py measure it), and it never splits a small response
 into a header packet and a body packet, which would wake the client twice.
+
+What a client may hold (`ServerLimits`, docs/security.md): the request head is counted as its bytes
+arrive, before the parser sees them, so a head above `max_header_bytes` costs one read and a 431; a
+request framed two ways (Content-Length with Transfer-Encoding, two lengths, a coding other than
+chunked) is a 400 and the connection closes, so nothing can be smuggled past a proxy in front. Reading
+pauses while a pipelined request waits for the one before it, and while the client does not read its
+answers. One sweep a second (more often for short timeouts) closes slow and idle connections, looking
+at what changed since the sweep before, so a request costs no timer; past `max_idle_connections`, a
+new connection closes the one idle the longest.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,14 +33,19 @@ from email.utils import formatdate
 from http import HTTPStatus
 
 import httptools
+import orjson
+
+from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
 
 log = logging.getLogger("modelplane.router")
 
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 # Above this size a body is written after the head instead of being copied into one buffer with it.
 _JOIN_LIMIT = 64 * 1024
+# Why a connection is not being read (bits); reading resumes when none is left.
+_PAUSED_FOR_PIPELINE = 1  # a whole request waits for the answer to the one before it
+_PAUSED_FOR_WRITING = 2  # the client does not read its answers
 
 
 @dataclass
@@ -53,21 +68,60 @@ class Response:
 
 Handler = Callable[[Request], Awaitable[Response]]
 
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # RFC 9110 §5.1
+_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")  # §5.5: no CR, LF or other controls
+# The framing and the connection are the server's to say.
+_SERVER_HEADERS = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"upgrade", b"te", b"trailer")
+)
+
+
+def checked_header(name: str, value: object) -> tuple[bytes, bytes]:
+    """A header given by code the server runs (a model), as it is written; raises ValueError for one
+    that would break the response open (a CR or LF in it, a name that is not a token) or that frames
+    it (Content-Length, Transfer-Encoding, Connection: the server writes those)."""
+    try:
+        raw_name, raw_value = name.lower().encode("latin-1"), str(value).encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"response header {name!r}: only Latin-1 text can be sent") from None
+    if not _TOKEN.match(raw_name):
+        raise ValueError(f"response header name {name!r} is not an HTTP token")
+    if not _FIELD_VALUE.match(raw_value):
+        raise ValueError(f"response header {name!r} has a control character (such as CR or LF) in its value")
+    if raw_name in _SERVER_HEADERS:
+        raise ValueError(f"response header {name!r} is the server's to set")
+    return raw_name, raw_value
+
+
+def json_error(status: int, message: str) -> Response:
+    """`{"error": message}`, the answer to a request the server itself refuses."""
+    return Response(status, orjson.dumps({"error": message}), b"application/json")
+
 
 @dataclass
 class ServerLimits:
+    """What one client connection may take; the refusals are `error_response(status, message)`."""
+
     read_timeout: float | None  # headers and body of one request; None: no limit
     idle_timeout: float  # between requests on a kept-alive connection
     read_timeout_response: Callable[[], Response] = field(default=lambda: Response(408))
     max_body_size: int | None = None  # a larger request body is answered 413 and the connection closed
     too_large_response: Callable[[int], Response] = field(default=lambda limit: Response(413))
+    header_timeout: float = 10.0  # the request line and headers, from their first byte (408)
+    body_timeout: float = 60.0  # a request body that does not move for this long (408)
+    max_header_bytes: int = 64 * 1024  # request line and headers (431)
+    max_header_count: int = 100  # (431)
+    max_idle_connections: int = 1024  # connections not being answered; past it the longest idle closes
+    error_response: Callable[[int, str], Response] = json_error
 
 
 class ServerState:
-    """What all connections share: the open connections, and whether the server is stopping."""
+    """What all connections share: the open connections, those not being answered (longest idle first),
+    and whether the server is stopping."""
 
     def __init__(self) -> None:
         self.connections: set[HttpServerProtocol] = set()
+        self.idle: dict[HttpServerProtocol, None] = {}
         self.stopping = False
         self._date = b""
         self._date_second = -1
@@ -92,12 +146,19 @@ class HttpServerProtocol(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self._pending: collections.deque[tuple[Request, bool]] = collections.deque()
         self._task: asyncio.Task | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._receiving = False  # a request has begun to arrive and is not whole yet
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
+        self._transfer_encoding: bytes | None = None
         self._body: list[bytes] = []
         self._body_size = 0
+        self._head = HeadCounter(limits.max_header_bytes)  # counting while a head is expected
+        self._requests_begun = 0
+        self._requests_done = 0
+        self._paused = 0
+        # What the sweep saw last: the request it timed from, and the progress it timed from.
+        self._seen_request: tuple[int, float] = (-1, 0.0)
+        self._seen_progress: tuple[object, float] = (None, 0.0)
         self._writable = asyncio.Event()  # cleared while the transport's write buffer is full
         self._writable.set()
 
@@ -109,24 +170,36 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
-        self._state.connections.add(self)
-        self._arm(self._limits.idle_timeout)
+        state = self._state
+        state.connections.add(self)
+        state.idle[self] = None
+        if len(state.idle) > self._limits.max_idle_connections:
+            oldest = next(iter(state.idle))
+            del state.idle[oldest]
+            oldest.close_if_idle()
 
     def data_received(self, data: bytes) -> None:
+        if self._head.count is not None and not self._head.add(data):
+            refusal = self._head.refusal()
+            self._reject(refusal.status, refusal.message)
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._reject()
+            self._reject(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
             # An exception raised in a callback arrives wrapped, with the original as its context.
-            if isinstance(exc.__context__, _TooLarge):
-                self._reject(self._limits.too_large_response(self._limits.max_body_size))
+            refusal = exc.__context__
+            if isinstance(refusal, _TooLarge):
+                self._reject_with(self._limits.too_large_response(self._limits.max_body_size))
+            elif isinstance(refusal, RequestRefused):
+                self._reject(refusal.status, refusal.message)
             else:
-                self._reject()
+                self._reject(400, f"malformed HTTP request: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state.connections.discard(self)
-        self._disarm()
+        self._state.idle.pop(self, None)
         if self._task is not None:
             self._task.cancel()  # nobody is left to read the answer
         self._pending.clear()
@@ -134,35 +207,42 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        self._pause_reading(_PAUSED_FOR_WRITING)
 
     def resume_writing(self) -> None:
         self._writable.set()
+        self._resume_reading(_PAUSED_FOR_WRITING)
 
     # httptools callbacks
 
     def on_message_begin(self) -> None:
         self._receiving = True
+        self._requests_begun += 1
         self._url, self._headers, self._body = [], [], []
+        self._transfer_encoding = None
         self._body_size = 0
-        if self.idle:
-            if self._limits.read_timeout is None:
-                self._disarm()  # the idle timeout no longer applies
-            else:
-                self._arm(self._limits.read_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value))
+        name = name.lower()
+        self._headers.append((name, value))
+        if len(self._headers) > self._limits.max_header_count:
+            raise header_count_refusal(self._limits.max_header_count)
+        if name == b"transfer-encoding":
+            self._transfer_encoding = value
 
     def on_headers_complete(self) -> None:
+        self._head.stop()
+        parser = self._parser
+        check_framing(parser.get_http_version(), self._transfer_encoding)
         limit = self._limits.max_body_size
         if limit is not None:
             for name, value in self._headers:
                 if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
                     raise _TooLarge
-        if self._parser.get_http_version() == "1.1" and (b"expect", b"100-continue") in self._headers:
+        if parser.get_http_version() == "1.1" and (b"expect", b"100-continue") in self._headers:
             self._transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
@@ -174,12 +254,14 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._receiving = False
+        self._head.start()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         request = Request(self._parser.get_method(), b"".join(self._url), self._headers, body)
         self._pending.append((request, self._parser.should_keep_alive()))
         if self._task is None:
-            self._disarm()
             self._start_next()
+        else:
+            self._pause_reading(_PAUSED_FOR_PIPELINE)
 
     # answering
 
@@ -192,6 +274,9 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def _start_next(self) -> None:
         request, keep_alive = self._pending.popleft()
+        if not self._pending:
+            self._resume_reading(_PAUSED_FOR_PIPELINE)
+        self._state.idle.pop(self, None)
         self._task = self._loop.create_task(self._answer(request, keep_alive))
 
     async def _answer(self, request: Request, keep_alive: bool) -> None:
@@ -206,12 +291,13 @@ class HttpServerProtocol(asyncio.Protocol):
         else:
             keep_alive = await self._write_stream(response, keep_alive)
         self._task = None
+        self._requests_done += 1
         if not keep_alive:
             self._transport.close()
         elif self._pending:
             self._start_next()
-        else:
-            self._arm(self._limits.idle_timeout)
+        elif not self._transport.is_closing():
+            self._state.idle[self] = None
 
     def _write(self, response: Response, head_only: bool, keep_alive: bool) -> None:
         status = response.status
@@ -274,32 +360,65 @@ class HttpServerProtocol(asyncio.Protocol):
             self._transport.write(b"0\r\n\r\n")
         return keep_alive
 
-    def _reject(self, response: Response | None = None) -> None:
-        """Answer a request that cannot be read (400, or the given response) and close the connection."""
+    def _reject(self, status: int, message: str) -> None:
+        self._reject_with(self._limits.error_response(status, message))
+
+    def _reject_with(self, response: Response) -> None:
+        """Answer a request that cannot be taken, and close the connection."""
         if self._task is None:
-            if response is None:
-                self._transport.write(_BAD_REQUEST)
-            else:
-                self._write(response, False, False)
+            self._write(response, False, False)
         self._transport.close()
 
-    # timers: one at a time, the read timeout while a request arrives, the idle timeout between requests
+    # reading
 
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._timer = self._loop.call_later(seconds, self._on_timeout)
+    def _pause_reading(self, reason: int) -> None:
+        if not self._paused and not self._transport.is_closing():
+            self._transport.pause_reading()
+        self._paused |= reason
 
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _resume_reading(self, reason: int) -> None:
+        if self._paused & reason:
+            self._paused &= ~reason
+            if not self._paused and not self._transport.is_closing():
+                self._transport.resume_reading()
 
-    def _on_timeout(self) -> None:
-        self._timer = None
+    # timeouts, applied by the server's sweep
+
+    def sweep(self, now: float) -> None:
         if self._task is not None or self._transport.is_closing():
-            return
-        if self._receiving:  # a request began but did not arrive in time
-            self._write(self._limits.read_timeout_response(), False, False)
+            return  # an answer is under way: the client is waiting for us, not we for it
+        limits = self._limits
+        if self._receiving:
+            request, since = self._seen_request
+            if request != self._requests_begun:
+                self._seen_request = (self._requests_begun, now)
+                since = now
+            if self._head.count is not None and now - since >= limits.header_timeout:
+                self._time_out(408, f"the request head did not arrive within {limits.header_timeout:g}s")
+                return
+            if limits.read_timeout is not None and now - since >= limits.read_timeout:
+                self._write(limits.read_timeout_response(), False, False)
+                self._transport.close()
+                return
+            if self._head.count is None:
+                self._watch_progress(now, (self._requests_begun, self._body_size), limits.body_timeout, True)
+        elif self._requests_done:
+            self._watch_progress(now, self._requests_done, limits.idle_timeout, False)
+        else:  # a new connection's first request is a head like any other
+            self._watch_progress(now, 0, limits.header_timeout, False)
+
+    def _watch_progress(self, now: float, progress: object, timeout: float, body: bool) -> None:
+        seen, since = self._seen_progress
+        if seen != progress:
+            self._seen_progress = (progress, now)
+        elif now - since >= timeout:
+            if body:
+                self._time_out(408, f"the request body stopped arriving: nothing came for {timeout:g}s")
+            else:
+                self._transport.close()
+
+    def _time_out(self, status: int, message: str) -> None:
+        self._write(self._limits.error_response(status, message), False, False)
         self._transport.close()
 
 
@@ -325,14 +444,27 @@ async def serve(handler: Handler, sock: socket.socket, limits: ServerLimits, shu
     loop = asyncio.get_running_loop()
     state = ServerState()
     server = await loop.create_server(lambda: HttpServerProtocol(handler, state, limits), sock=sock)
+    sweeps = loop.create_task(_sweep(state, limits))
     try:
         await shutdown.requested.wait()
     finally:
+        sweeps.cancel()
         server.close()
         state.stopping = True
         for connection in list(state.connections):
             connection.close_if_idle()
         await drain(state.connections, shutdown)
+
+
+async def _sweep(state: ServerState, limits: ServerLimits) -> None:
+    timeouts = [limits.header_timeout, limits.body_timeout, limits.idle_timeout, limits.read_timeout or 1.0]
+    interval = min(max(min(timeouts) / 4, 0.05), 1.0)
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        now = loop.time()
+        for connection in list(state.connections):
+            connection.sweep(now)
 
 
 async def drain(connections: set, shutdown: Shutdown) -> None:

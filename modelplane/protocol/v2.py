@@ -16,6 +16,7 @@ import numpy as np
 from modelplane.protocol.datatypes import (
     BINARY_ONLY_DATATYPES,
     DATATYPE_TO_DTYPE,
+    MAX_DIMENSIONS,
     array_from_raw,
     datatype_of,
     element_count,
@@ -29,6 +30,10 @@ Parameters = dict[str, Any]
 def _check_shape(shape: object, what: str) -> list[int]:
     if not isinstance(shape, list) or not all(type(dim) is int and dim >= 0 for dim in shape):
         raise InvalidInput(f"{what}: shape must be a list of non-negative integers, got {shape!r}")
+    if len(shape) > MAX_DIMENSIONS:
+        raise InvalidInput(
+            f"{what}: a shape of {len(shape)} dimensions; at most {MAX_DIMENSIONS} are supported"
+        )
     return shape
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from modelplane.protocol.datatypes import (
     BINARY_ONLY_DATATYPES,
     DATATYPE_TO_DTYPE,
+    MAX_DIMENSIONS,
     array_from_raw,
     array_to_raw,
     normalize_datatype,
@@ -88,6 +89,10 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
         shape = list(tensor.shape)
         if any(dim < 0 for dim in shape):
             raise InvalidInput(f"{label}: shape must not have negative dimensions, got {shape}")
+        if len(shape) > MAX_DIMENSIONS:
+            raise InvalidInput(
+                f"{label}: a shape of {len(shape)} dimensions; at most {MAX_DIMENSIONS} are supported"
+            )
         if raw_contents:
             if tensor.HasField("contents"):
                 raise InvalidInput(f"{label}: contents must not be set when raw_input_contents is used")

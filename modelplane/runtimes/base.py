@@ -77,7 +77,16 @@ def v1_instances(payload: Any) -> Any:
 
 
 def _records_frame(records: list[dict]):
-    pandas = require("pandas", "pandas")
+    try:
+        import pandas
+    except ImportError:
+        raise InvalidInput(
+            "instances given as objects need pandas on the server to be matched to the model's features "
+            '(pip install "modelplane[pandas]"); send each instance as a list of its values in the '
+            'order the model was trained on instead, e.g. {"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+        ) from None
+    if not all(isinstance(record, dict) for record in records):
+        raise InvalidInput("instances must be all objects or all lists, not a mix")
     return pandas.DataFrame.from_records(records)
 
 

@@ -18,12 +18,16 @@ from modelplane.protocol.grpc.wire import Metadata, UnaryMethod, UnaryService, s
 from modelplane.protocol.http2.server import Response, ServerLimits
 from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
 from modelplane.server import metrics
+from modelplane.server.connection_limits import ConnectionLimits
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.responses import as_infer_response
 
 
-def inference_service(dataplane: DataPlane, max_message_length: int) -> tuple[UnaryService, ServerLimits]:
+def inference_service(
+    dataplane: DataPlane, max_message_length: int, connection: ConnectionLimits | None = None
+) -> tuple[UnaryService, ServerLimits]:
     """The service, and the HTTP/2 limits that go with it."""
+    connection = connection or ConnectionLimits()
     servicer = InferenceServicer(dataplane)
     methods = {
         f"/{SERVICE_NAME}/{name}": UnaryMethod(request_class, getattr(servicer, name))
@@ -34,8 +38,18 @@ def inference_service(dataplane: DataPlane, max_message_length: int) -> tuple[Un
         max_body_size=max_message_length + 5,  # the message and its length prefix
         too_large_response=lambda _: status_response(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large),
         failure_response=_internal_error,
+        stalled_response=_stalled,
+        http2=connection.http2,
+        idle_timeout=connection.idle_timeout,
+        body_timeout=connection.body_timeout,
     )
     return UnaryService(methods, max_message_length), limits
+
+
+def _stalled(seconds: float) -> Response:
+    return status_response(
+        grpc.StatusCode.CANCELLED, f"the request message stopped arriving: nothing came for {seconds:g}s"
+    )
 
 
 def _internal_error(exc: Exception) -> Response:

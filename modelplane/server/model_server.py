@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import uvloop
 
 from modelplane.protocol import http_server
+from modelplane.server.connection_limits import ConnectionLimits
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.model import Model
 from modelplane.server.repository import ModelFactory, ModelRepository, load_model
@@ -31,9 +32,6 @@ from modelplane.server.rest import DEFAULT_MAX_BODY, RESTServer, too_large_respo
 logger = logging.getLogger("modelplane.server")
 
 GRACEFUL_STOP_SECONDS = 30
-# Idle keep-alive connections are closed after this long: above the 60 s idle timeout of common load
-# balancers, so they, not the server, close idle connections (no request races a close).
-KEEP_ALIVE_SECONDS = 65
 
 
 class ModelServer:
@@ -48,6 +46,7 @@ class ModelServer:
         grace_seconds: float = GRACEFUL_STOP_SECONDS,
         multi_model: bool = False,
         batching: BatchSettings | None = None,
+        limits: ConnectionLimits | None = None,
     ):
         self.http_port = http_port
         self.grpc_port = grpc_port
@@ -58,6 +57,7 @@ class ModelServer:
         self.grace_seconds = grace_seconds
         self.multi_model = multi_model  # ready with no model, loading them by name later
         self.batching = batching  # predict requests wait for others to share a model call with
+        self.limits = limits or ConnectionLimits()
 
     def start(self, models: Sequence[Model]) -> None:
         """Serve `models` until SIGTERM or SIGINT. Blocks."""
@@ -75,11 +75,17 @@ class ModelServer:
         dataplane = DataPlane(repository, self.batching)
         if sock is None:
             sock = bind_socket(self.host, self.http_port)
+        connection = self.limits
         limits = http_server.ServerLimits(
             read_timeout=None,
-            idle_timeout=KEEP_ALIVE_SECONDS,
+            idle_timeout=connection.idle_timeout,
             max_body_size=DEFAULT_MAX_BODY,
             too_large_response=too_large_response,
+            header_timeout=connection.header_timeout,
+            body_timeout=connection.body_timeout,
+            max_header_bytes=connection.max_header_bytes,
+            max_header_count=connection.max_header_count,
+            max_idle_connections=connection.max_idle_connections,
         )
         shutdown = http_server.Shutdown(self.grace_seconds)
         grpc_task = None
@@ -87,7 +93,7 @@ class ModelServer:
             from modelplane.protocol.http2 import server as http2_server
             from modelplane.server.grpc_server import inference_service
 
-            service, grpc_limits = inference_service(dataplane, self.grpc_max_message_length)
+            service, grpc_limits = inference_service(dataplane, self.grpc_max_message_length, connection)
             if grpc_sock is None:
                 grpc_sock = bind_socket(self.host, self.grpc_port)
             grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))

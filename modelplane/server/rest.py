@@ -19,11 +19,12 @@ import orjson
 
 from modelplane.protocol import cloudevents
 from modelplane.protocol.errors import (
+    InferenceError,
     InvalidInput,
     ModelplaneError,
     PayloadTooLarge,
 )
-from modelplane.protocol.http_server import Request, Response
+from modelplane.protocol.http_server import Request, Response, checked_header
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_rest import (
     JSON_LENGTH_HEADER,
@@ -297,7 +298,11 @@ def _headers(request: Request) -> dict[str, str]:
 
 
 def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(name.lower().encode("latin-1"), str(value).encode("latin-1")) for name, value in headers.items()]
+    """The headers a model set, checked before they are written (no response splitting)."""
+    try:
+        return [checked_header(name, value) for name, value in headers.items()]
+    except ValueError as exc:
+        raise InferenceError(f"the model set a response header that cannot be sent: {exc}") from None
 
 
 def _parse_v1_json(body: bytes) -> Any:

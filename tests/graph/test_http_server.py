@@ -109,3 +109,27 @@ def test_http_1_0_is_answered_and_closed(echo_router):
         sock.sendall(b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
         answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\n{}")
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+        b"Content-Length: 2\r\nContent-Length: 3\r\n",
+        b"Transfer-Encoding: identity, chunked\r\n",
+    ],
+)
+def test_a_request_framed_two_ways_gets_400_and_a_closed_connection(echo_router, framing):
+    with connect(echo_router) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: r\r\n" + framing + b"\r\n2\r\n{}\r\n0\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "Failed to process request"
+
+
+def test_a_head_above_the_limit_gets_431_as_it_arrives(echo_router):
+    with connect(echo_router) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: r\r\nX-Large: " + b"a" * 70_000 + b"\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert "65536 bytes" in json.loads(answer.split(b"\r\n\r\n", 1)[1])["cause"]

@@ -10,6 +10,8 @@ import asyncio
 import datetime
 import time
 
+from modelplane.cli.serve import add_connection_flags, connection_limits
+from modelplane.protocol.errors import InvalidInput
 from modelplane.server import InferOutput, InferRequest, InferResponse, Model, ModelServer
 
 
@@ -24,6 +26,8 @@ class EchoModel(Model):
         if isinstance(payload, InferRequest):
             outputs = [InferOutput(i.name, i.shape, i.datatype, i.as_numpy(), None) for i in payload.inputs]
             return InferResponse(payload.id, self.name, outputs, parameters=payload.parameters)
+        if not isinstance(payload, dict) or "instances" not in payload:
+            raise InvalidInput('a V1 request is an object with "instances"')
         return {"predictions": payload["instances"]}
 
     def explain(self, payload, headers=None):
@@ -78,6 +82,22 @@ class StagesModel(Model):
         }
 
 
+class HeadersModel(Model):
+    """Sets the response headers its V1 instances name: `{"instances": [[name, value], ...]}`."""
+
+    def load(self) -> bool:
+        self.ready = True
+        return True
+
+    def predict(self, payload, headers=None):
+        return {"predictions": payload["instances"]}
+
+    async def postprocess(self, result, headers=None, response_headers=None):
+        for name, value in result["predictions"]:
+            response_headers[name] = value
+        return {"predictions": len(result["predictions"])}
+
+
 class BrokenModel(Model):
     def load(self) -> bool:
         raise RuntimeError("weights are corrupt")
@@ -106,6 +126,7 @@ def all_models() -> list[Model]:
         BrokenModel("broken"),
         SleepyModel("sleepy"),
         BuggyModel("buggy"),
+        HeadersModel("headers"),
     ]
 
 
@@ -115,10 +136,12 @@ if __name__ == "__main__":
     parser.add_argument("--grpc-port", type=int, required=True)
     parser.add_argument("--grpc-max-message-length", type=int, default=64 * 1024 * 1024)
     parser.add_argument("--grace-seconds", type=float, default=30.0)
+    add_connection_flags(parser)
     args = parser.parse_args()
     ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         grpc_max_message_length=args.grpc_max_message_length,
         grace_seconds=args.grace_seconds,
+        limits=connection_limits(args),
     ).start(all_models())

@@ -15,6 +15,7 @@ import h2.connection
 import h2.events
 
 from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.http2 import frames, hpack
 
 MODEL_INFER = b"/inference.GRPCInferenceService/ModelInfer"
 
@@ -133,3 +134,125 @@ class RawH2:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class RawFrames:
+    """A client that writes whatever frames it is given and reads the server's frames one by one.
+
+    Unlike `RawH2`, nothing checks what is sent: this is the attacker's side of the connection. Its
+    receive windows are as large as HTTP/2 allows, so the server's answers never wait for it."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self._buffer = b""
+        self.sock.sendall(
+            frames.PREFACE
+            + frames.settings({frames.INITIAL_WINDOW_SIZE: frames.MAX_WINDOW})
+            + frames.window_update(0, frames.MAX_WINDOW - frames.DEFAULT_WINDOW)
+        )
+
+    def send(self, *data: bytes) -> None:
+        self.sock.sendall(b"".join(data))
+
+    def acknowledge_settings(self) -> None:
+        """Reads up to the server's SETTINGS and acknowledges them."""
+        self.until(lambda kind, flags, stream, payload: kind == frames.SETTINGS and not flags & frames.ACK)
+        self.send(frames.frame(frames.SETTINGS, frames.ACK, 0))
+
+    def next_frame(self) -> tuple[int, int, int, bytes] | None:
+        """(type, flags, stream id, payload) of the server's next frame; None once it closed."""
+        while True:
+            if len(self._buffer) >= 9:
+                high, low, kind, flags, stream = frames.HEADER.unpack_from(self._buffer)
+                length = high << 16 | low
+                if len(self._buffer) >= 9 + length:
+                    payload = self._buffer[9 : 9 + length]
+                    self._buffer = self._buffer[9 + length :]
+                    return kind, flags, stream & 0x7FFFFFFF, payload
+            try:
+                data = self.sock.recv(1 << 20)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                return None
+            self._buffer += data
+
+    def until(self, wanted) -> tuple[int, int, int, bytes]:
+        """Reads frames up to the first for which `wanted(kind, flags, stream, payload)` holds."""
+        while True:
+            found = self.next_frame()
+            if found is None:
+                raise ConnectionError("the server closed the connection")
+            if wanted(*found):
+                return found
+
+    def goaway(self) -> int:
+        """Reads up to the server's GOAWAY; returns its error code."""
+        payload = self.until(lambda kind, *_: kind == frames.GOAWAY)[3]
+        return struct.unpack_from(">L", payload, 4)[0]
+
+    def closed(self) -> bool:
+        """Reads until the server closes the connection (True) or sends a GOAWAY (False)."""
+        while True:
+            found = self.next_frame()
+            if found is None:
+                return True
+            if found[0] == frames.GOAWAY:
+                return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def call_headers(
+    path: bytes = MODEL_INFER, extra: list | None = None, authority: bytes = b"localhost"
+) -> bytes:
+    """The HPACK block of a gRPC call's request headers."""
+    return hpack.encode(
+        [
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":path", path),
+            (b":authority", authority),
+            (b"content-type", b"application/grpc"),
+            (b"te", b"trailers"),
+            *(extra or []),
+        ]
+    )
+
+
+def whole_call(
+    stream_id: int, message: bytes, extra: list | None = None, authority: bytes = b"localhost"
+) -> bytes:
+    """A unary call in frames: its headers, then its one message (in frames of HTTP/2's default
+    largest size), ending the stream."""
+    body = grpc_frame(message)
+    data = [
+        frames.frame(
+            frames.DATA,
+            frames.END_STREAM if start + 16384 >= len(body) else 0,
+            stream_id,
+            body[start : start + 16384],
+        )
+        for start in range(0, len(body), 16384)
+    ]
+    return b"".join(
+        [
+            frames.frame(
+                frames.HEADERS, frames.END_HEADERS, stream_id, call_headers(extra=extra, authority=authority)
+            ),
+            *data,
+        ]
+    )
+
+
+def call_status(client: RawFrames, stream_id: int) -> dict[bytes, bytes]:
+    """The grpc-status and grpc-message the server ends `stream_id` with (HPACK decoded)."""
+    decoder = hpack.Decoder()
+    status: dict[bytes, bytes] = {}
+    while True:
+        kind, flags, stream, payload = client.until(lambda kind, flags, stream, payload: stream == stream_id)
+        if kind == frames.HEADERS:
+            status.update(decoder.decode(frames.strip_padding(flags, payload)))
+        if kind == frames.RST_STREAM or flags & frames.END_STREAM:
+            return status

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import hpack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelplane.protocol.http2.hpack import Decoder, HpackError, encode
 
@@ -85,3 +88,78 @@ def test_our_blocks_use_the_static_table():
         (b":status", b"200"),
         (b"content-type", b"application/grpc"),
     ]
+
+
+# -- fuzzed against the hpack package ---------------------------------------------------------------
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+header_lists = st.lists(
+    st.tuples(st.sampled_from(NAMES) | st.binary(min_size=1, max_size=12), st.binary(max_size=60)), max_size=8
+)
+
+
+@FUZZ
+@given(
+    blocks=st.lists(
+        st.tuples(header_lists, st.booleans(), st.sampled_from([None, 0, 64, 256, 4096])),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_fuzz_decodes_what_the_hpack_package_encodes(blocks):
+    """Any headers, Huffman or not, with the table resized between blocks: the same list comes out."""
+    encoder, decoder = hpack.Encoder(), Decoder()
+    for headers, huffman, table_size in blocks:
+        if table_size is not None:
+            encoder.header_table_size = table_size
+        assert decoder.decode(encoder.encode(headers, huffman=huffman)) == headers
+
+
+def decoded_by_both(block: bytes, theirs: hpack.Decoder, ours: Decoder):
+    """What each decoder makes of `block`: the list, or None when it refuses it.
+
+    One difference is on purpose: the hpack package takes any number of table size updates at the start
+    of a block, modelplane the two an encoder may send (RFC 7541 §4.2)."""
+    try:
+        expected = theirs.decode(block, raw=True)
+    except (
+        hpack.HPACKError,
+        hpack.HPACKDecodingError,
+        hpack.InvalidTableIndex,
+        hpack.OversizedHeaderListError,
+    ):
+        expected = None
+    try:
+        actual = ours.decode(block)
+    except HpackError as exc:
+        actual = expected if "more than two table size updates" in str(exc) else None
+    return expected, actual
+
+
+@FUZZ
+@given(data=st.data(), headers=header_lists, huffman=st.booleans())
+def test_fuzz_a_damaged_block_is_refused_or_read_as_the_hpack_package_reads_it(data, headers, huffman):
+    """An encoded block with bytes changed, cut or added: both decoders refuse it, or agree on it."""
+    block = bytearray(hpack.Encoder().encode(headers, huffman=huffman))
+    for _ in range(data.draw(st.integers(1, 4))):
+        action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        position = data.draw(st.integers(0, len(block)))
+        if action == "flip" and position < len(block):
+            block[position] ^= data.draw(st.integers(1, 255))
+        elif action == "cut":
+            del block[position:]
+        else:
+            block[position:position] = data.draw(st.binary(min_size=1, max_size=3))
+    expected, actual = decoded_by_both(bytes(block), hpack.Decoder(max_header_list_size=2**31), Decoder())
+    assert actual == expected
+
+
+@FUZZ
+@given(block=st.binary(max_size=120))
+def test_fuzz_random_bytes_are_refused_or_read_as_the_hpack_package_reads_them(block):
+    expected, actual = decoded_by_both(block, hpack.Decoder(max_header_list_size=2**31), Decoder())
+    assert actual == expected

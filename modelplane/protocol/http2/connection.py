@@ -12,6 +12,12 @@ size limit bounds what a stream holds. Sent data follows the peer's windows and 
 says how much may go now, and `on_window_opened` when more may.
 
 Frames are written once per turn of the event loop, all of them in one write.
+
+The peer is held to what it was told (modelplane/protocol/http2/limits.py): the receive windows, the
+concurrent streams and header-list size advertised in SETTINGS, and budgets for what costs the
+connection work without moving any stream forward (resets before an answer, control frames).
+A peer past a limit gets a GOAWAY (ENHANCE_YOUR_CALM, or PROTOCOL_ERROR / FLOW_CONTROL_ERROR when it
+broke the protocol) and the connection closes; the other connections never notice.
 """
 
 from __future__ import annotations
@@ -20,20 +26,20 @@ import asyncio
 import logging
 
 from modelplane.protocol.http2 import frames as f
-from modelplane.protocol.http2.hpack import Decoder, Headers, HpackError, encode
+from modelplane.protocol.http2.hpack import Decoder, HeaderListTooLarge, Headers, HpackError, encode
+from modelplane.protocol.http2.limits import DEFAULT_LIMITS, Http2Limits, TokenBucket
 
 log = logging.getLogger("modelplane.http2")
 
 OUR_MAX_FRAME_SIZE = 1 << 20
-# The largest header block taken (gRPC clients keep metadata under 16 KiB by default).
-MAX_HEADER_BLOCK = 256 * 1024
 
 
 class _StreamWindows:
-    __slots__ = ("send", "unacknowledged", "local_closed", "remote_closed")
+    __slots__ = ("send", "receive", "unacknowledged", "local_closed", "remote_closed")
 
-    def __init__(self, send: int) -> None:
+    def __init__(self, send: int, receive: int) -> None:
         self.send = send  # what the peer takes on this stream now
+        self.receive = receive  # what the peer may send on this stream now
         self.unacknowledged = 0  # received and used, not yet returned with a WINDOW_UPDATE
         self.local_closed = False
         self.remote_closed = False
@@ -46,7 +52,7 @@ class Http2Connection(asyncio.Protocol):
         client_side: bool,
         receive_window: int = f.MAX_WINDOW,
         auto_acknowledge: bool = True,
-        max_concurrent_streams: int = 1024,
+        limits: Http2Limits = DEFAULT_LIMITS,
     ) -> None:
         self.client_side = client_side
         self.transport: asyncio.Transport | None = None
@@ -54,14 +60,29 @@ class Http2Connection(asyncio.Protocol):
         self.streams: dict[int, _StreamWindows] = {}
         self.highest_inbound_stream_id = 0
         self.peer_max_concurrent_streams = 2**31 - 1
+        self.peer_max_header_list_size = 2**31 - 1
+        self.limits = limits
         self._loop = asyncio.get_running_loop()
         self._receive_window = receive_window
         self._auto_acknowledge = auto_acknowledge
-        self._max_concurrent_streams = max_concurrent_streams
+        self._max_concurrent_streams = limits.max_concurrent_streams
+        # A header block above this (encoded, or decoded so far) is not decoded further.
+        self._header_block_limit = 2 * limits.max_header_list_size
         self._buffer = b""
         self._preface_pending = not client_side
+        self._settings_acknowledged = False  # the peer has applied our SETTINGS
+        self._reading_paused = False
         self._decoder = Decoder()
-        self._header_block: tuple[int, int, list[bytes], int] | None = None  # stream, flags, parts, size
+        # The header block being received: stream, flags, fragments, size, CONTINUATION frames.
+        self._header_block: tuple[int, int, list[bytes], int, int] | None = None
+        now = self._loop.time()
+        self._resets = TokenBucket(limits.reset_burst, limits.reset_rate, now)
+        self._streams_completed = 0  # each earns back a reset
+        self._control_frames = TokenBucket(limits.control_frame_burst, limits.control_frame_rate, now)
+        self._frames_sent = 0  # HEADERS and DATA: each earns back a control frame
+        self._receive_window_left = f.DEFAULT_WINDOW  # what the peer may send on the connection now
+        # Streams of ours whose frames are all still in `_out`: id -> index of the first one.
+        self._unsent_streams: dict[int, int] = {}
         self._send_window = f.DEFAULT_WINDOW
         self._peer_initial_window = f.DEFAULT_WINDOW
         self._peer_max_frame = f.DEFAULT_MAX_FRAME_SIZE
@@ -79,6 +100,7 @@ class Http2Connection(asyncio.Protocol):
             f.GOAWAY: self._on_goaway_frame,
             f.WINDOW_UPDATE: self._on_window_update_frame,
             f.CONTINUATION: self._on_continuation_frame,
+            f.PRIORITY: self._on_priority_frame,
         }
 
     # -- hooks for subclasses -------------------------------------------------------------------
@@ -109,9 +131,22 @@ class Http2Connection(asyncio.Protocol):
         if self.client_side:
             self._write(f.PREFACE)
             self._send_settings()
+        else:
+            transport.set_write_buffer_limits(high=self.limits.write_buffer_high)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+
+    def pause_writing(self) -> None:
+        """The peer is not reading what it is owed: read nothing more from it until it does."""
+        if not self.client_side and not self._reading_paused and not self.transport.is_closing():
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._reading_paused and not self.transport.is_closing():
+            self._reading_paused = False
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer + data if self._buffer else data
@@ -133,6 +168,8 @@ class Http2Connection(asyncio.Protocol):
             self._fail(fault.code, str(fault))
         except HpackError as exc:
             self._fail(f.COMPRESSION_ERROR, str(exc))
+        except HeaderListTooLarge as exc:
+            self._fail(f.ENHANCE_YOUR_CALM, str(exc))
         self.flush()
 
     def not_http2(self, received: bytes) -> None:
@@ -145,7 +182,8 @@ class Http2Connection(asyncio.Protocol):
         """The id for a new stream of ours (client side); its headers are to be sent next."""
         stream_id = self._next_stream_id
         self._next_stream_id += 2
-        self.streams[stream_id] = _StreamWindows(self._peer_initial_window)
+        self.streams[stream_id] = _StreamWindows(self._peer_initial_window, self._receive_window)
+        self._unsent_streams[stream_id] = len(self._out)
         return stream_id
 
     def window(self, stream_id: int) -> int:
@@ -162,6 +200,7 @@ class Http2Connection(asyncio.Protocol):
             return
         block = headers if isinstance(headers, bytes) else encode(headers)
         self._write(f.header_frames(stream_id, block, end_stream, self._peer_max_frame))
+        self._frames_sent += 1
         if end_stream:
             self._close_local(stream_id, stream)
 
@@ -180,6 +219,7 @@ class Http2Connection(asyncio.Protocol):
             if size == 0 and not last:
                 return sent
             self._write(f.frame(f.DATA, f.END_STREAM if last else 0, stream_id, view[sent : sent + size]))
+            self._frames_sent += 1
             stream.send -= size
             self._send_window -= size
             sent += size
@@ -194,8 +234,13 @@ class Http2Connection(asyncio.Protocol):
 
     def reset(self, stream_id: int, error_code: int) -> None:
         stream = self.streams.pop(stream_id, None)
-        if stream is not None and not self.closed:
-            self._write(f.rst_stream(stream_id, error_code))
+        if stream is None or self.closed:
+            return
+        first = self._unsent_streams.pop(stream_id, None)
+        if first is not None:
+            self._unsend(stream_id, first)  # the peer never hears of it: no work for it, no reset to count
+            return
+        self._write(f.rst_stream(stream_id, error_code))
 
     def acknowledge(self, stream_id: int, length: int) -> None:
         """`length` received bytes have been used: the peer may send as many more."""
@@ -207,6 +252,7 @@ class Http2Connection(asyncio.Protocol):
             stream.unacknowledged += length
             if stream.unacknowledged >= self._receive_window // 2:
                 self._write(f.window_update(stream_id, stream.unacknowledged))
+                stream.receive += stream.unacknowledged
                 stream.unacknowledged = 0
 
     def send_goaway(self, error_code: int = f.NO_ERROR, message: str = "") -> None:
@@ -215,6 +261,8 @@ class Http2Connection(asyncio.Protocol):
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self._unsent_streams:
+            self._unsent_streams.clear()
         if self._out:
             out, self._out = self._out, []
             if not self.closed and not self.transport.is_closing():
@@ -231,28 +279,50 @@ class Http2Connection(asyncio.Protocol):
             f.MAX_CONCURRENT_STREAMS: self._max_concurrent_streams,
             f.INITIAL_WINDOW_SIZE: self._receive_window,
             f.MAX_FRAME_SIZE: OUR_MAX_FRAME_SIZE,
-            f.MAX_HEADER_LIST_SIZE: MAX_HEADER_BLOCK,
+            f.MAX_HEADER_LIST_SIZE: self.limits.max_header_list_size,
             f.ENABLE_PUSH: 0,
         }
         self._write(f.settings(ours))
         if self._receive_window > f.DEFAULT_WINDOW:
             self._write(f.window_update(0, self._receive_window - f.DEFAULT_WINDOW))
+            self._receive_window_left = self._receive_window
+
+    def _unsend(self, stream_id: int, first: int) -> None:
+        """Takes a stream of ours that has not left yet out of what is to be written."""
+        out = self._out
+        for index in range(first, len(out)):
+            frame = out[index]
+            length_high, length_low, kind, _, frame_stream = f.HEADER.unpack_from(frame)
+            if frame_stream & 0x7FFFFFFF == stream_id:
+                if kind == f.DATA:
+                    self._send_window += length_high << 16 | length_low
+                out[index] = b""
 
     def _close_local(self, stream_id: int, stream: _StreamWindows) -> None:
         stream.local_closed = True
         if stream.remote_closed:
             del self.streams[stream_id]
+            self._streams_completed += 1  # a stream that ran its course earns back a reset
 
     def _close_remote(self, stream_id: int, stream: _StreamWindows) -> None:
         stream.remote_closed = True
         if stream.local_closed:
             del self.streams[stream_id]
+            self._streams_completed += 1
 
     def _fail(self, code: int, message: str) -> None:
         self.send_goaway(code, message)
         self.flush()
-        self.transport.close()
+        if self.transport.get_write_buffer_size() > self.limits.write_buffer_high:
+            self.transport.abort()  # a peer that does not read would hold the socket open forever
+        else:
+            self.transport.close()
         self.on_protocol_error(message)
+
+    def _unproductive(self, what: str) -> None:
+        """A frame that costs work and moves no stream forward: it spends the control-frame budget."""
+        if not self._control_frames.take(self._loop.time(), self._frames_sent):
+            raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, f"too many {what} frames")
 
     # -- frames from the peer -----------------------------------------------------------------
 
@@ -272,8 +342,10 @@ class Http2Connection(asyncio.Protocol):
             if self._header_block is not None and kind != f.CONTINUATION:
                 raise f.ConnectionFault(f.PROTOCOL_ERROR, "a header block was interrupted")
             handler = handlers.get(kind)
-            if handler is not None:  # unknown frame types, and PRIORITY, are ignored
+            if handler is not None:
                 handler(flags, stream_id & 0x7FFFFFFF, payload)
+            else:  # a frame of an unknown type is ignored (RFC 9113 §5.5)
+                self._unproductive("unknown")
             if self.closed or self.transport.is_closing():
                 return b""
         return buffer[pos:]
@@ -284,33 +356,44 @@ class Http2Connection(asyncio.Protocol):
         payload = f.strip_padding(flags, payload)
         if flags & f.PRIORITY_FLAG:
             payload = payload[5:]
-        if len(payload) > MAX_HEADER_BLOCK:
-            raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, f"a header block above {MAX_HEADER_BLOCK} bytes")
+        if len(payload) > self._header_block_limit:
+            raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, f"a header block of {len(payload)} bytes")
         if flags & f.END_HEADERS:
             self._on_header_block(stream_id, flags, payload)
         else:
-            self._header_block = (stream_id, flags, [payload], len(payload))
+            self._header_block = (stream_id, flags, [payload], len(payload), 0)
 
     def _on_continuation_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
         if self._header_block is None or self._header_block[0] != stream_id:
             raise f.ConnectionFault(f.PROTOCOL_ERROR, "CONTINUATION without HEADERS")
-        _, first_flags, fragments, size = self._header_block
+        _, first_flags, fragments, size, continuations = self._header_block
         size += len(payload)
-        if size > MAX_HEADER_BLOCK:
-            raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, f"a header block above {MAX_HEADER_BLOCK} bytes")
+        continuations += 1
+        if size > self._header_block_limit:
+            raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, f"a header block of more than {size} bytes")
+        if continuations > self.limits.max_continuation_frames:
+            raise f.ConnectionFault(
+                f.ENHANCE_YOUR_CALM, f"a header block in more than {continuations - 1} CONTINUATION frames"
+            )
         fragments.append(payload)
-        self._header_block = (stream_id, first_flags, fragments, size)
+        self._header_block = (stream_id, first_flags, fragments, size, continuations)
         if flags & f.END_HEADERS:
             self._header_block = None
             self._on_header_block(stream_id, first_flags, b"".join(fragments))
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        headers = self._decoder.decode(block)  # always, to keep the table in step with the peer's
+        # Always decoded, to keep the table in step with the peer's; a list twice the limit is not.
+        headers, size = self._decoder.decode_sized(block, self._header_block_limit)
+        too_large = size > self.limits.max_header_list_size
         end_stream = bool(flags & f.END_STREAM)
         stream = self.streams.get(stream_id)
         if stream is not None:
             if stream.remote_closed:
                 raise f.ConnectionFault(f.STREAM_CLOSED, f"headers on stream {stream_id} after its end")
+            if too_large:
+                self.reset(stream_id, f.ENHANCE_YOUR_CALM)
+                self.on_reset(stream_id, f.ENHANCE_YOUR_CALM)
+                return
             if end_stream:
                 self._close_remote(stream_id, stream)
             self.on_headers(stream_id, headers, end_stream, False)
@@ -322,10 +405,22 @@ class Http2Connection(asyncio.Protocol):
         if stream_id <= self.highest_inbound_stream_id:
             return  # a stream already over on our side (reset): nothing to do
         self.highest_inbound_stream_id = stream_id
+        if too_large:
+            self._unproductive("oversized HEADERS")
+            self._write(f.rst_stream(stream_id, f.ENHANCE_YOUR_CALM))
+            return
         if len(self.streams) >= self._max_concurrent_streams:
+            if (
+                self._settings_acknowledged
+            ):  # the peer knows the limit, and went past it (nghttp2 does the same)
+                raise f.ConnectionFault(
+                    f.PROTOCOL_ERROR,
+                    f"more than the {self._max_concurrent_streams} concurrent streams allowed",
+                )
+            self._unproductive("refused HEADERS")
             self._write(f.rst_stream(stream_id, f.REFUSED_STREAM))
             return
-        stream = self.streams[stream_id] = _StreamWindows(self._peer_initial_window)
+        stream = self.streams[stream_id] = _StreamWindows(self._peer_initial_window, self._receive_window)
         if end_stream:
             stream.remote_closed = True
         self.on_headers(stream_id, headers, end_stream, True)
@@ -333,33 +428,52 @@ class Http2Connection(asyncio.Protocol):
     def _on_data_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id == 0:
             raise f.ConnectionFault(f.PROTOCOL_ERROR, "DATA on stream 0")
+        length = len(payload)
+        self._receive_window_left -= length
+        if self._receive_window_left < 0:
+            raise f.ConnectionFault(f.FLOW_CONTROL_ERROR, "DATA beyond the connection's window")
         stream = self.streams.get(stream_id)
         if stream is None or stream.remote_closed:
             # A stream we reset, or ended early: its data still counts against the connection.
-            self._used_on_connection(len(payload))
+            self._used_on_connection(length)
             return
         end_stream = bool(flags & f.END_STREAM)
+        if not length and not end_stream:
+            self._unproductive("empty DATA")
         if end_stream:
             self._close_remote(stream_id, stream)
         data = f.strip_padding(flags, payload)
-        if self._auto_acknowledge:
-            self._used_on_connection(len(payload))
+        if self._auto_acknowledge:  # a stream's window is never reopened: the body limit bounds it
+            self._used_on_connection(length)
             self.on_data(stream_id, data, 0, end_stream)
         else:
-            self.on_data(stream_id, data, len(payload), end_stream)
+            stream.receive -= length
+            if stream.receive < 0:
+                raise f.ConnectionFault(f.FLOW_CONTROL_ERROR, f"DATA beyond the window of stream {stream_id}")
+            self.on_data(stream_id, data, length, end_stream)
 
     def _used_on_connection(self, length: int) -> None:
         """Received bytes that are used (or dropped): the connection's window opens again by half."""
         self._connection_unacknowledged += length
         if self._connection_unacknowledged >= self._receive_window // 2:
             self._write(f.window_update(0, self._connection_unacknowledged))
+            self._receive_window_left += self._connection_unacknowledged
             self._connection_unacknowledged = 0
 
     def _on_rst_stream_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4 or stream_id == 0:
             raise f.ConnectionFault(f.PROTOCOL_ERROR, "a malformed RST_STREAM")
-        if self.streams.pop(stream_id, None) is not None:
-            self.on_reset(stream_id, f.u32(payload))
+        stream = self.streams.pop(stream_id, None)
+        if stream is None:
+            self._unproductive("RST_STREAM of closed streams")
+            return
+        self.on_reset(stream_id, f.u32(payload))
+        if (
+            not self.client_side
+            and not stream.local_closed
+            and not self._resets.take(self._loop.time(), self._streams_completed)
+        ):
+            raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, "streams reset faster than they are answered")
 
     def _on_settings_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id:
@@ -367,7 +481,13 @@ class Http2Connection(asyncio.Protocol):
         if flags & f.ACK:
             if payload:
                 raise f.ConnectionFault(f.FRAME_SIZE_ERROR, "a SETTINGS acknowledgement with a payload")
+            if self._settings_acknowledged:
+                self._unproductive("SETTINGS acknowledgement")
+            self._settings_acknowledged = True
             return
+        self._unproductive("SETTINGS")
+        if len(payload) > 6 * self.limits.max_settings_entries:
+            raise f.ConnectionFault(f.ENHANCE_YOUR_CALM, f"a SETTINGS frame of {len(payload) // 6} entries")
         for key, value in f.parse_settings(payload):
             if key == f.INITIAL_WINDOW_SIZE:
                 if value > f.MAX_WINDOW:
@@ -382,6 +502,8 @@ class Http2Connection(asyncio.Protocol):
                 self._peer_max_frame = value
             elif key == f.MAX_CONCURRENT_STREAMS:
                 self.peer_max_concurrent_streams = value
+            elif key == f.MAX_HEADER_LIST_SIZE:
+                self.peer_max_header_list_size = value
         self._write(f.frame(f.SETTINGS, f.ACK, 0))
         self.on_window_opened(0)
 
@@ -391,8 +513,12 @@ class Http2Connection(asyncio.Protocol):
     def _on_ping_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
         if len(payload) != 8 or stream_id:
             raise f.ConnectionFault(f.FRAME_SIZE_ERROR, "a PING must be 8 bytes on stream 0")
+        self._unproductive("PING")
         if not flags & f.ACK:
             self._write(f.frame(f.PING, f.ACK, 0, payload))
+
+    def _on_priority_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
+        self._unproductive("PRIORITY")  # priorities are not acted on
 
     def _on_goaway_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
         if len(payload) < 8 or stream_id:
@@ -402,6 +528,7 @@ class Http2Connection(asyncio.Protocol):
     def _on_window_update_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:
             raise f.ConnectionFault(f.FRAME_SIZE_ERROR, "WINDOW_UPDATE must be 4 bytes")
+        self._unproductive("WINDOW_UPDATE")
         increment = f.u32(payload) & 0x7FFFFFFF
         if stream_id == 0:
             if increment == 0:

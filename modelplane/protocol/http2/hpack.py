@@ -8,6 +8,10 @@ constant, so they are encoded once and reused.
 Clients send the same headers on every call of a connection, and after the first call they arrive as a
 block of table references only. Such a block changes no state, so its decoded form is kept and the same
 bytes are not decoded again until the dynamic table changes.
+
+A block of references is small and may decode to a very large list (a one-byte reference to a 4 KB
+entry, repeated), so the decoder counts the list's size as it goes (RFC 7541 §4.1: name, value and 32
+bytes per field) and stops as soon as it passes the limit it is given.
 """
 
 from __future__ import annotations
@@ -88,10 +92,19 @@ _STATIC_SIZE = len(STATIC_TABLE)
 _ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
 _CACHE_LIMIT = 256
 _CACHED_BLOCK_BYTES = 1024  # longer blocks are not worth keeping (and could fill memory)
+_UNLIMITED = 2**63
 
 
 class HpackError(Exception):
     """A header block that cannot be decoded: a connection error (COMPRESSION_ERROR)."""
+
+
+class HeaderListTooLarge(Exception):
+    """Decoding stopped: the header list grew past the limit (the table is no longer in step)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a header list above {limit} bytes")
+        self.limit = limit
 
 
 class Decoder:
@@ -100,51 +113,70 @@ class Decoder:
         self._table_bytes = 0
         self._max_table_bytes = max_table_size  # as last set by the peer's encoder
         self._allowed_table_bytes = max_table_size  # our SETTINGS_HEADER_TABLE_SIZE
-        self._stateless_blocks: dict[bytes, Headers] = {}
+        self._stateless_blocks: dict[bytes, tuple[Headers, int]] = {}
 
     def decode(self, block: bytes) -> Headers:
+        return self.decode_sized(block, _UNLIMITED)[0]
+
+    def decode_sized(self, block: bytes, limit: int) -> tuple[Headers, int]:
+        """The fields of `block` and the size of their list; raises HeaderListTooLarge, having decoded
+        no further, once that size passes `limit`."""
         cached = self._stateless_blocks.get(block)
         if cached is not None:
-            return list(cached)
+            headers, size = cached
+            if size > limit:
+                raise HeaderListTooLarge(limit)
+            return list(headers), size
         try:
-            headers, changed_state = self._decode(block)
+            headers, size, changed_state = self._decode(block, limit)
         except IndexError:
             raise HpackError("header block ends in the middle of a field") from None
         if not changed_state and len(block) <= _CACHED_BLOCK_BYTES:
             if len(self._stateless_blocks) >= _CACHE_LIMIT:
                 self._stateless_blocks.clear()
-            self._stateless_blocks[bytes(block)] = list(headers)
-        return headers
+            self._stateless_blocks[bytes(block)] = (list(headers), size)
+        return headers, size
 
-    def _decode(self, data: bytes) -> tuple[Headers, bool]:
+    def _decode(self, data: bytes, limit: int) -> tuple[Headers, int, bool]:
         headers: Headers = []
+        size = 0
         changed_state = False
+        table_size_updates = 0
         pos = 0
         end = len(data)
         while pos < end:
             byte = data[pos]
             if byte & 0x80:  # indexed field
                 index, pos = _integer(data, pos, 7)
-                headers.append(self._entry(index))
-                continue
-            if byte & 0x40:  # literal, added to the table
-                name, value, pos = self._literal(data, pos, 6)
-                self._add(name, value)
-                changed_state = True
-            elif byte & 0x20:  # table size update
-                if headers:
-                    raise HpackError("a table size update after the first field of a block")
-                size, pos = _integer(data, pos, 5)
-                if size > self._allowed_table_bytes:
-                    raise HpackError(f"table size {size} exceeds the {self._allowed_table_bytes} allowed")
-                self._max_table_bytes = size
-                self._evict(0)
-                changed_state = True
-                continue
-            else:  # literal, not indexed or never indexed
-                name, value, pos = self._literal(data, pos, 4)
-            headers.append((name, value))
-        return headers, changed_state
+                name, value = field = self._entry(index)
+                headers.append(field)
+            else:
+                if byte & 0x40:  # literal, added to the table
+                    name, value, pos = self._literal(data, pos, 6)
+                    self._add(name, value)
+                    changed_state = True
+                elif byte & 0x20:  # table size update
+                    if headers:
+                        raise HpackError("a table size update after the first field of a block")
+                    table_size_updates += 1
+                    if table_size_updates > 2:  # RFC 7541 §4.2: an encoder signals at most two
+                        raise HpackError("more than two table size updates in one block")
+                    new_size, pos = _integer(data, pos, 5)
+                    if new_size > self._allowed_table_bytes:
+                        raise HpackError(
+                            f"table size {new_size} exceeds the {self._allowed_table_bytes} allowed"
+                        )
+                    self._max_table_bytes = new_size
+                    self._evict(0)
+                    changed_state = True
+                    continue
+                else:  # literal, not indexed or never indexed
+                    name, value, pos = self._literal(data, pos, 4)
+                headers.append((name, value))
+            size += len(name) + len(value) + _ENTRY_OVERHEAD
+            if size > limit:
+                raise HeaderListTooLarge(limit)
+        return headers, size, changed_state
 
     def _literal(self, data: bytes, pos: int, prefix_bits: int) -> tuple[bytes, bytes, int]:
         index, pos = _integer(data, pos, prefix_bits)
@@ -197,6 +229,11 @@ def _integer(data: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:
         shift += 7
         if shift > 28:
             raise HpackError("an integer longer than 4 bytes")
+
+
+def header_list_size(headers: Headers) -> int:
+    """The size of a header list as SETTINGS_MAX_HEADER_LIST_SIZE counts it."""
+    return sum(len(name) + len(value) for name, value in headers) + _ENTRY_OVERHEAD * len(headers)
 
 
 def _string(data: bytes, pos: int) -> tuple[bytes, int]:

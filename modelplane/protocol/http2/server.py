@@ -6,8 +6,13 @@ no server push and no priorities; the streams of a connection run concurrently, 
 `max_concurrent_streams`.
 
 The receive windows are opened to the maximum once, so a client never waits for a WINDOW_UPDATE; the
-body-size limit is what bounds the memory a stream may hold. The send side follows the peer's windows
-and frame size exactly, so large answers flow to slow readers without being lost or overrunning them.
+body-size limit is what bounds the memory a stream may hold, and the body timeout how long it may hold
+it. The send side follows the peer's windows and frame size exactly, so large answers flow to slow
+readers without being lost or overrunning them.
+
+One sweep a second (or more often, for short timeouts) closes connections idle for `idle_timeout`
+(one whose preface never arrived whole is idle too) and answers requests whose body has not moved for
+`body_timeout`. It looks at what changed since the sweep before, so a call costs no clock reading.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from modelplane.protocol.http2 import frames as f
+from modelplane.protocol.http2 import hpack
 from modelplane.protocol.http2.connection import Http2Connection
 from modelplane.protocol.http2.hpack import Headers
+from modelplane.protocol.http2.limits import DEFAULT_LIMITS, Http2Limits
 from modelplane.protocol.http_server import Shutdown, drain
 
 log = logging.getLogger("modelplane.server")
@@ -55,16 +62,26 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def _request_timeout(seconds: float) -> Response:
+    return Response(hpack.encode([(b":status", b"408"), (b"content-length", b"0")]))
+
+
 @dataclass
 class ServerLimits:
+    """What a connection may hold and for how long; `http2` has the protocol's own limits."""
+
     max_body_size: int
     too_large_response: Callable[[int], Response]  # the answer to a body above the limit
     failure_response: Callable[[Exception], Response]  # the answer when the handler raises
-    max_concurrent_streams: int = 1024
+    # The answer to a request whose body stopped arriving (given the timeout).
+    stalled_response: Callable[[float], Response] = _request_timeout
+    http2: Http2Limits = DEFAULT_LIMITS
+    idle_timeout: float = 65.0  # a connection without streams for this long is closed (GOAWAY)
+    body_timeout: float = 60.0  # a request body that does not move for this long is answered and reset
 
 
 class _Call:
-    __slots__ = ("headers", "chunks", "size", "task", "unsent", "trailers")
+    __slots__ = ("headers", "chunks", "size", "task", "unsent", "trailers", "seen_size", "still_since")
 
     def __init__(self, headers: Headers) -> None:
         self.headers = headers
@@ -73,17 +90,21 @@ class _Call:
         self.task: asyncio.Task | None = None
         self.unsent: memoryview | None = None  # answer bytes held back by flow control
         self.trailers: bytes | None = None  # sent once `unsent` is gone
+        self.seen_size = -1  # `size` at the last sweep
+        self.still_since = 0.0  # when the sweep first saw `size` where it is
 
 
 class Http2ServerProtocol(Http2Connection):
     def __init__(self, handler: Handler, connections: set, limits: ServerLimits) -> None:
-        super().__init__(client_side=False, max_concurrent_streams=limits.max_concurrent_streams)
+        super().__init__(client_side=False, limits=limits.http2)
         self._handler = handler
         self._connections = connections
         self._limits = limits
         self._calls: dict[int, _Call] = {}
         self._blocked: dict[int, _Call] = {}  # calls whose answer waits for a window
         self._going_away = False
+        self._calls_started = 0
+        self._idle_seen: tuple[int, float] | None = None  # calls started, and when, at the first idle sweep
 
     @property
     def idle(self) -> bool:
@@ -114,6 +135,7 @@ class Http2ServerProtocol(Http2Connection):
                 self.reset(stream_id, f.REFUSED_STREAM)
                 return
             call = self._calls[stream_id] = _Call(headers)
+            self._calls_started += 1
         else:  # trailers: they end the request
             call = self._calls.get(stream_id)
             if call is None or call.task is not None:
@@ -217,6 +239,29 @@ class Http2ServerProtocol(Http2Connection):
     def abort(self) -> None:
         self.transport.abort()
 
+    def sweep(self, now: float) -> None:
+        """Closes the connection if it has been idle too long; answers requests whose body stalled."""
+        if not self._calls:
+            seen = self._idle_seen
+            if seen is None or seen[0] != self._calls_started:
+                self._idle_seen = (self._calls_started, now)
+            elif now - seen[1] >= self._limits.idle_timeout and not self.closed:
+                if self._preface_pending:
+                    self.transport.close()  # it never spoke HTTP/2: no GOAWAY
+                else:
+                    self.go_away()
+            return
+        self._idle_seen = None
+        timeout = self._limits.body_timeout
+        for stream_id, call in list(self._calls.items()):
+            if call.task is not None:
+                continue  # the request is whole
+            if call.size != call.seen_size:
+                call.seen_size, call.still_since = call.size, now
+            elif now - call.still_since >= timeout:
+                self._respond(stream_id, call, self._limits.stalled_response(timeout))
+        self.flush()
+
     def _close_if_done(self) -> None:
         if self._going_away and not self._calls and not self.closed:
             self.flush()
@@ -228,10 +273,22 @@ async def serve(handler: Handler, sock: socket.socket, limits: ServerLimits, shu
     loop = asyncio.get_running_loop()
     connections: set[Http2ServerProtocol] = set()
     server = await loop.create_server(lambda: Http2ServerProtocol(handler, connections, limits), sock=sock)
+    sweeps = loop.create_task(_sweep(connections, limits))
     try:
         await shutdown.requested.wait()
     finally:
+        sweeps.cancel()
         server.close()
         for connection in list(connections):
             connection.go_away()
         await drain(connections, shutdown)
+
+
+async def _sweep(connections: set[Http2ServerProtocol], limits: ServerLimits) -> None:
+    interval = min(max(min(limits.idle_timeout, limits.body_timeout) / 4, 0.05), 1.0)
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        now = loop.time()
+        for connection in list(connections):
+            connection.sweep(now)

@@ -1,0 +1,193 @@
+"""REST fuzzed with hypothesis: whatever a client sends, a mistake of its own is a 4xx with a reason,
+never a 5xx. Each test is bounded to a few seconds (CI runs them like any other test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.server.processes import serve
+
+
+def dumps(value: object) -> bytes:
+    return json.dumps(value).encode()  # integers of any size, as JSON allows
+
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+numbers = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | numbers | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+datatypes = st.sampled_from(
+    [
+        "BOOL",
+        "UINT8",
+        "UINT64",
+        "INT8",
+        "INT32",
+        "INT64",
+        "FP16",
+        "FP32",
+        "FP64",
+        "BYTES",
+        "BF16",
+        "fp32",
+        "X",
+    ]
+)
+shapes = st.one_of(
+    st.lists(st.integers(min_value=0, max_value=6), max_size=4),
+    st.lists(st.integers(min_value=-3, max_value=2**40), max_size=3),
+    st.integers(min_value=60, max_value=10_000).map(lambda dims: [1] * dims),
+    json_values,
+)
+tensors = st.fixed_dictionaries(
+    {"name": st.text(max_size=6), "shape": shapes, "datatype": datatypes, "data": json_values},
+    optional={"parameters": json_values},
+)
+v2_bodies = st.fixed_dictionaries(
+    {"inputs": st.lists(tensors, max_size=3)},
+    optional={
+        "id": json_values,
+        "parameters": json_values,
+        "outputs": st.lists(st.fixed_dictionaries({"name": st.text(max_size=6)}), max_size=2) | json_values,
+    },
+)
+v1_bodies = st.fixed_dictionaries({"instances": json_values}, optional={"parameters": json_values})
+bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(dumps),
+    v1_bodies.map(dumps),
+    v2_bodies.map(dumps),
+)
+header_names = st.text(
+    alphabet=string.ascii_letters + string.digits + "-_.!#$%&'*+^`|~", min_size=1, max_size=20
+)
+header_values = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30).map(
+    str.strip
+)
+known_headers = st.sampled_from(
+    ["content-type", "inference-header-content-length", "ce-specversion", "ce-id", "ce-type", "x-request-id"]
+)
+
+
+@pytest.fixture(scope="module")
+def client(iris_server):
+    with httpx.Client(base_url=iris_server.url, timeout=30) as client:
+        yield client
+
+
+def assert_client_error_at_most(response: httpx.Response) -> None:
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.json()["error"]
+
+
+PATHS = [
+    "/v1/models/iris:predict",
+    "/v2/models/iris/infer",
+    "/v2/models/iris/versions/1/infer",
+]
+
+
+@FUZZ
+@given(path=st.sampled_from(PATHS), body=bodies)
+def test_any_body_is_answered_without_a_server_error(client, path, body):
+    assert_client_error_at_most(client.post(path, content=body, headers={"content-type": "application/json"}))
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(PATHS),
+    body=bodies,
+    headers=st.dictionaries(st.one_of(known_headers, header_names), header_values, max_size=5),
+)
+def test_any_headers_are_answered_without_a_server_error(client, path, body, headers):
+    assert_client_error_at_most(client.post(path, content=body, headers=headers))
+
+
+@FUZZ
+@given(
+    json_part=v2_bodies,
+    sizes=st.lists(st.integers(min_value=-5, max_value=2**40), max_size=3),
+    declared=st.integers(min_value=-10, max_value=2**40) | st.text(string.printable.strip(), max_size=5),
+    binary=st.binary(max_size=64),
+)
+def test_any_binary_extension_request_is_answered_without_a_server_error(
+    client, json_part, sizes, declared, binary
+):
+    """The binary tensor extension: a JSON head of the length the header declares, then raw tensors."""
+    for tensor, size in zip(json_part["inputs"], sizes, strict=False):
+        tensor.pop("data", None)
+        tensor["parameters"] = {"binary_data_size": size}
+    head = dumps(json_part)
+    response = client.post(
+        "/v2/models/iris/infer",
+        content=head + binary,
+        headers={
+            "inference-header-content-length": str(declared),
+            "content-type": "application/octet-stream",
+        },
+    )
+    assert_client_error_at_most(response)
+
+
+@FUZZ
+@given(body=st.one_of(bodies, v1_bodies.map(dumps)))
+def test_the_echo_model_answers_any_body_without_a_server_error(test_models_server, body):
+    """The protocol's own decoding and encoding, with a model that takes anything."""
+    for path in ("/v1/models/echo:predict", "/v2/models/echo/infer"):
+        response = httpx.post(test_models_server.url + path, content=body, timeout=30)
+        assert_client_error_at_most(response)
+
+
+def test_a_shape_of_many_dimensions_is_a_client_error(client):
+    body = {"inputs": [{"name": "x", "shape": [1] * 10_000, "datatype": "FP32", "data": [1.0]}]}
+    response = client.post("/v2/models/iris/infer", json=body)
+    assert response.status_code == 400
+    assert "at most 64" in response.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def server_without_pandas(sklearn_dir, tmp_path_factory):
+    """The iris model on a server where pandas cannot be imported."""
+    shadow = tmp_path_factory.mktemp("no-pandas")
+    (shadow / "pandas").mkdir()
+    (shadow / "pandas" / "__init__.py").write_text("raise ImportError('No module named pandas')\n")
+    path = os.pathsep.join([str(shadow), str(Path(__file__).resolve().parents[2]), *sys.path[1:2]])
+    server = serve("--model-dir", str(sklearn_dir), "--model-name", "iris", env={"PYTHONPATH": path})
+    yield server
+    server.stop()
+
+
+def test_instances_as_objects_without_pandas_say_how_to_send_rows(server_without_pandas):
+    body = {"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}
+    response = httpx.post(f"{server_without_pandas.url}/v1/models/iris:predict", json=body, timeout=30)
+    assert response.status_code == 400
+    assert '"instances": [[5.1, 3.5, 1.4, 0.2]]' in response.json()["error"]
+    rows = httpx.post(
+        f"{server_without_pandas.url}/v1/models/iris:predict",
+        json={"instances": [[5.1, 3.5, 1.4, 0.2]]},
+        timeout=30,
+    )
+    assert rows.json() == {"predictions": [0]}
