@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import orjson
 
 from modelplane.graph.headers import HeaderPropagator
-from modelplane.graph.http_client import HttpClient
 from modelplane.graph.metrics import METRICS_CONTENT_TYPE, RouterMetrics
 from modelplane.graph.router import GraphRouter, RequestContext, Result, RoutingError
 from modelplane.graph.spec import RouterTimeouts
+from modelplane.protocol.http_client import HttpClient
 from modelplane.protocol.http_server import Request, Response
 
 _JSON = b"application/json"

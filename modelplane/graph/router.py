@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelplane.graph.gjson import CompiledPath, compile_path
-from modelplane.graph.http_client import HttpClient, Target, TransportError, parse_target
 from modelplane.graph.metrics import CANCELLED, Observer, RouterMetrics
 from modelplane.graph.payload import INVALID_JSON, Payload, map_predictions_to_instances
 from modelplane.graph.spec import ROOT_NODE, GraphSpec, NodeSpec, StepSpec
+from modelplane.protocol.http_client import HttpClient, Target, TransportError, parse_target
 
 SWITCH_NO_MATCH = "None of the routes matched with the switch condition"
 

@@ -19,12 +19,12 @@ import uvloop
 
 from modelplane.graph.app import RouterApp, RouterState, error_response
 from modelplane.graph.headers import HeaderPropagator, compile_header_patterns
-from modelplane.graph.http_client import HttpClient
 from modelplane.graph.metrics import RouterMetrics
 from modelplane.graph.router import GraphRouter
 from modelplane.graph.spec import parse_graph_spec
 from modelplane.graph.validation import validate_graph_spec
 from modelplane.protocol import http_server
+from modelplane.protocol.http_client import HttpClient
 from modelplane.protocol.http_server import ServerLimits, Shutdown
 
 DEFAULT_DRAIN_SECONDS = 30.0  # KServe's drainSleepDuration

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from modelplane.telemetry.payload_delivery import DeliverySettings
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class GatewayConfig:
       it below the replicas' own keep-alive timeout (uvicorn's default is 5s).
     - `grpc_upstream_idle_timeout`: the same for the HTTP/2 connections to replicas' gRPC ports
       (HTTP/2 closes gracefully, so they may stay open longer).
+    - `payload_log`: the queues, retries and file rotation of payload logging.
     """
 
     host: str = "127.0.0.1"
@@ -30,3 +33,4 @@ class GatewayConfig:
     grpc_upstream_idle_timeout: float = 30.0
     client_idle_timeout: float = 75.0
     drain_timeout: float = 10.0
+    payload_log: DeliverySettings = field(default_factory=DeliverySettings)

@@ -50,6 +50,7 @@ from modelplane.control import (
 )
 from modelplane.control.canaries import CanaryPlan, canary_plans, stable_share
 from modelplane.control.observed import CanaryState
+from modelplane.control.payload_logging import payload_log_specs
 from modelplane.control.urls import service_host
 from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
@@ -60,8 +61,15 @@ from modelplane.local.graph_reconciler import GraphReconciler
 from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
-from modelplane.local.supervisor import Replica, RevisionReplicas, SupervisorSettings, now_rfc3339
+from modelplane.local.supervisor import (
+    Replica,
+    RevisionReplicas,
+    SupervisorSettings,
+    now_rfc3339,
+    replica_log_dir,
+)
 from modelplane.local.unhonored_fields import service_unhonored
+from modelplane.telemetry.payload_events import PayloadLogSpec
 
 logger = logging.getLogger("modelplane.reconciler")
 
@@ -94,6 +102,7 @@ class _Service:
     invalid: Failure | None = None
     runtime: dict | None = None
     unhonored: tuple[str, ...] = ()  # fields accepted but not acted on (unhonored_fields.py)
+    payload_logs: dict[str, PayloadLogSpec] = field(default_factory=dict)  # per component with a logger
 
     def revision(self, name: str) -> Revision:
         return next(r for r in self.revisions if r.name == name)
@@ -236,6 +245,9 @@ class Reconciler:
     def _plan(self, service: _Service, isvc: dict) -> None:
         namespaced_runtimes, _ = self.store.list(SERVING_RUNTIME.kind, service.namespace)
         service.unhonored = service_unhonored(isvc)
+        service.payload_logs = payload_log_specs(
+            isvc, lambda component: self._payload_file(service, component)
+        )
         try:
             templates = revision_templates(isvc, namespaced_runtimes, self._cluster_runtimes())
         except RuntimeSelectionError as exc:
@@ -269,6 +281,11 @@ class Reconciler:
             del service.rolled_out[gone]
             service.previous_rolled_out.pop(gone, None)
             service.traffic.pop(gone, None)
+
+    def _payload_file(self, service: _Service, component: str) -> str:
+        """Where a logger without `url` writes: next to the component's replica logs."""
+        folder = replica_log_dir(self.settings.logs_dir, service.namespace, service.name, component)
+        return (folder.absolute() / "payload-events.jsonl").as_uri()
 
     def _warn_of_dropped_args(self, isvc: dict, revision: Revision) -> None:
         """A stock image's arguments that have no local meaning (`modelplane.control.images`) are said."""
@@ -404,8 +421,24 @@ class Reconciler:
         routes = service_routes(
             service.name, service.namespace, self.settings.domain, set(service.latest), component_routes
         )
-        routes = {host: Route(route.backends, explain=explain) for host, (route, explain) in routes.items()}
+        # The service's own host sends `:explain` to its explainer; while that does not serve, it says why.
+        refusal = self._explain_refusal(service) if "explainer" not in component_routes else None
+        own_host = service_host(service.name, service.namespace, self.settings.domain)
+        routes = {
+            host: Route(
+                route.backends, explain=explain, explain_refusal=refusal if host == own_host else None
+            )
+            for host, (route, explain) in routes.items()
+        }
         return {**routes, **tag_routes}
+
+    def _explain_refusal(self, service: _Service) -> str | None:
+        """Why `:explain` cannot be answered, when the service has an explainer that does not serve."""
+        latest = service.latest.get("explainer")
+        if latest is None:
+            return None
+        why = self._failure_of(service, latest) or "it is not ready yet"
+        return f"the explainer of {service.namespace}/{service.name} does not serve: {why}"
 
     def _canary_backends(self, service: _Service) -> list[tuple[CanaryPlan, Backend]]:
         found = []
@@ -432,6 +465,7 @@ class Reconciler:
             container_concurrency=int(template.get("containerConcurrency") or 0),
             timeout_seconds=float(timeout) if timeout else None,
             grpc_replicas=runner.grpc_addresses(),
+            payload_log=service.payload_logs.get(runner.revision.component),
         )
 
     def _observed(self, service: _Service) -> ServiceState:
