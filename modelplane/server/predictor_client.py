@@ -1,4 +1,5 @@
-"""How a transformer's default `predict` and `explain` reach its predictor and explainer."""
+"""How a transformer's default `predict` and `explain` reach its predictor and explainer, and how an
+explainer queries its predictor."""
 
 from __future__ import annotations
 
@@ -19,20 +20,34 @@ FORWARDED_HEADERS = ("x-request-id", "x-b3-traceid", "authorization", "tracepare
 TIMEOUT_SECONDS = 600
 
 _clients: dict[str, httpx.AsyncClient] = {}
+_blocking_clients: dict[str, httpx.Client] = {}
 
 
 def _client(host: str) -> httpx.AsyncClient:
     client = _clients.get(host)
     if client is None:
-        url = httpx.URL(host if host.startswith(("http://", "https://")) else f"http://{host}")
-        headers = {}
-        if url.host.endswith(".localhost"):
-            # `*.localhost` is the loopback (RFC 6761), but the system resolver may not know the
-            # name: connect to 127.0.0.1 and name the host in the Host header (the gateway routes by it).
-            headers["host"] = url.netloc.decode()
-            url = url.copy_with(host="127.0.0.1")
+        url, headers = _base(host)
         client = _clients[host] = httpx.AsyncClient(base_url=url, headers=headers, timeout=TIMEOUT_SECONDS)
     return client
+
+
+def _blocking_client(host: str) -> httpx.Client:
+    client = _blocking_clients.get(host)
+    if client is None:
+        url, headers = _base(host)
+        client = _blocking_clients[host] = httpx.Client(base_url=url, headers=headers, timeout=TIMEOUT_SECONDS)
+    return client
+
+
+def _base(host: str) -> tuple[httpx.URL, dict[str, str]]:
+    url = httpx.URL(host if host.startswith(("http://", "https://")) else f"http://{host}")
+    headers = {}
+    if url.host.endswith(".localhost"):
+        # `*.localhost` is the loopback (RFC 6761), but the system resolver may not know the
+        # name: connect to 127.0.0.1 and name the host in the Host header (the gateway routes by it).
+        headers["host"] = url.netloc.decode()
+        url = url.copy_with(host="127.0.0.1")
+    return url, headers
 
 
 def _forwarded(headers: dict[str, str] | None) -> dict[str, str]:
@@ -59,6 +74,21 @@ async def forward_predict(model: Model, payload: Any, headers: dict[str, str] | 
     return orjson.loads(response.content)
 
 
+def predict_blocking(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:
+    """A V1 `:predict` call to the model's predictor from a worker thread (an explainer querying its
+    predictor, as KServe's explainers do)."""
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    request_headers = {"content-type": "application/json", **_forwarded(headers)}
+    client = _blocking_client(model.predictor_host)
+    path = f"/v1/models/{model.name}:predict"
+    try:
+        response = client.post(path, content=body, headers=request_headers)
+    except httpx.TransportError as exc:
+        raise UpstreamError(f"cannot reach {client.base_url}{path}: {exc}", 502) from None
+    _raise_for_status(response, f"{client.base_url}{path}")
+    return orjson.loads(response.content)
+
+
 async def forward_explain(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
@@ -73,12 +103,14 @@ async def _send(client: httpx.AsyncClient, path: str, body: bytes, headers: dict
         response = await client.post(path, content=body, headers=headers)
     except httpx.TransportError as exc:
         raise UpstreamError(f"cannot reach {client.base_url}{path}: {exc}", 502) from None
+    _raise_for_status(response, f"{client.base_url}{path}")
+    return response
+
+
+def _raise_for_status(response: httpx.Response, url: str) -> None:
     if response.status_code >= 400:
         try:
             message = response.json().get("error") or response.text
-        except ValueError:
+        except (ValueError, AttributeError):
             message = response.text
-        raise UpstreamError(
-            f"{client.base_url}{path} answered {response.status_code}: {message}", response.status_code
-        )
-    return response
+        raise UpstreamError(f"{url} answered {response.status_code}: {message}", response.status_code)
