@@ -197,7 +197,11 @@ def kserve_python_server(request: Request, server: str, runtime: str | None) -> 
 # ---- KServe's ART explainer (`python -m artserver`: the model server's flags and its own) ----
 
 # What KServe's ARTModel reads of its config (`spec.explainer.art.config` become `--<key> <value>`).
-_ART_OPTIONS = {"adversary_type": ("--adversary-type", False), "nb_classes": ("--nb-classes", True), "max_iter": ("--max-iter", True)}
+_ART_OPTIONS = {
+    "adversary_type": ("--adversary-type", False),
+    "nb_classes": ("--nb-classes", True),
+    "max_iter": ("--max-iter", True),
+}
 
 
 def art_explainer(request: Request, server: str) -> LocalCommand:

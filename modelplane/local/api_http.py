@@ -96,13 +96,16 @@ async def send_json(send: Send, code: int, body: Any) -> None:
 
 
 async def send_text(send: Send, code: int, text: str) -> None:
-    payload = text.encode()
+    await send_bytes(send, code, text.encode(), "text/plain; charset=utf-8")
+
+
+async def send_bytes(send: Send, code: int, payload: bytes, content_type: str) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": code,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", content_type.encode("latin-1")),
                 (b"content-length", str(len(payload)).encode()),
             ],
         }

@@ -8,8 +8,9 @@
 GET (list, or `?watch=true` for newline-delimited events), POST (create, 201), PUT (replace),
 PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes and `Status` errors.
 `/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace. Also served:
-`GET /healthz`, discovery under `GET /apis`, and `POST /modelplane/v1/apply`, which creates or
-replaces a `List` of resources in one transaction (all stored, or none).
+`GET /healthz`, discovery under `GET /apis`, `POST /modelplane/v1/apply`, which creates or
+replaces a `List` of resources in one transaction (all stored, or none), and `GET /metrics` when the
+platform gives the app its metrics (Prometheus text).
 
 `serve_api(store, host, port)` (or `ApiServer`) runs it on uvicorn; `python -m
 modelplane.local.apiserver --home DIR --port 0` runs it on its own and prints its address.
@@ -22,7 +23,7 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,17 @@ from modelplane.local.api_errors import (
     UnsupportedMediaType,
 )
 from modelplane.local.api_guard import SameSiteGuard
-from modelplane.local.api_http import Request, Send, send_error, send_json, send_text, stream_json_lines
+from modelplane.local.api_http import (
+    Request,
+    Send,
+    send_bytes,
+    send_error,
+    send_json,
+    send_text,
+    stream_json_lines,
+)
 from modelplane.local.api_meta import now_rfc3339
+from modelplane.local.api_metrics import MeasuredSend, request_labels
 from modelplane.local.api_patch import MERGE_PATCH, merge_patch
 from modelplane.local.api_paths import kind_at
 from modelplane.local.api_selectors import parse_selectors
@@ -55,6 +65,9 @@ from modelplane.local.store import Ref, Store, WatchEvent, store_path
 log = logging.getLogger(__name__)
 
 APPLY_PATH = "/modelplane/v1/apply"
+METRICS_PATH = "/metrics"
+# The platform's metrics, as (Prometheus text, its content type).
+MetricsSource = Callable[[], Awaitable[tuple[bytes, str]]]
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,7 @@ class ApiApp:
         self.store = store
         self.guard = guard or SameSiteGuard.for_address(DEFAULT_API_HOST)
         self.token = token
+        self.metrics: MetricsSource | None = None  # served at /metrics once set
         self.builtins = BuiltinRuntimes(now_rfc3339())
         self._closing = asyncio.Event()
 
@@ -94,6 +108,7 @@ class ApiApp:
         if scope["type"] != "http":
             return
         request = Request.from_scope(scope, receive)
+        send = MeasuredSend(send, request_labels(request, APPLY_PATH))
         try:
             self.guard.check(request.method, request.headers, request.content_type)
             if self.token is not None:
@@ -104,6 +119,8 @@ class ApiApp:
         except Exception:
             log.exception("control-plane API: %s %s failed", request.method, request.path)
             await send_error(send, ApiError("internal error; see the control plane's log"))
+        finally:
+            send.done()
 
     async def _route(self, request: Request, send: Send) -> None:
         path = request.path.rstrip("/") or "/"
@@ -111,6 +128,10 @@ class ApiApp:
             return await send_text(send, 200, "ok")
         if path == APPLY_PATH:
             return await self._apply(request, send)
+        if path == METRICS_PATH and self.metrics is not None:
+            _only(request, "GET")
+            body, content_type = await self.metrics()
+            return await send_bytes(send, 200, body, content_type)
         parts = path.strip("/").split("/")
         if parts[0] == "api":  # the core group: /api/v1/...
             parts = ["apis", "", *parts[1:]]

@@ -7,7 +7,7 @@ import random
 from bisect import bisect_right
 from collections.abc import Callable
 
-from modelplane.local.gateway_observe import ExchangeWatch, GatewayObserver
+from modelplane.local.gateway_observe import CallWatch, ExchangeWatch, GatewayObserver
 from modelplane.local.gateway_revisions import RevisionState, RevisionStats, Unavailable
 from modelplane.local.gateway_routes import Route, RouteTable, host_without_port
 from modelplane.telemetry.payload_events import PayloadLogSpec
@@ -118,6 +118,11 @@ class Dispatcher:
         except Unavailable:
             serving = split
         return self.observer.watch(split.host, serving.payload_log, method, url, headers, request_id)
+
+    def watch_call(self, authority: bytes) -> CallWatch:
+        """What the gateway records of one gRPC call."""
+        split = self._split(authority)
+        return self.observer.watch_call(split.host if split is not None else None)
 
     def _split(self, host_header: bytes) -> _Split | None:
         split = self._by_host_header.get(host_header, False)

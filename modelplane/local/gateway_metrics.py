@@ -58,10 +58,20 @@ class GatewayMetrics:
         self._requests: dict[tuple[str, str, int], int] = {}
         self._latency: dict[tuple[str, str], _Histogram] = {}
         self._upstream_errors: dict[tuple[str, str], int] = {}
+        self._calls: dict[tuple[str, str, int], int] = {}
 
     def observe(self, host: str, revision: str, code: int, seconds: float) -> None:
         key = (host, revision, code)
         self._requests[key] = self._requests.get(key, 0) + 1
+        histogram = self._latency.get((host, revision))
+        if histogram is None:
+            histogram = self._latency[(host, revision)] = _Histogram()
+        histogram.observe(seconds)
+
+    def observe_call(self, host: str, revision: str, grpc_code: int, seconds: float) -> None:
+        """A gRPC call: counted by its gRPC status, timed in the same histogram as REST requests."""
+        key = (host, revision, grpc_code)
+        self._calls[key] = self._calls.get(key, 0) + 1
         histogram = self._latency.get((host, revision))
         if histogram is None:
             histogram = self._latency[(host, revision)] = _Histogram()
@@ -82,9 +92,18 @@ class GatewayMetrics:
         for (host, revision, code), count in list(self._requests.items()):
             requests.add_metric([host, revision, str(code)], count)
         yield requests
+        calls = CounterMetricFamily(
+            "modelplane_gateway_grpc_calls",
+            "gRPC calls the gateway relayed or answered, by host, revision and gRPC status code",
+            labels=["host", "revision", "grpc_code"],
+        )
+        for (host, revision, code), count in list(self._calls.items()):
+            calls.add_metric([host, revision, str(code)], count)
+        yield calls
         latency = HistogramMetricFamily(
             "modelplane_gateway_request_duration_seconds",
-            "Time from a request's head to the end of its answer at the gateway, by host and revision",
+            "Time from a request's head (REST or gRPC) to the end of its answer at the gateway, by host "
+            "and revision",
             labels=["host", "revision"],
         )
         for (host, revision), histogram in list(self._latency.items()):

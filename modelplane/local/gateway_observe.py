@@ -24,6 +24,7 @@ from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
 MAX_CAPTURED_BYTES = 16 * 1024 * 1024
 
 SubmitRecord = Callable[[PayloadRecord], None]
+GRPC_CANCELLED = 1  # a call that ended with no status (reset by the client or the replica)
 # How a request ended: answered whole, its client left, or the replica failed part-way through the answer.
 ANSWERED, CLIENT_GONE, BROKEN = "answered", "client gone", "broken"
 
@@ -48,6 +49,9 @@ class GatewayObserver:
         if payload_log is not None and self.submit is not None:
             capture = PayloadCapture(payload_log, headers, request_id.decode("latin-1"), self.submit)
         return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture)
+
+    def watch_call(self, host: str | None) -> CallWatch:
+        return CallWatch(self.metrics, host or UNKNOWN_HOST)
 
 
 class ExchangeWatch:
@@ -99,6 +103,37 @@ class ExchangeWatch:
         self._metrics.observe(self._host, name, status, time.perf_counter() - self._started)
         if self._capture is not None and outcome is ANSWERED and self._status:
             self._capture.answered(name)
+
+
+class CallWatch:
+    """The same for a gRPC call: counted by its gRPC status (from the replica's trailers, or the
+    gateway's own), timed from its headers to its end. gRPC calls are not payload-logged (KServe's
+    agent logs REST only)."""
+
+    __slots__ = ("_metrics", "_host", "_started", "_code", "_ended")
+
+    def __init__(self, metrics: GatewayMetrics, host: str) -> None:
+        self._metrics = metrics
+        self._host = host
+        self._started = time.perf_counter()
+        self._code: int | None = None
+        self._ended = False
+
+    def status(self, code: int) -> None:
+        self._code = code
+
+    def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        for name, value in headers:
+            if name == b"grpc-status" and value.isdigit():
+                self._code = int(value)
+
+    def end(self, revision: RevisionState | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        name = revision.revision if revision is not None else ""
+        code = GRPC_CANCELLED if self._code is None else self._code
+        self._metrics.observe_call(self._host, name, code, time.perf_counter() - self._started)
 
 
 class PayloadCapture:

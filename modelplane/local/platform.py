@@ -27,6 +27,8 @@ from modelplane.local.gateway import GatewayConfig, GatewayThread
 from modelplane.local.gateway_routes import DEFAULT_DOMAIN
 from modelplane.local.gpus import GpuAllocator, discover_gpus
 from modelplane.local.log_rotation import rotate_logs_forever
+from modelplane.local.metrics_exposition import PlatformMetrics
+from modelplane.local.platform_metrics import platform_registry
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
 from modelplane.local.runtime_status_writer import RuntimeStatusWriter
@@ -148,6 +150,8 @@ class Platform:
         )
         runtime_statuses = RuntimeStatusWriter(store, events)
         reconciler.on_replicas = trained_models.replicas_changed
+        metrics = PlatformMetrics(platform_registry(gateway), reconciler.scrape_targets)
+        api.app.metrics = metrics.exposition
         api_task = asyncio.create_task(api.run())
         log_task = asyncio.create_task(
             rotate_logs_forever(settings.logs_dir, config.log_max_bytes, config.log_backups)
@@ -175,6 +179,7 @@ class Platform:
             await trained_models.close()
             await runtime_statuses.close()
             await reconciler.close()
+            await metrics.close()
             if zygote is not None:
                 await zygote.close()
             store.close()

@@ -59,6 +59,7 @@ from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import Backend, Route, RouteTable, component_host
 from modelplane.local.graph_reconciler import GraphReconciler
 from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
+from modelplane.local.metrics_exposition import ScrapeTarget, scrape_path
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import (
@@ -67,6 +68,7 @@ from modelplane.local.supervisor import (
     SupervisorSettings,
     now_rfc3339,
     replica_log_dir,
+    replica_targets,
 )
 from modelplane.local.unhonored_fields import service_unhonored
 from modelplane.telemetry.payload_events import PayloadLogSpec
@@ -103,6 +105,7 @@ class _Service:
     runtime: dict | None = None
     unhonored: tuple[str, ...] = ()  # fields accepted but not acted on (unhonored_fields.py)
     payload_logs: dict[str, PayloadLogSpec] = field(default_factory=dict)  # per component with a logger
+    scrape_path: str | None = None  # where its replicas' metrics are, when it asks to be scraped
 
     def revision(self, name: str) -> Revision:
         return next(r for r in self.revisions if r.name == name)
@@ -127,7 +130,7 @@ class Reconciler:
         self.revision_log = revision_log
         self.autoscaling = autoscaling or Autoscaling()
         self._services: dict[Key, _Service] = {}
-        self._workers = KeyedWorkers(self._reconcile_key, "reconciling service")
+        self._workers = KeyedWorkers(self._reconcile_key, "reconciling service", "inferenceservice")
         self._routes: dict[Key, dict[str, Route]] = {}
         self._routes_in_effect: dict[str, Route] | None = None
         self._retiring: set[asyncio.Task] = set()
@@ -159,6 +162,22 @@ class Reconciler:
         runners = [runner for service in self._services.values() for runner in service.running.values()]
         await asyncio.gather(*(runner.stop() for runner in runners), *self._retiring, return_exceptions=True)
         self._services.clear()
+
+    def scrape_targets(self) -> list[ScrapeTarget]:
+        """The ready replicas of the services (and graphs) that ask to be scraped
+        (`serving.kserve.io/enable-prometheus-scraping`), for the platform's /metrics."""
+        targets = []
+        for service in self._services.values():
+            if service.scrape_path is None:
+                continue
+            for runner in service.running.values():
+                base = (
+                    ("namespace", service.namespace),
+                    ("inferenceservice", service.name),
+                    ("component", runner.revision.component),
+                )
+                targets += replica_targets(runner, service.scrape_path, base)
+        return targets + self.graphs.scrape_targets()
 
     def kick(self, key: Key) -> None:
         """Asks for a reconcile of one service (soon, once, however often it is asked)."""
@@ -248,6 +267,7 @@ class Reconciler:
         service.payload_logs = payload_log_specs(
             isvc, lambda component: self._payload_file(service, component)
         )
+        service.scrape_path = scrape_path(isvc["metadata"].get("annotations"))
         try:
             templates = revision_templates(isvc, namespaced_runtimes, self._cluster_runtimes())
         except RuntimeSelectionError as exc:
@@ -421,24 +441,25 @@ class Reconciler:
         routes = service_routes(
             service.name, service.namespace, self.settings.domain, set(service.latest), component_routes
         )
-        # The service's own host sends `:explain` to its explainer; while that does not serve, it says why.
-        refusal = self._explain_refusal(service) if "explainer" not in component_routes else None
         own_host = service_host(service.name, service.namespace, self.settings.domain)
-        routes = {
-            host: Route(
-                route.backends, explain=explain, explain_refusal=refusal if host == own_host else None
-            )
-            for host, (route, explain) in routes.items()
-        }
+        routes = {host: Route(route.backends, explain=explain) for host, (route, explain) in routes.items()}
+        if own_host in routes and "explainer" not in component_routes:
+            routes[own_host] = self._with_explainer_waiting(service, routes[own_host])
         return {**routes, **tag_routes}
 
-    def _explain_refusal(self, service: _Service) -> str | None:
-        """Why `:explain` cannot be answered, when the service has an explainer that does not serve."""
+    def _with_explainer_waiting(self, service: _Service, route: Route) -> Route:
+        """The service's host while its explainer does not serve yet: `:explain` calls wait for it
+        while it loads (as the first requests of any component do), and are refused with the reason
+        once it failed, so predictions are never held back by it."""
         latest = service.latest.get("explainer")
         if latest is None:
-            return None
-        why = self._failure_of(service, latest) or "it is not ready yet"
-        return f"the explainer of {service.namespace}/{service.name} does not serve: {why}"
+            return route
+        why = self._failure_of(service, latest)
+        if why is None:
+            loading = self._backend(service, latest, 100)
+            return Route(route.backends, explain=Route((loading,)) if loading is not None else None)
+        refusal = f"the explainer of {service.namespace}/{service.name} does not serve: {why}"
+        return Route(route.backends, explain_refusal=refusal)
 
     def _canary_backends(self, service: _Service) -> list[tuple[CanaryPlan, Backend]]:
         found = []

@@ -74,7 +74,7 @@ class TrainedModels:
         self._attempts: dict[tuple[str, str], _Attempt] = {}
         self._parents: dict[Key, str] = {}  # (namespace, TrainedModel) -> its InferenceService
         self._folders: dict[Key, Path] = {}  # the folder of a service's replicas' model folders
-        self._workers = KeyedWorkers(self._reconcile, "trained models of")
+        self._workers = KeyedWorkers(self._reconcile, "trained models of", "trainedmodel")
         self._watches: list[asyncio.Task] = []
         self._client: httpx.AsyncClient | None = None
 

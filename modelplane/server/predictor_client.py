@@ -35,7 +35,9 @@ def _blocking_client(host: str) -> httpx.Client:
     client = _blocking_clients.get(host)
     if client is None:
         url, headers = _base(host)
-        client = _blocking_clients[host] = httpx.Client(base_url=url, headers=headers, timeout=TIMEOUT_SECONDS)
+        client = _blocking_clients[host] = httpx.Client(
+            base_url=url, headers=headers, timeout=TIMEOUT_SECONDS
+        )
     return client
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import sys
 
+import httpx
 import numpy as np
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.platform_process import (
     REPO_ROOT,
@@ -81,7 +83,7 @@ def platform(home, receiver):
                     },
                 }
             },
-            annotations={"team": "fraud"},
+            annotations={"team": "fraud", "serving.kserve.io/enable-prometheus-scraping": "true"},
         ),
         yaml.safe_load((EXAMPLES / "art-explainer.yaml").read_text()),
         isvc(
@@ -160,6 +162,60 @@ def test_a_custom_explainer_queries_its_predictor(platform):
     (explanation,) = answer.json()["explanations"]
     assert explanation["prediction"] == 1
     assert all(0 <= feature < 4 for feature in explanation["sensitive_features"])
+
+
+def platform_metrics(platform: PlatformProcess) -> dict[tuple[str, tuple], float]:
+    """The platform's /metrics, parsed by prometheus_client, by (sample name, labels)."""
+    answer = httpx.get(platform.api_url + "/metrics", timeout=30)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def total(found: dict, metric: str, **labels) -> float:
+    """The sum of a metric's samples that have these labels (whatever their others)."""
+    wanted = set(labels.items())
+    return sum(
+        value
+        for (sample, sample_labels), value in found.items()
+        if sample == metric and wanted <= set(sample_labels)
+    )
+
+
+def test_the_platforms_metrics_count_every_hop(platform):
+    before = platform_metrics(platform)
+    for _ in range(5):
+        answer = platform.request("POST", host("iris-logged"), "/v1/models/iris-logged:predict", json=IRIS)
+        assert answer.status_code == 200
+    platform.cli("get", "isvc", "iris-logged")
+    after = platform_metrics(platform)
+
+    def moved(metric: str, **labels) -> float:
+        return total(after, metric, **labels) - total(before, metric, **labels)
+
+    # The gateway, per host and revision.
+    assert moved("modelplane_gateway_requests_total", host=host("iris-logged"), code="200") == 5
+    assert moved("modelplane_gateway_request_duration_seconds_count", host=host("iris-logged")) == 5
+    # The replicas of a service that asks to be scraped, labelled with where they run.
+    replica = {"namespace": "default", "inferenceservice": "iris-logged", "component": "predictor"}
+    assert moved("modelplane_requests_total", model_name="iris-logged", code="200", **replica) == 5
+    assert moved("request_predict_seconds_count", model_name="iris-logged", **replica) == 5
+    assert total(after, "modelplane_scrape_up", **replica) == 1
+    assert total(after, "modelplane_requests_total", inferenceservice="digits") == 0  # not asked for
+    # The control plane: the API request just made, reconciles, the store, the replicas' lives.
+    assert moved("apiserver_request_total", verb="GET", resource="inferenceservices", code="200") >= 1
+    assert (
+        total(after, "controller_runtime_reconcile_total", controller="inferenceservice", result="success")
+        > 0
+    )
+    assert total(after, "controller_runtime_reconcile_time_seconds_count", controller="inferenceservice") > 0
+    assert total(after, "workqueue_adds_total", name="inferenceservice") > 0
+    assert total(after, "modelplane_store_operations_total", operation="apply", outcome="ok") >= 1
+    assert total(after, "modelplane_replica_starts_total", namespace="default") >= 8  # one per replica
+    assert total(after, "process_resident_memory_bytes") > 0
 
 
 class WithoutART(PlatformProcess):
