@@ -26,6 +26,7 @@ from modelplane.graph.validation import validate_graph_spec
 from modelplane.protocol import http_server
 from modelplane.protocol.http_client import HttpClient
 from modelplane.protocol.http_server import ServerLimits, Shutdown
+from modelplane.telemetry import tracing
 
 DEFAULT_DRAIN_SECONDS = 30.0  # KServe's drainSleepDuration
 
@@ -70,6 +71,7 @@ def serve(app: RouterApp, host: str, port: int, drain_seconds: float) -> None:
 
 
 async def _serve(app: RouterApp, sock: socket.socket, drain_seconds: float) -> None:
+    tracing.configure("modelplane-router")  # OTEL_SERVICE_NAME, which the platform sets, wins
     timeouts = app.timeouts
     limits = ServerLimits(
         read_timeout=timeouts.server_read,
@@ -97,3 +99,4 @@ async def _serve(app: RouterApp, sock: socket.socket, drain_seconds: float) -> N
         await http_server.serve(app.handle, sock, limits, shutdown)
     finally:
         app.close()
+        await asyncio.to_thread(tracing.shutdown)

@@ -6,7 +6,8 @@ passes (`request_body`, `response_head`...) and how the request ended (`end`); t
 request once it ends and, for a logged route, hands a record of the request (once its body is whole)
 and of the answer (once it is complete, whatever its status, the gateway's own 502, 503 and 504
 included) to the payload logger. A request whose client leaves before its answer is counted with code
-499 and has no response event.
+499 and has no response event. With tracing on, each request is a span, the parent of the replica's:
+the request goes up with a `traceparent` naming it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 
 from modelplane.local.gateway_metrics import CLIENT_CLOSED, UNKNOWN_HOST, GatewayMetrics
 from modelplane.local.gateway_revisions import RevisionState
+from modelplane.telemetry import tracing
 from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
 
 # A body larger than this is not kept for its event: the event says so and carries no data.
@@ -48,22 +50,34 @@ class GatewayObserver:
         capture = None
         if payload_log is not None and self.submit is not None:
             capture = PayloadCapture(payload_log, headers, request_id.decode("latin-1"), self.submit)
-        return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture)
+        tracer = tracing.tracer()
+        span = None if tracer is None else _request_span(tracer, host, method, url, headers)
+        return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture, span)
 
     def watch_call(self, host: str | None) -> CallWatch:
         return CallWatch(self.metrics, host or UNKNOWN_HOST)
 
 
 class ExchangeWatch:
-    __slots__ = ("_metrics", "_host", "_started", "_status", "_capture", "_ended")
+    __slots__ = ("_metrics", "_host", "_started", "_status", "_capture", "_span", "_ended")
 
-    def __init__(self, metrics: GatewayMetrics, host: str, capture: PayloadCapture | None) -> None:
+    def __init__(
+        self, metrics: GatewayMetrics, host: str, capture: PayloadCapture | None, span: object = None
+    ) -> None:
         self._metrics = metrics
         self._host = host
         self._started = time.perf_counter()
         self._status = 0
         self._capture = capture
+        self._span = span
         self._ended = False
+
+    def upstream_head(self, head: bytes) -> bytes:
+        """The request head for the replica: with tracing on, its trace headers name this request's span."""
+        if self._span is None:
+            return head
+        lines = tracing.header_lines(tracing.context_of(self._span))
+        return tracing.without_trace_lines(head)[:-2] + lines + b"\r\n"
 
     def request_body(self, data: bytes) -> None:
         if self._capture is not None:
@@ -103,6 +117,8 @@ class ExchangeWatch:
         self._metrics.observe(self._host, name, status, time.perf_counter() - self._started)
         if self._capture is not None and outcome is ANSWERED and self._status:
             self._capture.answered(name)
+        if self._span is not None:
+            _end_span(self._span, name, status, outcome)
 
 
 class CallWatch:
@@ -229,6 +245,34 @@ class PayloadCapture:
             spec.metadata(self._headers),
             omitted=omitted,
         )
+
+
+def _request_span(tracer, host: str | None, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]):
+    from opentelemetry.trace import SpanKind
+
+    path = url.partition(b"?")[0].decode("latin-1")
+    return tracer.start_span(
+        f"{method.decode('latin-1')} {path}",
+        context=tracing.context_from(headers),
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": method.decode("latin-1"),
+            "url.path": path,
+            "server.address": host or "",
+            "modelplane.hop": "gateway",
+        },
+    )
+
+
+def _end_span(span, revision: str, status: int, outcome: str) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_attribute("http.response.status_code", status)
+    if revision:
+        span.set_attribute("modelplane.revision", revision)
+    if status >= 500 or outcome is not ANSWERED:
+        span.set_status(Status(StatusCode.ERROR, outcome if outcome is not ANSWERED else None))
+    span.end()
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

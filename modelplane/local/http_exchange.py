@@ -97,6 +97,7 @@ class Exchange:
         self._chunked_request = head.chunked
         self._expect_continue = head.expect_continue
         self.watch = self.client.router.watch(method, self.url, self._host, self.headers, self._request_id)
+        self._head = self.watch.upstream_head(self._head)
 
     def request_body(self, data: bytes) -> None:
         self.watch.request_body(data)

@@ -36,6 +36,7 @@ from modelplane.local.store import Store
 from modelplane.local.supervisor import SupervisorSettings
 from modelplane.local.trained_models import TrainedModels
 from modelplane.local.zygotes import Zygotes
+from modelplane.telemetry import tracing
 
 logger = logging.getLogger("modelplane.platform")
 
@@ -114,6 +115,7 @@ class Platform:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stopping.set)
+        tracing.configure("modelplane-gateway")  # the gateway's spans, when OTEL_* says where
         store = self.store = open_store(config.home)
         api = _ApiServer(store, bind(config.host, config.api_port), config.auth_token)
         autoscaling = Autoscaling(
@@ -183,6 +185,7 @@ class Platform:
             if zygote is not None:
                 await zygote.close()
             store.close()
+            await asyncio.to_thread(tracing.shutdown)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
             logger.info("stopped")

@@ -153,6 +153,17 @@ class Replica:
     def label(self) -> str:
         return f"replica {self.index} of {self.revision.name}"
 
+    def _tracing_env(self) -> dict[str, str]:
+        """Who the replica is in its spans (when tracing is on): `<service>-<component>`, and its
+        namespace and replica as resource attributes. A container's own OTEL_* variables win."""
+        namespace, service, component = self.log_path.relative_to(self.settings.logs_dir).parts[:3]
+        attributes = f"k8s.namespace.name={namespace},service.instance.id={self.revision.name}-{self.index}"
+        inherited = os.environ.get("OTEL_RESOURCE_ATTRIBUTES")
+        return {
+            "OTEL_SERVICE_NAME": f"{service}-{component}",
+            "OTEL_RESOURCE_ATTRIBUTES": f"{attributes},{inherited}" if inherited else attributes,
+        }
+
     def _metric_labels(self) -> tuple[str, str]:
         """(namespace, revision): the replica's log lives under `<logs>/<namespace>/...`."""
         return self.log_path.relative_to(self.settings.logs_dir).parts[0], self.revision.name
@@ -269,7 +280,7 @@ class Replica:
         if self._stopping.is_set():
             return
         self._note(f"starting: {' '.join(launch.argv)}")
-        env = {**os.environ, **launch.env}
+        env = {**os.environ, **self._tracing_env(), **launch.env}
         zygote = self.settings.zygote
         try:
             forked = await zygote.spawn(launch.argv, env, self.log_path) if zygote else None

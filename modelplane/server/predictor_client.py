@@ -3,6 +3,8 @@ explainer queries its predictor."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -11,6 +13,7 @@ import orjson
 from modelplane.protocol.errors import InvalidInput, UpstreamError
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_rest import JSON_LENGTH_HEADER, decode_response, encode_request
+from modelplane.telemetry import tracing
 
 if TYPE_CHECKING:
     from modelplane.server.model import Model
@@ -83,10 +86,11 @@ def predict_blocking(model: Model, payload: Any, headers: dict[str, str] | None)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
     client = _blocking_client(model.predictor_host)
     path = f"/v1/models/{model.name}:predict"
-    try:
-        response = client.post(path, content=body, headers=request_headers)
-    except httpx.TransportError as exc:
-        raise UpstreamError(f"cannot reach {client.base_url}{path}: {exc}", 502) from None
+    with _client_span(path, request_headers) as request_headers:
+        try:
+            response = client.post(path, content=body, headers=request_headers)
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"cannot reach {client.base_url}{path}: {exc}", 502) from None
     _raise_for_status(response, f"{client.base_url}{path}")
     return orjson.loads(response.content)
 
@@ -101,12 +105,28 @@ async def forward_explain(model: Model, payload: Any, headers: dict[str, str] | 
 
 
 async def _send(client: httpx.AsyncClient, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    try:
-        response = await client.post(path, content=body, headers=headers)
-    except httpx.TransportError as exc:
-        raise UpstreamError(f"cannot reach {client.base_url}{path}: {exc}", 502) from None
+    with _client_span(path, headers) as headers:
+        try:
+            response = await client.post(path, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"cannot reach {client.base_url}{path}: {exc}", 502) from None
     _raise_for_status(response, f"{client.base_url}{path}")
     return response
+
+
+@contextlib.contextmanager
+def _client_span(path: str, headers: dict[str, str]) -> Iterator[dict[str, str]]:
+    """With tracing on, the call is a client span and its `traceparent` goes with it (in place of the
+    caller's); off, the caller's trace headers go on as they came."""
+    tracer = tracing.tracer()
+    if tracer is None:
+        yield headers
+        return
+    from opentelemetry.trace import SpanKind
+
+    with tracer.start_as_current_span(f"POST {path}", kind=SpanKind.CLIENT, attributes={"url.path": path}):
+        own = {name: value for name, value in headers.items() if name not in ("traceparent", "tracestate")}
+        yield {**own, **tracing.trace_headers()}
 
 
 def _raise_for_status(response: httpx.Response, url: str) -> None:
