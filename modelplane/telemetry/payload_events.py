@@ -137,9 +137,7 @@ class PayloadEvent:
 
     def binary_headers(self) -> bytes:
         """The HTTP header lines of the event in binary mode (each ending in CRLF)."""
-        lines = [
-            f"ce-{name}: {quote(value, safe=_HEADER_SAFE)}\r\n" for name, value in self.attributes().items()
-        ]
+        lines = [f"ce-{name}: {_header_value(value)}\r\n" for name, value in self.attributes().items()]
         if self.content_type:
             lines.append(f"Content-Type: {self.content_type}\r\n")
         return "".join(lines).encode("latin-1")
@@ -155,6 +153,13 @@ class PayloadEvent:
             else:
                 document["data_base64"] = base64.b64encode(self.data).decode()
         return orjson.dumps(document) + b"\n"
+
+
+def _header_value(value: str) -> str:
+    """A value as the HTTP binding writes it: percent-encoded where it must be (most values need not)."""
+    if value.isascii() and value.isprintable() and not (" " in value or '"' in value or "%" in value):
+        return value
+    return quote(value, safe=_HEADER_SAFE)
 
 
 def _is_json(content_type: str | None) -> bool:
