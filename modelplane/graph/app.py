@@ -61,7 +61,7 @@ class RouterApp:
 
     async def _route(self, request: Request) -> Response:
         tracer = tracing.tracer()
-        if tracer is None:
+        if tracer is None or tracing.unsampled(request.headers):
             return await self._run_graph(request)
         from opentelemetry.trace import SpanKind, Status, StatusCode
 

@@ -123,7 +123,7 @@ class GraphRouter:
         if node is None:  # validation rejects such graphs; this is KServe's answer to one
             raise RoutingError("invalid route type: ")
         tracer = tracing.tracer()
-        if tracer is None:
+        if tracer is None or not tracing.recording():
             return await self._run_node_measured(node, payload, context)
         with tracer.start_as_current_span(
             f"node {name}", attributes={"modelplane.node.type": node.spec.router_type}
@@ -177,7 +177,7 @@ class GraphRouter:
         if step.target is None:
             raise RoutingError(f"{step.label}: {step.target_error}")
         tracer = tracing.tracer()
-        if tracer is None:
+        if tracer is None or not tracing.recording():
             return await self._call(step, payload, context.headers)
         from opentelemetry.trace import SpanKind
 

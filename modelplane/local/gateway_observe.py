@@ -51,7 +51,9 @@ class GatewayObserver:
         if payload_log is not None and self.submit is not None:
             capture = PayloadCapture(payload_log, headers, request_id.decode("latin-1"), self.submit)
         tracer = tracing.tracer()
-        span = None if tracer is None else _request_span(tracer, host, method, url, headers)
+        span = None
+        if tracer is not None and not tracing.unsampled(headers):
+            span = _request_span(tracer, host, method, url, headers)
         return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture, span)
 
     def watch_call(self, host: str | None) -> CallWatch:

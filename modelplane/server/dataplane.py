@@ -59,7 +59,7 @@ class DataPlane:
         stages = served.stages
         stage_seconds = metrics.for_model(served.model.name).stage_seconds
         response_headers: dict[str, str] = {}
-        tracer = tracing.tracer()
+        tracer = tracing.tracer() if tracing.recording() else None  # stages are spans of a traced request
         for stage_name in ("preprocess", verb, "postprocess"):
             stage = stages[stage_name]
             if stage.skip:

@@ -119,7 +119,7 @@ def _client_span(path: str, headers: dict[str, str]) -> Iterator[dict[str, str]]
     """With tracing on, the call is a client span and its `traceparent` goes with it (in place of the
     caller's); off, the caller's trace headers go on as they came."""
     tracer = tracing.tracer()
-    if tracer is None:
+    if tracer is None or not tracing.recording():
         yield headers
         return
     from opentelemetry.trace import SpanKind

@@ -101,7 +101,7 @@ class RESTServer:
             path = unquote(path, encoding="latin-1")
         method = request.method.decode("latin-1")
         tracer = tracing.tracer()
-        if tracer is not None and method == "POST":  # inference, not probes and scrapes
+        if tracer is not None and method == "POST" and not tracing.unsampled(request.headers):
             response = await self._traced(tracer, method, path, request)
         else:
             response = await self.handle(method, path, request)

@@ -12,6 +12,10 @@ and runs untraced.
 
 Off, tracing costs a request one `tracer() is None` test: the W3C `traceparent` and `tracestate`
 headers still pass from hop to hop unchanged, so a trace begun by a client goes on beyond modelplane.
+Tracing every request costs much (OpenTelemetry's SDK is Python too); a sampler
+(`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, `OTEL_TRACES_SAMPLER_ARG=0.1`) picks the requests to
+trace where they enter, and with the default parent-based sampler a hop whose caller did not sample the
+request (`traceparent` flags 00) makes no span at all and passes the caller's trace headers on.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ EXTRA = "tracing"
 _tracer: Any = None
 _provider: Any = None
 _propagator: Any = None
+_parent_based = False  # the sampler follows the caller's decision
+_current_span: Any = None
 
 
 def tracer() -> Any:
@@ -39,7 +45,7 @@ def tracer() -> Any:
 
 def configure(service_name: str) -> bool:
     """Turns tracing on for this process if the OTEL_* variables ask for it; whether it is on."""
-    global _tracer, _provider, _propagator
+    global _tracer, _provider, _propagator, _parent_based, _current_span
     if _tracer is not None:
         return True
     environ = os.environ
@@ -69,6 +75,8 @@ def configure(service_name: str) -> bool:
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    _parent_based = type(provider.sampler).__name__.startswith("ParentBased")
+    _current_span = trace.get_current_span
     _provider = provider
     _propagator = TraceContextTextMapPropagator()
     _tracer = provider.get_tracer("modelplane")
@@ -90,6 +98,29 @@ def shutdown() -> None:
         provider.shutdown()
 
 
+def unsampled(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the caller chose not to trace this request (its `traceparent`'s sampled flag is off) and
+    the sampler follows the caller: then this hop makes no span, and passes the trace headers on."""
+    if not _parent_based:
+        return False
+    for name, value in headers:
+        if name.lower() == b"traceparent":
+            return _sampled_flag_off(value.decode("latin-1"))
+    return False
+
+
+def recording() -> bool:
+    """Whether the current span records: the request is traced here (so its parts are spans too)."""
+    return _current_span is not None and _current_span().is_recording()
+
+
+def _sampled_flag_off(traceparent: str) -> bool:
+    try:
+        return not int(traceparent.strip()[-2:], 16) & 1
+    except ValueError:  # not a traceparent: the SDK starts a trace of its own
+        return False
+
+
 def context_from(headers: Iterable[tuple[bytes, bytes]]) -> Any:
     """The trace context a request's `traceparent` and `tracestate` carry (a root context without them)."""
     carrier = {
@@ -98,13 +129,6 @@ def context_from(headers: Iterable[tuple[bytes, bytes]]) -> Any:
         if name.lower() in TRACE_HEADERS
     }
     return _propagator.extract(carrier)
-
-
-def context_from_text(headers: Mapping[str, str]) -> Any:
-    """The same, from headers already decoded (lower-case names)."""
-    return _propagator.extract(
-        {name: headers[name] for name in ("traceparent", "tracestate") if name in headers}
-    )
 
 
 def trace_headers(context: Any = None) -> dict[str, str]:

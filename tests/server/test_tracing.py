@@ -127,3 +127,21 @@ def test_without_otel_variables_nothing_is_exported(receiver):
         server.stop()  # a traced server would have sent its last spans by now
     assert receiver.trace(trace_id) == []
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in os.environ
+
+
+def test_a_request_its_caller_did_not_sample_makes_no_span_and_keeps_its_trace_headers(transformer, receiver):
+    trace_id = "99990000111122223333444455556666"
+    answer = httpx.post(
+        f"{transformer.url}/v1/models/stages:predict",
+        json={"instances": [[10, 20]]},
+        headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-00"},
+    )
+    assert answer.status_code == 200, answer.text
+    sampled = "0af7651916cd43dd8448eb211c80319d"  # a sampled request after it: once its spans are in,
+    httpx.post(  # those of the one before would have been too
+        f"{transformer.url}/v1/models/stages:predict",
+        json={"instances": [[10, 20]]},
+        headers={"traceparent": f"00-{sampled}-b7ad6b7169203331-01"},
+    )
+    receiver.wait_for_trace(sampled, lambda spans: len({s.service for s in spans}) == 2)
+    assert receiver.trace(trace_id) == []
