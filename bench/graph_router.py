@@ -34,7 +34,7 @@ from pathlib import Path
 import uvloop
 from results_file import put_section
 
-from modelplane.graph.http_client import HttpClient, parse_target
+from modelplane.protocol.http_client import HttpClient, parse_target
 
 ROOT = Path(__file__).resolve().parent.parent
 STUB = ROOT / "tests" / "graph" / "stub_service.py"

@@ -31,6 +31,8 @@ def build_all(root: Path) -> list[Path]:
         _lightgbm(root / "lightgbm-iris", features, labels),
         _code(root / "custom-predictor", HERE / "custom-predictor" / "model.py"),
         _code(root / "transformer", HERE / "transformer" / "transformer.py"),
+        _digits(root / "sklearn-digits"),
+        _code(root / "custom-explainer", HERE / "observability" / "custom-explainer" / "explainer.py"),
     ]
     try:
         built.append(_tensorflow(root / "tensorflow-iris", features, labels))
@@ -76,6 +78,15 @@ def _sklearn(folder: Path, features, labels) -> Path:
 
     joblib.dump(LogisticRegression(max_iter=1000).fit(features, labels), _fresh(folder) / "model.joblib")
     return folder
+
+
+def _digits(folder: Path) -> Path:
+    """scikit-learn's bundled 8x8 digits, pixels scaled to [0, 1]: images for the ART explainer's
+    SquareAttack, as KServe's ART sample attacks MNIST."""
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits(return_X_y=True)
+    return _sklearn(folder, images / 16.0, labels)
 
 
 def _xgboost(folder: Path, features, labels) -> Path:

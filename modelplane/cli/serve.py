@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--runtime",
         default=None,
         help="sklearn, xgboost, lightgbm, onnx, pytorch, tensorflow, pmml, huggingface or custom "
-        "(default: from the files)",
+        "(default: from the files); art: KServe's ART explainer, which needs no model folder",
     )
     add(
         "--model-class",
@@ -83,6 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_batcher_flags(parser)
     add_connection_flags(parser)
+    _add_art_flags(parser)
     huggingface_options.add_arguments(parser)
     add("--predict-proba", action="store_true", default=None, help="sklearn: answer with predict_proba")
     add("--predictor-host", "--predictor_host", default=None, help="transformers: the predictor's host:port")
@@ -170,6 +171,17 @@ def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
     )
 
 
+def _add_art_flags(parser: argparse.ArgumentParser) -> None:
+    """KServe's ART explainer's flags (`--runtime art`)."""
+    add = parser.add_argument
+    add("--adversary-type", "--adversary_type", default=None, help="art: the attack (SquareAttack)")
+    add("--nb-classes", "--nb_classes", type=int, default=None, help="art: the predictor's classes (10)")
+    add("--max-iter", "--max_iter", type=int, default=None, help="art: the attack's iterations (1000)")
+
+
+_ART_FLAGS = {"adversary_type": "--adversary-type", "nb_classes": "--nb-classes", "max_iter": "--max-iter"}
+
+
 def batch_settings(args: argparse.Namespace) -> BatchSettings | None:
     """The batcher's settings from the command line; None when the batcher is off."""
     from modelplane.server.request_batching import (
@@ -235,6 +247,11 @@ def build_models(args: argparse.Namespace):
 
     name = args.model_name or "model"
     runtime = args.runtime or ("custom" if args.model_class else "huggingface" if args.model_id else None)
+    given_art_flags = [flag for attribute, flag in _ART_FLAGS.items() if getattr(args, attribute) is not None]
+    if runtime == "art":
+        return [_art_explainer(name, args)], None
+    if given_art_flags:
+        raise CommandError(f"{', '.join(given_art_flags)}: flags of the art explainer (--runtime art)")
     try:
         if runtime == "custom":
             if not args.model_class:
@@ -272,6 +289,23 @@ def build_models(args: argparse.Namespace):
         return models, factory
     except (RuntimeUnavailable, CustomModelError, LookupError, StoreError) as exc:
         raise CommandError(str(exc)) from None
+
+
+def _art_explainer(name: str, args: argparse.Namespace):
+    from modelplane.runtimes.art import DEFAULT_MAX_ITER, DEFAULT_NB_CLASSES, ARTExplainer
+
+    _refuse_huggingface_flags(args, "art")
+    for value, flag in ((args.nb_classes, "--nb-classes"), (args.max_iter, "--max-iter")):
+        if value is not None and value < 1:
+            raise CommandError(f"{flag} must be at least 1, got {value}")
+    model = ARTExplainer(
+        name,
+        adversary_type=args.adversary_type or "SquareAttack",
+        nb_classes=args.nb_classes or DEFAULT_NB_CLASSES,
+        max_iter=args.max_iter or DEFAULT_MAX_ITER,
+    )
+    _configure(model, args)
+    return model
 
 
 def _model_folders(model_dir: Path) -> list[Path]:

@@ -50,6 +50,7 @@ _TRITON = StockServer("NVIDIA Triton", ("tritonserver",), servers.triton)
 _MLSERVER = StockServer("MLServer", ("mlserver",), servers.mlserver)
 _TORCHSERVE = StockServer("TorchServe", ("torchserve",), servers.torchserve)
 _TF_SERVING = StockServer("TensorFlow Serving", ("tensorflow_model_server",), servers.tensorflow_serving)
+_ART = StockServer("KServe's ART explainer", ("artserver",), servers.art_explainer)
 
 # The servers of known images, by the image's repository path, else by its last part (with KServe's
 # `kserve-` prefix of its own runtime files removed).
@@ -74,6 +75,8 @@ _BY_NAME = {
     "torchserve": _TORCHSERVE,
     "torchserve-kfs": _TORCHSERVE,
     "tensorflow-serving": _TF_SERVING,
+    "art-explainer": _ART,
+    "artserver": _ART,
 }
 
 

@@ -71,7 +71,7 @@ def revision_templates(
             templates[component] = _model_template(isvc, namespaced_runtimes, cluster_runtimes)
         else:
             templates[component] = _custom_template(component, component_spec, isvc)
-        if component == "transformer":
+        if component == "transformer" or (component == "explainer" and "art" not in component_spec):
             _add_transformer_args(templates[component], component_spec, metadata)
         if isinstance(component_spec.get("batcher"), dict):
             _add_batcher_args(templates[component], component_spec["batcher"])
@@ -131,6 +131,8 @@ def _model_template(
 
 def _custom_template(component: str, component_spec: dict, isvc: dict) -> dict:
     found = components.implementation(component, component_spec)
+    if found is not None and found[0] == "art":
+        return _art_template(found[1], component_spec, isvc)
     if found is None or found[0] != components.CUSTOM:
         what = found[0] if found else "nothing"
         raise _invalid(f"the {component} runs {what}, which modelplane cannot run as a local process")
@@ -141,6 +143,44 @@ def _custom_template(component: str, component_spec: dict, isvc: dict) -> dict:
     template["storage"] = _storage(uri, None)
     template["runtime"] = None
     return template
+
+
+# An ART explainer's fields that are not container fields.
+_ART_ONLY_FIELDS = ("type", "config", "storageUri", "storage", "runtimeVersion")
+ART_IMAGE = "kserve/art-explainer"
+
+
+def _art_template(art: dict, component_spec: dict, isvc: dict) -> dict:
+    """KServe's ART explainer container (its controller's `GetContainer`): the service's name, the
+    predictor to query, the attack and its config as flags, then the spec's own args; the image
+    `kserve/art-explainer:<runtimeVersion>` unless the spec names one."""
+    metadata = isvc["metadata"]
+    name, namespace = metadata["name"], metadata.get("namespace") or "default"
+    own_args = [str(part) for part in art.get("args") or []]
+    args = ["--model_name", name, "--http_port", str(DEFAULT_HTTP_PORT)]
+    if not _has_flag(own_args, "--predictor_host"):
+        args += ["--predictor_host", f"{name}-predictor.{namespace}"]
+    if not _has_flag(own_args, "--workers") and component_spec.get("containerConcurrency"):
+        args += ["--workers", str(component_spec["containerConcurrency"])]
+    if art.get("storageUri"):
+        args += ["--storage_uri", "/mnt/models"]
+    args += ["--adversary_type", str(art.get("type") or "")]
+    config = art.get("config") or {}
+    for key in sorted(config):
+        args += [f"--{key}", str(config[key])]
+    container = {key: value for key, value in art.items() if key not in _ART_ONLY_FIELDS}
+    container["image"] = art.get("image") or f"{ART_IMAGE}:{art.get('runtimeVersion') or 'latest'}"
+    container["args"] = args + own_args
+    template = _container_template("explainer", container, component_spec, isvc)
+    template["protocol"] = "v1"
+    template["storage"] = _storage(art.get("storageUri"), art.get("storage"))
+    template["runtime"] = None
+    return template
+
+
+def _has_flag(argv: Sequence[str], flag: str) -> bool:
+    spellings = (flag, flag.replace("_", "-"))
+    return any(part in spellings or part.startswith(tuple(s + "=" for s in spellings)) for part in argv)
 
 
 def _container_template(
@@ -200,6 +240,7 @@ def _container_template(
 
 
 def _add_transformer_args(template: dict, component_spec: dict, metadata: dict) -> None:
+    """A transformer's, or a custom explainer's, defaults: KServe gives both the same."""
     name, namespace = metadata["name"], metadata.get("namespace") or "default"
     command = template["command"]
     command += transformer_default_args(command, component_spec, name, f"{name}-predictor.{namespace}")

@@ -2,7 +2,8 @@
 
 Conditions follow KServe's Knative mode: `<Component>Ready` is the state of the component's newest
 revision (Unknown while it loads, False when it failed), `IngressReady` tells whether the gateway
-routes the service's hosts, and `Ready` is PredictorReady and IngressReady. While a new revision
+routes the service's host (an explainer that does not serve does not hold it back), and `Ready` is
+PredictorReady and IngressReady. While a new revision
 loads or after it failed, the rolled-out revision keeps the traffic; `components.<c>.traffic` says how
 the traffic is split (see `traffic.py`), and `modelStatus` tells how the newest predictor fared.
 A revision whose replicas cannot get the GPUs they ask for is `Unschedulable`, as a pod the scheduler
@@ -198,10 +199,13 @@ def _all_of(found: dict[str, dict], kinds: dict[str, str], spec_components: list
 
 
 def _ingress_condition(state: ServiceState, spec_components: list[str]) -> dict:
+    """True once the service's host is routed: its predictor and transformer serve. The explainer does
+    not hold it back (ExplainerReady and ExplainerRoutesReady say how it fares)."""
     waiting = [
         component
         for component in spec_components
-        if (observed := state.components.get(component)) is None or not observed.traffic
+        if component != "explainer"
+        and ((observed := state.components.get(component)) is None or not observed.traffic)
     ]
     if waiting or not state.routed:
         names = ", ".join(k.capitalize() for k in waiting) or "Predictor"

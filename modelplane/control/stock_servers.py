@@ -63,7 +63,7 @@ class _Serve:
     """A `modelplane serve` command line, built up from a stock server's settings."""
 
     runtime: str | None
-    model_dir: str = MODEL_MOUNT
+    model_dir: str | None = MODEL_MOUNT  # None: a server with no model folder (an explainer)
     model_name: str | None = None
     http_port: int = HTTP_PORT
     grpc_port: int = GRPC_PORT
@@ -98,7 +98,9 @@ class _Serve:
             self.options.append(f"--{flag.name}")
 
     def local(self, note: str = "") -> LocalCommand:
-        command = ["modelplane", "serve", f"--model-dir={self.model_dir}"]
+        command = ["modelplane", "serve"]
+        if self.model_dir is not None:
+            command.append(f"--model-dir={self.model_dir}")
         if self.model_name:
             command.append(f"--model-name={self.model_name}")
         if self.runtime:
@@ -189,6 +191,40 @@ def kserve_python_server(request: Request, server: str, runtime: str | None) -> 
             serve.drop(flag.text, _NO_COUNTERPART.get(flag.name, "modelplane serve has no such setting"))
     if grpc_limits:  # modelplane serve has one limit for both directions
         serve.options.append(f"--grpc-max-message-length={max(grpc_limits)}")
+    return serve.local()
+
+
+# ---- KServe's ART explainer (`python -m artserver`: the model server's flags and its own) ----
+
+# What KServe's ARTModel reads of its config (`spec.explainer.art.config` become `--<key> <value>`).
+_ART_OPTIONS = {
+    "adversary_type": ("--adversary-type", False),
+    "nb_classes": ("--nb-classes", True),
+    "max_iter": ("--max-iter", True),
+}
+
+
+def art_explainer(request: Request, server: str) -> LocalCommand:
+    """The ART explainer: `modelplane serve --runtime art` with its settings. It queries its predictor
+    and has no model of its own; a `--storage_uri` (a model folder, which KServe's explainer does not
+    read either) is dropped."""
+    parsed = parse_args(list(request.args))
+    serve = _Serve("art", model_dir=None)
+    for word in parsed.words:
+        serve.drop(word, "not a flag of KServe's ART explainer")
+    for flag in parsed.flags:
+        if flag.name == "model_name":
+            serve.model_name = flag.value
+        elif flag.name == "http_port":
+            serve.set_port(flag, "http")
+        elif flag.name in _ART_OPTIONS:
+            serve.option(flag, _ART_OPTIONS[flag.name][0], integer=_ART_OPTIONS[flag.name][1])
+        elif flag.name in ("predictor_host", "workers"):
+            serve.option(flag, *_SERVE_OPTIONS[flag.name][:1], integer=_SERVE_OPTIONS[flag.name][1])
+        elif flag.name == "storage_uri":
+            serve.drop(flag.text, "the ART explainer reads no model folder")
+        else:
+            serve.drop(flag.text, "KServe's ART explainer does not read it")
     return serve.local()
 
 

@@ -66,13 +66,15 @@ def service_routes(
 ) -> dict[str, tuple[T, T | None]]:
     """Host -> (backend for requests, backend for `:explain` or None), for the components that serve.
 
-    `components` are those the spec has. Each serving component gets its own host; once all of them
-    serve, the service host goes to the entry component, with `:explain` to the explainer.
+    `components` are those the spec has. Each serving component gets its own host; once the predictor
+    and the transformer (if any) serve, the service host goes to the entry component, with `:explain`
+    to the explainer once it serves too. An explainer that does not serve (its library is missing, it
+    crashes) leaves predictions alone.
     """
     routes: dict[str, tuple[T, T | None]] = {}
     for component, backend in serving.items():
         routes[component_host(name, namespace, component, domain)] = (backend, None)
     entry = entry_component(components)
-    if components and components <= set(serving):  # the service host opens once every component serves
+    if components and (components - {"explainer"}) <= set(serving):
         routes[service_host(name, namespace, domain)] = (serving[entry], serving.get("explainer"))
     return routes

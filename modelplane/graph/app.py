@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import orjson
 
 from modelplane.graph.headers import HeaderPropagator
-from modelplane.graph.http_client import HttpClient
 from modelplane.graph.metrics import METRICS_CONTENT_TYPE, RouterMetrics
 from modelplane.graph.router import GraphRouter, RequestContext, Result, RoutingError
 from modelplane.graph.spec import RouterTimeouts
+from modelplane.protocol.http_client import HttpClient
 from modelplane.protocol.http_server import Request, Response
+from modelplane.telemetry import tracing
 
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
@@ -59,6 +60,26 @@ class RouterApp:
         self._client.close()
 
     async def _route(self, request: Request) -> Response:
+        tracer = tracing.tracer()
+        if tracer is None or tracing.unsampled(request.headers):
+            return await self._run_graph(request)
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        path = request.path.split(b"?", 1)[0].decode("latin-1")
+        method = request.method.decode("latin-1")
+        with tracer.start_as_current_span(
+            f"{method} {path}",
+            context=tracing.context_from(request.headers),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": path, "modelplane.hop": "graph router"},
+        ) as span:
+            response = await self._run_graph(request)
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
+
+    async def _run_graph(self, request: Request) -> Response:
         context = RequestContext(headers=self._propagator.render(request.headers))
         limit = self.timeouts.server_write
         try:

@@ -3,7 +3,9 @@
 As in KServe: the variable holds comma-separated regular expressions; a header is passed on when its
 canonical name (`X-Request-Id`) contains a match of any of them (the search is not anchored, so
 `Auth*` matches `Authorization`). A pattern that does not compile is reported and skipped; the others
-still apply. Content-Type is `application/json` unless a propagated header sets it.
+still apply. Content-Type is `application/json` unless a propagated header sets it. The W3C trace
+context (`traceparent`, `tracestate`) always goes on, so a trace crosses the router (which, tracing
+itself, replaces it with its own span's).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _NEVER_PROPAGATED = frozenset(
     }
 )
 _DEFAULT_CONTENT_TYPE = b"Content-Type: application/json\r\n"
+_TRACE_CONTEXT = {b"traceparent": b"Traceparent", b"tracestate": b"Tracestate"}
 _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _CACHE_LIMIT = 1024
 
@@ -63,7 +66,12 @@ class HeaderPropagator:
     def render(self, headers: list[tuple[bytes, bytes]]) -> bytes:
         """The `Name: value\\r\\n` lines for the step requests, Content-Type included."""
         if not self._patterns:
-            return _DEFAULT_CONTENT_TYPE
+            trace = [
+                b"%s: %s\r\n" % (_TRACE_CONTEXT[n.lower()], v)
+                for n, v in headers
+                if n.lower() in _TRACE_CONTEXT
+            ]
+            return _DEFAULT_CONTENT_TYPE + b"".join(trace) if trace else _DEFAULT_CONTENT_TYPE
         lines = []
         has_content_type = False
         for raw_name, value in headers:
@@ -82,8 +90,8 @@ class HeaderPropagator:
             return self._decisions[raw_name]
         except KeyError:
             pass
-        decision = None
-        if raw_name.lower() not in _NEVER_PROPAGATED:
+        decision = _TRACE_CONTEXT.get(raw_name.lower())
+        if decision is None and raw_name.lower() not in _NEVER_PROPAGATED:
             canonical = canonical_header_name(raw_name.decode("latin-1"))
             if any(p.search(canonical) for p in self._patterns):
                 decision = canonical.encode("latin-1")

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelplane.graph.gjson import CompiledPath, compile_path
-from modelplane.graph.http_client import HttpClient, Target, TransportError, parse_target
 from modelplane.graph.metrics import CANCELLED, Observer, RouterMetrics
 from modelplane.graph.payload import INVALID_JSON, Payload, map_predictions_to_instances
 from modelplane.graph.spec import ROOT_NODE, GraphSpec, NodeSpec, StepSpec
+from modelplane.protocol.http_client import HttpClient, Target, TransportError, parse_target
+from modelplane.telemetry import tracing
 
 SWITCH_NO_MATCH = "None of the routes matched with the switch condition"
 
@@ -121,6 +122,15 @@ class GraphRouter:
         node = self._nodes.get(name)
         if node is None:  # validation rejects such graphs; this is KServe's answer to one
             raise RoutingError("invalid route type: ")
+        tracer = tracing.tracer()
+        if tracer is None or not tracing.recording():
+            return await self._run_node_measured(node, payload, context)
+        with tracer.start_as_current_span(
+            f"node {name}", attributes={"modelplane.node.type": node.spec.router_type}
+        ):
+            return await self._run_node_measured(node, payload, context)
+
+    async def _run_node_measured(self, node: _Node, payload: Payload, context: RequestContext) -> Result:
         started = time.perf_counter()
         status: int | str = CANCELLED
         try:
@@ -166,12 +176,28 @@ class GraphRouter:
                 raise exc.seen_by_parent() from None
         if step.target is None:
             raise RoutingError(f"{step.label}: {step.target_error}")
+        tracer = tracing.tracer()
+        if tracer is None or not tracing.recording():
+            return await self._call(step, payload, context.headers)
+        from opentelemetry.trace import SpanKind
+
+        with tracer.start_as_current_span(
+            f"POST {step.target.url}", kind=SpanKind.CLIENT, attributes={"url.full": step.target.url}
+        ) as span:
+            # The step's request names this span as its parent, in place of the caller's.
+            result = await self._call(
+                step, payload, tracing.without_trace_lines(context.headers) + tracing.header_lines()
+            )
+            span.set_attribute("http.response.status_code", result.status)
+            return result
+
+    async def _call(self, step: _Step, payload: Payload, headers: bytes) -> Result:
         try:
             if self._service_timeout is None:
-                response = await self._client.post(step.target, payload.raw, context.headers)
+                response = await self._client.post(step.target, payload.raw, headers)
             else:
                 async with asyncio.timeout(self._service_timeout):
-                    response = await self._client.post(step.target, payload.raw, context.headers)
+                    response = await self._client.post(step.target, payload.raw, headers)
         except TimeoutError:
             raise RoutingError(
                 f"{step.label} did not answer within the serviceClient timeout of {self._service_timeout:g}s",

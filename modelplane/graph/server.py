@@ -19,13 +19,14 @@ import uvloop
 
 from modelplane.graph.app import RouterApp, RouterState, error_response
 from modelplane.graph.headers import HeaderPropagator, compile_header_patterns
-from modelplane.graph.http_client import HttpClient
 from modelplane.graph.metrics import RouterMetrics
 from modelplane.graph.router import GraphRouter
 from modelplane.graph.spec import parse_graph_spec
 from modelplane.graph.validation import validate_graph_spec
 from modelplane.protocol import http_server
+from modelplane.protocol.http_client import HttpClient
 from modelplane.protocol.http_server import ServerLimits, Shutdown
+from modelplane.telemetry import tracing
 
 DEFAULT_DRAIN_SECONDS = 30.0  # KServe's drainSleepDuration
 HEADER_TIMEOUT = 10.0  # seconds for a request head (at most serverRead)
@@ -71,6 +72,7 @@ def serve(app: RouterApp, host: str, port: int, drain_seconds: float) -> None:
 
 
 async def _serve(app: RouterApp, sock: socket.socket, drain_seconds: float) -> None:
+    tracing.configure("modelplane-router")  # OTEL_SERVICE_NAME, which the platform sets, wins
     timeouts = app.timeouts
     limits = ServerLimits(
         read_timeout=timeouts.server_read,
@@ -102,3 +104,4 @@ async def _serve(app: RouterApp, sock: socket.socket, drain_seconds: float) -> N
         await http_server.serve(app.handle, sock, limits, shutdown)
     finally:
         app.close()
+        await asyncio.to_thread(tracing.shutdown)

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from modelplane.api.admission import admit as api_admit
 from modelplane.api.errors import ValidationError
-from modelplane.api.kinds import kind_of
+from modelplane.api.kinds import INFERENCE_SERVICE, kind_of
 from modelplane.control.admission import admit_with_platform_checks, refusal_message
+from modelplane.control.payload_logging import logger_url_errors
 from modelplane.local.api_errors import Invalid
 from modelplane.local.store import Admit, Resource
 
@@ -32,8 +33,18 @@ def admission_from(admit: Callable[..., Resource] = api_admit) -> Admit:
 
 
 def default_admission() -> Admit:
-    """The admission the control plane runs: KServe's defaulting and validation, and the graph checks."""
-    return admission_from(admit_with_platform_checks)
+    """The admission the control plane runs: KServe's defaulting and validation, the graph checks, and
+    what only this machine needs (a logger URL the gateway can send to)."""
+    return admission_from(_admit_here)
+
+
+def _admit_here(resource: Resource, **context) -> Resource:
+    admitted = admit_with_platform_checks(resource, **context)
+    if kind_of(admitted) == INFERENCE_SERVICE:
+        errors = list(logger_url_errors(admitted))
+        if errors:
+            raise ValidationError(errors)
+    return admitted
 
 
 def _invalid(resource: Resource, error: ValidationError) -> Invalid:

@@ -11,7 +11,8 @@ a GET answers a `Table` when asked (api_tables.py), and writes take `dryRun` and
 (api_write_options.py). `/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace.
 Also served: `GET /healthz`, discovery under `GET /apis`, the OpenAPI v3 documents under
 `GET /openapi/v3` (api_openapi.py), and `POST /modelplane/v1/apply`, which creates or replaces a
-`List` of resources in one transaction (all stored, or none).
+`List` of resources in one transaction (all stored, or none), and `GET /metrics` when the platform
+gives the app its metrics (Prometheus text).
 
 `serve_api(store, host, port)` (or `ApiServer`) runs it on uvicorn; `python -m
 modelplane.local.apiserver --home DIR --port 0` runs it on its own and prints its address.
@@ -25,7 +26,7 @@ import functools
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from modelplane.local.api_http import (
     stream_json_lines,
 )
 from modelplane.local.api_meta import now_rfc3339
+from modelplane.local.api_metrics import MeasuredSend, request_labels
 from modelplane.local.api_patch import MERGE_PATCH, merge_patch
 from modelplane.local.api_paths import kind_at
 from modelplane.local.api_selectors import parse_selectors
@@ -69,6 +71,9 @@ from modelplane.local.tls import TLSFiles
 log = logging.getLogger(__name__)
 
 APPLY_PATH = "/modelplane/v1/apply"
+METRICS_PATH = "/metrics"
+# The platform's metrics, as (Prometheus text, its content type).
+MetricsSource = Callable[[], Awaitable[tuple[bytes, str]]]
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class ApiApp:
         self.store = store
         self.guard = guard or SameSiteGuard.for_address(DEFAULT_API_HOST)
         self.token = token
+        self.metrics: MetricsSource | None = None  # served at /metrics once set
         self.builtins = BuiltinRuntimes(now_rfc3339())
         self._closing = asyncio.Event()
 
@@ -108,6 +114,7 @@ class ApiApp:
         if scope["type"] != "http":
             return
         request = Request.from_scope(scope, receive)
+        send = MeasuredSend(send, request_labels(request, APPLY_PATH))
         try:
             self.guard.check(request.method, request.headers, request.content_type)
             if self.token is not None:
@@ -118,6 +125,8 @@ class ApiApp:
         except Exception:
             log.exception("control-plane API: %s %s failed", request.method, request.path)
             await send_error(send, ApiError("internal error; see the control plane's log"))
+        finally:
+            send.done()
 
     async def _route(self, request: Request, send: Send) -> None:
         path = request.path.rstrip("/") or "/"
@@ -130,6 +139,10 @@ class ApiApp:
         if path == api_openapi.V2_PATH:
             _only(request, "GET")
             return await send_payload(send, 200, *api_openapi.v2_document(request.headers.get("accept")))
+        if path == METRICS_PATH and self.metrics is not None:
+            _only(request, "GET")
+            body, content_type = await self.metrics()
+            return await send_payload(send, 200, body, content_type.encode("latin-1"))
         parts = path.strip("/").split("/")
         if parts[0] == "api":  # the core group: /api/v1/...
             parts = ["apis", "", *parts[1:]]

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvloop
 
 from modelplane.local.gateway_config import GatewayConfig
 from modelplane.local.gateway_dispatch import Dispatcher
+from modelplane.local.gateway_metrics import GatewayMetrics
+from modelplane.local.gateway_observe import GatewayObserver
 from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import RouteTable
 from modelplane.local.h2_proxy import H2ClientConnection
@@ -26,6 +28,7 @@ from modelplane.local.h2_upstream import H2UpstreamPool
 from modelplane.local.http_deadlines import Deadlines
 from modelplane.local.http_proxy import ClientConnection
 from modelplane.local.http_upstream import UpstreamPool
+from modelplane.telemetry.payload_delivery import PayloadDelivery
 
 __all__ = ["Gateway", "GatewayConfig", "GatewayThread"]
 
@@ -42,7 +45,10 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig | None = None, on_demand: DemandCallback | None = None) -> None:
         self.config = config or GatewayConfig()
-        self._dispatcher = Dispatcher(on_demand)
+        self.metrics = GatewayMetrics()
+        # The payload logger of the routes with a `logger`: delivers on a thread of its own.
+        self.payload_log = PayloadDelivery(self.config.payload_log)
+        self._dispatcher = Dispatcher(on_demand, GatewayObserver(self.metrics, self.payload_log.submit))
         self._pool = UpstreamPool(self.config.connect_timeout, self.config.upstream_idle_timeout)
         self._deadlines = Deadlines()
         self._h2_pool = H2UpstreamPool(self.config.connect_timeout, self.config.grpc_upstream_idle_timeout)
@@ -67,6 +73,7 @@ class Gateway:
         self._server = await self._loop.create_server(
             self._new_connection, self.config.host, self.config.port, reuse_address=True, backlog=1024
         )
+        self.payload_log.start()
         self._schedule_idle_sweep()
 
     async def stop(self) -> None:
@@ -88,6 +95,7 @@ class Gateway:
         self._deadlines.close()
         await self._server.wait_closed()
         self._server = None
+        await asyncio.to_thread(self.payload_log.stop)  # the events of the last requests, then stop
 
     def update_routes(self, table: RouteTable) -> None:
         """Replaces the routing table at once; returns when it is in effect. Callable from any thread.
@@ -114,6 +122,11 @@ class Gateway:
     def revision_stats(self) -> dict[str, RevisionStats]:
         """In-flight, queued and total requests per revision. Callable from any thread."""
         return self._dispatcher.stats()
+
+    def collect(self) -> Iterator:
+        """The gateway's metrics, as prometheus_client metric families (a registry's collector).
+        Callable from any thread."""
+        return self.metrics.collect(self._dispatcher.revision_states, self.payload_log.stats)
 
     def _schedule_idle_sweep(self) -> None:
         config = self.config

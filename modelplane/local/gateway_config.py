@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from modelplane.protocol.http2.limits import Http2Limits
+from modelplane.telemetry.payload_delivery import DeliverySettings
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class GatewayConfig:
     - `max_idle_connections`: client connections with no request under way (a head still arriving
       counts); past it, a new connection closes the one idle the longest.
     - `http2`: the limits of the clients' HTTP/2 (gRPC) connections.
+    - `payload_log`: the queues, retries and file rotation of payload logging.
     """
 
     host: str = "127.0.0.1"
@@ -45,3 +47,4 @@ class GatewayConfig:
     max_header_count: int = 100
     max_idle_connections: int = 1024
     http2: Http2Limits = field(default_factory=Http2Limits)
+    payload_log: DeliverySettings = field(default_factory=DeliverySettings)

@@ -1,4 +1,5 @@
-"""From a request's Host and path to the revision that serves it, splitting traffic by weight."""
+"""From a request's Host and path to the revision that serves it, splitting traffic by weight; and
+what the gateway records of each request on that route (`watch`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import random
 from bisect import bisect_right
 from collections.abc import Callable
 
+from modelplane.local.gateway_observe import CallWatch, ExchangeWatch, GatewayObserver
 from modelplane.local.gateway_revisions import RevisionState, RevisionStats, Unavailable
 from modelplane.local.gateway_routes import Route, RouteTable, host_without_port
+from modelplane.telemetry.payload_events import PayloadLogSpec
 
 _HOST_CACHE_LIMIT = 4096
 
@@ -15,10 +18,13 @@ _HOST_CACHE_LIMIT = 4096
 class _Split:
     """A route compiled for the hot path: cumulative weights over live revision states."""
 
-    __slots__ = ("revisions", "bounds", "total", "explain")
+    __slots__ = ("host", "revisions", "bounds", "total", "explain", "explain_refusal", "payload_log")
 
-    def __init__(self, route: Route, revisions: dict[str, RevisionState]) -> None:
+    def __init__(self, host: str, route: Route, revisions: dict[str, RevisionState]) -> None:
+        self.host = host
         weighted = [backend for backend in route.backends if backend.weight > 0] or list(route.backends)
+        # Every backend of a route is a revision of one component, with that component's logger.
+        self.payload_log: PayloadLogSpec | None = route.backends[0].payload_log
         self.revisions = [revisions[backend.revision] for backend in weighted]
         self.bounds: list[int] = []
         total = 0
@@ -26,11 +32,22 @@ class _Split:
             total += backend.weight or 1
             self.bounds.append(total)
         self.total = total
-        self.explain = _Split(route.explain, revisions) if route.explain is not None else None
+        self.explain = _Split(host, route.explain, revisions) if route.explain is not None else None
+        self.explain_refusal = route.explain_refusal
+
+    def serving(self, path: bytes) -> _Split:
+        """The split that serves `path`: this one, or the explainer's for a `:explain` call."""
+        if path.endswith(b":explain"):
+            if self.explain is not None:
+                return self.explain
+            if self.explain_refusal is not None:
+                raise Unavailable(503, self.explain_refusal)
+        return self
 
     def pick(self, path: bytes) -> RevisionState:
-        if self.explain is not None and path.endswith(b":explain"):
-            return self.explain.pick(path)
+        split = self.serving(path)
+        if split is not self:
+            return split.pick(path)
         if len(self.revisions) == 1:
             return self.revisions[0]
         return self.revisions[bisect_right(self.bounds, random.random() * self.total)]
@@ -43,8 +60,11 @@ class Dispatcher:
     threads may read `stats` at any time.
     """
 
-    def __init__(self, on_demand: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, on_demand: Callable[[str], None] | None = None, observer: GatewayObserver | None = None
+    ) -> None:
         self._on_demand = on_demand
+        self.observer = observer or GatewayObserver()
         self._table = RouteTable()
         self._splits: dict[str, _Split] = {}
         self._by_host_header: dict[bytes, _Split | None] = {}
@@ -71,20 +91,50 @@ class Dispatcher:
                 state.retire(f"revision {name} no longer serves any host")
         self._table = table
         self._revisions = revisions
-        self._splits = {host: _Split(route, revisions) for host, route in table.routes.items()}
+        self._splits = {host: _Split(host, route, revisions) for host, route in table.routes.items()}
         self._by_host_header = {}
 
     def resolve(self, host_header: bytes, path: bytes) -> RevisionState:
         """The revision for this request; raises `Unavailable` (404) for a host nobody serves."""
+        split = self._split(host_header)
+        if split is None:
+            raise Unavailable(404, self._unknown_host_message(host_header))
+        return split.pick(path)
+
+    def watch(
+        self,
+        method: bytes,
+        url: bytes,
+        host_header: bytes,
+        headers: list[tuple[bytes, bytes]],
+        request_id: bytes,
+    ) -> ExchangeWatch:
+        """What the gateway records of one request: its metrics, and its payload when its route logs."""
+        split = self._split(host_header)
+        if split is None:
+            return self.observer.watch(None, None, method, url, headers, request_id)
+        try:
+            serving = split.serving(url.partition(b"?")[0])
+        except Unavailable:
+            serving = split
+        return self.observer.watch(split.host, serving.payload_log, method, url, headers, request_id)
+
+    def watch_call(self, authority: bytes) -> CallWatch:
+        """What the gateway records of one gRPC call."""
+        split = self._split(authority)
+        return self.observer.watch_call(split.host if split is not None else None)
+
+    def _split(self, host_header: bytes) -> _Split | None:
         split = self._by_host_header.get(host_header, False)
         if split is False:
             split = self._splits.get(host_without_port(host_header.decode("latin-1")))
             if len(self._by_host_header) >= _HOST_CACHE_LIMIT:
                 self._by_host_header = {}
             self._by_host_header[host_header] = split
-        if split is None:
-            raise Unavailable(404, self._unknown_host_message(host_header))
-        return split.pick(path)
+        return split
+
+    def revision_states(self) -> list[RevisionState]:
+        return list(self._revisions.values())
 
     def stats(self) -> dict[str, RevisionStats]:
         return {name: state.stats() for name, state in self._revisions.items()}

@@ -79,6 +79,12 @@ class RevisionState:
         self.replicas: list[Replica] = []
         self.in_flight = 0
         self.requests_total = 0
+        # For the metrics: requests that waited for a slot, that waited in vain, that found the queue
+        # full, and connections its replicas refused.
+        self.waits = 0
+        self.wait_timeouts = 0
+        self.overflows = 0
+        self.connect_refusals = 0
         self._waiters: deque[asyncio.Future[Replica]] = deque()
         self._on_demand = on_demand
         self._next = 0
@@ -88,6 +94,10 @@ class RevisionState:
     @property
     def queued(self) -> int:
         return len(self._waiters)
+
+    @property
+    def replica_count(self) -> int:
+        return len(self.replicas)
 
     def update(
         self,
@@ -134,6 +144,7 @@ class RevisionState:
             self._take(replica)
             return replica
         if len(self._waiters) >= max_queued:
+            self.overflows += 1
             raise Unavailable(
                 503, f"revision {self.revision} is overloaded: {len(self._waiters)} requests already wait"
             )
@@ -144,12 +155,14 @@ class RevisionState:
             if replica is not None:
                 self._take(replica)
                 return replica
+        self.waits += 1
         return await self._wait(timeout)
 
     def set_aside(self, replica: Replica) -> None:
         """A replica refused a connection (it crashed, or stops): no request goes to it for a moment.
         Requests wait for another replica meanwhile, or for the route table to bring a restarted one,
         instead of failing; the supervisor notices the crash and the routes follow within moments."""
+        self.connect_refusals += 1
         loop = asyncio.get_running_loop()
         # The loop's clock, as the timer's: when the timer fires, the replica is due back.
         replica.unreachable_until = loop.time() + UNREACHABLE_PAUSE
@@ -201,6 +214,7 @@ class RevisionState:
         if waiter.done():
             return
         self._discard(waiter)
+        self.wait_timeouts += 1
         now = asyncio.get_running_loop().time()
         if self.replicas and all(self._unreachable(r, now) for r in self.replicas):
             why = "its replicas refused connections"

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from modelplane.telemetry.payload_events import PayloadLogSpec
+
 DEFAULT_DOMAIN = "localhost"
 COMPONENTS = ("predictor", "transformer", "explainer")
 
@@ -26,7 +28,8 @@ class Backend:
     serves no gRPC (gRPC calls for it are refused with UNIMPLEMENTED).
     `container_concurrency` caps the requests in flight per replica (0 means unlimited); requests
     beyond it wait in the gateway. `timeout_seconds` bounds the wait for the response headers
-    (None: the gateway's default).
+    (None: the gateway's default). `payload_log` is the component's `logger`: its requests and
+    responses are sent to its sink as CloudEvents.
     """
 
     revision: str
@@ -35,6 +38,7 @@ class Backend:
     container_concurrency: int = 0
     timeout_seconds: float | None = None
     grpc_replicas: tuple[str, ...] | None = None
+    payload_log: PayloadLogSpec | None = None
 
     def __post_init__(self) -> None:
         if self.weight < 0:
@@ -63,11 +67,13 @@ class Route:
     Requests are split between `backends` by weight (a lone backend takes everything, whatever its
     weight, so a tag route can reuse a revision's 0% backend). A path ending in `:explain` goes to `explain`
     instead, when set (the InferenceService host routes predict calls to the transformer or the
-    predictor, and explain calls to the explainer).
+    predictor, and explain calls to the explainer). Without `explain`, `explain_refusal` is the
+    reason a `:explain` call is answered 503 (an explainer that does not serve), when set.
     """
 
     backends: tuple[Backend, ...]
     explain: Route | None = None
+    explain_refusal: str | None = None
 
     def __post_init__(self) -> None:
         if not self.backends:

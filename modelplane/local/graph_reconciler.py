@@ -26,9 +26,10 @@ from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_routes import Backend, Route, inference_graph_routes
 from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
+from modelplane.local.metrics_exposition import ScrapeTarget, scrape_path
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
-from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339
+from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339, replica_targets
 
 logger = logging.getLogger("modelplane.reconciler")
 
@@ -47,6 +48,7 @@ class _Graph:
     running: dict[str, RevisionReplicas] = field(default_factory=dict)
     latest: str | None = None  # the revision the plan wants
     serving: str | None = None  # the revision the host goes to
+    scrape_path: str | None = None  # where its routers' metrics are, when it asks to be scraped
 
 
 def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> dict:
@@ -99,7 +101,7 @@ class GraphReconciler:
         self.autoscaling = autoscaling or Autoscaling()
         self.revision_log = revision_log
         self._graphs: dict[Key, _Graph] = {}
-        self._workers = KeyedWorkers(self._reconcile_key, "reconciling graph")
+        self._workers = KeyedWorkers(self._reconcile_key, "reconciling graph", "inferencegraph")
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
 
@@ -116,6 +118,21 @@ class GraphReconciler:
         runners = [runner for graph in self._graphs.values() for runner in graph.running.values()]
         await asyncio.gather(*(runner.stop() for runner in runners), *self._retiring, return_exceptions=True)
         self._graphs.clear()
+
+    def scrape_targets(self) -> list[ScrapeTarget]:
+        """The ready router replicas of the graphs that ask to be scraped."""
+        targets = []
+        for graph in self._graphs.values():
+            if graph.scrape_path is None:
+                continue
+            for runner in graph.running.values():
+                base = (
+                    ("namespace", graph.namespace),
+                    ("inferencegraph", graph.name),
+                    ("component", "router"),
+                )
+                targets += replica_targets(runner, graph.scrape_path, base)
+        return targets
 
     def routes(self) -> dict[str, Route]:
         """The host of each graph that has a router: the one serving, else the one starting, whose
@@ -170,6 +187,7 @@ class GraphReconciler:
             past = self.revision_log.load(namespace, name) if self.revision_log else []
             graph = self._graphs[key] = _Graph(namespace, name, past)
         previous = ig.get("status") or {}
+        graph.scrape_path = scrape_path(ig["metadata"].get("annotations"))
         if ((ig["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) or "").lower() == "true":
             self._retire_all_but(graph, None)
             graph.latest = graph.serving = None

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from modelplane.local.gateway_config import GatewayConfig
+from modelplane.local.gateway_observe import CallWatch
 from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
 from modelplane.local.h2_endpoint import H2Endpoint, Headers
 from modelplane.local.h2_upstream import H2Upstream, H2UpstreamPool
@@ -207,6 +208,7 @@ class GrpcCall:
         self._headers_sent = False
         self._task: asyncio.Task[None] | None = None
         self._watched = False
+        self.watch: CallWatch | None = None  # metrics (gateway_observe.py)
 
     # -- from the client -----------------------------------------------------------------------
 
@@ -219,6 +221,7 @@ class GrpcCall:
                 self._path = value
             elif name == b"content-type":
                 content_type = value
+        self.watch = self.client.router.watch_call(self._authority)
         if not content_type.startswith(b"application/grpc"):
             self._reply_http(
                 505,
@@ -274,6 +277,7 @@ class GrpcCall:
     def upstream_headers(self, headers: Headers, end_stream: bool) -> None:
         self._stop_deadline()
         if end_stream:  # a response with only trailers
+            self.watch.trailers(headers)
             self._headers_sent = True
             self.client.send_headers(self.stream_id, headers, end_stream=True)
             self._finish()
@@ -288,6 +292,7 @@ class GrpcCall:
         self.pump_down()
 
     def upstream_trailers(self, headers: Headers) -> None:
+        self.watch.trailers(headers)
         self._response_end = headers
         self.pump_down()
 
@@ -406,6 +411,7 @@ class GrpcCall:
         if self.ended:
             return
         self._to_client.clear()
+        self.watch.status(code)
         trailers = status_headers(code, message, trailers_only=not self._headers_sent)
         self.client.send_headers(self.stream_id, trailers, end_stream=True)
         self._end(reset_upstream=True, reset_client=not self.client_ended)
@@ -429,6 +435,8 @@ class GrpcCall:
         if self.ended:
             return
         self.ended = True
+        if self.watch is not None:
+            self.watch.end(self._revision)
         self._stop_deadline()
         upstream, self._upstream = self._upstream, None
         if upstream is not None:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from modelplane.local.gateway_observe import ANSWERED, BROKEN, CLIENT_GONE, ExchangeWatch
 from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
 from modelplane.local.http_heads import request_head, response_head
 from modelplane.local.http_messages import CONTINUE, LAST_CHUNK, error_response
@@ -52,6 +53,7 @@ class Exchange:
         self.method = b""
         self.keep_alive = True
         self.started = False
+        self.watch: ExchangeWatch | None = None  # metrics and payload logging (gateway_observe.py)
         self._http10 = False
         self._host = b""
         self._request_id = b""
@@ -94,14 +96,18 @@ class Exchange:
         self._generated_request_id = head.generated_request_id
         self._chunked_request = head.chunked
         self._expect_continue = head.expect_continue
+        self.watch = self.client.router.watch(method, self.url, self._host, self.headers, self._request_id)
+        self._head = self.watch.upstream_head(self._head)
 
     def request_body(self, data: bytes) -> None:
+        self.watch.request_body(data)
         if self._chunked_request:
             data = b"%x\r\n%b\r\n" % (len(data), data)
         self._send_body(data)
 
     def request_done(self) -> None:
         self._request_done = True
+        self.watch.request_done()
         if self._chunked_request:
             self._send_body(LAST_CHUNK)
 
@@ -124,6 +130,7 @@ class Exchange:
 
     def cancel(self) -> None:
         """The client went away: stop, and drop the upstream connection mid-flight."""
+        self.watch.end(self._revision, CLIENT_GONE)
         if self._task is not None and not self._task.done():
             self._task.cancel()
             return
@@ -206,6 +213,7 @@ class Exchange:
             self._release_slot()
             return
         except _ResponseBroken:
+            self.watch.end(self._revision, BROKEN)
             self._drop_upstream()
             self._release_slot()
             self.client.abort()
@@ -276,6 +284,7 @@ class Exchange:
             replica = outcome = None
 
     def deadline_passed(self, timeout: float) -> None:
+        self.watch.upstream_error(self._revision, "timeout")
         self._watched = False
         self._drop_upstream()
         self._attempt_ended(TIMED_OUT)
@@ -289,6 +298,7 @@ class Exchange:
         if self._response_started:
             self.client.abort()
             return
+        self.watch.gateway_answer(status, message)
         if not self._request_done:
             # The rest of the request body may still come; the connection cannot be reused.
             self.keep_alive = False
@@ -296,6 +306,7 @@ class Exchange:
         self.client.write(error_response(status, message, self._request_id, close=not self.keep_alive))
 
     def _finish(self) -> None:
+        self.watch.end(self._revision, ANSWERED)
         self._release_slot()
         self.client.exchange_finished(self)
 
@@ -315,6 +326,7 @@ class Exchange:
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], content_length: int | None
     ) -> None:
         self._stop_deadline()
+        self.watch.response_head(status, headers)
         has_body = self.method != b"HEAD" and status not in NO_BODY_STATUSES
         if content_length is None and has_body:
             # A body of unknown length: chunked to the client, or to the end of the connection.
@@ -338,6 +350,7 @@ class Exchange:
         )
 
     def upstream_body(self, data: bytes) -> None:
+        self.watch.response_body(data)
         self._hold_head = False
         if self._chunked_response:
             self._out += (b"%x\r\n" % len(data), data, b"\r\n")
@@ -365,6 +378,7 @@ class Exchange:
         self._attempt_ended(DONE)
 
     def upstream_failed(self, reason: str) -> None:
+        self.watch.upstream_error(self._revision, "closed")
         self.upstream_flush()
         self._out = []  # a head still held back: the client gets a 502 instead
         self._failure = reason

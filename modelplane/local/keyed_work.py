@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 
 from modelplane.local.api_errors import Expired
+from modelplane.local.platform_metrics import (
+    QUEUE_ADDS,
+    QUEUE_DEPTH,
+    RECONCILE_ERRORS,
+    RECONCILE_SECONDS,
+    RECONCILES,
+)
 from modelplane.local.store import Store
 
 logger = logging.getLogger("modelplane.reconciler")
@@ -41,11 +49,16 @@ async def watch_kind(store: Store, kind: str, handle: Callable[[str, dict], None
 class KeyedWorkers:
     """`kick(key)` makes `work(key)` run soon, once however often it is asked, never twice at once for
     the same key. `work` returns True when the key needs no worker any more; one that raises is run
-    again 2 s later."""
+    again 2 s later. `controller` names the metrics of its reconciles and its queue."""
 
-    def __init__(self, work: Callable[[Hashable], Awaitable[bool]], what: str) -> None:
+    def __init__(self, work: Callable[[Hashable], Awaitable[bool]], what: str, controller: str) -> None:
         self._work = work
         self._what = what
+        self._reconciles = {result: RECONCILES.labels(controller, result) for result in ("success", "error")}
+        self._errors = RECONCILE_ERRORS.labels(controller)
+        self._seconds = RECONCILE_SECONDS.labels(controller)
+        self._depth = QUEUE_DEPTH.labels(controller)
+        self._adds = QUEUE_ADDS.labels(controller)
         self._kicks: dict[Hashable, asyncio.Event] = {}
         self._workers: dict[Hashable, asyncio.Task] = {}
         self._closing = False
@@ -57,10 +70,14 @@ class KeyedWorkers:
         if event is None:
             event = self._kicks[key] = asyncio.Event()
             self._workers[key] = asyncio.create_task(self._run(key, event), name=f"{self._what} {key}")
+        if not event.is_set():
+            self._adds.inc()
+            self._depth.inc()
         event.set()
 
     async def close(self) -> None:
         self._closing = True
+        self._depth.dec(sum(event.is_set() for event in self._kicks.values()))
         workers = list(self._workers.values())
         for task in workers:
             task.cancel()
@@ -70,14 +87,22 @@ class KeyedWorkers:
         while True:
             await event.wait()
             event.clear()
+            self._depth.dec()
+            started = time.perf_counter()
             try:
                 done = await self._work(key)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("%s %s failed; trying again", self._what, key)
+                self._reconciles["error"].inc()
+                self._errors.inc()
                 asyncio.get_running_loop().call_later(2.0, self.kick, key)
                 done = False
+            else:
+                self._reconciles["success"].inc()
+            finally:
+                self._seconds.observe(time.perf_counter() - started)
             if done and not event.is_set():
                 del self._kicks[key], self._workers[key]
                 return

@@ -27,6 +27,8 @@ from modelplane.local.gateway import GatewayConfig, GatewayThread
 from modelplane.local.gateway_routes import DEFAULT_DOMAIN
 from modelplane.local.gpus import GpuAllocator, discover_gpus
 from modelplane.local.log_rotation import rotate_logs_forever
+from modelplane.local.metrics_exposition import PlatformMetrics
+from modelplane.local.platform_metrics import platform_registry
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
 from modelplane.local.runtime_status_writer import RuntimeStatusWriter
@@ -35,6 +37,7 @@ from modelplane.local.supervisor import SupervisorSettings
 from modelplane.local.tls import TLSFiles
 from modelplane.local.trained_models import TrainedModels
 from modelplane.local.zygotes import Zygotes
+from modelplane.telemetry import tracing
 
 logger = logging.getLogger("modelplane.platform")
 
@@ -114,6 +117,7 @@ class Platform:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stopping.set)
+        tracing.configure("modelplane-gateway")  # the gateway's spans, when OTEL_* says where
         store = self.store = open_store(config.home)
         api = _ApiServer(store, bind(config.host, config.api_port), config.auth_token, config.tls)
         autoscaling = Autoscaling(
@@ -150,6 +154,8 @@ class Platform:
         )
         runtime_statuses = RuntimeStatusWriter(store, events)
         reconciler.on_replicas = trained_models.replicas_changed
+        metrics = PlatformMetrics(platform_registry(gateway), reconciler.scrape_targets)
+        api.app.metrics = metrics.exposition
         api_task = asyncio.create_task(api.run())
         log_task = asyncio.create_task(
             rotate_logs_forever(settings.logs_dir, config.log_max_bytes, config.log_backups)
@@ -177,9 +183,11 @@ class Platform:
             await trained_models.close()
             await runtime_statuses.close()
             await reconciler.close()
+            await metrics.close()
             if zygote is not None:
                 await zygote.close()
             store.close()
+            await asyncio.to_thread(tracing.shutdown)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
             logger.info("stopped")

@@ -50,6 +50,7 @@ from modelplane.control import (
 )
 from modelplane.control.canaries import CanaryPlan, canary_plans, stable_share
 from modelplane.control.observed import CanaryState
+from modelplane.control.payload_logging import payload_log_specs
 from modelplane.control.urls import service_host
 from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
@@ -58,10 +59,19 @@ from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import Backend, Route, RouteTable, component_host
 from modelplane.local.graph_reconciler import GraphReconciler
 from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
+from modelplane.local.metrics_exposition import ScrapeTarget, scrape_path
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
-from modelplane.local.supervisor import Replica, RevisionReplicas, SupervisorSettings, now_rfc3339
+from modelplane.local.supervisor import (
+    Replica,
+    RevisionReplicas,
+    SupervisorSettings,
+    now_rfc3339,
+    replica_log_dir,
+    replica_targets,
+)
 from modelplane.local.unhonored_fields import service_unhonored
+from modelplane.telemetry.payload_events import PayloadLogSpec
 
 logger = logging.getLogger("modelplane.reconciler")
 
@@ -94,6 +104,8 @@ class _Service:
     invalid: Failure | None = None
     runtime: dict | None = None
     unhonored: tuple[str, ...] = ()  # fields accepted but not acted on (unhonored_fields.py)
+    payload_logs: dict[str, PayloadLogSpec] = field(default_factory=dict)  # per component with a logger
+    scrape_path: str | None = None  # where its replicas' metrics are, when it asks to be scraped
 
     def revision(self, name: str) -> Revision:
         return next(r for r in self.revisions if r.name == name)
@@ -118,7 +130,7 @@ class Reconciler:
         self.revision_log = revision_log
         self.autoscaling = autoscaling or Autoscaling()
         self._services: dict[Key, _Service] = {}
-        self._workers = KeyedWorkers(self._reconcile_key, "reconciling service")
+        self._workers = KeyedWorkers(self._reconcile_key, "reconciling service", "inferenceservice")
         self._routes: dict[Key, dict[str, Route]] = {}
         self._routes_in_effect: dict[str, Route] | None = None
         self._retiring: set[asyncio.Task] = set()
@@ -150,6 +162,22 @@ class Reconciler:
         runners = [runner for service in self._services.values() for runner in service.running.values()]
         await asyncio.gather(*(runner.stop() for runner in runners), *self._retiring, return_exceptions=True)
         self._services.clear()
+
+    def scrape_targets(self) -> list[ScrapeTarget]:
+        """The ready replicas of the services (and graphs) that ask to be scraped
+        (`serving.kserve.io/enable-prometheus-scraping`), for the platform's /metrics."""
+        targets = []
+        for service in self._services.values():
+            if service.scrape_path is None:
+                continue
+            for runner in service.running.values():
+                base = (
+                    ("namespace", service.namespace),
+                    ("inferenceservice", service.name),
+                    ("component", runner.revision.component),
+                )
+                targets += replica_targets(runner, service.scrape_path, base)
+        return targets + self.graphs.scrape_targets()
 
     def kick(self, key: Key) -> None:
         """Asks for a reconcile of one service (soon, once, however often it is asked)."""
@@ -236,6 +264,10 @@ class Reconciler:
     def _plan(self, service: _Service, isvc: dict) -> None:
         namespaced_runtimes, _ = self.store.list(SERVING_RUNTIME.kind, service.namespace)
         service.unhonored = service_unhonored(isvc)
+        service.payload_logs = payload_log_specs(
+            isvc, lambda component: self._payload_file(service, component)
+        )
+        service.scrape_path = scrape_path(isvc["metadata"].get("annotations"))
         try:
             templates = revision_templates(isvc, namespaced_runtimes, self._cluster_runtimes())
         except RuntimeSelectionError as exc:
@@ -269,6 +301,11 @@ class Reconciler:
             del service.rolled_out[gone]
             service.previous_rolled_out.pop(gone, None)
             service.traffic.pop(gone, None)
+
+    def _payload_file(self, service: _Service, component: str) -> str:
+        """Where a logger without `url` writes: next to the component's replica logs."""
+        folder = replica_log_dir(self.settings.logs_dir, service.namespace, service.name, component)
+        return (folder.absolute() / "payload-events.jsonl").as_uri()
 
     def _warn_of_dropped_args(self, isvc: dict, revision: Revision) -> None:
         """A stock image's arguments that have no local meaning (`modelplane.control.images`) are said."""
@@ -404,8 +441,25 @@ class Reconciler:
         routes = service_routes(
             service.name, service.namespace, self.settings.domain, set(service.latest), component_routes
         )
+        own_host = service_host(service.name, service.namespace, self.settings.domain)
         routes = {host: Route(route.backends, explain=explain) for host, (route, explain) in routes.items()}
+        if own_host in routes and "explainer" not in component_routes:
+            routes[own_host] = self._with_explainer_waiting(service, routes[own_host])
         return {**routes, **tag_routes}
+
+    def _with_explainer_waiting(self, service: _Service, route: Route) -> Route:
+        """The service's host while its explainer does not serve yet: `:explain` calls wait for it
+        while it loads (as the first requests of any component do), and are refused with the reason
+        once it failed, so predictions are never held back by it."""
+        latest = service.latest.get("explainer")
+        if latest is None:
+            return route
+        why = self._failure_of(service, latest)
+        if why is None:
+            loading = self._backend(service, latest, 100)
+            return Route(route.backends, explain=Route((loading,)) if loading is not None else None)
+        refusal = f"the explainer of {service.namespace}/{service.name} does not serve: {why}"
+        return Route(route.backends, explain_refusal=refusal)
 
     def _canary_backends(self, service: _Service) -> list[tuple[CanaryPlan, Backend]]:
         found = []
@@ -432,6 +486,7 @@ class Reconciler:
             container_concurrency=int(template.get("containerConcurrency") or 0),
             timeout_seconds=float(timeout) if timeout else None,
             grpc_replicas=runner.grpc_addresses(),
+            payload_log=service.payload_logs.get(runner.revision.component),
         )
 
     def _observed(self, service: _Service) -> ServiceState:

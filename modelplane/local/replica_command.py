@@ -21,7 +21,14 @@ MODEL_MOUNT = "/mnt/models"
 _SERVICE_FLAGS = ("--predictor_host", "--predictor-host", "--explainer_host", "--explainer-host")
 _GRPC_FLAGS = ("--grpc-port", "--grpc_port")
 # Flags of `modelplane serve` whose numbers are never ports, even when one reads 8080 or 8081.
-_NUMBER_FLAGS = ("--max-batch-size", "--max-batchsize", "--max-latency", "--batch-timeout")
+_NUMBER_FLAGS = (
+    "--max-batch-size",
+    "--max-batchsize",
+    "--max-latency",
+    "--batch-timeout",
+    "--max-iter",
+    "--nb-classes",
+)
 _SERVICE_NAME = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?$"
 )

@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from modelplane.local.api_errors import (
     precondition_failed,
 )
 from modelplane.local.api_paths import kind_by_name
+from modelplane.local.platform_metrics import STORE_OPERATIONS, STORE_SECONDS
 
 Resource = dict[str, Any]
 Admit = Callable[[Resource, Resource | None, list[Resource]], Resource]
@@ -65,6 +68,28 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('resource_version', 0), ('compacted', 0);
 """
+
+
+def _measured(method: Callable) -> Callable:
+    """Counts and times a store operation (store_operations_total, ..._duration_seconds)."""
+    operation = method.__name__
+    ok, error = STORE_OPERATIONS.labels(operation, "ok"), STORE_OPERATIONS.labels(operation, "error")
+    seconds = STORE_SECONDS.labels(operation)
+
+    @functools.wraps(method)
+    def measured(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            result = method(*args, **kwargs)
+        except Exception:
+            error.inc()
+            raise
+        finally:
+            seconds.observe(time.perf_counter() - started)
+        ok.inc()
+        return result
+
+    return measured
 
 
 def admit_as_is(resource: Resource, old: Resource | None, existing: list[Resource]) -> Resource:
@@ -137,6 +162,7 @@ class Store:
 
     # ---- reads ----
 
+    @_measured
     def get(self, ref: Ref) -> Resource:
         with self._lock:
             row = self._db.execute(
@@ -146,6 +172,7 @@ class Store:
             raise not_found(kind_by_name(ref.kind), ref.name)
         return orjson.loads(row[0])
 
+    @_measured
     def list(self, kind: str, namespace: str | None = None) -> tuple[list[Resource], str]:
         """The resources of a kind (in one namespace, or all with `namespace=None`), sorted by
         namespace and name, with the store's resourceVersion at that moment."""
@@ -168,6 +195,7 @@ class Store:
 
     # ---- writes ----
 
+    @_measured
     def create(self, resource: Resource, *, dry_run: bool = False) -> Resource:
         """Stores a new resource; AlreadyExists if its key is taken. A `status` is dropped.
         With `dry_run` (as with every write below), the result is computed and not stored."""
@@ -176,6 +204,7 @@ class Store:
             events.append(WatchEvent("ADDED", created, resource_version_of(created)))
         return created
 
+    @_measured
     def update(self, ref: Ref, change: Callable[[Resource], Resource], *, dry_run: bool = False) -> Resource:
         """Replaces the spec and metadata of a resource with `change(current)`.
 
@@ -184,6 +213,7 @@ class Store:
         """
         return self._modify(ref, change, status_only=False, dry_run=dry_run)
 
+    @_measured
     def update_status(
         self, ref: Ref, change: Callable[[Resource], Resource], *, dry_run: bool = False
     ) -> Resource:
@@ -201,6 +231,7 @@ class Store:
         """Writes `status` over the stored one, whatever resourceVersion it is at."""
         return self.update_status(ref, lambda current: {**current, "status": status})
 
+    @_measured
     def delete(
         self, ref: Ref, *, dry_run: bool = False, preconditions: dict[str, str] | None = None
     ) -> Resource:
@@ -218,6 +249,7 @@ class Store:
             events.append(WatchEvent("DELETED", deleted, resource_version_of(deleted)))
         return deleted
 
+    @_measured
     def apply(self, resources: Iterable[Resource], *, dry_run: bool = False) -> list[Applied]:
         """Creates or updates every resource in one transaction: all are stored, or none.
 
@@ -245,6 +277,7 @@ class Store:
 
     # ---- watch ----
 
+    @_measured
     def events_after(
         self, resource_version: int, kind: str | None = None, namespace: str | None = None, limit: int = 500
     ) -> tuple[list[WatchEvent], int]:

@@ -39,6 +39,8 @@ from modelplane.control import Failure, Revision, RevisionState, Termination
 from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.gpus import GpuAllocator, GpuInventory
 from modelplane.local.memory_watch import can_measure, enforce_memory_limit
+from modelplane.local.metrics_exposition import ScrapeTarget
+from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, REPLICA_STARTS
 from modelplane.local.replica_command import ReplicaPorts, replica_launch, speaks_modelplane_serve
 from modelplane.local.replica_probe import probe
 from modelplane.local.replica_resources import replica_resources
@@ -151,6 +153,21 @@ class Replica:
     def label(self) -> str:
         return f"replica {self.index} of {self.revision.name}"
 
+    def _tracing_env(self) -> dict[str, str]:
+        """Who the replica is in its spans (when tracing is on): `<service>-<component>`, and its
+        namespace and replica as resource attributes. A container's own OTEL_* variables win."""
+        namespace, service, component = self.log_path.relative_to(self.settings.logs_dir).parts[:3]
+        attributes = f"k8s.namespace.name={namespace},service.instance.id={self.revision.name}-{self.index}"
+        inherited = os.environ.get("OTEL_RESOURCE_ATTRIBUTES")
+        return {
+            "OTEL_SERVICE_NAME": f"{service}-{component}",
+            "OTEL_RESOURCE_ATTRIBUTES": f"{attributes},{inherited}" if inherited else attributes,
+        }
+
+    def _metric_labels(self) -> tuple[str, str]:
+        """(namespace, revision): the replica's log lives under `<logs>/<namespace>/...`."""
+        return self.log_path.relative_to(self.settings.logs_dir).parts[0], self.revision.name
+
     def _set(self, phase: str, *, address: str | None = None, failure: Failure | None = None) -> None:
         if failure is not None and self.failure is not None and _same_failure(failure, self.failure):
             failure = self.failure  # the same failure again keeps its first time
@@ -206,6 +223,7 @@ class Replica:
                     if time.monotonic() - started > self.settings.stable_after:
                         backoff = self.settings.backoff_initial
                 self.restarts += 1
+                REPLICA_RESTARTS.labels(*self._metric_labels()).inc()
                 self._note(f"restarting in {backoff:.0f}s")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)
@@ -262,7 +280,7 @@ class Replica:
         if self._stopping.is_set():
             return
         self._note(f"starting: {' '.join(launch.argv)}")
-        env = {**os.environ, **launch.env}
+        env = {**os.environ, **self._tracing_env(), **launch.env}
         zygote = self.settings.zygote
         try:
             forked = await zygote.spawn(launch.argv, env, self.log_path) if zygote else None
@@ -284,6 +302,7 @@ class Replica:
             self._note(message)
             self._set(FAILED_TO_LOAD, failure=self._failure(message))
             return
+        REPLICA_STARTS.labels(*self._metric_labels()).inc()
         how = "forked warm, " if isinstance(self._process, ForkedProcess) else ""
         logger.info("%s started (%spid %s, port %s)", self.label, how, self._process.pid, ports.http)
         guard = self._guard_memory(self._process)
@@ -296,6 +315,7 @@ class Replica:
             self._note(f"stopped (exit code {code})")
             return
         ended = self.last_termination = _termination(code, over_memory)
+        REPLICA_EXITS.labels(*self._metric_labels(), ended.reason).inc()
         if over_memory is not None:
             self._note(f"{OOM_KILLED}: {over_memory}")
             logger.warning("%s OOMKilled: %s", self.label, over_memory)
@@ -450,6 +470,20 @@ class RevisionReplicas:
             last_termination=max(ends, key=lambda end: end.finished_at, default=None),
             unschedulable=waiting[0] if waiting else None,
         )
+
+
+def replica_targets(
+    runner: RevisionReplicas, path: str, labels: tuple[tuple[str, str], ...]
+) -> list[ScrapeTarget]:
+    """Where each ready replica of a revision serves its metrics, with the labels its samples get."""
+    return [
+        ScrapeTarget(
+            f"http://{replica.address}{path}",
+            (*labels, ("revision", runner.revision.name), ("replica", str(replica.index))),
+        )
+        for replica in runner.replicas
+        if replica.phase == LOADED and replica.address
+    ]
 
 
 def _modelplane_command(*arguments: str) -> list[str]:

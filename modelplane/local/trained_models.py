@@ -69,7 +69,7 @@ class TrainedModels:
         self._servers: dict[str, ServerModels] = {}  # what each ready replica holds, by address
         self._parents: dict[Key, str] = {}  # (namespace, TrainedModel) -> its InferenceService
         self._folders: dict[Key, Path] = {}  # the folder of a service's replicas' model folders
-        self._workers = KeyedWorkers(self._reconcile, "trained models of")
+        self._workers = KeyedWorkers(self._reconcile, "trained models of", "trainedmodel")
         self._watches: list[asyncio.Task] = []
         self._client: httpx.AsyncClient | None = None
 

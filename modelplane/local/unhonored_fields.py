@@ -4,7 +4,9 @@
 for a scheduler, have nothing to act on: `nodeSelector`, `affinity`, `tolerations` and the others in
 `SCHEDULING_FIELDS`. Of a container's `resources`, `cpu`, `memory` and `nvidia.com/gpu` are acted on
 (`replica_resources.py`); other resources (`ephemeral-storage`, `hugepages-2Mi`, another vendor's
-GPUs) are not. A pod-level `resources` is acted on for `cpu` and `memory`, as Kubernetes allows.
+GPUs) are not. A pod-level `resources` is acted on for `cpu` and `memory`, as Kubernetes allows. A
+`logger`'s blob-storage settings (`storage`, `marshallerUrl`, `batchSize`, `batchInterval`) are not:
+the gateway sends each event to the logger's `url`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from modelplane.api import paths
 from modelplane.api.constants import FRAMEWORK_SHORTHANDS
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
+from modelplane.control.payload_logging import BLOB_STORAGE_FIELDS
 from modelplane.local.replica_resources import ACTED_ON
 
 SCHEDULING_FIELDS = (
@@ -37,6 +40,7 @@ _POD_RESOURCES = ("cpu", "memory")
 _ONE_MACHINE = "every replica runs on this machine"
 _RESOURCES_ACTED_ON = "modelplane up acts on cpu, memory and nvidia.com/gpu"
 _POD_RESOURCES_ACTED_ON = "pod-level resources are cpu and memory"
+_BLOB_LOGGING = "payload events go to the logger's url; modelplane up writes no blob storage"
 Path = list[str | int]
 
 
@@ -59,6 +63,7 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
     if kind == INFERENCE_SERVICE.kind:
         for component in COMPONENTS:
             found += _pod(spec.get(component), ["spec", component])
+            found += _blob_logging(spec.get(component), ["spec", component, "logger"])
         for index, canary in enumerate(_dicts(spec.get("canary"))):
             found += _pod(canary.get("predictor"), ["spec", "canary", index, "predictor"])
     elif kind in (SERVING_RUNTIME.kind, CLUSTER_SERVING_RUNTIME.kind):
@@ -93,6 +98,17 @@ def _pod(spec: object, path: Path) -> list[Unhonored]:
         found += _resources(container.get("resources"), [*container_path, "resources"])
     found += _pod(spec.get("workerSpec"), [*path, "workerSpec"])
     return found
+
+
+def _blob_logging(component: object, path: Path) -> list[Unhonored]:
+    logger = component.get("logger") if isinstance(component, dict) else None
+    if not isinstance(logger, dict):
+        return []
+    return [
+        Unhonored(paths.join([*path, name]), _BLOB_LOGGING)
+        for name in BLOB_STORAGE_FIELDS
+        if logger.get(name) not in (None, "", {}, 0)
+    ]
 
 
 def _scheduling(spec: dict, path: Path) -> list[Unhonored]:

@@ -10,6 +10,7 @@ from modelplane.protocol.errors import ModelNotFound
 from modelplane.server import metrics
 from modelplane.server.repository import ModelRepository, ServedModel
 from modelplane.server.request_batching import BatchSettings, ModelBatcher
+from modelplane.telemetry import tracing
 
 SERVER_NAME = "modelplane"
 EXTENSIONS = ["model_repository_extension", "binary_tensor_data"]
@@ -54,16 +55,23 @@ class DataPlane:
     async def run_stages(
         self, served: ServedModel, payload: Any, headers: dict[str, str], verb: str = "predict"
     ) -> tuple[Any, dict[str, str]]:
-        """One run of the stages, each timed."""
+        """One run of the stages, each timed (and, with tracing on, each a span)."""
         stages = served.stages
         stage_seconds = metrics.for_model(served.model.name).stage_seconds
         response_headers: dict[str, str] = {}
+        tracer = tracing.tracer() if tracing.recording() else None  # stages are spans of a traced request
         for stage_name in ("preprocess", verb, "postprocess"):
             stage = stages[stage_name]
             if stage.skip:
                 continue
             started = time.perf_counter()
-            payload = await stage(payload, headers, response_headers)
+            if tracer is None:
+                payload = await stage(payload, headers, response_headers)
+            else:
+                with tracer.start_as_current_span(
+                    stage_name, attributes={"modelplane.model": served.model.name}
+                ):
+                    payload = await stage(payload, headers, response_headers)
             stage_seconds[stage_name].observe(time.perf_counter() - started)
         return payload, response_headers
 

@@ -9,6 +9,7 @@ for the others.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 from collections.abc import Callable
@@ -109,7 +110,9 @@ def _on_thread(method: Stage) -> Stage:
     @functools.wraps(method)
     async def run(*args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(method, *args, **kwargs))
+        # In the caller's context, so that the current span (tracing) is the thread's too.
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(None, functools.partial(context.run, method, *args, **kwargs))
 
     return run
 

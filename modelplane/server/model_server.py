@@ -28,6 +28,7 @@ from modelplane.server.model import Model
 from modelplane.server.repository import ModelFactory, ModelRepository, load_model
 from modelplane.server.request_batching import BatchSettings
 from modelplane.server.rest import DEFAULT_MAX_BODY, RESTServer, too_large_response
+from modelplane.telemetry import tracing
 
 logger = logging.getLogger("modelplane.server")
 
@@ -69,6 +70,7 @@ class ModelServer:
     async def serve(
         self, models: list[Model], sock: socket.socket | None = None, grpc_sock: socket.socket | None = None
     ) -> None:
+        tracing.configure("modelplane-serve")  # OTEL_SERVICE_NAME, which the platform sets, wins
         repository = ModelRepository(self.model_factory, multi_model=self.multi_model)
         for model in models:
             repository.add(model)
@@ -127,6 +129,7 @@ class ModelServer:
             await grpc_task
         load_task.cancel()
         await repository.unload_all()
+        await asyncio.to_thread(tracing.shutdown)  # the last spans, before the process exits
 
     def _run_workers(self, models: list[Model]) -> None:
         sock = bind_socket(self.host, self.http_port)

@@ -415,3 +415,35 @@ def test_tensorflow_serving_is_its_server_if_installed_else_the_tensorflow_runti
     assert local.dropped == (
         "--rest_api_timeout_in_ms=60000 (a TensorFlow Serving setting modelplane serve does not have)",
     )
+
+
+def test_the_art_explainer_image_runs_the_art_runtime():
+    local = run(
+        "docker.io/kserve/art-explainer:v0.15.0",
+        ["--model_name", "digits", "--http_port", "8080", "--predictor_host", "digits-predictor.default"]
+        + [
+            "--storage_uri",
+            "/mnt/models",
+            "--adversary_type",
+            "SquareAttack",
+            "--nb_classes",
+            "10",
+            "--eps",
+            "0.1",
+        ],
+    )
+    assert local.command == [
+        "modelplane",
+        "serve",
+        "--model-name=digits",
+        "--runtime=art",
+        "--http-port=8080",
+        "--grpc-port=8081",
+        "--predictor-host=digits-predictor.default",
+        "--adversary-type=SquareAttack",
+        "--nb-classes=10",
+    ]
+    assert local.dropped == (
+        "--storage_uri /mnt/models (the ART explainer reads no model folder)",
+        "--eps 0.1 (KServe's ART explainer does not read it)",
+    )

@@ -209,3 +209,56 @@ def test_same_template_keeps_the_revision_a_changed_one_gets_the_next_number():
     newer, created_newer = latest_revisions("iris", created, changed)
     assert newer["predictor"].name == revision_name("iris", "predictor", 2) == "iris-predictor-00002"
     assert created_newer == [newer["predictor"]]
+
+
+def test_an_art_explainer_runs_kserves_art_container_as_modelplane_serve():
+    spec = {
+        "predictor": {"sklearn": {"storageUri": "pvc://models/digits"}},
+        "explainer": {
+            "containerConcurrency": 2,
+            "art": {
+                "type": "SquareAttack",
+                "config": {"nb_classes": "10", "max_iter": "50"},
+                "args": ["--x=1"],
+            },
+        },
+    }
+    explainer = templates(spec)["explainer"]
+    assert explainer["command"] == [
+        "modelplane",
+        "serve",
+        "--model-name=iris",
+        "--runtime=art",
+        "--http-port=8080",
+        "--grpc-port=8081",
+        "--predictor-host=iris-predictor.default",
+        "--workers=2",
+        "--adversary-type=SquareAttack",
+        "--max-iter=50",
+        "--nb-classes=10",
+    ]
+    assert explainer["image"] == {
+        "image": "kserve/art-explainer:latest",
+        "runs": "modelplane serve --runtime=art",
+        "dropped": ["--x=1 (KServe's ART explainer does not read it)"],
+    }
+    assert explainer["storage"] is None and explainer["protocol"] == "v1"
+
+
+def test_a_custom_explainer_gets_kserves_default_args_unless_it_sets_them():
+    spec = {
+        "predictor": {"sklearn": {"storageUri": "pvc://models/iris"}},
+        "explainer": {
+            "containers": [{"name": "kserve-container", "image": "x", "command": ["python", "e.py"]}]
+        },
+    }
+    assert templates(spec)["explainer"]["command"] == [
+        "python",
+        "e.py",
+        "--model_name",
+        "iris",
+        "--predictor_host",
+        "iris-predictor.default",
+        "--http_port",
+        "8080",
+    ]

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from modelplane.graph.http_client import Endpoint, HttpClient, TransportError, parse_target
+from modelplane.protocol.http_client import Endpoint, HttpClient, TransportError, parse_target
 
 
 def synchronously(test):

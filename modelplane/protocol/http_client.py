@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 client for the router's calls to steps: POST only, pooled keep-alive connections.
+"""A small HTTP/1.1 client: POST only, pooled keep-alive connections (the graph router's calls to its
+steps, the payload logger's events).
 
 Each hop through the router pays for this client, so it does as little as it can: the request line and
 Host header of each target are built once, the response is parsed by httptools, and idle connections are

@@ -1,0 +1,123 @@
+"""The platform's `/metrics`: the control plane's and the gateway's metrics, and those of the replicas
+whose service asks to be scraped, in one Prometheus exposition.
+
+KServe's `serving.kserve.io/enable-prometheus-scraping: "true"` annotation marks an InferenceService's
+pods for Prometheus to scrape. `modelplane up` has no pods to annotate, so it scrapes the replicas of
+such a service (and of such an InferenceGraph) itself when `/metrics` is asked for: each ready
+replica's `/metrics` (or the path of `prometheus.kserve.io/path`), its samples labelled with
+`namespace`, `inferenceservice` (or `inferencegraph`), `component`, `revision` and `replica` (a label
+the replica already has is kept as `exported_<label>`, as Prometheus keeps it), and
+`modelplane_scrape_up` says which replicas answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+SCRAPE_ANNOTATION = "serving.kserve.io/enable-prometheus-scraping"
+PATH_ANNOTATION = "prometheus.kserve.io/path"
+DEFAULT_PATH = "/metrics"
+SCRAPE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    url: str
+    labels: tuple[tuple[str, str], ...]
+
+
+def scrape_path(annotations: dict | None) -> str | None:
+    """The metrics path of a resource whose replicas ask to be scraped; None when they do not."""
+    annotations = annotations or {}
+    if str(annotations.get(SCRAPE_ANNOTATION, "")).lower() != "true":
+        return None
+    path = str(annotations.get(PATH_ANNOTATION) or DEFAULT_PATH)
+    return path if path.startswith("/") else "/" + path
+
+
+class PlatformMetrics:
+    """`exposition()` gives the text `/metrics` serves: `registry`'s families (the control plane's and
+    the gateway's) and the replicas' that `targets()` names, scraped at that moment."""
+
+    def __init__(self, registry: CollectorRegistry, targets: Callable[[], list[ScrapeTarget]]) -> None:
+        self._registry = registry
+        self._targets = targets
+        self._client: httpx.AsyncClient | None = None
+
+    async def exposition(self) -> tuple[bytes, str]:
+        targets = self._targets()
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=SCRAPE_TIMEOUT)
+        scraped = await asyncio.gather(*(self._scrape(target) for target in targets))
+        merged = _Merged()
+        merged.add(_families(generate_latest(self._registry).decode()), ())
+        up = Metric(
+            "modelplane_scrape_up", "Whether a replica's metrics could be scraped (1) or not (0)", "gauge"
+        )
+        for target, text in zip(targets, scraped, strict=True):
+            families = None
+            if text is not None:
+                try:
+                    families = _families(text)
+                except ValueError:  # not the Prometheus text format
+                    families = None
+            if families is not None:
+                merged.add(families, target.labels)
+            up.samples.append(
+                Sample("modelplane_scrape_up", dict(target.labels), 0 if families is None else 1)
+            )
+        if targets:
+            merged.add([up], ())
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(merged)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _scrape(self, target: ScrapeTarget) -> str | None:
+        try:
+            response = await self._client.get(target.url)
+        except httpx.HTTPError:
+            return None
+        return response.text if response.status_code == 200 else None
+
+
+def _families(text: str) -> list[Metric]:
+    return list(text_string_to_metric_families(text))
+
+
+class _Merged:
+    """Families merged by name (each family once in the exposition, whoever sent it), as a collector."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, Metric] = {}
+
+    def add(self, families: Iterable[Metric], labels: tuple[tuple[str, str], ...]) -> None:
+        for family in families:
+            known = self._families.get(family.name)
+            if known is None:
+                known = self._families[family.name] = Metric(family.name, family.documentation, family.type)
+            known.samples += [_labelled(sample, labels) for sample in family.samples]
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families.values()
+
+
+def _labelled(sample: Sample, labels: tuple[tuple[str, str], ...]) -> Sample:
+    if not labels:
+        return sample
+    own = dict(sample.labels)
+    for name, _ in labels:
+        if name in own:
+            own[f"exported_{name}"] = own.pop(name)
+    return sample._replace(labels={**dict(labels), **own})

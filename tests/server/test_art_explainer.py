@@ -1,0 +1,115 @@
+"""KServe's ART explainer (`modelplane serve --runtime art`): SquareAttack against a real predictor
+process, KServe's answer, clear refusals, and a missing library reported on the explainer alone."""
+
+from __future__ import annotations
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+from tests.server.processes import REPO_ROOT, serve
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    """sklearn's bundled 8x8 digits (KServe's ART sample attacks MNIST the same way), pixels in [0, 1]."""
+    images, labels = load_digits(return_X_y=True)
+    folder = tmp_path_factory.mktemp("digits")
+    joblib.dump(LogisticRegression(max_iter=2000).fit(images / 16.0, labels), folder / "model.joblib")
+    return folder, images / 16.0, labels
+
+
+@pytest.fixture(scope="module")
+def predictor(digits_model):
+    server = serve("--model-dir", str(digits_model[0]), "--model-name", "digits", grpc=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def explainer(predictor):
+    server = serve(
+        "--runtime=art",
+        "--model-name=digits",
+        f"--predictor-host=127.0.0.1:{predictor.http_port}",
+        "--nb-classes=10",
+        "--max-iter=20",
+        grpc=False,
+    )
+    yield server
+    server.stop()
+
+
+def image(pixels) -> list:
+    return np.asarray(pixels).reshape(1, 8, 8, 1).tolist()
+
+
+def test_square_attack_answers_as_kserves_explainer(explainer, digits_model):
+    _, images, labels = digits_model
+    answer = httpx.post(
+        f"{explainer.url}/v1/models/digits:explain",
+        json={"instances": [image(images[0]), [int(labels[0])]]},
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    explanation = answer.json()["explanations"]
+    assert set(explanation) == {"adversarial_example", "L2 error", "adversarial_prediction", "prediction"}
+    assert np.asarray(explanation["adversarial_example"]).shape == (1, 8, 8, 1)
+    assert explanation["prediction"] == int(labels[0])
+    assert isinstance(explanation["adversarial_prediction"], int)
+    assert explanation["L2 error"] >= 0
+
+
+def test_tabular_rows_are_refused_with_what_the_attack_needs(explainer):
+    answer = httpx.post(
+        f"{explainer.url}/v1/models/digits:explain",
+        json={"instances": [[[6.8, 2.8, 4.8, 1.4]], [1]]},
+        timeout=60,
+    )
+    assert answer.status_code == 400
+    assert "SquareAttack attacks images" in answer.json()["error"]
+    malformed = httpx.post(
+        f"{explainer.url}/v1/models/digits:explain", json={"instances": [1, 2, 3]}, timeout=60
+    )
+    assert malformed.status_code == 400
+
+
+def test_without_the_library_the_explainer_is_not_ready_and_says_why(tmp_path):
+    shadow = tmp_path / "art"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'art'\")\n")
+    server = serve(
+        "--runtime=art",
+        "--model-name=digits",
+        "--predictor-host=127.0.0.1:9",
+        grpc=False,
+        env={"PYTHONPATH": f"{tmp_path}:{REPO_ROOT}"},
+        ready_status=503,
+    )
+    try:
+        (entry,) = httpx.post(f"{server.url}/v2/repository/index").json()
+        assert entry["state"] == "UNAVAILABLE"
+        assert 'pip install "modelplane[art]"' in entry["reason"]
+        answer = httpx.post(f"{server.url}/v1/models/digits:explain", json={"instances": []})
+        assert answer.status_code == 503 and "adversarial-robustness-toolbox" in answer.json()["error"]
+    finally:
+        server.stop()
+
+
+def test_an_unknown_attack_is_a_load_failure_that_says_which_exist(predictor):
+    server = serve(
+        "--runtime=art",
+        "--model-name=digits",
+        f"--predictor-host=127.0.0.1:{predictor.http_port}",
+        "--adversary-type=FastGradient",
+        grpc=False,
+        ready_status=503,
+    )
+    try:
+        (entry,) = httpx.post(f"{server.url}/v2/repository/index").json()
+        assert "it runs SquareAttack" in entry["reason"]
+    finally:
+        server.stop()

@@ -1,0 +1,147 @@
+"""Tracing in the model server: with the OTEL_* variables set, each inference request is a server
+span, the child of the caller's `traceparent`, with the model's stages as its children, exported over
+OTLP to a real receiver; a transformer's call to its predictor carries its own span onward."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+from tests.server.processes import serve
+from tests.telemetry.otlp_receiver import OtlpReceiver
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    receiver = OtlpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def traced_env(receiver):
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+
+
+@pytest.fixture(scope="module")
+def predictor(traced_env):
+    server = serve(
+        "--model-class",
+        "tests/server/models.py:StagesModel",
+        "--model-name",
+        "stages",
+        grpc=False,
+        env={**traced_env, "OTEL_SERVICE_NAME": "stages-predictor"},
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def transformer(predictor, traced_env):
+    server = serve(
+        "--model-class",
+        "examples/transformer/transformer.py:MillimetresToCentimetres",
+        "--model-name",
+        "stages",
+        f"--predictor-host=127.0.0.1:{predictor.http_port}",
+        grpc=False,
+        env={**traced_env, "OTEL_SERVICE_NAME": "stages-transformer"},
+    )
+    yield server
+    server.stop()
+
+
+def test_a_request_is_a_server_span_with_its_stages_as_children(predictor, receiver):
+    answer = httpx.post(
+        f"{predictor.url}/v1/models/stages:predict",
+        json={"instances": [[1, 2]]},
+        headers={"traceparent": TRACEPARENT},
+    )
+    assert answer.status_code == 200, answer.text
+
+    def complete(spans):
+        return {"preprocess", "predict", "postprocess"} <= {span.name for span in spans}
+
+    spans = receiver.wait_for_trace(TRACE_ID, complete)
+    (server,) = [span for span in spans if span.kind == "server"]
+    assert server.parent_id == PARENT_ID
+    assert server.name == "POST /v1/models/stages:predict"
+    assert server.service == "stages-predictor"
+    assert server.attributes["http.response.status_code"] == 200
+    stages = {span.name: span for span in spans if span.kind == "internal"}
+    assert {stages[name].parent_id for name in ("preprocess", "predict", "postprocess")} == {server.span_id}
+
+
+def test_a_transformer_calls_its_predictor_within_its_own_span(transformer, receiver):
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    answer = httpx.post(
+        f"{transformer.url}/v1/models/stages:predict",
+        json={"instances": [[10, 20]]},
+        headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+    )
+    assert answer.status_code == 200, answer.text
+
+    def complete(spans):
+        return {"stages-transformer", "stages-predictor"} <= {
+            span.service for span in spans if span.kind == "server"
+        }
+
+    spans = receiver.wait_for_trace(trace_id, complete)
+    by_id = {span.span_id: span for span in spans}
+    predictor_server = next(s for s in spans if s.kind == "server" and s.service == "stages-predictor")
+    client = by_id[predictor_server.parent_id]
+    assert (client.kind, client.service, client.name) == (
+        "client",
+        "stages-transformer",
+        "POST /v1/models/stages:predict",
+    )
+    predict_stage = by_id[client.parent_id]
+    assert (predict_stage.name, predict_stage.service) == ("predict", "stages-transformer")
+    transformer_server = by_id[predict_stage.parent_id]
+    assert transformer_server.kind == "server" and transformer_server.parent_id == "b7ad6b7169203331"
+
+
+def test_without_otel_variables_nothing_is_exported(receiver):
+    server = serve(
+        "--model-class", "tests/server/models.py:StagesModel", "--model-name", "stages", grpc=False
+    )
+    try:
+        trace_id = "11112222333344445555666677778888"
+        answer = httpx.post(
+            f"{server.url}/v1/models/stages:predict",
+            json={"instances": [[1]]},
+            headers={"traceparent": f"00-{trace_id}-1111222233334444-01"},
+        )
+        assert answer.status_code == 200
+    finally:
+        server.stop()  # a traced server would have sent its last spans by now
+    assert receiver.trace(trace_id) == []
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in os.environ
+
+
+def test_a_request_its_caller_did_not_sample_makes_no_span_and_keeps_its_trace_headers(transformer, receiver):
+    trace_id = "99990000111122223333444455556666"
+    answer = httpx.post(
+        f"{transformer.url}/v1/models/stages:predict",
+        json={"instances": [[10, 20]]},
+        headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-00"},
+    )
+    assert answer.status_code == 200, answer.text
+    sampled = "0af7651916cd43dd8448eb211c80319d"  # a sampled request after it: once its spans are in,
+    httpx.post(  # those of the one before would have been too
+        f"{transformer.url}/v1/models/stages:predict",
+        json={"instances": [[10, 20]]},
+        headers={"traceparent": f"00-{sampled}-b7ad6b7169203331-01"},
+    )
+    receiver.wait_for_trace(sampled, lambda spans: len({s.service for s in spans}) == 2)
+    assert receiver.trace(trace_id) == []
