@@ -31,6 +31,7 @@ class DecoderOnlyBatch:
         self.mask: torch.Tensor | None = None  # [rows, columns]: 1 where the cache holds a real token
         self.positions: torch.Tensor | None = None  # [rows]: the position of each row's next token
         self.last: torch.Tensor | None = None  # [rows]: the token each row feeds next
+        self.unpadded = True  # no row has padding: the mask hides nothing
 
     def __len__(self) -> int:
         return 0 if self.last is None else self.last.shape[0]
@@ -53,6 +54,7 @@ class DecoderOnlyBatch:
         )
         part = self.empty()
         part.cache, part.mask, part.positions = output.past_key_values, mask, mask.sum(-1)
+        part.unpadded = bool(mask.all())
         return part, output.logits[:, -1]
 
     def decode(self) -> torch.Tensor:
@@ -60,7 +62,7 @@ class DecoderOnlyBatch:
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(self), 1)], dim=-1)
         output = self.model(
             input_ids=self.last[:, None],
-            attention_mask=self.mask,
+            attention_mask=None if self.unpadded else self.mask,  # none to build: a cheaper step
             position_ids=self.positions[:, None],
             past_key_values=self.cache,
             use_cache=True,
@@ -81,8 +83,10 @@ class DecoderOnlyBatch:
                 other.positions,
                 other.last,
             )
+            self.unpadded = other.unpadded
             return
         width = max(self.mask.shape[1], other.mask.shape[1])
+        self.unpadded = self.unpadded and other.unpadded and self.mask.shape[1] == other.mask.shape[1]
         _append_rows(_layers(self.cache), _layers(other.cache), width, left=True)
         self.mask = torch.cat([_pad(self.mask, width, 1, left=True), _pad(other.mask, width, 1, left=True)])
         self.positions = torch.cat([self.positions, other.positions])
@@ -98,6 +102,7 @@ class DecoderOnlyBatch:
         start = _first_used_column(self.mask)
         _select_rows(_layers(self.cache), index, start, None)
         self.mask = self.mask[:, start:]
+        self.unpadded = bool(self.mask.all())
         self.positions = self.positions[index]
         if self.last is not None:
             self.last = self.last[index]
