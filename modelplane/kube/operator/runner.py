@@ -65,6 +65,7 @@ async def run_operator(settings: OperatorSettings) -> int:
     code = 0
     try:
         if await _first(elector.acquire(), stop.wait()) == "stopped":
+            await elector.release()  # the Lease may have been won just as the stop came
             return 0
         controller = Controller(ctx, workers=settings.workers, resync=settings.resync)
         controller.start()
