@@ -64,6 +64,11 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
     return _once(found + _containers_not_run(resource))
 
 
+def unhonored_warnings(resource: dict) -> list[str]:
+    """The warnings an API server sends about them, as `kubectl apply` prints them."""
+    return [f"{field.path}: accepted but not acted on: {field.why}" for field in unhonored_fields(resource)]
+
+
 def refused_fields(resource: dict) -> list[Unhonored]:
     """The fields of a resource that modelplane up refuses, each with the refusal's message."""
     return _once(

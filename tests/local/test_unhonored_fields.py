@@ -28,7 +28,11 @@ def test_scheduling_fields_of_each_component_and_canary_are_not_acted_on():
             "predictor": {
                 "nodeSelector": {"gpu": "a100"},
                 "tolerations": [{"key": "gpu", "operator": "Exists"}],
-                "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone"}]}},
+                "affinity": {
+                    "podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone"}]
+                    }
+                },
                 "sklearn": {"storageUri": "pvc://m"},
             },
             "transformer": {"schedulerName": "volcano", "containers": [{"name": "kserve-container"}]},
@@ -91,7 +95,11 @@ def test_runtimes_and_graphs_are_looked_at_too():
 
 
 def test_a_services_status_names_its_runtimes_fields_too():
-    runtime = {"kind": "ServingRuntime", "metadata": {"name": "gpu-runtime"}, "spec": {"tolerations": [{"operator": "Exists"}]}}
+    runtime = {
+        "kind": "ServingRuntime",
+        "metadata": {"name": "gpu-runtime"},
+        "spec": {"tolerations": [{"operator": "Exists"}]},
+    }
     resource = isvc({"predictor": {"nodeName": "n1", "model": {"modelFormat": {"name": "sklearn"}}}})
     used = {"kind": "ServingRuntime", "name": "gpu-runtime"}
     assert service_unhonored(resource, used, with_builtin_runtimes([runtime])) == (
