@@ -9,7 +9,7 @@ warnings) and in the status; a refused one is answered with its message, and not
 
 The tables are written once for what several kinds share (a container, a pod spec, a component of an
 InferenceService) and mounted where each kind has one. `tests/local/test_field_dispositions.py` walks
-every leaf of the CRDs in `modelplane/api/crds` and fails on any field no rule covers; docs/resources.md
+every leaf of the CRDs in `modelplane/api/crds` and fails on any field no rule covers; docs/platform.md
 lists them (`disposition_docs()`, kept equal by that test).
 """
 
@@ -43,7 +43,7 @@ class Rule:
     disposition: Disposition
     why: str  # how it is acted on, why it is not, or the refusal's message
     quiet: tuple = ()  # values that ask for nothing (a default): said nothing about
-    keys: tuple[str, ...] | None = None  # of a map acted on: its keys acted on; any other is warned
+    keys: tuple[str, ...] | None = None  # of a map acted on: its keys acted on; any other is warned, `why`
 
 
 def acted(how: str, *, keys: tuple[str, ...] | None = None) -> Rule:
@@ -85,8 +85,8 @@ CONTAINER: Table = {
     "ports[].protocol": warned("a replica listens on TCP", quiet=("TCP",)),
     "ports[].hostPort": warned("each replica listens on a loopback port of its own"),
     "ports[].hostIP": warned("each replica listens on a loopback port of its own"),
-    "resources.limits": acted("cpu, memory and GPUs", keys=CONTAINER_RESOURCES),
-    "resources.requests": acted("cpu, memory and GPUs", keys=CONTAINER_RESOURCES),
+    "resources.limits": acted(RESOURCES_ACTED_ON, keys=CONTAINER_RESOURCES),
+    "resources.requests": acted(RESOURCES_ACTED_ON, keys=CONTAINER_RESOURCES),
     "resources.claims": warned("dynamic resource claims need Kubernetes"),
     "readinessProbe": warned("of a readiness probe, only `httpGet.path` is used"),
     "readinessProbe.httpGet.path": acted("the path the supervisor polls until the replica is ready"),
@@ -124,10 +124,11 @@ SCHEDULING_FIELDS = (
     "resourceClaims",
 )
 
+_CONTAINERS: Table = {f"containers[].{field}": rule for field, rule in CONTAINER.items()}
 POD: Table = {
     **{name: warned(ONE_MACHINE) for name in SCHEDULING_FIELDS},
-    **{f"containers[].{field}": rule for field, rule in CONTAINER.items()},
-    "resources": acted("cpu and memory, for the replica as a whole", keys=("cpu", "memory")),
+    **_CONTAINERS,
+    "resources": acted(POD_RESOURCES_ACTED_ON, keys=("cpu", "memory")),
     "resources.claims": warned("dynamic resource claims need Kubernetes"),
     "initContainers": warned("no init containers run: the storage initializer is modelplane's own"),
     "ephemeralContainers": warned(_NO_POD),
@@ -219,11 +220,14 @@ ART: Table = {
     "runtimeVersion": warned("it is an image tag: the server installed here runs whatever the tag"),
 }
 
+_MODELS: Table = {
+    f"{name}.{field}": rule for name in ("model", *FRAMEWORK_SHORTHANDS) for field, rule in MODEL.items()
+}
 _WORKER = "multi-node serving: every replica is one process on this machine, and no workers run"
 
 PREDICTOR: Table = {
     **COMPONENT,
-    **{f"{name}.{field}": rule for name in ("model", *FRAMEWORK_SHORTHANDS) for field, rule in MODEL.items()},
+    **_MODELS,
     "workerSpec": warned(_WORKER),
 }
 
@@ -253,14 +257,17 @@ def _under(prefix: str, table: Table) -> Table:
     return {f"{prefix}.{pattern}": rule for pattern, rule in table.items()}
 
 
+_SERVICE_OWN: Table = {
+    "spec.predictor.name": acted("names the stable predictor next to its canaries"),
+    "spec.canary[].trafficPercent": acted("the canary's share of requests"),
+}
 _SERVICE: Table = {
     **_OBJECT,
     **_under("spec.predictor", PREDICTOR),
-    "spec.predictor.name": acted("names the stable predictor next to its canaries"),
     **_under("spec.transformer", COMPONENT),
     **_under("spec.explainer", EXPLAINER),
-    "spec.canary[].trafficPercent": acted("the canary's share of requests"),
     **_under("spec.canary[].predictor", CANARY_PREDICTOR),
+    **_SERVICE_OWN,
 }
 
 _RUNTIME: Table = {
@@ -296,7 +303,7 @@ _GRAPH: Table = {
     "spec.scaleMetric": acted("what the autoscaler scales the router on"),
     "spec.scaleTarget": acted("the autoscaler's target per router replica"),
     "spec.timeout": acted("the gateway's limit on one request to the router, in seconds"),
-    "spec.resources": acted("the router's cpu, memory and GPUs", keys=CONTAINER_RESOURCES),
+    "spec.resources": acted(RESOURCES_ACTED_ON, keys=CONTAINER_RESOURCES),
     "spec.resources.claims": warned("dynamic resource claims need Kubernetes"),
     "spec.serviceAccountName": warned("the router calls the services through the gateway, as itself"),
     **{
@@ -325,13 +332,14 @@ FIELDS: dict[str, Table] = {
 _SEGMENT = re.compile(r"[^.\[\]{}]+|\[\]|\{\}")
 
 
-def _segments(pattern: str) -> tuple[str, ...]:
+def pattern_segments(pattern: str) -> tuple[str, ...]:
     """`containers[].env[].value` -> ("containers", "[]", "env", "[]", "value")."""
     return tuple(_SEGMENT.findall(pattern))
 
 
 _BY_SEGMENTS: dict[str, dict[tuple[str, ...], Rule]] = {
-    kind: {_segments(pattern): rule for pattern, rule in table.items()} for kind, table in FIELDS.items()
+    kind: {pattern_segments(pattern): rule for pattern, rule in table.items()}
+    for kind, table in FIELDS.items()
 }
 
 
@@ -345,3 +353,65 @@ def rule_for(kind: str, segments: Iterable[str]) -> tuple[int, Rule] | None:
         if rule is not None:
             return length, rule
     return None
+
+
+# How docs/resources.md lists the tables: each section with where it applies, and the rules it adds
+# to those it builds on.
+_DOC_SECTIONS: tuple[tuple[str, str, Table, Table], ...] = (
+    ("Every kind", "", _OBJECT, {}),
+    (
+        "Any container",
+        "a component's `containers[]`, a predictor's `model` and framework shorthands, an explainer's "
+        "`art`, a runtime's `containers[]`",
+        CONTAINER,
+        {},
+    ),
+    ("Any pod spec", "each InferenceService component, a runtime's `spec`", POD, _CONTAINERS),
+    (
+        "An InferenceService component",
+        "`spec.predictor`, `spec.transformer`, `spec.explainer`",
+        COMPONENT,
+        POD,
+    ),
+    ("A predictor", "`spec.predictor`, and each canary's", PREDICTOR, {**COMPONENT, **_MODELS}),
+    ("A predictor's model", "`spec.predictor.model`, and each framework shorthand", MODEL, CONTAINER),
+    ("An explainer's `art`", "`spec.explainer.art`", ART, CONTAINER),
+    ("A canary's predictor", "`spec.canary[].predictor`", CANARY_PREDICTOR, PREDICTOR),
+    ("InferenceService", "", _SERVICE_OWN, {}),
+    ("ServingRuntime and ClusterServingRuntime", "", _RUNTIME, {**_OBJECT, **_under("spec", POD)}),
+    ("InferenceGraph", "", _GRAPH, _OBJECT),
+    ("TrainedModel", "", _TRAINED_MODEL, _OBJECT),
+)
+
+
+def disposition_docs() -> str:
+    """The tables in Markdown, as docs/resources.md has them."""
+    lines: list[str] = []
+    for title, where, table, base in _DOC_SECTIONS:
+        own = {pattern: rule for pattern, rule in table.items() if base.get(pattern) != rule}
+        lines += [f"#### {title}", ""]
+        if where:
+            lines += [f"In {where}.", ""]
+        said: dict[tuple[str, str], list[str]] = {}
+        for pattern, rule in own.items():
+            if rule.keys is not None:
+                keys = ", ".join(f"`{key}`" for key in rule.keys)
+                said.setdefault((f"warned, but for {keys}", rule.why), []).append(f"`{pattern}`")
+            elif rule.disposition != Disposition.ACTED:
+                said.setdefault((rule.disposition.name.lower(), rule.why), []).append(f"`{pattern}`")
+        if said:
+            lines += ["| field | | why |", "|---|---|---|"]
+            lines += [f"| {', '.join(names)} | {what} | {why} |" for (what, why), names in said.items()]
+            lines.append("")
+        acted_on = [
+            f"`{pattern}`"
+            for pattern, rule in own.items()
+            if rule.disposition == Disposition.ACTED and rule.keys is None
+        ]
+        if acted_on:
+            lines += [f"Acted on: {', '.join(acted_on)}.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(disposition_docs())

@@ -29,8 +29,6 @@ from modelplane.api.kinds import (
 )
 from modelplane.api.schema import openapi_schema
 from modelplane.local.field_dispositions import (
-    POD_RESOURCES_ACTED_ON,
-    RESOURCES_ACTED_ON,
     Disposition,
     rule_for,
 )
@@ -141,8 +139,7 @@ def _leaf(kind: str, value: object, path: Path, segments: tuple[str, ...]) -> It
     if rule.keys is not None and isinstance(value, dict):
         for name in value:
             if name not in rule.keys:
-                why = POD_RESOURCES_ACTED_ON if rule.keys == ("cpu", "memory") else RESOURCES_ACTED_ON
-                yield paths.join([*path, name]), WARNED, why
+                yield paths.join([*path, name]), WARNED, rule.why
     elif rule.disposition != Disposition.ACTED and value not in rule.quiet:
         yield paths.join(path[:length]), rule.disposition, rule.why
 
