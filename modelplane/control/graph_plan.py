@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from modelplane.api.conditions import FIELDS_HONORED
+from modelplane.control.status import unhonored_condition
 from modelplane.control.urls import host_url, service_host, through_gateway
 
 PROTOCOL_V1, PROTOCOL_V2 = "v1", "v2"
@@ -145,10 +147,12 @@ def inference_graph_status(
     port: int,
     now: str,
     previous: dict | None = None,
+    unhonored: tuple[str, ...] = (),
 ) -> dict:
     """KServe's status of a graph: `url` and `Ready=True` once its services are ready and its router
     serves; until then `Ready=False`, with the services it waits for, why the router failed (as Knative
-    says of a revision that failed), or the router that is starting."""
+    says of a revision that failed), or the router that is starting. Fields accepted but not acted on
+    (`unhonored`) are a FieldsHonored=False condition, as on an InferenceService."""
     previous = previous or {}
     status: dict = {"observedGeneration": (ig.get("metadata") or {}).get("generation", 1)}
     if plan.waiting:
@@ -165,6 +169,11 @@ def inference_graph_status(
     same = old is not None and old.get("status") == ready["status"]
     ready["lastTransitionTime"] = old.get("lastTransitionTime", now) if same else now
     status["conditions"] = [{"type": "Ready", **ready}]
+    if unhonored:
+        old = before.get(FIELDS_HONORED)
+        honored = {"type": FIELDS_HONORED, **unhonored_condition(unhonored)}
+        honored["lastTransitionTime"] = old.get("lastTransitionTime", now) if old else now
+        status["conditions"].append(honored)
     return status
 
 

@@ -66,7 +66,7 @@ def inference_service_status(
     if state.canaries:
         found[c.CANARY_PREDICTOR_READY] = _canary_condition(state.canaries)
     if state.unhonored:
-        found[c.FIELDS_HONORED] = _unhonored_condition(state.unhonored)
+        found[c.FIELDS_HONORED] = unhonored_condition(state.unhonored)
 
     status: dict = {
         "observedGeneration": metadata.get("generation"),
@@ -130,7 +130,7 @@ def _replica_states(revision: RevisionState) -> dict:
     return found
 
 
-def _unhonored_condition(unhonored: tuple[str, ...]) -> dict:
+def unhonored_condition(unhonored: tuple[str, ...]) -> dict:
     """modelplane's own: fields accepted but not acted on. A warning: it does not gate Ready."""
     return {
         "status": FALSE,

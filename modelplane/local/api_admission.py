@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from modelplane.api.admission import admit as api_admit
-from modelplane.api.errors import ValidationError
+from modelplane.api.errors import FieldError, ValidationError
 from modelplane.api.kinds import INFERENCE_SERVICE, kind_of
 from modelplane.control.admission import admit_with_platform_checks, refusal_message
 from modelplane.control.payload_logging import logger_url_errors
 from modelplane.local.api_errors import Invalid
 from modelplane.local.store import Admit, Resource
+from modelplane.local.unhonored_fields import refused_fields
 
 
 def admission_from(admit: Callable[..., Resource] = api_admit) -> Admit:
@@ -34,16 +35,18 @@ def admission_from(admit: Callable[..., Resource] = api_admit) -> Admit:
 
 def default_admission() -> Admit:
     """The admission the control plane runs: KServe's defaulting and validation, the graph checks, and
-    what only this machine needs (a logger URL the gateway can send to)."""
+    what only this machine needs (a logger URL the gateway can send to, no field it refuses:
+    `field_dispositions.py`)."""
     return admission_from(_admit_here)
 
 
 def _admit_here(resource: Resource, **context) -> Resource:
     admitted = admit_with_platform_checks(resource, **context)
+    errors = [FieldError(field.path, field.why) for field in refused_fields(admitted)]
     if kind_of(admitted) == INFERENCE_SERVICE:
-        errors = list(logger_url_errors(admitted))
-        if errors:
-            raise ValidationError(errors)
+        errors += logger_url_errors(admitted)
+    if errors:
+        raise ValidationError(errors)
     return admitted
 
 

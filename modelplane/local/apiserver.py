@@ -67,6 +67,7 @@ from modelplane.local.api_tables import TableRequest, table, table_events, table
 from modelplane.local.api_write_options import DeleteOptions, WriteOptions, warning_headers
 from modelplane.local.store import Ref, Store, WatchEvent, store_path
 from modelplane.local.tls import TLSFiles
+from modelplane.local.unhonored_fields import unhonored_warnings
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,9 @@ class ApiApp:
             _check_body(body, target)
             warnings = options.unknown_field_warnings(body, target.kind)
             created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
-            return await send_json(send, 201, created, warning_headers(warnings))
+            return await send_json(
+                send, 201, created, warning_headers(warnings + unhonored_warnings(created))
+            )
         raise MethodNotAllowed(f"{request.method} is not supported on a collection")
 
     async def _list(self, request: Request, send: Send, target: Target) -> None:
@@ -275,6 +278,8 @@ class ApiApp:
         warnings = [] if status_only else options.unknown_field_warnings(written, target.kind)
         write = self.store.update_status if status_only else self.store.update
         updated = await asyncio.to_thread(write, ref, change, dry_run=options.dry_run)
+        if not status_only:
+            warnings += unhonored_warnings(updated)
         await send_json(send, 200, updated, warning_headers(warnings))
 
     async def _builtin_runtime(self, request: Request, send: Send, target: Target, builtin: dict) -> None:
@@ -297,7 +302,7 @@ class ApiApp:
         warnings = options.unknown_field_warnings(body, target.kind)
         body.setdefault("metadata", {}).pop("resourceVersion", None)
         created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
-        await send_json(send, 201, created, warning_headers(warnings))
+        await send_json(send, 201, created, warning_headers(warnings + unhonored_warnings(created)))
 
     # ---- all-or-nothing apply ----
 

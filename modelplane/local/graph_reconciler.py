@@ -30,6 +30,7 @@ from modelplane.local.metrics_exposition import ScrapeTarget, scrape_path
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings, now_rfc3339, replica_targets
+from modelplane.local.unhonored_fields import unhonored_fields
 
 logger = logging.getLogger("modelplane.reconciler")
 
@@ -222,6 +223,7 @@ class GraphReconciler:
                 port=self.settings.gateway_port,
                 now=now_rfc3339(),
                 previous=previous,
+                unhonored=tuple(str(field) for field in unhonored_fields(ig)),
             )
         if status != previous:
             with contextlib.suppress(NotFound):

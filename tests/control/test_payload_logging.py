@@ -102,6 +102,6 @@ def test_blob_storage_logging_is_accepted_and_said_not_acted_on():
     paths = [field.path for field in unhonored_fields(resource)]
     assert paths == [
         "spec.predictor.logger.storage",
-        "spec.predictor.logger.marshallerUrl",
         "spec.predictor.logger.batchSize",
+        "spec.predictor.logger.marshallerUrl",
     ]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from modelplane.api import builtin_cluster_runtimes
-from modelplane.local.unhonored_fields import SCHEDULING_FIELDS, service_unhonored, unhonored_fields
+from modelplane.api.builtin_runtimes import with_builtin_runtimes
+from modelplane.local.field_dispositions import SCHEDULING_FIELDS
+from modelplane.local.unhonored_fields import service_unhonored, unhonored_fields
 
 ONE_MACHINE = "every replica runs on this machine"
 
@@ -27,7 +28,11 @@ def test_scheduling_fields_of_each_component_and_canary_are_not_acted_on():
             "predictor": {
                 "nodeSelector": {"gpu": "a100"},
                 "tolerations": [{"key": "gpu", "operator": "Exists"}],
-                "affinity": {"nodeAffinity": {}},
+                "affinity": {
+                    "podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone"}]
+                    }
+                },
                 "sklearn": {"storageUri": "pvc://m"},
             },
             "transformer": {"schedulerName": "volcano", "containers": [{"name": "kserve-container"}]},
@@ -36,8 +41,8 @@ def test_scheduling_fields_of_each_component_and_canary_are_not_acted_on():
     )
     assert found(resource) == [
         ("spec.predictor.nodeSelector", ONE_MACHINE),
-        ("spec.predictor.affinity", ONE_MACHINE),
         ("spec.predictor.tolerations", ONE_MACHINE),
+        ("spec.predictor.affinity", ONE_MACHINE),
         ("spec.transformer.schedulerName", ONE_MACHINE),
         ("spec.canary[0].predictor.priorityClassName", ONE_MACHINE),
     ]
@@ -90,13 +95,17 @@ def test_runtimes_and_graphs_are_looked_at_too():
 
 
 def test_a_services_status_names_its_runtimes_fields_too():
-    runtime = {"kind": "ServingRuntime", "metadata": {"name": "gpu-runtime"}, "spec": {"tolerations": [{}]}}
+    runtime = {
+        "kind": "ServingRuntime",
+        "metadata": {"name": "gpu-runtime"},
+        "spec": {"tolerations": [{"operator": "Exists"}]},
+    }
     resource = isvc({"predictor": {"nodeName": "n1", "model": {"modelFormat": {"name": "sklearn"}}}})
     used = {"kind": "ServingRuntime", "name": "gpu-runtime"}
-    assert service_unhonored(resource, used, [*builtin_cluster_runtimes(), runtime]) == (
+    assert service_unhonored(resource, used, with_builtin_runtimes([runtime])) == (
         f"spec.predictor.nodeName ({ONE_MACHINE})",
         f"ServingRuntime gpu-runtime: spec.tolerations ({ONE_MACHINE})",
     )
-    # The built-in runtimes ask for cpu and memory only: nothing to say.
+    # A built-in runtime's fields are modelplane's own, not the user's: nothing to say.
     builtin = {"kind": "ClusterServingRuntime", "name": "kserve-sklearnserver"}
-    assert service_unhonored(isvc({"predictor": {}}), builtin, builtin_cluster_runtimes()) == ()
+    assert service_unhonored(isvc({"predictor": {}}), builtin, with_builtin_runtimes([])) == ()
