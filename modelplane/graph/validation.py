@@ -4,7 +4,7 @@ KServe accepts graphs its router cannot run: a cycle of nodes (the router recurs
 `nodeName` that names no node (500 at request time), a condition that does not parse (it silently never
 matches). modelplane rejects them when the graph is applied and when the router starts.
 The webhook's own rules (name format, step-name uniqueness, one target per step, Splitter weights) live
-in `modelplane.api`.
+in `modelplane.api`; `refusals` runs both, so the router refuses at start every graph `apply` refuses.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from modelplane.api.admission import admit
+from modelplane.api.errors import ValidationError
+from modelplane.api.kinds import INFERENCE_GRAPH
 from modelplane.graph.gjson import PathSyntaxError, compile_path
 from modelplane.graph.spec import (
     DEPENDENCIES,
@@ -23,6 +26,45 @@ from modelplane.graph.spec import (
 )
 
 CONDITIONAL_ROUTERS = ("Sequence", "Switch")
+
+
+def refusals(spec: Mapping[str, Any], name: str = "graph") -> list[str]:
+    """Everything `apply` refuses in an InferenceGraph with this spec, one message per problem: the
+    API's admission (the CRD schema, KServe's webhook rules), then what the router cannot run.
+
+    A step with both `serviceName` and `serviceUrl` is taken as the platform wrote it: the service
+    resolved to its address (as KServe's controller passes the graph to its router)."""
+    resource = {
+        "apiVersion": INFERENCE_GRAPH.api_version,
+        "kind": INFERENCE_GRAPH.kind,
+        "metadata": {"name": name},
+        "spec": _unresolved(spec),
+    }
+    try:
+        admit(resource)
+    except ValidationError as exc:
+        return [str(error) for error in exc.errors]
+    return validate_graph_spec(spec)
+
+
+def _unresolved(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec as a user would have written it: without the `serviceUrl` the platform resolved for a
+    `serviceName`."""
+    nodes = spec.get("nodes")
+    if not isinstance(nodes, dict):
+        return dict(spec)
+    unresolved = {}
+    for node_name, node in nodes.items():
+        if isinstance(node, dict) and isinstance(node.get("steps"), list):
+            steps = [
+                {k: v for k, v in step.items() if k != "serviceUrl"}
+                if isinstance(step, dict) and step.get("serviceName") and step.get("serviceUrl")
+                else step
+                for step in node["steps"]
+            ]
+            node = {**node, "steps": steps}
+        unresolved[node_name] = node
+    return {**spec, "nodes": unresolved}
 
 
 def validate_graph_spec(spec: Mapping[str, Any]) -> list[str]:
