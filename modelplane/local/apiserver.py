@@ -35,6 +35,7 @@ import uvicorn
 import uvloop
 
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, Kind, kind_of
+from modelplane.graph.validation import condition_warnings
 from modelplane.local import api_discovery, api_openapi
 from modelplane.local.api_admission import default_admission
 from modelplane.local.api_auth import BearerToken, TokenFileError, read_token_file
@@ -201,6 +202,7 @@ class ApiApp:
             _check_body(body, target)
             warnings = options.unknown_field_warnings(body, target.kind)
             created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
+            warnings += [str(warning) for warning in condition_warnings(created)]
             return await send_json(send, 201, created, warning_headers(warnings))
         raise MethodNotAllowed(f"{request.method} is not supported on a collection")
 
@@ -275,6 +277,8 @@ class ApiApp:
         warnings = [] if status_only else options.unknown_field_warnings(written, target.kind)
         write = self.store.update_status if status_only else self.store.update
         updated = await asyncio.to_thread(write, ref, change, dry_run=options.dry_run)
+        if not status_only:
+            warnings += [str(warning) for warning in condition_warnings(updated)]
         await send_json(send, 200, updated, warning_headers(warnings))
 
     async def _builtin_runtime(self, request: Request, send: Send, target: Target, builtin: dict) -> None:

@@ -12,7 +12,7 @@ from conftest import Process
 
 from modelplane.api.errors import ValidationError
 from modelplane.control.admission import admit_with_platform_checks
-from modelplane.graph.validation import refusals, validate_graph_spec
+from modelplane.graph.validation import condition_warnings, refusals, validate_graph_spec
 
 
 def node(router_type: str, *steps: dict) -> dict:
@@ -58,12 +58,24 @@ def test_a_node_name_that_names_no_node_is_rejected():
     ]
 
 
-def test_conditions_that_do_not_parse_are_rejected():
-    spec = {"nodes": {"root": node("Switch", {**URL, "name": "s", "condition": "instances.#(intval>=5"})}}
-    [error] = validate_graph_spec(spec)
-    assert error.startswith(
-        'step 0 ("s") of node "root" has a condition that does not parse: \'instances.#(intval>=5\''
-    )
+def test_conditions_go_can_never_match_are_rejected():
+    spec = {"nodes": {"root": node("Switch", {**URL, "name": "s", "condition": "instances.#(intval==~yes)"})}}
+    assert validate_graph_spec(spec) == [
+        'step 0 ("s") of node "root" has a condition modelplane refuses: \'instances.#(intval==~yes)\': '
+        "unknown '~' value (use ~true, ~false, ~null or ~*) at position 21"
+    ]
+
+
+def test_conditions_go_evaluates_are_accepted_with_a_warning():
+    doubtful = {**URL, "condition": "instances.#(intval>=5"}
+    spec = {"nodes": {"root": node("Sequence", URL, doubtful), "pick": node("Switch", doubtful)}}
+    assert validate_graph_spec(spec) == []
+    resource = {"kind": "InferenceGraph", "spec": spec}
+    assert [str(warning) for warning in condition_warnings(resource)] == [
+        f"spec.nodes.{name}.steps[{index}].condition: 'instances.#(intval>=5' is evaluated as Go's gjson "
+        "evaluates it, but looks like a mistake: '(' is never closed at position 12"
+        for name, index in (("root", 1), ("pick", 0))
+    ]
 
 
 def test_a_switch_step_without_a_condition_is_rejected():
