@@ -1,8 +1,9 @@
 """Structural checks of an InferenceGraph spec, with readable messages.
 
 KServe accepts graphs its router cannot run: a cycle of nodes (the router recurses until it dies), a
-`nodeName` that names no node (500 at request time), a condition that does not parse (it silently never
-matches). modelplane rejects them when the graph is applied and when the router starts.
+`nodeName` that names no node (500 at request time), a condition Go's gjson can never match.
+modelplane rejects them when the graph is applied and when the router starts; a condition that only
+looks like a mistake is evaluated as Go evaluates it, and `condition_warnings` says so at apply.
 The webhook's own rules (name format, step-name uniqueness, one target per step, Splitter weights) live
 in `modelplane.api`; `refusals` runs both, so the router refuses at start every graph `apply` refuses.
 """
