@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from modelplane.cli.main import CommandError
-from modelplane.graph.gjson import PathSyntaxError, compile_path
+from modelplane.graph.gjson import PathSyntaxError, compile_path, parse_document
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +42,11 @@ def _condition(args: argparse.Namespace) -> int:
         path = compile_path(args.condition)
     except PathSyntaxError as exc:
         raise CommandError(f"bad condition {args.condition!r}: {exc}") from None
+    if path.warning:
+        print(
+            f"Warning: evaluated as Go's gjson evaluates it, but probably a mistake: {path.warning}",
+            file=sys.stderr,
+        )
     result = path.get(_read_document(args.file))
     print(f"match: {'true' if result.exists else 'false'}")
     print(f"value: {result.raw if result.exists else '(nothing selected)'}")
@@ -59,6 +64,6 @@ def _read_document(file: str | None) -> Any:
     except OSError as exc:
         raise CommandError(f"cannot read {source}: {exc.strerror}") from None
     try:
-        return orjson.loads(data)
+        return parse_document(data)
     except orjson.JSONDecodeError as exc:
         raise CommandError(f"{source} is not valid JSON: {exc}") from None

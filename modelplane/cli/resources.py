@@ -23,6 +23,7 @@ from modelplane.api.errors import LoadError
 from modelplane.api.kinds import EVENT, Kind, kind_of
 from modelplane.api.loader import Document, load_path, load_text
 from modelplane.cli.main import CommandError
+from modelplane.graph.validation import condition_warnings
 from modelplane.local.api_client import ControlPlaneClient, Unreachable
 from modelplane.local.api_columns import printer_columns
 from modelplane.local.api_describe import describe
@@ -126,7 +127,8 @@ def _apply(args: argparse.Namespace) -> int:
 
 def print_apply_warnings(documents: list[Document]) -> None:
     """Fields that are kept but do nothing: those the schema does not know (most often a typo), and
-    those one machine cannot honor (a node to choose, a resource other than cpu, memory and GPUs)."""
+    those one machine cannot honor (a node to choose, a resource other than cpu, memory and GPUs); and
+    graph conditions that look like mistakes, though Go's gjson evaluates them."""
     for document in documents:
         for field in unknown_field_details(document.resource):
             hint = f'; did you mean "{field.did_you_mean}"?' if field.did_you_mean else ""
@@ -140,6 +142,8 @@ def print_apply_warnings(documents: list[Document]) -> None:
                 f"accepted but not acted on: {field.why}",
                 file=sys.stderr,
             )
+        for warning in condition_warnings(document.resource):
+            print(f"Warning: {document.source}:{document.line_of(warning.path)}: {warning}", file=sys.stderr)
 
 
 def _read_documents(sources: list[str], recursive: bool) -> list[Document]:

@@ -218,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
     batching = batch_settings(args)
     limits = connection_limits(args)
     models, factory = build_models(args)
+    factory = _rebuilding_start_models(factory, {model.name for model in models}, args)
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=None if args.grpc_port < 0 else args.grpc_port,
@@ -289,6 +290,32 @@ def build_models(args: argparse.Namespace):
         return models, factory
     except (RuntimeUnavailable, CustomModelError, LookupError, StoreError) as exc:
         raise CommandError(str(exc)) from None
+
+
+def _rebuilding_start_models(factory, start_names: set[str], args: argparse.Namespace):
+    """The factory, which also builds again, by name, a model the server was started with: a
+    repository load brings back a model that was unloaded (Triton's semantics), even on a server of
+    one model."""
+
+    def rebuild(model_name: str):
+        if factory is not None:
+            try:
+                return factory(model_name)
+            except LookupError:
+                if model_name not in start_names:
+                    raise
+        if model_name not in start_names:
+            raise LookupError(f"Model with name {model_name} is not in the repository.")
+        try:
+            models, _ = build_models(args)
+        except CommandError as exc:
+            raise LookupError(f"cannot build {model_name} again: {exc}") from None
+        for model in models:
+            if model.name == model_name:
+                return model
+        raise LookupError(f"{model_name} is no longer where the server found it at start")
+
+    return rebuild
 
 
 def _art_explainer(name: str, args: argparse.Namespace):

@@ -2,7 +2,7 @@
 platform itself needs of a resource.
 
 An InferenceGraph is also checked for what its router could not run (a cycle of nodes, a `nodeName`
-that names no node, a condition that does not parse): `modelplane.graph.validation`. An
+that names no node, a condition Go can never match): `modelplane.graph.validation`. An
 InferenceService's autoscaling annotations are checked as the autoscaler reads them (a `window` of 2s
 is refused here rather than ignored later).
 

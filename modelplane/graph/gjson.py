@@ -6,10 +6,14 @@ Go's tidwall/gjson v1.18 on parsed JSON:
     path = compile_path('[@this].#(decision_picker=="ERROR")')   # once, when the graph is loaded
     path.get(document).exists                                      # per request
 
+A path that is probably a mistake (`predictions[0]`, `#(a==1)x`) is evaluated as Go evaluates it, and
+`CompiledPath.warning` says what looks wrong; only a path Go can never match raises PathSyntaxError (see
+`gjson_syntax`). Documents are parsed with `parse_document`, which keeps what Go sees of duplicate keys.
+
 Differences from Go gjson, all deliberate:
-- paths that can only be mistakes raise PathSyntaxError (see `gjson_syntax`) instead of never matching;
-- the document is parsed JSON, so with duplicate keys the parser's choice (the last one) is seen, where Go
-  sees the first; and `Result.raw` is compact JSON rather than the original bytes of the document.
+- a path longer than 4096 characters, or nested past Python's recursion limit, is refused;
+- a `!{...}` literal that is not valid JSON is refused (Go selects its text as it is);
+- `Result.raw` is compact JSON rather than the original bytes of the document.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from functools import lru_cache
 from typing import Any
 
 from modelplane.graph.gjson_compile import Compiler
+from modelplane.graph.gjson_document import parse_document
 from modelplane.graph.gjson_nodes import GetNode
 from modelplane.graph.gjson_syntax import PathSyntaxError, check_syntax
 from modelplane.graph.gjson_values import MISSING, to_json
 
-__all__ = ["CompiledPath", "PathSyntaxError", "Result", "compile_path", "matches"]
+__all__ = ["CompiledPath", "PathSyntaxError", "Result", "compile_path", "matches", "parse_document"]
 
 _MAX_PATH_LENGTH = 4096
 
@@ -56,11 +61,12 @@ class Result:
 class CompiledPath:
     """A parsed GJSON path, to evaluate against many documents."""
 
-    __slots__ = ("path", "_root")
+    __slots__ = ("path", "_root", "warning")
 
-    def __init__(self, path: str, root: GetNode) -> None:
+    def __init__(self, path: str, root: GetNode, warning: str | None = None) -> None:
         self.path = path
         self._root = root
+        self.warning = warning  # what looks like a mistake in the path, evaluated as Go does all the same
 
     def get(self, document: Any) -> Result:
         """Evaluate against parsed JSON (dict, list, str, int, float, bool or None)."""
@@ -74,14 +80,20 @@ def compile_path(path: str) -> CompiledPath:
     """Parse a GJSON path once; raises PathSyntaxError for a path modelplane refuses."""
     if len(path) > _MAX_PATH_LENGTH:
         raise PathSyntaxError(
-            path, _MAX_PATH_LENGTH, f"the path is longer than {_MAX_PATH_LENGTH} characters"
+            path, _MAX_PATH_LENGTH, f"the path is longer than {_MAX_PATH_LENGTH} characters", refused=True
         )
+    warning = None
     try:
-        check_syntax(path)
+        try:
+            check_syntax(path)
+        except PathSyntaxError as exc:
+            if exc.refused:
+                raise
+            warning = str(exc)
         root = Compiler().get(path)
     except RecursionError:
-        raise PathSyntaxError(path, 0, "the path is nested too deeply") from None
-    return CompiledPath(path, root)
+        raise PathSyntaxError(path, 0, "the path is nested too deeply", refused=True) from None
+    return CompiledPath(path, root, warning)
 
 
 @lru_cache(maxsize=512)

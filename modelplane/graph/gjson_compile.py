@@ -81,7 +81,7 @@ class Compiler:
             return LinesGet(self.chain(path[2:]))
         chain = self.chain(path)
         steps = _plain_steps(chain)
-        return ChainGet(chain) if steps is None else PlainGet(steps)
+        return ChainGet(chain) if steps is None else PlainGet(steps, chain)
 
     def _then(self, rest: str) -> GetNode | None:
         """The path after a modifier, literal or multipath: used only after a `.` or `|`."""

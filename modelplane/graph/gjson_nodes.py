@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelplane.graph.gjson_document import DuplicateKeys
 from modelplane.graph.gjson_glob import Glob
 from modelplane.graph.gjson_modifiers import Modifier
 from modelplane.graph.gjson_query import Comparison
@@ -82,14 +83,18 @@ class PlainGet(GetNode):
     component is not a number), which is what the two readings of such a chain come to.
     """
 
-    __slots__ = ("steps",)
+    __slots__ = ("steps", "chain")
 
-    def __init__(self, steps: list[tuple[str, int]]) -> None:
+    def __init__(self, steps: list[tuple[str, int]], chain: Chain) -> None:
         self.steps = steps
+        self.chain = chain  # walked instead where a key is there twice
 
     def get(self, value: Any) -> Any:
+        document = value
         for key, index in self.steps:
             if isinstance(value, dict):
+                if type(value) is DuplicateKeys:
+                    return ChainGet(self.chain).get(document)
                 value = value.get(key, MISSING)
                 if value is MISSING:
                     return MISSING
@@ -197,10 +202,15 @@ class ObjectStep(Step):
     def walk(self, ctx: Context, container: dict[str, Any]) -> bool:
         if self.pipe is not None:
             ctx.pipe = self.pipe
+        twice = type(container) is DuplicateKeys
+        members = container.pairs if twice else container.items()
         if self.glob is None:
-            member = container.get(self.key, MISSING)
-            return member is not MISSING and self._descend(ctx, member)
-        return any(self.glob.matches(key) and self._descend(ctx, member) for key, member in container.items())
+            if not twice:
+                member = container.get(self.key, MISSING)
+                return member is not MISSING and self._descend(ctx, member)
+            # As Go: each member of that name in turn, until one has the rest of the path.
+            return any(key == self.key and self._descend(ctx, member) for key, member in members)
+        return any(self.glob.matches(key) and self._descend(ctx, member) for key, member in members)
 
 
 class ArrayStep(Step):

@@ -1,17 +1,22 @@
-"""Which GJSON paths modelplane refuses, and why.
+"""What in a GJSON path is probably a mistake, and what modelplane refuses.
 
-Go gjson accepts any text: a path it cannot read simply selects nothing, so a typo in a condition makes a
-graph step silently never run. modelplane reads a path the way gjson does, but first refuses the texts
-that can only be mistakes, naming the position (counted from 1) of the problem:
+Go gjson accepts any text and reads it its own way: `predictions[0]` is the key "predictions[0]", never an
+index; `#(a==1)x` is the query `#(a==1)`; an unclosed query selects the elements that are strings, numbers
+or have the key "". modelplane evaluates such paths exactly as Go does, and `check_syntax` names the first
+thing that is probably a mistake, with its position (counted from 1), so that `apply` warns about it:
 
-- an empty path, or an empty component (`.a`, `a..b`, `a.`, `a|`, `[a,]`);
+- an empty path, or an empty component (`.a`, `a..b`, `a.`, `a|`, `[a,]`), which Go reads as the key "";
 - brackets, parentheses or braces that do not pair up, an unclosed `"`, a `\\` at the very end;
-- a bracket or a quote inside a key (`predictions[0]` is the key "predictions[0]" to Go, never an index;
-  a key that really has one is written with a `\\`: `a\\(b`);
+- a bracket or a quote inside a key (a key that really has one is written with a `\\`: `a\\(b`);
 - a query that is empty (`#()`), has an operator `!` that is not `!=` or `!%`, a quoted right-hand side
-  followed by more text (`#(a=="x"y)`), or a `~` value other than `~true`, `~false`, `~null` and `~*`;
+  followed by more text (`#(a=="x"y)`);
 - text right after a query, a multipath or a modifier argument that is not `.`, `|` or (after a query) `#`;
-- a `!` literal that is not valid JSON.
+- a modifier argument that is not valid JSON.
+
+A problem is `refused` only where Go can never select anything: a `~` value other than `~true`,
+`~false`, `~null` and `~*` in a query whose failure is the whole path's (not inside a multipath, not in an
+all-matches `#(...)#`, which selects `[]`). A `!{...}` or `![...]` literal that is not valid JSON is also
+refused: Go selects its text as it is, which modelplane, evaluating parsed JSON, cannot.
 """
 
 from __future__ import annotations
@@ -26,17 +31,19 @@ _TILDE_VALUES = ("~true", "~false", "~null", "~*")
 
 
 class PathSyntaxError(ValueError):
-    """A GJSON path modelplane refuses; `position` is the 0-based index of the problem in `path`."""
+    """A problem in a GJSON path; `position` is the 0-based index of the problem in `path`. When
+    `refused`, modelplane refuses the path; otherwise it is evaluated as Go does, with a warning."""
 
-    def __init__(self, path: str, position: int, problem: str) -> None:
+    def __init__(self, path: str, position: int, problem: str, *, refused: bool = False) -> None:
         super().__init__(f"{problem} at position {position + 1}")
         self.path = path
         self.position = position
         self.problem = problem
+        self.refused = refused
 
 
 def check_syntax(path: str) -> None:
-    """Raise PathSyntaxError if path is one that modelplane refuses."""
+    """Raise PathSyntaxError for the first problem of a path (see `PathSyntaxError.refused`)."""
     checker = _Checker(path)
     checker.check_pairs()
     checker.check_get(0, len(path), "the path is empty")
@@ -46,9 +53,19 @@ class _Checker:
     def __init__(self, path: str) -> None:
         self.path = path
         self.closing: dict[int, int] = {}  # index of an opening bracket or quote -> index of its closer
+        # Whether what is being checked selecting nothing makes the whole path select nothing.
+        self.decisive = True
 
-    def fail(self, position: int, problem: str) -> None:
-        raise PathSyntaxError(self.path, position, problem)
+    def fail(self, position: int, problem: str, *, refused: bool = False) -> None:
+        raise PathSyntaxError(self.path, position, problem, refused=refused)
+
+    def check_aside(self, start: int, end: int, if_empty: str) -> None:
+        """Check a path whose selecting nothing does not decide the whole path's result."""
+        decisive, self.decisive = self.decisive, False
+        try:
+            self.check_get(start, end, if_empty)
+        finally:
+            self.decisive = decisive
 
     def check_pairs(self) -> None:
         path, open_brackets = self.path, []
@@ -132,7 +149,7 @@ class _Checker:
         first = self.path[start + 1]
         if first in "{[":
             literal_end = self.closing[start + 1] + 1
-            self._check_json(start + 1, literal_end, "the literal is not valid JSON")
+            self._check_json(start + 1, literal_end, "the literal is not valid JSON", refused=True)
             self._check_then(literal_end, end, "the literal")
             return True
         if first in '"+-0123456789':
@@ -146,11 +163,11 @@ class _Checker:
         self._check_then(name_end, end, "the literal")
         return True
 
-    def _check_json(self, start: int, end: int, problem: str) -> None:
+    def _check_json(self, start: int, end: int, problem: str, *, refused: bool = False) -> None:
         try:
             orjson.loads(self.path[start:end])
         except orjson.JSONDecodeError:
-            self.fail(start, problem)
+            self.fail(start, problem, refused=refused)
 
     def _check_multipath(self, start: int, end: int) -> None:
         close = self.closing[start]
@@ -195,7 +212,8 @@ class _Checker:
                 colon = i
                 break
             i += 1
-        self.check_get(colon + 1 if colon >= 0 else start, end, "a multipath member is empty")
+        # A multipath exists whatever its members select.
+        self.check_aside(colon + 1 if colon >= 0 else start, end, "a multipath member is empty")
 
     def _check_then(self, after: int, end: int, what: str) -> None:
         if after == end:
@@ -214,7 +232,7 @@ class _Checker:
             if path[start] == "#" and start + 1 < end and path[start + 1] in "([":
                 return self._check_query(start, end)
             if path[start] == "#" and start + 1 < end and path[start + 1] == ".":
-                return self.check_get(start + 2, end, "nothing follows '#.'")
+                return self.check_aside(start + 2, end, "nothing follows '#.'")  # `#.` selects `[]`
             i = start
             while i < end and path[i] not in ".|":
                 if path[i] == '"':
@@ -238,15 +256,21 @@ class _Checker:
 
     def _check_query(self, start: int, end: int) -> None:
         close = self.closing[start + 1]
-        self._check_query_body(start + 2, close)
         after = close + 1
-        if after < end and self.path[after] == "#":
-            after += 1
-        if after == end:
-            return
-        if self.path[after] not in ".|":
-            self.fail(after, f"expected '.', '|' or '#' after the query, found {self.path[after]!r}")
-        self.check_get(after + 1, end, f"nothing follows '{self.path[after]}'")
+        every = after < end and self.path[after] == "#"  # `#(...)#` selects `[]` when nothing matches
+        decisive = self.decisive
+        self.decisive = decisive and not every
+        try:
+            self._check_query_body(start + 2, close)
+            if every:
+                after += 1
+            if after == end:
+                return
+            if self.path[after] not in ".|":
+                self.fail(after, f"expected '.', '|' or '#' after the query, found {self.path[after]!r}")
+            self.check_get(after + 1, end, f"nothing follows '{self.path[after]}'")
+        finally:
+            self.decisive = decisive
 
     def _check_query_body(self, start: int, end: int) -> None:
         path = self.path
@@ -283,7 +307,9 @@ class _Checker:
             if closing != value_start + len(value) - 1:
                 self.fail(closing + 1, "unexpected text after the quoted value")
         elif value.startswith("~") and value not in _TILDE_VALUES:
-            self.fail(value_start, "unknown '~' value (use ~true, ~false, ~null or ~*)")
+            self.fail(
+                value_start, "unknown '~' value (use ~true, ~false, ~null or ~*)", refused=self.decisive
+            )
 
     def _trimmed(self, start: int, end: int) -> tuple[int, int]:
         while start < end and self.path[start] <= " ":

@@ -10,20 +10,25 @@ from typing import Any
 
 import orjson
 
+from modelplane.graph.gjson import parse_document
+
 INVALID_JSON: Any = object()  # what `Payload.doc` is when the bytes are not JSON
 _UNPARSED: Any = object()
 
 
 class Payload:
-    __slots__ = ("raw", "_doc")
+    __slots__ = ("raw", "_doc", "_condition_doc")
 
     def __init__(self, raw: bytes, doc: Any = _UNPARSED) -> None:
         self.raw = raw
         self._doc = doc
+        self._condition_doc = _UNPARSED
 
     @classmethod
     def from_doc(cls, doc: Any, *, sort_keys: bool = False) -> Payload:
-        return cls(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS if sort_keys else 0), doc)
+        payload = cls(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS if sort_keys else 0), doc)
+        payload._condition_doc = doc  # written from a dict: no key is there twice
+        return payload
 
     @property
     def doc(self) -> Any:
@@ -34,6 +39,17 @@ class Payload:
             except orjson.JSONDecodeError:
                 self._doc = INVALID_JSON
         return self._doc
+
+    @property
+    def condition_doc(self) -> Any:
+        """The parsed JSON as step conditions see it (a key there twice resolves as Go's gjson
+        resolves it, where `doc` keeps the last, as Go's encoding/json does), or `INVALID_JSON`."""
+        if self._condition_doc is _UNPARSED:
+            if self.doc is INVALID_JSON:
+                self._condition_doc = INVALID_JSON
+            else:
+                self._condition_doc = parse_document(self.raw, self.doc)
+        return self._condition_doc
 
     @property
     def is_json(self) -> bool:

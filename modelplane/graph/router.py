@@ -219,7 +219,7 @@ class GraphRouter:
             if step.spec.map_predictions_to_instances:
                 request = map_predictions_to_instances(request)
             if step.condition is not None:
-                previous = response.payload.doc if response is not None else INVALID_JSON
+                previous = response.payload.condition_doc if response is not None else INVALID_JSON
                 if previous is INVALID_JSON:
                     raise RoutingError("invalid response")
                 if not step.condition.get(previous).exists:
@@ -233,7 +233,7 @@ class GraphRouter:
         return response
 
     async def _run_switch(self, node: _Node, payload: Payload, context: RequestContext) -> Result:
-        document = payload.doc
+        document = payload.condition_doc
         if document is not INVALID_JSON:
             for step in node.steps:
                 if step.condition is not None and step.condition.get(document).exists:

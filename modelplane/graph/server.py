@@ -22,7 +22,7 @@ from modelplane.graph.headers import HeaderPropagator, compile_header_patterns
 from modelplane.graph.metrics import RouterMetrics
 from modelplane.graph.router import GraphRouter
 from modelplane.graph.spec import parse_graph_spec
-from modelplane.graph.validation import validate_graph_spec
+from modelplane.graph.validation import refusals
 from modelplane.protocol import http_server
 from modelplane.protocol.http_client import HttpClient
 from modelplane.protocol.http_server import ServerLimits, Shutdown
@@ -39,8 +39,8 @@ class InvalidGraph(ValueError):
 
 
 def build_app(spec: Mapping[str, Any], propagate_headers: str | None) -> RouterApp:
-    """Validate the graph, compile it, and wire the app; raises `InvalidGraph`."""
-    errors = validate_graph_spec(spec)
+    """Validate the graph as `apply` does, compile it, and wire the app; raises `InvalidGraph`."""
+    errors = refusals(spec)
     if errors:
         raise InvalidGraph("; ".join(errors))
     graph = parse_graph_spec(spec)

@@ -1,17 +1,23 @@
 """Structural checks of an InferenceGraph spec, with readable messages.
 
 KServe accepts graphs its router cannot run: a cycle of nodes (the router recurses until it dies), a
-`nodeName` that names no node (500 at request time), a condition that does not parse (it silently never
-matches). modelplane rejects them when the graph is applied and when the router starts.
+`nodeName` that names no node (500 at request time), a condition Go's gjson can never match.
+modelplane rejects them when the graph is applied and when the router starts; a condition that only
+looks like a mistake is evaluated as Go evaluates it, and `condition_warnings` says so at apply.
 The webhook's own rules (name format, step-name uniqueness, one target per step, Splitter weights) live
-in `modelplane.api`.
+in `modelplane.api`; `refusals` runs both, so the router refuses at start every graph `apply` refuses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from modelplane.api import paths
+from modelplane.api.admission import admit
+from modelplane.api.errors import ValidationError
+from modelplane.api.kinds import INFERENCE_GRAPH
 from modelplane.graph.gjson import PathSyntaxError, compile_path
 from modelplane.graph.spec import (
     DEPENDENCIES,
@@ -23,6 +29,45 @@ from modelplane.graph.spec import (
 )
 
 CONDITIONAL_ROUTERS = ("Sequence", "Switch")
+
+
+def refusals(spec: Mapping[str, Any], name: str = "graph") -> list[str]:
+    """Everything `apply` refuses in an InferenceGraph with this spec, one message per problem: the
+    API's admission (the CRD schema, KServe's webhook rules), then what the router cannot run.
+
+    A step with both `serviceName` and `serviceUrl` is taken as the platform wrote it: the service
+    resolved to its address (as KServe's controller passes the graph to its router)."""
+    resource = {
+        "apiVersion": INFERENCE_GRAPH.api_version,
+        "kind": INFERENCE_GRAPH.kind,
+        "metadata": {"name": name},
+        "spec": _unresolved(spec),
+    }
+    try:
+        admit(resource)
+    except ValidationError as exc:
+        return [str(error) for error in exc.errors]
+    return validate_graph_spec(spec)
+
+
+def _unresolved(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec as a user would have written it: without the `serviceUrl` the platform resolved for a
+    `serviceName`."""
+    nodes = spec.get("nodes")
+    if not isinstance(nodes, dict):
+        return dict(spec)
+    unresolved = {}
+    for node_name, node in nodes.items():
+        if isinstance(node, dict) and isinstance(node.get("steps"), list):
+            steps = [
+                {k: v for k, v in step.items() if k != "serviceUrl"}
+                if isinstance(step, dict) and step.get("serviceName") and step.get("serviceUrl")
+                else step
+                for step in node["steps"]
+            ]
+            node = {**node, "steps": steps}
+        unresolved[node_name] = node
+    return {**spec, "nodes": unresolved}
 
 
 def validate_graph_spec(spec: Mapping[str, Any]) -> list[str]:
@@ -68,8 +113,51 @@ def _condition_errors(router_type: str, condition: str, where: str) -> list[str]
     try:
         compile_path(condition)
     except PathSyntaxError as exc:
-        return [f"{where} has a condition that does not parse: {condition!r}: {exc}"]
+        return [f"{where} has a condition modelplane refuses: {condition!r}: {exc}"]
     return []
+
+
+@dataclass(frozen=True)
+class ConditionWarning:
+    """A condition that is evaluated as Go's gjson evaluates it, but looks like a mistake."""
+
+    path: str  # spec.nodes.<node>.steps[<index>].condition
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def condition_warnings(resource: Mapping[str, Any]) -> list[ConditionWarning]:
+    """The conditions of an InferenceGraph (as written, or as stored) that are probably mistakes,
+    though Go's gjson, and so modelplane, evaluates them: `predictions[0]` is a key, `#(a==1)x` the
+    query `#(a==1)`."""
+    if resource.get("kind") != INFERENCE_GRAPH.kind or not isinstance(resource.get("spec"), dict):
+        return []
+    try:
+        graph = parse_graph_spec(resource["spec"])
+    except GraphSpecError:
+        return []
+    found = []
+    for node in graph.nodes.values():
+        if node.router_type not in CONDITIONAL_ROUTERS:
+            continue
+        for index, step in enumerate(node.steps):
+            if not step.condition:
+                continue
+            try:
+                warning = compile_path(step.condition).warning
+            except PathSyntaxError:
+                continue  # refused, by `validate_graph_spec`
+            if warning:
+                found.append(
+                    ConditionWarning(
+                        paths.join(["spec", "nodes", node.name, "steps", index, "condition"]),
+                        f"{step.condition!r} is evaluated as Go's gjson evaluates it, "
+                        f"but looks like a mistake: {warning}",
+                    )
+                )
+    return found
 
 
 def _cycle_errors(graph: GraphSpec) -> list[str]:

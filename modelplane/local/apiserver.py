@@ -35,6 +35,7 @@ import uvicorn
 import uvloop
 
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, Kind, kind_of
+from modelplane.graph.validation import condition_warnings
 from modelplane.local import api_discovery, api_openapi
 from modelplane.local.api_admission import default_admission
 from modelplane.local.api_auth import BearerToken, TokenFileError, read_token_file
@@ -202,9 +203,7 @@ class ApiApp:
             _check_body(body, target)
             warnings = options.unknown_field_warnings(body, target.kind)
             created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
-            return await send_json(
-                send, 201, created, warning_headers(warnings + unhonored_warnings(created))
-            )
+            return await send_json(send, 201, created, warning_headers(warnings + _written_warnings(created)))
         raise MethodNotAllowed(f"{request.method} is not supported on a collection")
 
     async def _list(self, request: Request, send: Send, target: Target) -> None:
@@ -279,7 +278,7 @@ class ApiApp:
         write = self.store.update_status if status_only else self.store.update
         updated = await asyncio.to_thread(write, ref, change, dry_run=options.dry_run)
         if not status_only:
-            warnings += unhonored_warnings(updated)
+            warnings += _written_warnings(updated)
         await send_json(send, 200, updated, warning_headers(warnings))
 
     async def _builtin_runtime(self, request: Request, send: Send, target: Target, builtin: dict) -> None:
@@ -543,3 +542,9 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _written_warnings(resource: dict) -> list[str]:
+    """What a write stores but modelplane will not do as written: fields not acted on, and graph
+    conditions Go's gjson reads differently from how they look."""
+    return unhonored_warnings(resource) + [str(warning) for warning in condition_warnings(resource)]

@@ -106,6 +106,11 @@ class DataPlane:
             if served.load_error:
                 entry["reason"] = served.load_error
             index.append(entry)
+        # As Triton lists them: an unloaded model is still in the repository, and a load brings it back.
+        index += [
+            {"name": name, "state": "UNAVAILABLE", "reason": "unloaded"}
+            for name in self.repository.unloaded()
+        ]
         return index
 
 

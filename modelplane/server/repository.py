@@ -35,6 +35,8 @@ class ModelRepository:
 
     def __init__(self, factory: ModelFactory | None = None, *, multi_model: bool = False):
         self._served: dict[str, ServedModel] = {}
+        # Models unloaded and not loaded again: the model to load again when no factory builds one.
+        self._unloaded: dict[str, Model | None] = {}
         self._factory = factory
         self._load_lock = asyncio.Lock()
         self.multi_model = multi_model
@@ -63,6 +65,9 @@ class ModelRepository:
         return served
 
     async def is_ready(self, name: str) -> bool:
+        """Whether a model is ready; an unloaded one is not (ModelNotFound for a name never held)."""
+        if name in self._unloaded:
+            return False
         served = self.get(name)
         return bool(await served.model.healthy())
 
@@ -79,28 +84,43 @@ class ModelRepository:
     def items(self) -> list[tuple[str, ServedModel]]:
         return list(self._served.items())
 
+    def unloaded(self) -> list[str]:
+        """The models unloaded and not loaded again, which a load brings back."""
+        return list(self._unloaded)
+
     async def load(self, name: str) -> ServedModel:
-        """Load (or reload) a model by name; ModelNotReady says why if it fails."""
+        """Load (or reload) a model by name; ModelNotReady says why if it fails. A model that was
+        unloaded is loaded again, as Triton does, whether or not the server has a folder of models."""
         async with self._load_lock:
             served = self._served.get(name)
             if served is None:
-                if self._factory is None:
-                    raise ModelNotFound(name, f"Model with name {name} is not in the repository.")
-                try:
-                    model = self._factory(name)
-                except LookupError as exc:
-                    raise ModelNotFound(name, str(exc)) from None
-                served = self.add(model, name)
+                served = self.add(self._build(name), name)
+                self._unloaded.pop(name, None)
             await load_model(served)
             if not served.model.ready:
                 raise ModelNotReady(name, served.load_error)
             return served
+
+    def _build(self, name: str) -> Model:
+        """A model not held: the factory's, or else the one unloaded under that name."""
+        kept = self._unloaded.get(name)
+        if self._factory is not None:
+            try:
+                return self._factory(name)
+            except LookupError as exc:
+                if kept is None:
+                    raise ModelNotFound(name, str(exc)) from None
+        if kept is None:
+            raise ModelNotFound(name, f"Model with name {name} is not in the repository.")
+        return kept
 
     async def unload(self, name: str) -> None:
         served = self._served.pop(name, None)
         if served is None:
             raise ModelNotFound(name)
         served.model.ready = False
+        # A factory builds the model afresh (what `stop` released need not be held meanwhile).
+        self._unloaded[name] = None if self._factory is not None else served.model
         await asyncio.to_thread(served.model.stop)
 
     async def unload_all(self) -> None:

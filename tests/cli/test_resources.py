@@ -389,3 +389,30 @@ def test_several_kind_slash_name_arguments_as_kubectl_takes_them(api):
         'inferenceservice.serving.kserve.io "multi-b" deleted',
         'clusterservingruntime.serving.kserve.io "multi-rt" deleted',
     ]
+
+
+def test_apply_warns_about_a_condition_go_reads_in_its_own_way(api):
+    graph = """apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata:
+  name: doubtful
+spec:
+  nodes:
+    root:
+      routerType: Switch
+      steps:
+      - serviceUrl: http://127.0.0.1:1/v1/models/m:predict
+        condition: predictions[0]
+"""
+    result = run(api, "apply", "-f", "-", stdin=graph)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "inferencegraph.serving.kserve.io/doubtful created\n"
+    assert result.stderr == (
+        "Warning: <stdin>:11: spec.nodes.root.steps[0].condition: 'predictions[0]' is evaluated as Go's "
+        "gjson evaluates it, but looks like a mistake: a '[' in a key must be escaped ('\\[') (an array "
+        "index is written '.0') at position 12\n"
+    )
+
+    never = run(api, "apply", "-f", "-", stdin=graph.replace("predictions[0]", "'[@this].#(a==~yes)'"))
+    assert never.returncode == 2
+    assert "has a condition modelplane refuses: '[@this].#(a==~yes)': unknown '~' value" in never.stderr

@@ -52,14 +52,24 @@ def test_a_null_value_matches() -> None:
     assert done.stdout.splitlines() == ["match: true", "value: null"]
 
 
-def test_a_bad_condition_exits_2_with_one_line_naming_the_position() -> None:
-    done = condition("[@this].#(decision_picker==ERROR", stdin="{}")
+def test_a_refused_condition_exits_2_with_one_line_naming_the_position() -> None:
+    done = condition("[@this].#(decision_picker==~yes)", stdin="{}")
     assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.splitlines()
     assert len(lines) == 1
-    assert "'(' is never closed at position 10" in lines[0]
-    assert "[@this].#(decision_picker==ERROR" in lines[0]
+    assert "unknown '~' value (use ~true, ~false, ~null or ~*) at position 28" in lines[0]
+    assert "[@this].#(decision_picker==~yes)" in lines[0]
+
+
+def test_a_doubtful_condition_is_evaluated_as_go_does_with_a_warning() -> None:
+    done = condition("[@this].#(decision_picker==ERROR", stdin='{"": 0}')
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == ["match: true", 'value: {"":0}']
+    assert done.stderr == (
+        "Warning: evaluated as Go's gjson evaluates it, but probably a mistake: "
+        "'(' is never closed at position 10\n"
+    )
 
 
 @pytest.mark.parametrize("document", ["", "{", "not json", '{"a":1} trailing'])

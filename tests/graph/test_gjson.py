@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import orjson
 import pytest
 
-from modelplane.graph.gjson import PathSyntaxError, compile_path, matches
+from modelplane.graph.gjson import PathSyntaxError, compile_path, matches, parse_document
 
 NOTHING = object()  # the path selects nothing: Exists() is false
 
@@ -322,38 +322,84 @@ def test_modifiers_multipaths_and_literals(case: Case) -> None:
 
 # Conditions modelplane refuses (Go reads them without complaint, and they never or always match),
 # with the problem and its position named.
-REFUSED = [
-    ("", "the path is empty", 1),
-    ("[@this].#(decision_picker==ERROR", "'(' is never closed", 10),
-    ("[@this]#(decision_picker==ERROR)", "expected '.' or '|' after ']'", 8),
-    ("predictions.0)", "')' closes nothing", 14),
-    ("predictions[0]", "a '[' in a key must be escaped", 12),
-    ('#(a=="dog)', "'\"' is never closed", 6),
-    ("a\\", "'\\' at the end escapes nothing", 2),
-    (".predictions", "a path component is empty", 1),
-    ("a..b", "a path component is empty", 3),
-    ("a.", "nothing follows '.'", 3),
-    ("a|", "nothing follows '|'", 3),
-    ("instances.#()", "the query is empty", 13),
-    ("instances.#(a!b)", "unknown operator '!'", 14),
-    ('instances.#(a=="x"y)', "unexpected text after the quoted value", 19),
-    ("instances.#(a==~yes)", "unknown '~' value", 16),
-    ("instances.#(a==1)x", "expected '.', '|' or '#' after the query", 18),
-    ("[a,]", "a multipath member is empty", 4),
-    ("@flatten:{deep}", "the modifier argument is not valid JSON", 10),
-    ("!{a}", "the literal is not valid JSON", 2),
-]
+# Paths that are probably mistakes, which Go's gjson evaluates all the same: (path, the problem named, its
+# position, a document, what Go selects there, a document where Go selects nothing). The results follow
+# gjson.go: parseObjectPath, parseArrayPath, parseQuery, parseSubSelectors and Get.
+WARNED = [
+    # An empty path or component is the key "".
+    ("", "the path is empty", 1, {"": 3}, 3, {"a": 1}),
+    (".predictions", "a path component is empty", 1, {"": {"predictions": 1}}, 1, {"predictions": 1}),
+    ("a..b", "a path component is empty", 3, {"a": {"": {"b": 2}}}, 2, {"a": {"b": 2}}),
+    ("a.", "nothing follows '.'", 3, {"a": {"": 1}}, 1, {"a": 1}),
+    ("a|", "nothing follows '|'", 3, {"a": {"": 1}}, 1, {"a": {"b": 1}}),
+    # A query whose brackets never close selects, like `#()`, an element that is a string, a number,
+    # a boolean or an object with the key "".
+    ("[@this].#(decision_picker==ERROR", "'(' is never closed", 10,
+     {"": 0, "decision_picker": "x"}, {"": 0, "decision_picker": "x"}, {"decision_picker": "ERROR"}),
+    ('#(a=="dog)', "'\"' is never closed", 6, ["x"], "x", [{"a": "dog"}]),
+    ("instances.#()", "the query is empty", 13, {"instances": [1]}, 1, {"instances": [{"a": 1}]}),
+    # Text after a multipath that is not `.` or `|`: Go drops the multipath and reads the rest.
+    ("[@this]#(decision_picker==ERROR)", "expected '.' or '|' after ']'", 8,
+     [{"decision_picker": "ERROR"}], {"decision_picker": "ERROR"}, {"decision_picker": "ERROR"}),
+    # Brackets and quotes in a key are part of the key; a key is never an index.
+    ("predictions[0]", "a '[' in a key must be escaped", 12, {"predictions[0]": 5}, 5, {"predictions": [5]}),
+    ("predictions.0)", "')' closes nothing", 14, {"predictions": {"0)": 1}}, 1, {"predictions": [5]}),
+    ('a"b', "'\"' is never closed", 2, {'a"b': 1}, 1, {"a": 1}),
+    ('a"b"c', "a '\"' in a key must be escaped", 2, {'a"b"c': 1}, 1, {"abc": 1}),
+    ("a\\", "'\\' at the end escapes nothing", 2, {"a": 1}, 1, {"a\\": 1}),
+    # A query: `!` alone is no operator (the query asks whether `a` exists); a quoted value followed by
+    # more text is compared as it is, quotes and all; text after the query is ignored.
+    ("instances.#(a!b)", "unknown operator '!'", 14, {"instances": [{"a": 1}]}, {"a": 1}, {"instances": [{"b": 1}]}),
+    ('instances.#(a=="x"y)', "unexpected text after the quoted value", 19,
+     {"instances": [{"a": '"x"y'}]}, {"a": '"x"y'}, {"instances": [{"a": "x"}]}),
+    ("instances.#(a==1)x", "expected '.', '|' or '#' after the query", 18,
+     {"instances": [{"a": 1}]}, {"a": 1}, {"instances": [{"a": 2}]}),
+    # An unknown `~` value never matches, but `#(...)#` and a multipath select something all the same.
+    ("instances.#(a==~yes)#", "unknown '~' value", 16, {"instances": [{"a": 1}]}, [], {"instances": 1}),
+    ("[instances.#(a==~yes)]", "unknown '~' value", 17, {}, [], None),
+    ("[a,]", "a multipath member is empty", 4, {}, [], None),
+    # A modifier argument that is not JSON: Go's modifier reads no option from it.
+    ("@flatten:{deep}", "the modifier argument is not valid JSON", 10, [[1, [2]]], [1, [2]], None),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("path", "problem", "position"), REFUSED, ids=[row[0] or "<empty>" for row in REFUSED]
+    ("path", "problem", "position", "document", "selected", "unmatched"),
+    WARNED,
+    ids=[row[0] or "<empty>" for row in WARNED],
 )
+def test_doubtful_conditions_are_evaluated_as_go_does_with_a_warning(
+    path: str, problem: str, position: int, document: Any, selected: Any, unmatched: Any
+) -> None:
+    compiled = compile_path(path)
+    assert compiled.warning is not None
+    assert problem in compiled.warning
+    assert compiled.warning.endswith(f"at position {position}")
+    result = compiled.get(document)
+    assert result.exists
+    assert result.value == selected
+    if unmatched is not None:
+        assert not compiled.get(unmatched).exists
+
+
+# Paths Go can never match, or that modelplane cannot evaluate: refused.
+REFUSED = [
+    ("instances.#(a==~yes)", "unknown '~' value", 16),
+    ("a.#(b.#(c==~x))", "unknown '~' value", 12),
+    ("[@this].#(a==~x).b", "unknown '~' value", 14),
+    ("!{a}", "the literal is not valid JSON", 2),
+    ("a." * 2049, "the path is longer than 4096 characters", 4097),
+]
+
+
+@pytest.mark.parametrize(("path", "problem", "position"), REFUSED, ids=[row[0][:20] for row in REFUSED])
 def test_refused_conditions_name_the_problem_and_position(path: str, problem: str, position: int) -> None:
     with pytest.raises(PathSyntaxError) as caught:
         compile_path(path)
     assert problem in str(caught.value)
     assert f"at position {position}" in str(caught.value)
     assert caught.value.position == position - 1
+    assert caught.value.refused
     assert isinstance(caught.value, ValueError)
 
 
@@ -371,8 +417,8 @@ def test_refused_conditions_name_the_problem_and_position(path: str, problem: st
         "a|@this",
     ],
 )
-def test_unusual_but_meaningful_paths_are_accepted(path: str) -> None:
-    compile_path(path)
+def test_unusual_but_meaningful_paths_are_accepted_without_a_warning(path: str) -> None:
+    assert compile_path(path).warning is None
 
 
 def test_escaped_key_characters() -> None:
@@ -414,7 +460,7 @@ def test_a_compiled_path_serves_many_documents() -> None:
 
 def test_matches_raises_for_a_refused_condition() -> None:
     with pytest.raises(PathSyntaxError):
-        matches({}, "a.#(b")
+        matches({}, "a.#(b==~maybe)")
 
 
 def test_deeply_nested_paths_are_refused_not_crashing() -> None:
@@ -432,3 +478,42 @@ def test_reprs_name_the_selection() -> None:
     assert repr(compile_path("a").get({"a": 1})) == "Result(1)"
     assert repr(compile_path("b").get({"a": 1})) == "Result(<nothing>)"
     assert repr(compile_path("a")) == "CompiledPath('a')"
+
+
+# Documents with a key twice, as Go's gjson reads their text: (document, path, what Go selects, or None
+# when it selects nothing). A key selects the first member of its name; a path that goes on past the key
+# tries each member of that name in turn (parseObject goes on scanning when the rest does not match).
+DUPLICATE_KEYS = [
+    (b'{"a":1,"a":2}', "a", 1),
+    (b'{"a" : 1 , "a" : 2}', "a", 1),
+    (b'{"a":{"x":1},"a":{"b":2}}', "a", {"x": 1}),
+    (b'{"a":{"x":1},"a":{"b":2}}', "a.b", 2),
+    (b'{"a":{"x":1},"a":{"b":2}}', "a.x", 1),
+    (b'{"a":5,"a":{"b":2}}', "a.b", 2),
+    (b'{"ab":1,"a\\u0062":2}', "ab", 1),  # names are compared after unescaping
+    (b'{"a\\u0062":1,"ab":2}', "ab", 1),
+    (b'{"ab":1,"ab":2}', "a*", 1),
+    (b'{"a":[1],"a":[{"b":1}]}', "a.0.b", 1),
+    (b'{"a":[1],"a":[{"b":1}]}', "a.#(b==1)", {"b": 1}),
+    (b'{"a":[1],"a":[{"b":1}]}', "a.#(b==1)#", []),  # the first `a` already gave `[]`
+    (b'[{"k":1,"k":2}]', "#(k==2)", None),
+    (b'[{"k":1,"k":2}]', "#(k==1).k", 1),
+    (b'{"o":{"k":1,"k":2}}', "o|k", 1),
+]
+
+
+@pytest.mark.parametrize(("raw", "path", "selected"), DUPLICATE_KEYS)
+def test_duplicate_keys_resolve_as_go_resolves_them(raw: bytes, path: str, selected: Any) -> None:
+    result = compile_path(path).get(parse_document(raw))
+    assert result.exists is (selected is not None)
+    if selected is not None:
+        assert result.value == selected
+
+
+def test_a_document_without_duplicate_keys_is_parsed_as_it_is() -> None:
+    raw = b'{"a":"x\\":y","b":{"a":1},"c":[{"a":1},{"a":2}]}'
+    document = parse_document(raw)
+    assert document == orjson.loads(raw)
+    assert type(document) is dict and type(document["b"]) is dict
+    with pytest.raises(ValueError):
+        parse_document(b"{oops")

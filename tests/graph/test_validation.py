@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from conftest import Process
 
-from modelplane.graph.validation import validate_graph_spec
+from modelplane.api.errors import ValidationError
+from modelplane.control.admission import admit_with_platform_checks
+from modelplane.graph.validation import condition_warnings, refusals, validate_graph_spec
 
 
 def node(router_type: str, *steps: dict) -> dict:
@@ -55,12 +58,24 @@ def test_a_node_name_that_names_no_node_is_rejected():
     ]
 
 
-def test_conditions_that_do_not_parse_are_rejected():
-    spec = {"nodes": {"root": node("Switch", {**URL, "name": "s", "condition": "instances.#(intval>=5"})}}
-    [error] = validate_graph_spec(spec)
-    assert error.startswith(
-        'step 0 ("s") of node "root" has a condition that does not parse: \'instances.#(intval>=5\''
-    )
+def test_conditions_go_can_never_match_are_rejected():
+    spec = {"nodes": {"root": node("Switch", {**URL, "name": "s", "condition": "instances.#(intval==~yes)"})}}
+    assert validate_graph_spec(spec) == [
+        'step 0 ("s") of node "root" has a condition modelplane refuses: \'instances.#(intval==~yes)\': '
+        "unknown '~' value (use ~true, ~false, ~null or ~*) at position 21"
+    ]
+
+
+def test_conditions_go_evaluates_are_accepted_with_a_warning():
+    doubtful = {**URL, "condition": "instances.#(intval>=5"}
+    spec = {"nodes": {"root": node("Sequence", URL, doubtful), "pick": node("Switch", doubtful)}}
+    assert validate_graph_spec(spec) == []
+    resource = {"kind": "InferenceGraph", "spec": spec}
+    assert [str(warning) for warning in condition_warnings(resource)] == [
+        f"spec.nodes.{name}.steps[{index}].condition: 'instances.#(intval>=5' is evaluated as Go's gjson "
+        "evaluates it, but looks like a mistake: '(' is never closed at position 12"
+        for name, index in (("root", 1), ("pick", 0))
+    ]
 
 
 def test_a_switch_step_without_a_condition_is_rejected():
@@ -140,6 +155,63 @@ def test_the_router_reads_an_inference_graph_resource_from_a_yaml_file(stub, tmp
     )
     router = Process(
         [sys.executable, "-m", "modelplane", "router", "--graph-file", str(resource), "--host", "127.0.0.1",
+         "--port", "0", "--drain-seconds", "0"]
+    )  # fmt: skip
+    try:
+        assert httpx.post(router.url, content=b'{"a":1}').json() == {"a": 1}
+    finally:
+        router.stop()
+
+
+# Graphs `apply` refuses for KServe's webhook rules or the CRD schema, not for their structure.
+REFUSED_BY_ADMISSION = {
+    "weights that do not sum to 100": {
+        "nodes": {"root": node("Splitter", {**URL, "weight": 60}, {"serviceName": "b", "weight": 30})}
+    },
+    "a Splitter step without a weight": {"nodes": {"root": node("Splitter", {**URL, "weight": 100}, URL)}},
+    "a step with two targets": {"nodes": {"root": node("Sequence", {**URL, "nodeName": "root"})}},
+    "a step without a target": {"nodes": {"root": node("Sequence", {"name": "nothing"})}},
+    "two steps of one name": {
+        "nodes": {"root": node("Ensemble", {**URL, "name": "a"}, {**URL, "name": "a"})}
+    },
+    "a timeout that is not a number": {
+        "nodes": {"root": node("Sequence", URL)},
+        "routerTimeouts": {"serverRead": "1s"},
+    },
+}
+
+
+def _apply_refusals(spec: dict) -> list[str]:
+    resource = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "graph", "namespace": "default"},
+        "spec": spec,
+    }
+    try:
+        admit_with_platform_checks(resource)
+    except ValidationError as exc:
+        return [str(error) for error in exc.errors]
+    return []
+
+
+@pytest.mark.parametrize("spec", REFUSED_BY_ADMISSION.values(), ids=REFUSED_BY_ADMISSION.keys())
+def test_the_router_refuses_what_apply_refuses_with_the_same_words(spec):
+    expected = _apply_refusals(spec)
+    assert expected, "apply accepts this graph"
+    assert refusals(spec) == expected
+    result = _start("--graph-json", json.dumps(spec))
+    assert result.returncode == 2
+    assert result.stderr == f"modelplane router: invalid graph: {'; '.join(expected)}\n"
+
+
+def test_the_router_accepts_a_service_the_platform_resolved_to_its_url(stub):
+    """A platform passes a `serviceName` step with its `serviceUrl` filled in, as KServe's controller does."""
+    resolved = {"serviceName": "echo", "serviceUrl": stub.at("/echo"), "weight": 100}
+    spec = {"nodes": {"root": node("Splitter", resolved)}}
+    assert refusals(spec) == []
+    router = Process(
+        [sys.executable, "-m", "modelplane", "router", "--graph-json", json.dumps(spec), "--host", "127.0.0.1",
          "--port", "0", "--drain-seconds", "0"]
     )  # fmt: skip
     try:

@@ -186,3 +186,25 @@ def test_events_are_selected_by_their_involved_object(api):
     assert {e["metadata"]["name"] for e in by_source} == {"about-it", "about-another"}
     refused = api.get(EVENTS, params={"fieldSelector": "spec.colour=blue"})
     assert refused.status_code == 400
+
+
+def test_a_condition_go_reads_in_its_own_way_is_written_with_a_warning(api):
+    graphs = "/apis/serving.kserve.io/v1alpha1/namespaces/default/inferencegraphs"
+    step = {"serviceUrl": "http://127.0.0.1:1/v1/models/m:predict", "condition": "instances.#(a==1)x"}
+    graph = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "doubtful"},
+        "spec": {"nodes": {"root": {"routerType": "Switch", "steps": [step]}}},
+    }
+    created = api.post(graphs, json=graph)
+    assert created.status_code == 201
+    [warning] = _warnings(created)
+    assert warning.startswith("299 - \"spec.nodes.root.steps[0].condition: 'instances.#(a==1)x' is evaluated")
+    assert "after the query, found 'x' at position 18" in warning
+
+    fixed = {
+        "spec": {"nodes": {"root": {"routerType": "Switch", "steps": [{**step, "condition": "instances"}]}}}
+    }
+    patched = api.patch(f"{graphs}/doubtful", json=fixed, headers=MERGE_PATCH)
+    assert patched.status_code == 200 and _warnings(patched) == []

@@ -329,6 +329,15 @@ def test_repository_index_load_and_unload(test_models_server):
     assert httpx.get(url + "/v2/models/datetime/ready").status_code == 404
     assert httpx.post(url + "/v2/repository/models/datetime/unload").status_code == 404
     assert httpx.post(url + "/v2/repository/models/nope/load").status_code == 404
+    index = {entry["name"]: entry for entry in httpx.post(url + "/v2/repository/index").json()}
+    assert index["datetime"] == {"name": "datetime", "state": "UNAVAILABLE", "reason": "unloaded"}
+
+    # A model built in code, with no folder to build it from, is loaded again as it was.
+    assert httpx.post(url + "/v2/repository/models/datetime/load").json() == {
+        "name": "datetime",
+        "load": True,
+    }
+    assert httpx.get(url + "/v2/models/datetime/ready").status_code == 200
 
 
 def test_binary_cloudevent(iris_server):

@@ -1,0 +1,97 @@
+"""The repository API loads again a model it unloaded, as Triton does, however the server was started:
+one model from `--model-dir`, a folder of models, or a multi-model server with a model of its own. Spoken with tritonclient over HTTP and gRPC."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+from tritonclient.utils import InferenceServerException
+
+from tests.server.conftest import iris_array
+from tests.server.processes import serve
+
+
+@pytest.fixture(scope="module")
+def one_model_server(sklearn_dir):
+    server = serve("--model-dir", str(sklearn_dir), "--model-name", "iris")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def repository_server(sklearn_dir, tmp_path_factory):
+    repository = tmp_path_factory.mktemp("repository")
+    for name in ("iris", "other"):
+        shutil.copytree(sklearn_dir, repository / name)
+    server = serve("--model-dir", str(repository))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def multi_model_server_with_its_own_model(sklearn_dir):
+    server = serve("--model-dir", str(sklearn_dir), "--model-name", "iris", "--multi-model")
+    yield server
+    server.stop()
+
+
+def _http(server) -> triton_http.InferenceServerClient:
+    return triton_http.InferenceServerClient(f"127.0.0.1:{server.http_port}")
+
+
+def _grpc(server) -> triton_grpc.InferenceServerClient:
+    return triton_grpc.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
+
+
+def _predict(client, module, name: str) -> list:
+    tensor = module.InferInput("input-0", [2, 4], "FP32")
+    tensor.set_data_from_numpy(iris_array())
+    return client.infer(name, [tensor]).as_numpy("output-0").tolist()
+
+
+def _states(client) -> dict[str, tuple[str, str]]:
+    """Each model of the repository index: its state and the reason for it."""
+    index = client.get_model_repository_index()
+    if isinstance(index, list):  # HTTP: a JSON list
+        return {entry["name"]: (entry["state"], entry.get("reason", "")) for entry in index}
+    return {entry.name: (entry.state, entry.reason) for entry in index.models}
+
+
+@pytest.mark.parametrize("module", [triton_http, triton_grpc], ids=["http", "grpc"])
+@pytest.mark.parametrize(
+    "server_fixture", ["one_model_server", "repository_server", "multi_model_server_with_its_own_model"]
+)
+def test_an_unloaded_model_loads_again(request, server_fixture, module):
+    server = request.getfixturevalue(server_fixture)
+    client = _http(server) if module is triton_http else _grpc(server)
+    assert _predict(client, module, "iris") == [1, 1]
+
+    client.unload_model("iris")
+    assert not client.is_model_ready("iris")
+    assert _states(client)["iris"] == ("UNAVAILABLE", "unloaded")
+    with pytest.raises(InferenceServerException):
+        _predict(client, module, "iris")
+
+    client.load_model("iris")
+    assert client.is_model_ready("iris")
+    assert _states(client)["iris"][0] == "READY"
+    assert _predict(client, module, "iris") == [1, 1]
+
+
+def test_a_load_of_a_model_the_server_never_had_is_refused(one_model_server):
+    client = _http(one_model_server)
+    with pytest.raises(InferenceServerException, match="not in the repository"):
+        client.load_model("nope")
+    assert client.is_model_ready("iris")
+
+
+def test_unloading_twice_says_the_model_is_not_loaded(repository_server):
+    client = _grpc(repository_server)
+    client.unload_model("other")
+    with pytest.raises(InferenceServerException, match="other"):
+        client.unload_model("other")
+    client.load_model("other")
+    assert _predict(client, triton_grpc, "other") == [1, 1]
