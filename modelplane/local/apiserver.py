@@ -364,6 +364,12 @@ def _store_namespace(target: Target) -> str | None:
     return target.namespace if target.kind.namespaced else ""
 
 
+def _written_warnings(resource: dict) -> list[str]:
+    """What a write stores but modelplane will not do as written: fields not acted on, and graph
+    conditions Go's gjson reads differently from how they look."""
+    return unhonored_warnings(resource) + [str(warning) for warning in condition_warnings(resource)]
+
+
 def _check_body(body: dict[str, Any], target: Target) -> None:
     """A body must be of the URL's kind, in its namespace and (for one object) of its name,
     as Kubernetes insists; a body without a namespace takes the URL's."""
@@ -542,9 +548,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _written_warnings(resource: dict) -> list[str]:
-    """What a write stores but modelplane will not do as written: fields not acted on, and graph
-    conditions Go's gjson reads differently from how they look."""
-    return unhonored_warnings(resource) + [str(warning) for warning in condition_warnings(resource)]
