@@ -320,3 +320,18 @@ def _failure_info(failure: Failure, revision: str | None) -> dict:
     if failure.exit_code is not None:
         info["exitCode"] = failure.exit_code
     return info
+
+
+def not_serving_reason(status: dict, component: str | None = None) -> str:
+    """Why a service's host (or one `component`'s host) does not serve, from its status: the message of
+    the component's condition, else of the first condition of the predictor or the transformer that is
+    not True, else of the Ready condition."""
+    conditions = {item.get("type"): item for item in status.get("conditions") or [] if isinstance(item, dict)}
+    kinds = (c.PREDICTOR_READY, c.TRANSFORMER_READY, c.READY)
+    if component is not None:
+        kinds = (COMPONENT_CONDITIONS[component], *kinds)
+    for kind in kinds:
+        condition = conditions.get(kind)
+        if condition is not None and condition.get("status") != TRUE and condition.get("message"):
+            return condition["message"]
+    return "it is not ready"

@@ -41,14 +41,24 @@ class Gateway:
     `on_demand(revision)` is called for every request that arrives for a revision with no replica,
     so the autoscaler can scale it up from zero. It runs on the gateway's loop: it must be quick and
     idempotent (it may call `update_routes` itself).
+
+    `routes` is the table it starts with (`RouteTable(starting=True)` while the platform loads the
+    routes of its stored services).
     """
 
-    def __init__(self, config: GatewayConfig | None = None, on_demand: DemandCallback | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig | None = None,
+        on_demand: DemandCallback | None = None,
+        routes: RouteTable | None = None,
+    ) -> None:
         self.config = config or GatewayConfig()
         self.metrics = GatewayMetrics()
         # The payload logger of the routes with a `logger`: delivers on a thread of its own.
         self.payload_log = PayloadDelivery(self.config.payload_log)
         self._dispatcher = Dispatcher(on_demand, GatewayObserver(self.metrics, self.payload_log.submit))
+        if routes is not None:
+            self._dispatcher.update(routes)
         self._pool = UpstreamPool(self.config.connect_timeout, self.config.upstream_idle_timeout)
         self._deadlines = Deadlines()
         self._h2_pool = H2UpstreamPool(self.config.connect_timeout, self.config.grpc_upstream_idle_timeout)
@@ -183,8 +193,13 @@ class Gateway:
 class GatewayThread:
     """A `Gateway` on its own uvloop event loop in a daemon thread, as `modelplane up` runs it."""
 
-    def __init__(self, config: GatewayConfig | None = None, on_demand: DemandCallback | None = None) -> None:
-        self.gateway = Gateway(config, on_demand)
+    def __init__(
+        self,
+        config: GatewayConfig | None = None,
+        on_demand: DemandCallback | None = None,
+        routes: RouteTable | None = None,
+    ) -> None:
+        self.gateway = Gateway(config, on_demand, routes)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None

@@ -24,7 +24,7 @@ from modelplane.local.apiserver import ApiServer, bind, open_store
 from modelplane.local.autoscaling import DEFAULT_TICK, Autoscaling
 from modelplane.local.events import EventRecorder
 from modelplane.local.gateway import GatewayConfig, GatewayThread
-from modelplane.local.gateway_routes import DEFAULT_DOMAIN
+from modelplane.local.gateway_routes import DEFAULT_DOMAIN, RouteTable
 from modelplane.local.gpus import GpuAllocator, discover_gpus
 from modelplane.local.log_rotation import rotate_logs_forever
 from modelplane.local.metrics_exposition import PlatformMetrics
@@ -127,6 +127,7 @@ class Platform:
         gateway_thread = GatewayThread(
             GatewayConfig(host=config.host, port=config.gateway_port, queue_timeout=config.activator_timeout),
             on_demand=autoscaling.wake_from_any_thread,
+            routes=RouteTable(starting=True),  # until the reconciler has loaded the stored services
         )
         try:
             gateway = gateway_thread.start()
