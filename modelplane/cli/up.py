@@ -96,6 +96,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how long an idle revision with minReplicas 0 keeps its last replica (default 30s)",
     )
     scaling.add_argument(
+        "--default-max-replicas",
+        type=int,
+        default=4,
+        metavar="N",
+        help="the maxReplicas of a component that sets none (default 4; 0: no bound, as Knative's default)",
+    )
+    scaling.add_argument(
         "--activator-timeout",
         type=_duration,
         default="60s",
@@ -143,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
     if args.log_backups < 0:
         raise CommandError("--log-backups must be 0 or more")
+    if args.default_max_replicas < 0:
+        raise CommandError("--default-max-replicas must be 0 or more")
     token = _token(args.auth_token_file)
     tls = _tls(args.tls_cert, args.tls_key)
     _check_exposure(args.host, token, args.insecure)
@@ -156,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         gateway_port=args.gateway_port,
         domain=args.domain,
         scale_to_zero_grace_period=args.scale_to_zero_grace_period,
+        default_max_replicas=args.default_max_replicas,
         activator_timeout=args.activator_timeout,
         autoscaler_tick=args.autoscaler_tick,
         warm_starts=args.warm_starts,

@@ -56,7 +56,9 @@ class Gateway:
         self.metrics = GatewayMetrics()
         # The payload logger of the routes with a `logger`: delivers on a thread of its own.
         self.payload_log = PayloadDelivery(self.config.payload_log)
-        self._dispatcher = Dispatcher(on_demand, GatewayObserver(self.metrics, self.payload_log.submit))
+        self._dispatcher = Dispatcher(
+            on_demand, GatewayObserver(self.metrics, self.payload_log.submit), self.config.response_timeout
+        )
         if routes is not None:
             self._dispatcher.update(routes)
         self._pool = UpstreamPool(self.config.connect_timeout, self.config.upstream_idle_timeout)

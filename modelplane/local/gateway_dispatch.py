@@ -62,9 +62,13 @@ class Dispatcher:
     """
 
     def __init__(
-        self, on_demand: Callable[[str], None] | None = None, observer: GatewayObserver | None = None
+        self,
+        on_demand: Callable[[str], None] | None = None,
+        observer: GatewayObserver | None = None,
+        default_timeout: float = 300.0,
     ) -> None:
         self._on_demand = on_demand
+        self._default_timeout = default_timeout  # of a revision without one (the gateway's response_timeout)
         self.observer = observer or GatewayObserver()
         self._table = RouteTable()
         self._splits: dict[str, _Split] = {}
@@ -78,7 +82,7 @@ class Dispatcher:
                 state = revisions.get(backend.revision)
                 if state is None:
                     state = self._revisions.get(backend.revision) or RevisionState(
-                        backend.revision, self._on_demand
+                        backend.revision, self._on_demand, self._default_timeout
                     )
                     revisions[backend.revision] = state
                 state.update(

@@ -198,6 +198,7 @@ class GrpcCall:
         self._path = b""
         self._revision: RevisionState | None = None
         self._replica: Replica | None = None
+        self._load_since = 0.0  # when the slot on `_replica` began to count as load (LoadMeter)
         self._upstream: H2Upstream | None = None
         self._upstream_id = 0
         self._up_ended = False  # END_STREAM went to the replica
@@ -240,8 +241,9 @@ class GrpcCall:
             return
         revision.requests_total += 1
         self._revision = revision
-        replica = self._replica = revision.try_acquire()
+        replica = revision.try_acquire()
         if replica is not None:
+            self._hold(replica)
             upstream = self.client.pool.ready_connection(replica.grpc_address)
             if upstream is not None:
                 self._open(upstream)
@@ -358,7 +360,7 @@ class GrpcCall:
             for attempt in range(1, MAX_CONNECT_ATTEMPTS + 1):
                 if replica is None:
                     replica = await revision.acquire(config.queue_timeout, config.max_queued)
-                self._replica = replica
+                self._hold(replica)
                 try:
                     upstream = await self.client.pool.connect(replica.grpc_address)
                 except OSError as exc:
@@ -450,9 +452,16 @@ class GrpcCall:
         self._release_slot()
         self.client.call_ended(self)
 
+    def _hold(self, replica: Replica) -> None:
+        """The call holds a slot on `replica` from now on (until `_release_slot`)."""
+        if replica is not self._replica:
+            self._replica = replica
+            self._load_since = self._revision.load.begin()
+
     def _release_slot(self) -> None:
         replica, self._replica = self._replica, None
         if replica is not None:
+            self._revision.load.end(self._load_since)
             self._revision.release(replica)
 
     def _stop_deadline(self) -> None:

@@ -69,6 +69,7 @@ class Exchange:
         self._task: asyncio.Task[None] | None = None
         self._revision: RevisionState | None = None
         self._replica: Replica | None = None
+        self._load_since = 0.0  # when the slot on `_replica` began to count as load (LoadMeter)
         self._upstream: UpstreamConnection | None = None
         self._attempted: UpstreamConnection | None = None
         self._reused = False
@@ -123,7 +124,7 @@ class Exchange:
         if replica is not None:
             upstream = self.client.pool.idle_connection(replica)
             if upstream is not None:
-                self._replica = replica
+                self._hold(replica)
                 self._send(upstream, reused=True)
                 return
         self._task = asyncio.get_running_loop().create_task(self._run(replica, None))
@@ -239,7 +240,7 @@ class Exchange:
                 attempt += 1
                 if replica is None:
                     replica = await revision.acquire(config.queue_timeout, config.max_queued)
-                self._replica = replica
+                self._hold(replica)
                 try:
                     upstream, reused = await self.client.pool.connect(replica)
                 except OSError as exc:
@@ -310,8 +311,15 @@ class Exchange:
         self._release_slot()
         self.client.exchange_finished(self)
 
+    def _hold(self, replica: Replica) -> None:
+        """The request holds a slot on `replica` from now on (until `_release_slot`)."""
+        if replica is not self._replica:
+            self._replica = replica
+            self._load_since = self._revision.load.begin()
+
     def _release_slot(self) -> None:
         if self._replica is not None:
+            self._revision.load.end(self._load_since)
             self._revision.release(self._replica)
             self._replica = None
 

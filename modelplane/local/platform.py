@@ -50,6 +50,7 @@ class PlatformConfig:
     domain: str = DEFAULT_DOMAIN
     host: str = DEFAULT_API_HOST
     scale_to_zero_grace_period: float = AutoscalerConfig.scale_to_zero_grace_period
+    default_max_replicas: int = AutoscalerConfig.max_scale  # of components that set no maxReplicas
     activator_timeout: float = GatewayConfig.queue_timeout
     autoscaler_tick: float = DEFAULT_TICK
     warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (zygote.py)
@@ -121,7 +122,10 @@ class Platform:
         store = self.store = open_store(config.home)
         api = _ApiServer(store, bind(config.host, config.api_port), config.auth_token, config.tls)
         autoscaling = Autoscaling(
-            AutoscalerConfig(scale_to_zero_grace_period=config.scale_to_zero_grace_period),
+            AutoscalerConfig(
+                scale_to_zero_grace_period=config.scale_to_zero_grace_period,
+                max_scale=config.default_max_replicas,
+            ),
             tick=config.autoscaler_tick,
         )
         gateway_thread = GatewayThread(
