@@ -23,6 +23,7 @@ from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE
 from modelplane.control import Revision, latest_revisions
 from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
 from modelplane.control.revision_templates import scaling_annotations
+from modelplane.control.urls import GatewayAddress
 from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.gateway_routes import Backend, Route, inference_graph_routes, isvc_host
@@ -96,8 +97,10 @@ class GraphReconciler:
         on_routes: Callable[[], None],
         autoscaling: Autoscaling | None = None,
         revision_log: RevisionLog | None = None,
+        public: GatewayAddress | None = None,
     ) -> None:
         self.store = store
+        self.public = public or GatewayAddress(settings.gateway_port)  # for the statuses' URLs
         self.settings = settings
         self.on_routes = on_routes
         self.autoscaling = autoscaling or Autoscaling()
@@ -236,7 +239,8 @@ class GraphReconciler:
                 router_ready=router_ready,
                 router_failure=failure.message if failure else None,
                 domain=self.settings.domain,
-                port=self.settings.gateway_port,
+                port=self.public.port,
+                scheme=self.public.scheme,
                 now=now_rfc3339(),
                 previous=previous,
             )

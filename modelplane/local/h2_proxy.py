@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from modelplane.local.gateway_auth import REFUSAL, GatewayToken
 from modelplane.local.gateway_config import GatewayConfig
 from modelplane.local.gateway_observe import CallWatch
 from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 # gRPC status codes the gateway answers with.
 CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 1, 4, 8, 12, 13, 14
+UNAUTHENTICATED = 16
 _REFUSED_STREAM, _CANCEL = 7, 8  # HTTP/2 error codes of RST_STREAM
 
 
@@ -64,6 +66,7 @@ class H2ClientConnection(H2Endpoint):
         self.pool = pool
         self.deadlines = deadlines
         self.config = config
+        self.token = GatewayToken(config.auth_token) if config.auth_token else None
         self.calls: dict[int, GrpcCall] = {}
         self.closing = False
         self.head_since = None  # HTTP/1.1's; a slow HTTP/2 preface is idle time
@@ -215,6 +218,10 @@ class GrpcCall:
 
     def start(self) -> None:
         content_type = b""
+        token = self.client.token
+        authorized = True
+        if token is not None:
+            self.headers, authorized = token.take(self.headers)
         for name, value in self.headers:
             if name == b":authority" or (name == b"host" and not self._authority):
                 self._authority = value
@@ -222,7 +229,10 @@ class GrpcCall:
                 self._path = value
             elif name == b"content-type":
                 content_type = value
-        self.watch = self.client.router.watch_call(self._authority)
+        self.watch = self.client.router.watch_call(self._authority if authorized else b"")
+        if not authorized:
+            self.fail(UNAUTHENTICATED, REFUSAL)
+            return
         if not content_type.startswith(b"application/grpc"):
             self._reply_http(
                 505,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelplane.control.autoscaling_settings import AutoscalerConfig
+from modelplane.control.urls import GatewayAddress
 from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.apiserver import ApiServer, bind, open_store
 from modelplane.local.autoscaling import DEFAULT_TICK, Autoscaling
@@ -57,7 +58,8 @@ class PlatformConfig:
     log_max_bytes: int = 64 * 1024 * 1024  # a log under <home>/logs above this is rotated
     log_backups: int = 3  # rotated copies kept per log
     auth_token: str | None = None  # required as `Authorization: Bearer` on the control-plane API
-    tls: TLSFiles | None = None  # the control-plane API serves TLS with this certificate and key
+    tls: TLSFiles | None = None  # the control-plane API and the gateway serve TLS with these
+    gateway_auth: bool = False  # the gateway requires `auth_token` too
     gpus: str | None = None  # the GPUs to hand out ("0,1", "none"); None: found on the machine (gpus.py)
 
 
@@ -129,7 +131,13 @@ class Platform:
             tick=config.autoscaler_tick,
         )
         gateway_thread = GatewayThread(
-            GatewayConfig(host=config.host, port=config.gateway_port, queue_timeout=config.activator_timeout),
+            GatewayConfig(
+                host=config.host,
+                port=config.gateway_port,
+                queue_timeout=config.activator_timeout,
+                auth_token=config.auth_token if config.gateway_auth else None,
+                tls=config.tls,
+            ),
             on_demand=autoscaling.wake_from_any_thread,
             routes=RouteTable(starting=True),  # until the reconciler has loaded the stored services
         )
@@ -148,14 +156,20 @@ class Platform:
         settings = SupervisorSettings(
             logs_dir=config.home / "logs",
             domain=config.domain,
-            gateway_port=gateway.port,
+            gateway_port=gateway.internal_port,  # the replicas call each other there
             zygote=zygote,
             prepare_repository=trained_models.prepare_folder,
             gpus=GpuAllocator(inventory),
         )
         events = EventRecorder(store)
         reconciler = Reconciler(
-            store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling, events
+            store,
+            gateway,
+            settings,
+            RevisionLog(config.home / "revisions"),
+            autoscaling,
+            events,
+            GatewayAddress(gateway.port, gateway.scheme),
         )
         runtime_statuses = RuntimeStatusWriter(store, events)
         reconciler.on_replicas = trained_models.replicas_changed

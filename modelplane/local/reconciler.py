@@ -53,8 +53,8 @@ from modelplane.control import (
 from modelplane.control.canaries import CanaryPlan, canary_plans, stable_share
 from modelplane.control.observed import CanaryState
 from modelplane.control.payload_logging import payload_log_specs
+from modelplane.control.urls import GatewayAddress, service_host
 from modelplane.control.urls import component_host as spec_component_host
-from modelplane.control.urls import service_host
 from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.events import EventRecorder
@@ -129,8 +129,11 @@ class Reconciler:
         revision_log: RevisionLog,
         autoscaling: Autoscaling | None = None,
         events: EventRecorder | None = None,
+        public: GatewayAddress | None = None,
     ) -> None:
         self.store = store
+        # Where clients reach the gateway, for the statuses' URLs (the replicas use settings.gateway_port).
+        self.public = public or GatewayAddress(settings.gateway_port)
         self.events = events
         self.gateway = gateway
         self.settings = settings
@@ -147,7 +150,7 @@ class Reconciler:
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
         self.graphs = GraphReconciler(
-            store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs()
+            store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs(), self.public
         )
         # Told the ready predictor replicas of a service after each reconcile (TrainedModels load on them).
         self.on_replicas: Callable[[Key, list[Replica]], None] | None = None
@@ -593,7 +596,8 @@ class Reconciler:
             isvc,
             self._observed(service),
             domain=self.settings.domain,
-            port=self.settings.gateway_port,
+            port=self.public.port,
+            scheme=self.public.scheme,
             now=now_rfc3339(),
             previous=previous,
         )
