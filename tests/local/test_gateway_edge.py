@@ -122,3 +122,17 @@ def test_tls_serves_http11_and_grpc_by_alpn(replicas, certificates):
         # The replicas' port is cleartext.
         internal = f"http://127.0.0.1:{gateway.internal_port}/v1/models/iris:predict"
         assert httpx.post(internal, headers={"host": HOST}, json={}).status_code == 200
+
+
+def test_up_refuses_gateway_auth_without_a_token(tmp_path):
+    import subprocess
+    import sys
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "modelplane", "up", "--home", str(tmp_path), "--gateway-auth"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "--gateway-auth needs --auth-token-file FILE" in refused.stderr
