@@ -43,11 +43,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(clients send it with --token or MODELPLANE_TOKEN)",
     )
     parser.add_argument(
+        "--gateway-auth",
+        action="store_true",
+        help="require the --auth-token-file token on the gateway too (REST: 401 without it; gRPC: "
+        "UNAUTHENTICATED)",
+    )
+    parser.add_argument(
         "--tls-cert",
         metavar="FILE",
         type=Path,
         default=None,
-        help="serve the control-plane API over TLS: the certificate (PEM)",
+        help="serve the control-plane API and the gateway over TLS (the gateway: HTTP/1.1, and HTTP/2 "
+        "by ALPN for gRPC): the certificate (PEM)",
     )
     parser.add_argument(
         "--tls-key", metavar="FILE", type=Path, default=None, help="... and its private key (PEM)"
@@ -94,6 +101,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="30s",
         metavar="DURATION",
         help="how long an idle revision with minReplicas 0 keeps its last replica (default 30s)",
+    )
+    scaling.add_argument(
+        "--default-max-replicas",
+        type=int,
+        default=4,
+        metavar="N",
+        help="the maxReplicas of a component that sets none (default 4; 0: no bound, as Knative's default)",
     )
     scaling.add_argument(
         "--activator-timeout",
@@ -143,7 +157,11 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
     if args.log_backups < 0:
         raise CommandError("--log-backups must be 0 or more")
+    if args.default_max_replicas < 0:
+        raise CommandError("--default-max-replicas must be 0 or more")
     token = _token(args.auth_token_file)
+    if args.gateway_auth and token is None:
+        raise CommandError("--gateway-auth needs --auth-token-file FILE: the token the gateway asks for")
     tls = _tls(args.tls_cert, args.tls_key)
     _check_exposure(args.host, token, args.insecure)
     resources = _load(args.filename, args.recursive)
@@ -156,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         gateway_port=args.gateway_port,
         domain=args.domain,
         scale_to_zero_grace_period=args.scale_to_zero_grace_period,
+        default_max_replicas=args.default_max_replicas,
         activator_timeout=args.activator_timeout,
         autoscaler_tick=args.autoscaler_tick,
         warm_starts=args.warm_starts,
@@ -165,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         auth_token=token,
         tls=tls,
+        gateway_auth=args.gateway_auth,
     )
 
     def on_ready(addresses, store) -> None:

@@ -8,7 +8,7 @@ status = inference_service_status(isvc, observed_state, domain=..., port=..., no
 from .observed import ComponentState, Failure, RevisionState, ServiceState, Termination
 from .revision_templates import COMPONENTS, revision_templates
 from .revisions import Revision, latest_revisions, revision_name, template_digest
-from .status import inference_service_status, stopped_status
+from .status import inference_service_status, not_serving_reason, stopped_status
 from .traffic import TrafficTarget, rolled_out_after, traffic_targets
 from .urls import component_host, entry_component, host_url, service_host, service_routes
 
@@ -31,6 +31,7 @@ __all__ = [
     "rolled_out_after",
     "service_host",
     "service_routes",
+    "not_serving_reason",
     "stopped_status",
     "template_digest",
     "traffic_targets",

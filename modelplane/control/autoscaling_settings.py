@@ -37,7 +37,12 @@ class AutoscalingError(ValueError):
 
 @dataclass(frozen=True)
 class AutoscalerConfig:
-    """Platform-wide defaults, as Knative's `config-autoscaler` ConfigMap holds them (times in seconds)."""
+    """Platform-wide defaults, as Knative's `config-autoscaler` ConfigMap holds them (times in seconds).
+
+    `max_scale` is the maxReplicas of a revision that sets none (0: no bound). Knative's default is 0;
+    on one machine, modelplane's is 4, so that load (or requests held open) cannot start replicas until
+    the machine runs out of memory.
+    """
 
     container_concurrency_target_default: float = 100.0
     requests_per_second_target_default: float = 200.0
@@ -53,6 +58,7 @@ class AutoscalerConfig:
     enable_scale_to_zero: bool = True
     initial_scale: int = 1
     allow_zero_initial_scale: bool = False
+    max_scale: int = 4
 
 
 _PLATFORM = AutoscalerConfig()  # the defaults of a revision's settings
@@ -135,6 +141,7 @@ def autoscaler_settings(
     if metric not in KPA_METRICS:
         raise AutoscalingError(f"scale metric [{metric}] is not supported; use concurrency or rps")
     container_concurrency = int(component_spec.get("containerConcurrency") or 0)
+    min_replicas = _replicas(component_spec, "minReplicas", DEFAULT_MIN_REPLICAS)
     stable_window = _duration(annotations, WINDOW, config.stable_window, low=6.0, high=HOUR)
     return AutoscalerSettings(
         metric=metric,
@@ -143,8 +150,8 @@ def autoscaler_settings(
             annotations, TARGET_UTILIZATION, config.target_utilization_percentage, low=1.0, high=100.0
         ),
         container_concurrency=container_concurrency,
-        min_replicas=_replicas(component_spec, "minReplicas", DEFAULT_MIN_REPLICAS),
-        max_replicas=_replicas(component_spec, "maxReplicas", 0),
+        min_replicas=min_replicas,
+        max_replicas=_max_replicas(component_spec, min_replicas, config),
         initial_scale=_initial_scale(annotations, config),
         stable_window=stable_window,
         panic_window_percentage=_number(
@@ -193,6 +200,15 @@ def _replicas(component_spec: dict, field: str, default: int) -> int:
     if not isinstance(value, int) or value < 0:
         raise AutoscalingError(f"{field} must be a whole number, 0 or more, not {value!r}")
     return value
+
+
+def _max_replicas(component_spec: dict, min_replicas: int, config: AutoscalerConfig) -> int:
+    """maxReplicas, or when it is unset (or 0, which KServe does not tell from unset) the platform's
+    `max_scale`, as Knative applies its `max-scale` default; never below minReplicas."""
+    asked = _replicas(component_spec, "maxReplicas", 0)
+    if asked or not config.max_scale:
+        return asked
+    return max(config.max_scale, min_replicas)
 
 
 def _initial_scale(annotations: dict, config: AutoscalerConfig) -> int:

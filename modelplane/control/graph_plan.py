@@ -63,13 +63,19 @@ def graph_plan(
             elif not is_ready(isvc) or not (isvc.get("status") or {}).get("url"):
                 waiting.append(f"service {name} is not ready")
             else:
-                step["serviceUrl"] = predictor_endpoint(isvc)
+                # Through the gateway's port for the replicas when known (the status URL may be TLS).
+                base = (
+                    host_url(service_host(name, isvc_namespace(isvc), domain), port)
+                    if port and domain
+                    else None
+                )
+                step["serviceUrl"] = predictor_endpoint(isvc, base)
     return GraphPlan(graph, tuple(dict.fromkeys(waiting)))
 
 
-def predictor_endpoint(isvc: dict) -> str:
-    """The service's URL and the path for its protocol and model name."""
-    url = isvc["status"]["url"].rstrip("/")
+def predictor_endpoint(isvc: dict, base: str | None = None) -> str:
+    """The service's URL (or `base`) and the path for its protocol and model name."""
+    url = (base or isvc["status"]["url"]).rstrip("/")
     model = model_name(isvc)
     if protocol(isvc) == PROTOCOL_V2:
         return f"{url}/v2/models/{model}/infer"
@@ -148,6 +154,7 @@ def inference_graph_status(
     now: str,
     previous: dict | None = None,
     unhonored: tuple[str, ...] = (),
+    scheme: str = "http",
 ) -> dict:
     """KServe's status of a graph: `url` and `Ready=True` once its services are ready and its router
     serves; until then `Ready=False`, with the services it waits for, why the router failed (as Knative
@@ -159,7 +166,7 @@ def inference_graph_status(
         ready = {"status": "False", "reason": "ServiceNotReady", "message": "; ".join(plan.waiting)}
     elif router_ready:
         ready = {"status": "True"}
-        status["url"] = host_url(graph_host(ig, domain), port)
+        status["url"] = host_url(graph_host(ig, domain), port, scheme)
     elif router_failure:
         ready = {"status": "False", "reason": "RevisionFailed", "message": router_failure}
     else:
@@ -196,3 +203,7 @@ def stopped_graph_status(ig: dict, *, now: str, previous: dict | None = None) ->
             }
         )
     return {"observedGeneration": (ig.get("metadata") or {}).get("generation", 1), "conditions": conditions}
+
+
+def isvc_namespace(isvc: dict) -> str:
+    return (isvc.get("metadata") or {}).get("namespace") or "default"

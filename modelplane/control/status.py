@@ -43,9 +43,10 @@ def inference_service_status(
     port: int,
     now: str,
     previous: dict | None = None,
+    scheme: str = "http",
 ) -> dict:
     """The whole `status` of an InferenceService. `previous` is the stored status: conditions that
-    did not change keep their lastTransitionTime."""
+    did not change keep their lastTransitionTime. `port` and `scheme` are the gateway's, for the URLs."""
     previous = previous or {}
     metadata = isvc.get("metadata") or {}
     name, namespace = metadata["name"], metadata.get("namespace") or "default"
@@ -74,13 +75,15 @@ def inference_service_status(
     }
     entry = entry_component(spec_components)
     if state.routed:
-        status["url"] = host_url(service_host(name, namespace, domain), port)
-        status["address"] = {"url": host_url(component_host(name, namespace, entry, domain), port)}
+        status["url"] = host_url(service_host(name, namespace, domain), port, scheme)
+        status["address"] = {"url": host_url(component_host(name, namespace, entry, domain), port, scheme)}
     components = {}
     for component in spec_components:
         observed = state.components.get(component)
         if observed is not None:
-            components[component] = _component_status(name, namespace, component, observed, domain, port)
+            components[component] = _component_status(
+                name, namespace, component, observed, domain, port, scheme
+            )
     if components:
         status["components"] = components
     if state.canaries:
@@ -243,19 +246,20 @@ def with_transition_times(found: dict[str, dict], previous: list[dict], now: str
 
 
 def _component_status(
-    name: str, namespace: str, component: str, observed: ComponentState, domain: str, port: int
+    name: str, namespace: str, component: str, observed: ComponentState, domain: str, port: int, scheme: str
 ) -> dict:
     status: dict = {"latestCreatedRevision": observed.latest.name}
     if observed.serving is not None:
         status["latestReadyRevision"] = observed.serving.name
     if observed.traffic:
-        url = host_url(component_host(name, namespace, component, domain), port)
+        url = host_url(component_host(name, namespace, component, domain), port, scheme)
         status["url"] = url
         status["address"] = {"url": url}
         if component == "predictor":  # the V2 gRPC service of the model server, through the gateway
             status["grpcUrl"] = grpc_url(component_host(name, namespace, component, domain), port)
         status["traffic"] = [
-            _traffic_entry(target, name, namespace, component, domain, port) for target in observed.traffic
+            _traffic_entry(target, name, namespace, component, domain, port, scheme)
+            for target in observed.traffic
         ]
     if observed.rolled_out:
         status["latestRolledoutRevision"] = observed.rolled_out
@@ -265,14 +269,16 @@ def _component_status(
 
 
 def _traffic_entry(
-    target: TrafficTarget, name: str, namespace: str, component: str, domain: str, port: int
+    target: TrafficTarget, name: str, namespace: str, component: str, domain: str, port: int, scheme: str
 ) -> dict:
     entry: dict = {}
     if target.tag:
         entry["tag"] = target.tag
     entry.update(revisionName=target.revision, latestRevision=target.latest, percent=target.percent)
     if target.tag:
-        entry["url"] = host_url(f"{target.tag}-{component_host(name, namespace, component, domain)}", port)
+        entry["url"] = host_url(
+            f"{target.tag}-{component_host(name, namespace, component, domain)}", port, scheme
+        )
     return entry
 
 
@@ -320,3 +326,18 @@ def _failure_info(failure: Failure, revision: str | None) -> dict:
     if failure.exit_code is not None:
         info["exitCode"] = failure.exit_code
     return info
+
+
+def not_serving_reason(status: dict, component: str | None = None) -> str:
+    """Why a service's host (or one `component`'s host) does not serve, from its status: the message of
+    the component's condition, else of the first condition of the predictor or the transformer that is
+    not True, else of the Ready condition."""
+    conditions = {item.get("type"): item for item in status.get("conditions") or [] if isinstance(item, dict)}
+    kinds = (c.PREDICTOR_READY, c.TRANSFORMER_READY, c.READY)
+    if component is not None:
+        kinds = (COMPONENT_CONDITIONS[component], *kinds)
+    for kind in kinds:
+        condition = conditions.get(kind)
+        if condition is not None and condition.get("status") != TRUE and condition.get("message"):
+            return condition["message"]
+    return "it is not ready"

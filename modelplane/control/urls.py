@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,9 +27,18 @@ def component_host(name: str, namespace: str, component: str, domain: str) -> st
     return f"{name}-{component}.{namespace}.{domain}"
 
 
-def host_url(host: str, port: int) -> str:
-    """`http://host`, with the port unless it is 80."""
-    return f"http://{host}" if port == 80 else f"http://{host}:{port}"
+@dataclass(frozen=True)
+class GatewayAddress:
+    """Where clients reach the gateway, for the URLs a status gives."""
+
+    port: int
+    scheme: str = "http"
+
+
+def host_url(host: str, port: int, scheme: str = "http") -> str:
+    """`http://host`, with the port unless it is the scheme's default (80, or 443 for https)."""
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" if port == default else f"{scheme}://{host}:{port}"
 
 
 def through_gateway(url: str, domain: str, port: int) -> str:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import uvloop
 
@@ -41,14 +43,26 @@ class Gateway:
     `on_demand(revision)` is called for every request that arrives for a revision with no replica,
     so the autoscaler can scale it up from zero. It runs on the gateway's loop: it must be quick and
     idempotent (it may call `update_routes` itself).
+
+    `routes` is the table it starts with (`RouteTable(starting=True)` while the platform loads the
+    routes of its stored services).
     """
 
-    def __init__(self, config: GatewayConfig | None = None, on_demand: DemandCallback | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig | None = None,
+        on_demand: DemandCallback | None = None,
+        routes: RouteTable | None = None,
+    ) -> None:
         self.config = config or GatewayConfig()
         self.metrics = GatewayMetrics()
         # The payload logger of the routes with a `logger`: delivers on a thread of its own.
         self.payload_log = PayloadDelivery(self.config.payload_log)
-        self._dispatcher = Dispatcher(on_demand, GatewayObserver(self.metrics, self.payload_log.submit))
+        self._dispatcher = Dispatcher(
+            on_demand, GatewayObserver(self.metrics, self.payload_log.submit), self.config.response_timeout
+        )
+        if routes is not None:
+            self._dispatcher.update(routes)
         self._pool = UpstreamPool(self.config.connect_timeout, self.config.upstream_idle_timeout)
         self._deadlines = Deadlines()
         self._h2_pool = H2UpstreamPool(self.config.connect_timeout, self.config.grpc_upstream_idle_timeout)
@@ -56,6 +70,7 @@ class Gateway:
         # Client connections without a request under way, longest idle first.
         self._idle: dict[ClientConnection | H2ClientConnection, None] = {}
         self._server: asyncio.Server | None = None
+        self._internal: asyncio.Server | None = None  # the replicas' own port (GatewayConfig)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_sweep: asyncio.TimerHandle | None = None
 
@@ -65,14 +80,39 @@ class Gateway:
         return self._server.sockets[0].getsockname()[1]
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.config.tls is not None else "http"
+
+    @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        return f"{self.scheme}://{self.config.host}:{self.port}"
+
+    @property
+    def internal_port(self) -> int:
+        """Where the platform's replicas reach the gateway: its port, or with a token or TLS, a loopback
+        port of its own that takes neither."""
+        server = self._internal or self._server
+        return server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        config = self.config
+        tls = config.tls.server_context(alpn=("h2", "http/1.1")) if config.tls is not None else None
         self._server = await self._loop.create_server(
-            self._new_connection, self.config.host, self.config.port, reuse_address=True, backlog=1024
+            functools.partial(self._new_connection, config),
+            config.host,
+            config.port,
+            reuse_address=True,
+            backlog=1024,
+            ssl=tls,
+            # A handshake is held to the time a request head has (slow ones are closed).
+            ssl_handshake_timeout=config.header_timeout if tls is not None else None,
         )
+        if config.auth_token is not None or tls is not None:
+            internal = replace(config, auth_token=None, tls=None)
+            self._internal = await self._loop.create_server(
+                functools.partial(self._new_connection, internal), "127.0.0.1", 0, backlog=1024
+            )
         self.payload_log.start()
         self._schedule_idle_sweep()
 
@@ -81,6 +121,8 @@ class Gateway:
         if self._server is None:
             return
         self._server.close()
+        if self._internal is not None:
+            self._internal.close()
         if self._idle_sweep is not None:
             self._idle_sweep.cancel()
         for connection in list(self._connections):
@@ -94,7 +136,9 @@ class Gateway:
         self._h2_pool.close()
         self._deadlines.close()
         await self._server.wait_closed()
-        self._server = None
+        if self._internal is not None:
+            await self._internal.wait_closed()
+        self._server = self._internal = None
         await asyncio.to_thread(self.payload_log.stop)  # the events of the last requests, then stop
 
     def update_routes(self, table: RouteTable) -> None:
@@ -147,7 +191,7 @@ class Gateway:
         self._h2_pool.close_idle(now)
         self._schedule_idle_sweep()
 
-    def _new_connection(self) -> ClientConnection:
+    def _new_connection(self, config: GatewayConfig) -> ClientConnection:
         if len(self._idle) >= self.config.max_idle_connections:
             oldest = next(iter(self._idle))
             del self._idle[oldest]
@@ -156,21 +200,21 @@ class Gateway:
             self._dispatcher,
             self._pool,
             self._deadlines,
-            self.config,
+            config,
             self._connections.discard,
-            self._take_http2,
+            functools.partial(self._take_http2, config),
             self._idle,
+            on_open=self._connections.add,
         )
-        self._connections.add(connection)
         return connection
 
-    def _take_http2(self, transport: asyncio.Transport, data: bytes) -> None:
+    def _take_http2(self, config: GatewayConfig, transport: asyncio.Transport, data: bytes) -> None:
         """A client connection opened with the HTTP/2 preface: the gRPC proxy takes it over."""
         connection = H2ClientConnection(
             self._dispatcher,
             self._h2_pool,
             self._deadlines,
-            self.config,
+            config,
             self._connections.discard,
             self._idle,
         )
@@ -183,8 +227,13 @@ class Gateway:
 class GatewayThread:
     """A `Gateway` on its own uvloop event loop in a daemon thread, as `modelplane up` runs it."""
 
-    def __init__(self, config: GatewayConfig | None = None, on_demand: DemandCallback | None = None) -> None:
-        self.gateway = Gateway(config, on_demand)
+    def __init__(
+        self,
+        config: GatewayConfig | None = None,
+        on_demand: DemandCallback | None = None,
+        routes: RouteTable | None = None,
+    ) -> None:
+        self.gateway = Gateway(config, on_demand, routes)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None

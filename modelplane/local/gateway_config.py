@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelplane.local.tls import TLSFiles
 from modelplane.protocol.http2.limits import Http2Limits
 from modelplane.telemetry.payload_delivery import DeliverySettings
 
@@ -30,6 +31,12 @@ class GatewayConfig:
       counts); past it, a new connection closes the one idle the longest.
     - `http2`: the limits of the clients' HTTP/2 (gRPC) connections.
     - `payload_log`: the queues, retries and file rotation of payload logging.
+    - `auth_token`: when set, every request must carry `Authorization: Bearer <auth_token>`.
+    - `tls`: when set, the port serves TLS from this certificate and key (HTTP/2 by ALPN).
+
+    With `auth_token` or `tls`, the gateway also listens on a loopback port of its own with neither
+    (`Gateway.internal_port`): the replicas reach each other there (a transformer its predictor, a
+    graph's router the services), without the token and without trusting the certificate.
     """
 
     host: str = "127.0.0.1"
@@ -48,3 +55,5 @@ class GatewayConfig:
     max_idle_connections: int = 1024
     http2: Http2Limits = field(default_factory=Http2Limits)
     payload_log: DeliverySettings = field(default_factory=DeliverySettings)
+    auth_token: str | None = field(default=None, repr=False)
+    tls: TLSFiles | None = None

@@ -13,6 +13,7 @@ from modelplane.local.gateway_routes import Route, RouteTable, host_without_port
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 _HOST_CACHE_LIMIT = 4096
+STARTING = "modelplane is starting: the routes of its services are not loaded yet; try again in a moment"
 
 
 class _Split:
@@ -61,9 +62,13 @@ class Dispatcher:
     """
 
     def __init__(
-        self, on_demand: Callable[[str], None] | None = None, observer: GatewayObserver | None = None
+        self,
+        on_demand: Callable[[str], None] | None = None,
+        observer: GatewayObserver | None = None,
+        default_timeout: float = 300.0,
     ) -> None:
         self._on_demand = on_demand
+        self._default_timeout = default_timeout  # of a revision without one (the gateway's response_timeout)
         self.observer = observer or GatewayObserver()
         self._table = RouteTable()
         self._splits: dict[str, _Split] = {}
@@ -77,7 +82,7 @@ class Dispatcher:
                 state = revisions.get(backend.revision)
                 if state is None:
                     state = self._revisions.get(backend.revision) or RevisionState(
-                        backend.revision, self._on_demand
+                        backend.revision, self._on_demand, self._default_timeout
                     )
                     revisions[backend.revision] = state
                 state.update(
@@ -95,10 +100,12 @@ class Dispatcher:
         self._by_host_header = {}
 
     def resolve(self, host_header: bytes, path: bytes) -> RevisionState:
-        """The revision for this request; raises `Unavailable` (404) for a host nobody serves."""
+        """The revision for this request; raises `Unavailable`: 503 with the reason for the host of a
+        service that does not serve (or for any unknown host while the routes are still loading), 404
+        for a host nobody serves."""
         split = self._split(host_header)
         if split is None:
-            raise Unavailable(404, self._unknown_host_message(host_header))
+            raise self._no_route(host_header)
         return split.pick(path)
 
     def watch(
@@ -139,9 +146,16 @@ class Dispatcher:
     def stats(self) -> dict[str, RevisionStats]:
         return {name: state.stats() for name, state in self._revisions.items()}
 
-    def _unknown_host_message(self, host_header: bytes) -> str:
-        hosts = ", ".join(self._table.hosts()) or "none"
+    def _no_route(self, host_header: bytes) -> Unavailable:
         host = host_header.decode("latin-1") if host_header else ""
+        reason = self._table.unavailable.get(host_without_port(host))
+        if reason is not None:
+            return Unavailable(503, reason)
+        if self._table.starting:
+            return Unavailable(503, STARTING)
+        hosts = ", ".join(self._table.hosts()) or "none"
         if not host:
-            return f"the request has no Host header; known hosts: {hosts}"
-        return f"no InferenceService or InferenceGraph serves host '{host}'; known hosts: {hosts}"
+            return Unavailable(404, f"the request has no Host header; known hosts: {hosts}")
+        return Unavailable(
+            404, f"no InferenceService or InferenceGraph serves host '{host}'; known hosts: {hosts}"
+        )

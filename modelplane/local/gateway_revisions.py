@@ -5,6 +5,10 @@ ends. When no replica has a free slot (all are at `container_concurrency`, or th
 to zero) the request waits in a bounded FIFO queue until a slot frees up or replicas appear.
 Everything here runs on the gateway's event loop; the counters are plain integers so the autoscaler
 can read them cheaply from another thread.
+
+What the autoscaler reads as load (`concurrency_seconds`) counts each request in flight for at most the
+revision's timeout: a request held open longer (a stream nobody reads, a body that never ends) stops
+counting then, so held requests cannot scale a revision up for longer than that.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ class Unavailable(Exception):
 class RevisionStats:
     """A snapshot of one revision's counters, for the autoscaler.
 
-    `concurrency_seconds` is the integral of `in_flight` over time: the average concurrency over a
-    window is the difference of two snapshots divided by the difference of their `taken_at`.
+    `concurrency_seconds` is the integral of `in_flight` over time, each request counting for at most
+    the revision's timeout: the average concurrency over a window is the difference of two snapshots
+    divided by the difference of their `taken_at`.
     """
 
     revision: str
@@ -68,13 +73,47 @@ class Replica:
         self.unreachable_until = 0.0  # the loop's clock: refused a connection, set aside until then
 
 
-class RevisionState:
-    """Replicas, slots and waiting requests of one revision."""
+class LoadMeter:
+    """The time integral of the requests in flight, each counting for at most `bound` seconds.
 
-    def __init__(self, revision: str, on_demand: Callable[[str], None] | None = None) -> None:
+    `begin()` gives the time a request started counting, which it hands back to `end()`.
+    """
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+        self._open: dict[float, int] = {}  # start times of the requests in flight (how many at each)
+        self._closed = 0.0  # what the requests that ended contributed
+
+    def begin(self) -> float:
+        since = time.monotonic()
+        self._open[since] = self._open.get(since, 0) + 1
+        return since
+
+    def end(self, since: float) -> None:
+        left = self._open.pop(since, 0) - 1
+        if left > 0:
+            self._open[since] = left
+        self._closed += min(time.monotonic() - since, self.bound)
+
+    def seconds(self, now: float) -> float:
+        bound = self.bound
+        return self._closed + sum(min(now - since, bound) * count for since, count in self._open.items())
+
+
+class RevisionState:
+    """Replicas, slots and waiting requests of one revision.
+
+    `default_timeout` bounds how long a request counts as load when the revision sets no timeout.
+    """
+
+    def __init__(
+        self, revision: str, on_demand: Callable[[str], None] | None = None, default_timeout: float = 300.0
+    ) -> None:
         self.revision = revision
         self.container_concurrency = 0
         self.timeout_seconds: float | None = None
+        self.load = LoadMeter(default_timeout)
+        self._default_timeout = default_timeout
         self.serves_grpc = False
         self.replicas: list[Replica] = []
         self.in_flight = 0
@@ -88,8 +127,6 @@ class RevisionState:
         self._waiters: deque[asyncio.Future[Replica]] = deque()
         self._on_demand = on_demand
         self._next = 0
-        self._concurrency_seconds = 0.0
-        self._changed_at = time.monotonic()
 
     @property
     def queued(self) -> int:
@@ -118,6 +155,7 @@ class RevisionState:
         self.serves_grpc = grpc_addresses is not None
         self.container_concurrency = container_concurrency
         self.timeout_seconds = timeout_seconds
+        self.load.bound = timeout_seconds or self._default_timeout
         self._hand_out()
 
     def retire(self, reason: str) -> None:
@@ -170,7 +208,7 @@ class RevisionState:
 
     def release(self, replica: Replica) -> None:
         """Gives a slot back; the first waiting request takes it."""
-        self._change_in_flight(-1)
+        self.in_flight -= 1
         replica.in_flight -= 1
         self._hand_out()
 
@@ -182,7 +220,7 @@ class RevisionState:
             in_flight=self.in_flight,
             queued=len(self._waiters),
             requests_total=self.requests_total,
-            concurrency_seconds=self._concurrency_seconds + self.in_flight * (now - self._changed_at),
+            concurrency_seconds=self.load.seconds(now),
             taken_at=now,
         )
 
@@ -276,10 +314,4 @@ class RevisionState:
 
     def _take(self, replica: Replica) -> None:
         replica.in_flight += 1
-        self._change_in_flight(1)
-
-    def _change_in_flight(self, delta: int) -> None:
-        now = time.monotonic()
-        self._concurrency_seconds += self.in_flight * (now - self._changed_at)
-        self._changed_at = now
-        self.in_flight += delta
+        self.in_flight += 1

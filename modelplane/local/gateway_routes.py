@@ -90,13 +90,25 @@ class Route:
 
 @dataclass(frozen=True)
 class RouteTable:
-    """Hosts (lower case, without port) to routes."""
+    """Hosts (lower case, without port) to routes.
+
+    `unavailable` names the hosts of services that exist but do not serve (their predictor failed, their
+    runtime is missing, they are stopped or still loading) with the reason: their requests are answered
+    503 with it rather than 404. `starting` says the routes of the stored services are not all loaded
+    yet (`modelplane up` has just started): a host the table does not know is answered 503, not 404.
+    """
 
     routes: Mapping[str, Route] = field(default_factory=dict)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    starting: bool = False
 
     def __post_init__(self) -> None:
         normalized = {host.lower(): route for host, route in self.routes.items()}
         object.__setattr__(self, "routes", MappingProxyType(normalized))
+        refused = {
+            host.lower(): why for host, why in self.unavailable.items() if host.lower() not in normalized
+        }
+        object.__setattr__(self, "unavailable", MappingProxyType(refused))
 
     def lookup(self, host: str) -> Route | None:
         return self.routes.get(host)

@@ -18,13 +18,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from modelplane.api.conditions import READY
 from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE
 from modelplane.control import Revision, latest_revisions
 from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
 from modelplane.control.revision_templates import scaling_annotations
+from modelplane.control.urls import GatewayAddress
 from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
-from modelplane.local.gateway_routes import Backend, Route, inference_graph_routes
+from modelplane.local.gateway_routes import Backend, Route, inference_graph_routes, isvc_host
 from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.metrics_exposition import ScrapeTarget, scrape_path
 from modelplane.local.platform_revisions import RevisionLog
@@ -50,6 +52,7 @@ class _Graph:
     latest: str | None = None  # the revision the plan wants
     serving: str | None = None  # the revision the host goes to
     scrape_path: str | None = None  # where its routers' metrics are, when it asks to be scraped
+    not_ready: str | None = None  # its Ready condition's message while it is not Ready
 
 
 def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> dict:
@@ -95,13 +98,16 @@ class GraphReconciler:
         on_routes: Callable[[], None],
         autoscaling: Autoscaling | None = None,
         revision_log: RevisionLog | None = None,
+        public: GatewayAddress | None = None,
     ) -> None:
         self.store = store
+        self.public = public or GatewayAddress(settings.gateway_port)  # for the statuses' URLs
         self.settings = settings
         self.on_routes = on_routes
         self.autoscaling = autoscaling or Autoscaling()
         self.revision_log = revision_log
         self._graphs: dict[Key, _Graph] = {}
+        self.reconciled: set[Key] = set()  # the graphs reconciled at least once since the start
         self._workers = KeyedWorkers(self._reconcile_key, "reconciling graph", "inferencegraph")
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
@@ -154,6 +160,16 @@ class GraphReconciler:
             )
         return table
 
+    def unavailable(self) -> dict[str, str]:
+        """The host of each graph that is not Ready, with why (the gateway uses it when there is no route)."""
+        return {
+            isvc_host(graph.name, graph.namespace, self.settings.domain): (
+                f"InferenceGraph {graph.namespace}/{graph.name} is not ready: {graph.not_ready}"
+            )
+            for graph in self._graphs.values()
+            if graph.not_ready is not None
+        }
+
     # ---- events ----
 
     def kick(self, key: Key) -> None:
@@ -170,7 +186,11 @@ class GraphReconciler:
 
     async def _reconcile_key(self, key: Key) -> bool:
         """One reconcile; True once the graph is gone (its worker may go too)."""
-        self._reconcile(key)
+        try:
+            self._reconcile(key)
+        finally:
+            self.reconciled.add(key)
+            self.on_routes()  # its host may have a route now, or a new reason not to
         return key not in self._graphs
 
     # ---- one graph ----
@@ -220,11 +240,13 @@ class GraphReconciler:
                 router_ready=router_ready,
                 router_failure=failure.message if failure else None,
                 domain=self.settings.domain,
-                port=self.settings.gateway_port,
+                port=self.public.port,
+                scheme=self.public.scheme,
                 now=now_rfc3339(),
                 previous=previous,
                 unhonored=tuple(str(field) for field in unhonored_fields(ig)),
             )
+        graph.not_ready = not_ready_message(status)
         if status != previous:
             with contextlib.suppress(NotFound):
                 self.store.set_status(ref, status)
@@ -273,3 +295,15 @@ class GraphReconciler:
             self.revision_log.forget(*key)
         self.on_routes()
         self._retire_all_but(graph, None)
+
+
+def not_ready_message(status: dict) -> str | None:
+    """The message of a graph's Ready condition while it is not True."""
+    for condition in status.get("conditions") or []:
+        if (
+            isinstance(condition, dict)
+            and condition.get("type") == READY
+            and condition.get("status") != "True"
+        ):
+            return condition.get("message") or "it is not ready"
+    return None

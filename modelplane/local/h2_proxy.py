@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from modelplane.local.gateway_auth import REFUSAL, GatewayToken
 from modelplane.local.gateway_config import GatewayConfig
 from modelplane.local.gateway_observe import CallWatch
 from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 # gRPC status codes the gateway answers with.
 CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 1, 4, 8, 12, 13, 14
+UNAUTHENTICATED = 16
 _REFUSED_STREAM, _CANCEL = 7, 8  # HTTP/2 error codes of RST_STREAM
 
 
@@ -64,6 +66,7 @@ class H2ClientConnection(H2Endpoint):
         self.pool = pool
         self.deadlines = deadlines
         self.config = config
+        self.token = GatewayToken(config.auth_token) if config.auth_token else None
         self.calls: dict[int, GrpcCall] = {}
         self.closing = False
         self.head_since = None  # HTTP/1.1's; a slow HTTP/2 preface is idle time
@@ -198,6 +201,7 @@ class GrpcCall:
         self._path = b""
         self._revision: RevisionState | None = None
         self._replica: Replica | None = None
+        self._load_since = 0.0  # when the slot on `_replica` began to count as load (LoadMeter)
         self._upstream: H2Upstream | None = None
         self._upstream_id = 0
         self._up_ended = False  # END_STREAM went to the replica
@@ -214,6 +218,10 @@ class GrpcCall:
 
     def start(self) -> None:
         content_type = b""
+        token = self.client.token
+        authorized = True
+        if token is not None:
+            self.headers, authorized = token.take(self.headers)
         for name, value in self.headers:
             if name == b":authority" or (name == b"host" and not self._authority):
                 self._authority = value
@@ -221,7 +229,10 @@ class GrpcCall:
                 self._path = value
             elif name == b"content-type":
                 content_type = value
-        self.watch = self.client.router.watch_call(self._authority)
+        self.watch = self.client.router.watch_call(self._authority if authorized else b"")
+        if not authorized:
+            self.fail(UNAUTHENTICATED, REFUSAL)
+            return
         if not content_type.startswith(b"application/grpc"):
             self._reply_http(
                 505,
@@ -240,8 +251,9 @@ class GrpcCall:
             return
         revision.requests_total += 1
         self._revision = revision
-        replica = self._replica = revision.try_acquire()
+        replica = revision.try_acquire()
         if replica is not None:
+            self._hold(replica)
             upstream = self.client.pool.ready_connection(replica.grpc_address)
             if upstream is not None:
                 self._open(upstream)
@@ -358,7 +370,7 @@ class GrpcCall:
             for attempt in range(1, MAX_CONNECT_ATTEMPTS + 1):
                 if replica is None:
                     replica = await revision.acquire(config.queue_timeout, config.max_queued)
-                self._replica = replica
+                self._hold(replica)
                 try:
                     upstream = await self.client.pool.connect(replica.grpc_address)
                 except OSError as exc:
@@ -450,9 +462,16 @@ class GrpcCall:
         self._release_slot()
         self.client.call_ended(self)
 
+    def _hold(self, replica: Replica) -> None:
+        """The call holds a slot on `replica` from now on (until `_release_slot`)."""
+        if replica is not self._replica:
+            self._replica = replica
+            self._load_since = self._revision.load.begin()
+
     def _release_slot(self) -> None:
         replica, self._replica = self._replica, None
         if replica is not None:
+            self._revision.load.end(self._load_since)
             self._revision.release(replica)
 
     def _stop_deadline(self) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from modelplane.local.gateway_auth import REFUSAL
 from modelplane.local.gateway_observe import ANSWERED, BROKEN, CLIENT_GONE, ExchangeWatch
 from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
 from modelplane.local.http_heads import request_head, response_head
@@ -55,6 +56,7 @@ class Exchange:
         self.started = False
         self.watch: ExchangeWatch | None = None  # metrics and payload logging (gateway_observe.py)
         self._http10 = False
+        self._authorized = True  # False: the gateway needs a token this request lacks
         self._host = b""
         self._request_id = b""
         self._generated_request_id = False
@@ -69,6 +71,7 @@ class Exchange:
         self._task: asyncio.Task[None] | None = None
         self._revision: RevisionState | None = None
         self._replica: Replica | None = None
+        self._load_since = 0.0  # when the slot on `_replica` began to count as load (LoadMeter)
         self._upstream: UpstreamConnection | None = None
         self._attempted: UpstreamConnection | None = None
         self._reused = False
@@ -89,6 +92,9 @@ class Exchange:
         self.method = method
         self.keep_alive = keep_alive
         self._http10 = http10
+        token = self.client.token
+        if token is not None:
+            self.headers, self._authorized = token.take(self.headers)
         head = request_head(method, self.url, self.headers, self.client.peer_ip)
         self._head = head.head
         self._host = head.host
@@ -96,7 +102,9 @@ class Exchange:
         self._generated_request_id = head.generated_request_id
         self._chunked_request = head.chunked
         self._expect_continue = head.expect_continue
-        self.watch = self.client.router.watch(method, self.url, self._host, self.headers, self._request_id)
+        # A refused request is recorded under no host: nothing of it goes to a route's payload logger.
+        watched_host = self._host if self._authorized else b""
+        self.watch = self.client.router.watch(method, self.url, watched_host, self.headers, self._request_id)
         self._head = self.watch.upstream_head(self._head)
 
     def request_body(self, data: bytes) -> None:
@@ -123,7 +131,7 @@ class Exchange:
         if replica is not None:
             upstream = self.client.pool.idle_connection(replica)
             if upstream is not None:
-                self._replica = replica
+                self._hold(replica)
                 self._send(upstream, reused=True)
                 return
         self._task = asyncio.get_running_loop().create_task(self._run(replica, None))
@@ -167,6 +175,8 @@ class Exchange:
 
     def _choose(self) -> Replica | None:
         """Finds the revision and takes a free slot on one of its replicas if there is one."""
+        if not self._authorized:
+            raise Unavailable(401, REFUSAL)
         if self.method == b"CONNECT":
             raise Unavailable(405, "the gateway does not tunnel CONNECT requests")
         revision = self.client.router.resolve(self._host, self.url.partition(b"?")[0])
@@ -239,7 +249,7 @@ class Exchange:
                 attempt += 1
                 if replica is None:
                     replica = await revision.acquire(config.queue_timeout, config.max_queued)
-                self._replica = replica
+                self._hold(replica)
                 try:
                     upstream, reused = await self.client.pool.connect(replica)
                 except OSError as exc:
@@ -310,8 +320,15 @@ class Exchange:
         self._release_slot()
         self.client.exchange_finished(self)
 
+    def _hold(self, replica: Replica) -> None:
+        """The request holds a slot on `replica` from now on (until `_release_slot`)."""
+        if replica is not self._replica:
+            self._replica = replica
+            self._load_since = self._revision.load.begin()
+
     def _release_slot(self) -> None:
         if self._replica is not None:
+            self._revision.load.end(self._load_since)
             self._revision.release(self._replica)
             self._replica = None
 

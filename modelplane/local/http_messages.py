@@ -76,6 +76,8 @@ def error_response(status: int, message: str, request_id: bytes | None, close: b
     ]
     if request_id:
         head.append(b"x-request-id: %b\r\n" % request_id)
+    if status == 401:
+        head.append(b"www-authenticate: Bearer\r\n")
     if close:
         head.append(b"connection: close\r\n")
     head.append(b"\r\n")

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import httptools
 
+from modelplane.local.gateway_auth import GatewayToken
 from modelplane.local.gateway_config import GatewayConfig
 from modelplane.local.gateway_revisions import RevisionState
 from modelplane.local.http_deadlines import Deadlines
@@ -54,11 +55,13 @@ class ClientConnection(asyncio.Protocol):
         on_close: Callable[[ClientConnection], None],
         on_http2: Callable[[asyncio.Transport, bytes], None] | None = None,
         idle: dict | None = None,
+        on_open: Callable[[ClientConnection], None] | None = None,
     ) -> None:
         self.router = router
         self.pool = pool
         self.deadlines = deadlines
         self.config = config
+        self.token = GatewayToken(config.auth_token) if config.auth_token else None
         self.transport: asyncio.Transport | None = None
         self.peer_ip = b""
         self.closed = False
@@ -76,6 +79,9 @@ class ClientConnection(asyncio.Protocol):
         self._header_count = 0
         self._transfer_encoding: bytes | None = None
         self._on_close = on_close
+        # Told once the connection is made: over TLS, only after the handshake (a failed one is never
+        # made, nor lost).
+        self._on_open = on_open
         self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
         self._parsing: Exchange | None = None
@@ -143,6 +149,8 @@ class ClientConnection(asyncio.Protocol):
             self.peer_ip = str(peer[0]).encode()
         self.idle_since = self.head_since = self._loop.time()
         self._idle[self] = None
+        if self._on_open is not None:
+            self._on_open(self)
 
     def data_received(self, data: bytes) -> None:
         if self._preface is not None:

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelplane.control.autoscaling_settings import AutoscalerConfig
+from modelplane.control.urls import GatewayAddress
 from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.apiserver import ApiServer, bind, open_store
 from modelplane.local.autoscaling import DEFAULT_TICK, Autoscaling
 from modelplane.local.events import EventRecorder
 from modelplane.local.gateway import GatewayConfig, GatewayThread
-from modelplane.local.gateway_routes import DEFAULT_DOMAIN
+from modelplane.local.gateway_routes import DEFAULT_DOMAIN, RouteTable
 from modelplane.local.gpus import GpuAllocator, discover_gpus
 from modelplane.local.log_rotation import rotate_logs_forever
 from modelplane.local.metrics_exposition import PlatformMetrics
@@ -50,13 +51,15 @@ class PlatformConfig:
     domain: str = DEFAULT_DOMAIN
     host: str = DEFAULT_API_HOST
     scale_to_zero_grace_period: float = AutoscalerConfig.scale_to_zero_grace_period
+    default_max_replicas: int = AutoscalerConfig.max_scale  # of components that set no maxReplicas
     activator_timeout: float = GatewayConfig.queue_timeout
     autoscaler_tick: float = DEFAULT_TICK
     warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (zygote.py)
     log_max_bytes: int = 64 * 1024 * 1024  # a log under <home>/logs above this is rotated
     log_backups: int = 3  # rotated copies kept per log
     auth_token: str | None = None  # required as `Authorization: Bearer` on the control-plane API
-    tls: TLSFiles | None = None  # the control-plane API serves TLS with this certificate and key
+    tls: TLSFiles | None = None  # the control-plane API and the gateway serve TLS with these
+    gateway_auth: bool = False  # the gateway requires `auth_token` too
     gpus: str | None = None  # the GPUs to hand out ("0,1", "none"); None: found on the machine (gpus.py)
 
 
@@ -121,12 +124,22 @@ class Platform:
         store = self.store = open_store(config.home)
         api = _ApiServer(store, bind(config.host, config.api_port), config.auth_token, config.tls)
         autoscaling = Autoscaling(
-            AutoscalerConfig(scale_to_zero_grace_period=config.scale_to_zero_grace_period),
+            AutoscalerConfig(
+                scale_to_zero_grace_period=config.scale_to_zero_grace_period,
+                max_scale=config.default_max_replicas,
+            ),
             tick=config.autoscaler_tick,
         )
         gateway_thread = GatewayThread(
-            GatewayConfig(host=config.host, port=config.gateway_port, queue_timeout=config.activator_timeout),
+            GatewayConfig(
+                host=config.host,
+                port=config.gateway_port,
+                queue_timeout=config.activator_timeout,
+                auth_token=config.auth_token if config.gateway_auth else None,
+                tls=config.tls,
+            ),
             on_demand=autoscaling.wake_from_any_thread,
+            routes=RouteTable(starting=True),  # until the reconciler has loaded the stored services
         )
         try:
             gateway = gateway_thread.start()
@@ -143,14 +156,20 @@ class Platform:
         settings = SupervisorSettings(
             logs_dir=config.home / "logs",
             domain=config.domain,
-            gateway_port=gateway.port,
+            gateway_port=gateway.internal_port,  # the replicas call each other there
             zygote=zygote,
             prepare_repository=trained_models.prepare_folder,
             gpus=GpuAllocator(inventory),
         )
         events = EventRecorder(store)
         reconciler = Reconciler(
-            store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling, events
+            store,
+            gateway,
+            settings,
+            RevisionLog(config.home / "revisions"),
+            autoscaling,
+            events,
+            GatewayAddress(gateway.port, gateway.scheme),
         )
         runtime_statuses = RuntimeStatusWriter(store, events)
         reconciler.on_replicas = trained_models.replicas_changed

@@ -33,8 +33,9 @@ from typing import Protocol
 
 from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
 from modelplane.api.conditions import LOADED
-from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME
+from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.control import (
+    COMPONENTS,
     ComponentState,
     Failure,
     Revision,
@@ -42,6 +43,7 @@ from modelplane.control import (
     TrafficTarget,
     inference_service_status,
     latest_revisions,
+    not_serving_reason,
     revision_templates,
     rolled_out_after,
     service_routes,
@@ -51,7 +53,8 @@ from modelplane.control import (
 from modelplane.control.canaries import CanaryPlan, canary_plans, stable_share
 from modelplane.control.observed import CanaryState
 from modelplane.control.payload_logging import payload_log_specs
-from modelplane.control.urls import service_host
+from modelplane.control.urls import GatewayAddress, service_host
+from modelplane.control.urls import component_host as spec_component_host
 from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
 from modelplane.local.events import EventRecorder
@@ -102,10 +105,14 @@ class _Service:
     canary_latest: dict[str, str] = field(default_factory=dict)
     replicas_lent: int = 0  # what the stable predictor's minReplicas gives up to the ready canaries
     invalid: Failure | None = None
+    invalid_detail: str = ""  # the controller's words for `invalid`
     runtime: dict | None = None
     unhonored: tuple[str, ...] = ()  # fields accepted but not acted on (unhonored_fields.py)
     payload_logs: dict[str, PayloadLogSpec] = field(default_factory=dict)  # per component with a logger
     scrape_path: str | None = None  # where its replicas' metrics are, when it asks to be scraped
+    components: tuple[str, ...] = ()  # those its spec has
+    # The status last written: why a host of it has no route, for the gateway's answer there.
+    status: dict | None = None
 
     def revision(self, name: str) -> Revision:
         return next(r for r in self.revisions if r.name == name)
@@ -122,8 +129,11 @@ class Reconciler:
         revision_log: RevisionLog,
         autoscaling: Autoscaling | None = None,
         events: EventRecorder | None = None,
+        public: GatewayAddress | None = None,
     ) -> None:
         self.store = store
+        # Where clients reach the gateway, for the statuses' URLs (the replicas use settings.gateway_port).
+        self.public = public or GatewayAddress(settings.gateway_port)
         self.events = events
         self.gateway = gateway
         self.settings = settings
@@ -132,11 +142,15 @@ class Reconciler:
         self._services: dict[Key, _Service] = {}
         self._workers = KeyedWorkers(self._reconcile_key, "reconciling service", "inferenceservice")
         self._routes: dict[Key, dict[str, Route]] = {}
-        self._routes_in_effect: dict[str, Route] | None = None
+        self._routes_in_effect: RouteTable | None = None
+        # The services and graphs stored when the reconciler started that it has not reconciled yet: until
+        # then, the gateway answers a host it does not know with 503 "starting" rather than 404.
+        self._awaited: set[Key] | None = None
+        self._awaited_graphs: set[Key] = set()
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
         self.graphs = GraphReconciler(
-            store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs()
+            store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs(), self.public
         )
         # Told the ready predictor replicas of a service after each reconcile (TrainedModels load on them).
         self.on_replicas: Callable[[Key, list[Replica]], None] | None = None
@@ -144,6 +158,9 @@ class Reconciler:
     # ---- running ----
 
     def start(self) -> None:
+        self._awaited = {resource_key(item) for item in self.store.list(INFERENCE_SERVICE.kind)[0]}
+        self._awaited_graphs = {resource_key(item) for item in self.store.list(INFERENCE_GRAPH.kind)[0]}
+        self._update_routes()
         self._watches = [
             asyncio.create_task(watch_kind(self.store, INFERENCE_SERVICE.kind, self._on_service_event)),
             asyncio.create_task(watch_kind(self.store, SERVING_RUNTIME.kind, self._on_runtime_event)),
@@ -192,7 +209,12 @@ class Reconciler:
 
     async def _reconcile_key(self, key: Key) -> bool:
         """One reconcile; True once the service is gone (its worker may go too)."""
-        await self._reconcile(key)
+        try:
+            await self._reconcile(key)
+        finally:
+            if self._awaited and key in self._awaited:
+                self._awaited.discard(key)
+                self._update_routes()
         return key not in self._services
 
     # ---- one service ----
@@ -221,8 +243,16 @@ class Reconciler:
             runner.stop_removed()  # replicas scaled down, now out of the routes
         for revision_name in set(service.running) - self._wanted(service):
             self._retire(service, service.running.pop(revision_name))
-        self._write_status(ref, isvc, service)
+        self._not_serving(service, isvc, self._write_status(ref, isvc, service))
         self._report_replicas(key, service)
+
+    def _not_serving(self, service: _Service, isvc: dict, status: dict) -> None:
+        """Keeps the status just written: it says why a host of the service has no route."""
+        spec = isvc.get("spec") or {}
+        service.components = tuple(k for k in COMPONENTS if isinstance(spec.get(k), dict))
+        if status != service.status:
+            service.status = status
+            self._update_routes()
 
     def _report_replicas(self, key: Key, service: _Service | None) -> None:
         if self.on_replicas is not None:
@@ -245,6 +275,7 @@ class Reconciler:
         status = stopped_status(isvc, now=now_rfc3339(), previous=previous)
         if status != previous:
             self.store.set_status(ref, status)
+        self._not_serving(service, isvc, status)
 
     def _restored(self, isvc: dict) -> _Service:
         """A service seen for the first time, with its past revisions; after a restart the revisions its
@@ -275,6 +306,7 @@ class Reconciler:
             if known is None or (known.reason, known.message) != (exc.reason, exc.message):
                 logger.warning("%s/%s cannot run: %s", service.namespace, service.name, exc)
                 service.invalid = Failure(exc.reason, exc.message, time=now_rfc3339())
+                service.invalid_detail = str(exc)
                 if self.events is not None:
                     self.events.warning(isvc, exc.reason, exc.message)
             return
@@ -400,13 +432,36 @@ class Reconciler:
     # ---- routes and status ----
 
     def _update_routes(self) -> None:
+        unavailable: dict[str, str] = self.graphs.unavailable()
         for key, service in self._services.items():
             self._routes[key] = self._service_routes(service)
+            unavailable.update(self._not_serving_hosts(service))
         table = {host: route for routes in self._routes.values() for host, route in routes.items()}
         table.update(self.graphs.routes())
-        if table != self._routes_in_effect:
-            self.gateway.update_routes(RouteTable(table))
-            self._routes_in_effect = table
+        starting = (
+            self._awaited is None or bool(self._awaited) or not self.graphs.reconciled >= self._awaited_graphs
+        )
+        routes = RouteTable(table, unavailable, starting)
+        if routes != self._routes_in_effect:
+            self.gateway.update_routes(routes)
+            self._routes_in_effect = routes
+
+    def _not_serving_hosts(self, service: _Service) -> dict[str, str]:
+        """The service's host and its components' hosts, each with why it does not serve (the gateway
+        uses it for those without a route)."""
+        if service.status is None:
+            return {}
+        name, namespace, domain = service.name, service.namespace, self.settings.domain
+        what = f"InferenceService {namespace}/{name}"
+        detail = f": {service.invalid_detail}" if service.invalid is not None else ""
+        own_host = service_host(name, namespace, domain)
+        hosts = {own_host: f"{what} is not ready: {not_serving_reason(service.status)}{detail}"}
+        for component in service.components:
+            reason = not_serving_reason(service.status, component) + detail
+            hosts[spec_component_host(name, namespace, component, domain)] = (
+                f"the {component} of {what} does not serve: {reason}"
+            )
+        return hosts
 
     def _service_routes(self, service: _Service) -> dict[str, Route]:
         component_routes: dict[str, Route] = {}
@@ -535,19 +590,21 @@ class Reconciler:
             return None
         return state.failure.message if state.failure is not None else state.unschedulable
 
-    def _write_status(self, ref: Ref, isvc: dict, service: _Service) -> None:
+    def _write_status(self, ref: Ref, isvc: dict, service: _Service) -> dict:
         previous = isvc.get("status") or {}
         status = inference_service_status(
             isvc,
             self._observed(service),
             domain=self.settings.domain,
-            port=self.settings.gateway_port,
+            port=self.public.port,
+            scheme=self.public.scheme,
             now=now_rfc3339(),
             previous=previous,
         )
         if status != previous:
             with contextlib.suppress(NotFound):
                 self.store.set_status(ref, status)
+        return status
 
     def _cluster_runtimes(self) -> list[dict]:
         """The stored ClusterServingRuntimes, and the built-in ones that no stored one replaces."""

@@ -17,11 +17,11 @@ from modelplane.control.autoscaling_settings import (
 KNATIVE = "autoscaling.knative.dev/"
 
 
-def test_knative_defaults():
+def test_knative_defaults_but_a_bounded_replica_count():
     settings = autoscaler_settings({}, {})
-    assert settings == AutoscalerSettings()
+    assert settings == AutoscalerSettings(max_replicas=4)
     assert (settings.metric, settings.target, settings.target_per_replica) == ("concurrency", 100.0, 70.0)
-    assert (settings.min_replicas, settings.max_replicas, settings.initial_scale) == (1, 0, 1)
+    assert (settings.min_replicas, settings.max_replicas, settings.initial_scale) == (1, 4, 1)
     assert (settings.stable_window, settings.panic_window, settings.panic_threshold) == (60.0, 6.0, 2.0)
     assert (settings.scale_down_delay, settings.scale_to_zero_wait) == (0.0, 30.0)
     assert settings.enable_scale_to_zero
@@ -49,6 +49,14 @@ def test_requests_per_second():
 def test_replica_bounds():
     settings = autoscaler_settings({"minReplicas": 0, "maxReplicas": 5}, {})
     assert (settings.min_replicas, settings.max_replicas) == (0, 5)
+
+
+def test_without_max_replicas_the_platform_bounds_the_count():
+    assert autoscaler_settings({"maxReplicas": 0}, {}).max_replicas == 4  # KServe's 0 is "not set"
+    assert autoscaler_settings({"maxReplicas": 9}, {}).max_replicas == 9
+    assert autoscaler_settings({"minReplicas": 6}, {}).max_replicas == 6
+    assert autoscaler_settings({}, {}, AutoscalerConfig(max_scale=2)).max_replicas == 2
+    assert autoscaler_settings({}, {}, AutoscalerConfig(max_scale=0)).max_replicas == 0  # no bound
 
 
 def test_the_annotations_tune_the_windows_and_delays():

@@ -342,7 +342,10 @@ def test_the_stop_annotation_stops_the_service(platform, tmp_path):
     response = platform.request(
         "POST", host("doubler"), "/v1/models/doubler:predict", json={"instances": [[1]]}
     )
-    assert response.status_code == 404
+    assert response.status_code == 503
+    assert response.json()["error"] == (
+        "InferenceService default/doubler is not ready: The InferenceService is stopped."
+    )
 
 
 def test_delete_stops_the_service(platform):

@@ -216,6 +216,21 @@ def test_an_unknown_host_names_the_known_ones(replicas):
         assert "iris-predictor.default.localhost" in error.value.details()
 
 
+def test_a_service_that_does_not_serve_is_unavailable_with_the_reason(replicas):
+    reason = "InferenceService default/iris is not ready: the runtime is missing"
+    table = RouteTable(unavailable={HOST: reason}, starting=True)
+    with running_gateway(table) as gateway, channel(gateway) as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error.value.details() == reason
+    with running_gateway(RouteTable(starting=True)) as gateway, channel(gateway) as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error.value.details().startswith("modelplane is starting")
+
+
 def test_a_revision_without_grpc_is_refused(replicas):
     table = RouteTable(
         inference_graph_routes("pipeline", "default", (Backend("pipeline-router-1", ("127.0.0.1:9",)),))

@@ -110,6 +110,40 @@ def test_unknown_host_is_a_404_that_lists_the_known_hosts(replicas):
     assert "latest-sklearn-iris-predictor.default.localhost" in error
 
 
+def test_a_service_that_does_not_serve_is_a_503_with_the_reason(replicas):
+    reason = 'InferenceService default/broken is not ready: Revision "broken-predictor-00001" failed'
+    table = RouteTable(
+        iris_table(replicas).routes,
+        unavailable={"broken.default.localhost": reason, "sklearn-iris.default.localhost": "not this"},
+    )
+    with running_gateway(table) as gateway:
+        response = httpx.get(
+            f"{gateway.url}/v1/models/broken", headers={"host": "Broken.default.localhost:80"}
+        )
+        assert response.status_code == 503
+        assert response.json() == {"error": reason}
+        # A host with a route is served, whatever the table says of it besides.
+        assert replica_for(gateway, "sklearn-iris.default.localhost") == "transformer-1"
+        response = httpx.get(f"{gateway.url}/v1/models/x", headers={"host": "nope.default.localhost"})
+        assert response.status_code == 404
+
+
+def test_while_the_routes_load_an_unknown_host_is_a_503_starting(replicas):
+    thread = GatewayThread(GatewayConfig(port=0), routes=RouteTable(starting=True))
+    gateway = thread.start()
+    try:
+        response = httpx.get(f"{gateway.url}/v1/models/x", headers={"host": "sklearn-iris.default.localhost"})
+        assert response.status_code == 503
+        assert response.json()["error"].startswith("modelplane is starting")
+        gateway.update_routes(RouteTable(iris_table(replicas).routes, starting=True))
+        assert replica_for(gateway, "sklearn-iris.default.localhost") == "transformer-1"
+        gateway.update_routes(iris_table(replicas))
+        response = httpx.get(f"{gateway.url}/v1/models/x", headers={"host": "nope.default.localhost"})
+        assert response.status_code == 404
+    finally:
+        thread.stop()
+
+
 def test_traffic_splits_by_weight(replicas):
     requests = 1000
     with running_gateway(iris_table(replicas, predictor_split=(80, 20))) as gateway:

@@ -44,18 +44,22 @@ def replica():
 
 
 @contextlib.contextmanager
-def running_gateway(*replicas: str, container_concurrency: int = 0):
+def running_gateway(*replicas: str, container_concurrency: int = 0, timeout_seconds: float | None = None):
     thread = GatewayThread(GatewayConfig(port=0))
     gateway = thread.start()
-    route(gateway, *replicas, container_concurrency=container_concurrency)
+    route(gateway, *replicas, container_concurrency=container_concurrency, timeout_seconds=timeout_seconds)
     try:
         yield gateway
     finally:
         thread.stop()
 
 
-def route(gateway, *replicas: str, container_concurrency: int = 0) -> None:
-    backend = Backend(REVISION, replicas, container_concurrency=container_concurrency)
+def route(
+    gateway, *replicas: str, container_concurrency: int = 0, timeout_seconds: float | None = None
+) -> None:
+    backend = Backend(
+        REVISION, replicas, container_concurrency=container_concurrency, timeout_seconds=timeout_seconds
+    )
     gateway.update_routes(RouteTable({HOST: Route((backend,))}))
 
 
@@ -151,6 +155,25 @@ def test_a_stream_is_one_request_in_flight_until_its_last_event(replica):
         assert stats.concurrency_seconds > 0
         later = gateway.revision_stats()[REVISION]
         assert later.concurrency_seconds == stats.concurrency_seconds, "nothing is in flight any more"
+
+
+def test_a_stream_counts_as_load_for_the_revisions_timeout_at_most(replica):
+    """A stream held open (here 10 s of tokens) stops counting for the autoscaler after the timeout, so
+    held streams cannot keep a revision scaled up; it still holds its slot until it ends."""
+    with running_gateway(address(replica), timeout_seconds=1.0) as gateway, stream(gateway) as response:
+        received = events(response)
+        assert text_of(next(received)) == "b"
+
+        def counted_out():
+            before = gateway.revision_stats()[REVISION]
+            time.sleep(0.1)
+            after = gateway.revision_stats()[REVISION]
+            return after if after.concurrency_seconds == before.concurrency_seconds else None
+
+        stats = eventually(counted_out, "the stream to stop counting as load")
+        assert stats.in_flight == 1
+        assert stats.concurrency_seconds == 1.0
+        assert generations(replica)["running"] == 1
 
 
 def test_a_request_that_waited_for_a_replica_streams_event_by_event(replica):
