@@ -340,4 +340,14 @@ def not_serving_reason(status: dict, component: str | None = None) -> str:
         condition = conditions.get(kind)
         if condition is not None and condition.get("status") != TRUE and condition.get("message"):
             return condition["message"]
-    return "it is not ready"
+    return why_not_ready(conditions.get(c.READY))
+
+
+def why_not_ready(ready: dict | None) -> str:
+    """A Ready condition that is not True, in words: its message, else what its reason means."""
+    ready = ready or {}
+    if ready.get("message"):
+        return ready["message"]
+    if ready.get("reason") == "Stopped":
+        return 'it is stopped (its serving.kserve.io/stop annotation is "true")'
+    return f"it is not ready ({ready['reason']})" if ready.get("reason") else "it is not ready"

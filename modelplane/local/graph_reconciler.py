@@ -23,6 +23,7 @@ from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE
 from modelplane.control import Revision, latest_revisions
 from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
 from modelplane.control.revision_templates import scaling_annotations
+from modelplane.control.status import why_not_ready
 from modelplane.control.urls import GatewayAddress
 from modelplane.local.api_errors import NotFound
 from modelplane.local.autoscaling import Autoscaling
@@ -305,5 +306,5 @@ def not_ready_message(status: dict) -> str | None:
             and condition.get("type") == READY
             and condition.get("status") != "True"
         ):
-            return condition.get("message") or "it is not ready"
+            return why_not_ready(condition)
     return None

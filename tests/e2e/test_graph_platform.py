@@ -396,7 +396,7 @@ def test_apply_refuses_a_node_name_that_names_no_node_and_a_condition_that_does_
                 "routerType": "Sequence",
                 "steps": [
                     step("first", nodeName="nowhere"),
-                    step("second", serviceName="svc", condition="predictions.#(=="),
+                    step("second", serviceName="svc", condition="predictions.#(a==~yes)"),  # Go never matches it
                 ],
             }
         },
@@ -404,7 +404,7 @@ def test_apply_refuses_a_node_name_that_names_no_node_and_a_condition_that_does_
     code, stderr = apply(platform, broken, tmp_path)
     assert code != 0
     assert 'nodeName "nowhere", which names no node of the graph' in stderr
-    assert "has a condition that does not parse" in stderr
+    assert "'predictions.#(a==~yes)': unknown '~' value" in stderr
     assert platform.cli("get", "ig", check=False).stdout.count("broken") == 0
 
 
@@ -553,7 +553,9 @@ def test_the_stop_annotation_stops_the_router(platform, tmp_path):
     assert "url" not in status
     assert [c for c in status["conditions"] if c["type"] == "Ready"][0]["reason"] == "Stopped"
     wait_until(lambda: not router_processes(platform, "iris-chain"), "the router to stop", platform)
-    assert platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS).status_code == 404
+    answer = platform.request("POST", "iris-chain.default.localhost", "/", json=IRIS)
+    assert answer.status_code == 503, answer.text  # the graph exists: why it does not answer, not 404
+    assert "stopped" in answer.json()["error"].lower()
 
     assert apply(platform, iris_chain(), tmp_path)[0] == 0
     platform.cli("wait", "--for=condition=Ready", "ig/iris-chain", "--timeout=300s")
