@@ -43,12 +43,19 @@ class Gateway:
     idempotent (it may call `update_routes` itself).
     """
 
-    def __init__(self, config: GatewayConfig | None = None, on_demand: DemandCallback | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig | None = None,
+        on_demand: DemandCallback | None = None,
+        *,
+        starting: bool = False,
+    ) -> None:
         self.config = config or GatewayConfig()
         self.metrics = GatewayMetrics()
         # The payload logger of the routes with a `logger`: delivers on a thread of its own.
         self.payload_log = PayloadDelivery(self.config.payload_log)
-        self._dispatcher = Dispatcher(on_demand, GatewayObserver(self.metrics, self.payload_log.submit))
+        observer = GatewayObserver(self.metrics, self.payload_log.submit)
+        self._dispatcher = Dispatcher(on_demand, observer, starting=starting)
         self._pool = UpstreamPool(self.config.connect_timeout, self.config.upstream_idle_timeout)
         self._deadlines = Deadlines()
         self._h2_pool = H2UpstreamPool(self.config.connect_timeout, self.config.grpc_upstream_idle_timeout)
@@ -119,6 +126,11 @@ class Gateway:
         loop.call_soon_threadsafe(apply)
         applied.result()
 
+    def routes_restored(self) -> None:
+        """Ends the start (`starting=True`): from now on, a host no route names is answered 404.
+        Callable from any thread."""
+        self._dispatcher.starting = False
+
     def revision_stats(self) -> dict[str, RevisionStats]:
         """In-flight, queued and total requests per revision. Callable from any thread."""
         return self._dispatcher.stats()
@@ -183,8 +195,14 @@ class Gateway:
 class GatewayThread:
     """A `Gateway` on its own uvloop event loop in a daemon thread, as `modelplane up` runs it."""
 
-    def __init__(self, config: GatewayConfig | None = None, on_demand: DemandCallback | None = None) -> None:
-        self.gateway = Gateway(config, on_demand)
+    def __init__(
+        self,
+        config: GatewayConfig | None = None,
+        on_demand: DemandCallback | None = None,
+        *,
+        starting: bool = False,
+    ) -> None:
+        self.gateway = Gateway(config, on_demand, starting=starting)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None

@@ -13,6 +13,7 @@ from modelplane.local.gateway_routes import Route, RouteTable, host_without_port
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 _HOST_CACHE_LIMIT = 4096
+STARTING = "modelplane is starting: the routes of its services are not restored yet; try again in a moment"
 
 
 class _Split:
@@ -61,9 +62,16 @@ class Dispatcher:
     """
 
     def __init__(
-        self, on_demand: Callable[[str], None] | None = None, observer: GatewayObserver | None = None
+        self,
+        on_demand: Callable[[str], None] | None = None,
+        observer: GatewayObserver | None = None,
+        *,
+        starting: bool = False,
     ) -> None:
         self._on_demand = on_demand
+        # Until the routes are restored after a start, a host not in the table may be one whose route
+        # is still to come: 503, which clients retry, rather than 404.
+        self.starting = starting
         self.observer = observer or GatewayObserver()
         self._table = RouteTable()
         self._splits: dict[str, _Split] = {}
@@ -98,6 +106,8 @@ class Dispatcher:
         """The revision for this request; raises `Unavailable` (404) for a host nobody serves."""
         split = self._split(host_header)
         if split is None:
+            if self.starting:
+                raise Unavailable(503, STARTING)
             raise Unavailable(404, self._unknown_host_message(host_header))
         return split.pick(path)
 

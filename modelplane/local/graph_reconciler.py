@@ -111,6 +111,11 @@ class GraphReconciler:
             asyncio.create_task(watch_kind(self.store, INFERENCE_SERVICE.kind, self._on_service_event)),
         ]
 
+    async def restored(self) -> None:
+        """Returns once each graph stored now has been reconciled once: its routes are in."""
+        graphs, _ = self.store.list(INFERENCE_GRAPH.kind)
+        await self._workers.worked_once(resource_key(graph) for graph in graphs)
+
     async def close(self) -> None:
         for task in self._watches:
             task.cancel()

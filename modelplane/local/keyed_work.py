@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 
 from modelplane.local.api_errors import Expired
 from modelplane.local.platform_metrics import (
@@ -62,6 +62,7 @@ class KeyedWorkers:
         self._kicks: dict[Hashable, asyncio.Event] = {}
         self._workers: dict[Hashable, asyncio.Task] = {}
         self._closing = False
+        self._awaited: list[tuple[set[Hashable], asyncio.Future[None]]] = []  # see `worked_once`
 
     def kick(self, key: Hashable) -> None:
         if self._closing:
@@ -74,6 +75,17 @@ class KeyedWorkers:
             self._adds.inc()
             self._depth.inc()
         event.set()
+
+    async def worked_once(self, keys: Iterable[Hashable]) -> None:
+        """Asks for work on each of `keys` and returns once `work` has run for each (well or not)."""
+        pending = set(keys)
+        if not pending:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._awaited.append((pending, done))
+        for key in pending:
+            self.kick(key)
+        await done
 
     async def close(self) -> None:
         self._closing = True
@@ -103,6 +115,14 @@ class KeyedWorkers:
                 self._reconciles["success"].inc()
             finally:
                 self._seconds.observe(time.perf_counter() - started)
+                self._worked(key)
             if done and not event.is_set():
                 del self._kicks[key], self._workers[key]
                 return
+
+    def _worked(self, key: Hashable) -> None:
+        for pending, done in self._awaited:
+            pending.discard(key)
+            if not pending and not done.done():
+                done.set_result(None)
+        self._awaited = [(pending, done) for pending, done in self._awaited if pending]

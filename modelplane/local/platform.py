@@ -33,6 +33,7 @@ from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
 from modelplane.local.runtime_status_writer import RuntimeStatusWriter
 from modelplane.local.store import Store
+from modelplane.local.store_lock import StoreLocked
 from modelplane.local.supervisor import SupervisorSettings
 from modelplane.local.tls import TLSFiles
 from modelplane.local.trained_models import TrainedModels
@@ -118,7 +119,10 @@ class Platform:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stopping.set)
         tracing.configure("modelplane-gateway")  # the gateway's spans, when OTEL_* says where
-        store = self.store = open_store(config.home)
+        try:
+            store = self.store = open_store(config.home)
+        except StoreLocked as exc:
+            raise PlatformError(str(exc)) from None
         api = _ApiServer(store, bind(config.host, config.api_port), config.auth_token, config.tls)
         autoscaling = Autoscaling(
             AutoscalerConfig(scale_to_zero_grace_period=config.scale_to_zero_grace_period),
@@ -127,6 +131,7 @@ class Platform:
         gateway_thread = GatewayThread(
             GatewayConfig(host=config.host, port=config.gateway_port, queue_timeout=config.activator_timeout),
             on_demand=autoscaling.wake_from_any_thread,
+            starting=True,  # 503 to hosts it does not know until the reconciler restored the routes
         )
         try:
             gateway = gateway_thread.start()

@@ -82,6 +82,7 @@ STOP_ANNOTATION = "serving.kserve.io/stop"
 class RouteSink(Protocol):
     def update_routes(self, table: RouteTable) -> None: ...
     def revision_stats(self) -> dict[str, RevisionStats]: ...
+    def routes_restored(self) -> None: ...
 
 
 @dataclass
@@ -135,6 +136,7 @@ class Reconciler:
         self._routes_in_effect: dict[str, Route] | None = None
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
+        self._restoring: asyncio.Task | None = None
         self.graphs = GraphReconciler(
             store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs()
         )
@@ -151,9 +153,27 @@ class Reconciler:
         ]
         self.graphs.start()
         self.autoscaling.start(self.gateway.revision_stats)
+        self._restoring = asyncio.create_task(self._restore_routes(), name="restoring the routes")
+
+    async def _restore_routes(self) -> None:
+        """Tells the gateway once each service and graph stored at the start has been reconciled once:
+        until then, a host it does not know yet may be one whose route is still to come."""
+        try:
+            services, _ = self.store.list(INFERENCE_SERVICE.kind)
+            await asyncio.gather(
+                self._workers.worked_once(resource_key(service) for service in services),
+                self.graphs.restored(),
+            )
+            logger.info("the routes of %d services are restored", len(services))
+        except Exception:
+            logger.exception("restoring the routes failed; the gateway serves those it has")
+        finally:
+            self.gateway.routes_restored()
 
     async def close(self) -> None:
         """Stops watching and stops every replica (gracefully, all at once)."""
+        if self._restoring is not None:
+            self._restoring.cancel()
         await self.autoscaling.close()
         await self.graphs.close()
         for task in self._watches:

@@ -151,3 +151,24 @@ def test_curl_reaches_a_localhost_subdomain_without_a_host_header(replicas):
         )
     assert result.returncode == 0, result.stderr
     assert '"replica":"predictor-1"' in result.stdout
+
+
+def test_while_starting_an_unknown_host_is_503_starting_until_the_routes_are_restored(replicas):
+    """After `modelplane up` starts again, a service whose route is still to come is not a 404."""
+    thread = GatewayThread(GatewayConfig(port=0), starting=True)
+    gateway = thread.start()
+    try:
+        gateway.update_routes(iris_table(replicas))
+        unknown = {"host": "not-yet.default.localhost"}
+        response = httpx.post(f"{gateway.url}/v1/models/not-yet:predict", headers=unknown, content=b"{}")
+        assert response.status_code == 503
+        assert response.json()["error"].startswith("modelplane is starting")
+        assert replica_for(gateway, "sklearn-iris.default.localhost") == "transformer-1"  # routes it has
+        gateway.routes_restored()
+        response = httpx.post(f"{gateway.url}/v1/models/not-yet:predict", headers=unknown, content=b"{}")
+        assert response.status_code == 404
+        assert (
+            "no InferenceService or InferenceGraph serves host 'not-yet.default.localhost'" in response.text
+        )
+    finally:
+        thread.stop()
