@@ -101,6 +101,13 @@ class Invalid(ApiError):
     reason = "Invalid"
 
 
+class ServiceUnavailable(ApiError):
+    """The control plane cannot serve the request now (its store is locked by another process)."""
+
+    code = 503
+    reason = "ServiceUnavailable"
+
+
 _BY_REASON: dict[str, type[ApiError]] = {
     cls.reason: cls
     for cls in (
@@ -115,6 +122,7 @@ _BY_REASON: dict[str, type[ApiError]] = {
         RequestEntityTooLarge,
         UnsupportedMediaType,
         Invalid,
+        ServiceUnavailable,
     )
 }
 

@@ -34,6 +34,7 @@ from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
 from modelplane.local.runtime_status_writer import RuntimeStatusWriter
 from modelplane.local.store import Store
+from modelplane.local.store_lock import StoreLocked
 from modelplane.local.supervisor import SupervisorSettings
 from modelplane.local.tls import TLSFiles
 from modelplane.local.trained_models import TrainedModels
@@ -121,7 +122,10 @@ class Platform:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stopping.set)
         tracing.configure("modelplane-gateway")  # the gateway's spans, when OTEL_* says where
-        store = self.store = open_store(config.home)
+        try:
+            store = self.store = open_store(config.home)
+        except StoreLocked as exc:
+            raise PlatformError(str(exc)) from None
         api = _ApiServer(store, bind(config.host, config.api_port), config.auth_token, config.tls)
         autoscaling = Autoscaling(
             AutoscalerConfig(

@@ -44,6 +44,7 @@ from modelplane.local.api_errors import (
 )
 from modelplane.local.api_paths import kind_by_name
 from modelplane.local.platform_metrics import STORE_OPERATIONS, STORE_SECONDS
+from modelplane.local.store_lock import BUSY_TIMEOUT, is_lock_error, store_locked
 
 Resource = dict[str, Any]
 Admit = Callable[[Resource, Resource | None, list[Resource]], Resource]
@@ -81,6 +82,11 @@ def _measured(method: Callable) -> Callable:
         started = time.perf_counter()
         try:
             result = method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            error.inc()
+            if is_lock_error(exc):
+                raise store_locked(args[0].path) from None
+            raise
         except Exception:
             error.inc()
             raise
@@ -150,11 +156,18 @@ class Store:
         self._lock = threading.RLock()
         self._watchers: set[_Wakeup] = set()
         self._watchers_lock = threading.Lock()  # writers in other threads wake them
+        self.path = Path(path)
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if is_lock_error(exc):
+                raise store_locked(self.path) from None
+            raise
 
     def close(self) -> None:
         with self._lock:

@@ -44,7 +44,7 @@ from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, R
 from modelplane.local.replica_command import ReplicaPorts, replica_launch, speaks_modelplane_serve
 from modelplane.local.replica_probe import probe
 from modelplane.local.replica_resources import replica_resources
-from modelplane.local.zygote import ForkedProcess, Zygote, die_with_parent
+from modelplane.local.zygote import ForkedProcess, Zygote, dying_with_this_process
 from modelplane.local.zygotes import Zygotes
 
 logger = logging.getLogger("modelplane.supervisor")
@@ -257,7 +257,7 @@ class Replica:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=dying_with_this_process(),
             )
         output, _ = await self._process.communicate()
         if self._process.returncode != 0:
@@ -295,7 +295,7 @@ class Replica:
                         stderr=asyncio.subprocess.STDOUT,
                         env=env,
                         start_new_session=True,
-                        preexec_fn=die_with_parent,
+                        preexec_fn=dying_with_this_process(),
                     )
         except OSError as exc:  # a program that is not there, or not executable
             message = f"cannot run {launch.argv[0]}: {exc.strerror or exc}"

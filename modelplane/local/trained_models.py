@@ -52,7 +52,7 @@ from modelplane.local.api_errors import Conflict, NotFound
 from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import Replica, _modelplane_command, now_rfc3339
-from modelplane.local.zygote import die_with_parent
+from modelplane.local.zygote import dying_with_this_process
 
 logger = logging.getLogger("modelplane.trainedmodels")
 
@@ -249,7 +249,7 @@ async def _fetch(uri: str, dest: Path, log_path: Path) -> None:
             stdout=log,
             stderr=log,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=dying_with_this_process(),
         )
     try:
         code = await process.wait()

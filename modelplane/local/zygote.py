@@ -36,7 +36,7 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import setproctitle
@@ -142,7 +142,7 @@ class Zygote:
                 stderr=log,
                 env=self.env,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=dying_with_this_process(),
             )
         reader, self._writer = await asyncio.open_unix_connection(sock=ours)
         self._reader_task = asyncio.create_task(self._read(reader), name="zygote")
@@ -220,6 +220,20 @@ class Zygote:
                 logger.warning("the zygote could not fork a replica: %s", message.get("error"))
             if future is not None and not future.done():
                 future.set_result(child)
+
+
+def dying_with_this_process() -> Callable[[], None]:
+    """A `preexec_fn` for a child that must not outlive this process, however it ends (SIGKILL
+    included): the parent-death signal, and an exit at once if this process is already gone by the
+    time the child asks for it (the signal would then never come)."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        die_with_parent()
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 def die_with_parent() -> None:

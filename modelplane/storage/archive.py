@@ -16,7 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ArchiveError
+from .disk import is_out_of_space
+from .errors import ArchiveError, NoSpaceError
 
 GiB = 1024**3
 
@@ -61,6 +62,8 @@ def unpack(archive: Path, target: Path, limits: Limits = Limits(), *, is_zip: bo
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, ArchiveError):
             raise
+        if is_out_of_space(exc):
+            raise NoSpaceError(f"unpacking {archive.name}: {exc.strerror or exc}") from None
         raise ArchiveError(f"{archive.name} is not a valid archive: {exc}") from None
 
 

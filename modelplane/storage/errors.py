@@ -34,6 +34,11 @@ class ArchiveError(StorageError):
     """An archive is corrupt or unsafe to unpack (path traversal, link escape, device file, bomb)."""
 
 
+class NoSpaceError(StorageError):
+    """The model could not be written: the disk is full (or the file is larger than this process may
+    write). Nothing of it is kept."""
+
+
 class MissingExtraError(StorageError):
     """The library a backend needs is not installed."""
 

@@ -30,7 +30,8 @@ from .backends import Backend, RemoteObject, open_backend
 from .backends.local import LocalFileBackend, local_path
 from .backends.pvc import claim_path
 from .cache import ModelCache
-from .errors import ConfigurationError, NotFoundError
+from .disk import is_out_of_space, out_of_space
+from .errors import ConfigurationError, NoSpaceError, NotFoundError
 from .patterns import FileFilter
 from .progress import LogProgress, Progress
 from .spec import CredentialStore, Source, StorageSpec, resolve
@@ -72,29 +73,56 @@ def fetch(
         raise ValueError("use_cache=False needs a dest")
     if dest is not None:
         _check_free(Path(dest))  # before anything is fetched
+    if use_cache:
+        cache = cache or ModelCache()
+    try:
+        return _fetch(
+            source,
+            Path(dest) if dest is not None else None,
+            cache=cache if use_cache else None,
+            options=options,
+            limits=limits,
+            progress=progress,
+            pvc_root=pvc_root,
+            file_filter=FileFilter.of(allow_patterns, ignore_patterns),
+        )
+    except (OSError, NoSpaceError) as exc:
+        if not is_out_of_space(exc):
+            raise
+        where = Path(dest).absolute().parent if dest is not None else cache.root
+        raise out_of_space(location.display, where, exc) from None
+
+
+def _fetch(
+    source: Source,
+    dest: Path | None,
+    *,
+    cache: ModelCache | None,
+    options: TransferOptions | None,
+    limits: Limits | None,
+    progress: Progress | None,
+    pvc_root: str | Path | None,
+    file_filter: FileFilter,
+) -> Path:
+    location = source.location
     if location.kind in ("local", "pvc"):
         path = local_path(location, claim_path(location, pvc_root) if location.kind == "pvc" else None)
         if path.is_dir():
-            return path if dest is None else place(path, Path(dest))
+            return path if dest is None else place(path, dest)
         backend: Backend = LocalFileBackend(location, source.config, path)
     elif location.kind == "hf":
-        return _fetch_hub(
-            source,
-            Path(dest) if dest is not None else None,
-            cache=(cache or ModelCache()) if use_cache else None,
-            file_filter=FileFilter.of(allow_patterns, ignore_patterns),
-        )
+        return _fetch_hub(source, dest, cache=cache, file_filter=file_filter)
     else:
         backend = open_backend(location, source.config)
     with closing(backend):
         return _fetch_remote(
             backend,
-            Path(dest) if dest is not None else None,
-            cache=(cache or ModelCache()) if use_cache else None,
+            dest,
+            cache=cache,
             options=options or TransferOptions.from_env(),
             limits=limits or Limits.from_env(),
             progress=progress or LogProgress(),
-            file_filter=FileFilter.of(allow_patterns, ignore_patterns),
+            file_filter=file_filter,
         )
 
 

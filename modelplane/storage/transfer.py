@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .backends.base import Backend, RemoteObject
 from .checksum import Hasher
+from .disk import write_failed
 from .errors import StorageError, TransferError
 from .progress import Progress
 from .retry import RetryPolicy
@@ -224,7 +225,10 @@ def _fetch_range(
                     raise _Cancelled
                 if end is not None and position + len(chunk) > end:
                     raise StorageError(f"{file.obj.name}: the storage sent more bytes than it was asked for")
-                _pwrite_all(fd, chunk, position)
+                try:
+                    _pwrite_all(fd, chunk, position)
+                except OSError as exc:  # the local disk's fault: no retry can help
+                    raise write_failed(exc, file.path) from None
                 if inline_hasher is not None:
                     inline_hasher.update(chunk)
                 position += len(chunk)

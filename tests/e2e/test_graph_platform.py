@@ -396,7 +396,9 @@ def test_apply_refuses_a_node_name_that_names_no_node_and_a_condition_that_does_
                 "routerType": "Sequence",
                 "steps": [
                     step("first", nodeName="nowhere"),
-                    step("second", serviceName="svc", condition="predictions.#(a==~yes)"),  # Go never matches it
+                    step(
+                        "second", serviceName="svc", condition="predictions.#(a==~yes)"
+                    ),  # Go never matches it
                 ],
             }
         },

@@ -1,0 +1,245 @@
+"""Faults, end to end: a replica killed under load, `modelplane up` killed with SIGKILL and started
+again, the store's file locked by another process. (A disk that fills up during a fetch:
+tests/storage/test_disk_full.py; the store's compacted history: tests/local/test_store.py.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from sklearn.linear_model import LogisticRegression
+
+from tests.e2e.platform_process import (
+    PlatformProcess,
+    kill_leftovers,
+    running_platform,
+    wait_until,
+    write_iris_models,
+)
+
+IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4]]}
+HOST = "iris.default.localhost"
+PREDICT = "/v1/models/iris:predict"
+CLIENTS = 4
+
+
+def iris_service(home: Path) -> Path:
+    """An sklearn InferenceService of a model in the home's pvc folder; the path of its YAML."""
+    write_iris_models({home / "pvc" / "models" / "iris": LogisticRegression(max_iter=500)})
+    resource = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "iris"},
+        "spec": {"predictor": {"sklearn": {"storageUri": "pvc://models/iris"}}},
+    }
+    path = home / "iris.yaml"
+    path.write_text(yaml.safe_dump(resource))
+    return path
+
+
+def serve_iris(platform: PlatformProcess) -> None:
+    platform.cli("apply", "-f", str(iris_service(platform.home)))
+    platform.cli("wait", "--for=condition=Ready", "isvc/iris", "--timeout=240s")
+
+
+def iris_replicas(home: Path) -> list[int]:
+    """The replica processes serving the iris model (their command line names its folder)."""
+    folder = str(home / "pvc" / "models" / "iris")
+    return [pid for pid, cmdline in processes().items() if folder in cmdline and "modelplane" in cmdline]
+
+
+def processes() -> dict[int, str]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and alive(int(entry.name)):
+            try:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (an exited one waiting to be reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, stack = set(), [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+class Load:
+    """`CLIENTS` clients, each sending one request after another through the gateway until stopped."""
+
+    def __init__(self, platform: PlatformProcess) -> None:
+        self.platform = platform
+        self.outcomes: list[int | str] = []  # status codes, or the name of a transport error
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(CLIENTS)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=180)
+
+    def count(self, outcome: int | str) -> int:
+        with self._lock:
+            return self.outcomes.count(outcome)
+
+    def _client(self) -> None:
+        with httpx.Client(base_url=self.platform.gateway_url, headers={"host": HOST}, timeout=120) as client:
+            while not self._stop.is_set():
+                try:
+                    outcome: int | str = client.post(PREDICT, json=IRIS).status_code
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
+                with self._lock:
+                    self.outcomes.append(outcome)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    home = tmp_path_factory.mktemp("faults-home")
+    try:
+        with running_platform(home) as platform:
+            serve_iris(platform)
+            yield platform
+    finally:
+        kill_leftovers(home)
+
+
+def test_a_replica_killed_under_load_fails_only_its_in_flight_requests_and_comes_back(platform):
+    [killed] = iris_replicas(platform.home)
+    with Load(platform) as load:
+        wait_until(lambda: load.count(200) >= 20, "requests to succeed before the kill", platform)
+        subprocess.run(["kill", "-9", str(killed)], check=True)
+        served_before = load.count(200)
+        wait_until(lambda: iris_replicas(platform.home) not in ([], [killed]), "a new replica", platform)
+        wait_until(lambda: load.count(200) >= served_before + 20, "requests to succeed again", platform)
+    failed = [outcome for outcome in load.outcomes if outcome != 200]
+    # At most the request each client had in flight on the killed replica; each one answered by the
+    # gateway (a 502), none refused or cut off.
+    assert len(failed) <= CLIENTS, failed
+    assert set(failed) <= {502}, failed
+    assert "exited with code -9" in platform.cli("logs", "iris").stdout
+
+
+def test_a_locked_store_is_a_clear_error_and_writes_work_again_once_it_is_released(platform, tmp_path):
+    labelled = yaml.safe_load((platform.home / "iris.yaml").read_text())
+    labelled["metadata"]["labels"] = {"faults": "store-locked"}
+    path = tmp_path / "iris-labelled.yaml"
+    path.write_text(yaml.safe_dump(labelled))
+    holder = hold_store_lock(platform.home)
+    try:
+        result = platform.cli("apply", "-f", str(path), check=False)
+        assert result.returncode != 0
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert f"is locked by process {holder.pid}" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        holder.communicate("release\n", timeout=30)
+    assert "configured" in platform.cli("apply", "-f", str(path)).stdout
+    response = platform.request("POST", HOST, PREDICT, json=IRIS)
+    assert response.status_code == 200, response.text
+
+
+def test_modelplane_up_on_a_locked_store_says_so_in_one_line(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    with running_platform(home):
+        pass  # the store is created
+    holder = hold_store_lock(home)
+    try:
+        result = PlatformProcess(home).cli("up", "--api-port", "0", "--gateway-port", "0", check=False)
+    finally:
+        holder.communicate("release\n", timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"modelplane up: the store {home / 'store.db'} is locked by process {holder.pid} (waited 5s); "
+        "stop what holds it open and try again"
+    ]
+
+
+def hold_store_lock(home: Path) -> subprocess.Popen:
+    """Another process with a write lock on the store (as an open `sqlite3` shell's transaction
+    holds it), until it reads a line."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            f"db = sqlite3.connect({str(home / 'store.db')!r}, isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def test_up_killed_with_sigkill_leaves_no_process_and_comes_back_without_a_new_apply(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        first = PlatformProcess(home).start()
+        serve_iris(first)
+        family = descendants(first.process.pid)
+        assert iris_replicas(home) and set(iris_replicas(home)) <= family
+        first.process.kill()
+        first.process.wait()
+        wait_until(lambda: not any(alive(pid) for pid in family), "every process of up to exit", first)
+
+        second = PlatformProcess(home).start()
+        try:
+            statuses = []
+
+            def served() -> bool:
+                statuses.append(second.request("POST", HOST, PREDICT, json=IRIS).status_code)
+                return statuses[-1] == 200
+
+            wait_until(served, "the service to answer again", second)
+            # Until its route is back the gateway says it is starting (503), never that it is unknown.
+            assert set(statuses) <= {200, 503}, statuses
+            assert len(iris_replicas(home)) == 1  # one replica, not one per start
+            ready = second.cli("get", "isvc", "iris", "-o", "json").stdout
+            assert any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in yaml.safe_load(ready)["status"]["conditions"]
+            )
+        finally:
+            second.stop()
+        assert iris_replicas(home) == []
+    finally:
+        kill_leftovers(home)
