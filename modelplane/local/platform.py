@@ -124,9 +124,15 @@ class Platform:
             AutoscalerConfig(scale_to_zero_grace_period=config.scale_to_zero_grace_period),
             tick=config.autoscaler_tick,
         )
+        demand: list[Callable[[str], bool]] = []  # ModelMesh's, once the reconciler is there
+
+        def on_demand(revision: str) -> None:
+            if not any(wake(revision) for wake in demand):
+                autoscaling.wake_from_any_thread(revision)
+
         gateway_thread = GatewayThread(
             GatewayConfig(host=config.host, port=config.gateway_port, queue_timeout=config.activator_timeout),
-            on_demand=autoscaling.wake_from_any_thread,
+            on_demand=on_demand,
         )
         try:
             gateway = gateway_thread.start()
@@ -153,6 +159,7 @@ class Platform:
             store, gateway, settings, RevisionLog(config.home / "revisions"), autoscaling, events
         )
         runtime_statuses = RuntimeStatusWriter(store, events)
+        demand.append(reconciler.modelmesh.wake_from_any_thread)
         reconciler.on_replicas = trained_models.replicas_changed
         metrics = PlatformMetrics(platform_registry(gateway), reconciler.scrape_targets)
         api.app.metrics = metrics.exposition

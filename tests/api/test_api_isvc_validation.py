@@ -42,9 +42,13 @@ def test_allowed_autoscaler_classes(autoscaler):
 
 
 def test_unsupported_deployment_mode():
-    assert messages(isvc(annotations={MODE: "ModelMesh"})) == [
-        'Unsupported value: "ModelMesh": supported values: "Standard", "Knative"'
+    assert messages(isvc(annotations={MODE: "Mesh"})) == [
+        'Unsupported value: "Mesh": supported values: "Standard", "Knative", "ModelMesh"'
     ]
+
+
+def test_the_modelmesh_mode_is_admitted():
+    assert messages(isvc(annotations={MODE: "ModelMesh"})) == []
 
 
 def test_blocked_env_var_in_a_custom_container():
