@@ -378,6 +378,10 @@ class ModelMesh:
             return
         after = replica_memory(replica)
         grown = after - before if before is not None and after is not None else 0
+        if replica.address not in pool.warmed:
+            # A replica's first load also brings its framework's code into memory: the replica's, not the model's.
+            pool.warmed.add(replica.address)
+            grown = 0
         model.size = max(estimate, grown)
         pool.held.setdefault(replica.address, {})[model.name] = HeldCopy(wanted.digest, model.size)
         model.active_revision = model.revision

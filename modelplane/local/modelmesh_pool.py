@@ -40,6 +40,7 @@ class Pool:
     runner: RevisionReplicas
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one load or unload at a time
     held: dict[str, dict[str, HeldCopy]] = field(default_factory=dict)  # address -> model -> copy
+    warmed: set[str] = field(default_factory=set)  # the replicas that have loaded a model
 
     def ready_replicas(self) -> list[Replica]:
         return [r for r in self.runner.replicas if r.phase == LOADED and r.address]
@@ -54,6 +55,7 @@ class Pool:
         lost: set[str] = set()
         for address in set(self.held) - ready:
             lost |= set(self.held.pop(address))
+        self.warmed &= ready
         return lost
 
     def rooms(self, last_used: dict[str, float]) -> list[ReplicaRoom]:
