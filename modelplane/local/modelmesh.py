@@ -337,37 +337,59 @@ class ModelMesh:
             return
         self._note_use()
         model.last_used = time.monotonic()
-        last_used = self._last_used()
+        # Where it goes by the size known (a model loaded before keeps its size), fetched there; then,
+        # by its files' size, where it goes (fetched again elsewhere if that is another replica).
+        replica = self._placed(pool, model, model.size or 0)
+        if replica is None or not await self._fetched(pool, replica, model, wanted):
+            return
+        estimate = await asyncio.to_thread(folder_size, self._server(pool, replica).folder.root / model.name)
+        if estimate > pool.spec.capacity:
+            await self._server(pool, replica).folder.remove(model.name)
+            self._failed(model, str(_too_big(estimate, pool.spec)), pool.location(replica), pool, replica)
+            return
+        size = max(estimate, model.size or 0)
+        better = self._placed(pool, model, size)
+        if better is None:
+            return
+        if better is not replica:
+            await self._server(pool, replica).folder.remove(model.name)
+            replica = better
+            if not await self._fetched(pool, replica, model, wanted):
+                return
+        await self._make_room(pool, replica, model.name, size)
+        await self._loaded(pool, replica, model, wanted, estimate)
+
+    def _placed(self, pool: Pool, model: _Model, size: int) -> Replica | None:
+        """The replica a model of `size` bytes goes to (None, and the model failed, if none can hold it)."""
         try:
-            placement = place(model.size or 0, pool.rooms(last_used), pinned={model.name})
+            placement = place(size, pool.rooms(self._last_used()), pinned={model.name})
         except DoesNotFit as exc:
             self._failed(model, str(exc), None, pool)
-            return
-        replica = pool.replica(placement.replica)
-        if replica is None:
-            return
-        for name in placement.evict:
-            await self._evict(pool, replica, name)
+            return None
+        return pool.replica(placement.replica)
+
+    async def _fetched(self, pool: Pool, replica: Replica, model: _Model, wanted: WantedModel) -> bool:
+        """The model's files in the replica's folder, for the spec wanted (False: the fetch failed)."""
         server = self._server(pool, replica)
-        location = pool.location(replica)
+        if server.folder.fetched_digest(model.name) == wanted.digest:
+            return True
         try:
-            if server.folder.fetched_digest(model.name) != wanted.digest:
-                await server.repository.unload(model.name)
-                server.held.pop(model.name, None)
-                pool.held.get(replica.address, {}).pop(model.name, None)
-                await server.folder.fill(model.name, wanted, server.fetch)
+            await server.repository.unload(model.name)  # an old version, if it is there
+            server.held.pop(model.name, None)
+            pool.held.get(replica.address, {}).pop(model.name, None)
+            await server.folder.fill(model.name, wanted, server.fetch)
         except Exception as exc:  # noqa: BLE001 - a fetch that fails is the model's failure
             await server.folder.remove(model.name)
-            self._failed(model, f"fetching the model failed: {exc}", location, pool, replica)
-            return
-        estimate = await asyncio.to_thread(folder_size, server.folder.root / model.name)
-        if estimate > pool.spec.capacity:
-            await server.folder.remove(model.name)
-            message = str(_too_big(estimate, pool.spec))
-            self._failed(model, message, location, pool, replica)
-            return
-        pool.held.get(replica.address, {}).pop(model.name, None)
-        await self._make_room(pool, replica, model.name, max(estimate, model.size or 0))
+            self._failed(model, f"fetching the model failed: {exc}", pool.location(replica), pool, replica)
+            return False
+        return True
+
+    async def _loaded(
+        self, pool: Pool, replica: Replica, model: _Model, wanted: WantedModel, estimate: int
+    ) -> None:
+        """Loads the fetched model; its size is what the replica's memory grew by, if more than its files."""
+        server = self._server(pool, replica)
+        location = pool.location(replica)
         before = replica_memory(replica)
         server.failures.pop(model.name, None)  # the retries are this controller's
         problem = await server.converge(model.name, wanted)
@@ -424,7 +446,14 @@ class ModelMesh:
         problem = await self._server(pool, replica).converge(name, None)
         if problem is not None:
             logger.warning("%s: unloading %s failed: %s", pool.location(replica), name, problem)
-        logger.info("%s/%s unloaded from %s to make room", pool.spec.namespace, name, pool.location(replica))
+        idle = time.monotonic() - model.last_used if model is not None else 0.0
+        logger.info(
+            "%s/%s unloaded from %s to make room (last used %.1fs ago)",
+            pool.spec.namespace,
+            name,
+            pool.location(replica),
+            idle,
+        )
         if model is not None:
             self._write_status(model)
 

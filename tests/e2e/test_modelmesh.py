@@ -14,10 +14,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import grpc
 import pytest
 import yaml
 
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
 from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, wait_until
 
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
@@ -149,6 +153,26 @@ def test_modelmesh_services_load_on_demand_and_evict_the_least_recently_used(pla
     assert [active(platform, name) for name in MODELS[2:]] == ["Loaded"] * 3
     log = platform.log()
     assert "iris-a unloaded" in log and "iris-b unloaded" in log
+
+
+def test_grpc_and_v2_reach_a_model_at_its_urls(platform):
+    """iris-b was unloaded: a gRPC call at its grpcUrl loads it again, as a REST call would."""
+    assert active(platform, "iris-b") == "Standby"
+    status = json.loads(platform.cli("get", "isvc", "iris-b", "-o", "json").stdout)["status"]
+    authority = urlsplit(status["components"]["predictor"]["grpcUrl"]).netloc
+    gateway = urlsplit(platform.gateway_url).netloc
+    with grpc.insecure_channel(gateway, options=[("grpc.default_authority", authority)]) as channel:
+        request = pb.ModelInferRequest(model_name="iris-b")
+        tensor = request.inputs.add(name="input-0", datatype="FP32", shape=[2, 4])
+        tensor.contents.fp32_contents.extend([v for row in IRIS["instances"] for v in row])
+        response = InferenceStub(channel).ModelInfer(request, timeout=120)
+    output = response.outputs[0]
+    assert list(output.contents.int64_contents or output.contents.int_contents) == [1, 1]
+    assert active(platform, "iris-b") == "Loaded"
+    v2 = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS["instances"]}]}
+    response = platform.request("POST", "iris-b.default.localhost", "/v2/models/iris-b/infer", json=v2)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == [1, 1]
 
 
 def test_a_corrupt_model_fails_to_load_while_the_others_serve(platform, tmp_path):
