@@ -48,7 +48,14 @@ def test_unsupported_deployment_mode():
 
 
 def test_the_modelmesh_mode_is_admitted():
-    assert messages(isvc(annotations={MODE: "ModelMesh"})) == []
+    admitted = admit(isvc(annotations={MODE: "ModelMesh"}))
+    assert admitted["metadata"]["annotations"][MODE] == "ModelMesh"
+
+
+def test_a_modelmesh_service_cannot_become_standard():
+    old = _stored(isvc(annotations={MODE: "ModelMesh"}), "ModelMesh")
+    error = rejection(isvc(annotations={MODE: "Standard"}), old=old).errors[0]
+    assert error.message == "update rejected: deploymentMode cannot be changed from 'ModelMesh' to 'Standard'"
 
 
 def test_blocked_env_var_in_a_custom_container():
