@@ -49,6 +49,25 @@ POOL_PREFIX = (
     "modelmesh-serving-"  # a pool's replicas are `modelmesh-serving-<runtime>`, as ModelMesh names them
 )
 MODEL_NOT_SERVED = "ModelNotServed"
+NOT_HONORED_IN_MODEL_MESH = "NotHonoredInModelMesh"
+# What a ModelMesh predictor's model acts on; the rest of a predictor is its pool's business.
+_MODEL_FIELDS = ("modelFormat", "storageUri", "storage", "runtime", "protocolVersion")
+
+
+def ignored_fields(isvc: dict) -> tuple[str, ...]:
+    """The fields of a ModelMesh service that are accepted but not acted on: its transformer and
+    explainer, and whatever of its predictor is not the model's format, storage, runtime or protocol."""
+    spec = isvc.get("spec") or {}
+    found = [f"spec.{component}" for component in ("transformer", "explainer") if component in spec]
+    predictor = spec.get("predictor") or {}
+    found += [
+        f"spec.predictor.{key}" for key in sorted(predictor) if key not in ("model", *FRAMEWORK_SHORTHANDS)
+    ]
+    implementation = components.first_implementation("predictor", predictor)
+    if implementation is not None and implementation[0] != components.CUSTOM:
+        name, model = implementation
+        found += [f"spec.predictor.{name}.{key}" for key in sorted(model) if key not in _MODEL_FIELDS]
+    return tuple(found)
 
 
 def deployment_mode(isvc: dict) -> str:
@@ -307,6 +326,17 @@ def mesh_service_status(
     ingress = _condition(TRUE) if routed else _condition(FALSE, MODEL_NOT_SERVED, "the model has no runtime")
     ready = dict(predictor) if predictor["status"] != TRUE else dict(ingress)
     found = {c.PREDICTOR_READY: predictor, c.INGRESS_READY: ingress, c.READY: ready}
+    ignored = ignored_fields(isvc)
+    if ignored:
+        message = "Accepted but not acted on in ModelMesh mode (a pool's runtime decides): " + ", ".join(
+            ignored
+        )
+        found[c.FIELDS_HONORED] = {
+            "status": FALSE,
+            "severity": "Warning",
+            "reason": NOT_HONORED_IN_MODEL_MESH,
+            "message": message + ".",
+        }
     status: dict = {
         "observedGeneration": metadata.get("generation"),
         "conditions": with_transition_times(found, previous.get("conditions") or [], now),

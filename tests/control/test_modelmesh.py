@@ -186,3 +186,26 @@ def test_no_runtime_is_an_invalid_spec():
     status = model_status(MeshModelState(invalid=invalid))
     assert status["transitionStatus"] == "InvalidSpec"
     assert status["lastFailureInfo"]["reason"] == "NoSupportingRuntime"
+
+
+def test_fields_a_pool_decides_are_said_to_be_ignored():
+    from modelplane.control.modelmesh import ignored_fields, mesh_service_status
+
+    isvc = _isvc(
+        {"minReplicas": 2, "sklearn": {"storageUri": "s3://b/m", "resources": {"limits": {"cpu": "1"}}}},
+        {"serving.kserve.io/deploymentMode": "ModelMesh"},
+    )
+    isvc["spec"]["transformer"] = {"containers": [{"image": "t"}]}
+    assert ignored_fields(isvc) == (
+        "spec.transformer",
+        "spec.predictor.minReplicas",
+        "spec.predictor.sklearn.resources",
+    )
+    status = mesh_service_status(
+        isvc, MeshModelState(pool_ready=True), domain="localhost", port=8080, now="t"
+    )
+    honored = {c["type"]: c for c in status["conditions"]}["FieldsHonored"]
+    assert (honored["status"], honored["reason"]) == ("False", "NotHonoredInModelMesh")
+    assert "spec.predictor.minReplicas" in honored["message"]
+    plain = _isvc({"sklearn": {"storageUri": "s3://b/m"}}, {"serving.kserve.io/deploymentMode": "ModelMesh"})
+    assert ignored_fields(plain) == ()
