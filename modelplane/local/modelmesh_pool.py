@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -88,8 +88,6 @@ class Pool:
 
 def pool_settings(settings: SupervisorSettings) -> SupervisorSettings:
     """The supervisor's settings for pool replicas: each starts with an empty model folder."""
-    from dataclasses import replace
-
     return replace(settings, prepare_repository=clear_folder)
 
 
