@@ -14,8 +14,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from modelplane.api import RuntimeSelectionError, apply_runtime, select_runtime, with_builtin_runtimes
-from modelplane.api.constants import DEPLOYMENT_MODE_ANNOTATION, KNATIVE, LEGACY_DEPLOYMENT_MODES
+from modelplane.api import (
+    RuntimeSelectionError,
+    apply_runtime,
+    conditions,
+    select_runtime,
+    with_builtin_runtimes,
+)
+from modelplane.api.constants import DEPLOYMENT_MODE_ANNOTATION, KNATIVE, LEGACY_DEPLOYMENT_MODES, MODEL_MESH
 from modelplane.api.kinds import (
     CLUSTER_SERVING_RUNTIME,
     INFERENCE_GRAPH,
@@ -113,6 +119,13 @@ def isvc_objects(
     if is_stopped(isvc):
         return []
     mode = deployment_mode(isvc, settings)
+    if mode == MODEL_MESH:
+        raise RenderError(
+            resource_ref(isvc),
+            f"metadata.annotations[{DEPLOYMENT_MODE_ANNOTATION}]",
+            conditions.INVALID_PREDICTOR_SPEC,
+            "the ModelMesh mode is served by modelplane up; on a cluster it needs ModelMesh Serving",
+        )
     namespace = namespace_of(isvc)
     try:
         pods = component_pods(isvc, namespaced_runtimes, cluster_runtimes, settings, mode)

@@ -19,7 +19,16 @@ STARTING = "modelplane is starting: the routes of its services are not loaded ye
 class _Split:
     """A route compiled for the hot path: cumulative weights over live revision states."""
 
-    __slots__ = ("host", "revisions", "bounds", "total", "explain", "explain_refusal", "payload_log")
+    __slots__ = (
+        "host",
+        "revisions",
+        "bounds",
+        "total",
+        "explain",
+        "explain_refusal",
+        "refusal",
+        "payload_log",
+    )
 
     def __init__(self, host: str, route: Route, revisions: dict[str, RevisionState]) -> None:
         self.host = host
@@ -35,9 +44,12 @@ class _Split:
         self.total = total
         self.explain = _Split(host, route.explain, revisions) if route.explain is not None else None
         self.explain_refusal = route.explain_refusal
+        self.refusal = route.refusal
 
     def serving(self, path: bytes) -> _Split:
         """The split that serves `path`: this one, or the explainer's for a `:explain` call."""
+        if self.refusal is not None:
+            raise Unavailable(503, self.refusal)
         if path.endswith(b":explain"):
             if self.explain is not None:
                 return self.explain
@@ -94,6 +106,10 @@ class Dispatcher:
         for name, state in self._revisions.items():
             if name not in revisions:
                 state.retire(f"revision {name} no longer serves any host")
+        for route in table.routes.values():
+            if route.refusal is not None:  # what waits for its backends is answered now
+                for backend in route.backends:
+                    revisions[backend.revision].retire(route.refusal)
         self._table = table
         self._revisions = revisions
         self._splits = {host: _Split(host, route, revisions) for host, route in table.routes.items()}

@@ -69,11 +69,14 @@ class Route:
     instead, when set (the InferenceService host routes predict calls to the transformer or the
     predictor, and explain calls to the explainer). Without `explain`, `explain_refusal` is the
     reason a `:explain` call is answered 503 (an explainer that does not serve), when set.
+    `refusal`, when set, is the reason every request is answered 503 (a model that failed to load),
+    the requests waiting for its backends included.
     """
 
     backends: tuple[Backend, ...]
     explain: Route | None = None
     explain_refusal: str | None = None
+    refusal: str | None = None
 
     def __post_init__(self) -> None:
         if not self.backends:

@@ -134,6 +134,12 @@ class Platform:
             ),
             tick=config.autoscaler_tick,
         )
+        demand: list[Callable[[str], bool]] = []  # ModelMesh's, once the reconciler is there
+
+        def on_demand(revision: str) -> None:
+            if not any(wake(revision) for wake in demand):
+                autoscaling.wake_from_any_thread(revision)
+
         gateway_thread = GatewayThread(
             GatewayConfig(
                 host=config.host,
@@ -142,7 +148,7 @@ class Platform:
                 auth_token=config.auth_token if config.gateway_auth else None,
                 tls=config.tls,
             ),
-            on_demand=autoscaling.wake_from_any_thread,
+            on_demand=on_demand,
             routes=RouteTable(starting=True),  # until the reconciler has loaded the stored services
         )
         try:
@@ -176,6 +182,7 @@ class Platform:
             GatewayAddress(gateway.port, gateway.scheme),
         )
         runtime_statuses = RuntimeStatusWriter(store, events)
+        demand.append(reconciler.modelmesh.wake_from_any_thread)
         reconciler.on_replicas = trained_models.replicas_changed
         metrics = PlatformMetrics(platform_registry(gateway), reconciler.scrape_targets)
         api.app.metrics = metrics.exposition

@@ -51,6 +51,7 @@ from modelplane.control import (
     traffic_targets,
 )
 from modelplane.control.canaries import CanaryPlan, canary_plans, stable_share
+from modelplane.control.modelmesh import deployment_mode, is_model_mesh
 from modelplane.control.observed import CanaryState
 from modelplane.control.payload_logging import payload_log_specs
 from modelplane.control.urls import GatewayAddress, service_host
@@ -63,6 +64,7 @@ from modelplane.local.gateway_routes import Backend, Route, RouteTable, componen
 from modelplane.local.graph_reconciler import GraphReconciler
 from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.metrics_exposition import ScrapeTarget, scrape_path
+from modelplane.local.modelmesh import ModelMesh
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import (
@@ -152,6 +154,8 @@ class Reconciler:
         self.graphs = GraphReconciler(
             store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs(), self.public
         )
+        # ModelMesh services: models on their runtime's pool, loaded when used (modelmesh.py).
+        self.modelmesh = ModelMesh(store, settings, self._update_routes, gateway.revision_stats)
         # Told the ready predictor replicas of a service after each reconcile (TrainedModels load on them).
         self.on_replicas: Callable[[Key, list[Replica]], None] | None = None
 
@@ -167,12 +171,14 @@ class Reconciler:
             asyncio.create_task(watch_kind(self.store, CLUSTER_SERVING_RUNTIME.kind, self._on_runtime_event)),
         ]
         self.graphs.start()
+        self.modelmesh.start()
         self.autoscaling.start(self.gateway.revision_stats)
 
     async def close(self) -> None:
         """Stops watching and stops every replica (gracefully, all at once)."""
         await self.autoscaling.close()
         await self.graphs.close()
+        await self.modelmesh.close()
         for task in self._watches:
             task.cancel()
         await asyncio.gather(*self._watches, self._workers.close(), return_exceptions=True)
@@ -204,7 +210,7 @@ class Reconciler:
         self.kick(resource_key(resource))
 
     def _on_runtime_event(self, _type: str, _resource: dict) -> None:
-        for key in list(self._services):
+        for key in [*self._services, *self.modelmesh.keys()]:
             self.kick(key)
 
     async def _reconcile_key(self, key: Key) -> bool:
@@ -226,6 +232,10 @@ class Reconciler:
             isvc = self.store.get(ref)
         except NotFound:
             await self._tear_down(key)
+            await self.modelmesh.reconcile(key, None)
+            return
+        if is_model_mesh(isvc):  # a model on its runtime's pool, not a deployment
+            await self.modelmesh.reconcile(key, isvc)
             return
         service = self._services.get(key)
         if service is None:
@@ -273,6 +283,7 @@ class Reconciler:
         self._report_replicas((service.namespace, service.name), None)
         previous = isvc.get("status") or {}
         status = stopped_status(isvc, now=now_rfc3339(), previous=previous)
+        status["deploymentMode"] = deployment_mode(isvc)
         if status != previous:
             self.store.set_status(ref, status)
         self._not_serving(service, isvc, status)
@@ -438,6 +449,7 @@ class Reconciler:
             unavailable.update(self._not_serving_hosts(service))
         table = {host: route for routes in self._routes.values() for host, route in routes.items()}
         table.update(self.graphs.routes())
+        table.update(self.modelmesh.routes())
         starting = (
             self._awaited is None or bool(self._awaited) or not self.graphs.reconciled >= self._awaited_graphs
         )
@@ -601,6 +613,7 @@ class Reconciler:
             now=now_rfc3339(),
             previous=previous,
         )
+        status["deploymentMode"] = deployment_mode(isvc)
         if status != previous:
             with contextlib.suppress(NotFound):
                 self.store.set_status(ref, status)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import shutil
 import time
@@ -170,7 +171,7 @@ class TrainedModels:
             tm for tm in self.store.list(TRAINED_MODEL.kind, namespace)[0] if parent_name(tm) == name
         ]
         wanted = _wanted(isvc, trained_models, memory_fits(trained_models, memory_limit(isvc)))
-        fetch = functools.partial(_fetch, log_path=replica.log_path)
+        fetch = functools.partial(fetch_model, log_path=replica.log_path)
         failures = await ModelFolder(folder).prepare(wanted, fetch)
         for model, message in sorted(failures.items()):
             logger.warning("%s: fetching trained model %s failed: %s", replica.label, model, message)
@@ -181,7 +182,7 @@ class TrainedModels:
             server = self._servers[replica.address] = ServerModels(
                 RepositoryClient(self._client, f"http://{replica.address}"),
                 ModelFolder(replica.model_repository),
-                functools.partial(_fetch, log_path=replica.log_path),
+                functools.partial(fetch_model, log_path=replica.log_path),
                 label=replica.label,
                 note=functools.partial(_note, replica),
             )
@@ -232,13 +233,14 @@ class TrainedModels:
             )
 
 
-async def _fetch(uri: str, dest: Path, log_path: Path) -> None:
-    """The storage initializer for one TrainedModel: a local folder or pvc claim is linked (or copied) on a
-    thread; anything else is fetched (through the model cache) by `modelplane storage fetch` in a child
-    process, whose progress goes to the replica's log."""
+async def fetch_model(uri: str, dest: Path, log_path: Path) -> None:
+    """The storage initializer for one model of a multi-model server (`uri` is a storage URI, or a
+    `storage` spec as JSON): a local folder or pvc claim is linked (or copied) on a thread; anything
+    else is fetched (through the model cache) by `modelplane storage fetch` in a child process, whose
+    progress goes to the replica's log."""
     from modelplane.storage import fetch, resolve
 
-    source = resolve(uri)
+    source = resolve(None, json.loads(uri)) if uri.startswith("{") else resolve(uri)
     if source.location.kind in ("local", "pvc"):
         await asyncio.to_thread(fetch, source, dest)
         return

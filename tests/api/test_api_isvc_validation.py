@@ -42,9 +42,20 @@ def test_allowed_autoscaler_classes(autoscaler):
 
 
 def test_unsupported_deployment_mode():
-    assert messages(isvc(annotations={MODE: "ModelMesh"})) == [
-        'Unsupported value: "ModelMesh": supported values: "Standard", "Knative"'
+    assert messages(isvc(annotations={MODE: "Mesh"})) == [
+        'Unsupported value: "Mesh": supported values: "Standard", "Knative", "ModelMesh"'
     ]
+
+
+def test_the_modelmesh_mode_is_admitted():
+    admitted = admit(isvc(annotations={MODE: "ModelMesh"}))
+    assert admitted["metadata"]["annotations"][MODE] == "ModelMesh"
+
+
+def test_a_modelmesh_service_cannot_become_standard():
+    old = _stored(isvc(annotations={MODE: "ModelMesh"}), "ModelMesh")
+    error = rejection(isvc(annotations={MODE: "Standard"}), old=old).errors[0]
+    assert error.message == "update rejected: deploymentMode cannot be changed from 'ModelMesh' to 'Standard'"
 
 
 def test_blocked_env_var_in_a_custom_container():

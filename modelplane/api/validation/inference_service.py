@@ -17,6 +17,7 @@ from ..constants import (
     DEPLOYMENT_MODE_ANNOTATION,
     KNATIVE,
     LEGACY_DEPLOYMENT_MODES,
+    MODEL_MESH,
     PIPELINE_PARALLEL_SIZE_ENV,
     PROTOCOL_ENV,
     PROTOCOL_V1,
@@ -93,11 +94,11 @@ def _annotation_errors(isvc: dict) -> Iterator[FieldError]:
             yield FieldError(path, f"[{value}] is not a supported autoscaler class type")
     if DEPLOYMENT_MODE_ANNOTATION in annotations:
         mode = annotations[DEPLOYMENT_MODE_ANNOTATION]
-        if mode not in (STANDARD, KNATIVE, *LEGACY_DEPLOYMENT_MODES):
-            # ModelMesh is a separate project; modelplane cannot serve it.
+        if mode not in (STANDARD, KNATIVE, MODEL_MESH, *LEGACY_DEPLOYMENT_MODES):
             path = paths.join(["metadata", "annotations", DEPLOYMENT_MODE_ANNOTATION])
             yield FieldError(
-                path, f'Unsupported value: "{mode}": supported values: "{STANDARD}", "{KNATIVE}"'
+                path,
+                f'Unsupported value: "{mode}": supported values: "{STANDARD}", "{KNATIVE}", "{MODEL_MESH}"',
             )
 
 

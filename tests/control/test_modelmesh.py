@@ -1,0 +1,211 @@
+"""ModelMesh mode's pure parts: placement with LRU eviction, the pool a runtime gets, runtime choice and
+model status as ModelMesh reports it."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelplane.api import RuntimeSelectionError
+from modelplane.control.modelmesh import (
+    MeshModelState,
+    deployment_mode,
+    mesh_model,
+    model_status,
+    pool_spec,
+    select_pool_runtime,
+)
+from modelplane.control.observed import Failure
+from modelplane.control.placement import Copy, DoesNotFit, ReplicaRoom, over_capacity, place
+
+MIB = 1024**2
+
+
+def room(address: str, *copies: tuple[str, int, float], capacity: int = 20 * MIB) -> ReplicaRoom:
+    return ReplicaRoom(address, capacity, tuple(Copy(m, size * MIB, used) for m, size, used in copies))
+
+
+def test_a_model_goes_where_there_is_most_room():
+    replicas = [room("a", ("x", 8, 1.0)), room("b")]
+    assert place(8 * MIB, replicas).replica == "b"
+
+
+def test_the_least_recently_used_copy_of_the_pool_makes_room():
+    replicas = [room("a", ("x", 8, 5.0), ("y", 8, 1.0)), room("b", ("z", 8, 2.0), ("w", 8, 3.0))]
+    assert place(8 * MIB, replicas) == place(8 * MIB, list(reversed(replicas)))
+    chosen = place(8 * MIB, replicas)
+    assert (chosen.replica, chosen.evict) == ("a", ("y",))
+
+
+def test_several_copies_leave_when_one_is_not_enough():
+    replicas = [room("a", ("x", 6, 1.0), ("y", 6, 2.0), ("z", 6, 3.0))]
+    assert place(12 * MIB, replicas).evict == ("x", "y")
+
+
+def test_pinned_copies_stay():
+    replicas = [room("a", ("x", 10, 1.0), ("y", 10, 2.0))]
+    assert place(10 * MIB, replicas, pinned={"x"}).evict == ("y",)
+    with pytest.raises(DoesNotFit, match="held by models in use"):
+        place(10 * MIB, replicas, pinned={"x", "y"})
+
+
+def test_a_model_bigger_than_every_replica_fits_nowhere():
+    with pytest.raises(DoesNotFit, match=r"needs 32.0Mi, more than a replica .* \(20.0Mi\)"):
+        place(32 * MIB, [room("a"), room("b")])
+
+
+def test_over_capacity_unloads_the_oldest_but_the_kept():
+    replica = room("a", ("new", 12, 9.0), ("old", 6, 1.0), ("mid", 6, 2.0))
+    assert over_capacity(replica, keep={"new"}) == ("old",)
+
+
+def _runtime(name: str, **spec) -> dict:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True}],
+            "containers": [{"name": "kserve-container", "image": "kserve/sklearnserver:latest"}],
+            **spec,
+        },
+    }
+
+
+def _isvc(predictor: dict, annotations: dict | None = None, status: dict | None = None) -> dict:
+    isvc = {"metadata": {"name": "m", "namespace": "default", "annotations": annotations or {}}}
+    isvc["spec"] = {"predictor": predictor}
+    if status:
+        isvc["status"] = status
+    return isvc
+
+
+def test_the_pool_runtime_is_a_multi_model_one():
+    isvc = _isvc({"sklearn": {"storageUri": "pvc://m/x"}})
+    single, multi = _runtime("single"), _runtime("multi", multiModel=True)
+    assert select_pool_runtime(isvc, [single, multi], []).name == "multi"
+    with pytest.raises(RuntimeSelectionError) as caught:
+        select_pool_runtime(isvc, [single], [])
+    assert caught.value.reason == "NoSupportingRuntime"
+    named = _isvc({"model": {"modelFormat": {"name": "sklearn"}, "runtime": "single", "storageUri": "x"}})
+    with pytest.raises(RuntimeSelectionError, match="not multiModel"):
+        select_pool_runtime(named, [single], [])
+
+
+def test_a_shorthand_is_read_as_a_model():
+    assert mesh_model(_isvc({"sklearn": {"storageUri": "s3://b/m"}})) == {
+        "modelFormat": {"name": "sklearn"},
+        "storageUri": "s3://b/m",
+    }
+
+
+def test_a_pool_takes_replicas_and_memory_from_its_runtime():
+    from modelplane.api.runtime_selection import RuntimeSelection
+
+    runtime = _runtime("multi", multiModel=True, replicas=3, builtInAdapter={"memBufferBytes": 100 * MIB})
+    runtime["spec"]["containers"][0]["resources"] = {"limits": {"memory": "1Gi"}}
+    spec = pool_spec(RuntimeSelection("ServingRuntime", runtime), "default")
+    assert (spec.name, spec.replicas, spec.memory, spec.capacity) == (
+        "modelmesh-serving-multi",
+        3,
+        1024 * MIB,
+        924 * MIB,
+    )
+    defaults = pool_spec(RuntimeSelection("ServingRuntime", _runtime("multi", multiModel=True)), "default")
+    assert (defaults.replicas, defaults.memory, defaults.capacity) == (1, 2048 * MIB, 1920 * MIB)
+
+
+def test_the_mode_recorded_in_the_status_wins():
+    mode = "serving.kserve.io/deploymentMode"
+    assert deployment_mode(_isvc({})) == "Knative"
+    assert deployment_mode(_isvc({}, {mode: "ModelMesh"})) == "ModelMesh"
+    assert deployment_mode(_isvc({}, {mode: "RawDeployment"})) == "Standard"
+    assert deployment_mode(_isvc({}, {mode: "Knative"}, {"deploymentMode": "ModelMesh"})) == "ModelMesh"
+
+
+FAILURE = Failure("ModelLoadFailed", "bad file", time="2024-01-01T00:00:00Z", location="pool-0")
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (
+            MeshModelState(pool_ready=True, revision="m__isvc-1"),
+            {"transitionStatus": "UpToDate", "states": {"activeModelState": "Standby"}},
+        ),
+        (
+            MeshModelState(revision="m__isvc-1"),
+            {"transitionStatus": "UpToDate", "states": {"activeModelState": "Pending"}},
+        ),
+        (
+            MeshModelState(pool_ready=True, revision="m__isvc-1", loading=True),
+            {"transitionStatus": "UpToDate", "states": {"activeModelState": "Loading"}},
+        ),
+        (
+            MeshModelState(pool_ready=True, revision="m__isvc-1", active_revision="m__isvc-1", copies=1),
+            {"transitionStatus": "UpToDate", "states": {"activeModelState": "Loaded"}},
+        ),
+        (
+            MeshModelState(
+                pool_ready=True,
+                revision="m__isvc-2",
+                active_revision="m__isvc-1",
+                active_copies=1,
+                loading=True,
+            ),
+            {
+                "transitionStatus": "InProgress",
+                "states": {"activeModelState": "Loaded", "targetModelState": "Loading"},
+            },
+        ),
+    ],
+)
+def test_target_model_state_only_while_not_up_to_date(state, expected):
+    status = model_status(state)
+    assert {k: status[k] for k in expected} == expected
+    assert "lastFailureInfo" not in status
+
+
+def test_a_failed_load_blocks_with_its_failure():
+    status = model_status(
+        MeshModelState(pool_ready=True, revision="m__isvc-1", failed_copies=1, failure=FAILURE)
+    )
+    assert status == {
+        "transitionStatus": "BlockedByFailedLoad",
+        "states": {"activeModelState": "FailedToLoad", "targetModelState": "FailedToLoad"},
+        "copies": {"failedCopies": 1, "totalCopies": 0},
+        "lastFailureInfo": {
+            "reason": "ModelLoadFailed",
+            "message": "bad file",
+            "location": "pool-0",
+            "modelRevisionName": "m__isvc-1",
+            "time": "2024-01-01T00:00:00Z",
+        },
+    }
+
+
+def test_no_runtime_is_an_invalid_spec():
+    invalid = Failure("NoSupportingRuntime", "No runtime found to support specified framework/version")
+    status = model_status(MeshModelState(invalid=invalid))
+    assert status["transitionStatus"] == "InvalidSpec"
+    assert status["lastFailureInfo"]["reason"] == "NoSupportingRuntime"
+
+
+def test_fields_a_pool_decides_are_said_to_be_ignored():
+    from modelplane.control.modelmesh import ignored_fields, mesh_service_status
+
+    isvc = _isvc(
+        {"minReplicas": 2, "sklearn": {"storageUri": "s3://b/m", "resources": {"limits": {"cpu": "1"}}}},
+        {"serving.kserve.io/deploymentMode": "ModelMesh"},
+    )
+    isvc["spec"]["transformer"] = {"containers": [{"image": "t"}]}
+    assert ignored_fields(isvc) == (
+        "spec.transformer",
+        "spec.predictor.minReplicas",
+        "spec.predictor.sklearn.resources",
+    )
+    status = mesh_service_status(
+        isvc, MeshModelState(pool_ready=True), domain="localhost", port=8080, now="t"
+    )
+    honored = {c["type"]: c for c in status["conditions"]}["FieldsHonored"]
+    assert (honored["status"], honored["reason"]) == ("False", "NotHonoredInModelMesh")
+    assert "spec.predictor.minReplicas" in honored["message"]
+    plain = _isvc({"sklearn": {"storageUri": "s3://b/m"}}, {"serving.kserve.io/deploymentMode": "ModelMesh"})
+    assert ignored_fields(plain) == ()

@@ -1,0 +1,225 @@
+"""End to end: ModelMesh services on `modelplane up`.
+
+Five sklearn iris services annotated `serving.kserve.io/deploymentMode: ModelMesh` share one
+multi-model ServingRuntime whose pool has 2 replicas, each keeping 20Mi for models; each model holds 8
+MB of weights, so a replica holds two and the pool four of the five. Each service answers its first
+request (loaded on demand), in turn; the least recently used copy is unloaded to make room and loaded
+again when asked; the statuses say which are Loaded and which Standby. A corrupt model ends
+FailedToLoad with lastFailureInfo while the others serve, a model bigger than a replica fails with that
+reason, and the mode of a service cannot be changed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import grpc
+import pytest
+import yaml
+
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
+from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, wait_until
+
+IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
+MODELS = ("iris-a", "iris-b", "iris-c", "iris-d", "iris-e")
+MIB = 1024**2
+REPLICA_MEMORY = 1024 * MIB
+FOR_MODELS = 20 * MIB
+
+
+def runtime_yaml() -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "mm-sklearn"},
+        "spec": {
+            "multiModel": True,
+            "replicas": 2,
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True}],
+            "builtInAdapter": {"memBufferBytes": REPLICA_MEMORY - FOR_MODELS},
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": "kserve/sklearnserver:latest",
+                    "args": ["--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080"],
+                    "resources": {"limits": {"memory": "1Gi"}},
+                }
+            ],
+        },
+    }
+
+
+def mesh_isvc(name: str, uri: str) -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "annotations": {"serving.kserve.io/deploymentMode": "ModelMesh"}},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri}}},
+    }
+
+
+def write_models(root: Path) -> None:
+    """Iris models, each carrying 8 MB of weights it does not need (what makes memory matter)."""
+    import joblib
+    import numpy as np
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = load_iris(return_X_y=True)
+    rng = np.random.default_rng(0)
+    for name in MODELS:
+        model = LogisticRegression(max_iter=1000).fit(features, labels)
+        model.ballast_ = rng.random(MIB)  # 8 MB of float64
+        (root / name).mkdir(parents=True)
+        joblib.dump(model, root / name / "model.joblib")
+    (root / "corrupt").mkdir()
+    (root / "corrupt" / "model.joblib").write_bytes(b"not a joblib file")
+    big = LogisticRegression(max_iter=1000).fit(features, labels)
+    big.ballast_ = rng.random(4 * MIB)  # 32 MB: more than a replica keeps for models
+    (root / "big").mkdir()
+    joblib.dump(big, root / "big" / "model.joblib")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("mp-modelmesh-home")
+    write_models(home / "pvc" / "mm")
+    yield home
+    assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+@pytest.fixture(scope="module")
+def platform(home):
+    with running_platform(home) as platform:
+        yield platform
+
+
+def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict) -> None:
+    path = tmp_path / f"resources-{time.monotonic_ns()}.yaml"
+    path.write_text(yaml.safe_dump_all(resources))
+    platform.cli("apply", "-f", str(path))
+
+
+def predict(platform: PlatformProcess, name: str):
+    return platform.request("POST", f"{name}.default.localhost", f"/v1/models/{name}:predict", json=IRIS)
+
+
+def model_status(platform: PlatformProcess, name: str) -> dict:
+    isvc = json.loads(platform.cli("get", "isvc", name, "-o", "json").stdout)
+    return (isvc.get("status") or {}).get("modelStatus") or {}
+
+
+def active(platform: PlatformProcess, name: str) -> str:
+    return model_status(platform, name).get("states", {}).get("activeModelState", "")
+
+
+def test_modelmesh_services_load_on_demand_and_evict_the_least_recently_used(platform, tmp_path):
+    apply(platform, tmp_path, runtime_yaml(), *(mesh_isvc(name, f"pvc://mm/{name}") for name in MODELS))
+    platform.cli("wait", "--for=condition=Ready", *(f"isvc/{n}" for n in MODELS), "--timeout=300s")
+    status = json.loads(platform.cli("get", "isvc", "iris-a", "-o", "json").stdout)["status"]
+    assert status["deploymentMode"] == "ModelMesh"
+    assert status["servingRuntimeName"] == "mm-sklearn"
+    # Registered, not loaded: Standby, no copy, no target.
+    assert status["modelStatus"] == {
+        "transitionStatus": "UpToDate",
+        "states": {"activeModelState": "Standby"},
+        "copies": {"failedCopies": 0, "totalCopies": 0},
+    }
+
+    # Each answers its first request (which waits for the load), in turn.
+    for name in MODELS:
+        response = predict(platform, name)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [1, 1]}
+    # Four fit in the pool: the least recently used, iris-a, made room for iris-e.
+    wait_until(lambda: active(platform, "iris-a") == "Standby", "iris-a evicted", platform)
+    assert model_status(platform, "iris-a")["copies"] == {"failedCopies": 0, "totalCopies": 0}
+    loaded = model_status(platform, "iris-e")
+    assert loaded == {
+        "transitionStatus": "UpToDate",
+        "states": {"activeModelState": "Loaded"},
+        "copies": {"failedCopies": 0, "totalCopies": 1},
+    }
+    assert [active(platform, name) for name in MODELS[1:]] == ["Loaded"] * 4
+
+    # Asked again, iris-a is loaded again, in the place of the least recently used, iris-b.
+    assert predict(platform, "iris-a").json() == {"predictions": [1, 1]}
+    wait_until(lambda: active(platform, "iris-a") == "Loaded", "iris-a loaded again", platform)
+    wait_until(lambda: active(platform, "iris-b") == "Standby", "iris-b evicted", platform)
+    assert [active(platform, name) for name in MODELS[2:]] == ["Loaded"] * 3
+    log = platform.log()
+    assert "iris-a unloaded" in log and "iris-b unloaded" in log
+
+
+def test_grpc_and_v2_reach_a_model_at_its_urls(platform):
+    """iris-b was unloaded: a gRPC call at its grpcUrl loads it again, as a REST call would."""
+    assert active(platform, "iris-b") == "Standby"
+    status = json.loads(platform.cli("get", "isvc", "iris-b", "-o", "json").stdout)["status"]
+    authority = urlsplit(status["components"]["predictor"]["grpcUrl"]).netloc
+    gateway = urlsplit(platform.gateway_url).netloc
+    with grpc.insecure_channel(gateway, options=[("grpc.default_authority", authority)]) as channel:
+        request = pb.ModelInferRequest(model_name="iris-b")
+        tensor = request.inputs.add(name="input-0", datatype="FP32", shape=[2, 4])
+        tensor.contents.fp32_contents.extend([v for row in IRIS["instances"] for v in row])
+        response = InferenceStub(channel).ModelInfer(request, timeout=120)
+    output = response.outputs[0]
+    assert list(output.contents.int64_contents or output.contents.int_contents) == [1, 1]
+    assert active(platform, "iris-b") == "Loaded"
+    v2 = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS["instances"]}]}
+    response = platform.request("POST", "iris-b.default.localhost", "/v2/models/iris-b/infer", json=v2)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == [1, 1]
+
+
+def test_a_corrupt_model_fails_to_load_while_the_others_serve(platform, tmp_path):
+    apply(platform, tmp_path, mesh_isvc("corrupt", "pvc://mm/corrupt"))
+    platform.cli("wait", "--for=condition=IngressReady", "isvc/corrupt", "--timeout=120s")
+    response = predict(platform, "corrupt")
+    assert response.status_code == 503
+    assert "failed to load" in response.json()["error"]
+    status = wait_until(
+        lambda: (
+            (s := model_status(platform, "corrupt")).get("transitionStatus") == "BlockedByFailedLoad" and s
+        ),
+        "corrupt FailedToLoad",
+        platform,
+    )
+    assert status["states"] == {"activeModelState": "FailedToLoad", "targetModelState": "FailedToLoad"}
+    assert status["copies"] == {"failedCopies": 1, "totalCopies": 0}
+    info = status["lastFailureInfo"]
+    assert info["reason"] == "ModelLoadFailed"
+    assert info["location"].startswith("modelmesh-serving-mm-sklearn-predictor-00001-")
+    assert info["modelRevisionName"].startswith("corrupt__isvc-")
+    assert info["message"] and info["time"]
+    isvc = json.loads(platform.cli("get", "isvc", "corrupt", "-o", "json").stdout)
+    ready = {c["type"]: c for c in isvc["status"]["conditions"]}["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "ModelLoadFailed")
+    # The others keep serving.
+    for name in ("iris-c", "iris-d"):
+        assert predict(platform, name).json() == {"predictions": [1, 1]}
+
+
+def test_a_model_bigger_than_a_replica_fails_with_that_reason(platform, tmp_path):
+    apply(platform, tmp_path, mesh_isvc("big", "pvc://mm/big"))
+    platform.cli("wait", "--for=condition=Ready", "isvc/big", "--timeout=120s")
+    response = predict(platform, "big")
+    assert response.status_code == 503
+    assert "more than a replica of runtime mm-sklearn keeps for models (20.0Mi)" in response.json()["error"]
+    info = wait_until(
+        lambda: model_status(platform, "big").get("lastFailureInfo"), "big's lastFailureInfo", platform
+    )
+    assert "more than a replica of runtime mm-sklearn keeps for models" in info["message"]
+
+
+def test_the_mode_of_a_service_cannot_change(platform, tmp_path):
+    changed = mesh_isvc("iris-c", "pvc://mm/iris-c")
+    changed["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "Standard"
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    result = platform.cli("apply", "-f", str(path), check=False)
+    assert result.returncode != 0
+    assert "deploymentMode cannot be changed from 'ModelMesh' to 'Standard'" in result.stderr
