@@ -22,8 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "revision, or --revision), with the platform's own notes (starts, exits, restarts) between the lines.",
     )
     parser.add_argument("name", help="the InferenceService (or the InferenceGraph, with -c router)")
-    parser.add_argument("-c", "--component", choices=COMPONENTS, default="predictor")
-    parser.add_argument("-n", "--namespace", default="default")
+    parser.add_argument(
+        "-c", "--component", choices=COMPONENTS, default="predictor", help="whose log (default: predictor)"
+    )
+    parser.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
     parser.add_argument("--revision", help="a revision name (default: the newest)")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing what is written")
     parser.add_argument("--home", type=Path, default=None, help="state folder (default: MODELPLANE_HOME)")

@@ -66,8 +66,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=os.environ.get("POD_NAME") or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
         help="this replica's name in the Lease (default: $POD_NAME)",
     )
-    parser.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "modelplane-system"))
-    parser.add_argument("--lease-name", default="modelplane-operator")
+    parser.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "modelplane-system"),
+        help="namespace of the Lease that elects the leader (default: $POD_NAMESPACE, else modelplane-system)",
+    )
+    parser.add_argument(
+        "--lease-name", default="modelplane-operator", help="the Lease's name (default: modelplane-operator)"
+    )
     parser.add_argument(
         "--lease-duration", type=float, default=15.0, help="seconds before another replica may take over"
     )
@@ -79,7 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--webhook-port", type=int, default=9443, help="the admission webhook's port (0: any free one)"
     )
     parser.add_argument("--no-webhook", action="store_true", help="serve no admission webhook")
-    parser.add_argument("--webhook-host", default="0.0.0.0")
+    parser.add_argument(
+        "--webhook-host", default="0.0.0.0", help="address the admission webhook binds (default: 0.0.0.0)"
+    )
     parser.add_argument(
         "--cert-dir",
         type=Path,

@@ -56,7 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve the model folder as a repository, even an empty one: each subfolder is a model, and "
         "more are loaded by name (env MULTI_MODEL_SERVER=true)",
     )
-    add("--http-port", "--http_port", type=int, default=int(os.environ.get("PORT", 8080)))
+    add(
+        "--http-port",
+        "--http_port",
+        type=int,
+        default=int(os.environ.get("PORT", 8080)),
+        help="REST port (default: $PORT, else 8080)",
+    )
     add("--grpc-port", "--grpc_port", type=int, default=8081, help="gRPC port; -1 turns gRPC off")
     add(
         "--grpc-max-message-length",
@@ -87,9 +93,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     huggingface_options.add_arguments(parser)
     add("--predict-proba", action="store_true", default=None, help="sklearn: answer with predict_proba")
     add("--predictor-host", "--predictor_host", default=None, help="transformers: the predictor's host:port")
-    add("--predictor-protocol", "--predictor_protocol", default="v1", choices=["v1", "v2"])
-    add("--explainer-host", "--explainer_host", default=None)
-    add("--log-level", default=os.environ.get("MODELPLANE_LOGLEVEL", "INFO"))
+    add(
+        "--predictor-protocol",
+        "--predictor_protocol",
+        default="v1",
+        choices=["v1", "v2"],
+        help="transformers: the protocol spoken to the predictor (default: v1)",
+    )
+    add(
+        "--explainer-host",
+        "--explainer_host",
+        default=None,
+        help="where :explain goes when the model has no explain",
+    )
+    add(
+        "--log-level",
+        default=os.environ.get("MODELPLANE_LOGLEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (default: $MODELPLANE_LOGLEVEL, else INFO)",
+    )
     parser.set_defaults(func=run)
 
 

@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "commands on this machine",
     )
     parser.add_argument("--domain", default="localhost", help="services are <name>.<namespace>.<domain>")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)")
     parser.add_argument(
         "--no-warm-starts",
         dest="warm_starts",

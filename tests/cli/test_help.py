@@ -1,0 +1,41 @@
+"""Every subcommand and every flag of `modelplane` says what it is for in `--help`."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from modelplane.cli.main import SUBCOMMANDS, build_parser
+
+
+def undocumented(parser: argparse.ArgumentParser, path: str) -> list[str]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not helps.get(name) and not sub.description:
+                    found.append(f"{path} {name}")
+                found += undocumented(sub, f"{path} {name}")
+        elif not action.help or action.help == argparse.SUPPRESS:
+            found.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+    return found
+
+
+def test_every_subcommand_and_flag_has_help_text():
+    assert undocumented(build_parser(), "modelplane") == []
+
+
+def test_each_subcommand_prints_its_help():
+    for command in SUBCOMMANDS:
+        result = subprocess.run(
+            [sys.executable, "-m", "modelplane", command, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, (command, result.stderr)
+        assert f"usage: modelplane {command}" in result.stdout
