@@ -6,8 +6,9 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelplane.cli.main import CommandError
 from modelplane.runtimes.huggingface import options as huggingface_options
@@ -239,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     batching = batch_settings(args)
     limits = connection_limits(args)
     models, factory = build_models(args)
-    factory = _rebuilding_start_models(factory, {model.name for model in models}, args)
+    factory = _RebuildingFactory(factory, frozenset(model.name for model in models), args)
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=None if args.grpc_port < 0 else args.grpc_port,
@@ -313,30 +314,33 @@ def build_models(args: argparse.Namespace):
         raise CommandError(str(exc)) from None
 
 
-def _rebuilding_start_models(factory, start_names: set[str], args: argparse.Namespace):
+@dataclass(frozen=True)
+class _RebuildingFactory:
     """The factory, which also builds again, by name, a model the server was started with: a
     repository load brings back a model that was unloaded (Triton's semantics), even on a server of
-    one model."""
+    one model. A class, not a closure: `--workers` hands it to processes of their own."""
 
-    def rebuild(model_name: str):
-        if factory is not None:
+    factory: Any
+    start_names: frozenset[str]
+    args: argparse.Namespace
+
+    def __call__(self, model_name: str):
+        if self.factory is not None:
             try:
-                return factory(model_name)
+                return self.factory(model_name)
             except LookupError:
-                if model_name not in start_names:
+                if model_name not in self.start_names:
                     raise
-        if model_name not in start_names:
+        if model_name not in self.start_names:
             raise LookupError(f"Model with name {model_name} is not in the repository.")
         try:
-            models, _ = build_models(args)
+            models, _ = build_models(self.args)
         except CommandError as exc:
             raise LookupError(f"cannot build {model_name} again: {exc}") from None
         for model in models:
             if model.name == model_name:
                 return model
         raise LookupError(f"{model_name} is no longer where the server found it at start")
-
-    return rebuild
 
 
 def _art_explainer(name: str, args: argparse.Namespace):
