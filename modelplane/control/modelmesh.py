@@ -38,7 +38,7 @@ from modelplane.api.runtime_selection import (
     supports_model,
 )
 from modelplane.control.observed import Failure
-from modelplane.control.status import _condition, with_transition_times  # (shared within control)
+from modelplane.control.status import _condition, failure_info, with_transition_times
 from modelplane.control.urls import component_host, grpc_url, host_url, service_host
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
@@ -289,19 +289,6 @@ def _own_state(state: MeshModelState) -> str:
     if state.loading:
         return c.LOADING
     return c.STANDBY if state.pool_ready else c.PENDING
-
-
-def failure_info(failure: Failure, revision: str | None) -> dict:
-    info: dict = {"reason": failure.reason, "message": failure.message}
-    if failure.location:
-        info["location"] = failure.location
-    if revision:
-        info["modelRevisionName"] = revision
-    if failure.time:
-        info["time"] = failure.time
-    if failure.exit_code is not None:
-        info["exitCode"] = failure.exit_code
-    return info
 
 
 def mesh_service_status(

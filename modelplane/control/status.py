@@ -290,7 +290,7 @@ def _model_status(predictor: ComponentState | None, invalid: Failure | None) -> 
         return {
             "transitionStatus": c.INVALID_SPEC,
             "states": {"activeModelState": active, "targetModelState": c.FAILED_TO_LOAD},
-            "lastFailureInfo": _failure_info(invalid, None),
+            "lastFailureInfo": failure_info(invalid, None),
             "copies": copies,
         }
     if predictor is None:
@@ -311,11 +311,11 @@ def _model_status(predictor: ComponentState | None, invalid: Failure | None) -> 
     else:
         status["transitionStatus"] = c.IN_PROGRESS
     if latest.phase == c.FAILED_TO_LOAD and latest.failure is not None:
-        status["lastFailureInfo"] = _failure_info(latest.failure, latest.name)
+        status["lastFailureInfo"] = failure_info(latest.failure, latest.name)
     return status
 
 
-def _failure_info(failure: Failure, revision: str | None) -> dict:
+def failure_info(failure: Failure, revision: str | None) -> dict:
     info: dict = {"reason": failure.reason, "message": failure.message}
     if failure.location:
         info["location"] = failure.location
