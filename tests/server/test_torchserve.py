@@ -205,3 +205,24 @@ def test_explain_runs_the_handler_s_explanations(server):
     assert response.status_code == 200, response.text
     (attributions,) = response.json()["explanations"]
     assert np.asarray(attributions).shape == (3, 224, 224)
+
+
+def test_a_stock_handler_s_batch_decoded_in_halves_answers_each_row_in_order(server):
+    """TorchServe's image_classifier decodes a batch of four or more in two halves at once; the
+    answers still follow the rows."""
+    colours = [RED, BLUE, RED, BLUE, BLUE]
+    alone = {}
+    for colour in (RED, BLUE):
+        body = {"instances": [{"data": b64(picture(colour))}]}
+        (alone[colour],) = httpx.post(f"{server.url}/v1/models/breeds:predict", json=body).json()[
+            "predictions"
+        ]
+    assert list(alone[RED])[0] != list(alone[BLUE])[0]  # the rows can be told apart
+    body = {"instances": [{"data": b64(picture(colour))} for colour in colours]}
+    response = httpx.post(f"{server.url}/v1/models/breeds:predict", json=body)
+    assert response.status_code == 200, response.text
+    answers = response.json()["predictions"]
+    assert [list(answer)[0] for answer in answers] == [list(alone[colour])[0] for colour in colours]
+    for answer, colour in zip(answers, colours, strict=True):
+        assert answer.keys() == alone[colour].keys()
+        assert all(abs(answer[label] - alone[colour][label]) < 1e-4 for label in answer)
