@@ -207,9 +207,8 @@ def test_explain_runs_the_handler_s_explanations(server):
     assert np.asarray(attributions).shape == (3, 224, 224)
 
 
-def test_a_stock_handler_s_batch_decoded_in_halves_answers_each_row_in_order(server):
-    """TorchServe's image_classifier decodes a batch of four or more in two halves at once; the
-    answers still follow the rows."""
+def test_a_stock_handler_s_batch_answers_each_row_in_order(server):
+    """TorchServe's image_classifier, run as a pipeline: a batch's answers follow its rows."""
     colours = [RED, BLUE, RED, BLUE, BLUE]
     alone = {}
     for colour in (RED, BLUE):

@@ -4,19 +4,15 @@ TorchServe's stock vision handlers (image_classifier, image_segmenter, object_de
 batch between their stages, so their workers run as a two-stage pipeline: one batch is read and decoded
 (`preprocess`: base64, JPEG decoding, resizing) while the batch before it goes through the network
 (`inference`, `postprocess`). Both stages release the GIL in their C code, so one worker keeps two cores
-busy where it would keep one. A batch of several pictures is decoded in two halves at once where the
-replica has two cores or more (the halves' tensors are joined in order, so the network sees the batch it
-would have). Every other handler, custom ones included, runs its `handle` whole, one batch at a time,
-exactly as TorchServe calls it.
+busy where it would keep one. Every other handler, custom ones included, runs its `handle` whole, one batch
+at a time, exactly as TorchServe calls it.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 # Stock handlers whose stages are safe to overlap (their classes exactly: a subclass may keep state).
@@ -25,7 +21,6 @@ _PIPELINED = (
     ("ts.torch_handler.image_segmenter", "ImageSegmenter"),
     ("ts.torch_handler.object_detector", "ObjectDetector"),
 )
-SPLIT_FROM = 4  # rows: a batch this large is decoded in two halves at once
 
 
 class Worker:
@@ -38,8 +33,6 @@ class Worker:
         self.slots = 2 if self.pipelined else 1
         self._reading = threading.Lock()
         self._computing = threading.Lock()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        self._decoder = ThreadPoolExecutor(1, "decode") if self.pipelined and cores > 1 else None
 
     def new_context(self) -> Any:
         """A context of the worker's own for one batch: batches in flight side by side each keep their
@@ -56,22 +49,12 @@ class Worker:
         handler = self.handler
         with self._reading:
             handler.context = context
-            prepared = self._preprocess(data)
+            prepared = handler.preprocess(data)
         with self._computing:
             handler.context = context
             results = handler.postprocess(handler.inference(prepared))
         context.metrics.add_time("HandlerTime", round((time.time() - started) * 1000, 2), None, "ms")
         return results
-
-    def _preprocess(self, data: list) -> Any:
-        if self._decoder is None or len(data) < SPLIT_FROM:
-            return self.handler.preprocess(data)
-        import torch
-
-        half = len(data) // 2
-        first = self._decoder.submit(self.handler.preprocess, data[:half])
-        second = self.handler.preprocess(data[half:])
-        return torch.cat([first.result(), second])
 
 
 def _is_pipelined(handler: Any) -> bool:
