@@ -469,9 +469,13 @@ async def _watch_lines(
 
 
 def open_store(home: Path) -> Store:
-    """The store of a modelplane home (created if new), with KServe's admission."""
+    """The store of a modelplane home (created if new), with KServe's admission. Only its owner may
+    read it, as it holds the Secrets' values (SQLite gives its journal files the same mode)."""
     home.mkdir(parents=True, exist_ok=True)
-    return Store(store_path(home), default_admission())
+    path = store_path(home)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    return Store(path, default_admission())
 
 
 def bind(host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> socket.socket:
