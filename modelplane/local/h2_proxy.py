@@ -306,7 +306,6 @@ class GrpcCall:
             return
         self._awaiting_model = False
         self._route(model)
-        self.client.flush()
 
     def client_reset(self) -> None:
         """The client cancelled the call, or went away."""
