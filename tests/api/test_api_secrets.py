@@ -19,7 +19,12 @@ def b64(text: str) -> str:
 
 
 def secret(name: str = "storage-config", **fields) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"}, **fields}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "default"},
+        **fields,
+    }
 
 
 def test_string_data_is_folded_into_data_and_the_type_defaulted():
@@ -33,7 +38,10 @@ def test_string_data_is_folded_into_data_and_the_type_defaulted():
 def test_a_read_shows_the_keys_and_no_value():
     applied = json.dumps(secret(stringData={"minio": json.dumps(DOCUMENT)}))
     stored = admit(
-        secret(stringData={"minio": json.dumps(DOCUMENT)}, metadata={"name": "s", "annotations": {LAST_APPLIED: applied}})
+        secret(
+            stringData={"minio": json.dumps(DOCUMENT)},
+            metadata={"name": "s", "annotations": {LAST_APPLIED: applied}},
+        )
     )
     assert "hush-hush-value" not in stored["metadata"]["annotations"][LAST_APPLIED]  # not even stored
     shown = redacted(stored)
@@ -70,12 +78,14 @@ def test_values_are_checked_and_never_echoed():
     ]
     assert all("hush-hush-value" not in e.message for e in errors)
     # Any JSON is fine in a Secret of another name.
-    assert admit(secret("other", stringData={"notjson": "plain text"}))["data"] == {"notjson": b64("plain text")}
+    assert admit(secret("other", stringData={"notjson": "plain text"}))["data"] == {
+        "notjson": b64("plain text")
+    }
 
 
 def test_an_immutable_secret_keeps_its_data():
     old = admit(secret("fixed", immutable=True, stringData={"k": "v"}))
-    assert [e.path for e in rejection(secret("fixed", immutable=True, stringData={"k": "w"}), old=old).errors] == [
-        "data"
-    ]
+    assert [
+        e.path for e in rejection(secret("fixed", immutable=True, stringData={"k": "w"}), old=old).errors
+    ] == ["data"]
     assert admit(secret("fixed", immutable=True, data={"k": REDACTED}), old=old)["data"] == old["data"]

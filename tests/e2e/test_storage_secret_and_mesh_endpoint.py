@@ -53,7 +53,11 @@ def s3(tmp_path_factory) -> Server:
             region_name="us-east-1",
         )
         client.create_bucket(Bucket=BUCKET)
-        client.put_object(Bucket=BUCKET, Key="sklearn/iris/model.joblib", Body=(models / "iris" / "model.joblib").read_bytes())
+        client.put_object(
+            Bucket=BUCKET,
+            Key="sklearn/iris/model.joblib",
+            Body=(models / "iris" / "model.joblib").read_bytes(),
+        )
         yield server
     finally:
         server.stop()
@@ -124,7 +128,9 @@ def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict) -> None:
     platform.cli("apply", "-f", str(path))
 
 
-def predict_v1(platform: PlatformProcess, host: str, name: str, model_id: str | None = None) -> httpx.Response:
+def predict_v1(
+    platform: PlatformProcess, host: str, name: str, model_id: str | None = None
+) -> httpx.Response:
     headers = {"host": host, **({"mm-vmodel-id": model_id} if model_id else {})}
     body = {"instances": IRIS.tolist()}
     url = f"{platform.gateway_url}/v1/models/{name}:predict"
@@ -171,7 +177,9 @@ def test_no_read_shows_a_value_of_the_secret(platform, s3):
     ).text
     statuses = platform.cli("get", "isvc", "-o", "json").stdout
     encoded = base64.b64encode(SECRET_KEY.encode()).decode()
-    logs = [path.read_text(errors="replace") for path in (platform.home / "logs").rglob("*") if path.is_file()]
+    logs = [
+        path.read_text(errors="replace") for path in (platform.home / "logs").rglob("*") if path.is_file()
+    ]
     for text in (shown, listed, watched, statuses, platform.log(), *logs):
         assert SECRET_KEY not in text and encoded not in text
         assert ACCESS_KEY not in text
@@ -197,7 +205,9 @@ def test_the_mesh_endpoint_routes_grpc_by_metadata_and_by_the_model_name(platfor
     options = [("grpc.default_authority", ENDPOINT)]
     with grpc.insecure_channel(gateway_target(platform), options=options) as channel:
         stub = InferenceStub(channel)
-        by_header = stub.ModelInfer(infer_request("mesh-iris"), metadata=[("mm-vmodel-id", "mesh-iris")], timeout=120)
+        by_header = stub.ModelInfer(
+            infer_request("mesh-iris"), metadata=[("mm-vmodel-id", "mesh-iris")], timeout=120
+        )
         assert classes(by_header) == [1, 1]
         by_name = stub.ModelInfer(infer_request("mesh-iris"), timeout=120)
         assert classes(by_name) == [1, 1]

@@ -327,7 +327,9 @@ def test_a_secret_applies_again_and_no_read_shows_its_values(kubectl, api):
 
 
 def test_a_storage_config_that_is_not_json_is_refused_without_its_value(kubectl):
-    path = kubectl.file("bad-secret.yaml", SECRET.replace("'{{", "'not json {{").format(value="kubectl-hidden"))
+    path = kubectl.file(
+        "bad-secret.yaml", SECRET.replace("'{{", "'not json {{").format(value="kubectl-hidden")
+    )
     refused = kubectl("apply", "-f", path, check=False)
     assert refused.returncode != 0
     assert "data[localMinIO]: Invalid value: a storage config must be a JSON object" in refused.stderr
