@@ -356,7 +356,8 @@ async def _patch_body(request: Request, target: Target) -> dict[str, Any]:
     if request.content_type != MERGE_PATCH:
         raise UnsupportedMediaType(
             f"the body of the request was in an unknown format ({request.content_type or 'none'}) "
-            f"- accepted media types include: {MERGE_PATCH}"
+            f"- accepted media types include: {MERGE_PATCH}; patch with a JSON merge patch (kubectl patch "
+            "--type=merge): a strategic merge patch is taken for a Secret only"
         )
     return await request.json_object()
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
+from modelplane.api.secrets import REDACTED
 from modelplane.local.api_process import ApiProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
@@ -314,14 +316,14 @@ def test_a_secret_applies_again_and_no_read_shows_its_values(kubectl, api):
     kubectl.file("secret.yaml", SECRET.format(value="kubectl-secret-two"))
     assert kubectl("apply", "-f", path).stdout == "secret/storage-config configured\n"
     assert api.get(f"{SECRETS}/storage-config").json()["metadata"]["resourceVersion"] != version
-    shown = [
-        kubectl("get", "secret", "storage-config", "-o", "yaml").stdout,
-        kubectl("get", "secrets", "-o", "json").stdout,
-        kubectl("describe", "secret", "storage-config").stdout,
-    ]
-    assert "localMinIO" in shown[0]
-    for text in shown:
-        assert "kubectl-secret" not in text and "minio" not in text.replace("localMinIO", "")
+    got = yaml.safe_load(kubectl("get", "secret", "storage-config", "-o", "yaml").stdout)
+    assert got["data"] == {"localMinIO": REDACTED} and "stringData" not in got
+    listed = json.loads(kubectl("get", "secrets", "-o", "json").stdout)
+    assert [item["data"] for item in listed["items"]] == [{"localMinIO": REDACTED}]
+    applied = got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    assert json.loads(applied)["stringData"] == {"localMinIO": REDACTED}
+    described = kubectl("describe", "secret", "storage-config").stdout
+    assert "kubectl-secret" not in described and "minio" not in described.replace("localMinIO", "")
     assert _table(kubectl("get", "secrets").stdout)[0] == ["NAME", "TYPE", "AGE"]
     assert _table(kubectl("get", "secrets").stdout)[1][:2] == ["storage-config", "Opaque"]
 
