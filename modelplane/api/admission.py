@@ -2,7 +2,7 @@
 
 The steps follow the Kubernetes API server with KServe's webhooks installed:
 1. drop `key: null` entries, and check field types against the CRD schema (as written);
-2. apply the defaulting webhook (InferenceService only);
+2. apply the defaulting webhook (InferenceService only; a Secret's `stringData` is folded into `data`);
 3. check the defaulted resource against the schema (required fields), and fill the schema's defaults;
 4. apply the validating webhook's rules.
 
@@ -18,7 +18,8 @@ from .config import DEFAULT_CONFIG, AdmissionConfig
 from .constants import FRAMEWORK_SHORTHANDS
 from .defaults import default_inference_service
 from .errors import FieldError, ValidationError
-from .kinds import INFERENCE_SERVICE, KINDS, kind_of
+from .kinds import INFERENCE_SERVICE, KINDS, SECRET, kind_of
+from .secrets import written_secret
 from .validation import semantic_errors
 
 
@@ -47,6 +48,8 @@ def admit(
     written = resource
     if kind == INFERENCE_SERVICE:
         resource = default_inference_service(resource, config, old=old)
+    elif kind == SECRET:
+        resource = written_secret(resource, old)
     _raise_if(_as_written(schema.schema_errors(resource, kind), written, resource))
     schema.apply_schema_defaults(resource, kind)
     old = schema.prune_nulls(old) if old else None

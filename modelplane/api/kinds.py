@@ -1,5 +1,5 @@
 """The resource kinds modelplane serves: their group, version, names and scope (KServe's, and
-Kubernetes' Event)."""
+Kubernetes' Event and Secret)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ INFERENCE_GRAPH = Kind("InferenceGraph", "v1alpha1", "inferencegraphs", "inferen
 TRAINED_MODEL = Kind("TrainedModel", "v1alpha1", "trainedmodels", "trainedmodel", ("tm",), True)
 # Kubernetes' Event (core group, `v1`): what the platform tells about a resource, next to its status.
 EVENT = Kind("Event", "v1", "events", "event", ("ev",), True, group="")
+# Kubernetes' Secret (core group): the storage-config secret a model's `storage.key` resolves against.
+SECRET = Kind("Secret", "v1", "secrets", "secret", (), True, group="")
 
 KINDS: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
@@ -55,6 +57,7 @@ KINDS: tuple[Kind, ...] = (
     INFERENCE_GRAPH,
     TRAINED_MODEL,
     EVENT,
+    SECRET,
 )
 
 _BY_KIND = {k.kind: k for k in KINDS}

@@ -26,6 +26,7 @@ from modelplane.api.kinds import (
     CLUSTER_SERVING_RUNTIME,
     INFERENCE_GRAPH,
     INFERENCE_SERVICE,
+    SECRET,
     SERVING_RUNTIME,
     TRAINED_MODEL,
     kind_of,
@@ -98,6 +99,8 @@ def render(resources: Sequence[dict], settings: KubeSettings) -> Rendering:
         elif kind == TRAINED_MODEL:
             note = _trained_model_note(resource, services.get((namespace, parent_name(resource))))
             rendering.notes += [note] if note else []
+        elif kind == SECRET:  # already a Kubernetes object (the storage-config Secret): as it is
+            rendering.objects.append(resource)
     return rendering
 
 

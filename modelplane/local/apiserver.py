@@ -34,7 +34,8 @@ from typing import Any
 import uvicorn
 import uvloop
 
-from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, Kind, kind_of
+from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, SECRET, Kind, kind_of
+from modelplane.api.secrets import redacted
 from modelplane.graph.validation import condition_warnings
 from modelplane.local import api_discovery, api_openapi
 from modelplane.local.api_admission import default_admission
@@ -60,7 +61,7 @@ from modelplane.local.api_http import (
 )
 from modelplane.local.api_meta import now_rfc3339
 from modelplane.local.api_metrics import MeasuredSend, request_labels
-from modelplane.local.api_patch import MERGE_PATCH, merge_patch
+from modelplane.local.api_patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, plain_patch
 from modelplane.local.api_paths import kind_at
 from modelplane.local.api_selectors import parse_selectors
 from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
@@ -203,7 +204,8 @@ class ApiApp:
             _check_body(body, target)
             warnings = options.unknown_field_warnings(body, target.kind)
             created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
-            return await send_json(send, 201, created, warning_headers(warnings + _written_warnings(created)))
+            headers = warning_headers(warnings + _written_warnings(created))
+            return await send_json(send, 201, shown(created), headers)
         raise MethodNotAllowed(f"{request.method} is not supported on a collection")
 
     async def _list(self, request: Request, send: Send, target: Target) -> None:
@@ -211,7 +213,7 @@ class ApiApp:
         items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
         if target.kind == CLUSTER_SERVING_RUNTIME:
             items = self.builtins.listed(items, version)
-        items = [item for item in items if matches(item)]
+        items = [shown(item) for item in items if matches(item)]
         wanted = _table_wanted(request)
         if wanted is not None:
             return await send_json(send, 200, table(target.kind, items, wanted, version))
@@ -257,7 +259,7 @@ class ApiApp:
             delete = functools.partial(
                 self.store.delete, ref, dry_run=deleting.dry_run, preconditions=deleting.preconditions
             )
-            return await send_json(send, 200, await asyncio.to_thread(delete))
+            return await send_json(send, 200, shown(await asyncio.to_thread(delete)))
         options = WriteOptions.from_query(request.query)
         if request.method == "PUT":
             body = await request.json_object()
@@ -265,12 +267,7 @@ class ApiApp:
             written = body
             change = _replace_with(body)
         elif request.method == "PATCH":
-            if request.content_type != MERGE_PATCH:
-                raise UnsupportedMediaType(
-                    f"the body of the request was in an unknown format ({request.content_type or 'none'}) "
-                    f"- accepted media types include: {MERGE_PATCH}"
-                )
-            written = await request.json_object()
+            written = await _patch_body(request, target)
             change = _patched_with(written)
         else:
             raise MethodNotAllowed(f"{request.method} is not supported here")
@@ -279,7 +276,7 @@ class ApiApp:
         updated = await asyncio.to_thread(write, ref, change, dry_run=options.dry_run)
         if not status_only:
             warnings += _written_warnings(updated)
-        await send_json(send, 200, updated, warning_headers(warnings))
+        await send_json(send, 200, shown(updated), warning_headers(warnings))
 
     async def _builtin_runtime(self, request: Request, send: Send, target: Target, builtin: dict) -> None:
         """A built-in runtime is read like a stored one, and replaced by a PUT or PATCH, which stores
@@ -322,7 +319,7 @@ class ApiApp:
             {
                 "apiVersion": "modelplane.io/v1",
                 "kind": "ApplyResult",
-                "items": [{"action": r.action, "object": r.object} for r in results],
+                "items": [{"action": r.action, "object": shown(r.object)} for r in results],
             },
         )
 
@@ -346,8 +343,28 @@ def _table_wanted(request: Request) -> TableRequest | None:
     return table_request(request.headers.get("accept"), request.query.get("includeObject"))
 
 
+def shown(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource as the API answers it: a Secret's values never leave the store (api/secrets.py)."""
+    return redacted(resource) if resource.get("kind") == SECRET.kind else resource
+
+
+async def _patch_body(request: Request, target: Target) -> dict[str, Any]:
+    """A PATCH's body: a merge patch; for a Secret also kubectl's strategic merge patch, which for a
+    Secret's fields means the same, as long as it holds none of its `$` directives."""
+    if request.content_type == STRATEGIC_MERGE_PATCH and target.kind == SECRET:
+        return plain_patch(await request.json_object())
+    if request.content_type != MERGE_PATCH:
+        raise UnsupportedMediaType(
+            f"the body of the request was in an unknown format ({request.content_type or 'none'}) "
+            f"- accepted media types include: {MERGE_PATCH}; patch with a JSON merge patch (kubectl patch "
+            "--type=merge): a strategic merge patch is taken for a Secret only"
+        )
+    return await request.json_object()
+
+
 async def _send_object(request: Request, send: Send, target: Target, obj: dict[str, Any]) -> None:
     """One object, or the one-row Table kubectl asks for when it prints it."""
+    obj = shown(obj)
     wanted = _table_wanted(request)
     if wanted is None:
         return await send_json(send, 200, obj)
@@ -445,15 +462,21 @@ async def _watch_lines(
     try:
         async for event in events:
             if matches(event.object):
-                yield event.to_json()
+                line = event.to_json()
+                line["object"] = shown(line["object"])
+                yield line
     except Expired as error:
         yield {"type": "ERROR", "object": error.to_status()}
 
 
 def open_store(home: Path) -> Store:
-    """The store of a modelplane home (created if new), with KServe's admission."""
+    """The store of a modelplane home (created if new), with KServe's admission. Only its owner may
+    read it, as it holds the Secrets' values (SQLite gives its journal files the same mode)."""
     home.mkdir(parents=True, exist_ok=True)
-    return Store(store_path(home), default_admission())
+    path = store_path(home)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    return Store(path, default_admission())
 
 
 def bind(host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> socket.socket:

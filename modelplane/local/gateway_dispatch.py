@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from modelplane.local.gateway_observe import CallWatch, ExchangeWatch, GatewayObserver
 from modelplane.local.gateway_revisions import RevisionState, RevisionStats, Unavailable
 from modelplane.local.gateway_routes import Route, RouteTable, host_without_port
+from modelplane.local.modelmesh_endpoint import MODEL_ID_HEADER, model_in_path
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 _HOST_CACHE_LIMIT = 4096
@@ -115,14 +116,40 @@ class Dispatcher:
         self._splits = {host: _Split(host, route, revisions) for host, route in table.routes.items()}
         self._by_host_header = {}
 
-    def resolve(self, host_header: bytes, path: bytes) -> RevisionState:
+    def resolve(self, host_header: bytes, path: bytes, model: bytes | None = None) -> RevisionState:
         """The revision for this request; raises `Unavailable`: 503 with the reason for the host of a
         service that does not serve (or for any unknown host while the routes are still loading), 404
-        for a host nobody serves."""
+        for a host nobody serves. At a host that routes by model (ModelMesh's endpoint), the model is
+        `model` (its `mm-vmodel-id`), else the one `path` names."""
         split = self._split(host_header)
         if split is None:
-            raise self._no_route(host_header)
+            models = self.models_at(host_header)
+            if models is None:
+                raise self._no_route(host_header)
+            split = self._model_split(host_header, models, model or model_in_path(path))
         return split.pick(path)
+
+    def models_at(self, host_header: bytes) -> Mapping[str, str] | None:
+        """The models of a host that routes by model (None: it routes by host)."""
+        host = host_without_port(host_header.decode("latin-1"))
+        return self._table.model_endpoints.get(host) if host not in self._splits else None
+
+    def _model_split(self, host_header: bytes, models: Mapping[str, str], model: bytes | None) -> _Split:
+        host = host_without_port(host_header.decode("latin-1"))
+        if not model:
+            raise Unavailable(
+                400,
+                f"name the model at {host}: the {MODEL_ID_HEADER.decode()} header, or the model in the path",
+            )
+        name = model.decode("latin-1")
+        target = models.get(name)
+        if target is None:
+            known = ", ".join(sorted(models)) or "none"
+            raise Unavailable(404, f"no ModelMesh model '{name}' is served at {host}; its models: {known}")
+        split = self._splits.get(target)
+        if split is None:
+            raise self._no_route(target.encode("latin-1"))
+        return split
 
     def watch(
         self,

@@ -99,11 +99,14 @@ class RouteTable:
     runtime is missing, they are stopped or still loading) with the reason: their requests are answered
     503 with it rather than 404. `starting` says the routes of the stored services are not all loaded
     yet (`modelplane up` has just started): a host the table does not know is answered 503, not 404.
+    `model_endpoints` are hosts that route by model rather than by host (ModelMesh's single endpoint,
+    `modelmesh_endpoint.py`): each maps the names of its models to the host whose route serves them.
     """
 
     routes: Mapping[str, Route] = field(default_factory=dict)
     unavailable: Mapping[str, str] = field(default_factory=dict)
     starting: bool = False
+    model_endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         normalized = {host.lower(): route for host, route in self.routes.items()}
@@ -112,6 +115,11 @@ class RouteTable:
             host.lower(): why for host, why in self.unavailable.items() if host.lower() not in normalized
         }
         object.__setattr__(self, "unavailable", MappingProxyType(refused))
+        endpoints = {
+            host.lower(): MappingProxyType({name: target.lower() for name, target in models.items()})
+            for host, models in self.model_endpoints.items()
+        }
+        object.__setattr__(self, "model_endpoints", MappingProxyType(endpoints))
 
     def lookup(self, host: str) -> Route | None:
         return self.routes.get(host)

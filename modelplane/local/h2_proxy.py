@@ -33,6 +33,7 @@ from modelplane.local.gateway_observe import CallWatch
 from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
 from modelplane.local.h2_endpoint import H2Endpoint, Headers
 from modelplane.local.h2_upstream import H2Upstream, H2UpstreamPool
+from modelplane.local.modelmesh_endpoint import MODEL_ID_HEADER, NoModelName, model_header, model_in_message
 from modelplane.protocol.grpc.status import status_headers
 from modelplane.protocol.http2.hpack import header_list_size
 
@@ -44,9 +45,12 @@ logger = logging.getLogger(__name__)
 
 
 # gRPC status codes the gateway answers with.
-CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 1, 4, 8, 12, 13, 14
+CANCELLED, INVALID_ARGUMENT, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED = 1, 3, 4, 8
+UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 12, 13, 14
 UNAUTHENTICATED = 16
 _REFUSED_STREAM, _CANCEL = 7, 8  # HTTP/2 error codes of RST_STREAM
+# The gateway's refusals (`Unavailable`'s status) as gRPC codes: a host nobody serves is UNIMPLEMENTED.
+_GRPC_CODES = {400: INVALID_ARGUMENT, 404: UNIMPLEMENTED}
 
 
 class H2ClientConnection(H2Endpoint):
@@ -212,6 +216,7 @@ class GrpcCall:
         self._headers_sent = False
         self._task: asyncio.Task[None] | None = None
         self._watched = False
+        self._awaiting_model = False  # at ModelMesh's endpoint, until the first message names the model
         self.watch: CallWatch | None = None  # metrics (gateway_observe.py)
 
     # -- from the client -----------------------------------------------------------------------
@@ -240,10 +245,19 @@ class GrpcCall:
                 "send REST requests over HTTP/1.1",
             )
             return
+        model = model_header(self.headers)
+        if model is None and self.client.router.models_at(self._authority) is not None:
+            # ModelMesh's endpoint: the model is the one the first message names.
+            self._awaiting_model = True
+            self._route_by_message()
+            return
+        self._route(model)
+
+    def _route(self, model: bytes | None) -> None:
         try:
-            revision = self.client.router.resolve(self._authority, self._path)
+            revision = self.client.router.resolve(self._authority, self._path, model)
         except Unavailable as exc:
-            self.fail(UNIMPLEMENTED if exc.status == 404 else UNAVAILABLE, exc.message)
+            self.fail(_GRPC_CODES.get(exc.status, UNAVAILABLE), exc.message)
             return
         if not revision.serves_grpc:
             host = self._authority.decode("latin-1")
@@ -267,11 +281,31 @@ class GrpcCall:
         self._to_upstream.append([data, flow_length])
         if self._upstream is not None:
             self.pump_up()
+        elif self._awaiting_model:
+            self._route_by_message()
 
     def client_end(self) -> None:
         self.client_ended = True
         if self._upstream is not None and not self.ended:
             self.pump_up()
+        elif self._awaiting_model and not self.ended:
+            self._route_by_message()
+
+    def _route_by_message(self) -> None:
+        """Routes a call at ModelMesh's endpoint once its first message shows the model's name."""
+        try:
+            model = model_in_message(b"".join(data for data, _ in self._to_upstream))
+        except NoModelName as exc:
+            self._awaiting_model = False
+            self.fail(INVALID_ARGUMENT, f"name the model with the {MODEL_ID_HEADER.decode()} header: {exc}")
+            return
+        if model is None:
+            if self.client_ended:
+                self._awaiting_model = False
+                self.fail(INVALID_ARGUMENT, f"name the model with the {MODEL_ID_HEADER.decode()} header")
+            return
+        self._awaiting_model = False
+        self._route(model)
 
     def client_reset(self) -> None:
         """The client cancelled the call, or went away."""

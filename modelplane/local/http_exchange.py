@@ -18,6 +18,7 @@ from modelplane.local.gateway_revisions import MAX_CONNECT_ATTEMPTS, Replica, Re
 from modelplane.local.http_heads import request_head, response_head
 from modelplane.local.http_messages import CONTINUE, LAST_CHUNK, error_response
 from modelplane.local.http_upstream import NO_BODY_STATUSES, UpstreamConnection
+from modelplane.local.modelmesh_endpoint import model_header
 
 if TYPE_CHECKING:
     from modelplane.local.http_proxy import ClientConnection
@@ -179,7 +180,8 @@ class Exchange:
             raise Unavailable(401, REFUSAL)
         if self.method == b"CONNECT":
             raise Unavailable(405, "the gateway does not tunnel CONNECT requests")
-        revision = self.client.router.resolve(self._host, self.url.partition(b"?")[0])
+        path = self.url.partition(b"?")[0]
+        revision = self.client.router.resolve(self._host, path, model_header(self.headers))
         revision.requests_total += 1
         self._revision = revision
         return revision.try_acquire()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import httptools
@@ -36,7 +36,9 @@ from modelplane.protocol.http2.frames import PREFACE
 
 
 class Router(Protocol):
-    def resolve(self, host_header: bytes, path: bytes) -> RevisionState: ...
+    def resolve(self, host_header: bytes, path: bytes, model: bytes | None = None) -> RevisionState: ...
+
+    def models_at(self, host_header: bytes) -> Mapping[str, str] | None: ...
 
 
 class ClientConnection(asyncio.Protocol):

@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from modelplane.agent.model_folder import ModelFolder
 from modelplane.agent.model_list import WantedModel
@@ -58,6 +59,7 @@ from modelplane.control.urls import component_host, service_host
 from modelplane.local.api_errors import NotFound
 from modelplane.local.gateway_revisions import RevisionStats
 from modelplane.local.gateway_routes import Backend, Route
+from modelplane.local.modelmesh_endpoint import endpoint_host
 from modelplane.local.modelmesh_pool import (
     HeldCopy,
     Pool,
@@ -69,6 +71,9 @@ from modelplane.local.modelmesh_pool import (
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import Replica, RevisionReplicas, SupervisorSettings, now_rfc3339
 from modelplane.local.trained_models import fetch_model
+
+if TYPE_CHECKING:
+    from modelplane.storage import CredentialStore
 
 logger = logging.getLogger("modelplane.modelmesh")
 
@@ -272,6 +277,16 @@ class ModelMesh:
             route = self._route(model)
             table[service_host(model.name, model.namespace, domain)] = route
             table[component_host(model.name, model.namespace, "predictor", domain)] = route
+        return table
+
+    def endpoints(self) -> dict[str, dict[str, str]]:
+        """ModelMesh Serving's single endpoint of each namespace (`modelmesh_endpoint.py`): its
+        models by name, each to its service's host."""
+        domain = self.settings.domain
+        table: dict[str, dict[str, str]] = {}
+        for model in self._models.values():
+            models = table.setdefault(endpoint_host(model.namespace, domain), {})
+            models[model.name] = service_host(model.name, model.namespace, domain)
         return table
 
     def _route(self, model: _Model) -> Route:
@@ -490,13 +505,20 @@ class ModelMesh:
         self._on_routes()
         asyncio.get_running_loop().call_later(model.backoff + 0.01, self._on_routes)
 
+    def _credentials(self, namespace: str) -> Callable[[], CredentialStore] | None:
+        """What the namespace's models' `storage.key` resolves against, read at each fetch."""
+        credentials = self.settings.credentials
+        return functools.partial(credentials, namespace) if credentials else None
+
     def _server(self, pool: Pool, replica: Replica) -> ServerModels:
         server = self._servers.get(replica.address)
         if server is None:
             server = self._servers[replica.address] = ServerModels(
                 RepositoryClient(self._client, f"http://{replica.address}"),
                 ModelFolder(replica.model_repository),
-                functools.partial(fetch_model, log_path=replica.log_path),
+                functools.partial(
+                    fetch_model, log_path=replica.log_path, credentials=self._credentials(pool.spec.namespace)
+                ),
                 label=f"{pool.revision.name}-{replica.index}",
             )
             server.recovered = True  # a pool replica starts empty

@@ -33,6 +33,7 @@ from modelplane.local.platform_metrics import platform_registry
 from modelplane.local.platform_revisions import RevisionLog
 from modelplane.local.reconciler import Reconciler
 from modelplane.local.runtime_status_writer import RuntimeStatusWriter
+from modelplane.local.storage_credentials import StorageCredentials
 from modelplane.local.store import Store
 from modelplane.local.store_lock import StoreLocked
 from modelplane.local.supervisor import SupervisorSettings
@@ -170,6 +171,7 @@ class Platform:
             zygote=zygote,
             prepare_repository=trained_models.prepare_folder,
             gpus=GpuAllocator(inventory),
+            credentials=StorageCredentials(store).for_namespace,
         )
         events = EventRecorder(store)
         reconciler = Reconciler(

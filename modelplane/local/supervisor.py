@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -31,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -44,8 +44,12 @@ from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, R
 from modelplane.local.replica_command import ReplicaPorts, replica_launch, speaks_modelplane_serve
 from modelplane.local.replica_probe import probe
 from modelplane.local.replica_resources import replica_resources
+from modelplane.local.storage_credentials import fetch_environment
 from modelplane.local.zygote import ForkedProcess, Zygote, dying_with_this_process
 from modelplane.local.zygotes import Zygotes
+
+if TYPE_CHECKING:
+    from modelplane.storage import CredentialStore
 
 logger = logging.getLogger("modelplane.supervisor")
 
@@ -71,6 +75,8 @@ class SupervisorSettings:
     zygote: Zygotes | Zygote | None = None
     memory_check_interval: float = 1.0  # how often a replica's memory is held against its limit
     gpus: GpuAllocator = field(default_factory=lambda: GpuAllocator(GpuInventory((), "none")))
+    # The storage configs a model's `storage.key` resolves against, by namespace (None: the folder's).
+    credentials: Callable[[str], CredentialStore] | None = None
 
 
 def replica_log_dir(logs_dir: Path, namespace: str, service: str, component: str) -> Path:
@@ -244,15 +250,16 @@ class Replica:
         from modelplane.storage import fetch, resolve
 
         uri, spec = storage.get("storageUri"), storage.get("storage")
-        source = resolve(uri, spec)
-        if source.location.kind in ("local", "pvc") or (uri and spec):
-            # (A URI with a storage key is fetched here: the command takes one or the other.)
+        credentials = self.settings.credentials
+        namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
+        source = resolve(uri, spec, store=credentials(namespace) if credentials and spec else None)
+        if source.location.kind in ("local", "pvc"):
             return await asyncio.to_thread(fetch, source)
-        argument = uri or json.dumps(spec)
         self._note(f"storage initializer: fetching {source.location.display}")
         with self.log_path.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
-                *_modelplane_command("storage", "fetch", argument),
+                *_modelplane_command("storage", "fetch", source.uri),
+                env=fetch_environment(source),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,

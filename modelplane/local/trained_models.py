@@ -30,7 +30,9 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -51,9 +53,13 @@ from modelplane.control.trained_models import (
 )
 from modelplane.local.api_errors import Conflict, NotFound
 from modelplane.local.keyed_work import KeyedWorkers, resource_key, watch_kind
+from modelplane.local.storage_credentials import fetch_environment
 from modelplane.local.store import Ref, Store
 from modelplane.local.supervisor import Replica, _modelplane_command, now_rfc3339
 from modelplane.local.zygote import dying_with_this_process
+
+if TYPE_CHECKING:
+    from modelplane.storage import CredentialStore
 
 logger = logging.getLogger("modelplane.trainedmodels")
 
@@ -233,20 +239,26 @@ class TrainedModels:
             )
 
 
-async def fetch_model(uri: str, dest: Path, log_path: Path) -> None:
+async def fetch_model(
+    uri: str, dest: Path, log_path: Path, credentials: Callable[[], CredentialStore] | None = None
+) -> None:
     """The storage initializer for one model of a multi-model server (`uri` is a storage URI, or a
-    `storage` spec as JSON): a local folder or pvc claim is linked (or copied) on a thread; anything
-    else is fetched (through the model cache) by `modelplane storage fetch` in a child process, whose
-    progress goes to the replica's log."""
+    `storage` spec as JSON, whose key resolves against `credentials()`): a local folder or pvc claim
+    is linked (or copied) on a thread; anything else is fetched (through the model cache) by
+    `modelplane storage fetch` in a child process, whose progress goes to the replica's log."""
     from modelplane.storage import fetch, resolve
 
-    source = resolve(None, json.loads(uri)) if uri.startswith("{") else resolve(uri)
+    if uri.startswith("{"):
+        source = resolve(None, json.loads(uri), store=credentials() if credentials else None)
+    else:
+        source = resolve(uri)
     if source.location.kind in ("local", "pvc"):
         await asyncio.to_thread(fetch, source, dest)
         return
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            *_modelplane_command("storage", "fetch", uri, str(dest)),
+            *_modelplane_command("storage", "fetch", source.uri, str(dest)),
+            env=fetch_environment(source),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -65,23 +65,37 @@ class Source:
 
 
 class CredentialStore:
-    """Named storage configs: `<folder>/<key>.json` (or `<folder>/<key>`, as a mounted secret has it)."""
+    """Named storage configs: `documents` given by the caller (a platform's storage-config Secret,
+    described by `documents_from`), then `<folder>/<key>.json` (or `<folder>/<key>`, as a mounted
+    secret has it)."""
 
-    def __init__(self, folder: str | Path | None = None, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        documents: Mapping[str, Mapping[str, Any]] | None = None,
+        documents_from: str = "",
+    ) -> None:
         self.folder = Path(folder).expanduser() if folder else paths.credentials_dir()
         self._environ = os.environ if environ is None else environ
+        self._documents = dict(documents or {})
+        self._documents_from = documents_from
 
     def get(self, key: str) -> StorageConfig:
         """The document stored under `key`; if there is none, the one in `STORAGE_CONFIG`."""
         if not _KEY.match(key):
             raise ConfigurationError(f"{key!r} is not a valid storage key")
+        overrides = env_document("STORAGE_OVERRIDE_CONFIG", self._environ)
+        if key in self._documents:
+            return StorageConfig(self._documents[key]).merged(overrides)
         for candidate in (self.folder / key, self.folder / f"{key}.json"):
             if candidate.is_file():
-                overrides = env_document("STORAGE_OVERRIDE_CONFIG", self._environ)
                 return StorageConfig(_read_document(candidate, key)).merged(overrides)
         if self._environ.get("STORAGE_CONFIG"):
             return StorageConfig.from_env(self._environ)
-        raise ConfigurationError(f"no storage config named {key!r} (looked in {self.folder})")
+        places = f"{self._documents_from} and {self.folder}" if self._documents_from else str(self.folder)
+        raise ConfigurationError(f"no storage config named {key!r} (looked in {places})")
 
 
 def resolve(

@@ -44,6 +44,7 @@ def test_kind_facts():
         "InferenceGraph": ("serving.kserve.io/v1alpha1", "inferencegraphs", True),
         "TrainedModel": ("serving.kserve.io/v1alpha1", "trainedmodels", True),
         "Event": ("v1", "events", True),
+        "Secret": ("v1", "secrets", True),
     }
     assert kind_named("isvc").crd_name == "inferenceservices.serving.kserve.io"
     assert kind_named("ev").crd_name == "events"

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
+from modelplane.api.secrets import REDACTED
 from modelplane.local.api_process import ApiProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
@@ -294,3 +296,43 @@ def test_watch_prints_each_change(kubectl, api):
         watch.kill()
         watch.wait()
         watch.stdout.close()
+
+
+SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: storage-config
+stringData:
+  localMinIO: '{{"type": "s3", "access_key_id": "minio", "secret_access_key": "{value}", "bucket": "models"}}'
+"""
+SECRETS = "/api/v1/namespaces/default/secrets"
+
+
+def test_a_secret_applies_again_and_no_read_shows_its_values(kubectl, api):
+    path = kubectl.file("secret.yaml", SECRET.format(value="kubectl-secret-one"))
+    assert kubectl("apply", "-f", path).stdout == "secret/storage-config created\n"
+    version = api.get(f"{SECRETS}/storage-config").json()["metadata"]["resourceVersion"]
+    kubectl.file("secret.yaml", SECRET.format(value="kubectl-secret-two"))
+    assert kubectl("apply", "-f", path).stdout == "secret/storage-config configured\n"
+    assert api.get(f"{SECRETS}/storage-config").json()["metadata"]["resourceVersion"] != version
+    got = yaml.safe_load(kubectl("get", "secret", "storage-config", "-o", "yaml").stdout)
+    assert got["data"] == {"localMinIO": REDACTED} and "stringData" not in got
+    listed = json.loads(kubectl("get", "secrets", "-o", "json").stdout)
+    assert [item["data"] for item in listed["items"]] == [{"localMinIO": REDACTED}]
+    applied = got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    assert json.loads(applied)["stringData"] == {"localMinIO": REDACTED}
+    described = kubectl("describe", "secret", "storage-config").stdout
+    assert "kubectl-secret" not in described and "minio" not in described.replace("localMinIO", "")
+    assert _table(kubectl("get", "secrets").stdout)[0] == ["NAME", "TYPE", "AGE"]
+    assert _table(kubectl("get", "secrets").stdout)[1][:2] == ["storage-config", "Opaque"]
+
+
+def test_a_storage_config_that_is_not_json_is_refused_without_its_value(kubectl):
+    path = kubectl.file(
+        "bad-secret.yaml", SECRET.replace("'{{", "'not json {{").format(value="kubectl-hidden")
+    )
+    refused = kubectl("apply", "-f", path, check=False)
+    assert refused.returncode != 0
+    assert "data[localMinIO]: Invalid value: a storage config must be a JSON object" in refused.stderr
+    assert "kubectl-hidden" not in refused.stderr

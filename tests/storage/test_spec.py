@@ -101,3 +101,15 @@ def test_flags_accept_kserve_spellings(monkeypatch):
     assert StorageConfig({"anonymous": "True"}).flag("anonymous") is True
     with pytest.raises(ConfigurationError):
         StorageConfig({"anonymous": "maybe"}).flag("anonymous")
+
+
+def test_documents_given_come_before_the_folder_which_still_answers_other_keys(isolated):
+    """A platform's storage-config Secret (its documents) first; the per-key files keep working."""
+    write(isolated / "storage-config", "localMinIO", MINIO)
+    write(isolated / "storage-config", "files", {"type": "gs", "bucket": "from-files"})
+    secret = {"localMinIO": {**MINIO, "bucket": "from-secret"}}
+    store = CredentialStore(documents=secret, documents_from="Secret default/storage-config")
+    assert resolve(storage={"key": "localMinIO", "path": "m"}, store=store).uri == "s3://from-secret/m"
+    assert resolve(storage={"key": "files", "path": "m"}, store=store).uri == "gs://from-files/m"
+    with pytest.raises(ConfigurationError, match="looked in Secret default/storage-config and "):
+        resolve(storage={"key": "nowhere", "path": "m"}, store=store)

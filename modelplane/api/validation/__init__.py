@@ -9,10 +9,12 @@ from ..kinds import (
     CLUSTER_SERVING_RUNTIME,
     INFERENCE_GRAPH,
     INFERENCE_SERVICE,
+    SECRET,
     SERVING_RUNTIME,
     TRAINED_MODEL,
     Kind,
 )
+from ..secrets import secret_errors
 from .common import metadata_errors
 from .inference_graph import inference_graph_errors
 from .inference_service import inference_service_errors
@@ -36,6 +38,8 @@ def semantic_errors(
         errors += serving_runtime_errors(resource, existing=existing, old=old)
     elif kind == TRAINED_MODEL:
         errors += trained_model_errors(resource, old)
+    elif kind == SECRET:
+        errors += secret_errors(resource, old)
     return errors
 
 

@@ -1,0 +1,80 @@
+"""ModelMesh Serving's single endpoint: one host per namespace for all of its ModelMesh models.
+
+ModelMesh Serving answers every model of a namespace at its `modelmesh-serving` Service and finds the
+model by the `mm-vmodel-id` header (gRPC metadata), else by the name the request gives: the model
+in a V1 or V2 REST path (`/v2/models/<name>/infer`), or the name in a gRPC call's message
+(`model_name` of ModelInferRequest, `name` of ModelMetadataRequest and ModelReadyRequest: field 1
+of each). On `modelplane up` the endpoint is the host `modelmesh-serving.<namespace>.<domain>` on
+the gateway's port, REST and gRPC; a request there goes to the route of the model's service.
+"""
+
+from __future__ import annotations
+
+import re
+
+ENDPOINT_NAME = "modelmesh-serving"
+MODEL_ID_HEADER = b"mm-vmodel-id"
+
+_MODEL_PATH = re.compile(rb"^/v[12]/models/([^/:]+)")
+_GRPC_PREFIX = 5  # a gRPC message's compressed flag and length
+_NAME_TAG = 0x0A  # field 1, length-delimited
+
+
+def endpoint_host(namespace: str, domain: str) -> str:
+    """`modelmesh-serving.<namespace>.<domain>`: where a namespace's ModelMesh models all answer."""
+    return f"{ENDPOINT_NAME}.{namespace}.{domain}"
+
+
+def model_header(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The `mm-vmodel-id` header's value, if the request has one."""
+    for name, value in headers:
+        if name.lower() == MODEL_ID_HEADER:
+            return value.strip()
+    return None
+
+
+def model_in_path(path: bytes) -> bytes | None:
+    """The model a V1 or V2 REST path names (`/v1/models/<name>:predict`, `/v2/models/<name>/infer`)."""
+    match = _MODEL_PATH.match(path)
+    return match.group(1) if match else None
+
+
+class NoModelName(ValueError):
+    """The call's first message does not name a model where V2's requests name it."""
+
+
+def model_in_message(received: bytes) -> bytes | None:
+    """The model named by the first gRPC message of a call, from the bytes received so far: None
+    while more are needed; NoModelName if the message names none (or is compressed)."""
+    if len(received) < _GRPC_PREFIX:
+        return None
+    if received[0] != 0:
+        raise NoModelName("the message is compressed")
+    length = int.from_bytes(received[1:_GRPC_PREFIX], "big")
+    body = received[_GRPC_PREFIX : _GRPC_PREFIX + length]
+    complete = len(body) == length
+    if not body:
+        if complete:
+            raise NoModelName("the message is empty")
+        return None
+    if body[0] != _NAME_TAG:
+        raise NoModelName("the message does not start with a model name")
+    size, index, shift = 0, 1, 0
+    while True:
+        if index >= len(body):
+            if complete:
+                raise NoModelName("the message is cut short")
+            return None
+        byte = body[index]
+        size |= (byte & 0x7F) << shift
+        index += 1
+        shift += 7
+        if not byte & 0x80:
+            break
+        if shift > 28:
+            raise NoModelName("the model name's length is not valid")
+    if len(body) < index + size:
+        if complete:
+            raise NoModelName("the message is cut short")
+        return None
+    return body[index : index + size]

@@ -1,0 +1,231 @@
+"""End to end: the storage-config Secret, and ModelMesh's single endpoint, on `modelplane up`.
+
+A real S3 server (moto's) holds an iris model. A `storage-config` Secret applied to the platform says
+where it is and with which keys; a ModelMesh service and a Standard one name it with
+`storage: {key, path}` and serve it. No read of the Secret (the CLI's, the API's watch, the services'
+statuses, the platform's log) shows a value of it. The ModelMesh models then answer at the endpoint
+`modelmesh-serving.default.<domain>`, found by the `mm-vmodel-id` header or by the name the request
+gives, over REST and gRPC.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import boto3
+import grpc
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as triton
+import yaml
+from tritonclient.utils import InferenceServerException
+
+from modelplane.api.secrets import REDACTED
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
+from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, write_iris_models
+from tests.storage.servers import Server, start_moto
+
+IRIS = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
+SECRET_KEY = "modelplane-e2e-secret-value"
+ACCESS_KEY = "modelplane-e2e-access-key"
+BUCKET = "e2e-models"
+ENDPOINT = "modelmesh-serving.default.localhost"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory) -> Server:
+    server = start_moto()
+    try:
+        models = tmp_path_factory.mktemp("s3-models")
+        from sklearn.linear_model import LogisticRegression
+
+        write_iris_models({models / "iris": LogisticRegression(max_iter=1000)})
+        client = boto3.client(
+            "s3",
+            endpoint_url=server.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket=BUCKET)
+        client.put_object(
+            Bucket=BUCKET,
+            Key="sklearn/iris/model.joblib",
+            Body=(models / "iris" / "model.joblib").read_bytes(),
+        )
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, s3):
+    home = tmp_path_factory.mktemp("mp-secret-home")
+    with running_platform(home) as platform:
+        yield platform
+    assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+def storage_secret(endpoint: str) -> dict:
+    """KServe's storage-config Secret: the S3 document as `stringData`, a second key as base64 `data`."""
+    document = {
+        "type": "s3",
+        "access_key_id": ACCESS_KEY,
+        "secret_access_key": SECRET_KEY,
+        "endpoint_url": endpoint,
+        "bucket": BUCKET,
+        "region": "us-east-1",
+    }
+    other = json.dumps({**document, "bucket": "elsewhere"}).encode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "storage-config"},
+        "type": "Opaque",
+        "stringData": {"e2eS3": json.dumps(document)},
+        "data": {"other": base64.b64encode(other).decode()},
+    }
+
+
+RUNTIME = {
+    "apiVersion": "serving.kserve.io/v1alpha1",
+    "kind": "ServingRuntime",
+    "metadata": {"name": "mm-sklearn"},
+    "spec": {
+        "multiModel": True,
+        "supportedModelFormats": [{"name": "sklearn", "autoSelect": True}],
+        "containers": [
+            {
+                "name": "kserve-container",
+                "image": "kserve/sklearnserver:latest",
+                "args": ["--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080"],
+                "resources": {"limits": {"memory": "1Gi"}},
+            }
+        ],
+    },
+}
+
+
+def isvc(name: str, *, mesh: bool) -> dict:
+    annotations = {"serving.kserve.io/deploymentMode": "ModelMesh" if mesh else "Standard"}
+    model = {"modelFormat": {"name": "sklearn"}, "storage": {"key": "e2eS3", "path": "sklearn/iris"}}
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"predictor": {"model": model}},
+    }
+
+
+def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict) -> None:
+    path = tmp_path / f"resources-{time.monotonic_ns()}.yaml"
+    path.write_text(yaml.safe_dump_all(resources))
+    platform.cli("apply", "-f", str(path))
+
+
+def predict_v1(
+    platform: PlatformProcess, host: str, name: str, model_id: str | None = None
+) -> httpx.Response:
+    headers = {"host": host, **({"mm-vmodel-id": model_id} if model_id else {})}
+    body = {"instances": IRIS.tolist()}
+    url = f"{platform.gateway_url}/v1/models/{name}:predict"
+    return httpx.post(url, json=body, headers=headers, timeout=120)
+
+
+def gateway_target(platform: PlatformProcess) -> str:
+    return urlsplit(platform.gateway_url).netloc
+
+
+def infer_request(name: str) -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name=name)
+    tensor = request.inputs.add(name="input-0", datatype="FP32", shape=list(IRIS.shape))
+    tensor.contents.fp32_contents.extend(IRIS.flatten().tolist())
+    return request
+
+
+def classes(response: pb.ModelInferResponse) -> list[int]:
+    contents = response.outputs[0].contents
+    return list(contents.int64_contents or contents.int_contents)
+
+
+def test_services_fetch_with_the_storage_config_secret(platform, s3, tmp_path):
+    apply(platform, tmp_path, storage_secret(s3.url), RUNTIME)
+    apply(platform, tmp_path, isvc("mesh-iris", mesh=True), isvc("std-iris", mesh=False))
+    platform.cli("wait", "--for=condition=Ready", "isvc/mesh-iris", "isvc/std-iris", "--timeout=300s")
+    for name in ("mesh-iris", "std-iris"):
+        response = predict_v1(platform, f"{name}.default.localhost", name)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [1, 1]}
+
+
+def test_no_read_shows_a_value_of_the_secret(platform, s3):
+    shown = platform.cli("get", "secret", "storage-config", "-o", "yaml").stdout
+    secret = yaml.safe_load(shown)
+    assert secret["data"] == {"e2eS3": REDACTED, "other": REDACTED}
+    assert "stringData" not in secret
+    listed = platform.cli("get", "secrets").stdout
+    assert "storage-config" in listed and "Opaque" in listed
+    watched = httpx.get(
+        f"{platform.api_url}/api/v1/namespaces/default/secrets",
+        params={"watch": "true", "timeoutSeconds": "1"},
+        timeout=30,
+    ).text
+    statuses = platform.cli("get", "isvc", "-o", "json").stdout
+    written = storage_secret(s3.url)
+    encoded = [base64.b64encode(written["stringData"]["e2eS3"].encode()).decode(), written["data"]["other"]]
+    logs = [
+        path.read_text(errors="replace") for path in (platform.home / "logs").rglob("*") if path.is_file()
+    ]
+    for text in (shown, listed, watched, statuses, platform.log(), *logs):
+        assert SECRET_KEY not in text and not any(value in text for value in encoded)
+        assert ACCESS_KEY not in text
+    # The values stay where they are: the ModelMesh model, unloaded or not, serves with them.
+    assert predict_v1(platform, "mesh-iris.default.localhost", "mesh-iris").status_code == 200
+
+
+def test_the_mesh_endpoint_routes_rest_by_header_and_by_path(platform):
+    response = predict_v1(platform, ENDPOINT, "mesh-iris", model_id="mesh-iris")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": [1, 1]}
+    v2 = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS.tolist()}]}
+    response = platform.request("POST", ENDPOINT, "/v2/models/mesh-iris/infer", json=v2)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == [1, 1]
+    # A model the endpoint does not serve (a Standard service is not a ModelMesh model).
+    response = predict_v1(platform, ENDPOINT, "std-iris", model_id="std-iris")
+    assert response.status_code == 404
+    assert "no ModelMesh model 'std-iris'" in response.json()["error"]
+
+
+def test_the_mesh_endpoint_routes_grpc_by_metadata_and_by_the_model_name(platform):
+    options = [("grpc.default_authority", ENDPOINT)]
+    with grpc.insecure_channel(gateway_target(platform), options=options) as channel:
+        stub = InferenceStub(channel)
+        by_header = stub.ModelInfer(
+            infer_request("mesh-iris"), metadata=[("mm-vmodel-id", "mesh-iris")], timeout=120
+        )
+        assert classes(by_header) == [1, 1]
+        by_name = stub.ModelInfer(infer_request("mesh-iris"), timeout=120)
+        assert classes(by_name) == [1, 1]
+        assert stub.ModelReady(pb.ModelReadyRequest(name="mesh-iris"), timeout=60).ready
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ServerLive(pb.ServerLiveRequest(), timeout=60)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "mm-vmodel-id" in refused.value.details()
+
+    client = triton.InferenceServerClient(gateway_target(platform), channel_args=options)
+    try:
+        tensor = triton.InferInput("input-0", list(IRIS.shape), "FP32")
+        tensor.set_data_from_numpy(IRIS)
+        result = client.infer("mesh-iris", [tensor], headers={"mm-vmodel-id": "mesh-iris"})
+        assert result.as_numpy(result.get_response().outputs[0].name).tolist() == [1, 1]
+        with pytest.raises(InferenceServerException, match="no ModelMesh model 'missing'"):
+            client.infer("missing", [tensor])
+    finally:
+        client.close()
