@@ -54,6 +54,7 @@ from modelplane.control.modelmesh import (
     storage_argument,
 )
 from modelplane.control.placement import DoesNotFit, over_capacity, place
+from modelplane.control.status import exit_failure
 from modelplane.control.urls import component_host, service_host
 from modelplane.local.api_errors import NotFound
 from modelplane.local.gateway_revisions import RevisionStats
@@ -96,6 +97,8 @@ class _Model:
     requests_seen: int = -1
     load: asyncio.Task | None = None
     failure: Failure | None = None  # the last failure of the version wanted
+    exit: Failure | None = None  # how the process of a replica that held a copy last ended
+    exit_revision: str = ""  # the version of that copy
     failed_on: set[str] = field(default_factory=set)  # replicas where the version wanted failed
     retry_at: float = 0.0
     backoff: float = 0.0
@@ -253,7 +256,11 @@ class ModelMesh:
         pool = self._pools.get(key)
         if pool is None:
             return
-        pool.forget_gone_replicas()
+        for name, (copy, ended) in pool.forget_gone_replicas().items():
+            model = self._models.get((pool.spec.namespace, name))
+            if model is not None:
+                model.exit = exit_failure(ended)
+                model.exit_revision = model_revision_name(name, copy.digest)
         ready = {r.address for pool in self._pools.values() for r in pool.ready_replicas()}
         for address in set(self._servers) - ready:
             del self._servers[address]  # a replica that comes back starts empty
@@ -405,7 +412,8 @@ class ModelMesh:
             pool.warmed.add(replica.address)
             grown = 0
         model.size = max(estimate, grown)
-        pool.held.setdefault(replica.address, {})[model.name] = HeldCopy(wanted.digest, model.size)
+        copy = HeldCopy(wanted.digest, model.size, replica.index, now_rfc3339())
+        pool.held.setdefault(replica.address, {})[model.name] = copy
         model.active_revision = model.revision
         model.failure, model.failed_on, model.backoff = None, set(), 0.0
         logger.info(
@@ -541,6 +549,8 @@ class ModelMesh:
             loading=model.load is not None,
             failed_copies=len(model.failed_on),
             failure=model.failure,
+            exit=model.exit,
+            exit_revision=model.exit_revision,
         )
         ref = Ref(INFERENCE_SERVICE.kind, model.namespace, model.name)
         try:
