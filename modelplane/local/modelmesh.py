@@ -417,13 +417,13 @@ class ModelMesh:
         model.active_revision = model.revision
         model.failure, model.failed_on, model.backoff = None, set(), 0.0
         logger.info(
-            "%s/%s loaded on %s (%.1fMi: files %.1fMi, memory grown %.1fMi)",
+            "%s/%s loaded on %s (%s: files %s, memory grown %s)",
             model.namespace,
             model.name,
             location,
-            model.size / 1024**2,
-            estimate / 1024**2,
-            grown / 1024**2,
+            _size(model.size),
+            _size(estimate),
+            _size(grown),
         )
         self._on_routes()
         for name in over_capacity(_room(pool, replica, self._last_used()), keep={model.name}):
@@ -578,6 +578,11 @@ class ModelMesh:
 
 def _room(pool: Pool, replica: Replica, last_used: dict[str, float]):
     return next(room for room in pool.rooms(last_used) if room.address == replica.address)
+
+
+def _size(size: int) -> str:
+    """Bytes for the log: Mi, or Ki for what is smaller (an iris model's files are a few Ki)."""
+    return f"{size / 1024**2:.1f}Mi" if size >= 1024**2 else f"{size / 1024:.1f}Ki"
 
 
 def _too_big(size: int, spec: PoolSpec) -> DoesNotFit:
