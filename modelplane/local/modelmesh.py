@@ -268,6 +268,12 @@ class ModelMesh:
         for model in self._models.values():
             if model.pool == key:
                 self._write_status(model)
+        if pool.ready_replicas():  # requests that came while no replica was ready wait for their model
+            stats = self._stats()
+            for model in list(self._models.values()):
+                waiting = stats.get(model.backend)
+                if model.pool == key and waiting is not None and waiting.queued:
+                    self._wake((model.namespace, model.name))
 
     # ---- routes ----
 
@@ -315,6 +321,9 @@ class ModelMesh:
             return
         if model.failure is not None and time.monotonic() < model.retry_at:
             return
+        pool = self._pools.get(model.pool) if model.pool else None
+        if pool is None or not pool.ready_replicas():
+            return  # the pool starts or restarts: `_pool_changed` wakes it once a replica is ready
         self._start_load(model)
 
     def _start_load(self, model: _Model) -> None:
