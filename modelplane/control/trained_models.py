@@ -93,7 +93,7 @@ def memory_fits(
     models, in the predictor container's memory limit, each taking its `spec.model.memory`:
 
     - the models placed before (labelled `trainedmodel-allocated`) keep their place; when they no longer
-      fit together (the limit was lowered, a model's memory raised), the least recently used leave
+      fit together (the service's memory limit was lowered), the least recently used leave
       (`last_used`: when a request last reached each; those never seen go first, newest created first);
     - the others take the room that is left, in the order they were created: one that does not fit
       waits, and no model in place is unloaded for it.

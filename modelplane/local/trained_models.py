@@ -73,7 +73,7 @@ class TrainedModels:
         self._servers: dict[str, ServerModels] = {}  # what each ready replica holds, by address
         self._parents: dict[Key, str] = {}  # (namespace, TrainedModel) -> its InferenceService
         self._folders: dict[Key, Path] = {}  # the folder of a service's replicas' model folders
-        self._requests: dict[Key, dict[str, float]] = {}  # the replicas' request counters, per model
+        self._requests: dict[str, dict[str, float]] = {}  # each replica's request counters, per model
         self._last_used: dict[Key, dict[str, float]] = {}  # when a counter was last seen to move
         self._workers = KeyedWorkers(self._reconcile, "trained models of", "trainedmodel")
         self._watches: list[asyncio.Task] = []
@@ -104,6 +104,7 @@ class TrainedModels:
             return
         for address in set(known) - set(ready):
             self._servers.pop(address, None)  # a replica that comes back is looked at afresh
+            self._requests.pop(address, None)
         if ready:
             self._replicas[key] = ready
             self._folders[key] = next(iter(ready.values())).model_repository.parents[1]
@@ -146,7 +147,6 @@ class TrainedModels:
                 )
                 with contextlib.suppress(NotFound):
                     self.store.delete(Ref(TRAINED_MODEL.kind, namespace, tm["metadata"]["name"]))
-            self._requests.pop(key, None)
             self._last_used.pop(key, None)
             folder = self._folders.pop(key, None)
             if folder is not None:  # its replicas are stopping: what they loaded stays in memory
@@ -188,19 +188,17 @@ class TrainedModels:
             logger.warning("%s: fetching trained model %s failed: %s", replica.label, model, message)
 
     async def _note_use(self, key: Key, replicas: list[Replica]) -> None:
-        """The models whose request counters (`modelplane_requests_total` of the replicas) moved since
-        the last look were used now: what the least recently used eviction goes by."""
-        counts: dict[str, float] = {}
-        for replica in replicas:
-            for model, count in (await _requests_by_model(self._client, replica.address)).items():
-                counts[model] = counts.get(model, 0.0) + count
-        before = self._requests.get(key, {})
+        """The models whose request counter (`modelplane_requests_total`) grew on a replica since the
+        last look were used now: what the least recently used eviction goes by."""
         used = self._last_used.setdefault(key, {})
         now = time.monotonic()
-        for model, count in counts.items():
-            if count != before.get(model):
-                used[model] = now
-        self._requests[key] = counts
+        for replica in replicas:
+            counts = await _requests_by_model(self._client, replica.address)
+            before = self._requests.get(replica.address, {})
+            for model, count in counts.items():
+                if count > before.get(model, 0.0):
+                    used[model] = now
+            self._requests[replica.address] = counts
 
     def _server(self, replica: Replica) -> ServerModels:
         server = self._servers.get(replica.address)

@@ -106,7 +106,7 @@ def test_models_in_place_that_no_longer_fit_leave_least_recently_used_first():
     limit = memory_limit(isvc({"sklearn": {"resources": {"limits": {"memory": "300Mi"}}}}))
     models = [
         placed(tm("a", "200Mi", "2026-01-01T00:00:01Z")),
-        placed(tm("b", "200Mi", "2026-01-01T00:00:02Z")),  # its memory was raised from 100Mi
+        placed(tm("b", "200Mi", "2026-01-01T00:00:02Z")),  # placed when the limit was 400Mi
         tm("c", "100Mi", "2026-01-01T00:00:03Z"),
     ]
     # a was used last: b leaves, and c takes the room that is left.

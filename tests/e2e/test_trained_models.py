@@ -243,9 +243,8 @@ def test_a_model_that_fails_to_load_or_does_not_fit_says_why(platform, home, tmp
 
 
 def test_trained_models_share_a_replicas_memory_and_the_least_recently_used_leaves(platform, home, tmp_path):
-    """A 1Gi predictor: a and b (512Mi each) fill it; c (256Mi) waits without unloading them; b raised
-    to 768Mi no longer fits with a, and a, used before b, leaves; c takes the room left; a comes back
-    once b is gone."""
+    """A 1Gi predictor: a and b (512Mi each) fill it; c (256Mi) waits without unloading them; the limit
+    lowered to 768Mi holds b and c but not a, which, used before b, leaves; a comes back once b is gone."""
     service = isvc_yaml()
     service["metadata"]["name"] = "lru"
     lru_host = "lru.default.localhost"
@@ -280,18 +279,17 @@ def test_trained_models_share_a_replicas_memory_and_the_least_recently_used_leav
     assert served("b")  # ... then b; both stayed in place
     assert memory_available("a") == memory_available("b") == "True"
 
-    apply(platform, tmp_path, model("b", "768Mi"))
-    wait_until(lambda: memory_available("a") == "False", "a, the least recently used, leaving", platform)
-    wait_until(lambda: unloaded("a"), "a unloaded", platform)
-    platform.cli("wait", "--for=condition=Ready", "tm", "c", "--timeout=120s")
-    assert served("c")
-    wait_until(lambda: get(platform, "tm", "b")["status"]["observedGeneration"] == 2, "b reloaded", platform)
-    platform.cli("wait", "--for=condition=Ready", "tm", "b", "--timeout=120s")
-    assert served("b")
+    # Lowered to 768Mi: a and b no longer fit together, and a, the least recently used, leaves.
+    service["spec"]["predictor"]["sklearn"]["resources"]["limits"]["memory"] = "768Mi"
+    apply(platform, tmp_path, service)
+    wait_until(lambda: memory_available("a") == "False", "a leaving", platform)
+    platform.cli("wait", "--for=condition=Ready", "tm", "b", "c", "--timeout=120s")
+    wait_until(lambda: served("b") and served("c") and unloaded("a"), "b and c without a", platform)
+    assert memory_available("b") == "True"
     assert "serving.kserve.io/trainedmodel-allocated" not in get(platform, "tm", "a")["metadata"]["labels"]
 
     platform.cli("delete", "tm", "b")
     platform.cli("wait", "--for=condition=Ready", "tm", "a", "--timeout=120s")
-    assert served("a") and served("c")
+    wait_until(lambda: served("a") and served("c"), "a back next to c", platform)
     platform.cli("delete", "isvc", "lru")
     platform.cli("wait", "--for=delete", "tm", "a", "c", "--timeout=120s")
