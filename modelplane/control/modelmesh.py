@@ -248,11 +248,14 @@ class MeshModelState:
     loading: bool = False
     failed_copies: int = 0
     failure: Failure | None = None  # the last failure of the version the spec names
+    exit: Failure | None = None  # how the process of a replica that held a copy last ended
+    exit_revision: str = ""  # the version of that copy
 
 
 def model_status(state: MeshModelState) -> dict:
     """`modelStatus`, ModelMesh's way: `targetModelState` only while the version the spec names is not
-    the one that serves (`transitionStatus` is not `UpToDate`)."""
+    the one that serves (`transitionStatus` is not `UpToDate`); `lastFailureInfo` the version's last
+    failure to load, else how a replica that held a copy last exited."""
     if state.invalid is not None:
         return {
             "transitionStatus": c.INVALID_SPEC,
@@ -278,6 +281,8 @@ def model_status(state: MeshModelState) -> dict:
         status["copies"]["totalCopies"] = state.copies + state.active_copies
     if state.failure is not None:
         status["lastFailureInfo"] = failure_info(state.failure, state.revision)
+    elif state.exit is not None:
+        status["lastFailureInfo"] = failure_info(state.exit, state.exit_revision)
     return status
 
 

@@ -38,6 +38,7 @@ class Termination:
     exit_code: int
     finished_at: str
     message: str | None = None
+    location: str | None = None  # the replica (a pod, on a cluster) whose process ended
 
 
 @dataclass(frozen=True)

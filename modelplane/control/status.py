@@ -13,7 +13,14 @@ cannot place; `FieldsHonored` lists the fields the platform accepts but cannot a
 from __future__ import annotations
 
 from modelplane.api import conditions as c
-from modelplane.control.observed import CanaryState, ComponentState, Failure, RevisionState, ServiceState
+from modelplane.control.observed import (
+    CanaryState,
+    ComponentState,
+    Failure,
+    RevisionState,
+    ServiceState,
+    Termination,
+)
 from modelplane.control.traffic import TrafficTarget
 from modelplane.control.urls import component_host, entry_component, grpc_url, host_url, service_host
 
@@ -283,6 +290,9 @@ def _traffic_entry(
 
 
 def _model_status(predictor: ComponentState | None, invalid: Failure | None) -> dict:
+    """`modelStatus` as the seeds describe it: `targetModelState` only while the newest revision is not
+    the one that serves (`transitionStatus` is not `UpToDate`), `copies` the replicas that hold the
+    serving model, `lastFailureInfo` the newest failure (a load that failed, or a replica that exited)."""
     serving = predictor.serving if predictor else None
     active = c.LOADED if serving is not None else ""
     copies = {"failedCopies": 0, "totalCopies": serving.ready_replicas if serving else 0}
@@ -296,23 +306,51 @@ def _model_status(predictor: ComponentState | None, invalid: Failure | None) -> 
     if predictor is None:
         return {
             "transitionStatus": c.IN_PROGRESS,
-            "states": {"activeModelState": "", "targetModelState": c.PENDING},
+            "states": {"activeModelState": active, "targetModelState": c.PENDING},
+            "copies": copies,
         }
     latest = predictor.latest
     copies["failedCopies"] = latest.failed_replicas
-    status: dict = {
-        "states": {"activeModelState": active, "targetModelState": latest.phase},
-        "copies": copies,
-    }
     if latest.phase == c.LOADED:
-        status["transitionStatus"] = c.UP_TO_DATE
+        transition = c.UP_TO_DATE
     elif latest.phase == c.FAILED_TO_LOAD:
-        status["transitionStatus"] = c.BLOCKED_BY_FAILED_LOAD
+        transition = c.BLOCKED_BY_FAILED_LOAD
     else:
-        status["transitionStatus"] = c.IN_PROGRESS
-    if latest.phase == c.FAILED_TO_LOAD and latest.failure is not None:
-        status["lastFailureInfo"] = failure_info(latest.failure, latest.name)
+        transition = c.IN_PROGRESS
+    states = {"activeModelState": active}
+    if transition != c.UP_TO_DATE:
+        states["targetModelState"] = latest.phase
+    status: dict = {"transitionStatus": transition, "states": states, "copies": copies}
+    last_failure = _last_failure(predictor)
+    if last_failure is not None:
+        status["lastFailureInfo"] = last_failure
     return status
+
+
+def _last_failure(predictor: ComponentState) -> dict | None:
+    """The newest revision's failure to load; else how a replica of the newest or the serving revision
+    last exited (it restarts, and the model may serve again, but the process did end)."""
+    latest = predictor.latest
+    if latest.phase == c.FAILED_TO_LOAD and latest.failure is not None:
+        return failure_info(latest.failure, latest.name)
+    ends = [
+        (revision.last_termination, revision.name)
+        for revision in (latest, predictor.serving)
+        if revision is not None and revision.last_termination is not None
+    ]
+    if not ends:
+        return None
+    ended, revision = max(ends, key=lambda end: end[0].finished_at)
+    return failure_info(exit_failure(ended), revision)
+
+
+def exit_failure(ended: Termination) -> Failure:
+    """A replica's process that ended, as a lastFailureInfo: the runtime was unhealthy."""
+    who = f"replica {ended.location}" if ended.location else "a replica"
+    message = f"{who} exited with code {ended.exit_code} ({ended.reason})"
+    if ended.message:
+        message += f": {ended.message}"
+    return Failure(c.RUNTIME_UNHEALTHY, message, ended.exit_code, ended.finished_at, ended.location)
 
 
 def failure_info(failure: Failure, revision: str | None) -> dict:

@@ -3,16 +3,17 @@
 An InferenceService whose predictor has no `storageUri` or `storage` is a multi-model (MMS) predictor:
 its replicas start with an empty model folder and load the TrainedModels that name the service as
 their `spec.inferenceService`. A custom predictor is one when its `kserve-container` sets
-`MULTI_MODEL_SERVER=true`. The TrainedModels of a service share the predictor container's memory
-limit: they are given their `spec.model.memory` in the order they were created, and one that does not
-fit any more is not loaded (`MemoryResourceAvailable` False).
+`MULTI_MODEL_SERVER=true`. The TrainedModels of a service share each replica's memory, the predictor
+container's memory limit, as ModelMesh's models share a pool replica's (`memory_fits`): a model placed
+keeps its place, one that does not fit waits (`MemoryResourceAvailable` False) until room is freed, and
+when the models placed no longer fit together the least recently used leave.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from modelplane.api import components
 from modelplane.api import conditions as c
 from modelplane.api.constants import MULTI_MODEL_SERVER_ENV, PROTOCOL_GRPC_V2, PROTOCOL_V2
 from modelplane.api.quantity import parse_quantity
+from modelplane.control.placement import Copy, DoesNotFit, ReplicaRoom, over_capacity, place
 from modelplane.control.status import (
     _condition,  # (shared within modelplane.control)
     with_transition_times,
@@ -83,21 +85,56 @@ def memory_limit(isvc: dict) -> Decimal | None:
     return parse_quantity(limits.get("memory")) if "memory" in limits else None
 
 
-def memory_fits(trained_models: Iterable[dict], limit: Decimal | None) -> dict[str, bool]:
-    """Whether each TrainedModel of a service fits in the memory limit: in the order they were created,
-    each takes its memory if what the earlier ones took leaves room for it."""
+def memory_fits(
+    trained_models: Iterable[dict], limit: Decimal | None, last_used: Mapping[str, float] | None = None
+) -> dict[str, bool]:
+    """Whether each TrainedModel of a service has its place in a replica's memory, by the placement of
+    ModelMesh's pools (`modelplane.control.placement`). Every replica of the service holds the same
+    models, in the predictor container's memory limit, each taking its `spec.model.memory`:
+
+    - the models placed before (labelled `trainedmodel-allocated`) keep their place; when they no longer
+      fit together (the service's memory limit was lowered), the least recently used leave
+      (`last_used`: when a request last reached each; those never seen go first, newest created first);
+    - the others take the room that is left, in the order they were created: one that does not fit
+      waits, and no model in place is unloaded for it.
+    """
     ordered = sorted(
         trained_models,
         key=lambda tm: ((tm.get("metadata") or {}).get("creationTimestamp") or "", tm["metadata"]["name"]),
     )
-    used = Decimal(0)
-    fits: dict[str, bool] = {}
+    if limit is None:
+        return {tm["metadata"]["name"]: True for tm in ordered}
+    last_used = last_used or {}
+    placed = [tm for tm in ordered if _allocated(tm)]
+    copies = tuple(
+        Copy(tm["metadata"]["name"], _memory(tm), last_used.get(tm["metadata"]["name"], 0.0))
+        for tm in reversed(placed)
+    )
+    room = ReplicaRoom("replica", int(limit), copies)
+    leaving = set(over_capacity(room))
+    room = ReplicaRoom("replica", int(limit), tuple(x for x in copies if x.model not in leaving))
+    fits = {tm["metadata"]["name"]: tm["metadata"]["name"] not in leaving for tm in placed}
     for tm in ordered:
-        memory = parse_quantity(((tm.get("spec") or {}).get("model") or {}).get("memory")) or Decimal(0)
-        fits[tm["metadata"]["name"]] = limit is None or used + memory <= limit
-        if fits[tm["metadata"]["name"]]:
-            used += memory
+        name = tm["metadata"]["name"]
+        if name in fits:
+            continue
+        try:
+            place(_memory(tm), [room], pinned={copy.model for copy in room.copies})
+        except DoesNotFit:
+            fits[name] = False
+            continue
+        fits[name] = True
+        room = ReplicaRoom(room.address, room.capacity, (*room.copies, Copy(name, _memory(tm), 0.0)))
     return fits
+
+
+def _allocated(tm: dict) -> bool:
+    labels = (tm.get("metadata") or {}).get("labels") or {}
+    return labels.get(ALLOCATED_LABEL) is not None and labels.get(ALLOCATED_LABEL) == parent_name(tm)
+
+
+def _memory(tm: dict) -> int:
+    return int(parse_quantity(((tm.get("spec") or {}).get("model") or {}).get("memory")) or Decimal(0))
 
 
 def model_digest(tm: dict) -> str:

@@ -55,6 +55,7 @@ from modelplane.control.modelmesh import (
     storage_argument,
 )
 from modelplane.control.placement import DoesNotFit, over_capacity, place
+from modelplane.control.status import exit_failure
 from modelplane.control.urls import component_host, service_host
 from modelplane.local.api_errors import NotFound
 from modelplane.local.gateway_revisions import RevisionStats
@@ -101,6 +102,8 @@ class _Model:
     requests_seen: int = -1
     load: asyncio.Task | None = None
     failure: Failure | None = None  # the last failure of the version wanted
+    exit: Failure | None = None  # how the process of a replica that held a copy last ended
+    exit_revision: str = ""  # the version of that copy
     failed_on: set[str] = field(default_factory=set)  # replicas where the version wanted failed
     retry_at: float = 0.0
     backoff: float = 0.0
@@ -258,7 +261,11 @@ class ModelMesh:
         pool = self._pools.get(key)
         if pool is None:
             return
-        pool.forget_gone_replicas()
+        for name, (copy, ended) in pool.forget_gone_replicas().items():
+            model = self._models.get((pool.spec.namespace, name))
+            if model is not None:
+                model.exit = exit_failure(ended)
+                model.exit_revision = model_revision_name(name, copy.digest)
         ready = {r.address for pool in self._pools.values() for r in pool.ready_replicas()}
         for address in set(self._servers) - ready:
             del self._servers[address]  # a replica that comes back starts empty
@@ -266,6 +273,12 @@ class ModelMesh:
         for model in self._models.values():
             if model.pool == key:
                 self._write_status(model)
+        if pool.ready_replicas():  # requests that came while no replica was ready wait for their model
+            stats = self._stats()
+            for model in list(self._models.values()):
+                waiting = stats.get(model.backend)
+                if model.pool == key and waiting is not None and waiting.queued:
+                    self._wake((model.namespace, model.name))
 
     # ---- routes ----
 
@@ -323,6 +336,9 @@ class ModelMesh:
             return
         if model.failure is not None and time.monotonic() < model.retry_at:
             return
+        pool = self._pools.get(model.pool) if model.pool else None
+        if pool is None or not pool.ready_replicas():
+            return  # the pool starts or restarts: `_pool_changed` wakes it once a replica is ready
         self._start_load(model)
 
     def _start_load(self, model: _Model) -> None:
@@ -420,17 +436,18 @@ class ModelMesh:
             pool.warmed.add(replica.address)
             grown = 0
         model.size = max(estimate, grown)
-        pool.held.setdefault(replica.address, {})[model.name] = HeldCopy(wanted.digest, model.size)
+        copy = HeldCopy(wanted.digest, model.size, replica.index, now_rfc3339())
+        pool.held.setdefault(replica.address, {})[model.name] = copy
         model.active_revision = model.revision
         model.failure, model.failed_on, model.backoff = None, set(), 0.0
         logger.info(
-            "%s/%s loaded on %s (%.1fMi: files %.1fMi, memory grown %.1fMi)",
+            "%s/%s loaded on %s (%s: files %s, memory grown %s)",
             model.namespace,
             model.name,
             location,
-            model.size / 1024**2,
-            estimate / 1024**2,
-            grown / 1024**2,
+            _size(model.size),
+            _size(estimate),
+            _size(grown),
         )
         self._on_routes()
         for name in over_capacity(_room(pool, replica, self._last_used()), keep={model.name}):
@@ -563,6 +580,8 @@ class ModelMesh:
             loading=model.load is not None,
             failed_copies=len(model.failed_on),
             failure=model.failure,
+            exit=model.exit,
+            exit_revision=model.exit_revision,
         )
         ref = Ref(INFERENCE_SERVICE.kind, model.namespace, model.name)
         try:
@@ -590,6 +609,11 @@ class ModelMesh:
 
 def _room(pool: Pool, replica: Replica, last_used: dict[str, float]):
     return next(room for room in pool.rooms(last_used) if room.address == replica.address)
+
+
+def _size(size: int) -> str:
+    """Bytes for the log: Mi, or Ki for what is smaller (an iris model's files are a few Ki)."""
+    return f"{size / 1024**2:.1f}Mi" if size >= 1024**2 else f"{size / 1024:.1f}Ki"
 
 
 def _too_big(size: int, spec: PoolSpec) -> DoesNotFit:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from modelplane.api.conditions import LOADED
-from modelplane.control import Revision
+from modelplane.control import Revision, Termination
 from modelplane.control.modelmesh import PoolSpec
 from modelplane.control.placement import Copy, ReplicaRoom
 from modelplane.local.memory_watch import tree_memory
@@ -31,6 +31,8 @@ class HeldCopy:
 
     digest: str
     size: int
+    replica: int = 0  # the index of the replica that holds it
+    loaded_at: str = ""  # RFC 3339
 
 
 @dataclass
@@ -48,15 +50,19 @@ class Pool:
     def replica(self, address: str) -> Replica | None:
         return next((r for r in self.ready_replicas() if r.address == address), None)
 
-    def forget_gone_replicas(self) -> set[str]:
+    def forget_gone_replicas(self) -> dict[str, tuple[HeldCopy, Termination]]:
         """Drops what replicas that are no longer ready held (a restarted one starts empty); returns the
-        models that lost a copy."""
+        copies lost because their replica's process exited, by model, with how it ended."""
         ready = {r.address for r in self.ready_replicas()}
-        lost: set[str] = set()
+        ends = {r.index: r.last_termination for r in self.runner.replicas if r.last_termination}
+        exited: dict[str, tuple[HeldCopy, Termination]] = {}
         for address in set(self.held) - ready:
-            lost |= set(self.held.pop(address))
+            for model, copy in self.held.pop(address).items():
+                ended = ends.get(copy.replica)
+                if ended is not None and ended.finished_at >= copy.loaded_at:
+                    exited[model] = (copy, ended)
         self.warmed &= ready
-        return lost
+        return exited
 
     def rooms(self, last_used: dict[str, float]) -> list[ReplicaRoom]:
         """Each ready replica's capacity and copies, for the placement."""

@@ -159,6 +159,11 @@ class Replica:
     def label(self) -> str:
         return f"replica {self.index} of {self.revision.name}"
 
+    @property
+    def name(self) -> str:
+        """The replica's name, as a pod's: `<revision>-<index>` (its log is `<name>.log`)."""
+        return f"{self.revision.name}-{self.index}"
+
     def _tracing_env(self) -> dict[str, str]:
         """Who the replica is in its spans (when tracing is on): `<service>-<component>`, and its
         namespace and replica as resource attributes. A container's own OTEL_* variables win."""
@@ -321,7 +326,7 @@ class Replica:
         if self._stopping.is_set():
             self._note(f"stopped (exit code {code})")
             return
-        ended = self.last_termination = _termination(code, over_memory)
+        ended = self.last_termination = _termination(code, over_memory, self.name)
         REPLICA_EXITS.labels(*self._metric_labels(), ended.reason).inc()
         if over_memory is not None:
             self._note(f"{OOM_KILLED}: {over_memory}")
@@ -378,7 +383,7 @@ class Replica:
         return was_ready
 
     def _failure(self, message: str, *, exit_code: int | None = None, location: str | None = None) -> Failure:
-        return Failure(MODEL_LOAD_FAILED, message, exit_code, now_rfc3339(), location or self.revision.name)
+        return Failure(MODEL_LOAD_FAILED, message, exit_code, now_rfc3339(), location or self.name)
 
     def _note(self, text: str) -> None:
         """A line of the platform's own in the replica's log, between the process's lines."""
@@ -497,12 +502,12 @@ def _modelplane_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "modelplane", *arguments]
 
 
-def _termination(code: int, over_memory: str | None) -> Termination:
-    """How a process ended, in Kubernetes' words (a signal N is exit code 128 + N)."""
+def _termination(code: int, over_memory: str | None, replica: str) -> Termination:
+    """How a replica's process ended, in Kubernetes' words (a signal N is exit code 128 + N)."""
     if over_memory is not None:
-        return Termination(OOM_KILLED, OOM_EXIT_CODE, now_rfc3339(), over_memory)
+        return Termination(OOM_KILLED, OOM_EXIT_CODE, now_rfc3339(), over_memory, replica)
     reason = "Completed" if code == 0 else "Error"
-    return Termination(reason, code if code >= 0 else 128 - code, now_rfc3339())
+    return Termination(reason, code if code >= 0 else 128 - code, now_rfc3339(), location=replica)
 
 
 def _outcome(task: asyncio.Task | None) -> str | None:

@@ -6,7 +6,8 @@ each service are ready (`replicas_changed`). One worker per InferenceService (co
 that come in while it works):
 
 1. a TrainedModel whose InferenceService does not exist is deleted;
-2. the TrainedModels that may load (the service is a multi-model predictor, their memory fits) are made
+2. the TrainedModels that may load (the service is a multi-model predictor, their memory has its place:
+   `memory_fits`, with how recently each was used read from the replicas' request counters) are made
    to hold on each ready replica: the model is fetched (`modelplane.storage`) into
    `<replica's model folder>/<name>/` and `POST /v2/repository/models/<name>/load` is called; a changed
    spec is unloaded, fetched again and loaded; a model no longer wanted is unloaded and its folder removed
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelplane.agent.model_folder import ModelFolder
 from modelplane.agent.model_list import WantedModel
@@ -65,6 +67,7 @@ logger = logging.getLogger("modelplane.trainedmodels")
 
 Key = tuple[str, str]  # (namespace, name) of an InferenceService
 LOAD_TIMEOUT = 600.0
+REQUESTS_SAMPLE = "modelplane_requests_total"  # the model server's count of inference requests
 
 
 class TrainedModels:
@@ -76,6 +79,8 @@ class TrainedModels:
         self._servers: dict[str, ServerModels] = {}  # what each ready replica holds, by address
         self._parents: dict[Key, str] = {}  # (namespace, TrainedModel) -> its InferenceService
         self._folders: dict[Key, Path] = {}  # the folder of a service's replicas' model folders
+        self._requests: dict[str, dict[str, float]] = {}  # each replica's request counters, per model
+        self._last_used: dict[Key, dict[str, float]] = {}  # when a counter was last seen to move
         self._workers = KeyedWorkers(self._reconcile, "trained models of", "trainedmodel")
         self._watches: list[asyncio.Task] = []
         self._client: httpx.AsyncClient | None = None
@@ -105,6 +110,7 @@ class TrainedModels:
             return
         for address in set(known) - set(ready):
             self._servers.pop(address, None)  # a replica that comes back is looked at afresh
+            self._requests.pop(address, None)
         if ready:
             self._replicas[key] = ready
             self._folders[key] = next(iter(ready.values())).model_repository.parents[1]
@@ -147,13 +153,17 @@ class TrainedModels:
                 )
                 with contextlib.suppress(NotFound):
                     self.store.delete(Ref(TRAINED_MODEL.kind, namespace, tm["metadata"]["name"]))
+            self._last_used.pop(key, None)
             folder = self._folders.pop(key, None)
             if folder is not None:  # its replicas are stopping: what they loaded stays in memory
                 await asyncio.to_thread(shutil.rmtree, folder, True)
             return key not in self._replicas
-        fits = memory_fits(trained_models, memory_limit(isvc))
-        wanted = _wanted(isvc, trained_models, fits)
         replicas = list(self._replicas.get(key, {}).values())
+        limit = memory_limit(isvc)
+        if limit is not None and trained_models:
+            await self._note_use(key, replicas)
+        fits = memory_fits(trained_models, limit, self._last_used.get(key))
+        wanted = _wanted(isvc, trained_models, fits)
         failures: dict[str, str] = {}  # model -> why it failed (on one replica at least)
         syncs = (self._server(replica).sync(wanted) for replica in replicas)
         for problems in await asyncio.gather(*syncs):
@@ -176,11 +186,25 @@ class TrainedModels:
         trained_models = [
             tm for tm in self.store.list(TRAINED_MODEL.kind, namespace)[0] if parent_name(tm) == name
         ]
-        wanted = _wanted(isvc, trained_models, memory_fits(trained_models, memory_limit(isvc)))
+        fits = memory_fits(trained_models, memory_limit(isvc), self._last_used.get((namespace, name)))
+        wanted = _wanted(isvc, trained_models, fits)
         fetch = functools.partial(fetch_model, log_path=replica.log_path)
         failures = await ModelFolder(folder).prepare(wanted, fetch)
         for model, message in sorted(failures.items()):
             logger.warning("%s: fetching trained model %s failed: %s", replica.label, model, message)
+
+    async def _note_use(self, key: Key, replicas: list[Replica]) -> None:
+        """The models whose request counter (`modelplane_requests_total`) grew on a replica since the
+        last look were used now: what the least recently used eviction goes by."""
+        used = self._last_used.setdefault(key, {})
+        now = time.monotonic()
+        for replica in replicas:
+            counts = await _requests_by_model(self._client, replica.address)
+            before = self._requests.get(replica.address, {})
+            for model, count in counts.items():
+                if count > before.get(model, 0.0):
+                    used[model] = now
+            self._requests[replica.address] = counts
 
     def _server(self, replica: Replica) -> ServerModels:
         server = self._servers.get(replica.address)
@@ -273,6 +297,22 @@ async def fetch_model(
         raise
     if code != 0:
         raise RuntimeError(f"fetching {uri} failed (exit code {code}; the replica's log says why)")
+
+
+async def _requests_by_model(client: httpx.AsyncClient, address: str) -> dict[str, float]:
+    """The inference requests a replica answered, per model, from its metrics (none if out of reach)."""
+    try:
+        response = await client.get(f"http://{address}/metrics", timeout=5.0)
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return {}
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == REQUESTS_SAMPLE and "model_name" in sample.labels:
+                model = sample.labels["model_name"]
+                counts[model] = counts.get(model, 0.0) + sample.value
+    return counts
 
 
 def _wanted(isvc: dict, trained_models: list[dict], fits: dict[str, bool]) -> dict[str, WantedModel]:

@@ -181,6 +181,26 @@ def test_a_failed_load_blocks_with_its_failure():
     }
 
 
+def test_a_copy_lost_when_its_replica_exited_is_the_last_failure():
+    exit = Failure("RuntimeUnhealthy", "replica pool-0 exited with code 137 (OOMKilled)", 137, "t", "pool-0")
+    status = model_status(
+        MeshModelState(pool_ready=True, revision="m__isvc-1", exit=exit, exit_revision="m__isvc-1")
+    )
+    assert status["transitionStatus"] == "UpToDate"
+    assert status["states"] == {"activeModelState": "Standby"}  # it loads again on its next request
+    assert status["lastFailureInfo"] == {
+        "reason": "RuntimeUnhealthy",
+        "message": "replica pool-0 exited with code 137 (OOMKilled)",
+        "location": "pool-0",
+        "modelRevisionName": "m__isvc-1",
+        "time": "t",
+        "exitCode": 137,
+    }
+    # A failure to load is newer news than the exit.
+    failed = model_status(MeshModelState(pool_ready=True, revision="m__isvc-1", exit=exit, failure=FAILURE))
+    assert failed["lastFailureInfo"]["reason"] == "ModelLoadFailed"
+
+
 def test_no_runtime_is_an_invalid_spec():
     invalid = Failure("NoSupportingRuntime", "No runtime found to support specified framework/version")
     status = model_status(MeshModelState(invalid=invalid))

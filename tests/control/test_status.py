@@ -69,8 +69,10 @@ def test_a_ready_predictor_is_ready_with_urls_traffic_and_loaded_model():
         {"revisionName": "iris-predictor-00001", "percent": 100, "latestRevision": True}
     ]
     assert result["modelStatus"]["transitionStatus"] == "UpToDate"
-    assert result["modelStatus"]["states"] == {"activeModelState": "Loaded", "targetModelState": "Loaded"}
+    # targetModelState is there only while the model is not UpToDate, as the seeds say.
+    assert result["modelStatus"]["states"] == {"activeModelState": "Loaded"}
     assert result["modelStatus"]["copies"] == {"failedCopies": 0, "totalCopies": 1}
+    assert "lastFailureInfo" not in result["modelStatus"]
     assert result["clusterServingRuntimeName"] == "kserve-sklearnserver"
 
 
@@ -237,12 +239,25 @@ def test_a_revision_waiting_for_gpus_is_unschedulable_and_says_why():
 
 
 def test_a_revision_reports_its_restarts_and_how_a_replica_last_ended_as_kubernetes_does():
-    ended = Termination("OOMKilled", 137, NOW, "it held 612Mi, over its memory limit of 512Mi")
+    ended = Termination(
+        "OOMKilled", 137, NOW, "it held 612Mi, over its memory limit of 512Mi", "iris-predictor-00001-0"
+    )
     revision = RevisionState(
         "iris-predictor-00001", "Loaded", ready_replicas=1, restarts=2, last_termination=ended
     )
     result = status(ServiceState({"predictor": serving(revision)}, running={"predictor": (revision,)}))
     assert conditions(result)["PredictorReady"] == ("True", None)
+    # The model serves again, and its status says the process exited.
+    assert result["modelStatus"]["transitionStatus"] == "UpToDate"
+    assert result["modelStatus"]["lastFailureInfo"] == {
+        "reason": "RuntimeUnhealthy",
+        "message": "replica iris-predictor-00001-0 exited with code 137 (OOMKilled): "
+        "it held 612Mi, over its memory limit of 512Mi",
+        "location": "iris-predictor-00001-0",
+        "modelRevisionName": "iris-predictor-00001",
+        "time": NOW,
+        "exitCode": 137,
+    }
     (entry,) = result["revisions"]
     assert entry["restartCount"] == 2
     assert entry["lastState"] == {
@@ -252,6 +267,36 @@ def test_a_revision_reports_its_restarts_and_how_a_replica_last_ended_as_kuberne
             "finishedAt": NOW,
             "message": "it held 612Mi, over its memory limit of 512Mi",
         }
+    }
+
+
+def test_the_newest_exit_of_the_serving_or_the_loading_revision_is_the_last_failure():
+    old_end = Termination("Error", 1, NOW, location="iris-predictor-00001-0")
+    new_end = Termination("Error", 2, LATER, location="iris-predictor-00002-0")
+    serving_revision = RevisionState(
+        "iris-predictor-00001", "Loaded", ready_replicas=2, last_termination=old_end
+    )
+    loading = RevisionState("iris-predictor-00002", "Loading", last_termination=new_end)
+    predictor = ComponentState(loading, serving_revision, (TrafficTarget(serving_revision.name, 100, False),))
+    model = status(ServiceState({"predictor": predictor}, routed=True), generation=2)["modelStatus"]
+    assert model["transitionStatus"] == "InProgress"
+    assert model["states"] == {"activeModelState": "Loaded", "targetModelState": "Loading"}
+    assert model["copies"] == {"failedCopies": 0, "totalCopies": 2}  # the serving revision's replicas
+    info = model["lastFailureInfo"]
+    assert (info["exitCode"], info["location"], info["modelRevisionName"], info["time"]) == (
+        2,
+        "iris-predictor-00002-0",
+        "iris-predictor-00002",
+        LATER,
+    )
+
+
+def test_a_service_with_no_revision_yet_has_no_copies():
+    model = status(ServiceState())["modelStatus"]
+    assert model == {
+        "transitionStatus": "InProgress",
+        "states": {"activeModelState": "", "targetModelState": "Pending"},
+        "copies": {"failedCopies": 0, "totalCopies": 0},
     }
 
 

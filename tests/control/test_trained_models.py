@@ -85,6 +85,37 @@ def test_memory_is_given_in_creation_order_up_to_the_limit():
     assert memory_fits(models, None) == {"a": True, "b": True, "c": True}
 
 
+def placed(model: dict) -> dict:
+    """A TrainedModel its service's replicas were given a place for (KServe's allocated label)."""
+    model["metadata"]["labels"] = trained_model_labels(model, fits=True)
+    return model
+
+
+def test_a_model_in_place_keeps_it_and_a_new_one_that_does_not_fit_waits():
+    limit = memory_limit(isvc({"sklearn": {"resources": {"limits": {"memory": "300Mi"}}}}))
+    older = tm("a", "200Mi", "2026-01-01T00:00:01Z")  # created first, but not placed yet
+    models = [
+        older,
+        placed(tm("b", "200Mi", "2026-01-01T00:00:02Z")),
+        tm("c", "100Mi", "2026-01-01T00:00:03Z"),
+    ]
+    assert memory_fits(models, limit) == {"a": False, "b": True, "c": True}
+
+
+def test_models_in_place_that_no_longer_fit_leave_least_recently_used_first():
+    limit = memory_limit(isvc({"sklearn": {"resources": {"limits": {"memory": "300Mi"}}}}))
+    models = [
+        placed(tm("a", "200Mi", "2026-01-01T00:00:01Z")),
+        placed(tm("b", "200Mi", "2026-01-01T00:00:02Z")),  # placed when the limit was 400Mi
+        tm("c", "100Mi", "2026-01-01T00:00:03Z"),
+    ]
+    # a was used last: b leaves, and c takes the room that is left.
+    assert memory_fits(models, limit, {"a": 20.0, "b": 10.0}) == {"a": True, "b": False, "c": True}
+    assert memory_fits(models, limit, {"a": 10.0, "b": 20.0}) == {"a": False, "b": True, "c": True}
+    # Never used: the newest created leaves first.
+    assert memory_fits(models, limit) == {"a": True, "b": False, "c": True}
+
+
 def test_a_changed_model_spec_changes_the_digest():
     assert model_digest(tm("a")) == model_digest(tm("a", created="2027-01-01T00:00:00Z"))
     assert model_digest(tm("a")) != model_digest(tm("a", uri="s3://b/other"))

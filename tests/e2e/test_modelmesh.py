@@ -6,12 +6,15 @@ MB of weights, so a replica holds two and the pool four of the five. Each servic
 request (loaded on demand), in turn; the least recently used copy is unloaded to make room and loaded
 again when asked; the statuses say which are Loaded and which Standby. A corrupt model ends
 FailedToLoad with lastFailureInfo while the others serve, a model bigger than a replica fails with that
-reason, and the mode of a service cannot be changed.
+reason, the mode of a service cannot be changed, and a pool replica that exits is the last failure of
+the models it held.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,7 +25,13 @@ import yaml
 
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
-from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, wait_until
+from tests.e2e.platform_process import (
+    PlatformProcess,
+    kill_leftovers,
+    replica_processes,
+    running_platform,
+    wait_until,
+)
 
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 MODELS = ("iris-a", "iris-b", "iris-c", "iris-d", "iris-e")
@@ -223,3 +232,29 @@ def test_the_mode_of_a_service_cannot_change(platform, tmp_path):
     result = platform.cli("apply", "-f", str(path), check=False)
     assert result.returncode != 0
     assert "deploymentMode cannot be changed from 'ModelMesh' to 'Standard'" in result.stderr
+
+
+def test_a_pool_replica_that_exits_is_the_last_failure_of_the_models_it_held(platform, home):
+    assert predict(platform, "iris-d").json() == {"predictions": [1, 1]}
+    wait_until(lambda: active(platform, "iris-d") == "Loaded", "iris-d loaded", platform)
+    pool = [
+        pid
+        for pid in replica_processes(home)
+        if "modelmesh-serving-mm-sklearn" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    ]
+    assert len(pool) == 2, pool
+    for pid in pool:
+        os.killpg(pid, signal.SIGKILL)
+
+    def exit_reported() -> dict | None:
+        info = model_status(platform, "iris-d").get("lastFailureInfo") or {}
+        return info if info.get("reason") == "RuntimeUnhealthy" else None
+
+    info = wait_until(exit_reported, "the exit in iris-d's status", platform)
+    assert info["exitCode"] == 137  # 128 + SIGKILL
+    assert info["location"].startswith("modelmesh-serving-mm-sklearn-predictor-00001-")
+    assert info["modelRevisionName"].startswith("iris-d__isvc-")
+    assert f"replica {info['location']} exited with code 137" in info["message"] and info["time"]
+    # Its copy went with the process: it is loaded again by its next request.
+    wait_until(lambda: predict(platform, "iris-d").status_code == 200, "iris-d served again", platform)
+    assert active(platform, "iris-d") == "Loaded"

@@ -136,7 +136,7 @@ def test_status_reports_urls_revisions_and_the_loaded_model(platform):
         {"revisionName": "sklearn-iris-predictor-00001", "percent": 100, "latestRevision": True}
     ]
     assert status["modelStatus"]["transitionStatus"] == "UpToDate"
-    assert status["modelStatus"]["states"] == {"activeModelState": "Loaded", "targetModelState": "Loaded"}
+    assert status["modelStatus"]["states"] == {"activeModelState": "Loaded"}
     assert status["clusterServingRuntimeName"] == "kserve-sklearnserver"
     transformer = get(platform, "iris-mm")["status"]
     assert {c["type"]: c["status"] for c in transformer["conditions"]}["TransformerReady"] == "True"
@@ -212,6 +212,16 @@ def test_a_killed_replica_comes_back(platform):
     assert response.status_code == 200, response.text
     assert xgboost_replica(platform) not in (None, killed)
     assert "exited with code -9" in platform.cli("logs", "xgboost-iris").stdout
+
+    # The model serves again, and its status says which process exited, and how.
+    def exit_reported() -> dict | None:
+        return get(platform, "xgboost-iris")["status"]["modelStatus"].get("lastFailureInfo")
+
+    info = wait_until(exit_reported, "the exit in the model status", platform)
+    assert (info["reason"], info["exitCode"]) == ("RuntimeUnhealthy", 137)  # 128 + SIGKILL
+    assert info["location"] == info["modelRevisionName"] + "-0" and info["time"]
+    assert info["modelRevisionName"].startswith("xgboost-iris-predictor-")
+    assert "exited with code 137 (Error)" in info["message"]
 
 
 def apply_lightgbm(platform: PlatformProcess, tmp_path: Path, **predictor) -> None:

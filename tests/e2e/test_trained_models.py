@@ -4,7 +4,9 @@ An sklearn InferenceService with no storageUri becomes Ready with no model; two 
 models the test trains, one at a `file://` URI and one in a `pvc://` claim) are loaded on its replica and
 answer by name through the gateway; a killed replica comes back with both, a changed one is loaded again,
 a new revision and a restart of the platform get both; a deleted TrainedModel is unloaded; deleting the
-service deletes the TrainedModel that is left.
+service deletes the TrainedModel that is left. TrainedModels share a replica's memory as ModelMesh's
+models do: one that does not fit waits, and when those in place no longer fit the least recently used
+leaves.
 """
 
 from __future__ import annotations
@@ -238,3 +240,56 @@ def test_a_model_that_fails_to_load_or_does_not_fit_says_why(platform, home, tmp
     assert table[0].split() == ["NAME", "URL", "READY", "AGE"]
     platform.cli("delete", "isvc", "mms2")
     platform.cli("wait", "--for=delete", "tm", "bad", "big", "--timeout=120s")
+
+
+def test_trained_models_share_a_replicas_memory_and_the_least_recently_used_leaves(platform, home, tmp_path):
+    """A 1Gi predictor: a and b (512Mi each) fill it; c (256Mi) waits without unloading them; the limit
+    lowered to 768Mi holds b and c but not a, which, used before b, leaves; a comes back once b is gone."""
+    service = isvc_yaml()
+    service["metadata"]["name"] = "lru"
+    lru_host = "lru.default.localhost"
+
+    def model(name: str, memory: str) -> dict:
+        found = trained_model_yaml(name, "pvc://tm/iris-b")
+        found["spec"]["inferenceService"] = "lru"
+        found["spec"]["model"]["memory"] = memory
+        return found
+
+    def served(name: str) -> bool:
+        response = platform.request("POST", lru_host, f"/v1/models/{name}:predict", json=IRIS)
+        return response.status_code == 200 and response.json() == {"predictions": [1, 1]}
+
+    def unloaded(name: str) -> bool:
+        return platform.request("GET", lru_host, f"/v1/models/{name}").status_code == 404
+
+    def memory_available(name: str) -> str | None:
+        conditions = (get(platform, "tm", name).get("status") or {}).get("conditions") or []
+        return next((c["status"] for c in conditions if c["type"] == "MemoryResourceAvailable"), None)
+
+    apply(platform, tmp_path, service)
+    platform.cli("wait", "--for=condition=Ready", "isvc/lru", "--timeout=300s")
+    apply(platform, tmp_path, model("a", "512Mi"))
+    apply(platform, tmp_path, model("b", "512Mi"))  # created after a
+    platform.cli("wait", "--for=condition=Ready", "tm", "a", "b", "--timeout=120s")
+    assert served("a")  # a is used first ...
+
+    apply(platform, tmp_path, model("c", "256Mi"))
+    assert wait_until(lambda: memory_available("c") == "False", "c waiting for memory", platform)
+    assert unloaded("c")
+    assert served("b")  # ... then b; both stayed in place
+    assert memory_available("a") == memory_available("b") == "True"
+
+    # Lowered to 768Mi: a and b no longer fit together, and a, the least recently used, leaves.
+    service["spec"]["predictor"]["sklearn"]["resources"]["limits"]["memory"] = "768Mi"
+    apply(platform, tmp_path, service)
+    wait_until(lambda: memory_available("a") == "False", "a leaving", platform)
+    platform.cli("wait", "--for=condition=Ready", "tm", "b", "c", "--timeout=120s")
+    wait_until(lambda: served("b") and served("c") and unloaded("a"), "b and c without a", platform)
+    assert memory_available("b") == "True"
+    assert "serving.kserve.io/trainedmodel-allocated" not in get(platform, "tm", "a")["metadata"]["labels"]
+
+    platform.cli("delete", "tm", "b")
+    platform.cli("wait", "--for=condition=Ready", "tm", "a", "--timeout=120s")
+    wait_until(lambda: served("a") and served("c"), "a back next to c", platform)
+    platform.cli("delete", "isvc", "lru")
+    platform.cli("wait", "--for=delete", "tm", "a", "c", "--timeout=120s")

@@ -118,7 +118,7 @@ def test_a_service_is_ready_once_its_deployment_is_available_and_its_routes_acce
     assert status["address"]["url"] == "http://iris-predictor.default.svc.cluster.local"
     assert status["components"]["predictor"]["url"] == "http://iris-predictor-default.example.com"
     assert status["modelStatus"]["transitionStatus"] == "UpToDate"
-    assert status["modelStatus"]["states"] == {"activeModelState": "Loaded", "targetModelState": "Loaded"}
+    assert status["modelStatus"]["states"] == {"activeModelState": "Loaded"}
     assert status["modelStatus"]["copies"]["totalCopies"] == 1
     assert status["clusterServingRuntimeName"] == "kserve-sklearnserver"
 
@@ -127,7 +127,7 @@ def test_a_service_is_ready_once_its_deployment_is_available_and_its_routes_acce
 def test_a_crash_looping_runtime_is_said_with_its_exit_code(cluster, operator):
     cluster.client.create(ISVC(iris()))
     wait_for(lambda: get(cluster, DEPLOYMENT, "iris-predictor"))
-    start_pod(
+    pod = start_pod(
         cluster.client,
         "iris-predictor",
         cluster.namespace,
@@ -140,6 +140,7 @@ def test_a_crash_looping_runtime_is_said_with_its_exit_code(cluster, operator):
     status = status_of(cluster)
     failure = status["modelStatus"]["lastFailureInfo"]
     assert failure["reason"] == "ModelLoadFailed" and failure["exitCode"] == 3
+    assert failure["location"] == pod and failure["time"]
     assert "the model file is not a model" in failure["message"]
     predictor = condition({"status": status}, "PredictorReady")
     assert predictor["status"] == "False" and "the model file is not a model" in predictor["message"]

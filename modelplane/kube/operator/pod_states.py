@@ -5,7 +5,7 @@ can take. Pods are looked at newest first; the first problem found is the one re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from modelplane.api import conditions as c
 from modelplane.api.constants import PREDICTOR_CONTAINER
@@ -44,7 +44,7 @@ def pods_state(pods: list[dict]) -> PodsState:
             failure = failure or problem
         for container in status.get("containerStatuses") or []:
             restarts += int(container.get("restartCount") or 0)
-            ended = _termination(container)
+            ended = _termination(container, _name(pod))
             if ended is not None and (last is None or ended.finished_at > last.finished_at):
                 last = ended
         if unschedulable is None:
@@ -53,7 +53,12 @@ def pods_state(pods: list[dict]) -> PodsState:
 
 
 def pod_failure(pod: dict) -> Failure | None:
-    """Why a pod does not serve its model, if it cannot."""
+    """Why a pod does not serve its model, if it cannot; its `location` is the pod."""
+    found = _pod_failure(pod)
+    return replace(found, location=_name(pod)) if found is not None else None
+
+
+def _pod_failure(pod: dict) -> Failure | None:
     status = pod.get("status") or {}
     for container in status.get("initContainerStatuses") or []:
         if container.get("name") != STORAGE_INITIALIZER:
@@ -111,7 +116,7 @@ def _failed_run(container: dict) -> dict | None:
     return None
 
 
-def _termination(container: dict) -> Termination | None:
+def _termination(container: dict, pod: str | None) -> Termination | None:
     ended = (container.get("lastState") or {}).get("terminated")
     if not ended:
         return None
@@ -120,7 +125,12 @@ def _termination(container: dict) -> Termination | None:
         int(ended.get("exitCode") or 0),
         ended.get("finishedAt") or "",
         ended.get("message"),
+        pod,
     )
+
+
+def _name(pod: dict) -> str | None:
+    return (pod.get("metadata") or {}).get("name")
 
 
 def _unschedulable(status: dict) -> str | None:

@@ -227,9 +227,16 @@ def _service_state(isvc: dict, mode: str, observed: _Observed, invalid: Failure 
             continue
         if mode == KNATIVE:
             ksvc = observed.knative.get(component)
-            latest = ((ksvc or {}).get("status") or {}).get("latestCreatedRevisionName")
+            revisions = (ksvc or {}).get("status") or {}
+            latest, ready = (
+                revisions.get("latestCreatedRevisionName"),
+                revisions.get("latestReadyRevisionName"),
+            )
             state = knative_component(
-                ksvc, observed.pods.get(latest, []) if latest else [], before.get(component) or {}
+                ksvc,
+                observed.pods.get(latest, []) if latest else [],
+                before.get(component) or {},
+                serving_pods=observed.pods.get(ready, []) if ready else [],
             )
         else:
             predictor_name = spec[component].get("name") if component == "predictor" else None

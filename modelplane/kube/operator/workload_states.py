@@ -57,9 +57,12 @@ def standard_component(deployment: dict | None, pods: list[dict]) -> ComponentSt
     return ComponentState(revision, revision, (TrafficTarget(revision.name, 100, True),))
 
 
-def knative_component(ksvc: dict | None, pods: list[dict], before: dict) -> ComponentState | None:
-    """A Knative-mode component from its Knative Service's status; `before` is the component's status
-    as last written (which revision was rolled out)."""
+def knative_component(
+    ksvc: dict | None, pods: list[dict], before: dict, serving_pods: list[dict] | None = None
+) -> ComponentState | None:
+    """A Knative-mode component from its Knative Service's status; `pods` are its newest revision's,
+    `serving_pods` those of its newest ready one when that is another; `before` is the component's
+    status as last written (which revision was rolled out)."""
     if ksvc is None:
         return None
     status = ksvc.get("status") or {}
@@ -84,7 +87,11 @@ def knative_component(ksvc: dict | None, pods: list[dict], before: dict) -> Comp
     latest = _revision(latest_name, phase, seen.ready, seen, failure, None)
     serving = None
     if ready_name:
-        serving = latest if ready_name == latest_name else RevisionState(ready_name, c.LOADED)
+        if ready_name == latest_name:
+            serving = latest
+        else:
+            ready = pods_state(serving_pods or [])
+            serving = _revision(ready_name, c.LOADED, ready.ready, ready, None, None)
     targets = tuple(
         TrafficTarget(
             t.get("revisionName") or "",
