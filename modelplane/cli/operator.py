@@ -17,6 +17,7 @@ from pathlib import Path
 
 from modelplane.api.constants import KNATIVE, STANDARD
 from modelplane.cli.main import CommandError
+from modelplane.cli.render import add_route_flags
 from modelplane.kube.settings import DEFAULT_IMAGE, KubeSettings
 
 MODES = {"standard": STANDARD, "knative": KNATIVE}
@@ -37,17 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=os.environ.get("MODELPLANE_DEFAULT_MODE", "standard"),
         help="the deployment mode of resources without the deploymentMode annotation (default: standard)",
     )
-    routes = parser.add_mutually_exclusive_group()
-    routes.add_argument(
-        "--gateway-api",
-        dest="gateway_api",
-        action="store_true",
-        default=True,
-        help="route traffic in with Gateway API HTTPRoutes (the default)",
-    )
-    routes.add_argument(
-        "--ingress", dest="gateway_api", action="store_false", help="route traffic in with an Ingress"
-    )
+    add_route_flags(parser)
     parser.add_argument(
         "--image",
         default=os.environ.get("MODELPLANE_IMAGE", DEFAULT_IMAGE),

@@ -49,17 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the deployment mode of resources without the serving.kserve.io/deploymentMode annotation "
         "(default: standard)",
     )
-    routes = parser.add_mutually_exclusive_group()
-    routes.add_argument(
-        "--gateway-api",
-        dest="gateway_api",
-        action="store_true",
-        default=True,
-        help="route traffic in with Gateway API HTTPRoutes (the default)",
-    )
-    routes.add_argument(
-        "--ingress", dest="gateway_api", action="store_false", help="route traffic in with an Ingress"
-    )
+    add_route_flags(parser)
     parser.add_argument(
         "--image", default=DEFAULT_IMAGE, help=f"modelplane's image (default: {DEFAULT_IMAGE})"
     )
@@ -194,3 +184,18 @@ def _document_of(reference: str, documents: list[Document], admitted: list[dict]
         if resource_ref(resource) == reference:
             return document
     return documents[0]
+
+
+def add_route_flags(parser: argparse.ArgumentParser) -> None:
+    """How traffic comes in: Gateway API HTTPRoutes (the default) or an Ingress."""
+    routes = parser.add_mutually_exclusive_group()
+    routes.add_argument(
+        "--gateway-api",
+        dest="gateway_api",
+        action="store_true",
+        default=True,
+        help="route traffic in with Gateway API HTTPRoutes (the default)",
+    )
+    routes.add_argument(
+        "--ingress", dest="gateway_api", action="store_false", help="route traffic in with an Ingress"
+    )
