@@ -270,9 +270,9 @@ def test_a_client_disconnect_cancels_the_upstream_request(echo, warm):
         before = httpx.get(f"http://{echo}/stats").json()["disconnects"]
         raw = RawConnection(gateway)
         raw.send(request("GET", "/slow?seconds=60"))
-        eventually(
-            lambda: gateway.revision_stats()["echo-1"].in_flight == 1, "the request reaches the replica"
-        )
+        # /stats counts itself, so two in flight means the slow request has reached the replica.
+        eventually(lambda: httpx.get(f"http://{echo}/stats").json()["in_flight"] == 2, "the replica has it")
+        assert gateway.revision_stats()["echo-1"].in_flight == 1
         raw.close()
         eventually(
             lambda: httpx.get(f"http://{echo}/stats").json()["disconnects"] == before + 1,
