@@ -79,9 +79,11 @@ def supporting_runtimes(
     *,
     multi_model: bool = False,
     multi_node: bool = False,
+    default_protocol: str | None = PROTOCOL_V1,
 ) -> list[RuntimeSelection]:
-    """Every runtime that may auto-serve the model, best first."""
-    protocol = model.get("protocolVersion") or PROTOCOL_V1
+    """Every runtime that may auto-serve the model, best first. A model that names no protocol speaks
+    `default_protocol` (None: any)."""
+    protocol = model.get("protocolVersion") or default_protocol
     selections: list[RuntimeSelection] = []
     for kind, runtimes in (
         (SERVING_RUNTIME.kind, namespaced_runtimes),

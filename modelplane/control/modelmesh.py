@@ -136,7 +136,10 @@ def select_pool_runtime(
         )
     name = model.get("runtime")
     if not name:
-        candidates = supporting_runtimes(model, namespaced_runtimes, cluster_runtimes, multi_model=True)
+        # As ModelMesh Serving chooses: a model that names no protocol may go to a runtime of any.
+        candidates = supporting_runtimes(
+            model, namespaced_runtimes, cluster_runtimes, multi_model=True, default_protocol=None
+        )
         if not candidates:
             raise RuntimeSelectionError(
                 c.NO_SUPPORTING_RUNTIME,

@@ -17,7 +17,9 @@ HEADER = (
 
 
 def cluster_runtimes(settings: KubeSettings) -> list[dict]:
-    runtimes = builtin_cluster_runtimes()
+    """The single-model ones: the operator does not serve ModelMesh services, and a cluster that runs
+    ModelMesh Serving has its own multi-model runtimes, under the same names."""
+    runtimes = [r for r in builtin_cluster_runtimes() if r["spec"].get("multiModel") is not True]
     for runtime in runtimes:
         for container in (runtime.get("spec") or {}).get("containers") or []:
             container["image"] = cluster_image(container, settings)

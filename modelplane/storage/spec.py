@@ -137,9 +137,14 @@ def _uri_for(spec: StorageSpec, config: StorageConfig) -> str:
         return f"https://{account}.blob.core.windows.net/{container}/{path}"
     if kind == "hf":
         return f"hf://{path}"
+    if kind == "pvc":  # ModelMesh's: a claim, by name; on one machine, a folder
+        name = config.get("name")
+        if not name:
+            raise ConfigurationError(f"storage key {spec.key!r} has type pvc and no name (the claim's)")
+        return f"pvc://{name}/{path}"
     if not kind:
         raise ConfigurationError(f"storage key {spec.key!r} has no type")
-    raise ConfigurationError(f"storage key {spec.key!r} has type {kind!r}; supported: s3, gs, azure, hf")
+    raise ConfigurationError(f"storage key {spec.key!r} has type {kind!r}; supported: s3, gs, azure, hf, pvc")
 
 
 def _read_document(path: Path, key: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from modelplane.api import (
     render,
     render_container,
 )
+from modelplane.api.quantity import parse_quantity
 
 from .helpers import KSERVE_RUNTIMES
 
@@ -31,9 +32,35 @@ def test_the_shipped_runtimes():
         "kserve-sklearnserver",
         "kserve-torchserve",
         "kserve-xgbserver",
+        "mlserver-1.x",
         "modelplane-onnxserver",
         "modelplane-tensorflowserver",
+        "torchserve-0.x",
+        "triton-2.x",
     ]
+
+
+# ModelMesh Serving's multi-model runtimes, by its names: the formats it gives each (first) and the
+# newer versions modelplane also serves.
+MODELMESH_FORMATS = {
+    "mlserver-1.x": {"sklearn:0", "sklearn:1", "xgboost:1", "xgboost:2", "lightgbm:3", "lightgbm:4"},
+    "triton-2.x": {"onnx:1", "pytorch:1", "pytorch:2", "tensorflow:1", "tensorflow:2"},
+    "torchserve-0.x": {"pytorch-mar:0"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELMESH_FORMATS))
+def test_modelmesh_runtimes_are_multi_model_servers_of_any_framework(name):
+    spec = by_name()[name]["spec"]
+    assert spec["multiModel"] is True
+    formats = {f"{f['name']}:{f['version']}" for f in spec["supportedModelFormats"] if f["autoSelect"]}
+    assert formats == MODELMESH_FORMATS[name]
+    (container,) = spec["containers"]
+    assert container["command"] == ["modelplane", "serve"]
+    # No --runtime: a replica holds models of every format the runtime lists.
+    assert not any(arg.startswith(("--runtime", "--model-name")) for arg in container["args"])
+    memory = parse_quantity(container["resources"]["limits"]["memory"])
+    assert 0 < spec["builtInAdapter"]["memBufferBytes"] < memory
 
 
 @pytest.mark.parametrize(

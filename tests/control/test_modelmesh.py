@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelplane.api import RuntimeSelectionError
+from modelplane.api import RuntimeSelectionError, builtin_cluster_runtimes
 from modelplane.control.modelmesh import (
     MeshModelState,
     deployment_mode,
@@ -87,6 +87,36 @@ def test_the_pool_runtime_is_a_multi_model_one():
     named = _isvc({"model": {"modelFormat": {"name": "sklearn"}, "runtime": "single", "storageUri": "x"}})
     with pytest.raises(RuntimeSelectionError, match="not multiModel"):
         select_pool_runtime(named, [single], [])
+
+
+def test_the_built_in_runtimes_serve_the_seeds_example_and_its_siblings():
+    """ModelMesh Serving's runtime names: the seeds' `example-tensorflow-mnist` goes to triton-2.x."""
+    builtin = builtin_cluster_runtimes()
+    seeds = _isvc({"model": {"modelFormat": {"name": "tensorflow"}, "storage": {"key": "k", "path": "p"}}})
+    assert select_pool_runtime(seeds, [], builtin).name == "triton-2.x"
+    for framework, runtime in (
+        ("sklearn", "mlserver-1.x"),
+        ("xgboost", "mlserver-1.x"),
+        ("onnx", "triton-2.x"),
+    ):
+        assert (
+            select_pool_runtime(_isvc({framework: {"storageUri": "s3://b/m"}}), [], builtin).name == runtime
+        )
+    mar = _isvc({"model": {"modelFormat": {"name": "pytorch-mar"}, "storageUri": "s3://b/m"}})
+    assert select_pool_runtime(mar, [], builtin).name == "torchserve-0.x"
+    # A namespace's own runtime goes first, as in KServe.
+    assert select_pool_runtime(seeds, [_runtime("mine", multiModel=True)], builtin).name == "triton-2.x"
+    sklearn = _isvc({"sklearn": {"storageUri": "s3://b/m"}})
+    assert select_pool_runtime(sklearn, [_runtime("mine", multiModel=True)], builtin).name == "mine"
+
+
+def test_a_model_without_a_protocol_goes_to_a_runtime_of_any():
+    """As ModelMesh Serving chooses (its runtimes speak grpc-v2 only); a protocol named still counts."""
+    grpc_only = _runtime("grpc-only", multiModel=True, protocolVersions=["grpc-v2"])
+    assert select_pool_runtime(_isvc({"sklearn": {"storageUri": "x"}}), [grpc_only], []).name == "grpc-only"
+    v1 = _isvc({"sklearn": {"storageUri": "x", "protocolVersion": "v1"}})
+    with pytest.raises(RuntimeSelectionError):
+        select_pool_runtime(v1, [grpc_only], [])
 
 
 def test_a_shorthand_is_read_as_a_model():

@@ -36,6 +36,16 @@ def test_store_folder_can_be_given_and_holds_secret_style_files(tmp_path):
     assert source.uri == "gs://b-models/flowers"
 
 
+def test_a_pvc_storage_names_its_claim_as_modelmesh_s_does(tmp_path):
+    write(tmp_path, "localPVC", {"type": "pvc", "name": "models"})
+    store = CredentialStore(tmp_path)
+    source = resolve(storage={"key": "localPVC", "path": "tensorflow/mnist.savedmodel"}, store=store)
+    assert source.uri == "pvc://models/tensorflow/mnist.savedmodel"
+    write(tmp_path, "nameless", {"type": "pvc"})
+    with pytest.raises(ConfigurationError, match="has type pvc and no name"):
+        resolve(storage={"key": "nameless", "path": "x"}, store=store)
+
+
 def test_store_folder_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MODELPLANE_STORAGE_CONFIG_DIR", str(tmp_path / "elsewhere"))
     write(
