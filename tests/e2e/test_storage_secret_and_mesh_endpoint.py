@@ -1,17 +1,20 @@
-"""End to end: the storage-config Secret, and ModelMesh's single endpoint, on `modelplane up`.
+"""End to end: the storage-config Secret, ModelMesh's single endpoint and the seeds' ModelMesh example,
+on `modelplane up`.
 
-A real S3 server (moto's) holds an iris model. A `storage-config` Secret applied to the platform says
+A real S3 server (moto's) holds an iris model and the seeds' `tensorflow/mnist.savedmodel`. A `storage-config` Secret applied to the platform says
 where it is and with which keys; a ModelMesh service and a Standard one name it with
 `storage: {key, path}` and serve it. No read of the Secret (the CLI's, the API's watch, the services'
 statuses, the platform's log) shows a value of it. The ModelMesh models then answer at the endpoint
 `modelmesh-serving.default.<domain>`, found by the `mm-vmodel-id` header or by the name the request
-gives, over REST and gRPC.
+gives, over REST and gRPC. The seeds' `example-tensorflow-mnist`, applied from examples/ as written,
+is served by the built-in `triton-2.x` runtime from the storage its `localMinIO` key names.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,14 +31,24 @@ from tritonclient.utils import InferenceServerException
 from modelplane.api.secrets import REDACTED
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
-from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, write_iris_models
+from tests.e2e.platform_process import (
+    REPO_ROOT,
+    PlatformProcess,
+    kill_leftovers,
+    running_platform,
+    write_iris_models,
+)
 from tests.storage.servers import Server, start_moto
+
+sys.path.insert(0, str(REPO_ROOT / "examples"))
+from build_models import mnist_images, write_tensorflow_mnist  # noqa: E402
 
 IRIS = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
 SECRET_KEY = "modelplane-e2e-secret-value"
 ACCESS_KEY = "modelplane-e2e-access-key"
 BUCKET = "e2e-models"
 ENDPOINT = "modelmesh-serving.default.localhost"
+SEEDS_EXAMPLE = REPO_ROOT / "examples" / "modelmesh" / "example-tensorflow-mnist.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +72,10 @@ def s3(tmp_path_factory) -> Server:
             Key="sklearn/iris/model.joblib",
             Body=(models / "iris" / "model.joblib").read_bytes(),
         )
+        mnist = write_tensorflow_mnist(models / "mnist.savedmodel")
+        for path in (p for p in mnist.rglob("*") if p.is_file()):
+            key = f"tensorflow/mnist.savedmodel/{path.relative_to(mnist).as_posix()}"
+            client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
         yield server
     finally:
         server.stop()
@@ -88,7 +105,7 @@ def storage_secret(endpoint: str) -> dict:
         "kind": "Secret",
         "metadata": {"name": "storage-config"},
         "type": "Opaque",
-        "stringData": {"e2eS3": json.dumps(document)},
+        "stringData": {"e2eS3": json.dumps(document), "localMinIO": json.dumps(document)},
         "data": {"other": base64.b64encode(other).decode()},
     }
 
@@ -167,7 +184,7 @@ def test_services_fetch_with_the_storage_config_secret(platform, s3, tmp_path):
 def test_no_read_shows_a_value_of_the_secret(platform, s3):
     shown = platform.cli("get", "secret", "storage-config", "-o", "yaml").stdout
     secret = yaml.safe_load(shown)
-    assert secret["data"] == {"e2eS3": REDACTED, "other": REDACTED}
+    assert secret["data"] == {"e2eS3": REDACTED, "localMinIO": REDACTED, "other": REDACTED}
     assert "stringData" not in secret
     listed = platform.cli("get", "secrets").stdout
     assert "storage-config" in listed and "Opaque" in listed
@@ -229,3 +246,43 @@ def test_the_mesh_endpoint_routes_grpc_by_metadata_and_by_the_model_name(platfor
             client.infer("missing", [tensor])
     finally:
         client.close()
+
+
+def test_the_seeds_modelmesh_example_is_served_as_written(platform):
+    platform.cli("apply", "-f", str(SEEDS_EXAMPLE))
+    platform.cli("wait", "--for=condition=Ready", "isvc/example-tensorflow-mnist", "--timeout=300s")
+    status = json.loads(platform.cli("get", "isvc", "example-tensorflow-mnist", "-o", "json").stdout)[
+        "status"
+    ]
+    assert status["deploymentMode"] == "ModelMesh"
+    assert status["clusterServingRuntimeName"] == "triton-2.x"
+    images, labels = mnist_images()
+    picked = [0, 1, 2, 3, 11, 42]
+    host = "example-tensorflow-mnist.default.localhost"
+    body = {"instances": images[picked].tolist()}
+    response = platform.request("POST", host, "/v1/models/example-tensorflow-mnist:predict", json=body)
+    assert response.status_code == 200, response.text
+    assert np.argmax(response.json()["predictions"], axis=1).tolist() == labels[picked].tolist()
+
+    # ModelMesh's own way in: gRPC at the single endpoint, the model chosen by mm-vmodel-id.
+    options = [("grpc.default_authority", ENDPOINT)]
+    client = triton.InferenceServerClient(gateway_target(platform), channel_args=options)
+    try:
+        metadata = client.get_model_metadata(
+            "example-tensorflow-mnist", headers={"mm-vmodel-id": "example-tensorflow-mnist"}
+        )
+        (tensor_spec,) = metadata.inputs
+        tensor = triton.InferInput(tensor_spec.name, [len(picked), 28, 28], "FP32")
+        tensor.set_data_from_numpy(images[picked])
+        result = client.infer(
+            "example-tensorflow-mnist", [tensor], headers={"mm-vmodel-id": "example-tensorflow-mnist"}
+        )
+        scores = result.as_numpy(result.get_response().outputs[0].name)
+        assert np.argmax(scores, axis=1).tolist() == labels[picked].tolist()
+    finally:
+        client.close()
+    status = json.loads(platform.cli("get", "isvc", "example-tensorflow-mnist", "-o", "json").stdout)[
+        "status"
+    ]
+    assert status["modelStatus"]["states"] == {"activeModelState": "Loaded"}
+    assert status["modelStatus"]["copies"] == {"failedCopies": 0, "totalCopies": 1}
