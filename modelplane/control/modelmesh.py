@@ -110,11 +110,12 @@ def model_revision_name(name: str, digest: str) -> str:
 
 
 def storage_argument(model: dict) -> str:
-    """Where the model's files are, as `modelplane storage fetch` takes it: the storageUri, or the
-    `storage` spec as JSON."""
-    if model.get("storage") and not model.get("storageUri"):
-        return json.dumps(model["storage"], sort_keys=True)
-    return str(model.get("storageUri") or "")
+    """Where the model's files are, as `fetch_model` takes it: the storageUri alone, else JSON of the
+    `storage` spec and the storageUri beside it if there is one (the URI says where, the spec's key
+    gives the credentials)."""
+    if not model.get("storage"):
+        return str(model.get("storageUri") or "")
+    return json.dumps({"storage": model["storage"], "storageUri": model.get("storageUri")}, sort_keys=True)
 
 
 def select_pool_runtime(

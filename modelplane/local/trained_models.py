@@ -61,7 +61,7 @@ from modelplane.local.supervisor import Replica, _modelplane_command, now_rfc333
 from modelplane.local.zygote import dying_with_this_process
 
 if TYPE_CHECKING:
-    from modelplane.storage import CredentialStore
+    from modelplane.storage import CredentialStore, Source
 
 logger = logging.getLogger("modelplane.trainedmodels")
 
@@ -263,19 +263,27 @@ class TrainedModels:
             )
 
 
+def model_source(uri: str, credentials: Callable[[], CredentialStore] | None = None) -> Source:
+    """Where `fetch_model` fetches from, and with which credentials."""
+    from modelplane.storage import resolve
+
+    if not uri.startswith("{"):
+        return resolve(uri)
+    given = json.loads(uri)
+    return resolve(given.get("storageUri"), given["storage"], store=credentials() if credentials else None)
+
+
 async def fetch_model(
     uri: str, dest: Path, log_path: Path, credentials: Callable[[], CredentialStore] | None = None
 ) -> None:
-    """The storage initializer for one model of a multi-model server (`uri` is a storage URI, or a
-    `storage` spec as JSON, whose key resolves against `credentials()`): a local folder or pvc claim
+    """The storage initializer for one model of a multi-model server (`uri` is a storage URI, or JSON
+    of a `storage` spec, whose key resolves against `credentials()`, and of the `storageUri` beside it,
+    as `storage_argument` writes it): a local folder or pvc claim
     is linked (or copied) on a thread; anything else is fetched (through the model cache) by
     `modelplane storage fetch` in a child process, whose progress goes to the replica's log."""
-    from modelplane.storage import fetch, resolve
+    from modelplane.storage import fetch
 
-    if uri.startswith("{"):
-        source = resolve(None, json.loads(uri), store=credentials() if credentials else None)
-    else:
-        source = resolve(uri)
+    source = model_source(uri, credentials)
     if source.location.kind in ("local", "pvc"):
         await asyncio.to_thread(fetch, source, dest)
         return

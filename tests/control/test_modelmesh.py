@@ -13,6 +13,7 @@ from modelplane.control.modelmesh import (
     model_status,
     pool_spec,
     select_pool_runtime,
+    storage_argument,
 )
 from modelplane.control.observed import Failure
 from modelplane.control.placement import Copy, DoesNotFit, ReplicaRoom, over_capacity, place
@@ -259,3 +260,18 @@ def test_fields_a_pool_decides_are_said_to_be_ignored():
     assert "spec.predictor.minReplicas" in honored["message"]
     plain = _isvc({"sklearn": {"storageUri": "s3://b/m"}}, {"serving.kserve.io/deploymentMode": "ModelMesh"})
     assert ignored_fields(plain) == ()
+
+
+def test_a_storage_key_beside_a_storage_uri_gives_the_credentials():
+    """The URI says where the model is and the key's document how to reach it (it is not dropped)."""
+    from modelplane.local.trained_models import model_source
+    from modelplane.storage import CredentialStore
+
+    minio = {"type": "s3", "endpoint_url": "http://127.0.0.1:9000", "bucket": "models"}
+    store = CredentialStore(documents={"minio": minio})
+    both = {"storageUri": "s3://elsewhere/iris", "storage": {"key": "minio"}}
+    source = model_source(storage_argument(both), lambda: store)
+    assert (source.uri, source.config["endpoint_url"]) == ("s3://elsewhere/iris", "http://127.0.0.1:9000")
+    key_only = model_source(storage_argument({"storage": {"key": "minio", "path": "a/b"}}), lambda: store)
+    assert key_only.uri == "s3://models/a/b"
+    assert model_source(storage_argument({"storageUri": "pvc://claim/m"})).uri == "pvc://claim/m"
