@@ -117,6 +117,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how long a request waits in the gateway for a replica before a 503 (default 60s)",
     )
     scaling.add_argument(
+        "--modelmesh-copy-grace-period",
+        type=_duration,
+        default="60s",
+        metavar="DURATION",
+        help="how long a ModelMesh model's load stays low before an extra copy of it is unloaded "
+        "(default 60s)",
+    )
+    scaling.add_argument(
         "--autoscaler-tick",
         type=_duration,
         default="2s",
@@ -175,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         domain=args.domain,
         scale_to_zero_grace_period=args.scale_to_zero_grace_period,
         default_max_replicas=args.default_max_replicas,
+        modelmesh_copy_grace_period=args.modelmesh_copy_grace_period,
         activator_timeout=args.activator_timeout,
         autoscaler_tick=args.autoscaler_tick,
         warm_starts=args.warm_starts,

@@ -16,6 +16,9 @@ load at a time per pool:
    larger than the estimate, becomes the model's size, and copies leave again if the replica is over;
 4. the route gets the replica, and the requests waiting are handed to it.
 
+A busy model gets more copies, on other replicas where they fit, and its extra copies leave once
+its load no longer needs them (`modelplane.control.mesh_copies`).
+
 How recently a model was used comes from the gateway's request counters of its backend. A model that
 fails to load is `FailedToLoad`; its requests are answered 503 with the reason until a back-off ends
 (then the next request tries again) or its spec changes. A changed spec of a model with copies is
@@ -42,6 +45,7 @@ from modelplane.api.conditions import MODEL_LOAD_FAILED
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.api.runtime_selection import RuntimeSelection
 from modelplane.control import Failure, latest_revisions, revision_templates
+from modelplane.control.mesh_copies import SCALE_DOWN_DELAY, CopyScaler, extra_copy_room, surplus_copy
 from modelplane.control.modelmesh import (
     MeshModelState,
     PoolSpec,
@@ -79,10 +83,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger("modelplane.modelmesh")
 
 Key = tuple[str, str]  # (namespace, name) of an InferenceService
+# Records a model's failure to load: (model, message, location, pool, replica).
+_Failed = Callable[..., None]
 PoolKey = tuple[str, str, str]  # (namespace, runtime kind, runtime name)
 BACKEND_PREFIX = "modelmesh/"
 RETRY_INITIAL, RETRY_MAX = 5.0, 60.0
 DRAIN_WAIT = 5.0  # seconds an evicted copy's requests under way are given to finish
+LOAD_TICK = 1.0  # seconds between two looks at the models' load
 
 
 @dataclass
@@ -107,6 +114,8 @@ class _Model:
     failed_on: set[str] = field(default_factory=set)  # replicas where the version wanted failed
     retry_at: float = 0.0
     backoff: float = 0.0
+    scaler: CopyScaler = field(default_factory=CopyScaler)
+    scaling: asyncio.Task | None = None  # a copy being added or taken off for the model's load
 
     @property
     def backend(self) -> str:
@@ -139,10 +148,12 @@ class ModelMesh:
         self._client = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.copy_grace_period = SCALE_DOWN_DELAY  # before a copy the load no longer needs leaves
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._client = new_client()
+        self._spawn(self._watch_load())
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -163,8 +174,9 @@ class ModelMesh:
         if isvc is None:
             model = self._models.pop(key, None)
             if model is not None:
-                if model.load is not None:
-                    model.load.cancel()
+                for task in (model.load, model.scaling):
+                    if task is not None:
+                        task.cancel()
                 self._on_routes()
                 if model.pool in self._pools:
                     await self._take_off(model.name, self._pools[model.pool])
@@ -399,7 +411,9 @@ class ModelMesh:
             return None
         return pool.replica(placement.replica)
 
-    async def _fetched(self, pool: Pool, replica: Replica, model: _Model, wanted: WantedModel) -> bool:
+    async def _fetched(
+        self, pool: Pool, replica: Replica, model: _Model, wanted: WantedModel, failed: _Failed | None = None
+    ) -> bool:
         """The model's files in the replica's folder, for the spec wanted (False: the fetch failed)."""
         server = self._server(pool, replica)
         if server.folder.fetched_digest(model.name) == wanted.digest:
@@ -411,12 +425,19 @@ class ModelMesh:
             await server.folder.fill(model.name, wanted, server.fetch)
         except Exception as exc:  # noqa: BLE001 - a fetch that fails is the model's failure
             await server.folder.remove(model.name)
-            self._failed(model, f"fetching the model failed: {exc}", pool.location(replica), pool, replica)
+            message = f"fetching the model failed: {exc}"
+            (failed or self._failed)(model, message, pool.location(replica), pool, replica)
             return False
         return True
 
     async def _loaded(
-        self, pool: Pool, replica: Replica, model: _Model, wanted: WantedModel, estimate: int
+        self,
+        pool: Pool,
+        replica: Replica,
+        model: _Model,
+        wanted: WantedModel,
+        estimate: int,
+        failed: _Failed | None = None,
     ) -> None:
         """Loads the fetched model; its size is what the replica's memory grew by, if more than its files."""
         server = self._server(pool, replica)
@@ -427,7 +448,7 @@ class ModelMesh:
         if problem is not None:
             await server.converge(model.name, None)
             server.failures.pop(model.name, None)
-            self._failed(model, problem, location, pool, replica)
+            (failed or self._failed)(model, problem, location, pool, replica)
             return
         after = replica_memory(replica)
         grown = after - before if before is not None and after is not None else 0
@@ -466,7 +487,7 @@ class ModelMesh:
         for evicted in placement.evict:
             await self._evict(pool, replica, evicted)
 
-    async def _evict(self, pool: Pool, replica: Replica, name: str) -> None:
+    async def _evict(self, pool: Pool, replica: Replica, name: str, why: str = "to make room") -> None:
         """Takes a copy off a replica: out of the route first, then unloaded once its requests are done."""
         held = pool.held.get(replica.address, {}).pop(name, None)
         if held is None:
@@ -480,10 +501,11 @@ class ModelMesh:
             logger.warning("%s: unloading %s failed: %s", pool.location(replica), name, problem)
         idle = time.monotonic() - model.last_used if model is not None else 0.0
         logger.info(
-            "%s/%s unloaded from %s to make room (last used %.1fs ago)",
+            "%s/%s unloaded from %s %s (last used %.1fs ago)",
             pool.spec.namespace,
             name,
             pool.location(replica),
+            why,
             idle,
         )
         if model is not None:
@@ -521,6 +543,89 @@ class ModelMesh:
         # The requests waiting are answered with the reason; after the back-off a request tries again.
         self._on_routes()
         asyncio.get_running_loop().call_later(model.backoff + 0.01, self._on_routes)
+
+    # ---- copies for the load ----
+
+    async def _watch_load(self) -> None:
+        """Gives busy models more copies and takes the extra ones back when the load drops."""
+        while True:
+            await asyncio.sleep(LOAD_TICK)
+            try:
+                self._scale_copies()
+            except Exception:
+                logger.exception("looking at the ModelMesh models' load failed")
+
+    def _scale_copies(self) -> None:
+        self._note_use()
+        stats = self._stats()
+        now = time.monotonic()
+        for model in list(self._models.values()):
+            snapshot = stats.get(model.backend)
+            pool = self._pools.get(model.pool) if model.pool else None
+            if snapshot is None or pool is None or model.wanted is None:
+                continue
+            concurrency = model.scaler.observe(snapshot.taken_at, snapshot.concurrency_seconds)
+            copies = len(pool.holders(model.name, model.wanted.digest))
+            if concurrency is None or not copies or model.load or model.scaling:
+                continue
+            replicas = len(pool.ready_replicas())
+            change = model.scaler.change(concurrency, copies, replicas, now, self.copy_grace_period)
+            if change:
+                work = self._add_copy(pool, model) if change > 0 else self._remove_copy(pool, model)
+                model.scaling = self._spawn(work)
+
+    async def _add_copy(self, pool: Pool, model: _Model) -> None:
+        try:
+            async with pool.lock:
+                wanted = model.wanted
+                holders = {r.address for r in pool.holders(model.name, wanted.digest)} if wanted else set()
+                if not holders:
+                    return
+                rooms = [
+                    room for room in pool.rooms(self._last_used()) if room.address not in model.failed_on
+                ]
+                address = extra_copy_room(model.size or 0, rooms, holders)
+                replica = pool.replica(address) if address else None
+                if replica is None:
+                    return  # no replica has room for it without unloading another model
+                logger.info(
+                    "%s/%s is busy: another copy on %s (%d before)",
+                    model.namespace,
+                    model.name,
+                    pool.location(replica),
+                    len(holders),
+                )
+                if await self._fetched(pool, replica, model, wanted, failed=self._copy_failed):
+                    await self._loaded(
+                        pool, replica, model, wanted, model.size or 0, failed=self._copy_failed
+                    )
+        finally:
+            model.scaling = None
+            self._on_routes()
+            self._write_status(model)
+
+    async def _remove_copy(self, pool: Pool, model: _Model) -> None:
+        try:
+            async with pool.lock:
+                wanted = model.wanted
+                holders = {r.address for r in pool.holders(model.name, wanted.digest)} if wanted else set()
+                address = surplus_copy(pool.rooms(self._last_used()), holders) if len(holders) > 1 else None
+                replica = pool.replica(address) if address else None
+                if replica is not None:
+                    await self._evict(pool, replica, model.name, why="as its load no longer needs the copy")
+        finally:
+            model.scaling = None
+            self._write_status(model)
+
+    def _copy_failed(
+        self, model: _Model, message: str, location: str | None, pool: Pool, replica: Replica | None = None
+    ) -> None:
+        """An extra copy that cannot be loaded: counted in `failedCopies`; the model serves on."""
+        if replica is not None:
+            model.failed_on.add(replica.address)
+        logger.warning(
+            "%s/%s: an extra copy failed to load on %s: %s", model.namespace, model.name, location, message
+        )
 
     def _credentials(self, namespace: str) -> Callable[[], CredentialStore] | None:
         """What the namespace's models' `storage.key` resolves against, read at each fetch."""
@@ -601,10 +706,11 @@ class ModelMesh:
             with contextlib.suppress(NotFound):
                 self.store.set_status(ref, status)
 
-    def _spawn(self, work) -> None:
+    def _spawn(self, work) -> asyncio.Task:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 def _room(pool: Pool, replica: Replica, last_used: dict[str, float]):

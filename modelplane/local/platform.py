@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelplane.control.autoscaling_settings import AutoscalerConfig
+from modelplane.control.mesh_copies import SCALE_DOWN_DELAY
 from modelplane.control.urls import GatewayAddress
 from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.apiserver import ApiServer, bind, open_store
@@ -54,6 +55,7 @@ class PlatformConfig:
     host: str = DEFAULT_API_HOST
     scale_to_zero_grace_period: float = AutoscalerConfig.scale_to_zero_grace_period
     default_max_replicas: int = AutoscalerConfig.max_scale  # of components that set no maxReplicas
+    modelmesh_copy_grace_period: float = SCALE_DOWN_DELAY  # before a ModelMesh model's extra copy goes
     activator_timeout: float = GatewayConfig.queue_timeout
     autoscaler_tick: float = DEFAULT_TICK
     warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (zygote.py)
@@ -185,6 +187,7 @@ class Platform:
         )
         runtime_statuses = RuntimeStatusWriter(store, events)
         demand.append(reconciler.modelmesh.wake_from_any_thread)
+        reconciler.modelmesh.copy_grace_period = config.modelmesh_copy_grace_period
         reconciler.on_replicas = trained_models.replicas_changed
         metrics = PlatformMetrics(platform_registry(gateway), reconciler.scrape_targets)
         api.app.metrics = metrics.exposition

@@ -7,7 +7,8 @@ request (loaded on demand), in turn; the least recently used copy is unloaded to
 again when asked; the statuses say which are Loaded and which Standby. A corrupt model ends
 FailedToLoad with lastFailureInfo while the others serve, a model bigger than a replica fails with that
 reason, the mode of a service cannot be changed, and a pool replica that exits is the last failure of
-the models it held.
+the models it held. A busy model on a pool with room gets a copy on each replica, and gives the extra
+one back when the load is gone.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import grpc
+import httpx
 import pytest
 import yaml
 
@@ -103,7 +106,7 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def platform(home):
-    with running_platform(home) as platform:
+    with running_platform(home, "--modelmesh-copy-grace-period", "3s") as platform:
         yield platform
 
 
@@ -258,3 +261,48 @@ def test_a_pool_replica_that_exits_is_the_last_failure_of_the_models_it_held(pla
     # Its copy went with the process: it is loaded again by its next request.
     wait_until(lambda: predict(platform, "iris-d").status_code == 200, "iris-d served again", platform)
     assert active(platform, "iris-d") == "Loaded"
+
+
+def test_a_busy_model_gets_a_copy_on_each_replica_and_gives_it_back(platform, tmp_path):
+    runtime = runtime_yaml()
+    runtime["metadata"]["name"] = "mm-busy"
+    del runtime["spec"]["builtInAdapter"]  # room for many copies
+    runtime["spec"]["supportedModelFormats"][0]["autoSelect"] = False  # the other services keep theirs
+    busy = mesh_isvc("busy", "pvc://mm/iris-a")
+    busy["spec"]["predictor"]["model"]["runtime"] = "mm-busy"
+    apply(platform, tmp_path, runtime, busy)
+    platform.cli("wait", "--for=condition=Ready", "isvc/busy", "--timeout=300s")
+    assert predict(platform, "busy").status_code == 200
+    assert model_status(platform, "busy")["copies"]["totalCopies"] == 1
+
+    # Large batches keep each request on a replica for a while: many at once at the gateway.
+    batch = json.dumps({"instances": IRIS["instances"] * 10000}).encode()
+    answers: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        headers = {"host": "busy.default.localhost"}
+        with httpx.Client(base_url=platform.gateway_url, headers=headers, timeout=120) as client:
+            while not stop.is_set():
+                answers.append(client.post("/v1/models/busy:predict", content=batch).status_code)
+
+    clients = [threading.Thread(target=load) for _ in range(12)]
+    for client in clients:
+        client.start()
+    try:
+        wait_until(
+            lambda: model_status(platform, "busy")["copies"]["totalCopies"] == 2, "a second copy", platform
+        )
+    finally:
+        stop.set()
+        for client in clients:
+            client.join()
+    assert answers and set(answers) == {200}, "no request failed while the copy came"
+    assert (
+        "default/busy is busy: another copy on modelmesh-serving-mm-busy-predictor-00001-" in platform.log()
+    )
+    wait_until(
+        lambda: model_status(platform, "busy")["copies"]["totalCopies"] == 1, "the extra copy gone", platform
+    )
+    assert "as its load no longer needs the copy" in platform.log()
+    assert predict(platform, "busy").status_code == 200
