@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from modelplane.local.gateway_observe import CallWatch, ExchangeWatch, GatewayObserver
 from modelplane.local.gateway_revisions import RevisionState, RevisionStats, Unavailable
 from modelplane.local.gateway_routes import Route, RouteTable, host_without_port
-from modelplane.local.modelmesh_endpoint import MODEL_ID_HEADER, model_in_path
+from modelplane.local.modelmesh_endpoint import MODEL_ID_HEADER, VERSION_SEPARATOR, model_in_path
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 _HOST_CACHE_LIMIT = 4096
@@ -144,7 +144,7 @@ class Dispatcher:
         name = model.decode("latin-1")
         target = models.get(name)
         if target is None:
-            known = ", ".join(sorted(models)) or "none"
+            known = ", ".join(sorted(m for m in models if VERSION_SEPARATOR not in m)) or "none"
             raise Unavailable(404, f"no ModelMesh model '{name}' is served at {host}; its models: {known}")
         split = self._splits.get(target)
         if split is None:

@@ -306,12 +306,16 @@ class ModelMesh:
 
     def endpoints(self) -> dict[str, dict[str, str]]:
         """ModelMesh Serving's single endpoint of each namespace (`modelmesh_endpoint.py`): its
-        models by name, each to its service's host."""
+        models by name, and by the id of the version that serves (`mm-model-id`), each to its
+        service's host."""
         domain = self.settings.domain
         table: dict[str, dict[str, str]] = {}
         for model in self._models.values():
             models = table.setdefault(endpoint_host(model.namespace, domain), {})
-            models[model.name] = service_host(model.name, model.namespace, domain)
+            host = service_host(model.name, model.namespace, domain)
+            models[model.name] = host
+            for version in {model.revision, model.active_revision} - {"", None}:
+                models[version] = host
         return table
 
     def _route(self, model: _Model) -> Route:

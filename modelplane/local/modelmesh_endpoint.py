@@ -1,7 +1,8 @@
 """ModelMesh Serving's single endpoint: one host per namespace for all of its ModelMesh models.
 
 ModelMesh Serving answers every model of a namespace at its `modelmesh-serving` Service and finds the
-model by the `mm-vmodel-id` header (gRPC metadata), else by the name the request gives: the model
+model by the `mm-vmodel-id` header (gRPC metadata) or the `mm-model-id` header (a model version's id,
+`<name>__isvc-<digest>`), else by the name the request gives: the model
 in a V1 or V2 REST path (`/v2/models/<name>/infer`), or the name in a gRPC call's message
 (`model_name` of ModelInferRequest, `name` of ModelMetadataRequest and ModelReadyRequest: field 1
 of each). On `modelplane up` the endpoint is the host `modelmesh-serving.<namespace>.<domain>` on
@@ -14,6 +15,8 @@ import re
 
 ENDPOINT_NAME = "modelmesh-serving"
 MODEL_ID_HEADER = b"mm-vmodel-id"
+VERSION_ID_HEADER = b"mm-model-id"  # a concrete model version
+VERSION_SEPARATOR = "__isvc-"  # in a version's id, `<name>__isvc-<digest>`
 
 _MODEL_PATH = re.compile(rb"^/v[12]/models/([^/:]+)")
 _GRPC_PREFIX = 5  # a gRPC message's compressed flag and length
@@ -26,11 +29,15 @@ def endpoint_host(namespace: str, domain: str) -> str:
 
 
 def model_header(headers: list[tuple[bytes, bytes]]) -> bytes | None:
-    """The `mm-vmodel-id` header's value, if the request has one."""
+    """The model the request's `mm-vmodel-id` header names, else its `mm-model-id` header, if any."""
+    version = None
     for name, value in headers:
-        if name.lower() == MODEL_ID_HEADER:
+        lowered = name.lower()
+        if lowered == MODEL_ID_HEADER:
             return value.strip()
-    return None
+        if lowered == VERSION_ID_HEADER:
+            version = value.strip()
+    return version
 
 
 def model_in_path(path: bytes) -> bytes | None:

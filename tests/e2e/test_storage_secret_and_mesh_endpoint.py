@@ -29,6 +29,7 @@ import yaml
 from tritonclient.utils import InferenceServerException
 
 from modelplane.api.secrets import REDACTED
+from modelplane.control.modelmesh import mesh_model, model_digest, model_revision_name
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
 from tests.e2e.platform_process import (
@@ -214,6 +215,18 @@ def test_the_mesh_endpoint_routes_rest_by_header_and_by_path(platform):
     response = platform.request("POST", ENDPOINT, "/v2/models/mesh-iris/infer", json=v2)
     assert response.status_code == 200, response.text
     assert response.json()["outputs"][0]["data"] == [1, 1]
+    # ModelMesh's id of the version that serves (`<name>__isvc-<digest>`) chooses the model too.
+    isvc = json.loads(platform.cli("get", "isvc", "mesh-iris", "-o", "json").stdout)
+    version = model_revision_name("mesh-iris", model_digest(mesh_model(isvc)))
+    url = f"{platform.gateway_url}/v1/models/mesh-iris:predict"
+    body = {"instances": IRIS.tolist()}
+    by_version = httpx.post(url, json=body, headers={"host": ENDPOINT, "mm-model-id": version}, timeout=60)
+    assert by_version.status_code == 200, by_version.text
+    other = httpx.post(
+        url, json=body, headers={"host": ENDPOINT, "mm-model-id": "mesh-iris__isvc-0"}, timeout=60
+    )
+    assert other.status_code == 404
+    assert other.json()["error"].endswith("its models: mesh-iris")
     # A model the endpoint does not serve (a Standard service is not a ModelMesh model).
     response = predict_v1(platform, ENDPOINT, "std-iris", model_id="std-iris")
     assert response.status_code == 404

@@ -23,6 +23,9 @@ def test_the_endpoint_host_and_the_header():
     assert endpoint_host("team-a", "example.com") == "modelmesh-serving.team-a.example.com"
     assert model_header([(b"Content-Type", b"x"), (b"MM-VModel-Id", b" iris ")]) == b"iris"
     assert model_header([(b"content-type", b"x")]) is None
+    # A model version's id chooses the model too; the model's own id goes first.
+    assert model_header([(b"mm-model-id", b"iris__isvc-0123456789")]) == b"iris__isvc-0123456789"
+    assert model_header([(b"mm-model-id", b"iris__isvc-0123456789"), (b"mm-vmodel-id", b"iris")]) == b"iris"
 
 
 @pytest.mark.parametrize(
