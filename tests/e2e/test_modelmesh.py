@@ -8,7 +8,9 @@ again when asked; the statuses say which are Loaded and which Standby. A corrupt
 FailedToLoad with lastFailureInfo while the others serve, a model bigger than a replica fails with that
 reason, the mode of a service cannot be changed, and a pool replica that exits is the last failure of
 the models it held. A busy model on a pool with room gets a copy on each replica, and gives the extra
-one back when the load is gone.
+one back when the load is gone. Fifty services share a pool whose two replicas hold ten of them: each
+answers in turn, the most recently used stay loaded, and one asked again comes back in the place of
+the least recently used.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ MODELS = ("iris-a", "iris-b", "iris-c", "iris-d", "iris-e")
 MIB = 1024**2
 REPLICA_MEMORY = 1024 * MIB
 FOR_MODELS = 20 * MIB
+FIFTY = tuple(f"small-{index:02d}" for index in range(50))
+SMALL = 4 * MIB  # the weights each of the fifty carries
 
 
 def runtime_yaml() -> dict:
@@ -88,6 +92,10 @@ def write_models(root: Path) -> None:
         model.ballast_ = rng.random(MIB)  # 8 MB of float64
         (root / name).mkdir(parents=True)
         joblib.dump(model, root / name / "model.joblib")
+    small = LogisticRegression(max_iter=1000).fit(features, labels)
+    small.ballast_ = rng.random(SMALL // 8)
+    (root / "small").mkdir()
+    joblib.dump(small, root / "small" / "model.joblib")
     (root / "corrupt").mkdir()
     (root / "corrupt" / "model.joblib").write_bytes(b"not a joblib file")
     big = LogisticRegression(max_iter=1000).fit(features, labels)
@@ -306,3 +314,49 @@ def test_a_busy_model_gets_a_copy_on_each_replica_and_gives_it_back(platform, tm
     )
     assert "as its load no longer needs the copy" in platform.log()
     assert predict(platform, "busy").status_code == 200
+
+
+def test_fifty_services_share_a_pool_that_holds_ten(platform, tmp_path):
+    runtime = runtime_yaml()
+    runtime["metadata"]["name"] = "mm-fifty"
+    runtime["spec"]["supportedModelFormats"][0]["autoSelect"] = False  # the other services keep theirs
+    room = 5 * SMALL + SMALL // 2  # five copies a replica
+    runtime["spec"]["builtInAdapter"]["memBufferBytes"] = REPLICA_MEMORY - room
+    services = []
+    for name in FIFTY:
+        service = mesh_isvc(name, "pvc://mm/small")
+        service["spec"]["predictor"]["model"]["runtime"] = "mm-fifty"
+        services.append(service)
+    apply(platform, tmp_path, runtime, *services)
+    platform.cli("wait", "--for=condition=Ready", *(f"isvc/{name}" for name in FIFTY), "--timeout=300s")
+    for name in FIFTY:
+        response = predict(platform, name)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [1, 1]}
+
+    def statuses() -> dict[str, dict]:
+        listed = json.loads(platform.cli("get", "isvc", "-o", "json").stdout)["items"]
+        by_name = {isvc["metadata"]["name"]: isvc["status"]["modelStatus"] for isvc in listed}
+        return {name: by_name[name] for name in FIFTY}
+
+    # Settled: what is loaded is what was asked last, one copy each; the rest are Standby, no copy.
+    def settled() -> dict[str, dict] | None:
+        found = statuses()
+        return None if any(s["states"]["activeModelState"] == "Loading" for s in found.values()) else found
+
+    found = wait_until(settled, "the loads and unloads done", platform)
+    loaded = [name for name in FIFTY if found[name]["states"] == {"activeModelState": "Loaded"}]
+    assert 8 <= len(loaded) <= 10, loaded  # ten by their files; the memory measured may take a little more
+    assert loaded == list(FIFTY[-len(loaded) :])
+    for name in FIFTY:
+        copies = 1 if name in loaded else 0
+        assert found[name]["copies"] == {"failedCopies": 0, "totalCopies": copies}, (name, found[name])
+        assert found[name]["transitionStatus"] == "UpToDate"
+        if not copies:
+            assert found[name]["states"] == {"activeModelState": "Standby"}
+
+    # The first is asked again: it is loaded in the place of the least recently used of those loaded.
+    assert predict(platform, FIFTY[0]).json() == {"predictions": [1, 1]}
+    wait_until(lambda: active(platform, FIFTY[0]) == "Loaded", f"{FIFTY[0]} loaded again", platform)
+    wait_until(lambda: active(platform, loaded[0]) == "Standby", f"{loaded[0]} evicted", platform)
+    assert all(active(platform, name) == "Loaded" for name in loaded[1:])
