@@ -7,7 +7,7 @@ request (loaded on demand), in turn; the least recently used copy is unloaded to
 again when asked; the statuses say which are Loaded and which Standby. A corrupt model ends
 FailedToLoad with lastFailureInfo while the others serve, a model bigger than a replica fails with that
 reason, the mode of a service cannot be changed, and a pool replica that exits is the last failure of
-the models it held. A busy model on a pool with room gets a copy on each replica, and gives the extra
+the models it held. A changed model is InProgress until its new version is loaded. A busy model on a pool with room gets a copy on each replica, and gives the extra
 one back when the load is gone. Fifty services share a pool whose two replicas hold ten of them: each
 answers in turn, the most recently used stay loaded, and one asked again comes back in the place of
 the least recently used.
@@ -243,6 +243,39 @@ def test_the_mode_of_a_service_cannot_change(platform, tmp_path):
     result = platform.cli("apply", "-f", str(path), check=False)
     assert result.returncode != 0
     assert "deploymentMode cannot be changed from 'ModelMesh' to 'Standard'" in result.stderr
+
+
+def test_a_changed_model_is_in_progress_until_its_new_version_loads(platform, tmp_path):
+    """The old version serves meanwhile; the watch sees every status the platform writes."""
+    assert predict(platform, "iris-c").json() == {"predictions": [1, 1]}
+    wait_until(lambda: active(platform, "iris-c") == "Loaded", "iris-c loaded", platform)
+    seen: list[dict] = []
+    watching = threading.Event()
+
+    def watch() -> None:
+        url = f"{platform.api_url}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
+        params = {"watch": "true", "timeoutSeconds": "60"}
+        with httpx.stream("GET", url, params=params, timeout=90) as response:
+            watching.set()
+            for line in response.iter_lines():
+                event = json.loads(line)["object"]
+                if event["metadata"]["name"] == "iris-c":
+                    seen.append((event.get("status") or {}).get("modelStatus") or {})
+                    if seen[-1].get("transitionStatus") == "UpToDate" and len(seen) > 2:
+                        return
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    assert watching.wait(30)
+    apply(platform, tmp_path, mesh_isvc("iris-c", "pvc://mm/iris-e"))  # another version of the model
+    watcher.join(90)
+    in_progress = [s for s in seen if s.get("transitionStatus") == "InProgress"]
+    assert in_progress, seen
+    assert in_progress[0]["states"] == {"activeModelState": "Loaded", "targetModelState": "Loading"}
+    assert seen[-1]["transitionStatus"] == "UpToDate"
+    assert seen[-1]["states"] == {"activeModelState": "Loaded"}  # no target once up to date
+    assert seen[-1]["copies"] == {"failedCopies": 0, "totalCopies": 1}
+    assert predict(platform, "iris-c").json() == {"predictions": [1, 1]}
 
 
 def test_a_pool_replica_that_exits_is_the_last_failure_of_the_models_it_held(platform, home):
