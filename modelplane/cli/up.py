@@ -92,6 +92,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--log-backups", type=int, default=3, metavar="N", help="rotated copies kept per log (default 3)"
     )
+    parser.add_argument(
+        "--gateway-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes serving the gateway's port (default: half the cores, 1 to 8)",
+    )
     scaling = parser.add_argument_group(
         "autoscaling (the platform-wide defaults of Knative's config-autoscaler)"
     )
@@ -155,6 +162,7 @@ def _size(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import uvloop
 
+    from modelplane.local.gateway_workers import default_workers
     from modelplane.local.platform import Platform, PlatformConfig, PlatformError
 
     logging.basicConfig(
@@ -165,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
     if args.log_backups < 0:
         raise CommandError("--log-backups must be 0 or more")
+    if args.gateway_workers is not None and args.gateway_workers < 1:
+        raise CommandError(f"--gateway-workers must be at least 1, got {args.gateway_workers}")
     if args.default_max_replicas < 0:
         raise CommandError("--default-max-replicas must be 0 or more")
     token = _token(args.auth_token_file)
@@ -184,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         scale_to_zero_grace_period=args.scale_to_zero_grace_period,
         default_max_replicas=args.default_max_replicas,
         modelmesh_copy_grace_period=args.modelmesh_copy_grace_period,
+        gateway_workers=args.gateway_workers or default_workers(),
         activator_timeout=args.activator_timeout,
         autoscaler_tick=args.autoscaler_tick,
         warm_starts=args.warm_starts,

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import uvloop
 
@@ -32,9 +33,18 @@ from modelplane.local.http_proxy import ClientConnection
 from modelplane.local.http_upstream import UpstreamPool
 from modelplane.telemetry.payload_delivery import PayloadDelivery
 
-__all__ = ["Gateway", "GatewayConfig", "GatewayThread"]
+__all__ = ["Gateway", "GatewayConfig", "GatewaySockets", "GatewayThread"]
 
 DemandCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class GatewaySockets:
+    """Listening sockets the gateway serves on: the public port, and with a token or TLS the
+    loopback port that takes neither (`Gateway.internal_port`)."""
+
+    public: socket.socket
+    internal: socket.socket | None = None
 
 
 class Gateway:
@@ -94,15 +104,17 @@ class Gateway:
         server = self._internal or self._server
         return server.sockets[0].getsockname()[1]
 
-    async def start(self) -> None:
+    async def start(self, sockets: GatewaySockets | None = None) -> None:
+        """Listens on the config's host and port, or on `sockets` already listening (which the
+        gateway's worker processes share)."""
         self._loop = asyncio.get_running_loop()
         config = self.config
         tls = config.tls.server_context(alpn=("h2", "http/1.1")) if config.tls is not None else None
+        where = {"sock": sockets.public} if sockets else {"host": config.host, "port": config.port}
         self._server = await self._loop.create_server(
             functools.partial(self._new_connection, config),
-            config.host,
-            config.port,
-            reuse_address=True,
+            **where,
+            **({} if sockets else {"reuse_address": True}),
             backlog=1024,
             ssl=tls,
             # A handshake is held to the time a request head has (slow ones are closed).
@@ -110,8 +122,9 @@ class Gateway:
         )
         if config.auth_token is not None or tls is not None:
             internal = replace(config, auth_token=None, tls=None)
+            where = {"sock": sockets.internal} if sockets else {"host": "127.0.0.1", "port": 0}
             self._internal = await self._loop.create_server(
-                functools.partial(self._new_connection, internal), "127.0.0.1", 0, backlog=1024
+                functools.partial(self._new_connection, internal), **where, backlog=1024
             )
         self.payload_log.start()
         self._schedule_idle_sweep()

@@ -121,6 +121,11 @@ class RouteTable:
         }
         object.__setattr__(self, "model_endpoints", MappingProxyType(endpoints))
 
+    def __reduce__(self):
+        """Pickled as plain dicts: the gateway's worker processes receive it that way."""
+        endpoints = {host: dict(models) for host, models in self.model_endpoints.items()}
+        return (RouteTable, (dict(self.routes), dict(self.unavailable), self.starting, endpoints))
+
     def lookup(self, host: str) -> Route | None:
         return self.routes.get(host)
 

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelplane.control.autoscaling_settings import AutoscalerConfig
@@ -25,8 +25,9 @@ from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.apiserver import ApiServer, bind, open_store
 from modelplane.local.autoscaling import DEFAULT_TICK, Autoscaling
 from modelplane.local.events import EventRecorder
-from modelplane.local.gateway import GatewayConfig, GatewayThread
+from modelplane.local.gateway import GatewayConfig
 from modelplane.local.gateway_routes import DEFAULT_DOMAIN, RouteTable
+from modelplane.local.gateway_workers import GatewayWorkers, default_workers
 from modelplane.local.gpus import GpuAllocator, discover_gpus
 from modelplane.local.log_rotation import rotate_logs_forever
 from modelplane.local.metrics_exposition import PlatformMetrics
@@ -51,6 +52,7 @@ class PlatformConfig:
     home: Path
     api_port: int = DEFAULT_API_PORT
     gateway_port: int = 8080
+    gateway_workers: int = field(default_factory=default_workers)  # processes serving the gateway's port
     domain: str = DEFAULT_DOMAIN
     host: str = DEFAULT_API_HOST
     scale_to_zero_grace_period: float = AutoscalerConfig.scale_to_zero_grace_period
@@ -143,7 +145,7 @@ class Platform:
             if not any(wake(revision) for wake in demand):
                 autoscaling.wake_from_any_thread(revision)
 
-        gateway_thread = GatewayThread(
+        gateway_workers = GatewayWorkers(
             GatewayConfig(
                 host=config.host,
                 port=config.gateway_port,
@@ -151,11 +153,12 @@ class Platform:
                 auth_token=config.auth_token if config.gateway_auth else None,
                 tls=config.tls,
             ),
+            config.gateway_workers,
             on_demand=on_demand,
             routes=RouteTable(starting=True),  # until the reconciler has loaded the stored services
         )
         try:
-            gateway = gateway_thread.start()
+            gateway = gateway_workers.start()
         except BaseException:
             api.sock.close()
             store.close()
@@ -214,7 +217,7 @@ class Platform:
             log_task.cancel()
             with contextlib.suppress(Exception):
                 await api_task
-            await asyncio.to_thread(gateway_thread.stop)
+            await asyncio.to_thread(gateway_workers.stop)
             await trained_models.close()
             await runtime_statuses.close()
             await reconciler.close()
