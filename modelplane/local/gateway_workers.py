@@ -179,6 +179,16 @@ class GatewayWorkers:
                 )
         return summed
 
+    def worker_pids(self) -> list[int]:
+        """The process ids of the workers serving now."""
+        with self._lock:
+            return [w.process.pid for w in self._workers if w.ready.is_set() and w.process is not None]
+
+    def worker_stats(self) -> list[dict[str, RevisionStats]]:
+        """Each serving worker's own counters, as it last reported them."""
+        with self._lock:
+            return [dict(worker.stats) for worker in self._workers if worker.ready.is_set()]
+
     def collect(self) -> Iterator:
         """The workers' metrics, each sample added up over the workers (counters and histograms
         with what the workers that died had counted)."""
