@@ -3,9 +3,10 @@
 Each message is a pickled tuple behind its length, over a Unix socket pair: both ends are this
 program, started by the same user, so pickle's trust is the process's own.
 
-From the platform: `("start", GatewayConfig, RouteTable)`, `("routes", seq, RouteTable)`, `("stop",)`.
-From a worker: `("ready",)`, `("applied", seq)`, `("demand", revision)`,
-`("stats", {revision: RevisionStats})`, `("metrics", exposition_text)`.
+From the platform: `("start", GatewayConfig, RouteTable)`, `("routes", seq, RouteTable)`,
+`("metrics?", seq)`, `("stop",)`. From a worker: `("ready",)`, `("applied", seq)`,
+`("demand", revision)`, `("stats", {revision: RevisionStats})`, `("metrics", seq, exposition_text)`
+(seq 0: sent unasked).
 """
 
 from __future__ import annotations

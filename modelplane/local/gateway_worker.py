@@ -3,7 +3,7 @@
 It serves the gateway on the listening sockets it inherits, which every worker shares (the kernel
 hands each new connection to one of them), with the route table the platform sends it as it
 changes. It counts its own requests: every `STATS_INTERVAL` it sends its counters per revision,
-and every `METRICS_INTERVAL` its metrics, for the platform to add up; a request that waits for a
+and its metrics when asked (and every `METRICS_INTERVAL`), for the platform to add up; a request that waits for a
 revision with no replica tells the platform at once (the activator). It ends when told to, or when
 the platform is gone.
 
@@ -33,22 +33,26 @@ class _Worker:
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.gateway: Gateway | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
     def send(self, message: tuple) -> None:
         if not self.writer.is_closing():
             self.writer.write(frame(message))
 
     async def report(self) -> None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(self)
         every = round(METRICS_INTERVAL / STATS_INTERVAL)
         tick = 0
         while True:
             self.send(("stats", self.gateway.revision_stats()))
             if tick % every == 0:
-                self.send(("metrics", generate_latest(registry).decode()))
+                self.send_metrics(0)
             tick += 1
             await asyncio.sleep(STATS_INTERVAL)
+
+    def send_metrics(self, asked: int) -> None:
+        """Its metrics, as `asked` for them (0: unasked)."""
+        self.send(("metrics", asked, generate_latest(self.registry).decode()))
 
     def collect(self):
         """The gateway's metrics (this object is the worker registry's collector)."""
@@ -74,6 +78,8 @@ async def serve(channel: socket.socket, sockets: GatewaySockets) -> None:
                 _, seq, table = message
                 worker.gateway.update_routes(table)
                 worker.send(("applied", seq))
+            elif message[0] == "metrics?":
+                worker.send_metrics(message[1])
     finally:
         reporting.cancel()
         await worker.gateway.stop()

@@ -4,8 +4,8 @@ The platform binds the gateway's port (and, with a token or TLS, the replicas' l
 starts N processes that all serve on those sockets (`gateway_worker.py`), so the gateway uses as many
 cores as it is given and no control-plane work stalls its traffic. Each worker gets the route table
 as it changes (`update_routes` returns once every worker has it), counts its own requests, and reports
-its counters and metrics, which `revision_stats` and `collect` add up for the autoscaler and the
-platform's `/metrics`. A request waiting in any worker for a revision with no replica calls
+its counters (every 0.1 s) and metrics (when `collect` asks), which `revision_stats` and `collect`
+add up for the autoscaler and the platform's `/metrics`. A request waiting in any worker for a revision with no replica calls
 `on_demand` here. A worker that dies is started again with the current routes; the others serve on.
 """
 
@@ -34,6 +34,7 @@ logger = logging.getLogger("modelplane.gateway")
 
 APPLY_TIMEOUT = 10.0  # seconds a route change waits for each worker to have it
 RESTART_PAUSE = 0.5  # seconds before a worker that died is started again
+METRICS_WAIT = 2.0  # seconds a scrape waits for each worker's metrics
 
 
 def default_workers() -> int:
@@ -53,6 +54,7 @@ class _Worker:
         self.applied = 0  # the last route table it has in effect
         self.stats: dict[str, RevisionStats] = {}
         self.metrics = ""
+        self.metrics_answered = 0  # the last ask for metrics it answered
 
     def send(self, message: tuple) -> None:
         channel = self.channel
@@ -81,6 +83,7 @@ class GatewayWorkers:
         self._on_demand = on_demand
         self._routes = routes or RouteTable()
         self._seq = 0
+        self._metrics_seq = 0
         self._lock = threading.Condition()
         self._workers = [_Worker(index) for index in range(workers)]
         self._threads: list[threading.Thread] = []
@@ -193,6 +196,19 @@ class GatewayWorkers:
         """The workers' metrics, each sample added up over the workers (counters and histograms
         with what the workers that died had counted)."""
         with self._lock:
+            self._metrics_seq += 1
+            seq = self._metrics_seq
+        asked = [worker for worker in self._workers if worker.ready.is_set()]
+        for worker in asked:
+            worker.send(("metrics?", seq))
+        deadline = time.monotonic() + METRICS_WAIT
+        with self._lock:
+            for worker in asked:
+                while worker.metrics_answered < seq and worker.ready.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break  # what it sent last will do
+                    self._lock.wait(left)
             texts = [worker.metrics for worker in self._workers if worker.metrics]
             retired = list(self._retired_metrics.values())
         merged = _MergedMetrics()
@@ -264,7 +280,9 @@ class GatewayWorkers:
                 self._lock.notify_all()
         elif kind == "metrics":
             with self._lock:
-                worker.metrics = message[1]
+                _, answered, worker.metrics = message
+                worker.metrics_answered = max(worker.metrics_answered, answered)
+                self._lock.notify_all()
         elif kind == "ready":
             with self._lock:
                 worker.applied = started_with
