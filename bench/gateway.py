@@ -23,9 +23,16 @@ gRPC (`--protocols grpc`): `modelplane serve` with the same model and its gRPC p
 connection, as gRPC clients do) with C calls in flight, straight at the replica's gRPC port and through
 the gateway's port (authority `iris.default.localhost`). The client's own CPU shares the cores too.
 
+Scaling (`--scaling`, bench/gateway_scaling.py): `modelplane serve --workers R` for each R of --replicas,
+loaded with wrk at --connections (128) straight and through the gateway run as N worker processes
+(`GatewayWorkers`, as `modelplane up --gateway-workers N`) for each N of --gateway-workers: req/s, p50,
+p99, req/s through the gateway over direct, and the CPU per request of the gateway (all its workers) and
+of the upstream. R and N default to 1, 2, 4, 8, those up to the machine's cores.
+
     python3 bench/gateway.py                   # 5 rounds x 5 s per row, prints the tables
     python3 bench/gateway.py --write-results   # ... and rewrites the "## Gateway" section of bench/RESULTS.md
     python3 bench/gateway.py --protocols grpc --write-results   # the "## Gateway, gRPC" section
+    python3 bench/gateway.py --scaling --write-results   # the "## Gateway scaling, <cores> cores" section
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from pathlib import Path
 
 from harness import free_port, log
 from results_file import put_section
+from server_process import group_cpu_seconds
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -55,6 +63,8 @@ RESULTS = BENCH / "RESULTS.md"
 WORK = BENCH / ".work" / "gateway"  # model, configs and server logs of the last run
 HOST = "iris.default.localhost"
 MODEL_NAME = "iris"
+# The checkout's modelplane, run as a module: no installed entry point needed (PYTHONPATH is set in main).
+MODELPLANE = [sys.executable, "-m", "modelplane"]
 IRIS_ROW = [6.3, 3.3, 6.0, 2.5]  # a virginica (class 2)
 BODY = json.dumps(
     {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [IRIS_ROW]}]},
@@ -137,28 +147,32 @@ def train_iris(folder: Path) -> None:
     joblib.dump(LogisticRegression(max_iter=1000).fit(x, y), folder / "model.joblib")
 
 
-def start_upstream(name: str, work: Path) -> Process:
+def start_upstream(name: str, work: Path, workers: int = 1) -> Process:
     port = free_port()
     if name == "fixed":
         argv = [sys.executable, str(BENCH / "peers" / "ceiling_app.py"), "--port", str(port)]
     elif name == "modelplane":
         train_iris(work / "model")
-        exe = shutil.which("modelplane") or "modelplane"
-        argv = [exe, "serve", "--model-dir", str(work / "model"), "--model-name", MODEL_NAME]
-        argv += ["--runtime", "sklearn", "--http-port", str(port), "--grpc-port", "-1", "--workers", "1"]
+        argv = [*MODELPLANE, "serve", "--model-dir", str(work / "model"), "--model-name", MODEL_NAME]
+        argv += ["--runtime", "sklearn", "--http-port", str(port), "--grpc-port", "-1"]
+        argv += ["--workers", str(workers)]
     else:
         raise SystemExit(f"unknown upstream {name!r}; choose fixed or modelplane")
     return Process(name, argv, port, work)
 
 
-def start_gateway(replica_port: int, work: Path, grpc_port: int = 0) -> Process:
+def start_gateway(replica_port: int, work: Path, grpc_port: int = 0, workers: int = 0) -> Process:
+    """The gateway in a process of its own (see serve_gateway); its log is named after `workers`."""
     port = free_port()
     argv = [sys.executable, str(Path(__file__).resolve()), "--serve-gateway", str(port), str(replica_port)]
-    return Process("gateway", [*argv, str(grpc_port)], port, work)
+    name = f"gateway-{workers}-workers" if workers else "gateway"
+    return Process(name, [*argv, str(grpc_port), str(workers)], port, work)
 
 
-def serve_gateway(port: int, replica_port: int, grpc_port: int = 0) -> None:
-    """The gateway process: one host routed to one replica (and its gRPC port, if not 0)."""
+def serve_gateway(port: int, replica_port: int, grpc_port: int = 0, workers: int = 0) -> None:
+    """The gateway process: one host routed to one replica (and its gRPC port, if not 0). With
+    `workers` 0 the gateway runs on this process's uvloop loop; with N, as N worker processes sharing
+    the port (`GatewayWorkers`, as `modelplane up --gateway-workers N` runs it), in this process group."""
     sys.path.insert(0, str(ROOT))
     import asyncio
 
@@ -166,12 +180,25 @@ def serve_gateway(port: int, replica_port: int, grpc_port: int = 0) -> None:
 
     from modelplane.local.gateway import Gateway, GatewayConfig
     from modelplane.local.gateway_routes import Backend, Route, RouteTable
+    from modelplane.local.gateway_workers import GatewayWorkers
+
+    grpc = (f"127.0.0.1:{grpc_port}",) if grpc_port else None
+    backend = Backend("iris-1", (f"127.0.0.1:{replica_port}",), grpc_replicas=grpc)
+    routes = RouteTable({HOST: Route((backend,))})
+
+    if workers:
+        import threading
+
+        stop_requested = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+        gateway_workers = GatewayWorkers(GatewayConfig(port=port), workers, routes=routes).start()
+        stop_requested.wait()
+        gateway_workers.stop()
+        return
 
     async def main() -> None:
         gateway = Gateway(GatewayConfig(port=port))
-        grpc = (f"127.0.0.1:{grpc_port}",) if grpc_port else None
-        backend = Backend("iris-1", (f"127.0.0.1:{replica_port}",), grpc_replicas=grpc)
-        gateway.update_routes(RouteTable({HOST: Route((backend,))}))
+        gateway.update_routes(routes)
         await gateway.start()
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -246,8 +273,11 @@ class VoidRun(Exception):
     pass
 
 
-def run_wrk(port: int, concurrency: int, duration: float, script: Path, host: str | None) -> Run:
-    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration:g}s", "--timeout", "10s", "-s", str(script)]
+def run_wrk(
+    port: int, concurrency: int, duration: float, script: Path, host: str | None, threads: int = 1
+) -> Run:
+    cmd = ["wrk", f"-t{min(threads, concurrency)}", f"-c{concurrency}", f"-d{duration:g}s"]
+    cmd += ["--timeout", "10s", "-s", str(script)]
     if host:
         cmd += ["-H", f"Host: {host}"]
     cmd.append(f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer")
@@ -269,24 +299,61 @@ def run_wrk(port: int, concurrency: int, duration: float, script: Path, host: st
     )
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU time so far of the processes in a process group (a server and its workers)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            # The fields after the command name: state is the first, pgrp the third, utime/stime 12th/13th.
-            fields = stat.read_text().rpartition(")")[2].split()
-            if int(fields[2]) == pgid:
-                ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+def measured_run(
+    target: Process,
+    upstream: Process,
+    host: str | None,
+    concurrency: int,
+    args,
+    script: Path,
+    threads: int = 1,
+) -> Run:
+    """A warm-up run, then the measured one at `target`, with the CPU per request of the target's process
+    group (when it is a proxy in front of `upstream`) and of the upstream's."""
+    run_wrk(target.port, concurrency, args.warmup, script, host, threads)
+    before = group_cpu_seconds(target.proc.pid), group_cpu_seconds(upstream.proc.pid)
+    run = run_wrk(target.port, concurrency, args.duration, script, host, threads)
+    per_request = 1e6 / run.requests
+    if target is not upstream:
+        run.proxy_cpu_us = (group_cpu_seconds(target.proc.pid) - before[0]) * per_request
+    run.upstream_cpu_us = (group_cpu_seconds(upstream.proc.pid) - before[1]) * per_request
+    return run
 
 
 PATHS = ("direct", "modelplane", "nginx")
 PATH_LABELS = {"direct": "direct", "modelplane": "modelplane gateway", "nginx": "nginx (reference)"}
 
 
-def measure(upstream: str, args, work: Path, script: Path) -> dict[tuple[int, str], list[Run]]:
+def interleaved_rounds(
+    name: str,
+    targets: dict[str, tuple[Process, str | None]],
+    upstream: Process,
+    args,
+    script: Path,
+    concurrencies: list[int] | None = None,
+    threads: int = 1,
+) -> dict[tuple[int, str], list[Run]]:
+    """`args.rounds` rounds of measured runs at each target (its path, the Process and the Host header
+    to send it) at each concurrency (default: args.concurrency), the targets' order rotating each
+    round; keyed by (concurrency, path)."""
     runs: dict[tuple[int, str], list[Run]] = {}
+    paths = list(targets)
+    for round_index in range(args.rounds):
+        shift = round_index % len(paths)
+        for concurrency in concurrencies or args.concurrency:
+            for path in paths[shift:] + paths[:shift]:
+                target, host = targets[path]
+                run = measured_run(target, upstream, host, concurrency, args, script, threads)
+                runs.setdefault((concurrency, path), []).append(run)
+                log(
+                    f"{name:10} round {round_index + 1} c={concurrency:<3} {path:18} "
+                    f"{run.rps:8.0f} req/s  p50 {run.p50_ms:.3f} ms  p99 {run.p99_ms:.3f} ms  "
+                    f"CPU us/req: proxy {run.proxy_cpu_us:.0f} upstream {run.upstream_cpu_us:.0f}"
+                )
+    return runs
+
+
+def measure(upstream: str, args, work: Path, script: Path) -> dict[tuple[int, str], list[Run]]:
     work.mkdir(parents=True, exist_ok=True)
     replica = start_upstream(upstream, work)
     proxies: dict[str, Process] = {}
@@ -299,27 +366,8 @@ def measure(upstream: str, args, work: Path, script: Path) -> dict[tuple[int, st
         for proxy in proxies.values():
             proxy.wait_ready(HOST)
             check_answer(upstream, proxy.port, HOST)
-        targets = {"direct": replica} | proxies
-        paths = [path for path in PATHS if path in args.paths]
-        for round_index in range(args.rounds):
-            order = paths[round_index % len(paths) :] + paths[: round_index % len(paths)]
-            for concurrency in args.concurrency:
-                for path in order:
-                    target = targets[path]
-                    host = None if path == "direct" else HOST
-                    run_wrk(target.port, concurrency, args.warmup, script, host)
-                    before = group_cpu_seconds(target.proc.pid), group_cpu_seconds(replica.proc.pid)
-                    run = run_wrk(target.port, concurrency, args.duration, script, host)
-                    per_request = 1e6 / run.requests
-                    if path != "direct":
-                        run.proxy_cpu_us = (group_cpu_seconds(target.proc.pid) - before[0]) * per_request
-                    run.upstream_cpu_us = (group_cpu_seconds(replica.proc.pid) - before[1]) * per_request
-                    runs.setdefault((concurrency, path), []).append(run)
-                    log(
-                        f"{upstream:10} round {round_index + 1} c={concurrency:<3} {path:10} "
-                        f"{run.rps:8.0f} req/s  p50 {run.p50_ms:.3f} ms  p99 {run.p99_ms:.3f} ms  "
-                        f"CPU us/req: proxy {run.proxy_cpu_us:.0f} upstream {run.upstream_cpu_us:.0f}"
-                    )
+        targets = {"direct": (replica, None)} | {path: (proxy, HOST) for path, proxy in proxies.items()}
+        runs = interleaved_rounds(upstream, targets, replica, args, script)
     finally:
         for proxy in proxies.values():
             proxy.stop()
@@ -412,9 +460,8 @@ def measure_grpc(args, work: Path) -> dict[tuple[int, str], list[Run]]:
     work.mkdir(parents=True, exist_ok=True)
     train_iris(work / "model")
     http_port, grpc_port = free_port(), free_port()
-    exe = shutil.which("modelplane") or "modelplane"
     argv = [
-        exe,
+        *MODELPLANE,
         "serve",
         "--model-dir",
         str(work / "model"),
@@ -582,6 +629,45 @@ def write_section(table: str, command: str) -> None:
     put_section("Gateway", section)
 
 
+def positive(text: str) -> int:
+    """A whole number of at least 1 (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
+
+
+def counts(text: str) -> list[int]:
+    """A comma-separated list of whole numbers of at least 1, like 1,2,4 (an argparse type)."""
+    return [positive(part) for part in text.split(",")]
+
+
+def now_utc() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def command_line() -> str:
+    """How this run was started, for RESULTS.md."""
+    return " ".join(["python3 bench/gateway.py", *sys.argv[1:]])
+
+
+def require_wrk() -> None:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: run `bash bench/setup.sh` (Debian package wrk)")
+
+
+def fresh_work(folder: Path) -> Path:
+    """Empties `folder` (what the last run left there) and writes wrk's script into it."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    script = folder / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    return script
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -606,9 +692,32 @@ def main() -> int:
         default=["rest"],
         help="rest (wrk, the default), grpc (ModelInfer, direct and through the gateway), or rest,grpc",
     )
+    scaling = parser.add_argument_group(
+        "scaling",
+        "the scaling table (--scaling; bench/gateway_scaling.py); --duration, --warmup, --rounds apply",
+    )
+    scaling.add_argument(
+        "--scaling",
+        action="store_true",
+        help="req/s and p99 direct and through N gateway workers for R replicas; with --write-results, "
+        'rewrites "## Gateway scaling, <cores> cores"',
+    )
+    scaling.add_argument(
+        "--replicas", type=counts, help="upstream worker processes R (default 1,2,4,8 up to the cores)"
+    )
+    scaling.add_argument(
+        "--gateway-workers", type=counts, help="gateway worker processes N (default 1,2,4,8 up to the cores)"
+    )
+    scaling.add_argument("--connections", type=counts, help="wrk connections (default 128)")
+    scaling.add_argument(
+        "--wrk-threads", type=positive, help="wrk threads (default: one per 8 cores, 1 to 4)"
+    )
     parser.add_argument("--serve-gateway", nargs="+", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--grpc-load", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    scaling_options = (args.replicas, args.gateway_workers, args.connections, args.wrk_threads)
+    if not args.scaling and any(option is not None for option in scaling_options):
+        parser.error("--replicas, --gateway-workers, --connections and --wrk-threads go with --scaling")
     if args.serve_gateway:
         serve_gateway(*args.serve_gateway)
         return 0
@@ -618,27 +727,29 @@ def main() -> int:
             target, "" if authority == "-" else authority, int(concurrency), float(duration), float(warmup)
         )
         return 0
+    # Every process started from here runs this checkout's modelplane, the gateway's workers too.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    if args.scaling:
+        from gateway_scaling import run_scaling
+
+        return run_scaling(args)
     if "grpc" in args.protocols:
-        started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        started = now_utc()
         load = os.getloadavg()
         table = render_grpc(measure_grpc(args, WORK / "grpc"), args, started, load)
         print(table)
         if args.write_results:
-            write_grpc_section(table, ("python3 bench/gateway.py " + " ".join(sys.argv[1:])).strip())
+            write_grpc_section(table, command_line())
         if "rest" not in args.protocols:
             return 0
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is missing: run `bash bench/setup.sh` (Debian package wrk)")
+    require_wrk()
     if "nginx" in args.paths and not shutil.which("nginx"):
         log("nginx is missing (Debian package nginx): measuring without the reference proxy")
         args.paths.remove("nginx")
-    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    started = now_utc()
     load = os.getloadavg()
     results = {}
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    script = WORK / "post.lua"
-    script.write_text(WRK_SCRIPT)
+    script = fresh_work(WORK)
     for upstream in args.upstream:
         try:
             results[upstream] = measure(upstream, args, WORK / upstream, script)
@@ -649,8 +760,7 @@ def main() -> int:
     table = render(results, args, started, load)
     print(table)
     if args.write_results:
-        command = "python3 bench/gateway.py " + " ".join(sys.argv[1:])
-        write_section(table, command.strip())
+        write_section(table, command_line())
     return 0
 
 
