@@ -1,7 +1,7 @@
 """Turning GJSON path text into nodes, splitting it exactly where Go gjson v1.18 splits it.
 
 This module is as lenient as Go: it accepts any text. Which texts modelplane refuses is decided before,
-by `gjson_syntax`. Every sub-path (the rest after a `.` or `|`, a query's left-hand side, a multipath
+by `syntax`. Every sub-path (the rest after a `.` or `|`, a query's left-hand side, a multipath
 member) is compiled once and shared, so evaluating a path never re-reads its text.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import orjson
 
-from modelplane.graph.gjson_glob import compile_glob
-from modelplane.graph.gjson_modifiers import MODIFIERS
-from modelplane.graph.gjson_nodes import (
+from modelplane.graph.gjson.glob import compile_glob
+from modelplane.graph.gjson.modifiers import MODIFIERS
+from modelplane.graph.gjson.nodes import (
     ArrayStep,
     Chain,
     ChainGet,
@@ -28,8 +28,8 @@ from modelplane.graph.gjson_nodes import (
     PlainGet,
     QueryStep,
 )
-from modelplane.graph.gjson_query import Comparison
-from modelplane.graph.gjson_scan import (
+from modelplane.graph.gjson.query import Comparison
+from modelplane.graph.gjson.scan import (
     Query,
     first_of,
     parse_query,
@@ -40,7 +40,7 @@ from modelplane.graph.gjson_scan import (
     split_possible_pipe,
     squash,
 )
-from modelplane.graph.gjson_values import go_parse
+from modelplane.graph.gjson.values import go_parse
 
 _GO_INT_LIMIT = 1 << 63  # Go converts the uint64 index to int; larger ones wrap negative
 

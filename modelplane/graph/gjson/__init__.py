@@ -8,7 +8,7 @@ Go's tidwall/gjson v1.18 on parsed JSON:
 
 A path that is probably a mistake (`predictions[0]`, `#(a==1)x`) is evaluated as Go evaluates it, and
 `CompiledPath.warning` says what looks wrong; only a path Go can never match raises PathSyntaxError (see
-`gjson_syntax`). Documents are parsed with `parse_document`, which keeps what Go sees of duplicate keys.
+`syntax`). Documents are parsed with `parse_document`, which keeps what Go sees of duplicate keys.
 
 Differences from Go gjson, all deliberate:
 - a path longer than 4096 characters, or nested past Python's recursion limit, is refused;
@@ -21,11 +21,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from modelplane.graph.gjson_compile import Compiler
-from modelplane.graph.gjson_document import parse_document
-from modelplane.graph.gjson_nodes import GetNode
-from modelplane.graph.gjson_syntax import PathSyntaxError, check_syntax
-from modelplane.graph.gjson_values import MISSING, to_json
+from modelplane.graph.gjson.compiler import Compiler
+from modelplane.graph.gjson.document import parse_document
+from modelplane.graph.gjson.nodes import GetNode
+from modelplane.graph.gjson.syntax import PathSyntaxError, check_syntax
+from modelplane.graph.gjson.values import MISSING, to_json
 
 __all__ = ["CompiledPath", "PathSyntaxError", "Result", "compile_path", "matches", "parse_document"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from modelplane.graph.gjson_values import MISSING, go_bool, go_parse, to_json
+from modelplane.graph.gjson.values import MISSING, go_bool, go_parse, to_json
 
 Modifier = Callable[[Any], Any]
 CompileGet = Callable[[str], Any]  # path text -> a node with .get(value)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import orjson
 
-from modelplane.graph.gjson_modifiers import MODIFIERS
-from modelplane.graph.gjson_scan import split_operator
+from modelplane.graph.gjson.modifiers import MODIFIERS
+from modelplane.graph.gjson.scan import split_operator
 
 _OPENER_OF = {")": "(", "]": "[", "}": "{"}
 _TILDE_VALUES = ("~true", "~false", "~null", "~*")

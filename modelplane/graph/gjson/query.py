@@ -14,8 +14,8 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from modelplane.graph.gjson_glob import compile_glob
-from modelplane.graph.gjson_values import MISSING, as_float, go_bool, go_parse_float
+from modelplane.graph.gjson.glob import compile_glob
+from modelplane.graph.gjson.values import MISSING, as_float, go_bool, go_parse_float
 
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "%", "!%")
 

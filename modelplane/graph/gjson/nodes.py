@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelplane.graph.gjson_document import DuplicateKeys
-from modelplane.graph.gjson_glob import Glob
-from modelplane.graph.gjson_modifiers import Modifier
-from modelplane.graph.gjson_query import Comparison
-from modelplane.graph.gjson_values import MISSING
+from modelplane.graph.gjson.document import DuplicateKeys
+from modelplane.graph.gjson.glob import Glob
+from modelplane.graph.gjson.modifiers import Modifier
+from modelplane.graph.gjson.query import Comparison
+from modelplane.graph.gjson.values import MISSING
 
 
 class Context:

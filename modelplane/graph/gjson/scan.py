@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelplane.graph.gjson_values import go_unescape
+from modelplane.graph.gjson.values import go_unescape
 
 
 def first_of(text: str, chars: str, start: int) -> int:
