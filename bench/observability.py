@@ -172,8 +172,8 @@ def serve_gateway(port: int, replica_port: int, log_url: str) -> None:
 
     import uvloop
 
-    from modelplane.local.gateway import Gateway, GatewayConfig
-    from modelplane.local.gateway_routes import Backend, Route, RouteTable
+    from modelplane.local.gateway.routes import Backend, Route, RouteTable
+    from modelplane.local.gateway.server import Gateway, GatewayConfig
     from modelplane.telemetry import tracing
     from modelplane.telemetry.payload_events import PayloadLogSpec
 
