@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import uvloop
 
 from modelplane.local.gateway.config import GatewayConfig
+from modelplane.local.gateway.context import GatewayContext
 from modelplane.local.gateway.deadlines import Deadlines
 from modelplane.local.gateway.dispatch import Dispatcher
 from modelplane.local.gateway.grpc.proxy import H2ClientConnection
@@ -112,7 +113,7 @@ class Gateway:
         tls = config.tls.server_context(alpn=("h2", "http/1.1")) if config.tls is not None else None
         where = {"sock": sockets.public} if sockets else {"host": config.host, "port": config.port}
         self._server = await self._loop.create_server(
-            functools.partial(self._new_connection, config),
+            functools.partial(self._new_connection, self._context(config)),
             **where,
             **({} if sockets else {"reuse_address": True}),
             backlog=1024,
@@ -124,7 +125,7 @@ class Gateway:
             internal = replace(config, auth_token=None, tls=None)
             where = {"sock": sockets.internal} if sockets else {"host": "127.0.0.1", "port": 0}
             self._internal = await self._loop.create_server(
-                functools.partial(self._new_connection, internal), **where, backlog=1024
+                functools.partial(self._new_connection, self._context(internal)), **where, backlog=1024
             )
         self.payload_log.start()
         self._schedule_idle_sweep()
@@ -204,33 +205,27 @@ class Gateway:
         self._h2_pool.close_idle(now)
         self._schedule_idle_sweep()
 
-    def _new_connection(self, config: GatewayConfig) -> ClientConnection:
+    def _context(self, config: GatewayConfig) -> GatewayContext:
+        """What the connections a listener with `config` accepts share with each other."""
+        return GatewayContext(
+            self._dispatcher, config, self._deadlines, self._pool, self._h2_pool, idle=self._idle
+        )
+
+    def _new_connection(self, context: GatewayContext) -> ClientConnection:
         if len(self._idle) >= self.config.max_idle_connections:
             oldest = next(iter(self._idle))
             del self._idle[oldest]
             oldest.evict()
-        connection = ClientConnection(
-            self._dispatcher,
-            self._pool,
-            self._deadlines,
-            config,
+        return ClientConnection(
+            context,
             self._connections.discard,
-            functools.partial(self._take_http2, config),
-            self._idle,
+            functools.partial(self._take_http2, context),
             on_open=self._connections.add,
         )
-        return connection
 
-    def _take_http2(self, config: GatewayConfig, transport: asyncio.Transport, data: bytes) -> None:
+    def _take_http2(self, context: GatewayContext, transport: asyncio.Transport, data: bytes) -> None:
         """A client connection opened with the HTTP/2 preface: the gRPC proxy takes it over."""
-        connection = H2ClientConnection(
-            self._dispatcher,
-            self._h2_pool,
-            self._deadlines,
-            config,
-            self._connections.discard,
-            self._idle,
-        )
+        connection = H2ClientConnection(context, self._connections.discard)
         self._connections.add(connection)
         transport.set_protocol(connection)
         connection.connection_made(transport)

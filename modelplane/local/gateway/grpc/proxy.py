@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from modelplane.local.gateway.auth import REFUSAL, GatewayToken
-from modelplane.local.gateway.config import GatewayConfig
+from modelplane.local.gateway.auth import REFUSAL
 from modelplane.local.gateway.grpc.endpoint import H2Endpoint, Headers
-from modelplane.local.gateway.grpc.upstream import H2Upstream, H2UpstreamPool
+from modelplane.local.gateway.grpc.upstream import H2Upstream
 from modelplane.local.gateway.modelmesh_endpoint import (
     MODEL_ID_HEADER,
     NoModelName,
@@ -43,8 +42,7 @@ from modelplane.protocol.grpc.status import status_headers
 from modelplane.protocol.http2.hpack import header_list_size
 
 if TYPE_CHECKING:
-    from modelplane.local.gateway.deadlines import Deadlines
-    from modelplane.local.gateway.http1.proxy import Router
+    from modelplane.local.gateway.context import GatewayContext
 
 logger = logging.getLogger(__name__)
 
@@ -63,25 +61,17 @@ class H2ClientConnection(H2Endpoint):
 
     def __init__(
         self,
-        router: Router,
-        pool: H2UpstreamPool,
-        deadlines: Deadlines,
-        config: GatewayConfig,
+        context: GatewayContext,
         on_close: Callable[[H2ClientConnection], None],
-        idle: dict | None = None,
     ) -> None:
-        super().__init__(client_side=False, limits=config.http2)
-        self.router = router
-        self.pool = pool
-        self.deadlines = deadlines
-        self.config = config
-        self.token = GatewayToken(config.auth_token) if config.auth_token else None
+        super().__init__(client_side=False, limits=context.config.http2)
+        self.context = context
         self.calls: dict[int, GrpcCall] = {}
         self.closing = False
         self.head_since = None  # HTTP/1.1's; a slow HTTP/2 preface is idle time
         self._starting: list[GrpcCall] = []  # calls opened by the frames being read, started after them
         self._on_close = on_close
-        self._idle = idle if idle is not None else {}  # the gateway's connections with no call under way
+        self._idle = context.idle  # the gateway's connections with no call under way
 
     # -- what the gateway uses (the same as for HTTP/1.1 connections) --------------------------
 
@@ -190,7 +180,7 @@ class H2ClientConnection(H2Endpoint):
             return
         self.idle_since = None
         self._idle.pop(self, None)
-        call = GrpcCall(self, stream_id, headers)
+        call = GrpcCall(self.context, self, stream_id, headers)
         self.calls[stream_id] = call
         if ended:
             call.client_ended = True
@@ -200,7 +190,10 @@ class H2ClientConnection(H2Endpoint):
 class GrpcCall:
     """One stream of a client connection, relayed to one stream on a replica's gRPC port."""
 
-    def __init__(self, client: H2ClientConnection, stream_id: int, headers: Headers) -> None:
+    def __init__(
+        self, context: GatewayContext, client: H2ClientConnection, stream_id: int, headers: Headers
+    ) -> None:
+        self.context = context
         self.client = client
         self.stream_id = stream_id
         self.headers = headers
@@ -228,7 +221,7 @@ class GrpcCall:
 
     def start(self) -> None:
         content_type = b""
-        token = self.client.token
+        token = self.context.token
         authorized = True
         if token is not None:
             self.headers, authorized = token.take(self.headers)
@@ -239,7 +232,7 @@ class GrpcCall:
                 self._path = value
             elif name == b"content-type":
                 content_type = value
-        self.watch = self.client.router.watch_call(self._authority if authorized else b"")
+        self.watch = self.context.router.watch_call(self._authority if authorized else b"")
         if not authorized:
             self.fail(UNAUTHENTICATED, REFUSAL)
             return
@@ -251,7 +244,7 @@ class GrpcCall:
             )
             return
         model = model_header(self.headers)
-        if model is None and self.client.router.models_at(self._authority) is not None:
+        if model is None and self.context.router.models_at(self._authority) is not None:
             # ModelMesh's endpoint: the model is the one the first message names.
             self._awaiting_model = True
             self._route_by_message()
@@ -260,7 +253,7 @@ class GrpcCall:
 
     def _route(self, model: bytes | None) -> None:
         try:
-            revision = self.client.router.resolve(self._authority, self._path, model)
+            revision = self.context.router.resolve(self._authority, self._path, model)
         except Unavailable as exc:
             self.fail(_GRPC_CODES.get(exc.status, UNAVAILABLE), exc.message)
             return
@@ -273,7 +266,7 @@ class GrpcCall:
         replica = revision.try_acquire()
         if replica is not None:
             self._hold(replica)
-            upstream = self.client.pool.ready_connection(replica.grpc_address)
+            upstream = self.context.h2_pool.ready_connection(replica.grpc_address)
             if upstream is not None:
                 self._open(upstream)
                 return
@@ -404,14 +397,14 @@ class GrpcCall:
 
     async def _forward(self, replica: Replica | None) -> None:
         revision = self._revision
-        config = self.client.config
+        config = self.context.config
         try:
             for attempt in range(1, MAX_CONNECT_ATTEMPTS + 1):
                 if replica is None:
                     replica = await revision.acquire(config.queue_timeout, config.max_queued)
                 self._hold(replica)
                 try:
-                    upstream = await self.client.pool.connect(replica.grpc_address)
+                    upstream = await self.context.h2_pool.connect(replica.grpc_address)
                 except OSError as exc:
                     self._release_slot()
                     revision.set_aside(replica)
@@ -449,8 +442,8 @@ class GrpcCall:
         end = self.client_ended and not self._to_upstream
         self._upstream_id = upstream.open_stream(self, self.headers, end_stream=end)
         self._up_ended = end
-        timeout = self._revision.timeout_seconds or self.client.config.response_timeout
-        self.client.deadlines.watch(self, timeout)
+        timeout = self._revision.timeout_seconds or self.context.config.response_timeout
+        self.context.deadlines.watch(self, timeout)
         self._watched = True
         if self._to_upstream or (self.client_ended and not end):
             self.pump_up()
@@ -516,7 +509,7 @@ class GrpcCall:
     def _stop_deadline(self) -> None:
         if self._watched:
             self._watched = False
-            self.client.deadlines.unwatch(self)
+            self.context.deadlines.unwatch(self)
 
     def _replica_name(self) -> str:
         replica = self._replica

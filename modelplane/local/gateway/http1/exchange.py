@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from modelplane.local.gateway.auth import REFUSAL
 from modelplane.local.gateway.http1.heads import request_head, response_head
@@ -21,7 +21,7 @@ from modelplane.local.gateway.observe import ANSWERED, BROKEN, CLIENT_GONE, Exch
 from modelplane.local.gateway.revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
 
 if TYPE_CHECKING:
-    from modelplane.local.gateway.http1.proxy import ClientConnection
+    from modelplane.local.gateway.context import GatewayContext
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +45,29 @@ class _ResponseBroken(Exception):
     """The replica failed after part of the response went to the client: only closing is left."""
 
 
+class Client(Protocol):
+    """The client connection an exchange answers on: what the exchange writes and pauses."""
+
+    peer_ip: bytes
+
+    def write(self, data: bytes) -> None: ...
+
+    def write_all(self, pieces: list[bytes]) -> None: ...
+
+    def pause_reading(self, reason: int) -> None: ...
+
+    def resume_reading(self, reason: int) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def exchange_finished(self, exchange: Exchange) -> None: ...
+
+
 class Exchange:
     """A request on a client connection, forwarded to one replica of its revision."""
 
-    def __init__(self, client: ClientConnection) -> None:
+    def __init__(self, context: GatewayContext, client: Client) -> None:
+        self.context = context
         self.client = client
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -93,7 +112,7 @@ class Exchange:
         self.method = method
         self.keep_alive = keep_alive
         self._http10 = http10
-        token = self.client.token
+        token = self.context.token
         if token is not None:
             self.headers, self._authorized = token.take(self.headers)
         head = request_head(method, self.url, self.headers, self.client.peer_ip)
@@ -105,7 +124,7 @@ class Exchange:
         self._expect_continue = head.expect_continue
         # A refused request is recorded under no host: nothing of it goes to a route's payload logger.
         watched_host = self._host if self._authorized else b""
-        self.watch = self.client.router.watch(method, self.url, watched_host, self.headers, self._request_id)
+        self.watch = self.context.router.watch(method, self.url, watched_host, self.headers, self._request_id)
         self._head = self.watch.upstream_head(self._head)
 
     def request_body(self, data: bytes) -> None:
@@ -130,7 +149,7 @@ class Exchange:
             self._finish()
             return
         if replica is not None:
-            upstream = self.client.pool.idle_connection(replica)
+            upstream = self.context.http1_pool.idle_connection(replica)
             if upstream is not None:
                 self._hold(replica)
                 self._send(upstream, reused=True)
@@ -181,7 +200,7 @@ class Exchange:
         if self.method == b"CONNECT":
             raise Unavailable(405, "the gateway does not tunnel CONNECT requests")
         path = self.url.partition(b"?")[0]
-        revision = self.client.router.resolve(self._host, path, model_header(self.headers))
+        revision = self.context.router.resolve(self._host, path, model_header(self.headers))
         revision.requests_total += 1
         self._revision = revision
         return revision.try_acquire()
@@ -201,8 +220,8 @@ class Exchange:
         else:
             upstream.write(self._head)
         self.client.resume_reading(PAUSED_FOR_BODY)
-        timeout = self._revision.timeout_seconds or self.client.config.response_timeout
-        self.client.deadlines.watch(self, timeout)
+        timeout = self._revision.timeout_seconds or self.context.config.response_timeout
+        self.context.deadlines.watch(self, timeout)
         self._watched = True
 
     def _attempt_ended(self, outcome: str) -> None:
@@ -244,7 +263,7 @@ class Exchange:
         after a first attempt that ended with `outcome`.
         """
         revision = self._revision
-        config = self.client.config
+        config = self.context.config
         attempt = 0 if outcome is None else 1
         while True:
             if outcome is None:
@@ -253,7 +272,7 @@ class Exchange:
                     replica = await revision.acquire(config.queue_timeout, config.max_queued)
                 self._hold(replica)
                 try:
-                    upstream, reused = await self.client.pool.connect(replica)
+                    upstream, reused = await self.context.http1_pool.connect(replica)
                 except OSError as exc:
                     self._release_slot()
                     revision.set_aside(replica)
@@ -304,7 +323,7 @@ class Exchange:
     def _stop_deadline(self) -> None:
         if self._watched:
             self._watched = False
-            self.client.deadlines.unwatch(self)
+            self.context.deadlines.unwatch(self)
 
     def _reply_error(self, status: int, message: str) -> None:
         if self._response_started:
@@ -388,7 +407,7 @@ class Exchange:
         self.upstream_flush()
         upstream, self._upstream = self._upstream, None
         if reusable and self._request_done:
-            self.client.pool.release(upstream)
+            self.context.http1_pool.release(upstream)
         else:
             upstream.close()
         if not self._request_done:

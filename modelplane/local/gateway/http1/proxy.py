@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httptools
 
-from modelplane.local.gateway.auth import GatewayToken
-from modelplane.local.gateway.config import GatewayConfig
-from modelplane.local.gateway.deadlines import Deadlines
 from modelplane.local.gateway.http1.exchange import (
     PAUSED_FOR_BODY,
     PAUSED_FOR_PIPELINE,
@@ -29,16 +26,11 @@ from modelplane.local.gateway.http1.exchange import (
     Exchange,
 )
 from modelplane.local.gateway.http1.messages import error_response
-from modelplane.local.gateway.http1.upstream import UpstreamPool
-from modelplane.local.gateway.revisions import RevisionState
 from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
 from modelplane.protocol.http2.frames import PREFACE
 
-
-class Router(Protocol):
-    def resolve(self, host_header: bytes, path: bytes, model: bytes | None = None) -> RevisionState: ...
-
-    def models_at(self, host_header: bytes) -> Mapping[str, str] | None: ...
+if TYPE_CHECKING:
+    from modelplane.local.gateway.context import GatewayContext
 
 
 class ClientConnection(asyncio.Protocol):
@@ -50,20 +42,12 @@ class ClientConnection(asyncio.Protocol):
 
     def __init__(
         self,
-        router: Router,
-        pool: UpstreamPool,
-        deadlines: Deadlines,
-        config: GatewayConfig,
+        context: GatewayContext,
         on_close: Callable[[ClientConnection], None],
         on_http2: Callable[[asyncio.Transport, bytes], None] | None = None,
-        idle: dict | None = None,
         on_open: Callable[[ClientConnection], None] | None = None,
     ) -> None:
-        self.router = router
-        self.pool = pool
-        self.deadlines = deadlines
-        self.config = config
-        self.token = GatewayToken(config.auth_token) if config.auth_token else None
+        self.context = context
         self.transport: asyncio.Transport | None = None
         self.peer_ip = b""
         self.closed = False
@@ -74,10 +58,9 @@ class ClientConnection(asyncio.Protocol):
         # When the request head now arriving began (the connection's opening for the first one); None
         # while none is arriving. The gateway answers 408 to heads slower than `header_timeout`.
         self.head_since: float | None = None
-        # The gateway's connections without a request under way, longest idle first (a head still
-        # arriving counts): past `max_idle_connections` the first is closed.
-        self._idle = idle if idle is not None else {}
-        self._head = HeadCounter(config.max_header_bytes)
+        # The gateway's connections without a request under way (a head still arriving counts).
+        self._idle = context.idle
+        self._head = HeadCounter(context.config.max_header_bytes)
         self._header_count = 0
         self._transfer_encoding: bytes | None = None
         self._on_close = on_close
@@ -203,7 +186,7 @@ class ClientConnection(asyncio.Protocol):
         self.idle_since = None
         if self.head_since is None:
             self.head_since = self._loop.time()
-        self._parsing = Exchange(self)
+        self._parsing = Exchange(self.context, self)
         self._header_count = 0
         self._transfer_encoding = None
 
@@ -213,8 +196,8 @@ class ClientConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._parsing.headers.append((name, value))
         self._header_count += 1
-        if self._header_count > self.config.max_header_count:
-            raise header_count_refusal(self.config.max_header_count)
+        if self._header_count > self.context.config.max_header_count:
+            raise header_count_refusal(self.context.config.max_header_count)
         if len(name) == 17 and name.lower() == b"transfer-encoding":
             self._transfer_encoding = value
 
