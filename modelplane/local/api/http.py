@@ -23,7 +23,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' own request limit
 
 
 @dataclass
-class Request:
+class ApiRequest:
     method: str
     path: str
     query: dict[str, str]
@@ -32,7 +32,7 @@ class Request:
     receive: Receive
 
     @classmethod
-    def from_scope(cls, scope: dict[str, Any], receive: Receive) -> Request:
+    def from_scope(cls, scope: dict[str, Any], receive: Receive) -> ApiRequest:
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from modelplane.local.api.http import Request, Send
+from modelplane.local.api.http import ApiRequest, Send
 from modelplane.local.platform_metrics import API_REQUESTS, API_SECONDS
 
 APPLY_RESOURCE = "apply"
 
 
-def request_labels(request: Request, apply_path: str) -> tuple[str, str]:
+def request_labels(request: ApiRequest, apply_path: str) -> tuple[str, str]:
     """(verb, resource) of a request: `/apis/<group>/<version>/[namespaces/<ns>/]<plural>[/<name>[/status]]`
     names the resource `<plural>` (`<plural>/status`); other paths name none."""
     path = request.path.rstrip("/") or "/"

@@ -52,7 +52,7 @@ from modelplane.local.api.errors import (
 )
 from modelplane.local.api.guard import SameSiteGuard
 from modelplane.local.api.http import (
-    Request,
+    ApiRequest,
     Send,
     send_error,
     send_json,
@@ -117,7 +117,7 @@ class ApiApp:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] != "http":
             return
-        request = Request.from_scope(scope, receive)
+        request = ApiRequest.from_scope(scope, receive)
         send = MeasuredSend(send, request_labels(request, APPLY_PATH))
         try:
             self.guard.check(request.method, request.headers, request.content_type)
@@ -132,7 +132,7 @@ class ApiApp:
         finally:
             send.done()
 
-    async def _route(self, request: Request, send: Send) -> None:
+    async def _route(self, request: ApiRequest, send: Send) -> None:
         path = request.path.rstrip("/") or "/"
         if path in ("/healthz", "/livez", "/readyz"):
             return await send_text(send, 200, "ok")
@@ -161,7 +161,7 @@ class ApiApp:
             return await self._collection(request, send, target)
         return await self._object(request, send, target)
 
-    async def _discovery(self, request: Request, send: Send, parts: list[str]) -> None:
+    async def _discovery(self, request: ApiRequest, send: Send, parts: list[str]) -> None:
         _only(request, "GET")
         if not parts:
             document = api_discovery.group_list()
@@ -175,7 +175,7 @@ class ApiApp:
             raise NotFound(f"the server could not find the requested resource ({request.path})")
         await send_json(send, 200, document)
 
-    async def _openapi(self, request: Request, send: Send, path: str) -> None:
+    async def _openapi(self, request: ApiRequest, send: Send, path: str) -> None:
         _only(request, "GET")
         if not path:
             return await send_json(send, 200, api_openapi.discovery())
@@ -190,7 +190,7 @@ class ApiApp:
 
     # ---- collections ----
 
-    async def _collection(self, request: Request, send: Send, target: Target) -> None:
+    async def _collection(self, request: ApiRequest, send: Send, target: Target) -> None:
         if request.method == "GET":
             if request.flag("watch"):
                 return await self._watch(request, send, target)
@@ -209,7 +209,7 @@ class ApiApp:
             return await send_json(send, 201, shown(created), headers)
         raise MethodNotAllowed(f"{request.method} is not supported on a collection")
 
-    async def _list(self, request: Request, send: Send, target: Target) -> None:
+    async def _list(self, request: ApiRequest, send: Send, target: Target) -> None:
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
         if target.kind == CLUSTER_SERVING_RUNTIME:
@@ -229,7 +229,7 @@ class ApiApp:
             },
         )
 
-    async def _watch(self, request: Request, send: Send, target: Target) -> None:
+    async def _watch(self, request: ApiRequest, send: Send, target: Target) -> None:
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         since = _resume_point(request.query.get("resourceVersion"))
         timeout = _timeout(request.query.get("timeoutSeconds"))
@@ -242,7 +242,7 @@ class ApiApp:
 
     # ---- single objects ----
 
-    async def _object(self, request: Request, send: Send, target: Target) -> None:
+    async def _object(self, request: ApiRequest, send: Send, target: Target) -> None:
         ref = target.ref()
         status_only = target.subresource == "status"
         if target.kind == CLUSTER_SERVING_RUNTIME:
@@ -279,7 +279,7 @@ class ApiApp:
             warnings += _written_warnings(updated)
         await send_json(send, 200, shown(updated), warning_headers(warnings))
 
-    async def _builtin_runtime(self, request: Request, send: Send, target: Target, builtin: dict) -> None:
+    async def _builtin_runtime(self, request: ApiRequest, send: Send, target: Target, builtin: dict) -> None:
         """A built-in runtime is read like a stored one, and replaced by a PUT or PATCH, which stores
         the new one."""
         if request.method == "GET":
@@ -303,7 +303,7 @@ class ApiApp:
 
     # ---- all-or-nothing apply ----
 
-    async def _apply(self, request: Request, send: Send) -> None:
+    async def _apply(self, request: ApiRequest, send: Send) -> None:
         _only(request, "POST")
         body = await request.json_object()
         items = body.get("items")
@@ -340,7 +340,7 @@ def _target(group: str, version: str, rest: list[str]) -> Target | None:
     return Target(kind, namespace, name, rest[2] if len(rest) == 3 else None)
 
 
-def _table_wanted(request: Request) -> TableRequest | None:
+def _table_wanted(request: ApiRequest) -> TableRequest | None:
     return table_request(request.headers.get("accept"), request.query.get("includeObject"))
 
 
@@ -349,7 +349,7 @@ def shown(resource: dict[str, Any]) -> dict[str, Any]:
     return redacted(resource) if resource.get("kind") == SECRET.kind else resource
 
 
-async def _patch_body(request: Request, target: Target) -> dict[str, Any]:
+async def _patch_body(request: ApiRequest, target: Target) -> dict[str, Any]:
     """A PATCH's body: a merge patch; for a Secret also kubectl's strategic merge patch, which for a
     Secret's fields means the same, as long as it holds none of its `$` directives."""
     if request.content_type == STRATEGIC_MERGE_PATCH and target.kind == SECRET:
@@ -363,7 +363,7 @@ async def _patch_body(request: Request, target: Target) -> dict[str, Any]:
     return await request.json_object()
 
 
-async def _send_object(request: Request, send: Send, target: Target, obj: dict[str, Any]) -> None:
+async def _send_object(request: ApiRequest, send: Send, target: Target, obj: dict[str, Any]) -> None:
     """One object, or the one-row Table kubectl asks for when it prints it."""
     obj = shown(obj)
     wanted = _table_wanted(request)
@@ -373,7 +373,7 @@ async def _send_object(request: Request, send: Send, target: Target, obj: dict[s
     await send_json(send, 200, table(target.kind, [obj], wanted, version))
 
 
-def _only(request: Request, method: str) -> None:
+def _only(request: ApiRequest, method: str) -> None:
     if request.method != method:
         raise MethodNotAllowed(f"{request.method} is not supported here")
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from modelplane.local.gateway.modelmesh_endpoint import MODEL_ID_HEADER, VERSION_SEPARATOR, model_in_path
 from modelplane.local.gateway.observe import CallWatch, ExchangeWatch, GatewayObserver
-from modelplane.local.gateway.revisions import RevisionState, RevisionStats, Unavailable
+from modelplane.local.gateway.revisions import RevisionStats, RevisionUpstreams, Unavailable
 from modelplane.local.gateway.routes import Route, RouteTable, host_without_port
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
@@ -31,7 +31,7 @@ class _Split:
         "payload_log",
     )
 
-    def __init__(self, host: str, route: Route, revisions: dict[str, RevisionState]) -> None:
+    def __init__(self, host: str, route: Route, revisions: dict[str, RevisionUpstreams]) -> None:
         self.host = host
         weighted = [backend for backend in route.backends if backend.weight > 0] or list(route.backends)
         # Every backend of a route is a revision of one component, with that component's logger.
@@ -58,7 +58,7 @@ class _Split:
                 raise Unavailable(503, self.explain_refusal)
         return self
 
-    def pick(self, path: bytes) -> RevisionState:
+    def pick(self, path: bytes) -> RevisionUpstreams:
         split = self.serving(path)
         if split is not self:
             return split.pick(path)
@@ -86,15 +86,15 @@ class Dispatcher:
         self._table = RouteTable()
         self._splits: dict[str, _Split] = {}
         self._by_host_header: dict[bytes, _Split | None] = {}
-        self._revisions: dict[str, RevisionState] = {}
+        self._revisions: dict[str, RevisionUpstreams] = {}
 
     def update(self, table: RouteTable) -> None:
-        revisions: dict[str, RevisionState] = {}
+        revisions: dict[str, RevisionUpstreams] = {}
         for route in table.routes.values():
             for backend in route.all_backends():
                 state = revisions.get(backend.revision)
                 if state is None:
-                    state = self._revisions.get(backend.revision) or RevisionState(
+                    state = self._revisions.get(backend.revision) or RevisionUpstreams(
                         backend.revision, self._on_demand, self._default_timeout
                     )
                     revisions[backend.revision] = state
@@ -116,7 +116,7 @@ class Dispatcher:
         self._splits = {host: _Split(host, route, revisions) for host, route in table.routes.items()}
         self._by_host_header = {}
 
-    def resolve(self, host_header: bytes, path: bytes, model: bytes | None = None) -> RevisionState:
+    def resolve(self, host_header: bytes, path: bytes, model: bytes | None = None) -> RevisionUpstreams:
         """The revision for this request; raises `Unavailable`: 503 with the reason for the host of a
         service that does not serve (or for any unknown host while the routes are still loading), 404
         for a host nobody serves. At a host that routes by model (ModelMesh's endpoint), the model is
@@ -183,7 +183,7 @@ class Dispatcher:
             self._by_host_header[host_header] = split
         return split
 
-    def revision_states(self) -> list[RevisionState]:
+    def revision_states(self) -> list[RevisionUpstreams]:
         return list(self._revisions.values())
 
     def stats(self) -> dict[str, RevisionStats]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from modelplane.local.gateway.revisions import RevisionState
+from modelplane.local.gateway.revisions import RevisionUpstreams
 from modelplane.telemetry.payload_delivery import DROP_REASONS, SinkStats
 
 # Seconds, from a millisecond hop to a five-minute generation.
@@ -82,7 +82,7 @@ class GatewayMetrics:
         self._upstream_errors[key] = self._upstream_errors.get(key, 0) + 1
 
     def collect(
-        self, revisions: Callable[[], Iterable[RevisionState]], sinks: Callable[[], Iterable[SinkStats]]
+        self, revisions: Callable[[], Iterable[RevisionUpstreams]], sinks: Callable[[], Iterable[SinkStats]]
     ) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "modelplane_gateway_requests",
@@ -134,7 +134,7 @@ def _buckets(counts: list[int]) -> list[tuple[str, float]]:
     return buckets
 
 
-def _revision_families(revisions: list[RevisionState]) -> Iterator[Metric]:
+def _revision_families(revisions: list[RevisionUpstreams]) -> Iterator[Metric]:
     gauges = (
         ("modelplane_gateway_requests_in_flight", "Requests at a revision's replicas now", "in_flight"),
         (

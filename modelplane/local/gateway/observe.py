@@ -18,7 +18,7 @@ from collections.abc import Callable
 import orjson
 
 from modelplane.local.gateway.metrics import CLIENT_CLOSED, UNKNOWN_HOST, GatewayMetrics
-from modelplane.local.gateway.revisions import RevisionState
+from modelplane.local.gateway.revisions import RevisionUpstreams
 from modelplane.telemetry import tracing
 from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
 
@@ -104,11 +104,11 @@ class ExchangeWatch:
         if self._capture is not None:
             self._capture.gateway_answer(status, message)
 
-    def upstream_error(self, revision: RevisionState | None, reason: str) -> None:
+    def upstream_error(self, revision: RevisionUpstreams | None, reason: str) -> None:
         if revision is not None:
             self._metrics.upstream_error(revision.revision, reason)
 
-    def end(self, revision: RevisionState | None, outcome: str) -> None:
+    def end(self, revision: RevisionUpstreams | None, outcome: str) -> None:
         """The request is over (`ANSWERED`, `CLIENT_GONE`, `BROKEN`). Counted once; only a whole
         answer is logged."""
         if self._ended:
@@ -145,7 +145,7 @@ class CallWatch:
             if name == b"grpc-status" and value.isdigit():
                 self._code = int(value)
 
-    def end(self, revision: RevisionState | None) -> None:
+    def end(self, revision: RevisionUpstreams | None) -> None:
         if self._ended:
             return
         self._ended = True

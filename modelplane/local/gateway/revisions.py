@@ -57,7 +57,7 @@ class RevisionStats:
     taken_at: float
 
 
-class Replica:
+class UpstreamReplica:
     """One replica address and the requests the gateway has in flight on it (REST and gRPC alike).
 
     `grpc_address` is where the replica serves gRPC, if it does.
@@ -100,7 +100,7 @@ class LoadMeter:
         return self._closed + sum(min(now - since, bound) * count for since, count in self._open.items())
 
 
-class RevisionState:
+class RevisionUpstreams:
     """Replicas, slots and waiting requests of one revision.
 
     `default_timeout` bounds how long a request counts as load when the revision sets no timeout.
@@ -115,7 +115,7 @@ class RevisionState:
         self.load = LoadMeter(default_timeout)
         self._default_timeout = default_timeout
         self.serves_grpc = False
-        self.replicas: list[Replica] = []
+        self.replicas: list[UpstreamReplica] = []
         self.in_flight = 0
         self.requests_total = 0
         # For the metrics: requests that waited for a slot, that waited in vain, that found the queue
@@ -124,7 +124,7 @@ class RevisionState:
         self.wait_timeouts = 0
         self.overflows = 0
         self.connect_refusals = 0
-        self._waiters: deque[asyncio.Future[Replica]] = deque()
+        self._waiters: deque[asyncio.Future[UpstreamReplica]] = deque()
         self._on_demand = on_demand
         self._next = 0
 
@@ -149,7 +149,9 @@ class RevisionState:
         """
         known = {replica.address: replica for replica in self.replicas}
         grpc = dict(zip(addresses, grpc_addresses, strict=True)) if grpc_addresses is not None else {}
-        self.replicas = [known.get(address) or Replica(address) for address in dict.fromkeys(addresses)]
+        self.replicas = [
+            known.get(address) or UpstreamReplica(address) for address in dict.fromkeys(addresses)
+        ]
         for replica in self.replicas:
             replica.grpc_address = grpc.get(replica.address)
         self.serves_grpc = grpc_addresses is not None
@@ -166,7 +168,7 @@ class RevisionState:
             if not waiter.done():
                 waiter.set_exception(Unavailable(503, reason))
 
-    def try_acquire(self) -> Replica | None:
+    def try_acquire(self) -> UpstreamReplica | None:
         """A free slot now, or None when the request has to wait (behind others, or for room)."""
         if self._waiters:
             return None
@@ -175,7 +177,7 @@ class RevisionState:
             self._take(replica)
         return replica
 
-    async def acquire(self, timeout: float, max_queued: int) -> Replica:
+    async def acquire(self, timeout: float, max_queued: int) -> UpstreamReplica:
         """A replica with a free slot, waiting up to `timeout` seconds for one."""
         replica = None if self._waiters else self._pick()
         if replica is not None:
@@ -196,7 +198,7 @@ class RevisionState:
         self.waits += 1
         return await self._wait(timeout)
 
-    def set_aside(self, replica: Replica) -> None:
+    def set_aside(self, replica: UpstreamReplica) -> None:
         """A replica refused a connection (it crashed, or stops): no request goes to it for a moment.
         Requests wait for another replica meanwhile, or for the route table to bring a restarted one,
         instead of failing; the supervisor notices the crash and the routes follow within moments."""
@@ -206,7 +208,7 @@ class RevisionState:
         replica.unreachable_until = loop.time() + UNREACHABLE_PAUSE
         loop.call_later(UNREACHABLE_PAUSE, self._hand_out)
 
-    def release(self, replica: Replica) -> None:
+    def release(self, replica: UpstreamReplica) -> None:
         """Gives a slot back; the first waiting request takes it."""
         self.in_flight -= 1
         replica.in_flight -= 1
@@ -232,9 +234,9 @@ class RevisionState:
         except Exception:  # the autoscaler's problem; the request still waits for a replica
             logger.exception("gateway: the scale-from-zero callback failed for revision %s", self.revision)
 
-    async def _wait(self, timeout: float) -> Replica:
+    async def _wait(self, timeout: float) -> UpstreamReplica:
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Replica] = loop.create_future()
+        waiter: asyncio.Future[UpstreamReplica] = loop.create_future()
         self._waiters.append(waiter)
         timer = loop.call_later(timeout, self._expire, waiter, timeout)
         try:
@@ -248,7 +250,7 @@ class RevisionState:
             if not waiter.done() or waiter.cancelled():
                 self._discard(waiter)
 
-    def _expire(self, waiter: asyncio.Future[Replica], timeout: float) -> None:
+    def _expire(self, waiter: asyncio.Future[UpstreamReplica], timeout: float) -> None:
         if waiter.done():
             return
         self._discard(waiter)
@@ -266,7 +268,7 @@ class RevisionState:
             )
         )
 
-    def _discard(self, waiter: asyncio.Future[Replica]) -> None:
+    def _discard(self, waiter: asyncio.Future[UpstreamReplica]) -> None:
         with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
 
@@ -280,7 +282,7 @@ class RevisionState:
                 self._take(replica)
                 waiter.set_result(replica)
 
-    def _pick(self) -> Replica | None:
+    def _pick(self) -> UpstreamReplica | None:
         """The least busy replica with a free slot, starting the scan round-robin to spread ties."""
         replicas = self.replicas
         count = len(replicas)
@@ -306,12 +308,12 @@ class RevisionState:
         return best
 
     @staticmethod
-    def _unreachable(replica: Replica, now: float) -> bool:
+    def _unreachable(replica: UpstreamReplica, now: float) -> bool:
         if replica.unreachable_until > now:
             return True
         replica.unreachable_until = 0.0
         return False
 
-    def _take(self, replica: Replica) -> None:
+    def _take(self, replica: UpstreamReplica) -> None:
         replica.in_flight += 1
         self.in_flight += 1

@@ -37,7 +37,12 @@ from modelplane.local.gateway.modelmesh_endpoint import (
     model_in_message,
 )
 from modelplane.local.gateway.observe import CallWatch
-from modelplane.local.gateway.revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
+from modelplane.local.gateway.revisions import (
+    MAX_CONNECT_ATTEMPTS,
+    RevisionUpstreams,
+    Unavailable,
+    UpstreamReplica,
+)
 from modelplane.protocol.grpc.status import status_headers
 from modelplane.protocol.http2.hpack import header_list_size
 
@@ -201,8 +206,8 @@ class GrpcCall:
         self.ended = False  # the call is over for the gateway
         self._authority = b""
         self._path = b""
-        self._revision: RevisionState | None = None
-        self._replica: Replica | None = None
+        self._revision: RevisionUpstreams | None = None
+        self._replica: UpstreamReplica | None = None
         self._load_since = 0.0  # when the slot on `_replica` began to count as load (LoadMeter)
         self._upstream: H2Upstream | None = None
         self._upstream_id = 0
@@ -395,7 +400,7 @@ class GrpcCall:
 
     # -- forwarding ----------------------------------------------------------------------------
 
-    async def _forward(self, replica: Replica | None) -> None:
+    async def _forward(self, replica: UpstreamReplica | None) -> None:
         revision = self._revision
         config = self.context.config
         try:
@@ -494,7 +499,7 @@ class GrpcCall:
         self._release_slot()
         self.client.call_ended(self)
 
-    def _hold(self, replica: Replica) -> None:
+    def _hold(self, replica: UpstreamReplica) -> None:
         """The call holds a slot on `replica` from now on (until `_release_slot`)."""
         if replica is not self._replica:
             self._replica = replica

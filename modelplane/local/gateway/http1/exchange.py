@@ -18,7 +18,12 @@ from modelplane.local.gateway.http1.messages import CONTINUE, LAST_CHUNK, error_
 from modelplane.local.gateway.http1.upstream import NO_BODY_STATUSES, UpstreamConnection
 from modelplane.local.gateway.modelmesh_endpoint import model_header
 from modelplane.local.gateway.observe import ANSWERED, BROKEN, CLIENT_GONE, ExchangeWatch
-from modelplane.local.gateway.revisions import MAX_CONNECT_ATTEMPTS, Replica, RevisionState, Unavailable
+from modelplane.local.gateway.revisions import (
+    MAX_CONNECT_ATTEMPTS,
+    RevisionUpstreams,
+    Unavailable,
+    UpstreamReplica,
+)
 
 if TYPE_CHECKING:
     from modelplane.local.gateway.context import GatewayContext
@@ -89,8 +94,8 @@ class Exchange:
         self._body_size = 0
         self._discard_body = False
         self._task: asyncio.Task[None] | None = None
-        self._revision: RevisionState | None = None
-        self._replica: Replica | None = None
+        self._revision: RevisionUpstreams | None = None
+        self._replica: UpstreamReplica | None = None
         self._load_since = 0.0  # when the slot on `_replica` began to count as load (LoadMeter)
         self._upstream: UpstreamConnection | None = None
         self._attempted: UpstreamConnection | None = None
@@ -193,7 +198,7 @@ class Exchange:
 
     # -- forwarding ----------------------------------------------------------------------------
 
-    def _choose(self) -> Replica | None:
+    def _choose(self) -> UpstreamReplica | None:
         """Finds the revision and takes a free slot on one of its replicas if there is one."""
         if not self._authorized:
             raise Unavailable(401, REFUSAL)
@@ -233,7 +238,7 @@ class Exchange:
         else:
             self._task = asyncio.get_running_loop().create_task(self._run(None, outcome))
 
-    async def _run(self, replica: Replica | None, outcome: str | None) -> None:
+    async def _run(self, replica: UpstreamReplica | None, outcome: str | None) -> None:
         try:
             await self._forward(replica, outcome)
         except Unavailable as exc:
@@ -256,7 +261,7 @@ class Exchange:
             self._reply_error(502, "the gateway failed to forward the request")
         self._finish()
 
-    async def _forward(self, replica: Replica | None, outcome: str | None) -> None:
+    async def _forward(self, replica: UpstreamReplica | None, outcome: str | None) -> None:
         """Attempts until one ends well, or raises `Unavailable` with what to tell the client.
 
         It starts either before the first attempt (with the slot `replica` if one was free) or
@@ -341,7 +346,7 @@ class Exchange:
         self._release_slot()
         self.client.exchange_finished(self)
 
-    def _hold(self, replica: Replica) -> None:
+    def _hold(self, replica: UpstreamReplica) -> None:
         """The request holds a slot on `replica` from now on (until `_release_slot`)."""
         if replica is not self._replica:
             self._replica = replica

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import httptools
 
-from modelplane.local.gateway.revisions import Replica
+from modelplane.local.gateway.revisions import UpstreamReplica
 
 NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -41,7 +41,7 @@ class ResponseSink(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     """One TCP connection to a replica; parses the responses that come back on it."""
 
-    def __init__(self, pool: UpstreamPool, replica: Replica) -> None:
+    def __init__(self, pool: UpstreamPool, replica: UpstreamReplica) -> None:
         self.pool = pool
         self.address = replica.address
         self.transport: asyncio.Transport | None = None
@@ -194,7 +194,7 @@ class UpstreamPool:
         self._idle: dict[str, list[UpstreamConnection]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
 
-    def idle_connection(self, replica: Replica) -> UpstreamConnection | None:
+    def idle_connection(self, replica: UpstreamReplica) -> UpstreamConnection | None:
         """The most recently used idle connection to `replica`, if there is one."""
         idle = self._idle.get(replica.address)
         while idle:
@@ -203,7 +203,7 @@ class UpstreamPool:
                 return connection
         return None
 
-    async def connect(self, replica: Replica) -> tuple[UpstreamConnection, bool]:
+    async def connect(self, replica: UpstreamReplica) -> tuple[UpstreamConnection, bool]:
         """A connection to `replica` and whether it was reused; raises OSError when it cannot connect."""
         connection = self.idle_connection(replica)
         if connection is not None:
