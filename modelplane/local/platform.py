@@ -60,13 +60,15 @@ class PlatformConfig:
     modelmesh_copy_grace_period: float = SCALE_DOWN_DELAY  # before a ModelMesh model's extra copy goes
     activator_timeout: float = GatewayConfig.queue_timeout
     autoscaler_tick: float = DEFAULT_TICK
-    warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (zygote.py)
+    warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (replicas/zygote.py)
     log_max_bytes: int = 64 * 1024 * 1024  # a log under <home>/logs above this is rotated
     log_backups: int = 3  # rotated copies kept per log
     auth_token: str | None = None  # required as `Authorization: Bearer` on the control-plane API
     tls: TLSFiles | None = None  # the control-plane API and the gateway serve TLS with these
     gateway_auth: bool = False  # the gateway requires `auth_token` too
-    gpus: str | None = None  # the GPUs to hand out ("0,1", "none"); None: found on the machine (gpus.py)
+    gpus: str | None = (
+        None  # the GPUs to hand out ("0,1", "none"); None: found on the machine (replicas/gpus.py)
+    )
 
 
 @dataclass(frozen=True)

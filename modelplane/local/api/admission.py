@@ -36,7 +36,7 @@ def admission_from(admit: Callable[..., Resource] = api_admit) -> Admit:
 def default_admission() -> Admit:
     """The admission the control plane runs: KServe's defaulting and validation, the graph checks, and
     what only this machine needs (a logger URL the gateway can send to, no field it refuses:
-    `field_dispositions.py`)."""
+    `api/field_dispositions.py`)."""
     return admission_from(_admit_here)
 
 

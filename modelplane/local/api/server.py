@@ -7,10 +7,10 @@
 
 GET (list, or `?watch=true` for newline-delimited events), POST (create, 201), PUT (replace),
 PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes and `Status` errors;
-a GET answers a `Table` when asked (api_tables.py), and writes take `dryRun` and `fieldValidation`
-(api_write_options.py). `/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace.
+a GET answers a `Table` when asked (api/tables.py), and writes take `dryRun` and `fieldValidation`
+(api/write_options.py). `/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace.
 Also served: `GET /healthz`, discovery under `GET /apis`, the OpenAPI v3 documents under
-`GET /openapi/v3` (api_openapi.py), and `POST /modelplane/v1/apply`, which creates or replaces a
+`GET /openapi/v3` (api/openapi.py), and `POST /modelplane/v1/apply`, which creates or replaces a
 `List` of resources in one transaction (all stored, or none), and `GET /metrics` when the platform
 gives the app its metrics (Prometheus text).
 
@@ -98,7 +98,7 @@ class ApiApp:
 
     Store calls run in worker threads: a write waits for the disk and for admission, and the
     event loop may be serving other traffic in the meantime (the gateway shares the process).
-    `guard` refuses what a web page could send (api_guard.py); by default the API answers to
+    `guard` refuses what a web page could send (api/guard.py); by default the API answers to
     loopback names only.
     """
 

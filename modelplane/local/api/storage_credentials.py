@@ -3,13 +3,11 @@ model's namespace first, then the folder of per-key files (`modelplane.storage.C
 
 A model is fetched by `modelplane storage fetch` in a child process, which cannot read the store:
 it is given the URI resolved here and, in `STORAGE_CONFIG`, the config resolved with it
-(`fetch_environment`), so that no credential is ever on a command line.
+(`replicas/command.py`'s `fetch_environment`), so that no credential is ever on a command line.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from typing import TYPE_CHECKING
 
 from modelplane.api.kinds import SECRET
@@ -18,7 +16,7 @@ from modelplane.local.api.errors import NotFound
 from modelplane.local.api.store import Ref, Store
 
 if TYPE_CHECKING:
-    from modelplane.storage import CredentialStore, Source
+    from modelplane.storage import CredentialStore
 
 
 class StorageCredentials:
@@ -39,11 +37,3 @@ class StorageCredentials:
         return CredentialStore(
             documents=documents, documents_from=f"Secret {namespace}/{STORAGE_CONFIG_SECRET}"
         )
-
-
-def fetch_environment(source: Source) -> dict[str, str]:
-    """The environment of a `modelplane storage fetch <source.uri>` child: this process's, with the
-    resolved config as `STORAGE_CONFIG` (overrides already applied)."""
-    environment = {name: value for name, value in os.environ.items() if name != "STORAGE_OVERRIDE_CONFIG"}
-    environment["STORAGE_CONFIG"] = json.dumps(dict(source.config))
-    return environment

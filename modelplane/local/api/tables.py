@@ -3,7 +3,7 @@
 kubectl asks for a list, an object or a watch with
 `Accept: application/json;as=Table;v=v1;g=meta.k8s.io,...,application/json`, and prints the
 `meta.k8s.io/v1` Table it gets back: a NAME column, then the kind's printer columns (the CRDs'
-`additionalPrinterColumns`, computed by `api_columns.py`, as `modelplane get` prints them); the
+`additionalPrinterColumns`, computed by `api/columns.py`, as `modelplane get` prints them); the
 columns with a priority appear with `-o wide`. Each row carries its object's metadata
 (`PartialObjectMetadata`), or as `?includeObject=` asks: `Object` (the whole object) or `None`.
 """

@@ -1,7 +1,7 @@
 """Fields one machine cannot honor: accepted, and said so on `apply` and in the status; and the few
 it refuses.
 
-Which fields those are is `field_dispositions.py`'s tables; this module finds them in a resource. It
+Which fields those are is `api/field_dispositions.py`'s tables; this module finds them in a resource. It
 walks the resource next to its kind's schema, so a list item or a map value finds the rule of its
 pattern, and says each warned field once, at the field its rule names
 (`spec.predictor.containers[0].livenessProbe`). A value that asks for nothing (empty, or a rule's

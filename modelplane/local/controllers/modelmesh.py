@@ -2,7 +2,7 @@
 unloaded least recently used first when a replica's memory is full.
 
 The reconciler hands each ModelMesh InferenceService to `reconcile`. Its model's runtime (a
-multi-model one) gets a pool of replicas (`modelmesh_pool.py`), started with the first service that
+multi-model one) gets a pool of replicas (`controllers/modelmesh_pool.py`), started with the first service that
 needs it and stopped with the last. The gateway routes the service's hosts to a backend of its own,
 `modelmesh/<namespace>/<name>`, whose replicas are the pool replicas that hold the model: none at first,
 so the first request waits in the gateway and asks for the model (`wake_from_any_thread`). Then, one
@@ -305,7 +305,7 @@ class ModelMesh:
         return table
 
     def endpoints(self) -> dict[str, dict[str, str]]:
-        """ModelMesh Serving's single endpoint of each namespace (`modelmesh_endpoint.py`): its
+        """ModelMesh Serving's single endpoint of each namespace (`gateway/modelmesh_endpoint.py`): its
         models by name, and by the id of the version that serves (`mm-model-id`), each to its
         service's host."""
         domain = self.settings.domain

@@ -18,7 +18,7 @@ their own, `<isvc>-<canary>-predictor-<n>`, with a fixed replica count; once rea
 predictor's route with its share of the weight.
 
 Replica state changes (ready, crashed, failed to load) start a reconcile of their service too.
-InferenceGraphs are reconciled next to the services (`graph_reconciler.py`); their hosts join the same
+InferenceGraphs are reconciled next to the services (`controllers/graphs.py`); their hosts join the same
 route table.
 """
 
@@ -109,7 +109,7 @@ class _Service:
     invalid: Failure | None = None
     invalid_detail: str = ""  # the controller's words for `invalid`
     runtime: dict | None = None
-    unhonored: tuple[str, ...] = ()  # fields accepted but not acted on (unhonored_fields.py)
+    unhonored: tuple[str, ...] = ()  # fields accepted but not acted on (api/unhonored_fields.py)
     payload_logs: dict[str, PayloadLogSpec] = field(default_factory=dict)  # per component with a logger
     scrape_path: str | None = None  # where its replicas' metrics are, when it asks to be scraped
     components: tuple[str, ...] = ()  # those its spec has
@@ -154,7 +154,7 @@ class Reconciler:
         self.graphs = GraphReconciler(
             store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs(), self.public
         )
-        # ModelMesh services: models on their runtime's pool, loaded when used (modelmesh.py).
+        # ModelMesh services: models on their runtime's pool, loaded when used (controllers/modelmesh.py).
         self.modelmesh = ModelMesh(store, settings, self._update_routes, gateway.revision_stats)
         # Told the ready predictor replicas of a service after each reconcile (TrainedModels load on them).
         self.on_replicas: Callable[[Key, list[Replica]], None] | None = None

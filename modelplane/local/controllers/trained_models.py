@@ -54,9 +54,9 @@ from modelplane.control.trained_models import (
     trained_model_status,
 )
 from modelplane.local.api.errors import Conflict, NotFound
-from modelplane.local.api.storage_credentials import fetch_environment
 from modelplane.local.api.store import Ref, Store
 from modelplane.local.controllers.keyed_work import KeyedWorkers, resource_key, watch_kind
+from modelplane.local.replicas.command import fetch_environment
 from modelplane.local.replicas.supervisor import Replica, _modelplane_command, now_rfc3339
 from modelplane.local.replicas.zygote import dying_with_this_process
 

@@ -100,7 +100,7 @@ class RouteTable:
     503 with it rather than 404. `starting` says the routes of the stored services are not all loaded
     yet (`modelplane up` has just started): a host the table does not know is answered 503, not 404.
     `model_endpoints` are hosts that route by model rather than by host (ModelMesh's single endpoint,
-    `modelmesh_endpoint.py`): each maps the names of its models to the host whose route serves them.
+    `gateway/modelmesh_endpoint.py`): each maps the names of its models to the host whose route serves them.
     """
 
     routes: Mapping[str, Route] = field(default_factory=dict)

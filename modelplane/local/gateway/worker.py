@@ -1,4 +1,4 @@
-"""One gateway worker process of `modelplane up` (`gateway_workers.py` starts them).
+"""One gateway worker process of `modelplane up` (`gateway/workers.py` starts them).
 
 It serves the gateway on the listening sockets it inherits, which every worker shares (the kernel
 hands each new connection to one of them), with the route table the platform sends it as it

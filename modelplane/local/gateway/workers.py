@@ -1,7 +1,7 @@
 """The gateway as worker processes: `modelplane up --gateway-workers N`.
 
 The platform binds the gateway's port (and, with a token or TLS, the replicas' loopback port) and
-starts N processes that all serve on those sockets (`gateway_worker.py`), so the gateway uses as many
+starts N processes that all serve on those sockets (`gateway/worker.py`), so the gateway uses as many
 cores as it is given and no control-plane work stalls its traffic. Each worker gets the route table
 as it changes (`update_routes` returns once every worker has it), counts its own requests, and reports
 its counters (every 0.1 s) and metrics (when `collect` asks), which `revision_stats` and `collect`

@@ -8,13 +8,19 @@ for other components, so this module rewrites those values in the arguments and 
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelplane.local.replicas.resources import replica_resources, resource_env, with_nthread
+
+if TYPE_CHECKING:
+    from modelplane.storage import Source
 
 MODEL_MOUNT = "/mnt/models"
 # Flags whose value names another component's service: `<isvc>-<component>.<namespace>`.
@@ -56,7 +62,7 @@ def replica_launch(
     gpus: Sequence[str] = (),
 ) -> Launch:
     """The argv and the environment (on top of the platform's own) for one replica of `template`,
-    which was given `gpus` (see `replica_resources.py` for what its resources become)."""
+    which was given `gpus` (see `replicas/resources.py` for what its resources become)."""
     resources = replica_resources(template)
     container_ports = {
         str(template["ports"]["http"]): str(ports.http),
@@ -130,3 +136,11 @@ def _local_program(argv: list[str]) -> list[str]:
 def speaks_modelplane_serve(argv: list[str]) -> bool:
     """Whether a replica runs `modelplane serve` (which has a V2 readiness endpoint and a repository index)."""
     return "serve" in argv[:4] and any(part in ("modelplane", "-m") for part in argv[:3])
+
+
+def fetch_environment(source: Source) -> dict[str, str]:
+    """The environment of a `modelplane storage fetch <source.uri>` child: this process's, with the
+    resolved config as `STORAGE_CONFIG` (overrides already applied)."""
+    environment = {name: value for name, value in os.environ.items() if name != "STORAGE_OVERRIDE_CONFIG"}
+    environment["STORAGE_CONFIG"] = json.dumps(dict(source.config))
+    return environment

@@ -5,9 +5,9 @@
   (`THREAD_ENV`: OpenMP, MKL, OpenBLAS, numexpr, TensorFlow's intra- and inter-op pools; PyTorch
   reads OMP_NUM_THREADS and MKL_NUM_THREADS), and `modelplane serve` gets it as `--nthread`.
 - `memory` (the limit) is what the replica's processes may hold; the supervisor stops a replica
-  over it (`memory_watch.py`).
+  over it (`replicas/memory_watch.py`).
 - `nvidia.com/gpu` (the limit, else the request) is a number of GPUs the replica has to itself, named
-  in `CUDA_VISIBLE_DEVICES` (`gpus.py`). A replica that asks for none sees none.
+  in `CUDA_VISIBLE_DEVICES` (`replicas/gpus.py`). A replica that asks for none sees none.
 
 A container's own limits apply, bounded by the pod-level `resources` of its component where those
 are set, as Kubernetes bounds a container by its pod.

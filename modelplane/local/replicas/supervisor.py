@@ -7,7 +7,7 @@ started again after a back-off (1 s, doubling up to 30 s, back to 1 s once it ha
 Stopping sends SIGTERM to the replica's process group, lets it finish the requests it holds, and sends
 SIGKILL if it is still there after the grace period.
 
-Resources (`replica_resources.py`): a replica that asks for GPUs waits, `Pending`, until it has them,
+Resources (`replicas/resources.py`): a replica that asks for GPUs waits, `Pending`, until it has them,
 and keeps them until it stops. A replica with a memory limit is measured every
 `memory_check_interval` (1 s); over its limit, its process group gets SIGKILL, as the kernel's OOM
 killer would, and it ends `OOMKilled` and restarts like a crash. A spike shorter than the interval
@@ -37,10 +37,14 @@ import httpx
 from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOAD_FAILED, PENDING
 from modelplane.control import Failure, Revision, RevisionState, Termination
 from modelplane.control.trained_models import is_multi_model_template
-from modelplane.local.api.storage_credentials import fetch_environment
 from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, REPLICA_STARTS
-from modelplane.local.replicas.command import ReplicaPorts, replica_launch, speaks_modelplane_serve
+from modelplane.local.replicas.command import (
+    ReplicaPorts,
+    fetch_environment,
+    replica_launch,
+    speaks_modelplane_serve,
+)
 from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
 from modelplane.local.replicas.memory_watch import can_measure, enforce_memory_limit
 from modelplane.local.replicas.probe import probe
@@ -345,7 +349,7 @@ class Replica:
         self._set(FAILED_TO_LOAD, failure=failure)
 
     def _guard_memory(self, process: asyncio.subprocess.Process | ForkedProcess) -> asyncio.Task | None:
-        """Enforces the replica's memory limit on `process` while it runs (see `memory_watch.py`)."""
+        """Enforces the replica's memory limit on `process` while it runs (see `replicas/memory_watch.py`)."""
         limit = self.resources.memory_limit
         if limit is None:
             return None

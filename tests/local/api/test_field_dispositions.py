@@ -1,5 +1,5 @@
 """Every field a user can set is acted on, refused, or accepted with a warning: the CRD schemas walked
-leaf by leaf against `field_dispositions.py`; warnings on a real `apply` and in the status of a real
+leaf by leaf against `api/field_dispositions.py`; warnings on a real `apply` and in the status of a real
 `modelplane up`; refusals from a real control-plane API."""
 
 from __future__ import annotations

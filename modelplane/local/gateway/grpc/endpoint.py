@@ -1,6 +1,6 @@
 """What both ends of the gateway's gRPC proxy share: an HTTP/2 connection that relays data.
 
-`H2ClientConnection` (h2_proxy.py, the clients' side) and `H2Upstream` (h2_upstream.py, the
+`H2ClientConnection` (gateway/grpc/proxy.py, the clients' side) and `H2Upstream` (gateway/grpc/upstream.py, the
 replicas' side) are modelplane's own HTTP/2 connections (modelplane/protocol/http2). Data received
 on one side is acknowledged only once the other side has taken it, so flow control is end to end:
 a slow reader slows its writer instead of filling the gateway's memory.

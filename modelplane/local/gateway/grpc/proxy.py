@@ -220,7 +220,7 @@ class GrpcCall:
         self._task: asyncio.Task[None] | None = None
         self._watched = False
         self._awaiting_model = False  # at ModelMesh's endpoint, until the first message names the model
-        self.watch: CallWatch | None = None  # metrics (gateway_observe.py)
+        self.watch: CallWatch | None = None  # metrics (gateway/observe.py)
 
     # -- from the client -----------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """HTTP/2 connections from the gateway to the replicas' gRPC ports, and the pool that shares them.
 
 One `H2Upstream` carries many streams at once (HTTP/2 multiplexing), each bound to the `StreamSink`
-(a proxied gRPC call, h2_proxy.py) that opened it. The pool keeps the connections per gRPC address
+(a proxied gRPC call, gateway/grpc/proxy.py) that opened it. The pool keeps the connections per gRPC address
 and opens another one only when the open ones have no room for a new stream.
 """
 

@@ -79,7 +79,7 @@ class Exchange:
         self.method = b""
         self.keep_alive = True
         self.started = False
-        self.watch: ExchangeWatch | None = None  # metrics and payload logging (gateway_observe.py)
+        self.watch: ExchangeWatch | None = None  # metrics and payload logging (gateway/observe.py)
         self._http10 = False
         self._authorized = True  # False: the gateway needs a token this request lacks
         self._host = b""

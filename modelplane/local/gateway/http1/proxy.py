@@ -1,7 +1,7 @@
 """The gateway's HTTP/1.1 reverse proxy, at the asyncio protocol level.
 
 `ClientConnection` parses the requests of one client connection with httptools; each request
-becomes an `Exchange` (http_exchange.py), which streams the request body up and the response body
+becomes an `Exchange` (gateway/http1/exchange.py), which streams the request body up and the response body
 down as the bytes arrive, with back-pressure both ways. Requests on one connection are answered in
 order: pipelined ones wait their turn.
 
