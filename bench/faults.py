@@ -433,8 +433,8 @@ def store_locked() -> dict:
 
 def history() -> dict:
     sys.path.insert(0, str(ROOT))
-    from modelplane.local.api_errors import Expired
-    from modelplane.local.store import Ref, Store
+    from modelplane.local.api.errors import Expired
+    from modelplane.local.api.store import Ref, Store
 
     with tempfile.TemporaryDirectory(prefix="modelplane-faults-store-") as folder:
         path = Path(folder) / "store.db"

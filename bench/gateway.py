@@ -178,9 +178,9 @@ def serve_gateway(port: int, replica_port: int, grpc_port: int = 0, workers: int
 
     import uvloop
 
-    from modelplane.local.gateway import Gateway, GatewayConfig
-    from modelplane.local.gateway_routes import Backend, Route, RouteTable
-    from modelplane.local.gateway_workers import GatewayWorkers
+    from modelplane.local.gateway.routes import Backend, Route, RouteTable
+    from modelplane.local.gateway.server import Gateway, GatewayConfig
+    from modelplane.local.gateway.workers import GatewayWorkers
 
     grpc = (f"127.0.0.1:{grpc_port}",) if grpc_port else None
     backend = Backend("iris-1", (f"127.0.0.1:{replica_port}",), grpc_replicas=grpc)

@@ -125,7 +125,7 @@ def target_verdict(results: dict[int, dict | str], args) -> str:
     if not isinstance(runs, dict):
         return ""
     sys.path.insert(0, str(ROOT))
-    from modelplane.local.gateway_workers import default_workers
+    from modelplane.local.gateway.workers import default_workers
 
     connections = max(args.connections)
     direct = median(runs[(connections, path_label(DIRECT))], "rps")

@@ -66,7 +66,7 @@ def serve_on_uvicorn(spec: str) -> None:
     import uvicorn
 
     from modelplane.graph.server import build_app
-    from modelplane.protocol.http_server import Request
+    from modelplane.protocol.http_server import HttpRequest
 
     app = build_app(json.loads(spec), None)
 
@@ -78,7 +78,7 @@ def serve_on_uvicorn(spec: str) -> None:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        request = Request(scope["method"].encode(), scope["raw_path"], scope["headers"], body)
+        request = HttpRequest(scope["method"].encode(), scope["raw_path"], scope["headers"], body)
         response = await app.handle(request)
         headers = [(b"content-length", b"%d" % len(response.body))]
         if response.content_type is not None:

@@ -38,7 +38,7 @@ from harness import log
 from platform_startup import Up
 from results_file import put_section
 
-from modelplane.local.memory_watch import tree_memory
+from modelplane.local.replicas.memory_watch import tree_memory
 
 API = "/apis/serving.kserve.io"
 ISVCS = f"{API}/v1beta1/namespaces/default/inferenceservices"

@@ -144,14 +144,14 @@ def serve_receiver(port: int) -> None:
 
     taken = {"events": 0, "exports": 0}
 
-    async def handle(req: http_server.Request) -> http_server.Response:
+    async def handle(req: http_server.HttpRequest) -> http_server.HttpResponse:
         if req.method == b"GET":
-            return http_server.Response(200, json.dumps(taken).encode(), b"application/json")
+            return http_server.HttpResponse(200, json.dumps(taken).encode(), b"application/json")
         if req.path.startswith(b"/v1/traces"):
             taken["exports"] += 1
-            return http_server.Response(200, b"", b"application/x-protobuf")
+            return http_server.HttpResponse(200, b"", b"application/x-protobuf")
         taken["events"] += 1
-        return http_server.Response(202)
+        return http_server.HttpResponse(202)
 
     async def main() -> None:
         sock = socket.socket()
@@ -172,8 +172,8 @@ def serve_gateway(port: int, replica_port: int, log_url: str) -> None:
 
     import uvloop
 
-    from modelplane.local.gateway import Gateway, GatewayConfig
-    from modelplane.local.gateway_routes import Backend, Route, RouteTable
+    from modelplane.local.gateway.routes import Backend, Route, RouteTable
+    from modelplane.local.gateway.server import Gateway, GatewayConfig
     from modelplane.telemetry import tracing
     from modelplane.telemetry.payload_events import PayloadLogSpec
 

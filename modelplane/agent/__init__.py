@@ -9,6 +9,6 @@ through its repository API (`POST /v2/repository/models/<name>/load`, `.../unloa
   remove, a failure tried again after a back-off;
 - `sidecar`: `modelplane agent`, which does it for the server next to it from the mounted `models.json`.
 
-`modelplane up`'s TrainedModel controller (`modelplane.local.trained_models`) does it for each replica
+`modelplane up`'s TrainedModel controller (`modelplane.local.controllers.trained_models`) does it for each replica
 with the same pieces.
 """

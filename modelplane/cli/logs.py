@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from modelplane.cli.main import CommandError
-from modelplane.local.api_settings import modelplane_home
+from modelplane.local.api.settings import modelplane_home
 
 COMPONENTS = ("predictor", "transformer", "explainer", "router")  # router: an InferenceGraph's
 
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from modelplane.local.supervisor import replica_log_dir
+    from modelplane.local.replicas.supervisor import replica_log_dir
 
     home = (args.home or modelplane_home()).expanduser()
     folder = replica_log_dir(home / "logs", args.namespace, args.name, args.component)

@@ -22,8 +22,8 @@ from modelplane.control.admission import admit_with_platform_checks, refusal_mes
 from modelplane.kube.notes import resource_ref
 from modelplane.kube.render import RenderError, render
 from modelplane.kube.settings import DEFAULT_IMAGE, KubeSettings
-from modelplane.local import api_meta
-from modelplane.local.api_errors import Invalid
+from modelplane.local.api import meta as api_meta
+from modelplane.local.api.errors import Invalid
 
 DEFAULT_NAMESPACE = "default"
 MODES = {"standard": STANDARD, "knative": KNATIVE}

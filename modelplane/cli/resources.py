@@ -24,13 +24,13 @@ from modelplane.api.kinds import EVENT, Kind, kind_of
 from modelplane.api.loader import Document, load_path, load_text
 from modelplane.cli.main import CommandError
 from modelplane.graph.validation import condition_warnings
-from modelplane.local.api_client import ControlPlaneClient, Unreachable
-from modelplane.local.api_columns import printer_columns
-from modelplane.local.api_describe import describe
-from modelplane.local.api_errors import ApiError, NotFound
-from modelplane.local.api_paths import qualified_singular, resolve_kind
-from modelplane.local.api_settings import api_certificate_authority, api_token, api_url
-from modelplane.local.unhonored_fields import unhonored_fields
+from modelplane.local.api.client import ControlPlaneClient, Unreachable
+from modelplane.local.api.columns import printer_columns
+from modelplane.local.api.describe import describe
+from modelplane.local.api.errors import ApiError, NotFound
+from modelplane.local.api.paths import qualified_singular, resolve_kind
+from modelplane.local.api.settings import api_certificate_authority, api_token, api_url
+from modelplane.local.api.unhonored_fields import unhonored_fields
 
 DEFAULT_NAMESPACE = "default"
 KIND_WORDS = "isvc, ig, sr, csr, tm or a full name; or KIND/NAME"

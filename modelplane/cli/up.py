@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from modelplane.cli.main import CommandError
-from modelplane.local.api_settings import DEFAULT_API_PORT, modelplane_home
+from modelplane.local.api.settings import DEFAULT_API_PORT, modelplane_home
 
 DEFAULT_NAMESPACE = "default"
 
@@ -162,7 +162,7 @@ def _size(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import uvloop
 
-    from modelplane.local.gateway_workers import default_workers
+    from modelplane.local.gateway.workers import default_workers
     from modelplane.local.platform import Platform, PlatformConfig, PlatformError
 
     logging.basicConfig(
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _token(path: str | None) -> str | None:
-    from modelplane.local.api_auth import TokenFileError, read_token_file
+    from modelplane.local.api.auth import TokenFileError, read_token_file
 
     if path is None:
         return None
@@ -284,7 +284,7 @@ def _load(paths: list[str], recursive: bool) -> list[dict]:
 
 
 def _apply(store, resources: list[dict]) -> None:
-    from modelplane.local.api_errors import ApiError
+    from modelplane.local.api.errors import ApiError
 
     try:
         applied = store.apply(resources)

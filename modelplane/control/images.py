@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from modelplane.control import stock_servers as servers
-from modelplane.control.stock_servers import ImageNotServed, LocalCommand, Request
+from modelplane.control.stock_servers import ImageNotServed, LocalCommand, StockRequest
 
 IMAGE_NOT_SERVED = "ImageNotServed"  # the condition reason when a container cannot run here
 
@@ -26,7 +26,7 @@ IMAGE_NOT_SERVED = "ImageNotServed"  # the condition reason when a container can
 class StockServer:
     title: str  # how status messages name it
     programs: tuple[str, ...]  # its entrypoint, as a container's `command` may spell it out
-    translate: Callable[[Request, str], LocalCommand]
+    translate: Callable[[StockRequest, str], LocalCommand]
 
 
 def _kserve(name: str, runtime: str | None) -> StockServer:
@@ -38,7 +38,7 @@ def _kserve(name: str, runtime: str | None) -> StockServer:
 
 
 def _without_local_runtime(name: str, model_format: str) -> StockServer:
-    def refuse(_request: Request, title: str) -> LocalCommand:
+    def refuse(_request: StockRequest, title: str) -> LocalCommand:
         raise ImageNotServed(
             f"{title} serves {model_format} models, and modelplane has no {model_format} runtime"
         )
@@ -138,7 +138,7 @@ def local_command(
         for item in container.get("env") or []
         if isinstance(item, dict) and "name" in item and "value" in item
     }
-    request = Request(tuple(args), env, model_format, service_name, installed)
+    request = StockRequest(tuple(args), env, model_format, service_name, installed)
     return server.translate(request, f"image {image} ({server.title})")
 
 

@@ -33,7 +33,7 @@ class ImageNotServed(Exception):
 
 
 @dataclass(frozen=True)
-class Request:
+class StockRequest:
     """What a stock container asks of its server."""
 
     args: tuple[str, ...]
@@ -147,7 +147,7 @@ _NO_COUNTERPART = {
 }
 
 
-def kserve_python_server(request: Request, server: str, runtime: str | None) -> LocalCommand:
+def kserve_python_server(request: StockRequest, server: str, runtime: str | None) -> LocalCommand:
     """KServe's Python servers share one set of flags (`kserve.model_server.parser`); `runtime` is the
     format the image serves (None: predictiveserver's `--framework`, or the model's format)."""
     parsed = parse_args(list(request.args))
@@ -204,7 +204,7 @@ _ART_OPTIONS = {
 }
 
 
-def art_explainer(request: Request, server: str) -> LocalCommand:
+def art_explainer(request: StockRequest, server: str) -> LocalCommand:
     """The ART explainer: `modelplane serve --runtime art` with its settings. It queries its predictor
     and has no model of its own; a `--storage_uri` (a model folder, which KServe's explainer does not
     read either) is dropped."""
@@ -255,7 +255,7 @@ _MLSERVER_ENV_ACTED_ON = (
 )
 
 
-def mlserver(request: Request, server: str) -> LocalCommand:
+def mlserver(request: StockRequest, server: str) -> LocalCommand:
     env = request.env
     http_port = _port(env.get("MLSERVER_HTTP_PORT")) or HTTP_PORT
     grpc_port = _port(env.get("MLSERVER_GRPC_PORT")) or GRPC_PORT
@@ -306,7 +306,7 @@ _TRITON_FORMATS: dict[str, str | None] = {
 _TRITON_ACCEPTED = ("allow_http", "allow_grpc", "model_control_mode", "strict_model_config")
 
 
-def triton(request: Request, server: str) -> LocalCommand:
+def triton(request: StockRequest, server: str) -> LocalCommand:
     parsed = parse_args(list(request.args))
     program = "tritonserver"
     if request.installed(program):
@@ -336,7 +336,7 @@ def triton(request: Request, server: str) -> LocalCommand:
     return serve.local("tritonserver is not installed here")
 
 
-def _triton_itself(request: Request, parsed: ParsedArgs, program: str) -> LocalCommand:
+def _triton_itself(request: StockRequest, parsed: ParsedArgs, program: str) -> LocalCommand:
     args = [part for part in request.args if part != program]
     http_port = _port(parsed.value("http_port"))
     grpc_port = _port(parsed.value("grpc_port"))
@@ -356,7 +356,7 @@ def _triton_itself(request: Request, parsed: ParsedArgs, program: str) -> LocalC
 _TF_SERVING_ACCEPTED = ("model_name", "model_base_path", "port", "rest_api_port")
 
 
-def tensorflow_serving(request: Request, server: str) -> LocalCommand:
+def tensorflow_serving(request: StockRequest, server: str) -> LocalCommand:
     parsed = parse_args(list(request.args))
     program = "tensorflow_model_server"
     grpc_port = _port(parsed.value("port"))
@@ -388,7 +388,7 @@ def tensorflow_serving(request: Request, server: str) -> LocalCommand:
 _TORCHSERVE_ACCEPTED = ("start", "foreground", "model_store", "ts_config")
 
 
-def torchserve(request: Request, server: str) -> LocalCommand:
+def torchserve(request: StockRequest, server: str) -> LocalCommand:
     """`torchserve --start --model-store=D/model-store --ts-config=D/config/config.properties` serves
     the TorchServe model store in D: `modelplane serve --runtime=pytorch --model-dir=D`."""
     parsed = parse_args(list(request.args))

@@ -17,7 +17,7 @@ from modelplane.graph.metrics import METRICS_CONTENT_TYPE, RouterMetrics
 from modelplane.graph.router import GraphRouter, RequestContext, Result, RoutingError
 from modelplane.graph.spec import RouterTimeouts
 from modelplane.protocol.http_client import HttpClient
-from modelplane.protocol.http_server import Request, Response
+from modelplane.protocol.http_server import HttpRequest, HttpResponse
 from modelplane.telemetry import tracing
 
 _JSON = b"application/json"
@@ -48,18 +48,18 @@ class RouterApp:
         self.timeouts = timeouts
         self.state = state
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: HttpRequest) -> HttpResponse:
         path = request.path.split(b"?", 1)[0]
         if path == b"/readyz":
-            return Response(200) if self.state.ready else Response(503, b"shutting down\n", _TEXT)
+            return HttpResponse(200) if self.state.ready else HttpResponse(503, b"shutting down\n", _TEXT)
         if path == b"/metrics" and request.method == b"GET":
-            return Response(200, self._metrics.render(), METRICS_CONTENT_TYPE.encode())
+            return HttpResponse(200, self._metrics.render(), METRICS_CONTENT_TYPE.encode())
         return await self._route(request)
 
     def close(self) -> None:
         self._client.close()
 
-    async def _route(self, request: Request) -> Response:
+    async def _route(self, request: HttpRequest) -> HttpResponse:
         tracer = tracing.tracer()
         if tracer is None or tracing.unsampled(request.headers):
             return await self._run_graph(request)
@@ -79,7 +79,7 @@ class RouterApp:
                 span.set_status(Status(StatusCode.ERROR))
             return response
 
-    async def _run_graph(self, request: Request) -> Response:
+    async def _run_graph(self, request: HttpRequest) -> HttpResponse:
         context = RequestContext(headers=self._propagator.render(request.headers))
         limit = self.timeouts.server_write
         try:
@@ -95,9 +95,9 @@ class RouterApp:
         return _result_response(result)
 
 
-def error_response(status: int, cause: str) -> Response:
+def error_response(status: int, cause: str) -> HttpResponse:
     """KServe's error body: `{"error": "Failed to process request", "cause": ...}`."""
-    return Response(status, orjson.dumps({"error": "Failed to process request", "cause": cause}), _JSON)
+    return HttpResponse(status, orjson.dumps({"error": "Failed to process request", "cause": cause}), _JSON)
 
 
 def _write_timeout_cause(seconds: float, context: RequestContext) -> str:
@@ -107,7 +107,7 @@ def _write_timeout_cause(seconds: float, context: RequestContext) -> str:
     return cause
 
 
-def _result_response(result: Result) -> Response:
+def _result_response(result: Result) -> HttpResponse:
     payload = result.payload
     if not payload.raw:
         content_type = None
@@ -115,7 +115,7 @@ def _result_response(result: Result) -> Response:
         content_type = _JSON
     else:
         content_type = _TEXT if _is_text(payload.raw) else b"application/octet-stream"
-    return Response(result.status, payload.raw, content_type)
+    return HttpResponse(result.status, payload.raw, content_type)
 
 
 def _is_text(body: bytes) -> bool:

@@ -21,27 +21,27 @@ from pathlib import Path
 from modelplane.control.autoscaling_settings import AutoscalerConfig
 from modelplane.control.mesh_copies import SCALE_DOWN_DELAY
 from modelplane.control.urls import GatewayAddress
-from modelplane.local.api_settings import DEFAULT_API_HOST, DEFAULT_API_PORT
-from modelplane.local.apiserver import ApiServer, bind, open_store
-from modelplane.local.autoscaling import DEFAULT_TICK, Autoscaling
-from modelplane.local.events import EventRecorder
-from modelplane.local.gateway import GatewayConfig
-from modelplane.local.gateway_routes import DEFAULT_DOMAIN, RouteTable
-from modelplane.local.gateway_workers import GatewayWorkers, default_workers
-from modelplane.local.gpus import GpuAllocator, discover_gpus
-from modelplane.local.log_rotation import rotate_logs_forever
+from modelplane.local.api.events import EventRecorder
+from modelplane.local.api.server import ApiServer, bind, open_store
+from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
+from modelplane.local.api.storage_credentials import StorageCredentials
+from modelplane.local.api.store import Store
+from modelplane.local.api.store_lock import StoreLocked
+from modelplane.local.controllers.autoscaling import DEFAULT_TICK, Autoscaling
+from modelplane.local.controllers.reconciler import Reconciler
+from modelplane.local.controllers.revision_log import RevisionLog
+from modelplane.local.controllers.runtime_status import RuntimeStatusWriter
+from modelplane.local.controllers.trained_models import TrainedModels
+from modelplane.local.gateway.routes import DEFAULT_DOMAIN, RouteTable
+from modelplane.local.gateway.server import GatewayConfig
+from modelplane.local.gateway.workers import GatewayWorkers, default_workers
 from modelplane.local.metrics_exposition import PlatformMetrics
 from modelplane.local.platform_metrics import platform_registry
-from modelplane.local.platform_revisions import RevisionLog
-from modelplane.local.reconciler import Reconciler
-from modelplane.local.runtime_status_writer import RuntimeStatusWriter
-from modelplane.local.storage_credentials import StorageCredentials
-from modelplane.local.store import Store
-from modelplane.local.store_lock import StoreLocked
-from modelplane.local.supervisor import SupervisorSettings
+from modelplane.local.replicas.gpus import GpuAllocator, discover_gpus
+from modelplane.local.replicas.log_rotation import rotate_logs_forever
+from modelplane.local.replicas.supervisor import SupervisorSettings
+from modelplane.local.replicas.zygotes import Zygotes
 from modelplane.local.tls import TLSFiles
-from modelplane.local.trained_models import TrainedModels
-from modelplane.local.zygotes import Zygotes
 from modelplane.telemetry import tracing
 
 logger = logging.getLogger("modelplane.platform")
@@ -60,13 +60,15 @@ class PlatformConfig:
     modelmesh_copy_grace_period: float = SCALE_DOWN_DELAY  # before a ModelMesh model's extra copy goes
     activator_timeout: float = GatewayConfig.queue_timeout
     autoscaler_tick: float = DEFAULT_TICK
-    warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (zygote.py)
+    warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (replicas/zygote.py)
     log_max_bytes: int = 64 * 1024 * 1024  # a log under <home>/logs above this is rotated
     log_backups: int = 3  # rotated copies kept per log
     auth_token: str | None = None  # required as `Authorization: Bearer` on the control-plane API
     tls: TLSFiles | None = None  # the control-plane API and the gateway serve TLS with these
     gateway_auth: bool = False  # the gateway requires `auth_token` too
-    gpus: str | None = None  # the GPUs to hand out ("0,1", "none"); None: found on the machine (gpus.py)
+    gpus: str | None = (
+        None  # the GPUs to hand out ("0,1", "none"); None: found on the machine (replicas/gpus.py)
+    )
 
 
 @dataclass(frozen=True)

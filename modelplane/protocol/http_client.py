@@ -42,7 +42,7 @@ class Target:
 
 
 @dataclass(frozen=True)
-class Response:
+class ClientResponse:
     status: int
     body: bytes
 
@@ -79,7 +79,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self._waiter: asyncio.Future[Response] | None = None
+        self._waiter: asyncio.Future[ClientResponse] | None = None
         self._parser: httptools.HttpResponseParser | None = None
         self._chunks: list[bytes] = []
         self._status = 0
@@ -139,7 +139,7 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self._keep_alive and not self.closed
 
-    def send(self, head: bytes, body: bytes) -> asyncio.Future[Response]:
+    def send(self, head: bytes, body: bytes) -> asyncio.Future[ClientResponse]:
         self._parser = httptools.HttpResponseParser(self)
         self._chunks = []
         self._status = 0
@@ -163,7 +163,7 @@ class _Connection(asyncio.Protocol):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._parser = None
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(Response(self._status, body))
+            self._waiter.set_result(ClientResponse(self._status, body))
 
     def _fail(self, exc: Exception) -> None:
         self._parser = None
@@ -178,7 +178,7 @@ class HttpClient:
         self._idle: dict[Endpoint, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
 
-    async def post(self, target: Target, body: bytes, headers: bytes = b"") -> Response:
+    async def post(self, target: Target, body: bytes, headers: bytes = b"") -> ClientResponse:
         """Send `body` with the pre-rendered header block `headers` (lines ending in CRLF)."""
         head = b"%sContent-Length: %d\r\n%s\r\n" % (target.head, len(body), headers)
         conn, reused = await self._acquire(target.endpoint)

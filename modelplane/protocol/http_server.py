@@ -49,7 +49,7 @@ _PAUSED_FOR_WRITING = 2  # the client does not read its answers
 
 
 @dataclass
-class Request:
+class HttpRequest:
     method: bytes
     path: bytes  # the request target as sent, query included
     headers: list[tuple[bytes, bytes]]  # names in lower case
@@ -57,7 +57,7 @@ class Request:
 
 
 @dataclass
-class Response:
+class HttpResponse:
     status: int
     body: bytes = b""
     content_type: bytes | None = None
@@ -66,7 +66,7 @@ class Response:
     stream: AsyncIterator[bytes] | None = None
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # RFC 9110 §5.1
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")  # §5.5: no CR, LF or other controls
@@ -93,9 +93,9 @@ def checked_header(name: str, value: object) -> tuple[bytes, bytes]:
     return raw_name, raw_value
 
 
-def json_error(status: int, message: str) -> Response:
+def json_error(status: int, message: str) -> HttpResponse:
     """`{"error": message}`, the answer to a request the server itself refuses."""
-    return Response(status, orjson.dumps({"error": message}), b"application/json")
+    return HttpResponse(status, orjson.dumps({"error": message}), b"application/json")
 
 
 @dataclass
@@ -104,15 +104,15 @@ class ServerLimits:
 
     read_timeout: float | None  # headers and body of one request; None: no limit
     idle_timeout: float  # between requests on a kept-alive connection
-    read_timeout_response: Callable[[], Response] = field(default=lambda: Response(408))
+    read_timeout_response: Callable[[], HttpResponse] = field(default=lambda: HttpResponse(408))
     max_body_size: int | None = None  # a larger request body is answered 413 and the connection closed
-    too_large_response: Callable[[int], Response] = field(default=lambda limit: Response(413))
+    too_large_response: Callable[[int], HttpResponse] = field(default=lambda limit: HttpResponse(413))
     header_timeout: float = 10.0  # the request line and headers, from their first byte (408)
     body_timeout: float = 60.0  # a request body that does not move for this long (408)
     max_header_bytes: int = 64 * 1024  # request line and headers (431)
     max_header_count: int = 100  # (431)
     max_idle_connections: int = 1024  # connections not being answered; past it the longest idle closes
-    error_response: Callable[[int, str], Response] = json_error
+    error_response: Callable[[int, str], HttpResponse] = json_error
 
 
 class ServerState:
@@ -144,7 +144,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
-        self._pending: collections.deque[tuple[Request, bool]] = collections.deque()
+        self._pending: collections.deque[tuple[HttpRequest, bool]] = collections.deque()
         self._task: asyncio.Task | None = None
         self._receiving = False  # a request has begun to arrive and is not whole yet
         self._url: list[bytes] = []
@@ -256,7 +256,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._receiving = False
         self._head.start()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        request = Request(self._parser.get_method(), b"".join(self._url), self._headers, body)
+        request = HttpRequest(self._parser.get_method(), b"".join(self._url), self._headers, body)
         self._pending.append((request, self._parser.should_keep_alive()))
         if self._task is None:
             self._start_next()
@@ -279,12 +279,12 @@ class HttpServerProtocol(asyncio.Protocol):
         self._state.idle.pop(self, None)
         self._task = self._loop.create_task(self._answer(request, keep_alive))
 
-    async def _answer(self, request: Request, keep_alive: bool) -> None:
+    async def _answer(self, request: HttpRequest, keep_alive: bool) -> None:
         try:
             response = await self._handler(request)
         except Exception:
             log.exception("the request handler failed")
-            response = Response(500)
+            response = HttpResponse(500)
         keep_alive = keep_alive and not self._state.stopping
         if response.stream is None:
             self._write(response, request.method == b"HEAD", keep_alive)
@@ -299,7 +299,7 @@ class HttpServerProtocol(asyncio.Protocol):
         elif not self._transport.is_closing():
             self._state.idle[self] = None
 
-    def _write(self, response: Response, head_only: bool, keep_alive: bool) -> None:
+    def _write(self, response: HttpResponse, head_only: bool, keep_alive: bool) -> None:
         status = response.status
         bodiless = status in (204, 304) or status < 200  # statuses that never carry a body or its length
         parts = [
@@ -325,7 +325,7 @@ class HttpServerProtocol(asyncio.Protocol):
             parts.append(body)
             self._transport.write(b"".join(parts))
 
-    async def _write_stream(self, response: Response, keep_alive: bool) -> bool:
+    async def _write_stream(self, response: HttpResponse, keep_alive: bool) -> bool:
         """Writes a streamed response; returns whether the connection can be kept alive after it."""
         chunked = self._parser.get_http_version() == "1.1"
         keep_alive = keep_alive and chunked  # an HTTP/1.0 client learns the end when the connection closes
@@ -363,7 +363,7 @@ class HttpServerProtocol(asyncio.Protocol):
     def _reject(self, status: int, message: str) -> None:
         self._reject_with(self._limits.error_response(status, message))
 
-    def _reject_with(self, response: Response) -> None:
+    def _reject_with(self, response: HttpResponse) -> None:
         """Answer a request that cannot be taken, and close the connection."""
         if self._task is None:
             self._write(response, False, False)

@@ -15,7 +15,7 @@ from modelplane.protocol.errors import InvalidInput, ModelplaneError
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import METHODS, SERVICE_NAME
 from modelplane.protocol.grpc.wire import Metadata, UnaryMethod, UnaryService, status_response
-from modelplane.protocol.http2.server import Response, ServerLimits
+from modelplane.protocol.http2.server import H2Response, ServerLimits
 from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
 from modelplane.server import metrics
 from modelplane.server.connection_limits import ConnectionLimits
@@ -46,13 +46,13 @@ def inference_service(
     return UnaryService(methods, max_message_length), limits
 
 
-def _stalled(seconds: float) -> Response:
+def _stalled(seconds: float) -> H2Response:
     return status_response(
         grpc.StatusCode.CANCELLED, f"the request message stopped arriving: nothing came for {seconds:g}s"
     )
 
 
-def _internal_error(exc: Exception) -> Response:
+def _internal_error(exc: Exception) -> H2Response:
     # The HTTP/2 server has logged it with its traceback; the client gets its type and message.
     return status_response(grpc.StatusCode.INTERNAL, f"{type(exc).__name__} : {exc}")
 

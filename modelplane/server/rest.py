@@ -24,7 +24,7 @@ from modelplane.protocol.errors import (
     ModelplaneError,
     PayloadTooLarge,
 )
-from modelplane.protocol.http_server import Request, Response, checked_header
+from modelplane.protocol.http_server import HttpRequest, HttpResponse, checked_header
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_rest import (
     JSON_LENGTH_HEADER,
@@ -81,10 +81,10 @@ def error_response(status: int, message: str) -> HTTPResponse:
     return HTTPResponse(status, orjson.dumps({"error": message}))
 
 
-def too_large_response(limit: int) -> Response:
+def too_large_response(limit: int) -> HttpResponse:
     """The answer to a request body over the size limit (the HTTP server sends it and closes)."""
     message = PayloadTooLarge(f"the request body exceeds {limit} bytes").message
-    return Response(413, orjson.dumps({"error": message}), b"application/json")
+    return HttpResponse(413, orjson.dumps({"error": message}), b"application/json")
 
 
 class RESTServer:
@@ -94,7 +94,7 @@ class RESTServer:
         self.dataplane = dataplane
         self.openai = OpenAIEndpoints(dataplane.repository)
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
         target = request.path
         query = target.find(b"?")
         path = (target if query < 0 else target[:query]).decode("latin-1")
@@ -106,9 +106,9 @@ class RESTServer:
             response = await self._traced(tracer, method, path, request)
         else:
             response = await self.handle(method, path, request)
-        return Response(response.status, response.body, None, response.headers, response.stream)
+        return HttpResponse(response.status, response.body, None, response.headers, response.stream)
 
-    async def _traced(self, tracer, method: str, path: str, request: Request) -> HTTPResponse:
+    async def _traced(self, tracer, method: str, path: str, request: HttpRequest) -> HTTPResponse:
         """`handle` in a server span, the child of the caller's span (its `traceparent`); the
         model's stages are its children."""
         from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -125,7 +125,7 @@ class RESTServer:
                 span.set_status(Status(StatusCode.ERROR))
             return response
 
-    async def handle(self, method: str, path: str, request: Request) -> HTTPResponse:
+    async def handle(self, method: str, path: str, request: HttpRequest) -> HTTPResponse:
         try:
             if path.startswith("/v2"):
                 return await self._v2(method, path, request)
@@ -149,7 +149,7 @@ class RESTServer:
 
     # -- V1 -------------------------------------------------------------------------------------
 
-    async def _v1(self, method: str, path: str, request: Request) -> HTTPResponse:
+    async def _v1(self, method: str, path: str, request: HttpRequest) -> HTTPResponse:
         rest = path[len("/v1/models") :]
         if rest in ("", "/"):
             return _only(method, "GET") or json_response({"models": self.dataplane.repository.names()})
@@ -171,7 +171,7 @@ class RESTServer:
             return _method_not_allowed()
         return await self._v1_infer(name, verb, request)
 
-    async def _v1_infer(self, name: str, verb: str, request: Request) -> HTTPResponse:
+    async def _v1_infer(self, name: str, verb: str, request: HttpRequest) -> HTTPResponse:
         started = time.perf_counter()
         status = 500
         try:
@@ -202,7 +202,7 @@ class RESTServer:
 
     # -- OpenAI ---------------------------------------------------------------------------------
 
-    async def _openai(self, method: str, path: str, request: Request) -> HTTPResponse:
+    async def _openai(self, method: str, path: str, request: HttpRequest) -> HTTPResponse:
         started = time.perf_counter()
         answer = await self.openai.handle(method, path, request.body)
         model = _model_field(request.body)
@@ -215,7 +215,7 @@ class RESTServer:
 
     # -- V2 -------------------------------------------------------------------------------------
 
-    async def _v2(self, method: str, path: str, request: Request) -> HTTPResponse:
+    async def _v2(self, method: str, path: str, request: HttpRequest) -> HTTPResponse:
         parts = path.rstrip("/").split("/")[2:]  # "/v2/models/m/infer" -> ["models", "m", "infer"]
         dataplane = self.dataplane
         if not parts:
@@ -238,7 +238,7 @@ class RESTServer:
             return HTTPResponse(503, orjson.dumps({"ready": False, "error": reason}))
         return json_response({"ready": True})
 
-    async def _v2_models(self, method: str, parts: list[str], request: Request) -> HTTPResponse:
+    async def _v2_models(self, method: str, parts: list[str], request: HttpRequest) -> HTTPResponse:
         dataplane = self.dataplane
         if not parts:
             return _only(method, "GET") or json_response({"models": dataplane.repository.names()})
@@ -269,7 +269,7 @@ class RESTServer:
             return await self._v2_infer(name, version, request)
         return _not_found()
 
-    async def _v2_infer(self, name: str, version: str | None, request: Request) -> HTTPResponse:
+    async def _v2_infer(self, name: str, version: str | None, request: HttpRequest) -> HTTPResponse:
         started = time.perf_counter()
         status = 500
         try:
@@ -316,7 +316,7 @@ class RESTServer:
         return _not_found()
 
 
-def _headers(request: Request) -> dict[str, str]:
+def _headers(request: HttpRequest) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers}
 
 

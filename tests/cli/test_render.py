@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelplane.local.api_process import ApiProcess
+from modelplane.local.api.process import ApiProcess
 
 REPO = Path(__file__).resolve().parents[2]
 ISVC = """\

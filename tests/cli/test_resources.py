@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from modelplane.api.loader import load_text
-from modelplane.local.api_client import ControlPlaneClient
-from modelplane.local.api_process import ApiProcess
+from modelplane.local.api.client import ControlPlaneClient
+from modelplane.local.api.process import ApiProcess
 
 ISVC = """\
 apiVersion: serving.kserve.io/v1beta1

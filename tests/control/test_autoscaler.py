@@ -6,7 +6,7 @@ import logging
 
 from modelplane.control.autoscaler import RevisionAutoscaler, Sample, ScaleDecision
 from modelplane.control.autoscaling_settings import AutoscalerSettings
-from modelplane.local.gateway_revisions import RevisionStats
+from modelplane.local.gateway.revisions import RevisionStats
 
 REVISION = "iris-predictor-00001"
 TICK = 2.0  # seconds between samples, as Knative's autoscaler ticks

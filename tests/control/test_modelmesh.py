@@ -264,7 +264,7 @@ def test_fields_a_pool_decides_are_said_to_be_ignored():
 
 def test_a_storage_key_beside_a_storage_uri_gives_the_credentials():
     """The URI says where the model is and the key's document how to reach it (it is not dropped)."""
-    from modelplane.local.trained_models import model_source
+    from modelplane.local.controllers.trained_models import model_source
     from modelplane.storage import CredentialStore
 
     minio = {"type": "s3", "endpoint_url": "http://127.0.0.1:9000", "bucket": "models"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from modelplane.control.payload_logging import payload_log_specs
-from modelplane.local.api_admission import default_admission
-from modelplane.local.api_errors import Invalid
-from modelplane.local.unhonored_fields import unhonored_fields
+from modelplane.local.api.admission import default_admission
+from modelplane.local.api.errors import Invalid
+from modelplane.local.api.unhonored_fields import unhonored_fields
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modelplane.control import Revision
-from modelplane.local.platform_revisions import RevisionLog
+from modelplane.local.controllers.revision_log import RevisionLog
 
 
 def test_revisions_round_trip_and_are_forgotten(tmp_path):

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from modelplane.control import service_routes
-from modelplane.local.replica_command import ReplicaPorts, gateway_address, replica_launch
+from modelplane.local.replicas.command import ReplicaPorts, gateway_address, replica_launch
 
 
 def test_the_service_host_goes_to_the_transformer_and_explain_to_the_explainer():

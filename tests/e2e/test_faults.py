@@ -1,6 +1,6 @@
 """Faults, end to end: a replica killed under load, `modelplane up` killed with SIGKILL and started
 again, the store's file locked by another process. (A disk that fills up during a fetch:
-tests/storage/test_disk_full.py; the store's compacted history: tests/local/test_store.py.)"""
+tests/storage/test_disk_full.py; the store's compacted history: tests/local/api/test_store.py.)"""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from modelplane.api.kinds import INFERENCE_GRAPH
-from modelplane.local.api_client import ControlPlaneClient
+from modelplane.local.api.client import ControlPlaneClient
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers, wait_until
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))

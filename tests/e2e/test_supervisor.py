@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from modelplane.control import Revision
-from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings
+from modelplane.local.replicas.supervisor import RevisionReplicas, SupervisorSettings
 
 TIMEOUT = 120
 

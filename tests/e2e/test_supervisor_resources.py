@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 
 from modelplane.control import Revision
-from modelplane.local.gpus import GpuAllocator, GpuInventory
-from modelplane.local.supervisor import RevisionReplicas, SupervisorSettings
+from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
+from modelplane.local.replicas.supervisor import RevisionReplicas, SupervisorSettings
 from tests.e2e.test_supervisor import until
 
 # A process that serves HTTP on $PORT (so it is ready) and says which GPUs it sees.

@@ -15,9 +15,9 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from modelplane.local.replica_resources import thread_env
-from modelplane.local.zygote import Zygote
-from modelplane.local.zygotes import Zygotes
+from modelplane.local.replicas.resources import thread_env
+from modelplane.local.replicas.zygote import Zygote
+from modelplane.local.replicas.zygotes import Zygotes
 from tests.server.processes import free_port
 
 TIMEOUT = 120

@@ -1,7 +1,7 @@
 """The gRPC port's HTTP/2 transport: flow control, framing, concurrency, limits, deadlines, shutdown.
 
 Each test runs a real server process and speaks to it with grpcio or, where the transport itself is
-under test, frame by frame with the `h2` library (tests/server/raw_h2.py).
+under test, frame by frame with the `h2` library (tests/protocol/raw_h2.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import pytest
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
 from modelplane.protocol.http2 import frames, hpack
+from tests.protocol.raw_h2 import Answer, RawH2, grpc_frame
 from tests.server.processes import start_models_server
-from tests.server.raw_h2 import Answer, RawH2, grpc_frame
 
 Tensor = pb.ModelInferRequest.InferInputTensor
 

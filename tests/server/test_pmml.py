@@ -18,7 +18,7 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
-from modelplane.local.memory_watch import descendants
+from modelplane.local.replicas.memory_watch import descendants
 from modelplane.runtimes.detect import detect_runtime
 from tests.server.pmml_models import IRIS_FIELDS, iris_tree, price_regression, write_model
 from tests.server.processes import serve

@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError
 from modelplane.protocol.errors import ModelplaneError
 from modelplane.protocol.grpc.status import status_headers
 from modelplane.protocol.http2 import hpack
-from modelplane.protocol.http2.server import Request, Response
+from modelplane.protocol.http2.server import H2Request, H2Response
 
 Metadata = dict[str, str]
 UnaryHandler = Callable[[Any, Metadata], Awaitable[Any]]
@@ -61,7 +61,7 @@ class UnaryService:
         self._methods = {path.encode(): method for path, method in methods.items()}
         self.max_message_length = max_message_length
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, request: H2Request) -> H2Response:
         path = content_type = timeout = encoding = None
         metadata: Metadata = {}
         for name, value in request.headers:
@@ -109,7 +109,7 @@ class UnaryService:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the response message is {len(payload)} bytes, above the limit of {self.max_message_length}",
             )
-        return Response(_OK_HEADERS, _PREFIX.pack(0, len(payload)) + payload, _OK_TRAILERS)
+        return H2Response(_OK_HEADERS, _PREFIX.pack(0, len(payload)) + payload, _OK_TRAILERS)
 
     def _message(self, body: bytes, encoding: bytes | None) -> bytes:
         if len(body) < 5:
@@ -146,14 +146,14 @@ class UnaryService:
         )
 
 
-def status_response(code: grpc.StatusCode, message: str) -> Response:
+def status_response(code: grpc.StatusCode, message: str) -> H2Response:
     """A trailers-only answer: the status in the one and only header block."""
     headers = status_headers(code.value[0], message, trailers_only=True)
-    return Response(hpack.encode([*headers, (b"grpc-accept-encoding", _ENCODINGS)]))
+    return H2Response(hpack.encode([*headers, (b"grpc-accept-encoding", _ENCODINGS)]))
 
 
-def _http_error(status: int, body: bytes) -> Response:
-    return Response(hpack.encode([(b":status", b"%d" % status), (b"content-type", b"text/plain")]), body)
+def _http_error(status: int, body: bytes) -> H2Response:
+    return H2Response(hpack.encode([(b":status", b"%d" % status), (b"content-type", b"text/plain")]), body)
 
 
 def _seconds(timeout: bytes) -> float:

@@ -40,7 +40,7 @@ _HTTP1_REFUSAL = (
 
 
 @dataclass
-class Request:
+class H2Request:
     stream_id: int
     headers: Headers
     body: bytes
@@ -53,17 +53,17 @@ class Request:
 
 
 @dataclass
-class Response:
+class H2Response:
     headers: bytes  # an HPACK block (`hpack.encode`), :status first
     body: bytes = b""
     trailers: bytes | None = None  # an HPACK block sent after the body, ending the stream
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[H2Request], Awaitable[H2Response]]
 
 
-def _request_timeout(seconds: float) -> Response:
-    return Response(hpack.encode([(b":status", b"408"), (b"content-length", b"0")]))
+def _request_timeout(seconds: float) -> H2Response:
+    return H2Response(hpack.encode([(b":status", b"408"), (b"content-length", b"0")]))
 
 
 @dataclass
@@ -71,10 +71,10 @@ class ServerLimits:
     """What a connection may hold and for how long; `http2` has the protocol's own limits."""
 
     max_body_size: int
-    too_large_response: Callable[[int], Response]  # the answer to a body above the limit
-    failure_response: Callable[[Exception], Response]  # the answer when the handler raises
+    too_large_response: Callable[[int], H2Response]  # the answer to a body above the limit
+    failure_response: Callable[[Exception], H2Response]  # the answer when the handler raises
     # The answer to a request whose body stopped arriving (given the timeout).
-    stalled_response: Callable[[float], Response] = _request_timeout
+    stalled_response: Callable[[float], H2Response] = _request_timeout
     http2: Http2Limits = DEFAULT_LIMITS
     idle_timeout: float = 65.0  # a connection without streams for this long is closed (GOAWAY)
     body_timeout: float = 60.0  # a request body that does not move for this long is answered and reset
@@ -185,10 +185,10 @@ class Http2ServerProtocol(Http2Connection):
         chunks = call.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         call.chunks = []
-        request = Request(stream_id, call.headers, body)
+        request = H2Request(stream_id, call.headers, body)
         call.task = self._loop.create_task(self._answer(stream_id, call, request))
 
-    async def _answer(self, stream_id: int, call: _Call, request: Request) -> None:
+    async def _answer(self, stream_id: int, call: _Call, request: H2Request) -> None:
         try:
             response = await self._handler(request)
         except Exception as exc:  # noqa: BLE001 - the handler's fault becomes an error answer
@@ -200,7 +200,7 @@ class Http2ServerProtocol(Http2Connection):
             self.flush()  # now, rather than a turn of the loop later
             self._close_if_done()
 
-    def _respond(self, stream_id: int, call: _Call, response: Response) -> None:
+    def _respond(self, stream_id: int, call: _Call, response: H2Response) -> None:
         body, call.trailers = response.body, response.trailers
         self.send_headers(stream_id, response.headers, end_stream=not body and call.trailers is None)
         if body:

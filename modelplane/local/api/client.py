@@ -1,0 +1,152 @@
+"""A client of the control-plane API, as the command line and other tools use it.
+
+Server refusals come back as the `ApiError` the server raised (NotFound, Conflict, Invalid...);
+a control plane that does not answer at all raises `Unreachable`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+
+from modelplane.api.kinds import Kind
+from modelplane.local.api.errors import ApiError, error_from_status
+from modelplane.local.api.patch import MERGE_PATCH
+from modelplane.local.api.paths import collection_path, object_path
+
+APPLY_PATH = "/modelplane/v1/apply"
+
+
+class Unreachable(Exception):
+    """Nothing answers at the control plane's URL."""
+
+    def __init__(self, url: str):
+        super().__init__(f"cannot reach the control plane at {url}")
+        self.url = url
+
+
+class ControlPlaneClient:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 30.0,
+        token: str | None = None,
+        certificate_authority: str | None = None,
+    ):
+        self.url = url.rstrip("/")
+        headers = {"authorization": f"Bearer {token}"} if token else None
+        verify = ssl.create_default_context(cafile=certificate_authority) if certificate_authority else True
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=verify)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ControlPlaneClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- reads ----
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+        return self._call("GET", object_path(kind, namespace, name))
+
+    def list(self, kind: Kind, namespace: str | None, label_selector: str | None = None) -> dict[str, Any]:
+        """The `<Kind>List` of one namespace, or of all with `namespace=None`."""
+        params = {"labelSelector": label_selector} if label_selector else None
+        return self._call("GET", collection_path(kind, namespace), params=params)
+
+    def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        name: str | None = None,
+        label_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events (`{"type", "object"}`) until the server ends the stream (after `timeout`
+        seconds if given). Without a resourceVersion it starts with the current state."""
+        params: dict[str, str] = {"watch": "true"}
+        if name:
+            params["fieldSelector"] = f"metadata.name={name}"
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if timeout is not None:
+            params["timeoutSeconds"] = f"{max(timeout, 0.001):.3f}"
+        read_timeout = None if timeout is None else timeout + 30
+        try:
+            with self._http.stream(
+                "GET",
+                collection_path(kind, namespace),
+                params=params,
+                timeout=httpx.Timeout(30, read=read_timeout),
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield orjson.loads(line)
+        except httpx.TransportError as exc:
+            raise self._unreachable_or(exc) from None
+
+    # ---- writes ----
+
+    def create(self, resource: dict[str, Any], kind: Kind, namespace: str) -> dict[str, Any]:
+        return self._call("POST", collection_path(kind, namespace), json=resource)
+
+    def replace(self, resource: dict[str, Any], kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+        return self._call("PUT", object_path(kind, namespace, name), json=resource)
+
+    def patch(
+        self, kind: Kind, namespace: str, name: str, patch: dict[str, Any], *, status: bool = False
+    ) -> dict[str, Any]:
+        path = object_path(kind, namespace, name) + ("/status" if status else "")
+        return self._call("PATCH", path, content=orjson.dumps(patch), headers={"content-type": MERGE_PATCH})
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+        return self._call("DELETE", object_path(kind, namespace, name))
+
+    def apply(
+        self, resources: list[dict[str, Any]], namespace: str, *, dry_run: bool = False
+    ) -> list[dict[str, Any]]:
+        """Creates or replaces every resource, all or none; one `{"action", "object"}` each.
+        A dry run answers the same and stores nothing."""
+        body = {"apiVersion": "v1", "kind": "List", "items": resources}
+        params = {"namespace": namespace, **({"dryRun": "All"} if dry_run else {})}
+        return self._call("POST", APPLY_PATH, json=body, params=params)["items"]
+
+    # ---- plumbing ----
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable_or(exc) from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.json()
+
+    def _unreachable_or(self, exc: httpx.TransportError) -> Exception:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return Unreachable(self.url)
+        return ApiError(f"the control plane at {self.url} did not answer: {exc}")
+
+
+def _error(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        return error_from_status(body, response.status_code)
+    return ApiError(f"the control plane answered HTTP {response.status_code}: {response.text[:200]}")

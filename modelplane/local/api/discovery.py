@@ -1,0 +1,72 @@
+"""The discovery documents under `/apis` (and `/api` for the core group's Event): which groups,
+versions and resources are served."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelplane.api.kinds import KINDS, Kind
+from modelplane.local.api.paths import served_versions, short_names
+
+_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+_STATUS_VERBS = ["get", "patch", "update"]
+
+
+def group_list() -> dict[str, Any]:
+    groups = sorted({k.group for k in KINDS if k.group})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group(g) for g in groups]}
+
+
+def api_group(group: str) -> dict[str, Any] | None:
+    versions = [{"groupVersion": f"{group}/{v}", "version": v} for v in served_versions(group)]
+    if not versions:
+        return None
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": group,
+        "versions": versions,
+        "preferredVersion": versions[0],
+    }
+
+
+def core_versions() -> dict[str, Any]:
+    """`GET /api`: the versions of the core group."""
+    return {"kind": "APIVersions", "versions": served_versions("")}
+
+
+def resource_list(group: str, version: str) -> dict[str, Any] | None:
+    kinds = [k for k in KINDS if k.group == group and k.version == version]
+    if not kinds:
+        return None
+    resources: list[dict[str, Any]] = []
+    for kind in kinds:
+        resources.append(_resource(kind))
+        resources.append(
+            {
+                "name": f"{kind.plural}/status",
+                "singularName": "",
+                "namespaced": kind.namespaced,
+                "kind": kind.kind,
+                "verbs": _STATUS_VERBS,
+            }
+        )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": resources,
+    }
+
+
+def _resource(kind: Kind) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "name": kind.plural,
+        "singularName": kind.singular,
+        "namespaced": kind.namespaced,
+        "kind": kind.kind,
+        "verbs": _VERBS,
+    }
+    if short_names(kind):
+        resource["shortNames"] = short_names(kind)
+    return resource

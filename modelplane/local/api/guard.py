@@ -1,0 +1,115 @@
+"""Who may call the control-plane API: programs that mean to, never a web page by accident.
+
+A ServingRuntime runs a command on this machine, so whoever can write to the API can run commands.
+A page the developer visits must not be able to. Browsers let any page send a "simple" cross-site
+POST (a `text/plain`, form or untyped body) without asking first, and a DNS name the page's owner
+rebinds to 127.0.0.1 makes the page same-origin with the API. Three checks close both ways in:
+
+- the `Host` header must name the API's own address, so a rebound name is refused;
+- a request a browser marks as sent by another site (`Origin`, `Sec-Fetch-Site`) is refused;
+- a body must be JSON or YAML by its declared media type, which no page can send cross-site
+  without a CORS preflight, and the API grants none.
+
+kubectl, httpx and the `modelplane` command send none of what is refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from modelplane.local.api.errors import Forbidden, UnsupportedMediaType
+from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH
+
+JSON_TYPES = ("application/json",)
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+BODY_TYPES = (*JSON_TYPES, *YAML_TYPES, MERGE_PATCH)
+METHODS_WITH_BODY = ("POST", "PUT", "PATCH")
+# What to use instead of the patch formats modelplane does not take.
+_PATCH_HINTS = {
+    "application/apply-patch+yaml": (
+        "; server-side apply is not supported: apply without --server-side (kubectl's client-side apply "
+        "sends merge patches)"
+    ),
+    "application/json-patch+json": "; patch with a JSON merge patch (kubectl patch --type=merge)",
+}
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+SITES_OF_OUR_OWN = ("same-origin", "none")
+
+
+@dataclass(frozen=True)
+class SameSiteGuard:
+    """Refuses what a browser could send on behalf of another site.
+
+    `hosts` are the names the API answers to; None answers to any (a wildcard bind address,
+    where a name cannot be told from another)."""
+
+    hosts: frozenset[str] | None
+
+    @classmethod
+    def for_address(cls, bind_host: str) -> SameSiteGuard:
+        if _is_wildcard(bind_host):
+            return cls(None)
+        return cls(LOOPBACK_NAMES | {_normalise(bind_host)})
+
+    def check(self, method: str, headers: dict[str, str], content_type: str) -> None:
+        """Raises Forbidden or UnsupportedMediaType for a request that may come from a web page."""
+        host = headers.get("host")
+        if host is not None and not self._ours(_host_name(host)):
+            raise Forbidden(
+                f'the control-plane API answers only to its own address, not to Host "{host}" '
+                "(a DNS name pointed at this machine by someone else)"
+            )
+        origin = headers.get("origin")
+        if origin is not None and not self._ours(_origin_host(origin)):
+            raise Forbidden(f'cross-site requests are refused (Origin "{origin}")')
+        site = headers.get("sec-fetch-site")
+        if site is not None and site not in SITES_OF_OUR_OWN:
+            raise Forbidden(f'cross-site requests are refused (Sec-Fetch-Site "{site}")')
+        # A strategic merge patch (no page sends one without a preflight) is the API's to judge: it
+        # takes one for a Secret.
+        accepted = (*BODY_TYPES, STRATEGIC_MERGE_PATCH) if method == "PATCH" else BODY_TYPES
+        if method in METHODS_WITH_BODY and content_type not in accepted:
+            hint = _PATCH_HINTS.get(content_type, "")
+            raise UnsupportedMediaType(
+                f"the body of the request was in an unknown format ({content_type or 'none'}) - "
+                f"accepted media types include: {', '.join(BODY_TYPES)}{hint}"
+            )
+
+    def _ours(self, host: str | None) -> bool:
+        if self.hosts is None:
+            return True
+        return host is not None and host in self.hosts
+
+
+def _host_name(host: str) -> str | None:
+    """The name in a Host header (`name`, `name:port`, `[v6]:port`), lowercased."""
+    return _origin_host(f"http://{host}")
+
+
+def _origin_host(origin: str) -> str | None:
+    """The host of an origin such as `http://localhost:8180`; None for `null` or a non-web scheme."""
+    try:
+        parts = urlsplit(origin.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return _normalise(parts.hostname)
+
+
+def _normalise(host: str) -> str:
+    host = host.strip("[]").rstrip(".").lower()
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return host == ""

@@ -1,0 +1,334 @@
+"""The OpenAPI v3 documents of the control-plane API, built from the kinds' CRD schemas.
+
+    GET /openapi/v3                                  which group-versions have a document
+    GET /openapi/v3/apis/serving.kserve.io/v1beta1   that group-version's paths and schemas
+    GET /openapi/v3/api/v1                           the core group's (Event)
+
+kubectl reads them before `apply`, `create`, `replace` and `edit`: when the PATCH operation of the
+object's kind (found by its `x-kubernetes-group-version-kind`) takes a `fieldValidation` query
+parameter, kubectl leaves the checking of unknown fields to the server (`api_field_validation.py`)
+instead of downloading the OpenAPI v2 document to check them itself. `kubectl explain` reads the
+schemas, as it does from a Kubernetes API server serving KServe's CRDs.
+
+The documents depend only on the CRDs, so each is built once; the discovery document links them by
+content hash, as Kubernetes does, so a client may cache a linked document for good.
+
+    GET /openapi/v2   a Swagger 2.0 document with no definitions (protobuf, as kubectl asks, or JSON)
+
+kubectl still checks a `kind: List` file itself, against the OpenAPI v2 schemas; finding none there,
+it leaves the check to the server, which it asks for with `fieldValidation` on each item's write.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from functools import cache
+from typing import Any
+
+import orjson
+
+from modelplane.api.kinds import KINDS, Kind
+from modelplane.api.schema import openapi_schema
+from modelplane.local.api.patch import MERGE_PATCH
+
+ROOT_PATH = "/openapi/v3"
+V2_PATH = "/openapi/v2"
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # as kubectl asks for it
+_V2_PROTOBUF_ANSWER = b"application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # as Kubernetes answers
+
+_META = "io.k8s.apimachinery.pkg.apis.meta.v1"
+_OBJECT_META = f"{_META}.ObjectMeta"
+_LIST_META = f"{_META}.ListMeta"
+_STATUS = f"{_META}.Status"
+_WATCH_EVENT = f"{_META}.WatchEvent"
+
+
+def group_version_path(kind: Kind) -> str:
+    """`apis/serving.kserve.io/v1beta1`, or `api/v1` for the core group: where the document of a
+    kind's group-version is, under `/openapi/v3/`."""
+    return f"apis/{kind.group}/{kind.version}" if kind.group else f"api/{kind.version}"
+
+
+def discovery() -> dict[str, Any]:
+    """`GET /openapi/v3`: each served group-version and the URL of its document."""
+    return {
+        "paths": {
+            path: {"serverRelativeURL": f"{ROOT_PATH}/{path}?hash={_hash(path)}"}
+            for path in sorted({group_version_path(k) for k in KINDS})
+        }
+    }
+
+
+def document_bytes(path: str) -> bytes | None:
+    """The JSON document of a group-version (`apis/serving.kserve.io/v1beta1`), None if none is served."""
+    return _document_bytes(path.strip("/"))
+
+
+def document_hash(path: str) -> str:
+    """The content hash the discovery document puts in the link to a group-version's document."""
+    return _hash(path.strip("/"))
+
+
+@cache
+def _document_bytes(path: str) -> bytes | None:
+    kinds = [k for k in KINDS if group_version_path(k) == path]
+    if not kinds:
+        return None
+    return orjson.dumps(group_version_document(kinds), option=orjson.OPT_SORT_KEYS)
+
+
+@cache
+def _hash(path: str) -> str:
+    return hashlib.sha512(_document_bytes(path) or b"").hexdigest().upper()
+
+
+def group_version_document(kinds: list[Kind]) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of kinds that share a group-version."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = _meta_schemas()
+    for kind in kinds:
+        paths.update(_paths(kind))
+        schemas[schema_name(kind)] = _resource_schema(kind)
+        schemas[schema_name(kind) + "List"] = _list_schema(kind)
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "modelplane", "version": kinds[0].api_version},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def schema_name(kind: Kind) -> str:
+    """The component name Kubernetes gives a kind's schema: `io.kserve.serving.v1beta1.InferenceService`
+    (its group reversed), `io.k8s.api.core.v1.Event` for the core group."""
+    if not kind.group:
+        return f"io.k8s.api.core.{kind.version}.{kind.kind}"
+    return ".".join([*reversed(kind.group.split(".")), kind.version, kind.kind])
+
+
+def _gvk(kind: Kind) -> dict[str, str]:
+    return {"group": kind.group, "version": kind.version, "kind": kind.kind}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _resource_schema(kind: Kind) -> dict[str, Any]:
+    schema = copy.deepcopy(openapi_schema(kind))
+    properties = schema.setdefault("properties", {})
+    properties["metadata"] = {"allOf": [_ref(_OBJECT_META)], "description": "Standard object's metadata."}
+    schema["x-kubernetes-group-version-kind"] = [_gvk(kind)]
+    return schema
+
+
+def _list_schema(kind: Kind) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": f"{kind.kind}List is a list of {kind.kind}",
+        "required": ["items"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"allOf": [_ref(_LIST_META)]},
+            "items": {"type": "array", "items": _ref(schema_name(kind))},
+        },
+        "x-kubernetes-group-version-kind": [{**_gvk(kind), "kind": f"{kind.kind}List"}],
+    }
+
+
+# ---- paths ----
+
+
+def _query(name: str, description: str, schema_type: str = "string") -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "description": description,
+        "schema": {"type": schema_type},
+    }
+
+
+_DRY_RUN = _query("dryRun", "When present (`All`), the change is checked and answered, and not stored.")
+_FIELD_MANAGER = _query("fieldManager", "Accepted for compatibility; modelplane keeps no managed fields.")
+_FIELD_VALIDATION = _query(
+    "fieldValidation",
+    "How the server treats fields the schema does not declare: Ignore (keep them), Warn (keep them and "
+    "send a Warning header; the default) or Strict (refuse the request with 400, naming each).",
+)
+_LIST_PARAMETERS = [
+    _query("labelSelector", "Only objects whose labels match (=, ==, !=, key, !key; comma-joined)."),
+    _query(
+        "fieldSelector",
+        "Only objects whose fields match (metadata.name, metadata.namespace; for events also "
+        "involvedObject.*, reason, type, source, reportingComponent; =, !=).",
+    ),
+    _query("resourceVersion", "With watch: the version to resume after."),
+    _query("timeoutSeconds", "With watch: end the stream after this many seconds.", "integer"),
+    _query("watch", "Stream changes (one JSON event per line) instead of listing.", "boolean"),
+]
+_WRITE_PARAMETERS = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _paths(kind: Kind) -> dict[str, Any]:
+    base = f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}"
+    scoped = f"{base}/namespaces/{{namespace}}/{kind.plural}" if kind.namespaced else f"{base}/{kind.plural}"
+    scope_parameters = [_path_parameter("namespace")] if kind.namespaced else []
+    name_parameters = [_path_parameter("name"), *scope_parameters]
+    paths = {
+        scoped: {
+            "parameters": scope_parameters,
+            "get": _operation(kind, "list", schema_name(kind) + "List", _LIST_PARAMETERS),
+            "post": _operation(kind, "post", schema_name(kind), _WRITE_PARAMETERS, body="application/json"),
+        },
+        f"{scoped}/{{name}}": _object_operations(kind, name_parameters, ""),
+        f"{scoped}/{{name}}/status": _object_operations(kind, name_parameters, " status"),
+    }
+    if kind.namespaced:  # every namespace at once
+        paths[f"{base}/{kind.plural}"] = {
+            "get": _operation(kind, "list", schema_name(kind) + "List", _LIST_PARAMETERS)
+        }
+    return paths
+
+
+def _object_operations(kind: Kind, parameters: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    name = schema_name(kind)
+    operations = {
+        "parameters": parameters,
+        "get": _operation(kind, "get", name, [], what),
+        "put": _operation(kind, "put", name, _WRITE_PARAMETERS, what, body="application/json"),
+        "patch": _operation(kind, "patch", name, _WRITE_PARAMETERS, what, body=MERGE_PATCH),
+    }
+    if not what:
+        operations["delete"] = _operation(kind, "delete", _STATUS, [_DRY_RUN])
+    return operations
+
+
+def _operation(
+    kind: Kind,
+    action: str,
+    answer: str,
+    parameters: list[dict[str, Any]],
+    what: str = "",
+    *,
+    body: str | None = None,
+) -> dict[str, Any]:
+    verb = {"list": "list", "post": "create", "get": "read", "put": "replace", "patch": "patch"}.get(
+        action, action
+    )
+    plural = action == "list"
+    operation: dict[str, Any] = {
+        "description": f"{verb} {'' if plural else 'the '}{kind.plural if plural else kind.singular}{what}",
+        "operationId": f"{verb}{kind.kind}{what.strip().title()}",
+        "parameters": parameters,
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": _ref(answer)}}},
+        },
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": _gvk(kind),
+    }
+    if action == "post":
+        operation["responses"]["201"] = operation["responses"].pop("200") | {"description": "Created"}
+    if body is not None:
+        schema = {"type": "object"} if body == MERGE_PATCH else _ref(schema_name(kind))
+        operation["requestBody"] = {"required": True, "content": {body: {"schema": schema}}}
+    return operation
+
+
+# ---- Kubernetes' metadata types, as much of them as modelplane keeps ----
+
+
+def _meta_schemas() -> dict[str, Any]:
+    string = {"type": "string"}
+    string_map = {"type": "object", "additionalProperties": {"type": "string", "default": ""}}
+    return {
+        _OBJECT_META: {
+            "type": "object",
+            "description": "ObjectMeta is metadata that all persisted resources must have.",
+            "properties": {
+                "name": string | {"description": "Unique within a namespace (a DNS-1123 subdomain)."},
+                "generateName": string | {"description": "A prefix the server completes to a unique name."},
+                "namespace": string | {"description": "The namespace (a DNS-1123 label)."},
+                "labels": string_map | {"description": "Keys and values to select objects by."},
+                "annotations": string_map | {"description": "Keys and values tools keep on the object."},
+                "uid": string | {"description": "Set by the server on create; never changes."},
+                "resourceVersion": string | {"description": "Set by the server on every write."},
+                "generation": {
+                    "type": "integer",
+                    "format": "int64",
+                    "description": "1 on create; one more each time the spec changes.",
+                },
+                "creationTimestamp": string | {"format": "date-time", "description": "Set on create."},
+            },
+        },
+        _LIST_META: {
+            "type": "object",
+            "properties": {"resourceVersion": string, "continue": string},
+        },
+        _STATUS: {
+            "type": "object",
+            "description": "Status is a return value for calls that don't return other objects.",
+            "properties": {
+                "apiVersion": string,
+                "kind": string,
+                "status": string,
+                "message": string,
+                "reason": string,
+                "code": {"type": "integer", "format": "int32"},
+                "details": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+            "x-kubernetes-group-version-kind": [{"group": "", "version": "v1", "kind": "Status"}],
+        },
+        _WATCH_EVENT: {
+            "type": "object",
+            "required": ["type", "object"],
+            "properties": {
+                "type": string,
+                "object": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+        },
+    }
+
+
+# ---- OpenAPI v2 ----
+
+_V2_TITLE, _V2_VERSION = "modelplane", "v2"
+
+
+def v2_document(accept: str | None) -> tuple[bytes, bytes]:
+    """The OpenAPI v2 document and its media type: protobuf (gnostic's `openapi.v2.Document`) when
+    the client asks for it first, as kubectl does, else JSON. It declares no definitions."""
+    for media_range in (accept or "").split(","):
+        media_type = media_range.split(";")[0].strip().lower()
+        if media_type == V2_PROTOBUF:
+            info = _protobuf_field(1, _V2_TITLE.encode()) + _protobuf_field(2, _V2_VERSION.encode())
+            document = _protobuf_field(1, b"2.0") + _protobuf_field(2, info)
+            return document, _V2_PROTOBUF_ANSWER
+        if media_type in ("application/json", "*/*"):
+            break
+    document = {
+        "swagger": "2.0",
+        "info": {"title": _V2_TITLE, "version": _V2_VERSION},
+        "paths": {},
+        "definitions": {},
+    }
+    return orjson.dumps(document), b"application/json"
+
+
+def _protobuf_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (a string or a nested message)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

@@ -1,0 +1,574 @@
+"""The control-plane API: the store's resources at Kubernetes-style paths, over HTTP.
+
+    /apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices[/{name}[/status]]
+    /apis/serving.kserve.io/v1alpha1/namespaces/{ns}/{servingruntimes|inferencegraphs|trainedmodels}[...]
+    /apis/serving.kserve.io/v1alpha1/clusterservingruntimes[/{name}[/status]]
+    /api/v1/namespaces/{ns}/events[/{name}], /api/v1/events
+
+GET (list, or `?watch=true` for newline-delimited events), POST (create, 201), PUT (replace),
+PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes and `Status` errors;
+a GET answers a `Table` when asked (api/tables.py), and writes take `dryRun` and `fieldValidation`
+(api/write_options.py). `/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace.
+Also served: `GET /healthz`, discovery under `GET /apis`, the OpenAPI v3 documents under
+`GET /openapi/v3` (api/openapi.py), and `POST /modelplane/v1/apply`, which creates or replaces a
+`List` of resources in one transaction (all stored, or none), and `GET /metrics` when the platform
+gives the app its metrics (Prometheus text).
+
+`serve_api(store, host, port)` (or `ApiServer`) runs it on uvicorn; `python -m
+modelplane.local.api.server --home DIR --port 0` runs it on its own and prints its address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import uvloop
+
+from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, SECRET, Kind, kind_of
+from modelplane.api.secrets import redacted
+from modelplane.graph.validation import condition_warnings
+from modelplane.local.api import discovery as api_discovery
+from modelplane.local.api import openapi as api_openapi
+from modelplane.local.api.admission import default_admission
+from modelplane.local.api.auth import BearerToken, TokenFileError, read_token_file
+from modelplane.local.api.builtins import BuiltinRuntimes
+from modelplane.local.api.errors import (
+    ApiError,
+    BadRequest,
+    Expired,
+    MethodNotAllowed,
+    NotFound,
+    UnsupportedMediaType,
+)
+from modelplane.local.api.guard import SameSiteGuard
+from modelplane.local.api.http import (
+    ApiRequest,
+    Send,
+    send_error,
+    send_json,
+    send_payload,
+    send_text,
+    stream_json_lines,
+)
+from modelplane.local.api.meta import now_rfc3339
+from modelplane.local.api.metrics import MeasuredSend, request_labels
+from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, plain_patch
+from modelplane.local.api.paths import kind_at
+from modelplane.local.api.selectors import parse_selectors
+from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
+from modelplane.local.api.store import Ref, Store, WatchEvent, store_path
+from modelplane.local.api.tables import TableRequest, table, table_events, table_request
+from modelplane.local.api.unhonored_fields import unhonored_warnings
+from modelplane.local.api.write_options import DeleteOptions, WriteOptions, warning_headers
+from modelplane.local.tls import TLSFiles
+
+log = logging.getLogger(__name__)
+
+APPLY_PATH = "/modelplane/v1/apply"
+METRICS_PATH = "/metrics"
+# The platform's metrics, as (Prometheus text, its content type).
+MetricsSource = Callable[[], Awaitable[tuple[bytes, str]]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource URL names: a kind, a namespace (None: all), a name and a subresource."""
+
+    kind: Kind
+    namespace: str | None
+    name: str | None = None
+    subresource: str | None = None
+
+    def ref(self) -> Ref:
+        return Ref(self.kind.kind, self.namespace or "", self.name or "")
+
+
+class ApiApp:
+    """The ASGI application serving one store.
+
+    Store calls run in worker threads: a write waits for the disk and for admission, and the
+    event loop may be serving other traffic in the meantime (the gateway shares the process).
+    `guard` refuses what a web page could send (api/guard.py); by default the API answers to
+    loopback names only.
+    """
+
+    def __init__(self, store: Store, guard: SameSiteGuard | None = None, token: BearerToken | None = None):
+        self.store = store
+        self.guard = guard or SameSiteGuard.for_address(DEFAULT_API_HOST)
+        self.token = token
+        self.metrics: MetricsSource | None = None  # served at /metrics once set
+        self.builtins = BuiltinRuntimes(now_rfc3339())
+        self._closing = asyncio.Event()
+
+    def end_watches(self) -> None:
+        """Ends every open watch stream, so the server can stop without waiting for clients."""
+        self._closing.set()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = ApiRequest.from_scope(scope, receive)
+        send = MeasuredSend(send, request_labels(request, APPLY_PATH))
+        try:
+            self.guard.check(request.method, request.headers, request.content_type)
+            if self.token is not None:
+                self.token.check(request.path, request.headers)
+            await self._route(request, send)
+        except ApiError as error:
+            await send_error(send, error)
+        except Exception:
+            log.exception("control-plane API: %s %s failed", request.method, request.path)
+            await send_error(send, ApiError("internal error; see the control plane's log"))
+        finally:
+            send.done()
+
+    async def _route(self, request: ApiRequest, send: Send) -> None:
+        path = request.path.rstrip("/") or "/"
+        if path in ("/healthz", "/livez", "/readyz"):
+            return await send_text(send, 200, "ok")
+        if path == APPLY_PATH:
+            return await self._apply(request, send)
+        if path == api_openapi.ROOT_PATH or path.startswith(api_openapi.ROOT_PATH + "/"):
+            return await self._openapi(request, send, path.removeprefix(api_openapi.ROOT_PATH))
+        if path == api_openapi.V2_PATH:
+            _only(request, "GET")
+            return await send_payload(send, 200, *api_openapi.v2_document(request.headers.get("accept")))
+        if path == METRICS_PATH and self.metrics is not None:
+            _only(request, "GET")
+            body, content_type = await self.metrics()
+            return await send_payload(send, 200, body, content_type.encode("latin-1"))
+        parts = path.strip("/").split("/")
+        if parts[0] == "api":  # the core group: /api/v1/...
+            parts = ["apis", "", *parts[1:]]
+        elif parts[0] != "apis" or parts[1:2] == [""]:
+            raise NotFound(f"the server could not find the requested resource ({request.path})")
+        if len(parts) <= 3:
+            return await self._discovery(request, send, parts[1:])
+        target = _target(parts[1], parts[2], parts[3:])
+        if target is None:
+            raise NotFound(f"the server could not find the requested resource ({request.path})")
+        if target.name is None:
+            return await self._collection(request, send, target)
+        return await self._object(request, send, target)
+
+    async def _discovery(self, request: ApiRequest, send: Send, parts: list[str]) -> None:
+        _only(request, "GET")
+        if not parts:
+            document = api_discovery.group_list()
+        elif parts == [""]:
+            document = api_discovery.core_versions()
+        elif len(parts) == 1:
+            document = api_discovery.api_group(parts[0])
+        else:
+            document = api_discovery.resource_list(parts[0], parts[1])
+        if document is None:
+            raise NotFound(f"the server could not find the requested resource ({request.path})")
+        await send_json(send, 200, document)
+
+    async def _openapi(self, request: ApiRequest, send: Send, path: str) -> None:
+        _only(request, "GET")
+        if not path:
+            return await send_json(send, 200, api_openapi.discovery())
+        document = api_openapi.document_bytes(path)
+        if document is None:
+            raise NotFound(f"the server could not find the requested resource ({request.path})")
+        digest = api_openapi.document_hash(path)
+        linked = request.query.get("hash") == digest  # a link that names these contents: cache them for good
+        cache = b"public, immutable" if linked else b"no-cache, private"
+        headers = [(b"cache-control", cache), (b"etag", f'"{digest}"'.encode())]
+        await send_payload(send, 200, document, b"application/json", headers)
+
+    # ---- collections ----
+
+    async def _collection(self, request: ApiRequest, send: Send, target: Target) -> None:
+        if request.method == "GET":
+            if request.flag("watch"):
+                return await self._watch(request, send, target)
+            return await self._list(request, send, target)
+        if request.method == "POST":
+            if target.kind.namespaced and target.namespace is None:
+                raise MethodNotAllowed(
+                    f"create {target.kind.plural} in a namespace: POST .../namespaces/NS/..."
+                )
+            options = WriteOptions.from_query(request.query)
+            body = await request.json_object()
+            _check_body(body, target)
+            warnings = options.unknown_field_warnings(body, target.kind)
+            created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
+            headers = warning_headers(warnings + _written_warnings(created))
+            return await send_json(send, 201, shown(created), headers)
+        raise MethodNotAllowed(f"{request.method} is not supported on a collection")
+
+    async def _list(self, request: ApiRequest, send: Send, target: Target) -> None:
+        matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
+        if target.kind == CLUSTER_SERVING_RUNTIME:
+            items = self.builtins.listed(items, version)
+        items = [shown(item) for item in items if matches(item)]
+        wanted = _table_wanted(request)
+        if wanted is not None:
+            return await send_json(send, 200, table(target.kind, items, wanted, version))
+        await send_json(
+            send,
+            200,
+            {
+                "apiVersion": target.kind.api_version,
+                "kind": f"{target.kind.kind}List",
+                "metadata": {"resourceVersion": version},
+                "items": items,
+            },
+        )
+
+    async def _watch(self, request: ApiRequest, send: Send, target: Target) -> None:
+        matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        since = _resume_point(request.query.get("resourceVersion"))
+        timeout = _timeout(request.query.get("timeoutSeconds"))
+        events = self.store.watch(target.kind.kind, _store_namespace(target), since)
+        lines = _watch_lines(events, matches)
+        wanted = _table_wanted(request)
+        if wanted is not None:
+            lines = table_events(lines, target.kind, wanted)
+        await stream_json_lines(send, request.receive, lines, timeout=timeout, closing=self._closing)
+
+    # ---- single objects ----
+
+    async def _object(self, request: ApiRequest, send: Send, target: Target) -> None:
+        ref = target.ref()
+        status_only = target.subresource == "status"
+        if target.kind == CLUSTER_SERVING_RUNTIME:
+            try:
+                await asyncio.to_thread(self.store.get, ref)
+            except NotFound:
+                builtin = self.builtins.named(ref.name, await asyncio.to_thread(self.store.resource_version))
+                if builtin is not None:
+                    return await self._builtin_runtime(request, send, target, builtin)
+                raise
+        if request.method == "GET":
+            return await _send_object(request, send, target, await asyncio.to_thread(self.store.get, ref))
+        if request.method == "DELETE" and not status_only:
+            deleting = DeleteOptions.read(request.query, await request.body())
+            delete = functools.partial(
+                self.store.delete, ref, dry_run=deleting.dry_run, preconditions=deleting.preconditions
+            )
+            return await send_json(send, 200, shown(await asyncio.to_thread(delete)))
+        options = WriteOptions.from_query(request.query)
+        if request.method == "PUT":
+            body = await request.json_object()
+            _check_body(body, target)
+            written = body
+            change = _replace_with(body)
+        elif request.method == "PATCH":
+            written = await _patch_body(request, target)
+            change = _patched_with(written)
+        else:
+            raise MethodNotAllowed(f"{request.method} is not supported here")
+        warnings = [] if status_only else options.unknown_field_warnings(written, target.kind)
+        write = self.store.update_status if status_only else self.store.update
+        updated = await asyncio.to_thread(write, ref, change, dry_run=options.dry_run)
+        if not status_only:
+            warnings += _written_warnings(updated)
+        await send_json(send, 200, shown(updated), warning_headers(warnings))
+
+    async def _builtin_runtime(self, request: ApiRequest, send: Send, target: Target, builtin: dict) -> None:
+        """A built-in runtime is read like a stored one, and replaced by a PUT or PATCH, which stores
+        the new one."""
+        if request.method == "GET":
+            return await _send_object(request, send, target, builtin)
+        if request.method == "DELETE" or target.subresource == "status":
+            raise self.builtins.not_stored(builtin["metadata"]["name"])
+        if request.method == "PUT":
+            body = await request.json_object()
+            _check_body(body, target)
+        elif request.method == "PATCH":
+            if request.content_type != MERGE_PATCH:
+                raise UnsupportedMediaType(f"a patch must be {MERGE_PATCH}")
+            body = merge_patch(self.builtins.replacement(builtin), await request.json_object())
+        else:
+            raise MethodNotAllowed(f"{request.method} is not supported here")
+        options = WriteOptions.from_query(request.query)
+        warnings = options.unknown_field_warnings(body, target.kind)
+        body.setdefault("metadata", {}).pop("resourceVersion", None)
+        created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
+        await send_json(send, 201, created, warning_headers(warnings + unhonored_warnings(created)))
+
+    # ---- all-or-nothing apply ----
+
+    async def _apply(self, request: ApiRequest, send: Send) -> None:
+        _only(request, "POST")
+        body = await request.json_object()
+        items = body.get("items")
+        if body.get("kind") != "List" or not isinstance(items, list):
+            raise BadRequest('apply takes {"kind": "List", "items": [...]}')
+        default_namespace = request.query.get("namespace") or "default"
+        for index, item in enumerate(items):
+            _prepare_apply_item(item, index, default_namespace)
+        dry_run = request.query.get("dryRun") == "All"
+        results = await asyncio.to_thread(self.store.apply, items, dry_run=dry_run)
+        await send_json(
+            send,
+            200,
+            {
+                "apiVersion": "modelplane.io/v1",
+                "kind": "ApplyResult",
+                "items": [{"action": r.action, "object": shown(r.object)} for r in results],
+            },
+        )
+
+
+def _target(group: str, version: str, rest: list[str]) -> Target | None:
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) > 3 or (len(rest) == 3 and rest[2] != "status"):
+        return None
+    kind = kind_at(group, version, rest[0])
+    if kind is None or (namespace is not None and not kind.namespaced):
+        return None
+    name = rest[1] if len(rest) > 1 else None
+    if name is not None and kind.namespaced and namespace is None:
+        return None
+    return Target(kind, namespace, name, rest[2] if len(rest) == 3 else None)
+
+
+def _table_wanted(request: ApiRequest) -> TableRequest | None:
+    return table_request(request.headers.get("accept"), request.query.get("includeObject"))
+
+
+def shown(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource as the API answers it: a Secret's values never leave the store (api/secrets.py)."""
+    return redacted(resource) if resource.get("kind") == SECRET.kind else resource
+
+
+async def _patch_body(request: ApiRequest, target: Target) -> dict[str, Any]:
+    """A PATCH's body: a merge patch; for a Secret also kubectl's strategic merge patch, which for a
+    Secret's fields means the same, as long as it holds none of its `$` directives."""
+    if request.content_type == STRATEGIC_MERGE_PATCH and target.kind == SECRET:
+        return plain_patch(await request.json_object())
+    if request.content_type != MERGE_PATCH:
+        raise UnsupportedMediaType(
+            f"the body of the request was in an unknown format ({request.content_type or 'none'}) "
+            f"- accepted media types include: {MERGE_PATCH}; patch with a JSON merge patch (kubectl patch "
+            "--type=merge): a strategic merge patch is taken for a Secret only"
+        )
+    return await request.json_object()
+
+
+async def _send_object(request: ApiRequest, send: Send, target: Target, obj: dict[str, Any]) -> None:
+    """One object, or the one-row Table kubectl asks for when it prints it."""
+    obj = shown(obj)
+    wanted = _table_wanted(request)
+    if wanted is None:
+        return await send_json(send, 200, obj)
+    version = str(obj.get("metadata", {}).get("resourceVersion", ""))
+    await send_json(send, 200, table(target.kind, [obj], wanted, version))
+
+
+def _only(request: ApiRequest, method: str) -> None:
+    if request.method != method:
+        raise MethodNotAllowed(f"{request.method} is not supported here")
+
+
+def _store_namespace(target: Target) -> str | None:
+    return target.namespace if target.kind.namespaced else ""
+
+
+def _written_warnings(resource: dict) -> list[str]:
+    """What a write stores but modelplane will not do as written: fields not acted on, and graph
+    conditions Go's gjson reads differently from how they look."""
+    return unhonored_warnings(resource) + [str(warning) for warning in condition_warnings(resource)]
+
+
+def _check_body(body: dict[str, Any], target: Target) -> None:
+    """A body must be of the URL's kind, in its namespace and (for one object) of its name,
+    as Kubernetes insists; a body without a namespace takes the URL's."""
+    kind = target.kind
+    if body.get("apiVersion") != kind.api_version or body.get("kind") != kind.kind:
+        raise BadRequest(
+            f"the API version and kind in the data ({body.get('apiVersion')}, {body.get('kind')}) do not match "
+            f"the expected ({kind.api_version}, {kind.kind})"
+        )
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = body["metadata"] = {}
+    if kind.namespaced:
+        if metadata.get("namespace") in (None, ""):
+            metadata["namespace"] = target.namespace
+        elif metadata["namespace"] != target.namespace:
+            raise BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+    if target.name is not None and metadata.get("name") != target.name:
+        raise BadRequest(
+            f"the name of the object ({metadata.get('name')}) does not match the name on the URL ({target.name})"
+        )
+
+
+def _prepare_apply_item(item: Any, index: int, default_namespace: str) -> None:
+    if not isinstance(item, dict):
+        raise BadRequest(f"items[{index}]: must be an object")
+    kind = kind_of(item)
+    if kind is None:
+        raise BadRequest(
+            f'items[{index}]: no kind "{item.get("kind")}" is served in version "{item.get("apiVersion")}"'
+        )
+    metadata = item.setdefault("metadata", {})
+    if not isinstance(metadata, dict):
+        raise BadRequest(f"items[{index}]: metadata must be an object")
+    if kind.namespaced and not metadata.get("namespace"):
+        metadata["namespace"] = default_namespace
+
+
+def _replace_with(body: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda _current: body
+
+
+def _patched_with(patch: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda current: merge_patch(current, patch)
+
+
+def _resume_point(resource_version: str | None) -> int | None:
+    """Where a watch starts: None ("0" or absent) replays the current state first."""
+    if resource_version in (None, "", "0"):
+        return None
+    try:
+        return int(resource_version)
+    except ValueError:
+        raise BadRequest(f'invalid resourceVersion "{resource_version}"') from None
+
+
+def _timeout(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise BadRequest(f'invalid timeoutSeconds "{value}"') from None
+    return seconds if seconds > 0 else None
+
+
+async def _watch_lines(
+    events: AsyncIterator[WatchEvent], matches: Callable[[dict[str, Any]], bool]
+) -> AsyncIterator[dict[str, Any]]:
+    """Watch events as Kubernetes sends them; a resume point too old ends with an ERROR event."""
+    try:
+        async for event in events:
+            if matches(event.object):
+                line = event.to_json()
+                line["object"] = shown(line["object"])
+                yield line
+    except Expired as error:
+        yield {"type": "ERROR", "object": error.to_status()}
+
+
+def open_store(home: Path) -> Store:
+    """The store of a modelplane home (created if new), with KServe's admission. Only its owner may
+    read it, as it holds the Secrets' values (SQLite gives its journal files the same mode)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = store_path(home)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    return Store(path, default_admission())
+
+
+def bind(host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> socket.socket:
+    """A listening socket for the API; port 0 lets the OS choose."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class ApiServer(uvicorn.Server):
+    """The API for one store on one listening socket: `await server.run()`, `server.stop()`."""
+
+    def __init__(
+        self, store: Store, sock: socket.socket, token: str | None = None, tls: TLSFiles | None = None
+    ):
+        guard = SameSiteGuard.for_address(sock.getsockname()[0])
+        self.app = ApiApp(store, guard, BearerToken(token) if token else None)
+        self.tls = tls
+        self.sock = sock
+        config = uvicorn.Config(
+            self.app,
+            http="httptools",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            ssl_certfile=str(tls.cert) if tls else None,
+            ssl_keyfile=str(tls.key) if tls else None,
+        )
+        super().__init__(config)
+
+    @property
+    def url(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
+
+    async def run(self) -> None:  # type: ignore[override]
+        """Serves until `stop()` or a stop signal, then ends open watches and closes."""
+        await self.serve(sockets=[self.sock])
+
+    def stop(self) -> None:
+        self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Open watches would otherwise hold the shutdown until their clients leave.
+        self.app.end_watches()
+        await super().shutdown(sockets)
+
+
+async def serve_api(store: Store, host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> None:
+    """Serves the control-plane API for `store` on host:port until the process is told to stop.
+    (To learn an OS-chosen port first, or to stop it from code, use `ApiServer(store, bind(...))`.)"""
+    await ApiServer(store, bind(host, port)).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the API on its own (for tests and tools): prints `listening on URL` once it is up."""
+    parser = argparse.ArgumentParser(prog="python -m modelplane.local.api.server")
+    parser.add_argument("--home", type=Path, required=True, help="folder holding the store")
+    parser.add_argument("--host", default=DEFAULT_API_HOST)
+    parser.add_argument("--port", type=int, default=DEFAULT_API_PORT)
+    parser.add_argument("--auth-token-file", default=None, help="require Authorization: Bearer <its token>")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="serve TLS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, default=None, help="... and this key (PEM)")
+    args = parser.parse_args(argv)
+    try:
+        token = read_token_file(args.auth_token_file) if args.auth_token_file else None
+    except TokenFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    store = open_store(args.home)
+    tls = TLSFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
+    server = ApiServer(store, sock, token, tls)
+    print(f"listening on {server.url}", flush=True)
+    try:
+        uvloop.run(server.run())
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

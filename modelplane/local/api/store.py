@@ -1,0 +1,570 @@
+"""The resource store: every resource of the embedded control plane, in one SQLite file.
+
+Resources are keyed by kind, namespace ("" for cluster-scoped kinds) and name, and carry the
+metadata Kubernetes manages: `uid`, `creationTimestamp`, `generation` (bumped only when `spec`
+changes) and `resourceVersion` (one counter for the whole store, bumped by every write, so a
+write that names a stale one is refused with Conflict). `status` is a subresource: spec writes
+keep the stored status and status writes keep everything else.
+
+Each write is one transaction. Each write also appends an event (ADDED, MODIFIED or DELETED with
+the object) to a bounded history in the same transaction; `watch` reads that history, so a
+watcher can resume from any resourceVersion still in it, in-process or over HTTP.
+
+Every create and spec update passes through `admit(resource, old, existing)` (defaulting and
+validation; `existing` are the other resources of the same kind in the same namespace, as they
+stand in the transaction), which returns the resource to store or raises `Invalid`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import functools
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from modelplane.api.kinds import Kind, kind_of
+from modelplane.local.api import meta as api_meta
+from modelplane.local.api.errors import (
+    Expired,
+    Invalid,
+    already_exists,
+    conflict,
+    not_found,
+    precondition_failed,
+)
+from modelplane.local.api.paths import kind_by_name
+from modelplane.local.api.store_lock import BUSY_TIMEOUT, is_lock_error, store_locked
+from modelplane.local.platform_metrics import STORE_OPERATIONS, STORE_SECONDS
+
+Resource = dict[str, Any]
+Admit = Callable[[Resource, Resource | None, list[Resource]], Resource]
+
+STORE_FILE = "store.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    kind TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (kind, namespace, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    resource_version INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('resource_version', 0), ('compacted', 0);
+"""
+
+
+def _measured(method: Callable) -> Callable:
+    """Counts and times a store operation (store_operations_total, ..._duration_seconds)."""
+    operation = method.__name__
+    ok, error = STORE_OPERATIONS.labels(operation, "ok"), STORE_OPERATIONS.labels(operation, "error")
+    seconds = STORE_SECONDS.labels(operation)
+
+    @functools.wraps(method)
+    def measured(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            result = method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            error.inc()
+            if is_lock_error(exc):
+                raise store_locked(args[0].path) from None
+            raise
+        except Exception:
+            error.inc()
+            raise
+        finally:
+            seconds.observe(time.perf_counter() - started)
+        ok.inc()
+        return result
+
+    return measured
+
+
+def admit_as_is(resource: Resource, old: Resource | None, existing: list[Resource]) -> Resource:
+    """The admission hook that changes and refuses nothing."""
+    return resource
+
+
+class Ref(NamedTuple):
+    """Where a resource is kept; `namespace` is "" for a cluster-scoped kind."""
+
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED or DELETED
+    object: Resource
+    resource_version: int
+
+    def to_json(self) -> dict[str, Any]:
+        """Kubernetes' watch event: `{"type": ..., "object": ...}`."""
+        return {"type": self.type, "object": self.object}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The outcome of one document of an apply: `created`, `configured` or `unchanged`."""
+
+    action: str
+    object: Resource
+
+
+def store_path(home: str | Path) -> Path:
+    """The store file inside a modelplane home folder."""
+    return Path(home) / STORE_FILE
+
+
+def ref_of(resource: Resource) -> Ref:
+    """The key of a resource, from its `kind` and `metadata`."""
+    kind = _served_kind(resource)
+    metadata = resource.get("metadata") or {}
+    namespace = str(metadata.get("namespace") or "") if kind.namespaced else ""
+    return Ref(kind.kind, namespace, str(metadata.get("name") or ""))
+
+
+def resource_version_of(resource: Resource) -> int:
+    return int(resource["metadata"]["resourceVersion"])
+
+
+class Store:
+    """The resources of one control plane. Safe to share between threads and with asyncio code."""
+
+    def __init__(self, path: str | Path, admit: Admit = admit_as_is, *, history: int = 10_000):
+        self._admit = admit
+        self._history = history
+        self._lock = threading.RLock()
+        self._watchers: set[_Wakeup] = set()
+        self._watchers_lock = threading.Lock()  # writers in other threads wake them
+        self.path = Path(path)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if is_lock_error(exc):
+                raise store_locked(self.path) from None
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ---- reads ----
+
+    @_measured
+    def get(self, ref: Ref) -> Resource:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM resources WHERE kind=? AND namespace=? AND name=?", ref
+            ).fetchone()
+        if row is None:
+            raise not_found(kind_by_name(ref.kind), ref.name)
+        return orjson.loads(row[0])
+
+    @_measured
+    def list(self, kind: str, namespace: str | None = None) -> tuple[list[Resource], str]:
+        """The resources of a kind (in one namespace, or all with `namespace=None`), sorted by
+        namespace and name, with the store's resourceVersion at that moment."""
+        with self._lock:
+            if namespace is None:
+                rows = self._db.execute(
+                    "SELECT body FROM resources WHERE kind=? ORDER BY namespace, name", (kind,)
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT body FROM resources WHERE kind=? AND namespace=? ORDER BY name",
+                    (kind, namespace),
+                ).fetchall()
+            version = self._counter("resource_version")
+        return [orjson.loads(body) for (body,) in rows], str(version)
+
+    def resource_version(self) -> str:
+        with self._lock:
+            return str(self._counter("resource_version"))
+
+    # ---- writes ----
+
+    @_measured
+    def create(self, resource: Resource, *, dry_run: bool = False) -> Resource:
+        """Stores a new resource; AlreadyExists if its key is taken. A `status` is dropped.
+        With `dry_run` (as with every write below), the result is computed and not stored."""
+        with self._writing(dry_run=dry_run) as events:
+            created = self._create(resource)
+            events.append(WatchEvent("ADDED", created, resource_version_of(created)))
+        return created
+
+    @_measured
+    def update(self, ref: Ref, change: Callable[[Resource], Resource], *, dry_run: bool = False) -> Resource:
+        """Replaces the spec and metadata of a resource with `change(current)`.
+
+        The stored status is kept. If the new object names a `resourceVersion`, it must be the
+        stored one (Conflict otherwise). A change that changes nothing writes nothing.
+        """
+        return self._modify(ref, change, status_only=False, dry_run=dry_run)
+
+    @_measured
+    def update_status(
+        self, ref: Ref, change: Callable[[Resource], Resource], *, dry_run: bool = False
+    ) -> Resource:
+        """Replaces the status of a resource with that of `change(current)`; spec, metadata and
+        generation stay as they are. No admission: status is the control plane's to write."""
+        return self._modify(ref, change, status_only=True, dry_run=dry_run)
+
+    def replace(self, resource: Resource) -> Resource:
+        return self.update(ref_of(resource), lambda _current: resource)
+
+    def replace_status(self, resource: Resource) -> Resource:
+        return self.update_status(ref_of(resource), lambda _current: resource)
+
+    def set_status(self, ref: Ref, status: dict[str, Any]) -> Resource:
+        """Writes `status` over the stored one, whatever resourceVersion it is at."""
+        return self.update_status(ref, lambda current: {**current, "status": status})
+
+    @_measured
+    def delete(
+        self, ref: Ref, *, dry_run: bool = False, preconditions: dict[str, str] | None = None
+    ) -> Resource:
+        """Removes a resource and returns it as it was, with the resourceVersion of its deletion.
+        `preconditions` (`uid`, `resourceVersion`) must match the stored object (Conflict otherwise)."""
+        with self._writing(dry_run=dry_run) as events:
+            deleted = self._get_for_write(ref)
+            for field, wanted in (preconditions or {}).items():
+                if wanted is not None and str(deleted["metadata"].get(field)) != str(wanted):
+                    raise precondition_failed(
+                        kind_by_name(ref.kind), ref.name, field, wanted, deleted["metadata"].get(field)
+                    )
+            self._db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", ref)
+            deleted["metadata"]["resourceVersion"] = str(self._next_resource_version())
+            events.append(WatchEvent("DELETED", deleted, resource_version_of(deleted)))
+        return deleted
+
+    @_measured
+    def apply(self, resources: Iterable[Resource], *, dry_run: bool = False) -> list[Applied]:
+        """Creates or updates every resource in one transaction: all are stored, or none.
+
+        Each is admitted and checked before anything becomes visible; the first refusal
+        (Invalid, Conflict, ...) rolls back the whole batch and is raised. With `dry_run`, the
+        outcome is computed the same way and then rolled back.
+        """
+        results: list[Applied] = []
+        with self._writing(dry_run=dry_run) as events:
+            for resource in resources:
+                ref = ref_of(resource)
+                current = self._find(ref) if ref.name else None
+                if current is None:
+                    created = self._create(resource)
+                    events.append(WatchEvent("ADDED", created, resource_version_of(created)))
+                    results.append(Applied("created", created))
+                    continue
+                updated = self._update(current, lambda _current, r=resource: r, status_only=False)
+                if updated is None:
+                    results.append(Applied("unchanged", current))
+                else:
+                    events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated)))
+                    results.append(Applied("configured", updated))
+        return results
+
+    # ---- watch ----
+
+    @_measured
+    def events_after(
+        self, resource_version: int, kind: str | None = None, namespace: str | None = None, limit: int = 500
+    ) -> tuple[list[WatchEvent], int]:
+        """Events newer than `resource_version` (of one kind / namespace if given), and the
+        resourceVersion they reach: resume from it to see what comes next. Expired if the
+        history no longer goes back that far."""
+        query = "SELECT resource_version, type, body FROM events WHERE resource_version > ?"
+        params: list[Any] = [resource_version]
+        if kind is not None:
+            query += " AND kind = ?"
+            params.append(kind)
+        if namespace is not None:
+            query += " AND namespace = ?"
+            params.append(namespace)
+        query += " ORDER BY resource_version LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            compacted = self._counter("compacted")
+            if resource_version < compacted:
+                raise Expired(f"too old resource version: {resource_version} ({compacted})")
+            rows = self._db.execute(query, params).fetchall()
+            reached = self._counter("resource_version") if len(rows) < limit else rows[-1][0]
+        events = [WatchEvent(type_, orjson.loads(body), rv) for rv, type_, body in rows]
+        return events, max(reached, resource_version)
+
+    async def watch(
+        self, kind: str | None = None, namespace: str | None = None, resource_version: int | None = None
+    ) -> AsyncIterator[WatchEvent]:
+        """Every change after `resource_version`, as it happens, until the caller stops iterating.
+
+        Without a resourceVersion, as in Kubernetes, it starts with an ADDED event for each
+        resource that exists now. Raises Expired when asked to resume from too far back.
+        """
+        wakeup = _Wakeup(asyncio.get_running_loop())
+        with self._watchers_lock:
+            self._watchers.add(wakeup)
+        try:
+            if resource_version is None:
+                existing, resource_version = self._snapshot(kind, namespace)
+                for resource in existing:
+                    yield WatchEvent("ADDED", resource, resource_version_of(resource))
+            while True:
+                wakeup.clear()
+                events, resource_version = self.events_after(resource_version, kind, namespace)
+                for event in events:
+                    yield event
+                if not events:
+                    await wakeup.wait()
+        finally:
+            with self._watchers_lock:
+                self._watchers.discard(wakeup)
+
+    # ---- internals ----
+
+    def _create(self, resource: Resource) -> Resource:
+        kind = _served_kind(resource)
+        new = copy.deepcopy(resource)
+        new.pop("status", None)
+        metadata = api_meta.metadata_of(new)
+        if not metadata.get("name") and metadata.get("generateName"):
+            metadata["name"] = api_meta.generated_name(str(metadata["generateName"]))
+        what = f'{kind.group_kind} "{metadata.get("name") or ""}" is invalid'
+        api_meta.check_name(metadata.get("name"), what)
+        if kind.namespaced:
+            api_meta.check_namespace(metadata.get("namespace"), what)
+        else:
+            metadata.pop("namespace", None)
+        ref = ref_of(new)
+        if self._find(ref) is not None:
+            raise already_exists(kind, ref.name)
+        server_owned = {
+            "uid": api_meta.new_uid(),
+            "creationTimestamp": api_meta.now_rfc3339(),
+            "generation": 1,
+        }
+        metadata.pop("resourceVersion", None)
+        metadata.update(server_owned)
+        admitted = self._admitted(new, None)
+        admitted.pop("status", None)
+        _restore_identity(admitted, new, server_owned)
+        admitted["metadata"]["resourceVersion"] = str(self._next_resource_version())
+        self._put(ref, admitted)
+        return admitted
+
+    def _modify(
+        self, ref: Ref, change: Callable[[Resource], Resource], *, status_only: bool, dry_run: bool
+    ) -> Resource:
+        with self._writing(dry_run=dry_run) as events:
+            current = self._get_for_write(ref)
+            updated = self._update(current, change, status_only=status_only)
+            if updated is None:
+                return current
+            events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated)))
+        return updated
+
+    def _update(
+        self, current: Resource, change: Callable[[Resource], Resource], *, status_only: bool
+    ) -> Resource | None:
+        """The updated resource, written; None if the change changes nothing."""
+        ref = ref_of(current)
+        wanted = change(copy.deepcopy(current))
+        if not isinstance(wanted, dict):
+            raise Invalid(f'{ref.kind} "{ref.name}" is invalid: the object must be a mapping')
+        wanted_version = api_meta.metadata_of(wanted).get("resourceVersion")
+        if wanted_version not in (None, "") and str(wanted_version) != current["metadata"]["resourceVersion"]:
+            raise conflict(kind_by_name(ref.kind), ref.name)
+        _check_same_identity(wanted, current, ref)
+
+        if status_only:
+            new = copy.deepcopy(current)
+            _set_status(new, wanted.get("status"))
+        else:
+            new = copy.deepcopy(wanted)
+            api_meta.metadata_of(new)
+            _restore_identity(new, current)
+            new = self._admitted(new, current)
+            _restore_identity(new, current)
+            _set_status(new, current.get("status"))
+            if _canonical(new.get("spec")) != _canonical(current.get("spec")):
+                new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
+
+        if _canonical(new) == _canonical(current):
+            return None
+        new["metadata"]["resourceVersion"] = str(self._next_resource_version())
+        self._put(ref, new)
+        return new
+
+    def _admitted(self, resource: Resource, old: Resource | None) -> Resource:
+        ref = ref_of(resource)
+        existing = [
+            orjson.loads(body)
+            for (body,) in self._db.execute(
+                "SELECT body FROM resources WHERE kind=? AND namespace=? AND name!=? ORDER BY name", ref
+            )
+        ]
+        admitted = self._admit(
+            copy.deepcopy(resource), copy.deepcopy(old) if old is not None else None, existing
+        )
+        if not isinstance(admitted, dict):
+            raise TypeError("the admission hook must return the resource to store")
+        return admitted
+
+    def _find(self, ref: Ref) -> Resource | None:
+        row = self._db.execute(
+            "SELECT body FROM resources WHERE kind=? AND namespace=? AND name=?", ref
+        ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def _get_for_write(self, ref: Ref) -> Resource:
+        found = self._find(ref)
+        if found is None:
+            raise not_found(kind_by_name(ref.kind), ref.name)
+        return found
+
+    def _put(self, ref: Ref, resource: Resource) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO resources (kind, namespace, name, body) VALUES (?, ?, ?, ?)",
+            (*ref, orjson.dumps(resource)),
+        )
+
+    def _counter(self, name: str) -> int:
+        return self._db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()[0]
+
+    def _next_resource_version(self) -> int:
+        return self._db.execute(
+            "UPDATE counters SET value = value + 1 WHERE name='resource_version' RETURNING value"
+        ).fetchone()[0]
+
+    @contextmanager
+    def _writing(self, *, dry_run: bool = False) -> Iterator[list[WatchEvent]]:
+        """One write transaction; the events collected in it are recorded with it and
+        announced to watchers once it commits. A dry run always rolls back."""
+        events: list[WatchEvent] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield events
+                self._record(events)
+                self._db.execute("ROLLBACK" if dry_run else "COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if events and not dry_run:
+            with self._watchers_lock:
+                watchers = list(self._watchers)
+            for wakeup in watchers:
+                wakeup.set()
+
+    def _record(self, events: list[WatchEvent]) -> None:
+        if not events:
+            return
+        self._db.executemany(
+            "INSERT INTO events (resource_version, type, kind, namespace, body) VALUES (?, ?, ?, ?, ?)",
+            [(e.resource_version, e.type, *ref_of(e.object)[:2], orjson.dumps(e.object)) for e in events],
+        )
+        # Keep the last `history` events; a watcher that falls further behind gets Expired.
+        horizon = events[-1].resource_version - self._history
+        if horizon > self._counter("compacted"):
+            self._db.execute("DELETE FROM events WHERE resource_version <= ?", (horizon,))
+            self._db.execute("UPDATE counters SET value=? WHERE name='compacted'", (horizon,))
+
+    def _snapshot(self, kind: str | None, namespace: str | None) -> tuple[list[Resource], int]:
+        """The resources there are now (of one kind / namespace if given) and the resourceVersion."""
+        query, params = "SELECT body FROM resources WHERE 1=1", []
+        if kind is not None:
+            query += " AND kind = ?"
+            params.append(kind)
+        if namespace is not None:
+            query += " AND namespace = ?"
+            params.append(namespace)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY kind, namespace, name", params).fetchall()
+            version = self._counter("resource_version")
+        return [orjson.loads(body) for (body,) in rows], version
+
+
+class _Wakeup:
+    """Tells one watcher, on its own event loop, that new events may be there."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the watcher's loop has closed
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+def _served_kind(resource: Resource) -> Kind:
+    kind = kind_of(resource)
+    if kind is None:
+        raise Invalid(f'no kind "{resource.get("kind")}" is served in version "{resource.get("apiVersion")}"')
+    return kind
+
+
+def _restore_identity(resource: Resource, source: Resource, extra: dict[str, Any] | None = None) -> None:
+    """Puts back what no client or admission hook may change: kind, name, namespace and the
+    server-owned metadata, taken from `source` (or `extra`)."""
+    resource["apiVersion"] = source["apiVersion"]
+    resource["kind"] = source["kind"]
+    metadata = api_meta.metadata_of(resource)
+    source_metadata = source["metadata"]
+    for key in ("name", "namespace", *api_meta.SERVER_OWNED):
+        if key in source_metadata:
+            metadata[key] = source_metadata[key]
+        else:
+            metadata.pop(key, None)
+    metadata.update(extra or {})
+
+
+def _check_same_identity(wanted: Resource, current: Resource, ref: Ref) -> None:
+    metadata = api_meta.metadata_of(wanted)
+    keys = ("name", "namespace") if ref.namespace else ("name",)
+    for key in keys:
+        value = metadata.get(key)
+        if value not in (None, "") and value != current["metadata"].get(key):
+            raise Invalid(
+                f'{ref.kind}.{kind_by_name(ref.kind).group} "{ref.name}" is invalid: '
+                f'metadata.{key}: Invalid value: "{value}": field is immutable'
+            )
+
+
+def _set_status(resource: Resource, status: Any) -> None:
+    if status is None:
+        resource.pop("status", None)
+    else:
+        resource["status"] = status
+
+
+def _canonical(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)

@@ -1,0 +1,185 @@
+"""Fields one machine cannot honor: accepted, and said so on `apply` and in the status; and the few
+it refuses.
+
+Which fields those are is `api/field_dispositions.py`'s tables; this module finds them in a resource. It
+walks the resource next to its kind's schema, so a list item or a map value finds the rule of its
+pattern, and says each warned field once, at the field its rule names
+(`spec.predictor.containers[0].livenessProbe`). A value that asks for nothing (empty, or a rule's
+quiet default such as `protocol: TCP`) says nothing. Of a map with acted-on keys (`resources.limits`),
+each other key is said (`limits[amd.com/gpu]`).
+
+A component runs one container: an InferenceService's other containers, and a runtime's other than
+its `kserve-container`, are said too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from modelplane.api import components, paths
+from modelplane.api.builtin_runtimes import BUILT_IN_ANNOTATION
+from modelplane.api.constants import PREDICTOR_CONTAINER
+from modelplane.api.kinds import (
+    CLUSTER_SERVING_RUNTIME,
+    INFERENCE_GRAPH,
+    INFERENCE_SERVICE,
+    SERVING_RUNTIME,
+    TRAINED_MODEL,
+)
+from modelplane.api.schema import openapi_schema
+from modelplane.local.api.field_dispositions import (
+    Disposition,
+    rule_for,
+)
+
+_KINDS = {
+    kind.kind: kind
+    for kind in (INFERENCE_SERVICE, INFERENCE_GRAPH, SERVING_RUNTIME, CLUSTER_SERVING_RUNTIME, TRAINED_MODEL)
+}
+_EMPTY = (None, "", {}, [])
+_ONE_CONTAINER = "a replica runs one container, and this is not it"
+COMPONENTS = ("predictor", "transformer", "explainer")
+WARNED, REFUSED = Disposition.WARNED, Disposition.REFUSED
+Path = list[str | int]
+Found = tuple[str, Disposition, str]  # a field's path, what is done with it, and why
+
+
+@dataclass(frozen=True)
+class Unhonored:
+    path: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.why})"
+
+
+def unhonored_fields(resource: dict) -> list[Unhonored]:
+    """The fields of a resource (as written, or as stored) that are accepted but not acted on."""
+    found = [
+        Unhonored(path, why) for path, disposition, why in _set_fields(resource) if disposition == WARNED
+    ]
+    return _once(found + _containers_not_run(resource))
+
+
+def unhonored_warnings(resource: dict) -> list[str]:
+    """The warnings an API server sends about them, as `kubectl apply` prints them."""
+    return [f"{field.path}: accepted but not acted on: {field.why}" for field in unhonored_fields(resource)]
+
+
+def refused_fields(resource: dict) -> list[Unhonored]:
+    """The fields of a resource that modelplane up refuses, each with the refusal's message."""
+    return _once(
+        [Unhonored(path, why) for path, disposition, why in _set_fields(resource) if disposition == REFUSED]
+    )
+
+
+def service_unhonored(
+    isvc: dict, runtime: Mapping[str, str] | None = None, runtimes: Iterable[dict] = ()
+) -> tuple[str, ...]:
+    """An InferenceService's unhonored fields, and those of the runtime its predictor uses (`runtime`
+    is its kind and name, found among `runtimes`), for its status. A built-in runtime's fields are
+    modelplane's own, not the user's: they say nothing."""
+    found = [str(field) for field in unhonored_fields(isvc)]
+    for candidate in runtimes if runtime is not None else ():
+        metadata = candidate.get("metadata") or {}
+        if (candidate.get("kind"), metadata.get("name")) == (runtime["kind"], runtime["name"]):
+            if BUILT_IN_ANNOTATION not in (metadata.get("annotations") or {}):
+                found += [
+                    f"{runtime['kind']} {runtime['name']}: {field}" for field in unhonored_fields(candidate)
+                ]
+            break
+    return tuple(found)
+
+
+def _set_fields(resource: dict) -> Iterator[Found]:
+    """Each field set in `resource` that is warned or refused: the path its rule names, what is done
+    with it, and why."""
+    kind = _KINDS.get(resource.get("kind"))  # type: ignore[arg-type]
+    spec = resource.get("spec")
+    if kind is None or not isinstance(spec, dict):
+        return
+    schema = openapi_schema(kind)["properties"]["spec"]
+    yield from _walk(kind.kind, spec, schema, ["spec"], ("spec",))
+
+
+def _walk(kind: str, value: object, schema: dict, path: Path, segments: tuple[str, ...]) -> Iterator[Found]:
+    if value in _EMPTY:
+        return
+    properties = schema.get("properties")
+    items = schema.get("items")
+    extra = schema.get("additionalProperties")
+    if isinstance(value, dict) and properties:
+        for name, child in value.items():
+            if name in properties:  # a field the schema does not know is warned about as unknown
+                yield from _walk(kind, child, properties[name], [*path, name], (*segments, name))
+    elif (
+        isinstance(value, dict)
+        and isinstance(extra, dict)
+        and (extra.get("properties") or extra.get("items"))
+    ):
+        for key, child in value.items():
+            yield from _walk(kind, child, extra, [*path, key], (*segments, "{}"))
+    elif (
+        isinstance(value, list)
+        and isinstance(items, dict)
+        and (items.get("properties") or items.get("items"))
+    ):
+        for index, child in enumerate(value):
+            yield from _walk(kind, child, items, [*path, index], (*segments, "[]"))
+    else:
+        yield from _leaf(kind, value, path, segments)
+
+
+def _leaf(kind: str, value: object, path: Path, segments: tuple[str, ...]) -> Iterator[Found]:
+    found = rule_for(kind, segments)
+    if found is None:
+        return
+    length, rule = found
+    if rule.keys is not None and isinstance(value, dict):
+        for name in value:
+            if name not in rule.keys:
+                yield paths.join([*path, name]), WARNED, rule.why
+    elif rule.disposition != Disposition.ACTED and value not in rule.quiet:
+        yield paths.join(path[:length]), rule.disposition, rule.why
+
+
+def _containers_not_run(resource: dict) -> list[Unhonored]:
+    """The containers that do not run: a runtime's other than its `kserve-container` (else its
+    first), and a component's other than the one it runs."""
+    spec = resource.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    kind = resource.get("kind")
+    if kind in (SERVING_RUNTIME.kind, CLUSTER_SERVING_RUNTIME.kind):
+        containers = _dicts(spec.get("containers"))
+        named = [c for c in containers if c.get("name") == PREDICTOR_CONTAINER]
+        return _others(["spec"], containers, (named or containers)[0] if containers else None)
+    if kind != INFERENCE_SERVICE.kind:
+        return []
+    parts = [(name, ["spec", name], spec.get(name)) for name in COMPONENTS]
+    for index, canary in enumerate(_dicts(spec.get("canary"))):
+        parts.append(("predictor", ["spec", "canary", index, "predictor"], canary.get("predictor")))
+    found = []
+    for component, path, part in parts:
+        if isinstance(part, dict):
+            running = components.first_implementation(component, part)
+            run = running[1] if running and running[0] == components.CUSTOM else None
+            found += _others(path, _dicts(part.get("containers")), run)
+    return found
+
+
+def _others(path: Path, containers: list[dict], run: dict | None) -> list[Unhonored]:
+    return [
+        Unhonored(paths.join([*path, "containers", index]), _ONE_CONTAINER)
+        for index, container in enumerate(containers)
+        if container is not run
+    ]
+
+
+def _dicts(value: object) -> list[dict]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _once(found: list[Unhonored]) -> list[Unhonored]:
+    return list(dict.fromkeys(found))

@@ -1,0 +1,110 @@
+"""What a create, replace, patch or delete asks of the write, as Kubernetes reads it:
+
+- `dryRun=All`: check and answer the write, and store nothing (`kubectl apply --dry-run=server`);
+  a delete may say it in its body instead (`DeleteOptions`, as `kubectl delete` sends it), with
+  `preconditions` the object must meet;
+- `fieldValidation=Ignore|Warn|Strict`: what to do about fields the kind's schema does not declare.
+  `Strict` refuses the write with 400, naming each field (`kubectl apply`, whose default
+  `--validate=strict` sends it); `Warn`, the default, accepts it and names each field in a
+  `Warning` response header, which kubectl prints; `Ignore` (`--validate=false`) says nothing.
+
+Accepted unknown fields are kept, where Kubernetes would drop them (see docs/resources.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from modelplane.api.kinds import Kind
+from modelplane.api.schema import UnknownField, prune_nulls, unknown_field_details
+from modelplane.local.api.errors import BadRequest
+
+IGNORE, WARN, STRICT = "Ignore", "Warn", "Strict"
+_FIELD_VALIDATIONS = (IGNORE, WARN, STRICT)
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    dry_run: bool = False
+    field_validation: str = WARN
+
+    @classmethod
+    def from_query(cls, query: dict[str, str]) -> WriteOptions:
+        """The options of a request's query; BadRequest for a value Kubernetes would refuse."""
+        dry_run = query.get("dryRun", "")
+        if dry_run not in ("", "All"):
+            raise BadRequest(f'dryRun: Unsupported value: "{dry_run}": supported values: "All"')
+        validation = query.get("fieldValidation") or WARN
+        if validation not in _FIELD_VALIDATIONS:
+            raise BadRequest(
+                f'fieldValidation: Unsupported value: "{validation}": supported values: '
+                + ", ".join(f'"{v}"' for v in _FIELD_VALIDATIONS)
+            )
+        return cls(dry_run == "All", validation)
+
+    def unknown_field_warnings(self, written: dict[str, Any], kind: Kind) -> list[str]:
+        """The warnings about the fields of `written` (an object, or a merge patch of one) that the
+        schema does not declare; under `Strict`, BadRequest naming them instead."""
+        if self.field_validation == IGNORE:
+            return []
+        found = [_words(field) for field in unknown_field_details(prune_nulls(written), kind)]
+        if found and self.field_validation == STRICT:
+            raise BadRequest(
+                f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
+                f"strict decoding error: {', '.join(found)}"
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class DeleteOptions:
+    """A delete's options: from its query, and from the `DeleteOptions` body kubectl sends.
+
+    `propagationPolicy` and `gracePeriodSeconds` change nothing here, as for a Kubernetes custom
+    resource without finalizers or dependents: the object goes at once."""
+
+    dry_run: bool = False
+    preconditions: dict[str, str] | None = None
+
+    @classmethod
+    def read(cls, query: dict[str, str], body: bytes) -> DeleteOptions:
+        dry_run = WriteOptions.from_query(query).dry_run
+        if not body.strip():
+            return cls(dry_run)
+        try:
+            options = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the body of a delete must be DeleteOptions in JSON: {exc}") from None
+        if not isinstance(options, dict):
+            raise BadRequest("the body of a delete must be a DeleteOptions object")
+        body_dry_run = options.get("dryRun") or []
+        if body_dry_run not in ([], ["All"]):
+            raise BadRequest(
+                f'dryRun: Unsupported value: {orjson.dumps(body_dry_run).decode()}: supported values: "All"'
+            )
+        policy = options.get("propagationPolicy")
+        if policy not in (None, "Orphan", "Background", "Foreground"):
+            raise BadRequest(
+                f'propagationPolicy: Unsupported value: "{policy}": supported values: "Orphan", "Background", "Foreground"'
+            )
+        preconditions = options.get("preconditions") or {}
+        if not isinstance(preconditions, dict) or set(preconditions) - {"uid", "resourceVersion"}:
+            raise BadRequest('preconditions: only "uid" and "resourceVersion" may be given')
+        return cls(dry_run or body_dry_run == ["All"], preconditions or None)
+
+
+def _words(field: UnknownField) -> str:
+    hint = f' (did you mean "{field.did_you_mean}"?)' if field.did_you_mean else ""
+    return f'unknown field "{field.path}"{hint}'
+
+
+def warning_headers(warnings: list[str]) -> list[tuple[bytes, bytes]]:
+    """`Warning: 299 - "<text>"` headers (RFC 7234), as Kubernetes sends them and kubectl prints them."""
+    headers = []
+    for text in warnings:
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        headers.append((b"warning", f'299 - "{quoted}"'.encode("ascii", "backslashreplace")))
+    return headers

@@ -1,0 +1,625 @@
+"""The reconciler of `modelplane up`: InferenceServices in the store become running revisions,
+gateway routes and status.
+
+It watches InferenceServices, ServingRuntimes and ClusterServingRuntimes, and reconciles one service
+at a time per service (a worker per service coalesces the changes that come in while it works):
+
+1. the control functions turn the spec and the runtimes into a template per component, and a
+   template that changed into a new revision (kept in the `RevisionLog`);
+2. the newest revision of each component is started, and takes the traffic once it is ready (all of
+   it, or its `canaryTrafficPercent` next to the rolled-out revision); a revision that no longer has
+   traffic is then taken out of the routes, drained and stopped. A newest revision that never gets
+   ready (its model fails to load) leaves the rolled-out one serving;
+3. the gateway gets the routes of the revisions with traffic, and the status is written back when it
+   changed.
+
+Standard-mode canaries (`spec.canary`, planned by `modelplane.control.canaries`) run as revisions of
+their own, `<isvc>-<canary>-predictor-<n>`, with a fixed replica count; once ready, each joins the
+predictor's route with its share of the weight.
+
+Replica state changes (ready, crashed, failed to load) start a reconcile of their service too.
+InferenceGraphs are reconciled next to the services (`controllers/graphs.py`); their hosts join the same
+route table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
+from modelplane.api.conditions import LOADED
+from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
+from modelplane.control import (
+    COMPONENTS,
+    ComponentState,
+    Failure,
+    Revision,
+    ServiceState,
+    TrafficTarget,
+    inference_service_status,
+    latest_revisions,
+    not_serving_reason,
+    revision_templates,
+    rolled_out_after,
+    service_routes,
+    stopped_status,
+    traffic_targets,
+)
+from modelplane.control.canaries import CanaryPlan, canary_plans, stable_share
+from modelplane.control.modelmesh import deployment_mode, is_model_mesh
+from modelplane.control.observed import CanaryState
+from modelplane.control.payload_logging import payload_log_specs
+from modelplane.control.urls import GatewayAddress, service_host
+from modelplane.control.urls import component_host as spec_component_host
+from modelplane.local.api.errors import NotFound
+from modelplane.local.api.events import EventRecorder
+from modelplane.local.api.store import Ref, Store
+from modelplane.local.api.unhonored_fields import service_unhonored
+from modelplane.local.controllers.autoscaling import Autoscaling
+from modelplane.local.controllers.graphs import GraphReconciler
+from modelplane.local.controllers.keyed_work import KeyedWorkers, resource_key, watch_kind
+from modelplane.local.controllers.modelmesh import ModelMesh
+from modelplane.local.controllers.revision_log import RevisionLog
+from modelplane.local.gateway.revisions import RevisionStats
+from modelplane.local.gateway.routes import Backend, Route, RouteTable, component_host
+from modelplane.local.metrics_exposition import ScrapeTarget, scrape_path
+from modelplane.local.replicas.supervisor import (
+    Replica,
+    RevisionReplicas,
+    SupervisorSettings,
+    now_rfc3339,
+    replica_log_dir,
+    replica_targets,
+)
+from modelplane.telemetry.payload_events import PayloadLogSpec
+
+logger = logging.getLogger("modelplane.reconciler")
+
+Key = tuple[str, str]  # (namespace, name)
+STOP_ANNOTATION = "serving.kserve.io/stop"
+
+
+class RouteSink(Protocol):
+    def update_routes(self, table: RouteTable) -> None: ...
+    def revision_stats(self) -> dict[str, RevisionStats]: ...
+
+
+@dataclass
+class _Service:
+    namespace: str
+    name: str
+    revisions: list[Revision]
+    running: dict[str, RevisionReplicas] = field(default_factory=dict)
+    # Per component: the newest revision, the one that last had all the traffic and the one before it,
+    # the canary percentage of the spec, and the traffic split in effect.
+    latest: dict[str, str] = field(default_factory=dict)
+    rolled_out: dict[str, str] = field(default_factory=dict)
+    previous_rolled_out: dict[str, str] = field(default_factory=dict)
+    canary: dict[str, int | None] = field(default_factory=dict)
+    traffic: dict[str, tuple[TrafficTarget, ...]] = field(default_factory=dict)
+    # Standard-mode canaries (`spec.canary`), in order, and the revision each one runs.
+    canaries: list[CanaryPlan] = field(default_factory=list)
+    canary_latest: dict[str, str] = field(default_factory=dict)
+    replicas_lent: int = 0  # what the stable predictor's minReplicas gives up to the ready canaries
+    invalid: Failure | None = None
+    invalid_detail: str = ""  # the controller's words for `invalid`
+    runtime: dict | None = None
+    unhonored: tuple[str, ...] = ()  # fields accepted but not acted on (api/unhonored_fields.py)
+    payload_logs: dict[str, PayloadLogSpec] = field(default_factory=dict)  # per component with a logger
+    scrape_path: str | None = None  # where its replicas' metrics are, when it asks to be scraped
+    components: tuple[str, ...] = ()  # those its spec has
+    # The status last written: why a host of it has no route, for the gateway's answer there.
+    status: dict | None = None
+
+    def revision(self, name: str) -> Revision:
+        return next(r for r in self.revisions if r.name == name)
+
+
+class Reconciler:
+    """Runs on the platform's event loop: `start()` begins watching, `close()` stops every replica."""
+
+    def __init__(
+        self,
+        store: Store,
+        gateway: RouteSink,
+        settings: SupervisorSettings,
+        revision_log: RevisionLog,
+        autoscaling: Autoscaling | None = None,
+        events: EventRecorder | None = None,
+        public: GatewayAddress | None = None,
+    ) -> None:
+        self.store = store
+        # Where clients reach the gateway, for the statuses' URLs (the replicas use settings.gateway_port).
+        self.public = public or GatewayAddress(settings.gateway_port)
+        self.events = events
+        self.gateway = gateway
+        self.settings = settings
+        self.revision_log = revision_log
+        self.autoscaling = autoscaling or Autoscaling()
+        self._services: dict[Key, _Service] = {}
+        self._workers = KeyedWorkers(self._reconcile_key, "reconciling service", "inferenceservice")
+        self._routes: dict[Key, dict[str, Route]] = {}
+        self._routes_in_effect: RouteTable | None = None
+        # The services and graphs stored when the reconciler started that it has not reconciled yet: until
+        # then, the gateway answers a host it does not know with 503 "starting" rather than 404.
+        self._awaited: set[Key] | None = None
+        self._awaited_graphs: set[Key] = set()
+        self._retiring: set[asyncio.Task] = set()
+        self._watches: list[asyncio.Task] = []
+        self.graphs = GraphReconciler(
+            store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs(), self.public
+        )
+        # ModelMesh services: models on their runtime's pool, loaded when used (controllers/modelmesh.py).
+        self.modelmesh = ModelMesh(store, settings, self._update_routes, gateway.revision_stats)
+        # Told the ready predictor replicas of a service after each reconcile (TrainedModels load on them).
+        self.on_replicas: Callable[[Key, list[Replica]], None] | None = None
+
+    # ---- running ----
+
+    def start(self) -> None:
+        self._awaited = {resource_key(item) for item in self.store.list(INFERENCE_SERVICE.kind)[0]}
+        self._awaited_graphs = {resource_key(item) for item in self.store.list(INFERENCE_GRAPH.kind)[0]}
+        self._update_routes()
+        self._watches = [
+            asyncio.create_task(watch_kind(self.store, INFERENCE_SERVICE.kind, self._on_service_event)),
+            asyncio.create_task(watch_kind(self.store, SERVING_RUNTIME.kind, self._on_runtime_event)),
+            asyncio.create_task(watch_kind(self.store, CLUSTER_SERVING_RUNTIME.kind, self._on_runtime_event)),
+        ]
+        self.graphs.start()
+        self.modelmesh.start()
+        self.autoscaling.start(self.gateway.revision_stats)
+
+    async def close(self) -> None:
+        """Stops watching and stops every replica (gracefully, all at once)."""
+        await self.autoscaling.close()
+        await self.graphs.close()
+        await self.modelmesh.close()
+        for task in self._watches:
+            task.cancel()
+        await asyncio.gather(*self._watches, self._workers.close(), return_exceptions=True)
+        runners = [runner for service in self._services.values() for runner in service.running.values()]
+        await asyncio.gather(*(runner.stop() for runner in runners), *self._retiring, return_exceptions=True)
+        self._services.clear()
+
+    def scrape_targets(self) -> list[ScrapeTarget]:
+        """The ready replicas of the services (and graphs) that ask to be scraped
+        (`serving.kserve.io/enable-prometheus-scraping`), for the platform's /metrics."""
+        targets = []
+        for service in self._services.values():
+            if service.scrape_path is None:
+                continue
+            for runner in service.running.values():
+                base = (
+                    ("namespace", service.namespace),
+                    ("inferenceservice", service.name),
+                    ("component", runner.revision.component),
+                )
+                targets += replica_targets(runner, service.scrape_path, base)
+        return targets + self.graphs.scrape_targets()
+
+    def kick(self, key: Key) -> None:
+        """Asks for a reconcile of one service (soon, once, however often it is asked)."""
+        self._workers.kick(key)
+
+    def _on_service_event(self, _type: str, resource: dict) -> None:
+        self.kick(resource_key(resource))
+
+    def _on_runtime_event(self, _type: str, _resource: dict) -> None:
+        for key in [*self._services, *self.modelmesh.keys()]:
+            self.kick(key)
+
+    async def _reconcile_key(self, key: Key) -> bool:
+        """One reconcile; True once the service is gone (its worker may go too)."""
+        try:
+            await self._reconcile(key)
+        finally:
+            if self._awaited and key in self._awaited:
+                self._awaited.discard(key)
+                self._update_routes()
+        return key not in self._services
+
+    # ---- one service ----
+
+    async def _reconcile(self, key: Key) -> None:
+        namespace, name = key
+        ref = Ref(INFERENCE_SERVICE.kind, namespace, name)
+        try:
+            isvc = self.store.get(ref)
+        except NotFound:
+            await self._tear_down(key)
+            await self.modelmesh.reconcile(key, None)
+            return
+        if is_model_mesh(isvc):  # a model on its runtime's pool, not a deployment
+            await self.modelmesh.reconcile(key, isvc)
+            return
+        service = self._services.get(key)
+        if service is None:
+            service = self._services[key] = self._restored(isvc)
+        if ((isvc["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) or "").lower() == "true":
+            self._stop(ref, isvc, service)
+            return
+        self._plan(service, isvc)
+        for revision_name in self._wanted(service):
+            self._ensure_running(service, revision_name)
+        self._split_traffic(service)
+        self._lend_replicas_to_canaries(service)
+        self._update_routes()
+        for runner in service.running.values():
+            runner.stop_removed()  # replicas scaled down, now out of the routes
+        for revision_name in set(service.running) - self._wanted(service):
+            self._retire(service, service.running.pop(revision_name))
+        self._not_serving(service, isvc, self._write_status(ref, isvc, service))
+        self._report_replicas(key, service)
+
+    def _not_serving(self, service: _Service, isvc: dict, status: dict) -> None:
+        """Keeps the status just written: it says why a host of the service has no route."""
+        spec = isvc.get("spec") or {}
+        service.components = tuple(k for k in COMPONENTS if isinstance(spec.get(k), dict))
+        if status != service.status:
+            service.status = status
+            self._update_routes()
+
+    def _report_replicas(self, key: Key, service: _Service | None) -> None:
+        if self.on_replicas is not None:
+            runners = service.running.values() if service is not None else ()
+            ready = [r.replicas for r in runners if r.revision.component == "predictor"]
+            self.on_replicas(
+                key, [r for replicas in ready for r in replicas if r.phase == LOADED and r.address]
+            )
+
+    def _stop(self, ref: Ref, isvc: dict, service: _Service) -> None:
+        """`serving.kserve.io/stop: "true"`: no routes, no replicas; the rolled-out revisions are kept
+        for when the annotation goes."""
+        service.latest, service.traffic, service.canary_latest = {}, {}, {}
+        self._update_routes()
+        for runner in service.running.values():
+            self._retire(service, runner)
+        service.running = {}
+        self._report_replicas((service.namespace, service.name), None)
+        previous = isvc.get("status") or {}
+        status = stopped_status(isvc, now=now_rfc3339(), previous=previous)
+        status["deploymentMode"] = deployment_mode(isvc)
+        if status != previous:
+            self.store.set_status(ref, status)
+        self._not_serving(service, isvc, status)
+
+    def _restored(self, isvc: dict) -> _Service:
+        """A service seen for the first time, with its past revisions; after a restart the revisions its
+        status says were rolled out serve again."""
+        namespace, name = resource_key(isvc)
+        service = _Service(namespace, name, self.revision_log.load(namespace, name))
+        known = {revision.name for revision in service.revisions}
+        for component, status in ((isvc.get("status") or {}).get("components") or {}).items():
+            status = status or {}
+            rolled_out = status.get("latestRolledoutRevision") or status.get("latestReadyRevision")
+            if rolled_out in known:
+                service.rolled_out[component] = rolled_out
+            if status.get("previousRolledoutRevision") in known:
+                service.previous_rolled_out[component] = status["previousRolledoutRevision"]
+        return service
+
+    def _plan(self, service: _Service, isvc: dict) -> None:
+        namespaced_runtimes, _ = self.store.list(SERVING_RUNTIME.kind, service.namespace)
+        service.unhonored = service_unhonored(isvc)
+        service.payload_logs = payload_log_specs(
+            isvc, lambda component: self._payload_file(service, component)
+        )
+        service.scrape_path = scrape_path(isvc["metadata"].get("annotations"))
+        try:
+            templates = revision_templates(isvc, namespaced_runtimes, self._cluster_runtimes())
+        except RuntimeSelectionError as exc:
+            known = service.invalid
+            if known is None or (known.reason, known.message) != (exc.reason, exc.message):
+                logger.warning("%s/%s cannot run: %s", service.namespace, service.name, exc)
+                service.invalid = Failure(exc.reason, exc.message, time=now_rfc3339())
+                service.invalid_detail = str(exc)
+                if self.events is not None:
+                    self.events.warning(isvc, exc.reason, exc.message)
+            return
+        service.invalid = None
+        service.canaries = canary_plans(isvc, namespaced_runtimes, self._cluster_runtimes())
+        runnable = {plan.component: plan.template for plan in service.canaries if plan.template is not None}
+        latest, created = latest_revisions(service.name, service.revisions, {**templates, **runnable})
+        if created:
+            service.revisions += created
+            self.revision_log.save(service.namespace, service.name, service.revisions)
+            for revision in created:
+                logger.info("%s/%s: new revision %s", service.namespace, service.name, revision.name)
+                self._warn_of_dropped_args(isvc, revision)
+        service.latest = {component: latest[component].name for component in templates}
+        service.canary_latest = {
+            plan.name: latest[plan.component].name for plan in service.canaries if plan.template is not None
+        }
+        service.runtime = (templates.get("predictor") or {}).get("runtime")
+        runtimes = [*namespaced_runtimes, *self._cluster_runtimes()]
+        service.unhonored = service_unhonored(isvc, service.runtime, runtimes)
+        spec = isvc.get("spec") or {}
+        service.canary = {component: spec[component].get("canaryTrafficPercent") for component in templates}
+        for gone in set(service.rolled_out) - set(templates):
+            del service.rolled_out[gone]
+            service.previous_rolled_out.pop(gone, None)
+            service.traffic.pop(gone, None)
+
+    def _payload_file(self, service: _Service, component: str) -> str:
+        """Where a logger without `url` writes: next to the component's replica logs."""
+        folder = replica_log_dir(self.settings.logs_dir, service.namespace, service.name, component)
+        return (folder.absolute() / "payload-events.jsonl").as_uri()
+
+    def _warn_of_dropped_args(self, isvc: dict, revision: Revision) -> None:
+        """A stock image's arguments that have no local meaning (`modelplane.control.images`) are said."""
+        dropped = (revision.template.get("image") or {}).get("dropped")
+        if not dropped:
+            return
+        message = f"{revision.name} runs without: {'; '.join(dropped)}"
+        metadata = isvc["metadata"]
+        logger.warning("%s/%s: %s", metadata.get("namespace") or "default", metadata["name"], message)
+        if self.events is not None:
+            self.events.warning(isvc, "ArgumentsDropped", message)
+
+    def _wanted(self, service: _Service) -> set[str]:
+        return (
+            set(service.latest.values())
+            | set(service.rolled_out.values())
+            | set(service.canary_latest.values())
+        )
+
+    def _ensure_running(self, service: _Service, revision_name: str) -> None:
+        if revision_name in service.running:
+            return
+        revision = service.revision(revision_name)
+        key = (service.namespace, service.name)
+        runner = RevisionReplicas(
+            revision, service.namespace, service.name, 0, self.settings, lambda: self.kick(key)
+        )
+        service.running[revision_name] = runner
+        self.autoscaling.start_scaling(runner, lambda: self.kick(key))
+
+    def _split_traffic(self, service: _Service) -> None:
+        for component, latest in service.latest.items():
+            ready = service.running[latest].state().ready
+            rolled_out = service.rolled_out.get(component)
+            targets = traffic_targets(latest, ready, rolled_out, service.canary.get(component))
+            if targets != service.traffic.get(component):
+                split = ", ".join(f"{t.revision} {t.percent}%" for t in targets) or "none yet"
+                logger.info("%s/%s: %s traffic: %s", service.namespace, service.name, component, split)
+            service.traffic[component] = targets
+            now_rolled_out = rolled_out_after(targets, ready, rolled_out)
+            if now_rolled_out != rolled_out:
+                service.rolled_out[component] = now_rolled_out
+                if rolled_out:
+                    service.previous_rolled_out[component] = rolled_out
+
+    def _lend_replicas_to_canaries(self, service: _Service) -> None:
+        """As KServe does, the stable predictor runs its minReplicas less the replicas of the ready
+        canaries, at least one."""
+        lent = sum(
+            plan.replicas
+            for plan in service.canaries
+            if self._is_ready(service, service.canary_latest.get(plan.name, ""))
+        )
+        if not lent and not service.replicas_lent:
+            return
+        for runner in service.running.values():
+            if runner.revision.component == "predictor":
+                self.autoscaling.lower_minimum(runner, lent)
+        service.replicas_lent = lent
+
+    def _retire(self, service: _Service, runner: RevisionReplicas) -> None:
+        """Stops a revision the routes no longer name, once the requests it holds are done."""
+        logger.info("%s/%s: stopping %s", service.namespace, service.name, runner.revision.name)
+        self.autoscaling.forget(runner.revision.name)
+        task = asyncio.create_task(self._drain_and_stop(runner))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _drain_and_stop(self, runner: RevisionReplicas) -> None:
+        name = runner.revision.name
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.stop_grace
+        while loop.time() < deadline:
+            stats = self.gateway.revision_stats().get(name)
+            if stats is None or (stats.in_flight == 0 and stats.queued == 0):
+                break
+            await asyncio.sleep(0.1)
+        await runner.stop()
+
+    async def _tear_down(self, key: Key) -> None:
+        service = self._services.pop(key, None)
+        self._routes.pop(key, None)
+        self._update_routes()
+        self._report_replicas(key, None)
+        if service is None:
+            return
+        logger.info("%s/%s deleted: stopping its revisions", *key)
+        self.revision_log.forget(*key)
+        for runner in service.running.values():
+            self._retire(service, runner)
+
+    # ---- routes and status ----
+
+    def _update_routes(self) -> None:
+        unavailable: dict[str, str] = self.graphs.unavailable()
+        for key, service in self._services.items():
+            self._routes[key] = self._service_routes(service)
+            unavailable.update(self._not_serving_hosts(service))
+        table = {host: route for routes in self._routes.values() for host, route in routes.items()}
+        table.update(self.graphs.routes())
+        table.update(self.modelmesh.routes())
+        starting = (
+            self._awaited is None or bool(self._awaited) or not self.graphs.reconciled >= self._awaited_graphs
+        )
+        routes = RouteTable(table, unavailable, starting, model_endpoints=self.modelmesh.endpoints())
+        if routes != self._routes_in_effect:
+            self.gateway.update_routes(routes)
+            self._routes_in_effect = routes
+
+    def _not_serving_hosts(self, service: _Service) -> dict[str, str]:
+        """The service's host and its components' hosts, each with why it does not serve (the gateway
+        uses it for those without a route)."""
+        if service.status is None:
+            return {}
+        name, namespace, domain = service.name, service.namespace, self.settings.domain
+        what = f"InferenceService {namespace}/{name}"
+        detail = f": {service.invalid_detail}" if service.invalid is not None else ""
+        own_host = service_host(name, namespace, domain)
+        hosts = {own_host: f"{what} is not ready: {not_serving_reason(service.status)}{detail}"}
+        for component in service.components:
+            reason = not_serving_reason(service.status, component) + detail
+            hosts[spec_component_host(name, namespace, component, domain)] = (
+                f"the {component} of {what} does not serve: {reason}"
+            )
+        return hosts
+
+    def _service_routes(self, service: _Service) -> dict[str, Route]:
+        component_routes: dict[str, Route] = {}
+        tag_routes: dict[str, Route] = {}
+        canaries = self._canary_backends(service)
+        for plan, backend in canaries:
+            host = component_host(
+                f"{service.name}-{plan.name}", service.namespace, "predictor", self.settings.domain
+            )
+            tag_routes[host] = Route((backend,))
+        ready_canaries = [
+            (plan, backend) for plan, backend in canaries if self._is_ready(service, backend.revision)
+        ]
+        for component, targets in service.traffic.items():
+            backends = [self._backend(service, t.revision, t.percent) for t in targets]
+            backends = [backend for backend in backends if backend is not None]
+            if not backends:
+                continue
+            split = backends
+            if component == "predictor" and ready_canaries:
+                # Weights are relative: the stable split scaled to its share, each ready canary its percent.
+                share = stable_share([plan.percent for plan, _ in ready_canaries])
+                split = [replace(backend, weight=backend.weight * share) for backend in backends]
+                split += [replace(backend, weight=plan.percent * 100) for plan, backend in ready_canaries]
+            component_routes[component] = Route(tuple(split))
+            for target, backend in zip(targets, backends, strict=True):
+                if target.tag:
+                    host = component_host(
+                        service.name, service.namespace, component, self.settings.domain, target.tag
+                    )
+                    tag_routes[host] = Route((backend,))
+        routes = service_routes(
+            service.name, service.namespace, self.settings.domain, set(service.latest), component_routes
+        )
+        own_host = service_host(service.name, service.namespace, self.settings.domain)
+        routes = {host: Route(route.backends, explain=explain) for host, (route, explain) in routes.items()}
+        if own_host in routes and "explainer" not in component_routes:
+            routes[own_host] = self._with_explainer_waiting(service, routes[own_host])
+        return {**routes, **tag_routes}
+
+    def _with_explainer_waiting(self, service: _Service, route: Route) -> Route:
+        """The service's host while its explainer does not serve yet: `:explain` calls wait for it
+        while it loads (as the first requests of any component do), and are refused with the reason
+        once it failed, so predictions are never held back by it."""
+        latest = service.latest.get("explainer")
+        if latest is None:
+            return route
+        why = self._failure_of(service, latest)
+        if why is None:
+            loading = self._backend(service, latest, 100)
+            return Route(route.backends, explain=Route((loading,)) if loading is not None else None)
+        refusal = f"the explainer of {service.namespace}/{service.name} does not serve: {why}"
+        return Route(route.backends, explain_refusal=refusal)
+
+    def _canary_backends(self, service: _Service) -> list[tuple[CanaryPlan, Backend]]:
+        found = []
+        for plan in service.canaries:
+            backend = self._backend(service, service.canary_latest.get(plan.name, ""), plan.percent)
+            if backend is not None:
+                found.append((plan, backend))
+        return found
+
+    def _is_ready(self, service: _Service, revision_name: str) -> bool:
+        runner = service.running.get(revision_name)
+        return runner is not None and runner.state().ready
+
+    def _backend(self, service: _Service, revision_name: str, percent: int) -> Backend | None:
+        runner = service.running.get(revision_name)
+        if runner is None:
+            return None
+        template = runner.revision.template
+        timeout = template.get("timeout")
+        return Backend(
+            revision_name,
+            runner.addresses(),
+            weight=percent,
+            container_concurrency=int(template.get("containerConcurrency") or 0),
+            timeout_seconds=float(timeout) if timeout else None,
+            grpc_replicas=runner.grpc_addresses(),
+            payload_log=service.payload_logs.get(runner.revision.component),
+        )
+
+    def _observed(self, service: _Service) -> ServiceState:
+        components = {}
+        for component, latest in service.latest.items():
+            latest_state = service.running[latest].state()
+            rolled_out = service.rolled_out.get(component)
+            serving = latest_state if latest_state.ready else None
+            if (
+                serving is None
+                and rolled_out in service.running
+                and service.running[rolled_out].state().ready
+            ):
+                serving = service.running[rolled_out].state()
+            components[component] = ComponentState(
+                latest_state,
+                serving,
+                service.traffic.get(component, ()),
+                rolled_out,
+                service.previous_rolled_out.get(component),
+            )
+        host = service_host(service.name, service.namespace, self.settings.domain)
+        routed = host in self._routes.get((service.namespace, service.name), {})
+        running: dict[str, tuple] = {}
+        for runner in service.running.values():
+            component = runner.revision.component
+            running[component] = (*running.get(component, ()), runner.state())
+        canaries = tuple(
+            CanaryState(
+                plan.name,
+                plan.percent,
+                self._is_ready(service, service.canary_latest.get(plan.name, "")),
+                plan.problem or self._failure_of(service, service.canary_latest.get(plan.name, "")),
+            )
+            for plan in service.canaries
+        )
+        return ServiceState(
+            components, service.invalid, service.runtime, routed, running, canaries, service.unhonored
+        )
+
+    def _failure_of(self, service: _Service, revision_name: str) -> str | None:
+        """Why a revision does not serve: its failure, or what its replicas wait for."""
+        runner = service.running.get(revision_name)
+        state = runner.state() if runner is not None else None
+        if state is None:
+            return None
+        return state.failure.message if state.failure is not None else state.unschedulable
+
+    def _write_status(self, ref: Ref, isvc: dict, service: _Service) -> dict:
+        previous = isvc.get("status") or {}
+        status = inference_service_status(
+            isvc,
+            self._observed(service),
+            domain=self.settings.domain,
+            port=self.public.port,
+            scheme=self.public.scheme,
+            now=now_rfc3339(),
+            previous=previous,
+        )
+        status["deploymentMode"] = deployment_mode(isvc)
+        if status != previous:
+            with contextlib.suppress(NotFound):
+                self.store.set_status(ref, status)
+        return status
+
+    def _cluster_runtimes(self) -> list[dict]:
+        """The stored ClusterServingRuntimes, and the built-in ones that no stored one replaces."""
+        stored, _ = self.store.list(CLUSTER_SERVING_RUNTIME.kind)
+        return with_builtin_runtimes(stored)

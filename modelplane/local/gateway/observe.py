@@ -1,0 +1,284 @@
+"""What the gateway records of each request: its metrics, and, where its route has a `logger`, its
+payload.
+
+An `ExchangeWatch` follows one request from its head to the end of its answer. The proxy tells it what
+passes (`request_body`, `response_head`...) and how the request ended (`end`); the watch counts the
+request once it ends and, for a logged route, hands a record of the request (once its body is whole)
+and of the answer (once it is complete, whatever its status, the gateway's own 502, 503 and 504
+included) to the payload logger. A request whose client leaves before its answer is counted with code
+499 and has no response event. With tracing on, each request is a span, the parent of the replica's:
+the request goes up with a `traceparent` naming it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+
+from modelplane.local.gateway.metrics import CLIENT_CLOSED, UNKNOWN_HOST, GatewayMetrics
+from modelplane.local.gateway.revisions import RevisionUpstreams
+from modelplane.telemetry import tracing
+from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
+
+# A body larger than this is not kept for its event: the event says so and carries no data.
+MAX_CAPTURED_BYTES = 16 * 1024 * 1024
+
+SubmitRecord = Callable[[PayloadRecord], None]
+GRPC_CANCELLED = 1  # a call that ended with no status (reset by the client or the replica)
+# How a request ended: answered whole, its client left, or the replica failed part-way through the answer.
+ANSWERED, CLIENT_GONE, BROKEN = "answered", "client gone", "broken"
+
+
+class GatewayObserver:
+    """Makes the watch of each request; `submit` takes payload records (None: nothing is logged)."""
+
+    def __init__(self, metrics: GatewayMetrics | None = None, submit: SubmitRecord | None = None) -> None:
+        self.metrics = metrics or GatewayMetrics()
+        self.submit = submit
+
+    def watch(
+        self,
+        host: str | None,
+        payload_log: PayloadLogSpec | None,
+        method: bytes,
+        url: bytes,
+        headers: list[tuple[bytes, bytes]],
+        request_id: bytes,
+    ) -> ExchangeWatch:
+        capture = None
+        if payload_log is not None and self.submit is not None:
+            capture = PayloadCapture(payload_log, headers, request_id.decode("latin-1"), self.submit)
+        tracer = tracing.tracer()
+        span = None
+        if tracer is not None and not tracing.unsampled(headers):
+            span = _request_span(tracer, host, method, url, headers)
+        return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture, span)
+
+    def watch_call(self, host: str | None) -> CallWatch:
+        return CallWatch(self.metrics, host or UNKNOWN_HOST)
+
+
+class ExchangeWatch:
+    __slots__ = ("_metrics", "_host", "_started", "_status", "_capture", "_span", "_ended")
+
+    def __init__(
+        self, metrics: GatewayMetrics, host: str, capture: PayloadCapture | None, span: object = None
+    ) -> None:
+        self._metrics = metrics
+        self._host = host
+        self._started = time.perf_counter()
+        self._status = 0
+        self._capture = capture
+        self._span = span
+        self._ended = False
+
+    def upstream_head(self, head: bytes) -> bytes:
+        """The request head for the replica: with tracing on, its trace headers name this request's span."""
+        if self._span is None:
+            return head
+        lines = tracing.header_lines(tracing.context_of(self._span))
+        return tracing.without_trace_lines(head)[:-2] + lines + b"\r\n"
+
+    def request_body(self, data: bytes) -> None:
+        if self._capture is not None:
+            self._capture.request_body(data)
+
+    def request_done(self) -> None:
+        if self._capture is not None:
+            self._capture.request_done()
+
+    def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self._status = status
+        if self._capture is not None:
+            self._capture.response_head(status, headers)
+
+    def response_body(self, data: bytes) -> None:
+        if self._capture is not None:
+            self._capture.response_body(data)
+
+    def gateway_answer(self, status: int, message: str) -> None:
+        """The gateway answered itself (no route, no replica in time, a replica that failed)."""
+        self._status = status
+        if self._capture is not None:
+            self._capture.gateway_answer(status, message)
+
+    def upstream_error(self, revision: RevisionUpstreams | None, reason: str) -> None:
+        if revision is not None:
+            self._metrics.upstream_error(revision.revision, reason)
+
+    def end(self, revision: RevisionUpstreams | None, outcome: str) -> None:
+        """The request is over (`ANSWERED`, `CLIENT_GONE`, `BROKEN`). Counted once; only a whole
+        answer is logged."""
+        if self._ended:
+            return
+        self._ended = True
+        status = CLIENT_CLOSED if outcome is CLIENT_GONE or not self._status else self._status
+        name = revision.revision if revision is not None else ""
+        self._metrics.observe(self._host, name, status, time.perf_counter() - self._started)
+        if self._capture is not None and outcome is ANSWERED and self._status:
+            self._capture.answered(name)
+        if self._span is not None:
+            _end_span(self._span, name, status, outcome)
+
+
+class CallWatch:
+    """The same for a gRPC call: counted by its gRPC status (from the replica's trailers, or the
+    gateway's own), timed from its headers to its end. gRPC calls are not payload-logged (KServe's
+    agent logs REST only)."""
+
+    __slots__ = ("_metrics", "_host", "_started", "_code", "_ended")
+
+    def __init__(self, metrics: GatewayMetrics, host: str) -> None:
+        self._metrics = metrics
+        self._host = host
+        self._started = time.perf_counter()
+        self._code: int | None = None
+        self._ended = False
+
+    def status(self, code: int) -> None:
+        self._code = code
+
+    def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        for name, value in headers:
+            if name == b"grpc-status" and value.isdigit():
+                self._code = int(value)
+
+    def end(self, revision: RevisionUpstreams | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        name = revision.revision if revision is not None else ""
+        code = GRPC_CANCELLED if self._code is None else self._code
+        self._metrics.observe_call(self._host, name, code, time.perf_counter() - self._started)
+
+
+class PayloadCapture:
+    """The bodies of one logged request and its answer, and the records made of them."""
+
+    __slots__ = (
+        "_spec",
+        "_headers",
+        "_id",
+        "_arrived",
+        "_submit",
+        "_request",
+        "_request_size",
+        "_status",
+        "_content_type",
+        "_response",
+        "_response_size",
+    )
+
+    def __init__(
+        self, spec: PayloadLogSpec, headers: list[tuple[bytes, bytes]], request_id: str, submit: SubmitRecord
+    ) -> None:
+        self._spec = spec
+        self._headers = headers
+        # KServe's agent takes the request's ce-id; without one, the request id ties the two events
+        # to the request (and to the x-request-id its client sees).
+        self._id = _header(headers, b"ce-id") or request_id
+        self._arrived = time.time()
+        self._submit = submit
+        self._request: list[bytes] = []
+        self._request_size = 0
+        self._status = 0
+        self._content_type: str | None = None
+        self._response: list[bytes] = []
+        self._response_size = 0
+
+    def request_body(self, data: bytes) -> None:
+        self._request_size += len(data)
+        if self._request_size <= MAX_CAPTURED_BYTES:
+            self._request.append(data)
+
+    def request_done(self) -> None:
+        if not self._spec.logs_requests:
+            return
+        self._submit(
+            self._record(
+                True,
+                self._arrived,
+                _header(self._headers, b"content-type"),
+                self._request,
+                self._request_size,
+            )
+        )
+
+    def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self._status = status
+        self._content_type = _header(headers, b"content-type")
+        self._response, self._response_size = [], 0  # a response retried from the start
+
+    def response_body(self, data: bytes) -> None:
+        self._response_size += len(data)
+        if self._response_size <= MAX_CAPTURED_BYTES:
+            self._response.append(data)
+
+    def gateway_answer(self, status: int, message: str) -> None:
+        self._status = status
+        self._content_type = "application/json"
+        body = orjson.dumps({"error": message})
+        self._response, self._response_size = [body], len(body)
+
+    def answered(self, revision: str) -> None:
+        if not self._spec.logs_responses:
+            return
+        record = self._record(False, time.time(), self._content_type, self._response, self._response_size)
+        record.status = self._status
+        record.revision = revision or None
+        self._submit(record)
+
+    def _record(
+        self, is_request: bool, when: float, content_type: str | None, chunks: list[bytes], size: int
+    ) -> PayloadRecord:
+        spec = self._spec
+        omitted = size if size > MAX_CAPTURED_BYTES else None
+        data = b"" if omitted else (chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return PayloadRecord(
+            spec,
+            is_request,
+            self._id,
+            f"{spec.inference_service}-{spec.component}.{spec.namespace}",
+            when,
+            content_type,
+            data,
+            spec.metadata(self._headers),
+            omitted=omitted,
+        )
+
+
+def _request_span(tracer, host: str | None, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]):
+    from opentelemetry.trace import SpanKind
+
+    path = url.partition(b"?")[0].decode("latin-1")
+    return tracer.start_span(
+        f"{method.decode('latin-1')} {path}",
+        context=tracing.context_from(headers),
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": method.decode("latin-1"),
+            "url.path": path,
+            "server.address": host or "",
+            "modelplane.hop": "gateway",
+        },
+    )
+
+
+def _end_span(span, revision: str, status: int, outcome: str) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_attribute("http.response.status_code", status)
+    if revision:
+        span.set_attribute("modelplane.revision", revision)
+    if status >= 500 or outcome is not ANSWERED:
+        span.set_status(Status(StatusCode.ERROR, outcome if outcome is not ANSWERED else None))
+    span.end()
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,102 @@
+"""One gateway worker process of `modelplane up` (`gateway/workers.py` starts them).
+
+It serves the gateway on the listening sockets it inherits, which every worker shares (the kernel
+hands each new connection to one of them), with the route table the platform sends it as it
+changes. It counts its own requests: every `STATS_INTERVAL` it sends its counters per revision,
+and its metrics when asked (and every `METRICS_INTERVAL`), for the platform to add up; a request that waits for a
+revision with no replica tells the platform at once (the activator). It ends when told to, or when
+the platform is gone.
+
+    python -m modelplane.local.gateway.worker CHANNEL_FD PUBLIC_FD [INTERNAL_FD]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+
+import uvloop
+from prometheus_client import CollectorRegistry, generate_latest
+
+from modelplane.local.gateway.channel import frame, read_message
+from modelplane.local.gateway.server import Gateway, GatewaySockets
+from modelplane.telemetry import tracing
+
+STATS_INTERVAL = 0.1  # seconds
+METRICS_INTERVAL = 1.0  # seconds
+
+
+class _Worker:
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.gateway: Gateway | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def send(self, message: tuple) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(frame(message))
+
+    async def report(self) -> None:
+        every = round(METRICS_INTERVAL / STATS_INTERVAL)
+        tick = 0
+        while True:
+            self.send(("stats", self.gateway.revision_stats()))
+            if tick % every == 0:
+                self.send_metrics(0)
+            tick += 1
+            await asyncio.sleep(STATS_INTERVAL)
+
+    def send_metrics(self, asked: int) -> None:
+        """Its metrics, as `asked` for them (0: unasked)."""
+        self.send(("metrics", asked, generate_latest(self.registry).decode()))
+
+    def collect(self):
+        """The gateway's metrics (this object is the worker registry's collector)."""
+        return self.gateway.collect()
+
+
+async def serve(channel: socket.socket, sockets: GatewaySockets) -> None:
+    reader, writer = await asyncio.open_unix_connection(sock=channel)
+    start = await read_message(reader)
+    if start is None or start[0] != "start":
+        return
+    _, config, routes = start
+    worker = _Worker(writer)
+    worker.gateway = Gateway(
+        config, on_demand=lambda revision: worker.send(("demand", revision)), routes=routes
+    )
+    await worker.gateway.start(sockets)
+    worker.send(("ready",))
+    reporting = asyncio.create_task(worker.report())
+    try:
+        while (message := await read_message(reader)) is not None and message[0] != "stop":
+            if message[0] == "routes":
+                _, seq, table = message
+                worker.gateway.update_routes(table)
+                worker.send(("applied", seq))
+            elif message[0] == "metrics?":
+                worker.send_metrics(message[1])
+    finally:
+        reporting.cancel()
+        await worker.gateway.stop()
+        writer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    fds = [int(arg) for arg in (argv if argv is not None else sys.argv[1:])]
+    channel = socket.socket(fileno=fds[0])
+    public = socket.socket(fileno=fds[1])
+    internal = socket.socket(fileno=fds[2]) if len(fds) > 2 else None
+    # The platform decides when a worker stops: Ctrl-C in a terminal reaches the whole group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tracing.configure("modelplane-gateway")
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(serve(channel, GatewaySockets(public, internal)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""The gateway as worker processes: `modelplane up --gateway-workers N`.
+
+The platform binds the gateway's port (and, with a token or TLS, the replicas' loopback port) and
+starts N processes that all serve on those sockets (`gateway/worker.py`), so the gateway uses as many
+cores as it is given and no control-plane work stalls its traffic. Each worker gets the route table
+as it changes (`update_routes` returns once every worker has it), counts its own requests, and reports
+its counters (every 0.1 s) and metrics (when `collect` asks), which `revision_stats` and `collect`
+add up for the autoscaler and the platform's `/metrics`. A request waiting in any worker for a revision with no replica calls
+`on_demand` here. A worker that dies is started again with the current routes; the others serve on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelplane.local.gateway.channel import frame, receive
+from modelplane.local.gateway.config import GatewayConfig
+from modelplane.local.gateway.revisions import RevisionStats
+from modelplane.local.gateway.routes import RouteTable
+from modelplane.local.replicas.zygote import dying_with_this_process
+
+logger = logging.getLogger("modelplane.gateway")
+
+APPLY_TIMEOUT = 10.0  # seconds a route change waits for each worker to have it
+RESTART_PAUSE = 0.5  # seconds before a worker that died is started again
+METRICS_WAIT = 2.0  # seconds a scrape waits for each worker's metrics
+
+
+def default_workers() -> int:
+    """Half the machine's cores, from 1 to 8: the other half serves the replicas."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+class _Worker:
+    """One worker process and what it last reported."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: subprocess.Popen | None = None
+        self.channel: socket.socket | None = None
+        self.send_lock = threading.Lock()
+        self.ready = threading.Event()
+        self.applied = 0  # the last route table it has in effect
+        self.stats: dict[str, RevisionStats] = {}
+        self.metrics = ""
+        self.metrics_answered = 0  # the last ask for metrics it answered
+
+    def send(self, message: tuple) -> None:
+        channel = self.channel
+        if channel is None:
+            return
+        try:
+            with self.send_lock:
+                channel.sendall(frame(message))
+        except OSError:
+            pass  # it is gone; its thread starts it again
+
+
+class GatewayWorkers:
+    """The gateway's worker processes, with the surface the platform uses of a `Gateway`."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        workers: int,
+        on_demand: Callable[[str], None] | None = None,
+        routes: RouteTable | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"the gateway needs at least one worker, got {workers}")
+        self.config = config
+        self._on_demand = on_demand
+        self._routes = routes or RouteTable()
+        self._seq = 0
+        self._metrics_seq = 0
+        self._lock = threading.Condition()
+        self._workers = [_Worker(index) for index in range(workers)]
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        # What the workers that died had counted: the sums stay monotonic for the autoscaler.
+        self._retired: dict[str, tuple[int, float]] = {}
+        self._retired_metrics: dict[str, object] = {}  # cumulative families, by name
+        self._public: socket.socket | None = None
+        self._internal: socket.socket | None = None
+
+    # ---- the platform's side ----
+
+    def start(self) -> GatewayWorkers:
+        """Binds the ports and returns once every worker serves (raises if one cannot start)."""
+        self._public = _listening(self.config.host, self.config.port)
+        if self.config.auth_token is not None or self.config.tls is not None:
+            self._internal = _listening("127.0.0.1", 0)
+        # Each worker's process is started on its own long-lived thread: a child's parent-death
+        # signal follows the thread that started it.
+        for worker in self._workers:
+            thread = threading.Thread(
+                target=self._keep_running, args=(worker,), name=f"gateway-worker-{worker.index}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        deadline = time.monotonic() + 60
+        for worker in self._workers:
+            if not worker.ready.wait(max(0.0, deadline - time.monotonic())):
+                self.stop()
+                raise RuntimeError(f"gateway worker {worker.index} did not start")
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+        for worker in self._workers:
+            worker.send(("stop",))
+        for thread in self._threads:
+            thread.join(self.config.drain_timeout + 10)
+        for sock in (self._public, self._internal):
+            if sock is not None:
+                sock.close()
+
+    @property
+    def port(self) -> int:
+        return self._public.getsockname()[1]
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.config.tls is not None else "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.config.host}:{self.port}"
+
+    @property
+    def internal_port(self) -> int:
+        return (self._internal or self._public).getsockname()[1]
+
+    def update_routes(self, table: RouteTable) -> None:
+        """Sends the table to every worker; returns once each running one has it in effect."""
+        with self._lock:
+            self._routes = table
+            self._seq += 1
+            seq = self._seq
+        running = [worker for worker in self._workers if worker.ready.is_set()]
+        for worker in running:
+            worker.send(("routes", seq, table))
+        deadline = time.monotonic() + APPLY_TIMEOUT
+        with self._lock:
+            for worker in running:
+                while worker.applied < seq and worker.ready.is_set() and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        logger.warning("gateway worker %d has not applied the routes yet", worker.index)
+                        break
+                    self._lock.wait(left)
+
+    def revision_stats(self) -> dict[str, RevisionStats]:
+        """Every worker's counters per revision, added up."""
+        with self._lock:
+            reports = [worker.stats for worker in self._workers if worker.ready.is_set()]
+            retired = dict(self._retired)
+        summed: dict[str, RevisionStats] = {}
+        for report in reports:
+            for name, stats in report.items():
+                seen = summed.get(name)
+                summed[name] = stats if seen is None else _added(seen, stats)
+        for name, (requests, seconds) in retired.items():
+            stats = summed.get(name)
+            if stats is not None:
+                summed[name] = replace(
+                    stats,
+                    requests_total=stats.requests_total + requests,
+                    concurrency_seconds=stats.concurrency_seconds + seconds,
+                )
+        return summed
+
+    def worker_pids(self) -> list[int]:
+        """The process ids of the workers serving now."""
+        with self._lock:
+            return [w.process.pid for w in self._workers if w.ready.is_set() and w.process is not None]
+
+    def worker_stats(self) -> list[dict[str, RevisionStats]]:
+        """Each serving worker's own counters, as it last reported them."""
+        with self._lock:
+            return [dict(worker.stats) for worker in self._workers if worker.ready.is_set()]
+
+    def collect(self) -> Iterator:
+        """The workers' metrics, each sample added up over the workers (counters and histograms
+        with what the workers that died had counted)."""
+        with self._lock:
+            self._metrics_seq += 1
+            seq = self._metrics_seq
+        asked = [worker for worker in self._workers if worker.ready.is_set()]
+        for worker in asked:
+            worker.send(("metrics?", seq))
+        deadline = time.monotonic() + METRICS_WAIT
+        with self._lock:
+            for worker in asked:
+                while worker.metrics_answered < seq and worker.ready.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break  # what it sent last will do
+                    self._lock.wait(left)
+            texts = [worker.metrics for worker in self._workers if worker.metrics]
+            retired = list(self._retired_metrics.values())
+        merged = _MergedMetrics()
+        for family in retired:
+            merged.add(family)
+        for text in texts:
+            for family in text_string_to_metric_families(text):
+                merged.add(family)
+        yield from merged.families()
+
+    # ---- each worker's thread ----
+
+    def _keep_running(self, worker: _Worker) -> None:
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+            try:
+                self._run_once(worker)
+            except Exception:
+                logger.exception("gateway worker %d failed", worker.index)
+            with self._lock:
+                if self._stopping:
+                    return
+            time.sleep(RESTART_PAUSE)
+
+    def _run_once(self, worker: _Worker) -> None:
+        ours, theirs = socket.socketpair()
+        fds = [theirs.fileno(), self._public.fileno()]
+        if self._internal is not None:
+            fds.append(self._internal.fileno())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelplane.local.gateway.worker", *map(str, fds)],
+            pass_fds=fds,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=dying_with_this_process(),
+        )
+        theirs.close()
+        worker.process, worker.channel = process, ours
+        with self._lock:
+            routes, seq = self._routes, self._seq
+        worker.send(("start", self.config, routes))
+        try:
+            while (message := receive(ours)) is not None:
+                self._received(worker, message, seq)
+        finally:
+            ours.close()
+            code = process.wait()
+            self._retire(worker)
+            if not self._stopping:
+                logger.warning(
+                    "gateway worker %d (pid %d) exited with code %d; starting it again",
+                    worker.index,
+                    process.pid,
+                    code,
+                )
+
+    def _received(self, worker: _Worker, message: tuple, started_with: int) -> None:
+        kind = message[0]
+        if kind == "stats":
+            with self._lock:
+                worker.stats = message[1]
+        elif kind == "demand":
+            if self._on_demand is not None:
+                self._on_demand(message[1])
+        elif kind == "applied":
+            with self._lock:
+                worker.applied = message[1]
+                self._lock.notify_all()
+        elif kind == "metrics":
+            with self._lock:
+                _, answered, worker.metrics = message
+                worker.metrics_answered = max(worker.metrics_answered, answered)
+                self._lock.notify_all()
+        elif kind == "ready":
+            with self._lock:
+                worker.applied = started_with
+                behind = self._seq > started_with
+                routes, seq = self._routes, self._seq
+            if behind:  # the routes changed while it started
+                worker.send(("routes", seq, routes))
+            worker.ready.set()
+
+    def _retire(self, worker: _Worker) -> None:
+        with self._lock:
+            worker.ready.clear()
+            for name, stats in worker.stats.items():
+                requests, seconds = self._retired.get(name, (0, 0.0))
+                self._retired[name] = (requests + stats.requests_total, seconds + stats.concurrency_seconds)
+            if worker.metrics:
+                merged = _MergedMetrics()
+                for family in self._retired_metrics.values():
+                    merged.add(family)
+                for family in text_string_to_metric_families(worker.metrics):
+                    if family.type in _CUMULATIVE:
+                        merged.add(family)
+                self._retired_metrics = {family.name: family for family in merged.families()}
+            worker.stats, worker.metrics, worker.channel = {}, "", None
+            self._lock.notify_all()
+
+
+_CUMULATIVE = ("counter", "histogram", "summary")
+
+
+class _MergedMetrics:
+    """Metric families added up sample by sample (a `_created` time: the earliest)."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, object] = {}
+        self._samples: dict[str, dict[tuple, object]] = {}
+
+    def add(self, family) -> None:
+        self._families.setdefault(family.name, family)
+        kept = self._samples.setdefault(family.name, {})
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            seen = kept.get(key)
+            if seen is None:
+                kept[key] = sample
+            elif sample.name.endswith("_created"):
+                kept[key] = seen._replace(value=min(seen.value, sample.value))
+            else:
+                kept[key] = seen._replace(value=seen.value + sample.value)
+
+    def families(self) -> list:
+        found = []
+        for name, family in self._families.items():
+            merged = Metric(family.name, family.documentation, family.type, family.unit)
+            merged.samples = list(self._samples[name].values())
+            found.append(merged)
+        return found
+
+
+def _added(one: RevisionStats, other: RevisionStats) -> RevisionStats:
+    return replace(
+        one,
+        replicas=max(one.replicas, other.replicas),
+        in_flight=one.in_flight + other.in_flight,
+        queued=one.queued + other.queued,
+        requests_total=one.requests_total + other.requests_total,
+        concurrency_seconds=one.concurrency_seconds + other.concurrency_seconds,
+        taken_at=max(one.taken_at, other.taken_at),
+    )
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

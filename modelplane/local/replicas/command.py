@@ -1,0 +1,146 @@
+"""The command line and environment of one replica, from its revision template.
+
+A template speaks of a container: it listens on 8080 (and 8081 for gRPC), finds its model in
+`/mnt/models`, and reaches its predictor at `<name>-predictor.<namespace>`. On one machine each
+replica gets ports of its own, the folder the storage initializer fetched, and the gateway's address
+for other components, so this module rewrites those values in the arguments and the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelplane.local.replicas.resources import replica_resources, resource_env, with_nthread
+
+if TYPE_CHECKING:
+    from modelplane.storage import Source
+
+MODEL_MOUNT = "/mnt/models"
+# Flags whose value names another component's service: `<isvc>-<component>.<namespace>`.
+_SERVICE_FLAGS = ("--predictor_host", "--predictor-host", "--explainer_host", "--explainer-host")
+_GRPC_FLAGS = ("--grpc-port", "--grpc_port")
+# Flags of `modelplane serve` whose numbers are never ports, even when one reads 8080 or 8081.
+_NUMBER_FLAGS = (
+    "--max-batch-size",
+    "--max-batchsize",
+    "--max-latency",
+    "--batch-timeout",
+    "--max-iter",
+    "--nb-classes",
+)
+_SERVICE_NAME = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?$"
+)
+
+
+@dataclass(frozen=True)
+class ReplicaPorts:
+    http: int
+    grpc: int
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+
+
+def replica_launch(
+    template: dict,
+    ports: ReplicaPorts,
+    model_dir: Path | None,
+    *,
+    domain: str,
+    gateway_port: int,
+    gpus: Sequence[str] = (),
+) -> Launch:
+    """The argv and the environment (on top of the platform's own) for one replica of `template`,
+    which was given `gpus` (see `replicas/resources.py` for what its resources become)."""
+    resources = replica_resources(template)
+    container_ports = {
+        str(template["ports"]["http"]): str(ports.http),
+        str(template["ports"]["grpc"]): str(ports.grpc),
+    }
+    argv = []
+    previous = ""
+    for part in template["command"]:
+        part = _with_model_dir(part, model_dir)
+        if previous not in _NUMBER_FLAGS and not part.startswith(tuple(f + "=" for f in _NUMBER_FLAGS)):
+            part = _with_ports(part, container_ports)
+        if previous in _SERVICE_FLAGS:
+            part = gateway_address(part, domain, gateway_port)
+        elif part.startswith(tuple(flag + "=" for flag in _SERVICE_FLAGS)):
+            flag, _, value = part.partition("=")
+            part = f"{flag}={gateway_address(value, domain, gateway_port)}"
+        argv.append(part)
+        previous = part
+    if speaks_modelplane_serve(argv) and not any(part.startswith(_GRPC_FLAGS) for part in argv):
+        argv.append(f"--grpc-port={ports.grpc}")  # its own default, 8081, would clash between replicas
+    if speaks_modelplane_serve(argv):
+        argv = with_nthread(argv, resources)
+    argv = _local_program(argv)
+    own_env = {name: _with_model_dir(value, model_dir) for name, value in template["env"].items()}
+    env = resource_env(resources, own_env, gpus)
+    for name, port in (template.get("portEnv") or {}).items():  # a stock server told its ports by env
+        env[name] = str(ports.http if port == "http" else ports.grpc)
+    env["PORT"] = str(ports.http)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return Launch(argv, env)
+
+
+def gateway_address(value: str, domain: str, gateway_port: int) -> str:
+    """`iris-predictor.default` (a Kubernetes service name) -> `iris-predictor.default.<domain>:<port>`;
+    anything else (a host:port, a URL) stays as it is."""
+    if not _SERVICE_NAME.match(value):
+        return value
+    service, namespace = value.split(".")[:2]
+    return f"{service}.{namespace}.{domain}:{gateway_port}"
+
+
+def _with_model_dir(value: str, model_dir: Path | None) -> str:
+    if model_dir is None or MODEL_MOUNT not in value:
+        return value
+    return re.sub(re.escape(MODEL_MOUNT) + r"(?=/|$|\W)", str(model_dir), value)
+
+
+def _with_ports(part: str, container_ports: dict[str, str]) -> str:
+    if part in container_ports:
+        return container_ports[part]
+    for separator in ("=", ":"):
+        head, sep, tail = part.rpartition(separator)
+        if sep and tail in container_ports and head.startswith("-"):
+            return f"{head}{sep}{container_ports[tail]}"
+    return part
+
+
+def _local_program(argv: list[str]) -> list[str]:
+    """`modelplane ...` and `python ...` run with the platform's own interpreter, so a replica uses the
+    same installation as `modelplane up` whatever the PATH says."""
+    if not argv:
+        return argv
+    program = Path(argv[0]).name
+    if program == "modelplane":
+        return [sys.executable, "-m", "modelplane", *argv[1:]]
+    if re.fullmatch(r"python(3(\.\d+)?)?", program):
+        return [sys.executable, *argv[1:]]
+    return argv
+
+
+def speaks_modelplane_serve(argv: list[str]) -> bool:
+    """Whether a replica runs `modelplane serve` (which has a V2 readiness endpoint and a repository index)."""
+    return "serve" in argv[:4] and any(part in ("modelplane", "-m") for part in argv[:3])
+
+
+def fetch_environment(source: Source) -> dict[str, str]:
+    """The environment of a `modelplane storage fetch <source.uri>` child: this process's, with the
+    resolved config as `STORAGE_CONFIG` (overrides already applied)."""
+    environment = {name: value for name, value in os.environ.items() if name != "STORAGE_OVERRIDE_CONFIG"}
+    environment["STORAGE_CONFIG"] = json.dumps(dict(source.config))
+    return environment

@@ -1,0 +1,553 @@
+"""Replica processes: each revision runs its replicas as local processes, kept alive until stopped.
+
+A replica first gets its model (the storage initializer: `modelplane.storage.fetch`, on a thread),
+then its process starts with ports of its own and its output appended to a log file under
+`<home>/logs/<namespace>/<service>/<component>/`. It is probed until ready; a process that exits is
+started again after a back-off (1 s, doubling up to 30 s, back to 1 s once it has stayed up a while).
+Stopping sends SIGTERM to the replica's process group, lets it finish the requests it holds, and sends
+SIGKILL if it is still there after the grace period.
+
+Resources (`replicas/resources.py`): a replica that asks for GPUs waits, `Pending`, until it has them,
+and keeps them until it stops. A replica with a memory limit is measured every
+`memory_check_interval` (1 s); over its limit, its process group gets SIGKILL, as the kernel's OOM
+killer would, and it ends `OOMKilled` and restarts like a crash. A spike shorter than the interval
+can go unseen.
+
+Every change of a replica's state calls `on_change()`, so the reconciler can look again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOAD_FAILED, PENDING
+from modelplane.control import Failure, Revision, RevisionState, Termination
+from modelplane.control.trained_models import is_multi_model_template
+from modelplane.local.metrics_exposition import ScrapeTarget
+from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, REPLICA_STARTS
+from modelplane.local.replicas.command import (
+    ReplicaPorts,
+    fetch_environment,
+    replica_launch,
+    speaks_modelplane_serve,
+)
+from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
+from modelplane.local.replicas.memory_watch import can_measure, enforce_memory_limit
+from modelplane.local.replicas.probe import probe
+from modelplane.local.replicas.resources import replica_resources
+from modelplane.local.replicas.zygote import ForkedProcess, Zygote, dying_with_this_process
+from modelplane.local.replicas.zygotes import Zygotes
+
+if TYPE_CHECKING:
+    from modelplane.storage import CredentialStore
+
+logger = logging.getLogger("modelplane.supervisor")
+
+OOM_KILLED = "OOMKilled"
+OOM_EXIT_CODE = 137  # what Kubernetes reports for a container the OOM killer ended (128 + SIGKILL)
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    logs_dir: Path
+    domain: str = "localhost"
+    gateway_port: int = 8080
+    probe_interval: float = 0.05  # while a replica loads: a warm one is ready in a fraction of a second
+    ready_probe_interval: float = 2.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    stable_after: float = 30.0  # a replica up this long starts its back-off afresh
+    stop_grace: float = 20.0
+    repositories_dir: Path | None = None  # multi-model replicas' folders (default: next to logs_dir)
+    # Fills a multi-model replica's folder with its TrainedModels before the replica starts.
+    prepare_repository: Callable[[Replica], Awaitable[None]] | None = None
+    # The warm processes replicas of `modelplane serve` are forked from (None: every replica starts cold).
+    zygote: Zygotes | Zygote | None = None
+    memory_check_interval: float = 1.0  # how often a replica's memory is held against its limit
+    gpus: GpuAllocator = field(default_factory=lambda: GpuAllocator(GpuInventory((), "none")))
+    # The storage configs a model's `storage.key` resolves against, by namespace (None: the folder's).
+    credentials: Callable[[str], CredentialStore] | None = None
+
+
+def replica_log_dir(logs_dir: Path, namespace: str, service: str, component: str) -> Path:
+    return logs_dir / namespace / service / component
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Replica:
+    """One process of a revision: fetched, started, probed, restarted, stopped."""
+
+    def __init__(
+        self,
+        revision: Revision,
+        index: int,
+        log_path: Path,
+        settings: SupervisorSettings,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.revision = revision
+        self.index = index
+        self.log_path = log_path
+        self.settings = settings
+        self.phase = PENDING
+        self.address: str | None = None
+        self.grpc_address: str | None = None  # where it takes gRPC (the port it was given for it)
+        self.failure: Failure | None = None
+        self.restarts = 0
+        self.resources = replica_resources(revision.template)
+        self.unschedulable: str | None = None  # why it waits for GPUs
+        self.last_termination: Termination | None = None
+        self._on_change = on_change
+        self._process: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process and self._process.returncode is None else None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"replica {self.revision.name}-{self.index}")
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL after the grace period; returns once the replica is gone (whatever
+        it was doing: fetching, starting, running or waiting to restart)."""
+        self._stopping.set()
+        task = self._task
+        while task is not None and not task.done():
+            process = self._process
+            if process is not None and process.returncode is None:
+                await self._terminate(process)
+            else:
+                await asyncio.wait({task}, timeout=0.05)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), self.settings.stop_grace)
+        except TimeoutError:
+            logger.warning("%s did not stop within %ss: killing it", self.label, self.settings.stop_grace)
+            _signal_group(process.pid, signal.SIGKILL)
+            await process.wait()
+
+    @property
+    def model_repository(self) -> Path | None:
+        """A multi-model replica's own model folder, which TrainedModels are fetched into; it is kept
+        across restarts, so a restarted replica finds its models there."""
+        if not is_multi_model_template(self.revision.template):
+            return None
+        root = self.settings.repositories_dir or self.settings.logs_dir.parent / "repositories"
+        return root / self.log_path.relative_to(self.settings.logs_dir).with_suffix("")
+
+    @property
+    def label(self) -> str:
+        return f"replica {self.index} of {self.revision.name}"
+
+    @property
+    def name(self) -> str:
+        """The replica's name, as a pod's: `<revision>-<index>` (its log is `<name>.log`)."""
+        return f"{self.revision.name}-{self.index}"
+
+    def _tracing_env(self) -> dict[str, str]:
+        """Who the replica is in its spans (when tracing is on): `<service>-<component>`, and its
+        namespace and replica as resource attributes. A container's own OTEL_* variables win."""
+        namespace, service, component = self.log_path.relative_to(self.settings.logs_dir).parts[:3]
+        attributes = f"k8s.namespace.name={namespace},service.instance.id={self.revision.name}-{self.index}"
+        inherited = os.environ.get("OTEL_RESOURCE_ATTRIBUTES")
+        return {
+            "OTEL_SERVICE_NAME": f"{service}-{component}",
+            "OTEL_RESOURCE_ATTRIBUTES": f"{attributes},{inherited}" if inherited else attributes,
+        }
+
+    def _metric_labels(self) -> tuple[str, str]:
+        """(namespace, revision): the replica's log lives under `<logs>/<namespace>/...`."""
+        return self.log_path.relative_to(self.settings.logs_dir).parts[0], self.revision.name
+
+    def _set(self, phase: str, *, address: str | None = None, failure: Failure | None = None) -> None:
+        if failure is not None and self.failure is not None and _same_failure(failure, self.failure):
+            failure = self.failure  # the same failure again keeps its first time
+        if (phase, address, failure) == (self.phase, self.address, self.failure):
+            return
+        if phase == FAILED_TO_LOAD and failure is not None and failure is not self.failure:
+            logger.warning("%s failed to load: %s", self.label, failure.message)
+        self.phase, self.address, self.failure = phase, address, failure
+        self._on_change()
+
+    async def _run(self) -> None:
+        gpus = await self._take_gpus()
+        try:
+            if gpus is not None:
+                await self._run_until_stopped(gpus)
+        finally:
+            self.settings.gpus.give_back(gpus or ())
+        self._set(PENDING)
+
+    async def _take_gpus(self) -> tuple[str, ...] | None:
+        """The GPUs the replica asks for, once they are free; None if it is stopped while it waits."""
+        gpus = await self.settings.gpus.acquire(self.resources.gpus, self._stopping, self._wait_for_gpus)
+        self.unschedulable = None
+        if gpus:
+            self._note(f"given GPU {','.join(gpus)}")
+        return gpus
+
+    def _wait_for_gpus(self, why: str) -> None:
+        self._note(f"waiting: {why}")
+        logger.warning("%s cannot start: %s", self.label, why)
+        self.unschedulable = why
+        self._on_change()
+
+    async def _run_until_stopped(self, gpus: tuple[str, ...]) -> None:
+        backoff = self.settings.backoff_initial
+        template = self.revision.template
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while not self._stopping.is_set():
+                if self.phase != FAILED_TO_LOAD:  # a crash loop stays FailedToLoad until ready
+                    self._set(LOADING)
+                try:
+                    model_dir = await self._fetch_model()
+                except Exception as exc:  # noqa: BLE001 - any failure of the initializer is reported
+                    if self._stopping.is_set():
+                        break
+                    self._note(f"the storage initializer failed: {exc}")
+                    self._set(FAILED_TO_LOAD, failure=self._failure(str(exc), location="storage-initializer"))
+                else:
+                    started = time.monotonic()
+                    await self._run_process(client, template, model_dir, gpus)
+                    if self._stopping.is_set():
+                        break
+                    if time.monotonic() - started > self.settings.stable_after:
+                        backoff = self.settings.backoff_initial
+                self.restarts += 1
+                REPLICA_RESTARTS.labels(*self._metric_labels()).inc()
+                self._note(f"restarting in {backoff:.0f}s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max)
+
+    async def _fetch_model(self) -> Path | None:
+        """The storage initializer. A local folder or pvc claim is used where it is; anything else is
+        fetched by `modelplane storage fetch` in a child process (which `stop()` can end, and whose
+        progress goes to the replica's log), so that a download never holds up the platform's process."""
+        storage = self.revision.template.get("storage")
+        if not storage:
+            folder = self.model_repository
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                if self.settings.prepare_repository is not None:
+                    await self.settings.prepare_repository(self)
+            return folder
+        from modelplane.storage import fetch, resolve
+
+        uri, spec = storage.get("storageUri"), storage.get("storage")
+        credentials = self.settings.credentials
+        namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
+        source = resolve(uri, spec, store=credentials(namespace) if credentials and spec else None)
+        if source.location.kind in ("local", "pvc"):
+            return await asyncio.to_thread(fetch, source)
+        self._note(f"storage initializer: fetching {source.location.display}")
+        with self.log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                *_modelplane_command("storage", "fetch", source.uri),
+                env=fetch_environment(source),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=dying_with_this_process(),
+            )
+        output, _ = await self._process.communicate()
+        if self._process.returncode != 0:
+            raise RuntimeError(_last_line(self.log_path) or f"exit code {self._process.returncode}")
+        return Path(output.decode().strip().splitlines()[-1])
+
+    async def _run_process(
+        self, client: httpx.AsyncClient, template: dict, model_dir: Path | None, gpus: tuple[str, ...]
+    ) -> None:
+        ports = ReplicaPorts(_free_port(), _free_port())
+        self.grpc_address = f"127.0.0.1:{ports.grpc}"
+        launch = replica_launch(
+            template,
+            ports,
+            model_dir,
+            domain=self.settings.domain,
+            gateway_port=self.settings.gateway_port,
+            gpus=gpus,
+        )
+        if self._stopping.is_set():
+            return
+        self._note(f"starting: {' '.join(launch.argv)}")
+        env = {**os.environ, **self._tracing_env(), **launch.env}
+        zygote = self.settings.zygote
+        try:
+            forked = await zygote.spawn(launch.argv, env, self.log_path) if zygote else None
+            if forked is not None:
+                self._process = forked
+            else:
+                with self.log_path.open("ab") as log:
+                    self._process = await asyncio.create_subprocess_exec(
+                        *launch.argv,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=asyncio.subprocess.STDOUT,
+                        env=env,
+                        start_new_session=True,
+                        preexec_fn=dying_with_this_process(),
+                    )
+        except OSError as exc:  # a program that is not there, or not executable
+            message = f"cannot run {launch.argv[0]}: {exc.strerror or exc}"
+            self._note(message)
+            self._set(FAILED_TO_LOAD, failure=self._failure(message))
+            return
+        REPLICA_STARTS.labels(*self._metric_labels()).inc()
+        how = "forked warm, " if isinstance(self._process, ForkedProcess) else ""
+        logger.info("%s started (%spid %s, port %s)", self.label, how, self._process.pid, ports.http)
+        guard = self._guard_memory(self._process)
+        try:
+            was_ready = await self._watch(client, template, ports)
+        finally:
+            over_memory = _outcome(guard)  # why the guard killed it, if it did
+        code = self._process.returncode
+        if self._stopping.is_set():
+            self._note(f"stopped (exit code {code})")
+            return
+        ended = self.last_termination = _termination(code, over_memory, self.name)
+        REPLICA_EXITS.labels(*self._metric_labels(), ended.reason).inc()
+        if over_memory is not None:
+            self._note(f"{OOM_KILLED}: {over_memory}")
+            logger.warning("%s OOMKilled: %s", self.label, over_memory)
+        self._note(f"exited with code {code}")
+        logger.warning("%s exited with code %s", self.label, code)
+        if self.phase == LOADED or (was_ready and self.phase == LOADING):
+            # It had loaded its model (and failed no probe since): a restart brings it back.
+            self._set(LOADING)
+            return
+        if over_memory is not None:
+            failure = self._failure(f"{OOM_KILLED}: {over_memory}", exit_code=ended.exit_code)
+        else:
+            message = _last_line(self.log_path) or f"the process exited with code {code}"
+            failure = self._failure(message, exit_code=code)
+        self._set(FAILED_TO_LOAD, failure=failure)
+
+    def _guard_memory(self, process: asyncio.subprocess.Process | ForkedProcess) -> asyncio.Task | None:
+        """Enforces the replica's memory limit on `process` while it runs (see `replicas/memory_watch.py`)."""
+        limit = self.resources.memory_limit
+        if limit is None:
+            return None
+        if not can_measure():
+            self._note("the memory limit is not enforced: this system has no /proc to measure it")
+            return None
+        interval = self.settings.memory_check_interval
+        return asyncio.create_task(
+            enforce_memory_limit(process, limit, interval), name=f"memory of {self.label}"
+        )
+
+    async def _watch(self, client: httpx.AsyncClient, template: dict, ports: ReplicaPorts) -> bool:
+        """Probes the process until it exits; whether it was ever ready."""
+        process = self._process
+        was_ready = False
+        repository_index = speaks_modelplane_serve(template["command"])
+        while process.returncode is None:
+            result = await probe(
+                client, ports.http, template.get("readinessPath"), repository_index=repository_index
+            )
+            if process.returncode is not None:
+                break
+            if result.ready:
+                was_ready = True
+                if self.phase != LOADED:
+                    logger.info("%s is ready on 127.0.0.1:%s", self.label, ports.http)
+                self._set(LOADED, address=f"127.0.0.1:{ports.http}")
+            elif result.failure:
+                self._set(FAILED_TO_LOAD, failure=self._failure(result.failure))
+            elif self.phase == LOADED:
+                self._set(LOADING)
+            interval = self.settings.ready_probe_interval if result.ready else self.settings.probe_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), interval)
+        return was_ready
+
+    def _failure(self, message: str, *, exit_code: int | None = None, location: str | None = None) -> Failure:
+        return Failure(MODEL_LOAD_FAILED, message, exit_code, now_rfc3339(), location or self.name)
+
+    def _note(self, text: str) -> None:
+        """A line of the platform's own in the replica's log, between the process's lines."""
+        with self.log_path.open("ab") as log:
+            log.write(f"[modelplane {now_rfc3339()}] {self.revision.name}: {text}\n".encode())
+
+
+class RevisionReplicas:
+    """The replicas of one revision of one InferenceService component, as many as `scale` asks for.
+
+    Scaling down takes replicas out of `addresses()` at once but stops them only when `stop_removed()`
+    is called, which the reconciler does once routes without them are in effect. A revision scaled to
+    zero is ready: its first request wakes it up through the gateway.
+    """
+
+    def __init__(
+        self,
+        revision: Revision,
+        namespace: str,
+        service: str,
+        count: int,
+        settings: SupervisorSettings,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.revision = revision
+        self.desired = count
+        self.replicas: list[Replica] = []
+        self._settings = settings
+        self._on_change = on_change
+        self._folder = replica_log_dir(settings.logs_dir, namespace, service, revision.component)
+        self._folder.mkdir(parents=True, exist_ok=True)
+        self._removed: list[Replica] = []
+        self._stopping: set[asyncio.Task] = set()
+
+    def start(self) -> None:
+        self.scale(self.desired)
+
+    def scale(self, count: int) -> None:
+        """Starts replicas up to `count`, or sets the surplus aside for `stop_removed()`: first those
+        that are not ready, then the newest."""
+        self.desired = count
+        while len(self.replicas) < count:
+            taken = {replica.index for replica in self.replicas}
+            index = next(i for i in range(count) if i not in taken)
+            log_path = self._folder / f"{self.revision.name}-{index}.log"
+            replica = Replica(self.revision, index, log_path, self._settings, self._on_change)
+            self.replicas.append(replica)
+            replica.start()
+        if len(self.replicas) > count:
+            by_value = sorted(self.replicas, key=lambda r: (r.phase == LOADED, -r.index))
+            surplus = by_value[: len(self.replicas) - count]
+            self.replicas = [replica for replica in self.replicas if replica not in surplus]
+            self._removed += surplus
+
+    def stop_removed(self) -> None:
+        """Stops, in the background, the replicas that scaling down set aside."""
+        for replica in self._removed:
+            task = asyncio.create_task(replica.stop(), name=f"stop {replica.label}")
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+        self._removed = []
+
+    async def stop(self) -> None:
+        replicas, self._removed = [*self.replicas, *self._removed], []
+        await asyncio.gather(*(replica.stop() for replica in replicas), *self._stopping)
+
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(r.address for r in self.replicas if r.phase == LOADED and r.address)
+
+    def grpc_addresses(self) -> tuple[str, ...]:
+        """The gRPC addresses of the replicas `addresses()` lists, in the same order."""
+        return tuple(r.grpc_address for r in self.replicas if r.phase == LOADED and r.address)
+
+    def state(self) -> RevisionState:
+        ready = sum(1 for r in self.replicas if r.phase == LOADED)
+        failed = [r for r in self.replicas if r.phase == FAILED_TO_LOAD]
+        waiting = [r.unschedulable for r in self.replicas if r.unschedulable]
+        if ready or (self.desired == 0 and not self.replicas):
+            phase = LOADED
+        elif failed:
+            phase = FAILED_TO_LOAD
+        elif waiting and len(waiting) == len(self.replicas):
+            phase = PENDING
+        else:
+            phase = LOADING
+        failure = failed[0].failure if failed else None
+        ends = [r.last_termination for r in self.replicas if r.last_termination is not None]
+        return RevisionState(
+            self.revision.name,
+            phase,
+            ready,
+            len(failed),
+            failure,
+            self.desired,
+            restarts=sum(r.restarts for r in self.replicas),
+            last_termination=max(ends, key=lambda end: end.finished_at, default=None),
+            unschedulable=waiting[0] if waiting else None,
+        )
+
+
+def replica_targets(
+    runner: RevisionReplicas, path: str, labels: tuple[tuple[str, str], ...]
+) -> list[ScrapeTarget]:
+    """Where each ready replica of a revision serves its metrics, with the labels its samples get."""
+    return [
+        ScrapeTarget(
+            f"http://{replica.address}{path}",
+            (*labels, ("revision", runner.revision.name), ("replica", str(replica.index))),
+        )
+        for replica in runner.replicas
+        if replica.phase == LOADED and replica.address
+    ]
+
+
+def _modelplane_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "modelplane", *arguments]
+
+
+def _termination(code: int, over_memory: str | None, replica: str) -> Termination:
+    """How a replica's process ended, in Kubernetes' words (a signal N is exit code 128 + N)."""
+    if over_memory is not None:
+        return Termination(OOM_KILLED, OOM_EXIT_CODE, now_rfc3339(), over_memory, replica)
+    reason = "Completed" if code == 0 else "Error"
+    return Termination(reason, code if code >= 0 else 128 - code, now_rfc3339(), location=replica)
+
+
+def _outcome(task: asyncio.Task | None) -> str | None:
+    """What a finished task returned; a task still running is cancelled."""
+    if task is None:
+        return None
+    if not task.done():
+        task.cancel()
+        return None
+    return None if task.cancelled() else task.result()
+
+
+def _same_failure(a: Failure, b: Failure) -> bool:
+    return (a.reason, a.message, a.exit_code, a.location) == (b.reason, b.message, b.exit_code, b.location)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _last_line(path: Path, limit: int = 8192) -> str | None:
+    """The last line the process wrote (not one of the platform's notes), for a failure message."""
+    try:
+        with path.open("rb") as file:
+            file.seek(max(0, path.stat().st_size - limit))
+            lines = file.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.strip() and not line.startswith("[modelplane "):
+            return line.strip()[:1000]
+    return None

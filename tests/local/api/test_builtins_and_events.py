@@ -1,0 +1,108 @@
+"""The built-in ClusterServingRuntimes in the control-plane API, and Kubernetes Events at `/api/v1`,
+spoken to over HTTP on a real API process."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from modelplane.api import builtin_runtime_names
+from modelplane.local.api.process import ApiProcess
+
+CSRS = "/apis/serving.kserve.io/v1alpha1/clusterservingruntimes"
+EVENTS = "/api/v1/namespaces/{ns}/events"
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    with (
+        ApiProcess(tmp_path_factory.mktemp("home")) as process,
+        httpx.Client(base_url=process.url, timeout=30) as client,
+    ):
+        yield client
+
+
+def runtime(name: str, **spec) -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ClusterServingRuntime",
+        "metadata": {"name": name},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "version": "1", "autoSelect": True, "priority": 1}],
+            "containers": [
+                {"name": "kserve-container", "image": "kserve/sklearnserver", "args": ["--model_name=x"]}
+            ],
+            **spec,
+        },
+    }
+
+
+def listed(api) -> dict[str, dict]:
+    return {item["metadata"]["name"]: item for item in api.get(CSRS).json()["items"]}
+
+
+def test_the_built_in_runtimes_are_listed_and_read_like_stored_ones(api):
+    found = listed(api)
+    assert set(builtin_runtime_names()) <= set(found)
+    sklearn = found["kserve-sklearnserver"]
+    assert sklearn["metadata"]["annotations"]["modelplane.io/built-in"] == "true"
+    assert sklearn["metadata"]["resourceVersion"]
+    assert sklearn["status"]["conditions"][0]["reason"] == "OwnCommand"
+    got = api.get(f"{CSRS}/kserve-sklearnserver")
+    assert got.status_code == 200
+    assert got.json()["spec"] == sklearn["spec"]
+    assert api.get(f"{CSRS}/kserve-nothing").status_code == 404
+
+
+def test_applying_a_runtime_of_the_same_name_replaces_the_built_in_one_until_it_is_deleted(api):
+    created = api.post(CSRS, json=runtime("kserve-xgbserver"))
+    assert created.status_code == 201, created.text
+    replaced = listed(api)["kserve-xgbserver"]
+    assert "modelplane.io/built-in" not in (replaced["metadata"].get("annotations") or {})
+    assert replaced["spec"]["containers"][0]["image"] == "kserve/sklearnserver"
+    assert api.delete(f"{CSRS}/kserve-xgbserver").status_code == 200
+    back = api.get(f"{CSRS}/kserve-xgbserver").json()
+    assert back["metadata"]["annotations"]["modelplane.io/built-in"] == "true"
+
+
+def test_a_built_in_runtime_cannot_be_deleted_but_can_be_patched_into_a_stored_one(api):
+    refused = api.delete(f"{CSRS}/kserve-lgbserver")
+    assert refused.status_code == 405
+    assert refused.json()["message"] == (
+        'clusterservingruntime "kserve-lgbserver" is built in: apply one of the same name to replace it '
+        "(with spec.disabled: true to turn it off)"
+    )
+    patched = api.patch(f"{CSRS}/kserve-lgbserver", json={"spec": {"disabled": True}}, headers=MERGE_PATCH)
+    assert patched.status_code == 201, patched.text
+    stored = patched.json()
+    assert stored["spec"]["disabled"] is True
+    assert stored["metadata"]["uid"]
+    assert "modelplane.io/built-in" not in stored["metadata"]["annotations"]
+    assert listed(api)["kserve-lgbserver"]["spec"]["disabled"] is True
+    api.delete(f"{CSRS}/kserve-lgbserver")
+
+
+def test_events_are_served_in_the_core_group(api):
+    assert api.get("/api").json() == {"kind": "APIVersions", "versions": ["v1"]}
+    resources = api.get("/api/v1").json()
+    assert resources["groupVersion"] == "v1"
+    assert {"events", "events/status"} <= {r["name"] for r in resources["resources"]}
+    assert "" not in {g["name"] for g in api.get("/apis").json()["groups"]}
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "iris.1"},
+        "involvedObject": {"kind": "InferenceService", "name": "iris", "namespace": "default"},
+        "type": "Warning",
+        "reason": "ImageNotServed",
+        "message": "image x is not one modelplane knows",
+        "count": 1,
+    }
+    created = api.post(EVENTS.format(ns="default"), json=event)
+    assert created.status_code == 201, created.text
+    assert created.json()["metadata"]["namespace"] == "default"
+    assert [e["reason"] for e in api.get("/api/v1/events").json()["items"]] == ["ImageNotServed"]
+    bad = api.post(EVENTS.format(ns="default"), json={**event, "metadata": {"name": "x"}, "count": "many"})
+    assert bad.status_code == 422
+    assert bad.json()["message"].startswith('Event "x" is invalid')

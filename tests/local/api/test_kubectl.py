@@ -1,0 +1,338 @@
+"""The real `kubectl` against a real control-plane API process, through a temporary kubeconfig."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from modelplane.api.secrets import REDACTED
+from modelplane.local.api.process import ApiProcess
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
+
+ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
+ISVC_COLUMNS = [
+    "NAME",
+    "URL",
+    "READY",
+    "PREV",
+    "LATEST",
+    "PREVROLLEDOUTREVISION",
+    "LATESTREADYREVISION",
+    "AGE",
+]
+
+SHORTHAND = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {name}
+spec:
+  predictor:
+    sklearn:
+      storageUri: {uri}
+"""
+MODEL = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {name}
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: sklearn
+      {field}: {uri}
+"""
+STATUS = {
+    "url": "http://served.default.localhost",
+    "conditions": [{"type": "Ready", "status": "True"}],
+    "components": {
+        "predictor": {
+            "traffic": [{"latestRevision": True, "revisionName": "served-predictor-00001", "percent": 100}]
+        }
+    },
+    "revisions": [{"name": "served-predictor-00001", "actualReplicas": 1, "desiredReplicas": 1}],
+}
+
+
+class Kubectl:
+    """Runs kubectl with its own kubeconfig and cache, pointing at one API process."""
+
+    def __init__(self, url: str, home: Path):
+        self.home = home
+        self.files = home / "files"
+        self.files.mkdir()
+        config = home / "kubeconfig"
+        config.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: modelplane\n  cluster: {{server: '{url}'}}\n"
+            "users:\n- name: modelplane\n  user: {}\n"
+            "contexts:\n- name: modelplane\n  context: {cluster: modelplane, user: modelplane, namespace: default}\n"
+            "current-context: modelplane\n"
+        )
+        self.env = {**os.environ, "KUBECONFIG": str(config), "HOME": str(home)}
+
+    def __call__(
+        self, *args: str, check: bool = True, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            ["kubectl", *args], env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=120
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def file(self, name: str, text: str) -> str:
+        path = self.files / name
+        path.write_text(text)
+        return str(path)
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(["kubectl", *args], env=self.env, stdout=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with (
+        ApiProcess(tmp_path_factory.mktemp("home")) as process,
+        httpx.Client(base_url=process.url, timeout=30) as client,
+    ):
+        yield Kubectl(process.url, tmp_path_factory.mktemp("kubectl")), client
+
+
+@pytest.fixture
+def kubectl(cluster):
+    return cluster[0]
+
+
+@pytest.fixture
+def api(cluster):
+    return cluster[1]
+
+
+def _table(output: str) -> list[list[str]]:
+    return [line.split() for line in output.splitlines()]
+
+
+def _generation(api: httpx.Client, name: str) -> int:
+    return api.get(f"{ISVCS}/{name}").json()["metadata"]["generation"]
+
+
+def test_apply_validates_on_the_server_and_reapplies(kubectl, api):
+    path = kubectl.file("iris.yaml", MODEL.format(name="iris", field="storageUri", uri="pvc://models/iris"))
+    assert kubectl("apply", "-f", path).stdout == "inferenceservice.serving.kserve.io/iris created\n"
+    assert kubectl("apply", "-f", path).stdout == "inferenceservice.serving.kserve.io/iris unchanged\n"
+    assert _generation(api, "iris") == 1
+    kubectl.file("iris.yaml", MODEL.format(name="iris", field="storageUri", uri="pvc://models/iris-2"))
+    assert kubectl("apply", "-f", path).stdout == "inferenceservice.serving.kserve.io/iris configured\n"
+    stored = api.get(f"{ISVCS}/iris").json()
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == "pvc://models/iris-2"
+    assert stored["metadata"]["generation"] == 2
+
+
+def test_a_shorthand_applies_again(kubectl, api):
+    """The stored resource has `model` (defaulting moved the shorthand there), so kubectl's patch
+    puts the shorthand back next to it each time; as with KServe, that is accepted and reported
+    `configured`, and an unchanged file changes nothing."""
+    path = kubectl.file("short.yaml", SHORTHAND.format(name="short", uri="pvc://models/short"))
+    assert kubectl("apply", "-f", path).stdout == "inferenceservice.serving.kserve.io/short created\n"
+    version = api.get(f"{ISVCS}/short").json()["metadata"]["resourceVersion"]
+    assert kubectl("apply", "-f", path).stdout == "inferenceservice.serving.kserve.io/short configured\n"
+    assert api.get(f"{ISVCS}/short").json()["metadata"]["resourceVersion"] == version
+    kubectl.file("short.yaml", SHORTHAND.format(name="short", uri="pvc://models/short-2"))
+    kubectl("apply", "-f", path)
+    predictor = api.get(f"{ISVCS}/short").json()["spec"]["predictor"]
+    assert predictor == {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "pvc://models/short-2"}}
+    assert _generation(api, "short") == 2
+
+
+def test_unknown_fields_are_refused_by_default_and_warned_about_on_request(kubectl, api):
+    path = kubectl.file("typo.yaml", MODEL.format(name="typo", field="storageUrl", uri="pvc://models/typo"))
+    refused = kubectl("apply", "-f", path, "--validate=strict", check=False)
+    assert refused.returncode != 0
+    assert 'unknown field "spec.predictor.model.storageUrl"' in refused.stderr
+    assert 'did you mean "storageUri"?' in refused.stderr
+    assert kubectl("apply", "-f", path, check=False).returncode != 0  # strict is kubectl's default
+    assert api.get(f"{ISVCS}/typo").status_code == 404
+    warned = kubectl("apply", "-f", path, "--validate=warn", check=False)
+    assert 'Warning: unknown field "spec.predictor.model.storageUrl"' in warned.stderr
+    # with a storageUrl and no storageUri, the model still validates: it may be stored
+    assert warned.stdout == "inferenceservice.serving.kserve.io/typo created\n"
+
+
+def test_a_list_file_is_checked_on_the_server(kubectl, api):
+    """kubectl checks a `kind: List` itself against OpenAPI v2; finding no schema there, it sends each
+    item with fieldValidation=Strict."""
+    items = [
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": name},
+            "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, field: "pvc://m"}}},
+        }
+        for name, field in (("listed", "storageUri"), ("listed-typo", "storageUrl"))
+    ]
+    path = kubectl.file("list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    result = kubectl("apply", "-f", path, check=False)
+    assert result.stdout == "inferenceservice.serving.kserve.io/listed created\n"
+    assert 'unknown field "spec.predictor.model.storageUrl"' in result.stderr
+    assert api.get(f"{ISVCS}/listed-typo").status_code == 404
+
+
+def test_get_prints_kserves_columns(kubectl, api):
+    kubectl("apply", "-f", kubectl.file("served.yaml", SHORTHAND.format(name="served", uri="pvc://m")))
+    assert api.put(
+        f"{ISVCS}/served/status", json={**api.get(f"{ISVCS}/served").json(), "status": STATUS}
+    ).is_success
+    header, row = _table(kubectl("get", "isvc", "served").stdout)
+    assert header == ISVC_COLUMNS
+    # PREV and PREVROLLEDOUTREVISION are empty: the row's words are the other columns
+    assert row[:5] == ["served", "http://served.default.localhost", "True", "100", "served-predictor-00001"]
+    assert row[5][-1] in "smhd" and len(row) == 6
+    wide_header, wide_row = _table(kubectl("get", "isvc", "served", "-o", "wide").stdout)
+    assert wide_header == [*ISVC_COLUMNS, "REVISIONS", "REPLICAS", "DESIRED"]
+    assert wide_row[-3:] == ["served-predictor-00001", "1", "1"]
+    listed = _table(kubectl("get", "inferenceservices").stdout)
+    assert listed[0] == ISVC_COLUMNS and "served" in [row[0] for row in listed[1:]]
+
+
+def test_get_several_kinds(kubectl):
+    output = kubectl("get", "ig,sr,csr,tm").stdout
+    assert "NAME" in output and "DISABLED   MODELTYPE" in output
+    csr = [
+        row
+        for row in _table(output)
+        if row[0] == "clusterservingruntime.serving.kserve.io/kserve-sklearnserver"
+    ]
+    assert csr and csr[0][1:3] == ["sklearn", "kserve-container"]
+
+
+def test_describe_shows_the_object_and_its_events(kubectl, api):
+    kubectl("apply", "-f", kubectl.file("told.yaml", SHORTHAND.format(name="told", uri="pvc://m")))
+    uid = api.get(f"{ISVCS}/told").json()["metadata"]["uid"]
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "told.1"},
+        "involvedObject": {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "name": "told",
+            "namespace": "default",
+            "uid": uid,
+        },
+        "reason": "RevisionCreated",
+        "message": "revision told-predictor-00001 created",
+        "type": "Normal",
+        "source": {"component": "modelplane"},
+    }
+    assert api.post("/api/v1/namespaces/default/events", json=event).status_code == 201
+    described = kubectl("describe", "isvc", "told").stdout
+    assert "Name:         told" in described
+    assert "Kind:         InferenceService" in described
+    assert "Storage Uri:  pvc://m" in described
+    events = described[described.index("Events:") :]
+    assert "RevisionCreated" in events and "revision told-predictor-00001 created" in events
+
+
+def test_edit_patches_the_object(kubectl, api):
+    kubectl("apply", "-f", kubectl.file("edited.yaml", SHORTHAND.format(name="edited", uri="pvc://before")))
+    editor = kubectl.files / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's#storageUri: pvc://before#storageUri: pvc://after#' \"$1\"\n")
+    editor.chmod(0o755)
+    result = kubectl("edit", "isvc", "edited", env={"KUBE_EDITOR": str(editor), "EDITOR": str(editor)})
+    assert result.stdout == "inferenceservice.serving.kserve.io/edited edited\n"
+    assert api.get(f"{ISVCS}/edited").json()["spec"]["predictor"]["model"]["storageUri"] == "pvc://after"
+
+
+def test_server_side_apply_is_refused_clearly(kubectl):
+    path = kubectl.file("ssa.yaml", SHORTHAND.format(name="ssa", uri="pvc://m"))
+    refused = kubectl("apply", "--server-side", "-f", path, check=False)
+    assert refused.returncode != 0
+    assert "server-side apply is not supported" in refused.stderr
+
+
+def test_dry_runs_store_nothing(kubectl, api):
+    path = kubectl.file("dry.yaml", SHORTHAND.format(name="dry", uri="pvc://m"))
+    assert "created (server dry run)" in kubectl("apply", "-f", path, "--dry-run=server").stdout
+    assert api.get(f"{ISVCS}/dry").status_code == 404
+    kubectl("apply", "-f", path)
+    assert "deleted (server dry run)" in kubectl("delete", "isvc", "dry", "--dry-run=server").stdout
+    assert api.get(f"{ISVCS}/dry").status_code == 200
+
+
+def test_delete(kubectl, api):
+    kubectl("apply", "-f", kubectl.file("gone.yaml", SHORTHAND.format(name="gone", uri="pvc://m")))
+    assert kubectl("delete", "isvc", "gone").stdout == 'inferenceservice.serving.kserve.io "gone" deleted\n'
+    assert api.get(f"{ISVCS}/gone").status_code == 404
+    missing = kubectl("delete", "isvc", "gone", check=False)
+    assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_watch_prints_each_change(kubectl, api):
+    kubectl("apply", "-f", kubectl.file("watched.yaml", SHORTHAND.format(name="watched", uri="pvc://m")))
+    watch = kubectl.popen("get", "isvc", "watched", "--watch", "--output-watch-events")
+    stopper = threading.Timer(120, watch.kill)  # a watch that never ends must not hold the suite
+    stopper.start()
+    try:
+        assert watch.stdout is not None
+        assert watch.stdout.readline().split()[:2] == ["EVENT", "NAME"]
+        assert watch.stdout.readline().split()[:2] == ["ADDED", "watched"]
+        kubectl("label", "isvc", "watched", "seen=yes")
+        assert watch.stdout.readline().split()[:2] == ["MODIFIED", "watched"]
+        kubectl("delete", "isvc", "watched")
+        assert watch.stdout.readline().split()[:2] == ["DELETED", "watched"]
+    finally:
+        stopper.cancel()
+        watch.kill()
+        watch.wait()
+        watch.stdout.close()
+
+
+SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: storage-config
+stringData:
+  localMinIO: '{{"type": "s3", "access_key_id": "minio", "secret_access_key": "{value}", "bucket": "models"}}'
+"""
+SECRETS = "/api/v1/namespaces/default/secrets"
+
+
+def test_a_secret_applies_again_and_no_read_shows_its_values(kubectl, api):
+    path = kubectl.file("secret.yaml", SECRET.format(value="kubectl-secret-one"))
+    assert kubectl("apply", "-f", path).stdout == "secret/storage-config created\n"
+    version = api.get(f"{SECRETS}/storage-config").json()["metadata"]["resourceVersion"]
+    kubectl.file("secret.yaml", SECRET.format(value="kubectl-secret-two"))
+    assert kubectl("apply", "-f", path).stdout == "secret/storage-config configured\n"
+    assert api.get(f"{SECRETS}/storage-config").json()["metadata"]["resourceVersion"] != version
+    got = yaml.safe_load(kubectl("get", "secret", "storage-config", "-o", "yaml").stdout)
+    assert got["data"] == {"localMinIO": REDACTED} and "stringData" not in got
+    listed = json.loads(kubectl("get", "secrets", "-o", "json").stdout)
+    assert [item["data"] for item in listed["items"]] == [{"localMinIO": REDACTED}]
+    applied = got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    assert json.loads(applied)["stringData"] == {"localMinIO": REDACTED}
+    described = kubectl("describe", "secret", "storage-config").stdout
+    assert "kubectl-secret" not in described and "minio" not in described.replace("localMinIO", "")
+    assert _table(kubectl("get", "secrets").stdout)[0] == ["NAME", "TYPE", "AGE"]
+    assert _table(kubectl("get", "secrets").stdout)[1][:2] == ["storage-config", "Opaque"]
+
+
+def test_a_storage_config_that_is_not_json_is_refused_without_its_value(kubectl):
+    path = kubectl.file(
+        "bad-secret.yaml", SECRET.replace("'{{", "'not json {{").format(value="kubectl-hidden")
+    )
+    refused = kubectl("apply", "-f", path, check=False)
+    assert refused.returncode != 0
+    assert "data[localMinIO]: Invalid value: a storage config must be a JSON object" in refused.stderr
+    assert "kubectl-hidden" not in refused.stderr

@@ -1,0 +1,381 @@
+"""The control-plane API, served by a real process on loopback and spoken to with httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from modelplane.local.api.process import ApiProcess
+from modelplane.local.api.server import ApiServer, bind
+from modelplane.local.api.store import Store, store_path
+
+ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
+CSRS = "/apis/serving.kserve.io/v1alpha1/clusterservingruntimes"
+
+
+def isvc(name: str, namespace: str | None = "default", storage_uri: str = "file:///m/1", **labels) -> dict:
+    metadata: dict = {"name": name}
+    if namespace:
+        metadata["namespace"] = namespace
+    if labels:
+        metadata["labels"] = labels
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": metadata,
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage_uri}}},
+    }
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    with (
+        ApiProcess(tmp_path_factory.mktemp("home")) as process,
+        httpx.Client(base_url=process.url, timeout=30) as client,
+    ):
+        yield client
+
+
+def path(name: str = "", ns: str = "default") -> str:
+    base = ISVCS.format(ns=ns)
+    return f"{base}/{name}" if name else base
+
+
+def assert_status(response: httpx.Response, code: int, reason: str) -> dict:
+    assert response.status_code == code, response.text
+    body = response.json()
+    assert body["kind"] == "Status"
+    assert body["apiVersion"] == "v1"
+    assert body["status"] == "Failure"
+    assert body["reason"] == reason
+    assert body["code"] == code
+    return body
+
+
+def test_health_and_discovery(api):
+    assert api.get("/healthz").text == "ok"
+    groups = api.get("/apis").json()
+    assert groups["kind"] == "APIGroupList"
+    group = groups["groups"][0]
+    assert group["name"] == "serving.kserve.io"
+    assert group["preferredVersion"]["version"] == "v1beta1"
+    resources = api.get("/apis/serving.kserve.io/v1alpha1").json()["resources"]
+    by_name = {r["name"]: r for r in resources}
+    assert by_name["clusterservingruntimes"]["namespaced"] is False
+    assert "watch" in by_name["trainedmodels"]["verbs"]
+    assert "inferencegraphs/status" in by_name
+    assert api.get("/apis/serving.kserve.io/v9").status_code == 404
+
+
+def test_create_get_list(api):
+    created = api.post(path(), json=isvc("iris", namespace=None))
+    assert created.status_code == 201
+    body = created.json()
+    assert body["metadata"]["namespace"] == "default"
+    assert body["metadata"]["generation"] == 1
+    assert api.get(path("iris")).json() == body
+
+    listed = api.get(path()).json()
+    assert listed["kind"] == "InferenceServiceList"
+    assert listed["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert int(listed["metadata"]["resourceVersion"]) >= int(body["metadata"]["resourceVersion"])
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["iris"]
+    everywhere = api.get("/apis/serving.kserve.io/v1beta1/inferenceservices").json()
+    assert "iris" in [i["metadata"]["name"] for i in everywhere["items"]]
+
+
+def test_create_from_a_yaml_body(api):
+    text = (
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: from-yaml\n"
+        "spec:\n  predictor:\n    sklearn:\n      storageUri: file:///m/1\n"
+    )
+    created = api.post(path(), content=text, headers={"content-type": "application/yaml"})
+    assert created.status_code == 201
+    assert created.json()["spec"]["predictor"]["model"]["storageUri"] == "file:///m/1"
+    broken = api.post(path(), content="kind: [", headers={"content-type": "application/yaml"})
+    assert assert_status(broken, 400, "BadRequest")["message"].startswith("request body:")
+
+
+def test_errors_are_kubernetes_statuses(api):
+    api.post(path(), json=isvc("dup"))
+    assert_status(api.post(path(), json=isvc("dup")), 409, "AlreadyExists")
+    missing = assert_status(api.get(path("nope")), 404, "NotFound")
+    assert missing["message"] == 'inferenceservices.serving.kserve.io "nope" not found'
+    assert missing["details"] == {"name": "nope", "group": "serving.kserve.io", "kind": "inferenceservices"}
+    assert_status(api.post(path(), json=isvc("Bad_Name")), 422, "Invalid")
+    assert_status(api.post(path(), json=isvc("x", namespace="other")), 400, "BadRequest")
+    not_json = {"content-type": "application/json"}
+    assert_status(api.post(path(), content=b"{not json", headers=not_json), 400, "BadRequest")
+    wrong_kind = isvc("x")
+    wrong_kind["kind"] = "InferenceGraph"
+    assert_status(api.post(path(), json=wrong_kind), 400, "BadRequest")
+    assert_status(api.get("/apis/serving.kserve.io/v1beta1/namespaces/default/pods"), 404, "NotFound")
+    assert_status(api.put(path(), json=isvc("x")), 405, "MethodNotAllowed")
+
+
+def test_replace_with_a_stale_resource_version_is_a_conflict(api):
+    first = api.post(path(), json=isvc("replaced")).json()
+    update = isvc("replaced", storage_uri="file:///m/2")
+    update["metadata"]["resourceVersion"] = first["metadata"]["resourceVersion"]
+    second = api.put(path("replaced"), json=update)
+    assert second.status_code == 200
+    assert second.json()["metadata"]["generation"] == 2
+
+    stale = isvc("replaced", storage_uri="file:///m/3")
+    stale["metadata"]["resourceVersion"] = first["metadata"]["resourceVersion"]
+    assert_status(api.put(path("replaced"), json=stale), 409, "Conflict")
+    assert_status(api.put(path("replaced"), json=isvc("other-name")), 400, "BadRequest")
+    assert_status(api.put(path("absent"), json=isvc("absent")), 404, "NotFound")
+
+
+def test_merge_patch(api):
+    api.post(path(), json=isvc("patched", team="a"))
+    patch = {
+        "metadata": {"labels": {"team": None, "tier": "gold"}},
+        "spec": {"predictor": {"minReplicas": 2}},
+    }
+    response = api.patch(
+        path("patched"), content=json.dumps(patch), headers={"content-type": "application/merge-patch+json"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["metadata"]["labels"] == {"tier": "gold"}
+    assert body["spec"]["predictor"]["minReplicas"] == 2
+    assert body["spec"]["predictor"]["model"]["storageUri"] == "file:///m/1"
+    assert body["metadata"]["generation"] == 2
+
+    broken = api.patch(
+        path("patched"),
+        content=json.dumps({"metadata": "x"}),
+        headers={"content-type": "application/merge-patch+json"},
+    )
+    assert_status(broken, 422, "Invalid")
+
+    for content_type in ("application/json-patch+json", "application/strategic-merge-patch+json"):
+        refused = api.patch(path("patched"), content=b"[]", headers={"content-type": content_type})
+        assert_status(refused, 415, "UnsupportedMediaType")
+
+
+def test_status_subresource(api):
+    api.post(path(), json=isvc("with-status"))
+    merge = {"content-type": "application/merge-patch+json"}
+    status = {"status": {"url": "http://with-status.default.localhost", "observedGeneration": 1}}
+    patched = api.patch(path("with-status") + "/status", content=json.dumps(status), headers=merge).json()
+    assert patched["status"]["url"] == "http://with-status.default.localhost"
+    assert patched["metadata"]["generation"] == 1
+
+    # The main resource ignores status; the status subresource ignores everything else.
+    forged = api.patch(path("with-status"), content=json.dumps({"status": {"url": "forged"}}), headers=merge)
+    assert forged.json()["status"]["url"] == "http://with-status.default.localhost"
+    whole = api.get(path("with-status")).json()
+    whole["spec"] = {"forged": True}
+    whole["status"]["url"] = "http://new"
+    replaced = api.put(path("with-status") + "/status", json=whole).json()
+    assert replaced["status"]["url"] == "http://new"
+    assert replaced["spec"]["predictor"]["model"]["storageUri"] == "file:///m/1"
+    assert api.get(path("with-status") + "/status").json()["status"]["url"] == "http://new"
+
+
+def test_delete(api):
+    created = api.post(path(), json=isvc("deleted")).json()
+    response = api.delete(path("deleted"))
+    assert response.status_code == 200
+    assert response.json()["metadata"]["uid"] == created["metadata"]["uid"]
+    assert_status(api.get(path("deleted")), 404, "NotFound")
+    assert_status(api.delete(path("deleted")), 404, "NotFound")
+
+
+def test_cluster_scoped_kind(api):
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ClusterServingRuntime",
+        "metadata": {"name": "rt"},
+        "spec": {"containers": [{"name": "kserve-container", "image": "x"}]},
+    }
+    created = api.post(CSRS, json=runtime)
+    assert created.status_code == 201
+    assert "namespace" not in created.json()["metadata"]
+    assert api.get(f"{CSRS}/rt").status_code == 200
+    namespaced_path = "/apis/serving.kserve.io/v1alpha1/namespaces/default/clusterservingruntimes/rt"
+    assert_status(api.get(namespaced_path), 404, "NotFound")
+
+
+def test_label_and_field_selectors(api):
+    api.post(path(ns="selectors"), json=isvc("a", namespace="selectors", app="x"))
+    api.post(path(ns="selectors"), json=isvc("b", namespace="selectors", app="y"))
+
+    def names(**params):
+        return [i["metadata"]["name"] for i in api.get(path(ns="selectors"), params=params).json()["items"]]
+
+    assert names(labelSelector="app=x") == ["a"]
+    assert names(labelSelector="app!=x") == ["b"]
+    assert names(fieldSelector="metadata.name=b") == ["b"]
+    assert_status(api.get(path(ns="selectors"), params={"fieldSelector": "spec.x=1"}), 400, "BadRequest")
+
+
+def watch_lines(api, url: str, count: int, **params) -> list[dict]:
+    events = []
+    with api.stream("GET", url, params={"watch": "true", "timeoutSeconds": "60", **params}) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line:
+                events.append(json.loads(line))
+            if len(events) == count:
+                break
+    return events
+
+
+def test_watch_replays_and_resumes(api):
+    ns = "watched"
+    created = api.post(path(ns=ns), json=isvc("w", namespace=ns)).json()
+    api.patch(
+        path("w", ns=ns) + "/status",
+        content=json.dumps({"status": {"url": "http://w"}}),
+        headers={"content-type": "application/merge-patch+json"},
+    )
+    api.delete(path("w", ns=ns))
+
+    resumed = watch_lines(api, path(ns=ns), 2, resourceVersion=created["metadata"]["resourceVersion"])
+    assert [e["type"] for e in resumed] == ["MODIFIED", "DELETED"]
+    assert resumed[0]["object"]["status"] == {"url": "http://w"}
+
+    api.post(path(ns=ns), json=isvc("current", namespace=ns))
+    replayed = watch_lines(api, path(ns=ns), 1)
+    assert replayed[0]["type"] == "ADDED"
+    assert replayed[0]["object"]["metadata"]["name"] == "current"
+
+
+def test_watch_sees_writes_made_while_it_is_open(api):
+    ns = "live"
+    start = api.get(path(ns=ns)).json()["metadata"]["resourceVersion"]
+    with httpx.Client(base_url=str(api.base_url), timeout=30) as watcher:
+        params = {"watch": "true", "resourceVersion": start, "fieldSelector": "metadata.name=seen"}
+        with watcher.stream("GET", path(ns=ns), params=params) as response:
+            api.post(path(ns=ns), json=isvc("unseen", namespace=ns))
+            api.post(path(ns=ns), json=isvc("seen", namespace=ns))
+            first = json.loads(next(response.iter_lines()))
+    assert first["type"] == "ADDED"
+    assert first["object"]["metadata"]["name"] == "seen"
+
+
+def test_watch_timeout_ends_the_stream(api):
+    with api.stream("GET", path(ns="quiet"), params={"watch": "1", "timeoutSeconds": "0.2"}) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert lines == []
+
+
+def test_apply_is_all_or_nothing(api):
+    apply = "/modelplane/v1/apply"
+    batch = {"apiVersion": "v1", "kind": "List", "items": [isvc("one", namespace=None), isvc("Two_Bad")]}
+    assert_status(api.post(apply, json=batch), 422, "Invalid")
+    assert_status(api.get(path("one")), 404, "NotFound")
+
+    batch["items"][1] = isvc("two")
+    first = api.post(apply, json=batch).json()
+    assert first["kind"] == "ApplyResult"
+    assert [i["action"] for i in first["items"]] == ["created", "created"]
+    assert first["items"][0]["object"]["metadata"]["namespace"] == "default"
+
+    batch["items"][1] = isvc("two", storage_uri="file:///m/2")
+    second = api.post(apply, json=batch).json()
+    assert [i["action"] for i in second["items"]] == ["unchanged", "configured"]
+    assert_status(api.post(apply, json={"items": "no"}), 400, "BadRequest")
+    unknown = {"kind": "List", "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}]}
+    assert_status(api.post(apply, json=unknown), 400, "BadRequest")
+
+
+def test_state_survives_a_restart(tmp_path):
+    with ApiProcess(tmp_path) as first:
+        created = httpx.post(first.url + path(), json=isvc("kept")).json()
+    with ApiProcess(tmp_path) as second:
+        kept = httpx.get(second.url + path("kept")).json()
+        assert kept == created
+        later = httpx.post(second.url + path(), json=isvc("later")).json()
+        assert int(later["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+
+
+def test_an_open_watch_does_not_hold_up_a_graceful_stop(tmp_path):
+    process = ApiProcess(tmp_path)
+    url = process.start()
+    try:
+        with httpx.stream("GET", url + path(), params={"watch": "true"}, timeout=30) as response:
+            assert response.status_code == 200
+            process.stop()
+            assert list(response.iter_lines()) in ([], [""])
+    finally:
+        process.stop()
+    assert not process.killed
+
+
+def test_embedded_in_one_event_loop_with_the_store(tmp_path):
+    """As `modelplane up` runs it: the store written in-process, the API serving the same loop."""
+
+    async def scenario():
+        store = Store(store_path(tmp_path))
+        server = ApiServer(store, bind("127.0.0.1", 0))
+        serving = asyncio.create_task(server.run())
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                while (await client.get("/healthz")).status_code != 200:
+                    await asyncio.sleep(0)
+                params = {"watch": "true", "resourceVersion": store.resource_version()}
+                async with client.stream("GET", path(), params=params) as response:
+                    store.create(isvc("in-process"))
+                    line = await anext(response.aiter_lines())
+            assert json.loads(line)["object"]["metadata"]["name"] == "in-process"
+        finally:
+            server.stop()
+            await serving
+            store.close()
+
+    asyncio.run(scenario())
+
+
+def test_resuming_a_watch_from_beyond_the_history_is_an_expired_error_event(tmp_path):
+    async def scenario():
+        store = Store(store_path(tmp_path), history=2)
+        for name in ("a", "b", "c", "d"):
+            store.create(isvc(name))
+        server = ApiServer(store, bind("127.0.0.1", 0))
+        serving = asyncio.create_task(server.run())
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                params = {"watch": "true", "resourceVersion": "1"}
+                async with client.stream("GET", path(), params=params) as response:
+                    assert response.status_code == 200
+                    lines = [line async for line in response.aiter_lines() if line]
+        finally:
+            server.stop()
+            await serving
+            store.close()
+        assert len(lines) == 1
+        event = json.loads(lines[0])
+        assert event["type"] == "ERROR"
+        assert event["object"]["kind"] == "Status"
+        assert event["object"]["code"] == 410
+        assert event["object"]["reason"] == "Expired"
+
+    asyncio.run(scenario())
+
+
+def test_autoscaling_settings_the_autoscaler_cannot_use_are_refused(api):
+    short_window = isvc("short-window")
+    short_window["metadata"]["annotations"] = {"autoscaling.knative.dev/window": "2s"}
+    body = assert_status(api.post(path(), json=short_window), 422, "Invalid")
+    assert body["details"]["causes"] == [
+        {
+            "field": "metadata.annotations",
+            "message": "autoscaling.knative.dev/window must be between 6s and 1h, not 2s",
+            "reason": "FieldValueInvalid",
+        }
+    ]
+    tiny_target = isvc("tiny-target")
+    tiny_target["spec"]["predictor"]["scaleTarget"] = 0
+    body = assert_status(api.post(path(), json=tiny_target), 422, "Invalid")
+    assert "the scale target must be at least 0.01" in body["message"]
+    fine = isvc("fine-window")
+    fine["metadata"]["annotations"] = {"autoscaling.knative.dev/window": "90s"}
+    assert api.post(path(), json=fine).status_code == 201

@@ -1,0 +1,111 @@
+"""Fields one machine cannot honor, found wherever a pod spec or a container can set them."""
+
+from __future__ import annotations
+
+from modelplane.api.builtin_runtimes import with_builtin_runtimes
+from modelplane.local.api.field_dispositions import SCHEDULING_FIELDS
+from modelplane.local.api.unhonored_fields import service_unhonored, unhonored_fields
+
+ONE_MACHINE = "every replica runs on this machine"
+
+
+def isvc(spec: dict) -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "a"},
+        "spec": spec,
+    }
+
+
+def found(resource: dict) -> list[tuple[str, str]]:
+    return [(field.path, field.why) for field in unhonored_fields(resource)]
+
+
+def test_scheduling_fields_of_each_component_and_canary_are_not_acted_on():
+    resource = isvc(
+        {
+            "predictor": {
+                "nodeSelector": {"gpu": "a100"},
+                "tolerations": [{"key": "gpu", "operator": "Exists"}],
+                "affinity": {
+                    "podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone"}]
+                    }
+                },
+                "sklearn": {"storageUri": "pvc://m"},
+            },
+            "transformer": {"schedulerName": "volcano", "containers": [{"name": "kserve-container"}]},
+            "canary": [{"trafficPercent": 10, "predictor": {"name": "v2", "priorityClassName": "high"}}],
+        }
+    )
+    assert found(resource) == [
+        ("spec.predictor.nodeSelector", ONE_MACHINE),
+        ("spec.predictor.tolerations", ONE_MACHINE),
+        ("spec.predictor.affinity", ONE_MACHINE),
+        ("spec.transformer.schedulerName", ONE_MACHINE),
+        ("spec.canary[0].predictor.priorityClassName", ONE_MACHINE),
+    ]
+
+
+def test_empty_scheduling_fields_say_nothing_and_every_field_of_the_list_is_looked_at():
+    assert found(isvc({"predictor": {"nodeSelector": {}, "tolerations": []}})) == []
+    every = {name: "x" for name in SCHEDULING_FIELDS}
+    assert len(found(isvc({"predictor": every}))) == len(SCHEDULING_FIELDS)
+
+
+def test_resources_other_than_cpu_memory_and_nvidia_gpus_are_not_acted_on():
+    resource = isvc(
+        {
+            "predictor": {
+                "resources": {"limits": {"memory": "1Gi", "nvidia.com/gpu": 1}},
+                "model": {
+                    "modelFormat": {"name": "sklearn"},
+                    "resources": {
+                        "limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1, "amd.com/gpu": 1},
+                        "requests": {"ephemeral-storage": "1Gi"},
+                    },
+                },
+            }
+        }
+    )
+    assert [path for path, _ in found(resource)] == [
+        "spec.predictor.resources.limits[nvidia.com/gpu]",  # a pod-level GPU Kubernetes has not either
+        "spec.predictor.model.resources.limits[amd.com/gpu]",
+        "spec.predictor.model.resources.requests[ephemeral-storage]",
+    ]
+
+
+def test_runtimes_and_graphs_are_looked_at_too():
+    runtime = {
+        "kind": "ServingRuntime",
+        "metadata": {"name": "gpu-runtime"},
+        "spec": {
+            "nodeSelector": {"accelerator": "h100"},
+            "containers": [{"name": "kserve-container", "resources": {"limits": {"hugepages-2Mi": "1Gi"}}}],
+        },
+    }
+    assert [path for path, _ in found(runtime)] == [
+        "spec.nodeSelector",
+        "spec.containers[0].resources.limits[hugepages-2Mi]",
+    ]
+    graph = {"kind": "InferenceGraph", "spec": {"nodeName": "n1", "resources": {"limits": {"cpu": "1"}}}}
+    assert [path for path, _ in found(graph)] == ["spec.nodeName"]
+    assert found({"kind": "TrainedModel", "spec": {"model": {"memory": "1Gi"}}}) == []
+
+
+def test_a_services_status_names_its_runtimes_fields_too():
+    runtime = {
+        "kind": "ServingRuntime",
+        "metadata": {"name": "gpu-runtime"},
+        "spec": {"tolerations": [{"operator": "Exists"}]},
+    }
+    resource = isvc({"predictor": {"nodeName": "n1", "model": {"modelFormat": {"name": "sklearn"}}}})
+    used = {"kind": "ServingRuntime", "name": "gpu-runtime"}
+    assert service_unhonored(resource, used, with_builtin_runtimes([runtime])) == (
+        f"spec.predictor.nodeName ({ONE_MACHINE})",
+        f"ServingRuntime gpu-runtime: spec.tolerations ({ONE_MACHINE})",
+    )
+    # A built-in runtime's fields are modelplane's own, not the user's: nothing to say.
+    builtin = {"kind": "ClusterServingRuntime", "name": "kserve-sklearnserver"}
+    assert service_unhonored(isvc({"predictor": {}}), builtin, with_builtin_runtimes([])) == ()

@@ -1,0 +1,112 @@
+"""The platform's autoscaling loop: decisions become replica counts; the gateway's demand wakes a
+revision at zero from another thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from modelplane.control.autoscaling_settings import AutoscalerSettings
+from modelplane.control.revisions import Revision
+from modelplane.local.controllers.autoscaling import Autoscaling
+from modelplane.local.gateway.revisions import RevisionStats
+
+
+class Replicas:
+    """Records the counts it is scaled to."""
+
+    def __init__(self) -> None:
+        self.desired = 0
+        self.counts: list[int] = []
+
+    def scale(self, count: int) -> None:
+        self.desired = count
+        self.counts.append(count)
+
+
+def stats(revision: str, taken_at: float, concurrency_seconds: float, replicas: int = 1) -> RevisionStats:
+    return RevisionStats(revision, replicas, 0, 0, 0, concurrency_seconds, taken_at)
+
+
+def test_a_revision_starts_at_its_initial_scale_within_min_and_max():
+    autoscaling = Autoscaling()
+    assert autoscaling.track("a", AutoscalerSettings(min_replicas=3), Replicas(), lambda: None) == 3
+    assert autoscaling.track("b", AutoscalerSettings(min_replicas=0), Replicas(), lambda: None) == 1
+    settings = AutoscalerSettings(min_replicas=0, max_replicas=2, initial_scale=5)
+    assert autoscaling.track("c", settings, Replicas(), lambda: None) == 2
+
+
+def test_each_tick_scales_to_the_decision_and_says_so():
+    now = time.monotonic()
+    snapshots = {"rev": stats("rev", now - 2, 0.0)}
+    autoscaling = Autoscaling()
+    autoscaling._stats = lambda: snapshots
+    replicas, scaled = Replicas(), []
+    settings = AutoscalerSettings(target=1, min_replicas=1)
+    replicas.desired = autoscaling.track("rev", settings, replicas, lambda: scaled.append(replicas.desired))
+    autoscaling.scale_all()
+    assert replicas.counts == [] and scaled == []  # one sample: no decision to change anything yet
+
+    snapshots["rev"] = stats("rev", now, 8.0)  # 4 requests in flight on average over 2 s
+    autoscaling.scale_all()
+    assert replicas.counts == [6] and scaled == [6]  # 4 / (1 x 70%) -> 6
+
+    autoscaling.forget("rev")
+    snapshots["rev"] = stats("rev", now + 2, 8.0, replicas=6)
+    autoscaling.scale_all()
+    assert replicas.counts == [6]
+
+
+def test_the_gateway_wakes_a_revision_at_zero_from_its_own_thread():
+    async def scenario():
+        autoscaling = Autoscaling(tick=3600)
+        autoscaling.start(dict)
+        replicas, woken = Replicas(), asyncio.Event()
+        settings = AutoscalerSettings(min_replicas=0, initial_scale=0)
+        replicas.desired = autoscaling.track("rev", settings, replicas, woken.set)
+        assert replicas.desired == 0
+        try:
+            gateway = threading.Thread(
+                target=lambda: [autoscaling.wake_from_any_thread("rev") for _ in range(50)]
+            )
+            gateway.start()
+            gateway.join()
+            await asyncio.wait_for(woken.wait(), 30)
+            assert replicas.counts == [1]  # scaled once, however many requests wait
+            autoscaling.wake_from_any_thread("unknown")  # a revision it does not scale: nothing happens
+            await asyncio.sleep(0.05)
+        finally:
+            await autoscaling.close()
+
+    asyncio.run(scenario())
+
+
+class RevisionReplicasLike(Replicas):
+    def __init__(self, name: str, template: dict) -> None:
+        super().__init__()
+        self.revision = Revision(name, "predictor", 1, "digest", template)
+
+
+def test_a_stable_revision_lends_replicas_to_its_canaries_and_gets_them_back():
+    autoscaling = Autoscaling()
+    fixed = RevisionReplicasLike("fixed", {"minReplicas": 4})
+    fixed.scale(4)
+    autoscaling.lower_minimum(fixed, 3)
+    assert fixed.desired == 1
+    autoscaling.lower_minimum(fixed, 5)
+    assert fixed.desired == 1  # one always stays
+    autoscaling.lower_minimum(fixed, 0)
+    assert fixed.desired == 4
+
+    scaled = RevisionReplicasLike("scaled", {})
+    autoscaling.track("scaled", AutoscalerSettings(min_replicas=3), scaled, lambda: None)
+    autoscaling.lower_minimum(scaled, 2)
+    assert autoscaling._tracked["scaled"].autoscaler.settings.min_replicas == 1
+    autoscaling.lower_minimum(scaled, 0)
+    assert autoscaling._tracked["scaled"].autoscaler.settings.min_replicas == 3
+
+    to_zero = RevisionReplicasLike("to-zero", {})
+    autoscaling.track("to-zero", AutoscalerSettings(min_replicas=0), to_zero, lambda: None)
+    autoscaling.lower_minimum(to_zero, 2)
+    assert autoscaling._tracked["to-zero"].autoscaler.settings.min_replicas == 0

@@ -1,0 +1,56 @@
+"""The gateway routes of the InferenceGraphs of `modelplane up` (no processes: stand-in routers)."""
+
+from __future__ import annotations
+
+from modelplane.control import Revision
+from modelplane.local.controllers.graphs import GraphReconciler, _Graph
+from modelplane.local.replicas.supervisor import SupervisorSettings
+
+HOST = "chain.default.localhost"
+
+
+class Router:
+    """Stands for the replicas of a router revision: `ready` addresses, or none while it starts."""
+
+    def __init__(self, number: int, addresses: tuple[str, ...] = ()) -> None:
+        name = f"chain-router-{number:05d}"
+        self.revision = Revision(name, "router", number, f"d{number}", {"timeout": 30})
+        self._addresses = addresses
+
+    def addresses(self) -> tuple[str, ...]:
+        return self._addresses
+
+
+def reconciler_with(tmp_path, graph: _Graph) -> GraphReconciler:
+    reconciler = GraphReconciler(None, SupervisorSettings(logs_dir=tmp_path), on_routes=lambda: None)
+    reconciler._graphs[(graph.namespace, graph.name)] = graph
+    return reconciler
+
+
+def test_a_starting_router_has_the_host_so_that_requests_wait_for_it(tmp_path):
+    starting = Router(1)
+    graph = _Graph(
+        "default", "chain", running={starting.revision.name: starting}, latest=starting.revision.name
+    )
+    backends = reconciler_with(tmp_path, graph).routes()[HOST].backends
+    assert [(b.revision, b.replicas, b.timeout_seconds) for b in backends] == [
+        ("chain-router-00001", (), 30.0)
+    ]
+
+
+def test_the_serving_router_keeps_the_host_while_a_new_one_starts(tmp_path):
+    serving, starting = Router(1, ("127.0.0.1:9000",)), Router(2)
+    graph = _Graph(
+        "default",
+        "chain",
+        running={r.revision.name: r for r in (serving, starting)},
+        latest=starting.revision.name,
+        serving=serving.revision.name,
+    )
+    backends = reconciler_with(tmp_path, graph).routes()[HOST].backends
+    assert [(b.revision, b.replicas) for b in backends] == [("chain-router-00001", ("127.0.0.1:9000",))]
+
+
+def test_a_graph_without_a_router_has_no_host(tmp_path):
+    """Waiting for its services, or stopped."""
+    assert reconciler_with(tmp_path, _Graph("default", "chain")).routes() == {}

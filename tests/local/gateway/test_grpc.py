@@ -1,0 +1,480 @@
+"""gRPC through the gateway: HTTP/2 on the REST port, routed by `:authority`, relayed to replicas' gRPC ports.
+
+The replicas are real grpc.aio servers in their own processes (grpc_upstream.py); the clients
+are grpcio stubs and tritonclient's gRPC client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import h2.connection
+import h2.events
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as triton
+
+from modelplane.local.gateway.routes import (
+    Backend,
+    ComponentTraffic,
+    Route,
+    RouteTable,
+    inference_graph_routes,
+    inference_service_routes,
+)
+from modelplane.local.gateway.server import GatewayConfig, GatewayThread
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
+
+APP = Path(__file__).with_name("grpc_upstream.py")
+HTTP_APP = Path(__file__).with_name("upstream_app.py")
+HOST = "iris.default.localhost"
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def upstream_process(name: str, app: Path = APP):
+    process = subprocess.Popen([sys.executable, str(app), name], stdout=subprocess.PIPE, text=True)
+    try:
+        yield process, f"127.0.0.1:{int(process.stdout.readline())}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def upstream(name: str, app: Path = APP):
+    with upstream_process(name, app) as (_, address):
+        yield address
+
+
+@contextlib.contextmanager
+def running_gateway(table: RouteTable, on_demand=None, **settings):
+    thread = GatewayThread(GatewayConfig(port=0, **settings), on_demand=on_demand)
+    gateway = thread.start()
+    gateway.update_routes(table)
+    try:
+        yield gateway
+    finally:
+        thread.stop()
+
+
+@contextlib.contextmanager
+def channel(gateway, authority: str = HOST):
+    options = [
+        ("grpc.default_authority", authority),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ]
+    with grpc.insecure_channel(f"127.0.0.1:{gateway.port}", options=options) as chan:
+        yield chan
+
+
+def backend(revision: str, *replicas: str, weight: int = 100, **settings) -> Backend:
+    """A revision whose stand-in replicas serve gRPC only (the HTTP address is never called here)."""
+    return Backend(revision, tuple(replicas), weight=weight, grpc_replicas=tuple(replicas), **settings)
+
+
+def service(predictor: Backend | tuple[Backend, ...], name: str = "iris") -> dict[str, Route]:
+    backends = predictor if isinstance(predictor, tuple) else (predictor,)
+    return inference_service_routes(
+        name, "default", predictor=ComponentTraffic(backends, latest=backends[-1], prev=backends[0])
+    )
+
+
+def infer(
+    chan, parameters: dict | None = None, payload: bytes = b"\x01\x02\x03\x04", **call
+) -> pb.ModelInferResponse:
+    request = pb.ModelInferRequest(model_name="iris")
+    request.inputs.add(name="x", datatype="BYTES", shape=[1])
+    request.raw_input_contents.append(payload)
+    for key, value in (parameters or {}).items():
+        if isinstance(value, float):
+            request.parameters[key].double_param = value
+        else:
+            request.parameters[key].string_param = value
+    return InferenceStub(chan).ModelInfer(request, **call)
+
+
+def settled(gateway, revision: str, **expected) -> dict:
+    """The revision's counters once they match `expected` (they change as responses end)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        stats = gateway.revision_stats()[revision]
+        if all(getattr(stats, key) == value for key, value in expected.items()):
+            return stats
+        time.sleep(0.02)
+    raise AssertionError(f"{revision}: {stats} never matched {expected}")
+
+
+@pytest.fixture(scope="module")
+def replicas():
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(upstream(name)) for name in ("iris-1", "iris-2", "iris-3")}
+
+
+def test_a_grpc_call_goes_to_the_predictor_of_a_service_without_transformer(replicas):
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"])))
+    with running_gateway(table) as gateway, channel(gateway) as chan:
+        response = infer(chan)
+        assert (response.id, response.model_name) == ("iris-1", "iris")
+        assert list(response.raw_output_contents) == [b"\x01\x02\x03\x04"]
+        ready = InferenceStub(chan).ServerReady(pb.ServerReadyRequest())
+        assert ready.ready
+        stats = settled(gateway, "iris-predictor-1", in_flight=0)
+        assert stats.requests_total == 2
+
+
+def test_metadata_reaches_the_replica_and_the_authority_matches_like_host(replicas):
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"])))
+    with running_gateway(table) as gateway, channel(gateway, "IRIS-predictor.default.localhost:8080") as chan:
+        call = chan.unary_unary("/test.Echo/Metadata")
+        seen = json.loads(call(b"", metadata=(("x-request-id", "abc"), ("custom-bin", b"\x00\xff"))))
+        assert (seen["x-request-id"], seen["custom-bin"]) == ("abc", "00ff")
+
+
+def test_a_localhost_target_is_its_own_authority(replicas):
+    """grpcio resolves `*.localhost` to the loopback address, and the target's host is the authority."""
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-3"])))
+    with running_gateway(table) as gateway, grpc.insecure_channel(f"{HOST}:{gateway.port}") as chan:
+        assert infer(chan).id == "iris-3"
+
+
+def test_tritonclient_through_the_gateway(replicas):
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-2"])))
+    with running_gateway(table) as gateway:
+        client = triton.InferenceServerClient(
+            f"127.0.0.1:{gateway.port}", channel_args=[("grpc.default_authority", HOST)]
+        )
+        try:
+            assert client.is_server_live()
+            assert client.get_server_metadata().name == "iris-2"
+            data = np.arange(8, dtype=np.float32).reshape(2, 4)
+            tensor = triton.InferInput("input-0", [2, 4], "FP32")
+            tensor.set_data_from_numpy(data)
+            result = client.infer("iris", [tensor])
+            assert result.get_response().id == "iris-2"
+            np.testing.assert_array_equal(result.as_numpy("input-0"), data)
+        finally:
+            client.close()
+
+
+def test_large_messages_stream_both_ways(replicas):
+    """Larger than every HTTP/2 window on the way, so flow control has to work end to end."""
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"])))
+    payload = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    with running_gateway(table) as gateway, channel(gateway) as chan:
+        with ThreadPoolExecutor(4) as pool:
+            responses = list(pool.map(lambda _: infer(chan, payload=payload), range(4)))
+        assert all(list(r.raw_output_contents) == [payload] for r in responses)
+
+
+def test_a_bidirectional_stream_is_relayed_message_by_message(replicas):
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-3"])))
+    with running_gateway(table) as gateway, channel(gateway) as chan:
+        chat = chan.stream_stream("/test.Echo/Chat")
+        messages = [b"message %d " % i * (i * 100) for i in range(200)]
+        assert list(chat(iter(messages))) == messages
+
+
+def test_traffic_split_and_tag_hosts(replicas):
+    prev = backend("iris-predictor-1", replicas["iris-1"], weight=50)
+    latest = backend("iris-predictor-2", replicas["iris-2"], weight=50)
+    table = RouteTable(service((prev, latest)))
+    with running_gateway(table) as gateway:
+        with channel(gateway) as chan:
+            seen = Counter(infer(chan).id for _ in range(60))
+        assert set(seen) == {"iris-1", "iris-2"}, seen
+        with channel(gateway, "latest-iris-predictor.default.localhost") as chan:
+            assert {infer(chan).id for _ in range(5)} == {"iris-2"}
+        with channel(gateway, "prev-iris-predictor.default.localhost") as chan:
+            assert {infer(chan).id for _ in range(5)} == {"iris-1"}
+        stats = gateway.revision_stats()
+        assert stats["iris-predictor-1"].requests_total + stats["iris-predictor-2"].requests_total == 70
+
+
+def test_an_unknown_host_names_the_known_ones(replicas):
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"])))
+    with running_gateway(table) as gateway, channel(gateway, "nothing.default.localhost") as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan)
+        assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert "nothing.default.localhost" in error.value.details()
+        assert "iris-predictor.default.localhost" in error.value.details()
+
+
+def test_a_service_that_does_not_serve_is_unavailable_with_the_reason(replicas):
+    reason = "InferenceService default/iris is not ready: the runtime is missing"
+    table = RouteTable(unavailable={HOST: reason}, starting=True)
+    with running_gateway(table) as gateway, channel(gateway) as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error.value.details() == reason
+    with running_gateway(RouteTable(starting=True)) as gateway, channel(gateway) as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error.value.details().startswith("modelplane is starting")
+
+
+def test_a_revision_without_grpc_is_refused(replicas):
+    table = RouteTable(
+        inference_graph_routes("pipeline", "default", (Backend("pipeline-router-1", ("127.0.0.1:9",)),))
+    )
+    with running_gateway(table) as gateway, channel(gateway, "pipeline.default.localhost") as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan)
+        assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert "does not serve gRPC" in error.value.details()
+
+
+def test_no_replica_within_the_queue_timeout_is_unavailable_and_asks_for_one():
+    asked = []
+    table = RouteTable(service(backend("iris-predictor-1")))
+    with running_gateway(table, asked.append, queue_timeout=0.3) as gateway, channel(gateway) as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "no replica became ready" in error.value.details()
+        assert asked == ["iris-predictor-1"]
+
+
+def test_a_call_waits_while_the_revision_scales_from_zero(replicas):
+    table = RouteTable(service(backend("iris-predictor-1")))
+    with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(infer, chan)
+        settled(gateway, "iris-predictor-1", queued=1)
+        gateway.update_routes(RouteTable(service(backend("iris-predictor-1", replicas["iris-3"]))))
+        assert pending.result(30).id == "iris-3"
+
+
+def test_calls_count_in_flight_and_respect_container_concurrency(replicas):
+    limited = backend("iris-predictor-1", replicas["iris-1"], container_concurrency=1)
+    with running_gateway(RouteTable(service(limited))) as gateway, channel(gateway) as chan:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(infer, chan, {"sleep": 5.0})  # long enough for the next lines
+            settled(gateway, "iris-predictor-1", in_flight=1)
+            second = pool.submit(infer, chan)
+            stats = settled(gateway, "iris-predictor-1", queued=1)
+            assert stats.in_flight == 1
+            assert first.result(30).id == second.result(30).id == "iris-1"
+        stats = settled(gateway, "iris-predictor-1", in_flight=0, queued=0)
+        assert stats.requests_total == 2
+        assert stats.concurrency_seconds > 0
+
+
+def test_a_cancelled_call_frees_its_slot(replicas):
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-2"])))
+    with running_gateway(table) as gateway, channel(gateway) as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan, {"sleep": 5.0}, timeout=0.3)
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        settled(gateway, "iris-predictor-1", in_flight=0)
+        assert infer(chan).id == "iris-2"
+
+
+def test_the_backend_timeout_bounds_the_wait_for_the_response_headers(replicas):
+    slow = backend("iris-predictor-1", replicas["iris-3"], timeout_seconds=0.3)
+    with running_gateway(RouteTable(service(slow))) as gateway, channel(gateway) as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan, {"sleep": 5.0})
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "did not start responding within 0.3s" in error.value.details()
+        settled(gateway, "iris-predictor-1", in_flight=0)
+
+
+def test_the_replicas_own_errors_pass_through(replicas):
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"])))
+    with running_gateway(table) as gateway, channel(gateway) as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan, {"fail": "bad tensor: ünïcode"})
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error.value.details() == "bad tensor: ünïcode"
+        with pytest.raises(grpc.RpcError) as error:
+            chan.unary_unary("/test.Missing/Method")(b"")
+        assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_a_replica_that_dies_mid_call_gives_unavailable_and_the_others_serve_on(replicas):
+    with upstream("doomed") as doomed:
+        table = RouteTable(service(backend("iris-predictor-1", doomed)))
+        with running_gateway(table) as gateway, channel(gateway) as chan:
+            assert infer(chan).id == "doomed"
+            with pytest.raises(grpc.RpcError) as error:
+                infer(chan, {"die": "now"})
+            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "doomed" not in error.value.details()  # it names the replica by address
+            assert doomed in error.value.details()
+            settled(gateway, "iris-predictor-1", in_flight=0)
+            # The replica is gone: connecting fails (or, while its process is still being torn down,
+            # the new connection is reset), and the call says so.
+            with pytest.raises(grpc.RpcError) as error:
+                infer(chan)
+            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert doomed in error.value.details()
+            gateway.update_routes(RouteTable(service(backend("iris-predictor-2", replicas["iris-1"]))))
+            assert infer(chan).id == "iris-1"
+
+
+def test_rest_and_grpc_share_the_port(replicas):
+    with upstream("rest-1", HTTP_APP) as rest:
+        table = RouteTable(
+            {
+                **service(backend("iris-predictor-1", replicas["iris-1"])),
+                **inference_service_routes(
+                    "echo", "default", predictor=ComponentTraffic((Backend("echo-predictor-1", (rest,)),))
+                ),
+            }
+        )
+        with running_gateway(table) as gateway, channel(gateway) as chan:
+            assert infer(chan).id == "iris-1"
+            response = httpx.get(f"{gateway.url}/v2/health/ready", headers={"host": "echo.default.localhost"})
+            assert response.status_code == 200
+            assert response.json()["replica"] == "rest-1"
+            assert infer(chan).id == "iris-1"
+
+
+def test_the_preface_may_come_in_pieces_and_rest_over_http2_is_refused(replicas):
+    """A raw HTTP/2 client: the preface split over two writes, then a REST request over HTTP/2."""
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"])))
+    with running_gateway(table) as gateway, socket.create_connection(("127.0.0.1", gateway.port)) as sock:
+        conn = h2.connection.H2Connection()
+        conn.initiate_connection()
+        opening = conn.data_to_send()
+        sock.sendall(opening[:7])
+        time.sleep(0.05)
+        sock.sendall(opening[7:])
+        request = [
+            (":method", "GET"),
+            (":path", "/v2/health/ready"),
+            (":scheme", "http"),
+            (":authority", HOST),
+        ]
+        conn.send_headers(1, request, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        status, body, ended = None, b"", False
+        while not ended:
+            data = sock.recv(65536)
+            assert data, "the gateway closed the connection"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = dict(event.headers)[b":status"]
+                elif isinstance(event, h2.events.DataReceived):
+                    body += event.data
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended = True
+            sock.sendall(conn.data_to_send())
+        assert status == b"505"
+        assert "HTTP/1.1" in json.loads(body)["error"]
+
+
+def test_a_waiting_call_fails_when_its_revision_leaves_the_table(replicas):
+    table = RouteTable(service(backend("iris-predictor-1")))
+    with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(infer, chan)
+        settled(gateway, "iris-predictor-1", queued=1)
+        gateway.update_routes(RouteTable(service(backend("iris-predictor-2", replicas["iris-1"]))))
+        with pytest.raises(grpc.RpcError) as error:
+            pending.result(30)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "no longer serves any host" in error.value.details()
+        assert infer(chan).id == "iris-1"
+
+
+def test_stopping_the_gateway_lets_the_calls_under_way_finish(replicas):
+    thread = GatewayThread(GatewayConfig(port=0))
+    gateway = thread.start()
+    gateway.update_routes(RouteTable(service(backend("iris-predictor-1", replicas["iris-2"]))))
+    try:
+        with channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(infer, chan, {"sleep": 1.0})
+            settled(gateway, "iris-predictor-1", in_flight=1)
+            thread.stop()
+            assert pending.result(30).id == "iris-2"
+    finally:
+        thread.stop()
+
+
+def test_a_replica_that_shuts_down_gracefully_finishes_its_calls():
+    """Its GOAWAY stops new calls on that connection, not the ones under way."""
+    with upstream_process("leaving") as (process, address):
+        table = RouteTable(service(backend("iris-predictor-1", address)))
+        with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+            assert infer(chan).id == "leaving"
+            pending = pool.submit(infer, chan, {"sleep": 3.0})
+            settled(gateway, "iris-predictor-1", in_flight=1)
+            process.send_signal(signal.SIGUSR1)
+            assert pending.result(30).id == "leaving"
+            settled(gateway, "iris-predictor-1", in_flight=0)
+
+
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_many_calls_cancelled_cut_and_rerouted_leave_nothing_behind(replicas):
+    """Calls of every kind, some cancelled, some streaming, while the routes change under them: the
+    counters come back to zero and the gateway logs no error."""
+    errors = _Errors()
+    logging.getLogger().addHandler(errors)
+    one = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"], container_concurrency=2)))
+    two = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"], replicas["iris-2"])))
+    payload = bytes(300_000)
+
+    def client(seed: int, gateway) -> None:
+        rng = random.Random(seed)
+        with channel(gateway) as chan:
+            chat = chan.stream_stream("/test.Echo/Chat")
+            for _ in range(15):
+                kind = rng.choice(("plain", "cancelled", "stream", "stream-cancelled", "big", "unknown"))
+                try:
+                    if kind == "plain":
+                        infer(chan)
+                    elif kind == "cancelled":
+                        infer(chan, {"sleep": 0.3}, timeout=0.05)
+                    elif kind == "big":
+                        infer(chan, payload=payload)
+                    elif kind == "unknown":
+                        chan.unary_unary("/x.Y/Z")(b"", timeout=10, metadata=())
+                    else:
+                        call = chat(
+                            iter([b"a" * 70_000] * 5), timeout=0.02 if kind == "stream-cancelled" else 30
+                        )
+                        for _ in call:
+                            pass
+                except grpc.RpcError as error:
+                    codes = {grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNIMPLEMENTED}
+                    assert error.code() in codes, (kind, error.code(), error.details())
+
+    try:
+        with running_gateway(one) as gateway, ThreadPoolExecutor(6) as pool:
+            calls = [pool.submit(client, seed, gateway) for seed in range(6)]
+            for index in range(20):
+                gateway.update_routes(two if index % 2 else one)
+                time.sleep(0.05)
+            for call in calls:
+                call.result(120)
+            stats = settled(gateway, "iris-predictor-1", in_flight=0, queued=0)
+            assert stats.requests_total > 0
+    finally:
+        logging.getLogger().removeHandler(errors)
+    assert [record.getMessage() for record in errors.records] == []

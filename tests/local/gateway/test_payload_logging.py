@@ -1,0 +1,233 @@
+"""Payload logging at the gateway: each request and each answer of a route with a `logger` reaches a
+real CloudEvents receiver (parsed with the cloudevents SDK) as KServe's agent sends them; a sink that
+is away costs requests nothing, and what could not be delivered is counted on the gateway's metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+import httpx
+import pytest
+from cloudevents.core.formats.json import JSONFormat
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelplane.local.gateway.routes import Backend, Route, RouteTable
+from modelplane.local.gateway.server import GatewayConfig, GatewayThread
+from modelplane.telemetry.payload_delivery import DeliverySettings
+from modelplane.telemetry.payload_events import PayloadLogSpec
+from tests.server.processes import serve
+from tests.telemetry.cloudevents_receiver import CloudEventsReceiver
+
+HOST = "status.default.localhost"
+REQUEST_TYPE = "org.kubeflow.serving.inference.request"
+RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+# Quick to give up, so that a sink that is away shows in the counters within moments.
+QUICK = DeliverySettings(queue_size=4, max_attempts=2, backoff_initial=0.05, backoff_max=0.2, send_timeout=2)
+
+
+@pytest.fixture(scope="module")
+def replica():
+    server = serve(
+        "--model-class",
+        "tests/local/gateway/status_model.py:StatusModel",
+        "--model-name",
+        "status",
+        grpc=False,
+    )
+    yield f"127.0.0.1:{server.http_port}"
+    server.stop()
+
+
+@pytest.fixture
+def receiver():
+    receiver = CloudEventsReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def spec(url: str, **fields) -> PayloadLogSpec:
+    return PayloadLogSpec(
+        **{
+            "url": url,
+            "mode": "all",
+            "inference_service": "status",
+            "namespace": "default",
+            "component": "predictor",
+            **fields,
+        }
+    )
+
+
+@contextlib.contextmanager
+def gateway_for(
+    replica: str, log: PayloadLogSpec, settings: DeliverySettings = DeliverySettings(), replicas=None
+):
+    thread = GatewayThread(GatewayConfig(port=0, payload_log=settings, queue_timeout=1))
+    gateway = thread.start()
+    backend = Backend("status-predictor-00001", (replica,) if replicas is None else replicas, payload_log=log)
+    gateway.update_routes(RouteTable({HOST: Route((backend,))}))
+    try:
+        with httpx.Client(base_url=gateway.url, headers={"host": HOST}, timeout=30) as client:
+            yield gateway, client
+    finally:
+        thread.stop()
+
+
+def predict(client: httpx.Client, instances, **headers) -> httpx.Response:
+    return client.post("/v1/models/status:predict", json={"instances": instances}, headers=headers)
+
+
+def metric(gateway, name: str, **labels) -> float:
+    registry = CollectorRegistry()
+    registry.register(gateway)  # a collector: its collect() gives the gateway's families
+    text = generate_latest(registry).decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def test_every_answer_is_a_request_and_a_response_event_as_kserve_sends_them(replica, receiver):
+    with gateway_for(replica, spec(receiver.url)) as (_, client):
+        answers = [
+            predict(client, [[1, 2]], **{"x-request-id": "ok-1"}),
+            predict(client, [["bad"]], **{"x-request-id": "bad-1"}),
+            predict(client, [["boom"]], **{"x-request-id": "boom-1"}),
+        ]
+    assert [answer.status_code for answer in answers] == [200, 400, 500]
+    events = receiver.wait_for(6)
+    assert len(events) == 6
+    by_id: dict[str, dict[str, object]] = {}
+    for event in events:
+        by_id.setdefault(event.get_id(), {})[event.get_type()] = event
+    assert set(by_id) == {"ok-1", "bad-1", "boom-1"}
+    for request_id, status in (("ok-1", 200), ("bad-1", 400), ("boom-1", 500)):
+        request, response = by_id[request_id][REQUEST_TYPE], by_id[request_id][RESPONSE_TYPE]
+        for event in (request, response):
+            assert event.get_specversion() == "1.0"
+            assert event.get_extension("inferenceservicename") == "status"
+            assert event.get_extension("namespace") == "default"
+            assert event.get_extension("component") == "predictor"
+            assert event.get_extension("endpoint") == ""
+            assert json.loads(event.get_extension("metadata")) == {}
+            assert event.get_extension("recordedtime")
+            assert event.get_source() == "status-predictor.default"
+            assert event.get_time() is not None
+        assert request.get_datacontenttype() == "application/json"
+        assert request.get_extension("statuscode") is None
+        assert response.get_extension("statuscode") == str(status)
+        assert response.get_extension("revision") == "status-predictor-00001"
+    assert by_id["ok-1"][REQUEST_TYPE].get_data() == {"instances": [[1, 2]]}
+    assert by_id["ok-1"][RESPONSE_TYPE].get_data() == {"predictions": [[1, 2]]}
+    assert by_id["bad-1"][RESPONSE_TYPE].get_data() == {"error": "the instance is bad"}
+    assert "the model broke" in by_id["boom-1"][RESPONSE_TYPE].get_data()["error"]
+
+
+def test_the_id_is_the_requests_ce_id_or_the_request_id_the_client_is_given(replica, receiver):
+    with gateway_for(replica, spec(receiver.url)) as (_, client):
+        given = predict(client, [[1]], **{"ce-id": "event-7"})
+        generated = predict(client, [[2]])
+    events = receiver.wait_for(4)
+    ids = {event.get_id() for event in events}
+    assert ids == {"event-7", generated.headers["x-request-id"]}
+    assert given.status_code == 200
+
+
+def test_metadata_headers_and_annotations_are_carried(replica, receiver):
+    log = spec(
+        receiver.url,
+        metadata_headers=("X-Tenant", "x-missing"),
+        annotations=(("team", "fraud"), ("tier", "gold")),
+    )
+    with gateway_for(replica, log) as (_, client):
+        predict(client, [[1]], **{"x-tenant": "acme", "x-other": "no"})
+    events = receiver.wait_for(2)
+    for event in events:
+        assert json.loads(event.get_extension("metadata")) == {"X-Tenant": ["acme"]}
+        assert json.loads(event.get_extension("annotations")) == {"team": "fraud", "tier": "gold"}
+    # The binding's percent-encoding is on the wire, and the SDK takes it off.
+    assert '"' not in receiver.raw_headers[0]["ce-metadata"]
+
+
+@pytest.mark.parametrize(("mode", "types"), [("request", {REQUEST_TYPE}), ("response", {RESPONSE_TYPE})])
+def test_the_mode_picks_the_events(replica, receiver, mode, types):
+    with gateway_for(replica, spec(receiver.url, mode=mode)) as (_, client):
+        for _ in range(3):
+            predict(client, [[1]])
+        predict(client, [["bad"]])
+    events = receiver.wait_for(4)
+    assert {event.get_type() for event in events} == types
+
+
+def test_the_gateways_own_answers_are_logged_with_their_status(receiver):
+    with gateway_for("127.0.0.1:9", spec(receiver.url), replicas=()) as (_, client):
+        answer = predict(client, [[1]], **{"x-request-id": "waited"})
+    assert answer.status_code == 503
+    events = receiver.wait_for(2)
+    response = next(event for event in events if event.get_type() == RESPONSE_TYPE)
+    assert response.get_extension("statuscode") == "503"
+    assert "no replica became ready" in response.get_data()["error"]
+
+
+def test_a_sink_that_is_away_costs_requests_nothing_and_its_losses_are_counted(replica, receiver):
+    with gateway_for(replica, spec(receiver.url), QUICK) as (gateway, client):
+        sink = receiver.url
+        assert predict(client, [[1]]).status_code == 200
+        receiver.wait_for(2)
+        receiver.stop()
+        for _ in range(20):
+            assert predict(client, [[1]]).status_code == 200
+
+        def dropped() -> float:
+            return sum(
+                metric(gateway, "modelplane_payload_log_events_dropped_total", sink=sink, reason=reason)
+                for reason in ("queue_full", "undeliverable")
+            )
+
+        assert dropped() >= 20 * 2 - QUICK.queue_size  # the queue holds 4 of the 40 events at most
+        receiver.start()  # on the same port: the sink is back, and what is still queued goes out
+        eventually(lambda: metric(gateway, "modelplane_payload_log_events_queued", sink=sink) == 0)
+        for index in range(3):
+            assert predict(client, [[3]], **{"x-request-id": f"after-{index}"}).status_code == 200
+        eventually(lambda: len([e for e in receiver.events if e.get_id().startswith("after-")]) == 6)
+        assert metric(gateway, "modelplane_payload_log_events_sent_total", sink=sink) >= 8
+
+
+def eventually(condition, deadline: float = 30.0) -> None:
+    give_up = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < give_up, "never happened"
+        time.sleep(0.02)
+
+
+def test_a_file_sink_writes_json_lines_and_rotates(replica, tmp_path):
+    path = tmp_path / "logs" / "payloads.jsonl"
+    settings = DeliverySettings(file_max_bytes=4000, file_backups=2)
+    with gateway_for(replica, spec(path.as_uri()), settings) as (gateway, client):
+        for index in range(20):
+            assert predict(client, [[index] * 20]).status_code == 200
+
+        def lines():
+            files = [
+                path.with_name("payloads.jsonl.2"),
+                path.with_name("payloads.jsonl.1"),
+                path,
+            ]  # oldest first
+            return [line for file in files if file.exists() for line in file.read_text().splitlines()]
+
+        eventually(
+            lambda: metric(gateway, "modelplane_payload_log_events_sent_total", sink=path.as_uri()) == 40
+        )
+    assert path.with_name("payloads.jsonl.1").exists()
+    assert not path.with_name("payloads.jsonl.3").exists()
+    assert path.stat().st_size <= 4000
+    events = [JSONFormat().read(None, line) for line in lines()]
+    assert events, "no event was kept"
+    assert {event.get_type() for event in events} == {REQUEST_TYPE, RESPONSE_TYPE}
+    last = [event for event in events if event.get_type() == RESPONSE_TYPE][-1]
+    assert last.get_data() == {"predictions": [[19] * 20]}
+    assert last.get_extension("statuscode") == "200"
