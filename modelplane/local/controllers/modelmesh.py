@@ -106,7 +106,6 @@ class _Model:
     active_revision: str | None = None  # the version that last loaded (None: none yet, or replaced)
     size: int | None = None  # bytes, once known
     last_used: float = 0.0
-    requests_seen: int = -1
     load: asyncio.Task | None = None
     failure: Failure | None = None  # the last failure of the version wanted
     exit: Failure | None = None  # how the process of a replica that held a copy last ended
@@ -653,17 +652,15 @@ class ModelMesh:
     # ---- how recently each model was used ----
 
     def _note_use(self) -> None:
-        """Models whose gateway counters moved since the last look were used now."""
+        """When each model's last request arrived, as the gateway says (those under way are in use now)."""
         stats = self._stats()
         now = time.monotonic()
         for model in self._models.values():
             snapshot = stats.get(model.backend)
             if snapshot is None:
                 continue
-            if snapshot.requests_total != model.requests_seen or snapshot.in_flight or snapshot.queued:
-                if model.requests_seen >= 0 or snapshot.requests_total:
-                    model.last_used = now
-                model.requests_seen = snapshot.requests_total
+            used = now if snapshot.in_flight or snapshot.queued else snapshot.last_request_at
+            model.last_used = max(model.last_used, used)
 
     def _last_used(self) -> dict[str, float]:
         return {model.name: model.last_used for model in self._models.values()}

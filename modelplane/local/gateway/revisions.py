@@ -55,6 +55,7 @@ class RevisionStats:
     requests_total: int
     concurrency_seconds: float
     taken_at: float
+    last_request_at: float = 0.0  # when the last request for it arrived (0: none yet); monotonic
 
 
 class UpstreamReplica:
@@ -118,6 +119,7 @@ class RevisionUpstreams:
         self.replicas: list[UpstreamReplica] = []
         self.in_flight = 0
         self.requests_total = 0
+        self.last_request_at = 0.0
         # For the metrics: requests that waited for a slot, that waited in vain, that found the queue
         # full, and connections its replicas refused.
         self.waits = 0
@@ -214,6 +216,11 @@ class RevisionUpstreams:
         replica.in_flight -= 1
         self._hand_out()
 
+    def count_request(self) -> None:
+        """A request arrived for the revision (it may wait for a replica)."""
+        self.requests_total += 1
+        self.last_request_at = time.monotonic()
+
     def stats(self) -> RevisionStats:
         now = time.monotonic()
         return RevisionStats(
@@ -224,6 +231,7 @@ class RevisionUpstreams:
             requests_total=self.requests_total,
             concurrency_seconds=self.load.seconds(now),
             taken_at=now,
+            last_request_at=self.last_request_at,
         )
 
     def _ask_for_replica(self) -> None:

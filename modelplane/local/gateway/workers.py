@@ -351,6 +351,7 @@ def _added(one: RevisionStats, other: RevisionStats) -> RevisionStats:
         requests_total=one.requests_total + other.requests_total,
         concurrency_seconds=one.concurrency_seconds + other.concurrency_seconds,
         taken_at=max(one.taken_at, other.taken_at),
+        last_request_at=max(one.last_request_at, other.last_request_at),
     )
 
 

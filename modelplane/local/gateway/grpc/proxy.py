@@ -266,7 +266,7 @@ class GrpcCall:
             host = self._authority.decode("latin-1")
             self.fail(UNIMPLEMENTED, f"revision {revision.revision} (host '{host}') does not serve gRPC")
             return
-        revision.requests_total += 1
+        revision.count_request()
         self._revision = revision
         replica = revision.try_acquire()
         if replica is not None:

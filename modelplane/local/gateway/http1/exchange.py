@@ -206,7 +206,7 @@ class Exchange:
             raise Unavailable(405, "the gateway does not tunnel CONNECT requests")
         path = self.url.partition(b"?")[0]
         revision = self.context.router.resolve(self._host, path, model_header(self.headers))
-        revision.requests_total += 1
+        revision.count_request()
         self._revision = revision
         return revision.try_acquire()
 
