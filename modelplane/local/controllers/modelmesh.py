@@ -652,15 +652,12 @@ class ModelMesh:
     # ---- how recently each model was used ----
 
     def _note_use(self) -> None:
-        """When each model's last request arrived, as the gateway says (those under way are in use now)."""
+        """When each model's last request arrived, as the gateway says."""
         stats = self._stats()
-        now = time.monotonic()
         for model in self._models.values():
             snapshot = stats.get(model.backend)
-            if snapshot is None:
-                continue
-            used = now if snapshot.in_flight or snapshot.queued else snapshot.last_request_at
-            model.last_used = max(model.last_used, used)
+            if snapshot is not None:
+                model.last_used = max(model.last_used, snapshot.last_request_at)
 
     def _last_used(self) -> dict[str, float]:
         return {model.name: model.last_used for model in self._models.values()}
