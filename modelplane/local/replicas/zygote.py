@@ -31,6 +31,7 @@ import itertools
 import json
 import logging
 import os
+import runpy
 import select
 import signal
 import socket
@@ -331,15 +332,16 @@ def _become_replica(request: dict, zygote_fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        arguments = request["argv"][3:]
-        sys.argv = ["modelplane", *arguments]
+        _, _, module, *arguments = request["argv"]  # python -m <module> ...
+        sys.argv = [module, *arguments]
         # `ps` (and whoever looks for the replica by its command line) sees the replica's command.
         setproctitle.setproctitle(" ".join(request["argv"]))
-        from modelplane.cli.main import main as modelplane
-
-        code = modelplane(arguments)
+        # What `python -m <module>` would run, in this warm process: the command is data here, as an
+        # exec's would be, and the zygote depends on no command line code of its own.
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         traceback.print_exc()
     finally:
