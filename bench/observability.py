@@ -193,7 +193,7 @@ def serve_gateway(port: int, replica_port: int, log_url: str) -> None:
         await gateway.stop()
         for sink in stats:
             print(f"payload log {sink.sink}: sent {sink.sent}, dropped {sink.dropped}", flush=True)
-        tracing.shutdown()
+        await asyncio.to_thread(tracing.shutdown)
 
     uvloop.run(main())
 
