@@ -122,6 +122,8 @@ def span_field(span: Any, flags: int) -> bytes:
     if span.status:
         message = _delimited(b"\x12", span.status_message.encode()) if span.status_message else b""
         parts.append(_delimited(b"\x7a", message + b"\x18" + _SMALL[span.status]))
+    else:
+        parts.append(b"\x7a\x00")  # an unset status, present as the SDK writes it
     parts.append(_FLAGS[flags])
     body = b"".join(parts)
     return b"\x12" + varint(len(body)) + body

@@ -356,36 +356,36 @@ class SdkExport:
         self._scope = InstrumentationScope(*scope)
 
     def finish(self, span: Span) -> None:
-        from opentelemetry.sdk.trace import Event, ReadableSpan
-        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
-
-        parent = None
-        if span.parent_id:
-            parent = SpanContext(
-                int.from_bytes(span.trace_id, "big"),
-                int.from_bytes(span.parent_id, "big"),
-                is_remote=span.remote_parent,
-                trace_flags=TraceFlags(TraceFlags.SAMPLED),
-            )
-        status = Status(
-            (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)[span.status],
-            span.status_message or None if span.status == otlp_wire.STATUS_ERROR else None,
-        )
-        self._processor.on_end(
-            ReadableSpan(
-                span.name,
-                context=span.get_span_context(),
-                parent=parent,
-                resource=self._resource,
-                attributes=span.attributes,
-                events=[Event(name, attributes, when) for name, when, attributes in span.events],
-                kind=API_KINDS[span.kind],
-                status=status,
-                start_time=span.start,
-                end_time=span.end_time,
-                instrumentation_scope=self._scope,
-            )
-        )
+        self._processor.on_end(readable(span, self._resource, self._scope))
 
     def shutdown(self) -> None:
         pass  # the provider shuts its processor down
+
+
+def readable(span: Span, resource: Any, scope: Any) -> Any:
+    """The SDK's `ReadableSpan` of a span, for the SDK's exporters."""
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
+
+    parent = None
+    if span.parent_id:
+        parent = SpanContext(
+            int.from_bytes(span.trace_id, "big"),
+            int.from_bytes(span.parent_id, "big"),
+            is_remote=span.remote_parent,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+    code = (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)[span.status]
+    return ReadableSpan(
+        span.name,
+        context=span.get_span_context(),
+        parent=parent,
+        resource=resource,
+        attributes=span.attributes,
+        events=[Event(name, attributes, when) for name, when, attributes in span.events],
+        kind=API_KINDS[span.kind],
+        status=Status(code, span.status_message or None if code is StatusCode.ERROR else None),
+        start_time=span.start,
+        end_time=span.end_time,
+        instrumentation_scope=scope,
+    )
