@@ -181,8 +181,9 @@ class PayloadCapture:
 
     __slots__ = (
         "_spec",
-        "_headers",
         "_id",
+        "_request_content_type",
+        "_metadata",
         "_arrived",
         "_submit",
         "_request",
@@ -197,10 +198,18 @@ class PayloadCapture:
         self, spec: PayloadLogSpec, headers: list[tuple[bytes, bytes]], request_id: str, submit: SubmitRecord
     ) -> None:
         self._spec = spec
-        self._headers = headers
+        event_id = content_type = None
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
+            elif lower == b"ce-id" and event_id is None:
+                event_id = value.decode("latin-1")
         # KServe's agent takes the request's ce-id; without one, the request id ties the two events
         # to the request (and to the x-request-id its client sees).
-        self._id = _header(headers, b"ce-id") or request_id
+        self._id = event_id or request_id
+        self._request_content_type = content_type
+        self._metadata = spec.metadata(headers)  # the same on both events
         self._arrived = time.time_ns()
         self._submit = submit
         self._request: list[bytes] = []
@@ -222,7 +231,7 @@ class PayloadCapture:
             self._record(
                 True,
                 self._arrived,
-                _header(self._headers, b"content-type"),
+                self._request_content_type,
                 self._request,
                 self._request_size,
             )
@@ -265,7 +274,7 @@ class PayloadCapture:
             when_ns,
             content_type,
             data,
-            spec.metadata(self._headers),
+            self._metadata,
             omitted=omitted,
         )
 

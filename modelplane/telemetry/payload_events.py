@@ -133,12 +133,13 @@ class PayloadRecord:
     def type(self) -> str:
         return REQUEST_TYPE if self.is_request else RESPONSE_TYPE
 
-    def binary_headers(self, recorded_ns: int) -> bytes:
-        """The HTTP header lines of the event in binary mode (each ending in CRLF)."""
+    def binary_headers(self, recorded: bytes) -> bytes:
+        """The HTTP header lines of the event in binary mode (each ending in CRLF); `recorded` is the
+        time it is sent (`rfc3339`)."""
         lines = [
             self.spec.binary_lines[0 if self.is_request else 1],
             b"ce-id: %s\r\nce-time: %s\r\nce-recordedtime: %s\r\n"
-            % (_header_value(self.id).encode("latin-1"), rfc3339(self.time_ns), rfc3339(recorded_ns)),
+            % (_header_value(self.id).encode("latin-1"), rfc3339(self.time_ns), recorded),
         ]
         metadata = self.metadata
         if metadata:

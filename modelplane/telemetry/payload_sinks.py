@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from modelplane.protocol.http_client import TransportError, parse_target
 from modelplane.protocol.http_pipeline import BatchBroken, PipelinedConnection, message
-from modelplane.telemetry.payload_events import PayloadRecord
+from modelplane.telemetry.payload_events import PayloadRecord, rfc3339
 
 logger = logging.getLogger("modelplane.payload_log")
 
@@ -98,8 +98,8 @@ class HttpSink:
         self.pipelining = True
 
     async def send(self, records: list[PayloadRecord], recorded_ns: int) -> list[Outcome]:
-        target = self._target
-        messages = [message(target, record.binary_headers(recorded_ns), record.data) for record in records]
+        target, recorded = self._target, rfc3339(recorded_ns)
+        messages = [message(target, record.binary_headers(recorded), record.data) for record in records]
         if not self.pipelining:
             outcomes: list[Outcome] = []
             for one in messages:
