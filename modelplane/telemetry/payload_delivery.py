@@ -5,8 +5,9 @@
 same event loop as the requests (no thread: a thread would take the interpreter from the loop at each
 of its steps) take the queued records in batches, render them and hand each batch to the sink in one
 go: `connections` writers per HTTP sink, each with a kept-alive connection carrying a batch of up to
-`batch_size` events pipelined; one for a file, so that its lines stay whole and in order. Under load the
-batches grow, so the cost of an event falls as the rate rises.
+`batch_size` events pipelined; one for a file, so that its lines stay whole and in order. A writer that
+finds less than a batch waits `linger` for more: under load the batches grow, so the cost of an event
+(its share of the writes, reads and wake-ups, at both ends) falls as the rate rises.
 
 A record whose send may work later is retried with back-off (doubling from `backoff_initial` to
 `backoff_max`; while a sink backs off, none of its writers sends); after `max_attempts` it is dropped and
@@ -40,6 +41,7 @@ class DeliverySettings:
     connections: int = 2  # writers (each with its connection) per HTTP sink
     batch_size: int = 128  # events one writer sends at once (pipelined)
     batch_bytes: int = 1024 * 1024  # ... and their bodies' size, past the first event
+    linger: float = 0.002  # seconds a writer waits for a fuller batch before it sends what it has
     max_attempts: int = 5
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
@@ -66,7 +68,9 @@ class _SinkQueue:
         self.records: deque[tuple[PayloadRecord, int]] = deque()  # with the attempts made
         self.stats = SinkStats(display_url(url))
         self.sink: Sink | None = None
-        self.ready = asyncio.Event()
+        self.ready = asyncio.Event()  # records to send
+        self.filled = asyncio.Event()  # as many as a lingering writer waits for (`fill_target`)
+        self.fill_target = 0
         self.resume_at = 0.0  # the loop's clock: while backing off, nothing is sent before this
         self.backoff = 0.0
         self.writers: list[asyncio.Task] = []
@@ -86,6 +90,7 @@ class PayloadDelivery:
 
     def __init__(self, settings: DeliverySettings | None = None) -> None:
         self.settings = settings or DeliverySettings()
+        self._fill_target = min(self.settings.batch_size, max(1, self.settings.queue_size // 2))
         self._queues: dict[str, _SinkQueue] = {}
         self._accepting = False
         self._closed = False
@@ -126,9 +131,11 @@ class PayloadDelivery:
             queue.drop(QUEUE_FULL)
             return
         records.append((record, 0))
-        queue.stats.queued = len(records)
+        queued = queue.stats.queued = len(records)
         if not queue.ready.is_set():
             queue.ready.set()
+        if queue.fill_target and queued >= queue.fill_target:
+            queue.filled.set()
 
     def stats(self) -> list[SinkStats]:
         return [queue.stats for queue in list(self._queues.values())]
@@ -165,6 +172,10 @@ class PayloadDelivery:
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
+            if len(records) < self._fill_target and self.settings.linger > 0:
+                await self._linger(queue)  # a fuller batch costs less per event
+                if not records:
+                    continue
             batch = self._take(records)
             queue.stats.queued = len(records)
             queue.sending += len(batch)
@@ -172,6 +183,18 @@ class PayloadDelivery:
                 await self._deliver(queue, batch)
             finally:
                 queue.sending -= len(batch)
+
+    async def _linger(self, queue: _SinkQueue) -> None:
+        """Waits up to `linger` for a fuller batch: until the queue holds a batch, or half its room."""
+        queue.filled.clear()
+        queue.fill_target = self._fill_target
+        try:
+            async with asyncio.timeout(self.settings.linger):
+                await queue.filled.wait()
+        except TimeoutError:
+            pass
+        finally:
+            queue.fill_target = 0
 
     def _take(self, records: deque[tuple[PayloadRecord, int]]) -> list[tuple[PayloadRecord, int]]:
         settings = self.settings

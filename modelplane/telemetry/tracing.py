@@ -166,11 +166,9 @@ def enter(
 
 
 def traced() -> bool:
-    """Whether the request at hand is traced here (there is a current span that records)."""
+    """Whether the request at hand is traced here: it entered with a span (`enter`), current now."""
     recorder = _recorder
-    return recorder is not None and (
-        recorder.own_current() is not None or recorder.current_span().is_recording()
-    )
+    return recorder is not None and recorder.own_current() is not None
 
 
 def start_span(name: str, kind: int = INTERNAL, attributes: dict[str, Any] | None = None) -> Span | None:
