@@ -108,10 +108,12 @@ def configure(service_name: str) -> bool:
     processor = BatchSpanProcessor(exporter)  # the spans a model's own code starts with the SDK
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
+    export: OtlpHttpExport | SdkExport = SdkExport(processor, resource, SCOPE)
     if _fast_path(exporter_name, environ):
-        export = OtlpHttpExport(environ, resource.attributes, SCOPE)
-    else:
-        export = SdkExport(processor, resource, SCOPE)
+        try:
+            export = OtlpHttpExport(environ, resource.attributes, SCOPE)
+        except (ValueError, OSError) as exc:  # an endpoint or a certificate it cannot use
+            logger.warning("tracing: %s; the SDK's exporter sends the spans", exc)
     _recorder = _Recorder(sampler_from(environ, provider.sampler), export, provider)
     atexit.register(shutdown)
     logger.info(
