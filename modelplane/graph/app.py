@@ -64,11 +64,7 @@ class RouterApp:
             return await self._run_graph(request)
         path = request.path.split(b"?", 1)[0].decode("latin-1")
         method = request.method.decode("latin-1")
-        span, _ = tracing.enter(
-            request.headers,
-            f"{method} {path}",
-            {"http.request.method": method, "url.path": path, "modelplane.hop": "graph router"},
-        )
+        span, _ = tracing.enter(request.headers, method, path, "graph router")
         if span is None:
             return await self._run_graph(request)
         with span:

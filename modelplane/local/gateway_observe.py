@@ -57,17 +57,7 @@ class GatewayObserver:
         if not tracing.enabled():
             return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture)
         path = url.partition(b"?")[0].decode("latin-1")
-        verb = method.decode("latin-1")
-        span, trace_lines = tracing.enter(
-            headers,
-            f"{verb} {path}",
-            {
-                "http.request.method": verb,
-                "url.path": path,
-                "server.address": host or "",
-                "modelplane.hop": "gateway",
-            },
-        )
+        span, trace_lines = tracing.enter(headers, method.decode("latin-1"), path, "gateway", host or "")
         if span is not None:
             trace_lines = span.header_lines()
         return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture, span, trace_lines)

@@ -104,11 +104,7 @@ class RESTServer:
         if method == "POST" and tracing.enabled():
             # A server span, the child of the caller's span (its `traceparent`), when the request is
             # traced here; the model's stages are its children.
-            span, _ = tracing.enter(
-                request.headers,
-                f"{method} {path}",
-                {"http.request.method": method, "url.path": path, "modelplane.hop": "model server"},
-            )
+            span, _ = tracing.enter(request.headers, method, path, "model server")
             if span is None:
                 response = await self.handle(method, path, request)
             else:

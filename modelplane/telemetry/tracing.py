@@ -135,7 +135,7 @@ def shutdown() -> None:
 
 
 def enter(
-    headers: Iterable[tuple[bytes, bytes]], name: str, attributes: dict[str, Any]
+    headers: Iterable[tuple[bytes, bytes]], method: str, path: str, hop: str, address: str | None = None
 ) -> tuple[Span | None, bytes | None]:
     """The server span of a request entering this process, the child of the caller's `traceparent`
     (or the root of a new trace), when the request is traced here; and when it is not, the trace
@@ -143,6 +143,8 @@ def enter(
 
     This is where sampling is decided: a caller's unsampled `traceparent` makes no span, and a trace
     that begins here unsampled sends its decision on, so the hops after this one make none either.
+    The span is `<method> <path>`, with the request's method and path, `modelplane.hop` and, given
+    one, `server.address` (the host it was sent to) as attributes: built only for a span.
     """
     recorder = _recorder
     if recorder is None:
@@ -154,15 +156,19 @@ def enter(
         trace_id = trace_context.new_trace_id()
         if not sampler.sampled(trace_id, None):
             return None, trace_context.header_lines(trace_id, trace_context.new_span_id(), False, "")
-        return recorder.span_class(recorder.finish, name, SERVER, trace_id, b"", False, "", attributes), None
-    decision = sampler.follows(parent.sampled)
-    if decision is False:  # the caller's decision, and its trace headers, go on
-        return None, None
-    trace_id, parent_id = parent.trace_id, parent.span_id
-    if decision is None and not sampler.sampled(trace_id, parent.sampled, parent_id):
-        return None, None
+        parent_id, remote, trace_state = b"", False, ""
+    else:
+        decision = sampler.follows(parent.sampled)
+        if decision is False:  # the caller's decision, and its trace headers, go on
+            return None, None
+        trace_id, parent_id, remote, trace_state = parent.trace_id, parent.span_id, True, parent.trace_state
+        if decision is None and not sampler.sampled(trace_id, parent.sampled, parent_id):
+            return None, None
+    attributes = {"http.request.method": method, "url.path": path, "modelplane.hop": hop}
+    if address is not None:
+        attributes["server.address"] = address
     span = recorder.span_class(
-        recorder.finish, name, SERVER, trace_id, parent_id, True, parent.trace_state, attributes
+        recorder.finish, f"{method} {path}", SERVER, trace_id, parent_id, remote, trace_state, attributes
     )
     return span, None
 
