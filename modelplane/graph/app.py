@@ -60,23 +60,18 @@ class RouterApp:
         self._client.close()
 
     async def _route(self, request: HttpRequest) -> HttpResponse:
-        tracer = tracing.tracer()
-        if tracer is None or tracing.unsampled(request.headers):
+        if not tracing.enabled():
             return await self._run_graph(request)
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-
         path = request.path.split(b"?", 1)[0].decode("latin-1")
         method = request.method.decode("latin-1")
-        with tracer.start_as_current_span(
-            f"{method} {path}",
-            context=tracing.context_from(request.headers),
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": path, "modelplane.hop": "graph router"},
-        ) as span:
+        span, _ = tracing.enter(request.headers, method, path, "graph router")
+        if span is None:
+            return await self._run_graph(request)
+        with span:
             response = await self._run_graph(request)
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
+                span.fail()
             return response
 
     async def _run_graph(self, request: HttpRequest) -> HttpResponse:

@@ -122,12 +122,14 @@ class GraphRouter:
         node = self._nodes.get(name)
         if node is None:  # validation rejects such graphs; this is KServe's answer to one
             raise RoutingError("invalid route type: ")
-        tracer = tracing.tracer()
-        if tracer is None or not tracing.recording():
+        span = (
+            tracing.start_span(f"node {name}", attributes={"modelplane.node.type": node.spec.router_type})
+            if tracing.enabled()
+            else None
+        )
+        if span is None:
             return await self._run_node_measured(node, payload, context)
-        with tracer.start_as_current_span(
-            f"node {name}", attributes={"modelplane.node.type": node.spec.router_type}
-        ):
+        with span:
             return await self._run_node_measured(node, payload, context)
 
     async def _run_node_measured(self, node: _Node, payload: Payload, context: RequestContext) -> Result:
@@ -176,17 +178,18 @@ class GraphRouter:
                 raise exc.seen_by_parent() from None
         if step.target is None:
             raise RoutingError(f"{step.label}: {step.target_error}")
-        tracer = tracing.tracer()
-        if tracer is None or not tracing.recording():
+        url = step.target.url
+        span = (
+            tracing.start_span(f"POST {url}", tracing.CLIENT, {"url.full": url})
+            if tracing.enabled()
+            else None
+        )
+        if span is None:
             return await self._call(step, payload, context.headers)
-        from opentelemetry.trace import SpanKind
-
-        with tracer.start_as_current_span(
-            f"POST {step.target.url}", kind=SpanKind.CLIENT, attributes={"url.full": step.target.url}
-        ) as span:
+        with span:
             # The step's request names this span as its parent, in place of the caller's.
             result = await self._call(
-                step, payload, tracing.without_trace_lines(context.headers) + tracing.header_lines()
+                step, payload, tracing.without_trace_lines(context.headers) + span.header_lines()
             )
             span.set_attribute("http.response.status_code", result.status)
             return result

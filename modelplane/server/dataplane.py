@@ -59,18 +59,21 @@ class DataPlane:
         stages = served.stages
         stage_seconds = metrics.for_model(served.model.name).stage_seconds
         response_headers: dict[str, str] = {}
-        tracer = tracing.tracer() if tracing.recording() else None  # stages are spans of a traced request
+        traced = tracing.traced()
         for stage_name in ("preprocess", verb, "postprocess"):
             stage = stages[stage_name]
             if stage.skip:
                 continue
             started = time.perf_counter()
-            if tracer is None:
+            span = (
+                tracing.start_span(stage_name, attributes={"modelplane.model": served.model.name})
+                if traced
+                else None
+            )
+            if span is None:  # not traced here
                 payload = await stage(payload, headers, response_headers)
             else:
-                with tracer.start_as_current_span(
-                    stage_name, attributes={"modelplane.model": served.model.name}
-                ):
+                with span.shared():  # the model's code sees the stage's span, and its spans are children
                     payload = await stage(payload, headers, response_headers)
             stage_seconds[stage_name].observe(time.perf_counter() - started)
         return payload, response_headers

@@ -118,15 +118,15 @@ async def _send(client: httpx.AsyncClient, path: str, body: bytes, headers: dict
 def _client_span(path: str, headers: dict[str, str]) -> Iterator[dict[str, str]]:
     """With tracing on, the call is a client span and its `traceparent` goes with it (in place of the
     caller's); off, the caller's trace headers go on as they came."""
-    tracer = tracing.tracer()
-    if tracer is None or not tracing.recording():
+    span = (
+        tracing.start_span(f"POST {path}", tracing.CLIENT, {"url.path": path}) if tracing.enabled() else None
+    )
+    if span is None:
         yield headers
         return
-    from opentelemetry.trace import SpanKind
-
-    with tracer.start_as_current_span(f"POST {path}", kind=SpanKind.CLIENT, attributes={"url.path": path}):
+    with span:
         own = {name: value for name, value in headers.items() if name not in ("traceparent", "tracestate")}
-        yield {**own, **tracing.trace_headers()}
+        yield {**own, **span.trace_headers()}
 
 
 def _raise_for_status(response: httpx.Response, url: str) -> None:

@@ -101,29 +101,21 @@ class RESTServer:
         if "%" in path:
             path = unquote(path, encoding="latin-1")
         method = request.method.decode("latin-1")
-        tracer = tracing.tracer()
-        if tracer is not None and method == "POST" and not tracing.unsampled(request.headers):
-            response = await self._traced(tracer, method, path, request)
+        if method == "POST" and tracing.enabled():
+            # A server span, the child of the caller's span (its `traceparent`), when the request is
+            # traced here; the model's stages are its children.
+            span, _ = tracing.enter(request.headers, method, path, "model server")
+            if span is None:
+                response = await self.handle(method, path, request)
+            else:
+                with span:
+                    response = await self.handle(method, path, request)
+                    span.set_attribute("http.response.status_code", response.status)
+                    if response.status >= 500:
+                        span.fail()
         else:
             response = await self.handle(method, path, request)
         return HttpResponse(response.status, response.body, None, response.headers, response.stream)
-
-    async def _traced(self, tracer, method: str, path: str, request: HttpRequest) -> HTTPResponse:
-        """`handle` in a server span, the child of the caller's span (its `traceparent`); the
-        model's stages are its children."""
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-
-        with tracer.start_as_current_span(
-            f"{method} {path}",
-            context=tracing.context_from(request.headers),
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": path, "modelplane.hop": "model server"},
-        ) as span:
-            response = await self.handle(method, path, request)
-            span.set_attribute("http.response.status_code", response.status)
-            if response.status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-            return response
 
     async def handle(self, method: str, path: str, request: HttpRequest) -> HTTPResponse:
         try:

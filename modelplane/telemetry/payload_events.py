@@ -11,13 +11,19 @@ is left out, and `dataomitted` gives its size.
 In binary mode (what an HTTP sink gets) the attributes are `ce-*` headers, percent-encoded as the
 CloudEvents HTTP binding asks; in the JSON format (what a file sink writes, one event a line) they are
 members of one object, with the data under `data` when it is JSON and `data_base64` otherwise.
+
+A record is what the gateway keeps of a request or an answer: the body as it passed (the bytes already
+in hand, never re-encoded) and the few values that differ from one event to the next. What a logger's
+events share (type, source, the service's names, annotations) is rendered once per logger
+(`PayloadLogSpec`), and the time stamps' date and time of day once per second.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import cached_property
 from urllib.parse import quote
 
 import orjson
@@ -55,11 +61,16 @@ class PayloadLogSpec:
     def logs_responses(self) -> bool:
         return self.mode in ("all", "response")
 
+    @cached_property
+    def source(self) -> str:
+        """The component's Kubernetes service name, `<service>-<component>.<namespace>`."""
+        return f"{self.inference_service}-{self.component}.{self.namespace}"
+
     def metadata(self, headers: list[tuple[bytes, bytes]]) -> dict[str, list[str]]:
         """The request headers `metadataHeaders` names (matched in any case), keyed as the spec spells them."""
         if not self.metadata_headers:
             return {}
-        wanted = {name.lower().encode("latin-1"): name for name in self.metadata_headers}
+        wanted = self._wanted_headers
         found: dict[str, list[str]] = {}
         for name, value in headers:
             spelled = wanted.get(name.lower())
@@ -67,17 +78,50 @@ class PayloadLogSpec:
                 found.setdefault(spelled, []).append(value.decode("latin-1"))
         return found
 
+    @cached_property
+    def _wanted_headers(self) -> dict[bytes, str]:
+        return {name.lower().encode("latin-1"): name for name in self.metadata_headers}
+
+    # -- what all its events share ---------------------------------------------------------------
+
+    @cached_property
+    def shared_attributes(self) -> dict[str, str]:
+        """The attributes every event of this logger has, but its type, id and times."""
+        shared = {
+            "source": self.source,
+            "inferenceservicename": self.inference_service,
+            "namespace": self.namespace,
+            "component": self.component,
+            "endpoint": self.endpoint,
+        }
+        if self.annotations:
+            shared["annotations"] = orjson.dumps(dict(self.annotations)).decode()
+        return shared
+
+    @cached_property
+    def binary_lines(self) -> tuple[bytes, bytes]:
+        """The `ce-*` header lines every request event, and every response event, of this logger has."""
+        shared = "".join(
+            f"ce-{name}: {_header_value(value)}\r\n" for name, value in self.shared_attributes.items()
+        )
+        return tuple(
+            f"ce-specversion: {SPEC_VERSION}\r\nce-type: {kind}\r\n{shared}".encode("latin-1")
+            for kind in (REQUEST_TYPE, RESPONSE_TYPE)
+        )
+
+
+_EMPTY_METADATA_LINE = b"ce-metadata: {}\r\n"
+
 
 @dataclass(slots=True)
 class PayloadRecord:
-    """One request or response as the gateway saw it: the raw material of an event. Turning it into
-    an event (`to_event`) is left to the thread that delivers it, off the request's path."""
+    """One request or response as the gateway saw it: the raw material of an event. Rendering it
+    (`binary_headers`, `json_line`) is left to the payload logger, off the request's path."""
 
     spec: PayloadLogSpec
     is_request: bool
     id: str
-    source: str
-    time: float  # seconds since the epoch: the request's arrival, or the response's end
+    time_ns: int  # nanoseconds since the epoch: the request's arrival, or the response's end
     content_type: str | None
     data: bytes
     metadata: dict[str, list[str]]
@@ -85,66 +129,57 @@ class PayloadRecord:
     revision: str | None = None  # responses only: the revision that answered
     omitted: int | None = None  # the size of a body too large to be kept, which the event leaves out
 
-    def to_event(self, recorded: float) -> PayloadEvent:
-        spec = self.spec
-        extensions = {
-            "inferenceservicename": spec.inference_service,
-            "namespace": spec.namespace,
-            "component": spec.component,
-            "endpoint": spec.endpoint,
-            "metadata": orjson.dumps(self.metadata).decode(),
-            "recordedtime": _rfc3339(recorded),
-        }
-        if spec.annotations:
-            extensions["annotations"] = orjson.dumps(dict(spec.annotations)).decode()
+    @property
+    def type(self) -> str:
+        return REQUEST_TYPE if self.is_request else RESPONSE_TYPE
+
+    def binary_headers(self, recorded: bytes) -> bytes:
+        """The HTTP header lines of the event in binary mode (each ending in CRLF); `recorded` is the
+        time it is sent (`rfc3339`)."""
+        lines = [
+            self.spec.binary_lines[0 if self.is_request else 1],
+            b"ce-id: %s\r\nce-time: %s\r\nce-recordedtime: %s\r\n"
+            % (_header_value(self.id).encode("latin-1"), rfc3339(self.time_ns), recorded),
+        ]
+        metadata = self.metadata
+        if metadata:
+            lines.append(
+                b"ce-metadata: %s\r\n" % _header_value(orjson.dumps(metadata).decode()).encode("latin-1")
+            )
+        else:
+            lines.append(_EMPTY_METADATA_LINE)
         if self.status is not None:
-            extensions["statuscode"] = str(self.status)
+            lines.append(b"ce-statuscode: %d\r\n" % self.status)
         if self.revision:
-            extensions["revision"] = self.revision
+            lines.append(b"ce-revision: %s\r\n" % _header_value(self.revision).encode("latin-1"))
         if self.omitted is not None:
-            extensions["dataomitted"] = str(self.omitted)
-        return PayloadEvent(
-            type=REQUEST_TYPE if self.is_request else RESPONSE_TYPE,
-            id=self.id,
-            source=self.source,
-            time=_rfc3339(self.time),
-            content_type=self.content_type,
-            data=self.data,
-            extensions=extensions,
-        )
+            lines.append(b"ce-dataomitted: %d\r\n" % self.omitted)
+        if self.content_type:
+            lines.append(b"Content-Type: %s\r\n" % self.content_type.encode("latin-1"))
+        return b"".join(lines)
 
-
-@dataclass(slots=True)
-class PayloadEvent:
-    type: str
-    id: str
-    source: str
-    time: str
-    content_type: str | None
-    data: bytes
-    extensions: dict[str, str]
-
-    def attributes(self) -> dict[str, str]:
+    def attributes(self, recorded_ns: int) -> dict[str, str]:
         """Every context attribute, the extensions included, but the data's content type."""
-        return {
+        attributes = {
             "specversion": SPEC_VERSION,
             "id": self.id,
-            "source": self.source,
             "type": self.type,
-            "time": self.time,
-            **self.extensions,
+            "time": rfc3339(self.time_ns).decode(),
+            **self.spec.shared_attributes,
+            "metadata": orjson.dumps(self.metadata).decode(),
+            "recordedtime": rfc3339(recorded_ns).decode(),
         }
+        if self.status is not None:
+            attributes["statuscode"] = str(self.status)
+        if self.revision:
+            attributes["revision"] = self.revision
+        if self.omitted is not None:
+            attributes["dataomitted"] = str(self.omitted)
+        return attributes
 
-    def binary_headers(self) -> bytes:
-        """The HTTP header lines of the event in binary mode (each ending in CRLF)."""
-        lines = [f"ce-{name}: {_header_value(value)}\r\n" for name, value in self.attributes().items()]
-        if self.content_type:
-            lines.append(f"Content-Type: {self.content_type}\r\n")
-        return "".join(lines).encode("latin-1")
-
-    def json_line(self) -> bytes:
+    def json_line(self, recorded_ns: int) -> bytes:
         """The event in the CloudEvents JSON format, on one line ending in a newline."""
-        document: dict = self.attributes()
+        document: dict = self.attributes(recorded_ns)
         if self.content_type:
             document["datacontenttype"] = self.content_type
         if self.data:
@@ -177,5 +212,15 @@ def _parses(data: bytes) -> bool:
     return True
 
 
-def _rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+_second: tuple[int, bytes] = (-1, b"")  # the last second formatted, and its date and time of day
+
+
+def rfc3339(ns: int) -> bytes:
+    """A time (nanoseconds since the epoch) as RFC 3339 in UTC, to the microsecond: 2026-05-04T10:21:07.114211Z."""
+    global _second
+    seconds, rest = divmod(ns, 1_000_000_000)
+    second, prefix = _second
+    if seconds != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)).encode()
+        _second = (seconds, prefix)
+    return b"%s.%06dZ" % (prefix, rest // 1000)

@@ -1,20 +1,26 @@
 """Where payload events go: an HTTP(S) CloudEvents receiver, or a file of JSON lines.
 
-`open_sink(url)` gives the sink for a logger's `url`. Each sink's `send` delivers one event or raises:
-`RetryLater` when trying again may work (the receiver cannot be reached, answers 5xx, 408 or 429, or
-the file cannot be written), `Refused` when it will not (another 4xx).
+`open_sink(url)` gives the sink for a logger's `url`. Each sink's `send` delivers a batch of records
+and says what became of each: delivered, `RetryLater` when trying again may work (the receiver cannot
+be reached, answers 5xx, 408, 425 or 429, or the file cannot be written), `Refused` when it will not
+(another 4xx).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import ssl
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from modelplane.protocol.http_client import HttpClient, TransportError, parse_target
-from modelplane.telemetry.payload_events import PayloadEvent
+from modelplane.protocol.http_client import TransportError, parse_target
+from modelplane.protocol.http_pipeline import BatchBroken, PipelinedConnection, message
+from modelplane.telemetry.payload_events import PayloadRecord, rfc3339
+
+logger = logging.getLogger("modelplane.payload_log")
 
 SCHEMES = ("http", "https", "file")
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
@@ -28,8 +34,12 @@ class Refused(Exception):
     """The sink will not take the event, however often it is sent."""
 
 
+# What became of each record of a batch, in order: None (delivered), RetryLater or Refused.
+Outcome = Exception | None
+
+
 class Sink(Protocol):
-    async def send(self, event: PayloadEvent) -> None: ...
+    async def send(self, records: list[PayloadRecord], recorded_ns: int) -> list[Outcome]: ...
 
     def close(self) -> None: ...
 
@@ -76,29 +86,86 @@ def open_sink(url: str, *, timeout: float, file_max_bytes: int, file_backups: in
 
 
 class HttpSink:
-    """POSTs each event in binary mode to a CloudEvents receiver, over pooled keep-alive connections."""
+    """POSTs events in binary mode to a CloudEvents receiver: a batch at a time on each kept-alive
+    connection, pipelined (its requests in one write, its answers read in order). A receiver that closes
+    a connection part-way through a batch is sent one event at a time from then on."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self._target = parse_target(url)
         self._timeout = timeout
-        self._client = HttpClient()
+        self._idle: list[PipelinedConnection] = []
+        self._tls: ssl.SSLContext | None = ssl.create_default_context() if self._target.endpoint.tls else None
+        self.pipelining = True
 
-    async def send(self, event: PayloadEvent) -> None:
+    async def send(self, records: list[PayloadRecord], recorded_ns: int) -> list[Outcome]:
+        target, recorded = self._target, rfc3339(recorded_ns)
+        messages = [message(target, record.binary_headers(recorded), record.data) for record in records]
+        if not self.pipelining:
+            outcomes: list[Outcome] = []
+            for one in messages:
+                outcomes += await self._send([one])
+            return outcomes
+        return await self._send(messages)
+
+    async def _send(self, messages: list[bytes]) -> list[Outcome]:
+        connection: PipelinedConnection | None = None
         try:
             async with asyncio.timeout(self._timeout):
-                response = await self._client.post(self._target, event.data, event.binary_headers())
+                connection = self._idle_connection()
+                try:
+                    answers = await connection.send(messages) if connection else None
+                except BatchBroken as exc:
+                    if exc.answers:
+                        raise
+                    answers = None  # a kept-alive connection the receiver had closed: again, on a new one
+                if answers is None:
+                    connection = await PipelinedConnection.open(self._target.endpoint, self._tls)
+                    answers = await connection.send(messages)
         except TimeoutError:
-            raise RetryLater(f"no answer within {self._timeout:g}s") from None
+            if connection is not None:
+                connection.close()
+            return [RetryLater(f"no answer within {self._timeout:g}s")] * len(messages)
+        except BatchBroken as exc:
+            if exc.answers and len(messages) > 1 and not connection.keep_alive:
+                self.pipelining = False
+                logger.info(
+                    "payload log sink %s closes pipelined connections: sending one event at a time",
+                    display_url(self._target.url),
+                )
+            outcomes = [_outcome(status, body) for status, body in exc.answers]
+            return outcomes + [RetryLater(str(exc))] * (len(messages) - len(outcomes))
         except TransportError as exc:
-            raise RetryLater(str(exc)) from None
-        status = response.status
-        if status >= 500 or status in _RETRYABLE_STATUSES:
-            raise RetryLater(f"the receiver answered {status}")
-        if status >= 300:
-            raise Refused(f"the receiver answered {status}: {response.body[:200]!r}")
+            return [RetryLater(str(exc))] * len(messages)
+        except BaseException:
+            if connection is not None:
+                connection.close()  # cancelled mid-exchange: its state is unknown
+            raise
+        if connection.usable:
+            self._idle.append(connection)
+        else:
+            connection.close()
+        return [_outcome(status, body) for status, body in answers]
+
+    def _idle_connection(self) -> PipelinedConnection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.usable:
+                return connection
+            connection.close()
+        return None
 
     def close(self) -> None:
-        self._client.close()
+        for connection in self._idle:
+            connection.close()
+        self._idle.clear()
+
+
+def _outcome(status: int, body: bytes) -> Outcome:
+    if status >= 500 or status in _RETRYABLE_STATUSES:
+        return RetryLater(f"the receiver answered {status}")
+    if status >= 300:
+        return Refused(f"the receiver answered {status}: {body!r}")
+    return None
 
 
 class FileSink:
@@ -111,19 +178,39 @@ class FileSink:
         self._backups = backups
         self._fd: int | None = None
         self._size = 0
+        self._error = ""
 
-    async def send(self, event: PayloadEvent) -> None:
-        line = event.json_line()
+    async def send(self, records: list[PayloadRecord], recorded_ns: int) -> list[Outcome]:
+        lines = [record.json_line(recorded_ns) for record in records]
+        # On a thread: a slow disk must not hold up the requests the event loop serves.
+        written = await asyncio.to_thread(self._write, lines)
+        if written == len(lines):
+            return [None] * written
+        failure = RetryLater(f"cannot write {self.path}: {self._error}")
+        return [None] * written + [failure] * (len(lines) - written)
+
+    def _write(self, lines: list[bytes]) -> int:
+        """Appends the lines, rotating the file where one would take it over its size; how many were written."""
+        written = 0
         try:
-            if self._fd is None:
-                self._open()
-            elif self._size and self._size + len(line) > self._max_bytes:
-                self._rotate()
-            os.write(self._fd, line)
+            while written < len(lines):
+                if self._fd is None:
+                    self._open()
+                chunk, size = [], self._size
+                for line in lines[written:]:
+                    if size and size + len(line) > self._max_bytes:
+                        break
+                    chunk.append(line)
+                    size += len(line)
+                if chunk:
+                    os.write(self._fd, b"".join(chunk))
+                    self._size, written = size, written + len(chunk)
+                if written < len(lines):
+                    self._rotate()
         except OSError as exc:
             self.close()
-            raise RetryLater(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        self._size += len(line)
+            self._error = exc.strerror or str(exc)
+        return written
 
     def close(self) -> None:
         if self._fd is not None:

@@ -10,12 +10,19 @@ prints them instead, `none` (or `OTEL_SDK_DISABLED=true`) turns tracing off. The
 SDK (`pip install "modelplane[tracing]"`); without it a process that is asked to trace says so once
 and runs untraced.
 
-Off, tracing costs a request one `tracer() is None` test: the W3C `traceparent` and `tracestate`
-headers still pass from hop to hop unchanged, so a trace begun by a client goes on beyond modelplane.
-Tracing every request costs much (OpenTelemetry's SDK is Python too); a sampler
-(`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, `OTEL_TRACES_SAMPLER_ARG=0.1`) picks the requests to
-trace where they enter, and with the default parent-based sampler a hop whose caller did not sample the
-request (`traceparent` flags 00) makes no span at all and passes the caller's trace headers on.
+What a request costs:
+
+- off, one test (`enter` and `start_span` return None at once); the W3C `traceparent` and `tracestate`
+  headers pass from hop to hop unchanged, so a trace begun by a client goes on beyond modelplane;
+- not sampled, no span at all: whether a request is traced is decided once, where it enters a process
+  (`sampling`), from the caller's `traceparent` read as bytes. A caller's "not sampled" is followed and
+  its trace headers pass on; a trace that begins here unsampled sends its decision on (flags 00);
+- traced, a lean span per hop and per stage (`spans`), encoded for OTLP as it ends, and sent in batches
+  by a thread that only waits on the network (`span_export`).
+
+The SDK is used where it must be: the resource (as the OTEL_* variables describe it), any exporter but
+OTLP/HTTP's, and the tracer provider that a model's own spans go through (children of the stage's span,
+which is the current span of the OpenTelemetry context while the stage runs).
 """
 
 from __future__ import annotations
@@ -24,29 +31,52 @@ import atexit
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from modelplane.telemetry import trace_context
+
+if TYPE_CHECKING:
+    from modelplane.telemetry.spans import Span
 
 logger = logging.getLogger("modelplane.tracing")
 
-TRACE_HEADERS = (b"traceparent", b"tracestate")
 EXTRA = "tracing"
-
-_tracer: Any = None
-_provider: Any = None
-_propagator: Any = None
-_parent_based = False  # the sampler follows the caller's decision
-_current_span: Any = None
+SCOPE = ("modelplane", "")
+# OTLP's span kinds (the same numbers as spans.INTERNAL, SERVER, CLIENT).
+INTERNAL, SERVER, CLIENT = 1, 2, 3
+without_trace_lines = trace_context.without_trace_lines
 
 
-def tracer() -> Any:
-    """The process's tracer, or None when tracing is off."""
-    return _tracer
+class _Recorder:
+    """What a traced process records with: its sampler, where finished spans go, and the SDK's
+    current-span lookup."""
+
+    def __init__(self, sampler: Any, export: Any, provider: Any) -> None:
+        from opentelemetry.trace import get_current_span
+
+        from modelplane.telemetry.spans import Span, current
+
+        self.sampler = sampler
+        self.own_current = current.get
+        self.export = export
+        self.finish = export.finish
+        self.provider = provider
+        self.current_span = get_current_span
+        self.span_class = Span
+
+
+_recorder: _Recorder | None = None
+
+
+def enabled() -> bool:
+    """Whether this process traces."""
+    return _recorder is not None
 
 
 def configure(service_name: str) -> bool:
     """Turns tracing on for this process if the OTEL_* variables ask for it; whether it is on."""
-    global _tracer, _provider, _propagator, _parent_based, _current_span
-    if _tracer is not None:
+    global _recorder
+    if _recorder is not None:
         return True
     environ = os.environ
     exporter_name = _exporter_name(environ)
@@ -57,7 +87,6 @@ def configure(service_name: str) -> bool:
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
     except ImportError as exc:
         logger.warning(
             "OTEL_* asks for traces, but the OpenTelemetry SDK is not installed (%s): "
@@ -67,19 +96,25 @@ def configure(service_name: str) -> bool:
         )
         return False
     try:
-        exporter = _exporter(exporter_name, environ)
+        exporter = _sdk_exporter(exporter_name, environ)
     except ImportError as exc:
         logger.warning('the OTLP exporter is not installed (%s): pip install "modelplane[%s]"', exc, EXTRA)
         return False
+    from modelplane.telemetry.sampling import sampler_from
+    from modelplane.telemetry.span_export import OtlpHttpExport, SdkExport
+
     resource = Resource.create({SERVICE_NAME: environ.get("OTEL_SERVICE_NAME") or service_name})
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    processor = BatchSpanProcessor(exporter)  # the spans a model's own code starts with the SDK
+    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    _parent_based = type(provider.sampler).__name__.startswith("ParentBased")
-    _current_span = trace.get_current_span
-    _provider = provider
-    _propagator = TraceContextTextMapPropagator()
-    _tracer = provider.get_tracer("modelplane")
+    export: OtlpHttpExport | SdkExport = SdkExport(processor, resource, SCOPE)
+    if _fast_path(exporter_name, environ):
+        try:
+            export = OtlpHttpExport(environ, resource.attributes, SCOPE)
+        except (ValueError, OSError) as exc:  # an endpoint or a certificate it cannot use
+            logger.warning("tracing: %s; the SDK's exporter sends the spans", exc)
+    _recorder = _Recorder(sampler_from(environ, provider.sampler), export, provider)
     atexit.register(shutdown)
     logger.info(
         "tracing: spans of %s go to %s",
@@ -90,73 +125,87 @@ def configure(service_name: str) -> bool:
 
 
 def shutdown() -> None:
-    """Sends the spans still buffered and stops tracing (a process that exits with `os._exit` calls
-    this first)."""
-    global _tracer, _provider
-    provider, _provider, _tracer = _provider, None, None
-    if provider is not None:
-        provider.shutdown()
+    """Sends the spans still waiting and stops tracing (a process that exits with `os._exit` calls this
+    first)."""
+    global _recorder
+    recorder, _recorder = _recorder, None
+    if recorder is not None:
+        recorder.export.shutdown()
+        recorder.provider.shutdown()
 
 
-def unsampled(headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    """Whether the caller chose not to trace this request (its `traceparent`'s sampled flag is off) and
-    the sampler follows the caller: then this hop makes no span, and passes the trace headers on."""
-    if not _parent_based:
-        return False
-    for name, value in headers:
-        if name.lower() == b"traceparent":
-            return _sampled_flag_off(value.decode("latin-1"))
-    return False
+def enter(
+    headers: Iterable[tuple[bytes, bytes]], method: str, path: str, hop: str, address: str | None = None
+) -> tuple[Span | None, bytes | None]:
+    """The server span of a request entering this process, the child of the caller's `traceparent`
+    (or the root of a new trace), when the request is traced here; and when it is not, the trace
+    header lines to send on in place of the caller's (None: the caller's go on unchanged).
+
+    This is where sampling is decided: a caller's unsampled `traceparent` makes no span, and a trace
+    that begins here unsampled sends its decision on, so the hops after this one make none either.
+    The span is `<method> <path>`, with the request's method and path, `modelplane.hop` and, given
+    one, `server.address` (the host it was sent to) as attributes: built only for a span.
+    """
+    recorder = _recorder
+    if recorder is None:
+        return None, None
+    traceparent, tracestate = trace_context.incoming(headers)
+    parent = trace_context.parse(traceparent, tracestate) if traceparent is not None else None
+    sampler = recorder.sampler
+    if parent is None:
+        trace_id = trace_context.new_trace_id()
+        if not sampler.sampled(trace_id, None):
+            return None, trace_context.header_lines(trace_id, trace_context.new_span_id(), False, "")
+        parent_id, remote, trace_state = b"", False, ""
+    else:
+        decision = sampler.follows(parent.sampled)
+        if decision is False:  # the caller's decision, and its trace headers, go on
+            return None, None
+        trace_id, parent_id, remote, trace_state = parent.trace_id, parent.span_id, True, parent.trace_state
+        if decision is None and not sampler.sampled(trace_id, parent.sampled, parent_id):
+            return None, None
+    attributes = {"http.request.method": method, "url.path": path, "modelplane.hop": hop}
+    if address is not None:
+        attributes["server.address"] = address
+    span = recorder.span_class(
+        recorder.finish, f"{method} {path}", SERVER, trace_id, parent_id, remote, trace_state, attributes
+    )
+    return span, None
 
 
-def recording() -> bool:
-    """Whether the current span records: the request is traced here (so its parts are spans too)."""
-    return _current_span is not None and _current_span().is_recording()
+def traced() -> bool:
+    """Whether the request at hand is traced here: it entered with a span (`enter`), current now."""
+    recorder = _recorder
+    return recorder is not None and recorder.own_current() is not None
 
 
-def _sampled_flag_off(traceparent: str) -> bool:
-    try:
-        return not int(traceparent.strip()[-2:], 16) & 1
-    except ValueError:  # not a traceparent: the SDK starts a trace of its own
-        return False
-
-
-def context_from(headers: Iterable[tuple[bytes, bytes]]) -> Any:
-    """The trace context a request's `traceparent` and `tracestate` carry (a root context without them)."""
-    carrier = {
-        name.decode("latin-1").lower(): value.decode("latin-1")
-        for name, value in headers
-        if name.lower() in TRACE_HEADERS
-    }
-    return _propagator.extract(carrier)
-
-
-def trace_headers(context: Any = None) -> dict[str, str]:
-    """`traceparent` (and `tracestate`) naming the current span, or the span of `context`."""
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier, context=context)
-    return carrier
-
-
-def header_lines(context: Any = None) -> bytes:
-    """The same, as HTTP header lines."""
-    return "".join(f"{name}: {value}\r\n" for name, value in trace_headers(context).items()).encode("latin-1")
-
-
-def context_of(span: Any) -> Any:
-    """A context whose current span is `span` (to inject it, or to start its children)."""
-    from opentelemetry.trace import set_span_in_context
-
-    return set_span_in_context(span)
-
-
-def without_trace_lines(block: bytes) -> bytes:
-    """A block of `Name: value\r\n` header lines without its traceparent and tracestate."""
-    if b"trace" not in block.lower():
-        return block
-    lines = block.split(b"\r\n")
-    kept = [line for line in lines if line.split(b":", 1)[0].strip().lower() not in TRACE_HEADERS]
-    return b"\r\n".join(kept)
+def start_span(name: str, kind: int = INTERNAL, attributes: dict[str, Any] | None = None) -> Span | None:
+    """A child of the current span, when there is one that records (the request is traced here);
+    else None. `with span:` makes it the current span for the block, and ends it."""
+    recorder = _recorder
+    if recorder is None:
+        return None
+    parent = recorder.current_span()  # the OpenTelemetry context's: a stage's, or the model's own
+    if type(parent) is not recorder.span_class:
+        if parent.is_recording():  # a span of the model's own code, started with the SDK's tracer
+            context = parent.get_span_context()
+            trace_state = context.trace_state.to_header() if context.trace_state else ""
+            return recorder.span_class(
+                recorder.finish,
+                name,
+                kind,
+                context.trace_id.to_bytes(16, "big"),
+                context.span_id.to_bytes(8, "big"),
+                False,
+                trace_state,
+                attributes,
+            )
+        parent = recorder.own_current()
+        if parent is None:
+            return None
+    return recorder.span_class(
+        recorder.finish, name, kind, parent.trace_id, parent.span_id, False, parent.trace_state, attributes
+    )
 
 
 def _exporter_name(environ: Mapping[str, str]) -> str | None:
@@ -180,7 +229,17 @@ def _protocol(environ: Mapping[str, str]) -> str:
     ).lower()
 
 
-def _exporter(name: str, environ: Mapping[str, str]) -> Any:
+def _fast_path(name: str, environ: Mapping[str, str]) -> bool:
+    """Whether modelplane sends the spans itself: OTLP over HTTP, without the SDK's credential
+    provider (a `requests` session only the SDK's exporter can use)."""
+    if name != "otlp" or _protocol(environ) == "grpc":
+        return False
+    return not any(
+        environ.get(f"OTEL_PYTHON_EXPORTER_OTLP_HTTP{kind}_CREDENTIAL_PROVIDER") for kind in ("", "_TRACES")
+    )
+
+
+def _sdk_exporter(name: str, environ: Mapping[str, str]) -> Any:
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 

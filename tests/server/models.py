@@ -82,6 +82,22 @@ class StagesModel(Model):
         }
 
 
+class OwnSpansModel(Model):
+    """Traces its own work with OpenTelemetry's API, as a model's author may: a span of its own, and an
+    attribute on the current span (the stage's)."""
+
+    def load(self) -> bool:
+        self.ready = True
+        return True
+
+    def predict(self, payload, headers=None):
+        from opentelemetry import trace
+
+        trace.get_current_span().set_attribute("model.rows", len(payload["instances"]))
+        with trace.get_tracer("own-model").start_as_current_span("own work"):
+            return {"predictions": payload["instances"]}
+
+
 class HeadersModel(Model):
     """Sets the response headers its V1 instances name: `{"instances": [[name, value], ...]}`."""
 

@@ -145,3 +145,78 @@ def test_a_request_its_caller_did_not_sample_makes_no_span_and_keeps_its_trace_h
     )
     receiver.wait_for_trace(sampled, lambda spans: len({s.service for s in spans}) == 2)
     assert receiver.trace(trace_id) == []
+
+
+def test_a_models_own_spans_are_children_of_its_stage(receiver, traced_env):
+    server = serve(
+        "--model-class",
+        "tests/server/models.py:OwnSpansModel",
+        "--model-name",
+        "own",
+        grpc=False,
+        env={**traced_env, "OTEL_SERVICE_NAME": "own-predictor"},
+    )
+    try:
+        trace_id = "7af7651916cd43dd8448eb211c80319c"
+        answer = httpx.post(
+            f"{server.url}/v1/models/own:predict",
+            json={"instances": [[1], [2], [3]]},
+            headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+        )
+        assert answer.status_code == 200, answer.text
+        spans = receiver.wait_for_trace(
+            trace_id, lambda spans: {"own work", "predict"} <= {s.name for s in spans}
+        )
+    finally:
+        server.stop()
+    by_name = {span.name: span for span in spans}
+    assert by_name["own work"].parent_id == by_name["predict"].span_id
+    assert by_name["predict"].attributes["model.rows"] == 3  # set through the API's current span
+
+
+def test_spans_still_waiting_when_the_server_stops_are_sent(receiver):
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "600000"}
+    server = serve(
+        "--model-class", "tests/server/models.py:StagesModel", "--model-name", "stages", grpc=False, env=env
+    )
+    trace_id = "21112222333344445555666677778888"
+    try:
+        answer = httpx.post(
+            f"{server.url}/v1/models/stages:predict",
+            json={"instances": [[1]]},
+            headers={"traceparent": f"00-{trace_id}-1111222233334444-01"},
+        )
+        assert answer.status_code == 200
+        assert receiver.trace(trace_id) == []  # ten minutes before they would go on their own
+    finally:
+        assert server.stop() == 0
+    assert {span.name for span in receiver.trace(trace_id)} == {
+        "POST /v1/models/stages:predict",
+        "preprocess",
+        "predict",
+        "postprocess",
+    }
+
+
+def test_the_console_exporter_prints_the_spans():
+    server = serve(
+        "--model-class",
+        "tests/server/models.py:StagesModel",
+        "--model-name",
+        "stages",
+        grpc=False,
+        env={"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "100"},
+    )
+    trace_id = "31112222333344445555666677778888"
+    try:
+        answer = httpx.post(
+            f"{server.url}/v1/models/stages:predict",
+            json={"instances": [[1]]},
+            headers={"traceparent": f"00-{trace_id}-1111222233334444-01"},
+        )
+        assert answer.status_code == 200
+    finally:
+        server.stop()
+    printed = server.log()
+    assert f'"trace_id": "0x{trace_id}"' in printed
+    assert '"name": "predict"' in printed and '"parent_id": "0x1111222233334444"' in printed

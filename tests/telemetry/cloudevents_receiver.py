@@ -1,6 +1,7 @@
 """A CloudEvents receiver for the tests: a real HTTP server on a loopback port, on a thread, that
 parses each request with the cloudevents SDK and keeps the events. It can be stopped and started
-again on the same port, as a sink that goes away and comes back."""
+again on the same port, as a sink that goes away and comes back. Requests pipelined on a connection
+are answered one after the other, in order."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ from cloudevents.core.formats.json import JSONFormat
 
 
 class CloudEventsReceiver:
-    def __init__(self, port: int = 0) -> None:
+    """`close_each`: answer each event with `Connection: close` and close, as a receiver without
+    keep-alive does."""
+
+    def __init__(self, port: int = 0, close_each: bool = False) -> None:
         self.port = port
+        self.close_each = close_each
+        self.connections_accepted = 0
         self.events: list[BaseCloudEvent] = []
         self.raw_headers: list[dict[str, str]] = []
         self._server: ThreadingHTTPServer | None = None
@@ -38,6 +44,7 @@ class CloudEventsReceiver:
             def setup(self) -> None:
                 super().setup()
                 receiver._connections.add(self.connection)
+                receiver.connections_accepted += 1
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -48,6 +55,9 @@ class CloudEventsReceiver:
                     receiver.raw_headers.append(headers)
                 self.send_response(202)
                 self.send_header("content-length", "0")
+                if receiver.close_each:
+                    self.send_header("connection", "close")
+                    self.close_connection = True
                 self.end_headers()
 
             def log_message(self, *args) -> None:

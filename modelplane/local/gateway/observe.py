@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -21,6 +22,9 @@ from modelplane.local.gateway.metrics import CLIENT_CLOSED, UNKNOWN_HOST, Gatewa
 from modelplane.local.gateway.revisions import RevisionUpstreams
 from modelplane.telemetry import tracing
 from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
+
+if TYPE_CHECKING:
+    from modelplane.telemetry.spans import Span
 
 # A body larger than this is not kept for its event: the event says so and carries no data.
 MAX_CAPTURED_BYTES = 16 * 1024 * 1024
@@ -50,21 +54,28 @@ class GatewayObserver:
         capture = None
         if payload_log is not None and self.submit is not None:
             capture = PayloadCapture(payload_log, headers, request_id.decode("latin-1"), self.submit)
-        tracer = tracing.tracer()
-        span = None
-        if tracer is not None and not tracing.unsampled(headers):
-            span = _request_span(tracer, host, method, url, headers)
-        return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture, span)
+        if not tracing.enabled():
+            return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture)
+        path = url.partition(b"?")[0].decode("latin-1")
+        span, trace_lines = tracing.enter(headers, method.decode("latin-1"), path, "gateway", host or "")
+        if span is not None:
+            trace_lines = span.header_lines()
+        return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture, span, trace_lines)
 
     def watch_call(self, host: str | None) -> CallWatch:
         return CallWatch(self.metrics, host or UNKNOWN_HOST)
 
 
 class ExchangeWatch:
-    __slots__ = ("_metrics", "_host", "_started", "_status", "_capture", "_span", "_ended")
+    __slots__ = ("_metrics", "_host", "_started", "_status", "_capture", "_span", "_trace_lines", "_ended")
 
     def __init__(
-        self, metrics: GatewayMetrics, host: str, capture: PayloadCapture | None, span: object = None
+        self,
+        metrics: GatewayMetrics,
+        host: str,
+        capture: PayloadCapture | None,
+        span: Span | None = None,
+        trace_lines: bytes | None = None,
     ) -> None:
         self._metrics = metrics
         self._host = host
@@ -72,14 +83,15 @@ class ExchangeWatch:
         self._status = 0
         self._capture = capture
         self._span = span
+        self._trace_lines = trace_lines  # in place of the client's trace headers (tracing.enter)
         self._ended = False
 
     def upstream_head(self, head: bytes) -> bytes:
-        """The request head for the replica: with tracing on, its trace headers name this request's span."""
-        if self._span is None:
+        """The request head for the replica: with tracing on, its trace headers name this request's span
+        (or carry the decision not to trace it)."""
+        if self._trace_lines is None:
             return head
-        lines = tracing.header_lines(tracing.context_of(self._span))
-        return tracing.without_trace_lines(head)[:-2] + lines + b"\r\n"
+        return tracing.without_trace_lines(head)[:-2] + self._trace_lines + b"\r\n"
 
     def request_body(self, data: bytes) -> None:
         if self._capture is not None:
@@ -159,8 +171,9 @@ class PayloadCapture:
 
     __slots__ = (
         "_spec",
-        "_headers",
         "_id",
+        "_request_content_type",
+        "_metadata",
         "_arrived",
         "_submit",
         "_request",
@@ -175,11 +188,19 @@ class PayloadCapture:
         self, spec: PayloadLogSpec, headers: list[tuple[bytes, bytes]], request_id: str, submit: SubmitRecord
     ) -> None:
         self._spec = spec
-        self._headers = headers
+        event_id = content_type = None
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
+            elif lower == b"ce-id" and event_id is None:
+                event_id = value.decode("latin-1")
         # KServe's agent takes the request's ce-id; without one, the request id ties the two events
         # to the request (and to the x-request-id its client sees).
-        self._id = _header(headers, b"ce-id") or request_id
-        self._arrived = time.time()
+        self._id = event_id or request_id
+        self._request_content_type = content_type
+        self._metadata = spec.metadata(headers)  # the same on both events
+        self._arrived = time.time_ns()
         self._submit = submit
         self._request: list[bytes] = []
         self._request_size = 0
@@ -200,7 +221,7 @@ class PayloadCapture:
             self._record(
                 True,
                 self._arrived,
-                _header(self._headers, b"content-type"),
+                self._request_content_type,
                 self._request,
                 self._request_size,
             )
@@ -225,55 +246,35 @@ class PayloadCapture:
     def answered(self, revision: str) -> None:
         if not self._spec.logs_responses:
             return
-        record = self._record(False, time.time(), self._content_type, self._response, self._response_size)
+        record = self._record(False, time.time_ns(), self._content_type, self._response, self._response_size)
         record.status = self._status
         record.revision = revision or None
         self._submit(record)
 
     def _record(
-        self, is_request: bool, when: float, content_type: str | None, chunks: list[bytes], size: int
+        self, is_request: bool, when_ns: int, content_type: str | None, chunks: list[bytes], size: int
     ) -> PayloadRecord:
-        spec = self._spec
         omitted = size if size > MAX_CAPTURED_BYTES else None
         data = b"" if omitted else (chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        spec = self._spec
         return PayloadRecord(
             spec,
             is_request,
             self._id,
-            f"{spec.inference_service}-{spec.component}.{spec.namespace}",
-            when,
+            when_ns,
             content_type,
             data,
-            spec.metadata(self._headers),
+            self._metadata,
             omitted=omitted,
         )
 
 
-def _request_span(tracer, host: str | None, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]):
-    from opentelemetry.trace import SpanKind
-
-    path = url.partition(b"?")[0].decode("latin-1")
-    return tracer.start_span(
-        f"{method.decode('latin-1')} {path}",
-        context=tracing.context_from(headers),
-        kind=SpanKind.SERVER,
-        attributes={
-            "http.request.method": method.decode("latin-1"),
-            "url.path": path,
-            "server.address": host or "",
-            "modelplane.hop": "gateway",
-        },
-    )
-
-
-def _end_span(span, revision: str, status: int, outcome: str) -> None:
-    from opentelemetry.trace import Status, StatusCode
-
+def _end_span(span: Span, revision: str, status: int, outcome: str) -> None:
     span.set_attribute("http.response.status_code", status)
     if revision:
         span.set_attribute("modelplane.revision", revision)
     if status >= 500 or outcome is not ANSWERED:
-        span.set_status(Status(StatusCode.ERROR, outcome if outcome is not ANSWERED else None))
+        span.fail(outcome if outcome is not ANSWERED else "")
     span.end()
 
 

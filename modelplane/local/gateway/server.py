@@ -67,7 +67,7 @@ class Gateway:
     ) -> None:
         self.config = config or GatewayConfig()
         self.metrics = GatewayMetrics()
-        # The payload logger of the routes with a `logger`: delivers on a thread of its own.
+        # The payload logger of the routes with a `logger`: delivers on the gateway's loop, between requests.
         self.payload_log = PayloadDelivery(self.config.payload_log)
         self._dispatcher = Dispatcher(
             on_demand, GatewayObserver(self.metrics, self.payload_log.submit), self.config.response_timeout
@@ -153,7 +153,7 @@ class Gateway:
         if self._internal is not None:
             await self._internal.wait_closed()
         self._server = self._internal = None
-        await asyncio.to_thread(self.payload_log.stop)  # the events of the last requests, then stop
+        await self.payload_log.stop()  # the events of the last requests, then stop
 
     def update_routes(self, table: RouteTable) -> None:
         """Replaces the routing table at once; returns when it is in effect. Callable from any thread.

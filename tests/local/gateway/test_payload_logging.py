@@ -4,8 +4,10 @@ is away costs requests nothing, and what could not be delivered is counted on th
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
+import logging
 import time
 
 import httpx
@@ -161,6 +163,28 @@ def test_the_mode_picks_the_events(replica, receiver, mode, types):
         predict(client, [["bad"]])
     events = receiver.wait_for(4)
     assert {event.get_type() for event in events} == types
+
+
+@pytest.mark.parametrize("close_each", [False, True], ids=["keep-alive", "connection-close"])
+def test_events_of_concurrent_requests_all_arrive_over_few_connections(replica, close_each, caplog):
+    caplog.set_level(logging.INFO, logger="modelplane.payload_log")
+    receiver = CloudEventsReceiver(close_each=close_each).start()
+    try:
+        with gateway_for(replica, spec(receiver.url)) as (_, client):
+            ids = [f"burst-{index}" for index in range(60)]
+            with concurrent.futures.ThreadPoolExecutor(12) as pool:
+                answers = list(pool.map(lambda i: predict(client, [[1]], **{"x-request-id": i}), ids))
+            assert {answer.status_code for answer in answers} == {200}
+            events = receiver.wait_for(120)
+        assert sorted((e.get_id(), e.get_type()) for e in events) == sorted(
+            (i, kind) for i in ids for kind in (REQUEST_TYPE, RESPONSE_TYPE)
+        )
+        if close_each:  # a batch of several events met a receiver that closes: one at a time from then on
+            assert "sending one event at a time" in caplog.text
+        else:  # pipelined batches on kept-alive connections, as many as the sink opens
+            assert receiver.connections_accepted <= DeliverySettings().connections
+    finally:
+        receiver.stop()
 
 
 def test_the_gateways_own_answers_are_logged_with_their_status(receiver):
