@@ -57,3 +57,11 @@ class GatewayConfig:
     payload_log: DeliverySettings = field(default_factory=DeliverySettings)
     auth_token: str | None = field(default=None, repr=False)
     tls: TLSFiles | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    def url(self, port: int) -> str:
+        """The gateway's URL once it listens on `port`."""
+        return f"{self.scheme}://{self.host}:{port}"

@@ -92,11 +92,11 @@ class Gateway:
 
     @property
     def scheme(self) -> str:
-        return "https" if self.config.tls is not None else "http"
+        return self.config.scheme
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.config.host}:{self.port}"
+        return self.config.url(self.port)
 
     @property
     def internal_port(self) -> int:
