@@ -15,6 +15,7 @@ import httptools
 import httpx
 import pytest
 
+from modelplane.local.gateway.http1.exchange import MAY_BE_STALE_AFTER
 from modelplane.local.gateway.routes import Backend, Route, RouteTable
 from modelplane.local.gateway.server import GatewayConfig, GatewayThread
 
@@ -333,15 +334,31 @@ def test_a_refusing_replica_is_skipped_and_a_dead_revision_is_a_502(echo):
 
 
 def test_a_request_on_a_stale_pooled_connection_is_sent_again():
+    """A connection idle for a while may have been closed by the replica as the request went out."""
     with (
         upstream("drops-second", "--raw") as dropping,
         running_gateway({HOST: Backend("raw-1", (dropping,))}) as gateway,
         httpx.Client(base_url=gateway.url, headers={"host": HOST}) as client,
     ):
         first = client.post("/v1/models/raw:predict", content=b"{}")
+        time.sleep(MAY_BE_STALE_AFTER + 0.1)  # idle in the pool long enough to have gone stale
         second = client.post("/v1/models/raw:predict", content=b"{}")
     assert first.status_code == second.status_code == 200
     assert first.json()["client_port"] != second.json()["client_port"]
+
+
+def test_a_request_the_replica_died_on_is_not_sent_to_another():
+    """A connection just used that closes on a POST was cut by a replica that died on the request (one
+    that runs it out of memory, say): sending it again would only take the next replica down too."""
+    with (
+        upstream("drops-second", "--raw") as dropping,
+        running_gateway({HOST: Backend("raw-1", (dropping,))}) as gateway,
+        httpx.Client(base_url=gateway.url, headers={"host": HOST}) as client,
+    ):
+        assert client.post("/v1/models/raw:predict", content=b"{}").status_code == 200
+        second = client.post("/v1/models/raw:predict", content=b"{}")
+    assert second.status_code == 502
+    assert "before the response was complete" in second.json()["error"]
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 # Request bytes kept while no upstream connection takes them; beyond this the client is paused.
 BODY_HIGH_WATER = 256 * 1024
+# A pooled connection idle for this long (seconds) may have been closed by its replica: a request it
+# carried is sent again if no byte of an answer came back. (Replicas keep idle connections for seconds.)
+MAY_BE_STALE_AFTER = 1.0
 # Request bytes kept after sending, so a request can be sent again if a pooled connection was stale.
 REPLAY_LIMIT = 1024 * 1024
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
@@ -304,10 +307,14 @@ class Exchange:
             if self._response_started:
                 raise _ResponseBroken()
             address = self._replica.address
+            # A connection idle long enough may have been closed by the replica as the request went
+            # out (nothing was processed); one idle for less was cut by a replica that died on the
+            # request, which is not sent to another one to kill it too.
+            may_be_stale = self._reused and self._attempted.idle_for >= MAY_BE_STALE_AFTER
             can_retry = (
                 not self._attempted.received_any
                 and self._body is not None
-                and (self._reused or self.method in IDEMPOTENT)
+                and (may_be_stale or self.method in IDEMPOTENT)
                 and attempt < MAX_ATTEMPTS
             )
             self._release_slot()

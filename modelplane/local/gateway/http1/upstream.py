@@ -48,6 +48,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.sink: ResponseSink | None = None
         self.received_any = False
         self.idle_since = 0.0
+        self.idle_for = 0.0  # how long it had been idle in the pool when it was taken for a request
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
         self._reason = b""
@@ -200,6 +201,7 @@ class UpstreamPool:
         while idle:
             connection = idle.pop()
             if not connection.closed:
+                connection.idle_for = time.monotonic() - connection.idle_since
                 return connection
         return None
 
