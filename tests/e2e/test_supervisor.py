@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from modelplane.control import Revision
+from modelplane.local.ports import free_loopback_port
 from modelplane.local.replicas.supervisor import RevisionReplicas, SupervisorSettings
 
 TIMEOUT = 120
@@ -135,9 +135,7 @@ def test_a_remote_model_is_fetched_by_the_storage_initializer_process_into_mnt_m
     served = tmp_path / "served"
     served.mkdir()
     (served / "model.txt").write_text("a model")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_loopback_port()
     http = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(served)],
         stdout=subprocess.DEVNULL,

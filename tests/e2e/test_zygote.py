@@ -15,10 +15,10 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from modelplane.local.ports import free_loopback_port
 from modelplane.local.replicas.resources import thread_env
 from modelplane.local.replicas.zygote import Zygote
 from modelplane.local.replicas.zygotes import Zygotes
-from tests.server.processes import free_port
 
 TIMEOUT = 120
 
@@ -34,7 +34,7 @@ def serve_argv(model_dir: Path, http_port: int, *more: str) -> list[str]:
     return [
         sys.executable,
         *("-m", "modelplane", "serve", f"--model-dir={model_dir}", "--model-name=iris"),
-        *(f"--http-port={http_port}", f"--grpc-port={free_port()}", *more),
+        *(f"--http-port={http_port}", f"--grpc-port={free_loopback_port()}", *more),
     ]
 
 
@@ -67,7 +67,7 @@ def test_a_replica_is_forked_warm_in_a_session_of_its_own_and_reports_its_exit(t
         model_dir = iris_model(tmp_path / "iris")
         zygote = await started(tmp_path)
         try:
-            port = free_port()
+            port = free_loopback_port()
             log = tmp_path / "replica.log"
             env = {**os.environ, "PREDICT_PROBA": "true"}  # the replica's environment, not the zygote's
             replica = await zygote.spawn(serve_argv(model_dir, port), env, log)
@@ -114,7 +114,7 @@ def test_a_replica_that_fails_reports_its_exit_code_and_its_error_in_its_log(tmp
         zygote = await started(tmp_path)
         try:
             log = tmp_path / "replica.log"
-            argv = serve_argv(tmp_path, free_port(), "--runtime=no-such-runtime")
+            argv = serve_argv(tmp_path, free_loopback_port(), "--runtime=no-such-runtime")
             replica = await zygote.spawn(argv, dict(os.environ), log)
             assert await asyncio.wait_for(replica.wait(), TIMEOUT) == 2
             assert "no-such-runtime" in log.read_text()
@@ -133,7 +133,7 @@ def test_other_commands_and_a_dead_zygote_start_cold(tmp_path):
             assert await zygote.spawn(python, dict(os.environ), tmp_path / "other.log") is None
 
             replica = await zygote.spawn(
-                serve_argv(model_dir, free_port()), dict(os.environ), tmp_path / "r.log"
+                serve_argv(model_dir, free_loopback_port()), dict(os.environ), tmp_path / "r.log"
             )
             zygote._process.kill()
             # The zygote's replicas go with it (their parent-death signal), and are reported gone.
@@ -149,7 +149,9 @@ def test_other_commands_and_a_dead_zygote_start_cold(tmp_path):
             await until(gone, "the orphaned replica to exit")
             assert not zygote.ready
             assert (
-                await zygote.spawn(serve_argv(model_dir, free_port()), dict(os.environ), tmp_path / "x")
+                await zygote.spawn(
+                    serve_argv(model_dir, free_loopback_port()), dict(os.environ), tmp_path / "x"
+                )
                 is None
             )
         finally:
@@ -163,7 +165,7 @@ def probe_argv(http_port: int) -> list[str]:
         sys.executable,
         *("-m", "modelplane", "serve", "--runtime=custom", "--model-name=probe"),
         f"--model-class={Path(__file__).with_name('resource_probe.py')}:ResourceProbe",
-        *(f"--http-port={http_port}", f"--grpc-port={free_port()}"),
+        *(f"--http-port={http_port}", f"--grpc-port={free_loopback_port()}"),
     ]
 
 
@@ -193,7 +195,7 @@ def test_each_thread_setting_forks_from_a_zygote_started_with_it(tmp_path):
         replicas = []
         try:
             for threads in (2, 1):
-                port = free_port()
+                port = free_loopback_port()
                 env = {**os.environ, **thread_env(threads)}
                 replica = await zygotes.spawn(probe_argv(port), env, tmp_path / f"probe-{threads}.log")
                 assert replica is not None, "forked"

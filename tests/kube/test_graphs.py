@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import httpx
 
 from modelplane.api.constants import KNATIVE
 from modelplane.kube.settings import KubeSettings
+from modelplane.local.ports import free_loopback_port
 
 from .helpers import SAMPLES, named, render_file, render_text
 
@@ -147,9 +147,7 @@ def test_the_router_takes_the_rendered_graph(tmp_path):
         render_file(SAMPLES / "graph-raw.yaml", KubeSettings()), "Deployment", "model-chainer-raw"
     )
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_loopback_port()
     argv = [sys.executable, "-m", "modelplane", *container["command"][1:], *container["args"]]
     process = subprocess.Popen(
         [*argv, "--host", "127.0.0.1", "--port", str(port), "--drain-seconds", "0"],

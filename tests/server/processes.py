@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,9 @@ from pathlib import Path
 
 import httpx
 
+from modelplane.local.ports import free_loopback_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ServerProcess:
@@ -76,8 +71,8 @@ def serve(
     ready_status: int = 200,
     ready_timeout: float = 60,
 ) -> ServerProcess:
-    http_port = free_port()
-    grpc_port = free_port() if grpc else None
+    http_port = free_loopback_port()
+    grpc_port = free_loopback_port() if grpc else None
     args = [
         sys.executable,
         "-m",
@@ -100,7 +95,7 @@ def serve(
 
 def start_models_server(*extra: str) -> ServerProcess:
     """The test models of tests/server/models.py, each under its own name, in a real `ModelServer`."""
-    http_port, grpc_port = free_port(), free_port()
+    http_port, grpc_port = free_loopback_port(), free_loopback_port()
     args = [
         sys.executable,
         "tests/server/models.py",

@@ -70,7 +70,7 @@ def test_transformer_forwards_to_its_predictor(iris_server, transformer_file, pr
 
 
 def test_unreachable_predictor_is_502(transformer_file):
-    from tests.server.processes import free_port
+    from modelplane.local.ports import free_loopback_port
 
     transformer = serve(
         "--model-class",
@@ -78,7 +78,7 @@ def test_unreachable_predictor_is_502(transformer_file):
         "--model-name",
         "iris",
         "--predictor-host",
-        f"127.0.0.1:{free_port()}",
+        f"127.0.0.1:{free_loopback_port()}",
         grpc=False,
     )
     try:

@@ -15,15 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from modelplane.local.ports import free_loopback_port
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    """A port the OS picks, for servers that cannot report the one they bound."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, process: subprocess.Popen, deadline: float = 30.0) -> None:
@@ -118,7 +113,7 @@ def start_moto() -> Server:
 def start_gcs_emulator() -> Server:
     if importlib.util.find_spec("gcp_storage_emulator") is None:
         _missing("gcp-storage-emulator", "pip install -e '.[dev]'")
-    port = free_port()
+    port = free_loopback_port()
     args = [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port)]
     return Server([*args, "--in-memory"], port=port)
 

@@ -167,7 +167,7 @@ def test_pinned_checksum_is_checked(served):
 
 
 def test_unreachable_server_is_a_clear_error(fast_retry):
-    from .servers import free_port
+    from modelplane.local.ports import free_loopback_port
 
     with pytest.raises(StorageError, match=r"http://127\.0\.0\.1:\d+/model\.bin"):
-        fetch(f"http://127.0.0.1:{free_port()}/model.bin", options=fast_retry)
+        fetch(f"http://127.0.0.1:{free_loopback_port()}/model.bin", options=fast_retry)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from modelplane.local.ports import free_loopback_port
 from modelplane.storage import (
     ConfigurationError,
     CredentialStore,
@@ -23,7 +24,7 @@ from modelplane.storage import (
 )
 
 from .helpers import hub_cache_repository, read_tree
-from .servers import HERE, Server, free_port
+from .servers import HERE, Server
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 FILES = {
@@ -150,7 +151,7 @@ def test_without_network_the_cache_serves_even_when_offline_mode_is_not_set(hub_
     cache_repository(hub_env, "tiny-org/tiny-gpt", FILES)
     # Nobody listens at the endpoint: the Hub cannot be reached. A process of its own, so that
     # huggingface_hub reads HF_HUB_OFFLINE=0 when it is imported.
-    no_network = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
+    no_network = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{free_loopback_port()}"}
     for uri in ("hf://tiny-org/tiny-gpt", f"hf://tiny-org/tiny-gpt:{COMMIT}"):
         result = storage_fetch(uri, env=no_network)
         assert result.returncode == 0, result.stderr

@@ -23,7 +23,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +38,7 @@ from modelplane.control import Failure, Revision, RevisionState, Termination
 from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, REPLICA_STARTS
+from modelplane.local.ports import free_loopback_port
 from modelplane.local.replicas.command import (
     ReplicaPorts,
     fetch_environment,
@@ -283,7 +283,7 @@ class Replica:
     async def _run_process(
         self, client: httpx.AsyncClient, template: dict, model_dir: Path | None, gpus: tuple[str, ...]
     ) -> None:
-        ports = ReplicaPorts(_free_port(), _free_port())
+        ports = ReplicaPorts(free_loopback_port(), free_loopback_port())
         self.grpc_address = f"127.0.0.1:{ports.grpc}"
         launch = replica_launch(
             template,
@@ -531,12 +531,6 @@ def _same_failure(a: Failure, b: Failure) -> bool:
 def _signal_group(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _last_line(path: Path, limit: int = 8192) -> str | None:

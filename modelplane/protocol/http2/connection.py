@@ -17,7 +17,11 @@ The peer is held to what it was told (modelplane/protocol/http2/limits.py): the 
 concurrent streams and header-list size advertised in SETTINGS, and budgets for what costs the
 connection work without moving any stream forward (resets before an answer, control frames).
 A peer past a limit gets a GOAWAY (ENHANCE_YOUR_CALM, or PROTOCOL_ERROR / FLOW_CONTROL_ERROR when it
-broke the protocol) and the connection closes; the other connections never notice.
+broke the protocol) and the connection closes; the other connections never notice. It closes lingering:
+the write side first, once all is sent, and the socket when the peer has closed too or after
+`LINGER_SECONDS`, dropping what arrives meanwhile. Closing a socket with unread bytes resets the
+connection, and the reset can overtake the GOAWAY and the answers still on their way (server side:
+a replica the gateway gives up on is closed at once).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from modelplane.protocol.http2.limits import DEFAULT_LIMITS, Http2Limits, TokenB
 log = logging.getLogger("modelplane.http2")
 
 OUR_MAX_FRAME_SIZE = 1 << 20
+LINGER_SECONDS = 2.0
 
 
 class _StreamWindows:
@@ -139,7 +144,7 @@ class Http2Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         """The peer is not reading what it is owed: read nothing more from it until it does."""
-        if not self.client_side and not self._reading_paused and not self.transport.is_closing():
+        if not self.client_side and not self._reading_paused and not self.closed:
             self._reading_paused = True
             self.transport.pause_reading()
 
@@ -149,6 +154,8 @@ class Http2Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return  # lingering after a GOAWAY: dropped
         buffer = self._buffer + data if self._buffer else data
         try:
             if self._preface_pending:
@@ -313,10 +320,18 @@ class Http2Connection(asyncio.Protocol):
     def _fail(self, code: int, message: str) -> None:
         self.send_goaway(code, message)
         self.flush()
-        if self.transport.get_write_buffer_size() > self.limits.write_buffer_high:
-            self.transport.abort()  # a peer that does not read would hold the socket open forever
-        else:
-            self.transport.close()
+        transport = self.transport
+        if transport.get_write_buffer_size() > self.limits.write_buffer_high:
+            transport.abort()  # a peer that does not read would hold the socket open forever
+        elif not self.client_side and transport.can_write_eof():
+            self.closed = True  # nothing more is sent, nor read
+            transport.write_eof()
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+            self._loop.call_later(LINGER_SECONDS, transport.close)
+        else:  # a replica, or TLS (no half-close)
+            transport.close()
         self.on_protocol_error(message)
 
     def _unproductive(self, what: str) -> None:
