@@ -36,6 +36,7 @@ import httptools
 import orjson
 
 from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
+from modelplane.protocol.lingering import LingeringClose
 
 log = logging.getLogger("modelplane.router")
 
@@ -160,6 +161,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._seen_request: tuple[int, float] = (-1, 0.0)
         self._seen_progress: tuple[object, float] = (None, 0.0)
         self._writable = asyncio.Event()  # cleared while the transport's write buffer is full
+        self._lingering: LingeringClose | None = None  # closing: what arrives is dropped
         self._writable.set()
 
     @property
@@ -179,6 +181,9 @@ class HttpServerProtocol(asyncio.Protocol):
             oldest.close_if_idle()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            self._lingering.drop(data)
+            return
         if self._head.count is not None and not self._head.add(data):
             refusal = self._head.refusal()
             self._reject(refusal.status, refusal.message)
@@ -367,7 +372,9 @@ class HttpServerProtocol(asyncio.Protocol):
         """Answer a request that cannot be taken, and close the connection."""
         if self._task is None:
             self._write(response, False, False)
-        self._transport.close()
+            self._lingering = LingeringClose(self._transport)
+        else:
+            self._transport.close()
 
     # reading
 
@@ -385,7 +392,7 @@ class HttpServerProtocol(asyncio.Protocol):
     # timeouts, applied by the server's sweep
 
     def sweep(self, now: float) -> None:
-        if self._task is not None or self._transport.is_closing():
+        if self._task is not None or self._lingering is not None or self._transport.is_closing():
             return  # an answer is under way: the client is waiting for us, not we for it
         limits = self._limits
         if self._receiving:

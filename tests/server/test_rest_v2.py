@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 
@@ -417,3 +418,20 @@ def test_pipelined_requests_are_answered_in_order(iris_server):
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert answer.count(b"HTTP/1.1 ") == 2
     assert b"HTTP/1.1 404 " in answer.split(b"HTTP/1.1 200 ", 1)[1]
+
+
+def test_the_413_arrives_though_the_body_is_still_coming(iris_server):
+    """The server reads no more of a refused body, yet the client that keeps sending it gets the 413, not
+    a reset: the server closes lingering, dropping the rest."""
+    with socket.create_connection(("127.0.0.1", iris_server.http_port), timeout=10) as sock:
+        sock.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n")
+        sock.setblocking(False)
+        sent = 0
+        with contextlib.suppress(BlockingIOError):
+            while sent < 1024 * 1024:  # less than the server drops before it cuts the connection
+                sent += sock.send(b"x" * 65536)
+        sock.setblocking(True)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 ")

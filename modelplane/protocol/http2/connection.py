@@ -17,11 +17,8 @@ The peer is held to what it was told (modelplane/protocol/http2/limits.py): the 
 concurrent streams and header-list size advertised in SETTINGS, and budgets for what costs the
 connection work without moving any stream forward (resets before an answer, control frames).
 A peer past a limit gets a GOAWAY (ENHANCE_YOUR_CALM, or PROTOCOL_ERROR / FLOW_CONTROL_ERROR when it
-broke the protocol) and the connection closes; the other connections never notice. It closes lingering:
-the write side first, once all is sent, and the socket when the peer has closed too or after
-`LINGER_SECONDS`, dropping what arrives meanwhile. Closing a socket with unread bytes resets the
-connection, and the reset can overtake the GOAWAY and the answers still on their way (server side:
-a replica the gateway gives up on is closed at once).
+broke the protocol) and the connection closes, lingering on the server side (modelplane/protocol/
+lingering.py) so that the GOAWAY arrives; the other connections never notice.
 """
 
 from __future__ import annotations
@@ -32,11 +29,11 @@ import logging
 from modelplane.protocol.http2 import frames as f
 from modelplane.protocol.http2.hpack import Decoder, HeaderListTooLarge, Headers, HpackError, encode
 from modelplane.protocol.http2.limits import DEFAULT_LIMITS, Http2Limits, TokenBucket
+from modelplane.protocol.lingering import LingeringClose
 
 log = logging.getLogger("modelplane.http2")
 
 OUR_MAX_FRAME_SIZE = 1 << 20
-LINGER_SECONDS = 2.0
 
 
 class _StreamWindows:
@@ -77,6 +74,7 @@ class Http2Connection(asyncio.Protocol):
         self._preface_pending = not client_side
         self._settings_acknowledged = False  # the peer has applied our SETTINGS
         self._reading_paused = False
+        self._lingering: LingeringClose | None = None  # closing after a GOAWAY for a fault
         self._decoder = Decoder()
         # The header block being received: stream, flags, fragments, size, CONTINUATION frames.
         self._header_block: tuple[int, int, list[bytes], int, int] | None = None
@@ -154,8 +152,9 @@ class Http2Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
-            return  # lingering after a GOAWAY: dropped
+        if self._lingering is not None:
+            self._lingering.drop(data)
+            return
         buffer = self._buffer + data if self._buffer else data
         try:
             if self._preface_pending:
@@ -323,15 +322,12 @@ class Http2Connection(asyncio.Protocol):
         transport = self.transport
         if transport.get_write_buffer_size() > self.limits.write_buffer_high:
             transport.abort()  # a peer that does not read would hold the socket open forever
-        elif not self.client_side and transport.can_write_eof():
+        elif self.client_side:
+            transport.close()  # a replica the gateway gives up on
+        else:
             self.closed = True  # nothing more is sent, nor read
-            transport.write_eof()
-            if self._reading_paused:
-                self._reading_paused = False
-                transport.resume_reading()
-            self._loop.call_later(LINGER_SECONDS, transport.close)
-        else:  # a replica, or TLS (no half-close)
-            transport.close()
+            self._reading_paused = False
+            self._lingering = LingeringClose(transport)
         self.on_protocol_error(message)
 
     def _unproductive(self, what: str) -> None:

@@ -28,6 +28,7 @@ from modelplane.local.gateway.http1.exchange import (
 from modelplane.local.gateway.http1.messages import error_response
 from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
 from modelplane.protocol.http2.frames import PREFACE
+from modelplane.protocol.lingering import LingeringClose
 
 if TYPE_CHECKING:
     from modelplane.local.gateway.context import GatewayContext
@@ -74,6 +75,7 @@ class ClientConnection(asyncio.Protocol):
         self._waiting: deque[Exchange] = deque()
         self._pauses = 0
         self._ignore_input = False
+        self._lingering: LingeringClose | None = None  # closing after a refusal
         self._on_http2 = on_http2
         # The first bytes, while they may still be the start of the HTTP/2 preface; None after.
         self._preface: bytes | None = b"" if on_http2 is not None else None
@@ -143,6 +145,8 @@ class ClientConnection(asyncio.Protocol):
             if not data:
                 return
         if self._ignore_input:
+            if self._lingering is not None:
+                self._lingering.drop(data)
             return
         if self._head.count is not None and not self._head.add(data):
             self._refuse(self._head.refusal())
@@ -283,6 +287,7 @@ class ClientConnection(asyncio.Protocol):
         self._ignore_input = True
         if self._active is None:
             self.write(error_response(refusal.status, refusal.message, None, close=True))
-            self.transport.close()
+            self.closed = True  # nothing more is written
+            self._lingering = LingeringClose(self.transport)
         else:
             self.abort()
