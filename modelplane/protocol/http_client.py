@@ -1,5 +1,5 @@
 """A small HTTP/1.1 client: POST only, pooled keep-alive connections (the graph router's calls to its
-steps, the payload logger's events).
+steps, a transformer's to its predictor, the payload logger's events and the tracer's spans).
 
 Each hop through the router pays for this client, so it does as little as it can: the request line and
 Host header of each target are built once, the response is parsed by httptools, and idle connections are
@@ -45,6 +45,14 @@ class Target:
 class ClientResponse:
     status: int
     body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # names lowercased
+
+    def header(self, name: bytes) -> bytes | None:
+        """The value of the first header of this (lowercase) name, or None."""
+        for field_name, value in self.headers:
+            if field_name == name:
+                return value
+        return None
 
 
 def parse_target(url: str) -> Target:
@@ -82,6 +90,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[ClientResponse] | None = None
         self._parser: httptools.HttpResponseParser | None = None
         self._chunks: list[bytes] = []
+        self._headers: list[tuple[bytes, bytes]] = []
         self._status = 0
         self._received = False
         self._framed = False  # the response says where its body ends
@@ -114,6 +123,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
+        self._headers.append((lowered, value))
         if lowered == b"content-length" or lowered == b"transfer-encoding":
             self._framed = True
 
@@ -125,7 +135,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if 100 <= self._status < 200:  # an interim answer (100 Continue): the real one follows
-            self._status, self._chunks, self._framed = 0, [], False
+            self._status, self._chunks, self._headers, self._framed = 0, [], [], False
             return
         self._keep_alive = self._parser.should_keep_alive()
         self._finish()
@@ -142,6 +152,7 @@ class _Connection(asyncio.Protocol):
     def send(self, head: bytes, body: bytes) -> asyncio.Future[ClientResponse]:
         self._parser = httptools.HttpResponseParser(self)
         self._chunks = []
+        self._headers = []
         self._status = 0
         self._received = False
         self._framed = False
@@ -163,7 +174,7 @@ class _Connection(asyncio.Protocol):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._parser = None
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(ClientResponse(self._status, body))
+            self._waiter.set_result(ClientResponse(self._status, body, tuple(self._headers)))
 
     def _fail(self, exc: Exception) -> None:
         self._parser = None

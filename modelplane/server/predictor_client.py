@@ -3,14 +3,17 @@ explainer queries its predictor."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from modelplane.protocol.errors import InvalidInput, UpstreamError
+from modelplane.protocol.http_client import ClientResponse, HttpClient, Target, TransportError, parse_target
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_rest import JSON_LENGTH_HEADER, decode_response, encode_request
 from modelplane.telemetry import tracing
@@ -22,37 +25,39 @@ if TYPE_CHECKING:
 FORWARDED_HEADERS = ("x-request-id", "x-b3-traceid", "authorization", "traceparent")
 TIMEOUT_SECONDS = 600
 
-_clients: dict[str, httpx.AsyncClient] = {}
-_blocking_clients: dict[str, httpx.Client] = {}
+# Connections belong to the event loop that opened them: one pool per loop (the server's; tests may run
+# several), and one per worker thread for the blocking calls of an explainer.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HttpClient] = weakref.WeakKeyDictionary()
+_thread = threading.local()
+_targets: dict[str, Target] = {}
 
 
-def _client(host: str) -> httpx.AsyncClient:
-    client = _clients.get(host)
+def _client() -> HttpClient:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
     if client is None:
-        url, headers = _base(host)
-        client = _clients[host] = httpx.AsyncClient(base_url=url, headers=headers, timeout=TIMEOUT_SECONDS)
+        client = _clients[loop] = HttpClient()
     return client
 
 
-def _blocking_client(host: str) -> httpx.Client:
-    client = _blocking_clients.get(host)
-    if client is None:
-        url, headers = _base(host)
-        client = _blocking_clients[host] = httpx.Client(
-            base_url=url, headers=headers, timeout=TIMEOUT_SECONDS
-        )
-    return client
+def _target(host: str, path: str) -> Target:
+    url = (host if host.startswith(("http://", "https://")) else f"http://{host}") + path
+    target = _targets.get(url)
+    if target is None:
+        try:
+            target = _targets[url] = parse_target(url)
+        except ValueError as exc:
+            raise UpstreamError(f"cannot call the predictor: {exc}", 502) from None
+    return target
 
 
-def _base(host: str) -> tuple[httpx.URL, dict[str, str]]:
-    url = httpx.URL(host if host.startswith(("http://", "https://")) else f"http://{host}")
-    headers = {}
-    if url.host.endswith(".localhost"):
-        # `*.localhost` is the loopback (RFC 6761), but the system resolver may not know the
-        # name: connect to 127.0.0.1 and name the host in the Host header (the gateway routes by it).
-        headers["host"] = url.netloc.decode()
-        url = url.copy_with(host="127.0.0.1")
-    return url, headers
+def _header_lines(headers: dict[str, str]) -> bytes:
+    lines = []
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            raise InvalidInput(f"header {name!r} has a line break in its value")
+        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+    return b"".join(lines)
 
 
 def _forwarded(headers: dict[str, str] | None) -> dict[str, str]:
@@ -62,7 +67,7 @@ def _forwarded(headers: dict[str, str] | None) -> dict[str, str]:
 
 
 async def forward_predict(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:
-    client = _client(model.predictor_host)
+    host = model.predictor_host
     if isinstance(payload, InferRequest) or model.predictor_protocol == "v2":
         if not isinstance(payload, InferRequest):
             raise InvalidInput("a transformer speaking V2 to its predictor must pass on an InferRequest")
@@ -70,13 +75,13 @@ async def forward_predict(model: Model, payload: Any, headers: dict[str, str] | 
         request_headers = {"content-type": "application/json", **_forwarded(headers)}
         if json_length is not None:
             request_headers = {JSON_LENGTH_HEADER: str(json_length), **_forwarded(headers)}
-        response = await _send(client, f"/v2/models/{model.name}/infer", body, request_headers)
-        length = response.headers.get(JSON_LENGTH_HEADER)
-        return decode_response(response.content, int(length) if length else None)
+        response = await _send(_client(), host, f"/v2/models/{model.name}/infer", body, request_headers)
+        length = response.header(JSON_LENGTH_HEADER.encode())
+        return decode_response(response.body, int(length) if length else None)
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
-    response = await _send(client, f"/v1/models/{model.name}:predict", body, request_headers)
-    return orjson.loads(response.content)
+    response = await _send(_client(), host, f"/v1/models/{model.name}:predict", body, request_headers)
+    return orjson.loads(response.body)
 
 
 def predict_blocking(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:
@@ -84,33 +89,38 @@ def predict_blocking(model: Model, payload: Any, headers: dict[str, str] | None)
     predictor, as KServe's explainers do)."""
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
-    client = _blocking_client(model.predictor_host)
     path = f"/v1/models/{model.name}:predict"
-    with _client_span(path, request_headers) as request_headers:
-        try:
-            response = client.post(path, content=body, headers=request_headers)
-        except httpx.TransportError as exc:
-            raise UpstreamError(f"cannot reach {client.base_url}{path}: {exc}", 502) from None
-    _raise_for_status(response, f"{client.base_url}{path}")
-    return orjson.loads(response.content)
+    loop = getattr(_thread, "loop", None)
+    if loop is None:
+        loop = _thread.loop = asyncio.new_event_loop()
+        _thread.client = HttpClient()
+    response = loop.run_until_complete(
+        _send(_thread.client, model.predictor_host, path, body, request_headers)
+    )
+    return orjson.loads(response.body)
 
 
 async def forward_explain(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
-    response = await _send(
-        _client(model.explainer_host), f"/v1/models/{model.name}:explain", body, request_headers
-    )
-    return orjson.loads(response.content)
+    path = f"/v1/models/{model.name}:explain"
+    response = await _send(_client(), model.explainer_host, path, body, request_headers)
+    return orjson.loads(response.body)
 
 
-async def _send(client: httpx.AsyncClient, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+async def _send(
+    client: HttpClient, host: str, path: str, body: bytes, headers: dict[str, str]
+) -> ClientResponse:
+    target = _target(host, path)
     with _client_span(path, headers) as headers:
         try:
-            response = await client.post(path, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            raise UpstreamError(f"cannot reach {client.base_url}{path}: {exc}", 502) from None
-    _raise_for_status(response, f"{client.base_url}{path}")
+            async with asyncio.timeout(TIMEOUT_SECONDS):
+                response = await client.post(target, body, _header_lines(headers))
+        except TransportError as exc:
+            raise UpstreamError(f"cannot reach {target.url}: {exc}", 502) from None
+        except TimeoutError:
+            raise UpstreamError(f"{target.url} did not answer within {TIMEOUT_SECONDS}s", 504) from None
+    _raise_for_status(response, target.url)
     return response
 
 
@@ -129,10 +139,11 @@ def _client_span(path: str, headers: dict[str, str]) -> Iterator[dict[str, str]]
         yield {**own, **span.trace_headers()}
 
 
-def _raise_for_status(response: httpx.Response, url: str) -> None:
-    if response.status_code >= 400:
+def _raise_for_status(response: ClientResponse, url: str) -> None:
+    if response.status >= 400:
+        text = response.body.decode("utf-8", "replace")
         try:
-            message = response.json().get("error") or response.text
-        except (ValueError, AttributeError):
-            message = response.text
-        raise UpstreamError(f"{url} answered {response.status_code}: {message}", response.status_code)
+            message = orjson.loads(response.body).get("error") or text
+        except (orjson.JSONDecodeError, AttributeError):
+            message = text
+        raise UpstreamError(f"{url} answered {response.status}: {message}", response.status)

@@ -87,3 +87,30 @@ def test_unreachable_predictor_is_502(transformer_file):
         assert "cannot reach" in response.json()["error"]
     finally:
         transformer.stop()
+
+
+def test_binary_tensors_cross_the_hop_to_the_predictor(iris_server, transformer_file):
+    """The predictor's answer in the binary extension: its JSON length header is read off the hop."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    transformer = serve(
+        "--model-class",
+        f"{transformer_file}:Transformer",
+        "--model-name",
+        "iris",
+        "--predictor-host",
+        f"127.0.0.1:{iris_server.http_port}",
+        "--predictor-protocol",
+        "v2",
+        grpc=False,
+    )
+    try:
+        client = triton.InferenceServerClient(f"127.0.0.1:{transformer.http_port}")
+        tensor = triton.InferInput("input-0", [2, 4], "FP32")
+        tensor.set_data_from_numpy(np.asarray(IRIS_ROWS, dtype=np.float32), binary_data=True)
+        output = triton.InferRequestedOutput("output-0", binary_data=True)
+        result = client.infer("iris", [tensor], outputs=[output])
+        assert result.as_numpy("output-0").tolist() == [1, 1]
+    finally:
+        transformer.stop()
