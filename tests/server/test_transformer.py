@@ -36,19 +36,23 @@ def transformer_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("protocol", ["v1", "v2"])
-def test_transformer_forwards_to_its_predictor(iris_server, transformer_file, protocol):
-    transformer = serve(
+def transformer_before(predictor, transformer_file, protocol: str):
+    return serve(
         "--model-class",
         f"{transformer_file}:Transformer",
         "--model-name",
         "iris",
         "--predictor-host",
-        f"127.0.0.1:{iris_server.http_port}",
+        f"127.0.0.1:{predictor.http_port}",
         "--predictor-protocol",
         protocol,
         grpc=False,
     )
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_transformer_forwards_to_its_predictor(iris_server, transformer_file, protocol):
+    transformer = transformer_before(iris_server, transformer_file, protocol)
     try:
         if protocol == "v1":
             response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
@@ -94,17 +98,7 @@ def test_binary_tensors_cross_the_hop_to_the_predictor(iris_server, transformer_
     import numpy as np
     import tritonclient.http as triton
 
-    transformer = serve(
-        "--model-class",
-        f"{transformer_file}:Transformer",
-        "--model-name",
-        "iris",
-        "--predictor-host",
-        f"127.0.0.1:{iris_server.http_port}",
-        "--predictor-protocol",
-        "v2",
-        grpc=False,
-    )
+    transformer = transformer_before(iris_server, transformer_file, "v2")
     try:
         client = triton.InferenceServerClient(f"127.0.0.1:{transformer.http_port}")
         tensor = triton.InferInput("input-0", [2, 4], "FP32")
