@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from modelplane.cli.main import CommandError
 from modelplane.local.api.settings import DEFAULT_API_PORT, modelplane_home
+
+HANDOVER_ENV = "MODELPLANE_HANDOVER"  # the file a restart in place (SIGHUP) left for the program it runs
 
 DEFAULT_NAMESPACE = "default"
 
@@ -20,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the platform in the foreground: control-plane API, reconciler, replicas and gateway",
         description="Run modelplane on this machine until Ctrl-C: the control-plane API, the reconciler "
         "that runs each InferenceService's replicas as local processes, and the gateway in front of them. "
-        "State lives in MODELPLANE_HOME (default ~/.modelplane); every service comes back on the next start.",
+        "State lives in MODELPLANE_HOME (default ~/.modelplane); every service comes back on the next start. "
+        "SIGHUP restarts the control plane in place while the gateway and the replicas serve on.",
     )
     parser.add_argument("-f", "--filename", action="append", default=[], help="apply FILE or DIR once up")
     parser.add_argument("-R", "--recursive", action="store_true", help="with -f DIR: also its subfolders")
@@ -212,13 +218,40 @@ def run(args: argparse.Namespace) -> int:
         if resources:
             _apply(store, resources)
 
+    platform = Platform(config, _inherited())
     try:
-        uvloop.run(Platform(config).run(on_ready))
+        uvloop.run(platform.run(on_ready))
     except PlatformError as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"cannot start: {exc}") from None
+    if platform.handover is not None:
+        _run_again(home, platform.handover)
     return 0
+
+
+def _inherited() -> dict | None:
+    """What `modelplane up`'s previous program handed over before it ran this one (SIGHUP)."""
+    path = os.environ.pop(HANDOVER_ENV, None)
+    if path is None:
+        return None
+    try:
+        with open(path) as file:
+            return json.load(file)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _run_again(home: Path, handover: dict) -> NoReturn:
+    """Runs `modelplane up` again in this process, with the same arguments, taking the data plane
+    back from `handover`."""
+    path = home / "handover.json"
+    path.write_text(json.dumps(handover))
+    os.environ[HANDOVER_ENV] = str(path)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "modelplane", *sys.argv[1:]])
 
 
 def _token(path: str | None) -> str | None:

@@ -1,9 +1,15 @@
 """`modelplane up`: the whole embedded platform in one process.
 
 The store, the control-plane API, the reconciler (with the replica processes it supervises) and the
-gateway. The API and the reconciler share one uvloop event loop; the gateway has its own thread and
-loop. SIGINT or SIGTERM stops it all: the API stops, the gateway stops accepting and lets the
-responses under way finish, then every replica is stopped gracefully.
+gateway's worker processes. The API and the reconciler share one uvloop event loop. SIGINT or SIGTERM
+stops it all: the API stops, the gateway stops accepting and lets the responses under way finish,
+then every replica is stopped gracefully.
+
+SIGHUP restarts the control plane in place, and the data plane serves on: the platform hands its
+gateway workers, zygotes and running replicas over (`handover`, kept open across `exec`) and runs its
+program again in the same process, which takes them back. Requests keep flowing through the gateway
+to the replicas all along; the API's listening socket stays open too, so its clients wait rather
+than fail. The program run again is whatever is installed now: an upgrade takes effect this way.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +45,8 @@ from modelplane.local.gateway.workers import GatewayWorkers, default_workers
 from modelplane.local.metrics_exposition import PlatformMetrics
 from modelplane.local.platform_metrics import platform_registry
 from modelplane.local.replicas.gpus import GpuAllocator, discover_gpus
+from modelplane.local.replicas.handover import UNCLAIMED_AFTER, HandedReplica, ReplicaHandover
+from modelplane.local.replicas.inherited import InheritedChild
 from modelplane.local.replicas.log_rotation import rotate_logs_forever
 from modelplane.local.replicas.supervisor import SupervisorSettings
 from modelplane.local.replicas.zygotes import Zygotes
@@ -113,9 +122,12 @@ class _ApiServer(ApiServer):
 
 
 class Platform:
-    def __init__(self, config: PlatformConfig) -> None:
+    def __init__(self, config: PlatformConfig, inherited: dict | None = None) -> None:
         self.config = config
         self.store: Store | None = None
+        self.inherited = inherited  # what the platform's previous program handed over (SIGHUP)
+        self.handover: dict | None = None  # what this one hands over, when it restarts in place
+        self._restarting = False
 
     async def run(self, on_ready: Callable[[PlatformAddresses, Store], None] | None = None) -> None:
         """Runs until SIGINT or SIGTERM (or `stop()`); `on_ready` is called once everything listens."""
@@ -128,12 +140,18 @@ class Platform:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.restart_in_place)
+        inherited = self.inherited or {}
         tracing.configure("modelplane-gateway")  # the gateway's spans, when OTEL_* says where
         try:
             store = self.store = open_store(config.home)
         except StoreLocked as exc:
             raise PlatformError(str(exc)) from None
-        api = _ApiServer(store, bind(config.host, config.api_port), config.auth_token, config.tls)
+        if "api" in inherited:
+            api_socket = socket.socket(fileno=inherited["api"])
+        else:
+            api_socket = bind(config.host, config.api_port)
+        api = _ApiServer(store, api_socket, config.auth_token, config.tls)
         autoscaling = Autoscaling(
             AutoscalerConfig(
                 scale_to_zero_grace_period=config.scale_to_zero_grace_period,
@@ -160,14 +178,14 @@ class Platform:
             routes=RouteTable(starting=True),  # until the reconciler has loaded the stored services
         )
         try:
-            gateway = gateway_workers.start()
+            gateway = gateway_workers.start(inherited.get("gateway"))
         except BaseException:
             api.sock.close()
             store.close()
             raise
         zygote = Zygotes(config.home / "logs") if config.warm_starts else None
         if zygote is not None:
-            await zygote.start()
+            await zygote.inherit(inherited.get("zygotes", []))
         inventory = await asyncio.to_thread(discover_gpus, config.gpus)
         logger.info("GPUs for replicas: %s", inventory.describe())
         trained_models = TrainedModels(store)
@@ -180,6 +198,9 @@ class Platform:
             gpus=GpuAllocator(inventory),
             credentials=StorageCredentials(store).for_namespace,
         )
+        settings.handover.inherited = {
+            handed.name: handed for handed in map(HandedReplica.from_json, inherited.get("replicas", []))
+        }
         events = EventRecorder(store)
         reconciler = Reconciler(
             store,
@@ -200,6 +221,7 @@ class Platform:
         log_task = asyncio.create_task(
             rotate_logs_forever(settings.logs_dir, config.log_max_bytes, config.log_backups)
         )
+        unclaimed: asyncio.Task | None = None
         try:
             while not api.started and not api_task.done():
                 await asyncio.sleep(0.01)
@@ -208,23 +230,43 @@ class Platform:
             reconciler.start()
             runtime_statuses.start()
             trained_models.start()
+            unclaimed = asyncio.create_task(_stop_unclaimed(settings.handover))
             addresses = PlatformAddresses(api.url, gateway.url, gateway.port)
             logger.info("control-plane API on %s, gateway on %s", api.url, gateway.url)
             if on_ready is not None:
                 on_ready(addresses, store)
             await self._stopping.wait()
         finally:
-            logger.info("stopping: the API, the gateway (requests under way finish), then every replica")
+            if self._restarting:
+                logger.info("restarting in place: the gateway and the replicas serve on")
+                kept_api = _kept(api.sock)
+            else:
+                logger.info("stopping: the API, the gateway (requests under way finish), then every replica")
             api.stop()
             log_task.cancel()
             with contextlib.suppress(Exception):
                 await api_task
-            await asyncio.to_thread(gateway_workers.stop)
+            if self._restarting:
+                self.handover = {
+                    "api": kept_api,
+                    "gateway": await asyncio.to_thread(gateway_workers.hand_over),
+                    "replicas": [
+                        handed.to_json()
+                        for replica in list(settings.handover.live)
+                        if (handed := replica.hand_over()) is not None
+                    ],
+                }
+            else:
+                await asyncio.to_thread(gateway_workers.stop)
+            if unclaimed is not None:
+                unclaimed.cancel()
             await trained_models.close()
             await runtime_statuses.close()
             await reconciler.close()
             await metrics.close()
-            if zygote is not None:
+            if zygote is not None and self.handover is not None:
+                self.handover["zygotes"] = await zygote.hand_over()
+            elif zygote is not None:
                 await zygote.close()
             store.close()
             await asyncio.to_thread(tracing.shutdown)
@@ -234,3 +276,31 @@ class Platform:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def restart_in_place(self) -> None:
+        """Ends this run handing the data plane over (`handover`), for the program to run again."""
+        self._restarting = True
+        self._stopping.set()
+
+
+async def _stop_unclaimed(handover: ReplicaHandover) -> None:
+    """Stops the replicas handed over that no revision took back (their service changed or went
+    while the platform restarted)."""
+    if not handover.inherited:
+        return
+    await asyncio.sleep(UNCLAIMED_AFTER)
+    for handed in handover.unclaimed():
+        logger.info(
+            "stopping replica %s (pid %d): nothing took it back after the restart", handed.name, handed.pid
+        )
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(handed.pid, signal.SIGTERM)
+        if not handed.forked:
+            InheritedChild(handed.pid)  # reaps it once it exits
+
+
+def _kept(sock: socket.socket) -> int:
+    """A copy of the socket's descriptor that the program run again keeps."""
+    fd = os.dup(sock.fileno())
+    os.set_inheritable(fd, True)
+    return fd

@@ -4,6 +4,7 @@ tests/storage/test_disk_full.py; the store's compacted history: tests/local/api/
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from tests.e2e.platform_process import (
     PlatformProcess,
     kill_leftovers,
+    replica_processes,
     running_platform,
     wait_until,
     write_iris_models,
@@ -243,3 +245,46 @@ def test_up_killed_with_sigkill_leaves_no_process_and_comes_back_without_a_new_a
         assert iris_replicas(home) == []
     finally:
         kill_leftovers(home)
+
+
+@pytest.mark.parametrize("starts", ["warm", "cold"])
+def test_sighup_restarts_the_control_plane_while_every_request_is_served(tmp_path, starts):
+    """The control plane runs again in place (an upgrade would take effect): the gateway workers and the
+    replica (forked by the zygote, or a child of the platform's own) serve on through it, the same
+    processes, and the new control plane runs them."""
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        platform = PlatformProcess(home, *(["--no-warm-starts"] if starts == "cold" else [])).start()
+        try:
+            serve_iris(platform)
+            replicas, workers = set(iris_replicas(home)), gateway_workers(platform)
+            assert replicas and workers
+            with Load(platform) as load:
+                wait_until(lambda: load.count(200) >= 50, "requests to be served", platform)
+                platform.process.send_signal(signal.SIGHUP)
+                assert platform.process.stdout.readline().startswith("modelplane is up: ")
+                served = load.count(200)
+                wait_until(lambda: load.count(200) >= served + 200, "requests after the restart", platform)
+            assert set(load.outcomes) == {200}, {o: load.outcomes.count(o) for o in set(load.outcomes)}
+            assert set(iris_replicas(home)) == replicas
+            assert gateway_workers(platform) == workers
+            assert "taken back after a restart" in replica_log(home)
+
+            # The new control plane runs the replica it took back: deleting the service stops it.
+            platform.cli("delete", "isvc", "iris")
+            wait_until(lambda: not iris_replicas(home), "the replica to stop", platform)
+        finally:
+            platform.stop()
+        assert replica_processes(home) == []
+    finally:
+        kill_leftovers(home)
+
+
+def replica_log(home: Path) -> str:
+    return "".join(path.read_text() for path in (home / "logs" / "default" / "iris").rglob("*.log"))
+
+
+def gateway_workers(platform: PlatformProcess) -> set[int]:
+    family = descendants(platform.process.pid)
+    return {pid for pid, cmdline in processes().items() if pid in family and "gateway.worker" in cmdline}

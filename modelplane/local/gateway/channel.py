@@ -4,9 +4,10 @@ Each message is a pickled tuple behind its length, over a Unix socket pair: both
 program, started by the same user, so pickle's trust is the process's own.
 
 From the platform: `("start", GatewayConfig, RouteTable)`, `("routes", seq, RouteTable)`,
-`("metrics?", seq)`, `("stop",)`. From a worker: `("ready",)`, `("applied", seq)`,
-`("demand", revision)`, `("stats", {revision: RevisionStats})`, `("metrics", seq, exposition_text)`
-(seq 0: sent unasked).
+`("metrics?", seq)`, `("handover",)`, `("resume",)`, `("stop",)`. From a worker: `("ready",)`,
+`("applied", seq)`, `("demand", revision)`, `("stats", {revision: RevisionStats})`,
+`("metrics", seq, exposition_text)` (seq 0: sent unasked), `("handover",)` (nothing follows until
+`resume`).
 """
 
 from __future__ import annotations

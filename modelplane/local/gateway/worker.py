@@ -5,7 +5,9 @@ hands each new connection to one of them), with the route table the platform sen
 changes. It counts its own requests: every `STATS_INTERVAL` it sends its counters per revision,
 and its metrics when asked (and every `METRICS_INTERVAL`), for the platform to add up; a request that waits for a
 revision with no replica tells the platform at once (the activator). It ends when told to, or when
-the platform is gone.
+the platform is gone (its end of the channel closes). A platform that restarts in place hands the
+channel to its next process: told `handover`, the worker answers it and sends nothing more (but
+the demands it holds) until the next process says `resume`, serving all along.
 
     python -m modelplane.local.gateway.worker CHANNEL_FD PUBLIC_FD [INTERNAL_FD]
 """
@@ -35,10 +37,25 @@ class _Worker:
         self.gateway: Gateway | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
+        # While the platform hands its channel over to its next process: what it must still hear.
+        self.held: list[tuple] | None = None
 
     def send(self, message: tuple) -> None:
-        if not self.writer.is_closing():
+        if self.held is not None:
+            if message[0] == "demand":  # counters and metrics are sent afresh anyway
+                self.held.append(message)
+        elif not self.writer.is_closing():
             self.writer.write(frame(message))
+
+    def hold(self) -> None:
+        """The platform is restarting: the last message before its next process reads the channel."""
+        self.send(("handover",))
+        self.held = []
+
+    def resume(self) -> None:
+        held, self.held = self.held or [], None
+        for message in held:
+            self.send(message)
 
     async def report(self) -> None:
         every = round(METRICS_INTERVAL / STATS_INTERVAL)
@@ -80,6 +97,10 @@ async def serve(channel: socket.socket, sockets: GatewaySockets) -> None:
                 worker.send(("applied", seq))
             elif message[0] == "metrics?":
                 worker.send_metrics(message[1])
+            elif message[0] == "handover":
+                worker.hold()
+            elif message[0] == "resume":
+                worker.resume()
     finally:
         reporting.cancel()
         await worker.gateway.stop()

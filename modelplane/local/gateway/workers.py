@@ -28,11 +28,11 @@ from modelplane.local.gateway.channel import frame, receive
 from modelplane.local.gateway.config import GatewayConfig
 from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import RouteTable
-from modelplane.local.replicas.zygote import dying_with_this_process
 
 logger = logging.getLogger("modelplane.gateway")
 
 APPLY_TIMEOUT = 10.0  # seconds a route change waits for each worker to have it
+HANDOVER_TIMEOUT = 5.0  # seconds a worker has to answer `handover`
 RESTART_PAUSE = 0.5  # seconds before a worker that died is started again
 METRICS_WAIT = 2.0  # seconds a scrape waits for each worker's metrics
 
@@ -47,7 +47,8 @@ class _Worker:
 
     def __init__(self, index: int) -> None:
         self.index = index
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen | _Inherited | None = None
+        self.handed_over = False  # its channel went to the platform's next process
         self.channel: socket.socket | None = None
         self.send_lock = threading.Lock()
         self.ready = threading.Event()
@@ -93,19 +94,38 @@ class GatewayWorkers:
         self._retired_metrics: dict[str, object] = {}  # cumulative families, by name
         self._public: socket.socket | None = None
         self._internal: socket.socket | None = None
+        self._holding_starting = False  # workers handed over wait for a table that is not `starting`
 
     # ---- the platform's side ----
 
-    def start(self) -> GatewayWorkers:
-        """Binds the ports and returns once every worker serves (raises if one cannot start)."""
-        self._public = _listening(self.config.host, self.config.port)
-        if self.config.auth_token is not None or self.config.tls is not None:
-            self._internal = _listening("127.0.0.1", 0)
-        # Each worker's process is started on its own long-lived thread: a child's parent-death
-        # signal follows the thread that started it.
+    def start(self, inherited: dict | None = None) -> GatewayWorkers:
+        """Binds the ports and returns once every worker serves (raises if one cannot start).
+
+        With `inherited` (what `hand_over` returned, in the platform's previous process) the ports are
+        those sockets, and the workers handed over go on serving: they get no route table until the
+        platform has one that is not `starting`, so they keep the last one meanwhile."""
+        if inherited is None:
+            self._public = _listening(self.config.host, self.config.port)
+            if self.config.auth_token is not None or self.config.tls is not None:
+                self._internal = _listening("127.0.0.1", 0)
+            adopted = {}
+        else:
+            self._public = socket.socket(fileno=inherited["public"])
+            if inherited["internal"] is not None:
+                self._internal = socket.socket(fileno=inherited["internal"])
+            adopted = {entry["index"]: entry for entry in inherited["workers"]}
+            self._holding_starting = bool(adopted)
         for worker in self._workers:
+            entry = adopted.get(worker.index)
+            if entry is not None:
+                worker.process = _Inherited(entry["pid"])
+                worker.channel = socket.socket(fileno=entry["channel"])
+                worker.ready.set()
             thread = threading.Thread(
-                target=self._keep_running, args=(worker,), name=f"gateway-worker-{worker.index}", daemon=True
+                target=self._keep_running,
+                args=(worker, entry is not None),
+                name=f"gateway-worker-{worker.index}",
+                daemon=True,
             )
             self._threads.append(thread)
             thread.start()
@@ -127,6 +147,26 @@ class GatewayWorkers:
             if sock is not None:
                 sock.close()
 
+    def hand_over(self) -> dict:
+        """Leaves the workers serving for the platform's next process (which `start`s with what this
+        returns): their channels and the listening sockets, as descriptors kept open across `exec`."""
+        with self._lock:
+            self._stopping = True
+        for worker in self._workers:
+            worker.send(("handover",))
+        for thread in self._threads:
+            thread.join(HANDOVER_TIMEOUT)
+        workers = [
+            {"index": w.index, "pid": w.process.pid, "channel": _kept(w.channel)}
+            for w in self._workers
+            if w.handed_over
+        ]
+        return {
+            "public": _kept(self._public),
+            "internal": _kept(self._internal) if self._internal is not None else None,
+            "workers": workers,
+        }
+
     @property
     def port(self) -> int:
         return self._public.getsockname()[1]
@@ -146,7 +186,13 @@ class GatewayWorkers:
     def update_routes(self, table: RouteTable) -> None:
         """Sends the table to every worker; returns once each running one has it in effect."""
         with self._lock:
+            if self._stopping:
+                return  # stopped, or handed over: the workers take no more routes from here
             self._routes = table
+            if self._holding_starting:
+                if table.starting:
+                    return  # the workers handed over serve with the table they have
+                self._holding_starting = False
             self._seq += 1
             seq = self._seq
         running = [worker for worker in self._workers if worker.ready.is_set()]
@@ -221,7 +267,10 @@ class GatewayWorkers:
 
     # ---- each worker's thread ----
 
-    def _keep_running(self, worker: _Worker) -> None:
+    def _keep_running(self, worker: _Worker, inherited: bool = False) -> None:
+        if inherited:
+            worker.send(("resume",))
+            self._follow(worker, worker.process, worker.channel, self._seq)
         while True:
             with self._lock:
                 if self._stopping:
@@ -240,31 +289,43 @@ class GatewayWorkers:
         fds = [theirs.fileno(), self._public.fileno()]
         if self._internal is not None:
             fds.append(self._internal.fileno())
+        # No parent-death signal: it would follow this thread, which a restart in place ends. A worker
+        # ends when its channel closes, which the kernel does when the platform's process ends.
         process = subprocess.Popen(
             [sys.executable, "-m", "modelplane.local.gateway.worker", *map(str, fds)],
             pass_fds=fds,
             stdin=subprocess.DEVNULL,
-            preexec_fn=dying_with_this_process(),
         )
         theirs.close()
         worker.process, worker.channel = process, ours
         with self._lock:
             routes, seq = self._routes, self._seq
         worker.send(("start", self.config, routes))
+        self._follow(worker, process, ours, seq)
+
+    def _follow(self, worker: _Worker, process, channel: socket.socket, started_with: int) -> None:
+        """Takes the worker's messages until it ends (or is handed over)."""
         try:
-            while (message := receive(ours)) is not None:
-                self._received(worker, message, seq)
+            while (message := receive(channel)) is not None:
+                if message[0] == "handover":
+                    worker.handed_over = True
+                    return
+                self._received(worker, message, started_with)
         finally:
-            ours.close()
-            code = process.wait()
-            self._retire(worker)
-            if not self._stopping:
-                logger.warning(
-                    "gateway worker %d (pid %d) exited with code %d; starting it again",
-                    worker.index,
-                    process.pid,
-                    code,
-                )
+            if not worker.handed_over:
+                self._ended(worker, process, channel)
+
+    def _ended(self, worker: _Worker, process, channel: socket.socket) -> None:
+        channel.close()
+        code = process.wait()
+        self._retire(worker)
+        if not self._stopping:
+            logger.warning(
+                "gateway worker %d (pid %d) exited with code %d; starting it again",
+                worker.index,
+                process.pid,
+                code,
+            )
 
     def _received(self, worker: _Worker, message: tuple, started_with: int) -> None:
         kind = message[0]
@@ -353,6 +414,27 @@ def _added(one: RevisionStats, other: RevisionStats) -> RevisionStats:
         taken_at=max(one.taken_at, other.taken_at),
         last_request_at=max(one.last_request_at, other.last_request_at),
     )
+
+
+class _Inherited:
+    """A worker started by the platform's previous process (the same process id, before its `exec`)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def wait(self) -> int:
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            return -1
+        return os.waitstatus_to_exitcode(status)
+
+
+def _kept(sock: socket.socket) -> int:
+    """A copy of the socket's descriptor that the next program `exec` runs keeps."""
+    fd = os.dup(sock.fileno())
+    os.set_inheritable(fd, True)
+    return fd
 
 
 def _listening(host: str, port: int) -> socket.socket:

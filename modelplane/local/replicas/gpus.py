@@ -117,6 +117,14 @@ class GpuAllocator:
         taken, self._free = tuple(self._free[:count]), self._free[count:]
         return taken
 
+    def claim(self, devices: tuple[str, ...]) -> tuple[str, ...] | None:
+        """These very devices (a replica's after a restart of the platform), now taken; None unless
+        all of them are free."""
+        if any(device not in self._free for device in devices):
+            return None
+        self._free = [device for device in self._free if device not in devices]
+        return tuple(devices)
+
     def give_back(self, devices: tuple[str, ...]) -> None:
         if not devices:
             return

@@ -46,6 +46,8 @@ from modelplane.local.replicas.command import (
     speaks_modelplane_serve,
 )
 from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
+from modelplane.local.replicas.handover import HandedReplica, ReplicaHandover, template_digest
+from modelplane.local.replicas.inherited import InheritedChild
 from modelplane.local.replicas.memory_watch import can_measure, enforce_memory_limit
 from modelplane.local.replicas.probe import probe
 from modelplane.local.replicas.resources import replica_resources
@@ -81,6 +83,8 @@ class SupervisorSettings:
     gpus: GpuAllocator = field(default_factory=lambda: GpuAllocator(GpuInventory((), "none")))
     # The storage configs a model's `storage.key` resolves against, by namespace (None: the folder's).
     credentials: Callable[[str], CredentialStore] | None = None
+    # The replicas running now, and those a restart in place handed over (replicas/handover.py).
+    handover: ReplicaHandover = field(default_factory=ReplicaHandover)
 
 
 def replica_log_dir(logs_dir: Path, namespace: str, service: str, component: str) -> Path:
@@ -115,7 +119,9 @@ class Replica:
         self.unschedulable: str | None = None  # why it waits for GPUs
         self.last_termination: Termination | None = None
         self._on_change = on_change
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: asyncio.subprocess.Process | ForkedProcess | InheritedChild | None = None
+        self._ports: ReplicaPorts | None = None
+        self._gpus: tuple[str, ...] = ()
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
 
@@ -124,7 +130,31 @@ class Replica:
         return self._process.pid if self._process and self._process.returncode is None else None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"replica {self.revision.name}-{self.index}")
+        # One the platform's previous program handed over is taken back at once: it serves in the
+        # very first routes.
+        handed = self._take_back(self.settings.handover.take(self.name, self.revision.template))
+        self._task = asyncio.create_task(self._run(handed), name=f"replica {self.revision.name}-{self.index}")
+        live = self.settings.handover.live
+        live.add(self)
+        self._task.add_done_callback(lambda _: live.discard(self))
+
+    def hand_over(self) -> HandedReplica | None:
+        """Lets go of the replica's process, which goes on running for the platform's next program;
+        what that program needs to take it back (None: there is no process to hand over)."""
+        process, ports = self._process, self._ports
+        if process is None or process.returncode is not None or ports is None or self._task is None:
+            return None
+        self._task.cancel()
+        return HandedReplica(
+            name=self.name,
+            template=template_digest(self.revision.template),
+            pid=process.pid,
+            forked=isinstance(process, ForkedProcess),
+            http_port=ports.http,
+            grpc_port=ports.grpc,
+            gpus=self._gpus,
+            loaded=self.phase == LOADED,
+        )
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL after the grace period; returns once the replica is gone (whatever
@@ -193,11 +223,12 @@ class Replica:
         self.phase, self.address, self.failure = phase, address, failure
         self._on_change()
 
-    async def _run(self) -> None:
-        gpus = await self._take_gpus()
+    async def _run(self, handed: HandedReplica | None) -> None:
+        gpus = handed.gpus if handed is not None else await self._take_gpus()
+        self._gpus = gpus or ()
         try:
             if gpus is not None:
-                await self._run_until_stopped(gpus)
+                await self._run_until_stopped(gpus, taken_back=handed is not None)
         finally:
             self.settings.gpus.give_back(gpus or ())
         self._set(PENDING)
@@ -216,10 +247,12 @@ class Replica:
         self.unschedulable = why
         self._on_change()
 
-    async def _run_until_stopped(self, gpus: tuple[str, ...]) -> None:
+    async def _run_until_stopped(self, gpus: tuple[str, ...], taken_back: bool = False) -> None:
         backoff = self.settings.backoff_initial
         template = self.revision.template
         async with httpx.AsyncClient(timeout=2.0) as client:
+            if taken_back:
+                await self._supervise(client, template)
             while not self._stopping.is_set():
                 if self.phase != FAILED_TO_LOAD:  # a crash loop stays FailedToLoad until ready
                     self._set(LOADING)
@@ -321,6 +354,37 @@ class Replica:
         REPLICA_STARTS.labels(*self._metric_labels()).inc()
         how = "forked warm, " if isinstance(self._process, ForkedProcess) else ""
         logger.info("%s started (%spid %s, port %s)", self.label, how, self._process.pid, ports.http)
+        self._ports = ports
+        await self._supervise(client, template)
+
+    def _take_back(self, handed: HandedReplica | None) -> HandedReplica | None:
+        """The process the platform's previous program handed over, now this replica's again (None:
+        there is none, or it is gone, or its GPUs are not free)."""
+        if handed is None:
+            return None
+        zygote = self.settings.zygote
+        if handed.forked:
+            process = zygote.forked(handed.pid) if isinstance(zygote, Zygotes) else None
+        else:
+            process = InheritedChild(handed.pid)
+        if process is None or process.returncode is not None:
+            self._note(f"the process handed over (pid {handed.pid}) is gone: starting it again")
+            return None
+        if self.settings.gpus.claim(handed.gpus) is None:
+            self._note(f"the GPUs of the process handed over (pid {handed.pid}) are taken: starting it again")
+            _signal_group(handed.pid, signal.SIGKILL)
+            return None
+        self._process = process
+        self._ports = ReplicaPorts(handed.http_port, handed.grpc_port)
+        self.grpc_address = f"127.0.0.1:{handed.grpc_port}"
+        self._note(f"taken back after a restart of the platform (pid {handed.pid})")
+        if handed.loaded:
+            self._set(LOADED, address=f"127.0.0.1:{handed.http_port}")
+        return handed
+
+    async def _supervise(self, client: httpx.AsyncClient, template: dict) -> None:
+        """Watches the running process until it exits, and says why it did."""
+        ports = self._ports
         guard = self._guard_memory(self._process)
         try:
             was_ready = await self._watch(client, template, ports)

@@ -14,6 +14,9 @@ The zygote talks to the platform over a socket pair, one JSON object per line:
                          {"id": 1, "pid": 4242}          forked (or {"id": 1, "error": "..."})
                          {"exited": 4242, "code": 0}     a replica ended (its exit code, -N for signal N)
 
+A platform restarting in place hands the channel to its next process: it sends {"handover": true},
+the zygote answers the same and holds what it would send until {"resume": true} comes.
+
 A forked replica leads a session of its own (so the supervisor signals its process group as for any
 replica), writes to its log file, and gets SIGTERM if the zygote dies, as the zygote does if the
 platform dies. Only `python -m modelplane serve ...` and `python -m modelplane router ...` are forked;
@@ -41,6 +44,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import setproctitle
+
+from modelplane.local.replicas.inherited import InheritedChild
+
+HANDOVER_TIMEOUT = 5.0  # seconds the zygote has to answer `handover`
 
 logger = logging.getLogger("modelplane.zygote")
 
@@ -122,6 +129,7 @@ class Zygote:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[ForkedProcess | None]] = {}
         self._children: dict[int, ForkedProcess] = {}
+        self._handed_over = False
 
     @property
     def ready(self) -> bool:
@@ -147,6 +155,39 @@ class Zygote:
             )
         reader, self._writer = await asyncio.open_unix_connection(sock=ours)
         self._reader_task = asyncio.create_task(self._read(reader), name="zygote")
+
+    async def hand_over(self) -> dict | None:
+        """Leaves the zygote (and the replicas it forked) running for the platform's next process,
+        which `inherit`s what this returns; None if it is not running."""
+        process = self._process
+        if self._writer is None or process is None or process.returncode is not None:
+            return None
+        self._writer.write(b'{"handover": true}\n')
+        with contextlib.suppress(OSError):
+            await self._writer.drain()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._reader_task), HANDOVER_TIMEOUT)
+        if not self._handed_over:
+            return None
+        channel = self._writer.get_extra_info("socket")
+        kept = os.dup(channel.fileno())
+        os.set_inheritable(kept, True)
+        self._writer.transport.abort()
+        return {"pid": process.pid, "channel": kept, "ready": self._ready, "children": list(self._children)}
+
+    async def inherit(self, state: dict) -> None:
+        """Takes over the zygote a previous process handed over (`hand_over`)."""
+        self._process = InheritedChild(state["pid"])
+        reader, self._writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=state["channel"]))
+        self._children = {pid: ForkedProcess(pid) for pid in state["children"]}
+        self._ready = state["ready"]
+        if self._ready:
+            self._ready_event.set()
+        self._reader_task = asyncio.create_task(self._read(reader), name="zygote")
+        self._writer.write(b'{"resume": true}\n')
+
+    def child(self, pid: int) -> ForkedProcess | None:
+        return self._children.get(pid)
 
     async def wait_ready(self) -> bool:
         """Once started: waits until its imports are done (True) or it stopped (False)."""
@@ -190,18 +231,27 @@ class Zygote:
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
             while line := await reader.readline():
-                self._handle(json.loads(line))
+                message = json.loads(line)
+                if message.get("handover"):
+                    self._handed_over = True
+                    return
+                self._handle(message)
         finally:
-            self._ready = False
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_result(None)
-            # The replicas it forked get SIGTERM now (their parent-death signal) and will exit.
-            for child in self._children.values():
-                child._ended(-signal.SIGTERM)
-            self._children.clear()
-            if not self._closing:
-                logger.warning("the zygote stopped; replicas start cold until `modelplane up` restarts")
+            if not self._handed_over:
+                self._lost()
+
+    def _lost(self) -> None:
+        """The zygote is gone: what waited on it is answered."""
+        self._ready = False
+        for future in self._pending.values():
+            if not future.done():
+                future.set_result(None)
+        # The replicas it forked get SIGTERM now (their parent-death signal) and will exit.
+        for child in self._children.values():
+            child._ended(-signal.SIGTERM)
+        self._children.clear()
+        if not self._closing:
+            logger.warning("the zygote stopped; replicas start cold until `modelplane up` restarts")
 
     def _handle(self, message: dict) -> None:
         if message.get("ready"):
@@ -277,11 +327,27 @@ def main(channel_fd: int) -> None:
             pending += data
             *lines, pending = pending.split(b"\n")
             for line in lines:
-                _fork(channel, json.loads(line), (wake_read, wake_write))
+                request = json.loads(line)
+                if request.get("handover"):
+                    _send(channel, {"handover": True})
+                    _held.append([])
+                elif request.get("resume"):
+                    for message in _held.pop() if _held else ():
+                        _send(channel, message)
+                else:
+                    _fork(channel, request, (wake_read, wake_write))
+
+
+# While the platform hands the channel over to its next process: what it must still hear, sent on
+# `resume` (a list inside a list, empty when nothing is held).
+_held: list[list[dict]] = []
 
 
 def _send(channel: socket.socket, message: dict) -> None:
-    channel.sendall(json.dumps(message).encode() + b"\n")
+    if _held:
+        _held[-1].append(message)
+    else:
+        channel.sendall(json.dumps(message).encode() + b"\n")
 
 
 def _reap(channel: socket.socket) -> None:

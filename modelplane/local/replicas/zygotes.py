@@ -77,6 +77,40 @@ class Zygotes:
         zygotes = [start.result() for start in starts if not start.cancelled() and start.exception() is None]
         await asyncio.gather(*(zygote.close() for zygote in zygotes))
 
+    async def hand_over(self) -> list[dict]:
+        """Leaves every running zygote to the platform's next process (`inherit`)."""
+        handed = []
+        for setting, start in list(self._zygotes.items()):
+            if start.done() and not start.cancelled() and start.exception() is None:
+                state = await start.result().hand_over()
+                if state is not None:
+                    handed.append({"setting": list(setting), **state})
+        self._zygotes.clear()
+        return handed
+
+    async def inherit(self, states: list[dict], threads: int = 1) -> None:
+        """Takes over the zygotes a previous process handed over; starts the one for `threads` if
+        it was not among them."""
+        self._first = thread_setting({**os.environ, **thread_env(threads)})
+        for state in states:
+            setting = tuple(state["setting"])
+            name = "zygote.log" if setting == self._first else f"zygote-{_label(setting)}.log"
+            zygote = Zygote(self.logs_dir / name)
+            await zygote.inherit(state)
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(zygote)
+            self._zygotes[setting] = future
+        await self._zygote(self._first)
+
+    def forked(self, pid: int) -> ForkedProcess | None:
+        """The replica of this pid that one of the zygotes forked."""
+        for start in self._zygotes.values():
+            if start.done() and not start.cancelled() and start.exception() is None:
+                child = start.result().child(pid)
+                if child is not None:
+                    return child
+        return None
+
     async def _zygote(self, setting: ThreadSetting) -> Zygote:
         start = self._zygotes.get(setting)
         if start is None:

@@ -1,0 +1,53 @@
+"""A child process the platform's previous program started: after a restart in place (`exec`, the
+same process id) it is still this process's child, but no asyncio object knows it.
+
+`InheritedChild` gives it what the supervisor uses of an asyncio subprocess (`pid`, `returncode`,
+`wait()`, `terminate()`), waiting on a pidfd so that nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+
+
+class InheritedChild:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._exited = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._pidfd = None
+            self._reap()
+            return
+        loop.add_reader(self._pidfd, self._on_exit)
+
+    async def wait(self) -> int:
+        await self._exited.wait()
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def _on_exit(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._reap()
+
+    def _reap(self) -> None:
+        try:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:  # not ours after all, or reaped already
+            self.returncode = -1
+        self._exited.set()
