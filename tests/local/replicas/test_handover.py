@@ -1,0 +1,55 @@
+"""What a restart in place hands over, seen from the program that takes it back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+from modelplane.local import platform
+from modelplane.local.replicas.handover import HandedReplica, ReplicaHandover, template_digest
+from modelplane.local.replicas.inherited import InheritedChild
+
+TEMPLATE = {"command": ["python", "-m", "modelplane", "serve"], "args": ["--model-name", "iris"]}
+
+
+def handed(name: str, pid: int, template: dict = TEMPLATE) -> HandedReplica:
+    return HandedReplica(name, template_digest(template), pid, False, 1, 2, loaded=True)
+
+
+def test_a_replica_is_given_back_only_under_its_name_and_template():
+    handover = ReplicaHandover(inherited={"iris-predictor-1-0": handed("iris-predictor-1-0", 10)})
+    assert handover.take("iris-predictor-1-1", TEMPLATE) is None
+    assert handover.take("iris-predictor-1-0", {**TEMPLATE, "args": ["--model-name", "other"]}) is None
+    assert handover.take("iris-predictor-1-0", TEMPLATE).pid == 10
+    assert handover.take("iris-predictor-1-0", TEMPLATE) is None  # given back once
+    assert HandedReplica.from_json(handed("x", 3).to_json()) == handed("x", 3)
+
+
+def test_a_replica_nothing_takes_back_is_stopped_and_reaped(monkeypatch):
+    monkeypatch.setattr(platform, "UNCLAIMED_AFTER", 0.0)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+
+    async def scenario() -> None:
+        handover = ReplicaHandover(inherited={"gone-0": handed("gone-0", child.pid)})
+        await platform._stop_unclaimed(handover)
+        assert handover.inherited == {}
+        for _ in range(100):  # stopped, and reaped: not even a zombie is left
+            try:
+                os.kill(child.pid, 0)
+            except ProcessLookupError:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the unclaimed replica is still there")
+
+    asyncio.run(scenario())
+
+
+def test_an_inherited_child_reports_how_it_ended():
+    child = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+
+    async def scenario() -> int:
+        return await asyncio.wait_for(InheritedChild(child.pid).wait(), 10)
+
+    assert asyncio.run(scenario()) == 3
