@@ -12,10 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from modelplane.local.replicas.supervisor import Replica
+from typing import Protocol
 
 UNCLAIMED_AFTER = 60.0  # seconds after the restart that a replica handed over is kept for its revision
 
@@ -43,11 +40,17 @@ class HandedReplica:
         return asdict(self)
 
 
+class HandsOver(Protocol):
+    """A replica that can let go of its process (`supervisor.Replica`)."""
+
+    def hand_over(self) -> HandedReplica | None: ...
+
+
 @dataclass
 class ReplicaHandover:
     """The running replicas of this program (`live`), and those the previous one handed over."""
 
-    live: set[Replica] = field(default_factory=set)
+    live: set[HandsOver] = field(default_factory=set)
     inherited: dict[str, HandedReplica] = field(default_factory=dict)
 
     def take(self, name: str, template: dict) -> HandedReplica | None:
