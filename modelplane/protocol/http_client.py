@@ -3,13 +3,17 @@ steps, a transformer's to its predictor, the payload logger's events and the tra
 
 Each hop through the router pays for this client, so it does as little as it can: the request line and
 Host header of each target are built once, the response is parsed by httptools, and idle connections are
-kept per host and reused. (bench/graph_router.py compares it with httpx and aiohttp.)
+kept per host and reused. (bench/graph_router.py compares it with httpx and aiohttp.) A connection can
+also carry a batch of requests in one write, answered in order (`HttpConnection.send`): the payload
+logger sends its events so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -19,6 +23,7 @@ import httptools
 _HOST_RE = re.compile(r"^([A-Za-z0-9._-]+|[0-9A-Fa-f:.]+)$")  # a name, an IPv4 or an IPv6 address
 _SMALL_BODY = 64 * 1024  # below this, head and body go out in one write
 _MAX_IDLE_PER_HOST = 256
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
 
 
 class TransportError(Exception):
@@ -81,46 +86,121 @@ def parse_target(url: str) -> Target:
     return Target(url=url, endpoint=Endpoint(host, port, tls), head=head)
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; carries one request at a time."""
+def message(target: Target, headers: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """A POST of `body` to `target` with the header lines `headers` (each ending in CRLF): its head and
+    its body, for `HttpConnection.send`."""
+    return b"%sContent-Length: %d\r\n%s\r\n" % (target.head, len(body), headers), body
+
+
+class BatchBroken(TransportError):
+    """The connection failed before every request of a batch was answered; `answers` are those that were."""
+
+    def __init__(self, reason: str, answers: list[ClientResponse]) -> None:
+        super().__init__(reason)
+        self.answers = answers
+
+
+class HttpConnection(asyncio.Protocol):
+    """One keep-alive connection. It carries a batch of requests at a time, written in one go and answered
+    in order (pipelining, RFC 9112 9.3.2): one round trip for many small requests, where a request at a
+    time would pay a round trip and a wake-up of both ends each (the payload logger's events). Most
+    batches are one request."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self._waiter: asyncio.Future[ClientResponse] | None = None
-        self._parser: httptools.HttpResponseParser | None = None
-        self._chunks: list[bytes] = []
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._status = 0
+        self.keep_alive = True  # False once the server said it closes
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[list[ClientResponse]] | None = None
+        self._expected = 0
+        self._answers: list[ClientResponse] = []
+        self._body_limit: int | None = None
         self._received = False
-        self._framed = False  # the response says where its body ends
-        self._keep_alive = False
+        self._socket = None
+        self._status = 0
+        self._chunks: list[bytes] = []
+        self._kept = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._framed = False  # the answer says where its body ends
+
+    @classmethod
+    async def open(cls, endpoint: Endpoint, tls: ssl.SSLContext | None) -> HttpConnection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.create_connection(
+                cls, endpoint.host, endpoint.port, ssl=tls, server_hostname=endpoint.host if tls else None
+            )
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise TransportError(f"cannot connect to {endpoint.host}:{endpoint.port}: {reason}") from None
+        return connection
+
+    @property
+    def usable(self) -> bool:
+        return self.keep_alive and not self.closed and not self.transport.is_closing()
+
+    @property
+    def received_any(self) -> bool:
+        """Whether any byte of an answer to the last batch came."""
+        return self._received
+
+    def send(
+        self, requests: list[tuple[bytes, bytes]], body_limit: int | None = None
+    ) -> asyncio.Future[list[ClientResponse]]:
+        """Writes the requests (head, body: see `message`); the future gives their answers in order, each
+        body cut to `body_limit` bytes if given, or raises BatchBroken with the answers that came."""
+        self._answers = []
+        self._expected = len(requests)
+        self._body_limit = body_limit
+        self._received = False
+        self._waiter = asyncio.get_running_loop().create_future()
+        if self.transport.is_closing():
+            self._fail("the connection closed before the requests were sent")
+        elif len(requests) == 1 and len(requests[0][1]) < _SMALL_BODY:
+            head, body = requests[0]
+            self.transport.write(head + body)
+        else:
+            self.transport.writelines([part for request in requests for part in request])
+        return self._waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
 
     # asyncio.Protocol
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._socket = transport.get_extra_info("socket") if _QUICKACK is not None else None
 
     def data_received(self, data: bytes) -> None:
         self._received = True
-        if self._parser is None:  # bytes nobody asked for: the connection cannot be trusted
+        if self._waiter is None:  # bytes nobody asked for: the connection cannot be trusted
             self.close()
             return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(TransportError(f"malformed HTTP response: {exc}"))
+            self._fail(f"malformed HTTP response: {exc}")
             self.close()
+            return
+        if self._waiter is not None and self._socket is not None and self._expected > 1:
+            # More answers of a batch are due: acknowledge these now rather than after the delayed-ACK
+            # timer. A server that holds small writes until its last one is acknowledged (Nagle's
+            # algorithm) would otherwise send each further answer some 40 ms late.
+            with contextlib.suppress(OSError):
+                self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._waiter is None or self._waiter.done():
-            return
-        if self._status and not self._framed:  # a body delimited by the end of the connection
-            self._finish()
-        else:
-            self._fail(TransportError("the connection closed before a whole response arrived"))
+        if self._status >= 200 and not self._framed and len(self._answers) == self._expected - 1:
+            self.keep_alive = False  # the last answer's body ran to the end of the connection
+            self.on_message_complete()
+        self._fail("the connection closed before a whole response arrived")
 
     # httptools callbacks
+
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
         self._headers.append((lowered, value))
@@ -131,78 +211,58 @@ class _Connection(asyncio.Protocol):
         self._status = self._parser.get_status_code()
 
     def on_body(self, body: bytes) -> None:
+        limit = self._body_limit
+        if limit is not None:
+            if self._kept >= limit:
+                return
+            body = body[: limit - self._kept]
+            self._kept += len(body)
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
-        if 100 <= self._status < 200:  # an interim answer (100 Continue): the real one follows
-            self._status, self._chunks, self._headers, self._framed = 0, [], [], False
+        status, chunks, headers = self._status, self._chunks, self._headers
+        self._status, self._chunks, self._kept, self._headers, self._framed = 0, [], 0, [], False
+        if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
             return
-        self._keep_alive = self._parser.should_keep_alive()
-        self._finish()
-
-    # the client's side
-    @property
-    def received_any(self) -> bool:
-        return self._received
-
-    @property
-    def reusable(self) -> bool:
-        return self._keep_alive and not self.closed
-
-    def send(self, head: bytes, body: bytes) -> asyncio.Future[ClientResponse]:
-        self._parser = httptools.HttpResponseParser(self)
-        self._chunks = []
-        self._headers = []
-        self._status = 0
-        self._received = False
-        self._framed = False
-        self._keep_alive = False
-        self._waiter = asyncio.get_running_loop().create_future()
-        if len(body) < _SMALL_BODY:
-            self.transport.write(head + body)
-        else:
-            self.transport.writelines((head, body))
-        return self._waiter
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _finish(self) -> None:
-        chunks = self._chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._parser = None
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(ClientResponse(self._status, body, tuple(self._headers)))
+        self._answers.append(ClientResponse(status, body, tuple(headers)))
+        if not self._parser.should_keep_alive():
+            self.keep_alive = False
+        if len(self._answers) == self._expected:
+            waiter, self._waiter = self._waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(self._answers)
+        elif not self.keep_alive:
+            self._fail("the server closed the connection part-way through a batch")
+            self.close()
 
-    def _fail(self, exc: Exception) -> None:
-        self._parser = None
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(exc)
+    def _fail(self, reason: str) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(BatchBroken(reason, self._answers))
 
 
 class HttpClient:
     """POSTs bodies to targets over pooled keep-alive connections."""
 
     def __init__(self) -> None:
-        self._idle: dict[Endpoint, list[_Connection]] = {}
+        self._idle: dict[Endpoint, list[HttpConnection]] = {}
         self._ssl: ssl.SSLContext | None = None
 
     async def post(self, target: Target, body: bytes, headers: bytes = b"") -> ClientResponse:
         """Send `body` with the pre-rendered header block `headers` (lines ending in CRLF)."""
-        head = b"%sContent-Length: %d\r\n%s\r\n" % (target.head, len(body), headers)
+        request = message(target, headers, body)
         conn, reused = await self._acquire(target.endpoint)
         try:
             try:
-                response = await conn.send(head, body)
+                (response,) = await conn.send([request])
             except TransportError:
                 # A pooled connection the server had already closed: nothing was processed, try a new one.
                 if not (reused and not conn.received_any):
                     raise
                 conn.close()
                 conn = await self._connect(target.endpoint)
-                response = await conn.send(head, body)
+                (response,) = await conn.send([request])
         except BaseException:
             conn.close()  # cancelled or broken mid-exchange: its state is unknown
             raise
@@ -215,16 +275,17 @@ class HttpClient:
                 conn.close()
         self._idle.clear()
 
-    async def _acquire(self, endpoint: Endpoint) -> tuple[_Connection, bool]:
+    async def _acquire(self, endpoint: Endpoint) -> tuple[HttpConnection, bool]:
         idle = self._idle.get(endpoint)
         while idle:
             conn = idle.pop()
-            if not conn.closed:
+            if conn.usable:
                 return conn, True
+            conn.close()
         return await self._connect(endpoint), False
 
-    def _release(self, endpoint: Endpoint, conn: _Connection) -> None:
-        if not conn.reusable:
+    def _release(self, endpoint: Endpoint, conn: HttpConnection) -> None:
+        if not conn.usable:
             conn.close()
             return
         idle = self._idle.setdefault(endpoint, [])
@@ -233,22 +294,7 @@ class HttpClient:
         else:
             conn.close()
 
-    async def _connect(self, endpoint: Endpoint) -> _Connection:
-        loop = asyncio.get_running_loop()
-        tls = None
-        if endpoint.tls:
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            tls = self._ssl
-        try:
-            _, conn = await loop.create_connection(
-                _Connection,
-                endpoint.host,
-                endpoint.port,
-                ssl=tls,
-                server_hostname=endpoint.host if tls else None,
-            )
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise TransportError(f"cannot connect to {endpoint.host}:{endpoint.port}: {reason}") from None
-        return conn
+    async def _connect(self, endpoint: Endpoint) -> HttpConnection:
+        if endpoint.tls and self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return await HttpConnection.open(endpoint, self._ssl if endpoint.tls else None)

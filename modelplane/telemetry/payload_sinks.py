@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from modelplane.protocol.http_client import TransportError, parse_target
-from modelplane.protocol.http_pipeline import BatchBroken, PipelinedConnection, message
+from modelplane.protocol.http_client import BatchBroken, HttpConnection, TransportError, message, parse_target
 from modelplane.telemetry.payload_events import PayloadRecord, rfc3339
 
 logger = logging.getLogger("modelplane.payload_log")
 
 SCHEMES = ("http", "https", "file")
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
+KEPT_BODY = 200  # bytes of a receiver's answer kept, to say why it refused an event
 
 
 class RetryLater(Exception):
@@ -93,7 +93,7 @@ class HttpSink:
     def __init__(self, url: str, timeout: float) -> None:
         self._target = parse_target(url)
         self._timeout = timeout
-        self._idle: list[PipelinedConnection] = []
+        self._idle: list[HttpConnection] = []
         self._tls: ssl.SSLContext | None = ssl.create_default_context() if self._target.endpoint.tls else None
         self.pipelining = True
 
@@ -107,20 +107,20 @@ class HttpSink:
             return outcomes
         return await self._send(messages)
 
-    async def _send(self, messages: list[bytes]) -> list[Outcome]:
-        connection: PipelinedConnection | None = None
+    async def _send(self, messages: list[tuple[bytes, bytes]]) -> list[Outcome]:
+        connection: HttpConnection | None = None
         try:
             async with asyncio.timeout(self._timeout):
                 connection = self._idle_connection()
                 try:
-                    answers = await connection.send(messages) if connection else None
+                    answers = await connection.send(messages, KEPT_BODY) if connection else None
                 except BatchBroken as exc:
                     if exc.answers:
                         raise
                     answers = None  # a kept-alive connection the receiver had closed: again, on a new one
                 if answers is None:
-                    connection = await PipelinedConnection.open(self._target.endpoint, self._tls)
-                    answers = await connection.send(messages)
+                    connection = await HttpConnection.open(self._target.endpoint, self._tls)
+                    answers = await connection.send(messages, KEPT_BODY)
         except TimeoutError:
             if connection is not None:
                 connection.close()
@@ -132,7 +132,7 @@ class HttpSink:
                     "payload log sink %s closes pipelined connections: sending one event at a time",
                     display_url(self._target.url),
                 )
-            outcomes = [_outcome(status, body) for status, body in exc.answers]
+            outcomes = [_outcome(answer.status, answer.body) for answer in exc.answers]
             return outcomes + [RetryLater(str(exc))] * (len(messages) - len(outcomes))
         except TransportError as exc:
             return [RetryLater(str(exc))] * len(messages)
@@ -144,9 +144,9 @@ class HttpSink:
             self._idle.append(connection)
         else:
             connection.close()
-        return [_outcome(status, body) for status, body in answers]
+        return [_outcome(answer.status, answer.body) for answer in answers]
 
-    def _idle_connection(self) -> PipelinedConnection | None:
+    def _idle_connection(self) -> HttpConnection | None:
         while self._idle:
             connection = self._idle.pop()
             if connection.usable:

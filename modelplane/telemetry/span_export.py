@@ -25,8 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelplane.protocol.http_client import TransportError, parse_target
-from modelplane.protocol.http_pipeline import PipelinedConnection, message
+from modelplane.protocol.http_client import HttpConnection, TransportError, message, parse_target
 from modelplane.telemetry import otlp_wire
 from modelplane.telemetry.spans import API_KINDS, Span
 
@@ -35,6 +34,7 @@ logger = logging.getLogger("modelplane.tracing")
 _LOCAL_PARENT, _REMOTE_PARENT = otlp_wire.HAS_IS_REMOTE, otlp_wire.HAS_IS_REMOTE | otlp_wire.IS_REMOTE
 _RETRYABLE = frozenset({429, 502, 503, 504})  # OTLP/HTTP: the collector may take the batch later
 _WARN_EVERY = 30.0  # seconds between two warnings of lost spans
+KEPT_BODY = 200  # bytes of the collector's answer kept, to say why it refused a batch
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class OtlpHttpTransport:
             certificate = setting("CLIENT_CERTIFICATE")
             if certificate:
                 self._ssl.load_cert_chain(certificate, setting("CLIENT_KEY") or None)
-        self._connection: PipelinedConnection | None = None
+        self._connection: HttpConnection | None = None
 
     async def send(self, payload: bytes) -> None:
         """One export request, on the running loop; raises ExportFailed."""
@@ -129,10 +129,10 @@ class OtlpHttpTransport:
             try:
                 async with asyncio.timeout(self._timeout):
                     if not reused:
-                        connection = self._connection = await PipelinedConnection.open(
+                        connection = self._connection = await HttpConnection.open(
                             self._target.endpoint, self._ssl
                         )
-                    ((status, body),) = await connection.send([request])
+                    (answer,) = await connection.send([request], KEPT_BODY)
             except TimeoutError:
                 self.close()
                 raise ExportFailed(f"no answer within {self._timeout:g}s", retryable=True) from None
@@ -144,7 +144,7 @@ class OtlpHttpTransport:
             except BaseException:
                 self.close()
                 raise
-            self._check(status, body)
+            self._check(answer.status, answer.body)
             return
 
     def send_blocking(self, payload: bytes) -> None:

@@ -8,7 +8,15 @@ import socket
 
 import pytest
 
-from modelplane.protocol.http_client import Endpoint, HttpClient, TransportError, parse_target
+from modelplane.protocol.http_client import (
+    BatchBroken,
+    Endpoint,
+    HttpClient,
+    HttpConnection,
+    TransportError,
+    message,
+    parse_target,
+)
 
 
 def synchronously(test):
@@ -151,3 +159,30 @@ def test_a_name_under_localhost_is_reached_on_the_loopback_with_its_own_host_hea
     target = parse_target("http://iris.default.localhost:8080/v1/models/iris:predict")
     assert target.endpoint == Endpoint("127.0.0.1", 8080, False)
     assert target.head == b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: iris.default.localhost:8080\r\n"
+
+
+@synchronously
+async def test_a_batch_goes_in_one_write_and_its_answers_come_in_order():
+    answers = [b"HTTP/1.1 %d X\r\nContent-Length: 5\r\n\r\nreply" % status for status in (200, 400, 201)]
+    async with RawServer(answers) as url:
+        target = parse_target(url)
+        connection = await HttpConnection.open(target.endpoint, None)
+        batch = [message(target, b"", body) for body in (b"a", b"bb", b"ccc")]
+        got = await connection.send(batch, body_limit=3)
+        assert [(answer.status, answer.body) for answer in got] == [
+            (200, b"rep"),
+            (400, b"rep"),
+            (201, b"rep"),
+        ]
+        assert connection.usable
+        connection.close()
+
+
+@synchronously
+async def test_a_batch_cut_short_says_which_answers_came():
+    async with RawServer([OK, None]) as url:
+        target = parse_target(url)
+        connection = await HttpConnection.open(target.endpoint, None)
+        with pytest.raises(BatchBroken, match="before a whole response") as broken:
+            await connection.send([message(target, b"", b"1"), message(target, b"", b"2")])
+        assert [answer.status for answer in broken.value.answers] == [200]

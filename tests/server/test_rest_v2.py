@@ -424,7 +424,9 @@ def test_the_413_arrives_though_the_body_is_still_coming(iris_server):
     """The server reads no more of a refused body, yet the client that keeps sending it gets the 413, not
     a reset: the server closes lingering, dropping the rest."""
     with socket.create_connection(("127.0.0.1", iris_server.http_port), timeout=10) as sock:
-        sock.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n")
+        sock.sendall(
+            b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n"
+        )
         sock.setblocking(False)
         sent = 0
         with contextlib.suppress(BlockingIOError):
