@@ -30,18 +30,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http import HTTPStatus
 
 import httptools
 import orjson
 
 from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
+from modelplane.protocol.http1_wire import CONTINUE, LAST_CHUNK, chunk, status_line
 from modelplane.protocol.lingering import LingeringClose
 
 log = logging.getLogger("modelplane.router")
 
-_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Above this size a body is written after the head instead of being copied into one buffer with it.
 _JOIN_LIMIT = 64 * 1024
 # Why a connection is not being read (bits); reading resumes when none is left.
@@ -248,7 +246,7 @@ class HttpServerProtocol(asyncio.Protocol):
                 if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
                     raise _TooLarge
         if parser.get_http_version() == "1.1" and (b"expect", b"100-continue") in self._headers:
-            self._transport.write(_CONTINUE)
+            self._transport.write(CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -308,7 +306,7 @@ class HttpServerProtocol(asyncio.Protocol):
         status = response.status
         bodiless = status in (204, 304) or status < 200  # statuses that never carry a body or its length
         parts = [
-            b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
+            status_line(status),
             self._state.date_header(),
         ]
         if not bodiless:
@@ -335,7 +333,7 @@ class HttpServerProtocol(asyncio.Protocol):
         chunked = self._parser.get_http_version() == "1.1"
         keep_alive = keep_alive and chunked  # an HTTP/1.0 client learns the end when the connection closes
         parts = [
-            b"HTTP/1.1 %d %s\r\n" % (response.status, _REASONS.get(response.status, b"Unknown")),
+            status_line(response.status),
             self._state.date_header(),
         ]
         if response.content_type is not None:
@@ -347,13 +345,13 @@ class HttpServerProtocol(asyncio.Protocol):
         self._transport.write(b"".join(parts))
         stream = response.stream
         try:
-            async for chunk in stream:
-                if not chunk:
+            async for piece in stream:
+                if not piece:
                     continue
                 await self._writable.wait()
                 if self._transport.is_closing():
                     return False
-                self._transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                self._transport.write(chunk(piece) if chunked else piece)
         except Exception:
             log.exception("a streamed response failed part-way")
             return False  # the client sees the stream end without its last chunk
@@ -362,7 +360,7 @@ class HttpServerProtocol(asyncio.Protocol):
             if close is not None:
                 await close()
         if chunked:
-            self._transport.write(b"0\r\n\r\n")
+            self._transport.write(LAST_CHUNK)
         return keep_alive
 
     def _reject(self, status: int, message: str) -> None:

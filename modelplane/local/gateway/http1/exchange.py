@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from modelplane.local.gateway.auth import REFUSAL
 from modelplane.local.gateway.http1.heads import request_head, response_head
-from modelplane.local.gateway.http1.messages import CONTINUE, LAST_CHUNK, error_response
+from modelplane.local.gateway.http1.messages import error_response
 from modelplane.local.gateway.http1.upstream import NO_BODY_STATUSES, UpstreamConnection
 from modelplane.local.gateway.modelmesh_endpoint import model_header
 from modelplane.local.gateway.observe import ANSWERED, BROKEN, CLIENT_GONE, ExchangeWatch
@@ -24,6 +24,7 @@ from modelplane.local.gateway.revisions import (
     Unavailable,
     UpstreamReplica,
 )
+from modelplane.protocol.http1_wire import CONTINUE, LAST_CHUNK
 
 if TYPE_CHECKING:
     from modelplane.local.gateway.context import GatewayContext

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from modelplane.local.gateway.http1.messages import (
-    HOP_BY_HOP,
-    connection_headers,
-    new_request_id,
-    status_line,
-)
+from modelplane.local.gateway.http1.messages import HOP_BY_HOP, connection_headers, new_request_id
+from modelplane.protocol.http1_wire import status_line
 
 
 class RequestHead(NamedTuple):

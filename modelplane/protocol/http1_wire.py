@@ -1,0 +1,31 @@
+"""The bytes of HTTP/1.1 that every server and proxy of modelplane writes the same way: status lines,
+chunks, the interim `100 Continue`."""
+
+from __future__ import annotations
+
+import contextlib
+from http import HTTPStatus
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+_status_lines: dict[tuple[int, bytes], bytes] = {}
+
+
+def status_line(status: int, reason: bytes = b"") -> bytes:
+    """`HTTP/1.1 <status> <reason>` and its CRLF; with no reason, the standard phrase (if any)."""
+    key = (status, reason)
+    line = _status_lines.get(key)
+    if line is None:
+        if not reason:
+            with contextlib.suppress(ValueError):
+                reason = HTTPStatus(status).phrase.encode()
+        line = b"HTTP/1.1 %d %b\r\n" % (status, reason)
+        if len(_status_lines) < 512:  # a proxy's upstreams choose the reason phrases: keep the cache small
+            _status_lines[key] = line
+    return line
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` framed as one chunk of a chunked body."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
