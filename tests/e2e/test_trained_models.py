@@ -172,6 +172,20 @@ def test_trained_models_are_served_by_name_on_a_multi_model_service(platform, ho
         lambda: predict(platform, "iris-b") == {"predictions": [2, 2]}, "iris-b after a restart", platform
     )
 
+    # A restart of the control plane in place keeps the replica serving both, without loading them again.
+    (pid,) = replica_processes(home)
+    replica_log = replica_log_of(home)
+    loads = replica_log.read_text().count("model iris-a is ready")
+    assert loads >= 1
+    platform.process.send_signal(signal.SIGHUP)
+    assert predict(platform, "iris-a") == {"predictions": [1, 1]}  # while it restarts
+    assert platform.process.stdout.readline().startswith("modelplane is up: ")
+    platform.cli("wait", "--for=condition=Ready", "tm", "iris-a", "iris-b", "--timeout=120s")
+    time.sleep(2)  # the TrainedModel controller has looked at the replica again
+    assert predict(platform, "iris-b") == {"predictions": [2, 2]}
+    assert replica_processes(home) == [pid]
+    assert replica_log.read_text().count("model iris-a is ready") == loads
+
     # A deleted TrainedModel is unloaded; the other one keeps serving.
     platform.cli("delete", "tm", "iris-a")
     wait_until(lambda: model_status(platform, "iris-a") == 404, "iris-a unloaded", platform)
@@ -293,3 +307,8 @@ def test_trained_models_share_a_replicas_memory_and_the_least_recently_used_leav
     wait_until(lambda: served("a") and served("c"), "a back next to c", platform)
     platform.cli("delete", "isvc", "lru")
     platform.cli("wait", "--for=delete", "tm", "a", "c", "--timeout=120s")
+
+
+def replica_log_of(home: Path) -> Path:
+    """The log of the replica of the service's second revision."""
+    return home / "logs" / "default" / "mms" / "predictor" / "mms-predictor-00002-0.log"
