@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -613,6 +614,18 @@ def router_revisions(platform: PlatformProcess, graph_name: str) -> list[str]:
     """The router revisions a graph ran, by their log files (`<revision>-<replica>.log`)."""
     folder = platform.home / "logs" / "default" / graph_name / "router"
     return sorted({path.stem.rpartition("-")[0] for path in folder.glob("*.log")})
+
+
+def test_a_restart_in_place_keeps_every_router_serving(scenarios):
+    """SIGHUP: the control plane runs again, the graphs' routers (and the services behind them) serve on."""
+    routers = router_processes(scenarios, "model-chainer")
+    assert routers
+    scenarios.process.send_signal(signal.SIGHUP)
+    assert answer(post(scenarios, "model-chainer", IRIS)) == (200, {"predictions": [1, 1]})
+    assert scenarios.process.stdout.readline().startswith("modelplane is up: ")
+    scenarios.cli("wait", "--for=condition=Ready", "ig/model-chainer", "--timeout=120s")
+    assert answer(post(scenarios, "model-chainer", IRIS)) == (200, {"predictions": [1, 1]})
+    assert router_processes(scenarios, "model-chainer") == routers
 
 
 def test_a_restart_numbers_new_router_revisions_after_the_stored_ones(scenarios):
