@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -251,6 +252,9 @@ def _run_again(home: Path, handover: dict) -> NoReturn:
     os.environ[HANDOVER_ENV] = str(path)
     sys.stdout.flush()
     sys.stderr.flush()
+    # Ignored across exec until the program run again handles it: another SIGHUP meanwhile must not end
+    # the process, which would take the data plane with it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     os.execv(sys.executable, [sys.executable, "-m", "modelplane", *sys.argv[1:]])
 
 

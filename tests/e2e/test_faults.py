@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -268,6 +269,14 @@ def test_sighup_restarts_the_control_plane_while_every_request_is_served(tmp_pat
                 assert platform.process.stdout.readline().startswith("modelplane is up: ")
                 served = load.count(200)
                 wait_until(lambda: load.count(200) >= served + 200, "requests after the restart", platform)
+                # A second SIGHUP while the program run again is still starting must not end it.
+                platform.process.send_signal(signal.SIGHUP)
+                time.sleep(0.2)
+                platform.process.send_signal(signal.SIGHUP)
+                assert platform.process.stdout.readline().startswith("modelplane is up: ")
+                served = load.count(200)
+                wait_until(lambda: load.count(200) >= served + 200, "requests after two more", platform)
+                assert platform.process.poll() is None
             assert set(load.outcomes) == {200}, {o: load.outcomes.count(o) for o in set(load.outcomes)}
             assert set(iris_replicas(home)) == replicas
             assert gateway_workers(platform) == workers
