@@ -267,7 +267,7 @@ NOTES = [
     "- *router app on uvicorn* serves the same router app through uvicorn (raw ASGI, httptools, uvloop); the",
     "  difference to the first row is what the router's own HTTP server (`modelplane/protocol/http_server.py`) saves.",
     "- The clients table is why the router calls its steps with its own pooled client",
-    "  (`modelplane/graph/http_client.py`) rather than httpx or aiohttp.",
+    "  (`modelplane/protocol/http_client.py`) rather than httpx or aiohttp.",
 ]
 
 
