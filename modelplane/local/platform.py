@@ -46,7 +46,7 @@ from modelplane.local.metrics_exposition import PlatformMetrics
 from modelplane.local.platform_metrics import platform_registry
 from modelplane.local.replicas.gpus import GpuAllocator, discover_gpus
 from modelplane.local.replicas.handover import UNCLAIMED_AFTER, HandedReplica, ReplicaHandover
-from modelplane.local.replicas.inherited import InheritedChild
+from modelplane.local.replicas.inherited import InheritedChild, kept_across_exec
 from modelplane.local.replicas.log_rotation import rotate_logs_forever
 from modelplane.local.replicas.supervisor import SupervisorSettings
 from modelplane.local.replicas.zygotes import Zygotes
@@ -185,7 +185,7 @@ class Platform:
             raise
         zygote = Zygotes(config.home / "logs") if config.warm_starts else None
         if zygote is not None:
-            await zygote.inherit(inherited.get("zygotes", []))
+            await zygote.start(inherited=inherited.get("zygotes", []))
         inventory = await asyncio.to_thread(discover_gpus, config.gpus)
         logger.info("GPUs for replicas: %s", inventory.describe())
         trained_models = TrainedModels(store)
@@ -239,7 +239,7 @@ class Platform:
         finally:
             if self._restarting:
                 logger.info("restarting in place: the gateway and the replicas serve on")
-                kept_api = _kept(api.sock)
+                kept_api = kept_across_exec(api.sock)
             else:
                 logger.info("stopping: the API, the gateway (requests under way finish), then every replica")
             api.stop()
@@ -264,13 +264,13 @@ class Platform:
             await runtime_statuses.close()
             await reconciler.close()
             await metrics.close()
-            if zygote is not None and self.handover is not None:
+            if zygote is not None and self._restarting:
                 self.handover["zygotes"] = await zygote.hand_over()
             elif zygote is not None:
                 await zygote.close()
             store.close()
             await asyncio.to_thread(tracing.shutdown)
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             logger.info("stopped")
 
@@ -297,10 +297,3 @@ async def _stop_unclaimed(handover: ReplicaHandover) -> None:
             os.killpg(handed.pid, signal.SIGTERM)
         if not handed.forked:
             InheritedChild(handed.pid)  # reaps it once it exits
-
-
-def _kept(sock: socket.socket) -> int:
-    """A copy of the socket's descriptor that the program run again keeps."""
-    fd = os.dup(sock.fileno())
-    os.set_inheritable(fd, True)
-    return fd

@@ -28,6 +28,7 @@ from modelplane.local.gateway.channel import frame, receive
 from modelplane.local.gateway.config import GatewayConfig
 from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import RouteTable
+from modelplane.local.replicas.inherited import kept_across_exec
 
 logger = logging.getLogger("modelplane.gateway")
 
@@ -157,13 +158,13 @@ class GatewayWorkers:
         for thread in self._threads:
             thread.join(HANDOVER_TIMEOUT)
         workers = [
-            {"index": w.index, "pid": w.process.pid, "channel": _kept(w.channel)}
+            {"index": w.index, "pid": w.process.pid, "channel": kept_across_exec(w.channel)}
             for w in self._workers
             if w.handed_over
         ]
         return {
-            "public": _kept(self._public),
-            "internal": _kept(self._internal) if self._internal is not None else None,
+            "public": kept_across_exec(self._public),
+            "internal": kept_across_exec(self._internal) if self._internal is not None else None,
             "workers": workers,
         }
 
@@ -428,13 +429,6 @@ class _Inherited:
         except ChildProcessError:
             return -1
         return os.waitstatus_to_exitcode(status)
-
-
-def _kept(sock: socket.socket) -> int:
-    """A copy of the socket's descriptor that the next program `exec` runs keeps."""
-    fd = os.dup(sock.fileno())
-    os.set_inheritable(fd, True)
-    return fd
 
 
 def _listening(host: str, port: int) -> socket.socket:

@@ -1,8 +1,9 @@
-"""A child process the platform's previous program started: after a restart in place (`exec`, the
-same process id) it is still this process's child, but no asyncio object knows it.
+"""What a restart in place (`exec`, the same process id) carries over: descriptors kept open across it
+(`kept_across_exec`), and the children the previous program started, still this process's children but
+known to no asyncio object.
 
-`InheritedChild` gives it what the supervisor uses of an asyncio subprocess (`pid`, `returncode`,
-`wait()`, `terminate()`), waiting on a pidfd so that nothing polls.
+`InheritedChild` gives such a child what the supervisor uses of an asyncio subprocess (`pid`,
+`returncode`, `wait()`, `terminate()`), waiting on a pidfd so that nothing polls.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 
 
 class InheritedChild:
@@ -51,3 +53,10 @@ class InheritedChild:
         except ChildProcessError:  # not ours after all, or reaped already
             self.returncode = -1
         self._exited.set()
+
+
+def kept_across_exec(sock: socket.socket) -> int:
+    """A copy of the socket's descriptor that the program `exec` runs next keeps open."""
+    fd = os.dup(sock.fileno())
+    os.set_inheritable(fd, True)
+    return fd

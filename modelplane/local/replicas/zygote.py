@@ -45,7 +45,7 @@ from pathlib import Path
 
 import setproctitle
 
-from modelplane.local.replicas.inherited import InheritedChild
+from modelplane.local.replicas.inherited import InheritedChild, kept_across_exec
 
 HANDOVER_TIMEOUT = 5.0  # seconds the zygote has to answer `handover`
 
@@ -169,9 +169,7 @@ class Zygote:
             await asyncio.wait_for(asyncio.shield(self._reader_task), HANDOVER_TIMEOUT)
         if not self._handed_over:
             return None
-        channel = self._writer.get_extra_info("socket")
-        kept = os.dup(channel.fileno())
-        os.set_inheritable(kept, True)
+        kept = kept_across_exec(self._writer.get_extra_info("socket"))
         self._writer.transport.abort()
         return {"pid": process.pid, "channel": kept, "ready": self._ready, "children": list(self._children)}
 

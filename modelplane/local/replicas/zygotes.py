@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from modelplane.local.replicas.resources import THREAD_ENV, thread_env
@@ -42,10 +42,18 @@ class Zygotes:
         self._zygotes: dict[ThreadSetting, asyncio.Task[Zygote]] = {}
         self._first: ThreadSetting | None = None
 
-    async def start(self, threads: int = 1) -> None:
-        """Starts the zygote of replicas with `threads` threads (its log is `zygote.log`); it gets
+    async def start(self, threads: int = 1, inherited: Sequence[dict] = ()) -> None:
+        """Takes over the zygotes a previous program handed over (`hand_over`), then starts the zygote of
+        replicas with `threads` threads (its log is `zygote.log`) unless it was among them; it gets
         ready in the background."""
         self._first = thread_setting({**os.environ, **thread_env(threads)})
+        for state in inherited:
+            setting = tuple(state["setting"])
+            zygote = Zygote(self._log_path(setting))
+            await zygote.inherit(state)
+            taken = asyncio.get_running_loop().create_future()
+            taken.set_result(zygote)
+            self._zygotes[setting] = taken
         await self._zygote(self._first)
 
     async def spawn(self, argv: list[str], env: dict[str, str], log_path: Path) -> ForkedProcess | None:
@@ -78,7 +86,7 @@ class Zygotes:
         await asyncio.gather(*(zygote.close() for zygote in zygotes))
 
     async def hand_over(self) -> list[dict]:
-        """Leaves every running zygote to the platform's next process (`inherit`)."""
+        """Leaves every running zygote to the platform's next program (its `start(inherited=...)`)."""
         handed = []
         for setting, start in list(self._zygotes.items()):
             if start.done() and not start.cancelled() and start.exception() is None:
@@ -88,20 +96,6 @@ class Zygotes:
         self._zygotes.clear()
         return handed
 
-    async def inherit(self, states: list[dict], threads: int = 1) -> None:
-        """Takes over the zygotes a previous process handed over; starts the one for `threads` if
-        it was not among them."""
-        self._first = thread_setting({**os.environ, **thread_env(threads)})
-        for state in states:
-            setting = tuple(state["setting"])
-            name = "zygote.log" if setting == self._first else f"zygote-{_label(setting)}.log"
-            zygote = Zygote(self.logs_dir / name)
-            await zygote.inherit(state)
-            future = asyncio.get_running_loop().create_future()
-            future.set_result(zygote)
-            self._zygotes[setting] = future
-        await self._zygote(self._first)
-
     def forked(self, pid: int) -> ForkedProcess | None:
         """The replica of this pid that one of the zygotes forked."""
         for start in self._zygotes.values():
@@ -110,6 +104,9 @@ class Zygotes:
                 if child is not None:
                     return child
         return None
+
+    def _log_path(self, setting: ThreadSetting) -> Path:
+        return self.logs_dir / ("zygote.log" if setting == self._first else f"zygote-{_label(setting)}.log")
 
     async def _zygote(self, setting: ThreadSetting) -> Zygote:
         start = self._zygotes.get(setting)
@@ -122,8 +119,7 @@ class Zygotes:
         env.update(
             {name: value for name, value in zip(THREAD_ENV, setting, strict=True) if value is not None}
         )
-        name = "zygote.log" if setting == self._first else f"zygote-{_label(setting)}.log"
-        zygote = Zygote(self.logs_dir / name, env)
+        zygote = Zygote(self._log_path(setting), env)
         logger.info("starting a zygote for replicas with %s", _describe(setting))
         await zygote.start()
         return zygote
