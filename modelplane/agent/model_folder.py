@@ -1,6 +1,7 @@
 """The model folder of a multi-model server: `<root>/<name>/` holds a model as fetched, and
 `<root>/.<name>.trainedmodel` the digest of the spec it was fetched for, so that a model already there
-is not fetched a second time. Hidden entries are not models (the server skips them too): a fetch
+is not fetched a second time; `<root>/.<name>.size` the bytes its loader measured it takes, where the
+loader records it (ModelMesh's pools: a platform that restarts in place learns it back from there). Hidden entries are not models (the server skips them too): a fetch
 stages its files in `.<name>.partial-*` next to its destination and renames them into place, so a
 model's folder is whole or absent."""
 
@@ -45,6 +46,16 @@ class ModelFolder:
             return None
         return marker.read_text().strip() or None
 
+    def record_size(self, name: str, size: int) -> None:
+        self._size_marker(name).write_text(str(size))
+
+    def recorded_size(self, name: str) -> int | None:
+        """The bytes the model `name` takes, as recorded when it was loaded (None: not recorded)."""
+        try:
+            return int(self._size_marker(name).read_text())
+        except (OSError, ValueError):
+            return None
+
     async def fill(self, name: str, model: WantedModel, fetch: Fetcher) -> None:
         """Fetches `model` into `<root>/<name>/`, in place of what was there."""
         await self.remove(name)
@@ -53,6 +64,7 @@ class ModelFolder:
 
     async def remove(self, name: str) -> None:
         self._marker(name).unlink(missing_ok=True)
+        self._size_marker(name).unlink(missing_ok=True)
         await asyncio.to_thread(shutil.rmtree, self.root / name, True)
 
     async def prepare(self, wanted: Mapping[str, WantedModel], fetch: Fetcher) -> dict[str, str]:
@@ -77,3 +89,6 @@ class ModelFolder:
 
     def _marker(self, name: str) -> Path:
         return self.root / f".{name}.trainedmodel"
+
+    def _size_marker(self, name: str) -> Path:
+        return self.root / f".{name}.size"

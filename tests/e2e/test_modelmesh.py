@@ -10,7 +10,7 @@ reason, the mode of a service cannot be changed, and a pool replica that exits i
 the models it held. A changed model is InProgress until its new version is loaded. A busy model on a pool with room gets a copy on each replica, and gives the extra
 one back when the load is gone. Fifty services share a pool whose two replicas hold ten of them: each
 answers in turn, the most recently used stay loaded, and one asked again comes back in the place of
-the least recently used.
+the least recently used. A restart of the control plane in place keeps the models the pools hold.
 """
 
 from __future__ import annotations
@@ -393,3 +393,41 @@ def test_fifty_services_share_a_pool_that_holds_ten(platform, tmp_path):
     wait_until(lambda: active(platform, FIFTY[0]) == "Loaded", f"{FIFTY[0]} loaded again", platform)
     wait_until(lambda: active(platform, loaded[0]) == "Standby", f"{loaded[0]} evicted", platform)
     assert all(active(platform, name) == "Loaded" for name in loaded[1:])
+
+
+def test_a_restart_in_place_keeps_the_models_the_pools_hold(platform, home):
+    """The pool replicas are taken back with their models: Loaded at once, served without a second load,
+    and still taking their room (asked for another, the pool unloads one)."""
+    listed = json.loads(platform.cli("get", "isvc", "-o", "json").stdout)["items"]
+    before = {
+        isvc["metadata"]["name"]: isvc["status"]["modelStatus"]["copies"]["totalCopies"]
+        for isvc in listed
+        if isvc["metadata"]["name"] in FIFTY
+    }
+    loaded = [name for name in FIFTY if before[name]]
+    standby = [name for name in FIFTY if not before[name]]
+    assert loaded and standby
+    pool = set(replica_processes(home))
+    platform.process.send_signal(signal.SIGHUP)
+    assert platform.process.stdout.readline().startswith("modelplane is up: ")
+    restarted_at = len(platform.log())
+
+    def copies_known() -> bool:
+        listed = json.loads(platform.cli("get", "isvc", "-o", "json").stdout)["items"]
+        found = {i["metadata"]["name"]: i["status"]["modelStatus"] for i in listed}
+        return all(found[name]["copies"]["totalCopies"] == before[name] for name in FIFTY) and all(
+            found[name]["states"] == {"activeModelState": "Loaded"} for name in loaded
+        )
+
+    wait_until(copies_known, "the copies held before the restart in the statuses", platform)
+    for name in loaded:
+        assert predict(platform, name).json() == {"predictions": [1, 1]}
+    assert set(replica_processes(home)) == pool
+    since = platform.log()[restarted_at:]
+    assert "holds small-" in since
+    assert " loaded on " not in since, since
+
+    # The copies kept still fill the pool: another model takes the place of one of them.
+    assert predict(platform, standby[0]).json() == {"predictions": [1, 1]}
+    wait_until(lambda: " unloaded from " in platform.log()[restarted_at:], "a copy unloaded", platform)
+    assert active(platform, standby[0]) == "Loaded"

@@ -16,6 +16,11 @@ load at a time per pool:
    larger than the estimate, becomes the model's size, and copies leave again if the replica is over;
 4. the route gets the replica, and the requests waiting are handed to it.
 
+Before it places anything on a replica it has not asked yet, the controller learns what the replica
+holds (its repository index, and the sizes recorded in its folder): nothing for a new one; its models,
+still loaded, for one a restart of the platform in place took back. So the models stay loaded, in the
+routes at once, and count against the replica's memory.
+
 A busy model gets more copies, on other replicas where they fit, and its extra copies leave once
 its load no longer needs them (`modelplane.control.mesh_copies`).
 
@@ -280,6 +285,8 @@ class ModelMesh:
         ready = {r.address for pool in self._pools.values() for r in pool.ready_replicas()}
         for address in set(self._servers) - ready:
             del self._servers[address]  # a replica that comes back starts empty
+        if any(not self._server(pool, r).recovered for r in pool.ready_replicas()):
+            self._spawn(self._held_learnt(key))
         self._on_routes()
         for model in self._models.values():
             if model.pool == key:
@@ -368,6 +375,7 @@ class ModelMesh:
             if pool is None or model.wanted is None:
                 return
             async with pool.lock:
+                await self._learn_holdings(pool)
                 await self._place_and_load(pool, model, model.wanted)
         except asyncio.CancelledError:
             raise
@@ -460,6 +468,7 @@ class ModelMesh:
             pool.warmed.add(replica.address)
             grown = 0
         model.size = max(estimate, grown)
+        server.folder.record_size(model.name, model.size)
         copy = HeldCopy(wanted.digest, model.size, replica.index, now_rfc3339())
         pool.held.setdefault(replica.address, {})[model.name] = copy
         model.active_revision = model.revision
@@ -580,6 +589,7 @@ class ModelMesh:
     async def _add_copy(self, pool: Pool, model: _Model) -> None:
         try:
             async with pool.lock:
+                await self._learn_holdings(pool)
                 wanted = model.wanted
                 holders = {r.address for r in pool.holders(model.name, wanted.digest)} if wanted else set()
                 if not holders:
@@ -646,8 +656,43 @@ class ModelMesh:
                 ),
                 label=f"{pool.revision.name}-{replica.index}",
             )
-            server.recovered = True  # a pool replica starts empty
         return server
+
+    async def _learn_holdings(self, pool: Pool) -> None:
+        """What each ready replica the pool has not asked yet holds: nothing, for a replica that just
+        started (its folder starts empty), and what it held before, for one a restart of the platform in
+        place took back. Its copies keep their sizes (recorded in its folder at each load). Called with
+        the pool's lock held."""
+        for replica in pool.ready_replicas():
+            server = self._server(pool, replica)
+            if server.recovered or not await server.recover():
+                continue
+            copies = pool.held.setdefault(replica.address, {})
+            for name, digest in server.held.items():
+                if name in copies:
+                    continue
+                size = server.folder.recorded_size(name)
+                if size is None:
+                    size = await asyncio.to_thread(folder_size, server.folder.root / name)
+                copies[name] = HeldCopy(digest, size, replica.index, now_rfc3339())
+                model = self._models.get((pool.spec.namespace, name))
+                if model is not None and model.wanted is not None and model.wanted.digest == digest:
+                    model.size = max(model.size or 0, size)
+                    model.active_revision = model.revision
+            if copies:
+                pool.warmed.add(replica.address)
+                logger.info("%s holds %s: kept", pool.location(replica), ", ".join(sorted(copies)))
+
+    async def _held_learnt(self, key: PoolKey) -> None:
+        pool = self._pools.get(key)
+        if pool is None:
+            return
+        async with pool.lock:
+            await self._learn_holdings(pool)
+        self._on_routes()
+        for model in self._models.values():
+            if model.pool == key:
+                self._write_status(model)
 
     # ---- how recently each model was used ----
 

@@ -3,7 +3,8 @@
 The pool's replicas are multi-model `modelplane serve` processes (the runtime's container, rendered as
 a multi-model predictor), started and restarted by the supervisor like any revision's. A replica
 starts with an empty model folder (`clear_folder`): a restarted one holds nothing, and its models are
-loaded again when they are next used. Models are put on a replica and taken off it through its
+loaded again when they are next used. One that a restart of the platform in place takes back keeps
+what it holds, and the controller learns that from its repository index. Models are put on a replica and taken off it through its
 repository API, by the same code that loads TrainedModels (`modelplane.agent.server_models`).
 """
 
