@@ -15,8 +15,9 @@ request framed two ways (Content-Length with Transfer-Encoding, two lengths, a c
 chunked) is a 400 and the connection closes, so nothing can be smuggled past a proxy in front. Reading
 pauses while a pipelined request waits for the one before it, and while the client does not read its
 answers. One sweep a second (more often for short timeouts) closes slow and idle connections, looking
-at what changed since the sweep before, so a request costs no timer; past `max_idle_connections`, a
-new connection closes the one idle the longest.
+at what changed since the sweep before, so a request costs no timer, and a slice of connections at a
+time (`sweeps.py`), so that many expiring together do not hold up the requests; past
+`max_idle_connections`, a new connection closes the one idle the longest.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import orjson
 from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
 from modelplane.protocol.http1_wire import CONTINUE, LAST_CHUNK, chunk, status_line
 from modelplane.protocol.lingering import LingeringClose
+from modelplane.protocol.sweeps import visit_in_slices
 
 log = logging.getLogger("modelplane.router")
 
@@ -467,9 +469,7 @@ async def _sweep(state: ServerState, limits: ServerLimits) -> None:
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval)
-        now = loop.time()
-        for connection in list(state.connections):
-            connection.sweep(now)
+        await visit_in_slices(list(state.connections), HttpServerProtocol.sweep, loop.time())
 
 
 async def drain(connections: set, shutdown: Shutdown) -> None:

@@ -32,6 +32,7 @@ from modelplane.local.gateway.metrics import GatewayMetrics
 from modelplane.local.gateway.observe import GatewayObserver
 from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import RouteTable
+from modelplane.protocol.sweeps import visit_in_slices
 from modelplane.telemetry.payload_delivery import PayloadDelivery
 
 __all__ = ["Gateway", "GatewayConfig", "GatewaySockets", "GatewayThread"]
@@ -83,7 +84,7 @@ class Gateway:
         self._server: asyncio.Server | None = None
         self._internal: asyncio.Server | None = None  # the replicas' own port (GatewayConfig)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._idle_sweep: asyncio.TimerHandle | None = None
+        self._client_sweep: asyncio.Task | None = None
 
     @property
     def port(self) -> int:
@@ -128,7 +129,7 @@ class Gateway:
                 functools.partial(self._new_connection, self._context(internal)), **where, backlog=1024
             )
         self.payload_log.start()
-        self._schedule_idle_sweep()
+        self._client_sweep = self._loop.create_task(self._sweep_clients())
 
     async def stop(self) -> None:
         """Stops accepting, lets the responses in progress finish (up to `drain_timeout`), closes."""
@@ -137,8 +138,8 @@ class Gateway:
         self._server.close()
         if self._internal is not None:
             self._internal.close()
-        if self._idle_sweep is not None:
-            self._idle_sweep.cancel()
+        if self._client_sweep is not None:
+            self._client_sweep.cancel()
         for connection in list(self._connections):
             connection.close_when_idle()
         deadline = self._loop.time() + self.config.drain_timeout
@@ -186,24 +187,23 @@ class Gateway:
         Callable from any thread."""
         return self.metrics.collect(self._dispatcher.revision_states, self.payload_log.stats)
 
-    def _schedule_idle_sweep(self) -> None:
+    async def _sweep_clients(self) -> None:
+        """Closes client connections idle for longer than `client_idle_timeout`, and answers 408 to
+        request heads that took longer than `header_timeout` (a slice of connections at a time)."""
         config = self.config
         interval = min(max(min(config.client_idle_timeout, config.header_timeout) / 4, 0.05), 5.0)
-        self._idle_sweep = self._loop.call_later(interval, self._close_idle_clients)
+        while True:
+            await asyncio.sleep(interval)
+            now = self._loop.time()
+            self._h2_pool.close_idle(now)
+            await visit_in_slices(list(self._connections), self._time_out_client, now)
 
-    def _close_idle_clients(self) -> None:
-        """Closes client connections idle for longer than `client_idle_timeout`, and answers 408 to
-        request heads that took longer than `header_timeout`."""
-        now = self._loop.time()
-        oldest_kept = now - self.config.client_idle_timeout
-        oldest_head = now - self.config.header_timeout
-        for connection in list(self._connections):
-            if connection.idle_since is not None and connection.idle_since < oldest_kept:
-                connection.close_when_idle()
-            elif connection.head_since is not None and connection.head_since < oldest_head:
-                connection.head_timed_out(self.config.header_timeout)
-        self._h2_pool.close_idle(now)
-        self._schedule_idle_sweep()
+    def _time_out_client(self, connection: ClientConnection | H2ClientConnection, now: float) -> None:
+        config = self.config
+        if connection.idle_since is not None and connection.idle_since < now - config.client_idle_timeout:
+            connection.close_when_idle()
+        elif connection.head_since is not None and connection.head_since < now - config.header_timeout:
+            connection.head_timed_out(config.header_timeout)
 
     def _context(self, config: GatewayConfig) -> GatewayContext:
         """What the connections a listener with `config` accepts share with each other."""
