@@ -145,6 +145,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DURATION",
         help="how often the autoscaler decides (default 2s)",
     )
+    scaling.add_argument(
+        "--hpa-sync-period",
+        type=_duration,
+        default="15s",
+        metavar="DURATION",
+        help="how often replicas scaled on cpu or memory are measured and scaled, as the HPA "
+        "controller's sync period (default 15s)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -204,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
         gateway_workers=args.gateway_workers or default_workers(),
         activator_timeout=args.activator_timeout,
         autoscaler_tick=args.autoscaler_tick,
+        hpa_sync_period=args.hpa_sync_period,
         warm_starts=args.warm_starts,
         log_max_bytes=args.log_max_size,
         log_backups=args.log_backups,

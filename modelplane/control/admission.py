@@ -18,6 +18,9 @@ from modelplane.api.admission import admit
 from modelplane.api.errors import FieldError, ValidationError
 from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE, kind_of
 from modelplane.control.autoscaling_settings import PREFIX, AutoscalingError, revision_scaling
+from modelplane.control.hpa_metrics import resource_scaling_spec
+from modelplane.control.hpa_settings import resource_scaling
+from modelplane.control.modelmesh import deployment_mode
 from modelplane.control.revision_templates import COMPONENTS, scaling_annotations
 from modelplane.graph.validation import validate_graph_spec
 
@@ -50,12 +53,18 @@ def refusal_message(resource: dict, error: ValidationError) -> str:
 def _autoscaling_errors(resource: dict, scaled: dict[str, object]) -> Iterator[FieldError]:
     """What the autoscaler would refuse in each scaled part of `resource` (by path), or in its
     annotations."""
-    annotations = scaling_annotations(resource.get("metadata") or {})
+    metadata = resource.get("metadata") or {}
+    annotations = scaling_annotations(metadata)
+    mode = deployment_mode(resource)
     for path, spec in scaled.items():
         if not isinstance(spec, dict):
             continue
         try:
-            revision_scaling({**spec, "scalingAnnotations": annotations})
+            on_resources = resource_scaling_spec(spec, metadata.get("annotations") or {}, mode)
+            if on_resources is not None:
+                resource_scaling({**spec, "hpa": on_resources})
+            else:
+                revision_scaling({**spec, "scalingAnnotations": annotations})
         except AutoscalingError as error:
             yield FieldError("metadata.annotations" if str(error).startswith(PREFIX) else path, str(error))
 

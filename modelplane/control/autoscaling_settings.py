@@ -179,9 +179,9 @@ def _target(
     """Knative's rule: a soft target (scaleTarget, else the annotation) is capped by containerConcurrency;
     without one, containerConcurrency is the target, else the platform's default for the metric."""
     if component_spec.get("scaleTarget") is not None:
-        soft = _as_number("scaleTarget", component_spec["scaleTarget"])
+        soft = as_number("scaleTarget", component_spec["scaleTarget"])
     elif TARGET in annotations:
-        soft = _as_number(TARGET, annotations[TARGET])
+        soft = as_number(TARGET, annotations[TARGET])
     else:
         soft = None
     if soft is not None and soft < TARGET_MIN:
@@ -228,13 +228,13 @@ def _initial_scale(annotations: dict, config: AutoscalerConfig) -> int:
 def _number(annotations: dict, key: str, default: float, low: float, high: float) -> float:
     if key not in annotations:
         return default
-    value = _as_number(key, annotations[key])
+    value = as_number(key, annotations[key])
     if not low <= value <= high:
         raise AutoscalingError(f"{key} must be between {low:g} and {high:g}, not {annotations[key]}")
     return value
 
 
-def _as_number(key: str, value: object) -> float:
+def as_number(key: str, value: object) -> float:
     try:
         number = float(str(value))
     except ValueError:

@@ -34,7 +34,9 @@ from modelplane.api.constants import (
     STORAGE_URI_ENV,
 )
 from modelplane.control.autoscaling_settings import PREFIX as AUTOSCALING_PREFIX
+from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.images import IMAGE_NOT_SERVED, ImageNotServed, local_command
+from modelplane.control.modelmesh import deployment_mode
 
 COMPONENTS = ("predictor", "transformer", "explainer")
 DEFAULT_HTTP_PORT = 8080
@@ -225,6 +227,12 @@ def _container_template(
         "scaleTarget": component_spec.get("scaleTarget"),
         "scalingAnnotations": scaling_annotations(isvc["metadata"]),
     }
+    # Scaled on its cpu or memory (an HPA's metrics): only then, so that other templates stay the same.
+    hpa = resource_scaling_spec(
+        component_spec, isvc["metadata"].get("annotations") or {}, deployment_mode(isvc)
+    )
+    if hpa is not None:
+        template["hpa"] = hpa
     if local is not None:
         template["image"] = {"image": container.get("image"), "runs": local.server}
         if local.port_env:

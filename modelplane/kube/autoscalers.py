@@ -2,7 +2,8 @@
 (`hpa`, the default), a KEDA ScaledObject (`keda`), or none (`external`, `none`), as KServe makes them.
 
 - HPA: min `max(1, minReplicas)` (an HPA cannot scale to zero), max `max(maxReplicas, min)`; the
-  metrics of `autoScaling.metrics`, else `scaleMetric` (cpu by default) at `scaleTarget` (cpu: 80%).
+  metrics of `autoScaling.metrics`, else `scaleMetric` (cpu by default) at `scaleTarget` (cpu: 80%),
+  as `control/hpa_metrics.py` writes them.
 - KEDA: min `minReplicas` (0 allowed), max as the HPA's; a trigger per metric: cpu and memory,
   Prometheus and Graphite queries (`autoScaling.metrics[].external`), OpenTelemetry pod metrics
   (`podmetric`, through KEDA's OpenTelemetry scaler).
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 import copy
 
-from modelplane.api.constants import AUTOSCALER_CLASS_ANNOTATION, DEFAULT_MIN_REPLICAS, HPA_METRICS
+from modelplane.api.constants import AUTOSCALER_CLASS_ANNOTATION, DEFAULT_MIN_REPLICAS
+from modelplane.control.hpa_metrics import DEFAULT_CPU_UTILIZATION, HPA, hpa_metrics
 from modelplane.kube.meta import object_metadata
 
-HPA, KEDA, EXTERNAL, NONE = "hpa", "keda", "external", "none"
-DEFAULT_CPU_UTILIZATION = 80
+EXTERNAL, NONE = "external", "none"
 OTEL_SCALER_ADDRESS = "keda-otel-scaler.keda.svc:4318"
 # KServe's `autoscaler` defaults in inferenceservice-config.
 SCALE_UP_WINDOW, SCALE_DOWN_WINDOW = 0, 300
@@ -47,7 +48,7 @@ def horizontal_pod_autoscaler(
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
         "minReplicas": low,
         "maxReplicas": high,
-        "metrics": _hpa_metrics(spec),
+        "metrics": hpa_metrics(spec),
     }
     behavior = (spec.get("autoScaling") or {}).get("behavior")
     if behavior:
@@ -83,51 +84,6 @@ def scaled_object(
             "triggers": _keda_triggers(spec, namespace, name),
         },
     }
-
-
-def _hpa_metrics(spec: dict) -> list[dict]:
-    metrics = (spec.get("autoScaling") or {}).get("metrics") or []
-    if metrics:
-        return [
-            {
-                "type": "Resource",
-                "resource": {"name": m["resource"]["name"], "target": _target(m["resource"])},
-            }
-            for m in metrics
-            if m.get("type") == "Resource" and isinstance(m.get("resource"), dict)
-        ]
-    metric = spec.get("scaleMetric") or "cpu"
-    target = spec.get("scaleTarget")
-    if metric not in HPA_METRICS:  # concurrency or rps, which an HPA cannot measure (said in notes.py)
-        metric, target = "cpu", None
-    if metric == "memory" and target is None:
-        return []
-    metric_type = spec.get("scaleMetricType") or "Utilization"
-    value = DEFAULT_CPU_UTILIZATION if target is None else int(target)
-    return [
-        {
-            "type": "Resource",
-            "resource": {"name": metric, "target": _simple_target(metric, metric_type, value)},
-        }
-    ]
-
-
-def _simple_target(metric: str, metric_type: str, value: int) -> dict:
-    if metric_type == "Utilization":
-        return {"type": "Utilization", "averageUtilization": value}
-    quantity = f"{value}Mi" if metric == "memory" else str(value)
-    key = "averageValue" if metric_type == "AverageValue" else "value"
-    return {"type": metric_type, key: quantity}
-
-
-def _target(resource: dict) -> dict:
-    """A KServe MetricTarget as Kubernetes' (the same fields)."""
-    target = resource.get("target") or {}
-    out = {"type": target.get("type") or "Utilization"}
-    for key in ("averageUtilization", "averageValue", "value"):
-        if target.get(key) is not None:
-            out[key] = target[key] if key == "averageUtilization" else str(target[key])
-    return out
 
 
 def _keda_triggers(spec: dict, namespace: str, name: str) -> list[dict]:

@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 from modelplane.api.constants import KNATIVE
 from modelplane.control.graph_plan import model_name, protocol
+from modelplane.control.hpa_metrics import HPA, KEDA
 from modelplane.control.trained_models import is_mms_predictor
 from modelplane.graph.headers import PROPAGATE_HEADERS_ENV
-from modelplane.kube.autoscalers import HPA, KEDA, autoscaler_class, horizontal_pod_autoscaler, scaled_object
+from modelplane.kube.autoscalers import autoscaler_class, horizontal_pod_autoscaler, scaled_object
 from modelplane.kube.knative import knative_service
 from modelplane.kube.meta import (
     INFERENCE_GRAPH_LABEL,

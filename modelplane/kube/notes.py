@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from modelplane.api import components
 from modelplane.api.constants import HPA_METRICS, KNATIVE, STANDARD
+from modelplane.control.hpa_metrics import HPA
 from modelplane.control.revision_templates import COMPONENTS
-from modelplane.kube.autoscalers import HPA, autoscaler_class
+from modelplane.kube.autoscalers import autoscaler_class
 from modelplane.kube.meta import is_cluster_local
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import fetches_from_container_filesystem

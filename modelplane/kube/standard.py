@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from modelplane.control.canaries import stable_share
+from modelplane.control.hpa_metrics import HPA, KEDA
 from modelplane.control.urls import entry_component
 from modelplane.kube.autoscalers import (
-    HPA,
-    KEDA,
     NONE,
     autoscaler_class,
     horizontal_pod_autoscaler,

@@ -34,7 +34,7 @@ from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.api.storage_credentials import StorageCredentials
 from modelplane.local.api.store import Store
 from modelplane.local.api.store_lock import StoreLocked
-from modelplane.local.controllers.autoscaling import DEFAULT_TICK, Autoscaling
+from modelplane.local.controllers.autoscaling import DEFAULT_TICK, HPA_SYNC_PERIOD, Autoscaling
 from modelplane.local.controllers.reconciler import Reconciler
 from modelplane.local.controllers.revision_log import RevisionLog
 from modelplane.local.controllers.runtime_status import RuntimeStatusWriter
@@ -69,6 +69,7 @@ class PlatformConfig:
     modelmesh_copy_grace_period: float = SCALE_DOWN_DELAY  # before a ModelMesh model's extra copy goes
     activator_timeout: float = GatewayConfig.queue_timeout
     autoscaler_tick: float = DEFAULT_TICK
+    hpa_sync_period: float = HPA_SYNC_PERIOD  # how often revisions scaled on cpu or memory are measured
     warm_starts: bool = True  # fork replicas of `modelplane serve` from a zygote (replicas/zygote.py)
     log_max_bytes: int = 64 * 1024 * 1024  # a log under <home>/logs above this is rotated
     log_backups: int = 3  # rotated copies kept per log
@@ -158,6 +159,7 @@ class Platform:
                 max_scale=config.default_max_replicas,
             ),
             tick=config.autoscaler_tick,
+            sync_period=config.hpa_sync_period,
         )
         demand: list[Callable[[str], bool]] = []  # ModelMesh's, once the reconciler is there
 

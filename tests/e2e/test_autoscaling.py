@@ -53,6 +53,8 @@ def platform(tmp_path_factory):
         "0.5s",
         "--activator-timeout",
         "20s",
+        "--hpa-sync-period",
+        "1s",
     )
     platform = PlatformProcess(home, *options).start()
     try:
@@ -197,6 +199,43 @@ def test_replicas_follow_the_concurrency_up_and_back_down(platform, tmp_path):
     assert load.failures == []
     assert "panic: average concurrency" in platform.log() or "stable: average concurrency" in platform.log()
     wait_until(lambda: replicas(platform, "slow") == {revision: (1, 1)}, "back to minReplicas", platform)
+
+
+def test_replicas_follow_their_cpu_up_and_back_down(platform, tmp_path):
+    """Standard mode's HPA on cpu: replicas that use more than the target's share of their request
+    are joined by more, and an idle revision comes back to its minimum."""
+    predictor = sklearn(
+        minReplicas=1,
+        maxReplicas=2,
+        scaleMetric="cpu",
+        scaleTarget=20,
+        autoScaling={"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}},
+    )
+    predictor["sklearn"]["resources"] = {"requests": {"cpu": "100m"}, "limits": {"cpu": "1"}}
+    apply(platform, tmp_path, isvc("busy", predictor, {"serving.kserve.io/deploymentMode": "Standard"}))
+    platform.cli("wait", "--for=condition=Ready", "isvc/busy", "--timeout=300s")
+    revision = "busy-predictor-00001"
+    assert replicas(platform, "busy") == {revision: (1, 1)}
+    with Load(platform, "busy", clients=2) as load:
+        wait_until(lambda: replicas(platform, "busy")[revision] == (2, 2), "a second replica", platform)
+    assert load.failures == []
+    assert re.search(
+        r"autoscaler busy-predictor-00001: 1 -> 2 replicas: cpu \d+% of the request", platform.log()
+    )
+    wait_until(lambda: replicas(platform, "busy") == {revision: (1, 1)}, "back to minReplicas", platform)
+
+
+def test_knatives_hpa_class_scales_on_memory(platform, tmp_path):
+    """A replica holding more memory than the per-replica target (10 MiB: any Python process) is joined
+    by another, up to maxReplicas, with no request sent."""
+    predictor = sklearn(minReplicas=1, maxReplicas=2, scaleMetric="memory", scaleTarget=10)
+    annotations = {"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"}
+    apply(platform, tmp_path, isvc("holding", predictor, annotations))
+    revision = "holding-predictor-00001"
+    wait_until(lambda: replicas(platform, "holding").get(revision) == (2, 2), "two replicas", platform)
+    assert re.search(
+        r"autoscaler holding-predictor-00001: 1 -> 2 replicas: memory \d+Mi per replica", platform.log()
+    )
 
 
 def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform, tmp_path):

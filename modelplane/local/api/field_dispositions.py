@@ -168,10 +168,10 @@ COMPONENT: Table = {
     "maxReplicas": acted("the autoscaler's ceiling"),
     "scaleMetric": acted("what the autoscaler scales on"),
     "scaleTarget": acted("the autoscaler's target per replica"),
-    "scaleMetricType": warned(
-        "the autoscaler reads scaleMetric and scaleTarget as Knative's autoscaler does"
-    ),
-    "autoScaling": warned("HPA and KEDA metrics need Kubernetes; scaleMetric and scaleTarget are acted on"),
+    "scaleMetricType": acted("what a cpu or memory scaleTarget is: Utilization or AverageValue"),
+    "autoScaling": acted("the cpu and memory metrics and the behavior of an HPA, measured on this machine"),
+    "autoScaling.metrics[].external": warned("Prometheus and Graphite queries need KEDA on Kubernetes"),
+    "autoScaling.metrics[].podmetric": warned("OpenTelemetry pod metrics need KEDA on Kubernetes"),
     "deploymentStrategy": warned("a new revision starts next to the old one, which stops once it is ready"),
     "containerConcurrency": acted("requests a replica is given at once; more wait in the gateway"),
     "timeout": acted("the gateway's limit on one request, in seconds"),

@@ -1,9 +1,14 @@
-"""The autoscaler of `modelplane up`: replica counts that follow each revision's requests.
+"""The autoscaler of `modelplane up`: replica counts that follow each revision's requests, or its
+replicas' cpu and memory.
 
 Every revision that scales on its requests (concurrency or rps) gets a `RevisionAutoscaler`. Each
 tick, it is fed the gateway's counters for the revision and its decision sets the revision's replica
 count. A request for a revision at zero replicas does not wait for the tick: the gateway's
 `on_demand` hands the revision's name over to the platform's loop, where it wakes the revision up.
+
+A revision an HPA would scale (a cpu or memory metric) gets a `ResourceAutoscaler` instead: every
+sync period (15 s) its ready replicas' processes are measured from /proc (the cores they used over
+the period, the memory they hold) and its decision sets the count.
 
     autoscaling = Autoscaling(AutoscalerConfig(), tick=2.0)
     gateway = GatewayThread(config, on_demand=autoscaling.wake_from_any_thread).start()
@@ -16,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from modelplane.control.autoscaler import RevisionAutoscaler
@@ -28,12 +34,18 @@ from modelplane.control.autoscaling_settings import (
     fixed_replicas,
     revision_scaling,
 )
+from modelplane.control.hpa_settings import ResourceScaling, resource_scaling
+from modelplane.control.resource_autoscaler import ReplicaUsage, ResourceAutoscaler
 from modelplane.control.revisions import Revision
 from modelplane.local.gateway.revisions import RevisionStats
+from modelplane.local.replicas.cpu_time import tree_cpu_seconds
+from modelplane.local.replicas.memory_watch import tree_memory
+from modelplane.local.replicas.resources import resource_requests
 
 logger = logging.getLogger("modelplane.autoscaler")
 
 DEFAULT_TICK = 2.0  # seconds, as Knative's autoscaler ticks
+HPA_SYNC_PERIOD = 15.0  # seconds, as the HPA controller's --horizontal-pod-autoscaler-sync-period
 
 
 class Scalable(Protocol):
@@ -47,6 +59,14 @@ class Scalable(Protocol):
     def scale(self, count: int) -> None: ...
 
 
+class Measurable(Scalable, Protocol):
+    """What the resource autoscaler also reads: the replicas, and the processes of the ready ones."""
+
+    replicas: list
+
+    def ready_pids(self) -> list[int]: ...
+
+
 @dataclass
 class _Tracked:
     autoscaler: RevisionAutoscaler
@@ -55,41 +75,64 @@ class _Tracked:
     settings: AutoscalerSettings  # as the revision asked, before any lowering (`lower_minimum`)
 
 
+@dataclass
+class _ResourceTracked:
+    autoscaler: ResourceAutoscaler
+    replicas: Measurable
+    on_scale: Callable[[], None]
+    settings: ResourceScaling  # as the revision asked, before any lowering (`lower_minimum`)
+    cpu_seconds: dict[int, tuple[float, float]] = field(default_factory=dict)  # pid: (taken at, total)
+
+
 class Autoscaling:
     """The autoscalers of every tracked revision; runs on the platform's event loop."""
 
-    def __init__(self, config: AutoscalerConfig | None = None, tick: float = DEFAULT_TICK) -> None:
+    def __init__(
+        self,
+        config: AutoscalerConfig | None = None,
+        tick: float = DEFAULT_TICK,
+        sync_period: float = HPA_SYNC_PERIOD,
+    ) -> None:
         self.config = config or AutoscalerConfig()
         self.tick = tick
+        self.sync_period = sync_period
         self._tracked: dict[str, _Tracked] = {}
+        self._by_resources: dict[str, _ResourceTracked] = {}
         self._stats: Callable[[], dict[str, RevisionStats]] = dict
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self._waking: set[str] = set()
 
     def start(self, stats: Callable[[], dict[str, RevisionStats]]) -> None:
         """Begins ticking; `stats` gives the gateway's counters per revision (`Gateway.revision_stats`)."""
         self._stats = stats
         self._loop = asyncio.get_running_loop()
-        self._task = asyncio.create_task(self._run(), name="autoscaler")
+        self._tasks = [
+            asyncio.create_task(self._every(self.tick, self.scale_all), name="autoscaler"),
+            asyncio.create_task(self._every(self.sync_period, self.scale_on_resources), name="hpa"),
+        ]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         self._tracked.clear()
+        self._by_resources.clear()
 
-    def start_scaling(self, replicas: Scalable, on_scale: Callable[[], None]) -> None:
+    def start_scaling(self, replicas: Measurable, on_scale: Callable[[], None]) -> None:
         """Gives a new revision's replicas their first count: the autoscaler's, when the revision scales
-        on its requests (it is tracked from then on), else its minReplicas."""
+        on its requests or on its cpu and memory (it is tracked from then on), else its minReplicas."""
         template = replicas.revision.template
         try:
-            settings = revision_scaling(template, self.config)
+            on_resources = resource_scaling(template, self.config.max_scale)
+            settings = None if on_resources else revision_scaling(template, self.config)
         except AutoscalingError as exc:  # stored before the platform checked it
             logger.warning("%s: %s; keeping a fixed replica count", replicas.revision.name, exc)
-            settings = None
-        if settings is None:
+            on_resources = settings = None
+        if on_resources is not None:
+            replicas.scale(self.track_resources(replicas, on_resources, on_scale))
+        elif settings is None:
             replicas.scale(fixed_replicas(template))
         else:
             replicas.scale(self.track(replicas.revision.name, settings, replicas, on_scale))
@@ -103,9 +146,32 @@ class Autoscaling:
         self._tracked[revision] = _Tracked(autoscaler, replicas, on_scale, settings)
         return autoscaler.decide().desired_replicas
 
+    def track_resources(
+        self, replicas: Measurable, settings: ResourceScaling, on_scale: Callable[[], None]
+    ) -> int:
+        """Scales `replicas` on their cpu and memory from now on; returns the count they start with
+        (minReplicas, at least one)."""
+        revision = replicas.revision
+        logger.info(
+            "autoscaler %s: scales on %s, %d to %d replicas",
+            revision.name,
+            settings.describe(),
+            settings.min_replicas,
+            settings.max_replicas,
+        )
+        autoscaler = ResourceAutoscaler(revision.name, settings, resource_requests(revision.template))
+        self._by_resources[revision.name] = _ResourceTracked(autoscaler, replicas, on_scale, settings)
+        return settings.min_replicas
+
     def lower_minimum(self, replicas: Scalable, by: int) -> None:
         """Standard-mode canaries: a stable revision gives up `by` of its minReplicas (one always stays)
         to its ready canaries, as KServe lowers the stable Deployment; `by` 0 gives them back."""
+        on_resources = self._by_resources.get(replicas.revision.name)
+        if on_resources is not None:
+            asked = on_resources.settings
+            lowered = replace(asked, min_replicas=max(1, asked.min_replicas - by))
+            on_resources.autoscaler.settings = lowered
+            return
         tracked = self._tracked.get(replicas.revision.name)
         if tracked is None:  # a fixed count
             count = max(1, fixed_replicas(replicas.revision.template) - by)
@@ -121,6 +187,7 @@ class Autoscaling:
 
     def forget(self, revision: str) -> None:
         self._tracked.pop(revision, None)
+        self._by_resources.pop(revision, None)
 
     def wake_from_any_thread(self, revision: str) -> None:
         """The gateway's `on_demand`: a request waits for a revision with no replica."""
@@ -146,15 +213,41 @@ class Autoscaling:
                 tracked.autoscaler.observe(snapshot)
             self._apply(tracked, tracked.autoscaler.decide().desired_replicas)
 
-    def _apply(self, tracked: _Tracked, count: int) -> None:
+    def scale_on_resources(self) -> None:
+        """One sync period: every revision scaled on its cpu or memory is measured and gets its decision."""
+        for tracked in list(self._by_resources.values()):
+            usage = self._measure(tracked)
+            decision = tracked.autoscaler.decide(tracked.replicas.desired, usage)
+            self._apply(tracked, decision.desired_replicas)
+
+    def _measure(self, tracked: _ResourceTracked) -> list[ReplicaUsage]:
+        """Each replica's cores over the time since its last measurement, and the memory it holds; a
+        replica measured for the first time has no cpu yet, one not ready is not measured."""
+        now = time.monotonic()
+        before, tracked.cpu_seconds = tracked.cpu_seconds, {}
+        usage = []
+        for pid in tracked.replicas.ready_pids():
+            total = tree_cpu_seconds(pid)
+            if total is None:  # it ended since
+                usage.append(ReplicaUsage(ready=False))
+                continue
+            tracked.cpu_seconds[pid] = (now, total)
+            taken_at, previous = before.get(pid, (now, total))
+            cores = max(0.0, total - previous) / (now - taken_at) if now > taken_at else None
+            memory = tree_memory(pid)
+            usage.append(ReplicaUsage(True, cores, float(memory) if memory is not None else None))
+        unready = len(tracked.replicas.replicas) - len(usage)
+        return usage + [ReplicaUsage(ready=False)] * max(0, unready)
+
+    def _apply(self, tracked: _Tracked | _ResourceTracked, count: int) -> None:
         if count != tracked.replicas.desired:
             tracked.replicas.scale(count)
             tracked.on_scale()
 
-    async def _run(self) -> None:
+    async def _every(self, period: float, decide: Callable[[], None]) -> None:
         while True:
-            await asyncio.sleep(self.tick)
+            await asyncio.sleep(period)
             try:
-                self.scale_all()
+                decide()
             except Exception:
                 logger.exception("an autoscaler tick failed; ticking on")

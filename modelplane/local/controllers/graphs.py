@@ -22,6 +22,8 @@ from modelplane.api.conditions import READY
 from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE
 from modelplane.control import Revision, latest_revisions
 from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
+from modelplane.control.hpa_metrics import resource_scaling_spec
+from modelplane.control.modelmesh import deployment_mode
 from modelplane.control.revision_templates import scaling_annotations
 from modelplane.control.status import why_not_ready
 from modelplane.control.urls import GatewayAddress
@@ -90,6 +92,12 @@ def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> di
     }
     # KServe's router gets the graph's resources, or the defaults of its configmap's `router` entry.
     template["resources"] = spec.get("resources") or ROUTER_RESOURCES
+    metadata = metadata or {}
+    hpa = resource_scaling_spec(
+        spec, metadata.get("annotations") or {}, deployment_mode({"metadata": metadata})
+    )
+    if hpa is not None:
+        template["hpa"] = hpa
     return template
 
 

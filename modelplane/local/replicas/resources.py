@@ -57,6 +57,21 @@ def replica_resources(template: Mapping) -> ReplicaResources:
     )
 
 
+def resource_requests(template: Mapping) -> dict[str, float]:
+    """What one replica requests of cpu (cores) and memory (bytes), as an HPA's utilization is taken
+    of it: the container's request, else its limit (Kubernetes requests what it limits), else the
+    pod's."""
+    container = template.get("resources") or {}
+    pod = template.get("podResources") or {}
+    found = {}
+    for name in ("cpu", "memory"):
+        amount = _request(container, name)
+        amount = amount if amount is not None else _request(pod, name)
+        if amount is not None and amount > 0:
+            found[name] = float(amount)
+    return found
+
+
 def cpu_threads(cpu: object) -> int | None:
     """The threads a cpu quantity gives: `500m` -> 1, `2` -> 2, `2.5` -> 3; None for no quantity."""
     amount = cpu if isinstance(cpu, Decimal) else parse_quantity(cpu)
@@ -94,6 +109,12 @@ def _amount(resources: Mapping, name: str) -> Decimal | None:
     """The limit, else the request, of one resource."""
     found = _limit(resources, name)
     return found if found is not None else _quantity(resources.get("requests"), name)
+
+
+def _request(resources: Mapping, name: str) -> Decimal | None:
+    """The request, else the limit, of one resource."""
+    found = _quantity(resources.get("requests"), name)
+    return found if found is not None else _limit(resources, name)
 
 
 def _limit(resources: Mapping, name: str) -> Decimal | None:

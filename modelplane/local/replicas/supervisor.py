@@ -518,6 +518,10 @@ class RevisionReplicas:
         replicas, self._removed = [*self.replicas, *self._removed], []
         await asyncio.gather(*(replica.stop() for replica in replicas), *self._stopping)
 
+    def ready_pids(self) -> list[int]:
+        """The processes of the ready replicas (the autoscaler measures their cpu and memory)."""
+        return [pid for r in self.replicas if r.phase == LOADED and (pid := r.pid) is not None]
+
     def addresses(self) -> tuple[str, ...]:
         return tuple(r.address for r in self.replicas if r.phase == LOADED and r.address)
 
