@@ -227,6 +227,10 @@ def _container_template(
         "scaleTarget": component_spec.get("scaleTarget"),
         "scalingAnnotations": scaling_annotations(isvc["metadata"]),
     }
+    # Probes that restart it: only when set, so that other templates stay the same.
+    for kind in ("startupProbe", "livenessProbe"):
+        if isinstance(container.get(kind), dict):
+            template[kind] = _with_port_numbers(container[kind], container.get("ports") or [])
     # Scaled on its cpu or memory (an HPA's metrics): only then, so that other templates stay the same.
     hpa = resource_scaling_spec(
         component_spec, isvc["metadata"].get("annotations") or {}, deployment_mode(isvc)
@@ -245,6 +249,18 @@ def _container_template(
     if component_spec.get("resources"):
         template["podResources"] = component_spec["resources"]
     return template
+
+
+def _with_port_numbers(probe: dict, ports: Sequence) -> dict:
+    """A probe whose port names the container's port (`port: http`) with that port's number instead."""
+    named = {p.get("name"): p.get("containerPort") for p in ports if isinstance(p, dict) and p.get("name")}
+    probe = copy.deepcopy(probe)
+    for action in ("httpGet", "tcpSocket"):
+        target = probe.get(action)
+        if isinstance(target, dict) and isinstance(target.get("port"), str):
+            port = target["port"]
+            target["port"] = int(port) if port.isdigit() else named.get(port, port)
+    return probe
 
 
 def _add_transformer_args(template: dict, component_spec: dict, metadata: dict) -> None:

@@ -108,6 +108,72 @@ def test_a_replica_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_pat
     asyncio.run(scenario())
 
 
+def probed(command: list[str], **probes: dict) -> Revision:
+    found = revision(command)
+    return Revision(found.name, found.component, 1, "digest", {**found.template, **probes})
+
+
+def test_a_hung_replica_fails_its_liveness_probe_and_is_restarted(tmp_path):
+    async def scenario():
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+        liveness = {
+            "httpGet": {"path": "/", "port": 8080},
+            "periodSeconds": 1,
+            "timeoutSeconds": 1,
+            "failureThreshold": 2,
+            "terminationGracePeriodSeconds": 1,
+        }
+        replicas = RevisionReplicas(
+            probed(command, livenessProbe=liveness), "default", "demo", 1, settings(tmp_path), lambda: None
+        )
+        replicas.start()
+        try:
+            await until(lambda: replicas.addresses(), "ready")
+            replica = replicas.replicas[0]
+            hung = replica.pid
+            os.kill(hung, signal.SIGSTOP)  # it no longer answers, nor exits
+            await until(lambda: replica.restarts == 1 and replica.phase == "Loaded", "restarted and ready")
+            assert replica.pid != hung
+            assert replica.last_termination.exit_code == 137  # SIGTERM waits while stopped: SIGKILL
+        finally:
+            await replicas.stop()
+        log = (tmp_path / "logs/default/demo/predictor/demo-predictor-00001-0.log").read_text()
+        assert "liveness probe failed 2 times: GET http://127.0.0.1:" in log and "timed out after 1s" in log
+
+    asyncio.run(scenario())
+
+
+def test_a_replica_is_not_ready_before_its_startup_probe_passes_nor_kept_when_it_fails(tmp_path):
+    async def scenario():
+        flag = tmp_path / "warmed-up"
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+        startup = {"exec": {"command": ["test", "-f", str(flag)]}, "periodSeconds": 1, "failureThreshold": 30}
+        replicas = RevisionReplicas(
+            probed(command, startupProbe=startup), "default", "demo", 1, settings(tmp_path), lambda: None
+        )
+        replicas.start()
+        try:
+            await asyncio.sleep(3)  # the server answers its readiness probe by now, but has not started
+            assert replicas.addresses() == () and replicas.state().phase == "Loading"
+            flag.touch()
+            await until(lambda: replicas.addresses(), "ready once its startup probe passed")
+        finally:
+            await replicas.stop()
+
+        never = {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2}
+        replicas = RevisionReplicas(
+            probed(command, startupProbe=never), "default", "never", 1, settings(tmp_path), lambda: None
+        )
+        replicas.start()
+        try:
+            await until(lambda: replicas.state().phase == "FailedToLoad", "failed to load")
+            assert replicas.state().failure.message == "startup probe failed 2 times: exec false: exit code 1"
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_model_the_storage_initializer_cannot_fetch_fails_to_load(tmp_path):
     async def scenario():
         storage = {"storageUri": f"file://{tmp_path}/nowhere/model.joblib", "storage": None}

@@ -69,6 +69,8 @@ _NO_VOLUMES = "modelplane up has no volumes: a replica sees this machine's files
 _NO_IMAGES = "no image is pulled: a replica is a local process"
 _AS_THE_USER = "a replica runs as the user that runs modelplane up"
 _NO_POD = "a replica is a process, not a pod"
+_GRPC_PROBE = "gRPC probes are not run: use httpGet, tcpSocket or exec"
+_ONE_SUCCESS = "must be 1"
 _MODEL_MESH = "ModelMesh's settings: modelplane up runs each runtime as its own replicas"
 
 CONTAINER: Table = {
@@ -90,8 +92,12 @@ CONTAINER: Table = {
     "resources.claims": warned("dynamic resource claims need Kubernetes"),
     "readinessProbe": warned("of a readiness probe, only `httpGet.path` is used"),
     "readinessProbe.httpGet.path": acted("the path the supervisor polls until the replica is ready"),
-    "livenessProbe": warned("a replica is restarted when its process exits; no liveness probe runs"),
-    "startupProbe": warned("the readiness probe's path is polled from the start; no startup probe runs"),
+    "livenessProbe": acted("a replica that fails it is restarted"),
+    "livenessProbe.grpc": warned(_GRPC_PROBE),
+    "livenessProbe.successThreshold": refused(_ONE_SUCCESS, quiet=(1,)),
+    "startupProbe": acted("a replica is not probed for readiness until it passes, and restarted if it fails"),
+    "startupProbe.grpc": warned(_GRPC_PROBE),
+    "startupProbe.successThreshold": refused(_ONE_SUCCESS, quiet=(1,)),
     "lifecycle": warned("no postStart or preStop hooks run; a replica is stopped with SIGTERM"),
     "securityContext": warned(_AS_THE_USER, quiet=(False,)),
     "volumeMounts": warned(_NO_VOLUMES),

@@ -48,7 +48,8 @@ from modelplane.local.replicas.command import (
 from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
 from modelplane.local.replicas.handover import HandedReplica, ReplicaHandover, template_digest
 from modelplane.local.replicas.inherited import InheritedChild
-from modelplane.local.replicas.memory_watch import can_measure, enforce_memory_limit
+from modelplane.local.replicas.liveness import guard_liveness, replica_probes
+from modelplane.local.replicas.memory_watch import Process, can_measure, enforce_memory_limit
 from modelplane.local.replicas.probe import probe
 from modelplane.local.replicas.resources import replica_resources
 from modelplane.local.replicas.zygote import ForkedProcess, Zygote, dying_with_this_process
@@ -386,10 +387,16 @@ class Replica:
         """Watches the running process until it exits, and says why it did."""
         ports = self._ports
         guard = self._guard_memory(self._process)
+        started = asyncio.Event()
+        probes = self._guard_liveness(self._process, template, ports, started)
         try:
-            was_ready = await self._watch(client, template, ports)
+            was_ready = await self._watch(client, template, ports, started)
         finally:
+            if probes is not None and self._process.returncode is not None:
+                # It ends with the process: let it say whether it stopped it.
+                await asyncio.wait({probes}, timeout=self.settings.stop_grace)
             over_memory = _outcome(guard)  # why the guard killed it, if it did
+            probe_failed = _outcome(probes)  # why its probes restarted it, if they did
         code = self._process.returncode
         if self._stopping.is_set():
             self._note(f"stopped (exit code {code})")
@@ -399,6 +406,9 @@ class Replica:
         if over_memory is not None:
             self._note(f"{OOM_KILLED}: {over_memory}")
             logger.warning("%s OOMKilled: %s", self.label, over_memory)
+        if probe_failed is not None:
+            self._note(f"{probe_failed}: restarting it")
+            logger.warning("%s: %s", self.label, probe_failed)
         self._note(f"exited with code {code}")
         logger.warning("%s exited with code %s", self.label, code)
         if self.phase == LOADED or (was_ready and self.phase == LOADING):
@@ -407,6 +417,8 @@ class Replica:
             return
         if over_memory is not None:
             failure = self._failure(f"{OOM_KILLED}: {over_memory}", exit_code=ended.exit_code)
+        elif probe_failed is not None:
+            failure = self._failure(probe_failed, exit_code=ended.exit_code)
         else:
             message = _last_line(self.log_path) or f"the process exited with code {code}"
             failure = self._failure(message, exit_code=code)
@@ -425,11 +437,31 @@ class Replica:
             enforce_memory_limit(process, limit, interval), name=f"memory of {self.label}"
         )
 
-    async def _watch(self, client: httpx.AsyncClient, template: dict, ports: ReplicaPorts) -> bool:
-        """Probes the process until it exits; whether it was ever ready."""
+    def _guard_liveness(
+        self, process: Process, template: dict, ports: ReplicaPorts, started: asyncio.Event
+    ) -> asyncio.Task | None:
+        """Runs the replica's startup and liveness probes on `process` while it runs
+        (`replicas/liveness.py`); `started` is set once the startup probe passed."""
+        probes = replica_probes(template, ports, template.get("env"))
+        if probes.startup is None and probes.liveness is None:
+            started.set()
+            return None
+        return asyncio.create_task(
+            guard_liveness(process, probes, started, self.settings.stop_grace), name=f"probes of {self.label}"
+        )
+
+    async def _watch(
+        self, client: httpx.AsyncClient, template: dict, ports: ReplicaPorts, started: asyncio.Event
+    ) -> bool:
+        """Probes the process until it exits, once its startup probe passed; whether it was ever ready."""
         process = self._process
         was_ready = False
         repository_index = speaks_modelplane_serve(template["command"])
+        waiting = asyncio.ensure_future(started.wait())
+        ended = asyncio.ensure_future(process.wait())
+        await asyncio.wait({waiting, ended}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        ended.cancel()
         while process.returncode is None:
             result = await probe(
                 client, ports.http, template.get("readinessPath"), repository_index=repository_index

@@ -104,7 +104,7 @@ def warnings(response: httpx.Response) -> list[str]:
 def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
     model = {
         **SKLEARN,
-        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": 8080}},
+        "livenessProbe": {"grpc": {"port": 8081}},
         "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
         "ports": [{"containerPort": 8080, "protocol": "TCP"}],
     }
@@ -113,8 +113,8 @@ def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
     assert created.status_code == 201, created.text
     said = warnings(created)
     assert (
-        '299 - "spec.predictor.model.livenessProbe: accepted but not acted on: a replica is restarted '
-        'when its process exits; no liveness probe runs"' in said
+        '299 - "spec.predictor.model.livenessProbe.grpc: accepted but not acted on: gRPC probes are not '
+        'run: use httpGet, tcpSocket or exec"' in said
     )
     assert any(w.startswith('299 - "spec.predictor.model.env[0].valueFrom: accepted but not') for w in said)
     assert f'299 - "spec.predictor.volumes: accepted but not acted on: {NO_VOLUMES}"' in said
@@ -186,17 +186,17 @@ def test_apply_prints_warnings_and_the_status_keeps_them(platform, tmp_path):
     container = {
         "name": "kserve-container",
         "image": "example.com/own-server:1",  # not one modelplane knows: it does not run, which is enough
-        "startupProbe": {"tcpSocket": {"port": 8080}},
+        "startupProbe": {"grpc": {"port": 8081}},
         "securityContext": {"runAsUser": 1000},
     }
     path, said = apply(platform, tmp_path, service("probed", {"containers": [container]}))
     assert (
-        f"Warning: {path}:10: spec.predictor.containers[0].startupProbe: accepted but not acted on: "
-        "the readiness probe's path is polled from the start; no startup probe runs"
+        f"Warning: {path}:11: spec.predictor.containers[0].startupProbe.grpc: accepted but not acted on: "
+        "gRPC probes are not run: use httpGet, tcpSocket or exec"
     ) in said
     assert "spec.predictor.containers[0].securityContext: accepted but not acted on" in said
     message = fields_honored(platform, ISVCS, "probed")["message"]
-    assert "spec.predictor.containers[0].startupProbe (the readiness probe's path" in message
+    assert "spec.predictor.containers[0].startupProbe.grpc (gRPC probes are not run" in message
     assert "spec.predictor.containers[0].securityContext (a replica runs as the user" in message
 
     graph = {

@@ -1,0 +1,226 @@
+"""A replica's startup and liveness probes, run as the kubelet runs them.
+
+A container's `startupProbe` and `livenessProbe` (httpGet, tcpSocket or exec, with
+`initialDelaySeconds`, `periodSeconds`, `timeoutSeconds` and `failureThreshold`) are checked against the
+replica's process:
+
+- the startup probe first, every period from the initial delay until it succeeds; until then the
+  replica is not probed for readiness and gets no request. `failureThreshold` failures in a row and
+  the replica is restarted;
+- then the liveness probe, every period for as long as the process runs: `failureThreshold` failures
+  in a row and the replica is restarted (SIGTERM, SIGKILL after the probe's
+  `terminationGracePeriodSeconds`, else the platform's stop grace), a hung server included.
+
+A probe's port is the container's: the port the replica serves HTTP on, or gRPC, stands for the one
+the platform gave it; any other port is probed as it is. An exec probe runs its command on this
+machine with the replica's environment, and succeeds with exit code 0. An httpGet probe succeeds
+with a status from 200 to 399.
+
+    guard = asyncio.create_task(guard_liveness(process, probes, started))   # why it killed, or None
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from modelplane.local.replicas.command import ReplicaPorts
+from modelplane.local.replicas.memory_watch import Process
+
+STARTUP, LIVENESS = "startup", "liveness"
+ACTIONS = ("httpGet", "tcpSocket", "exec")  # a gRPC probe is not run (a warning at apply)
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One probe, its port already the replica's."""
+
+    kind: str  # "startup" or "liveness"
+    action: str  # "httpGet", "tcpSocket" or "exec"
+    port: int | str = 0  # a name no container port has stays a name, and fails
+    path: str = "/"
+    scheme: str = "http"
+    host: str = "127.0.0.1"
+    headers: tuple[tuple[str, str], ...] = ()
+    command: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    initial_delay: float = 0.0
+    period: float = 10.0
+    timeout: float = 1.0
+    failure_threshold: int = 3
+    grace: float | None = None  # terminationGracePeriodSeconds of the probe
+
+    def describe(self) -> str:
+        if self.action == "httpGet":
+            return f"GET {self.scheme}://{self.host}:{self.port}{self.path}"
+        if self.action == "tcpSocket":
+            return f"TCP {self.host}:{self.port}"
+        return f"exec {' '.join(self.command)}"
+
+
+@dataclass(frozen=True)
+class Probes:
+    startup: ProbeSpec | None = None
+    liveness: ProbeSpec | None = None
+
+
+def replica_probes(template: Mapping, ports: ReplicaPorts, env: Mapping[str, str] | None = None) -> Probes:
+    """The startup and liveness probes of a revision template, for a replica given `ports`."""
+    specs = {}
+    for kind in (STARTUP, LIVENESS):
+        probe = template.get(f"{kind}Probe")
+        runnable = isinstance(probe, Mapping) and any(action in probe for action in ACTIONS)
+        specs[kind] = _spec(kind, probe, template, ports, env or {}) if runnable else None
+    return Probes(specs[STARTUP], specs[LIVENESS])
+
+
+async def guard_liveness(
+    process: Process, probes: Probes, started: asyncio.Event, stop_grace: float
+) -> str | None:
+    """Runs `probes` on `process` until it ends; sets `started` once the startup probe passed (at once
+    without one). Returns why it stopped the process, or None when the process ended otherwise."""
+    began = time.monotonic()
+    async with httpx.AsyncClient() as client:
+        if probes.startup is not None:
+            why = await _failing(process, probes.startup, client, began, until_success=True)
+            if why is not None:
+                await _stop(process, probes.startup.grace or stop_grace)
+                return why
+        started.set()
+        if probes.liveness is not None:
+            why = await _failing(process, probes.liveness, client, began, until_success=False)
+            if why is not None:
+                await _stop(process, probes.liveness.grace or stop_grace)
+                return why
+    await process.wait()
+    return None
+
+
+async def check(spec: ProbeSpec, client: httpx.AsyncClient) -> str | None:
+    """One probe: None when it succeeds, else what failed."""
+    if spec.action != "exec" and not isinstance(spec.port, int):
+        return f"{spec.describe()}: the container has no port named {spec.port}"
+    try:
+        if spec.action == "httpGet":
+            url = f"{spec.scheme}://{spec.host}:{spec.port}{spec.path}"
+            response = await client.get(url, headers=list(spec.headers), timeout=spec.timeout)
+            if 200 <= response.status_code < 400:
+                return None
+            return f"HTTP probe failed with statuscode: {response.status_code}"
+        if spec.action == "tcpSocket":
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(spec.host, spec.port), spec.timeout
+            )
+            writer.close()
+            return None
+        return await _exec(spec)
+    except (TimeoutError, httpx.TimeoutException):
+        return f"{spec.describe()}: timed out after {spec.timeout:g}s"
+    except (OSError, httpx.HTTPError) as exc:
+        return f"{spec.describe()}: {exc or type(exc).__name__}"
+
+
+async def _exec(spec: ProbeSpec) -> str | None:
+    process = await asyncio.create_subprocess_exec(
+        *spec.command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **spec.env},
+        start_new_session=True,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), spec.timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        raise
+    if process.returncode == 0:
+        return None
+    said = output.decode(errors="replace").strip().splitlines()
+    return f"{spec.describe()}: exit code {process.returncode}" + (f": {said[-1]}" if said else "")
+
+
+async def _failing(
+    process: Process, spec: ProbeSpec, client: httpx.AsyncClient, began: float, *, until_success: bool
+) -> str | None:
+    """Probes every period from the initial delay (counted from the process's start); the last failure
+    once `failureThreshold` came in a row, or None when the probe passed (`until_success`) or the
+    process ended."""
+    failures = 0
+    wait = max(0.0, began + spec.initial_delay - time.monotonic())
+    while await _running_after(process, wait):
+        why = await check(spec, client)
+        if why is None:
+            failures = 0
+            if until_success:
+                return None
+        else:
+            failures += 1
+            if failures >= spec.failure_threshold:
+                return f"{spec.kind} probe failed {failures} times: {why}"
+        wait = spec.period
+    return None
+
+
+async def _running_after(process: Process, seconds: float) -> bool:
+    """Whether `process` still runs after `seconds`."""
+    if process.returncode is None and seconds > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), seconds)
+    return process.returncode is None
+
+
+async def _stop(process: Process, grace: float) -> None:
+    """SIGTERM to the process group, SIGKILL after `grace`, as the kubelet restarts a container."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGTERM)
+    if not await _running_after(process, grace):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await process.wait()
+
+
+def _spec(kind: str, probe: Mapping, template: Mapping, ports: ReplicaPorts, env: Mapping) -> ProbeSpec:
+    timing = {
+        "kind": kind,
+        "initial_delay": float(probe.get("initialDelaySeconds") or 0),
+        "period": float(probe.get("periodSeconds") or 10),
+        "timeout": float(probe.get("timeoutSeconds") or 1),
+        "failure_threshold": int(probe.get("failureThreshold") or 3),
+        "grace": float(probe["terminationGracePeriodSeconds"])
+        if probe.get("terminationGracePeriodSeconds") is not None
+        else None,
+    }
+    served = template.get("ports") or {}
+    given = {served.get("http"): ports.http, served.get("grpc"): ports.grpc}
+    if isinstance(probe.get("httpGet"), Mapping):
+        action = probe["httpGet"]
+        return ProbeSpec(
+            action="httpGet",
+            port=given.get(action.get("port"), action.get("port")),
+            path=str(action.get("path") or "/"),
+            scheme=str(action.get("scheme") or "HTTP").lower(),
+            host=str(action.get("host") or "127.0.0.1"),
+            headers=tuple(
+                (str(h.get("name")), str(h.get("value", "")))
+                for h in action.get("httpHeaders") or ()
+                if isinstance(h, Mapping)
+            ),
+            **timing,
+        )
+    if isinstance(probe.get("tcpSocket"), Mapping):
+        action = probe["tcpSocket"]
+        port = given.get(action.get("port"), action.get("port"))
+        return ProbeSpec(action="tcpSocket", port=port, host=str(action.get("host") or "127.0.0.1"), **timing)
+    command = (probe.get("exec") or {}).get("command") or ()
+    return ProbeSpec(action="exec", command=tuple(str(part) for part in command), env=env, **timing)
