@@ -227,10 +227,11 @@ def _container_template(
         "scaleTarget": component_spec.get("scaleTarget"),
         "scalingAnnotations": scaling_annotations(isvc["metadata"]),
     }
-    # Probes that restart it: only when set, so that other templates stay the same.
-    for kind in ("startupProbe", "livenessProbe"):
-        if isinstance(container.get(kind), dict):
-            template[kind] = _with_port_numbers(container[kind], container.get("ports") or [])
+    # Probes beyond a readiness path: only when set, so that other templates stay the same.
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        declared = container.get(kind)
+        if isinstance(declared, dict) and (kind != "readinessProbe" or _more_than_a_path(declared)):
+            template[kind] = _with_port_numbers(declared, container.get("ports") or [])
     # Scaled on its cpu or memory (an HPA's metrics): only then, so that other templates stay the same.
     hpa = resource_scaling_spec(
         component_spec, isvc["metadata"].get("annotations") or {}, deployment_mode(isvc)
@@ -249,6 +250,12 @@ def _container_template(
     if component_spec.get("resources"):
         template["podResources"] = component_spec["resources"]
     return template
+
+
+def _more_than_a_path(probe: dict) -> bool:
+    """Whether a readiness probe says more than `httpGet.path` (which `readinessPath` holds)."""
+    http_get = probe.get("httpGet")
+    return set(probe) != {"httpGet"} or not isinstance(http_get, dict) or set(http_get) - {"path"} != set()
 
 
 def _with_port_numbers(probe: dict, ports: Sequence) -> dict:

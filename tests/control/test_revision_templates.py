@@ -106,6 +106,25 @@ def test_a_custom_predictor_runs_its_command_and_args_with_its_storage_uri():
     assert predictor["runtime"] is None
 
 
+def test_probes_are_kept_with_their_named_ports_as_numbers_and_a_bare_readiness_path_as_before():
+    container = {
+        "name": "kserve-container",
+        "image": "example/server",
+        "command": ["serve"],
+        "ports": [{"containerPort": 9000, "name": "http1"}],
+        "livenessProbe": {"httpGet": {"path": "/live", "port": "http1"}, "periodSeconds": 5},
+        "startupProbe": {"tcpSocket": {"port": "9000"}},
+        "readinessProbe": {"httpGet": {"path": "/ready"}},
+    }
+    predictor = templates({"predictor": {"containers": [container]}})["predictor"]
+    assert predictor["livenessProbe"] == {"httpGet": {"path": "/live", "port": 9000}, "periodSeconds": 5}
+    assert predictor["startupProbe"] == {"tcpSocket": {"port": 9000}}
+    assert predictor["readinessPath"] == "/ready" and "readinessProbe" not in predictor
+    container["readinessProbe"] = {"httpGet": {"path": "/ready"}, "failureThreshold": 1}
+    predictor = templates({"predictor": {"containers": [container]}})["predictor"]
+    assert predictor["readinessProbe"] == container["readinessProbe"]
+
+
 def test_a_transformer_gets_kserves_default_args_unless_it_sets_them():
     spec = {
         "predictor": {"sklearn": {"storageUri": "pvc://m"}},

@@ -174,6 +174,59 @@ def test_a_replica_is_not_ready_before_its_startup_probe_passes_nor_kept_when_it
     asyncio.run(scenario())
 
 
+def test_a_declared_readiness_probe_decides_when_a_replica_gets_requests(tmp_path):
+    async def scenario():
+        # A server that speaks no HTTP: the default probe would never find it ready.
+        program = (
+            "import os, socket, time; s = socket.socket(); "
+            "s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen(); time.sleep(600)"
+        )
+        flag = tmp_path / "serving"
+        flag.touch()
+        readiness = {
+            "exec": {"command": ["test", "-f", str(flag)]},
+            "periodSeconds": 1,
+            "failureThreshold": 2,
+        }
+        replicas = RevisionReplicas(
+            probed([sys.executable, "-c", program], readinessProbe=readiness),
+            "default",
+            "demo",
+            1,
+            settings(tmp_path),
+            lambda: None,
+        )
+        replicas.start()
+        try:
+            await until(lambda: replicas.addresses(), "ready")
+            flag.unlink()
+            await asyncio.sleep(0.5)
+            assert replicas.addresses(), "one failure is not failureThreshold"
+            await until(lambda: not replicas.addresses(), "out of the routes after two failures")
+            assert replicas.replicas[0].restarts == 0  # not ready is not restarted
+            flag.touch()
+            await until(lambda: replicas.addresses(), "ready again")
+        finally:
+            await replicas.stop()
+
+        tcp = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+        replicas = RevisionReplicas(
+            probed([sys.executable, "-c", program], readinessProbe=tcp),
+            "default",
+            "tcp",
+            1,
+            settings(tmp_path),
+            lambda: None,
+        )
+        replicas.start()
+        try:
+            await until(lambda: replicas.addresses(), "ready on a TCP connect")
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_model_the_storage_initializer_cannot_fetch_fails_to_load(tmp_path):
     async def scenario():
         storage = {"storageUri": f"file://{tmp_path}/nowhere/model.joblib", "storage": None}

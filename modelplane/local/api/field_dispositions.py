@@ -3,8 +3,8 @@ with a warning. Nothing is silently ignored.
 
 A rule's pattern is a field path in the form the CRD schemas give it: `[]` stands for any item of a
 list, `{}` for any value of a map (`spec.nodes{}.steps[].name`). A rule covers its field and everything
-under it, unless a longer rule says otherwise: `readinessProbe` is warned, `readinessProbe.httpGet.path`
-is acted on. A warned field says so on `apply` (a `Warning:` line, as kubectl prints the API server's
+under it, unless a longer rule says otherwise: `livenessProbe` is acted on, `livenessProbe.grpc` is
+warned. A warned field says so on `apply` (a `Warning:` line, as kubectl prints the API server's
 warnings) and in the status; a refused one is answered with its message, and nothing is stored.
 
 The tables are written once for what several kinds share (a container, a pod spec, a component of an
@@ -90,8 +90,8 @@ CONTAINER: Table = {
     "resources.limits": acted(RESOURCES_ACTED_ON, keys=CONTAINER_RESOURCES),
     "resources.requests": acted(RESOURCES_ACTED_ON, keys=CONTAINER_RESOURCES),
     "resources.claims": warned("dynamic resource claims need Kubernetes"),
-    "readinessProbe": warned("of a readiness probe, only `httpGet.path` is used"),
-    "readinessProbe.httpGet.path": acted("the path the supervisor polls until the replica is ready"),
+    "readinessProbe": acted("the replica gets requests while it passes"),
+    "readinessProbe.grpc": warned(_GRPC_PROBE),
     "livenessProbe": acted("a replica that fails it is restarted"),
     "livenessProbe.grpc": warned(_GRPC_PROBE),
     "livenessProbe.successThreshold": refused(_ONE_SUCCESS, quiet=(1,)),

@@ -45,12 +45,18 @@ from modelplane.local.replicas.command import (
     replica_launch,
     speaks_modelplane_serve,
 )
+from modelplane.local.replicas.container_probes import (
+    Probes,
+    ProbeSpec,
+    Readiness,
+    guard_liveness,
+    replica_probes,
+)
 from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
 from modelplane.local.replicas.handover import HandedReplica, ReplicaHandover, template_digest
 from modelplane.local.replicas.inherited import InheritedChild
-from modelplane.local.replicas.liveness import guard_liveness, replica_probes
 from modelplane.local.replicas.memory_watch import Process, can_measure, enforce_memory_limit
-from modelplane.local.replicas.probe import probe
+from modelplane.local.replicas.probe import ProbeResult, probe
 from modelplane.local.replicas.resources import replica_resources
 from modelplane.local.replicas.zygote import ForkedProcess, Zygote, dying_with_this_process
 from modelplane.local.replicas.zygotes import Zygotes
@@ -388,9 +394,10 @@ class Replica:
         ports = self._ports
         guard = self._guard_memory(self._process)
         started = asyncio.Event()
-        probes = self._guard_liveness(self._process, template, ports, started)
+        declared = replica_probes(template, ports, template.get("env"))
+        probes = self._guard_liveness(self._process, declared, started)
         try:
-            was_ready = await self._watch(client, template, ports, started)
+            was_ready = await self._watch(client, template, ports, started, declared.readiness)
         finally:
             if probes is not None and self._process.returncode is not None:
                 # It ends with the process: let it say whether it stopped it.
@@ -438,11 +445,10 @@ class Replica:
         )
 
     def _guard_liveness(
-        self, process: Process, template: dict, ports: ReplicaPorts, started: asyncio.Event
+        self, process: Process, probes: Probes, started: asyncio.Event
     ) -> asyncio.Task | None:
         """Runs the replica's startup and liveness probes on `process` while it runs
-        (`replicas/liveness.py`); `started` is set once the startup probe passed."""
-        probes = replica_probes(template, ports, template.get("env"))
+        (`replicas/container_probes.py`); `started` is set once the startup probe passed."""
         if probes.startup is None and probes.liveness is None:
             started.set()
             return None
@@ -451,9 +457,15 @@ class Replica:
         )
 
     async def _watch(
-        self, client: httpx.AsyncClient, template: dict, ports: ReplicaPorts, started: asyncio.Event
+        self,
+        client: httpx.AsyncClient,
+        template: dict,
+        ports: ReplicaPorts,
+        started: asyncio.Event,
+        declared: ProbeSpec | None,
     ) -> bool:
-        """Probes the process until it exits, once its startup probe passed; whether it was ever ready."""
+        """Probes the process for readiness until it exits, once its startup probe passed (with its
+        `declared` readiness probe, else the default one); whether it was ever ready."""
         process = self._process
         was_ready = False
         repository_index = speaks_modelplane_serve(template["command"])
@@ -462,10 +474,17 @@ class Replica:
         await asyncio.wait({waiting, ended}, return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
         ended.cancel()
+        readiness = Readiness(declared) if declared is not None else None
+        if declared is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), declared.initial_delay)
         while process.returncode is None:
-            result = await probe(
-                client, ports.http, template.get("readinessPath"), repository_index=repository_index
-            )
+            if readiness is not None:
+                result = ProbeResult(await readiness.probe(client))
+            else:
+                result = await probe(
+                    client, ports.http, template.get("readinessPath"), repository_index=repository_index
+                )
             if process.returncode is not None:
                 break
             if result.ready:
@@ -478,6 +497,8 @@ class Replica:
             elif self.phase == LOADED:
                 self._set(LOADING)
             interval = self.settings.ready_probe_interval if result.ready else self.settings.probe_interval
+            if declared is not None and result.ready:
+                interval = declared.period
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), interval)
         return was_ready

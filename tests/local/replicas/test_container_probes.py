@@ -9,7 +9,14 @@ import httpx
 
 from modelplane.local.ports import free_loopback_port
 from modelplane.local.replicas.command import ReplicaPorts
-from modelplane.local.replicas.liveness import Probes, ProbeSpec, check, guard_liveness, replica_probes
+from modelplane.local.replicas.container_probes import (
+    Probes,
+    ProbeSpec,
+    Readiness,
+    check,
+    guard_liveness,
+    replica_probes,
+)
 
 TEMPLATE = {"ports": {"http": 8080, "grpc": 8081}}
 
@@ -126,5 +133,18 @@ def test_until_its_startup_probe_passes_a_process_has_not_started():
             await asyncio.wait_for(started.wait(), 10)
         process.terminate()
         assert await asyncio.wait_for(guard, 10) is None  # it ended of itself
+
+    asyncio.run(scenario())
+
+
+def test_readiness_changes_after_its_thresholds_in_a_row():
+    async def scenario():
+        server, port = await answering(200)
+        closed = free_loopback_port()
+        async with server, httpx.AsyncClient() as client:
+            readiness = Readiness(spec("tcpSocket", port=port, success_threshold=2, failure_threshold=3))
+            assert [await readiness.probe(client) for _ in range(2)] == [False, True]
+            readiness.spec = spec("tcpSocket", port=closed, success_threshold=2, failure_threshold=3)
+            assert [await readiness.probe(client) for _ in range(3)] == [True, True, False]
 
     asyncio.run(scenario())

@@ -1,22 +1,27 @@
-"""A replica's startup and liveness probes, run as the kubelet runs them.
+"""A replica's startup, liveness and readiness probes, run as the kubelet runs them.
 
-A container's `startupProbe` and `livenessProbe` (httpGet, tcpSocket or exec, with
-`initialDelaySeconds`, `periodSeconds`, `timeoutSeconds` and `failureThreshold`) are checked against the
-replica's process:
+A container's `startupProbe`, `livenessProbe` and `readinessProbe` (httpGet, tcpSocket or exec, with
+`initialDelaySeconds`, `periodSeconds`, `timeoutSeconds`, `successThreshold` and `failureThreshold`)
+are checked against the replica's process:
 
 - the startup probe first, every period from the initial delay until it succeeds; until then the
   replica is not probed for readiness and gets no request. `failureThreshold` failures in a row and
   the replica is restarted;
 - then the liveness probe, every period for as long as the process runs: `failureThreshold` failures
   in a row and the replica is restarted (SIGTERM, SIGKILL after the probe's
-  `terminationGracePeriodSeconds`, else the platform's stop grace), a hung server included.
+  `terminationGracePeriodSeconds`, else the platform's stop grace), a hung server included;
+- the readiness probe, where one is given with more than an HTTP path (the supervisor's own probe
+  covers that case, `probe.py`): `successThreshold` successes in a row make the replica ready, and
+  `failureThreshold` failures in a row take it out of the routes. It is probed every period once
+  ready, and more often while it is not, so that a replica serves as soon as it can.
 
 A probe's port is the container's: the port the replica serves HTTP on, or gRPC, stands for the one
 the platform gave it; any other port is probed as it is. An exec probe runs its command on this
 machine with the replica's environment, and succeeds with exit code 0. An httpGet probe succeeds
 with a status from 200 to 399.
 
-    guard = asyncio.create_task(guard_liveness(process, probes, started))   # why it killed, or None
+    probes = replica_probes(template, ports, env)
+    guard = asyncio.create_task(guard_liveness(process, probes, started, grace))  # why it killed, or None
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import httpx
 from modelplane.local.replicas.command import ReplicaPorts
 from modelplane.local.replicas.memory_watch import Process
 
-STARTUP, LIVENESS = "startup", "liveness"
+STARTUP, LIVENESS, READINESS = "startup", "liveness", "readiness"
 ACTIONS = ("httpGet", "tcpSocket", "exec")  # a gRPC probe is not run (a warning at apply)
 
 
@@ -42,7 +47,7 @@ ACTIONS = ("httpGet", "tcpSocket", "exec")  # a gRPC probe is not run (a warning
 class ProbeSpec:
     """One probe, its port already the replica's."""
 
-    kind: str  # "startup" or "liveness"
+    kind: str  # "startup", "liveness" or "readiness"
     action: str  # "httpGet", "tcpSocket" or "exec"
     port: int | str = 0  # a name no container port has stays a name, and fails
     path: str = "/"
@@ -55,6 +60,7 @@ class ProbeSpec:
     period: float = 10.0
     timeout: float = 1.0
     failure_threshold: int = 3
+    success_threshold: int = 1
     grace: float | None = None  # terminationGracePeriodSeconds of the probe
 
     def describe(self) -> str:
@@ -69,16 +75,37 @@ class ProbeSpec:
 class Probes:
     startup: ProbeSpec | None = None
     liveness: ProbeSpec | None = None
+    readiness: ProbeSpec | None = None
+
+
+class Readiness:
+    """A readiness probe's verdict, kept across probes: it changes after `successThreshold` successes in
+    a row (to ready) or `failureThreshold` failures in a row (to not ready)."""
+
+    def __init__(self, spec: ProbeSpec) -> None:
+        self.spec = spec
+        self.ready = False
+        self._streak = 0  # probes in a row that disagree with the verdict
+
+    async def probe(self, client: httpx.AsyncClient) -> bool:
+        passed = await check(self.spec, client) is None
+        if passed == self.ready:
+            self._streak = 0
+            return self.ready
+        self._streak += 1
+        if self._streak >= (self.spec.failure_threshold if self.ready else self.spec.success_threshold):
+            self.ready, self._streak = passed, 0
+        return self.ready
 
 
 def replica_probes(template: Mapping, ports: ReplicaPorts, env: Mapping[str, str] | None = None) -> Probes:
-    """The startup and liveness probes of a revision template, for a replica given `ports`."""
+    """The probes of a revision template, for a replica given `ports`."""
     specs = {}
-    for kind in (STARTUP, LIVENESS):
+    for kind in (STARTUP, LIVENESS, READINESS):
         probe = template.get(f"{kind}Probe")
         runnable = isinstance(probe, Mapping) and any(action in probe for action in ACTIONS)
         specs[kind] = _spec(kind, probe, template, ports, env or {}) if runnable else None
-    return Probes(specs[STARTUP], specs[LIVENESS])
+    return Probes(specs[STARTUP], specs[LIVENESS], specs[READINESS])
 
 
 async def guard_liveness(
@@ -197,6 +224,7 @@ def _spec(kind: str, probe: Mapping, template: Mapping, ports: ReplicaPorts, env
         "period": float(probe.get("periodSeconds") or 10),
         "timeout": float(probe.get("timeoutSeconds") or 1),
         "failure_threshold": int(probe.get("failureThreshold") or 3),
+        "success_threshold": int(probe.get("successThreshold") or 1),
         "grace": float(probe["terminationGracePeriodSeconds"])
         if probe.get("terminationGracePeriodSeconds") is not None
         else None,
