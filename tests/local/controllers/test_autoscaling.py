@@ -4,12 +4,15 @@ revision at zero from another thread."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 
 from modelplane.control.autoscaling_settings import AutoscalerSettings
+from modelplane.control.hpa_settings import resource_scaling
 from modelplane.control.revisions import Revision
 from modelplane.local.controllers.autoscaling import Autoscaling
+from modelplane.local.controllers.graphs import router_template
 from modelplane.local.gateway.revisions import RevisionStats
 
 
@@ -110,3 +113,55 @@ def test_a_stable_revision_lends_replicas_to_its_canaries_and_gets_them_back():
     autoscaling.track("to-zero", AutoscalerSettings(min_replicas=0), to_zero, lambda: None)
     autoscaling.lower_minimum(to_zero, 2)
     assert autoscaling._tracked["to-zero"].autoscaler.settings.min_replicas == 0
+
+
+class MeasuredReplicas(RevisionReplicasLike):
+    """Replicas whose ready processes are given: the resource autoscaler reads them from /proc."""
+
+    def __init__(self, name: str, template: dict, pids: list[int]) -> None:
+        super().__init__(name, template)
+        self.pids = pids
+        self.replicas = pids
+
+    def ready_pids(self) -> list[int]:
+        return self.pids
+
+
+def test_a_revision_scaled_on_cpu_is_measured_from_its_processes_each_sync():
+    async def scenario():
+        busy = await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
+        try:
+            template = {
+                "minReplicas": 1,
+                "maxReplicas": 3,
+                "hpa": {"class": "hpa", "metrics": []},  # cpu at 80% of the request
+                "resources": {"requests": {"cpu": "100m"}},
+            }
+            replicas = MeasuredReplicas("spinning", template, [busy.pid])
+            scaled = []
+            autoscaling = Autoscaling(tick=3600, sync_period=0.5)
+            autoscaling.start_scaling(replicas, lambda: scaled.append(replicas.desired))
+            assert replicas.counts == [1]
+            autoscaling.start(dict)
+            async with asyncio.timeout(30):
+                while replicas.desired < 3:  # a whole core against a tenth of one: 3, the maximum
+                    await asyncio.sleep(0.1)
+            assert scaled == [3]
+            autoscaling.lower_minimum(replicas, 2)
+            assert autoscaling._by_resources["spinning"].autoscaler.settings.min_replicas == 1
+            await autoscaling.close()
+        finally:
+            busy.kill()
+            await busy.wait()
+
+    asyncio.run(scenario())
+
+
+def test_a_standard_graph_router_scaled_on_cpu_gets_an_hpa():
+    metadata = {"name": "g", "annotations": {"serving.kserve.io/deploymentMode": "Standard"}}
+    template = router_template(
+        {"nodes": {}}, {"scaleMetric": "cpu", "scaleTarget": 50, "maxReplicas": 2}, metadata
+    )
+    settings = resource_scaling(template)
+    assert settings is not None and settings.describe() == "cpu 50% of the request"
+    assert resource_scaling(router_template({"nodes": {}}, {"scaleMetric": "cpu"}, {"name": "g"})) is None
