@@ -104,6 +104,7 @@ class RevisionAutoscaler:
         self._idle_since: float | None = None
         self._at_zero = settings.initial_scale == 0  # the last decision was zero (or the first will be)
         self._last: ScaleDecision | None = None
+        self._load_wants = 0  # replicas the metric asks for, before the rate limits: above 0, activation-scale
 
     # ---- input ----
 
@@ -143,7 +144,7 @@ class RevisionAutoscaler:
         self._active_since = self._clock()
         self._idle_since = None
         current = 0 if self._at_zero or self._last is None else self._last.desired_replicas
-        wanted = max(1, current, self.settings.min_replicas)
+        wanted = max(1, current, self.settings.min_replicas, self._activation_scale)
         if current == 0:
             reason = f"scale from zero: a request waits in the gateway -> {wanted}"
         else:
@@ -159,6 +160,7 @@ class RevisionAutoscaler:
         if stable is None or panic is None:
             wanted = self._last.desired_replicas if self._last else self.settings.initial_scale
             reason = f"no metrics yet (two samples are needed): keeping {wanted}"
+            self._load_wants = wanted
         else:
             wanted, reason = self._kpa(now, stable, panic, ready)
         wanted, reason = self._delay_scale_down(now, wanted, reason)
@@ -174,6 +176,7 @@ class RevisionAutoscaler:
         least = math.floor(basis / settings.max_scale_down_rate)
         stable_wants = math.ceil(stable.value / settings.target_per_replica)
         panic_wants = math.ceil(panic.value / settings.target_per_replica)
+        self._load_wants = max(stable_wants, panic_wants)
         over_threshold = panic_wants / basis >= settings.panic_threshold
 
         if over_threshold:
@@ -235,10 +238,19 @@ class RevisionAutoscaler:
         if wanted < settings.min_replicas:
             wanted = settings.min_replicas
             reason += f"; raised to minReplicas {wanted}"
+        if self._load_wants > 0 and wanted < self._activation_scale:
+            wanted = self._activation_scale
+            reason += f"; raised to activation-scale {wanted}"
         if settings.max_replicas and wanted > settings.max_replicas:
             wanted = settings.max_replicas
             reason += f"; capped at maxReplicas {wanted}"
         return wanted, reason
+
+    @property
+    def _activation_scale(self) -> int:
+        """The least a running revision has: `activation-scale`, within maxReplicas."""
+        settings = self.settings
+        return min(settings.activation_scale, settings.max_replicas or settings.activation_scale)
 
     def _scale_to_zero(self, now: float, wanted: int, reason: str) -> tuple[int, str]:
         """Zero only once the revision has been active for a stable window and idle through the grace

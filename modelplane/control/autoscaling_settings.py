@@ -26,6 +26,7 @@ PANIC_THRESHOLD_PERCENTAGE = PREFIX + "panic-threshold-percentage"
 SCALE_DOWN_DELAY = PREFIX + "scale-down-delay"
 POD_RETENTION_PERIOD = PREFIX + "scale-to-zero-pod-retention-period"
 INITIAL_SCALE = PREFIX + "initial-scale"
+ACTIVATION_SCALE = PREFIX + "activation-scale"
 
 TARGET_MIN = 0.01  # Knative's floor for a per-replica target
 HOUR = 3600.0
@@ -79,6 +80,7 @@ class AutoscalerSettings:
     min_replicas: int = DEFAULT_MIN_REPLICAS
     max_replicas: int = 0
     initial_scale: int = _PLATFORM.initial_scale
+    activation_scale: int = 1  # the least a revision runs whenever it runs at all
     stable_window: float = _PLATFORM.stable_window
     panic_window_percentage: float = _PLATFORM.panic_window_percentage
     panic_threshold_percentage: float = _PLATFORM.panic_threshold_percentage
@@ -153,6 +155,7 @@ def autoscaler_settings(
         min_replicas=min_replicas,
         max_replicas=_max_replicas(component_spec, min_replicas, config),
         initial_scale=_initial_scale(annotations, config),
+        activation_scale=_activation_scale(annotations),
         stable_window=stable_window,
         panic_window_percentage=_number(
             annotations, PANIC_WINDOW_PERCENTAGE, config.panic_window_percentage, low=1.0, high=100.0
@@ -223,6 +226,16 @@ def _initial_scale(annotations: dict, config: AutoscalerConfig) -> int:
     if scale == 0 and not config.allow_zero_initial_scale:
         return config.initial_scale
     return scale
+
+
+def _activation_scale(annotations: dict) -> int:
+    value = annotations.get(ACTIVATION_SCALE)
+    if value is None:
+        return 1
+    scale = as_number(ACTIVATION_SCALE, value)
+    if scale < 1 or scale != int(scale):
+        raise AutoscalingError(f"{ACTIVATION_SCALE} must be a whole number, 1 or more, not {value}")
+    return int(scale)
 
 
 def _number(annotations: dict, key: str, default: float, low: float, high: float) -> float:

@@ -222,6 +222,18 @@ def test_an_initial_scale_of_zero_starts_at_zero_until_a_request():
     assert replicas(revision.run(10, concurrency=0, ready=1)) == [1] * 5
 
 
+def test_activation_scale_is_the_least_a_running_revision_has():
+    revision = Revision(target=10, min_replicas=0, activation_scale=3, max_replicas=5)
+    assert revision.autoscaler.wake().desired_replicas == 3  # from zero: three at once
+    decision = revision.last(60, concurrency=5, ready=3)  # one replica's worth of load
+    assert decision.desired_replicas == 3
+    assert decision.reason.endswith("; raised to activation-scale 3")
+    counts = replicas(revision.run(60, concurrency=0, ready=3))  # the load leaves the window
+    assert counts[0] == 3 and counts[-1] == 1
+    assert replicas(revision.run(60, concurrency=0, ready=1))[-1] == 0  # and it goes to zero
+    assert Revision(target=10, activation_scale=9, max_replicas=2).autoscaler.wake().desired_replicas == 2
+
+
 # ---- scale to zero ----
 
 

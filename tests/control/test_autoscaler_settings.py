@@ -97,9 +97,19 @@ def test_initial_scale_as_kserve_passes_it_on():
     assert autoscaler_settings({}, {KNATIVE + "initial-scale": "0"}, allowed).initial_scale == 0
 
 
+def test_activation_scale():
+    assert autoscaler_settings({}, {}).activation_scale == 1
+    assert autoscaler_settings({}, {KNATIVE + "activation-scale": "3"}).activation_scale == 3
+
+
 @pytest.mark.parametrize(
     ("spec", "annotations", "message"),
     [
+        (
+            {},
+            {KNATIVE + "activation-scale": "0"},
+            "autoscaling.knative.dev/activation-scale must be a whole number, 1 or more, not 0",
+        ),
         ({"scaleMetric": "cpu"}, {}, "scale metric [cpu] is not supported; use concurrency or rps"),
         ({"scaleTarget": 0}, {}, "the scale target must be at least 0.01, not 0"),
         ({}, {KNATIVE + "target": "lots"}, "autoscaling.knative.dev/target must be a number, not 'lots'"),
