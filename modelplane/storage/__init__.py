@@ -1,4 +1,4 @@
-"""Fetching models: local paths, pvc://, http(s)://, s3://, gs://, Azure Blob and hf:// (the Hugging Face Hub).
+"""Fetching models: local paths, pvc://, http(s)://, s3://, gs://, Azure Blob, hf:// (the Hugging Face Hub) and oci:// (images).
 
     from modelplane.storage import fetch
 

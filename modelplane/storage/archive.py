@@ -51,7 +51,7 @@ def unpack(archive: Path, target: Path, limits: Limits = Limits(), *, is_zip: bo
     """Unpack `archive` into the folder `target`, which is created. Its name says whether it is a zip
     or a tar, unless `is_zip` does (a TorchServe .mar is a zip)."""
     target.mkdir(parents=True, exist_ok=True)
-    budget = _Budget(archive.name, limits, shutil.disk_usage(target).free)
+    budget = Budget(archive.name, limits, shutil.disk_usage(target).free)
     if is_zip is None:
         is_zip = archive.name.lower().endswith(".zip")
     try:
@@ -67,7 +67,9 @@ def unpack(archive: Path, target: Path, limits: Limits = Limits(), *, is_zip: bo
         raise ArchiveError(f"{archive.name} is not a valid archive: {exc}") from None
 
 
-class _Budget:
+class Budget:
+    """What an archive (or an image's layers) has unpacked so far, held against the `Limits`."""
+
     def __init__(self, name: str, limits: Limits, free: int) -> None:
         self.name = name
         self.limits = limits
@@ -107,22 +109,28 @@ def _check_link(archive: str, member: str, link_target: str, *, hard: bool) -> N
         raise ArchiveError(f"{archive}: link {member!r} points outside the target folder ({link_target!r})")
 
 
-def _unpack_tar(archive: Path, target: Path, budget: _Budget) -> None:
+def _unpack_tar(archive: Path, target: Path, budget: Budget) -> None:
     with tarfile.open(archive, "r:*") as tar:
         for member in tar:
-            name = _safe_name(archive.name, member.name)
-            if member.isdev() or member.isfifo():
-                raise ArchiveError(f"{archive.name}: member {member.name!r} is a device file or FIFO")
-            if member.issym() or member.islnk():
-                _check_link(archive.name, name, member.linkname, hard=member.islnk())
-            elif not (member.isfile() or member.isdir()):
-                raise ArchiveError(f"{archive.name}: member {member.name!r} has an unsupported type")
-            budget.take(member.size if member.isfile() else 0)
-            # The "data" filter is a second guard: it refuses the same escapes and drops special permissions.
-            tar.extract(member, target, filter="data")
+            extract_member(tar, member, target, budget)
 
 
-def _unpack_zip(archive: Path, target: Path, budget: _Budget) -> None:
+def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, budget: Budget) -> None:
+    """Writes one member of `tar` under `target`, once it is checked: a regular file, a folder, or a
+    link that stays inside `target`."""
+    name = _safe_name(budget.name, member.name)
+    if member.isdev() or member.isfifo():
+        raise ArchiveError(f"{budget.name}: member {member.name!r} is a device file or FIFO")
+    if member.issym() or member.islnk():
+        _check_link(budget.name, name, member.linkname, hard=member.islnk())
+    elif not (member.isfile() or member.isdir()):
+        raise ArchiveError(f"{budget.name}: member {member.name!r} has an unsupported type")
+    budget.take(member.size if member.isfile() else 0)
+    # The "data" filter is a second guard: it refuses the same escapes and drops special permissions.
+    tar.extract(member, target, filter="data")
+
+
+def _unpack_zip(archive: Path, target: Path, budget: Budget) -> None:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             name = _safe_name(archive.name, info.filename)

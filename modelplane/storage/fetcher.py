@@ -6,7 +6,8 @@
                                     ──> rename into the cache ──> the cached folder
 
 A local folder is used where it is. An hf:// repository is downloaded by huggingface_hub into the
-Hugging Face cache, and its snapshot linked into modelplane's cache under its commit. With `dest`, the
+Hugging Face cache, and its snapshot linked into modelplane's cache under its commit. An oci:// image's
+/models folder is cached under the image's digest. With `dest`, the
 model is then linked (or copied) into `dest`.
 """
 
@@ -31,11 +32,14 @@ from .backends.local import LocalFileBackend, local_path
 from .backends.pvc import claim_path
 from .cache import ModelCache
 from .disk import is_out_of_space, out_of_space
-from .errors import ConfigurationError, NoSpaceError, NotFoundError
+from .errors import ConfigurationError, NoSpaceError, NotFoundError, TransferError
+from .image_layers import image_models
+from .oci_registry import Registry
 from .patterns import FileFilter
 from .progress import LogProgress, Progress
 from .spec import CredentialStore, Source, StorageSpec, resolve
 from .transfer import TransferOptions, download
+from .uri import Location
 
 log = logging.getLogger("modelplane.storage")
 
@@ -112,6 +116,8 @@ def _fetch(
         backend: Backend = LocalFileBackend(location, source.config, path)
     elif location.kind == "hf":
         return _fetch_hub(source, dest, cache=cache, file_filter=file_filter)
+    elif location.kind == "oci":
+        return _fetch_image(location, dest, cache=cache, limits=limits or Limits.from_env())
     else:
         backend = open_backend(location, source.config)
     with closing(backend):
@@ -196,6 +202,42 @@ def _fetch_hub(
         log.info("%s is cached at %s", location.display, hit)
     record = {"uri": location.display, "commit": snapshot.commit, "files": list(snapshot.files)}
     model = hit or cache.fill(location.uri, version, build, record)
+    return model if dest is None else place(model, dest)
+
+
+def _fetch_image(location: Location, dest: Path | None, *, cache: ModelCache | None, limits: Limits) -> Path:
+    """An OCI image's /models folder (a KServe modelcar), cached under its manifest's digest."""
+    with closing(Registry(location)) as registry:
+        try:
+            image = registry.image()
+        except TransferError as exc:
+            stale = cache.latest(location.uri) if cache is not None else None
+            if stale is None:
+                raise
+            log.warning("%s; using the copy fetched before, at %s", exc, stale)
+            return stale if dest is None else place(stale, dest)
+        log.info("%s is image %s (%d layers)", location.display, image.digest, len(image.layers))
+
+        def build(folder: Path) -> None:
+            blobs = folder.with_name(folder.name + ".layers")
+            blobs.mkdir()
+            try:
+                paths = []
+                for index, layer in enumerate(image.layers):
+                    paths.append(blobs / str(index))
+                    registry.download(layer, paths[-1])
+                image_models(paths, folder, limits, location.display)
+            finally:
+                shutil.rmtree(blobs, ignore_errors=True)
+
+        if cache is None:
+            assert dest is not None
+            return _staged(dest, build)
+        hit = cache.lookup(location.uri, image.digest)
+        if hit is not None:
+            log.info("%s is cached at %s", location.display, hit)
+        record = {"uri": location.display, "digest": image.digest, "layers": [x.digest for x in image.layers]}
+        model = hit or cache.fill(location.uri, image.digest, build, record)
     return model if dest is None else place(model, dest)
 
 

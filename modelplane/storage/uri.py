@@ -13,12 +13,12 @@ from urllib.parse import SplitResult, urlsplit
 from .errors import InvalidURIError
 
 SUPPORTED = (
-    "a local path, file://, pvc://, http://, https://, s3://, gs://, hf:// "
+    "a local path, file://, pvc://, http://, https://, s3://, gs://, hf://, oci:// "
     "or https://<account>.blob.core.windows.net/"
 )
 
 # Schemes other storage initializers accept that modelplane does not fetch from.
-_UNSUPPORTED = {"hdfs", "webhdfs", "oci", "oci+native", "oci+fetch", "modelscope", "git"}
+_UNSUPPORTED = {"hdfs", "webhdfs", "oci+native", "oci+fetch", "modelscope", "git"}
 
 _AZURE_HOST = re.compile(
     r"^(?P<account>[a-z0-9]{3,24})\.(?:blob\.core\.windows\.net|z\d+\.blob\.storage\.azure\.net)$"
@@ -29,19 +29,29 @@ _CONTAINER = re.compile(r"^(\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
 # A Hugging Face Hub owner or repository name, and a revision (a branch, a tag or a commit).
 _HUB_NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")
 _HUB_REVISION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+# An OCI image reference's parts, as the distribution spec writes them.
+_OCI_REPOSITORY = re.compile(
+    r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$"
+)
+DOCKER_HUB = "registry-1.docker.io"
+_OCI_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_OCI_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_OCI_REGISTRY = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
 
 
 @dataclass(frozen=True)
 class Location:
     """Where a model lives. Which fields are set depends on `kind`."""
 
-    kind: str  # "local", "pvc", "http", "s3", "gs", "azure" or "hf"
+    kind: str  # "local", "pvc", "http", "s3", "gs", "azure", "hf" or "oci"
     uri: str
-    path: str = ""  # local path, path inside a claim, object key prefix, or Hub repository id
-    bucket: str = ""  # s3 or gs bucket, pvc claim, azure container
+    path: str = ""  # local path, path inside a claim, object key prefix, Hub or image repository
+    bucket: str = ""  # s3 or gs bucket, pvc claim, azure container, image registry (host[:port])
     account: str = ""  # azure storage account
     query: str = ""  # azure SAS token carried in the URI
-    revision: str = ""  # hf: the branch, tag or commit after ':' (empty: the Hub's default, main)
+    revision: str = ""  # hf: the branch, tag or commit after ':'; oci: the tag or the digest
 
     @property
     def display(self) -> str:
@@ -81,6 +91,8 @@ def parse_uri(uri: str) -> Location:
         raise InvalidURIError(f"{display_uri(uri)!r} is not a valid URI")
     if scheme == "hf":
         return _parse_hub(uri)
+    if scheme == "oci":
+        return _parse_oci(uri)
     parts = urlsplit(uri)
     if scheme == "pvc":
         return _parse_pvc(uri, parts)
@@ -158,6 +170,32 @@ def _parse_hub(uri: str) -> Location:
     if colon and not _HUB_REVISION.match(revision):
         raise InvalidURIError(f"{uri!r}: {revision!r} is not a valid revision ({shape})")
     return Location("hf", uri, path=repository, revision=revision)
+
+
+def _parse_oci(uri: str) -> Location:
+    """`oci://<registry>/<repository>[:<tag>|@<digest>]`: an image whose /models folder is the model,
+    as KServe's modelcars have it. The tag defaults to `latest`."""
+    shape = "expected oci://<registry>/<repository>[:<tag>] or oci://<registry>/<repository>@sha256:<digest>"
+    reference = uri.split("://", 1)[1]
+    registry, slash, name = reference.partition("/")
+    if not registry or (slash and not name):
+        raise InvalidURIError(f"{uri!r}: {shape}")
+    if not slash or ("." not in registry and ":" not in registry and registry != "localhost"):
+        # No registry named: Docker Hub, as a container runtime reads the image name.
+        registry, name = DOCKER_HUB, reference if slash else f"library/{reference}"
+    if not _OCI_REGISTRY.match(registry):
+        raise InvalidURIError(f"{uri!r}: {registry!r} is not a registry host ({shape})")
+    if "@" in name:
+        repository, _, revision = name.partition("@")
+        if not _OCI_DIGEST.match(revision):
+            raise InvalidURIError(f"{uri!r}: {revision!r} is not a sha256 digest ({shape})")
+    else:
+        repository, colon, revision = name.rpartition(":") if ":" in name else (name, "", "latest")
+        if colon and not _OCI_TAG.match(revision):
+            raise InvalidURIError(f"{uri!r}: {revision!r} is not a valid tag ({shape})")
+    if not _OCI_REPOSITORY.match(repository):
+        raise InvalidURIError(f"{uri!r}: {repository!r} is not a valid repository name ({shape})")
+    return Location("oci", uri, bucket=registry, path=repository, revision=revision)
 
 
 def _reject_dot_segments(uri: str, path: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from modelplane.storage import RetryPolicy, TransferOptions
 
-from .servers import Server, start_azurite, start_gcs_emulator, start_moto
+from .servers import Server, start_azurite, start_gcs_emulator, start_moto, start_registry
 
 _LEAKY_ENV = [
     name
@@ -58,5 +58,12 @@ def gcs_server() -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def azurite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_registry(tmp_path_factory.mktemp("registry"))
     yield server
     server.stop()

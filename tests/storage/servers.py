@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -128,6 +130,25 @@ def start_azurite(workdir: Path) -> Server:
         "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry", "--silent",
     ]  # fmt: skip
     return Server(args, ready=r"listens on http://127\.0\.0\.1:(\d+)", cwd=workdir)
+
+
+def start_registry(workdir: Path, htpasswd: Path | None = None) -> Server:
+    """The CNCF distribution registry (Debian's docker-registry), storing in `workdir`; with `htpasswd`,
+    it asks for Basic credentials."""
+    executable = shutil.which("docker-registry") or shutil.which("registry")
+    if executable is None:
+        _missing("docker-registry", "bash scripts/setup-dev.sh (it apt-installs docker-registry)")
+    port = free_loopback_port()
+    config = {
+        "version": 0.1,
+        "log": {"level": "warn"},
+        "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}, "delete": {"enabled": True}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+    }
+    if htpasswd is not None:
+        config["auth"] = {"htpasswd": {"realm": "modelplane-tests", "path": str(htpasswd)}}
+    (workdir / "config.yml").write_text(json.dumps(config))  # JSON is YAML
+    return Server([executable, "serve", str(workdir / "config.yml")], port=port)
 
 
 def _missing(what: str, how: str):

@@ -1,0 +1,105 @@
+"""oci:// URIs: the /models folder of an image (a KServe modelcar), pulled from a real registry (the
+CNCF distribution registry, Debian's docker-registry) over the distribution API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelplane.storage import ArchiveError, InvalidURIError, NotFoundError, TransferError, fetch, parse_uri
+
+from .helpers import read_tree
+from .oci_images import ARCHITECTURE, layer, push_image, push_index
+from .servers import start_registry
+
+BASE = layer({"bin": None, "bin/sh": "-> /bin/busybox", "etc/passwd": b"root:x:0:0::/root:/bin/sh\n"})
+WEIGHTS = os.urandom(2048)
+
+
+def uri(registry_server, reference: str) -> str:
+    return f"oci://127.0.0.1:{registry_server.port}/{reference}"
+
+
+def test_the_models_folder_of_an_image_is_fetched_and_cached(registry_server, cache_dir):
+    models = layer({"models": None, "models/model.bin": WEIGHTS, "models/config/settings.json": b"{}"})
+    push_image(registry_server.url, "models/iris", "v1", [BASE, models])
+    folder = fetch(uri(registry_server, "models/iris:v1"))
+    assert read_tree(folder) == {"model.bin": WEIGHTS, "config/settings.json": b"{}"}
+    assert folder.is_relative_to(cache_dir)
+    assert fetch(uri(registry_server, "models/iris:v1")) == folder  # the same digest: the same folder
+
+    push_image(registry_server.url, "models/iris", "v1", [BASE, layer({"models/model.bin": b"retrained"})])
+    again = fetch(uri(registry_server, "models/iris:v1"))
+    assert again != folder and read_tree(again) == {"model.bin": b"retrained"}
+
+
+def test_upper_layers_white_out_what_lower_ones_wrote(registry_server):
+    lower = layer({"models/a.txt": b"a", "models/old/b.txt": b"b", "models/keep.txt": b"k"}, compress=False)
+    upper = layer({"models/.wh.old": b"", "models/.wh.a.txt": b"", "models/c.txt": b"c"})
+    push_image(registry_server.url, "models/whiteouts", "v1", [BASE, lower, upper])
+    assert read_tree(fetch(uri(registry_server, "models/whiteouts:v1"))) == {"keep.txt": b"k", "c.txt": b"c"}
+
+    opaque = layer({"models/.wh..wh..opq": b"", "models/only.txt": b"o"})
+    push_image(registry_server.url, "models/whiteouts", "v2", [BASE, lower, opaque])
+    assert read_tree(fetch(uri(registry_server, "models/whiteouts:v2"))) == {"only.txt": b"o"}
+
+
+def test_a_digest_and_an_image_index_name_the_image(registry_server):
+    mine = push_image(registry_server.url, "models/multi", "mine", [layer({"models/m.txt": b"this machine"})])
+    other = push_image(registry_server.url, "models/multi", "other", [layer({"models/m.txt": b"elsewhere"})])
+    arch = {"amd64": "arm64"}.get(ARCHITECTURE, "amd64")
+    index = push_index(registry_server.url, "models/multi", "latest", {arch: other, ARCHITECTURE: mine})
+    assert read_tree(fetch(uri(registry_server, "models/multi"))) == {"m.txt": b"this machine"}
+    assert read_tree(fetch(uri(registry_server, f"models/multi@{other}"))) == {"m.txt": b"elsewhere"}
+    assert index.startswith("sha256:")
+
+
+def test_what_cannot_be_served_says_why(registry_server):
+    push_image(registry_server.url, "models/empty", "v1", [BASE])
+    with pytest.raises(NotFoundError, match="has no /models folder: a modelcar image keeps its model there"):
+        fetch(uri(registry_server, "models/empty:v1"))
+    with pytest.raises(NotFoundError, match=r"no such image \(the image is not in the registry\)"):
+        fetch(uri(registry_server, "models/nothing:v1"))
+    escape = layer({"models/evil": "-> ../../etc/passwd"})
+    push_image(registry_server.url, "models/escape", "v1", [escape])
+    with pytest.raises(ArchiveError, match="points outside the target folder"):
+        fetch(uri(registry_server, "models/escape:v1"))
+    with pytest.raises(InvalidURIError, match="is not a valid repository name"):
+        parse_uri("oci://127.0.0.1:5000/Models")
+
+
+def test_a_cached_image_serves_while_its_registry_is_unreachable(tmp_path):
+    registry = start_registry(tmp_path)
+    try:
+        push_image(registry.url, "models/offline", "v1", [layer({"models/m.txt": b"m"})])
+        folder = fetch(uri(registry, "models/offline:v1"))
+    finally:
+        registry.stop()
+    assert fetch(uri(registry, "models/offline:v1")) == folder
+    with pytest.raises(TransferError, match="the registry is unreachable"):
+        fetch(uri(registry, "models/never-fetched:v1"))
+
+
+def test_the_cli_fetches_an_image(registry_server, tmp_path):
+    push_image(registry_server.url, "models/cli", "v1", [layer({"models/model.bin": WEIGHTS})])
+    dest = tmp_path / "mnt" / "models"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelplane",
+            "storage",
+            "fetch",
+            uri(registry_server, "models/cli:v1"),
+            str(dest),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert read_tree(Path(dest)) == {"model.bin": WEIGHTS}
