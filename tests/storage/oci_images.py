@@ -39,29 +39,39 @@ def digest(blob: bytes) -> str:
     return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
-def push_blob(registry: str, repository: str, blob: bytes) -> str:
-    started = httpx.post(f"{registry}/v2/{repository}/blobs/uploads/")
+def push_blob(registry: str, repository: str, blob: bytes, auth: httpx.Auth | None = None) -> str:
+    started = httpx.post(f"{registry}/v2/{repository}/blobs/uploads/", auth=auth)
     assert started.status_code == 202, started.text
     location = started.headers["location"]
     location = location if location.startswith("http") else registry + location
     joiner = "&" if "?" in location else "?"
-    done = httpx.put(f"{location}{joiner}digest={digest(blob)}", content=blob)
+    done = httpx.put(f"{location}{joiner}digest={digest(blob)}", content=blob, auth=auth)
     assert done.status_code == 201, done.text
     return digest(blob)
 
 
-def push_manifest(registry: str, repository: str, reference: str, manifest: dict, media_type: str) -> str:
+def push_manifest(
+    registry: str,
+    repository: str,
+    reference: str,
+    manifest: dict,
+    media_type: str,
+    auth: httpx.Auth | None = None,
+) -> str:
     body = json.dumps(manifest).encode()
     pushed = httpx.put(
         f"{registry}/v2/{repository}/manifests/{reference}",
         content=body,
         headers={"content-type": media_type},
+        auth=auth,
     )
     assert pushed.status_code == 201, pushed.text
     return digest(body)
 
 
-def push_image(registry: str, repository: str, tag: str, layers: list[bytes]) -> str:
+def push_image(
+    registry: str, repository: str, tag: str, layers: list[bytes], auth: httpx.Auth | None = None
+) -> str:
     """An image of `layers` under `tag`; returns its manifest's digest."""
     config = json.dumps({"architecture": ARCHITECTURE, "os": "linux", "rootfs": {"type": "layers"}}).encode()
     manifest = {
@@ -69,20 +79,20 @@ def push_image(registry: str, repository: str, tag: str, layers: list[bytes]) ->
         "mediaType": OCI_MANIFEST,
         "config": {
             "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": push_blob(registry, repository, config),
+            "digest": push_blob(registry, repository, config, auth),
             "size": len(config),
         },
         "layers": [
             {
                 "mediaType": "application/vnd.oci.image.layer.v1.tar"
                 + ("+gzip" if blob[:2] == b"\x1f\x8b" else ""),
-                "digest": push_blob(registry, repository, blob),
+                "digest": push_blob(registry, repository, blob, auth),
                 "size": len(blob),
             }
             for blob in layers
         ],
     }
-    return push_manifest(registry, repository, tag, manifest, OCI_MANIFEST)
+    return push_manifest(registry, repository, tag, manifest, OCI_MANIFEST, auth)
 
 
 def push_index(registry: str, repository: str, tag: str, images: dict[str, str]) -> str:

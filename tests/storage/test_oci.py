@@ -3,14 +3,26 @@ CNCF distribution registry, Debian's docker-registry) over the distribution API.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import bcrypt
+import httpx
 import pytest
 
-from modelplane.storage import ArchiveError, InvalidURIError, NotFoundError, TransferError, fetch, parse_uri
+from modelplane.storage import (
+    AccessDeniedError,
+    ArchiveError,
+    InvalidURIError,
+    NotFoundError,
+    TransferError,
+    fetch,
+    parse_uri,
+)
 
 from .helpers import read_tree
 from .oci_images import ARCHITECTURE, layer, push_image, push_index
@@ -103,3 +115,27 @@ def test_the_cli_fetches_an_image(registry_server, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert read_tree(Path(dest)) == {"model.bin": WEIGHTS}
+
+
+def test_a_registry_that_asks_for_credentials_gets_those_of_dockers_config(tmp_path, monkeypatch):
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_bytes(b"puller:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)) + b"\n")
+    registry = start_registry(tmp_path, htpasswd=htpasswd)
+    try:
+        signed_in = httpx.BasicAuth("puller", "s3cret")
+        push_image(registry.url, "models/private", "v1", [layer({"models/m.txt": b"m"})], auth=signed_in)
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+        with pytest.raises(AccessDeniedError, match="the registry needs credentials"):
+            fetch(uri(registry, "models/private:v1"))
+        (tmp_path / "docker").mkdir()
+        auth = base64.b64encode(b"puller:wrong").decode()
+        config = {"auths": {f"127.0.0.1:{registry.port}": {"auth": auth}}}
+        (tmp_path / "docker" / "config.json").write_text(json.dumps(config))
+        with pytest.raises(AccessDeniedError, match="access to the image denied") as refused:
+            fetch(uri(registry, "models/private:v1"))
+        assert "wrong" not in str(refused.value)
+        config["auths"][f"127.0.0.1:{registry.port}"]["auth"] = base64.b64encode(b"puller:s3cret").decode()
+        (tmp_path / "docker" / "config.json").write_text(json.dumps(config))
+        assert read_tree(fetch(uri(registry, "models/private:v1"))) == {"m.txt": b"m"}
+    finally:
+        registry.stop()
