@@ -104,7 +104,9 @@ class RevisionAutoscaler:
         self._idle_since: float | None = None
         self._at_zero = settings.initial_scale == 0  # the last decision was zero (or the first will be)
         self._last: ScaleDecision | None = None
-        self._load_wants = 0  # replicas the metric asks for, before the rate limits: above 0, activation-scale
+        self._load_wants = (
+            0  # replicas the metric asks for, before the rate limits: above 0, activation-scale
+        )
 
     # ---- input ----
 

@@ -238,6 +238,35 @@ def test_knatives_hpa_class_scales_on_memory(platform, tmp_path):
     )
 
 
+def test_the_recreate_strategy_stops_the_old_revision_before_the_new_one_starts(platform, tmp_path):
+    """A new revision of a Recreate component starts only once the old one has stopped; requests sent
+    in between wait in the gateway and are answered."""
+    annotations = {"serving.kserve.io/deploymentMode": "Standard"}
+    predictor = sklearn(deploymentStrategy={"type": "Recreate"})
+    apply(platform, tmp_path, isvc("recreated", predictor, annotations))
+    platform.cli("wait", "--for=condition=Ready", "isvc/recreated", "--timeout=300s")
+    predictor["sklearn"]["env"] = [{"name": "SECOND", "value": "1"}]
+    with Load(platform, "recreated", clients=2) as load:
+        wait_until(lambda: sum(load.answers.values()) > 5, "answers before the change", platform)
+        apply(platform, tmp_path, isvc("recreated", predictor, annotations))
+        wait_until(
+            lambda: replicas(platform, "recreated") == {"recreated-predictor-00002": (1, 1)},
+            "only the new revision, ready",
+            platform,
+        )
+        served = sum(load.answers.values())
+        wait_until(lambda: sum(load.answers.values()) > served + 5, "answers after the change", platform)
+    assert load.failures == []
+    log = platform.log()
+    order = [
+        "predictor recreated: recreated-predictor-00001 stops before recreated-predictor-00002 starts",
+        "predictor stopped; starting recreated-predictor-00002",
+        "replica 0 of recreated-predictor-00002 started",
+    ]
+    assert all(line in log for line in order), log[-4000:]
+    assert sorted(order, key=log.index) == order
+
+
 def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform, tmp_path):
     def changed(version: str, **fields) -> dict:
         env = [{"name": "MODEL_VERSION", "value": version}]

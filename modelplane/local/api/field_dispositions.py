@@ -178,7 +178,10 @@ COMPONENT: Table = {
     "autoScaling": acted("the cpu and memory metrics and the behavior of an HPA, measured on this machine"),
     "autoScaling.metrics[].external": warned("Prometheus and Graphite queries need KEDA on Kubernetes"),
     "autoScaling.metrics[].podmetric": warned("OpenTelemetry pod metrics need KEDA on Kubernetes"),
-    "deploymentStrategy": warned("a new revision starts next to the old one, which stops once it is ready"),
+    "deploymentStrategy": acted("Recreate: the old revision stops before the new one starts"),
+    "deploymentStrategy.rollingUpdate": warned(
+        "a new revision starts whole next to the old one, which stops once it is ready"
+    ),
     "containerConcurrency": acted("requests a replica is given at once; more wait in the gateway"),
     "timeout": acted("the gateway's limit on one request, in seconds"),
     "canaryTrafficPercent": acted("the share of requests the latest revision gets"),

@@ -82,6 +82,7 @@ logger = logging.getLogger("modelplane.reconciler")
 
 Key = tuple[str, str]  # (namespace, name)
 STOP_ANNOTATION = "serving.kserve.io/stop"
+RECREATE = "Recreate"  # a deploymentStrategy type: the old revision stops before the new one starts
 
 
 class RouteSink(Protocol):
@@ -115,6 +116,10 @@ class _Service:
     components: tuple[str, ...] = ()  # those its spec has
     # The status last written: why a host of it has no route, for the gateway's answer there.
     status: dict | None = None
+    # Components whose `deploymentStrategy` is Recreate: a new revision starts once the old one stopped.
+    recreate: set[str] = field(default_factory=set)
+    stopping: dict[str, asyncio.Task] = field(default_factory=dict)  # per component, the old one stopping
+    unstarted: set[str] = field(default_factory=set)  # revisions made but held back until then
 
     def revision(self, name: str) -> Revision:
         return next(r for r in self.revisions if r.name == name)
@@ -244,6 +249,7 @@ class Reconciler:
             self._stop(ref, isvc, service)
             return
         self._plan(service, isvc)
+        self._recreate(service)
         for revision_name in self._wanted(service):
             self._ensure_running(service, revision_name)
         self._split_traffic(service)
@@ -340,6 +346,11 @@ class Reconciler:
         service.unhonored = service_unhonored(isvc, service.runtime, runtimes)
         spec = isvc.get("spec") or {}
         service.canary = {component: spec[component].get("canaryTrafficPercent") for component in templates}
+        service.recreate = {
+            component
+            for component in templates
+            if ((spec[component].get("deploymentStrategy") or {}).get("type")) == RECREATE
+        }
         for gone in set(service.rolled_out) - set(templates):
             del service.rolled_out[gone]
             service.previous_rolled_out.pop(gone, None)
@@ -368,22 +379,53 @@ class Reconciler:
             | set(service.canary_latest.values())
         )
 
-    def _ensure_running(self, service: _Service, revision_name: str) -> None:
-        if revision_name in service.running:
-            return
-        revision = service.revision(revision_name)
+    def _recreate(self, service: _Service) -> None:
+        """The Recreate strategy: a component's new revision waits, its old one stops (finishing the
+        requests it holds), and then the new one starts; requests meanwhile wait in the gateway."""
         key = (service.namespace, service.name)
-        runner = RevisionReplicas(
-            revision, service.namespace, service.name, 0, self.settings, lambda: self.kick(key)
-        )
-        service.running[revision_name] = runner
-        self.autoscaling.start_scaling(runner, lambda: self.kick(key))
+        for component in service.recreate:
+            latest, old = service.latest.get(component), service.rolled_out.get(component)
+            if latest is None:
+                continue
+            if old is not None and old != latest:
+                runner = service.running.pop(old, None)
+                if runner is not None:
+                    logger.info(
+                        "%s/%s: %s recreated: %s stops before %s starts",
+                        service.namespace, service.name, component, old, latest,
+                    )  # fmt: skip
+                    stopping = service.stopping[component] = self._retire(service, runner)
+                    stopping.add_done_callback(lambda _task: self.kick(key))
+                del service.rolled_out[component]
+                service.previous_rolled_out[component] = old
+            stopping = service.stopping.get(component)
+            if stopping is not None and stopping.done():
+                del service.stopping[component]
+                logger.info(
+                    "%s/%s: %s stopped; starting %s", service.namespace, service.name, component, latest
+                )
+
+    def _ensure_running(self, service: _Service, revision_name: str) -> None:
+        key = (service.namespace, service.name)
+        if revision_name not in service.running:
+            revision = service.revision(revision_name)
+            service.running[revision_name] = RevisionReplicas(
+                revision, service.namespace, service.name, 0, self.settings, lambda: self.kick(key)
+            )
+            service.unstarted.add(revision_name)
+        runner = service.running[revision_name]
+        held = runner.revision.component in service.stopping  # its component is being recreated
+        if revision_name in service.unstarted and not held:
+            service.unstarted.discard(revision_name)
+            self.autoscaling.start_scaling(runner, lambda: self.kick(key))
 
     def _split_traffic(self, service: _Service) -> None:
         for component, latest in service.latest.items():
             ready = service.running[latest].state().ready
             rolled_out = service.rolled_out.get(component)
             targets = traffic_targets(latest, ready, rolled_out, service.canary.get(component))
+            if not targets and component in service.recreate:
+                targets = (TrafficTarget(latest, 100, True),)  # requests wait for it in the gateway
             if targets != service.traffic.get(component):
                 split = ", ".join(f"{t.revision} {t.percent}%" for t in targets) or "none yet"
                 logger.info("%s/%s: %s traffic: %s", service.namespace, service.name, component, split)
@@ -409,13 +451,15 @@ class Reconciler:
                 self.autoscaling.lower_minimum(runner, lent)
         service.replicas_lent = lent
 
-    def _retire(self, service: _Service, runner: RevisionReplicas) -> None:
+    def _retire(self, service: _Service, runner: RevisionReplicas) -> asyncio.Task:
         """Stops a revision the routes no longer name, once the requests it holds are done."""
         logger.info("%s/%s: stopping %s", service.namespace, service.name, runner.revision.name)
         self.autoscaling.forget(runner.revision.name)
+        service.unstarted.discard(runner.revision.name)
         task = asyncio.create_task(self._drain_and_stop(runner))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
+        return task
 
     async def _drain_and_stop(self, runner: RevisionReplicas) -> None:
         name = runner.revision.name
