@@ -28,6 +28,7 @@ from modelplane.api import (
 )
 from modelplane.api.constants import (
     AUTOSCALER_CLASS_ANNOTATION,
+    DEFAULT_MOUNT_PATH,
     MULTI_MODEL_SERVER_ENV,
     PREDICTOR_CONTAINER,
     PROTOCOL_ENV,
@@ -73,6 +74,11 @@ def revision_templates(
             templates[component] = _model_template(isvc, namespaced_runtimes, cluster_runtimes)
         else:
             templates[component] = _custom_template(component, component_spec, isvc)
+        if component_spec.get("storageUris"):
+            templates[component]["storageUris"] = [
+                {"uri": entry["uri"], "mountPath": entry.get("mountPath") or DEFAULT_MOUNT_PATH}
+                for entry in component_spec["storageUris"]
+            ]
         if component == "transformer" or (component == "explainer" and "art" not in component_spec):
             _add_transformer_args(templates[component], component_spec, metadata)
         if isinstance(component_spec.get("batcher"), dict):
@@ -126,7 +132,7 @@ def _model_template(
     template["runtime"] = {"kind": selection.kind, "name": selection.name}
     if template["protocol"] and PROTOCOL_ENV not in template["env"]:
         template["env"][PROTOCOL_ENV] = template["protocol"]
-    if template["storage"] is None:  # a multi-model server: its models are TrainedModels
+    if template["storage"] is None and not predictor.get("storageUris"):  # its models are TrainedModels
         template["env"].setdefault(MULTI_MODEL_SERVER_ENV, "true")
     return template
 

@@ -125,6 +125,17 @@ def test_probes_are_kept_with_their_named_ports_as_numbers_and_a_bare_readiness_
     assert predictor["readinessProbe"] == container["readinessProbe"]
 
 
+def test_storage_uris_are_kept_with_their_mount_paths_and_the_predictor_is_not_multi_model():
+    model = {"modelFormat": {"name": "sklearn"}}
+    uris = [{"uri": "s3://b/base"}, {"uri": "s3://b/lora", "mountPath": "/mnt/models/lora"}]
+    predictor = templates({"predictor": {"model": model, "storageUris": uris}})["predictor"]
+    assert predictor["storageUris"] == [
+        {"uri": "s3://b/base", "mountPath": "/mnt/models"},
+        {"uri": "s3://b/lora", "mountPath": "/mnt/models/lora"},
+    ]
+    assert predictor["storage"] is None and "MULTI_MODEL_SERVER" not in predictor["env"]
+
+
 def test_a_transformer_gets_kserves_default_args_unless_it_sets_them():
     spec = {
         "predictor": {"sklearn": {"storageUri": "pvc://m"}},

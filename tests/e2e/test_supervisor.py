@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from modelplane.control import Revision
 from modelplane.local.ports import free_loopback_port
 from modelplane.local.replicas.supervisor import RevisionReplicas, SupervisorSettings
@@ -221,6 +223,32 @@ def test_a_declared_readiness_probe_decides_when_a_replica_gets_requests(tmp_pat
         replicas.start()
         try:
             await until(lambda: replicas.addresses(), "ready on a TCP connect")
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())
+
+
+def test_storage_uris_are_laid_out_at_their_mount_paths(tmp_path):
+    async def scenario():
+        base, adapter = tmp_path / "base", tmp_path / "adapter"
+        for folder, text in ((base, "weights"), (adapter, "lora")):
+            folder.mkdir()
+            (folder / "model.txt").write_text(text)
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1", "--directory", "/mnt/models"]
+        uris = [
+            {"uri": f"file://{base}", "mountPath": "/mnt/models/base"},
+            {"uri": f"file://{adapter}", "mountPath": "/mnt/models/adapters/one"},
+        ]
+        replicas = RevisionReplicas(
+            probed(command, storageUris=uris), "default", "demo", 1, settings(tmp_path), lambda: None
+        )
+        replicas.start()
+        try:
+            (address,) = await until(lambda: replicas.addresses(), "ready")
+            async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+                assert (await client.get("/base/model.txt")).text == "weights"
+                assert (await client.get("/adapters/one/model.txt")).text == "lora"
         finally:
             await replicas.stop()
 

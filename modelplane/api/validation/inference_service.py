@@ -229,13 +229,14 @@ def _storage_uris_problem(storage_uris: list[dict]) -> str | None:
     # KServe checks PVC paths only when there are also several other paths; modelplane always does.
     if len(pvc_paths) != len(set(pvc_paths)):
         return "PVC storage paths must be unique"
-    if len(plain_paths) > 1 and _common_parent(plain_paths) == "/":
+    if len(plain_paths) > 1 and common_parent(plain_paths) == "/":
         shown = "[" + " ".join(plain_paths) + "]"
         return f"storage paths must have a common parent directory. Current paths: {shown} have no common parent beyond root"
     return None
 
 
-def _common_parent(mount_paths: list[str]) -> str:
+def common_parent(mount_paths: list[str]) -> str:
+    """The deepest folder that holds every one of `mount_paths` (`/` when only the root does)."""
     split = [[part for part in p.strip("/").split("/") if part] for p in mount_paths]
     common: list[str] = []
     for parts in zip(*split, strict=False):

@@ -163,9 +163,6 @@ POD: Table = {
     },
 }
 
-_STORAGE_URIS = (
-    "modelplane up fetches one model per component: give it as storageUri (or storage) instead of storageUris"
-)
 
 # What every component of an InferenceService has next to its pod spec.
 COMPONENT: Table = {
@@ -193,7 +190,7 @@ COMPONENT: Table = {
     "batcher": acted("modelplane serve batches requests (its flags)"),
     "labels": warned("no pods to label: the service's own labels are kept"),
     "annotations": warned("no pods to annotate: the service's own annotations are read"),
-    "storageUris": refused(_STORAGE_URIS),
+    "storageUris": acted("each model is fetched and seen at its mountPath"),
     "storageContainerName": warned("the storage initializer is modelplane's own"),
 }
 

@@ -47,6 +47,14 @@ class ReplicaPorts:
 
 
 @dataclass(frozen=True)
+class ModelMount:
+    """Where a replica's model is: `folder` on this machine stands for `path` in the container."""
+
+    folder: Path
+    path: str = MODEL_MOUNT
+
+
+@dataclass(frozen=True)
 class Launch:
     argv: list[str]
     env: dict[str, str]
@@ -55,14 +63,16 @@ class Launch:
 def replica_launch(
     template: dict,
     ports: ReplicaPorts,
-    model_dir: Path | None,
+    model: ModelMount | Path | None,
     *,
     domain: str,
     gateway_port: int,
     gpus: Sequence[str] = (),
 ) -> Launch:
     """The argv and the environment (on top of the platform's own) for one replica of `template`,
-    which was given `gpus` (see `replicas/resources.py` for what its resources become)."""
+    which was given `gpus` (see `replicas/resources.py` for what its resources become). Its model's
+    container path (`/mnt/models`) becomes the folder on this machine in its arguments and variables."""
+    mount = ModelMount(model) if isinstance(model, Path) else model
     resources = replica_resources(template)
     container_ports = {
         str(template["ports"]["http"]): str(ports.http),
@@ -71,7 +81,7 @@ def replica_launch(
     argv = []
     previous = ""
     for part in template["command"]:
-        part = _with_model_dir(part, model_dir)
+        part = _with_model_dir(part, mount)
         if previous not in _NUMBER_FLAGS and not part.startswith(tuple(f + "=" for f in _NUMBER_FLAGS)):
             part = _with_ports(part, container_ports)
         if previous in _SERVICE_FLAGS:
@@ -86,7 +96,7 @@ def replica_launch(
     if speaks_modelplane_serve(argv):
         argv = with_nthread(argv, resources)
     argv = _local_program(argv)
-    own_env = {name: _with_model_dir(value, model_dir) for name, value in template["env"].items()}
+    own_env = {name: _with_model_dir(value, mount) for name, value in template["env"].items()}
     env = resource_env(resources, own_env, gpus)
     for name, port in (template.get("portEnv") or {}).items():  # a stock server told its ports by env
         env[name] = str(ports.http if port == "http" else ports.grpc)
@@ -104,10 +114,10 @@ def gateway_address(value: str, domain: str, gateway_port: int) -> str:
     return f"{service}.{namespace}.{domain}:{gateway_port}"
 
 
-def _with_model_dir(value: str, model_dir: Path | None) -> str:
-    if model_dir is None or MODEL_MOUNT not in value:
+def _with_model_dir(value: str, mount: ModelMount | None) -> str:
+    if mount is None or mount.path not in value:
         return value
-    return re.sub(re.escape(MODEL_MOUNT) + r"(?=/|$|\W)", str(model_dir), value)
+    return re.sub(re.escape(mount.path) + r"(?=/|$|\W)", str(mount.folder), value)
 
 
 def _with_ports(part: str, container_ports: dict[str, str]) -> str:

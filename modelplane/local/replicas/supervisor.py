@@ -22,24 +22,27 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import httpx
 
 from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOAD_FAILED, PENDING
+from modelplane.api.validation.inference_service import common_parent
 from modelplane.control import Failure, Revision, RevisionState, Termination
 from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, REPLICA_STARTS
 from modelplane.local.ports import free_loopback_port
 from modelplane.local.replicas.command import (
+    ModelMount,
     ReplicaPorts,
     fetch_environment,
     replica_launch,
@@ -284,11 +287,14 @@ class Replica:
                     await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, self.settings.backoff_max)
 
-    async def _fetch_model(self) -> Path | None:
+    async def _fetch_model(self) -> ModelMount | Path | None:
         """The storage initializer. A local folder or pvc claim is used where it is; anything else is
         fetched by `modelplane storage fetch` in a child process (which `stop()` can end, and whose
         progress goes to the replica's log), so that a download never holds up the platform's process."""
-        storage = self.revision.template.get("storage")
+        template = self.revision.template
+        if template.get("storageUris"):
+            return await self._fetch_models(template["storageUris"])
+        storage = template.get("storage")
         if not storage:
             folder = self.model_repository
             if folder is not None:
@@ -296,9 +302,28 @@ class Replica:
                 if self.settings.prepare_repository is not None:
                     await self.settings.prepare_repository(self)
             return folder
+        return await self._fetch(storage.get("storageUri"), storage.get("storage"))
+
+    async def _fetch_models(self, entries: list[dict]) -> ModelMount:
+        """`storageUris`: each model fetched, and laid out as their mount paths say under one folder of
+        the replica's own (`<home>/mounts/...`), which stands for the paths' common parent."""
+        folders = [await self._fetch(entry["uri"], None) for entry in entries]
+        paths = [entry["mountPath"] for entry in entries]
+        if len(entries) == 1:
+            return ModelMount(folders[0], paths[0])
+        parent = common_parent(paths)
+        root = self.settings.logs_dir.parent / "mounts" / self.log_path.relative_to(self.settings.logs_dir)
+        root = root.with_suffix("")
+        shutil.rmtree(root, ignore_errors=True)
+        for folder, path in zip(folders, paths, strict=True):
+            link = root / PurePosixPath(path).relative_to(parent)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(folder, target_is_directory=True)
+        return ModelMount(root, parent)
+
+    async def _fetch(self, uri: str | None, spec: dict | None) -> Path:
         from modelplane.storage import fetch, resolve
 
-        uri, spec = storage.get("storageUri"), storage.get("storage")
         credentials = self.settings.credentials
         namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
         source = resolve(uri, spec, store=credentials(namespace) if credentials and spec else None)
@@ -321,7 +346,11 @@ class Replica:
         return Path(output.decode().strip().splitlines()[-1])
 
     async def _run_process(
-        self, client: httpx.AsyncClient, template: dict, model_dir: Path | None, gpus: tuple[str, ...]
+        self,
+        client: httpx.AsyncClient,
+        template: dict,
+        model_dir: ModelMount | Path | None,
+        gpus: tuple[str, ...],
     ) -> None:
         ports = ReplicaPorts(free_loopback_port(), free_loopback_port())
         self.grpc_address = f"127.0.0.1:{ports.grpc}"

@@ -136,14 +136,13 @@ def test_a_service_that_asks_for_nothing_unhonored_gets_no_warning(api):
 
 
 def test_refused_fields_are_answered_with_their_message_and_not_stored(api):
-    many = service(
-        "many", {"model": {"modelFormat": {"name": "sklearn"}}, "storageUris": [{"uri": "s3://b/m"}]}
-    )
+    probe = {"exec": {"command": ["true"]}, "successThreshold": 2}
+    many = service("many", {"model": {**SKLEARN, "livenessProbe": probe}})
     refused = api.post(ISVCS, json=many)
     assert refused.status_code == 422, refused.text
     assert refused.json()["message"] == (
-        'InferenceService.serving.kserve.io "many" is invalid: spec.predictor.storageUris: modelplane up '
-        "fetches one model per component: give it as storageUri (or storage) instead of storageUris"
+        'InferenceService.serving.kserve.io "many" is invalid: '
+        "spec.predictor.model.livenessProbe.successThreshold: must be 1"
     )
     secret = service("secret", {"model": {**SKLEARN, "confidential": {"enabled": True}}})
     refused = api.post(ISVCS, json=secret)
