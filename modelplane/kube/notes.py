@@ -86,7 +86,6 @@ def _isvc_fields(isvc: dict, mode: str, settings: KubeSettings) -> Iterator[tupl
                 "not acted on: KServe's payload logger (its agent sidecar) is not part of modelplane",
             )
         for field, why in (
-            ("storageUris", "not acted on: only storageUri (or storage) is fetched"),
             (
                 "storageContainerName",
                 "not acted on: modelplane's storage initializer fetches every model",

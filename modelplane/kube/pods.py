@@ -52,7 +52,7 @@ from modelplane.kube.meta import (
 )
 from modelplane.kube.model_agent import model_agent
 from modelplane.kube.settings import KubeSettings
-from modelplane.kube.storage_initializer import provisioning
+from modelplane.kube.storage_initializer import provisioning, provisioning_of_uris
 from modelplane.storage.errors import InvalidURIError
 
 # The fields of Kubernetes' PodSpec, which a component spec inlines.
@@ -287,7 +287,8 @@ class _Builder:
         env = {}
         if model.get("protocolVersion"):
             env[PROTOCOL_ENV] = model["protocolVersion"]
-        if storage is None:  # a multi-model server: its models are TrainedModels
+        storage_uris = spec.get("storageUris") or []
+        if storage is None and not storage_uris:  # a multi-model server: its models are TrainedModels
             env[MULTI_MODEL_SERVER_ENV] = "true"
         return _Parts(
             main=container,
@@ -302,7 +303,8 @@ class _Builder:
             runtime_pod={k: runtime_spec[k] for k in POD_FIELDS if k in runtime_spec},
             runtime_labels=runtime_spec.get("labels") or {},
             runtime_annotations=runtime_spec.get("annotations") or {},
-            multi_model=storage is None,
+            multi_model=storage is None and not storage_uris,
+            storage_uris=storage_uris,
         )
 
     def _custom_parts(self, component: str, spec: dict, path: str) -> _Parts:
@@ -337,20 +339,26 @@ class _Builder:
             runtime_labels={},
             runtime_annotations={},
             multi_model=component == "predictor" and multi_model and storage is None,
+            storage_uris=spec.get("storageUris") or [],
         )
 
     def _provision(self, pod: dict, main: dict, parts: _Parts) -> None:
-        if parts.storage is not None:
+        annotations = parts.metadata.get("annotations") or {}
+        if parts.storage is not None or parts.storage_uris:
             try:
-                provision = provisioning(
-                    parts.storage.get("storageUri"),
-                    parts.storage.get("storage"),
-                    parts.metadata.get("annotations") or {},
-                    self.settings,
-                )
+                if parts.storage_uris:
+                    provision = provisioning_of_uris(parts.storage_uris, annotations, self.settings)
+                else:
+                    assert parts.storage is not None
+                    provision = provisioning(
+                        parts.storage.get("storageUri"),
+                        parts.storage.get("storage"),
+                        annotations,
+                        self.settings,
+                    )
             except InvalidURIError as exc:
                 raise ComponentError(parts.storage_path, conditions.MODEL_LOAD_FAILED, str(exc)) from None
-            pod["initContainers"] = [*(pod.get("initContainers") or []), provision.init_container]
+            pod["initContainers"] = [*(pod.get("initContainers") or []), *provision.init_containers]
             pod["volumes"] = [*(pod.get("volumes") or []), *provision.volumes]
             main["volumeMounts"] = [*(main.get("volumeMounts") or []), provision.model_mount]
         elif parts.multi_model:
@@ -376,6 +384,7 @@ class _Parts:
     runtime_labels: dict
     runtime_annotations: dict
     multi_model: bool
+    storage_uris: list[dict]
 
 
 def _art_container(art: dict, spec: dict, isvc_name: str, predictor: str) -> dict:

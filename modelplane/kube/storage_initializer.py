@@ -11,14 +11,18 @@ makes a second run in the same pod (after a restart of the pod) keep the model t
   config Secret (`storage-config`, or the `serving.kserve.io/storageSecretName` annotation) as
   `STORAGE_CONFIG`, as KServe's initializer gets it.
 - s3, gs, Azure and https URIs alone: the Secret's `default` document, if there is one.
+- `storageUris`: an init container per model (`storage-initializer-<i>`), each fetching into its
+  mount path's place under the paths' common parent, where the serving container mounts the folder.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from modelplane.api.constants import DEFAULT_MOUNT_PATH
+from modelplane.api.validation.inference_service import common_parent
 from modelplane.kube.settings import KubeSettings
 from modelplane.storage.uri import Location, parse_uri
 
@@ -41,10 +45,10 @@ RESTRICTED = {
 
 @dataclass(frozen=True)
 class Provisioning:
-    """What a pod needs to get its model: the init container, the volumes, and the mount of the
+    """What a pod needs to get its model: the init containers, the volumes, and the mount of the
     model folder for the container that serves it."""
 
-    init_container: dict
+    init_containers: list[dict]
     volumes: list[dict]
     model_mount: dict
 
@@ -54,20 +58,50 @@ def provisioning(
 ) -> Provisioning:
     """The storage initializer for a model at `storage_uri` and/or `storage` (raises the storage
     package's InvalidURIError for a URI it cannot fetch)."""
+    container, volumes = _initializer(storage_uri, storage, annotations, settings)
+    return Provisioning([container], volumes, _model_mount(DEFAULT_MOUNT_PATH, annotations))
+
+
+def provisioning_of_uris(entries: list[dict], annotations: dict, settings: KubeSettings) -> Provisioning:
+    """`storageUris`: an initializer per model, each fetching into its mount path's place in the
+    volume, which the serving container mounts at the paths' common parent."""
+    paths = [str(entry.get("mountPath") or DEFAULT_MOUNT_PATH) for entry in entries]
+    parent = paths[0] if len(paths) == 1 else common_parent(paths)
+    containers: list[dict] = []
+    volumes: dict[str, dict] = {}
+    for index, (entry, path) in enumerate(zip(entries, paths, strict=True)):
+        place = str(PurePosixPath(path).relative_to(parent))
+        suffix = f"-{index}" if len(entries) > 1 else ""
+        container, needed = _initializer(entry["uri"], None, annotations, settings, place, suffix)
+        containers.append(container)
+        volumes.update({volume["name"]: volume for volume in needed})
+    return Provisioning(containers, list(volumes.values()), _model_mount(parent, annotations))
+
+
+def _initializer(
+    storage_uri: str | None,
+    storage: dict | None,
+    annotations: dict,
+    settings: KubeSettings,
+    place: str = ".",
+    suffix: str = "",
+) -> tuple[dict, list[dict]]:
+    """One init container fetching a model into `place` of the model folder, and the volumes it needs."""
     location = parse_uri(storage_uri) if storage_uri else None
     source = storage_uri if storage_uri else json.dumps(_spec(storage), sort_keys=True, separators=(",", ":"))
-    destination = f"{PROVISION_MOUNT}/{MODEL_FOLDER}"
+    destination = f"{PROVISION_MOUNT}/{MODEL_FOLDER}" + ("" if place == "." else f"/{place}")
     args = [source, destination, "--no-cache", "--keep-existing"]
     mounts = [{"name": VOLUME, "mountPath": PROVISION_MOUNT}]
     volumes: list[dict] = [{"name": VOLUME, "emptyDir": {}}]
     if location is not None and location.kind == "pvc":
         args += ["--pvc-dir", PVC_ROOT]
+        claim = PVC_VOLUME + suffix
         volumes.append(
-            {"name": PVC_VOLUME, "persistentVolumeClaim": {"claimName": location.bucket, "readOnly": True}}
+            {"name": claim, "persistentVolumeClaim": {"claimName": location.bucket, "readOnly": True}}
         )
-        mounts.append({"name": PVC_VOLUME, "mountPath": f"{PVC_ROOT}/{location.bucket}", "readOnly": True})
+        mounts.append({"name": claim, "mountPath": f"{PVC_ROOT}/{location.bucket}", "readOnly": True})
     container = {
-        "name": CONTAINER_NAME,
+        "name": CONTAINER_NAME + suffix,
         "image": settings.image,
         "command": ["modelplane", "storage", "fetch"],
         "args": args,
@@ -80,9 +114,12 @@ def provisioning(
     env = _credentials(location, storage, annotations, settings)
     if env:
         container["env"] = env
+    return container, volumes
+
+
+def _model_mount(path: str, annotations: dict) -> dict:
     readonly = str(annotations.get(READONLY_ANNOTATION, "true")).lower() != "false"
-    mount = {"name": VOLUME, "mountPath": DEFAULT_MOUNT_PATH, "subPath": MODEL_FOLDER, "readOnly": readonly}
-    return Provisioning(container, volumes, mount)
+    return {"name": VOLUME, "mountPath": path, "subPath": MODEL_FOLDER, "readOnly": readonly}
 
 
 def fetches_from_container_filesystem(storage_uri: str | None) -> bool:

@@ -13,6 +13,7 @@ from modelplane.kube.render import RenderError, isvc_objects
 from modelplane.kube.settings import KubeSettings
 
 from .helpers import SAMPLES, admitted, named, objects_of, render_file, render_text
+from .schemas import problems
 
 SKLEARN = """\
 apiVersion: serving.kserve.io/v1beta1
@@ -177,6 +178,42 @@ def test_a_storage_spec_gets_its_key_from_the_named_secret_and_pvc_is_mounted():
         "persistentVolumeClaim": {"claimName": "claim-a", "readOnly": True},
     } in (deployment["spec"]["template"]["spec"]["volumes"])
     assert "env" not in initializer
+
+
+def test_storage_uris_get_an_initializer_each_and_one_mount_at_their_common_parent():
+    text = sklearn().replace(
+        "    sklearn:\n      storageUri: s3://models/iris\n",
+        "    storageUris:\n"
+        "      - {uri: s3://models/iris, mountPath: /mnt/models/base}\n"
+        "      - {uri: pvc://claim-a/adapters/one, mountPath: /mnt/models/adapters/one}\n"
+        "    sklearn: {}\n",
+    )
+    rendering = render_text(text)
+    deployment = named(rendering, "Deployment", "iris-predictor")
+    containers = containers_by_name(deployment)
+    first, second = containers["storage-initializer-0"], containers["storage-initializer-1"]
+    assert first["args"] == [
+        "s3://models/iris",
+        "/mnt/provision/models/base",
+        "--no-cache",
+        "--keep-existing",
+    ]
+    assert second["args"][:2] == ["pvc://claim-a/adapters/one", "/mnt/provision/models/adapters/one"]
+    assert {"name": "kserve-pvc-source-1", "mountPath": "/mnt/pvc/claim-a", "readOnly": True} in second[
+        "volumeMounts"
+    ]
+    volumes = [v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]]
+    assert volumes == ["kserve-provision-location", "kserve-pvc-source-1"]
+    mounts = containers["kserve-container"]["volumeMounts"]
+    assert {
+        "name": "kserve-provision-location",
+        "mountPath": "/mnt/models",
+        "subPath": "models",
+        "readOnly": True,
+    } in mounts
+    assert "MULTI_MODEL_SERVER" not in env_of(containers["kserve-container"])
+    assert not [p for obj in rendering.objects for p in problems(obj)]
+    assert not [n for n in rendering.notes if "storageUris" in str(n)]
 
 
 def test_service_ports():
