@@ -26,7 +26,15 @@ sys.path.insert(0, str(REPO_ROOT / "examples"))
 from build_models import build_all  # noqa: E402
 
 EXAMPLES = REPO_ROOT / "examples"
-SERVICES = ("sklearn-iris", "xgboost-iris", "lightgbm-iris", "tensorflow-iris", "iris-mm", "doubler")
+SERVICES = (
+    "sklearn-iris",
+    "sklearn-iris-hpa",
+    "xgboost-iris",
+    "lightgbm-iris",
+    "tensorflow-iris",
+    "iris-mm",
+    "doubler",
+)
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 IRIS_V2 = {
     "inputs": [
@@ -69,6 +77,14 @@ def test_every_example_answers_v1_and_v2_through_the_gateway(platform):
     assert sklearn_v1.json() == {"predictions": [1, 1]}
     sklearn_v2 = platform.request("POST", host("sklearn-iris"), "/v2/models/sklearn-iris/infer", json=IRIS_V2)
     assert sklearn_v2.json()["outputs"][0]["data"] == [1, 1]
+    scaled = platform.request(
+        "POST", host("sklearn-iris-hpa"), "/v1/models/sklearn-iris-hpa:predict", json=IRIS
+    )
+    assert scaled.json() == {"predictions": [1, 1]}
+    assert (
+        "autoscaler sklearn-iris-hpa-predictor-00001: scales on cpu 60% of the request, 1 to 3"
+        in platform.log()
+    )
     for name in ("xgboost-iris", "lightgbm-iris"):
         v1 = platform.request("POST", host(name), f"/v1/models/{name}:predict", json=IRIS)
         assert v1.status_code == 200, v1.text
