@@ -81,6 +81,8 @@ class ResourceAutoscaler:
 
     def decide(self, current: int, usage: Sequence[ReplicaUsage]) -> ScaleDecision:
         now = self._clock()
+        if self._last is None:  # the count it starts with is a recommendation too, as in the HPA
+            self._recommendations.append((now, current))
         settings = self.settings
         if current < settings.min_replicas or current > settings.max_replicas:
             wanted = min(max(current, settings.min_replicas), settings.max_replicas)
@@ -151,8 +153,6 @@ class ResourceAutoscaler:
     def _stabilized(self, now: float, current: int, wanted: int, reason: str) -> tuple[int, str]:
         up_window = self.settings.scale_up.stabilization_window
         down_window = self.settings.scale_down.stabilization_window
-        if self._last is None:  # the count it starts with is a recommendation too, as in the HPA
-            self._recommendations.append((now, current))
         horizon = now - max(up_window, down_window)
         while self._recommendations and self._recommendations[0][0] <= horizon:
             self._recommendations.popleft()

@@ -126,6 +126,12 @@ def test_scale_down_waits_for_the_highest_recommendation_in_its_window():
     assert revision.sync(busy(0.1), busy(0.1), busy(0.1), busy(0.1)) == 1
 
 
+def test_the_count_a_revision_starts_with_holds_through_the_scale_down_window():
+    revision = Revision(replicas=3)
+    assert revision.sync(NOT_MEASURED, NOT_MEASURED, NOT_MEASURED) == 3  # nothing measured yet
+    assert revision.sync(busy(0.0), busy(0.0), busy(0.0)) == 3  # wants 1; it started with 3
+
+
 def test_scale_up_is_limited_to_four_replicas_or_double_per_period():
     revision = Revision(replicas=1, max_replicas=20)
     assert revision.sync(busy(10.0)) == 5  # wants 20: max(1 + 4, 2 x 1)
