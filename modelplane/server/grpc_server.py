@@ -12,9 +12,10 @@ from typing import Any
 import grpc
 
 from modelplane.protocol.errors import InvalidInput, ModelplaneError
+from modelplane.protocol.grpc import health
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import METHODS, SERVICE_NAME
-from modelplane.protocol.grpc.wire import Metadata, UnaryMethod, UnaryService, status_response
+from modelplane.protocol.grpc.wire import GrpcStatus, Metadata, UnaryMethod, UnaryService, status_response
 from modelplane.protocol.http2.server import H2Response, ServerLimits
 from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
 from modelplane.server import metrics
@@ -33,6 +34,7 @@ def inference_service(
         f"/{SERVICE_NAME}/{name}": UnaryMethod(request_class, getattr(servicer, name))
         for name, (request_class, _) in METHODS.items()
     }
+    methods[health.CHECK] = UnaryMethod(health.HealthCheckRequest, servicer.health_check)
     too_large = f"the request message is above the limit of {max_message_length} bytes"
     limits = ServerLimits(
         max_body_size=max_message_length + 5,  # the message and its length prefix
@@ -67,6 +69,16 @@ class InferenceServicer:
 
     async def ServerReady(self, request: pb.ServerReadyRequest, metadata: Metadata) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=await self.repository.not_ready_reason() is None)
+
+    async def health_check(
+        self, request: health.HealthCheckRequest, metadata: Metadata
+    ) -> health.HealthCheckResponse:
+        """gRPC's health service, for the server as a whole ("") or the inference service: serving
+        once every model is ready."""
+        if request.service not in ("", SERVICE_NAME):
+            raise GrpcStatus(grpc.StatusCode.NOT_FOUND, f"no service {request.service!r} here")
+        ready = await self.repository.not_ready_reason() is None
+        return health.HealthCheckResponse(health.SERVING if ready else health.NOT_SERVING)
 
     async def ModelReady(self, request: pb.ModelReadyRequest, metadata: Metadata) -> pb.ModelReadyResponse:
         ready = await self.repository.is_ready(request.name)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
+import httpx
 import ml_dtypes
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
+from google.protobuf.message import DecodeError
 from tritonclient.utils import InferenceServerException
 
+from modelplane.local.replicas.container_probes import ProbeSpec, check
+from modelplane.protocol.grpc import health
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
 from tests.server.conftest import IRIS_ROWS, iris_array
@@ -45,6 +51,46 @@ def test_health_and_metadata(iris_stub):
     assert metadata.name == "modelplane"
     assert "model_repository_extension" in metadata.extensions
     assert iris_stub.ModelMetadata(pb.ModelMetadataRequest(name="iris")).name == "iris"
+
+
+def test_grpcs_health_service_answers_as_kubernetes_grpc_probes_ask(iris_server):
+    with grpc.insecure_channel(f"127.0.0.1:{iris_server.grpc_port}") as channel:
+        check = channel.unary_unary(
+            health.CHECK,
+            request_serializer=health.HealthCheckRequest.SerializeToString,
+            response_deserializer=health.HealthCheckResponse.FromString,
+        )
+        assert check(health.HealthCheckRequest()).status == health.SERVING
+        assert check(health.HealthCheckRequest("inference.GRPCInferenceService")).status == health.SERVING
+        with pytest.raises(grpc.RpcError) as unknown:
+            check(health.HealthCheckRequest("nope.Service"))
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_grpc_probe_passes_while_the_server_is_serving(iris_server):
+    async def probe(service: str = "") -> str | None:
+        spec = ProbeSpec(kind="liveness", action="grpc", port=iris_server.grpc_port, service=service)
+        async with httpx.AsyncClient() as client:
+            return await check(spec, client)
+
+    assert asyncio.run(probe()) is None
+    said = asyncio.run(probe("nope.Service"))
+    assert (
+        said
+        == f"gRPC health 127.0.0.1:{iris_server.grpc_port} nope.Service: NOT_FOUND: no service 'nope.Service' here"
+    )
+
+
+def test_health_messages_read_as_protobuf_writes_them():
+    request = health.HealthCheckRequest("inference.GRPCInferenceService")
+    assert health.HealthCheckRequest.FromString(request.SerializeToString()) == request
+    # Unknown fields (a varint 9, a fixed64) are skipped; a cut message is refused.
+    assert (
+        health.HealthCheckResponse.FromString(b"\x10\x09\x19" + bytes(8) + b"\x08\x02").status
+        == health.NOT_SERVING
+    )
+    with pytest.raises(DecodeError):
+        health.HealthCheckRequest.FromString(b"\x0a\x05ab")
 
 
 def test_typed_contents_in_and_out(iris_stub):

@@ -3,8 +3,8 @@ with a warning. Nothing is silently ignored.
 
 A rule's pattern is a field path in the form the CRD schemas give it: `[]` stands for any item of a
 list, `{}` for any value of a map (`spec.nodes{}.steps[].name`). A rule covers its field and everything
-under it, unless a longer rule says otherwise: `livenessProbe` is acted on, `livenessProbe.grpc` is
-warned. A warned field says so on `apply` (a `Warning:` line, as kubectl prints the API server's
+under it, unless a longer rule says otherwise: `livenessProbe` is acted on,
+`livenessProbe.successThreshold` is refused unless it is 1. A warned field says so on `apply` (a `Warning:` line, as kubectl prints the API server's
 warnings) and in the status; a refused one is answered with its message, and nothing is stored.
 
 The tables are written once for what several kinds share (a container, a pod spec, a component of an
@@ -69,7 +69,6 @@ _NO_VOLUMES = "modelplane up has no volumes: a replica sees this machine's files
 _NO_IMAGES = "no image is pulled: a replica is a local process"
 _AS_THE_USER = "a replica runs as the user that runs modelplane up"
 _NO_POD = "a replica is a process, not a pod"
-_GRPC_PROBE = "gRPC probes are not run: use httpGet, tcpSocket or exec"
 _ONE_SUCCESS = "must be 1"
 _MODEL_MESH = "ModelMesh's settings: modelplane up runs each runtime as its own replicas"
 
@@ -91,12 +90,9 @@ CONTAINER: Table = {
     "resources.requests": acted(RESOURCES_ACTED_ON, keys=CONTAINER_RESOURCES),
     "resources.claims": warned("dynamic resource claims need Kubernetes"),
     "readinessProbe": acted("the replica gets requests while it passes"),
-    "readinessProbe.grpc": warned(_GRPC_PROBE),
     "livenessProbe": acted("a replica that fails it is restarted"),
-    "livenessProbe.grpc": warned(_GRPC_PROBE),
     "livenessProbe.successThreshold": refused(_ONE_SUCCESS, quiet=(1,)),
     "startupProbe": acted("a replica is not probed for readiness until it passes, and restarted if it fails"),
-    "startupProbe.grpc": warned(_GRPC_PROBE),
     "startupProbe.successThreshold": refused(_ONE_SUCCESS, quiet=(1,)),
     "lifecycle": warned("no postStart or preStop hooks run; a replica is stopped with SIGTERM"),
     "securityContext": warned(_AS_THE_USER, quiet=(False,)),

@@ -1,6 +1,6 @@
 """A replica's startup, liveness and readiness probes, run as the kubelet runs them.
 
-A container's `startupProbe`, `livenessProbe` and `readinessProbe` (httpGet, tcpSocket or exec, with
+A container's `startupProbe`, `livenessProbe` and `readinessProbe` (httpGet, tcpSocket, grpc or exec, with
 `initialDelaySeconds`, `periodSeconds`, `timeoutSeconds`, `successThreshold` and `failureThreshold`)
 are checked against the replica's process:
 
@@ -18,7 +18,7 @@ are checked against the replica's process:
 A probe's port is the container's: the port the replica serves HTTP on, or gRPC, stands for the one
 the platform gave it; any other port is probed as it is. An exec probe runs its command on this
 machine with the replica's environment, and succeeds with exit code 0. An httpGet probe succeeds
-with a status from 200 to 399.
+with a status from 200 to 399, a grpc probe when gRPC's health service answers SERVING.
 
     probes = replica_probes(template, ports, env)
     guard = asyncio.create_task(guard_liveness(process, probes, started, grace))  # why it killed, or None
@@ -38,9 +38,10 @@ import httpx
 
 from modelplane.local.replicas.command import ReplicaPorts
 from modelplane.local.replicas.memory_watch import Process
+from modelplane.protocol.grpc import health
 
 STARTUP, LIVENESS, READINESS = "startup", "liveness", "readiness"
-ACTIONS = ("httpGet", "tcpSocket", "exec")  # a gRPC probe is not run (a warning at apply)
+ACTIONS = ("httpGet", "tcpSocket", "grpc", "exec")
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,14 @@ class ProbeSpec:
     """One probe, its port already the replica's."""
 
     kind: str  # "startup", "liveness" or "readiness"
-    action: str  # "httpGet", "tcpSocket" or "exec"
+    action: str  # "httpGet", "tcpSocket", "grpc" or "exec"
     port: int | str = 0  # a name no container port has stays a name, and fails
     path: str = "/"
     scheme: str = "http"
     host: str = "127.0.0.1"
     headers: tuple[tuple[str, str], ...] = ()
     command: tuple[str, ...] = ()
+    service: str = ""  # of a gRPC probe: the name it asks the health service about
     env: Mapping[str, str] = field(default_factory=dict)
     initial_delay: float = 0.0
     period: float = 10.0
@@ -68,6 +70,8 @@ class ProbeSpec:
             return f"GET {self.scheme}://{self.host}:{self.port}{self.path}"
         if self.action == "tcpSocket":
             return f"TCP {self.host}:{self.port}"
+        if self.action == "grpc":
+            return f"gRPC health {self.host}:{self.port}" + (f" {self.service}" if self.service else "")
         return f"exec {' '.join(self.command)}"
 
 
@@ -147,11 +151,33 @@ async def check(spec: ProbeSpec, client: httpx.AsyncClient) -> str | None:
             )
             writer.close()
             return None
+        if spec.action == "grpc":
+            return await _grpc_health(spec)
         return await _exec(spec)
     except (TimeoutError, httpx.TimeoutException):
         return f"{spec.describe()}: timed out after {spec.timeout:g}s"
     except (OSError, httpx.HTTPError) as exc:
         return f"{spec.describe()}: {exc or type(exc).__name__}"
+
+
+async def _grpc_health(spec: ProbeSpec) -> str | None:
+    """gRPC's health service (`grpc.health.v1.Health/Check`), as the kubelet's gRPC probe calls it."""
+    import grpc
+
+    async with grpc.aio.insecure_channel(f"{spec.host}:{spec.port}") as channel:
+        check = channel.unary_unary(health.CHECK)
+        try:
+            answer = await check(
+                health.HealthCheckRequest(spec.service).SerializeToString(), timeout=spec.timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise TimeoutError from None
+            return f"{spec.describe()}: {exc.code().name}: {exc.details()}"
+    status = health.HealthCheckResponse.FromString(answer).status
+    if status == health.SERVING:
+        return None
+    return f"{spec.describe()}: {health.STATUS_NAMES.get(status, status)}"
 
 
 async def _exec(spec: ProbeSpec) -> str | None:
@@ -250,5 +276,9 @@ def _spec(kind: str, probe: Mapping, template: Mapping, ports: ReplicaPorts, env
         action = probe["tcpSocket"]
         port = given.get(action.get("port"), action.get("port"))
         return ProbeSpec(action="tcpSocket", port=port, host=str(action.get("host") or "127.0.0.1"), **timing)
+    if isinstance(probe.get("grpc"), Mapping):
+        action = probe["grpc"]
+        port = given.get(action.get("port"), action.get("port"))
+        return ProbeSpec(action="grpc", port=port, service=str(action.get("service") or ""), **timing)
     command = (probe.get("exec") or {}).get("command") or ()
     return ProbeSpec(action="exec", command=tuple(str(part) for part in command), env=env, **timing)

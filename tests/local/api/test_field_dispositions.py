@@ -104,7 +104,7 @@ def warnings(response: httpx.Response) -> list[str]:
 def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
     model = {
         **SKLEARN,
-        "livenessProbe": {"grpc": {"port": 8081}},
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
         "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
         "ports": [{"containerPort": 8080, "protocol": "TCP"}],
     }
@@ -113,8 +113,8 @@ def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
     assert created.status_code == 201, created.text
     said = warnings(created)
     assert (
-        '299 - "spec.predictor.model.livenessProbe.grpc: accepted but not acted on: gRPC probes are not '
-        'run: use httpGet, tcpSocket or exec"' in said
+        '299 - "spec.predictor.model.lifecycle: accepted but not acted on: no postStart or preStop hooks '
+        'run; a replica is stopped with SIGTERM"' in said
     )
     assert any(w.startswith('299 - "spec.predictor.model.env[0].valueFrom: accepted but not') for w in said)
     assert f'299 - "spec.predictor.volumes: accepted but not acted on: {NO_VOLUMES}"' in said
@@ -185,17 +185,17 @@ def test_apply_prints_warnings_and_the_status_keeps_them(platform, tmp_path):
     container = {
         "name": "kserve-container",
         "image": "example.com/own-server:1",  # not one modelplane knows: it does not run, which is enough
-        "startupProbe": {"grpc": {"port": 8081}},
+        "terminationMessagePath": "/dev/termination-log",
         "securityContext": {"runAsUser": 1000},
     }
     path, said = apply(platform, tmp_path, service("probed", {"containers": [container]}))
     assert (
-        f"Warning: {path}:11: spec.predictor.containers[0].startupProbe.grpc: accepted but not acted on: "
-        "gRPC probes are not run: use httpGet, tcpSocket or exec"
+        f"Warning: {path}:10: spec.predictor.containers[0].terminationMessagePath: accepted but not acted on: "
+        "an exit is described from the replica's log"
     ) in said
     assert "spec.predictor.containers[0].securityContext: accepted but not acted on" in said
     message = fields_honored(platform, ISVCS, "probed")["message"]
-    assert "spec.predictor.containers[0].startupProbe.grpc (gRPC probes are not run" in message
+    assert "spec.predictor.containers[0].terminationMessagePath (an exit is described" in message
     assert "spec.predictor.containers[0].securityContext (a replica runs as the user" in message
 
     graph = {

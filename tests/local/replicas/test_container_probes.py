@@ -53,10 +53,9 @@ def test_a_probe_names_the_replicas_ports_by_the_containers():
         kind="liveness", action="httpGet", port=31000, path="/live", period=5.0, failure_threshold=2
     )
     assert probes.startup is not None and probes.startup.port == 9100  # not the replica's: as it is
-    assert (
-        replica_probes({**TEMPLATE, "livenessProbe": {"grpc": {"port": 8081}}}, ReplicaPorts(1, 2))
-        == Probes()
-    )
+    grpc = replica_probes({**TEMPLATE, "livenessProbe": {"grpc": {"port": 8081}}}, ReplicaPorts(1, 2))
+    assert grpc.liveness == ProbeSpec(kind="liveness", action="grpc", port=2)  # the replica's gRPC port
+    assert replica_probes({**TEMPLATE, "livenessProbe": {"periodSeconds": 3}}, ReplicaPorts(1, 2)) == Probes()
 
 
 def test_http_probes_pass_below_400():
