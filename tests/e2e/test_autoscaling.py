@@ -223,6 +223,10 @@ def test_replicas_follow_their_cpu_up_and_back_down(platform, tmp_path):
         r"autoscaler busy-predictor-00001: 1 -> 2 replicas: cpu \d+% of the request", platform.log()
     )
     wait_until(lambda: replicas(platform, "busy") == {revision: (1, 1)}, "back to minReplicas", platform)
+    described = platform.cli("describe", "isvc", "busy").stdout
+    assert re.search(
+        r"Normal\s+SuccessfulRescale\s+.*busy-predictor-00001: new size 2 \(was 1\); cpu", described
+    )
 
 
 def test_knatives_hpa_class_scales_on_memory(platform, tmp_path):

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from modelplane.control.autoscaler import RevisionAutoscaler
+from modelplane.control.autoscaler import RevisionAutoscaler, ScaleDecision
 from modelplane.control.autoscaling_settings import (
     AutoscalerConfig,
     AutoscalerSettings,
@@ -102,6 +102,8 @@ class Autoscaling:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
         self._waking: set[str] = set()
+        # Told of every change of count: (revision, replicas before, after, the decision's reason).
+        self.on_rescale: Callable[[str, int, int, str], None] | None = None
 
     def start(self, stats: Callable[[], dict[str, RevisionStats]]) -> None:
         """Begins ticking; `stats` gives the gateway's counters per revision (`Gateway.revision_stats`)."""
@@ -202,7 +204,7 @@ class Autoscaling:
         self._waking.discard(revision)
         tracked = self._tracked.get(revision)
         if tracked is not None:
-            self._apply(tracked, tracked.autoscaler.wake().desired_replicas)
+            self._apply(tracked, tracked.autoscaler.wake())
 
     def scale_all(self) -> None:
         """One tick: every tracked revision observes its counters and gets its decision."""
@@ -211,14 +213,14 @@ class Autoscaling:
             snapshot = stats.get(revision)
             if snapshot is not None:
                 tracked.autoscaler.observe(snapshot)
-            self._apply(tracked, tracked.autoscaler.decide().desired_replicas)
+            self._apply(tracked, tracked.autoscaler.decide())
 
     def scale_on_resources(self) -> None:
         """One sync period: every revision scaled on its cpu or memory is measured and gets its decision."""
         for tracked in list(self._by_resources.values()):
             usage = self._measure(tracked)
             decision = tracked.autoscaler.decide(tracked.replicas.desired, usage)
-            self._apply(tracked, decision.desired_replicas)
+            self._apply(tracked, decision)
 
     def _measure(self, tracked: _ResourceTracked) -> list[ReplicaUsage]:
         """Each replica's cores over the time since its last measurement, and the memory it holds; a
@@ -239,10 +241,13 @@ class Autoscaling:
         unready = len(tracked.replicas.replicas) - len(usage)
         return usage + [ReplicaUsage(ready=False)] * max(0, unready)
 
-    def _apply(self, tracked: _Tracked | _ResourceTracked, count: int) -> None:
-        if count != tracked.replicas.desired:
+    def _apply(self, tracked: _Tracked | _ResourceTracked, decision: ScaleDecision) -> None:
+        before, count = tracked.replicas.desired, decision.desired_replicas
+        if count != before:
             tracked.replicas.scale(count)
             tracked.on_scale()
+            if self.on_rescale is not None:
+                self.on_rescale(tracked.replicas.revision.name, before, count, decision.reason)
 
     async def _every(self, period: float, decide: Callable[[], None]) -> None:
         while True:

@@ -146,6 +146,8 @@ class Reconciler:
         self.settings = settings
         self.revision_log = revision_log
         self.autoscaling = autoscaling or Autoscaling()
+        if events is not None:
+            self.autoscaling.on_rescale = self._rescaled
         self._services: dict[Key, _Service] = {}
         self._workers = KeyedWorkers(self._reconcile_key, "reconciling service", "inferenceservice")
         self._routes: dict[Key, dict[str, Route]] = {}
@@ -450,6 +452,18 @@ class Reconciler:
             if runner.revision.component == "predictor":
                 self.autoscaling.lower_minimum(runner, lent)
         service.replicas_lent = lent
+
+    def _rescaled(self, revision: str, before: int, after: int, why: str) -> None:
+        """An Event on the InferenceService whose revision the autoscaler rescaled, as an HPA records
+        one (`SuccessfulRescale`)."""
+        owner = next((key for key, service in self._services.items() if revision in service.running), None)
+        if owner is None or self.events is None:
+            return  # a graph's router, or a revision just retired
+        try:
+            isvc = self.store.get(Ref(INFERENCE_SERVICE.kind, *owner))
+        except NotFound:
+            return
+        self.events.normal(isvc, "SuccessfulRescale", f"{revision}: new size {after} (was {before}); {why}")
 
     def _retire(self, service: _Service, runner: RevisionReplicas) -> asyncio.Task:
         """Stops a revision the routes no longer name, once the requests it holds are done."""
