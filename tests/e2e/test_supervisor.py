@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -110,26 +112,46 @@ def test_a_replica_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_pat
     asyncio.run(scenario())
 
 
-def probed(command: list[str], **probes: dict) -> Revision:
+def probed(command: list[str], **fields: object) -> Revision:
+    """A revision whose template also has `fields` (a container's probes, storageUris)."""
     found = revision(command)
-    return Revision(found.name, found.component, 1, "digest", {**found.template, **probes})
+    return Revision(found.name, found.component, 1, "digest", {**found.template, **fields})
+
+
+@contextlib.asynccontextmanager
+async def running(
+    template: Revision, tmp_path: Path, service: str = "demo"
+) -> AsyncIterator[RevisionReplicas]:
+    """One replica of `template` for the duration of the block."""
+    replicas = RevisionReplicas(template, "default", service, 1, settings(tmp_path), lambda: None)
+    replicas.start()
+    try:
+        yield replicas
+    finally:
+        await replicas.stop()
+
+
+HTTP_SERVER = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+# A server that speaks no HTTP: the default readiness probe would never find it ready.
+SILENT_SERVER = [
+    sys.executable,
+    "-c",
+    "import os, socket, time; s = socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); "
+    "s.listen(); time.sleep(600)",
+]
 
 
 def test_a_hung_replica_fails_its_liveness_probe_and_is_restarted(tmp_path):
+    liveness = {
+        "httpGet": {"path": "/", "port": 8080},
+        "periodSeconds": 1,
+        "timeoutSeconds": 1,
+        "failureThreshold": 2,
+        "terminationGracePeriodSeconds": 1,
+    }
+
     async def scenario():
-        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
-        liveness = {
-            "httpGet": {"path": "/", "port": 8080},
-            "periodSeconds": 1,
-            "timeoutSeconds": 1,
-            "failureThreshold": 2,
-            "terminationGracePeriodSeconds": 1,
-        }
-        replicas = RevisionReplicas(
-            probed(command, livenessProbe=liveness), "default", "demo", 1, settings(tmp_path), lambda: None
-        )
-        replicas.start()
-        try:
+        async with running(probed(HTTP_SERVER, livenessProbe=liveness), tmp_path) as replicas:
             await until(lambda: replicas.addresses(), "ready")
             replica = replicas.replicas[0]
             hung = replica.pid
@@ -137,8 +159,6 @@ def test_a_hung_replica_fails_its_liveness_probe_and_is_restarted(tmp_path):
             await until(lambda: replica.restarts == 1 and replica.phase == "Loaded", "restarted and ready")
             assert replica.pid != hung
             assert replica.last_termination.exit_code == 137  # SIGTERM waits while stopped: SIGKILL
-        finally:
-            await replicas.stop()
         log = (tmp_path / "logs/default/demo/predictor/demo-predictor-00001-0.log").read_text()
         assert "liveness probe failed 2 times: GET http://127.0.0.1:" in log and "timed out after 1s" in log
 
@@ -146,60 +166,31 @@ def test_a_hung_replica_fails_its_liveness_probe_and_is_restarted(tmp_path):
 
 
 def test_a_replica_is_not_ready_before_its_startup_probe_passes_nor_kept_when_it_fails(tmp_path):
+    flag = tmp_path / "warmed-up"
+    startup = {"exec": {"command": ["test", "-f", str(flag)]}, "periodSeconds": 1, "failureThreshold": 30}
+    never = {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2}
+
     async def scenario():
-        flag = tmp_path / "warmed-up"
-        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
-        startup = {"exec": {"command": ["test", "-f", str(flag)]}, "periodSeconds": 1, "failureThreshold": 30}
-        replicas = RevisionReplicas(
-            probed(command, startupProbe=startup), "default", "demo", 1, settings(tmp_path), lambda: None
-        )
-        replicas.start()
-        try:
+        async with running(probed(HTTP_SERVER, startupProbe=startup), tmp_path) as replicas:
             await asyncio.sleep(3)  # the server answers its readiness probe by now, but has not started
             assert replicas.addresses() == () and replicas.state().phase == "Loading"
             flag.touch()
             await until(lambda: replicas.addresses(), "ready once its startup probe passed")
-        finally:
-            await replicas.stop()
-
-        never = {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2}
-        replicas = RevisionReplicas(
-            probed(command, startupProbe=never), "default", "never", 1, settings(tmp_path), lambda: None
-        )
-        replicas.start()
-        try:
+        async with running(probed(HTTP_SERVER, startupProbe=never), tmp_path, "never") as replicas:
             await until(lambda: replicas.state().phase == "FailedToLoad", "failed to load")
             assert replicas.state().failure.message == "startup probe failed 2 times: exec false: exit code 1"
-        finally:
-            await replicas.stop()
 
     asyncio.run(scenario())
 
 
 def test_a_declared_readiness_probe_decides_when_a_replica_gets_requests(tmp_path):
+    flag = tmp_path / "serving"
+    flag.touch()
+    readiness = {"exec": {"command": ["test", "-f", str(flag)]}, "periodSeconds": 1, "failureThreshold": 2}
+    tcp = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+
     async def scenario():
-        # A server that speaks no HTTP: the default probe would never find it ready.
-        program = (
-            "import os, socket, time; s = socket.socket(); "
-            "s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen(); time.sleep(600)"
-        )
-        flag = tmp_path / "serving"
-        flag.touch()
-        readiness = {
-            "exec": {"command": ["test", "-f", str(flag)]},
-            "periodSeconds": 1,
-            "failureThreshold": 2,
-        }
-        replicas = RevisionReplicas(
-            probed([sys.executable, "-c", program], readinessProbe=readiness),
-            "default",
-            "demo",
-            1,
-            settings(tmp_path),
-            lambda: None,
-        )
-        replicas.start()
-        try:
+        async with running(probed(SILENT_SERVER, readinessProbe=readiness), tmp_path) as replicas:
             await until(lambda: replicas.addresses(), "ready")
             flag.unlink()
             await asyncio.sleep(0.5)
@@ -208,49 +199,29 @@ def test_a_declared_readiness_probe_decides_when_a_replica_gets_requests(tmp_pat
             assert replicas.replicas[0].restarts == 0  # not ready is not restarted
             flag.touch()
             await until(lambda: replicas.addresses(), "ready again")
-        finally:
-            await replicas.stop()
-
-        tcp = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
-        replicas = RevisionReplicas(
-            probed([sys.executable, "-c", program], readinessProbe=tcp),
-            "default",
-            "tcp",
-            1,
-            settings(tmp_path),
-            lambda: None,
-        )
-        replicas.start()
-        try:
+        async with running(probed(SILENT_SERVER, readinessProbe=tcp), tmp_path, "tcp") as replicas:
             await until(lambda: replicas.addresses(), "ready on a TCP connect")
-        finally:
-            await replicas.stop()
 
     asyncio.run(scenario())
 
 
 def test_storage_uris_are_laid_out_at_their_mount_paths(tmp_path):
+    base, adapter = tmp_path / "base", tmp_path / "adapter"
+    for folder, text in ((base, "weights"), (adapter, "lora")):
+        folder.mkdir()
+        (folder / "model.txt").write_text(text)
+    uris = [
+        {"uri": f"file://{base}", "mountPath": "/mnt/models/base"},
+        {"uri": f"file://{adapter}", "mountPath": "/mnt/models/adapters/one"},
+    ]
+
     async def scenario():
-        base, adapter = tmp_path / "base", tmp_path / "adapter"
-        for folder, text in ((base, "weights"), (adapter, "lora")):
-            folder.mkdir()
-            (folder / "model.txt").write_text(text)
-        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1", "--directory", "/mnt/models"]
-        uris = [
-            {"uri": f"file://{base}", "mountPath": "/mnt/models/base"},
-            {"uri": f"file://{adapter}", "mountPath": "/mnt/models/adapters/one"},
-        ]
-        replicas = RevisionReplicas(
-            probed(command, storageUris=uris), "default", "demo", 1, settings(tmp_path), lambda: None
-        )
-        replicas.start()
-        try:
+        served = probed([*HTTP_SERVER, "--directory", "/mnt/models"], storageUris=uris)
+        async with running(served, tmp_path) as replicas:
             (address,) = await until(lambda: replicas.addresses(), "ready")
             async with httpx.AsyncClient(base_url=f"http://{address}") as client:
                 assert (await client.get("/base/model.txt")).text == "weights"
                 assert (await client.get("/adapters/one/model.txt")).text == "lora"
-        finally:
-            await replicas.stop()
 
     asyncio.run(scenario())
 
