@@ -28,6 +28,8 @@ from modelplane.api.kinds import (
     TRAINED_MODEL,
 )
 from modelplane.api.schema import openapi_schema
+from modelplane.control.hpa_metrics import resource_scaling_spec
+from modelplane.control.modelmesh import deployment_mode
 from modelplane.local.api.field_dispositions import (
     Disposition,
     rule_for,
@@ -39,6 +41,8 @@ _KINDS = {
 }
 _EMPTY = (None, "", {}, [])
 _ONE_CONTAINER = "a replica runs one container, and this is not it"
+_REQUEST_SCALING = "it types a cpu or memory target, and this component scales on its requests"
+_ONE_REVISION = "the Recreate strategy runs one revision at a time: there is none to split with"
 COMPONENTS = ("predictor", "transformer", "explainer")
 WARNED, REFUSED = Disposition.WARNED, Disposition.REFUSED
 Path = list[str | int]
@@ -59,7 +63,7 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
     found = [
         Unhonored(path, why) for path, disposition, why in _set_fields(resource) if disposition == WARNED
     ]
-    return _once(found + _containers_not_run(resource))
+    return _once(found + _containers_not_run(resource) + _read_only_with(resource))
 
 
 def unhonored_warnings(resource: dict) -> list[str]:
@@ -166,6 +170,28 @@ def _containers_not_run(resource: dict) -> list[Unhonored]:
             running = components.first_implementation(component, part)
             run = running[1] if running and running[0] == components.CUSTOM else None
             found += _others(path, _dicts(part.get("containers")), run)
+    return found
+
+
+def _read_only_with(resource: dict) -> list[Unhonored]:
+    """An InferenceService component's fields that other fields leave with nothing to do: a
+    `scaleMetricType` where no cpu or memory target is typed, a `canaryTrafficPercent` under the
+    Recreate strategy (one revision at a time: none to split with)."""
+    spec = resource.get("spec")
+    if resource.get("kind") != INFERENCE_SERVICE.kind or not isinstance(spec, dict):
+        return []
+    annotations = (resource.get("metadata") or {}).get("annotations") or {}
+    mode = deployment_mode(resource)
+    found = []
+    for name in COMPONENTS:
+        part = spec.get(name)
+        if not isinstance(part, dict):
+            continue
+        if part.get("scaleMetricType") and resource_scaling_spec(part, annotations, mode) is None:
+            found.append(Unhonored(f"spec.{name}.scaleMetricType", _REQUEST_SCALING))
+        recreated = (part.get("deploymentStrategy") or {}).get("type") == "Recreate"
+        if recreated and part.get("canaryTrafficPercent") is not None:
+            found.append(Unhonored(f"spec.{name}.canaryTrafficPercent", _ONE_REVISION))
     return found
 
 

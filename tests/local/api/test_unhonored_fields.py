@@ -109,3 +109,28 @@ def test_a_services_status_names_its_runtimes_fields_too():
     # A built-in runtime's fields are modelplane's own, not the user's: nothing to say.
     builtin = {"kind": "ClusterServingRuntime", "name": "kserve-sklearnserver"}
     assert service_unhonored(isvc({"predictor": {}}), builtin, with_builtin_runtimes([])) == ()
+
+
+def test_fields_other_fields_leave_with_nothing_to_do_are_said():
+    model = {"sklearn": {"storageUri": "pvc://m"}}
+    requests = isvc({"predictor": {**model, "scaleMetric": "concurrency", "scaleMetricType": "AverageValue"}})
+    assert found(requests) == [
+        (
+            "spec.predictor.scaleMetricType",
+            "it types a cpu or memory target, and this component scales on its requests",
+        )
+    ]
+    standard = {"serving.kserve.io/deploymentMode": "Standard"}
+    on_cpu = isvc({"predictor": {**model, "scaleMetric": "cpu", "scaleMetricType": "Utilization"}})
+    on_cpu["metadata"]["annotations"] = standard
+    assert found(on_cpu) == []
+    recreated = isvc(
+        {"predictor": {**model, "deploymentStrategy": {"type": "Recreate"}, "canaryTrafficPercent": 20}}
+    )
+    recreated["metadata"]["annotations"] = standard
+    assert found(recreated) == [
+        (
+            "spec.predictor.canaryTrafficPercent",
+            "the Recreate strategy runs one revision at a time: there is none to split with",
+        )
+    ]
