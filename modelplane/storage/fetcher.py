@@ -148,11 +148,11 @@ def _fetch_remote(
             backend.list_objects, backend.is_transient, f"listing {location.display}"
         )
     except Exception as exc:
-        stale = cache.latest(location.uri) if cache is not None and backend.is_transient(exc) else None
-        if stale is None:
+        if not backend.is_transient(exc):
             raise backend.explain(exc) from None
-        log.warning("%s is unreachable; using the copy fetched before, at %s", location.display, stale)
-        return stale if dest is None else place(stale, dest)
+        return _fetched_before(
+            location, f"{location.display} is unreachable", cache, dest, backend.explain(exc)
+        )
     if file_filter and not backend.names_one_object(objects):
         objects = file_filter.apply(objects)
         if not objects:
@@ -161,16 +161,8 @@ def _fetch_remote(
     def build(folder: Path) -> None:
         _download_model(backend, objects, folder, options=options, limits=limits, progress=progress)
 
-    if cache is None:
-        assert dest is not None
-        return _staged(dest, build)
-    version = _version(objects)
-    hit = cache.lookup(location.uri, version)
-    if hit is not None:
-        log.info("%s is cached at %s", location.display, hit)
     record = {"uri": location.display, "objects": [[o.name, o.size, o.version] for o in objects]}
-    model = hit or cache.fill(location.uri, version, build, record)
-    return model if dest is None else place(model, dest)
+    return _built(location, _version(objects), build, record, cache, dest)
 
 
 def _fetch_hub(
@@ -180,11 +172,7 @@ def _fetch_hub(
     try:
         snapshot = huggingface.snapshot(location, source.config, file_filter)
     except (huggingface.HubUnreachable, huggingface.NotInHubCache) as exc:
-        stale = cache.latest(location.uri) if cache is not None else None
-        if stale is None:
-            raise
-        log.warning("%s; using the copy fetched before, at %s", exc, stale)
-        return stale if dest is None else place(stale, dest)
+        return _fetched_before(location, str(exc), cache, dest, exc)
     log.info("%s is commit %s in the Hugging Face cache", location.display, snapshot.commit)
 
     def build(folder: Path) -> None:
@@ -193,16 +181,9 @@ def _fetch_hub(
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(os.path.realpath(snapshot.folder / name), str(target))
 
-    if cache is None:
-        assert dest is not None
-        return _staged(dest, build)
     version = hashlib.sha256(json.dumps([snapshot.commit, snapshot.files]).encode()).hexdigest()
-    hit = cache.lookup(location.uri, version)
-    if hit is not None:
-        log.info("%s is cached at %s", location.display, hit)
     record = {"uri": location.display, "commit": snapshot.commit, "files": list(snapshot.files)}
-    model = hit or cache.fill(location.uri, version, build, record)
-    return model if dest is None else place(model, dest)
+    return _built(location, version, build, record, cache, dest)
 
 
 def _fetch_image(location: Location, dest: Path | None, *, cache: ModelCache | None, limits: Limits) -> Path:
@@ -211,11 +192,7 @@ def _fetch_image(location: Location, dest: Path | None, *, cache: ModelCache | N
         try:
             image = registry.image()
         except TransferError as exc:
-            stale = cache.latest(location.uri) if cache is not None else None
-            if stale is None:
-                raise
-            log.warning("%s; using the copy fetched before, at %s", exc, stale)
-            return stale if dest is None else place(stale, dest)
+            return _fetched_before(location, str(exc), cache, dest, exc)
         log.info("%s is image %s (%d layers)", location.display, image.digest, len(image.layers))
 
         def build(folder: Path) -> None:
@@ -230,15 +207,38 @@ def _fetch_image(location: Location, dest: Path | None, *, cache: ModelCache | N
             finally:
                 shutil.rmtree(blobs, ignore_errors=True)
 
-        if cache is None:
-            assert dest is not None
-            return _staged(dest, build)
-        hit = cache.lookup(location.uri, image.digest)
-        if hit is not None:
-            log.info("%s is cached at %s", location.display, hit)
         record = {"uri": location.display, "digest": image.digest, "layers": [x.digest for x in image.layers]}
-        model = hit or cache.fill(location.uri, image.digest, build, record)
+        return _built(location, image.digest, build, record, cache, dest)
+
+
+def _built(
+    location: Location,
+    version: str,
+    build: Callable[[Path], None],
+    record: dict[str, Any],
+    cache: ModelCache | None,
+    dest: Path | None,
+) -> Path:
+    """The model `build` makes: from the cache at `version` (made there once), or straight into `dest`."""
+    if cache is None:
+        assert dest is not None
+        return _staged(dest, build)
+    hit = cache.lookup(location.uri, version)
+    if hit is not None:
+        log.info("%s is cached at %s", location.display, hit)
+    model = hit or cache.fill(location.uri, version, build, record)
     return model if dest is None else place(model, dest)
+
+
+def _fetched_before(
+    location: Location, why: str, cache: ModelCache | None, dest: Path | None, failure: Exception
+) -> Path:
+    """The copy of a model the cache kept, when where it lives cannot be reached; else `failure`."""
+    stale = cache.latest(location.uri) if cache is not None else None
+    if stale is None:
+        raise failure from None
+    log.warning("%s; using the copy fetched before, at %s", why, stale)
+    return stale if dest is None else place(stale, dest)
 
 
 def _download_model(
