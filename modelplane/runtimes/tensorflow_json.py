@@ -11,11 +11,11 @@ string.
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 import numpy as np
 
+from modelplane.protocol import base64_text
 from modelplane.protocol.datatypes import DATATYPE_TO_DTYPE
 from modelplane.protocol.errors import InvalidInput
 from modelplane.runtimes.tensorflow_signature import TensorInfo
@@ -217,8 +217,8 @@ def _fill_strings(value: Any, shape: list[int], level: int, items: list[bytes], 
 
 def _b64decode(text: str, what: str) -> bytes:
     try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
+        return base64_text.decode(text + "=" * (-len(text) % 4), strict=True)
+    except (base64_text.Error, ValueError):
         raise InvalidInput(f'{what}: {{"b64": ...}} holds text that is not base64') from None
 
 

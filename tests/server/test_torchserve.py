@@ -100,6 +100,18 @@ def test_a_default_handler_answers_its_own_format(server):
     assert len(scores) == 5 and abs(sum(scores.values()) - 1) < 0.05
 
 
+def test_a_stock_handler_reads_base64_broken_into_lines(server):
+    """The stock handlers' pictures are decoded by modelplane; text wrapped as MIME writes it (a line
+    break every 76 characters) reads as the standard library's decoder reads it."""
+    wrapped = base64.encodebytes(picture(RED)).decode()
+    assert "\n" in wrapped
+    answers = [
+        httpx.post(f"{server.url}/v1/models/breeds:predict", json={"instances": [{"data": text}]}).json()
+        for text in (wrapped, b64(picture(RED)))
+    ]
+    assert answers[0] == answers[1]
+
+
 def test_a_raw_picture_is_one_row(server):
     response = httpx.post(
         f"{server.url}/v1/models/cat-dog:predict",
@@ -141,8 +153,9 @@ def test_a_default_handler_s_scores_over_v2_are_json_text(server):
     "instance",
     [{"data": b64(b"this is not a picture")}, {"data": "%%% not base64 %%%"}],
 )
-def test_data_that_is_not_a_picture_is_400(server, instance):
-    response = httpx.post(f"{server.url}/v1/models/cat-dog:predict", json={"instances": [instance]})
+@pytest.mark.parametrize("model", ["cat-dog", "breeds"])  # a custom handler; a stock one
+def test_data_that_is_not_a_picture_is_400(server, instance, model):
+    response = httpx.post(f"{server.url}/v1/models/{model}:predict", json={"instances": [instance]})
     assert response.status_code == 400, response.text
     assert "cannot read the input" in response.json()["error"]
 
