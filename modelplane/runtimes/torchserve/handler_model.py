@@ -83,7 +83,9 @@ class TorchServeModel(Model):
         self._manifest = open_archive(self.entry.archive, folder)
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         for worker in range(self.entry.workers):
-            self._workers.append(Worker(self._load_service(gpu_id=worker % gpus if gpus else None)))
+            self._workers.append(
+                Worker(self._load_service(gpu_id=worker % gpus if gpus else None), self.name)
+            )
         self.ready = True
         return True
 
