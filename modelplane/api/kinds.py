@@ -1,5 +1,5 @@
 """The resource kinds modelplane serves: their group, version, names and scope (KServe's, and
-Kubernetes' Event and Secret)."""
+Kubernetes' Event, Secret and ConfigMap)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ TRAINED_MODEL = Kind("TrainedModel", "v1alpha1", "trainedmodels", "trainedmodel"
 EVENT = Kind("Event", "v1", "events", "event", ("ev",), True, group="")
 # Kubernetes' Secret (core group): the storage-config secret a model's `storage.key` resolves against.
 SECRET = Kind("Secret", "v1", "secrets", "secret", (), True, group="")
+# Kubernetes' ConfigMap (core group): values a container's `env` and `envFrom` read.
+CONFIG_MAP = Kind("ConfigMap", "v1", "configmaps", "configmap", ("cm",), True, group="")
 
 KINDS: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
@@ -58,6 +60,7 @@ KINDS: tuple[Kind, ...] = (
     TRAINED_MODEL,
     EVENT,
     SECRET,
+    CONFIG_MAP,
 )
 
 _BY_KIND = {k.kind: k for k in KINDS}

@@ -27,8 +27,8 @@ STORAGE_CONFIG_SECRET = "storage-config"
 REDACTED = base64.b64encode(b"<redacted>").decode()
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
-_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-_KEY_MESSAGE = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+KEY_PATTERN = re.compile(r"^[-._a-zA-Z0-9]+$")  # a key of a Secret or a ConfigMap
+KEY_MESSAGE = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
 
 
 def written_secret(resource: dict, old: dict | None) -> dict:
@@ -75,8 +75,8 @@ def secret_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
     name = (resource.get("metadata") or {}).get("name")
     for key, value in data.items():
         path = f"data[{key}]"
-        if not _KEY.match(str(key)):
-            yield FieldError(path, f'Invalid value: "{key}": {_KEY_MESSAGE}')
+        if not KEY_PATTERN.match(str(key)):
+            yield FieldError(path, f'Invalid value: "{key}": {KEY_MESSAGE}')
         if value == REDACTED:
             yield FieldError(path, "Invalid value: the redacted placeholder a read answers, not a value")
             continue
@@ -127,15 +127,20 @@ def storage_document(text: str) -> dict | None:
     return document if isinstance(document, dict) else None
 
 
-def storage_documents(secret: dict) -> dict[str, dict]:
-    """The storage configs of a stored `storage-config` Secret, by key (values it refused are left out)."""
-    documents = {}
+def secret_values(secret: dict) -> dict[str, str]:
+    """A stored Secret's values as text, by key (those that are not UTF-8 text are left out)."""
+    values = {}
     for key, value in (secret.get("data") or {}).items():
         text = decoded_value(value)
-        document = storage_document(text) if text is not None else None
-        if document is not None:
-            documents[key] = document
-    return documents
+        if text is not None:
+            values[key] = text
+    return values
+
+
+def storage_documents(secret: dict) -> dict[str, dict]:
+    """The storage configs of a stored `storage-config` Secret, by key (values it refused are left out)."""
+    documents = {key: storage_document(text) for key, text in secret_values(secret).items()}
+    return {key: document for key, document in documents.items() if document is not None}
 
 
 def _redacted_last_applied(text: str) -> str:

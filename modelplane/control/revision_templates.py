@@ -255,7 +255,41 @@ def _container_template(
         template["resources"] = container["resources"]
     if component_spec.get("resources"):
         template["podResources"] = component_spec["resources"]
+    env_spec = _env_spec(component, container, component_spec, isvc)
+    if env_spec is not None:
+        template["envSpec"] = env_spec
     return template
+
+
+def _env_spec(component: str, container: dict, component_spec: dict, isvc: dict) -> dict | None:
+    """What a replica's environment is made from when the container's literal values are not all of
+    it (`envFrom`, a `valueFrom`, a `$(NAME)` reference: replicas/container_env.py), with the facts of
+    the pod the downward API tells; None otherwise, so that other templates stay the same."""
+    env = [item for item in container.get("env") or [] if isinstance(item, dict)]
+    needed = container.get("envFrom") or any(
+        "valueFrom" in item or "$(" in str(item.get("value", "")) for item in env
+    )
+    if not needed:
+        return None
+    metadata = isvc["metadata"]
+    labels = {
+        **(metadata.get("labels") or {}),
+        **(component_spec.get("labels") or {}),
+        "serving.kserve.io/inferenceservice": metadata["name"],
+        "component": component,
+    }
+    annotations = {**(metadata.get("annotations") or {}), **(component_spec.get("annotations") or {})}
+    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    return {
+        "envFrom": list(container.get("envFrom") or []),
+        "env": env,
+        "pod": {
+            "namespace": metadata.get("namespace") or "default",
+            "labels": labels,
+            "annotations": annotations,
+            "serviceAccountName": component_spec.get("serviceAccountName") or "default",
+        },
+    }
 
 
 def _more_than_a_path(probe: dict) -> bool:

@@ -24,6 +24,7 @@ from modelplane.api import (
 from modelplane.api.constants import DEPLOYMENT_MODE_ANNOTATION, KNATIVE, LEGACY_DEPLOYMENT_MODES, MODEL_MESH
 from modelplane.api.kinds import (
     CLUSTER_SERVING_RUNTIME,
+    CONFIG_MAP,
     INFERENCE_GRAPH,
     INFERENCE_SERVICE,
     SECRET,
@@ -99,7 +100,7 @@ def render(resources: Sequence[dict], settings: KubeSettings) -> Rendering:
         elif kind == TRAINED_MODEL:
             note = _trained_model_note(resource, services.get((namespace, parent_name(resource))))
             rendering.notes += [note] if note else []
-        elif kind == SECRET:  # already a Kubernetes object (the storage-config Secret): as it is
+        elif kind in (SECRET, CONFIG_MAP):  # already Kubernetes objects: as they are
             rendering.objects.append(resource)
     return rendering
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from modelplane.control.autoscaling_settings import AutoscalerConfig
 from modelplane.control.mesh_copies import SCALE_DOWN_DELAY
 from modelplane.control.urls import GatewayAddress
+from modelplane.local.api.env_sources import EnvSources
 from modelplane.local.api.events import EventRecorder
 from modelplane.local.api.server import ApiServer, bind, open_store
 from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
@@ -199,6 +200,7 @@ class Platform:
             prepare_repository=trained_models.prepare_folder,
             gpus=GpuAllocator(inventory),
             credentials=StorageCredentials(store).for_namespace,
+            env_sources=EnvSources(store),
         )
         settings.handover.inherited = {
             handed.name: handed for handed in map(HandedReplica.from_json, inherited.get("replicas", []))

@@ -45,7 +45,9 @@ def test_kind_facts():
         "TrainedModel": ("serving.kserve.io/v1alpha1", "trainedmodels", True),
         "Event": ("v1", "events", True),
         "Secret": ("v1", "secrets", True),
+        "ConfigMap": ("v1", "configmaps", True),
     }
+    assert kind_named("cm").crd_name == "configmaps"
     assert kind_named("isvc").crd_name == "inferenceservices.serving.kserve.io"
     assert kind_named("ev").crd_name == "events"
     assert kind_named("nope") is None

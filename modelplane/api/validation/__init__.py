@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..config_maps import config_map_errors
 from ..errors import FieldError
 from ..kinds import (
     CLUSTER_SERVING_RUNTIME,
+    CONFIG_MAP,
     INFERENCE_GRAPH,
     INFERENCE_SERVICE,
     SECRET,
@@ -40,6 +42,8 @@ def semantic_errors(
         errors += trained_model_errors(resource, old)
     elif kind == SECRET:
         errors += secret_errors(resource, old)
+    elif kind == CONFIG_MAP:
+        errors += config_map_errors(resource, old)
     return errors
 
 

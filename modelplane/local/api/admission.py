@@ -8,16 +8,17 @@ beyond the webhooks' rules (graphs its router could not run, autoscaling annotat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from modelplane.api.admission import admit as api_admit
 from modelplane.api.errors import FieldError, ValidationError
-from modelplane.api.kinds import INFERENCE_SERVICE, kind_of
+from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME, kind_of
 from modelplane.control.admission import admit_with_platform_checks, refusal_message
 from modelplane.control.payload_logging import logger_url_errors
 from modelplane.local.api.errors import Invalid
 from modelplane.local.api.store import Admit, Resource
 from modelplane.local.api.unhonored_fields import refused_fields
+from modelplane.local.replicas.container_env import env_errors
 
 
 def admission_from(admit: Callable[..., Resource] = api_admit) -> Admit:
@@ -43,11 +44,26 @@ def default_admission() -> Admit:
 def _admit_here(resource: Resource, **context) -> Resource:
     admitted = admit_with_platform_checks(resource, **context)
     errors = [FieldError(field.path, field.why) for field in refused_fields(admitted)]
-    if kind_of(admitted) == INFERENCE_SERVICE:
+    kind = kind_of(admitted)
+    if kind == INFERENCE_SERVICE:
         errors += logger_url_errors(admitted)
+    if kind in (INFERENCE_SERVICE, SERVING_RUNTIME, CLUSTER_SERVING_RUNTIME):
+        errors += list(_container_env_errors(admitted.get("spec"), "spec"))
     if errors:
         raise ValidationError(errors)
     return admitted
+
+
+def _container_env_errors(value: object, path: str) -> Iterator[FieldError]:
+    """What the API server refuses in the `env` and `envFrom` of every container of a resource."""
+    if isinstance(value, dict):
+        if isinstance(value.get("env"), list) or isinstance(value.get("envFrom"), list):
+            yield from env_errors(value, path)
+        for key, item in value.items():
+            yield from _container_env_errors(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _container_env_errors(item, f"{path}[{index}]")
 
 
 def _invalid(resource: Resource, error: ValidationError) -> Invalid:

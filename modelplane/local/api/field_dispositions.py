@@ -64,7 +64,7 @@ ONE_MACHINE = "every replica runs on this machine"
 RESOURCES_ACTED_ON = "modelplane up acts on cpu, memory and nvidia.com/gpu"
 POD_RESOURCES_ACTED_ON = "pod-level resources are cpu and memory"
 BLOB_LOGGING = "payload events go to the logger's url; modelplane up writes no blob storage"
-_NO_KUBERNETES_OBJECTS = "modelplane up sets no variable from a ConfigMap, a Secret or the downward API"
+_ENV_SOURCES = "read from the service's ConfigMaps and Secrets, the pod's fields and the container's resources when the replica starts"
 _NO_VOLUMES = "modelplane up has no volumes: a replica sees this machine's files"
 _NO_IMAGES = "no image is pulled: a replica is a local process"
 _AS_THE_USER = "a replica runs as the user that runs modelplane up"
@@ -75,12 +75,12 @@ _MODEL_MESH = "ModelMesh's settings: modelplane up runs each runtime as its own 
 CONTAINER: Table = {
     "name": acted("a runtime's `kserve-container` (else its first) is the one run"),
     "image": acted("a stock image runs its server as a local process; a `command` runs in its place"),
-    "command": acted("the replica's command line"),
-    "args": acted("the replica's command line, after `command`"),
+    "command": acted("the replica's command line, `$(NAME)` references expanded"),
+    "args": acted("the replica's command line, after `command`, `$(NAME)` references expanded"),
     "env[].name": acted("set in the replica's environment"),
-    "env[].value": acted("set in the replica's environment"),
-    "env[].valueFrom": warned(_NO_KUBERNETES_OBJECTS),
-    "envFrom": warned(_NO_KUBERNETES_OBJECTS),
+    "env[].value": acted("set in the replica's environment, its `$(NAME)` references expanded"),
+    "env[].valueFrom": acted(_ENV_SOURCES),
+    "envFrom": acted("every key of the ConfigMap or Secret, after `prefix`, set when the replica starts"),
     "ports[].containerPort": acted("the first is the HTTP port, one named grpc or h2c the gRPC port"),
     "ports[].name": acted("a port named grpc or h2c is the gRPC port"),
     "ports[].protocol": warned("a replica listens on TCP", quiet=("TCP",)),

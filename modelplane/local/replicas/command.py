@@ -12,11 +12,12 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelplane.local.replicas.container_env import expand
 from modelplane.local.replicas.resources import replica_resources, resource_env, with_nthread
 
 if TYPE_CHECKING:
@@ -68,11 +69,15 @@ def replica_launch(
     domain: str,
     gateway_port: int,
     gpus: Sequence[str] = (),
+    declared_env: Mapping[str, str] | None = None,
 ) -> Launch:
     """The argv and the environment (on top of the platform's own) for one replica of `template`,
     which was given `gpus` (see `replicas/resources.py` for what its resources become). Its model's
-    container path (`/mnt/models`) becomes the folder on this machine in its arguments and variables."""
+    container path (`/mnt/models`) becomes the folder on this machine in its arguments and variables.
+    `declared_env` is what the container's `envFrom` and `env` made (replicas/container_env.py); the
+    command's `$(NAME)` references are expanded from the container's variables."""
     mount = ModelMount(model) if isinstance(model, Path) else model
+    container_env = {**template["env"], **(declared_env or {})}
     resources = replica_resources(template)
     container_ports = {
         str(template["ports"]["http"]): str(ports.http),
@@ -81,7 +86,7 @@ def replica_launch(
     argv = []
     previous = ""
     for part in template["command"]:
-        part = _with_model_dir(part, mount)
+        part = _with_model_dir(expand(part, container_env), mount)
         if previous not in _NUMBER_FLAGS and not part.startswith(tuple(f + "=" for f in _NUMBER_FLAGS)):
             part = _with_ports(part, container_ports)
         if previous in _SERVICE_FLAGS:
@@ -96,7 +101,7 @@ def replica_launch(
     if speaks_modelplane_serve(argv):
         argv = with_nthread(argv, resources)
     argv = _local_program(argv)
-    own_env = {name: _with_model_dir(value, mount) for name, value in template["env"].items()}
+    own_env = {name: _with_model_dir(value, mount) for name, value in container_env.items()}
     env = resource_env(resources, own_env, gpus)
     for name, port in (template.get("portEnv") or {}).items():  # a stock server told its ports by env
         env[name] = str(ports.http if port == "http" else ports.grpc)

@@ -48,6 +48,14 @@ from modelplane.local.replicas.command import (
     replica_launch,
     speaks_modelplane_serve,
 )
+from modelplane.local.replicas.container_env import (
+    EnvError,
+    Lookup,
+    Pod,
+    container_env,
+    redacted,
+    secret_values,
+)
 from modelplane.local.replicas.container_probes import (
     Probes,
     ProbeSpec,
@@ -93,8 +101,14 @@ class SupervisorSettings:
     gpus: GpuAllocator = field(default_factory=lambda: GpuAllocator(GpuInventory((), "none")))
     # The storage configs a model's `storage.key` resolves against, by namespace (None: the folder's).
     credentials: Callable[[str], CredentialStore] | None = None
+    # The ConfigMaps and Secrets a container's `envFrom` and `valueFrom` read (None: there are none).
+    env_sources: Lookup | None = None
     # The replicas running now, and those a restart in place handed over (replicas/handover.py).
     handover: ReplicaHandover = field(default_factory=ReplicaHandover)
+
+
+def _no_env_sources(kind: str, namespace: str, name: str) -> None:
+    return None
 
 
 def replica_log_dir(logs_dir: Path, namespace: str, service: str, component: str) -> Path:
@@ -352,6 +366,13 @@ class Replica:
         model_dir: ModelMount | Path | None,
         gpus: tuple[str, ...],
     ) -> None:
+        try:
+            declared_env = self._declared_env(template)
+        except EnvError as exc:
+            message = f"{EnvError.reason}: {exc}"
+            self._note(f"cannot start: {message}")
+            self._set(FAILED_TO_LOAD, failure=self._failure(message))
+            return
         ports = ReplicaPorts(free_loopback_port(), free_loopback_port())
         self.grpc_address = f"127.0.0.1:{ports.grpc}"
         launch = replica_launch(
@@ -361,10 +382,11 @@ class Replica:
             domain=self.settings.domain,
             gateway_port=self.settings.gateway_port,
             gpus=gpus,
+            declared_env=declared_env,
         )
         if self._stopping.is_set():
             return
-        self._note(f"starting: {' '.join(launch.argv)}")
+        self._note(f"starting: {redacted(' '.join(launch.argv), self._secret_values(template))}")
         env = {**os.environ, **self._tracing_env(), **launch.env}
         zygote = self.settings.zygote
         try:
@@ -392,6 +414,26 @@ class Replica:
         logger.info("%s started (%spid %s, port %s)", self.label, how, self._process.pid, ports.http)
         self._ports = ports
         await self._supervise(client, template)
+
+    def _declared_env(self, template: dict) -> dict[str, str] | None:
+        """The variables the container's `envFrom` and `env` make, read now (None: its literal
+        values are all it has)."""
+        spec = template.get("envSpec")
+        if spec is None:
+            return None
+        facts = spec["pod"]
+        pod = Pod(
+            self.name, facts["namespace"], facts["labels"], facts["annotations"], facts["serviceAccountName"]
+        )
+        lookup = self.settings.env_sources or _no_env_sources
+        return container_env(spec["envFrom"], spec["env"], pod, template.get("resources") or {}, lookup)
+
+    def _secret_values(self, template: dict) -> set[str]:
+        spec = template.get("envSpec")
+        if spec is None:
+            return set()
+        lookup = self.settings.env_sources or _no_env_sources
+        return secret_values(spec["envFrom"], spec["env"], spec["pod"]["namespace"], lookup)
 
     def _take_back(self, handed: HandedReplica | None) -> HandedReplica | None:
         """The process the platform's previous program handed over, now this replica's again (None:

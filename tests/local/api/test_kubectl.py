@@ -336,3 +336,34 @@ def test_a_storage_config_that_is_not_json_is_refused_without_its_value(kubectl)
     assert refused.returncode != 0
     assert "data[localMinIO]: Invalid value: a storage config must be a JSON object" in refused.stderr
     assert "kubectl-hidden" not in refused.stderr
+
+
+CONFIG_MAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: model-settings
+data:
+  LOG_LEVEL: {level}
+binaryData:
+  banner: aGVsbG8=
+"""
+
+
+def test_a_config_map_applies_again_and_reads_back(kubectl, api):
+    path = kubectl.file("config-map.yaml", CONFIG_MAP.format(level="debug"))
+    assert kubectl("apply", "-f", path).stdout == "configmap/model-settings created\n"
+    kubectl.file("config-map.yaml", CONFIG_MAP.format(level="info"))
+    assert kubectl("apply", "-f", path).stdout == "configmap/model-settings configured\n"
+    got = yaml.safe_load(kubectl("get", "cm", "model-settings", "-o", "yaml").stdout)
+    assert got["data"] == {"LOG_LEVEL": "info"} and got["binaryData"] == {"banner": "aGVsbG8="}
+    assert _table(kubectl("get", "configmaps").stdout)[1][0] == "model-settings"
+
+
+def test_a_config_map_kubernetes_would_refuse_is_refused(kubectl):
+    path = kubectl.file(
+        "bad-config-map.yaml", CONFIG_MAP.format(level="x").replace("aGVsbG8=", "not base64!")
+    )
+    refused = kubectl("apply", "-f", path, check=False)
+    assert refused.returncode != 0
+    assert "binaryData[banner]: Invalid value: must be a base64-encoded string" in refused.stderr

@@ -1,0 +1,43 @@
+"""Kubernetes' ConfigMap, as modelplane stores it: text values in `data`, base64 ones in
+`binaryData`, checked as the API server checks them. A container's `env` and `envFrom` read them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+
+from .errors import FieldError
+from .secrets import KEY_MESSAGE, KEY_PATTERN
+
+
+def config_map_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
+    """What the API server refuses in a ConfigMap: a bad key, a key in both maps, binary data that is
+    not base64, an immutable ConfigMap changed."""
+    data = resource.get("data") or {}
+    binary = resource.get("binaryData") or {}
+    for field, values in (("data", data), ("binaryData", binary)):
+        for key in values:
+            if not KEY_PATTERN.match(str(key)):
+                yield FieldError(f"{field}[{key}]", f'Invalid value: "{key}": {KEY_MESSAGE}')
+    for key in binary:
+        if key in data:
+            yield FieldError(
+                f"data[{key}]", f'Invalid value: "{key}": duplicate of key present in binaryData'
+            )
+        try:
+            base64.b64decode(binary[key], validate=True)
+        except (binascii.Error, ValueError):
+            yield FieldError(f"binaryData[{key}]", "Invalid value: must be a base64-encoded string")
+    if old is not None and old.get("immutable") is True:
+        fields = ("data", "binaryData", "immutable")
+        if any(resource.get(field) != old.get(field) for field in fields):
+            yield FieldError("data", "Forbidden: field is immutable when `immutable` is set")
+
+
+def config_map_values(config_map: dict) -> dict[str, str]:
+    """A stored ConfigMap's values as text, by key (binary values decoded as UTF-8, as far as they go)."""
+    values = dict(config_map.get("data") or {})
+    for key, value in (config_map.get("binaryData") or {}).items():
+        values[key] = base64.b64decode(value).decode("utf-8", "replace")
+    return values

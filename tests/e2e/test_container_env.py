@@ -1,0 +1,140 @@
+"""A container's environment on `modelplane up`: ConfigMaps, Secrets, the downward API, resources and
+`$(NAME)` references, as Kubernetes makes a container's, read when each replica starts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, wait_until
+
+ECHO = Path(__file__).with_name("env_echo.py")
+
+SETTINGS = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "settings"},
+    "data": {"LOG_LEVEL": "debug", "MODEL_NAME": "iris"},
+}
+
+
+def secret(name: str, values: dict[str, str]) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": values}
+
+
+def echo_service(name: str, env: list[dict], env_from: list[dict] = (), args: list[str] = ()) -> dict:
+    container = {
+        "name": "kserve-container",
+        "image": "env-echo:latest",
+        "command": ["python", str(ECHO)],
+        "args": list(args),
+        "env": env,
+        "envFrom": list(env_from),
+        "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    }
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "labels": {"tier": "gold"}},
+        "spec": {"predictor": {"containers": [container]}},
+    }
+
+
+def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict, check: bool = True):
+    path = tmp_path / "resources.yaml"
+    path.write_text(yaml.safe_dump_all(resources, sort_keys=False))
+    return platform.cli("apply", "-f", str(path), check=check)
+
+
+def isvc(platform: PlatformProcess, name: str) -> dict:
+    url = f"{platform.api_url}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}"
+    return httpx.get(url, timeout=30).json()
+
+
+def condition(resource: dict, kind: str) -> dict:
+    conditions = (resource.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == kind), {})
+
+
+def echoed(platform: PlatformProcess, name: str) -> dict:
+    def answer() -> dict | None:
+        if condition(isvc(platform, name), "Ready").get("status") != "True":
+            return None
+        response = platform.request("GET", f"{name}.default.localhost", "/")
+        return response.json() if response.status_code == 200 else None
+
+    return wait_until(answer, f"{name} to answer", platform)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory) -> Iterator[PlatformProcess]:
+    home = tmp_path_factory.mktemp("mp-env")
+    with running_platform(home) as running:
+        yield running
+    assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+def test_a_replica_s_environment_comes_from_config_maps_secrets_the_pod_and_its_resources(platform, tmp_path):
+    env = [
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-secret", "key": "HF_TOKEN"}}},
+        {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "LOG_LEVEL"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "TIER", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['tier']"}}},
+        {
+            "name": "CPU_MILLIS",
+            "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}},
+        },
+        {"name": "GREETING", "value": "hello at $(LEVEL)"},
+    ]
+    service = echo_service(
+        "env-echo",
+        env,
+        [{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}],
+        ["--model=$(CFG_MODEL_NAME)", "--token=$(TOKEN)", "--escaped=$$(LEVEL)", "--unknown=$(NOPE)"],
+    )
+    apply(platform, tmp_path, SETTINGS, secret("hf-secret", {"HF_TOKEN": "hf_abc"}), service)
+    answer = echoed(platform, "env-echo")
+    seen = answer["env"]
+    assert (seen["TOKEN"], seen["LEVEL"], seen["GREETING"]) == ("hf_abc", "debug", "hello at debug")
+    assert (seen["CFG_LOG_LEVEL"], seen["CFG_MODEL_NAME"]) == ("debug", "iris")
+    assert seen["POD_NAME"] == "env-echo-predictor-00001-0" and seen["POD_NAMESPACE"] == "default"
+    assert (seen["TIER"], seen["CPU_MILLIS"]) == ("gold", "250")
+    assert answer["argv"] == ["--model=iris", "--token=hf_abc", "--escaped=$(LEVEL)", "--unknown=$(NOPE)"]
+    # What the API answers of the Secret, and the platform's lines in the replica's log (its command
+    # line among them), hold no value of it.
+    assert "hf_abc" not in platform.cli("get", "secret", "hf-secret", "-o", "yaml").stdout
+    log = platform.home / "logs/default/env-echo/predictor/env-echo-predictor-00001-0.log"
+    assert "--token=<redacted>" in log.read_text() and "hf_abc" not in log.read_text()
+    platform.cli("delete", "isvc", "env-echo")
+
+
+def test_a_missing_secret_holds_the_replica_until_it_is_applied(platform, tmp_path):
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}]
+    apply(platform, tmp_path, echo_service("waits", env))
+
+    def held() -> dict | None:
+        found = condition(isvc(platform, "waits"), "PredictorReady")
+        return "not found" in found.get("message", "") and found
+
+    predictor = wait_until(held, "the missing Secret in the status", platform)
+    assert predictor["status"] == "False"
+    assert 'CreateContainerConfigError: secret "later" not found' in predictor["message"]
+    apply(platform, tmp_path, secret("later", {"token": "t0k"}))
+    assert echoed(platform, "waits")["env"]["TOKEN"] == "t0k"
+    platform.cli("delete", "isvc", "waits")
+
+
+def test_what_kubernetes_refuses_is_refused_and_nothing_is_stored(platform, tmp_path):
+    env = [{"name": "WHERE", "valueFrom": {"fieldRef": {"fieldPath": "spec.containers"}}}]
+    result = apply(platform, tmp_path, echo_service("refused", env), check=False)
+    assert result.returncode != 0
+    assert (
+        'spec.predictor.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: "spec.containers"'
+        in result.stderr
+    )
+    assert platform.cli("get", "isvc", "refused", check=False).returncode != 0
