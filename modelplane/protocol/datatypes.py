@@ -3,40 +3,69 @@
 from __future__ import annotations
 
 import struct
+from functools import cache
 
-import ml_dtypes
 import numpy as np
 
 from modelplane.protocol.errors import InferenceError, InvalidInput
 
-# BF16 is ml_dtypes' bfloat16, the type numpy lacks (the one JAX and TensorFlow use).
-DATATYPE_TO_DTYPE: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "BF16": np.dtype(ml_dtypes.bfloat16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(np.object_),
+DATATYPES = (
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "BF16",
+    "FP32",
+    "FP64",
+    "BYTES",
+)
+_NUMPY_TYPES = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.object_,
 }
 
 # Half-precision floats have no exact JSON form here (as in Triton): they travel as binary data only.
 BINARY_ONLY_DATATYPES = ("FP16", "BF16")
 
 _DTYPE_TO_DATATYPE: dict[np.dtype, str] = {
-    dtype: name for name, dtype in DATATYPE_TO_DTYPE.items() if name != "BYTES"
+    np.dtype(kind): name for name, kind in _NUMPY_TYPES.items() if name != "BYTES"
 }
-# Little-endian dtypes for reading raw tensor bytes off the wire.
-_WIRE_DTYPE: dict[str, np.dtype] = {
-    name: dtype.newbyteorder("<") for name, dtype in DATATYPE_TO_DTYPE.items() if name != "BYTES"
-}
+
+
+@cache
+def numpy_dtype(datatype: str) -> np.dtype:
+    """The numpy dtype of a V2 datatype (KeyError for another name). BF16 is ml_dtypes' bfloat16, the
+    type numpy lacks (the one JAX and TensorFlow use), imported the first time a BF16 tensor comes:
+    importing it takes half a second, which every server and replica would otherwise pay at start."""
+    if datatype == "BF16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(_NUMPY_TYPES[datatype])
+
+
+@cache
+def _wire_dtype(datatype: str) -> np.dtype:
+    """The little-endian dtype for reading raw tensor bytes off the wire."""
+    return numpy_dtype(datatype).newbyteorder("<")
+
 
 _LENGTH_PREFIX = struct.Struct("<I")
 
@@ -46,8 +75,8 @@ def normalize_datatype(datatype: object) -> str:
     if not isinstance(datatype, str):
         raise InvalidInput(f"datatype must be a string, got {datatype!r}")
     name = datatype.upper()
-    if name not in DATATYPE_TO_DTYPE:
-        raise InvalidInput(f"unknown datatype {datatype!r}; expected one of {', '.join(DATATYPE_TO_DTYPE)}")
+    if name not in DATATYPES:
+        raise InvalidInput(f"unknown datatype {datatype!r}; expected one of {', '.join(DATATYPES)}")
     return name
 
 
@@ -56,10 +85,12 @@ def datatype_of(array: np.ndarray) -> str:
     dtype = array.dtype
     if dtype.kind in "OSUMm":
         return "BYTES"
-    try:
-        return _DTYPE_TO_DATATYPE[dtype.newbyteorder("=")]
-    except KeyError:
-        raise InferenceError(f"cannot send numpy dtype {dtype} as a V2 tensor") from None
+    found = _DTYPE_TO_DATATYPE.get(dtype.newbyteorder("="))
+    if found is not None:
+        return found
+    if dtype.name == "bfloat16":  # ml_dtypes' (an array of it means it is imported)
+        return "BF16"
+    raise InferenceError(f"cannot send numpy dtype {dtype} as a V2 tensor")
 
 
 # The most dimensions a tensor may have: numpy's own limit.
@@ -78,7 +109,7 @@ def array_from_raw(raw: bytes | memoryview, datatype: str, shape: list[int]) -> 
     count = element_count(shape)
     if datatype == "BYTES":
         return np.array(deserialize_bytes_tensor(raw, count), dtype=np.object_).reshape(shape)
-    dtype = _WIRE_DTYPE[datatype]
+    dtype = _wire_dtype(datatype)
     if len(raw) != count * dtype.itemsize:
         raise InvalidInput(
             f"binary data of {len(raw)} bytes does not match shape {list(shape)} of {datatype} "
@@ -91,7 +122,7 @@ def array_to_raw(array: np.ndarray, datatype: str) -> bytes:
     """The wire bytes of a tensor: little-endian elements, or length-prefixed BYTES elements."""
     if datatype == "BYTES":
         return serialize_bytes_tensor(array)
-    return np.ascontiguousarray(array, dtype=_WIRE_DTYPE[datatype]).tobytes()
+    return np.ascontiguousarray(array, dtype=_wire_dtype(datatype)).tobytes()
 
 
 def serialize_bytes_tensor(array: np.ndarray) -> bytes:

@@ -15,12 +15,12 @@ import numpy as np
 
 from modelplane.protocol.datatypes import (
     BINARY_ONLY_DATATYPES,
-    DATATYPE_TO_DTYPE,
     MAX_DIMENSIONS,
     array_from_raw,
     datatype_of,
     element_count,
     normalize_datatype,
+    numpy_dtype,
 )
 from modelplane.protocol.errors import InvalidInput
 
@@ -85,7 +85,7 @@ def array_from_json(data: object, datatype: str, shape: list[int], what: str) ->
         )
     else:
         try:
-            array = np.asarray(data, dtype=DATATYPE_TO_DTYPE[datatype])
+            array = np.asarray(data, dtype=numpy_dtype(datatype))
         except (ValueError, TypeError, OverflowError) as exc:
             raise InvalidInput(f"{what}: data does not fit datatype {datatype}: {exc}") from None
     if array.size != count:

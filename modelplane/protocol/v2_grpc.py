@@ -9,11 +9,11 @@ import numpy as np
 
 from modelplane.protocol.datatypes import (
     BINARY_ONLY_DATATYPES,
-    DATATYPE_TO_DTYPE,
     MAX_DIMENSIONS,
     array_from_raw,
     array_to_raw,
     normalize_datatype,
+    numpy_dtype,
 )
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.grpc import inference_pb2 as pb
@@ -126,7 +126,7 @@ def _array_from_contents(contents: pb.InferTensorContents, datatype: str, shape:
         return array_from_json(list(values), datatype, shape, label)
     try:
         # fromiter reads the repeated field in one pass; np.array(values) is several times slower on it.
-        array = np.fromiter(values, dtype=DATATYPE_TO_DTYPE[datatype], count=len(values))
+        array = np.fromiter(values, dtype=numpy_dtype(datatype), count=len(values))
     except (ValueError, OverflowError) as exc:
         raise InvalidInput(f"{label}: contents do not fit datatype {datatype}: {exc}") from None
     count = math.prod(shape)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from modelplane.protocol import base64_text
-from modelplane.protocol.datatypes import DATATYPE_TO_DTYPE
+from modelplane.protocol.datatypes import DATATYPES, numpy_dtype
 from modelplane.protocol.errors import InvalidInput
 from modelplane.runtimes.tensorflow_signature import TensorInfo
 
@@ -140,9 +140,9 @@ def tensor_from_json(value: Any, info: TensorInfo, what: str) -> np.ndarray:
     """A JSON value (a scalar or nested lists) as an array of the input's dtype."""
     if info.dtype == "string":
         return _strings(value, what)
-    dtype = DATATYPE_TO_DTYPE.get(info.datatype)
-    if dtype is None:
+    if info.datatype not in DATATYPES:
         raise InvalidInput(f"{what} is {info.dtype}, which cannot be sent as JSON")
+    dtype = numpy_dtype(info.datatype)
     try:
         array = np.array(value)
     except (ValueError, TypeError, OverflowError):
