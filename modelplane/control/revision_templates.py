@@ -127,6 +127,9 @@ def _model_template(
     template = _container_template(
         "predictor", container, predictor, isvc, model_format, f"runtime {selection.name}: "
     )
+    runtime_grace = selection.spec.get("terminationGracePeriodSeconds")
+    if runtime_grace is not None:  # the runtime's pod field, where the predictor does not set its own
+        template.setdefault("terminationGracePeriodSeconds", runtime_grace)
     template["protocol"] = model.get("protocolVersion")
     template["storage"] = _storage(model.get("storageUri"), model.get("storage"))
     template["runtime"] = {"kind": selection.kind, "name": selection.name}
@@ -255,6 +258,16 @@ def _container_template(
         template["resources"] = container["resources"]
     if component_spec.get("resources"):
         template["podResources"] = component_spec["resources"]
+    lifecycle = container.get("lifecycle")
+    if isinstance(lifecycle, dict) and lifecycle:
+        template["lifecycle"] = {
+            name: _with_port_numbers(handler, container.get("ports") or [])
+            if isinstance(handler, dict)
+            else handler
+            for name, handler in lifecycle.items()
+        }
+    if component_spec.get("terminationGracePeriodSeconds") is not None:
+        template["terminationGracePeriodSeconds"] = component_spec["terminationGracePeriodSeconds"]
     env_spec = _env_spec(component, container, component_spec, isvc)
     if env_spec is not None:
         template["envSpec"] = env_spec

@@ -125,6 +125,68 @@ def test_probes_are_kept_with_their_named_ports_as_numbers_and_a_bare_readiness_
     assert predictor["readinessProbe"] == container["readinessProbe"]
 
 
+def test_lifecycle_hooks_and_the_grace_period_are_kept_and_only_when_set():
+    container = {
+        "name": "kserve-container",
+        "image": "example/server",
+        "command": ["serve"],
+        "ports": [{"containerPort": 9000, "name": "http1"}],
+        "lifecycle": {"preStop": {"httpGet": {"path": "/drain", "port": "http1"}}, "stopSignal": "SIGINT"},
+    }
+    spec = {"predictor": {"containers": [container], "terminationGracePeriodSeconds": 90}}
+    predictor = templates(spec)["predictor"]
+    assert predictor["lifecycle"] == {
+        "preStop": {"httpGet": {"path": "/drain", "port": 9000}},
+        "stopSignal": "SIGINT",
+    }
+    assert predictor["terminationGracePeriodSeconds"] == 90
+    plain = templates({"predictor": {"sklearn": {"storageUri": "pvc://models/iris"}}})["predictor"]
+    assert "lifecycle" not in plain and "terminationGracePeriodSeconds" not in plain
+
+
+def test_a_runtime_s_grace_period_applies_where_the_predictor_sets_none():
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "slow-stop", "namespace": "default"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True, "priority": 9}],
+            "terminationGracePeriodSeconds": 120,
+            "containers": [{"name": "kserve-container", "image": "example/server", "command": ["serve"]}],
+        },
+    }
+    model = {"modelFormat": {"name": "sklearn"}, "runtime": "slow-stop", "storageUri": "pvc://m"}
+    assert (
+        templates({"predictor": {"model": model}}, [runtime])["predictor"]["terminationGracePeriodSeconds"]
+        == 120
+    )
+    own = {"predictor": {"model": model, "terminationGracePeriodSeconds": 5}}
+    assert templates(own, [runtime])["predictor"]["terminationGracePeriodSeconds"] == 5
+
+
+def test_the_environment_s_sources_and_the_pod_s_facts_are_kept_only_when_used():
+    env = [
+        {"name": "A", "value": "a"},
+        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        {"name": "B", "value": "$(A)-b"},
+    ]
+    container = {"name": "kserve-container", "image": "example/server", "command": ["serve"], "env": env}
+    spec = {
+        "predictor": {"containers": [container], "serviceAccountName": "reader", "labels": {"team": "ml"}}
+    }
+    predictor = templates(spec)["predictor"]
+    assert predictor["envSpec"]["env"] == env and predictor["envSpec"]["envFrom"] == []
+    pod = predictor["envSpec"]["pod"]
+    assert pod["namespace"] == "default" and pod["serviceAccountName"] == "reader"
+    assert pod["labels"] == {
+        "team": "ml",
+        "serving.kserve.io/inferenceservice": "iris",
+        "component": "predictor",
+    }
+    container["env"] = [{"name": "A", "value": "a"}]
+    assert "envSpec" not in templates({"predictor": {"containers": [container]}})["predictor"]
+
+
 def test_storage_uris_are_kept_with_their_mount_paths_and_the_predictor_is_not_multi_model():
     model = {"modelFormat": {"name": "sklearn"}}
     uris = [{"uri": "s3://b/base"}, {"uri": "s3://b/lora", "mountPath": "/mnt/models/lora"}]

@@ -19,6 +19,7 @@ from modelplane.local.api.errors import Invalid
 from modelplane.local.api.store import Admit, Resource
 from modelplane.local.api.unhonored_fields import refused_fields
 from modelplane.local.replicas.container_env import env_errors
+from modelplane.local.replicas.lifecycle import lifecycle_errors
 
 
 def admission_from(admit: Callable[..., Resource] = api_admit) -> Admit:
@@ -48,22 +49,25 @@ def _admit_here(resource: Resource, **context) -> Resource:
     if kind == INFERENCE_SERVICE:
         errors += logger_url_errors(admitted)
     if kind in (INFERENCE_SERVICE, SERVING_RUNTIME, CLUSTER_SERVING_RUNTIME):
-        errors += list(_container_env_errors(admitted.get("spec"), "spec"))
+        errors += list(_container_errors(admitted.get("spec"), "spec"))
     if errors:
         raise ValidationError(errors)
     return admitted
 
 
-def _container_env_errors(value: object, path: str) -> Iterator[FieldError]:
-    """What the API server refuses in the `env` and `envFrom` of every container of a resource."""
+def _container_errors(value: object, path: str) -> Iterator[FieldError]:
+    """What the API server refuses in the `env`, `envFrom` and `lifecycle` of every container of a
+    resource (beyond what the schema says)."""
     if isinstance(value, dict):
         if isinstance(value.get("env"), list) or isinstance(value.get("envFrom"), list):
             yield from env_errors(value, path)
+        if isinstance(value.get("lifecycle"), dict):
+            yield from lifecycle_errors(value, path)
         for key, item in value.items():
-            yield from _container_env_errors(item, f"{path}.{key}")
+            yield from _container_errors(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _container_env_errors(item, f"{path}[{index}]")
+            yield from _container_errors(item, f"{path}[{index}]")
 
 
 def _invalid(resource: Resource, error: ValidationError) -> Invalid:

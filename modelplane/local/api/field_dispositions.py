@@ -70,6 +70,7 @@ _NO_IMAGES = "no image is pulled: a replica is a local process"
 _AS_THE_USER = "a replica runs as the user that runs modelplane up"
 _NO_POD = "a replica is a process, not a pod"
 _ONE_SUCCESS = "must be 1"
+_NOT_A_HOOK = "Kubernetes keeps it for compatibility and does not run it; neither does modelplane up"
 _MODEL_MESH = "ModelMesh's settings: modelplane up runs each runtime as its own replicas"
 
 CONTAINER: Table = {
@@ -94,7 +95,11 @@ CONTAINER: Table = {
     "livenessProbe.successThreshold": refused(_ONE_SUCCESS, quiet=(1,)),
     "startupProbe": acted("a replica is not probed for readiness until it passes, and restarted if it fails"),
     "startupProbe.successThreshold": refused(_ONE_SUCCESS, quiet=(1,)),
-    "lifecycle": warned("no postStart or preStop hooks run; a replica is stopped with SIGTERM"),
+    "lifecycle.postStart": acted("run as the replica starts; it gets no request until the hook ends"),
+    "lifecycle.preStop": acted("run before the replica is sent its stop signal"),
+    "lifecycle.postStart.tcpSocket": warned(_NOT_A_HOOK),
+    "lifecycle.preStop.tcpSocket": warned(_NOT_A_HOOK),
+    "lifecycle.stopSignal": acted("the signal a replica is stopped with"),
     "securityContext": warned(_AS_THE_USER, quiet=(False,)),
     "volumeMounts": warned(_NO_VOLUMES),
     "volumeDevices": warned(_NO_VOLUMES),
@@ -140,9 +145,7 @@ POD: Table = {
     "serviceAccountName": warned("storage credentials come from the environment of modelplane up"),
     "automountServiceAccountToken": warned("no service account token is mounted", quiet=(False,)),
     "securityContext": warned(_AS_THE_USER),
-    "terminationGracePeriodSeconds": warned(
-        "a replica gets 20 seconds after SIGTERM (`modelplane up`'s own)"
-    ),
+    "terminationGracePeriodSeconds": acted("the time a replica has to stop (its preStop hook included)"),
     "activeDeadlineSeconds": warned("a replica runs until it is stopped"),
     "restartPolicy": warned("a replica is restarted whenever it exits"),
     "readinessGates": warned("a replica is ready when its readiness path answers"),

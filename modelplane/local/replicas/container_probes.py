@@ -108,27 +108,32 @@ def replica_probes(template: Mapping, ports: ReplicaPorts, env: Mapping[str, str
     for kind in (STARTUP, LIVENESS, READINESS):
         probe = template.get(f"{kind}Probe")
         runnable = isinstance(probe, Mapping) and any(action in probe for action in ACTIONS)
-        specs[kind] = _spec(kind, probe, template, ports, env or {}) if runnable else None
+        specs[kind] = probe_spec(kind, probe, template, ports, env or {}) if runnable else None
     return Probes(specs[STARTUP], specs[LIVENESS], specs[READINESS])
 
 
 async def guard_liveness(
-    process: Process, probes: Probes, started: asyncio.Event, stop_grace: float
+    process: Process,
+    probes: Probes,
+    started: asyncio.Event,
+    stop_grace: float,
+    stop_signal: signal.Signals = signal.SIGTERM,
 ) -> str | None:
     """Runs `probes` on `process` until it ends; sets `started` once the startup probe passed (at once
-    without one). Returns why it stopped the process, or None when the process ended otherwise."""
+    without one). Returns why it stopped the process (with `stop_signal`, then SIGKILL after the
+    grace period), or None when the process ended otherwise."""
     began = time.monotonic()
     async with httpx.AsyncClient() as client:
         if probes.startup is not None:
             why = await _failing(process, probes.startup, client, began, until_success=True)
             if why is not None:
-                await _stop(process, probes.startup.grace or stop_grace)
+                await stop(process, probes.startup.grace or stop_grace, stop_signal)
                 return why
         started.set()
         if probes.liveness is not None:
             why = await _failing(process, probes.liveness, client, began, until_success=False)
             if why is not None:
-                await _stop(process, probes.liveness.grace or stop_grace)
+                await stop(process, probes.liveness.grace or stop_grace, stop_signal)
                 return why
     await process.wait()
     return None
@@ -232,10 +237,10 @@ async def _running_after(process: Process, seconds: float) -> bool:
     return process.returncode is None
 
 
-async def _stop(process: Process, grace: float) -> None:
-    """SIGTERM to the process group, SIGKILL after `grace`, as the kubelet restarts a container."""
+async def stop(process: Process, grace: float, stop_signal: signal.Signals = signal.SIGTERM) -> None:
+    """The stop signal to the process group, SIGKILL after `grace`, as the kubelet restarts a container."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, stop_signal)
     if not await _running_after(process, grace):
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -243,7 +248,8 @@ async def _stop(process: Process, grace: float) -> None:
     await process.wait()
 
 
-def _spec(kind: str, probe: Mapping, template: Mapping, ports: ReplicaPorts, env: Mapping) -> ProbeSpec:
+def probe_spec(kind: str, probe: Mapping, template: Mapping, ports: ReplicaPorts, env: Mapping) -> ProbeSpec:
+    """A probe (or a lifecycle hook's handler), its port the replica's."""
     timing = {
         "kind": kind,
         "initial_delay": float(probe.get("initialDelaySeconds") or 0),

@@ -62,10 +62,12 @@ from modelplane.local.replicas.container_probes import (
     Readiness,
     guard_liveness,
     replica_probes,
+    stop,
 )
 from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
 from modelplane.local.replicas.handover import HandedReplica, ReplicaHandover, template_digest
 from modelplane.local.replicas.inherited import InheritedChild
+from modelplane.local.replicas.lifecycle import MIN_GRACE_AFTER_HOOK, Hook, Lifecycle, replica_lifecycle
 from modelplane.local.replicas.memory_watch import Process, can_measure, enforce_memory_limit
 from modelplane.local.replicas.probe import ProbeResult, probe
 from modelplane.local.replicas.resources import replica_resources
@@ -146,6 +148,8 @@ class Replica:
         self._process: asyncio.subprocess.Process | ForkedProcess | InheritedChild | None = None
         self._ports: ReplicaPorts | None = None
         self._gpus: tuple[str, ...] = ()
+        self._env: dict[str, str] | None = None  # the process's own variables (on top of the platform's)
+        self._lifecycle = Lifecycle()
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
 
@@ -196,13 +200,34 @@ class Replica:
                 await task
 
     async def _terminate(self, process: asyncio.subprocess.Process) -> None:
-        _signal_group(process.pid, signal.SIGTERM)
+        """The `preStop` hook, the stop signal, and SIGKILL once the grace period is over
+        (replicas/lifecycle.py)."""
+        lifecycle = self._lifecycle
+        grace = self._grace()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        hook = lifecycle.pre_stop
+        if hook is not None and process.returncode is None:
+            self._note(f"preStop hook: {hook.describe()}")
+            try:
+                why = await asyncio.wait_for(hook.run(grace), grace)
+            except TimeoutError:
+                why = f"it did not end within the grace period of {grace:g}s"
+            if why is not None:
+                self._note(f"FailedPreStopHook: {why}")
+                logger.warning("%s: the preStop hook failed: %s", self.label, why)
+        _signal_group(process.pid, lifecycle.stop_signal)
+        left = max(deadline - loop.time(), MIN_GRACE_AFTER_HOOK if hook is not None else 0.0)
         try:
-            await asyncio.wait_for(process.wait(), self.settings.stop_grace)
+            await asyncio.wait_for(process.wait(), left)
         except TimeoutError:
-            logger.warning("%s did not stop within %ss: killing it", self.label, self.settings.stop_grace)
+            logger.warning("%s did not stop within %ss: killing it", self.label, f"{grace:g}")
             _signal_group(process.pid, signal.SIGKILL)
             await process.wait()
+
+    def _grace(self) -> float:
+        grace = self._lifecycle.grace
+        return self.settings.stop_grace if grace is None else grace
 
     @property
     def model_repository(self) -> Path | None:
@@ -386,6 +411,7 @@ class Replica:
         )
         if self._stopping.is_set():
             return
+        self._env = launch.env
         self._note(f"starting: {redacted(' '.join(launch.argv), self._secret_values(template))}")
         env = {**os.environ, **self._tracing_env(), **launch.env}
         zygote = self.settings.zygote
@@ -465,8 +491,10 @@ class Replica:
         ports = self._ports
         guard = self._guard_memory(self._process)
         started = asyncio.Event()
-        declared = replica_probes(template, ports, template.get("env"))
-        probes = self._guard_liveness(self._process, declared, started)
+        env = self._env if self._env is not None else template.get("env")
+        declared = replica_probes(template, ports, env)
+        self._lifecycle = replica_lifecycle(template, ports, env)
+        probes = self._guard_liveness(self._process, declared, started, self._lifecycle.post_start)
         try:
             was_ready = await self._watch(client, template, ports, started, declared.readiness)
         finally:
@@ -516,16 +544,36 @@ class Replica:
         )
 
     def _guard_liveness(
-        self, process: Process, probes: Probes, started: asyncio.Event
+        self, process: Process, probes: Probes, started: asyncio.Event, post_start: Hook | None
     ) -> asyncio.Task | None:
-        """Runs the replica's startup and liveness probes on `process` while it runs
-        (`replicas/container_probes.py`); `started` is set once the startup probe passed."""
-        if probes.startup is None and probes.liveness is None:
+        """Runs the replica's `postStart` hook, then its startup and liveness probes, on `process` while
+        it runs (replicas/lifecycle.py, replicas/container_probes.py); `started` is set once the hook
+        and the startup probe passed. The task's result is why it stopped the process, if it did."""
+        if probes.startup is None and probes.liveness is None and post_start is None:
             started.set()
             return None
         return asyncio.create_task(
-            guard_liveness(process, probes, started, self.settings.stop_grace), name=f"probes of {self.label}"
+            self._start_then_guard(process, probes, started, post_start), name=f"probes of {self.label}"
         )
+
+    async def _start_then_guard(
+        self, process: Process, probes: Probes, started: asyncio.Event, post_start: Hook | None
+    ) -> str | None:
+        lifecycle = self._lifecycle
+        if post_start is not None:
+            self._note(f"postStart hook: {post_start.describe()}")
+            hook = asyncio.create_task(post_start.run())
+            exited = asyncio.create_task(process.wait())
+            await asyncio.wait({hook, exited}, return_when=asyncio.FIRST_COMPLETED)
+            exited.cancel()
+            if not hook.done():  # the process ended first
+                hook.cancel()
+                return None
+            why = hook.result()
+            if why is not None:
+                await stop(process, self._grace(), lifecycle.stop_signal)
+                return f"FailedPostStartHook: {why}"
+        return await guard_liveness(process, probes, started, self._grace(), lifecycle.stop_signal)
 
     async def _watch(
         self,

@@ -104,7 +104,7 @@ def warnings(response: httpx.Response) -> list[str]:
 def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
     model = {
         **SKLEARN,
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+        "lifecycle": {"preStop": {"tcpSocket": {"port": 8080}}},
         "workingDir": "/srv/model",
         "ports": [{"containerPort": 8080, "protocol": "TCP"}],
     }
@@ -113,8 +113,8 @@ def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
     assert created.status_code == 201, created.text
     said = warnings(created)
     assert (
-        '299 - "spec.predictor.model.lifecycle: accepted but not acted on: no postStart or preStop hooks '
-        'run; a replica is stopped with SIGTERM"' in said
+        '299 - "spec.predictor.model.lifecycle.preStop.tcpSocket: accepted but not acted on: Kubernetes '
+        'keeps it for compatibility and does not run it; neither does modelplane up"' in said
     )
     assert any(w.startswith('299 - "spec.predictor.model.workingDir: accepted but not') for w in said)
     assert f'299 - "spec.predictor.volumes: accepted but not acted on: {NO_VOLUMES}"' in said
