@@ -266,6 +266,8 @@ def _container_template(
             else handler
             for name, handler in lifecycle.items()
         }
+    if container.get("workingDir"):
+        template["workingDir"] = container["workingDir"]
     if component_spec.get("terminationGracePeriodSeconds") is not None:
         template["terminationGracePeriodSeconds"] = component_spec["terminationGracePeriodSeconds"]
     env_spec = _env_spec(component, container, component_spec, isvc)

@@ -361,3 +361,35 @@ def test_a_revision_scaled_to_zero_is_ready_with_no_replica(tmp_path):
             await replicas.stop()
 
     asyncio.run(scenario())
+
+
+# A server that answers every request with the folder it runs in.
+WHERE = """
+import os, http.server as s
+class Where(s.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = os.getcwd().encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+s.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Where).serve_forever()
+"""
+
+
+def test_a_replica_starts_in_its_working_dir_where_this_machine_has_it(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+
+    async def where(working_dir: str) -> str:
+        async with running(
+            probed([sys.executable, "-c", WHERE], workingDir=working_dir), tmp_path
+        ) as replicas:
+            (address,) = await until(lambda: replicas.addresses(), "ready")
+            async with httpx.AsyncClient() as client:
+                return (await client.get(f"http://{address}/")).text
+
+    assert asyncio.run(where(str(folder))) == str(folder)
+    assert asyncio.run(where("/no/such/folder")) == os.getcwd()
+    log = (tmp_path / "logs/default/demo/predictor/demo-predictor-00001-0.log").read_text()
+    assert "workingDir /no/such/folder is not a folder on this machine" in log

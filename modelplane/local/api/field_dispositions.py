@@ -103,7 +103,7 @@ CONTAINER: Table = {
     "securityContext": warned(_AS_THE_USER, quiet=(False,)),
     "volumeMounts": warned(_NO_VOLUMES),
     "volumeDevices": warned(_NO_VOLUMES),
-    "workingDir": warned("a replica starts in the working directory of modelplane up"),
+    "workingDir": acted("a replica starts there where this machine has the folder (its log says when not)"),
     "imagePullPolicy": warned(_NO_IMAGES),
     "stdin": warned("a replica has no stdin or terminal", quiet=(False,)),
     "stdinOnce": warned("a replica has no stdin or terminal", quiet=(False,)),

@@ -59,6 +59,17 @@ class ModelMount:
 class Launch:
     argv: list[str]
     env: dict[str, str]
+    cwd: str | None = None  # the container's `workingDir` where this machine has that folder
+
+
+def working_dir(template: dict, mount: ModelMount | None) -> str | None:
+    """The folder a replica starts in: the container's `workingDir` (its model's path standing for the
+    model's folder here), where this machine has it; None otherwise (the platform's own)."""
+    declared = template.get("workingDir")
+    if not declared:
+        return None
+    folder = _with_model_dir(str(declared), mount)
+    return folder if os.path.isdir(folder) else None
 
 
 def replica_launch(
@@ -107,7 +118,7 @@ def replica_launch(
         env[name] = str(ports.http if port == "http" else ports.grpc)
     env["PORT"] = str(ports.http)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return Launch(argv, env)
+    return Launch(argv, env, working_dir(template, mount))
 
 
 def gateway_address(value: str, domain: str, gateway_port: int) -> str:

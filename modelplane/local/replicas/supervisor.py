@@ -412,11 +412,15 @@ class Replica:
         if self._stopping.is_set():
             return
         self._env = launch.env
+        if template.get("workingDir") and launch.cwd is None:
+            self._note(
+                f"workingDir {template['workingDir']} is not a folder on this machine: starting in {os.getcwd()}"
+            )
         self._note(f"starting: {redacted(' '.join(launch.argv), self._secret_values(template))}")
         env = {**os.environ, **self._tracing_env(), **launch.env}
         zygote = self.settings.zygote
         try:
-            forked = await zygote.spawn(launch.argv, env, self.log_path) if zygote else None
+            forked = await zygote.spawn(launch.argv, env, self.log_path, launch.cwd) if zygote else None
             if forked is not None:
                 self._process = forked
             else:
@@ -427,6 +431,7 @@ class Replica:
                         stdout=log,
                         stderr=asyncio.subprocess.STDOUT,
                         env=env,
+                        cwd=launch.cwd,
                         start_new_session=True,
                         preexec_fn=dying_with_this_process(),
                     )

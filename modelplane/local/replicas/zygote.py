@@ -210,12 +210,21 @@ class Zygote:
         if self._reader_task is not None:
             await asyncio.gather(self._reader_task, return_exceptions=True)
 
-    async def spawn(self, argv: list[str], env: dict[str, str], log_path: Path) -> ForkedProcess | None:
-        """A replica forked from the zygote, or None when the zygote cannot fork it."""
+    async def spawn(
+        self, argv: list[str], env: dict[str, str], log_path: Path, cwd: str | None = None
+    ) -> ForkedProcess | None:
+        """A replica forked from the zygote (in `cwd`, else the platform's folder), or None when the
+        zygote cannot fork it."""
         if not self._ready or not forkable(argv):
             return None
         request_id = next(self._ids)
-        request = {"id": request_id, "argv": argv, "env": env, "cwd": os.getcwd(), "log": str(log_path)}
+        request = {
+            "id": request_id,
+            "argv": argv,
+            "env": env,
+            "cwd": cwd or os.getcwd(),
+            "log": str(log_path),
+        }
         future = self._pending[request_id] = asyncio.get_running_loop().create_future()
         try:
             self._writer.write(json.dumps(request).encode() + b"\n")

@@ -56,7 +56,9 @@ class Zygotes:
             self._zygotes[setting] = taken
         await self._zygote(self._first)
 
-    async def spawn(self, argv: list[str], env: dict[str, str], log_path: Path) -> ForkedProcess | None:
+    async def spawn(
+        self, argv: list[str], env: dict[str, str], log_path: Path, cwd: str | None = None
+    ) -> ForkedProcess | None:
         """A replica forked from the zygote of its thread setting (started and waited for if need
         be), or None when it has to start cold."""
         if not forkable(argv):
@@ -75,7 +77,7 @@ class Zygotes:
             ready = False
         if not ready:
             return None
-        return await zygote.spawn(argv, env, log_path)
+        return await zygote.spawn(argv, env, log_path, cwd)
 
     async def close(self) -> None:
         """Stops every zygote (the replicas they forked get SIGTERM too: stop them first)."""

@@ -105,7 +105,7 @@ def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
     model = {
         **SKLEARN,
         "lifecycle": {"preStop": {"tcpSocket": {"port": 8080}}},
-        "workingDir": "/srv/model",
+        "imagePullPolicy": "Always",
         "ports": [{"containerPort": 8080, "protocol": "TCP"}],
     }
     predictor = {"model": model, "volumes": [{"name": "cache", "emptyDir": {}}]}
@@ -116,7 +116,7 @@ def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
         '299 - "spec.predictor.model.lifecycle.preStop.tcpSocket: accepted but not acted on: Kubernetes '
         'keeps it for compatibility and does not run it; neither does modelplane up"' in said
     )
-    assert any(w.startswith('299 - "spec.predictor.model.workingDir: accepted but not') for w in said)
+    assert any(w.startswith('299 - "spec.predictor.model.imagePullPolicy: accepted but not') for w in said)
     assert f'299 - "spec.predictor.volumes: accepted but not acted on: {NO_VOLUMES}"' in said
     assert len(said) == 3, said  # a port's protocol TCP asks for nothing: said nothing of
 
