@@ -111,3 +111,16 @@ def test_a_failing_post_start_hook_stops_the_replica_and_says_why(tmp_path):
         assert "FailedPostStartHook" in log and "exited with code" in log
 
     asyncio.run(scenario())
+
+
+def test_a_replica_restarted_for_its_liveness_probe_runs_its_pre_stop_hook_first(tmp_path):
+    marks = tmp_path / "marks"
+
+    async def scenario():
+        liveness = {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1}
+        template = server(marks, lifecycle={"preStop": append(marks, "preStop")}, livenessProbe=liveness)
+        async with running(template, tmp_path) as replicas:
+            await until(lambda: replicas.replicas[0].restarts >= 1, "a restart")
+        assert marks.read_text().split()[:2] == ["preStop", "SIGTERM"]
+
+    asyncio.run(scenario())

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -117,23 +118,26 @@ async def guard_liveness(
     probes: Probes,
     started: asyncio.Event,
     stop_grace: float,
-    stop_signal: signal.Signals = signal.SIGTERM,
+    terminate: Callable[[float], Awaitable[None]] | None = None,
 ) -> str | None:
     """Runs `probes` on `process` until it ends; sets `started` once the startup probe passed (at once
-    without one). Returns why it stopped the process (with `stop_signal`, then SIGKILL after the
-    grace period), or None when the process ended otherwise."""
+    without one). Returns why it stopped the process, or None when the process ended otherwise. A
+    failed probe stops the process with `terminate(grace)` (the replica's preStop hook and stop signal),
+    else SIGTERM; SIGKILL after the probe's grace period, else `stop_grace`."""
+    if terminate is None:
+        terminate = functools.partial(stop, process)
     began = time.monotonic()
     async with httpx.AsyncClient() as client:
         if probes.startup is not None:
             why = await _failing(process, probes.startup, client, began, until_success=True)
             if why is not None:
-                await stop(process, probes.startup.grace or stop_grace, stop_signal)
+                await terminate(probes.startup.grace or stop_grace)
                 return why
         started.set()
         if probes.liveness is not None:
             why = await _failing(process, probes.liveness, client, began, until_success=False)
             if why is not None:
-                await stop(process, probes.liveness.grace or stop_grace, stop_signal)
+                await terminate(probes.liveness.grace or stop_grace)
                 return why
     await process.wait()
     return None

@@ -3,8 +3,8 @@
 - `postStart` runs as soon as the replica's process starts, beside it. Until it completes the replica
   is not probed and gets no request; a hook that fails stops the process (and it is restarted as any
   exit is), the failure said in its log and status (`FailedPostStartHook`).
-- `preStop` runs when the replica is stopped (scaled down, replaced by a new revision, deleted, or
-  `modelplane up` stopping), before the stop signal. A hook that fails is said in the log, and the
+- `preStop` runs whenever the running replica is stopped (scaled down, replaced by a new revision,
+  deleted, `modelplane up` stopping, or restarted for a failed probe or hook), before the stop signal. A hook that fails is said in the log, and the
   stop goes on.
 - The stop signal is `lifecycle.stopSignal` (SIGTERM by default); the replica has the pod's
   `terminationGracePeriodSeconds` (the platform's stop grace when not set) for its `preStop` hook and

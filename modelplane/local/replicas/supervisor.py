@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -62,7 +63,6 @@ from modelplane.local.replicas.container_probes import (
     Readiness,
     guard_liveness,
     replica_probes,
-    stop,
 )
 from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
 from modelplane.local.replicas.handover import HandedReplica, ReplicaHandover, template_digest
@@ -199,11 +199,11 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
-        """The `preStop` hook, the stop signal, and SIGKILL once the grace period is over
-        (replicas/lifecycle.py)."""
+    async def _terminate(self, process: Process, grace: float | None = None) -> None:
+        """The `preStop` hook, the stop signal, and SIGKILL once the grace period (the replica's unless
+        given) is over (replicas/lifecycle.py)."""
         lifecycle = self._lifecycle
-        grace = self._grace()
+        grace = self._grace() if grace is None else grace
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         hook = lifecycle.pre_stop
@@ -564,7 +564,6 @@ class Replica:
     async def _start_then_guard(
         self, process: Process, probes: Probes, started: asyncio.Event, post_start: Hook | None
     ) -> str | None:
-        lifecycle = self._lifecycle
         if post_start is not None:
             self._note(f"postStart hook: {post_start.describe()}")
             hook = asyncio.create_task(post_start.run())
@@ -576,9 +575,11 @@ class Replica:
                 return None
             why = hook.result()
             if why is not None:
-                await stop(process, self._grace(), lifecycle.stop_signal)
+                await self._terminate(process)
                 return f"FailedPostStartHook: {why}"
-        return await guard_liveness(process, probes, started, self._grace(), lifecycle.stop_signal)
+        return await guard_liveness(
+            process, probes, started, self._grace(), functools.partial(self._terminate, process)
+        )
 
     async def _watch(
         self,
