@@ -292,6 +292,7 @@ def _env_spec(component: str, container: dict, component_spec: dict, isvc: dict)
         **(component_spec.get("labels") or {}),
         "serving.kserve.io/inferenceservice": metadata["name"],
         "component": component,
+        "app": f"isvc.{metadata['name']}-{component}",  # as KServe labels a component's pods
     }
     annotations = {**(metadata.get("annotations") or {}), **(component_spec.get("annotations") or {})}
     annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)

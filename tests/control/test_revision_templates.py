@@ -182,6 +182,7 @@ def test_the_environment_s_sources_and_the_pod_s_facts_are_kept_only_when_used()
         "team": "ml",
         "serving.kserve.io/inferenceservice": "iris",
         "component": "predictor",
+        "app": "isvc.iris-predictor",
     }
     container["env"] = [{"name": "A", "value": "a"}]
     assert "envSpec" not in templates({"predictor": {"containers": [container]}})["predictor"]
