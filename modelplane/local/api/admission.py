@@ -15,6 +15,7 @@ from modelplane.api.errors import FieldError, ValidationError
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME, kind_of
 from modelplane.control.admission import admit_with_platform_checks, refusal_message
 from modelplane.control.payload_logging import logger_url_errors
+from modelplane.control.rolling_update import rolling_update_errors
 from modelplane.local.api.errors import Invalid
 from modelplane.local.api.store import Admit, Resource
 from modelplane.local.api.unhonored_fields import refused_fields
@@ -48,6 +49,7 @@ def _admit_here(resource: Resource, **context) -> Resource:
     kind = kind_of(admitted)
     if kind == INFERENCE_SERVICE:
         errors += logger_url_errors(admitted)
+        errors += rolling_update_errors(admitted)
     if kind in (INFERENCE_SERVICE, SERVING_RUNTIME, CLUSTER_SERVING_RUNTIME):
         errors += list(_container_errors(admitted.get("spec"), "spec"))
     if errors:

@@ -175,8 +175,8 @@ COMPONENT: Table = {
     "autoScaling.metrics[].external": warned("Prometheus and Graphite queries need KEDA on Kubernetes"),
     "autoScaling.metrics[].podmetric": warned("OpenTelemetry pod metrics need KEDA on Kubernetes"),
     "deploymentStrategy": acted("Recreate: the old revision stops before the new one starts"),
-    "deploymentStrategy.rollingUpdate": warned(
-        "a new revision starts whole next to the old one, which stops once it is ready"
+    "deploymentStrategy.rollingUpdate": acted(
+        "the new revision replaces the old one a few replicas at a time, within maxSurge and maxUnavailable"
     ),
     "containerConcurrency": acted("requests a replica is given at once; more wait in the gateway"),
     "timeout": acted("the gateway's limit on one request, in seconds"),

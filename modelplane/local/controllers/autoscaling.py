@@ -73,6 +73,7 @@ class _Tracked:
     replicas: Scalable
     on_scale: Callable[[], None]
     settings: AutoscalerSettings  # as the revision asked, before any lowering (`lower_minimum`)
+    wanted: int = 0  # its last decision, before any cap (`cap`)
 
 
 @dataclass
@@ -81,6 +82,7 @@ class _ResourceTracked:
     replicas: Measurable
     on_scale: Callable[[], None]
     settings: ResourceScaling  # as the revision asked, before any lowering (`lower_minimum`)
+    wanted: int = 0  # its last decision, before any cap (`cap`)
     cpu_seconds: dict[int, tuple[float, float]] = field(default_factory=dict)  # pid: (taken at, total)
 
 
@@ -102,6 +104,8 @@ class Autoscaling:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
         self._waking: set[str] = set()
+        self._caps: dict[str, int] = {}  # revision: the most replicas it may have now (a rolling update)
+        self._fixed: dict[str, int] = {}  # revision: the count of one that is not scaled, before any cap
         # Told of every change of count: (revision, replicas before, after, the decision's reason).
         self.on_rescale: Callable[[str, int, int, str], None] | None = None
 
@@ -122,22 +126,60 @@ class Autoscaling:
         self._tracked.clear()
         self._by_resources.clear()
 
-    def start_scaling(self, replicas: Measurable, on_scale: Callable[[], None]) -> None:
+    def start_scaling(
+        self, replicas: Measurable, on_scale: Callable[[], None], initial_scale: int | None = None
+    ) -> None:
         """Gives a new revision's replicas their first count: the autoscaler's, when the revision scales
-        on its requests or on its cpu and memory (it is tracked from then on), else its minReplicas."""
+        on its requests or on its cpu and memory (it is tracked from then on), else its minReplicas;
+        within its cap, if it has one. `initial_scale` raises the count it starts with (the replicas of
+        the revision a rolling update replaces), within maxReplicas."""
         template = replicas.revision.template
+        name = replicas.revision.name
         try:
             on_resources = resource_scaling(template, self.config.max_scale)
             settings = None if on_resources else revision_scaling(template, self.config)
         except AutoscalingError as exc:  # stored before the platform checked it
-            logger.warning("%s: %s; keeping a fixed replica count", replicas.revision.name, exc)
+            logger.warning("%s: %s; keeping a fixed replica count", name, exc)
             on_resources = settings = None
         if on_resources is not None:
-            replicas.scale(self.track_resources(replicas, on_resources, on_scale))
+            if initial_scale is not None:
+                raised = min(max(on_resources.min_replicas, initial_scale), on_resources.max_replicas)
+                on_resources = replace(on_resources, min_replicas=raised)
+            count = self.track_resources(replicas, on_resources, on_scale)
         elif settings is None:
-            replicas.scale(fixed_replicas(template))
+            count = self._fixed[name] = fixed_replicas(template)
         else:
-            replicas.scale(self.track(replicas.revision.name, settings, replicas, on_scale))
+            if initial_scale is not None and settings.max_replicas:
+                initial_scale = min(initial_scale, settings.max_replicas)
+            if initial_scale is not None:
+                settings = replace(settings, initial_scale=max(settings.initial_scale, initial_scale))
+            count = self.track(name, settings, replicas, on_scale)
+        replicas.scale(self._capped(name, count))
+
+    def cap(self, replicas: Scalable, limit: int | None) -> None:
+        """At most `limit` replicas for the revision from now on, whatever it decides (a rolling
+        update's step); None lifts the cap. Its count changes at once."""
+        name = replicas.revision.name
+        if limit is None:
+            if self._caps.pop(name, None) is None:
+                return
+        else:
+            self._caps[name] = limit
+        wanted = self._wanted(name)
+        if wanted is None:
+            return  # not scaled yet: `start_scaling` keeps to the cap
+        count = self._capped(name, wanted)
+        if replicas.desired != count:
+            replicas.scale(count)
+
+    def _wanted(self, revision: str) -> int | None:
+        """The count the revision's autoscaler (or its fixed count) asks for, before any cap."""
+        tracked = self._tracked.get(revision) or self._by_resources.get(revision)
+        return tracked.wanted if tracked is not None else self._fixed.get(revision)
+
+    def _capped(self, revision: str, count: int) -> int:
+        limit = self._caps.get(revision)
+        return count if limit is None else min(count, limit)
 
     def track(
         self, revision: str, settings: AutoscalerSettings, replicas: Scalable, on_scale: Callable[[], None]
@@ -145,8 +187,9 @@ class Autoscaling:
         """Scales `replicas` from now on; returns the count the revision starts with (its initial
         scale within minReplicas and maxReplicas). `on_scale` is called after every change of count."""
         autoscaler = RevisionAutoscaler(revision, settings)  # on time.monotonic, as the gateway's counters
-        self._tracked[revision] = _Tracked(autoscaler, replicas, on_scale, settings)
-        return autoscaler.decide().desired_replicas
+        wanted = autoscaler.decide().desired_replicas
+        self._tracked[revision] = _Tracked(autoscaler, replicas, on_scale, settings, wanted)
+        return wanted
 
     def track_resources(
         self, replicas: Measurable, settings: ResourceScaling, on_scale: Callable[[], None]
@@ -162,7 +205,9 @@ class Autoscaling:
             settings.max_replicas,
         )
         autoscaler = ResourceAutoscaler(revision.name, settings, resource_requests(revision.template))
-        self._by_resources[revision.name] = _ResourceTracked(autoscaler, replicas, on_scale, settings)
+        self._by_resources[revision.name] = _ResourceTracked(
+            autoscaler, replicas, on_scale, settings, settings.min_replicas
+        )
         return settings.min_replicas
 
     def lower_minimum(self, replicas: Scalable, by: int) -> None:
@@ -176,7 +221,9 @@ class Autoscaling:
             return
         tracked = self._tracked.get(replicas.revision.name)
         if tracked is None:  # a fixed count
-            count = max(1, fixed_replicas(replicas.revision.template) - by)
+            name = replicas.revision.name
+            self._fixed[name] = max(1, fixed_replicas(replicas.revision.template) - by)
+            count = self._capped(name, self._fixed[name])
             if replicas.desired != count:
                 replicas.scale(count)
             return
@@ -190,6 +237,8 @@ class Autoscaling:
     def forget(self, revision: str) -> None:
         self._tracked.pop(revision, None)
         self._by_resources.pop(revision, None)
+        self._caps.pop(revision, None)
+        self._fixed.pop(revision, None)
 
     def wake_from_any_thread(self, revision: str) -> None:
         """The gateway's `on_demand`: a request waits for a revision with no replica."""
@@ -242,12 +291,17 @@ class Autoscaling:
         return usage + [ReplicaUsage(ready=False)] * max(0, unready)
 
     def _apply(self, tracked: _Tracked | _ResourceTracked, decision: ScaleDecision) -> None:
-        before, count = tracked.replicas.desired, decision.desired_replicas
+        tracked.wanted = decision.desired_replicas
+        before, name = tracked.replicas.desired, tracked.autoscaler.revision
+        count = self._capped(name, decision.desired_replicas)
         if count != before:
             tracked.replicas.scale(count)
             tracked.on_scale()
             if self.on_rescale is not None:
-                self.on_rescale(tracked.replicas.revision.name, before, count, decision.reason)
+                reason = decision.reason
+                if count != decision.desired_replicas:
+                    reason += f"; {count} while a rolling update holds it to {self._caps[name]}"
+                self.on_rescale(name, before, count, reason)
 
     async def _every(self, period: float, decide: Callable[[], None]) -> None:
         while True:

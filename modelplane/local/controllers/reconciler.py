@@ -54,6 +54,7 @@ from modelplane.control.canaries import CanaryPlan, canary_plans, stable_share
 from modelplane.control.modelmesh import deployment_mode, is_model_mesh
 from modelplane.control.observed import CanaryState
 from modelplane.control.payload_logging import payload_log_specs
+from modelplane.control.rolling_update import RollingUpdate, RolloutStep, rollout_step, rollout_targets
 from modelplane.control.urls import GatewayAddress, service_host
 from modelplane.control.urls import component_host as spec_component_host
 from modelplane.local.api.errors import NotFound
@@ -120,6 +121,11 @@ class _Service:
     recreate: set[str] = field(default_factory=set)
     stopping: dict[str, asyncio.Task] = field(default_factory=dict)  # per component, the old one stopping
     unstarted: set[str] = field(default_factory=set)  # revisions made but held back until then
+    # Components with a `rollingUpdate`, and the rollouts under way: the replicas the old revision had
+    # when each began, and its step now (control/rolling_update.py).
+    rolling: dict[str, RollingUpdate] = field(default_factory=dict)
+    rollouts: dict[str, int] = field(default_factory=dict)
+    steps: dict[str, RolloutStep] = field(default_factory=dict)
 
     def revision(self, name: str) -> Revision:
         return next(r for r in self.revisions if r.name == name)
@@ -252,6 +258,7 @@ class Reconciler:
             return
         self._plan(service, isvc)
         self._recreate(service)
+        self._roll(service)
         for revision_name in self._wanted(service):
             self._ensure_running(service, revision_name)
         self._split_traffic(service)
@@ -353,6 +360,12 @@ class Reconciler:
             for component in templates
             if ((spec[component].get("deploymentStrategy") or {}).get("type")) == RECREATE
         }
+        service.rolling = {
+            component: update
+            for component in templates
+            if service.canary.get(component) is None
+            and (update := RollingUpdate.of(spec[component])) is not None
+        }
         for gone in set(service.rolled_out) - set(templates):
             del service.rolled_out[gone]
             service.previous_rolled_out.pop(gone, None)
@@ -407,6 +420,46 @@ class Reconciler:
                     "%s/%s: %s stopped; starting %s", service.namespace, service.name, component, latest
                 )
 
+    def _roll(self, service: _Service) -> None:
+        """Rolling updates: the next step of each rollout under way (its replica caps), begun where a
+        component with a `rollingUpdate` has a new revision and an old one that serves."""
+        for component in set(service.rollouts) | set(service.rolling):
+            latest, old = service.latest.get(component), service.rolled_out.get(component)
+            old_runner = service.running.get(old) if old else None
+            update = service.rolling.get(component)
+            if update is None or latest in (None, old) or old_runner is None:
+                self._end_rollout(service, component)
+                continue
+            total = service.rollouts.get(component)
+            if total is None:
+                if not old_runner.desired:
+                    continue  # nothing serves at the moment: the new revision starts whole
+                total = service.rollouts[component] = old_runner.desired
+                logger.info(
+                    "%s/%s: %s rolls out %s over %s (%d replicas, maxSurge %s, maxUnavailable %s)",
+                    service.namespace, service.name, component, latest, old, total,
+                    update.max_surge, update.max_unavailable,
+                )  # fmt: skip
+            new_runner = service.running.get(latest)
+            new, new_ready = (new_runner.desired, new_runner.state().ready_replicas) if new_runner else (0, 0)
+            step = rollout_step(
+                update, total, old_runner.desired, old_runner.state().ready_replicas, new, new_ready
+            )
+            service.steps[component] = step
+            self.autoscaling.cap(old_runner, step.old_replicas)
+            if new_runner is not None:
+                self.autoscaling.cap(new_runner, step.new_replicas)
+
+    def _end_rollout(self, service: _Service, component: str) -> None:
+        """A rollout that is over (done, or replaced by a spec back at its old revision): no caps left."""
+        if service.rollouts.pop(component, None) is None:
+            return
+        service.steps.pop(component, None)
+        for revision in (service.latest.get(component), service.rolled_out.get(component)):
+            runner = service.running.get(revision) if revision else None
+            if runner is not None:
+                self.autoscaling.cap(runner, None)
+
     def _ensure_running(self, service: _Service, revision_name: str) -> None:
         key = (service.namespace, service.name)
         if revision_name not in service.running:
@@ -419,13 +472,23 @@ class Reconciler:
         held = runner.revision.component in service.stopping  # its component is being recreated
         if revision_name in service.unstarted and not held:
             service.unstarted.discard(revision_name)
-            self.autoscaling.start_scaling(runner, lambda: self.kick(key))
+            component = runner.revision.component
+            step = service.steps.get(component)
+            rolling_in = step is not None and service.latest.get(component) == revision_name
+            if rolling_in:  # it starts within the rollout's step, wanting the old revision's count
+                self.autoscaling.cap(runner, step.new_replicas)
+            initial = service.rollouts.get(component) if rolling_in else None
+            self.autoscaling.start_scaling(runner, lambda: self.kick(key), initial)
 
     def _split_traffic(self, service: _Service) -> None:
         for component, latest in service.latest.items():
             ready = service.running[latest].state().ready
             rolled_out = service.rolled_out.get(component)
-            targets = traffic_targets(latest, ready, rolled_out, service.canary.get(component))
+            step = service.steps.get(component)
+            if step is not None and rolled_out is not None:
+                targets = rollout_targets(latest, rolled_out, step)
+            else:
+                targets = traffic_targets(latest, ready, rolled_out, service.canary.get(component))
             if not targets and component in service.recreate:
                 targets = (TrafficTarget(latest, 100, True),)  # requests wait for it in the gateway
             if targets != service.traffic.get(component):
@@ -433,6 +496,9 @@ class Reconciler:
                 logger.info("%s/%s: %s traffic: %s", service.namespace, service.name, component, split)
             service.traffic[component] = targets
             now_rolled_out = rolled_out_after(targets, ready, rolled_out)
+            if now_rolled_out != rolled_out and step is not None:
+                logger.info("%s/%s: %s rolled out %s", service.namespace, service.name, component, latest)
+                self._end_rollout(service, component)
             if now_rolled_out != rolled_out:
                 service.rolled_out[component] = now_rolled_out
                 if rolled_out:

@@ -165,3 +165,39 @@ def test_a_standard_graph_router_scaled_on_cpu_gets_an_hpa():
     settings = resource_scaling(template)
     assert settings is not None and settings.describe() == "cpu 50% of the request"
     assert resource_scaling(router_template({"nodes": {}}, {"scaleMetric": "cpu"}, {"name": "g"})) is None
+
+
+class RevisionReplicas(Replicas):
+    """A revision's replicas, named by their revision as the platform's are."""
+
+    def __init__(self, template: dict) -> None:
+        super().__init__()
+        self.revision = Revision("web-predictor-00002", "predictor", 2, "digest", template)
+
+
+def test_a_rolling_update_caps_what_the_autoscaler_decides_and_lifts_the_cap_when_done():
+    now = time.monotonic()
+    snapshots = {"web-predictor-00002": stats("web-predictor-00002", now - 2, 0.0)}
+    autoscaling = Autoscaling()
+    autoscaling._stats = lambda: snapshots
+    replicas = RevisionReplicas({"minReplicas": 1, "maxReplicas": 10})
+    autoscaling.cap(replicas, 1)
+    autoscaling.start_scaling(replicas, lambda: None, initial_scale=4)
+    assert replicas.counts == [1]  # it wants the 4 of the revision it replaces, and may have 1
+    autoscaling.cap(replicas, 3)
+    assert replicas.counts == [1, 3]
+    snapshots["web-predictor-00002"] = stats("web-predictor-00002", now, 16.0, replicas=3)  # 8 in flight
+    autoscaling.scale_all()
+    assert replicas.counts == [1, 3]  # it decides more, and is held at 3
+    autoscaling.cap(replicas, None)
+    assert replicas.counts[-1] > 3  # the rollout is over: what it decided
+
+
+def test_a_fixed_count_keeps_to_a_cap_too():
+    autoscaling = Autoscaling()
+    annotations = {"serving.kserve.io/autoscalerClass": "none"}  # scaled from outside: a fixed count
+    replicas = RevisionReplicas({"minReplicas": 3, "scalingAnnotations": annotations})
+    autoscaling.cap(replicas, 2)
+    autoscaling.start_scaling(replicas, lambda: None)
+    autoscaling.cap(replicas, None)
+    assert replicas.counts == [2, 3]

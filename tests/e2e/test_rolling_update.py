@@ -1,0 +1,114 @@
+"""A Standard-mode rolling update on `modelplane up`: the new revision replaces the old one a replica at
+a time, within maxSurge and maxUnavailable, and every request is answered meanwhile."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, wait_until
+
+ECHO = Path(__file__).with_name("env_echo.py")
+NAME = "rolling"
+
+
+def service(version: str, rolling_update: dict) -> dict:
+    container = {
+        "name": "kserve-container",
+        "image": "env-echo:latest",
+        "command": ["python", str(ECHO)],
+        "env": [{"name": "VERSION", "value": version}],
+    }
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": NAME, "annotations": {"serving.kserve.io/deploymentMode": "Standard"}},
+        "spec": {
+            "predictor": {
+                "minReplicas": 2,
+                "maxReplicas": 2,
+                "deploymentStrategy": {"type": "RollingUpdate", "rollingUpdate": rolling_update},
+                "containers": [container],
+            }
+        },
+    }
+
+
+def apply(platform: PlatformProcess, tmp_path: Path, resource: dict, check: bool = True):
+    path = tmp_path / "service.yaml"
+    path.write_text(yaml.safe_dump(resource, sort_keys=False))
+    return platform.cli("apply", "-f", str(path), check=check)
+
+
+def status(platform: PlatformProcess) -> dict:
+    url = f"{platform.api_url}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{NAME}"
+    return httpx.get(url, timeout=30).json().get("status") or {}
+
+
+def version(platform: PlatformProcess) -> str | None:
+    response = platform.request("GET", f"{NAME}.default.localhost", "/", timeout=30)
+    return response.json()["env"]["VERSION"] if response.status_code == 200 else None
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory) -> Iterator[PlatformProcess]:
+    home = tmp_path_factory.mktemp("mp-rolling")
+    with running_platform(home) as running:
+        yield running
+    assert kill_leftovers(home) == [], "replicas outlived modelplane up"
+
+
+def test_a_rolling_update_replaces_a_replica_at_a_time_and_answers_throughout(platform, tmp_path):
+    one_at_a_time = {"maxSurge": 0, "maxUnavailable": 1}
+    apply(platform, tmp_path, service("1", one_at_a_time))
+
+    def both_ready() -> bool:
+        revisions = status(platform).get("revisions") or []
+        return [r.get("actualReplicas") for r in revisions] == [2] and version(platform) == "1"
+
+    wait_until(both_ready, "version 1 on 2 replicas", platform)
+    answers: list[str | None] = []
+    most_replicas = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            answers.append(version(platform))
+            most_replicas.append(
+                sum(r.get("desiredReplicas") or 0 for r in status(platform).get("revisions") or [])
+            )
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        apply(platform, tmp_path, service("2", one_at_a_time))
+        wait_until(
+            lambda: answers[-3:] == ["2"] * 3 and len(status(platform).get("revisions") or []) == 1,
+            "version 2 alone",
+            platform,
+        )
+    finally:
+        done.set()
+        watcher.join()
+    assert None not in answers  # every request was answered
+    assert max(most_replicas) <= 2  # maxSurge 0: never a replica more than the two
+    assert answers[0] == "1" and answers[-1] == "2"
+    log = platform.log()
+    assert f"predictor rolls out {NAME}-predictor-00002 over {NAME}-predictor-00001 (2 replicas" in log
+    assert f"predictor rolled out {NAME}-predictor-00002" in log
+
+
+def test_what_a_deployment_would_refuse_is_refused(platform, tmp_path):
+    refused = apply(platform, tmp_path, service("3", {"maxSurge": 0, "maxUnavailable": 0}), check=False)
+    assert refused.returncode != 0
+    assert (
+        "spec.predictor.deploymentStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"
+        in refused.stderr
+    )
+    refused = apply(platform, tmp_path, service("3", {"maxSurge": "two"}), check=False)
+    assert "a valid percent string must be a numeric string followed by an ending '%'" in refused.stderr
