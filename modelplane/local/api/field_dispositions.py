@@ -187,8 +187,8 @@ COMPONENT: Table = {
     "logger.metadataAnnotations": acted("annotations copied into each event"),
     **{f"logger.{name}": warned(BLOB_LOGGING, quiet=(0,)) for name in BLOB_STORAGE_FIELDS},
     "batcher": acted("modelplane serve batches requests (its flags)"),
-    "labels": warned("no pods to label: the service's own labels are kept"),
-    "annotations": warned("no pods to annotate: the service's own annotations are read"),
+    "labels": warned("no pods to label; a replica's downward API (fieldRef) reads them"),
+    "annotations": warned("no pods to annotate; a replica's downward API (fieldRef) reads them"),
     "storageUris": acted("each model is fetched and seen at its mountPath"),
     "storageContainerName": warned("the storage initializer is modelplane's own"),
 }
