@@ -103,6 +103,9 @@ def rolling_update_errors(isvc: dict) -> Iterator[FieldError]:
         if not isinstance(declared, dict):
             continue
         here = f"spec.{component}.deploymentStrategy.rollingUpdate"
+        if strategy.get("type") == "Recreate":
+            yield FieldError(here, "Forbidden: may not be specified when strategy `type` is 'Recreate'")
+            continue
         for name in ("maxSurge", "maxUnavailable"):
             value = declared.get(name)
             if isinstance(value, str) and not _PERCENT.match(value):

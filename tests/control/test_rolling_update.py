@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from modelplane.control.rolling_update import RollingUpdate, rollout_step, rollout_targets
+from modelplane.control.rolling_update import (
+    RollingUpdate,
+    rolling_update_errors,
+    rollout_step,
+    rollout_targets,
+)
 
 
 def roll(update: RollingUpdate, total: int) -> list[tuple[int, int, int]]:
@@ -77,3 +82,22 @@ def test_a_new_revision_that_never_gets_ready_stops_the_rollout_where_it_is():
 )
 def test_which_components_roll(spec, expected):
     assert RollingUpdate.of(spec) == expected
+
+
+def test_what_a_deployment_refuses_in_a_rolling_update():
+    def errors(strategy: dict) -> list[str]:
+        isvc = {"spec": {"predictor": {"deploymentStrategy": strategy}}}
+        return [f"{error.path}: {error.message}" for error in rolling_update_errors(isvc)]
+
+    here = "spec.predictor.deploymentStrategy.rollingUpdate"
+    assert errors({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}) == [
+        f"{here}: Forbidden: may not be specified when strategy `type` is 'Recreate'"
+    ]
+    assert errors({"rollingUpdate": {"maxSurge": -1, "maxUnavailable": "150%"}}) == [
+        f"{here}.maxSurge: Invalid value: -1: must be greater than or equal to 0",
+        f'{here}.maxUnavailable: Invalid value: "150%": must not be greater than 100%',
+    ]
+    assert errors({"rollingUpdate": {"maxSurge": "0%", "maxUnavailable": 0}}) == [
+        f"{here}.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"
+    ]
+    assert errors({"rollingUpdate": {"maxSurge": "10%"}}) == []

@@ -43,6 +43,7 @@ _EMPTY = (None, "", {}, [])
 _ONE_CONTAINER = "a replica runs one container, and this is not it"
 _REQUEST_SCALING = "it types a cpu or memory target, and this component scales on its requests"
 _ONE_REVISION = "the Recreate strategy runs one revision at a time: there is none to split with"
+_SPLIT_BY_PERCENT = "canaryTrafficPercent splits this component's traffic: its new revision starts whole"
 COMPONENTS = ("predictor", "transformer", "explainer")
 WARNED, REFUSED = Disposition.WARNED, Disposition.REFUSED
 Path = list[str | int]
@@ -176,7 +177,8 @@ def _containers_not_run(resource: dict) -> list[Unhonored]:
 def _read_only_with(resource: dict) -> list[Unhonored]:
     """An InferenceService component's fields that other fields leave with nothing to do: a
     `scaleMetricType` where no cpu or memory target is typed, a `canaryTrafficPercent` under the
-    Recreate strategy (one revision at a time: none to split with)."""
+    Recreate strategy (one revision at a time: none to split with), a `rollingUpdate` beside a
+    `canaryTrafficPercent` (which decides the split)."""
     spec = resource.get("spec")
     if resource.get("kind") != INFERENCE_SERVICE.kind or not isinstance(spec, dict):
         return []
@@ -192,6 +194,9 @@ def _read_only_with(resource: dict) -> list[Unhonored]:
         recreated = (part.get("deploymentStrategy") or {}).get("type") == "Recreate"
         if recreated and part.get("canaryTrafficPercent") is not None:
             found.append(Unhonored(f"spec.{name}.canaryTrafficPercent", _ONE_REVISION))
+        rolling = (part.get("deploymentStrategy") or {}).get("rollingUpdate") is not None
+        if rolling and not recreated and part.get("canaryTrafficPercent") is not None:
+            found.append(Unhonored(f"spec.{name}.deploymentStrategy.rollingUpdate", _SPLIT_BY_PERCENT))
     return found
 
 

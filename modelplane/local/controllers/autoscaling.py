@@ -149,9 +149,7 @@ class Autoscaling:
         elif settings is None:
             count = self._fixed[name] = fixed_replicas(template)
         else:
-            if initial_scale is not None and settings.max_replicas:
-                initial_scale = min(initial_scale, settings.max_replicas)
-            if initial_scale is not None:
+            if initial_scale is not None:  # `track` keeps it within minReplicas and maxReplicas
                 settings = replace(settings, initial_scale=max(settings.initial_scale, initial_scale))
             count = self.track(name, settings, replicas, on_scale)
         replicas.scale(self._capped(name, count))

@@ -134,3 +134,19 @@ def test_fields_other_fields_leave_with_nothing_to_do_are_said():
             "the Recreate strategy runs one revision at a time: there is none to split with",
         )
     ]
+    split = isvc(
+        {
+            "predictor": {
+                **model,
+                "deploymentStrategy": {"rollingUpdate": {"maxSurge": 1}},
+                "canaryTrafficPercent": 20,
+            }
+        }
+    )
+    split["metadata"]["annotations"] = standard
+    assert found(split) == [
+        (
+            "spec.predictor.deploymentStrategy.rollingUpdate",
+            "canaryTrafficPercent splits this component's traffic: its new revision starts whole",
+        )
+    ]
