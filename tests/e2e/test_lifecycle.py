@@ -124,3 +124,19 @@ def test_a_replica_restarted_for_its_liveness_probe_runs_its_pre_stop_hook_first
         assert marks.read_text().split()[:2] == ["preStop", "SIGTERM"]
 
     asyncio.run(scenario())
+
+
+def test_a_post_start_hook_still_running_when_its_replica_ends_is_stopped_with_it(tmp_path):
+    hook_pid = tmp_path / "hook.pid"
+
+    async def scenario():
+        hook = {"exec": {"command": ["sh", "-c", f"echo $$ > {hook_pid}; exec sleep 600"]}}
+        exits = [sys.executable, "-c", "import time; time.sleep(1)"]
+        async with running(probed(exits, lifecycle={"postStart": hook}), tmp_path) as replicas:
+            await until(
+                lambda: replicas.replicas[0].restarts >= 1 and hook_pid.exists(), "the replica to end"
+            )
+            pid = int(hook_pid.read_text())
+            await until(lambda: not Path(f"/proc/{pid}").exists(), "the hook to be stopped")
+
+    asyncio.run(scenario())

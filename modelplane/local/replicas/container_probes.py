@@ -200,7 +200,7 @@ async def _exec(spec: ProbeSpec) -> str | None:
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), spec.timeout)
-    except TimeoutError:
+    except BaseException:  # timed out, or cancelled (a hook whose replica ended first): none outlives it
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
