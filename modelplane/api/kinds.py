@@ -1,5 +1,5 @@
 """The resource kinds modelplane serves: their group, version, names and scope (KServe's, and
-Kubernetes' Event, Secret and ConfigMap)."""
+Kubernetes' Event, Secret, ConfigMap and ServiceAccount)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ EVENT = Kind("Event", "v1", "events", "event", ("ev",), True, group="")
 SECRET = Kind("Secret", "v1", "secrets", "secret", (), True, group="")
 # Kubernetes' ConfigMap (core group): values a container's `env` and `envFrom` read.
 CONFIG_MAP = Kind("ConfigMap", "v1", "configmaps", "configmap", ("cm",), True, group="")
+# Kubernetes' ServiceAccount (core group): the Secrets it lists give a component's storage credentials.
+SERVICE_ACCOUNT = Kind("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ("sa",), True, group="")
 
 KINDS: tuple[Kind, ...] = (
     INFERENCE_SERVICE,
@@ -61,6 +63,7 @@ KINDS: tuple[Kind, ...] = (
     EVENT,
     SECRET,
     CONFIG_MAP,
+    SERVICE_ACCOUNT,
 )
 
 _BY_KIND = {k.kind: k for k in KINDS}

@@ -34,6 +34,7 @@ from modelplane.api.constants import (
     PROTOCOL_ENV,
     STORAGE_URI_ENV,
 )
+from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control.autoscaling_settings import PREFIX as AUTOSCALING_PREFIX
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.images import IMAGE_NOT_SERVED, ImageNotServed, local_command
@@ -83,7 +84,27 @@ def revision_templates(
             _add_transformer_args(templates[component], component_spec, metadata)
         if isinstance(component_spec.get("batcher"), dict):
             _add_batcher_args(templates[component], component_spec["batcher"])
+        credentials = {
+            **templates[component].get("credentials", {}),
+            **_credential_names(component_spec, metadata),
+        }
+        if credentials:
+            templates[component]["credentials"] = credentials
     return templates
+
+
+def _credential_names(component_spec: dict, metadata: dict) -> dict:
+    """Where a component's storage credentials come from, beyond a `storage.key` (KServe's credential
+    builder: api/service_account_credentials.py), when it says: only then, so that other templates
+    stay the same."""
+    names = {}
+    account = component_spec.get("serviceAccountName") or component_spec.get("serviceAccount")
+    if account:
+        names["serviceAccountName"] = account
+    secret_name = (metadata.get("annotations") or {}).get(STORAGE_SECRET_ANNOTATION)
+    if secret_name:
+        names["storageSecretName"] = secret_name
+    return names
 
 
 class ModelContainer(NamedTuple):
@@ -127,6 +148,8 @@ def _model_template(
     template = _container_template(
         "predictor", container, predictor, isvc, model_format, f"runtime {selection.name}: "
     )
+    if selection.spec.get("serviceAccountName"):  # the runtime's pod field, where the predictor names none
+        template["credentials"] = {"serviceAccountName": selection.spec["serviceAccountName"]}
     runtime_grace = selection.spec.get("terminationGracePeriodSeconds")
     if runtime_grace is not None:  # the runtime's pod field, where the predictor does not set its own
         template.setdefault("terminationGracePeriodSeconds", runtime_grace)

@@ -28,6 +28,7 @@ from modelplane.api.kinds import (
     INFERENCE_GRAPH,
     INFERENCE_SERVICE,
     SECRET,
+    SERVICE_ACCOUNT,
     SERVING_RUNTIME,
     TRAINED_MODEL,
     kind_of,
@@ -100,7 +101,7 @@ def render(resources: Sequence[dict], settings: KubeSettings) -> Rendering:
         elif kind == TRAINED_MODEL:
             note = _trained_model_note(resource, services.get((namespace, parent_name(resource))))
             rendering.notes += [note] if note else []
-        elif kind in (SECRET, CONFIG_MAP):  # already Kubernetes objects: as they are
+        elif kind in (SECRET, CONFIG_MAP, SERVICE_ACCOUNT):  # already Kubernetes objects: as they are
             rendering.objects.append(resource)
     return rendering
 

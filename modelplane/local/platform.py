@@ -199,7 +199,7 @@ class Platform:
             zygote=zygote,
             prepare_repository=trained_models.prepare_folder,
             gpus=GpuAllocator(inventory),
-            credentials=StorageCredentials(store).for_namespace,
+            credentials=StorageCredentials(store),
             env_sources=EnvSources(store),
         )
         settings.handover.inherited = {

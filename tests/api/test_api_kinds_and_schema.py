@@ -46,7 +46,9 @@ def test_kind_facts():
         "Event": ("v1", "events", True),
         "Secret": ("v1", "secrets", True),
         "ConfigMap": ("v1", "configmaps", True),
+        "ServiceAccount": ("v1", "serviceaccounts", True),
     }
+    assert kind_named("sa").crd_name == "serviceaccounts"
     assert kind_named("cm").crd_name == "configmaps"
     assert kind_named("isvc").crd_name == "inferenceservices.serving.kserve.io"
     assert kind_named("ev").crd_name == "events"

@@ -164,6 +164,31 @@ def test_a_runtime_s_grace_period_applies_where_the_predictor_sets_none():
     assert templates(own, [runtime])["predictor"]["terminationGracePeriodSeconds"] == 5
 
 
+def test_where_storage_credentials_come_from_is_kept_only_when_said():
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "with-account", "namespace": "default"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True, "priority": 9}],
+            "serviceAccountName": "runtime-account",
+            "containers": [{"name": "kserve-container", "image": "example/server", "command": ["serve"]}],
+        },
+    }
+    model = {"modelFormat": {"name": "sklearn"}, "runtime": "with-account", "storageUri": "s3://b/m"}
+    assert "credentials" not in templates({"predictor": {"sklearn": {"storageUri": "s3://b/m"}}})["predictor"]
+    by_runtime = templates({"predictor": {"model": model}}, [runtime])["predictor"]
+    assert by_runtime["credentials"] == {"serviceAccountName": "runtime-account"}
+    own = {"predictor": {"model": model, "serviceAccountName": "mine"}}
+    assert templates(own, [runtime])["predictor"]["credentials"] == {"serviceAccountName": "mine"}
+    deprecated = {"predictor": {"serviceAccount": "old", "sklearn": {"storageUri": "s3://b/m"}}}
+    assert templates(deprecated)["predictor"]["credentials"] == {"serviceAccountName": "old"}
+    annotated = isvc({"predictor": {"sklearn": {"storageUri": "s3://b/m"}}})
+    annotated["metadata"]["annotations"] = {"serving.kserve.io/storageSecretName": "s3creds"}
+    found = revision_templates(annotated, [], builtin_cluster_runtimes())["predictor"]["credentials"]
+    assert found == {"storageSecretName": "s3creds"}
+
+
 def test_the_environment_s_sources_and_the_pod_s_facts_are_kept_only_when_used():
     env = [
         {"name": "A", "value": "a"},

@@ -40,7 +40,13 @@ class Server:
     """A server process. `ready` is a regex its output prints once listening, with the port as group 1."""
 
     def __init__(
-        self, args: list[str], *, ready: str | None = None, port: int | None = None, cwd=None
+        self,
+        args: list[str],
+        *,
+        ready: str | None = None,
+        port: int | None = None,
+        cwd=None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.args = args
         self.process = subprocess.Popen(
@@ -50,7 +56,7 @@ class Server:
             stdin=subprocess.DEVNULL,
             text=True,
             cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.port = port or 0
         try:
@@ -105,10 +111,16 @@ def start_http(root: Path, *extra: str, port: int | None = None) -> Server:
     return Server(args, ready=r"listening on (\d+)")
 
 
-def start_moto() -> Server:
+def start_moto(*, unauthenticated_requests: int | None = None) -> Server:
+    """moto's S3 server; with `unauthenticated_requests`, only that many requests go without valid
+    credentials (IAM users and keys to be made with them), every later one is checked as AWS does."""
+    env = {}
+    if unauthenticated_requests is not None:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(unauthenticated_requests)
     return Server(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
         ready=r"Running on http://127\.0\.0\.1:(\d+)",
+        env=env,
     )
 
 

@@ -65,6 +65,9 @@ RESOURCES_ACTED_ON = "modelplane up acts on cpu, memory and nvidia.com/gpu"
 POD_RESOURCES_ACTED_ON = "pod-level resources are cpu and memory"
 BLOB_LOGGING = "payload events go to the logger's url; modelplane up writes no blob storage"
 _ENV_SOURCES = "read from the service's ConfigMaps and Secrets, the pod's fields and the container's resources when the replica starts"
+_SERVICE_ACCOUNT = (
+    "its Secrets give the storage initializer its credentials, as KServe's credential builder reads them"
+)
 _NO_VOLUMES = "modelplane up has no volumes: a replica sees this machine's files"
 _NO_IMAGES = "no image is pulled: a replica is a local process"
 _AS_THE_USER = "a replica runs as the user that runs modelplane up"
@@ -141,8 +144,8 @@ POD: Table = {
     "ephemeralContainers": warned(_NO_POD),
     "volumes": warned(_NO_VOLUMES),
     "imagePullSecrets": warned(_NO_IMAGES),
-    "serviceAccount": warned("storage credentials come from the environment of modelplane up"),
-    "serviceAccountName": warned("storage credentials come from the environment of modelplane up"),
+    "serviceAccount": acted("the deprecated name of serviceAccountName, read where that is not set"),
+    "serviceAccountName": acted(_SERVICE_ACCOUNT),
     "automountServiceAccountToken": warned("no service account token is mounted", quiet=(False,)),
     "securityContext": warned(_AS_THE_USER),
     "terminationGracePeriodSeconds": acted("the time a replica has to stop (its preStop hook included)"),

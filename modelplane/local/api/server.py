@@ -34,7 +34,7 @@ from typing import Any
 import uvicorn
 import uvloop
 
-from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, CONFIG_MAP, SECRET, Kind, kind_of
+from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, CONFIG_MAP, SECRET, SERVICE_ACCOUNT, Kind, kind_of
 from modelplane.api.secrets import redacted
 from modelplane.graph.validation import condition_warnings
 from modelplane.local.api import discovery as api_discovery
@@ -350,15 +350,16 @@ def shown(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _patch_body(request: ApiRequest, target: Target) -> dict[str, Any]:
-    """A PATCH's body: a merge patch; for a Secret or a ConfigMap also kubectl's strategic merge patch,
-    which for their fields means the same, as long as it holds none of its `$` directives."""
-    if request.content_type == STRATEGIC_MERGE_PATCH and target.kind in (SECRET, CONFIG_MAP):
+    """A PATCH's body: a merge patch; for a Secret, a ConfigMap or a ServiceAccount also kubectl's
+    strategic merge patch, which for their fields means the same, as long as it holds none of its `$`
+    directives."""
+    if request.content_type == STRATEGIC_MERGE_PATCH and target.kind in (SECRET, CONFIG_MAP, SERVICE_ACCOUNT):
         return plain_patch(await request.json_object())
     if request.content_type != MERGE_PATCH:
         raise UnsupportedMediaType(
             f"the body of the request was in an unknown format ({request.content_type or 'none'}) "
             f"- accepted media types include: {MERGE_PATCH}; patch with a JSON merge patch (kubectl patch "
-            "--type=merge): a strategic merge patch is taken for a Secret or a ConfigMap only"
+            "--type=merge): a strategic merge patch is taken for a Secret, a ConfigMap or a ServiceAccount only"
         )
     return await request.json_object()
 

@@ -1,39 +1,91 @@
-"""Where a model's `storage.key` resolves on `modelplane up`: the `storage-config` Secret of the
-model's namespace first, then the folder of per-key files (`modelplane.storage.CredentialStore`).
+"""Where a model's storage credentials come from on `modelplane up`, read from the store when the model
+is fetched (so a Secret changed since is what the next fetch uses):
 
-A model is fetched by `modelplane storage fetch` in a child process, which cannot read the store:
-it is given the URI resolved here and, in `STORAGE_CONFIG`, the config resolved with it
-(`replicas/command.py`'s `fetch_environment`), so that no credential is ever on a command line.
+- a `storage: {key: ...}` spec: the key's document of the namespace's `storage-config` Secret (or of
+  the Secret the `serving.kserve.io/storageSecretName` annotation names), then the folder of per-key
+  files (`modelplane.storage.CredentialStore`);
+- anything else: the Secrets of the component's ServiceAccount, as KServe's credential builder reads
+  them (api/service_account_credentials.py), on top of the environment of `modelplane up`.
+
+A model is fetched by `modelplane storage fetch` in a child process, which cannot read the store: it
+is given the storage config resolved here in `STORAGE_CONFIG` (`replicas/command.py`'s
+`fetch_environment`) and the ServiceAccount's credentials as `replicas/fetch_credentials.py` hands
+them over, so that no credential is ever on a command line.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelplane.api.kinds import SECRET
-from modelplane.api.secrets import STORAGE_CONFIG_SECRET, storage_documents
+from modelplane.api.config_maps import config_map_values
+from modelplane.api.kinds import SECRET, SERVICE_ACCOUNT
+from modelplane.api.secrets import STORAGE_CONFIG_SECRET, secret_values, storage_documents
+from modelplane.api.service_account_credentials import (
+    CredentialsError,
+    FromSecret,
+    service_account_credentials,
+)
 from modelplane.local.api.errors import NotFound
 from modelplane.local.api.store import Ref, Store
+from modelplane.local.replicas.fetch_credentials import FetchCredentials
 
 if TYPE_CHECKING:
     from modelplane.storage import CredentialStore
 
 
 class StorageCredentials:
-    """The storage configs of each namespace, read from the store when a model is fetched (so a
-    Secret changed since is what the next fetch uses)."""
+    """What the replicas' storage initializers read their credentials from (replicas/fetch_credentials.py's
+    `CredentialSource`)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def for_namespace(self, namespace: str) -> CredentialStore:
+    def for_namespace(self, namespace: str, secret_name: str | None = None) -> CredentialStore:
+        """The storage configs a `storage.key` resolves against."""
         from modelplane.storage import CredentialStore
 
-        ref = Ref(SECRET.kind, namespace, STORAGE_CONFIG_SECRET)
+        secret_name = secret_name or STORAGE_CONFIG_SECRET
         try:
-            documents = storage_documents(self.store.get(ref))
+            documents = storage_documents(self.store.get(Ref(SECRET.kind, namespace, secret_name)))
         except NotFound:
             documents = {}
-        return CredentialStore(
-            documents=documents, documents_from=f"Secret {namespace}/{STORAGE_CONFIG_SECRET}"
+        return CredentialStore(documents=documents, documents_from=f"Secret {namespace}/{secret_name}")
+
+    def of_service_account(
+        self, namespace: str, service_account_name: str | None, storage_secret_name: str | None = None
+    ) -> FetchCredentials:
+        """The credentials of a component's ServiceAccount; raises CredentialsError when a Secret it
+        needs, or the ServiceAccount it names, is missing."""
+        built = service_account_credentials(
+            namespace,
+            service_account_name,
+            storage_secret_name,
+            service_account=lambda name: self._get(SERVICE_ACCOUNT.kind, namespace, name),
+            secret=lambda name: self._get(SECRET.kind, namespace, name),
         )
+        read: dict[tuple[str, str], dict[str, str]] = {}
+
+        def values_of(kind: str, name: str) -> dict[str, str]:
+            if (kind, name) not in read:
+                resource = self._get(kind, namespace, name)
+                if resource is None:
+                    raise CredentialsError(f'{kind.lower()} "{name}" not found in namespace {namespace}')
+                read[(kind, name)] = (secret_values if kind == SECRET.kind else config_map_values)(resource)
+            return read[(kind, name)]
+
+        env = {}
+        for variable, value in built.env.items():
+            if isinstance(value, FromSecret):
+                data = values_of(SECRET.kind, value.secret)
+                if value.key not in data:
+                    raise CredentialsError(f'secret "{value.secret}" has no key {value.key}')
+                value = data[value.key]
+            env[variable] = value
+        files = {mount.path: values_of(mount.kind, mount.name) for mount in built.mounts}
+        return FetchCredentials(env, files, built.notes)
+
+    def _get(self, kind: str, namespace: str, name: str) -> dict | None:
+        try:
+            return self.store.get(Ref(kind, namespace, name))
+        except NotFound:
+            return None

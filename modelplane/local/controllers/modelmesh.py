@@ -643,7 +643,7 @@ class ModelMesh:
     def _credentials(self, namespace: str) -> Callable[[], CredentialStore] | None:
         """What the namespace's models' `storage.key` resolves against, read at each fetch."""
         credentials = self.settings.credentials
-        return functools.partial(credentials, namespace) if credentials else None
+        return functools.partial(credentials.for_namespace, namespace) if credentials else None
 
     def _server(self, pool: Pool, replica: Replica) -> ServerModels:
         server = self._servers.get(replica.address)

@@ -31,7 +31,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,9 +54,11 @@ from modelplane.control.trained_models import (
     trained_model_status,
 )
 from modelplane.local.api.errors import Conflict, NotFound
+from modelplane.local.api.storage_credentials import StorageCredentials
 from modelplane.local.api.store import Ref, Store
 from modelplane.local.controllers.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.replicas.command import fetch_environment
+from modelplane.local.replicas.fetch_credentials import FetchCredentials
 from modelplane.local.replicas.supervisor import Replica, _modelplane_command, now_rfc3339
 from modelplane.local.replicas.zygote import dying_with_this_process
 
@@ -75,6 +77,7 @@ class TrainedModels:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._credentials = StorageCredentials(store)
         self._replicas: dict[Key, dict[str, Replica]] = {}  # the ready predictor replicas, by address
         self._servers: dict[str, ServerModels] = {}  # what each ready replica holds, by address
         self._parents: dict[Key, str] = {}  # (namespace, TrainedModel) -> its InferenceService
@@ -188,8 +191,7 @@ class TrainedModels:
         ]
         fits = memory_fits(trained_models, memory_limit(isvc), self._last_used.get((namespace, name)))
         wanted = _wanted(isvc, trained_models, fits)
-        fetch = functools.partial(fetch_model, log_path=replica.log_path)
-        failures = await ModelFolder(folder).prepare(wanted, fetch)
+        failures = await ModelFolder(folder).prepare(wanted, self._fetcher(replica))
         for model, message in sorted(failures.items()):
             logger.warning("%s: fetching trained model %s failed: %s", replica.label, model, message)
 
@@ -212,11 +214,28 @@ class TrainedModels:
             server = self._servers[replica.address] = ServerModels(
                 RepositoryClient(self._client, f"http://{replica.address}"),
                 ModelFolder(replica.model_repository),
-                functools.partial(fetch_model, log_path=replica.log_path),
+                self._fetcher(replica),
                 label=replica.label,
                 note=functools.partial(_note, replica),
             )
         return server
+
+    def _fetcher(self, replica: Replica) -> Callable[[str, Path], Awaitable[None]]:
+        """`fetch_model` for the models of a replica's service, with its namespace's storage configs
+        and its predictor's ServiceAccount credentials."""
+        namespace = replica.model_repository.parents[2].name
+        names = replica.revision.template.get("credentials") or {}
+        return functools.partial(
+            fetch_model,
+            log_path=replica.log_path,
+            credentials=functools.partial(self._credentials.for_namespace, namespace),
+            account=functools.partial(
+                self._credentials.of_service_account,
+                namespace,
+                names.get("serviceAccountName"),
+                names.get("storageSecretName"),
+            ),
+        )
 
     def _retry_later(self, key: Key, replicas: list[Replica]) -> None:
         """Looks at the service again when its first failed model is due to be tried again."""
@@ -274,35 +293,41 @@ def model_source(uri: str, credentials: Callable[[], CredentialStore] | None = N
 
 
 async def fetch_model(
-    uri: str, dest: Path, log_path: Path, credentials: Callable[[], CredentialStore] | None = None
+    uri: str,
+    dest: Path,
+    log_path: Path,
+    credentials: Callable[[], CredentialStore] | None = None,
+    account: Callable[[], FetchCredentials] | None = None,
 ) -> None:
     """The storage initializer for one model of a multi-model server (`uri` is a storage URI, or JSON
     of a `storage` spec, whose key resolves against `credentials()`, and of the `storageUri` beside it,
     as `storage_argument` writes it): a local folder or pvc claim
     is linked (or copied) on a thread; anything else is fetched (through the model cache) by
-    `modelplane storage fetch` in a child process, whose progress goes to the replica's log."""
+    `modelplane storage fetch` in a child process, whose progress goes to the replica's log, with the
+    ServiceAccount credentials `account()` gives where there is no `storage` spec."""
     from modelplane.storage import fetch
 
     source = model_source(uri, credentials)
     if source.location.kind in ("local", "pvc"):
         await asyncio.to_thread(fetch, source, dest)
         return
-    with log_path.open("ab") as log:
+    given = account() if account is not None and not uri.startswith("{") else FetchCredentials()
+    with log_path.open("ab") as log, given.materialized() as account_env:
         process = await asyncio.create_subprocess_exec(
             *_modelplane_command("storage", "fetch", source.uri, str(dest)),
-            env=fetch_environment(source),
+            env=fetch_environment(source, account_env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
             preexec_fn=dying_with_this_process(),
         )
-    try:
-        code = await process.wait()
-    except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        raise
+        try:
+            code = await process.wait()
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            raise
     if code != 0:
         raise RuntimeError(f"fetching {uri} failed (exit code {code}; the replica's log says why)")
 

@@ -164,9 +164,11 @@ def speaks_modelplane_serve(argv: list[str]) -> bool:
     return "serve" in argv[:4] and any(part in ("modelplane", "-m") for part in argv[:3])
 
 
-def fetch_environment(source: Source) -> dict[str, str]:
+def fetch_environment(source: Source, credentials: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a `modelplane storage fetch <source.uri>` child: this process's, with the
-    resolved config as `STORAGE_CONFIG` (overrides already applied)."""
+    resolved config as `STORAGE_CONFIG` (overrides already applied), and the variables of the
+    component's ServiceAccount credentials on top."""
     environment = {name: value for name, value in os.environ.items() if name != "STORAGE_OVERRIDE_CONFIG"}
+    environment.update(credentials or {})
     environment["STORAGE_CONFIG"] = json.dumps(dict(source.config))
     return environment

@@ -31,7 +31,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -64,6 +63,7 @@ from modelplane.local.replicas.container_probes import (
     guard_liveness,
     replica_probes,
 )
+from modelplane.local.replicas.fetch_credentials import CredentialSource, FetchCredentials
 from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
 from modelplane.local.replicas.handover import HandedReplica, ReplicaHandover, template_digest
 from modelplane.local.replicas.inherited import InheritedChild
@@ -73,9 +73,6 @@ from modelplane.local.replicas.probe import ProbeResult, probe
 from modelplane.local.replicas.resources import replica_resources
 from modelplane.local.replicas.zygote import ForkedProcess, Zygote, dying_with_this_process
 from modelplane.local.replicas.zygotes import Zygotes
-
-if TYPE_CHECKING:
-    from modelplane.storage import CredentialStore
 
 logger = logging.getLogger("modelplane.supervisor")
 
@@ -101,8 +98,9 @@ class SupervisorSettings:
     zygote: Zygotes | Zygote | None = None
     memory_check_interval: float = 1.0  # how often a replica's memory is held against its limit
     gpus: GpuAllocator = field(default_factory=lambda: GpuAllocator(GpuInventory((), "none")))
-    # The storage configs a model's `storage.key` resolves against, by namespace (None: the folder's).
-    credentials: Callable[[str], CredentialStore] | None = None
+    # Where a model's storage credentials come from: the storage-config Secrets, the ServiceAccounts
+    # (None: the folder of storage configs and the environment of modelplane up alone).
+    credentials: CredentialSource | None = None
     # The ConfigMaps and Secrets a container's `envFrom` and `valueFrom` read (None: there are none).
     env_sources: Lookup | None = None
     # The replicas running now, and those a restart in place handed over (replicas/handover.py).
@@ -365,21 +363,32 @@ class Replica:
 
         credentials = self.settings.credentials
         namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
-        source = resolve(uri, spec, store=credentials(namespace) if credentials and spec else None)
+        names = self.revision.template.get("credentials") or {}
+        store = None
+        if credentials is not None and spec:
+            store = credentials.for_namespace(namespace, names.get("storageSecretName"))
+        source = resolve(uri, spec, store=store)
         if source.location.kind in ("local", "pvc"):
             return await asyncio.to_thread(fetch, source)
+        account = FetchCredentials()
+        if credentials is not None and not spec:
+            account = credentials.of_service_account(
+                namespace, names.get("serviceAccountName"), names.get("storageSecretName")
+            )
+        for note in account.notes:
+            self._note(f"storage initializer: {note}")
         self._note(f"storage initializer: fetching {source.location.display}")
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("ab") as log, account.materialized() as account_env:
             self._process = await asyncio.create_subprocess_exec(
                 *_modelplane_command("storage", "fetch", source.uri),
-                env=fetch_environment(source),
+                env=fetch_environment(source, account_env),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,
                 preexec_fn=dying_with_this_process(),
             )
-        output, _ = await self._process.communicate()
+            output, _ = await self._process.communicate()
         if self._process.returncode != 0:
             raise RuntimeError(_last_line(self.log_path) or f"exit code {self._process.returncode}")
         return Path(output.decode().strip().splitlines()[-1])

@@ -27,7 +27,7 @@ def replica(server, folder, log) -> SimpleNamespace:
         model_repository=folder,
         log_path=log,
         label=f"replica on {server.http_port}",
-        revision=SimpleNamespace(name="mms-predictor-00001"),
+        revision=SimpleNamespace(name="mms-predictor-00001", template={}),
     )
 
 
