@@ -31,6 +31,7 @@ from modelplane.api.constants import (
     STORAGE_URI_ENV,
     TRANSFORMER_CONTAINER,
 )
+from modelplane.api.service_account_credentials import CredentialsError
 from modelplane.control.canaries import canary_predictor, canary_replicas
 from modelplane.control.image_args import parse_args
 from modelplane.control.revision_templates import (
@@ -42,6 +43,7 @@ from modelplane.control.revision_templates import (
     model_container,
     transformer_default_args,
 )
+from modelplane.kube.credentials import AccountObjects, with_credentials
 from modelplane.kube.images import cluster_image
 from modelplane.kube.meta import (
     COMPONENT_LABEL,
@@ -50,10 +52,15 @@ from modelplane.kube.meta import (
     namespace_of,
     propagated_annotations,
 )
+from modelplane.kube.model_agent import CONTAINER_NAME as AGENT_NAME
+from modelplane.kube.model_agent import INIT_CONTAINER_NAME as AGENT_INIT_NAME
 from modelplane.kube.model_agent import model_agent
 from modelplane.kube.settings import KubeSettings
+from modelplane.kube.storage_initializer import CONTAINER_NAME as INITIALIZER_NAME
 from modelplane.kube.storage_initializer import provisioning, provisioning_of_uris
 from modelplane.storage.errors import InvalidURIError
+
+AGENT_NAMES = (AGENT_NAME, AGENT_INIT_NAME)
 
 # The fields of Kubernetes' PodSpec, which a component spec inlines.
 POD_FIELDS = (
@@ -155,11 +162,13 @@ def component_pods(
     cluster_runtimes: Sequence[dict],
     settings: KubeSettings,
     mode: str,
+    accounts: AccountObjects | None = None,
 ) -> list[ComponentPod]:
-    """The pods of an admitted InferenceService: predictor, transformer, explainer, then each canary."""
+    """The pods of an admitted InferenceService: predictor, transformer, explainer, then each canary.
+    With `accounts`, the pods' ServiceAccount credentials are on the containers that fetch models."""
     spec = isvc.get("spec") or {}
     stable = spec.get("predictor") or {}
-    builder = _Builder(isvc, namespaced_runtimes, cluster_runtimes, settings, mode)
+    builder = _Builder(isvc, namespaced_runtimes, cluster_runtimes, settings, mode, accounts)
     pods = []
     for component in COMPONENTS:
         if isinstance(spec.get(component), dict):
@@ -189,8 +198,10 @@ class _Builder:
         cluster_runtimes: Sequence[dict],
         settings: KubeSettings,
         mode: str,
+        accounts: AccountObjects | None = None,
     ) -> None:
         self.isvc = isvc
+        self.accounts = accounts
         self.namespaced_runtimes = namespaced_runtimes
         self.cluster_runtimes = cluster_runtimes
         self.settings = settings
@@ -221,6 +232,7 @@ class _Builder:
         pod = _merged_pod_fields(parts.runtime_pod, {k: spec[k] for k in POD_FIELDS if k in spec})
         pod["containers"] = containers
         self._provision(pod, main, parts)
+        self._add_credentials(pod, parts, path)
         predictor_name = (spec.get("name") or None) if component == "predictor" else None
         return ComponentPod(
             component,
@@ -367,6 +379,26 @@ class _Builder:
             pod["containers"] = [*pod["containers"], agent.container]
             pod["volumes"] = [*(pod.get("volumes") or []), *agent.volumes]
             main["volumeMounts"] = [*(main.get("volumeMounts") or []), agent.model_mount]
+
+    def _add_credentials(self, pod: dict, parts: _Parts, path: str) -> None:
+        """The pod's ServiceAccount credentials on the containers that fetch models (its storage
+        initializers, or its model agent), where no `storage.key` names them."""
+        if self.accounts is None or (parts.storage and (parts.storage.get("storage") or {}).get("key")):
+            return
+        fetching = [c for c in pod.get("initContainers") or [] if c["name"].startswith(INITIALIZER_NAME)]
+        fetching += [
+            c for c in [*pod.get("initContainers", []), *pod["containers"]] if c["name"] in AGENT_NAMES
+        ]
+        if not fetching:
+            return
+        try:
+            credentials = self.accounts.credentials(pod, parts.metadata.get("annotations") or {})
+        except CredentialsError as exc:
+            raise ComponentError(
+                f"{path}.serviceAccountName", conditions.MODEL_LOAD_FAILED, str(exc)
+            ) from None
+        for container in fetching:
+            with_credentials(container, pod, credentials)
 
 
 @dataclass

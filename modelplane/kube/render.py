@@ -34,6 +34,7 @@ from modelplane.api.kinds import (
     kind_of,
 )
 from modelplane.control.trained_models import is_mms_predictor, parent_name
+from modelplane.kube.credentials import AccountObjects
 from modelplane.kube.graphs import graph_objects, service_endpoint
 from modelplane.kube.knative import knative_service
 from modelplane.kube.meta import namespace_of
@@ -91,9 +92,16 @@ def render(resources: Sequence[dict], settings: KubeSettings) -> Rendering:
         runtimes = [r for r in namespaced if namespace_of(r) == namespace]
         if kind == INFERENCE_SERVICE:
             models = [tm for tm in trained if namespace_of(tm) == namespace]
-            rendering.objects += isvc_objects(resource, runtimes, cluster, settings, models)
+            accounts = _input_accounts(resources, namespace)
+            rendering.objects += isvc_objects(
+                resource, runtimes, cluster, settings, models, accounts=accounts
+            )
             if not is_stopped(resource):
                 rendering.notes += isvc_notes(resource, deployment_mode(resource, settings), settings)
+                path = "spec.predictor.serviceAccountName"
+                rendering.notes += [
+                    Note(resource_ref(resource), path, why) for why in dict.fromkeys(accounts.unread)
+                ]
         elif kind == INFERENCE_GRAPH and not is_stopped(resource):
             graph = graph_rendering(resource, services, runtimes, cluster, settings)
             rendering.objects += graph.objects
@@ -114,12 +122,14 @@ def isvc_objects(
     trained_models: Sequence[dict] = (),
     *,
     ready_canaries: Collection[str] | None = None,
+    accounts: AccountObjects | None = None,
 ) -> list[dict]:
     """The objects of one admitted InferenceService (none while `serving.kserve.io/stop` is "true").
 
     `cluster_runtimes` are those in effect (with the built-in ones); `trained_models` those of its
     namespace (the ones naming it go in its model ConfigMap); `ready_canaries` the names of the
-    Standard-mode canaries that are ready (None: all of them).
+    Standard-mode canaries that are ready (None: all of them); `accounts` the ServiceAccounts and
+    Secrets of its namespace, whose storage credentials its pods get (None: none).
     """
     if is_stopped(isvc):
         return []
@@ -133,7 +143,7 @@ def isvc_objects(
         )
     namespace = namespace_of(isvc)
     try:
-        pods = component_pods(isvc, namespaced_runtimes, cluster_runtimes, settings, mode)
+        pods = component_pods(isvc, namespaced_runtimes, cluster_runtimes, settings, mode, accounts)
     except ComponentError as exc:
         raise RenderError(resource_ref(isvc), exc.path, exc.reason, str(exc)) from None
     if mode == KNATIVE:
@@ -152,6 +162,17 @@ def isvc_objects(
     if is_mms_predictor(isvc):
         objects.append(model_config(isvc, namespace, trained_models))
     return objects
+
+
+def _input_accounts(resources: Sequence[dict], namespace: str) -> AccountObjects:
+    """The ServiceAccounts and Secrets of a namespace in `render`'s input (others may be on the cluster)."""
+    mine = [r for r in resources if namespace_of(r) == namespace]
+    return AccountObjects(
+        namespace,
+        {r["metadata"]["name"]: r for r in mine if kind_of(r) == SERVICE_ACCOUNT},
+        {r["metadata"]["name"]: r for r in mine if kind_of(r) == SECRET},
+        complete=False,
+    )
 
 
 def _trained_model_note(tm: dict, isvc: dict | None) -> Note | None:

@@ -168,6 +168,9 @@ def test_the_operator_may_do_what_it_does(installed):
         assert "update" in cluster_role[("serving.kserve.io", f"{plural}/status")]  # status is replaced
         assert "patch" in cluster_role[("serving.kserve.io", plural)]  # finalizers and labels
     assert "create" in cluster_role[("", "events")]
+    # the credential builder's reads (services.py's _accounts), and no more of Secrets than a get
+    assert "list" in cluster_role[where(r.SERVICE_ACCOUNTS)]
+    assert cluster_role[where(r.SECRETS)] == {"get"}
     assert {"get", "create", "update"} <= lease_role[("coordination.k8s.io", "leases")]
 
 

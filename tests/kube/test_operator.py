@@ -165,6 +165,40 @@ def test_an_unreachable_storage_uri_is_said(cluster, operator):
     assert "the bucket does not exist" in failure["message"]
 
 
+def test_the_storage_initializer_gets_its_service_accounts_credentials(cluster, operator):
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "s3creds",
+            "annotations": {"serving.kserve.io/s3-endpoint": "https://minio.test"},
+        },
+        "data": {"AWS_ACCESS_KEY_ID": "aWQ=", "AWS_SECRET_ACCESS_KEY": "a2V5"},  # base64 of id, key
+    }
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "models"}}
+    cluster.client.create(r.SECRETS(secret))
+    cluster.client.create(r.SERVICE_ACCOUNTS({**account, "secrets": [{"name": "s3creds"}]}))
+    isvc = iris(storage="s3://models/iris")
+    isvc["spec"]["predictor"]["serviceAccountName"] = "models"
+    cluster.client.create(ISVC(isvc))
+    deployment = wait_for(lambda: get(cluster, DEPLOYMENT, "iris-predictor"), message="the Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "models"
+    env = {e["name"]: e for e in pod["initContainers"][0].get("env", [])}
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "s3creds", "key": "AWS_SECRET_ACCESS_KEY"}
+    }
+    assert env["AWS_ENDPOINT_URL"]["value"] == "https://minio.test"
+    # An account that does not exist keeps the service from running, as Kubernetes would its pods.
+    missing = iris("other", storage="s3://models/iris")
+    missing["spec"]["predictor"]["serviceAccountName"] = "nobody"
+    cluster.client.create(ISVC(missing))
+    wait_for(lambda: "lastFailureInfo" in status_of(cluster, "other").get("modelStatus", {}))
+    failure = status_of(cluster, "other")["modelStatus"]["lastFailureInfo"]
+    assert 'serviceaccount "nobody" not found' in failure["message"], failure
+    assert get(cluster, DEPLOYMENT, "other-predictor") is None
+
+
 @simulated
 def test_an_image_that_cannot_be_pulled_is_said(cluster, operator):
     cluster.client.create(ISVC(iris()))

@@ -23,10 +23,12 @@ from lightkube import ApiError
 from modelplane.api import RuntimeSelectionError, ValidationError, select_runtime, with_builtin_runtimes
 from modelplane.api import conditions as c
 from modelplane.api.constants import KNATIVE
+from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import ComponentState, Failure, ServiceState
 from modelplane.control.admission import admit_with_platform_checks, refusal_message
 from modelplane.control.observed import CanaryState
 from modelplane.control.trained_models import is_mms_predictor, memory_fits, memory_limit, parent_name
+from modelplane.kube.credentials import AccountObjects
 from modelplane.kube.meta import FINALIZERS, INFERENCE_SERVICE_LABEL, component_name, is_cluster_local
 from modelplane.kube.notes import isvc_notes
 from modelplane.kube.operator import finalizers, isvc_status
@@ -168,6 +170,7 @@ async def _apply_objects(
             ctx.settings,
             await _trained_models(ctx, admitted),
             ready_canaries=ready_canaries,
+            accounts=await _accounts(ctx, admitted),
         )
     except RenderError as error:
         return Failure(error.reason, str(error), time=now_rfc3339())
@@ -182,6 +185,26 @@ async def _apply_objects(
     if gone:
         logger.info("%s/%s: deleted %s", namespace, isvc["metadata"]["name"], ", ".join(gone))
     return None
+
+
+async def _accounts(ctx: Context, isvc: dict) -> AccountObjects:
+    """The ServiceAccounts of the service's namespace, and the Secrets they (or the service's
+    storageSecretName annotation) name: where its pods' storage credentials come from."""
+    namespace = isvc["metadata"].get("namespace") or "default"
+    accounts = {sa["metadata"]["name"]: sa for sa in await ctx.cluster.list(r.SERVICE_ACCOUNTS, namespace)}
+    names = {
+        ref.get("name")
+        for sa in accounts.values()
+        for ref in sa.get("secrets") or []
+        if isinstance(ref, dict)
+    }
+    names.add((isvc["metadata"].get("annotations") or {}).get(STORAGE_SECRET_ANNOTATION))
+    secrets = {}
+    for name in sorted(n for n in names if n):
+        secret = await ctx.cluster.get(r.SECRETS, name, namespace)
+        if secret is not None:
+            secrets[name] = secret
+    return AccountObjects(namespace, accounts, secrets)
 
 
 async def _trained_models(ctx: Context, isvc: dict) -> list[dict]:

@@ -26,6 +26,7 @@ KINDS = [
     ApiKind("", "v1", "Service", "services"),
     ApiKind("", "v1", "ConfigMap", "configmaps"),
     ApiKind("", "v1", "Secret", "secrets"),
+    ApiKind("", "v1", "ServiceAccount", "serviceaccounts"),
     ApiKind("", "v1", "Event", "events"),
     ApiKind("", "v1", "Namespace", "namespaces", namespaced=False),
     ApiKind("apps", "v1", "Deployment", "deployments"),

@@ -126,7 +126,9 @@ def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
         headers={"Content-Type": "application/merge-patch+json"},
     )
     assert patched.status_code == 200, patched.text
-    assert any("spec.predictor.activeDeadlineSeconds: accepted but not acted on" in w for w in warnings(patched))
+    assert any(
+        "spec.predictor.activeDeadlineSeconds: accepted but not acted on" in w for w in warnings(patched)
+    )
     assert not any("spec.predictor.volumes" in w for w in warnings(patched))
 
 
