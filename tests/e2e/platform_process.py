@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,6 +97,14 @@ class PlatformProcess:
                 f"modelplane {' '.join(args)} failed:\n{result.stderr}\n--- up.log:\n{self.log()}"
             )
         return result
+
+    def apply(self, *resources: dict, check: bool = True) -> subprocess.CompletedProcess:
+        """`modelplane apply -f` of the resources, written as one YAML file in the platform's home."""
+        folder = self.home / "applied"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{time.monotonic_ns()}.yaml"
+        path.write_text(yaml.safe_dump_all(resources, sort_keys=False))
+        return self.cli("apply", "-f", str(path), check=check)
 
     def request(self, method: str, host: str, path: str, **kwargs) -> httpx.Response:
         """A request through the gateway, with the service's host in the Host header."""

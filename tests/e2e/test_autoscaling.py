@@ -9,11 +9,9 @@ import shutil
 import sys
 import threading
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers, wait_until
 
@@ -62,12 +60,6 @@ def platform(tmp_path_factory):
     finally:
         platform.stop()
         assert kill_leftovers(home) == [], "replicas outlived modelplane up"
-
-
-def apply(platform: PlatformProcess, tmp_path: Path, resource: dict) -> None:
-    path = tmp_path / f"{resource['metadata']['name']}.yaml"
-    path.write_text(yaml.safe_dump(resource))
-    platform.cli("apply", "-f", str(path))
 
 
 def status(platform: PlatformProcess, name: str) -> dict:
@@ -129,8 +121,8 @@ class Load:
                     self.failures.append(f"{response.status_code}: {response.text}")
 
 
-def test_an_idle_revision_scales_to_zero_and_a_burst_wakes_it(platform, tmp_path):
-    apply(platform, tmp_path, isvc("iris-zero", sklearn(minReplicas=0)))
+def test_an_idle_revision_scales_to_zero_and_a_burst_wakes_it(platform):
+    platform.apply(isvc("iris-zero", sklearn(minReplicas=0)))
     platform.cli("wait", "--for=condition=Ready", "isvc/iris-zero", "--timeout=300s")
     revision = "iris-zero-predictor-00001"
     wait_until(lambda: replicas(platform, "iris-zero") == {revision: (0, 0)}, "scale to zero", platform)
@@ -156,11 +148,11 @@ def test_an_idle_revision_scales_to_zero_and_a_burst_wakes_it(platform, tmp_path
     assert wide[1].split()[-3] == revision
 
 
-def test_a_revision_that_cannot_wake_answers_503_after_the_activator_timeout(platform, tmp_path):
+def test_a_revision_that_cannot_wake_answers_503_after_the_activator_timeout(platform):
     model_dir = platform.home / "pvc" / "vanishing"
     shutil.copytree(platform.home / "pvc" / "examples" / "sklearn-iris", model_dir)
     predictor = {"minReplicas": 0, "sklearn": {"storageUri": "pvc://vanishing"}}
-    apply(platform, tmp_path, isvc("vanishing", predictor))
+    platform.apply(isvc("vanishing", predictor))
     platform.cli("wait", "--for=condition=Ready", "isvc/vanishing", "--timeout=300s")
     wait_until(
         lambda: replicas(platform, "vanishing") == {"vanishing-predictor-00001": (0, 0)}, "zero", platform
@@ -176,7 +168,7 @@ def test_a_revision_that_cannot_wake_answers_503_after_the_activator_timeout(pla
     platform.cli("delete", "isvc", "vanishing")
 
 
-def test_replicas_follow_the_concurrency_up_and_back_down(platform, tmp_path):
+def test_replicas_follow_the_concurrency_up_and_back_down(platform):
     slow = {
         "minReplicas": 1,
         "maxReplicas": 3,
@@ -190,7 +182,7 @@ def test_replicas_follow_the_concurrency_up_and_back_down(platform, tmp_path):
             }
         ],
     }
-    apply(platform, tmp_path, isvc("slow", slow))
+    platform.apply(isvc("slow", slow))
     platform.cli("wait", "--for=condition=Ready", "isvc/slow", "--timeout=300s")
     revision = "slow-predictor-00001"
     with Load(platform, "slow", clients=3) as load:
@@ -201,7 +193,7 @@ def test_replicas_follow_the_concurrency_up_and_back_down(platform, tmp_path):
     wait_until(lambda: replicas(platform, "slow") == {revision: (1, 1)}, "back to minReplicas", platform)
 
 
-def test_replicas_follow_their_cpu_up_and_back_down(platform, tmp_path):
+def test_replicas_follow_their_cpu_up_and_back_down(platform):
     """Standard mode's HPA on cpu: replicas that use more than the target's share of their request
     are joined by more, and an idle revision comes back to its minimum."""
     predictor = sklearn(
@@ -212,7 +204,7 @@ def test_replicas_follow_their_cpu_up_and_back_down(platform, tmp_path):
         autoScaling={"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}},
     )
     predictor["sklearn"]["resources"] = {"requests": {"cpu": "100m"}, "limits": {"cpu": "1"}}
-    apply(platform, tmp_path, isvc("busy", predictor, {"serving.kserve.io/deploymentMode": "Standard"}))
+    platform.apply(isvc("busy", predictor, {"serving.kserve.io/deploymentMode": "Standard"}))
     platform.cli("wait", "--for=condition=Ready", "isvc/busy", "--timeout=300s")
     revision = "busy-predictor-00001"
     assert replicas(platform, "busy") == {revision: (1, 1)}
@@ -229,12 +221,12 @@ def test_replicas_follow_their_cpu_up_and_back_down(platform, tmp_path):
     )
 
 
-def test_knatives_hpa_class_scales_on_memory(platform, tmp_path):
+def test_knatives_hpa_class_scales_on_memory(platform):
     """A replica holding more memory than the per-replica target (10 MiB: any Python process) is joined
     by another, up to maxReplicas, with no request sent."""
     predictor = sklearn(minReplicas=1, maxReplicas=2, scaleMetric="memory", scaleTarget=10)
     annotations = {"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"}
-    apply(platform, tmp_path, isvc("holding", predictor, annotations))
+    platform.apply(isvc("holding", predictor, annotations))
     revision = "holding-predictor-00001"
     wait_until(lambda: replicas(platform, "holding").get(revision) == (2, 2), "two replicas", platform)
     assert re.search(
@@ -242,17 +234,17 @@ def test_knatives_hpa_class_scales_on_memory(platform, tmp_path):
     )
 
 
-def test_the_recreate_strategy_stops_the_old_revision_before_the_new_one_starts(platform, tmp_path):
+def test_the_recreate_strategy_stops_the_old_revision_before_the_new_one_starts(platform):
     """A new revision of a Recreate component starts only once the old one has stopped; requests sent
     in between wait in the gateway and are answered."""
     annotations = {"serving.kserve.io/deploymentMode": "Standard"}
     predictor = sklearn(deploymentStrategy={"type": "Recreate"})
-    apply(platform, tmp_path, isvc("recreated", predictor, annotations))
+    platform.apply(isvc("recreated", predictor, annotations))
     platform.cli("wait", "--for=condition=Ready", "isvc/recreated", "--timeout=300s")
     predictor["sklearn"]["env"] = [{"name": "SECOND", "value": "1"}]
     with Load(platform, "recreated", clients=2) as load:
         wait_until(lambda: sum(load.answers.values()) > 5, "answers before the change", platform)
-        apply(platform, tmp_path, isvc("recreated", predictor, annotations))
+        platform.apply(isvc("recreated", predictor, annotations))
         wait_until(
             lambda: replicas(platform, "recreated") == {"recreated-predictor-00002": (1, 1)},
             "only the new revision, ready",
@@ -271,7 +263,7 @@ def test_the_recreate_strategy_stops_the_old_revision_before_the_new_one_starts(
     assert sorted(order, key=log.index) == order
 
 
-def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform, tmp_path):
+def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform):
     def changed(version: str, **fields) -> dict:
         env = [{"name": "MODEL_VERSION", "value": version}]
         return isvc(
@@ -285,13 +277,13 @@ def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform, tm
     def only(revision: str) -> bool:
         return traffic() == [(revision, 100)] and set(replicas(platform, "iris-live")) == {revision}
 
-    apply(platform, tmp_path, changed("1"))
+    platform.apply(changed("1"))
     platform.cli("wait", "--for=condition=Ready", "isvc/iris-live", "--timeout=300s")
     with Load(platform, "iris-live", clients=2) as load:
-        apply(platform, tmp_path, changed("2"))  # a rollout
+        platform.apply(changed("2"))  # a rollout
         wait_until(lambda: only("iris-live-predictor-00002"), "the rollout", platform)
 
-        apply(platform, tmp_path, changed("3", canaryTrafficPercent=30))  # a canary
+        platform.apply(changed("3", canaryTrafficPercent=30))  # a canary
         wait_until(
             lambda: (
                 sorted(traffic()) == [("iris-live-predictor-00002", 70), ("iris-live-predictor-00003", 30)]
@@ -299,7 +291,7 @@ def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform, tm
             "the canary split",
             platform,
         )
-        apply(platform, tmp_path, changed("3", canaryTrafficPercent=0))  # a rollback
+        platform.apply(changed("3", canaryTrafficPercent=0))  # a rollback
         wait_until(
             lambda: (
                 sorted(traffic()) == [("iris-live-predictor-00002", 100), ("iris-live-predictor-00003", 0)]
@@ -307,14 +299,14 @@ def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform, tm
             "the rollback",
             platform,
         )
-        apply(platform, tmp_path, changed("3"))  # the promotion
+        platform.apply(changed("3"))  # the promotion
         wait_until(lambda: only("iris-live-predictor-00003"), "the promotion", platform)
     assert load.failures == []
     assert load.answers[200] > 20
 
 
-def test_a_graph_router_scales_to_zero_and_a_request_wakes_it_and_its_service(platform, tmp_path):
-    apply(platform, tmp_path, isvc("graph-iris", sklearn(minReplicas=0)))
+def test_a_graph_router_scales_to_zero_and_a_request_wakes_it_and_its_service(platform):
+    platform.apply(isvc("graph-iris", sklearn(minReplicas=0)))
     graph = {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "InferenceGraph",
@@ -329,7 +321,7 @@ def test_a_graph_router_scales_to_zero_and_a_request_wakes_it_and_its_service(pl
             },
         },
     }
-    apply(platform, tmp_path, graph)
+    platform.apply(graph)
     platform.cli("wait", "--for=condition=Ready", "ig/zero-graph", "--timeout=300s")
     wait_until(
         lambda: replicas(platform, "graph-iris") == {"graph-iris-predictor-00001": (0, 0)}, "zero", platform

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, wait_until
 
@@ -44,12 +43,6 @@ def echo_service(name: str, env: list[dict], env_from: list[dict] = (), args: li
     }
 
 
-def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict, check: bool = True):
-    path = tmp_path / "resources.yaml"
-    path.write_text(yaml.safe_dump_all(resources, sort_keys=False))
-    return platform.cli("apply", "-f", str(path), check=check)
-
-
 def isvc(platform: PlatformProcess, name: str) -> dict:
     url = f"{platform.api_url}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}"
     return httpx.get(url, timeout=30).json()
@@ -78,7 +71,7 @@ def platform(tmp_path_factory) -> Iterator[PlatformProcess]:
     assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
 
-def test_a_replica_s_environment_comes_from_config_maps_secrets_the_pod_and_its_resources(platform, tmp_path):
+def test_a_replica_s_environment_comes_from_config_maps_secrets_the_pod_and_its_resources(platform):
     env = [
         {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-secret", "key": "HF_TOKEN"}}},
         {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "LOG_LEVEL"}}},
@@ -97,7 +90,7 @@ def test_a_replica_s_environment_comes_from_config_maps_secrets_the_pod_and_its_
         [{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}],
         ["--model=$(CFG_MODEL_NAME)", "--token=$(TOKEN)", "--escaped=$$(LEVEL)", "--unknown=$(NOPE)"],
     )
-    apply(platform, tmp_path, SETTINGS, secret("hf-secret", {"HF_TOKEN": "hf_abc"}), service)
+    platform.apply(SETTINGS, secret("hf-secret", {"HF_TOKEN": "hf_abc"}), service)
     answer = echoed(platform, "env-echo")
     seen = answer["env"]
     assert (seen["TOKEN"], seen["LEVEL"], seen["GREETING"]) == ("hf_abc", "debug", "hello at debug")
@@ -113,9 +106,9 @@ def test_a_replica_s_environment_comes_from_config_maps_secrets_the_pod_and_its_
     platform.cli("delete", "isvc", "env-echo")
 
 
-def test_a_missing_secret_holds_the_replica_until_it_is_applied(platform, tmp_path):
+def test_a_missing_secret_holds_the_replica_until_it_is_applied(platform):
     env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}]
-    apply(platform, tmp_path, echo_service("waits", env))
+    platform.apply(echo_service("waits", env))
 
     def held() -> dict | None:
         found = condition(isvc(platform, "waits"), "PredictorReady")
@@ -124,14 +117,14 @@ def test_a_missing_secret_holds_the_replica_until_it_is_applied(platform, tmp_pa
     predictor = wait_until(held, "the missing Secret in the status", platform)
     assert predictor["status"] == "False"
     assert 'CreateContainerConfigError: secret "later" not found' in predictor["message"]
-    apply(platform, tmp_path, secret("later", {"token": "t0k"}))
+    platform.apply(secret("later", {"token": "t0k"}))
     assert echoed(platform, "waits")["env"]["TOKEN"] == "t0k"
     platform.cli("delete", "isvc", "waits")
 
 
-def test_what_kubernetes_refuses_is_refused_and_nothing_is_stored(platform, tmp_path):
+def test_what_kubernetes_refuses_is_refused_and_nothing_is_stored(platform):
     env = [{"name": "WHERE", "valueFrom": {"fieldRef": {"fieldPath": "spec.containers"}}}]
-    result = apply(platform, tmp_path, echo_service("refused", env), check=False)
+    result = platform.apply(echo_service("refused", env), check=False)
     assert result.returncode != 0
     assert (
         'spec.predictor.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: "spec.containers"'

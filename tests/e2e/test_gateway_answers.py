@@ -6,7 +6,6 @@ import json
 
 import grpc
 import pytest
-import yaml
 
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
@@ -37,19 +36,13 @@ def platform(tmp_path_factory):
         yield platform
 
 
-def apply(platform: PlatformProcess, resource: dict, tmp_path) -> None:
-    path = tmp_path / f"{resource['metadata']['name']}.yaml"
-    path.write_text(yaml.safe_dump(resource))
-    platform.cli("apply", "-f", str(path))
-
-
 def failed(platform: PlatformProcess, name: str):
     status = json.loads(platform.cli("get", "isvc", name, "-o", "json").stdout).get("status") or {}
     return (status.get("modelStatus") or {}).get("lastFailureInfo")
 
 
-def test_a_crashing_predictor_answers_503_with_why(platform, tmp_path):
-    apply(platform, CRASHING, tmp_path)
+def test_a_crashing_predictor_answers_503_with_why(platform):
+    platform.apply(CRASHING)
     wait_until(lambda: failed(platform, "crashing"), "the predictor to fail", platform)
     for host in ("crashing.default.localhost", "crashing-predictor.default.localhost"):
         response = platform.request("POST", host, "/v1/models/crashing:predict", json={"instances": [[1]]})
@@ -64,13 +57,13 @@ def test_a_crashing_predictor_answers_503_with_why(platform, tmp_path):
     assert "no weights in /mnt/models" in error.value.details()
 
 
-def test_a_missing_runtime_answers_503_with_why(platform, tmp_path):
+def test_a_missing_runtime_answers_503_with_why(platform):
     missing = {
         **CRASHING,
         "metadata": {"name": "runtimeless", "namespace": "default"},
         "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "runtime": "no-such-runtime"}}},
     }
-    apply(platform, missing, tmp_path)
+    platform.apply(missing)
     wait_until(lambda: failed(platform, "runtimeless"), "the invalid spec to be reported", platform)
     response = platform.request("GET", "runtimeless.default.localhost", "/v1/models/runtimeless")
     assert response.status_code == 503

@@ -18,7 +18,6 @@ import shutil
 import httpx
 import openai
 import pytest
-import yaml
 
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers, wait_until
 from tests.storage.helpers import hub_cache_repository
@@ -60,12 +59,6 @@ def alphabet_service(
     }
 
 
-def apply(platform: PlatformProcess, resource: dict) -> None:
-    path = platform.home / f"{resource['kind']}-{resource['metadata']['name']}.yaml"
-    path.write_text(yaml.safe_dump(resource))
-    platform.cli("apply", "-f", str(path))
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
     home = tmp_path_factory.mktemp("mp-home")
@@ -81,7 +74,7 @@ def platform(tmp_path_factory):
         env.delenv("HF_HUB_CACHE", raising=False)
         platform = PlatformProcess(home, *options).start()
     try:
-        apply(platform, alphabet_service("alphabet", 0.5, storage_uri="hf://tiny-org/alphabet"))
+        platform.apply(alphabet_service("alphabet", 0.5, storage_uri="hf://tiny-org/alphabet"))
         platform.cli("wait", "--for=condition=Ready", "isvc/alphabet", "--timeout=300s")
         yield platform
     finally:
@@ -190,7 +183,7 @@ def scale_downs(platform: PlatformProcess, revision: str) -> int:
 
 def test_a_stream_wakes_a_revision_at_zero_and_keeps_it_while_it_streams(platform):
     zero = alphabet_service("zero", 0.4, WINDOW, minReplicas=0, maxReplicas=1, containerConcurrency=1)
-    apply(platform, zero)
+    platform.apply(zero)
     platform.cli("wait", "--for=condition=Ready", "isvc/zero", "--timeout=300s")
     revision = "zero-predictor-00001"
     wait_until(lambda: scale_downs(platform, revision) == 1, "the revision to go to zero", platform)
@@ -226,9 +219,9 @@ def test_a_stream_wakes_a_revision_at_zero_and_keeps_it_while_it_streams(platfor
 
 
 def test_a_canary_splits_streams_between_its_revisions(platform):
-    apply(platform, alphabet_service("split", 0))
+    platform.apply(alphabet_service("split", 0))
     platform.cli("wait", "--for=condition=Ready", "isvc/split", "--timeout=300s")
-    apply(platform, alphabet_service("split", 0.01, canaryTrafficPercent=50))
+    platform.apply(alphabet_service("split", 0.01, canaryTrafficPercent=50))
 
     def traffic() -> list:
         found = json.loads(platform.cli("get", "isvc", "split", "-o", "json").stdout)
@@ -269,7 +262,7 @@ GRAPH = {
 
 
 def test_an_inference_graph_step_calls_an_openai_endpoint(platform):
-    apply(platform, GRAPH)
+    platform.apply(GRAPH)
     platform.cli("wait", "--for=condition=Ready", "ig/writer", "--timeout=300s")
     body = {"model": "alphabet", "prompt": "p", "max_tokens": 3}
     answer = platform.request("POST", host("writer"), "/", json=body)
@@ -305,7 +298,7 @@ def test_a_model_from_hf_comes_from_the_hugging_face_cache_of_an_offline_machine
     assert "fetching hf://tiny-org/alphabet from the Hugging Face cache" in log
     assert f"is commit {'a' * 40} in the Hugging Face cache" in log
 
-    apply(platform, alphabet_service("missing", 0, storage_uri="hf://tiny-org/missing"))
+    platform.apply(alphabet_service("missing", 0, storage_uri="hf://tiny-org/missing"))
 
     def failure() -> dict | None:
         found = json.loads(platform.cli("get", "isvc", "missing", "-o", "json").stdout)

@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -118,12 +117,6 @@ def platform(home):
         yield platform
 
 
-def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict) -> None:
-    path = tmp_path / f"resources-{time.monotonic_ns()}.yaml"
-    path.write_text(yaml.safe_dump_all(resources))
-    platform.cli("apply", "-f", str(path))
-
-
 def predict(platform: PlatformProcess, name: str):
     return platform.request("POST", f"{name}.default.localhost", f"/v1/models/{name}:predict", json=IRIS)
 
@@ -137,8 +130,8 @@ def active(platform: PlatformProcess, name: str) -> str:
     return model_status(platform, name).get("states", {}).get("activeModelState", "")
 
 
-def test_modelmesh_services_load_on_demand_and_evict_the_least_recently_used(platform, tmp_path):
-    apply(platform, tmp_path, runtime_yaml(), *(mesh_isvc(name, f"pvc://mm/{name}") for name in MODELS))
+def test_modelmesh_services_load_on_demand_and_evict_the_least_recently_used(platform):
+    platform.apply(runtime_yaml(), *(mesh_isvc(name, f"pvc://mm/{name}") for name in MODELS))
     platform.cli("wait", "--for=condition=Ready", *(f"isvc/{n}" for n in MODELS), "--timeout=300s")
     status = json.loads(platform.cli("get", "isvc", "iris-a", "-o", "json").stdout)["status"]
     assert status["deploymentMode"] == "ModelMesh"
@@ -195,8 +188,8 @@ def test_grpc_and_v2_reach_a_model_at_its_urls(platform):
     assert response.json()["outputs"][0]["data"] == [1, 1]
 
 
-def test_a_corrupt_model_fails_to_load_while_the_others_serve(platform, tmp_path):
-    apply(platform, tmp_path, mesh_isvc("corrupt", "pvc://mm/corrupt"))
+def test_a_corrupt_model_fails_to_load_while_the_others_serve(platform):
+    platform.apply(mesh_isvc("corrupt", "pvc://mm/corrupt"))
     platform.cli("wait", "--for=condition=IngressReady", "isvc/corrupt", "--timeout=120s")
     response = predict(platform, "corrupt")
     assert response.status_code == 503
@@ -223,8 +216,8 @@ def test_a_corrupt_model_fails_to_load_while_the_others_serve(platform, tmp_path
         assert predict(platform, name).json() == {"predictions": [1, 1]}
 
 
-def test_a_model_bigger_than_a_replica_fails_with_that_reason(platform, tmp_path):
-    apply(platform, tmp_path, mesh_isvc("big", "pvc://mm/big"))
+def test_a_model_bigger_than_a_replica_fails_with_that_reason(platform):
+    platform.apply(mesh_isvc("big", "pvc://mm/big"))
     platform.cli("wait", "--for=condition=Ready", "isvc/big", "--timeout=120s")
     response = predict(platform, "big")
     assert response.status_code == 503
@@ -245,7 +238,7 @@ def test_the_mode_of_a_service_cannot_change(platform, tmp_path):
     assert "deploymentMode cannot be changed from 'ModelMesh' to 'Standard'" in result.stderr
 
 
-def test_a_changed_model_is_in_progress_until_its_new_version_loads(platform, tmp_path):
+def test_a_changed_model_is_in_progress_until_its_new_version_loads(platform):
     """The old version serves meanwhile; the watch sees every status the platform writes."""
     assert predict(platform, "iris-c").json() == {"predictions": [1, 1]}
     wait_until(lambda: active(platform, "iris-c") == "Loaded", "iris-c loaded", platform)
@@ -267,7 +260,7 @@ def test_a_changed_model_is_in_progress_until_its_new_version_loads(platform, tm
     watcher = threading.Thread(target=watch)
     watcher.start()
     assert watching.wait(30)
-    apply(platform, tmp_path, mesh_isvc("iris-c", "pvc://mm/iris-e"))  # another version of the model
+    platform.apply(mesh_isvc("iris-c", "pvc://mm/iris-e"))  # another version of the model
     watcher.join(90)
     in_progress = [s for s in seen if s.get("transitionStatus") == "InProgress"]
     assert in_progress, seen
@@ -304,14 +297,14 @@ def test_a_pool_replica_that_exits_is_the_last_failure_of_the_models_it_held(pla
     assert active(platform, "iris-d") == "Loaded"
 
 
-def test_a_busy_model_gets_a_copy_on_each_replica_and_gives_it_back(platform, tmp_path):
+def test_a_busy_model_gets_a_copy_on_each_replica_and_gives_it_back(platform):
     runtime = runtime_yaml()
     runtime["metadata"]["name"] = "mm-busy"
     del runtime["spec"]["builtInAdapter"]  # room for many copies
     runtime["spec"]["supportedModelFormats"][0]["autoSelect"] = False  # the other services keep theirs
     busy = mesh_isvc("busy", "pvc://mm/iris-a")
     busy["spec"]["predictor"]["model"]["runtime"] = "mm-busy"
-    apply(platform, tmp_path, runtime, busy)
+    platform.apply(runtime, busy)
     platform.cli("wait", "--for=condition=Ready", "isvc/busy", "--timeout=300s")
     assert predict(platform, "busy").status_code == 200
     assert model_status(platform, "busy")["copies"]["totalCopies"] == 1
@@ -349,7 +342,7 @@ def test_a_busy_model_gets_a_copy_on_each_replica_and_gives_it_back(platform, tm
     assert predict(platform, "busy").status_code == 200
 
 
-def test_fifty_services_share_a_pool_that_holds_ten(platform, tmp_path):
+def test_fifty_services_share_a_pool_that_holds_ten(platform):
     runtime = runtime_yaml()
     runtime["metadata"]["name"] = "mm-fifty"
     runtime["spec"]["supportedModelFormats"][0]["autoSelect"] = False  # the other services keep theirs
@@ -360,7 +353,7 @@ def test_fifty_services_share_a_pool_that_holds_ten(platform, tmp_path):
         service = mesh_isvc(name, "pvc://mm/small")
         service["spec"]["predictor"]["model"]["runtime"] = "mm-fifty"
         services.append(service)
-    apply(platform, tmp_path, runtime, *services)
+    platform.apply(runtime, *services)
     platform.cli("wait", "--for=condition=Ready", *(f"isvc/{name}" for name in FIFTY), "--timeout=300s")
     for name in FIFTY:
         response = predict(platform, name)

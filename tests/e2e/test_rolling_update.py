@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, wait_until
 
@@ -39,12 +38,6 @@ def service(version: str, rolling_update: dict) -> dict:
     }
 
 
-def apply(platform: PlatformProcess, tmp_path: Path, resource: dict, check: bool = True):
-    path = tmp_path / "service.yaml"
-    path.write_text(yaml.safe_dump(resource, sort_keys=False))
-    return platform.cli("apply", "-f", str(path), check=check)
-
-
 def status(platform: PlatformProcess) -> dict:
     url = f"{platform.api_url}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{NAME}"
     return httpx.get(url, timeout=30).json().get("status") or {}
@@ -63,9 +56,9 @@ def platform(tmp_path_factory) -> Iterator[PlatformProcess]:
     assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
 
-def test_a_rolling_update_replaces_a_replica_at_a_time_and_answers_throughout(platform, tmp_path):
+def test_a_rolling_update_replaces_a_replica_at_a_time_and_answers_throughout(platform):
     one_at_a_time = {"maxSurge": 0, "maxUnavailable": 1}
-    apply(platform, tmp_path, service("1", one_at_a_time))
+    platform.apply(service("1", one_at_a_time))
 
     def both_ready() -> bool:
         revisions = status(platform).get("revisions") or []
@@ -86,7 +79,7 @@ def test_a_rolling_update_replaces_a_replica_at_a_time_and_answers_throughout(pl
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        apply(platform, tmp_path, service("2", one_at_a_time))
+        platform.apply(service("2", one_at_a_time))
         wait_until(
             lambda: answers[-3:] == ["2"] * 3 and len(status(platform).get("revisions") or []) == 1,
             "version 2 alone",
@@ -103,12 +96,12 @@ def test_a_rolling_update_replaces_a_replica_at_a_time_and_answers_throughout(pl
     assert f"predictor rolled out {NAME}-predictor-00002" in log
 
 
-def test_what_a_deployment_would_refuse_is_refused(platform, tmp_path):
-    refused = apply(platform, tmp_path, service("3", {"maxSurge": 0, "maxUnavailable": 0}), check=False)
+def test_what_a_deployment_would_refuse_is_refused(platform):
+    refused = platform.apply(service("3", {"maxSurge": 0, "maxUnavailable": 0}), check=False)
     assert refused.returncode != 0
     assert (
         "spec.predictor.deploymentStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"
         in refused.stderr
     )
-    refused = apply(platform, tmp_path, service("3", {"maxSurge": "two"}), check=False)
+    refused = platform.apply(service("3", {"maxSurge": "two"}), check=False)
     assert "a valid percent string must be a numeric string followed by an ending '%'" in refused.stderr

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from pathlib import Path
 
 import boto3
 import pytest
-import yaml
 
 from tests.e2e.platform_process import (
     PlatformProcess,
@@ -119,12 +116,6 @@ def isvc(name: str, account: str, uri: str | None = f"s3://{BUCKET}/iris") -> di
     }
 
 
-def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict) -> None:
-    path = tmp_path / f"resources-{time.monotonic_ns()}.yaml"
-    path.write_text(yaml.safe_dump_all(resources))
-    platform.cli("apply", "-f", str(path))
-
-
 def predict(platform: PlatformProcess, service: str, model: str) -> dict | None:
     response = platform.request(
         "POST", f"{service}.default.localhost", f"/v1/models/{model}:predict", json=IRIS
@@ -138,18 +129,18 @@ def model_message(platform: PlatformProcess, name: str) -> str:
     return failure.get("message", "")
 
 
-def test_the_predictor_fetches_with_its_service_accounts_secret(platform, s3, tmp_path):
+def test_the_predictor_fetches_with_its_service_accounts_secret(platform, s3):
     server, keys = s3
-    apply(platform, tmp_path, s3_secret("s3creds", server.url, keys), service_account("models", "s3creds"))
-    apply(platform, tmp_path, isvc("sa-iris", "models"))
+    platform.apply(s3_secret("s3creds", server.url, keys), service_account("models", "s3creds"))
+    platform.apply(isvc("sa-iris", "models"))
     platform.cli("wait", "--for=condition=Ready", "isvc/sa-iris", "--timeout=300s")
     assert predict(platform, "sa-iris", "sa-iris") == {"predictions": [1, 1]}
     log = "".join(p.read_text(errors="replace") for p in (platform.home / "logs").rglob("*") if p.is_file())
     assert keys["AWS_SECRET_ACCESS_KEY"] not in log + platform.log()
 
 
-def test_a_trained_model_is_fetched_with_its_services_account(platform, s3, tmp_path):
-    apply(platform, tmp_path, isvc("sa-mms", "models", uri=None))
+def test_a_trained_model_is_fetched_with_its_services_account(platform, s3):
+    platform.apply(isvc("sa-mms", "models", uri=None))
     platform.cli("wait", "--for=condition=Ready", "isvc/sa-mms", "--timeout=300s")
     trained = {
         "apiVersion": "serving.kserve.io/v1alpha1",
@@ -160,28 +151,26 @@ def test_a_trained_model_is_fetched_with_its_services_account(platform, s3, tmp_
             "model": {"storageUri": f"s3://{BUCKET}/trained-iris", "framework": "sklearn", "memory": "128Mi"},
         },
     }
-    apply(platform, tmp_path, trained)
+    platform.apply(trained)
     found = wait_until(lambda: predict(platform, "sa-mms", "tm-iris"), "the TrainedModel served", platform)
     assert found == {"predictions": [1, 1]}
 
 
-def test_keys_s3_does_not_know_fail_the_fetch_with_s3s_answer(platform, s3, tmp_path):
+def test_keys_s3_does_not_know_fail_the_fetch_with_s3s_answer(platform, s3):
     server, keys = s3
     wrong = {"AWS_ACCESS_KEY_ID": "AKIANOTAKEY000000000", "AWS_SECRET_ACCESS_KEY": "not-the-key"}
-    apply(
-        platform, tmp_path, s3_secret("wrongcreds", server.url, wrong), service_account("wrong", "wrongcreds")
-    )
-    apply(platform, tmp_path, isvc("sa-denied", "wrong"))
+    platform.apply(s3_secret("wrongcreds", server.url, wrong), service_account("wrong", "wrongcreds"))
+    platform.apply(isvc("sa-denied", "wrong"))
     message = wait_until(lambda: model_message(platform, "sa-denied"), "the fetch's failure", platform)
     assert "access denied" in message.lower() or "InvalidAccessKeyId" in message, message
     assert "not-the-key" not in message
 
 
-def test_an_account_applied_late_lets_the_service_start(platform, s3, tmp_path):
+def test_an_account_applied_late_lets_the_service_start(platform, s3):
     server, keys = s3
-    apply(platform, tmp_path, isvc("sa-late", "late"))
+    platform.apply(isvc("sa-late", "late"))
     message = wait_until(lambda: model_message(platform, "sa-late"), "the missing account reported", platform)
     assert 'serviceaccount "late" not found' in message, message
-    apply(platform, tmp_path, service_account("late", "s3creds"))
+    platform.apply(service_account("late", "s3creds"))
     platform.cli("wait", "--for=condition=Ready", "isvc/sa-late", "--timeout=300s")
     assert predict(platform, "sa-late", "sa-late") == {"predictions": [1, 1]}

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -68,12 +67,6 @@ def v2_canary(percent: int) -> dict:
     }
 
 
-def apply(platform: PlatformProcess, tmp_path: Path, resource: dict) -> None:
-    path = tmp_path / "cany.yaml"
-    path.write_text(yaml.safe_dump(resource))
-    platform.cli("apply", "-f", str(path))
-
-
 def status(platform: PlatformProcess) -> dict:
     return json.loads(platform.cli("get", "isvc", "cany", "-o", "json").stdout).get("status") or {}
 
@@ -88,8 +81,8 @@ def predict(platform: PlatformProcess, host: str = HOST) -> dict:
     return response.json()
 
 
-def test_a_canary_takes_its_share_and_leaves_without_a_trace(platform, tmp_path):
-    apply(platform, tmp_path, service(v2_canary(30)))
+def test_a_canary_takes_its_share_and_leaves_without_a_trace(platform):
+    platform.apply(service(v2_canary(30)))
     platform.cli("wait", "--for=condition=Ready", "isvc/cany", "--timeout=300s")
 
     def canary_ready():
@@ -118,7 +111,7 @@ def test_a_canary_takes_its_share_and_leaves_without_a_trace(platform, tmp_path)
     }
 
     # Rollback: the canary's entry is removed, its replica stops and all traffic is the stable's.
-    apply(platform, tmp_path, service())
+    platform.apply(service())
 
     def rolled_back():
         found = status(platform)
@@ -131,7 +124,7 @@ def test_a_canary_takes_its_share_and_leaves_without_a_trace(platform, tmp_path)
     wait_until(lambda: replicas() == {"cany-predictor-00001": 2}, "the lent replica back", platform)
 
 
-def test_a_canary_that_fails_to_load_takes_no_traffic_and_says_why(platform, tmp_path, home):
+def test_a_canary_that_fails_to_load_takes_no_traffic_and_says_why(platform, home):
     broken = home / "pvc" / "models" / "broken"
     broken.mkdir(parents=True, exist_ok=True)
     (broken / "model.joblib").write_bytes(b"this is not a pickle")
@@ -139,7 +132,7 @@ def test_a_canary_that_fails_to_load_takes_no_traffic_and_says_why(platform, tmp
         "trafficPercent": 50,
         "predictor": {"name": "bad", "model": {"storageUri": "pvc://models/broken"}},
     }
-    apply(platform, tmp_path, service(canary))
+    platform.apply(service(canary))
 
     def failed():
         found = status(platform)
@@ -152,11 +145,11 @@ def test_a_canary_that_fails_to_load_takes_no_traffic_and_says_why(platform, tmp
     assert ready["status"] == "False" and ready["reason"] == "CanariesNotReady"
     assert condition(status(platform), "Ready")["status"] == "True"  # the stable predictor serves on
     assert all(predict(platform) == STABLE_ANSWER for _ in range(30))
-    apply(platform, tmp_path, service())
+    platform.apply(service())
 
 
-def test_promoting_a_canary_moves_all_traffic_to_its_model(platform, tmp_path):
-    apply(platform, tmp_path, service(v2_canary(50)))
+def test_promoting_a_canary_moves_all_traffic_to_its_model(platform):
+    platform.apply(service(v2_canary(50)))
 
     def canary_ready():
         ready = condition(status(platform), "CanaryPredictorReady")
@@ -167,7 +160,7 @@ def test_promoting_a_canary_moves_all_traffic_to_its_model(platform, tmp_path):
     predictor = promoted["spec"]["predictor"]
     predictor["name"] = "v2"
     predictor["model"]["storageUri"] = "pvc://models/constant"
-    apply(platform, tmp_path, promoted)
+    platform.apply(promoted)
 
     def all_on_the_new_model():
         found = status(platform)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import boto3
@@ -141,12 +139,6 @@ def isvc(name: str, *, mesh: bool) -> dict:
     }
 
 
-def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict) -> None:
-    path = tmp_path / f"resources-{time.monotonic_ns()}.yaml"
-    path.write_text(yaml.safe_dump_all(resources))
-    platform.cli("apply", "-f", str(path))
-
-
 def predict_v1(
     platform: PlatformProcess, host: str, name: str, model_id: str | None = None
 ) -> httpx.Response:
@@ -172,9 +164,9 @@ def classes(response: pb.ModelInferResponse) -> list[int]:
     return list(contents.int64_contents or contents.int_contents)
 
 
-def test_services_fetch_with_the_storage_config_secret(platform, s3, tmp_path):
-    apply(platform, tmp_path, storage_secret(s3.url), RUNTIME)
-    apply(platform, tmp_path, isvc("mesh-iris", mesh=True), isvc("std-iris", mesh=False))
+def test_services_fetch_with_the_storage_config_secret(platform, s3):
+    platform.apply(storage_secret(s3.url), RUNTIME)
+    platform.apply(isvc("mesh-iris", mesh=True), isvc("std-iris", mesh=False))
     platform.cli("wait", "--for=condition=Ready", "isvc/mesh-iris", "isvc/std-iris", "--timeout=300s")
     for name in ("mesh-iris", "std-iris"):
         response = predict_v1(platform, f"{name}.default.localhost", name)

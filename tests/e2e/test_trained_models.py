@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.e2e.platform_process import (
     PlatformProcess,
@@ -78,12 +77,6 @@ def platform(home):
         yield platform
 
 
-def apply(platform: PlatformProcess, tmp_path: Path, *resources: dict) -> None:
-    path = tmp_path / f"resources-{time.monotonic_ns()}.yaml"
-    path.write_text(yaml.safe_dump_all(resources))
-    platform.cli("apply", "-f", str(path))
-
-
 def model_status(platform: PlatformProcess, name: str) -> int:
     return platform.request("GET", HOST, f"/v1/models/{name}").status_code
 
@@ -97,13 +90,11 @@ def get(platform: PlatformProcess, kind: str, name: str) -> dict:
     return json.loads(platform.cli("get", kind, name, "-o", "json").stdout)
 
 
-def test_trained_models_are_served_by_name_on_a_multi_model_service(platform, home, tmp_path):
-    apply(platform, tmp_path, isvc_yaml())
+def test_trained_models_are_served_by_name_on_a_multi_model_service(platform, home):
+    platform.apply(isvc_yaml())
     platform.cli("wait", "--for=condition=Ready", "isvc/mms", "--timeout=300s")
 
-    apply(
-        platform,
-        tmp_path,
+    platform.apply(
         trained_model_yaml("iris-a", f"file://{home / 'models' / 'iris-a'}"),
         trained_model_yaml("iris-b", "pvc://tm/iris-b"),
     )
@@ -143,14 +134,14 @@ def test_trained_models_are_served_by_name_on_a_multi_model_service(platform, ho
         assert response.json() == {"predictions": [1, 1]}
 
     # A changed TrainedModel is loaded again (a model that always answers 2).
-    apply(platform, tmp_path, trained_model_yaml("iris-b", "pvc://tm/constant"))
+    platform.apply(trained_model_yaml("iris-b", "pvc://tm/constant"))
     wait_until(lambda: predict(platform, "iris-b") == {"predictions": [2, 2]}, "iris-b reloaded", platform)
     assert get(platform, "tm", "iris-b")["status"]["observedGeneration"] == 2
 
     # A new revision of the service gets every TrainedModel.
     changed = isvc_yaml()
     changed["spec"]["predictor"]["containerConcurrency"] = 8
-    apply(platform, tmp_path, changed)
+    platform.apply(changed)
 
     def new_revision_serves():
         predictor = get(platform, "isvc", "mms")["status"]["components"]["predictor"]
@@ -204,13 +195,13 @@ def test_trained_models_are_served_by_name_on_a_multi_model_service(platform, ho
     )
 
 
-def test_a_trained_model_of_a_single_model_service_is_not_loaded(platform, home, tmp_path):
+def test_a_trained_model_of_a_single_model_service_is_not_loaded(platform, home):
     single = isvc_yaml()
     single["metadata"]["name"] = "single"
     single["spec"]["predictor"]["sklearn"]["storageUri"] = "pvc://tm/iris-b"
     tm = trained_model_yaml("iris-c", "pvc://tm/iris-b")
     tm["spec"]["inferenceService"] = "single"
-    apply(platform, tmp_path, single, tm)
+    platform.apply(single, tm)
 
     def not_mms():
         status = get(platform, "tm", "iris-c").get("status") or {}
@@ -221,7 +212,7 @@ def test_a_trained_model_of_a_single_model_service_is_not_loaded(platform, home,
     platform.cli("wait", "--for=delete", "tm/iris-c", "--timeout=120s")
 
 
-def test_a_model_that_fails_to_load_or_does_not_fit_says_why(platform, home, tmp_path):
+def test_a_model_that_fails_to_load_or_does_not_fit_says_why(platform, home):
     broken = home / "models" / "broken"
     broken.mkdir(parents=True)
     (broken / "model.joblib").write_bytes(b"this is not a pickle")
@@ -232,7 +223,7 @@ def test_a_model_that_fails_to_load_or_does_not_fit_says_why(platform, home, tmp
     big["spec"]["model"]["memory"] = "2Gi"  # over the predictor's 1Gi limit
     for tm in (bad, big):
         tm["spec"]["inferenceService"] = "mms2"
-    apply(platform, tmp_path, service, bad, big)
+    platform.apply(service, bad, big)
 
     def ready_condition(name: str) -> tuple | None:
         conditions = (get(platform, "tm", name).get("status") or {}).get("conditions") or []
@@ -256,7 +247,7 @@ def test_a_model_that_fails_to_load_or_does_not_fit_says_why(platform, home, tmp
     platform.cli("wait", "--for=delete", "tm", "bad", "big", "--timeout=120s")
 
 
-def test_trained_models_share_a_replicas_memory_and_the_least_recently_used_leaves(platform, home, tmp_path):
+def test_trained_models_share_a_replicas_memory_and_the_least_recently_used_leaves(platform, home):
     """A 1Gi predictor: a and b (512Mi each) fill it; c (256Mi) waits without unloading them; the limit
     lowered to 768Mi holds b and c but not a, which, used before b, leaves; a comes back once b is gone."""
     service = isvc_yaml()
@@ -280,14 +271,14 @@ def test_trained_models_share_a_replicas_memory_and_the_least_recently_used_leav
         conditions = (get(platform, "tm", name).get("status") or {}).get("conditions") or []
         return next((c["status"] for c in conditions if c["type"] == "MemoryResourceAvailable"), None)
 
-    apply(platform, tmp_path, service)
+    platform.apply(service)
     platform.cli("wait", "--for=condition=Ready", "isvc/lru", "--timeout=300s")
-    apply(platform, tmp_path, model("a", "512Mi"))
-    apply(platform, tmp_path, model("b", "512Mi"))  # created after a
+    platform.apply(model("a", "512Mi"))
+    platform.apply(model("b", "512Mi"))  # created after a
     platform.cli("wait", "--for=condition=Ready", "tm", "a", "b", "--timeout=120s")
     assert served("a")  # a is used first ...
 
-    apply(platform, tmp_path, model("c", "256Mi"))
+    platform.apply(model("c", "256Mi"))
     assert wait_until(lambda: memory_available("c") == "False", "c waiting for memory", platform)
     assert unloaded("c")
     assert served("b")  # ... then b; both stayed in place
@@ -295,7 +286,7 @@ def test_trained_models_share_a_replicas_memory_and_the_least_recently_used_leav
 
     # Lowered to 768Mi: a and b no longer fit together, and a, the least recently used, leaves.
     service["spec"]["predictor"]["sklearn"]["resources"]["limits"]["memory"] = "768Mi"
-    apply(platform, tmp_path, service)
+    platform.apply(service)
     wait_until(lambda: memory_available("a") == "False", "a leaving", platform)
     platform.cli("wait", "--for=condition=Ready", "tm", "b", "c", "--timeout=120s")
     wait_until(lambda: served("b") and served("c") and unloaded("a"), "b and c without a", platform)
