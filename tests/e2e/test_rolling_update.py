@@ -1,9 +1,12 @@
 """A Standard-mode rolling update on `modelplane up`: the new revision replaces the old one a replica at
-a time, within maxSurge and maxUnavailable, and every request is answered meanwhile."""
+a time, within maxSurge and maxUnavailable, and every request is answered meanwhile; a rollout stuck on
+a revision that never gets ready is carried over a restart of the control plane in place, where it was."""
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,13 +19,15 @@ ECHO = Path(__file__).with_name("env_echo.py")
 NAME = "rolling"
 
 
-def service(version: str, rolling_update: dict) -> dict:
+def service(version: str, rolling_update: dict, *, ready: bool = True) -> dict:
     container = {
         "name": "kserve-container",
         "image": "env-echo:latest",
         "command": ["python", str(ECHO)],
         "env": [{"name": "VERSION", "value": version}],
     }
+    if not ready:
+        container["readinessProbe"] = {"exec": {"command": ["false"]}, "periodSeconds": 1}
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -105,3 +110,43 @@ def test_what_a_deployment_would_refuse_is_refused(platform):
     )
     refused = platform.apply(service("3", {"maxSurge": "two"}), check=False)
     assert "a valid percent string must be a numeric string followed by an ending '%'" in refused.stderr
+
+
+def desired(platform: PlatformProcess) -> list[int]:
+    """The replicas each revision that runs wants, oldest first."""
+    revisions = sorted(status(platform).get("revisions") or [], key=lambda r: r["name"])
+    return [r.get("desiredReplicas") or 0 for r in revisions]
+
+
+def test_a_stuck_rollout_is_carried_over_a_restart_in_place(platform):
+    one_at_a_time = {"maxSurge": 0, "maxUnavailable": 1}
+    platform.apply(service("1", one_at_a_time))
+    wait_until(lambda: version(platform) == "1" and desired(platform) == [2], "version 1", platform)
+    platform.apply(service("never-ready", one_at_a_time, ready=False))
+    stuck = [1, 1]
+    wait_until(lambda: desired(platform) == stuck, "the rollout stuck at its first step", platform)
+    answers: list[str | None] = []
+    counts: list[list[int]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            answers.append(version(platform))
+            counts.append(desired(platform))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        platform.process.send_signal(signal.SIGHUP)
+        assert platform.process.stdout.readline().startswith("modelplane is up: ")
+        time.sleep(8)  # several of the new control plane's passes
+    finally:
+        done.set()
+        watcher.join()
+    assert set(answers) == {"1"}, {a: answers.count(a) for a in set(answers)}
+    # Neither revision went back to its autoscaler's count of 2: the rollout kept its step.
+    assert all(sum(c) <= 2 for c in counts), [c for c in counts if sum(c) > 2][:3]
+    assert desired(platform) == stuck
+    # A good revision then finishes the rollout the restart carried over.
+    platform.apply(service("3", one_at_a_time))
+    wait_until(lambda: version(platform) == "3" and len(desired(platform)) == 1, "version 3 alone", platform)

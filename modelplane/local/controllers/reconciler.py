@@ -258,6 +258,7 @@ class Reconciler:
             return
         self._plan(service, isvc)
         self._recreate(service)
+        self._resume_rollouts(service)
         self._roll(service)
         for revision_name in self._wanted(service):
             self._ensure_running(service, revision_name)
@@ -308,6 +309,7 @@ class Reconciler:
         status says were rolled out serve again."""
         namespace, name = resource_key(isvc)
         service = _Service(namespace, name, self.revision_log.load(namespace, name))
+        service.rollouts = self.revision_log.rollouts(namespace, name)  # `_roll` ends any that are over
         known = {revision.name for revision in service.revisions}
         for component, status in ((isvc.get("status") or {}).get("components") or {}).items():
             status = status or {}
@@ -342,7 +344,7 @@ class Reconciler:
         latest, created = latest_revisions(service.name, service.revisions, {**templates, **runnable})
         if created:
             service.revisions += created
-            self.revision_log.save(service.namespace, service.name, service.revisions)
+            self._save_log(service)
             for revision in created:
                 logger.info("%s/%s: new revision %s", service.namespace, service.name, revision.name)
                 self._warn_of_dropped_args(isvc, revision)
@@ -420,6 +422,14 @@ class Reconciler:
                     "%s/%s: %s stopped; starting %s", service.namespace, service.name, component, latest
                 )
 
+    def _resume_rollouts(self, service: _Service) -> None:
+        """Rollouts a restart carried over (from the revision log) run both their revisions again
+        before their next step, each with the replicas it handed over (`_ensure_running`)."""
+        for component in [c for c in service.rollouts if c not in service.steps]:
+            for revision in (service.rolled_out.get(component), service.latest.get(component)):
+                if revision is not None:
+                    self._ensure_running(service, revision)
+
     def _roll(self, service: _Service) -> None:
         """Rolling updates: the next step of each rollout under way (its replica caps), begun where a
         component with a `rollingUpdate` has a new revision and an old one that serves."""
@@ -427,14 +437,17 @@ class Reconciler:
             latest, old = service.latest.get(component), service.rolled_out.get(component)
             old_runner = service.running.get(old) if old else None
             update = service.rolling.get(component)
-            if update is None or latest in (None, old) or old_runner is None:
+            if update is None or latest in (None, old):
                 self._end_rollout(service, component)
+                continue
+            if old_runner is None:
                 continue
             total = service.rollouts.get(component)
             if total is None:
                 if not old_runner.desired:
                     continue  # nothing serves at the moment: the new revision starts whole
                 total = service.rollouts[component] = old_runner.desired
+                self._save_log(service)
                 logger.info(
                     "%s/%s: %s rolls out %s over %s (%d replicas, maxSurge %s, maxUnavailable %s)",
                     service.namespace, service.name, component, latest, old, total,
@@ -454,11 +467,15 @@ class Reconciler:
         """A rollout that is over (done, or replaced by a spec back at its old revision): no caps left."""
         if service.rollouts.pop(component, None) is None:
             return
+        self._save_log(service)
         service.steps.pop(component, None)
         for revision in (service.latest.get(component), service.rolled_out.get(component)):
             runner = service.running.get(revision) if revision else None
             if runner is not None:
                 self.autoscaling.cap(runner, None)
+
+    def _save_log(self, service: _Service) -> None:
+        self.revision_log.save(service.namespace, service.name, service.revisions, service.rollouts)
 
     def _ensure_running(self, service: _Service, revision_name: str) -> None:
         key = (service.namespace, service.name)
@@ -477,6 +494,10 @@ class Reconciler:
             rolling_in = step is not None and service.latest.get(component) == revision_name
             if rolling_in:  # it starts within the rollout's step, wanting the old revision's count
                 self.autoscaling.cap(runner, step.new_replicas)
+            elif step is None and component in service.rollouts:
+                # A rollout carried over a restart: each revision keeps the replicas it handed over
+                # until the rollout's next step, rather than starting at its autoscaler's count.
+                self.autoscaling.cap(runner, self.settings.handover.count(revision_name))
             initial = service.rollouts.get(component) if rolling_in else None
             self.autoscaling.start_scaling(runner, lambda: self.kick(key), initial)
 

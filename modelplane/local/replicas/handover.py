@@ -60,6 +60,11 @@ class ReplicaHandover:
             return None
         return self.inherited.pop(name)
 
+    def count(self, revision: str) -> int:
+        """How many replicas of a revision were handed over and not yet taken back."""
+        prefix = f"{revision}-"
+        return sum(1 for name in self.inherited if name.startswith(prefix) and name[len(prefix) :].isdigit())
+
     def unclaimed(self) -> list[HandedReplica]:
         left, self.inherited = list(self.inherited.values()), {}
         return left

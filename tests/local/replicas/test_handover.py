@@ -27,6 +27,21 @@ def test_a_replica_is_given_back_only_under_its_name_and_template():
     assert HandedReplica.from_json(handed("x", 3).to_json()) == handed("x", 3)
 
 
+def test_the_replicas_of_a_revision_handed_over_are_counted_until_taken_back():
+    names = [
+        "iris-predictor-00001-0",
+        "iris-predictor-00001-2",
+        "iris-predictor-00002-0",
+        "iris-predictor-0000-1",
+    ]
+    handover = ReplicaHandover(inherited={name: handed(name, index) for index, name in enumerate(names)})
+    assert handover.count("iris-predictor-00001") == 2
+    assert handover.count("iris-predictor-00002") == 1
+    assert handover.count("iris-predictor-0000") == 1  # not the revisions whose names go on
+    handover.take("iris-predictor-00001-2", TEMPLATE)
+    assert handover.count("iris-predictor-00001") == 1
+
+
 def test_a_replica_nothing_takes_back_is_stopped_and_reaped(monkeypatch):
     monkeypatch.setattr(platform, "UNCLAIMED_AFTER", 0.0)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
