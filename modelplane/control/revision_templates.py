@@ -98,7 +98,7 @@ def _credential_names(component_spec: dict, metadata: dict) -> dict:
     builder: api/service_account_credentials.py), when it says: only then, so that other templates
     stay the same."""
     names = {}
-    account = component_spec.get("serviceAccountName") or component_spec.get("serviceAccount")
+    account = _service_account(component_spec)
     if account:
         names["serviceAccountName"] = account
     secret_name = (metadata.get("annotations") or {}).get(STORAGE_SECRET_ANNOTATION)
@@ -150,6 +150,8 @@ def _model_template(
     )
     if selection.spec.get("serviceAccountName"):  # the runtime's pod field, where the predictor names none
         template["credentials"] = {"serviceAccountName": selection.spec["serviceAccountName"]}
+    if "envSpec" in template:
+        _with_runtime_pod_facts(template["envSpec"]["pod"], selection.spec, predictor)
     runtime_grace = selection.spec.get("terminationGracePeriodSeconds")
     if runtime_grace is not None:  # the runtime's pod field, where the predictor does not set its own
         template.setdefault("terminationGracePeriodSeconds", runtime_grace)
@@ -326,9 +328,23 @@ def _env_spec(component: str, container: dict, component_spec: dict, isvc: dict)
             "namespace": metadata.get("namespace") or "default",
             "labels": labels,
             "annotations": annotations,
-            "serviceAccountName": component_spec.get("serviceAccountName") or "default",
+            "serviceAccountName": _service_account(component_spec) or "default",
         },
     }
+
+
+def _with_runtime_pod_facts(pod: dict, runtime_spec: dict, predictor: dict) -> None:
+    """The downward API's facts of a predictor's pod, with its runtime's labels, annotations and
+    ServiceAccount under the service's own, as KServe merges the runtime's pod fields."""
+    pod["labels"] = {**(runtime_spec.get("labels") or {}), **pod["labels"]}
+    pod["annotations"] = {**(runtime_spec.get("annotations") or {}), **pod["annotations"]}
+    if not _service_account(predictor) and runtime_spec.get("serviceAccountName"):
+        pod["serviceAccountName"] = runtime_spec["serviceAccountName"]
+
+
+def _service_account(component_spec: dict) -> str | None:
+    """The ServiceAccount a component names (`serviceAccount` is the deprecated name of the field)."""
+    return component_spec.get("serviceAccountName") or component_spec.get("serviceAccount") or None
 
 
 def _more_than_a_path(probe: dict) -> bool:

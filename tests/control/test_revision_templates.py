@@ -213,6 +213,42 @@ def test_the_environment_s_sources_and_the_pod_s_facts_are_kept_only_when_used()
     assert "envSpec" not in templates({"predictor": {"containers": [container]}})["predictor"]
 
 
+def test_a_runtimes_pod_labels_annotations_and_account_reach_the_downward_api_under_the_services():
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "labelled", "namespace": "default"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True, "priority": 9}],
+            "labels": {"runtime": "labelled", "team": "platform"},
+            "annotations": {"example.com/from": "runtime"},
+            "serviceAccountName": "runtime-account",
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": "example/server",
+                    "command": ["serve"],
+                    "env": [
+                        {
+                            "name": "RUNTIME",
+                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['runtime']"}},
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+    model = {"modelFormat": {"name": "sklearn"}, "runtime": "labelled", "storageUri": "pvc://m"}
+    pod = templates({"predictor": {"model": model, "labels": {"team": "ml"}}}, [runtime])["predictor"][
+        "envSpec"
+    ]["pod"]
+    assert pod["labels"]["runtime"] == "labelled" and pod["labels"]["team"] == "ml"
+    assert pod["annotations"]["example.com/from"] == "runtime"
+    assert pod["serviceAccountName"] == "runtime-account"
+    own = {"predictor": {"model": model, "serviceAccount": "mine"}}
+    assert templates(own, [runtime])["predictor"]["envSpec"]["pod"]["serviceAccountName"] == "mine"
+
+
 def test_storage_uris_are_kept_with_their_mount_paths_and_the_predictor_is_not_multi_model():
     model = {"modelFormat": {"name": "sklearn"}}
     uris = [{"uri": "s3://b/base"}, {"uri": "s3://b/lora", "mountPath": "/mnt/models/lora"}]
