@@ -401,7 +401,9 @@ class Replica:
         gpus: tuple[str, ...],
     ) -> None:
         try:
-            declared_env = self._declared_env(template)
+            # The ConfigMaps and Secrets read once for this start: for the environment, and for the log
+            lookup = functools.cache(self.settings.env_sources or _no_env_sources)
+            declared_env = self._declared_env(template, lookup)
         except EnvError as exc:
             message = f"{EnvError.reason}: {exc}"
             self._note(f"cannot start: {message}")
@@ -425,7 +427,7 @@ class Replica:
             self._note(
                 f"workingDir {template['workingDir']} is not a folder on this machine: starting in {os.getcwd()}"
             )
-        self._note(f"starting: {redacted(' '.join(launch.argv), self._secret_values(template))}")
+        self._note(f"starting: {redacted(' '.join(launch.argv), self._secret_values(template, lookup))}")
         env = {**os.environ, **self._tracing_env(), **launch.env}
         zygote = self.settings.zygote
         try:
@@ -455,9 +457,9 @@ class Replica:
         self._ports = ports
         await self._supervise(client, template)
 
-    def _declared_env(self, template: dict) -> dict[str, str] | None:
-        """The variables the container's `envFrom` and `env` make, read now (None: its literal
-        values are all it has)."""
+    def _declared_env(self, template: dict, lookup: Lookup) -> dict[str, str] | None:
+        """The variables the container's `envFrom` and `env` make, read now through `lookup` (None: its
+        literal values are all it has)."""
         spec = template.get("envSpec")
         if spec is None:
             return None
@@ -465,14 +467,12 @@ class Replica:
         pod = Pod(
             self.name, facts["namespace"], facts["labels"], facts["annotations"], facts["serviceAccountName"]
         )
-        lookup = self.settings.env_sources or _no_env_sources
         return container_env(spec["envFrom"], spec["env"], pod, template.get("resources") or {}, lookup)
 
-    def _secret_values(self, template: dict) -> set[str]:
+    def _secret_values(self, template: dict, lookup: Lookup) -> set[str]:
         spec = template.get("envSpec")
         if spec is None:
             return set()
-        lookup = self.settings.env_sources or _no_env_sources
         return secret_values(spec["envFrom"], spec["env"], spec["pod"]["namespace"], lookup)
 
     def _take_back(self, handed: HandedReplica | None) -> HandedReplica | None:
