@@ -62,7 +62,7 @@ from modelplane.local.api.http import (
 )
 from modelplane.local.api.meta import now_rfc3339
 from modelplane.local.api.metrics import MeasuredSend, request_labels
-from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, plain_patch
+from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, strategic_patch
 from modelplane.local.api.paths import kind_at
 from modelplane.local.api.selectors import parse_selectors
 from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
@@ -268,8 +268,7 @@ class ApiApp:
             written = body
             change = _replace_with(body)
         elif request.method == "PATCH":
-            written = await _patch_body(request, target)
-            change = _patched_with(written)
+            written, change = await _patch_body(request, target)
         else:
             raise MethodNotAllowed(f"{request.method} is not supported here")
         warnings = [] if status_only else options.unknown_field_warnings(written, target.kind)
@@ -349,19 +348,21 @@ def shown(resource: dict[str, Any]) -> dict[str, Any]:
     return redacted(resource) if resource.get("kind") == SECRET.kind else resource
 
 
-async def _patch_body(request: ApiRequest, target: Target) -> dict[str, Any]:
-    """A PATCH's body: a merge patch; for a Secret, a ConfigMap or a ServiceAccount also kubectl's
-    strategic merge patch, which for their fields means the same, as long as it holds none of its `$`
-    directives."""
+async def _patch_body(
+    request: ApiRequest, target: Target
+) -> tuple[dict[str, Any], Callable[[dict[str, Any]], dict[str, Any]]]:
+    """A PATCH's body and the change it makes: a merge patch; for a Secret, a ConfigMap or a
+    ServiceAccount also kubectl's strategic merge patch (patch.py)."""
     if request.content_type == STRATEGIC_MERGE_PATCH and target.kind in (SECRET, CONFIG_MAP, SERVICE_ACCOUNT):
-        return plain_patch(await request.json_object())
+        return strategic_patch(await request.json_object(), target.kind.kind)
     if request.content_type != MERGE_PATCH:
         raise UnsupportedMediaType(
             f"the body of the request was in an unknown format ({request.content_type or 'none'}) "
             f"- accepted media types include: {MERGE_PATCH}; patch with a JSON merge patch (kubectl patch "
             "--type=merge): a strategic merge patch is taken for a Secret, a ConfigMap or a ServiceAccount only"
         )
-    return await request.json_object()
+    patch = await request.json_object()
+    return patch, _patched_with(patch)
 
 
 async def _send_object(request: ApiRequest, send: Send, target: Target, obj: dict[str, Any]) -> None:

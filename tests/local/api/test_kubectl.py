@@ -367,3 +367,33 @@ def test_a_config_map_kubernetes_would_refuse_is_refused(kubectl):
     refused = kubectl("apply", "-f", path, check=False)
     assert refused.returncode != 0
     assert "binaryData[banner]: Invalid value: must be a base64-encoded string" in refused.stderr
+
+
+SERVICE_ACCOUNT = """\
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: models
+secrets:
+{secrets}
+"""
+
+
+def test_a_service_accounts_secrets_merge_by_name_when_applied_again(kubectl, api):
+    def applied(*names: str) -> list[str]:
+        listed = "\n".join(f"  - name: {name}" for name in names)
+        path = kubectl.file("service-account.yaml", SERVICE_ACCOUNT.format(secrets=listed))
+        kubectl("apply", "-f", path)
+        got = yaml.safe_load(kubectl("get", "sa", "models", "-o", "yaml").stdout)
+        return [item["name"] for item in got.get("secrets") or []]
+
+    assert applied("s3creds") == ["s3creds"]
+    # kubectl sends the new item and `$setElementOrder/secrets`; a removed one as `$patch: delete`
+    assert applied("gcs", "s3creds") == ["gcs", "s3creds"]
+    assert applied("s3creds") == ["s3creds"]
+    refused = api.patch(
+        "/api/v1/namespaces/default/serviceaccounts/models",
+        json={"secrets": [{"name": "x", "$patch": "replace"}]},
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    )
+    assert refused.status_code == 400 and "$patch: 'replace' is not supported" in refused.json()["message"]
