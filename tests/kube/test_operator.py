@@ -5,6 +5,7 @@ writes from what the cluster reports."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from lightkube.types import PatchType
@@ -197,6 +198,14 @@ def test_the_storage_initializer_gets_its_service_accounts_credentials(cluster, 
     failure = status_of(cluster, "other")["modelStatus"]["lastFailureInfo"]
     assert 'serviceaccount "nobody" not found' in failure["message"], failure
     assert get(cluster, DEPLOYMENT, "other-predictor") is None
+    # The operator watches ServiceAccounts: applying it renders the service at once (not at a resync).
+    time.sleep(2)  # the reconcile its own status write causes is over
+    cluster.client.create(r.SERVICE_ACCOUNTS({**account, "metadata": {"name": "nobody"}}))
+    wait_for(
+        lambda: get(cluster, DEPLOYMENT, "other-predictor"),
+        timeout=20,
+        message="the Deployment, once the account is there",
+    )
 
 
 @simulated

@@ -46,8 +46,9 @@ class Controller:
             Watch(r.INFERENCE_SERVICES, self._on_service),
             Watch(r.INFERENCE_GRAPHS, self._on(GRAPH)),
             Watch(r.TRAINED_MODELS, self._on_trained_model),
-            Watch(r.SERVING_RUNTIMES, self._on_runtime),
-            Watch(r.CLUSTER_SERVING_RUNTIMES, self._on_runtime),
+            Watch(r.SERVING_RUNTIMES, self._on_services_input),
+            Watch(r.CLUSTER_SERVING_RUNTIMES, self._on_services_input),
+            Watch(r.SERVICE_ACCOUNTS, self._on_services_input),
             Watch(r.PODS, self._on_made, {INFERENCE_SERVICE_LABEL: None}),
             Watch(r.PODS, self._on_made, {INFERENCE_GRAPH_LABEL: None}),
             *(
@@ -114,7 +115,9 @@ class Controller:
             self.queue.add((SERVICE, namespace, parent))
         self.queue.add((TRAINED_MODEL, namespace, name))
 
-    def _on_runtime(self, _event: str, obj: dict) -> None:
+    def _on_services_input(self, _event: str, obj: dict) -> None:
+        """A runtime or a ServiceAccount changed: the services of its namespace (of every namespace, for
+        a ClusterServingRuntime) are rendered again."""
         namespace = obj["metadata"].get("namespace")  # None for a ClusterServingRuntime
         for service_namespace, name in self.known[SERVICE]:
             if namespace is None or service_namespace == namespace:
