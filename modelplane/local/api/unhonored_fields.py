@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from modelplane.api import components, paths
 from modelplane.api.builtin_runtimes import BUILT_IN_ANNOTATION
-from modelplane.api.constants import PREDICTOR_CONTAINER
+from modelplane.api.constants import MODEL_MESH, PREDICTOR_CONTAINER
 from modelplane.api.kinds import (
     CLUSTER_SERVING_RUNTIME,
     INFERENCE_GRAPH,
@@ -41,6 +41,10 @@ _KINDS = {
 }
 _EMPTY = (None, "", {}, [])
 _ONE_CONTAINER = "a replica runs one container, and this is not it"
+_ACCOUNT_FIELDS = ("serviceAccountName", "serviceAccount")
+_MESH_CREDENTIALS = (
+    "a ModelMesh model is fetched with the storage-config Secret, as ModelMesh Serving fetches it"
+)
 _REQUEST_SCALING = "it types a cpu or memory target, and this component scales on its requests"
 _ONE_REVISION = "the Recreate strategy runs one revision at a time: there is none to split with"
 _SPLIT_BY_PERCENT = "canaryTrafficPercent splits this component's traffic: its new revision starts whole"
@@ -197,6 +201,12 @@ def _read_only_with(resource: dict) -> list[Unhonored]:
         rolling = (part.get("deploymentStrategy") or {}).get("rollingUpdate") is not None
         if rolling and not recreated and part.get("canaryTrafficPercent") is not None:
             found.append(Unhonored(f"spec.{name}.deploymentStrategy.rollingUpdate", _SPLIT_BY_PERCENT))
+        if mode == MODEL_MESH:
+            found += [
+                Unhonored(f"spec.{name}.{field}", _MESH_CREDENTIALS)
+                for field in _ACCOUNT_FIELDS
+                if part.get(field)
+            ]
     return found
 
 

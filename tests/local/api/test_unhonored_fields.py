@@ -150,3 +150,16 @@ def test_fields_other_fields_leave_with_nothing_to_do_are_said():
             "canaryTrafficPercent splits this component's traffic: its new revision starts whole",
         )
     ]
+
+
+def test_a_modelmesh_models_service_account_is_said_to_give_it_no_credentials():
+    model = {"sklearn": {"storageUri": "s3://b/m"}, "serviceAccountName": "models"}
+    mesh = isvc({"predictor": model})
+    mesh["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "ModelMesh"}
+    assert found(mesh) == [
+        (
+            "spec.predictor.serviceAccountName",
+            "a ModelMesh model is fetched with the storage-config Secret, as ModelMesh Serving fetches it",
+        )
+    ]
+    assert found(isvc({"predictor": model})) == []  # elsewhere its Secrets are the credentials
