@@ -21,6 +21,12 @@ The S3 settings come from the Secret's annotations (`serving.kserve.io/s3-endpoi
 `s3-cabundle`, `s3-cabundle-configmap`), else its keys named as the variables are. A ServiceAccount
 annotated `eks.amazonaws.com/role-arn` (IRSA) gives the S3 settings of its own annotations too.
 
+The pod's `imagePullSecrets` (else its ServiceAccount's, as Kubernetes gives a pod those of its
+account) are the registry credentials an `oci://` model is pulled with: each Secret's Docker config
+(`.dockerconfigjson`, or the older `.dockercfg`) is mounted, and `MODELPLANE_REGISTRY_AUTH_FILES` lists
+them (modelplane's OCI puller reads them before Docker's own file). A pull Secret that is missing is
+passed over, as the kubelet pulls without it.
+
 The result names Secret values (`FromSecret`) and mounts rather than holding values: on Kubernetes they
 become `secretKeyRef`s and volumes, on `modelplane up` they are read from the store when a model is
 fetched (local/api/storage_credentials.py).
@@ -44,6 +50,10 @@ S3_SECRET_ACCESS_KEY_KEY = "AWS_SECRET_ACCESS_KEY"
 GCS_CREDENTIAL_FILE = "gcloud-application-credentials.json"
 GCS_MOUNT_PATH = "/var/secrets/"
 CA_BUNDLE_MOUNT_PATH = "/etc/ssl/custom-certs"
+REGISTRY_MOUNT_PATH = "/var/run/secrets/modelplane/registry"
+REGISTRY_AUTH_FILES = "MODELPLANE_REGISTRY_AUTH_FILES"
+# A pull Secret's Docker config: `kubernetes.io/dockerconfigjson`'s key, then `kubernetes.io/dockercfg`'s.
+DOCKER_CONFIG_KEYS = (".dockerconfigjson", ".dockercfg")
 
 _S3_PREFIX = "serving.kserve.io/"
 # (annotation, the variable it sets, which is also the Secret key read when the annotation is absent)
@@ -89,11 +99,13 @@ class FromSecret:
 
 @dataclass(frozen=True)
 class Mount:
-    """The keys of a Secret or a ConfigMap (`kind`) as files in the folder `path`."""
+    """The keys of a Secret or a ConfigMap (`kind`) as files in the folder `path`, from the pod's
+    volume `volume`."""
 
     path: str
     kind: str
     name: str
+    volume: str
 
 
 @dataclass
@@ -116,6 +128,7 @@ def service_account_credentials(
     *,
     service_account: Callable[[str], dict | None],
     secret: Callable[[str], dict | None],
+    image_pull_secrets: list[str] | None = None,
 ) -> InitializerCredentials:
     """The credentials of the ServiceAccount `service_account_name` (else `default`) of `namespace`,
     or of the one Secret `storage_secret_name` (the annotation's) in place of the ServiceAccount's,
@@ -126,11 +139,12 @@ def service_account_credentials(
     without a `default` ServiceAccount gives no credentials."""
     name = service_account_name or DEFAULT_SERVICE_ACCOUNT
     account = service_account(name)
+    credentials = InitializerCredentials()
     if account is None:
         if service_account_name and service_account_name != DEFAULT_SERVICE_ACCOUNT:
             raise CredentialsError(f'serviceaccount "{name}" not found in namespace {namespace}')
-        return InitializerCredentials()
-    credentials = InitializerCredentials()
+        _add_registry_auth(credentials, image_pull_secrets or [], secret)
+        return credentials
     account_annotations = (account.get("metadata") or {}).get("annotations") or {}
     if IRSA_ANNOTATION in account_annotations:
         credentials.env.update(_s3_settings(account_annotations, {}))
@@ -145,7 +159,30 @@ def service_account_credentials(
             raise CredentialsError(f'secret "{secret_name}" ({named_by}) not found in namespace {namespace}')
         _add_secret(credentials, secret_name, resource)
     _add_ca_bundle_mount(credentials)
+    account_pulls = [
+        ref.get("name") for ref in account.get("imagePullSecrets") or [] if isinstance(ref, dict)
+    ]
+    _add_registry_auth(credentials, image_pull_secrets or [n for n in account_pulls if n], secret)
     return credentials
+
+
+def _add_registry_auth(credentials: InitializerCredentials, names: list[str], secret: Callable) -> None:
+    """Each pull Secret's Docker config mounted, and listed in `MODELPLANE_REGISTRY_AUTH_FILES`."""
+    files = []
+    for name in names:
+        resource = secret(name)
+        key = (
+            next((k for k in DOCKER_CONFIG_KEYS if k in secret_values(resource)), None) if resource else None
+        )
+        if key is None:
+            why = "not found" if resource is None else f"holds no {' or '.join(DOCKER_CONFIG_KEYS)}"
+            credentials.notes.append(f"image pull secret {name} {why}: images are pulled without it")
+            continue
+        folder = f"{REGISTRY_MOUNT_PATH}/{len(files)}"
+        credentials.mounts.append(Mount(folder, "Secret", name, f"registry-auth-{len(files)}"))
+        files.append(f"{folder}/{key}")
+    if files:
+        credentials.env[REGISTRY_AUTH_FILES] = ":".join(files)
 
 
 def _add_secret(credentials: InitializerCredentials, name: str, resource: dict) -> None:
@@ -156,7 +193,7 @@ def _add_secret(credentials: InitializerCredentials, name: str, resource: dict) 
         env["AWS_SECRET_ACCESS_KEY"] = FromSecret(name, S3_SECRET_ACCESS_KEY_KEY)
         env.update(_s3_settings((resource.get("metadata") or {}).get("annotations") or {}, data))
     elif GCS_CREDENTIAL_FILE in data:
-        credentials.mounts.append(Mount(GCS_MOUNT_PATH, "Secret", name))
+        credentials.mounts.append(Mount(GCS_MOUNT_PATH, "Secret", name, "user-gcp-sa"))
         env["GOOGLE_APPLICATION_CREDENTIALS"] = GCS_MOUNT_PATH + GCS_CREDENTIAL_FILE
     elif {"AZ_CLIENT_ID", "AZURE_CLIENT_ID", "AZURE_ACCESS_TOKEN"} & data.keys():
         credentials.notes.append(
@@ -216,6 +253,6 @@ def _add_ca_bundle_mount(credentials: InitializerCredentials) -> None:
         return
     bundle = credentials.env.get("AWS_CA_BUNDLE")
     folder = posixpath.dirname(bundle) if isinstance(bundle, str) and bundle else CA_BUNDLE_MOUNT_PATH
-    credentials.mounts.append(Mount(folder, "ConfigMap", config_map))
+    credentials.mounts.append(Mount(folder, "ConfigMap", config_map, "cabundle-cert"))
     credentials.env["CA_BUNDLE_CONFIGMAP_NAME"] = config_map
     credentials.env["CA_BUNDLE_VOLUME_MOUNT_POINT"] = folder

@@ -84,13 +84,22 @@ def revision_templates(
             _add_transformer_args(templates[component], component_spec, metadata)
         if isinstance(component_spec.get("batcher"), dict):
             _add_batcher_args(templates[component], component_spec["batcher"])
-        credentials = {
-            **templates[component].get("credentials", {}),
-            **_credential_names(component_spec, metadata),
-        }
+        credentials = _with_runtime_credentials(
+            templates[component].get("credentials", {}), _credential_names(component_spec, metadata)
+        )
         if credentials:
             templates[component]["credentials"] = credentials
     return templates
+
+
+def _with_runtime_credentials(runtime: dict, own: dict) -> dict:
+    """A component's credential names over its runtime's: its ServiceAccount wins, the image pull
+    Secrets of both are merged by name (the runtime's first), as KServe merges the pod fields."""
+    merged = {**runtime, **own}
+    pulls = list(dict.fromkeys([*runtime.get("imagePullSecrets", []), *own.get("imagePullSecrets", [])]))
+    if pulls:
+        merged["imagePullSecrets"] = pulls
+    return merged
 
 
 def _credential_names(component_spec: dict, metadata: dict) -> dict:
@@ -101,6 +110,13 @@ def _credential_names(component_spec: dict, metadata: dict) -> dict:
     account = _service_account(component_spec)
     if account:
         names["serviceAccountName"] = account
+    pull_secrets = [
+        ref["name"]
+        for ref in component_spec.get("imagePullSecrets") or []
+        if isinstance(ref, dict) and ref.get("name")
+    ]
+    if pull_secrets:
+        names["imagePullSecrets"] = pull_secrets
     secret_name = (metadata.get("annotations") or {}).get(STORAGE_SECRET_ANNOTATION)
     if secret_name:
         names["storageSecretName"] = secret_name
@@ -148,8 +164,9 @@ def _model_template(
     template = _container_template(
         "predictor", container, predictor, isvc, model_format, f"runtime {selection.name}: "
     )
-    if selection.spec.get("serviceAccountName"):  # the runtime's pod field, where the predictor names none
-        template["credentials"] = {"serviceAccountName": selection.spec["serviceAccountName"]}
+    runtime_credentials = _credential_names(selection.spec, {})  # the runtime's pod fields
+    if runtime_credentials:
+        template["credentials"] = runtime_credentials
     if "envSpec" in template:
         _with_runtime_pod_facts(template["envSpec"]["pod"], selection.spec, predictor)
     runtime_grace = selection.spec.get("terminationGracePeriodSeconds")

@@ -19,9 +19,6 @@ from modelplane.api.service_account_credentials import (
     service_account_credentials,
 )
 
-# KServe's volume names: the GCS key's, the CA bundle's.
-_VOLUME_NAMES = {"Secret": "user-gcp-sa", "ConfigMap": "cabundle-cert"}
-
 
 @dataclass
 class AccountObjects:
@@ -44,12 +41,19 @@ class AccountObjects:
                 annotations.get(STORAGE_SECRET_ANNOTATION),
                 service_account=self.service_accounts.get,
                 secret=self.secrets.get,
+                image_pull_secrets=_names(pod.get("imagePullSecrets")),
             )
         except CredentialsError as exc:
             if self.complete:
                 raise
             self.unread.append(f"{exc}: the storage credentials it would give are not rendered")
             return InitializerCredentials()
+
+
+def _names(references: object) -> list[str]:
+    if not isinstance(references, list):
+        return []
+    return [r["name"] for r in references if isinstance(r, dict) and r.get("name")]
 
 
 def pod_service_account(pod: dict) -> str | None:
@@ -70,7 +74,7 @@ def with_credentials(container: dict, pod: dict, credentials: InitializerCredent
         container["env"] = env
     volumes = {volume["name"]: volume for volume in pod.get("volumes") or []}
     for mount in credentials.mounts:
-        name = _VOLUME_NAMES[mount.kind]
+        name = mount.volume
         source = (
             {"secret": {"secretName": mount.name}}
             if mount.kind == "Secret"

@@ -193,11 +193,26 @@ class _Closing:
 
 
 def docker_credentials(host: str) -> tuple[str, str] | None:
-    """(user, password) for `host` from Docker's config.json, if it has them."""
+    """(user, password) for `host`: from the image pull Secrets' Docker configs a platform lists in
+    `MODELPLANE_REGISTRY_AUTH_FILES` (`:`-separated), else from Docker's own config.json."""
+    listed = [Path(path) for path in os.environ.get("MODELPLANE_REGISTRY_AUTH_FILES", "").split(":") if path]
     folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    for path in [*listed, Path(folder, "config.json")]:
+        found = _config_credentials(path, host)
+        if found is not None:
+            return found
+    return None
+
+
+def _config_credentials(path: Path, host: str) -> tuple[str, str] | None:
+    """(user, password) for `host` in a Docker config: its `auths`, or the whole of an older
+    `.dockercfg`, which is that map alone."""
     try:
-        auths = json.loads(Path(folder, "config.json").read_text()).get("auths") or {}
-    except (OSError, ValueError, AttributeError):
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    auths = config.get("auths", config) if isinstance(config, dict) else None
+    if not isinstance(auths, dict):
         return None
     names = {host, f"https://{host}", f"http://{host}"}
     if host == DOCKER_HUB:

@@ -114,7 +114,7 @@ def test_gcs_azure_https_and_hugging_face_secrets():
         "models.example-headers": '{"x-token": "t"}',
         "HF_TOKEN": FromSecret("hf", "HF_TOKEN"),
     }
-    assert built.mounts == [Mount("/var/secrets/", "Secret", "gcs")]
+    assert built.mounts == [Mount("/var/secrets/", "Secret", "gcs", "user-gcp-sa")]
     assert any("service principal" in note for note in built.notes)
 
 
@@ -155,12 +155,12 @@ def test_a_ca_bundle_configmap_is_mounted_where_the_bundle_path_points():
         "serving.kserve.io/s3-cabundle": "/etc/ssl/mine/ca.crt",
     }
     built = build([account("sa", "s")], [secret("s", S3_KEYS, annotations)], "sa")
-    assert built.mounts == [Mount("/etc/ssl/mine", "ConfigMap", "bundle")]
+    assert built.mounts == [Mount("/etc/ssl/mine", "ConfigMap", "bundle", "cabundle-cert")]
     assert built.env["CA_BUNDLE_CONFIGMAP_NAME"] == "bundle"
     assert built.env["CA_BUNDLE_VOLUME_MOUNT_POINT"] == "/etc/ssl/mine"
     only_map = {"serving.kserve.io/s3-cabundle-configmap": "bundle"}
     default = build([account("sa", "s")], [secret("s", S3_KEYS, only_map)], "sa")
-    assert default.mounts == [Mount("/etc/ssl/custom-certs", "ConfigMap", "bundle")]
+    assert default.mounts == [Mount("/etc/ssl/custom-certs", "ConfigMap", "bundle", "cabundle-cert")]
 
 
 def test_missing_account_and_secrets():

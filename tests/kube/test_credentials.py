@@ -133,3 +133,26 @@ def test_render_says_what_its_input_lacks_and_renders_without_it():
     notes = [str(n) for n in rendering.notes if n.path == "spec.predictor.serviceAccountName"]
     assert len(notes) == 1 and 'serviceaccount "models" not found' in notes[0], rendering.notes
     assert "not rendered" in notes[0]
+
+
+def test_a_modelcars_pull_secrets_reach_the_storage_initializer():
+    pulls = """\
+apiVersion: v1
+kind: Secret
+metadata: {name: registry, namespace: team}
+type: kubernetes.io/dockerconfigjson
+stringData: {.dockerconfigjson: '{"auths": {}}'}
+"""
+    predictor = """\
+    imagePullSecrets: [{name: registry}, {name: not-there}]
+    sklearn: {storageUri: "oci://registry.example/models/iris:v1"}
+"""
+    rendering = render_text(pulls + "---\n" + service("car", predictor))
+    initializer = containers_by_name(named(rendering, "Deployment", "car-predictor"))["storage-initializer"]
+    folder = "/var/run/secrets/modelplane/registry/0"
+    assert env_of(initializer)["MODELPLANE_REGISTRY_AUTH_FILES"] == f"{folder}/.dockerconfigjson"
+    assert {"name": "registry-auth-0", "mountPath": folder, "readOnly": True} in initializer["volumeMounts"]
+    volumes = {v["name"]: v for v in pod_of(rendering, "car")["volumes"]}
+    assert volumes["registry-auth-0"] == {"name": "registry-auth-0", "secret": {"secretName": "registry"}}
+    # the pod keeps its imagePullSecrets for the kubelet's own pulls
+    assert pod_of(rendering, "car")["imagePullSecrets"] == [{"name": "registry"}, {"name": "not-there"}]

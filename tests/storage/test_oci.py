@@ -117,6 +117,31 @@ def test_the_cli_fetches_an_image(registry_server, tmp_path):
     assert read_tree(Path(dest)) == {"model.bin": WEIGHTS}
 
 
+def test_the_pull_secrets_a_platform_lists_come_before_dockers_config(tmp_path, monkeypatch):
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_bytes(b"puller:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)) + b"\n")
+    registry = start_registry(tmp_path, htpasswd=htpasswd)
+    try:
+        push_image(
+            registry.url, "models/private", "v1", [layer({"models/m.txt": b"m"})],
+            auth=httpx.BasicAuth("puller", "s3cret"),
+        )  # fmt: skip
+        host = f"127.0.0.1:{registry.port}"
+        (tmp_path / "docker").mkdir()
+        wrong = {"auths": {host: {"auth": base64.b64encode(b"puller:wrong").decode()}}}
+        (tmp_path / "docker" / "config.json").write_text(json.dumps(wrong))
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+        # a kubernetes.io/dockercfg Secret's `.dockercfg`: the auths map alone, no "auths" around it
+        legacy = tmp_path / ".dockercfg"
+        legacy.write_text(json.dumps({host: {"username": "puller", "password": "s3cret"}}))
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps({"auths": {"registry.example": {"auth": "eDp5"}}}))
+        monkeypatch.setenv("MODELPLANE_REGISTRY_AUTH_FILES", f"{other}:{tmp_path / 'missing.json'}:{legacy}")
+        assert read_tree(fetch(uri(registry, "models/private:v1"))) == {"m.txt": b"m"}
+    finally:
+        registry.stop()
+
+
 def test_a_registry_that_asks_for_credentials_gets_those_of_dockers_config(tmp_path, monkeypatch):
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_bytes(b"puller:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)) + b"\n")

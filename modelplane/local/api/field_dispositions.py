@@ -143,7 +143,7 @@ POD: Table = {
     "initContainers": warned("no init containers run: the storage initializer is modelplane's own"),
     "ephemeralContainers": warned(_NO_POD),
     "volumes": warned(_NO_VOLUMES),
-    "imagePullSecrets": warned(_NO_IMAGES),
+    "imagePullSecrets": acted("the registry credentials an oci:// model (a modelcar) is pulled with"),
     "serviceAccount": acted("the deprecated name of serviceAccountName, read where that is not set"),
     "serviceAccountName": acted(_SERVICE_ACCOUNT),
     "automountServiceAccountToken": warned("no service account token is mounted", quiet=(False,)),

@@ -52,16 +52,21 @@ class StorageCredentials:
         return CredentialStore(documents=documents, documents_from=f"Secret {namespace}/{secret_name}")
 
     def of_service_account(
-        self, namespace: str, service_account_name: str | None, storage_secret_name: str | None = None
+        self,
+        namespace: str,
+        service_account_name: str | None,
+        storage_secret_name: str | None = None,
+        image_pull_secrets: list[str] | None = None,
     ) -> FetchCredentials:
-        """The credentials of a component's ServiceAccount; raises CredentialsError when a Secret it
-        needs, or the ServiceAccount it names, is missing."""
+        """The credentials of a component's ServiceAccount (and its image pull Secrets); raises
+        CredentialsError when a Secret it needs, or the ServiceAccount it names, is missing."""
         built = service_account_credentials(
             namespace,
             service_account_name,
             storage_secret_name,
             service_account=lambda name: self._get(SERVICE_ACCOUNT.kind, namespace, name),
             secret=lambda name: self._get(SECRET.kind, namespace, name),
+            image_pull_secrets=image_pull_secrets,
         )
         read: dict[tuple[str, str], dict[str, str]] = {}
 

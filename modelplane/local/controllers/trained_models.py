@@ -234,6 +234,7 @@ class TrainedModels:
                 namespace,
                 names.get("serviceAccountName"),
                 names.get("storageSecretName"),
+                names.get("imagePullSecrets"),
             ),
         )
 

@@ -57,14 +57,21 @@ class CredentialSource(Protocol):
         ...
 
     def of_service_account(
-        self, namespace: str, service_account_name: str | None, storage_secret_name: str | None = None
+        self,
+        namespace: str,
+        service_account_name: str | None,
+        storage_secret_name: str | None = None,
+        image_pull_secrets: list[str] | None = None,
     ) -> FetchCredentials:
         """The credentials of a component's ServiceAccount."""
         ...
 
 
 def _moved(value: str, mount_path: str, folder: Path) -> str:
+    """`value` (a path, or paths joined by `:`) with each path into `mount_path` pointing into `folder`."""
     mount_path = mount_path.rstrip("/")
-    if value == mount_path or value.startswith(mount_path + "/"):
-        return str(folder) + value[len(mount_path) :]
-    return value
+    parts = value.split(":")
+    for index, part in enumerate(parts):
+        if part == mount_path or part.startswith(mount_path + "/"):
+            parts[index] = str(folder) + part[len(mount_path) :]
+    return ":".join(parts)

@@ -373,7 +373,10 @@ class Replica:
         account = FetchCredentials()
         if credentials is not None and not spec:
             account = credentials.of_service_account(
-                namespace, names.get("serviceAccountName"), names.get("storageSecretName")
+                namespace,
+                names.get("serviceAccountName"),
+                names.get("storageSecretName"),
+                names.get("imagePullSecrets"),
             )
         for note in account.notes:
             self._note(f"storage initializer: {note}")
