@@ -131,39 +131,43 @@ def service_account_credentials(
     image_pull_secrets: list[str] | None = None,
 ) -> InitializerCredentials:
     """The credentials of the ServiceAccount `service_account_name` (else `default`) of `namespace`,
-    or of the one Secret `storage_secret_name` (the annotation's) in place of the ServiceAccount's,
-    reading ServiceAccounts and Secrets there with the callables given (None: there is none).
+    or of the one Secret `storage_secret_name` (the annotation's) in place of the ServiceAccount's, and
+    the registry credentials of the pod's `image_pull_secrets` (else the ServiceAccount's), reading
+    ServiceAccounts and Secrets there with the callables given (None: there is none).
 
     A Secret the ServiceAccount or the annotation names, or a ServiceAccount named explicitly, that
     does not exist raises CredentialsError: Kubernetes would not start the pod either. A namespace
-    without a `default` ServiceAccount gives no credentials."""
+    without a `default` ServiceAccount gives no credentials but the pull Secrets'."""
     name = service_account_name or DEFAULT_SERVICE_ACCOUNT
     account = service_account(name)
     credentials = InitializerCredentials()
-    if account is None:
-        if service_account_name and service_account_name != DEFAULT_SERVICE_ACCOUNT:
-            raise CredentialsError(f'serviceaccount "{name}" not found in namespace {namespace}')
-        _add_registry_auth(credentials, image_pull_secrets or [], secret)
-        return credentials
+    if account is None and service_account_name not in (None, "", DEFAULT_SERVICE_ACCOUNT):
+        raise CredentialsError(f'serviceaccount "{name}" not found in namespace {namespace}')
+    account = account or {}
     account_annotations = (account.get("metadata") or {}).get("annotations") or {}
     if IRSA_ANNOTATION in account_annotations:
         credentials.env.update(_s3_settings(account_annotations, {}))
     if storage_secret_name:
         secret_names, named_by = [storage_secret_name], f"the annotation {STORAGE_SECRET_ANNOTATION}"
     else:
-        secret_names = [ref.get("name") for ref in account.get("secrets") or [] if isinstance(ref, dict)]
-        named_by = f"serviceaccount {name}"
-    for secret_name in (n for n in secret_names if n):
+        secret_names, named_by = reference_names(account.get("secrets")), f"serviceaccount {name}"
+    for secret_name in secret_names:
         resource = secret(secret_name)
         if resource is None:
             raise CredentialsError(f'secret "{secret_name}" ({named_by}) not found in namespace {namespace}')
         _add_secret(credentials, secret_name, resource)
     _add_ca_bundle_mount(credentials)
-    account_pulls = [
-        ref.get("name") for ref in account.get("imagePullSecrets") or [] if isinstance(ref, dict)
-    ]
-    _add_registry_auth(credentials, image_pull_secrets or [n for n in account_pulls if n], secret)
+    _add_registry_auth(
+        credentials, image_pull_secrets or reference_names(account.get("imagePullSecrets")), secret
+    )
     return credentials
+
+
+def reference_names(references: object) -> list[str]:
+    """The names of a list of references (`[{name: ...}]`)."""
+    if not isinstance(references, list):
+        return []
+    return [ref["name"] for ref in references if isinstance(ref, dict) and ref.get("name")]
 
 
 def _add_registry_auth(credentials: InitializerCredentials, names: list[str], secret: Callable) -> None:

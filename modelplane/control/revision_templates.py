@@ -34,7 +34,7 @@ from modelplane.api.constants import (
     PROTOCOL_ENV,
     STORAGE_URI_ENV,
 )
-from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
+from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION, reference_names
 from modelplane.control.autoscaling_settings import PREFIX as AUTOSCALING_PREFIX
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.images import IMAGE_NOT_SERVED, ImageNotServed, local_command
@@ -110,11 +110,7 @@ def _credential_names(component_spec: dict, metadata: dict) -> dict:
     account = _service_account(component_spec)
     if account:
         names["serviceAccountName"] = account
-    pull_secrets = [
-        ref["name"]
-        for ref in component_spec.get("imagePullSecrets") or []
-        if isinstance(ref, dict) and ref.get("name")
-    ]
+    pull_secrets = reference_names(component_spec.get("imagePullSecrets"))
     if pull_secrets:
         names["imagePullSecrets"] = pull_secrets
     secret_name = (metadata.get("annotations") or {}).get(STORAGE_SECRET_ANNOTATION)

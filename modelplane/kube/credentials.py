@@ -16,6 +16,7 @@ from modelplane.api.service_account_credentials import (
     CredentialsError,
     FromSecret,
     InitializerCredentials,
+    reference_names,
     service_account_credentials,
 )
 
@@ -41,19 +42,13 @@ class AccountObjects:
                 annotations.get(STORAGE_SECRET_ANNOTATION),
                 service_account=self.service_accounts.get,
                 secret=self.secrets.get,
-                image_pull_secrets=_names(pod.get("imagePullSecrets")),
+                image_pull_secrets=reference_names(pod.get("imagePullSecrets")),
             )
         except CredentialsError as exc:
             if self.complete:
                 raise
             self.unread.append(f"{exc}: the storage credentials it would give are not rendered")
             return InitializerCredentials()
-
-
-def _names(references: object) -> list[str]:
-    if not isinstance(references, list):
-        return []
-    return [r["name"] for r in references if isinstance(r, dict) and r.get("name")]
 
 
 def pod_service_account(pod: dict) -> str | None:
