@@ -25,7 +25,8 @@ from modelplane.api.service_account_credentials import (
 class AccountObjects:
     """The ServiceAccounts and Secrets of one namespace, by name. `complete`: these are all there are
     (the operator's, read from the cluster); otherwise (`modelplane render`'s input) one that is not
-    here may be on the cluster: the credentials it would give are left out, and `unread` says so."""
+    here may be on the cluster: the credentials it would give are left out. `unread` says what a render
+    left out, and what the credentials' Secrets hold that the storage initializer cannot use."""
 
     namespace: str
     service_accounts: dict[str, dict] = field(default_factory=dict)
@@ -36,7 +37,7 @@ class AccountObjects:
     def credentials(self, pod: dict, annotations: dict) -> InitializerCredentials:
         """The credentials of a pod's ServiceAccount (raises CredentialsError for a missing one)."""
         try:
-            return service_account_credentials(
+            credentials = service_account_credentials(
                 self.namespace,
                 pod_service_account(pod),
                 annotations.get(STORAGE_SECRET_ANNOTATION),
@@ -49,6 +50,8 @@ class AccountObjects:
                 raise
             self.unread.append(f"{exc}: the storage credentials it would give are not rendered")
             return InitializerCredentials()
+        self.unread += credentials.notes
+        return credentials
 
 
 def pod_service_account(pod: dict) -> str | None:

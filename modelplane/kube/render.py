@@ -98,9 +98,9 @@ def render(resources: Sequence[dict], settings: KubeSettings) -> Rendering:
             )
             if not is_stopped(resource):
                 rendering.notes += isvc_notes(resource, deployment_mode(resource, settings), settings)
-                path = "spec.predictor.serviceAccountName"
                 rendering.notes += [
-                    Note(resource_ref(resource), path, why) for why in dict.fromkeys(accounts.unread)
+                    Note(resource_ref(resource), _credentials_field(why), why)
+                    for why in dict.fromkeys(accounts.unread)
                 ]
         elif kind == INFERENCE_GRAPH and not is_stopped(resource):
             graph = graph_rendering(resource, services, runtimes, cluster, settings)
@@ -162,6 +162,15 @@ def isvc_objects(
     if is_mms_predictor(isvc):
         objects.append(model_config(isvc, namespace, trained_models))
     return objects
+
+
+def _credentials_field(why: str) -> str:
+    """The field a note on a service's storage credentials is about."""
+    return (
+        "spec.predictor.imagePullSecrets"
+        if why.startswith("image pull secret")
+        else "spec.predictor.serviceAccountName"
+    )
 
 
 def _input_accounts(resources: Sequence[dict], namespace: str) -> AccountObjects:

@@ -156,3 +156,5 @@ stringData: {.dockerconfigjson: '{"auths": {}}'}
     assert volumes["registry-auth-0"] == {"name": "registry-auth-0", "secret": {"secretName": "registry"}}
     # the pod keeps its imagePullSecrets for the kubelet's own pulls
     assert pod_of(rendering, "car")["imagePullSecrets"] == [{"name": "registry"}, {"name": "not-there"}]
+    notes = [str(n) for n in rendering.notes]
+    assert any("image pull secret not-there not found: images are pulled without it" in n for n in notes)
