@@ -153,12 +153,15 @@ def write_iris_models(models: dict[Path, object]) -> None:
 
 @contextlib.contextmanager
 def running_platform(home: Path, *options: str) -> Iterator[PlatformProcess]:
-    """`modelplane up` on `home` for the duration of the block (a module's fixture)."""
+    """`modelplane up` on `home` for the duration of the block (a module's fixture); once it has stopped,
+    no replica of it may be left running (any that is, is killed and fails the block)."""
     platform = PlatformProcess(home, *options).start()
     try:
         yield platform
     finally:
         platform.stop()
+        leftovers = kill_leftovers(home)
+    assert leftovers == [], f"replicas outlived modelplane up: {leftovers}"
 
 
 def wait_until(check, what: str, platform: PlatformProcess, timeout: float = 240):

@@ -13,7 +13,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers, wait_until
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform, wait_until
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from build_models import build_all  # noqa: E402
@@ -54,12 +54,8 @@ def platform(tmp_path_factory):
         "--hpa-sync-period",
         "1s",
     )
-    platform = PlatformProcess(home, *options).start()
-    try:
+    with running_platform(home, *options) as platform:
         yield platform
-    finally:
-        platform.stop()
-        assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
 
 def status(platform: PlatformProcess, name: str) -> dict:

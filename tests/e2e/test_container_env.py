@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.platform_process import PlatformProcess, kill_leftovers, running_platform, wait_until
+from tests.e2e.platform_process import PlatformProcess, running_platform, wait_until
 
 ECHO = Path(__file__).with_name("env_echo.py")
 
@@ -68,7 +68,6 @@ def platform(tmp_path_factory) -> Iterator[PlatformProcess]:
     home = tmp_path_factory.mktemp("mp-env")
     with running_platform(home) as running:
         yield running
-    assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
 
 def test_a_replica_s_environment_comes_from_config_maps_secrets_the_pod_and_its_resources(platform):

@@ -13,7 +13,7 @@ import tritonclient.grpc as triton
 
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
-from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from build_models import build_all  # noqa: E402
@@ -26,14 +26,10 @@ IRIS = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
 def platform(tmp_path_factory):
     home = tmp_path_factory.mktemp("mp-grpc-home")
     build_all(home / "pvc" / "examples")
-    platform = PlatformProcess(home).start()
-    try:
+    with running_platform(home) as platform:
         platform.cli("apply", "-f", str(REPO_ROOT / "examples" / "sklearn-iris.yaml"))
         platform.cli("wait", "--for=condition=Ready", f"isvc/{SERVICE}", "--timeout=300s")
         yield platform
-    finally:
-        platform.stop()
-        assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
 
 def gateway_target(platform: PlatformProcess) -> str:

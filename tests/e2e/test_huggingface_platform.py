@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
+from tests.e2e.platform_process import REPO_ROOT, running_platform
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 pytest.importorskip("transformers")
@@ -26,16 +26,12 @@ def platform(tmp_path_factory):
     claim = home / "pvc" / "examples"
     write_text_classifier(claim / "text-classifier")
     write_text_generator(claim / "text-generator")
-    platform = PlatformProcess(home).start()
-    try:
+    with running_platform(home) as platform:
         for example in ("text-classifier.yaml", "text-generator.yaml"):
             platform.cli("apply", "-f", str(REPO_ROOT / "examples" / example))
         for service in ("text-classifier", "text-generator"):
             platform.cli("wait", "--for=condition=Ready", f"isvc/{service}", "--timeout=300s")
         yield platform
-    finally:
-        platform.stop()
-        assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
 
 @pytest.fixture

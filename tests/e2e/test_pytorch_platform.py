@@ -10,7 +10,7 @@ import sys
 import pytest
 from PIL import Image
 
-from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from pytorch_models import write_dog_breed_stores, write_torchscript  # noqa: E402
@@ -28,17 +28,13 @@ def platform(tmp_path_factory):
     claim = home / "pvc" / "examples"
     write_dog_breed_stores(claim)
     write_torchscript(claim / "torchscript-mlp")
-    platform = PlatformProcess(home).start()
-    try:
+    with running_platform(home) as platform:
         for example in ("dog-breed-pipeline.yaml", "torchscript-mlp.yaml"):
             platform.cli("apply", "-f", str(REPO_ROOT / "examples" / example))
         for resource in ("isvc/cat-dog-classifier", "isvc/dog-breed-classifier", "isvc/torchscript-mlp"):
             platform.cli("wait", "--for=condition=Ready", resource, "--timeout=300s")
         platform.cli("wait", "--for=condition=Ready", "ig/dog-breed-pipeline", "--timeout=300s")
         yield platform
-    finally:
-        platform.stop()
-        assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
 
 def ask_the_pipeline(platform: PlatformProcess, colour: tuple[int, int, int]) -> dict:

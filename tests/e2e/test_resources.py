@@ -89,7 +89,6 @@ def no_gpu_platform(tmp_path_factory) -> Iterator[PlatformProcess]:
     home = platform_home(tmp_path_factory, "mp-resources")
     with running_platform(home, "--gpus", "none") as platform:
         yield platform
-    assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
 
 def test_a_replica_predicts_with_the_threads_its_cpu_gives_and_node_selection_is_a_warning(

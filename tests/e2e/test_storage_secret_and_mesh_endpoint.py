@@ -33,7 +33,6 @@ from modelplane.protocol.grpc.service import InferenceStub
 from tests.e2e.platform_process import (
     REPO_ROOT,
     PlatformProcess,
-    kill_leftovers,
     running_platform,
     write_iris_models,
 )
@@ -85,7 +84,6 @@ def platform(tmp_path_factory, s3):
     home = tmp_path_factory.mktemp("mp-secret-home")
     with running_platform(home) as platform:
         yield platform
-    assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
 
 def storage_secret(endpoint: str) -> dict:
