@@ -7,7 +7,8 @@ does. `modelplane up` runs with no AWS variables of its own. A Secret with the u
 the predictor names, is what the storage initializer fetches the model with; a TrainedModel of a
 multi-model service is fetched with its service's account too. A ServiceAccount whose Secret holds keys
 S3 does not know fails the fetch with S3's answer; a ServiceAccount named before it exists holds the
-service until it is applied.
+service until it is applied. A Secret with KServe's `https-host` and `headers` keys gives an HTTP server
+that asks for a bearer token its header.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.e2e.platform_process import (
     wait_until,
     write_iris_models,
 )
-from tests.storage.servers import Server, start_moto
+from tests.storage.servers import Server, start_http, start_moto
 
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 BUCKET = "sa-models"
@@ -64,6 +65,18 @@ def s3(tmp_path_factory) -> tuple[Server, dict]:
         )
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory) -> Server:
+    """An HTTP server whose `/private/` files need `Authorization: Bearer let-me-in`."""
+    root = tmp_path_factory.mktemp("web")
+    from sklearn.linear_model import LogisticRegression
+
+    write_iris_models({root / "private": LogisticRegression(max_iter=1000)})
+    server = start_http(root)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +187,22 @@ def test_an_account_applied_late_lets_the_service_start(platform, s3):
     platform.apply(service_account("late", "s3creds"))
     platform.cli("wait", "--for=condition=Ready", "isvc/sa-late", "--timeout=300s")
     assert predict(platform, "sa-late", "sa-late") == {"predictions": [1, 1]}
+
+
+def test_an_https_host_secret_gives_the_http_server_its_headers(platform, web):
+    headers = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "web-token"},
+        "stringData": {
+            "https-host": "127.0.0.1",
+            "headers": json.dumps({"Authorization": "Bearer let-me-in"}),
+        },
+    }
+    platform.apply(headers, service_account("web", "web-token"))
+    platform.apply(isvc("sa-web", "web", uri=f"{web.url}/private/model.joblib"))
+    platform.cli("wait", "--for=condition=Ready", "isvc/sa-web", "--timeout=300s")
+    assert predict(platform, "sa-web", "sa-web") == {"predictions": [1, 1]}
+    platform.apply(isvc("no-token", "default", uri=f"{web.url}/private/model.joblib"))
+    message = wait_until(lambda: model_message(platform, "no-token"), "the fetch refused", platform)
+    assert "403" in message or "denied" in message.lower(), message
