@@ -41,3 +41,11 @@ def config_map_values(config_map: dict) -> dict[str, str]:
     for key, value in (config_map.get("binaryData") or {}).items():
         values[key] = base64.b64decode(value).decode("utf-8", "replace")
     return values
+
+
+def config_map_files(config_map: dict) -> dict[str, bytes]:
+    """A stored ConfigMap's values as bytes, by key (as a volume's files hold them)."""
+    files = {key: str(value).encode() for key, value in (config_map.get("data") or {}).items()}
+    for key, value in (config_map.get("binaryData") or {}).items():
+        files[key] = base64.b64decode(value)
+    return files

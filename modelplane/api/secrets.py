@@ -137,6 +137,17 @@ def secret_values(secret: dict) -> dict[str, str]:
     return values
 
 
+def secret_files(secret: dict) -> dict[str, bytes]:
+    """A stored Secret's values as bytes, by key (as a volume's files hold them)."""
+    files = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            files[key] = base64.b64decode(value, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            continue
+    return files
+
+
 def storage_documents(secret: dict) -> dict[str, dict]:
     """The storage configs of a stored `storage-config` Secret, by key (values it refused are left out)."""
     documents = {key: storage_document(text) for key, text in secret_values(secret).items()}

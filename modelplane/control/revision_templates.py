@@ -92,6 +92,13 @@ def revision_templates(
     return templates
 
 
+def _named(items: object) -> dict[str, dict]:
+    """A list of named objects (a pod's `volumes`) by name."""
+    if not isinstance(items, list):
+        return {}
+    return {item["name"]: item for item in items if isinstance(item, dict) and item.get("name")}
+
+
 def _with_runtime_credentials(runtime: dict, own: dict) -> dict:
     """A component's credential names over its runtime's: its ServiceAccount wins, the image pull
     Secrets of both are merged by name (the runtime's first), as KServe merges the pod fields."""
@@ -160,6 +167,9 @@ def _model_template(
     template = _container_template(
         "predictor", container, predictor, isvc, model_format, f"runtime {selection.name}: "
     )
+    if "volumes" in template:  # the runtime's pod volumes, under the predictor's own
+        sources = template["volumes"]["sources"]
+        template["volumes"]["sources"] = {**_named(selection.spec.get("volumes")), **sources}
     runtime_credentials = _credential_names(selection.spec, {})  # the runtime's pod fields
     if runtime_credentials:
         template["credentials"] = runtime_credentials
@@ -306,6 +316,9 @@ def _container_template(
         }
     if container.get("workingDir"):
         template["workingDir"] = container["workingDir"]
+    mounts = [m for m in container.get("volumeMounts") or [] if isinstance(m, dict)]
+    if mounts:  # only then, so that other templates stay the same
+        template["volumes"] = {"mounts": mounts, "sources": _named(component_spec.get("volumes"))}
     if component_spec.get("terminationGracePeriodSeconds") is not None:
         template["terminationGracePeriodSeconds"] = component_spec["terminationGracePeriodSeconds"]
     env_spec = _env_spec(component, container, component_spec, isvc)

@@ -201,6 +201,7 @@ class Platform:
             gpus=GpuAllocator(inventory),
             credentials=StorageCredentials(store),
             env_sources=EnvSources(store),
+            volume_sources=EnvSources(store).files,
         )
         settings.handover.inherited = {
             handed.name: handed for handed in map(HandedReplica.from_json, inherited.get("replicas", []))

@@ -130,3 +130,36 @@ def test_what_kubernetes_refuses_is_refused_and_nothing_is_stored(platform):
         in result.stderr
     )
     assert platform.cli("get", "isvc", "refused", check=False).returncode != 0
+
+
+def test_volumes_of_config_maps_and_secrets_are_folders_that_stand_for_their_mount_paths(platform):
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "app-files"},
+        "data": {"app.yaml": "level: debug\n"},
+    }
+    service = echo_service(
+        "mounted",
+        [{"name": "CERT", "value": "/etc/tls/tls.crt"}],
+        args=["--config=/etc/app/app.yaml", "--scratch", "/work/scratch"],
+    )
+    container = service["spec"]["predictor"]["containers"][0]
+    container["volumeMounts"] = [
+        {"name": "app", "mountPath": "/etc/app", "readOnly": True},
+        {"name": "tls", "mountPath": "/etc/tls", "readOnly": True},
+        {"name": "scratch", "mountPath": "/work"},
+    ]
+    service["spec"]["predictor"]["volumes"] = [
+        {"name": "app", "configMap": {"name": "app-files"}},
+        {"name": "tls", "secret": {"secretName": "tls-files", "defaultMode": 0o440}},
+        {"name": "scratch", "emptyDir": {}},
+    ]
+    platform.apply(config, secret("tls-files", {"tls.crt": "-----BEGIN CERTIFICATE-----\n"}), service)
+    answer = echoed(platform, "mounted")
+    config_path = Path(answer["argv"][0].removeprefix("--config="))
+    assert config_path.name == "app.yaml" and config_path.read_text() == "level: debug\n"
+    assert Path(answer["env"]["CERT"]).read_text() == "-----BEGIN CERTIFICATE-----\n"
+    assert oct(Path(answer["env"]["CERT"]).stat().st_mode & 0o777) == oct(0o440)
+    scratch = Path(answer["argv"][2])
+    assert scratch.name == "scratch" and scratch.parent.is_dir() and str(platform.home) in str(scratch)

@@ -68,7 +68,8 @@ _ENV_SOURCES = "read from the service's ConfigMaps and Secrets, the pod's fields
 _SERVICE_ACCOUNT = (
     "its Secrets give the storage initializer its credentials, as KServe's credential builder reads them"
 )
-_NO_VOLUMES = "modelplane up has no volumes: a replica sees this machine's files"
+_VOLUME_FOLDER = "a folder here stands for the mountPath in the replica's arguments, variables and workingDir"
+_NOT_ENFORCED = "a replica is a process of the user that runs modelplane up: nothing enforces it"
 _NO_IMAGES = "no image is pulled: a replica is a local process"
 _AS_THE_USER = "a replica runs as the user that runs modelplane up"
 _NO_POD = "a replica is a process, not a pod"
@@ -104,8 +105,12 @@ CONTAINER: Table = {
     "lifecycle.preStop.tcpSocket": warned(_NOT_A_HOOK),
     "lifecycle.stopSignal": acted("the signal a replica is stopped with"),
     "securityContext": warned(_AS_THE_USER, quiet=(False,)),
-    "volumeMounts": warned(_NO_VOLUMES),
-    "volumeDevices": warned(_NO_VOLUMES),
+    "volumeMounts": acted(_VOLUME_FOLDER),
+    "volumeMounts[].readOnly": warned(_NOT_ENFORCED, quiet=(False,)),
+    "volumeMounts[].mountPropagation": warned("a volume is a folder here: nothing is mounted to propagate"),
+    "volumeMounts[].recursiveReadOnly": warned(_NOT_ENFORCED),
+    "volumeMounts[].subPathExpr": warned("its $(NAME) references are not expanded: give subPath"),
+    "volumeDevices": warned("no block device is attached to a replica"),
     "workingDir": acted("a replica starts there where this machine has the folder (its log says when not)"),
     "imagePullPolicy": warned(_NO_IMAGES),
     "stdin": warned("a replica has no stdin or terminal", quiet=(False,)),
@@ -142,7 +147,19 @@ POD: Table = {
     "resources.claims": warned("dynamic resource claims need Kubernetes"),
     "initContainers": warned("no init containers run: the storage initializer is modelplane's own"),
     "ephemeralContainers": warned(_NO_POD),
-    "volumes": warned(_NO_VOLUMES),
+    "volumes": warned(
+        "only configMap, secret, emptyDir, persistentVolumeClaim and hostPath volumes are made"
+    ),
+    "volumes[].name": acted("what volumeMounts name"),
+    "volumes[].configMap": acted("its keys written as files when the replica starts"),
+    "volumes[].secret": acted("its keys written as files when the replica starts"),
+    "volumes[].emptyDir": acted("an empty folder of the replica's own, emptied at each start"),
+    "volumes[].emptyDir.medium": warned("an emptyDir is a folder on this machine's disk", quiet=("",)),
+    "volumes[].emptyDir.sizeLimit": warned(_NOT_ENFORCED),
+    "volumes[].persistentVolumeClaim": acted("the claim's folder, $MODELPLANE_PVC_DIR/<claimName>"),
+    "volumes[].persistentVolumeClaim.readOnly": warned(_NOT_ENFORCED, quiet=(False,)),
+    "volumes[].hostPath": acted("the path itself"),
+    "volumes[].hostPath.type": warned("the path is used as it is, whatever it is", quiet=("",)),
     "imagePullSecrets": acted("the registry credentials an oci:// model (a modelcar) is pulled with"),
     "serviceAccount": acted("the deprecated name of serviceAccountName, read where that is not set"),
     "serviceAccountName": acted(_SERVICE_ACCOUNT),

@@ -62,13 +62,13 @@ class Launch:
     cwd: str | None = None  # the container's `workingDir` where this machine has that folder
 
 
-def working_dir(template: dict, mount: ModelMount | None) -> str | None:
-    """The folder a replica starts in: the container's `workingDir` (its model's path standing for the
-    model's folder here), where this machine has it; None otherwise (the platform's own)."""
+def working_dir(template: dict, mounts: Sequence[ModelMount]) -> str | None:
+    """The folder a replica starts in: the container's `workingDir` (its model's and volumes' paths
+    standing for their folders here), where this machine has it; None otherwise (the platform's own)."""
     declared = template.get("workingDir")
     if not declared:
         return None
-    folder = _with_model_dir(str(declared), mount)
+    folder = _with_mounts(str(declared), mounts)
     return folder if os.path.isdir(folder) else None
 
 
@@ -81,13 +81,16 @@ def replica_launch(
     gateway_port: int,
     gpus: Sequence[str] = (),
     declared_env: Mapping[str, str] | None = None,
+    volumes: Sequence[ModelMount] = (),
 ) -> Launch:
     """The argv and the environment (on top of the platform's own) for one replica of `template`,
     which was given `gpus` (see `replicas/resources.py` for what its resources become). Its model's
     container path (`/mnt/models`) becomes the folder on this machine in its arguments and variables.
     `declared_env` is what the container's `envFrom` and `env` made (replicas/container_env.py); the
-    command's `$(NAME)` references are expanded from the container's variables."""
-    mount = ModelMount(model) if isinstance(model, Path) else model
+    command's `$(NAME)` references are expanded from the container's variables. Each of `volumes` (its
+    volumeMounts, replicas/volumes.py) stands for its mount path as the model's folder does."""
+    model_mount = ModelMount(model) if isinstance(model, Path) else model
+    mounts = [m for m in (model_mount, *volumes) if m is not None and m.path != "/"]
     container_env = {**template["env"], **(declared_env or {})}
     resources = replica_resources(template)
     container_ports = {
@@ -97,7 +100,7 @@ def replica_launch(
     argv = []
     previous = ""
     for part in template["command"]:
-        part = _with_model_dir(expand(part, container_env), mount)
+        part = _with_mounts(expand(part, container_env), mounts)
         if previous not in _NUMBER_FLAGS and not part.startswith(tuple(f + "=" for f in _NUMBER_FLAGS)):
             part = _with_ports(part, container_ports)
         if previous in _SERVICE_FLAGS:
@@ -112,13 +115,13 @@ def replica_launch(
     if speaks_modelplane_serve(argv):
         argv = with_nthread(argv, resources)
     argv = _local_program(argv)
-    own_env = {name: _with_model_dir(value, mount) for name, value in container_env.items()}
+    own_env = {name: _with_mounts(value, mounts) for name, value in container_env.items()}
     env = resource_env(resources, own_env, gpus)
     for name, port in (template.get("portEnv") or {}).items():  # a stock server told its ports by env
         env[name] = str(ports.http if port == "http" else ports.grpc)
     env["PORT"] = str(ports.http)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return Launch(argv, env, working_dir(template, mount))
+    return Launch(argv, env, working_dir(template, mounts))
 
 
 def gateway_address(value: str, domain: str, gateway_port: int) -> str:
@@ -130,10 +133,24 @@ def gateway_address(value: str, domain: str, gateway_port: int) -> str:
     return f"{service}.{namespace}.{domain}:{gateway_port}"
 
 
-def _with_model_dir(value: str, mount: ModelMount | None) -> str:
-    if mount is None or mount.path not in value:
+def _with_mounts(value: str, mounts: Sequence[ModelMount]) -> str:
+    """`value` with each path into a mount (the longest mount path first, in one pass) pointing into its
+    folder here. A path that names a file of this machine outside the mount's folder (a mount at
+    `/work` and a program at `/work/app/main.py`) is left as it is."""
+    found = sorted((m for m in mounts if m.path in value), key=lambda m: len(m.path), reverse=True)
+    if not found:
         return value
-    return re.sub(re.escape(mount.path) + r"(?=/|$|\W)", str(mount.folder), value)
+    folders = {m.path: str(m.folder) for m in found}
+    pattern = "|".join(re.escape(m.path) for m in found)
+
+    def replaced(match: re.Match) -> str:
+        path, rest = match.group(1), match.group(2) or ""
+        local = folders[path] + rest
+        if rest and os.path.exists(path + rest) and not os.path.exists(local):
+            return match.group(0)
+        return local
+
+    return re.sub(f"({pattern})(/[^\\s:;,=\"']*)?(?![\\w.-])", replaced, value)
 
 
 def _with_ports(part: str, container_ports: dict[str, str]) -> str:

@@ -71,6 +71,7 @@ from modelplane.local.replicas.lifecycle import MIN_GRACE_AFTER_HOOK, Hook, Life
 from modelplane.local.replicas.memory_watch import Process, can_measure, enforce_memory_limit
 from modelplane.local.replicas.probe import ProbeResult, probe
 from modelplane.local.replicas.resources import replica_resources
+from modelplane.local.replicas.volumes import FileLookup, ReplicaVolumes, replica_volumes
 from modelplane.local.replicas.zygote import ForkedProcess, Zygote, dying_with_this_process
 from modelplane.local.replicas.zygotes import Zygotes
 
@@ -103,6 +104,8 @@ class SupervisorSettings:
     credentials: CredentialSource | None = None
     # The ConfigMaps and Secrets a container's `envFrom` and `valueFrom` read (None: there are none).
     env_sources: Lookup | None = None
+    # The same as the files of a volume (None: there are none).
+    volume_sources: FileLookup | None = None
     # The replicas running now, and those a restart in place handed over (replicas/handover.py).
     handover: ReplicaHandover = field(default_factory=ReplicaHandover)
 
@@ -407,6 +410,7 @@ class Replica:
             # The ConfigMaps and Secrets read once for this start: for the environment, and for the log
             lookup = functools.cache(self.settings.env_sources or _no_env_sources)
             declared_env = self._declared_env(template, lookup)
+            volumes = self._volumes(template)
         except EnvError as exc:
             message = f"{EnvError.reason}: {exc}"
             self._note(f"cannot start: {message}")
@@ -422,7 +426,10 @@ class Replica:
             gateway_port=self.settings.gateway_port,
             gpus=gpus,
             declared_env=declared_env,
+            volumes=volumes.mounts,
         )
+        for note in volumes.notes:
+            self._note(note)
         if self._stopping.is_set():
             return
         self._env = launch.env
@@ -471,6 +478,18 @@ class Replica:
             self.name, facts["namespace"], facts["labels"], facts["annotations"], facts["serviceAccountName"]
         )
         return container_env(spec["envFrom"], spec["env"], pod, template.get("resources") or {}, lookup)
+
+    def _volumes(self, template: dict) -> ReplicaVolumes:
+        """The folders of the container's volumeMounts, made now (replicas/volumes.py)."""
+        spec = template.get("volumes")
+        if spec is None:
+            return ReplicaVolumes()
+        from modelplane.storage.paths import pvc_dir  # the storage package is imported when first needed
+
+        namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
+        folder = self.settings.logs_dir.parent / "volumes" / self.log_path.relative_to(self.settings.logs_dir)
+        lookup = self.settings.volume_sources or _no_env_sources
+        return replica_volumes(spec, namespace, folder.with_suffix(""), lookup, pvc_dir())
 
     def _secret_values(self, template: dict, lookup: Lookup) -> set[str]:
         spec = template.get("envSpec")

@@ -27,7 +27,7 @@ KINDS = (INFERENCE_SERVICE, INFERENCE_GRAPH, SERVING_RUNTIME, CLUSTER_SERVING_RU
 DOCS = Path(__file__).parents[3] / "docs" / "platform.md"
 ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
 GRAPHS = "/apis/serving.kserve.io/v1alpha1/namespaces/default/inferencegraphs"
-NO_VOLUMES = "modelplane up has no volumes: a replica sees this machine's files"
+NO_VOLUME_KIND = "only configMap, secret, emptyDir, persistentVolumeClaim and hostPath volumes are made"
 
 
 def leaves(schema: dict, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -108,7 +108,8 @@ def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
         "imagePullPolicy": "Always",
         "ports": [{"containerPort": 8080, "protocol": "TCP"}],
     }
-    predictor = {"model": model, "volumes": [{"name": "cache", "emptyDir": {}}]}
+    shared = {"name": "shared", "nfs": {"server": "10.0.0.1", "path": "/exports"}}
+    predictor = {"model": model, "volumes": [{"name": "cache", "emptyDir": {}}, shared]}
     created = api.post(ISVCS, json=service("warned", predictor))
     assert created.status_code == 201, created.text
     said = warnings(created)
@@ -117,7 +118,7 @@ def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
         'keeps it for compatibility and does not run it; neither does modelplane up"' in said
     )
     assert any(w.startswith('299 - "spec.predictor.model.imagePullPolicy: accepted but not') for w in said)
-    assert f'299 - "spec.predictor.volumes: accepted but not acted on: {NO_VOLUMES}"' in said
+    assert f'299 - "spec.predictor.volumes: accepted but not acted on: {NO_VOLUME_KIND}"' in said
     assert len(said) == 3, said  # a port's protocol TCP asks for nothing: said nothing of
 
     patched = api.patch(
