@@ -457,7 +457,8 @@ def scaling_annotations(metadata: dict) -> dict[str, str]:
 
 def merge_containers(runtime: dict, override: dict) -> dict:
     """A runtime container merged with the InferenceService's: its fields win, args are concatenated,
-    env is merged by name, resources by name within limits and requests (a strategic merge)."""
+    env is merged by name, volumeMounts by mountPath, resources by name within limits and requests (a
+    strategic merge)."""
     merged = copy.deepcopy(runtime)
     for key, value in override.items():
         if key == "args":
@@ -469,15 +470,25 @@ def merge_containers(runtime: dict, override: dict) -> dict:
                     merged[key][kind] = {**known, **copy.deepcopy(amounts)}
                 else:
                     merged[key][kind] = copy.deepcopy(amounts)
-        elif key == "env":
-            env = {item["name"]: item for item in merged.get("env") or [] if isinstance(item, dict)}
-            for item in value or []:
-                if isinstance(item, dict):
-                    env[item["name"]] = item
-            merged["env"] = list(env.values())
+        elif key in _MERGE_KEYS:
+            merged[key] = _merged_by(_MERGE_KEYS[key], merged.get(key), value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+# A container's lists that a strategic merge merges item by item, and their items' key.
+_MERGE_KEYS = {"env": "name", "volumeMounts": "mountPath"}
+
+
+def _merged_by(key: str, runtime: object, own: object) -> list:
+    """Two lists of objects merged by `key`: the runtime's in their order, an item of the second
+    replacing the one of its key, new ones after."""
+    items = {item.get(key): item for item in runtime or [] if isinstance(item, dict)}
+    for item in own or []:
+        if isinstance(item, dict):
+            items[item.get(key)] = copy.deepcopy(item)
+    return list(items.values())
 
 
 def _storage(uri: str | None, storage: dict | None) -> dict | None:

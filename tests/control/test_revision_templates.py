@@ -64,6 +64,47 @@ def test_model_args_come_after_the_runtime_args_and_model_env_wins_by_name():
     assert (predictor["containerConcurrency"], predictor["timeout"], predictor["minReplicas"]) == (4, 30, 2)
 
 
+def test_volume_mounts_merge_by_mount_path_and_volumes_by_name_with_the_runtimes():
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "mounted", "namespace": "default"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True, "priority": 9}],
+            "volumes": [{"name": "shared", "emptyDir": {}}, {"name": "config", "configMap": {"name": "a"}}],
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": "example/server",
+                    "command": ["serve"],
+                    "volumeMounts": [
+                        {"name": "shared", "mountPath": "/shared"},
+                        {"name": "config", "mountPath": "/etc/config"},
+                    ],
+                }
+            ],
+        },
+    }
+    model = {
+        "modelFormat": {"name": "sklearn"},
+        "runtime": "mounted",
+        "storageUri": "pvc://m",
+        "volumeMounts": [
+            {"name": "mine", "mountPath": "/etc/config"},
+            {"name": "cache", "mountPath": "/cache"},
+        ],
+    }
+    volumes = [{"name": "mine", "configMap": {"name": "b"}}, {"name": "cache", "emptyDir": {}}]
+    found = templates({"predictor": {"model": model, "volumes": volumes}}, [runtime])["predictor"]["volumes"]
+    assert found["mounts"] == [
+        {"name": "shared", "mountPath": "/shared"},
+        {"name": "mine", "mountPath": "/etc/config"},
+        {"name": "cache", "mountPath": "/cache"},
+    ]
+    assert sorted(found["sources"]) == ["cache", "config", "mine", "shared"]
+    assert "volumes" not in templates({"predictor": {"sklearn": {"storageUri": "pvc://m"}}})["predictor"]
+
+
 def test_model_resources_merge_into_the_runtimes_by_name_and_pod_resources_are_kept():
     spec = {
         "predictor": {
