@@ -109,7 +109,6 @@ CONTAINER: Table = {
     "volumeMounts[].readOnly": warned(_NOT_ENFORCED, quiet=(False,)),
     "volumeMounts[].mountPropagation": warned("a volume is a folder here: nothing is mounted to propagate"),
     "volumeMounts[].recursiveReadOnly": warned(_NOT_ENFORCED),
-    "volumeMounts[].subPathExpr": warned("its $(NAME) references are not expanded: give subPath"),
     "volumeDevices": warned("no block device is attached to a replica"),
     "workingDir": acted("a replica starts there where this machine has the folder (its log says when not)"),
     "imagePullPolicy": warned(_NO_IMAGES),

@@ -410,7 +410,7 @@ class Replica:
             # The ConfigMaps and Secrets read once for this start: for the environment, and for the log
             lookup = functools.cache(self.settings.env_sources or _no_env_sources)
             declared_env = self._declared_env(template, lookup)
-            volumes = self._volumes(template)
+            volumes = self._volumes(template, {**template["env"], **(declared_env or {})})
         except EnvError as exc:
             message = f"{EnvError.reason}: {exc}"
             self._note(f"cannot start: {message}")
@@ -479,7 +479,7 @@ class Replica:
         )
         return container_env(spec["envFrom"], spec["env"], pod, template.get("resources") or {}, lookup)
 
-    def _volumes(self, template: dict) -> ReplicaVolumes:
+    def _volumes(self, template: dict, variables: dict[str, str]) -> ReplicaVolumes:
         """The folders of the container's volumeMounts, made now (replicas/volumes.py)."""
         spec = template.get("volumes")
         if spec is None:
@@ -489,7 +489,7 @@ class Replica:
         namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
         folder = self.settings.logs_dir.parent / "volumes" / self.log_path.relative_to(self.settings.logs_dir)
         lookup = self.settings.volume_sources or _no_env_sources
-        return replica_volumes(spec, namespace, folder.with_suffix(""), lookup, pvc_dir())
+        return replica_volumes(spec, namespace, folder.with_suffix(""), lookup, pvc_dir(), variables)
 
     def _secret_values(self, template: dict, lookup: Lookup) -> set[str]:
         spec = template.get("envSpec")

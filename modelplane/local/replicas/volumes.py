@@ -9,7 +9,8 @@ for `/mnt/models` (replicas/command.py).
 - `persistentVolumeClaim`: the claim's folder, `$MODELPLANE_PVC_DIR/<claimName>` (as `pvc://` models).
 - `hostPath`: the path itself.
 
-A mount's `subPath` is a path within its volume. Any other kind of volume is not made: the replica's
+A mount's `subPath` (or `subPathExpr`, its `$(NAME)` references expanded from the container's
+variables) is a path within its volume. Any other kind of volume is not made: the replica's
 log says so, and its `mountPath` is left as written.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from modelplane.api.kinds import CONFIG_MAP, SECRET, Kind
 from modelplane.local.replicas.command import ModelMount
-from modelplane.local.replicas.container_env import EnvError
+from modelplane.local.replicas.container_env import EnvError, expand
 
 DEFAULT_MODE = 0o644  # Kubernetes' defaultMode, 420
 # The files of a ConfigMap or a Secret, by key: (kind, namespace, name) -> contents, or None.
@@ -39,10 +40,16 @@ class ReplicaVolumes:
 
 
 def replica_volumes(
-    spec: dict, namespace: str, folder: Path, lookup: FileLookup, pvc_root: Path
+    spec: dict,
+    namespace: str,
+    folder: Path,
+    lookup: FileLookup,
+    pvc_root: Path,
+    variables: Mapping[str, str] | None = None,
 ) -> ReplicaVolumes:
     """The replica's volumes (`spec` is its template's `volumes`: `mounts` and `sources` by name), made
-    under `folder`, its own; raises EnvError for a ConfigMap or Secret that is missing."""
+    under `folder`, its own; `variables` are the container's, for a `subPathExpr`. Raises EnvError for a
+    ConfigMap or Secret that is missing."""
     made = ReplicaVolumes()
     folders: dict[str, Path | None] = {}
     for mount in spec.get("mounts") or []:
@@ -56,6 +63,8 @@ def replica_volumes(
         if root is None:
             continue
         sub_path = str(mount.get("subPath") or "").strip("/")
+        if mount.get("subPathExpr"):
+            sub_path = expand(str(mount["subPathExpr"]), variables or {}).strip("/")
         local = root / PurePosixPath(sub_path) if sub_path else root
         if sub_path and not local.exists() and root.is_relative_to(folder):
             local.mkdir(parents=True, exist_ok=True)  # as the kubelet makes a subPath in a volume of its own

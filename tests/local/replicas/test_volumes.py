@@ -129,3 +129,13 @@ def test_a_file_of_this_machine_under_a_mount_path_is_left_as_it_is(tmp_path):
         template, ReplicaPorts(1, 2), None, domain="localhost", gateway_port=3, volumes=mounts
     )
     assert launch.argv[1:] == [str(program), f"--out={volume}/out", str(volume)]
+
+
+def test_a_sub_path_expr_is_expanded_from_the_containers_variables(tmp_path):
+    spec = {
+        "mounts": [{"name": "logs", "mountPath": "/var/log/app", "subPathExpr": "$(POD_NAME)/logs"}],
+        "sources": {"logs": {"name": "logs", "emptyDir": {}}},
+    }
+    made = replica_volumes(spec, "team", tmp_path / "r", lookup, tmp_path / "pvc", {"POD_NAME": "iris-0"})
+    assert made.mounts[0].folder == tmp_path / "r" / "logs" / "iris-0" / "logs"
+    assert made.mounts[0].folder.is_dir()
