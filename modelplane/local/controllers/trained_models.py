@@ -314,6 +314,9 @@ async def fetch_model(
         return
     given = account() if account is not None and not uri.startswith("{") else FetchCredentials()
     with log_path.open("ab") as log, given.materialized() as account_env:
+        for note in given.notes:
+            log.write(f"[modelplane {now_rfc3339()}] storage initializer: {note}\n".encode())
+            log.flush()
         process = await asyncio.create_subprocess_exec(
             *_modelplane_command("storage", "fetch", source.uri, str(dest)),
             env=fetch_environment(source, account_env),
