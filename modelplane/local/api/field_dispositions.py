@@ -152,7 +152,7 @@ POD: Table = {
     "volumes[].name": acted("what volumeMounts name"),
     "volumes[].configMap": acted("its keys written as files when the replica starts"),
     "volumes[].secret": acted("its keys written as files when the replica starts"),
-    "volumes[].emptyDir": acted("an empty folder of the replica's own, emptied at each start"),
+    "volumes[].emptyDir": acted("a folder of the replica's own, empty when the replica is made"),
     "volumes[].emptyDir.medium": warned("an emptyDir is a folder on this machine's disk", quiet=("",)),
     "volumes[].emptyDir.sizeLimit": warned(_NOT_ENFORCED),
     "volumes[].persistentVolumeClaim": acted("the claim's folder, $MODELPLANE_PVC_DIR/<claimName>"),

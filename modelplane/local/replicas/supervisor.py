@@ -142,6 +142,7 @@ class Replica:
         self.grpc_address: str | None = None  # where it takes gRPC (the port it was given for it)
         self.failure: Failure | None = None
         self.restarts = 0
+        self._volumes_made = False  # an emptyDir is emptied when the replica is made, not at a restart
         self.resources = replica_resources(revision.template)
         self.unschedulable: str | None = None  # why it waits for GPUs
         self.last_termination: Termination | None = None
@@ -489,7 +490,17 @@ class Replica:
         namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
         folder = self.settings.logs_dir.parent / "volumes" / self.log_path.relative_to(self.settings.logs_dir)
         lookup = self.settings.volume_sources or _no_env_sources
-        return replica_volumes(spec, namespace, folder.with_suffix(""), lookup, pvc_dir(), variables)
+        made = replica_volumes(
+            spec,
+            namespace,
+            folder.with_suffix(""),
+            lookup,
+            pvc_dir(),
+            variables,
+            fresh=not self._volumes_made,
+        )
+        self._volumes_made = True
+        return made
 
     def _secret_values(self, template: dict, lookup: Lookup) -> set[str]:
         spec = template.get("envSpec")

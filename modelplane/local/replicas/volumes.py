@@ -5,7 +5,8 @@ for `/mnt/models` (replicas/command.py).
 - `configMap`, `secret`: the keys (or the `items` given, each at its `path`) written as files when the
   replica starts, with `defaultMode` (or an item's `mode`) as their permissions; a ConfigMap or Secret
   that is not there holds the replica (`CreateContainerConfigError`) unless it is `optional`.
-- `emptyDir`: an empty folder of the replica's own, emptied each time it starts.
+- `emptyDir`: a folder of the replica's own, empty when the replica is made; what its process wrote
+  there outlives a restart of the process, as an emptyDir outlives a container's restart in its pod.
 - `persistentVolumeClaim`: the claim's folder, `$MODELPLANE_PVC_DIR/<claimName>` (as `pvc://` models).
 - `hostPath`: the path itself.
 
@@ -46,10 +47,13 @@ def replica_volumes(
     lookup: FileLookup,
     pvc_root: Path,
     variables: Mapping[str, str] | None = None,
+    *,
+    fresh: bool = True,
 ) -> ReplicaVolumes:
     """The replica's volumes (`spec` is its template's `volumes`: `mounts` and `sources` by name), made
-    under `folder`, its own; `variables` are the container's, for a `subPathExpr`. Raises EnvError for a
-    ConfigMap or Secret that is missing."""
+    under `folder`, its own; `variables` are the container's, for a `subPathExpr`; `fresh`: the replica
+    is new (its emptyDirs start empty), not a restart of its process. Raises EnvError for a ConfigMap
+    or Secret that is missing."""
     made = ReplicaVolumes()
     folders: dict[str, Path | None] = {}
     for mount in spec.get("mounts") or []:
@@ -58,7 +62,9 @@ def replica_volumes(
             continue
         if name not in folders:
             source = (spec.get("sources") or {}).get(name)
-            folders[name] = _volume(name, source, namespace, folder / name, lookup, pvc_root, made.notes)
+            folders[name] = _volume(
+                name, source, namespace, folder / name, lookup, pvc_root, made.notes, fresh=fresh
+            )
         root = folders[name]
         if root is None:
             continue
@@ -80,6 +86,8 @@ def _volume(
     lookup: FileLookup,
     pvc_root: Path,
     notes: list[str],
+    *,
+    fresh: bool,
 ) -> Path | None:
     if not isinstance(source, dict):
         notes.append(f"volume {name} is mounted but not declared in the pod's volumes")
@@ -91,8 +99,9 @@ def _volume(
         ref = source["secret"]
         return _files(name, SECRET, ref.get("secretName"), ref, namespace, folder, lookup)
     if "emptyDir" in source:
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        if fresh:
+            shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
         return folder
     if isinstance(source.get("persistentVolumeClaim"), dict):
         return pvc_root / str(source["persistentVolumeClaim"].get("claimName") or "")

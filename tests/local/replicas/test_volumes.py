@@ -81,7 +81,7 @@ def test_empty_dirs_claims_host_paths_and_sub_paths(tmp_path):
         tmp_path,
     )
     by_path = {m.path: m.folder for m in made.mounts}
-    assert by_path["/tmp/work"] == scratch and list(scratch.iterdir()) == []  # emptied at each start
+    assert by_path["/tmp/work"] == scratch and list(scratch.iterdir()) == []  # a new replica's is empty
     assert by_path["/data"] == tmp_path / "pvc" / "shared" / "models"
     assert str(by_path["/host-etc"]) == "/etc"
     assert "/nfs" not in by_path
@@ -139,3 +139,16 @@ def test_a_sub_path_expr_is_expanded_from_the_containers_variables(tmp_path):
     made = replica_volumes(spec, "team", tmp_path / "r", lookup, tmp_path / "pvc", {"POD_NAME": "iris-0"})
     assert made.mounts[0].folder == tmp_path / "r" / "logs" / "iris-0" / "logs"
     assert made.mounts[0].folder.is_dir()
+
+
+def test_an_empty_dir_outlives_a_restart_of_the_replicas_process(tmp_path):
+    spec = {
+        "mounts": [{"name": "scratch", "mountPath": "/work"}],
+        "sources": {"scratch": {"name": "scratch", "emptyDir": {}}},
+    }
+    first = replica_volumes(spec, "team", tmp_path / "r", lookup, tmp_path / "pvc")
+    (first.mounts[0].folder / "checkpoint").write_text("step 10")
+    again = replica_volumes(spec, "team", tmp_path / "r", lookup, tmp_path / "pvc", fresh=False)
+    assert (again.mounts[0].folder / "checkpoint").read_text() == "step 10"
+    new = replica_volumes(spec, "team", tmp_path / "r", lookup, tmp_path / "pvc")
+    assert list(new.mounts[0].folder.iterdir()) == []
