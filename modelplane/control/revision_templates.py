@@ -13,6 +13,7 @@ platform replaces them when it starts a replica.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -168,13 +169,16 @@ def _model_template(
         "predictor", container, predictor, isvc, model_format, f"runtime {selection.name}: "
     )
     if "volumes" in template:  # the runtime's pod volumes, under the predictor's own
-        sources = template["volumes"]["sources"]
-        template["volumes"]["sources"] = {**_named(selection.spec.get("volumes")), **sources}
+        volumes = template["volumes"]
+        volumes["sources"] = {**_named(selection.spec.get("volumes")), **volumes["sources"]}
+        if "pod" not in volumes and _reads_the_pod(volumes["sources"]):
+            volumes["pod"] = _pod_facts("predictor", predictor, isvc)
     runtime_credentials = _credential_names(selection.spec, {})  # the runtime's pod fields
     if runtime_credentials:
         template["credentials"] = runtime_credentials
-    if "envSpec" in template:
-        _with_runtime_pod_facts(template["envSpec"]["pod"], selection.spec, predictor)
+    for pod in (template.get("envSpec", {}).get("pod"), template.get("volumes", {}).get("pod")):
+        if pod is not None:
+            _with_runtime_pod_facts(pod, selection.spec, predictor)
     runtime_grace = selection.spec.get("terminationGracePeriodSeconds")
     if runtime_grace is not None:  # the runtime's pod field, where the predictor does not set its own
         template.setdefault("terminationGracePeriodSeconds", runtime_grace)
@@ -319,6 +323,8 @@ def _container_template(
     mounts = [m for m in container.get("volumeMounts") or [] if isinstance(m, dict)]
     if mounts:  # only then, so that other templates stay the same
         template["volumes"] = {"mounts": mounts, "sources": _named(component_spec.get("volumes"))}
+        if _reads_the_pod(template["volumes"]["sources"]):  # the pod's facts, for its files
+            template["volumes"]["pod"] = _pod_facts(component, component_spec, isvc)
     if component_spec.get("terminationGracePeriodSeconds") is not None:
         template["terminationGracePeriodSeconds"] = component_spec["terminationGracePeriodSeconds"]
     env_spec = _env_spec(component, container, component_spec, isvc)
@@ -337,6 +343,21 @@ def _env_spec(component: str, container: dict, component_spec: dict, isvc: dict)
     )
     if not needed:
         return None
+    return {
+        "envFrom": list(container.get("envFrom") or []),
+        "env": env,
+        "pod": _pod_facts(component, component_spec, isvc),
+    }
+
+
+def _reads_the_pod(sources: dict) -> bool:
+    """Whether a volume tells of the pod (a downwardAPI volume, or one projected from it)."""
+    return "downwardAPI" in json.dumps(sources)
+
+
+def _pod_facts(component: str, component_spec: dict, isvc: dict) -> dict:
+    """What the downward API tells of a component's pod: its namespace, labels, annotations and
+    ServiceAccount."""
     metadata = isvc["metadata"]
     labels = {
         **(metadata.get("labels") or {}),
@@ -348,14 +369,10 @@ def _env_spec(component: str, container: dict, component_spec: dict, isvc: dict)
     annotations = {**(metadata.get("annotations") or {}), **(component_spec.get("annotations") or {})}
     annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
     return {
-        "envFrom": list(container.get("envFrom") or []),
-        "env": env,
-        "pod": {
-            "namespace": metadata.get("namespace") or "default",
-            "labels": labels,
-            "annotations": annotations,
-            "serviceAccountName": _service_account(component_spec) or "default",
-        },
+        "namespace": metadata.get("namespace") or "default",
+        "labels": labels,
+        "annotations": annotations,
+        "serviceAccountName": _service_account(component_spec) or "default",
     }
 
 

@@ -142,18 +142,23 @@ def test_volumes_of_config_maps_and_secrets_are_folders_that_stand_for_their_mou
     service = echo_service(
         "mounted",
         [{"name": "CERT", "value": "/etc/tls/tls.crt"}],
-        args=["--config=/etc/app/app.yaml", "--scratch", "/work/scratch"],
+        args=["--config=/etc/app/app.yaml", "--scratch", "/work/scratch", "--labels=/etc/podinfo/labels"],
     )
     container = service["spec"]["predictor"]["containers"][0]
     container["volumeMounts"] = [
         {"name": "app", "mountPath": "/etc/app", "readOnly": True},
         {"name": "tls", "mountPath": "/etc/tls", "readOnly": True},
         {"name": "scratch", "mountPath": "/work"},
+        {"name": "podinfo", "mountPath": "/etc/podinfo"},
     ]
     service["spec"]["predictor"]["volumes"] = [
         {"name": "app", "configMap": {"name": "app-files"}},
         {"name": "tls", "secret": {"secretName": "tls-files", "defaultMode": 0o440}},
         {"name": "scratch", "emptyDir": {}},
+        {
+            "name": "podinfo",
+            "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]},
+        },
     ]
     platform.apply(config, secret("tls-files", {"tls.crt": "-----BEGIN CERTIFICATE-----\n"}), service)
     answer = echoed(platform, "mounted")
@@ -163,3 +168,5 @@ def test_volumes_of_config_maps_and_secrets_are_folders_that_stand_for_their_mou
     assert oct(Path(answer["env"]["CERT"]).stat().st_mode & 0o777) == oct(0o440)
     scratch = Path(answer["argv"][2])
     assert scratch.name == "scratch" and scratch.parent.is_dir() and str(platform.home) in str(scratch)
+    labels = Path(answer["argv"][3].removeprefix("--labels=")).read_text().splitlines()
+    assert 'tier="gold"' in labels and 'serving.kserve.io/inferenceservice="mounted"' in labels

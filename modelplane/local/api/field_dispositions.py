@@ -147,8 +147,14 @@ POD: Table = {
     "initContainers": warned("no init containers run: the storage initializer is modelplane's own"),
     "ephemeralContainers": warned(_NO_POD),
     "volumes": warned(
-        "only configMap, secret, emptyDir, persistentVolumeClaim and hostPath volumes are made"
+        "only configMap, secret, downwardAPI, projected, emptyDir, persistentVolumeClaim and hostPath "
+        "volumes are made"
     ),
+    "volumes[].downwardAPI": acted("the pod's fields and the container's resources written as files"),
+    "volumes[].projected": acted("its ConfigMap, Secret and downwardAPI sources' files in one folder"),
+    "volumes[].projected.sources[].serviceAccountToken": warned("no service account token is mounted"),
+    "volumes[].projected.sources[].clusterTrustBundle": warned("cluster trust bundles need Kubernetes"),
+    "volumes[].projected.sources[].podCertificate": warned("pod certificates need Kubernetes"),
     "volumes[].name": acted("what volumeMounts name"),
     "volumes[].configMap": acted("its keys written as files when the replica starts"),
     "volumes[].secret": acted("its keys written as files when the replica starts"),

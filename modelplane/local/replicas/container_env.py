@@ -168,8 +168,8 @@ def _value_from(source: Mapping, pod: Pod, resources: Mapping, lookup: Lookup) -
         if field_name in source:
             return _key_value(kind, source[field_name], pod.namespace, lookup)
     if "fieldRef" in source:
-        return _field_value(source["fieldRef"]["fieldPath"], pod)
-    return _resource_value(source["resourceFieldRef"], resources)
+        return field_value(source["fieldRef"]["fieldPath"], pod)
+    return resource_value(source["resourceFieldRef"], resources)
 
 
 def _key_value(kind: str, ref: Mapping, namespace: str, lookup: Lookup) -> str | None:
@@ -185,7 +185,8 @@ def _key_value(kind: str, ref: Mapping, namespace: str, lookup: Lookup) -> str |
     return values[ref["key"]]
 
 
-def _field_value(path: str, pod: Pod) -> str:
+def field_value(path: str, pod: Pod) -> str:
+    """A `fieldRef`'s value for the pod (the downward API)."""
     labelled = _LABEL_PATH.match(path)
     if labelled is not None:
         which, key = labelled.groups()
@@ -199,7 +200,8 @@ def _field_value(path: str, pod: Pod) -> str:
     }.get(path, LOOPBACK)  # the status addresses
 
 
-def _resource_value(ref: Mapping, resources: Mapping) -> str:
+def resource_value(ref: Mapping, resources: Mapping) -> str:
+    """A `resourceFieldRef`'s value for the container's resources, in its divisor's units."""
     which, _, resource = ref["resource"].partition(".")
     limit = parse_quantity((resources.get("limits") or {}).get(resource))
     if which == "limits":

@@ -490,6 +490,16 @@ class Replica:
         namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
         folder = self.settings.logs_dir.parent / "volumes" / self.log_path.relative_to(self.settings.logs_dir)
         lookup = self.settings.volume_sources or _no_env_sources
+        facts = spec.get("pod")
+        pod = None
+        if facts:
+            pod = Pod(
+                self.name,
+                facts["namespace"],
+                facts["labels"],
+                facts["annotations"],
+                facts["serviceAccountName"],
+            )
         made = replica_volumes(
             spec,
             namespace,
@@ -498,6 +508,8 @@ class Replica:
             pvc_dir(),
             variables,
             fresh=not self._volumes_made,
+            pod=pod,
+            resources=template.get("resources") or {},
         )
         self._volumes_made = True
         return made

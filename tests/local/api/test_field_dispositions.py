@@ -27,7 +27,7 @@ KINDS = (INFERENCE_SERVICE, INFERENCE_GRAPH, SERVING_RUNTIME, CLUSTER_SERVING_RU
 DOCS = Path(__file__).parents[3] / "docs" / "platform.md"
 ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
 GRAPHS = "/apis/serving.kserve.io/v1alpha1/namespaces/default/inferencegraphs"
-NO_VOLUME_KIND = "only configMap, secret, emptyDir, persistentVolumeClaim and hostPath volumes are made"
+NO_VOLUME_KIND = "only configMap, secret, downwardAPI, projected, emptyDir, persistentVolumeClaim and hostPath volumes are made"
 
 
 def leaves(schema: dict, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

@@ -152,3 +152,68 @@ def test_an_empty_dir_outlives_a_restart_of_the_replicas_process(tmp_path):
     assert (again.mounts[0].folder / "checkpoint").read_text() == "step 10"
     new = replica_volumes(spec, "team", tmp_path / "r", lookup, tmp_path / "pvc")
     assert list(new.mounts[0].folder.iterdir()) == []
+
+
+def test_downward_api_and_projected_volumes_write_the_pods_facts_and_their_sources(tmp_path):
+    from modelplane.local.replicas.container_env import Pod
+
+    pod = Pod(
+        "iris-predictor-00001-0", "team", {"app": "isvc.iris-predictor", "tier": "gold"}, {"owner": "ml"}
+    )
+    downward = {
+        "items": [
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+            {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+            {"path": "cpu", "resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}},
+        ]
+    }
+    spec = {
+        "mounts": [{"name": "info", "mountPath": "/etc/podinfo"}, {"name": "all", "mountPath": "/etc/all"}],
+        "sources": {
+            "info": {"name": "info", "downwardAPI": downward},
+            "all": {
+                "name": "all",
+                "projected": {
+                    "defaultMode": 0o440,
+                    "sources": [
+                        {
+                            "configMap": {
+                                "name": "settings",
+                                "items": [{"key": "app.yaml", "path": "app.yaml"}],
+                            }
+                        },
+                        {"secret": {"name": "tls"}},
+                        {
+                            "downwardAPI": {
+                                "items": [
+                                    {
+                                        "path": "owner",
+                                        "fieldRef": {"fieldPath": "metadata.annotations['owner']"},
+                                    }
+                                ]
+                            }
+                        },
+                        {"serviceAccountToken": {"path": "token"}},
+                    ],
+                },
+            },
+        },
+    }
+    made = replica_volumes(
+        spec,
+        "team",
+        tmp_path / "r",
+        lookup,
+        tmp_path / "pvc",
+        pod=pod,
+        resources={"limits": {"cpu": "1500m"}},
+    )
+    info = made.mounts[0].folder
+    assert (info / "labels").read_text() == 'app="isvc.iris-predictor"\ntier="gold"'
+    assert (info / "name").read_text() == "iris-predictor-00001-0"
+    assert (info / "cpu").read_text() == "1500"
+    projected = made.mounts[1].folder
+    assert sorted(p.name for p in projected.iterdir()) == ["app.yaml", "owner", "tls.key"]
+    assert (projected / "owner").read_text() == "ml"
+    assert stat.S_IMODE((projected / "tls.key").stat().st_mode) == 0o440
+    assert made.notes == ["volume all: its serviceAccountToken source is not made on one machine"]
