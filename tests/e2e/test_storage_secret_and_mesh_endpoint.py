@@ -172,6 +172,20 @@ def test_services_fetch_with_the_storage_config_secret(platform, s3):
         assert response.json() == {"predictions": [1, 1]}
 
 
+def test_the_storage_secret_name_annotation_names_another_secret_for_the_key(platform, s3):
+    other = storage_secret(s3.url)
+    other["metadata"]["name"] = "team-storage"
+    other["stringData"] = {"teamS3": other["stringData"]["e2eS3"]}
+    other.pop("data")
+    service = isvc("team-iris", mesh=False)
+    service["metadata"]["annotations"]["serving.kserve.io/storageSecretName"] = "team-storage"
+    service["spec"]["predictor"]["model"]["storage"]["key"] = "teamS3"  # a key storage-config lacks
+    platform.apply(other, service)
+    platform.cli("wait", "--for=condition=Ready", "isvc/team-iris", "--timeout=300s")
+    response = predict_v1(platform, "team-iris.default.localhost", "team-iris")
+    assert response.status_code == 200, response.text
+
+
 def test_no_read_shows_a_value_of_the_secret(platform, s3):
     shown = platform.cli("get", "secret", "storage-config", "-o", "yaml").stdout
     secret = yaml.safe_load(shown)
