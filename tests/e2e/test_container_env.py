@@ -166,6 +166,7 @@ def test_volumes_of_config_maps_and_secrets_are_folders_that_stand_for_their_mou
     assert config_path.name == "app.yaml" and config_path.read_text() == "level: debug\n"
     assert Path(answer["env"]["CERT"]).read_text() == "-----BEGIN CERTIFICATE-----\n"
     assert oct(Path(answer["env"]["CERT"]).stat().st_mode & 0o777) == oct(0o440)
+    assert oct((platform.home / "volumes").stat().st_mode & 0o777) == oct(0o700)
     scratch = Path(answer["argv"][2])
     assert scratch.name == "scratch" and scratch.parent.is_dir() and str(platform.home) in str(scratch)
     labels = Path(answer["argv"][3].removeprefix("--labels=")).read_text().splitlines()

@@ -488,7 +488,10 @@ class Replica:
         from modelplane.storage.paths import pvc_dir  # the storage package is imported when first needed
 
         namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
-        folder = self.settings.logs_dir.parent / "volumes" / self.log_path.relative_to(self.settings.logs_dir)
+        root = self.settings.logs_dir.parent / "volumes"
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(root, 0o700)  # a Secret's files in it are this user's alone, whatever their own mode
+        folder = root / self.log_path.relative_to(self.settings.logs_dir)
         lookup = self.settings.volume_sources or _no_env_sources
         facts = spec.get("pod")
         pod = None
