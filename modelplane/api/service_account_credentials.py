@@ -163,6 +163,11 @@ def service_account_credentials(
     return credentials
 
 
+def service_account_name(pod_spec: dict) -> str | None:
+    """The ServiceAccount a pod spec (a component's) names; `serviceAccount` is the field's old name."""
+    return pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or None
+
+
 def reference_names(references: object) -> list[str]:
     """The names of a list of references (`[{name: ...}]`)."""
     if not isinstance(references, list):

@@ -35,7 +35,11 @@ from modelplane.api.constants import (
     PROTOCOL_ENV,
     STORAGE_URI_ENV,
 )
-from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION, reference_names
+from modelplane.api.service_account_credentials import (
+    STORAGE_SECRET_ANNOTATION,
+    reference_names,
+    service_account_name,
+)
 from modelplane.control.autoscaling_settings import PREFIX as AUTOSCALING_PREFIX
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.images import IMAGE_NOT_SERVED, ImageNotServed, local_command
@@ -115,7 +119,7 @@ def _credential_names(component_spec: dict, metadata: dict) -> dict:
     builder: api/service_account_credentials.py), when it says: only then, so that other templates
     stay the same."""
     names = {}
-    account = _service_account(component_spec)
+    account = service_account_name(component_spec)
     if account:
         names["serviceAccountName"] = account
     pull_secrets = reference_names(component_spec.get("imagePullSecrets"))
@@ -372,7 +376,7 @@ def _pod_facts(component: str, component_spec: dict, isvc: dict) -> dict:
         "namespace": metadata.get("namespace") or "default",
         "labels": labels,
         "annotations": annotations,
-        "serviceAccountName": _service_account(component_spec) or "default",
+        "serviceAccountName": service_account_name(component_spec) or "default",
     }
 
 
@@ -381,13 +385,8 @@ def _with_runtime_pod_facts(pod: dict, runtime_spec: dict, predictor: dict) -> N
     ServiceAccount under the service's own, as KServe merges the runtime's pod fields."""
     pod["labels"] = {**(runtime_spec.get("labels") or {}), **pod["labels"]}
     pod["annotations"] = {**(runtime_spec.get("annotations") or {}), **pod["annotations"]}
-    if not _service_account(predictor) and runtime_spec.get("serviceAccountName"):
+    if not service_account_name(predictor) and runtime_spec.get("serviceAccountName"):
         pod["serviceAccountName"] = runtime_spec["serviceAccountName"]
-
-
-def _service_account(component_spec: dict) -> str | None:
-    """The ServiceAccount a component names (`serviceAccount` is the deprecated name of the field)."""
-    return component_spec.get("serviceAccountName") or component_spec.get("serviceAccount") or None
 
 
 def _more_than_a_path(probe: dict) -> bool:

@@ -18,6 +18,7 @@ from modelplane.api.service_account_credentials import (
     InitializerCredentials,
     reference_names,
     service_account_credentials,
+    service_account_name,
 )
 
 
@@ -39,7 +40,7 @@ class AccountObjects:
         try:
             credentials = service_account_credentials(
                 self.namespace,
-                pod_service_account(pod),
+                service_account_name(pod),
                 annotations.get(STORAGE_SECRET_ANNOTATION),
                 service_account=self.service_accounts.get,
                 secret=self.secrets.get,
@@ -52,10 +53,6 @@ class AccountObjects:
             return InitializerCredentials()
         self.unread += credentials.notes
         return credentials
-
-
-def pod_service_account(pod: dict) -> str | None:
-    return pod.get("serviceAccountName") or pod.get("serviceAccount") or None
 
 
 def with_credentials(container: dict, pod: dict, credentials: InitializerCredentials) -> None:

@@ -60,23 +60,27 @@ class StorageCredentials:
     ) -> FetchCredentials:
         """The credentials of a component's ServiceAccount (and its image pull Secrets); raises
         CredentialsError when a Secret it needs, or the ServiceAccount it names, is missing."""
+        read: dict[tuple[str, str], dict | None] = {}
+
+        def stored(kind: str, name: str) -> dict | None:  # each object read once, for the builder and here
+            if (kind, name) not in read:
+                read[(kind, name)] = self._get(kind, namespace, name)
+            return read[(kind, name)]
+
         built = service_account_credentials(
             namespace,
             service_account_name,
             storage_secret_name,
-            service_account=lambda name: self._get(SERVICE_ACCOUNT.kind, namespace, name),
-            secret=lambda name: self._get(SECRET.kind, namespace, name),
+            service_account=lambda name: stored(SERVICE_ACCOUNT.kind, name),
+            secret=lambda name: stored(SECRET.kind, name),
             image_pull_secrets=image_pull_secrets,
         )
-        read: dict[tuple[str, str], dict[str, str]] = {}
 
         def values_of(kind: str, name: str) -> dict[str, str]:
-            if (kind, name) not in read:
-                resource = self._get(kind, namespace, name)
-                if resource is None:
-                    raise CredentialsError(f'{kind.lower()} "{name}" not found in namespace {namespace}')
-                read[(kind, name)] = (secret_values if kind == SECRET.kind else config_map_values)(resource)
-            return read[(kind, name)]
+            resource = stored(kind, name)
+            if resource is None:
+                raise CredentialsError(f'{kind.lower()} "{name}" not found in namespace {namespace}')
+            return (secret_values if kind == SECRET.kind else config_map_values)(resource)
 
         env = {}
         for variable, value in built.env.items():

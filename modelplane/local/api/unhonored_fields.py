@@ -24,6 +24,7 @@ from modelplane.api.kinds import (
     CLUSTER_SERVING_RUNTIME,
     INFERENCE_GRAPH,
     INFERENCE_SERVICE,
+    SERVICE_ACCOUNT,
     SERVING_RUNTIME,
     TRAINED_MODEL,
 )
@@ -42,6 +43,7 @@ _KINDS = {
 _EMPTY = (None, "", {}, [])
 _ONE_CONTAINER = "a replica runs one container, and this is not it"
 _ACCOUNT_FIELDS = ("serviceAccountName", "serviceAccount")
+_SECRET_BY_NAME = "a ServiceAccount's Secret is read by its name, in the account's namespace"
 _MESH_CREDENTIALS = (
     "a ModelMesh model is fetched with the storage-config Secret, as ModelMesh Serving fetches it"
 )
@@ -68,7 +70,23 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
     found = [
         Unhonored(path, why) for path, disposition, why in _set_fields(resource) if disposition == WARNED
     ]
-    return _once(found + _containers_not_run(resource) + _read_only_with(resource))
+    return _once(
+        found + _containers_not_run(resource) + _read_only_with(resource) + _account_fields(resource)
+    )
+
+
+def _account_fields(resource: dict) -> list[Unhonored]:
+    """A ServiceAccount's fields that nothing reads: its Secrets are named (they are of its own
+    namespace, as in Kubernetes), and no token is mounted."""
+    if resource.get("kind") != SERVICE_ACCOUNT.kind:
+        return []
+    found = []
+    if resource.get("automountServiceAccountToken"):
+        found.append(Unhonored("automountServiceAccountToken", "no service account token is mounted"))
+    for index, ref in enumerate(resource.get("secrets") or []):
+        for field in sorted(set(ref) - {"name"} if isinstance(ref, dict) else ()):
+            found.append(Unhonored(f"secrets[{index}].{field}", _SECRET_BY_NAME))
+    return found
 
 
 def unhonored_warnings(resource: dict) -> list[str]:

@@ -474,11 +474,9 @@ class Replica:
         spec = template.get("envSpec")
         if spec is None:
             return None
-        facts = spec["pod"]
-        pod = Pod(
-            self.name, facts["namespace"], facts["labels"], facts["annotations"], facts["serviceAccountName"]
+        return container_env(
+            spec["envFrom"], spec["env"], self._pod(spec["pod"]), template.get("resources") or {}, lookup
         )
-        return container_env(spec["envFrom"], spec["env"], pod, template.get("resources") or {}, lookup)
 
     def _volumes(self, template: dict, variables: dict[str, str]) -> ReplicaVolumes:
         """The folders of the container's volumeMounts, made now (replicas/volumes.py)."""
@@ -493,16 +491,6 @@ class Replica:
         os.chmod(root, 0o700)  # a Secret's files in it are this user's alone, whatever their own mode
         folder = root / self.log_path.relative_to(self.settings.logs_dir)
         lookup = self.settings.volume_sources or _no_env_sources
-        facts = spec.get("pod")
-        pod = None
-        if facts:
-            pod = Pod(
-                self.name,
-                facts["namespace"],
-                facts["labels"],
-                facts["annotations"],
-                facts["serviceAccountName"],
-            )
         made = replica_volumes(
             spec,
             namespace,
@@ -511,11 +499,17 @@ class Replica:
             pvc_dir(),
             variables,
             fresh=not self._volumes_made,
-            pod=pod,
+            pod=self._pod(spec["pod"]) if spec.get("pod") else None,
             resources=template.get("resources") or {},
         )
         self._volumes_made = True
         return made
+
+    def _pod(self, facts: dict) -> Pod:
+        """The pod the downward API tells of, from a template's facts of it and this replica's name."""
+        return Pod(
+            self.name, facts["namespace"], facts["labels"], facts["annotations"], facts["serviceAccountName"]
+        )
 
     def _secret_values(self, template: dict, lookup: Lookup) -> set[str]:
         spec = template.get("envSpec")

@@ -163,3 +163,18 @@ def test_a_modelmesh_models_service_account_is_said_to_give_it_no_credentials():
         )
     ]
     assert found(isvc({"predictor": model})) == []  # elsewhere its Secrets are the credentials
+
+
+def test_a_service_accounts_fields_nothing_reads_are_said():
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "models"},
+        "automountServiceAccountToken": True,
+        "secrets": [{"name": "s3creds"}, {"name": "other", "namespace": "elsewhere"}],
+    }
+    assert found(account) == [
+        ("automountServiceAccountToken", "no service account token is mounted"),
+        ("secrets[1].namespace", "a ServiceAccount's Secret is read by its name, in the account's namespace"),
+    ]
+    assert found({**account, "automountServiceAccountToken": False, "secrets": [{"name": "s3creds"}]}) == []
