@@ -161,6 +161,8 @@ class HttpServerProtocol(asyncio.Protocol):
         self._seen_request: tuple[int, float] = (-1, 0.0)
         self._seen_progress: tuple[object, float] = (None, 0.0)
         self._writable = asyncio.Event()  # cleared while the transport's write buffer is full
+        self._held: list[bytes] = []  # answers not yet written (`_send`)
+        self._held_size = 0
         self._lingering: LingeringClose | None = None  # closing: what arrives is dropped
         self._writable.set()
 
@@ -248,6 +250,7 @@ class HttpServerProtocol(asyncio.Protocol):
                 if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
                     raise _TooLarge
         if parser.get_http_version() == "1.1" and (b"expect", b"100-continue") in self._headers:
+            self._flush()
             self._transport.write(CONTINUE)
 
     def on_body(self, body: bytes) -> None:
@@ -278,29 +281,32 @@ class HttpServerProtocol(asyncio.Protocol):
         self._transport.abort()
 
     def _start_next(self) -> None:
-        request, keep_alive = self._pending.popleft()
-        if not self._pending:
-            self._resume_reading(_PAUSED_FOR_PIPELINE)
         self._state.idle.pop(self, None)
-        self._task = self._loop.create_task(self._answer(request, keep_alive))
+        self._task = self._loop.create_task(self._answer_pending())
 
-    async def _answer(self, request: HttpRequest, keep_alive: bool) -> None:
-        try:
-            response = await self._handler(request)
-        except Exception:
-            log.exception("the request handler failed")
-            response = HttpResponse(500)
-        keep_alive = keep_alive and not self._state.stopping
-        if response.stream is None:
-            self._write(response, request.method == b"HEAD", keep_alive)
-        else:
-            keep_alive = await self._write_stream(response, keep_alive)
+    async def _answer_pending(self) -> None:
+        """Answers the requests waiting, in order. Pipelined requests whose handlers do not wait on
+        anything are answered in one step of the loop, and their answers leave in one write."""
+        keep_alive = True
+        while keep_alive and self._pending:
+            request, keep_alive = self._pending.popleft()
+            if not self._pending:
+                self._resume_reading(_PAUSED_FOR_PIPELINE)
+            try:
+                response = await self._handler(request)
+            except Exception:
+                log.exception("the request handler failed")
+                response = HttpResponse(500)
+            keep_alive = keep_alive and not self._state.stopping
+            if response.stream is None:
+                self._write(response, request.method == b"HEAD", keep_alive)
+            else:
+                keep_alive = await self._write_stream(response, keep_alive)
+            self._requests_done += 1
         self._task = None
-        self._requests_done += 1
         if not keep_alive:
+            self._flush()
             self._transport.close()
-        elif self._pending:
-            self._start_next()
         elif not self._transport.is_closing():
             self._state.idle[self] = None
 
@@ -322,13 +328,39 @@ class HttpServerProtocol(asyncio.Protocol):
         parts.append(b"\r\n")
         body = response.body
         if head_only or bodiless or not body:
-            self._transport.write(b"".join(parts))
+            self._send(b"".join(parts))
         elif len(body) > _JOIN_LIMIT:
+            self._flush()
             self._transport.write(b"".join(parts))
             self._transport.write(body)
         else:
             parts.append(body)
-            self._transport.write(b"".join(parts))
+            self._send(b"".join(parts))
+
+    def _send(self, data: bytes) -> None:
+        """Writes an answer; while more pipelined requests wait to be answered, holds it until the end of
+        this step of the loop, so that the answers made in it go out in one write (one packet to the
+        client rather than one each)."""
+        if self._pending and self._held_size + len(data) <= _JOIN_LIMIT:
+            if not self._held:
+                self._loop.call_soon(self._flush)
+            self._held.append(data)
+            self._held_size += len(data)
+            return
+        if self._held:
+            self._held.append(data)
+            data = b"".join(self._held)
+            self._held.clear()
+            self._held_size = 0
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            self._held_size = 0
+            if not self._transport.is_closing():
+                self._transport.write(data)
 
     async def _write_stream(self, response: HttpResponse, keep_alive: bool) -> bool:
         """Writes a streamed response; returns whether the connection can be kept alive after it."""
@@ -344,6 +376,7 @@ class HttpServerProtocol(asyncio.Protocol):
             parts.append(b"%s: %s\r\n" % (name, value))
         parts.append(b"Transfer-Encoding: chunked\r\n" if chunked else b"")
         parts.append(b"\r\n" if keep_alive else b"Connection: close\r\n\r\n")
+        self._flush()
         self._transport.write(b"".join(parts))
         stream = response.stream
         try:
