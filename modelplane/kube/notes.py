@@ -11,6 +11,7 @@ from modelplane.api.constants import HPA_METRICS, KNATIVE, STANDARD
 from modelplane.control.hpa_metrics import HPA
 from modelplane.control.revision_templates import COMPONENTS
 from modelplane.kube.autoscalers import autoscaler_class
+from modelplane.kube.credentials import AccountObjects
 from modelplane.kube.meta import is_cluster_local
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import fetches_from_container_filesystem
@@ -34,6 +35,21 @@ class Note:
 def isvc_notes(isvc: dict, mode: str, settings: KubeSettings) -> list[Note]:
     where = resource_ref(isvc)
     return [Note(where, path, message) for path, message in _isvc_fields(isvc, mode, settings)]
+
+
+def credentials_notes(isvc: dict, accounts: AccountObjects) -> list[Note]:
+    """What the service's ServiceAccount gives that its pods' storage credentials leave out (read by
+    `accounts.credentials` as the service's objects were made)."""
+    where = resource_ref(isvc)
+    return [Note(where, _credentials_field(why), why) for why in dict.fromkeys(accounts.unread)]
+
+
+def _credentials_field(why: str) -> str:
+    return (
+        "spec.predictor.imagePullSecrets"
+        if why.startswith("image pull secret")
+        else "spec.predictor.serviceAccountName"
+    )
 
 
 def graph_notes(ig: dict, mode: str) -> list[Note]:

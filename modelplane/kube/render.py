@@ -38,7 +38,14 @@ from modelplane.kube.credentials import AccountObjects
 from modelplane.kube.graphs import graph_objects, service_endpoint
 from modelplane.kube.knative import knative_service
 from modelplane.kube.meta import namespace_of
-from modelplane.kube.notes import Note, graph_notes, isvc_notes, resource_ref, trained_model_note
+from modelplane.kube.notes import (
+    Note,
+    credentials_notes,
+    graph_notes,
+    isvc_notes,
+    resource_ref,
+    trained_model_note,
+)
 from modelplane.kube.pods import ComponentError, component_pods
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.standard import standard_objects
@@ -98,10 +105,7 @@ def render(resources: Sequence[dict], settings: KubeSettings) -> Rendering:
             )
             if not is_stopped(resource):
                 rendering.notes += isvc_notes(resource, deployment_mode(resource, settings), settings)
-                rendering.notes += [
-                    Note(resource_ref(resource), _credentials_field(why), why)
-                    for why in dict.fromkeys(accounts.unread)
-                ]
+                rendering.notes += credentials_notes(resource, accounts)
         elif kind == INFERENCE_GRAPH and not is_stopped(resource):
             graph = graph_rendering(resource, services, runtimes, cluster, settings)
             rendering.objects += graph.objects
@@ -162,15 +166,6 @@ def isvc_objects(
     if is_mms_predictor(isvc):
         objects.append(model_config(isvc, namespace, trained_models))
     return objects
-
-
-def _credentials_field(why: str) -> str:
-    """The field a note on a service's storage credentials is about."""
-    return (
-        "spec.predictor.imagePullSecrets"
-        if why.startswith("image pull secret")
-        else "spec.predictor.serviceAccountName"
-    )
 
 
 def _input_accounts(resources: Sequence[dict], namespace: str) -> AccountObjects:

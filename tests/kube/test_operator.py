@@ -176,9 +176,17 @@ def test_the_storage_initializer_gets_its_service_accounts_credentials(cluster, 
         },
         "data": {"AWS_ACCESS_KEY_ID": "aWQ=", "AWS_SECRET_ACCESS_KEY": "a2V5"},  # base64 of id, key
     }
+    hdfs = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "hdfscreds"},
+        "data": {"HDFS_NAMENODE": "bm4="},
+    }
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "models"}}
     cluster.client.create(r.SECRETS(secret))
-    cluster.client.create(r.SERVICE_ACCOUNTS({**account, "secrets": [{"name": "s3creds"}]}))
+    cluster.client.create(r.SECRETS(hdfs))
+    secrets = [{"name": "s3creds"}, {"name": "hdfscreds"}]
+    cluster.client.create(r.SERVICE_ACCOUNTS({**account, "secrets": secrets}))
     isvc = iris(storage="s3://models/iris")
     isvc["spec"]["predictor"]["serviceAccountName"] = "models"
     cluster.client.create(ISVC(isvc))
@@ -190,6 +198,10 @@ def test_the_storage_initializer_gets_its_service_accounts_credentials(cluster, 
         "secretKeyRef": {"name": "s3creds", "key": "AWS_SECRET_ACCESS_KEY"}
     }
     assert env["AWS_ENDPOINT_URL"]["value"] == "https://minio.test"
+    # What the account gives that the pods leave out is said in the status, as `render` says it.
+    honored = wait_for(lambda: condition(get(cluster, ISVC, "iris"), "FieldsHonored"))
+    assert honored["status"] == "False"
+    assert "spec.predictor.serviceAccountName: secret hdfscreds is for HDFS" in honored["message"]
     # An account that does not exist keeps the service from running, as Kubernetes would its pods.
     missing = iris("other", storage="s3://models/iris")
     missing["spec"]["predictor"]["serviceAccountName"] = "nobody"

@@ -30,7 +30,7 @@ from modelplane.control.observed import CanaryState
 from modelplane.control.trained_models import is_mms_predictor, memory_fits, memory_limit, parent_name
 from modelplane.kube.credentials import AccountObjects
 from modelplane.kube.meta import FINALIZERS, INFERENCE_SERVICE_LABEL, component_name, is_cluster_local
-from modelplane.kube.notes import isvc_notes
+from modelplane.kube.notes import credentials_notes, isvc_notes
 from modelplane.kube.operator import finalizers, isvc_status
 from modelplane.kube.operator import resources as r
 from modelplane.kube.operator.context import Context, is_ready, now_rfc3339
@@ -80,12 +80,14 @@ async def reconcile_service(ctx: Context, namespace: str, name: str) -> None:
         )
     observed = await _observe(ctx, isvc, mode)
     if admitted is not None:
-        invalid = await _apply_objects(ctx, isvc, admitted, mode, observed)
+        accounts = await _accounts(ctx, admitted)
+        invalid = await _apply_objects(ctx, isvc, admitted, mode, observed, accounts)
     if invalid is not None:
         await _say_once(ctx, isvc, invalid)
     state = _service_state(isvc, mode, observed, invalid)
     if admitted is not None:
-        state = replace(state, unhonored=tuple(str(n) for n in isvc_notes(admitted, mode, ctx.settings)))
+        notes = isvc_notes(admitted, mode, ctx.settings) + credentials_notes(admitted, accounts)
+        state = replace(state, unhonored=tuple(str(note) for note in notes))
     knative_urls = {k: (v.get("status") or {}) for k, v in observed.knative.items()}
     status = isvc_status.cluster_status(
         isvc, state, mode, ctx.settings, now=now_rfc3339(), knative_urls=knative_urls
@@ -154,7 +156,7 @@ async def _observe(ctx: Context, isvc: dict, mode: str) -> _Observed:
 
 
 async def _apply_objects(
-    ctx: Context, isvc: dict, admitted: dict, mode: str, observed: _Observed
+    ctx: Context, isvc: dict, admitted: dict, mode: str, observed: _Observed, accounts: AccountObjects
 ) -> Failure | None:
     """Applies the service's objects; the Failure that keeps it from running, if one does."""
     cluster = ctx.cluster
@@ -170,7 +172,7 @@ async def _apply_objects(
             ctx.settings,
             await _trained_models(ctx, admitted),
             ready_canaries=ready_canaries,
-            accounts=await _accounts(ctx, admitted),
+            accounts=accounts,
         )
     except RenderError as error:
         return Failure(error.reason, str(error), time=now_rfc3339())
