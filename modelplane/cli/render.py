@@ -18,6 +18,7 @@ from modelplane.api.errors import LoadError, ValidationError
 from modelplane.api.kinds import EVENT, kind_of
 from modelplane.api.loader import Document, load_path, load_text
 from modelplane.cli.main import CommandError
+from modelplane.cli.placement import DEFAULT_NAMESPACE, placed
 from modelplane.control.admission import admit_with_platform_checks, refusal_message
 from modelplane.kube.notes import resource_ref
 from modelplane.kube.render import RenderError, render
@@ -25,7 +26,6 @@ from modelplane.kube.settings import DEFAULT_IMAGE, KubeSettings
 from modelplane.local.api import meta as api_meta
 from modelplane.local.api.errors import Invalid
 
-DEFAULT_NAMESPACE = "default"
 MODES = {"standard": STANDARD, "knative": KNATIVE}
 
 
@@ -108,7 +108,7 @@ def _admitted(documents: list[Document], namespace: str | None, settings: KubeSe
     config = AdmissionConfig(default_deployment_mode=settings.default_mode)
     admitted: list[dict] = []
     for document in documents:
-        resource = _placed(document, namespace)
+        resource = placed(document, namespace, refused=(EVENT,))
         _check_identity(resource)
         for path in unknown_fields(resource):
             print(
@@ -155,28 +155,6 @@ def _read_documents(sources: list[str], recursive: bool) -> list[Document]:
     except LoadError as error:
         raise CommandError(str(error)) from None
     return documents
-
-
-def _placed(document: Document, namespace: str | None) -> dict:
-    """The resource with its namespace settled, as `modelplane apply` settles it."""
-    resource = document.resource
-    kind = kind_of(resource)
-    if kind is None or kind == EVENT:
-        raise CommandError(
-            f'{document.where()}: no matches for kind "{resource.get("kind")}" '
-            f'in version "{resource.get("apiVersion")}"'
-        )
-    if not kind.namespaced:
-        return resource
-    metadata = resource["metadata"]
-    own = metadata.get("namespace")
-    if own and namespace and own != namespace:
-        raise CommandError(
-            f'{document.where()}: the namespace from the provided object "{own}" does not match the '
-            f"namespace \"{namespace}\". You must pass '--namespace={own}' to perform this operation."
-        )
-    metadata["namespace"] = own or namespace or DEFAULT_NAMESPACE
-    return resource
 
 
 def _document_of(reference: str, documents: list[Document], admitted: list[dict]) -> Document:

@@ -23,6 +23,7 @@ from modelplane.api.errors import LoadError
 from modelplane.api.kinds import EVENT, Kind, kind_of
 from modelplane.api.loader import Document, load_path, load_text
 from modelplane.cli.main import CommandError
+from modelplane.cli.placement import DEFAULT_NAMESPACE, placed
 from modelplane.graph.validation import condition_warnings
 from modelplane.local.api.client import ControlPlaneClient, Unreachable
 from modelplane.local.api.columns import printer_columns
@@ -32,7 +33,6 @@ from modelplane.local.api.paths import qualified_singular, resolve_kind
 from modelplane.local.api.settings import api_certificate_authority, api_token, api_url
 from modelplane.local.api.unhonored_fields import unhonored_fields
 
-DEFAULT_NAMESPACE = "default"
 KIND_WORDS = "isvc, ig, sr, csr, tm or a full name; or KIND/NAME"
 
 
@@ -116,7 +116,7 @@ def _apply(args: argparse.Namespace) -> int:
     documents = _read_documents(args.filename, args.recursive)
     if not documents:
         raise CommandError("no objects passed to apply")
-    resources = [_placed(document, args.namespace) for document in documents]
+    resources = [placed(document, args.namespace) for document in documents]
     print_apply_warnings(documents)
     with _client(args) as client:
         try:
@@ -161,29 +161,6 @@ def _read_documents(sources: list[str], recursive: bool) -> list[Document]:
     except LoadError as error:
         raise CommandError(str(error)) from None
     return documents
-
-
-def _placed(document: Document, namespace: str | None) -> dict[str, Any]:
-    """The resource with its namespace settled; refused if its kind is not served or its
-    namespace contradicts an explicit `--namespace`."""
-    resource = document.resource
-    kind = kind_of(resource)
-    if kind is None:
-        raise CommandError(
-            f'{document.where()}: no matches for kind "{resource.get("kind")}" '
-            f'in version "{resource.get("apiVersion")}"'
-        )
-    if not kind.namespaced:
-        return resource
-    metadata = resource["metadata"]
-    own = metadata.get("namespace")
-    if own and namespace and own != namespace:
-        raise CommandError(
-            f'{document.where()}: the namespace from the provided object "{own}" does not match the '
-            f"namespace \"{namespace}\". You must pass '--namespace={own}' to perform this operation."
-        )
-    metadata["namespace"] = own or namespace or DEFAULT_NAMESPACE
-    return resource
 
 
 def _where(error: ApiError, documents: list[Document]) -> str:
@@ -388,7 +365,7 @@ def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
         documents = _read_documents(args.filename, args.recursive)
         targets = []
         for document in documents:
-            resource = _placed(document, args.namespace)
+            resource = placed(document, args.namespace)
             kind = kind_of(resource)
             assert kind is not None  # _placed refuses unknown kinds
             targets.append((kind, resource["metadata"].get("namespace", ""), resource["metadata"]["name"]))
