@@ -179,11 +179,7 @@ class RESTServer:
             else:
                 payload = body
             result, response_headers = await self.dataplane.run(served, payload, headers, verb)
-            response = _v1_result(result)
-            if event is not None:
-                response.headers, response.body = cloudevents.to_response(event, name, response.body)
-            if response_headers:
-                response.headers = response.headers + _encode_headers(response_headers)
+            response = _answer(_v1_result(result), event, name, response_headers)
             status = response.status
             return response
         except ModelplaneError as exc:
@@ -277,11 +273,7 @@ class RESTServer:
             request = decode_request(body, json_length, name)
             result, response_headers = await self.dataplane.run(served, request, headers)
             infer_response = as_infer_response(result, request, served.model)
-            response = _v2_infer_response(infer_response, request)
-            if event is not None:
-                response.headers, response.body = cloudevents.to_response(event, name, response.body)
-            if response_headers:
-                response.headers = response.headers + _encode_headers(response_headers)
+            response = _answer(_v2_infer_response(infer_response, request), event, name, response_headers)
             status = response.status
             return response
         except ModelplaneError as exc:
@@ -310,6 +302,17 @@ class RESTServer:
 
 def _headers(request: HttpRequest) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers}
+
+
+def _answer(
+    response: HTTPResponse, event: cloudevents.IncomingEvent | None, name: str, response_headers: dict
+) -> HTTPResponse:
+    """An inference's response, as a CloudEvent when the request was one, with the headers its model set."""
+    if event is not None:
+        response.headers, response.body = cloudevents.to_response(event, name, response.body)
+    if response_headers:
+        response.headers = response.headers + _encode_headers(response_headers)
+    return response
 
 
 def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
