@@ -14,11 +14,11 @@ import yaml
 
 from modelplane.api import AdmissionConfig, unknown_fields
 from modelplane.api.constants import KNATIVE, STANDARD
-from modelplane.api.errors import LoadError, ValidationError
+from modelplane.api.errors import ValidationError
 from modelplane.api.kinds import EVENT, kind_of
-from modelplane.api.loader import Document, load_path, load_text
+from modelplane.api.loader import Document
+from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
 from modelplane.cli.main import CommandError
-from modelplane.cli.placement import DEFAULT_NAMESPACE, placed
 from modelplane.control.admission import admit_with_platform_checks, refusal_message
 from modelplane.kube.notes import resource_ref
 from modelplane.kube.render import RenderError, render
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         ingress_class=args.ingress_class,
         ingress_domain=args.domain,
     )
-    documents = _read_documents(args.filename, args.recursive)
+    documents = read_documents(args.filename, args.recursive)
     if not documents:
         raise CommandError("no objects passed to render")
     admitted = _admitted(documents, args.namespace, settings)
@@ -142,19 +142,6 @@ def _check_identity(resource: dict) -> None:
             api_meta.check_namespace(metadata.get("namespace"), what)
     except Invalid as error:
         raise CommandError(f"{error} (nothing was rendered)") from None
-
-
-def _read_documents(sources: list[str], recursive: bool) -> list[Document]:
-    documents: list[Document] = []
-    try:
-        for source in sources:
-            if source == "-":
-                documents += load_text(sys.stdin.read(), source="<stdin>")
-            else:
-                documents += load_path(source, recursive=recursive)
-    except LoadError as error:
-        raise CommandError(str(error)) from None
-    return documents
 
 
 def _document_of(reference: str, documents: list[Document], admitted: list[dict]) -> Document:

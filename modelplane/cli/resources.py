@@ -19,11 +19,10 @@ from typing import Any
 import yaml
 
 from modelplane.api.admission import unknown_field_details
-from modelplane.api.errors import LoadError
 from modelplane.api.kinds import EVENT, Kind, kind_of
-from modelplane.api.loader import Document, load_path, load_text
+from modelplane.api.loader import Document
+from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
 from modelplane.cli.main import CommandError
-from modelplane.cli.placement import DEFAULT_NAMESPACE, placed
 from modelplane.graph.validation import condition_warnings
 from modelplane.local.api.client import ControlPlaneClient, Unreachable
 from modelplane.local.api.columns import printer_columns
@@ -113,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _apply(args: argparse.Namespace) -> int:
     """Creates each resource, or replaces it if it exists. The documents of one apply are
     stored all together or, if any is refused, not at all."""
-    documents = _read_documents(args.filename, args.recursive)
+    documents = read_documents(args.filename, args.recursive)
     if not documents:
         raise CommandError("no objects passed to apply")
     resources = [placed(document, args.namespace) for document in documents]
@@ -148,19 +147,6 @@ def print_apply_warnings(documents: list[Document]) -> None:
             )
         for warning in condition_warnings(document.resource):
             print(f"Warning: {document.source}:{document.line_of(warning.path)}: {warning}", file=sys.stderr)
-
-
-def _read_documents(sources: list[str], recursive: bool) -> list[Document]:
-    documents: list[Document] = []
-    try:
-        for source in sources:
-            if source == "-":
-                documents += load_text(sys.stdin.read(), source="<stdin>")
-            else:
-                documents += load_path(source, recursive=recursive)
-    except LoadError as error:
-        raise CommandError(str(error)) from None
-    return documents
 
 
 def _where(error: ApiError, documents: list[Document]) -> str:
@@ -362,7 +348,7 @@ def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
     if args.filename:
         if args.kind or args.names or args.all:
             raise CommandError("give either -f FILE or KIND NAME..., not both")
-        documents = _read_documents(args.filename, args.recursive)
+        documents = read_documents(args.filename, args.recursive)
         targets = []
         for document in documents:
             resource = placed(document, args.namespace)

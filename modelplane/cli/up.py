@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from modelplane.cli.documents import DEFAULT_NAMESPACE
 from modelplane.cli.main import CommandError
-from modelplane.cli.placement import DEFAULT_NAMESPACE
 from modelplane.local.api.settings import DEFAULT_API_PORT, modelplane_home
 
 HANDOVER_ENV = "MODELPLANE_HANDOVER"  # the file a restart in place (SIGHUP) left for the program it runs

@@ -1,14 +1,16 @@
-"""A resource read from a file, placed as `kubectl apply` places it: its kind known, its namespace
-settled (its own, else `--namespace`, else `default`), and a namespace that contradicts an explicit
-`--namespace` refused."""
+"""The resources a command reads from files (`-f`), and how each is placed, as `kubectl apply` places
+it: its kind known, its namespace settled (its own, else `--namespace`, else `default`), and a
+namespace that contradicts an explicit `--namespace` refused."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection
 from typing import Any
 
+from modelplane.api.errors import LoadError
 from modelplane.api.kinds import Kind, kind_of
-from modelplane.api.loader import Document
+from modelplane.api.loader import Document, load_path, load_text
 from modelplane.cli.main import CommandError
 
 DEFAULT_NAMESPACE = "default"
@@ -34,3 +36,17 @@ def placed(document: Document, namespace: str | None, refused: Collection[Kind] 
         )
     metadata["namespace"] = own or namespace or DEFAULT_NAMESPACE
     return resource
+
+
+def read_documents(sources: list[str], recursive: bool) -> list[Document]:
+    """The documents of files, folders (`recursive`: and their subfolders) and `-` (standard input)."""
+    documents: list[Document] = []
+    try:
+        for source in sources:
+            if source == "-":
+                documents += load_text(sys.stdin.read(), source="<stdin>")
+            else:
+                documents += load_path(source, recursive=recursive)
+    except LoadError as error:
+        raise CommandError(str(error)) from None
+    return documents
