@@ -15,12 +15,9 @@ import socket
 import uuid
 from pathlib import Path
 
-from modelplane.api.constants import KNATIVE, STANDARD
 from modelplane.cli.main import CommandError
-from modelplane.cli.render import add_route_flags
+from modelplane.cli.render import MODES, add_route_flags
 from modelplane.kube.settings import DEFAULT_IMAGE, KubeSettings
-
-MODES = {"standard": STANDARD, "knative": KNATIVE}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
