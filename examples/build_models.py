@@ -49,11 +49,12 @@ def _huggingface(root: Path) -> list[Path]:
         print('skipped the Hugging Face examples: pip install "modelplane[huggingface]"')
         return []
     sys.path.insert(0, str(HERE))
-    from huggingface_models import write_text_classifier, write_text_generator
+    from huggingface_models import write_reranker, write_text_classifier, write_text_generator
 
     return [
         write_text_classifier(_fresh(root / "text-classifier")),
         write_text_generator(_fresh(root / "text-generator")),
+        write_reranker(_fresh(root / "reranker")),
     ]
 
 

@@ -8,6 +8,7 @@ others keep their random weights. Every folder is written with `save_pretrained`
 downloaded from the Hugging Face Hub would be.
 
     write_text_classifier(folder)  # BertForSequenceClassification, labels negative / positive
+    write_reranker(folder)         # BertForSequenceClassification with one label: a cross-encoder
     write_text_generator(folder)   # LlamaForCausalLM with a chat template
     write_model(folder, kind)      # kind: one of KINDS, random weights
 """
@@ -74,6 +75,20 @@ def write_text_classifier(folder: Path) -> Path:
     return _save(folder, model, tokenizer)
 
 
+def write_reranker(folder: Path) -> Path:
+    """A cross-encoder (BERT with one label, its logit the relevance) that has learnt to score each
+    question of CHATS with its answer above the other STORY sentences."""
+    import torch
+
+    model, tokenizer = _bert("reranker")
+    pairs = [(question, story) for question, _ in CHATS for story in STORY]
+    relevant = torch.tensor([1.0 if (question, story) in CHATS else 0.0 for question, story in pairs])
+    batch = tokenizer([q for q, _ in pairs], [d for _, d in pairs], padding=True, return_tensors="pt")
+    binary = torch.nn.functional.binary_cross_entropy_with_logits
+    _train(model, lambda: binary(model(**batch).logits[:, 0], relevant), steps=80)
+    return _save(folder, model, tokenizer)
+
+
 def write_text_generator(folder: Path, head_dim: int | None = None) -> Path:
     """A small Llama that has learnt STORY and CHATS by heart, with a chat template. `head_dim`: its
     attention heads' width (16 unless given; vLLM's CPU kernels want 32 or more)."""
@@ -113,11 +128,12 @@ def _bert(kind: str):
         max_position_embeddings=128,
         pad_token_id=tokenizer.pad_token_id,
         id2label={0: "negative", 1: "positive"} if kind == "sequence_classification" else None,
-        num_labels=2 if kind == "sequence_classification" else 3,
+        num_labels={"sequence_classification": 2, "reranker": 1}.get(kind, 3),
         **_WIDTH,
     )
     model_class = {
         "sequence_classification": transformers.BertForSequenceClassification,
+        "reranker": transformers.BertForSequenceClassification,
         "token_classification": transformers.BertForTokenClassification,
         "fill_mask": transformers.BertForMaskedLM,
         "text_embedding": transformers.BertModel,

@@ -112,6 +112,17 @@ class EmbeddingRequest:
     dimensions: int | None = None
 
 
+@dataclass(frozen=True)
+class RerankRequest:
+    """`/rerank`, as vLLM and Cohere take it: the documents to order by their relevance to the query."""
+
+    model: str
+    query: str
+    documents: list[str]
+    top_n: int | None = None  # None: every document
+    return_documents: bool = True
+
+
 @dataclass
 class _Fields:
     """The body of a request, read field by field; whatever is left at the end is unknown."""
@@ -197,6 +208,38 @@ def parse_embedding(body: object) -> EmbeddingRequest:
     request = EmbeddingRequest(model=model, inputs=inputs, encoding_format=encoding, dimensions=dimensions)
     _refuse_the_rest(fields)
     return request
+
+
+def parse_rerank(body: object) -> RerankRequest:
+    fields = _fields(body)
+    model = _model(fields)
+    query = fields.get("query")
+    if not isinstance(query, str) or not query:
+        raise OpenAIError("'query' must be a non-empty string", param="query")
+    top_n = fields.get("top_n", 0)
+    request = RerankRequest(
+        model=model,
+        query=query,
+        documents=_documents(fields.get("documents")),
+        top_n=_int(top_n, "top_n", 0, 1 << 31) or None,  # 0: every document, as vLLM reads it
+        return_documents=_bool(fields.get("return_documents", True), "return_documents"),
+    )
+    _refuse_the_rest(fields)
+    return request
+
+
+def _documents(value: object) -> list[str]:
+    """Texts, or Cohere's and vLLM's `{"text": ...}` objects."""
+    if isinstance(value, list) and value:
+        texts = [
+            item.get("text") if isinstance(item, dict) and set(item) <= {"text", "type"} else item
+            for item in value
+        ]
+        if all(isinstance(text, str) for text in texts):
+            return texts
+    raise OpenAIError(
+        "'documents' must be a non-empty list of strings or of {\"text\": string} objects", param="documents"
+    )
 
 
 def _fields(body: object) -> _Fields:

@@ -1,6 +1,7 @@
-"""What a model gives the OpenAI endpoints: tokens, a chat template, a stream of generated steps, and
-embeddings. A runtime (the huggingface runtime's engines) implements `TextGenerator` and/or `Embedder`;
-`modelplane.server.openai_routes` turns their steps into OpenAI's answers and streams.
+"""What a model gives the OpenAI endpoints: tokens, a chat template, a stream of generated steps,
+embeddings, and documents' relevance to a query. A runtime (the huggingface runtime's engines)
+implements `TextGenerator`, `Embedder` or `Reranker` (a model's `generator`, `embedder` and
+`reranker`); `modelplane.server.openai_routes` turns what they give into OpenAI's answers and streams.
 """
 
 from __future__ import annotations
@@ -72,3 +73,17 @@ class Embedder(Protocol):
     def encode(self, text: str) -> list[int]: ...
 
     async def embed(self, inputs: list[list[int]]) -> list[list[float]]: ...
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """How relevant each document is to a query (in the documents' order), and the tokens read."""
+
+    scores: list[float]
+    tokens: int
+
+
+class Reranker(Protocol):
+    """A model that scores documents against a query (a cross-encoder)."""
+
+    async def rerank(self, query: str, documents: list[str]) -> Relevance: ...

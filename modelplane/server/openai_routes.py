@@ -1,10 +1,11 @@
 """The OpenAI endpoints of the model server, under `/openai/v1` as KServe serves them:
 
     POST /openai/v1/completions          POST /openai/v1/chat/completions
-    POST /openai/v1/embeddings           GET  /openai/v1/models[/{name}]
+    POST /openai/v1/embeddings           POST /openai/v1/rerank
+    GET  /openai/v1/models[/{name}]
 
-A model answers them when it has a `generator` (modelplane.server.generation.TextGenerator) or an
-`embedder`. The `model` field of a request names it. Every choice of a request (each prompt, `n`
+A model answers them when it has a `generator` (modelplane.server.generation.TextGenerator), an
+`embedder` or a `reranker`. The `model` field of a request names it. Every choice of a request (each prompt, `n`
 times) is generated at once, so the engine batches them with whatever else is running. Stop strings
 are matched here, on the text; a match ends that sequence's generation. `stream: true` answers
 Server-Sent Events as the tokens come, then `data: [DONE]`; a client that leaves ends the generation.
@@ -28,11 +29,13 @@ from modelplane.protocol.openai import (
     ChatRequest,
     CompletionRequest,
     OpenAIError,
+    RerankRequest,
     SamplingParams,
     model_not_found,
     parse_chat,
     parse_completion,
     parse_embedding,
+    parse_rerank,
 )
 from modelplane.server import generation_metrics
 from modelplane.server.generation import GenerationStep, TextGenerator
@@ -81,6 +84,8 @@ class OpenAIEndpoints:
                 return await self._chat(parse_chat(document))
             if route == "/embeddings":
                 return await self._embeddings(document)
+            if route == "/rerank":
+                return await self._rerank(parse_rerank(document))
             raise OpenAIError(f"Invalid URL (POST {path})", 404, code="not_found")
         except OpenAIError as error:
             return OpenAIAnswer(error.status_code, error.to_json())
@@ -94,7 +99,9 @@ class OpenAIEndpoints:
         entries = [
             {"id": model_name, "object": "model", "created": created, "owned_by": "modelplane"}
             for model_name, served in self.repository.items()
-            if _generator(served.model) is not None or getattr(served.model, "embedder", None) is not None
+            if _generator(served.model) is not None
+            or getattr(served.model, "embedder", None) is not None
+            or getattr(served.model, "reranker", None) is not None
         ]
         if name is None:
             return {"object": "list", "data": entries}
@@ -189,6 +196,30 @@ class OpenAIEndpoints:
                 "data": data,
                 "model": request.model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
+
+    # -- rerank -------------------------------------------------------------------------------------
+
+    async def _rerank(self, request: RerankRequest) -> OpenAIAnswer:
+        reranker = getattr(self._model(request.model), "reranker", None)
+        if reranker is None:
+            raise OpenAIError(f"The model `{request.model}` does not rerank documents.", 400, param="model")
+        relevance = await reranker.rerank(request.query, request.documents)
+        order = sorted(range(len(request.documents)), key=lambda index: -relevance.scores[index])
+        results = []
+        for index in order[: request.top_n]:
+            result: dict[str, Any] = {"index": index, "relevance_score": relevance.scores[index]}
+            if request.return_documents:
+                result["document"] = {"text": request.documents[index]}
+            results.append(result)
+        return OpenAIAnswer(
+            200,
+            {
+                "id": f"rerank-{uuid.uuid4().hex}",
+                "model": request.model,
+                "usage": {"prompt_tokens": relevance.tokens, "total_tokens": relevance.tokens},
+                "results": results,
             },
         )
 

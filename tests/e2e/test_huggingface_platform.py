@@ -1,6 +1,6 @@
-"""End to end on `modelplane up`: the huggingface examples (a text classifier and a small chat model,
-built here) applied as written, and spoken to through the gateway: V1 for the classifier, the
-official `openai` client for the chat model, streamed and not."""
+"""End to end on `modelplane up`: the huggingface examples (a text classifier, a small chat model and a
+reranker, built here) applied as written, and spoken to through the gateway: V1 for the classifier, the
+official `openai` client for the chat model, streamed and not, and `/openai/v1/rerank`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from tests.e2e.platform_process import REPO_ROOT, running_platform
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 pytest.importorskip("transformers")
-from huggingface_models import write_text_classifier, write_text_generator  # noqa: E402
+from huggingface_models import write_reranker, write_text_classifier, write_text_generator  # noqa: E402
 
 GENERATOR_HOST = "text-generator.default.localhost"
+SERVICES = ("text-classifier", "text-generator", "reranker")
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +27,11 @@ def platform(tmp_path_factory):
     claim = home / "pvc" / "examples"
     write_text_classifier(claim / "text-classifier")
     write_text_generator(claim / "text-generator")
+    write_reranker(claim / "reranker")
     with running_platform(home) as platform:
-        for example in ("text-classifier.yaml", "text-generator.yaml"):
-            platform.cli("apply", "-f", str(REPO_ROOT / "examples" / example))
-        for service in ("text-classifier", "text-generator"):
+        for service in SERVICES:
+            platform.cli("apply", "-f", str(REPO_ROOT / "examples" / f"{service}.yaml"))
+        for service in SERVICES:
             platform.cli("wait", "--for=condition=Ready", f"isvc/{service}", "--timeout=300s")
         yield platform
 
@@ -45,7 +47,7 @@ def client(platform):
 
 
 def test_the_examples_run_on_the_built_in_huggingface_runtime(platform):
-    for service in ("text-classifier", "text-generator"):
+    for service in SERVICES:
         status = json.loads(platform.cli("get", "isvc", service, "-o", "json").stdout)["status"]
         assert status["clusterServingRuntimeName"] == "kserve-huggingfaceserver"
 
@@ -81,3 +83,18 @@ def test_a_streamed_chat_through_the_gateway(client):
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     assert text == "the cat sat on the mat and looked at the moon."
     assert len(chunks) > 5 and chunks[-1].usage.completion_tokens > 5
+
+
+def test_the_reranker_orders_documents_through_the_gateway(platform):
+    body = {
+        "model": "reranker",
+        "query": "tell me about the cat",
+        "documents": [
+            "the dog ran in the park with a red ball.",
+            "the cat sat on the mat and looked at the moon.",
+        ],
+    }
+    response = platform.request("POST", "reranker.default.localhost", "/openai/v1/rerank", json=body)
+    assert response.status_code == 200, response.text
+    first, second = response.json()["results"]
+    assert first["index"] == 1 and first["relevance_score"] > 0.9 > 0.1 > second["relevance_score"]

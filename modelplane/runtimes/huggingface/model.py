@@ -1,7 +1,8 @@
 """`HuggingFaceModel`: a transformers model served as KServe's huggingfaceserver serves it.
 
 Predictive tasks answer V1 and V2 predict (predictive.py); a text_embedding model also answers
-`/openai/v1/embeddings`. Generative tasks answer the OpenAI completions and chat endpoints through
+`/openai/v1/embeddings`, and a cross-encoder (sequence_classification with one label)
+`/openai/v1/rerank`. Generative tasks answer the OpenAI completions and chat endpoints through
 their `generator`, which runs on the huggingface engine (engine.py); their V1 and V2 predict refuse
 with a pointer to those endpoints.
 """
@@ -38,6 +39,7 @@ class HuggingFaceModel(Model):
         self.task = None
         self.generator = None
         self.embedder = None
+        self.reranker = None
         self._encoder = None
 
     def load(self) -> bool | Coroutine[Any, Any, bool]:
@@ -73,7 +75,12 @@ class HuggingFaceModel(Model):
                 )
             if not remote:
                 loading.load_weights(folder, loaded, self.settings)
-            from modelplane.runtimes.huggingface.predictive import EncoderTask, TextEmbedder
+            from modelplane.runtimes.huggingface.predictive import (
+                EncoderTask,
+                TextEmbedder,
+                TextReranker,
+                cross_encoder_activation,
+            )
 
             if self.settings.max_num_seqs is not None:
                 logger.warning(
@@ -82,6 +89,12 @@ class HuggingFaceModel(Model):
             self._encoder = EncoderTask(self.name, loaded, self.settings)
             if loaded.task is Task.text_embedding and not remote:
                 self.embedder = TextEmbedder(self._encoder)
+            if loaded.task is Task.sequence_classification and not remote:
+                activation = cross_encoder_activation(loaded.model.config)
+                if callable(activation):
+                    self.reranker = TextReranker(self._encoder, activation)
+                else:
+                    logger.info("model %s does not answer /openai/v1/rerank: %s", self.name, activation)
         self.ready = True
         return True
 

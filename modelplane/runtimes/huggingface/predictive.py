@@ -15,6 +15,9 @@ Answers, by task and by what `--return_probabilities` / `--return_raw_logits` as
 | token_classification | `[[label id per token]]`; or `[{"<label id>": value} per token]` | INT64 `[n, 1, tokens]`; FP32 `[n, tokens, labels]` |
 | fill_mask | the likeliest text at the mask token(s); or per mask `[{"<token id>": value} per token]` | BYTES `[n]`; FP32 `[n, masks, vocabulary]` |
 | text_embedding | the mean of the token vectors, L2-normalised | FP32 `[n, hidden]` |
+
+A text_embedding model also answers `/openai/v1/embeddings` (`TextEmbedder`), and a
+sequence_classification model with one label, a cross-encoder, `/openai/v1/rerank` (`TextReranker`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from modelplane.protocol.v2 import InferInput, InferRequest, InferResponse, outp
 from modelplane.runtimes.huggingface.loading import Loaded
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
 from modelplane.runtimes.huggingface.tasks import Task
+from modelplane.server.generation import Relevance
 
 Forward = Callable[[InferRequest], Awaitable[InferResponse]]
 
@@ -193,6 +197,46 @@ class TextEmbedder:
         encoded = BatchEncoding({"input_ids": ids, "attention_mask": mask})
         hidden = await asyncio.to_thread(self.encoder.run_model, encoded)
         return _embeddings(hidden, mask).tolist()
+
+
+class TextReranker:
+    """The `/openai/v1/rerank` side of a cross-encoder (modelplane.server.generation.Reranker): each
+    document is read with the query as a text pair, truncated to the context length as
+    sentence-transformers truncates it, and its one logit, through the model's activation, is its
+    relevance."""
+
+    def __init__(self, encoder: EncoderTask, activation: Callable[[torch.Tensor], torch.Tensor]):
+        self.encoder = encoder
+        self.activation = activation
+
+    async def rerank(self, query: str, documents: list[str]) -> Relevance:
+        encoder = self.encoder
+        encoded = encoder.tokenizer(
+            [query] * len(documents),
+            documents,
+            max_length=encoder.max_model_len,
+            truncation=True,
+            padding=True,
+            add_special_tokens=encoder.settings.special_tokens,
+            return_tensors="pt",
+        )
+        logits = await asyncio.to_thread(encoder.run_model, encoded)
+        return Relevance(self.activation(logits[:, 0]).tolist(), int(encoded["attention_mask"].sum()))
+
+
+def cross_encoder_activation(config: Any) -> Callable[[torch.Tensor], torch.Tensor] | str:
+    """The function that turns a one-label classifier's logit into its relevance, as sentence-transformers
+    reads it from the model's config (a sigmoid unless the config names another); or why there is none."""
+    if getattr(config, "num_labels", None) != 1:
+        return f"it has {config.num_labels} labels, and a cross-encoder has one"
+    named = (getattr(config, "sentence_transformers", None) or {}).get("activation_fn") or getattr(
+        config, "sbert_ce_default_activation_function", None
+    )
+    name = (named or "Sigmoid").rsplit(".", 1)[-1]
+    functions = {"Sigmoid": torch.sigmoid, "Identity": lambda logits: logits, "Tanh": torch.tanh}
+    if name not in functions:
+        return f"its activation {named} is not one modelplane applies (Sigmoid, Identity, Tanh)"
+    return functions[name]
 
 
 def _texts(payload: Any) -> list[str]:

@@ -1,0 +1,102 @@
+"""`/openai/v1/rerank` of the huggingface runtime: a cross-encoder (a sequence_classification model with
+one label) built and trained here, served by a real `modelplane serve`, its answers checked against the
+same model run with transformers in the test."""
+
+from __future__ import annotations
+
+import sys
+
+import httpx
+import pytest
+
+from tests.server.processes import REPO_ROOT, serve
+
+sys.path.insert(0, str(REPO_ROOT / "examples"))
+from huggingface_models import CHATS, STORY, write_model, write_reranker  # noqa: E402
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+QUERY, ANSWER = CHATS[2]  # "tell me about the cat", and the sentence about the cat
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf-rerank")
+    write_reranker(root / "reranker")
+    write_model(root / "classifier", "sequence_classification")  # two labels: not a cross-encoder
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    process = serve("--model-dir", str(models), grpc=False, env={"HF_HUB_OFFLINE": "1"})
+    yield process
+    process.stop()
+
+
+def rerank(server, **body) -> httpx.Response:
+    return httpx.post(f"{server.url}/openai/v1/rerank", json={"model": "reranker", **body}, timeout=60)
+
+
+def reference(models, query: str, documents: list[str]) -> tuple[list[float], int]:
+    folder = models / "reranker"
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    batch = tokenizer([query] * len(documents), documents, padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        scores = torch.sigmoid(model(**batch).logits[:, 0])
+    return scores.tolist(), int(batch["attention_mask"].sum())
+
+
+def test_documents_come_back_most_relevant_first_with_the_model_s_scores(server, models):
+    answer = rerank(server, query=QUERY, documents=STORY)
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    scores, tokens = reference(models, QUERY, STORY)
+    order = sorted(range(len(STORY)), key=lambda index: -scores[index])
+    assert [result["index"] for result in document["results"]] == order
+    assert STORY[order[0]] == ANSWER  # what the model was trained to find
+    for result in document["results"]:
+        assert result["relevance_score"] == pytest.approx(scores[result["index"]], abs=1e-5)
+        assert result["document"] == {"text": STORY[result["index"]]}
+    assert document["model"] == "reranker" and document["id"].startswith("rerank-")
+    assert document["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+
+
+def test_top_n_return_documents_and_text_objects(server):
+    objects = [{"text": text} for text in STORY]
+    document = rerank(server, query=QUERY, documents=objects, top_n=2, return_documents=False).json()
+    assert len(document["results"]) == 2
+    assert STORY[document["results"][0]["index"]] == ANSWER
+    assert all(set(result) == {"index", "relevance_score"} for result in document["results"])
+    every = rerank(server, query=QUERY, documents=STORY, top_n=0).json()  # 0: all of them, as vLLM reads it
+    assert len(every["results"]) == len(STORY)
+
+
+def test_the_reranker_is_listed_and_still_answers_v1(server):
+    listed = httpx.get(f"{server.url}/openai/v1/models").json()
+    assert [entry["id"] for entry in listed["data"]] == ["reranker"]
+    predicted = httpx.post(f"{server.url}/v1/models/reranker:predict", json={"instances": [QUERY]})
+    assert predicted.json() == {"predictions": [0]}  # one label
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param", "words"),
+    [
+        ({"documents": STORY}, 400, "query", "'query' must be a non-empty string"),
+        ({"query": QUERY, "documents": []}, 400, "documents", "non-empty list"),
+        ({"query": QUERY, "documents": [1, 2]}, 400, "documents", "non-empty list"),
+        ({"query": QUERY, "documents": STORY, "top_n": -1}, 400, "top_n", "top_n"),
+        ({"query": QUERY, "documents": STORY, "rank_fields": ["a"]}, 400, None, "rank_fields"),
+        ({"query": QUERY, "documents": STORY, "model": "classifier"}, 400, "model", "does not rerank"),
+        ({"query": QUERY, "documents": STORY, "model": "nope"}, 404, "model", "does not exist"),
+    ],
+)
+def test_bad_requests_get_openai_errors(server, body, status, param, words):
+    answer = rerank(server, **body)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert words in error["message"]
+    if param is not None:
+        assert error["param"] == param
