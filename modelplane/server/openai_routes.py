@@ -4,6 +4,8 @@
     POST /openai/v1/embeddings           POST /openai/v1/rerank
     GET  /openai/v1/models[/{name}]
 
+`KSERVE_OPENAI_ROUTE_PREFIX` moves them, as in KServe: `/openai` is its default, and empty serves them
+under `/v1`, where V1's own `/v1/models` keeps its routes (KServe's order too).
 A model answers them when it has a `generator` (modelplane.server.generation.TextGenerator), an
 `embedder` or a `reranker`. The `model` field of a request names it. Every choice of a request (each prompt, `n`
 times) is generated at once, so the engine batches them with whatever else is running. Stop strings
@@ -15,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,7 +44,7 @@ from modelplane.server import generation_metrics
 from modelplane.server.generation import GenerationStep, TextGenerator
 from modelplane.server.repository import ModelRepository
 
-PREFIX = "/openai/v1"
+ROUTE_PREFIX_VARIABLE = "KSERVE_OPENAI_ROUTE_PREFIX"
 SSE_CONTENT_TYPE = b"text/event-stream"
 _DONE = b"data: [DONE]\n\n"
 
@@ -66,13 +69,22 @@ class _Choice:
     logprobs: list = field(default_factory=list)
 
 
+def route_prefix(environ: Mapping[str, str] = os.environ) -> str:
+    """Where the OpenAI routes begin: `$KSERVE_OPENAI_ROUTE_PREFIX/v1`, `/openai/v1` by default."""
+    prefix = environ.get(ROUTE_PREFIX_VARIABLE, "/openai").strip().rstrip("/")
+    if prefix and not prefix.startswith("/"):
+        prefix = "/" + prefix
+    return prefix + "/v1"
+
+
 class OpenAIEndpoints:
-    def __init__(self, repository: ModelRepository):
+    def __init__(self, repository: ModelRepository, prefix: str = "/openai/v1"):
         self.repository = repository
+        self.prefix = prefix
 
     async def handle(self, method: str, path: str, body: bytes) -> OpenAIAnswer:
         try:
-            route = path[len(PREFIX) :].rstrip("/")
+            route = path[len(self.prefix) :].rstrip("/")
             if route == "/models" or route.startswith("/models/"):
                 _only(method, "GET")
                 return OpenAIAnswer(200, self._models(route[len("/models/") :] if "/" in route[1:] else None))

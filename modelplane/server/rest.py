@@ -34,8 +34,7 @@ from modelplane.protocol.v2_rest import (
 )
 from modelplane.server import metrics
 from modelplane.server.dataplane import DataPlane
-from modelplane.server.openai_routes import PREFIX as OPENAI_PREFIX
-from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints
+from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints, route_prefix
 from modelplane.server.responses import as_infer_response
 from modelplane.telemetry import tracing
 
@@ -92,7 +91,7 @@ class RESTServer:
 
     def __init__(self, dataplane: DataPlane):
         self.dataplane = dataplane
-        self.openai = OpenAIEndpoints(dataplane.repository)
+        self.openai = OpenAIEndpoints(dataplane.repository, route_prefix())
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         target = request.path
@@ -123,7 +122,7 @@ class RESTServer:
                 return await self._v2(method, path, request)
             if path.startswith("/v1/models"):
                 return await self._v1(method, path, request)
-            if path.startswith(OPENAI_PREFIX):
+            if path.startswith(self.openai.prefix):
                 return await self._openai(method, path, request)
             if path == "/":
                 return _only(method, "GET") or json_response({"status": "alive"})

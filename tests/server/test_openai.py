@@ -216,3 +216,24 @@ def test_a_client_that_leaves_a_stream_stops_its_generation(slow_server):
     while state()["stopped_early"] == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert state() == {"running": 0, "stopped_early": before + 1}
+
+
+@pytest.mark.parametrize(("prefix", "base"), [("", "/v1"), ("llm/", "/llm/v1")])
+def test_kserve_openai_route_prefix_moves_the_endpoints(prefix, base):
+    process = serve(
+        "--model-class",
+        MODEL_CLASS,
+        "--model-name",
+        "alphabet",
+        grpc=False,
+        env={"KSERVE_OPENAI_ROUTE_PREFIX": prefix},
+    )
+    try:
+        with openai.OpenAI(base_url=f"{process.url}{base}", api_key="unused", max_retries=0) as client:
+            completion = client.completions.create(model="alphabet", prompt="abc", max_tokens=2)
+        assert completion.choices[0].text == "de"
+        assert httpx.post(f"{process.url}/openai/v1/completions", json={}).status_code == 404
+        if not prefix:  # V1 keeps its own /v1/models, as in KServe
+            assert httpx.get(f"{process.url}/v1/models").json() == {"models": ["alphabet"]}
+    finally:
+        process.stop()
