@@ -7,7 +7,9 @@ of its steps) take the queued records in batches, render them and hand each batc
 go: `connections` writers per HTTP sink, each with a kept-alive connection carrying a batch of up to
 `batch_size` events pipelined; one for a file, so that its lines stay whole and in order. A writer that
 finds less than a batch waits `linger` for more: under load the batches grow, so the cost of an event
-(its share of the writes, reads and wake-ups, at both ends) falls as the rate rises.
+(its share of the writes, reads and wake-ups, at both ends) falls as the rate rises. A bucket
+(payload_blob.py) batches as its logger says: `batchSize` records an object, waiting `batchInterval`
+for a batch to fill, or, without one, until it is full; stopping writes what is left.
 
 A record whose send may work later is retried with back-off (doubling from `backoff_initial` to
 `backoff_max`; while a sink backs off, none of its writers sends); after `max_attempts` it is dropped and
@@ -25,8 +27,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from modelplane.telemetry.payload_events import PayloadRecord
-from modelplane.telemetry.payload_sinks import FileSink, Refused, RetryLater, Sink, display_url, open_sink
+from modelplane.telemetry.payload_blob import BlobSink
+from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
+from modelplane.telemetry.payload_sinks import HttpSink, Refused, RetryLater, Sink, open_sink, sink_name
 
 logger = logging.getLogger("modelplane.payload_log")
 
@@ -63,11 +66,14 @@ class SinkStats:
 
 
 class _SinkQueue:
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, spec: PayloadLogSpec) -> None:
         self.records: deque[tuple[PayloadRecord, int]] = deque()  # with the attempts made
-        self.stats = SinkStats(display_url(url))
+        self.stats = SinkStats(sink_name(spec))
         self.sink: Sink | None = None
+        self.batch_size = 0  # records a send takes at most
+        self.batch_bytes: int | None = None  # ... and their bodies' size, past the first record
+        self.full = 0  # records that make a batch worth sending at once
+        self.linger: float | None = 0.0  # how long a writer waits for a full batch; None: until it is
         self.ready = asyncio.Event()  # records to send
         self.filled = asyncio.Event()  # as many as a lingering writer waits for (`fill_target`)
         self.fill_target = 0
@@ -90,9 +96,9 @@ class PayloadDelivery:
 
     def __init__(self, settings: DeliverySettings | None = None) -> None:
         self.settings = settings or DeliverySettings()
-        self._fill_target = min(self.settings.batch_size, max(1, self.settings.queue_size // 2))
-        self._queues: dict[str, _SinkQueue] = {}
+        self._queues: dict[object, _SinkQueue] = {}
         self._accepting = False
+        self._flushing = False  # stopping: writers send what they have at once
         self._closed = False
 
     def start(self) -> None:
@@ -101,7 +107,10 @@ class PayloadDelivery:
     async def stop(self) -> None:
         """Stops taking records, gives the queues up to `flush_timeout` to empty, then drops the rest."""
         self._accepting = False
+        self._flushing = True
         queues = list(self._queues.values())
+        for queue in queues:
+            queue.filled.set()  # a writer waiting for a fuller batch sends it now
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.flush_timeout
         while not all(queue.idle for queue in queues) and loop.time() < deadline:
@@ -124,8 +133,8 @@ class PayloadDelivery:
         """Queues one record for its sink. Never blocks; a full queue drops the record."""
         if not self._accepting:
             return
-        url = record.spec.url
-        queue = self._queues.get(url) or self._new_queue(url)
+        spec = record.spec
+        queue = self._queues.get(spec.sink_key) or self._new_queue(spec)
         records = queue.records
         if len(records) >= self.settings.queue_size:
             queue.drop(QUEUE_FULL)
@@ -142,22 +151,34 @@ class PayloadDelivery:
 
     # ---- the writers ----
 
-    def _new_queue(self, url: str) -> _SinkQueue:
+    def _new_queue(self, spec: PayloadLogSpec) -> _SinkQueue:
         settings = self.settings
-        queue = _SinkQueue(url)
+        queue = _SinkQueue(spec)
         queue.backoff = settings.backoff_initial
+        queue.batch_size, queue.batch_bytes, queue.linger = (
+            settings.batch_size,
+            settings.batch_bytes,
+            settings.linger,
+        )
         try:
             queue.sink = open_sink(
-                url,
+                spec,
                 timeout=settings.send_timeout,
                 file_max_bytes=settings.file_max_bytes,
                 file_backups=settings.file_backups,
             )
         except ValueError as exc:  # admission refuses such URLs; a route built by hand may not have
             logger.error("payload log sink %s cannot be used: %s", queue.stats.sink, exc)
-        count = 1 if isinstance(queue.sink, FileSink) else settings.connections
+        count = settings.connections if isinstance(queue.sink, HttpSink) else 1
+        if isinstance(queue.sink, BlobSink):  # an object a batch, as the logger says
+            queue.batch_size, queue.batch_bytes = queue.sink.batch_records, None
+            queue.linger = queue.sink.linger or (None if queue.batch_size > 1 else 0.0)
+        queue.full = min(queue.batch_size, max(1, settings.queue_size // 2))
         queue.writers = [asyncio.get_running_loop().create_task(self._write(queue)) for _ in range(count)]
-        self._queues = {**self._queues, url: queue}  # a new dict: `stats` may be iterating the old one
+        self._queues = {
+            **self._queues,
+            spec.sink_key: queue,
+        }  # a new dict: `stats` may be iterating the old one
         return queue
 
     async def _write(self, queue: _SinkQueue) -> None:
@@ -172,11 +193,11 @@ class PayloadDelivery:
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
-            if len(records) < self._fill_target and self.settings.linger > 0:
+            if len(records) < queue.full and queue.linger != 0 and not self._flushing:
                 await self._linger(queue)  # a fuller batch costs less per event
                 if not records:
                     continue
-            batch = self._take(records)
+            batch = self._take(queue)
             queue.stats.queued = len(records)
             queue.sending += len(batch)
             try:
@@ -185,24 +206,26 @@ class PayloadDelivery:
                 queue.sending -= len(batch)
 
     async def _linger(self, queue: _SinkQueue) -> None:
-        """Waits up to `linger` for a fuller batch: until the queue holds a batch, or half its room."""
+        """Waits up to the queue's `linger` (None: as long as it takes) for a fuller batch: until the
+        queue holds a batch, or half its room."""
         queue.filled.clear()
-        queue.fill_target = self._fill_target
+        queue.fill_target = queue.full
         try:
-            async with asyncio.timeout(self.settings.linger):
+            async with asyncio.timeout(queue.linger):
                 await queue.filled.wait()
         except TimeoutError:
             pass
         finally:
             queue.fill_target = 0
 
-    def _take(self, records: deque[tuple[PayloadRecord, int]]) -> list[tuple[PayloadRecord, int]]:
-        settings = self.settings
+    @staticmethod
+    def _take(queue: _SinkQueue) -> list[tuple[PayloadRecord, int]]:
+        records, limit, most_bytes = queue.records, queue.batch_size, queue.batch_bytes
         batch = [records.popleft()]
         size = len(batch[0][0].data)
-        while records and len(batch) < settings.batch_size:
+        while records and len(batch) < limit:
             size += len(records[0][0].data)
-            if size > settings.batch_bytes:
+            if most_bytes is not None and size > most_bytes:
                 break
             batch.append(records.popleft())
         return batch

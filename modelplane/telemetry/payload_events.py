@@ -24,9 +24,13 @@ import base64
 import time
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import orjson
+
+if TYPE_CHECKING:
+    from modelplane.telemetry.payload_blob import BlobLogTarget
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
@@ -41,7 +45,8 @@ _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')
 class PayloadLogSpec:
     """What one component's `logger` asks for, with the names its events carry.
 
-    `annotations` are the service's annotations that `metadataAnnotations` names, with their values.
+    `annotations` are the service's annotations that `metadataAnnotations` names, with their values;
+    `blob` what a logger whose `url` is a bucket asks for besides it.
     """
 
     url: str
@@ -52,6 +57,15 @@ class PayloadLogSpec:
     metadata_headers: tuple[str, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
     endpoint: str = ""
+    blob: BlobLogTarget | None = None
+
+    @property
+    def sink_key(self) -> object:
+        """What the loggers that share a sink have in common: the URL, for an HTTP receiver or a file;
+        for a bucket, the component too, as each component's objects are batched and named apart."""
+        if self.blob is None:
+            return self.url
+        return (self.url, self.blob, self.namespace, self.inference_service, self.component)
 
     @property
     def logs_requests(self) -> bool:

@@ -1,6 +1,7 @@
-"""Where payload events go: an HTTP(S) CloudEvents receiver, or a file of JSON lines.
+"""Where payload events go: an HTTP(S) CloudEvents receiver, a file of JSON lines, or a bucket
+(payload_blob.py).
 
-`open_sink(url)` gives the sink for a logger's `url`. Each sink's `send` delivers a batch of records
+`open_sink(spec)` gives the sink for a logger. Each sink's `send` delivers a batch of records
 and says what became of each: delivered, `RetryLater` when trying again may work (the receiver cannot
 be reached, answers 5xx, 408, 425 or 429, or the file cannot be written), `Refused` when it will not
 (another 4xx).
@@ -17,11 +18,11 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from modelplane.protocol.http_client import BatchBroken, HttpConnection, TransportError, message, parse_target
-from modelplane.telemetry.payload_events import PayloadRecord, rfc3339
+from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord, rfc3339
 
 logger = logging.getLogger("modelplane.payload_log")
 
-SCHEMES = ("http", "https", "file")
+SCHEMES = ("http", "https", "file", "s3", "gs", "abfs")
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 KEPT_BODY = 200  # bytes of a receiver's answer kept, to say why it refused an event
 
@@ -51,7 +52,15 @@ def sink_problem(url: str) -> str | None:
     except ValueError as exc:
         return f"{url!r} is not a URL: {exc}"
     if parts.scheme not in SCHEMES:
-        return f"{url!r}: payload logs go to http://, https:// or file:// URLs"
+        return f"{url!r}: payload logs go to http://, https://, file://, s3://, gs:// or abfs:// URLs"
+    if parts.scheme in ("s3", "gs", "abfs"):
+        from modelplane.telemetry.payload_blob import blob_location
+
+        try:
+            blob_location(url)
+        except ValueError as exc:
+            return str(exc)
+        return None
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             return f"{url!r}: a file:// URL names an absolute path on this machine (file:///var/log/payloads.jsonl)"
@@ -75,11 +84,26 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def open_sink(url: str, *, timeout: float, file_max_bytes: int, file_backups: int) -> Sink:
+def sink_name(spec: PayloadLogSpec) -> str:
+    """How metrics and logs name a logger's sink: its URL without credentials or query; for a bucket,
+    the folder its objects go to."""
+    name = display_url(spec.url)
+    if spec.blob is None:
+        return name
+    parts = (spec.namespace, spec.inference_service, spec.component, spec.blob.path.strip("/"))
+    return "/".join([name.rstrip("/"), *(part for part in parts if part)])
+
+
+def open_sink(spec: PayloadLogSpec, *, timeout: float, file_max_bytes: int, file_backups: int) -> Sink:
+    url = spec.url
     problem = sink_problem(url)
     if problem is not None:
         raise ValueError(problem)
     parts = urlsplit(url)
+    if spec.blob is not None or parts.scheme in ("s3", "gs", "abfs"):
+        from modelplane.telemetry.payload_blob import BlobLogTarget, BlobSink
+
+        return BlobSink(url, spec.blob or BlobLogTarget(), timeout)
     if parts.scheme == "file":
         return FileSink(Path(unquote(parts.path)), file_max_bytes, file_backups)
     return HttpSink(url, timeout)

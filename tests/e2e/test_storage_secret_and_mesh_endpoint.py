@@ -34,6 +34,7 @@ from tests.e2e.platform_process import (
     REPO_ROOT,
     PlatformProcess,
     running_platform,
+    wait_until,
     write_iris_models,
 )
 from tests.storage.servers import Server, start_moto
@@ -49,6 +50,16 @@ ENDPOINT = "modelmesh-serving.default.localhost"
 SEEDS_EXAMPLE = REPO_ROOT / "examples" / "modelmesh" / "example-tensorflow-mnist.yaml"
 
 
+def s3_client(endpoint: str):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory) -> Server:
     server = start_moto()
@@ -57,13 +68,7 @@ def s3(tmp_path_factory) -> Server:
         from sklearn.linear_model import LogisticRegression
 
         write_iris_models({models / "iris": LogisticRegression(max_iter=1000)})
-        client = boto3.client(
-            "s3",
-            endpoint_url=server.url,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            region_name="us-east-1",
-        )
+        client = s3_client(server.url)
         client.create_bucket(Bucket=BUCKET)
         client.put_object(
             Bucket=BUCKET,
@@ -184,6 +189,35 @@ def test_the_storage_secret_name_annotation_names_another_secret_for_the_key(pla
     platform.cli("wait", "--for=condition=Ready", "isvc/team-iris", "--timeout=300s")
     response = predict_v1(platform, "team-iris.default.localhost", "team-iris")
     assert response.status_code == 200, response.text
+
+
+def test_a_logger_writes_to_the_bucket_its_storage_key_names(platform, s3):
+    service = isvc("logged-iris", mesh=False)
+    service["spec"]["predictor"]["logger"] = {
+        "mode": "all",
+        "url": f"s3://{BUCKET}/payload-logs",
+        "storage": {"key": "e2eS3", "path": "run-1", "parameters": {"format": "json"}},
+        "batchSize": 2,
+    }
+    platform.apply(service)
+    platform.cli("wait", "--for=condition=Ready", "isvc/logged-iris", "--timeout=300s")
+    response = predict_v1(platform, "logged-iris.default.localhost", "logged-iris")
+    assert response.status_code == 200, response.text
+    client = s3_client(s3.url)
+    folder = "payload-logs/default/logged-iris/predictor/run-1/"
+
+    def written() -> list[str]:
+        return [
+            item["Key"] for item in client.list_objects_v2(Bucket=BUCKET, Prefix=folder).get("Contents", [])
+        ]
+
+    wait_until(written, "the payload log object", platform, timeout=30)
+    (key,) = written()
+    request_id = response.headers["x-request-id"]
+    assert key == f"{folder}{request_id}-request.json"
+    records = json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert [record["reqType"].rsplit(".", 1)[1] for record in records] == ["request", "response"]
+    assert records[1]["statusCode"] == 200
 
 
 def test_no_read_shows_a_value_of_the_secret(platform, s3):

@@ -63,7 +63,7 @@ Table = dict[str, Rule]
 ONE_MACHINE = "every replica runs on this machine"
 RESOURCES_ACTED_ON = "modelplane up acts on cpu, memory and nvidia.com/gpu"
 POD_RESOURCES_ACTED_ON = "pod-level resources are cpu and memory"
-BLOB_LOGGING = "payload events go to the logger's url; modelplane up writes no blob storage"
+BLOB_LOGGING = "with a bucket url (s3://, gs://, abfs://), how the payload logs are written there"
 _ENV_SOURCES = "read from the service's ConfigMaps and Secrets, the pod's fields and the container's resources when the replica starts"
 _SERVICE_ACCOUNT = (
     "its Secrets give the storage initializer its credentials, as KServe's credential builder reads them"
@@ -210,7 +210,10 @@ COMPONENT: Table = {
     "logger.mode": acted("which payloads are sent"),
     "logger.metadataHeaders": acted("request headers copied into each event"),
     "logger.metadataAnnotations": acted("annotations copied into each event"),
-    **{f"logger.{name}": warned(BLOB_LOGGING, quiet=(0,)) for name in BLOB_STORAGE_FIELDS},
+    **{f"logger.{name}": acted(BLOB_LOGGING) for name in BLOB_STORAGE_FIELDS},
+    "logger.storage.serviceAccountName": warned(
+        "the credentials are those of the storage config its key names"
+    ),
     "batcher": acted("modelplane serve batches requests (its flags)"),
     "labels": warned("no pods to label; a replica's downward API (fieldRef) reads them"),
     "annotations": warned("no pods to annotate; a replica's downward API (fieldRef) reads them"),

@@ -31,6 +31,7 @@ from modelplane.api.kinds import (
 from modelplane.api.schema import openapi_schema
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.modelmesh import deployment_mode
+from modelplane.control.payload_logging import blob_fields_unused
 from modelplane.local.api.field_dispositions import (
     Disposition,
     rule_for,
@@ -225,7 +226,16 @@ def _read_only_with(resource: dict) -> list[Unhonored]:
                 for field in _ACCOUNT_FIELDS
                 if part.get(field)
             ]
+        logger = part.get("logger")
+        if isinstance(logger, dict):
+            found += [
+                Unhonored(f"spec.{name}.logger.{field}", _NOT_A_BUCKET)
+                for field in blob_fields_unused(logger)
+            ]
     return found
+
+
+_NOT_A_BUCKET = "it applies to a logger whose url is a bucket (s3://, gs://, abfs://)"
 
 
 def _others(path: Path, containers: list[dict], run: dict | None) -> list[Unhonored]:

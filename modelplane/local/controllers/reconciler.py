@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
 from modelplane.api.conditions import LOADED
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
+from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import (
     COMPONENTS,
     ComponentState,
@@ -59,6 +60,7 @@ from modelplane.control.urls import GatewayAddress, service_host
 from modelplane.control.urls import component_host as spec_component_host
 from modelplane.local.api.errors import NotFound
 from modelplane.local.api.events import EventRecorder
+from modelplane.local.api.storage_credentials import StorageCredentials
 from modelplane.local.api.store import Ref, Store
 from modelplane.local.api.unhonored_fields import service_unhonored
 from modelplane.local.controllers.autoscaling import Autoscaling
@@ -77,6 +79,7 @@ from modelplane.local.replicas.supervisor import (
     replica_log_dir,
     replica_targets,
 )
+from modelplane.storage.errors import ConfigurationError
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 logger = logging.getLogger("modelplane.reconciler")
@@ -323,8 +326,11 @@ class Reconciler:
     def _plan(self, service: _Service, isvc: dict) -> None:
         namespaced_runtimes, _ = self.store.list(SERVING_RUNTIME.kind, service.namespace)
         service.unhonored = service_unhonored(isvc)
+        secret = ((isvc.get("metadata") or {}).get("annotations") or {}).get(STORAGE_SECRET_ANNOTATION)
         service.payload_logs = payload_log_specs(
-            isvc, lambda component: self._payload_file(service, component)
+            isvc,
+            lambda component: self._payload_file(service, component),
+            lambda namespace, key: self._logger_storage_config(namespace, key, secret),
         )
         service.scrape_path = scrape_path(isvc["metadata"].get("annotations"))
         try:
@@ -377,6 +383,17 @@ class Reconciler:
         """Where a logger without `url` writes: next to the component's replica logs."""
         folder = replica_log_dir(self.settings.logs_dir, service.namespace, service.name, component)
         return (folder.absolute() / "payload-events.jsonl").as_uri()
+
+    def _logger_storage_config(self, namespace: str, key: str, secret: str | None) -> Mapping[str, str]:
+        """The storage config a bucket logger's `storage.key` names; without one, a warning and no
+        credentials (the writes then fail, and the events dropped are counted)."""
+        try:
+            return StorageCredentials(self.store).for_namespace(namespace, secret).get(key)
+        except ConfigurationError as exc:
+            logger.warning(
+                "payload logs of namespace %s: %s; writing without its credentials", namespace, exc
+            )
+            return {}
 
     def _warn_of_dropped_args(self, isvc: dict, revision: Revision) -> None:
         """A stock image's arguments that have no local meaning (`modelplane.control.images`) are said."""

@@ -74,6 +74,10 @@ class AzureBackend(Backend):
         blob = self._container.get_blob_client(obj.key)
         yield from blob.download_blob(offset=start, length=length, max_concurrency=1, **conditions).chunks()
 
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        settings = import_optional("azure.storage.blob", "azure").ContentSettings(content_type=content_type)
+        self._container.upload_blob(key, data, overwrite=True, content_settings=settings)
+
     def is_transient(self, exc: BaseException) -> bool:
         exceptions = self._exceptions
         if isinstance(exc, exceptions.HttpResponseError) and not isinstance(

@@ -1,4 +1,5 @@
-"""What every remote backend offers: a listing of the model's objects, and byte ranges of each."""
+"""What every remote backend offers: a listing of the model's objects, and byte ranges of each; and, for
+the buckets (S3, GCS, Azure Blob), writing an object (payload logs)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ class Backend(ABC):
     @abstractmethod
     def read(self, obj: RemoteObject, start: int, end: int | None) -> Iterator[bytes]:
         """The bytes of `obj` from `start` up to `end` (exclusive; None is the end of the object)."""
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        """Writes `data` as the object `key` (in the location's bucket), replacing any there."""
+        raise StorageError(f"{self.location.display}: objects cannot be written there")
 
     def names_one_object(self, objects: list[RemoteObject]) -> bool:
         """Whether the URI named a single object rather than a folder (patterns then do not apply)."""

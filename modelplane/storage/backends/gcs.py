@@ -96,6 +96,9 @@ class GCSBackend(Backend):
             yield data
             position += len(data)
 
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        self._bucket.blob(key).upload_from_string(data, content_type=content_type)
+
     def is_transient(self, exc: BaseException) -> bool:
         exceptions = self._exceptions
         transient = (

@@ -163,6 +163,9 @@ class S3Backend(Backend):
         finally:
             body.close()
 
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        self._client.put_object(Bucket=self.location.bucket, Key=key, Body=data, ContentType=content_type)
+
     def checksum_applies(self, obj: RemoteObject) -> bool:
         return obj.key not in self._opaque_etags
 
