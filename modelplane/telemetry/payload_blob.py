@@ -66,6 +66,9 @@ _ABFS_HOST = re.compile(
     r"^(?P<container>[a-z0-9-]{3,63})@(?P<account>[a-z0-9]{3,24})\.dfs\.core\.windows\.net$"
 )
 _EXTENSION = re.compile(r"^[A-Za-z0-9]{1,16}$")
+# A request id is the client's to choose: in an object's name, what could make a folder of it (a `/`)
+# or trouble a tool (controls, spaces, `%`) is replaced. The record keeps the id as it was.
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._:@+=-]")
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def object_key(prefix: str, record: PayloadRecord, path: str, extension: str) ->
         ]
     )
     kind = "request" if record.is_request else "response"
-    return f"{folder}/{record.id}-{kind}.{extension}"
+    return f"{folder}/{_UNSAFE_IN_NAME.sub('_', record.id)}-{kind}.{extension}"
 
 
 def log_request(record: PayloadRecord) -> dict:

@@ -217,3 +217,16 @@ class Marshaller:
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._shutdown.request)
         self._thread.join(10)
+
+
+def test_an_id_cannot_make_folders_in_the_bucket(replica, s3):  # noqa: F811
+    server, client = s3
+    log = spec("s3://logs/ids", blob=s3_target(server))
+    with gateway_for(replica, log) as (_, http):
+        predict(http, [[1]], **{"x-request-id": "../../elsewhere/x y"})
+    stored = wait_for(lambda: objects(client, "ids/"), 2)
+    assert sorted(stored) == [
+        "ids/default/status/predictor/.._.._elsewhere_x_y-request.json",
+        "ids/default/status/predictor/.._.._elsewhere_x_y-response.json",
+    ]
+    assert json.loads(next(iter(stored.values())))["id"] == "../../elsewhere/x y"
