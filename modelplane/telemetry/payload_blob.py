@@ -26,7 +26,7 @@ import csv
 import io
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -80,7 +80,8 @@ class BlobLogTarget:
     batch_size: int = 1
     batch_interval: float = 0.0  # seconds; 0: a batch waits until it is full
     marshaller_url: str | None = None
-    config: tuple[tuple[str, str], ...] = ()  # the storage config: endpoint and credentials
+    # The storage config: endpoint and credentials (kept out of repr, which logs may show).
+    config: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 def is_blob_url(url: str) -> bool:
