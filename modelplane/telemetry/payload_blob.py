@@ -24,7 +24,6 @@ import asyncio
 import base64
 import csv
 import io
-import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -117,13 +116,8 @@ def blob_location(url: str) -> Location:
 def object_key(prefix: str, record: PayloadRecord, path: str, extension: str) -> str:
     """`<prefix>/<namespace>/<service>/<component>/<path>/<id>-<request|response>.<extension>`."""
     spec = record.spec
-    folder = posixpath.join(
-        *[
-            part.strip("/")
-            for part in (prefix, spec.namespace, spec.inference_service, spec.component, path)
-            if part.strip("/")
-        ]
-    )
+    parts = (prefix, spec.namespace, spec.inference_service, spec.component, path)
+    folder = "/".join(part.strip("/") for part in parts if part.strip("/"))
     kind = "request" if record.is_request else "response"
     return f"{folder}/{_UNSAFE_IN_NAME.sub('_', record.id)}-{kind}.{extension}"
 
