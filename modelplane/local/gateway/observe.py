@@ -13,23 +13,17 @@ the request goes up with a `traceparent` naming it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-import orjson
 
 from modelplane.local.gateway.metrics import CLIENT_CLOSED, UNKNOWN_HOST, GatewayMetrics
 from modelplane.local.gateway.revisions import RevisionUpstreams
 from modelplane.telemetry import tracing
-from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
+from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
+from modelplane.telemetry.payload_events import PayloadLogSpec
 
 if TYPE_CHECKING:
     from modelplane.telemetry.spans import Span
 
-# A body larger than this is not kept for its event: the event says so and carries no data.
-MAX_CAPTURED_BYTES = 16 * 1024 * 1024
-
-SubmitRecord = Callable[[PayloadRecord], None]
 GRPC_CANCELLED = 1  # a call that ended with no status (reset by the client or the replica)
 # How a request ended: answered whole, its client left, or the replica failed part-way through the answer.
 ANSWERED, CLIENT_GONE, BROKEN = "answered", "client gone", "broken"
@@ -166,109 +160,6 @@ class CallWatch:
         self._metrics.observe_call(self._host, name, code, time.perf_counter() - self._started)
 
 
-class PayloadCapture:
-    """The bodies of one logged request and its answer, and the records made of them."""
-
-    __slots__ = (
-        "_spec",
-        "_id",
-        "_request_content_type",
-        "_metadata",
-        "_arrived",
-        "_submit",
-        "_request",
-        "_request_size",
-        "_status",
-        "_content_type",
-        "_response",
-        "_response_size",
-    )
-
-    def __init__(
-        self, spec: PayloadLogSpec, headers: list[tuple[bytes, bytes]], request_id: str, submit: SubmitRecord
-    ) -> None:
-        self._spec = spec
-        event_id = content_type = None
-        for name, value in headers:
-            lower = name.lower()
-            if lower == b"content-type" and content_type is None:
-                content_type = value.decode("latin-1")
-            elif lower == b"ce-id" and event_id is None:
-                event_id = value.decode("latin-1")
-        # KServe's agent takes the request's ce-id; without one, the request id ties the two events
-        # to the request (and to the x-request-id its client sees).
-        self._id = event_id or request_id
-        self._request_content_type = content_type
-        self._metadata = spec.metadata(headers)  # the same on both events
-        self._arrived = time.time_ns()
-        self._submit = submit
-        self._request: list[bytes] = []
-        self._request_size = 0
-        self._status = 0
-        self._content_type: str | None = None
-        self._response: list[bytes] = []
-        self._response_size = 0
-
-    def request_body(self, data: bytes) -> None:
-        self._request_size += len(data)
-        if self._request_size <= MAX_CAPTURED_BYTES:
-            self._request.append(data)
-
-    def request_done(self) -> None:
-        if not self._spec.logs_requests:
-            return
-        self._submit(
-            self._record(
-                True,
-                self._arrived,
-                self._request_content_type,
-                self._request,
-                self._request_size,
-            )
-        )
-
-    def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self._status = status
-        self._content_type = _header(headers, b"content-type")
-        self._response, self._response_size = [], 0  # a response retried from the start
-
-    def response_body(self, data: bytes) -> None:
-        self._response_size += len(data)
-        if self._response_size <= MAX_CAPTURED_BYTES:
-            self._response.append(data)
-
-    def gateway_answer(self, status: int, message: str) -> None:
-        self._status = status
-        self._content_type = "application/json"
-        body = orjson.dumps({"error": message})
-        self._response, self._response_size = [body], len(body)
-
-    def answered(self, revision: str) -> None:
-        if not self._spec.logs_responses:
-            return
-        record = self._record(False, time.time_ns(), self._content_type, self._response, self._response_size)
-        record.status = self._status
-        record.revision = revision or None
-        self._submit(record)
-
-    def _record(
-        self, is_request: bool, when_ns: int, content_type: str | None, chunks: list[bytes], size: int
-    ) -> PayloadRecord:
-        omitted = size if size > MAX_CAPTURED_BYTES else None
-        data = b"" if omitted else (chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        spec = self._spec
-        return PayloadRecord(
-            spec,
-            is_request,
-            self._id,
-            when_ns,
-            content_type,
-            data,
-            self._metadata,
-            omitted=omitted,
-        )
-
-
 def _end_span(span: Span, revision: str, status: int, outcome: str) -> None:
     span.set_attribute("http.response.status_code", status)
     if revision:
@@ -276,10 +167,3 @@ def _end_span(span: Span, revision: str, status: int, outcome: str) -> None:
     if status >= 500 or outcome is not ANSWERED:
         span.fail(outcome if outcome is not ANSWERED else "")
     span.end()
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
