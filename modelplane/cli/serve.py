@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelplane.cli.main import CommandError
 from modelplane.runtimes.huggingface import options as huggingface_options
+from modelplane.server import payload_logging
 
 if TYPE_CHECKING:
     from modelplane.server.connection_limits import ConnectionLimits
@@ -89,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default 64; 1 turns it off)",
     )
     _add_batcher_flags(parser)
+    payload_logging.add_flags(parser)
     add_connection_flags(parser)
     _add_art_flags(parser)
     huggingface_options.add_arguments(parser)
@@ -239,6 +241,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--grpc-max-message-length must be at least 1 byte")
     batching = batch_settings(args)
     limits = connection_limits(args)
+    try:
+        payload_log = payload_logging.spec_from(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     models, factory = build_models(args)
     factory = _RebuildingFactory(factory, frozenset(model.name for model in models), args)
     server = ModelServer(
@@ -251,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
         multi_model=args.multi_model,
         batching=batching,
         limits=limits,
+        payload_log=payload_log,
     )
     server.start(models)
     # Everything is stopped and every request answered. Tearing down the interpreter's modules

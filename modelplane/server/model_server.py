@@ -25,10 +25,14 @@ from modelplane.protocol import http_server
 from modelplane.server.connection_limits import ConnectionLimits
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.model import Model
+from modelplane.server.payload_logging import ServerPayloadLog
 from modelplane.server.repository import ModelFactory, ModelRepository, load_model
 from modelplane.server.request_batching import BatchSettings
 from modelplane.server.rest import DEFAULT_MAX_BODY, RESTServer, too_large_response
 from modelplane.telemetry import tracing
+from modelplane.telemetry.payload_delivery import PayloadDelivery
+from modelplane.telemetry.payload_events import PayloadLogSpec
+from modelplane.telemetry.payload_sinks import display_url
 
 logger = logging.getLogger("modelplane.server")
 
@@ -48,6 +52,7 @@ class ModelServer:
         multi_model: bool = False,
         batching: BatchSettings | None = None,
         limits: ConnectionLimits | None = None,
+        payload_log: PayloadLogSpec | None = None,
     ):
         self.http_port = http_port
         self.grpc_port = grpc_port
@@ -59,6 +64,7 @@ class ModelServer:
         self.multi_model = multi_model  # ready with no model, loading them by name later
         self.batching = batching  # predict requests wait for others to share a model call with
         self.limits = limits or ConnectionLimits()
+        self.payload_log = payload_log  # each request and answer to a payload log, as KServe's agent does
 
     def start(self, models: Sequence[Model]) -> None:
         """Serve `models` until SIGTERM or SIGINT. Blocks."""
@@ -104,7 +110,18 @@ class ModelServer:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
 
-        rest_task = asyncio.create_task(http_server.serve(RESTServer(dataplane), sock, limits, shutdown))
+        delivery = PayloadDelivery() if self.payload_log is not None else None
+        payload_log = None
+        if delivery is not None:
+            delivery.start()
+            payload_log = ServerPayloadLog(self.payload_log, delivery.submit)
+            logger.info(
+                "payload log: %s requests and answers to %s",
+                self.payload_log.mode,
+                display_url(self.payload_log.url),
+            )
+        rest = RESTServer(dataplane, payload_log)
+        rest_task = asyncio.create_task(http_server.serve(rest, sock, limits, shutdown))
         load_task = asyncio.create_task(_load_all(repository))
         logger.info(
             "serving %s on http://%s:%s%s",
@@ -128,6 +145,8 @@ class ModelServer:
         if grpc_task is not None:
             await grpc_task
         load_task.cancel()
+        if delivery is not None:
+            await delivery.stop()  # the last requests' events
         await repository.unload_all()
         await asyncio.to_thread(tracing.shutdown)  # the last spans, before the process exits
 

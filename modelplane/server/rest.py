@@ -35,6 +35,7 @@ from modelplane.protocol.v2_rest import (
 from modelplane.server import metrics
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints, route_prefix
+from modelplane.server.payload_logging import ServerPayloadLog
 from modelplane.server.responses import as_infer_response
 from modelplane.telemetry import tracing
 
@@ -89,11 +90,20 @@ def too_large_response(limit: int) -> HttpResponse:
 class RESTServer:
     """Serves the models of a `DataPlane`: `handle` answers one whole HTTP request."""
 
-    def __init__(self, dataplane: DataPlane):
+    def __init__(self, dataplane: DataPlane, payload_log: ServerPayloadLog | None = None):
         self.dataplane = dataplane
         self.openai = OpenAIEndpoints(dataplane.repository, route_prefix())
+        self.payload_log = payload_log
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            self.payload_log is None or request.method != b"POST"
+        ):  # probes, metadata and metrics are not payloads
+            return await self._answer(request)
+        capture = self.payload_log.request(request)
+        return self.payload_log.answer(capture, await self._answer(request))
+
+    async def _answer(self, request: HttpRequest) -> HttpResponse:
         target = request.path
         query = target.find(b"?")
         path = (target if query < 0 else target[:query]).decode("latin-1")

@@ -1,0 +1,158 @@
+"""Payload logging in `modelplane serve` itself, for a replica that no gateway fronts: a Kubernetes pod,
+where KServe would put its agent sidecar in front of the model server.
+
+`--payload-log-url` (with `--payload-log-mode`, the names its events carry, the headers and annotations
+they copy, and a bucket's path, format, marshaller and batches) makes the REST server hand each POST
+(the inference, explain and OpenAI requests: not the probes, metadata or metrics, which kubelet and
+Prometheus ask for all the time) and each answer to the same payload logger the gateway uses (`modelplane.telemetry`): CloudEvents to an
+HTTP receiver, lines in a file, or objects in a bucket, sent from the server's event loop, never holding
+up a request. The bucket's credentials are `STORAGE_CONFIG`'s, as the storage initializer's are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+from modelplane.protocol.http_server import HttpRequest, HttpResponse
+from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
+from modelplane.telemetry.payload_events import MODES, PayloadLogSpec
+
+# What Knative names the revision a pod serves; the answers' events carry it.
+REVISION_VARIABLE = "K_REVISION"
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "payload logging (a component's `logger`, which the operator turns into these)"
+    )
+    group.add_argument(
+        "--payload-log-url", help="log each request and answer: http(s)://, file://, s3://, gs:// or abfs://"
+    )
+    group.add_argument(
+        "--payload-log-mode", choices=MODES, default="all", help="which payloads (default all)"
+    )
+    group.add_argument("--payload-log-inference-service", default="", help="the service the events name")
+    group.add_argument("--payload-log-namespace", default="default", help="the namespace the events name")
+    group.add_argument("--payload-log-component", default="predictor", help="the component the events name")
+    group.add_argument(
+        "--payload-log-endpoint", default="", help="the endpoint the events name (default or canary)"
+    )
+    group.add_argument(
+        "--payload-log-metadata-headers",
+        default="",
+        help="request headers copied into the events (comma-separated)",
+    )
+    group.add_argument(
+        "--payload-log-metadata-annotations",
+        default="",
+        help="annotations copied into the events, as name=value (comma-separated)",
+    )
+    group.add_argument(
+        "--payload-log-store-path", default="", help="a bucket: the folder under the component's"
+    )
+    group.add_argument("--payload-log-store-format", default="json", help="a bucket: json or csv")
+    group.add_argument("--payload-log-marshaller-url", help="a bucket: the marshaller that writes each batch")
+    group.add_argument("--payload-log-batch-size", type=int, default=1, help="a bucket: records an object")
+    group.add_argument(
+        "--payload-log-batch-interval", default="0", help="a bucket: longest wait for a batch to fill"
+    )
+
+
+def spec_from(args: argparse.Namespace) -> PayloadLogSpec | None:
+    """The payload logging the flags ask for; None without `--payload-log-url`. Raises ValueError."""
+    url = args.payload_log_url
+    if not url:
+        return None
+    from modelplane.control.autoscaling_settings import parse_duration
+    from modelplane.telemetry.payload_blob import FORMATS, BlobLogTarget, is_blob_url
+    from modelplane.telemetry.payload_sinks import sink_problem
+
+    problem = sink_problem(url)
+    if problem is not None:
+        raise ValueError(f"--payload-log-url: {problem}")
+    annotations = []
+    for item in filter(None, args.payload_log_metadata_annotations.split(",")):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--payload-log-metadata-annotations: {item!r} is not name=value")
+        annotations.append((name.strip(), value))
+    blob = None
+    if is_blob_url(url):
+        if args.payload_log_store_format not in FORMATS:
+            raise ValueError(
+                f"--payload-log-store-format: {args.payload_log_store_format!r} is not one of {', '.join(FORMATS)}"
+            )
+        interval = parse_duration(args.payload_log_batch_interval)
+        if interval is None:
+            raise ValueError(
+                f"--payload-log-batch-interval: {args.payload_log_batch_interval!r} is not a duration"
+            )
+        from modelplane.storage.config import StorageConfig
+
+        blob = BlobLogTarget(
+            path=args.payload_log_store_path,
+            format=args.payload_log_store_format,
+            batch_size=max(1, args.payload_log_batch_size),
+            batch_interval=interval,
+            marshaller_url=args.payload_log_marshaller_url or None,
+            config=tuple(sorted(StorageConfig.from_env().items())),
+        )
+    return PayloadLogSpec(
+        url=url,
+        mode=args.payload_log_mode,
+        inference_service=args.payload_log_inference_service,
+        namespace=args.payload_log_namespace,
+        component=args.payload_log_component,
+        metadata_headers=tuple(
+            filter(None, (name.strip() for name in args.payload_log_metadata_headers.split(",")))
+        ),
+        annotations=tuple(annotations),
+        endpoint=args.payload_log_endpoint,
+        blob=blob,
+    )
+
+
+class ServerPayloadLog:
+    """Hands each request the REST server answers, and its answer, to the payload logger."""
+
+    def __init__(self, spec: PayloadLogSpec, submit: SubmitRecord) -> None:
+        self.spec = spec
+        self._submit = submit
+        self._revision = os.environ.get(REVISION_VARIABLE, "")
+
+    def request(self, request: HttpRequest) -> PayloadCapture:
+        request_id = next((value for name, value in request.headers if name == b"x-request-id"), b"")
+        capture = PayloadCapture(
+            self.spec, request.headers, request_id.decode("latin-1") or str(uuid.uuid4()), self._submit
+        )
+        capture.request_body(request.body)
+        capture.request_done()
+        return capture
+
+    def answer(self, capture: PayloadCapture, response: HttpResponse) -> HttpResponse:
+        """The response, as it is sent; its record goes to the logger once its body is whole."""
+        headers = list(response.headers)
+        if response.content_type is not None:
+            headers.insert(0, (b"content-type", response.content_type))
+        capture.response_head(response.status, headers)
+        if response.stream is None:
+            capture.response_body(response.body)
+            capture.answered(self._revision)
+            return response
+        response.stream = self._streamed(capture, response.stream)
+        return response
+
+    async def _streamed(self, capture: PayloadCapture, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The stream's pieces as they go; the answer is logged once the stream ends whole."""
+        try:
+            async for piece in stream:
+                capture.response_body(piece)
+                yield piece
+            capture.answered(self._revision)
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:  # a client that left ends the stream (a generation) it was reading
+                await close()

@@ -1,0 +1,114 @@
+"""Payload logging in `modelplane serve` itself (`--payload-log-*`, what the operator gives a built-in
+runtime's pod for a component's `logger`): each request and answer reaches a real CloudEvents receiver
+as the gateway sends them, a streamed answer is logged once whole, and bad flags stop the server with
+one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.server.processes import REPO_ROOT, serve
+from tests.telemetry.cloudevents_receiver import CloudEventsReceiver
+
+STATUS_MODEL = str(REPO_ROOT / "tests" / "local" / "gateway" / "status_model.py") + ":StatusModel"
+ALPHABET_MODEL = str(REPO_ROOT / "tests" / "server" / "alphabet_generator.py") + ":AlphabetModel"
+REQUEST_TYPE = "org.kubeflow.serving.inference.request"
+RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+
+
+def test_each_request_and_answer_reaches_the_receiver():
+    receiver = CloudEventsReceiver().start()
+    server = serve(
+        "--model-class",
+        STATUS_MODEL,
+        "--model-name",
+        "status",
+        "--payload-log-url",
+        receiver.url,
+        "--payload-log-inference-service",
+        "status",
+        "--payload-log-namespace",
+        "ml",
+        "--payload-log-metadata-headers",
+        "x-tenant",
+        "--payload-log-metadata-annotations",
+        "team=fraud",
+        grpc=False,
+        env={"K_REVISION": "status-predictor-00001"},
+    )
+    try:
+        url = f"{server.url}/v1/models/status:predict"
+        ok = httpx.post(url, json={"instances": [[1]]}, headers={"x-request-id": "ok-1", "x-tenant": "acme"})
+        bad = httpx.post(url, json={"instances": [["bad"]]}, headers={"x-request-id": "bad-1"})
+        assert (ok.status_code, bad.status_code) == (200, 400)
+        events = receiver.wait_for(4)
+    finally:
+        server.stop()
+        receiver.stop()
+    by_id: dict[str, dict] = {}
+    for event in events:
+        by_id.setdefault(event.get_id(), {})[event.get_type()] = event
+    assert set(by_id) == {"ok-1", "bad-1"}
+    request, response = by_id["ok-1"][REQUEST_TYPE], by_id["ok-1"][RESPONSE_TYPE]
+    assert request.get_data() == {"instances": [[1]]} and response.get_data() == {"predictions": [[1]]}
+    assert request.get_extension("inferenceservicename") == "status"
+    assert request.get_extension("namespace") == "ml" and request.get_extension("component") == "predictor"
+    assert json.loads(request.get_extension("metadata")) == {"x-tenant": ["acme"]}
+    assert json.loads(request.get_extension("annotations")) == {"team": "fraud"}
+    assert response.get_extension("statuscode") == "200"
+    assert response.get_extension("revision") == "status-predictor-00001"
+    assert by_id["bad-1"][RESPONSE_TYPE].get_extension("statuscode") == "400"
+
+
+def test_a_streamed_answer_is_logged_once_whole(tmp_path):
+    log = tmp_path / "events.jsonl"
+    server = serve(
+        "--model-class",
+        ALPHABET_MODEL,
+        "--model-name",
+        "alphabet",
+        "--payload-log-url",
+        log.as_uri(),
+        "--payload-log-mode",
+        "response",
+        grpc=False,
+    )
+    try:
+        body = {"model": "alphabet", "prompt": "abc", "max_tokens": 3, "stream": True}
+        streamed = httpx.post(f"{server.url}/openai/v1/completions", json=body).text
+        deadline = time.monotonic() + 10
+        while not (log.exists() and log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    (line,) = log.read_text().splitlines()
+    event = json.loads(line)
+    assert event["type"] == RESPONSE_TYPE and event["datacontenttype"].startswith("text/event-stream")
+    import base64
+
+    assert base64.b64decode(event["data_base64"]).decode() == streamed
+    assert streamed.endswith("data: [DONE]\n\n")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--payload-log-url", "ftp://x/y"], "--payload-log-url: 'ftp://x/y': payload logs go to"),
+        (["--payload-log-url", "s3://logs/p", "--payload-log-store-format", "xml"], "is not one of json, csv"),
+        (
+            ["--payload-log-url", "http://r/", "--payload-log-metadata-annotations", "team"],
+            "is not name=value",
+        ),
+    ],
+)
+def test_bad_payload_log_flags_stop_serve_with_one_line(flags, message):
+    argv = [sys.executable, "-m", "modelplane", "serve", "--model-class", STATUS_MODEL, *flags]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
