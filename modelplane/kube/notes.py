@@ -3,8 +3,9 @@ of the resource and why."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from modelplane.api import components
 from modelplane.api.constants import HPA_METRICS, KNATIVE, STANDARD
@@ -13,10 +14,14 @@ from modelplane.control.revision_templates import COMPONENTS
 from modelplane.kube.autoscalers import autoscaler_class
 from modelplane.kube.credentials import AccountObjects
 from modelplane.kube.meta import is_cluster_local
+from modelplane.kube.payload_logging import NOT_LOGGED
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import fetches_from_container_filesystem
 from modelplane.storage.errors import InvalidURIError
 from modelplane.storage.uri import parse_uri
+
+if TYPE_CHECKING:
+    from modelplane.kube.pods import ComponentPod
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,16 @@ def graph_notes(ig: dict, mode: str) -> list[Note]:
     return [Note(where, path, message) for path, message in scaling]
 
 
+def logger_notes(isvc: dict, pods: Iterable[ComponentPod]) -> list[Note]:
+    """The loggers of components whose container does not log payloads (it is not modelplane serve)."""
+    where = resource_ref(isvc)
+    return [
+        Note(where, f"spec.{pod.component}.logger", NOT_LOGGED)
+        for pod in pods
+        if pod.payload_logged is False and pod.canary is None
+    ]
+
+
 def trained_model_note(tm: dict) -> Note | None:
     """A storageUri the model agent cannot fetch in the pod: a path in its own container, or a claim it
     does not mount (modelplane up reads both on its machine)."""
@@ -96,11 +111,6 @@ def _isvc_fields(isvc: dict, mode: str, settings: KubeSettings) -> Iterator[tupl
         if not isinstance(component_spec, dict):
             continue
         path = f"spec.{component}"
-        if isinstance(component_spec.get("logger"), dict):
-            yield (
-                f"{path}.logger",
-                "not acted on: KServe's payload logger (its agent sidecar) is not part of modelplane",
-            )
         for field, why in (
             (
                 "storageContainerName",

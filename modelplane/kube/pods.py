@@ -55,6 +55,7 @@ from modelplane.kube.meta import (
 from modelplane.kube.model_agent import CONTAINER_NAME as AGENT_NAME
 from modelplane.kube.model_agent import INIT_CONTAINER_NAME as AGENT_INIT_NAME
 from modelplane.kube.model_agent import model_agent
+from modelplane.kube.payload_logging import logger_args, logger_env
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import CONTAINER_NAME as INITIALIZER_NAME
 from modelplane.kube.storage_initializer import provisioning, provisioning_of_uris
@@ -131,6 +132,7 @@ class ComponentPod:
     annotations: dict[str, str]
     protocol: str | None
     canary: Canary | None = None
+    payload_logged: bool | None = None  # with a `logger`: whether its container logs (modelplane serve)
 
     @property
     def main_container(self) -> dict:
@@ -216,6 +218,13 @@ class _Builder:
         main = parts.main
         serves = components.runs_modelplane_serve(components.container_argv(main))
         extra_args = self._extra_args(component, spec, path, parts)
+        logger = spec.get("logger") if isinstance(spec.get("logger"), dict) else None
+        if logger is not None and serves:
+            extra_args += logger_args(self.isvc, component, spec)
+            for variable in logger_env(self.isvc, spec, self.settings):
+                main["env"] = [e for e in main.get("env") or [] if e.get("name") != variable["name"]] + [
+                    variable
+                ]
         if extra_args:
             main["args"] = [*(main.get("args") or []), *extra_args]
         main["image"] = cluster_image(main, self.settings, parts.runtime_version)
@@ -247,6 +256,7 @@ class _Builder:
             },
             parts.protocol,
             canary,
+            payload_logged=None if logger is None else serves,
         )
 
     def _extra_args(self, component: str, spec: dict, path: str, parts: _Parts) -> list[str]:

@@ -79,15 +79,48 @@ def test_mode_routes_image_namespace_and_stdin():
 
 def test_warnings_name_the_file_and_line(tmp_path):
     manifest = tmp_path / "logged.yaml"
-    manifest.write_text(
-        ISVC.format(name="logged").replace("    sklearn:\n", "    logger: {mode: all}\n    sklearn:\n")
-    )
+    custom = "    logger: {mode: all}\n    containers:\n    - name: kserve-container\n      image: example.com/server:1\n"
+    manifest.write_text(ISVC.format(name="logged").split("    sklearn:\n")[0] + custom)
     result = run("render", "-f", str(manifest))
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
-        f"Warning: {manifest}:7: spec.predictor.logger: not acted on: KServe's payload logger "
-        "(its agent sidecar) is not part of modelplane"
+        f"Warning: {manifest}:7: spec.predictor.logger: not acted on: this container is not modelplane "
+        "serve, which logs payloads itself on a cluster (KServe's agent sidecar, which would log for it, "
+        "is not part of modelplane)"
     ]
+
+
+def test_a_logger_on_a_built_in_runtime_is_modelplane_serves_flags():
+    logger = (
+        "    logger:\n      mode: request\n      url: s3://logs/iris\n      metadataHeaders: [x-tenant]\n"
+        "      storage: {key: logs, path: run-1, parameters: {format: csv, region: eu-west-1}}\n"
+        "      batchSize: 10\n      batchInterval: 5s\n"
+    )
+    result = run(
+        "render",
+        "-f",
+        "-",
+        stdin=ISVC.format(name="logged").replace("    sklearn:\n", logger + "    sklearn:\n"),
+    )
+    assert result.returncode == 0 and result.stderr == ""
+    deployment = next(o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    flags = [arg for arg in container["args"] if arg.startswith("--payload-log-")]
+    assert flags == [
+        "--payload-log-url=s3://logs/iris",
+        "--payload-log-mode=request",
+        "--payload-log-inference-service=logged",
+        "--payload-log-namespace=default",
+        "--payload-log-component=predictor",
+        "--payload-log-metadata-headers=x-tenant",
+        "--payload-log-store-format=csv",
+        "--payload-log-batch-size=10",
+        "--payload-log-store-path=run-1",
+        "--payload-log-batch-interval=5s",
+    ]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["STORAGE_CONFIG"]["valueFrom"] == {"secretKeyRef": {"name": "storage-config", "key": "logs"}}
+    assert env["STORAGE_OVERRIDE_CONFIG"]["value"] == '{"region": "eu-west-1"}'
 
 
 def test_a_service_that_cannot_run_is_one_line(tmp_path):
