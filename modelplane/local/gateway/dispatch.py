@@ -106,7 +106,7 @@ class Dispatcher:
                 )
         for name, state in self._revisions.items():
             if name not in revisions:
-                state.retire(f"revision {name} no longer serves any host")
+                state.retire(f"revision {name} no longer serves any host", rerouted=True)
         for route in table.routes.values():
             if route.refusal is not None:  # what waits for its backends is answered now
                 for backend in route.backends:

@@ -39,6 +39,14 @@ class Unavailable(Exception):
         self.message = message
 
 
+class Rerouted(Unavailable):
+    """The revision left the route table while the request waited for it (a rollout's last step): the
+    request may go where its host routes now (`acquire_rerouting`)."""
+
+
+MAX_REROUTES = 3
+
+
 @dataclass(frozen=True)
 class RevisionStats:
     """A snapshot of one revision's counters, for the autoscaler.
@@ -129,6 +137,7 @@ class RevisionUpstreams:
         self._waiters: deque[asyncio.Future[UpstreamReplica]] = deque()
         self._on_demand = on_demand
         self._next = 0
+        self._retired: Rerouted | None = None  # it left the route table: where it was sent goes on
 
     @property
     def queued(self) -> int:
@@ -162,13 +171,15 @@ class RevisionUpstreams:
         self.load.bound = timeout_seconds or self._default_timeout
         self._hand_out()
 
-    def retire(self, reason: str) -> None:
-        """The revision left the route table: the requests still waiting for it fail."""
+    def retire(self, reason: str, *, rerouted: bool = False) -> None:
+        """The revision left the route table (`rerouted`: its hosts route elsewhere now), or its route
+        refuses: the requests still waiting for it fail with the reason, or are `Rerouted`."""
         self.replicas = []
+        self._retired = Rerouted(503, reason) if rerouted else None
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_exception(Unavailable(503, reason))
+                waiter.set_exception(self._retired or Unavailable(503, reason))
 
     def try_acquire(self) -> UpstreamReplica | None:
         """A free slot now, or None when the request has to wait (behind others, or for room)."""
@@ -181,6 +192,8 @@ class RevisionUpstreams:
 
     async def acquire(self, timeout: float, max_queued: int) -> UpstreamReplica:
         """A replica with a free slot, waiting up to `timeout` seconds for one."""
+        if self._retired is not None:
+            raise self._retired
         replica = None if self._waiters else self._pick()
         if replica is not None:
             self._take(replica)
@@ -325,3 +338,24 @@ class RevisionUpstreams:
     def _take(self, replica: UpstreamReplica) -> None:
         replica.in_flight += 1
         self.in_flight += 1
+
+
+async def acquire_rerouting(
+    revision: RevisionUpstreams,
+    reroute: Callable[[], RevisionUpstreams],
+    timeout: float,
+    max_queued: int,
+) -> tuple[RevisionUpstreams, UpstreamReplica]:
+    """A slot on one of the revision's replicas, as `acquire` gives it; where the revision leaves the
+    route table while the request waits for it (the last step of a rollout, a canary let go),
+    `reroute()` gives the revision its host routes to now, and the request waits for that one (a host
+    that no longer routes at all fails the request with why its revision left)."""
+    for _ in range(MAX_REROUTES):
+        try:
+            return revision, await revision.acquire(timeout, max_queued)
+        except Rerouted as moved:
+            try:
+                revision = reroute()
+            except Unavailable:  # the host itself is gone: why its revision left says more
+                raise moved from None
+    return revision, await revision.acquire(timeout, max_queued)

@@ -118,6 +118,18 @@ def test_a_full_queue_refuses_at_once():
         assert waiting.result(timeout=60).json() == {"error": "revision iris-1 no longer serves any host"}
 
 
+def test_a_waiting_request_goes_where_its_host_routes_when_its_revision_leaves(replica):
+    """The last step of a rollout: the old revision, with no replica left, leaves the routes while a
+    request waits for it; the new revision answers it rather than a 503."""
+    with running_gateway(Backend("iris-1")) as gateway, ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(predict, gateway)
+        eventually(lambda: gateway.revision_stats()["iris-1"].queued == 1, "the request is queued")
+        gateway.update_routes(table(Backend("iris-2", (replica,))))
+        response = waiting.result(timeout=60)
+        assert response.status_code == 200 and response.json()["replica"] == "iris-1-a"
+        assert gateway.revision_stats()["iris-2"].requests_total == 1
+
+
 def test_requests_beyond_container_concurrency_wait_in_the_gateway(replica):
     backend = Backend("iris-1", (replica,), container_concurrency=1)
     with running_gateway(backend) as gateway, ThreadPoolExecutor(3) as pool:

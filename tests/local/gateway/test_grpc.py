@@ -382,17 +382,25 @@ def test_the_preface_may_come_in_pieces_and_rest_over_http2_is_refused(replicas)
         assert "HTTP/1.1" in json.loads(body)["error"]
 
 
-def test_a_waiting_call_fails_when_its_revision_leaves_the_table(replicas):
+def test_a_waiting_call_goes_where_its_host_routes_when_its_revision_leaves_the_table(replicas):
     table = RouteTable(service(backend("iris-predictor-1")))
     with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
         pending = pool.submit(infer, chan)
         settled(gateway, "iris-predictor-1", queued=1)
         gateway.update_routes(RouteTable(service(backend("iris-predictor-2", replicas["iris-1"]))))
+        assert pending.result(30).id == "iris-1"  # the rollout's new revision answers it
+
+
+def test_a_waiting_call_fails_when_its_host_leaves_the_table(replicas):
+    table = RouteTable(service(backend("iris-predictor-1")))
+    with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(infer, chan)
+        settled(gateway, "iris-predictor-1", queued=1)
+        gateway.update_routes(RouteTable())
         with pytest.raises(grpc.RpcError) as error:
             pending.result(30)
         assert error.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "no longer serves any host" in error.value.details()
-        assert infer(chan).id == "iris-1"
+        assert "revision iris-predictor-1 no longer serves any host" in error.value.details()
 
 
 def test_stopping_the_gateway_lets_the_calls_under_way_finish(replicas):

@@ -42,6 +42,7 @@ from modelplane.local.gateway.revisions import (
     RevisionUpstreams,
     Unavailable,
     UpstreamReplica,
+    acquire_rerouting,
 )
 from modelplane.protocol.grpc.status import status_headers
 from modelplane.protocol.http2.hpack import header_list_size
@@ -206,6 +207,7 @@ class GrpcCall:
         self.ended = False  # the call is over for the gateway
         self._authority = b""
         self._path = b""
+        self._model: bytes | None = None  # a ModelMesh call's model, which routes it
         self._revision: RevisionUpstreams | None = None
         self._replica: UpstreamReplica | None = None
         self._load_since = 0.0  # when the slot on `_replica` began to count as load (LoadMeter)
@@ -257,14 +259,14 @@ class GrpcCall:
         self._route(model)
 
     def _route(self, model: bytes | None) -> None:
+        self._model = model
         try:
             revision = self.context.router.resolve(self._authority, self._path, model)
         except Unavailable as exc:
             self.fail(_GRPC_CODES.get(exc.status, UNAVAILABLE), exc.message)
             return
         if not revision.serves_grpc:
-            host = self._authority.decode("latin-1")
-            self.fail(UNIMPLEMENTED, f"revision {revision.revision} (host '{host}') does not serve gRPC")
+            self.fail(UNIMPLEMENTED, _no_grpc(revision, self._authority))
             return
         revision.count_request()
         self._revision = revision
@@ -400,13 +402,24 @@ class GrpcCall:
 
     # -- forwarding ----------------------------------------------------------------------------
 
+    def _reroute(self) -> RevisionUpstreams:
+        """The revision the call's host routes it to now, its first revision having left the routes."""
+        revision = self.context.router.resolve(self._authority, self._path, self._model)
+        if not revision.serves_grpc:
+            raise Unavailable(503, _no_grpc(revision, self._authority))
+        revision.count_request()
+        return revision
+
     async def _forward(self, replica: UpstreamReplica | None) -> None:
         revision = self._revision
         config = self.context.config
         try:
             for attempt in range(1, MAX_CONNECT_ATTEMPTS + 1):
                 if replica is None:
-                    replica = await revision.acquire(config.queue_timeout, config.max_queued)
+                    revision, replica = await acquire_rerouting(
+                        revision, self._reroute, config.queue_timeout, config.max_queued
+                    )
+                    self._revision = revision
                 self._hold(replica)
                 try:
                     upstream = await self.context.h2_pool.connect(replica.grpc_address)
@@ -521,3 +534,7 @@ class GrpcCall:
         if replica is None:
             return f"revision {self._revision.revision if self._revision else '?'}"
         return f"replica {replica.grpc_address} of revision {self._revision.revision}"
+
+
+def _no_grpc(revision: RevisionUpstreams, authority: bytes) -> str:
+    return f"revision {revision.revision} (host '{authority.decode('latin-1')}') does not serve gRPC"

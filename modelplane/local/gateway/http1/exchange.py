@@ -23,6 +23,7 @@ from modelplane.local.gateway.revisions import (
     RevisionUpstreams,
     Unavailable,
     UpstreamReplica,
+    acquire_rerouting,
 )
 from modelplane.protocol.http1_wire import CONTINUE, LAST_CHUNK
 
@@ -208,11 +209,15 @@ class Exchange:
             raise Unavailable(401, REFUSAL)
         if self.method == b"CONNECT":
             raise Unavailable(405, "the gateway does not tunnel CONNECT requests")
+        revision = self._revision = self._resolve()
+        return revision.try_acquire()
+
+    def _resolve(self) -> RevisionUpstreams:
+        """The revision the request's host routes it to now (raises `Unavailable`)."""
         path = self.url.partition(b"?")[0]
         revision = self.context.router.resolve(self._host, path, model_header(self.headers))
         revision.count_request()
-        self._revision = revision
-        return revision.try_acquire()
+        return revision
 
     def _send(self, upstream: UpstreamConnection, reused: bool) -> None:
         """Writes the request (as much of the body as has arrived) on `upstream`."""
@@ -278,7 +283,10 @@ class Exchange:
             if outcome is None:
                 attempt += 1
                 if replica is None:
-                    replica = await revision.acquire(config.queue_timeout, config.max_queued)
+                    revision, replica = await acquire_rerouting(
+                        revision, self._resolve, config.queue_timeout, config.max_queued
+                    )
+                    self._revision = revision
                 self._hold(replica)
                 try:
                     upstream, reused = await self.context.http1_pool.connect(replica)
