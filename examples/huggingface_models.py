@@ -85,7 +85,8 @@ def write_reranker(folder: Path) -> Path:
     relevant = torch.tensor([1.0 if (question, story) in CHATS else 0.0 for question, story in pairs])
     batch = tokenizer([q for q, _ in pairs], [d for _, d in pairs], padding=True, return_tensors="pt")
     binary = torch.nn.functional.binary_cross_entropy_with_logits
-    _train(model, lambda: binary(model(**batch).logits[:, 0], relevant), steps=80)
+    # A gentler rate than the others': at theirs, some starts collapse to one score for every pair.
+    _train(model, lambda: binary(model(**batch).logits[:, 0], relevant), steps=200, lr=1e-3)
     return _save(folder, model, tokenizer)
 
 
@@ -247,14 +248,14 @@ def _seeded(build):
     return build()
 
 
-def _train(model, loss, steps: int) -> None:
+def _train(model, loss, steps: int, lr: float = 3e-3) -> None:
     import torch
 
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # these models are too small to share out: more threads only wait on each other
     try:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
         model.train()
         for _ in range(steps):
             optimizer.zero_grad()
