@@ -17,23 +17,20 @@ from tests.server.processes import REPO_ROOT, serve
 MODEL_CLASS = str(REPO_ROOT / "tests" / "server" / "alphabet_generator.py") + ":AlphabetModel"
 
 
+def alphabet_server(**env: str):
+    return serve("--model-class", MODEL_CLASS, "--model-name", "alphabet", grpc=False, env=env or None)
+
+
 @pytest.fixture(scope="module")
 def server():
-    process = serve("--model-class", MODEL_CLASS, "--model-name", "alphabet", grpc=False)
+    process = alphabet_server()
     yield process
     process.stop()
 
 
 @pytest.fixture(scope="module")
 def slow_server():
-    process = serve(
-        "--model-class",
-        MODEL_CLASS,
-        "--model-name",
-        "alphabet",
-        grpc=False,
-        env={"ALPHABET_STEP_SECONDS": "0.2"},
-    )
+    process = alphabet_server(ALPHABET_STEP_SECONDS="0.2")
     yield process
     process.stop()
 
@@ -220,14 +217,7 @@ def test_a_client_that_leaves_a_stream_stops_its_generation(slow_server):
 
 @pytest.mark.parametrize(("prefix", "base"), [("", "/v1"), ("llm/", "/llm/v1")])
 def test_kserve_openai_route_prefix_moves_the_endpoints(prefix, base):
-    process = serve(
-        "--model-class",
-        MODEL_CLASS,
-        "--model-name",
-        "alphabet",
-        grpc=False,
-        env={"KSERVE_OPENAI_ROUTE_PREFIX": prefix},
-    )
+    process = alphabet_server(KSERVE_OPENAI_ROUTE_PREFIX=prefix)
     try:
         with openai.OpenAI(base_url=f"{process.url}{base}", api_key="unused", max_retries=0) as client:
             completion = client.completions.create(model="alphabet", prompt="abc", max_tokens=2)
