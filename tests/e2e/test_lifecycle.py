@@ -117,9 +117,17 @@ def test_a_replica_restarted_for_its_liveness_probe_runs_its_pre_stop_hook_first
     marks = tmp_path / "marks"
 
     async def scenario():
-        liveness = {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1}
+        # The probe fails only once the server answers, so its stop-signal handler is in place.
+        unwell = tmp_path / "unwell"
+        liveness = {
+            "exec": {"command": ["sh", "-c", f"test ! -e {unwell}"]},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        }
         template = server(marks, lifecycle={"preStop": append(marks, "preStop")}, livenessProbe=liveness)
         async with running(template, tmp_path) as replicas:
+            await until(lambda: replicas.addresses(), "ready")
+            unwell.touch()
             await until(lambda: replicas.replicas[0].restarts >= 1, "a restart")
         assert marks.read_text().split()[:2] == ["preStop", "SIGTERM"]
 
