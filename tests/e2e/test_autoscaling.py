@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 import threading
 from collections import Counter
 
@@ -14,9 +13,6 @@ import httpx
 import pytest
 
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform, wait_until
-
-sys.path.insert(0, str(REPO_ROOT / "examples"))
-from build_models import build_all  # noqa: E402
 
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 WINDOW = {"autoscaling.knative.dev/window": "6s"}  # the shortest stable window Knative allows
@@ -39,9 +35,9 @@ def sklearn(**fields) -> dict:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def platform(tmp_path_factory, example_models):
     home = tmp_path_factory.mktemp("mp-home")
-    build_all(home / "pvc" / "examples")
+    example_models(home / "pvc" / "examples")
     (home / "pvc" / "slow").mkdir()
     (home / "pvc" / "slow" / "model.py").write_text(SLOW_MODEL.read_text())
     options = (
@@ -50,7 +46,7 @@ def platform(tmp_path_factory):
         "--autoscaler-tick",
         "0.5s",
         "--activator-timeout",
-        "20s",
+        "12s",
         "--hpa-sync-period",
         "1s",
     )
@@ -158,7 +154,7 @@ def test_a_revision_that_cannot_wake_answers_503_after_the_activator_timeout(pla
     response = predict(platform, "vanishing")
     assert response.status_code == 503
     assert response.json() == {
-        "error": "revision vanishing-predictor-00001 could not take the request within 20s: "
+        "error": "revision vanishing-predictor-00001 could not take the request within 12s: "
         "no replica became ready"
     }
     platform.cli("delete", "isvc", "vanishing")

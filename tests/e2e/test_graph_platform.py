@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import sys
 from pathlib import Path
 
 import httpx
@@ -23,9 +22,6 @@ import yaml
 from modelplane.api.kinds import INFERENCE_GRAPH
 from modelplane.local.api.client import ControlPlaneClient
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers, wait_until
-
-sys.path.insert(0, str(REPO_ROOT / "examples"))
-from build_models import build_all  # noqa: E402
 
 EXAMPLES = REPO_ROOT / "examples"
 PREDICTOR = Path(__file__).with_name("graph_predictor.py")
@@ -120,9 +116,9 @@ def wait_ready(platform: PlatformProcess, kind: str, names: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def platform(tmp_path_factory, example_models):
     home = tmp_path_factory.mktemp("mp-home")
-    build_all(home / "pvc" / "examples")
+    example_models(home / "pvc" / "examples")
     (home / "pvc" / "graph-predictor").mkdir(parents=True)
     shutil.copy(PREDICTOR, home / "pvc" / "graph-predictor" / PREDICTOR.name)
     # The routers are replicas of `modelplane up`, whose environment they get, as KServe's routers get

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from urllib.parse import urlsplit
 
 import grpc
@@ -15,17 +14,14 @@ from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform
 
-sys.path.insert(0, str(REPO_ROOT / "examples"))
-from build_models import build_all  # noqa: E402
-
 SERVICE = "sklearn-iris"
 IRIS = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def platform(tmp_path_factory, example_models):
     home = tmp_path_factory.mktemp("mp-grpc-home")
-    build_all(home / "pvc" / "examples")
+    example_models(home / "pvc" / "examples")
     with running_platform(home) as platform:
         platform.cli("apply", "-f", str(REPO_ROOT / "examples" / "sklearn-iris.yaml"))
         platform.cli("wait", "--for=condition=Ready", f"isvc/{SERVICE}", "--timeout=300s")

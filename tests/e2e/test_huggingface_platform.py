@@ -1,11 +1,10 @@
 """End to end on `modelplane up`: the huggingface examples (a text classifier, a small chat model and a
-reranker, built here) applied as written, and spoken to through the gateway: V1 for the classifier, the
+reranker, as examples/build_models.py builds them) applied as written, and spoken to through the gateway: V1 for the classifier, the
 official `openai` client for the chat model, streamed and not, and `/openai/v1/rerank`."""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import httpx
 import openai
@@ -13,21 +12,16 @@ import pytest
 
 from tests.e2e.platform_process import REPO_ROOT, running_platform
 
-sys.path.insert(0, str(REPO_ROOT / "examples"))
 pytest.importorskip("transformers")
-from huggingface_models import write_reranker, write_text_classifier, write_text_generator  # noqa: E402
 
 GENERATOR_HOST = "text-generator.default.localhost"
 SERVICES = ("text-classifier", "text-generator", "reranker")
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def platform(tmp_path_factory, example_models):
     home = tmp_path_factory.mktemp("mp-huggingface-home")
-    claim = home / "pvc" / "examples"
-    write_text_classifier(claim / "text-classifier")
-    write_text_generator(claim / "text-generator")
-    write_reranker(claim / "reranker")
+    example_models(home / "pvc" / "examples")
     with running_platform(home) as platform:
         for service in SERVICES:
             platform.cli("apply", "-f", str(REPO_ROOT / "examples" / f"{service}.yaml"))

@@ -5,7 +5,6 @@ leaves its service Ready and its predictor serving."""
 from __future__ import annotations
 
 import json
-import sys
 
 import httpx
 import numpy as np
@@ -21,9 +20,6 @@ from tests.e2e.platform_process import (
     wait_until,
 )
 from tests.telemetry.cloudevents_receiver import CloudEventsReceiver
-
-sys.path.insert(0, str(REPO_ROOT / "examples"))
-from build_models import build_all  # noqa: E402
 
 EXAMPLES = REPO_ROOT / "examples" / "observability"
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4]]}
@@ -60,9 +56,9 @@ def receiver():
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
+def home(tmp_path_factory, example_models):
     home = tmp_path_factory.mktemp("mp-observe")
-    build_all(home / "pvc" / "examples")
+    example_models(home / "pvc" / "examples")
     yield home
     assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
@@ -227,9 +223,9 @@ class WithoutART(PlatformProcess):
 
 
 @pytest.fixture(scope="module")
-def platform_without_art(tmp_path_factory):
+def platform_without_art(tmp_path_factory, example_models):
     home = tmp_path_factory.mktemp("mp-no-art")
-    build_all(home / "pvc" / "examples")
+    example_models(home / "pvc" / "examples")
     shadow = home / "no-art" / "art"  # a package that cannot be imported, where ART would be
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'art'\")\n")

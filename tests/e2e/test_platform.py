@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,9 +20,6 @@ from tests.e2e.platform_process import (
     running_platform,
     wait_until,
 )
-
-sys.path.insert(0, str(REPO_ROOT / "examples"))
-from build_models import build_all  # noqa: E402
 
 EXAMPLES = REPO_ROOT / "examples"
 SERVICES = (
@@ -48,9 +44,9 @@ def host(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
+def home(tmp_path_factory, example_models) -> Path:
     home = tmp_path_factory.mktemp("mp-home")
-    build_all(home / "pvc" / "examples")
+    example_models(home / "pvc" / "examples")
     broken = home / "pvc" / "broken"
     broken.mkdir()
     (broken / "model.joblib").write_bytes(b"this is not a pickle")

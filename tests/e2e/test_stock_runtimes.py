@@ -5,7 +5,6 @@ the image here, says so in its status and in an event, with no replica started."
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +14,12 @@ import yaml
 from modelplane.runtimes import RUNTIMES
 from tests.api.helpers import KSERVE_RUNTIMES
 from tests.e2e.platform_process import (
-    REPO_ROOT,
     PlatformProcess,
     kill_leftovers,
     running_platform,
     wait_until,
 )
 from tests.server.pmml_models import iris_tree, write_model
-
-sys.path.insert(0, str(REPO_ROOT / "examples"))
-from build_models import build_all  # noqa: E402
 
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 IRIS_V2 = {
@@ -84,9 +79,9 @@ def write_onnx_model(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
+def home(tmp_path_factory, example_models) -> Path:
     home = tmp_path_factory.mktemp("mp-stock")
-    build_all(home / "pvc" / "examples")
+    example_models(home / "pvc" / "examples")
     write_onnx_model(home / "pvc" / "stock" / "onnx")
     write_model(home / "pvc" / "stock" / "pmml", iris_tree())
     yield home

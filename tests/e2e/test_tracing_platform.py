@@ -4,17 +4,12 @@ real receiver, and the tree they form."""
 
 from __future__ import annotations
 
-import sys
-
 import httpx
 import pytest
 import yaml
 
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
 from tests.telemetry.otlp_receiver import OtlpReceiver
-
-sys.path.insert(0, str(REPO_ROOT / "examples"))
-from build_models import build_all  # noqa: E402
 
 TRACE_ID = "5bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "10f067aa0ba902b7"
@@ -38,9 +33,9 @@ def receiver():
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory, receiver):
+def platform(tmp_path_factory, example_models, receiver):
     home = tmp_path_factory.mktemp("mp-traced")
-    build_all(home / "pvc" / "examples")
+    example_models(home / "pvc" / "examples")
     transformer = yaml.safe_load((REPO_ROOT / "examples" / "transformer-predictor.yaml").read_text())
     transformer["metadata"]["name"] = "traced"
     graph = {

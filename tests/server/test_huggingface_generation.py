@@ -20,7 +20,7 @@ import pytest
 from tests.server.processes import REPO_ROOT, serve
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
-from huggingface_models import write_model, write_text_generator  # noqa: E402
+from huggingface_models import write_model  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -29,9 +29,9 @@ OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, example_models):
     root = tmp_path_factory.mktemp("hf-generation")
-    write_text_generator(root / "chat")
+    (example_models(tmp_path_factory.mktemp("examples")) / "text-generator").rename(root / "chat")
     write_model(root / "gpt2", "gpt2")
     write_model(root / "t5", "t5")
     return root

@@ -12,7 +12,7 @@ import pytest
 from tests.server.processes import REPO_ROOT, serve
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
-from huggingface_models import CHATS, STORY, write_model, write_reranker  # noqa: E402
+from huggingface_models import CHATS, STORY, write_model  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -21,9 +21,9 @@ QUERY, ANSWER = CHATS[2]  # "tell me about the cat", and the sentence about the 
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, example_models):
     root = tmp_path_factory.mktemp("hf-rerank")
-    write_reranker(root / "reranker")
+    (example_models(tmp_path_factory.mktemp("examples")) / "reranker").rename(root / "reranker")
     write_model(root / "classifier", "sequence_classification")  # two labels: not a cross-encoder
     return root
 

@@ -290,16 +290,13 @@ def test_a_folder_without_a_saved_model_is_a_model_that_failed_to_load(tmp_path)
         server.stop()
 
 
-def test_the_example_model_as_its_runtime_serves_it(tmp_path):
+def test_the_example_model_as_its_runtime_serves_it(tmp_path, example_models):
     """examples/tensorflow-iris.yaml's model, built by examples/build_models.py and served with the
     arguments of the modelplane-tensorflowserver runtime."""
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    sys.path.insert(0, str(REPO_ROOT / "examples"))
-    from build_models import build_all
-
-    build_all(tmp_path)
+    example_models(tmp_path)
     folder = tmp_path / "tensorflow-iris"
     assert detect_runtime(folder) == "tensorflow"
     server = serve("--model-dir", str(folder), "--model-name", "tensorflow-iris", "--runtime=tensorflow")

@@ -184,10 +184,11 @@ def test_tls_settings(tmp_path, s3, monkeypatch):
     assert S3Backend(location, StorageConfig({"verify_ssl": "true"}))._verify() is True
 
 
-def test_logs_hold_no_secret(s3, isolated, caplog):
+def test_logs_hold_no_secret(s3, isolated, caplog, monkeypatch):
     import logging
 
     caplog.set_level(logging.DEBUG, logger="modelplane")
+    monkeypatch.setenv("S3_MAX_ATTEMPTS", "1")  # modelplane's own retry is the one logged
     store = isolated / "storage-config"
     store.mkdir(parents=True)
     document = {"type": "s3", "endpoint_url": "http://127.0.0.1:1", "bucket": s3.bucket, **KEYS}
