@@ -18,7 +18,7 @@ from modelplane.api.errors import FieldError
 from modelplane.control.autoscaling_settings import parse_duration
 from modelplane.control.revision_templates import COMPONENTS
 from modelplane.protocol.http_client import parse_target
-from modelplane.telemetry.payload_blob import FORMATS, BlobLogTarget, is_blob_url
+from modelplane.telemetry.payload_blob import FORMATS, BlobLogTarget, is_blob_url, parquet_missing
 from modelplane.telemetry.payload_events import PayloadLogSpec
 from modelplane.telemetry.payload_sinks import sink_problem
 
@@ -106,11 +106,14 @@ def _blob_field_errors(logger: dict, here: str) -> Iterator[FieldError]:
     storage = logger.get("storage")
     parameters = (storage.get("parameters") or {}) if isinstance(storage, dict) else {}
     format = parameters.get(FORMAT_PARAMETER) if isinstance(parameters, dict) else None
+    where = f"{here}.storage.parameters.{FORMAT_PARAMETER}"
     if format is not None and format not in FORMATS:
         yield FieldError(
-            f"{here}.storage.parameters.{FORMAT_PARAMETER}",
-            f"{format!r}: payload logs are written as {' or '.join(FORMATS)} (a marshallerUrl writes any other)",
+            where,
+            f"{format!r}: payload logs are written as {', '.join(FORMATS)} (a marshallerUrl writes any other)",
         )
+    elif format == "parquet" and not logger.get("marshallerUrl") and (missing := parquet_missing()):
+        yield FieldError(where, missing)
     size = logger.get("batchSize")
     if size is not None and (not isinstance(size, int) or size < 0):
         yield FieldError(f"{here}.batchSize", "must be a whole number of records, 0 or more")

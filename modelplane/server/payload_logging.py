@@ -53,7 +53,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--payload-log-store-path", default="", help="a bucket: the folder under the component's"
     )
-    group.add_argument("--payload-log-store-format", default="json", help="a bucket: json or csv")
+    group.add_argument("--payload-log-store-format", default="json", help="a bucket: json, csv or parquet")
     group.add_argument("--payload-log-marshaller-url", help="a bucket: the marshaller that writes each batch")
     group.add_argument("--payload-log-batch-size", type=int, default=1, help="a bucket: records an object")
     group.add_argument(
@@ -67,7 +67,7 @@ def spec_from(args: argparse.Namespace) -> PayloadLogSpec | None:
     if not url:
         return None
     from modelplane.control.autoscaling_settings import parse_duration
-    from modelplane.telemetry.payload_blob import FORMATS, BlobLogTarget, is_blob_url
+    from modelplane.telemetry.payload_blob import FORMATS, BlobLogTarget, is_blob_url, parquet_missing
     from modelplane.telemetry.payload_sinks import sink_problem
 
     problem = sink_problem(url)
@@ -81,10 +81,11 @@ def spec_from(args: argparse.Namespace) -> PayloadLogSpec | None:
         annotations.append((name.strip(), value))
     blob = None
     if is_blob_url(url):
-        if args.payload_log_store_format not in FORMATS:
-            raise ValueError(
-                f"--payload-log-store-format: {args.payload_log_store_format!r} is not one of {', '.join(FORMATS)}"
-            )
+        format = args.payload_log_store_format
+        if format not in FORMATS:
+            raise ValueError(f"--payload-log-store-format: {format!r} is not one of {', '.join(FORMATS)}")
+        if format == "parquet" and not args.payload_log_marshaller_url and (missing := parquet_missing()):
+            raise ValueError(f"--payload-log-store-format: {missing}")
         interval = parse_duration(args.payload_log_batch_interval)
         if interval is None:
             raise ValueError(
@@ -94,7 +95,7 @@ def spec_from(args: argparse.Namespace) -> PayloadLogSpec | None:
 
         blob = BlobLogTarget(
             path=args.payload_log_store_path,
-            format=args.payload_log_store_format,
+            format=format,
             batch_size=max(1, args.payload_log_batch_size),
             batch_interval=interval,
             marshaller_url=args.payload_log_marshaller_url or None,

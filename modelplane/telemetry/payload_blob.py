@@ -6,10 +6,10 @@ Each object holds a batch of records (`batchSize`, 1 by default: an object per r
 `batchInterval` sends a batch that has not filled up after that long; without it, a batch waits until
 it is full, or until the gateway stops) and is named after its first record:
 
-    <prefix>/<namespace>/<service>/<component>/<storage.path>/<id>-<request|response>.<json|csv>
+    <prefix>/<namespace>/<service>/<component>/<storage.path>/<id>-<request|response>.<json|csv|parquet>
 
-`storage.parameters.format` chooses the content: `json` (one record an object, a batch a list of them)
-or `csv` (a header row, then a row a record); a `marshallerUrl` is sent the batch as a JSON list and its
+`storage.parameters.format` chooses the content: `json` (one record an object, a batch a list of them),
+`csv` (a header row, then a row a record) or `parquet` (a row a record; it needs pyarrow); a `marshallerUrl` is sent the batch as a JSON list and its
 answer is the object, with the extension its `X-Log-Marshal-Extension` header gives (KServe's marshaller
 protocol). A record has KServe's fields (`url`, `bytes`: the body in base64, `contentType`, `reqType`,
 `id`, `sourceUri`, `inferenceService`, `namespace`, `component`, `endpoint`, `metadata`,
@@ -40,9 +40,10 @@ if TYPE_CHECKING:
     from modelplane.storage.uri import Location
 
 BLOB_SCHEMES = ("s3", "gs", "abfs")
-FORMATS = ("json", "csv")
+FORMATS = ("json", "csv", "parquet")
 MARSHAL_EXTENSION_HEADER = b"x-log-marshal-extension"
-_CSV_COLUMNS = (
+# The columns of a csv or parquet object: KServe's, then the answer's status and revision.
+_COLUMNS = (
     "url",
     "bytes",
     "contentType",
@@ -156,10 +157,12 @@ def marshal(records: list[PayloadRecord], format: str) -> tuple[bytes, str, str]
     if format == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(_CSV_COLUMNS)
+        writer.writerow(_COLUMNS)
         for document in documents:
-            writer.writerow([_csv_cell(document.get(column)) for column in _CSV_COLUMNS])
+            writer.writerow([_csv_cell(document.get(column)) for column in _COLUMNS])
         return out.getvalue().encode(), "csv", "text/csv"
+    if format == "parquet":
+        return _parquet(documents), "parquet", "application/vnd.apache.parquet"
     body = orjson.dumps(documents[0] if len(documents) == 1 else documents)
     return body, "json", "application/json"
 
@@ -172,6 +175,35 @@ def _csv_cell(value: object) -> str:
     if isinstance(value, dict):
         return orjson.dumps(value).decode()
     return str(value)
+
+
+def parquet_missing() -> str | None:
+    """Why parquet objects cannot be written here, or None when they can."""
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return "payload logs in parquet need pyarrow: pip install 'modelplane[parquet]'"
+    return None
+
+
+def _parquet(documents: list[dict]) -> bytes:
+    """KServe's parquet schema: a string column a field (maps as JSON, absent ones empty), except
+    `tlsSkipVerify`, a boolean, and `statusCode`, a number (null for a request)."""
+    import pyarrow
+    import pyarrow.parquet
+
+    columns = {}
+    for column in _COLUMNS:
+        values = [document.get(column) for document in documents]
+        if column == "tlsSkipVerify":
+            columns[column] = pyarrow.array([bool(value) for value in values], pyarrow.bool_())
+        elif column == "statusCode":
+            columns[column] = pyarrow.array(values, pyarrow.int32())
+        else:
+            columns[column] = pyarrow.array([_csv_cell(value) for value in values], pyarrow.string())
+    out = io.BytesIO()
+    pyarrow.parquet.write_table(pyarrow.table(columns), out)
+    return out.getvalue()
 
 
 class BlobSink:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from modelplane.control.payload_logging import payload_log_specs
@@ -164,9 +166,9 @@ def test_a_bucket_logger_gets_its_storage_config_path_format_and_batches():
     ("fields", "path", "problem"),
     [
         (
-            {"storage": {"key": "k", "path": "p", "parameters": {"format": "parquet"}}},
+            {"storage": {"key": "k", "path": "p", "parameters": {"format": "avro"}}},
             "storage.parameters.format",
-            "json or csv",
+            "json, csv, parquet",
         ),
         ({"batchSize": -1}, "batchSize", "0 or more"),
         ({"batchInterval": "soon"}, "batchInterval", "is not a duration"),
@@ -179,3 +181,16 @@ def test_blob_fields_that_cannot_be_acted_on_are_refused(fields, path, problem):
     with pytest.raises(Invalid) as refused:
         default_admission()(resource, None, [])
     assert f"spec.predictor.logger.{path}" in str(refused.value) and problem in str(refused.value)
+
+
+def test_parquet_without_pyarrow_is_refused_unless_a_marshaller_writes_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # what a missing package looks like
+    storage = {"key": "k", "path": "p", "parameters": {"format": "parquet"}}
+    logger = {"mode": "all", "url": "s3://bucket/logs", "storage": storage}
+    resource = isvc({"predictor": {"sklearn": {"storageUri": "pvc://m"}, "logger": logger}})
+    with pytest.raises(Invalid) as refused:
+        default_admission()(resource, None, [])
+    assert "spec.predictor.logger.storage.parameters.format" in str(refused.value)
+    assert "pip install 'modelplane[parquet]'" in str(refused.value)
+    logger["marshallerUrl"] = "http://marshaller.default/"
+    default_admission()(resource, None, [])

@@ -5,6 +5,7 @@ one line."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 import httpx
 import pytest
 
+from modelplane.server.payload_logging import add_flags, spec_from
 from tests.server.processes import REPO_ROOT, serve
 from tests.telemetry.cloudevents_receiver import CloudEventsReceiver
 
@@ -100,7 +102,10 @@ def test_a_streamed_answer_is_logged_once_whole(tmp_path):
     ("flags", "message"),
     [
         (["--payload-log-url", "ftp://x/y"], "--payload-log-url: 'ftp://x/y': payload logs go to"),
-        (["--payload-log-url", "s3://logs/p", "--payload-log-store-format", "xml"], "is not one of json, csv"),
+        (
+            ["--payload-log-url", "s3://logs/p", "--payload-log-store-format", "xml"],
+            "is not one of json, csv, parquet",
+        ),
         (
             ["--payload-log-url", "http://r/", "--payload-log-metadata-annotations", "team"],
             "is not name=value",
@@ -112,3 +117,14 @@ def test_bad_payload_log_flags_stop_serve_with_one_line(flags, message):
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_parquet_flags_without_pyarrow_say_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # what a missing package looks like
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    flags = ["--payload-log-url", "s3://logs/p", "--payload-log-store-format", "parquet"]
+    with pytest.raises(ValueError, match=r"pip install 'modelplane\[parquet\]'"):
+        spec_from(parser.parse_args(flags))
+    marshalled = spec_from(parser.parse_args([*flags, "--payload-log-marshaller-url", "http://m/"]))
+    assert marshalled.blob.format == "parquet"

@@ -134,6 +134,26 @@ def test_a_bucket_that_is_not_there_costs_requests_nothing_and_its_losses_are_co
         assert metric(gateway, name, **dropped) == 6
 
 
+def test_s3_objects_as_parquet_with_kserve_s_columns(replica, s3):  # noqa: F811
+    parquet = pytest.importorskip("pyarrow.parquet")
+    server, client = s3
+    log = spec("s3://logs/columns", blob=s3_target(server, format="parquet", batch_size=2))
+    with gateway_for(replica, log) as (_, http):
+        predict(http, [[5]], **{"x-request-id": "p-1"})
+        stored = wait_for(lambda: objects(client, "columns/"), 1)
+    (key,) = stored
+    assert key == "columns/default/status/predictor/p-1-request.parquet"
+    table = parquet.read_table(io.BytesIO(stored[key]))
+    assert table.schema.field("tlsSkipVerify").type == "bool"
+    assert table.schema.field("statusCode").type == "int32"
+    assert table.schema.field("metadata").type == "string"
+    rows = table.to_pylist()
+    assert [row["reqType"].rsplit(".", 1)[1] for row in rows] == ["request", "response"]
+    assert [row["statusCode"] for row in rows] == [None, 200]
+    assert json.loads(base64.b64decode(rows[1]["bytes"])) == {"predictions": [[5]]}
+    assert rows[0]["id"] == rows[1]["id"] == "p-1" and rows[0]["endpoint"] == ""
+
+
 def test_gcs_objects_as_csv(replica):  # noqa: F811
     server = start_gcs_emulator()
     try:
