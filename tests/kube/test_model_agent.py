@@ -172,11 +172,11 @@ def test_a_trained_model_is_ready_once_the_agent_has_loaded_it(tmp_path, cluster
             lambda: (
                 kubelet.sync_config_map()
                 and httpx.get(f"{server.url}/v2/models/iris/ready").status_code == 404
+                and not (models / "iris").exists()  # the agent removes its folder once it is unloaded
             ),
             60,
-            "iris unloaded",
+            "iris unloaded and its folder gone",
         )
-        assert not (models / "iris").exists()
     finally:
         agent.stop()
         server.stop()
