@@ -10,6 +10,9 @@ GPU_RESOURCE_TYPES_ANNOTATION = "serving.kserve.io/gpu-resource-types"
 MODEL_FORMAT_ANNOTATION = "modelFormat"
 SERVER_TYPE_ANNOTATION = "serving.kserve.io/server-type"
 
+# The port of the sidecar in front of a model server in its pod (KServe's agent; modelplane logger).
+AGENT_PORT = 9081
+
 # Deployment modes; the legacy names are still accepted and normalised.
 STANDARD = "Standard"
 KNATIVE = "Knative"

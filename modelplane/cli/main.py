@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "render": "modelplane.cli.render",
     "operator": "modelplane.cli.operator",
     "agent": "modelplane.cli.agent",
+    "logger": "modelplane.cli.logger",
 }
 
 

@@ -1,28 +1,37 @@
 """A component's `logger` on Kubernetes.
 
-KServe puts its agent sidecar in front of the model server to log payloads; here the model server logs
-them itself. A container that runs `modelplane serve` (the built-in runtimes, or a custom container that
-runs it) gets the `--payload-log-*` flags (server/payload_logging.py): the sink (KServe's default,
-`http://default-broker`, when the logger has no `url`), the mode, the names its events carry, the
-headers and annotations they copy, and for a bucket its path, format, marshaller and batches, with the
-storage config its `storage.key` names as `STORAGE_CONFIG` (from the storage-config Secret, as the
-storage initializer gets it) and `storage.parameters` as `STORAGE_OVERRIDE_CONFIG`. Another container
-is not logged, and the service's status says so.
+A container that runs `modelplane serve` (the built-in runtimes, or a custom container that runs it)
+logs its payloads itself: it gets the `--payload-log-*` flags (server/payload_logging.py): the sink
+(KServe's default, `http://default-broker`, when the logger has no `url`), the mode, the names its
+events carry, the headers and annotations they copy, and for a bucket its path, format, marshaller and
+batches, with the storage config its `storage.key` names as `STORAGE_CONFIG` (from the storage-config
+Secret, as the storage initializer gets it) and `storage.parameters` as `STORAGE_OVERRIDE_CONFIG`.
+
+Another container (KServe's runtime images, a custom image) gets, in Standard mode, what KServe's
+agent sidecar is for it: a `logger` container, `modelplane logger` with the same flags, on KServe's
+agent port, in front of the model server's port; the component's Service sends its requests there.
+A Knative Service's pod serves one container's port, so in Knative mode such a container is not
+logged, and the service's status says so.
 """
 
 from __future__ import annotations
 
 import json
 
+from modelplane.api.constants import AGENT_PORT
 from modelplane.control.payload_logging import FORMAT_PARAMETER, payload_log_specs
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import SECRET_NAME_ANNOTATION
 
 DEFAULT_URL = "http://default-broker"  # KServe's default logger url (its inferenceservice-config)
+LOGGER_CONTAINER = "logger"
 NOT_LOGGED = (
-    "not acted on: this container is not modelplane serve, which logs payloads itself on a cluster "
-    "(KServe's agent sidecar, which would log for it, is not part of modelplane)"
+    "not acted on in Knative mode: this container is not modelplane serve, which logs payloads itself, "
+    "and the logger that would stand in front of it needs a port of its own, which a Knative Service's "
+    "pod does not give (in Standard mode, modelplane logger logs for it)"
 )
+# KServe's agent sidecar's default resources (its inferenceservice-config).
+LOGGER_RESOURCES = {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
 
 def logger_args(isvc: dict, component: str, spec: dict) -> list[str]:
@@ -66,3 +75,22 @@ def logger_env(isvc: dict, spec: dict, settings: KubeSettings) -> list[dict]:
     if parameters:
         env.append({"name": "STORAGE_OVERRIDE_CONFIG", "value": json.dumps(parameters, sort_keys=True)})
     return env
+
+
+def logger_container(
+    isvc: dict, component: str, spec: dict, settings: KubeSettings, component_port: int
+) -> dict:
+    """`modelplane logger` in front of a model server at `component_port` that does not log itself."""
+    container = {
+        "name": LOGGER_CONTAINER,
+        "image": settings.image,
+        "args": ["logger", f"--component-port={component_port}", *logger_args(isvc, component, spec)],
+        "ports": [{"name": "agent-port", "containerPort": AGENT_PORT, "protocol": "TCP"}],
+        # The model server's own probe says whether the model is ready; this one, that requests get in.
+        "readinessProbe": {"tcpSocket": {"port": AGENT_PORT}, "timeoutSeconds": 1, "periodSeconds": 10},
+        "resources": {kind: dict(amounts) for kind, amounts in LOGGER_RESOURCES.items()},
+    }
+    env = logger_env(isvc, spec, settings)
+    if env:
+        container["env"] = env
+    return container

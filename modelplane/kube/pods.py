@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from modelplane.api import RuntimeSelectionError, components, conditions, render_container
 from modelplane.api.constants import (
+    AGENT_PORT,
     KNATIVE,
     MULTI_MODEL_SERVER_ENV,
     PREDICTOR_CONTAINER,
@@ -55,7 +56,12 @@ from modelplane.kube.meta import (
 from modelplane.kube.model_agent import CONTAINER_NAME as AGENT_NAME
 from modelplane.kube.model_agent import INIT_CONTAINER_NAME as AGENT_INIT_NAME
 from modelplane.kube.model_agent import model_agent
-from modelplane.kube.payload_logging import logger_args, logger_env
+from modelplane.kube.payload_logging import (
+    LOGGER_CONTAINER,
+    logger_args,
+    logger_container,
+    logger_env,
+)
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import CONTAINER_NAME as INITIALIZER_NAME
 from modelplane.kube.storage_initializer import provisioning, provisioning_of_uris
@@ -141,11 +147,24 @@ class ComponentPod:
     @property
     def ports(self) -> list[dict]:
         """The ports its Service exposes: the main container's, or a collocated transformer's (which
-        takes the requests in front of the predictor)."""
-        serving = next(
-            (c for c in self.pod["containers"] if c.get("name") == TRANSFORMER_CONTAINER), self.main_container
-        )
-        return [p for p in serving.get("ports") or [] if isinstance(p, dict)]
+        takes the requests in front of the predictor); with a `logger` container, the first of them
+        goes to the logger's port instead, as KServe's goes to its agent's."""
+        containers = self.pod["containers"]
+        ports = [p for p in _serving_container(containers).get("ports") or [] if isinstance(p, dict)]
+        if any(c.get("name") == LOGGER_CONTAINER for c in containers):
+            first = ports[0] if ports else {"name": self.name}
+            ports = [{**first, "containerPort": AGENT_PORT, "protocol": "TCP"}, *ports[1:]]
+        return ports
+
+
+def _serving_container(containers: list[dict]) -> dict:
+    """The container the pod's requests are for: a collocated transformer, else the main one."""
+    return next((c for c in containers if c.get("name") == TRANSFORMER_CONTAINER), containers[0])
+
+
+def _first_port(container: dict) -> int:
+    ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
+    return int(ports[0]["containerPort"]) if ports else DEFAULT_HTTP_PORT
 
 
 class ComponentError(Exception):
@@ -233,6 +252,11 @@ class _Builder:
         for container in parts.others:
             container["image"] = cluster_image(container, self.settings)
         containers = [main, *parts.others]
+        logged = serves
+        if logger is not None and not serves and self.mode != KNATIVE:
+            port = _first_port(_serving_container(containers))
+            containers.append(logger_container(self.isvc, component, spec, self.settings, port))
+            logged = True
         for container in containers:
             _set_env(container, "INFERENCE_SERVICE_NAME", self.name)
             _default_probe(container, self.mode, serves and container is main)
@@ -256,7 +280,7 @@ class _Builder:
             },
             parts.protocol,
             canary,
-            payload_logged=None if logger is None else serves,
+            payload_logged=None if logger is None else logged,
         )
 
     def _extra_args(self, component: str, spec: dict, path: str, parts: _Parts) -> list[str]:

@@ -81,13 +81,40 @@ def test_warnings_name_the_file_and_line(tmp_path):
     manifest = tmp_path / "logged.yaml"
     custom = "    logger: {mode: all}\n    containers:\n    - name: kserve-container\n      image: example.com/server:1\n"
     manifest.write_text(ISVC.format(name="logged").split("    sklearn:\n")[0] + custom)
-    result = run("render", "-f", str(manifest))
+    result = run("render", "-f", str(manifest), "--mode", "knative")
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
-        f"Warning: {manifest}:7: spec.predictor.logger: not acted on: this container is not modelplane "
-        "serve, which logs payloads itself on a cluster (KServe's agent sidecar, which would log for it, "
-        "is not part of modelplane)"
+        f"Warning: {manifest}:7: spec.predictor.logger: not acted on in Knative mode: this container is not "
+        "modelplane serve, which logs payloads itself, and the logger that would stand in front of it needs "
+        "a port of its own, which a Knative Service's pod does not give (in Standard mode, modelplane logger "
+        "logs for it)"
     ]
+
+
+def test_a_logger_on_another_image_is_a_logger_container_in_front_of_it():
+    custom = (
+        "    logger: {mode: response, url: 'http://receiver.logs/'}\n    containers:\n"
+        "    - name: kserve-container\n      image: example.com/server:1\n      ports: [{containerPort: 8085}]\n"
+    )
+    result = run("render", "-f", "-", stdin=ISVC.format(name="logged").split("    sklearn:\n")[0] + custom)
+    assert result.returncode == 0 and result.stderr == ""
+    objects = list(yaml.safe_load_all(result.stdout))
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    server, logger = pod["containers"]
+    assert server["image"] == "example.com/server:1" and "args" not in server
+    assert logger["name"] == "logger" and logger["image"] == "ghcr.io/modelplane/modelplane:0.1.0"
+    assert logger["args"] == [
+        "logger",
+        "--component-port=8085",
+        "--payload-log-url=http://receiver.logs/",
+        "--payload-log-mode=response",
+        "--payload-log-inference-service=logged",
+        "--payload-log-namespace=default",
+        "--payload-log-component=predictor",
+    ]
+    assert logger["ports"] == [{"name": "agent-port", "containerPort": 9081, "protocol": "TCP"}]
+    service = next(o for o in objects if o["kind"] == "Service")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 9081)]
 
 
 def test_a_logger_on_a_built_in_runtime_is_modelplane_serves_flags():

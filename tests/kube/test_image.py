@@ -24,6 +24,7 @@ ENTRY_POINTS = [
     ["router", "--help"],
     ["storage", "fetch", "--help"],
     ["agent", "--help"],
+    ["logger", "--help"],
 ]
 # The libraries each extra of the slim image brings, as the runtimes import them.
 EXTRA_MODULES = {

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from modelplane.local.gateway.modelmesh_endpoint import MODEL_ID_HEADER, VERSION_SEPARATOR, model_in_path
 from modelplane.local.gateway.observe import CallWatch, ExchangeWatch, GatewayObserver
 from modelplane.local.gateway.revisions import RevisionStats, RevisionUpstreams, Unavailable
-from modelplane.local.gateway.routes import Route, RouteTable, host_without_port
+from modelplane.local.gateway.routes import ANY_HOST, Route, RouteTable, host_without_port
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 _HOST_CACHE_LIMIT = 4096
@@ -177,7 +177,8 @@ class Dispatcher:
     def _split(self, host_header: bytes) -> _Split | None:
         split = self._by_host_header.get(host_header, False)
         if split is False:
-            split = self._splits.get(host_without_port(host_header.decode("latin-1")))
+            host = host_without_port(host_header.decode("latin-1"))
+            split = self._splits.get(host) or self._splits.get(ANY_HOST)
             if len(self._by_host_header) >= _HOST_CACHE_LIMIT:
                 self._by_host_header = {}
             self._by_host_header[host_header] = split

@@ -15,6 +15,9 @@ from types import MappingProxyType
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 DEFAULT_DOMAIN = "localhost"
+# A route for this host takes the requests of every host the table does not name (`modelplane logger`,
+# the payload logger in front of one model server in a pod).
+ANY_HOST = "*"
 COMPONENTS = ("predictor", "transformer", "explainer")
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from modelplane.local.gateway.dispatch import Dispatcher
 from modelplane.local.gateway.routes import (
+    ANY_HOST,
     Backend,
     ComponentTraffic,
     Route,
@@ -109,3 +111,13 @@ def test_without_a_transformer_the_service_host_is_the_predictors():
     }
     graph = inference_graph_routes("pipeline", "ns", (Backend("pipeline-router-1"),), domain="example.com")
     assert list(graph) == ["pipeline.ns.example.com"]
+
+
+def test_a_route_for_any_host_takes_the_hosts_the_table_does_not_name():
+    named = Route((Backend("iris-predictor-00001", ("127.0.0.1:9001",)),))
+    anything = Route((Backend("", ("127.0.0.1:8080",)),))
+    dispatcher = Dispatcher()
+    dispatcher.update(RouteTable({"iris.default.localhost": named, ANY_HOST: anything}))
+    assert dispatcher.resolve(b"iris.default.localhost:8080", b"/").revision == "iris-predictor-00001"
+    assert dispatcher.resolve(b"10.0.0.7:9081", b"/").revision == ""
+    assert dispatcher.resolve(b"", b"/").revision == ""

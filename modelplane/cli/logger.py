@@ -1,0 +1,75 @@
+"""`modelplane logger`: the payload logger in front of a model server that does not log itself, in its
+pod (KServe's agent with its logger; see modelplane/local/gateway/pod_logger.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import TYPE_CHECKING
+
+from modelplane.cli.main import CommandError
+
+if TYPE_CHECKING:
+    from modelplane.telemetry.payload_events import PayloadLogSpec
+
+DESCRIPTION = (
+    "Take the requests for the model server on this machine at --component-port on --port, pass them on, "
+    "and log each request and its answer to --payload-log-url as a component's `logger` says "
+    "(the flags modelplane serve takes)."
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from modelplane.api.constants import AGENT_PORT
+    from modelplane.server.payload_logging import add_flags
+
+    parser = subparsers.add_parser(
+        "logger",
+        help="log the payloads of the model server next to it, in front of it",
+        description=DESCRIPTION,
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="the address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=AGENT_PORT, help="the port to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--component-port",
+        type=int,
+        default=8080,
+        help="the model server's port on 127.0.0.1, where requests go on (default: %(default)s)",
+    )
+    add_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from modelplane.server.payload_logging import spec_from
+
+    if not args.payload_log_url:
+        raise CommandError("--payload-log-url is required: where the payload logs go")
+    for flag, port in (("--port", args.port), ("--component-port", args.component_port)):
+        if not 0 <= port <= 65535:
+            raise CommandError(f"{flag} {port} is not a port")
+    try:
+        log = spec_from(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    import uvloop
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvloop.run(_until_signalled(args, log))
+    return 0
+
+
+async def _until_signalled(args: argparse.Namespace, log: PayloadLogSpec) -> None:
+    from modelplane.local.gateway.config import GatewayConfig
+    from modelplane.local.gateway.pod_logger import serve_logger
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    config = GatewayConfig(host=args.host, port=args.port)
+    await serve_logger(log, args.component_port, config, stopping)

@@ -1,0 +1,128 @@
+"""`modelplane logger`: the payload logger a cluster's pod gets in front of a model server that does not
+log itself. A real model server, the logger as its own process in front of it, and a CloudEvents
+receiver (the `cloudevents` SDK) behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+
+from modelplane.local.ports import free_loopback_port
+from tests.server.processes import REPO_ROOT, ServerProcess, serve
+from tests.telemetry.cloudevents_receiver import CloudEventsReceiver
+
+STATUS_MODEL = str(REPO_ROOT / "tests" / "local" / "gateway" / "status_model.py") + ":StatusModel"
+ALPHABET_MODEL = str(REPO_ROOT / "tests" / "server" / "alphabet_generator.py") + ":AlphabetModel"
+REQUEST_TYPE = "org.kubeflow.serving.inference.request"
+RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+
+
+def start_logger(component_port: int, *flags: str, env: dict | None = None) -> ServerProcess:
+    port = free_loopback_port()
+    args = [sys.executable, "-m", "modelplane", "logger", "--host", "127.0.0.1", "--port", str(port)]
+    logger = ServerProcess([*args, "--component-port", str(component_port), *flags], port, None, env)
+    try:
+        logger.wait_ready("/v2/health/ready")
+    except Exception:
+        logger.stop()
+        raise
+    return logger
+
+
+def by_id(events) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for event in events:
+        found.setdefault(event.get_id(), {})[event.get_type()] = event
+    return found
+
+
+def test_requests_pass_through_whatever_their_host_and_are_logged_with_their_answers():
+    receiver = CloudEventsReceiver().start()
+    server = serve("--model-class", STATUS_MODEL, "--model-name", "status", grpc=False)
+    logger = None
+    try:
+        logger = start_logger(
+            server.http_port,
+            "--payload-log-url",
+            receiver.url,
+            "--payload-log-inference-service",
+            "status",
+            "--payload-log-namespace",
+            "ml",
+            "--payload-log-metadata-headers",
+            "x-tenant",
+            env={"K_REVISION": "status-predictor-00001"},
+        )
+        url = f"{logger.url}/v1/models/status:predict"
+        service_host = {"host": "status-predictor.ml.svc.cluster.local"}
+        ok = httpx.post(
+            url, json={"instances": [[1]]}, headers={**service_host, "x-request-id": "ok-1", "x-tenant": "a"}
+        )
+        bad = httpx.post(
+            url, json={"instances": [["bad"]]}, headers={"host": "10.0.0.7:9081", "x-request-id": "b-1"}
+        )
+        assert (ok.status_code, ok.json()) == (200, {"predictions": [[1]]})
+        assert bad.status_code == 400 and bad.json() == {"error": "the instance is bad"}
+        deadline = time.monotonic() + 30
+        while not {"ok-1", "b-1"} <= set(by_id(receiver.events)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        found = by_id(receiver.events)
+        while len(found.get("b-1", {})) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            found = by_id(receiver.events)
+    finally:
+        if logger is not None:
+            logger.stop()
+        server.stop()
+        receiver.stop()
+    request, response = found["ok-1"][REQUEST_TYPE], found["ok-1"][RESPONSE_TYPE]
+    assert request.get_data() == {"instances": [[1]]} and response.get_data() == {"predictions": [[1]]}
+    assert request.get_extension("inferenceservicename") == "status"
+    assert request.get_extension("namespace") == "ml" and request.get_extension("component") == "predictor"
+    assert request.get_extension("metadata") == '{"x-tenant":["a"]}'
+    assert response.get_extension("statuscode") == "200"
+    assert response.get_extension("revision") == "status-predictor-00001"
+    assert found["b-1"][RESPONSE_TYPE].get_extension("statuscode") == "400"
+
+
+def test_a_stream_passes_through_as_it_is_written_and_is_logged_whole(tmp_path):
+    server = serve("--model-class", ALPHABET_MODEL, "--model-name", "alphabet", grpc=False)
+    logger = None
+    log_file = tmp_path / "payloads.jsonl"
+    try:
+        logger = start_logger(
+            server.http_port, "--payload-log-url", f"file://{log_file}", "--payload-log-mode", "response"
+        )
+        body = {"model": "alphabet", "prompt": "a", "max_tokens": 3, "stream": True}
+        with httpx.stream(
+            "POST", f"{logger.url}/openai/v1/completions", json=body, headers={"x-request-id": "s-1"}
+        ) as answer:
+            assert answer.status_code == 200
+            events = [line for line in answer.iter_lines() if line.startswith("data: ")]
+        assert events[-1] == "data: [DONE]" and len(events) == 4
+    finally:
+        if logger is not None:
+            logger.stop()  # delivers what is queued
+        server.stop()
+    records = [line for line in log_file.read_text().splitlines() if '"s-1"' in line]
+    assert len(records) == 1 and RESPONSE_TYPE in records[0]
+
+
+def test_bad_flags_stop_the_logger_with_one_line():
+    for flags, message in (
+        ([], "--payload-log-url is required"),
+        (["--payload-log-url", "ftp://x/y"], "payload logs go to"),
+        (
+            ["--payload-log-url", "http://r/", "--component-port", "70000"],
+            "--component-port 70000 is not a port",
+        ),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "modelplane", "logger", *flags], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("modelplane logger: ") and message in result.stderr
+        assert "Traceback" not in result.stderr
