@@ -40,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=8080,
         help="the model server's port on 127.0.0.1, where requests go on (default: %(default)s)",
     )
+    parser.add_argument(
+        "--response-timeout",
+        type=float,
+        default=300.0,
+        help="seconds a request waits for the model server's answer to begin: the component's `timeout` "
+        "(default: %(default)g, KServe's)",
+    )
     add_flags(parser)
     parser.set_defaults(func=run)
 
@@ -52,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     for flag, port in (("--port", args.port), ("--component-port", args.component_port)):
         if not 0 <= port <= 65535:
             raise CommandError(f"{flag} {port} is not a port")
+    if not args.response_timeout > 0:
+        raise CommandError("--response-timeout must be more than 0")
     try:
         log = spec_from(args)
     except ValueError as exc:
@@ -71,5 +80,5 @@ async def _until_signalled(args: argparse.Namespace, log: PayloadLogSpec) -> Non
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    config = GatewayConfig(host=args.host, port=args.port)
+    config = GatewayConfig(host=args.host, port=args.port, response_timeout=args.response_timeout)
     await serve_logger(log, args.component_port, config, stopping)

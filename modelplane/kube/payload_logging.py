@@ -84,7 +84,12 @@ def logger_container(
     container = {
         "name": LOGGER_CONTAINER,
         "image": settings.image,
-        "args": ["logger", f"--component-port={component_port}", *logger_args(isvc, component, spec)],
+        "args": [
+            "logger",
+            f"--component-port={component_port}",
+            *_timeout(spec),
+            *logger_args(isvc, component, spec),
+        ],
         "ports": [{"name": "agent-port", "containerPort": AGENT_PORT, "protocol": "TCP"}],
         # The model server's own probe says whether the model is ready; this one, that requests get in.
         "readinessProbe": {"tcpSocket": {"port": AGENT_PORT}, "timeoutSeconds": 1, "periodSeconds": 10},
@@ -94,3 +99,9 @@ def logger_container(
     if env:
         container["env"] = env
     return container
+
+
+def _timeout(spec: dict) -> list[str]:
+    """The component's `timeout`: how long the logger waits for the model server's answer to begin."""
+    timeout = spec.get("timeout")
+    return [f"--response-timeout={int(timeout)}"] if isinstance(timeout, int) and timeout > 0 else []

@@ -93,7 +93,7 @@ def test_warnings_name_the_file_and_line(tmp_path):
 
 def test_a_logger_on_another_image_is_a_logger_container_in_front_of_it():
     custom = (
-        "    logger: {mode: response, url: 'http://receiver.logs/'}\n    containers:\n"
+        "    timeout: 600\n    logger: {mode: response, url: 'http://receiver.logs/'}\n    containers:\n"
         "    - name: kserve-container\n      image: example.com/server:1\n      ports: [{containerPort: 8085}]\n"
     )
     result = run("render", "-f", "-", stdin=ISVC.format(name="logged").split("    sklearn:\n")[0] + custom)
@@ -106,6 +106,7 @@ def test_a_logger_on_another_image_is_a_logger_container_in_front_of_it():
     assert logger["args"] == [
         "logger",
         "--component-port=8085",
+        "--response-timeout=600",
         "--payload-log-url=http://receiver.logs/",
         "--payload-log-mode=response",
         "--payload-log-inference-service=logged",

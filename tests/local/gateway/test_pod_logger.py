@@ -119,6 +119,10 @@ def test_bad_flags_stop_the_logger_with_one_line():
             ["--payload-log-url", "http://r/", "--component-port", "70000"],
             "--component-port 70000 is not a port",
         ),
+        (
+            ["--payload-log-url", "http://r/", "--response-timeout", "0"],
+            "--response-timeout must be more than 0",
+        ),
     ):
         result = subprocess.run(
             [sys.executable, "-m", "modelplane", "logger", *flags], capture_output=True, text=True, timeout=60
