@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.payload_log_url:
         raise CommandError("--payload-log-url is required: where the payload logs go")
-    for flag, port in (("--port", args.port), ("--component-port", args.component_port)):
-        if not 0 <= port <= 65535:
+    for flag, port, lowest in (("--port", args.port, 0), ("--component-port", args.component_port, 1)):
+        if not lowest <= port <= 65535:
             raise CommandError(f"{flag} {port} is not a port")
     if not args.response_timeout > 0:
         raise CommandError("--response-timeout must be more than 0")
