@@ -4,8 +4,10 @@ their exit codes reported, and a cold start whenever the zygote cannot fork."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -158,6 +160,26 @@ def test_other_commands_and_a_dead_zygote_start_cold(tmp_path):
             await zygote.close()
 
     asyncio.run(scenario())
+
+
+def test_a_child_that_runs_only_once_its_zygote_is_gone_exits_at_once(tmp_path):
+    """The zygote may die between its fork and the child's first step; the child then has another
+    parent, no parent-death signal would ever come, and it must not become an orphaned replica."""
+    marker = tmp_path / "ran"
+    request = {
+        "log": str(tmp_path / "child.log"),
+        "env": {},
+        "cwd": str(tmp_path),
+        "argv": [sys.executable, "-m", "this_module_is_never_run", str(marker)],
+    }
+    # Here the child's parent is this test, not the process named as its zygote.
+    program = (
+        "import sys, json; from modelplane.local.replicas.zygote import _become_replica; "
+        f"_become_replica(json.loads(sys.argv[1]), [], zygote={os.getpid() + 1})"
+    )
+    result = subprocess.run([sys.executable, "-c", program, json.dumps(request)], timeout=60, check=False)
+    assert result.returncode == 1
+    assert not (tmp_path / "child.log").exists()
 
 
 def probe_argv(http_port: int) -> list[str]:

@@ -369,21 +369,22 @@ def _reap(channel: socket.socket) -> None:
 
 
 def _fork(channel: socket.socket, request: dict, wake_pipe: tuple[int, int]) -> None:
+    zygote = os.getpid()  # read before the fork: the child may run only once the zygote is gone
     try:
         pid = os.fork()
     except OSError as exc:
         _send(channel, {"id": request["id"], "error": str(exc)})
         return
     if pid == 0:
-        _become_replica(request, [channel.fileno(), *wake_pipe])
+        _become_replica(request, [channel.fileno(), *wake_pipe], zygote)
     _send(channel, {"id": request["id"], "pid": pid})
 
 
-def _become_replica(request: dict, zygote_fds: list[int]) -> None:
-    """In the forked child: the replica's session, output, environment and command. Never returns."""
+def _become_replica(request: dict, zygote_fds: list[int], zygote: int) -> None:
+    """In the forked child of the process `zygote`: the replica's session, output, environment and
+    command. Never returns."""
     code = 1
     try:
-        zygote = os.getppid()
         os.setsid()
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
