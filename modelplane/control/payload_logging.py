@@ -18,7 +18,7 @@ from modelplane.api.errors import FieldError
 from modelplane.control.autoscaling_settings import parse_duration
 from modelplane.control.revision_templates import COMPONENTS
 from modelplane.protocol.http_client import parse_target
-from modelplane.telemetry.payload_blob import FORMATS, BlobLogTarget, is_blob_url, parquet_missing
+from modelplane.telemetry.payload_blob import FORMATS, BlobLogTarget, format_unavailable, is_blob_url
 from modelplane.telemetry.payload_events import PayloadLogSpec
 from modelplane.telemetry.payload_sinks import sink_problem
 
@@ -112,7 +112,7 @@ def _blob_field_errors(logger: dict, here: str) -> Iterator[FieldError]:
             where,
             f"{format!r}: payload logs are written as {', '.join(FORMATS)} (a marshallerUrl writes any other)",
         )
-    elif format == "parquet" and not logger.get("marshallerUrl") and (missing := parquet_missing()):
+    elif format is not None and (missing := format_unavailable(format, logger.get("marshallerUrl"))):
         yield FieldError(where, missing)
     size = logger.get("batchSize")
     if size is not None and (not isinstance(size, int) or size < 0):

@@ -163,8 +163,9 @@ def _serving_container(containers: list[dict]) -> dict:
 
 
 def _first_port(container: dict) -> int:
+    """The container's first port (8080, KServe's, when it declares none)."""
     ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
-    return int(ports[0]["containerPort"]) if ports else DEFAULT_HTTP_PORT
+    return ports[0]["containerPort"] if ports else DEFAULT_HTTP_PORT
 
 
 class ComponentError(Exception):
@@ -507,9 +508,7 @@ def _default_probe(container: dict, mode: str, serves: bool) -> None:
     if serves:
         http_get: dict = {"path": READY_PATH}
         if mode != KNATIVE:  # Knative probes the one port it serves
-            http_get["port"] = (
-                container["ports"][0]["containerPort"] if container.get("ports") else DEFAULT_HTTP_PORT
-            )
+            http_get["port"] = _first_port(container)
         container["readinessProbe"] = {
             "httpGet": http_get,
             "timeoutSeconds": 1,
@@ -517,10 +516,8 @@ def _default_probe(container: dict, mode: str, serves: bool) -> None:
             "failureThreshold": 3,
         }
     elif mode != KNATIVE:
-        ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
-        port = ports[0]["containerPort"] if ports else DEFAULT_HTTP_PORT
         container["readinessProbe"] = {
-            "tcpSocket": {"port": port},
+            "tcpSocket": {"port": _first_port(container)},
             "timeoutSeconds": 1,
             "periodSeconds": 10,
             "failureThreshold": 3,

@@ -67,7 +67,7 @@ def spec_from(args: argparse.Namespace) -> PayloadLogSpec | None:
     if not url:
         return None
     from modelplane.control.autoscaling_settings import parse_duration
-    from modelplane.telemetry.payload_blob import FORMATS, BlobLogTarget, is_blob_url, parquet_missing
+    from modelplane.telemetry.payload_blob import FORMATS, BlobLogTarget, format_unavailable, is_blob_url
     from modelplane.telemetry.payload_sinks import sink_problem
 
     problem = sink_problem(url)
@@ -84,7 +84,7 @@ def spec_from(args: argparse.Namespace) -> PayloadLogSpec | None:
         format = args.payload_log_store_format
         if format not in FORMATS:
             raise ValueError(f"--payload-log-store-format: {format!r} is not one of {', '.join(FORMATS)}")
-        if format == "parquet" and not args.payload_log_marshaller_url and (missing := parquet_missing()):
+        if missing := format_unavailable(format, args.payload_log_marshaller_url):
             raise ValueError(f"--payload-log-store-format: {missing}")
         interval = parse_duration(args.payload_log_batch_interval)
         if interval is None:

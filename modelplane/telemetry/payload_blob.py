@@ -9,8 +9,8 @@ it is full, or until the gateway stops) and is named after its first record:
     <prefix>/<namespace>/<service>/<component>/<storage.path>/<id>-<request|response>.<json|csv|parquet>
 
 `storage.parameters.format` chooses the content: `json` (one record an object, a batch a list of them),
-`csv` (a header row, then a row a record) or `parquet` (a row a record; it needs pyarrow); a `marshallerUrl` is sent the batch as a JSON list and its
-answer is the object, with the extension its `X-Log-Marshal-Extension` header gives (KServe's marshaller
+`csv` (a header row, then a row a record) or `parquet` (a row a record; it needs pyarrow); a
+`marshallerUrl` is sent the batch as a JSON list and its answer is the object, with the extension its `X-Log-Marshal-Extension` header gives (KServe's marshaller
 protocol). A record has KServe's fields (`url`, `bytes`: the body in base64, `contentType`, `reqType`,
 `id`, `sourceUri`, `inferenceService`, `namespace`, `component`, `endpoint`, `metadata`,
 `annotations`, `occurrenceTime`) and, for an answer, `statusCode` and `revision`. The credentials are
@@ -177,8 +177,10 @@ def _csv_cell(value: object) -> str:
     return str(value)
 
 
-def parquet_missing() -> str | None:
-    """Why parquet objects cannot be written here, or None when they can."""
+def format_unavailable(format: str, marshaller_url: str | None) -> str | None:
+    """Why objects in `format` cannot be written here; None when they can, or a marshaller writes them."""
+    if format != "parquet" or marshaller_url:
+        return None
     try:
         import pyarrow.parquet  # noqa: F401
     except ImportError:

@@ -16,10 +16,8 @@ import os
 from modelplane.local.gateway.config import GatewayConfig
 from modelplane.local.gateway.routes import ANY_HOST, Backend, Route, RouteTable
 from modelplane.local.gateway.server import Gateway
+from modelplane.server.payload_logging import REVISION_VARIABLE
 from modelplane.telemetry.payload_events import PayloadLogSpec
-
-# The pod's revision, which the answers' records carry (Knative sets it; it may be absent).
-REVISION_VARIABLE = "K_REVISION"
 
 
 def logger_routes(log: PayloadLogSpec, component_port: int, revision: str = "") -> RouteTable:

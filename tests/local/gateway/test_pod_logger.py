@@ -32,11 +32,16 @@ def start_logger(component_port: int, *flags: str, env: dict | None = None) -> S
     return logger
 
 
-def by_id(events) -> dict[str, dict]:
-    found: dict[str, dict] = {}
-    for event in events:
-        found.setdefault(event.get_id(), {})[event.get_type()] = event
-    return found
+def logged(receiver: CloudEventsReceiver, ids: tuple[str, ...], timeout: float = 30) -> dict[str, dict]:
+    """Event type -> event, per request id, once each of `ids` has its request and its response."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, dict] = {}
+        for event in list(receiver.events):
+            found.setdefault(event.get_id(), {})[event.get_type()] = event
+        if all(len(found.get(wanted, {})) == 2 for wanted in ids) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def test_requests_pass_through_whatever_their_host_and_are_logged_with_their_answers():
@@ -66,13 +71,7 @@ def test_requests_pass_through_whatever_their_host_and_are_logged_with_their_ans
         )
         assert (ok.status_code, ok.json()) == (200, {"predictions": [[1]]})
         assert bad.status_code == 400 and bad.json() == {"error": "the instance is bad"}
-        deadline = time.monotonic() + 30
-        while not {"ok-1", "b-1"} <= set(by_id(receiver.events)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        found = by_id(receiver.events)
-        while len(found.get("b-1", {})) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-            found = by_id(receiver.events)
+        found = logged(receiver, ("ok-1", "b-1"))
     finally:
         if logger is not None:
             logger.stop()
