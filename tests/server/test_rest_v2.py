@@ -404,6 +404,28 @@ def test_body_over_the_size_limit_is_413_and_closes(iris_server):
     assert "exceeds" in orjson.loads(body)["error"]
 
 
+@pytest.mark.parametrize(
+    "framing, fragment",
+    [
+        (b"Transfer-Encoding: \r\n", "Empty Transfer-Encoding"),
+        (b"Transfer-Encoding: gzip\r\n", "only 'chunked'"),
+        (b"Transfer-Encoding: gzip, chunked\r\n", "only 'chunked'"),
+        (b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n", "Content-Length"),
+        (b"Content-Length: abc\r\n", "Content-Length"),
+        (b"Content-Length: 3\r\nContent-Length: 4\r\n", "Duplicate Content-Length"),
+    ],
+)
+def test_framing_a_client_gets_wrong_is_400_and_closes(iris_server, framing, fragment):
+    answer = _raw_exchange(
+        iris_server.http_port,
+        b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n0\r\n\r\n",
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"connection: close" in head.lower()
+    assert fragment in orjson.loads(body)["error"]
+
+
 def test_query_string_and_percent_encoded_path(iris_server):
     body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": IRIS_ROWS[0]}]}
     response = httpx.post(f"{iris_server.url}/v2/models/%69ris/infer?trace=1", json=body)
