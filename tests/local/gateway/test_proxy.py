@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import socket
@@ -359,6 +360,35 @@ def test_a_request_the_replica_died_on_is_not_sent_to_another():
         second = client.post("/v1/models/raw:predict", content=b"{}")
     assert second.status_code == 502
     assert "before the response was complete" in second.json()["error"]
+
+
+@pytest.mark.parametrize("rerouted", [False, True], ids=["scaled-down", "new-revision"])
+def test_a_request_a_stopping_replica_closed_on_goes_to_one_that_serves(echo, rerouted):
+    """A replica leaves the routes before it is stopped, and a stopping replica answers what it read:
+    one that closes on a request without a word after it left never took the request (it went out
+    as the replica closed its idle connections), so the request goes to a replica that serves."""
+    process = subprocess.Popen(
+        [sys.executable, str(APP), "raw-1", "--raw", "--hold"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        stopping = f"127.0.0.1:{int(process.stdout.readline())}"
+        with (
+            running_gateway({HOST: Backend("raw-1", (stopping,))}) as gateway,
+            httpx.Client(base_url=gateway.url, headers={"host": HOST}, timeout=30) as client,
+            concurrent.futures.ThreadPoolExecutor(1) as pool,
+        ):
+            assert client.post("/v1/models/raw:predict", content=b"{}").status_code == 200
+            second = pool.submit(client.post, "/v1/models/raw:predict", content=b"{}")
+            assert process.stdout.readline() == "held\n"  # on the pooled connection, just used
+            backend = Backend("echo-1", (echo,)) if rerouted else Backend("raw-1", (echo,))
+            gateway.update_routes(RouteTable({HOST: Route((backend,))}))
+            httpx.get(f"http://{stopping}/release")
+            answer = second.result()
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["replica"] == "echo-1"
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])

@@ -15,7 +15,9 @@ an ASGI app on uvicorn (httptools, uvloop), like a model server. Paths:
 `--raw` starts a bare asyncio server instead that answers the first request on each connection
 (keep-alive) and closes the connection on the second without answering, like a replica whose
 keep-alive timeout fires just as a request arrives; and answers `/until-close` with a body that
-ends with the connection (no Content-Length, not chunked).
+ends with the connection (no Content-Length, not chunked). With `--raw --hold` it holds the second
+request instead, prints `held`, and closes its connection without answering once a request for
+`/release` comes (on any connection): a request cut at the moment the test chooses.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import orjson
 
 NAME = sys.argv[1] if len(sys.argv) > 1 else "replica"
 STATE = {"disconnects": 0, "in_flight": 0, "max_in_flight": 0, "requests": 0}
+HELD: list[asyncio.Transport] = []  # `--raw --hold`: connections whose second request waits for /release
 
 
 async def app(scope, receive, send):
@@ -158,6 +161,15 @@ class DropSecondRequest(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nthe body, ")
             self.transport.write(b"then the end")
             self.transport.close()
+            return
+        if head.split(b" ")[1] == b"/release":
+            while HELD:
+                HELD.pop().close()
+            self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            return
+        if self.answered and "--hold" in sys.argv:
+            HELD.append(self.transport)
+            print("held", flush=True)
             return
         if self.answered:
             self.transport.close()

@@ -318,12 +318,16 @@ class Exchange:
             address = self._replica.address
             # A connection idle long enough may have been closed by the replica as the request went
             # out (nothing was processed); one idle for less was cut by a replica that died on the
-            # request, which is not sent to another one to kill it too.
+            # request, which is not sent to another one to kill it too. A replica that has left the
+            # routes is being stopped, and a stopping replica answers every request it read: one it
+            # closed on without a word it never took (the request went out as it closed its idle
+            # connections).
             may_be_stale = self._reused and self._attempted.idle_for >= MAY_BE_STALE_AFTER
+            stopping = self._replica not in revision.replicas
             can_retry = (
                 not self._attempted.received_any
                 and self._body is not None
-                and (may_be_stale or self.method in IDEMPOTENT)
+                and (may_be_stale or stopping or self.method in IDEMPOTENT)
                 and attempt < MAX_ATTEMPTS
             )
             self._release_slot()
