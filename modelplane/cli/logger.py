@@ -47,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seconds a request waits for the model server's answer to begin: the component's `timeout` "
         "(default: %(default)g, KServe's)",
     )
+    parser.add_argument(
+        "--wait-for-component",
+        action="store_true",
+        help="listen only once the model server takes connections at --component-port (in a Knative pod, "
+        "whose readiness is that of the one port it serves: the logger's)",
+    )
     add_flags(parser)
     parser.set_defaults(func=run)
 
@@ -81,4 +87,4 @@ async def _until_signalled(args: argparse.Namespace, log: PayloadLogSpec) -> Non
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     config = GatewayConfig(host=args.host, port=args.port, response_timeout=args.response_timeout)
-    await serve_logger(log, args.component_port, config, stopping)
+    await serve_logger(log, args.component_port, config, stopping, wait_for_component=args.wait_for_component)

@@ -3,9 +3,8 @@ of the resource and why."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from modelplane.api import components
 from modelplane.api.constants import HPA_METRICS, KNATIVE, STANDARD
@@ -14,14 +13,10 @@ from modelplane.control.revision_templates import COMPONENTS
 from modelplane.kube.autoscalers import autoscaler_class
 from modelplane.kube.credentials import AccountObjects
 from modelplane.kube.meta import is_cluster_local
-from modelplane.kube.payload_logging import NOT_LOGGED
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import fetches_from_container_filesystem
 from modelplane.storage.errors import InvalidURIError
 from modelplane.storage.uri import parse_uri
-
-if TYPE_CHECKING:
-    from modelplane.kube.pods import ComponentPod
 
 
 @dataclass(frozen=True)
@@ -63,16 +58,6 @@ def graph_notes(ig: dict, mode: str) -> list[Note]:
     where = resource_ref(ig)
     scaling = _standard_scaling(ig.get("spec") or {}, "spec", autoscaler_class(ig))
     return [Note(where, path, message) for path, message in scaling]
-
-
-def logger_notes(isvc: dict, pods: Iterable[ComponentPod]) -> list[Note]:
-    """The loggers of components whose container does not log payloads (it is not modelplane serve)."""
-    where = resource_ref(isvc)
-    return [
-        Note(where, f"spec.{pod.component}.logger", NOT_LOGGED)
-        for pod in pods
-        if pod.payload_logged is False and pod.canary is None
-    ]
 
 
 def trained_model_note(tm: dict) -> Note | None:

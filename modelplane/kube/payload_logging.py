@@ -7,15 +7,19 @@ events carry, the headers and annotations they copy, and for a bucket its path, 
 batches, with the storage config its `storage.key` names as `STORAGE_CONFIG` (from the storage-config
 Secret, as the storage initializer gets it) and `storage.parameters` as `STORAGE_OVERRIDE_CONFIG`.
 
-Another container (KServe's runtime images, a custom image) gets, in Standard mode, what KServe's
-agent sidecar is for it: a `logger` container, `modelplane logger` with the same flags, on KServe's
-agent port, in front of the model server's port; the component's Service sends its requests there.
-A Knative Service's pod serves one container's port, so in Knative mode such a container is not
-logged, and the service's status says so.
+Another container (KServe's runtime images, a custom image) gets what KServe's agent sidecar is for
+it: a `logger` container, `modelplane logger` with the same flags, on KServe's agent port, in front of
+the model server's port. In Standard mode the component's Service sends its requests there. A Knative
+Service's pod serves the port of one container, so in Knative mode the logger is that container: the
+others declare no port (the model server listens where it did), the serving container's HTTP or TCP
+readiness probe becomes the logger's (an HTTP one passes through it to the model server, unlogged), and
+the logger listens only once the model server does. KServe's pod webhook does the same after Knative
+has made the pod (it points the queue-proxy at its agent); modelplane writes it in the Knative Service.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 
 from modelplane.api.constants import AGENT_PORT
@@ -25,11 +29,6 @@ from modelplane.kube.storage_initializer import SECRET_NAME_ANNOTATION
 
 DEFAULT_URL = "http://default-broker"  # KServe's default logger url (its inferenceservice-config)
 LOGGER_CONTAINER = "logger"
-NOT_LOGGED = (
-    "not acted on in Knative mode: this container is not modelplane serve, which logs payloads itself, "
-    "and the logger that would stand in front of it needs a port of its own, which a Knative Service's "
-    "pod does not give (in Standard mode, modelplane logger logs for it)"
-)
 # KServe's agent sidecar's default resources (its inferenceservice-config).
 LOGGER_RESOURCES = {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
@@ -105,3 +104,21 @@ def _timeout(spec: dict) -> list[str]:
     """The component's `timeout`: how long the logger waits for the model server's answer to begin."""
     timeout = spec.get("timeout")
     return [f"--response-timeout={int(timeout)}"] if isinstance(timeout, int) and timeout > 0 else []
+
+
+def serve_behind_logger(containers: list[dict], serving: dict, logger: dict) -> None:
+    """A Knative pod whose port is the logger's: no other container declares one, and the readiness
+    probe of the `serving` container (an HTTP or TCP one) is the logger's, with Knative's port."""
+    for container in containers:
+        container.pop("ports", None)
+    logger["args"].append("--wait-for-component")
+    del logger["readinessProbe"]  # Knative's default: a TCP probe of the logger's port
+    probe = serving.get("readinessProbe")
+    if isinstance(probe, dict) and any(
+        isinstance(probe.get(kind), dict) for kind in ("httpGet", "tcpSocket")
+    ):
+        moved = copy.deepcopy(serving.pop("readinessProbe"))
+        for kind in ("httpGet", "tcpSocket"):
+            if isinstance(moved.get(kind), dict):
+                moved[kind].pop("port", None)
+        logger["readinessProbe"] = moved

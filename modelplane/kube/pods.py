@@ -61,6 +61,7 @@ from modelplane.kube.payload_logging import (
     logger_args,
     logger_container,
     logger_env,
+    serve_behind_logger,
 )
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import CONTAINER_NAME as INITIALIZER_NAME
@@ -138,7 +139,6 @@ class ComponentPod:
     annotations: dict[str, str]
     protocol: str | None
     canary: Canary | None = None
-    payload_logged: bool | None = None  # with a `logger`: whether its container logs (modelplane serve)
 
     @property
     def main_container(self) -> dict:
@@ -253,11 +253,12 @@ class _Builder:
         for container in parts.others:
             container["image"] = cluster_image(container, self.settings)
         containers = [main, *parts.others]
-        logged = serves
-        if logger is not None and not serves and self.mode != KNATIVE:
-            port = _first_port(_serving_container(containers))
-            containers.append(logger_container(self.isvc, component, spec, self.settings, port))
-            logged = True
+        if logger is not None and not serves:
+            serving = _serving_container(containers)
+            sidecar = logger_container(self.isvc, component, spec, self.settings, _first_port(serving))
+            if self.mode == KNATIVE:
+                serve_behind_logger(containers, serving, sidecar)
+            containers.append(sidecar)
         for container in containers:
             _set_env(container, "INFERENCE_SERVICE_NAME", self.name)
             _default_probe(container, self.mode, serves and container is main)
@@ -281,7 +282,6 @@ class _Builder:
             },
             parts.protocol,
             canary,
-            payload_logged=None if logger is None else logged,
         )
 
     def _extra_args(self, component: str, spec: dict, path: str, parts: _Parts) -> list[str]:

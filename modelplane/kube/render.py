@@ -43,7 +43,6 @@ from modelplane.kube.notes import (
     credentials_notes,
     graph_notes,
     isvc_notes,
-    logger_notes,
     resource_ref,
     trained_model_note,
 )
@@ -101,13 +100,12 @@ def render(resources: Sequence[dict], settings: KubeSettings) -> Rendering:
         if kind == INFERENCE_SERVICE:
             models = [tm for tm in trained if namespace_of(tm) == namespace]
             accounts = _input_accounts(resources, namespace)
-            pod_notes: list[Note] = []
             rendering.objects += isvc_objects(
-                resource, runtimes, cluster, settings, models, accounts=accounts, notes=pod_notes
+                resource, runtimes, cluster, settings, models, accounts=accounts
             )
             if not is_stopped(resource):
                 rendering.notes += isvc_notes(resource, deployment_mode(resource, settings), settings)
-                rendering.notes += credentials_notes(resource, accounts) + pod_notes
+                rendering.notes += credentials_notes(resource, accounts)
         elif kind == INFERENCE_GRAPH and not is_stopped(resource):
             graph = graph_rendering(resource, services, runtimes, cluster, settings)
             rendering.objects += graph.objects
@@ -129,15 +127,13 @@ def isvc_objects(
     *,
     ready_canaries: Collection[str] | None = None,
     accounts: AccountObjects | None = None,
-    notes: list[Note] | None = None,
 ) -> list[dict]:
     """The objects of one admitted InferenceService (none while `serving.kserve.io/stop` is "true").
 
     `cluster_runtimes` are those in effect (with the built-in ones); `trained_models` those of its
     namespace (the ones naming it go in its model ConfigMap); `ready_canaries` the names of the
     Standard-mode canaries that are ready (None: all of them); `accounts` the ServiceAccounts and
-    Secrets of its namespace, whose storage credentials its pods get (None: none); `notes` is given
-    what its pods leave undone (a logger on a container that does not log).
+    Secrets of its namespace, whose storage credentials its pods get (None: none).
     """
     if is_stopped(isvc):
         return []
@@ -154,8 +150,6 @@ def isvc_objects(
         pods = component_pods(isvc, namespaced_runtimes, cluster_runtimes, settings, mode, accounts)
     except ComponentError as exc:
         raise RenderError(resource_ref(isvc), exc.path, exc.reason, str(exc)) from None
-    if notes is not None:
-        notes += logger_notes(isvc, pods)
     if mode == KNATIVE:
         components_status = (isvc.get("status") or {}).get("components") or {}
         objects = [

@@ -78,16 +78,17 @@ def test_mode_routes_image_namespace_and_stdin():
 
 
 def test_warnings_name_the_file_and_line(tmp_path):
-    manifest = tmp_path / "logged.yaml"
-    custom = "    logger: {mode: all}\n    containers:\n    - name: kserve-container\n      image: example.com/server:1\n"
-    manifest.write_text(ISVC.format(name="logged").split("    sklearn:\n")[0] + custom)
+    manifest = tmp_path / "fetched.yaml"
+    manifest.write_text(
+        ISVC.format(name="fetched").replace(
+            "    sklearn:\n", "    storageContainerName: mine\n    sklearn:\n"
+        )
+    )
     result = run("render", "-f", str(manifest), "--mode", "knative")
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
-        f"Warning: {manifest}:7: spec.predictor.logger: not acted on in Knative mode: this container is not "
-        "modelplane serve, which logs payloads itself, and the logger that would stand in front of it needs "
-        "a port of its own, which a Knative Service's pod does not give (in Standard mode, modelplane logger "
-        "logs for it)"
+        f"Warning: {manifest}:7: spec.predictor.storageContainerName: not acted on: modelplane's storage "
+        "initializer fetches every model"
     ]
 
 
@@ -116,6 +117,34 @@ def test_a_logger_on_another_image_is_a_logger_container_in_front_of_it():
     assert logger["ports"] == [{"name": "agent-port", "containerPort": 9081, "protocol": "TCP"}]
     service = next(o for o in objects if o["kind"] == "Service")
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 9081)]
+
+
+def test_in_knative_mode_the_logger_is_the_container_the_pod_serves():
+    """A Knative pod serves one container's port: the logger's, with the model server's readiness probe."""
+    custom = (
+        "    logger: {mode: all, url: 'http://receiver.logs/'}\n    containers:\n"
+        "    - name: kserve-container\n      image: example.com/server:1\n"
+        "      ports: [{containerPort: 8085, protocol: TCP}]\n"
+        "      readinessProbe: {httpGet: {path: /v2/health/ready, port: 8085}, periodSeconds: 5}\n"
+    )
+    stdin = ISVC.format(name="logged").split("    sklearn:\n")[0] + custom
+    result = run("render", "-f", "-", "--mode", "knative", stdin=stdin)
+    assert result.returncode == 0 and result.stderr == ""
+    (ksvc,) = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Service"]
+    server, logger = ksvc["spec"]["template"]["spec"]["containers"]
+    assert "ports" not in server and "readinessProbe" not in server
+    assert logger["ports"] == [{"name": "agent-port", "containerPort": 9081, "protocol": "TCP"}]
+    assert logger["args"][:2] == ["logger", "--component-port=8085"]
+    assert "--wait-for-component" in logger["args"]
+    assert logger["readinessProbe"] == {"httpGet": {"path": "/v2/health/ready"}, "periodSeconds": 5}
+    tcp = run("render", "-f", "-", "--mode", "knative", stdin=stdin.replace(
+        "{httpGet: {path: /v2/health/ready, port: 8085}, periodSeconds: 5}", "{tcpSocket: {port: 8085}}"
+    ))  # fmt: skip
+    (ksvc,) = [o for o in yaml.safe_load_all(tcp.stdout) if o["kind"] == "Service"]
+    assert ksvc["spec"]["template"]["spec"]["containers"][1]["readinessProbe"] == {"tcpSocket": {}}
+    bare = run("render", "-f", "-", "--mode", "knative", stdin=stdin.rsplit("      readinessProbe", 1)[0])
+    (ksvc,) = [o for o in yaml.safe_load_all(bare.stdout) if o["kind"] == "Service"]
+    assert "readinessProbe" not in ksvc["spec"]["template"]["spec"]["containers"][1]  # Knative's TCP one
 
 
 def test_a_logger_on_a_built_in_runtime_is_modelplane_serves_flags():

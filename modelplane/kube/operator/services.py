@@ -30,7 +30,7 @@ from modelplane.control.observed import CanaryState
 from modelplane.control.trained_models import is_mms_predictor, memory_fits, memory_limit, parent_name
 from modelplane.kube.credentials import AccountObjects
 from modelplane.kube.meta import FINALIZERS, INFERENCE_SERVICE_LABEL, component_name, is_cluster_local
-from modelplane.kube.notes import Note, credentials_notes, isvc_notes
+from modelplane.kube.notes import credentials_notes, isvc_notes
 from modelplane.kube.operator import finalizers, isvc_status
 from modelplane.kube.operator import resources as r
 from modelplane.kube.operator.context import Context, is_ready, now_rfc3339
@@ -86,9 +86,7 @@ async def reconcile_service(ctx: Context, namespace: str, name: str) -> None:
         await _say_once(ctx, isvc, invalid)
     state = _service_state(isvc, mode, observed, invalid)
     if admitted is not None:
-        notes = (
-            isvc_notes(admitted, mode, ctx.settings) + credentials_notes(admitted, accounts) + observed.notes
-        )
+        notes = isvc_notes(admitted, mode, ctx.settings) + credentials_notes(admitted, accounts)
         state = replace(state, unhonored=tuple(str(note) for note in notes))
     knative_urls = {k: (v.get("status") or {}) for k, v in observed.knative.items()}
     status = isvc_status.cluster_status(
@@ -119,7 +117,6 @@ class _Observed:
         self.ingresses: list[dict] = []
         self.runtime: dict | None = None
         self.canaries: list[CanaryState] = []
-        self.notes: list[Note] = []  # what its pods leave undone
 
 
 async def _observe(ctx: Context, isvc: dict, mode: str) -> _Observed:
@@ -176,7 +173,6 @@ async def _apply_objects(
             await _trained_models(ctx, admitted),
             ready_canaries=ready_canaries,
             accounts=accounts,
-            notes=observed.notes,
         )
     except RenderError as error:
         return Failure(error.reason, str(error), time=now_rfc3339())

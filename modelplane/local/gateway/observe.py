@@ -29,6 +29,21 @@ GRPC_CANCELLED = 1  # a call that ended with no status (reset by the client or t
 ANSWERED, CLIENT_GONE, BROKEN = "answered", "client gone", "broken"
 
 
+# Marks of a health check: Knative's queue-proxy's probes of the container it serves carry one of the
+# first two headers, the kubelet's probes its user agent.
+PROBE_HEADERS = frozenset({b"k-kubelet-probe", b"k-network-probe"})
+KUBE_PROBE_AGENT = b"kube-probe/"
+
+
+def is_probe(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request is a probe, which is passed on but is not a payload to log."""
+    for name, value in headers:
+        lower = name.lower()
+        if lower in PROBE_HEADERS or (lower == b"user-agent" and value.startswith(KUBE_PROBE_AGENT)):
+            return True
+    return False
+
+
 class GatewayObserver:
     """Makes the watch of each request; `submit` takes payload records (None: nothing is logged)."""
 
@@ -46,7 +61,7 @@ class GatewayObserver:
         request_id: bytes,
     ) -> ExchangeWatch:
         capture = None
-        if payload_log is not None and self.submit is not None:
+        if payload_log is not None and self.submit is not None and not is_probe(headers):
             capture = PayloadCapture(payload_log, headers, request_id.decode("latin-1"), self.submit)
         if not tracing.enabled():
             return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture)

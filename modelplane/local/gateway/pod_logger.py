@@ -6,11 +6,18 @@ gateway with one route, which takes every request the pod's Service sends to the
 (KServe's agent port, 9081) whatever its host, forwards it to the model server on 127.0.0.1 at its
 port, and logs the request and its answer as the gateway logs any route's (the logger's sink, mode,
 metadata and annotations; CloudEvents, a file or a bucket). The answer streams through as it comes.
+
+In a Knative pod the logger is the container whose port the pod serves, so the kubelet's and Knative's
+readiness probes of the model server come through it (they are passed on, not logged), and with
+`wait_for_component` it listens only once the model server does: a probe of its port alone (Knative's
+default, a TCP one) then says the model server is up too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 
 from modelplane.local.gateway.config import GatewayConfig
@@ -18,6 +25,10 @@ from modelplane.local.gateway.routes import ANY_HOST, Backend, Route, RouteTable
 from modelplane.local.gateway.server import Gateway
 from modelplane.server.payload_logging import REVISION_VARIABLE
 from modelplane.telemetry.payload_events import PayloadLogSpec
+
+logger = logging.getLogger("modelplane.logger")
+
+COMPONENT_POLL = 0.2  # seconds between tries to reach the model server, with `wait_for_component`
 
 
 def logger_routes(log: PayloadLogSpec, component_port: int, revision: str = "") -> RouteTable:
@@ -27,10 +38,17 @@ def logger_routes(log: PayloadLogSpec, component_port: int, revision: str = "") 
 
 
 async def serve_logger(
-    log: PayloadLogSpec, component_port: int, config: GatewayConfig, stopping: asyncio.Event
+    log: PayloadLogSpec,
+    component_port: int,
+    config: GatewayConfig,
+    stopping: asyncio.Event,
+    *,
+    wait_for_component: bool = False,
 ) -> None:
     """Logs the payloads of the model server at `component_port` until `stopping` is set, then lets
     the requests under way finish and delivers their records."""
+    if wait_for_component and not await _listening(component_port, stopping):
+        return
     routes = logger_routes(log, component_port, os.environ.get(REVISION_VARIABLE, ""))
     gateway = Gateway(config, routes=routes)
     await gateway.start()
@@ -38,3 +56,21 @@ async def serve_logger(
         await stopping.wait()
     finally:
         await gateway.stop()
+
+
+async def _listening(port: int, stopping: asyncio.Event) -> bool:
+    """Waits until something takes connections on 127.0.0.1 at `port`; False if stopped first."""
+    logged = False
+    while not stopping.is_set():
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if not logged:
+                logger.info("waiting for the model server on 127.0.0.1:%d", port)
+                logged = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), COMPONENT_POLL)
+            continue
+        writer.close()
+        return True
+    return False

@@ -9,6 +9,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from modelplane.local.ports import free_loopback_port
 from tests.server.processes import REPO_ROOT, ServerProcess, serve
@@ -108,6 +109,53 @@ def test_a_stream_passes_through_as_it_is_written_and_is_logged_whole(tmp_path):
         server.stop()
     records = [line for line in log_file.read_text().splitlines() if '"s-1"' in line]
     assert len(records) == 1 and RESPONSE_TYPE in records[0]
+
+
+def test_with_wait_for_component_the_logger_listens_once_the_model_server_does_and_probes_are_not_logged(
+    tmp_path,
+):
+    """In a Knative pod the logger's port is the one the pod is probed on."""
+    component_port = free_loopback_port()
+    log_file = tmp_path / "payloads.jsonl"
+    port = free_loopback_port()
+    args = [sys.executable, "-m", "modelplane", "logger", "--host", "127.0.0.1", "--port", str(port)]
+    flags = ["--component-port", str(component_port), "--wait-for-component"]
+    logger = ServerProcess([*args, *flags, "--payload-log-url", f"file://{log_file}"], port, None)
+    server = None
+    try:
+        for _ in range(5):
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"{logger.url}/v2/health/ready", timeout=1)
+            time.sleep(0.1)
+        assert logger.process.poll() is None
+        serving = [sys.executable, "-m", "modelplane", "serve", "--http-port", str(component_port)]
+        server = ServerProcess(
+            [*serving, "--grpc-port", "-1", "--model-class", STATUS_MODEL, "--model-name", "status"],
+            component_port,
+            None,
+        )
+        logger.wait_ready("/v2/health/ready")  # through the logger: the model server's answer
+        ready = f"{logger.url}/v2/models/status/ready"
+        assert (
+            httpx.get(ready, headers={"k-kubelet-probe": "queue", "x-request-id": "p-1"}).status_code == 200
+        )
+        assert (
+            httpx.get(ready, headers={"user-agent": "kube-probe/1.31", "x-request-id": "p-2"}).status_code
+            == 200
+        )
+        predicted = httpx.post(
+            f"{logger.url}/v1/models/status:predict",
+            json={"instances": [[1]]},
+            headers={"x-request-id": "ok-1"},
+        )
+        assert predicted.status_code == 200
+    finally:
+        logger.stop()  # delivers what is queued
+        if server is not None:
+            server.stop()
+    records = log_file.read_text()
+    assert '"ok-1"' in records
+    assert '"p-1"' not in records and '"p-2"' not in records
 
 
 def test_bad_flags_stop_the_logger_with_one_line():
