@@ -41,6 +41,7 @@ from modelplane.protocol.grpc.service import InferenceStub
 
 APP = Path(__file__).with_name("grpc_upstream.py")
 HTTP_APP = Path(__file__).with_name("upstream_app.py")
+REFUSING_APP = Path(__file__).with_name("refusing_grpc_upstream.py")
 HOST = "iris.default.localhost"
 MAX_MESSAGE = 64 * 1024 * 1024
 
@@ -427,6 +428,37 @@ def test_a_replica_that_shuts_down_gracefully_finishes_its_calls():
             settled(gateway, "iris-predictor-1", in_flight=1)
             process.send_signal(signal.SIGUSR1)
             assert pending.result(30).id == "leaving"
+            settled(gateway, "iris-predictor-1", in_flight=0)
+
+
+@pytest.mark.parametrize("how", ["goaway", "refuse"])
+def test_a_call_a_stopping_replica_refused_goes_to_one_that_serves(replicas, how):
+    """HTTP/2 says a refused stream was not processed (a GOAWAY past it, or REFUSED_STREAM): the call
+    goes to a replica that serves, as a stopping replica's last calls do."""
+    with upstream_process(how, REFUSING_APP) as (process, address):
+        table = RouteTable(service(backend("iris-predictor-1", address)))
+        with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(infer, chan, timeout=30)
+            assert process.stdout.readline() == "held\n"
+            gateway.update_routes(RouteTable(service(backend("iris-predictor-1", replicas["iris-3"]))))
+            process.send_signal(signal.SIGUSR1)
+            assert pending.result(30).id == "iris-3"
+            settled(gateway, "iris-predictor-1", in_flight=0)
+
+
+def test_a_refused_call_too_large_to_keep_is_unavailable(replicas):
+    """The gateway keeps up to 1 MiB of a call to send it again; a larger one fails as it was refused."""
+    with upstream_process("refuse", REFUSING_APP) as (process, address):
+        table = RouteTable(service(backend("iris-predictor-1", address)))
+        with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(infer, chan, payload=b"x" * (2 << 20), timeout=30)
+            assert process.stdout.readline() == "held\n"
+            assert process.stdout.readline() == "ended\n"  # all of it went up, past what is kept
+            process.send_signal(signal.SIGUSR1)
+            with pytest.raises(grpc.RpcError) as error:
+                pending.result(30)
+            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "refused the call" in error.value.details()
             settled(gateway, "iris-predictor-1", in_flight=0)
 
 

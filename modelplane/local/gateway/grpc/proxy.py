@@ -60,6 +60,10 @@ UNAUTHENTICATED = 16
 _REFUSED_STREAM, _CANCEL = 7, 8  # HTTP/2 error codes of RST_STREAM
 # The gateway's refusals (`Unavailable`'s status) as gRPC codes: a host nobody serves is UNIMPLEMENTED.
 _GRPC_CODES = {400: INVALID_ARGUMENT, 404: UNIMPLEMENTED}
+# What a call's client sent is kept, up to this many bytes, until its answer begins: a replica that
+# refuses the call (it is stopping) processed none of it, and the call goes to another one.
+REPLAY_LIMIT = 1024 * 1024
+MAX_REFUSALS = 2  # replicas that may refuse a call before it fails
 
 
 class H2ClientConnection(H2Endpoint):
@@ -216,6 +220,9 @@ class GrpcCall:
         self._up_ended = False  # END_STREAM went to the replica
         self._to_upstream: deque[list] = deque()  # [data, flow-controlled length] not yet sent up
         self._to_client: deque[list] = deque()  # the same, from the replica
+        self._sent: list[bytes] | None = []  # what the client sent, while the call may be sent again
+        self._sent_size = 0
+        self._refusals = 0
         self._response_end: Headers | None = None  # trailers to send once the data is out
         self._response_end_bare = False  # the replica ended the response without trailers
         self._headers_sent = False
@@ -284,6 +291,12 @@ class GrpcCall:
             self.client.acknowledge(self.stream_id, flow_length)
             return
         self._to_upstream.append([data, flow_length])
+        if self._sent is not None:
+            self._sent_size += len(data)
+            if self._sent_size > REPLAY_LIMIT:
+                self._sent = None
+            else:
+                self._sent.append(data)
         if self._upstream is not None:
             self.pump_up()
         elif self._awaiting_model:
@@ -327,6 +340,7 @@ class GrpcCall:
 
     def upstream_headers(self, headers: Headers, end_stream: bool) -> None:
         self._stop_deadline()
+        self._sent = None  # the replica took the call
         if end_stream:  # a response with only trailers
             self.watch.trailers(headers)
             self._headers_sent = True
@@ -359,6 +373,28 @@ class GrpcCall:
     def upstream_lost(self, reason: str) -> None:
         if not self.ended:
             self.fail(UNAVAILABLE, f"{self._replica_name()}: {reason}")
+
+    def upstream_refused(self) -> None:
+        """The replica did not take the call (HTTP/2 says none of it was processed): it goes to another
+        replica if what the client sent is still at hand."""
+        if self.ended:
+            return
+        if self._sent is None or self._refusals == MAX_REFUSALS:
+            self.fail(
+                UNAVAILABLE, f"{self._replica_name()}: the replica refused the call (it is shutting down)"
+            )
+            return
+        self._refusals += 1
+        self._stop_deadline()
+        self._upstream, self._upstream_id, self._up_ended = None, 0, False
+        # What the refusing replica had of the request (acknowledged to the client already), then
+        # what was still waiting to go.
+        waiting = sum(len(data) for data, _ in self._to_upstream)
+        sent = b"".join(self._sent)[: self._sent_size - waiting]
+        if sent:
+            self._to_upstream.appendleft([sent, 0])
+        self._release_slot()
+        self._task = asyncio.get_running_loop().create_task(self._forward(None))
 
     def upstream_window_opened(self) -> None:
         self.pump_up()

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from modelplane.local.gateway.grpc.endpoint import H2Endpoint, Headers
 from modelplane.local.gateway.routes import split_address
+from modelplane.protocol.http2.frames import REFUSED_STREAM
 
 # A connection stops taking new streams well before HTTP/2's stream ids (2^31) run out.
 _LAST_STREAM_ID = 2**30
@@ -30,6 +31,8 @@ class StreamSink(Protocol):
     def upstream_reset(self, error_code: int) -> None: ...
 
     def upstream_lost(self, reason: str) -> None: ...
+
+    def upstream_refused(self) -> None: ...
 
     def upstream_window_opened(self) -> None: ...
 
@@ -104,7 +107,11 @@ class H2Upstream(H2Endpoint):
     def on_reset(self, stream_id: int, error_code: int) -> None:
         sink = self.sinks.pop(stream_id, None)
         self._answering.discard(stream_id)
-        if sink is not None:
+        if sink is None:
+            return
+        if error_code == REFUSED_STREAM:
+            sink.upstream_refused()
+        else:
             sink.upstream_reset(error_code)
 
     def on_window_opened(self, stream_id: int) -> None:
@@ -121,7 +128,7 @@ class H2Upstream(H2Endpoint):
         self.closing = True
         self.pool.discard(self)
         for stream_id in [s for s in self.sinks if s > last_stream_id]:
-            self.sinks.pop(stream_id).upstream_lost("the replica refused the call (it is shutting down)")
+            self.sinks.pop(stream_id).upstream_refused()
         if not self.sinks:
             self.close()
 
