@@ -56,6 +56,10 @@ from modelplane.telemetry import tracing
 
 logger = logging.getLogger("modelplane.platform")
 
+# Seconds the API's open connections get, at a restart in place, to send the request a client had on
+# its way (answered, with `Connection: close`) before they are closed.
+API_LINGER = 0.5
+
 
 @dataclass(frozen=True)
 class PlatformConfig:
@@ -247,7 +251,7 @@ class Platform:
                 kept_api = kept_across_exec(api.sock)
             else:
                 logger.info("stopping: the API, the gateway (requests under way finish), then every replica")
-            api.stop()
+            api.stop(linger=API_LINGER if self._restarting else 0.0)
             log_task.cancel()
             with contextlib.suppress(Exception):
                 await api_task

@@ -4,6 +4,7 @@ tests/storage/test_disk_full.py; the store's compacted history: tests/local/api/
 
 from __future__ import annotations
 
+import functools
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from tests.e2e.platform_process import (
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4]]}
 HOST = "iris.default.localhost"
 PREDICT = "/v1/models/iris:predict"
+ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/iris"
 CLIENTS = 4
 
 
@@ -94,10 +96,12 @@ def descendants(pid: int) -> set[int]:
 
 
 class Load:
-    """`CLIENTS` clients, each sending one request after another through the gateway until stopped."""
+    """`CLIENTS` clients, each sending one request after another until stopped: predictions through the
+    gateway, or with `api` reads of the InferenceService from the control-plane API."""
 
-    def __init__(self, platform: PlatformProcess) -> None:
+    def __init__(self, platform: PlatformProcess, *, api: bool = False) -> None:
         self.platform = platform
+        self.api = api
         self.outcomes: list[int | str] = []  # status codes, or the name of a transport error
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -118,10 +122,16 @@ class Load:
             return self.outcomes.count(outcome)
 
     def _client(self) -> None:
-        with httpx.Client(base_url=self.platform.gateway_url, headers={"host": HOST}, timeout=120) as client:
+        if self.api:
+            client = httpx.Client(base_url=self.platform.api_url, timeout=120)
+            send = functools.partial(client.get, ISVC_PATH)
+        else:
+            client = httpx.Client(base_url=self.platform.gateway_url, headers={"host": HOST}, timeout=120)
+            send = functools.partial(client.post, PREDICT, json=IRIS)
+        with client:
             while not self._stop.is_set():
                 try:
-                    outcome: int | str = client.post(PREDICT, json=IRIS).status_code
+                    outcome: int | str = send().status_code
                 except httpx.HTTPError as exc:
                     outcome = type(exc).__name__
                 with self._lock:
@@ -263,7 +273,7 @@ def test_sighup_restarts_the_control_plane_while_every_request_is_served(tmp_pat
             serve_iris(platform)
             replicas, workers = set(iris_replicas(home)), gateway_workers(platform)
             assert replicas and workers
-            with Load(platform) as load:
+            with Load(platform) as load, Load(platform, api=True) as api_load:
                 wait_until(lambda: load.count(200) >= 50, "requests to be served", platform)
                 platform.process.send_signal(signal.SIGHUP)
                 assert platform.process.stdout.readline().startswith("modelplane is up: ")
@@ -277,7 +287,8 @@ def test_sighup_restarts_the_control_plane_while_every_request_is_served(tmp_pat
                 served = load.count(200)
                 wait_until(lambda: load.count(200) >= served + 200, "requests after two more", platform)
                 assert platform.process.poll() is None
-            assert set(load.outcomes) == {200}, {o: load.outcomes.count(o) for o in set(load.outcomes)}
+            for done in (load, api_load):  # the API's clients waited for the program run again
+                assert set(done.outcomes) == {200}, {o: done.outcomes.count(o) for o in set(done.outcomes)}
             assert set(iris_replicas(home)) == replicas
             assert gateway_workers(platform) == workers
             assert "taken back after a restart" in replica_log(home)

@@ -76,6 +76,7 @@ log = logging.getLogger(__name__)
 
 APPLY_PATH = "/modelplane/v1/apply"
 METRICS_PATH = "/metrics"
+LINGER_POLL = 0.02  # seconds between looks at the connections left, while a stopping server lingers
 # The platform's metrics, as (Prometheus text, its content type).
 MetricsSource = Callable[[], Awaitable[tuple[bytes, str]]]
 
@@ -109,6 +110,7 @@ class ApiApp:
         self.metrics: MetricsSource | None = None  # served at /metrics once set
         self.builtins = BuiltinRuntimes(now_rfc3339())
         self._closing = asyncio.Event()
+        self.draining = False  # every answer closes its connection (the server is stopping)
 
     def end_watches(self) -> None:
         """Ends every open watch stream, so the server can stop without waiting for clients."""
@@ -118,6 +120,8 @@ class ApiApp:
         if scope["type"] != "http":
             return
         request = ApiRequest.from_scope(scope, receive)
+        if self.draining:
+            send = _closing_connection(send)
         send = MeasuredSend(send, request_labels(request, APPLY_PATH))
         try:
             self.guard.check(request.method, request.headers, request.content_type)
@@ -516,6 +520,7 @@ class ApiServer(uvicorn.Server):
             ssl_keyfile=str(tls.key) if tls else None,
         )
         super().__init__(config)
+        self._linger = 0.0
 
     @property
     def url(self) -> str:
@@ -526,13 +531,37 @@ class ApiServer(uvicorn.Server):
         """Serves until `stop()` or a stop signal, then ends open watches and closes."""
         await self.serve(sockets=[self.sock])
 
-    def stop(self) -> None:
+    def stop(self, *, linger: float = 0.0) -> None:
+        """Stops serving. With `linger`, for a restart in place: the connections open now get that many
+        seconds to send a request (one a client had on its way as the server stopped), each answered
+        with `Connection: close`, so that clients go on on new connections, which wait on the listening
+        socket the next program takes over, rather than fail."""
+        self._linger = linger
         self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # Open watches would otherwise hold the shutdown until their clients leave.
         self.app.end_watches()
+        if self._linger:
+            for server in self.servers:
+                server.close()  # the listening socket's copy kept for the next program takes them
+            self.app.draining = True
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._linger
+            while self.server_state.connections and loop.time() < deadline:
+                await asyncio.sleep(LINGER_POLL)
         await super().shutdown(sockets)
+
+
+def _closing_connection(send: Send) -> Send:
+    """`send`, with `Connection: close` on the response."""
+
+    async def closing(message: dict[str, Any]) -> None:
+        if message.get("type") == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+        await send(message)
+
+    return closing
 
 
 async def serve_api(store: Store, host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> None:
