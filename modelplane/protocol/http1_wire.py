@@ -29,3 +29,19 @@ def status_line(status: int, reason: bytes = b"") -> bytes:
 def chunk(data: bytes) -> bytes:
     """`data` framed as one chunk of a chunked body."""
     return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def origin_form(target: bytes) -> tuple[bytes, bytes | None]:
+    """A request target as its path and query, and the authority it names when it came in absolute
+    form (`http://host/path`, which RFC 9112 has servers accept; its host is the request's host)."""
+    if target[:1] == b"/" or b"://" not in target[:8]:
+        return target, None
+    scheme, _, rest = target.partition(b"://")
+    if scheme.lower() not in (b"http", b"https"):
+        return target, None
+    authority, slash, path = rest.partition(b"/")
+    query = b""
+    if not slash:
+        authority, mark, query = authority.partition(b"?")
+        query = mark + query
+    return b"/" + path + query, authority

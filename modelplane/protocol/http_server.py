@@ -36,7 +36,7 @@ import httptools
 import orjson
 
 from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
-from modelplane.protocol.http1_wire import CONTINUE, LAST_CHUNK, chunk, status_line
+from modelplane.protocol.http1_wire import CONTINUE, LAST_CHUNK, chunk, origin_form, status_line
 from modelplane.protocol.lingering import LingeringClose
 from modelplane.protocol.sweeps import visit_in_slices
 
@@ -145,7 +145,10 @@ class HttpServerProtocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
-        self._pending: collections.deque[tuple[HttpRequest, bool]] = collections.deque()
+        # Requests to answer, each with whether the connection stays open after it; last, the refusal of
+        # a request that came after them, if one did.
+        self._pending: collections.deque[tuple[HttpRequest | HttpResponse, bool]] = collections.deque()
+        self._read_all = False  # the last request the connection takes has arrived: what follows is dropped
         self._task: asyncio.Task | None = None
         self._receiving = False  # a request has begun to arrive and is not whole yet
         self._url: list[bytes] = []
@@ -186,6 +189,8 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._lingering is not None:
             self._lingering.drop(data)
             return
+        if self._read_all:
+            return
         if self._head.count is not None and not self._head.add(data):
             refusal = self._head.refusal()
             self._reject(refusal.status, refusal.message)
@@ -197,6 +202,8 @@ class HttpServerProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             # An exception raised in a callback arrives wrapped, with the original as its context.
             refusal = exc.__context__
+            if isinstance(refusal, _LastRequest):
+                return
             if isinstance(refusal, _TooLarge):
                 self._reject_with(self._limits.too_large_response(self._limits.max_body_size))
             elif isinstance(refusal, RequestRefused):
@@ -264,12 +271,17 @@ class HttpServerProtocol(asyncio.Protocol):
         self._receiving = False
         self._head.start()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        request = HttpRequest(self._parser.get_method(), b"".join(self._url), self._headers, body)
-        self._pending.append((request, self._parser.should_keep_alive()))
+        target, _ = origin_form(b"".join(self._url))
+        request = HttpRequest(self._parser.get_method(), target, self._headers, body)
+        keep_alive = self._parser.should_keep_alive()
+        self._pending.append((request, keep_alive))
         if self._task is None:
             self._start_next()
         else:
             self._pause_reading(_PAUSED_FOR_PIPELINE)
+        if not keep_alive:  # `Connection: close`: no request after this one is read (RFC 9112, 9.6)
+            self._read_all = True
+            raise _LastRequest
 
     # answering
 
@@ -292,6 +304,9 @@ class HttpServerProtocol(asyncio.Protocol):
             request, keep_alive = self._pending.popleft()
             if not self._pending:
                 self._resume_reading(_PAUSED_FOR_PIPELINE)
+            if isinstance(request, HttpResponse):  # the refusal of a request after those answered
+                self._write(request, False, False)
+                break
             try:
                 response = await self._handler(request)
             except Exception:
@@ -306,7 +321,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._task = None
         if not keep_alive:
             self._flush()
-            self._transport.close()
+            self._lingering = LingeringClose(self._transport)
         elif not self._transport.is_closing():
             self._state.idle[self] = None
 
@@ -402,12 +417,14 @@ class HttpServerProtocol(asyncio.Protocol):
         self._reject_with(self._limits.error_response(status, message))
 
     def _reject_with(self, response: HttpResponse) -> None:
-        """Answer a request that cannot be taken, and close the connection."""
+        """Answers a request that cannot be taken, once the requests before it are answered, and closes
+        the connection."""
+        self._read_all = True
         if self._task is None:
             self._write(response, False, False)
             self._lingering = LingeringClose(self._transport)
         else:
-            self._transport.close()
+            self._pending.append((response, False))
 
     # reading
 
@@ -464,6 +481,10 @@ class HttpServerProtocol(asyncio.Protocol):
 
 class _TooLarge(Exception):
     """Raised from a parser callback when the request body exceeds the limit."""
+
+
+class _LastRequest(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised from a parser callback to stop parsing after the last request the connection takes."""
 
 
 class Shutdown:

@@ -426,6 +426,32 @@ def test_framing_a_client_gets_wrong_is_400_and_closes(iris_server, framing, fra
     assert fragment in orjson.loads(body)["error"]
 
 
+def test_what_follows_a_closing_request_is_not_read(iris_server):
+    """After `Connection: close` the server reads no further request (a GET's body sent without a
+    length, say): the request is answered, and the connection closes."""
+    answer = _raw_exchange(
+        iris_server.http_port,
+        b'GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n{"not": "a request"}',
+    )
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1 ") == 1
+
+
+def test_a_malformed_request_after_good_ones_is_refused_after_their_answers(iris_server):
+    live = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = _raw_exchange(iris_server.http_port, live + live + b"NOT HTTP AT ALL\r\n\r\n")
+    assert answer.count(b"HTTP/1.1 200 ") == 2
+    assert answer.rindex(b"HTTP/1.1 400 ") > answer.rindex(b"HTTP/1.1 200 ")
+    assert b"malformed HTTP request" in answer
+
+
+def test_an_absolute_form_target_is_served_as_its_path(iris_server):
+    answer = _raw_exchange(
+        iris_server.http_port,
+        b"GET http://iris.example/v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'{"live":true}')
+
+
 def test_query_string_and_percent_encoded_path(iris_server):
     body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": IRIS_ROWS[0]}]}
     response = httpx.post(f"{iris_server.url}/v2/models/%69ris/infer?trace=1", json=body)

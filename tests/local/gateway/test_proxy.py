@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httptools
 import httpx
+import orjson
 import pytest
 
 from modelplane.local.gateway.http1.exchange import MAY_BE_STALE_AFTER
@@ -246,6 +247,36 @@ def test_connection_close_from_the_client_is_honoured(raw):
     data = raw.read_until_closed()
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nconnection: close\r\n" in data.lower()
+
+
+def test_what_follows_a_closing_request_is_not_read(raw):
+    """After `Connection: close` no further request is read (a GET's body sent without a length, say)."""
+    raw.send(request("GET", "/first", "Connection: close") + b'{"not": "a request"}')
+    answer = raw.read_until_closed()
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1 ") == 1
+
+
+def test_a_malformed_request_after_good_ones_is_refused_after_their_answers(raw):
+    raw.send(request("GET", "/first") + request("GET", "/second") + b"NOT HTTP AT ALL\r\n\r\n")
+    answer = raw.read_until_closed()
+    assert answer.count(b"HTTP/1.1 200 ") == 2
+    assert answer.rindex(b"HTTP/1.1 400 ") > answer.rindex(b"HTTP/1.1 200 ")
+    assert b"malformed HTTP request" in answer
+
+
+def test_a_request_whose_body_is_malformed_before_it_went_on_is_a_400(raw):
+    raw.send(request("POST", "/echo", "Transfer-Encoding: chunked") + b"zz\r\n")
+    answer = raw.read_until_closed()
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"chunk size" in answer
+
+
+def test_an_absolute_form_target_routes_by_its_host(raw):
+    raw.send(
+        b"GET http://%s/where HTTP/1.1\r\nHost: elsewhere.localhost\r\nConnection: close\r\n\r\n"
+        % HOST.encode()
+    )
+    (answer,) = raw.read()
+    assert answer["status"] == 200 and orjson.loads(answer["body"])["path"] == "/where"
 
 
 def test_an_http10_client_gets_its_response_and_a_close(raw):

@@ -25,7 +25,7 @@ from modelplane.local.gateway.revisions import (
     UpstreamReplica,
     acquire_rerouting,
 )
-from modelplane.protocol.http1_wire import CONTINUE, LAST_CHUNK
+from modelplane.protocol.http1_wire import CONTINUE, LAST_CHUNK, origin_form
 
 if TYPE_CHECKING:
     from modelplane.local.gateway.context import GatewayContext
@@ -125,9 +125,10 @@ class Exchange:
         token = self.context.token
         if token is not None:
             self.headers, self._authorized = token.take(self.headers)
+        self.url, authority = origin_form(self.url)
         head = request_head(method, self.url, self.headers, self.client.peer_ip)
         self._head = head.head
-        self._host = head.host
+        self._host = head.host if authority is None else authority
         self._request_id = head.request_id
         self._generated_request_id = head.generated_request_id
         self._chunked_request = head.chunked
@@ -143,11 +144,21 @@ class Exchange:
             data = b"%x\r\n%b\r\n" % (len(data), data)
         self._send_body(data)
 
+    @property
+    def request_complete(self) -> bool:
+        """The whole request has arrived from the client."""
+        return self._request_done
+
     def request_done(self) -> None:
         self._request_done = True
         self.watch.request_done()
         if self._chunked_request:
             self._send_body(LAST_CHUNK)
+
+    def refused(self, status: int, message: str) -> None:
+        """The request turned out malformed before it went on: its connection answers it, and closes."""
+        self.watch.gateway_answer(status, message)
+        self.watch.end(None, ANSWERED)
 
     def start(self) -> None:
         """Forwards the request: at once when a slot and an idle connection are free, else in a task."""

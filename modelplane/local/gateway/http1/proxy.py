@@ -76,6 +76,8 @@ class ClientConnection(asyncio.Protocol):
         self._pauses = 0
         self._ignore_input = False
         self._lingering: LingeringClose | None = None  # closing after a refusal
+        # The refusal of a request that came after those being answered, sent once they are.
+        self._refusal: RequestRefused | None = None
         self._on_http2 = on_http2
         # The first bytes, while they may still be the start of the HTTP/2 preface; None after.
         self._preface: bytes | None = b"" if on_http2 is not None else None
@@ -161,11 +163,11 @@ class ClientConnection(asyncio.Protocol):
                 if exchange is not None:
                     exchange.keep_alive = False
         except httptools.HttpParserError as exc:
-            self._malformed(exc)
-            return
+            if not isinstance(exc.__context__, _LastRequest):
+                self._malformed(exc)
         # Started only now, so that a request that came in one read goes upstream in one write.
         active = self._active
-        if active is not None and not active.started:
+        if active is not None and not active.started and not self.closed:
             active.start()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -230,12 +232,18 @@ class ClientConnection(asyncio.Protocol):
         exchange, self._parsing = self._parsing, None
         self._head.start()
         exchange.request_done()
+        if not exchange.keep_alive:  # `Connection: close`: no request after this one is read (RFC 9112, 9.6)
+            self._ignore_input = True
+            raise _LastRequest
 
     # -- sequencing ----------------------------------------------------------------------------
 
     def exchange_finished(self, exchange: Exchange) -> None:
         self._active = None
         if self.closed:
+            return
+        if self._refusal is not None and not self._waiting:
+            self._refuse(self._refusal)
             return
         if not exchange.keep_alive or self.closing:
             self.transport.close()
@@ -282,12 +290,24 @@ class ClientConnection(asyncio.Protocol):
         self._refuse(refusal)
 
     def _refuse(self, refusal: RequestRefused) -> None:
-        """Answers a request that cannot be taken and closes; cuts the connection instead when a
-        response is under way (the request arrived pipelined, or failed in its body)."""
+        """Answers a request that cannot be taken and closes: at once, or after the answers to the
+        requests that came before it; a request that failed in its body while it is being forwarded
+        cuts the connection instead."""
         self._ignore_input = True
+        active = self._active
+        if active is not None and not active.started and not active.request_complete:
+            active.refused(refusal.status, refusal.message)  # nothing of it went on: this answers it
+            self._active = None
         if self._active is None:
             self.write(error_response(refusal.status, refusal.message, None, close=True))
             self.closed = True  # nothing more is written
             self._lingering = LingeringClose(self.transport)
+        elif all(exchange.request_complete for exchange in (self._active, *self._waiting)):
+            self._refusal = refusal
+            self.resume_reading(PAUSED_FOR_PIPELINE)  # what still comes is dropped
         else:
             self.abort()
+
+
+class _LastRequest(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised from a parser callback to stop parsing after the last request the connection takes."""
