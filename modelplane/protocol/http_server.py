@@ -271,7 +271,9 @@ class HttpServerProtocol(asyncio.Protocol):
         self._receiving = False
         self._head.start()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        target, _ = origin_form(b"".join(self._url))
+        target = b"".join(self._url)
+        if target[:1] != b"/":
+            target, _ = origin_form(target)
         request = HttpRequest(self._parser.get_method(), target, self._headers, body)
         keep_alive = self._parser.should_keep_alive()
         self._pending.append((request, keep_alive))

@@ -125,7 +125,9 @@ class Exchange:
         token = self.context.token
         if token is not None:
             self.headers, self._authorized = token.take(self.headers)
-        self.url, authority = origin_form(self.url)
+        authority = None
+        if self.url[:1] != b"/":
+            self.url, authority = origin_form(self.url)
         head = request_head(method, self.url, self.headers, self.client.peer_ip)
         self._head = head.head
         self._host = head.host if authority is None else authority
