@@ -39,10 +39,12 @@ class MeasuredSend:
         self._labels = labels
         self._started = time.perf_counter()
         self.status = 500
+        self.responding = False  # the response has begun: a failure now can only cut it
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if message.get("type") == "http.response.start":
             self.status = message["status"]
+            self.responding = True
         await self._send(message)
 
     def done(self) -> None:

@@ -132,7 +132,8 @@ class ApiApp:
             await send_error(send, error)
         except Exception:
             log.exception("control-plane API: %s %s failed", request.method, request.path)
-            await send_error(send, ApiError("internal error; see the control plane's log"))
+            if not send.responding:
+                await send_error(send, ApiError("internal error; see the control plane's log"))
         finally:
             send.done()
 

@@ -105,6 +105,7 @@ def warning_headers(warnings: list[str]) -> list[tuple[bytes, bytes]]:
     """`Warning: 299 - "<text>"` headers (RFC 7234), as Kubernetes sends them and kubectl prints them."""
     headers = []
     for text in warnings:
-        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
-        headers.append((b"warning", f'299 - "{quoted}"'.encode("ascii", "backslashreplace")))
+        # Field names come from the user: control and non-ASCII characters travel escaped (`\x1f`).
+        quoted = text.encode("unicode_escape").replace(b'"', b'\\"')
+        headers.append((b"warning", b'299 - "%b"' % quoted))
     return headers

@@ -66,6 +66,14 @@ def test_warn_is_the_default_and_keeps_the_field(api):
     assert explicit.status_code == 200 and len(_warnings(explicit)) == 1
 
 
+def test_a_field_name_a_header_cannot_carry_is_warned_of_escaped(api):
+    created = api.post(ISVCS, json=isvc("odd-field", **{"x\x1fy": 1, "caf\u00e9": 2}))
+    assert created.status_code == 201, created.text
+    said = _warnings(created)
+    assert '299 - "unknown field \\"spec.predictor.model[x\\x1fy]\\""' in said
+    assert '299 - "unknown field \\"spec.predictor.model[caf\\xe9]\\""' in said
+
+
 def test_ignore_says_nothing(api):
     created = api.post(ISVCS, json=isvc("ignored", colour="blue"), params={"fieldValidation": "Ignore"})
     assert created.status_code == 201
