@@ -378,6 +378,9 @@ def measure(upstream: str, args, work: Path, script: Path) -> dict[tuple[int, st
 # --------------------------------------------------------------------------------------------- gRPC
 
 
+CALL_TIMEOUT = 30.0  # seconds a gRPC load call may take before it counts as failed
+
+
 def grpc_load(target: str, authority: str, concurrency: int, duration: float, warmup: float) -> None:
     """The gRPC load process: `concurrency` ModelInfer calls in flight on one channel; prints a JSON line."""
     sys.path.insert(0, str(ROOT))
@@ -395,7 +398,7 @@ def grpc_load(target: str, authority: str, concurrency: int, duration: float, wa
         options = [("grpc.default_authority", authority)] if authority else []
         async with grpc.aio.insecure_channel(target, options=options) as channel:
             stub = InferenceStub(channel)
-            answer = await stub.ModelInfer(request)
+            answer = await stub.ModelInfer(request, timeout=CALL_TIMEOUT)
             predicted = list(
                 answer.outputs[0].contents.int64_contents or answer.outputs[0].contents.int_contents
             )
@@ -410,8 +413,8 @@ def grpc_load(target: str, authority: str, concurrency: int, duration: float, wa
                 while loop.time() < until:
                     started = time.perf_counter()
                     try:
-                        await stub.ModelInfer(request)
-                    except grpc.RpcError:
+                        await stub.ModelInfer(request, timeout=CALL_TIMEOUT)
+                    except grpc.RpcError:  # a call never answered counts here too, not as a hang
                         errors += 1
                     if record:
                         latencies.append(time.perf_counter() - started)
