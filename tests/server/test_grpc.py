@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import httpx
@@ -192,9 +193,14 @@ def test_unknown_and_unready_models(iris_stub, models_stub):
     assert models_stub.ModelReady(pb.ModelReadyRequest(name="broken")).ready is False
     assert models_stub.ServerReady(pb.ServerReadyRequest()).ready is False
     request = pb.ModelInferRequest(model_name="broken", inputs=[Tensor(name="a", datatype="FP32", shape=[1])])
-    with pytest.raises(grpc.RpcError) as caught:
-        models_stub.ModelInfer(request)
-    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    deadline = time.monotonic() + 30
+    while True:  # the model may still be loading (its failure not known yet): "not ready" until then
+        with pytest.raises(grpc.RpcError) as caught:
+            models_stub.ModelInfer(request)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        if "is not ready" not in caught.value.details() or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert "weights are corrupt" in caught.value.details()
 
 

@@ -4,7 +4,8 @@ A grpc.aio server on 127.0.0.1, on a port the OS picks, printed on its first lin
 `inference.GRPCInferenceService`: `ModelInfer` answers with `id` set to the replica's NAME, the
 request's `model_name`, and each raw input echoed as an output. Request parameters steer it:
 
-- `sleep` (seconds, a double): answer after that long (the call stays in flight meanwhile);
+- `sleep` (seconds, a double): answer after that long (the call stays in flight meanwhile), printing
+  `sleeping` as it begins;
 - `die` (any value): the process exits in the middle of the call;
 - `fail` (a string): the call ends with INVALID_ARGUMENT and that message.
 
@@ -67,6 +68,7 @@ class Servicer:
         if "fail" in parameters:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, parameters["fail"].string_param)
         if "sleep" in parameters:
+            print("sleeping", flush=True)
             await asyncio.sleep(parameters["sleep"].double_param)
         response = pb.ModelInferResponse(model_name=request.model_name, id=NAME)
         for tensor in request.inputs:

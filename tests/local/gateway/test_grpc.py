@@ -425,7 +425,7 @@ def test_a_replica_that_shuts_down_gracefully_finishes_its_calls():
         with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
             assert infer(chan).id == "leaving"
             pending = pool.submit(infer, chan, {"sleep": 3.0})
-            settled(gateway, "iris-predictor-1", in_flight=1)
+            assert process.stdout.readline() == "sleeping\n"  # the replica has the call
             process.send_signal(signal.SIGUSR1)
             assert pending.result(30).id == "leaving"
             settled(gateway, "iris-predictor-1", in_flight=0)
