@@ -3,24 +3,11 @@ spoken to over HTTP on a real API process."""
 
 from __future__ import annotations
 
-import httpx
-import pytest
-
 from modelplane.api import builtin_runtime_names
-from modelplane.local.api.process import ApiProcess
 
 CSRS = "/apis/serving.kserve.io/v1alpha1/clusterservingruntimes"
 EVENTS = "/api/v1/namespaces/{ns}/events"
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    with (
-        ApiProcess(tmp_path_factory.mktemp("home")) as process,
-        httpx.Client(base_url=process.url, timeout=30) as client,
-    ):
-        yield client
 
 
 def runtime(name: str, **spec) -> dict:

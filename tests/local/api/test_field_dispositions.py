@@ -20,7 +20,6 @@ from modelplane.api.kinds import (
 )
 from modelplane.api.schema import openapi_schema
 from modelplane.local.api.field_dispositions import FIELDS, Table, disposition_docs, pattern_segments
-from modelplane.local.api.process import ApiProcess
 from tests.e2e.platform_process import PlatformProcess, running_platform, wait_until
 
 KINDS = (INFERENCE_SERVICE, INFERENCE_GRAPH, SERVING_RUNTIME, CLUSTER_SERVING_RUNTIME, TRAINED_MODEL)
@@ -86,15 +85,6 @@ def service(name: str, predictor: dict) -> dict:
 
 
 SKLEARN = {"modelFormat": {"name": "sklearn"}, "storageUri": "file:///m/1"}
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    with (
-        ApiProcess(tmp_path_factory.mktemp("home")) as process,
-        httpx.Client(base_url=process.url, timeout=30) as client,
-    ):
-        yield client
 
 
 def warnings(response: httpx.Response) -> list[str]:

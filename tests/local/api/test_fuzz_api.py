@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME, TRAINED_MODEL
-from modelplane.local.api.process import ApiProcess
 from tests.api.strategies import documents
 
 FUZZ = settings(
@@ -29,15 +28,6 @@ KINDS = {
     TRAINED_MODEL: ("serving.kserve.io/v1alpha1", "trainedmodels"),
 }
 NAMES = (f"fuzz-{n}" for n in itertools.count())
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    with (
-        ApiProcess(tmp_path_factory.mktemp("home")) as process,
-        httpx.Client(base_url=process.url, timeout=30) as client,
-    ):
-        yield client
 
 
 def write(api: httpx.Client, kind, spec: object) -> httpx.Response:

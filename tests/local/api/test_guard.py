@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from modelplane.local.api.guard import SameSiteGuard
-from modelplane.local.api.process import ApiProcess
 
 SRS = "/apis/serving.kserve.io/v1alpha1/namespaces/default/servingruntimes"
 
@@ -27,15 +26,6 @@ def runtime(name: str) -> dict:
             ],
         },
     }
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    with (
-        ApiProcess(tmp_path_factory.mktemp("home")) as process,
-        httpx.Client(base_url=process.url, timeout=30) as client,
-    ):
-        yield client
 
 
 def refused(response: httpx.Response, code: int, reason: str) -> str:

@@ -5,20 +5,9 @@ from __future__ import annotations
 import json
 
 import httpx
-import pytest
 
 from modelplane.api.kinds import INFERENCE_SERVICE, KINDS
 from modelplane.api.schema import crd
-from modelplane.local.api.process import ApiProcess
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    with (
-        ApiProcess(tmp_path_factory.mktemp("home")) as process,
-        httpx.Client(base_url=process.url, timeout=30) as client,
-    ):
-        yield client
 
 
 def _documents(api: httpx.Client) -> dict[str, dict]:

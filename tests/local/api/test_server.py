@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import httpx
-import pytest
 
 from modelplane.local.api.process import ApiProcess
 from modelplane.local.api.server import ApiServer, bind
@@ -28,15 +27,6 @@ def isvc(name: str, namespace: str | None = "default", storage_uri: str = "file:
         "metadata": metadata,
         "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage_uri}}},
     }
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    with (
-        ApiProcess(tmp_path_factory.mktemp("home")) as process,
-        httpx.Client(base_url=process.url, timeout=30) as client,
-    ):
-        yield client
 
 
 def path(name: str = "", ns: str = "default") -> str:

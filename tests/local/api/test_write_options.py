@@ -4,9 +4,6 @@ and the event field selectors `kubectl describe` uses. From a real API process o
 from __future__ import annotations
 
 import httpx
-import pytest
-
-from modelplane.local.api.process import ApiProcess
 
 ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
 EVENTS = "/api/v1/namespaces/default/events"
@@ -21,15 +18,6 @@ def isvc(name: str, **model_fields) -> dict:
         "metadata": {"name": name},
         "spec": {"predictor": {"model": model}},
     }
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    with (
-        ApiProcess(tmp_path_factory.mktemp("home")) as process,
-        httpx.Client(base_url=process.url, timeout=30) as client,
-    ):
-        yield client
 
 
 def _warnings(response: httpx.Response) -> list[str]:
