@@ -281,6 +281,9 @@ class Platform:
             await asyncio.to_thread(tracing.shutdown)
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
+            # Removing the handler restores SIGHUP's default, which ends the process: another SIGHUP
+            # before the program runs again (a restart in place) must not take the data plane with it.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             logger.info("stopped")
 
     def stop(self) -> None:
