@@ -22,6 +22,16 @@ from modelplane.server import metrics
 from modelplane.server.connection_limits import ConnectionLimits
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.responses import as_infer_response
+from modelplane.telemetry import tracing
+
+MODEL_INFER = f"/{SERVICE_NAME}/ModelInfer"
+# The calls a server that logs its payloads logs: those REST sends as a POST (the others, probes and
+# metadata, are asked for all the time).
+LOGGED_CALLS = frozenset(
+    f"/{SERVICE_NAME}/{name}".encode()
+    for name in ("ModelInfer", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload")
+)
+TRACE_METADATA = ("traceparent", "tracestate")
 
 
 def inference_service(
@@ -106,6 +116,25 @@ class InferenceServicer:
         )
 
     async def ModelInfer(self, message: pb.ModelInferRequest, metadata: Metadata) -> pb.ModelInferResponse:
+        if not tracing.enabled():
+            return await self._infer(message, metadata)
+        # A server span, the child of the caller's `traceparent`, when the call is traced here; the
+        # model's stages are its children.
+        span, _ = tracing.enter_call(_trace_headers(metadata), MODEL_INFER, "model server")
+        if span is None:
+            return await self._infer(message, metadata)
+        with span:
+            try:
+                response = await self._infer(message, metadata)
+            except ModelplaneError as exc:
+                tracing.end_call(span, exc.grpc_code.value[0])
+                failure = exc
+            else:
+                tracing.end_call(span, grpc.StatusCode.OK.value[0])
+                return response
+        raise failure
+
+    async def _infer(self, message: pb.ModelInferRequest, metadata: Metadata) -> pb.ModelInferResponse:
         started = time.perf_counter()
         name = message.model_name
         code = grpc.StatusCode.INTERNAL
@@ -145,6 +174,10 @@ class InferenceServicer:
         name = _model_name(request)
         await self.repository.unload(name)
         return pb.RepositoryModelUnloadResponse(model_name=name, isUnloaded=True)
+
+
+def _trace_headers(metadata: Metadata) -> list[tuple[bytes, bytes]]:
+    return [(name.encode(), metadata[name].encode("latin-1")) for name in TRACE_METADATA if name in metadata]
 
 
 def _model_name(request: Any) -> str:

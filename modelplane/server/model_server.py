@@ -96,20 +96,6 @@ class ModelServer:
             max_idle_connections=connection.max_idle_connections,
         )
         shutdown = http_server.Shutdown(self.grace_seconds)
-        grpc_task = None
-        if self.grpc_port is not None:
-            from modelplane.protocol.http2 import server as http2_server
-            from modelplane.server.grpc_server import inference_service
-
-            service, grpc_limits = inference_service(dataplane, self.grpc_max_message_length, connection)
-            if grpc_sock is None:
-                grpc_sock = bind_socket(self.host, self.grpc_port)
-            grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
-
         delivery = PayloadDelivery() if self.payload_log is not None else None
         payload_log = None
         if delivery is not None:
@@ -120,6 +106,22 @@ class ModelServer:
                 self.payload_log.mode,
                 display_url(self.payload_log.url),
             )
+        grpc_task = None
+        if self.grpc_port is not None:
+            from modelplane.protocol.http2 import server as http2_server
+            from modelplane.server.grpc_server import LOGGED_CALLS, inference_service
+
+            service, grpc_limits = inference_service(dataplane, self.grpc_max_message_length, connection)
+            if payload_log is not None:
+                service = payload_log.calls(service, LOGGED_CALLS)
+            if grpc_sock is None:
+                grpc_sock = bind_socket(self.host, self.grpc_port)
+            grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+
         rest = RESTServer(dataplane, payload_log)
         rest_task = asyncio.create_task(http_server.serve(rest, sock, limits, shutdown))
         load_task = asyncio.create_task(_load_all(repository))

@@ -4,7 +4,8 @@ where KServe would put its agent sidecar in front of the model server.
 `--payload-log-url` (with `--payload-log-mode`, the names its events carry, the headers and annotations
 they copy, and a bucket's path, format, marshaller and batches) makes the REST server hand each POST
 (the inference, explain and OpenAI requests: not the probes, metadata or metrics, which kubelet and
-Prometheus ask for all the time) and each answer to the same payload logger the gateway uses (`modelplane.telemetry`): CloudEvents to an
+Prometheus ask for all the time), and the gRPC server each call of the same kinds (`ModelInfer` and the
+repository's), and each answer to the same payload logger the gateway uses (`modelplane.telemetry`): CloudEvents to an
 HTTP receiver, lines in a file, or objects in a bucket, sent from the server's event loop, never holding
 up a request. The bucket's credentials are `STORAGE_CONFIG`'s, as the storage initializer's are.
 """
@@ -16,12 +17,16 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 
+from modelplane.protocol.grpc.status import call_status
+from modelplane.protocol.http2.server import H2Request, H2Response, Handler
 from modelplane.protocol.http_server import HttpRequest, HttpResponse
 from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
 from modelplane.telemetry.payload_events import MODES, PayloadLogSpec
 
 # What Knative names the revision a pod serves; the answers' events carry it.
 REVISION_VARIABLE = "K_REVISION"
+INTERNAL = 13  # the gRPC status of a call whose handler failed
+GRPC_CONTENT = [(b"content-type", b"application/grpc")]
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -125,13 +130,38 @@ class ServerPayloadLog:
         self._revision = os.environ.get(REVISION_VARIABLE, "")
 
     def request(self, request: HttpRequest) -> PayloadCapture:
-        request_id = next((value for name, value in request.headers if name == b"x-request-id"), b"")
-        capture = PayloadCapture(
-            self.spec, request.headers, request_id.decode("latin-1") or str(uuid.uuid4()), self._submit
-        )
+        capture = PayloadCapture(self.spec, request.headers, self._request_id(request.headers), self._submit)
         capture.request_body(request.body)
         capture.request_done()
         return capture
+
+    def calls(self, handler: Handler, logged: frozenset[bytes]) -> Handler:
+        """The gRPC server's handler, logging the calls to the methods in `logged` (paths)."""
+
+        async def logged_call(request: H2Request) -> H2Response:
+            path = request.header(b":path")
+            if path not in logged:
+                return await handler(request)
+            capture = PayloadCapture(
+                self.spec, request.headers, self._request_id(request.headers), self._submit, path.decode()
+            )
+            capture.request_body(request.body)
+            capture.request_done()
+            try:
+                response = await handler(request)
+            except Exception as exc:  # the HTTP/2 server logs it and answers INTERNAL, as the event says
+                capture.call_answered(INTERNAL, f"{type(exc).__name__} : {exc}", self._revision)
+                raise
+            if response.trailers is None:  # trailers-only: the status is in the headers
+                code, message = call_status(response.headers)
+            else:
+                code, message = call_status(response.trailers)
+                capture.response_head(200, GRPC_CONTENT)
+                capture.response_body(response.body)
+            capture.call_answered(code, message, self._revision)
+            return response
+
+        return logged_call
 
     def answer(self, capture: PayloadCapture, response: HttpResponse) -> HttpResponse:
         """The response, as it is sent; its record goes to the logger once its body is whole."""
@@ -145,6 +175,11 @@ class ServerPayloadLog:
             return response
         response.stream = self._streamed(capture, response.stream)
         return response
+
+    @staticmethod
+    def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+        request_id = next((value for name, value in headers if name.lower() == b"x-request-id"), b"")
+        return request_id.decode("latin-1") or str(uuid.uuid4())
 
     async def _streamed(self, capture: PayloadCapture, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """The stream's pieces as they go; the answer is logged once the stream ends whole."""

@@ -1,7 +1,7 @@
 """What a logged request and its answer leave for the payload logger: their bodies as they pass (up to
 16 MiB each; past that, the event says the size and carries no data), and the two records made of
-them. The gateway feeds one per logged request (local/gateway/observe.py), and so does `modelplane
-serve` when it logs itself (server/payload_logging.py).
+them. The gateway feeds one per logged request and gRPC call (local/gateway/observe.py), and so does
+`modelplane serve` when it logs itself (server/payload_logging.py).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import orjson
 
+from modelplane.protocol.grpc.status import HTTP_STATUS
 from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
 
 # A body larger than this is not kept for its event: the event says so and carries no data.
@@ -35,10 +36,17 @@ class PayloadCapture:
         "_content_type",
         "_response",
         "_response_size",
+        "_grpc_method",
+        "_request_logged",
     )
 
     def __init__(
-        self, spec: PayloadLogSpec, headers: list[tuple[bytes, bytes]], request_id: str, submit: SubmitRecord
+        self,
+        spec: PayloadLogSpec,
+        headers: list[tuple[bytes, bytes]],
+        request_id: str,
+        submit: SubmitRecord,
+        grpc_method: str | None = None,
     ) -> None:
         self._spec = spec
         event_id = content_type = None
@@ -61,6 +69,8 @@ class PayloadCapture:
         self._content_type: str | None = None
         self._response: list[bytes] = []
         self._response_size = 0
+        self._grpc_method = grpc_method  # a gRPC call's `/<service>/<method>`; None for HTTP
+        self._request_logged = False
 
     def request_body(self, data: bytes) -> None:
         self._request_size += len(data)
@@ -68,8 +78,9 @@ class PayloadCapture:
             self._request.append(data)
 
     def request_done(self) -> None:
-        if not self._spec.logs_requests:
+        if self._request_logged or not self._spec.logs_requests:
             return
+        self._request_logged = True
         self._submit(
             self._record(
                 True,
@@ -104,6 +115,19 @@ class PayloadCapture:
         record.revision = revision or None
         self._submit(record)
 
+    def call_answered(self, code: int, message: str, revision: str) -> None:
+        """A gRPC call ended with status `code` (the replica's, or the gateway's own): its request's
+        event, if the call ended before the request did, and its answer's."""
+        self.request_done()
+        if not self._spec.logs_responses:
+            return
+        record = self._record(False, time.time_ns(), self._content_type, self._response, self._response_size)
+        record.status = HTTP_STATUS.get(code, 500)
+        record.grpc_status = code
+        record.grpc_message = message or None
+        record.revision = revision or None
+        self._submit(record)
+
     def _record(
         self, is_request: bool, when_ns: int, content_type: str | None, chunks: list[bytes], size: int
     ) -> PayloadRecord:
@@ -119,6 +143,7 @@ class PayloadCapture:
             data,
             self._metadata,
             omitted=omitted,
+            grpc_method=self._grpc_method,
         )
 
 

@@ -6,7 +6,9 @@ else its `x-request-id`) on both, the body as the event's data with its content 
 extension attributes (`inferenceservicename`, `namespace`, `component`, `endpoint`, `metadata`,
 `annotations`, `recordedtime`). A response event also says its status (`statuscode`), since every
 answer is logged, errors too, and the revision that answered (`revision`). A body too large to keep
-is left out, and `dataomitted` gives its size.
+is left out, and `dataomitted` gives its size. A gRPC call's events say its method (`grpcmethod`), and
+its response event the call's status (`grpcstatus`, `grpcmessage`; `statuscode` is the HTTP status
+that means the same); their data is the call's messages as they passed, in gRPC's framing.
 
 In binary mode (what an HTTP sink gets) the attributes are `ce-*` headers, percent-encoded as the
 CloudEvents HTTP binding asks; in the JSON format (what a file sink writes, one event a line) they are
@@ -142,6 +144,9 @@ class PayloadRecord:
     status: int | None = None  # responses only
     revision: str | None = None  # responses only: the revision that answered
     omitted: int | None = None  # the size of a body too large to be kept, which the event leaves out
+    grpc_method: str | None = None  # a gRPC call's: `/<service>/<method>`
+    grpc_status: int | None = None  # responses to gRPC calls: the call's status code...
+    grpc_message: str | None = None  # ... and its message, when it has one
 
     @property
     def type(self) -> str:
@@ -168,9 +173,19 @@ class PayloadRecord:
             lines.append(b"ce-revision: %s\r\n" % _header_value(self.revision).encode("latin-1"))
         if self.omitted is not None:
             lines.append(b"ce-dataomitted: %d\r\n" % self.omitted)
+        if self.grpc_method is not None:
+            lines.append(self._grpc_lines())
         if self.content_type:
             lines.append(b"Content-Type: %s\r\n" % self.content_type.encode("latin-1"))
         return b"".join(lines)
+
+    def _grpc_lines(self) -> bytes:
+        lines = b"ce-grpcmethod: %s\r\n" % _header_value(self.grpc_method).encode("latin-1")
+        if self.grpc_status is not None:
+            lines += b"ce-grpcstatus: %d\r\n" % self.grpc_status
+        if self.grpc_message:
+            lines += b"ce-grpcmessage: %s\r\n" % _header_value(self.grpc_message).encode("latin-1")
+        return lines
 
     def attributes(self, recorded_ns: int) -> dict[str, str]:
         """Every context attribute, the extensions included, but the data's content type."""
@@ -189,6 +204,12 @@ class PayloadRecord:
             attributes["revision"] = self.revision
         if self.omitted is not None:
             attributes["dataomitted"] = str(self.omitted)
+        if self.grpc_method is not None:
+            attributes["grpcmethod"] = self.grpc_method
+            if self.grpc_status is not None:
+                attributes["grpcstatus"] = str(self.grpc_status)
+            if self.grpc_message:
+                attributes["grpcmessage"] = self.grpc_message
         return attributes
 
     def json_line(self, recorded_ns: int) -> bytes:

@@ -92,6 +92,13 @@ class Span(trace_api.Span):
         """The `traceparent` (and `tracestate`) lines that make the next hop's span a child of this one."""
         return trace_context.header_lines(self.trace_id, self.span_id, True, self.trace_state)
 
+    def header_pairs(self) -> list[tuple[bytes, bytes]]:
+        """The same as HTTP/2 headers (name, value)."""
+        pairs = [trace_context.header_pair(self.trace_id, self.span_id, True)]
+        if self.trace_state:
+            pairs.append((trace_context.TRACESTATE, self.trace_state.encode("latin-1")))
+        return pairs
+
     def trace_headers(self) -> dict[str, str]:
         headers = {"traceparent": f"00-{self.trace_id.hex()}-{self.span_id.hex()}-01"}
         if self.trace_state:

@@ -61,14 +61,24 @@ def parse(traceparent: bytes, tracestate: bytes | None) -> Parent | None:
 
 def header_lines(trace_id: bytes, span_id: bytes, sampled: bool, trace_state: str) -> bytes:
     """`traceparent` (and `tracestate`) header lines naming a span, each ending in CRLF."""
-    line = b"traceparent: 00-%s-%s-%s\r\n" % (
+    line = b"traceparent: %s\r\n" % header_pair(trace_id, span_id, sampled)[1]
+    if trace_state:
+        line += b"tracestate: %s\r\n" % trace_state.encode("latin-1")
+    return line
+
+
+def header_pair(trace_id: bytes, span_id: bytes, sampled: bool) -> tuple[bytes, bytes]:
+    """The `traceparent` header naming a span, as an HTTP/2 header (name, value)."""
+    return TRACEPARENT, b"00-%s-%s-%s" % (
         trace_id.hex().encode(),
         span_id.hex().encode(),
         b"01" if sampled else b"00",
     )
-    if trace_state:
-        line += b"tracestate: %s\r\n" % trace_state.encode("latin-1")
-    return line
+
+
+def without_trace_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """HTTP/2 headers (lowercase names) without their traceparent and tracestate."""
+    return [(name, value) for name, value in headers if name not in TRACE_HEADERS]
 
 
 def without_trace_lines(block: bytes) -> bytes:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelplane.telemetry import trace_context
@@ -45,6 +45,9 @@ SCOPE = ("modelplane", "")
 # OTLP's span kinds (the same numbers as spans.INTERNAL, SERVER, CLIENT).
 INTERNAL, SERVER, CLIENT = 1, 2, 3
 without_trace_lines = trace_context.without_trace_lines
+# gRPC status codes that make a server span an error: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
+# INTERNAL, UNAVAILABLE, DATA_LOSS.
+GRPC_SERVER_ERRORS = frozenset((2, 4, 12, 13, 14, 15))
 
 
 class _Recorder:
@@ -146,16 +149,59 @@ def enter(
     The span is `<method> <path>`, with the request's method and path, `modelplane.hop` and, given
     one, `server.address` (the host it was sent to) as attributes: built only for a span.
     """
-    recorder = _recorder
-    if recorder is None:
+    if _recorder is None:
         return None, None
+    span, unsampled = _enter(headers, f"{method} {path}", _http_attributes, (method, path, hop, address))
+    if unsampled is None:
+        return span, None
+    return None, trace_context.header_lines(*unsampled, False, "")
+
+
+def enter_call(
+    headers: Iterable[tuple[bytes, bytes]], path: str, hop: str, address: str | None = None
+) -> tuple[Span | None, tuple[bytes, bytes] | None]:
+    """`enter` for a gRPC call to `path` (`/<service>/<method>`): the span is `<service>/<method>`,
+    with OpenTelemetry's `rpc.*` attributes; a call not traced here whose trace begins here goes on
+    with the `traceparent` header given (name, value)."""
+    if _recorder is None:
+        return None, None
+    span, unsampled = _enter(headers, path.lstrip("/"), _rpc_attributes, (path, hop, address))
+    if unsampled is None:
+        return span, None
+    return None, trace_context.header_pair(*unsampled, False)
+
+
+def _http_attributes(method: str, path: str, hop: str, address: str | None) -> dict[str, Any]:
+    attributes = {"http.request.method": method, "url.path": path, "modelplane.hop": hop}
+    if address is not None:
+        attributes["server.address"] = address
+    return attributes
+
+
+def _rpc_attributes(path: str, hop: str, address: str | None) -> dict[str, Any]:
+    service, _, method = path.lstrip("/").rpartition("/")
+    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method, "modelplane.hop": hop}
+    if address is not None:
+        attributes["server.address"] = address
+    return attributes
+
+
+def _enter(
+    headers: Iterable[tuple[bytes, bytes]],
+    name: str,
+    attributes: Callable[..., dict[str, Any]],
+    values: tuple,
+) -> tuple[Span | None, tuple[bytes, bytes] | None]:
+    """The span, when the request is traced here; else, for a trace that begins here unsampled, the
+    ids its `traceparent` goes on with."""
+    recorder = _recorder
     traceparent, tracestate = trace_context.incoming(headers)
     parent = trace_context.parse(traceparent, tracestate) if traceparent is not None else None
     sampler = recorder.sampler
     if parent is None:
         trace_id = trace_context.new_trace_id()
         if not sampler.sampled(trace_id, None):
-            return None, trace_context.header_lines(trace_id, trace_context.new_span_id(), False, "")
+            return None, (trace_id, trace_context.new_span_id())
         parent_id, remote, trace_state = b"", False, ""
     else:
         decision = sampler.follows(parent.sampled)
@@ -164,13 +210,18 @@ def enter(
         trace_id, parent_id, remote, trace_state = parent.trace_id, parent.span_id, True, parent.trace_state
         if decision is None and not sampler.sampled(trace_id, parent.sampled, parent_id):
             return None, None
-    attributes = {"http.request.method": method, "url.path": path, "modelplane.hop": hop}
-    if address is not None:
-        attributes["server.address"] = address
     span = recorder.span_class(
-        recorder.finish, f"{method} {path}", SERVER, trace_id, parent_id, remote, trace_state, attributes
+        recorder.finish, name, SERVER, trace_id, parent_id, remote, trace_state, attributes(*values)
     )
     return span, None
+
+
+def end_call(span: Span, code: int) -> None:
+    """Gives a gRPC call's span its status code (a number), and makes it an error where the code says
+    the server failed (OpenTelemetry's conventions for server spans)."""
+    span.set_attribute("rpc.grpc.status_code", code)
+    if code in GRPC_SERVER_ERRORS:
+        span.fail()
 
 
 def traced() -> bool:

@@ -1,13 +1,16 @@
 """End to end: one request's trace across every process of `modelplane up` (the gateway, an
 InferenceGraph's router, a transformer and its predictor), each exporting its spans over OTLP to a
-real receiver, and the tree they form."""
+real receiver, and the tree they form; and a gRPC call's, through the gateway to the predictor."""
 
 from __future__ import annotations
 
+import grpc
 import httpx
 import pytest
 import yaml
 
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, kill_leftovers
 from tests.telemetry.otlp_receiver import OtlpReceiver
 
@@ -114,6 +117,38 @@ def test_one_request_is_one_trace_across_gateway_router_transformer_and_predicto
         "traced-transformer-00001",
         "traced-predictor-00001",
     }
+
+
+def test_a_grpc_call_is_traced_by_the_gateway_and_the_predictor(platform, receiver):
+    trace_id = "6cf92f3577b34da6a3ce929d0e0e4736"
+    request = pb.ModelInferRequest(model_name="traced")
+    request.inputs.add(name="x", datatype="FP32", shape=[1, 4]).contents.fp32_contents.extend(
+        [6.8, 2.8, 4.8, 1.4]
+    )
+    target = platform.gateway_url.removeprefix("http://")
+    options = [("grpc.default_authority", "traced-predictor.default.localhost")]
+    with grpc.insecure_channel(target, options=options) as channel:
+        answer = InferenceStub(channel).ModelInfer(
+            request, metadata=[("traceparent", f"00-{trace_id}-{CLIENT_SPAN}-01")], timeout=120
+        )
+    assert list(answer.outputs[0].contents.int64_contents or answer.outputs[0].contents.int_contents) == [1]
+
+    def complete(spans) -> bool:
+        return {"modelplane-gateway", "traced-predictor"} <= {s.service for s in spans} and any(
+            s.name == "predict" for s in spans
+        )
+
+    spans = receiver.wait_for_trace(trace_id, complete)
+    by_id = {span.span_id: span for span in spans}
+    predict = next(s for s in spans if s.name == "predict")
+    predictor = by_id[predict.parent_id]
+    gateway = by_id[predictor.parent_id]
+    call = "inference.GRPCInferenceService/ModelInfer"
+    assert (predictor.service, predictor.kind, predictor.name) == ("traced-predictor", "server", call)
+    assert (gateway.service, gateway.kind, gateway.name) == ("modelplane-gateway", "server", call)
+    assert gateway.parent_id == CLIENT_SPAN
+    assert gateway.attributes["modelplane.revision"] == "traced-predictor-00001"
+    assert gateway.attributes["rpc.grpc.status_code"] == 0
 
 
 def _step_url(spans) -> str:

@@ -1,6 +1,6 @@
 """Payload logging in `modelplane serve` itself (`--payload-log-*`, what the operator gives a built-in
-runtime's pod for a component's `logger`): each request and answer reaches a real CloudEvents receiver
-as the gateway sends them, a streamed answer is logged once whole, and bad flags stop the server with
+runtime's pod for a component's `logger`): each request and answer, REST or gRPC, reaches a real
+CloudEvents receiver as the gateway sends them, a streamed answer is logged once whole, and bad flags stop the server with
 one line."""
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ import subprocess
 import sys
 import time
 
+import grpc
 import httpx
 import pytest
 
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
 from modelplane.server.payload_logging import add_flags, spec_from
 from tests.server.processes import REPO_ROOT, serve
 from tests.telemetry.cloudevents_receiver import CloudEventsReceiver
@@ -41,7 +44,6 @@ def test_each_request_and_answer_reaches_the_receiver():
         "x-tenant",
         "--payload-log-metadata-annotations",
         "team=fraud",
-        grpc=False,
         env={"K_REVISION": "status-predictor-00001"},
     )
     try:
@@ -49,14 +51,26 @@ def test_each_request_and_answer_reaches_the_receiver():
         ok = httpx.post(url, json={"instances": [[1]]}, headers={"x-request-id": "ok-1", "x-tenant": "acme"})
         bad = httpx.post(url, json={"instances": [["bad"]]}, headers={"x-request-id": "bad-1"})
         assert (ok.status_code, bad.status_code) == (200, 400)
-        events = receiver.wait_for(4)
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = InferenceStub(channel)
+            assert stub.ModelReady(pb.ModelReadyRequest(name="status"), timeout=30).ready  # not logged
+            request = pb.ModelInferRequest(model_name="status")
+            request.inputs.add(name="x", datatype="FP32", shape=[1, 1]).contents.fp32_contents.append(2.0)
+            stub.ModelInfer(request, metadata=[("x-request-id", "grpc-ok")], timeout=30)
+            request.inputs[0].datatype = "BYTES"
+            request.inputs[0].contents.Clear()
+            request.inputs[0].contents.bytes_contents.append(b"bad")
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ModelInfer(request, metadata=[("x-request-id", "grpc-bad")], timeout=30)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        events = receiver.wait_for(8)
     finally:
         server.stop()
         receiver.stop()
     by_id: dict[str, dict] = {}
     for event in events:
         by_id.setdefault(event.get_id(), {})[event.get_type()] = event
-    assert set(by_id) == {"ok-1", "bad-1"}
+    assert set(by_id) == {"ok-1", "bad-1", "grpc-ok", "grpc-bad"}
     request, response = by_id["ok-1"][REQUEST_TYPE], by_id["ok-1"][RESPONSE_TYPE]
     assert request.get_data() == {"instances": [[1]]} and response.get_data() == {"predictions": [[1]]}
     assert request.get_extension("inferenceservicename") == "status"
@@ -66,6 +80,17 @@ def test_each_request_and_answer_reaches_the_receiver():
     assert response.get_extension("statuscode") == "200"
     assert response.get_extension("revision") == "status-predictor-00001"
     assert by_id["bad-1"][RESPONSE_TYPE].get_extension("statuscode") == "400"
+    model_infer = "/inference.GRPCInferenceService/ModelInfer"
+    for request_id, status, code in (("grpc-ok", "200", "0"), ("grpc-bad", "400", "3")):
+        request, response = by_id[request_id][REQUEST_TYPE], by_id[request_id][RESPONSE_TYPE]
+        assert request.get_extension("grpcmethod") == response.get_extension("grpcmethod") == model_infer
+        assert request.get_extension("namespace") == "ml"
+        assert (response.get_extension("statuscode"), response.get_extension("grpcstatus")) == (status, code)
+        assert response.get_extension("revision") == "status-predictor-00001"
+    answer = by_id["grpc-ok"][RESPONSE_TYPE].get_data()
+    answer = answer.encode() if isinstance(answer, str) else answer  # the SDK gives UTF-8 bodies as text
+    assert list(pb.ModelInferResponse.FromString(answer[5:]).outputs[0].contents.fp32_contents) == [2.0]
+    assert by_id["grpc-bad"][RESPONSE_TYPE].get_extension("grpcmessage") == "the instance is bad"
 
 
 def test_a_streamed_answer_is_logged_once_whole(tmp_path):

@@ -1,4 +1,4 @@
-"""Tracing in the model server: with the OTEL_* variables set, each inference request is a server
+"""Tracing in the model server: with the OTEL_* variables set, each inference request (REST or gRPC) is a server
 span, the child of the caller's `traceparent`, with the model's stages as its children, exported over
 OTLP to a real receiver; a transformer's call to its predictor carries its own span onward."""
 
@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 
+import grpc
 import httpx
 import pytest
 
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
 from tests.server.processes import serve
 from tests.telemetry.otlp_receiver import OtlpReceiver
 
@@ -41,6 +44,19 @@ def predictor(traced_env):
         "stages",
         grpc=False,
         env={**traced_env, "OTEL_SERVICE_NAME": "stages-predictor"},
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def grpc_predictor(traced_env):
+    server = serve(
+        "--model-class",
+        "tests/server/models.py:EchoModel",
+        "--model-name",
+        "echo",
+        env={**traced_env, "OTEL_SERVICE_NAME": "echo-predictor"},
     )
     yield server
     server.stop()
@@ -80,6 +96,45 @@ def test_a_request_is_a_server_span_with_its_stages_as_children(predictor, recei
     assert server.attributes["http.response.status_code"] == 200
     stages = {span.name: span for span in spans if span.kind == "internal"}
     assert {stages[name].parent_id for name in ("preprocess", "predict", "postprocess")} == {server.span_id}
+
+
+def grpc_infer(server, model: str, traceparent: str) -> grpc.StatusCode:
+    request = pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name="x", datatype="FP32", shape=[1, 2]).contents.fp32_contents.extend([1, 2])
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        try:
+            InferenceStub(channel).ModelInfer(request, metadata=[("traceparent", traceparent)], timeout=30)
+        except grpc.RpcError as exc:
+            return exc.code()
+    return grpc.StatusCode.OK
+
+
+def test_a_grpc_call_is_a_server_span_with_its_stages_as_children(grpc_predictor, receiver):
+    trace_id = "5bf92f3577b34da6a3ce929d0e0e4736"
+    assert grpc_infer(grpc_predictor, "echo", f"00-{trace_id}-{PARENT_ID}-01") == grpc.StatusCode.OK
+    spans = receiver.wait_for_trace(trace_id, lambda spans: {"predict"} <= {span.name for span in spans})
+    (server,) = [span for span in spans if span.kind == "server"]
+    assert (server.name, server.parent_id, server.service) == (
+        "inference.GRPCInferenceService/ModelInfer",
+        PARENT_ID,
+        "echo-predictor",
+    )
+    assert server.attributes["rpc.system"] == "grpc"
+    assert server.attributes["rpc.service"] == "inference.GRPCInferenceService"
+    assert server.attributes["rpc.method"] == "ModelInfer"
+    assert server.attributes["rpc.grpc.status_code"] == 0
+    assert not server.error
+    (predict,) = [span for span in spans if span.name == "predict"]
+    assert predict.parent_id == server.span_id
+
+
+def test_a_grpc_call_the_client_got_wrong_is_not_an_error_of_the_server(grpc_predictor, receiver):
+    trace_id = "6bf92f3577b34da6a3ce929d0e0e4736"
+    answer = grpc_infer(grpc_predictor, "nobody", f"00-{trace_id}-{PARENT_ID}-01")
+    assert answer == grpc.StatusCode.NOT_FOUND
+    (server,) = receiver.wait_for_trace(trace_id, lambda spans: len(spans) == 1)
+    assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    assert not server.error
 
 
 def test_a_transformer_calls_its_predictor_within_its_own_span(transformer, receiver):

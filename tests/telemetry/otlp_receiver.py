@@ -27,6 +27,7 @@ class Span:
     kind: str
     service: str
     attributes: dict
+    error: bool = False  # the span's status is ERROR
 
 
 class OtlpReceiver:
@@ -87,6 +88,7 @@ class OtlpReceiver:
                             KINDS[span.kind],
                             resource.get("service.name", ""),
                             {a.key: _value(a.value) for a in span.attributes},
+                            span.status.code == span.status.STATUS_CODE_ERROR,
                         )
                     )
         with self._lock:

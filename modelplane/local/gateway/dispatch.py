@@ -169,10 +169,12 @@ class Dispatcher:
             serving = split
         return self.observer.watch(split.host, serving.payload_log, method, url, headers, request_id)
 
-    def watch_call(self, authority: bytes) -> CallWatch:
-        """What the gateway records of one gRPC call."""
+    def watch_call(self, authority: bytes, path: bytes, headers: list[tuple[bytes, bytes]]) -> CallWatch:
+        """What the gateway records of one gRPC call: its metrics, and its messages when its route logs."""
         split = self._split(authority)
-        return self.observer.watch_call(split.host if split is not None else None)
+        if split is None:
+            return self.observer.watch_call(None, None, path, headers)
+        return self.observer.watch_call(split.host, split.payload_log, path, headers)
 
     def _split(self, host_header: bytes) -> _Split | None:
         split = self._by_host_header.get(host_header, False)

@@ -7,7 +7,7 @@ request once it ends and, for a logged route, hands a record of the request (onc
 and of the answer (once it is complete, whatever its status, the gateway's own 502, 503 and 504
 included) to the payload logger. A request whose client leaves before its answer is counted with code
 499 and has no response event. With tracing on, each request is a span, the parent of the replica's:
-the request goes up with a `traceparent` naming it.
+the request goes up with a `traceparent` naming it. A `CallWatch` does the same for a gRPC call.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from modelplane.local.gateway.http1.messages import new_request_id
 from modelplane.local.gateway.metrics import CLIENT_CLOSED, UNKNOWN_HOST, GatewayMetrics
 from modelplane.local.gateway.revisions import RevisionUpstreams
+from modelplane.protocol.grpc.status import decode_message
 from modelplane.telemetry import tracing
 from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
 from modelplane.telemetry.payload_events import PayloadLogSpec
+from modelplane.telemetry.trace_context import without_trace_headers
 
 if TYPE_CHECKING:
     from modelplane.telemetry.spans import Span
@@ -71,12 +74,49 @@ class GatewayObserver:
             trace_lines = span.header_lines()
         return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture, span, trace_lines)
 
-    def watch_call(self, host: str | None) -> CallWatch:
-        return CallWatch(self.metrics, host or UNKNOWN_HOST)
+    def watch_call(
+        self,
+        host: str | None,
+        payload_log: PayloadLogSpec | None,
+        path: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> CallWatch:
+        capture = None
+        if payload_log is not None and self.submit is not None and not is_probe(headers):
+            request_id = _header(headers, b"x-request-id") or new_request_id()
+            capture = PayloadCapture(
+                payload_log, headers, request_id.decode("latin-1"), self.submit, path.decode("latin-1")
+            )
+        if not tracing.enabled():
+            return CallWatch(self.metrics, host or UNKNOWN_HOST, capture)
+        span, unsampled = tracing.enter_call(headers, path.decode("latin-1"), "gateway", host or "")
+        trace_headers = span.header_pairs() if span is not None else [unsampled] if unsampled else None
+        return CallWatch(self.metrics, host or UNKNOWN_HOST, capture, span, trace_headers)
 
 
-class ExchangeWatch:
-    __slots__ = ("_metrics", "_host", "_started", "_status", "_capture", "_span", "_trace_lines", "_ended")
+class _PayloadWatch:
+    """What a request passes to its payload capture, when its route logs."""
+
+    __slots__ = ("_capture",)
+
+    def __init__(self, capture: PayloadCapture | None) -> None:
+        self._capture = capture
+
+    def request_body(self, data: bytes) -> None:
+        if self._capture is not None:
+            self._capture.request_body(data)
+
+    def request_done(self) -> None:
+        if self._capture is not None:
+            self._capture.request_done()
+
+    def response_body(self, data: bytes) -> None:
+        if self._capture is not None:
+            self._capture.response_body(data)
+
+
+class ExchangeWatch(_PayloadWatch):
+    __slots__ = ("_metrics", "_host", "_started", "_status", "_span", "_trace_lines", "_ended")
 
     def __init__(
         self,
@@ -86,11 +126,11 @@ class ExchangeWatch:
         span: Span | None = None,
         trace_lines: bytes | None = None,
     ) -> None:
+        super().__init__(capture)
         self._metrics = metrics
         self._host = host
         self._started = time.perf_counter()
         self._status = 0
-        self._capture = capture
         self._span = span
         self._trace_lines = trace_lines  # in place of the client's trace headers (tracing.enter)
         self._ended = False
@@ -102,22 +142,10 @@ class ExchangeWatch:
             return head
         return tracing.without_trace_lines(head)[:-2] + self._trace_lines + b"\r\n"
 
-    def request_body(self, data: bytes) -> None:
-        if self._capture is not None:
-            self._capture.request_body(data)
-
-    def request_done(self) -> None:
-        if self._capture is not None:
-            self._capture.request_done()
-
     def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self._status = status
         if self._capture is not None:
             self._capture.response_head(status, headers)
-
-    def response_body(self, data: bytes) -> None:
-        if self._capture is not None:
-            self._capture.response_body(data)
 
     def gateway_answer(self, status: int, message: str) -> None:
         """The gateway answered itself (no route, no replica in time, a replica that failed)."""
@@ -144,35 +172,75 @@ class ExchangeWatch:
             _end_span(self._span, name, status, outcome)
 
 
-class CallWatch:
+class CallWatch(_PayloadWatch):
     """The same for a gRPC call: counted by its gRPC status (from the replica's trailers, or the
-    gateway's own), timed from its headers to its end. gRPC calls are not payload-logged (KServe's
-    agent logs REST only)."""
+    gateway's own), timed from its headers to its end; for a logged route, its messages each way
+    (once the request is complete, and once the call has its status); with tracing on, a span."""
 
-    __slots__ = ("_metrics", "_host", "_started", "_code", "_ended")
+    __slots__ = ("_metrics", "_host", "_started", "_code", "_message", "_span", "_trace_headers", "_ended")
 
-    def __init__(self, metrics: GatewayMetrics, host: str) -> None:
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        host: str,
+        capture: PayloadCapture | None = None,
+        span: Span | None = None,
+        trace_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(capture)
         self._metrics = metrics
         self._host = host
         self._started = time.perf_counter()
         self._code: int | None = None
+        self._message = ""
+        self._span = span
+        self._trace_headers = trace_headers  # in place of the client's (tracing.enter_call)
         self._ended = False
 
-    def status(self, code: int) -> None:
-        self._code = code
+    def upstream_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The call's headers for the replica: with tracing on, its trace headers name this call's span
+        (or carry the decision not to trace it)."""
+        if self._trace_headers is None:
+            return headers
+        return without_trace_headers(headers) + self._trace_headers
+
+    def response_head(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if self._capture is not None:
+            self._capture.response_head(200, headers)
+
+    def status(self, code: int, message: str = "") -> None:
+        self._code, self._message = code, message
 
     def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         for name, value in headers:
             if name == b"grpc-status" and value.isdigit():
                 self._code = int(value)
+            elif name == b"grpc-message" and self._capture is not None:
+                self._message = decode_message(value)
 
     def end(self, revision: RevisionUpstreams | None) -> None:
+        """The call is over. Counted once; logged when it has a status (a call reset by either side
+        has none)."""
         if self._ended:
             return
         self._ended = True
         name = revision.revision if revision is not None else ""
         code = GRPC_CANCELLED if self._code is None else self._code
         self._metrics.observe_call(self._host, name, code, time.perf_counter() - self._started)
+        if self._capture is not None and self._code is not None:
+            self._capture.call_answered(self._code, self._message, name)
+        if self._span is not None:
+            if name:
+                self._span.set_attribute("modelplane.revision", name)
+            tracing.end_call(self._span, code)
+            self._span.end()
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
 def _end_span(span: Span, revision: str, status: int, outcome: str) -> None:

@@ -20,7 +20,14 @@ from google.cloud import storage as gcs
 from modelplane.protocol import http_server
 from modelplane.telemetry.payload_blob import BlobLogTarget
 from modelplane.telemetry.payload_delivery import DeliverySettings
-from tests.local.gateway.test_payload_logging import gateway_for, metric, predict, replica, spec  # noqa: F401
+from tests.local.gateway.test_payload_logging import (  # noqa: F401
+    gateway_for,
+    metric,
+    predict,
+    replica,
+    spec,
+    status_server,
+)
 from tests.storage.servers import start_azurite, start_gcs_emulator, start_moto
 
 S3_CONFIG = (("access_key_id", "testing"), ("secret_access_key", "testing"), ("region", "us-east-1"))

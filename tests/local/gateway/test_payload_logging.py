@@ -10,6 +10,7 @@ import json
 import logging
 import time
 
+import grpc
 import httpx
 import pytest
 from cloudevents.core.formats.json import JSONFormat
@@ -18,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelplane.local.gateway.routes import Backend, Route, RouteTable
 from modelplane.local.gateway.server import GatewayConfig, GatewayThread
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
 from modelplane.telemetry.payload_delivery import DeliverySettings
 from modelplane.telemetry.payload_events import PayloadLogSpec
 from tests.server.processes import serve
@@ -31,16 +34,17 @@ QUICK = DeliverySettings(queue_size=4, max_attempts=2, backoff_initial=0.05, bac
 
 
 @pytest.fixture(scope="module")
-def replica():
+def status_server():
     server = serve(
-        "--model-class",
-        "tests/local/gateway/status_model.py:StatusModel",
-        "--model-name",
-        "status",
-        grpc=False,
+        "--model-class", "tests/local/gateway/status_model.py:StatusModel", "--model-name", "status"
     )
-    yield f"127.0.0.1:{server.http_port}"
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def replica(status_server):
+    return f"127.0.0.1:{status_server.http_port}"
 
 
 @pytest.fixture
@@ -65,17 +69,56 @@ def spec(url: str, **fields) -> PayloadLogSpec:
 
 @contextlib.contextmanager
 def gateway_for(
-    replica: str, log: PayloadLogSpec, settings: DeliverySettings = DeliverySettings(), replicas=None
+    replica: str,
+    log: PayloadLogSpec,
+    settings: DeliverySettings = DeliverySettings(),
+    replicas=None,
+    grpc_replicas: tuple[str, ...] | None = None,
 ):
     thread = GatewayThread(GatewayConfig(port=0, payload_log=settings, queue_timeout=1))
     gateway = thread.start()
-    backend = Backend("status-predictor-00001", (replica,) if replicas is None else replicas, payload_log=log)
+    backend = Backend(
+        "status-predictor-00001",
+        (replica,) if replicas is None else replicas,
+        grpc_replicas=grpc_replicas,
+        payload_log=log,
+    )
     gateway.update_routes(RouteTable({HOST: Route((backend,))}))
     try:
         with httpx.Client(base_url=gateway.url, headers={"host": HOST}, timeout=30) as client:
             yield gateway, client
     finally:
         thread.stop()
+
+
+def grpc_infer(gateway, value, request_id: str) -> grpc.RpcError | pb.ModelInferResponse:
+    """A ModelInfer call through the gateway: an FP32 input of `value`s, or BYTES for a string."""
+    request = pb.ModelInferRequest(model_name="status")
+    if isinstance(value, str):
+        request.inputs.add(name="x", datatype="BYTES", shape=[1, 1]).contents.bytes_contents.append(
+            value.encode()
+        )
+    else:
+        request.inputs.add(name="x", datatype="FP32", shape=[1, len(value)]).contents.fp32_contents.extend(
+            value
+        )
+    address = gateway.url.removeprefix("http://")
+    with grpc.insecure_channel(address, options=[("grpc.default_authority", HOST)]) as channel:
+        try:
+            return InferenceStub(channel).ModelInfer(
+                request, metadata=[("x-request-id", request_id), ("x-tenant", "acme")], timeout=30
+            )
+        except grpc.RpcError as exc:
+            return exc
+
+
+def grpc_message(event, message_class):
+    """The one message of the gRPC body an event carries (its 5-byte prefix: not compressed, and the
+    length). The SDK hands over a body that happens to be UTF-8 as text: encoded again, the bytes."""
+    data = event.get_data()
+    data = data.encode() if isinstance(data, str) else data
+    assert data[0] == 0 and int.from_bytes(data[1:5], "big") == len(data) - 5
+    return message_class.FromString(data[5:])
 
 
 def predict(client: httpx.Client, instances, **headers) -> httpx.Response:
@@ -195,6 +238,57 @@ def test_the_gateways_own_answers_are_logged_with_their_status(receiver):
     response = next(event for event in events if event.get_type() == RESPONSE_TYPE)
     assert response.get_extension("statuscode") == "503"
     assert "no replica became ready" in response.get_data()["error"]
+
+
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+def test_grpc_calls_are_logged_with_their_messages_and_status(status_server, replica, receiver):
+    grpc_replicas = (f"127.0.0.1:{status_server.grpc_port}",)
+    log = spec(receiver.url, metadata_headers=("x-tenant",))
+    with gateway_for(replica, log, grpc_replicas=grpc_replicas) as (gateway, _):
+        answers = {
+            "ok-1": grpc_infer(gateway, [1.5, 2.5], "ok-1"),
+            "bad-1": grpc_infer(gateway, "bad", "bad-1"),
+            "boom-1": grpc_infer(gateway, "boom", "boom-1"),
+        }
+    assert list(answers["ok-1"].outputs[0].contents.fp32_contents) == [1.5, 2.5]
+    assert answers["bad-1"].code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert answers["boom-1"].code() == grpc.StatusCode.INTERNAL
+    events = receiver.wait_for(6)
+    by_id: dict[str, dict[str, object]] = {}
+    for event in events:
+        by_id.setdefault(event.get_id(), {})[event.get_type()] = event
+    assert set(by_id) == set(answers)
+    for request_id, (status, code) in {"ok-1": (200, 0), "bad-1": (400, 3), "boom-1": (500, 13)}.items():
+        request, response = by_id[request_id][REQUEST_TYPE], by_id[request_id][RESPONSE_TYPE]
+        for event in (request, response):
+            assert event.get_extension("grpcmethod") == MODEL_INFER
+            assert event.get_extension("inferenceservicename") == "status"
+            assert event.get_extension("component") == "predictor"
+            assert event.get_datacontenttype() == "application/grpc"
+            assert json.loads(event.get_extension("metadata")) == {"x-tenant": ["acme"]}
+        assert grpc_message(request, pb.ModelInferRequest).model_name == "status"
+        assert request.get_extension("grpcstatus") is None
+        assert response.get_extension("statuscode") == str(status)
+        assert response.get_extension("grpcstatus") == str(code)
+        assert response.get_extension("revision") == "status-predictor-00001"
+    answer = grpc_message(by_id["ok-1"][RESPONSE_TYPE], pb.ModelInferResponse)
+    assert list(answer.outputs[0].contents.fp32_contents) == [1.5, 2.5]
+    assert by_id["ok-1"][RESPONSE_TYPE].get_extension("grpcmessage") is None
+    assert by_id["bad-1"][RESPONSE_TYPE].get_extension("grpcmessage") == "the instance is bad"
+    assert not by_id["bad-1"][RESPONSE_TYPE].get_data()  # an error's answer is its trailers alone
+
+
+def test_the_gateways_own_answers_to_grpc_calls_are_logged(receiver):
+    log = spec(receiver.url)
+    with gateway_for("127.0.0.1:9", log, replicas=(), grpc_replicas=()) as (gateway, _):
+        answer = grpc_infer(gateway, [1.0], "waited")
+    assert answer.code() == grpc.StatusCode.UNAVAILABLE
+    events = receiver.wait_for(2)
+    response = next(event for event in events if event.get_type() == RESPONSE_TYPE)
+    assert (response.get_extension("statuscode"), response.get_extension("grpcstatus")) == ("503", "14")
+    assert "no replica became ready" in response.get_extension("grpcmessage")
 
 
 def test_a_sink_that_is_away_costs_requests_nothing_and_its_losses_are_counted(replica, receiver):

@@ -246,7 +246,14 @@ class GrpcCall:
                 self._path = value
             elif name == b"content-type":
                 content_type = value
-        self.watch = self.context.router.watch_call(self._authority if authorized else b"")
+        self.watch = watch = self.context.router.watch_call(
+            self._authority if authorized else b"", self._path, self.headers
+        )
+        self.headers = watch.upstream_headers(self.headers)
+        for data, _ in self._to_upstream:  # what came in the same read as the headers
+            watch.request_body(data)
+        if self.client_ended:
+            watch.request_done()
         if not authorized:
             self.fail(UNAUTHENTICATED, REFUSAL)
             return
@@ -291,6 +298,8 @@ class GrpcCall:
             self.client.acknowledge(self.stream_id, flow_length)
             return
         self._to_upstream.append([data, flow_length])
+        if self.watch is not None:
+            self.watch.request_body(data)
         if self._sent is not None:
             self._sent_size += len(data)
             if self._sent_size > REPLAY_LIMIT:
@@ -304,6 +313,8 @@ class GrpcCall:
 
     def client_end(self) -> None:
         self.client_ended = True
+        if self.watch is not None:
+            self.watch.request_done()
         if self._upstream is not None and not self.ended:
             self.pump_up()
         elif self._awaiting_model and not self.ended:
@@ -341,6 +352,7 @@ class GrpcCall:
     def upstream_headers(self, headers: Headers, end_stream: bool) -> None:
         self._stop_deadline()
         self._sent = None  # the replica took the call
+        self.watch.response_head(headers)
         if end_stream:  # a response with only trailers
             self.watch.trailers(headers)
             self._headers_sent = True
@@ -352,6 +364,7 @@ class GrpcCall:
 
     def upstream_data(self, data: bytes, flow_length: int, end_stream: bool) -> None:
         self._to_client.append([data, flow_length])
+        self.watch.response_body(data)
         if end_stream:
             self._response_end_bare = True
         self.pump_down()
@@ -509,7 +522,7 @@ class GrpcCall:
         if self.ended:
             return
         self._to_client.clear()
-        self.watch.status(code)
+        self.watch.status(code, message)
         trailers = status_headers(code, message, trailers_only=not self._headers_sent)
         self.client.send_headers(self.stream_id, trailers, end_stream=True)
         self._end(reset_upstream=True, reset_client=not self.client_ended)
