@@ -1,4 +1,4 @@
-"""End to end on `modelplane up`: payload logging to a CloudEvents receiver, KServe's ART explainer
+"""End to end on `modelplane up`: payload logging to a CloudEvents receiver (REST and gRPC), KServe's ART explainer
 (also behind a transformer), a custom explainer, and an explainer whose library is missing, which
 leaves its service Ready and its predictor serving."""
 
@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 
+import grpc
 import httpx
 import numpy as np
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
 from tests.e2e.platform_process import (
     REPO_ROOT,
     PlatformProcess,
@@ -134,6 +137,30 @@ def test_a_logged_predictor_sends_each_request_and_answer_to_the_receiver(platfo
         assert event.get_extension("inferenceservicename") == "iris-logged"
         assert event.get_extension("component") == "predictor"
         assert json.loads(event.get_extension("annotations")) == {"team": "fraud"}
+
+
+def test_a_logged_predictors_grpc_calls_are_logged_too(platform, receiver):
+    request = pb.ModelInferRequest(model_name="iris-logged")
+    request.inputs.add(name="x", datatype="FP32", shape=[1, 4]).contents.fp32_contents.extend(
+        IRIS["instances"][0]
+    )
+    target = platform.gateway_url.removeprefix("http://")
+    with grpc.insecure_channel(target, options=[("grpc.default_authority", host("iris-logged"))]) as channel:
+        answer = InferenceStub(channel).ModelInfer(
+            request, metadata=[("x-request-id", "grpc-logged")], timeout=60
+        )
+    assert answer.model_name == "iris-logged"
+
+    def both_events():
+        found = [e for e in receiver.events if e.get_id() == "grpc-logged"]
+        return found if len(found) == 2 else None
+
+    events = wait_until(both_events, "the gRPC call's two events", platform)
+    response = next(e for e in events if e.get_type() == "org.kubeflow.serving.inference.response")
+    assert response.get_extension("grpcmethod") == "/inference.GRPCInferenceService/ModelInfer"
+    assert (response.get_extension("statuscode"), response.get_extension("grpcstatus")) == ("200", "0")
+    assert response.get_extension("revision") == "iris-logged-predictor-00001"
+    assert {e.get_extension("inferenceservicename") for e in events} == {"iris-logged"}
 
 
 def test_the_art_explainer_answers_explain_through_the_gateway(platform):
