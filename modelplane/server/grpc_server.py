@@ -15,8 +15,15 @@ from modelplane.protocol.errors import InvalidInput, ModelplaneError
 from modelplane.protocol.grpc import health
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import METHODS, SERVICE_NAME
-from modelplane.protocol.grpc.wire import GrpcStatus, Metadata, UnaryMethod, UnaryService, status_response
-from modelplane.protocol.http2.server import H2Response, ServerLimits
+from modelplane.protocol.grpc.wire import (
+    GrpcStatus,
+    Metadata,
+    UnaryMethod,
+    UnaryService,
+    response_status,
+    status_response,
+)
+from modelplane.protocol.http2.server import H2Request, H2Response, Handler, ServerLimits
 from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
 from modelplane.server import metrics
 from modelplane.server.connection_limits import ConnectionLimits
@@ -24,20 +31,18 @@ from modelplane.server.dataplane import DataPlane
 from modelplane.server.responses import as_infer_response
 from modelplane.telemetry import tracing
 
-MODEL_INFER = f"/{SERVICE_NAME}/ModelInfer"
-# The calls a server that logs its payloads logs: those REST sends as a POST (the others, probes and
-# metadata, are asked for all the time).
-LOGGED_CALLS = frozenset(
+# The calls that are traced, and payload-logged by a server that logs: those whose REST form is a
+# POST (the others, probes and metadata, are asked for all the time).
+OBSERVED_CALLS = frozenset(
     f"/{SERVICE_NAME}/{name}".encode()
     for name in ("ModelInfer", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload")
 )
-TRACE_METADATA = ("traceparent", "tracestate")
 
 
 def inference_service(
     dataplane: DataPlane, max_message_length: int, connection: ConnectionLimits | None = None
-) -> tuple[UnaryService, ServerLimits]:
-    """The service, and the HTTP/2 limits that go with it."""
+) -> tuple[Handler, ServerLimits]:
+    """The service (traced when tracing is on), and the HTTP/2 limits that go with it."""
     connection = connection or ConnectionLimits()
     servicer = InferenceServicer(dataplane)
     methods = {
@@ -55,7 +60,10 @@ def inference_service(
         idle_timeout=connection.idle_timeout,
         body_timeout=connection.body_timeout,
     )
-    return UnaryService(methods, max_message_length), limits
+    service: Handler = UnaryService(methods, max_message_length)
+    if tracing.enabled():
+        service = traced_calls(service, OBSERVED_CALLS)
+    return service, limits
 
 
 def _stalled(seconds: float) -> H2Response:
@@ -116,25 +124,6 @@ class InferenceServicer:
         )
 
     async def ModelInfer(self, message: pb.ModelInferRequest, metadata: Metadata) -> pb.ModelInferResponse:
-        if not tracing.enabled():
-            return await self._infer(message, metadata)
-        # A server span, the child of the caller's `traceparent`, when the call is traced here; the
-        # model's stages are its children.
-        span, _ = tracing.enter_call(_trace_headers(metadata), MODEL_INFER, "model server")
-        if span is None:
-            return await self._infer(message, metadata)
-        with span:
-            try:
-                response = await self._infer(message, metadata)
-            except ModelplaneError as exc:
-                tracing.end_call(span, exc.grpc_code.value[0])
-                failure = exc
-            else:
-                tracing.end_call(span, grpc.StatusCode.OK.value[0])
-                return response
-        raise failure
-
-    async def _infer(self, message: pb.ModelInferRequest, metadata: Metadata) -> pb.ModelInferResponse:
         started = time.perf_counter()
         name = message.model_name
         code = grpc.StatusCode.INTERNAL
@@ -176,8 +165,24 @@ class InferenceServicer:
         return pb.RepositoryModelUnloadResponse(model_name=name, isUnloaded=True)
 
 
-def _trace_headers(metadata: Metadata) -> list[tuple[bytes, bytes]]:
-    return [(name.encode(), metadata[name].encode("latin-1")) for name in TRACE_METADATA if name in metadata]
+def traced_calls(handler: Handler, traced: frozenset[bytes]) -> Handler:
+    """The gRPC server's handler, each call to the methods in `traced` (paths) a server span, the child
+    of the caller's `traceparent`, when the call is traced here; a `ModelInfer`'s stages are its
+    children."""
+
+    async def traced_call(request: H2Request) -> H2Response:
+        path = request.header(b":path")
+        if path not in traced:
+            return await handler(request)
+        span, _ = tracing.enter_call(request.headers, path.decode(), "model server")
+        if span is None:
+            return await handler(request)
+        with span:
+            response = await handler(request)
+            tracing.end_call(span, response_status(response)[0])
+        return response
+
+    return traced_call
 
 
 def _model_name(request: Any) -> str:

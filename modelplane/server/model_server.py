@@ -109,11 +109,11 @@ class ModelServer:
         grpc_task = None
         if self.grpc_port is not None:
             from modelplane.protocol.http2 import server as http2_server
-            from modelplane.server.grpc_server import LOGGED_CALLS, inference_service
+            from modelplane.server.grpc_server import OBSERVED_CALLS, inference_service
 
             service, grpc_limits = inference_service(dataplane, self.grpc_max_message_length, connection)
             if payload_log is not None:
-                service = payload_log.calls(service, LOGGED_CALLS)
+                service = payload_log.calls(service, OBSERVED_CALLS)
             if grpc_sock is None:
                 grpc_sock = bind_socket(self.host, self.grpc_port)
             grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))

@@ -17,7 +17,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 
-from modelplane.protocol.grpc.status import call_status
+from modelplane.protocol.grpc.wire import response_status
 from modelplane.protocol.http2.server import H2Request, H2Response, Handler
 from modelplane.protocol.http_server import HttpRequest, HttpResponse
 from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
@@ -152,13 +152,10 @@ class ServerPayloadLog:
             except Exception as exc:  # the HTTP/2 server logs it and answers INTERNAL, as the event says
                 capture.call_answered(INTERNAL, f"{type(exc).__name__} : {exc}", self._revision)
                 raise
-            if response.trailers is None:  # trailers-only: the status is in the headers
-                code, message = call_status(response.headers)
-            else:
-                code, message = call_status(response.trailers)
+            if response.trailers is not None:  # not trailers-only: the answer has messages
                 capture.response_head(200, GRPC_CONTENT)
                 capture.response_body(response.body)
-            capture.call_answered(code, message, self._revision)
+            capture.call_answered(*response_status(response), self._revision)
             return response
 
         return logged_call

@@ -137,6 +137,21 @@ def test_a_grpc_call_the_client_got_wrong_is_not_an_error_of_the_server(grpc_pre
     assert not server.error
 
 
+def test_grpc_calls_that_rest_sends_as_a_post_are_traced_and_probes_are_not(grpc_predictor, receiver):
+    trace_id, probe_trace = "7bf92f3577b34da6a3ce929d0e0e4736", "8bf92f3577b34da6a3ce929d0e0e4736"
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_predictor.grpc_port}") as channel:
+        stub = InferenceStub(channel)
+        stub.ServerLive(
+            pb.ServerLiveRequest(), metadata=[("traceparent", f"00-{probe_trace}-{PARENT_ID}-01")]
+        )
+        stub.RepositoryIndex(
+            pb.RepositoryIndexRequest(), metadata=[("traceparent", f"00-{trace_id}-{PARENT_ID}-01")]
+        )
+    (index,) = receiver.wait_for_trace(trace_id, lambda spans: len(spans) == 1)
+    assert (index.name, index.kind) == ("inference.GRPCInferenceService/RepositoryIndex", "server")
+    assert receiver.trace(probe_trace) == []  # the index's span was sent after the probe: none came
+
+
 def test_a_transformer_calls_its_predictor_within_its_own_span(transformer, receiver):
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     answer = httpx.post(

@@ -20,7 +20,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from modelplane.protocol.errors import ModelplaneError
-from modelplane.protocol.grpc.status import status_headers
+from modelplane.protocol.grpc.status import call_status, status_headers
 from modelplane.protocol.http2 import hpack
 from modelplane.protocol.http2.server import H2Request, H2Response
 
@@ -144,6 +144,13 @@ class UnaryService:
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"the request message is {size} bytes, above the limit of {self.max_message_length}",
         )
+
+
+def response_status(response: H2Response) -> tuple[int, str]:
+    """The status code and message of an answer (in its trailers, or a trailers-only answer's headers)."""
+    if response.trailers is _OK_TRAILERS:
+        return 0, ""
+    return call_status(response.headers if response.trailers is None else response.trailers)
 
 
 def status_response(code: grpc.StatusCode, message: str) -> H2Response:
