@@ -35,6 +35,7 @@ ANSWERED, CLIENT_GONE, BROKEN = "answered", "client gone", "broken"
 # Marks of a health check: Knative's queue-proxy's probes of the container it serves carry one of the
 # first two headers, the kubelet's probes its user agent.
 PROBE_HEADERS = frozenset({b"k-kubelet-probe", b"k-network-probe"})
+REQUEST_ID = b"x-request-id"
 KUBE_PROBE_AGENT = b"kube-probe/"
 
 
@@ -81,17 +82,21 @@ class GatewayObserver:
         path: bytes,
         headers: list[tuple[bytes, bytes]],
     ) -> CallWatch:
-        capture = None
+        capture = added_id = None
         if payload_log is not None and self.submit is not None and not is_probe(headers):
-            request_id = _header(headers, b"x-request-id") or new_request_id()
+            # A logged call without an `x-request-id` gets one, as a REST request does, and its client
+            # is told it in the answer's headers: the id of its events.
+            request_id = _header(headers, REQUEST_ID)
+            if request_id is None:
+                request_id = added_id = new_request_id()
             capture = PayloadCapture(
                 payload_log, headers, request_id.decode("latin-1"), self.submit, path.decode("latin-1")
             )
         if not tracing.enabled():
-            return CallWatch(self.metrics, host or UNKNOWN_HOST, capture)
+            return CallWatch(self.metrics, host or UNKNOWN_HOST, capture, added_id=added_id)
         span, unsampled = tracing.enter_call(headers, path.decode("latin-1"), "gateway", host or "")
         trace_headers = span.header_pairs() if span is not None else [unsampled] if unsampled else None
-        return CallWatch(self.metrics, host or UNKNOWN_HOST, capture, span, trace_headers)
+        return CallWatch(self.metrics, host or UNKNOWN_HOST, capture, span, trace_headers, added_id)
 
 
 class _PayloadWatch:
@@ -177,7 +182,17 @@ class CallWatch(_PayloadWatch):
     gateway's own), timed from its headers to its end; for a logged route, its messages each way
     (once the request is complete, and once the call has its status); with tracing on, a span."""
 
-    __slots__ = ("_metrics", "_host", "_started", "_code", "_message", "_span", "_trace_headers", "_ended")
+    __slots__ = (
+        "_metrics",
+        "_host",
+        "_started",
+        "_code",
+        "_message",
+        "_span",
+        "_trace_headers",
+        "_added_id",
+        "_ended",
+    )
 
     def __init__(
         self,
@@ -186,6 +201,7 @@ class CallWatch(_PayloadWatch):
         capture: PayloadCapture | None = None,
         span: Span | None = None,
         trace_headers: list[tuple[bytes, bytes]] | None = None,
+        added_id: bytes | None = None,
     ) -> None:
         super().__init__(capture)
         self._metrics = metrics
@@ -195,14 +211,23 @@ class CallWatch(_PayloadWatch):
         self._message = ""
         self._span = span
         self._trace_headers = trace_headers  # in place of the client's (tracing.enter_call)
+        self._added_id = [(REQUEST_ID, added_id)] if added_id is not None else None
         self._ended = False
 
     def upstream_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """The call's headers for the replica: with tracing on, its trace headers name this call's span
-        (or carry the decision not to trace it)."""
-        if self._trace_headers is None:
+        (or carry the decision not to trace it); a logged call has its request id."""
+        if self._trace_headers is not None:
+            headers = without_trace_headers(headers) + self._trace_headers
+        if self._added_id is not None:
+            headers = headers + self._added_id
+        return headers
+
+    def client_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The answer's headers for the client: a logged call's has the request id the gateway gave it."""
+        if self._added_id is None:
             return headers
-        return without_trace_headers(headers) + self._trace_headers
+        return headers + self._added_id
 
     def response_head(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self._capture is not None:

@@ -38,6 +38,7 @@ from modelplane.local.gateway.routes import (
 from modelplane.local.gateway.server import GatewayConfig, GatewayThread
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
+from modelplane.telemetry.payload_events import PayloadLogSpec
 
 APP = Path(__file__).with_name("grpc_upstream.py")
 HTTP_APP = Path(__file__).with_name("upstream_app.py")
@@ -145,6 +146,18 @@ def test_metadata_reaches_the_replica_and_the_authority_matches_like_host(replic
         call = chan.unary_unary("/test.Echo/Metadata")
         seen = json.loads(call(b"", metadata=(("x-request-id", "abc"), ("custom-bin", b"\x00\xff"))))
         assert (seen["x-request-id"], seen["custom-bin"]) == ("abc", "00ff")
+
+
+def test_a_logged_call_reaches_the_replica_with_the_request_id_it_was_given(replicas, tmp_path):
+    log = PayloadLogSpec((tmp_path / "events.jsonl").as_uri(), "all", "iris", "default", "predictor")
+    table = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"], payload_log=log)))
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with running_gateway(table) as gateway, channel(gateway) as chan:
+        call = chan.unary_unary("/test.Echo/Metadata")
+        answer, outcome = call.with_call(b"", metadata=(("traceparent", traceparent),))
+    seen = json.loads(answer)
+    assert seen["traceparent"] == traceparent  # tracing is off: the client's goes on as it came
+    assert seen["x-request-id"] == dict(outcome.initial_metadata())["x-request-id"]
 
 
 def test_a_localhost_target_is_its_own_authority(replicas):

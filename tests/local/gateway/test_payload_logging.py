@@ -280,6 +280,19 @@ def test_grpc_calls_are_logged_with_their_messages_and_status(status_server, rep
     assert not by_id["bad-1"][RESPONSE_TYPE].get_data()  # an error's answer is its trailers alone
 
 
+def test_a_logged_grpc_call_without_a_request_id_is_given_one_and_told_it(status_server, replica, receiver):
+    grpc_replicas = (f"127.0.0.1:{status_server.grpc_port}",)
+    request = pb.ModelInferRequest(model_name="status")
+    request.inputs.add(name="x", datatype="FP32", shape=[1, 1]).contents.fp32_contents.append(1.0)
+    with gateway_for(replica, spec(receiver.url), grpc_replicas=grpc_replicas) as (gateway, _):
+        address = gateway.url.removeprefix("http://")
+        with grpc.insecure_channel(address, options=[("grpc.default_authority", HOST)]) as channel:
+            _, call = InferenceStub(channel).ModelInfer.with_call(request, timeout=30)
+    given = dict(call.initial_metadata())["x-request-id"]
+    events = receiver.wait_for(2)
+    assert {event.get_id() for event in events} == {given}
+
+
 def test_the_gateways_own_answers_to_grpc_calls_are_logged(receiver):
     log = spec(receiver.url)
     with gateway_for("127.0.0.1:9", log, replicas=(), grpc_replicas=()) as (gateway, _):
@@ -289,6 +302,7 @@ def test_the_gateways_own_answers_to_grpc_calls_are_logged(receiver):
     response = next(event for event in events if event.get_type() == RESPONSE_TYPE)
     assert (response.get_extension("statuscode"), response.get_extension("grpcstatus")) == ("503", "14")
     assert "no replica became ready" in response.get_extension("grpcmessage")
+    assert response.get_id() == "waited"
 
 
 def test_a_sink_that_is_away_costs_requests_nothing_and_its_losses_are_counted(replica, receiver):

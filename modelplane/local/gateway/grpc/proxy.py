@@ -352,9 +352,11 @@ class GrpcCall:
     def upstream_headers(self, headers: Headers, end_stream: bool) -> None:
         self._stop_deadline()
         self._sent = None  # the replica took the call
-        self.watch.response_head(headers)
+        watch = self.watch
+        watch.response_head(headers)
+        headers = watch.client_headers(headers)
         if end_stream:  # a response with only trailers
-            self.watch.trailers(headers)
+            watch.trailers(headers)
             self._headers_sent = True
             self.client.send_headers(self.stream_id, headers, end_stream=True)
             self._finish()
@@ -524,6 +526,8 @@ class GrpcCall:
         self._to_client.clear()
         self.watch.status(code, message)
         trailers = status_headers(code, message, trailers_only=not self._headers_sent)
+        if not self._headers_sent:
+            trailers = self.watch.client_headers(trailers)
         self.client.send_headers(self.stream_id, trailers, end_stream=True)
         self._end(reset_upstream=True, reset_client=not self.client_ended)
 
