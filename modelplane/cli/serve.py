@@ -74,11 +74,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with RESOURCE_EXHAUSTED",
     )
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
-    add(
-        "--uds",
-        default=None,
-        help="also serve REST on this Unix socket path (a local proxy's hop costs less than over TCP)",
-    )
     add("--workers", type=int, default=1, help="worker processes sharing the ports")
     add(
         "--nthread",
@@ -258,7 +253,6 @@ def run(args: argparse.Namespace) -> int:
         grpc_max_message_length=args.grpc_max_message_length,
         workers=args.workers,
         host=args.host,
-        uds=args.uds,
         model_factory=factory,
         multi_model=args.multi_model,
         batching=batching,

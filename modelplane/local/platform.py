@@ -196,11 +196,8 @@ class Platform:
         inventory = await asyncio.to_thread(discover_gpus, config.gpus)
         logger.info("GPUs for replicas: %s", inventory.describe())
         trained_models = TrainedModels(store)
-        sockets_dir = config.home / "run"
-        sockets_dir.mkdir(mode=0o700, exist_ok=True)  # the replicas' Unix sockets: this user's alone
         settings = SupervisorSettings(
             logs_dir=config.home / "logs",
-            sockets_dir=sockets_dir,
             domain=config.domain,
             gateway_port=gateway.internal_port,  # the replicas call each other there
             zygote=zygote,

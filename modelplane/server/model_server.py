@@ -9,18 +9,15 @@ stop. Every worker loads its own copy of the models.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
 import socket
-import stat
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import uvloop
 
@@ -49,7 +46,6 @@ class ModelServer:
         grpc_port: int | None = 8081,
         workers: int = 1,
         host: str = "127.0.0.1",
-        uds: str | None = None,
         grpc_max_message_length: int = 64 * 1024 * 1024,
         model_factory: ModelFactory | None = None,
         grace_seconds: float = GRACEFUL_STOP_SECONDS,
@@ -62,7 +58,6 @@ class ModelServer:
         self.grpc_port = grpc_port
         self.workers = workers
         self.host = host
-        self.uds = uds  # a Unix socket REST is served on too
         self.grpc_max_message_length = grpc_max_message_length
         self.model_factory = model_factory
         self.grace_seconds = grace_seconds
@@ -72,28 +67,17 @@ class ModelServer:
         self.payload_log = payload_log  # each request and answer to a payload log, as KServe's agent does
 
     def start(self, models: Sequence[Model]) -> None:
-        """Serve `models` until SIGTERM or SIGINT. Blocks. Raises ListenError when a port or the Unix
-        socket cannot be listened on."""
-        sock = _listening(f"{self.host}:{self.http_port}", bind_socket, self.host, self.http_port)
-        grpc_sock = None
-        if self.grpc_port is not None:
-            grpc_sock = _listening(f"{self.host}:{self.grpc_port}", bind_socket, self.host, self.grpc_port)
-        uds_sock = None if self.uds is None else _listening(self.uds, bind_unix_socket, self.uds)
-        try:
-            if self.workers <= 1:
-                uvloop.run(self.serve(list(models), sock, grpc_sock, uds_sock))
-            else:
-                self._run_workers(list(models), sock, grpc_sock, uds_sock)
-        finally:
-            if self.uds is not None:
-                _remove_socket(self.uds)
+        """Serve `models` until SIGTERM or SIGINT. Blocks. Raises ListenError when a port cannot be
+        listened on."""
+        sock = _listening(self.host, self.http_port)
+        grpc_sock = None if self.grpc_port is None else _listening(self.host, self.grpc_port)
+        if self.workers <= 1:
+            uvloop.run(self.serve(list(models), sock, grpc_sock))
+            return
+        self._run_workers(list(models), sock, grpc_sock)
 
     async def serve(
-        self,
-        models: list[Model],
-        sock: socket.socket | None = None,
-        grpc_sock: socket.socket | None = None,
-        uds_sock: socket.socket | None = None,
+        self, models: list[Model], sock: socket.socket | None = None, grpc_sock: socket.socket | None = None
     ) -> None:
         tracing.configure("modelplane-serve")  # OTEL_SERVICE_NAME, which the platform sets, wins
         repository = ModelRepository(self.model_factory, multi_model=self.multi_model)
@@ -143,11 +127,6 @@ class ModelServer:
 
         rest = RESTServer(dataplane, payload_log)
         rest_task = asyncio.create_task(http_server.serve(rest, sock, limits, shutdown))
-        uds_task = None
-        if self.uds is not None:
-            if uds_sock is None:
-                uds_sock = bind_unix_socket(self.uds)
-            uds_task = asyncio.create_task(http_server.serve(rest, uds_sock, limits, shutdown))
         load_task = asyncio.create_task(_load_all(repository))
         logger.info(
             "serving %s on http://%s:%s%s",
@@ -168,8 +147,6 @@ class ModelServer:
         shutdown.request()
         dataplane.stop_batching()
         await rest_task
-        if uds_task is not None:
-            await uds_task
         if grpc_task is not None:
             await grpc_task
         load_task.cancel()
@@ -178,13 +155,7 @@ class ModelServer:
         await repository.unload_all()
         await asyncio.to_thread(tracing.shutdown)  # the last spans, before the process exits
 
-    def _run_workers(
-        self,
-        models: list[Model],
-        sock: socket.socket,
-        grpc_sock: socket.socket | None,
-        uds_sock: socket.socket | None,
-    ) -> None:
+    def _run_workers(self, models: list[Model], sock: socket.socket, grpc_sock: socket.socket | None) -> None:
         context = multiprocessing.get_context("spawn")
         metrics_dir = tempfile.mkdtemp(prefix="modelplane-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -198,9 +169,7 @@ class ModelServer:
                     os.kill(process.pid, signum)
 
         def spawn() -> multiprocessing.Process:
-            process = context.Process(
-                target=_worker_main, args=(self, models, sock, grpc_sock, uds_sock), daemon=False
-            )
+            process = context.Process(target=_worker_main, args=(self, models, sock, grpc_sock), daemon=False)
             process.start()
             return process
 
@@ -227,14 +196,10 @@ class ModelServer:
 
 
 def _worker_main(
-    server: ModelServer,
-    models: list[Model],
-    sock: socket.socket,
-    grpc_sock: socket.socket | None,
-    uds_sock: socket.socket | None,
+    server: ModelServer, models: list[Model], sock: socket.socket, grpc_sock: socket.socket | None
 ) -> None:
     configure_logging()
-    uvloop.run(server.serve(models, sock, grpc_sock, uds_sock))
+    uvloop.run(server.serve(models, sock, grpc_sock))
 
 
 async def _load_all(repository: ModelRepository) -> None:
@@ -255,33 +220,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _remove_socket(path: str) -> None:
-    """Removes the Unix socket at `path`; anything else there is left alone."""
-    with contextlib.suppress(OSError):
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-
-
 class ListenError(Exception):
-    """A port or a Unix socket the server cannot listen on."""
+    """A port the server cannot listen on."""
 
 
-def _listening(where: str, bind: Callable[..., socket.socket], *args: Any) -> socket.socket:
+def _listening(host: str, port: int) -> socket.socket:
     try:
-        return bind(*args)
+        return bind_socket(host, port)
     except OSError as exc:
-        raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from None
-
-
-def bind_unix_socket(path: str) -> socket.socket:
-    """A listening Unix socket at `path` (a socket left there by a process that is gone is replaced),
-    inherited by the worker processes when there are several."""
-    _remove_socket(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def configure_logging(level: str | None = None) -> None:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from modelplane.control import service_routes
-from modelplane.local.replicas.command import ReplicaPorts, gateway_address, replica_launch, replica_socket
+from modelplane.local.replicas.command import ReplicaPorts, gateway_address, replica_launch
 
 
 def test_the_service_host_goes_to_the_transformer_and_explain_to_the_explainer():
@@ -69,35 +69,6 @@ def test_modelplane_serve_without_a_grpc_port_gets_one():
         gateway_port=8080,
     )
     assert launch.argv[-1] == "--grpc-port=41001"
-
-
-def test_modelplane_serve_is_told_its_unix_socket_and_another_program_is_not():
-    ports = ReplicaPorts(41000, 41001, "/home/u/.modelplane/run/r41000.sock")
-    serve = replica_launch(
-        template(["modelplane", "serve", "--model-class", "m.py:M"]),
-        ports,
-        None,
-        domain="localhost",
-        gateway_port=80,
-    )
-    assert serve.argv[-1] == "--uds=/home/u/.modelplane/run/r41000.sock"
-    assert serve.unix_socket == "/home/u/.modelplane/run/r41000.sock"
-    other = replica_launch(template(["python3", "app.py"]), ports, None, domain="localhost", gateway_port=80)
-    assert not any(part.startswith("--uds") for part in other.argv) and other.unix_socket is None
-    own = replica_launch(
-        template(["modelplane", "serve", "--uds", "/tmp/mine.sock"]),
-        ports,
-        None,
-        domain="localhost",
-        gateway_port=80,
-    )
-    assert own.argv.count("--uds") == 1 and own.unix_socket is None  # the user's own: left to them
-
-
-def test_a_socket_path_too_long_for_a_unix_socket_is_not_used():
-    assert replica_socket(Path("/home/u/.modelplane/run"), 41000) == "/home/u/.modelplane/run/r41000.sock"
-    assert replica_socket(Path("/" + "x" * 100), 41000) is None
-    assert replica_socket(None, 41000) is None
 
 
 def test_the_batchers_numbers_are_never_taken_for_ports():

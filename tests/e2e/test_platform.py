@@ -103,23 +103,6 @@ def test_every_example_answers_v1_and_v2_through_the_gateway(platform):
     assert component.json() == {"predictions": [1, 1]}
 
 
-def test_the_gateway_reaches_modelplane_serve_replicas_on_their_unix_sockets(platform):
-    """Each replica of `modelplane serve` also serves REST on `<home>/run/r<port>.sock`, and the gateway's
-    connections to it are there (a cheaper hop than TCP on the same machine)."""
-    answer = platform.request("POST", host("sklearn-iris"), "/v1/models/sklearn-iris:predict", json=IRIS)
-    assert answer.status_code == 200, answer.text
-    sockets = {str(path) for path in (platform.home / "run").glob("r*.sock")}
-    assert sockets, "no replica serves on a Unix socket"
-    connected = set()
-    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
-        fields = line.split()
-        if (
-            len(fields) == 8 and fields[5] == "03"
-        ):  # a connected socket: an accepted connection names its path
-            connected.add(fields[7])
-    assert connected & sockets, "the gateway holds no connection on the replicas' sockets"
-
-
 def test_the_tensorflow_example_is_served_by_the_built_in_runtime(platform):
     assert (
         get(platform, "tensorflow-iris")["status"]["clusterServingRuntimeName"]

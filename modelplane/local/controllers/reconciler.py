@@ -716,7 +716,6 @@ class Reconciler:
             timeout_seconds=float(timeout) if timeout else None,
             grpc_replicas=runner.grpc_addresses(),
             payload_log=service.payload_logs.get(runner.revision.component),
-            unix_sockets=runner.unix_sockets(),
         )
 
     def _observed(self, service: _Service) -> ServiceState:

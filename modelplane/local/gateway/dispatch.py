@@ -103,7 +103,6 @@ class Dispatcher:
                     backend.container_concurrency,
                     backend.timeout_seconds,
                     backend.grpc_replicas,
-                    backend.unix_sockets,
                 )
         for name, state in self._revisions.items():
             if name not in revisions:

@@ -69,18 +69,16 @@ class RevisionStats:
 class UpstreamReplica:
     """One replica address and the requests the gateway has in flight on it (REST and gRPC alike).
 
-    `grpc_address` is where the replica serves gRPC, if it does; `unix_socket` where it also serves
-    REST on this machine, if it does.
+    `grpc_address` is where the replica serves gRPC, if it does.
     """
 
-    __slots__ = ("address", "host", "port", "in_flight", "grpc_address", "unix_socket", "unreachable_until")
+    __slots__ = ("address", "host", "port", "in_flight", "grpc_address", "unreachable_until")
 
     def __init__(self, address: str, grpc_address: str | None = None) -> None:
         self.address = address
         self.host, self.port = split_address(address)
         self.in_flight = 0
         self.grpc_address = grpc_address
-        self.unix_socket: str | None = None
         self.unreachable_until = 0.0  # the loop's clock: refused a connection, set aside until then
 
 
@@ -155,22 +153,18 @@ class RevisionUpstreams:
         container_concurrency: int,
         timeout_seconds: float | None,
         grpc_addresses: Sequence[str] | None = None,
-        unix_sockets: Sequence[str | None] | None = None,
     ) -> None:
         """Takes the replica list from a new route table, keeping the counts of known replicas.
 
-        `grpc_addresses` and `unix_sockets`, when given, are the replicas' gRPC addresses and Unix
-        sockets in the order of `addresses`.
+        `grpc_addresses`, when given, are the replicas' gRPC addresses in the order of `addresses`.
         """
         known = {replica.address: replica for replica in self.replicas}
         grpc = dict(zip(addresses, grpc_addresses, strict=True)) if grpc_addresses is not None else {}
-        sockets = dict(zip(addresses, unix_sockets, strict=True)) if unix_sockets is not None else {}
         self.replicas = [
             known.get(address) or UpstreamReplica(address) for address in dict.fromkeys(addresses)
         ]
         for replica in self.replicas:
             replica.grpc_address = grpc.get(replica.address)
-            replica.unix_socket = sockets.get(replica.address)
         self.serves_grpc = grpc_addresses is not None
         self.container_concurrency = container_concurrency
         self.timeout_seconds = timeout_seconds

@@ -28,9 +28,7 @@ class Backend:
     `replicas` are the "host:port" addresses of its ready replicas; an empty tuple means the revision
     is scaled to zero and requests wait in the gateway until replicas appear.
     `grpc_replicas` are the same replicas' gRPC addresses, in the same order; None when the revision
-    serves no gRPC (gRPC calls for it are refused with UNIMPLEMENTED). `unix_sockets`, in the same
-    order too, are the Unix sockets the replicas also serve REST on (None for one that does not):
-    the gateway reaches them there, which costs both ends less than TCP.
+    serves no gRPC (gRPC calls for it are refused with UNIMPLEMENTED).
     `container_concurrency` caps the requests in flight per replica (0 means unlimited); requests
     beyond it wait in the gateway. `timeout_seconds` bounds the wait for the response headers
     (None: the gateway's default). `payload_log` is the component's `logger`: its requests and
@@ -44,7 +42,6 @@ class Backend:
     timeout_seconds: float | None = None
     grpc_replicas: tuple[str, ...] | None = None
     payload_log: PayloadLogSpec | None = None
-    unix_sockets: tuple[str | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.weight < 0:
@@ -64,11 +61,6 @@ class Backend:
                 )
             for address in self.grpc_replicas:
                 split_address(address)
-        if self.unix_sockets is not None and len(self.unix_sockets) != len(self.replicas):
-            raise ValueError(
-                f"backend {self.revision!r}: {len(self.unix_sockets)} Unix sockets "
-                f"for {len(self.replicas)} replicas"
-            )
 
 
 @dataclass(frozen=True)

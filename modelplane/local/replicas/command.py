@@ -45,8 +45,6 @@ _SERVICE_NAME = re.compile(
 class ReplicaPorts:
     http: int
     grpc: int
-    # A Unix socket a replica of `modelplane serve` also serves REST on, for the gateway (None: none).
-    unix_socket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,6 @@ class Launch:
     argv: list[str]
     env: dict[str, str]
     cwd: str | None = None  # the container's `workingDir` where this machine has that folder
-    unix_socket: str | None = None  # where the replica serves REST besides its port, when it was told
 
 
 def working_dir(template: dict, mounts: Sequence[ModelMount]) -> str | None:
@@ -115,12 +112,8 @@ def replica_launch(
         previous = part
     if speaks_modelplane_serve(argv) and not any(part.startswith(_GRPC_FLAGS) for part in argv):
         argv.append(f"--grpc-port={ports.grpc}")  # its own default, 8081, would clash between replicas
-    unix_socket = None
     if speaks_modelplane_serve(argv):
         argv = with_nthread(argv, resources)
-        if ports.unix_socket is not None and not any(part.startswith("--uds") for part in argv):
-            unix_socket = ports.unix_socket
-            argv.append(f"--uds={unix_socket}")
     argv = _local_program(argv)
     own_env = {name: _with_mounts(value, mounts) for name, value in container_env.items()}
     env = resource_env(resources, own_env, gpus)
@@ -128,7 +121,7 @@ def replica_launch(
         env[name] = str(ports.http if port == "http" else ports.grpc)
     env["PORT"] = str(ports.http)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return Launch(argv, env, working_dir(template, mounts), unix_socket)
+    return Launch(argv, env, working_dir(template, mounts))
 
 
 def gateway_address(value: str, domain: str, gateway_port: int) -> str:
@@ -181,19 +174,6 @@ def _local_program(argv: list[str]) -> list[str]:
     if re.fullmatch(r"python(3(\.\d+)?)?", program):
         return [sys.executable, *argv[1:]]
     return argv
-
-
-# The longest path a Unix socket may have (sun_path holds 108 bytes, its terminating NUL included).
-MAX_SOCKET_PATH = 107
-
-
-def replica_socket(folder: Path | None, http_port: int) -> str | None:
-    """The Unix socket of the replica on `http_port`, in `folder` (None: there is no folder, or its
-    path is too long for a socket, and the replica is reached on its port alone)."""
-    if folder is None:
-        return None
-    path = str(folder / f"r{http_port}.sock")
-    return path if len(path.encode()) <= MAX_SOCKET_PATH else None
 
 
 def speaks_modelplane_serve(argv: list[str]) -> bool:

@@ -25,7 +25,6 @@ import logging
 import os
 import shutil
 import signal
-import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -47,7 +46,6 @@ from modelplane.local.replicas.command import (
     ReplicaPorts,
     fetch_environment,
     replica_launch,
-    replica_socket,
     speaks_modelplane_serve,
 )
 from modelplane.local.replicas.container_env import (
@@ -110,16 +108,6 @@ class SupervisorSettings:
     volume_sources: FileLookup | None = None
     # The replicas running now, and those a restart in place handed over (replicas/handover.py).
     handover: ReplicaHandover = field(default_factory=ReplicaHandover)
-    # Where replicas of `modelplane serve` put the Unix socket they also serve REST on, which the
-    # gateway reaches them by (None: the gateway uses their ports).
-    sockets_dir: Path | None = None
-
-
-def _is_socket(path: str) -> bool:
-    try:
-        return stat.S_ISSOCK(os.stat(path).st_mode)
-    except OSError:
-        return False
 
 
 def _no_env_sources(kind: str, namespace: str, name: str) -> None:
@@ -152,7 +140,6 @@ class Replica:
         self.phase = PENDING
         self.address: str | None = None
         self.grpc_address: str | None = None  # where it takes gRPC (the port it was given for it)
-        self.unix_socket: str | None = None  # where it also takes REST, if it was told one
         self.failure: Failure | None = None
         self.restarts = 0
         self._volumes_made = False  # an emptyDir is emptied when the replica is made, not at a restart
@@ -430,10 +417,7 @@ class Replica:
             self._note(f"cannot start: {message}")
             self._set(FAILED_TO_LOAD, failure=self._failure(message))
             return
-        http_port = free_loopback_port()
-        ports = ReplicaPorts(
-            http_port, free_loopback_port(), replica_socket(self.settings.sockets_dir, http_port)
-        )
+        ports = ReplicaPorts(free_loopback_port(), free_loopback_port())
         self.grpc_address = f"127.0.0.1:{ports.grpc}"
         launch = replica_launch(
             template,
@@ -449,7 +433,6 @@ class Replica:
             self._note(note)
         if self._stopping.is_set():
             return
-        self.unix_socket = launch.unix_socket
         self._env = launch.env
         if template.get("workingDir") and launch.cwd is None:
             self._note(
@@ -554,8 +537,6 @@ class Replica:
         self._process = process
         self._ports = ReplicaPorts(handed.http_port, handed.grpc_port)
         self.grpc_address = f"127.0.0.1:{handed.grpc_port}"
-        unix_socket = replica_socket(self.settings.sockets_dir, handed.http_port)
-        self.unix_socket = unix_socket if unix_socket is not None and _is_socket(unix_socket) else None
         self._note(f"taken back after a restart of the platform (pid {handed.pid})")
         if handed.loaded:
             self._set(LOADED, address=f"127.0.0.1:{handed.http_port}")
@@ -776,10 +757,6 @@ class RevisionReplicas:
     def grpc_addresses(self) -> tuple[str, ...]:
         """The gRPC addresses of the replicas `addresses()` lists, in the same order."""
         return tuple(r.grpc_address for r in self.replicas if r.phase == LOADED and r.address)
-
-    def unix_sockets(self) -> tuple[str | None, ...]:
-        """The Unix sockets of the replicas `addresses()` lists (None for one without), in the same order."""
-        return tuple(r.unix_socket for r in self.replicas if r.phase == LOADED and r.address)
 
     def state(self) -> RevisionState:
         ready = sum(1 for r in self.replicas if r.phase == LOADED)

@@ -20,8 +20,6 @@ import pytest
 from modelplane.local.gateway.http1.exchange import MAY_BE_STALE_AFTER
 from modelplane.local.gateway.routes import Backend, Route, RouteTable
 from modelplane.local.gateway.server import GatewayConfig, GatewayThread
-from modelplane.local.ports import free_loopback_port
-from tests.server.processes import serve
 
 APP = Path(__file__).with_name("upstream_app.py")
 HOST = "echo.default.localhost"
@@ -171,32 +169,6 @@ def test_upstream_connections_are_pooled_across_client_connections(gateway):
         with httpx.Client(base_url=gateway.url, headers={"host": HOST}) as fresh:
             ports.add(fresh.get("/v1/models/echo").json()["client_port"])
     assert len(ports) == 1
-
-
-def test_a_replica_with_a_unix_socket_is_reached_there(tmp_path):
-    """`modelplane serve --uds`: the gateway takes the socket, not the port (here, one nobody listens on)."""
-    sock = tmp_path / "echo.sock"
-    server = serve(
-        "--model-class", "tests/server/models.py:EchoModel", "--model-name", "echo", "--uds", str(sock)
-    )
-    try:
-        closed_port = free_loopback_port()
-        backend = Backend("echo-1", (f"127.0.0.1:{closed_port}",), unix_sockets=(str(sock),))
-        with (
-            running_gateway({HOST: backend}) as gateway,
-            httpx.Client(base_url=gateway.url, headers={"host": HOST}, timeout=30) as client,
-        ):
-            for _ in range(3):  # a kept-alive connection to the socket, and its reuse
-                answer = client.post("/v1/models/echo:predict", json={"instances": [[1, 2]]})
-                assert answer.json() == {"predictions": [[1, 2]]}
-    finally:
-        server.stop()
-
-
-def test_a_backend_gives_each_replica_its_socket_or_none():
-    Backend("r", ("127.0.0.1:1", "127.0.0.1:2"), unix_sockets=("/run/a.sock", None))
-    with pytest.raises(ValueError, match="1 Unix sockets for 2 replicas"):
-        Backend("r", ("127.0.0.1:1", "127.0.0.1:2"), unix_sockets=("/run/a.sock",))
 
 
 def test_keep_alive_and_pipelined_requests_are_answered_in_order(raw):

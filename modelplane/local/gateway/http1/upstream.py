@@ -211,16 +211,11 @@ class UpstreamPool:
         if connection is not None:
             return connection, True
         loop = asyncio.get_running_loop()
-        if replica.unix_socket is not None:  # the same server, a cheaper hop
-            opening = loop.create_unix_connection(
-                lambda: UpstreamConnection(self, replica), replica.unix_socket
-            )
-        else:
-            opening = loop.create_connection(
-                lambda: UpstreamConnection(self, replica), replica.host, replica.port
-            )
         try:
-            _, connection = await asyncio.wait_for(opening, self.connect_timeout)
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(lambda: UpstreamConnection(self, replica), replica.host, replica.port),
+                self.connect_timeout,
+            )
         except TimeoutError:
             raise OSError(f"no connection within {self.connect_timeout:g}s") from None
         return connection, False
