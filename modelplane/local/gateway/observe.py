@@ -84,11 +84,14 @@ class GatewayObserver:
     ) -> CallWatch:
         capture = added_id = None
         if payload_log is not None and self.submit is not None and not is_probe(headers):
-            # A logged call without an `x-request-id` gets one, as a REST request does, and its client
-            # is told it in the answer's headers: the id of its events.
+            # A logged call without an `x-request-id` (or a `ce-id`, which its events would take) gets
+            # one, as a REST request does, and its client is told it in the answer's headers: the id
+            # of its events.
             request_id = _header(headers, REQUEST_ID)
             if request_id is None:
-                request_id = added_id = new_request_id()
+                request_id = new_request_id()
+                if _header(headers, b"ce-id") is None:
+                    added_id = request_id
             capture = PayloadCapture(
                 payload_log, headers, request_id.decode("latin-1"), self.submit, path.decode("latin-1")
             )
