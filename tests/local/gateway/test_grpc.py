@@ -459,6 +459,25 @@ def test_a_call_a_stopping_replica_refused_goes_to_one_that_serves(replicas, how
             settled(gateway, "iris-predictor-1", in_flight=0)
 
 
+def test_a_logged_call_sent_again_after_a_refusal_is_logged_once(replicas, tmp_path):
+    events = tmp_path / "events.jsonl"
+    log = PayloadLogSpec(events.as_uri(), "all", "iris", "default", "predictor")
+    with upstream_process("refuse", REFUSING_APP) as (process, address):
+        table = RouteTable(service(backend("iris-predictor-1", address, payload_log=log)))
+        with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(infer, chan, timeout=30)
+            assert process.stdout.readline() == "held\n"
+            served = RouteTable(service(backend("iris-predictor-1", replicas["iris-3"], payload_log=log)))
+            gateway.update_routes(served)
+            process.send_signal(signal.SIGUSR1)
+            assert pending.result(30).id == "iris-3"
+        # The gateway has stopped: its payload logger wrote what it had.
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [line["type"].rsplit(".", 1)[1] for line in lines] == ["request", "response"]
+    assert lines[0]["id"] == lines[1]["id"]
+    assert (lines[1]["grpcstatus"], lines[1]["statuscode"]) == ("0", "200")
+
+
 def test_a_refused_call_too_large_to_keep_is_unavailable(replicas):
     """The gateway keeps up to 1 MiB of a call to send it again; a larger one fails as it was refused."""
     with upstream_process("refuse", REFUSING_APP) as (process, address):
