@@ -35,31 +35,28 @@ def traced_env(receiver):
     }
 
 
-@pytest.fixture(scope="module")
-def predictor(traced_env):
+def traced_model(env: dict, model_class: str, name: str, grpc: bool = True):
+    """A traced `modelplane serve` of one test model, its spans under the service `<name>-predictor`."""
     server = serve(
         "--model-class",
-        "tests/server/models.py:StagesModel",
+        f"tests/server/models.py:{model_class}",
         "--model-name",
-        "stages",
-        grpc=False,
-        env={**traced_env, "OTEL_SERVICE_NAME": "stages-predictor"},
+        name,
+        grpc=grpc,
+        env={**env, "OTEL_SERVICE_NAME": f"{name}-predictor"},
     )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def predictor(traced_env):
+    yield from traced_model(traced_env, "StagesModel", "stages", grpc=False)
 
 
 @pytest.fixture(scope="module")
 def grpc_predictor(traced_env):
-    server = serve(
-        "--model-class",
-        "tests/server/models.py:EchoModel",
-        "--model-name",
-        "echo",
-        env={**traced_env, "OTEL_SERVICE_NAME": "echo-predictor"},
-    )
-    yield server
-    server.stop()
+    yield from traced_model(traced_env, "EchoModel", "echo")
 
 
 @pytest.fixture(scope="module")

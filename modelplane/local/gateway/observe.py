@@ -19,6 +19,7 @@ from modelplane.local.gateway.http1.messages import new_request_id
 from modelplane.local.gateway.metrics import CLIENT_CLOSED, UNKNOWN_HOST, GatewayMetrics
 from modelplane.local.gateway.revisions import RevisionUpstreams
 from modelplane.protocol.grpc.status import decode_message
+from modelplane.protocol.http2.hpack import find_header
 from modelplane.telemetry import tracing
 from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
 from modelplane.telemetry.payload_events import PayloadLogSpec
@@ -87,10 +88,10 @@ class GatewayObserver:
             # A logged call without an `x-request-id` (or a `ce-id`, which its events would take) gets
             # one, as a REST request does, and its client is told it in the answer's headers: the id
             # of its events.
-            request_id = _header(headers, REQUEST_ID)
+            request_id = find_header(headers, REQUEST_ID)
             if request_id is None:
                 request_id = new_request_id()
-                if _header(headers, b"ce-id") is None:
+                if find_header(headers, b"ce-id") is None:
                     added_id = request_id
             capture = PayloadCapture(
                 payload_log, headers, request_id.decode("latin-1"), self.submit, path.decode("latin-1")
@@ -262,13 +263,6 @@ class CallWatch(_PayloadWatch):
                 self._span.set_attribute("modelplane.revision", name)
             tracing.end_call(self._span, code)
             self._span.end()
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
 
 
 def _end_span(span: Span, revision: str, status: int, outcome: str) -> None:

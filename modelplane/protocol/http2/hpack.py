@@ -22,6 +22,15 @@ from hpack.huffman_table import decode_huffman
 
 Headers = list[tuple[bytes, bytes]]
 
+
+def find_header(headers: Headers, name: bytes) -> bytes | None:
+    """The value of the first header of this (lowercase) name, or None."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
 STATIC_TABLE: tuple[tuple[bytes, bytes], ...] = tuple(
     (name.encode(), value.encode())
     for name, value in (

@@ -46,10 +46,7 @@ class H2Request:
     body: bytes
 
     def header(self, name: bytes) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return hpack.find_header(self.headers, name)
 
 
 @dataclass
