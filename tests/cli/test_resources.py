@@ -416,3 +416,23 @@ spec:
     never = run(api, "apply", "-f", "-", stdin=graph.replace("predictions[0]", "'[@this].#(a==~yes)'"))
     assert never.returncode == 2
     assert "has a condition modelplane refuses: '[@this].#(a==~yes)': unknown '~' value" in never.stderr
+
+
+@pytest.mark.parametrize("args", [("get", "csr"), ("get", "csr", "-o", "yaml"), ("describe", "csr")])
+def test_output_to_a_reader_that_left_ends_quietly(api, args):
+    """`modelplane get ... | head`: the reader closes the pipe; no traceback, the shell's SIGPIPE code."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "modelplane", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "MODELPLANE_API": api},
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 141

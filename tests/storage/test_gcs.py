@@ -120,3 +120,33 @@ def test_service_account_from_the_storage_config(gcs, isolated):
         assert any("jwt-bearer" in request for request in _TokenHandler.requests)
     finally:
         token_server.shutdown()
+
+
+def test_a_failing_server_is_tried_as_the_retry_policy_says(monkeypatch):
+    """One layer of retries (the fetcher's five attempts), not the client's own two minutes of them."""
+    from modelplane.storage import StorageError
+
+    requests = []
+
+    class Unavailable(BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_response(503)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        with pytest.raises(StorageError, match="fetching gs://models/iris failed: 503"):
+            fetch("gs://models/iris")
+    finally:
+        server.shutdown()
+        server.server_close()
+    # (The client also reads the bucket's metadata on a thread of its own, as it likes.)
+    listings = [path for path in requests if path.startswith("/storage/v1/b/models/o?")]
+    assert len(listings) == 5

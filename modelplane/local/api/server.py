@@ -597,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"listening on {server.url}", flush=True)
     try:
         uvloop.run(server.run())
+    except KeyboardInterrupt:  # SIGINT: the server has stopped gracefully and passes the signal on
+        return 130
     finally:
         store.close()
     return 0

@@ -22,6 +22,10 @@ from ..uri import Location
 from .base import Backend, RemoteObject, only_model, relative_name
 
 PIECE = 8 * 1024 * 1024  # one request per piece of a range: the client returns whole bodies
+# Each request gets a connect and a read timeout, and no retries of the client's own: the fetcher's
+# retry policy is the one layer of retries, as for every backend (the client's default would keep
+# retrying an unreachable host for two minutes before saying why).
+REQUEST = {"retry": None, "timeout": (10, 60)}
 
 
 class GCSBackend(Backend):
@@ -68,7 +72,7 @@ class GCSBackend(Backend):
     def list_objects(self) -> list[RemoteObject]:
         prefix = self.location.path
         objects = []
-        for blob in self._client.list_blobs(self._bucket, prefix=prefix):
+        for blob in self._client.list_blobs(self._bucket, prefix=prefix, **REQUEST):
             name = relative_name(blob.name, prefix)
             if name is None:
                 continue
@@ -90,14 +94,14 @@ class GCSBackend(Backend):
         position = start
         while position < stop:
             last = min(position + PIECE, stop)
-            data = blob.download_as_bytes(start=position, end=last - 1, raw_download=True, checksum=None)
+            data = blob.download_as_bytes(start=position, end=last - 1, raw_download=True, checksum=None, **REQUEST)
             if not data:
                 return
             yield data
             position += len(data)
 
     def write(self, key: str, data: bytes, content_type: str) -> None:
-        self._bucket.blob(key).upload_from_string(data, content_type=content_type)
+        self._bucket.blob(key).upload_from_string(data, content_type=content_type, **REQUEST)
 
     def is_transient(self, exc: BaseException) -> bool:
         exceptions = self._exceptions

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 
 import httpx
 
@@ -369,3 +372,17 @@ def test_autoscaling_settings_the_autoscaler_cannot_use_are_refused(api):
     fine = isvc("fine-window")
     fine["metadata"]["annotations"] = {"autoscaling.knative.dev/window": "90s"}
     assert api.post(path(), json=fine).status_code == 201
+
+
+def test_the_standalone_server_stops_quietly_on_ctrl_c(tmp_path):
+    command = [sys.executable, "-m", "modelplane.local.api.server", "--home", str(tmp_path), "--port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().startswith("listening on ")
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
