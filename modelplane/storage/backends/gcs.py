@@ -94,7 +94,9 @@ class GCSBackend(Backend):
         position = start
         while position < stop:
             last = min(position + PIECE, stop)
-            data = blob.download_as_bytes(start=position, end=last - 1, raw_download=True, checksum=None, **REQUEST)
+            data = blob.download_as_bytes(
+                start=position, end=last - 1, raw_download=True, checksum=None, **REQUEST
+            )
             if not data:
                 return
             yield data
