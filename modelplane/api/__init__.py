@@ -32,7 +32,6 @@ from .runtime_selection import (
     select_runtime,
     supporting_runtimes,
 )
-from .storage_uri import storage_uri_problem
 from .templates import TemplateError, render, render_container
 from .validation import inference_graph_errors
 
@@ -69,7 +68,6 @@ __all__ = [
     "render_container",
     "select_runtime",
     "server_type",
-    "storage_uri_problem",
     "supporting_runtimes",
     "unknown_fields",
     "with_builtin_runtimes",

@@ -18,7 +18,7 @@ from .config import DEFAULT_CONFIG, AdmissionConfig
 from .constants import FRAMEWORK_SHORTHANDS
 from .defaults import default_inference_service
 from .errors import FieldError, ValidationError
-from .kinds import INFERENCE_SERVICE, KINDS, SECRET, kind_of
+from .kinds import INFERENCE_SERVICE, KINDS, SECRET, kind_of, wrong_version_hint
 from .secrets import written_secret
 from .validation import semantic_errors
 
@@ -104,11 +104,8 @@ def _identity_errors(resource: dict, old: dict | None) -> list[FieldError]:
 
 def _unknown_kind_error(resource: dict) -> FieldError:
     kind, api_version = resource.get("kind"), resource.get("apiVersion")
-    for known in KINDS:
-        if known.kind == kind:
-            return FieldError(
-                "apiVersion",
-                f'Unsupported value: "{api_version}": {kind} is served as "{known.api_version}"',
-            )
+    hint = wrong_version_hint(resource)
+    if hint:
+        return FieldError("apiVersion", f'Unsupported value: "{api_version}": {hint}')
     served = ", ".join(k.kind for k in KINDS)
     return FieldError("kind", f'Unsupported value: "{kind}": modelplane serves {served} in serving.kserve.io')

@@ -75,6 +75,14 @@ def kind_named(name: str) -> Kind | None:
     return _BY_NAME.get(name.lower())
 
 
+def wrong_version_hint(resource: dict) -> str:
+    """For a kind modelplane serves in another version than the resource names: where it is served."""
+    kind = _BY_KIND.get(resource.get("kind"))
+    if kind is None or resource.get("apiVersion") == kind.api_version:
+        return ""
+    return f'{kind.kind} is served as "{kind.api_version}"'
+
+
 def kind_of(resource: dict) -> Kind | None:
     """The kind of a resource, matched on both `kind` and `apiVersion`; None if modelplane does not serve it."""
     kind = _BY_KIND.get(resource.get("kind"))

@@ -9,7 +9,7 @@ from collections.abc import Collection
 from typing import Any
 
 from modelplane.api.errors import LoadError
-from modelplane.api.kinds import Kind, kind_of
+from modelplane.api.kinds import Kind, kind_of, wrong_version_hint
 from modelplane.api.loader import Document, load_path, load_text
 from modelplane.cli.main import CommandError
 
@@ -21,9 +21,10 @@ def placed(document: Document, namespace: str | None, refused: Collection[Kind] 
     resource = document.resource
     kind = kind_of(resource)
     if kind is None or kind in refused:
+        hint = wrong_version_hint(resource)
         raise CommandError(
             f'{document.where()}: no matches for kind "{resource.get("kind")}" '
-            f'in version "{resource.get("apiVersion")}"'
+            f'in version "{resource.get("apiVersion")}"' + (f" ({hint})" if hint else "")
         )
     if not kind.namespaced:
         return resource

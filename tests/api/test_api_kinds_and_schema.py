@@ -11,7 +11,6 @@ from modelplane.api import (
     admit,
     kind_named,
     kind_of,
-    storage_uri_problem,
     unknown_fields,
 )
 from modelplane.api.quantity import parse_quantity
@@ -180,32 +179,6 @@ def test_quantities(text, value):
 @pytest.mark.parametrize("text", ["lots", "1Gb", "", None, True])
 def test_not_quantities(text):
     assert parse_quantity(text) is None
-
-
-@pytest.mark.parametrize(
-    "uri",
-    [
-        None,
-        "/models/iris",
-        "models/iris",
-        "file:///m",
-        "s3://b/m",
-        "pvc://claim/m",
-        "hf://org/m",
-        "https://acct.blob.core.windows.net/c/m",
-    ],
-)
-def test_fetchable_storage_uris(uri):
-    assert storage_uri_problem(uri) is None
-
-
-def test_unfetchable_storage_uri():
-    assert storage_uri_problem("ftp://host/m") == (
-        "storageUri, must be one of: [gs://, s3://, pvc://, file://, https://, http://, hdfs://, webhdfs://, oci://, "
-        "oci+native://, oci+fetch://, hf://] or match https://{}.blob.core.windows.net/{}/{} or be an absolute or "
-        "relative local path. StorageUri [ftp://host/m] is not supported"
-    )
-    assert storage_uri_problem("https://acct.blob.core.windows.net") is not None
 
 
 def test_a_resource_must_be_an_object():

@@ -160,7 +160,14 @@ def test_a_yaml_error_names_the_file_and_line(api, tmp_path):
     unknown = write(tmp_path, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n")
     refused = run(api, "apply", "-f", str(unknown))
     assert refused.returncode == 2
-    assert f'{unknown}:1: no matches for kind "Pod" in version "v1"' in refused.stderr
+    assert refused.stderr == f'modelplane apply: {unknown}:1: no matches for kind "Pod" in version "v1"\n'
+    old_version = write(tmp_path, "old.yaml", isvc_yaml("old").replace("v1beta1", "v1alpha2"))
+    refused = run(api, "apply", "-f", str(old_version))
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f'modelplane apply: {old_version}:1: no matches for kind "InferenceService" in version '
+        '"serving.kserve.io/v1alpha2" (InferenceService is served as "serving.kserve.io/v1beta1")\n'
+    )
 
 
 def test_an_explicit_namespace_must_agree_with_the_file(api, tmp_path):
