@@ -463,6 +463,33 @@ def test_a_spec_no_runtime_can_serve_is_an_invalid_spec(platform, tmp_path):
     platform.cli("delete", "-f", str(path))
 
 
+def test_a_model_format_no_runtime_supports_is_named_in_an_event(platform, tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: typo\nspec:\n"
+        "  predictor:\n    model:\n      modelFormat: {name: sklern}\n"
+        "      storageUri: pvc://examples/sklearn-iris\n"
+    )
+    platform.cli("apply", "-f", str(path))
+
+    def invalid():
+        status = get(platform, "typo").get("status") or {}
+        return status if status.get("modelStatus", {}).get("transitionStatus") == "InvalidSpec" else None
+
+    status = wait_until(invalid, "the invalid spec to be reported", platform)
+    failure = status["modelStatus"]["lastFailureInfo"]
+    assert failure == {
+        "reason": "NoSupportingRuntime",
+        "message": "No runtime found to support specified framework/version",
+        "time": failure["time"],
+    }
+    described = platform.cli("describe", "isvc", "typo").stdout
+    events = described[described.index("Events:") :]
+    assert "NoSupportingRuntime" in events
+    assert "no runtime found to support predictor with model type: {sklern}" in events
+    platform.cli("delete", "-f", str(path))
+
+
 def test_a_second_platform_on_the_same_home_is_refused(platform):
     second = platform.cli("up", "--api-port", "0", "--gateway-port", "0", check=False)
     assert second.returncode == 2

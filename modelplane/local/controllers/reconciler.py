@@ -342,7 +342,7 @@ class Reconciler:
                 service.invalid = Failure(exc.reason, exc.message, time=now_rfc3339())
                 service.invalid_detail = str(exc)
                 if self.events is not None:
-                    self.events.warning(isvc, exc.reason, exc.message)
+                    self.events.warning(isvc, exc.reason, str(exc))
             return
         service.invalid = None
         service.canaries = canary_plans(isvc, namespaced_runtimes, self._cluster_runtimes())
