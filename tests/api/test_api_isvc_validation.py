@@ -270,6 +270,14 @@ def test_component_extension_rules(extension, path, message):
     assert error == FieldError(f"spec.predictor.{path}", message)
 
 
+def test_both_negative_replica_bounds_are_reported():
+    errors = rejection(isvc(sklearn_predictor(minReplicas=-1, maxReplicas=-2))).errors
+    assert errors == [
+        FieldError("spec.predictor.minReplicas", "'MinReplicas' cannot be less than 0"),
+        FieldError("spec.predictor.maxReplicas", "'MaxReplicas' cannot be less than 0"),
+    ]
+
+
 def test_extension_rules_apply_to_transformers_too():
     transformer = {"containers": [{"image": "t"}], "minReplicas": 5, "maxReplicas": 1}
     assert fields(isvc(transformer=transformer)) == ["spec.transformer.minReplicas"]

@@ -351,7 +351,7 @@ def extension_errors(component: dict, here: list) -> Iterator[FieldError]:
     max_replicas = component.get("maxReplicas", 0)
     if min_replicas < 0:
         yield FieldError(paths.join([*here, "minReplicas"]), "'MinReplicas' cannot be less than 0")
-    elif max_replicas < 0:
+    if max_replicas < 0:
         yield FieldError(paths.join([*here, "maxReplicas"]), "'MaxReplicas' cannot be less than 0")
     elif min_replicas > max_replicas and max_replicas != 0:
         yield FieldError(

@@ -136,18 +136,18 @@ def error_from_status(status: dict[str, Any], http_code: int) -> ApiError:
 
 
 def not_found(kind: Kind, name: str) -> NotFound:
-    return NotFound(f'{kind.crd_name} "{name}" not found', _details(kind, name))
+    return NotFound(f'{kind.crd_name} "{name}" not found', object_details(kind, name))
 
 
 def already_exists(kind: Kind, name: str) -> AlreadyExists:
-    return AlreadyExists(f'{kind.crd_name} "{name}" already exists', _details(kind, name))
+    return AlreadyExists(f'{kind.crd_name} "{name}" already exists', object_details(kind, name))
 
 
 def conflict(kind: Kind, name: str) -> Conflict:
     return Conflict(
         f'Operation cannot be fulfilled on {kind.crd_name} "{name}": the object has been modified; '
         "please apply your changes to the latest version and try again",
-        _details(kind, name),
+        object_details(kind, name),
     )
 
 
@@ -156,9 +156,9 @@ def precondition_failed(kind: Kind, name: str, field: str, wanted: object, actua
     what = {"uid": "UID", "resourceVersion": "ResourceVersion"}.get(field, field)
     return Conflict(
         f"Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {actual}",
-        _details(kind, name),
+        object_details(kind, name),
     )
 
 
-def _details(kind: Kind, name: str) -> dict[str, Any]:
+def object_details(kind: Kind, name: str) -> dict[str, Any]:
     return {"name": name, "group": kind.group, "kind": kind.plural}

@@ -33,29 +33,39 @@ def generated_name(prefix: str) -> str:
     return prefix + "".join(secrets.choice(alphabet) for _ in range(5))
 
 
-def check_name(name: Any, what: str) -> str:
-    """The name if it is a valid DNS-1123 subdomain; otherwise Invalid with Kubernetes' wording."""
+def check_name(name: Any, what: str, details: dict[str, Any] | None = None) -> str:
+    """The name if it is a valid DNS-1123 subdomain; otherwise Invalid with Kubernetes' wording (and, with
+    `details`, the object's identity and the field, for a client to place the error)."""
     if not isinstance(name, str) or not name:
-        raise Invalid(f"{what}: metadata.name: Required value: name or generateName is required")
+        raise _invalid(what, "metadata.name", "Required value: name or generateName is required", details)
     if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
-        raise Invalid(
-            f'{what}: metadata.name: Invalid value: "{name}": a lowercase RFC 1123 subdomain must '
-            "consist of lower case alphanumeric characters, '-' or '.', and must start and end with "
-            "an alphanumeric character"
+        raise _invalid(
+            what,
+            "metadata.name",
+            f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
+            "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            details,
         )
     return name
 
 
-def check_namespace(namespace: Any, what: str) -> str:
+def check_namespace(namespace: Any, what: str, details: dict[str, Any] | None = None) -> str:
     if not isinstance(namespace, str) or not namespace:
-        raise Invalid(f"{what}: metadata.namespace: Required value")
+        raise _invalid(what, "metadata.namespace", "Required value", details)
     if len(namespace) > 63 or not _DNS_LABEL.match(namespace):
-        raise Invalid(
-            f'{what}: metadata.namespace: Invalid value: "{namespace}": a lowercase RFC 1123 label '
-            "must consist of lower case alphanumeric characters or '-', and must start and end with "
-            "an alphanumeric character"
+        raise _invalid(
+            what,
+            "metadata.namespace",
+            f'Invalid value: "{namespace}": a lowercase RFC 1123 label must consist of lower case '
+            "alphanumeric characters or '-', and must start and end with an alphanumeric character",
+            details,
         )
     return namespace
+
+
+def _invalid(what: str, field: str, message: str, details: dict[str, Any] | None) -> Invalid:
+    causes = [{"field": field, "message": message, "reason": "FieldValueInvalid"}]
+    return Invalid(f"{what}: {field}: {message}", {**details, "causes": causes} if details else None)
 
 
 def metadata_of(obj: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from modelplane.local.api.errors import (
     already_exists,
     conflict,
     not_found,
+    object_details,
     precondition_failed,
 )
 from modelplane.local.api.paths import kind_by_name
@@ -353,9 +354,10 @@ class Store:
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = api_meta.generated_name(str(metadata["generateName"]))
         what = f'{kind.group_kind} "{metadata.get("name") or ""}" is invalid'
-        api_meta.check_name(metadata.get("name"), what)
+        details = object_details(kind, str(metadata.get("name") or ""))
+        api_meta.check_name(metadata.get("name"), what, details)
         if kind.namespaced:
-            api_meta.check_namespace(metadata.get("namespace"), what)
+            api_meta.check_namespace(metadata.get("namespace"), what, details)
         else:
             metadata.pop("namespace", None)
         ref = ref_of(new)
