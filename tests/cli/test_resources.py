@@ -161,6 +161,13 @@ def test_a_yaml_error_names_the_file_and_line(api, tmp_path):
     refused = run(api, "apply", "-f", str(unknown))
     assert refused.returncode == 2
     assert refused.stderr == f'modelplane apply: {unknown}:1: no matches for kind "Pod" in version "v1"\n'
+    bad_name = write(tmp_path, "name.yaml", isvc_yaml("Bad_Name"))
+    refused = run(api, "apply", "-f", str(bad_name))
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        f'modelplane apply: {bad_name}:4: InferenceService.serving.kserve.io "Bad_Name" is invalid: '
+        'metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain'
+    )
     old_version = write(tmp_path, "old.yaml", isvc_yaml("old").replace("v1beta1", "v1alpha2"))
     refused = run(api, "apply", "-f", str(old_version))
     assert refused.returncode == 2
