@@ -330,20 +330,8 @@ def answer(response) -> tuple[int, object]:
 
 
 def iris_chain() -> dict:
-    """sklearn -> xgboost -> sklearn, each step given the request."""
-    return graph(
-        "iris-chain",
-        {
-            "root": {
-                "routerType": "Sequence",
-                "steps": [
-                    step("first", serviceName="sklearn-iris", data="$request"),
-                    step("second", serviceName="xgboost-iris", data="$request"),
-                    step("third", serviceName="sklearn-iris", data="$request"),
-                ],
-            }
-        },
-    )
+    """examples/iris-chain.yaml: sklearn -> xgboost -> sklearn, each step given the graph's input."""
+    return yaml.safe_load((EXAMPLES / "iris-chain.yaml").read_text())
 
 
 def router_processes(platform: PlatformProcess, graph_name: str) -> list[int]:
