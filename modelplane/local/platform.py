@@ -42,7 +42,7 @@ from modelplane.local.controllers.runtime_status import RuntimeStatusWriter
 from modelplane.local.controllers.trained_models import TrainedModels
 from modelplane.local.gateway.routes import DEFAULT_DOMAIN, RouteTable
 from modelplane.local.gateway.server import GatewayConfig
-from modelplane.local.gateway.workers import GatewayWorkers, default_workers
+from modelplane.local.gateway.workers import GatewayListenError, GatewayWorkers, default_workers
 from modelplane.local.metrics_exposition import PlatformMetrics
 from modelplane.local.platform_metrics import platform_registry
 from modelplane.local.replicas.gpus import GpuAllocator, discover_gpus
@@ -94,7 +94,11 @@ class PlatformAddresses:
 
 
 class PlatformError(Exception):
-    """The platform cannot start (another one runs on the same home)."""
+    """The platform cannot start (another one runs on the same home, a port is taken)."""
+
+
+def _cannot_listen(what: str, host: str, port: int, flag: str, error: OSError) -> str:
+    return f"cannot listen for the {what} on {host}:{port}: {error.strerror or error} (choose another with {flag})"
 
 
 @contextlib.contextmanager
@@ -156,7 +160,13 @@ class Platform:
         if "api" in inherited:
             api_socket = socket.socket(fileno=inherited["api"])
         else:
-            api_socket = bind(config.host, config.api_port)
+            try:
+                api_socket = bind(config.host, config.api_port)
+            except OSError as exc:
+                store.close()
+                raise PlatformError(
+                    _cannot_listen("API", config.host, config.api_port, "--api-port", exc)
+                ) from None
         api = _ApiServer(store, api_socket, config.auth_token, config.tls)
         autoscaling = Autoscaling(
             AutoscalerConfig(
@@ -186,9 +196,14 @@ class Platform:
         )
         try:
             gateway = gateway_workers.start(inherited.get("gateway"))
-        except BaseException:
+        except BaseException as exc:
             api.sock.close()
             store.close()
+            if isinstance(exc, GatewayListenError):
+                port = config.gateway_port
+                raise PlatformError(
+                    _cannot_listen("gateway", config.host, port, "--gateway-port", exc.error)
+                ) from None
             raise
         zygote = Zygotes(config.home / "logs") if config.warm_starts else None
         if zygote is not None:

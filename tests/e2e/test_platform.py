@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -494,6 +497,25 @@ def test_a_second_platform_on_the_same_home_is_refused(platform):
     second = platform.cli("up", "--api-port", "0", "--gateway-port", "0", check=False)
     assert second.returncode == 2
     assert "another modelplane up" in second.stderr and str(platform.home) in second.stderr
+
+
+@pytest.mark.parametrize("flag", ["--api-port", "--gateway-port"])
+def test_a_port_in_use_is_named_with_the_flag_that_chooses_it(tmp_path, flag):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = {"--api-port": "0", "--gateway-port": "0", flag: str(port)}
+        command = [sys.executable, "-m", "modelplane", "up", "--home", str(tmp_path)]
+        for name, value in ports.items():
+            command += [name, value]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    what = "API" if flag == "--api-port" else "gateway"
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"modelplane up: cannot listen for the {what} on 127.0.0.1:{port}: Address already in use "
+        f"(choose another with {flag})\n"
+    )
 
 
 def test_a_restart_brings_every_service_back(platform):

@@ -106,7 +106,10 @@ class GatewayWorkers:
         those sockets, and the workers handed over go on serving: they get no route table until the
         platform has one that is not `starting`, so they keep the last one meanwhile."""
         if inherited is None:
-            self._public = _listening(self.config.host, self.config.port)
+            try:
+                self._public = _listening(self.config.host, self.config.port)
+            except OSError as exc:
+                raise GatewayListenError(exc) from None
             if self.config.auth_token is not None or self.config.tls is not None:
                 self._internal = _listening("127.0.0.1", 0)
             adopted = {}
@@ -429,6 +432,14 @@ class _Inherited:
         except ChildProcessError:
             return -1
         return os.waitstatus_to_exitcode(status)
+
+
+class GatewayListenError(Exception):
+    """The gateway's port cannot be listened on (`error` says why)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _listening(host: str, port: int) -> socket.socket:
