@@ -3,6 +3,8 @@ versions and resources are served."""
 
 from __future__ import annotations
 
+import platform
+import sys
 from typing import Any
 
 from modelplane.api.kinds import KINDS, Kind
@@ -10,6 +12,30 @@ from modelplane.local.api.paths import served_versions, short_names
 
 _VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 _STATUS_VERBS = ["get", "patch", "update"]
+
+
+# The Kubernetes API whose conventions the server follows (and that kubectl is tested against), for
+# `GET /version`; `gitVersion` says that it is modelplane's.
+KUBERNETES_MINOR = "32"
+_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}  # the names Go gives the machines
+
+
+def version_info() -> dict[str, Any]:
+    """`GET /version`, as the Kubernetes API server answers it (`kubectl version` prints it)."""
+    from modelplane import __version__
+
+    machine = platform.machine().lower()
+    return {
+        "major": "1",
+        "minor": KUBERNETES_MINOR,
+        "gitVersion": f"v1.{KUBERNETES_MINOR}.0-modelplane.{__version__}",
+        "gitCommit": "",
+        "gitTreeState": "",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "modelplane",
+        "platform": f"{sys.platform}/{_GO_ARCH.get(machine, machine)}",
+    }
 
 
 def group_list() -> dict[str, Any]:

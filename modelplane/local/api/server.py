@@ -9,7 +9,7 @@ GET (list, or `?watch=true` for newline-delimited events), POST (create, 201), P
 PATCH (`application/merge-patch+json`), DELETE, with Kubernetes' status codes and `Status` errors;
 a GET answers a `Table` when asked (api/tables.py), and writes take `dryRun` and `fieldValidation`
 (api/write_options.py). `/apis/serving.kserve.io/v1beta1/inferenceservices` lists every namespace.
-Also served: `GET /healthz`, discovery under `GET /apis`, the OpenAPI v3 documents under
+Also served: `GET /healthz`, `GET /version`, discovery under `GET /apis`, the OpenAPI v3 documents under
 `GET /openapi/v3` (api/openapi.py), and `POST /modelplane/v1/apply`, which creates or replaces a
 `List` of resources in one transaction (all stored, or none), and `GET /metrics` when the platform
 gives the app its metrics (Prometheus text).
@@ -143,6 +143,9 @@ class ApiApp:
             return await send_text(send, 200, "ok")
         if path == APPLY_PATH:
             return await self._apply(request, send)
+        if path == "/version":
+            _only(request, "GET")
+            return await send_json(send, 200, api_discovery.version_info())
         if path == api_openapi.ROOT_PATH or path.startswith(api_openapi.ROOT_PATH + "/"):
             return await self._openapi(request, send, path.removeprefix(api_openapi.ROOT_PATH))
         if path == api_openapi.V2_PATH:

@@ -397,3 +397,10 @@ def test_a_service_accounts_secrets_merge_by_name_when_applied_again(kubectl, ap
         headers={"Content-Type": "application/strategic-merge-patch+json"},
     )
     assert refused.status_code == 400 and "$patch: 'replace' is not supported" in refused.json()["message"]
+
+
+def test_version_names_the_server(kubectl):
+    versions = json.loads(kubectl("version", "-o", "json").stdout)
+    server = versions["serverVersion"]
+    assert (server["major"], server["minor"]) == ("1", "32")
+    assert server["gitVersion"].startswith("v1.32.0-modelplane.")
