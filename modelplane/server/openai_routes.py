@@ -397,6 +397,22 @@ class _StopMatcher:
         return emitted, False
 
 
+def _context_exceeded(limit: int, prompt_tokens: int, wanted: int, prompt_param: str) -> str:
+    """OpenAI's words for a request longer than the context, for a chat's messages or a prompt."""
+    total = prompt_tokens + wanted
+    if prompt_param == "messages":
+        return (
+            f"This model's maximum context length is {limit} tokens. However, you requested {total} tokens "
+            f"({prompt_tokens} in the messages, {wanted} in the completion). "
+            "Please reduce the length of the messages or completion."
+        )
+    return (
+        f"This model's maximum context length is {limit} tokens, however you requested {total} tokens "
+        f"({prompt_tokens} in your prompt; {wanted} for the completion). "
+        "Please reduce your prompt; or completion length."
+    )
+
+
 def _choices(
     generator: TextGenerator, prompts: list[list[int]], params: SamplingParams, n: int, prompt_param: str
 ) -> list[_Choice]:
@@ -411,9 +427,7 @@ def _choices(
         wanted = params.max_tokens if params.max_tokens is not None else max(limit - len(ids), 0)
         if len(ids) + wanted > limit or len(ids) >= limit:
             raise OpenAIError(
-                f"This model's maximum context length is {limit} tokens. However, you requested "
-                f"{len(ids) + wanted} tokens ({len(ids)} in the messages, {wanted} in the completion). "
-                "Please reduce the length of the messages or completion.",
+                _context_exceeded(limit, len(ids), wanted, prompt_param),
                 param=prompt_param if len(ids) >= limit or params.max_tokens is None else "max_tokens",
                 code="context_length_exceeded",
             )

@@ -196,7 +196,10 @@ def test_malformed_messages_are_400(server, messages):
 def test_the_client_s_errors_are_openai_s(client):
     with pytest.raises(openai.BadRequestError) as caught:
         client.completions.create(model="alphabet", prompt="a", max_tokens=100)
-    assert "maximum context length is 64 tokens" in caught.value.message
+    assert caught.value.body["message"] == (
+        "This model's maximum context length is 64 tokens, however you requested 101 tokens (1 in your prompt; "
+        "100 for the completion). Please reduce your prompt; or completion length."
+    )
     assert caught.value.code == "context_length_exceeded"
 
 
