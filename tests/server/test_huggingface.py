@@ -334,6 +334,8 @@ def test_a_model_id_is_served_from_the_local_hugging_face_cache(models, tmp_path
         (["--backend", "vllm"], "--backend vllm: vLLM is not installed here"),
         (["--tensor_input_names", "input_ids"], "--tensor_input_names names the tensors sent to a predictor"),
         (["--max_log_len", "100"], "modelplane does not log prompts"),
+        (["--task", "bogus"], "--task: unknown task 'bogus'; tasks: sequence_classification,"),
+        (["--task", "question_answering"], "--task: task question_answering is not supported"),
         (["--gpu_memory_utilization", "1.5"], "--gpu_memory_utilization is a share"),
         (
             ["--runtime", "sklearn", "--task", "fill_mask"],

@@ -13,6 +13,8 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 
+from modelplane.runtimes.huggingface.tasks import TaskError, parse_task
+
 logger = logging.getLogger("modelplane.server")
 
 BACKENDS = ("auto", "huggingface", "vllm")
@@ -160,6 +162,11 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
     """The runtime's settings from parsed flags; OptionsError for flags that cannot all be honoured."""
     if args.return_probabilities and args.return_raw_logits:
         raise OptionsError("--return_probabilities and --return_raw_logits exclude each other")
+    if args.task:
+        try:
+            parse_task(args.task)
+        except TaskError as exc:
+            raise OptionsError(f"--task: {exc}") from None
     if args.max_model_len is not None and args.max_model_len < 1:
         raise OptionsError(f"--max_model_len must be at least 1, got {args.max_model_len}")
     if args.max_num_seqs is not None and args.max_num_seqs < 1:
