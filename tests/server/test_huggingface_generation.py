@@ -177,6 +177,14 @@ def test_a_model_without_a_chat_template_refuses_chat(client):
     assert "no chat template" in refused.value.message
 
 
+def test_generation_uses_the_cache_under_transformers_current_name(client, server):
+    """No deprecation warning of transformers' in the log: the batches pass the key/value cache as the
+    installed release names it."""
+    for model in ("chat", "gpt2", "t5"):
+        client.completions.create(model=model, prompt="the cat", max_tokens=3, temperature=0)
+    assert "deprecated" not in server.log()
+
+
 def test_a_streamed_completion_comes_token_by_token(client):
     stream = client.completions.create(
         model="chat",

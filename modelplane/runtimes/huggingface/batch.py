@@ -15,6 +15,8 @@ whose encoder runs once at prefill and whose decoder attends to the encoder's (r
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import torch
@@ -27,6 +29,7 @@ class DecoderOnlyBatch:
         self.model = model
         self.device = device
         self.pad_id = pad_id
+        self.cache_keyword = _cache_keyword(type(model))
         self.cache: Any = None
         self.mask: torch.Tensor | None = None  # [rows, columns]: 1 where the cache holds a real token
         self.positions: torch.Tensor | None = None  # [rows]: the position of each row's next token
@@ -49,11 +52,11 @@ class DecoderOnlyBatch:
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=DynamicCache(),
             use_cache=True,
+            **{self.cache_keyword: DynamicCache()},
         )
         part = self.empty()
-        part.cache, part.mask, part.positions = output.past_key_values, mask, mask.sum(-1)
+        part.cache, part.mask, part.positions = _returned_cache(output), mask, mask.sum(-1)
         part.unpadded = bool(mask.all())
         return part, output.logits[:, -1]
 
@@ -64,10 +67,10 @@ class DecoderOnlyBatch:
             input_ids=self.last[:, None],
             attention_mask=None if self.unpadded else self.mask,  # none to build: a cheaper step
             position_ids=self.positions[:, None],
-            past_key_values=self.cache,
             use_cache=True,
+            **{self.cache_keyword: self.cache},
         )
-        self.cache = output.past_key_values
+        self.cache = _returned_cache(output)
         self.positions = self.positions + 1
         return output.logits[:, -1]
 
@@ -147,10 +150,10 @@ class EncoderDecoderBatch(DecoderOnlyBatch):
             attention_mask=self.encoder_mask,
             decoder_input_ids=self.last[:, None],
             decoder_attention_mask=self.mask,
-            past_key_values=self.cache,
             use_cache=True,
+            **{self.cache_keyword: self.cache},
         )
-        self.cache = output.past_key_values
+        self.cache = _returned_cache(output)
         return output.logits[:, -1]
 
     def extend(self, other: EncoderDecoderBatch) -> None:
@@ -283,3 +286,15 @@ def _check_plain(cache: Any) -> None:
             "the huggingface engine batches models whose cache holds plain keys and values per layer; "
             f"this model's cache is {', '.join(kinds)}"
         )
+
+
+@functools.cache
+def _cache_keyword(model_class: type) -> str:
+    """The name a model's forward takes its key/value cache by: `cache` in the transformers releases
+    that renamed it (where the old `past_key_values` warns on every call), else `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+def _returned_cache(output: Any) -> Any:
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
