@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         what = f"revision {args.revision}" if args.revision else f"the {args.component}"
         kind = "inferencegraph" if args.component == "router" else "inferenceservice"
-        raise CommandError(f'no logs for {what} of {kind} "{args.name}" in namespace "{args.namespace}"')
+        raise CommandError(
+            f'no logs for {what} of {kind} "{args.name}" in namespace "{args.namespace}" under {home / "logs"} '
+            "(--home, or MODELPLANE_HOME, names the state folder of the modelplane up it ran in)"
+        )
     prefixes = {path: f"[{path.stem}] " if len(files) > 1 else "" for path in files}
     # The copy's id is read before the log: a rotation between the two is seen on the next round.
     positions = {}

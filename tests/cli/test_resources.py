@@ -450,3 +450,13 @@ def test_output_to_a_reader_that_left_ends_quietly(api, args):
         os.close(write_end)
     assert result.stderr == ""
     assert result.returncode == 141
+
+
+def test_logs_of_a_service_with_none_says_where_it_looked(tmp_path):
+    result = run(None, "logs", "nothing-here", "--home", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f'modelplane logs: no logs for the predictor of inferenceservice "nothing-here" in namespace "default" '
+        f"under {tmp_path / 'logs'} (--home, or MODELPLANE_HOME, names the state folder of the modelplane up "
+        "it ran in)\n"
+    )
