@@ -460,3 +460,13 @@ def test_logs_of_a_service_with_none_says_where_it_looked(tmp_path):
         f"under {tmp_path / 'logs'} (--home, or MODELPLANE_HOME, names the state folder of the modelplane up "
         "it ran in)\n"
     )
+
+
+def test_an_https_url_for_a_plain_http_control_plane_says_so(api):
+    url = api.replace("http://", "https://")
+    result = run(None, "get", "isvc", "--server", url)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"modelplane get: TLS with the control plane at {url} failed: WRONG_VERSION_NUMBER "
+        "(it answers plain HTTP: use an http:// URL)\n"
+    )

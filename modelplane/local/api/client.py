@@ -137,9 +137,28 @@ class ControlPlaneClient:
         return response.json()
 
     def _unreachable_or(self, exc: httpx.TransportError) -> Exception:
+        tls = _ssl_error(exc)
+        if tls is not None:
+            return ApiError(
+                f"TLS with the control plane at {self.url} failed: {tls.reason or tls}{_tls_hint(tls)}"
+            )
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return Unreachable(self.url)
         return ApiError(f"the control plane at {self.url} did not answer: {exc}")
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    while exc is not None and not isinstance(exc, ssl.SSLError):
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
+def _tls_hint(error: ssl.SSLError) -> str:
+    if error.reason == "WRONG_VERSION_NUMBER":
+        return " (it answers plain HTTP: use an http:// URL)"
+    if error.reason == "CERTIFICATE_VERIFY_FAILED":
+        return " (name the certificate authority that signed its certificate with --certificate-authority)"
+    return ""
 
 
 def _error(response: httpx.Response) -> ApiError:

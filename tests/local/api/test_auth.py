@@ -95,6 +95,12 @@ def test_the_api_over_tls_with_the_token(tls_api):
     assert cli("get", "isvc", "--server", url, env=cli_env).returncode == 0
     flags = cli("get", "isvc", "--server", url, "--token", TOKEN, "--certificate-authority", str(ca))
     assert flags.returncode == 0, flags.stderr
+    untrusted = cli("get", "isvc", "--server", url, "--token", TOKEN)
+    assert untrusted.returncode == 2
+    assert untrusted.stderr == (
+        f"modelplane get: TLS with the control plane at {url} failed: CERTIFICATE_VERIFY_FAILED (name the "
+        "certificate authority that signed its certificate with --certificate-authority)\n"
+    )
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
