@@ -470,3 +470,38 @@ def test_an_https_url_for_a_plain_http_control_plane_says_so(api):
         f"modelplane get: TLS with the control plane at {url} failed: WRONG_VERSION_NUMBER "
         "(it answers plain HTTP: use an http:// URL)\n"
     )
+
+
+def test_a_server_that_is_not_the_control_plane_is_named_as_such():
+    """`--server` at the gateway (or anything else that answers HTTP but not the Kubernetes API)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = (
+                b'{"error":"no InferenceService or InferenceGraph at host 127.0.0.1; known hosts: '
+                + b"h, " * 200
+            )
+            self.send_response(404)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        result = run(None, "get", "isvc", "--server", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"modelplane get: {url}/ answered HTTP 404 with no Kubernetes Status: is it modelplane's control-plane "
+        'API (not the gateway)? It said: \'{"error":"no InferenceService'
+    )
+    assert len(result.stderr) < 300

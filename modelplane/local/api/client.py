@@ -168,4 +168,8 @@ def _error(response: httpx.Response) -> ApiError:
         body = None
     if isinstance(body, dict) and body.get("kind") == "Status":
         return error_from_status(body, response.status_code)
-    return ApiError(f"the control plane answered HTTP {response.status_code}: {response.text[:200]}")
+    excerpt = response.text.strip().splitlines()[0][:100] if response.text.strip() else ""
+    return ApiError(
+        f"{response.url.copy_with(path='/', query=None)} answered HTTP {response.status_code} with no Kubernetes "
+        f"Status: is it modelplane's control-plane API (not the gateway)? It said: {excerpt!r}"
+    )
