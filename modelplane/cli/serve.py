@@ -381,6 +381,11 @@ def factory_for(model_dir: Path, runtime: str | None, args: argparse.Namespace):
     """Loads a model by name from its subfolder of `model_dir` (a repository's load)."""
 
     def factory(model_name: str):
+        if not _is_folder_name(model_name):
+            # Never a path: `../x` or `/x` would load (and unpickle) a folder outside the repository.
+            raise LookupError(
+                f"Model with name {model_name} is not in {model_dir}: a model is one of its subfolders"
+            )
         folder = model_dir / model_name
         if not folder.is_dir():
             raise LookupError(f"Model with name {model_name} is not in {model_dir}")
@@ -390,6 +395,11 @@ def factory_for(model_dir: Path, runtime: str | None, args: argparse.Namespace):
         return model
 
     return factory
+
+
+def _is_folder_name(name: str) -> bool:
+    """Whether `name` names a model folder directly inside the repository (no path, not hidden)."""
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
 
 
 def _single_model(model_dir: Path, runtime: str | None, name: str, args: argparse.Namespace):

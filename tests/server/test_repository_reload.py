@@ -95,3 +95,14 @@ def test_unloading_twice_says_the_model_is_not_loaded(repository_server):
         client.unload_model("other")
     client.load_model("other")
     assert _predict(client, triton_grpc, "other") == [1, 1]
+
+
+def test_a_load_names_a_model_of_the_repository_never_a_path(repository_server, sklearn_dir, tmp_path):
+    """A name is a subfolder of the repository: `../x` or `/x` would load (unpickle) any folder."""
+    outside = tmp_path / "outside"
+    shutil.copytree(sklearn_dir, outside)
+    client = _grpc(repository_server)
+    for name in (str(outside), f"../{outside.name}", "iris/../other", ".staging"):
+        with pytest.raises(InferenceServerException, match="a model is one of its subfolders"):
+            client.load_model(name)
+    assert sorted(_states(client)) == ["iris", "other"]
