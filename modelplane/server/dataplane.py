@@ -92,6 +92,11 @@ class DataPlane:
             "outputs": model.get_output_types(),
         }
 
+    def request_metrics(self, name: str) -> metrics.ModelMetrics:
+        """The metrics a request for `name` counts in: its model's, or for a name the server does not
+        hold, those of the unnamed model (a label per name a client makes up would grow without bound)."""
+        return metrics.for_model(name if name in self.repository else "")
+
     def resolve(self, name: str, version: str | None = None) -> ServedModel:
         """The ready model for a request; a version, if given, must be the model's own."""
         served = self.repository.get_ready(name)

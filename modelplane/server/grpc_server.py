@@ -25,7 +25,6 @@ from modelplane.protocol.grpc.wire import (
 )
 from modelplane.protocol.http2.server import H2Request, H2Response, Handler, ServerLimits
 from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
-from modelplane.server import metrics
 from modelplane.server.connection_limits import ConnectionLimits
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.responses import as_infer_response
@@ -138,7 +137,9 @@ class InferenceServicer:
             code = exc.grpc_code
             raise
         finally:
-            metrics.for_model(name).observe_request("grpc", code.value[0], time.perf_counter() - started)
+            self.dataplane.request_metrics(name).observe_request(
+                "grpc", code.value[0], time.perf_counter() - started
+            )
 
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, metadata: Metadata

@@ -47,6 +47,9 @@ class ModelRepository:
         self._served[name or model.name] = served
         return served
 
+    def __contains__(self, name: str) -> bool:
+        return name in self._served
+
     def names(self) -> list[str]:
         return list(self._served)
 

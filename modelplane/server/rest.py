@@ -195,17 +195,15 @@ class RESTServer:
             status = exc.status_code
             raise
         finally:
-            metrics.for_model(name).observe_request("v1", status, time.perf_counter() - started)
+            self.dataplane.request_metrics(name).observe_request("v1", status, time.perf_counter() - started)
 
     # -- OpenAI ---------------------------------------------------------------------------------
 
     async def _openai(self, method: str, path: str, request: HttpRequest) -> HTTPResponse:
         started = time.perf_counter()
         answer = await self.openai.handle(method, path, request.body)
-        model = _model_field(request.body)
-        if model not in self.dataplane.repository.names():
-            model = ""  # a label per unknown name a client makes up would grow without bound
-        metrics.for_model(model).observe_request("openai", answer.status, time.perf_counter() - started)
+        model_metrics = self.dataplane.request_metrics(_model_field(request.body))
+        model_metrics.observe_request("openai", answer.status, time.perf_counter() - started)
         if answer.events is not None:
             return HTTPResponse(answer.status, b"", _SSE_HEADERS, answer.events)
         return HTTPResponse(answer.status, orjson.dumps(answer.document))
@@ -289,7 +287,7 @@ class RESTServer:
             status = exc.status_code
             raise
         finally:
-            metrics.for_model(name).observe_request("v2", status, time.perf_counter() - started)
+            self.dataplane.request_metrics(name).observe_request("v2", status, time.perf_counter() - started)
 
     async def _v2_repository(self, method: str, parts: list[str]) -> HTTPResponse:
         repository = self.dataplane.repository

@@ -5,7 +5,11 @@ from __future__ import annotations
 import threading
 
 import httpx
+import numpy as np
 import orjson
+import pytest
+import tritonclient.grpc as triton_grpc
+from tritonclient.utils import InferenceServerException
 
 from tests.server.conftest import IRIS_ROWS
 
@@ -74,6 +78,28 @@ def test_metrics_count_requests_per_model_and_stage(iris_server):
     assert 'request_predict_seconds_count{model_name="iris"}' in text
     assert 'modelplane_requests_total{code="200",model_name="iris",protocol="v1"}' in text
     assert 'modelplane_request_duration_seconds_bucket{le="0.005",model_name="iris",protocol="v1"}' in text
+
+
+def test_requests_for_names_the_server_does_not_hold_share_one_label(iris_server):
+    """A label per made-up name would grow the metrics (and every scrape) without bound."""
+
+    def unknown_count() -> float:
+        text = httpx.get(iris_server.url + "/metrics").text
+        found = [line for line in text.splitlines() if line.startswith("modelplane_requests_total{")]
+        return sum(float(line.rsplit(" ", 1)[1]) for line in found if 'model_name=""' in line)
+
+    before = unknown_count()
+    for number in range(5):
+        httpx.post(f"{iris_server.url}/v1/models/made-up-{number}:predict", json={"instances": IRIS_ROWS})
+        httpx.post(f"{iris_server.url}/v2/models/made-up-{number}/infer", json={"inputs": []})
+    client = triton_grpc.InferenceServerClient(f"127.0.0.1:{iris_server.grpc_port}")
+    tensor = triton_grpc.InferInput("x", [1, 4], "FP32")
+    tensor.set_data_from_numpy(np.zeros((1, 4), "float32"))
+    for number in range(5):
+        with pytest.raises(InferenceServerException, match="made-up-grpc"):
+            client.infer(f"made-up-grpc-{number}", [tensor])
+    assert unknown_count() == before + 15
+    assert "made-up" not in httpx.get(iris_server.url + "/metrics").text
 
 
 def test_custom_model_stages_and_response_headers(test_models_server):
