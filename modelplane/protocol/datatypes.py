@@ -95,6 +95,24 @@ def datatype_of(array: np.ndarray) -> str:
 
 # The most dimensions a tensor may have: numpy's own limit.
 MAX_DIMENSIONS = 64
+# The most elements a shape may describe, counting a dimension of 0 as 1: far beyond any request's
+# data, and well inside what numpy can index. (A shape such as [0, 2**63 - 1] holds no element but
+# still cannot be made, and [2**31, 0] would make a model answer two billion rows.)
+MAX_SHAPE_ELEMENTS = 2**31
+
+
+def shape_problem(shape: list[int]) -> str | None:
+    """What is wrong with a tensor's shape (a list of ints), or None."""
+    if any(dim < 0 for dim in shape):
+        return f"shape must not have negative dimensions, got {shape}"
+    if len(shape) > MAX_DIMENSIONS:
+        return f"a shape of {len(shape)} dimensions; at most {MAX_DIMENSIONS} are supported"
+    extent = 1
+    for dim in shape:
+        extent *= max(dim, 1)
+        if extent > MAX_SHAPE_ELEMENTS:
+            return f"shape {shape} describes more than {MAX_SHAPE_ELEMENTS} elements (counting a 0 as 1)"
+    return None
 
 
 def element_count(shape: list[int] | tuple[int, ...]) -> int:

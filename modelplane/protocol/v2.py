@@ -15,12 +15,12 @@ import numpy as np
 
 from modelplane.protocol.datatypes import (
     BINARY_ONLY_DATATYPES,
-    MAX_DIMENSIONS,
     array_from_raw,
     datatype_of,
     element_count,
     normalize_datatype,
     numpy_dtype,
+    shape_problem,
 )
 from modelplane.protocol.errors import InvalidInput
 
@@ -30,10 +30,9 @@ Parameters = dict[str, Any]
 def _check_shape(shape: object, what: str) -> list[int]:
     if not isinstance(shape, list) or not all(type(dim) is int and dim >= 0 for dim in shape):
         raise InvalidInput(f"{what}: shape must be a list of non-negative integers, got {shape!r}")
-    if len(shape) > MAX_DIMENSIONS:
-        raise InvalidInput(
-            f"{what}: a shape of {len(shape)} dimensions; at most {MAX_DIMENSIONS} are supported"
-        )
+    problem = shape_problem(shape)
+    if problem is not None:
+        raise InvalidInput(f"{what}: {problem}")
     return shape
 
 

@@ -9,11 +9,11 @@ import numpy as np
 
 from modelplane.protocol.datatypes import (
     BINARY_ONLY_DATATYPES,
-    MAX_DIMENSIONS,
     array_from_raw,
     array_to_raw,
     normalize_datatype,
     numpy_dtype,
+    shape_problem,
 )
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.grpc import inference_pb2 as pb
@@ -87,12 +87,9 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
         label = f"input {tensor.name!r}"
         datatype = normalize_datatype(tensor.datatype)
         shape = list(tensor.shape)
-        if any(dim < 0 for dim in shape):
-            raise InvalidInput(f"{label}: shape must not have negative dimensions, got {shape}")
-        if len(shape) > MAX_DIMENSIONS:
-            raise InvalidInput(
-                f"{label}: a shape of {len(shape)} dimensions; at most {MAX_DIMENSIONS} are supported"
-            )
+        problem = shape_problem(shape)
+        if problem is not None:
+            raise InvalidInput(f"{label}: {problem}")
         if raw_contents:
             if tensor.HasField("contents"):
                 raise InvalidInput(f"{label}: contents must not be set when raw_input_contents is used")

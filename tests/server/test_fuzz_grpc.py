@@ -105,6 +105,17 @@ def test_any_infer_request_through_the_protocol(echo_channel, request):
     no_server_fault(InferenceStub(echo_channel).ModelInfer, request)
 
 
+def test_a_shape_of_no_elements_but_huge_extent_is_invalid_argument(iris_channel):
+    message = pb.ModelInferRequest(
+        model_name="iris", inputs=[Tensor(name="x", datatype="FP32", shape=[0, 2**63 - 1])]
+    )
+    message.raw_input_contents.append(b"")
+    with pytest.raises(grpc.RpcError) as error:
+        InferenceStub(iris_channel).ModelInfer(message, timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "elements (counting a 0 as 1)" in error.value.details()
+
+
 def test_a_shape_of_many_dimensions_is_invalid_argument(iris_channel):
     message = pb.ModelInferRequest(
         model_name="iris", inputs=[Tensor(name="x", datatype="FP32", shape=[1] * 70)]

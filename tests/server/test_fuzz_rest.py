@@ -59,6 +59,7 @@ shapes = st.one_of(
     st.lists(st.integers(min_value=0, max_value=6), max_size=4),
     st.lists(st.integers(min_value=-3, max_value=2**40), max_size=3),
     st.integers(min_value=60, max_value=10_000).map(lambda dims: [1] * dims),
+    st.lists(st.sampled_from([0, 1, 2**31, 2**32, 2**63 - 1, 2**64 - 1]), max_size=3),  # no elements, huge
     json_values,
 )
 tensors = st.fixed_dictionaries(
@@ -162,6 +163,14 @@ def test_the_echo_model_answers_any_body_without_a_server_error(test_models_serv
     for path in ("/v1/models/echo:predict", "/v2/models/echo/infer"):
         response = httpx.post(test_models_server.url + path, content=body, timeout=30)
         assert_client_error_at_most(response)
+
+
+@pytest.mark.parametrize("shape", [[0, 2**63 - 1], [0, 2**64 - 1], [2**32, 2**32, 0], [2**31 + 1, 0]])
+def test_a_shape_of_no_elements_but_huge_extent_is_a_client_error(client, shape):
+    body = {"inputs": [{"name": "x", "shape": shape, "datatype": "FP32", "data": []}]}
+    response = client.post("/v2/models/iris/infer", json=body)
+    assert response.status_code == 400, response.text
+    assert "elements (counting a 0 as 1)" in response.json()["error"]
 
 
 def test_a_shape_of_many_dimensions_is_a_client_error(client):
