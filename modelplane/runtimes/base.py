@@ -107,12 +107,28 @@ class TabularModel(Model):
     """A model taking a 2-D batch of rows and answering one prediction per row."""
 
     extensions: tuple[str, ...] = ()
+    # Whether the model picks a table's columns by their names (so a table may have more of them).
+    selects_columns_by_name = False
 
     def __init__(self, name: str, model_dir: str | Path, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS):
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.max_batch_rows = max_batch_rows
         self._coalescer: Coalescer | None = None
+        # The features a row must have, where the model's library would not check it itself (set by
+        # `load`): a booster given fewer features answers nonsense, or fails as if it were at fault.
+        self.features: int | None = None
+
+    def _check_width(self, data: Any) -> None:
+        if self.features is None or getattr(data, "ndim", None) != 2:
+            return
+        if self.selects_columns_by_name and hasattr(data, "columns"):
+            return
+        if data.shape[1] != self.features:
+            raise InvalidInput(
+                f"the input does not fit model {self.name}: it takes rows of {self.features} features, "
+                f"got {data.shape[1]}"
+            )
 
     def compute(self, data: Any) -> Any:
         raise NotImplementedError
@@ -123,13 +139,16 @@ class TabularModel(Model):
                 return self.compute(data)
             return await asyncio.to_thread(self.compute, data)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise InvalidInput(f"the input does not fit model {self.name}: {exc}") from None
+            raise InvalidInput(
+                f"the input does not fit model {self.name}: {_without_stack_trace(exc)}"
+            ) from None
         except InvalidInput:
             raise
         except Exception as exc:  # noqa: BLE001 - the library's own failure
             raise InferenceError(f"model {self.name} failed: {type(exc).__name__}: {exc}") from None
 
     async def _predict_rows(self, data: Any) -> Any:
+        self._check_width(data)
         if self.max_batch_rows <= 1:
             return await self._compute(data)
         if self._coalescer is None:
@@ -142,3 +161,8 @@ class TabularModel(Model):
             return InferResponse(payload.id, self.name, [output_from_array("output-0", result)])
         result = await self._predict_rows(v1_instances(payload))
         return {"predictions": result}
+
+
+def _without_stack_trace(exc: BaseException) -> str:
+    """A library's error message without the native stack trace some append (XGBoost's)."""
+    return str(exc).split("\nStack trace:", 1)[0].strip()

@@ -9,6 +9,7 @@ from modelplane.runtimes.base import TabularModel, find_model_file, require
 
 class LightGBMModel(TabularModel):
     extensions = (".bst", ".txt")
+    selects_columns_by_name = True
 
     def __init__(self, name: str, model_dir: str, nthread: int = 1, **options: Any):
         super().__init__(name, model_dir, **options)
@@ -19,6 +20,7 @@ class LightGBMModel(TabularModel):
         lightgbm = require("lightgbm", "lightgbm")
         path = find_model_file(self.model_dir, self.extensions)
         self._booster = lightgbm.Booster(model_file=str(path), params={"num_threads": self.nthread})
+        self.features = self._booster.num_feature()
         self.ready = True
         return True
 

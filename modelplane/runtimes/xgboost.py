@@ -19,6 +19,7 @@ class XGBoostModel(TabularModel):
         self._xgb = require("xgboost", "xgboost")
         path = find_model_file(self.model_dir, self.extensions)
         self._booster = self._xgb.Booster(params={"nthread": self.nthread}, model_file=str(path))
+        self.features = self._booster.num_features()
         self.ready = True
         return True
 

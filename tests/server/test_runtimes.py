@@ -68,8 +68,23 @@ def test_xgboost(xgboost_dir):
         assert predict_v1(server, "xgb").json() == {"predictions": [1.0, 1.0]}
         output = httpx.post(server.url + "/v2/models/xgb/infer", json=V2_BODY).json()["outputs"][0]
         assert (output["datatype"], output["data"]) == ("FP32", [1.0, 1.0])
+        assert_rows_of_the_wrong_width_are_refused(server, "xgb")
     finally:
         server.stop()
+
+
+def assert_rows_of_the_wrong_width_are_refused(server, name: str) -> None:
+    """A booster given fewer features answers nonsense (XGBoost) or fails as if at fault (LightGBM)."""
+    for rows in ([[1.0, 2.0, 3.0]], [[1.0]], [[1.0, 2.0, 3.0, 4.0, 5.0]]):
+        response = httpx.post(f"{server.url}/v1/models/{name}:predict", json={"instances": rows})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == (
+            f"the input does not fit model {name}: it takes rows of 4 features, got {len(rows[0])}"
+        )
+    no_features = {"inputs": [{"name": "x", "shape": [2**31, 0], "datatype": "FP32", "data": []}]}
+    response = httpx.post(f"{server.url}/v2/models/{name}/infer", json=no_features)
+    assert response.status_code == 400, response.text
+    assert "it takes rows of 4 features, got 0" in response.json()["error"]
 
 
 def test_lightgbm(lightgbm_dir):
@@ -82,6 +97,7 @@ def test_lightgbm(lightgbm_dir):
         records = [dict(zip([f"Column_{i}" for i in range(4)], row, strict=True)) for row in IRIS_ROWS]
         by_name = httpx.post(server.url + "/v1/models/lgb:predict", json={"instances": records})
         assert np.array(by_name.json()["predictions"]).argmax(axis=1).tolist() == [1, 1]
+        assert_rows_of_the_wrong_width_are_refused(server, "lgb")
     finally:
         server.stop()
 
