@@ -256,7 +256,9 @@ class HttpServerProtocol(asyncio.Protocol):
             for name, value in self._headers:
                 if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
                     raise _TooLarge
-        if parser.get_http_version() == "1.1" and (b"expect", b"100-continue") in self._headers:
+        if parser.get_http_version() == "1.1" and any(
+            name == b"expect" and value.strip().lower() == b"100-continue" for name, value in self._headers
+        ):
             self._flush()
             self._transport.write(CONTINUE)
 
