@@ -60,8 +60,11 @@ def _structured(body: bytes) -> IncomingEvent:
     if missing:
         raise InvalidInput(f"structured CloudEvent is missing the attribute(s) {', '.join(missing)}")
     if "data_base64" in event:
+        encoded = event["data_base64"]
+        if not isinstance(encoded, str):
+            raise InvalidInput(f"CloudEvent data_base64 must be a string, got {type(encoded).__name__}")
         try:
-            data = base64.b64decode(event["data_base64"], validate=True)
+            data = base64.b64decode(encoded, validate=True)
         except ValueError as exc:
             raise InvalidInput(f"CloudEvent data_base64 is not valid base64: {exc}") from None
     elif isinstance(event.get("data"), str):
@@ -94,7 +97,7 @@ def to_response(
         return headers, body
     attributes.pop("datacontenttype", None)
     document: dict = {**attributes, "datacontenttype": content_type}
-    if content_type == "application/json":
+    if content_type.split(";", 1)[0].strip() == "application/json":
         document["data"] = orjson.Fragment(body)
     else:
         document["data_base64"] = base64.b64encode(body).decode()

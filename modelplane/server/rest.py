@@ -316,7 +316,14 @@ def _answer(
 ) -> HTTPResponse:
     """An inference's response, as a CloudEvent when the request was one, with the headers its model set."""
     if event is not None:
-        response.headers, response.body = cloudevents.to_response(event, name, response.body)
+        # The event carries the answer in its own content type; the other headers (the binary
+        # extension's JSON length) stay, as they describe the event's data.
+        content_type = next((value for key, value in response.headers if key == b"content-type"), None)
+        others = [(key, value) for key, value in response.headers if key != b"content-type"]
+        event_headers, response.body = cloudevents.to_response(
+            event, name, response.body, content_type.decode("latin-1") if content_type else "application/json"
+        )
+        response.headers = event_headers + others
     if response_headers:
         response.headers = response.headers + _encode_headers(response_headers)
     return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
 import struct
@@ -380,6 +381,46 @@ def test_structured_cloudevent_on_v2(iris_server):
     reply = response.json()
     assert reply["type"] == "io.kserve.inference.response"
     assert reply["data"]["outputs"][0]["data"] == [1, 1]
+
+
+def test_binary_outputs_in_a_cloudevent_keep_their_framing(iris_server):
+    binary = {**IRIS_V2, "parameters": {"binary_data_output": True}}
+    attributes = {"specversion": "1.0", "id": "1", "source": "test", "type": "com.example.request"}
+
+    def outputs(content: bytes, json_length: int) -> list:
+        assert orjson.loads(content[:json_length])["outputs"][0]["parameters"] == {"binary_data_size": 16}
+        return np.frombuffer(content[json_length:], dtype="<i8").tolist()
+
+    # Binary mode: the event's data is the body, with its own content type and JSON length.
+    headers = {f"ce-{key}": value for key, value in attributes.items()} | {"content-type": "application/json"}
+    response = httpx.post(iris_server.url + "/v2/models/iris/infer", json=binary, headers=headers)
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["ce-type"] == "io.kserve.inference.response"
+    assert outputs(response.content, int(response.headers["inference-header-content-length"])) == [1, 1]
+
+    # Structured mode: the body is JSON, and the data, not JSON, is base64.
+    event = {**attributes, "datacontenttype": "application/json", "data": binary}
+    response = httpx.post(
+        iris_server.url + "/v2/models/iris/infer",
+        content=orjson.dumps(event),
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    reply = response.json()
+    assert reply["datacontenttype"] == "application/octet-stream"
+    data = base64.b64decode(reply["data_base64"])
+    assert outputs(data, int(response.headers["inference-header-content-length"])) == [1, 1]
+
+
+@pytest.mark.parametrize("encoded", [123, None, [], {}, True])
+def test_a_structured_cloudevent_whose_data_base64_is_not_a_string_is_refused(iris_server, encoded):
+    event = {"specversion": "1.0", "id": "1", "source": "t", "type": "t", "data_base64": encoded}
+    response = httpx.post(
+        iris_server.url + "/v1/models/iris:predict",
+        content=orjson.dumps(event),
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("CloudEvent data_base64 must be a string, got ")
 
 
 def _raw_exchange(port: int, request: bytes) -> bytes:
