@@ -244,8 +244,16 @@ class InferRequest:
         for infer_input in self.inputs:
             array = infer_input.as_numpy()
             if infer_input.datatype == "BYTES":
-                array = np.array(infer_input.as_string(), dtype=np.object_).reshape(array.shape)
-            columns[infer_input.name] = array.reshape(-1) if array.ndim > 1 else array
+                try:
+                    array = np.array(infer_input.as_string(), dtype=np.object_).reshape(array.shape)
+                except UnicodeDecodeError:
+                    raise InvalidInput(
+                        f"input {infer_input.name!r}: a BYTES column of a pd request must be UTF-8 text"
+                    ) from None
+            columns[infer_input.name] = array.reshape(-1)
+        lengths = {name: len(column) for name, column in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise InvalidInput(f'the columns of a "pd" request must be as long as each other, got {lengths}')
         return pd.DataFrame(columns)
 
     def __repr__(self) -> str:

@@ -52,7 +52,13 @@ def _json_data(output: InferOutput):
     if array is None:
         return output._data
     if output.datatype == "BYTES" or array.dtype.kind in "OSU":
-        return output.data
+        try:
+            return output.data
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                f"output {output.name!r} holds bytes that are not UTF-8 text, which JSON cannot carry; "
+                "ask for it with binary_data: true"
+            ) from None
     if output.datatype in BINARY_ONLY_DATATYPES:
         raise InvalidInput(
             f"output {output.name!r} is {output.datatype}, which cannot be sent as JSON; "

@@ -164,6 +164,62 @@ def test_half_precision_travels_binary_only(test_models_server, datatype):
     assert datatype in response.json()["error"]
 
 
+def bytes_not_text() -> tuple[bytes, dict]:
+    """A BYTES tensor of one element, 0xff, which is not UTF-8, in the binary extension."""
+    inputs = [{"name": "x", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 5}}]
+    return binary_request(inputs, b"\x01\x00\x00\x00\xff")
+
+
+def test_bytes_that_are_not_text_asked_back_as_json_are_a_client_error(test_models_server):
+    body, headers = bytes_not_text()
+    response = httpx.post(test_models_server.url + "/v2/models/echo/infer", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "output 'x' holds bytes that are not UTF-8 text, which JSON cannot carry; ask for it with binary_data: true"
+    )
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (
+            [{"name": "a", "shape": [], "datatype": "FP32", "data": [1.0]}],
+            None,  # a scalar is a column of one row
+        ),
+        (
+            [
+                {"name": "a", "shape": [1], "datatype": "FP32", "data": [1.0]},
+                {"name": "b", "shape": [2], "datatype": "FP32", "data": [1.0, 2.0]},
+            ],
+            "the columns of a \"pd\" request must be as long as each other, got {'a': 1, 'b': 2}",
+        ),
+    ],
+)
+def test_pd_requests_with_odd_columns(iris_server, inputs, message):
+    response = infer(iris_server, "iris", {"parameters": {"content_type": "pd"}, "inputs": inputs})
+    assert response.status_code == 400
+    if message is not None:
+        assert response.json()["error"] == message
+
+
+def test_a_pd_column_of_bytes_that_are_not_text_is_a_client_error(iris_server):
+    header = orjson.dumps(
+        {
+            "parameters": {"content_type": "pd"},
+            "inputs": [
+                {"name": "x", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 5}}
+            ],
+        }
+    )
+    response = httpx.post(
+        iris_server.url + "/v2/models/iris/infer",
+        content=header + b"\x01\x00\x00\x00\xff",
+        headers={"inference-header-content-length": str(len(header))},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "input 'x': a BYTES column of a pd request must be UTF-8 text"
+
+
 def test_parameters_are_echoed(test_models_server):
     body = {
         "parameters": {"s": "x", "b": True, "i": 3, "f": 1.5},
