@@ -517,3 +517,11 @@ def test_a_document_without_duplicate_keys_is_parsed_as_it_is() -> None:
     assert type(document) is dict and type(document["b"]) is dict
     with pytest.raises(ValueError):
         parse_document(b"{oops")
+
+
+def test_a_deeply_nested_document_is_read_and_matched() -> None:
+    """orjson reads 1,024 levels; the check for duplicate keys must not stop at fewer."""
+    raw = b'{"x":' + b"[" * 600 + b"1" + b"]" * 600 + b',"k":"v"}'
+    document = parse_document(raw)
+    assert compile_path("k").get(document).value == "v"
+    assert matches(document, "k")

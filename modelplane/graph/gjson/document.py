@@ -38,9 +38,25 @@ def parse_document(raw: bytes | str, parsed: Any = None) -> Any:
     document = orjson.loads(raw) if parsed is None else parsed
     if isinstance(document, dict | list):
         text = raw.encode() if isinstance(raw, str) else raw
-        if _key_count(text) != _key_count(orjson.dumps(document)):
-            return json.loads(text, object_pairs_hook=_object)
+        if _key_count(text) != _parsed_key_count(document):
+            try:
+                return json.loads(text, object_pairs_hook=_object)
+            except RecursionError:
+                raise ValueError("the document nests too deep to read its duplicate keys") from None
     return document
+
+
+def _parsed_key_count(document: dict | list) -> int:
+    """The keys of every object in a parsed document (a duplicate key of the text counts once)."""
+    count, stack = 0, [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            count += len(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count
 
 
 def _key_count(text: bytes) -> int:
