@@ -140,7 +140,9 @@ def test_an_idle_revision_scales_to_zero_and_a_burst_wakes_it(platform):
     assert wide[1].split()[-3] == revision
 
 
-def test_a_revision_that_cannot_wake_answers_503_after_the_activator_timeout(platform):
+def test_a_revision_that_cannot_wake_answers_503_with_the_reason(platform):
+    """Woken from zero, its replica fails to load: the requests waiting for it, and those after, are
+    answered at once with why, not after the activator's timeout."""
     model_dir = platform.home / "pvc" / "vanishing"
     shutil.copytree(platform.home / "pvc" / "examples" / "sklearn-iris", model_dir)
     predictor = {"minReplicas": 0, "sklearn": {"storageUri": "pvc://vanishing"}}
@@ -151,12 +153,12 @@ def test_a_revision_that_cannot_wake_answers_503_after_the_activator_timeout(pla
     )
     shutil.rmtree(model_dir)  # the next replica cannot load its model
 
-    response = predict(platform, "vanishing")
-    assert response.status_code == 503
-    assert response.json() == {
-        "error": "revision vanishing-predictor-00001 could not take the request within 12s: "
-        "no replica became ready"
-    }
+    for _ in range(2):
+        response = predict(platform, "vanishing")
+        assert response.status_code == 503
+        error = response.json()["error"]
+        assert error.startswith("the predictor of InferenceService default/vanishing does not serve: "), error
+        assert "vanishing" in error.split("does not serve: ", 1)[1]
     platform.cli("delete", "isvc", "vanishing")
 
 

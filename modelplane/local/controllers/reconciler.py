@@ -660,7 +660,9 @@ class Reconciler:
                 share = stable_share([plan.percent for plan, _ in ready_canaries])
                 split = [replace(backend, weight=backend.weight * share) for backend in backends]
                 split += [replace(backend, weight=plan.percent * 100) for plan, backend in ready_canaries]
-            component_routes[component] = Route(tuple(split))
+            component_routes[component] = Route(
+                tuple(split), refusal=self._refusal(service, component, split)
+            )
             for target, backend in zip(targets, backends, strict=True):
                 if target.tag:
                     host = component_host(
@@ -671,10 +673,26 @@ class Reconciler:
             service.name, service.namespace, self.settings.domain, set(service.latest), component_routes
         )
         own_host = service_host(service.name, service.namespace, self.settings.domain)
-        routes = {host: Route(route.backends, explain=explain) for host, (route, explain) in routes.items()}
+        routes = {
+            host: Route(route.backends, explain=explain, refusal=route.refusal)
+            for host, (route, explain) in routes.items()
+        }
         if own_host in routes and "explainer" not in component_routes:
             routes[own_host] = self._with_explainer_waiting(service, routes[own_host])
         return {**routes, **tag_routes}
+
+    def _refusal(self, service: _Service, component: str, backends: list[Backend]) -> str | None:
+        """Why a component's requests are answered 503 at once: every revision they could go to failed
+        to start its replicas and has none ready (woken from zero, say, with its model gone), so a
+        request would only wait for the activator's timeout. None while any may still serve."""
+        failures = []
+        for backend in backends:
+            runner = service.running.get(backend.revision)
+            state = runner.state() if runner is not None else None
+            if state is None or state.ready or state.failure is None:
+                return None
+            failures.append(state.failure.message)
+        return f"the {component} of InferenceService {service.namespace}/{service.name} does not serve: {failures[0]}"
 
     def _with_explainer_waiting(self, service: _Service, route: Route) -> Route:
         """The service's host while its explainer does not serve yet: `:explain` calls wait for it
