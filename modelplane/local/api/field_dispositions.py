@@ -323,7 +323,13 @@ _RUNTIME: Table = {
             "spec.httpDataEndpoint",
         )
     },
-    "spec.replicas": warned(_MODEL_MESH),
+    "spec.builtInAdapter.memBufferBytes": acted(
+        "held back from each ModelMesh pool replica's memory: the rest is for its models"
+    ),
+    "spec.replicas": acted(
+        "how many replicas a ModelMesh runtime's pool runs (a single-model runtime's replicas are each "
+        "service's own)"
+    ),
 }
 
 _GRAPH: Table = {
