@@ -251,6 +251,16 @@ def test_art_storage_spec_needs_a_supported_uri():
     [
         ({"containerConcurrency": -1}, "containerConcurrency", "parallelism cannot be less than 0"),
         ({"minReplicas": -1}, "minReplicas", "'MinReplicas' cannot be less than 0"),
+        (
+            {"canaryTrafficPercent": 150},
+            "canaryTrafficPercent",
+            "canaryTrafficPercent must be between 0 and 100, got 150",
+        ),
+        (
+            {"canaryTrafficPercent": -5},
+            "canaryTrafficPercent",
+            "canaryTrafficPercent must be between 0 and 100, got -5",
+        ),
         ({"maxReplicas": -1}, "maxReplicas", "'MaxReplicas' cannot be less than 0"),
         (
             {"minReplicas": 3, "maxReplicas": 2},

@@ -347,6 +347,14 @@ def extension_errors(component: dict, here: list) -> Iterator[FieldError]:
     concurrency = component.get("containerConcurrency")
     if concurrency is not None and concurrency < 0:
         yield FieldError(paths.join([*here, "containerConcurrency"]), "parallelism cannot be less than 0")
+    canary_percent = component.get("canaryTrafficPercent")
+    if canary_percent is not None and not 0 <= canary_percent <= 100:
+        # (KServe passes it on, and Knative refuses the traffic split; a typo of 150 for 15 must not
+        # promote the new revision silently.)
+        yield FieldError(
+            paths.join([*here, "canaryTrafficPercent"]),
+            f"canaryTrafficPercent must be between 0 and 100, got {canary_percent}",
+        )
     min_replicas = component.get("minReplicas", DEFAULT_MIN_REPLICAS)
     max_replicas = component.get("maxReplicas", 0)
     if min_replicas < 0:
