@@ -45,7 +45,8 @@ class DeliverySettings:
     batch_size: int = 128  # events one writer sends at once (pipelined)
     batch_bytes: int = 1024 * 1024  # ... and their bodies' size, past the first event
     linger: float = 0.002  # seconds a writer waits for a fuller batch before it sends what it has
-    max_attempts: int = 5
+    # 0.1, 0.2, 0.4 ... 5, 5 s apart: about 21 s in all, enough for a receiver's restart.
+    max_attempts: int = 10
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
     send_timeout: float = 10.0  # for one batch
