@@ -4,6 +4,7 @@ or of an InferenceGraph's router (`-c router`)."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from modelplane.cli.main import CommandError
 from modelplane.local.api.settings import modelplane_home
 
 COMPONENTS = ("predictor", "transformer", "explainer", "router")  # router: an InferenceGraph's
+CANARY_COMPONENT = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?-predictor")  # spec.canary[]'s, by name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,13 +25,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("name", help="the InferenceService (or the InferenceGraph, with -c router)")
     parser.add_argument(
-        "-c", "--component", choices=COMPONENTS, default="predictor", help="whose log (default: predictor)"
+        "-c",
+        "--component",
+        type=_component,
+        default="predictor",
+        help="whose log: predictor (the default), transformer, explainer, router (an InferenceGraph's), "
+        "or a Standard-mode canary's predictor, <canary>-predictor",
     )
     parser.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
     parser.add_argument("--revision", help="a revision name (default: the newest)")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing what is written")
     parser.add_argument("--home", type=Path, default=None, help="state folder (default: MODELPLANE_HOME)")
     parser.set_defaults(func=run)
+
+
+def _component(value: str) -> str:
+    if value in COMPONENTS or CANARY_COMPONENT.fullmatch(value):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not a component: use {', '.join(COMPONENTS)} or <canary>-predictor"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -109,6 +109,8 @@ def test_a_canary_takes_its_share_and_leaves_without_a_trace(platform):
     assert {str(predict(platform, "cany-v2-predictor.default.localhost")) for _ in range(10)} == {
         str(CANARY_ANSWER)
     }
+    # Its replicas' log is the canary's own.
+    assert "cany-v2-predictor-00001" in platform.cli("logs", "cany", "-c", "v2-predictor").stdout
 
     # Rollback: the canary's entry is removed, its replica stops and all traffic is the stable's.
     platform.apply(service())
