@@ -188,7 +188,8 @@ def _outcome(status: int, body: bytes) -> Outcome:
     if status >= 500 or status in _RETRYABLE_STATUSES:
         return RetryLater(f"the receiver answered {status}")
     if status >= 300:
-        return Refused(f"the receiver answered {status}: {body!r}")
+        said = body[:200].decode("utf-8", "replace").strip()
+        return Refused(f"the receiver answered {status}" + (f": {said}" if said else ""))
     return None
 
 

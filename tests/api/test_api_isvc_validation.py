@@ -304,7 +304,12 @@ def test_min_replicas_default_counts_against_max():
 @pytest.mark.parametrize(
     ("extension", "message"),
     [
-        ({"scaleMetric": "cpu"}, "[cpu] is not a supported metric"),
+        (
+            {"scaleMetric": "cpu"},
+            "[cpu] is not a supported metric by Knative's default autoscaler (concurrency, rps); cpu needs the "
+            'serving.kserve.io/deploymentMode: "Standard" mode or the autoscaling.knative.dev/class: '
+            '"hpa.autoscaling.knative.dev" annotation',
+        ),
         ({"scaleMetric": "rps", "scaleTarget": 0}, "the target for rps should be greater than 1"),
         (
             {"deploymentStrategy": {"type": "Recreate"}},

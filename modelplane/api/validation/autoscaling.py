@@ -138,7 +138,14 @@ def _kpa_errors(component: dict, path: list) -> Iterator[FieldError]:
         return
     metric = component.get("scaleMetric", "concurrency")
     if metric not in KPA_METRICS:
-        yield FieldError(paths.join([*path, "scaleMetric"]), f"[{metric}] is not a supported metric")
+        hint = ""
+        if metric in HPA_METRICS:
+            hint = (
+                f" by Knative's default autoscaler ({', '.join(KPA_METRICS)}); {metric} needs the "
+                f'{DEPLOYMENT_MODE_ANNOTATION}: "{STANDARD}" mode or the '
+                f'{KNATIVE_AUTOSCALER_CLASS_ANNOTATION}: "{KNATIVE_HPA_CLASS}" annotation'
+            )
+        yield FieldError(paths.join([*path, "scaleMetric"]), f"[{metric}] is not a supported metric{hint}")
         return
     target = component.get("scaleTarget")
     if target is not None and metric == "rps" and target < 1:
