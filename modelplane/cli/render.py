@@ -24,7 +24,7 @@ from modelplane.kube.notes import resource_ref
 from modelplane.kube.render import RenderError, render
 from modelplane.kube.settings import DEFAULT_IMAGE, KubeSettings
 from modelplane.local.api import meta as api_meta
-from modelplane.local.api.errors import Invalid
+from modelplane.local.api.errors import Invalid, object_details
 
 MODES = {"standard": STANDARD, "knative": KNATIVE}
 
@@ -109,7 +109,7 @@ def _admitted(documents: list[Document], namespace: str | None, settings: KubeSe
     admitted: list[dict] = []
     for document in documents:
         resource = placed(document, namespace, refused=(EVENT,))
-        _check_identity(resource)
+        _check_identity(resource, document)
         for path in unknown_fields(resource):
             print(
                 f'Warning: {document.source}:{document.line_of(path)}: unknown field "{path}"',
@@ -131,17 +131,20 @@ def _admitted(documents: list[Document], namespace: str | None, settings: KubeSe
     return admitted
 
 
-def _check_identity(resource: dict) -> None:
-    """The name and namespace checks the API server makes before any admission webhook runs."""
+def _check_identity(resource: dict, document: Document) -> None:
+    """The name and namespace checks the API server makes before any admission webhook runs, placed
+    at the field's line as apply places them."""
     kind = kind_of(resource)
     metadata = resource["metadata"]
     what = f'{kind.group_kind} "{metadata.get("name") or ""}" is invalid'
+    details = object_details(kind, str(metadata.get("name") or ""))
     try:
-        api_meta.check_name(metadata.get("name"), what)
+        api_meta.check_name(metadata.get("name"), what, details)
         if kind.namespaced:
-            api_meta.check_namespace(metadata.get("namespace"), what)
+            api_meta.check_namespace(metadata.get("namespace"), what, details)
     except Invalid as error:
-        raise CommandError(f"{error} (nothing was rendered)") from None
+        line = document.line_of(error.details["causes"][0]["field"])
+        raise CommandError(f"{document.source}:{line}: {error} (nothing was rendered)") from None
 
 
 def _document_of(reference: str, documents: list[Document], admitted: list[dict]) -> Document:

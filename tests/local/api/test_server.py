@@ -378,7 +378,9 @@ def test_the_standalone_server_stops_quietly_on_ctrl_c(tmp_path):
     command = [sys.executable, "-m", "modelplane.local.api.server", "--home", str(tmp_path), "--port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert process.stdout.readline().startswith("listening on ")
+        url = process.stdout.readline().removeprefix("listening on ").strip()
+        # Once it answers, its signal handlers are in place.
+        assert httpx.get(url + "/healthz", timeout=30).status_code == 200
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
