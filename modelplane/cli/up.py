@@ -294,13 +294,9 @@ def _tls(cert: Path | None, key: Path | None):
 
 def _check_exposure(host: str, token: str | None, insecure: bool) -> None:
     """A ServingRuntime runs commands: the API is not offered beyond this machine without a token."""
-    import ipaddress
+    from modelplane.protocol.loopback import is_loopback
 
-    try:
-        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback and token is None and not insecure:
+    if not is_loopback(host) and token is None and not insecure:
         raise CommandError(
             f"--host {host} would let anyone who reaches this machine use the control-plane API, which runs "
             "commands (a ServingRuntime's): give --auth-token-file FILE, or --insecure to do it anyway"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import json
 import os
 import platform
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from modelplane.protocol.loopback import is_loopback
 
 from .errors import AccessDeniedError, NotFoundError, StorageError, TransferError
 from .uri import DOCKER_HUB, Location
@@ -60,7 +61,7 @@ class Registry:
     def __init__(self, location: Location, timeout: float = 60.0) -> None:
         self.location = location
         host = location.bucket
-        self._base = f"{'http' if _is_loopback(host) else 'https'}://{host}"
+        self._base = f"{'http' if is_loopback(host) else 'https'}://{host}"
         self._client = httpx.Client(timeout=timeout, follow_redirects=True)
         self._basic = docker_credentials(host)
         self._authorization: str | None = None
@@ -225,17 +226,6 @@ def _config_credentials(path: Path, host: str) -> tuple[str, str] | None:
             if isinstance(entry, dict) and entry.get("username"):
                 return str(entry["username"]), str(entry.get("password") or "")
     return None
-
-
-def _is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _this_platform() -> str:

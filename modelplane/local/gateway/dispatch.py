@@ -79,8 +79,12 @@ class Dispatcher:
         on_demand: Callable[[str], None] | None = None,
         observer: GatewayObserver | None = None,
         default_timeout: float = 300.0,
+        list_hosts: bool = True,
     ) -> None:
         self._on_demand = on_demand
+        # Whether a request for no known host is told the hosts there are: not where the gateway is
+        # reached from beyond this machine.
+        self._list_hosts = list_hosts
         self._default_timeout = default_timeout  # of a revision without one (the gateway's response_timeout)
         self.observer = observer or GatewayObserver()
         self._table = RouteTable()
@@ -199,9 +203,7 @@ class Dispatcher:
             return Unavailable(503, reason)
         if self._table.starting:
             return Unavailable(503, STARTING)
-        hosts = ", ".join(self._table.hosts()) or "none"
+        known = f"; known hosts: {', '.join(self._table.hosts()) or 'none'}" if self._list_hosts else ""
         if not host:
-            return Unavailable(404, f"the request has no Host header; known hosts: {hosts}")
-        return Unavailable(
-            404, f"no InferenceService or InferenceGraph serves host '{host}'; known hosts: {hosts}"
-        )
+            return Unavailable(404, f"the request has no Host header{known}")
+        return Unavailable(404, f"no InferenceService or InferenceGraph serves host '{host}'{known}")

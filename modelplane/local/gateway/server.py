@@ -32,6 +32,7 @@ from modelplane.local.gateway.metrics import GatewayMetrics
 from modelplane.local.gateway.observe import GatewayObserver
 from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import RouteTable
+from modelplane.protocol.loopback import is_loopback
 from modelplane.protocol.sweeps import visit_in_slices
 from modelplane.telemetry.payload_delivery import PayloadDelivery
 
@@ -71,7 +72,10 @@ class Gateway:
         # The payload logger of the routes with a `logger`: delivers on the gateway's loop, between requests.
         self.payload_log = PayloadDelivery(self.config.payload_log)
         self._dispatcher = Dispatcher(
-            on_demand, GatewayObserver(self.metrics, self.payload_log.submit), self.config.response_timeout
+            on_demand,
+            GatewayObserver(self.metrics, self.payload_log.submit),
+            self.config.response_timeout,
+            list_hosts=is_loopback(self.config.host),
         )
         if routes is not None:
             self._dispatcher.update(routes)

@@ -162,6 +162,25 @@ def test_traffic_splits_by_weight(replicas):
     )
 
 
+def test_a_gateway_reached_from_beyond_this_machine_keeps_its_hosts_to_itself():
+    """Bound to another address than loopback, a 404 does not list the services there are."""
+    from modelplane.local.gateway.dispatch import Dispatcher
+    from modelplane.local.gateway.revisions import Unavailable
+
+    for list_hosts, told in ((True, True), (False, False)):
+        dispatcher = Dispatcher(list_hosts=list_hosts)
+        dispatcher.update(
+            RouteTable({"iris.default.localhost": Route((Backend("iris-1", ("127.0.0.1:1",)),))})
+        )
+        with pytest.raises(Unavailable) as refused:
+            dispatcher.resolve(b"nope.default.localhost", b"/v1/models/iris:predict")
+        assert refused.value.status == 404
+        assert refused.value.message.startswith(
+            "no InferenceService or InferenceGraph serves host 'nope.default.localhost'"
+        )
+        assert ("iris.default.localhost" in refused.value.message) is told
+
+
 def test_update_routes_swaps_the_whole_table(replicas):
     with running_gateway(iris_table(replicas)) as gateway:
         assert replica_for(gateway, "sklearn-iris-predictor.default.localhost") == "predictor-1"
