@@ -446,20 +446,26 @@ def test_a_batcher_answers_concurrent_requests_with_one_model_call(platform, tmp
     platform.cli("delete", "isvc", "iris-batched")
 
 
-def test_a_spec_no_runtime_can_serve_is_an_invalid_spec(platform, tmp_path):
-    path = tmp_path / "nope.yaml"
+def apply_invalid_spec(platform, tmp_path, name: str, model: str) -> tuple[dict, Path]:
+    """Applies a service whose predictor `model` (YAML lines) no runtime serves; its status once it
+    says InvalidSpec, and the file to delete it by."""
+    path = tmp_path / f"{name}.yaml"
     path.write_text(
-        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: nope\nspec:\n"
-        "  predictor:\n    model:\n      modelFormat: {name: sklearn}\n      runtime: no-such-runtime\n"
-        "      storageUri: pvc://examples/sklearn-iris\n"
+        f"apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: {name}\nspec:\n"
+        f"  predictor:\n    model:\n{model}      storageUri: pvc://examples/sklearn-iris\n"
     )
     platform.cli("apply", "-f", str(path))
 
     def invalid():
-        status = get(platform, "nope").get("status") or {}
+        status = get(platform, name).get("status") or {}
         return status if status.get("modelStatus", {}).get("transitionStatus") == "InvalidSpec" else None
 
-    status = wait_until(invalid, "the invalid spec to be reported", platform)
+    return wait_until(invalid, "the invalid spec to be reported", platform), path
+
+
+def test_a_spec_no_runtime_can_serve_is_an_invalid_spec(platform, tmp_path):
+    model = "      modelFormat: {name: sklearn}\n      runtime: no-such-runtime\n"
+    status, path = apply_invalid_spec(platform, tmp_path, "nope", model)
     predictor_ready = next(c for c in status["conditions"] if c["type"] == "PredictorReady")
     assert (predictor_ready["status"], predictor_ready["reason"]) == ("False", "RuntimeNotRecognized")
     assert status["modelStatus"]["lastFailureInfo"]["reason"] == "RuntimeNotRecognized"
@@ -467,19 +473,7 @@ def test_a_spec_no_runtime_can_serve_is_an_invalid_spec(platform, tmp_path):
 
 
 def test_a_model_format_no_runtime_supports_is_named_in_an_event(platform, tmp_path):
-    path = tmp_path / "typo.yaml"
-    path.write_text(
-        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: typo\nspec:\n"
-        "  predictor:\n    model:\n      modelFormat: {name: sklern}\n"
-        "      storageUri: pvc://examples/sklearn-iris\n"
-    )
-    platform.cli("apply", "-f", str(path))
-
-    def invalid():
-        status = get(platform, "typo").get("status") or {}
-        return status if status.get("modelStatus", {}).get("transitionStatus") == "InvalidSpec" else None
-
-    status = wait_until(invalid, "the invalid spec to be reported", platform)
+    status, path = apply_invalid_spec(platform, tmp_path, "typo", "      modelFormat: {name: sklern}\n")
     failure = status["modelStatus"]["lastFailureInfo"]
     assert failure == {
         "reason": "NoSupportingRuntime",
