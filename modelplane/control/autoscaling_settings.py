@@ -181,14 +181,16 @@ def _target(
 ) -> float:
     """Knative's rule: a soft target (scaleTarget, else the annotation) is capped by containerConcurrency;
     without one, containerConcurrency is the target, else the platform's default for the metric."""
+    source = "the scale target"
     if component_spec.get("scaleTarget") is not None:
         soft = as_number("scaleTarget", component_spec["scaleTarget"])
     elif TARGET in annotations:
         soft = as_number(TARGET, annotations[TARGET])
+        source = TARGET  # (an error naming the annotation is placed on it)
     else:
         soft = None
     if soft is not None and soft < TARGET_MIN:
-        raise AutoscalingError(f"the scale target must be at least {TARGET_MIN}, not {soft:g}")
+        raise AutoscalingError(f"{source} must be at least {TARGET_MIN}, not {soft:g}")
     if metric == "rps":
         return soft if soft is not None else config.requests_per_second_target_default
     if soft is None:

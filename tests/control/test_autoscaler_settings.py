@@ -112,6 +112,7 @@ def test_activation_scale():
         ),
         ({"scaleMetric": "cpu"}, {}, "scale metric [cpu] is not supported; use concurrency or rps"),
         ({"scaleTarget": 0}, {}, "the scale target must be at least 0.01, not 0"),
+        ({}, {KNATIVE + "target": "0"}, "autoscaling.knative.dev/target must be at least 0.01, not 0"),
         ({}, {KNATIVE + "target": "lots"}, "autoscaling.knative.dev/target must be a number, not 'lots'"),
         ({}, {KNATIVE + "window": "2s"}, "autoscaling.knative.dev/window must be between 6s and 1h, not 2s"),
         ({}, {KNATIVE + "window": "soon"}, "must be a duration such as 90s or 2m, not 'soon'"),

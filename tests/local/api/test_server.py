@@ -369,6 +369,16 @@ def test_autoscaling_settings_the_autoscaler_cannot_use_are_refused(api):
     tiny_target["spec"]["predictor"]["scaleTarget"] = 0
     body = assert_status(api.post(path(), json=tiny_target), 422, "Invalid")
     assert "the scale target must be at least 0.01" in body["message"]
+    annotated_target = isvc("annotated-target")
+    annotated_target["metadata"]["annotations"] = {"autoscaling.knative.dev/target": "-1"}
+    body = assert_status(api.post(path(), json=annotated_target), 422, "Invalid")
+    assert body["details"]["causes"] == [
+        {
+            "field": "metadata.annotations",
+            "message": "autoscaling.knative.dev/target must be at least 0.01, not -1",
+            "reason": "FieldValueInvalid",
+        }
+    ]
     fine = isvc("fine-window")
     fine["metadata"]["annotations"] = {"autoscaling.knative.dev/window": "90s"}
     assert api.post(path(), json=fine).status_code == 201
