@@ -74,7 +74,9 @@ def test_pipelined_requests_are_answered_in_order(echo_router):
 @pytest.mark.parametrize("expectation", [b"100-continue", b"100-Continue"])  # case-insensitive (RFC 9110)
 def test_expect_100_continue_is_answered(echo_router, expectation):
     with connect(echo_router) as sock, sock.makefile("rb") as stream:
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\nExpect: " + expectation + b"\r\n\r\n")
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\nExpect: " + expectation + b"\r\n\r\n"
+        )
         assert stream.readline() + stream.readline() == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"{}")
         assert read_response(stream)[1] == b"{}"
