@@ -396,5 +396,6 @@ def test_the_standalone_server_stops_quietly_on_ctrl_c(tmp_path):
     finally:
         process.kill()
         process.wait()
-    assert process.returncode == 130
+    # 130 when uvicorn passes the signal on after its graceful stop, 0 when it does not: quiet either way.
+    assert process.returncode in (0, 130), stderr
     assert "Traceback" not in stderr
