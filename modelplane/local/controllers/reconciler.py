@@ -682,15 +682,17 @@ class Reconciler:
         return {**routes, **tag_routes}
 
     def _refusal(self, service: _Service, component: str, backends: list[Backend]) -> str | None:
-        """Why a component's requests are answered 503 at once: every revision they could go to failed
-        to start its replicas and has none ready (woken from zero, say, with its model gone), so a
-        request would only wait for the activator's timeout. None while any may still serve."""
+        """Why a component's requests are answered 503 at once: every replica of every revision they
+        could go to failed to start (woken from zero, say, with its model gone), so a request would
+        only wait for the activator's timeout. None while any may still serve."""
         failures = []
         for backend in backends:
             runner = service.running.get(backend.revision)
             state = runner.state() if runner is not None else None
             if state is None or state.ready or state.failure is None:
                 return None
+            if state.failed_replicas < (state.desired_replicas or 1):
+                return None  # another replica may still come up
             failures.append(state.failure.message)
         return f"the {component} of InferenceService {service.namespace}/{service.name} does not serve: {failures[0]}"
 
