@@ -685,7 +685,7 @@ class Reconciler:
         """Why a component's requests are answered 503 at once: every replica of every revision they
         could go to failed to start (woken from zero, say, with its model gone), so a request would
         only wait for the activator's timeout. None while any may still serve."""
-        failures = []
+        failure = None
         for backend in backends:
             runner = service.running.get(backend.revision)
             state = runner.state() if runner is not None else None
@@ -693,8 +693,8 @@ class Reconciler:
                 return None
             if state.failed_replicas < (state.desired_replicas or 1):
                 return None  # another replica may still come up
-            failures.append(state.failure.message)
-        return f"the {component} of InferenceService {service.namespace}/{service.name} does not serve: {failures[0]}"
+            failure = failure or state.failure.message
+        return f"the {component} of InferenceService {service.namespace}/{service.name} does not serve: {failure}"
 
     def _with_explainer_waiting(self, service: _Service, route: Route) -> Route:
         """The service's host while its explainer does not serve yet: `:explain` calls wait for it

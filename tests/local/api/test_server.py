@@ -355,30 +355,28 @@ def test_resuming_a_watch_from_beyond_the_history_is_an_expired_error_event(tmp_
 
 
 def test_autoscaling_settings_the_autoscaler_cannot_use_are_refused(api):
-    short_window = isvc("short-window")
-    short_window["metadata"]["annotations"] = {"autoscaling.knative.dev/window": "2s"}
-    body = assert_status(api.post(path(), json=short_window), 422, "Invalid")
-    assert body["details"]["causes"] == [
-        {
-            "field": "metadata.annotations",
-            "message": "autoscaling.knative.dev/window must be between 6s and 1h, not 2s",
-            "reason": "FieldValueInvalid",
-        }
-    ]
+    def annotation_refused(name: str, annotations: dict, message: str) -> None:
+        annotated = isvc(name)
+        annotated["metadata"]["annotations"] = annotations
+        body = assert_status(api.post(path(), json=annotated), 422, "Invalid")
+        assert body["details"]["causes"] == [
+            {"field": "metadata.annotations", "message": message, "reason": "FieldValueInvalid"}
+        ]
+
+    annotation_refused(
+        "short-window",
+        {"autoscaling.knative.dev/window": "2s"},
+        "autoscaling.knative.dev/window must be between 6s and 1h, not 2s",
+    )
+    annotation_refused(
+        "annotated-target",
+        {"autoscaling.knative.dev/target": "-1"},
+        "autoscaling.knative.dev/target must be at least 0.01, not -1",
+    )
     tiny_target = isvc("tiny-target")
     tiny_target["spec"]["predictor"]["scaleTarget"] = 0
     body = assert_status(api.post(path(), json=tiny_target), 422, "Invalid")
     assert "the scale target must be at least 0.01" in body["message"]
-    annotated_target = isvc("annotated-target")
-    annotated_target["metadata"]["annotations"] = {"autoscaling.knative.dev/target": "-1"}
-    body = assert_status(api.post(path(), json=annotated_target), 422, "Invalid")
-    assert body["details"]["causes"] == [
-        {
-            "field": "metadata.annotations",
-            "message": "autoscaling.knative.dev/target must be at least 0.01, not -1",
-            "reason": "FieldValueInvalid",
-        }
-    ]
     fine = isvc("fine-window")
     fine["metadata"]["annotations"] = {"autoscaling.knative.dev/window": "90s"}
     assert api.post(path(), json=fine).status_code == 201
