@@ -49,6 +49,9 @@ _MESH_CREDENTIALS = (
     "a ModelMesh model is fetched with the storage-config Secret, as ModelMesh Serving fetches it"
 )
 _REQUEST_SCALING = "it types a cpu or memory target, and this component scales on its requests"
+_ONE_MODEL_POOL = (
+    "a ModelMesh pool's setting, and this runtime is not multiModel: each service runs its own replicas"
+)
 _ONE_REVISION = "the Recreate strategy runs one revision at a time: there is none to split with"
 _SPLIT_BY_PERCENT = "canaryTrafficPercent splits this component's traffic: its new revision starts whole"
 COMPONENTS = ("predictor", "transformer", "explainer")
@@ -72,8 +75,28 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
         Unhonored(path, why) for path, disposition, why in _set_fields(resource) if disposition == WARNED
     ]
     return _once(
-        found + _containers_not_run(resource) + _read_only_with(resource) + _account_fields(resource)
+        found
+        + _containers_not_run(resource)
+        + _read_only_with(resource)
+        + _account_fields(resource)
+        + _pool_fields_of_one_model_runtime(resource)
     )
+
+
+def _pool_fields_of_one_model_runtime(resource: dict) -> list[Unhonored]:
+    """A runtime's ModelMesh pool settings, which only a `multiModel` runtime has a pool to act on."""
+    spec = resource.get("spec")
+    kinds = (SERVING_RUNTIME.kind, CLUSTER_SERVING_RUNTIME.kind)
+    if resource.get("kind") not in kinds or not isinstance(spec, dict) or spec.get("multiModel"):
+        return []
+    adapter = spec.get("builtInAdapter")
+    fields = {
+        "spec.replicas": spec.get("replicas"),
+        "spec.builtInAdapter.memBufferBytes": adapter.get("memBufferBytes")
+        if isinstance(adapter, dict)
+        else None,
+    }
+    return [Unhonored(path, _ONE_MODEL_POOL) for path, value in fields.items() if value is not None]
 
 
 def _account_fields(resource: dict) -> list[Unhonored]:

@@ -94,6 +94,16 @@ def test_runtimes_and_graphs_are_looked_at_too():
     assert found({"kind": "TrainedModel", "spec": {"model": {"memory": "1Gi"}}}) == []
 
 
+def test_pool_settings_are_acted_on_by_a_multi_model_runtime_only():
+    def runtime(multi_model: bool) -> dict:
+        spec = {"multiModel": multi_model, "replicas": 3, "builtInAdapter": {"memBufferBytes": 1024}}
+        return {"kind": "ServingRuntime", "metadata": {"name": "pool"}, "spec": spec}
+
+    assert found(runtime(True)) == []
+    why = "a ModelMesh pool's setting, and this runtime is not multiModel: each service runs its own replicas"
+    assert found(runtime(False)) == [("spec.replicas", why), ("spec.builtInAdapter.memBufferBytes", why)]
+
+
 def test_a_services_status_names_its_runtimes_fields_too():
     runtime = {
         "kind": "ServingRuntime",
