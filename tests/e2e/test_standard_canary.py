@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from tests.e2e.platform_process import (
     PlatformProcess,
     kill_leftovers,
+    replica_processes,
     running_platform,
     wait_until,
     write_iris_models,
@@ -124,6 +127,33 @@ def test_a_canary_takes_its_share_and_leaves_without_a_trace(platform):
     wait_until(rolled_back, "the rollback", platform)
     assert all(predict(platform) == STABLE_ANSWER for _ in range(30))
     wait_until(lambda: replicas() == {"cany-predictor-00001": 2}, "the lent replica back", platform)
+
+
+def test_a_restart_in_place_keeps_the_replicas_lent_to_a_ready_canary(platform, home):
+    """After SIGHUP the control plane takes back the replicas it had: the stable predictor, which lent
+    one of its two to the ready canary, does not start a second one while the canary is taken back."""
+    platform.apply(service(v2_canary(30)))
+    lent = {"cany-predictor-00001": 1, "cany-v2-predictor-00001": 1}
+    wait_until(lambda: replicas(platform) == lent, "the stable predictor lending a replica", platform)
+    running = wait_until(
+        lambda: len(replica_processes(home)) == 2 and set(replica_processes(home)),
+        "one replica each",
+        platform,
+    )
+
+    platform.process.send_signal(signal.SIGHUP)
+    assert platform.process.stdout.readline().startswith("modelplane is up: ")
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        assert set(replica_processes(home)) == running, "a replica started or stopped across the restart"
+        time.sleep(0.1)
+    assert replicas(platform) == lent
+    platform.apply(service())
+    wait_until(lambda: replicas(platform) == {"cany-predictor-00001": 2}, "the lent replica back", platform)
+
+
+def replicas(platform: PlatformProcess) -> dict[str, int]:
+    return {entry["name"]: entry["actualReplicas"] for entry in status(platform)["revisions"]}
 
 
 def test_a_canary_that_fails_to_load_takes_no_traffic_and_says_why(platform, home):

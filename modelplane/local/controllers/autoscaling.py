@@ -106,6 +106,7 @@ class Autoscaling:
         self._waking: set[str] = set()
         self._caps: dict[str, int] = {}  # revision: the most replicas it may have now (a rolling update)
         self._fixed: dict[str, int] = {}  # revision: the count of one that is not scaled, before any cap
+        self._lent: dict[str, int] = {}  # revision: what its minReplicas gives up (`lower_minimum`)
         # Told of every change of count: (revision, replicas before, after, the decision's reason).
         self.on_rescale: Callable[[str, int, int, str], None] | None = None
 
@@ -141,17 +142,18 @@ class Autoscaling:
         except AutoscalingError as exc:  # stored before the platform checked it
             logger.warning("%s: %s; keeping a fixed replica count", name, exc)
             on_resources = settings = None
+        lent = self._lent.get(name, 0)
         if on_resources is not None:
             if initial_scale is not None:
                 raised = min(max(on_resources.min_replicas, initial_scale), on_resources.max_replicas)
                 on_resources = replace(on_resources, min_replicas=raised)
-            count = self.track_resources(replicas, on_resources, on_scale)
+            count = self.track_resources(replicas, on_resources, on_scale, lent)
         elif settings is None:
-            count = self._fixed[name] = fixed_replicas(template)
+            count = self._fixed[name] = _lowered(fixed_replicas(template), lent)
         else:
             if initial_scale is not None:  # `track` keeps it within minReplicas and maxReplicas
                 settings = replace(settings, initial_scale=max(settings.initial_scale, initial_scale))
-            count = self.track(name, settings, replicas, on_scale)
+            count = self.track(name, settings, replicas, on_scale, lent)
         replicas.scale(self._capped(name, count))
 
     def cap(self, replicas: Scalable, limit: int | None) -> None:
@@ -180,20 +182,27 @@ class Autoscaling:
         return count if limit is None else min(count, limit)
 
     def track(
-        self, revision: str, settings: AutoscalerSettings, replicas: Scalable, on_scale: Callable[[], None]
+        self,
+        revision: str,
+        settings: AutoscalerSettings,
+        replicas: Scalable,
+        on_scale: Callable[[], None],
+        lent: int = 0,
     ) -> int:
         """Scales `replicas` from now on; returns the count the revision starts with (its initial
-        scale within minReplicas and maxReplicas). `on_scale` is called after every change of count."""
-        autoscaler = RevisionAutoscaler(revision, settings)  # on time.monotonic, as the gateway's counters
+        scale within minReplicas and maxReplicas, less what it `lent`). `on_scale` is called after
+        every change of count."""
+        # On time.monotonic, as the gateway's counters.
+        autoscaler = RevisionAutoscaler(revision, _with_lower_minimum(settings, lent))
         wanted = autoscaler.decide().desired_replicas
         self._tracked[revision] = _Tracked(autoscaler, replicas, on_scale, settings, wanted)
         return wanted
 
     def track_resources(
-        self, replicas: Measurable, settings: ResourceScaling, on_scale: Callable[[], None]
+        self, replicas: Measurable, settings: ResourceScaling, on_scale: Callable[[], None], lent: int = 0
     ) -> int:
         """Scales `replicas` on their cpu and memory from now on; returns the count they start with
-        (minReplicas, at least one)."""
+        (minReplicas less what they `lent`, at least one)."""
         revision = replicas.revision
         logger.info(
             "autoscaler %s: scales on %s, %d to %d replicas",
@@ -202,41 +211,40 @@ class Autoscaling:
             settings.min_replicas,
             settings.max_replicas,
         )
-        autoscaler = ResourceAutoscaler(revision.name, settings, resource_requests(revision.template))
+        lowered = replace(settings, min_replicas=_lowered(settings.min_replicas, lent))
+        autoscaler = ResourceAutoscaler(revision.name, lowered, resource_requests(revision.template))
         self._by_resources[revision.name] = _ResourceTracked(
-            autoscaler, replicas, on_scale, settings, settings.min_replicas
+            autoscaler, replicas, on_scale, settings, lowered.min_replicas
         )
-        return settings.min_replicas
+        return lowered.min_replicas
 
     def lower_minimum(self, replicas: Scalable, by: int) -> None:
         """Standard-mode canaries: a stable revision gives up `by` of its minReplicas (one always stays)
-        to its ready canaries, as KServe lowers the stable Deployment; `by` 0 gives them back."""
-        on_resources = self._by_resources.get(replicas.revision.name)
+        to its ready canaries, as KServe lowers the stable Deployment; `by` 0 gives them back. Told
+        before the revision starts scaling (a restart in place), it starts lowered."""
+        name = replicas.revision.name
+        self._lent[name] = by
+        on_resources = self._by_resources.get(name)
+        tracked = self._tracked.get(name)
         if on_resources is not None:
-            asked = on_resources.settings
-            lowered = replace(asked, min_replicas=max(1, asked.min_replicas - by))
-            on_resources.autoscaler.settings = lowered
-            return
-        tracked = self._tracked.get(replicas.revision.name)
-        if tracked is None:  # a fixed count
-            name = replicas.revision.name
-            self._fixed[name] = max(1, fixed_replicas(replicas.revision.template) - by)
+            lowered = _lowered(on_resources.settings.min_replicas, by)
+            on_resources.autoscaler.settings = replace(on_resources.settings, min_replicas=lowered)
+        elif tracked is not None:
+            lowered = _with_lower_minimum(tracked.settings, by)
+            if tracked.autoscaler.settings != lowered:
+                tracked.autoscaler.settings = lowered
+        elif name in self._fixed:
+            self._fixed[name] = _lowered(fixed_replicas(replicas.revision.template), by)
             count = self._capped(name, self._fixed[name])
             if replicas.desired != count:
                 replicas.scale(count)
-            return
-        asked = tracked.settings
-        if asked.min_replicas < 1:
-            return  # it scales to zero: there is no minimum to share
-        lowered = replace(asked, min_replicas=max(1, asked.min_replicas - by))
-        if tracked.autoscaler.settings != lowered:
-            tracked.autoscaler.settings = lowered
 
     def forget(self, revision: str) -> None:
         self._tracked.pop(revision, None)
         self._by_resources.pop(revision, None)
         self._caps.pop(revision, None)
         self._fixed.pop(revision, None)
+        self._lent.pop(revision, None)
 
     def wake_from_any_thread(self, revision: str) -> None:
         """The gateway's `on_demand`: a request waits for a revision with no replica."""
@@ -308,3 +316,14 @@ class Autoscaling:
                 decide()
             except Exception:
                 logger.exception("an autoscaler tick failed; ticking on")
+
+
+def _lowered(min_replicas: int, lent: int) -> int:
+    """A minimum less the replicas lent to canaries; one always stays."""
+    return max(1, min_replicas - lent) if lent else min_replicas
+
+
+def _with_lower_minimum(settings: AutoscalerSettings, lent: int) -> AutoscalerSettings:
+    if settings.min_replicas < 1:
+        return settings  # it scales to zero: there is no minimum to share
+    return replace(settings, min_replicas=_lowered(settings.min_replicas, lent))

@@ -263,7 +263,10 @@ class Reconciler:
         self._recreate(service)
         self._resume_rollouts(service)
         self._roll(service)
-        for revision_name in self._wanted(service):
+        canaries = set(service.canary_latest.values())
+        # Canaries first: a ready one (taken back after a restart in place) has its replicas lent by
+        # the stable predictor before that starts.
+        for revision_name in sorted(self._wanted(service), key=lambda name: name not in canaries):
             self._ensure_running(service, revision_name)
         self._split_traffic(service)
         self._lend_replicas_to_canaries(service)
@@ -516,6 +519,8 @@ class Reconciler:
                 # until the rollout's next step, rather than starting at its autoscaler's count.
                 self.autoscaling.cap(runner, self.settings.handover.count(revision_name))
             initial = service.rollouts.get(component) if rolling_in else None
+            if component == "predictor":
+                self.autoscaling.lower_minimum(runner, self._replicas_lent(service))
             self.autoscaling.start_scaling(runner, lambda: self.kick(key), initial)
 
     def _split_traffic(self, service: _Service) -> None:
@@ -545,17 +550,20 @@ class Reconciler:
     def _lend_replicas_to_canaries(self, service: _Service) -> None:
         """As KServe does, the stable predictor runs its minReplicas less the replicas of the ready
         canaries, at least one."""
-        lent = sum(
-            plan.replicas
-            for plan in service.canaries
-            if self._is_ready(service, service.canary_latest.get(plan.name, ""))
-        )
+        lent = self._replicas_lent(service)
         if not lent and not service.replicas_lent:
             return
         for runner in service.running.values():
             if runner.revision.component == "predictor":
                 self.autoscaling.lower_minimum(runner, lent)
         service.replicas_lent = lent
+
+    def _replicas_lent(self, service: _Service) -> int:
+        return sum(
+            plan.replicas
+            for plan in service.canaries
+            if self._is_ready(service, service.canary_latest.get(plan.name, ""))
+        )
 
     def _rescaled(self, revision: str, before: int, after: int, why: str) -> None:
         """An Event on the InferenceService whose revision the autoscaler rescaled, as an HPA records

@@ -93,8 +93,11 @@ class RevisionReplicasLike(Replicas):
 
 def test_a_stable_revision_lends_replicas_to_its_canaries_and_gets_them_back():
     autoscaling = Autoscaling()
-    fixed = RevisionReplicasLike("fixed", {"minReplicas": 4})
-    fixed.scale(4)
+    fixed = RevisionReplicasLike(
+        "fixed", {"minReplicas": 4, "scalingAnnotations": {"serving.kserve.io/autoscalerClass": "none"}}
+    )
+    autoscaling.start_scaling(fixed, lambda: None)
+    assert fixed.desired == 4
     autoscaling.lower_minimum(fixed, 3)
     assert fixed.desired == 1
     autoscaling.lower_minimum(fixed, 5)
@@ -201,3 +204,22 @@ def test_a_fixed_count_keeps_to_a_cap_too():
     autoscaling.start_scaling(replicas, lambda: None)
     autoscaling.cap(replicas, None)
     assert replicas.counts == [2, 3]
+
+
+def test_a_revision_told_what_it_lends_before_it_scales_starts_with_that_much_less():
+    """A restart in place finds the canaries ready before the stable revision starts: it starts lowered."""
+    autoscaling = Autoscaling()
+    fixed = RevisionReplicasLike(
+        "fixed", {"minReplicas": 3, "scalingAnnotations": {"serving.kserve.io/autoscalerClass": "none"}}
+    )
+    autoscaling.lower_minimum(fixed, 2)
+    assert fixed.counts == []  # not scaled before it starts
+    autoscaling.start_scaling(fixed, lambda: None)
+    assert fixed.counts == [1]
+
+    scaled = RevisionReplicasLike("scaled", {"minReplicas": 3})
+    autoscaling.lower_minimum(scaled, 1)
+    autoscaling.start_scaling(scaled, lambda: None)
+    assert scaled.counts == [2]
+    autoscaling.lower_minimum(scaled, 0)
+    assert autoscaling._tracked["scaled"].autoscaler.settings.min_replicas == 3
