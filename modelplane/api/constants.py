@@ -68,3 +68,8 @@ V2_MODEL_FORMATS = ("triton", "vLLM")
 
 DEFAULT_MIN_REPLICAS = 1
 DEFAULT_MOUNT_PATH = "/mnt/models"
+
+# The labels KServe's TrainedModel controller keeps on each TrainedModel: the service it belongs to, and
+# the one whose memory it has its place in.
+TRAINED_MODEL_SERVICE_LABEL = "inferenceservice"
+TRAINED_MODEL_ALLOCATED_LABEL = "serving.kserve.io/trainedmodel-allocated"

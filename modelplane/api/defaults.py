@@ -9,6 +9,9 @@
   annotation records the format;
 - custom containers get the `kserve-container` name and the configured resource requests and limits.
 
+`modelplane apply` replaces a resource's metadata whole; a TrainedModel applied again keeps the labels
+its controller keeps, which record where the model has its place (`applied_over`).
+
 Other kinds have no defaulting webhook; only their schema's `default:` values apply (see `schema.py`).
 """
 
@@ -27,9 +30,12 @@ from .constants import (
     PREDICTOR_CONTAINER,
     PROTOCOL_V2,
     STANDARD,
+    TRAINED_MODEL_ALLOCATED_LABEL,
+    TRAINED_MODEL_SERVICE_LABEL,
     V2_MODEL_FORMATS,
     V2_SHORTHANDS,
 )
+from .kinds import TRAINED_MODEL, kind_of
 
 
 def default_inference_service(
@@ -144,3 +150,24 @@ def _default_resources(container: dict, config: AdmissionConfig) -> None:
         values = container.setdefault("resources", {}).setdefault(key, {})
         for resource, quantity in defaults.items():
             values.setdefault(resource, quantity)
+
+
+def applied_over(resource: dict, stored: dict) -> dict:
+    """What `modelplane apply` of `resource` stores over `stored`: the resource as written, except that a
+    TrainedModel keeps the labels its controller keeps when the file leaves them out (`kubectl apply`
+    keeps them too, as labels it never applied): a file applied again must not take a model's place
+    in memory from it."""
+    if kind_of(resource) != TRAINED_MODEL:
+        return resource
+    labels = (stored.get("metadata") or {}).get("labels") or {}
+    written = (resource.get("metadata") or {}).get("labels") or {}
+    kept = {
+        key: labels[key]
+        for key in (TRAINED_MODEL_SERVICE_LABEL, TRAINED_MODEL_ALLOCATED_LABEL)
+        if key in labels and key not in written
+    }
+    if not kept or not isinstance(resource.get("metadata"), dict):
+        return resource
+    resource = copy.deepcopy(resource)
+    resource["metadata"]["labels"] = {**written, **kept}
+    return resource

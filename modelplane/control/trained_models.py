@@ -19,7 +19,13 @@ from decimal import Decimal
 
 from modelplane.api import components
 from modelplane.api import conditions as c
-from modelplane.api.constants import MULTI_MODEL_SERVER_ENV, PROTOCOL_GRPC_V2, PROTOCOL_V2
+from modelplane.api.constants import (
+    MULTI_MODEL_SERVER_ENV,
+    PROTOCOL_GRPC_V2,
+    PROTOCOL_V2,
+    TRAINED_MODEL_ALLOCATED_LABEL,
+    TRAINED_MODEL_SERVICE_LABEL,
+)
 from modelplane.api.quantity import parse_quantity
 from modelplane.control.placement import Copy, DoesNotFit, ReplicaRoom, over_capacity, place
 from modelplane.control.status import (
@@ -28,8 +34,8 @@ from modelplane.control.status import (
 )
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
-SERVICE_LABEL = "inferenceservice"
-ALLOCATED_LABEL = "serving.kserve.io/trainedmodel-allocated"
+SERVICE_LABEL = TRAINED_MODEL_SERVICE_LABEL
+ALLOCATED_LABEL = TRAINED_MODEL_ALLOCATED_LABEL
 MODEL_LOAD_FAILED = "ModelLoadFailed"
 MODEL_LOADING = "ModelLoading"
 

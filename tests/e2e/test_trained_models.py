@@ -293,6 +293,12 @@ def test_trained_models_share_a_replicas_memory_and_the_least_recently_used_leav
     assert memory_available("b") == "True"
     assert "serving.kserve.io/trainedmodel-allocated" not in get(platform, "tm", "a")["metadata"]["labels"]
 
+    # The same file applied again changes nothing: b and c keep their place (the labels that say so stay).
+    applied = platform.apply(model("a", "512Mi"), model("b", "512Mi"), model("c", "256Mi")).stdout
+    assert applied.count("unchanged") == 3, applied
+    time.sleep(1)
+    assert served("b") and served("c") and unloaded("a")
+
     platform.cli("delete", "tm", "b")
     platform.cli("wait", "--for=condition=Ready", "tm", "a", "--timeout=120s")
     wait_until(lambda: served("a") and served("c"), "a back next to c", platform)

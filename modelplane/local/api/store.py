@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from modelplane.api.defaults import applied_over
 from modelplane.api.kinds import Kind, kind_of
 from modelplane.local.api import meta as api_meta
 from modelplane.local.api.errors import (
@@ -281,7 +282,9 @@ class Store:
                     events.append(WatchEvent("ADDED", created, resource_version_of(created)))
                     results.append(Applied("created", created))
                     continue
-                updated = self._update(current, lambda _current, r=resource: r, status_only=False)
+                updated = self._update(
+                    current, lambda stored, r=resource: applied_over(r, stored), status_only=False
+                )
                 if updated is None:
                     results.append(Applied("unchanged", current))
                 else:

@@ -377,3 +377,33 @@ def test_default_admission_refuses_a_graph_its_router_could_not_run(tmp_path):
         assert caught.value.to_status()["code"] == 422
     finally:
         store.close()
+
+
+def test_a_trained_model_applied_again_keeps_the_labels_its_controller_keeps(store):
+    def trained_model(**labels: str) -> dict:
+        metadata = {"name": "a", "namespace": "default", **({"labels": labels} if labels else {})}
+        spec = {"inferenceService": "mms", "model": {"storageUri": "s3://m/a", "memory": "1Gi"}}
+        return {
+            "apiVersion": "serving.kserve.io/v1alpha1",
+            "kind": "TrainedModel",
+            "metadata": metadata,
+            "spec": spec,
+        }
+
+    store.apply([trained_model(team="x")])
+    placed = {"team": "x", "inferenceservice": "mms", "serving.kserve.io/trainedmodel-allocated": "mms"}
+    ref = Ref("TrainedModel", "default", "a")
+    store.update(ref, lambda tm: {**tm, "metadata": {**tm["metadata"], "labels": placed}})  # its controller
+
+    [applied] = store.apply([trained_model(team="x")])
+    assert applied.action == "unchanged"
+    [applied] = store.apply([trained_model(team="y")])
+    assert applied.action == "configured"
+    assert store.get(ref)["metadata"]["labels"] == {**placed, "team": "y"}
+    # The controller takes its label off, and the file can set one of them itself.
+    store.update(
+        ref, lambda tm: {**tm, "metadata": {**tm["metadata"], "labels": {"inferenceservice": "mms"}}}
+    )
+    assert store.get(ref)["metadata"]["labels"] == {"inferenceservice": "mms"}
+    store.apply([trained_model(inferenceservice="other")])
+    assert store.get(ref)["metadata"]["labels"] == {"inferenceservice": "other"}
