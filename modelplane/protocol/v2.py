@@ -7,6 +7,7 @@ arrays; binary tensor bytes are wrapped with `numpy.frombuffer`, never copied.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -83,13 +84,62 @@ def array_from_json(data: object, datatype: str, shape: list[int], what: str) ->
             f"{what}: {datatype} data cannot be sent as JSON; send it with the binary tensor extension"
         )
     else:
-        try:
-            array = np.asarray(data, dtype=numpy_dtype(datatype))
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise InvalidInput(f"{what}: data does not fit datatype {datatype}: {exc}") from None
+        array = _numbers_from_json(data, numpy_dtype(datatype), datatype, what)
     if array.size != count:
         raise InvalidInput(f"{what}: data has {array.size} elements but shape {shape} needs {count}")
     return array.reshape(shape)
+
+
+# The kinds of array numpy makes of JSON values that each kind of datatype takes: booleans for BOOL,
+# integers for the integer types, any number for the floating ones (JSON has no NaN or infinity).
+_JSON_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
+_JSON_VALUES = {"b": "true or false", "i": "integers", "u": "integers", "f": "numbers"}
+
+
+def _numbers_from_json(data: list, dtype: np.dtype, datatype: str, what: str) -> np.ndarray:
+    """JSON numbers (or booleans) as an array of `dtype`; a value of another type (a string, null, a
+    fraction for an integer type, a number for BOOL) or an integer out of the type's range is refused,
+    not cast."""
+    try:
+        written = np.asarray(data)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInput(f"{what}: data does not fit datatype {datatype}: {exc}") from None
+    if not written.size:
+        return written.astype(dtype)
+    if written.dtype.kind not in _JSON_KINDS[dtype.kind]:
+        # Numbers of the right types that numpy made objects or floats of (integers below 0 and above
+        # 2**63 together, integers beyond 64 bits) are converted one by one.
+        _refuse_misfit(data, dtype, datatype, what)
+        written = _converted(data, dtype, datatype, what)
+    if dtype.kind in "iu" and not np.can_cast(written.dtype, dtype):
+        limits, low, high = np.iinfo(dtype), written.min(), written.max()
+        if low < limits.min or high > limits.max:
+            value = low if low < limits.min else high
+            raise InvalidInput(f"{what}: data does not fit datatype {datatype}: {value} is out of its range")
+    # A number beyond a floating type's range becomes infinity, as a cast makes it.
+    return written.astype(dtype, copy=False)
+
+
+def _refuse_misfit(data: list, dtype: np.dtype, datatype: str, what: str) -> None:
+    """InvalidInput naming the first JSON value of `data` of a type `dtype` does not take."""
+    wanted = {"b": (bool,), "i": (int,), "u": (int,), "f": (int, float)}[dtype.kind]
+    for value in _flatten(data):
+        if not isinstance(value, wanted) or (dtype.kind != "b" and isinstance(value, bool)):
+            shown = json.dumps(value)[:40]
+            raise InvalidInput(
+                f"{what}: data does not fit datatype {datatype}: it takes {_JSON_VALUES[dtype.kind]}, got {shown}"
+            )
+
+
+def _converted(data: list, dtype: np.dtype, datatype: str, what: str) -> np.ndarray:
+    try:
+        return np.asarray(data, dtype=dtype)
+    except OverflowError:
+        limits = np.iinfo(dtype)
+        value = next(v for v in _flatten(data) if not limits.min <= v <= limits.max)
+        raise InvalidInput(
+            f"{what}: data does not fit datatype {datatype}: {value} is out of its range"
+        ) from None
 
 
 class InferInput:

@@ -261,6 +261,22 @@ def test_bytes_tensor_in_binary(test_models_server):
         (b'{"inputs": [{"shape": [1], "datatype": "FP32", "data": [1]}]}', "'name'"),
         (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": ["a"]}]}', "does not fit"),
         (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "UINT8", "data": [-1]}]}', "does not fit"),
+        # Values are not cast to the datatype: a string, a fraction for an integer, a number for BOOL.
+        (
+            b'{"inputs": [{"name": "x", "shape": [2], "datatype": "BOOL", "data": ["false", 0]}]}',
+            'got "false"',
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1], "datatype": "BOOL", "data": [1]}]}',
+            "takes true or false",
+        ),
+        (b'{"inputs": [{"name": "x", "shape": [2], "datatype": "INT32", "data": [1, 1.9]}]}', "got 1.9"),
+        (b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [null, 1]}]}', "got null"),
+        (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "INT8", "data": [300]}]}', "300 is out of"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [9223372036854775808]}]}',
+            "out of",
+        ),
         (
             b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [[1], [2, 3]]}]}',
             "does not fit",
