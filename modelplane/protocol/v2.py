@@ -398,7 +398,18 @@ def decode_inputs(raw_inputs: object, binary: memoryview | None, what: str = "re
             f"{what}: the inputs' binary_data_size add up to {offset} bytes "
             f"but {len(binary)} bytes of binary data were sent"
         )
+    check_unique_names(inputs)
     return inputs
+
+
+def check_unique_names(inputs: Sequence[InferInput]) -> None:
+    """Refuses a request that names one input twice (which of the two a model took would be chance)."""
+    if len(inputs) > 1 and len({item.name for item in inputs}) < len(inputs):
+        seen: set[str] = set()
+        for item in inputs:
+            if item.name in seen:
+                raise InvalidInput(f"input {item.name!r} is given twice")
+            seen.add(item.name)
 
 
 def decode_requested_outputs(raw_outputs: object) -> list[RequestedOutput] | None:

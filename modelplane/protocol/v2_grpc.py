@@ -23,6 +23,7 @@ from modelplane.protocol.v2 import (
     InferResponse,
     RequestedOutput,
     array_from_json,
+    check_unique_names,
     select_outputs,
 )
 
@@ -99,6 +100,7 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
         decoded.append(
             InferInput(tensor.name, shape, datatype, array, parameters_from_grpc(tensor.parameters))
         )
+    check_unique_names(decoded)
     requested = [
         RequestedOutput(output.name, parameters_from_grpc(output.parameters)) for output in message.outputs
     ] or None

@@ -103,6 +103,9 @@ class PyTorchModel(Model):
     def _check_inputs(self, named: list[tuple[str, np.ndarray]]) -> None:
         """Refuses inputs a torch.export program declares it cannot take (TorchScript declares no
         datatypes or shapes: torch itself refuses those, in `_call`)."""
+        for name, array in named:
+            if array.dtype == np.object_:
+                raise InvalidInput(f"input {name!r}: model {self.name} takes tensors of numbers, got BYTES")
         expected = self._arguments
         if expected and len(named) != len(expected):
             names = ", ".join(argument.name for argument in expected)

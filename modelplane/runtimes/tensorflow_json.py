@@ -152,13 +152,14 @@ def tensor_from_json(value: Any, info: TensorInfo, what: str) -> np.ndarray:
     kind = array.dtype.kind
     if array.size == 0:
         return array.astype(dtype)
-    if dtype.kind == "f" and kind in "iuf":
+    wanted_kind = "f" if info.datatype == "BF16" else dtype.kind  # ml_dtypes' bfloat16 is of kind "V"
+    if wanted_kind == "f" and kind in "iuf":
         return _to_float(array, dtype, what)
-    if dtype.kind in "iu" and kind in "iu":
+    if wanted_kind in "iu" and kind in "iu":
         return _to_integer(array, dtype, what)
-    if dtype.kind == "b" and kind == "b":
+    if wanted_kind == "b" and kind == "b":
         return array
-    wanted = {"f": "numbers", "i": "whole numbers", "u": "whole numbers", "b": "true/false"}[dtype.kind]
+    wanted = {"f": "numbers", "i": "whole numbers", "u": "whole numbers", "b": "true/false"}[wanted_kind]
     raise InvalidInput(f"{what} is {info.dtype}: it takes {wanted}, got {_KINDS.get(kind, kind)}")
 
 

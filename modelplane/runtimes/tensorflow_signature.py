@@ -119,11 +119,7 @@ class Signature:
         return arrays
 
     def _pair_by_name(self, inputs: list[InferInput]) -> list[tuple[TensorInfo, InferInput]]:
-        by_name: dict[str, InferInput] = {}
-        for given in inputs:
-            if given.name in by_name:
-                raise InvalidInput(f"input {given.name!r} is given twice")
-            by_name[given.name] = given
+        by_name = {given.name: given for given in inputs}  # one each: `check_unique_names` decoded them
         known = {info.name for info in self.inputs}
         unknown = [name for name in by_name if name not in known]
         if unknown:

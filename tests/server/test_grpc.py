@@ -174,6 +174,26 @@ def test_invalid_requests(iris_stub):
             "features",
         ),
         (pb.ModelInferRequest(model_name="iris"), "no inputs"),
+        (
+            pb.ModelInferRequest(
+                model_name="iris",
+                inputs=[
+                    Tensor(
+                        name="a",
+                        datatype="FP32",
+                        shape=[1],
+                        contents=pb.InferTensorContents(fp32_contents=[1]),
+                    ),
+                    Tensor(
+                        name="a",
+                        datatype="FP32",
+                        shape=[1],
+                        contents=pb.InferTensorContents(fp32_contents=[2]),
+                    ),
+                ],
+            ),
+            "input 'a' is given twice",
+        ),
     ]
     for request, fragment in cases:
         with pytest.raises(grpc.RpcError) as caught:

@@ -177,6 +177,25 @@ def test_bfloat16_in_and_out(server):
             {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]},
             "takes 2 input(s) (x, scale), got 1",
         ),
+        (
+            "mlp",
+            {
+                "inputs": [
+                    {"name": "input", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}
+                ]
+            },
+            "takes tensors of numbers, got BYTES",
+        ),
+        (
+            "scaled",
+            {
+                "inputs": [
+                    {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]},
+                    {"name": "x", "shape": [], "datatype": "FP32", "data": [1]},
+                ]
+            },
+            "input 'x' is given twice",
+        ),
     ],
 )
 def test_inputs_the_program_cannot_take_are_400(server, model, body, fragment):

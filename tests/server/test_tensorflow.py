@@ -312,3 +312,17 @@ def test_the_example_model_as_its_runtime_serves_it(tmp_path, example_models):
         assert (output["name"], output["shape"]) == ("output_0", [2, 3])
     finally:
         server.stop()
+
+
+def test_json_numbers_become_bfloat16_for_a_bfloat16_input():
+    import ml_dtypes
+
+    from modelplane.protocol.errors import InvalidInput
+    from modelplane.runtimes.tensorflow_json import tensor_from_json
+    from modelplane.runtimes.tensorflow_signature import TensorInfo
+
+    info = TensorInfo("bf", "bfloat16", [-1])
+    array = tensor_from_json([1.5, 2], info, "input 'bf'")
+    assert array.dtype == ml_dtypes.bfloat16 and array.tolist() == [1.5, 2.0]
+    with pytest.raises(InvalidInput, match="it takes numbers"):
+        tensor_from_json(["a"], info, "input 'bf'")

@@ -151,7 +151,14 @@ def test_a_default_handler_s_scores_over_v2_are_json_text(server):
 
 @pytest.mark.parametrize(
     "instance",
-    [{"data": b64(b"this is not a picture")}, {"data": "%%% not base64 %%%"}],
+    [
+        {"data": b64(b"this is not a picture")},
+        {"data": "%%% not base64 %%%"},
+        {"data": "ééé not ASCII"},
+        {"data": b64(picture(RED)[:300])},  # a JPEG cut short
+        {"data": b64(picture(RED, "PNG")[:80])},
+    ],
+    ids=["not-a-picture", "not-base64", "not-ascii", "truncated-jpeg", "truncated-png"],
 )
 @pytest.mark.parametrize("model", ["cat-dog", "breeds"])  # a custom handler; a stock one
 def test_data_that_is_not_a_picture_is_400(server, instance, model):

@@ -46,9 +46,25 @@ logger = logging.getLogger("modelplane.server")
 # A handler's own metrics (context.metrics) are kept, not logged line by line per request.
 logging.getLogger("ts.metrics").setLevel(logging.WARNING)
 
-# Exceptions a handler raises when the request's data cannot be read (a picture that does not decode,
-# text that is not base64): the client's mistake, a 400.
-_UNREADABLE_INPUT = ("UnidentifiedImageError", "DecompressionBombError")
+# Exceptions of Pillow's a handler raises when the request's picture cannot be read: the client's
+# mistake, a 400 (as is text that is not base64).
+_UNREADABLE_PICTURE = ("UnidentifiedImageError", "DecompressionBombError")
+
+
+def _unreadable_picture(exc: Exception) -> bool:
+    """Whether Pillow could not decode the picture: not one at all, too large, or cut short (Pillow
+    says so with a plain OSError)."""
+    return type(exc).__name__ in _UNREADABLE_PICTURE or (
+        isinstance(exc, OSError) and _raised_in(exc).startswith("PIL.")
+    )
+
+
+def _raised_in(exc: Exception) -> str:
+    """The name of the module whose code raised `exc`."""
+    traceback = exc.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return traceback.tb_frame.f_globals.get("__name__", "") if traceback is not None else ""
 
 
 @dataclass
@@ -187,8 +203,10 @@ class TorchServeModel(Model):
         except (binascii.Error, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
             raise InvalidInput(f"model {self.name} cannot read the input: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - the handler's own failure, reported with its message
-            if type(exc).__name__ in _UNREADABLE_INPUT:
-                raise InvalidInput(f"model {self.name} cannot read the input as a picture") from None
+            if _unreadable_picture(exc):
+                raise InvalidInput(f"model {self.name} cannot read the input as a picture: {exc}") from None
+            if isinstance(exc, ValueError) and _raised_in(exc) == "base64":  # text that is not ASCII
+                raise InvalidInput(f"model {self.name} cannot read the input as base64: {exc}") from None
             logger.exception("the handler of model %s failed", self.name)
             raise InferenceError(
                 f"the handler of model {self.name} failed: {type(exc).__name__}: {exc}"
