@@ -89,6 +89,32 @@ def test_a_server_gets_its_own_port_becomes_ready_and_comes_back_when_killed(tmp
     asyncio.run(scenario())
 
 
+def test_a_replica_whose_log_cannot_be_written_is_still_restarted_and_comes_back(tmp_path, caplog):
+    """A full or read-only disk: the exit cannot be noted in the replica's log (here its path is a folder,
+    which even root cannot append to), and the replica is restarted all the same once it can be."""
+
+    async def scenario():
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+        replicas = RevisionReplicas(revision(command), "default", "demo", 1, settings(tmp_path), lambda: None)
+        replicas.start()
+        log = tmp_path / "logs/default/demo/predictor/demo-predictor-00001-0.log"
+        try:
+            await until(lambda: replicas.addresses(), "ready")
+            replica = replicas.replicas[0]
+            log.rename(log.with_suffix(".old"))
+            log.mkdir()
+            os.kill(replica.pid, signal.SIGKILL)
+            await until(lambda: replica.restarts >= 2, "restarts while the log cannot be written")
+            assert not replicas.addresses()
+            log.rmdir()
+            await until(lambda: replica.phase == "Loaded" and replicas.addresses(), "the replica back")
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())
+    assert "cannot write its log" in caplog.text
+
+
 def test_a_replica_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path):
     async def scenario():
         program = (
@@ -393,3 +419,16 @@ def test_a_replica_starts_in_its_working_dir_where_this_machine_has_it(tmp_path)
     assert asyncio.run(where("/no/such/folder")) == os.getcwd()
     log = (tmp_path / "logs/default/demo/predictor/demo-predictor-00001-0.log").read_text()
     assert "workingDir /no/such/folder is not a folder on this machine" in log
+
+
+def test_a_child_without_a_session_of_its_own_yet_is_signalled_alone():
+    """A replica forked a moment ago has no process group of its own before its `setsid`: the stop
+    signal still reaches it."""
+    from modelplane.local.replicas.supervisor import _signal_group
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # in this test's group
+    try:
+        assert _signal_group(child.pid, signal.SIGTERM) is False
+        assert child.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        child.kill()

@@ -78,6 +78,7 @@ from modelplane.local.replicas.zygotes import Zygotes
 logger = logging.getLogger("modelplane.supervisor")
 
 OOM_KILLED = "OOMKilled"
+SESSION_PAUSE = 0.2  # seconds a replica forked a moment ago is given to begin its session (`_terminate`)
 OOM_EXIT_CODE = 137  # what Kubernetes reports for a container the OOM killer ended (128 + SIGKILL)
 
 
@@ -154,6 +155,7 @@ class Replica:
         self._lifecycle = Lifecycle()
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
+        self._log_unwritable = False  # its last note could not be written (said once until one can)
 
     @property
     def pid(self) -> int | None:
@@ -218,7 +220,13 @@ class Replica:
             if why is not None:
                 self._note(f"FailedPreStopHook: {why}")
                 logger.warning("%s: the preStop hook failed: %s", self.label, why)
-        _signal_group(process.pid, lifecycle.stop_signal)
+        if not _signal_group(process.pid, lifecycle.stop_signal):
+            # Forked before its session began, it may still have had the zygote's handler for the
+            # signal, which its own code never runs: once it has a session, the group is told again.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), SESSION_PAUSE)
+            if process.returncode is None:
+                _signal_group(process.pid, lifecycle.stop_signal)
         left = max(deadline - loop.time(), MIN_GRACE_AFTER_HOOK if hook is not None else 0.0)
         try:
             await asyncio.wait_for(process.wait(), left)
@@ -683,9 +691,21 @@ class Replica:
         return Failure(MODEL_LOAD_FAILED, message, exit_code, now_rfc3339(), location or self.name)
 
     def _note(self, text: str) -> None:
-        """A line of the platform's own in the replica's log, between the process's lines."""
-        with self.log_path.open("ab") as log:
-            log.write(f"[modelplane {now_rfc3339()}] {self.revision.name}: {text}\n".encode())
+        """A line of the platform's own in the replica's log, between the process's lines. A log that
+        cannot be written (a full or read-only disk) is said once in the platform's log, and the
+        replica is looked after all the same."""
+        try:
+            with self.log_path.open("ab") as log:
+                log.write(f"[modelplane {now_rfc3339()}] {self.revision.name}: {text}\n".encode())
+        except OSError as exc:
+            if not self._log_unwritable:
+                logger.warning(
+                    "%s: cannot write its log %s: %s", self.label, self.log_path, exc.strerror or exc
+                )
+            self._log_unwritable = True
+            logger.info("%s: %s", self.label, text)
+        else:
+            self._log_unwritable = False
 
 
 class RevisionReplicas:
@@ -825,9 +845,18 @@ def _same_failure(a: Failure, b: Failure) -> bool:
     return (a.reason, a.message, a.exit_code, a.location) == (b.reason, b.message, b.exit_code, b.location)
 
 
-def _signal_group(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+def _signal_group(pid: int, signum: int) -> bool:
+    """Signals the replica's process group; False when it has none yet (a child forked a moment ago,
+    before its `setsid`), and then the process alone is signalled."""
+    try:
         os.killpg(pid, signum)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _last_line(path: Path, limit: int = 8192) -> str | None:
