@@ -120,6 +120,13 @@ class Dispatcher:
         self._splits = {host: _Split(host, route, revisions) for host, route in table.routes.items()}
         self._by_host_header = {}
 
+    def turn_away_waiting(self, reason: str) -> None:
+        """The gateway stops: the requests waiting for a revision with no replica, which nothing will
+        start now, fail with `reason` (those waiting for a busy replica's slot wait on)."""
+        for state in self._revisions.values():
+            if not state.replicas:
+                state.retire(reason)
+
     def resolve(self, host_header: bytes, path: bytes, model: bytes | None = None) -> RevisionUpstreams:
         """The revision for this request; raises `Unavailable`: 503 with the reason for the host of a
         service that does not serve (or for any unknown host while the routes are still loading), 404

@@ -146,6 +146,7 @@ class Gateway:
             self._client_sweep.cancel()
         for connection in list(self._connections):
             connection.close_when_idle()
+        self._dispatcher.turn_away_waiting("the platform is stopping: no replica of the revision will start")
         deadline = self._loop.time() + self.config.drain_timeout
         while self._connections and self._loop.time() < deadline:
             await asyncio.sleep(0.05)

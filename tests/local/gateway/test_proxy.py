@@ -459,6 +459,22 @@ def test_stopping_lets_the_responses_under_way_finish(echo):
     assert b'"replica":"echo-1"' in data
 
 
+def test_stopping_answers_a_request_waiting_for_a_revision_at_zero_with_a_503():
+    """Nothing will start the revision's first replica once the gateway stops: the request waiting for
+    it is answered with the reason, not cut when the drain ends."""
+    thread = GatewayThread(GatewayConfig(port=0))
+    gateway = thread.start()
+    gateway.update_routes(RouteTable({HOST: Route((Backend("zero-1", ()),))}))
+    raw = RawConnection(gateway)
+    raw.send(request("GET", "/v1/models/zero"))
+    eventually(lambda: gateway.revision_stats()["zero-1"].queued == 1, "the request waits for a replica")
+    thread.stop()
+    data = raw.read_until_closed()
+    raw.close()
+    assert data.startswith(b"HTTP/1.1 503 "), data[:200]
+    assert b"the platform is stopping" in data
+
+
 def test_a_port_in_use_is_an_error_at_start():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
