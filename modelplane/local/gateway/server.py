@@ -39,6 +39,9 @@ from modelplane.telemetry.payload_delivery import PayloadDelivery
 __all__ = ["Gateway", "GatewayConfig", "GatewaySockets", "GatewayThread"]
 
 DemandCallback = Callable[[str], None]
+# Seconds an idle client connection is kept open when the gateway stops, for a request its client may
+# have sent as it stopped: answered with `Connection: close` rather than cut.
+STOP_LINGER = 0.5
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ class Gateway:
         if self._client_sweep is not None:
             self._client_sweep.cancel()
         for connection in list(self._connections):
-            connection.close_when_idle()
+            connection.close_when_idle(linger=STOP_LINGER)
         self._dispatcher.turn_away_waiting("the platform is stopping: no replica of the revision will start")
         deadline = self._loop.time() + self.config.drain_timeout
         while self._connections and self._loop.time() < deadline:

@@ -475,6 +475,35 @@ def test_stopping_answers_a_request_waiting_for_a_revision_at_zero_with_a_503():
     assert b"the platform is stopping" in data
 
 
+def test_a_request_sent_as_the_gateway_stops_is_answered_with_a_close(echo, monkeypatch):
+    """An idle kept-alive connection whose next request crossed the stop is answered (with
+    `Connection: close`), not cut."""
+    monkeypatch.setattr("modelplane.local.gateway.server.STOP_LINGER", 30.0)
+    thread = GatewayThread(GatewayConfig(port=0))
+    gateway = thread.start()
+    gateway.update_routes(RouteTable({HOST: Route((Backend("echo-1", (echo,)),))}))
+    raw = RawConnection(gateway)
+    raw.send(request("GET", "/v1/models/echo"))
+    raw.read()  # an idle kept-alive connection
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        stopped = pool.submit(thread.stop)
+        eventually(lambda: not accepts(gateway.port), "the gateway to stop accepting")
+        raw.send(request("GET", "/v1/models/echo"))
+        data = raw.read_until_closed()
+        stopped.result(timeout=60)
+    raw.close()
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data[:200]
+    assert b"\r\nconnection: close\r\n" in data.lower()
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+
 def test_a_port_in_use_is_an_error_at_start():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -85,8 +85,9 @@ class H2ClientConnection(H2Endpoint):
 
     # -- what the gateway uses (the same as for HTTP/1.1 connections) --------------------------
 
-    def close_when_idle(self) -> None:
-        """Takes no new calls (GOAWAY); closes once the calls under way have ended."""
+    def close_when_idle(self, linger: float = 0.0) -> None:
+        """Takes no new calls (GOAWAY, which tells the client the calls it may send again: no
+        `linger` is needed); closes once the calls under way have ended."""
         if self.closing or self.closed:
             return
         self.closing = True

@@ -102,9 +102,19 @@ class ClientConnection(asyncio.Protocol):
         if not self._pauses and not self.closed:
             self.transport.resume_reading()
 
-    def close_when_idle(self) -> None:
-        """Stops taking requests; closes now if idle, else after the current response."""
+    def close_when_idle(self, linger: float = 0.0) -> None:
+        """Stops taking requests; closes now if idle, else after the current response. With `linger`
+        (the gateway stopping), an idle connection first gets that many seconds for a request a
+        client may have had on its way, answered with `Connection: close`, rather than cut."""
         self.closing = True
+        if self.idle_since is None or self.closed:
+            return
+        if linger:
+            self._loop.call_later(linger, self._close_if_idle)
+        else:
+            self.transport.close()
+
+    def _close_if_idle(self) -> None:
         if self.idle_since is not None and not self.closed:
             self.transport.close()
 
