@@ -512,7 +512,9 @@ class Store:
                 self._record(events)
                 self._db.execute("ROLLBACK" if dry_run else "COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite has already rolled back a transaction whose COMMIT failed on a full disk.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         if events and not dry_run:
             with self._watchers_lock:
