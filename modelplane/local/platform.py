@@ -34,7 +34,7 @@ from modelplane.local.api.server import ApiServer, bind, open_store
 from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.api.storage_credentials import StorageCredentials
 from modelplane.local.api.store import Store
-from modelplane.local.api.store_lock import StoreLocked
+from modelplane.local.api.store_faults import STORE_FAULTS
 from modelplane.local.controllers.autoscaling import DEFAULT_TICK, HPA_SYNC_PERIOD, Autoscaling
 from modelplane.local.controllers.reconciler import Reconciler
 from modelplane.local.controllers.revision_log import RevisionLog
@@ -155,7 +155,7 @@ class Platform:
         tracing.configure("modelplane-gateway")  # the gateway's spans, when OTEL_* says where
         try:
             store = self.store = open_store(config.home)
-        except StoreLocked as exc:
+        except STORE_FAULTS as exc:
             raise PlatformError(str(exc)) from None
         if "api" in inherited:
             api_socket = socket.socket(fileno=inherited["api"])

@@ -1,11 +1,14 @@
 """Faults, end to end: a replica killed under load, `modelplane up` killed with SIGKILL and started
-again, the store's file locked by another process. (A disk that fills up during a fetch:
+again, the store's file locked by another process, damaged, or one record in it damaged. (A disk that fills up during a fetch:
 tests/storage/test_disk_full.py; the store's compacted history: tests/local/api/test_store.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,6 +20,7 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 
+from modelplane.local.api.server import open_store
 from tests.e2e.platform_process import (
     PlatformProcess,
     kill_leftovers,
@@ -201,6 +205,49 @@ def test_modelplane_up_on_a_locked_store_says_so_in_one_line(tmp_path):
         f"modelplane up: the store {home / 'store.db'} is locked by process {holder.pid} (waited 5s); "
         "stop what holds it open and try again"
     ]
+
+
+def test_modelplane_up_on_a_damaged_store_file_says_so_in_one_line(tmp_path):
+    home = tmp_path / "home"
+    store = open_store(home)
+    iris = yaml.safe_load(iris_service(home).read_text())
+    for index in range(40):
+        store.create({**iris, "metadata": {"name": f"s{index}", "namespace": "default"}})
+    store.close()
+    path = home / "store.db"
+    os.truncate(path, path.stat().st_size // 2)
+    result = PlatformProcess(home).cli("up", "--api-port", "0", "--gateway-port", "0", check=False)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"modelplane up: the store {path} is damaged (")
+    assert "move it aside or restore it from a backup" in line
+
+
+def test_modelplane_up_serves_every_service_but_one_whose_record_is_damaged(tmp_path):
+    home = tmp_path / "home"
+    store = open_store(home)
+    iris = yaml.safe_load(iris_service(home).read_text())
+    store.create({**iris, "metadata": {"name": "iris", "namespace": "default"}})
+    store.create({**iris, "metadata": {"name": "broken", "namespace": "default"}})
+    store.close()
+    with contextlib.closing(sqlite3.connect(home / "store.db")) as db, db:
+        db.execute("UPDATE resources SET body=substr(body, 1, length(body) / 2) WHERE name='broken'")
+    with running_platform(home) as platform:
+        platform.cli("wait", "--for=condition=Ready", "isvc/iris", "--timeout=240s")
+        assert platform.request("POST", HOST, PREDICT, json=IRIS).status_code == 200
+        result = platform.cli("get", "isvc", "broken", check=False)
+        assert result.returncode != 0
+        assert result.stderr.strip().splitlines() == [
+            f"modelplane get: InferenceService default/broken cannot be read: its record in the store "
+            f"{home / 'store.db'} is damaged; delete it and apply it again, or restore the store from a backup"
+        ]
+        listed = platform.cli("get", "isvc", "-o", "name").stdout.split()
+        assert listed == ["inferenceservice.serving.kserve.io/iris"]
+    warnings = [line for line in platform.log().splitlines() if "default/broken cannot be read" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0], platform.log()[-4000:]
+    assert "Traceback" not in platform.log()
+    with contextlib.closing(sqlite3.connect(home / "store.db")) as db:
+        assert db.execute("SELECT count(*) FROM resources WHERE name='broken'").fetchone() == (1,)
 
 
 def hold_store_lock(home: Path) -> subprocess.Popen:

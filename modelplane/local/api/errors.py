@@ -102,7 +102,8 @@ class Invalid(ApiError):
 
 
 class ServiceUnavailable(ApiError):
-    """The control plane cannot serve the request now (its store is locked by another process)."""
+    """The control plane cannot serve the request now (its store is locked by another process, or its
+    disk is full)."""
 
     code = 503
     reason = "ServiceUnavailable"

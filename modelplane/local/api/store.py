@@ -13,6 +13,10 @@ watcher can resume from any resourceVersion still in it, in-process or over HTTP
 Every create and spec update passes through `admit(resource, old, existing)` (defaulting and
 validation; `existing` are the other resources of the same kind in the same namespace, as they
 stand in the transaction), which returns the resource to store or raises `Invalid`.
+
+A record that cannot be read costs its object only: lists and watches leave it out (with one warning),
+a read of it raises `RecordDamaged`, and its record stays on disk until it is deleted. A file that is not
+a sound database is refused when the store opens (`StoreDamaged`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import copy
 import functools
+import logging
 import sqlite3
 import threading
 import time
@@ -45,13 +50,22 @@ from modelplane.local.api.errors import (
     precondition_failed,
 )
 from modelplane.local.api.paths import kind_by_name
-from modelplane.local.api.store_lock import BUSY_TIMEOUT, is_lock_error, store_locked
+from modelplane.local.api.store_faults import (
+    RecordDamaged,
+    record_damaged,
+    store_damaged,
+    store_fault,
+)
+from modelplane.local.api.store_lock import BUSY_TIMEOUT
 from modelplane.local.platform_metrics import STORE_OPERATIONS, STORE_SECONDS
+
+logger = logging.getLogger("modelplane.store")
 
 Resource = dict[str, Any]
 Admit = Callable[[Resource, Resource | None, list[Resource]], Resource]
 
 STORE_FILE = "store.db"
+_KEYED_BODY = "kind, namespace, name, body"  # the columns `Store._readable` reads
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -84,10 +98,11 @@ def _measured(method: Callable) -> Callable:
         started = time.perf_counter()
         try:
             result = method(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             error.inc()
-            if is_lock_error(exc):
-                raise store_locked(args[0].path) from None
+            fault = store_fault(args[0].path, exc)
+            if fault is not None:
+                raise fault from None
             raise
         except Exception:
             error.inc()
@@ -159,17 +174,31 @@ class Store:
         self._watchers: set[_Wakeup] = set()
         self._watchers_lock = threading.Lock()  # writers in other threads wake them
         self.path = Path(path)
+        self._damage_reported: set[Ref] = set()
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            self._prepare()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _prepare(self) -> None:
+        """Sets the connection up, creates the tables of a new store, and refuses a file that is not a
+        sound database (cut short, say) before anything reads it, rather than when a read happens to
+        reach the damaged part."""
         try:
             self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-        except sqlite3.OperationalError as exc:
-            self._db.close()
-            if is_lock_error(exc):
-                raise store_locked(self.path) from None
-            raise
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check")]
+        except sqlite3.DatabaseError as exc:
+            fault = store_fault(self.path, exc)
+            if fault is None:
+                raise
+            raise fault from None
+        if problems != ["ok"]:
+            raise store_damaged(self.path, problems[0])
 
     def close(self) -> None:
         with self._lock:
@@ -185,7 +214,7 @@ class Store:
             ).fetchone()
         if row is None:
             raise not_found(kind_by_name(ref.kind), ref.name)
-        return orjson.loads(row[0])
+        return self._decoded(ref, row[0])
 
     @_measured
     def list(self, kind: str, namespace: str | None = None) -> tuple[list[Resource], str]:
@@ -194,15 +223,15 @@ class Store:
         with self._lock:
             if namespace is None:
                 rows = self._db.execute(
-                    "SELECT body FROM resources WHERE kind=? ORDER BY namespace, name", (kind,)
+                    f"SELECT {_KEYED_BODY} FROM resources WHERE kind=? ORDER BY namespace, name", (kind,)
                 ).fetchall()
             else:
                 rows = self._db.execute(
-                    "SELECT body FROM resources WHERE kind=? AND namespace=? ORDER BY name",
+                    f"SELECT {_KEYED_BODY} FROM resources WHERE kind=? AND namespace=? ORDER BY name",
                     (kind, namespace),
                 ).fetchall()
             version = self._counter("resource_version")
-        return [orjson.loads(body) for (body,) in rows], str(version)
+        return self._readable(rows), str(version)
 
     def resource_version(self) -> str:
         with self._lock:
@@ -253,7 +282,10 @@ class Store:
         """Removes a resource and returns it as it was, with the resourceVersion of its deletion.
         `preconditions` (`uid`, `resourceVersion`) must match the stored object (Conflict otherwise)."""
         with self._writing(dry_run=dry_run) as events:
-            deleted = self._get_for_write(ref)
+            try:
+                deleted = self._get_for_write(ref)
+            except RecordDamaged:
+                deleted = _stand_in(ref)  # deleting it is how its owner gets rid of it
             for field, wanted in (preconditions or {}).items():
                 if wanted is not None and str(deleted["metadata"].get(field)) != str(wanted):
                     raise precondition_failed(
@@ -317,7 +349,11 @@ class Store:
                 raise Expired(f"too old resource version: {resource_version} ({compacted})")
             rows = self._db.execute(query, params).fetchall()
             reached = self._counter("resource_version") if len(rows) < limit else rows[-1][0]
-        events = [WatchEvent(type_, orjson.loads(body), rv) for rv, type_, body in rows]
+        events = [
+            WatchEvent(type_, resource, rv)
+            for rv, type_, body in rows
+            if (resource := self._recorded_event(rv, body)) is not None
+        ]
         return events, max(reached, resource_version)
 
     async def watch(
@@ -425,12 +461,12 @@ class Store:
 
     def _admitted(self, resource: Resource, old: Resource | None) -> Resource:
         ref = ref_of(resource)
-        existing = [
-            orjson.loads(body)
-            for (body,) in self._db.execute(
-                "SELECT body FROM resources WHERE kind=? AND namespace=? AND name!=? ORDER BY name", ref
+        existing = self._readable(
+            self._db.execute(
+                f"SELECT {_KEYED_BODY} FROM resources WHERE kind=? AND namespace=? AND name!=? ORDER BY name",
+                ref,
             )
-        ]
+        )
         admitted = self._admit(
             copy.deepcopy(resource), copy.deepcopy(old) if old is not None else None, existing
         )
@@ -442,7 +478,7 @@ class Store:
         row = self._db.execute(
             "SELECT body FROM resources WHERE kind=? AND namespace=? AND name=?", ref
         ).fetchone()
-        return orjson.loads(row[0]) if row else None
+        return self._decoded(ref, row[0]) if row else None
 
     def _get_for_write(self, ref: Ref) -> Resource:
         found = self._find(ref)
@@ -476,7 +512,9 @@ class Store:
                 self._record(events)
                 self._db.execute("ROLLBACK" if dry_run else "COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite has already rolled back a transaction whose COMMIT failed on a full disk.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         if events and not dry_run:
             with self._watchers_lock:
@@ -499,7 +537,7 @@ class Store:
 
     def _snapshot(self, kind: str | None, namespace: str | None) -> tuple[list[Resource], int]:
         """The resources there are now (of one kind / namespace if given) and the resourceVersion."""
-        query, params = "SELECT body FROM resources WHERE 1=1", []
+        query, params = f"SELECT {_KEYED_BODY} FROM resources WHERE 1=1", []
         if kind is not None:
             query += " AND kind = ?"
             params.append(kind)
@@ -509,7 +547,42 @@ class Store:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY kind, namespace, name", params).fetchall()
             version = self._counter("resource_version")
-        return [orjson.loads(body) for (body,) in rows], version
+        return self._readable(rows), version
+
+    def _decoded(self, ref: Ref, body: bytes) -> Resource:
+        """The object the record of `ref` holds; RecordDamaged if it holds none."""
+        resource = _object_in(body)
+        if resource is None:
+            raise record_damaged(self.path, *ref)
+        return resource
+
+    def _readable(self, rows: Iterable[tuple[str, str, str, bytes]]) -> list[Resource]:
+        """The objects of rows of (kind, namespace, name, body), but for the damaged ones: those are
+        left out, and left as they are on disk, for their owner to delete or restore."""
+        resources = []
+        for kind, namespace, name, body in rows:
+            try:
+                resources.append(self._decoded(Ref(kind, namespace, name), body))
+            except RecordDamaged as damaged:
+                self._report_damage(Ref(kind, namespace, name), damaged)
+        return resources
+
+    def _recorded_event(self, resource_version: int, body: bytes) -> Resource | None:
+        """The object of a watch event in the history; None, with a warning, if its record is damaged."""
+        resource = _object_in(body)
+        if resource is None:
+            logger.warning(
+                "skipping the watch event of resourceVersion %s: its record in the store %s is damaged",
+                resource_version,
+                self.path,
+            )
+        return resource
+
+    def _report_damage(self, ref: Ref, damaged: RecordDamaged) -> None:
+        """Warns once about each damaged object, however often it is read."""
+        if ref not in self._damage_reported:
+            self._damage_reported.add(ref)
+            logger.warning("%s; until then it is skipped, and its record is kept as it is", damaged)
 
 
 class _Wakeup:
@@ -535,6 +608,21 @@ def _served_kind(resource: Resource) -> Kind:
     if kind is None:
         raise Invalid(f'no kind "{resource.get("kind")}" is served in version "{resource.get("apiVersion")}"')
     return kind
+
+
+def _object_in(body: bytes) -> Resource | None:
+    """The object a record holds; None if it holds none (cut short, overwritten)."""
+    try:
+        resource = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return resource if isinstance(resource, dict) and isinstance(resource.get("metadata"), dict) else None
+
+
+def _stand_in(ref: Ref) -> Resource:
+    """What is known of an object whose record cannot be read: its key."""
+    metadata = {"name": ref.name, "namespace": ref.namespace} if ref.namespace else {"name": ref.name}
+    return {"apiVersion": kind_by_name(ref.kind).api_version, "kind": ref.kind, "metadata": metadata}
 
 
 def _restore_identity(resource: Resource, source: Resource, extra: dict[str, Any] | None = None) -> None:

@@ -1,5 +1,9 @@
 """What the platform's controllers share: watching a kind in the store, and one worker per key that
-coalesces the requests to look at that key again which come in while it works."""
+coalesces the requests to look at that key again which come in while it works.
+
+Both try again when what they do fails. A failure of the store's file (locked, its disk full, damaged)
+is one WARNING line, at most every `FAULT_WARNING_EVERY` seconds for the same key and fault, rather than a
+traceback at each try: its message says all there is to say."""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
 
-from modelplane.local.api.errors import Expired
+from modelplane.local.api.errors import ApiError, Expired
 from modelplane.local.api.store import Store
+from modelplane.local.api.store_faults import STORE_FAULTS
 from modelplane.local.platform_metrics import (
     QUEUE_ADDS,
     QUEUE_DEPTH,
@@ -19,6 +24,8 @@ from modelplane.local.platform_metrics import (
 )
 
 logger = logging.getLogger("modelplane.reconciler")
+
+FAULT_WARNING_EVERY = 10.0  # seconds
 
 
 def resource_key(resource: dict) -> tuple[str, str]:
@@ -32,6 +39,7 @@ async def watch_kind(store: Store, kind: str, handle: Callable[[str, dict], None
     until cancelled; starts again from a fresh list when the store's history is too short, as a
     Kubernetes client does."""
     resource_version = None
+    faults = _FaultWarnings()
     while True:
         try:
             async for event in store.watch(kind, resource_version=resource_version):
@@ -41,9 +49,29 @@ async def watch_kind(store: Store, kind: str, handle: Callable[[str, dict], None
             resource_version = None
         except asyncio.CancelledError:
             raise
+        except STORE_FAULTS as fault:
+            faults.warn(kind, fault, f"watching {kind} failed; watching again")
+            await asyncio.sleep(1.0)
         except Exception:
             logger.exception("watching %s failed; watching again", kind)
             await asyncio.sleep(1.0)
+
+
+class _FaultWarnings:
+    """Warns of each fault of the store at most every FAULT_WARNING_EVERY seconds for the same key."""
+
+    def __init__(self) -> None:
+        self._warned_at: dict[Hashable, dict[type, float]] = {}
+
+    def warn(self, key: Hashable, fault: ApiError, what_failed: str) -> None:
+        warned_at = self._warned_at.setdefault(key, {})
+        now = time.monotonic()
+        if now - warned_at.get(type(fault), -FAULT_WARNING_EVERY) >= FAULT_WARNING_EVERY:
+            warned_at[type(fault)] = now
+            logger.warning("%s: %s", what_failed, fault)
+
+    def forget(self, key: Hashable) -> None:
+        self._warned_at.pop(key, None)
 
 
 class KeyedWorkers:
@@ -61,6 +89,7 @@ class KeyedWorkers:
         self._adds = QUEUE_ADDS.labels(controller)
         self._kicks: dict[Hashable, asyncio.Event] = {}
         self._workers: dict[Hashable, asyncio.Task] = {}
+        self._faults = _FaultWarnings()
         self._closing = False
 
     def kick(self, key: Hashable) -> None:
@@ -93,8 +122,8 @@ class KeyedWorkers:
                 done = await self._work(key)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("%s %s failed; trying again", self._what, key)
+            except Exception as exc:
+                self._report_failure(key, exc)
                 self._reconciles["error"].inc()
                 self._errors.inc()
                 asyncio.get_running_loop().call_later(2.0, self.kick, key)
@@ -105,4 +134,11 @@ class KeyedWorkers:
                 self._seconds.observe(time.perf_counter() - started)
             if done and not event.is_set():
                 del self._kicks[key], self._workers[key]
+                self._faults.forget(key)
                 return
+
+    def _report_failure(self, key: Hashable, exc: Exception) -> None:
+        if isinstance(exc, STORE_FAULTS):
+            self._faults.warn(key, exc, f"{self._what} {key} failed; trying again")
+        else:
+            logger.error("%s %s failed; trying again", self._what, key, exc_info=exc)

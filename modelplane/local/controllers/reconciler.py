@@ -314,8 +314,16 @@ class Reconciler:
         """A service seen for the first time, with its past revisions; after a restart the revisions its
         status says were rolled out serve again."""
         namespace, name = resource_key(isvc)
-        service = _Service(namespace, name, self.revision_log.load(namespace, name))
-        service.rollouts = self.revision_log.rollouts(namespace, name)  # `_roll` ends any that are over
+        history = self.revision_log.read(namespace, name)
+        if history.set_aside is not None and self.events is not None:
+            self.events.warning(
+                isvc,
+                "RevisionHistoryLost",
+                f"its revision history could not be read and was moved to {history.set_aside}: it starts "
+                "again from its spec, and its past revisions and their traffic split are lost",
+            )
+        service = _Service(namespace, name, history.revisions)
+        service.rollouts = history.rollouts  # `_roll` ends any that are over
         known = {revision.name for revision in service.revisions}
         for component, status in ((isvc.get("status") or {}).get("components") or {}).items():
             status = status or {}
