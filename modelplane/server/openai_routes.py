@@ -391,8 +391,8 @@ class _StopMatcher:
         if final:
             emitted, self.pending = self.pending, ""
             return emitted, False
-        keep = self.longest - 1
-        emitted = self.pending[: len(self.pending) - keep] if keep else self.pending
+        keep = self.longest - 1  # the longest tail that could begin a stop string
+        emitted = self.pending[: max(len(self.pending) - keep, 0)]
         self.pending = self.pending[len(emitted) :]
         return emitted, False
 

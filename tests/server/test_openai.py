@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from modelplane.server.openai_routes import _StopMatcher
 from tests.server.processes import REPO_ROOT, serve
 
 MODEL_CLASS = str(REPO_ROOT / "tests" / "server" / "alphabet_generator.py") + ":AlphabetModel"
@@ -124,6 +125,30 @@ def test_a_streamed_chat(client):
     deltas = [chunk.choices[0].delta for chunk in stream]
     assert deltas[0].role == "assistant"
     assert "".join(delta.content or "" for delta in deltas) == "uvwxy"
+
+
+def test_a_stop_string_longer_than_the_text_so_far_holds_it_all_back():
+    matcher = _StopMatcher(("abcdef",))
+    assert matcher.feed("abcd", final=False) == ("", False)
+    assert matcher.feed("ef", final=False) == ("", True)
+    matcher = _StopMatcher(("abcdef",))
+    assert matcher.feed("abcd", final=False) == ("", False)
+    assert matcher.feed("xyz", final=False) == (
+        "ab",
+        False,
+    )  # the last five wait: a stop string could begin there
+    assert matcher.feed("", final=True) == ("cdxyz", False)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stop_string_is_found_however_the_text_comes(client, stream):
+    """One letter a step: the stop string is longer than the text when its first letters come."""
+    answer = client.completions.create(
+        model="alphabet", prompt="a", max_tokens=20, stop=["cdefgh"], stream=stream
+    )
+    choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
+    assert "".join(choice.text for choice in choices) == "b"
+    assert choices[-1].finish_reason == "stop"
 
 
 def test_the_raw_stream_is_server_sent_events_ending_with_done(server):
