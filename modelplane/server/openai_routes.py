@@ -47,6 +47,7 @@ from modelplane.server.repository import ModelRepository
 ROUTE_PREFIX_VARIABLE = "KSERVE_OPENAI_ROUTE_PREFIX"
 SSE_CONTENT_TYPE = b"text/event-stream"
 _DONE = b"data: [DONE]\n\n"
+SEED_RANGE = 1 << 64  # a random generator's seeds are 64-bit: choice i samples with seed + i, wrapped
 
 
 @dataclass
@@ -432,7 +433,7 @@ def _choices(
                 code="context_length_exceeded",
             )
         for copy in range(n):
-            seed = None if params.seed is None else params.seed + copy
+            seed = None if params.seed is None else (params.seed + copy) % SEED_RANGE
             own = replace(params, max_tokens=wanted, seed=seed)
             choices.append(_Choice(prompt_number * n + copy, ids, own))
     return choices

@@ -146,6 +146,11 @@ def test_a_seed_makes_sampling_reproducible(client):
     # n choices of one seeded request are seeded in turn (seed, seed + 1, ...)
     both = client.completions.create(model="gpt2", prompt="the", max_tokens=12, temperature=2.0, seed=7, n=2)
     assert [choice.text for choice in both.choices] == [sample(7), sample(8)]
+    # ... wrapped past the largest seed (2**64 - 1) to 0
+    last = client.completions.create(
+        model="gpt2", prompt="the", max_tokens=12, temperature=2.0, seed=(1 << 64) - 1, n=2
+    )
+    assert [choice.text for choice in last.choices] == [sample((1 << 64) - 1), sample(0)]
 
 
 def test_logprobs_are_the_model_s_with_the_likeliest_alternatives(client):
