@@ -71,3 +71,24 @@ def test_a_request_whose_sampler_cannot_be_made_fails_alone(generator):
     assert running == alone
     assert isinstance(refused, Exception)
     assert beside == alone[:5]
+
+
+def test_a_temperature_too_small_to_divide_by_is_greedy(generator):
+    alone = run(tokens(generator, greedy(8)))
+    for temperature in (1e-300, 1e-40, 1e-6):
+        assert run(tokens(generator, SamplingParams(max_tokens=8, temperature=temperature))) == alone
+
+
+def test_a_request_that_cannot_be_sampled_fails_alone_in_its_batch(generator):
+    unsampleable = SamplingParams(max_tokens=4, temperature=float("nan"))
+    seeded = SamplingParams(max_tokens=6, temperature=1.0, seed=3)
+
+    async def together():
+        return await asyncio.gather(
+            tokens(generator, greedy(6)), failure(generator, unsampleable), tokens(generator, seeded)
+        )
+
+    first, refused, sampled = run(together())
+    assert first == run(tokens(generator, greedy(6)))
+    assert isinstance(refused, Exception)
+    assert sampled == run(tokens(generator, seeded))

@@ -210,6 +210,10 @@ class GenerationEngine:
         deliveries = []
         alive = []
         for row, (sequence, choice) in enumerate(zip(sequences, choices, strict=True)):
+            if choice.error is not None:
+                logger.error("a sequence could not be sampled: %s", choice.error)
+                deliveries.append((sequence, choice.error))
+                continue
             step = self._step(sequence, choice)
             deliveries.append((sequence, step))
             if step.finish_reason is not None:
