@@ -45,9 +45,11 @@ class EngineLoad:
 @runtime_checkable
 class TextGenerator(Protocol):
     """A model that generates text. `generate` yields steps until the sequence ends; closing the
-    iterator early (the client left, a stop string matched) stops the generation and frees its slot."""
+    iterator early (the client left, a stop string matched) stops the generation and frees its slot.
+    Prompts reach `generate` checked: within `max_model_len`, and token ids below `vocab_size`."""
 
     max_model_len: int
+    vocab_size: int
 
     def encode(self, text: str) -> list[int]: ...
 

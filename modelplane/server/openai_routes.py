@@ -146,6 +146,7 @@ class OpenAIEndpoints:
         prompts = [
             generator.encode(prompt) if isinstance(prompt, str) else prompt for prompt in request.prompts
         ]
+        _check_vocabulary(prompts, generator.vocab_size, "prompt")
         choices = _choices(generator, prompts, request.params, request.n, "prompt")
         run = _Run(generator, request.model, "cmpl", "text_completion", choices, chat=False)
         echo = (
@@ -160,8 +161,9 @@ class OpenAIEndpoints:
 
     async def _chat(self, request: ChatRequest) -> OpenAIAnswer:
         generator = self._generator(request.model)
-        prompt = generator.chat_prompt(request.messages)
-        choices = _choices(generator, [generator.encode(prompt)], request.params, request.n, "messages")
+        prompt = generator.encode(generator.chat_prompt(request.messages))
+        _check_vocabulary([prompt], generator.vocab_size, "messages")
+        choices = _choices(generator, [prompt], request.params, request.n, "messages")
         run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
         if request.stream:
             return OpenAIAnswer(200, events=run.stream(request.include_usage, {}))
@@ -308,6 +310,7 @@ class _Run:
                 if isinstance(item, BaseException):
                     error = item if isinstance(item, OpenAIError) else OpenAIError(str(item), 500)
                     yield b"data: " + orjson.dumps(error.to_json()) + b"\n\n"
+                    yield _DONE
                     return
                 choice, text, logprobs, finish_reason = item
                 content = {"delta": {"content": text}} if self.chat else {"text": text}
@@ -437,6 +440,16 @@ def _choices(
             own = replace(params, max_tokens=wanted, seed=seed)
             choices.append(_Choice(prompt_number * n + copy, ids, own))
     return choices
+
+
+def _check_vocabulary(prompts: list[list[int]], vocab_size: int, param: str) -> None:
+    """Refuses a prompt with a token id the model has no embedding for."""
+    for ids in prompts:
+        outside = next((token for token in ids if not 0 <= token < vocab_size), None)
+        if outside is not None:
+            raise OpenAIError(
+                f"token id {outside} is not in this model's vocabulary of {vocab_size} tokens", param=param
+            )
 
 
 def _generator(model: Any) -> TextGenerator | None:

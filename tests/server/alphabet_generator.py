@@ -3,7 +3,8 @@ it continues a prompt with the letters after the prompt's last letter, one per s
 
 Served with `modelplane serve --model-class tests/server/alphabet_generator.py:AlphabetModel`. Each
 step waits STEP_SECONDS (env ALPHABET_STEP_SECONDS, default 0), so tests can leave a stream half-way; a
-V1 predict answers how many generations are running and how many were stopped before their end.
+prompt that ends with "!" fails after its first letter; a V1 predict answers how many generations are
+running and how many were stopped before their end.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from modelplane.server.model import Model
 
 class AlphabetGenerator:
     max_model_len = 64
+    vocab_size = 256  # its tokens are bytes
 
     def __init__(self) -> None:
         self.running = 0
@@ -62,6 +64,8 @@ class AlphabetGenerator:
                 yield GenerationStep([current], chr(current), logprobs, finish)
                 if finished:
                     return
+                if prompt_ids[-1] == ord("!"):
+                    raise RuntimeError("the alphabet broke")
         finally:
             self.running -= 1
             if not finished:

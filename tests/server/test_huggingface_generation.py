@@ -255,6 +255,8 @@ def test_a_prompt_longer_than_the_context_is_refused_with_the_limits(client, ser
         ({"model": "chat", "prompt": "a", "max_tokens": -1}, 400, "max_tokens"),
         ({"model": "chat", "prompt": "a", "logit_bias": {"1": 5}}, 400, "logit_bias"),
         ({"model": "chat", "prompt": [5, 100000]}, 400, "prompt"),
+        ({"model": "chat", "prompt": [5, 100000], "stream": True}, 400, "prompt"),
+        ({"model": "chat", "prompt": [5, (1 << 64) - 1], "echo": True}, 400, "prompt"),
         ({"model": "chat", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role"),
     ],
 )

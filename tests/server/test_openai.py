@@ -160,6 +160,17 @@ def test_the_raw_stream_is_server_sent_events_ending_with_done(server):
     assert events[-1] == "data: [DONE]"
 
 
+def test_a_stream_that_fails_ends_with_its_error_then_done(server):
+    body = {"model": "alphabet", "prompt": "a!", "max_tokens": 5, "stream": True}
+    with httpx.stream("POST", f"{server.url}/openai/v1/completions", json=body) as response:
+        assert response.status_code == 200
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+    assert httpx.Response(200, content=events[0]).json()["choices"][0]["text"] == "b"
+    error = httpx.Response(200, content=events[1]).json()["error"]
+    assert "the alphabet broke" in error["message"] and error["type"] == "server_error"
+    assert events[2:] == ["[DONE]"]
+
+
 def test_embeddings_as_floats_and_base64(client):
     result = client.embeddings.create(model="alphabet", input=["ab", "c"])
     # The client asks for base64 (float32) by default.
@@ -191,6 +202,10 @@ def test_embeddings_as_floats_and_base64(client):
             "stream_options",
         ),
         ({"prompt": "a"}, 400, "model"),
+        # Token ids outside the vocabulary: refused before a stream starts, and before an echo reads them.
+        ({"model": "alphabet", "prompt": [97, 256]}, 400, "prompt"),
+        ({"model": "alphabet", "prompt": [97, 1000000], "stream": True}, 400, "prompt"),
+        ({"model": "alphabet", "prompt": [[97], [98, (1 << 64) - 1]], "echo": True}, 400, "prompt"),
     ],
 )
 def test_bad_completions_get_openai_errors(server, body, status, param):

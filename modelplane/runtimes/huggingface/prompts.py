@@ -47,12 +47,3 @@ class TokenizerPrompts:
             raise OpenAIError(
                 f"the model's chat template refused these messages: {exc}", param="messages"
             ) from None
-
-    def check_vocabulary(self, prompt_ids: list[int], vocab_size: int) -> None:
-        """Refuses a prompt with a token id the model has no embedding for."""
-        outside = [token for token in prompt_ids if not 0 <= token < vocab_size]
-        if outside:
-            raise OpenAIError(
-                f"token id {outside[0]} is not in this model's vocabulary of {vocab_size} tokens",
-                param="prompt",
-            )
