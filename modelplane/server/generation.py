@@ -68,9 +68,10 @@ class TextGenerator(Protocol):
 
 @runtime_checkable
 class Embedder(Protocol):
-    """A model that embeds text."""
+    """A model that embeds text. Inputs reach `embed` checked, as prompts reach `TextGenerator.generate`."""
 
     max_model_len: int
+    vocab_size: int
 
     def encode(self, text: str) -> list[int]: ...
 

@@ -182,6 +182,7 @@ class OpenAIEndpoints:
         if embedder is None:
             raise OpenAIError(f"The model `{request.model}` does not embed text.", 400, param="model")
         inputs = [embedder.encode(text) if isinstance(text, str) else text for text in request.inputs]
+        _check_vocabulary(inputs, embedder.vocab_size, "input")
         for index, ids in enumerate(inputs):
             if len(ids) > embedder.max_model_len:
                 raise OpenAIError(

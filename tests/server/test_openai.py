@@ -160,6 +160,13 @@ def test_the_raw_stream_is_server_sent_events_ending_with_done(server):
     assert events[-1] == "data: [DONE]"
 
 
+@pytest.mark.parametrize("ids", [[97, 256], [97, 1 << 63]])
+def test_embedding_token_ids_outside_the_vocabulary_are_refused(server, ids):
+    response = httpx.post(f"{server.url}/openai/v1/embeddings", json={"model": "alphabet", "input": ids})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "input"
+
+
 def test_a_stream_that_fails_ends_with_its_error_then_done(server):
     body = {"model": "alphabet", "prompt": "a!", "max_tokens": 5, "stream": True}
     with httpx.stream("POST", f"{server.url}/openai/v1/completions", json=body) as response:

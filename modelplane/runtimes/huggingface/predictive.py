@@ -178,6 +178,7 @@ class TextEmbedder:
     def __init__(self, encoder: EncoderTask):
         self.encoder = encoder
         self.max_model_len = encoder.max_model_len
+        self.vocab_size = encoder.model.config.get_text_config().vocab_size
 
     def encode(self, text: str) -> list[int]:
         return self.encoder.tokenizer(text, add_special_tokens=self.encoder.settings.special_tokens)[
