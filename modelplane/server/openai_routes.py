@@ -41,7 +41,7 @@ from modelplane.protocol.openai import (
     parse_rerank,
 )
 from modelplane.server import generation_metrics
-from modelplane.server.generation import GenerationStep, TextGenerator
+from modelplane.server.generation import TextGenerator
 from modelplane.server.repository import ModelRepository
 
 ROUTE_PREFIX_VARIABLE = "KSERVE_OPENAI_ROUTE_PREFIX"
@@ -342,6 +342,7 @@ class _Run:
         first_at = None
         self.metrics.started()
         steps = self.generator.generate(choice.prompt_ids, choice.params)
+        unsent_logprobs = []  # of tokens whose text is held back: they go with the next text sent
         try:
             async for step in steps:
                 if first_at is None:
@@ -352,8 +353,12 @@ class _Run:
                 finish = "stop" if stopped else step.finish_reason
                 choice.text.append(text)
                 choice.logprobs.extend(step.logprobs or ())
+                unsent_logprobs.extend(step.logprobs or ())
                 if queue is not None and (text or finish):
-                    logprobs = _step_logprobs(step, self.chat) if choice.params.logprobs is not None else None
+                    logprobs = None
+                    if choice.params.logprobs is not None:
+                        logprobs = _format_logprobs(unsent_logprobs, self.chat)
+                    unsent_logprobs = []
                     queue.put_nowait((choice, text, logprobs, finish))
                 if finish:
                     choice.finish_reason = finish
@@ -461,10 +466,6 @@ def _logprobs(choice: _Choice, chat: bool) -> dict | None:
     if choice.params.logprobs is None:
         return None
     return _format_logprobs(choice.logprobs, chat)
-
-
-def _step_logprobs(step: GenerationStep, chat: bool) -> dict | None:
-    return _format_logprobs(step.logprobs or [], chat)
 
 
 def _format_logprobs(entries: list, chat: bool) -> dict:

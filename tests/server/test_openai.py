@@ -92,6 +92,16 @@ def test_completion_logprobs(client):
     assert choice.logprobs.text_offset == [0, 1]
 
 
+def test_a_stream_has_the_logprobs_of_every_token_even_those_whose_text_waited(client):
+    """A stop string holds text back: its tokens' log probabilities come with the next text sent."""
+    request = {"model": "alphabet", "prompt": "a", "max_tokens": 5, "logprobs": 1, "stop": ["xyz"]}
+    (whole,) = client.completions.create(**request).choices
+    chunks = [chunk.choices[0] for chunk in client.completions.create(**request, stream=True)]
+    streamed = [token for chunk in chunks if chunk.logprobs for token in chunk.logprobs.tokens]
+    assert whole.logprobs.tokens == streamed == list("bcdef")
+    assert "".join(chunk.text for chunk in chunks) == whole.text == "bcdef"
+
+
 def test_chat_with_the_model_s_template(client):
     chat = client.chat.completions.create(
         model="alphabet",
