@@ -46,7 +46,8 @@ class EngineLoad:
 class TextGenerator(Protocol):
     """A model that generates text. `generate` yields steps until the sequence ends; closing the
     iterator early (the client left, a stop string matched) stops the generation and frees its slot.
-    Prompts reach `generate` checked: within `max_model_len`, and token ids below `vocab_size`."""
+    Prompts reach `generate` checked: within `max_model_len`, and token ids below `vocab_size`.
+    `encode`, `decode` and `chat_prompt` are called on worker threads, perhaps several at once."""
 
     max_model_len: int
     vocab_size: int
@@ -68,7 +69,8 @@ class TextGenerator(Protocol):
 
 @runtime_checkable
 class Embedder(Protocol):
-    """A model that embeds text. Inputs reach `embed` checked, as prompts reach `TextGenerator.generate`."""
+    """A model that embeds text. Inputs reach `embed` checked, as prompts reach `TextGenerator.generate`;
+    `encode` is called on worker threads, perhaps several at once."""
 
     max_model_len: int
     vocab_size: int

@@ -9,7 +9,8 @@ under `/v1`, where V1's own `/v1/models` keeps its routes (KServe's order too).
 A model answers them when it has a `generator` (modelplane.server.generation.TextGenerator), an
 `embedder` or a `reranker`. The `model` field of a request names it. Every choice of a request (each prompt, `n`
 times) is generated at once, so the engine batches them with whatever else is running. Stop strings
-are matched here, on the text; a match ends that sequence's generation. `stream: true` answers
+are matched here, on the text; a match ends that sequence's generation. Prompts are tokenized on a
+worker thread, so a long one does not hold up the event loop. `stream: true` answers
 Server-Sent Events as the tokens come, then `data: [DONE]`; a client that leaves ends the generation.
 """
 
@@ -29,6 +30,7 @@ import orjson
 
 from modelplane.protocol.errors import ModelNotFound, ModelNotReady, ModelplaneError
 from modelplane.protocol.openai import (
+    ChatMessage,
     ChatRequest,
     CompletionRequest,
     OpenAIError,
@@ -41,7 +43,7 @@ from modelplane.protocol.openai import (
     parse_rerank,
 )
 from modelplane.server import generation_metrics
-from modelplane.server.generation import TextGenerator
+from modelplane.server.generation import Embedder, TextGenerator
 from modelplane.server.repository import ModelRepository
 
 ROUTE_PREFIX_VARIABLE = "KSERVE_OPENAI_ROUTE_PREFIX"
@@ -143,15 +145,11 @@ class OpenAIEndpoints:
         generator = self._generator(request.model)
         if request.echo and request.params.logprobs is not None:
             raise OpenAIError("echo together with logprobs is not supported", param="echo")
-        prompts = [
-            generator.encode(prompt) if isinstance(prompt, str) else prompt for prompt in request.prompts
-        ]
+        prompts = await asyncio.to_thread(_token_ids, generator, request.prompts)
         _check_vocabulary(prompts, generator.vocab_size, "prompt")
         choices = _choices(generator, prompts, request.params, request.n, "prompt")
         run = _Run(generator, request.model, "cmpl", "text_completion", choices, chat=False)
-        echo = (
-            {choice.index: generator.decode(choice.prompt_ids) for choice in choices} if request.echo else {}
-        )
+        echo = await asyncio.to_thread(_echoes, generator, choices) if request.echo else {}
         if request.stream:
             return OpenAIAnswer(200, events=run.stream(request.include_usage, echo))
         await run.complete()
@@ -161,7 +159,7 @@ class OpenAIEndpoints:
 
     async def _chat(self, request: ChatRequest) -> OpenAIAnswer:
         generator = self._generator(request.model)
-        prompt = generator.encode(generator.chat_prompt(request.messages))
+        prompt = await asyncio.to_thread(_chat_token_ids, generator, request.messages)
         _check_vocabulary([prompt], generator.vocab_size, "messages")
         choices = _choices(generator, [prompt], request.params, request.n, "messages")
         run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
@@ -181,7 +179,7 @@ class OpenAIEndpoints:
         embedder = getattr(model, "embedder", None)
         if embedder is None:
             raise OpenAIError(f"The model `{request.model}` does not embed text.", 400, param="model")
-        inputs = [embedder.encode(text) if isinstance(text, str) else text for text in request.inputs]
+        inputs = await asyncio.to_thread(_token_ids, embedder, request.inputs)
         _check_vocabulary(inputs, embedder.vocab_size, "input")
         for index, ids in enumerate(inputs):
             if len(ids) > embedder.max_model_len:
@@ -446,6 +444,22 @@ def _choices(
             own = replace(params, max_tokens=wanted, seed=seed)
             choices.append(_Choice(prompt_number * n + copy, ids, own))
     return choices
+
+
+# Tokenizing runs on a worker thread: a long prompt takes seconds, and the event loop serves the other
+# requests meanwhile.
+
+
+def _token_ids(tokenizer: TextGenerator | Embedder, prompts: list[str | list[int]]) -> list[list[int]]:
+    return [tokenizer.encode(prompt) if isinstance(prompt, str) else prompt for prompt in prompts]
+
+
+def _chat_token_ids(generator: TextGenerator, messages: list[ChatMessage]) -> list[int]:
+    return generator.encode(generator.chat_prompt(messages))
+
+
+def _echoes(generator: TextGenerator, choices: list[_Choice]) -> dict[int, str]:
+    return {choice.index: generator.decode(choice.prompt_ids) for choice in choices}
 
 
 def _check_vocabulary(prompts: list[list[int]], vocab_size: int, param: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
@@ -32,6 +33,18 @@ def server():
 @pytest.fixture(scope="module")
 def slow_server():
     process = alphabet_server(ALPHABET_STEP_SECONDS="0.2")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory):
+    return tmp_path_factory.mktemp("gate")
+
+
+@pytest.fixture(scope="module")
+def gated_server(gate):
+    process = alphabet_server(ALPHABET_GATE=str(gate))
     yield process
     process.stop()
 
@@ -186,6 +199,30 @@ def test_a_stream_that_fails_ends_with_its_error_then_done(server):
     error = httpx.Response(200, content=events[1]).json()["error"]
     assert "the alphabet broke" in error["message"] and error["type"] == "server_error"
     assert events[2:] == ["[DONE]"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("completions", {"prompt": "a [gate]", "max_tokens": 1}),
+        ("chat/completions", {"messages": [{"role": "user", "content": "[gate]"}], "max_tokens": 1}),
+        ("embeddings", {"input": "a [gate]"}),
+    ],
+)
+def test_prompts_are_tokenized_off_the_event_loop(gated_server, gate, path, body):
+    """While a prompt is being tokenized (held at the gate), the server answers other requests."""
+    for name in ("waiting", "open"):
+        (gate / name).unlink(missing_ok=True)
+    url = f"{gated_server.url}/openai/v1/{path}"
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(httpx.post, url, json={"model": "alphabet", **body}, timeout=60)
+        deadline = time.monotonic() + 30
+        while not (gate / "waiting").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (gate / "waiting").exists()
+        assert httpx.get(f"{gated_server.url}/v2/health/live", timeout=10).status_code == 200
+        (gate / "open").touch()
+        assert answer.result().status_code == 200
 
 
 def test_embeddings_as_floats_and_base64(client):

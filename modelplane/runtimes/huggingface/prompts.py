@@ -14,6 +14,11 @@ from modelplane.protocol.openai import ChatMessage, OpenAIError
 class TokenizerPrompts:
     def __init__(self, tokenizer: Any):
         self.tokenizer = tokenizer
+        # Threads encode and decode with the tokenizer at once, which is safe as long as none changes its
+        # settings: a fast tokenizer fails ("Already borrowed") when one call changes them while another
+        # uses it. The first encode sets truncation and padding (which tokenizer.json may hold) to none
+        # for good, so it is done here, before any other thread has the tokenizer.
+        tokenizer("", add_special_tokens=False)
 
     def encode(self, text: str) -> list[int]:
         # A chat template usually writes the beginning-of-sequence token itself.
