@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import struct
 import time
@@ -45,6 +46,8 @@ from modelplane.protocol.openai import (
 from modelplane.server import generation_metrics
 from modelplane.server.generation import Embedder, TextGenerator
 from modelplane.server.repository import ModelRepository
+
+logger = logging.getLogger("modelplane.server")
 
 ROUTE_PREFIX_VARIABLE = "KSERVE_OPENAI_ROUTE_PREFIX"
 SSE_CONTENT_TYPE = b"text/event-stream"
@@ -106,6 +109,9 @@ class OpenAIEndpoints:
             return OpenAIAnswer(error.status_code, error.to_json())
         except ModelplaneError as error:
             return OpenAIAnswer(error.status_code, OpenAIError(error.message, error.status_code).to_json())
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
+            logger.exception("unhandled error on %s %s", method, path)
+            return OpenAIAnswer(500, OpenAIError(f"{type(exc).__name__}: {exc}", 500).to_json())
 
     # -- models -----------------------------------------------------------------------------------
 

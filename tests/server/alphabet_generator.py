@@ -3,7 +3,7 @@ it continues a prompt with the letters after the prompt's last letter, one per s
 
 Served with `modelplane serve --model-class tests/server/alphabet_generator.py:AlphabetModel`. Each
 step waits STEP_SECONDS (env ALPHABET_STEP_SECONDS, default 0), so tests can leave a stream half-way; a
-prompt that ends with "!" fails after its first letter; a text with "[gate]" in it is tokenized only once
+prompt that ends with "!" fails after its first letter (an input to embed, at once); a text with "[gate]" in it is tokenized only once
 the file `open` appears in the folder ALPHABET_GATE (having written `waiting` there), so tests can hold
 a tokenization; a V1 predict answers how many generations are running and how many were stopped before
 their end.
@@ -78,6 +78,8 @@ class AlphabetGenerator:
                 self.stopped_early += 1
 
     async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
+        if any(ids[-1] == ord("!") for ids in inputs):
+            raise RuntimeError("the alphabet broke")
         return [[float(len(ids)), sum(ids) / 1000] for ids in inputs]
 
 

@@ -5,6 +5,7 @@ the alphabet, so every answer can be worked out by hand."""
 from __future__ import annotations
 
 import base64
+import socket
 import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -267,6 +268,25 @@ def test_bad_completions_get_openai_errors(server, body, status, param):
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["param"] == param and error["message"] and error["type"] == "invalid_request_error"
+
+
+def test_a_server_failure_is_an_openai_error(server):
+    response = httpx.post(f"{server.url}/openai/v1/embeddings", json={"model": "alphabet", "input": "a!"})
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert "the alphabet broke" in error["message"] and error["type"] == "server_error"
+
+
+def test_a_body_over_the_size_limit_is_an_openai_error(server):
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /openai/v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n"
+        )
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    error = httpx.Response(413, content=body).json()["error"]
+    assert "exceeds" in error["message"] and error["type"] == "invalid_request_error"
 
 
 @pytest.mark.parametrize(
