@@ -107,7 +107,10 @@ class ServerLimits:
     idle_timeout: float  # between requests on a kept-alive connection
     read_timeout_response: Callable[[], HttpResponse] = field(default=lambda: HttpResponse(408))
     max_body_size: int | None = None  # a larger request body is answered 413 and the connection closed
-    too_large_response: Callable[[int], HttpResponse] = field(default=lambda limit: HttpResponse(413))
+    # The 413's answer, given the limit and the request's target.
+    too_large_response: Callable[[int, bytes], HttpResponse] = field(
+        default=lambda limit, target: HttpResponse(413)
+    )
     header_timeout: float = 10.0  # the request line and headers, from their first byte (408)
     body_timeout: float = 60.0  # a request body that does not move for this long (408)
     max_header_bytes: int = 64 * 1024  # request line and headers (431)
@@ -205,7 +208,8 @@ class HttpServerProtocol(asyncio.Protocol):
             if isinstance(refusal, _LastRequest):
                 return
             if isinstance(refusal, _TooLarge):
-                self._reject_with(self._limits.too_large_response(self._limits.max_body_size))
+                target = b"".join(self._url)
+                self._reject_with(self._limits.too_large_response(self._limits.max_body_size, target))
             elif isinstance(refusal, RequestRefused):
                 self._reject(refusal.status, refusal.message)
             else:

@@ -58,6 +58,10 @@ def model_not_found(name: object) -> OpenAIError:
     return OpenAIError(f"The model `{name}` does not exist.", 404, param="model", code="model_not_found")
 
 
+# Temperatures below this are greedy, as in vLLM: dividing logits by a smaller one can overflow them.
+GREEDY_BELOW = 1e-5
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """How one sequence is generated."""
@@ -73,7 +77,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0
+        return self.temperature < GREEDY_BELOW
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,12 @@ class EngineLoad:
 @runtime_checkable
 class TextGenerator(Protocol):
     """A model that generates text. `generate` yields steps until the sequence ends; closing the
-    iterator early (the client left, a stop string matched) stops the generation and frees its slot."""
+    iterator early (the client left, a stop string matched) stops the generation and frees its slot.
+    Prompts reach `generate` checked: within `max_model_len`, and token ids below `vocab_size`.
+    `encode`, `decode` and `chat_prompt` are called on worker threads, perhaps several at once."""
 
     max_model_len: int
+    vocab_size: int
 
     def encode(self, text: str) -> list[int]: ...
 
@@ -66,9 +69,11 @@ class TextGenerator(Protocol):
 
 @runtime_checkable
 class Embedder(Protocol):
-    """A model that embeds text."""
+    """A model that embeds text. Inputs reach `embed` checked, as prompts reach `TextGenerator.generate`;
+    `encode` is called on worker threads, perhaps several at once."""
 
     max_model_len: int
+    vocab_size: int
 
     def encode(self, text: str) -> list[int]: ...
 

@@ -9,7 +9,8 @@ under `/v1`, where V1's own `/v1/models` keeps its routes (KServe's order too).
 A model answers them when it has a `generator` (modelplane.server.generation.TextGenerator), an
 `embedder` or a `reranker`. The `model` field of a request names it. Every choice of a request (each prompt, `n`
 times) is generated at once, so the engine batches them with whatever else is running. Stop strings
-are matched here, on the text; a match ends that sequence's generation. `stream: true` answers
+are matched here, on the text; a match ends that sequence's generation. Prompts are tokenized on a
+worker thread, so a long one does not hold up the event loop. `stream: true` answers
 Server-Sent Events as the tokens come, then `data: [DONE]`; a client that leaves ends the generation.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import struct
 import time
@@ -29,6 +31,7 @@ import orjson
 
 from modelplane.protocol.errors import ModelNotFound, ModelNotReady, ModelplaneError
 from modelplane.protocol.openai import (
+    ChatMessage,
     ChatRequest,
     CompletionRequest,
     OpenAIError,
@@ -41,12 +44,15 @@ from modelplane.protocol.openai import (
     parse_rerank,
 )
 from modelplane.server import generation_metrics
-from modelplane.server.generation import GenerationStep, TextGenerator
+from modelplane.server.generation import Embedder, TextGenerator
 from modelplane.server.repository import ModelRepository
+
+logger = logging.getLogger("modelplane.server")
 
 ROUTE_PREFIX_VARIABLE = "KSERVE_OPENAI_ROUTE_PREFIX"
 SSE_CONTENT_TYPE = b"text/event-stream"
 _DONE = b"data: [DONE]\n\n"
+SEED_RANGE = 1 << 64  # a random generator's seeds are 64-bit: choice i samples with seed + i, wrapped
 
 
 @dataclass
@@ -103,6 +109,9 @@ class OpenAIEndpoints:
             return OpenAIAnswer(error.status_code, error.to_json())
         except ModelplaneError as error:
             return OpenAIAnswer(error.status_code, OpenAIError(error.message, error.status_code).to_json())
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
+            logger.exception("unhandled error on %s %s", method, path)
+            return OpenAIAnswer(500, OpenAIError(f"{type(exc).__name__}: {exc}", 500).to_json())
 
     # -- models -----------------------------------------------------------------------------------
 
@@ -142,14 +151,11 @@ class OpenAIEndpoints:
         generator = self._generator(request.model)
         if request.echo and request.params.logprobs is not None:
             raise OpenAIError("echo together with logprobs is not supported", param="echo")
-        prompts = [
-            generator.encode(prompt) if isinstance(prompt, str) else prompt for prompt in request.prompts
-        ]
+        prompts = await asyncio.to_thread(_token_ids, generator, request.prompts)
+        _check_vocabulary(prompts, generator.vocab_size, "prompt")
         choices = _choices(generator, prompts, request.params, request.n, "prompt")
         run = _Run(generator, request.model, "cmpl", "text_completion", choices, chat=False)
-        echo = (
-            {choice.index: generator.decode(choice.prompt_ids) for choice in choices} if request.echo else {}
-        )
+        echo = await asyncio.to_thread(_echoes, generator, choices) if request.echo else {}
         if request.stream:
             return OpenAIAnswer(200, events=run.stream(request.include_usage, echo))
         await run.complete()
@@ -159,8 +165,9 @@ class OpenAIEndpoints:
 
     async def _chat(self, request: ChatRequest) -> OpenAIAnswer:
         generator = self._generator(request.model)
-        prompt = generator.chat_prompt(request.messages)
-        choices = _choices(generator, [generator.encode(prompt)], request.params, request.n, "messages")
+        prompt = await asyncio.to_thread(_chat_token_ids, generator, request.messages)
+        _check_vocabulary([prompt], generator.vocab_size, "messages")
+        choices = _choices(generator, [prompt], request.params, request.n, "messages")
         run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
         if request.stream:
             return OpenAIAnswer(200, events=run.stream(request.include_usage, {}))
@@ -178,7 +185,8 @@ class OpenAIEndpoints:
         embedder = getattr(model, "embedder", None)
         if embedder is None:
             raise OpenAIError(f"The model `{request.model}` does not embed text.", 400, param="model")
-        inputs = [embedder.encode(text) if isinstance(text, str) else text for text in request.inputs]
+        inputs = await asyncio.to_thread(_token_ids, embedder, request.inputs)
+        _check_vocabulary(inputs, embedder.vocab_size, "input")
         for index, ids in enumerate(inputs):
             if len(ids) > embedder.max_model_len:
                 raise OpenAIError(
@@ -307,6 +315,7 @@ class _Run:
                 if isinstance(item, BaseException):
                     error = item if isinstance(item, OpenAIError) else OpenAIError(str(item), 500)
                     yield b"data: " + orjson.dumps(error.to_json()) + b"\n\n"
+                    yield _DONE
                     return
                 choice, text, logprobs, finish_reason = item
                 content = {"delta": {"content": text}} if self.chat else {"text": text}
@@ -337,6 +346,7 @@ class _Run:
         first_at = None
         self.metrics.started()
         steps = self.generator.generate(choice.prompt_ids, choice.params)
+        unsent_logprobs = []  # of tokens whose text is held back: they go with the next text sent
         try:
             async for step in steps:
                 if first_at is None:
@@ -347,8 +357,12 @@ class _Run:
                 finish = "stop" if stopped else step.finish_reason
                 choice.text.append(text)
                 choice.logprobs.extend(step.logprobs or ())
+                unsent_logprobs.extend(step.logprobs or ())
                 if queue is not None and (text or finish):
-                    logprobs = _step_logprobs(step, self.chat) if choice.params.logprobs is not None else None
+                    logprobs = None
+                    if choice.params.logprobs is not None:
+                        logprobs = _format_logprobs(unsent_logprobs, self.chat)
+                    unsent_logprobs = []
                     queue.put_nowait((choice, text, logprobs, finish))
                 if finish:
                     choice.finish_reason = finish
@@ -391,8 +405,8 @@ class _StopMatcher:
         if final:
             emitted, self.pending = self.pending, ""
             return emitted, False
-        keep = self.longest - 1
-        emitted = self.pending[: len(self.pending) - keep] if keep else self.pending
+        keep = self.longest - 1  # the longest tail that could begin a stop string
+        emitted = self.pending[: max(len(self.pending) - keep, 0)]
         self.pending = self.pending[len(emitted) :]
         return emitted, False
 
@@ -432,10 +446,36 @@ def _choices(
                 code="context_length_exceeded",
             )
         for copy in range(n):
-            seed = None if params.seed is None else params.seed + copy
+            seed = None if params.seed is None else (params.seed + copy) % SEED_RANGE
             own = replace(params, max_tokens=wanted, seed=seed)
             choices.append(_Choice(prompt_number * n + copy, ids, own))
     return choices
+
+
+# Tokenizing runs on a worker thread: a long prompt takes seconds, and the event loop serves the other
+# requests meanwhile.
+
+
+def _token_ids(tokenizer: TextGenerator | Embedder, prompts: list[str | list[int]]) -> list[list[int]]:
+    return [tokenizer.encode(prompt) if isinstance(prompt, str) else prompt for prompt in prompts]
+
+
+def _chat_token_ids(generator: TextGenerator, messages: list[ChatMessage]) -> list[int]:
+    return generator.encode(generator.chat_prompt(messages))
+
+
+def _echoes(generator: TextGenerator, choices: list[_Choice]) -> dict[int, str]:
+    return {choice.index: generator.decode(choice.prompt_ids) for choice in choices}
+
+
+def _check_vocabulary(prompts: list[list[int]], vocab_size: int, param: str) -> None:
+    """Refuses a prompt with a token id the model has no embedding for."""
+    for ids in prompts:
+        outside = next((token for token in ids if not 0 <= token < vocab_size), None)
+        if outside is not None:
+            raise OpenAIError(
+                f"token id {outside} is not in this model's vocabulary of {vocab_size} tokens", param=param
+            )
 
 
 def _generator(model: Any) -> TextGenerator | None:
@@ -446,10 +486,6 @@ def _logprobs(choice: _Choice, chat: bool) -> dict | None:
     if choice.params.logprobs is None:
         return None
     return _format_logprobs(choice.logprobs, chat)
-
-
-def _step_logprobs(step: GenerationStep, chat: bool) -> dict | None:
-    return _format_logprobs(step.logprobs or [], chat)
 
 
 def _format_logprobs(entries: list, chat: bool) -> dict:

@@ -25,6 +25,7 @@ from modelplane.protocol.errors import (
     PayloadTooLarge,
 )
 from modelplane.protocol.http_server import HttpRequest, HttpResponse, checked_header
+from modelplane.protocol.openai import OpenAIError
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_rest import (
     JSON_LENGTH_HEADER,
@@ -81,10 +82,18 @@ def error_response(status: int, message: str) -> HTTPResponse:
     return HTTPResponse(status, orjson.dumps({"error": message}))
 
 
-def too_large_response(limit: int) -> HttpResponse:
-    """The answer to a request body over the size limit (the HTTP server sends it and closes)."""
+def too_large_response(limit: int, target: bytes) -> HttpResponse:
+    """The answer to a request body over the size limit (the HTTP server sends it and closes); on the
+    OpenAI routes, OpenAI's error object."""
     message = PayloadTooLarge(f"the request body exceeds {limit} bytes").message
-    return HttpResponse(413, orjson.dumps({"error": message}), b"application/json")
+    document = OpenAIError(message, 413).to_json() if _openai_route(target) else {"error": message}
+    return HttpResponse(413, orjson.dumps(document), b"application/json")
+
+
+def _openai_route(target: bytes) -> bool:
+    """Whether `RESTServer.handle` sends a request for `target` to the OpenAI routes."""
+    path = target.decode("latin-1")
+    return path.startswith(route_prefix()) and not path.startswith(("/v2", "/v1/models"))
 
 
 class RESTServer:

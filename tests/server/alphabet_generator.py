@@ -3,7 +3,10 @@ it continues a prompt with the letters after the prompt's last letter, one per s
 
 Served with `modelplane serve --model-class tests/server/alphabet_generator.py:AlphabetModel`. Each
 step waits STEP_SECONDS (env ALPHABET_STEP_SECONDS, default 0), so tests can leave a stream half-way; a
-V1 predict answers how many generations are running and how many were stopped before their end.
+prompt that ends with "!" fails after its first letter (an input to embed, at once); a text with "[gate]" in it is tokenized only once
+the file `open` appears in the folder ALPHABET_GATE (having written `waiting` there), so tests can hold
+a tokenization; a V1 predict answers how many generations are running and how many were stopped before
+their end.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import time
+from pathlib import Path
 
 from modelplane.protocol.openai import SamplingParams
 from modelplane.server.generation import EngineLoad, GenerationStep, TokenLogprob
@@ -19,6 +24,7 @@ from modelplane.server.model import Model
 
 class AlphabetGenerator:
     max_model_len = 64
+    vocab_size = 256  # its tokens are bytes
 
     def __init__(self) -> None:
         self.running = 0
@@ -26,6 +32,8 @@ class AlphabetGenerator:
         self.step_seconds = float(os.environ.get("ALPHABET_STEP_SECONDS", "0"))
 
     def encode(self, text: str) -> list[int]:
+        if "[gate]" in text:
+            _wait_at_the_gate(Path(os.environ["ALPHABET_GATE"]))
         return list(text.encode())
 
     def decode(self, token_ids) -> str:
@@ -62,13 +70,24 @@ class AlphabetGenerator:
                 yield GenerationStep([current], chr(current), logprobs, finish)
                 if finished:
                     return
+                if prompt_ids[-1] == ord("!"):
+                    raise RuntimeError("the alphabet broke")
         finally:
             self.running -= 1
             if not finished:
                 self.stopped_early += 1
 
     async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
+        if any(ids[-1] == ord("!") for ids in inputs):
+            raise RuntimeError("the alphabet broke")
         return [[float(len(ids)), sum(ids) / 1000] for ids in inputs]
+
+
+def _wait_at_the_gate(folder: Path) -> None:
+    (folder / "waiting").touch()
+    deadline = time.monotonic() + 30  # a test that never opens it fails on its own
+    while not (folder / "open").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 class AlphabetModel(Model):

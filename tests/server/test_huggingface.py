@@ -208,6 +208,16 @@ def test_text_embedding_answers_normalised_mean_vectors_and_the_openai_endpoint(
     assert result.usage.prompt_tokens == sum(len(tokenizer(text).input_ids) for text in TEXTS)
 
 
+@pytest.mark.parametrize("ids", [[2, 100000, 3], [2, 1 << 63], [2, (1 << 64) - 1]])
+def test_embedding_token_ids_outside_the_vocabulary_are_refused(embedding_server, ids):
+    response = httpx.post(
+        f"{embedding_server.url}/openai/v1/embeddings", json={"model": "embedder", "input": ids}
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "input" and "vocabulary" in error["message"]
+
+
 def test_return_probabilities_answers_kserve_s_dicts_on_v1_and_tensors_on_v2(models, tmp_path):
     root = tmp_path / "models"
     root.mkdir()

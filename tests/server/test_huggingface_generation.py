@@ -146,6 +146,11 @@ def test_a_seed_makes_sampling_reproducible(client):
     # n choices of one seeded request are seeded in turn (seed, seed + 1, ...)
     both = client.completions.create(model="gpt2", prompt="the", max_tokens=12, temperature=2.0, seed=7, n=2)
     assert [choice.text for choice in both.choices] == [sample(7), sample(8)]
+    # ... wrapped past the largest seed (2**64 - 1) to 0
+    last = client.completions.create(
+        model="gpt2", prompt="the", max_tokens=12, temperature=2.0, seed=(1 << 64) - 1, n=2
+    )
+    assert [choice.text for choice in last.choices] == [sample((1 << 64) - 1), sample(0)]
 
 
 def test_logprobs_are_the_model_s_with_the_likeliest_alternatives(client):
@@ -250,6 +255,8 @@ def test_a_prompt_longer_than_the_context_is_refused_with_the_limits(client, ser
         ({"model": "chat", "prompt": "a", "max_tokens": -1}, 400, "max_tokens"),
         ({"model": "chat", "prompt": "a", "logit_bias": {"1": 5}}, 400, "logit_bias"),
         ({"model": "chat", "prompt": [5, 100000]}, 400, "prompt"),
+        ({"model": "chat", "prompt": [5, 100000], "stream": True}, 400, "prompt"),
+        ({"model": "chat", "prompt": [5, (1 << 64) - 1], "echo": True}, 400, "prompt"),
         ({"model": "chat", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role"),
     ],
 )

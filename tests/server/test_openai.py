@@ -5,13 +5,16 @@ the alphabet, so every answer can be worked out by hand."""
 from __future__ import annotations
 
 import base64
+import socket
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
 
+from modelplane.server.openai_routes import _StopMatcher
 from tests.server.processes import REPO_ROOT, serve
 
 MODEL_CLASS = str(REPO_ROOT / "tests" / "server" / "alphabet_generator.py") + ":AlphabetModel"
@@ -31,6 +34,18 @@ def server():
 @pytest.fixture(scope="module")
 def slow_server():
     process = alphabet_server(ALPHABET_STEP_SECONDS="0.2")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory):
+    return tmp_path_factory.mktemp("gate")
+
+
+@pytest.fixture(scope="module")
+def gated_server(gate):
+    process = alphabet_server(ALPHABET_GATE=str(gate))
     yield process
     process.stop()
 
@@ -91,6 +106,16 @@ def test_completion_logprobs(client):
     assert choice.logprobs.text_offset == [0, 1]
 
 
+def test_a_stream_has_the_logprobs_of_every_token_even_those_whose_text_waited(client):
+    """A stop string holds text back: its tokens' log probabilities come with the next text sent."""
+    request = {"model": "alphabet", "prompt": "a", "max_tokens": 5, "logprobs": 1, "stop": ["xyz"]}
+    (whole,) = client.completions.create(**request).choices
+    chunks = [chunk.choices[0] for chunk in client.completions.create(**request, stream=True)]
+    streamed = [token for chunk in chunks if chunk.logprobs for token in chunk.logprobs.tokens]
+    assert whole.logprobs.tokens == streamed == list("bcdef")
+    assert "".join(chunk.text for chunk in chunks) == whole.text == "bcdef"
+
+
 def test_chat_with_the_model_s_template(client):
     chat = client.chat.completions.create(
         model="alphabet",
@@ -126,6 +151,30 @@ def test_a_streamed_chat(client):
     assert "".join(delta.content or "" for delta in deltas) == "uvwxy"
 
 
+def test_a_stop_string_longer_than_the_text_so_far_holds_it_all_back():
+    matcher = _StopMatcher(("abcdef",))
+    assert matcher.feed("abcd", final=False) == ("", False)
+    assert matcher.feed("ef", final=False) == ("", True)
+    matcher = _StopMatcher(("abcdef",))
+    assert matcher.feed("abcd", final=False) == ("", False)
+    assert matcher.feed("xyz", final=False) == (
+        "ab",
+        False,
+    )  # the last five wait: a stop string could begin there
+    assert matcher.feed("", final=True) == ("cdxyz", False)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stop_string_is_found_however_the_text_comes(client, stream):
+    """One letter a step: the stop string is longer than the text when its first letters come."""
+    answer = client.completions.create(
+        model="alphabet", prompt="a", max_tokens=20, stop=["cdefgh"], stream=stream
+    )
+    choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
+    assert "".join(choice.text for choice in choices) == "b"
+    assert choices[-1].finish_reason == "stop"
+
+
 def test_the_raw_stream_is_server_sent_events_ending_with_done(server):
     body = {"model": "alphabet", "prompt": "a", "max_tokens": 2, "stream": True}
     with httpx.stream("POST", f"{server.url}/openai/v1/completions", json=body) as response:
@@ -133,6 +182,48 @@ def test_the_raw_stream_is_server_sent_events_ending_with_done(server):
         events = [line for line in response.iter_lines() if line]
     assert all(event.startswith("data: ") for event in events)
     assert events[-1] == "data: [DONE]"
+
+
+@pytest.mark.parametrize("ids", [[97, 256], [97, 1 << 63]])
+def test_embedding_token_ids_outside_the_vocabulary_are_refused(server, ids):
+    response = httpx.post(f"{server.url}/openai/v1/embeddings", json={"model": "alphabet", "input": ids})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "input"
+
+
+def test_a_stream_that_fails_ends_with_its_error_then_done(server):
+    body = {"model": "alphabet", "prompt": "a!", "max_tokens": 5, "stream": True}
+    with httpx.stream("POST", f"{server.url}/openai/v1/completions", json=body) as response:
+        assert response.status_code == 200
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+    assert httpx.Response(200, content=events[0]).json()["choices"][0]["text"] == "b"
+    error = httpx.Response(200, content=events[1]).json()["error"]
+    assert "the alphabet broke" in error["message"] and error["type"] == "server_error"
+    assert events[2:] == ["[DONE]"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("completions", {"prompt": "a [gate]", "max_tokens": 1}),
+        ("chat/completions", {"messages": [{"role": "user", "content": "[gate]"}], "max_tokens": 1}),
+        ("embeddings", {"input": "a [gate]"}),
+    ],
+)
+def test_prompts_are_tokenized_off_the_event_loop(gated_server, gate, path, body):
+    """While a prompt is being tokenized (held at the gate), the server answers other requests."""
+    for name in ("waiting", "open"):
+        (gate / name).unlink(missing_ok=True)
+    url = f"{gated_server.url}/openai/v1/{path}"
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(httpx.post, url, json={"model": "alphabet", **body}, timeout=60)
+        deadline = time.monotonic() + 30
+        while not (gate / "waiting").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (gate / "waiting").exists()
+        assert httpx.get(f"{gated_server.url}/v2/health/live", timeout=10).status_code == 200
+        (gate / "open").touch()
+        assert answer.result().status_code == 200
 
 
 def test_embeddings_as_floats_and_base64(client):
@@ -166,6 +257,10 @@ def test_embeddings_as_floats_and_base64(client):
             "stream_options",
         ),
         ({"prompt": "a"}, 400, "model"),
+        # Token ids outside the vocabulary: refused before a stream starts, and before an echo reads them.
+        ({"model": "alphabet", "prompt": [97, 256]}, 400, "prompt"),
+        ({"model": "alphabet", "prompt": [97, 1000000], "stream": True}, 400, "prompt"),
+        ({"model": "alphabet", "prompt": [[97], [98, (1 << 64) - 1]], "echo": True}, 400, "prompt"),
     ],
 )
 def test_bad_completions_get_openai_errors(server, body, status, param):
@@ -173,6 +268,25 @@ def test_bad_completions_get_openai_errors(server, body, status, param):
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["param"] == param and error["message"] and error["type"] == "invalid_request_error"
+
+
+def test_a_server_failure_is_an_openai_error(server):
+    response = httpx.post(f"{server.url}/openai/v1/embeddings", json={"model": "alphabet", "input": "a!"})
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert "the alphabet broke" in error["message"] and error["type"] == "server_error"
+
+
+def test_a_body_over_the_size_limit_is_an_openai_error(server):
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /openai/v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n"
+        )
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    error = httpx.Response(413, content=body).json()["error"]
+    assert "exceeds" in error["message"] and error["type"] == "invalid_request_error"
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,7 @@ class GenerationEngine:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._waiting: deque[Sequence] = deque()
         self._running: list[Sequence] = []
+        self._admitting: list[Sequence] = []  # taken off the waiting line, not yet running
         self._token_texts: dict[int, str] = {}
         self._thread = threading.Thread(target=self._run, name="generation-engine", daemon=True)
 
@@ -102,8 +103,9 @@ class GenerationEngine:
                     self._turn()
                 except Exception as exc:  # noqa: BLE001 - the engine's own fault: its sequences fail, it goes on
                     logger.exception("the generation engine failed")
-                    self._fail(list(self._waiting) + self._running, exc)
+                    self._fail(list(self._waiting) + self._admitting + self._running, exc)
                     self._waiting.clear()
+                    self._admitting = []
                     self._running = []
                     self.batch.keep([])
         self._fail(list(self._waiting) + self._running, ModelNotReady(self.name, "It was unloaded."))
@@ -137,23 +139,40 @@ class GenerationEngine:
 
     def _admit(self) -> None:
         while self._waiting and len(self._running) < self.max_num_seqs:
-            group = self._next_group(self.max_num_seqs - len(self._running))
-            for sequence in group:
-                sequence.sampler = Sampler(sequence.params, self.batch.device, self.vocab_size)
-                sequence.text = IncrementalText(self.tokenizer, sequence.prompt_ids)
+            self._admitting = self._next_group(self.max_num_seqs - len(self._running))
+            group = self._prepared(self._admitting)
+            if group:
+                self._prefill(group)
+            self._admitting = []
+
+    def _prepared(self, group: list[Sequence]) -> list[Sequence]:
+        """The sequences of `group` ready to prefill; one whose sampler cannot be made fails alone."""
+        ready = []
+        for sequence in group:
             try:
-                part, logits = self.batch.prefill([sequence.prompt_ids for sequence in group])
-                choices = choose(logits, [sequence.sampler for sequence in group])
-            except Exception as exc:  # noqa: BLE001 - the model's failure, reported on each request
-                logger.exception("prefill failed")
-                self._fail(group, exc)
+                sequence.sampler = Sampler(sequence.params, self.batch.device, self.vocab_size)
+            except Exception as exc:  # noqa: BLE001 - its own parameters' fault, reported on its request
+                logger.exception("a sequence's sampler could not be made")
+                self._fail([sequence], exc)
                 continue
-            alive = self._advance(group, choices)
-            part.keep(alive)
-            if alive:
-                part.set_next([choices[row].token for row in alive])
-                self.batch.extend(part)
-                self._running += [group[row] for row in alive]
+            sequence.text = IncrementalText(self.tokenizer, sequence.prompt_ids)
+            ready.append(sequence)
+        return ready
+
+    def _prefill(self, group: list[Sequence]) -> None:
+        try:
+            part, logits = self.batch.prefill([sequence.prompt_ids for sequence in group])
+            choices = choose(logits, [sequence.sampler for sequence in group])
+        except Exception as exc:  # noqa: BLE001 - the model's failure, reported on each request
+            logger.exception("prefill failed")
+            self._fail(group, exc)
+            return
+        alive = self._advance(group, choices)
+        part.keep(alive)
+        if alive:
+            part.set_next([choices[row].token for row in alive])
+            self.batch.extend(part)
+            self._running += [group[row] for row in alive]
 
     def _next_group(self, room: int) -> list[Sequence]:
         """The next newcomers to prefill together: as many as there is room for, within PREFILL_TOKENS
@@ -191,6 +210,10 @@ class GenerationEngine:
         deliveries = []
         alive = []
         for row, (sequence, choice) in enumerate(zip(sequences, choices, strict=True)):
+            if choice.error is not None:
+                logger.error("a sequence could not be sampled: %s", choice.error)
+                deliveries.append((sequence, choice.error))
+                continue
             step = self._step(sequence, choice)
             deliveries.append((sequence, step))
             if step.finish_reason is not None:

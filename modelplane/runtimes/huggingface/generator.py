@@ -26,6 +26,7 @@ class TransformersGenerator(TokenizerPrompts):
         super().__init__(loaded.tokenizer)
         self.max_model_len = loaded.max_model_len
         model = loaded.model
+        self.vocab_size = model.config.get_text_config().vocab_size
         pad_id = _first_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
         batch_class = EncoderDecoderBatch if loaded.task is Task.text2text_generation else DecoderOnlyBatch
         self._batch = batch_class(model, loaded.device, pad_id)
@@ -35,7 +36,7 @@ class TransformersGenerator(TokenizerPrompts):
             self.tokenizer,
             _eos_ids(model, self.tokenizer),
             max_num_seqs,
-            model.config.get_text_config().vocab_size,
+            self.vocab_size,
             EngineMetrics(name),
         )
         self._arrived: list[engines.Sequence] = []
@@ -54,7 +55,6 @@ class TransformersGenerator(TokenizerPrompts):
         return self.engine.occupancy()
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[GenerationStep]:
-        self.check_vocabulary(prompt_ids, self.engine.vocab_size)
         loop = asyncio.get_running_loop()
         sequence = engines.Sequence(list(prompt_ids), params, loop, asyncio.Queue())
         self._hand_over(sequence, loop)

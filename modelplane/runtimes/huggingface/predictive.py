@@ -23,6 +23,7 @@ sequence_classification model with one label, a cross-encoder, `/openai/v1/reran
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -50,6 +51,9 @@ class EncoderTask:
         self.device = loaded.device
         self.max_model_len = loaded.max_model_len
         self.settings = settings
+        # Held by every call of the tokenizer, some of which run on worker threads: a fast tokenizer fails
+        # ("Already borrowed") when one call changes its truncation or padding while another uses it.
+        self.tokenizing = threading.Lock()
         if self.task is Task.fill_mask and self.tokenizer.mask_token_id is None:
             raise ValueError("a fill_mask model needs a tokenizer with a mask token; this one has none")
         if settings.return_offsets_mapping and self.task is not Task.token_classification:
@@ -63,7 +67,7 @@ class EncoderTask:
         """The answer to a V1 payload or a V2 InferRequest; `forward_to_predictor` sends the tokens
         to the predictor that runs the model, when it runs elsewhere."""
         texts = _texts(payload)
-        encoded = self._tokenize(texts)
+        encoded = await asyncio.to_thread(self._tokenize, texts)
         offsets = encoded.pop("offset_mapping", None)
         if forward_to_predictor is not None:
             scores = await self._remote(encoded, forward_to_predictor)
@@ -72,17 +76,17 @@ class EncoderTask:
         return self._answer(payload, scores, encoded, offsets)
 
     def _tokenize(self, texts: list[str]) -> Any:
-        # On the event loop: a tokenizer is not safe to call from several threads at once.
-        return self.tokenizer(
-            texts,
-            max_length=self.max_model_len,
-            truncation=True,
-            padding=True,
-            add_special_tokens=self.settings.special_tokens,
-            return_token_type_ids=True if self.settings.return_token_type_ids else None,
-            return_offsets_mapping=self.settings.return_offsets_mapping,
-            return_tensors="pt",
-        )
+        with self.tokenizing:
+            return self.tokenizer(
+                texts,
+                max_length=self.max_model_len,
+                truncation=True,
+                padding=True,
+                add_special_tokens=self.settings.special_tokens,
+                return_token_type_ids=True if self.settings.return_token_type_ids else None,
+                return_offsets_mapping=self.settings.return_offsets_mapping,
+                return_tensors="pt",
+            )
 
     def run_model(self, encoded: Any) -> torch.Tensor:
         """The model's logits (text_embedding: its token vectors) for tokenized texts."""
@@ -155,7 +159,8 @@ class EncoderTask:
             per_text.append(logits[row, places])
         output = self.settings.output
         if output == "labels":
-            texts = [self.tokenizer.decode(masked.argmax(dim=-1).tolist()) for masked in per_text]
+            with self.tokenizing:
+                texts = [self.tokenizer.decode(masked.argmax(dim=-1).tolist()) for masked in per_text]
             return np.array(texts, dtype=object) if v2 else texts
         values = [
             torch.softmax(masked, dim=-1) if output == "probabilities" else masked for masked in per_text
@@ -178,11 +183,12 @@ class TextEmbedder:
     def __init__(self, encoder: EncoderTask):
         self.encoder = encoder
         self.max_model_len = encoder.max_model_len
+        self.vocab_size = encoder.model.config.get_text_config().vocab_size
 
     def encode(self, text: str) -> list[int]:
-        return self.encoder.tokenizer(text, add_special_tokens=self.encoder.settings.special_tokens)[
-            "input_ids"
-        ]
+        encoder = self.encoder
+        with encoder.tokenizing:
+            return encoder.tokenizer(text, add_special_tokens=encoder.settings.special_tokens)["input_ids"]
 
     async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
         pad_id = self.encoder.tokenizer.pad_token_id or 0
@@ -210,18 +216,22 @@ class TextReranker:
         self.activation = activation
 
     async def rerank(self, query: str, documents: list[str]) -> Relevance:
-        encoder = self.encoder
-        encoded = encoder.tokenizer(
-            [query] * len(documents),
-            documents,
-            max_length=encoder.max_model_len,
-            truncation=True,
-            padding=True,
-            add_special_tokens=encoder.settings.special_tokens,
-            return_tensors="pt",
-        )
-        logits = await asyncio.to_thread(encoder.run_model, encoded)
+        encoded = await asyncio.to_thread(self._tokenize, query, documents)
+        logits = await asyncio.to_thread(self.encoder.run_model, encoded)
         return Relevance(self.activation(logits[:, 0]).tolist(), int(encoded["attention_mask"].sum()))
+
+    def _tokenize(self, query: str, documents: list[str]) -> Any:
+        encoder = self.encoder
+        with encoder.tokenizing:
+            return encoder.tokenizer(
+                [query] * len(documents),
+                documents,
+                max_length=encoder.max_model_len,
+                truncation=True,
+                padding=True,
+                add_special_tokens=encoder.settings.special_tokens,
+                return_tensors="pt",
+            )
 
 
 def cross_encoder_activation(config: Any) -> Callable[[torch.Tensor], torch.Tensor] | str:

@@ -14,6 +14,11 @@ from modelplane.protocol.openai import ChatMessage, OpenAIError
 class TokenizerPrompts:
     def __init__(self, tokenizer: Any):
         self.tokenizer = tokenizer
+        # Threads encode and decode with the tokenizer at once, which is safe as long as none changes its
+        # settings: a fast tokenizer fails ("Already borrowed") when one call changes them while another
+        # uses it. The first encode sets truncation and padding (which tokenizer.json may hold) to none
+        # for good, so it is done here, before any other thread has the tokenizer.
+        tokenizer("", add_special_tokens=False)
 
     def encode(self, text: str) -> list[int]:
         # A chat template usually writes the beginning-of-sequence token itself.
@@ -47,12 +52,3 @@ class TokenizerPrompts:
             raise OpenAIError(
                 f"the model's chat template refused these messages: {exc}", param="messages"
             ) from None
-
-    def check_vocabulary(self, prompt_ids: list[int], vocab_size: int) -> None:
-        """Refuses a prompt with a token id the model has no embedding for."""
-        outside = [token for token in prompt_ids if not 0 <= token < vocab_size]
-        if outside:
-            raise OpenAIError(
-                f"token id {outside[0]} is not in this model's vocabulary of {vocab_size} tokens",
-                param="prompt",
-            )

@@ -1,11 +1,11 @@
 """Choosing each sequence's next token from the logits of a batch.
 
-Every sequence has its own sampling parameters: temperature 0 is greedy (the likeliest token), any
-other temperature samples after top-p filtering, from a random generator of the sequence's own,
+Every sequence has its own sampling parameters: temperature 0 (or below 1e-5, as in vLLM) is greedy
+(the likeliest token), any other temperature samples after top-p filtering, from a random generator of the sequence's own,
 seeded by the request's `seed` (so a seeded request is reproducible whatever runs beside it).
 Presence and frequency penalties lower the logits of tokens the sequence has already generated, as
 OpenAI describes them. Log probabilities are those of the model's own distribution, before any of
-this.
+this. A row that cannot be sampled is reported on its own choice; the other rows go on.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Choice:
     token: int
     logprob: float | None = None
     top: tuple[tuple[int, float], ...] = ()
+    error: Exception | None = None  # why no token could be sampled for this row (the others go on)
 
 
 class Sampler:
@@ -73,12 +74,19 @@ def choose(logits: torch.Tensor, samplers: list[Sampler]) -> list[Choice]:
         for row, sampler in enumerate(samplers):
             sampler.penalise(logits[row])
     tokens = logits.argmax(dim=-1)
+    errors: dict[int, Exception] = {}
     for row, sampler in enumerate(samplers):
         if not sampler.greedy:
-            tokens[row] = sampler.sample(logits[row])
+            try:
+                tokens[row] = sampler.sample(logits[row])
+            except Exception as exc:  # noqa: BLE001 - one row's parameters, not the batch's fault
+                errors[row] = exc
     chosen = tokens.tolist()
     choices = []
     for row, (sampler, token) in enumerate(zip(samplers, chosen, strict=True)):
+        if row in errors:
+            choices.append(Choice(token, error=errors[row]))
+            continue
         sampler.observe(token)
         if wanted[row] is None:
             choices.append(Choice(token))

@@ -98,7 +98,6 @@ class VLLMGenerator(TokenizerPrompts):
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[GenerationStep]:
         from vllm.inputs import TokensPrompt
 
-        self.check_vocabulary(prompt_ids, self.vocab_size)
         request_id = f"{self.name}-{uuid.uuid4().hex}"
         outputs = self.engine.generate(
             TokensPrompt(prompt_token_ids=list(prompt_ids)), _sampling_params(params), request_id
