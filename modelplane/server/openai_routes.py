@@ -23,9 +23,9 @@ import os
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -52,6 +52,7 @@ logger = logging.getLogger("modelplane.server")
 ROUTE_PREFIX_VARIABLE = "KSERVE_OPENAI_ROUTE_PREFIX"
 SSE_CONTENT_TYPE = b"text/event-stream"
 _DONE = b"data: [DONE]\n\n"
+T = TypeVar("T")
 SEED_RANGE = 1 << 64  # a random generator's seeds are 64-bit: choice i samples with seed + i, wrapped
 
 
@@ -151,11 +152,11 @@ class OpenAIEndpoints:
         generator = self._generator(request.model)
         if request.echo and request.params.logprobs is not None:
             raise OpenAIError("echo together with logprobs is not supported", param="echo")
-        prompts = await asyncio.to_thread(_token_ids, generator, request.prompts)
+        prompts = await _off_the_loop(_text_size(request.prompts), _token_ids, generator, request.prompts)
         _check_vocabulary(prompts, generator.vocab_size, "prompt")
         choices = _choices(generator, prompts, request.params, request.n, "prompt")
         run = _Run(generator, request.model, "cmpl", "text_completion", choices, chat=False)
-        echo = await asyncio.to_thread(_echoes, generator, choices) if request.echo else {}
+        echo = await _off_the_loop(_ids_size(choices), _echoes, generator, choices) if request.echo else {}
         if request.stream:
             return OpenAIAnswer(200, events=run.stream(request.include_usage, echo))
         await run.complete()
@@ -165,7 +166,8 @@ class OpenAIEndpoints:
 
     async def _chat(self, request: ChatRequest) -> OpenAIAnswer:
         generator = self._generator(request.model)
-        prompt = await asyncio.to_thread(_chat_token_ids, generator, request.messages)
+        size = sum(len(message.content) for message in request.messages)
+        prompt = await _off_the_loop(size, _chat_token_ids, generator, request.messages)
         _check_vocabulary([prompt], generator.vocab_size, "messages")
         choices = _choices(generator, [prompt], request.params, request.n, "messages")
         run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
@@ -185,7 +187,7 @@ class OpenAIEndpoints:
         embedder = getattr(model, "embedder", None)
         if embedder is None:
             raise OpenAIError(f"The model `{request.model}` does not embed text.", 400, param="model")
-        inputs = await asyncio.to_thread(_token_ids, embedder, request.inputs)
+        inputs = await _off_the_loop(_text_size(request.inputs), _token_ids, embedder, request.inputs)
         _check_vocabulary(inputs, embedder.vocab_size, "input")
         for index, ids in enumerate(inputs):
             if len(ids) > embedder.max_model_len:
@@ -452,8 +454,21 @@ def _choices(
     return choices
 
 
-# Tokenizing runs on a worker thread: a long prompt takes seconds, and the event loop serves the other
-# requests meanwhile.
+# Tokenizing a long prompt takes seconds: it runs on a worker thread, and the event loop serves the
+# other requests meanwhile. A short one (most) is tokenized at once, sparing the hop to the thread.
+INLINE_TEXT = 16 * 1024  # characters (or token ids to decode)
+
+
+async def _off_the_loop(size: int, work: Callable[..., T], *args: Any) -> T:
+    return work(*args) if size <= INLINE_TEXT else await asyncio.to_thread(work, *args)
+
+
+def _text_size(prompts: list[str | list[int]]) -> int:
+    return sum(len(prompt) for prompt in prompts if isinstance(prompt, str))
+
+
+def _ids_size(choices: list[_Choice]) -> int:
+    return sum(len(choice.prompt_ids) for choice in choices)
 
 
 def _token_ids(tokenizer: TextGenerator | Embedder, prompts: list[str | list[int]]) -> list[list[int]]:
