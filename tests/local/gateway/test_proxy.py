@@ -485,9 +485,10 @@ def test_a_request_sent_as_the_gateway_stops_is_answered_with_a_close(echo, monk
     raw = RawConnection(gateway)
     raw.send(request("GET", "/v1/models/echo"))
     raw.read()  # an idle kept-alive connection
+    port = gateway.port
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         stopped = pool.submit(thread.stop)
-        eventually(lambda: not accepts(gateway.port), "the gateway to stop accepting")
+        eventually(lambda: not accepts(port), "the gateway to stop accepting")
         raw.send(request("GET", "/v1/models/echo"))
         data = raw.read_until_closed()
         stopped.result(timeout=60)
