@@ -8,6 +8,9 @@ the service (to the transformer if there is one, else the predictor; `:explain` 
 a gRPC port gets a gRPC rule first. Standard-mode canaries share the predictor's routes by weight: the
 stable predictor `100 - sum(canary %)`, each canary its `trafficPercent`. An Ingress cannot weigh
 backends, so there the canaries are reached only through their own Services.
+
+Each HTTPRoute rule times out after its component's `timeout`, else KServe's 60 seconds, unless the
+installation turns route timeouts off (KServe's `disableHTTPRouteTimeout`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ GRPC_PATH = r"^/inference\.GRPCInferenceService/.*$"
 GRPC_CONTENT_TYPE = "^application/grpc.*"
 EXPLAIN_PATH = r"^/v1/models/[\w-]+:explain$"
 ANY_PATH = "^/.*$"
+DEFAULT_TIMEOUT = 60  # KServe's `DefaultTimeout`, in seconds
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,17 @@ def http_route(
     *,
     explainer: Sequence[Backend] = (),
     timeout: int | None = None,
+    explainer_timeout: int | None = None,
     isvc_name: str | None = None,
 ) -> dict:
     """An HTTPRoute for `hostname`: `:explain` to `explainer` (if given), gRPC to the backends' gRPC
-    ports (when they have one), everything else to their port 80."""
+    ports (when they have one), everything else to their port 80. `timeout` and `explainer_timeout` are
+    the components' own (None: the default)."""
     rules = []
     if explainer:
-        rules.append(_rule(EXPLAIN_PATH, explainer, namespace, timeout, isvc_name))
+        explain_timeout = request_timeout(explainer_timeout, settings)
+        rules.append(_rule(EXPLAIN_PATH, explainer, namespace, explain_timeout, isvc_name))
+    timeout = request_timeout(timeout, settings)
     if backends and all(b.grpc_port is not None for b in backends):
         rules.append(_rule(GRPC_PATH, backends, namespace, timeout, isvc_name, grpc=True))
     rules.append(_rule(ANY_PATH, backends, namespace, timeout, isvc_name))
@@ -71,6 +79,13 @@ def http_route(
         "metadata": object_metadata(name, namespace, owner, labels),
         "spec": {"parentRefs": [parent], "hostnames": [hostname], "rules": rules},
     }
+
+
+def request_timeout(timeout: int | None, settings: KubeSettings) -> str | None:
+    """KServe's `resolveTimeout`: a rule's `timeouts.request` (None: the rule has no timeouts)."""
+    if settings.disable_http_route_timeout:
+        return None
+    return f"{int(timeout if timeout is not None else DEFAULT_TIMEOUT)}s"
 
 
 def ingress(
@@ -112,7 +127,7 @@ def _rule(
     path: str,
     backends: Sequence[Backend],
     namespace: str,
-    timeout: int | None,
+    timeout: str | None,
     isvc_name: str | None,
     *,
     grpc: bool = False,
@@ -134,8 +149,8 @@ def _rule(
             }
         ]
     rule["backendRefs"] = [_backend_ref(backend, namespace, grpc) for backend in backends]
-    if timeout:
-        rule["timeouts"] = {"request": f"{int(timeout)}s"}
+    if timeout is not None:
+        rule["timeouts"] = {"request": timeout}
     return rule
 
 

@@ -113,7 +113,7 @@ def _routes(
             host(component_name(name, component), namespace, settings),
             backends[component],
             settings,
-            timeout=pod.spec.get("timeout"),
+            timeout=_timeout(pod),
             isvc_name=name,
         )
         for component, pod in by_component.items()
@@ -129,8 +129,13 @@ def _routes(
             backends[entry],
             settings,
             explainer=backends.get("explainer", ()),
-            timeout=by_component[entry].spec.get("timeout"),
+            timeout=_timeout(by_component[entry]),
+            explainer_timeout=_timeout(by_component.get("explainer")),
             isvc_name=name,
         ),
     )
     return routes
+
+
+def _timeout(pod: ComponentPod | None) -> int | None:
+    return pod.spec.get("timeout") if pod is not None else None

@@ -517,3 +517,32 @@ def test_a_runtime_that_cannot_be_found_is_refused():
 
 def test_a_stopped_service_has_no_objects():
     assert render_file(SAMPLES / "stopped.yaml", KubeSettings()).objects == []
+
+
+def route_timeouts(route: dict) -> list:
+    return [rule.get("timeouts") for rule in route["spec"]["rules"]]
+
+
+def test_routes_time_out_after_60_seconds_unless_the_component_says_otherwise():
+    """KServe's `resolveTimeout`: the component's `timeout`, else 60s; none at all with the ingress
+    config's `disableHTTPRouteTimeout`."""
+    rendering = render_text(sklearn())
+    for route in ("iris", "iris-predictor"):
+        assert route_timeouts(named(rendering, "HTTPRoute", route)) == [{"request": "60s"}] * 2
+    timed = render_text(sklearn().replace("    minReplicas: 2\n", "    minReplicas: 2\n    timeout: 15\n"))
+    assert route_timeouts(named(timed, "HTTPRoute", "iris-predictor")) == [{"request": "15s"}] * 2
+    untimed = render_text(sklearn(), KubeSettings(disable_http_route_timeout=True))
+    for route in ("iris", "iris-predictor"):
+        assert route_timeouts(named(untimed, "HTTPRoute", route)) == [None, None]
+
+
+def test_the_explain_rule_times_out_as_the_explainer_does():
+    """`createRawTopLevelHTTPRoute`: the `:explain` rule takes the explainer's `timeout`, the others
+    the entry component's."""
+    text = (SAMPLES / "explainer-art.yaml").read_text()
+    text = text.replace("  predictor:\n", "  predictor:\n    timeout: 10\n")
+    text = text.replace("  explainer:\n", "  explainer:\n    timeout: 300\n")
+    rules = named(render_text(text), "HTTPRoute", "artserver")["spec"]["rules"]
+    timeouts = {rule["backendRefs"][0]["name"]: rule["timeouts"]["request"] for rule in rules}
+    assert rules[0]["backendRefs"][0]["name"] == "artserver-explainer"
+    assert timeouts == {"artserver-explainer": "300s", "artserver-predictor": "10s"}
