@@ -149,9 +149,14 @@ def graph_objects(
                     hostname,
                     [Backend(pod.name)],
                     settings,
+                    annotations=pod.annotations,
                     timeout=pod.spec.get("timeout"),
                 )
             )
         else:
-            objects.append(ingress(pod.name, namespace, ig, pod.labels, [(hostname, pod.name)], settings))
+            objects.append(
+                ingress(
+                    pod.name, namespace, ig, pod.labels, [(hostname, pod.name)], settings, pod.annotations
+                )
+            )
     return objects

@@ -9,13 +9,14 @@ a gRPC port gets a gRPC rule first. Standard-mode canaries share the predictor's
 stable predictor `100 - sum(canary %)`, each canary its `trafficPercent`. An Ingress cannot weigh
 backends, so there the canaries are reached only through their own Services.
 
-Each HTTPRoute rule times out after its component's `timeout`, else KServe's 60 seconds, unless the
+The routes carry the resource's annotations (Gateway and ingress-nginx policies): an HTTPRoute less
+KServe's disallowed ones, an Ingress all of them, as KServe writes them. Each HTTPRoute rule times out after its component's `timeout`, else KServe's 60 seconds, unless the
 installation turns route timeouts off (KServe's `disableHTTPRouteTimeout`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from modelplane.kube.meta import object_metadata
@@ -53,6 +54,7 @@ def http_route(
     backends: Sequence[Backend],
     settings: KubeSettings,
     *,
+    annotations: Mapping[str, str] | None = None,
     explainer: Sequence[Backend] = (),
     timeout: int | None = None,
     explainer_timeout: int | None = None,
@@ -76,7 +78,7 @@ def http_route(
     return {
         "apiVersion": GATEWAY_API_VERSION,
         "kind": "HTTPRoute",
-        "metadata": object_metadata(name, namespace, owner, labels),
+        "metadata": object_metadata(name, namespace, owner, labels, annotations),
         "spec": {"parentRefs": [parent], "hostnames": [hostname], "rules": rules},
     }
 
@@ -95,6 +97,7 @@ def ingress(
     labels: dict,
     hosts: Sequence[tuple[str, str]],
     settings: KubeSettings,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict:
     """One Ingress with a rule per (host, Service)."""
     spec: dict = {}
@@ -118,7 +121,7 @@ def ingress(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": object_metadata(name, namespace, owner, labels),
+        "metadata": object_metadata(name, namespace, owner, labels, annotations),
         "spec": spec,
     }
 

@@ -20,7 +20,13 @@ from modelplane.kube.autoscalers import (
     replica_bounds,
     scaled_object,
 )
-from modelplane.kube.meta import INFERENCE_SERVICE_LABEL, component_name, is_cluster_local, namespace_of
+from modelplane.kube.meta import (
+    INFERENCE_SERVICE_LABEL,
+    component_name,
+    is_cluster_local,
+    namespace_of,
+    propagated_annotations,
+)
 from modelplane.kube.pods import ComponentPod
 from modelplane.kube.routes import Backend, host, http_route, ingress
 from modelplane.kube.settings import KubeSettings
@@ -83,7 +89,9 @@ def _routes(
     isvc: dict, stable: list[ComponentPod], ready: list[ComponentPod], settings: KubeSettings
 ) -> list[dict]:
     name, namespace = isvc["metadata"]["name"], namespace_of(isvc)
-    labels = {**((isvc.get("metadata") or {}).get("labels") or {}), INFERENCE_SERVICE_LABEL: name}
+    metadata = isvc.get("metadata") or {}
+    labels = {**(metadata.get("labels") or {}), INFERENCE_SERVICE_LABEL: name}
+    annotations = propagated_annotations(metadata.get("annotations"))
     by_component = {pod.component: pod for pod in stable}
     backends = {
         component: [Backend(pod.name, grpc_port=grpc_service_port(pod.ports))]
@@ -103,7 +111,9 @@ def _routes(
         hosts += [
             (host(component_name(name, c), namespace, settings), p.name) for c, p in by_component.items()
         ]
-        return [ingress(name, namespace, isvc, labels, hosts, settings)]
+        # KServe's Ingress takes every annotation of the service, the disallowed ones too.
+        all_annotations = {k: str(v) for k, v in (metadata.get("annotations") or {}).items()}
+        return [ingress(name, namespace, isvc, labels, hosts, settings, all_annotations)]
     routes = [
         http_route(
             component_name(name, component),  # `<isvc>-predictor`, whatever the predictor's name
@@ -113,6 +123,7 @@ def _routes(
             host(component_name(name, component), namespace, settings),
             backends[component],
             settings,
+            annotations=annotations,
             timeout=_timeout(pod),
             isvc_name=name,
         )
@@ -128,6 +139,7 @@ def _routes(
             host(name, namespace, settings),
             backends[entry],
             settings,
+            annotations=annotations,
             explainer=backends.get("explainer", ()),
             timeout=_timeout(by_component[entry]),
             explainer_timeout=_timeout(by_component.get("explainer")),

@@ -546,3 +546,22 @@ def test_the_explain_rule_times_out_as_the_explainer_does():
     timeouts = {rule["backendRefs"][0]["name"]: rule["timeouts"]["request"] for rule in rules}
     assert rules[0]["backendRefs"][0]["name"] == "artserver-explainer"
     assert timeouts == {"artserver-explainer": "300s", "artserver-predictor": "10s"}
+
+
+def test_the_services_annotations_reach_its_routes():
+    """Per-service Gateway and ingress-nginx policies: KServe's HTTPRoutes carry the InferenceService's
+    annotations less the disallowed ones (`createRaw*HTTPRoute`), its Ingress all of them
+    (`createRawIngress`)."""
+    text = sklearn().replace(
+        "    example.com/owner: ml\n",
+        "    example.com/owner: ml\n    nginx.ingress.kubernetes.io/proxy-body-size: 64m\n",
+    )
+    for route in ("iris", "iris-predictor"):
+        annotations = named(render_text(text), "HTTPRoute", route)["metadata"]["annotations"]
+        assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "64m"
+        assert annotations["example.com/owner"] == "ml"
+        assert "autoscaling.knative.dev/min-scale" not in annotations
+    ingress = named(render_text(text, KubeSettings(gateway_api=False)), "Ingress", "iris")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "64m"
+    assert annotations["autoscaling.knative.dev/min-scale"] == "3"
