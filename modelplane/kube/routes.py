@@ -5,7 +5,7 @@ Hosts follow KServe's default domain template, `<name>-<namespace>.<domain>`: `<
 the service (to the transformer if there is one, else the predictor; `:explain` to the explainer) and
 `<isvc>-<component>-<ns>.<domain>` for each component. With the Gateway API each host is an HTTPRoute
 (`<isvc>`, `<isvc>-predictor`...) attached to the installation's Gateway; a component whose Service has
-a gRPC port gets a gRPC rule first. Standard-mode canaries share the predictor's routes by weight: the
+a gRPC port and a REST one gets a gRPC rule to the one first, then the rest to the other. Standard-mode canaries share the predictor's routes by weight: the
 stable predictor `100 - sum(canary %)`, each canary its `trafficPercent`. An Ingress cannot weigh
 backends, so there the canaries are reached only through their own Services.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from modelplane.kube.meta import object_metadata
 from modelplane.kube.settings import KubeSettings
-from modelplane.kube.workloads import HTTP_PORT
+from modelplane.kube.workloads import HTTP_PORT, protocol_ports
 
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
 GRPC_PATH = r"^/inference\.GRPCInferenceService/.*$"
@@ -33,11 +33,23 @@ DEFAULT_TIMEOUT = 60  # KServe's `DefaultTimeout`, in seconds
 
 @dataclass(frozen=True)
 class Backend:
-    """A Service behind a route, with its share of the traffic and its gRPC port, if any."""
+    """A Service behind a route, with its share of the traffic, its gRPC port, if any, and the port of
+    the rest."""
 
     service: str
     weight: int | None = None  # None: the only backend of its rule
     grpc_port: int | None = None
+    http_port: int = HTTP_PORT
+
+    @classmethod
+    def of(cls, service: str, container_ports: list[dict], weight: int | None = None) -> Backend:
+        """The Service in front of `container_ports`, with a gRPC rule's port where it serves REST and
+        gRPC on ports of their own."""
+        ports = protocol_ports(container_ports)
+        if ports is None:
+            return cls(service, weight)
+        rest, grpc = ports
+        return cls(service, weight, grpc_port=grpc, http_port=rest)
 
 
 def host(name: str, namespace: str, settings: KubeSettings) -> str:
@@ -163,7 +175,7 @@ def _backend_ref(backend: Backend, namespace: str, grpc: bool) -> dict:
         "kind": "Service",
         "name": backend.service,
         "namespace": namespace,
-        "port": backend.grpc_port if grpc else HTTP_PORT,
+        "port": backend.grpc_port if grpc else backend.http_port,
     }
     if backend.weight is not None:
         reference["weight"] = backend.weight

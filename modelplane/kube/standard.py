@@ -30,7 +30,7 @@ from modelplane.kube.meta import (
 from modelplane.kube.pods import ComponentPod
 from modelplane.kube.routes import Backend, host, http_route, ingress
 from modelplane.kube.settings import KubeSettings
-from modelplane.kube.workloads import deployment, grpc_service_port, service
+from modelplane.kube.workloads import deployment, service
 
 
 def standard_objects(
@@ -93,18 +93,12 @@ def _routes(
     labels = {**(metadata.get("labels") or {}), INFERENCE_SERVICE_LABEL: name}
     annotations = propagated_annotations(metadata.get("annotations"))
     by_component = {pod.component: pod for pod in stable}
-    backends = {
-        component: [Backend(pod.name, grpc_port=grpc_service_port(pod.ports))]
-        for component, pod in by_component.items()
-    }
+    backends = {component: [Backend.of(pod.name, pod.ports)] for component, pod in by_component.items()}
     if ready and "predictor" in backends:
+        stable_predictor = by_component["predictor"]
         share = stable_share([pod.canary.percent for pod in ready])
-        backends["predictor"] = [
-            Backend(by_component["predictor"].name, share, backends["predictor"][0].grpc_port)
-        ]
-        backends["predictor"] += [
-            Backend(pod.name, pod.canary.percent, grpc_service_port(pod.ports)) for pod in ready
-        ]
+        backends["predictor"] = [Backend.of(stable_predictor.name, stable_predictor.ports, share)]
+        backends["predictor"] += [Backend.of(pod.name, pod.ports, pod.canary.percent) for pod in ready]
     entry = entry_component(by_component)
     if not settings.gateway_api:
         hosts = [(host(name, namespace, settings), by_component[entry].name)]

@@ -230,7 +230,7 @@ def test_service_ports():
     ]
     custom = render_file(SAMPLES.parent.parent / "api" / "samples" / "custom-predictor.yaml", KubeSettings())
     ports = named(custom, "Service", "custom-model-predictor")["spec"]["ports"]
-    assert ports == [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
+    assert ports == [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]  # the container port's name: none
     no_ports = render_text(
         "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: plain}\n"
         "spec: {predictor: {containers: [{name: kserve-container, image: example/server}]}}\n"
@@ -565,3 +565,58 @@ def test_the_services_annotations_reach_its_routes():
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "64m"
     assert annotations["autoscaling.knative.dev/min-scale"] == "3"
+
+
+CUSTOM_PORTS = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {{name: custom}}
+spec:
+  predictor:
+    containers:
+      - name: kserve-container
+        image: example/server
+        ports: {ports}
+"""
+
+
+def custom_service_ports(ports: str) -> list[dict]:
+    return named(render_text(CUSTOM_PORTS.format(ports=ports)), "Service", "custom-predictor")["spec"][
+        "ports"
+    ]
+
+
+def test_a_grpc_port_is_h2c_wherever_it_is_and_whatever_its_name_holds():
+    """KServe's `createDefaultSvc` gives every port, the first too, `getAppProtocol`: h2c when its name
+    contains grpc or h2c."""
+    assert custom_service_ports("[{name: h2c, containerPort: 8081}]") == [
+        {"name": "h2c", "port": 80, "targetPort": 8081, "protocol": "TCP", "appProtocol": "kubernetes.io/h2c"}
+    ]
+    assert custom_service_ports(
+        "[{name: rest, containerPort: 8080}, {name: my-grpc, containerPort: 9000}]"
+    ) == [
+        {"name": "rest", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+        {
+            "name": "my-grpc",
+            "port": 9000,
+            "targetPort": 9000,
+            "protocol": "TCP",
+            "appProtocol": "kubernetes.io/h2c",
+        },
+    ]
+    # Kubernetes wants every port of a Service with several named.
+    assert custom_service_ports("[{containerPort: 8080}, {containerPort: 9000}]") == [
+        {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+        {"name": "port-9000", "port": 9000, "targetPort": 9000, "protocol": "TCP"},
+    ]
+
+
+def test_routes_send_grpc_and_rest_to_the_ports_that_speak_them():
+    """KServe's `detectServiceProtocolPorts`: the Service's first gRPC and first REST ports, wherever
+    they are in its list."""
+    text = CUSTOM_PORTS.format(ports="[{name: grpc, containerPort: 8081}, {name: http, containerPort: 8080}]")
+    rules = named(render_text(text), "HTTPRoute", "custom-predictor")["spec"]["rules"]
+    assert [(r["matches"][0]["path"]["value"], r["backendRefs"][0]["port"]) for r in rules] == [
+        (r"^/inference\.GRPCInferenceService/.*$", 80),
+        ("^/.*$", 8080),
+    ]
