@@ -58,10 +58,16 @@ def standard_objects(
         objects += _workload(isvc, pod, namespace, replicas)
         if klass == HPA:
             objects.append(
-                horizontal_pod_autoscaler(pod.name, namespace, isvc, pod.labels, pod.spec, minimum)
+                horizontal_pod_autoscaler(
+                    pod.name, namespace, isvc, pod.labels, pod.spec, minimum, annotations=pod.annotations
+                )
             )
         elif klass == KEDA:
-            objects.append(scaled_object(pod.name, namespace, isvc, pod.labels, pod.spec, minimum))
+            objects.append(
+                scaled_object(
+                    pod.name, namespace, isvc, pod.labels, pod.spec, minimum, annotations=pod.annotations
+                )
+            )
     for pod in canaries:
         objects += _workload(isvc, pod, namespace, pod.canary.replicas)
     if not is_cluster_local(isvc):

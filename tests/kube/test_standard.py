@@ -317,7 +317,9 @@ def test_keda_scaled_objects():
             "type": "external",
             "metadata": {
                 "scalerAddress": "keda-otel-scaler.keda.svc:4318",
-                "metricQuery": "sum(process_cpu_seconds_total)",
+                # KServe's getKedaMetrics narrows the query to the component's pods.
+                "metricQuery": 'sum(process_cpu_seconds_total{namespace="default", '
+                'deployment="isvc-sklearn-keda-otel-predictor"})',
                 "targetValue": "8",
             },
         }
@@ -620,3 +622,60 @@ def test_routes_send_grpc_and_rest_to_the_ports_that_speak_them():
         (r"^/inference\.GRPCInferenceService/.*$", 80),
         ("^/.*$", 8080),
     ]
+
+
+KEDA_AUTH = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: kp
+  namespace: ns1
+  annotations:
+    serving.kserve.io/autoscalerClass: {autoscaler}
+    autoscaling.keda.sh/paused-replicas: "0"
+spec:
+  predictor:
+    annotations: {{example.com/component: predictor}}
+    autoScaling:
+      metrics:
+        - type: External
+          external:
+            metric: {{backend: prometheus, serverAddress: "http://prom:9090", query: up}}
+            authenticationRef:
+              authModes: bearer
+              authenticationRef: {{name: keda-prom-auth}}
+            target: {{type: Value, value: "1"}}
+    sklearn:
+      storageUri: s3://models/iris
+"""
+
+
+def test_a_scaled_object_has_the_components_annotations_and_its_triggers_auth_modes():
+    """`createKedaScaledObject` writes the component's metadata (so KEDA's own annotations, such as
+    `paused-replicas`, reach it) and `getKedaMetrics` an External metric's `authModes`."""
+    scaled = named(render_text(KEDA_AUTH.format(autoscaler="keda")), "ScaledObject", "kp-predictor")
+    annotations = scaled["metadata"]["annotations"]
+    assert annotations["autoscaling.keda.sh/paused-replicas"] == "0"
+    assert annotations["example.com/component"] == "predictor"
+    assert scaled["spec"]["triggers"] == [
+        {
+            "type": "prometheus",
+            "metadata": {
+                "serverAddress": "http://prom:9090",
+                "query": "up",
+                "threshold": "1",
+                "authModes": "bearer",
+            },
+            "authenticationRef": {"name": "keda-prom-auth"},
+        }
+    ]
+
+
+def test_an_hpa_has_the_components_annotations():
+    """`createHPA` writes the component's metadata, annotations too."""
+    text = (
+        KEDA_AUTH.format(autoscaler="hpa").split("    autoScaling:")[0]
+        + "    sklearn:\n      storageUri: s3://models/iris\n"
+    )
+    hpa = named(render_text(text), "HorizontalPodAutoscaler", "kp-predictor")
+    assert hpa["metadata"]["annotations"]["example.com/component"] == "predictor"
