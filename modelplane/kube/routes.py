@@ -5,13 +5,15 @@ Hosts follow KServe's default domain template, `<name>-<namespace>.<domain>`: `<
 the service (to the transformer if there is one, else the predictor; `:explain` to the explainer) and
 `<isvc>-<component>-<ns>.<domain>` for each component. With the Gateway API each host is an HTTPRoute
 (`<isvc>`, `<isvc>-predictor`...) attached to the installation's Gateway; a component whose Service has
-a gRPC port and a REST one gets a gRPC rule to the one first, then the rest to the other. Standard-mode canaries share the predictor's routes by weight: the
-stable predictor `100 - sum(canary %)`, each canary its `trafficPercent`. An Ingress cannot weigh
-backends, so there the canaries are reached only through their own Services.
+a gRPC port and a REST one gets a gRPC rule to the first, then one to the other for the rest.
+Standard-mode canaries share the predictor's routes by weight: the stable predictor
+`100 - sum(canary %)`, each canary its `trafficPercent`. An Ingress cannot weigh backends, so there the
+canaries are reached only through their own Services.
 
 The routes carry the resource's annotations (Gateway and ingress-nginx policies): an HTTPRoute less
-KServe's disallowed ones, an Ingress all of them, as KServe writes them. Each HTTPRoute rule times out after its component's `timeout`, else KServe's 60 seconds, unless the
-installation turns route timeouts off (KServe's `disableHTTPRouteTimeout`).
+KServe's disallowed ones, an Ingress all of them, as KServe writes them. Each HTTPRoute rule times out
+after its component's `timeout`, else KServe's 60 seconds, unless the installation turns route
+timeouts off (KServe's `disableHTTPRouteTimeout`).
 """
 
 from __future__ import annotations
@@ -73,8 +75,8 @@ def http_route(
     isvc_name: str | None = None,
 ) -> dict:
     """An HTTPRoute for `hostname`: `:explain` to `explainer` (if given), gRPC to the backends' gRPC
-    ports (when they have one), everything else to their port 80. `timeout` and `explainer_timeout` are
-    the components' own (None: the default)."""
+    ports (when they have one), everything else to their REST port (80 unless they have both). `timeout`
+    and `explainer_timeout` are the components' own (None: the default)."""
     rules = []
     if explainer:
         explain_timeout = request_timeout(explainer_timeout, settings)
