@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             gateway_api=args.gateway_api,
             gateway=args.gateway,
             ingress_class=args.ingress_class,
+            disable_http_route_timeout=args.disable_http_route_timeout,
             ingress_domain=args.domain,
         ),
         lease=LeaseSettings(

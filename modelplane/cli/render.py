@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         gateway_api=args.gateway_api,
         gateway=args.gateway,
         ingress_class=args.ingress_class,
+        disable_http_route_timeout=args.disable_http_route_timeout,
         ingress_domain=args.domain,
     )
     documents = read_documents(args.filename, args.recursive)
@@ -166,4 +167,10 @@ def add_route_flags(parser: argparse.ArgumentParser) -> None:
     )
     routes.add_argument(
         "--ingress", dest="gateway_api", action="store_false", help="route traffic in with an Ingress"
+    )
+    parser.add_argument(
+        "--disable-http-route-timeout",
+        action="store_true",
+        help="HTTPRoute rules without timeouts, for Gateways that lack them (default: each rule times out "
+        "after its component's timeout, else 60 seconds)",
     )

@@ -6,12 +6,14 @@
   as `control/hpa_metrics.py` writes them.
 - KEDA: min `minReplicas` (0 allowed), max as the HPA's; a trigger per metric: cpu and memory,
   Prometheus and Graphite queries (`autoScaling.metrics[].external`), OpenTelemetry pod metrics
-  (`podmetric`, through KEDA's OpenTelemetry scaler).
+  (`podmetric`, through KEDA's OpenTelemetry scaler, the query narrowed to the component's pods).
+- Both carry the component's annotations (KEDA's `autoscaling.keda.sh/paused-replicas`...).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 from modelplane.api.constants import AUTOSCALER_CLASS_ANNOTATION, DEFAULT_MIN_REPLICAS
 from modelplane.control.hpa_metrics import DEFAULT_CPU_UTILIZATION, HPA, hpa_metrics
@@ -38,7 +40,14 @@ def replica_bounds(spec: dict, floor: int = 1) -> tuple[int, int]:
 
 
 def horizontal_pod_autoscaler(
-    name: str, namespace: str, owner: dict, labels: dict, spec: dict, min_replicas: int | None = None
+    name: str,
+    namespace: str,
+    owner: dict,
+    labels: dict,
+    spec: dict,
+    min_replicas: int | None = None,
+    *,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict:
     low, high = replica_bounds(spec)
     if min_replicas is not None:
@@ -56,13 +65,20 @@ def horizontal_pod_autoscaler(
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": object_metadata(name, namespace, owner, labels),
+        "metadata": object_metadata(name, namespace, owner, labels, annotations),
         "spec": body,
     }
 
 
 def scaled_object(
-    name: str, namespace: str, owner: dict, labels: dict, spec: dict, min_replicas: int | None = None
+    name: str,
+    namespace: str,
+    owner: dict,
+    labels: dict,
+    spec: dict,
+    min_replicas: int | None = None,
+    *,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict:
     low, high = replica_bounds(spec, floor=0)
     if min_replicas is not None:
@@ -75,7 +91,7 @@ def scaled_object(
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
-        "metadata": object_metadata(name, namespace, owner, labels),
+        "metadata": object_metadata(name, namespace, owner, labels, annotations),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicaCount": low,
@@ -122,27 +138,32 @@ def _external_trigger(external: dict) -> dict:
         "query": str(source.get("query", "")),
         "threshold": str(target.get("value", target.get("averageValue", ""))),
     }
-    if source.get("namespace"):
+    backend = source.get("backend") or "prometheus"
+    if backend == "prometheus" and source.get("namespace"):
         metadata["namespace"] = str(source["namespace"])
-    trigger: dict = {"type": source.get("backend") or "prometheus", "metadata": metadata}
-    authentication = (external.get("authenticationRef") or {}).get("authenticationRef") or {}
-    if authentication.get("name"):
-        trigger["authenticationRef"] = {"name": authentication["name"]}
+    authentication = external.get("authenticationRef") or {}
+    if authentication.get("authModes"):
+        metadata["authModes"] = str(authentication["authModes"])
+    trigger: dict = {"type": backend, "metadata": metadata}
+    reference = authentication.get("authenticationRef") or {}
+    if reference.get("name"):
+        trigger["authenticationRef"] = {"name": reference["name"]}
     return trigger
 
 
 def _pod_metric_trigger(pod_metric: dict, namespace: str, name: str) -> dict:
     source = pod_metric.get("metric") or {}
     target = pod_metric.get("target") or {}
-    query = source.get("query") or ""
-    names = source.get("metricNames") or []
-    if not query and names:
-        query = f'sum({names[0]}{{namespace="{namespace}",deployment="{name}"}})'
     metadata = {
         "scalerAddress": str(source.get("serverAddress") or OTEL_SCALER_ADDRESS),
-        "metricQuery": query,
+        "metricQuery": _component_query(str(source.get("query") or ""), namespace, name),
         "targetValue": str(target.get("value", target.get("averageValue", ""))),
     }
     if source.get("operationOverTime"):
         metadata["operationOverTime"] = str(source["operationOverTime"])
     return {"type": "external", "metadata": metadata}
+
+
+def _component_query(query: str, namespace: str, deployment: str) -> str:
+    """KServe's `getKedaMetrics`: the query summed over the component's Deployment only."""
+    return f'sum({query}{{namespace="{namespace}", deployment="{deployment}"}})'

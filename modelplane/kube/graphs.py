@@ -134,9 +134,15 @@ def graph_objects(
     ]
     klass = autoscaler_class(ig)
     if klass == HPA:
-        objects.append(horizontal_pod_autoscaler(pod.name, namespace, ig, pod.labels, pod.spec))
+        objects.append(
+            horizontal_pod_autoscaler(
+                pod.name, namespace, ig, pod.labels, pod.spec, annotations=pod.annotations
+            )
+        )
     elif klass == KEDA:
-        objects.append(scaled_object(pod.name, namespace, ig, pod.labels, pod.spec))
+        objects.append(
+            scaled_object(pod.name, namespace, ig, pod.labels, pod.spec, annotations=pod.annotations)
+        )
     if not is_cluster_local(ig):
         hostname = host(pod.name, namespace, settings)
         if settings.gateway_api:
@@ -149,9 +155,14 @@ def graph_objects(
                     hostname,
                     [Backend(pod.name)],
                     settings,
+                    annotations=pod.annotations,
                     timeout=pod.spec.get("timeout"),
                 )
             )
         else:
-            objects.append(ingress(pod.name, namespace, ig, pod.labels, [(hostname, pod.name)], settings))
+            objects.append(
+                ingress(
+                    pod.name, namespace, ig, pod.labels, [(hostname, pod.name)], settings, pod.annotations
+                )
+            )
     return objects

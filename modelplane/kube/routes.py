@@ -5,34 +5,53 @@ Hosts follow KServe's default domain template, `<name>-<namespace>.<domain>`: `<
 the service (to the transformer if there is one, else the predictor; `:explain` to the explainer) and
 `<isvc>-<component>-<ns>.<domain>` for each component. With the Gateway API each host is an HTTPRoute
 (`<isvc>`, `<isvc>-predictor`...) attached to the installation's Gateway; a component whose Service has
-a gRPC port gets a gRPC rule first. Standard-mode canaries share the predictor's routes by weight: the
-stable predictor `100 - sum(canary %)`, each canary its `trafficPercent`. An Ingress cannot weigh
-backends, so there the canaries are reached only through their own Services.
+a gRPC port and a REST one gets a gRPC rule to the first, then one to the other for the rest.
+Standard-mode canaries share the predictor's routes by weight: the stable predictor
+`100 - sum(canary %)`, each canary its `trafficPercent`. An Ingress cannot weigh backends, so there the
+canaries are reached only through their own Services.
+
+The routes carry the resource's annotations (Gateway and ingress-nginx policies): an HTTPRoute less
+KServe's disallowed ones, an Ingress all of them, as KServe writes them. Each HTTPRoute rule times out
+after its component's `timeout`, else KServe's 60 seconds, unless the installation turns route
+timeouts off (KServe's `disableHTTPRouteTimeout`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from modelplane.kube.meta import object_metadata
 from modelplane.kube.settings import KubeSettings
-from modelplane.kube.workloads import HTTP_PORT
+from modelplane.kube.workloads import HTTP_PORT, protocol_ports
 
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
 GRPC_PATH = r"^/inference\.GRPCInferenceService/.*$"
 GRPC_CONTENT_TYPE = "^application/grpc.*"
 EXPLAIN_PATH = r"^/v1/models/[\w-]+:explain$"
 ANY_PATH = "^/.*$"
+DEFAULT_TIMEOUT = 60  # KServe's `DefaultTimeout`, in seconds
 
 
 @dataclass(frozen=True)
 class Backend:
-    """A Service behind a route, with its share of the traffic and its gRPC port, if any."""
+    """A Service behind a route, with its share of the traffic, its gRPC port, if any, and the port of
+    the rest."""
 
     service: str
     weight: int | None = None  # None: the only backend of its rule
     grpc_port: int | None = None
+    http_port: int = HTTP_PORT
+
+    @classmethod
+    def of(cls, service: str, container_ports: list[dict], weight: int | None = None) -> Backend:
+        """The Service in front of `container_ports`, with a gRPC rule's port where it serves REST and
+        gRPC on ports of their own."""
+        ports = protocol_ports(container_ports)
+        if ports is None:
+            return cls(service, weight)
+        rest, grpc = ports
+        return cls(service, weight, grpc_port=grpc, http_port=rest)
 
 
 def host(name: str, namespace: str, settings: KubeSettings) -> str:
@@ -49,15 +68,20 @@ def http_route(
     backends: Sequence[Backend],
     settings: KubeSettings,
     *,
+    annotations: Mapping[str, str] | None = None,
     explainer: Sequence[Backend] = (),
     timeout: int | None = None,
+    explainer_timeout: int | None = None,
     isvc_name: str | None = None,
 ) -> dict:
     """An HTTPRoute for `hostname`: `:explain` to `explainer` (if given), gRPC to the backends' gRPC
-    ports (when they have one), everything else to their port 80."""
+    ports (when they have one), everything else to their REST port (80 unless they have both). `timeout`
+    and `explainer_timeout` are the components' own (None: the default)."""
     rules = []
     if explainer:
-        rules.append(_rule(EXPLAIN_PATH, explainer, namespace, timeout, isvc_name))
+        explain_timeout = request_timeout(explainer_timeout, settings)
+        rules.append(_rule(EXPLAIN_PATH, explainer, namespace, explain_timeout, isvc_name))
+    timeout = request_timeout(timeout, settings)
     if backends and all(b.grpc_port is not None for b in backends):
         rules.append(_rule(GRPC_PATH, backends, namespace, timeout, isvc_name, grpc=True))
     rules.append(_rule(ANY_PATH, backends, namespace, timeout, isvc_name))
@@ -68,9 +92,16 @@ def http_route(
     return {
         "apiVersion": GATEWAY_API_VERSION,
         "kind": "HTTPRoute",
-        "metadata": object_metadata(name, namespace, owner, labels),
+        "metadata": object_metadata(name, namespace, owner, labels, annotations),
         "spec": {"parentRefs": [parent], "hostnames": [hostname], "rules": rules},
     }
+
+
+def request_timeout(timeout: int | None, settings: KubeSettings) -> str | None:
+    """KServe's `resolveTimeout`: a rule's `timeouts.request` (None: the rule has no timeouts)."""
+    if settings.disable_http_route_timeout:
+        return None
+    return f"{int(timeout if timeout is not None else DEFAULT_TIMEOUT)}s"
 
 
 def ingress(
@@ -80,6 +111,7 @@ def ingress(
     labels: dict,
     hosts: Sequence[tuple[str, str]],
     settings: KubeSettings,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict:
     """One Ingress with a rule per (host, Service)."""
     spec: dict = {}
@@ -103,7 +135,7 @@ def ingress(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": object_metadata(name, namespace, owner, labels),
+        "metadata": object_metadata(name, namespace, owner, labels, annotations),
         "spec": spec,
     }
 
@@ -112,7 +144,7 @@ def _rule(
     path: str,
     backends: Sequence[Backend],
     namespace: str,
-    timeout: int | None,
+    timeout: str | None,
     isvc_name: str | None,
     *,
     grpc: bool = False,
@@ -134,8 +166,8 @@ def _rule(
             }
         ]
     rule["backendRefs"] = [_backend_ref(backend, namespace, grpc) for backend in backends]
-    if timeout:
-        rule["timeouts"] = {"request": f"{int(timeout)}s"}
+    if timeout is not None:
+        rule["timeouts"] = {"request": timeout}
     return rule
 
 
@@ -145,7 +177,7 @@ def _backend_ref(backend: Backend, namespace: str, grpc: bool) -> dict:
         "kind": "Service",
         "name": backend.service,
         "namespace": namespace,
-        "port": backend.grpc_port if grpc else HTTP_PORT,
+        "port": backend.grpc_port if grpc else backend.http_port,
     }
     if backend.weight is not None:
         reference["weight"] = backend.weight

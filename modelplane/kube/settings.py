@@ -36,6 +36,9 @@ class KubeSettings:
       run; `full_image` is its variant with PyTorch and TensorFlow (default: `<repository>-full`, same tag).
     - `gateway_api`: whether traffic gets in through Gateway API HTTPRoutes (attached to `gateway`,
       `namespace/name`) or through an Ingress (of `ingress_class`, the cluster's default if None).
+    - `disable_http_route_timeout`: HTTPRoute rules without `timeouts` (KServe's
+      `disableHTTPRouteTimeout`, for Gateways that do not support them); otherwise each rule times out
+      after its component's `timeout`, else 60 seconds.
     - `ingress_domain`: the domain of the external hosts, `<name>-<namespace>.<ingress_domain>`.
     - `storage_secret`: the Secret holding the storage configs (`storage-config`, as KServe names it).
     - `router_propagate_headers`: the headers graph routers pass on to their steps (KServe's
@@ -48,6 +51,7 @@ class KubeSettings:
     gateway_api: bool = True
     gateway: str = "kserve/kserve-ingress-gateway"
     ingress_class: str | None = None
+    disable_http_route_timeout: bool = False
     ingress_domain: str = "example.com"
     url_scheme: str = "http"
     cluster_domain: str = "cluster.local"

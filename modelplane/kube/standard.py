@@ -20,11 +20,17 @@ from modelplane.kube.autoscalers import (
     replica_bounds,
     scaled_object,
 )
-from modelplane.kube.meta import INFERENCE_SERVICE_LABEL, component_name, is_cluster_local, namespace_of
+from modelplane.kube.meta import (
+    INFERENCE_SERVICE_LABEL,
+    component_name,
+    is_cluster_local,
+    namespace_of,
+    propagated_annotations,
+)
 from modelplane.kube.pods import ComponentPod
 from modelplane.kube.routes import Backend, host, http_route, ingress
 from modelplane.kube.settings import KubeSettings
-from modelplane.kube.workloads import deployment, grpc_service_port, service
+from modelplane.kube.workloads import deployment, service
 
 
 def standard_objects(
@@ -52,10 +58,16 @@ def standard_objects(
         objects += _workload(isvc, pod, namespace, replicas)
         if klass == HPA:
             objects.append(
-                horizontal_pod_autoscaler(pod.name, namespace, isvc, pod.labels, pod.spec, minimum)
+                horizontal_pod_autoscaler(
+                    pod.name, namespace, isvc, pod.labels, pod.spec, minimum, annotations=pod.annotations
+                )
             )
         elif klass == KEDA:
-            objects.append(scaled_object(pod.name, namespace, isvc, pod.labels, pod.spec, minimum))
+            objects.append(
+                scaled_object(
+                    pod.name, namespace, isvc, pod.labels, pod.spec, minimum, annotations=pod.annotations
+                )
+            )
     for pod in canaries:
         objects += _workload(isvc, pod, namespace, pod.canary.replicas)
     if not is_cluster_local(isvc):
@@ -83,27 +95,25 @@ def _routes(
     isvc: dict, stable: list[ComponentPod], ready: list[ComponentPod], settings: KubeSettings
 ) -> list[dict]:
     name, namespace = isvc["metadata"]["name"], namespace_of(isvc)
-    labels = {**((isvc.get("metadata") or {}).get("labels") or {}), INFERENCE_SERVICE_LABEL: name}
+    metadata = isvc.get("metadata") or {}
+    labels = {**(metadata.get("labels") or {}), INFERENCE_SERVICE_LABEL: name}
+    annotations = propagated_annotations(metadata.get("annotations"))
     by_component = {pod.component: pod for pod in stable}
-    backends = {
-        component: [Backend(pod.name, grpc_port=grpc_service_port(pod.ports))]
-        for component, pod in by_component.items()
-    }
+    backends = {component: [Backend.of(pod.name, pod.ports)] for component, pod in by_component.items()}
     if ready and "predictor" in backends:
+        stable_predictor = by_component["predictor"]
         share = stable_share([pod.canary.percent for pod in ready])
-        backends["predictor"] = [
-            Backend(by_component["predictor"].name, share, backends["predictor"][0].grpc_port)
-        ]
-        backends["predictor"] += [
-            Backend(pod.name, pod.canary.percent, grpc_service_port(pod.ports)) for pod in ready
-        ]
+        backends["predictor"] = [Backend.of(stable_predictor.name, stable_predictor.ports, share)]
+        backends["predictor"] += [Backend.of(pod.name, pod.ports, pod.canary.percent) for pod in ready]
     entry = entry_component(by_component)
     if not settings.gateway_api:
         hosts = [(host(name, namespace, settings), by_component[entry].name)]
         hosts += [
             (host(component_name(name, c), namespace, settings), p.name) for c, p in by_component.items()
         ]
-        return [ingress(name, namespace, isvc, labels, hosts, settings)]
+        # KServe's Ingress takes every annotation of the service, the disallowed ones too.
+        all_annotations = {k: str(v) for k, v in (metadata.get("annotations") or {}).items()}
+        return [ingress(name, namespace, isvc, labels, hosts, settings, all_annotations)]
     routes = [
         http_route(
             component_name(name, component),  # `<isvc>-predictor`, whatever the predictor's name
@@ -113,7 +123,8 @@ def _routes(
             host(component_name(name, component), namespace, settings),
             backends[component],
             settings,
-            timeout=pod.spec.get("timeout"),
+            annotations=annotations,
+            timeout=_timeout(pod),
             isvc_name=name,
         )
         for component, pod in by_component.items()
@@ -128,9 +139,15 @@ def _routes(
             host(name, namespace, settings),
             backends[entry],
             settings,
+            annotations=annotations,
             explainer=backends.get("explainer", ()),
-            timeout=by_component[entry].spec.get("timeout"),
+            timeout=_timeout(by_component[entry]),
+            explainer_timeout=_timeout(by_component.get("explainer")),
             isvc_name=name,
         ),
     )
     return routes
+
+
+def _timeout(pod: ComponentPod | None) -> int | None:
+    return pod.spec.get("timeout") if pod is not None else None

@@ -53,8 +53,7 @@ def service(
     annotations: dict[str, str],
     container_ports: list[dict],
 ) -> dict:
-    """The ClusterIP Service in front of a Deployment: port 80 to the first container port (8080 when
-    there is none), and each further container port as itself (`grpc*` and `h2c*` ones as h2c)."""
+    """The ClusterIP Service in front of a Deployment (`service_ports`)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -70,34 +69,42 @@ def service(
 
 
 def service_ports(name: str, container_ports: list[dict]) -> list[dict]:
+    """KServe's `createDefaultSvc`: port 80 to the first container port (8080 when there is none), with
+    its name, and each further one as itself; a port whose name holds grpc or h2c speaks h2c."""
     ports = [p for p in container_ports if isinstance(p, dict) and "containerPort" in p]
     if not ports:
         return [{"name": name, "port": HTTP_PORT, "targetPort": DEFAULT_TARGET_PORT, "protocol": "TCP"}]
-    first = ports[0]
-    result = [
-        {
-            "name": first.get("name") or "http",
-            "port": HTTP_PORT,
-            "targetPort": first["containerPort"],
-            "protocol": first.get("protocol") or "TCP",
-        }
-    ]
+    first = _service_port(ports[0], HTTP_PORT)
+    if "name" not in first and len(ports) > 1:
+        first = {"name": "http", **first}  # Kubernetes wants every port of a Service with several named
+    result = [first]
     for port in ports[1:]:
-        entry = {
-            "name": port.get("name") or f"port-{port['containerPort']}",
-            "port": port["containerPort"],
-            "targetPort": port["containerPort"],
-            "protocol": port.get("protocol") or "TCP",
-        }
-        if str(entry["name"]).startswith(("grpc", "h2c")):
-            entry["appProtocol"] = H2C
-        result.append(entry)
+        named_port = {**port, "name": port.get("name") or f"port-{port['containerPort']}"}
+        result.append(_service_port(named_port, port["containerPort"]))
     return result
 
 
-def grpc_service_port(container_ports: list[dict]) -> int | None:
-    """The Service port that speaks gRPC, when the container has one besides its first."""
-    for port in service_ports("", container_ports)[1:]:
-        if port.get("appProtocol") == H2C:
-            return port["port"]
-    return None
+def _service_port(container_port: dict, port: int) -> dict:
+    entry = {"name": container_port.get("name")} if container_port.get("name") else {}
+    entry |= {
+        "port": port,
+        "targetPort": container_port["containerPort"],
+        "protocol": container_port.get("protocol") or "TCP",
+    }
+    if _speaks_grpc(entry):
+        entry["appProtocol"] = H2C
+    return entry
+
+
+def _speaks_grpc(service_port: dict) -> bool:
+    name = str(service_port.get("name") or "")
+    return service_port.get("appProtocol") == H2C or "grpc" in name or "h2c" in name
+
+
+def protocol_ports(container_ports: list[dict]) -> tuple[int, int] | None:
+    """KServe's `detectServiceProtocolPorts`: the Service's first REST port and first gRPC port, when it
+    has both (None: its routes send everything to port 80)."""
+    ports = service_ports("", container_ports)
+    rest = next((p["port"] for p in ports if not _speaks_grpc(p)), None)
+    grpc = next((p["port"] for p in ports if _speaks_grpc(p)), None)
+    return (rest, grpc) if rest is not None and grpc is not None else None

@@ -75,6 +75,9 @@ def test_mode_routes_image_namespace_and_stdin():
     assert route["spec"]["rules"][0]["host"] == "iris-default.ml.example.org"
     both = run("render", "-f", "-", "--ingress", "--gateway-api", stdin=ISVC.format(name="iris"))
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    untimed = run("render", "-f", "-", "--disable-http-route-timeout", stdin=ISVC.format(name="iris"))
+    routes = [o for o in yaml.safe_load_all(untimed.stdout) if o["kind"] == "HTTPRoute"]
+    assert routes and all("timeouts" not in rule for route in routes for rule in route["spec"]["rules"])
 
 
 def test_warnings_name_the_file_and_line(tmp_path):

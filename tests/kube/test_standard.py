@@ -230,7 +230,7 @@ def test_service_ports():
     ]
     custom = render_file(SAMPLES.parent.parent / "api" / "samples" / "custom-predictor.yaml", KubeSettings())
     ports = named(custom, "Service", "custom-model-predictor")["spec"]["ports"]
-    assert ports == [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
+    assert ports == [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]  # the container port's name: none
     no_ports = render_text(
         "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: plain}\n"
         "spec: {predictor: {containers: [{name: kserve-container, image: example/server}]}}\n"
@@ -317,7 +317,9 @@ def test_keda_scaled_objects():
             "type": "external",
             "metadata": {
                 "scalerAddress": "keda-otel-scaler.keda.svc:4318",
-                "metricQuery": "sum(process_cpu_seconds_total)",
+                # KServe's getKedaMetrics narrows the query to the component's pods.
+                "metricQuery": 'sum(process_cpu_seconds_total{namespace="default", '
+                'deployment="isvc-sklearn-keda-otel-predictor"})',
                 "targetValue": "8",
             },
         }
@@ -517,3 +519,163 @@ def test_a_runtime_that_cannot_be_found_is_refused():
 
 def test_a_stopped_service_has_no_objects():
     assert render_file(SAMPLES / "stopped.yaml", KubeSettings()).objects == []
+
+
+def route_timeouts(route: dict) -> list:
+    return [rule.get("timeouts") for rule in route["spec"]["rules"]]
+
+
+def test_routes_time_out_after_60_seconds_unless_the_component_says_otherwise():
+    """KServe's `resolveTimeout`: the component's `timeout`, else 60s; none at all with the ingress
+    config's `disableHTTPRouteTimeout`."""
+    rendering = render_text(sklearn())
+    for route in ("iris", "iris-predictor"):
+        assert route_timeouts(named(rendering, "HTTPRoute", route)) == [{"request": "60s"}] * 2
+    timed = render_text(sklearn().replace("    minReplicas: 2\n", "    minReplicas: 2\n    timeout: 15\n"))
+    assert route_timeouts(named(timed, "HTTPRoute", "iris-predictor")) == [{"request": "15s"}] * 2
+    untimed = render_text(sklearn(), KubeSettings(disable_http_route_timeout=True))
+    for route in ("iris", "iris-predictor"):
+        assert route_timeouts(named(untimed, "HTTPRoute", route)) == [None, None]
+
+
+def test_the_explain_rule_times_out_as_the_explainer_does():
+    """`createRawTopLevelHTTPRoute`: the `:explain` rule takes the explainer's `timeout`, the others
+    the entry component's."""
+    text = (SAMPLES / "explainer-art.yaml").read_text()
+    text = text.replace("  predictor:\n", "  predictor:\n    timeout: 10\n")
+    text = text.replace("  explainer:\n", "  explainer:\n    timeout: 300\n")
+    rules = named(render_text(text), "HTTPRoute", "artserver")["spec"]["rules"]
+    timeouts = {rule["backendRefs"][0]["name"]: rule["timeouts"]["request"] for rule in rules}
+    assert rules[0]["backendRefs"][0]["name"] == "artserver-explainer"
+    assert timeouts == {"artserver-explainer": "300s", "artserver-predictor": "10s"}
+
+
+def test_the_services_annotations_reach_its_routes():
+    """Per-service Gateway and ingress-nginx policies: KServe's HTTPRoutes carry the InferenceService's
+    annotations less the disallowed ones (`createRaw*HTTPRoute`), its Ingress all of them
+    (`createRawIngress`)."""
+    text = sklearn().replace(
+        "    example.com/owner: ml\n",
+        "    example.com/owner: ml\n    nginx.ingress.kubernetes.io/proxy-body-size: 64m\n",
+    )
+    for route in ("iris", "iris-predictor"):
+        annotations = named(render_text(text), "HTTPRoute", route)["metadata"]["annotations"]
+        assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "64m"
+        assert annotations["example.com/owner"] == "ml"
+        assert "autoscaling.knative.dev/min-scale" not in annotations
+    ingress = named(render_text(text, KubeSettings(gateway_api=False)), "Ingress", "iris")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "64m"
+    assert annotations["autoscaling.knative.dev/min-scale"] == "3"
+
+
+CUSTOM_PORTS = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {{name: custom}}
+spec:
+  predictor:
+    containers:
+      - name: kserve-container
+        image: example/server
+        ports: {ports}
+"""
+
+
+def custom_service_ports(ports: str) -> list[dict]:
+    return named(render_text(CUSTOM_PORTS.format(ports=ports)), "Service", "custom-predictor")["spec"][
+        "ports"
+    ]
+
+
+def test_a_grpc_port_is_h2c_wherever_it_is_and_whatever_its_name_holds():
+    """KServe's `createDefaultSvc` gives every port, the first too, `getAppProtocol`: h2c when its name
+    contains grpc or h2c."""
+    assert custom_service_ports("[{name: h2c, containerPort: 8081}]") == [
+        {"name": "h2c", "port": 80, "targetPort": 8081, "protocol": "TCP", "appProtocol": "kubernetes.io/h2c"}
+    ]
+    assert custom_service_ports(
+        "[{name: rest, containerPort: 8080}, {name: my-grpc, containerPort: 9000}]"
+    ) == [
+        {"name": "rest", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+        {
+            "name": "my-grpc",
+            "port": 9000,
+            "targetPort": 9000,
+            "protocol": "TCP",
+            "appProtocol": "kubernetes.io/h2c",
+        },
+    ]
+    # Kubernetes wants every port of a Service with several named.
+    assert custom_service_ports("[{containerPort: 8080}, {containerPort: 9000}]") == [
+        {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+        {"name": "port-9000", "port": 9000, "targetPort": 9000, "protocol": "TCP"},
+    ]
+
+
+def test_routes_send_grpc_and_rest_to_the_ports_that_speak_them():
+    """KServe's `detectServiceProtocolPorts`: the Service's first gRPC and first REST ports, wherever
+    they are in its list."""
+    text = CUSTOM_PORTS.format(ports="[{name: grpc, containerPort: 8081}, {name: http, containerPort: 8080}]")
+    rules = named(render_text(text), "HTTPRoute", "custom-predictor")["spec"]["rules"]
+    assert [(r["matches"][0]["path"]["value"], r["backendRefs"][0]["port"]) for r in rules] == [
+        (r"^/inference\.GRPCInferenceService/.*$", 80),
+        ("^/.*$", 8080),
+    ]
+
+
+KEDA_AUTH = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: kp
+  namespace: ns1
+  annotations:
+    serving.kserve.io/autoscalerClass: {autoscaler}
+    autoscaling.keda.sh/paused-replicas: "0"
+spec:
+  predictor:
+    annotations: {{example.com/component: predictor}}
+    autoScaling:
+      metrics:
+        - type: External
+          external:
+            metric: {{backend: prometheus, serverAddress: "http://prom:9090", query: up}}
+            authenticationRef:
+              authModes: bearer
+              authenticationRef: {{name: keda-prom-auth}}
+            target: {{type: Value, value: "1"}}
+    sklearn:
+      storageUri: s3://models/iris
+"""
+
+
+def test_a_scaled_object_has_the_components_annotations_and_its_triggers_auth_modes():
+    """`createKedaScaledObject` writes the component's metadata (so KEDA's own annotations, such as
+    `paused-replicas`, reach it) and `getKedaMetrics` an External metric's `authModes`."""
+    scaled = named(render_text(KEDA_AUTH.format(autoscaler="keda")), "ScaledObject", "kp-predictor")
+    annotations = scaled["metadata"]["annotations"]
+    assert annotations["autoscaling.keda.sh/paused-replicas"] == "0"
+    assert annotations["example.com/component"] == "predictor"
+    assert scaled["spec"]["triggers"] == [
+        {
+            "type": "prometheus",
+            "metadata": {
+                "serverAddress": "http://prom:9090",
+                "query": "up",
+                "threshold": "1",
+                "authModes": "bearer",
+            },
+            "authenticationRef": {"name": "keda-prom-auth"},
+        }
+    ]
+
+
+def test_an_hpa_has_the_components_annotations():
+    """`createHPA` writes the component's metadata, annotations too."""
+    text = (
+        KEDA_AUTH.format(autoscaler="hpa").split("    autoScaling:")[0]
+        + "    sklearn:\n      storageUri: s3://models/iris\n"
+    )
+    hpa = named(render_text(text), "HorizontalPodAutoscaler", "kp-predictor")
+    assert hpa["metadata"]["annotations"]["example.com/component"] == "predictor"

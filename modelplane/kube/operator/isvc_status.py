@@ -4,7 +4,8 @@ canaries and revisions `modelplane up` writes too), with the cluster's URLs and 
 Standard mode: `url` is the external host `http://<isvc>-<namespace>.<domain>` (KServe's domain
 template), `address` the entry component's Service in the cluster, each component's `url` its own
 host. Knative mode: the URLs Knative reports for the entry component's Knative Service (KServe with
-`disableIstioVirtualHost`). A cluster-local service has no external URL: its `url` is its address.
+`disableIstioVirtualHost`). A cluster-local service's URLs are its external hosts too, as KServe writes
+them (`createRawURL`): only its routes are missing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from modelplane.api.constants import KNATIVE
 from modelplane.control import ServiceState, inference_service_status, stopped_status
 from modelplane.control.urls import entry_component
 from modelplane.kube.graphs import service_address
-from modelplane.kube.meta import component_name, is_cluster_local, namespace_of
+from modelplane.kube.meta import component_name, namespace_of
 from modelplane.kube.routes import host
 from modelplane.kube.settings import KubeSettings
 
@@ -53,17 +54,16 @@ def cluster_status(
                     target["url"] = f"{scheme_part}://{target['tag']}-{rest}"
     else:
         address = service_address(isvc, settings)
-        url = address if is_cluster_local(isvc) else f"{scheme}://{host(name, namespace, settings)}"
+        url = f"{scheme}://{host(name, namespace, settings)}"
         _set_urls(status, url if state.routed else None, address if state.routed else None)
         predictor_name = (spec.get("predictor") or {}).get("name")
         for component, component_status in (status.get("components") or {}).items():
             obj = component_name(name, component, predictor_name if component == "predictor" else None)
             in_cluster = f"{scheme}://{obj}.{namespace}.svc.{settings.cluster_domain}"
-            external = (
-                in_cluster if is_cluster_local(isvc) else f"{scheme}://{host(obj, namespace, settings)}"
-            )
             if "url" in component_status:
-                _set_component_urls(component_status, external, in_cluster)
+                _set_component_urls(
+                    component_status, f"{scheme}://{host(obj, namespace, settings)}", in_cluster
+                )
     status["deploymentMode"] = mode
     return status
 
