@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from modelplane.api import RuntimeSelectionError, components, conditions, render_container
 from modelplane.api.constants import (
     AGENT_PORT,
+    DEFAULT_MOUNT_PATH,
     KNATIVE,
     MULTI_MODEL_SERVER_ENV,
     PREDICTOR_CONTAINER,
@@ -408,6 +409,8 @@ class _Builder:
             pod["initContainers"] = [*(pod.get("initContainers") or []), *provision.init_containers]
             pod["volumes"] = [*(pod.get("volumes") or []), *provision.volumes]
             main["volumeMounts"] = [*(main.get("volumeMounts") or []), provision.model_mount]
+            if not parts.storage_uris:
+                _point_storage_uri_at_model_folder(main)
         elif parts.multi_model:
             agent = model_agent(self.isvc, _server_port(main), self.settings)
             pod["initContainers"] = [*(pod.get("initContainers") or []), agent.init_container]
@@ -522,6 +525,19 @@ def _default_probe(container: dict, mode: str, serves: bool) -> None:
             "periodSeconds": 10,
             "failureThreshold": 3,
         }
+
+
+def _point_storage_uri_at_model_folder(container: dict) -> None:
+    """A `STORAGE_URI` the container sets names its model where the storage initializer put it, as
+    KServe's pod webhook rewrites it (an empty one stays empty)."""
+    if not container.get("env"):
+        return
+    container["env"] = [
+        {**variable, "value": DEFAULT_MOUNT_PATH}
+        if isinstance(variable, dict) and variable.get("name") == STORAGE_URI_ENV and variable.get("value")
+        else variable
+        for variable in container.get("env") or []
+    ]
 
 
 def _set_env(container: dict, name: str, value: str) -> None:
