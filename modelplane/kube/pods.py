@@ -408,7 +408,8 @@ class _Builder:
                 raise ComponentError(parts.storage_path, conditions.MODEL_LOAD_FAILED, str(exc)) from None
             pod["initContainers"] = [*(pod.get("initContainers") or []), *provision.init_containers]
             pod["volumes"] = [*(pod.get("volumes") or []), *provision.volumes]
-            main["volumeMounts"] = [*(main.get("volumeMounts") or []), provision.model_mount]
+            for reader in _model_readers(pod, main):
+                reader["volumeMounts"] = [*(reader.get("volumeMounts") or []), dict(provision.model_mount)]
             if not parts.storage_uris:
                 _point_storage_uri_at_model_folder(main)
         elif parts.multi_model:
@@ -525,6 +526,12 @@ def _default_probe(container: dict, mode: str, serves: bool) -> None:
             "periodSeconds": 10,
             "failureThreshold": 3,
         }
+
+
+def _model_readers(pod: dict, main: dict) -> list[dict]:
+    """The containers that see the model at its mount: the main one, and a collocated transformer."""
+    transformers = [c for c in pod["containers"] if c is not main and c.get("name") == TRANSFORMER_CONTAINER]
+    return [main, *transformers]
 
 
 def _point_storage_uri_at_model_folder(container: dict) -> None:
