@@ -406,10 +406,12 @@ class _Builder:
                     )
             except InvalidURIError as exc:
                 raise ComponentError(parts.storage_path, conditions.MODEL_LOAD_FAILED, str(exc)) from None
-            pod["initContainers"] = [*(pod.get("initContainers") or []), *provision.init_containers]
+            if provision.init_containers:
+                pod["initContainers"] = [*(pod.get("initContainers") or []), *provision.init_containers]
             pod["volumes"] = [*(pod.get("volumes") or []), *provision.volumes]
             for reader in _model_readers(pod, main):
-                reader["volumeMounts"] = [*(reader.get("volumeMounts") or []), dict(provision.model_mount)]
+                mounts = [dict(mount) for mount in provision.model_mounts]
+                reader["volumeMounts"] = [*(reader.get("volumeMounts") or []), *mounts]
             if not parts.storage_uris:
                 _point_storage_uri_at_model_folder(main)
         elif parts.multi_model:
