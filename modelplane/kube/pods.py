@@ -335,8 +335,8 @@ class _Builder:
         env = {}
         if model.get("protocolVersion"):
             env[PROTOCOL_ENV] = model["protocolVersion"]
-        storage_uris = spec.get("storageUris") or []
-        if storage is None and not storage_uris:  # a multi-model server: its models are TrainedModels
+        multi_model = components.is_multi_model_predictor(spec)
+        if multi_model:  # its models are TrainedModels
             env[MULTI_MODEL_SERVER_ENV] = "true"
         return _Parts(
             main=container,
@@ -351,8 +351,8 @@ class _Builder:
             runtime_pod={k: runtime_spec[k] for k in POD_FIELDS if k in runtime_spec},
             runtime_labels=runtime_spec.get("labels") or {},
             runtime_annotations=runtime_spec.get("annotations") or {},
-            multi_model=storage is None and not storage_uris,
-            storage_uris=storage_uris,
+            multi_model=multi_model,
+            storage_uris=spec.get("storageUris") or [],
         )
 
     def _custom_parts(self, component: str, spec: dict, path: str) -> _Parts:
@@ -372,7 +372,6 @@ class _Builder:
             others = [copy.deepcopy(c) for c in spec.get("containers") or [] if c is not implementation]
             storage = _storage(components.env_value(main, STORAGE_URI_ENV), None)
             storage_path = f"{path}.containers"
-        multi_model = (components.env_value(main, MULTI_MODEL_SERVER_ENV) or "").lower() == "true"
         return _Parts(
             main=main,
             others=others,
@@ -386,7 +385,7 @@ class _Builder:
             runtime_pod={},
             runtime_labels={},
             runtime_annotations={},
-            multi_model=component == "predictor" and multi_model and storage is None,
+            multi_model=component == "predictor" and components.is_multi_model_predictor(spec),
             storage_uris=spec.get("storageUris") or [],
         )
 
