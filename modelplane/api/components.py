@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .constants import PREDICTOR_CONTAINER, STORAGE_URI_ENV
+from .constants import MULTI_MODEL_SERVER_ENV, PREDICTOR_CONTAINER, STORAGE_URI_ENV
 
 _PYTHON = re.compile(r"python(3(\.\d+)?)?")
 
@@ -107,6 +107,22 @@ def storage_uri(component: str, spec: dict) -> str | None:
         return env_value(impl, STORAGE_URI_ENV)
     uri = impl.get("storageUri")
     return None if name == "art" and uri == "" else uri
+
+
+def is_multi_model_predictor(predictor: dict) -> bool:
+    """Whether a predictor serves TrainedModels, as KServe's IsMMSPredictor has it: a custom one whose
+    container sets `MULTI_MODEL_SERVER=true`, or a model with no storage (`storageUri`, `storage`,
+    `storageUris`), unless it is a Hugging Face one, whose server fetches it by `--model_id`."""
+    found = first_implementation("predictor", predictor)
+    if found is None:
+        return False
+    name, implementation = found
+    if name == CUSTOM:
+        return (env_value(implementation, MULTI_MODEL_SERVER_ENV) or "").lower() == "true"
+    if name == "huggingface" or (implementation.get("modelFormat") or {}).get("name") == "huggingface":
+        return False
+    has_storage = any(implementation.get(k) for k in ("storageUri", "storage"))
+    return not has_storage and not predictor.get("storageUris")
 
 
 def container_argv(container: dict) -> list[str]:

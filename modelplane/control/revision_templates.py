@@ -191,7 +191,7 @@ def _model_template(
     template["runtime"] = {"kind": selection.kind, "name": selection.name}
     if template["protocol"] and PROTOCOL_ENV not in template["env"]:
         template["env"][PROTOCOL_ENV] = template["protocol"]
-    if template["storage"] is None and not predictor.get("storageUris"):  # its models are TrainedModels
+    if components.is_multi_model_predictor(predictor):  # its models are TrainedModels
         template["env"].setdefault(MULTI_MODEL_SERVER_ENV, "true")
     return template
 

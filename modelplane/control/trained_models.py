@@ -1,9 +1,10 @@
 """TrainedModels: which InferenceServices serve them, which fit, and their status (pure).
 
-An InferenceService whose predictor has no `storageUri` or `storage` is a multi-model (MMS) predictor:
-its replicas start with an empty model folder and load the TrainedModels that name the service as
-their `spec.inferenceService`. A custom predictor is one when its `kserve-container` sets
-`MULTI_MODEL_SERVER=true`. The TrainedModels of a service share each replica's memory, the predictor
+An InferenceService whose predictor has no `storageUri`, `storage` or `storageUris` (and is not a Hugging
+Face model) is a multi-model (MMS) predictor: its replicas start with an empty model folder and load the
+TrainedModels that name the service as their `spec.inferenceService`. A custom predictor is one when its
+`kserve-container` sets `MULTI_MODEL_SERVER=true`. The rule is `components.is_multi_model_predictor`,
+which both platforms' pods follow. The TrainedModels of a service share each replica's memory, the predictor
 container's memory limit, as ModelMesh's models share a pool replica's (`memory_fits`): a model placed
 keeps its place, one that does not fit waits (`MemoryResourceAvailable` False) until room is freed, and
 when the models placed no longer fit together the least recently used leave.
@@ -61,19 +62,9 @@ def _predictor_implementation(isvc: dict) -> tuple[str, dict] | None:
 
 
 def is_mms_predictor(isvc: dict) -> bool:
-    """Whether the service's predictor serves TrainedModels: no storage for a model, or
-    `MULTI_MODEL_SERVER=true` in a custom predictor's container."""
-    found = _predictor_implementation(isvc)
-    if found is None:
-        return False
-    name, implementation = found
-    if name == components.CUSTOM:
-        return (components.env_value(implementation, MULTI_MODEL_SERVER_ENV) or "").lower() == "true"
-    if name == "huggingface":
-        return False
-    predictor = (isvc.get("spec") or {}).get("predictor") or {}
-    storage = ("storageUri", "storage")
-    return not any(implementation.get(k) for k in storage) and not predictor.get("storageUris")
+    """Whether the service's predictor serves TrainedModels (`components.is_multi_model_predictor`)."""
+    predictor = (isvc.get("spec") or {}).get("predictor")
+    return isinstance(predictor, dict) and components.is_multi_model_predictor(predictor)
 
 
 def is_multi_model_template(template: dict) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from modelplane.api import RuntimeSelectionError, components, conditions, render_container
 from modelplane.api.constants import (
     AGENT_PORT,
+    DEFAULT_MOUNT_PATH,
     KNATIVE,
     MULTI_MODEL_SERVER_ENV,
     PREDICTOR_CONTAINER,
@@ -334,8 +335,8 @@ class _Builder:
         env = {}
         if model.get("protocolVersion"):
             env[PROTOCOL_ENV] = model["protocolVersion"]
-        storage_uris = spec.get("storageUris") or []
-        if storage is None and not storage_uris:  # a multi-model server: its models are TrainedModels
+        multi_model = components.is_multi_model_predictor(spec)
+        if multi_model:  # its models are TrainedModels
             env[MULTI_MODEL_SERVER_ENV] = "true"
         return _Parts(
             main=container,
@@ -350,8 +351,8 @@ class _Builder:
             runtime_pod={k: runtime_spec[k] for k in POD_FIELDS if k in runtime_spec},
             runtime_labels=runtime_spec.get("labels") or {},
             runtime_annotations=runtime_spec.get("annotations") or {},
-            multi_model=storage is None and not storage_uris,
-            storage_uris=storage_uris,
+            multi_model=multi_model,
+            storage_uris=spec.get("storageUris") or [],
         )
 
     def _custom_parts(self, component: str, spec: dict, path: str) -> _Parts:
@@ -371,7 +372,6 @@ class _Builder:
             others = [copy.deepcopy(c) for c in spec.get("containers") or [] if c is not implementation]
             storage = _storage(components.env_value(main, STORAGE_URI_ENV), None)
             storage_path = f"{path}.containers"
-        multi_model = (components.env_value(main, MULTI_MODEL_SERVER_ENV) or "").lower() == "true"
         return _Parts(
             main=main,
             others=others,
@@ -385,7 +385,7 @@ class _Builder:
             runtime_pod={},
             runtime_labels={},
             runtime_annotations={},
-            multi_model=component == "predictor" and multi_model and storage is None,
+            multi_model=component == "predictor" and components.is_multi_model_predictor(spec),
             storage_uris=spec.get("storageUris") or [],
         )
 
@@ -405,9 +405,14 @@ class _Builder:
                     )
             except InvalidURIError as exc:
                 raise ComponentError(parts.storage_path, conditions.MODEL_LOAD_FAILED, str(exc)) from None
-            pod["initContainers"] = [*(pod.get("initContainers") or []), *provision.init_containers]
+            if provision.init_containers:
+                pod["initContainers"] = [*(pod.get("initContainers") or []), *provision.init_containers]
             pod["volumes"] = [*(pod.get("volumes") or []), *provision.volumes]
-            main["volumeMounts"] = [*(main.get("volumeMounts") or []), provision.model_mount]
+            for reader in _model_readers(pod, main):
+                mounts = [dict(mount) for mount in provision.model_mounts]
+                reader["volumeMounts"] = [*(reader.get("volumeMounts") or []), *mounts]
+            if not parts.storage_uris:
+                _point_storage_uri_at_model_folder(main)
         elif parts.multi_model:
             agent = model_agent(self.isvc, _server_port(main), self.settings)
             pod["initContainers"] = [*(pod.get("initContainers") or []), agent.init_container]
@@ -522,6 +527,25 @@ def _default_probe(container: dict, mode: str, serves: bool) -> None:
             "periodSeconds": 10,
             "failureThreshold": 3,
         }
+
+
+def _model_readers(pod: dict, main: dict) -> list[dict]:
+    """The containers that see the model at its mount: the main one, and a collocated transformer."""
+    transformers = [c for c in pod["containers"] if c is not main and c.get("name") == TRANSFORMER_CONTAINER]
+    return [main, *transformers]
+
+
+def _point_storage_uri_at_model_folder(container: dict) -> None:
+    """A `STORAGE_URI` the container sets names its model where the storage initializer put it, as
+    KServe's pod webhook rewrites it (an empty one stays empty)."""
+    if not container.get("env"):
+        return
+    container["env"] = [
+        {**variable, "value": DEFAULT_MOUNT_PATH}
+        if isinstance(variable, dict) and variable.get("name") == STORAGE_URI_ENV and variable.get("value")
+        else variable
+        for variable in container.get("env") or []
+    ]
 
 
 def _set_env(container: dict, name: str, value: str) -> None:

@@ -1,18 +1,25 @@
-"""KServe's storage initializer: an init container that fetches a component's model before it starts.
+"""KServe's storage initialization: how a component's pod gets its model, fetched by the storage
+initializer, an init container that runs before the component's containers start, or on a claim
+mounted as it is.
 
-It runs `modelplane storage fetch` in modelplane's image, into an `emptyDir` that the component's
+The storage initializer runs `modelplane storage fetch` in modelplane's image, into an `emptyDir` that the component's
 container sees at `/mnt/models`. The emptyDir is mounted whole at `/mnt/provision` in the init
 container, which fetches into its `models` folder (the container mounts that folder): a fetch is staged
 next to its destination and renamed into place, which needs both on one volume. `--keep-existing`
 makes a second run in the same pod (after a restart of the pod) keep the model the first one fetched.
 
-- `pvc://<claim>/<path>`: the claim is mounted read-only at `/mnt/pvc/<claim>` in the init container.
+- `pvc://<claim>/<path>`: no init container; the claim itself (volume `kserve-pvc-source`) is mounted at
+  `/mnt/models` with `<path>` as its subPath, as KServe mounts it.
 - `storage: {key, path, parameters}`: the spec goes as JSON, and the key's document of the storage
   config Secret (`storage-config`, or the `serving.kserve.io/storageSecretName` annotation) as
   `STORAGE_CONFIG`, as KServe's initializer gets it.
 - s3, gs, Azure and https URIs alone: the Secret's `default` document, if there is one.
-- `storageUris`: an init container per model (`storage-initializer-<i>`), each fetching into its
-  mount path's place under the paths' common parent, where the serving container mounts the folder.
+- `storageUris`: a claim is mounted whole at its mount path, in a volume named after the path
+  (`/mnt/models/base`: `mnt-models-base`), as KServe does. The other models get an init container each
+  (`storage-initializer-<i>` when there are several), each fetching into its mount path's place under
+  those paths' common parent, where the serving containers mount the folder.
+
+The serving containers are the main one and a collocated `transformer-container` (pods.py).
 """
 
 from __future__ import annotations
@@ -31,7 +38,6 @@ VOLUME = "kserve-provision-location"
 PROVISION_MOUNT = "/mnt/provision"
 MODEL_FOLDER = "models"
 PVC_VOLUME = "kserve-pvc-source"
-PVC_ROOT = "/mnt/pvc"
 SECRET_NAME_ANNOTATION = "serving.kserve.io/storageSecretName"
 READONLY_ANNOTATION = "storage.kserve.io/readonly"
 DEFAULT_KEY = "default"
@@ -45,37 +51,70 @@ RESTRICTED = {
 
 @dataclass(frozen=True)
 class Provisioning:
-    """What a pod needs to get its model: the init containers, the volumes, and the mount of the
-    model folder for the container that serves it."""
+    """What a pod needs to get its model: the init containers, the volumes, and the mounts of the
+    containers that serve it."""
 
     init_containers: list[dict]
     volumes: list[dict]
-    model_mount: dict
+    model_mounts: list[dict]
 
 
 def provisioning(
     storage_uri: str | None, storage: dict | None, annotations: dict, settings: KubeSettings
 ) -> Provisioning:
-    """The storage initializer for a model at `storage_uri` and/or `storage` (raises the storage
-    package's InvalidURIError for a URI it cannot fetch)."""
-    container, volumes = _initializer(storage_uri, storage, annotations, settings)
-    return Provisioning([container], volumes, _model_mount(DEFAULT_MOUNT_PATH, annotations))
+    """The model at `storage_uri` and/or `storage`: a claim mounted, anything else fetched by the
+    storage initializer (raises the storage package's InvalidURIError for a URI it cannot fetch)."""
+    readonly = _readonly(annotations)
+    location = parse_uri(storage_uri) if storage_uri else None
+    if location is not None and location.kind == "pvc":
+        volume = _claim_volume(PVC_VOLUME, location, readonly)
+        return Provisioning([], [volume], [_mount(PVC_VOLUME, DEFAULT_MOUNT_PATH, location.path, readonly)])
+    container = _initializer(storage_uri, storage, annotations, settings)
+    mount = _mount(VOLUME, DEFAULT_MOUNT_PATH, MODEL_FOLDER, readonly)
+    return Provisioning([container], [_model_volume()], [mount])
 
 
 def provisioning_of_uris(entries: list[dict], annotations: dict, settings: KubeSettings) -> Provisioning:
-    """`storageUris`: an initializer per model, each fetching into its mount path's place in the
-    volume, which the serving container mounts at the paths' common parent."""
-    paths = [str(entry.get("mountPath") or DEFAULT_MOUNT_PATH) for entry in entries]
+    """`storageUris`: each claim mounted whole at its mount path; the other models fetched by an
+    initializer each into its mount path's place in the volume, which the serving containers mount at
+    those paths' common parent."""
+    readonly = _readonly(annotations)
+    located = [
+        (parse_uri(entry["uri"]), str(entry.get("mountPath") or DEFAULT_MOUNT_PATH)) for entry in entries
+    ]
+    claims = [(location, path) for location, path in located if location.kind == "pvc"]
+    fetched = [(location, path) for location, path in located if location.kind != "pvc"]
+    volumes = [_claim_volume(_volume_name_of(path), location, readonly) for location, path in claims]
+    # KServe mounts a storageUris claim without a subPath: the path in its URI is not used.
+    mounts = [_mount(_volume_name_of(path), path, "", readonly) for _, path in claims]
+    if not fetched:
+        return Provisioning([], volumes, mounts)
+    paths = [path for _, path in fetched]
     parent = paths[0] if len(paths) == 1 else common_parent(paths)
-    containers: list[dict] = []
-    volumes: dict[str, dict] = {}
-    for index, (entry, path) in enumerate(zip(entries, paths, strict=True)):
+    containers = []
+    for index, (location, path) in enumerate(fetched):
         place = str(PurePosixPath(path).relative_to(parent))
-        suffix = f"-{index}" if len(entries) > 1 else ""
-        container, needed = _initializer(entry["uri"], None, annotations, settings, place, suffix)
-        containers.append(container)
-        volumes.update({volume["name"]: volume for volume in needed})
-    return Provisioning(containers, list(volumes.values()), _model_mount(parent, annotations))
+        suffix = f"-{index}" if len(fetched) > 1 else ""
+        containers.append(_initializer(location.uri, None, annotations, settings, place, suffix))
+    mounts.append(_mount(VOLUME, parent, MODEL_FOLDER, readonly))
+    return Provisioning(containers, [*volumes, _model_volume()], mounts)
+
+
+def _volume_name_of(mount_path: str) -> str:
+    """KServe's name for the volume of a storageUris entry (GetVolumeNameFromPath)."""
+    return mount_path.strip("/").replace("/", "-")
+
+
+def _claim_volume(name: str, location: Location, readonly: bool) -> dict:
+    # Knative refuses a claim whose volume is not read-only unless its persistent-volume-write feature
+    # is on. KServe sets read-only on the mounts alone: its webhook adds the claim to the pod after
+    # Knative checked the revision, where modelplane writes it in the revision.
+    claim = {"claimName": location.bucket, "readOnly": readonly}
+    return {"name": name, "persistentVolumeClaim": claim}
+
+
+def _model_volume() -> dict:
+    return {"name": VOLUME, "emptyDir": {}}
 
 
 def _initializer(
@@ -85,21 +124,12 @@ def _initializer(
     settings: KubeSettings,
     place: str = ".",
     suffix: str = "",
-) -> tuple[dict, list[dict]]:
-    """One init container fetching a model into `place` of the model folder, and the volumes it needs."""
+) -> dict:
+    """One init container fetching a model into `place` of the model folder."""
     location = parse_uri(storage_uri) if storage_uri else None
     source = storage_uri if storage_uri else json.dumps(_spec(storage), sort_keys=True, separators=(",", ":"))
     destination = f"{PROVISION_MOUNT}/{MODEL_FOLDER}" + ("" if place == "." else f"/{place}")
     args = [source, destination, "--no-cache", "--keep-existing"]
-    mounts = [{"name": VOLUME, "mountPath": PROVISION_MOUNT}]
-    volumes: list[dict] = [{"name": VOLUME, "emptyDir": {}}]
-    if location is not None and location.kind == "pvc":
-        args += ["--pvc-dir", PVC_ROOT]
-        claim = PVC_VOLUME + suffix
-        volumes.append(
-            {"name": claim, "persistentVolumeClaim": {"claimName": location.bucket, "readOnly": True}}
-        )
-        mounts.append({"name": claim, "mountPath": f"{PVC_ROOT}/{location.bucket}", "readOnly": True})
     container = {
         "name": CONTAINER_NAME + suffix,
         "image": settings.image,
@@ -109,17 +139,24 @@ def _initializer(
         "securityContext": RESTRICTED,
         # A failed fetch says why in the pod's status, as KServe's initializer does.
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": mounts,
+        "volumeMounts": [{"name": VOLUME, "mountPath": PROVISION_MOUNT}],
     }
     env = _credentials(location, storage, annotations, settings)
     if env:
         container["env"] = env
-    return container, volumes
+    return container
 
 
-def _model_mount(path: str, annotations: dict) -> dict:
-    readonly = str(annotations.get(READONLY_ANNOTATION, "true")).lower() != "false"
-    return {"name": VOLUME, "mountPath": path, "subPath": MODEL_FOLDER, "readOnly": readonly}
+def _readonly(annotations: dict) -> bool:
+    return str(annotations.get(READONLY_ANNOTATION, "true")).lower() != "false"
+
+
+def _mount(volume: str, path: str, sub_path: str, readonly: bool) -> dict:
+    mount: dict = {"name": volume, "mountPath": path}
+    if sub_path:
+        mount["subPath"] = sub_path
+    mount["readOnly"] = readonly
+    return mount
 
 
 def fetches_from_container_filesystem(storage_uri: str | None) -> bool:

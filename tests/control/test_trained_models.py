@@ -72,6 +72,16 @@ def test_a_multi_model_predictor_runs_a_multi_model_server_and_others_are_unchan
     assert not is_multi_model_template(single["predictor"])
 
 
+def test_a_hugging_face_model_without_storage_is_not_multi_model():
+    """KServe's IsMMSPredictor: its server fetches the model by --model_id; one rule for both platforms."""
+    model = {"modelFormat": {"name": "huggingface"}, "args": ["--model_id=bert-base-uncased"]}
+    for predictor in ({"model": model}, {"huggingface": {"args": model["args"]}}):
+        assert not is_mms_predictor(isvc(predictor))
+    template = revision_templates(isvc({"model": model}), [], builtin_cluster_runtimes())["predictor"]
+    assert "MULTI_MODEL_SERVER" not in template["env"]
+    assert not is_multi_model_template(template)
+
+
 def test_memory_is_given_in_creation_order_up_to_the_limit():
     limited = isvc({"sklearn": {"resources": {"limits": {"memory": "300Mi"}}}})
     assert memory_limit(limited) == 300 * 2**20

@@ -228,7 +228,8 @@ def test_the_image_steps_install_modelplane_and_its_entry_points_start(tmp_path)
     )
     assert imported.returncode == 0, imported.stderr
 
-    # The storage initializer, as the pods run it: a model folder fetched into an emptyDir's folder.
+    # The storage initializer, as the pods run it: a model folder fetched into an emptyDir's folder
+    # (from a pvc:// folder, which needs no network here; pods mount a claim instead of fetching it).
     (tmp_path / "claim" / "iris").mkdir(parents=True)
     (tmp_path / "claim" / "iris" / "model.joblib").write_bytes(b"weights")
     provision = tmp_path / "provision"

@@ -152,7 +152,7 @@ def test_the_pod_runs_the_runtime_with_the_model_fetched_first():
     assert volumes == [{"name": "kserve-provision-location", "emptyDir": {}}]
 
 
-def test_a_storage_spec_gets_its_key_from_the_named_secret_and_pvc_is_mounted():
+def test_a_storage_spec_gets_its_key_from_the_named_secret():
     rendering = render_file(SAMPLES / "storage-spec.yaml", KubeSettings())
     initializer = containers_by_name(named(rendering, "Deployment", "sklearn-storage-spec-predictor"))[
         "storage-initializer"
@@ -166,18 +166,6 @@ def test_a_storage_spec_gets_its_key_from_the_named_secret_and_pvc_is_mounted():
         "secretKeyRef": {"name": "my-storage-config", "key": "localMinIO"}
     }
     assert not objects_of(rendering, "HTTPRoute")  # networking.kserve.io/visibility: cluster-local
-    pvc = render_text(sklearn().replace("s3://models/iris", "pvc://claim-a/models/iris"))
-    deployment = named(pvc, "Deployment", "iris-predictor")
-    initializer = containers_by_name(deployment)["storage-initializer"]
-    assert initializer["args"][-2:] == ["--pvc-dir", "/mnt/pvc"]
-    assert {"name": "kserve-pvc-source", "mountPath": "/mnt/pvc/claim-a", "readOnly": True} in initializer[
-        "volumeMounts"
-    ]
-    assert {
-        "name": "kserve-pvc-source",
-        "persistentVolumeClaim": {"claimName": "claim-a", "readOnly": True},
-    } in (deployment["spec"]["template"]["spec"]["volumes"])
-    assert "env" not in initializer
 
 
 def test_storage_uris_get_an_initializer_each_and_one_mount_at_their_common_parent():
@@ -185,7 +173,7 @@ def test_storage_uris_get_an_initializer_each_and_one_mount_at_their_common_pare
         "    sklearn:\n      storageUri: s3://models/iris\n",
         "    storageUris:\n"
         "      - {uri: s3://models/iris, mountPath: /mnt/models/base}\n"
-        "      - {uri: pvc://claim-a/adapters/one, mountPath: /mnt/models/adapters/one}\n"
+        "      - {uri: gs://models/adapters/one, mountPath: /mnt/models/adapters/one}\n"
         "    sklearn: {}\n",
     )
     rendering = render_text(text)
@@ -198,12 +186,9 @@ def test_storage_uris_get_an_initializer_each_and_one_mount_at_their_common_pare
         "--no-cache",
         "--keep-existing",
     ]
-    assert second["args"][:2] == ["pvc://claim-a/adapters/one", "/mnt/provision/models/adapters/one"]
-    assert {"name": "kserve-pvc-source-1", "mountPath": "/mnt/pvc/claim-a", "readOnly": True} in second[
-        "volumeMounts"
-    ]
+    assert second["args"][:2] == ["gs://models/adapters/one", "/mnt/provision/models/adapters/one"]
     volumes = [v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]]
-    assert volumes == ["kserve-provision-location", "kserve-pvc-source-1"]
+    assert volumes == ["kserve-provision-location"]
     mounts = containers["kserve-container"]["volumeMounts"]
     assert {
         "name": "kserve-provision-location",

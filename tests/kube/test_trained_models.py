@@ -149,3 +149,29 @@ def test_a_trained_model_the_agent_cannot_fetch_says_so(uri, where):
     (note,) = render_text(text).notes
     assert (note.resource, note.path) == ("TrainedModel/default/model1-sklearn", "spec.model.storageUri")
     assert note.message.startswith(f"{uri} is {where}, where no model is")
+
+
+HUGGING_FACE = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: hf, namespace: ns1}
+spec:
+  predictor:
+    model:
+      modelFormat: {name: huggingface}
+      args: [--model_id=bert-base-uncased]
+"""
+
+
+@pytest.mark.parametrize("predictor", ["model", "huggingface"])
+def test_a_hugging_face_model_without_storage_is_not_a_multi_model_server(predictor):
+    """KServe's IsMMSPredictor: a Hugging Face server fetches its model by --model_id itself."""
+    text = HUGGING_FACE
+    if predictor == "huggingface":  # the legacy field, which admission turns into a model
+        text = text.replace("    model:\n      modelFormat: {name: huggingface}\n", "    huggingface:\n")
+    rendering = render_text(text)
+    pod = named(rendering, "Deployment", "hf-predictor")["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["kserve-container"]
+    assert "initContainers" not in pod and "volumes" not in pod
+    assert "MULTI_MODEL_SERVER" not in {e["name"] for e in pod["containers"][0]["env"]}
+    assert not objects_of(rendering, "ConfigMap")
