@@ -293,7 +293,7 @@ def build_models(args: argparse.Namespace):
             model = build_custom_model(args.model_class, name, args.model_dir)
             _configure(model, args)
             return [model], None
-        if runtime == "huggingface" and args.model_id and not args.model_dir:
+        if runtime == "huggingface" and args.model_id:  # it wins over --model-dir, as in KServe
             return [_huggingface_model(None, name, args)], None
         if not args.model_dir:
             raise CommandError("--model-dir is required (or set MODEL_DIR)")

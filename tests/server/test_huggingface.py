@@ -329,7 +329,17 @@ def test_a_model_id_is_served_from_the_local_hugging_face_cache(models, tmp_path
         assert "task sequence_classification, torch.bfloat16 on cpu" in process.log()
     finally:
         process.stop()
-    missing = serve("--model_id", "tiny/absent", "--model-name", "absent", env=env, ready_status=503)
+    # --model_id wins over a --model-dir (an empty /mnt/models on a cluster), as in KServe.
+    missing = serve(
+        "--model_id",
+        "tiny/absent",
+        "--model-dir",
+        str(tmp_path / "mnt-models"),
+        "--model-name",
+        "absent",
+        env=env,
+        ready_status=503,
+    )
     try:
         reason = not_ready_reason(missing, "absent")
         assert "tiny/absent is not in the local Hugging Face cache" in reason and "hf://tiny/absent" in reason
