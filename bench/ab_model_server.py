@@ -20,9 +20,7 @@ from pathlib import Path
 
 from harness import free_port, log
 from server_process import ServerProcess
-from wrk_load import run_wrk
-
-from model_server import train_model  # last: it takes bench/ off sys.path
+from wrk_load import measured_wrk, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work" / "ab"
@@ -45,7 +43,16 @@ def worktree(revision: str) -> tuple[Path, str]:
 
 def server(name: str, checkout: Path, model_dir: Path) -> ServerProcess:
     port = free_port()
-    argv = [sys.executable, "-m", "modelplane", "serve", "--model-dir", str(model_dir), "--model-name", "iris"]
+    argv = [
+        sys.executable,
+        "-m",
+        "modelplane",
+        "serve",
+        "--model-dir",
+        str(model_dir),
+        "--model-name",
+        "iris",
+    ]
     argv += ["--runtime", "sklearn", "--http-port", str(port), "--grpc-port", "-1", "--workers", "1"]
     argv += ["--host", "127.0.0.1"]
     env = {**os.environ, "PYTHONPATH": str(checkout)}
@@ -55,7 +62,9 @@ def server(name: str, checkout: Path, model_dir: Path) -> ServerProcess:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--before", required=True)
     parser.add_argument("--after", default="HEAD")
     parser.add_argument("--rounds", type=int, default=10)
@@ -64,11 +73,15 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
 
+    from model_server import train_model  # here: importing it takes bench/ off sys.path
+
     WORK.mkdir(parents=True, exist_ok=True)
     model = train_model()
     body = WORK / "v2.json"
     body.write_text(
-        json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [model.row]}]})
+        json.dumps(
+            {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [model.row]}]}
+        )
     )
     sides = {}
     for name, revision in (("before", args.before), ("after", args.after)):
@@ -84,21 +97,32 @@ def main() -> int:
                 process.wait_ready()
                 url = f"http://127.0.0.1:{process.ports[0]}/v2/models/iris/infer"
                 run_wrk(url, args.concurrency, args.warmup, body, "application/json")
-                results[name].append(run_wrk(url, args.concurrency, args.duration, body, "application/json"))
+                run = measured_wrk(
+                    process.pgid, url, args.concurrency, args.duration, body, "application/json"
+                )
+                results[name].append(run)
             finally:
                 process.stop()
-            log(f"round {round_number + 1} {name}: {results[name][-1].rps:,.0f} req/s")
+            run = results[name][-1]
+            log(
+                f"round {round_number + 1} {name}: {run.rps:,.0f} req/s, {run.server_cpu_ms * 1e3:.1f} µs CPU/request"
+            )
     ratios = [a.rps / b.rps for a, b in zip(results["after"], results["before"], strict=True)]
-    print(f"| code | commit | req/s, median of {args.rounds} | p99 ms, median of {args.rounds} |")
-    print("|---|---|---:|---:|")
+    cpu_ratios = [
+        a.server_cpu_ms / b.server_cpu_ms for a, b in zip(results["after"], results["before"], strict=True)
+    ]
+    print(f"| code | commit | req/s | p99 ms | server CPU µs/request |  (medians of {args.rounds} rounds)")
+    print("|---|---|---:|---:|---:|")
     for name in ("before", "after"):
         runs = results[name]
         rps = statistics.median(run.rps for run in runs)
         p99 = statistics.median(run.p99_ms for run in runs)
-        print(f"| {name} | {sides[name][1]} | {rps:,.0f} | {p99:.2f} |")
+        cpu = statistics.median(run.server_cpu_ms for run in runs) * 1e3
+        print(f"| {name} | {sides[name][1]} | {rps:,.0f} | {p99:.2f} | {cpu:.1f} |")
     print(
         f"\npaired ratios (after / before): median {statistics.median(ratios):.2f}, "
-        f"range {min(ratios):.2f} to {max(ratios):.2f}"
+        f"range {min(ratios):.2f} to {max(ratios):.2f}; server CPU per request: median "
+        f"{statistics.median(cpu_ratios):.2f}, range {min(cpu_ratios):.2f} to {max(cpu_ratios):.2f}"
     )
     return 0
 
