@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from modelplane.local.gateway.http1.exchange import MAY_BE_STALE_AFTER
+from modelplane.local.gateway.http1.exchange import MAY_BE_STALE_AFTER, STALE_CLOSE_WINDOW
 from modelplane.local.gateway.routes import Backend, Route, RouteTable
 from modelplane.local.gateway.server import GatewayConfig, GatewayThread
 
@@ -391,6 +391,33 @@ def test_a_request_the_replica_died_on_is_not_sent_to_another():
         second = client.post("/v1/models/raw:predict", content=b"{}")
     assert second.status_code == 502
     assert "before the response was complete" in second.json()["error"]
+
+
+def test_a_request_a_replica_worked_on_and_died_on_is_not_sent_again_after_an_idle_while():
+    """A pooled connection idle long enough to have gone stale, whose replica takes the request and
+    dies on it a while later (an OOM kill): the request is not sent to the next replica to kill it too."""
+    process = subprocess.Popen(
+        [sys.executable, str(APP), "raw-1", "--raw", "--hold"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        dying = f"127.0.0.1:{int(process.stdout.readline())}"
+        with (
+            running_gateway({HOST: Backend("raw-1", (dying,))}) as gateway,
+            httpx.Client(base_url=gateway.url, headers={"host": HOST}, timeout=30) as client,
+            concurrent.futures.ThreadPoolExecutor(1) as pool,
+        ):
+            assert client.post("/v1/models/raw:predict", content=b"{}").status_code == 200
+            time.sleep(MAY_BE_STALE_AFTER + 0.1)  # idle in the pool long enough to have gone stale
+            second = pool.submit(client.post, "/v1/models/raw:predict", content=b"{}")
+            assert process.stdout.readline() == "held\n"  # the replica has the request
+            time.sleep(STALE_CLOSE_WINDOW * 3)  # and works on it a while before it dies
+            httpx.get(f"http://{dying}/release")
+            answer = second.result()
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert answer.status_code == 502, answer.text
+    assert "before the response was complete" in answer.json()["error"]
 
 
 @pytest.mark.parametrize("rerouted", [False, True], ids=["scaled-down", "new-revision"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Protocol
 
 from modelplane.local.gateway.auth import REFUSAL
@@ -38,6 +39,9 @@ BODY_HIGH_WATER = 256 * 1024
 # A pooled connection idle for this long (seconds) may have been closed by its replica: a request it
 # carried is sent again if no byte of an answer came back. (Replicas keep idle connections for seconds.)
 MAY_BE_STALE_AFTER = 1.0
+# A replica closing an idle connection as the request goes out closes it at once: one whose connection
+# ends later than this (seconds) after the request went out took the request, and died on it.
+STALE_CLOSE_WINDOW = 0.1
 # Request bytes kept after sending, so a request can be sent again if a pooled connection was stale.
 REPLAY_LIMIT = 1024 * 1024
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
@@ -105,6 +109,7 @@ class Exchange:
         self._upstream: UpstreamConnection | None = None
         self._attempted: UpstreamConnection | None = None
         self._reused = False
+        self._sent_at = 0.0  # when the request went out on a connection that may have been stale
         self._outcome: asyncio.Future[str] | None = None
         self._watched = False  # a response-header deadline is running
         self._failure = ""
@@ -236,6 +241,8 @@ class Exchange:
         """Writes the request (as much of the body as has arrived) on `upstream`."""
         self._upstream = self._attempted = upstream
         self._reused = reused
+        if reused and upstream.idle_for >= MAY_BE_STALE_AFTER:
+            self._sent_at = time.monotonic()
         upstream.start(self, head_only=self.method == b"HEAD")
         if self._expect_continue and not self._request_done:
             self.client.write(CONTINUE)
@@ -330,12 +337,17 @@ class Exchange:
                 raise _ResponseBroken()
             address = self._replica.address
             # A connection idle long enough may have been closed by the replica as the request went
-            # out (nothing was processed); one idle for less was cut by a replica that died on the
-            # request, which is not sent to another one to kill it too. A replica that has left the
+            # out (nothing was processed), if it ended at once; one idle for less, or that ended
+            # later, was cut by a replica that died on the request, which is not sent to another one
+            # to kill it too. A replica that has left the
             # routes is being stopped, and a stopping replica answers every request it read: one it
             # closed on without a word it never took (the request went out as it closed its idle
             # connections).
-            may_be_stale = self._reused and self._attempted.idle_for >= MAY_BE_STALE_AFTER
+            may_be_stale = (
+                self._reused
+                and self._attempted.idle_for >= MAY_BE_STALE_AFTER
+                and time.monotonic() - self._sent_at < STALE_CLOSE_WINDOW
+            )
             stopping = self._replica not in revision.replicas
             can_retry = (
                 not self._attempted.received_any
