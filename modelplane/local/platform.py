@@ -210,7 +210,8 @@ class Platform:
             await zygote.start(inherited=inherited.get("zygotes", []))
         inventory = await asyncio.to_thread(discover_gpus, config.gpus)
         logger.info("GPUs for replicas: %s", inventory.describe())
-        trained_models = TrainedModels(store)
+        events = EventRecorder(store)
+        trained_models = TrainedModels(store, events)
         settings = SupervisorSettings(
             logs_dir=config.home / "logs",
             domain=config.domain,
@@ -225,7 +226,6 @@ class Platform:
         settings.handover.inherited = {
             handed.name: handed for handed in map(HandedReplica.from_json, inherited.get("replicas", []))
         }
-        events = EventRecorder(store)
         reconciler = Reconciler(
             store,
             gateway,

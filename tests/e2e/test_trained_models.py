@@ -195,6 +195,20 @@ def test_trained_models_are_served_by_name_on_a_multi_model_service(platform, ho
     )
 
 
+def test_a_trained_model_of_a_service_that_does_not_exist_is_deleted_and_says_why(platform):
+    orphan = trained_model_yaml("orphan", "pvc://tm/iris-b")
+    orphan["spec"]["inferenceService"] = "nowhere"
+    platform.apply(orphan)
+    platform.cli("wait", "--for=delete", "tm", "orphan", "--timeout=120s")
+
+    def told() -> str | None:
+        events = platform.cli("get", "events").stdout
+        return events if "InferenceServiceNotFound" in events else None
+
+    events = wait_until(told, "the event", platform)
+    assert "InferenceService nowhere does not exist in namespace default" in events
+
+
 def test_a_trained_model_of_a_single_model_service_is_not_loaded(platform, home):
     single = isvc_yaml()
     single["metadata"]["name"] = "single"

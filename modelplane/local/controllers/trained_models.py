@@ -63,6 +63,7 @@ from modelplane.local.replicas.supervisor import Replica, _modelplane_command, n
 from modelplane.local.replicas.zygote import dying_with_this_process
 
 if TYPE_CHECKING:
+    from modelplane.local.api.events import EventRecorder
     from modelplane.storage import CredentialStore, Source
 
 logger = logging.getLogger("modelplane.trainedmodels")
@@ -75,8 +76,9 @@ REQUESTS_SAMPLE = "modelplane_requests_total"  # the model server's count of inf
 class TrainedModels:
     """Runs on the platform's event loop next to the reconciler, which calls `replicas_changed`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, events: EventRecorder | None = None) -> None:
         self.store = store
+        self.events = events
         self._credentials = StorageCredentials(store)
         self._replicas: dict[Key, dict[str, Replica]] = {}  # the ready predictor replicas, by address
         self._servers: dict[str, ServerModels] = {}  # what each ready replica holds, by address
@@ -154,6 +156,13 @@ class TrainedModels:
                 logger.info(
                     "%s/%s: InferenceService %s is gone; deleting it", namespace, tm["metadata"]["name"], name
                 )
+                if self.events is not None:
+                    self.events.warning(
+                        tm,
+                        "InferenceServiceNotFound",
+                        f"InferenceService {name} does not exist in namespace {namespace}: "
+                        "the TrainedModel is deleted (apply the InferenceService first)",
+                    )
                 with contextlib.suppress(NotFound):
                     self.store.delete(Ref(TRAINED_MODEL.kind, namespace, tm["metadata"]["name"]))
             self._last_used.pop(key, None)
