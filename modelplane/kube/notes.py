@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from modelplane.api import components
 from modelplane.api.constants import HPA_METRICS, KNATIVE, STANDARD
-from modelplane.control.hpa_metrics import HPA
+from modelplane.control.hpa_metrics import HPA, KEDA
 from modelplane.control.revision_templates import COMPONENTS
 from modelplane.kube.autoscalers import autoscaler_class
 from modelplane.kube.credentials import AccountObjects
@@ -138,6 +138,15 @@ def _standard_scaling(component_spec: dict, path: str, klass: str) -> Iterator[t
             f"{path}.containerConcurrency",
             "not enforced in Standard mode (Knative's queue-proxy enforces it); a transformer gets it as --workers",
         )
+    if klass == KEDA:
+        metrics = (component_spec.get("autoScaling") or {}).get("metrics") or []
+        for index, metric in enumerate(metrics):
+            source = ((metric or {}).get("external") or {}).get("metric") or {}
+            if source.get("namespace") and (source.get("backend") or "prometheus") != "prometheus":
+                yield (
+                    f"{path}.autoScaling.metrics[{index}].external.metric.namespace",
+                    "only a prometheus trigger takes a namespace (as in KServe): not passed to KEDA",
+                )
     if klass == HPA:
         metric = component_spec.get("scaleMetric")
         if metric and metric not in HPA_METRICS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from modelplane.api import load_text, with_builtin_runtimes
 from modelplane.api.constants import STANDARD
@@ -664,3 +665,29 @@ def test_an_hpa_has_the_components_annotations():
     )
     hpa = named(render_text(text), "HorizontalPodAutoscaler", "kp-predictor")
     assert hpa["metadata"]["annotations"]["example.com/component"] == "predictor"
+
+
+def test_a_graphite_triggers_namespace_is_noted_not_passed_on():
+    service = yaml.safe_load(sklearn("keda"))
+    service["spec"]["predictor"]["autoScaling"] = {
+        "metrics": [
+            {
+                "type": "External",
+                "external": {
+                    "metric": {
+                        "backend": "graphite",
+                        "serverAddress": "http://graphite:8080",
+                        "query": "requests",
+                        "namespace": "monitoring",
+                    },
+                    "target": {"type": "Value", "value": "10"},
+                },
+            }
+        ]
+    }
+    rendering = render_text(yaml.safe_dump(service))
+    (trigger,) = named(rendering, "ScaledObject", "iris-predictor")["spec"]["triggers"]
+    assert "namespace" not in trigger["metadata"]
+    assert [n.path for n in rendering.notes] == [
+        "spec.predictor.autoScaling.metrics[0].external.metric.namespace"
+    ]
