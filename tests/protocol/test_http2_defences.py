@@ -15,6 +15,7 @@ from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
 from modelplane.protocol.http2 import frames as f
 from modelplane.protocol.http2 import hpack
+from modelplane.protocol.lingering import LINGER_BYTES
 from tests.protocol.raw_h2 import RawFrames, call_headers, call_status, whole_call
 from tests.server.processes import start_models_server
 from tests.server.test_grpc_transport import echo_request
@@ -163,11 +164,17 @@ def test_a_client_that_does_not_read_stops_being_read(test_models_server):
         client.send(whole_call(1, echo_request(payload).SerializeToString()))
         body = bytearray(client.until(lambda kind, flags, stream, data: kind == f.DATA)[3])
         # The answer is written: the server stopped reading, so the pings fill the socket buffers.
+        # A small send buffer keeps the flood well under what the server drops once it ends the
+        # connection (LINGER_BYTES): a flood beyond that is cut with a reset, which may overtake the
+        # end of the answer (the kernel's own send buffer grows past 4 MiB here).
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
         client.sock.setblocking(False)
         pings = f.frame(f.PING, 0, 0, b"12345678") * 4000
+        flood = 0
         with pytest.raises(BlockingIOError):
             while True:
-                client.sock.send(pings)
+                flood += client.sock.send(pings)
+        assert flood < LINGER_BYTES
         client.sock.setblocking(True)
         while True:  # read, the answer comes whole
             kind, flags, stream, data = client.next_frame()
