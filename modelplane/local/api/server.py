@@ -67,6 +67,7 @@ from modelplane.local.api.paths import kind_at
 from modelplane.local.api.selectors import parse_selectors
 from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.api.store import Ref, Store, WatchEvent, store_path
+from modelplane.local.api.store_faults import STORE_FAULTS
 from modelplane.local.api.tables import TableRequest, table, table_events, table_request
 from modelplane.local.api.unhonored_fields import unhonored_warnings
 from modelplane.local.api.write_options import DeleteOptions, WriteOptions, warning_headers
@@ -594,7 +595,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    store = open_store(args.home)
+    try:
+        store = open_store(args.home)
+    except STORE_FAULTS as exc:
+        sock.close()
+        print(exc, file=sys.stderr)
+        return 2
     tls = TLSFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
     server = ApiServer(store, sock, token, tls)
     print(f"listening on {server.url}", flush=True)

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -118,6 +119,17 @@ def test_a_store_file_cut_short_is_refused_naming_it(tmp_path):
         Store(path)
     assert str(raised.value).startswith(f"the store {path} is damaged (")
     assert "move it aside or restore it from a backup" in str(raised.value)
+
+
+def test_the_standalone_api_server_refuses_a_damaged_store_in_one_line(tmp_path):
+    path = store_path(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a database" * 100)
+    command = [sys.executable, "-m", "modelplane.local.api.server", "--home", str(tmp_path), "--port", "0"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 2
+    assert finished.stderr.startswith(f"the store {path} is damaged (")
+    assert "Traceback" not in finished.stderr
 
 
 def fill_the_disk(store: Store) -> None:
