@@ -6,10 +6,10 @@ Every request but the health checks must carry `Authorization: Bearer <token>`; 
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 
 from modelplane.local.api.errors import Unauthorized
+from modelplane.protocol.bearer import bearer_matches
 
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
 
@@ -35,11 +35,11 @@ def read_token_file(path: str | Path) -> str:
 
 class BearerToken:
     def __init__(self, token: str):
-        self._expected = f"Bearer {token}".encode()
+        self._token = token.encode()
 
     def check(self, path: str, headers: dict[str, str]) -> None:
         if path.rstrip("/") in HEALTH_PATHS:
             return
         given = headers.get("authorization", "").encode("latin-1", "replace")
-        if not hmac.compare_digest(given, self._expected):
+        if not bearer_matches(given, self._token):
             raise Unauthorized("Unauthorized: this API needs Authorization: Bearer <token>")

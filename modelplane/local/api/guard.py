@@ -5,7 +5,8 @@ A page the developer visits must not be able to. Browsers let any page send a "s
 POST (a `text/plain`, form or untyped body) without asking first, and a DNS name the page's owner
 rebinds to 127.0.0.1 makes the page same-origin with the API. Three checks close both ways in:
 
-- the `Host` header must name the API's own address, so a rebound name is refused;
+- the `Host` header must name the API's own address, so a rebound name is refused (unless the API
+  requires a token, which a page cannot attach to what it sends: then a certificate's DNS name works);
 - a request a browser marks as sent by another site (`Origin`, `Sec-Fetch-Site`) is refused;
 - a body must be JSON or YAML by its declared media type, which no page can send cross-site
   without a CORS preflight, and the API grants none.
@@ -42,27 +43,29 @@ SITES_OF_OUR_OWN = ("same-origin", "none")
 class SameSiteGuard:
     """Refuses what a browser could send on behalf of another site.
 
-    `hosts` are the names the API answers to; None answers to any (a wildcard bind address,
-    where a name cannot be told from another)."""
+    `hosts` are the names the API answers to; None answers to any: on a wildcard bind address a name
+    cannot be told from another, and an API that requires a token is out of a page's reach whatever
+    name it is called by. An `Origin` must then be the request's own `Host`."""
 
     hosts: frozenset[str] | None
 
     @classmethod
-    def for_address(cls, bind_host: str) -> SameSiteGuard:
-        if _is_wildcard(bind_host):
+    def for_address(cls, bind_host: str, token_required: bool = False) -> SameSiteGuard:
+        if token_required or _is_wildcard(bind_host):
             return cls(None)
         return cls(LOOPBACK_NAMES | {_normalise(bind_host)})
 
     def check(self, method: str, headers: dict[str, str], content_type: str) -> None:
         """Raises Forbidden or UnsupportedMediaType for a request that may come from a web page."""
         host = headers.get("host")
-        if host is not None and not self._ours(_host_name(host)):
+        host_name = _host_name(host) if host is not None else None
+        if host is not None and self.hosts is not None and host_name not in self.hosts:
             raise Forbidden(
                 f'the control-plane API answers only to its own address, not to Host "{host}" '
                 "(a DNS name pointed at this machine by someone else)"
             )
         origin = headers.get("origin")
-        if origin is not None and not self._ours(_origin_host(origin)):
+        if origin is not None and not self._same_site(_origin_host(origin), host_name):
             raise Forbidden(f'cross-site requests are refused (Origin "{origin}")')
         site = headers.get("sec-fetch-site")
         if site is not None and site not in SITES_OF_OUR_OWN:
@@ -77,10 +80,12 @@ class SameSiteGuard:
                 f"accepted media types include: {', '.join(BODY_TYPES)}{hint}"
             )
 
-    def _ours(self, host: str | None) -> bool:
-        if self.hosts is None:
-            return True
-        return host is not None and host in self.hosts
+    def _same_site(self, origin_host: str | None, host_name: str | None) -> bool:
+        if origin_host is None:  # `null`, or not a web page's origin
+            return False
+        if self.hosts is not None:
+            return origin_host in self.hosts
+        return origin_host == host_name
 
 
 def _host_name(host: str) -> str | None:

@@ -510,7 +510,7 @@ class ApiServer(uvicorn.Server):
     def __init__(
         self, store: Store, sock: socket.socket, token: str | None = None, tls: TLSFiles | None = None
     ):
-        guard = SameSiteGuard.for_address(sock.getsockname()[0])
+        guard = SameSiteGuard.for_address(sock.getsockname()[0], token_required=token is not None)
         self.app = ApiApp(store, guard, BearerToken(token) if token else None)
         self.tls = tls
         self.sock = sock

@@ -7,14 +7,14 @@ taken out of the request, so the replicas (which run any command a ServingRuntim
 
 from __future__ import annotations
 
-import hmac
+from modelplane.protocol.bearer import bearer_matches
 
 REFUSAL = "the gateway needs Authorization: Bearer <token>"
 
 
 class GatewayToken:
     def __init__(self, token: str) -> None:
-        self._expected = b"Bearer " + token.encode()
+        self._token = token.encode()
 
     def take(self, headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bool]:
         """The headers without `Authorization`, and whether they carried exactly the expected one."""
@@ -22,4 +22,4 @@ class GatewayToken:
         if not given:
             return headers, False
         kept = [(name, value) for name, value in headers if name.lower() != b"authorization"]
-        return kept, len(given) == 1 and hmac.compare_digest(given[0], self._expected)
+        return kept, len(given) == 1 and bearer_matches(given[0], self._token)

@@ -47,6 +47,7 @@ def test_requests_without_the_token_are_401(api, authorization):
 
 def test_the_token_opens_the_api_and_health_needs_none(api):
     assert httpx.get(api + ISVCS, headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert httpx.get(api + ISVCS, headers={"authorization": f"BEARER {TOKEN}"}).status_code == 200
     assert httpx.get(api + "/healthz").text == "ok"
 
 

@@ -99,6 +99,19 @@ def test_the_guard_answers_to_the_bound_address_and_any_name_on_a_wildcard():
         anywhere.check("POST", {"host": "models.example.com"}, "text/plain")
 
 
+@pytest.mark.parametrize(
+    "guard",
+    [SameSiteGuard.for_address("0.0.0.0"), SameSiteGuard.for_address("127.0.0.1", token_required=True)],
+    ids=["wildcard", "token"],
+)
+def test_a_guard_answering_to_any_name_takes_only_origins_of_that_name(guard):
+    guard.check("GET", {"host": "models.example.com:8180"}, "")
+    guard.check("GET", {"host": "models.example.com", "origin": "https://models.example.com:8180"}, "")
+    for origin in ("http://evil.example", "null", "file://"):
+        with pytest.raises(Exception, match="cross-site"):
+            guard.check("GET", {"host": "models.example.com", "origin": origin}, "")
+
+
 def test_a_yaml_alias_bomb_is_refused_before_it_expands(api):
     body = "apiVersion: serving.kserve.io/v1alpha1\nkind: ServingRuntime\nmetadata: {name: bomb}\n"
     body += 'spec: {containers: [{name: c, image: x}]}\nl0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol"]\n'

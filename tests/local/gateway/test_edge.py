@@ -64,6 +64,8 @@ def test_rest_needs_the_token_and_the_replica_never_sees_it(replicas):
             assert refused.status_code == 401
             assert refused.headers["www-authenticate"] == "Bearer"
             assert refused.json() == {"error": "the gateway needs Authorization: Bearer <token>"}
+        # The scheme's name is case-insensitive (RFC 9110).
+        assert httpx.post(url, headers={"host": HOST, "authorization": f"bearer {TOKEN}"}, json={}).is_success
         twice = [("host", HOST), ("authorization", f"Bearer {TOKEN}"), ("authorization", "Bearer x")]
         assert httpx.post(url, headers=twice, json={}).status_code == 401
         answer = httpx.post(url, headers={"host": HOST, **BEARER}, json={})
@@ -107,6 +109,11 @@ def test_tls_serves_http11_and_grpc_by_alpn(replicas, certificates):
         answer = httpx.post(url, headers={"host": HOST, **BEARER}, json={}, verify=verify)
         assert (answer.status_code, answer.http_version) == (200, "HTTP/1.1")
         assert httpx.post(url, headers={"host": HOST}, json={}, verify=verify).status_code == 401
+        # A REST request over HTTP/2 (ALPN) without the token is a 401 too, not a gRPC status.
+        with httpx.Client(http2=True, verify=verify) as client:
+            refused = client.post(url, headers={"host": HOST}, json={})
+        assert (refused.status_code, refused.http_version) == (401, "HTTP/2")
+        assert refused.headers["www-authenticate"] == "Bearer"
         with pytest.raises(httpx.ConnectError):  # the certificate is checked: no CA, no connection
             httpx.post(url, headers={"host": HOST}, json={})
         # The TLS port speaks no cleartext: it hangs up (a reset when the request's bytes were unread).

@@ -255,10 +255,14 @@ class GrpcCall:
             watch.request_body(data)
         if self.client_ended:
             watch.request_done()
+        is_grpc = content_type.startswith(b"application/grpc")
         if not authorized:
-            self.fail(UNAUTHENTICATED, REFUSAL)
+            if is_grpc:
+                self.fail(UNAUTHENTICATED, REFUSAL)
+            else:  # a REST client reads the HTTP status, as over HTTP/1.1
+                self._reply_http(401, REFUSAL, ((b"www-authenticate", b"Bearer"),))
             return
-        if not content_type.startswith(b"application/grpc"):
+        if not is_grpc:
             self._reply_http(
                 505,
                 "the gateway takes HTTP/2 for gRPC calls only (content-type application/grpc); "
@@ -532,12 +536,13 @@ class GrpcCall:
         self.client.send_headers(self.stream_id, trailers, end_stream=True)
         self._end(reset_upstream=True, reset_client=not self.client_ended)
 
-    def _reply_http(self, status: int, message: str) -> None:
+    def _reply_http(self, status: int, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         body = orjson.dumps({"error": message})
         headers = [
             (b":status", str(status).encode()),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            *extra,
         ]
         self.client.send_headers(self.stream_id, headers)
         self.client.send_data(self.stream_id, body, end_stream=True)
