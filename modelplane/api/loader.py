@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -99,6 +100,23 @@ def _child(node: yaml.Node | None, token: str) -> tuple[yaml.Node, int] | None:
         item = node.value[int(token)]
         return item, item.start_mark.line + 1
     return None
+
+
+def nested_deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed JSON value nests objects and lists more than `limit` levels deep (counted
+    without recursion, so that a deep value cannot exhaust the stack of whatever reads it next)."""
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
 
 
 def load_text(text: str, source: str = "<input>") -> list[Document]:

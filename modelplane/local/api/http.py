@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from modelplane.api.errors import LoadError
-from modelplane.api.loader import load_text
+from modelplane.api.loader import MAX_DEPTH, load_text, nested_deeper_than
 from modelplane.local.api.errors import ApiError, BadRequest, RequestEntityTooLarge
 from modelplane.local.api.guard import YAML_TYPES
 
@@ -67,6 +67,8 @@ class ApiRequest:
             raise BadRequest(f"the request body is not valid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise BadRequest("the request body must be a JSON object")
+        if nested_deeper_than(value, MAX_DEPTH):
+            raise BadRequest(f"the request body is nested more than {MAX_DEPTH} levels deep")
         return value
 
 

@@ -120,3 +120,17 @@ def test_a_yaml_alias_bomb_is_refused_before_it_expands(api):
     response = api.post(SRS, content=body, headers={"content-type": "application/yaml"})
     assert "YAML aliases would expand" in refused(response, 400, "BadRequest")
     assert not stored(api, "bomb")
+
+
+@pytest.mark.parametrize("depth", [201, 300, 1023])
+def test_a_json_body_nested_too_deep_is_a_400(api, depth):
+    def config_map(name: str, levels: int) -> str:  # the body and "deep" are the first two levels
+        deep = '{"x":' * (levels - 2) + "{}" + "}" * (levels - 2)
+        return f'{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"deep":{deep}}}'
+
+    json_type = {"content-type": "application/json"}
+    configmaps = "/api/v1/namespaces/default/configmaps"
+    response = api.post(configmaps, content=config_map(f"deep-{depth}", depth), headers=json_type)
+    assert "nested more than 200 levels deep" in refused(response, 400, "BadRequest")
+    accepted = api.post(configmaps, content=config_map(f"deep-{depth}", 200), headers=json_type)
+    assert accepted.status_code == 201
