@@ -9,11 +9,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from modelplane.local.api.errors import Invalid
+from modelplane.local.api.errors import BadRequest, Invalid
 
 # DNS-1123: what Kubernetes accepts as an object name (subdomain) and a namespace (label).
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# The name in a label or annotation key, and a label's value.
+_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+MAX_ANNOTATION_BYTES = 256 * 1024
 
 # Set by the server on create and carried over unchanged by every update.
 SERVER_OWNED = ("uid", "creationTimestamp", "generation", "resourceVersion")
@@ -61,6 +64,53 @@ def check_namespace(namespace: Any, what: str, details: dict[str, Any] | None = 
             details,
         )
     return namespace
+
+
+def check_labels_and_annotations(metadata: dict[str, Any], what: str, details: dict[str, Any] | None) -> None:
+    """Labels and annotations as Kubernetes takes them: maps of strings, keys that are qualified names,
+    label values of at most 63 characters of a name's alphabet, annotations of at most 256 KiB in all."""
+    for field in ("labels", "annotations"):
+        entries = metadata.get(field)
+        if entries is None:
+            continue
+        if not isinstance(entries, dict) or not all(isinstance(v, str) for v in entries.values()):
+            raise BadRequest(f"{what}: metadata.{field} must map strings to strings")
+        for key in entries:
+            problem = qualified_name_problem(key)
+            if problem:
+                raise _invalid(what, f"metadata.{field}", f'Invalid value: "{key}": {problem}', details)
+    for value in (metadata.get("labels") or {}).values():
+        problem = label_value_problem(value)
+        if problem:
+            raise _invalid(what, "metadata.labels", f'Invalid value: "{value}": {problem}', details)
+    annotations = metadata.get("annotations") or {}
+    size = sum(len(key) + len(value) for key, value in annotations.items())
+    if size > MAX_ANNOTATION_BYTES:
+        message = f"Too long: must have at most {MAX_ANNOTATION_BYTES} bytes"
+        raise _invalid(what, "metadata.annotations", message, details)
+
+
+def qualified_name_problem(key: str) -> str | None:
+    """Why `key` is not a label or annotation key (`[prefix/]name`), or None."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return "a qualified name's prefix must be a lowercase RFC 1123 subdomain"
+    if not name or len(name) > 63 or not _NAME_PART.match(name):
+        return (
+            "a qualified name must be at most 63 characters of alphanumerics, '-', '_' or '.', starting "
+            "and ending with an alphanumeric character (with an optional DNS subdomain prefix and '/')"
+        )
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why `value` is not a label value (empty, or a name part), or None."""
+    if value and (len(value) > 63 or not _NAME_PART.match(value)):
+        return (
+            "a valid label must be an empty string or at most 63 characters of alphanumerics, '-', '_' "
+            "or '.', starting and ending with an alphanumeric character"
+        )
+    return None
 
 
 def _invalid(what: str, field: str, message: str, details: dict[str, Any] | None) -> Invalid:

@@ -1,7 +1,9 @@
 """Label and field selectors, the `?labelSelector=` and `?fieldSelector=` of list and watch.
 
-Label selectors take Kubernetes' equality forms: `key=value`, `key==value`, `key!=value`,
-`key` (has the label), `!key` (has not), joined by commas. Field selectors take
+Label selectors take Kubernetes' forms, joined by commas: `key=value`, `key==value`, `key!=value`
+(which objects without the label match too), `key` (has the label), `!key` (has not), `key in (a,b)`,
+`key notin (a,b)` (or has not the label), and `key>N`, `key<N` (a label whose value is a whole number
+greater or smaller). Keys and values are checked as Kubernetes checks them. Field selectors take
 `metadata.name` and `metadata.namespace` with `=`, `==` or `!=`, and for events also the fields
 Kubernetes selects events by (`involvedObject.name`, `.kind`, `.uid`..., `reason`, `type`), which
 `kubectl describe` asks for.
@@ -9,10 +11,12 @@ Kubernetes selects events by (`involvedObject.name`, `.kind`, `.uid`..., `reason
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from modelplane.local.api.errors import BadRequest
+from modelplane.local.api.meta import label_value_problem, qualified_name_problem
 
 Matcher = Callable[[dict[str, Any]], bool]
 
@@ -53,25 +57,78 @@ def _split_requirement(requirement: str) -> tuple[str, str, str] | None:
     return None
 
 
+_KEY = r"(?P<key>[^\s!=<>(),]+)"
+_EXISTS = re.compile(rf"^(?P<negate>!?)\s*{_KEY}$")
+_EQUALITY = re.compile(rf"^{_KEY}\s*(?P<operator>==|=|!=)\s*(?P<value>[^\s!=<>(),]*)$")
+_SET = re.compile(rf"^{_KEY}\s+(?P<operator>in|notin)\s*\((?P<values>[^()]*)\)$")
+_COMPARISON = re.compile(rf"^{_KEY}\s*(?P<operator>[<>])\s*(?P<value>-?[0-9]+)$")
+
+
+def _requirements(selector: str) -> list[str]:
+    """The selector's requirements: split at the commas outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(selector):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(selector[start:index])
+            start = index + 1
+    parts.append(selector[start:])
+    return [part.strip() for part in parts if part.strip()]
+
+
 def _label_tests(selector: str) -> list[Matcher]:
-    tests: list[Matcher] = []
-    for requirement in filter(None, (part.strip() for part in selector.split(","))):
-        parsed = _split_requirement(requirement)
-        if parsed is None:
-            negate = requirement.startswith("!")
-            key = requirement.lstrip("!").strip()
-            if not key:
-                raise BadRequest(f"unable to parse requirement: {requirement!r}")
-            tests.append(lambda obj, k=key, n=negate: (k in _labels(obj)) != n)
-            continue
-        key, operator, value = parsed
-        if not key:
-            raise BadRequest(f"unable to parse requirement: {requirement!r}")
-        if operator == "!=":
-            tests.append(lambda obj, k=key, v=value: _labels(obj).get(k) != v)
-        else:
-            tests.append(lambda obj, k=key, v=value: _labels(obj).get(k) == v)
-    return tests
+    return [_label_test(requirement) for requirement in _requirements(selector)]
+
+
+def _label_test(requirement: str) -> Matcher:
+    if found := _EXISTS.match(requirement):
+        key, negate = _checked_key(found["key"], requirement), bool(found["negate"])
+        return lambda obj: (key in _labels(obj)) != negate
+    if found := _EQUALITY.match(requirement):
+        key, value = _checked_key(found["key"], requirement), _checked_value(found["value"], requirement)
+        if found["operator"] == "!=":
+            return lambda obj: _labels(obj).get(key) != value
+        return lambda obj: _labels(obj).get(key) == value
+    if found := _SET.match(requirement):
+        key = _checked_key(found["key"], requirement)
+        if not found["values"].strip():
+            raise BadRequest(f"unable to parse requirement: {requirement!r}: {found['operator']} needs values")
+        values = frozenset(_checked_value(v.strip(), requirement) for v in found["values"].split(","))
+        if found["operator"] == "in":
+            return lambda obj: _labels(obj).get(key) in values
+        return lambda obj: _labels(obj).get(key) not in values
+    if found := _COMPARISON.match(requirement):
+        key, bound = _checked_key(found["key"], requirement), int(found["value"])
+        greater = found["operator"] == ">"
+        return lambda obj: _compares(_labels(obj).get(key), bound, greater)
+    raise BadRequest(f"unable to parse requirement: {requirement!r}")
+
+
+def _checked_key(key: str, requirement: str) -> str:
+    problem = qualified_name_problem(key)
+    if problem:
+        raise BadRequest(f"unable to parse requirement: {requirement!r}: key {key!r}: {problem}")
+    return key
+
+
+def _checked_value(value: str, requirement: str) -> str:
+    problem = label_value_problem(value)
+    if problem:
+        raise BadRequest(f"unable to parse requirement: {requirement!r}: value {value!r}: {problem}")
+    return value
+
+
+def _compares(label: str | None, bound: int, greater: bool) -> bool:
+    try:
+        number = int(label) if label is not None else None
+    except ValueError:
+        return False
+    if number is None:
+        return False
+    return number > bound if greater else number < bound
 
 
 def _field_tests(selector: str) -> list[Matcher]:
@@ -92,4 +149,5 @@ def _field_tests(selector: str) -> list[Matcher]:
 
 
 def _labels(obj: dict[str, Any]) -> dict[str, str]:
-    return (obj.get("metadata") or {}).get("labels") or {}
+    labels = (obj.get("metadata") or {}).get("labels")
+    return labels if isinstance(labels, dict) else {}

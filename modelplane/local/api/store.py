@@ -399,6 +399,7 @@ class Store:
             api_meta.check_namespace(metadata.get("namespace"), what, details)
         else:
             metadata.pop("namespace", None)
+        api_meta.check_labels_and_annotations(metadata, what, details)
         ref = ref_of(new)
         if self._find(ref) is not None:
             raise already_exists(kind, ref.name)
@@ -445,7 +446,12 @@ class Store:
             _set_status(new, wanted.get("status"))
         else:
             new = copy.deepcopy(wanted)
-            api_meta.metadata_of(new)
+            kind = kind_by_name(ref.kind)
+            api_meta.check_labels_and_annotations(
+                api_meta.metadata_of(new),
+                f'{kind.group_kind} "{ref.name}" is invalid',
+                object_details(kind, ref.name),
+            )
             _restore_identity(new, current)
             new = self._admitted(new, current)
             _restore_identity(new, current)
@@ -647,7 +653,7 @@ def _check_same_identity(wanted: Resource, current: Resource, ref: Ref) -> None:
         value = metadata.get(key)
         if value not in (None, "") and value != current["metadata"].get(key):
             raise Invalid(
-                f'{ref.kind}.{kind_by_name(ref.kind).group} "{ref.name}" is invalid: '
+                f'{kind_by_name(ref.kind).group_kind} "{ref.name}" is invalid: '
                 f'metadata.{key}: Invalid value: "{value}": field is immutable'
             )
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 from modelplane.local.api.process import ApiProcess
 from modelplane.local.api.server import ApiServer, bind
@@ -203,10 +204,59 @@ def test_label_and_field_selectors(api):
     def names(**params):
         return [i["metadata"]["name"] for i in api.get(path(ns="selectors"), params=params).json()["items"]]
 
+    api.post(path(ns="selectors"), json=isvc("c", namespace="selectors", rank="7"))
+
     assert names(labelSelector="app=x") == ["a"]
-    assert names(labelSelector="app!=x") == ["b"]
+    assert names(labelSelector="app!=x") == ["b", "c"]  # objects without the label match too
+    assert names(labelSelector="app in (x)") == ["a"]
+    assert names(labelSelector="app in (x, y),!rank") == ["a", "b"]
+    assert names(labelSelector="app notin (x)") == ["b", "c"]
+    assert names(labelSelector="rank>5") == ["c"]
+    assert names(labelSelector="rank<5") == []
     assert names(fieldSelector="metadata.name=b") == ["b"]
+    for selector in ("app=bad value", "a b", "app in x", "app in ()", "Bad!key"):
+        refused = api.get(path(ns="selectors"), params={"labelSelector": selector})
+        assert "unable to parse requirement" in assert_status(refused, 400, "BadRequest")["message"]
     assert_status(api.get(path(ns="selectors"), params={"fieldSelector": "spec.x=1"}), 400, "BadRequest")
+
+
+@pytest.mark.parametrize(
+    ("labels", "code", "message"),
+    [
+        (["a"], 400, "metadata.labels must map strings to strings"),
+        ({"a": 5}, 400, "metadata.labels must map strings to strings"),
+        ({"a": "b c"}, 422, 'metadata.labels: Invalid value: "b c"'),
+        ({"bad key!": "v"}, 422, 'metadata.labels: Invalid value: "bad key!"'),
+        ({"Example.com/x": "v"}, 422, "prefix must be a lowercase RFC 1123 subdomain"),
+        ({"a": "v" * 64}, 422, "at most 63 characters"),
+    ],
+)
+def test_labels_are_checked_as_kubernetes_checks_them(api, labels, code, message):
+    resource = isvc("labelled", namespace="labels")
+    resource["metadata"]["labels"] = labels
+    body = assert_status(
+        api.post(path(ns="labels"), json=resource), code, "BadRequest" if code == 400 else "Invalid"
+    )
+    assert message in body["message"]
+    # An update is checked too, and a list by labels still works after a refusal.
+    assert api.post(path(ns="labels"), json=isvc("fine", namespace="labels", app="x")).status_code in (
+        201,
+        409,
+    )
+    current = api.get(path("fine", ns="labels")).json()
+    current["metadata"]["labels"] = labels
+    assert api.put(path("fine", ns="labels"), json=current).status_code == code
+    assert api.get(path(ns="labels"), params={"labelSelector": "app=x"}).status_code == 200
+
+
+def test_annotations_are_checked_as_kubernetes_checks_them(api):
+    resource = isvc("annotated", namespace="labels")
+    resource["metadata"]["annotations"] = {"bad key!": "v"}
+    body = assert_status(api.post(path(ns="labels"), json=resource), 422, "Invalid")
+    assert 'metadata.annotations: Invalid value: "bad key!"' in body["message"]
+    resource["metadata"]["annotations"] = {"big": "x" * (256 * 1024)}
+    body = assert_status(api.post(path(ns="labels"), json=resource), 422, "Invalid")
+    assert "metadata.annotations: Too long" in body["message"]
 
 
 def watch_lines(api, url: str, count: int, **params) -> list[dict]:
