@@ -26,6 +26,7 @@ from modelplane.graph.validation import refusals
 from modelplane.protocol import http_server
 from modelplane.protocol.http_client import HttpClient
 from modelplane.protocol.http_server import ServerLimits, Shutdown
+from modelplane.protocol.listening import listening_socket, url_host
 from modelplane.telemetry import tracing
 
 DEFAULT_DRAIN_SECONDS = 30.0  # KServe's drainSleepDuration
@@ -62,12 +63,9 @@ def build_app(spec: Mapping[str, Any], propagate_headers: str | None) -> RouterA
 
 def serve(app: RouterApp, host: str, port: int, drain_seconds: float) -> None:
     """Serve until a signal; prints the address it listens on once bound."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)  # connections made once the address is printed wait in the backlog
+    sock = listening_socket(host, port, 2048)  # connections made once the address is printed wait
     bound_host, bound_port = sock.getsockname()[:2]
-    print(f"modelplane router listening on http://{bound_host}:{bound_port}", flush=True)
+    print(f"modelplane router listening on http://{url_host(bound_host)}:{bound_port}", flush=True)
     uvloop.run(_serve(app, sock, drain_seconds))
 
 

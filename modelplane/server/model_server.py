@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import uvloop
 
 from modelplane.protocol import http_server
+from modelplane.protocol.listening import listening_socket
 from modelplane.server.connection_limits import ConnectionLimits
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.model import Model
@@ -211,11 +212,7 @@ async def _load_all(repository: ModelRepository) -> None:
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening socket, inherited by the worker processes when there are several."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    sock = listening_socket(host, port, 2048)
     sock.set_inheritable(True)
     return sock
 

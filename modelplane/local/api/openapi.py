@@ -158,7 +158,10 @@ _FIELD_VALIDATION = _query(
     "send a Warning header; the default) or Strict (refuse the request with 400, naming each).",
 )
 _LIST_PARAMETERS = [
-    _query("labelSelector", "Only objects whose labels match (=, ==, !=, key, !key, in, notin, >, <; comma-joined)."),
+    _query(
+        "labelSelector",
+        "Only objects whose labels match (=, ==, !=, key, !key, in, notin, >, <; comma-joined).",
+    ),
     _query(
         "fieldSelector",
         "Only objects whose fields match (metadata.name, metadata.namespace; for events also "

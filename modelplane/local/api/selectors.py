@@ -95,7 +95,9 @@ def _label_test(requirement: str) -> Matcher:
     if found := _SET.match(requirement):
         key = _checked_key(found["key"], requirement)
         if not found["values"].strip():
-            raise BadRequest(f"unable to parse requirement: {requirement!r}: {found['operator']} needs values")
+            raise BadRequest(
+                f"unable to parse requirement: {requirement!r}: {found['operator']} needs values"
+            )
         values = frozenset(_checked_value(v.strip(), requirement) for v in found["values"].split(","))
         if found["operator"] == "in":
             return lambda obj: _labels(obj).get(key) in values

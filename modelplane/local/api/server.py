@@ -72,6 +72,7 @@ from modelplane.local.api.tables import TableRequest, table, table_events, table
 from modelplane.local.api.unhonored_fields import unhonored_warnings
 from modelplane.local.api.write_options import DeleteOptions, WriteOptions, warning_headers
 from modelplane.local.tls import TLSFiles
+from modelplane.protocol.listening import listening_socket, url_host
 
 log = logging.getLogger(__name__)
 
@@ -493,15 +494,7 @@ def open_store(home: Path) -> Store:
 
 def bind(host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> socket.socket:
     """A listening socket for the API; port 0 lets the OS choose."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    return listening_socket(host, port, 128)
 
 
 class ApiServer(uvicorn.Server):
@@ -530,7 +523,7 @@ class ApiServer(uvicorn.Server):
     @property
     def url(self) -> str:
         host, port = self.sock.getsockname()[:2]
-        return f"{'https' if self.tls else 'http'}://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{url_host(host)}:{port}"
 
     async def run(self) -> None:  # type: ignore[override]
         """Serves until `stop()` or a stop signal, then ends open watches and closes."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from modelplane.local.tls import TLSFiles
 from modelplane.protocol.http2.limits import Http2Limits
+from modelplane.protocol.listening import url_host
 from modelplane.telemetry.payload_delivery import DeliverySettings
 
 
@@ -64,4 +65,4 @@ class GatewayConfig:
 
     def url(self, port: int) -> str:
         """The gateway's URL once it listens on `port`."""
-        return f"{self.scheme}://{self.host}:{port}"
+        return f"{self.scheme}://{url_host(self.host)}:{port}"

@@ -29,6 +29,7 @@ from modelplane.local.gateway.config import GatewayConfig
 from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import RouteTable
 from modelplane.local.replicas.inherited import kept_across_exec
+from modelplane.protocol.listening import listening_socket
 
 logger = logging.getLogger("modelplane.gateway")
 
@@ -443,14 +444,6 @@ class GatewayListenError(Exception):
 
 
 def _listening(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
+    sock = listening_socket(host, port, 1024)
+    sock.setblocking(False)
     return sock

@@ -432,6 +432,20 @@ def test_autoscaling_settings_the_autoscaler_cannot_use_are_refused(api):
     assert api.post(path(), json=fine).status_code == 201
 
 
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_the_api_listens_on_an_ipv6_address(tmp_path, host):
+    command = [sys.executable, "-m", "modelplane.local.api.server", "--home", str(tmp_path), "--host", host]
+    process = subprocess.Popen([*command, "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().removeprefix("listening on ").strip()
+        assert url.startswith("http://[::1]:")
+        assert httpx.get(url + "/healthz", timeout=30).text == "ok"
+        assert httpx.get(url + path(), timeout=30).json()["items"] == []
+    finally:
+        process.kill()
+        process.wait()
+
+
 def test_the_standalone_server_stops_quietly_on_ctrl_c(tmp_path):
     command = [sys.executable, "-m", "modelplane.local.api.server", "--home", str(tmp_path), "--port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
