@@ -42,6 +42,7 @@ from modelplane.local.api import openapi as api_openapi
 from modelplane.local.api.admission import default_admission
 from modelplane.local.api.auth import BearerToken, TokenFileError, read_token_file
 from modelplane.local.api.builtins import BuiltinRuntimes
+from modelplane.local.api.connection import GuardedConnection
 from modelplane.local.api.errors import (
     ApiError,
     BadRequest,
@@ -509,7 +510,7 @@ class ApiServer(uvicorn.Server):
         self.sock = sock
         config = uvicorn.Config(
             self.app,
-            http="httptools",
+            http=GuardedConnection,
             lifespan="off",
             log_level="warning",
             access_log=False,
