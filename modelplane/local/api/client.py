@@ -140,7 +140,7 @@ class ControlPlaneClient:
         tls = _ssl_error(exc)
         if tls is not None:
             return ApiError(
-                f"TLS with the control plane at {self.url} failed: {tls.reason or tls}{_tls_hint(tls)}"
+                f"TLS with the control plane at {self.url} failed: {_tls_reason(tls)}{_tls_hint(tls)}"
             )
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return Unreachable(self.url)
@@ -153,12 +153,24 @@ def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
     return exc
 
 
+def _tls_reason(error: ssl.SSLError) -> str:
+    """What went wrong: for a certificate refused, why (expired, another host's, an unknown issuer)."""
+    if isinstance(error, ssl.SSLCertVerificationError) and error.verify_message:
+        return f"the certificate was refused: {error.verify_message}"
+    return str(error.reason or error)
+
+
 def _tls_hint(error: ssl.SSLError) -> str:
     if error.reason == "WRONG_VERSION_NUMBER":
         return " (it answers plain HTTP: use an http:// URL)"
-    if error.reason == "CERTIFICATE_VERIFY_FAILED":
+    unknown_issuer = getattr(error, "verify_code", None) in _UNKNOWN_ISSUER
+    if unknown_issuer:
         return " (name the certificate authority that signed its certificate with --certificate-authority)"
     return ""
+
+
+# OpenSSL's verify codes for a certificate whose issuer is not trusted here.
+_UNKNOWN_ISSUER = {2, 18, 19, 20, 21}
 
 
 def _error(response: httpx.Response) -> ApiError:

@@ -99,8 +99,9 @@ def test_the_api_over_tls_with_the_token(tls_api):
     untrusted = cli("get", "isvc", "--server", url, "--token", TOKEN)
     assert untrusted.returncode == 2
     assert untrusted.stderr == (
-        f"modelplane get: TLS with the control plane at {url} failed: CERTIFICATE_VERIFY_FAILED (name the "
-        "certificate authority that signed its certificate with --certificate-authority)\n"
+        f"modelplane get: TLS with the control plane at {url} failed: the certificate was refused: unable to "
+        "get local issuer certificate (name the certificate authority that signed its certificate with "
+        "--certificate-authority)\n"
     )
 
 
