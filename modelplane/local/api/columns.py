@@ -28,6 +28,8 @@ class Column:
     json_path: str
     type: str
     priority: int = 0
+    counted: tuple[str, ...] = ()  # a count column: the entries of these fields, added up
+
 
     @property
     def header(self) -> str:
@@ -37,6 +39,8 @@ class Column:
         """The cell as a server-side Table carries it: None where the path reaches nothing, the
         number or boolean itself for a column of that type, an age for a date, otherwise text
         (several values joined by commas)."""
+        if self.counted:
+            return sum(len(value) for field in self.counted for value in evaluate(field, resource))
         values = evaluate(self.json_path, resource)
         if not values:
             return None
@@ -60,19 +64,27 @@ _REPLICA_COLUMNS = (
 )
 
 
+# The counts Kubernetes shows for its own kinds, before their age.
+_COUNT_COLUMNS = {
+    "ConfigMap": Column("Data", "", "integer", counted=(".data", ".binaryData")),
+    "Secret": Column("Data", "", "integer", counted=(".data",)),
+    "ServiceAccount": Column("Secrets", "", "integer", counted=(".secrets",)),
+}
+
+
 @cache
 def printer_columns(kind: Kind) -> tuple[Column, ...]:
     """The kind's columns after NAME (kubectl's wide output adds those with a priority)."""
     extra = _REPLICA_COLUMNS if kind.kind == "InferenceService" else ()
     for version in crd(kind)["spec"]["versions"]:
         if version["name"] == kind.version:
-            return (
-                tuple(
-                    Column(c["name"], c["jsonPath"], c.get("type", "string"), c.get("priority", 0))
-                    for c in version.get("additionalPrinterColumns", [])
-                )
-                + extra
-            )
+            columns = [
+                Column(c["name"], c["jsonPath"], c.get("type", "string"), c.get("priority", 0))
+                for c in version.get("additionalPrinterColumns", [])
+            ]
+            if kind.kind in _COUNT_COLUMNS:
+                columns.insert(len(columns) - 1, _COUNT_COLUMNS[kind.kind])  # before Age
+            return (*columns, *extra)
     return extra
 
 

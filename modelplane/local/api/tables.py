@@ -84,7 +84,11 @@ def _definition(column: Column) -> dict[str, Any]:
         "name": column.name,
         "type": column.type,
         "format": "",
-        "description": f"Custom resource definition column (in JSONPath format): {column.json_path}",
+        "description": (
+            f"The number of entries in {' and '.join(column.counted)}"
+            if column.counted
+            else f"Custom resource definition column (in JSONPath format): {column.json_path}"
+        ),
         "priority": column.priority,
     }
 

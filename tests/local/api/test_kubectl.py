@@ -324,8 +324,8 @@ def test_a_secret_applies_again_and_no_read_shows_its_values(kubectl, api):
     assert json.loads(applied)["stringData"] == {"localMinIO": REDACTED}
     described = kubectl("describe", "secret", "storage-config").stdout
     assert "kubectl-secret" not in described and "minio" not in described.replace("localMinIO", "")
-    assert _table(kubectl("get", "secrets").stdout)[0] == ["NAME", "TYPE", "AGE"]
-    assert _table(kubectl("get", "secrets").stdout)[1][:2] == ["storage-config", "Opaque"]
+    assert _table(kubectl("get", "secrets").stdout)[0] == ["NAME", "TYPE", "DATA", "AGE"]
+    assert _table(kubectl("get", "secrets").stdout)[1][:3] == ["storage-config", "Opaque", "1"]
 
 
 def test_a_storage_config_that_is_not_json_is_refused_without_its_value(kubectl):

@@ -136,6 +136,33 @@ def test_runtimes_and_events_are_tables_too(api):
     assert events["columnDefinitions"][1]["name"] == "Last Seen"
 
 
+def test_kubernetes_own_kinds_count_their_entries_as_kubectl_shows_them(api):
+    core = "/api/v1/namespaces/default"
+    config_map = {"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AA=="}}
+    assert api.post(
+        f"{core}/configmaps", json={"apiVersion": "v1", "kind": "ConfigMap", **config_map}
+    ).is_success
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"}
+    assert api.post(f"{core}/secrets", json={**secret, "stringData": {"k": "v"}}).is_success
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "sa"},
+        "secrets": [{"name": "s"}],
+    }
+    assert api.post(f"{core}/serviceaccounts", json=account).is_success
+    expected = {
+        "configmaps": (["Name", "Data", "Age"], ["c", 3]),
+        "secrets": (["Name", "Type", "Data", "Age"], ["s", "Opaque", 1]),
+        "serviceaccounts": (["Name", "Secrets", "Age"], ["sa", 1]),
+    }
+    for plural, (names, cells) in expected.items():
+        table = api.get(f"{core}/{plural}", headers=TABLE).json()
+        assert [c["name"] for c in table["columnDefinitions"]] == names
+        row = next(row for row in table["rows"] if row["cells"][0] == cells[0])
+        assert row["cells"][: len(cells)] == cells
+
+
 def test_a_watch_sends_one_row_tables_with_the_columns_first(api):
     params = {"watch": "true", "timeoutSeconds": "5", "fieldSelector": "metadata.name=watched"}
     with api.stream("GET", ISVCS, params=params, headers=TABLE) as stream:
