@@ -31,22 +31,35 @@ _MODEL_NAME_FLAG = re.compile(r"^--model[_-]name(?:=(.*))?$")
 @dataclass(frozen=True)
 class GraphPlan:
     """What the router runs (`graph`, the spec with every `serviceUrl` resolved), and why it cannot
-    run yet: `waiting` holds one message per InferenceService that is missing or not ready."""
+    run yet: `waiting` holds one message per InferenceService that is missing or not ready, and
+    `conflict` says which InferenceService's host the graph's name would take."""
 
     graph: dict
     waiting: tuple[str, ...]
+    conflict: str | None = None
 
     @property
     def services_ready(self) -> bool:
         return not self.waiting
 
+    @property
+    def runnable(self) -> bool:
+        return not self.waiting and self.conflict is None
+
 
 def graph_plan(
-    ig: dict, services: Mapping[str, dict], *, domain: str | None = None, port: int | None = None
+    ig: dict,
+    services: Mapping[str, dict],
+    *,
+    domain: str | None = None,
+    port: int | None = None,
+    runtimes: Mapping[str, dict] | None = None,
 ) -> GraphPlan:
     """The router's graph for `ig`; `services` maps the name of each InferenceService of the graph's
-    namespace to the stored resource (with its status). With the gateway's `domain` and `port`, a
-    `serviceUrl` that names a service of the platform or the cluster without a port goes to the gateway."""
+    namespace to the stored resource (with its status), `runtimes` the name of each runtime there (its
+    ServingRuntimes before the ClusterServingRuntimes) to its spec. With the gateway's `domain` and
+    `port`, a `serviceUrl` that names a service of the platform or the cluster without a port goes to
+    the gateway."""
     graph = copy.deepcopy(ig.get("spec") or {})
     waiting: list[str] = []
     for node in (graph.get("nodes") or {}).values():
@@ -69,66 +82,106 @@ def graph_plan(
                     if port and domain
                     else None
                 )
-                step["serviceUrl"] = predictor_endpoint(isvc, base)
-    return GraphPlan(graph, tuple(dict.fromkeys(waiting)))
+                try:
+                    step["serviceUrl"] = predictor_endpoint(isvc, base, runtimes)
+                except NoGraphProtocol as exc:
+                    waiting.append(str(exc))
+    name = (ig.get("metadata") or {}).get("name") or ""
+    return GraphPlan(graph, tuple(dict.fromkeys(waiting)), host_conflict(name, services))
 
 
-def predictor_endpoint(isvc: dict, base: str | None = None) -> str:
+def host_conflict(graph_name: str, services: Mapping[str, dict]) -> str | None:
+    """Why a graph of this name cannot have its host: an InferenceService of its namespace serves
+    there (under its own name, or a component's: `<name>-predictor`). The service keeps it."""
+    for name, isvc in services.items():
+        spec = isvc.get("spec") or {}
+        components = [c for c in ("predictor", "transformer", "explainer") if isinstance(spec.get(c), dict)]
+        if graph_name in (name, *(f"{name}-{component}" for component in components)):
+            return f'InferenceService "{name}" serves at the host this graph\'s name would take'
+    return None
+
+
+class NoGraphProtocol(Exception):
+    """A service whose runtime speaks neither protocol a graph's router calls."""
+
+
+def predictor_endpoint(
+    isvc: dict, base: str | None = None, runtimes: Mapping[str, dict] | None = None
+) -> str:
     """The service's URL (or `base`) and the path for its protocol and model name."""
     url = (base or isvc["status"]["url"]).rstrip("/")
     model = model_name(isvc)
-    if protocol(isvc) == PROTOCOL_V2:
+    if protocol(isvc, runtimes) == PROTOCOL_V2:
         return f"{url}/v2/models/{model}/infer"
     return f"{url}/v1/models/{model}:predict"
 
 
-def protocol(isvc: dict) -> str:
-    """The protocol of the transformer if there is one, else of the predictor (V1 unless it says V2)."""
+def protocol(isvc: dict, runtimes: Mapping[str, dict] | None = None) -> str:
+    """The protocol of the transformer if there is one, else of the predictor: the one it names, else
+    the first of v1 and v2 its named runtime lists (KServe's rule; NoGraphProtocol when it lists
+    neither), else V1."""
     spec = isvc.get("spec") or {}
     component = (
         spec.get("transformer") if isinstance(spec.get("transformer"), dict) else spec.get("predictor")
     )
     component = component or {}
     model = component.get("model") if isinstance(component.get("model"), dict) else {}
-    version = model.get("protocolVersion") or component.get("protocolVersion") or PROTOCOL_V1
-    return PROTOCOL_V2 if str(version).lower() in ("v2", "grpc-v2") else PROTOCOL_V1
+    version = model.get("protocolVersion") or component.get("protocolVersion")
+    runtime = (runtimes or {}).get(str(model.get("runtime") or ""))
+    if not version and runtime is not None and runtime.get("protocolVersions"):
+        versions = [str(v).lower() for v in runtime["protocolVersions"]]
+        version = next((v for v in versions if v in (PROTOCOL_V1, PROTOCOL_V2)), None)
+        if version is None:
+            raise NoGraphProtocol(
+                f"service {isvc['metadata']['name']}: its runtime {model['runtime']} speaks "
+                f"{', '.join(versions)}, none of which (v1, v2) a graph's router calls"
+            )
+    return PROTOCOL_V2 if str(version or PROTOCOL_V1).lower() in ("v2", "grpc-v2") else PROTOCOL_V1
 
 
 def model_name(isvc: dict) -> str:
-    """The `--model_name` argument (the transformer's first, then the predictor's model or first
-    container), else `MLSERVER_MODEL_NAME` of the predictor's model, else the service's name."""
+    """The name a step calls the service's model by, as KServe finds it: the transformer's first
+    container's `--model_name`, else the predictor model's `MLSERVER_MODEL_NAME`, else its (or its
+    first container's) `--model_name`, else the service's name. Of several `--model_name`s the last
+    counts, as for the servers that read them."""
     spec = isvc.get("spec") or {}
-    candidates = []
-    for component in (spec.get("transformer"), spec.get("predictor")):
-        if not isinstance(component, dict):
-            continue
-        if isinstance(component.get("model"), dict):
-            candidates.append(component["model"])
-        candidates += [c for c in component.get("containers") or [] if isinstance(c, dict)][:1]
-    for container in candidates:
-        found = _model_name_argument(container.get("args") or [])
+    transformer = spec.get("transformer") if isinstance(spec.get("transformer"), dict) else None
+    predictor = spec.get("predictor") if isinstance(spec.get("predictor"), dict) else {}
+    if transformer is not None:
+        found = _model_name_argument(_first_container(transformer).get("args") or [])
         if found:
             return found
-    model = (spec.get("predictor") or {}).get("model") or {}
-    for variable in model.get("env") or []:
-        if (
-            isinstance(variable, dict)
-            and variable.get("name") == "MLSERVER_MODEL_NAME"
-            and variable.get("value")
-        ):
-            return str(variable["value"])
-    return isvc["metadata"]["name"]
+    model = predictor.get("model") if isinstance(predictor.get("model"), dict) else None
+    if model is not None:
+        for variable in model.get("env") or []:
+            if (
+                isinstance(variable, dict)
+                and variable.get("name") == "MLSERVER_MODEL_NAME"
+                and variable.get("value")
+            ):
+                return str(variable["value"])
+    found = _model_name_argument(
+        (model if model is not None else _first_container(predictor)).get("args") or []
+    )
+    return found or isvc["metadata"]["name"]
+
+
+def _first_container(component: dict) -> dict:
+    containers = [c for c in component.get("containers") or [] if isinstance(c, dict)]
+    return containers[0] if containers else {}
 
 
 def _model_name_argument(args: list) -> str | None:
+    found = None
     for index, arg in enumerate(args):
         match = _MODEL_NAME_FLAG.match(str(arg))
         if match is None:
             continue
         if match.group(1) is not None:
-            return match.group(1) or None
-        return str(args[index + 1]) if index + 1 < len(args) else None
-    return None
+            found = match.group(1) or found
+        elif index + 1 < len(args):
+            found = str(args[index + 1])
+    return found
 
 
 def is_ready(resource: dict) -> bool:
@@ -162,7 +215,9 @@ def inference_graph_status(
     (`unhonored`) are a FieldsHonored=False condition, as on an InferenceService."""
     previous = previous or {}
     status: dict = {"observedGeneration": (ig.get("metadata") or {}).get("generation", 1)}
-    if plan.waiting:
+    if plan.conflict:
+        ready = {"status": "False", "reason": "HostConflict", "message": plan.conflict}
+    elif plan.waiting:
         ready = {"status": "False", "reason": "ServiceNotReady", "message": "; ".join(plan.waiting)}
     elif router_ready:
         ready = {"status": "True"}

@@ -69,6 +69,72 @@ def test_a_transformer_sets_the_protocol_and_its_model_name_comes_first():
     ]
 
 
+def test_a_named_runtime_s_protocols_decide_when_the_service_names_none():
+    def uses(runtime: str, **model) -> dict:
+        return isvc(
+            runtime, predictor={"model": {"modelFormat": {"name": "sklearn"}, "runtime": runtime, **model}}
+        )
+
+    runtimes = {
+        "v2-only": {"protocolVersions": ["v2"]},
+        "both": {"protocolVersions": ["grpc-v2", "v1", "v2"]},
+    }
+    services = {
+        "v2-only": uses("v2-only"),
+        "both": uses("both"),
+        "v2-asked": isvc("v2-asked", predictor={"model": {"runtime": "both", "protocolVersion": "v2"}}),
+    }
+    ig = graph({"serviceName": "v2-only"}, {"serviceName": "both"}, {"serviceName": "v2-asked"})
+    assert urls(graph_plan(ig, services, runtimes=runtimes)) == [
+        "http://v2-only.default.localhost:8080/v2/models/v2-only/infer",
+        "http://both.default.localhost:8080/v1/models/both:predict",
+        # KServe would take the runtime's first (v1) over what the service asks for.
+        "http://v2-asked.default.localhost:8080/v2/models/v2-asked/infer",
+    ]
+    grpc_only = {"grpc": uses("grpc")}
+    plan = graph_plan(
+        graph({"serviceName": "grpc"}), grpc_only, runtimes={"grpc": {"protocolVersions": ["grpc-v2"]}}
+    )
+    assert plan.waiting == (
+        "service grpc: its runtime grpc speaks grpc-v2, none of which (v1, v2) a graph's router calls",
+    )
+
+
+def test_the_model_name_is_found_as_kserve_finds_it():
+    mlserver = isvc(
+        "m",
+        predictor={
+            "model": {
+                "args": ["--model_name", "argname"],
+                "env": [{"name": "MLSERVER_MODEL_NAME", "value": "mlsname"}],
+            }
+        },
+    )
+    twice = isvc("t", predictor={"model": {"args": ["--model_name", "first", "--model_name=second"]}})
+    plan = graph_plan(graph({"serviceName": "m"}, {"serviceName": "t"}), {"m": mlserver, "t": twice})
+    assert urls(plan) == [
+        "http://m.default.localhost:8080/v1/models/mlsname:predict",
+        "http://t.default.localhost:8080/v1/models/second:predict",
+    ]
+
+
+def test_a_graph_does_not_take_the_host_of_a_service():
+    services = {"iris": isvc("iris", transformer={"containers": [{"image": "t"}]})}
+    for name in ("iris", "iris-predictor", "iris-transformer"):
+        ig = {**graph({"serviceName": "iris"}), "metadata": {"name": name, "namespace": "default"}}
+        plan = graph_plan(ig, services)
+        assert not plan.runnable
+        status = inference_graph_status(ig, plan, router_ready=False, domain="localhost", port=8080, now=NOW)
+        ready = status["conditions"][0]
+        assert (ready["status"], ready["reason"]) == ("False", "HostConflict")
+        assert ready["message"] == 'InferenceService "iris" serves at the host this graph\'s name would take'
+    elsewhere = {
+        **graph({"serviceName": "iris"}),
+        "metadata": {"name": "iris-explainer", "namespace": "default"},
+    }
+    assert graph_plan(elsewhere, services).runnable
+
+
 def test_a_graph_waits_for_missing_and_unready_services():
     plan = graph_plan(
         graph({"serviceName": "gone"}, {"serviceName": "slow"}), {"slow": isvc("slow", ready=False)}

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -658,3 +659,29 @@ def test_a_restart_numbers_new_router_revisions_after_the_stored_ones(scenarios)
     )
     newest = router_revisions(scenarios, "scenario7")[-1]
     assert f"{newest}: starting" in scenarios.cli("logs", "scenario7", "-c", "router").stdout
+
+
+def test_a_graph_named_as_a_service_leaves_it_its_host(platform, tmp_path):
+    wait_ready(platform, "isvc", ["success-200-isvc"])
+    taker = graph(
+        "success-200-isvc",
+        {"root": {"routerType": "Sequence", "steps": [step("a", serviceName="error-404-isvc")]}},
+    )
+    code, stderr = apply(platform, taker, tmp_path)
+    assert code == 0, stderr
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            status = json.loads(platform.cli("get", "ig", "success-200-isvc", "-o", "json").stdout)["status"]
+            ready = status["conditions"][0]
+            if ready.get("reason") == "HostConflict" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert ready["reason"] == "HostConflict", ready
+        assert 'InferenceService "success-200-isvc" serves at the host' in ready["message"]
+        assert router_processes(platform, "success-200-isvc") == []
+        path = "/v1/models/success-200-isvc:predict"
+        response = platform.request("POST", "success-200-isvc.default.localhost", path, json=IRIS)
+        assert response.status_code == 200, response.text
+    finally:
+        platform.cli("delete", "ig", "success-200-isvc", check=False)

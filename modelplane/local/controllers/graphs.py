@@ -18,8 +18,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from modelplane.api.builtin_runtimes import with_builtin_runtimes
 from modelplane.api.conditions import READY
-from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE
+from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.control import Revision, latest_revisions
 from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
 from modelplane.control.hpa_metrics import resource_scaling_spec
@@ -235,9 +236,13 @@ class GraphReconciler:
                 {s["metadata"]["name"]: s for s in services},
                 domain=self.settings.domain,
                 port=self.settings.gateway_port,
+                runtimes=self._runtimes(namespace),
             )
-            if plan.services_ready:
+            if plan.runnable:
                 self._run(graph, router_template(plan.graph, ig.get("spec") or {}, ig["metadata"]))
+            elif plan.conflict:  # the service keeps its host: no router of the graph's serves there
+                self._retire_all_but(graph, None)
+                graph.latest = graph.serving = None
             # Ready once the router of the current plan serves (or is scaled to zero, when the first
             # request wakes it): while a new revision starts, the one before it keeps the host, but the
             # graph is not Ready (its spec is not served yet).
@@ -264,6 +269,13 @@ class GraphReconciler:
         if status != previous:
             with contextlib.suppress(NotFound):
                 self.store.set_status(ref, status)
+
+    def _runtimes(self, namespace: str) -> dict[str, dict]:
+        """The spec of each runtime a service of `namespace` may name, its own before the cluster's."""
+        namespaced, _ = self.store.list(SERVING_RUNTIME.kind, namespace)
+        stored, _ = self.store.list(CLUSTER_SERVING_RUNTIME.kind)
+        runtimes = [*namespaced, *with_builtin_runtimes(stored)]
+        return {runtime["metadata"]["name"]: runtime.get("spec") or {} for runtime in reversed(runtimes)}
 
     def _run(self, graph: _Graph, template: dict) -> None:
         """Starts the router revision of `template`, and gives it the host once it is ready."""

@@ -621,12 +621,17 @@ class Reconciler:
     # ---- routes and status ----
 
     def _update_routes(self) -> None:
-        unavailable: dict[str, str] = self.graphs.unavailable()
+        unavailable: dict[str, str] = {}
         for key, service in self._services.items():
             self._routes[key] = self._service_routes(service)
             unavailable.update(self._not_serving_hosts(service))
         table = {host: route for routes in self._routes.values() for host, route in routes.items()}
-        table.update(self.graphs.routes())
+        # A service keeps its hosts from a graph of the same name (which says so in its status).
+        for host, route in self.graphs.routes().items():
+            if host not in table and host not in unavailable:
+                table[host] = route
+        for host, why in self.graphs.unavailable().items():
+            unavailable.setdefault(host, why)
         table.update(self.modelmesh.routes())
         starting = (
             self._awaited is None or bool(self._awaited) or not self.graphs.reconciled >= self._awaited_graphs
