@@ -1,8 +1,11 @@
 """Unpacking model archives (.tar, .tar.gz, .tgz, .zip) without trusting them.
 
-Every member is checked before it is written: no absolute path, no `..`, no link that leads
-outside the target folder, no device file or FIFO, and no more than `Limits` allow in total, so an
-archive bomb stops early. A rejected archive raises `ArchiveError`; the caller removes the folder.
+Every member is checked before it is written: no absolute path, no `..`, nothing written through a
+link that leads outside the target folder, no device file or FIFO, and no more than `Limits` allow in
+total, so an archive bomb stops early. Links are followed as they are on disk, so a chain of links
+each harmless as text cannot climb out; once all is written, every link is checked again, since one
+written later can change where an earlier one leads. A rejected archive raises `ArchiveError`; the
+caller removes the folder.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def unpack(archive: Path, target: Path, limits: Limits = Limits(), *, is_zip: bo
             _unpack_zip(archive, target, budget)
         else:
             _unpack_tar(archive, target, budget)
+        check_links(archive.name, target)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, ArchiveError):
             raise
@@ -100,13 +104,82 @@ def _safe_name(archive: str, name: str) -> str:
     return normal
 
 
-def _check_link(archive: str, member: str, link_target: str, *, hard: bool) -> None:
+def stays_inside(folder: Path, path: str) -> bool:
+    """Whether `path` (relative to `folder`) leads to something inside `folder`, the links on disk
+    followed one step at a time as the kernel follows them.
+
+    A step out of `folder` is refused even when a later one comes back in through the folder's own
+    name: the folder is renamed into the cache or a destination, and the way back in would then lead
+    elsewhere. A part that is not there yet is taken as a plain folder; a loop of links counts as
+    leaving.
+    """
+    inside: list[str] = []
+    pending = path.split("/")[::-1]
+    links = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not inside:
+                return False
+            inside.pop()
+            continue
+        here = folder.joinpath(*inside, part)
+        if not here.is_symlink():
+            inside.append(part)
+            continue
+        links += 1
+        target = os.readlink(here)
+        if links > 40 or target.startswith("/"):
+            return False
+        pending.extend(reversed(target.split("/")))
+    return True
+
+
+def check_parent(archive: str, folder: Path, name: str) -> None:
+    """ArchiveError unless the folder that `name` (relative to `folder`) goes in lies inside `folder`:
+    a link written earlier must not carry a later member outside."""
+    if not stays_inside(folder, posixpath.dirname(name)):
+        raise ArchiveError(f"{archive}: member {name!r} would be written through a link outside the target")
+
+
+def _check_link(
+    archive: str, folder: Path, member: str, link_target: str, *, hard: bool, within: str = ""
+) -> None:
+    """`member`, a link in `folder`, may lead only inside `folder`, as it is on disk now."""
     if link_target.startswith("/"):
         raise ArchiveError(f"{archive}: link {member!r} points to the absolute path {link_target!r}")
-    base = "" if hard else posixpath.dirname(member)
-    resolved = posixpath.normpath(posixpath.join(base, link_target))
-    if resolved == ".." or resolved.startswith("../"):
+    if hard:  # named from the top of the archive, not from the link's folder
+        path = _from(within, posixpath.normpath(link_target))
+    else:
+        path = posixpath.join(posixpath.dirname(member), link_target)
+    if path is None or not stays_inside(folder, path):
         raise ArchiveError(f"{archive}: link {member!r} points outside the target folder ({link_target!r})")
+
+
+def _from(within: str, name: str) -> str | None:
+    """`name`, a normal path from the top of the archive, as a path from its subfolder `within` (all
+    of it when empty), or None when it lies elsewhere."""
+    if not within:
+        return name
+    if name == within:
+        return "."
+    return name.removeprefix(within + "/") if name.startswith(within + "/") else None
+
+
+def check_links(archive: str, folder: Path) -> None:
+    """ArchiveError for a symbolic link under `folder` that leads outside it, once every member is in
+    place: a link that stayed inside when it was written may leave through one written after it."""
+    for parent, folders, files in os.walk(folder):
+        for entry in folders + files:
+            path = Path(parent, entry)
+            if path.is_symlink():
+                member = path.relative_to(folder).as_posix()
+                if not stays_inside(folder, member):
+                    raise ArchiveError(
+                        f"{archive}: link {member!r} points outside the target folder ({os.readlink(path)!r})"
+                    )
 
 
 def _unpack_tar(archive: Path, target: Path, budget: Budget) -> None:
@@ -115,14 +188,20 @@ def _unpack_tar(archive: Path, target: Path, budget: Budget) -> None:
             extract_member(tar, member, target, budget)
 
 
-def extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, budget: Budget) -> None:
+def extract_member(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, budget: Budget, within: str = ""
+) -> None:
     """Writes one member of `tar` under `target`, once it is checked: a regular file, a folder, or a
-    link that stays inside `target`."""
+    link, none of them leading outside `target`, or outside its subfolder `within`, where the member
+    lies (an image's `models`)."""
     name = _safe_name(budget.name, member.name)
     if member.isdev() or member.isfifo():
         raise ArchiveError(f"{budget.name}: member {member.name!r} is a device file or FIFO")
+    folder, inner = target / within, _from(within, name)
+    assert inner is not None
+    check_parent(budget.name, folder, inner)
     if member.issym() or member.islnk():
-        _check_link(budget.name, name, member.linkname, hard=member.islnk())
+        _check_link(budget.name, folder, inner, member.linkname, hard=member.islnk(), within=within)
     elif not (member.isfile() or member.isdir()):
         raise ArchiveError(f"{budget.name}: member {member.name!r} has an unsupported type")
     budget.take(member.size if member.isfile() else 0)
@@ -139,25 +218,16 @@ def _unpack_zip(archive: Path, target: Path, budget: Budget) -> None:
             if kind and kind not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
                 raise ArchiveError(f"{archive.name}: member {info.filename!r} is a device file or FIFO")
             budget.take(info.file_size)
+            check_parent(archive.name, target, name)
             destination = target / name
             if info.is_dir():
                 destination.mkdir(parents=True, exist_ok=True)
             elif kind == stat.S_IFLNK:
                 link_target = zf.read(info).decode()
-                _check_link(archive.name, name, link_target, hard=False)
+                _check_link(archive.name, target, name, link_target, hard=False)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(link_target, destination)
             else:
-                _check_parent_inside(archive.name, target, destination)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(destination, "xb") as dst:
                     shutil.copyfileobj(src, dst, 1024 * 1024)
-
-
-def _check_parent_inside(archive: str, target: Path, destination: Path) -> None:
-    # A symlink unpacked earlier must not carry a later file outside the target.
-    real_target = target.resolve()
-    if not destination.parent.resolve().is_relative_to(real_target):
-        raise ArchiveError(
-            f"{archive}: member {destination.name!r} would be written through a link outside the target"
-        )

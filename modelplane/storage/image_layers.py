@@ -2,8 +2,11 @@
 
 KServe's modelcars keep the model in the image's `/models` folder. The layers (tar archives, gzipped
 or not) are applied in order; only what lies under `models/` is written, checked as any archive is
-(`archive.py`: no path or link leaves the folder, no device file, the `Limits` hold). A layer's
-whiteouts remove what the layers below it put there: `.wh.<name>` removes `<name>`, and
+(`archive.py`: no path or link leaves the folder, no device file, the `Limits` hold), with `models/`
+as the folder, since it becomes the model: a link there may not lead to the rest of the image, which
+is not written, nor to whatever holds the model once it is moved. Links elsewhere in the image (a base
+image's `bin/sh -> /bin/busybox`) are not part of the model and are passed over with the rest. A
+layer's whiteouts remove what the layers below it put there: `.wh.<name>` removes `<name>`, and
 `.wh..wh..opq` empties its folder.
 
     image_models([layer1, layer2], folder, limits)   # folder/ holds what /models held
@@ -18,7 +21,7 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .archive import Budget, Limits, extract_member
+from .archive import Budget, Limits, check_links, check_parent, extract_member
 from .errors import ArchiveError, NotFoundError
 
 MODELS = "models"
@@ -37,6 +40,7 @@ def image_models(layers: Sequence[Path], folder: Path, limits: Limits, image: st
         models = root / MODELS
         if not models.is_dir() or models.is_symlink():
             raise NotFoundError(f"{image} has no /models folder: a modelcar image keeps its model there")
+        check_links(image, models)
         models.rename(folder)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -49,13 +53,14 @@ def _apply(layer: Path, root: Path, budget: Budget) -> None:
         with _open(layer, budget) as tar:
             members = [m for m in tar if _under_models(m.name)]
             for member in members:
-                name = posixpath.basename(_normal(member.name))
-                if name.startswith(WHITEOUT):
-                    _white_out(root, posixpath.dirname(_normal(member.name)), name)
+                if posixpath.basename(_normal(member.name)).startswith(WHITEOUT):
+                    _white_out(root, _normal(member.name), budget.name)
             for member in members:
-                if not posixpath.basename(_normal(member.name)).startswith(WHITEOUT):
-                    _clear(root / _normal(member.name), member)
-                    extract_member(tar, member, root, budget)
+                name = _normal(member.name)
+                if not posixpath.basename(name).startswith(WHITEOUT):
+                    _check_inside(root, name, budget.name)  # before _clear removes what is there
+                    _clear(root / name, member)
+                    extract_member(tar, member, root, budget, within=MODELS)
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, ArchiveError):
             raise
@@ -92,7 +97,9 @@ def _under_models(name: str) -> bool:
     return normal == MODELS or normal.startswith(MODELS + "/") or normal == WHITEOUT + MODELS
 
 
-def _white_out(root: Path, parent: str, name: str) -> None:
+def _white_out(root: Path, whiteout: str, image: str) -> None:
+    _check_inside(root, whiteout, image)
+    parent, name = posixpath.split(whiteout)
     folder = root / parent if parent else root
     if name == OPAQUE:
         for entry in list(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else []:
@@ -101,6 +108,13 @@ def _white_out(root: Path, parent: str, name: str) -> None:
     gone = name.removeprefix(WHITEOUT)
     if gone not in ("", ".", ".."):
         _remove(folder / gone)
+
+
+def _check_inside(root: Path, name: str, image: str) -> None:
+    """ArchiveError unless the folder of `name` (a path from the image's root) lies inside /models, its
+    links followed: one a lower layer wrote must not carry a change outside it."""
+    if name.startswith(MODELS + "/"):  # `models` and `.wh.models` change /models itself, in the root
+        check_parent(image, root / MODELS, name.removeprefix(MODELS + "/"))
 
 
 def _clear(path: Path, member: tarfile.TarInfo) -> None:

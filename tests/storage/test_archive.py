@@ -83,6 +83,58 @@ def test_zip_symlink_escape_is_refused(tmp_path, cache_dir):
     assert_rejected(archive, cache_dir, "points outside")
 
 
+def archive_of(path, entries):
+    """A .zip or .tar.gz of (name, content) entries, in that order: bytes make a file, a str a
+    symbolic link to it, None a folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix != ".zip":
+        members = []
+        for name, content in entries:
+            if isinstance(content, str):
+                members.append((member(name, tarfile.SYMTYPE, content), None))
+            else:
+                members.append(
+                    (member(name, tarfile.DIRTYPE if content is None else tarfile.REGTYPE), content)
+                )
+        return tar_with(path, *members)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in entries:
+            info = zipfile.ZipInfo(name + "/" if content is None else name)
+            if isinstance(content, str):
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, content or b"")
+    return path
+
+
+# Each link below looks inside when its target is read as text; on disk, with the links before it
+# (or after it) in place, it leads out of the folder.
+CHAIN_TO_THE_ROOT = [("l0", ".")] + [(f"l{i}", f"l{i - 1}/..") for i in range(1, 25)]
+ESCAPING_LINKS = {
+    "a chain of links up to /": CHAIN_TO_THE_ROOT + [("model.joblib", "l24/etc/passwd")],
+    "a link to the folder's parent": [("a", "."), ("up", "a/..")],
+    "a link that leaves once a later link is there": [("up", "a/.."), ("a", ".")],
+    # inside while unpacked, where the folder is named "model"; a sibling once placed in a dest
+    "a link back in through the folder's own name": [("a", "."), ("sibling", "a/../model")],
+}
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tar.gz"])
+@pytest.mark.parametrize("links", ESCAPING_LINKS.values(), ids=ESCAPING_LINKS.keys())
+def test_links_that_lead_outside_through_other_links_are_refused(tmp_path, cache_dir, suffix, links):
+    archive = archive_of(tmp_path / "in" / f"model{suffix}", links)
+    assert_rejected(archive, cache_dir, "link '[a-z0-9.]+' points outside the target folder")
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tar.gz"])
+@pytest.mark.parametrize("content", [None, b"evil"], ids=["folder", "file"])
+def test_nothing_is_written_through_a_link_once_it_leads_outside(tmp_path, cache_dir, suffix, content):
+    # `up` stays inside until `b` and `c` are written; then it leads two folders up, out of the cache's
+    # staging folder too.
+    links = [("up", "b/c/../.."), ("b", "."), ("c", ".")]
+    archive = archive_of(tmp_path / "in" / f"model{suffix}", [*links, ("up/escaped", content)])
+    assert_rejected(archive, cache_dir, "'up/escaped' would be written through a link outside the target")
+
+
 @pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE])
 def test_device_files_are_refused(tmp_path, cache_dir, kind):
     archive = tar_with(tmp_path / "in" / "model.tar.gz", (member("dev", kind), None))
@@ -132,3 +184,16 @@ def test_links_inside_the_model_are_kept(tmp_path):
     folder = fetch(str(archive))
     assert (folder / "current.bin").read_bytes() == b"weights"
     assert (folder / "weights" / "hard.bin").read_bytes() == b"weights"
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tar.gz"])
+def test_links_through_links_inside_the_model_are_kept(tmp_path, suffix):
+    entries = [
+        ("versions/v2/model.bin", b"weights"),
+        ("here", "."),
+        ("weights", "here/versions/v2"),
+        ("current.bin", "weights/../v2/model.bin"),
+    ]
+    folder = fetch(str(archive_of(tmp_path / "in" / f"model{suffix}", entries)))
+    assert (folder / "current.bin").read_bytes() == b"weights"
+    assert (folder / "weights" / "model.bin").read_bytes() == b"weights"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ from modelplane.storage import (
     fetch,
     parse_uri,
 )
+from modelplane.storage.archive import Limits
+from modelplane.storage.image_layers import image_models
 
 from .helpers import read_tree
 from .oci_images import ARCHITECTURE, layer, push_image, push_index
@@ -82,6 +85,48 @@ def test_what_cannot_be_served_says_why(registry_server):
         fetch(uri(registry_server, "models/escape:v1"))
     with pytest.raises(InvalidURIError, match="is not a valid repository name"):
         parse_uri("oci://127.0.0.1:5000/Models")
+
+
+def test_links_in_models_stay_inside_it(registry_server, cache_dir, tmp_path):
+    kept = {"models/v1/model.bin": WEIGHTS, "models/current.bin": "-> v1/model.bin"}
+    push_image(registry_server.url, "models/linked", "v1", [BASE, layer({"models": None, **kept})])
+    folder = fetch(uri(registry_server, "models/linked:v1"))
+    assert (folder / "current.bin").read_bytes() == WEIGHTS
+
+    # Inside the image's root, but the model folder's parent once /models is the model: the cache
+    # entry (its fetch.json), or the folder holding a dest and the models beside it.
+    for link in ("-> ..", "-> ../fetch.json"):
+        escape = layer({"models": None, "models/model.bin": WEIGHTS, "models/up": link})
+        push_image(registry_server.url, "models/parent", "v1", [BASE, escape])
+        with pytest.raises(ArchiveError, match=r"link 'up' points outside the target folder"):
+            fetch(uri(registry_server, "models/parent:v1"))
+        (tmp_path / "repo" / "another-model").mkdir(parents=True, exist_ok=True)
+        with pytest.raises(ArchiveError, match=r"link 'up' points outside the target folder"):
+            fetch(uri(registry_server, "models/parent:v1"), tmp_path / "repo" / "mine", use_cache=False)
+        assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["another-model"]
+    assert [p for p in cache_dir.iterdir() if p.name not in (".locks", ".tmp")] == [folder.parent]
+    assert list((cache_dir / ".tmp").iterdir()) == []
+
+
+def test_a_later_layer_changes_nothing_through_a_link_that_leads_outside(tmp_path):
+    # `models/up` looks inside when written; once `b` and `c` are there it leads two folders up, to
+    # the folder that holds the model, which a later layer's whiteout or file would then reach.
+    entry = tmp_path / "entry"
+    entry.mkdir()
+    (entry / "victim.txt").write_text("not the model's")
+    escape = {"models": None, "models/up": "-> b/c/../..", "models/b": "-> .", "models/c": "-> ."}
+    for later in ({"models/up/.wh.victim.txt": b""}, {"models/up/victim.txt": b"overwritten"}):
+        (tmp_path / "layers").mkdir()
+        layers = [tmp_path / "layers" / "escape", tmp_path / "layers" / "later"]
+        layers[0].write_bytes(layer(escape))
+        layers[1].write_bytes(layer(later))
+        with pytest.raises(
+            ArchiveError, match=r"'up/(\.wh\.)?victim.txt' would be written through a link outside"
+        ):
+            image_models(layers, entry / "model", Limits(), "oci://registry.example/escape")
+        assert (entry / "victim.txt").read_text() == "not the model's"
+        assert sorted(p.name for p in entry.iterdir()) == ["victim.txt"]
+        shutil.rmtree(tmp_path / "layers")
 
 
 def test_a_cached_image_serves_while_its_registry_is_unreachable(tmp_path):
