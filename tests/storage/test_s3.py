@@ -7,6 +7,7 @@ import pytest
 
 from modelplane.storage import (
     AccessDeniedError,
+    CredentialStore,
     NotFoundError,
     RetryPolicy,
     StorageError,
@@ -15,7 +16,7 @@ from modelplane.storage import (
 )
 
 from .helpers import model_files, read_tree, tar_of
-from .servers import CuttingProxy
+from .servers import CuttingProxy, start_moto
 
 KEYS = {"access_key_id": "modelplane-test-key", "secret_access_key": "modelplane-test-secret"}
 
@@ -225,3 +226,42 @@ def test_access_denied(s3, monkeypatch):
     monkeypatch.setenv("awsAnonymousCredential", "true")  # unsigned requests: the policy applies
     with pytest.raises(AccessDeniedError, match="access denied"):
         fetch(f"s3://{s3.bucket}/m/model.bin")
+
+
+def test_a_cached_copy_serves_only_the_server_it_came_from(s3, monkeypatch, fast_retry):
+    """The same bucket and path on another S3 server, unreachable, is not given the first server's copy."""
+    monkeypatch.setenv("S3_MAX_ATTEMPTS", "1")
+    s3.put_object(Bucket=s3.bucket, Key="m/model.bin", Body=b"weights")
+    document = {"type": "s3", "region": "us-east-1", "bucket": s3.bucket}
+    store = CredentialStore(
+        documents={
+            "good": {**document, "endpoint_url": s3.endpoint, **KEYS},
+            "other": {**document, "endpoint_url": "http://127.0.0.1:1", "access_key_id": "someone-else"},
+        }
+    )
+    first = fetch({"key": "good", "path": "m"}, store=store, options=fast_retry)
+    assert fetch({"key": "good", "path": "m"}, store=store, options=fast_retry) == first
+    with pytest.raises(StorageError, match="127.0.0.1:1") as caught:
+        fetch({"key": "other", "path": "m"}, store=store, options=fast_retry)
+    assert "copy" not in str(caught.value)
+    record = json.loads((first.parent / "fetch.json").read_text())
+    assert record["endpoint"] == s3.endpoint and "someone-else" not in json.dumps(record)
+
+
+def test_the_server_a_copy_came_from_serves_it_while_unreachable(monkeypatch, fast_retry):
+    monkeypatch.setenv("S3_MAX_ATTEMPTS", "1")
+    server = start_moto()
+    try:
+        client = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", **_boto_keys())
+        client.create_bucket(Bucket="models")
+        client.put_object(Bucket="models", Key="m/model.bin", Body=b"weights")
+        document = {"type": "s3", "endpoint_url": server.url, "region": "us-east-1", "bucket": "models"}
+        store = CredentialStore(documents={"k": {**document, **KEYS}})
+        first = fetch({"key": "k", "path": "m"}, store=store, options=fast_retry)
+    finally:
+        server.stop()
+    assert fetch({"key": "k", "path": "m"}, store=store, options=fast_retry) == first
+
+
+def _boto_keys() -> dict[str, str]:
+    return {"aws_access_key_id": KEYS["access_key_id"], "aws_secret_access_key": KEYS["secret_access_key"]}

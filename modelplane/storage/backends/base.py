@@ -7,6 +7,7 @@ import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ..checksum import Checksum
 from ..config import StorageConfig
@@ -49,6 +50,11 @@ class Backend(ABC):
         """Writes `data` as the object `key` (in the location's bucket), replacing any there."""
         raise StorageError(f"{self.location.display}: objects cannot be written there")
 
+    def endpoint(self) -> str:
+        """The server the requests go to where the URI does not name it (an S3, GCS or Azure endpoint),
+        else "": with the URI, what a cached copy is kept for. Never holds a credential."""
+        return ""
+
     def names_one_object(self, objects: list[RemoteObject]) -> bool:
         """Whether the URI named a single object rather than a folder (patterns then do not apply)."""
         return len(objects) == 1 and objects[0].key == self.location.path
@@ -80,6 +86,13 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release connections."""
+
+
+def server_address(url: str) -> str:
+    """`url` as the name of a server: without user info, query string (a SAS token) or trailing '/'."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2].lower()
+    return f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
 
 
 def relative_name(key: str, prefix: str) -> str | None:
