@@ -28,7 +28,7 @@ from typing import Any
 from . import huggingface
 from .archive import Limits, is_archive, unpack
 from .backends import Backend, RemoteObject, open_backend
-from .backends.base import server_address
+from .backends.base import check_names, server_address
 from .backends.local import LocalFileBackend, local_path
 from .backends.pvc import claim_path
 from .cache import ModelCache
@@ -163,6 +163,7 @@ def _fetch_remote(
         objects = file_filter.apply(objects)
         if not objects:
             raise NotFoundError(f"no file at {location.display} matches the allow and ignore patterns")
+    check_names(objects, location.display)
 
     def build(folder: Path) -> None:
         _download_model(backend, objects, folder, options=options, limits=limits, progress=progress)

@@ -1,6 +1,8 @@
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import boto3
 import pytest
@@ -11,6 +13,7 @@ from modelplane.storage import (
     NotFoundError,
     RetryPolicy,
     StorageError,
+    TransferError,
     TransferOptions,
     fetch,
 )
@@ -265,3 +268,37 @@ def test_the_server_a_copy_came_from_serves_it_while_unreachable(monkeypatch, fa
 
 def _boto_keys() -> dict[str, str]:
     return {"aws_access_key_id": KEYS["access_key_id"], "aws_secret_access_key": KEYS["secret_access_key"]}
+
+
+def test_keys_that_would_be_one_file_or_a_file_and_a_folder_are_refused(s3, monkeypatch):
+    """Refused before anything is downloaded, naming both keys, and not as a transfer to try again."""
+    from modelplane.storage.backends.s3 import S3Backend
+
+    s3_env(monkeypatch, s3)
+    reads = []
+    original = S3Backend.read
+
+    def read(self, obj, *args):
+        reads.append(obj.key)
+        return original(self, obj, *args)
+
+    monkeypatch.setattr(S3Backend, "read", read)
+    s3.put_object(Bucket=s3.bucket, Key="fd/a", Body=b"file")
+    s3.put_object(Bucket=s3.bucket, Key="fd/a/b", Body=b"child")
+    s3.put_object(Bucket=s3.bucket, Key="dup/model.joblib", Body=b"ten bytes!")
+    s3.put_object(Bucket=s3.bucket, Key="dup//model.joblib", Body=b"ten more bytes")
+    with pytest.raises(
+        StorageError, match="fd/a would be the file a, and fd/a/b needs a folder of that name"
+    ) as caught:
+        fetch(f"s3://{s3.bucket}/fd")
+    assert not isinstance(caught.value, TransferError)
+    with pytest.raises(
+        StorageError, match="dup//model.joblib and dup/model.joblib would both be the file model.joblib"
+    ):
+        fetch(f"s3://{s3.bucket}/dup")
+    assert reads == []
+    assert read_tree(fetch(f"s3://{s3.bucket}/fd", ignore_patterns=["a/*"])) == {"a": b"file"}
+    command = [sys.executable, "-m", "modelplane", "storage", "fetch", f"s3://{s3.bucket}/fd"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"modelplane storage: s3://{s3.bucket}/fd: fd/a")

@@ -117,6 +117,25 @@ def relative_name(key: str, prefix: str) -> str | None:
     return "/".join(parts)
 
 
+def check_names(objects: list[RemoteObject], where: str) -> None:
+    """Raises `StorageError` when two objects would be one file (`m/x` and `m//x`), or when one would be
+    a file where another needs a folder (`m/a` and `m/a/b`): no folder can hold both."""
+    files: dict[str, RemoteObject] = {}
+    for obj in objects:
+        other = files.setdefault(obj.name, obj)
+        if other is not obj:
+            raise StorageError(f"{where}: {other.key} and {obj.key} would both be the file {obj.name}")
+    for obj in objects:
+        parts = obj.name.split("/")
+        for depth in range(1, len(parts)):
+            other = files.get("/".join(parts[:depth]))
+            if other is not None:
+                raise StorageError(
+                    f"{where}: {other.key} would be the file {other.name}, "
+                    f"and {obj.key} needs a folder of that name"
+                )
+
+
 def only_model(objects: list[RemoteObject], prefix: str) -> list[RemoteObject]:
     """The objects of the model: the one object named exactly by `prefix`, else everything under it."""
     exact = [obj for obj in objects if obj.key == prefix]
