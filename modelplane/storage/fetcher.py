@@ -28,6 +28,7 @@ from typing import Any
 from . import huggingface
 from .archive import Limits, is_archive, unpack
 from .backends import Backend, RemoteObject, open_backend
+from .backends.base import check_names, server_address
 from .backends.local import LocalFileBackend, local_path
 from .backends.pvc import claim_path
 from .cache import ModelCache
@@ -151,28 +152,36 @@ def _fetch_remote(
         if not backend.is_transient(exc):
             raise backend.explain(exc) from None
         return _fetched_before(
-            location, f"{location.display} is unreachable", cache, dest, backend.explain(exc)
+            location,
+            backend.endpoint(),
+            f"{location.display} is unreachable",
+            cache,
+            dest,
+            backend.explain(exc),
         )
     if file_filter and not backend.names_one_object(objects):
         objects = file_filter.apply(objects)
         if not objects:
             raise NotFoundError(f"no file at {location.display} matches the allow and ignore patterns")
+    check_names(objects, location.display)
 
     def build(folder: Path) -> None:
         _download_model(backend, objects, folder, options=options, limits=limits, progress=progress)
 
     record = {"uri": location.display, "objects": [[o.name, o.size, o.version] for o in objects]}
-    return _built(location, _version(objects), build, record, cache, dest)
+    return _built(location, backend.endpoint(), _version(objects), build, record, cache, dest)
 
 
 def _fetch_hub(
     source: Source, dest: Path | None, *, cache: ModelCache | None, file_filter: FileFilter
 ) -> Path:
     location = source.location
+    hub = huggingface.hub_endpoint(source.config)
+    endpoint = server_address(hub) if hub else ""  # a mirror's copy is not the public Hub's
     try:
         snapshot = huggingface.snapshot(location, source.config, file_filter)
     except (huggingface.HubUnreachable, huggingface.NotInHubCache) as exc:
-        return _fetched_before(location, str(exc), cache, dest, exc)
+        return _fetched_before(location, endpoint, str(exc), cache, dest, exc)
     log.info("%s is commit %s in the Hugging Face cache", location.display, snapshot.commit)
 
     def build(folder: Path) -> None:
@@ -183,7 +192,7 @@ def _fetch_hub(
 
     version = hashlib.sha256(json.dumps([snapshot.commit, snapshot.files]).encode()).hexdigest()
     record = {"uri": location.display, "commit": snapshot.commit, "files": list(snapshot.files)}
-    return _built(location, version, build, record, cache, dest)
+    return _built(location, endpoint, version, build, record, cache, dest)
 
 
 def _fetch_image(location: Location, dest: Path | None, *, cache: ModelCache | None, limits: Limits) -> Path:
@@ -192,7 +201,7 @@ def _fetch_image(location: Location, dest: Path | None, *, cache: ModelCache | N
         try:
             image = registry.image()
         except TransferError as exc:
-            return _fetched_before(location, str(exc), cache, dest, exc)
+            return _fetched_before(location, "", str(exc), cache, dest, exc)
         log.info("%s is image %s (%d layers)", location.display, image.digest, len(image.layers))
 
         def build(folder: Path) -> None:
@@ -208,33 +217,43 @@ def _fetch_image(location: Location, dest: Path | None, *, cache: ModelCache | N
                 shutil.rmtree(blobs, ignore_errors=True)
 
         record = {"uri": location.display, "digest": image.digest, "layers": [x.digest for x in image.layers]}
-        return _built(location, image.digest, build, record, cache, dest)
+        return _built(location, "", image.digest, build, record, cache, dest)
 
 
 def _built(
     location: Location,
+    endpoint: str,
     version: str,
     build: Callable[[Path], None],
     record: dict[str, Any],
     cache: ModelCache | None,
     dest: Path | None,
 ) -> Path:
-    """The model `build` makes: from the cache at `version` (made there once), or straight into `dest`."""
+    """The model `build` makes: from the cache at `version` (made there once), or straight into `dest`.
+    `endpoint` is the server the URI was fetched from where the URI does not name it, else ""."""
     if cache is None:
         assert dest is not None
         return _staged(dest, build)
-    hit = cache.lookup(location.uri, version)
+    hit = cache.lookup(location.uri, version, endpoint)
     if hit is not None:
         log.info("%s is cached at %s", location.display, hit)
-    model = hit or cache.fill(location.uri, version, build, record)
+    if endpoint:
+        record = {**record, "endpoint": endpoint}
+    model = hit or cache.fill(location.uri, version, build, record, endpoint)
     return model if dest is None else place(model, dest)
 
 
 def _fetched_before(
-    location: Location, why: str, cache: ModelCache | None, dest: Path | None, failure: Exception
+    location: Location,
+    endpoint: str,
+    why: str,
+    cache: ModelCache | None,
+    dest: Path | None,
+    failure: Exception,
 ) -> Path:
-    """The copy of a model the cache kept, when where it lives cannot be reached; else `failure`."""
-    stale = cache.latest(location.uri) if cache is not None else None
+    """The copy of a model the cache kept from the same server, when that server cannot be reached; else
+    `failure`."""
+    stale = cache.latest(location.uri, endpoint) if cache is not None else None
     if stale is None:
         raise failure from None
     log.warning("%s; using the copy fetched before, at %s", why, stale)

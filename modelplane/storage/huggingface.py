@@ -75,6 +75,11 @@ def hub_token(config: StorageConfig) -> str | None:
     return config.get("hf_token") or config.get("HF_TOKEN") or os.environ.get("HF_TOKEN") or None
 
 
+def hub_endpoint(config: StorageConfig) -> str | None:
+    """The Hub's address where it is not the public Hub: `endpoint_url`, else `HF_ENDPOINT`."""
+    return config.setting("endpoint_url", "HF_ENDPOINT")
+
+
 def snapshot(location: Location, config: StorageConfig, file_filter: FileFilter) -> HubSnapshot:
     """The repository's snapshot in the Hugging Face cache, downloaded first when the Hub can be reached.
 
@@ -90,7 +95,7 @@ def snapshot(location: Location, config: StorageConfig, file_filter: FileFilter)
         "revision": location.revision or None,
         "cache_dir": str(cache_dir),
         "token": hub_token(config),
-        "endpoint": config.setting("endpoint_url", "HF_ENDPOINT"),
+        "endpoint": hub_endpoint(config),
         "allow_patterns": list(file_filter.allow) or None,
         "ignore_patterns": list(file_filter.ignore) or None,
     }

@@ -5,7 +5,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
-from modelplane.storage import AccessDeniedError, NotFoundError, TransferOptions, fetch
+from modelplane.storage import (
+    AccessDeniedError,
+    CredentialStore,
+    NotFoundError,
+    RetryPolicy,
+    StorageError,
+    TransferOptions,
+    fetch,
+)
 
 from .helpers import model_files, read_tree, tar_of
 
@@ -73,6 +81,32 @@ def test_storage_spec_with_archive(tmp_path, container, isolated):
     }
     (store / "azure.json").write_text(json.dumps(document))
     assert read_tree(fetch({"key": "azure", "path": "m/model.tar.gz"})) == files
+
+
+def test_a_cached_copy_serves_only_the_endpoint_it_came_from(container, monkeypatch):
+    from azure.core.exceptions import ServiceRequestError
+
+    from modelplane.storage.backends.azure import AzureBackend
+
+    container.upload_blob("m/model.bin", b"weights")
+    document = {"type": "azure", "account_name": ACCOUNT, "container": container.container_name}
+    store = CredentialStore(
+        documents={
+            "azurite": {**document, "account_key": KEY, "endpoint_url": container.endpoint},
+            "elsewhere": {**document, "account_key": KEY, "endpoint_url": f"http://127.0.0.1:1/{ACCOUNT}"},
+        }
+    )
+    options = TransferOptions(retry=RetryPolicy(attempts=1, initial_delay=0.01))
+    first = fetch({"key": "azurite", "path": "m"}, store=store)
+    assert read_tree(first) == {"model.bin": b"weights"}
+
+    def unreachable(self):  # as the client says after its own retries, which take a minute
+        raise ServiceRequestError("connection refused")
+
+    monkeypatch.setattr(AzureBackend, "list_objects", unreachable)
+    assert fetch({"key": "azurite", "path": "m"}, store=store, options=options) == first
+    with pytest.raises(StorageError, match="connection refused"):
+        fetch({"key": "elsewhere", "path": "m"}, store=store, options=options)
 
 
 def test_anonymous_access_to_a_private_container_is_denied(container, monkeypatch):

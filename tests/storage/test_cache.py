@@ -71,3 +71,26 @@ def test_a_killed_filler_leaves_only_a_staging_folder_that_is_cleaned_up(tmp_pat
     assert [p.name for p in model.iterdir()] == ["whole.bin"]
     assert not stale.exists()
     assert cache.lookup("s3://bucket/model", "v1") == model
+
+
+def test_one_uri_on_two_servers_is_two_entries(cache_dir):
+    cache = ModelCache(cache_dir)
+
+    def build(folder):
+        folder.mkdir()
+        (folder / "model.bin").write_bytes(b"weights")
+
+    one = cache.fill("s3://bucket/model", "v1", build, {}, endpoint="http://one:9000")
+    assert cache.lookup("s3://bucket/model", "v1", endpoint="http://one:9000") == one
+    assert cache.lookup("s3://bucket/model", "v1", endpoint="http://two:9000") is None
+    assert cache.latest("s3://bucket/model", endpoint="http://two:9000") is None
+    assert cache.latest("s3://bucket/model", endpoint="http://one:9000") == one
+    # A URI that names its server alone keeps the name its entries had before endpoints counted.
+    plain = cache.fill("https://example.com/model.bin", "v1", build, {})
+    assert plain.parent.name.startswith(f"example.com-model.bin-{_digest('https://example.com/model.bin')}-")
+
+
+def _digest(text):
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

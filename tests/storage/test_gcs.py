@@ -8,7 +8,15 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from modelplane.storage import ConfigurationError, NotFoundError, TransferOptions, fetch
+from modelplane.storage import (
+    ConfigurationError,
+    CredentialStore,
+    NotFoundError,
+    RetryPolicy,
+    StorageError,
+    TransferOptions,
+    fetch,
+)
 
 from .helpers import model_files, read_tree, zip_of
 
@@ -53,6 +61,21 @@ def test_missing_prefix(gcs, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.endpoint)
     with pytest.raises(NotFoundError, match=f"no model found at gs://{gcs.name}/nothing"):
         fetch(f"gs://{gcs.name}/nothing")
+
+
+def test_a_cached_copy_serves_only_the_endpoint_it_came_from(gcs):
+    gcs.blob("m/model.bin").upload_from_string(b"weights")
+    document = {"type": "gs", "bucket": gcs.name}
+    store = CredentialStore(
+        documents={
+            "emulator": {**document, "endpoint_url": gcs.endpoint},
+            "elsewhere": {**document, "endpoint_url": "http://127.0.0.1:1"},
+        }
+    )
+    options = TransferOptions(retry=RetryPolicy(attempts=2, initial_delay=0.01))
+    assert read_tree(fetch({"key": "emulator", "path": "m"}, store=store)) == {"model.bin": b"weights"}
+    with pytest.raises(StorageError, match="gs://"):
+        fetch({"key": "elsewhere", "path": "m"}, store=store, options=options)
 
 
 def test_bad_service_account_is_not_echoed(gcs, isolated):

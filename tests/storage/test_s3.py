@@ -1,21 +1,25 @@
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import boto3
 import pytest
 
 from modelplane.storage import (
     AccessDeniedError,
+    CredentialStore,
     NotFoundError,
     RetryPolicy,
     StorageError,
+    TransferError,
     TransferOptions,
     fetch,
 )
 
 from .helpers import model_files, read_tree, tar_of
-from .servers import CuttingProxy
+from .servers import CuttingProxy, start_moto
 
 KEYS = {"access_key_id": "modelplane-test-key", "secret_access_key": "modelplane-test-secret"}
 
@@ -225,3 +229,76 @@ def test_access_denied(s3, monkeypatch):
     monkeypatch.setenv("awsAnonymousCredential", "true")  # unsigned requests: the policy applies
     with pytest.raises(AccessDeniedError, match="access denied"):
         fetch(f"s3://{s3.bucket}/m/model.bin")
+
+
+def test_a_cached_copy_serves_only_the_server_it_came_from(s3, monkeypatch, fast_retry):
+    """The same bucket and path on another S3 server, unreachable, is not given the first server's copy."""
+    monkeypatch.setenv("S3_MAX_ATTEMPTS", "1")
+    s3.put_object(Bucket=s3.bucket, Key="m/model.bin", Body=b"weights")
+    document = {"type": "s3", "region": "us-east-1", "bucket": s3.bucket}
+    store = CredentialStore(
+        documents={
+            "good": {**document, "endpoint_url": s3.endpoint, **KEYS},
+            "other": {**document, "endpoint_url": "http://127.0.0.1:1", "access_key_id": "someone-else"},
+        }
+    )
+    first = fetch({"key": "good", "path": "m"}, store=store, options=fast_retry)
+    assert fetch({"key": "good", "path": "m"}, store=store, options=fast_retry) == first
+    with pytest.raises(StorageError, match="127.0.0.1:1") as caught:
+        fetch({"key": "other", "path": "m"}, store=store, options=fast_retry)
+    assert "copy" not in str(caught.value)
+    record = json.loads((first.parent / "fetch.json").read_text())
+    assert record["endpoint"] == s3.endpoint and "someone-else" not in json.dumps(record)
+
+
+def test_the_server_a_copy_came_from_serves_it_while_unreachable(monkeypatch, fast_retry):
+    monkeypatch.setenv("S3_MAX_ATTEMPTS", "1")
+    server = start_moto()
+    try:
+        client = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", **_boto_keys())
+        client.create_bucket(Bucket="models")
+        client.put_object(Bucket="models", Key="m/model.bin", Body=b"weights")
+        document = {"type": "s3", "endpoint_url": server.url, "region": "us-east-1", "bucket": "models"}
+        store = CredentialStore(documents={"k": {**document, **KEYS}})
+        first = fetch({"key": "k", "path": "m"}, store=store, options=fast_retry)
+    finally:
+        server.stop()
+    assert fetch({"key": "k", "path": "m"}, store=store, options=fast_retry) == first
+
+
+def _boto_keys() -> dict[str, str]:
+    return {"aws_access_key_id": KEYS["access_key_id"], "aws_secret_access_key": KEYS["secret_access_key"]}
+
+
+def test_keys_that_would_be_one_file_or_a_file_and_a_folder_are_refused(s3, monkeypatch):
+    """Refused before anything is downloaded, naming both keys, and not as a transfer to try again."""
+    from modelplane.storage.backends.s3 import S3Backend
+
+    s3_env(monkeypatch, s3)
+    reads = []
+    original = S3Backend.read
+
+    def read(self, obj, *args):
+        reads.append(obj.key)
+        return original(self, obj, *args)
+
+    monkeypatch.setattr(S3Backend, "read", read)
+    s3.put_object(Bucket=s3.bucket, Key="fd/a", Body=b"file")
+    s3.put_object(Bucket=s3.bucket, Key="fd/a/b", Body=b"child")
+    s3.put_object(Bucket=s3.bucket, Key="dup/model.joblib", Body=b"ten bytes!")
+    s3.put_object(Bucket=s3.bucket, Key="dup//model.joblib", Body=b"ten more bytes")
+    with pytest.raises(
+        StorageError, match="fd/a would be the file a, and fd/a/b needs a folder of that name"
+    ) as caught:
+        fetch(f"s3://{s3.bucket}/fd")
+    assert not isinstance(caught.value, TransferError)
+    with pytest.raises(
+        StorageError, match="dup//model.joblib and dup/model.joblib would both be the file model.joblib"
+    ):
+        fetch(f"s3://{s3.bucket}/dup")
+    assert reads == []
+    assert read_tree(fetch(f"s3://{s3.bucket}/fd", ignore_patterns=["a/*"])) == {"a": b"file"}
+    command = [sys.executable, "-m", "modelplane", "storage", "fetch", f"s3://{s3.bucket}/fd"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"modelplane storage: s3://{s3.bucket}/fd: fd/a")

@@ -33,7 +33,7 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -71,6 +71,7 @@ logger = logging.getLogger("modelplane.trainedmodels")
 Key = tuple[str, str]  # (namespace, name) of an InferenceService
 LOAD_TIMEOUT = 600.0
 REQUESTS_SAMPLE = "modelplane_requests_total"  # the model server's count of inference requests
+_STORAGE_LINE = b"modelplane storage: "  # how `modelplane storage fetch` says why it failed
 
 
 class TrainedModels:
@@ -331,18 +332,42 @@ async def fetch_model(
             env=fetch_environment(source, account_env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
-            stderr=log,
+            stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
             preexec_fn=dying_with_this_process(),
         )
+        assert process.stderr is not None
         try:
+            why = await _relayed(process.stderr, log)
             code = await process.wait()
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             raise
     if code != 0:
-        raise RuntimeError(f"fetching {uri} failed (exit code {code}; the replica's log says why)")
+        where = source.location.display
+        if why:
+            raise RuntimeError(f"fetching {where} failed: {why}")
+        raise RuntimeError(f"fetching {where} failed (exit code {code}; the replica's log says why)")
+
+
+async def _relayed(stderr: asyncio.StreamReader, log: BinaryIO) -> str | None:
+    """Copies what `modelplane storage fetch` writes on stderr into the replica's log, and answers the
+    error it ended with: its last `modelplane storage: <why>` line, without the prefix. (The supervisor
+    reads a failed fetch's line back from the log; here the running server writes there too.)"""
+    last = pending = b""
+    while chunk := await stderr.read(65536):
+        log.write(chunk)
+        log.flush()
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            if line.startswith(_STORAGE_LINE):
+                last = line
+        if len(pending) > 65536:  # no line to keep is that long
+            pending = b""
+    if pending.startswith(_STORAGE_LINE):
+        last = pending
+    return last[len(_STORAGE_LINE) :].decode(errors="replace").strip()[:1000] or None
 
 
 async def _requests_by_model(client: httpx.AsyncClient, address: str) -> dict[str, float]:

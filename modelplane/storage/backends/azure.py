@@ -17,7 +17,7 @@ from ..checksum import Checksum
 from ..config import StorageConfig
 from ..errors import AccessDeniedError, NotFoundError, StorageError, import_optional
 from ..uri import Location
-from .base import Backend, RemoteObject, only_model, relative_name
+from .base import Backend, RemoteObject, only_model, relative_name, server_address
 
 
 class AzureBackend(Backend):
@@ -32,6 +32,7 @@ class AzureBackend(Backend):
         else:
             service = blob.BlobServiceClient(self._account_url(), credential=self._credential())
         self._container = service.get_container_client(location.bucket)
+        self._service_url = service.url  # the account's, endpoint_url's or the connection string's
 
     def _account_url(self) -> str:
         endpoint = self.config.setting("endpoint_url", "AZURE_STORAGE_BLOB_ENDPOINT")
@@ -45,6 +46,9 @@ class AzureBackend(Backend):
         if key:
             return {"account_name": self.location.account, "account_key": key}
         return None
+
+    def endpoint(self) -> str:
+        return server_address(self._service_url)
 
     def list_objects(self) -> list[RemoteObject]:
         prefix = self.location.path

@@ -7,6 +7,7 @@ import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ..checksum import Checksum
 from ..config import StorageConfig
@@ -49,6 +50,11 @@ class Backend(ABC):
         """Writes `data` as the object `key` (in the location's bucket), replacing any there."""
         raise StorageError(f"{self.location.display}: objects cannot be written there")
 
+    def endpoint(self) -> str:
+        """The server the requests go to where the URI does not name it (an S3, GCS or Azure endpoint),
+        else "": with the URI, what a cached copy is kept for. Never holds a credential."""
+        return ""
+
     def names_one_object(self, objects: list[RemoteObject]) -> bool:
         """Whether the URI named a single object rather than a folder (patterns then do not apply)."""
         return len(objects) == 1 and objects[0].key == self.location.path
@@ -82,6 +88,13 @@ class Backend(ABC):
         """Release connections."""
 
 
+def server_address(url: str) -> str:
+    """`url` as the name of a server: without user info, query string (a SAS token) or trailing '/'."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2].lower()
+    return f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
+
+
 def relative_name(key: str, prefix: str) -> str | None:
     """The name of `key` inside the model folder named by `prefix`, or None when it is not inside.
 
@@ -102,6 +115,25 @@ def relative_name(key: str, prefix: str) -> str | None:
     if any(p in (".", "..") for p in parts) or not parts:
         return None  # never leave the model folder
     return "/".join(parts)
+
+
+def check_names(objects: list[RemoteObject], where: str) -> None:
+    """Raises `StorageError` when two objects would be one file (`m/x` and `m//x`), or when one would be
+    a file where another needs a folder (`m/a` and `m/a/b`): no folder can hold both."""
+    files: dict[str, RemoteObject] = {}
+    for obj in objects:
+        other = files.setdefault(obj.name, obj)
+        if other is not obj:
+            raise StorageError(f"{where}: {other.key} and {obj.key} would both be the file {obj.name}")
+    for obj in objects:
+        parts = obj.name.split("/")
+        for depth in range(1, len(parts)):
+            other = files.get("/".join(parts[:depth]))
+            if other is not None:
+                raise StorageError(
+                    f"{where}: {other.key} would be the file {other.name}, "
+                    f"and {obj.key} needs a folder of that name"
+                )
 
 
 def only_model(objects: list[RemoteObject], prefix: str) -> list[RemoteObject]:

@@ -19,7 +19,7 @@ from ..checksum import Checksum
 from ..config import StorageConfig
 from ..errors import AccessDeniedError, ConfigurationError, NotFoundError, StorageError, import_optional
 from ..uri import Location
-from .base import Backend, RemoteObject, only_model, relative_name
+from .base import Backend, RemoteObject, only_model, relative_name, server_address
 
 PIECE = 8 * 1024 * 1024  # one request per piece of a range: the client returns whole bodies
 # Each request gets a connect and a read timeout, and no retries of the client's own: the fetcher's
@@ -68,6 +68,10 @@ class GCSBackend(Backend):
             return storage.Client()
         except (auth_exceptions.DefaultCredentialsError, OSError):
             return storage.Client.create_anonymous_client()
+
+    def endpoint(self) -> str:
+        # As the client resolved it: the config's, the emulator's (STORAGE_EMULATOR_HOST) or Google's.
+        return server_address(self._client._connection.API_BASE_URL)
 
     def list_objects(self) -> list[RemoteObject]:
         prefix = self.location.path

@@ -32,7 +32,7 @@ from ..errors import (
     import_optional,
 )
 from ..uri import Location
-from .base import CHUNK, Backend, RemoteObject, only_model, relative_name
+from .base import CHUNK, Backend, RemoteObject, only_model, relative_name, server_address
 
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _NOT_FOUND = {"NoSuchBucket", "NoSuchKey", "404", "NotFound"}
@@ -115,6 +115,9 @@ class S3Backend(Backend):
         if self.config.flag("anonymous", "awsAnonymousCredential"):
             config = config.merge(Config(signature_version=botocore.UNSIGNED))
         return config
+
+    def endpoint(self) -> str:
+        return server_address(self._client.meta.endpoint_url)  # as boto3 resolved it, AWS's own included
 
     def list_objects(self) -> list[RemoteObject]:
         bucket, prefix = self.location.bucket, self.location.path
