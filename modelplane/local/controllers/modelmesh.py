@@ -76,7 +76,7 @@ from modelplane.local.controllers.modelmesh_pool import (
     pool_settings,
     replica_memory,
 )
-from modelplane.local.controllers.trained_models import fetch_model
+from modelplane.local.controllers.trained_models import FetchFailed, fetch_model
 from modelplane.local.gateway.modelmesh_endpoint import endpoint_host
 from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import Backend, Route
@@ -436,7 +436,7 @@ class ModelMesh:
             await server.folder.fill(model.name, wanted, server.fetch)
         except Exception as exc:  # noqa: BLE001 - a fetch that fails is the model's failure
             await server.folder.remove(model.name)
-            message = f"fetching the model failed: {exc}"
+            message = str(exc) if isinstance(exc, FetchFailed) else f"fetching the model failed: {exc}"
             (failed or self._failed)(model, message, pool.location(replica), pool, replica)
             return False
         return True

@@ -74,6 +74,10 @@ REQUESTS_SAMPLE = "modelplane_requests_total"  # the model server's count of inf
 _STORAGE_LINE = b"modelplane storage: "  # how `modelplane storage fetch` says why it failed
 
 
+class FetchFailed(RuntimeError):
+    """`modelplane storage fetch` could not fetch a model; the message says which and why."""
+
+
 class TrainedModels:
     """Runs on the platform's event loop next to the reconciler, which calls `replicas_changed`."""
 
@@ -347,8 +351,8 @@ async def fetch_model(
     if code != 0:
         where = source.location.display
         if why:
-            raise RuntimeError(f"fetching {where} failed: {why}")
-        raise RuntimeError(f"fetching {where} failed (exit code {code}; the replica's log says why)")
+            raise FetchFailed(f"fetching {where} failed: {why}")
+        raise FetchFailed(f"fetching {where} failed (exit code {code}; the replica's log says why)")
 
 
 async def _relayed(stderr: asyncio.StreamReader, log: BinaryIO) -> str | None:
