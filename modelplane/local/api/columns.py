@@ -30,7 +30,6 @@ class Column:
     priority: int = 0
     counted: tuple[str, ...] = ()  # a count column: the entries of these fields, added up
 
-
     @property
     def header(self) -> str:
         return self.name.upper()

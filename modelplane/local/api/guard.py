@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from modelplane.local.api.errors import Forbidden, UnsupportedMediaType
 from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH
+from modelplane.local.api.protobuf import PROTOBUF
 
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
@@ -70,9 +71,9 @@ class SameSiteGuard:
         site = headers.get("sec-fetch-site")
         if site is not None and site not in SITES_OF_OUR_OWN:
             raise Forbidden(f'cross-site requests are refused (Sec-Fetch-Site "{site}")')
-        # A strategic merge patch (no page sends one without a preflight) is the API's to judge: it
-        # takes one for a Secret.
-        accepted = (*BODY_TYPES, STRATEGIC_MERGE_PATCH) if method == "PATCH" else BODY_TYPES
+        # A strategic merge patch and Kubernetes' protobuf (no page sends either without a preflight)
+        # are the API's to judge: it takes them for Kubernetes' own kinds.
+        accepted = (*BODY_TYPES, STRATEGIC_MERGE_PATCH) if method == "PATCH" else (*BODY_TYPES, PROTOBUF)
         if method in METHODS_WITH_BODY and content_type not in accepted:
             hint = _PATCH_HINTS.get(content_type, "")
             raise UnsupportedMediaType(

@@ -14,6 +14,7 @@ from modelplane.api.errors import LoadError
 from modelplane.api.loader import MAX_DEPTH, load_text, nested_deeper_than
 from modelplane.local.api.errors import ApiError, BadRequest, RequestEntityTooLarge
 from modelplane.local.api.guard import YAML_TYPES
+from modelplane.local.api.protobuf import PROTOBUF, read_object
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -61,6 +62,8 @@ class ApiRequest:
         raw = await self.body()
         if self.content_type in YAML_TYPES:
             return _one_yaml_resource(raw)
+        if self.content_type == PROTOBUF:
+            return read_object(raw)
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

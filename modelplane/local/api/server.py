@@ -166,6 +166,11 @@ class ApiApp:
         if len(parts) <= 3:
             return await self._discovery(request, send, parts[1:])
         target = _target(parts[1], parts[2], parts[3:])
+        if target is None and parts[1:4] == ["", "v1", "namespaces"] and len(parts) <= 5:
+            raise NotFound(
+                "namespaces are not objects here: every namespace exists, and a resource names its own "
+                f"({request.path})"
+            )
         if target is None:
             raise NotFound(f"the server could not find the requested resource ({request.path})")
         if target.name is None:

@@ -404,3 +404,19 @@ def test_version_names_the_server(kubectl):
     server = versions["serverVersion"]
     assert (server["major"], server["minor"]) == ("1", "32")
     assert server["gitVersion"].startswith("v1.32.0-modelplane.")
+
+
+def test_kubectl_creates_kubernetes_own_kinds_in_protobuf(kubectl, api):
+    """kubectl sends ConfigMaps, Secrets and ServiceAccounts it creates as Kubernetes protobuf."""
+    kubectl("create", "configmap", "proto-cm", "--from-literal=a=b", "--from-literal=empty=")
+    kubectl("create", "secret", "generic", "proto-secret", "--from-literal=k=v")
+    kubectl("create", "serviceaccount", "proto-sa")
+    config_map = api.get("/api/v1/namespaces/default/configmaps/proto-cm").json()
+    assert (config_map["metadata"]["name"], config_map["data"]) == ("proto-cm", {"a": "b", "empty": ""})
+    secret = api.get("/api/v1/namespaces/default/secrets/proto-secret").json()
+    assert (secret["type"], list(secret["data"])) == ("Opaque", ["k"])
+    assert api.get("/api/v1/namespaces/default/serviceaccounts/proto-sa").status_code == 200
+    again = kubectl("create", "configmap", "proto-cm", "--from-literal=a=b", check=False)
+    assert 'configmaps "proto-cm" already exists' in again.stderr
+    namespace = kubectl("create", "namespace", "proto-ns", check=False)
+    assert "namespaces are not objects here: every namespace exists" in namespace.stderr
