@@ -45,7 +45,12 @@ def test_a_secret_with_its_metadata_becomes_its_json_form():
     assert read_object(envelope("Secret", raw)) == {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "s", "namespace": "default", "labels": {"app": "x"}, "finalizers": ["one", "two"]},
+        "metadata": {
+            "name": "s",
+            "namespace": "default",
+            "labels": {"app": "x"},
+            "finalizers": ["one", "two"],
+        },
         "data": {"k": "AP8="},
         "type": "Opaque",
         "immutable": False,
