@@ -11,7 +11,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-_SMALL = [bytes((n,)) for n in range(128)]
+from modelplane.protocol.protobuf_wire import varint
+
 _FIXED64 = struct.Struct("<Q").pack
 _FIXED32 = struct.Struct("<I").pack
 _DOUBLE = struct.Struct("<d").pack
@@ -23,17 +24,6 @@ _FLAGS = {
     flags: b"\x85\x01" + struct.pack("<I", flags) for flags in (HAS_IS_REMOTE, HAS_IS_REMOTE | IS_REMOTE)
 }
 STATUS_OK, STATUS_ERROR = 1, 2
-
-
-def varint(n: int) -> bytes:
-    if n < 0x80:
-        return _SMALL[n]
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _delimited(tag: bytes, data: bytes) -> bytes:
@@ -97,7 +87,7 @@ _name_fields: dict[tuple[str, int], bytes] = {}
 def _name_and_kind(name: str, kind: int) -> bytes:
     found = _name_fields.get((name, kind))
     if found is None:
-        found = _delimited(b"\x2a", name.encode()) + b"\x30" + _SMALL[kind]
+        found = _delimited(b"\x2a", name.encode()) + b"\x30" + varint(kind)
         if len(_name_fields) >= _CACHE_LIMIT:
             _name_fields.clear()
         _name_fields[(name, kind)] = found
@@ -121,7 +111,7 @@ def span_field(span: Any, flags: int) -> bytes:
         parts.append(_delimited(b"\x5a", b"".join(event)))
     if span.status:
         message = _delimited(b"\x12", span.status_message.encode()) if span.status_message else b""
-        parts.append(_delimited(b"\x7a", message + b"\x18" + _SMALL[span.status]))
+        parts.append(_delimited(b"\x7a", message + b"\x18" + varint(span.status)))
     else:
         parts.append(b"\x7a\x00")  # an unset status, present as the SDK writes it
     parts.append(_FLAGS[flags])

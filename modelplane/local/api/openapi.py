@@ -31,6 +31,7 @@ import orjson
 from modelplane.api.kinds import KINDS, Kind
 from modelplane.api.schema import openapi_schema
 from modelplane.local.api.patch import MERGE_PATCH
+from modelplane.protocol.protobuf_wire import delimited_field
 
 ROOT_PATH = "/openapi/v3"
 V2_PATH = "/openapi/v2"
@@ -309,8 +310,8 @@ def v2_document(accept: str | None) -> tuple[bytes, bytes]:
     for media_range in (accept or "").split(","):
         media_type = media_range.split(";")[0].strip().lower()
         if media_type == V2_PROTOBUF:
-            info = _protobuf_field(1, _V2_TITLE.encode()) + _protobuf_field(2, _V2_VERSION.encode())
-            document = _protobuf_field(1, b"2.0") + _protobuf_field(2, info)
+            info = delimited_field(1, _V2_TITLE.encode()) + delimited_field(2, _V2_VERSION.encode())
+            document = delimited_field(1, b"2.0") + delimited_field(2, info)
             return document, _V2_PROTOBUF_ANSWER
         if media_type in ("application/json", "*/*"):
             break
@@ -321,17 +322,3 @@ def v2_document(accept: str | None) -> tuple[bytes, bytes]:
         "definitions": {},
     }
     return orjson.dumps(document), b"application/json"
-
-
-def _protobuf_field(number: int, payload: bytes) -> bytes:
-    """One length-delimited protobuf field (a string or a nested message)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)

@@ -10,11 +10,11 @@ in JSON, which kubectl also takes). A field these kinds do not have is a 400, no
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from modelplane.local.api.errors import BadRequest, UnsupportedMediaType
+from modelplane.protocol.protobuf_wire import LENGTH_DELIMITED, VARINT, WireError, wire_fields
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 _MAGIC = b"k8s\x00"
@@ -115,7 +115,7 @@ def read_object(body: bytes) -> dict[str, Any]:
             "kind": kind,
             **_message(raw, KINDS[kind], kind),
         }
-    except (_Malformed, IndexError, UnicodeDecodeError) as exc:
+    except (_Malformed, WireError, UnicodeDecodeError) as exc:
         raise BadRequest(
             f"the request body is not valid Kubernetes protobuf: {exc or 'it ends too soon'}"
         ) from None
@@ -123,7 +123,7 @@ def read_object(body: bytes) -> dict[str, Any]:
 
 def _message(data: bytes, fields: Fields, name: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for number, wire, value in _wire_fields(data):
+    for number, wire, value in wire_fields(data):
         if number not in fields:
             raise _Malformed(f"{name} has no field {number}")
         key, kind = fields[number]
@@ -152,7 +152,7 @@ def _scalar(value: bytes | int, wire: int, kind: Any, name: str) -> Any:
     if kind == RAW:
         return _bytes(value, wire, name)
     if kind in (BOOL, INT):
-        if wire != 0:
+        if wire != VARINT:
             raise _Malformed(f"{name} is not a number")
         number = value - (1 << 64) if value >= 1 << 63 else value  # int64, two's complement
         return bool(number) if kind == BOOL else number
@@ -165,40 +165,6 @@ def _scalar(value: bytes | int, wire: int, kind: Any, name: str) -> Any:
 
 
 def _bytes(value: bytes | int, wire: int, name: str) -> bytes:
-    if wire != 2:
+    if wire != LENGTH_DELIMITED:
         raise _Malformed(f"{name} is not a length-delimited field")
     return value  # type: ignore[return-value]
-
-
-def _wire_fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
-    """(field number, wire type, value) of each field of an encoded message."""
-    position = 0
-    while position < len(data):
-        key, position = _varint(data, position)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, position = _varint(data, position)
-        elif wire == 2:
-            length, position = _varint(data, position)
-            if position + length > len(data):
-                raise _Malformed("a field is longer than the body")
-            value, position = data[position : position + length], position + length
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            value, position = data[position : position + size], position + size
-        else:
-            raise _Malformed(f"wire type {wire} of field {number} is not one protobuf has")
-        yield number, wire, value
-
-
-def _varint(data: bytes, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, position
-        shift += 7
-        if shift >= 70:
-            raise _Malformed("a number longer than 10 bytes")

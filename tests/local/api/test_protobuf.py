@@ -62,7 +62,7 @@ def test_a_secret_with_its_metadata_becomes_its_json_form():
     [
         (b'{"kind": "ConfigMap"}', "does not start with k8s"),
         (envelope("ConfigMap", field(9, b"x")), "ConfigMap has no field 9"),
-        (envelope("ConfigMap", field(1, b"\x0a\x05ab")), "a field is longer than the body"),
+        (envelope("ConfigMap", field(1, b"\x0a\x05ab")), "a field runs past the end of the message"),
         (envelope("ConfigMap", field(1, field(1, b"\xff"))), "not valid Kubernetes protobuf"),
         (b"k8s\x00\x0a", "not valid Kubernetes protobuf"),
     ],
