@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from urllib.parse import quote
 
 import httpx
+import pytest
 from conftest import graph, sequence
 
 INPUT = {"instances": [[1, 2]]}
@@ -218,6 +220,24 @@ def test_server_write_timeout_is_a_504_naming_the_running_step(stub, start_route
     assert response.status_code == 504
     cause = response.json()["cause"]
     assert "serverWrite" in cause and '("slow")' in cause
+
+
+@pytest.mark.parametrize("seconds", [0, -1])
+def test_a_timeout_of_zero_or_less_is_no_limit_as_in_go(stub, start_router, seconds):
+    """KServe hands the timeouts to Go's http.Client and http.Server, where zero or less is no limit."""
+    spec = graph(sequence({"name": "slow", "serviceUrl": reply(stub, '{"ok":1}', delay_ms=300)}))
+    spec["routerTimeouts"] = dict.fromkeys(
+        ("serviceClient", "serverRead", "serverWrite", "serverIdle"), seconds
+    )
+    router = start_router(spec)
+    response = router.post(INPUT)
+    assert (response.status_code, response.json()) == (200, {"ok": 1})
+    host, port = router.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: router\r\nContent-Length: 7\r\n\r\n")
+        time.sleep(0.6)  # past the sweep that would have answered 408
+        sock.sendall(b'{"a":1}')
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
 
 
 def test_hard_ensemble_failure_cancels_the_steps_still_running(stub, start_router):
