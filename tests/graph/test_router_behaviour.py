@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -323,3 +324,117 @@ def test_a_key_there_twice_is_read_as_go_reads_it(stub, start_router):
     assert router.post(content=b'{"route":"a","route":"b"}').json() == {"to": "a"}
     assert router.post(content=b'{"route":"b","rout\\u0065":"a"}').json() == {"to": "b"}
     assert router.post(content=b'{"route": "a"}').json() == {"to": "a"}
+
+
+# Redirects and credentials in the URL, as KServe's Go http.Client has them.
+
+
+def redirect(stub, status: int, to: str | None = None, path: str = "/redirect") -> str:
+    target = stub.at(f"{path}?status={status}")
+    return target if to is None else f"{target}&to={quote(to, safe='')}"
+
+
+def headers_of(request: dict) -> dict[str, str]:
+    return {name: value for name, value in request["headers"]}
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_307_or_308_is_followed_with_the_post_and_its_body(stub, start_router, status):
+    """A FastAPI predictor answers a path without its trailing slash so."""
+    router = start_router(graph(sequence({"serviceUrl": redirect(stub, status, "../echo", "/v1/redirect")})))
+    response = router.post(INPUT)
+    assert (response.status_code, response.json()) == (200, INPUT)
+    first, second = stub.requests()
+    assert (first["method"], first["path"]) == ("POST", "/v1/redirect")
+    assert (second["method"], second["path"], json.loads(second["body"])) == ("POST", "/echo", INPUT)
+    assert headers_of(second)["content-type"] == "application/json"
+    assert headers_of(second)["referer"] == redirect(stub, status, "../echo", "/v1/redirect")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+def test_a_301_302_or_303_is_followed_with_a_get_without_a_body(stub, start_router, status):
+    router = start_router(graph(sequence({"serviceUrl": redirect(stub, status, stub.at("/success?x=1"))})))
+    response = router.post(INPUT)
+    assert (response.status_code, response.json()) == (200, {"predictions": [{"message": "SUCCESS"}]})
+    _, second = stub.requests()
+    assert (second["method"], second["path"], second["query"], second["body"]) == (
+        "GET",
+        "/success",
+        "x=1",
+        "",
+    )
+    headers = headers_of(second)
+    assert "content-length" not in headers and "content-type" not in headers
+    assert headers["referer"] == redirect(stub, status, stub.at("/success?x=1"))
+
+
+def test_a_redirect_without_location_is_the_answer(stub, start_router):
+    router = start_router(graph(sequence({"serviceUrl": redirect(stub, 302, "")})))
+    response = router.post(INPUT)
+    assert (response.status_code, response.text) == (302, "moved")
+
+
+def test_the_tenth_redirect_in_a_row_is_an_error_naming_the_step(stub, start_router):
+    router = start_router(graph(sequence({"name": "loop", "serviceUrl": redirect(stub, 307)})))
+    response = router.post(INPUT)
+    assert response.status_code == 500
+    cause = response.json()["cause"]
+    assert cause.startswith('step 0 ("loop") of node "root"') and cause.endswith("stopped after 10 redirects")
+    assert len(stub.requests()) == 10
+
+
+def test_a_redirect_elsewhere_that_cannot_be_called_is_an_error_naming_the_step(stub, start_router):
+    router = start_router(graph(sequence({"name": "away", "serviceUrl": redirect(stub, 302, "ftp://x/y")})))
+    response = router.post(INPUT)
+    assert response.status_code == 500
+    assert '("away")' in response.json()["cause"] and "ftp" in response.json()["cause"]
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_kept_out_of_messages(stub, start_router):
+    port = stub.url.rsplit(":", 1)[1]
+    url = f"http://us%40er:s3cret%21@127.0.0.1:{port}/echo"
+    router = start_router(
+        graph(
+            sequence(
+                {"serviceUrl": url}, {"name": "down", "serviceUrl": f"http://u:pw@{free_port_url()[7:]}"}
+            )
+        )
+    )
+    response = router.post(INPUT)
+    (request,) = stub.requests()
+    assert headers_of(request)["authorization"] == "Basic " + base64.b64encode(b"us@er:s3cret!").decode()
+    assert headers_of(request)["host"] == f"127.0.0.1:{port}"
+    assert response.status_code == 500 and "u:***@" in response.json()["cause"]
+    assert "pw" not in response.json()["cause"]
+
+
+def test_a_propagated_authorization_wins_over_the_urls_credentials(stub, start_router):
+    port = stub.url.rsplit(":", 1)[1]
+    router = start_router(
+        graph(sequence({"serviceUrl": f"http://u:p@127.0.0.1:{port}/echo"})),
+        env={"PROPAGATE_HEADERS": "Authorization"},
+    )
+    router.post(INPUT, headers={"Authorization": "Bearer t"})
+    router.post(INPUT)
+    with_header, without = stub.requests()
+    assert headers_of(with_header)["authorization"] == "Bearer t"
+    assert headers_of(without)["authorization"] == "Basic " + base64.b64encode(b"u:p").decode()
+
+
+def test_authorization_stays_on_its_host_through_redirects(stub, start_router):
+    """Go keeps Authorization on redirects within the host (the URL's credentials come again with a
+    relative Location) and drops it for the rest of the chain once a redirect leaves the host."""
+    port = stub.url.rsplit(":", 1)[1]
+    back = f"http://localhost:{port}/redirect?status=307&to={quote(stub.at('/echo'), safe='')}"
+    chain = redirect(stub, 307, "/redirect?status=308&to=" + quote(back, safe=""))
+    router = start_router(graph(sequence({"serviceUrl": chain})), env={"PROPAGATE_HEADERS": "Authorization"})
+    assert router.post(INPUT, headers={"Authorization": "Bearer t"}).json() == INPUT
+    seen = [(headers_of(r)["host"], headers_of(r).get("authorization")) for r in stub.requests()]
+    here, there = f"127.0.0.1:{port}", f"localhost:{port}"
+    assert seen == [(here, "Bearer t"), (here, "Bearer t"), (there, None), (here, None)]
+
+    credentials = f"http://u:p@127.0.0.1:{port}/redirect?status=307&to=%2Fecho"
+    router = start_router(graph(sequence({"serviceUrl": credentials})))
+    assert router.post(INPUT).json() == INPUT
+    basic = "Basic " + base64.b64encode(b"u:p").decode()
+    assert [headers_of(r).get("authorization") for r in stub.requests()] == [basic, basic]
