@@ -295,7 +295,12 @@ class GraphRouter:
         result = await self._run_step(node, step, payload, context)
         document = result.payload.doc
         if document is not None and not isinstance(document, dict):
-            kind = "a body that is not JSON" if document is INVALID_JSON else f"JSON {_json_kind(document)}"
+            if document is not INVALID_JSON:
+                kind = f"JSON {_json_kind(document)}"
+            elif result.payload.condition_doc is not INVALID_JSON:
+                kind = "JSON that Go's encoding/json refuses (a number beyond float64)"
+            else:
+                kind = "a body that is not JSON"
             raise RoutingError(f"{step.label} answered {kind}; an Ensemble step must answer a JSON object")
         return document, result.status
 

@@ -552,3 +552,19 @@ def test_a_deeply_nested_document_is_read_and_matched() -> None:
     document = parse_document(raw)
     assert compile_path("k").get(document).value == "v"
     assert matches(document, "k")
+
+
+def test_a_document_orjson_refuses_is_read_as_go_reads_it() -> None:
+    """Go's gjson checks syntax only: bytes that are not UTF-8 and lone surrogate escapes read as U+FFFD
+    (Go compares such bytes as they are), a number beyond float64 as infinity."""
+    assert parse_document(b'{"name":"caf\xe9","s":"\\udc00"}') == {"name": "caf\ufffd", "s": "\ufffd"}
+    assert parse_document(b'{"n":1e400,"m":-1e999,"i":' + b"9" * 5000 + b"}") == {
+        "n": math.inf,
+        "m": -math.inf,
+        "i": math.inf,
+    }
+    document = parse_document(b'{"a":"\xff","a":2}')
+    assert isinstance(document, DuplicateKeys) and compile_path("a").get(document).value == "\ufffd"
+    for refused in (b'{"n":NaN}', b"Infinity", b'{"a":"\xe9"', b'\xef\xbb\xbf{"a":1}'):
+        with pytest.raises(ValueError):
+            parse_document(refused)

@@ -438,3 +438,54 @@ def test_authorization_stays_on_its_host_through_redirects(stub, start_router):
     assert router.post(INPUT).json() == INPUT
     basic = "Basic " + base64.b64encode(b"u:p").decode()
     assert [headers_of(r).get("authorization") for r in stub.requests()] == [basic, basic]
+
+
+# Bodies orjson refuses and Go reads: Go's gjson checks syntax only, Go's encoding/json reads bytes that
+# are not UTF-8 (and lone surrogate escapes) as U+FFFD.
+LATIN_1 = b'{"kind":"a","name":"caf\xe9"}'
+SURROGATE = b'{"kind":"a","name":"\\ud800x"}'
+HUGE = b'{"kind":"a","score":1e400}'
+
+
+def test_a_switch_reads_what_gos_gjson_reads(stub, start_router):
+    root = {
+        "routerType": "Switch",
+        "steps": [
+            {"serviceUrl": reply(stub, '{"to":"huge"}'), "condition": "[@this].#(score>1e308)"},
+            {"serviceUrl": stub.at("/echo"), "condition": '[@this].#(kind=="a")'},
+        ],
+    }
+    router = start_router(graph(root))
+    for body in (LATIN_1, SURROGATE):
+        response = router.post(content=body)
+        assert (response.status_code, response.content) == (200, body)
+    assert router.post(content=HUGE).json() == {"to": "huge"}
+    assert router.post(content=b'{"kind":"a","score":NaN}').status_code == 404
+
+
+def test_a_sequence_condition_reads_what_gos_gjson_reads(stub, start_router):
+    router = start_router(
+        graph(
+            sequence(
+                {"serviceUrl": stub.at("/echo")}, {"serviceUrl": stub.at("/success"), "condition": "score"}
+            )
+        )
+    )
+    assert router.post(content=HUGE).json() == {"predictions": [{"message": "SUCCESS"}]}
+
+
+def test_an_ensemble_reads_what_gos_encoding_json_reads(stub, start_router):
+    root = {"routerType": "Ensemble", "steps": [{"name": "e", "serviceUrl": stub.at("/echo")}]}
+    router = start_router(graph(root))
+    assert router.post(content=LATIN_1).json() == {"e": {"kind": "a", "name": "caf\ufffd"}}
+    assert router.post(content=SURROGATE).json() == {"e": {"kind": "a", "name": "\ufffdx"}}
+    response = router.post(content=HUGE)  # encoding/json refuses a number beyond float64, and so KServe
+    assert response.status_code == 500 and "beyond float64" in response.json()["cause"]
+
+
+def test_map_predictions_to_instances_reads_what_gos_encoding_json_reads(stub, start_router):
+    router = start_router(
+        graph(sequence({"serviceUrl": stub.at("/echo"), "mapPredictionsToInstances": True}))
+    )
+    assert router.post(content=b'{"predictions":["caf\xe9"]}').json() == {"instances": ["caf\ufffd"]}
+    assert router.post(content=b'{"predictions":[1e400]}').content == b'{"predictions":[1e400]}'
