@@ -15,8 +15,6 @@ import argparse
 import sys
 from typing import Any
 
-import orjson
-
 from modelplane.cli.main import CommandError
 from modelplane.graph.gjson import PathSyntaxError, compile_path, parse_document
 
@@ -65,5 +63,5 @@ def _read_document(file: str | None) -> Any:
         raise CommandError(f"cannot read {source}: {exc.strerror}") from None
     try:
         return parse_document(data)
-    except orjson.JSONDecodeError as exc:
+    except ValueError as exc:
         raise CommandError(f"{source} is not valid JSON: {exc}") from None

@@ -64,9 +64,9 @@ class RouterApp:
             return await self._run_graph(request)
         path = request.path.split(b"?", 1)[0].decode("latin-1")
         method = request.method.decode("latin-1")
-        span, _ = tracing.enter(request.headers, method, path, "graph router")
+        span, trace_lines = tracing.enter(request.headers, method, path, "graph router")
         if span is None:
-            return await self._run_graph(request)
+            return await self._run_graph(request, trace_lines)
         with span:
             response = await self._run_graph(request)
             span.set_attribute("http.response.status_code", response.status)
@@ -74,8 +74,12 @@ class RouterApp:
                 span.fail()
             return response
 
-    async def _run_graph(self, request: HttpRequest) -> HttpResponse:
-        context = RequestContext(headers=self._propagator.render(request.headers))
+    async def _run_graph(self, request: HttpRequest, trace_lines: bytes | None = None) -> HttpResponse:
+        """`trace_lines`: the trace context to send the steps in place of the caller's, if any."""
+        headers = self._propagator.render(request.headers)
+        if trace_lines is not None:
+            headers = tracing.without_trace_lines(headers) + trace_lines
+        context = RequestContext(headers=headers)
         limit = self.timeouts.server_write
         try:
             async with asyncio.timeout(limit) as context.deadline:

@@ -1,7 +1,8 @@
 """Request and response bodies as the router passes them between steps.
 
 A body stays bytes end to end; its JSON is parsed at most once, and only when a condition, an Ensemble
-or `mapPredictionsToInstances` needs it.
+or `mapPredictionsToInstances` needs it: by orjson, and, for what orjson refuses, as Go reads it
+(`loads_as_go`), since KServe's router is Go.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from typing import Any
 import orjson
 
 from modelplane.graph.gjson import parse_document
+from modelplane.graph.gjson.document import loads_as_go
 
 INVALID_JSON: Any = object()  # what `Payload.doc` is when the bytes are not JSON
 _UNPARSED: Any = object()
+_REFUSED: Any = object()  # orjson refused the bytes
 
 
 class Payload:
-    __slots__ = ("raw", "_doc", "_condition_doc")
+    __slots__ = ("raw", "_loaded", "_doc", "_condition_doc")
 
     def __init__(self, raw: bytes, doc: Any = _UNPARSED) -> None:
         self.raw = raw
+        self._loaded = doc  # orjson's reading
         self._doc = doc
         self._condition_doc = _UNPARSED
 
@@ -32,28 +36,42 @@ class Payload:
 
     @property
     def doc(self) -> Any:
-        """The parsed JSON, or `INVALID_JSON`."""
+        """The parsed JSON as Go's encoding/json reads it (KServe's Ensemble and
+        mapPredictionsToInstances), or `INVALID_JSON`."""
         if self._doc is _UNPARSED:
-            try:
-                self._doc = orjson.loads(self.raw)
-            except orjson.JSONDecodeError:
-                self._doc = INVALID_JSON
+            doc = self._orjson()
+            if doc is _REFUSED:
+                try:
+                    doc = loads_as_go(self.raw, huge_numbers=False)
+                except ValueError:
+                    doc = INVALID_JSON
+            self._doc = doc
         return self._doc
 
     @property
     def condition_doc(self) -> Any:
-        """The parsed JSON as step conditions see it (a key there twice resolves as Go's gjson
-        resolves it, where `doc` keeps the last, as Go's encoding/json does), or `INVALID_JSON`."""
+        """The parsed JSON as step conditions see it, as Go's gjson reads it, or `INVALID_JSON`: a key
+        there twice resolves as gjson resolves it (where `doc` keeps the last, as encoding/json does),
+        and a number beyond float64 is infinity (where `doc` is `INVALID_JSON`)."""
         if self._condition_doc is _UNPARSED:
-            if self.doc is INVALID_JSON:
+            doc = self._orjson()
+            try:
+                self._condition_doc = parse_document(self.raw, None if doc is _REFUSED else doc)
+            except ValueError:
                 self._condition_doc = INVALID_JSON
-            else:
-                self._condition_doc = parse_document(self.raw, self.doc)
         return self._condition_doc
 
     @property
     def is_json(self) -> bool:
         return self.doc is not INVALID_JSON
+
+    def _orjson(self) -> Any:
+        if self._loaded is _UNPARSED:
+            try:
+                self._loaded = orjson.loads(self.raw)
+            except orjson.JSONDecodeError:
+                self._loaded = _REFUSED
+        return self._loaded
 
 
 def map_predictions_to_instances(payload: Payload) -> Payload:

@@ -16,11 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelplane.graph import redirects
 from modelplane.graph.gjson import CompiledPath, compile_path
 from modelplane.graph.metrics import CANCELLED, Observer, RouterMetrics
 from modelplane.graph.payload import INVALID_JSON, Payload, map_predictions_to_instances
 from modelplane.graph.spec import ROOT_NODE, GraphSpec, NodeSpec, StepSpec
-from modelplane.protocol.http_client import HttpClient, Target, TransportError, parse_target
+from modelplane.protocol.http_client import HttpClient, Target, TransportError, parse_target, without_password
 from modelplane.telemetry import tracing
 
 SWITCH_NO_MATCH = "None of the routes matched with the switch condition"
@@ -75,6 +76,7 @@ class _Step:
     target: Target | None
     target_error: str | None
     observer: Observer
+    url: str = ""  # the target's, as messages and spans show it: without its password
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ class GraphRouter:
                 raise exc.seen_by_parent() from None
         if step.target is None:
             raise RoutingError(f"{step.label}: {step.target_error}")
-        url = step.target.url
+        url = step.url
         span = (
             tracing.start_span(f"POST {url}", tracing.CLIENT, {"url.full": url})
             if tracing.enabled()
@@ -195,19 +197,27 @@ class GraphRouter:
             return result
 
     async def _call(self, step: _Step, payload: Payload, headers: bytes) -> Result:
+        target, body = step.target, payload.raw
         try:
+            # Redirects are followed within the serviceClient timeout, as Go's Client.Timeout has them.
             if self._service_timeout is None:
-                response = await self._client.post(step.target, payload.raw, headers)
+                response = await self._client.post(target, body, redirects.with_credentials(target, headers))
+                if response.status in redirects.REDIRECTS:
+                    response = await redirects.follow(self._client, target, body, headers, response)
             else:
                 async with asyncio.timeout(self._service_timeout):
-                    response = await self._client.post(step.target, payload.raw, headers)
+                    response = await self._client.post(
+                        target, body, redirects.with_credentials(target, headers)
+                    )
+                    if response.status in redirects.REDIRECTS:
+                        response = await redirects.follow(self._client, target, body, headers, response)
         except TimeoutError:
             raise RoutingError(
                 f"{step.label} did not answer within the serviceClient timeout of {self._service_timeout:g}s",
                 504,
                 timed_out=True,
             ) from None
-        except TransportError as exc:
+        except (TransportError, redirects.RedirectError) as exc:
             raise RoutingError(f"{step.label}: {exc}") from None
         return Result(Payload(response.body), response.status)
 
@@ -285,7 +295,12 @@ class GraphRouter:
         result = await self._run_step(node, step, payload, context)
         document = result.payload.doc
         if document is not None and not isinstance(document, dict):
-            kind = "a body that is not JSON" if document is INVALID_JSON else f"JSON {_json_kind(document)}"
+            if document is not INVALID_JSON:
+                kind = f"JSON {_json_kind(document)}"
+            elif result.payload.condition_doc is not INVALID_JSON:
+                kind = "JSON that Go's encoding/json refuses (a number beyond float64)"
+            else:
+                kind = "a body that is not JSON"
             raise RoutingError(f"{step.label} answered {kind}; an Ensemble step must answer a JSON object")
         return document, result.status
 
@@ -313,8 +328,10 @@ def _compile_step(node: NodeSpec, step: StepSpec, metrics: RouterMetrics) -> _St
     if not step.node_name:
         target, target_error = _resolve_target(step)
     label = step.describe(node.name)
+    url = ""
     if target is not None:
-        label += f" ({target.url})"
+        url = without_password(target.url)
+        label += f" ({url})"
     return _Step(
         spec=step,
         label=label,
@@ -322,6 +339,7 @@ def _compile_step(node: NodeSpec, step: StepSpec, metrics: RouterMetrics) -> _St
         target=target,
         target_error=target_error,
         observer=metrics.step(node.name, step.key),
+        url=url,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import socket
 import sys
@@ -74,16 +75,19 @@ async def _serve(app: RouterApp, sock: socket.socket, drain_seconds: float) -> N
     timeouts = app.timeouts
     limits = ServerLimits(
         read_timeout=timeouts.server_read,
-        idle_timeout=timeouts.server_idle,
+        idle_timeout=math.inf if timeouts.server_idle is None else timeouts.server_idle,
         read_timeout_response=lambda: error_response(
             408, f"the request did not arrive within the serverRead timeout of {timeouts.server_read:g}s"
         ),
         # A head slower than this is slowloris, not a large request: Go's ReadHeaderTimeout, which
-        # KServe's router leaves at serverRead.
-        header_timeout=min(HEADER_TIMEOUT, timeouts.server_read),
+        # KServe's router leaves at serverRead (and so unlimited with it).
+        header_timeout=min(HEADER_TIMEOUT, timeouts.server_read or HEADER_TIMEOUT),
         error_response=error_response,
     )
-    shutdown = Shutdown(grace_seconds=timeouts.server_write + 1)
+    # As Go's Server.Shutdown, wait for the requests in flight; they may take serverWrite.
+    shutdown = Shutdown(
+        grace_seconds=math.inf if timeouts.server_write is None else timeouts.server_write + 1
+    )
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:

@@ -64,9 +64,11 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class RouterTimeouts:
-    server_read: float = DEFAULT_SERVER_READ
-    server_write: float = DEFAULT_SERVER_WRITE
-    server_idle: float = DEFAULT_SERVER_IDLE
+    """Seconds; None is no limit."""
+
+    server_read: float | None = DEFAULT_SERVER_READ
+    server_write: float | None = DEFAULT_SERVER_WRITE
+    server_idle: float | None = DEFAULT_SERVER_IDLE
     service_client: float | None = None
 
 
@@ -138,22 +140,32 @@ def _parse_step(index: int, raw: Any, where: str) -> StepSpec:
 
 
 def _parse_timeouts(raw: Any) -> RouterTimeouts:
+    """KServe passes these to Go's http.Client and http.Server, where zero or less is no limit, except
+    that an IdleTimeout of zero is the ReadTimeout."""
     raw = _typed(raw, dict, "spec.routerTimeouts")
 
     def seconds(key: str, default: float | None) -> float | None:
         value = raw.get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise GraphSpecError(f"spec.routerTimeouts.{key} must be a number of seconds")
         return value
 
+    server_read = seconds("serverRead", DEFAULT_SERVER_READ)
+    server_idle = seconds("serverIdle", DEFAULT_SERVER_IDLE)
+    if server_idle == 0:
+        server_idle = server_read
     return RouterTimeouts(
-        server_read=seconds("serverRead", DEFAULT_SERVER_READ),
-        server_write=seconds("serverWrite", DEFAULT_SERVER_WRITE),
-        server_idle=seconds("serverIdle", DEFAULT_SERVER_IDLE),
-        service_client=seconds("serviceClient", None),
+        server_read=_limit(server_read),
+        server_write=_limit(seconds("serverWrite", DEFAULT_SERVER_WRITE)),
+        server_idle=_limit(server_idle),
+        service_client=_limit(seconds("serviceClient", None)),
     )
+
+
+def _limit(value: float | None) -> float | None:
+    return value if value is not None and value > 0 else None
 
 
 def _or(value: Any, default: Any) -> Any:

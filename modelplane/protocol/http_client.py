@@ -1,5 +1,6 @@
-"""A small HTTP/1.1 client: POST only, pooled keep-alive connections (the graph router's calls to its
-steps, a transformer's to its predictor, the payload logger's events and the tracer's spans).
+"""A small HTTP/1.1 client: POSTs (and the GETs a redirect can turn one into) over pooled keep-alive
+connections (the graph router's calls to its steps, a transformer's to its predictor, the payload
+logger's events and the tracer's spans).
 
 Each hop through the router pays for this client, so it does as little as it can: the request line and
 Host header of each target are built once, the response is parsed by httptools, and idle connections are
@@ -11,12 +12,13 @@ logger sends its events so.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import re
 import socket
 import ssl
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httptools
 
@@ -44,6 +46,8 @@ class Target:
     url: str
     endpoint: Endpoint
     head: bytes  # b"POST /path HTTP/1.1\r\nHost: ...\r\n"
+    # b"Authorization: Basic ...\r\n" from the URL's user and password, for those who send it; or b"".
+    authorization: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,8 @@ class ClientResponse:
         return None
 
 
-def parse_target(url: str) -> Target:
-    """Prepare a POST target; raises ValueError when the URL cannot be called."""
+def parse_target(url: str, method: str = "POST") -> Target:
+    """Prepare a target; raises ValueError when the URL cannot be called."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -81,14 +85,31 @@ def parse_target(url: str) -> Target:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    host_header = parts.netloc.rsplit("@", 1)[-1]
-    head = f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\n".encode("latin-1")
-    return Target(url=url, endpoint=Endpoint(host, port, tls), head=head)
+    userinfo, at, host_header = parts.netloc.rpartition("@")
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\n".encode("latin-1")
+    authorization = b""
+    if at:
+        # Go's http.Client: the user and password, unescaped, as Basic credentials.
+        user, _, password = userinfo.partition(":")
+        credentials = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode())
+        authorization = b"Authorization: Basic %s\r\n" % credentials
+    return Target(url=url, endpoint=Endpoint(host, port, tls), head=head, authorization=authorization)
 
 
-def message(target: Target, headers: bytes, body: bytes) -> tuple[bytes, bytes]:
-    """A POST of `body` to `target` with the header lines `headers` (each ending in CRLF): its head and
-    its body, for `HttpConnection.send`."""
+def without_password(url: str) -> str:
+    """The URL with its password, if it has one, written `***` (as Go's errors write it)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}"))
+
+
+def message(target: Target, headers: bytes, body: bytes | None) -> tuple[bytes, bytes]:
+    """A request of `target` carrying `body` (None: no body, and no Content-Length) with the header
+    lines `headers` (each ending in CRLF): its head and its body, for `HttpConnection.send`."""
+    if body is None:
+        return b"%s%s\r\n" % (target.head, headers), b""
     return b"%sContent-Length: %d\r\n%s\r\n" % (target.head, len(body), headers), body
 
 
@@ -249,8 +270,9 @@ class HttpClient:
         self._idle: dict[Endpoint, list[HttpConnection]] = {}
         self._ssl: ssl.SSLContext | None = None
 
-    async def post(self, target: Target, body: bytes, headers: bytes = b"") -> ClientResponse:
-        """Send `body` with the pre-rendered header block `headers` (lines ending in CRLF)."""
+    async def post(self, target: Target, body: bytes | None, headers: bytes = b"") -> ClientResponse:
+        """Send `body` with the pre-rendered header block `headers` (lines ending in CRLF), with the
+        target's method (a POST unless the target was made for another; None: no body)."""
         request = message(target, headers, body)
         conn, reused = await self._acquire(target.endpoint)
         try:

@@ -9,9 +9,12 @@ on the path:
     /error             404 {"detail":"Intentional 404 code"}         (KServe's e2e error-404 model)
     /echo              200 the request body as it came
     /reply?status=S&body=B&content_type=T   status S with body B
+    .../redirect?status=S&to=L   status S (307 by default) with Location L (without `to`, its own path
+                       and query: a redirect to itself); `to=` empty: no Location
     /any-path?delay_ms=N   (any of the above) answers after N ms
 
-GET /__log answers the recorded requests as JSON, `[{"path", "query", "body", "headers"}]`, oldest first;
+GET /__log answers the recorded requests as JSON, `[{"method", "path", "query", "body", "headers"}]`,
+oldest first;
 GET /__log?clear=1 also forgets them.
 """
 
@@ -44,7 +47,9 @@ class StubService:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         path = scope["path"]
-        query = {k: v[-1] for k, v in parse_qs(scope["query_string"].decode()).items()}
+        query = {
+            k: v[-1] for k, v in parse_qs(scope["query_string"].decode(), keep_blank_values=True).items()
+        }
         if path == "/__log":
             answer = orjson.dumps(self.log)
             if "clear" in query:
@@ -53,6 +58,7 @@ class StubService:
             return
         self.log.append(
             {
+                "method": scope["method"],
                 "path": path,
                 "query": scope["query_string"].decode(),
                 "body": body.decode("utf-8", "replace"),
@@ -67,6 +73,10 @@ class StubService:
             await _respond(send, 404, ERROR)
         elif path == "/echo":
             await _respond(send, 200, body)
+        elif path.endswith("/redirect"):
+            location = query.get("to", path + "?" + scope["query_string"].decode())
+            extra = [(b"location", location.encode())] if location else []
+            await _respond(send, int(query.get("status", "307")), b"moved", b"text/plain", extra)
         elif path == "/reply":
             content_type = query.get("content_type", "application/json").encode()
             await _respond(
@@ -76,8 +86,10 @@ class StubService:
             await _respond(send, 404, b'{"detail":"Not Found"}')
 
 
-async def _respond(send, status: int, body: bytes, content_type: bytes = b"application/json") -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+async def _respond(
+    send, status: int, body: bytes, content_type: bytes = b"application/json", extra: list | None = None
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

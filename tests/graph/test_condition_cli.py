@@ -72,7 +72,17 @@ def test_a_doubtful_condition_is_evaluated_as_go_does_with_a_warning() -> None:
     )
 
 
-@pytest.mark.parametrize("document", ["", "{", "not json", '{"a":1} trailing'])
+def test_a_document_go_reads_is_read_though_not_utf_8(tmp_path: Path) -> None:
+    document = tmp_path / "latin-1.json"
+    document.write_bytes(b'{"name":"caf\xe9","score":1e400}')
+    done = condition("[@this].#(score>1e308).name", str(document))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["match: true", 'value: "caf\ufffd"']
+
+
+@pytest.mark.parametrize(
+    "document", ["", "{", "not json", '{"a":1} trailing', '{"a":NaN}', pytest.param("[" * 100_000, id="deep")]
+)
 def test_bad_json_exits_2_with_one_line(document: str) -> None:
     done = condition("a", stdin=document)
     assert done.returncode == 2

@@ -6,6 +6,7 @@ the result exists, and its value. They were checked by running Go gjson on the s
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, NamedTuple
 
@@ -13,6 +14,7 @@ import orjson
 import pytest
 
 from modelplane.graph.gjson import PathSyntaxError, compile_path, matches, parse_document
+from modelplane.graph.gjson.document import DuplicateKeys, _key_count, _parsed_key_count
 
 NOTHING = object()  # the path selects nothing: Exists() is false
 
@@ -519,9 +521,50 @@ def test_a_document_without_duplicate_keys_is_parsed_as_it_is() -> None:
         parse_document(b"{oops")
 
 
+# Strings whose escapes end next to a quote or a colon: the scan for keys must see where each ends.
+ESCAPED_STRINGS = [
+    rb'{"k\"":1,"k\"":2}',
+    rb'{"a":"\\","b":"\\\":"}',
+    rb'{"s":"x\\\"","t":"\\\\"}',
+    rb'["a\":","b\\",":"]',
+    rb'{"\u0022":1,"\"":2}',
+    rb'{"a":"b\\" , "c" :"d\/\n\t\u00e9\\"}',
+    rb'{"":"\"\"\"","x\\":{"\\":[{"y":"\\\\\"\\"}]}}',
+    rb'{"caf\u00e9":"\\\"\u005c\"","caf\u00e9":0}',
+]
+
+
+@pytest.mark.parametrize("raw", ESCAPED_STRINGS)
+def test_keys_are_found_past_escapes(raw: bytes) -> None:
+    keys = []
+    members = json.loads(raw, object_pairs_hook=lambda pairs: keys.extend(pairs) or dict(pairs))
+    assert _key_count(raw) == len(keys)
+    twice = _parsed_key_count(members) != len(keys)
+    document = parse_document(raw)
+    assert isinstance(document, DuplicateKeys) is twice
+    if not twice:
+        assert document == orjson.loads(raw)
+
+
 def test_a_deeply_nested_document_is_read_and_matched() -> None:
     """orjson reads 1,024 levels; the check for duplicate keys must not stop at fewer."""
     raw = b'{"x":' + b"[" * 600 + b"1" + b"]" * 600 + b',"k":"v"}'
     document = parse_document(raw)
     assert compile_path("k").get(document).value == "v"
     assert matches(document, "k")
+
+
+def test_a_document_orjson_refuses_is_read_as_go_reads_it() -> None:
+    """Go's gjson checks syntax only: bytes that are not UTF-8 and lone surrogate escapes read as U+FFFD
+    (Go compares such bytes as they are), a number beyond float64 as infinity."""
+    assert parse_document(b'{"name":"caf\xe9","s":"\\udc00"}') == {"name": "caf\ufffd", "s": "\ufffd"}
+    assert parse_document(b'{"n":1e400,"m":-1e999,"i":' + b"9" * 5000 + b"}") == {
+        "n": math.inf,
+        "m": -math.inf,
+        "i": math.inf,
+    }
+    document = parse_document(b'{"a":"\xff","a":2}')
+    assert isinstance(document, DuplicateKeys) and compile_path("a").get(document).value == "\ufffd"
+    for refused in (b'{"n":NaN}', b"Infinity", b'{"a":"\xe9"', b'\xef\xbb\xbf{"a":1}'):
+        with pytest.raises(ValueError):
+            parse_document(refused)

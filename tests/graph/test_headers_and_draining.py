@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -90,6 +91,43 @@ def test_the_router_passes_matching_headers_to_every_step(stub, start_router):
         assert headers["x-trace-id"] == "42"
         assert headers["content-type"] == "application/json"
         assert "x-other" not in headers
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+CONSOLE_TRACING = {"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "false"}
+
+
+def test_the_trace_context_passes_to_the_steps_unchanged_when_the_router_does_not_trace(stub, start_router):
+    router = start_router(
+        graph(sequence({"serviceUrl": stub.at("/echo")})), env={"OTEL_SDK_DISABLED": "true"}
+    )
+    router.post({}, headers={"traceparent": TRACEPARENT, "tracestate": "a=b", "X-Other": "no"})
+    (request,) = stub.requests()
+    headers = dict(request["headers"])
+    assert (headers["traceparent"], headers["tracestate"]) == (TRACEPARENT, "a=b")
+    assert "x-other" not in headers
+
+
+def test_a_tracing_router_names_its_own_span_to_the_steps(stub, start_router):
+    router = start_router(graph(sequence({"serviceUrl": stub.at("/echo")})), env=CONSOLE_TRACING)
+    router.post({}, headers={"traceparent": TRACEPARENT, "tracestate": "a=b"})
+    (request,) = stub.requests()
+    headers = dict(request["headers"])
+    version, trace_id, parent_id, flags = headers["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", TRACEPARENT.split("-")[1], "01")
+    assert parent_id != TRACEPARENT.split("-")[2]
+    assert headers["tracestate"] == "a=b"
+
+
+def test_a_trace_the_router_begins_unsampled_goes_on_unsampled(stub, start_router):
+    """As at the gateway: the steps learn the decision, and do not trace what the router did not."""
+    router = start_router(
+        graph(sequence({"serviceUrl": stub.at("/echo")})),
+        env={**CONSOLE_TRACING, "OTEL_TRACES_SAMPLER": "always_off"},
+    )
+    router.post({})
+    (request,) = stub.requests()
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", dict(request["headers"])["traceparent"])
 
 
 def test_sigterm_drains_then_stops(stub, start_router):

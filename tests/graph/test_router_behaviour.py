@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
+import time
 from urllib.parse import quote
 
 import httpx
+import pytest
 from conftest import graph, sequence
 
 INPUT = {"instances": [[1, 2]]}
@@ -220,6 +223,24 @@ def test_server_write_timeout_is_a_504_naming_the_running_step(stub, start_route
     assert "serverWrite" in cause and '("slow")' in cause
 
 
+@pytest.mark.parametrize("seconds", [0, -1])
+def test_a_timeout_of_zero_or_less_is_no_limit_as_in_go(stub, start_router, seconds):
+    """KServe hands the timeouts to Go's http.Client and http.Server, where zero or less is no limit."""
+    spec = graph(sequence({"name": "slow", "serviceUrl": reply(stub, '{"ok":1}', delay_ms=300)}))
+    spec["routerTimeouts"] = dict.fromkeys(
+        ("serviceClient", "serverRead", "serverWrite", "serverIdle"), seconds
+    )
+    router = start_router(spec)
+    response = router.post(INPUT)
+    assert (response.status_code, response.json()) == (200, {"ok": 1})
+    host, port = router.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: router\r\nContent-Length: 7\r\n\r\n")
+        time.sleep(0.6)  # past the sweep that would have answered 408
+        sock.sendall(b'{"a":1}')
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+
+
 def test_hard_ensemble_failure_cancels_the_steps_still_running(stub, start_router):
     root = {
         "routerType": "Ensemble",
@@ -303,3 +324,168 @@ def test_a_key_there_twice_is_read_as_go_reads_it(stub, start_router):
     assert router.post(content=b'{"route":"a","route":"b"}').json() == {"to": "a"}
     assert router.post(content=b'{"route":"b","rout\\u0065":"a"}').json() == {"to": "b"}
     assert router.post(content=b'{"route": "a"}').json() == {"to": "a"}
+
+
+# Redirects and credentials in the URL, as KServe's Go http.Client has them.
+
+
+def redirect(stub, status: int, to: str | None = None, path: str = "/redirect") -> str:
+    target = stub.at(f"{path}?status={status}")
+    return target if to is None else f"{target}&to={quote(to, safe='')}"
+
+
+def headers_of(request: dict) -> dict[str, str]:
+    return {name: value for name, value in request["headers"]}
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_307_or_308_is_followed_with_the_post_and_its_body(stub, start_router, status):
+    """A FastAPI predictor answers a path without its trailing slash so."""
+    router = start_router(graph(sequence({"serviceUrl": redirect(stub, status, "../echo", "/v1/redirect")})))
+    response = router.post(INPUT)
+    assert (response.status_code, response.json()) == (200, INPUT)
+    first, second = stub.requests()
+    assert (first["method"], first["path"]) == ("POST", "/v1/redirect")
+    assert (second["method"], second["path"], json.loads(second["body"])) == ("POST", "/echo", INPUT)
+    assert headers_of(second)["content-type"] == "application/json"
+    assert headers_of(second)["referer"] == redirect(stub, status, "../echo", "/v1/redirect")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+def test_a_301_302_or_303_is_followed_with_a_get_without_a_body(stub, start_router, status):
+    router = start_router(graph(sequence({"serviceUrl": redirect(stub, status, stub.at("/success?x=1"))})))
+    response = router.post(INPUT)
+    assert (response.status_code, response.json()) == (200, {"predictions": [{"message": "SUCCESS"}]})
+    _, second = stub.requests()
+    assert (second["method"], second["path"], second["query"], second["body"]) == (
+        "GET",
+        "/success",
+        "x=1",
+        "",
+    )
+    headers = headers_of(second)
+    assert "content-length" not in headers and "content-type" not in headers
+    assert headers["referer"] == redirect(stub, status, stub.at("/success?x=1"))
+
+
+def test_a_redirect_without_location_is_the_answer(stub, start_router):
+    router = start_router(graph(sequence({"serviceUrl": redirect(stub, 302, "")})))
+    response = router.post(INPUT)
+    assert (response.status_code, response.text) == (302, "moved")
+
+
+def test_the_tenth_redirect_in_a_row_is_an_error_naming_the_step(stub, start_router):
+    router = start_router(graph(sequence({"name": "loop", "serviceUrl": redirect(stub, 307)})))
+    response = router.post(INPUT)
+    assert response.status_code == 500
+    cause = response.json()["cause"]
+    assert cause.startswith('step 0 ("loop") of node "root"') and cause.endswith("stopped after 10 redirects")
+    assert len(stub.requests()) == 10
+
+
+def test_a_redirect_elsewhere_that_cannot_be_called_is_an_error_naming_the_step(stub, start_router):
+    router = start_router(graph(sequence({"name": "away", "serviceUrl": redirect(stub, 302, "ftp://x/y")})))
+    response = router.post(INPUT)
+    assert response.status_code == 500
+    assert '("away")' in response.json()["cause"] and "ftp" in response.json()["cause"]
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_kept_out_of_messages(stub, start_router):
+    port = stub.url.rsplit(":", 1)[1]
+    url = f"http://us%40er:s3cret%21@127.0.0.1:{port}/echo"
+    router = start_router(
+        graph(
+            sequence(
+                {"serviceUrl": url}, {"name": "down", "serviceUrl": f"http://u:pw@{free_port_url()[7:]}"}
+            )
+        )
+    )
+    response = router.post(INPUT)
+    (request,) = stub.requests()
+    assert headers_of(request)["authorization"] == "Basic " + base64.b64encode(b"us@er:s3cret!").decode()
+    assert headers_of(request)["host"] == f"127.0.0.1:{port}"
+    assert response.status_code == 500 and "u:***@" in response.json()["cause"]
+    assert "pw" not in response.json()["cause"]
+
+
+def test_a_propagated_authorization_wins_over_the_urls_credentials(stub, start_router):
+    port = stub.url.rsplit(":", 1)[1]
+    router = start_router(
+        graph(sequence({"serviceUrl": f"http://u:p@127.0.0.1:{port}/echo"})),
+        env={"PROPAGATE_HEADERS": "Authorization"},
+    )
+    router.post(INPUT, headers={"Authorization": "Bearer t"})
+    router.post(INPUT)
+    with_header, without = stub.requests()
+    assert headers_of(with_header)["authorization"] == "Bearer t"
+    assert headers_of(without)["authorization"] == "Basic " + base64.b64encode(b"u:p").decode()
+
+
+def test_authorization_stays_on_its_host_through_redirects(stub, start_router):
+    """Go keeps Authorization on redirects within the host (the URL's credentials come again with a
+    relative Location) and drops it for the rest of the chain once a redirect leaves the host."""
+    port = stub.url.rsplit(":", 1)[1]
+    back = f"http://localhost:{port}/redirect?status=307&to={quote(stub.at('/echo'), safe='')}"
+    chain = redirect(stub, 307, "/redirect?status=308&to=" + quote(back, safe=""))
+    router = start_router(graph(sequence({"serviceUrl": chain})), env={"PROPAGATE_HEADERS": "Authorization"})
+    assert router.post(INPUT, headers={"Authorization": "Bearer t"}).json() == INPUT
+    seen = [(headers_of(r)["host"], headers_of(r).get("authorization")) for r in stub.requests()]
+    here, there = f"127.0.0.1:{port}", f"localhost:{port}"
+    assert seen == [(here, "Bearer t"), (here, "Bearer t"), (there, None), (here, None)]
+
+    credentials = f"http://u:p@127.0.0.1:{port}/redirect?status=307&to=%2Fecho"
+    router = start_router(graph(sequence({"serviceUrl": credentials})))
+    assert router.post(INPUT).json() == INPUT
+    basic = "Basic " + base64.b64encode(b"u:p").decode()
+    assert [headers_of(r).get("authorization") for r in stub.requests()] == [basic, basic]
+
+
+# Bodies orjson refuses and Go reads: Go's gjson checks syntax only, Go's encoding/json reads bytes that
+# are not UTF-8 (and lone surrogate escapes) as U+FFFD.
+LATIN_1 = b'{"kind":"a","name":"caf\xe9"}'
+SURROGATE = b'{"kind":"a","name":"\\ud800x"}'
+HUGE = b'{"kind":"a","score":1e400}'
+
+
+def test_a_switch_reads_what_gos_gjson_reads(stub, start_router):
+    root = {
+        "routerType": "Switch",
+        "steps": [
+            {"serviceUrl": reply(stub, '{"to":"huge"}'), "condition": "[@this].#(score>1e308)"},
+            {"serviceUrl": stub.at("/echo"), "condition": '[@this].#(kind=="a")'},
+        ],
+    }
+    router = start_router(graph(root))
+    for body in (LATIN_1, SURROGATE):
+        response = router.post(content=body)
+        assert (response.status_code, response.content) == (200, body)
+    assert router.post(content=HUGE).json() == {"to": "huge"}
+    assert router.post(content=b'{"kind":"a","score":NaN}').status_code == 404
+
+
+def test_a_sequence_condition_reads_what_gos_gjson_reads(stub, start_router):
+    router = start_router(
+        graph(
+            sequence(
+                {"serviceUrl": stub.at("/echo")}, {"serviceUrl": stub.at("/success"), "condition": "score"}
+            )
+        )
+    )
+    assert router.post(content=HUGE).json() == {"predictions": [{"message": "SUCCESS"}]}
+
+
+def test_an_ensemble_reads_what_gos_encoding_json_reads(stub, start_router):
+    root = {"routerType": "Ensemble", "steps": [{"name": "e", "serviceUrl": stub.at("/echo")}]}
+    router = start_router(graph(root))
+    assert router.post(content=LATIN_1).json() == {"e": {"kind": "a", "name": "caf\ufffd"}}
+    assert router.post(content=SURROGATE).json() == {"e": {"kind": "a", "name": "\ufffdx"}}
+    response = router.post(content=HUGE)  # encoding/json refuses a number beyond float64, and so KServe
+    assert response.status_code == 500 and "beyond float64" in response.json()["cause"]
+
+
+def test_map_predictions_to_instances_reads_what_gos_encoding_json_reads(stub, start_router):
+    router = start_router(
+        graph(sequence({"serviceUrl": stub.at("/echo"), "mapPredictionsToInstances": True}))
+    )
+    assert router.post(content=b'{"predictions":["caf\xe9"]}').json() == {"instances": ["caf\ufffd"]}
+    assert router.post(content=b'{"predictions":[1e400]}').content == b'{"predictions":[1e400]}'

@@ -12,6 +12,7 @@ from conftest import Process
 
 from modelplane.api.errors import ValidationError
 from modelplane.control.admission import admit_with_platform_checks
+from modelplane.graph.spec import RouterTimeouts, parse_graph_spec
 from modelplane.graph.validation import condition_warnings, refusals, validate_graph_spec
 
 
@@ -108,6 +109,30 @@ def test_fields_of_the_wrong_type_are_rejected():
     assert validate_graph_spec(
         {"nodes": {"root": node("Sequence", URL)}, "routerTimeouts": {"serverRead": "1s"}}
     ) == ["spec.routerTimeouts.serverRead must be a number of seconds"]
+
+
+def test_a_timeout_of_zero_or_less_is_no_limit():
+    """Go's net/http: a Client.Timeout, ReadTimeout or WriteTimeout of zero or less is no limit; an
+    IdleTimeout of zero is ReadTimeout's, and one below zero is no limit."""
+
+    def timeouts(**fields: float) -> RouterTimeouts:
+        return parse_graph_spec({"nodes": {}, "routerTimeouts": fields}).router_timeouts
+
+    assert timeouts() == RouterTimeouts(server_read=60, server_write=60, server_idle=180, service_client=None)
+    assert timeouts(serviceClient=0, serverRead=0, serverWrite=0, serverIdle=0) == RouterTimeouts(
+        server_read=None, server_write=None, server_idle=None, service_client=None
+    )
+    assert timeouts(serviceClient=-1, serverRead=-1, serverWrite=-2, serverIdle=-3) == RouterTimeouts(
+        server_read=None, server_write=None, server_idle=None, service_client=None
+    )
+    assert timeouts(serverIdle=0).server_idle == 60
+    assert timeouts(serverIdle=0, serverRead=5).server_idle == 5
+    assert timeouts(serverIdle=-1, serverRead=5).server_idle is None
+    spec = {
+        "nodes": {"root": node("Sequence", URL)},
+        "routerTimeouts": {"serverRead": -1, "serviceClient": 0},
+    }
+    assert refusals(spec) == []
 
 
 def _start(*args: str) -> subprocess.CompletedProcess:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import socket
 
@@ -16,6 +17,7 @@ from modelplane.protocol.http_client import (
     TransportError,
     message,
     parse_target,
+    without_password,
 )
 
 
@@ -159,6 +161,23 @@ def test_a_name_under_localhost_is_reached_on_the_loopback_with_its_own_host_hea
     target = parse_target("http://iris.default.localhost:8080/v1/models/iris:predict")
     assert target.endpoint == Endpoint("127.0.0.1", 8080, False)
     assert target.head == b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: iris.default.localhost:8080\r\n"
+
+
+def test_credentials_in_the_url_become_basic_authorization_and_stay_out_of_the_host():
+    target = parse_target("http://us%40er:p%3Ass@example.com:81/x?q=1", "GET")
+    assert target.head == b"GET /x?q=1 HTTP/1.1\r\nHost: example.com:81\r\n"
+    assert target.authorization == b"Authorization: Basic " + base64.b64encode(b"us@er:p:ss") + b"\r\n"
+    assert parse_target("http://user@example.com/").authorization.endswith(
+        base64.b64encode(b"user:") + b"\r\n"
+    )
+    assert parse_target("http://example.com/").authorization == b""
+    assert without_password("http://u:secret@h:1/p?q") == "http://u:***@h:1/p?q"
+    assert without_password("http://u@h/p") == "http://u@h/p"
+
+
+def test_a_request_without_a_body_has_no_content_length():
+    target = parse_target("http://h/p", "GET")
+    assert message(target, b"X: 1\r\n", None) == (b"GET /p HTTP/1.1\r\nHost: h\r\nX: 1\r\n\r\n", b"")
 
 
 @synchronously
