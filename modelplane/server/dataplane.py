@@ -70,12 +70,14 @@ class DataPlane:
                 if traced
                 else None
             )
-            if span is None:  # not traced here
-                payload = await stage(payload, headers, response_headers)
-            else:
-                with span.shared():  # the model's code sees the stage's span, and its spans are children
+            try:
+                if span is None:  # not traced here
                     payload = await stage(payload, headers, response_headers)
-            stage_seconds[stage_name].observe(time.perf_counter() - started)
+                else:
+                    with span.shared():  # the model's code sees the stage's span, its spans are children
+                        payload = await stage(payload, headers, response_headers)
+            finally:  # a stage that fails is timed too, as in KServe
+                stage_seconds[stage_name].observe(time.perf_counter() - started)
         return payload, response_headers
 
     def server_metadata(self) -> dict:

@@ -73,9 +73,18 @@ def test_explain_without_explainer_is_501(iris_server):
 
 
 def test_metrics_count_requests_per_model_and_stage(iris_server):
+    def predictions_timed() -> float:
+        text = httpx.get(iris_server.url + "/metrics").text
+        prefix = 'request_predict_seconds_count{model_name="iris"}'
+        found = [line for line in text.splitlines() if line.startswith(prefix)]
+        return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+    before = predictions_timed()
     httpx.post(iris_server.url + "/v1/models/iris:predict", json={"instances": IRIS_ROWS})
+    wrong_width = httpx.post(iris_server.url + "/v1/models/iris:predict", json={"instances": [[1.0, 2.0]]})
+    assert wrong_width.status_code == 400
+    assert predictions_timed() == before + 2  # a predict that fails is timed too, as in KServe
     text = httpx.get(iris_server.url + "/metrics").text
-    assert 'request_predict_seconds_count{model_name="iris"}' in text
     assert 'modelplane_requests_total{code="200",model_name="iris",protocol="v1"}' in text
     assert 'modelplane_request_duration_seconds_bucket{le="0.005",model_name="iris",protocol="v1"}' in text
 

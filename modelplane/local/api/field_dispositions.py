@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
+from modelplane.api.config import DEFAULT_CONFIG
 from modelplane.api.constants import FRAMEWORK_SHORTHANDS
 from modelplane.api.kinds import (
     CLUSTER_SERVING_RUNTIME,
@@ -250,7 +251,11 @@ ART: Table = {
     "storage.path": acted("the model's path within the storage"),
     "storage.parameters": acted("the storage's settings"),
     "storage.schemaPath": warned("no model schema is read"),
-    "runtimeVersion": warned("it is an image tag: the server installed here runs whatever the tag"),
+    # Defaulting writes KServe's default tag when the user names none.
+    "runtimeVersion": warned(
+        "it is an image tag: the server installed here runs whatever the tag",
+        quiet=(DEFAULT_CONFIG.art_default_image_version,),
+    ),
 }
 
 _MODELS: Table = {

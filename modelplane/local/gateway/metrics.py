@@ -38,6 +38,8 @@ LATENCY_BUCKETS = (
 UNKNOWN_HOST = "unknown"  # requests for hosts nobody serves, under one label however many they name
 CLIENT_CLOSED = 499  # the code of a request whose client left before its answer (nginx's)
 
+REPLICAS_GAUGE = "modelplane_gateway_replicas"
+
 
 class _Histogram:
     __slots__ = ("counts", "total")
@@ -142,7 +144,7 @@ def _revision_families(revisions: list[RevisionUpstreams]) -> Iterator[Metric]:
             "Requests waiting in the gateway for a replica slot",
             "queued",
         ),
-        ("modelplane_gateway_replicas", "Ready replicas the gateway routes to, by revision", "replica_count"),
+        (REPLICAS_GAUGE, "Ready replicas the gateway routes to, by revision", "replica_count"),
     )
     for name, documentation, attribute in gauges:
         family = GaugeMetricFamily(name, documentation, labels=["revision"])

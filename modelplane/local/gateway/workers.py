@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelplane.local.gateway.channel import frame, receive
 from modelplane.local.gateway.config import GatewayConfig
+from modelplane.local.gateway.metrics import REPLICAS_GAUGE
 from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import RouteTable
 from modelplane.local.replicas.inherited import kept_across_exec
@@ -379,8 +380,13 @@ class GatewayWorkers:
 _CUMULATIVE = ("counter", "histogram", "summary")
 
 
+# Gauges of what the workers share, not of their own work: merged by the largest, not added up.
+_SHARED_GAUGES = frozenset((REPLICAS_GAUGE,))
+
+
 class _MergedMetrics:
-    """Metric families added up sample by sample (a `_created` time: the earliest)."""
+    """Metric families added up sample by sample (a `_created` time: the earliest; a gauge of what the
+    workers share: the largest)."""
 
     def __init__(self) -> None:
         self._families: dict[str, object] = {}
@@ -396,6 +402,8 @@ class _MergedMetrics:
                 kept[key] = sample
             elif sample.name.endswith("_created"):
                 kept[key] = seen._replace(value=min(seen.value, sample.value))
+            elif family.name in _SHARED_GAUGES:  # every worker sees the same replicas
+                kept[key] = seen._replace(value=max(seen.value, sample.value))
             else:
                 kept[key] = seen._replace(value=seen.value + sample.value)
 

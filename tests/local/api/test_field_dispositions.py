@@ -126,6 +126,11 @@ def test_a_write_answers_a_warning_for_each_field_not_acted_on(api):
 def test_a_service_that_asks_for_nothing_unhonored_gets_no_warning(api):
     created = api.post(ISVCS, json=service("plain", {"model": SKLEARN, "minReplicas": 1}))
     assert created.status_code == 201 and warnings(created) == []
+    # Nor for what defaulting writes (an ART explainer's runtimeVersion).
+    explained = service("explained", {"model": SKLEARN})
+    explained["spec"]["explainer"] = {"art": {"type": "SquareAttack"}}
+    created = api.post(ISVCS, json=explained)
+    assert created.status_code == 201 and warnings(created) == []
 
 
 def test_refused_fields_are_answered_with_their_message_and_not_stored(api):

@@ -70,6 +70,16 @@ def test_every_worker_serves_and_the_counters_add_up(echo):
 
         eventually(lambda: counted() == 60, "the metrics add up")
 
+        def replicas() -> list[float]:
+            return [
+                sample.value
+                for family in workers.collect()
+                for sample in family.samples
+                if sample.name == "modelplane_gateway_replicas"
+            ]
+
+        assert replicas() == [1.0]  # one replica, seen by both workers: not counted twice
+
 
 def test_routes_are_in_effect_in_every_worker_once_the_update_returns(echo):
     with running_workers(2, RouteTable()) as workers:
