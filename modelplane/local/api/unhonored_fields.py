@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from modelplane.api import components, paths
 from modelplane.api.builtin_runtimes import BUILT_IN_ANNOTATION
-from modelplane.api.constants import MODEL_MESH, PREDICTOR_CONTAINER
+from modelplane.api.constants import AUTOSCALER_CLASS_ANNOTATION, KNATIVE, MODEL_MESH, PREDICTOR_CONTAINER
 from modelplane.api.kinds import (
     CLUSTER_SERVING_RUNTIME,
     INFERENCE_GRAPH,
@@ -51,6 +51,10 @@ _MESH_CREDENTIALS = (
 _REQUEST_SCALING = "it types a cpu or memory target, and this component scales on its requests"
 _ONE_MODEL_POOL = (
     "a ModelMesh pool's setting, and this runtime is not multiModel: each service runs its own replicas"
+)
+_KNATIVE_AUTOSCALES = (
+    "KServe reads it in Standard mode only: in Knative mode Knative's autoscaler scales the component "
+    "(autoscaling.knative.dev/class)"
 )
 _ONE_REVISION = "the Recreate strategy runs one revision at a time: there is none to split with"
 _SPLIT_BY_PERCENT = "canaryTrafficPercent splits this component's traffic: its new revision starts whole"
@@ -222,7 +226,7 @@ def _containers_not_run(resource: dict) -> list[Unhonored]:
 
 def _read_only_with(resource: dict) -> list[Unhonored]:
     """An InferenceService component's fields that other fields leave with nothing to do: a
-    `scaleMetricType` where no cpu or memory target is typed, a `canaryTrafficPercent` under the
+    `scaleMetricType` where no cpu or memory target is typed, KServe's autoscaler class in Knative mode, a `canaryTrafficPercent` under the
     Recreate strategy (one revision at a time: none to split with), a `rollingUpdate` beside a
     `canaryTrafficPercent` (which decides the split)."""
     spec = resource.get("spec")
@@ -231,6 +235,9 @@ def _read_only_with(resource: dict) -> list[Unhonored]:
     annotations = (resource.get("metadata") or {}).get("annotations") or {}
     mode = deployment_mode(resource)
     found = []
+    if mode == KNATIVE and annotations.get(AUTOSCALER_CLASS_ANNOTATION):
+        path = paths.join(["metadata", "annotations", AUTOSCALER_CLASS_ANNOTATION])
+        found.append(Unhonored(path, _KNATIVE_AUTOSCALES))
     for name in COMPONENTS:
         part = spec.get(name)
         if not isinstance(part, dict):

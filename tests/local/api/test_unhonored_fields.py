@@ -188,3 +188,22 @@ def test_a_service_accounts_fields_nothing_reads_are_said():
         ("secrets[1].namespace", "a ServiceAccount's Secret is read by its name, in the account's namespace"),
     ]
     assert found({**account, "automountServiceAccountToken": False, "secrets": [{"name": "s3creds"}]}) == []
+
+
+def test_kserves_autoscaler_class_is_said_to_do_nothing_in_knative_mode():
+    model = {"sklearn": {"storageUri": "pvc://m"}}
+    knative = isvc({"predictor": model})
+    knative["metadata"]["annotations"] = {"serving.kserve.io/autoscalerClass": "none"}
+    assert found(knative) == [
+        (
+            "metadata.annotations[serving.kserve.io/autoscalerClass]",
+            "KServe reads it in Standard mode only: in Knative mode Knative's autoscaler scales the "
+            "component (autoscaling.knative.dev/class)",
+        )
+    ]
+    standard = isvc({"predictor": model})
+    standard["metadata"]["annotations"] = {
+        "serving.kserve.io/autoscalerClass": "none",
+        "serving.kserve.io/deploymentMode": "Standard",
+    }
+    assert found(standard) == []
