@@ -42,3 +42,16 @@ def test_zero_pins_the_previous_revision_and_a_hundred_promotes():
 
 def test_after_a_restart_the_rolled_out_revision_is_routed_while_it_loads():
     assert traffic_targets(OLD, False, OLD, None) == (TrafficTarget(OLD, 100, True),)
+
+
+def test_tag_routing_tags_a_lone_latest_target_too():
+    assert traffic_targets(NEW, True, OLD, None, tag_routing=True) == (
+        TrafficTarget(NEW, 100, True, "latest"),
+    )
+    assert traffic_targets(OLD, True, None, None, tag_routing=True) == (
+        TrafficTarget(OLD, 100, True, "latest"),
+    )
+    assert traffic_targets(NEW, True, OLD, 10, tag_routing=True) == (
+        TrafficTarget(NEW, 10, True, "latest"),
+        TrafficTarget(OLD, 90, False, "prev"),
+    )

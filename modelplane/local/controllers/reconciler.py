@@ -33,6 +33,7 @@ from typing import Protocol
 
 from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
 from modelplane.api.conditions import LOADED
+from modelplane.api.constants import TAG_ROUTING_ANNOTATION
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import (
@@ -107,6 +108,7 @@ class _Service:
     previous_rolled_out: dict[str, str] = field(default_factory=dict)
     canary: dict[str, int | None] = field(default_factory=dict)
     traffic: dict[str, tuple[TrafficTarget, ...]] = field(default_factory=dict)
+    tag_routing: bool = False  # `serving.kserve.io/enable-tag-routing`: the latest target is tagged
     # Standard-mode canaries (`spec.canary`), in order, and the revision each one runs.
     canaries: list[CanaryPlan] = field(default_factory=list)
     canary_latest: dict[str, str] = field(default_factory=dict)
@@ -374,6 +376,8 @@ class Reconciler:
         service.unhonored = service_unhonored(isvc, service.runtime, runtimes)
         spec = isvc.get("spec") or {}
         service.canary = {component: spec[component].get("canaryTrafficPercent") for component in templates}
+        annotations = isvc["metadata"].get("annotations") or {}
+        service.tag_routing = str(annotations.get(TAG_ROUTING_ANNOTATION, "")).lower() == "true"
         service.recreate = {
             component
             for component in templates
@@ -539,7 +543,9 @@ class Reconciler:
             if step is not None and rolled_out is not None:
                 targets = rollout_targets(latest, rolled_out, step)
             else:
-                targets = traffic_targets(latest, ready, rolled_out, service.canary.get(component))
+                targets = traffic_targets(
+                    latest, ready, rolled_out, service.canary.get(component), tag_routing=service.tag_routing
+                )
             if not targets and component in service.recreate:
                 targets = (TrafficTarget(latest, 100, True),)  # requests wait for it in the gateway
             if targets != service.traffic.get(component):
