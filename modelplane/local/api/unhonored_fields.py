@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 from modelplane.api import components, paths
 from modelplane.api.builtin_runtimes import BUILT_IN_ANNOTATION
-from modelplane.api.constants import AUTOSCALER_CLASS_ANNOTATION, KNATIVE, MODEL_MESH, PREDICTOR_CONTAINER
+from modelplane.api.constants import (
+    AUTOSCALER_CLASS_ANNOTATION,
+    KNATIVE,
+    MODEL_MESH,
+    PREDICTOR_CONTAINER,
+    STANDARD,
+)
 from modelplane.api.kinds import (
     CLUSTER_SERVING_RUNTIME,
     INFERENCE_GRAPH,
@@ -56,8 +62,10 @@ _KNATIVE_AUTOSCALES = (
     "KServe reads it in Standard mode only: in Knative mode Knative's autoscaler scales the component "
     "(autoscaling.knative.dev/class)"
 )
-_ONE_REVISION = "the Recreate strategy runs one revision at a time: there is none to split with"
-_SPLIT_BY_PERCENT = "canaryTrafficPercent splits this component's traffic: its new revision starts whole"
+_STANDARD_CANARY = (
+    "KServe's Standard mode does not split traffic by it (its canaries are spec.canary): a new revision "
+    "takes all the traffic once it is ready"
+)
 COMPONENTS = ("predictor", "transformer", "explainer")
 WARNED, REFUSED = Disposition.WARNED, Disposition.REFUSED
 Path = list[str | int]
@@ -226,9 +234,8 @@ def _containers_not_run(resource: dict) -> list[Unhonored]:
 
 def _read_only_with(resource: dict) -> list[Unhonored]:
     """An InferenceService component's fields that other fields leave with nothing to do: a
-    `scaleMetricType` where no cpu or memory target is typed, KServe's autoscaler class in Knative mode, a `canaryTrafficPercent` under the
-    Recreate strategy (one revision at a time: none to split with), a `rollingUpdate` beside a
-    `canaryTrafficPercent` (which decides the split)."""
+    `scaleMetricType` where no cpu or memory target is typed, KServe's autoscaler class in Knative mode, a
+    `canaryTrafficPercent` in Standard mode (KServe's raw reconciler does not read it)."""
     spec = resource.get("spec")
     if resource.get("kind") != INFERENCE_SERVICE.kind or not isinstance(spec, dict):
         return []
@@ -244,12 +251,8 @@ def _read_only_with(resource: dict) -> list[Unhonored]:
             continue
         if part.get("scaleMetricType") and resource_scaling_spec(part, annotations, mode) is None:
             found.append(Unhonored(f"spec.{name}.scaleMetricType", _REQUEST_SCALING))
-        recreated = (part.get("deploymentStrategy") or {}).get("type") == "Recreate"
-        if recreated and part.get("canaryTrafficPercent") is not None:
-            found.append(Unhonored(f"spec.{name}.canaryTrafficPercent", _ONE_REVISION))
-        rolling = (part.get("deploymentStrategy") or {}).get("rollingUpdate") is not None
-        if rolling and not recreated and part.get("canaryTrafficPercent") is not None:
-            found.append(Unhonored(f"spec.{name}.deploymentStrategy.rollingUpdate", _SPLIT_BY_PERCENT))
+        if mode == STANDARD and part.get("canaryTrafficPercent") is not None:
+            found.append(Unhonored(f"spec.{name}.canaryTrafficPercent", _STANDARD_CANARY))
         if mode == MODEL_MESH:
             found += [
                 Unhonored(f"spec.{name}.{field}", _MESH_CREDENTIALS)

@@ -33,7 +33,7 @@ from typing import Protocol
 
 from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
 from modelplane.api.conditions import LOADED
-from modelplane.api.constants import TAG_ROUTING_ANNOTATION
+from modelplane.api.constants import STANDARD, TAG_ROUTING_ANNOTATION
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import (
@@ -375,7 +375,12 @@ class Reconciler:
         runtimes = [*namespaced_runtimes, *self._cluster_runtimes()]
         service.unhonored = service_unhonored(isvc, service.runtime, runtimes)
         spec = isvc.get("spec") or {}
-        service.canary = {component: spec[component].get("canaryTrafficPercent") for component in templates}
+        # KServe's Standard mode does not read canaryTrafficPercent (a warning says so): no split there.
+        standard = deployment_mode(isvc) == STANDARD
+        service.canary = {
+            component: None if standard else spec[component].get("canaryTrafficPercent")
+            for component in templates
+        }
         annotations = isvc["metadata"].get("annotations") or {}
         service.tag_routing = str(annotations.get(TAG_ROUTING_ANNOTATION, "")).lower() == "true"
         service.recreate = {
