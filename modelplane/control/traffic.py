@@ -49,3 +49,10 @@ def rolled_out_after(
     if latest_ready and len(targets) == 1 and targets[0].latest and targets[0].percent == 100:
         return targets[0].revision
     return rolled_out
+
+
+def takes_traffic(ready_now: bool, failed: bool, was_ready: bool) -> bool:
+    """Whether a revision counts as ready for the split: it has become ready and has not failed since.
+    A revision woken from zero has no ready replica while it scales up, yet keeps its share, as a
+    Knative revision at zero stays Ready (its requests wait in the gateway)."""
+    return ready_now or (was_ready and not failed)

@@ -55,3 +55,12 @@ def test_tag_routing_tags_a_lone_latest_target_too():
         TrafficTarget(NEW, 10, True, "latest"),
         TrafficTarget(OLD, 90, False, "prev"),
     )
+
+
+def test_a_revision_that_became_ready_keeps_its_traffic_while_it_wakes_from_zero():
+    from modelplane.control.traffic import takes_traffic
+
+    assert takes_traffic(ready_now=True, failed=False, was_ready=False)
+    assert takes_traffic(ready_now=False, failed=False, was_ready=True)  # scaling 0 -> 1: the activator holds
+    assert not takes_traffic(ready_now=False, failed=True, was_ready=True)  # failed since
+    assert not takes_traffic(ready_now=False, failed=False, was_ready=False)  # never ready yet

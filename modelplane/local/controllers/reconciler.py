@@ -57,6 +57,7 @@ from modelplane.control.modelmesh import deployment_mode, is_model_mesh
 from modelplane.control.observed import CanaryState
 from modelplane.control.payload_logging import payload_log_specs
 from modelplane.control.rolling_update import RollingUpdate, RolloutStep, rollout_step, rollout_targets
+from modelplane.control.traffic import takes_traffic
 from modelplane.control.urls import GatewayAddress, service_host
 from modelplane.control.urls import component_host as spec_component_host
 from modelplane.local.api.errors import NotFound
@@ -109,6 +110,7 @@ class _Service:
     canary: dict[str, int | None] = field(default_factory=dict)
     traffic: dict[str, tuple[TrafficTarget, ...]] = field(default_factory=dict)
     tag_routing: bool = False  # `serving.kserve.io/enable-tag-routing`: the latest target is tagged
+    became_ready: set[str] = field(default_factory=set)  # revisions ready once, and not failed since
     # Standard-mode canaries (`spec.canary`), in order, and the revision each one runs.
     canaries: list[CanaryPlan] = field(default_factory=list)
     canary_latest: dict[str, str] = field(default_factory=dict)
@@ -542,7 +544,7 @@ class Reconciler:
 
     def _split_traffic(self, service: _Service) -> None:
         for component, latest in service.latest.items():
-            ready = service.running[latest].state().ready
+            ready = self._takes_traffic(service, latest)
             rolled_out = service.rolled_out.get(component)
             step = service.steps.get(component)
             if step is not None and rolled_out is not None:
@@ -565,6 +567,14 @@ class Reconciler:
                 service.rolled_out[component] = now_rolled_out
                 if rolled_out:
                     service.previous_rolled_out[component] = rolled_out
+
+    def _takes_traffic(self, service: _Service, revision_name: str) -> bool:
+        state = service.running[revision_name].state()
+        if state.ready:
+            service.became_ready.add(revision_name)
+        elif state.failure is not None:
+            service.became_ready.discard(revision_name)
+        return takes_traffic(state.ready, state.failure is not None, revision_name in service.became_ready)
 
     def _lend_replicas_to_canaries(self, service: _Service) -> None:
         """As KServe does, the stable predictor runs its minReplicas less the replicas of the ready
@@ -601,6 +611,7 @@ class Reconciler:
         logger.info("%s/%s: stopping %s", service.namespace, service.name, runner.revision.name)
         self.autoscaling.forget(runner.revision.name)
         service.unstarted.discard(runner.revision.name)
+        service.became_ready.discard(runner.revision.name)
         task = asyncio.create_task(self._drain_and_stop(runner))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
