@@ -9,6 +9,7 @@ KNATIVE_AUTOSCALER_CLASS_ANNOTATION = "autoscaling.knative.dev/class"
 GPU_RESOURCE_TYPES_ANNOTATION = "serving.kserve.io/gpu-resource-types"
 MODEL_FORMAT_ANNOTATION = "modelFormat"
 SERVER_TYPE_ANNOTATION = "serving.kserve.io/server-type"
+TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 
 # The port of the sidecar in front of a model server in its pod (KServe's agent; modelplane logger).
 AGENT_PORT = 9081

@@ -15,9 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from modelplane.api.admission import admit
+from modelplane.api.constants import (
+    KNATIVE_AUTOSCALER_CLASS_ANNOTATION,
+    KNATIVE_HPA_CLASS,
+    KPA_METRICS,
+    STANDARD,
+)
 from modelplane.api.errors import FieldError, ValidationError
 from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE, kind_of
-from modelplane.control.autoscaling_settings import PREFIX, AutoscalingError, revision_scaling
+from modelplane.control.autoscaling_settings import METRIC, PREFIX, AutoscalingError, revision_scaling
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.hpa_settings import resource_scaling
 from modelplane.control.modelmesh import deployment_mode
@@ -42,6 +48,43 @@ def admit_with_platform_checks(resource: dict, **context) -> dict:
     return admitted
 
 
+KPA_CLASS = "kpa.autoscaling.knative.dev"
+
+
+def knative_annotation_errors(annotations: dict) -> Iterator[FieldError]:
+    """Knative's webhook on the class and metric annotations: a class of Knative's own domain is KPA or
+    HPA (another domain's autoscaler is left alone), and the KPA scales on concurrency or rps."""
+    autoscaler = annotations.get(KNATIVE_AUTOSCALER_CLASS_ANNOTATION)
+    if (
+        autoscaler is not None
+        and autoscaler.endswith(".knative.dev")
+        and autoscaler
+        not in (
+            KPA_CLASS,
+            KNATIVE_HPA_CLASS,
+        )
+    ):
+        yield FieldError(
+            "metadata.annotations",
+            f"invalid value: {autoscaler}: {KNATIVE_AUTOSCALER_CLASS_ANNOTATION}"
+            f" (Knative's classes are {KPA_CLASS} and {KNATIVE_HPA_CLASS})",
+        )
+    if METRIC not in annotations:
+        return
+    metric = annotations[METRIC]
+    autoscaler = autoscaler or KPA_CLASS
+    if (autoscaler == KPA_CLASS and metric not in KPA_METRICS) or (
+        autoscaler == KNATIVE_HPA_CLASS and not metric
+    ):
+        allowed = (
+            f"{KPA_CLASS} scales on {' or '.join(KPA_METRICS)}; cpu and memory need "
+            f"{KNATIVE_AUTOSCALER_CLASS_ANNOTATION}: {KNATIVE_HPA_CLASS}"
+            if autoscaler == KPA_CLASS
+            else f"{KNATIVE_HPA_CLASS} needs a metric"
+        )
+        yield FieldError("metadata.annotations", f"invalid value: {metric}: {METRIC} ({allowed})")
+
+
 def refusal_message(resource: dict, error: ValidationError) -> str:
     """`<Kind>.<group> "<name>" is invalid: <every problem>`, as the Kubernetes API server says it."""
     kind = kind_of(resource)
@@ -56,6 +99,8 @@ def _autoscaling_errors(resource: dict, scaled: dict[str, object]) -> Iterator[F
     metadata = resource.get("metadata") or {}
     annotations = scaling_annotations(metadata)
     mode = deployment_mode(resource)
+    if mode != STANDARD:
+        yield from knative_annotation_errors(metadata.get("annotations") or {})
     for path, spec in scaled.items():
         if not isinstance(spec, dict):
             continue

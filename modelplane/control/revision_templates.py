@@ -33,6 +33,7 @@ from modelplane.api.constants import (
     MULTI_MODEL_SERVER_ENV,
     PREDICTOR_CONTAINER,
     PROTOCOL_ENV,
+    STANDARD,
     STORAGE_URI_ENV,
 )
 from modelplane.api.service_account_credentials import (
@@ -290,7 +291,7 @@ def _container_template(
         "maxReplicas": component_spec.get("maxReplicas"),
         "scaleMetric": component_spec.get("scaleMetric"),
         "scaleTarget": component_spec.get("scaleTarget"),
-        "scalingAnnotations": scaling_annotations(isvc["metadata"]),
+        "scalingAnnotations": scaling_annotations(isvc["metadata"], deployment_mode(isvc)),
     }
     # Probes beyond a readiness path: only when set, so that other templates stay the same.
     for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -461,13 +462,15 @@ def batcher_args(argv: Sequence[str], batcher: dict, component: str, runner: str
     return flags
 
 
-def scaling_annotations(metadata: dict) -> dict[str, str]:
-    """The annotations that tune the autoscaler: a change to them is a new revision, as in Knative."""
+def scaling_annotations(metadata: dict, mode: str | None = None) -> dict[str, str]:
+    """The annotations that tune the autoscaler: a change to them is a new revision, as in Knative.
+    KServe's own autoscaler class is read in Standard mode only (`mode`, else the annotation's)."""
     annotations = metadata.get("annotations") or {}
+    mode = mode or deployment_mode({"metadata": metadata})
     return {
         key: str(value)
         for key, value in sorted(annotations.items())
-        if key.startswith(AUTOSCALING_PREFIX) or key == AUTOSCALER_CLASS_ANNOTATION
+        if key.startswith(AUTOSCALING_PREFIX) or (key == AUTOSCALER_CLASS_ANNOTATION and mode == STANDARD)
     }
 
 

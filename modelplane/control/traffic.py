@@ -5,6 +5,8 @@ the rolled-out revision. With it, and a rolled-out revision older than the newes
 revision takes that percentage (tag `latest`) and the rolled-out one the rest (tag `prev`): removing the
 percentage promotes the newest, `0` pins the traffic to the previous one. Until the newest revision is
 ready, the rolled-out one keeps all the traffic.
+
+With KServe's `enable-tag-routing`, a lone latest entry is tagged `latest` too.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ class TrafficTarget:
 
 
 def traffic_targets(
-    latest: str, latest_ready: bool, rolled_out: str | None, canary_percent: int | None
+    latest: str,
+    latest_ready: bool,
+    rolled_out: str | None,
+    canary_percent: int | None,
+    tag_routing: bool = False,
 ) -> tuple[TrafficTarget, ...]:
     """The split for one component; empty when nothing can take traffic yet."""
-    if rolled_out == latest or (latest_ready and rolled_out is None):
-        return (TrafficTarget(latest, 100, True),)
+    split = canary_percent is not None and canary_percent < 100
+    if rolled_out == latest or (latest_ready and rolled_out is None) or (latest_ready and not split):
+        return (TrafficTarget(latest, 100, True, "latest" if tag_routing else None),)
     if not latest_ready:
         return (TrafficTarget(rolled_out, 100, False),) if rolled_out else ()
-    if canary_percent is None or canary_percent >= 100:
-        return (TrafficTarget(latest, 100, True),)
     percent = max(0, int(canary_percent))
     return (
         TrafficTarget(latest, percent, True, "latest"),
@@ -44,3 +49,10 @@ def rolled_out_after(
     if latest_ready and len(targets) == 1 and targets[0].latest and targets[0].percent == 100:
         return targets[0].revision
     return rolled_out
+
+
+def takes_traffic(ready_now: bool, failed: bool, was_ready: bool) -> bool:
+    """Whether a revision counts as ready for the split: it has become ready and has not failed since.
+    A revision woken from zero has no ready replica while it scales up, yet keeps its share, as a
+    Knative revision at zero stays Ready (its requests wait in the gateway)."""
+    return ready_now or (was_ready and not failed)

@@ -15,6 +15,7 @@ latest revision is tagged `latest`.
 
 from __future__ import annotations
 
+from modelplane.api.constants import TAG_ROUTING_ANNOTATION
 from modelplane.control.traffic import traffic_targets
 from modelplane.kube.meta import object_metadata
 from modelplane.kube.pods import ComponentPod
@@ -26,7 +27,6 @@ MIN_SCALE = "autoscaling.knative.dev/min-scale"
 MAX_SCALE = "autoscaling.knative.dev/max-scale"
 METRIC = "autoscaling.knative.dev/metric"
 TARGET = "autoscaling.knative.dev/target"
-TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 # Annotations that belong on the Knative Service itself rather than on its revisions.
 SERVICE_ANNOTATIONS = (
     "serving.knative.dev/rollout-duration",

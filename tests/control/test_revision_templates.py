@@ -457,3 +457,21 @@ def test_a_custom_explainer_gets_kserves_default_args_unless_it_sets_them():
         "--http_port",
         "8080",
     ]
+
+
+@pytest.mark.parametrize("autoscaler", ["none", "external"])
+def test_kserves_autoscaler_class_keeps_a_fixed_count_in_standard_mode_only(autoscaler):
+    from modelplane.control.autoscaling_settings import revision_scaling
+
+    def scaling(mode: str):
+        service = isvc({"predictor": {"sklearn": {"storageUri": "pvc://m/iris"}, "minReplicas": 0}})
+        service["metadata"]["annotations"] = {
+            "serving.kserve.io/deploymentMode": mode,
+            "serving.kserve.io/autoscalerClass": autoscaler,
+        }
+        template = revision_templates(service, [], builtin_cluster_runtimes())["predictor"]
+        return revision_scaling(template)
+
+    assert scaling("Standard") is None
+    # KServe reads the class only in its Standard-mode reconciler: Knative's KPA scales the revision.
+    assert scaling("Knative").min_replicas == 0

@@ -42,3 +42,25 @@ def test_zero_pins_the_previous_revision_and_a_hundred_promotes():
 
 def test_after_a_restart_the_rolled_out_revision_is_routed_while_it_loads():
     assert traffic_targets(OLD, False, OLD, None) == (TrafficTarget(OLD, 100, True),)
+
+
+def test_tag_routing_tags_a_lone_latest_target_too():
+    assert traffic_targets(NEW, True, OLD, None, tag_routing=True) == (
+        TrafficTarget(NEW, 100, True, "latest"),
+    )
+    assert traffic_targets(OLD, True, None, None, tag_routing=True) == (
+        TrafficTarget(OLD, 100, True, "latest"),
+    )
+    assert traffic_targets(NEW, True, OLD, 10, tag_routing=True) == (
+        TrafficTarget(NEW, 10, True, "latest"),
+        TrafficTarget(OLD, 90, False, "prev"),
+    )
+
+
+def test_a_revision_that_became_ready_keeps_its_traffic_while_it_wakes_from_zero():
+    from modelplane.control.traffic import takes_traffic
+
+    assert takes_traffic(ready_now=True, failed=False, was_ready=False)
+    assert takes_traffic(ready_now=False, failed=False, was_ready=True)  # scaling 0 -> 1: the activator holds
+    assert not takes_traffic(ready_now=False, failed=True, was_ready=True)  # failed since
+    assert not takes_traffic(ready_now=False, failed=False, was_ready=False)  # never ready yet

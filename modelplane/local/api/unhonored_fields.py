@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 from modelplane.api import components, paths
 from modelplane.api.builtin_runtimes import BUILT_IN_ANNOTATION
-from modelplane.api.constants import MODEL_MESH, PREDICTOR_CONTAINER
+from modelplane.api.constants import (
+    AUTOSCALER_CLASS_ANNOTATION,
+    KNATIVE,
+    MODEL_MESH,
+    PREDICTOR_CONTAINER,
+    STANDARD,
+)
 from modelplane.api.kinds import (
     CLUSTER_SERVING_RUNTIME,
     INFERENCE_GRAPH,
@@ -52,8 +58,14 @@ _REQUEST_SCALING = "it types a cpu or memory target, and this component scales o
 _ONE_MODEL_POOL = (
     "a ModelMesh pool's setting, and this runtime is not multiModel: each service runs its own replicas"
 )
-_ONE_REVISION = "the Recreate strategy runs one revision at a time: there is none to split with"
-_SPLIT_BY_PERCENT = "canaryTrafficPercent splits this component's traffic: its new revision starts whole"
+_KNATIVE_AUTOSCALES = (
+    "KServe reads it in Standard mode only: in Knative mode Knative's autoscaler scales the component "
+    "(autoscaling.knative.dev/class)"
+)
+_STANDARD_CANARY = (
+    "KServe's Standard mode does not split traffic by it (its canaries are spec.canary): a new revision "
+    "takes all the traffic once it is ready"
+)
 COMPONENTS = ("predictor", "transformer", "explainer")
 WARNED, REFUSED = Disposition.WARNED, Disposition.REFUSED
 Path = list[str | int]
@@ -222,27 +234,25 @@ def _containers_not_run(resource: dict) -> list[Unhonored]:
 
 def _read_only_with(resource: dict) -> list[Unhonored]:
     """An InferenceService component's fields that other fields leave with nothing to do: a
-    `scaleMetricType` where no cpu or memory target is typed, a `canaryTrafficPercent` under the
-    Recreate strategy (one revision at a time: none to split with), a `rollingUpdate` beside a
-    `canaryTrafficPercent` (which decides the split)."""
+    `scaleMetricType` where no cpu or memory target is typed, KServe's autoscaler class in Knative mode, a
+    `canaryTrafficPercent` in Standard mode (KServe's raw reconciler does not read it)."""
     spec = resource.get("spec")
     if resource.get("kind") != INFERENCE_SERVICE.kind or not isinstance(spec, dict):
         return []
     annotations = (resource.get("metadata") or {}).get("annotations") or {}
     mode = deployment_mode(resource)
     found = []
+    if mode == KNATIVE and annotations.get(AUTOSCALER_CLASS_ANNOTATION):
+        path = paths.join(["metadata", "annotations", AUTOSCALER_CLASS_ANNOTATION])
+        found.append(Unhonored(path, _KNATIVE_AUTOSCALES))
     for name in COMPONENTS:
         part = spec.get(name)
         if not isinstance(part, dict):
             continue
         if part.get("scaleMetricType") and resource_scaling_spec(part, annotations, mode) is None:
             found.append(Unhonored(f"spec.{name}.scaleMetricType", _REQUEST_SCALING))
-        recreated = (part.get("deploymentStrategy") or {}).get("type") == "Recreate"
-        if recreated and part.get("canaryTrafficPercent") is not None:
-            found.append(Unhonored(f"spec.{name}.canaryTrafficPercent", _ONE_REVISION))
-        rolling = (part.get("deploymentStrategy") or {}).get("rollingUpdate") is not None
-        if rolling and not recreated and part.get("canaryTrafficPercent") is not None:
-            found.append(Unhonored(f"spec.{name}.deploymentStrategy.rollingUpdate", _SPLIT_BY_PERCENT))
+        if mode == STANDARD and part.get("canaryTrafficPercent") is not None:
+            found.append(Unhonored(f"spec.{name}.canaryTrafficPercent", _STANDARD_CANARY))
         if mode == MODEL_MESH:
             found += [
                 Unhonored(f"spec.{name}.{field}", _MESH_CREDENTIALS)

@@ -33,6 +33,7 @@ from typing import Protocol
 
 from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
 from modelplane.api.conditions import LOADED
+from modelplane.api.constants import STANDARD, TAG_ROUTING_ANNOTATION
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import (
@@ -56,6 +57,7 @@ from modelplane.control.modelmesh import deployment_mode, is_model_mesh
 from modelplane.control.observed import CanaryState
 from modelplane.control.payload_logging import payload_log_specs
 from modelplane.control.rolling_update import RollingUpdate, RolloutStep, rollout_step, rollout_targets
+from modelplane.control.traffic import takes_traffic
 from modelplane.control.urls import GatewayAddress, service_host
 from modelplane.control.urls import component_host as spec_component_host
 from modelplane.local.api.errors import NotFound
@@ -107,6 +109,8 @@ class _Service:
     previous_rolled_out: dict[str, str] = field(default_factory=dict)
     canary: dict[str, int | None] = field(default_factory=dict)
     traffic: dict[str, tuple[TrafficTarget, ...]] = field(default_factory=dict)
+    tag_routing: bool = False  # `serving.kserve.io/enable-tag-routing`: the latest target is tagged
+    became_ready: set[str] = field(default_factory=set)  # revisions ready once, and not failed since
     # Standard-mode canaries (`spec.canary`), in order, and the revision each one runs.
     canaries: list[CanaryPlan] = field(default_factory=list)
     canary_latest: dict[str, str] = field(default_factory=dict)
@@ -373,7 +377,14 @@ class Reconciler:
         runtimes = [*namespaced_runtimes, *self._cluster_runtimes()]
         service.unhonored = service_unhonored(isvc, service.runtime, runtimes)
         spec = isvc.get("spec") or {}
-        service.canary = {component: spec[component].get("canaryTrafficPercent") for component in templates}
+        # KServe's Standard mode does not read canaryTrafficPercent (a warning says so): no split there.
+        standard = deployment_mode(isvc) == STANDARD
+        service.canary = {
+            component: None if standard else spec[component].get("canaryTrafficPercent")
+            for component in templates
+        }
+        annotations = isvc["metadata"].get("annotations") or {}
+        service.tag_routing = str(annotations.get(TAG_ROUTING_ANNOTATION, "")).lower() == "true"
         service.recreate = {
             component
             for component in templates
@@ -533,13 +544,15 @@ class Reconciler:
 
     def _split_traffic(self, service: _Service) -> None:
         for component, latest in service.latest.items():
-            ready = service.running[latest].state().ready
+            ready = self._takes_traffic(service, latest)
             rolled_out = service.rolled_out.get(component)
             step = service.steps.get(component)
             if step is not None and rolled_out is not None:
                 targets = rollout_targets(latest, rolled_out, step)
             else:
-                targets = traffic_targets(latest, ready, rolled_out, service.canary.get(component))
+                targets = traffic_targets(
+                    latest, ready, rolled_out, service.canary.get(component), tag_routing=service.tag_routing
+                )
             if not targets and component in service.recreate:
                 targets = (TrafficTarget(latest, 100, True),)  # requests wait for it in the gateway
             if targets != service.traffic.get(component):
@@ -554,6 +567,14 @@ class Reconciler:
                 service.rolled_out[component] = now_rolled_out
                 if rolled_out:
                     service.previous_rolled_out[component] = rolled_out
+
+    def _takes_traffic(self, service: _Service, revision_name: str) -> bool:
+        state = service.running[revision_name].state()
+        if state.ready:
+            service.became_ready.add(revision_name)
+        elif state.failure is not None:
+            service.became_ready.discard(revision_name)
+        return takes_traffic(state.ready, state.failure is not None, revision_name in service.became_ready)
 
     def _lend_replicas_to_canaries(self, service: _Service) -> None:
         """As KServe does, the stable predictor runs its minReplicas less the replicas of the ready
@@ -590,6 +611,7 @@ class Reconciler:
         logger.info("%s/%s: stopping %s", service.namespace, service.name, runner.revision.name)
         self.autoscaling.forget(runner.revision.name)
         service.unstarted.discard(runner.revision.name)
+        service.became_ready.discard(runner.revision.name)
         task = asyncio.create_task(self._drain_and_stop(runner))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)

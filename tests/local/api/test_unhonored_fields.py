@@ -134,32 +134,16 @@ def test_fields_other_fields_leave_with_nothing_to_do_are_said():
     on_cpu = isvc({"predictor": {**model, "scaleMetric": "cpu", "scaleMetricType": "Utilization"}})
     on_cpu["metadata"]["annotations"] = standard
     assert found(on_cpu) == []
-    recreated = isvc(
-        {"predictor": {**model, "deploymentStrategy": {"type": "Recreate"}, "canaryTrafficPercent": 20}}
+    standard_canary = (
+        "KServe's Standard mode does not split traffic by it (its canaries are spec.canary): a new revision "
+        "takes all the traffic once it is ready"
     )
-    recreated["metadata"]["annotations"] = standard
-    assert found(recreated) == [
-        (
-            "spec.predictor.canaryTrafficPercent",
-            "the Recreate strategy runs one revision at a time: there is none to split with",
-        )
-    ]
-    split = isvc(
-        {
-            "predictor": {
-                **model,
-                "deploymentStrategy": {"rollingUpdate": {"maxSurge": 1}},
-                "canaryTrafficPercent": 20,
-            }
-        }
-    )
-    split["metadata"]["annotations"] = standard
-    assert found(split) == [
-        (
-            "spec.predictor.deploymentStrategy.rollingUpdate",
-            "canaryTrafficPercent splits this component's traffic: its new revision starts whole",
-        )
-    ]
+    for strategy in ({"type": "Recreate"}, {"rollingUpdate": {"maxSurge": 1}}, None):
+        fields = {"deploymentStrategy": strategy} if strategy else {}
+        percent = isvc({"predictor": {**model, **fields, "canaryTrafficPercent": 20}})
+        percent["metadata"]["annotations"] = standard
+        assert found(percent) == [("spec.predictor.canaryTrafficPercent", standard_canary)]
+    assert found(isvc({"predictor": {**model, "canaryTrafficPercent": 20}})) == []  # Knative mode splits
 
 
 def test_a_modelmesh_models_service_account_is_said_to_give_it_no_credentials():
@@ -188,3 +172,22 @@ def test_a_service_accounts_fields_nothing_reads_are_said():
         ("secrets[1].namespace", "a ServiceAccount's Secret is read by its name, in the account's namespace"),
     ]
     assert found({**account, "automountServiceAccountToken": False, "secrets": [{"name": "s3creds"}]}) == []
+
+
+def test_kserves_autoscaler_class_is_said_to_do_nothing_in_knative_mode():
+    model = {"sklearn": {"storageUri": "pvc://m"}}
+    knative = isvc({"predictor": model})
+    knative["metadata"]["annotations"] = {"serving.kserve.io/autoscalerClass": "none"}
+    assert found(knative) == [
+        (
+            "metadata.annotations[serving.kserve.io/autoscalerClass]",
+            "KServe reads it in Standard mode only: in Knative mode Knative's autoscaler scales the "
+            "component (autoscaling.knative.dev/class)",
+        )
+    ]
+    standard = isvc({"predictor": model})
+    standard["metadata"]["annotations"] = {
+        "serving.kserve.io/autoscalerClass": "none",
+        "serving.kserve.io/deploymentMode": "Standard",
+    }
+    assert found(standard) == []
