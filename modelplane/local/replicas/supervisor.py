@@ -437,7 +437,7 @@ class Replica:
             declared_env=declared_env,
             volumes=volumes.mounts,
         )
-        for note in volumes.notes:
+        for note in (*launch.notes, *volumes.notes):
             self._note(note)
         if self._stopping.is_set():
             return
