@@ -30,6 +30,7 @@ from modelplane.api import (
 from modelplane.api.constants import (
     AUTOSCALER_CLASS_ANNOTATION,
     DEFAULT_MOUNT_PATH,
+    KNATIVE,
     MULTI_MODEL_SERVER_ENV,
     PREDICTOR_CONTAINER,
     PROTOCOL_ENV,
@@ -298,11 +299,12 @@ def _container_template(
         if isinstance(declared, dict) and (kind != "readinessProbe" or _more_than_a_path(declared)):
             template[kind] = _with_port_numbers(declared, container.get("ports") or [])
     # Scaled on its cpu or memory (an HPA's metrics): only then, so that other templates stay the same.
-    hpa = resource_scaling_spec(
-        component_spec, isvc["metadata"].get("annotations") or {}, deployment_mode(isvc)
-    )
+    mode = deployment_mode(isvc)
+    hpa = resource_scaling_spec(component_spec, isvc["metadata"].get("annotations") or {}, mode)
     if hpa is not None:
         template["hpa"] = hpa
+    if mode != KNATIVE:  # not a Knative revision, whose replicas have K_SERVICE...: only then, as above
+        template["deploymentMode"] = mode
     if local is not None:
         template["image"] = {"image": container.get("image"), "runs": local.server}
         if local.port_env:

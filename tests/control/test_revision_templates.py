@@ -457,3 +457,12 @@ def test_a_custom_explainer_gets_kserves_default_args_unless_it_sets_them():
         "--http_port",
         "8080",
     ]
+
+
+def test_a_revision_not_run_by_knative_says_its_mode_and_only_then():
+    spec = {"predictor": {"containers": [{"name": "kserve-container", "image": "x", "command": ["./serve"]}]}}
+    assert "deploymentMode" not in templates(spec)["predictor"]
+    standard = isvc(spec)
+    standard["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+    template = revision_templates(standard, [], builtin_cluster_runtimes())["predictor"]
+    assert template["deploymentMode"] == "Standard"

@@ -37,6 +37,7 @@ import httpx
 from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOAD_FAILED, PENDING
 from modelplane.api.validation.inference_service import common_parent
 from modelplane.control import Failure, Revision, RevisionState, Termination
+from modelplane.control.revision_templates import COMPONENTS
 from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, REPLICA_STARTS
@@ -436,6 +437,7 @@ class Replica:
             gpus=gpus,
             declared_env=declared_env,
             volumes=volumes.mounts,
+            knative_revision=self._knative_revision(template),
         )
         for note in (*launch.notes, *volumes.notes):
             self._note(note)
@@ -689,6 +691,13 @@ class Replica:
 
     def _failure(self, message: str, *, exit_code: int | None = None, location: str | None = None) -> Failure:
         return Failure(MODEL_LOAD_FAILED, message, exit_code, now_rfc3339(), location or self.name)
+
+    def _knative_revision(self, template: dict) -> str | None:
+        """The revision's name where a cluster would run it as a Knative revision (its replicas have
+        Knative's variables); None otherwise."""
+        if template.get("component") not in COMPONENTS or template.get("deploymentMode"):
+            return None
+        return self.revision.name
 
     def _note(self, text: str) -> None:
         """A line of the platform's own in the replica's log, between the process's lines. A log that

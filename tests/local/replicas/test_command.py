@@ -48,3 +48,36 @@ def test_a_relative_interpreter_is_looked_for_in_the_working_dir(tmp_path):
     assert launch.argv == ["bin/python", "main.py"]
     assert launch.cwd == str(tmp_path)
     assert Path(launch.cwd, launch.argv[0]).exists()
+
+
+def test_port_in_the_args_is_the_replicas_port():
+    launch = launch_of(["python3", "app/predictor.py", "--http_port", "$(PORT)", "--grpc_port=$(PORT)1"])
+    assert launch.argv[2:] == ["--http_port", "41000", "--grpc_port=410001"]
+
+
+def test_a_knative_revision_has_knatives_variables_in_its_env_and_args():
+    template = {
+        "command": ["./server", "--name=$(K_REVISION)"],
+        "env": {},
+        "ports": {"http": 8080, "grpc": 8081},
+    }
+    launch = replica_launch(
+        template,
+        ReplicaPorts(41000, 41001),
+        None,
+        domain="localhost",
+        gateway_port=80,
+        knative_revision="iris-predictor-00002",
+    )
+    assert launch.argv == ["./server", "--name=iris-predictor-00002"]
+    assert (launch.env["K_SERVICE"], launch.env["K_CONFIGURATION"], launch.env["K_REVISION"]) == (
+        "iris-predictor",
+        "iris-predictor",
+        "iris-predictor-00002",
+    )
+
+
+def test_a_standard_revision_has_no_knative_variables():
+    launch = launch_of(["./server", "$(K_REVISION)"])
+    assert launch.argv == ["./server", "$(K_REVISION)"]
+    assert "K_REVISION" not in launch.env
