@@ -414,6 +414,10 @@ def _add_transformer_args(template: dict, component_spec: dict, metadata: dict) 
     name, namespace = metadata["name"], metadata.get("namespace") or "default"
     command = template["command"]
     command += transformer_default_args(command, component_spec, name, f"{name}-predictor.{namespace}")
+    # KServe passes no gRPC port: in a pod, its SDK's default (8081) is the pod's own. Here replicas share
+    # the machine, so it is told its gRPC port, which becomes the replica's as `--http_port 8080` does.
+    if not _has_flag(command, "--grpc_port"):
+        command += ["--grpc_port", str(template["ports"]["grpc"])]
 
 
 def transformer_default_args(

@@ -316,7 +316,18 @@ def test_a_transformer_gets_kserves_default_args_unless_it_sets_them():
         "iris",
         "--predictor_host",
         "iris-predictor.default",
+        "--grpc_port",
+        "8081",
     ]
+
+
+def test_a_transformer_listens_for_grpc_on_its_declared_grpc_port_unless_it_sets_one():
+    transformer = {"name": "kserve-container", "image": "t", "command": ["t"]}
+    spec = {"predictor": {"sklearn": {"storageUri": "pvc://m"}}, "transformer": {"containers": [transformer]}}
+    transformer["ports"] = [{"containerPort": 8080, "name": "http1"}, {"containerPort": 9000, "name": "grpc"}]
+    assert templates(spec)["transformer"]["command"][-2:] == ["--grpc_port", "9000"]
+    transformer["command"] = ["t", "--grpc-port=7000"]
+    assert "--grpc_port" not in templates(spec)["transformer"]["command"]
 
 
 def test_a_batcher_becomes_the_flags_of_modelplane_serve():
@@ -456,6 +467,8 @@ def test_a_custom_explainer_gets_kserves_default_args_unless_it_sets_them():
         "iris-predictor.default",
         "--http_port",
         "8080",
+        "--grpc_port",
+        "8081",
     ]
 
 
