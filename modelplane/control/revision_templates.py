@@ -271,8 +271,11 @@ def _container_template(
         if isinstance(item, dict) and "value" in item:
             env[str(item["name"])] = str(item["value"])
     ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
-    http_port = ports[0]["containerPort"] if ports else DEFAULT_HTTP_PORT
-    grpc_ports = [p["containerPort"] for p in ports[1:] if str(p.get("name", "")).startswith(("grpc", "h2c"))]
+    # A port is gRPC by its name, as KServe's service reconciler tells (`isGrpcPort`), wherever it is
+    # in the list: a container with only an `h2c` port still serves HTTP on the default.
+    grpc_ports = [p["containerPort"] for p in ports if _is_grpc_port(p)]
+    http_ports = [p["containerPort"] for p in ports if not _is_grpc_port(p)]
+    http_port = http_ports[0] if http_ports else DEFAULT_HTTP_PORT
     grpc_port = grpc_ports[0] if grpc_ports else DEFAULT_GRPC_PORT
     if local is not None:  # a stock image: the local command that serves what it serves
         command, http_port, grpc_port = local.command, local.http_port, local.grpc_port
@@ -337,6 +340,11 @@ def _container_template(
     if env_spec is not None:
         template["envSpec"] = env_spec
     return template
+
+
+def _is_grpc_port(port: dict) -> bool:
+    name = str(port.get("name") or "")
+    return "grpc" in name or "h2c" in name
 
 
 def _env_spec(component: str, container: dict, component_spec: dict, isvc: dict) -> dict | None:

@@ -479,3 +479,20 @@ def test_a_revision_not_run_by_knative_says_its_mode_and_only_then():
     standard["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "RawDeployment"}
     template = revision_templates(standard, [], builtin_cluster_runtimes())["predictor"]
     assert template["deploymentMode"] == "Standard"
+
+
+@pytest.mark.parametrize(
+    ("ports", "expected"),
+    [
+        ([{"containerPort": 8081, "name": "h2c", "protocol": "TCP"}], {"http": 8080, "grpc": 8081}),
+        (
+            [{"containerPort": 9000, "name": "grpc-port"}, {"containerPort": 7000}],
+            {"http": 7000, "grpc": 9000},
+        ),
+        ([{"containerPort": 7000, "name": "http1"}], {"http": 7000, "grpc": 8081}),
+        ([], {"http": 8080, "grpc": 8081}),
+    ],
+)
+def test_a_containers_ports_are_told_apart_by_name(ports, expected):
+    container = {"name": "kserve-container", "image": "x", "command": ["./serve"], "ports": ports}
+    assert templates({"predictor": {"containers": [container]}})["predictor"]["ports"] == expected
