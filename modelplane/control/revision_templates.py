@@ -30,6 +30,7 @@ from modelplane.api import (
 from modelplane.api.constants import (
     AUTOSCALER_CLASS_ANNOTATION,
     DEFAULT_MOUNT_PATH,
+    KNATIVE,
     MULTI_MODEL_SERVER_ENV,
     PREDICTOR_CONTAINER,
     PROTOCOL_ENV,
@@ -271,8 +272,11 @@ def _container_template(
         if isinstance(item, dict) and "value" in item:
             env[str(item["name"])] = str(item["value"])
     ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
-    http_port = ports[0]["containerPort"] if ports else DEFAULT_HTTP_PORT
-    grpc_ports = [p["containerPort"] for p in ports[1:] if str(p.get("name", "")).startswith(("grpc", "h2c"))]
+    # A port is gRPC by its name, as KServe's service reconciler tells (`isGrpcPort`), wherever it is
+    # in the list: a container with only an `h2c` port still serves HTTP on the default.
+    grpc_ports = [p["containerPort"] for p in ports if _is_grpc_port(p)]
+    http_ports = [p["containerPort"] for p in ports if not _is_grpc_port(p)]
+    http_port = http_ports[0] if http_ports else DEFAULT_HTTP_PORT
     grpc_port = grpc_ports[0] if grpc_ports else DEFAULT_GRPC_PORT
     if local is not None:  # a stock image: the local command that serves what it serves
         command, http_port, grpc_port = local.command, local.http_port, local.grpc_port
@@ -299,11 +303,12 @@ def _container_template(
         if isinstance(declared, dict) and (kind != "readinessProbe" or _more_than_a_path(declared)):
             template[kind] = _with_port_numbers(declared, container.get("ports") or [])
     # Scaled on its cpu or memory (an HPA's metrics): only then, so that other templates stay the same.
-    hpa = resource_scaling_spec(
-        component_spec, isvc["metadata"].get("annotations") or {}, deployment_mode(isvc)
-    )
+    mode = deployment_mode(isvc)
+    hpa = resource_scaling_spec(component_spec, isvc["metadata"].get("annotations") or {}, mode)
     if hpa is not None:
         template["hpa"] = hpa
+    if mode != KNATIVE:  # not a Knative revision, whose replicas have K_SERVICE...: only then, as above
+        template["deploymentMode"] = mode
     if local is not None:
         template["image"] = {"image": container.get("image"), "runs": local.server}
         if local.port_env:
@@ -336,6 +341,11 @@ def _container_template(
     if env_spec is not None:
         template["envSpec"] = env_spec
     return template
+
+
+def _is_grpc_port(port: dict) -> bool:
+    name = str(port.get("name") or "")
+    return "grpc" in name or "h2c" in name
 
 
 def _env_spec(component: str, container: dict, component_spec: dict, isvc: dict) -> dict | None:
@@ -413,6 +423,10 @@ def _add_transformer_args(template: dict, component_spec: dict, metadata: dict) 
     name, namespace = metadata["name"], metadata.get("namespace") or "default"
     command = template["command"]
     command += transformer_default_args(command, component_spec, name, f"{name}-predictor.{namespace}")
+    # KServe passes no gRPC port: in a pod, its SDK's default (8081) is the pod's own. Here replicas share
+    # the machine, so it is told its gRPC port, which becomes the replica's as `--http_port 8080` does.
+    if not _has_flag(command, "--grpc_port"):
+        command += ["--grpc_port", str(template["ports"]["grpc"])]
 
 
 def transformer_default_args(

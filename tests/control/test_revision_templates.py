@@ -316,7 +316,18 @@ def test_a_transformer_gets_kserves_default_args_unless_it_sets_them():
         "iris",
         "--predictor_host",
         "iris-predictor.default",
+        "--grpc_port",
+        "8081",
     ]
+
+
+def test_a_transformer_listens_for_grpc_on_its_declared_grpc_port_unless_it_sets_one():
+    transformer = {"name": "kserve-container", "image": "t", "command": ["t"]}
+    spec = {"predictor": {"sklearn": {"storageUri": "pvc://m"}}, "transformer": {"containers": [transformer]}}
+    transformer["ports"] = [{"containerPort": 8080, "name": "http1"}, {"containerPort": 9000, "name": "grpc"}]
+    assert templates(spec)["transformer"]["command"][-2:] == ["--grpc_port", "9000"]
+    transformer["command"] = ["t", "--grpc-port=7000"]
+    assert "--grpc_port" not in templates(spec)["transformer"]["command"]
 
 
 def test_a_batcher_becomes_the_flags_of_modelplane_serve():
@@ -456,6 +467,8 @@ def test_a_custom_explainer_gets_kserves_default_args_unless_it_sets_them():
         "iris-predictor.default",
         "--http_port",
         "8080",
+        "--grpc_port",
+        "8081",
     ]
 
 
@@ -475,3 +488,29 @@ def test_kserves_autoscaler_class_keeps_a_fixed_count_in_standard_mode_only(auto
     assert scaling("Standard") is None
     # KServe reads the class only in its Standard-mode reconciler: Knative's KPA scales the revision.
     assert scaling("Knative").min_replicas == 0
+
+
+def test_a_revision_not_run_by_knative_says_its_mode_and_only_then():
+    spec = {"predictor": {"containers": [{"name": "kserve-container", "image": "x", "command": ["./serve"]}]}}
+    assert "deploymentMode" not in templates(spec)["predictor"]
+    standard = isvc(spec)
+    standard["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+    template = revision_templates(standard, [], builtin_cluster_runtimes())["predictor"]
+    assert template["deploymentMode"] == "Standard"
+
+
+@pytest.mark.parametrize(
+    ("ports", "expected"),
+    [
+        ([{"containerPort": 8081, "name": "h2c", "protocol": "TCP"}], {"http": 8080, "grpc": 8081}),
+        (
+            [{"containerPort": 9000, "name": "grpc-port"}, {"containerPort": 7000}],
+            {"http": 7000, "grpc": 9000},
+        ),
+        ([{"containerPort": 7000, "name": "http1"}], {"http": 7000, "grpc": 8081}),
+        ([], {"http": 8080, "grpc": 8081}),
+    ],
+)
+def test_a_containers_ports_are_told_apart_by_name(ports, expected):
+    container = {"name": "kserve-container", "image": "x", "command": ["./serve"], "ports": ports}
+    assert templates({"predictor": {"containers": [container]}})["predictor"]["ports"] == expected

@@ -60,6 +60,7 @@ class Launch:
     argv: list[str]
     env: dict[str, str]
     cwd: str | None = None  # the container's `workingDir` where this machine has that folder
+    notes: tuple[str, ...] = ()  # what the replica's log should say about how it was started
 
 
 def working_dir(template: dict, mounts: Sequence[ModelMount]) -> str | None:
@@ -82,16 +83,21 @@ def replica_launch(
     gpus: Sequence[str] = (),
     declared_env: Mapping[str, str] | None = None,
     volumes: Sequence[ModelMount] = (),
+    knative_revision: str | None = None,
 ) -> Launch:
     """The argv and the environment (on top of the platform's own) for one replica of `template`,
     which was given `gpus` (see `replicas/resources.py` for what its resources become). Its model's
     container path (`/mnt/models`) becomes the folder on this machine in its arguments and variables.
     `declared_env` is what the container's `envFrom` and `env` made (replicas/container_env.py); the
     command's `$(NAME)` references are expanded from the container's variables. Each of `volumes` (its
-    volumeMounts, replicas/volumes.py) stands for its mount path as the model's folder does."""
+    volumeMounts, replicas/volumes.py) stands for its mount path as the model's folder does. Its
+    `$(PORT)` is the replica's port; a revision of a Knative-mode service (`knative_revision`, its
+    name) has Knative's `K_SERVICE`, `K_CONFIGURATION` and `K_REVISION` as well, as a pod has."""
     model_mount = ModelMount(model) if isinstance(model, Path) else model
     mounts = [m for m in (model_mount, *volumes) if m is not None and m.path != "/"]
     container_env = {**template["env"], **(declared_env or {})}
+    platform_env = {"PORT": str(ports.http), **_knative_env(knative_revision)}
+    expanded_env = {**container_env, **platform_env}
     resources = replica_resources(template)
     container_ports = {
         str(template["ports"]["http"]): str(ports.http),
@@ -100,7 +106,7 @@ def replica_launch(
     argv = []
     previous = ""
     for part in template["command"]:
-        part = _with_mounts(expand(part, container_env), mounts)
+        part = _with_mounts(expand(part, expanded_env), mounts)
         if previous not in _NUMBER_FLAGS and not part.startswith(tuple(f + "=" for f in _NUMBER_FLAGS)):
             part = _with_ports(part, container_ports)
         if previous in _SERVICE_FLAGS:
@@ -114,14 +120,24 @@ def replica_launch(
         argv.append(f"--grpc-port={ports.grpc}")  # its own default, 8081, would clash between replicas
     if speaks_modelplane_serve(argv):
         argv = with_nthread(argv, resources)
-    argv = _local_program(argv)
+    cwd = working_dir(template, mounts)
+    argv, notes = _local_program(argv, cwd)
     own_env = {name: _with_mounts(value, mounts) for name, value in container_env.items()}
     env = resource_env(resources, own_env, gpus)
     for name, port in (template.get("portEnv") or {}).items():  # a stock server told its ports by env
         env[name] = str(ports.http if port == "http" else ports.grpc)
-    env["PORT"] = str(ports.http)
+    env.update(platform_env)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return Launch(argv, env, working_dir(template, mounts))
+    return Launch(argv, env, cwd, notes)
+
+
+def _knative_env(revision: str | None) -> dict[str, str]:
+    """What Knative adds to a revision's container: its service (`<isvc>-<component>`), configuration
+    (the same name) and revision (`<isvc>-<component>-00001`)."""
+    if revision is None:
+        return {}
+    service = revision.rsplit("-", 1)[0]
+    return {"K_SERVICE": service, "K_CONFIGURATION": service, "K_REVISION": revision}
 
 
 def gateway_address(value: str, domain: str, gateway_port: int) -> str:
@@ -163,17 +179,25 @@ def _with_ports(part: str, container_ports: dict[str, str]) -> str:
     return part
 
 
-def _local_program(argv: list[str]) -> list[str]:
-    """`modelplane ...` and `python ...` run with the platform's own interpreter, so a replica uses the
-    same installation as `modelplane up` whatever the PATH says."""
+def _local_program(argv: list[str], cwd: str | None) -> tuple[list[str], tuple[str, ...]]:
+    """`modelplane ...` runs with the platform's own interpreter, so a replica uses the same installation
+    as `modelplane up` whatever the PATH says; so does a bare `python`/`python3[.x]`, and an image's
+    interpreter path this machine does not have. An interpreter path that is here (a virtualenv's)
+    runs as written. The notes say when an interpreter was replaced."""
     if not argv:
-        return argv
-    program = Path(argv[0]).name
-    if program == "modelplane":
-        return [sys.executable, "-m", "modelplane", *argv[1:]]
-    if re.fullmatch(r"python(3(\.\d+)?)?", program):
-        return [sys.executable, *argv[1:]]
-    return argv
+        return argv, ()
+    program = argv[0]
+    if Path(program).name == "modelplane":
+        return [sys.executable, "-m", "modelplane", *argv[1:]], ()
+    if not re.fullmatch(r"python(3(\.\d+)?)?", Path(program).name):
+        return argv, ()
+    if "/" not in program:
+        note = f"{program} runs as the platform's interpreter, {sys.executable}"
+    elif os.path.exists(os.path.join(cwd or os.getcwd(), program)):
+        return argv, ()
+    else:
+        note = f"{program} is not on this machine: running the platform's interpreter, {sys.executable}"
+    return [sys.executable, *argv[1:]], (note,)
 
 
 def speaks_modelplane_serve(argv: list[str]) -> bool:

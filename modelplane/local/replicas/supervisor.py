@@ -23,6 +23,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -37,6 +38,7 @@ import httpx
 from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOAD_FAILED, PENDING
 from modelplane.api.validation.inference_service import common_parent
 from modelplane.control import Failure, Revision, RevisionState, Termination
+from modelplane.control.revision_templates import COMPONENTS
 from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, REPLICA_STARTS
@@ -405,7 +407,7 @@ class Replica:
             )
             output, _ = await self._process.communicate()
         if self._process.returncode != 0:
-            raise RuntimeError(_last_line(self.log_path) or f"exit code {self._process.returncode}")
+            raise RuntimeError(failure_line(self.log_path) or f"exit code {self._process.returncode}")
         return Path(output.decode().strip().splitlines()[-1])
 
     async def _run_process(
@@ -436,8 +438,9 @@ class Replica:
             gpus=gpus,
             declared_env=declared_env,
             volumes=volumes.mounts,
+            knative_revision=self._knative_revision(template),
         )
-        for note in volumes.notes:
+        for note in (*launch.notes, *volumes.notes):
             self._note(note)
         if self._stopping.is_set():
             return
@@ -590,7 +593,7 @@ class Replica:
         elif probe_failed is not None:
             failure = self._failure(probe_failed, exit_code=ended.exit_code)
         else:
-            message = _last_line(self.log_path) or f"the process exited with code {code}"
+            message = failure_line(self.log_path) or f"the process exited with code {code}"
             failure = self._failure(message, exit_code=code)
         self._set(FAILED_TO_LOAD, failure=failure)
 
@@ -689,6 +692,13 @@ class Replica:
 
     def _failure(self, message: str, *, exit_code: int | None = None, location: str | None = None) -> Failure:
         return Failure(MODEL_LOAD_FAILED, message, exit_code, now_rfc3339(), location or self.name)
+
+    def _knative_revision(self, template: dict) -> str | None:
+        """The revision's name where a cluster would run it as a Knative revision (its replicas have
+        Knative's variables); None otherwise."""
+        if template.get("component") not in COMPONENTS or template.get("deploymentMode"):
+            return None
+        return self.revision.name
 
     def _note(self, text: str) -> None:
         """A line of the platform's own in the replica's log, between the process's lines. A log that
@@ -859,15 +869,29 @@ def _signal_group(pid: int, signum: int) -> bool:
     return True
 
 
-def _last_line(path: Path, limit: int = 8192) -> str | None:
-    """The last line the process wrote (not one of the platform's notes), for a failure message."""
+# A line that says what went wrong: a traceback's last line, or an error as programs log and print it.
+_ERROR_LINE = re.compile(
+    r"^([A-Za-z_][\w.]*)?(Error|Exception)(: |$)|(^|[\s\[|:])(ERROR|CRITICAL|FATAL)\b|\b[Ee]rror:|^Error\b"
+)
+# What an interpreter prints as it tears down after the cause (an exit, tasks and loops left behind).
+_TEARDOWN = re.compile(
+    r"^(SystemExit|KeyboardInterrupt|(asyncio\.(exceptions\.)?)?CancelledError)\b|Event loop is closed"
+)
+_FAILURE_LINES = 100
+
+
+def failure_line(path: Path, limit: int = 16384) -> str | None:
+    """Why the process ended, for a failure message: among its last lines (not the platform's notes),
+    the last one that reads as an error, other than the interpreter's teardown after it; else its last
+    line."""
     try:
         with path.open("rb") as file:
             file.seek(max(0, path.stat().st_size - limit))
             lines = file.read().decode(errors="replace").splitlines()
     except OSError:
         return None
-    for line in reversed(lines):
-        if line.strip() and not line.startswith("[modelplane "):
-            return line.strip()[:1000]
-    return None
+    own = [line.strip() for line in lines if line.strip() and not line.startswith("[modelplane ")]
+    own = own[-_FAILURE_LINES:]
+    errors = [line for line in own if _ERROR_LINE.search(line) and not _TEARDOWN.search(line)]
+    chosen = errors[-1] if errors else own[-1] if own else None
+    return chosen[:1000] if chosen else None

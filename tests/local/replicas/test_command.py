@@ -1,0 +1,83 @@
+"""How a custom container's command becomes a replica's: its interpreter and its `$(PORT)`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from modelplane.local.replicas.command import ReplicaPorts, replica_launch
+
+
+def launch_of(command: list[str], env: dict | None = None, **template_fields):
+    template = {"command": command, "env": env or {}, "ports": {"http": 8080, "grpc": 8081}}
+    template.update(template_fields)
+    return replica_launch(template, ReplicaPorts(41000, 41001), None, domain="localhost", gateway_port=80)
+
+
+def test_a_bare_python_runs_the_platforms_interpreter_and_says_so():
+    launch = launch_of(["python3", "app/predictor.py"])
+    assert launch.argv == [sys.executable, "app/predictor.py"]
+    assert any("python3" in note and sys.executable in note for note in launch.notes)
+
+
+def test_an_interpreter_this_machine_has_runs_as_written(tmp_path):
+    interpreter = tmp_path / "venv" / "bin" / "python"
+    interpreter.parent.mkdir(parents=True)
+    interpreter.symlink_to(sys.executable)
+    launch = launch_of([str(interpreter), "app/predictor.py"])
+    assert launch.argv == [str(interpreter), "app/predictor.py"]
+    assert launch.notes == ()
+
+
+def test_an_images_interpreter_this_machine_lacks_runs_the_platforms_and_says_so():
+    absent = "/nonexistent/image/usr/bin/python3.11"
+    launch = launch_of([absent, "-m", "app"])
+    assert launch.argv == [sys.executable, "-m", "app"]
+    assert any(absent in note for note in launch.notes)
+
+
+def test_modelplane_runs_from_the_platforms_installation():
+    launch = launch_of(["modelplane", "serve"])
+    assert launch.argv[:3] == [sys.executable, "-m", "modelplane"]
+
+
+def test_a_relative_interpreter_is_looked_for_in_the_working_dir(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").symlink_to(sys.executable)
+    launch = launch_of(["bin/python", "main.py"], workingDir=str(tmp_path))
+    assert launch.argv == ["bin/python", "main.py"]
+    assert launch.cwd == str(tmp_path)
+    assert Path(launch.cwd, launch.argv[0]).exists()
+
+
+def test_port_in_the_args_is_the_replicas_port():
+    launch = launch_of(["python3", "app/predictor.py", "--http_port", "$(PORT)", "--grpc_port=$(PORT)1"])
+    assert launch.argv[2:] == ["--http_port", "41000", "--grpc_port=410001"]
+
+
+def test_a_knative_revision_has_knatives_variables_in_its_env_and_args():
+    template = {
+        "command": ["./server", "--name=$(K_REVISION)"],
+        "env": {},
+        "ports": {"http": 8080, "grpc": 8081},
+    }
+    launch = replica_launch(
+        template,
+        ReplicaPorts(41000, 41001),
+        None,
+        domain="localhost",
+        gateway_port=80,
+        knative_revision="iris-predictor-00002",
+    )
+    assert launch.argv == ["./server", "--name=iris-predictor-00002"]
+    assert (launch.env["K_SERVICE"], launch.env["K_CONFIGURATION"], launch.env["K_REVISION"]) == (
+        "iris-predictor",
+        "iris-predictor",
+        "iris-predictor-00002",
+    )
+
+
+def test_a_standard_revision_has_no_knative_variables():
+    launch = launch_of(["./server", "$(K_REVISION)"])
+    assert launch.argv == ["./server", "$(K_REVISION)"]
+    assert "K_REVISION" not in launch.env
