@@ -17,6 +17,7 @@ import contextlib
 import re
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -131,6 +132,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.keep_alive = True  # False once the server said it closes
+        self.answered_at = 0.0  # time.monotonic() when the last answer came
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[list[ClientResponse]] | None = None
         self._expected = 0
@@ -159,6 +161,11 @@ class HttpConnection(asyncio.Protocol):
     @property
     def usable(self) -> bool:
         return self.keep_alive and not self.closed and not self.transport.is_closing()
+
+    @property
+    def answered(self) -> list[ClientResponse]:
+        """The answers to the last batch that have come so far."""
+        return self._answers
 
     @property
     def received_any(self) -> bool:
@@ -247,6 +254,7 @@ class HttpConnection(asyncio.Protocol):
             return
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._answers.append(ClientResponse(status, body, tuple(headers)))
+        self.answered_at = time.monotonic()
         if not self._parser.should_keep_alive():
             self.keep_alive = False
         if len(self._answers) == self._expected:

@@ -49,7 +49,7 @@ class DeliverySettings:
     max_attempts: int = 10
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
-    send_timeout: float = 10.0  # for one batch
+    send_timeout: float = 10.0  # for each answer of a batch (a receiver's), for a batch (a bucket's)
     file_max_bytes: int = 64 * 1024 * 1024
     file_backups: int = 3
     flush_timeout: float = 5.0  # how long stopping waits for the queues to empty

@@ -13,11 +13,19 @@ import asyncio
 import logging
 import os
 import ssl
+import time
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from modelplane.protocol.http_client import BatchBroken, HttpConnection, TransportError, message, parse_target
+from modelplane.protocol.http_client import (
+    BatchBroken,
+    ClientResponse,
+    HttpConnection,
+    TransportError,
+    message,
+    parse_target,
+)
 from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord, rfc3339
 
 logger = logging.getLogger("modelplane.payload_log")
@@ -109,10 +117,22 @@ def open_sink(spec: PayloadLogSpec, *, timeout: float, file_max_bytes: int, file
     return HttpSink(url, timeout)
 
 
+class _AnswersLate(TimeoutError):
+    """An answer of a batch did not come in time; `answers` are those that did."""
+
+    def __init__(self, answers: list[ClientResponse]) -> None:
+        super().__init__()
+        self.answers = answers
+
+
 class HttpSink:
     """POSTs events in binary mode to a CloudEvents receiver: a batch at a time on each kept-alive
     connection, pipelined (its requests in one write, its answers read in order). A receiver that closes
-    a connection part-way through a batch is sent one event at a time from then on."""
+    a connection part-way through a batch is sent one event at a time from then on.
+
+    Each answer has `timeout` seconds to come (the first from the write, each next one from the one
+    before), so that a receiver that is slow but answers is waited for. When one does not come, the
+    connection is closed: the events answered count as answered, and the others are to be sent again."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self._target = parse_target(url)
@@ -132,23 +152,27 @@ class HttpSink:
         return await self._send(messages)
 
     async def _send(self, messages: list[tuple[bytes, bytes]]) -> list[Outcome]:
-        connection: HttpConnection | None = None
+        connection = self._idle_connection()
+        reused = connection is not None
         try:
-            async with asyncio.timeout(self._timeout):
-                connection = self._idle_connection()
-                try:
-                    answers = await connection.send(messages, KEPT_BODY) if connection else None
-                except BatchBroken as exc:
-                    if exc.answers:
-                        raise
-                    answers = None  # a kept-alive connection the receiver had closed: again, on a new one
-                if answers is None:
-                    connection = await HttpConnection.open(self._target.endpoint, self._tls)
-                    answers = await connection.send(messages, KEPT_BODY)
+            if connection is None:
+                connection = await self._open()
+            try:
+                answers = await self._answers(connection, messages)
+            except BatchBroken as exc:
+                if exc.answers or not reused:
+                    raise
+                # A kept-alive connection the receiver had closed: again, on a new one.
+                connection = await self._open()
+                answers = await self._answers(connection, messages)
+        except _AnswersLate as exc:
+            connection.close()  # the answers still to come would be taken for the next batch's
+            outcomes = [_outcome(answer.status, answer.body) for answer in exc.answers]
+            return outcomes + [RetryLater(f"no answer within {self._timeout:g}s")] * (
+                len(messages) - len(outcomes)
+            )
         except TimeoutError:
-            if connection is not None:
-                connection.close()
-            return [RetryLater(f"no answer within {self._timeout:g}s")] * len(messages)
+            return [RetryLater(f"cannot connect within {self._timeout:g}s")] * len(messages)
         except BatchBroken as exc:
             if exc.answers and len(messages) > 1 and not connection.keep_alive:
                 self.pipelining = False
@@ -169,6 +193,35 @@ class HttpSink:
         else:
             connection.close()
         return [_outcome(answer.status, answer.body) for answer in answers]
+
+    async def _open(self) -> HttpConnection:
+        async with asyncio.timeout(self._timeout):
+            return await HttpConnection.open(self._target.endpoint, self._tls)
+
+    async def _answers(
+        self, connection: HttpConnection, messages: list[tuple[bytes, bytes]]
+    ) -> list[ClientResponse]:
+        """The answers to `messages`, sent on `connection`. Raises BatchBroken when the connection
+        breaks, _AnswersLate when an answer does not come in time."""
+        waiter = connection.send(messages, KEPT_BODY)
+        if waiter.done():
+            return waiter.result()
+        loop = asyncio.get_running_loop()
+        written = time.monotonic()
+
+        def check() -> None:
+            nonlocal timer
+            wait = max(written, connection.answered_at) + self._timeout - time.monotonic()
+            if wait > 0:
+                timer = loop.call_later(wait, check)
+            elif not waiter.done():  # the connection sets nothing on a waiter that is done
+                waiter.set_exception(_AnswersLate(list(connection.answered)))
+
+        timer = loop.call_later(self._timeout, check)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
 
     def _idle_connection(self) -> HttpConnection | None:
         while self._idle:

@@ -4,9 +4,10 @@ Over OTLP/HTTP with protobuf (the default), each span is encoded when it ends (`
 bounded queue; what is queued is joined into export requests and POSTed, as the SDK's batch span
 processor does and with its variables (`OTEL_BSP_SCHEDULE_DELAY`, `..._MAX_QUEUE_SIZE`,
 `..._MAX_EXPORT_BATCH_SIZE`, `..._EXPORT_TIMEOUT`): at once when a batch is full, else every schedule
-delay. It all happens on the event loop the spans end on, between requests, over a kept-alive
-connection: an exporter's thread would cost more than its work, taking the interpreter from the loop at
-each of its steps and waiting for it back.
+delay. It all happens on the process's event loop (the one tracing is configured on), between requests,
+over a kept-alive connection, and a span that ends on another thread, or on a worker thread's own loop
+(an explainer's queries to its predictor), is handed to that loop: an exporter's thread would cost more
+than its work, taking the interpreter from the loop at each of its steps and waiting for it back.
 
 Any other exporter (OTLP over gRPC, the console, a credential provider's session) is the SDK's own,
 behind its batch span processor; it is given a `ReadableSpan` of each span, at the SDK's cost.
@@ -19,6 +20,7 @@ import gzip
 import http.client
 import logging
 import ssl
+import threading
 import time
 import zlib
 from collections.abc import Mapping
@@ -185,9 +187,13 @@ class OtlpHttpTransport:
 
 
 class SpanBatcher:
-    """Queues encoded spans and sends them in batches, on the event loop the spans end on: a batch as
-    soon as it is full, what is queued every schedule delay. One export request is in flight at a time;
-    spans that find the queue full are dropped (and counted)."""
+    """Queues encoded spans and sends them in batches, on its event loop: a batch as soon as it is full,
+    what is queued every schedule delay. One export request is in flight at a time; spans that find the
+    queue full are dropped (and counted).
+
+    Its loop is the one it is made on (the server's); made with none running, the first one a span ends
+    on, and the next one after that loop closes. Spans ended elsewhere are handed to it, so that its
+    timer, set where it runs, sends them: a worker thread's own loop runs only while its caller waits."""
 
     def __init__(
         self, transport: OtlpHttpTransport, resource: bytes, scope: bytes, settings: BatchSettings
@@ -199,7 +205,8 @@ class SpanBatcher:
         self._resource = resource
         self._scope = scope
         self._queue: list[bytes] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = _running_loop()
+        self._thread = threading.get_ident() if self._loop is not None else None  # the loop's
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
         self._all_due = False  # the schedule delay passed while a batch was in flight
@@ -208,7 +215,10 @@ class SpanBatcher:
         self._warned_at = -_WARN_EVERY
 
     def add(self, encoded: bytes) -> None:
-        """Queues a span (on the loop's thread); starts its sending when it fills a batch or begins the queue."""
+        """Queues a span; starts its sending when it fills a batch or begins the queue."""
+        if _thread_id() != self._thread:
+            self._hand_over(encoded)
+            return
         queue = self._queue
         queued = len(queue)
         if queued >= self._max_queued or self._stopped:
@@ -239,21 +249,46 @@ class SpanBatcher:
                 self.dropped += len(batch)
                 self._warn(f"{self.transport.endpoint}: {exc}")
 
+    def _hand_over(self, encoded: bytes) -> None:
+        """A span that ended on another thread than the loop's."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            try:
+                loop.call_soon_threadsafe(self.add, encoded)
+                return
+            except RuntimeError:  # it closed meanwhile
+                pass
+        if self._adopt():
+            self.add(encoded)
+            self._kick()  # for the spans that waited for a loop
+        elif len(self._queue) >= self._max_queued or self._stopped:
+            self.dropped += 1
+            self._warn(f"the queue of {self._max_queued} spans is full")
+        else:  # no loop runs to send it on now: it waits for the next batch, or for shutdown
+            self._queue.append(encoded)
+
+    def _adopt(self) -> bool:
+        """Whether this thread's running loop is the batcher's, or now becomes it, in place of none or
+        of a closed one (whose timer and task never run again)."""
+        loop = _running_loop()
+        if loop is self._loop:
+            return loop is not None
+        if loop is None or (self._loop is not None and not self._loop.is_closed()):
+            return False
+        self._loop, self._thread, self._timer, self._task = loop, _thread_id(), None, None
+        return True
+
     # -- on the loop ---------------------------------------------------------------------------
 
     def _kick(self) -> None:
-        loop = _running_loop()
-        if loop is None:  # not on a loop's thread: have the loop the spans were sent from do it
-            if self._loop is not None and self._loop.is_running():
-                self._loop.call_soon_threadsafe(self._kick)
-            return
-        self._loop = loop
+        if not self._adopt():
+            return  # the spans wait for the loop's next batch, or for shutdown
         if self._task is not None:
             return  # it looks at the queue again when its batch is sent
         if len(self._queue) >= self._batch_size:
-            self._task = loop.create_task(self._send_batches())
+            self._task = self._loop.create_task(self._send_batches())
         elif self._timer is None:
-            self._timer = loop.call_later(self.settings.schedule_delay, self._due)
+            self._timer = self._loop.call_later(self.settings.schedule_delay, self._due)
 
     def _due(self) -> None:
         self._timer = None
@@ -314,11 +349,8 @@ class SpanBatcher:
             logger.warning("spans lost (%d so far): %s", self.dropped, reason)
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+_running_loop = asyncio._get_running_loop  # None off a loop, where asyncio.get_running_loop raises
+_thread_id = threading.get_ident  # a tenth of the cost of asking for the running loop, on each span
 
 
 class OtlpHttpExport:

@@ -18,7 +18,7 @@ What a request costs:
   (`sampling`), from the caller's `traceparent` read as bytes. A caller's "not sampled" is followed and
   its trace headers pass on; a trace that begins here unsampled sends its decision on (flags 00);
 - traced, a lean span per hop and per stage (`spans`), encoded for OTLP as it ends, and sent in batches
-  by a thread that only waits on the network (`span_export`).
+  from the process's event loop (`span_export`).
 
 The SDK is used where it must be: the resource (as the OTEL_* variables describe it), any exporter but
 OTLP/HTTP's, and the tracer provider that a model's own spans go through (children of the stage's span,

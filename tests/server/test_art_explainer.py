@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 from tests.server.processes import REPO_ROOT, serve
+from tests.telemetry.otlp_receiver import OtlpReceiver
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,43 @@ def test_square_attack_answers_as_kserves_explainer(explainer, digits_model):
     assert explanation["prediction"] == int(labels[0])
     assert isinstance(explanation["adversarial_prediction"], int)
     assert explanation["L2 error"] >= 0
+
+
+def test_a_traced_explanations_spans_go_without_waiting_for_another(predictor, digits_model):
+    """The explainer's queries run on a worker thread, each on that thread's own loop: their client spans
+    (and the request's, after them) go within the schedule delay, not when the next explanation runs."""
+    _, images, labels = digits_model
+    receiver = OtlpReceiver().start()
+    explainer = serve(
+        "--runtime=art",
+        "--model-name=digits",
+        f"--predictor-host=127.0.0.1:{predictor.http_port}",
+        "--nb-classes=10",
+        "--max-iter=5",
+        grpc=False,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"},
+    )
+    trace_id = "5af7651916cd43dd8448eb211c80319c"
+    try:
+        answer = httpx.post(
+            f"{explainer.url}/v1/models/digits:explain",
+            json={"instances": [image(images[0]), [int(labels[0])]]},
+            headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+            timeout=120,
+        )
+        assert answer.status_code == 200, answer.text
+
+        def whole(spans) -> bool:
+            names = {span.name for span in spans}
+            return {"POST /v1/models/digits:explain", "explain", "POST /v1/models/digits:predict"} <= names
+
+        spans = receiver.wait_for_trace(trace_id, whole, timeout=5)
+    finally:
+        explainer.stop()
+        receiver.stop()
+    (explain,) = [span for span in spans if span.name == "explain"]
+    queries = [span for span in spans if span.kind == "client"]
+    assert queries and {span.parent_id for span in queries} == {explain.span_id}
 
 
 def test_tabular_rows_are_refused_with_what_the_attack_needs(explainer):

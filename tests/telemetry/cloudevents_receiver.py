@@ -1,7 +1,7 @@
 """A CloudEvents receiver for the tests: a real HTTP server on a loopback port, on a thread, that
 parses each request with the cloudevents SDK and keeps the events. It can be stopped and started
 again on the same port, as a sink that goes away and comes back. Requests pipelined on a connection
-are answered one after the other, in order."""
+are answered one after the other, in order; a slow receiver takes `delay` seconds over each."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cloudevents.core.base import BaseCloudEvent
@@ -18,11 +19,15 @@ from cloudevents.core.formats.json import JSONFormat
 
 class CloudEventsReceiver:
     """`close_each`: answer each event with `Connection: close` and close, as a receiver without
-    keep-alive does."""
+    keep-alive does. `delay`: the seconds it takes over each event before it keeps it and answers, or
+    a function of the event's id that says them."""
 
-    def __init__(self, port: int = 0, close_each: bool = False) -> None:
+    def __init__(
+        self, port: int = 0, close_each: bool = False, delay: float | Callable[[str], float] = 0.0
+    ) -> None:
         self.port = port
         self.close_each = close_each
+        self.delay = delay
         self.connections_accepted = 0
         self.events: list[BaseCloudEvent] = []
         self.raw_headers: list[dict[str, str]] = []
@@ -50,6 +55,8 @@ class CloudEventsReceiver:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 event = from_http(HTTPMessage(headers, body), JSONFormat())
+                delay = receiver.delay
+                time.sleep(delay(event.get_id()) if callable(delay) else delay)
                 with receiver._lock:
                     receiver.events.append(event)
                     receiver.raw_headers.append(headers)
