@@ -36,6 +36,7 @@ _NUMBER_FLAGS = (
     "--max-iter",
     "--nb-classes",
 )
+_LOCALHOST_PORT = re.compile(r"\.localhost:\d+$")
 _SERVICE_NAME = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?$"
 )
@@ -105,15 +106,18 @@ def replica_launch(
     }
     argv = []
     previous = ""
+    services: list[str] = []  # the other components' addresses on the gateway, as the flags name them
     for part in template["command"]:
         part = _with_mounts(expand(part, expanded_env), mounts)
         if previous not in _NUMBER_FLAGS and not part.startswith(tuple(f + "=" for f in _NUMBER_FLAGS)):
             part = _with_ports(part, container_ports)
         if previous in _SERVICE_FLAGS:
             part = gateway_address(part, domain, gateway_port)
+            services.append(part)
         elif part.startswith(tuple(flag + "=" for flag in _SERVICE_FLAGS)):
             flag, _, value = part.partition("=")
             part = f"{flag}={gateway_address(value, domain, gateway_port)}"
+            services.append(part.partition("=")[2])
         argv.append(part)
         previous = part
     if speaks_modelplane_serve(argv) and not any(part.startswith(_GRPC_FLAGS) for part in argv):
@@ -122,6 +126,11 @@ def replica_launch(
         argv = with_nthread(argv, resources)
     cwd = working_dir(template, mounts)
     argv, notes = _local_program(argv, cwd)
+    local_hosts = sorted(
+        {address.rsplit(":", 1)[0] for address in services if _LOCALHOST_PORT.search(address)}
+    )
+    if local_hosts and not speaks_modelplane_serve(argv):
+        notes = (*notes, _resolver_note(local_hosts))
     own_env = {name: _with_mounts(value, mounts) for name, value in container_env.items()}
     env = resource_env(resources, own_env, gpus)
     for name, port in (template.get("portEnv") or {}).items():  # a stock server told its ports by env
@@ -129,6 +138,15 @@ def replica_launch(
     env.update(platform_env)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return Launch(argv, env, cwd, notes)
+
+
+def _resolver_note(hosts: Sequence[str]) -> str:
+    """modelplane's own client connects to 127.0.0.1 for a name under `localhost`; another program asks
+    the system's resolver, which follows RFC 6761 (systemd-resolved, macOS) or does not (glibc alone)."""
+    return (
+        f"this program reaches {', '.join(hosts)} through the gateway on 127.0.0.1; where the system's "
+        f"resolver does not resolve names under localhost, add `127.0.0.1 {' '.join(hosts)}` to /etc/hosts"
+    )
 
 
 def _knative_env(revision: str | None) -> dict[str, str]:

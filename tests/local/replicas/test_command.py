@@ -81,3 +81,16 @@ def test_a_standard_revision_has_no_knative_variables():
     launch = launch_of(["./server", "$(K_REVISION)"])
     assert launch.argv == ["./server", "$(K_REVISION)"]
     assert "K_REVISION" not in launch.env
+
+
+def test_a_program_not_built_on_modelplane_is_told_how_its_predictor_host_resolves(tmp_path):
+    interpreter = Path(sys.executable)
+    args = ["transformer.py", "--predictor_host", "iris-predictor.default", "--model_name", "iris"]
+    notes = launch_of([str(interpreter), *args]).notes
+    assert any(
+        "add `127.0.0.1 iris-predictor.default.localhost` to /etc/hosts" in note
+        and "resolver does not resolve names under localhost" in note
+        for note in notes
+    ), notes
+    served = launch_of(["modelplane", "serve", "--predictor_host=iris-predictor.default"]).notes
+    assert not any("/etc/hosts" in note for note in served)
