@@ -27,6 +27,9 @@ MODEL_MOUNT = "/mnt/models"
 # Flags whose value names another component's service: `<isvc>-<component>.<namespace>`.
 _SERVICE_FLAGS = ("--predictor_host", "--predictor-host", "--explainer_host", "--explainer-host")
 _GRPC_FLAGS = ("--grpc-port", "--grpc_port")
+_HTTP_FLAGS = ("--http-port", "--http_port")
+_PYTHON = re.compile(r"python(3(\.\d+)?)?")
+_KSERVE_IMPORT = re.compile(rb"^[ \t]*(?:from[ \t]+kserve[ \t.]|import[ \t]+kserve\b)", re.MULTILINE)
 # Flags of `modelplane serve` whose numbers are never ports, even when one reads 8080 or 8081.
 _NUMBER_FLAGS = (
     "--max-batch-size",
@@ -126,6 +129,7 @@ def replica_launch(
         argv = with_nthread(argv, resources)
     cwd = working_dir(template, mounts)
     argv, notes = _local_program(argv, cwd)
+    argv, notes = _told_its_ports(argv, cwd, ports, notes)
     local_hosts = sorted(
         {address.rsplit(":", 1)[0] for address in services if _LOCALHOST_PORT.search(address)}
     )
@@ -207,7 +211,7 @@ def _local_program(argv: list[str], cwd: str | None) -> tuple[list[str], tuple[s
     program = argv[0]
     if Path(program).name == "modelplane":
         return [sys.executable, "-m", "modelplane", *argv[1:]], ()
-    if not re.fullmatch(r"python(3(\.\d+)?)?", Path(program).name):
+    if not _PYTHON.fullmatch(Path(program).name):
         return argv, ()
     if "/" not in program:
         note = f"{program} runs as the platform's interpreter, {sys.executable}"
@@ -216,6 +220,48 @@ def _local_program(argv: list[str], cwd: str | None) -> tuple[list[str], tuple[s
     else:
         note = f"{program} is not on this machine: running the platform's interpreter, {sys.executable}"
     return [sys.executable, *argv[1:]], (note,)
+
+
+def _told_its_ports(
+    argv: list[str], cwd: str | None, ports: ReplicaPorts, notes: tuple[str, ...]
+) -> tuple[list[str], tuple[str, ...]]:
+    """A program written with KServe's SDK listens on 8080 and 8081 unless told `--http_port` and
+    `--grpc_port`, which KServe's controller does not pass a custom predictor (its pod's ports are its
+    own). Told the replica's ports, it listens where the platform looks for it; the SDK reads its flags
+    with `parse_known_args`, so they trouble no flags of the program's own."""
+    if not argv or not _PYTHON.fullmatch(Path(argv[0]).name) or speaks_modelplane_serve(argv):
+        return argv, notes
+    if any(part.startswith(_HTTP_FLAGS) for part in argv):
+        return argv, notes
+    script = _script_of(argv[1:], Path(cwd or os.getcwd()))
+    if script is None or not _KSERVE_IMPORT.search(_head_of(script)):
+        return argv, notes
+    added = [f"--http_port={ports.http}"]
+    if not any(part.startswith(_GRPC_FLAGS) for part in argv):
+        added.append(f"--grpc_port={ports.grpc}")
+    note = f"{script.name} uses KServe's SDK: told the replica's ports ({' '.join(added)})"
+    return [*argv, *added], (*notes, note)
+
+
+def _script_of(args: list[str], cwd: Path) -> Path | None:
+    """The file a Python command line runs: its script, or its `-m` module's file under `cwd`."""
+    for index, part in enumerate(args):
+        if part == "-m" and index + 1 < len(args):
+            module = cwd / args[index + 1].replace(".", "/")
+            found = [p for p in (module.with_suffix(".py"), module / "__main__.py") if p.is_file()]
+            return found[0] if found else None
+        if not part.startswith("-"):
+            path = cwd / part
+            return path if path.is_file() else None
+    return None
+
+
+def _head_of(script: Path) -> bytes:
+    try:
+        with open(script, "rb") as file:
+            return file.read(256 * 1024)
+    except OSError:
+        return b""
 
 
 def speaks_modelplane_serve(argv: list[str]) -> bool:

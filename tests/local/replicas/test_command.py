@@ -94,3 +94,21 @@ def test_a_program_not_built_on_modelplane_is_told_how_its_predictor_host_resolv
     ), notes
     served = launch_of(["modelplane", "serve", "--predictor_host=iris-predictor.default"]).notes
     assert not any("/etc/hosts" in note for note in served)
+
+
+def test_a_program_written_with_kserves_sdk_is_told_the_replicas_ports(tmp_path):
+    (tmp_path / "predictor.py").write_text("import argparse\nfrom kserve import Model, ModelServer\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "serve.py").write_text("import kserve\n")
+    (tmp_path / "plain.py").write_text("import fastapi\n")
+    cwd = {"workingDir": str(tmp_path)}
+    told = launch_of(["python3", "predictor.py"], **cwd)
+    assert told.argv[-2:] == ["--http_port=41000", "--grpc_port=41001"]
+    assert any("predictor.py uses KServe's SDK" in note for note in told.notes)
+    assert launch_of(["python3", "-u", "-m", "pkg.serve"], **cwd).argv[-2:] == [
+        "--http_port=41000",
+        "--grpc_port=41001",
+    ]
+    assert launch_of(["python3", "plain.py"], **cwd).argv[-1] == "plain.py"
+    explicit = launch_of(["python3", "predictor.py", "--http_port", "8080"], **cwd)
+    assert explicit.argv[-2:] == ["--http_port", "41000"]  # the container's port, rewritten as before
