@@ -6,6 +6,10 @@ revision takes that percentage (tag `latest`) and the rolled-out one the rest (t
 percentage promotes the newest, `0` pins the traffic to the previous one. Until the newest revision is
 ready, the rolled-out one keeps all the traffic.
 
+The entry that follows the newest revision (Knative's `latestRevision: true`) follows the latest *ready*
+one: while a newer revision loads, or after it failed, a canary that was ready keeps its share, and
+callers pass it as `latest` (`latest_ready_revision`).
+
 With KServe's `enable-tag-routing`, a lone latest entry is tagged `latest` too.
 """
 
@@ -40,6 +44,16 @@ def traffic_targets(
         TrafficTarget(latest, percent, True, "latest"),
         TrafficTarget(rolled_out, 100 - percent, False, "prev"),
     )
+
+
+def latest_ready_revision(
+    latest: str, latest_takes_traffic: bool, latest_ready: str | None, latest_ready_takes_traffic: bool
+) -> str | None:
+    """The revision the latest target follows: the newest once it takes traffic, else the one that was
+    the latest ready before it, while that still does; None when neither does."""
+    if latest_takes_traffic:
+        return latest
+    return latest_ready if latest_ready is not None and latest_ready_takes_traffic else None
 
 
 def rolled_out_after(

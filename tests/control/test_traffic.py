@@ -64,3 +64,20 @@ def test_a_revision_that_became_ready_keeps_its_traffic_while_it_wakes_from_zero
     assert takes_traffic(ready_now=False, failed=False, was_ready=True)  # scaling 0 -> 1: the activator holds
     assert not takes_traffic(ready_now=False, failed=True, was_ready=True)  # failed since
     assert not takes_traffic(ready_now=False, failed=False, was_ready=False)  # never ready yet
+
+
+def test_the_latest_target_follows_the_latest_ready_revision_while_a_newer_one_loads():
+    from modelplane.control.traffic import latest_ready_revision
+
+    newer = "iris-predictor-00003"
+    # The newest is ready: it is the one.
+    assert latest_ready_revision(newer, True, NEW, True) == newer
+    # It loads, or failed: the canary that was ready keeps its share (Knative's latestRevision: true).
+    assert latest_ready_revision(newer, False, NEW, True) == NEW
+    assert traffic_targets(NEW, True, OLD, 20) == (
+        TrafficTarget(NEW, 20, True, "latest"),
+        TrafficTarget(OLD, 80, False, "prev"),
+    )
+    # That canary failed since, or there was none: nothing newer than the rolled-out one serves.
+    assert latest_ready_revision(newer, False, NEW, False) is None
+    assert latest_ready_revision(newer, False, None, False) is None
