@@ -81,3 +81,21 @@ def test_the_latest_target_follows_the_latest_ready_revision_while_a_newer_one_l
     # That canary failed since, or there was none: nothing newer than the rolled-out one serves.
     assert latest_ready_revision(newer, False, NEW, False) is None
     assert latest_ready_revision(newer, False, None, False) is None
+
+
+def test_a_percentage_after_a_full_rollout_rolls_back_to_the_previous_revision():
+    # v2 rolled out over v1, then canaryTrafficPercent: 0 (KServe's PropagateStatus).
+    targets = traffic_targets(NEW, True, NEW, 0, previous_rolled_out=OLD)
+    assert targets == (TrafficTarget(NEW, 0, True, "latest"), TrafficTarget(OLD, 100, False, "prev"))
+    assert rolled_out_after(targets, True, NEW) == OLD
+    # Rolled back, the split stays; removing the percentage rolls the latest out again.
+    assert traffic_targets(NEW, True, OLD, 0, previous_rolled_out=OLD) == targets
+    assert traffic_targets(NEW, True, OLD, None, previous_rolled_out=OLD) == (TrafficTarget(NEW, 100, True),)
+    # A share under 100 splits with the previous one too.
+    assert traffic_targets(NEW, True, NEW, 30, previous_rolled_out=OLD) == (
+        TrafficTarget(NEW, 30, True, "latest"),
+        TrafficTarget(OLD, 70, False, "prev"),
+    )
+    # Nothing to roll back to, or the latest revision not ready: the latest keeps everything.
+    assert traffic_targets(NEW, True, NEW, 0) == (TrafficTarget(NEW, 100, True),)
+    assert traffic_targets(NEW, False, NEW, 0, previous_rolled_out=OLD) == (TrafficTarget(NEW, 100, True),)

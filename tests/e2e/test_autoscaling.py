@@ -295,6 +295,19 @@ def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform):
         )
         platform.apply(changed("3"))  # the promotion
         wait_until(lambda: only("iris-live-predictor-00003"), "the promotion", platform)
+        platform.apply(changed("3", canaryTrafficPercent=0))  # a rollback after the promotion: 00002 again
+        wait_until(
+            lambda: (
+                sorted(traffic()) == [("iris-live-predictor-00002", 100), ("iris-live-predictor-00003", 0)]
+                and replicas(platform, "iris-live").get("iris-live-predictor-00002", (0, 0))[0] > 0
+            ),
+            "the rollback to the previous rolled-out revision",
+            platform,
+        )
+        rolled_out = status(platform, "iris-live")["components"]["predictor"]
+        assert rolled_out["latestRolledoutRevision"] == "iris-live-predictor-00002"
+        served = load.answers[200]
+        wait_until(lambda: load.answers[200] > served + 5, "answers after the rollback", platform)
     assert load.failures == []
     assert load.answers[200] > 20
 

@@ -58,7 +58,7 @@ from modelplane.control.modelmesh import deployment_mode, is_model_mesh
 from modelplane.control.observed import CanaryState
 from modelplane.control.payload_logging import payload_log_specs
 from modelplane.control.rolling_update import RollingUpdate, RolloutStep, rollout_step, rollout_targets
-from modelplane.control.traffic import latest_ready_revision, takes_traffic
+from modelplane.control.traffic import latest_ready_revision, rollback_to, takes_traffic
 from modelplane.control.urls import GatewayAddress, service_host
 from modelplane.control.urls import component_host as spec_component_host
 from modelplane.local.api.errors import NotFound
@@ -439,7 +439,22 @@ class Reconciler:
             | set(service.latest_ready.values())
             | set(service.rolled_out.values())
             | set(service.canary_latest.values())
+            | self._rollbacks(service)
         )
+
+    def _rollbacks(self, service: _Service) -> set[str]:
+        """The revisions a percentage rolls back to (stopped since they were rolled out): they start
+        before the split moves to them, their requests waiting in the gateway as at zero."""
+        found = {
+            rollback_to(
+                latest,
+                service.rolled_out.get(component),
+                service.canary.get(component),
+                service.previous_rolled_out.get(component),
+            )
+            for component, latest in service.latest.items()
+        }
+        return {name for name in found if name is not None}
 
     def _recreate(self, service: _Service) -> None:
         """The Recreate strategy: a component's new revision waits, its old one stops (finishing the
@@ -561,8 +576,15 @@ class Reconciler:
             if step is not None and rolled_out is not None:
                 targets = rollout_targets(latest, rolled_out, step)
             else:
+                # KServe rolls back only once the newest revision is the latest ready one.
+                previous = service.previous_rolled_out.get(component) if latest == newest else None
                 targets = traffic_targets(
-                    latest, ready, rolled_out, service.canary.get(component), tag_routing=service.tag_routing
+                    latest,
+                    ready,
+                    rolled_out,
+                    service.canary.get(component),
+                    tag_routing=service.tag_routing,
+                    previous_rolled_out=previous,
                 )
             if not targets and component in service.recreate:
                 targets = (TrafficTarget(newest, 100, True),)  # requests wait for it in the gateway
@@ -576,7 +598,10 @@ class Reconciler:
                 self._end_rollout(service, component)
             if now_rolled_out != rolled_out:
                 service.rolled_out[component] = now_rolled_out
-                if rolled_out:
+                if rolled_out == latest:  # a rollback: the previous one stays, as in KServe
+                    what = (service.namespace, service.name, component, now_rolled_out)
+                    logger.info("%s/%s: %s rolled back to %s", *what)
+                elif rolled_out:
                     service.previous_rolled_out[component] = rolled_out
 
     def _latest_ready(self, service: _Service, component: str, newest: str) -> str | None:
