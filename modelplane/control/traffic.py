@@ -4,7 +4,13 @@ Without `canaryTrafficPercent`, the newest revision takes all the traffic once i
 the rolled-out revision. With it, and a rolled-out revision older than the newest, the newest ready
 revision takes that percentage (tag `latest`) and the rolled-out one the rest (tag `prev`): removing the
 percentage promotes the newest, `0` pins the traffic to the previous one. Until the newest revision is
-ready, the rolled-out one keeps all the traffic.
+ready, the rolled-out one keeps all the traffic. A percentage under 100 once the newest revision is itself
+rolled out rolls back, as KServe's status does (PropagateStatus): the previous rolled-out revision becomes
+the rolled-out one again and takes the rest.
+
+The entry that follows the newest revision (Knative's `latestRevision: true`) follows the latest *ready*
+one: while a newer revision loads, or after it failed, a canary that was ready keeps its share, and
+callers pass it as `latest` (`latest_ready_revision`).
 
 With KServe's `enable-tag-routing`, a lone latest entry is tagged `latest` too.
 """
@@ -28,8 +34,11 @@ def traffic_targets(
     rolled_out: str | None,
     canary_percent: int | None,
     tag_routing: bool = False,
+    previous_rolled_out: str | None = None,
 ) -> tuple[TrafficTarget, ...]:
     """The split for one component; empty when nothing can take traffic yet."""
+    if latest_ready:
+        rolled_out = rollback_to(latest, rolled_out, canary_percent, previous_rolled_out) or rolled_out
     split = canary_percent is not None and canary_percent < 100
     if rolled_out == latest or (latest_ready and rolled_out is None) or (latest_ready and not split):
         return (TrafficTarget(latest, 100, True, "latest" if tag_routing else None),)
@@ -42,13 +51,34 @@ def traffic_targets(
     )
 
 
+def rollback_to(
+    latest: str, rolled_out: str | None, canary_percent: int | None, previous_rolled_out: str | None
+) -> str | None:
+    """The revision a percentage under 100 rolls back to once the newest revision is rolled out: the
+    previous rolled-out one; None when there is no rollback."""
+    if rolled_out != latest or canary_percent is None or canary_percent >= 100:
+        return None
+    return previous_rolled_out if previous_rolled_out not in (None, latest) else None
+
+
+def latest_ready_revision(
+    latest: str, latest_takes_traffic: bool, latest_ready: str | None, latest_ready_takes_traffic: bool
+) -> str | None:
+    """The revision the latest target follows: the newest once it takes traffic, else the one that was
+    the latest ready before it, while that still does; None when neither does."""
+    if latest_takes_traffic:
+        return latest
+    return latest_ready if latest_ready is not None and latest_ready_takes_traffic else None
+
+
 def rolled_out_after(
     targets: tuple[TrafficTarget, ...], latest_ready: bool, rolled_out: str | None
 ) -> str | None:
-    """The rolled-out revision once `targets` are in effect: the newest one when it got all the traffic."""
+    """The rolled-out revision once `targets` are in effect: the newest one when it got all the traffic,
+    the one tagged `prev` when there is one (the previous one, after a rollback)."""
     if latest_ready and len(targets) == 1 and targets[0].latest and targets[0].percent == 100:
         return targets[0].revision
-    return rolled_out
+    return next((t.revision for t in targets if not t.latest and t.tag == "prev"), rolled_out)
 
 
 def takes_traffic(ready_now: bool, failed: bool, was_ready: bool) -> bool:

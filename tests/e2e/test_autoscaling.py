@@ -295,8 +295,62 @@ def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform):
         )
         platform.apply(changed("3"))  # the promotion
         wait_until(lambda: only("iris-live-predictor-00003"), "the promotion", platform)
+        platform.apply(changed("3", canaryTrafficPercent=0))  # a rollback after the promotion: 00002 again
+        wait_until(
+            lambda: (
+                sorted(traffic()) == [("iris-live-predictor-00002", 100), ("iris-live-predictor-00003", 0)]
+                and replicas(platform, "iris-live").get("iris-live-predictor-00002", (0, 0))[0] > 0
+            ),
+            "the rollback to the previous rolled-out revision",
+            platform,
+        )
+        rolled_out = status(platform, "iris-live")["components"]["predictor"]
+        assert rolled_out["latestRolledoutRevision"] == "iris-live-predictor-00002"
+        served = load.answers[200]
+        wait_until(lambda: load.answers[200] > served + 5, "answers after the rollback", platform)
     assert load.failures == []
     assert load.answers[200] > 20
+
+
+def test_a_ready_canary_keeps_its_share_while_a_newer_revision_loads_or_fails(platform):
+    """Knative's latest target follows the latest ready revision: v2, a canary at 20%, keeps its share and
+    keeps running while v3 (20% too) fails to load, and stays the latestReadyRevision."""
+
+    def changed(version: str, storage: str = "pvc://examples/sklearn-iris") -> dict:
+        env = [{"name": "MODEL_VERSION", "value": version}]
+        return isvc("iris-next", {"sklearn": {"storageUri": storage, "env": env}, "canaryTrafficPercent": 20})
+
+    def predictor() -> dict:
+        return status(platform, "iris-next").get("components", {}).get("predictor", {})
+
+    def traffic() -> list[tuple[str, int]]:
+        return sorted((t["revisionName"], t["percent"]) for t in predictor().get("traffic", []))
+
+    split = [("iris-next-predictor-00001", 80), ("iris-next-predictor-00002", 20)]
+    platform.apply(changed("1"))
+    platform.cli("wait", "--for=condition=Ready", "isvc/iris-next", "--timeout=300s")
+    platform.apply(changed("2"))
+    wait_until(lambda: traffic() == split, "the canary split", platform)
+    platform.apply(changed("3", "pvc://examples/no-such-model"))
+    wait_until(
+        lambda: (
+            predictor().get("latestCreatedRevision") == "iris-next-predictor-00003"
+            and "iris-next-predictor-00003" in replicas(platform, "iris-next")
+        ),
+        "the third revision",
+        platform,
+    )
+    wait_until(
+        lambda: (
+            "iris-next-predictor-00003" in platform.log() and "failed" in str(status(platform, "iris-next"))
+        ),
+        "its failure",
+        platform,
+    )
+    assert traffic() == split
+    assert predictor().get("latestReadyRevision") == "iris-next-predictor-00002"
+    assert {"iris-next-predictor-00001", "iris-next-predictor-00002"} <= set(replicas(platform, "iris-next"))
+    assert predict(platform, "iris-next").status_code == 200
 
 
 def test_a_graph_router_scales_to_zero_and_a_request_wakes_it_and_its_service(platform):

@@ -9,7 +9,8 @@ at a time per service (a worker per service coalesces the changes that come in w
 2. the newest revision of each component is started, and takes the traffic once it is ready (all of
    it, or its `canaryTrafficPercent` next to the rolled-out revision); a revision that no longer has
    traffic is then taken out of the routes, drained and stopped. A newest revision that never gets
-   ready (its model fails to load) leaves the rolled-out one serving;
+   ready (its model fails to load) leaves the rolled-out one serving, and the canary that was ready
+   before it its share (Knative's latest target follows the latest ready revision);
 3. the gateway gets the routes of the revisions with traffic, and the status is written back when it
    changed.
 
@@ -57,7 +58,7 @@ from modelplane.control.modelmesh import deployment_mode, is_model_mesh
 from modelplane.control.observed import CanaryState
 from modelplane.control.payload_logging import payload_log_specs
 from modelplane.control.rolling_update import RollingUpdate, RolloutStep, rollout_step, rollout_targets
-from modelplane.control.traffic import takes_traffic
+from modelplane.control.traffic import latest_ready_revision, rollback_to, takes_traffic
 from modelplane.control.urls import GatewayAddress, service_host
 from modelplane.control.urls import component_host as spec_component_host
 from modelplane.local.api.errors import NotFound
@@ -102,9 +103,11 @@ class _Service:
     name: str
     revisions: list[Revision]
     running: dict[str, RevisionReplicas] = field(default_factory=dict)
-    # Per component: the newest revision, the one that last had all the traffic and the one before it,
-    # the canary percentage of the spec, and the traffic split in effect.
+    # Per component: the newest revision, the newest that was ready (the latest target follows it while
+    # a newer one loads), the one that last had all the traffic and the one before it, the canary
+    # percentage of the spec, and the traffic split in effect.
     latest: dict[str, str] = field(default_factory=dict)
+    latest_ready: dict[str, str] = field(default_factory=dict)
     rolled_out: dict[str, str] = field(default_factory=dict)
     previous_rolled_out: dict[str, str] = field(default_factory=dict)
     canary: dict[str, int | None] = field(default_factory=dict)
@@ -301,7 +304,7 @@ class Reconciler:
     def _stop(self, ref: Ref, isvc: dict, service: _Service) -> None:
         """`serving.kserve.io/stop: "true"`: no routes, no replicas; the rolled-out revisions are kept
         for when the annotation goes."""
-        service.latest, service.traffic, service.canary_latest = {}, {}, {}
+        service.latest, service.traffic, service.canary_latest, service.latest_ready = {}, {}, {}, {}
         self._update_routes()
         for runner in service.running.values():
             self._retire(service, runner)
@@ -400,6 +403,8 @@ class Reconciler:
             del service.rolled_out[gone]
             service.previous_rolled_out.pop(gone, None)
             service.traffic.pop(gone, None)
+        for gone in set(service.latest_ready) - set(templates):
+            del service.latest_ready[gone]
 
     def _payload_file(self, service: _Service, component: str) -> str:
         """Where a logger without `url` writes: next to the component's replica logs."""
@@ -431,9 +436,25 @@ class Reconciler:
     def _wanted(self, service: _Service) -> set[str]:
         return (
             set(service.latest.values())
+            | set(service.latest_ready.values())
             | set(service.rolled_out.values())
             | set(service.canary_latest.values())
+            | self._rollbacks(service)
         )
+
+    def _rollbacks(self, service: _Service) -> set[str]:
+        """The revisions a percentage rolls back to (stopped since they were rolled out): they start
+        before the split moves to them, their requests waiting in the gateway as at zero."""
+        found = {
+            rollback_to(
+                latest,
+                service.rolled_out.get(component),
+                service.canary.get(component),
+                service.previous_rolled_out.get(component),
+            )
+            for component, latest in service.latest.items()
+        }
+        return {name for name in found if name is not None}
 
     def _recreate(self, service: _Service) -> None:
         """The Recreate strategy: a component's new revision waits, its old one stops (finishing the
@@ -543,18 +564,30 @@ class Reconciler:
             self.autoscaling.start_scaling(runner, lambda: self.kick(key), initial)
 
     def _split_traffic(self, service: _Service) -> None:
-        for component, latest in service.latest.items():
-            ready = self._takes_traffic(service, latest)
+        for component, newest in service.latest.items():
             rolled_out = service.rolled_out.get(component)
             step = service.steps.get(component)
+            if step is None and component not in service.recreate:
+                found = self._latest_ready(service, component, newest)
+                latest, ready = found or newest, found is not None
+            else:  # a rollout moves replicas to the newest revision, whatever was ready before it
+                service.latest_ready.pop(component, None)
+                latest, ready = newest, self._takes_traffic(service, newest)
             if step is not None and rolled_out is not None:
                 targets = rollout_targets(latest, rolled_out, step)
             else:
+                # KServe rolls back only once the newest revision is the latest ready one.
+                previous = service.previous_rolled_out.get(component) if latest == newest else None
                 targets = traffic_targets(
-                    latest, ready, rolled_out, service.canary.get(component), tag_routing=service.tag_routing
+                    latest,
+                    ready,
+                    rolled_out,
+                    service.canary.get(component),
+                    tag_routing=service.tag_routing,
+                    previous_rolled_out=previous,
                 )
             if not targets and component in service.recreate:
-                targets = (TrafficTarget(latest, 100, True),)  # requests wait for it in the gateway
+                targets = (TrafficTarget(newest, 100, True),)  # requests wait for it in the gateway
             if targets != service.traffic.get(component):
                 split = ", ".join(f"{t.revision} {t.percent}%" for t in targets) or "none yet"
                 logger.info("%s/%s: %s traffic: %s", service.namespace, service.name, component, split)
@@ -565,8 +598,22 @@ class Reconciler:
                 self._end_rollout(service, component)
             if now_rolled_out != rolled_out:
                 service.rolled_out[component] = now_rolled_out
-                if rolled_out:
+                if rolled_out == latest:  # a rollback: the previous one stays, as in KServe
+                    what = (service.namespace, service.name, component, now_rolled_out)
+                    logger.info("%s/%s: %s rolled back to %s", *what)
+                elif rolled_out:
                     service.previous_rolled_out[component] = rolled_out
+
+    def _latest_ready(self, service: _Service, component: str, newest: str) -> str | None:
+        """The newest revision of a component that is ready and not failed since (kept in `latest_ready`)."""
+        before = service.latest_ready.get(component)
+        still = before in service.running and self._takes_traffic(service, before)
+        found = latest_ready_revision(newest, self._takes_traffic(service, newest), before, still)
+        if found is None:
+            service.latest_ready.pop(component, None)
+        else:
+            service.latest_ready[component] = found
+        return found
 
     def _takes_traffic(self, service: _Service, revision_name: str) -> bool:
         state = service.running[revision_name].state()
@@ -786,13 +833,12 @@ class Reconciler:
         for component, latest in service.latest.items():
             latest_state = service.running[latest].state()
             rolled_out = service.rolled_out.get(component)
-            serving = latest_state if latest_state.ready else None
-            if (
-                serving is None
-                and rolled_out in service.running
-                and service.running[rolled_out].state().ready
-            ):
-                serving = service.running[rolled_out].state()
+            ready = [
+                state
+                for name in (latest, service.latest_ready.get(component), rolled_out)
+                if name in service.running and (state := service.running[name].state()).ready
+            ]
+            serving = ready[0] if ready else None
             components[component] = ComponentState(
                 latest_state,
                 serving,
