@@ -122,6 +122,7 @@ def _apply(args: argparse.Namespace) -> int:
             results = client.apply(resources, args.namespace or DEFAULT_NAMESPACE, dry_run=bool(args.dry_run))
         except ApiError as error:
             raise CommandError(f"{_where(error, documents)}{error} (nothing was applied)") from None
+    print_unhonored_warnings(documents)  # once accepted: a refused apply says only why
     suffix = " (server dry run)" if args.dry_run else ""
     for result in results:
         print(f"{_object_name(result['object'])} {result['action']}{suffix}")
@@ -129,8 +130,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def print_apply_warnings(documents: list[Document]) -> None:
-    """Fields that are kept but do nothing: those the schema does not know (most often a typo), and
-    those one machine cannot honor (a node to choose, a resource other than cpu, memory and GPUs); and
+    """What is likely a mistake in the files: fields the schema does not know (most often a typo), and
     graph conditions that look like mistakes, though Go's gjson evaluates them."""
     for document in documents:
         for field in unknown_field_details(document.resource):
@@ -139,14 +139,20 @@ def print_apply_warnings(documents: list[Document]) -> None:
                 f'Warning: {document.source}:{document.line_of(field.path)}: unknown field "{field.path}"{hint}',
                 file=sys.stderr,
             )
+        for warning in condition_warnings(document.resource):
+            print(f"Warning: {document.source}:{document.line_of(warning.path)}: {warning}", file=sys.stderr)
+
+
+def print_unhonored_warnings(documents: list[Document]) -> None:
+    """Fields that are kept but do nothing here (a node to choose, a resource other than cpu, memory
+    and GPUs, an annotation another platform reads)."""
+    for document in documents:
         for field in unhonored_fields(document.resource):
             print(
                 f"Warning: {document.source}:{document.line_of(field.path)}: {field.path}: "
                 f"accepted but not acted on: {field.why}",
                 file=sys.stderr,
             )
-        for warning in condition_warnings(document.resource):
-            print(f"Warning: {document.source}:{document.line_of(warning.path)}: {warning}", file=sys.stderr)
 
 
 def _where(error: ApiError, documents: list[Document]) -> str:

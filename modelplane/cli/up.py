@@ -305,7 +305,7 @@ def _check_exposure(host: str, token: str | None, insecure: bool) -> None:
 
 def _load(paths: list[str], recursive: bool) -> list[dict]:
     from modelplane.api import LoadError, kind_of, load_path
-    from modelplane.cli.resources import print_apply_warnings
+    from modelplane.cli.resources import print_apply_warnings, print_unhonored_warnings
 
     resources = []
     for path in paths:
@@ -321,6 +321,7 @@ def _load(paths: list[str], recursive: bool) -> list[dict]:
                 document.resource.setdefault("metadata", {}).setdefault("namespace", DEFAULT_NAMESPACE)
             resources.append(document.resource)
         print_apply_warnings(documents)
+        print_unhonored_warnings(documents)
     return resources
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -146,19 +147,17 @@ def test_a_slow_sync_model_does_not_block_other_requests(test_models_server):
     finished = []
 
     def slow_call():
-        httpx.post(test_models_server.url + "/v1/models/slow:predict", json={"seconds": 3}, timeout=30)
+        httpx.post(test_models_server.url + "/v1/models/slow:predict", json={"seconds": 5}, timeout=60)
         finished.append("slow")
 
     thread = threading.Thread(target=slow_call)
     thread.start()
-    # While the slow prediction runs on a worker thread, the loop keeps answering.
-    for _ in range(20):
-        assert (
-            httpx.post(
-                test_models_server.url + "/v1/models/echo:predict", json={"instances": [1]}
-            ).status_code
-            == 200
-        )
+    time.sleep(0.5)  # the slow prediction is on a worker thread by now
+    # The loop keeps answering meanwhile: an answer blocked behind the model would come after it.
+    response = httpx.post(
+        test_models_server.url + "/v1/models/echo:predict", json={"instances": [1]}, timeout=60
+    )
+    assert response.status_code == 200
     assert finished == []
     thread.join()
     assert finished == ["slow"]
