@@ -246,14 +246,22 @@ def _told_its_ports(
 def _script_of(args: list[str], cwd: Path) -> Path | None:
     """The file a Python command line runs: its script, or its `-m` module's file under `cwd`."""
     for index, part in enumerate(args):
+        if part == "-c":  # a program given as text, no file
+            return None
         if part == "-m" and index + 1 < len(args):
             module = cwd / args[index + 1].replace(".", "/")
-            found = [p for p in (module.with_suffix(".py"), module / "__main__.py") if p.is_file()]
-            return found[0] if found else None
+            return next((p for p in (module.with_suffix(".py"), module / "__main__.py") if _is_file(p)), None)
         if not part.startswith("-"):
             path = cwd / part
-            return path if path.is_file() else None
+            return path if _is_file(path) else None
     return None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long to be a file's
+        return False
 
 
 def _head_of(script: Path) -> bytes:

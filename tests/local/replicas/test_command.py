@@ -110,5 +110,7 @@ def test_a_program_written_with_kserves_sdk_is_told_the_replicas_ports(tmp_path)
         "--grpc_port=41001",
     ]
     assert launch_of(["python3", "plain.py"], **cwd).argv[-1] == "plain.py"
+    code = "import kserve\n" + "x = 1\n" * 300  # a program given as text, longer than a file name may be
+    assert launch_of(["python3", "-c", code], **cwd).argv[-1] == code
     explicit = launch_of(["python3", "predictor.py", "--http_port", "8080"], **cwd)
     assert explicit.argv[-2:] == ["--http_port", "41000"]  # the container's port, rewritten as before
