@@ -4,7 +4,8 @@ A revision's phase uses the modelStatus state names: `Pending` (nothing started 
 (fetching the model or waiting for the replica to be ready), `Loaded` (a replica is ready) and
 `FailedToLoad` (the model could not be fetched or loaded, or the replica keeps crashing). A revision
 whose replicas wait for resources the machine cannot give yet stays `Pending` and says why
-(`unschedulable`).
+(`unschedulable`); one whose replicas run but are not reached where they listen stays `Loading` and
+says why (`not_ready`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class RevisionState:
     restarts: int = 0  # of all its replicas
     last_termination: Termination | None = None  # the latest of its replicas' ends
     unschedulable: str | None = None  # why its replicas cannot start (the GPUs they need are not free)
+    not_ready: str | None = None  # why its replicas are not ready yet, where the platform can tell
 
     @property
     def ready(self) -> bool:

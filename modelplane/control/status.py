@@ -190,7 +190,8 @@ def _component_condition(component: str, observed: ComponentState | None, invali
     if latest.unschedulable and latest.phase == c.PENDING:
         message = f'Revision "{latest.name}" cannot start: {latest.unschedulable}.'
         return _condition(FALSE, c.UNSCHEDULABLE, message)
-    return _condition(UNKNOWN, "RevisionMissing", f'Revision "{latest.name}" is not ready yet.')
+    why = f": {latest.not_ready}" if latest.not_ready else ""
+    return _condition(UNKNOWN, "RevisionMissing", f'Revision "{latest.name}" is not ready yet{why}.')
 
 
 def _route_condition(component: str, observed: ComponentState | None) -> dict:

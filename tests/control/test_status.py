@@ -315,3 +315,12 @@ def test_fields_not_acted_on_are_a_warning_condition_that_does_not_gate_ready():
     }
     assert conditions(result)["Ready"] == ("True", None)
     assert "FieldsHonored" not in conditions(status(ServiceState({"predictor": serving(LOADED_1)})))
+
+
+def test_a_revision_not_ready_says_why_where_the_platform_can_tell():
+    why = "the program listens on 127.0.0.1:8080, not on its port 34567 (given in $PORT)"
+    loading = RevisionState("iris-predictor-00001", "Loading", desired_replicas=1, not_ready=why)
+    result = status(ServiceState({"predictor": ComponentState(loading)}, running={"predictor": (loading,)}))
+    predictor = next(c for c in result["conditions"] if c["type"] == "PredictorReady")
+    assert (predictor["status"], predictor["reason"]) == ("Unknown", "RevisionMissing")
+    assert predictor["message"] == f'Revision "iris-predictor-00001" is not ready yet: {why}.'

@@ -866,12 +866,13 @@ class Reconciler:
         )
 
     def _failure_of(self, service: _Service, revision_name: str) -> str | None:
-        """Why a revision does not serve: its failure, or what its replicas wait for."""
+        """Why a revision does not serve: its failure, what its replicas wait for, or why they are not
+        ready where the platform can tell."""
         runner = service.running.get(revision_name)
         state = runner.state() if runner is not None else None
         if state is None:
             return None
-        return state.failure.message if state.failure is not None else state.unschedulable
+        return state.failure.message if state.failure is not None else state.unschedulable or state.not_ready
 
     def _write_status(self, ref: Ref, isvc: dict, service: _Service) -> dict:
         previous = isvc.get("status") or {}

@@ -70,6 +70,7 @@ from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
 from modelplane.local.replicas.handover import HandedReplica, ReplicaHandover, template_digest
 from modelplane.local.replicas.inherited import InheritedChild
 from modelplane.local.replicas.lifecycle import MIN_GRACE_AFTER_HOOK, Hook, Lifecycle, replica_lifecycle
+from modelplane.local.replicas.listening import PortCheck, port_given_in
 from modelplane.local.replicas.memory_watch import Process, can_measure, enforce_memory_limit
 from modelplane.local.replicas.probe import ProbeResult, probe
 from modelplane.local.replicas.resources import replica_resources
@@ -148,10 +149,12 @@ class Replica:
         self._volumes_made = False  # an emptyDir is emptied when the replica is made, not at a restart
         self.resources = replica_resources(revision.template)
         self.unschedulable: str | None = None  # why it waits for GPUs
+        self.not_ready_reason: str | None = None  # why it is not ready, where the platform can tell
         self.last_termination: Termination | None = None
         self._on_change = on_change
         self._process: asyncio.subprocess.Process | ForkedProcess | InheritedChild | None = None
         self._ports: ReplicaPorts | None = None
+        self._port_given_in: tuple[str, ...] = ("$PORT",)  # how its process was told its HTTP port
         self._gpus: tuple[str, ...] = ()
         self._env: dict[str, str] | None = None  # the process's own variables (on top of the platform's)
         self._lifecycle = Lifecycle()
@@ -445,6 +448,7 @@ class Replica:
         if self._stopping.is_set():
             return
         self._env = launch.env
+        self._port_given_in = port_given_in(launch.argv, ports.http)
         if template.get("workingDir") and launch.cwd is None:
             self._note(
                 f"workingDir {template['workingDir']} is not a folder on this machine: starting in {os.getcwd()}"
@@ -662,6 +666,7 @@ class Replica:
         waiting.cancel()
         ended.cancel()
         readiness = Readiness(declared) if declared is not None else None
+        port_check = PortCheck(process.pid, ports.http, {ports.grpc}, self._port_given_in)
         if declared is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), declared.initial_delay)
@@ -678,17 +683,32 @@ class Replica:
                 was_ready = True
                 if self.phase != LOADED:
                     logger.info("%s is ready on 127.0.0.1:%s", self.label, ports.http)
+                self._say_why_not_ready(None)
                 self._set(LOADED, address=f"127.0.0.1:{ports.http}")
             elif result.failure:
                 self._set(FAILED_TO_LOAD, failure=self._failure(result.failure))
-            elif self.phase == LOADED:
-                self._set(LOADING)
+            else:
+                self._say_why_not_ready(port_check.look())
+                if self.phase == LOADED:
+                    self._set(LOADING)
             interval = self.settings.ready_probe_interval if result.ready else self.settings.probe_interval
             if declared is not None and result.ready:
                 interval = declared.period
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), interval)
+        self._say_why_not_ready(None)
         return was_ready
+
+    def _say_why_not_ready(self, reason: str | None) -> None:
+        """Says in the replica's log, the platform's and its revision's state why it is not ready (None:
+        it is, or the platform cannot tell), each time that changes."""
+        if reason == self.not_ready_reason:
+            return
+        self.not_ready_reason = reason
+        if reason is not None:
+            self._note(f"not ready: {reason}")
+            logger.warning("%s is not ready: %s", self.label, reason)
+        self._on_change()
 
     def _failure(self, message: str, *, exit_code: int | None = None, location: str | None = None) -> Failure:
         return Failure(MODEL_LOAD_FAILED, message, exit_code, now_rfc3339(), location or self.name)
@@ -792,6 +812,7 @@ class RevisionReplicas:
         ready = sum(1 for r in self.replicas if r.phase == LOADED)
         failed = [r for r in self.replicas if r.phase == FAILED_TO_LOAD]
         waiting = [r.unschedulable for r in self.replicas if r.unschedulable]
+        not_ready = [r.not_ready_reason for r in self.replicas if r.phase != LOADED and r.not_ready_reason]
         if ready or (self.desired == 0 and not self.replicas):
             phase = LOADED
         elif failed:
@@ -812,6 +833,7 @@ class RevisionReplicas:
             restarts=sum(r.restarts for r in self.replicas),
             last_termination=max(ends, key=lambda end: end.finished_at, default=None),
             unschedulable=waiting[0] if waiting else None,
+            not_ready=not_ready[0] if not_ready else None,
         )
 
 
