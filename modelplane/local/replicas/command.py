@@ -3,7 +3,9 @@
 A template speaks of a container: it listens on 8080 (and 8081 for gRPC), finds its model in
 `/mnt/models`, and reaches its predictor at `<name>-predictor.<namespace>`. On one machine each
 replica gets ports of its own, the folder the storage initializer fetched, and the gateway's address
-for other components, so this module rewrites those values in the arguments and the environment.
+for other components, so this module rewrites those values in the arguments and the environment. The
+gateway's hosts are names under `localhost`, which a Python replica resolves by the platform's startup
+hook (python_startup/sitecustomize.py, first on its PYTHONPATH) whatever the system's resolver knows.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from modelplane.storage import Source
 
 MODEL_MOUNT = "/mnt/models"
+# First on every replica's PYTHONPATH: its sitecustomize resolves names under `localhost` to the loopback.
+PYTHON_STARTUP = Path(__file__).with_name("python_startup")
 # Flags whose value names another component's service: `<isvc>-<component>.<namespace>`.
 _SERVICE_FLAGS = ("--predictor_host", "--predictor-host", "--explainer_host", "--explainer-host")
 _GRPC_FLAGS = ("--grpc-port", "--grpc_port")
@@ -133,24 +137,35 @@ def replica_launch(
     local_hosts = sorted(
         {address.rsplit(":", 1)[0] for address in services if _LOCALHOST_PORT.search(address)}
     )
-    if local_hosts and not speaks_modelplane_serve(argv):
+    if local_hosts and not speaks_modelplane_serve(argv) and not _runs_python(argv):
         notes = (*notes, _resolver_note(local_hosts))
     own_env = {name: _with_mounts(value, mounts) for name, value in container_env.items()}
     env = resource_env(resources, own_env, gpus)
     for name, port in (template.get("portEnv") or {}).items():  # a stock server told its ports by env
         env[name] = str(ports.http if port == "http" else ports.grpc)
     env.update(platform_env)
+    env["PYTHONPATH"] = _python_path(env.get("PYTHONPATH", os.environ.get("PYTHONPATH", "")))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return Launch(argv, env, cwd, notes)
 
 
+def _python_path(inherited: str) -> str:
+    """A replica's PYTHONPATH: the platform's startup hook, then what the replica would have had."""
+    return os.pathsep.join(part for part in (str(PYTHON_STARTUP), inherited) if part)
+
+
 def _resolver_note(hosts: Sequence[str]) -> str:
-    """modelplane's own client connects to 127.0.0.1 for a name under `localhost`; another program asks
-    the system's resolver, which follows RFC 6761 (systemd-resolved, macOS) or does not (glibc alone)."""
+    """A Python program resolves names under `localhost` itself (python_startup/sitecustomize.py); another
+    asks the system's resolver, which follows RFC 6761 (systemd-resolved, macOS) or does not (glibc alone)."""
     return (
         f"this program reaches {', '.join(hosts)} through the gateway on 127.0.0.1; where the system's "
-        f"resolver does not resolve names under localhost, add `127.0.0.1 {' '.join(hosts)}` to /etc/hosts"
+        f"resolver does not resolve names under localhost, add `127.0.0.1 {' '.join(hosts)}` to /etc/hosts "
+        "(a Python program needs no entry: modelplane's startup hook resolves them)"
     )
+
+
+def _runs_python(argv: list[str]) -> bool:
+    return bool(argv) and _PYTHON.fullmatch(Path(argv[0]).name) is not None
 
 
 def _knative_env(revision: str | None) -> dict[str, str]:
@@ -229,7 +244,7 @@ def _told_its_ports(
     `--grpc_port`, which KServe's controller does not pass a custom predictor (its pod's ports are its
     own). Told the replica's ports, it listens where the platform looks for it; the SDK reads its flags
     with `parse_known_args`, so they trouble no flags of the program's own."""
-    if not argv or not _PYTHON.fullmatch(Path(argv[0]).name) or speaks_modelplane_serve(argv):
+    if not _runs_python(argv) or speaks_modelplane_serve(argv):
         return argv, notes
     if any(part.startswith(_HTTP_FLAGS) for part in argv):
         return argv, notes

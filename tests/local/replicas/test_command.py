@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from modelplane.local.replicas.command import ReplicaPorts, replica_launch
+from modelplane.local.replicas.command import PYTHON_STARTUP, ReplicaPorts, replica_launch
 
 
 def launch_of(command: list[str], env: dict | None = None, **template_fields):
@@ -83,17 +83,32 @@ def test_a_standard_revision_has_no_knative_variables():
     assert "K_REVISION" not in launch.env
 
 
-def test_a_program_not_built_on_modelplane_is_told_how_its_predictor_host_resolves(tmp_path):
-    interpreter = Path(sys.executable)
-    args = ["transformer.py", "--predictor_host", "iris-predictor.default", "--model_name", "iris"]
-    notes = launch_of([str(interpreter), *args]).notes
+def test_a_program_not_in_python_is_told_how_its_predictor_host_resolves():
+    args = ["--predictor_host", "iris-predictor.default", "--model_name", "iris"]
+    notes = launch_of(["/opt/transformer/bin/transformer", *args]).notes
     assert any(
         "add `127.0.0.1 iris-predictor.default.localhost` to /etc/hosts" in note
         and "resolver does not resolve names under localhost" in note
         for note in notes
     ), notes
+    python = launch_of([sys.executable, "transformer.py", *args]).notes  # the startup hook resolves it
     served = launch_of(["modelplane", "serve", "--predictor_host=iris-predictor.default"]).notes
-    assert not any("/etc/hosts" in note for note in served)
+    assert not any("/etc/hosts" in note for note in (*python, *served))
+
+
+def test_the_startup_hook_comes_first_on_a_replicas_python_path(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/platform/lib")
+    assert launch_of(["python3", "app.py"]).env["PYTHONPATH"] == f"{PYTHON_STARTUP}:/platform/lib"
+    template = {"command": ["python3", "app.py"], "env": {}, "ports": {"http": 8080, "grpc": 8081}}
+    ports = ReplicaPorts(41000, 41001)
+    declared = {"PYTHONPATH": "/opt/app"}  # from a ConfigMap by `envFrom` (`env` may not set it)
+    from_config_map = replica_launch(
+        template, ports, None, domain="localhost", gateway_port=80, declared_env=declared
+    )
+    assert from_config_map.env["PYTHONPATH"] == f"{PYTHON_STARTUP}:/opt/app"
+    monkeypatch.delenv("PYTHONPATH")
+    assert launch_of(["./server"]).env["PYTHONPATH"] == str(PYTHON_STARTUP)
+    assert (PYTHON_STARTUP / "sitecustomize.py").is_file()
 
 
 def test_a_program_written_with_kserves_sdk_is_told_the_replicas_ports(tmp_path):
