@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import signal
+import sys
 import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +24,7 @@ IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 WINDOW = {"autoscaling.knative.dev/window": "6s"}  # the shortest stable window Knative allows
 
 SLOW_MODEL = REPO_ROOT / "examples" / "slow-predictor" / "model.py"
+ECHO = Path(__file__).with_name("env_echo.py")
 
 
 def isvc(name: str, predictor: dict, annotations: dict | None = None) -> dict:
@@ -386,6 +392,58 @@ def test_a_restart_in_place_keeps_the_latest_ready_canary_and_its_share(platform
     tagged = f"latest-{name}-predictor.default.localhost"
     answer = platform.request("POST", tagged, f"/v1/models/{name}:predict", json=IRIS)
     assert answer.status_code == 200, answer.text
+
+
+def slow_echo(name: str, version: str, **fields) -> dict:
+    """A custom predictor that takes 3 s to start serving, then answers with its environment."""
+    start = f"sleep 3; exec {shlex.quote(sys.executable)} {shlex.quote(str(ECHO))}"
+    container = {
+        "name": "kserve-container",
+        "image": "env-echo:latest",
+        "command": ["sh", "-c", start],
+        "env": [{"name": "VERSION", "value": version}],
+    }
+    return isvc(name, {"containers": [container], **fields})
+
+
+def stored_status(platform: PlatformProcess, name: str) -> dict:
+    """The status straight from the API: quicker than `modelplane get`, to catch a short state."""
+    url = f"{platform.api_url}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}"
+    return httpx.get(url, timeout=30).json().get("status") or {}
+
+
+def test_a_canary_woken_from_zero_stays_ready_and_latest_ready_while_it_starts(platform):
+    """The split keeps a canary's share while its replica starts again, and the status says the same:
+    Ready stays True and latestReadyRevision names the canary, as a Knative revision's Ready leaves out
+    whether it is active (they were Unknown, RevisionMissing, and the older revision)."""
+    name, canary = "waking", "waking-predictor-00002"
+    platform.apply(slow_echo(name, "1", minReplicas=1))
+    platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
+    platform.apply(slow_echo(name, "2", minReplicas=0, canaryTrafficPercent=50))
+    wait_until(
+        lambda: replicas(platform, name).get(canary) == (0, 0) and len(traffic_split(platform, name)) == 2,
+        "the canary split, the canary at zero",
+        platform,
+    )
+    seen = []
+    with ThreadPoolExecutor(1) as pool:
+        tagged = f"latest-{name}-predictor.default.localhost"
+        answer = pool.submit(platform.request, "GET", tagged, "/", timeout=60)
+        while not answer.done():
+            seen.append(stored_status(platform, name))
+            time.sleep(0.1)
+    assert answer.result().status_code == 200 and answer.result().json()["env"]["VERSION"] == "2"
+    waking = [
+        s
+        for s in seen
+        if {"name": canary, "actualReplicas": 0, "desiredReplicas": 1}.items()
+        <= next(r for r in s["revisions"] if r["name"] == canary).items()
+    ]
+    assert waking, "no status was seen while the canary woke"
+    for woken in waking:
+        ready = next(c for c in woken["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "True", ready
+        assert woken["components"]["predictor"]["latestReadyRevision"] == canary
 
 
 def test_a_graph_router_scales_to_zero_and_a_request_wakes_it_and_its_service(platform):

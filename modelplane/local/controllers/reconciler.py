@@ -55,7 +55,7 @@ from modelplane.control import (
 )
 from modelplane.control.canaries import CanaryPlan, canary_plans, stable_share
 from modelplane.control.modelmesh import deployment_mode, is_model_mesh
-from modelplane.control.observed import CanaryState
+from modelplane.control.observed import CanaryState, RevisionState, as_reported
 from modelplane.control.payload_logging import payload_log_specs
 from modelplane.control.rolling_update import RollingUpdate, RolloutStep, rollout_step, rollout_targets
 from modelplane.control.traffic import latest_ready_revision, rollback_to, takes_traffic
@@ -825,12 +825,12 @@ class Reconciler:
     def _observed(self, service: _Service) -> ServiceState:
         components = {}
         for component, latest in service.latest.items():
-            latest_state = service.running[latest].state()
+            latest_state = self._reported_state(service, latest)
             rolled_out = service.rolled_out.get(component)
             ready = [
                 state
                 for name in (latest, service.latest_ready.get(component), rolled_out)
-                if name in service.running and (state := service.running[name].state()).ready
+                if name in service.running and (state := self._reported_state(service, name)).ready
             ]
             serving = ready[0] if ready else None
             components[component] = ComponentState(
@@ -858,6 +858,10 @@ class Reconciler:
         return ServiceState(
             components, service.invalid, service.runtime, routed, running, canaries, service.unhonored
         )
+
+    def _reported_state(self, service: _Service, revision_name: str) -> RevisionState:
+        state = service.running[revision_name].state()
+        return as_reported(state, self._takes_traffic(service, revision_name))
 
     def _failure_of(self, service: _Service, revision_name: str) -> str | None:
         """Why a revision does not serve: its failure, or what its replicas wait for."""
