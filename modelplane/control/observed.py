@@ -11,7 +11,7 @@ says why (`not_ready`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, PENDING
 from modelplane.control.traffic import TrafficTarget
@@ -58,6 +58,16 @@ class RevisionState:
     @property
     def ready(self) -> bool:
         return self.phase == LOADED
+
+
+def as_reported(state: RevisionState, keeps_traffic: bool) -> RevisionState:
+    """The state the status reports of a revision. One that keeps its traffic (it has been ready and has
+    not failed since) while it starts its replicas again, woken from zero or after a restart of the
+    platform, stays Loaded with no ready replica, as it was at zero: Knative leaves whether a revision is
+    active out of its Ready condition. A replica that exited is a crash, not a start: reported as it is."""
+    if keeps_traffic and not state.ready and state.last_termination is None:
+        return replace(state, phase=LOADED)
+    return state
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from modelplane.control import (
     inference_service_status,
     stopped_status,
 )
-from modelplane.control.observed import CanaryState
+from modelplane.control.observed import CanaryState, as_reported
 
 NOW = "2026-01-02T03:04:05Z"
 LATER = "2026-01-02T03:09:00Z"
@@ -85,6 +85,33 @@ def test_a_loading_first_revision_is_unknown_in_progress_and_has_no_url():
     assert "url" not in result and "latestReadyRevision" not in result["components"]["predictor"]
     assert result["modelStatus"]["transitionStatus"] == "InProgress"
     assert result["modelStatus"]["states"] == {"activeModelState": "", "targetModelState": "Loading"}
+
+
+def test_a_canary_woken_from_zero_stays_ready_and_latest_ready_while_its_replica_starts():
+    """As at zero, and as Knative's Ready, which leaves out whether a revision is active: the split keeps
+    the canary's share meanwhile, and the status says the same (it said Unknown, and the older revision
+    as latestReadyRevision)."""
+    waking = RevisionState("iris-predictor-00002", "Loading", desired_replicas=1)
+    reported = as_reported(waking, keeps_traffic=True)
+    split = (
+        TrafficTarget("iris-predictor-00002", 20, True, "latest"),
+        TrafficTarget("iris-predictor-00001", 80, False, "prev"),
+    )
+    predictor = ComponentState(reported, reported, split, "iris-predictor-00001")
+    result = status(ServiceState({"predictor": predictor}, routed=True), generation=2)
+    assert conditions(result)["Ready"] == ("True", None)
+    assert result["components"]["predictor"]["latestReadyRevision"] == "iris-predictor-00002"
+    assert result["modelStatus"]["transitionStatus"] == "UpToDate"
+    assert result["modelStatus"]["copies"] == {"failedCopies": 0, "totalCopies": 0}
+
+
+def test_only_a_revision_that_keeps_its_traffic_and_has_no_crashed_replica_is_reported_as_starting_again():
+    loading = RevisionState("iris-predictor-00002", "Loading", desired_replicas=1)
+    assert as_reported(loading, keeps_traffic=True).ready
+    assert not as_reported(loading, keeps_traffic=False).ready  # never ready yet, or failed since
+    crashed = Termination("Error", 1, NOW, location="iris-predictor-00002-0")
+    restarting = RevisionState("iris-predictor-00002", "Loading", last_termination=crashed)
+    assert not as_reported(restarting, keeps_traffic=True).ready
 
 
 def test_a_new_revision_that_fails_to_load_leaves_the_previous_one_serving():

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
+import signal
+import sys
 import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +24,7 @@ IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 WINDOW = {"autoscaling.knative.dev/window": "6s"}  # the shortest stable window Knative allows
 
 SLOW_MODEL = REPO_ROOT / "examples" / "slow-predictor" / "model.py"
+ECHO = Path(__file__).with_name("env_echo.py")
 
 
 def isvc(name: str, predictor: dict, annotations: dict | None = None) -> dict:
@@ -312,45 +319,131 @@ def test_rollouts_canaries_and_rollbacks_under_load_lose_no_request(platform):
     assert load.answers[200] > 20
 
 
-def test_a_ready_canary_keeps_its_share_while_a_newer_revision_loads_or_fails(platform):
-    """Knative's latest target follows the latest ready revision: v2, a canary at 20%, keeps its share and
-    keeps running while v3 (20% too) fails to load, and stays the latestReadyRevision."""
+def iris_canary(name: str, version: str, storage: str = "pvc://examples/sklearn-iris") -> dict:
+    """A version of the iris service with canaryTrafficPercent 20: a new ready revision takes 20%."""
+    env = [{"name": "MODEL_VERSION", "value": version}]
+    return isvc(name, {"sklearn": {"storageUri": storage, "env": env}, "canaryTrafficPercent": 20})
 
-    def changed(version: str, storage: str = "pvc://examples/sklearn-iris") -> dict:
-        env = [{"name": "MODEL_VERSION", "value": version}]
-        return isvc("iris-next", {"sklearn": {"storageUri": storage, "env": env}, "canaryTrafficPercent": 20})
 
-    def predictor() -> dict:
-        return status(platform, "iris-next").get("components", {}).get("predictor", {})
+def predictor_status(platform: PlatformProcess, name: str) -> dict:
+    return status(platform, name).get("components", {}).get("predictor", {})
 
-    def traffic() -> list[tuple[str, int]]:
-        return sorted((t["revisionName"], t["percent"]) for t in predictor().get("traffic", []))
 
-    split = [("iris-next-predictor-00001", 80), ("iris-next-predictor-00002", 20)]
-    platform.apply(changed("1"))
-    platform.cli("wait", "--for=condition=Ready", "isvc/iris-next", "--timeout=300s")
-    platform.apply(changed("2"))
-    wait_until(lambda: traffic() == split, "the canary split", platform)
-    platform.apply(changed("3", "pvc://examples/no-such-model"))
+def traffic_split(platform: PlatformProcess, name: str) -> list[tuple[str, int]]:
+    targets = predictor_status(platform, name).get("traffic", [])
+    return sorted((t["revisionName"], t["percent"]) for t in targets)
+
+
+def canary_ready_over_a_failed_revision(platform: PlatformProcess, name: str) -> list[tuple[str, int]]:
+    """v1, then v2 a canary at 20% and ready, then v3 (20% too) that fails to load; returns the split."""
+    split = [(f"{name}-predictor-00001", 80), (f"{name}-predictor-00002", 20)]
+    platform.apply(iris_canary(name, "1"))
+    platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
+    platform.apply(iris_canary(name, "2"))
+    wait_until(lambda: traffic_split(platform, name) == split, "the canary split", platform)
+    platform.apply(iris_canary(name, "3", "pvc://examples/no-such-model"))
     wait_until(
         lambda: (
-            predictor().get("latestCreatedRevision") == "iris-next-predictor-00003"
-            and "iris-next-predictor-00003" in replicas(platform, "iris-next")
+            predictor_status(platform, name).get("latestCreatedRevision") == f"{name}-predictor-00003"
+            and f"{name}-predictor-00003" in replicas(platform, name)
         ),
         "the third revision",
         platform,
     )
     wait_until(
-        lambda: (
-            "iris-next-predictor-00003" in platform.log() and "failed" in str(status(platform, "iris-next"))
-        ),
+        lambda: f"{name}-predictor-00003" in platform.log() and "failed" in str(status(platform, name)),
         "its failure",
         platform,
     )
-    assert traffic() == split
-    assert predictor().get("latestReadyRevision") == "iris-next-predictor-00002"
+    return split
+
+
+def test_a_ready_canary_keeps_its_share_while_a_newer_revision_loads_or_fails(platform):
+    """Knative's latest target follows the latest ready revision: v2, a canary at 20%, keeps its share and
+    keeps running while v3 (20% too) fails to load, and stays the latestReadyRevision."""
+    split = canary_ready_over_a_failed_revision(platform, "iris-next")
+    assert traffic_split(platform, "iris-next") == split
+    assert predictor_status(platform, "iris-next").get("latestReadyRevision") == "iris-next-predictor-00002"
     assert {"iris-next-predictor-00001", "iris-next-predictor-00002"} <= set(replicas(platform, "iris-next"))
     assert predict(platform, "iris-next").status_code == 200
+
+
+def test_a_restart_in_place_keeps_the_latest_ready_canary_and_its_share(platform):
+    """After SIGHUP the control plane takes the latest ready revision back from the stored status: v2, a
+    canary ready before v3 failed, keeps its 20% and its replica (it was stopped, the split lost)."""
+    name = "iris-kept"
+    split = canary_ready_over_a_failed_revision(platform, name)
+    restarts = platform.log().count("restarting in place")
+    platform.process.send_signal(signal.SIGHUP)
+    assert platform.process.stdout.readline().startswith("modelplane is up: ")
+
+    def split_after_the_restart() -> str | None:
+        log = platform.log()
+        if log.count("restarting in place") == restarts:
+            return None
+        lines = log.rsplit("restarting in place", 1)[1].splitlines()
+        return next((line for line in lines if f"{name}: predictor traffic:" in line), None)
+
+    logged = wait_until(split_after_the_restart, "the split of the control plane run again", platform)
+    assert f"{name}-predictor-00002 20%, {name}-predictor-00001 80%" in logged, logged
+    assert traffic_split(platform, name) == split
+    assert predictor_status(platform, name).get("latestReadyRevision") == f"{name}-predictor-00002"
+    assert replicas(platform, name).get(f"{name}-predictor-00002") == (1, 1)
+    tagged = f"latest-{name}-predictor.default.localhost"
+    answer = platform.request("POST", tagged, f"/v1/models/{name}:predict", json=IRIS)
+    assert answer.status_code == 200, answer.text
+
+
+def slow_echo(name: str, version: str, **fields) -> dict:
+    """A custom predictor that takes 3 s to start serving, then answers with its environment."""
+    start = f"sleep 3; exec {shlex.quote(sys.executable)} {shlex.quote(str(ECHO))}"
+    container = {
+        "name": "kserve-container",
+        "image": "env-echo:latest",
+        "command": ["sh", "-c", start],
+        "env": [{"name": "VERSION", "value": version}],
+    }
+    return isvc(name, {"containers": [container], **fields})
+
+
+def stored_status(platform: PlatformProcess, name: str) -> dict:
+    """The status straight from the API: quicker than `modelplane get`, to catch a short state."""
+    url = f"{platform.api_url}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}"
+    return httpx.get(url, timeout=30).json().get("status") or {}
+
+
+def test_a_canary_woken_from_zero_stays_ready_and_latest_ready_while_it_starts(platform):
+    """The split keeps a canary's share while its replica starts again, and the status says the same:
+    Ready stays True and latestReadyRevision names the canary, as a Knative revision's Ready leaves out
+    whether it is active (they were Unknown, RevisionMissing, and the older revision)."""
+    name, canary = "waking", "waking-predictor-00002"
+    platform.apply(slow_echo(name, "1", minReplicas=1))
+    platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
+    platform.apply(slow_echo(name, "2", minReplicas=0, canaryTrafficPercent=50))
+    wait_until(
+        lambda: replicas(platform, name).get(canary) == (0, 0) and len(traffic_split(platform, name)) == 2,
+        "the canary split, the canary at zero",
+        platform,
+    )
+    seen = []
+    with ThreadPoolExecutor(1) as pool:
+        tagged = f"latest-{name}-predictor.default.localhost"
+        answer = pool.submit(platform.request, "GET", tagged, "/", timeout=60)
+        while not answer.done():
+            seen.append(stored_status(platform, name))
+            time.sleep(0.1)
+    assert answer.result().status_code == 200 and answer.result().json()["env"]["VERSION"] == "2"
+    waking = [
+        s
+        for s in seen
+        if {"name": canary, "actualReplicas": 0, "desiredReplicas": 1}.items()
+        <= next(r for r in s["revisions"] if r["name"] == canary).items()
+    ]
+    assert waking, "no status was seen while the canary woke"
+    for woken in waking:
+        ready = next(c for c in woken["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "True", ready
+        assert woken["components"]["predictor"]["latestReadyRevision"] == canary
 
 
 def test_a_graph_router_scales_to_zero_and_a_request_wakes_it_and_its_service(platform):

@@ -55,7 +55,7 @@ from modelplane.control import (
 )
 from modelplane.control.canaries import CanaryPlan, canary_plans, stable_share
 from modelplane.control.modelmesh import deployment_mode, is_model_mesh
-from modelplane.control.observed import CanaryState
+from modelplane.control.observed import CanaryState, RevisionState, as_reported
 from modelplane.control.payload_logging import payload_log_specs
 from modelplane.control.rolling_update import RollingUpdate, RolloutStep, rollout_step, rollout_targets
 from modelplane.control.traffic import latest_ready_revision, rollback_to, takes_traffic
@@ -319,7 +319,7 @@ class Reconciler:
 
     def _restored(self, isvc: dict) -> _Service:
         """A service seen for the first time, with its past revisions; after a restart the revisions its
-        status says were rolled out serve again."""
+        status says were rolled out serve again, and the latest ready one keeps its share."""
         namespace, name = resource_key(isvc)
         history = self.revision_log.read(namespace, name)
         if history.set_aside is not None and self.events is not None:
@@ -331,14 +331,8 @@ class Reconciler:
             )
         service = _Service(namespace, name, history.revisions)
         service.rollouts = history.rollouts  # `_roll` ends any that are over
-        known = {revision.name for revision in service.revisions}
         for component, status in ((isvc.get("status") or {}).get("components") or {}).items():
-            status = status or {}
-            rolled_out = status.get("latestRolledoutRevision") or status.get("latestReadyRevision")
-            if rolled_out in known:
-                service.rolled_out[component] = rolled_out
-            if status.get("previousRolledoutRevision") in known:
-                service.previous_rolled_out[component] = status["previousRolledoutRevision"]
+            _restore_component(service, component, status or {})
         return service
 
     def _plan(self, service: _Service, isvc: dict) -> None:
@@ -831,12 +825,12 @@ class Reconciler:
     def _observed(self, service: _Service) -> ServiceState:
         components = {}
         for component, latest in service.latest.items():
-            latest_state = service.running[latest].state()
+            latest_state = self._reported_state(service, latest)
             rolled_out = service.rolled_out.get(component)
             ready = [
                 state
                 for name in (latest, service.latest_ready.get(component), rolled_out)
-                if name in service.running and (state := service.running[name].state()).ready
+                if name in service.running and (state := self._reported_state(service, name)).ready
             ]
             serving = ready[0] if ready else None
             components[component] = ComponentState(
@@ -864,6 +858,10 @@ class Reconciler:
         return ServiceState(
             components, service.invalid, service.runtime, routed, running, canaries, service.unhonored
         )
+
+    def _reported_state(self, service: _Service, revision_name: str) -> RevisionState:
+        state = service.running[revision_name].state()
+        return as_reported(state, self._takes_traffic(service, revision_name))
 
     def _failure_of(self, service: _Service, revision_name: str) -> str | None:
         """Why a revision does not serve: its failure, what its replicas wait for, or why they are not
@@ -895,3 +893,20 @@ class Reconciler:
         """The stored ClusterServingRuntimes, and the built-in ones that no stored one replaces."""
         stored, _ = self.store.list(CLUSTER_SERVING_RUNTIME.kind)
         return with_builtin_runtimes(stored)
+
+
+def _restore_component(service: _Service, component: str, status: dict) -> None:
+    """What a component's stored status says of its revisions, taken back by a service seen for the
+    first time (after a restart): the rolled-out ones, and the latest ready one, which the latest
+    target follows again (a canary ready before a newer revision that loads or failed), as Knative
+    keeps `latestReadyRevision` in its Configuration's status."""
+    known = {revision.name for revision in service.revisions}
+    latest_ready = status.get("latestReadyRevision")
+    rolled_out = status.get("latestRolledoutRevision") or latest_ready
+    if rolled_out in known:
+        service.rolled_out[component] = rolled_out
+    if status.get("previousRolledoutRevision") in known:
+        service.previous_rolled_out[component] = status["previousRolledoutRevision"]
+    if latest_ready in known:
+        service.latest_ready[component] = latest_ready
+        service.became_ready.add(latest_ready)  # until it fails, even while it starts again
