@@ -61,10 +61,10 @@ class RevisionState:
 
 
 def as_reported(state: RevisionState, keeps_traffic: bool) -> RevisionState:
-    """The state the status reports of a revision. One that keeps its traffic (it has been ready and has
-    not failed since) while it starts its replicas again, woken from zero or after a restart of the
-    platform, stays Loaded with no ready replica, as it was at zero: Knative leaves whether a revision is
-    active out of its Ready condition. A replica that exited is a crash, not a start: reported as it is."""
+    """The state the status reports of a revision. One that keeps its traffic (the control plane has seen
+    it ready, and it has not failed since) while it starts its replicas again, woken from zero, stays
+    Loaded with no ready replica, as it was at zero: Knative leaves whether a revision is active out of its
+    Ready condition. A replica that exited is a crash, not a start: reported as it is."""
     if keeps_traffic and not state.ready and state.last_termination is None:
         return replace(state, phase=LOADED)
     return state

@@ -114,6 +114,9 @@ class _Service:
     traffic: dict[str, tuple[TrafficTarget, ...]] = field(default_factory=dict)
     tag_routing: bool = False  # `serving.kserve.io/enable-tag-routing`: the latest target is tagged
     became_ready: set[str] = field(default_factory=set)  # revisions ready once, and not failed since
+    # Revisions this control plane has seen ready: one restored from the status of a stopped platform
+    # reports its first load as not ready yet; one woken from zero stays Ready while it starts again.
+    seen_ready: set[str] = field(default_factory=set)
     # Standard-mode canaries (`spec.canary`), in order, and the revision each one runs.
     canaries: list[CanaryPlan] = field(default_factory=list)
     canary_latest: dict[str, str] = field(default_factory=dict)
@@ -613,6 +616,7 @@ class Reconciler:
         state = service.running[revision_name].state()
         if state.ready:
             service.became_ready.add(revision_name)
+            service.seen_ready.add(revision_name)
         elif state.failure is not None:
             service.became_ready.discard(revision_name)
         return takes_traffic(state.ready, state.failure is not None, revision_name in service.became_ready)
@@ -653,6 +657,7 @@ class Reconciler:
         self.autoscaling.forget(runner.revision.name)
         service.unstarted.discard(runner.revision.name)
         service.became_ready.discard(runner.revision.name)
+        service.seen_ready.discard(runner.revision.name)
         task = asyncio.create_task(self._drain_and_stop(runner))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
@@ -861,7 +866,8 @@ class Reconciler:
 
     def _reported_state(self, service: _Service, revision_name: str) -> RevisionState:
         state = service.running[revision_name].state()
-        return as_reported(state, self._takes_traffic(service, revision_name))
+        keeps_traffic = self._takes_traffic(service, revision_name) and revision_name in service.seen_ready
+        return as_reported(state, keeps_traffic)
 
     def _failure_of(self, service: _Service, revision_name: str) -> str | None:
         """Why a revision does not serve: its failure, what its replicas wait for, or why they are not
