@@ -1,11 +1,11 @@
 """Kubernetes' Secret, as modelplane stores it: written like Kubernetes', never read back.
 
-A Secret's `data` holds base64 values by key; `stringData` holds plain ones and is folded into `data`
-when written, as the API server does. What modelplane adds: a read answers each value as `REDACTED`
-(the base64 of `<redacted>`), and a write that gives `REDACTED` back for a key keeps the value stored,
-so a Secret read, edited and applied again keeps the values it did not change. kubectl's
-`last-applied-configuration` annotation, which would hold the values in clear, is stored with them
-redacted too.
+A Secret's `data` holds base64 values by key, of any bytes (a DER key, a keystore); `stringData` holds
+plain ones and is folded into `data` when written, as the API server does. What modelplane adds: a
+read answers each value as `REDACTED` (the base64 of `<redacted>`), and a write that gives `REDACTED`
+back for a key keeps the value stored, so a Secret read, edited and applied again keeps the values it
+did not change. kubectl's `last-applied-configuration` annotation, which would hold the values in
+clear, is stored with them redacted too.
 
 The Secret named `storage-config` is the one a model's `storage.key` resolves against: each key is
 a storage's name, each value a JSON object (`{"type": "s3", "bucket": ..., ...}`).
@@ -17,6 +17,7 @@ import base64
 import binascii
 import copy
 import json
+import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -80,12 +81,12 @@ def secret_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
         if value == REDACTED:
             yield FieldError(path, "Invalid value: the redacted placeholder a read answers, not a value")
             continue
-        text = decoded_value(value)
-        if text is None:
+        raw = decoded_value(value)
+        if raw is None:
             yield FieldError(
                 path, "Invalid value: must be a base64-encoded string (stringData takes plain text)"
             )
-        elif name == STORAGE_CONFIG_SECRET and storage_document(text) is None:
+        elif name == STORAGE_CONFIG_SECRET and storage_document(raw) is None:
             yield FieldError(
                 path, "Invalid value: a storage config must be a JSON object (its content is not shown)"
             )
@@ -108,49 +109,46 @@ def redacted(resource: dict) -> dict:
     return shown
 
 
-def decoded_value(value: Any) -> str | None:
-    """A `data` value as text, or None if it is not base64 of UTF-8 text."""
+def decoded_value(value: Any) -> bytes | None:
+    """A `data` value's bytes, or None if it is not base64."""
     if not isinstance(value, str):
         return None
     try:
-        return base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
         return None
 
 
-def storage_document(text: str) -> dict | None:
+def storage_document(raw: bytes) -> dict | None:
     """A storage-config value as its JSON object, or None."""
     try:
-        document = json.loads(text)
-    except ValueError:
+        document = json.loads(raw)
+    except ValueError:  # UnicodeDecodeError included: JSON is text
         return None
     return document if isinstance(document, dict) else None
 
 
 def secret_values(secret: dict) -> dict[str, str]:
-    """A stored Secret's values as text, by key (those that are not UTF-8 text are left out)."""
-    values = {}
-    for key, value in (secret.get("data") or {}).items():
-        text = decoded_value(value)
-        if text is not None:
-            values[key] = text
-    return values
+    """A stored Secret's values as text, by key. Bytes that are not UTF-8 are kept as surrogate
+    escapes (`os.fsdecode`): a process's environment is bytes, and Python encodes such text back to the
+    bytes stored (`os.fsencode`), so a variable made of one gets them as they are, as the kubelet
+    passes them."""
+    return {key: os.fsdecode(raw) for key, raw in secret_files(secret).items()}
 
 
 def secret_files(secret: dict) -> dict[str, bytes]:
     """A stored Secret's values as bytes, by key (as a volume's files hold them)."""
     files = {}
     for key, value in (secret.get("data") or {}).items():
-        try:
-            files[key] = base64.b64decode(value, validate=True)
-        except (binascii.Error, TypeError, ValueError):
-            continue
+        raw = decoded_value(value)
+        if raw is not None:
+            files[key] = raw
     return files
 
 
 def storage_documents(secret: dict) -> dict[str, dict]:
     """The storage configs of a stored `storage-config` Secret, by key (values it refused are left out)."""
-    documents = {key: storage_document(text) for key, text in secret_values(secret).items()}
+    documents = {key: storage_document(raw) for key, raw in secret_files(secret).items()}
     return {key: document for key, document in documents.items() if document is not None}
 
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 from modelplane.api import admit
-from modelplane.api.secrets import LAST_APPLIED, REDACTED, redacted, storage_documents
+from modelplane.api.secrets import (
+    LAST_APPLIED,
+    REDACTED,
+    redacted,
+    secret_files,
+    secret_values,
+    storage_documents,
+)
 
 from .helpers import rejection
 
@@ -89,3 +97,15 @@ def test_an_immutable_secret_keeps_its_data():
         e.path for e in rejection(secret("fixed", immutable=True, stringData={"k": "w"}), old=old).errors
     ] == ["data"]
     assert admit(secret("fixed", immutable=True, data={"k": REDACTED}), old=old)["data"] == old["data"]
+
+
+def test_a_value_of_any_bytes_is_stored_and_read_back_as_those_bytes():
+    der = b"\x30\x82\x01\xff\xfe\x00binary"
+    stored = admit(secret("keystore", data={"key.der": base64.b64encode(der).decode()}))
+    assert secret_files(stored) == {"key.der": der}
+    assert os.fsencode(secret_values(stored)["key.der"]) == der
+
+
+def test_a_storage_config_that_is_not_text_is_refused():
+    not_text = base64.b64encode(b"\xff\xfe{}").decode()
+    assert [e.path for e in rejection(secret(data={"minio": not_text})).errors] == ["data[minio]"]

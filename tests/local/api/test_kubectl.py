@@ -328,6 +328,14 @@ def test_a_secret_applies_again_and_no_read_shows_its_values(kubectl, api):
     assert _table(kubectl("get", "secrets").stdout)[1][:3] == ["storage-config", "Opaque", "1"]
 
 
+def test_a_secret_of_bytes_that_are_not_text_is_created(kubectl, api):
+    key = kubectl.files / "key.der"
+    key.write_bytes(b"\x30\x82\x01\xff\xfe\x00binary")  # a DER key's start: not UTF-8
+    created = kubectl("create", "secret", "generic", "keystore", f"--from-file=key.der={key}")
+    assert created.stdout == "secret/keystore created\n"
+    assert list(api.get(f"{SECRETS}/keystore").json()["data"]) == ["key.der"]
+
+
 def test_a_storage_config_that_is_not_json_is_refused_without_its_value(kubectl):
     path = kubectl.file(
         "bad-secret.yaml", SECRET.replace("'{{", "'not json {{").format(value="kubectl-hidden")
