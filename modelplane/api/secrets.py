@@ -18,18 +18,15 @@ import binascii
 import copy
 import json
 import os
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from .config_data import key_errors, size_errors
 from .errors import FieldError
 
 STORAGE_CONFIG_SECRET = "storage-config"
 REDACTED = base64.b64encode(b"<redacted>").decode()
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-
-KEY_PATTERN = re.compile(r"^[-._a-zA-Z0-9]+$")  # a key of a Secret or a ConfigMap
-KEY_MESSAGE = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
 
 
 def written_secret(resource: dict, old: dict | None) -> dict:
@@ -62,8 +59,9 @@ def written_secret(resource: dict, old: dict | None) -> dict:
 
 
 def secret_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
-    """What the API server refuses in a Secret (keys, base64, an immutable Secret changed), and, in
-    `storage-config`, a value that is not a JSON object. No message holds a value."""
+    """What the API server refuses in a Secret (keys, base64, more than 1 MiB, a key its type needs,
+    a changed type, an immutable Secret changed), and, in `storage-config`, a value that is not a JSON
+    object. No message holds a value."""
     for field in ("data", "stringData"):
         if field in resource and not isinstance(resource[field], dict):
             yield FieldError(field, "Invalid value: must be a mapping of keys to values")
@@ -71,30 +69,115 @@ def secret_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
     for key in string_data if isinstance(string_data, dict) else ():
         yield FieldError(f"stringData[{key}]", "Invalid value: must be a string (the value is not shown)")
     data = resource.get("data")
-    if not isinstance(data, dict):
+    if not isinstance(data, dict | None):
         return
-    name = (resource.get("metadata") or {}).get("name")
-    for key, value in data.items():
-        path = f"data[{key}]"
-        if not KEY_PATTERN.match(str(key)):
-            yield FieldError(path, f'Invalid value: "{key}": {KEY_MESSAGE}')
-        if value == REDACTED:
-            yield FieldError(path, "Invalid value: the redacted placeholder a read answers, not a value")
-            continue
-        raw = decoded_value(value)
-        if raw is None:
+    values: dict[str, bytes] = {}
+    for key, value in (data or {}).items():
+        yield from key_errors("data", key)
+        yield from _value_errors(key, value, values)
+    yield from size_errors("data", (len(raw) for raw in values.values()))
+    yield from _type_errors(resource, values)
+    if (resource.get("metadata") or {}).get("name") == STORAGE_CONFIG_SECRET:
+        yield from _storage_config_errors(values)
+    if old is not None:
+        yield from _update_errors(resource, old)
+
+
+def _value_errors(key: str, value: Any, values: dict[str, bytes]) -> Iterator[FieldError]:
+    """What is wrong with a `data` value; a sound one is added to `values`."""
+    path = f"data[{key}]"
+    if value == REDACTED:
+        yield FieldError(path, "Invalid value: the redacted placeholder a read answers, not a value")
+        return
+    raw = decoded_value(value)
+    if raw is None:
+        yield FieldError(path, "Invalid value: must be a base64-encoded string (stringData takes plain text)")
+    else:
+        values[key] = raw
+
+
+def _storage_config_errors(values: dict[str, bytes]) -> Iterator[FieldError]:
+    for key, raw in values.items():
+        if storage_document(raw) is None:
             yield FieldError(
-                path, "Invalid value: must be a base64-encoded string (stringData takes plain text)"
+                f"data[{key}]",
+                "Invalid value: a storage config must be a JSON object (its content is not shown)",
             )
-        elif name == STORAGE_CONFIG_SECRET and storage_document(raw) is None:
-            yield FieldError(
-                path, "Invalid value: a storage config must be a JSON object (its content is not shown)"
-            )
-    changed = old is not None and (
-        resource.get("data") != old.get("data") or resource.get("immutable") is not True
-    )
+
+
+def _update_errors(resource: dict, old: dict) -> Iterator[FieldError]:
+    if resource.get("type") != old.get("type"):
+        yield FieldError("type", f'Invalid value: "{resource.get("type")}": field is immutable')
+    changed = resource.get("data") != old.get("data") or resource.get("immutable") is not True
     if changed and old.get("immutable") is True:
         yield FieldError("data", "Forbidden: field is immutable when `immutable` is set")
+
+
+# ---- what a Secret's type requires (Kubernetes' ValidateSecret) ----
+
+SERVICE_ACCOUNT_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+_REQUIRED = "Required value"
+
+
+def _type_errors(resource: dict, values: dict[str, bytes]) -> Iterator[FieldError]:
+    rule = _TYPE_RULES.get(resource.get("type"))  # type: ignore[arg-type]
+    if rule is not None:
+        yield from rule(resource, values)
+
+
+def _tls(resource: dict, values: dict[str, bytes]) -> Iterator[FieldError]:
+    for key in ("tls.crt", "tls.key"):
+        if key not in values:
+            yield FieldError(f"data[{key}]", _REQUIRED)
+
+
+def _docker_config(key: str) -> Callable[[dict, dict[str, bytes]], Iterator[FieldError]]:
+    """The rule of a Docker config Secret: `key` holds a JSON object."""
+
+    def rule(resource: dict, values: dict[str, bytes]) -> Iterator[FieldError]:
+        if key not in values:
+            yield FieldError(f"data[{key}]", _REQUIRED)
+        elif not _json_object_or_null(values[key]):
+            yield FieldError(
+                f"data[{key}]", 'Invalid value: "<secret contents redacted>": must be a JSON object'
+            )
+
+    return rule
+
+
+def _basic_auth(resource: dict, values: dict[str, bytes]) -> Iterator[FieldError]:
+    if "username" not in values and "password" not in values:  # either may be empty
+        yield FieldError("data[username]", _REQUIRED)
+        yield FieldError("data[password]", _REQUIRED)
+
+
+def _ssh_auth(resource: dict, values: dict[str, bytes]) -> Iterator[FieldError]:
+    if not values.get("ssh-privatekey"):
+        yield FieldError("data[ssh-privatekey]", _REQUIRED)
+
+
+def _service_account_token(resource: dict, values: dict[str, bytes]) -> Iterator[FieldError]:
+    annotations = (resource.get("metadata") or {}).get("annotations") or {}
+    if not annotations.get(SERVICE_ACCOUNT_NAME_ANNOTATION):
+        yield FieldError(f"metadata.annotations[{SERVICE_ACCOUNT_NAME_ANNOTATION}]", _REQUIRED)
+
+
+def _json_object_or_null(raw: bytes) -> bool:
+    """Whether Go's `json.Unmarshal` takes `raw` into a map, as Kubernetes checks a Docker config."""
+    try:
+        return isinstance(json.loads(raw), dict | None)
+    except ValueError:
+        return False
+
+
+_TYPE_RULES = {
+    "kubernetes.io/tls": _tls,
+    "kubernetes.io/dockerconfigjson": _docker_config(".dockerconfigjson"),
+    "kubernetes.io/dockercfg": _docker_config(".dockercfg"),
+    "kubernetes.io/basic-auth": _basic_auth,
+    "kubernetes.io/ssh-auth": _ssh_auth,
+    "kubernetes.io/service-account-token": _service_account_token,
+}
 
 
 def redacted(resource: dict) -> dict:

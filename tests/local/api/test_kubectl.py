@@ -336,6 +336,24 @@ def test_a_secret_of_bytes_that_are_not_text_is_created(kubectl, api):
     assert list(api.get(f"{SECRETS}/keystore").json()["data"]) == ["key.der"]
 
 
+def test_secrets_and_config_maps_kubernetes_would_refuse_are_refused(kubectl):
+    typed = "apiVersion: v1\nkind: Secret\nmetadata: {{name: typed}}\ntype: {type}\nstringData: {{a: b}}\n"
+    assert kubectl("apply", "-f", kubectl.file("typed.yaml", typed.format(type="Opaque"))).returncode == 0
+    retyped = kubectl(
+        "apply", "-f", kubectl.file("typed.yaml", typed.format(type="example.com/x")), check=False
+    )
+    assert 'type: Invalid value: "example.com/x": field is immutable' in retyped.stderr
+    tls = kubectl(
+        "apply", "-f", kubectl.file("tls.yaml", typed.format(type="kubernetes.io/tls")), check=False
+    )
+    assert "data[tls.crt]: Required value" in tls.stderr and "data[tls.key]: Required value" in tls.stderr
+    big = kubectl.files / "big.txt"
+    big.write_bytes(b"a" * 1_500_000)
+    for kind in (["secret", "generic"], ["configmap"]):
+        refused = kubectl("create", *kind, "big", f"--from-file=big.txt={big}", check=False)
+        assert "Too long: may not be more than 1048576 bytes" in refused.stderr
+
+
 def test_a_storage_config_that_is_not_json_is_refused_without_its_value(kubectl):
     path = kubectl.file(
         "bad-secret.yaml", SECRET.replace("'{{", "'not json {{").format(value="kubectl-hidden")
