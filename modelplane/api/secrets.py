@@ -2,10 +2,14 @@
 
 A Secret's `data` holds base64 values by key, of any bytes (a DER key, a keystore); `stringData` holds
 plain ones and is folded into `data` when written, as the API server does. What modelplane adds: a
-read answers each value as `REDACTED` (the base64 of `<redacted>`), and a write that gives `REDACTED`
-back for a key keeps the value stored, so a Secret read, edited and applied again keeps the values it
-did not change. kubectl's `last-applied-configuration` annotation, which would hold the values in
-clear, is stored with them redacted too.
+read answers each value as a placeholder of the value's size (`<redacted>` repeated to as many bytes,
+in base64), so that a client counting a value's bytes, `kubectl describe secret`, counts the stored
+ones; and a write that gives a key's placeholder back (or `REDACTED`, the base64 of `<redacted>` alone,
+which reads answered for every value before their sizes were kept) keeps the value stored under it,
+so a Secret read, edited and applied again keeps the values it did not change. A value that looks
+like a placeholder and stands for nothing stored is refused. kubectl's
+`last-applied-configuration` annotation, which would hold the values in clear, is stored with them
+redacted too.
 
 The Secret named `storage-config` is the one a model's `storage.key` resolves against: each key is
 a storage's name, each value a JSON object (`{"type": "s3", "bucket": ..., ...}`).
@@ -25,13 +29,14 @@ from .config_data import key_errors, size_errors
 from .errors import FieldError
 
 STORAGE_CONFIG_SECRET = "storage-config"
-REDACTED = base64.b64encode(b"<redacted>").decode()
+PLACEHOLDER = b"<redacted>"
+REDACTED = base64.b64encode(PLACEHOLDER).decode()
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def written_secret(resource: dict, old: dict | None) -> dict:
-    """The Secret as it is stored: `stringData` folded into `data` (base64), a `REDACTED` value
-    given back replaced by the value stored under its key, `type` defaulted to Opaque, and the
+    """The Secret as it is stored: `stringData` folded into `data` (base64), a placeholder given
+    back replaced by the value stored under its key, `type` defaulted to Opaque, and the
     last-applied annotation redacted. Values of the wrong type are left for `secret_errors`."""
     resource = copy.deepcopy(resource)
     data = resource.get("data")
@@ -47,7 +52,7 @@ def written_secret(resource: dict, old: dict | None) -> dict:
     if isinstance(data, dict):
         stored = (old or {}).get("data") or {}
         for key, value in data.items():
-            if value == REDACTED and key in stored:
+            if key in stored and _given_back(value, stored[key]):
                 data[key] = stored[key]
     if data or "data" in resource:
         resource["data"] = data
@@ -86,12 +91,11 @@ def secret_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
 def _value_errors(key: str, value: Any, values: dict[str, bytes]) -> Iterator[FieldError]:
     """What is wrong with a `data` value; a sound one is added to `values`."""
     path = f"data[{key}]"
-    if value == REDACTED:
-        yield FieldError(path, "Invalid value: the redacted placeholder a read answers, not a value")
-        return
     raw = decoded_value(value)
     if raw is None:
         yield FieldError(path, "Invalid value: must be a base64-encoded string (stringData takes plain text)")
+    elif _is_placeholder(raw):
+        yield FieldError(path, "Invalid value: the redacted placeholder a read answers, not a value")
     else:
         values[key] = raw
 
@@ -181,15 +185,40 @@ _TYPE_RULES = {
 
 
 def redacted(resource: dict) -> dict:
-    """The Secret as a read answers it: every value `REDACTED`, keys kept."""
+    """The Secret as a read answers it: every value its placeholder, keys kept."""
     shown = copy.deepcopy(resource)
     if isinstance(shown.get("data"), dict):
-        shown["data"] = dict.fromkeys(shown["data"], REDACTED)
+        shown["data"] = {key: placeholder(_size(value)) for key, value in shown["data"].items()}
     shown.pop("stringData", None)
     annotations = (shown.get("metadata") or {}).get("annotations")
     if isinstance(annotations, dict) and isinstance(annotations.get(LAST_APPLIED), str):
         annotations[LAST_APPLIED] = _redacted_last_applied(annotations[LAST_APPLIED])
     return shown
+
+
+def placeholder(size: int) -> str:
+    """What a read answers for a value of `size` bytes: as many bytes of `<redacted>` repeated, in base64."""
+    return base64.b64encode(_placeholder_bytes(size)).decode()
+
+
+def _placeholder_bytes(size: int) -> bytes:
+    repeats = -(-size // len(PLACEHOLDER))
+    return (PLACEHOLDER * repeats)[:size]
+
+
+def _is_placeholder(raw: bytes) -> bool:
+    return bool(raw) and raw == _placeholder_bytes(len(raw))
+
+
+def _given_back(value: Any, stored: str) -> bool:
+    """Whether a written value is the placeholder a read answers for the value stored (or
+    `REDACTED`, which stands for any)."""
+    raw = decoded_value(value)
+    return raw is not None and _is_placeholder(raw) and (raw == PLACEHOLDER or len(raw) == _size(stored))
+
+
+def _size(value: Any) -> int:
+    return len(decoded_value(value) or b"")
 
 
 def decoded_value(value: Any) -> bytes | None:

@@ -13,6 +13,7 @@ from modelplane.api import admit
 from modelplane.api.secrets import (
     LAST_APPLIED,
     REDACTED,
+    placeholder,
     redacted,
     secret_files,
     secret_values,
@@ -55,7 +56,7 @@ def test_a_read_shows_the_keys_and_no_value():
     )
     assert "hush-hush-value" not in stored["metadata"]["annotations"][LAST_APPLIED]  # not even stored
     shown = redacted(stored)
-    assert shown["data"] == {"minio": REDACTED}
+    assert shown["data"] == {"minio": placeholder(len(json.dumps(DOCUMENT)))}
     assert "hush-hush-value" not in json.dumps(shown) and stored["data"]["minio"] not in json.dumps(shown)
     assert json.loads(shown["metadata"]["annotations"][LAST_APPLIED])["stringData"] == {"minio": REDACTED}
 
@@ -69,8 +70,31 @@ def test_the_placeholder_written_back_keeps_the_stored_value():
     assert stored["data"] == {"minio": old["data"]["minio"], "added": b64(json.dumps({"type": "gs"}))}
 
 
-def test_the_placeholder_for_a_key_not_stored_is_refused():
+def test_a_placeholder_is_as_long_as_the_value_it_stands_for():
+    assert [base64.b64decode(placeholder(size)) for size in (0, 3, 10, 23)] == [
+        b"",
+        b"<re",
+        b"<redacted>",
+        b"<redacted><redacted><re",
+    ]
+    shown = redacted(admit(secret("sizes", stringData={"one": "x", "long": "y" * 300})))
+    assert {key: len(base64.b64decode(value)) for key, value in shown["data"].items()} == {
+        "one": 1,
+        "long": 300,
+    }
+
+
+def test_the_placeholder_for_a_key_not_stored_or_of_another_size_is_refused():
     assert [e.path for e in rejection(secret(data={"new": REDACTED})).errors] == ["data[new]"]
+    old = admit(secret("sized", stringData={"k": "four"}))
+    assert [e.path for e in rejection(secret("sized", data={"k": placeholder(5)}), old=old).errors] == [
+        "data[k]"
+    ]
+
+
+def test_redacted_given_back_keeps_a_value_of_any_size():
+    old = admit(secret("sized", stringData={"k": "y" * 300}))
+    assert admit(secret("sized", data={"k": REDACTED}), old=old)["data"] == old["data"]
 
 
 def test_values_are_checked_and_never_echoed():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from modelplane.api.secrets import REDACTED
+from modelplane.api.secrets import REDACTED, placeholder
 from modelplane.local.api.process import ApiProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
@@ -317,15 +318,30 @@ def test_a_secret_applies_again_and_no_read_shows_its_values(kubectl, api):
     assert kubectl("apply", "-f", path).stdout == "secret/storage-config configured\n"
     assert api.get(f"{SECRETS}/storage-config").json()["metadata"]["resourceVersion"] != version
     got = yaml.safe_load(kubectl("get", "secret", "storage-config", "-o", "yaml").stdout)
-    assert got["data"] == {"localMinIO": REDACTED} and "stringData" not in got
+    shown = placeholder(
+        len(yaml.safe_load(SECRET.format(value="kubectl-secret-two"))["stringData"]["localMinIO"])
+    )
+    assert got["data"] == {"localMinIO": shown} and "stringData" not in got
     listed = json.loads(kubectl("get", "secrets", "-o", "json").stdout)
-    assert [item["data"] for item in listed["items"]] == [{"localMinIO": REDACTED}]
+    assert [item["data"] for item in listed["items"]] == [{"localMinIO": shown}]
     applied = got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
     assert json.loads(applied)["stringData"] == {"localMinIO": REDACTED}
     described = kubectl("describe", "secret", "storage-config").stdout
     assert "kubectl-secret" not in described and "minio" not in described.replace("localMinIO", "")
     assert _table(kubectl("get", "secrets").stdout)[0] == ["NAME", "TYPE", "DATA", "AGE"]
     assert _table(kubectl("get", "secrets").stdout)[1][:3] == ["storage-config", "Opaque", "1"]
+
+
+def test_describe_tells_each_secret_value_s_size_and_shows_none(kubectl):
+    sizes = "apiVersion: v1\nkind: Secret\nmetadata: {name: sizes}\ndata: {one: eA==, long: %s}\n"
+    path = kubectl.file("sizes.yaml", sizes % base64.b64encode(b"y" * 300).decode())
+    kubectl("apply", "-f", path)
+    described = kubectl("describe", "secret", "sizes").stdout
+    assert "long:  300 bytes" in described and "one:   1 bytes" in described and "yyy" not in described
+    # An unchanged file changes nothing (kubectl still says `configured`: the values it compares are hidden)
+    version = kubectl("get", "secret", "sizes", "-o", "jsonpath={.metadata.resourceVersion}").stdout
+    kubectl("apply", "-f", path)
+    assert kubectl("get", "secret", "sizes", "-o", "jsonpath={.metadata.resourceVersion}").stdout == version
 
 
 def test_a_secret_of_bytes_that_are_not_text_is_created(kubectl, api):
