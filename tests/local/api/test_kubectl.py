@@ -411,6 +411,38 @@ def test_a_config_map_kubernetes_would_refuse_is_refused(kubectl):
     assert "binaryData[banner]: Invalid value: must be a base64-encoded string" in refused.stderr
 
 
+OWNED = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  ownerReferences: [{{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {uid}}}]
+data: {{a: b}}
+"""
+
+
+def test_owned_objects_go_with_their_owner_unless_orphaned(kubectl):
+    for owner, dependent, cascade in (("owner", "owned", "background"), ("keeper", "kept", "orphan")):
+        kubectl("create", "configmap", owner, "--from-literal=a=b")
+        uid = kubectl("get", "cm", owner, "-o", "jsonpath={.metadata.uid}").stdout
+        kubectl(
+            "apply",
+            "-f",
+            kubectl.file(f"{dependent}.yaml", OWNED.format(name=dependent, owner=owner, uid=uid)),
+        )
+        kubectl("delete", "cm", owner, f"--cascade={cascade}")
+    assert kubectl("get", "cm", "owned", check=False).returncode != 0
+    assert kubectl("get", "cm", "kept", check=False).returncode == 0
+
+
+def test_finalizers_are_accepted_with_a_warning(kubectl):
+    guarded = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: guarded, finalizers: [example.com/x]}\n"
+    applied = kubectl("apply", "-f", kubectl.file("guarded.yaml", guarded))
+    assert "Warning: metadata.finalizers: accepted but not acted on: a delete removes the object at once" in (
+        applied.stderr
+    )
+
+
 SERVICE_ACCOUNT = """\
 apiVersion: v1
 kind: ServiceAccount
