@@ -67,7 +67,10 @@ Admit = Callable[[Resource, Resource | None, list[Resource]], Resource]
 STORE_FILE = "store.db"
 _KEYED_BODY = "kind, namespace, name, body"  # the columns `Store._readable` reads
 
-_SCHEMA = """
+# The objects a delete looks through for dependents: those that name an owner (an index keeps a
+# delete in a store of none as quick as before).
+_NAMES_AN_OWNER = """instr(body, '"ownerReferences"') > 0"""
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS resources (
     kind TEXT NOT NULL,
     namespace TEXT NOT NULL,
@@ -84,6 +87,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('resource_version', 0), ('compacted', 0);
+CREATE INDEX IF NOT EXISTS naming_an_owner ON resources(namespace) WHERE {_NAMES_AN_OWNER};
 """
 
 
@@ -437,7 +441,7 @@ class Store:
         uid = owner["metadata"].get("uid")
         if not uid:
             return
-        for dependent in self._holding(uid, owner["metadata"].get("namespace")):
+        for dependent in self._naming_an_owner(uid, owner["metadata"].get("namespace")):
             ref = ref_of(dependent)
             # a dependent of two of the objects deleted may be gone already
             if self._left_without_owner(dependent, uid) and self._find(ref) is not None:
@@ -449,14 +453,15 @@ class Store:
         return uid in owners and not any(self._stored_uid(other) for other in owners - {uid})
 
     def _stored_uid(self, uid: object) -> bool:
-        return isinstance(uid, str) and any(
-            found["metadata"].get("uid") == uid for found in self._holding(uid)
-        )
+        if not isinstance(uid, str):
+            return False
+        rows = self._db.execute(f"SELECT {_KEYED_BODY} FROM resources WHERE instr(body, ?) > 0", (uid,))
+        return any(found["metadata"].get("uid") == uid for found in self._readable(rows.fetchall()))
 
-    def _holding(self, text: str, namespace: str | None = None) -> list[Resource]:
-        """The stored objects (of `namespace`, if given) whose record holds `text` somewhere."""
-        query = f"SELECT {_KEYED_BODY} FROM resources WHERE instr(body, ?) > 0"
-        params = [text]
+    def _naming_an_owner(self, uid: str, namespace: str | None) -> list[Resource]:
+        """The stored objects that name an owner and hold `uid` somewhere (of `namespace`, if given)."""
+        query = f"SELECT {_KEYED_BODY} FROM resources WHERE {_NAMES_AN_OWNER} AND instr(body, ?) > 0"
+        params = [uid]
         if namespace:
             query += " AND namespace = ?"
             params.append(namespace)
