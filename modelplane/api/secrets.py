@@ -124,7 +124,7 @@ _REQUIRED = "Required value"
 
 
 def _type_errors(resource: dict, values: dict[str, bytes]) -> Iterator[FieldError]:
-    rule = _TYPE_RULES.get(resource.get("type"))  # type: ignore[arg-type]
+    rule = _TYPE_RULES.get(resource.get("type"))
     if rule is not None:
         yield from rule(resource, values)
 
