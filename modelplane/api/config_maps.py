@@ -7,28 +7,29 @@ import base64
 import binascii
 from collections.abc import Iterator
 
+from .config_data import key_errors, size_errors
 from .errors import FieldError
-from .secrets import KEY_MESSAGE, KEY_PATTERN
 
 
 def config_map_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
     """What the API server refuses in a ConfigMap: a bad key, a key in both maps, binary data that is
-    not base64, an immutable ConfigMap changed."""
+    not base64, more than 1 MiB in all, an immutable ConfigMap changed."""
     data = resource.get("data") or {}
     binary = resource.get("binaryData") or {}
     for field, values in (("data", data), ("binaryData", binary)):
         for key in values:
-            if not KEY_PATTERN.match(str(key)):
-                yield FieldError(f"{field}[{key}]", f'Invalid value: "{key}": {KEY_MESSAGE}')
+            yield from key_errors(field, key)
+    sizes = [len(str(value).encode()) for value in data.values()]
     for key in binary:
         if key in data:
             yield FieldError(
                 f"data[{key}]", f'Invalid value: "{key}": duplicate of key present in binaryData'
             )
         try:
-            base64.b64decode(binary[key], validate=True)
+            sizes.append(len(base64.b64decode(binary[key], validate=True)))
         except (binascii.Error, ValueError):
             yield FieldError(f"binaryData[{key}]", "Invalid value: must be a base64-encoded string")
+    yield from size_errors("", sizes)  # Kubernetes' path for the whole object
     if old is not None and old.get("immutable") is True:
         fields = ("data", "binaryData", "immutable")
         if any(resource.get(field) != old.get(field) for field in fields):

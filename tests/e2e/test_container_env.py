@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,6 +121,33 @@ def test_a_missing_secret_holds_the_replica_until_it_is_applied(platform):
     platform.apply(secret("later", {"token": "t0k"}))
     assert echoed(platform, "waits")["env"]["TOKEN"] == "t0k"
     platform.cli("delete", "isvc", "waits")
+
+
+def test_a_secret_value_of_bytes_reaches_the_replica_as_they_are_and_a_nul_byte_holds_it(platform):
+    der = b"\x30\x82\x01\xff\xfe DER, not UTF-8"
+    values = {"key.der": der, "nul": b"a\x00b"}
+    keys = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "keys"},
+        "data": {key: base64.b64encode(value).decode() for key, value in values.items()},
+    }
+    platform.apply(keys, echo_service("bytes", [_from_secret("KEY", "keys", "key.der")]))
+    assert os.fsencode(echoed(platform, "bytes")["env"]["KEY"]) == der  # json escapes them as surrogates
+    platform.cli("delete", "isvc", "bytes")
+    platform.apply(echo_service("nul", [_from_secret("NUL", "keys", "nul")]))
+
+    def held() -> dict | None:
+        found = condition(isvc(platform, "nul"), "PredictorReady")
+        return "nul byte" in found.get("message", "") and found
+
+    message = wait_until(held, "the NUL byte in the status", platform)["message"]
+    assert 'CreateContainerConfigError: invalid environment variable "NUL": contains nul byte' in message
+    platform.cli("delete", "isvc", "nul")
+
+
+def _from_secret(name: str, secret_name: str, key: str) -> dict:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
 
 
 def test_what_kubernetes_refuses_is_refused_and_nothing_is_stored(platform):

@@ -90,6 +90,30 @@ def check_labels_and_annotations(metadata: dict[str, Any], what: str, details: d
         raise _invalid(what, "metadata.annotations", message, details)
 
 
+def check_owner_references(metadata: dict[str, Any], what: str, details: dict[str, Any] | None) -> None:
+    """Owner references as Kubernetes takes them: each with an apiVersion, a kind, a name and the uid
+    its owner is known by (what the garbage collector matches), at most one of them the controller."""
+    references = metadata.get("ownerReferences")
+    if references is None:
+        return
+    if not isinstance(references, list) or not all(isinstance(ref, dict) for ref in references):
+        raise BadRequest(f"{what}: metadata.ownerReferences must be a list of objects")
+    controllers = []
+    for ref in references:
+        for field, called in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
+            if not ref.get(field):
+                message = f'Invalid value: "": {called} must not be empty'
+                raise _invalid(what, f"metadata.ownerReferences.{field}", message, details)
+        if ref.get("controller") is True:
+            controllers.append(f"{ref['kind']}/{ref['name']}")
+    if len(controllers) > 1:
+        message = (
+            'Only one reference can have Controller set to true. Found "true" in references for '
+            f"{controllers[0]} and {controllers[1]}"
+        )
+        raise _invalid(what, "metadata.ownerReferences", f"Invalid value: {message}", details)
+
+
 def qualified_name_problem(key: str) -> str | None:
     """Why `key` is not a label or annotation key (`[prefix/]name`), or None."""
     prefix, slash, name = key.rpartition("/")

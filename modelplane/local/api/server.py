@@ -274,7 +274,11 @@ class ApiApp:
         if request.method == "DELETE" and not status_only:
             deleting = DeleteOptions.read(request.query, await request.body())
             delete = functools.partial(
-                self.store.delete, ref, dry_run=deleting.dry_run, preconditions=deleting.preconditions
+                self.store.delete,
+                ref,
+                dry_run=deleting.dry_run,
+                preconditions=deleting.preconditions,
+                orphan_dependents=deleting.orphan_dependents,
             )
             return await send_json(send, 200, shown(await asyncio.to_thread(delete)))
         options = WriteOptions.from_query(request.query)

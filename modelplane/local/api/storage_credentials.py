@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelplane.api.config_maps import config_map_values
+from modelplane.api.config_maps import config_map_files
 from modelplane.api.kinds import SECRET, SERVICE_ACCOUNT
-from modelplane.api.secrets import STORAGE_CONFIG_SECRET, secret_values, storage_documents
+from modelplane.api.secrets import STORAGE_CONFIG_SECRET, secret_files, secret_values, storage_documents
 from modelplane.api.service_account_credentials import (
     CredentialsError,
     FromSecret,
@@ -76,21 +76,23 @@ class StorageCredentials:
             image_pull_secrets=image_pull_secrets,
         )
 
-        def values_of(kind: str, name: str) -> dict[str, str]:
+        def stored_or_error(kind: str, name: str) -> dict:
             resource = stored(kind, name)
             if resource is None:
                 raise CredentialsError(f'{kind.lower()} "{name}" not found in namespace {namespace}')
-            return (secret_values if kind == SECRET.kind else config_map_values)(resource)
+            return resource
 
         env = {}
         for variable, value in built.env.items():
             if isinstance(value, FromSecret):
-                data = values_of(SECRET.kind, value.secret)
-                if value.key not in data:
-                    raise CredentialsError(f'secret "{value.secret}" has no key {value.key}')
-                value = data[value.key]
+                value = _secret_value(stored_or_error(SECRET.kind, value.secret), value)
             env[variable] = value
-        files = {mount.path: values_of(mount.kind, mount.name) for mount in built.mounts}
+        files = {
+            mount.path: (secret_files if mount.kind == SECRET.kind else config_map_files)(
+                stored_or_error(mount.kind, mount.name)
+            )
+            for mount in built.mounts
+        }
         return FetchCredentials(env, files, built.notes)
 
     def _get(self, kind: str, namespace: str, name: str) -> dict | None:
@@ -98,3 +100,16 @@ class StorageCredentials:
             return self.store.get(Ref(kind, namespace, name))
         except NotFound:
             return None
+
+
+def _secret_value(secret: dict, wanted: FromSecret) -> str:
+    """The variable a key of a Secret makes; CredentialsError when the key is not there, or holds a NUL
+    byte, which no environment can (the container runtime refuses it too)."""
+    values = secret_values(secret)
+    if wanted.key not in values:
+        raise CredentialsError(f'secret "{wanted.secret}" has no key {wanted.key}')
+    if "\x00" in values[wanted.key]:
+        raise CredentialsError(
+            f'secret "{wanted.secret}" key {wanted.key}: a NUL byte cannot be passed in an environment variable'
+        )
+    return values[wanted.key]

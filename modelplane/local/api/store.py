@@ -67,7 +67,10 @@ Admit = Callable[[Resource, Resource | None, list[Resource]], Resource]
 STORE_FILE = "store.db"
 _KEYED_BODY = "kind, namespace, name, body"  # the columns `Store._readable` reads
 
-_SCHEMA = """
+# The objects a delete looks through for dependents: those that name an owner (an index keeps a
+# delete in a store of none as quick as before).
+_NAMES_AN_OWNER = """instr(body, '"ownerReferences"') > 0"""
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS resources (
     kind TEXT NOT NULL,
     namespace TEXT NOT NULL,
@@ -84,6 +87,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('resource_version', 0), ('compacted', 0);
+CREATE INDEX IF NOT EXISTS naming_an_owner ON resources(namespace) WHERE {_NAMES_AN_OWNER};
 """
 
 
@@ -277,23 +281,20 @@ class Store:
 
     @_measured
     def delete(
-        self, ref: Ref, *, dry_run: bool = False, preconditions: dict[str, str] | None = None
+        self,
+        ref: Ref,
+        *,
+        dry_run: bool = False,
+        preconditions: dict[str, str] | None = None,
+        orphan_dependents: bool = False,
     ) -> Resource:
         """Removes a resource and returns it as it was, with the resourceVersion of its deletion.
-        `preconditions` (`uid`, `resourceVersion`) must match the stored object (Conflict otherwise)."""
+        `preconditions` (`uid`, `resourceVersion`) must match the stored object (Conflict otherwise).
+        Its dependents go with it, in the same transaction, unless `orphan_dependents`."""
         with self._writing(dry_run=dry_run) as events:
-            try:
-                deleted = self._get_for_write(ref)
-            except RecordDamaged:
-                deleted = _stand_in(ref)  # deleting it is how its owner gets rid of it
-            for field, wanted in (preconditions or {}).items():
-                if wanted is not None and str(deleted["metadata"].get(field)) != str(wanted):
-                    raise precondition_failed(
-                        kind_by_name(ref.kind), ref.name, field, wanted, deleted["metadata"].get(field)
-                    )
-            self._db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", ref)
-            deleted["metadata"]["resourceVersion"] = str(self._next_resource_version())
-            events.append(WatchEvent("DELETED", deleted, resource_version_of(deleted)))
+            deleted = self._delete(ref, preconditions, events)
+            if not orphan_dependents:
+                self._delete_dependents(deleted, events)
         return deleted
 
     @_measured
@@ -400,6 +401,7 @@ class Store:
         else:
             metadata.pop("namespace", None)
         api_meta.check_labels_and_annotations(metadata, what, details)
+        api_meta.check_owner_references(metadata, what, details)
         ref = ref_of(new)
         if self._find(ref) is not None:
             raise already_exists(kind, ref.name)
@@ -416,6 +418,54 @@ class Store:
         admitted["metadata"]["resourceVersion"] = str(self._next_resource_version())
         self._put(ref, admitted)
         return admitted
+
+    def _delete(self, ref: Ref, preconditions: dict[str, str] | None, events: list[WatchEvent]) -> Resource:
+        try:
+            deleted = self._get_for_write(ref)
+        except RecordDamaged:
+            deleted = _stand_in(ref)  # deleting it is how its owner gets rid of it
+        for field, wanted in (preconditions or {}).items():
+            if wanted is not None and str(deleted["metadata"].get(field)) != str(wanted):
+                raise precondition_failed(
+                    kind_by_name(ref.kind), ref.name, field, wanted, deleted["metadata"].get(field)
+                )
+        self._db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", ref)
+        deleted["metadata"]["resourceVersion"] = str(self._next_resource_version())
+        events.append(WatchEvent("DELETED", deleted, resource_version_of(deleted)))
+        return deleted
+
+    def _delete_dependents(self, owner: Resource, events: list[WatchEvent]) -> None:
+        """What Kubernetes' garbage collector deletes after `owner` (a background cascade): the objects
+        whose `ownerReferences` name it by uid and no other owner that is still stored, then theirs.
+        A namespaced owner's dependents are of its namespace; a cluster-scoped one's of any."""
+        uid = owner["metadata"].get("uid")
+        if not uid:
+            return
+        for dependent in self._naming_an_owner(uid, owner["metadata"].get("namespace")):
+            ref = ref_of(dependent)
+            # a dependent of two of the objects deleted may be gone already
+            if self._left_without_owner(dependent, uid) and self._find(ref) is not None:
+                self._delete_dependents(self._delete(ref, None, events), events)
+
+    def _left_without_owner(self, dependent: Resource, uid: str) -> bool:
+        """Whether `uid` is among the owners of `dependent`, and no other of them is stored."""
+        owners = {ref.get("uid") for ref in _owner_references(dependent)}
+        return uid in owners and not any(self._stored_uid(other) for other in owners - {uid})
+
+    def _stored_uid(self, uid: object) -> bool:
+        if not isinstance(uid, str):
+            return False
+        rows = self._db.execute(f"SELECT {_KEYED_BODY} FROM resources WHERE instr(body, ?) > 0", (uid,))
+        return any(found["metadata"].get("uid") == uid for found in self._readable(rows.fetchall()))
+
+    def _naming_an_owner(self, uid: str, namespace: str | None) -> list[Resource]:
+        """The stored objects that name an owner and hold `uid` somewhere (of `namespace`, if given)."""
+        query = f"SELECT {_KEYED_BODY} FROM resources WHERE {_NAMES_AN_OWNER} AND instr(body, ?) > 0"
+        params = [uid]
+        if namespace:
+            query += " AND namespace = ?"
+            params.append(namespace)
+        return self._readable(self._db.execute(query, params).fetchall())
 
     def _modify(
         self, ref: Ref, change: Callable[[Resource], Resource], *, status_only: bool, dry_run: bool
@@ -447,11 +497,9 @@ class Store:
         else:
             new = copy.deepcopy(wanted)
             kind = kind_by_name(ref.kind)
-            api_meta.check_labels_and_annotations(
-                api_meta.metadata_of(new),
-                f'{kind.group_kind} "{ref.name}" is invalid',
-                object_details(kind, ref.name),
-            )
+            what, details = f'{kind.group_kind} "{ref.name}" is invalid', object_details(kind, ref.name)
+            api_meta.check_labels_and_annotations(api_meta.metadata_of(new), what, details)
+            api_meta.check_owner_references(api_meta.metadata_of(new), what, details)
             _restore_identity(new, current)
             new = self._admitted(new, current)
             _restore_identity(new, current)
@@ -623,6 +671,11 @@ def _object_in(body: bytes) -> Resource | None:
     except orjson.JSONDecodeError:
         return None
     return resource if isinstance(resource, dict) and isinstance(resource.get("metadata"), dict) else None
+
+
+def _owner_references(resource: Resource) -> list[dict[str, Any]]:
+    references = resource["metadata"].get("ownerReferences")
+    return [ref for ref in references if isinstance(ref, dict)] if isinstance(references, list) else []
 
 
 def _stand_in(ref: Ref) -> Resource:

@@ -9,7 +9,7 @@ quiet default such as `protocol: TCP`) says nothing. Of a map with acted-on keys
 each other key is said (`limits[amd.com/gpu]`).
 
 A component runs one container: an InferenceService's other containers, and a runtime's other than
-its `kserve-container`, are said too.
+its `kserve-container`, are said too; and any object's `metadata.finalizers`, as nothing waits for them.
 """
 
 from __future__ import annotations
@@ -92,7 +92,17 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
         + _read_only_with(resource)
         + _account_fields(resource)
         + _pool_fields_of_one_model_runtime(resource)
+        + _finalizers(resource)
     )
+
+
+def _finalizers(resource: dict) -> list[Unhonored]:
+    """Any object's finalizers: a delete removes the object at once, with no `deletionTimestamp` for
+    a finalizer's owner to act on."""
+    metadata = resource.get("metadata")
+    if isinstance(metadata, dict) and metadata.get("finalizers"):
+        return [Unhonored("metadata.finalizers", _NO_FINALIZERS)]
+    return []
 
 
 def _pool_fields_of_one_model_runtime(resource: dict) -> list[Unhonored]:
@@ -268,6 +278,7 @@ def _read_only_with(resource: dict) -> list[Unhonored]:
     return found
 
 
+_NO_FINALIZERS = "a delete removes the object at once, without waiting for its finalizers to be removed"
 _NOT_A_BUCKET = "it applies to a logger whose url is a bucket (s3://, gs://, abfs://)"
 
 

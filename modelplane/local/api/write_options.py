@@ -63,11 +63,13 @@ class WriteOptions:
 class DeleteOptions:
     """A delete's options: from its query, and from the `DeleteOptions` body kubectl sends.
 
-    `propagationPolicy` and `gracePeriodSeconds` change nothing here, as for a Kubernetes custom
-    resource without finalizers or dependents: the object goes at once."""
+    `propagationPolicy: Orphan` keeps the object's dependents; `Background` (the default) and
+    `Foreground` delete them with it, before the answer. `gracePeriodSeconds` changes nothing: there
+    are no finalizers, and the object goes at once."""
 
     dry_run: bool = False
     preconditions: dict[str, str] | None = None
+    orphan_dependents: bool = False
 
     @classmethod
     def read(cls, query: dict[str, str], body: bytes) -> DeleteOptions:
@@ -93,7 +95,7 @@ class DeleteOptions:
         preconditions = options.get("preconditions") or {}
         if not isinstance(preconditions, dict) or set(preconditions) - {"uid", "resourceVersion"}:
             raise BadRequest('preconditions: only "uid" and "resourceVersion" may be given')
-        return cls(dry_run or body_dry_run == ["All"], preconditions or None)
+        return cls(dry_run or body_dry_run == ["All"], preconditions or None, policy == "Orphan")
 
 
 def _words(field: UnknownField) -> str:

@@ -10,6 +10,11 @@ container's.
 - The command and its args then get their `$(NAME)` references expanded from the whole environment
   (`expand`, in replicas/command.py).
 
+A Secret's value that is not UTF-8 text (a DER key, a keystore) becomes a variable of the bytes stored,
+as the kubelet passes them: the lookup answers it with surrogate escapes (`os.fsdecode`), which Python
+encodes back to those bytes for the process. A value with a NUL byte cannot be in an environment at all:
+the replica does not start (Kubernetes' container runtime refuses such a container too).
+
 The ConfigMaps and Secrets are read when the replica starts: one changed later reaches a replica
 when it next starts, as in Kubernetes. A source that is not there, and not `optional`, keeps the
 replica from starting (`EnvError`, Kubernetes' `CreateContainerConfigError`), and it is tried again
@@ -36,7 +41,8 @@ from modelplane.api.errors import FieldError
 from modelplane.api.quantity import parse_quantity
 
 CONFIG_MAP, SECRET = "ConfigMap", "Secret"
-# A ConfigMap's or Secret's values by key, or None when the object is not there.
+# A ConfigMap's or Secret's values by key (a Secret's bytes that are not UTF-8 as surrogate escapes), or
+# None when the object is not there.
 Lookup = Callable[[str, str, str], Mapping[str, str] | None]  # (kind, namespace, name)
 
 LOOPBACK = "127.0.0.1"
@@ -60,7 +66,8 @@ _MEMORY_DIVISORS = tuple(
 
 
 class EnvError(Exception):
-    """The environment cannot be made: a ConfigMap, a Secret or a key of one is missing."""
+    """The environment cannot be made: a ConfigMap, a Secret or a key of one is missing, or a value
+    holds a NUL byte."""
 
     reason = "CreateContainerConfigError"
 
@@ -100,7 +107,14 @@ def container_env(env_from: list, env: list, pod: Pod, resources: Mapping, looku
                 values[name] = found
         else:
             values[name] = expand(str(item.get("value", "")), values)
+    _refuse_nul_bytes(values)
     return values
+
+
+def _refuse_nul_bytes(values: Mapping[str, str]) -> None:
+    for name, value in values.items():
+        if "\x00" in value:
+            raise EnvError(f'invalid environment variable "{name}": contains nul byte (\\x00)')
 
 
 def secret_values(env_from: list, env: list, namespace: str, lookup: Lookup) -> set[str]:

@@ -25,7 +25,7 @@ class FetchCredentials:
     """A fetch's variables, with the files they name (by the folder KServe mounts them in)."""
 
     env: dict[str, str] = field(default_factory=dict)
-    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @contextlib.contextmanager
@@ -41,10 +41,10 @@ class FetchCredentials:
             for index, (mount_path, files) in enumerate(self.files.items()):
                 folder = root / str(index)
                 folder.mkdir()
-                for name, text in files.items():
+                for name, content in files.items():
                     descriptor = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                    with os.fdopen(descriptor, "w") as file:
-                        file.write(text)
+                    with os.fdopen(descriptor, "wb") as file:
+                        file.write(content)
                 env = {name: _moved(value, mount_path, folder) for name, value in env.items()}
             yield env
         finally:

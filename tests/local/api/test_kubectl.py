@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from modelplane.api.secrets import REDACTED
+from modelplane.api.secrets import REDACTED, placeholder
 from modelplane.local.api.process import ApiProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
@@ -317,15 +318,56 @@ def test_a_secret_applies_again_and_no_read_shows_its_values(kubectl, api):
     assert kubectl("apply", "-f", path).stdout == "secret/storage-config configured\n"
     assert api.get(f"{SECRETS}/storage-config").json()["metadata"]["resourceVersion"] != version
     got = yaml.safe_load(kubectl("get", "secret", "storage-config", "-o", "yaml").stdout)
-    assert got["data"] == {"localMinIO": REDACTED} and "stringData" not in got
+    shown = placeholder(
+        len(yaml.safe_load(SECRET.format(value="kubectl-secret-two"))["stringData"]["localMinIO"])
+    )
+    assert got["data"] == {"localMinIO": shown} and "stringData" not in got
     listed = json.loads(kubectl("get", "secrets", "-o", "json").stdout)
-    assert [item["data"] for item in listed["items"]] == [{"localMinIO": REDACTED}]
+    assert [item["data"] for item in listed["items"]] == [{"localMinIO": shown}]
     applied = got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
     assert json.loads(applied)["stringData"] == {"localMinIO": REDACTED}
     described = kubectl("describe", "secret", "storage-config").stdout
     assert "kubectl-secret" not in described and "minio" not in described.replace("localMinIO", "")
     assert _table(kubectl("get", "secrets").stdout)[0] == ["NAME", "TYPE", "DATA", "AGE"]
     assert _table(kubectl("get", "secrets").stdout)[1][:3] == ["storage-config", "Opaque", "1"]
+
+
+def test_describe_tells_each_secret_value_s_size_and_shows_none(kubectl):
+    sizes = "apiVersion: v1\nkind: Secret\nmetadata: {name: sizes}\ndata: {one: eA==, long: %s}\n"
+    path = kubectl.file("sizes.yaml", sizes % base64.b64encode(b"y" * 300).decode())
+    kubectl("apply", "-f", path)
+    described = kubectl("describe", "secret", "sizes").stdout
+    assert "long:  300 bytes" in described and "one:   1 bytes" in described and "yyy" not in described
+    # An unchanged file changes nothing (kubectl still says `configured`: the values it compares are hidden)
+    version = kubectl("get", "secret", "sizes", "-o", "jsonpath={.metadata.resourceVersion}").stdout
+    kubectl("apply", "-f", path)
+    assert kubectl("get", "secret", "sizes", "-o", "jsonpath={.metadata.resourceVersion}").stdout == version
+
+
+def test_a_secret_of_bytes_that_are_not_text_is_created(kubectl, api):
+    key = kubectl.files / "key.der"
+    key.write_bytes(b"\x30\x82\x01\xff\xfe\x00binary")  # a DER key's start: not UTF-8
+    created = kubectl("create", "secret", "generic", "keystore", f"--from-file=key.der={key}")
+    assert created.stdout == "secret/keystore created\n"
+    assert list(api.get(f"{SECRETS}/keystore").json()["data"]) == ["key.der"]
+
+
+def test_secrets_and_config_maps_kubernetes_would_refuse_are_refused(kubectl):
+    typed = "apiVersion: v1\nkind: Secret\nmetadata: {{name: typed}}\ntype: {type}\nstringData: {{a: b}}\n"
+    assert kubectl("apply", "-f", kubectl.file("typed.yaml", typed.format(type="Opaque"))).returncode == 0
+    retyped = kubectl(
+        "apply", "-f", kubectl.file("typed.yaml", typed.format(type="example.com/x")), check=False
+    )
+    assert 'type: Invalid value: "example.com/x": field is immutable' in retyped.stderr
+    tls = kubectl(
+        "apply", "-f", kubectl.file("tls.yaml", typed.format(type="kubernetes.io/tls")), check=False
+    )
+    assert "data[tls.crt]: Required value" in tls.stderr and "data[tls.key]: Required value" in tls.stderr
+    big = kubectl.files / "big.txt"
+    big.write_bytes(b"a" * 1_500_000)
+    for kind in (["secret", "generic"], ["configmap"]):
+        refused = kubectl("create", *kind, "big", f"--from-file=big.txt={big}", check=False)
+        assert "Too long: may not be more than 1048576 bytes" in refused.stderr
 
 
 def test_a_storage_config_that_is_not_json_is_refused_without_its_value(kubectl):
@@ -367,6 +409,38 @@ def test_a_config_map_kubernetes_would_refuse_is_refused(kubectl):
     refused = kubectl("apply", "-f", path, check=False)
     assert refused.returncode != 0
     assert "binaryData[banner]: Invalid value: must be a base64-encoded string" in refused.stderr
+
+
+OWNED = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  ownerReferences: [{{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {uid}}}]
+data: {{a: b}}
+"""
+
+
+def test_owned_objects_go_with_their_owner_unless_orphaned(kubectl):
+    for owner, dependent, cascade in (("owner", "owned", "background"), ("keeper", "kept", "orphan")):
+        kubectl("create", "configmap", owner, "--from-literal=a=b")
+        uid = kubectl("get", "cm", owner, "-o", "jsonpath={.metadata.uid}").stdout
+        kubectl(
+            "apply",
+            "-f",
+            kubectl.file(f"{dependent}.yaml", OWNED.format(name=dependent, owner=owner, uid=uid)),
+        )
+        kubectl("delete", "cm", owner, f"--cascade={cascade}")
+    assert kubectl("get", "cm", "owned", check=False).returncode != 0
+    assert kubectl("get", "cm", "kept", check=False).returncode == 0
+
+
+def test_finalizers_are_accepted_with_a_warning(kubectl):
+    guarded = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: guarded, finalizers: [example.com/x]}\n"
+    applied = kubectl("apply", "-f", kubectl.file("guarded.yaml", guarded))
+    assert "Warning: metadata.finalizers: accepted but not acted on: a delete removes the object at once" in (
+        applied.stderr
+    )
 
 
 SERVICE_ACCOUNT = """\

@@ -3,6 +3,7 @@ the values a fetch gets, with the files they name in a private folder while the 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -104,3 +105,42 @@ def test_materialized_without_files_is_the_env_alone(store):
     with credentials.materialized() as env:
         assert env == credentials.env
         assert set(os.listdir(os.environ.get("TMPDIR", "/tmp"))) == before
+
+
+def test_a_secret_of_bytes_that_are_not_text_is_mounted_as_they_are(store):
+    key_file = b"\x30\x82\x01\xff\xfe not UTF-8"
+    store.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "gcs", "namespace": "team"},
+                "data": {"gcloud-application-credentials.json": base64.b64encode(key_file).decode()},
+            }
+        ]
+    )
+    credentials = StorageCredentials(store).of_service_account("team", "models")
+    with credentials.materialized() as env:
+        assert Path(env["GOOGLE_APPLICATION_CREDENTIALS"]).read_bytes() == key_file
+
+
+def test_a_variable_with_a_nul_byte_is_an_error_that_shows_no_value(store):
+    store.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "hf", "namespace": "team"},
+                "data": {"HF_TOKEN": base64.b64encode(b"hf_\x00hidden").decode()},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "hub", "namespace": "team"},
+                "secrets": [{"name": "hf"}],
+            },
+        ]
+    )
+    with pytest.raises(CredentialsError, match='secret "hf" key HF_TOKEN: a NUL byte') as raised:
+        StorageCredentials(store).of_service_account("team", "hub")
+    assert "hidden" not in str(raised.value)

@@ -159,6 +159,65 @@ def test_delete(store):
         store.delete(ISVC)
 
 
+def config_map(name: str, *owners: dict, namespace: str = "default") -> dict:
+    references = [
+        {
+            "apiVersion": "v1",
+            "kind": owner["kind"],
+            "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+        }
+        for owner in owners
+    ]
+    metadata = {"name": name, "namespace": namespace, "ownerReferences": references}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"a": "b"}}
+
+
+def names(store: Store, namespace: str = "default") -> list[str]:
+    return [item["metadata"]["name"] for item in store.list("ConfigMap", namespace)[0]]
+
+
+def test_deleting_an_owner_deletes_its_dependents_after_it(store):
+    owner = store.create(config_map("owner"))
+    child = store.create(config_map("child", owner))
+    store.create(config_map("grandchild", child))
+    store.create(config_map("other"))
+    before = int(store.resource_version())
+    store.delete(Ref("ConfigMap", "default", "owner"))
+    assert names(store) == ["other"]
+    deleted = [(e.type, e.object["metadata"]["name"]) for e in store.events_after(before)[0]]
+    assert deleted == [("DELETED", "owner"), ("DELETED", "child"), ("DELETED", "grandchild")]
+
+
+def test_a_dependent_stays_while_another_owner_is_there_or_when_orphaned(store):
+    first, second = store.create(config_map("first")), store.create(config_map("second"))
+    store.create(config_map("shared", first, second))
+    store.create(config_map("orphan", second))
+    store.delete(Ref("ConfigMap", "default", "first"))
+    assert names(store) == ["orphan", "second", "shared"]
+    store.delete(Ref("ConfigMap", "default", "second"), orphan_dependents=True)
+    assert names(store) == ["orphan", "shared"]
+    store.delete(Ref("ConfigMap", "default", "orphan"), dry_run=True)
+    assert names(store) == ["orphan", "shared"]
+
+
+def test_a_cluster_scoped_owner_owns_across_namespaces(store):
+    owner = store.create(runtime())
+    store.create(config_map("in-a", owner, namespace="a"))
+    store.create(config_map("in-b", owner, namespace="b"))
+    store.delete(Ref("ClusterServingRuntime", "", "rt"))
+    assert names(store, "a") == names(store, "b") == []
+
+
+def test_an_owner_reference_needs_the_owner_s_uid(store):
+    dependent = config_map("child", store.create(config_map("owner")))
+    dependent["metadata"]["ownerReferences"][0]["uid"] = ""
+    with pytest.raises(
+        Invalid, match='metadata.ownerReferences.uid: Invalid value: "": uid must not be empty'
+    ):
+        store.create(dependent)
+
+
 def test_list_by_namespace_and_across(store):
     store.create(isvc("b"))
     store.create(isvc("a"))

@@ -191,3 +191,18 @@ def test_kserves_autoscaler_class_is_said_to_do_nothing_in_knative_mode():
         "serving.kserve.io/deploymentMode": "Standard",
     }
     assert found(standard) == []
+
+
+def test_any_object_s_finalizers_are_said_to_hold_nothing_back():
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "finalizers": ["example.com/x"]},
+    }
+    assert found(config_map) == [
+        (
+            "metadata.finalizers",
+            "a delete removes the object at once, without waiting for its finalizers to be removed",
+        )
+    ]
+    assert found({**config_map, "metadata": {"name": "c", "finalizers": []}}) == []

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
+from modelplane.local.api.admission import default_admission
+from modelplane.local.api.env_sources import EnvSources
+from modelplane.local.api.store import Store, store_path
 from modelplane.local.replicas.container_env import (
     CONFIG_MAP,
     SECRET,
@@ -246,3 +252,31 @@ def test_a_well_formed_environment_has_no_errors():
         "envFrom": [{"secretRef": {"name": "s"}}],
     }
     assert list(env_errors(container, "c")) == []
+
+
+DER = b"\x30\x82\x01\xff\xfe binary, not UTF-8"
+
+
+def test_a_secret_value_that_is_not_text_reaches_the_process_as_its_bytes(tmp_path):
+    store = Store(store_path(tmp_path), admit=default_admission())
+    store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "keys", "namespace": "team"},
+            "data": {"key.der": base64.b64encode(DER).decode()},
+        }
+    )
+    ref = {"secretKeyRef": {"name": "keys", "key": "key.der"}}
+    env = container_env([], [{"name": "KEY", "valueFrom": ref}], POD, {}, EnvSources(store))
+    show = "import os, sys; sys.stdout.buffer.write(os.environb[b'KEY'])"
+    process = subprocess.run([sys.executable, "-c", show], env={**os.environ, **env}, capture_output=True)
+    assert process.stdout == DER
+
+
+def test_a_value_with_a_nul_byte_keeps_the_replica_from_starting():
+    def with_nul(kind, namespace, name):
+        return {"K": "a\x00b"}
+
+    with pytest.raises(EnvError, match=r'invalid environment variable "K": contains nul byte'):
+        container_env([{"secretRef": {"name": "nul"}}], [], POD, {}, with_nul)
