@@ -477,11 +477,14 @@ def _timeout(value: str | None) -> float | None:
 async def _watch_lines(
     events: AsyncIterator[WatchEvent], matches: Callable[[dict[str, Any]], bool]
 ) -> AsyncIterator[dict[str, Any]]:
-    """Watch events as Kubernetes sends them; a resume point too old ends with an ERROR event."""
+    """Watch events as Kubernetes sends them to a watcher of the objects that `matches` selects (objects
+    entering or leaving the selection are ADDED or DELETED); a resume point too old ends with an ERROR
+    event."""
     try:
         async for event in events:
-            if matches(event.object):
-                line = event.to_json()
+            seen = event.seen_through(matches)
+            if seen is not None:
+                line = seen.to_json()
                 line["object"] = shown(line["object"])
                 yield line
     except Expired as error:

@@ -7,8 +7,9 @@ write that names a stale one is refused with Conflict). `status` is a subresourc
 keep the stored status and status writes keep everything else.
 
 Each write is one transaction. Each write also appends an event (ADDED, MODIFIED or DELETED with
-the object) to a bounded history in the same transaction; `watch` reads that history, so a
-watcher can resume from any resourceVersion still in it, in-process or over HTTP.
+the object, and for MODIFIED the object as it was before) to a bounded history in the same
+transaction; `watch` reads that history, so a watcher can resume from any resourceVersion still in
+it, in-process or over HTTP.
 
 Every create and spec update passes through `admit(resource, old, existing)` (defaulting and
 validation; `existing` are the other resources of the same kind in the same namespace, as they
@@ -80,7 +81,8 @@ CREATE TABLE IF NOT EXISTS events (
     type TEXT NOT NULL,
     kind TEXT NOT NULL,
     namespace TEXT NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    previous BLOB
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('resource_version', 0), ('compacted', 0);
@@ -133,10 +135,40 @@ class WatchEvent:
     type: str  # ADDED, MODIFIED or DELETED
     object: Resource
     resource_version: int
+    previous: Resource | None = None  # a MODIFIED event's object as it was before the change
 
     def to_json(self) -> dict[str, Any]:
         """Kubernetes' watch event: `{"type": ..., "object": ...}`."""
         return {"type": self.type, "object": self.object}
+
+    def seen_through(self, selected: Callable[[Resource], bool]) -> WatchEvent | None:
+        """The event as a watcher of the `selected` objects only sees it (Kubernetes' watch cache,
+        `convertToWatchEvent`): an object that comes to be selected is ADDED, one that stops being
+        selected is DELETED as it was before, one that stays selected is MODIFIED; None if the object
+        is selected neither before nor after."""
+        selected_after = self.type != "DELETED" and selected(self.object)
+        selected_before = self._selected_before(selected, selected_after)
+        if selected_after:
+            return self if selected_before else self._as("ADDED", self.object)
+        if not selected_before:
+            return None
+        if self.type == "DELETED":
+            return self
+        last_state = copy.deepcopy(self.previous)
+        last_state["metadata"]["resourceVersion"] = str(self.resource_version)
+        return self._as("DELETED", last_state)
+
+    def _selected_before(self, selected: Callable[[Resource], bool], selected_after: bool) -> bool:
+        if self.type == "ADDED":
+            return False
+        if self.type == "DELETED":
+            return selected(self.object)  # the object as it was when deleted
+        if self.previous is None:  # recorded before the store kept previous states: taken as unchanged
+            return selected_after
+        return selected(self.previous)
+
+    def _as(self, type_: str, obj: Resource) -> WatchEvent:
+        return WatchEvent(type_, obj, self.resource_version)
 
 
 @dataclass(frozen=True)
@@ -191,6 +223,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._add_previous_states_to_the_history()
             problems = [row[0] for row in self._db.execute("PRAGMA quick_check")]
         except sqlite3.DatabaseError as exc:
             fault = store_fault(self.path, exc)
@@ -199,6 +232,13 @@ class Store:
             raise fault from None
         if problems != ["ok"]:
             raise store_damaged(self.path, problems[0])
+
+    def _add_previous_states_to_the_history(self) -> None:
+        """Gives the history of a store made before it kept previous states their column (left empty
+        in the events already there)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        if "previous" not in columns:
+            self._db.execute("ALTER TABLE events ADD COLUMN previous BLOB")
 
     def close(self) -> None:
         with self._lock:
@@ -320,7 +360,7 @@ class Store:
                 if updated is None:
                     results.append(Applied("unchanged", current))
                 else:
-                    events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated)))
+                    events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated), current))
                     results.append(Applied("configured", updated))
         return results
 
@@ -333,7 +373,7 @@ class Store:
         """Events newer than `resource_version` (of one kind / namespace if given), and the
         resourceVersion they reach: resume from it to see what comes next. Expired if the
         history no longer goes back that far."""
-        query = "SELECT resource_version, type, body FROM events WHERE resource_version > ?"
+        query = "SELECT resource_version, type, body, previous FROM events WHERE resource_version > ?"
         params: list[Any] = [resource_version]
         if kind is not None:
             query += " AND kind = ?"
@@ -350,8 +390,8 @@ class Store:
             rows = self._db.execute(query, params).fetchall()
             reached = self._counter("resource_version") if len(rows) < limit else rows[-1][0]
         events = [
-            WatchEvent(type_, resource, rv)
-            for rv, type_, body in rows
+            WatchEvent(type_, resource, rv, _object_in(previous) if previous else None)
+            for rv, type_, body, previous in rows
             if (resource := self._recorded_event(rv, body)) is not None
         ]
         return events, max(reached, resource_version)
@@ -425,7 +465,7 @@ class Store:
             updated = self._update(current, change, status_only=status_only)
             if updated is None:
                 return current
-            events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated)))
+            events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated), current))
         return updated
 
     def _update(
@@ -532,8 +572,8 @@ class Store:
         if not events:
             return
         self._db.executemany(
-            "INSERT INTO events (resource_version, type, kind, namespace, body) VALUES (?, ?, ?, ?, ?)",
-            [(e.resource_version, e.type, *ref_of(e.object)[:2], orjson.dumps(e.object)) for e in events],
+            "INSERT INTO events (resource_version, type, kind, namespace, body, previous) VALUES (?, ?, ?, ?, ?, ?)",
+            [_history_row(event) for event in events],
         )
         # Keep the last `history` events; a watcher that falls further behind gets Expired.
         horizon = events[-1].resource_version - self._history
@@ -623,6 +663,12 @@ def _object_in(body: bytes) -> Resource | None:
     except orjson.JSONDecodeError:
         return None
     return resource if isinstance(resource, dict) and isinstance(resource.get("metadata"), dict) else None
+
+
+def _history_row(event: WatchEvent) -> tuple[Any, ...]:
+    kind, namespace, _ = ref_of(event.object)
+    previous = None if event.previous is None else orjson.dumps(event.previous)
+    return (event.resource_version, event.type, kind, namespace, orjson.dumps(event.object), previous)
 
 
 def _stand_in(ref: Ref) -> Resource:

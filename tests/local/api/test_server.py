@@ -291,6 +291,33 @@ def test_watch_replays_and_resumes(api):
     assert replayed[0]["object"]["metadata"]["name"] == "current"
 
 
+def test_a_selector_watch_sees_objects_enter_and_leave_the_selection(api):
+    """As Kubernetes' watch cache tells it: ADDED on entering the selection, DELETED (the object as it
+    was, at the version of the change) on leaving it, MODIFIED while it stays, nothing outside it."""
+    configmaps = "/api/v1/namespaces/selected/configmaps"
+    merge = {"content-type": "application/merge-patch+json"}
+
+    def label(value: str | None) -> dict:
+        patch = {"metadata": {"labels": {"app": value}}}
+        return api.patch(f"{configmaps}/c", content=json.dumps(patch), headers=merge).json()
+
+    created = api.post(configmaps, json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
+    start = created.json()["metadata"]["resourceVersion"]  # resumed from the history
+    label("sel")
+    api.patch(f"{configmaps}/c", content=json.dumps({"data": {"k": "v"}}), headers=merge)
+    left = label("other")
+    label("sel")
+    label(None)
+    events = watch_lines(
+        api, configmaps, 5, resourceVersion=start, labelSelector="app=sel", timeoutSeconds="5"
+    )
+
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED", "ADDED", "DELETED"]
+    assert [e["object"]["metadata"].get("labels") for e in events] == [{"app": "sel"}] * 5
+    assert events[2]["object"]["metadata"]["resourceVersion"] == left["metadata"]["resourceVersion"]
+    assert events[2]["object"]["data"] == {"k": "v"}
+
+
 def test_watch_sees_writes_made_while_it_is_open(api):
     ns = "live"
     start = api.get(path(ns=ns)).json()["metadata"]["resourceVersion"]
