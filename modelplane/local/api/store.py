@@ -282,11 +282,12 @@ class Store:
     @_measured
     def create(self, resource: Resource, *, dry_run: bool = False) -> Resource:
         """Stores a new resource; AlreadyExists if its key is taken. A `status` is dropped.
-        With `dry_run` (as with every write below), the result is computed and not stored."""
+        With `dry_run` (as with every write below), the result is computed and not stored, and
+        answered with the resourceVersion the store holds for the object (none for a new one)."""
         with self._writing(dry_run=dry_run) as events:
             created = self._create(resource)
             events.append(WatchEvent("ADDED", created, resource_version_of(created)))
-        return created
+        return _answered(created, None, dry_run=dry_run)
 
     @_measured
     def update(self, ref: Ref, change: Callable[[Resource], Resource], *, dry_run: bool = False) -> Resource:
@@ -332,9 +333,10 @@ class Store:
                         kind_by_name(ref.kind), ref.name, field, wanted, deleted["metadata"].get(field)
                     )
             self._db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", ref)
+            stored_version = deleted["metadata"].get("resourceVersion")
             deleted["metadata"]["resourceVersion"] = str(self._next_resource_version())
             events.append(WatchEvent("DELETED", deleted, resource_version_of(deleted)))
-        return deleted
+        return _answered(deleted, stored_version, dry_run=dry_run)
 
     @_measured
     def apply(self, resources: Iterable[Resource], *, dry_run: bool = False) -> list[Applied]:
@@ -352,7 +354,7 @@ class Store:
                 if current is None:
                     created = self._create(resource)
                     events.append(WatchEvent("ADDED", created, resource_version_of(created)))
-                    results.append(Applied("created", created))
+                    results.append(Applied("created", _answered(created, None, dry_run=dry_run)))
                     continue
                 updated = self._update(
                     current, lambda stored, r=resource: applied_over(r, stored), status_only=False
@@ -361,7 +363,8 @@ class Store:
                     results.append(Applied("unchanged", current))
                 else:
                     events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated), current))
-                    results.append(Applied("configured", updated))
+                    stored_version = current["metadata"]["resourceVersion"]
+                    results.append(Applied("configured", _answered(updated, stored_version, dry_run=dry_run)))
         return results
 
     # ---- watch ----
@@ -466,7 +469,7 @@ class Store:
             if updated is None:
                 return current
             events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated), current))
-        return updated
+        return _answered(updated, current["metadata"]["resourceVersion"], dry_run=dry_run)
 
     def _update(
         self, current: Resource, change: Callable[[Resource], Resource], *, status_only: bool
@@ -663,6 +666,20 @@ def _object_in(body: bytes) -> Resource | None:
     except orjson.JSONDecodeError:
         return None
     return resource if isinstance(resource, dict) and isinstance(resource.get("metadata"), dict) else None
+
+
+def _answered(resource: Resource, stored_version: str | None, *, dry_run: bool) -> Resource:
+    """What a write answers: the written object; for a dry run, as Kubernetes answers it, with the
+    resourceVersion the store holds for it (none for an object not stored), not the one its
+    rolled-back write took."""
+    if not dry_run:
+        return resource
+    answer = copy.deepcopy(resource)
+    if stored_version is None:
+        answer["metadata"].pop("resourceVersion", None)
+    else:
+        answer["metadata"]["resourceVersion"] = stored_version
+    return answer
 
 
 def _history_row(event: WatchEvent) -> tuple[Any, ...]:

@@ -239,6 +239,8 @@ def test_apply_is_all_or_nothing(tmp_path):
         version = store.resource_version()
         rehearsed = store.apply([isvc("rehearsed"), isvc("new", storage_uri="file:///m/9")], dry_run=True)
         assert [r.action for r in rehearsed] == ["created", "configured"]
+        stored = store.get(Ref("InferenceService", "default", "new"))["metadata"]["resourceVersion"]
+        assert [r.object["metadata"].get("resourceVersion") for r in rehearsed] == [None, stored]
         assert store.resource_version() == version
         with pytest.raises(NotFound):
             store.get(Ref("InferenceService", "default", "rehearsed"))

@@ -127,6 +127,23 @@ def test_dry_run_writes_answer_without_storing(api):
     assert refused.status_code == 400
 
 
+def test_dry_runs_answer_the_resource_version_stored(api):
+    """As Kubernetes answers them: a dry-run create has no resourceVersion, a dry-run update or delete
+    the stored one; none takes a version (so `kubectl diff` shows no resourceVersion change)."""
+    rehearsed = api.post(ISVCS, json=isvc("dry-version"), params={"dryRun": "All"}).json()
+    assert "resourceVersion" not in rehearsed["metadata"]
+    stored = api.post(ISVCS, json=isvc("dry-version")).json()["metadata"]["resourceVersion"]
+    patch = {"metadata": {"labels": {"a": "b"}}}
+    url = f"{ISVCS}/dry-version"
+    patched = api.patch(url, json=patch, headers=MERGE_PATCH, params={"dryRun": "All"}).json()
+    replaced = api.put(
+        url, json=isvc("dry-version", storageUri="file:///m/2"), params={"dryRun": "All"}
+    ).json()
+    deleted = api.delete(url, params={"dryRun": "All"}).json()
+    assert [o["metadata"]["resourceVersion"] for o in (patched, replaced, deleted)] == [stored] * 3
+    assert api.get(ISVCS).json()["metadata"]["resourceVersion"] == stored
+
+
 def test_delete_options_in_the_body(api):
     assert api.post(ISVCS, json=isvc("doomed")).status_code == 201
     uid = api.get(f"{ISVCS}/doomed").json()["metadata"]["uid"]
