@@ -158,10 +158,14 @@ def print_unhonored_warnings(documents: list[Document]) -> None:
 def _where(error: ApiError, documents: list[Document]) -> str:
     """`file:line: ` of the document (and field) a server refusal is about, when it can tell."""
     name = error.details.get("name")
-    plural = error.details.get("kind")
+    named_kind = error.details.get("kind")  # the kind (Invalid) or its resource (NotFound, Conflict...)
     for document in documents:
         kind = kind_of(document.resource)
-        if kind and kind.plural == plural and document.resource["metadata"].get("name") == name:
+        if (
+            kind
+            and named_kind in (kind.kind, kind.plural)
+            and document.resource["metadata"].get("name") == name
+        ):
             causes = error.details.get("causes") or []
             field = causes[0].get("field") if causes else None
             line = document.line_of(field) if field else document.line

@@ -46,8 +46,8 @@ from modelplane.local.api.errors import (
     Invalid,
     already_exists,
     conflict,
+    invalid_details,
     not_found,
-    object_details,
     precondition_failed,
 )
 from modelplane.local.api.paths import kind_by_name
@@ -436,7 +436,7 @@ class Store:
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = api_meta.generated_name(str(metadata["generateName"]))
         what = f'{kind.group_kind} "{metadata.get("name") or ""}" is invalid'
-        details = object_details(kind, str(metadata.get("name") or ""))
+        details = invalid_details(kind, str(metadata.get("name") or ""))
         api_meta.check_name(metadata.get("name"), what, details)
         if kind.namespaced:
             api_meta.check_namespace(metadata.get("namespace"), what, details)
@@ -493,7 +493,7 @@ class Store:
             api_meta.check_labels_and_annotations(
                 api_meta.metadata_of(new),
                 f'{kind.group_kind} "{ref.name}" is invalid',
-                object_details(kind, ref.name),
+                invalid_details(kind, ref.name),
             )
             _restore_identity(new, current)
             new = self._admitted(new, current)
@@ -715,9 +715,12 @@ def _check_same_identity(wanted: Resource, current: Resource, ref: Ref) -> None:
     for key in keys:
         value = metadata.get(key)
         if value not in (None, "") and value != current["metadata"].get(key):
-            raise Invalid(
-                f'{kind_by_name(ref.kind).group_kind} "{ref.name}" is invalid: '
-                f'metadata.{key}: Invalid value: "{value}": field is immutable'
+            kind = kind_by_name(ref.kind)
+            raise api_meta.invalid_field(
+                f'{kind.group_kind} "{ref.name}" is invalid',
+                f"metadata.{key}",
+                f'Invalid value: "{value}": field is immutable',
+                invalid_details(kind, ref.name),
             )
 
 

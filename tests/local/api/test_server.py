@@ -110,6 +110,31 @@ def test_errors_are_kubernetes_statuses(api):
     assert_status(api.put(path(), json=isvc("x")), 405, "MethodNotAllowed")
 
 
+def test_an_invalid_status_names_the_kind_and_others_the_resource(api):
+    """As Kubernetes' NewInvalid (details.kind `InferenceService`, for kubectl's `The InferenceService
+    "x" is invalid`) and NewNotFound / NewAlreadyExists (the resource, `inferenceservices`)."""
+    below_zero = isvc("below-zero")
+    below_zero["spec"]["predictor"]["minReplicas"] = -1
+    admission = assert_status(api.post(path(), json=below_zero), 422, "Invalid")["details"]
+    bad_name = assert_status(api.post(path(), json=isvc("Bad_Name")), 422, "Invalid")["details"]
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "labels": {"bad key": "1"}},
+    }
+    bad_label = assert_status(
+        api.post("/api/v1/namespaces/default/configmaps", json=configmap), 422, "Invalid"
+    )
+    assert [(d["group"], d["kind"]) for d in (admission, bad_name, bad_label["details"])] == [
+        ("serving.kserve.io", "InferenceService"),
+        ("serving.kserve.io", "InferenceService"),
+        ("", "ConfigMap"),
+    ]
+    api.post(path(), json=isvc("twice"))
+    taken = assert_status(api.post(path(), json=isvc("twice")), 409, "AlreadyExists")["details"]
+    assert (taken["group"], taken["kind"]) == ("serving.kserve.io", "inferenceservices")
+
+
 def test_replace_with_a_stale_resource_version_is_a_conflict(api):
     first = api.post(path(), json=isvc("replaced")).json()
     update = isvc("replaced", storage_uri="file:///m/2")
