@@ -11,7 +11,8 @@ the object, and for MODIFIED the object as it was before) to a bounded history i
 transaction; `watch` reads that history, so a watcher can resume from any resourceVersion still in
 it, in-process or over HTTP.
 
-Every create and spec update passes through `admit(resource, old, existing)` (defaulting and
+Every create and spec update drops the fields the kind's schema does not declare, as the Kubernetes
+API server prunes them, and passes through `admit(resource, old, existing)` (defaulting and
 validation; `existing` are the other resources of the same kind in the same namespace, as they
 stand in the transaction), which returns the resource to store or raises `Invalid`.
 
@@ -40,6 +41,7 @@ import orjson
 
 from modelplane.api.defaults import applied_over
 from modelplane.api.kinds import Kind, kind_of
+from modelplane.api.schema import drop_unknown_fields
 from modelplane.local.api import meta as api_meta
 from modelplane.local.api.errors import (
     Expired,
@@ -430,7 +432,7 @@ class Store:
 
     def _create(self, resource: Resource) -> Resource:
         kind = _served_kind(resource)
-        new = copy.deepcopy(resource)
+        new = drop_unknown_fields(copy.deepcopy(resource), kind)
         new.pop("status", None)
         metadata = api_meta.metadata_of(new)
         if not metadata.get("name") and metadata.get("generateName"):
@@ -488,8 +490,8 @@ class Store:
             new = copy.deepcopy(current)
             _set_status(new, wanted.get("status"))
         else:
-            new = copy.deepcopy(wanted)
             kind = kind_by_name(ref.kind)
+            new = drop_unknown_fields(copy.deepcopy(wanted), kind)
             api_meta.check_labels_and_annotations(
                 api_meta.metadata_of(new),
                 f'{kind.group_kind} "{ref.name}" is invalid',
