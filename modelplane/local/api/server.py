@@ -352,7 +352,10 @@ def _target(group: str, version: str, rest: list[str]) -> Target | None:
     name = rest[1] if len(rest) > 1 else None
     if name is not None and kind.namespaced and namespace is None:
         return None
-    return Target(kind, namespace, name, rest[2] if len(rest) == 3 else None)
+    subresource = rest[2] if len(rest) == 3 else None
+    if subresource is not None and not kind.has_status_subresource:
+        return None
+    return Target(kind, namespace, name, subresource)
 
 
 def _table_wanted(request: ApiRequest) -> TableRequest | None:

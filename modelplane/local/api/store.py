@@ -448,12 +448,14 @@ class Store:
         ref = ref_of(new)
         if self._find(ref) is not None:
             raise already_exists(kind, ref.name)
-        server_owned = {
+        server_owned: dict[str, Any] = {
             "uid": api_meta.new_uid(),
             "creationTimestamp": api_meta.now_rfc3339(),
-            "generation": 1,
         }
-        metadata.pop("resourceVersion", None)
+        if kind.has_generation:
+            server_owned["generation"] = 1
+        for key in api_meta.SERVER_OWNED:
+            metadata.pop(key, None)
         metadata.update(server_owned)
         admitted = self._admitted(new, None)
         admitted.pop("status", None)
