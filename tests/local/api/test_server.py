@@ -150,6 +150,43 @@ def test_replace_with_a_stale_resource_version_is_a_conflict(api):
     assert_status(api.put(path("absent"), json=isvc("absent")), 404, "NotFound")
 
 
+def test_a_write_that_names_another_object_is_refused_as_kubernetes_refuses_it(api):
+    """A patch to another name or namespace is a 400 (the patch handler's checkName), a patch to another
+    uid a 422 (immutable), and a replace naming another uid a 409 (Kubernetes takes it as a precondition)."""
+    uid = api.post(path(), json=isvc("identity")).json()["metadata"]["uid"]
+    merge = {"content-type": "application/merge-patch+json"}
+
+    def patched(metadata: dict) -> httpx.Response:
+        return api.patch(path("identity"), content=json.dumps({"metadata": metadata}), headers=merge)
+
+    renamed = assert_status(patched({"name": "other"}), 400, "BadRequest")
+    assert (
+        renamed["message"] == "the name of the object (other) does not match the name on the URL (identity)"
+    )
+    moved = assert_status(patched({"namespace": "elsewhere"}), 400, "BadRequest")
+    assert moved["message"] == (
+        "the namespace of the object (elsewhere) does not match the namespace on the request (default)"
+    )
+    zero = "00000000-0000-0000-0000-000000000000"
+    new_uid = assert_status(patched({"uid": zero}), 422, "Invalid")
+    assert new_uid["message"] == (
+        f'InferenceService.serving.kserve.io "identity" is invalid: metadata.uid: Invalid value: "{zero}": '
+        "field is immutable"
+    )
+    assert new_uid["details"]["causes"][0]["field"] == "metadata.uid"
+    assert patched({"uid": uid}).status_code == 200
+
+    replacement = isvc("identity", storage_uri="file:///m/2")
+    replacement["metadata"]["uid"] = zero
+    replaced = assert_status(api.put(path("identity"), json=replacement), 409, "Conflict")
+    assert (
+        replaced["message"] == f"Precondition failed: UID in precondition: {zero}, UID in object meta: {uid}"
+    )
+    replacement["metadata"]["uid"] = uid
+    assert api.put(path("identity"), json=replacement).status_code == 200
+    assert api.get(path("identity")).json()["metadata"]["uid"] == uid
+
+
 def test_merge_patch(api):
     api.post(path(), json=isvc("patched", team="a"))
     patch = {
