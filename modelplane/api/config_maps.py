@@ -8,7 +8,7 @@ import binascii
 from collections.abc import Iterator
 
 from .errors import FieldError
-from .secrets import KEY_MESSAGE, KEY_PATTERN
+from .secrets import KEY_MESSAGE, KEY_PATTERN, changes_to_an_immutable
 
 
 def config_map_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
@@ -29,10 +29,7 @@ def config_map_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
             base64.b64decode(binary[key], validate=True)
         except (binascii.Error, ValueError):
             yield FieldError(f"binaryData[{key}]", "Invalid value: must be a base64-encoded string")
-    if old is not None and old.get("immutable") is True:
-        fields = ("data", "binaryData", "immutable")
-        if any(resource.get(field) != old.get(field) for field in fields):
-            yield FieldError("data", "Forbidden: field is immutable when `immutable` is set")
+    yield from changes_to_an_immutable(resource, old, ("data", "binaryData"))
 
 
 def config_map_values(config_map: dict) -> dict[str, str]:

@@ -89,11 +89,22 @@ def secret_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
             yield FieldError(
                 path, "Invalid value: a storage config must be a JSON object (its content is not shown)"
             )
-    changed = old is not None and (
-        resource.get("data") != old.get("data") or resource.get("immutable") is not True
-    )
-    if changed and old.get("immutable") is True:
-        yield FieldError("data", "Forbidden: field is immutable when `immutable` is set")
+    yield from changes_to_an_immutable(resource, old, ("data",))
+
+
+def changes_to_an_immutable(
+    resource: dict, old: dict | None, fields: tuple[str, ...]
+) -> Iterator[FieldError]:
+    """What Kubernetes refuses in an update of a Secret or ConfigMap stored with `immutable: true`:
+    `immutable` turned off, and each of `fields` changed, each named."""
+    if old is None or old.get("immutable") is not True:
+        return
+    message = "Forbidden: field is immutable when `immutable` is set"
+    if resource.get("immutable") is not True:
+        yield FieldError("immutable", message)
+    for field in fields:
+        if resource.get(field) != old.get(field):
+            yield FieldError(field, message)
 
 
 def redacted(resource: dict) -> dict:

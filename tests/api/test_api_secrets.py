@@ -89,3 +89,16 @@ def test_an_immutable_secret_keeps_its_data():
         e.path for e in rejection(secret("fixed", immutable=True, stringData={"k": "w"}), old=old).errors
     ] == ["data"]
     assert admit(secret("fixed", immutable=True, data={"k": REDACTED}), old=old)["data"] == old["data"]
+
+
+def test_an_immutable_secret_or_config_map_names_each_field_changed():
+    """As Kubernetes names them: `immutable` turned off, and each of the values changed."""
+    old = admit(secret("fixed", immutable=True, stringData={"k": "v"}))
+    unfrozen = rejection(secret("fixed", immutable=False, stringData={"k": "w"}), old=old)
+    assert [e.path for e in unfrozen.errors] == ["immutable", "data"]
+    assert str(unfrozen.errors[0]) == "immutable: Forbidden: field is immutable when `immutable` is set"
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}
+    old = admit({**config_map, "immutable": True, "data": {"a": "1"}})
+    assert [e.path for e in rejection({**config_map, "data": {"a": "1"}}, old=old).errors] == ["immutable"]
+    changed = {**config_map, "immutable": True, "binaryData": {"b": b64("2")}}
+    assert [e.path for e in rejection(changed, old=old).errors] == ["data", "binaryData"]
