@@ -6,7 +6,8 @@ The steps follow the Kubernetes API server with KServe's webhooks installed:
 3. check the defaulted resource against the schema (required fields), and fill the schema's defaults;
 4. apply the validating webhook's rules.
 
-Unlike the API server, fields the schema does not declare are kept (see `unknown_fields`).
+Fields the schema does not declare are left in place (see `unknown_fields`): the API server prunes them,
+as `modelplane up`'s store does (`schema.drop_unknown_fields`).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def admit(
 
 
 def unknown_fields(resource: dict) -> list[str]:
-    """The paths of the fields in a resource that its schema does not declare (kept, but not acted on)."""
+    """The paths of the fields in a resource that its schema does not declare (not acted on)."""
     return [field.path for field in unknown_field_details(resource)]
 
 

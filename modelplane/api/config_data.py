@@ -33,3 +33,18 @@ def size_errors(path: str, sizes: Iterable[int]) -> Iterator[FieldError]:
     """Values of more than 1 MiB in all (`sizes` in bytes), reported at `path` as Kubernetes does."""
     if sum(sizes) > MAX_DATA_BYTES:
         yield FieldError(path, f"Too long: may not be more than {MAX_DATA_BYTES} bytes")
+
+
+def changes_to_an_immutable(
+    resource: dict, old: dict | None, fields: tuple[str, ...]
+) -> Iterator[FieldError]:
+    """What Kubernetes refuses in an update of a Secret or ConfigMap stored with `immutable: true`:
+    `immutable` turned off, and each of `fields` changed, each named."""
+    if old is None or old.get("immutable") is not True:
+        return
+    message = "Forbidden: field is immutable when `immutable` is set"
+    if resource.get("immutable") is not True:
+        yield FieldError("immutable", message)
+    for field in fields:
+        if resource.get(field) != old.get(field):
+            yield FieldError(field, message)

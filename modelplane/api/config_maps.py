@@ -7,7 +7,7 @@ import base64
 import binascii
 from collections.abc import Iterator
 
-from .config_data import key_errors, size_errors
+from .config_data import changes_to_an_immutable, key_errors, size_errors
 from .errors import FieldError
 
 
@@ -30,10 +30,7 @@ def config_map_errors(resource: dict, old: dict | None) -> Iterator[FieldError]:
         except (binascii.Error, ValueError):
             yield FieldError(f"binaryData[{key}]", "Invalid value: must be a base64-encoded string")
     yield from size_errors("", sizes)  # Kubernetes' path for the whole object
-    if old is not None and old.get("immutable") is True:
-        fields = ("data", "binaryData", "immutable")
-        if any(resource.get(field) != old.get(field) for field in fields):
-            yield FieldError("data", "Forbidden: field is immutable when `immutable` is set")
+    yield from changes_to_an_immutable(resource, old, ("data", "binaryData"))
 
 
 def config_map_values(config_map: dict) -> dict[str, str]:

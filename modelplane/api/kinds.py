@@ -31,6 +31,18 @@ class Kind:
         """`InferenceService.serving.kserve.io`, as Kubernetes names a kind in messages (`Event` for core)."""
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
+    @property
+    def has_generation(self) -> bool:
+        """Whether its objects carry `metadata.generation`: every custom resource does; Kubernetes' own
+        kinds served here (Event, Secret, ConfigMap, ServiceAccount) have no spec and none."""
+        return bool(self.group)
+
+    @property
+    def has_status_subresource(self) -> bool:
+        """Whether `.../status` is served for its objects: for every custom resource here (as for
+        KServe's), not for Kubernetes' own kinds served here, which have no status."""
+        return bool(self.group)
+
     def names(self) -> tuple[str, ...]:
         """Every name a user may type for this kind (as in `get isvc`)."""
         return (self.kind.lower(), self.plural, self.singular, *self.short_names)

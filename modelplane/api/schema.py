@@ -1,7 +1,8 @@
 """Structural checks against the CustomResourceDefinitions in `crds/`, as the Kubernetes API server does them.
 
-Three jobs: report type errors with their field path, apply the schema's `default:` values, and list the
-fields a schema does not know (modelplane keeps them; a caller may warn about them).
+Four jobs: report type errors with their field path, apply the schema's `default:` values, list the
+fields a schema does not know (a caller may warn about them), and drop those fields, as the API server
+prunes them from what it stores.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -197,18 +199,30 @@ class UnknownField:
 
 
 def unknown_fields(resource: dict, kind: Kind) -> list[str]:
-    """The paths of fields the schema does not declare. modelplane keeps them; the API server would drop them."""
+    """The paths of fields the schema does not declare (`drop_unknown_fields` drops them)."""
     return [field.path for field in unknown_field_details(resource, kind)]
 
 
 def unknown_field_details(resource: dict, kind: Kind) -> list[UnknownField]:
     """The fields the schema does not declare, each with the declared sibling it most looks like."""
-    found: list[UnknownField] = []
-    _collect_unknown(resource, openapi_schema(kind), [], found)
-    return found
+    return [
+        UnknownField(paths.join(path), _closest(str(path[-1]), declared))
+        for path, _holder, declared in _unknown(resource, openapi_schema(kind), [])
+    ]
 
 
-def _collect_unknown(value: object, schema: dict, path: list, found: list[UnknownField]) -> None:
+def drop_unknown_fields(resource: dict, kind: Kind) -> dict:
+    """Removes (in place) the fields the schema does not declare, as the API server prunes a custom
+    resource (and decodes a built-in one): the fields under `x-kubernetes-preserve-unknown-fields`, in
+    an open object (such as metadata) or in a map of any values stay."""
+    for path, holder, _declared in list(_unknown(resource, openapi_schema(kind), [])):
+        del holder[path[-1]]
+    return resource
+
+
+def _unknown(value: object, schema: dict, path: list) -> Iterator[tuple[list, dict, dict]]:
+    """Each field the schema does not declare: its path, the mapping that holds it, and the fields
+    declared next to it."""
     if isinstance(value, dict):
         properties = schema.get("properties")
         extra = schema.get("additionalProperties")
@@ -216,14 +230,14 @@ def _collect_unknown(value: object, schema: dict, path: list, found: list[Unknow
             return  # an open object (such as metadata)
         for key, item in value.items():
             if properties and key in properties:
-                _collect_unknown(item, properties[key], [*path, key], found)
+                yield from _unknown(item, properties[key], [*path, key])
             elif isinstance(extra, dict):
-                _collect_unknown(item, extra, [*path, key], found)
+                yield from _unknown(item, extra, [*path, key])
             elif not schema.get("x-kubernetes-preserve-unknown-fields") and extra is not True:
-                found.append(UnknownField(paths.join([*path, key]), _closest(str(key), properties or {})))
+                yield [*path, key], value, properties or {}
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
-            _collect_unknown(item, schema["items"], [*path, index], found)
+            yield from _unknown(item, schema["items"], [*path, index])
 
 
 def _closest(name: str, declared: dict) -> str | None:

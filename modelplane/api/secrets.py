@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .config_data import key_errors, size_errors
+from .config_data import changes_to_an_immutable, key_errors, size_errors
 from .errors import FieldError
 
 STORAGE_CONFIG_SECRET = "storage-config"
@@ -112,9 +112,7 @@ def _storage_config_errors(values: dict[str, bytes]) -> Iterator[FieldError]:
 def _update_errors(resource: dict, old: dict) -> Iterator[FieldError]:
     if resource.get("type") != old.get("type"):
         yield FieldError("type", f'Invalid value: "{resource.get("type")}": field is immutable')
-    changed = resource.get("data") != old.get("data") or resource.get("immutable") is not True
-    if changed and old.get("immutable") is True:
-        yield FieldError("data", "Forbidden: field is immutable when `immutable` is set")
+    yield from changes_to_an_immutable(resource, old, ("data",))
 
 
 # ---- what a Secret's type requires (Kubernetes' ValidateSecret) ----

@@ -24,7 +24,7 @@ from modelplane.kube.notes import resource_ref
 from modelplane.kube.render import RenderError, render
 from modelplane.kube.settings import DEFAULT_IMAGE, KubeSettings
 from modelplane.local.api import meta as api_meta
-from modelplane.local.api.errors import Invalid, object_details
+from modelplane.local.api.errors import Invalid, invalid_details
 
 MODES = {"standard": STANDARD, "knative": KNATIVE}
 
@@ -138,7 +138,7 @@ def _check_identity(resource: dict, document: Document) -> None:
     kind = kind_of(resource)
     metadata = resource["metadata"]
     what = f'{kind.group_kind} "{metadata.get("name") or ""}" is invalid'
-    details = object_details(kind, str(metadata.get("name") or ""))
+    details = invalid_details(kind, str(metadata.get("name") or ""))
     try:
         api_meta.check_name(metadata.get("name"), what, details)
         if kind.namespaced:

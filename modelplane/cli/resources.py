@@ -25,7 +25,7 @@ from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
 from modelplane.cli.main import CommandError
 from modelplane.graph.validation import condition_warnings
 from modelplane.local.api.client import ControlPlaneClient, Unreachable
-from modelplane.local.api.columns import printer_columns
+from modelplane.local.api.columns import leads_with_name, printer_columns
 from modelplane.local.api.describe import describe
 from modelplane.local.api.errors import ApiError, NotFound
 from modelplane.local.api.paths import qualified_singular, resolve_kind
@@ -158,10 +158,14 @@ def print_unhonored_warnings(documents: list[Document]) -> None:
 def _where(error: ApiError, documents: list[Document]) -> str:
     """`file:line: ` of the document (and field) a server refusal is about, when it can tell."""
     name = error.details.get("name")
-    plural = error.details.get("kind")
+    named_kind = error.details.get("kind")  # the kind (Invalid) or its resource (NotFound, Conflict...)
     for document in documents:
         kind = kind_of(document.resource)
-        if kind and kind.plural == plural and document.resource["metadata"].get("name") == name:
+        if (
+            kind
+            and named_kind in (kind.kind, kind.plural)
+            and document.resource["metadata"].get("name") == name
+        ):
             causes = error.details.get("causes") or []
             field = causes[0].get("field") if causes else None
             line = document.line_of(field) if field else document.line
@@ -291,6 +295,7 @@ class _Table:
 
     def __init__(self, kind: Kind, *, all_namespaces: bool, wide: bool):
         self.columns = [c for c in printer_columns(kind) if wide or c.priority == 0]
+        self.leading_name = leads_with_name(kind)
         self.all_namespaces = all_namespaces
         self.widths: list[int] | None = None
 
@@ -298,7 +303,9 @@ class _Table:
         rows = [self._row(item) for item in items]
         if self.widths is None:
             header = (
-                (["NAMESPACE"] if self.all_namespaces else []) + ["NAME"] + [c.header for c in self.columns]
+                (["NAMESPACE"] if self.all_namespaces else [])
+                + (["NAME"] if self.leading_name else [])
+                + [c.header for c in self.columns]
             )
             rows.insert(0, header)
             self.widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -309,7 +316,9 @@ class _Table:
         metadata = item.get("metadata") or {}
         now = datetime.now(UTC)
         leading = [metadata.get("namespace", "")] if self.all_namespaces else []
-        return leading + [metadata.get("name", "")] + [c.cell(item, now) for c in self.columns]
+        if self.leading_name:
+            leading.append(metadata.get("name", ""))
+        return leading + [c.cell(item, now) for c in self.columns]
 
 
 def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:

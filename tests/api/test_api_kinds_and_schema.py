@@ -13,7 +13,9 @@ from modelplane.api import (
     kind_of,
     unknown_fields,
 )
+from modelplane.api.kinds import INFERENCE_SERVICE, SECRET
 from modelplane.api.quantity import parse_quantity
+from modelplane.api.schema import drop_unknown_fields
 
 from .helpers import fields, isvc, rejection, sklearn_predictor
 
@@ -145,6 +147,23 @@ def test_unknown_fields_are_listed():
         "spec.predictor.sklearn.storageURI",
     ]
     assert unknown_fields({"kind": "Nope"}) == []
+
+
+def test_unknown_fields_are_dropped_but_where_the_schema_keeps_any():
+    resource = isvc(sklearn_predictor(replicas=3))
+    resource["metadata"]["extra"] = "open"
+    resource["status"] = {"modelplaneOwn": {"kept": True}}  # x-kubernetes-preserve-unknown-fields
+    dropped = drop_unknown_fields(resource, INFERENCE_SERVICE)
+    assert "replicas" not in dropped["spec"]["predictor"]
+    assert dropped["metadata"]["extra"] == "open"
+    assert dropped["status"] == {"modelplaneOwn": {"kept": True}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {}, "data": {"any-key": "eA=="}, "colour": 1}
+    assert drop_unknown_fields(secret, SECRET) == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {},
+        "data": {"any-key": "eA=="},
+    }
 
 
 def test_metadata_is_not_checked_for_unknown_fields():

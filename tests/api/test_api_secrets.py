@@ -222,3 +222,16 @@ def test_keys_and_size_are_checked_as_kubernetes_checks_them():
     assert refusals(secret("big", stringData={"a": half, "b": half + "x"})) == [
         "data: Too long: may not be more than 1048576 bytes"
     ]
+
+
+def test_an_immutable_secret_or_config_map_names_each_field_changed():
+    """As Kubernetes names them: `immutable` turned off, and each of the values changed."""
+    old = admit(secret("fixed", immutable=True, stringData={"k": "v"}))
+    unfrozen = rejection(secret("fixed", immutable=False, stringData={"k": "w"}), old=old)
+    assert [e.path for e in unfrozen.errors] == ["immutable", "data"]
+    assert str(unfrozen.errors[0]) == "immutable: Forbidden: field is immutable when `immutable` is set"
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}
+    old = admit({**config_map, "immutable": True, "data": {"a": "1"}})
+    assert [e.path for e in rejection({**config_map, "data": {"a": "1"}}, old=old).errors] == ["immutable"]
+    changed = {**config_map, "immutable": True, "binaryData": {"b": b64("2")}}
+    assert [e.path for e in rejection(changed, old=old).errors] == ["data", "binaryData"]

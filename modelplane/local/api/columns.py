@@ -3,12 +3,15 @@
 Each CRD in `modelplane.api` names its columns with a JSONPath (`.status.url`,
 `.status.conditions[?(@.type=='Ready')].status`, `.spec.containers[*].name`); this module
 evaluates the small part of JSONPath those use and formats cells as kubectl does (dates as ages
-such as `7d23h`, several values joined by commas, a missing value as an empty cell).
+such as `7d23h`, several values joined by commas, a missing value as an empty cell). An Event's
+columns are Kubernetes' own event printer's, computed here: no NAME first (`-o wide` shows it last),
+`OBJECT` as `kind/name`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -16,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from modelplane.api.kinds import Kind
+from modelplane.api.kinds import EVENT, Kind
 from modelplane.api.schema import crd
 
 _TOKEN = re.compile(r"\.([A-Za-z0-9_-]+)|\[\*\]|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_.-]+)==([^)]*)\)\]")
@@ -29,6 +32,9 @@ class Column:
     type: str
     priority: int = 0
     counted: tuple[str, ...] = ()  # a count column: the entries of these fields, added up
+    computed: Callable[[dict[str, Any], datetime | None], Any] | None = None  # a cell no JSONPath reaches
+    description: str = ""
+    format: str = ""
 
     @property
     def header(self) -> str:
@@ -38,6 +44,8 @@ class Column:
         """The cell as a server-side Table carries it: None where the path reaches nothing, the
         number or boolean itself for a column of that type, an age for a date, otherwise text
         (several values joined by commas)."""
+        if self.computed is not None:
+            return self.computed(resource, now)
         if self.counted:
             return sum(len(value) for field in self.counted for value in evaluate(field, resource))
         values = evaluate(self.json_path, resource)
@@ -71,9 +79,97 @@ _COUNT_COLUMNS = {
 }
 
 
+def _event_target(event: dict[str, Any], _now: datetime | None) -> str:
+    involved = event.get("involvedObject") or {}
+    kind = str(involved.get("kind") or "").lower()
+    return f"{kind}/{involved['name']}" if involved.get("name") else kind
+
+
+def _event_first_seen(event: dict[str, Any], now: datetime | None) -> str:
+    return _age_or_unknown(event.get("firstTimestamp") or event.get("eventTime"), now)
+
+
+def _event_last_seen(event: dict[str, Any], now: datetime | None) -> str:
+    series = event.get("series") or {}
+    if series.get("lastObservedTime"):
+        return _age_or_unknown(series["lastObservedTime"], now)
+    if event.get("lastTimestamp"):
+        return _age_or_unknown(event["lastTimestamp"], now)
+    return _event_first_seen(event, now)
+
+
+def _event_source(event: dict[str, Any], _now: datetime | None) -> str:
+    source = event.get("source") or {}
+    component = source.get("component") or event.get("reportingComponent") or ""
+    instance = source.get("host") or event.get("reportingInstance") or ""
+    return f"{component}, {instance}" if instance else component
+
+
+def _event_count(event: dict[str, Any], _now: datetime | None) -> int:
+    series = event.get("series") or {}
+    return int(series.get("count") or event.get("count") or 1)
+
+
+def _event_message(event: dict[str, Any], _now: datetime | None) -> str:
+    return str(event.get("message") or "").strip()
+
+
+def _age_or_unknown(timestamp: Any, now: datetime | None) -> str:
+    return age(timestamp, now) if timestamp else "<unknown>"
+
+
+def _text_at(json_path: str) -> Callable[[dict[str, Any], datetime | None], str]:
+    """A cell of a Go string field: empty where the object has none (kubectl would print a null `<none>`)."""
+
+    def text(event: dict[str, Any], _now: datetime | None) -> str:
+        values = evaluate(json_path, event)
+        return _text(values[0]) if values else ""
+
+    return text
+
+
+def _event_column(
+    name: str, cell: Callable[[dict[str, Any], datetime | None], Any], description: str, priority: int = 0
+) -> Column:
+    column_type = "integer" if name == "Count" else "string"
+    return Column(
+        name,
+        "",
+        column_type,
+        priority,
+        computed=cell,
+        description=description,
+        format="name" if name == "Name" else "",
+    )
+
+
+# Kubernetes' event printer (pkg/printers/internalversion): every cell a string but the count.
+_EVENT_COLUMNS = (
+    _event_column("Last Seen", _event_last_seen, "The time the event was last seen."),
+    _event_column("Type", _text_at(".type"), "Type of this event (Normal, Warning)."),
+    _event_column("Reason", _text_at(".reason"), "Why the action was taken."),
+    _event_column("Object", _event_target, "The object this event is about."),
+    _event_column("Subobject", _text_at(".involvedObject.fieldPath"), "The part of the object.", priority=1),
+    _event_column("Source", _event_source, "Who reported the event.", priority=1),
+    _event_column("Message", _event_message, "What happened."),
+    _event_column("First Seen", _event_first_seen, "The time the event was first seen.", priority=1),
+    _event_column("Count", _event_count, "How often it happened.", priority=1),
+    _event_column("Name", _text_at(".metadata.name"), "The event's name.", priority=1),
+)
+
+
+def leads_with_name(kind: Kind) -> bool:
+    """Whether a table of the kind starts with NAME: every kind's but the Event's, which shows it last,
+    with `-o wide`."""
+    return kind != EVENT
+
+
 @cache
 def printer_columns(kind: Kind) -> tuple[Column, ...]:
-    """The kind's columns after NAME (kubectl's wide output adds those with a priority)."""
+    """The kind's columns after NAME (kubectl's wide output adds those with a priority); an Event's
+    are all of its columns (`leads_with_name`)."""
+    if kind == EVENT:
+        return _EVENT_COLUMNS
     extra = _REPLICA_COLUMNS if kind.kind == "InferenceService" else ()
     for version in crd(kind)["spec"]["versions"]:
         if version["name"] == kind.version:

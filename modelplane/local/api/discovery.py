@@ -68,20 +68,23 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
     resources: list[dict[str, Any]] = []
     for kind in kinds:
         resources.append(_resource(kind))
-        resources.append(
-            {
-                "name": f"{kind.plural}/status",
-                "singularName": "",
-                "namespaced": kind.namespaced,
-                "kind": kind.kind,
-                "verbs": _STATUS_VERBS,
-            }
-        )
+        if kind.has_status_subresource:
+            resources.append(_status_subresource(kind))
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": f"{group}/{version}" if group else version,
         "resources": resources,
+    }
+
+
+def _status_subresource(kind: Kind) -> dict[str, Any]:
+    return {
+        "name": f"{kind.plural}/status",
+        "singularName": "",
+        "namespaced": kind.namespaced,
+        "kind": kind.kind,
+        "verbs": _STATUS_VERBS,
     }
 
 

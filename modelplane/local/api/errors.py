@@ -162,4 +162,12 @@ def precondition_failed(kind: Kind, name: str, field: str, wanted: object, actua
 
 
 def object_details(kind: Kind, name: str) -> dict[str, Any]:
+    """The details of a refusal about an object (NotFound, AlreadyExists, Conflict): Kubernetes names
+    its resource there, `inferenceservices`."""
     return {"name": name, "group": kind.group, "kind": kind.plural}
+
+
+def invalid_details(kind: Kind, name: str) -> dict[str, Any]:
+    """The details of an Invalid refusal: Kubernetes' NewInvalid names the kind there,
+    `InferenceService` (kubectl prints `The InferenceService "iris" is invalid: ...`)."""
+    return {"name": name, "group": kind.group, "kind": kind.kind}

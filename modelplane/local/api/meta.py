@@ -40,9 +40,11 @@ def check_name(name: Any, what: str, details: dict[str, Any] | None = None) -> s
     """The name if it is a valid DNS-1123 subdomain; otherwise Invalid with Kubernetes' wording (and, with
     `details`, the object's identity and the field, for a client to place the error)."""
     if not isinstance(name, str) or not name:
-        raise _invalid(what, "metadata.name", "Required value: name or generateName is required", details)
+        raise invalid_field(
+            what, "metadata.name", "Required value: name or generateName is required", details
+        )
     if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
-        raise _invalid(
+        raise invalid_field(
             what,
             "metadata.name",
             f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
@@ -54,9 +56,9 @@ def check_name(name: Any, what: str, details: dict[str, Any] | None = None) -> s
 
 def check_namespace(namespace: Any, what: str, details: dict[str, Any] | None = None) -> str:
     if not isinstance(namespace, str) or not namespace:
-        raise _invalid(what, "metadata.namespace", "Required value", details)
+        raise invalid_field(what, "metadata.namespace", "Required value", details)
     if len(namespace) > 63 or not _DNS_LABEL.match(namespace):
-        raise _invalid(
+        raise invalid_field(
             what,
             "metadata.namespace",
             f'Invalid value: "{namespace}": a lowercase RFC 1123 label must consist of lower case '
@@ -78,16 +80,16 @@ def check_labels_and_annotations(metadata: dict[str, Any], what: str, details: d
         for key in entries:
             problem = qualified_name_problem(key)
             if problem:
-                raise _invalid(what, f"metadata.{field}", f'Invalid value: "{key}": {problem}', details)
+                raise invalid_field(what, f"metadata.{field}", f'Invalid value: "{key}": {problem}', details)
     for value in (metadata.get("labels") or {}).values():
         problem = label_value_problem(value)
         if problem:
-            raise _invalid(what, "metadata.labels", f'Invalid value: "{value}": {problem}', details)
+            raise invalid_field(what, "metadata.labels", f'Invalid value: "{value}": {problem}', details)
     annotations = metadata.get("annotations") or {}
     size = sum(len(key) + len(value) for key, value in annotations.items())
     if size > MAX_ANNOTATION_BYTES:
         message = f"Too long: must have at most {MAX_ANNOTATION_BYTES} bytes"
-        raise _invalid(what, "metadata.annotations", message, details)
+        raise invalid_field(what, "metadata.annotations", message, details)
 
 
 def check_owner_references(metadata: dict[str, Any], what: str, details: dict[str, Any] | None) -> None:
@@ -103,7 +105,7 @@ def check_owner_references(metadata: dict[str, Any], what: str, details: dict[st
         for field, called in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
             if not ref.get(field):
                 message = f'Invalid value: "": {called} must not be empty'
-                raise _invalid(what, f"metadata.ownerReferences.{field}", message, details)
+                raise invalid_field(what, f"metadata.ownerReferences.{field}", message, details)
         if ref.get("controller") is True:
             controllers.append(f"{ref['kind']}/{ref['name']}")
     if len(controllers) > 1:
@@ -111,7 +113,7 @@ def check_owner_references(metadata: dict[str, Any], what: str, details: dict[st
             'Only one reference can have Controller set to true. Found "true" in references for '
             f"{controllers[0]} and {controllers[1]}"
         )
-        raise _invalid(what, "metadata.ownerReferences", f"Invalid value: {message}", details)
+        raise invalid_field(what, "metadata.ownerReferences", f"Invalid value: {message}", details)
 
 
 def qualified_name_problem(key: str) -> str | None:
@@ -137,7 +139,7 @@ def label_value_problem(value: str) -> str | None:
     return None
 
 
-def _invalid(what: str, field: str, message: str, details: dict[str, Any] | None) -> Invalid:
+def invalid_field(what: str, field: str, message: str, details: dict[str, Any] | None) -> Invalid:
     causes = [{"field": field, "message": message, "reason": "FieldValueInvalid"}]
     return Invalid(f"{what}: {field}: {message}", {**details, "causes": causes} if details else None)
 

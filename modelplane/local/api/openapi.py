@@ -191,8 +191,9 @@ def _paths(kind: Kind) -> dict[str, Any]:
             "post": _operation(kind, "post", schema_name(kind), _WRITE_PARAMETERS, body="application/json"),
         },
         f"{scoped}/{{name}}": _object_operations(kind, name_parameters, ""),
-        f"{scoped}/{{name}}/status": _object_operations(kind, name_parameters, " status"),
     }
+    if kind.has_status_subresource:
+        paths[f"{scoped}/{{name}}/status"] = _object_operations(kind, name_parameters, " status")
     if kind.namespaced:  # every namespace at once
         paths[f"{base}/{kind.plural}"] = {
             "get": _operation(kind, "list", schema_name(kind) + "List", _LIST_PARAMETERS)

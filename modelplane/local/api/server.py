@@ -50,6 +50,8 @@ from modelplane.local.api.errors import (
     MethodNotAllowed,
     NotFound,
     UnsupportedMediaType,
+    invalid_details,
+    precondition_failed,
 )
 from modelplane.local.api.guard import SameSiteGuard
 from modelplane.local.api.http import (
@@ -61,7 +63,7 @@ from modelplane.local.api.http import (
     send_text,
     stream_json_lines,
 )
-from modelplane.local.api.meta import now_rfc3339
+from modelplane.local.api.meta import invalid_field, now_rfc3339
 from modelplane.local.api.metrics import MeasuredSend, request_labels
 from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, strategic_patch
 from modelplane.local.api.paths import kind_at
@@ -286,9 +288,10 @@ class ApiApp:
             body = await request.json_object()
             _check_body(body, target)
             written = body
-            change = _replace_with(body)
+            change = _replace_with(body, target)
         elif request.method == "PATCH":
-            written, change = await _patch_body(request, target)
+            written, apply_patch = await _patch_body(request, target)
+            change = _refusing_identity_changes(apply_patch, target)
         else:
             raise MethodNotAllowed(f"{request.method} is not supported here")
         warnings = [] if status_only else options.unknown_field_warnings(written, target.kind)
@@ -356,7 +359,10 @@ def _target(group: str, version: str, rest: list[str]) -> Target | None:
     name = rest[1] if len(rest) > 1 else None
     if name is not None and kind.namespaced and namespace is None:
         return None
-    return Target(kind, namespace, name, rest[2] if len(rest) == 3 else None)
+    subresource = rest[2] if len(rest) == 3 else None
+    if subresource is not None and not kind.has_status_subresource:
+        return None
+    return Target(kind, namespace, name, subresource)
 
 
 def _table_wanted(request: ApiRequest) -> TableRequest | None:
@@ -450,8 +456,59 @@ def _prepare_apply_item(item: Any, index: int, default_namespace: str) -> None:
         metadata["namespace"] = default_namespace
 
 
-def _replace_with(body: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    return lambda _current: body
+def _replace_with(body: dict[str, Any], target: Target) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def replaced(current: dict[str, Any]) -> dict[str, Any]:
+        _check_uid_precondition(body, current, target)
+        return body
+
+    return replaced
+
+
+def _check_uid_precondition(body: dict[str, Any], current: dict[str, Any], target: Target) -> None:
+    """Kubernetes takes the uid a replace names as a precondition: Conflict if the stored object has
+    another (it is not the object the client read)."""
+    uid = body["metadata"].get("uid")
+    stored = current["metadata"].get("uid")
+    if uid not in (None, "") and uid != stored:
+        raise precondition_failed(target.kind, target.name or "", "uid", uid, stored)
+
+
+def _refusing_identity_changes(
+    change: Callable[[dict[str, Any]], dict[str, Any]], target: Target
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def patched(current: dict[str, Any]) -> dict[str, Any]:
+        result = change(current)
+        _check_patched_identity(result, current, target)
+        return result
+
+    return patched
+
+
+def _check_patched_identity(patched: Any, current: dict[str, Any], target: Target) -> None:
+    """What Kubernetes refuses in a patched object: a name or namespace other than the URL's (400, as its
+    patch handler checks them), a uid other than the stored one (422: the uid is immutable)."""
+    metadata = patched.get("metadata") if isinstance(patched, dict) else None
+    if not isinstance(metadata, dict):
+        return  # the store refuses it
+    name = metadata.get("name") or ""
+    if name != target.name:
+        raise BadRequest(
+            f"the name of the object ({name}) does not match the name on the URL ({target.name})"
+        )
+    namespace = metadata.get("namespace") or ""
+    if target.namespace and namespace and namespace != target.namespace:
+        raise BadRequest(
+            f"the namespace of the object ({namespace}) does not match the namespace on the request "
+            f"({target.namespace})"
+        )
+    uid = metadata.get("uid") or ""
+    if uid and uid != current["metadata"].get("uid"):
+        raise invalid_field(
+            f'{target.kind.group_kind} "{target.name}" is invalid',
+            "metadata.uid",
+            f'Invalid value: "{uid}": field is immutable',
+            invalid_details(target.kind, name),
+        )
 
 
 def _patched_with(patch: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -481,11 +538,14 @@ def _timeout(value: str | None) -> float | None:
 async def _watch_lines(
     events: AsyncIterator[WatchEvent], matches: Callable[[dict[str, Any]], bool]
 ) -> AsyncIterator[dict[str, Any]]:
-    """Watch events as Kubernetes sends them; a resume point too old ends with an ERROR event."""
+    """Watch events as Kubernetes sends them to a watcher of the objects that `matches` selects (objects
+    entering or leaving the selection are ADDED or DELETED); a resume point too old ends with an ERROR
+    event."""
     try:
         async for event in events:
-            if matches(event.object):
-                line = event.to_json()
+            seen = event.seen_through(matches)
+            if seen is not None:
+                line = seen.to_json()
                 line["object"] = shown(line["object"])
                 yield line
     except Expired as error:

@@ -7,10 +7,12 @@ write that names a stale one is refused with Conflict). `status` is a subresourc
 keep the stored status and status writes keep everything else.
 
 Each write is one transaction. Each write also appends an event (ADDED, MODIFIED or DELETED with
-the object) to a bounded history in the same transaction; `watch` reads that history, so a
-watcher can resume from any resourceVersion still in it, in-process or over HTTP.
+the object, and for MODIFIED the object as it was before) to a bounded history in the same
+transaction; `watch` reads that history, so a watcher can resume from any resourceVersion still in
+it, in-process or over HTTP.
 
-Every create and spec update passes through `admit(resource, old, existing)` (defaulting and
+Every create and spec update drops the fields the kind's schema does not declare, as the Kubernetes
+API server prunes them, and passes through `admit(resource, old, existing)` (defaulting and
 validation; `existing` are the other resources of the same kind in the same namespace, as they
 stand in the transaction), which returns the resource to store or raises `Invalid`.
 
@@ -39,14 +41,15 @@ import orjson
 
 from modelplane.api.defaults import applied_over
 from modelplane.api.kinds import Kind, kind_of
+from modelplane.api.schema import drop_unknown_fields
 from modelplane.local.api import meta as api_meta
 from modelplane.local.api.errors import (
     Expired,
     Invalid,
     already_exists,
     conflict,
+    invalid_details,
     not_found,
-    object_details,
     precondition_failed,
 )
 from modelplane.local.api.paths import kind_by_name
@@ -83,7 +86,8 @@ CREATE TABLE IF NOT EXISTS events (
     type TEXT NOT NULL,
     kind TEXT NOT NULL,
     namespace TEXT NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    previous BLOB
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('resource_version', 0), ('compacted', 0);
@@ -137,10 +141,40 @@ class WatchEvent:
     type: str  # ADDED, MODIFIED or DELETED
     object: Resource
     resource_version: int
+    previous: Resource | None = None  # a MODIFIED event's object as it was before the change
 
     def to_json(self) -> dict[str, Any]:
         """Kubernetes' watch event: `{"type": ..., "object": ...}`."""
         return {"type": self.type, "object": self.object}
+
+    def seen_through(self, selected: Callable[[Resource], bool]) -> WatchEvent | None:
+        """The event as a watcher of the `selected` objects only sees it (Kubernetes' watch cache,
+        `convertToWatchEvent`): an object that comes to be selected is ADDED, one that stops being
+        selected is DELETED as it was before, one that stays selected is MODIFIED; None if the object
+        is selected neither before nor after."""
+        selected_after = self.type != "DELETED" and selected(self.object)
+        selected_before = self._selected_before(selected, selected_after)
+        if selected_after:
+            return self if selected_before else self._as("ADDED", self.object)
+        if not selected_before:
+            return None
+        if self.type == "DELETED":
+            return self
+        last_state = copy.deepcopy(self.previous)
+        last_state["metadata"]["resourceVersion"] = str(self.resource_version)
+        return self._as("DELETED", last_state)
+
+    def _selected_before(self, selected: Callable[[Resource], bool], selected_after: bool) -> bool:
+        if self.type == "ADDED":
+            return False
+        if self.type == "DELETED":
+            return selected(self.object)  # the object as it was when deleted
+        if self.previous is None:  # recorded before the store kept previous states: taken as unchanged
+            return selected_after
+        return selected(self.previous)
+
+    def _as(self, type_: str, obj: Resource) -> WatchEvent:
+        return WatchEvent(type_, obj, self.resource_version)
 
 
 @dataclass(frozen=True)
@@ -195,6 +229,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._add_previous_states_to_the_history()
             problems = [row[0] for row in self._db.execute("PRAGMA quick_check")]
         except sqlite3.DatabaseError as exc:
             fault = store_fault(self.path, exc)
@@ -203,6 +238,13 @@ class Store:
             raise fault from None
         if problems != ["ok"]:
             raise store_damaged(self.path, problems[0])
+
+    def _add_previous_states_to_the_history(self) -> None:
+        """Gives the history of a store made before it kept previous states their column (left empty
+        in the events already there)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        if "previous" not in columns:
+            self._db.execute("ALTER TABLE events ADD COLUMN previous BLOB")
 
     def close(self) -> None:
         with self._lock:
@@ -246,11 +288,12 @@ class Store:
     @_measured
     def create(self, resource: Resource, *, dry_run: bool = False) -> Resource:
         """Stores a new resource; AlreadyExists if its key is taken. A `status` is dropped.
-        With `dry_run` (as with every write below), the result is computed and not stored."""
+        With `dry_run` (as with every write below), the result is computed and not stored, and
+        answered with the resourceVersion the store holds for the object (none for a new one)."""
         with self._writing(dry_run=dry_run) as events:
             created = self._create(resource)
             events.append(WatchEvent("ADDED", created, resource_version_of(created)))
-        return created
+        return _answered(created, None, dry_run=dry_run)
 
     @_measured
     def update(self, ref: Ref, change: Callable[[Resource], Resource], *, dry_run: bool = False) -> Resource:
@@ -292,10 +335,10 @@ class Store:
         `preconditions` (`uid`, `resourceVersion`) must match the stored object (Conflict otherwise).
         Its dependents go with it, in the same transaction, unless `orphan_dependents`."""
         with self._writing(dry_run=dry_run) as events:
-            deleted = self._delete(ref, preconditions, events)
+            deleted, stored_version = self._delete(ref, preconditions, events)
             if not orphan_dependents:
                 self._delete_dependents(deleted, events)
-        return deleted
+        return _answered(deleted, stored_version, dry_run=dry_run)
 
     @_measured
     def apply(self, resources: Iterable[Resource], *, dry_run: bool = False) -> list[Applied]:
@@ -313,7 +356,7 @@ class Store:
                 if current is None:
                     created = self._create(resource)
                     events.append(WatchEvent("ADDED", created, resource_version_of(created)))
-                    results.append(Applied("created", created))
+                    results.append(Applied("created", _answered(created, None, dry_run=dry_run)))
                     continue
                 updated = self._update(
                     current, lambda stored, r=resource: applied_over(r, stored), status_only=False
@@ -321,8 +364,9 @@ class Store:
                 if updated is None:
                     results.append(Applied("unchanged", current))
                 else:
-                    events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated)))
-                    results.append(Applied("configured", updated))
+                    events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated), current))
+                    stored_version = current["metadata"]["resourceVersion"]
+                    results.append(Applied("configured", _answered(updated, stored_version, dry_run=dry_run)))
         return results
 
     # ---- watch ----
@@ -334,7 +378,7 @@ class Store:
         """Events newer than `resource_version` (of one kind / namespace if given), and the
         resourceVersion they reach: resume from it to see what comes next. Expired if the
         history no longer goes back that far."""
-        query = "SELECT resource_version, type, body FROM events WHERE resource_version > ?"
+        query = "SELECT resource_version, type, body, previous FROM events WHERE resource_version > ?"
         params: list[Any] = [resource_version]
         if kind is not None:
             query += " AND kind = ?"
@@ -351,8 +395,8 @@ class Store:
             rows = self._db.execute(query, params).fetchall()
             reached = self._counter("resource_version") if len(rows) < limit else rows[-1][0]
         events = [
-            WatchEvent(type_, resource, rv)
-            for rv, type_, body in rows
+            WatchEvent(type_, resource, rv, _object_in(previous) if previous else None)
+            for rv, type_, body, previous in rows
             if (resource := self._recorded_event(rv, body)) is not None
         ]
         return events, max(reached, resource_version)
@@ -388,13 +432,13 @@ class Store:
 
     def _create(self, resource: Resource) -> Resource:
         kind = _served_kind(resource)
-        new = copy.deepcopy(resource)
+        new = drop_unknown_fields(copy.deepcopy(resource), kind)
         new.pop("status", None)
         metadata = api_meta.metadata_of(new)
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = api_meta.generated_name(str(metadata["generateName"]))
         what = f'{kind.group_kind} "{metadata.get("name") or ""}" is invalid'
-        details = object_details(kind, str(metadata.get("name") or ""))
+        details = invalid_details(kind, str(metadata.get("name") or ""))
         api_meta.check_name(metadata.get("name"), what, details)
         if kind.namespaced:
             api_meta.check_namespace(metadata.get("namespace"), what, details)
@@ -405,12 +449,14 @@ class Store:
         ref = ref_of(new)
         if self._find(ref) is not None:
             raise already_exists(kind, ref.name)
-        server_owned = {
+        server_owned: dict[str, Any] = {
             "uid": api_meta.new_uid(),
             "creationTimestamp": api_meta.now_rfc3339(),
-            "generation": 1,
         }
-        metadata.pop("resourceVersion", None)
+        if kind.has_generation:
+            server_owned["generation"] = 1
+        for key in api_meta.SERVER_OWNED:
+            metadata.pop(key, None)
         metadata.update(server_owned)
         admitted = self._admitted(new, None)
         admitted.pop("status", None)
@@ -419,7 +465,11 @@ class Store:
         self._put(ref, admitted)
         return admitted
 
-    def _delete(self, ref: Ref, preconditions: dict[str, str] | None, events: list[WatchEvent]) -> Resource:
+    def _delete(
+        self, ref: Ref, preconditions: dict[str, str] | None, events: list[WatchEvent]
+    ) -> tuple[Resource, str | None]:
+        """Removes one resource: it as it was, with the resourceVersion of its deletion, and the one it
+        had stored."""
         try:
             deleted = self._get_for_write(ref)
         except RecordDamaged:
@@ -430,9 +480,10 @@ class Store:
                     kind_by_name(ref.kind), ref.name, field, wanted, deleted["metadata"].get(field)
                 )
         self._db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", ref)
+        stored_version = deleted["metadata"].get("resourceVersion")
         deleted["metadata"]["resourceVersion"] = str(self._next_resource_version())
         events.append(WatchEvent("DELETED", deleted, resource_version_of(deleted)))
-        return deleted
+        return deleted, stored_version
 
     def _delete_dependents(self, owner: Resource, events: list[WatchEvent]) -> None:
         """What Kubernetes' garbage collector deletes after `owner` (a background cascade): the objects
@@ -445,7 +496,7 @@ class Store:
             ref = ref_of(dependent)
             # a dependent of two of the objects deleted may be gone already
             if self._left_without_owner(dependent, uid) and self._find(ref) is not None:
-                self._delete_dependents(self._delete(ref, None, events), events)
+                self._delete_dependents(self._delete(ref, None, events)[0], events)
 
     def _left_without_owner(self, dependent: Resource, uid: str) -> bool:
         """Whether `uid` is among the owners of `dependent`, and no other of them is stored."""
@@ -475,8 +526,8 @@ class Store:
             updated = self._update(current, change, status_only=status_only)
             if updated is None:
                 return current
-            events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated)))
-        return updated
+            events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated), current))
+        return _answered(updated, current["metadata"]["resourceVersion"], dry_run=dry_run)
 
     def _update(
         self, current: Resource, change: Callable[[Resource], Resource], *, status_only: bool
@@ -495,9 +546,9 @@ class Store:
             new = copy.deepcopy(current)
             _set_status(new, wanted.get("status"))
         else:
-            new = copy.deepcopy(wanted)
             kind = kind_by_name(ref.kind)
-            what, details = f'{kind.group_kind} "{ref.name}" is invalid', object_details(kind, ref.name)
+            new = drop_unknown_fields(copy.deepcopy(wanted), kind)
+            what, details = f'{kind.group_kind} "{ref.name}" is invalid', invalid_details(kind, ref.name)
             api_meta.check_labels_and_annotations(api_meta.metadata_of(new), what, details)
             api_meta.check_owner_references(api_meta.metadata_of(new), what, details)
             _restore_identity(new, current)
@@ -580,8 +631,8 @@ class Store:
         if not events:
             return
         self._db.executemany(
-            "INSERT INTO events (resource_version, type, kind, namespace, body) VALUES (?, ?, ?, ?, ?)",
-            [(e.resource_version, e.type, *ref_of(e.object)[:2], orjson.dumps(e.object)) for e in events],
+            "INSERT INTO events (resource_version, type, kind, namespace, body, previous) VALUES (?, ?, ?, ?, ?, ?)",
+            [_history_row(event) for event in events],
         )
         # Keep the last `history` events; a watcher that falls further behind gets Expired.
         horizon = events[-1].resource_version - self._history
@@ -678,6 +729,26 @@ def _owner_references(resource: Resource) -> list[dict[str, Any]]:
     return [ref for ref in references if isinstance(ref, dict)] if isinstance(references, list) else []
 
 
+def _answered(resource: Resource, stored_version: str | None, *, dry_run: bool) -> Resource:
+    """What a write answers: the written object; for a dry run, as Kubernetes answers it, with the
+    resourceVersion the store holds for it (none for an object not stored), not the one its
+    rolled-back write took."""
+    if not dry_run:
+        return resource
+    answer = copy.deepcopy(resource)
+    if stored_version is None:
+        answer["metadata"].pop("resourceVersion", None)
+    else:
+        answer["metadata"]["resourceVersion"] = stored_version
+    return answer
+
+
+def _history_row(event: WatchEvent) -> tuple[Any, ...]:
+    kind, namespace, _ = ref_of(event.object)
+    previous = None if event.previous is None else orjson.dumps(event.previous)
+    return (event.resource_version, event.type, kind, namespace, orjson.dumps(event.object), previous)
+
+
 def _stand_in(ref: Ref) -> Resource:
     """What is known of an object whose record cannot be read: its key."""
     metadata = {"name": ref.name, "namespace": ref.namespace} if ref.namespace else {"name": ref.name}
@@ -705,9 +776,12 @@ def _check_same_identity(wanted: Resource, current: Resource, ref: Ref) -> None:
     for key in keys:
         value = metadata.get(key)
         if value not in (None, "") and value != current["metadata"].get(key):
-            raise Invalid(
-                f'{kind_by_name(ref.kind).group_kind} "{ref.name}" is invalid: '
-                f'metadata.{key}: Invalid value: "{value}": field is immutable'
+            kind = kind_by_name(ref.kind)
+            raise api_meta.invalid_field(
+                f'{kind.group_kind} "{ref.name}" is invalid',
+                f"metadata.{key}",
+                f'Invalid value: "{value}": field is immutable',
+                invalid_details(kind, ref.name),
             )
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelplane.api.kinds import Kind
-from modelplane.local.api.columns import Column, printer_columns
+from modelplane.local.api.columns import Column, leads_with_name, printer_columns
 from modelplane.local.api.errors import BadRequest
 
 _GROUP = "meta.k8s.io"
@@ -75,22 +75,27 @@ def _include_object(value: str | None) -> str:
 
 
 def column_definitions(kind: Kind) -> list[dict[str, Any]]:
-    """NAME, then the kind's printer columns, as a Table describes its columns."""
-    return [_NAME_COLUMN, *(_definition(column) for column in printer_columns(kind))]
+    """NAME (but for an Event), then the kind's printer columns, as a Table describes its columns."""
+    leading = [_NAME_COLUMN] if leads_with_name(kind) else []
+    return [*leading, *(_definition(column) for column in printer_columns(kind))]
 
 
 def _definition(column: Column) -> dict[str, Any]:
     return {
         "name": column.name,
         "type": column.type,
-        "format": "",
-        "description": (
-            f"The number of entries in {' and '.join(column.counted)}"
-            if column.counted
-            else f"Custom resource definition column (in JSONPath format): {column.json_path}"
-        ),
+        "format": column.format,
+        "description": _description(column),
         "priority": column.priority,
     }
+
+
+def _description(column: Column) -> str:
+    if column.description:
+        return column.description
+    if column.counted:
+        return f"The number of entries in {' and '.join(column.counted)}"
+    return f"Custom resource definition column (in JSONPath format): {column.json_path}"
 
 
 def table(
@@ -105,18 +110,26 @@ def table(
     sends with its first event only (kubectl keeps the last ones it saw)."""
     now = datetime.now(UTC)
     columns = printer_columns(kind)
+    leading_name = leads_with_name(kind)
     return {
         "kind": "Table",
         "apiVersion": request.api_version,
         "metadata": {"resourceVersion": resource_version},
         "columnDefinitions": column_definitions(kind) if with_columns else [],
-        "rows": [_row(item, columns, request, now) for item in items],
+        "rows": [_row(item, columns, request, now, leading_name) for item in items],
     }
 
 
-def _row(item: dict[str, Any], columns: tuple[Column, ...], request: TableRequest, now: datetime) -> dict:
+def _row(
+    item: dict[str, Any],
+    columns: tuple[Column, ...],
+    request: TableRequest,
+    now: datetime,
+    leading_name: bool,
+) -> dict:
     metadata = item.get("metadata") or {}
-    row: dict[str, Any] = {"cells": [metadata.get("name", ""), *(c.value(item, now) for c in columns)]}
+    leading = [metadata.get("name", "")] if leading_name else []
+    row: dict[str, Any] = {"cells": [*leading, *(c.value(item, now) for c in columns)]}
     if request.include_object == "Object":
         row["object"] = item
     elif request.include_object == "Metadata":

@@ -8,7 +8,7 @@
   `--validate=strict` sends it); `Warn`, the default, accepts it and names each field in a
   `Warning` response header, which kubectl prints; `Ignore` (`--validate=false`) says nothing.
 
-Accepted unknown fields are kept, where Kubernetes would drop them (see docs/resources.md).
+Accepted unknown fields are dropped by the store, as Kubernetes prunes them.
 """
 
 from __future__ import annotations

@@ -70,11 +70,37 @@ def test_a_built_in_runtime_cannot_be_deleted_but_can_be_patched_into_a_stored_o
     api.delete(f"{CSRS}/kserve-lgbserver")
 
 
+def test_kubernetes_own_kinds_have_no_generation_and_no_status_subresource(api):
+    """As in Kubernetes: ConfigMap, Secret, ServiceAccount and Event carry no metadata.generation and
+    serve no `.../status` (discovery lists none); KServe's kinds have both."""
+    core = "/api/v1/namespaces/core-kinds"
+    objects = {
+        "configmaps": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "g", "generation": 7}},
+        "secrets": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "g"}},
+        "serviceaccounts": {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "g"}},
+        "events": {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "g"}, "involvedObject": {}},
+    }
+    for plural, body in objects.items():
+        created = api.post(f"{core}/{plural}", json=body)
+        assert created.status_code == 201, created.text
+        assert "generation" not in created.json()["metadata"], plural
+        assert api.get(f"{core}/{plural}/g/status").status_code == 404
+    listed = {r["name"] for r in api.get("/api/v1").json()["resources"]}
+    assert listed == set(objects)
+    assert "inferenceservices/status" in {
+        r["name"] for r in api.get("/apis/serving.kserve.io/v1beta1").json()["resources"]
+    }
+    core_paths = api.get("/openapi/v3/api/v1").json()["paths"]
+    assert not [path for path in core_paths if path.endswith("/status")]
+    for plural in objects:
+        api.delete(f"{core}/{plural}/g")
+
+
 def test_events_are_served_in_the_core_group(api):
     assert api.get("/api").json() == {"kind": "APIVersions", "versions": ["v1"]}
     resources = api.get("/api/v1").json()
     assert resources["groupVersion"] == "v1"
-    assert {"events", "events/status"} <= {r["name"] for r in resources["resources"]}
+    assert "events" in {r["name"] for r in resources["resources"]}
     assert "" not in {g["name"] for g in api.get("/apis").json()["groups"]}
     event = {
         "apiVersion": "v1",

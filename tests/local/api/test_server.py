@@ -110,6 +110,31 @@ def test_errors_are_kubernetes_statuses(api):
     assert_status(api.put(path(), json=isvc("x")), 405, "MethodNotAllowed")
 
 
+def test_an_invalid_status_names_the_kind_and_others_the_resource(api):
+    """As Kubernetes' NewInvalid (details.kind `InferenceService`, for kubectl's `The InferenceService
+    "x" is invalid`) and NewNotFound / NewAlreadyExists (the resource, `inferenceservices`)."""
+    below_zero = isvc("below-zero")
+    below_zero["spec"]["predictor"]["minReplicas"] = -1
+    admission = assert_status(api.post(path(), json=below_zero), 422, "Invalid")["details"]
+    bad_name = assert_status(api.post(path(), json=isvc("Bad_Name")), 422, "Invalid")["details"]
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "labels": {"bad key": "1"}},
+    }
+    bad_label = assert_status(
+        api.post("/api/v1/namespaces/default/configmaps", json=configmap), 422, "Invalid"
+    )
+    assert [(d["group"], d["kind"]) for d in (admission, bad_name, bad_label["details"])] == [
+        ("serving.kserve.io", "InferenceService"),
+        ("serving.kserve.io", "InferenceService"),
+        ("", "ConfigMap"),
+    ]
+    api.post(path(), json=isvc("twice"))
+    taken = assert_status(api.post(path(), json=isvc("twice")), 409, "AlreadyExists")["details"]
+    assert (taken["group"], taken["kind"]) == ("serving.kserve.io", "inferenceservices")
+
+
 def test_replace_with_a_stale_resource_version_is_a_conflict(api):
     first = api.post(path(), json=isvc("replaced")).json()
     update = isvc("replaced", storage_uri="file:///m/2")
@@ -123,6 +148,43 @@ def test_replace_with_a_stale_resource_version_is_a_conflict(api):
     assert_status(api.put(path("replaced"), json=stale), 409, "Conflict")
     assert_status(api.put(path("replaced"), json=isvc("other-name")), 400, "BadRequest")
     assert_status(api.put(path("absent"), json=isvc("absent")), 404, "NotFound")
+
+
+def test_a_write_that_names_another_object_is_refused_as_kubernetes_refuses_it(api):
+    """A patch to another name or namespace is a 400 (the patch handler's checkName), a patch to another
+    uid a 422 (immutable), and a replace naming another uid a 409 (Kubernetes takes it as a precondition)."""
+    uid = api.post(path(), json=isvc("identity")).json()["metadata"]["uid"]
+    merge = {"content-type": "application/merge-patch+json"}
+
+    def patched(metadata: dict) -> httpx.Response:
+        return api.patch(path("identity"), content=json.dumps({"metadata": metadata}), headers=merge)
+
+    renamed = assert_status(patched({"name": "other"}), 400, "BadRequest")
+    assert (
+        renamed["message"] == "the name of the object (other) does not match the name on the URL (identity)"
+    )
+    moved = assert_status(patched({"namespace": "elsewhere"}), 400, "BadRequest")
+    assert moved["message"] == (
+        "the namespace of the object (elsewhere) does not match the namespace on the request (default)"
+    )
+    zero = "00000000-0000-0000-0000-000000000000"
+    new_uid = assert_status(patched({"uid": zero}), 422, "Invalid")
+    assert new_uid["message"] == (
+        f'InferenceService.serving.kserve.io "identity" is invalid: metadata.uid: Invalid value: "{zero}": '
+        "field is immutable"
+    )
+    assert new_uid["details"]["causes"][0]["field"] == "metadata.uid"
+    assert patched({"uid": uid}).status_code == 200
+
+    replacement = isvc("identity", storage_uri="file:///m/2")
+    replacement["metadata"]["uid"] = zero
+    replaced = assert_status(api.put(path("identity"), json=replacement), 409, "Conflict")
+    assert (
+        replaced["message"] == f"Precondition failed: UID in precondition: {zero}, UID in object meta: {uid}"
+    )
+    replacement["metadata"]["uid"] = uid
+    assert api.put(path("identity"), json=replacement).status_code == 200
+    assert api.get(path("identity")).json()["metadata"]["uid"] == uid
 
 
 def test_merge_patch(api):
@@ -289,6 +351,33 @@ def test_watch_replays_and_resumes(api):
     replayed = watch_lines(api, path(ns=ns), 1)
     assert replayed[0]["type"] == "ADDED"
     assert replayed[0]["object"]["metadata"]["name"] == "current"
+
+
+def test_a_selector_watch_sees_objects_enter_and_leave_the_selection(api):
+    """As Kubernetes' watch cache tells it: ADDED on entering the selection, DELETED (the object as it
+    was, at the version of the change) on leaving it, MODIFIED while it stays, nothing outside it."""
+    configmaps = "/api/v1/namespaces/selected/configmaps"
+    merge = {"content-type": "application/merge-patch+json"}
+
+    def label(value: str | None) -> dict:
+        patch = {"metadata": {"labels": {"app": value}}}
+        return api.patch(f"{configmaps}/c", content=json.dumps(patch), headers=merge).json()
+
+    created = api.post(configmaps, json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
+    start = created.json()["metadata"]["resourceVersion"]  # resumed from the history
+    label("sel")
+    api.patch(f"{configmaps}/c", content=json.dumps({"data": {"k": "v"}}), headers=merge)
+    left = label("other")
+    label("sel")
+    label(None)
+    events = watch_lines(
+        api, configmaps, 5, resourceVersion=start, labelSelector="app=sel", timeoutSeconds="5"
+    )
+
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED", "ADDED", "DELETED"]
+    assert [e["object"]["metadata"].get("labels") for e in events] == [{"app": "sel"}] * 5
+    assert events[2]["object"]["metadata"]["resourceVersion"] == left["metadata"]["resourceVersion"]
+    assert events[2]["object"]["data"] == {"k": "v"}
 
 
 def test_watch_sees_writes_made_while_it_is_open(api):

@@ -298,6 +298,8 @@ def test_apply_is_all_or_nothing(tmp_path):
         version = store.resource_version()
         rehearsed = store.apply([isvc("rehearsed"), isvc("new", storage_uri="file:///m/9")], dry_run=True)
         assert [r.action for r in rehearsed] == ["created", "configured"]
+        stored = store.get(Ref("InferenceService", "default", "new"))["metadata"]["resourceVersion"]
+        assert [r.object["metadata"].get("resourceVersion") for r in rehearsed] == [None, stored]
         assert store.resource_version() == version
         with pytest.raises(NotFound):
             store.get(Ref("InferenceService", "default", "rehearsed"))
@@ -316,6 +318,34 @@ def test_events_after_and_expiry(tmp_path):
         assert reached == 5
         with pytest.raises(Expired):
             store.events_after(1)
+    finally:
+        store.close()
+
+
+def test_the_history_keeps_what_a_modified_object_was(store):
+    """A selector watch tells an object entering or leaving the selection from the state before."""
+    store.create(isvc())
+    store.update(ISVC, lambda current: {**current, "metadata": {**current["metadata"], "labels": {"a": "b"}}})
+    (modified,), _ = store.events_after(1)
+    assert modified.type == "MODIFIED"
+    assert "labels" not in modified.previous["metadata"]
+    assert modified.object["metadata"]["labels"] == {"a": "b"}
+
+
+def test_a_history_recorded_without_previous_states_is_still_read(tmp_path):
+    store = Store(store_path(tmp_path))
+    store.create(isvc())
+    store.set_status(ISVC, {"url": "http://x"})
+    store.close()
+    with sqlite3.connect(store_path(tmp_path)) as db:  # the history as a store made before kept it
+        db.execute("ALTER TABLE events DROP COLUMN previous")
+    store = Store(store_path(tmp_path))
+    try:
+        (old,), _ = store.events_after(1)
+        assert old.previous is None
+        assert old.seen_through(lambda obj: True).type == "MODIFIED"  # as unchanged
+        store.set_status(ISVC, {"url": "http://y"})
+        assert store.events_after(2)[0][0].previous["status"] == {"url": "http://x"}
     finally:
         store.close()
 

@@ -132,8 +132,52 @@ def test_runtimes_and_events_are_tables_too(api):
     ]
     sklearn = next(row for row in csrs["rows"] if row["cells"][0] == "kserve-sklearnserver")
     assert sklearn["cells"][2:4] == ["sklearn", "kserve-container"]
-    events = api.get("/api/v1/namespaces/default/events", headers=TABLE).json()
-    assert events["columnDefinitions"][1]["name"] == "Last Seen"
+
+
+def test_events_have_kubernetes_event_columns(api):
+    """As Kubernetes prints events: LAST SEEN, TYPE, REASON, OBJECT (kind/name), MESSAGE; with -o wide
+    also SUBOBJECT, SOURCE, FIRST SEEN, COUNT and NAME (last)."""
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "c1.e1"},
+        "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c1", "namespace": "default"},
+        "reason": "Probe",
+        "message": " hello ",
+        "type": "Normal",
+        "source": {"component": "probe"},
+    }
+    assert api.post("/api/v1/namespaces/default/events", json=event).status_code == 201
+    table = api.get("/api/v1/namespaces/default/events", headers=TABLE).json()
+    columns = [(c["name"], c["priority"]) for c in table["columnDefinitions"]]
+    assert [name for name, priority in columns if priority == 0] == [
+        "Last Seen",
+        "Type",
+        "Reason",
+        "Object",
+        "Message",
+    ]
+    assert [name for name, priority in columns if priority == 1] == [
+        "Subobject",
+        "Source",
+        "First Seen",
+        "Count",
+        "Name",
+    ]
+    (row,) = table["rows"]
+    cells = dict(zip([name for name, _ in columns], row["cells"], strict=True))
+    assert cells == {
+        "Last Seen": "<unknown>",
+        "Type": "Normal",
+        "Reason": "Probe",
+        "Object": "configmap/c1",
+        "Subobject": "",
+        "Source": "probe",
+        "Message": "hello",
+        "First Seen": "<unknown>",
+        "Count": 1,
+        "Name": "c1.e1",
+    }
 
 
 def test_kubernetes_own_kinds_count_their_entries_as_kubectl_shows_them(api):

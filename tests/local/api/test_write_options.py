@@ -41,13 +41,14 @@ def test_strict_refuses_unknown_fields_naming_each(api):
     assert api.get(f"{ISVCS}/strict").status_code == 404
 
 
-def test_warn_is_the_default_and_keeps_the_field(api):
+def test_warn_is_the_default_and_drops_the_field(api):
     created = api.post(ISVCS, json=isvc("warned", storageUrl="file:///m/2"))
     assert created.status_code == 201
     assert _warnings(created) == [
         '299 - "unknown field \\"spec.predictor.model.storageUrl\\" (did you mean \\"storageUri\\"?)"'
     ]
-    assert created.json()["spec"]["predictor"]["model"]["storageUrl"] == "file:///m/2"
+    assert "storageUrl" not in created.json()["spec"]["predictor"]["model"]
+    assert "storageUrl" not in api.get(f"{ISVCS}/warned").json()["spec"]["predictor"]["model"]
     explicit = api.put(
         f"{ISVCS}/warned", json=isvc("warned", storageUrl="x"), params={"fieldValidation": "Warn"}
     )
@@ -66,14 +67,34 @@ def test_ignore_says_nothing(api):
     created = api.post(ISVCS, json=isvc("ignored", colour="blue"), params={"fieldValidation": "Ignore"})
     assert created.status_code == 201
     assert _warnings(created) == []
+    assert "colour" not in created.json()["spec"]["predictor"]["model"]
+
+
+def test_an_object_read_back_replaces_itself_under_strict(api):
+    """`kubectl get -o yaml > f; kubectl replace -f f`: what was accepted with a warning was pruned, as
+    Kubernetes prunes it, so the object read back holds no field Strict refuses."""
+    graphs = "/apis/serving.kserve.io/v1alpha1/namespaces/default/inferencegraphs"
+    root = {"routerType": "Sequence", "stepz": [], "steps": [{"name": "a", "serviceName": "nowhere"}]}
+    graph = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "read-back"},
+        "spec": {"nodes": {"root": root}},
+    }
+    assert len(_warnings(api.post(graphs, json=graph))) == 1
+    read_back = api.get(f"{graphs}/read-back").json()
+    assert "stepz" not in read_back["spec"]["nodes"]["root"]
+    replaced = api.put(f"{graphs}/read-back", json=read_back, params={"fieldValidation": "Strict"})
+    assert replaced.status_code == 200, replaced.text
+    patch = {"spec": {"nodes": {"root": {"stepz": [1]}}}}
+    patched = api.patch(f"{graphs}/read-back", json=patch, headers=MERGE_PATCH)
+    assert len(_warnings(patched)) == 1
+    assert patched.json()["metadata"]["resourceVersion"] == replaced.json()["metadata"]["resourceVersion"]
 
 
 def test_a_patch_is_checked_by_what_it_writes(api):
-    assert api.post(
-        ISVCS, json=isvc("patched", colour="blue"), params={"fieldValidation": "Ignore"}
-    ).is_success
+    assert api.post(ISVCS, json=isvc("patched")).is_success
     patch = {"spec": {"predictor": {"model": {"storageUri": "file:///m/3"}}}}
-    # the stored unknown field is not the patch's doing
     fine = api.patch(
         f"{ISVCS}/patched", json=patch, headers=MERGE_PATCH, params={"fieldValidation": "Strict"}
     )
@@ -125,6 +146,23 @@ def test_dry_run_writes_answer_without_storing(api):
     assert api.get(f"{ISVCS}/dry").status_code == 200
     refused = api.post(ISVCS, json=isvc("dry-bad"), params={"dryRun": "Some"})
     assert refused.status_code == 400
+
+
+def test_dry_runs_answer_the_resource_version_stored(api):
+    """As Kubernetes answers them: a dry-run create has no resourceVersion, a dry-run update or delete
+    the stored one; none takes a version (so `kubectl diff` shows no resourceVersion change)."""
+    rehearsed = api.post(ISVCS, json=isvc("dry-version"), params={"dryRun": "All"}).json()
+    assert "resourceVersion" not in rehearsed["metadata"]
+    stored = api.post(ISVCS, json=isvc("dry-version")).json()["metadata"]["resourceVersion"]
+    patch = {"metadata": {"labels": {"a": "b"}}}
+    url = f"{ISVCS}/dry-version"
+    patched = api.patch(url, json=patch, headers=MERGE_PATCH, params={"dryRun": "All"}).json()
+    replaced = api.put(
+        url, json=isvc("dry-version", storageUri="file:///m/2"), params={"dryRun": "All"}
+    ).json()
+    deleted = api.delete(url, params={"dryRun": "All"}).json()
+    assert [o["metadata"]["resourceVersion"] for o in (patched, replaced, deleted)] == [stored] * 3
+    assert api.get(ISVCS).json()["metadata"]["resourceVersion"] == stored
 
 
 def test_delete_options_in_the_body(api):
