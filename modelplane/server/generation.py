@@ -47,7 +47,10 @@ class TextGenerator(Protocol):
     """A model that generates text. `generate` yields steps until the sequence ends; closing the
     iterator early (the client left, a stop string matched) stops the generation and frees its slot.
     Prompts reach `generate` checked: within `max_model_len`, and token ids below `vocab_size`.
-    `encode`, `decode` and `chat_prompt` are called on worker threads, perhaps several at once."""
+    `encode`, `decode` and `chat_prompt` are called on worker threads, perhaps several at once.
+    A generator may say `max_chars_per_token`, the most characters of text one of its tokens stands
+    for: a text far longer than the context can hold is then refused before it is tokenized whole
+    (modelplane.server.long_prompts)."""
 
     max_model_len: int
     vocab_size: int
@@ -70,7 +73,8 @@ class TextGenerator(Protocol):
 @runtime_checkable
 class Embedder(Protocol):
     """A model that embeds text. Inputs reach `embed` checked, as prompts reach `TextGenerator.generate`;
-    `encode` is called on worker threads, perhaps several at once."""
+    `encode` is called on worker threads, perhaps several at once. It may say `max_chars_per_token`,
+    as a `TextGenerator` may."""
 
     max_model_len: int
     vocab_size: int

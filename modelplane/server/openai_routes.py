@@ -10,7 +10,8 @@ A model answers them when it has a `generator` (modelplane.server.generation.Tex
 `embedder` or a `reranker`. The `model` field of a request names it. Every choice of a request (each prompt, `n`
 times) is generated at once, so the engine batches them with whatever else is running. Stop strings
 are matched here, on the text; a match ends that sequence's generation. Prompts are tokenized on a
-worker thread, so a long one does not hold up the event loop. `stream: true` answers
+worker thread, so a long one does not hold up the event loop; one far longer than the context is
+refused before it is tokenized whole (modelplane.server.long_prompts). `stream: true` answers
 Server-Sent Events as the tokens come, then `data: [DONE]`; a client that leaves ends the generation.
 """
 
@@ -43,7 +44,7 @@ from modelplane.protocol.openai import (
     parse_embedding,
     parse_rerank,
 )
-from modelplane.server import generation_metrics
+from modelplane.server import generation_metrics, long_prompts
 from modelplane.server.generation import Embedder, TextGenerator
 from modelplane.server.repository import ModelRepository
 
@@ -152,9 +153,11 @@ class OpenAIEndpoints:
         generator = self._generator(request.model)
         if request.echo and request.params.logprobs is not None:
             raise OpenAIError("echo together with logprobs is not supported", param="echo")
-        prompts = await _off_the_loop(_text_size(request.prompts), _token_ids, generator, request.prompts)
-        _check_vocabulary(prompts, generator.vocab_size, "prompt")
+        prompts = await _off_the_loop(
+            _text_size(request.prompts), _token_ids, generator, request.prompts, "prompt"
+        )
         choices = _choices(generator, prompts, request.params, request.n, "prompt")
+        _check_vocabulary(prompts, generator.vocab_size, "prompt")
         run = _Run(generator, request.model, "cmpl", "text_completion", choices, chat=False)
         echo = await _off_the_loop(_ids_size(choices), _echoes, generator, choices) if request.echo else {}
         if request.stream:
@@ -168,8 +171,8 @@ class OpenAIEndpoints:
         generator = self._generator(request.model)
         size = sum(len(message.content) for message in request.messages)
         prompt = await _off_the_loop(size, _chat_token_ids, generator, request.messages)
-        _check_vocabulary([prompt], generator.vocab_size, "messages")
         choices = _choices(generator, [prompt], request.params, request.n, "messages")
+        _check_vocabulary([prompt], generator.vocab_size, "messages")
         run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
         if request.stream:
             return OpenAIAnswer(200, events=run.stream(request.include_usage, {}))
@@ -187,15 +190,18 @@ class OpenAIEndpoints:
         embedder = getattr(model, "embedder", None)
         if embedder is None:
             raise OpenAIError(f"The model `{request.model}` does not embed text.", 400, param="model")
-        inputs = await _off_the_loop(_text_size(request.inputs), _token_ids, embedder, request.inputs)
-        _check_vocabulary(inputs, embedder.vocab_size, "input")
+        inputs = await _off_the_loop(
+            _text_size(request.inputs), _token_ids, embedder, request.inputs, "input"
+        )
         for index, ids in enumerate(inputs):
             if len(ids) > embedder.max_model_len:
                 raise OpenAIError(
                     f"input[{index}] has {len(ids)} tokens; this model's maximum context length is "
                     f"{embedder.max_model_len} tokens",
                     param="input",
+                    code="context_length_exceeded",
                 )
+        _check_vocabulary(inputs, embedder.vocab_size, "input")
         vectors = await embedder.embed(inputs)
         if request.dimensions is not None and vectors and request.dimensions != len(vectors[0]):
             raise OpenAIError(
@@ -471,12 +477,42 @@ def _ids_size(choices: list[_Choice]) -> int:
     return sum(len(choice.prompt_ids) for choice in choices)
 
 
-def _token_ids(tokenizer: TextGenerator | Embedder, prompts: list[str | list[int]]) -> list[list[int]]:
-    return [tokenizer.encode(prompt) if isinstance(prompt, str) else prompt for prompt in prompts]
+def _token_ids(
+    tokenizer: TextGenerator | Embedder, prompts: list[str | list[int]], param: str
+) -> list[list[int]]:
+    return [
+        _encode(tokenizer, prompt, param, _prompt_name(param, index, len(prompts)))
+        if isinstance(prompt, str)
+        else prompt
+        for index, prompt in enumerate(prompts)
+    ]
+
+
+def _prompt_name(param: str, index: int, count: int) -> str:
+    if param == "prompt" and count == 1:
+        return "your prompt"
+    return f"{param}[{index}]"
 
 
 def _chat_token_ids(generator: TextGenerator, messages: list[ChatMessage]) -> list[int]:
-    return generator.encode(generator.chat_prompt(messages))
+    chat = generator.chat_prompt(messages)
+    return _encode(generator, chat, "messages", "the chat (the messages as its template writes them)")
+
+
+def _encode(tokenizer: TextGenerator | Embedder, text: str, param: str, name: str) -> list[int]:
+    """The tokens of `text`; a text far longer than the context is refused before it is tokenized whole."""
+    limit = tokenizer.max_model_len
+    piece = long_prompts.piece_length(getattr(tokenizer, "max_chars_per_token", None), limit)
+    overflow = long_prompts.overflow(text, tokenizer.encode, piece, limit)
+    if overflow is not None:
+        raise OpenAIError(
+            f"This model's maximum context length is {limit} tokens, however {name} is longer than that: its first "
+            f"{overflow.characters} characters alone are {overflow.tokens} tokens or more. "
+            "Please reduce its length.",
+            param=param,
+            code="context_length_exceeded",
+        )
+    return tokenizer.encode(text)
 
 
 def _echoes(generator: TextGenerator, choices: list[_Choice]) -> dict[int, str]:

@@ -230,6 +230,38 @@ def test_long_prompts_are_tokenized_off_the_event_loop(gated_server, gate, path,
         assert answer.result().status_code in (200, 400), answer.result().text
 
 
+FAR_OVER = "abc " * 250_000  # a million characters; the alphabet's context is 64 tokens
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("completions", {"prompt": FAR_OVER}, "prompt"),
+        ("chat/completions", {"messages": [{"role": "user", "content": FAR_OVER}]}, "messages"),
+        ("embeddings", {"input": ["a", FAR_OVER]}, "input"),
+    ],
+)
+def test_a_prompt_far_over_the_context_is_refused_before_it_is_tokenized_whole(server, path, body, param):
+    """A token of the alphabet is one character at most: the first 128 characters (twice the context)
+    of a longer text are enough to refuse it, and the tokenizer never sees more at once."""
+    response = httpx.post(f"{server.url}/openai/v1/{path}", json={"model": "alphabet", **body})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == (param, "context_length_exceeded")
+    assert "maximum context length is 64 tokens" in error["message"]
+    assert "characters alone are" in error["message"]
+    asked = {"longest_encoded": True}
+    state = httpx.post(f"{server.url}/v1/models/alphabet:predict", json=asked).json()
+    assert state["longest_encoded"] <= 128
+
+
+def test_token_ids_beyond_the_context_are_refused_for_their_length_before_their_values_are_read(server):
+    body = {"model": "alphabet", "prompt": [97] * 100 + [1000]}
+    response = httpx.post(f"{server.url}/openai/v1/completions", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+
+
 def test_embeddings_as_floats_and_base64(client):
     result = client.embeddings.create(model="alphabet", input=["ab", "c"])
     # The client asks for base64 (float32) by default.

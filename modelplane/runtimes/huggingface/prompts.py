@@ -19,6 +19,7 @@ class TokenizerPrompts:
         # uses it. The first encode sets truncation and padding (which tokenizer.json may hold) to none
         # for good, so it is done here, before any other thread has the tokenizer.
         tokenizer("", add_special_tokens=False)
+        self.max_chars_per_token = most_characters_per_token(tokenizer)
 
     def encode(self, text: str) -> list[int]:
         # A chat template usually writes the beginning-of-sequence token itself.
@@ -52,3 +53,11 @@ class TokenizerPrompts:
             raise OpenAIError(
                 f"the model's chat template refused these messages: {exc}", param="messages"
             ) from None
+
+
+def most_characters_per_token(tokenizer: Any) -> int:
+    """The most characters of text one token of `tokenizer` stands for: its longest vocabulary entry
+    (special tokens included: a text may spell them), decoded, and the leading space a SentencePiece
+    decoder leaves off a token on its own."""
+    entries = tokenizer.batch_decode([[token] for token in range(len(tokenizer))])
+    return max(map(len, entries), default=0) + 1
