@@ -8,6 +8,7 @@ default value), and an unknown field is refused as OpenAI refuses it. Errors are
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,8 @@ class ChatMessage:
     role: str
     content: str
     name: str | None = None
+    tool_calls: tuple[dict, ...] = ()  # an assistant's calls, each function's arguments read from JSON
+    tool_call_id: str | None = None  # a tool's answer: the call it answers
 
 
 @dataclass(frozen=True)
@@ -300,8 +303,58 @@ def _messages(value: object) -> list[ChatMessage]:
                 f"{where}.role must be one of system, developer, user, assistant, tool; got {role!r}",
                 param=f"{where}.role",
             )
-        messages.append(ChatMessage(role, _content(item.get("content"), where), item.get("name")))
+        messages.append(
+            ChatMessage(
+                role,
+                _content(item.get("content"), where),
+                name=_optional_string(item.get("name"), f"{where}.name"),
+                tool_calls=_tool_calls(item.get("tool_calls"), where) if role == "assistant" else (),
+                tool_call_id=(
+                    _optional_string(item.get("tool_call_id"), f"{where}.tool_call_id")
+                    if role == "tool"
+                    else None
+                ),
+            )
+        )
     return messages
+
+
+def _optional_string(value: object, param: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise OpenAIError(f"{param} must be a string", param=param)
+
+
+def _tool_calls(value: object, where: str) -> tuple[dict, ...]:
+    """An assistant's tool calls, as chat templates take them: each function's `arguments` (JSON text,
+    as OpenAI sends them) read."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise OpenAIError(f"{where}.tool_calls must be a list of tool calls", param=f"{where}.tool_calls")
+    return tuple(_tool_call(call, f"{where}.tool_calls[{index}]") for index, call in enumerate(value))
+
+
+def _tool_call(call: object, where: str) -> dict:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise OpenAIError(
+            f"{where} must be an object with a 'function' that has a 'name' and 'arguments'", param=where
+        )
+    return {**call, "function": {**function, "arguments": _arguments(function.get("arguments"), where)}}
+
+
+def _arguments(arguments: object, where: str) -> object:
+    """A call's arguments, as vLLM gives them to templates: JSON text read, none an empty object."""
+    if not arguments:
+        return {}
+    if not isinstance(arguments, str):
+        return arguments
+    try:
+        return json.loads(arguments)
+    except json.JSONDecodeError as exc:
+        param = f"{where}.function.arguments"
+        raise OpenAIError(f"{param} is not valid JSON: {exc}", param=param) from None
 
 
 def _content(content: object, where: str) -> str:

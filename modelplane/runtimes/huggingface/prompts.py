@@ -37,14 +37,7 @@ class TokenizerPrompts:
                 "use /openai/v1/completions with a prompt instead",
                 param="messages",
             )
-        conversation = [
-            {
-                "role": message.role,
-                "content": message.content,
-                **({"name": message.name} if message.name else {}),
-            }
-            for message in messages
-        ]
+        conversation = [_template_message(message) for message in messages]
         try:
             return self.tokenizer.apply_chat_template(
                 conversation, tokenize=False, add_generation_prompt=True
@@ -53,6 +46,18 @@ class TokenizerPrompts:
             raise OpenAIError(
                 f"the model's chat template refused these messages: {exc}", param="messages"
             ) from None
+
+
+def _template_message(message: ChatMessage) -> dict:
+    """A message as chat templates read it (KServe's and vLLM's conversation format)."""
+    rendered: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.name is not None:
+        rendered["name"] = message.name
+    if message.tool_calls:
+        rendered["tool_calls"] = list(message.tool_calls)
+    if message.tool_call_id is not None:
+        rendered["tool_call_id"] = message.tool_call_id
+    return rendered
 
 
 def most_characters_per_token(tokenizer: Any) -> int:
