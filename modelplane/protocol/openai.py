@@ -375,7 +375,7 @@ def _content(content: object, where: str) -> str:
                     param=f"{where}.content",
                 )
             texts.append(part["text"])
-        return "".join(texts)
+        return "\n".join(texts)
     raise OpenAIError(f"{where}.content must be a string or a list of text parts", param=f"{where}.content")
 
 

@@ -65,3 +65,9 @@ def test_malformed_tool_calls_are_refused_naming_them(message, param):
     with pytest.raises(OpenAIError) as refused:
         messages(message)
     assert (refused.value.status_code, refused.value.param) == (400, param)
+
+
+def test_a_message_s_text_parts_are_joined_by_newlines_as_kserve_joins_them():
+    parts = [{"type": "text", "text": "tell me about"}, {"type": "text", "text": "the cat"}]
+    (message,) = messages({"role": "user", "content": parts})
+    assert message.content == "tell me about\nthe cat"
