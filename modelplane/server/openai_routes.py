@@ -562,7 +562,9 @@ def _format_logprobs(entries: list, chat: bool) -> dict:
     return {
         "tokens": [entry.token for entry in entries],
         "token_logprobs": [entry.logprob for entry in entries],
-        "top_logprobs": [dict(entry.top) for entry in entries],
+        # OpenAI: "the API will always return the logprob of the sampled token, so there may be up to
+        # logprobs+1 elements".
+        "top_logprobs": [{**dict(entry.top), entry.token: entry.logprob} for entry in entries],
         "text_offset": offsets,
     }
 

@@ -165,6 +165,19 @@ def test_logprobs_are_the_model_s_with_the_likeliest_alternatives(client):
         assert max(top.values()) == pytest.approx(logprob) and top[token] == pytest.approx(logprob)
 
 
+def test_completion_top_logprobs_always_hold_the_sampled_token(client):
+    """As OpenAI's: up to `logprobs` + 1 entries, when the sampled token is not among the likeliest."""
+    (choice,) = client.completions.create(
+        model="gpt2", prompt="the cat", max_tokens=16, temperature=2.0, seed=3, logprobs=1
+    ).choices
+    logprobs = choice.logprobs
+    for token, logprob, top in zip(
+        logprobs.tokens, logprobs.token_logprobs, logprobs.top_logprobs, strict=True
+    ):
+        assert top[token] == pytest.approx(logprob) and len(top) <= 2
+    assert any(len(top) == 2 for top in logprobs.top_logprobs)  # a token that was not the likeliest
+
+
 def test_chat_uses_the_tokenizer_s_template(client, models):
     messages = [{"role": "user", "content": "hello"}]
     chat = client.chat.completions.create(model="chat", messages=messages, temperature=0)

@@ -106,6 +106,11 @@ def test_completion_logprobs(client):
     assert choice.logprobs.text_offset == [0, 1]
 
 
+def test_completion_logprobs_0_still_give_the_sampled_token_s(client):
+    (choice,) = client.completions.create(model="alphabet", prompt="a", max_tokens=2, logprobs=0).choices
+    assert choice.logprobs.top_logprobs == [{"b": -0.1}, {"c": -0.1}]
+
+
 def test_a_stream_has_the_logprobs_of_every_token_even_those_whose_text_waited(client):
     """A stop string holds text back: its tokens' log probabilities come with the next text sent."""
     request = {"model": "alphabet", "prompt": "a", "max_tokens": 5, "logprobs": 1, "stop": ["xyz"]}
