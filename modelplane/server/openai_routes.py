@@ -355,6 +355,7 @@ class _Run:
         self.metrics.started()
         steps = self.generator.generate(choice.prompt_ids, choice.params)
         unsent_logprobs = []  # of tokens whose text is held back: they go with the next text sent
+        text_offset = 0  # of the first unsent token's text in the choice's: offsets count from the start
         try:
             async for step in steps:
                 if first_at is None:
@@ -369,7 +370,8 @@ class _Run:
                 if queue is not None and (text or finish):
                     logprobs = None
                     if choice.params.logprobs is not None:
-                        logprobs = _format_logprobs(unsent_logprobs, self.chat)
+                        logprobs = _format_logprobs(unsent_logprobs, self.chat, text_offset)
+                    text_offset += sum(len(entry.token) for entry in unsent_logprobs)
                     unsent_logprobs = []
                     queue.put_nowait((choice, text, logprobs, finish))
                 if finish:
@@ -539,7 +541,8 @@ def _logprobs(choice: _Choice, chat: bool) -> dict | None:
     return _format_logprobs(choice.logprobs, chat)
 
 
-def _format_logprobs(entries: list, chat: bool) -> dict:
+def _format_logprobs(entries: list, chat: bool, text_offset: int = 0) -> dict:
+    """OpenAI's logprobs of `entries`; a completion's `text_offset`s count on from `text_offset`."""
     if chat:
         return {
             "content": [
@@ -555,7 +558,7 @@ def _format_logprobs(entries: list, chat: bool) -> dict:
                 for entry in entries
             ]
         }
-    offsets, offset = [], 0
+    offsets, offset = [], text_offset
     for entry in entries:
         offsets.append(offset)
         offset += len(entry.token)

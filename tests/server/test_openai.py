@@ -121,6 +121,14 @@ def test_a_stream_has_the_logprobs_of_every_token_even_those_whose_text_waited(c
     assert "".join(chunk.text for chunk in chunks) == whole.text == "bcdef"
 
 
+def test_a_stream_s_text_offsets_count_from_the_start_of_its_text_as_the_whole_answer_s(client):
+    request = {"model": "alphabet", "prompt": "a", "max_tokens": 5, "logprobs": 1, "stop": ["xyz"]}
+    (whole,) = client.completions.create(**request).choices
+    chunks = [chunk.choices[0] for chunk in client.completions.create(**request, stream=True)]
+    offsets = [offset for chunk in chunks if chunk.logprobs for offset in chunk.logprobs.text_offset]
+    assert whole.logprobs.text_offset == offsets == [0, 1, 2, 3, 4]
+
+
 def test_chat_with_the_model_s_template(client):
     chat = client.chat.completions.create(
         model="alphabet",
