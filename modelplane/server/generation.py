@@ -15,11 +15,28 @@ from modelplane.protocol.openai import ChatMessage, SamplingParams
 
 @dataclass(frozen=True)
 class TokenLogprob:
-    """A generated token's log probability, and the likeliest alternatives at its place."""
+    """A generated token's log probability, and the likeliest alternatives at its place.
+
+    A token's text is what decoding it alone gives: a piece of a character is U+FFFD there, so its
+    own bytes come in `token_bytes` (None: its text's UTF-8), and those of `top` in `top_bytes`
+    (one for each, or none at all)."""
 
     token: str
     logprob: float
     top: tuple[tuple[str, float], ...] = ()
+    token_bytes: bytes | None = None
+    top_bytes: tuple[bytes | None, ...] = ()
+
+    def own_bytes(self) -> bytes:
+        return self.token.encode() if self.token_bytes is None else self.token_bytes
+
+    def alternatives(self) -> list[tuple[str, float, bytes]]:
+        """`top`, each with its bytes."""
+        known = self.top_bytes or (None,) * len(self.top)
+        return [
+            (token, logprob, token.encode() if own is None else own)
+            for (token, logprob), own in zip(self.top, known, strict=True)
+        ]
 
 
 @dataclass

@@ -549,10 +549,10 @@ def _format_logprobs(entries: list, chat: bool, text_offset: int = 0) -> dict:
                 {
                     "token": entry.token,
                     "logprob": entry.logprob,
-                    "bytes": list(entry.token.encode()),
+                    "bytes": list(entry.own_bytes()),
                     "top_logprobs": [
-                        {"token": token, "logprob": logprob, "bytes": list(token.encode())}
-                        for token, logprob in entry.top
+                        {"token": token, "logprob": logprob, "bytes": list(own)}
+                        for token, logprob, own in entry.alternatives()
                     ],
                 }
                 for entry in entries

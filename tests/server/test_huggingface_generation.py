@@ -333,6 +333,32 @@ def test_concurrent_requests_beyond_max_num_seqs_wait_their_turn(endless_server)
     )
 
 
+def test_chat_logprob_bytes_are_each_token_s_own_even_for_a_piece_of_a_character(endless_server):
+    """A random model sampled hot writes bytes that are pieces of characters: each such token decodes
+    alone to U+FFFD, and its `bytes` are its own, so the tokens' bytes make the answer."""
+    body = {
+        "model": "endless",
+        "messages": [{"role": "user", "content": "hello"}],
+        "max_tokens": 30,
+        "temperature": 2.0,
+        "seed": 0,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    response = httpx.post(f"{endless_server.url}/openai/v1/chat/completions", json=body, timeout=60)
+    (choice,) = response.json()["choices"]
+    entries = choice["logprobs"]["content"]
+    if choice["finish_reason"] == "stop":  # the end-of-sequence token is not in the answer's text
+        entries = entries[:-1]
+    replacement = list("\ufffd".encode())
+    pieces = [entry for entry in entries if entry["token"] == "\ufffd"]
+    assert pieces and all(entry["bytes"] != replacement for entry in pieces)
+    alternatives = [top for entry in entries for top in entry["top_logprobs"] if top["token"] == "\ufffd"]
+    assert all(top["bytes"] != replacement for top in alternatives)
+    joined = b"".join(bytes(entry["bytes"]) for entry in entries)
+    assert joined.decode(errors="replace") == choice["message"]["content"]
+
+
 def test_vllm_s_flags_are_a_warning_with_the_huggingface_engine(endless_server):
     assert (
         "--enforce_eager apply to the vllm backend; model endless runs on transformers"
