@@ -82,13 +82,19 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class StreamOptions:
+    include_usage: bool = False  # a last chunk with the usage
+    continuous_usage: bool = False  # with include_usage: the usage so far in every chunk (vLLM's)
+
+
+@dataclass(frozen=True)
 class CompletionRequest:
     model: str
     prompts: list[str | list[int]]  # text, or token ids
     params: SamplingParams
     n: int = 1
     stream: bool = False
-    include_usage: bool = False
+    stream_options: StreamOptions = StreamOptions()
     echo: bool = False
 
 
@@ -108,7 +114,7 @@ class ChatRequest:
     params: SamplingParams
     n: int = 1
     stream: bool = False
-    include_usage: bool = False
+    stream_options: StreamOptions = StreamOptions()
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,7 @@ class _Fields:
 
 
 # Fields whose default is the only value modelplane can honour; any other value is refused.
+# (null is every field's default.)
 _ONLY_DEFAULT = {
     "best_of": (None, 1),
     "suffix": (None, ""),
@@ -157,9 +164,25 @@ _ONLY_DEFAULT = {
     "function_call": (None, "none", "auto"),
     "parallel_tool_calls": (None, True, False),
     "response_format": (None, {"type": "text"}),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "reasoning_effort": (None,),
+    "verbosity": (None,),
+    "web_search_options": (None,),
 }
-# Fields with no effect on the answer, at OpenAI too: accepted.
-_METADATA = ("user", "metadata", "store", "service_tier")
+# Fields that do not change the answer, at OpenAI either: they steer its caching, storage, accounting
+# or speed (`prediction`: text the answer is expected to repeat). Accepted, of their type, and ignored.
+_IGNORED = {
+    "user": str,
+    "metadata": dict,
+    "store": bool,
+    "service_tier": str,
+    "prompt_cache_key": str,
+    "prompt_cache_retention": str,
+    "safety_identifier": str,
+    "prediction": dict,
+}
+_TYPE_NAMES = {str: "a string", dict: "an object", bool: "true or false"}
 
 
 def parse_completion(body: object) -> CompletionRequest:
@@ -172,7 +195,7 @@ def parse_completion(body: object) -> CompletionRequest:
         params=_sampling(fields, max_tokens_default=16, logprobs=_completion_logprobs(fields)),
         n=_int(fields.get("n", 1), "n", 1, 128),
         stream=_bool(fields.get("stream", False), "stream"),
-        include_usage=_include_usage(fields),
+        stream_options=_stream_options(fields),
         echo=_bool(fields.get("echo", False), "echo"),
     )
     _refuse_the_rest(fields)
@@ -196,7 +219,7 @@ def parse_chat(body: object) -> ChatRequest:
         ),
         n=_int(fields.get("n", 1), "n", 1, 128),
         stream=_bool(fields.get("stream", False), "stream"),
-        include_usage=_include_usage(fields),
+        stream_options=_stream_options(fields),
     )
     _refuse_the_rest(fields)
     return request
@@ -253,8 +276,10 @@ def _fields(body: object) -> _Fields:
     if not isinstance(body, dict):
         raise OpenAIError("The request body must be a JSON object.")
     fields = _Fields(body)
-    for name in _METADATA:
-        fields.get(name)
+    for name, kind in _IGNORED.items():
+        value = fields.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise OpenAIError(f"{name} must be {_TYPE_NAMES[kind]}, got {value!r}", param=name)
     return fields
 
 
@@ -416,15 +441,21 @@ def _chat_logprobs(fields: _Fields) -> int | None:
     return (top or 0) if wanted else None
 
 
-def _include_usage(fields: _Fields) -> bool:
+def _stream_options(fields: _Fields) -> StreamOptions:
     options = fields.get("stream_options")
     if options is None:
-        return False
+        return StreamOptions()
     if not isinstance(options, dict) or set(options) - {"include_usage", "continuous_usage_stats"}:
-        raise OpenAIError("stream_options takes include_usage", param="stream_options")
+        raise OpenAIError(
+            "stream_options takes include_usage and continuous_usage_stats", param="stream_options"
+        )
     if not fields.get("stream", False):
         raise OpenAIError("stream_options is only allowed when stream is true", param="stream_options")
-    return _bool(options.get("include_usage", False), "stream_options.include_usage")
+    include_usage = _optional_bool(options.get("include_usage"), "stream_options.include_usage")
+    continuous = _optional_bool(
+        options.get("continuous_usage_stats"), "stream_options.continuous_usage_stats"
+    )
+    return StreamOptions(include_usage, include_usage and continuous)
 
 
 def _stop(value: object) -> tuple[str, ...]:
@@ -446,7 +477,9 @@ def _refuse_the_rest(fields: _Fields) -> None:
         value = fields.get(name)
         if value not in allowed:
             raise OpenAIError(
-                f"{name} is not supported by this server", param=name, code="unsupported_parameter"
+                f"{name} is not supported by this server{_only(allowed)}",
+                param=name,
+                code="unsupported_parameter",
             )
     unknown = fields.unknown()
     if unknown:
@@ -455,6 +488,11 @@ def _refuse_the_rest(fields: _Fields) -> None:
             param=unknown[0],
             code="unknown_parameter",
         )
+
+
+def _only(allowed: tuple) -> str:
+    values = [json.dumps(value) for value in allowed if value is not None]
+    return f" (only {' or '.join(values)}, or null)" if values else " (only null)"
 
 
 def _int(value: object, param: str, low: int, high: int) -> int:
@@ -479,3 +517,7 @@ def _bool(value: object, param: str) -> bool:
     if not isinstance(value, bool):
         raise OpenAIError(f"{param} must be true or false, got {value!r}", param=param)
     return value
+
+
+def _optional_bool(value: object, param: str) -> bool:
+    return False if value is None else _bool(value, param)

@@ -38,6 +38,7 @@ from modelplane.protocol.openai import (
     OpenAIError,
     RerankRequest,
     SamplingParams,
+    StreamOptions,
     model_not_found,
     parse_chat,
     parse_completion,
@@ -161,7 +162,7 @@ class OpenAIEndpoints:
         run = _Run(generator, request.model, "cmpl", "text_completion", choices, chat=False)
         echo = await _off_the_loop(_ids_size(choices), _echoes, generator, choices) if request.echo else {}
         if request.stream:
-            return OpenAIAnswer(200, events=run.stream(request.include_usage, echo))
+            return OpenAIAnswer(200, events=run.stream(request.stream_options, echo))
         await run.complete()
         return OpenAIAnswer(
             200, run.document(lambda choice: {"text": echo.get(choice.index, "") + "".join(choice.text)})
@@ -175,7 +176,7 @@ class OpenAIEndpoints:
         _check_vocabulary([prompt], generator.vocab_size, "messages")
         run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
         if request.stream:
-            return OpenAIAnswer(200, events=run.stream(request.include_usage, {}))
+            return OpenAIAnswer(200, events=run.stream(request.stream_options, {}))
         await run.complete()
         return OpenAIAnswer(
             200,
@@ -302,18 +303,21 @@ class _Run:
         completion = sum(choice.token_count for choice in self.choices)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-    async def stream(self, include_usage: bool, echo: dict[int, str]) -> AsyncIterator[bytes]:
+    async def stream(self, options: StreamOptions, echo: dict[int, str]) -> AsyncIterator[bytes]:
         queue: asyncio.Queue = asyncio.Queue()
         tasks = [asyncio.ensure_future(self._generate(choice, queue)) for choice in self.choices]
         chunk_kind = f"{self.kind}.chunk" if self.chat else self.kind
+
+        def event(index: int, content: dict, logprobs=None, finish_reason=None) -> bytes:
+            choice = {"index": index, **content, "logprobs": logprobs, "finish_reason": finish_reason}
+            return self._data({**self._head(chunk_kind), "choices": [choice], **self._chunk_usage(options)})
+
         try:
             if self.chat:
                 for choice in self.choices:
-                    yield self._event(
-                        chunk_kind, choice.index, {"delta": {"role": "assistant", "content": ""}}
-                    )
+                    yield event(choice.index, {"delta": {"role": "assistant", "content": ""}})
             for index, text in echo.items():
-                yield self._event(chunk_kind, index, {"text": text})
+                yield event(index, {"text": text})
             running = len(tasks)
             while running:
                 item = await queue.get()
@@ -327,8 +331,8 @@ class _Run:
                     return
                 choice, text, logprobs, finish_reason = item
                 content = {"delta": {"content": text}} if self.chat else {"text": text}
-                yield self._event(chunk_kind, choice.index, content, logprobs, finish_reason)
-            if include_usage:
+                yield event(choice.index, content, logprobs, finish_reason)
+            if options.include_usage:
                 yield self._data({**self._head(chunk_kind), "choices": [], "usage": self.usage()})
             yield _DONE
         finally:
@@ -336,9 +340,9 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _event(self, kind: str, index: int, content: dict, logprobs=None, finish_reason=None) -> bytes:
-        choice = {"index": index, **content, "logprobs": logprobs, "finish_reason": finish_reason}
-        return self._data({**self._head(kind), "choices": [choice]})
+    def _chunk_usage(self, options: StreamOptions) -> dict:
+        """What a chunk with a choice says of the usage: the usage so far, with continuous_usage_stats."""
+        return {"usage": self.usage()} if options.continuous_usage else {}
 
     def _head(self, kind: str) -> dict:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}

@@ -319,6 +319,97 @@ def test_bad_completions_get_openai_errors(server, body, status, param):
     assert error["param"] == param and error["message"] and error["type"] == "invalid_request_error"
 
 
+OPENAI_FIELDS = [
+    "audio",
+    "modalities",
+    "prediction",
+    "reasoning_effort",
+    "web_search_options",
+    "verbosity",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "user",
+    "store",
+    "metadata",
+    "service_tier",
+    "parallel_tool_calls",
+]
+IGNORED = {
+    "prompt_cache_key": "k",
+    "prompt_cache_retention": "24h",
+    "safety_identifier": "someone",
+    "user": "someone",
+    "store": True,
+    "metadata": {"team": "a"},
+    "service_tier": "auto",
+    "prediction": {"type": "content", "content": "uvw"},
+    "modalities": ["text"],
+}
+
+
+def chat(server, **fields) -> httpx.Response:
+    body = {"model": "alphabet", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3, **fields}
+    return httpx.post(f"{server.url}/openai/v1/chat/completions", json=body)
+
+
+def test_openai_s_fields_are_accepted_when_null(server):
+    assert chat(server, **dict.fromkeys(OPENAI_FIELDS)).status_code == 200
+    body = {"model": "alphabet", "prompt": "a", "max_tokens": 2, **dict.fromkeys(OPENAI_FIELDS)}
+    assert httpx.post(f"{server.url}/openai/v1/completions", json=body).status_code == 200
+
+
+def test_fields_that_do_not_change_the_answer_are_accepted_and_ignored(server):
+    plain = chat(server).json()["choices"]
+    assert chat(server, **IGNORED).json()["choices"] == plain
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("audio", {"voice": "alloy", "format": "mp3"}),
+        ("modalities", ["text", "audio"]),
+        ("reasoning_effort", "low"),
+        ("web_search_options", {}),
+        ("verbosity", "low"),
+    ],
+)
+def test_fields_that_would_change_the_answer_are_refused_naming_them(server, field, value):
+    response = chat(server, **{field: value})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == (field, "unsupported_parameter")
+    assert f"{field} is not supported by this server" in error["message"]
+
+
+@pytest.mark.parametrize(("field", "value"), [("user", 5), ("metadata", "x"), ("store", "yes")])
+def test_ignored_fields_must_be_of_their_type(server, field, value):
+    response = chat(server, **{field: value})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == field
+
+
+def test_continuous_usage_stats_must_be_a_boolean(server):
+    response = chat(
+        server, stream=True, stream_options={"include_usage": True, "continuous_usage_stats": "yes"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "stream_options.continuous_usage_stats"
+
+
+def test_continuous_usage_stats_puts_the_usage_so_far_in_every_chunk(client):
+    stream = client.completions.create(
+        model="alphabet",
+        prompt="a",
+        max_tokens=3,
+        stream=True,
+        stream_options={"include_usage": True, "continuous_usage_stats": True},
+    )
+    chunks = list(stream)
+    assert [chunk.usage.completion_tokens for chunk in chunks[:-1]] == [1, 2, 3]
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 4
+
+
 def test_a_server_failure_is_an_openai_error(server):
     response = httpx.post(f"{server.url}/openai/v1/embeddings", json={"model": "alphabet", "input": "a!"})
     assert response.status_code == 500
