@@ -341,8 +341,12 @@ class _Run:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _chunk_usage(self, options: StreamOptions) -> dict:
-        """What a chunk with a choice says of the usage: the usage so far, with continuous_usage_stats."""
-        return {"usage": self.usage()} if options.continuous_usage else {}
+        """What a chunk with a choice says of the usage. OpenAI, of include_usage: "All other chunks
+        will also include a usage field, but with a null value"; with continuous_usage_stats, vLLM's,
+        the usage so far."""
+        if not options.include_usage:
+            return {}
+        return {"usage": self.usage() if options.continuous_usage else None}
 
     def _head(self, kind: str) -> dict:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}

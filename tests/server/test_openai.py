@@ -155,6 +155,27 @@ def test_a_streamed_completion_event_by_event_with_usage(client):
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
 
 
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_with_include_usage_the_other_chunks_have_a_null_usage(server, include_usage):
+    body = {
+        "model": "alphabet",
+        "messages": [{"role": "user", "content": "x"}],
+        "max_tokens": 2,
+        "stream": True,
+        "stream_options": {"include_usage": include_usage},
+    }
+    with httpx.stream("POST", f"{server.url}/openai/v1/chat/completions", json=body) as response:
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+    chunks = [httpx.Response(200, content=event).json() for event in events[:-1]]
+    with_choices = [chunk for chunk in chunks if chunk["choices"]]
+    assert len(with_choices) == 3  # the role, then two tokens
+    if include_usage:
+        assert all("usage" in chunk and chunk["usage"] is None for chunk in with_choices)
+        assert chunks[-1]["usage"]["completion_tokens"] == 2
+    else:
+        assert all("usage" not in chunk for chunk in chunks)
+
+
 def test_a_streamed_chat(client):
     stream = client.chat.completions.create(
         model="alphabet", messages=[{"role": "user", "content": "x"}], max_tokens=5, stream=True
