@@ -115,6 +115,7 @@ class ChatRequest:
     n: int = 1
     stream: bool = False
     stream_options: StreamOptions = StreamOptions()
+    max_tokens_param: str = "max_tokens"  # or max_completion_tokens: errors name the field it gave
 
 
 @dataclass(frozen=True)
@@ -206,20 +207,20 @@ def parse_chat(body: object) -> ChatRequest:
     fields = _fields(body)
     model = _model(fields)
     messages = _messages(fields.get("messages"))
-    max_tokens = fields.get("max_completion_tokens")
-    if max_tokens is None:
-        max_tokens = fields.get("max_tokens")
-    else:
-        fields.seen.add("max_tokens")
+    max_tokens_param = _max_tokens_param(fields)
     request = ChatRequest(
         model=model,
         messages=messages,
         params=_sampling(
-            fields, max_tokens_default=None, max_tokens=max_tokens, logprobs=_chat_logprobs(fields)
+            fields,
+            max_tokens_default=None,
+            max_tokens_param=max_tokens_param,
+            logprobs=_chat_logprobs(fields),
         ),
         n=_int(fields.get("n", 1), "n", 1, 128),
         stream=_bool(fields.get("stream", False), "stream"),
         stream_options=_stream_options(fields),
+        max_tokens_param=max_tokens_param,
     )
     _refuse_the_rest(fields)
     return request
@@ -404,13 +405,23 @@ def _content(content: object, where: str) -> str:
     raise OpenAIError(f"{where}.content must be a string or a list of text parts", param=f"{where}.content")
 
 
+def _max_tokens_param(fields: _Fields) -> str:
+    """The name a chat request gives its max_tokens by: `max_completion_tokens` (OpenAI's current name,
+    which wins when both are given, as in vLLM) or `max_tokens`."""
+    fields.seen.add("max_tokens")
+    return "max_completion_tokens" if fields.get("max_completion_tokens") is not None else "max_tokens"
+
+
 def _sampling(
-    fields: _Fields, *, max_tokens_default: int | None, logprobs: int | None, max_tokens: object = None
+    fields: _Fields,
+    *,
+    max_tokens_default: int | None,
+    logprobs: int | None,
+    max_tokens_param: str = "max_tokens",
 ) -> SamplingParams:
-    if max_tokens is None:
-        max_tokens = fields.get("max_tokens", max_tokens_default)
+    max_tokens = fields.get(max_tokens_param, max_tokens_default)
     if max_tokens is not None:
-        max_tokens = _int(max_tokens, "max_tokens", 1, 1 << 31)
+        max_tokens = _int(max_tokens, max_tokens_param, 1, 1 << 31)
     seed = fields.get("seed")
     if seed is not None:
         seed = _int(seed, "seed", -(1 << 63), (1 << 64) - 1)

@@ -172,7 +172,9 @@ class OpenAIEndpoints:
         generator = self._generator(request.model)
         size = sum(len(message.content) for message in request.messages)
         prompt = await _off_the_loop(size, _chat_token_ids, generator, request.messages)
-        choices = _choices(generator, [prompt], request.params, request.n, "messages")
+        choices = _choices(
+            generator, [prompt], request.params, request.n, "messages", request.max_tokens_param
+        )
         _check_vocabulary([prompt], generator.vocab_size, "messages")
         run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
         if request.stream:
@@ -446,7 +448,12 @@ def _context_exceeded(limit: int, prompt_tokens: int, wanted: int, prompt_param:
 
 
 def _choices(
-    generator: TextGenerator, prompts: list[list[int]], params: SamplingParams, n: int, prompt_param: str
+    generator: TextGenerator,
+    prompts: list[list[int]],
+    params: SamplingParams,
+    n: int,
+    prompt_param: str,
+    max_tokens_param: str = "max_tokens",
 ) -> list[_Choice]:
     refused = generator.unsupported(params)
     if refused is not None:
@@ -460,7 +467,7 @@ def _choices(
         if len(ids) + wanted > limit or len(ids) >= limit:
             raise OpenAIError(
                 _context_exceeded(limit, len(ids), wanted, prompt_param),
-                param=prompt_param if len(ids) >= limit or params.max_tokens is None else "max_tokens",
+                param=prompt_param if len(ids) >= limit or params.max_tokens is None else max_tokens_param,
                 code="context_length_exceeded",
             )
         for copy in range(n):

@@ -431,6 +431,14 @@ def test_continuous_usage_stats_puts_the_usage_so_far_in_every_chunk(client):
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 4
 
 
+@pytest.mark.parametrize("field", ["max_completion_tokens", "max_tokens"])
+@pytest.mark.parametrize("value", [-1, 1000])
+def test_chat_errors_about_the_most_tokens_name_the_field_the_request_gave(server, field, value):
+    response = chat(server, **{"max_tokens": None, field: value})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == field
+
+
 def test_a_server_failure_is_an_openai_error(server):
     response = httpx.post(f"{server.url}/openai/v1/embeddings", json={"model": "alphabet", "input": "a!"})
     assert response.status_code == 500
