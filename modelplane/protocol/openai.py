@@ -8,6 +8,7 @@ default value), and an unknown field is refused as OpenAI refuses it. Errors are
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,13 +82,19 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class StreamOptions:
+    include_usage: bool = False  # a last chunk with the usage
+    continuous_usage: bool = False  # with include_usage: the usage so far in every chunk (vLLM's)
+
+
+@dataclass(frozen=True)
 class CompletionRequest:
     model: str
     prompts: list[str | list[int]]  # text, or token ids
     params: SamplingParams
     n: int = 1
     stream: bool = False
-    include_usage: bool = False
+    stream_options: StreamOptions = StreamOptions()
     echo: bool = False
 
 
@@ -96,6 +103,8 @@ class ChatMessage:
     role: str
     content: str
     name: str | None = None
+    tool_calls: tuple[dict, ...] = ()  # an assistant's calls, each function's arguments read from JSON
+    tool_call_id: str | None = None  # a tool's answer: the call it answers
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,8 @@ class ChatRequest:
     params: SamplingParams
     n: int = 1
     stream: bool = False
-    include_usage: bool = False
+    stream_options: StreamOptions = StreamOptions()
+    max_tokens_param: str = "max_tokens"  # or max_completion_tokens: errors name the field it gave
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,7 @@ class _Fields:
 
 
 # Fields whose default is the only value modelplane can honour; any other value is refused.
+# (null is every field's default.)
 _ONLY_DEFAULT = {
     "best_of": (None, 1),
     "suffix": (None, ""),
@@ -154,9 +165,25 @@ _ONLY_DEFAULT = {
     "function_call": (None, "none", "auto"),
     "parallel_tool_calls": (None, True, False),
     "response_format": (None, {"type": "text"}),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "reasoning_effort": (None,),
+    "verbosity": (None,),
+    "web_search_options": (None,),
 }
-# Fields with no effect on the answer, at OpenAI too: accepted.
-_METADATA = ("user", "metadata", "store", "service_tier")
+# Fields that do not change the answer, at OpenAI either: they steer its caching, storage, accounting
+# or speed (`prediction`: text the answer is expected to repeat). Accepted, of their type, and ignored.
+_IGNORED = {
+    "user": str,
+    "metadata": dict,
+    "store": bool,
+    "service_tier": str,
+    "prompt_cache_key": str,
+    "prompt_cache_retention": str,
+    "safety_identifier": str,
+    "prediction": dict,
+}
+_TYPE_NAMES = {str: "a string", dict: "an object", bool: "true or false"}
 
 
 def parse_completion(body: object) -> CompletionRequest:
@@ -169,7 +196,7 @@ def parse_completion(body: object) -> CompletionRequest:
         params=_sampling(fields, max_tokens_default=16, logprobs=_completion_logprobs(fields)),
         n=_int(fields.get("n", 1), "n", 1, 128),
         stream=_bool(fields.get("stream", False), "stream"),
-        include_usage=_include_usage(fields),
+        stream_options=_stream_options(fields),
         echo=_bool(fields.get("echo", False), "echo"),
     )
     _refuse_the_rest(fields)
@@ -180,20 +207,20 @@ def parse_chat(body: object) -> ChatRequest:
     fields = _fields(body)
     model = _model(fields)
     messages = _messages(fields.get("messages"))
-    max_tokens = fields.get("max_completion_tokens")
-    if max_tokens is None:
-        max_tokens = fields.get("max_tokens")
-    else:
-        fields.seen.add("max_tokens")
+    max_tokens_param = _max_tokens_param(fields)
     request = ChatRequest(
         model=model,
         messages=messages,
         params=_sampling(
-            fields, max_tokens_default=None, max_tokens=max_tokens, logprobs=_chat_logprobs(fields)
+            fields,
+            max_tokens_default=None,
+            max_tokens_param=max_tokens_param,
+            logprobs=_chat_logprobs(fields),
         ),
         n=_int(fields.get("n", 1), "n", 1, 128),
         stream=_bool(fields.get("stream", False), "stream"),
-        include_usage=_include_usage(fields),
+        stream_options=_stream_options(fields),
+        max_tokens_param=max_tokens_param,
     )
     _refuse_the_rest(fields)
     return request
@@ -250,8 +277,10 @@ def _fields(body: object) -> _Fields:
     if not isinstance(body, dict):
         raise OpenAIError("The request body must be a JSON object.")
     fields = _Fields(body)
-    for name in _METADATA:
-        fields.get(name)
+    for name, kind in _IGNORED.items():
+        value = fields.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise OpenAIError(f"{name} must be {_TYPE_NAMES[kind]}, got {value!r}", param=name)
     return fields
 
 
@@ -300,8 +329,58 @@ def _messages(value: object) -> list[ChatMessage]:
                 f"{where}.role must be one of system, developer, user, assistant, tool; got {role!r}",
                 param=f"{where}.role",
             )
-        messages.append(ChatMessage(role, _content(item.get("content"), where), item.get("name")))
+        messages.append(
+            ChatMessage(
+                role,
+                _content(item.get("content"), where),
+                name=_optional_string(item.get("name"), f"{where}.name"),
+                tool_calls=_tool_calls(item.get("tool_calls"), where) if role == "assistant" else (),
+                tool_call_id=(
+                    _optional_string(item.get("tool_call_id"), f"{where}.tool_call_id")
+                    if role == "tool"
+                    else None
+                ),
+            )
+        )
     return messages
+
+
+def _optional_string(value: object, param: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise OpenAIError(f"{param} must be a string", param=param)
+
+
+def _tool_calls(value: object, where: str) -> tuple[dict, ...]:
+    """An assistant's tool calls, as chat templates take them: each function's `arguments` (JSON text,
+    as OpenAI sends them) read."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise OpenAIError(f"{where}.tool_calls must be a list of tool calls", param=f"{where}.tool_calls")
+    return tuple(_tool_call(call, f"{where}.tool_calls[{index}]") for index, call in enumerate(value))
+
+
+def _tool_call(call: object, where: str) -> dict:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise OpenAIError(
+            f"{where} must be an object with a 'function' that has a 'name' and 'arguments'", param=where
+        )
+    return {**call, "function": {**function, "arguments": _arguments(function.get("arguments"), where)}}
+
+
+def _arguments(arguments: object, where: str) -> object:
+    """A call's arguments, as vLLM gives them to templates: JSON text read, none an empty object."""
+    if not arguments:
+        return {}
+    if not isinstance(arguments, str):
+        return arguments
+    try:
+        return json.loads(arguments)
+    except json.JSONDecodeError as exc:
+        param = f"{where}.function.arguments"
+        raise OpenAIError(f"{param} is not valid JSON: {exc}", param=param) from None
 
 
 def _content(content: object, where: str) -> str:
@@ -322,17 +401,27 @@ def _content(content: object, where: str) -> str:
                     param=f"{where}.content",
                 )
             texts.append(part["text"])
-        return "".join(texts)
+        return "\n".join(texts)
     raise OpenAIError(f"{where}.content must be a string or a list of text parts", param=f"{where}.content")
 
 
+def _max_tokens_param(fields: _Fields) -> str:
+    """The name a chat request gives its max_tokens by: `max_completion_tokens` (OpenAI's current name,
+    which wins when both are given, as in vLLM) or `max_tokens`."""
+    fields.seen.add("max_tokens")
+    return "max_completion_tokens" if fields.get("max_completion_tokens") is not None else "max_tokens"
+
+
 def _sampling(
-    fields: _Fields, *, max_tokens_default: int | None, logprobs: int | None, max_tokens: object = None
+    fields: _Fields,
+    *,
+    max_tokens_default: int | None,
+    logprobs: int | None,
+    max_tokens_param: str = "max_tokens",
 ) -> SamplingParams:
-    if max_tokens is None:
-        max_tokens = fields.get("max_tokens", max_tokens_default)
+    max_tokens = fields.get(max_tokens_param, max_tokens_default)
     if max_tokens is not None:
-        max_tokens = _int(max_tokens, "max_tokens", 1, 1 << 31)
+        max_tokens = _int(max_tokens, max_tokens_param, 1, 1 << 31)
     seed = fields.get("seed")
     if seed is not None:
         seed = _int(seed, "seed", -(1 << 63), (1 << 64) - 1)
@@ -363,15 +452,21 @@ def _chat_logprobs(fields: _Fields) -> int | None:
     return (top or 0) if wanted else None
 
 
-def _include_usage(fields: _Fields) -> bool:
+def _stream_options(fields: _Fields) -> StreamOptions:
     options = fields.get("stream_options")
     if options is None:
-        return False
+        return StreamOptions()
     if not isinstance(options, dict) or set(options) - {"include_usage", "continuous_usage_stats"}:
-        raise OpenAIError("stream_options takes include_usage", param="stream_options")
+        raise OpenAIError(
+            "stream_options takes include_usage and continuous_usage_stats", param="stream_options"
+        )
     if not fields.get("stream", False):
         raise OpenAIError("stream_options is only allowed when stream is true", param="stream_options")
-    return _bool(options.get("include_usage", False), "stream_options.include_usage")
+    include_usage = _optional_bool(options.get("include_usage"), "stream_options.include_usage")
+    continuous = _optional_bool(
+        options.get("continuous_usage_stats"), "stream_options.continuous_usage_stats"
+    )
+    return StreamOptions(include_usage, include_usage and continuous)
 
 
 def _stop(value: object) -> tuple[str, ...]:
@@ -393,7 +488,9 @@ def _refuse_the_rest(fields: _Fields) -> None:
         value = fields.get(name)
         if value not in allowed:
             raise OpenAIError(
-                f"{name} is not supported by this server", param=name, code="unsupported_parameter"
+                f"{name} is not supported by this server{_only(allowed)}",
+                param=name,
+                code="unsupported_parameter",
             )
     unknown = fields.unknown()
     if unknown:
@@ -402,6 +499,11 @@ def _refuse_the_rest(fields: _Fields) -> None:
             param=unknown[0],
             code="unknown_parameter",
         )
+
+
+def _only(allowed: tuple) -> str:
+    values = [json.dumps(value) for value in allowed if value is not None]
+    return f" (only {' or '.join(values)}, or null)" if values else " (only null)"
 
 
 def _int(value: object, param: str, low: int, high: int) -> int:
@@ -426,3 +528,7 @@ def _bool(value: object, param: str) -> bool:
     if not isinstance(value, bool):
         raise OpenAIError(f"{param} must be true or false, got {value!r}", param=param)
     return value
+
+
+def _optional_bool(value: object, param: str) -> bool:
+    return False if value is None else _bool(value, param)

@@ -15,11 +15,28 @@ from modelplane.protocol.openai import ChatMessage, SamplingParams
 
 @dataclass(frozen=True)
 class TokenLogprob:
-    """A generated token's log probability, and the likeliest alternatives at its place."""
+    """A generated token's log probability, and the likeliest alternatives at its place.
+
+    A token's text is what decoding it alone gives: a piece of a character is U+FFFD there, so its
+    own bytes come in `token_bytes` (None: its text's UTF-8), and those of `top` in `top_bytes`
+    (one for each, or none at all)."""
 
     token: str
     logprob: float
     top: tuple[tuple[str, float], ...] = ()
+    token_bytes: bytes | None = None
+    top_bytes: tuple[bytes | None, ...] = ()
+
+    def own_bytes(self) -> bytes:
+        return self.token.encode() if self.token_bytes is None else self.token_bytes
+
+    def alternatives(self) -> list[tuple[str, float, bytes]]:
+        """`top`, each with its bytes."""
+        known = self.top_bytes or (None,) * len(self.top)
+        return [
+            (token, logprob, token.encode() if own is None else own)
+            for (token, logprob), own in zip(self.top, known, strict=True)
+        ]
 
 
 @dataclass
@@ -47,7 +64,10 @@ class TextGenerator(Protocol):
     """A model that generates text. `generate` yields steps until the sequence ends; closing the
     iterator early (the client left, a stop string matched) stops the generation and frees its slot.
     Prompts reach `generate` checked: within `max_model_len`, and token ids below `vocab_size`.
-    `encode`, `decode` and `chat_prompt` are called on worker threads, perhaps several at once."""
+    `encode`, `decode` and `chat_prompt` are called on worker threads, perhaps several at once.
+    A generator may say `max_chars_per_token`, the most characters of text one of its tokens stands
+    for: a text far longer than the context can hold is then refused before it is tokenized whole
+    (modelplane.server.long_prompts)."""
 
     max_model_len: int
     vocab_size: int
@@ -70,7 +90,8 @@ class TextGenerator(Protocol):
 @runtime_checkable
 class Embedder(Protocol):
     """A model that embeds text. Inputs reach `embed` checked, as prompts reach `TextGenerator.generate`;
-    `encode` is called on worker threads, perhaps several at once."""
+    `encode` is called on worker threads, perhaps several at once. It may say `max_chars_per_token`,
+    as a `TextGenerator` may."""
 
     max_model_len: int
     vocab_size: int

@@ -10,7 +10,8 @@ A model answers them when it has a `generator` (modelplane.server.generation.Tex
 `embedder` or a `reranker`. The `model` field of a request names it. Every choice of a request (each prompt, `n`
 times) is generated at once, so the engine batches them with whatever else is running. Stop strings
 are matched here, on the text; a match ends that sequence's generation. Prompts are tokenized on a
-worker thread, so a long one does not hold up the event loop. `stream: true` answers
+worker thread, so a long one does not hold up the event loop; one far longer than the context is
+refused before it is tokenized whole (modelplane.server.long_prompts). `stream: true` answers
 Server-Sent Events as the tokens come, then `data: [DONE]`; a client that leaves ends the generation.
 """
 
@@ -37,13 +38,14 @@ from modelplane.protocol.openai import (
     OpenAIError,
     RerankRequest,
     SamplingParams,
+    StreamOptions,
     model_not_found,
     parse_chat,
     parse_completion,
     parse_embedding,
     parse_rerank,
 )
-from modelplane.server import generation_metrics
+from modelplane.server import generation_metrics, long_prompts
 from modelplane.server.generation import Embedder, TextGenerator
 from modelplane.server.repository import ModelRepository
 
@@ -152,13 +154,15 @@ class OpenAIEndpoints:
         generator = self._generator(request.model)
         if request.echo and request.params.logprobs is not None:
             raise OpenAIError("echo together with logprobs is not supported", param="echo")
-        prompts = await _off_the_loop(_text_size(request.prompts), _token_ids, generator, request.prompts)
-        _check_vocabulary(prompts, generator.vocab_size, "prompt")
+        prompts = await _off_the_loop(
+            _text_size(request.prompts), _token_ids, generator, request.prompts, "prompt"
+        )
         choices = _choices(generator, prompts, request.params, request.n, "prompt")
+        _check_vocabulary(prompts, generator.vocab_size, "prompt")
         run = _Run(generator, request.model, "cmpl", "text_completion", choices, chat=False)
         echo = await _off_the_loop(_ids_size(choices), _echoes, generator, choices) if request.echo else {}
         if request.stream:
-            return OpenAIAnswer(200, events=run.stream(request.include_usage, echo))
+            return OpenAIAnswer(200, events=run.stream(request.stream_options, echo))
         await run.complete()
         return OpenAIAnswer(
             200, run.document(lambda choice: {"text": echo.get(choice.index, "") + "".join(choice.text)})
@@ -168,11 +172,13 @@ class OpenAIEndpoints:
         generator = self._generator(request.model)
         size = sum(len(message.content) for message in request.messages)
         prompt = await _off_the_loop(size, _chat_token_ids, generator, request.messages)
+        choices = _choices(
+            generator, [prompt], request.params, request.n, "messages", request.max_tokens_param
+        )
         _check_vocabulary([prompt], generator.vocab_size, "messages")
-        choices = _choices(generator, [prompt], request.params, request.n, "messages")
         run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
         if request.stream:
-            return OpenAIAnswer(200, events=run.stream(request.include_usage, {}))
+            return OpenAIAnswer(200, events=run.stream(request.stream_options, {}))
         await run.complete()
         return OpenAIAnswer(
             200,
@@ -187,15 +193,18 @@ class OpenAIEndpoints:
         embedder = getattr(model, "embedder", None)
         if embedder is None:
             raise OpenAIError(f"The model `{request.model}` does not embed text.", 400, param="model")
-        inputs = await _off_the_loop(_text_size(request.inputs), _token_ids, embedder, request.inputs)
-        _check_vocabulary(inputs, embedder.vocab_size, "input")
+        inputs = await _off_the_loop(
+            _text_size(request.inputs), _token_ids, embedder, request.inputs, "input"
+        )
         for index, ids in enumerate(inputs):
             if len(ids) > embedder.max_model_len:
                 raise OpenAIError(
                     f"input[{index}] has {len(ids)} tokens; this model's maximum context length is "
                     f"{embedder.max_model_len} tokens",
                     param="input",
+                    code="context_length_exceeded",
                 )
+        _check_vocabulary(inputs, embedder.vocab_size, "input")
         vectors = await embedder.embed(inputs)
         if request.dimensions is not None and vectors and request.dimensions != len(vectors[0]):
             raise OpenAIError(
@@ -296,18 +305,21 @@ class _Run:
         completion = sum(choice.token_count for choice in self.choices)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-    async def stream(self, include_usage: bool, echo: dict[int, str]) -> AsyncIterator[bytes]:
+    async def stream(self, options: StreamOptions, echo: dict[int, str]) -> AsyncIterator[bytes]:
         queue: asyncio.Queue = asyncio.Queue()
         tasks = [asyncio.ensure_future(self._generate(choice, queue)) for choice in self.choices]
         chunk_kind = f"{self.kind}.chunk" if self.chat else self.kind
+
+        def event(index: int, content: dict, logprobs=None, finish_reason=None) -> bytes:
+            choice = {"index": index, **content, "logprobs": logprobs, "finish_reason": finish_reason}
+            return self._data({**self._head(chunk_kind), "choices": [choice], **self._chunk_usage(options)})
+
         try:
             if self.chat:
                 for choice in self.choices:
-                    yield self._event(
-                        chunk_kind, choice.index, {"delta": {"role": "assistant", "content": ""}}
-                    )
+                    yield event(choice.index, {"delta": {"role": "assistant", "content": ""}})
             for index, text in echo.items():
-                yield self._event(chunk_kind, index, {"text": text})
+                yield event(index, {"text": text})
             running = len(tasks)
             while running:
                 item = await queue.get()
@@ -321,8 +333,8 @@ class _Run:
                     return
                 choice, text, logprobs, finish_reason = item
                 content = {"delta": {"content": text}} if self.chat else {"text": text}
-                yield self._event(chunk_kind, choice.index, content, logprobs, finish_reason)
-            if include_usage:
+                yield event(choice.index, content, logprobs, finish_reason)
+            if options.include_usage:
                 yield self._data({**self._head(chunk_kind), "choices": [], "usage": self.usage()})
             yield _DONE
         finally:
@@ -330,9 +342,13 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _event(self, kind: str, index: int, content: dict, logprobs=None, finish_reason=None) -> bytes:
-        choice = {"index": index, **content, "logprobs": logprobs, "finish_reason": finish_reason}
-        return self._data({**self._head(kind), "choices": [choice]})
+    def _chunk_usage(self, options: StreamOptions) -> dict:
+        """What a chunk with a choice says of the usage. OpenAI, of include_usage: "All other chunks
+        will also include a usage field, but with a null value"; with continuous_usage_stats, vLLM's,
+        the usage so far."""
+        if not options.include_usage:
+            return {}
+        return {"usage": self.usage() if options.continuous_usage else None}
 
     def _head(self, kind: str) -> dict:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
@@ -349,6 +365,7 @@ class _Run:
         self.metrics.started()
         steps = self.generator.generate(choice.prompt_ids, choice.params)
         unsent_logprobs = []  # of tokens whose text is held back: they go with the next text sent
+        text_offset = 0  # of the first unsent token's text in the choice's: offsets count from the start
         try:
             async for step in steps:
                 if first_at is None:
@@ -363,7 +380,8 @@ class _Run:
                 if queue is not None and (text or finish):
                     logprobs = None
                     if choice.params.logprobs is not None:
-                        logprobs = _format_logprobs(unsent_logprobs, self.chat)
+                        logprobs = _format_logprobs(unsent_logprobs, self.chat, text_offset)
+                    text_offset += sum(len(entry.token) for entry in unsent_logprobs)
                     unsent_logprobs = []
                     queue.put_nowait((choice, text, logprobs, finish))
                 if finish:
@@ -430,7 +448,12 @@ def _context_exceeded(limit: int, prompt_tokens: int, wanted: int, prompt_param:
 
 
 def _choices(
-    generator: TextGenerator, prompts: list[list[int]], params: SamplingParams, n: int, prompt_param: str
+    generator: TextGenerator,
+    prompts: list[list[int]],
+    params: SamplingParams,
+    n: int,
+    prompt_param: str,
+    max_tokens_param: str = "max_tokens",
 ) -> list[_Choice]:
     refused = generator.unsupported(params)
     if refused is not None:
@@ -444,7 +467,7 @@ def _choices(
         if len(ids) + wanted > limit or len(ids) >= limit:
             raise OpenAIError(
                 _context_exceeded(limit, len(ids), wanted, prompt_param),
-                param=prompt_param if len(ids) >= limit or params.max_tokens is None else "max_tokens",
+                param=prompt_param if len(ids) >= limit or params.max_tokens is None else max_tokens_param,
                 code="context_length_exceeded",
             )
         for copy in range(n):
@@ -471,12 +494,42 @@ def _ids_size(choices: list[_Choice]) -> int:
     return sum(len(choice.prompt_ids) for choice in choices)
 
 
-def _token_ids(tokenizer: TextGenerator | Embedder, prompts: list[str | list[int]]) -> list[list[int]]:
-    return [tokenizer.encode(prompt) if isinstance(prompt, str) else prompt for prompt in prompts]
+def _token_ids(
+    tokenizer: TextGenerator | Embedder, prompts: list[str | list[int]], param: str
+) -> list[list[int]]:
+    return [
+        _encode(tokenizer, prompt, param, _prompt_name(param, index, len(prompts)))
+        if isinstance(prompt, str)
+        else prompt
+        for index, prompt in enumerate(prompts)
+    ]
+
+
+def _prompt_name(param: str, index: int, count: int) -> str:
+    if param == "prompt" and count == 1:
+        return "your prompt"
+    return f"{param}[{index}]"
 
 
 def _chat_token_ids(generator: TextGenerator, messages: list[ChatMessage]) -> list[int]:
-    return generator.encode(generator.chat_prompt(messages))
+    chat = generator.chat_prompt(messages)
+    return _encode(generator, chat, "messages", "the chat (the messages as its template writes them)")
+
+
+def _encode(tokenizer: TextGenerator | Embedder, text: str, param: str, name: str) -> list[int]:
+    """The tokens of `text`; a text far longer than the context is refused before it is tokenized whole."""
+    limit = tokenizer.max_model_len
+    piece = long_prompts.piece_length(getattr(tokenizer, "max_chars_per_token", None), limit)
+    overflow = long_prompts.overflow(text, tokenizer.encode, piece, limit)
+    if overflow is not None:
+        raise OpenAIError(
+            f"This model's maximum context length is {limit} tokens, however {name} is longer than that: its first "
+            f"{overflow.characters} characters alone are {overflow.tokens} tokens or more. "
+            "Please reduce its length.",
+            param=param,
+            code="context_length_exceeded",
+        )
+    return tokenizer.encode(text)
 
 
 def _echoes(generator: TextGenerator, choices: list[_Choice]) -> dict[int, str]:
@@ -503,30 +556,33 @@ def _logprobs(choice: _Choice, chat: bool) -> dict | None:
     return _format_logprobs(choice.logprobs, chat)
 
 
-def _format_logprobs(entries: list, chat: bool) -> dict:
+def _format_logprobs(entries: list, chat: bool, text_offset: int = 0) -> dict:
+    """OpenAI's logprobs of `entries`; a completion's `text_offset`s count on from `text_offset`."""
     if chat:
         return {
             "content": [
                 {
                     "token": entry.token,
                     "logprob": entry.logprob,
-                    "bytes": list(entry.token.encode()),
+                    "bytes": list(entry.own_bytes()),
                     "top_logprobs": [
-                        {"token": token, "logprob": logprob, "bytes": list(token.encode())}
-                        for token, logprob in entry.top
+                        {"token": token, "logprob": logprob, "bytes": list(own)}
+                        for token, logprob, own in entry.alternatives()
                     ],
                 }
                 for entry in entries
             ]
         }
-    offsets, offset = [], 0
+    offsets, offset = [], text_offset
     for entry in entries:
         offsets.append(offset)
         offset += len(entry.token)
     return {
         "tokens": [entry.token for entry in entries],
         "token_logprobs": [entry.logprob for entry in entries],
-        "top_logprobs": [dict(entry.top) for entry in entries],
+        # OpenAI: "the API will always return the logprob of the sampled token, so there may be up to
+        # logprobs+1 elements".
+        "top_logprobs": [{**dict(entry.top), entry.token: entry.logprob} for entry in entries],
         "text_offset": offsets,
     }
 

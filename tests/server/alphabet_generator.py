@@ -6,7 +6,7 @@ step waits STEP_SECONDS (env ALPHABET_STEP_SECONDS, default 0), so tests can lea
 prompt that ends with "!" fails after its first letter (an input to embed, at once); a text with "[gate]" in it is tokenized only once
 the file `open` appears in the folder ALPHABET_GATE (having written `waiting` there), so tests can hold
 a tokenization; a V1 predict answers how many generations are running and how many were stopped before
-their end.
+their end (asked `{"longest_encoded": true}`, the longest text it was asked to tokenize instead).
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ from modelplane.server.model import Model
 class AlphabetGenerator:
     max_model_len = 64
     vocab_size = 256  # its tokens are bytes
+    max_chars_per_token = 1
 
     def __init__(self) -> None:
         self.running = 0
         self.stopped_early = 0
+        self.longest_encoded = 0
         self.step_seconds = float(os.environ.get("ALPHABET_STEP_SECONDS", "0"))
 
     def encode(self, text: str) -> list[int]:
+        self.longest_encoded = max(self.longest_encoded, len(text))
         if "[gate]" in text:
             _wait_at_the_gate(Path(os.environ["ALPHABET_GATE"]))
         return list(text.encode())
@@ -101,4 +104,7 @@ class AlphabetModel(Model):
         return True
 
     async def predict(self, payload, headers=None):
-        return {"running": self.generator.running, "stopped_early": self.generator.stopped_early}
+        generator = self.generator
+        if isinstance(payload, dict) and payload.get("longest_encoded"):
+            return {"longest_encoded": generator.longest_encoded}
+        return {"running": generator.running, "stopped_early": generator.stopped_early}

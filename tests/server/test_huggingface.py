@@ -218,6 +218,18 @@ def test_embedding_token_ids_outside_the_vocabulary_are_refused(embedding_server
     assert error["param"] == "input" and "vocabulary" in error["message"]
 
 
+def test_an_embedding_input_far_over_the_context_is_refused_from_its_first_characters(embedding_server):
+    url = f"{embedding_server.url}/openai/v1/embeddings"
+    response = httpx.post(url, json={"model": "embedder", "input": "what a lovely day " * 50_000})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("input", "context_length_exceeded")
+    assert "characters alone are" in error["message"]
+    # Long, but of few tokens: BERT's tokenizer drops whitespace.
+    spaced = "what a" + " " * 100_000 + "lovely day"
+    assert httpx.post(url, json={"model": "embedder", "input": spaced}).status_code == 200
+
+
 def test_return_probabilities_answers_kserve_s_dicts_on_v1_and_tensors_on_v2(models, tmp_path):
     root = tmp_path / "models"
     root.mkdir()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import openai
@@ -164,6 +165,19 @@ def test_logprobs_are_the_model_s_with_the_likeliest_alternatives(client):
         assert max(top.values()) == pytest.approx(logprob) and top[token] == pytest.approx(logprob)
 
 
+def test_completion_top_logprobs_always_hold_the_sampled_token(client):
+    """As OpenAI's: up to `logprobs` + 1 entries, when the sampled token is not among the likeliest."""
+    (choice,) = client.completions.create(
+        model="gpt2", prompt="the cat", max_tokens=16, temperature=2.0, seed=3, logprobs=1
+    ).choices
+    logprobs = choice.logprobs
+    for token, logprob, top in zip(
+        logprobs.tokens, logprobs.token_logprobs, logprobs.top_logprobs, strict=True
+    ):
+        assert top[token] == pytest.approx(logprob) and len(top) <= 2
+    assert any(len(top) == 2 for top in logprobs.top_logprobs)  # a token that was not the likeliest
+
+
 def test_chat_uses_the_tokenizer_s_template(client, models):
     messages = [{"role": "user", "content": "hello"}]
     chat = client.chat.completions.create(model="chat", messages=messages, temperature=0)
@@ -248,6 +262,24 @@ def test_a_prompt_longer_than_the_context_is_refused_with_the_limits(client, ser
     )
 
 
+def peak_memory(server) -> int:
+    """The most memory the server process has held (VmHWM), in bytes."""
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1)) * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_prompt_far_over_the_context_is_refused_without_the_memory_to_tokenize_it(client, server):
+    """Four million characters take a fast tokenizer about 650 MB to tokenize whole; the first few
+    thousand of them are enough to refuse the prompt."""
+    before = peak_memory(server)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model="chat", prompt="the cat " * 500_000, max_tokens=4)
+    assert refused.value.code == "context_length_exceeded"
+    assert "maximum context length is 256 tokens" in refused.value.message
+    assert peak_memory(server) - before < 100 << 20
+
+
 @pytest.mark.parametrize(
     ("body", "status", "param"),
     [
@@ -299,6 +331,32 @@ def test_concurrent_requests_beyond_max_num_seqs_wait_their_turn(endless_server)
         metric(endless_server, "modelplane_generation_batch_sequences_bucket", model_name="endless", le="2.0")
         == count
     )
+
+
+def test_chat_logprob_bytes_are_each_token_s_own_even_for_a_piece_of_a_character(endless_server):
+    """A random model sampled hot writes bytes that are pieces of characters: each such token decodes
+    alone to U+FFFD, and its `bytes` are its own, so the tokens' bytes make the answer."""
+    body = {
+        "model": "endless",
+        "messages": [{"role": "user", "content": "hello"}],
+        "max_tokens": 30,
+        "temperature": 2.0,
+        "seed": 0,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    response = httpx.post(f"{endless_server.url}/openai/v1/chat/completions", json=body, timeout=60)
+    (choice,) = response.json()["choices"]
+    entries = choice["logprobs"]["content"]
+    if choice["finish_reason"] == "stop":  # the end-of-sequence token is not in the answer's text
+        entries = entries[:-1]
+    replacement = list("\ufffd".encode())
+    pieces = [entry for entry in entries if entry["token"] == "\ufffd"]
+    assert pieces and all(entry["bytes"] != replacement for entry in pieces)
+    alternatives = [top for entry in entries for top in entry["top_logprobs"] if top["token"] == "\ufffd"]
+    assert all(top["bytes"] != replacement for top in alternatives)
+    joined = b"".join(bytes(entry["bytes"]) for entry in entries)
+    assert joined.decode(errors="replace") == choice["message"]["content"]
 
 
 def test_vllm_s_flags_are_a_warning_with_the_huggingface_engine(endless_server):

@@ -106,6 +106,11 @@ def test_completion_logprobs(client):
     assert choice.logprobs.text_offset == [0, 1]
 
 
+def test_completion_logprobs_0_still_give_the_sampled_token_s(client):
+    (choice,) = client.completions.create(model="alphabet", prompt="a", max_tokens=2, logprobs=0).choices
+    assert choice.logprobs.top_logprobs == [{"b": -0.1}, {"c": -0.1}]
+
+
 def test_a_stream_has_the_logprobs_of_every_token_even_those_whose_text_waited(client):
     """A stop string holds text back: its tokens' log probabilities come with the next text sent."""
     request = {"model": "alphabet", "prompt": "a", "max_tokens": 5, "logprobs": 1, "stop": ["xyz"]}
@@ -114,6 +119,14 @@ def test_a_stream_has_the_logprobs_of_every_token_even_those_whose_text_waited(c
     streamed = [token for chunk in chunks if chunk.logprobs for token in chunk.logprobs.tokens]
     assert whole.logprobs.tokens == streamed == list("bcdef")
     assert "".join(chunk.text for chunk in chunks) == whole.text == "bcdef"
+
+
+def test_a_stream_s_text_offsets_count_from_the_start_of_its_text_as_the_whole_answer_s(client):
+    request = {"model": "alphabet", "prompt": "a", "max_tokens": 5, "logprobs": 1, "stop": ["xyz"]}
+    (whole,) = client.completions.create(**request).choices
+    chunks = [chunk.choices[0] for chunk in client.completions.create(**request, stream=True)]
+    offsets = [offset for chunk in chunks if chunk.logprobs for offset in chunk.logprobs.text_offset]
+    assert whole.logprobs.text_offset == offsets == [0, 1, 2, 3, 4]
 
 
 def test_chat_with_the_model_s_template(client):
@@ -140,6 +153,27 @@ def test_a_streamed_completion_event_by_event_with_usage(client):
     assert [chunk.choices[0].text for chunk in chunks[:-1]] == ["b", "c", "d"]
     assert chunks[-2].choices[0].finish_reason == "length"
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_with_include_usage_the_other_chunks_have_a_null_usage(server, include_usage):
+    body = {
+        "model": "alphabet",
+        "messages": [{"role": "user", "content": "x"}],
+        "max_tokens": 2,
+        "stream": True,
+        "stream_options": {"include_usage": include_usage},
+    }
+    with httpx.stream("POST", f"{server.url}/openai/v1/chat/completions", json=body) as response:
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+    chunks = [httpx.Response(200, content=event).json() for event in events[:-1]]
+    with_choices = [chunk for chunk in chunks if chunk["choices"]]
+    assert len(with_choices) == 3  # the role, then two tokens
+    if include_usage:
+        assert all("usage" in chunk and chunk["usage"] is None for chunk in with_choices)
+        assert chunks[-1]["usage"]["completion_tokens"] == 2
+    else:
+        assert all("usage" not in chunk for chunk in chunks)
 
 
 def test_a_streamed_chat(client):
@@ -230,6 +264,38 @@ def test_long_prompts_are_tokenized_off_the_event_loop(gated_server, gate, path,
         assert answer.result().status_code in (200, 400), answer.result().text
 
 
+FAR_OVER = "abc " * 250_000  # a million characters; the alphabet's context is 64 tokens
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("completions", {"prompt": FAR_OVER}, "prompt"),
+        ("chat/completions", {"messages": [{"role": "user", "content": FAR_OVER}]}, "messages"),
+        ("embeddings", {"input": ["a", FAR_OVER]}, "input"),
+    ],
+)
+def test_a_prompt_far_over_the_context_is_refused_before_it_is_tokenized_whole(server, path, body, param):
+    """A token of the alphabet is one character at most: the first 128 characters (twice the context)
+    of a longer text are enough to refuse it, and the tokenizer never sees more at once."""
+    response = httpx.post(f"{server.url}/openai/v1/{path}", json={"model": "alphabet", **body})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == (param, "context_length_exceeded")
+    assert "maximum context length is 64 tokens" in error["message"]
+    assert "characters alone are" in error["message"]
+    asked = {"longest_encoded": True}
+    state = httpx.post(f"{server.url}/v1/models/alphabet:predict", json=asked).json()
+    assert state["longest_encoded"] <= 128
+
+
+def test_token_ids_beyond_the_context_are_refused_for_their_length_before_their_values_are_read(server):
+    body = {"model": "alphabet", "prompt": [97] * 100 + [1000]}
+    response = httpx.post(f"{server.url}/openai/v1/completions", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+
+
 def test_embeddings_as_floats_and_base64(client):
     result = client.embeddings.create(model="alphabet", input=["ab", "c"])
     # The client asks for base64 (float32) by default.
@@ -272,6 +338,105 @@ def test_bad_completions_get_openai_errors(server, body, status, param):
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["param"] == param and error["message"] and error["type"] == "invalid_request_error"
+
+
+OPENAI_FIELDS = [
+    "audio",
+    "modalities",
+    "prediction",
+    "reasoning_effort",
+    "web_search_options",
+    "verbosity",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "user",
+    "store",
+    "metadata",
+    "service_tier",
+    "parallel_tool_calls",
+]
+IGNORED = {
+    "prompt_cache_key": "k",
+    "prompt_cache_retention": "24h",
+    "safety_identifier": "someone",
+    "user": "someone",
+    "store": True,
+    "metadata": {"team": "a"},
+    "service_tier": "auto",
+    "prediction": {"type": "content", "content": "uvw"},
+    "modalities": ["text"],
+}
+
+
+def chat(server, **fields) -> httpx.Response:
+    body = {"model": "alphabet", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3, **fields}
+    return httpx.post(f"{server.url}/openai/v1/chat/completions", json=body)
+
+
+def test_openai_s_fields_are_accepted_when_null(server):
+    assert chat(server, **dict.fromkeys(OPENAI_FIELDS)).status_code == 200
+    body = {"model": "alphabet", "prompt": "a", "max_tokens": 2, **dict.fromkeys(OPENAI_FIELDS)}
+    assert httpx.post(f"{server.url}/openai/v1/completions", json=body).status_code == 200
+
+
+def test_fields_that_do_not_change_the_answer_are_accepted_and_ignored(server):
+    plain = chat(server).json()["choices"]
+    assert chat(server, **IGNORED).json()["choices"] == plain
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("audio", {"voice": "alloy", "format": "mp3"}),
+        ("modalities", ["text", "audio"]),
+        ("reasoning_effort", "low"),
+        ("web_search_options", {}),
+        ("verbosity", "low"),
+    ],
+)
+def test_fields_that_would_change_the_answer_are_refused_naming_them(server, field, value):
+    response = chat(server, **{field: value})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == (field, "unsupported_parameter")
+    assert f"{field} is not supported by this server" in error["message"]
+
+
+@pytest.mark.parametrize(("field", "value"), [("user", 5), ("metadata", "x"), ("store", "yes")])
+def test_ignored_fields_must_be_of_their_type(server, field, value):
+    response = chat(server, **{field: value})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == field
+
+
+def test_continuous_usage_stats_must_be_a_boolean(server):
+    response = chat(
+        server, stream=True, stream_options={"include_usage": True, "continuous_usage_stats": "yes"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "stream_options.continuous_usage_stats"
+
+
+def test_continuous_usage_stats_puts_the_usage_so_far_in_every_chunk(client):
+    stream = client.completions.create(
+        model="alphabet",
+        prompt="a",
+        max_tokens=3,
+        stream=True,
+        stream_options={"include_usage": True, "continuous_usage_stats": True},
+    )
+    chunks = list(stream)
+    assert [chunk.usage.completion_tokens for chunk in chunks[:-1]] == [1, 2, 3]
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 4
+
+
+@pytest.mark.parametrize("field", ["max_completion_tokens", "max_tokens"])
+@pytest.mark.parametrize("value", [-1, 1000])
+def test_chat_errors_about_the_most_tokens_name_the_field_the_request_gave(server, field, value):
+    response = chat(server, **{"max_tokens": None, field: value})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == field
 
 
 def test_a_server_failure_is_an_openai_error(server):

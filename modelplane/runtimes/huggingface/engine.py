@@ -29,6 +29,7 @@ from modelplane.runtimes.huggingface.batch import DecoderOnlyBatch
 from modelplane.runtimes.huggingface.detokenizer import IncrementalText
 from modelplane.runtimes.huggingface.metrics import EngineMetrics
 from modelplane.runtimes.huggingface.sampling import Choice, Sampler, choose
+from modelplane.runtimes.huggingface.token_bytes import TokenBytes
 from modelplane.server.generation import EngineLoad, GenerationStep, TokenLogprob
 
 logger = logging.getLogger("modelplane.server")
@@ -73,6 +74,7 @@ class GenerationEngine:
         self._running: list[Sequence] = []
         self._admitting: list[Sequence] = []  # taken off the waiting line, not yet running
         self._token_texts: dict[int, str] = {}
+        self._token_bytes = TokenBytes(tokenizer)
         self._thread = threading.Thread(target=self._run, name="generation-engine", daemon=True)
 
     # -- the event loop's side ------------------------------------------------------------------------
@@ -237,9 +239,17 @@ class GenerationEngine:
             text += sequence.text.rest()
         logprobs = None
         if choice.logprob is not None:
-            top = tuple((self._token_text(token), logprob) for token, logprob in choice.top)
-            logprobs = [TokenLogprob(self._token_text(choice.token), choice.logprob, top)]
+            logprobs = [self._token_logprob(choice)]
         return GenerationStep([choice.token], text, logprobs, finish)
+
+    def _token_logprob(self, choice: Choice) -> TokenLogprob:
+        return TokenLogprob(
+            self._token_text(choice.token),
+            choice.logprob,
+            tuple((self._token_text(token), logprob) for token, logprob in choice.top),
+            self._token_bytes.of(choice.token),
+            tuple(self._token_bytes.of(token) for token, _logprob in choice.top),
+        )
 
     def _token_text(self, token: int) -> str:
         text = self._token_texts.get(token)

@@ -34,6 +34,7 @@ from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferInput, InferRequest, InferResponse, output_from_array
 from modelplane.runtimes.huggingface.loading import Loaded
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
+from modelplane.runtimes.huggingface.prompts import most_characters_per_token
 from modelplane.runtimes.huggingface.tasks import Task
 from modelplane.server.generation import Relevance
 
@@ -184,6 +185,7 @@ class TextEmbedder:
         self.encoder = encoder
         self.max_model_len = encoder.max_model_len
         self.vocab_size = encoder.model.config.get_text_config().vocab_size
+        self.max_chars_per_token = most_characters_per_token(encoder.tokenizer)
 
     def encode(self, text: str) -> list[int]:
         encoder = self.encoder

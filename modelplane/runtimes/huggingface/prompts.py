@@ -19,6 +19,7 @@ class TokenizerPrompts:
         # uses it. The first encode sets truncation and padding (which tokenizer.json may hold) to none
         # for good, so it is done here, before any other thread has the tokenizer.
         tokenizer("", add_special_tokens=False)
+        self.max_chars_per_token = most_characters_per_token(tokenizer)
 
     def encode(self, text: str) -> list[int]:
         # A chat template usually writes the beginning-of-sequence token itself.
@@ -36,14 +37,7 @@ class TokenizerPrompts:
                 "use /openai/v1/completions with a prompt instead",
                 param="messages",
             )
-        conversation = [
-            {
-                "role": message.role,
-                "content": message.content,
-                **({"name": message.name} if message.name else {}),
-            }
-            for message in messages
-        ]
+        conversation = [_template_message(message) for message in messages]
         try:
             return self.tokenizer.apply_chat_template(
                 conversation, tokenize=False, add_generation_prompt=True
@@ -52,3 +46,23 @@ class TokenizerPrompts:
             raise OpenAIError(
                 f"the model's chat template refused these messages: {exc}", param="messages"
             ) from None
+
+
+def _template_message(message: ChatMessage) -> dict:
+    """A message as chat templates read it (KServe's and vLLM's conversation format)."""
+    rendered: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.name is not None:
+        rendered["name"] = message.name
+    if message.tool_calls:
+        rendered["tool_calls"] = list(message.tool_calls)
+    if message.tool_call_id is not None:
+        rendered["tool_call_id"] = message.tool_call_id
+    return rendered
+
+
+def most_characters_per_token(tokenizer: Any) -> int:
+    """The most characters of text one token of `tokenizer` stands for: its longest vocabulary entry
+    (special tokens included: a text may spell them), decoded, and the leading space a SentencePiece
+    decoder leaves off a token on its own."""
+    entries = tokenizer.batch_decode([[token] for token in range(len(tokenizer))])
+    return max(map(len, entries), default=0) + 1

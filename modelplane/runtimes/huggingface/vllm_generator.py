@@ -26,6 +26,7 @@ from modelplane.runtimes.huggingface.metrics import EngineMetrics
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
 from modelplane.runtimes.huggingface.prompts import TokenizerPrompts
 from modelplane.runtimes.huggingface.tasks import Task
+from modelplane.runtimes.huggingface.token_bytes import TokenBytes
 from modelplane.server.generation import EngineLoad, GenerationStep, TokenLogprob
 
 logger = logging.getLogger("modelplane.server")
@@ -54,6 +55,7 @@ class VLLMGenerator(TokenizerPrompts):
         self.max_model_len = loaded.max_model_len
         self.vocab_size = loaded.config.get_text_config().vocab_size
         self.metrics = EngineMetrics(name)
+        self.token_bytes = TokenBytes(self.tokenizer)
         self._waiting = 0
         self._running = 0
 
@@ -112,7 +114,7 @@ class VLLMGenerator(TokenizerPrompts):
                     started = True
                     self._waiting -= 1
                     self._running += 1
-                step = _step(output.outputs[0], params.logprobs)
+                step = _step(output.outputs[0], params.logprobs, self.token_bytes)
                 finished = step.finish_reason is not None
                 if finished:
                     self.metrics.ended(step.finish_reason)
@@ -150,7 +152,7 @@ def _sampling_params(params: SamplingParams) -> Any:
     )
 
 
-def _step(output: Any, top: int | None) -> GenerationStep:
+def _step(output: Any, top: int | None, token_bytes: TokenBytes) -> GenerationStep:
     finish = None
     if output.finish_reason is not None:
         finish = _FINISH_REASONS.get(output.finish_reason)
@@ -159,25 +161,27 @@ def _step(output: Any, top: int | None) -> GenerationStep:
     logprobs = None
     if top is not None and output.logprobs is not None:
         logprobs = [
-            _token_logprob(token, candidates, top)
+            _token_logprob(token, candidates, top, token_bytes)
             for token, candidates in zip(output.token_ids, output.logprobs, strict=True)
         ]
     return GenerationStep(list(output.token_ids), output.text, logprobs, finish)
 
 
-def _token_logprob(token: int, candidates: dict[int, Any], top: int) -> TokenLogprob:
+def _token_logprob(token: int, candidates: dict[int, Any], top: int, token_bytes: TokenBytes) -> TokenLogprob:
     """The chosen token's log probability and the `top` likeliest, from vLLM's {token id: Logprob}."""
     likeliest = sorted(
         (
-            candidate
-            for candidate in candidates.values()
+            (candidate_id, candidate)
+            for candidate_id, candidate in candidates.items()
             if candidate.rank is not None and candidate.rank <= top
         ),
-        key=lambda candidate: candidate.rank,
+        key=lambda item: item[1].rank,
     )
     chosen = candidates[token]
     return TokenLogprob(
         chosen.decoded_token or "",
         chosen.logprob,
-        tuple((candidate.decoded_token or "", candidate.logprob) for candidate in likeliest),
+        tuple((candidate.decoded_token or "", candidate.logprob) for _id, candidate in likeliest),
+        token_bytes.of(token),
+        tuple(token_bytes.of(candidate_id) for candidate_id, _candidate in likeliest),
     )
