@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from functools import cache
+from itertools import chain
 
 import numpy as np
 
@@ -171,3 +172,18 @@ def deserialize_bytes_tensor(raw: bytes | memoryview, count: int) -> list[bytes]
     if len(items) != count:
         raise InvalidInput(f"BYTES tensor holds {len(items)} elements but its shape needs {count}")
     return items
+
+
+def hides_booleans(array: np.ndarray, written: object) -> bool:
+    """Whether `array`, the numbers numpy made of the JSON value `written`, holds a JSON boolean numpy
+    quietly read as 1 or 0 (it does so for a list of booleans mixed with numbers)."""
+    if array.dtype.kind not in "iuf" or not array.ndim:
+        return False  # a lone boolean makes an array of booleans
+    # A boolean can only hide behind a 0 or a 1: for a large array a numpy comparison tells at a fraction
+    # of the cost of looking at the type of every JSON value.
+    if array.size > 64 and not ((array == 0) | (array == 1)).any():
+        return False
+    values = written
+    for _ in range(array.ndim - 1):  # numpy made an array of it, so the nesting is regular
+        values = chain.from_iterable(values)
+    return bool in map(type, values)

@@ -19,6 +19,7 @@ from modelplane.protocol.datatypes import (
     array_from_raw,
     datatype_of,
     element_count,
+    hides_booleans,
     normalize_datatype,
     numpy_dtype,
     shape_problem,
@@ -98,14 +99,16 @@ _JSON_VALUES = {"b": "true or false", "i": "integers", "u": "integers", "f": "nu
 
 def _numbers_from_json(data: list, dtype: np.dtype, datatype: str, what: str) -> np.ndarray:
     """JSON numbers (or booleans) as an array of `dtype`; a value of another type (a string, null, a
-    fraction for an integer type, a number for BOOL) or an integer out of the type's range is refused,
-    not cast."""
+    fraction for an integer type, a number for BOOL, a boolean for a number type) or an integer out of
+    the type's range is refused, not cast."""
     try:
         written = np.asarray(data)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(f"{what}: data does not fit datatype {datatype}: {exc}") from None
     if not written.size:
         return written.astype(dtype)
+    if hides_booleans(written, data):
+        _refuse_misfit(data, dtype, datatype, what)
     if written.dtype.kind not in _JSON_KINDS[dtype.kind]:
         # Numbers of the right types that numpy made objects or floats of (integers below 0 and above
         # 2**63 together, integers beyond 64 bits) are converted one by one.

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from modelplane.protocol import base64_text
-from modelplane.protocol.datatypes import DATATYPES, numpy_dtype
+from modelplane.protocol.datatypes import DATATYPES, hides_booleans, numpy_dtype
 from modelplane.protocol.errors import InvalidInput
 from modelplane.runtimes.tensorflow_signature import TensorInfo
 
@@ -153,6 +153,8 @@ def tensor_from_json(value: Any, info: TensorInfo, what: str) -> np.ndarray:
     if array.size == 0:
         return array.astype(dtype)
     wanted_kind = "f" if info.datatype == "BF16" else dtype.kind  # ml_dtypes' bfloat16 is of kind "V"
+    if wanted_kind != "b" and hides_booleans(array, value):
+        kind = "b"  # booleans among the numbers, read as 1 and 0: refused as booleans are
     if wanted_kind == "f" and kind in "iuf":
         return _to_float(array, dtype, what)
     if wanted_kind in "iu" and kind in "iu":

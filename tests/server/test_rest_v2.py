@@ -271,6 +271,12 @@ def test_bytes_tensor_in_binary(test_models_server):
             "takes true or false",
         ),
         (b'{"inputs": [{"name": "x", "shape": [2], "datatype": "INT32", "data": [1, 1.9]}]}', "got 1.9"),
+        # Booleans among numbers are not read as 1 and 0.
+        (b'{"inputs": [{"name": "x", "shape": [3], "datatype": "INT32", "data": [true, 5, 7]}]}', "got true"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [3], "datatype": "FP32", "data": [true, 2.5, 3]}]}',
+            "got true",
+        ),
         (b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [null, 1]}]}', "got null"),
         (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "INT8", "data": [300]}]}', "300 is out of"),
         (
@@ -598,3 +604,30 @@ def test_the_413_arrives_though_the_body_is_still_coming(iris_server):
         while chunk := sock.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413 ")
+
+
+@pytest.mark.parametrize(
+    "datatype, data",
+    [
+        ("INT32", [True, 5, 7]),
+        ("INT64", [False, 9]),
+        ("UINT8", [[1, 2], [3, True]]),
+        ("FP32", [True, 2.5, 3]),
+        ("FP64", [[1.5, False], [0, 1]]),
+    ],
+)
+def test_json_booleans_among_numbers_are_refused(datatype, data):
+    from modelplane.protocol.errors import InvalidInput
+    from modelplane.protocol.v2 import array_from_json
+
+    shape = [len(data), len(data[0])] if isinstance(data[0], list) else [len(data)]
+    with pytest.raises(InvalidInput, match="it takes (integers|numbers), got (true|false)"):
+        array_from_json(data, datatype, shape, "input 'x'")
+
+
+def test_json_zeros_and_ones_are_numbers():
+    from modelplane.protocol.v2 import array_from_json
+
+    assert array_from_json([[0, 1], [1, 0]], "INT32", [2, 2], "x").tolist() == [[0, 1], [1, 0]]
+    assert array_from_json([0.0, 1, 2.5], "FP32", [3], "x").tolist() == [0.0, 1.0, 2.5]
+    assert array_from_json([True, False], "BOOL", [2], "x").tolist() == [True, False]

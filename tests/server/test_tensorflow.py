@@ -139,6 +139,13 @@ def test_b64_strings_in_and_bytes_outputs_as_b64(server):
         ("dense", {"instances": [["a", 1, 2, 3]]}, "input 'x' is float32: it takes numbers, got strings"),
         ("dense", {"instances": [[1, 2, 3, 4], [1, 2, 3]]}, "not all of the same length"),
         ("dense", {"instances": [[True, False, True, False]]}, "it takes numbers, got true/false"),
+        ("dense", {"instances": [[1.5, False, True, 2]]}, "it takes numbers, got true/false"),
+        ("pair", {"instances": [{"a": [True, 2, 3], "b": 1}]}, "it takes numbers, got true/false"),
+        (
+            "pair",
+            {"inputs": {"a": [[1, 2, 3], [4, 5, 6]], "b": [True, 2]}},
+            "input 'b' is int64: it takes whole numbers, got true/false",
+        ),
         (
             "dense",
             {"signature_name": "nope", "instances": ROWS},
@@ -326,3 +333,25 @@ def test_json_numbers_become_bfloat16_for_a_bfloat16_input():
     assert array.dtype == ml_dtypes.bfloat16 and array.tolist() == [1.5, 2.0]
     with pytest.raises(InvalidInput, match="it takes numbers"):
         tensor_from_json(["a"], info, "input 'bf'")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    [("float32", [True, 2, 3]), ("float32", [[1.5, False, 1]]), ("int64", [1, False]), ("int32", True)],
+)
+def test_json_booleans_among_numbers_are_refused(dtype, value):
+    from modelplane.protocol.errors import InvalidInput
+    from modelplane.runtimes.tensorflow_json import tensor_from_json
+    from modelplane.runtimes.tensorflow_signature import TensorInfo
+
+    info = TensorInfo("x", dtype, None)
+    with pytest.raises(InvalidInput, match="got true/false"):
+        tensor_from_json(value, info, "input 'x'")
+
+
+def test_json_zeros_and_ones_stay_numbers_and_booleans_stay_booleans():
+    from modelplane.runtimes.tensorflow_json import tensor_from_json
+    from modelplane.runtimes.tensorflow_signature import TensorInfo
+
+    assert tensor_from_json([0, 1, 2.5], TensorInfo("x", "float32", [-1]), "x").tolist() == [0, 1, 2.5]
+    assert tensor_from_json([True, False], TensorInfo("x", "bool", [-1]), "x").tolist() == [True, False]
