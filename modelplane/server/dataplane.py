@@ -106,7 +106,8 @@ class DataPlane:
             check_version(served, name, version)
         return served
 
-    def repository_index(self) -> list[dict]:
+    def repository_index(self, ready_only: bool = False) -> list[dict]:
+        """The models of the repository as Triton's index lists them; with `ready_only`, the ready ones."""
         index = []
         for name, served in self.repository.items():
             entry = {"name": name, "state": "READY" if served.model.ready else "UNAVAILABLE"}
@@ -121,6 +122,8 @@ class DataPlane:
             {"name": name, "state": "UNAVAILABLE", "reason": "unloaded"}
             for name in self.repository.unloaded()
         ]
+        if ready_only:
+            index = [entry for entry in index if entry["state"] == "READY"]
         return index
 
 

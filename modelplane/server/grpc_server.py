@@ -144,9 +144,7 @@ class InferenceServicer:
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, metadata: Metadata
     ) -> pb.RepositoryIndexResponse:
-        entries = self.dataplane.repository_index()
-        if request.ready:
-            entries = [entry for entry in entries if entry["state"] == "READY"]
+        entries = self.dataplane.repository_index(ready_only=request.ready)
         return pb.RepositoryIndexResponse(
             models=[pb.RepositoryIndexResponse.ModelIndex(**e) for e in entries]
         )

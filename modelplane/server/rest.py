@@ -233,7 +233,7 @@ class RESTServer:
             if parts[1] == "ready":
                 return _only(method, "GET") or await self._server_ready()
         if head == "repository":
-            return await self._v2_repository(method, parts[1:])
+            return await self._v2_repository(method, parts[1:], request)
         return _not_found()
 
     async def _server_ready(self) -> HTTPResponse:
@@ -298,12 +298,12 @@ class RESTServer:
         finally:
             self.dataplane.request_metrics(name).observe_request("v2", status, time.perf_counter() - started)
 
-    async def _v2_repository(self, method: str, parts: list[str]) -> HTTPResponse:
+    async def _v2_repository(self, method: str, parts: list[str], request: HttpRequest) -> HTTPResponse:
         repository = self.dataplane.repository
         if parts == ["index"]:
             if method not in ("GET", "POST"):
                 return _method_not_allowed()
-            return json_response(self.dataplane.repository_index())
+            return json_response(self.dataplane.repository_index(_index_ready_only(request.body)))
         if len(parts) == 3 and parts[0] == "models" and parts[2] in ("load", "unload"):
             if method != "POST":
                 return _method_not_allowed()
@@ -356,6 +356,22 @@ def _parse_v1_json(body: bytes) -> Any:
     if isinstance(payload, dict) and "instances" in payload and not isinstance(payload["instances"], list):
         raise InvalidInput('Expected "instances" to be a list')
     return payload
+
+
+def _index_ready_only(body: bytes) -> bool:
+    """The `ready` of a repository index request (an empty body asks for every model)."""
+    if not body.strip():
+        return False
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidInput("the repository index request must be a JSON object")
+    ready = document.get("ready", False)
+    if type(ready) is not bool:
+        raise InvalidInput(f"'ready' must be true or false, got {orjson.dumps(ready).decode()[:40]}")
+    return ready
 
 
 def _v1_result(result: Any) -> HTTPResponse:

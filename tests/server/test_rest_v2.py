@@ -420,6 +420,37 @@ def test_repository_index_load_and_unload(test_models_server):
     assert httpx.get(url + "/v2/models/datetime/ready").status_code == 200
 
 
+def test_repository_index_lists_only_ready_models_when_asked(test_models_server):
+    url = test_models_server.url + "/v2/repository/index"
+    everything = {entry["name"]: entry["state"] for entry in httpx.post(url).json()}
+    assert everything["broken"] == "UNAVAILABLE"
+    assert {entry["name"]: entry["state"] for entry in httpx.post(url, json={}).json()} == everything
+    assert {
+        entry["name"]: entry["state"] for entry in httpx.post(url, json={"ready": False}).json()
+    } == everything
+    ready = httpx.post(url, json={"ready": True}).json()
+    assert ready and all(entry["state"] == "READY" for entry in ready)
+    assert {entry["name"] for entry in ready} == {
+        name for name, state in everything.items() if state == "READY"
+    }
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (b"[]", "JSON object"),
+        (b'{"ready": "true"}', "'ready' must be true or false"),
+        (b"{", "not valid JSON"),
+    ],
+)
+def test_a_repository_index_request_that_is_not_an_object_with_a_boolean_ready_is_400(
+    test_models_server, body, fragment
+):
+    response = httpx.post(test_models_server.url + "/v2/repository/index", content=body)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]
+
+
 def test_binary_cloudevent(iris_server):
     headers = {
         "ce-specversion": "1.0",
