@@ -352,6 +352,9 @@ class _RebuildingFactory:
                 return model
         raise LookupError(f"{model_name} is no longer where the server found it at start")
 
+    def available(self) -> list[str]:
+        return self.factory.available() if self.factory is not None else []
+
 
 def _art_explainer(name: str, args: argparse.Namespace):
     from modelplane.runtimes.art import DEFAULT_MAX_ITER, DEFAULT_NB_CLASSES, ARTExplainer
@@ -377,24 +380,41 @@ def _model_folders(model_dir: Path) -> list[Path]:
     return sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def factory_for(model_dir: Path, runtime: str | None, args: argparse.Namespace):
+def factory_for(model_dir: Path, runtime: str | None, args: argparse.Namespace) -> _FolderFactory:
+    return _FolderFactory(model_dir, runtime, args)
+
+
+@dataclass(frozen=True)
+class _FolderFactory:
     """Loads a model by name from its subfolder of `model_dir` (a repository's load)."""
 
-    def factory(model_name: str):
+    model_dir: Path
+    runtime: str | None
+    args: argparse.Namespace
+
+    def __call__(self, model_name: str):
         if not _is_folder_name(model_name):
             # Never a path: `../x` or `/x` would load (and unpickle) a folder outside the repository.
             raise LookupError(
-                f"Model with name {model_name} is not in {model_dir}: a model is one of its subfolders"
+                f"Model with name {model_name} is not in {self.model_dir}: a model is one of its subfolders"
             )
-        folder = model_dir / model_name
+        folder = self.model_dir / model_name
         if not folder.is_dir():
-            raise LookupError(f"Model with name {model_name} is not in {model_dir}")
-        model = _single_model(folder, runtime, model_name, args)
+            raise LookupError(f"Model with name {model_name} is not in {self.model_dir}")
+        model = _single_model(folder, self.runtime, model_name, self.args)
         if model is None:
             raise LookupError(f"no model file for {model_name} in {folder}")
         return model
 
-    return factory
+    def available(self) -> list[str]:
+        """The names of the subfolders a load would find a model in (the repository index lists them)."""
+        from modelplane.runtimes.detect import detect_runtime
+
+        return [
+            folder.name
+            for folder in _model_folders(self.model_dir)
+            if self.runtime is not None or detect_runtime(folder) is not None
+        ]
 
 
 def _is_folder_name(name: str) -> bool:

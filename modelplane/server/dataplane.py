@@ -122,6 +122,8 @@ class DataPlane:
             {"name": name, "state": "UNAVAILABLE", "reason": "unloaded"}
             for name in self.repository.unloaded()
         ]
+        # A model in the repository folder never loaded has no state yet, nor a reason.
+        index += [{"name": name, "state": ""} for name in self.repository.never_loaded()]
         if ready_only:
             index = [entry for entry in index if entry["state"] == "READY"]
         return index

@@ -14,7 +14,8 @@ from modelplane.server.model import STAGES, Model, StageRunner
 
 logger = logging.getLogger("modelplane.server")
 
-# Builds a model from its name when a client asks to load one that is not held yet.
+# Builds a model from its name when a client asks to load one that is not held yet. One with an
+# `available()` method also says which names it can build: the repository index lists them.
 ModelFactory = Callable[[str], Model]
 
 
@@ -90,6 +91,13 @@ class ModelRepository:
     def unloaded(self) -> list[str]:
         """The models unloaded and not loaded again, which a load brings back."""
         return list(self._unloaded)
+
+    def never_loaded(self) -> list[str]:
+        """The models the factory can build that are neither held nor unloaded."""
+        available = getattr(self._factory, "available", None)
+        if available is None:
+            return []
+        return [name for name in available() if name not in self._served and name not in self._unloaded]
 
     async def load(self, name: str) -> ServedModel:
         """Load (or reload) a model by name; ModelNotReady says why if it fails. A model that was

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import httpx
 import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
@@ -106,3 +107,23 @@ def test_a_load_names_a_model_of_the_repository_never_a_path(repository_server, 
         with pytest.raises(InferenceServerException, match="a model is one of its subfolders"):
             client.load_model(name)
     assert sorted(_states(client)) == ["iris", "other"]
+
+
+@pytest.mark.parametrize("module", [triton_http, triton_grpc], ids=["http", "grpc"])
+def test_the_index_lists_a_model_of_the_folder_never_loaded(sklearn_dir, tmp_path, module):
+    repository = tmp_path / "repository"
+    shutil.copytree(sklearn_dir, repository / "iris")
+    (repository / "notes").mkdir()  # no model file: not a model
+    server = serve("--model-dir", str(repository), "--multi-model")
+    try:
+        client = _http(server) if module is triton_http else _grpc(server)
+        shutil.copytree(sklearn_dir, repository / "late")
+        assert _states(client) == {"iris": ("READY", ""), "late": ("", "")}
+        ready = httpx.post(f"{server.url}/v2/repository/index", json={"ready": True}).json()
+        assert [entry["name"] for entry in ready] == ["iris"]
+
+        client.load_model("late")
+        assert _states(client) == {"iris": ("READY", ""), "late": ("READY", "")}
+        assert _predict(client, module, "late") == [1, 1]
+    finally:
+        server.stop()
