@@ -34,6 +34,7 @@ from modelplane.protocol.v2_rest import (
     parse_json_length,
 )
 from modelplane.server import metrics
+from modelplane.server.content_coding import ACCEPTED_CODINGS, UnsupportedContentEncoding, decoded_request
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints, route_prefix
 from modelplane.server.payload_logging import ServerPayloadLog
@@ -83,11 +84,21 @@ def error_response(status: int, message: str) -> HTTPResponse:
 
 
 def too_large_response(limit: int, target: bytes) -> HttpResponse:
-    """The answer to a request body over the size limit (the HTTP server sends it and closes); on the
-    OpenAI routes, OpenAI's error object."""
-    message = PayloadTooLarge(f"the request body exceeds {limit} bytes").message
-    document = OpenAIError(message, 413).to_json() if _openai_route(target) else {"error": message}
-    return HttpResponse(413, orjson.dumps(document), b"application/json")
+    """The answer to a request body over the size limit (the HTTP server sends it and closes)."""
+    return _error_before_routing(PayloadTooLarge(f"the request body exceeds {limit} bytes"), target)
+
+
+def _error_before_routing(error: ModelplaneError, target: bytes) -> HttpResponse:
+    """The answer to a request refused before it reaches a route; on the OpenAI routes, OpenAI's error
+    object."""
+    status = error.status_code
+    document = (
+        OpenAIError(error.message, status).to_json() if _openai_route(target) else {"error": error.message}
+    )
+    headers = (
+        [(b"accept-encoding", ACCEPTED_CODINGS)] if isinstance(error, UnsupportedContentEncoding) else []
+    )
+    return HttpResponse(status, orjson.dumps(document), b"application/json", headers)
 
 
 def _openai_route(target: bytes) -> bool:
@@ -99,12 +110,22 @@ def _openai_route(target: bytes) -> bool:
 class RESTServer:
     """Serves the models of a `DataPlane`: `handle` answers one whole HTTP request."""
 
-    def __init__(self, dataplane: DataPlane, payload_log: ServerPayloadLog | None = None):
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        payload_log: ServerPayloadLog | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY,
+    ):
         self.dataplane = dataplane
         self.openai = OpenAIEndpoints(dataplane.repository, route_prefix())
         self.payload_log = payload_log
+        self.max_body_size = max_body_size  # of a body once its content-encoding is undone
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            request = decoded_request(request, self.max_body_size)
+        except ModelplaneError as exc:
+            return _error_before_routing(exc, request.path)
         if (
             self.payload_log is None or request.method != b"POST"
         ):  # probes, metadata and metrics are not payloads
