@@ -424,10 +424,18 @@ def decode_requested_outputs(raw_outputs: object) -> list[RequestedOutput] | Non
     for index, raw in enumerate(raw_outputs):
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise InvalidInput(f"outputs[{index}] needs a string 'name'")
-        requested.append(
-            RequestedOutput(raw["name"], check_parameters(raw.get("parameters"), f"output {raw['name']!r}"))
-        )
+        label = f"output {raw['name']!r}"
+        parameters = check_parameters(raw.get("parameters"), label)
+        check_boolean_parameter(parameters, "binary_data", label)
+        requested.append(RequestedOutput(raw["name"], parameters))
     return requested
+
+
+def check_boolean_parameter(parameters: Parameters | None, key: str, what: str) -> None:
+    """Refuses a flag given as anything but a boolean: the string "false" would otherwise count as true."""
+    value = parameters.get(key) if parameters else None
+    if value is not None and type(value) is not bool:
+        raise InvalidInput(f"{what}: parameter {key!r} must be true or false, got {json.dumps(value)[:40]}")
 
 
 def request_from_dict(document: object, model_name: str, binary: memoryview | None = None) -> InferRequest:
@@ -437,11 +445,13 @@ def request_from_dict(document: object, model_name: str, binary: memoryview | No
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
+    parameters = check_parameters(document.get("parameters"), "request")
+    check_boolean_parameter(parameters, "binary_data_output", "request")
     return InferRequest(
         model_name=model_name,
         infer_inputs=decode_inputs(document.get("inputs"), binary),
         request_id=request_id,
-        parameters=check_parameters(document.get("parameters"), "request"),
+        parameters=parameters,
         request_outputs=decode_requested_outputs(document.get("outputs")),
     )
 

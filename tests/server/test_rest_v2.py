@@ -301,6 +301,37 @@ def test_client_faults_are_400(iris_server, body, fragment):
     assert fragment in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (
+            {"parameters": {"binary_data_output": "false"}},
+            "request: parameter 'binary_data_output' must be true or false",
+        ),
+        (
+            {"parameters": {"binary_data_output": 1}},
+            "parameter 'binary_data_output' must be true or false, got 1",
+        ),
+        (
+            {"outputs": [{"name": "output-0", "parameters": {"binary_data": "false"}}]},
+            "output 'output-0': parameter 'binary_data' must be true or false, got \"false\"",
+        ),
+    ],
+)
+def test_binary_flags_that_are_not_booleans_are_400(iris_server, extra, fragment):
+    response = infer(iris_server, "iris", {**IRIS_V2, **extra})
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]
+
+
+def test_binary_flags_given_as_false_are_json(iris_server):
+    body = {**IRIS_V2, "parameters": {"binary_data_output": False}}
+    body["outputs"] = [{"name": "output-0", "parameters": {"binary_data": False}}]
+    response = infer(iris_server, "iris", body)
+    assert "inference-header-content-length" not in response.headers
+    assert response.json()["outputs"][0]["data"] == [1, 1]
+
+
 def test_wrong_feature_count_is_400(iris_server):
     body = {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}
     response = infer(iris_server, "iris", body)
