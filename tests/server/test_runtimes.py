@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import subprocess
@@ -328,3 +329,17 @@ def test_a_server_told_to_stop_while_its_model_loads_stops_without_waiting_for_t
         assert server.process.wait(120) == 0  # not after the hour-long load
     finally:
         server.stop()
+
+
+def test_predict_proba_leaves_estimators_without_it_on_predict(tmp_path, iris):
+    from sklearn.linear_model import LinearRegression
+
+    from modelplane.runtimes.sklearn import SKLearnModel
+
+    X, y = iris
+    regressor = LinearRegression().fit(X, y)
+    joblib.dump(regressor, tmp_path / "model.joblib")
+    model = SKLearnModel("regressor", str(tmp_path), predict_proba=True)
+    assert model.load()
+    answer = asyncio.run(model.predict({"instances": IRIS_ROWS}))
+    assert np.allclose(answer["predictions"], regressor.predict(np.array(IRIS_ROWS)))
