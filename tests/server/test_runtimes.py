@@ -343,3 +343,25 @@ def test_predict_proba_leaves_estimators_without_it_on_predict(tmp_path, iris):
     assert model.load()
     answer = asyncio.run(model.predict({"instances": IRIS_ROWS}))
     assert np.allclose(answer["predictions"], regressor.predict(np.array(IRIS_ROWS)))
+
+
+def test_instances_in_the_column_forms_kserve_reads(lightgbm_dir):
+    """KServe's servers make each object instance a DataFrame: {column: {index: value}} (its lgbserver
+    example), {column: [values]}, or a list of row objects."""
+    from modelplane.protocol.errors import InvalidInput
+    from modelplane.runtimes.lightgbm import LightGBMModel
+
+    model = LightGBMModel("lgb", str(lightgbm_dir))
+    model.load()
+    columns = [f"Column_{i}" for i in range(4)]
+    by_index = {name: {"0": IRIS_ROWS[0][i]} for i, name in enumerate(columns)}
+    by_list = {name: [row[i] for row in IRIS_ROWS] for i, name in enumerate(columns)}
+    as_rows = [dict(zip(columns, row, strict=True)) for row in IRIS_ROWS]
+    expected = asyncio.run(model.predict({"instances": IRIS_ROWS}))["predictions"]
+    cases = (([by_index], [0]), ([by_list], [0, 1]), ([as_rows], [0, 1]), ([by_index, by_list], [0, 0, 1]))
+    for instances, rows in cases:
+        predictions = asyncio.run(model.predict({"instances": instances}))["predictions"]
+        assert np.allclose(predictions, expected[rows])
+    ragged = {"Column_0": [1.0, 2.0], "Column_1": [1.0]}
+    with pytest.raises(InvalidInput, match="instances do not form a table"):
+        asyncio.run(model.predict({"instances": [ragged]}))
