@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,13 @@ def require(module: str, extra: str):
         ) from None
 
 
-def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
-    """The single top-level file in `model_dir` with one of `extensions`; a file path is used as is."""
+def find_model_file(
+    model_dir: str | Path,
+    extensions: tuple[str, ...],
+    is_model: Callable[[Path], bool] = lambda path: True,
+) -> Path:
+    """The single top-level file in `model_dir` with one of `extensions` (and, in a folder, that
+    `is_model` accepts); a file path is used as is."""
     path = Path(model_dir)
     if path.is_file():
         if not path.name.endswith(extensions):
@@ -45,7 +51,9 @@ def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
         return path
     if not path.is_dir():
         raise ModelMissingError(f"model folder {path} does not exist")
-    candidates = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(extensions))
+    candidates = sorted(
+        p for p in path.iterdir() if p.is_file() and p.name.endswith(extensions) and is_model(p)
+    )
     if not candidates:
         raise ModelMissingError(f"no model file ({', '.join(extensions)}) found in {path}")
     if len(candidates) > 1:

@@ -365,3 +365,17 @@ def test_instances_in_the_column_forms_kserve_reads(lightgbm_dir):
     ragged = {"Column_0": [1.0, 2.0], "Column_1": [1.0]}
     with pytest.raises(InvalidInput, match="instances do not form a table"):
         asyncio.run(model.predict({"instances": [ragged]}))
+
+
+def test_text_files_beside_a_model_are_not_model_files(tmp_path, lightgbm_dir, sklearn_dir):
+    from modelplane.runtimes.lightgbm import LightGBMModel
+
+    lightgbm_folder = tmp_path / "lightgbm"
+    shutil.copytree(lightgbm_dir, lightgbm_folder)
+    (lightgbm_folder / "README.txt").write_text("iris, 20 rounds\n")
+    assert detect_runtime(lightgbm_folder) == "lightgbm"
+    assert LightGBMModel("lgb", str(lightgbm_folder)).load()
+    sklearn_folder = tmp_path / "sklearn"
+    shutil.copytree(sklearn_dir, sklearn_folder)
+    (sklearn_folder / "requirements.txt").write_text("scikit-learn\n")
+    assert detect_runtime(sklearn_folder) == "sklearn"
