@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,13 @@ def require(module: str, extra: str):
         ) from None
 
 
-def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
-    """The single top-level file in `model_dir` with one of `extensions`; a file path is used as is."""
+def find_model_file(
+    model_dir: str | Path,
+    extensions: tuple[str, ...],
+    is_model: Callable[[Path], bool] = lambda path: True,
+) -> Path:
+    """The single top-level file in `model_dir` with one of `extensions` (and, in a folder, that
+    `is_model` accepts); a file path is used as is."""
     path = Path(model_dir)
     if path.is_file():
         if not path.name.endswith(extensions):
@@ -45,7 +51,9 @@ def find_model_file(model_dir: str | Path, extensions: tuple[str, ...]) -> Path:
         return path
     if not path.is_dir():
         raise ModelMissingError(f"model folder {path} does not exist")
-    candidates = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(extensions))
+    candidates = sorted(
+        p for p in path.iterdir() if p.is_file() and p.name.endswith(extensions) and is_model(p)
+    )
     if not candidates:
         raise ModelMissingError(f"no model file ({', '.join(extensions)}) found in {path}")
     if len(candidates) > 1:
@@ -68,15 +76,25 @@ def v1_instances(payload: Any) -> Any:
         raise InvalidInput('the request has no "instances"')
     if not isinstance(instances, list):
         raise InvalidInput('Expected "instances" to be a list')
-    if instances and isinstance(instances[0], dict):
-        return _records_frame(instances)
+    if instances and _is_object(instances[0]):
+        return _objects_frame(instances)
     try:
         return np.asarray(instances)
     except ValueError as exc:
         raise InvalidInput(f"instances do not form a regular array: {exc}") from None
 
 
-def _records_frame(records: list[dict]):
+def _is_object(instance: Any) -> bool:
+    """An instance given as an object, or as a list of objects (KServe's records form)."""
+    return isinstance(instance, dict) or (
+        isinstance(instance, list) and bool(instance) and isinstance(instance[0], dict)
+    )
+
+
+def _objects_frame(instances: list):
+    """The DataFrame of instances given as objects. An object of plain values is one row; an object of
+    lists or of {index: value} objects is a set of columns, and a list of objects a set of rows: the
+    forms KServe's servers read (each instance through `pandas.DataFrame`)."""
     try:
         import pandas
     except ImportError:
@@ -85,9 +103,27 @@ def _records_frame(records: list[dict]):
             '(pip install "modelplane[pandas]"); send each instance as a list of its values in the '
             'order the model was trained on instead, e.g. {"instances": [[5.1, 3.5, 1.4, 0.2]]}'
         ) from None
-    if not all(isinstance(record, dict) for record in records):
+    if not all(_is_object(instance) for instance in instances):
         raise InvalidInput("instances must be all objects or all lists, not a mix")
-    return pandas.DataFrame.from_records(records)
+    if all(_is_row(instance) for instance in instances):
+        return pandas.DataFrame.from_records(instances)
+    try:
+        frames = [_instance_frame(pandas, instance) for instance in instances]
+    except ValueError as exc:
+        raise InvalidInput(f"instances do not form a table: {exc}") from None
+    return pandas.concat(frames, ignore_index=True)
+
+
+def _is_row(instance: Any) -> bool:
+    return isinstance(instance, dict) and not any(
+        isinstance(value, (list, dict)) for value in instance.values()
+    )
+
+
+def _instance_frame(pandas: Any, instance: dict | list):
+    if _is_row(instance):
+        return pandas.DataFrame([instance])
+    return pandas.DataFrame(instance)
 
 
 def v2_inputs(request: InferRequest) -> Any:

@@ -14,7 +14,6 @@ _BY_EXTENSION = {
     ".onnx": "onnx",
     ".ubj": "xgboost",
     ".json": "xgboost",
-    ".txt": "lightgbm",
     ".pt": "pytorch",
     ".pth": "pytorch",
     ".pt2": "pytorch",
@@ -38,6 +37,9 @@ def detect_runtime(model_dir: str | Path) -> str | None:
     for file in files:
         if file.suffix == ".bst":
             found.add(_bst_runtime(file))
+        elif file.suffix == ".txt":
+            if is_lightgbm_text(file):
+                found.add("lightgbm")
         elif file.suffix in _BY_EXTENSION:
             found.add(_BY_EXTENSION[file.suffix])
     return found.pop() if len(found) == 1 else None
@@ -60,6 +62,12 @@ def _is_torchserve_store(folder: Path) -> bool:
 
 
 def _bst_runtime(file: Path) -> str:
-    # LightGBM writes text models starting with "tree"; XGBoost's .bst is binary or UBJSON.
+    # XGBoost's .bst is binary or UBJSON.
+    return "lightgbm" if is_lightgbm_text(file) else "xgboost"
+
+
+def is_lightgbm_text(file: Path) -> bool:
+    """Whether `file` is a LightGBM text model (they start with "tree"): a folder's README.txt or
+    requirements.txt is not."""
     with file.open("rb") as handle:
-        return "lightgbm" if handle.read(4) == b"tree" else "xgboost"
+        return handle.read(4) == b"tree"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelplane.runtimes.base import TabularModel, find_model_file, require
+from modelplane.runtimes.detect import is_lightgbm_text
 
 
 class LightGBMModel(TabularModel):
@@ -18,7 +19,7 @@ class LightGBMModel(TabularModel):
 
     def load(self) -> bool:
         lightgbm = require("lightgbm", "lightgbm")
-        path = find_model_file(self.model_dir, self.extensions)
+        path = find_model_file(self.model_dir, self.extensions, is_model=is_lightgbm_text)
         self._booster = lightgbm.Booster(model_file=str(path), params={"num_threads": self.nthread})
         self.features = self._booster.num_feature()
         self.ready = True

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from modelplane.runtimes.base import TabularModel, find_model_file, require
 from modelplane.runtimes.sklearn_linear import linear_predict
+
+logger = logging.getLogger(__name__)
 
 
 class SKLearnModel(TabularModel):
@@ -23,12 +26,22 @@ class SKLearnModel(TabularModel):
         joblib = require("joblib", "sklearn")
         require("sklearn", "sklearn")
         self._estimator = joblib.load(find_model_file(self.model_dir, self.extensions))
-        if self.predict_proba:
-            self._method = self._estimator.predict_proba
-        else:
-            self._method = linear_predict(self._estimator) or self._estimator.predict
+        self._method = self._prediction_method()
         self.ready = True
         return True
+
+    def _prediction_method(self) -> Any:
+        # As KServe's sklearnserver: PREDICT_PROBA applies to the estimators that have predict_proba
+        # (regressors, SVC without probability=True, ... do not), the others answer with predict.
+        if self.predict_proba:
+            if hasattr(self._estimator, "predict_proba"):
+                return self._estimator.predict_proba
+            logger.warning(
+                "model %s: %s has no predict_proba; it answers with predict",
+                self.name,
+                type(self._estimator).__name__,
+            )
+        return linear_predict(self._estimator) or self._estimator.predict
 
     def compute(self, data: Any) -> Any:
         return self._method(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import subprocess
@@ -328,3 +329,53 @@ def test_a_server_told_to_stop_while_its_model_loads_stops_without_waiting_for_t
         assert server.process.wait(120) == 0  # not after the hour-long load
     finally:
         server.stop()
+
+
+def test_predict_proba_leaves_estimators_without_it_on_predict(tmp_path, iris):
+    from sklearn.linear_model import LinearRegression
+
+    from modelplane.runtimes.sklearn import SKLearnModel
+
+    X, y = iris
+    regressor = LinearRegression().fit(X, y)
+    joblib.dump(regressor, tmp_path / "model.joblib")
+    model = SKLearnModel("regressor", str(tmp_path), predict_proba=True)
+    assert model.load()
+    answer = asyncio.run(model.predict({"instances": IRIS_ROWS}))
+    assert np.allclose(answer["predictions"], regressor.predict(np.array(IRIS_ROWS)))
+
+
+def test_instances_in_the_column_forms_kserve_reads(lightgbm_dir):
+    """KServe's servers make each object instance a DataFrame: {column: {index: value}} (its lgbserver
+    example), {column: [values]}, or a list of row objects."""
+    from modelplane.protocol.errors import InvalidInput
+    from modelplane.runtimes.lightgbm import LightGBMModel
+
+    model = LightGBMModel("lgb", str(lightgbm_dir))
+    model.load()
+    columns = [f"Column_{i}" for i in range(4)]
+    by_index = {name: {"0": IRIS_ROWS[0][i]} for i, name in enumerate(columns)}
+    by_list = {name: [row[i] for row in IRIS_ROWS] for i, name in enumerate(columns)}
+    as_rows = [dict(zip(columns, row, strict=True)) for row in IRIS_ROWS]
+    expected = asyncio.run(model.predict({"instances": IRIS_ROWS}))["predictions"]
+    cases = (([by_index], [0]), ([by_list], [0, 1]), ([as_rows], [0, 1]), ([by_index, by_list], [0, 0, 1]))
+    for instances, rows in cases:
+        predictions = asyncio.run(model.predict({"instances": instances}))["predictions"]
+        assert np.allclose(predictions, expected[rows])
+    ragged = {"Column_0": [1.0, 2.0], "Column_1": [1.0]}
+    with pytest.raises(InvalidInput, match="instances do not form a table"):
+        asyncio.run(model.predict({"instances": [ragged]}))
+
+
+def test_text_files_beside_a_model_are_not_model_files(tmp_path, lightgbm_dir, sklearn_dir):
+    from modelplane.runtimes.lightgbm import LightGBMModel
+
+    lightgbm_folder = tmp_path / "lightgbm"
+    shutil.copytree(lightgbm_dir, lightgbm_folder)
+    (lightgbm_folder / "README.txt").write_text("iris, 20 rounds\n")
+    assert detect_runtime(lightgbm_folder) == "lightgbm"
+    assert LightGBMModel("lgb", str(lightgbm_folder)).load()
+    sklearn_folder = tmp_path / "sklearn"
+    shutil.copytree(sklearn_dir, sklearn_folder)
+    (sklearn_folder / "requirements.txt").write_text("scikit-learn\n")
+    assert detect_runtime(sklearn_folder) == "sklearn"
