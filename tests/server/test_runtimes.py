@@ -379,3 +379,86 @@ def test_text_files_beside_a_model_are_not_model_files(tmp_path, lightgbm_dir, s
     shutil.copytree(sklearn_dir, sklearn_folder)
     (sklearn_folder / "requirements.txt").write_text("scikit-learn\n")
     assert detect_runtime(sklearn_folder) == "sklearn"
+
+
+@pytest.fixture(scope="module")
+def lightgbm_categorical(tmp_path_factory):
+    """A booster trained on a DataFrame with a `category` column, and that DataFrame's first rows."""
+    import lightgbm as lgb
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "f1": rng.normal(size=300),
+            "colour": pd.Categorical(rng.choice(["red", "green", "blue"], 300)),
+            "f2": rng.normal(size=300),
+        }
+    )
+    label = (frame["colour"] == "red") * 2.0 + (frame["colour"] == "green") * 1.0 + frame["f1"] * 0.1
+    params = {"objective": "regression", "verbose": -1, "min_data_in_leaf": 5}
+    booster = lgb.train(params, lgb.Dataset(frame, label=label), 20)
+    folder = tmp_path_factory.mktemp("lightgbm-categorical")
+    booster.save_model(str(folder / "model.bst"))
+    assert "pandas_categorical:" in (folder / "model.bst").read_text()
+    return folder, booster
+
+
+def test_lightgbm_category_columns_are_given_the_training_categories(lightgbm_categorical):
+    """The values of a column trained as a pandas `category` arrive as strings (V1 objects, V2 `pd`
+    BYTES inputs); they are coded with the training categories, and an unseen one is missing (NaN)."""
+    import pandas as pd
+
+    folder, booster = lightgbm_categorical
+    rows = [
+        {"colour": "red", "f2": 0.0, "f1": 1.0},
+        {"colour": "blue", "f2": 0.5, "f1": -1.0},
+        {"colour": "purple", "f2": 0.0, "f1": 0.0},
+    ]
+    frame = pd.DataFrame(rows)[["f1", "colour", "f2"]]
+    frame["colour"] = pd.Categorical(["red", "blue", None], categories=["blue", "green", "red"])
+    expected = booster.predict(frame)
+    assert len(set(expected.round(6))) == 3
+    v2 = {
+        "parameters": {"content_type": "pd"},
+        "inputs": [
+            {"name": "colour", "shape": [3], "datatype": "BYTES", "data": [r["colour"] for r in rows]},
+            {"name": "f1", "shape": [3], "datatype": "FP64", "data": [r["f1"] for r in rows]},
+            {"name": "f2", "shape": [3], "datatype": "FP64", "data": [r["f2"] for r in rows]},
+        ],
+    }
+    server = serve("--model-dir", str(folder), "--model-name", "lgb", grpc=False)
+    try:
+        response = httpx.post(server.url + "/v1/models/lgb:predict", json={"instances": rows})
+        assert response.status_code == 200, response.text
+        assert np.allclose(response.json()["predictions"], expected)
+        response = httpx.post(server.url + "/v2/models/lgb/infer", json=v2)
+        assert response.status_code == 200, response.text
+        assert np.allclose(response.json()["outputs"][0]["data"], expected)
+    finally:
+        server.stop()
+
+
+def test_lightgbm_categories_are_paired_only_when_the_model_says_how(tmp_path, lightgbm_categorical):
+    """An ordered `category` column is saved with its categories but trained as numeric codes, so the
+    saved categories no longer pair one to one with the categorical features: nothing is converted."""
+    import lightgbm as lgb
+    import pandas as pd
+
+    from modelplane.runtimes.lightgbm import training_categories, with_training_categories
+
+    folder, _ = lightgbm_categorical
+    booster = lgb.Booster(model_file=str(folder / "model.bst"))
+    assert training_categories(booster) == {"colour": ["blue", "green", "red"]}
+    frame = with_training_categories(
+        pd.DataFrame({"colour": ["red", "pink"], "f1": [1.0, 2.0]}), training_categories(booster)
+    )
+    assert frame["colour"].cat.codes.tolist() == [2, -1]
+    size = pd.Categorical(["S", "M", "L"] * 20, categories=["S", "M", "L"], ordered=True)
+    colour = pd.Categorical(["red", "blue", "blue", "red"] * 15)
+    mixed = pd.DataFrame({"size": size, "colour": colour, "f1": np.arange(60.0)})
+    params = {"objective": "regression", "verbose": -1, "min_data_in_leaf": 5}
+    lgb.train(params, lgb.Dataset(mixed, label=np.arange(60.0)), 2).save_model(str(tmp_path / "m.bst"))
+    mixed_booster = lgb.Booster(model_file=str(tmp_path / "m.bst"))
+    assert len(mixed_booster.pandas_categorical) == 2
+    assert training_categories(mixed_booster) == {}
