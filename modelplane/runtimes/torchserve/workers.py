@@ -10,8 +10,8 @@ at a time, exactly as TorchServe calls it.
 The same stock handlers take a row's picture as bytes or as base64 text, which they decode with the standard
 library. modelplane hands them the bytes, decoded by its faster decoder (modelplane.protocol.base64_text):
 half a millisecond less for each picture of a V1 `{"data": ...}` request. Their batches reach the network
-channels-last on a CPU (layout.py), and the network runs with its batch norms folded into its convolutions
-(folding.py).
+channels-last on a CPU (layout.py), the network runs with its batch norms folded into its convolutions
+(folding.py), and the image classifier's resize and centre crop are one resampling (cropping.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 
 from modelplane.protocol import base64_text
+from modelplane.runtimes.torchserve.cropping import resize_crops_in_one
 from modelplane.runtimes.torchserve.folding import FoldedNetwork
 from modelplane.runtimes.torchserve.layout import BatchLayout
 
@@ -46,6 +47,8 @@ class Worker:
         self._computing = threading.Lock()
         self._layout = BatchLayout(model_name)
         self._network = FoldedNetwork(self.handler, model_name) if self.pipelined else None
+        if self.pipelined:
+            resize_crops_in_one(self.handler, model_name)
 
     def new_context(self) -> Any:
         """A context of the worker's own for one batch: batches in flight side by side each keep their
