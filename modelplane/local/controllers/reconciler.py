@@ -613,7 +613,11 @@ class Reconciler:
         return found
 
     def _takes_traffic(self, service: _Service, revision_name: str) -> bool:
-        state = service.running[revision_name].state()
+        return self._takes_traffic_in(service, revision_name, service.running[revision_name].state())
+
+    @staticmethod
+    def _takes_traffic_in(service: _Service, revision_name: str, state: RevisionState) -> bool:
+        """Whether a revision in `state` takes traffic, noting when it became ready or failed."""
         if state.ready:
             service.became_ready.add(revision_name)
             service.seen_ready.add(revision_name)
@@ -866,7 +870,9 @@ class Reconciler:
 
     def _reported_state(self, service: _Service, revision_name: str) -> RevisionState:
         state = service.running[revision_name].state()
-        keeps_traffic = self._takes_traffic(service, revision_name) and revision_name in service.seen_ready
+        keeps_traffic = (
+            self._takes_traffic_in(service, revision_name, state) and revision_name in service.seen_ready
+        )
         return as_reported(state, keeps_traffic)
 
     def _failure_of(self, service: _Service, revision_name: str) -> str | None:
