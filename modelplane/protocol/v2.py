@@ -25,6 +25,7 @@ from modelplane.protocol.datatypes import (
     shape_problem,
 )
 from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.v2_parameters import check_boolean_parameter, check_output_parameters
 
 Parameters = dict[str, Any]
 
@@ -243,6 +244,11 @@ class RequestedOutput:
         value = self.parameters.get("binary_data")
         return None if value is None else bool(value)
 
+    @property
+    def classification(self) -> int | None:
+        """How many of the output's top classes were asked for (Triton's classification extension)."""
+        return self.parameters.get("classification") if self.parameters else None
+
 
 class InferRequest:
     """A V2 inference request, decoded."""
@@ -426,16 +432,9 @@ def decode_requested_outputs(raw_outputs: object) -> list[RequestedOutput] | Non
             raise InvalidInput(f"outputs[{index}] needs a string 'name'")
         label = f"output {raw['name']!r}"
         parameters = check_parameters(raw.get("parameters"), label)
-        check_boolean_parameter(parameters, "binary_data", label)
+        check_output_parameters(parameters, label)
         requested.append(RequestedOutput(raw["name"], parameters))
     return requested
-
-
-def check_boolean_parameter(parameters: Parameters | None, key: str, what: str) -> None:
-    """Refuses a flag given as anything but a boolean: the string "false" would otherwise count as true."""
-    value = parameters.get(key) if parameters else None
-    if value is not None and type(value) is not bool:
-        raise InvalidInput(f"{what}: parameter {key!r} must be true or false, got {json.dumps(value)[:40]}")
 
 
 def request_from_dict(document: object, model_name: str, binary: memoryview | None = None) -> InferRequest:

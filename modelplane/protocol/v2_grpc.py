@@ -26,6 +26,7 @@ from modelplane.protocol.v2 import (
     check_unique_names,
     select_outputs,
 )
+from modelplane.protocol.v2_parameters import check_output_parameters
 
 # datatype -> the InferTensorContents field that carries it
 CONTENTS_FIELD = {
@@ -101,9 +102,7 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
             InferInput(tensor.name, shape, datatype, array, parameters_from_grpc(tensor.parameters))
         )
     check_unique_names(decoded)
-    requested = [
-        RequestedOutput(output.name, parameters_from_grpc(output.parameters)) for output in message.outputs
-    ] or None
+    requested = [_requested_output(output) for output in message.outputs] or None
     request = InferRequest(
         model_name=message.model_name,
         infer_inputs=decoded,
@@ -114,6 +113,12 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
         from_grpc=True,
     )
     return request, bool(raw_contents)
+
+
+def _requested_output(output: pb.ModelInferRequest.InferRequestedOutputTensor) -> RequestedOutput:
+    parameters = parameters_from_grpc(output.parameters)
+    check_output_parameters(parameters, f"output {output.name!r}")
+    return RequestedOutput(output.name, parameters)
 
 
 def _array_from_contents(contents: pb.InferTensorContents, datatype: str, shape: list[int], label: str):

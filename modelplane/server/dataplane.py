@@ -13,7 +13,7 @@ from modelplane.server.request_batching import BatchSettings, ModelBatcher
 from modelplane.telemetry import tracing
 
 SERVER_NAME = "modelplane"
-EXTENSIONS = ["model_repository_extension", "binary_tensor_data"]
+EXTENSIONS = ["model_repository_extension", "binary_tensor_data", "classification"]
 
 
 class DataPlane:

@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelplane.protocol.errors import NotImplementedByModel
@@ -70,6 +70,11 @@ class Model:
 
     def get_output_types(self) -> list[dict]:
         return []
+
+    def classification_labels(self, output: str) -> Sequence[str] | None:
+        """The labels of the classes of an output, by index, for V2's classification parameter
+        ("value:index:label"); None, or an empty label, for "value:index" alone."""
+        return None
 
     def stop(self) -> None:
         """Release what `load` acquired; called on unload and at shutdown."""

@@ -8,6 +8,15 @@ import numpy as np
 
 from modelplane.protocol.errors import InferenceError
 from modelplane.protocol.v2 import InferOutput, InferRequest, InferResponse, decode_inputs, output_from_array
+from modelplane.protocol.v2_classification import classify_outputs
+
+
+def v2_answer(result: Any, request: InferRequest, model: Any) -> InferResponse:
+    """The response a V2 request gets (before its outputs are picked and encoded): what the model
+    returned, with the outputs asked for as classes classified."""
+    return classify_outputs(
+        as_infer_response(result, request, model), request, getattr(model, "classification_labels", None)
+    )
 
 
 def as_infer_response(result: Any, request: InferRequest, model: Any) -> InferResponse:

@@ -1,0 +1,282 @@
+"""The V2 parameters a real `modelplane serve` is sent, over REST and gRPC.
+
+Triton's classification extension: a requested output's `parameters.classification` asks for its top
+classes as BYTES strings "value:index[:label]", one row of them per batch entry.
+"""
+
+from __future__ import annotations
+
+import grpc
+import httpx
+import joblib
+import numpy as np
+import pytest
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+from sklearn.linear_model import LogisticRegression
+from tritonclient.utils import InferenceServerException
+
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
+from tests.server.conftest import IRIS_ROWS
+from tests.server.processes import serve
+
+Tensor = pb.ModelInferRequest.InferInputTensor
+Requested = pb.ModelInferRequest.InferRequestedOutputTensor
+
+SCORES = np.array([[0.1, 0.7, 0.2, 0.05], [0.5, 0.1, 0.3, 0.9]], dtype=np.float32)
+# The top two of each row, as Triton writes them: the value as C's "%f" writes it, then the index.
+TOP_TWO = [["0.700000:1", "0.200000:2"], ["0.900000:3", "0.500000:0"]]
+
+
+def infer(server, model: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{server.url}/v2/models/{model}/infer", json=body, timeout=60)
+
+
+def scores_body(**output_parameters) -> dict:
+    return {
+        "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": SCORES.ravel().tolist()}],
+        "outputs": [{"name": "x", "parameters": output_parameters}],
+    }
+
+
+def http_client(server) -> triton_http.InferenceServerClient:
+    return triton_http.InferenceServerClient(f"127.0.0.1:{server.http_port}")
+
+
+def grpc_client(server) -> triton_grpc.InferenceServerClient:
+    return triton_grpc.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
+
+
+def http_scores() -> triton_http.InferInput:
+    tensor = triton_http.InferInput("x", [2, 4], "FP32")
+    tensor.set_data_from_numpy(SCORES, binary_data=True)
+    return tensor
+
+
+def grpc_scores() -> triton_grpc.InferInput:
+    tensor = triton_grpc.InferInput("x", [2, 4], "FP32")
+    tensor.set_data_from_numpy(SCORES)
+    return tensor
+
+
+def texts(array: np.ndarray) -> list:
+    return np.vectorize(lambda item: item.decode() if isinstance(item, bytes) else item, otypes=[object])(
+        array
+    ).tolist()
+
+
+@pytest.fixture()
+def models_stub(test_models_server):
+    with grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel:
+        yield InferenceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def species(tmp_path_factory, iris):
+    """An sklearn classifier of iris species by name, answering with predict_proba: its classes are the
+    labels of its output's columns."""
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    estimator = LogisticRegression(max_iter=1000).fit(X, names)
+    folder = tmp_path_factory.mktemp("species")
+    joblib.dump(estimator, folder / "model.joblib")
+    server = serve("--model-dir", str(folder), "--model-name", "species", "--predict-proba")
+    server.estimator = estimator
+    yield server
+    server.stop()
+
+
+# -- classification -------------------------------------------------------------------------------
+
+
+def test_classification_over_rest_json(test_models_server):
+    result = http_client(test_models_server).infer(
+        "echo",
+        [http_scores()],
+        outputs=[triton_http.InferRequestedOutput("x", binary_data=False, class_count=2)],
+    )
+    output = result.get_output("x")
+    assert (output["datatype"], output["shape"]) == ("BYTES", [2, 2])
+    assert output["data"] == [item for row in TOP_TWO for item in row]
+    assert texts(result.as_numpy("x")) == TOP_TWO
+
+
+def test_classification_over_rest_binary(test_models_server):
+    result = http_client(test_models_server).infer(
+        "echo",
+        [http_scores()],
+        outputs=[triton_http.InferRequestedOutput("x", binary_data=True, class_count=2)],
+    )
+    output = result.get_output("x")
+    assert (output["datatype"], output["shape"]) == ("BYTES", [2, 2])
+    assert "binary_data_size" in output["parameters"]
+    assert result.as_numpy("x").tolist() == [[item.encode() for item in row] for row in TOP_TWO]
+
+
+def test_classification_over_grpc(test_models_server):
+    result = grpc_client(test_models_server).infer(
+        "echo", [grpc_scores()], outputs=[triton_grpc.InferRequestedOutput("x", class_count=2)]
+    )
+    output = result.get_output("x")
+    assert (output.datatype, list(output.shape)) == ("BYTES", [2, 2])
+    assert texts(result.as_numpy("x")) == TOP_TWO
+
+
+def test_classification_over_grpc_typed_and_raw_contents(models_stub):
+    wanted = Requested(name="x")
+    wanted.parameters["classification"].int64_param = 2
+    typed = pb.ModelInferRequest(
+        model_name="echo",
+        inputs=[
+            Tensor(
+                name="x",
+                datatype="FP32",
+                shape=[2, 4],
+                contents=pb.InferTensorContents(fp32_contents=SCORES.ravel().tolist()),
+            )
+        ],
+        outputs=[wanted],
+    )
+    response = models_stub.ModelInfer(typed)
+    assert (response.outputs[0].datatype, list(response.outputs[0].shape)) == ("BYTES", [2, 2])
+    assert [item.decode() for item in response.outputs[0].contents.bytes_contents] == sum(TOP_TWO, [])
+
+    raw = pb.ModelInferRequest(
+        model_name="echo",
+        inputs=[Tensor(name="x", datatype="FP32", shape=[2, 4])],
+        raw_input_contents=[SCORES.tobytes()],
+        outputs=[wanted],
+    )
+    response = models_stub.ModelInfer(raw)
+    expected = b"".join(len(item).to_bytes(4, "little") + item.encode() for item in sum(TOP_TWO, []))
+    assert response.raw_output_contents[0] == expected
+
+
+def test_classification_shapes_counts_and_ties(test_models_server):
+    # An output of one dimension is one set of scores (unbatched): shape [count].
+    body = {
+        "inputs": [{"name": "x", "shape": [3], "datatype": "UINT8", "data": [255, 0, 200]}],
+        "outputs": [{"name": "x", "parameters": {"classification": 2}}],
+    }
+    output = infer(test_models_server, "echo", body).json()["outputs"][0]
+    assert (output["datatype"], output["shape"], output["data"]) == ("BYTES", [2], ["255:0", "200:2"])
+
+    # A count above the number of classes gives every class; equal values keep their index order.
+    body = {
+        "inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT32", "data": [3, 7, 7, -1]}],
+        "outputs": [{"name": "x", "parameters": {"classification": 10}}],
+    }
+    output = infer(test_models_server, "echo", body).json()["outputs"][0]
+    assert (output["shape"], output["data"]) == ([1, 4], ["7:1", "7:2", "3:0", "-1:3"])
+
+    # Several dimensions after the batch are one row of scores per batch entry.
+    body = {
+        "inputs": [{"name": "x", "shape": [1, 2, 2], "datatype": "FP64", "data": [0.25, 1.5, -2.0, 1.0]}],
+        "outputs": [{"name": "x", "parameters": {"classification": 1}}],
+    }
+    output = infer(test_models_server, "echo", body).json()["outputs"][0]
+    assert (output["shape"], output["data"]) == ([1, 1], ["1.500000:1"])
+
+
+def test_classification_applies_only_to_the_output_that_asks(test_models_server):
+    body = {
+        "inputs": [
+            {"name": "a", "shape": [1, 3], "datatype": "FP32", "data": [0.5, 0.25, 0.75]},
+            {"name": "b", "shape": [1, 3], "datatype": "FP32", "data": [0.5, 0.25, 0.75]},
+        ],
+        "outputs": [{"name": "a", "parameters": {"classification": 1}}, {"name": "b"}],
+    }
+    outputs = infer(test_models_server, "echo", body).json()["outputs"]
+    assert [(o["name"], o["datatype"], o["shape"], o["data"]) for o in outputs] == [
+        ("a", "BYTES", [1, 1], ["0.750000:2"]),
+        ("b", "FP32", [1, 3], [0.5, 0.25, 0.75]),
+    ]
+
+
+def test_classification_labels_are_the_models_classes(species):
+    rows = np.array(IRIS_ROWS, dtype=np.float32)
+    probabilities = species.estimator.predict_proba(rows)
+    expected = [
+        [f"{row[i]:f}:{i}:{species.estimator.classes_[i]}" for i in np.argsort(-row, kind="stable")[:2]]
+        for row in probabilities
+    ]
+    tensor = triton_http.InferInput("input-0", [2, 4], "FP32")
+    tensor.set_data_from_numpy(rows)
+    result = http_client(species).infer(
+        "species", [tensor], outputs=[triton_http.InferRequestedOutput("output-0", class_count=2)]
+    )
+    assert texts(result.as_numpy("output-0")) == expected
+    assert expected[0][0].endswith(":versicolor")
+
+    tensor = triton_grpc.InferInput("input-0", [2, 4], "FP32")
+    tensor.set_data_from_numpy(rows)
+    result = grpc_client(species).infer(
+        "species", [tensor], outputs=[triton_grpc.InferRequestedOutput("output-0", class_count=2)]
+    )
+    assert texts(result.as_numpy("output-0")) == expected
+
+
+@pytest.mark.parametrize("value", ["2", 2.0, 2.5, 0, -1, True])
+def test_a_classification_that_is_not_a_positive_integer_is_400(test_models_server, value):
+    response = infer(test_models_server, "echo", scores_body(classification=value))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(
+        "output 'x': parameter 'classification' must be a positive integer (the number of classes), got "
+    )
+
+
+def test_a_classification_that_is_not_a_positive_integer_is_invalid_argument_over_grpc(
+    test_models_server, models_stub
+):
+    for setter, value in [
+        ("string_param", "2"),
+        ("double_param", 2.0),
+        ("bool_param", True),
+        ("int64_param", 0),
+        ("int64_param", -3),
+    ]:
+        wanted = Requested(name="x")
+        setattr(wanted.parameters["classification"], setter, value)
+        request = pb.ModelInferRequest(
+            model_name="echo",
+            inputs=[Tensor(name="x", datatype="FP32", shape=[1])],
+            raw_input_contents=[np.float32(1).tobytes()],
+            outputs=[wanted],
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            models_stub.ModelInfer(request)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, setter
+        assert "parameter 'classification' must be a positive integer" in caught.value.details()
+    client = grpc_client(test_models_server)
+    with pytest.raises(InferenceServerException, match="must be a positive integer"):
+        client.infer("echo", [grpc_scores()], outputs=[triton_grpc.InferRequestedOutput("x", class_count=-2)])
+
+
+@pytest.mark.parametrize(
+    ("tensor", "datatype"),
+    [
+        ({"shape": [2], "datatype": "BYTES", "data": ["a", "b"]}, "BYTES"),
+        ({"shape": [2], "datatype": "BOOL", "data": [True, False]}, "BOOL"),
+    ],
+)
+def test_classifying_an_output_that_is_not_numbers_is_400(test_models_server, tensor, datatype):
+    body = {
+        "inputs": [{"name": "x", **tensor}],
+        "outputs": [{"name": "x", "parameters": {"classification": 1}}],
+    }
+    response = infer(test_models_server, "echo", body)
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        f"class result not available for output 'x' due to unsupported type '{datatype}'"
+    )
+
+
+def test_classifying_a_half_precision_output_is_invalid_argument_over_grpc(test_models_server):
+    tensor = triton_grpc.InferInput("x", [2], "FP16")
+    tensor.set_data_from_numpy(np.array([1.0, 2.0], dtype=np.float16))
+    with pytest.raises(InferenceServerException, match="unsupported type 'FP16'") as caught:
+        grpc_client(test_models_server).infer(
+            "echo", [tensor], outputs=[triton_grpc.InferRequestedOutput("x", class_count=1)]
+        )
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
