@@ -25,7 +25,11 @@ from modelplane.protocol.datatypes import (
     shape_problem,
 )
 from modelplane.protocol.errors import InvalidInput
-from modelplane.protocol.v2_parameters import check_boolean_parameter, check_output_parameters
+from modelplane.protocol.v2_parameters import (
+    check_input_parameters,
+    check_output_parameters,
+    check_request_parameters,
+)
 
 Parameters = dict[str, Any]
 
@@ -381,6 +385,7 @@ def decode_inputs(raw_inputs: object, binary: memoryview | None, what: str = "re
         shape = _check_shape(raw.get("shape"), label)
         datatype = normalize_datatype(raw.get("datatype"))
         parameters = check_parameters(raw.get("parameters"), label)
+        check_input_parameters(parameters, label)
         size = parameters.get("binary_data_size") if parameters else None
         if size is not None:
             if binary is None:
@@ -445,7 +450,7 @@ def request_from_dict(document: object, model_name: str, binary: memoryview | No
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
     parameters = check_parameters(document.get("parameters"), "request")
-    check_boolean_parameter(parameters, "binary_data_output", "request")
+    check_request_parameters(parameters)
     return InferRequest(
         model_name=model_name,
         infer_inputs=decode_inputs(document.get("inputs"), binary),

@@ -1,7 +1,8 @@
-"""The V2 parameters a real `modelplane serve` is sent, over REST and gRPC.
+"""The V2 parameters a real `modelplane serve` is sent, over REST and gRPC: each is acted on, refused with
+a 400 / INVALID_ARGUMENT, or named in the answer as ignored; none is dropped without a word.
 
-Triton's classification extension: a requested output's `parameters.classification` asks for its top
-classes as BYTES strings "value:index[:label]", one row of them per batch entry.
+Triton's classification extension first: a requested output's `parameters.classification` asks for its
+top classes as BYTES strings "value:index[:label]", one row of them per batch entry.
 """
 
 from __future__ import annotations
@@ -280,3 +281,164 @@ def test_classifying_a_half_precision_output_is_invalid_argument_over_grpc(test_
             "echo", [tensor], outputs=[triton_grpc.InferRequestedOutput("x", class_count=1)]
         )
     assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+
+
+# -- the other parameters -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["input", "output"])
+def test_shared_memory_is_refused_not_ignored(test_models_server, where):
+    client = http_client(test_models_server)
+    tensor = triton_http.InferInput("x", [2, 4], "FP32")
+    wanted = triton_http.InferRequestedOutput("x", binary_data=False)
+    if where == "input":
+        tensor.set_shared_memory("region", SCORES.nbytes)
+    else:
+        tensor.set_data_from_numpy(SCORES, binary_data=False)
+        wanted.set_shared_memory("region", SCORES.nbytes)
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("echo", [tensor], outputs=[wanted])
+    assert caught.value.status() == "400"
+    assert f"{where} 'x': parameter 'shared_memory_region'" in caught.value.message()
+    assert "shared-memory extension" in caught.value.message()
+
+    # The data sent along with the region is not taken in its place.
+    body = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": [1],
+                "datatype": "FP32",
+                "data": [1.0],
+                "parameters": {"shared_memory_region": "r", "shared_memory_byte_size": 4},
+            }
+        ]
+    }
+    response = infer(test_models_server, "echo", body)
+    assert response.status_code == 400
+
+
+def test_shared_memory_is_invalid_argument_over_grpc(models_stub):
+    tensor = Tensor(name="x", datatype="FP32", shape=[1])
+    tensor.parameters["shared_memory_region"].string_param = "region"
+    tensor.parameters["shared_memory_byte_size"].int64_param = 4
+    with pytest.raises(grpc.RpcError) as caught:
+        models_stub.ModelInfer(pb.ModelInferRequest(model_name="echo", inputs=[tensor]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "input 'x': parameter 'shared_memory_region'" in caught.value.details()
+
+
+def test_a_sequence_is_refused_over_rest_and_grpc(test_models_server):
+    with pytest.raises(InferenceServerException, match="sequence") as caught:
+        http_client(test_models_server).infer("echo", [http_scores()], sequence_id=7, sequence_start=True)
+    assert caught.value.status() == "400"
+    with pytest.raises(InferenceServerException, match="sequence") as caught:
+        grpc_client(test_models_server).infer("echo", [grpc_scores()], sequence_id=7, sequence_end=True)
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+    # Flags that ask for no sequence ask for nothing.
+    body = {**scores_body(), "parameters": {"sequence_id": 0, "sequence_start": False}}
+    assert infer(test_models_server, "echo", body).status_code == 200
+    body = {**scores_body(), "parameters": {"sequence_start": "yes"}}
+    response = infer(test_models_server, "echo", body)
+    assert response.status_code == 400
+    assert "'sequence_start' must be true or false" in response.json()["error"]
+
+
+def test_triton_reserved_parameters_are_refused(test_models_server):
+    body = {**scores_body(), "parameters": {"triton_enable_empty_final_response": True}}
+    response = infer(test_models_server, "echo", body)
+    assert response.status_code == 400
+    assert "parameter keys starting with 'triton_' are reserved" in response.json()["error"]
+
+
+def test_a_priority_is_accepted_and_the_answer_says_it_was_ignored(test_models_server):
+    result = http_client(test_models_server).infer("echo", [http_scores()], priority=2)
+    said = result.get_response()["parameters"]["ignored_parameters"]
+    assert "parameter 'priority' of the request" in said
+    result = grpc_client(test_models_server).infer("echo", [grpc_scores()], priority=2)
+    said = result.get_response().parameters["ignored_parameters"].string_param
+    assert "parameter 'priority' of the request" in said
+
+
+def test_the_timeout_parameter_ends_a_request_that_runs_past_it(test_models_server):
+    slow = {
+        "parameters": {"seconds": 2.0, "timeout": 200_000},  # Triton's timeout is in microseconds
+        "inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}],
+    }
+    response = infer(test_models_server, "slow", slow)
+    assert response.status_code == 504
+    assert "timeout" in response.json()["error"]
+    quick = {**slow, "parameters": {"seconds": 0.0, "timeout": 30_000_000}}
+    assert infer(test_models_server, "slow", quick).status_code == 200
+
+    request = pb.ModelInferRequest(
+        model_name="slow",
+        inputs=[Tensor(name="x", datatype="FP32", shape=[1])],
+        raw_input_contents=[np.float32(1).tobytes()],
+    )
+    request.parameters["seconds"].double_param = 2.0
+    request.parameters["timeout"].int64_param = 200_000
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{test_models_server.grpc_port}") as channel,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        InferenceStub(channel).ModelInfer(request)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    for value in ("1000", -1, 1.5):
+        body = {**quick, "parameters": {"timeout": value}}
+        response = infer(test_models_server, "slow", body)
+        assert response.status_code == 400, value
+        assert "parameter 'timeout' must be" in response.json()["error"]
+
+
+def test_binary_data_output_chooses_raw_or_typed_contents_over_grpc(models_stub):
+    typed = pb.ModelInferRequest(
+        model_name="echo",
+        inputs=[
+            Tensor(
+                name="x", datatype="INT32", shape=[2], contents=pb.InferTensorContents(int_contents=[1, 2])
+            )
+        ],
+    )
+    typed.parameters["binary_data_output"].bool_param = True
+    response = models_stub.ModelInfer(typed)
+    assert np.frombuffer(response.raw_output_contents[0], dtype="<i4").tolist() == [1, 2]
+
+    raw = pb.ModelInferRequest(
+        model_name="echo",
+        inputs=[Tensor(name="x", datatype="INT32", shape=[2])],
+        raw_input_contents=[np.array([1, 2], dtype="<i4").tobytes()],
+    )
+    raw.parameters["binary_data_output"].bool_param = False
+    response = models_stub.ModelInfer(raw)
+    assert not response.raw_output_contents
+    assert list(response.outputs[0].contents.int_contents) == [1, 2]
+
+    # An output's own binary_data says the same for that output; gRPC sends every output one way.
+    wanted = Requested(name="x")
+    wanted.parameters["binary_data"].bool_param = True
+    typed = pb.ModelInferRequest(model_name="echo", inputs=typed.inputs, outputs=[wanted])
+    response = models_stub.ModelInfer(typed)
+    assert np.frombuffer(response.raw_output_contents[0], dtype="<i4").tolist() == [1, 2]
+
+    both = pb.ModelInferRequest(
+        model_name="echo",
+        inputs=[
+            Tensor(name="a", datatype="INT32", shape=[1], contents=pb.InferTensorContents(int_contents=[1])),
+            Tensor(name="b", datatype="INT32", shape=[1], contents=pb.InferTensorContents(int_contents=[2])),
+        ],
+        outputs=[wanted, Requested(name="b")],
+    )
+    both.outputs[0].name = "a"
+    with pytest.raises(grpc.RpcError) as caught:
+        models_stub.ModelInfer(both)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "binary_data" in caught.value.details()
+
+    flag = pb.ModelInferRequest(model_name="echo", inputs=typed.inputs)
+    flag.parameters["binary_data_output"].string_param = "true"
+    with pytest.raises(grpc.RpcError) as caught:
+        models_stub.ModelInfer(flag)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'binary_data_output' must be true or false" in caught.value.details()
