@@ -17,12 +17,16 @@ it goes back, and its `classification` asks for its top classes (`v2_classificat
 shared-memory extension's `shared_memory_*` parameters are refused on either: modelplane does not serve
 it, and the data would not be where the client looks.
 
-Every other parameter is the model's: it is given them all and decides.
+Every other parameter is the model's. A custom model is given them all and decides; a built-in runtime
+says which request parameters it reads (`Model.reads_parameters`) and reads none of its tensors', and
+its answer names the parameters it did not read (`ignored_parameters`, among the response's
+parameters), so that none is dropped without a word.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from modelplane.protocol.errors import InvalidInput
@@ -37,6 +41,11 @@ IGNORED = "ignored_parameters"
 
 SEQUENCE = ("sequence_id", "sequence_start", "sequence_end")
 SHARED_MEMORY = ("shared_memory_region", "shared_memory_offset", "shared_memory_byte_size")
+
+# What the server acts on (or refuses) itself, whichever the model.
+SERVER_REQUEST_PARAMETERS = frozenset({"binary_data_output", "timeout", "priority", *SEQUENCE})
+SERVER_INPUT_PARAMETERS = frozenset({"binary_data_size", "binary_data"})
+SERVER_OUTPUT_PARAMETERS = frozenset({"binary_data", "classification"})
 
 
 def _shown(value: object) -> str:
@@ -122,10 +131,32 @@ def request_timeout(request: InferRequest) -> float | None:
     return microseconds / 1e6 if microseconds else None
 
 
-def ignored_parameters(request: InferRequest) -> list[str]:
-    """What the answer to `request` says was ignored: a priority (there is one level)."""
+def ignored_parameters(request: InferRequest, reads: Collection[str] | None, model_name: str) -> list[str]:
+    """What the answer to `request` says was ignored: a priority always (there is one level), and for a
+    model that says which request parameters it reads (`reads`; None: any), every other parameter of
+    the request, of its inputs and of its requested outputs the server does not act on itself."""
     notes = []
     parameters = request.parameters or {}
     if parameters.get("priority"):
         notes.append("parameter 'priority' of the request: modelplane serves every request at one priority")
+    if reads is None:
+        return notes
+    unread = f"model {model_name} does not read it"
+    notes += [
+        f"parameter {key!r} of the request: {unread}"
+        for key in parameters
+        if key not in SERVER_REQUEST_PARAMETERS and key not in reads
+    ]
+    for tensor in request.inputs:
+        notes += [
+            f"parameter {key!r} of input {tensor.name!r}: {unread}"
+            for key in tensor.parameters or ()
+            if key not in SERVER_INPUT_PARAMETERS
+        ]
+    for output in request.request_outputs or ():
+        notes += [
+            f"parameter {key!r} of output {output.name!r}: {unread}"
+            for key in output.parameters or ()
+            if key not in SERVER_OUTPUT_PARAMETERS
+        ]
     return notes

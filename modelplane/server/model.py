@@ -28,6 +28,11 @@ class Model:
     which the server wraps as the protocol requires.
     """
 
+    # The V2 request parameters the model reads. None (a model of your own): every parameter is handed
+    # to it and it decides. A set (the built-in runtimes): the answer names the request's other
+    # parameters, and every parameter of its tensors, as ignored (modelplane/protocol/v2_parameters.py).
+    reads_parameters: frozenset[str] | None = None
+
     def __init__(self, name: str):
         self.name = name
         self.ready = False

@@ -442,3 +442,72 @@ def test_binary_data_output_chooses_raw_or_typed_contents_over_grpc(models_stub)
         models_stub.ModelInfer(flag)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "'binary_data_output' must be true or false" in caught.value.details()
+
+
+def test_a_built_in_runtime_names_the_parameters_it_did_not_read(iris_server, test_models_server):
+    body = {
+        "parameters": {"threshold": 0.5, "signature_name": "serving_default"},
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [2, 4],
+                "datatype": "FP32",
+                "data": IRIS_ROWS,
+                "parameters": {"content_type": "np"},
+            }
+        ],
+        "outputs": [{"name": "output-0", "parameters": {"binary_data": False, "scale": 2}}],
+    }
+    response = infer(iris_server, "iris", body)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["outputs"][0]["data"] == [1, 1]
+    assert answer["parameters"] == {
+        "ignored_parameters": "parameter 'threshold' of the request: model iris does not read it; "
+        "parameter 'signature_name' of the request: model iris does not read it; "
+        "parameter 'content_type' of input 'input-0': model iris does not read it; "
+        "parameter 'scale' of output 'output-0': model iris does not read it"
+    }
+
+    # What the runtime reads, it reads: no word about it.
+    body = {
+        "parameters": {"content_type": "pd", "binary_data_output": False},
+        "inputs": [
+            {"name": f"f{i}", "shape": [2], "datatype": "FP32", "data": [row[i] for row in IRIS_ROWS]}
+            for i in range(4)
+        ],
+    }
+    response = infer(iris_server, "iris", body)
+    assert response.status_code == 200
+    assert response.json()["parameters"] is None
+
+    # Over gRPC too.
+    client = grpc_client(iris_server)
+    tensor = triton_grpc.InferInput("input-0", [2, 4], "FP32")
+    tensor.set_data_from_numpy(np.array(IRIS_ROWS, dtype=np.float32))
+    result = client.infer("iris", [tensor], parameters={"threshold": "high"})
+    said = result.get_response().parameters["ignored_parameters"].string_param
+    assert said == "parameter 'threshold' of the request: model iris does not read it"
+
+    # A custom model is given every parameter, and decides: the server says nothing of them.
+    body = {
+        "parameters": {"threshold": 0.5},
+        "inputs": [
+            {"name": "x", "shape": [1], "datatype": "INT32", "data": [1], "parameters": {"unit": "cm"}}
+        ],
+        "outputs": [{"name": "x", "parameters": {"scale": 2}}],
+    }
+    assert infer(test_models_server, "echo", body).json()["parameters"] == {"threshold": 0.5}
+
+
+def test_a_content_type_the_runtime_does_not_know_is_400(iris_server):
+    body = {
+        "parameters": {"content_type": "str"},
+        "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}],
+    }
+    response = infer(iris_server, "iris", body)
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        'the request\'s content_type must be "pd" (its inputs as the columns of a table) or "np" '
+        '(its first input as an array), got "str"'
+    )
