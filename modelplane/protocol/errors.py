@@ -79,6 +79,13 @@ class InferenceError(ModelplaneError):
     grpc_code = grpc.StatusCode.INTERNAL
 
 
+class RequestTimedOut(ModelplaneError):
+    """The request's own `timeout` parameter passed before the model answered."""
+
+    status_code = 504
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class UpstreamError(ModelplaneError):
     """A transformer's predictor answered with an error; its status is passed on."""
 

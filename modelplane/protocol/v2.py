@@ -25,6 +25,11 @@ from modelplane.protocol.datatypes import (
     shape_problem,
 )
 from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.v2_parameters import (
+    check_input_parameters,
+    check_output_parameters,
+    check_request_parameters,
+)
 
 Parameters = dict[str, Any]
 
@@ -243,6 +248,11 @@ class RequestedOutput:
         value = self.parameters.get("binary_data")
         return None if value is None else bool(value)
 
+    @property
+    def classification(self) -> int | None:
+        """How many of the output's top classes were asked for (Triton's classification extension)."""
+        return self.parameters.get("classification") if self.parameters else None
+
 
 class InferRequest:
     """A V2 inference request, decoded."""
@@ -375,6 +385,7 @@ def decode_inputs(raw_inputs: object, binary: memoryview | None, what: str = "re
         shape = _check_shape(raw.get("shape"), label)
         datatype = normalize_datatype(raw.get("datatype"))
         parameters = check_parameters(raw.get("parameters"), label)
+        check_input_parameters(parameters, label)
         size = parameters.get("binary_data_size") if parameters else None
         if size is not None:
             if binary is None:
@@ -426,16 +437,9 @@ def decode_requested_outputs(raw_outputs: object) -> list[RequestedOutput] | Non
             raise InvalidInput(f"outputs[{index}] needs a string 'name'")
         label = f"output {raw['name']!r}"
         parameters = check_parameters(raw.get("parameters"), label)
-        check_boolean_parameter(parameters, "binary_data", label)
+        check_output_parameters(parameters, label)
         requested.append(RequestedOutput(raw["name"], parameters))
     return requested
-
-
-def check_boolean_parameter(parameters: Parameters | None, key: str, what: str) -> None:
-    """Refuses a flag given as anything but a boolean: the string "false" would otherwise count as true."""
-    value = parameters.get(key) if parameters else None
-    if value is not None and type(value) is not bool:
-        raise InvalidInput(f"{what}: parameter {key!r} must be true or false, got {json.dumps(value)[:40]}")
 
 
 def request_from_dict(document: object, model_name: str, binary: memoryview | None = None) -> InferRequest:
@@ -446,7 +450,7 @@ def request_from_dict(document: object, model_name: str, binary: memoryview | No
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
     parameters = check_parameters(document.get("parameters"), "request")
-    check_boolean_parameter(parameters, "binary_data_output", "request")
+    check_request_parameters(parameters)
     return InferRequest(
         model_name=model_name,
         infer_inputs=decode_inputs(document.get("inputs"), binary),

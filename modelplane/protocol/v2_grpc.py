@@ -26,6 +26,11 @@ from modelplane.protocol.v2 import (
     check_unique_names,
     select_outputs,
 )
+from modelplane.protocol.v2_parameters import (
+    check_input_parameters,
+    check_output_parameters,
+    check_request_parameters,
+)
 
 # datatype -> the InferTensorContents field that carries it
 CONTENTS_FIELD = {
@@ -83,9 +88,13 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
         )
     if not inputs:
         raise InvalidInput("the request has no inputs")
+    parameters = parameters_from_grpc(message.parameters)
+    check_request_parameters(parameters)
     decoded = []
     for index, tensor in enumerate(inputs):
         label = f"input {tensor.name!r}"
+        tensor_parameters = parameters_from_grpc(tensor.parameters)
+        check_input_parameters(tensor_parameters, label)
         datatype = normalize_datatype(tensor.datatype)
         shape = list(tensor.shape)
         problem = shape_problem(shape)
@@ -97,23 +106,25 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
             array = array_from_raw(raw_contents[index], datatype, shape)
         else:
             array = _array_from_contents(tensor.contents, datatype, shape, label)
-        decoded.append(
-            InferInput(tensor.name, shape, datatype, array, parameters_from_grpc(tensor.parameters))
-        )
+        decoded.append(InferInput(tensor.name, shape, datatype, array, tensor_parameters))
     check_unique_names(decoded)
-    requested = [
-        RequestedOutput(output.name, parameters_from_grpc(output.parameters)) for output in message.outputs
-    ] or None
+    requested = [_requested_output(output) for output in message.outputs] or None
     request = InferRequest(
         model_name=message.model_name,
         infer_inputs=decoded,
         request_id=message.id or None,
-        parameters=parameters_from_grpc(message.parameters),
+        parameters=parameters,
         request_outputs=requested,
         model_version=message.model_version or None,
         from_grpc=True,
     )
     return request, bool(raw_contents)
+
+
+def _requested_output(output: pb.ModelInferRequest.InferRequestedOutputTensor) -> RequestedOutput:
+    parameters = parameters_from_grpc(output.parameters)
+    check_output_parameters(parameters, f"output {output.name!r}")
+    return RequestedOutput(output.name, parameters)
 
 
 def _array_from_contents(contents: pb.InferTensorContents, datatype: str, shape: list[int], label: str):
@@ -138,14 +149,14 @@ def response_to_grpc(
     response: InferResponse, request: InferRequest, raw_inputs: bool
 ) -> pb.ModelInferResponse:
     selected = select_outputs(response, request)
-    use_raw = raw_inputs or any(output.datatype in BINARY_ONLY_DATATYPES for output, _ in selected)
+    use_raw = _raw_outputs(selected, request, raw_inputs)
     message = pb.ModelInferResponse(
         model_name=response.model_name,
         model_version=response.model_version or "",
         id=response.id or "",
     )
     parameters_to_grpc(message.parameters, response.parameters)
-    for output, _binary in selected:
+    for output, _ in selected:
         array = output.as_numpy() if output._array is None else output._array
         tensor = message.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape)
         parameters = {k: v for k, v in (output.parameters or {}).items() if k != "binary_data"}
@@ -161,3 +172,28 @@ def response_to_grpc(
                 values.extend(array.reshape(-1).tolist())
         parameters_to_grpc(tensor.parameters, parameters)
     return message
+
+
+def _raw_outputs(selected: list, request: InferRequest, raw_inputs: bool) -> bool:
+    """Whether the outputs go in `raw_output_contents` (all of them, or none: a client reads an answer's
+    outputs all one way). The request's `binary_data_output` and the outputs' `binary_data` say which,
+    and must agree; unsaid, raw inputs give raw outputs. FP16 and BF16 travel only raw."""
+    asked = (request.parameters or {}).get("binary_data_output")
+    default = raw_inputs if asked is None else asked
+    ways = {default if flag is None else flag for _, flag in selected}
+    if len(ways) > 1:
+        raise InvalidInput(
+            "over gRPC every output of an answer travels the same way, all in raw_output_contents or all "
+            "in contents: the outputs' binary_data parameters (and the request's binary_data_output) "
+            "must agree"
+        )
+    raw = ways.pop() if ways else default
+    half = next((output for output, _ in selected if output.datatype in BINARY_ONLY_DATATYPES), None)
+    if half is not None and not raw:
+        if asked is not None or any(flag is not None for _, flag in selected):
+            raise InvalidInput(
+                f"output {half.name!r} is {half.datatype}, which gRPC carries only in raw_output_contents; "
+                "ask for the outputs with binary_data (or binary_data_output) true"
+            )
+        raw = True
+    return raw

@@ -11,6 +11,7 @@ from modelplane.protocol.v2 import (
     InferOutput,
     InferRequest,
     InferResponse,
+    RequestedOutput,
     request_from_dict,
     select_outputs,
     wants_binary_outputs,
@@ -167,11 +168,16 @@ def encode_request(request: InferRequest) -> tuple[bytes, int | None]:
     if request.parameters:
         document["parameters"] = request.parameters
     if request.request_outputs:
-        document["outputs"] = [
-            {"name": output.name, **({"parameters": output.parameters} if output.parameters else {})}
-            for output in request.request_outputs
-        ]
+        document["outputs"] = [_forwarded_output(output) for output in request.request_outputs]
     header = orjson.dumps(document, option=_DUMPS_OPTIONS)
     if not raw_parts:
         return header, None
     return header + b"".join(raw_parts), len(header)
+
+
+def _forwarded_output(output: RequestedOutput) -> dict:
+    """A requested output as a transformer asks its predictor for it: without `classification`, which
+    the server answering the client applies, once, to the answer it sends (the transformer's
+    `postprocess` gets the predictor's values, not its classes)."""
+    parameters = {k: v for k, v in (output.parameters or {}).items() if k != "classification"}
+    return {"name": output.name, **({"parameters": parameters} if parameters else {})}

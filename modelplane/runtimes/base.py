@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,10 +128,16 @@ def _instance_frame(pandas: Any, instance: dict | list):
 
 
 def v2_inputs(request: InferRequest) -> Any:
-    """The model input of a V2 request: the first tensor, or all of them as columns when
-    `content_type` is `pd`."""
-    if request.content_type == "pd":
+    """The model input of a V2 request: the first tensor (`content_type` unsaid or `np`), or all of
+    them as columns when `content_type` is `pd`."""
+    content_type = request.content_type
+    if content_type == "pd":
         return request.as_dataframe()
+    if content_type not in (None, "np"):
+        raise InvalidInput(
+            'the request\'s content_type must be "pd" (its inputs as the columns of a table) or "np" '
+            f"(its first input as an array), got {json.dumps(content_type)[:40]}"
+        )
     return request.inputs[0].as_numpy()
 
 
@@ -143,6 +150,8 @@ class TabularModel(Model):
     """A model taking a 2-D batch of rows and answering one prediction per row."""
 
     extensions: tuple[str, ...] = ()
+    # `content_type` "pd": the request's inputs as the columns of a table (`v2_inputs`).
+    reads_parameters = frozenset({"content_type"})
     # Whether the model picks a table's columns by their names (so a table may have more of them).
     selects_columns_by_name = False
 

@@ -36,6 +36,7 @@ _V2_TO_NUMPY = {
 
 class ONNXModel(TabularModel):
     extensions = (".onnx",)
+    reads_parameters = frozenset()  # its inputs by name, never as a table
 
     def __init__(self, name: str, model_dir: str, nthread: int = 1, **options: Any):
         super().__init__(name, model_dir, **options)

@@ -53,6 +53,7 @@ class RowFailed(Exception):
 
 class PMMLModel(Model):
     extensions = (".pmml",)
+    reads_parameters = frozenset()
 
     def __init__(
         self,

@@ -51,6 +51,8 @@ class ArgumentSpec:
 class PyTorchModel(Model):
     """A TorchScript or torch.export program."""
 
+    reads_parameters = frozenset()
+
     def __init__(self, name: str, model_dir: str | Path, nthread: int | None = None):
         super().__init__(name)
         self.model_dir = Path(model_dir)

@@ -21,12 +21,17 @@ class SKLearnModel(TabularModel):
             predict_proba = os.environ.get("PREDICT_PROBA", "false").lower() in ("true", "1", "yes", "on")
         self.predict_proba = predict_proba
         self._estimator: Any = None
+        self._labels: list[str] | None = None
 
     def load(self) -> bool:
         joblib = require("joblib", "sklearn")
         require("sklearn", "sklearn")
         self._estimator = joblib.load(find_model_file(self.model_dir, self.extensions))
         self._method = self._prediction_method()
+        # predict_proba's columns are the estimator's classes, in `classes_`'s order.
+        probabilities = self._method == getattr(self._estimator, "predict_proba", None)
+        classes = getattr(self._estimator, "classes_", None) if probabilities else None
+        self._labels = None if classes is None else [str(label) for label in classes]
         self.ready = True
         return True
 
@@ -42,6 +47,10 @@ class SKLearnModel(TabularModel):
                 type(self._estimator).__name__,
             )
         return linear_predict(self._estimator) or self._estimator.predict
+
+    def classification_labels(self, output: str) -> list[str] | None:
+        """With predict_proba, each class's name labels its column (V2's classification parameter)."""
+        return self._labels if output == "output-0" else None
 
     def compute(self, data: Any) -> Any:
         return self._method(data)

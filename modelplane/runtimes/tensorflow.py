@@ -45,6 +45,7 @@ INLINE_SECONDS = 0.002
 
 class TensorFlowModel(Model):
     platform = "tensorflow_savedmodel"
+    reads_parameters = frozenset({"signature_name"})
 
     def __init__(self, name: str, model_dir: str | Path, nthread: int = 1, max_batch_rows: int | None = None):
         super().__init__(name)

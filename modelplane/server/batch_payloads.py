@@ -24,8 +24,9 @@ from modelplane.protocol.v2 import InferInput, InferOutput, InferRequest, InferR
 from modelplane.server.batching import WholeBatchError
 from modelplane.server.responses import as_infer_response
 
-# Parameters that say how a tensor travels, not what it is: they may differ within a batch.
-_WIRE_PARAMETERS = frozenset({"binary_data_size", "binary_data", "binary_data_output"})
+# Parameters that say how a tensor travels, not what it is, and those the server applies to each request
+# on its own (its timeout; its priority, which it ignores): they may differ within a batch.
+_WIRE_PARAMETERS = frozenset({"binary_data_size", "binary_data", "binary_data_output", "timeout", "priority"})
 
 
 def batch_key(payload: Any) -> tuple[Hashable, int] | None:

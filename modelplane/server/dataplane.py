@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from modelplane import __version__
-from modelplane.protocol.errors import ModelNotFound
+from modelplane.protocol.errors import ModelNotFound, RequestTimedOut
+from modelplane.protocol.v2 import InferRequest
+from modelplane.protocol.v2_parameters import request_timeout
 from modelplane.server import metrics
 from modelplane.server.repository import ModelRepository, ServedModel
 from modelplane.server.request_batching import BatchSettings, ModelBatcher
 from modelplane.telemetry import tracing
 
 SERVER_NAME = "modelplane"
-EXTENSIONS = ["model_repository_extension", "binary_tensor_data"]
+EXTENSIONS = ["model_repository_extension", "binary_tensor_data", "classification"]
 
 
 class DataPlane:
@@ -28,7 +31,25 @@ class DataPlane:
     ) -> tuple[Any, dict[str, str]]:
         """preprocess → predict (or explain) → postprocess; returns the result and any response
         headers the model set. With batching, a predict request may share one run of the stages with
-        other requests (request_batching.py)."""
+        other requests (request_batching.py). A V2 request's `timeout` parameter limits it all."""
+        seconds = request_timeout(payload) if isinstance(payload, InferRequest) else None
+        if seconds is None:
+            return await self._run(served, payload, headers, verb)
+        limit = asyncio.timeout(seconds)
+        try:
+            async with limit:
+                return await self._run(served, payload, headers, verb)
+        except TimeoutError:
+            if not limit.expired():  # the model's own TimeoutError
+                raise
+            raise RequestTimedOut(
+                f"Request timeout expired: model {served.model.name} did not answer within the "
+                f"request's timeout of {payload.parameters['timeout']} microseconds"
+            ) from None
+
+    async def _run(
+        self, served: ServedModel, payload: Any, headers: dict[str, str], verb: str
+    ) -> tuple[Any, dict[str, str]]:
         if verb == "predict" and self.batching is not None:
             return await self._batcher(served).run(payload, headers)
         return await self.run_stages(served, payload, headers, verb)

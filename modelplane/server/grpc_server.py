@@ -27,7 +27,7 @@ from modelplane.protocol.http2.server import H2Request, H2Response, Handler, Ser
 from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
 from modelplane.server.connection_limits import ConnectionLimits
 from modelplane.server.dataplane import DataPlane
-from modelplane.server.responses import as_infer_response
+from modelplane.server.responses import v2_answer
 from modelplane.telemetry import tracing
 
 # The calls that are traced, and payload-logged by a server that logs: those whose REST form is a
@@ -130,7 +130,7 @@ class InferenceServicer:
             served = self.dataplane.resolve(name, message.model_version or None)
             request, raw_inputs = request_from_grpc(message)
             result, _ = await self.dataplane.run(served, request, metadata)
-            response = response_to_grpc(as_infer_response(result, request, served.model), request, raw_inputs)
+            response = response_to_grpc(v2_answer(result, request, served.model), request, raw_inputs)
             code = grpc.StatusCode.OK
             return response
         except ModelplaneError as exc:

@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelplane.protocol.errors import NotImplementedByModel
@@ -27,6 +27,11 @@ class Model:
     it is an `InferRequest`. `predict` may return an `InferResponse`, a dict, or an array/list,
     which the server wraps as the protocol requires.
     """
+
+    # The V2 request parameters the model reads. None (a model of your own): every parameter is handed
+    # to it and it decides. A set (the built-in runtimes): the answer names the request's other
+    # parameters, and every parameter of its tensors, as ignored (modelplane/protocol/v2_parameters.py).
+    reads_parameters: frozenset[str] | None = None
 
     def __init__(self, name: str):
         self.name = name
@@ -70,6 +75,11 @@ class Model:
 
     def get_output_types(self) -> list[dict]:
         return []
+
+    def classification_labels(self, output: str) -> Sequence[str] | None:
+        """The labels of the classes of an output, by index, for V2's classification parameter
+        ("value:index:label"); None, or an empty label, for "value:index" alone."""
+        return None
 
     def stop(self) -> None:
         """Release what `load` acquired; called on unload and at shutdown."""

@@ -8,6 +8,24 @@ import numpy as np
 
 from modelplane.protocol.errors import InferenceError
 from modelplane.protocol.v2 import InferOutput, InferRequest, InferResponse, decode_inputs, output_from_array
+from modelplane.protocol.v2_classification import classify_outputs
+from modelplane.protocol.v2_parameters import IGNORED, ignored_parameters
+
+
+def v2_answer(result: Any, request: InferRequest, model: Any) -> InferResponse:
+    """The response a V2 request gets (before its outputs are picked and encoded): what the model
+    returned, with the outputs asked for as classes classified, and the parameters the model did not
+    read named among the response's parameters."""
+    response = classify_outputs(
+        as_infer_response(result, request, model), request, getattr(model, "classification_labels", None)
+    )
+    notes = ignored_parameters(request, getattr(model, "reads_parameters", None), request.model_name)
+    if notes:
+        parameters = dict(response.parameters or {})  # a batch's answers may share the model's dict
+        said = parameters.get(IGNORED)
+        parameters[IGNORED] = "; ".join([said, *notes] if isinstance(said, str) and said else notes)
+        response.parameters = parameters
+    return response
 
 
 def as_infer_response(result: Any, request: InferRequest, model: Any) -> InferResponse:

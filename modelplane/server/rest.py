@@ -38,7 +38,7 @@ from modelplane.server.content_coding import ACCEPTED_CODINGS, UnsupportedConten
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints, route_prefix
 from modelplane.server.payload_logging import ServerPayloadLog
-from modelplane.server.responses import as_infer_response
+from modelplane.server.responses import v2_answer
 from modelplane.telemetry import tracing
 
 logger = logging.getLogger("modelplane.server")
@@ -309,7 +309,7 @@ class RESTServer:
                 json_length = parse_json_length(headers.get(JSON_LENGTH_HEADER))
             request = decode_request(body, json_length, name)
             result, response_headers = await self.dataplane.run(served, request, headers)
-            infer_response = as_infer_response(result, request, served.model)
+            infer_response = v2_answer(result, request, served.model)
             response = _answer(_v2_infer_response(infer_response, request), event, name, response_headers)
             status = response.status
             return response

@@ -128,6 +128,22 @@ def test_grpc_requests_share_a_model_call(server):
     assert [result.as_numpy("rows").tolist() for result in results] == [[BATCH, BATCH]] * 2
 
 
+def test_requests_sharing_a_call_each_get_the_classification_they_asked_for(server):
+    def wanted(count):
+        return [{"name": "sum", "parameters": {"classification": count}}, {"name": "rows"}]
+
+    first = np.array([[1, 1], [5, 5]], dtype=np.float32)  # sums 2 and 10
+    second = np.array([[3, 3], [0, 0]], dtype=np.float32)  # sums 6 and 0
+    answers = together([v2(server, first, outputs=wanted(1)), v2(server, second, outputs=wanted(2))])
+    assert [answer.status_code for answer in answers] == [200, 200]
+    outputs = [answer.json()["outputs"] for answer in answers]
+    assert [(o[0]["datatype"], o[0]["shape"], o[0]["data"]) for o in outputs] == [
+        ("BYTES", [1], ["10.000000:1"]),
+        ("BYTES", [2], ["6.000000:0", "0.000000:1"]),
+    ]
+    assert [o[1]["data"] for o in outputs] == [[BATCH, BATCH]] * 2
+
+
 def test_requests_that_cannot_share_a_call_are_batched_apart(server):
     kinds = [
         np.ones((2, 2), dtype=np.float32),

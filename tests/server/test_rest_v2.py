@@ -26,6 +26,7 @@ def test_server_and_model_metadata(iris_server):
     assert httpx.get(iris_server.url + "/v2").json()["extensions"] == [
         "model_repository_extension",
         "binary_tensor_data",
+        "classification",
     ]
     assert httpx.get(iris_server.url + "/v2/health/live").json() == {"live": True}
     assert httpx.get(iris_server.url + "/v2/health/ready").json() == {"ready": True}

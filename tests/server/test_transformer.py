@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.server.conftest import IRIS_ROWS
@@ -108,3 +109,30 @@ def test_binary_tensors_cross_the_hop_to_the_predictor(iris_server, transformer_
         assert result.as_numpy("output-0").tolist() == [1, 1]
     finally:
         transformer.stop()
+
+
+def test_a_classification_asked_of_a_transformer_is_made_once(transformer_file, tmp_path, iris):
+    """The predictor answers with its scores; the transformer's answer is the one classified."""
+    import joblib
+    import tritonclient.http as triton
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris
+    joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), tmp_path / "model.joblib")
+    predictor = serve("--model-dir", str(tmp_path), "--model-name", "iris", "--predict-proba", grpc=False)
+    try:
+        transformer = transformer_before(predictor, transformer_file, "v2")
+        try:
+            client = triton.InferenceServerClient(f"127.0.0.1:{transformer.http_port}")
+            tensor = triton.InferInput("input-0", [2, 4], "FP32")
+            tensor.set_data_from_numpy(np.asarray(IRIS_ROWS, dtype=np.float32))
+            output = triton.InferRequestedOutput("output-0", binary_data=False, class_count=1)
+            result = client.infer("iris", [tensor], outputs=[output])
+            answer = result.get_output("output-0")
+            assert (answer["datatype"], answer["shape"]) == ("BYTES", [2, 1])
+            # Classified once, by the transformer (which has no labels of its own): "value:index".
+            assert [item.split(":")[1:] for item in answer["data"]] == [["1"], ["1"]]
+        finally:
+            transformer.stop()
+    finally:
+        predictor.stop()

@@ -25,6 +25,8 @@ logger = logging.getLogger("modelplane.server")
 
 
 class HuggingFaceModel(Model):
+    reads_parameters = frozenset()
+
     def __init__(
         self,
         name: str,

@@ -78,6 +78,8 @@ class Row:
 class TorchServeModel(Model):
     """A model version of a TorchServe store: its `.mar` unpacked, its handler loaded per worker."""
 
+    reads_parameters = frozenset()  # a handler is given its rows' data and headers only
+
     def __init__(self, entry: StoreModel, store: ModelStore):
         super().__init__(entry.name)
         self.entry = entry
