@@ -89,6 +89,19 @@ def test_the_reranker_is_listed_and_still_answers_v1(server):
         ({"query": QUERY, "documents": [1, 2]}, 400, "documents", "non-empty list"),
         ({"query": QUERY, "documents": STORY, "top_n": -1}, 400, "top_n", "top_n"),
         ({"query": QUERY, "documents": STORY, "rank_fields": ["a"]}, 400, None, "rank_fields"),
+        # OpenAI's accounting fields, accepted (and said to be ignored) elsewhere, are no rerank's.
+        (
+            {"query": QUERY, "documents": STORY, "user": "someone"},
+            400,
+            "user",
+            "Unrecognized request argument",
+        ),
+        (
+            {"query": QUERY, "documents": [{"type": "image_url", "text": "x"}]},
+            400,
+            "documents",
+            "non-empty list",
+        ),
         ({"query": QUERY, "documents": STORY, "model": "classifier"}, 400, "model", "does not rerank"),
         ({"query": QUERY, "documents": STORY, "model": "nope"}, 404, "model", "does not exist"),
     ],
