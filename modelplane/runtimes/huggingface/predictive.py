@@ -5,9 +5,9 @@ A request's texts (V1 `instances`, or the first V2 input, a BYTES tensor) are to
 padded to the longest and truncated to the context length, as KServe does, and run in one forward
 pass on a worker thread. A text far longer than the context is cut first to a prefix already over it
 (modelplane.server.long_prompts.within_context), so a text of megabytes costs what that prefix does
-and is truncated to the same tokens. With `--predictor-host` the model runs elsewhere: the tokens go to that
-predictor as a V2 request (`--tensor_input_names` chooses which tokenizer outputs), and its first
-output is read as the logits.
+and is truncated to the same tokens. With `--predictor-host` the model runs elsewhere: the tokens go
+to that predictor as a V2 request (`--tensor_input_names` chooses which tokenizer outputs), and its
+first output is read as the logits.
 
 Answers, by task and by what `--return_probabilities` / `--return_raw_logits` ask:
 
