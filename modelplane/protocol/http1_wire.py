@@ -1,5 +1,5 @@
 """The bytes of HTTP/1.1 that every server and proxy of modelplane writes the same way: status lines,
-chunks, the interim `100 Continue`."""
+chunks, the interim `100 Continue`, `Warning` headers."""
 
 from __future__ import annotations
 
@@ -45,3 +45,14 @@ def origin_form(target: bytes) -> tuple[bytes, bytes | None]:
         authority, mark, query = authority.partition(b"?")
         query = mark + query
     return b"/" + path + query, authority
+
+
+def warning_headers(warnings: list[str]) -> list[tuple[bytes, bytes]]:
+    """`Warning: 299 - "<text>"` headers (RFC 7234), one per warning, as Kubernetes' API server sends them
+    and kubectl prints them."""
+    headers = []
+    for text in warnings:
+        # Texts may hold what a user sent: control and non-ASCII characters travel escaped (`\x1f`).
+        quoted = text.encode("unicode_escape").replace(b'"', b'\\"')
+        headers.append((b"warning", b'299 - "%b"' % quoted))
+    return headers

@@ -2,7 +2,9 @@
 
 Requests are read into plain values with every field checked: a field modelplane acts on is validated
 against OpenAI's ranges, a field it cannot act on is refused with a 400 naming it (unless it carries its
-default value), and an unknown field is refused as OpenAI refuses it. Errors are OpenAI's error object:
+default value), a field that changes no answer (OpenAI's caching, storage and accounting hints) is
+accepted and said to be ignored (`Ignored`: the server writes it in a `Warning` header), and an unknown
+field is refused as OpenAI refuses it. Errors are OpenAI's error object:
 `{"error": {"message", "type", "param", "code"}}`.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelplane.protocol.errors import ModelplaneError
@@ -88,6 +90,18 @@ class StreamOptions:
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """A field a request set that this server accepts and does not act on; the answer says so."""
+
+    name: str  # the field's, as the request spells it (`stream_options.continuous_usage_stats`)
+    reason: str
+
+    @property
+    def text(self) -> str:
+        return f'request field "{self.name}" is ignored: {self.reason}'
+
+
+@dataclass(frozen=True)
 class CompletionRequest:
     model: str
     prompts: list[str | list[int]]  # text, or token ids
@@ -96,6 +110,7 @@ class CompletionRequest:
     stream: bool = False
     stream_options: StreamOptions = StreamOptions()
     echo: bool = False
+    ignored: tuple[Ignored, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,7 @@ class ChatRequest:
     stream: bool = False
     stream_options: StreamOptions = StreamOptions()
     max_tokens_param: str = "max_tokens"  # or max_completion_tokens: errors name the field it gave
+    ignored: tuple[Ignored, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +140,7 @@ class EmbeddingRequest:
     inputs: list[str | list[int]]
     encoding_format: str = "float"
     dimensions: int | None = None
+    ignored: tuple[Ignored, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,7 @@ class _Fields:
 
     body: dict
     seen: set[str] = field(default_factory=set)
+    ignored: list[Ignored] = field(default_factory=list)
 
     def get(self, name: str, default: Any = None) -> Any:
         self.seen.add(name)
@@ -172,17 +190,26 @@ _ONLY_DEFAULT = {
     "web_search_options": (None,),
 }
 # Fields that do not change the answer, at OpenAI either: they steer its caching, storage, accounting
-# or speed (`prediction`: text the answer is expected to repeat). Accepted, of their type, and ignored.
+# or speed (`prediction`: text the answer is expected to repeat). Accepted on completions, chat and
+# embeddings, of their type, and ignored, which the answer says (a Warning header): their type, and why.
 _IGNORED = {
-    "user": str,
-    "metadata": dict,
-    "store": bool,
-    "service_tier": str,
-    "prompt_cache_key": str,
-    "prompt_cache_retention": str,
-    "safety_identifier": str,
-    "prediction": dict,
+    "user": (str, "this server keeps no record of end users (OpenAI's abuse monitoring reads it)"),
+    "metadata": (dict, "it tags stored completions, and this server stores none"),
+    "store": (bool, "this server stores no completions"),
+    "service_tier": (str, "this server has one processing tier"),
+    "prompt_cache_key": (str, "this server keeps no prompt cache"),
+    "prompt_cache_retention": (str, "this server keeps no prompt cache"),
+    "safety_identifier": (
+        str,
+        "this server keeps no record of end users (OpenAI's abuse monitoring reads it)",
+    ),
+    "prediction": (
+        dict,
+        "predicted output only speeds OpenAI's generation up; the answer is the same without it",
+    ),
 }
+# Values of those fields that ask for what the server does anyway: no warning.
+_HONOURED = {"store": (False,)}
 _TYPE_NAMES = {str: "a string", dict: "an object", bool: "true or false"}
 
 
@@ -200,7 +227,7 @@ def parse_completion(body: object) -> CompletionRequest:
         echo=_bool(fields.get("echo", False), "echo"),
     )
     _refuse_the_rest(fields)
-    return request
+    return replace(request, ignored=tuple(fields.ignored))
 
 
 def parse_chat(body: object) -> ChatRequest:
@@ -223,7 +250,7 @@ def parse_chat(body: object) -> ChatRequest:
         max_tokens_param=max_tokens_param,
     )
     _refuse_the_rest(fields)
-    return request
+    return replace(request, ignored=tuple(fields.ignored))
 
 
 def parse_embedding(body: object) -> EmbeddingRequest:
@@ -238,11 +265,12 @@ def parse_embedding(body: object) -> EmbeddingRequest:
         dimensions = _int(dimensions, "dimensions", 1, 1 << 20)
     request = EmbeddingRequest(model=model, inputs=inputs, encoding_format=encoding, dimensions=dimensions)
     _refuse_the_rest(fields)
-    return request
+    return replace(request, ignored=tuple(fields.ignored))
 
 
 def parse_rerank(body: object) -> RerankRequest:
-    fields = _fields(body)
+    # Neither Cohere's rerank nor vLLM's has OpenAI's caching and accounting fields: they are unknown here.
+    fields = _fields(body, ignorable=False)
     model = _model(fields)
     query = fields.get("query")
     if not isinstance(query, str) or not query:
@@ -260,10 +288,12 @@ def parse_rerank(body: object) -> RerankRequest:
 
 
 def _documents(value: object) -> list[str]:
-    """Texts, or Cohere's and vLLM's `{"text": ...}` objects."""
+    """Texts, or Cohere's and vLLM's `{"text": ...}` objects (`"type": "text"` allowed)."""
     if isinstance(value, list) and value:
         texts = [
-            item.get("text") if isinstance(item, dict) and set(item) <= {"text", "type"} else item
+            item.get("text")
+            if isinstance(item, dict) and set(item) <= {"text", "type"} and item.get("type", "text") == "text"
+            else item
             for item in value
         ]
         if all(isinstance(text, str) for text in texts):
@@ -273,14 +303,22 @@ def _documents(value: object) -> list[str]:
     )
 
 
-def _fields(body: object) -> _Fields:
+def _fields(body: object, *, ignorable: bool = True) -> _Fields:
+    """The request's fields; with `ignorable`, OpenAI's fields that change no answer are read, checked
+    for their type and noted as ignored (else they are unknown)."""
     if not isinstance(body, dict):
         raise OpenAIError("The request body must be a JSON object.")
     fields = _Fields(body)
-    for name, kind in _IGNORED.items():
+    if not ignorable:
+        return fields
+    for name, (kind, reason) in _IGNORED.items():
         value = fields.get(name)
-        if value is not None and not isinstance(value, kind):
+        if value is None:
+            continue
+        if not isinstance(value, kind):
             raise OpenAIError(f"{name} must be {_TYPE_NAMES[kind]}, got {value!r}", param=name)
+        if value not in _HONOURED.get(name, ()):
+            fields.ignored.append(Ignored(name, reason))
     return fields
 
 
@@ -315,6 +353,20 @@ def _is_token(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+# What a message may hold, and which roles each field belongs to (None: every role). A chat template is
+# given each of them; a field of another role would reach none, and is refused.
+_MESSAGE_FIELDS = {
+    "role": None,
+    "content": None,
+    "name": None,
+    "tool_calls": ("assistant",),
+    "tool_call_id": ("tool",),
+}
+# OpenAI's message fields no template is given: accepted when null (as a replayed answer holds them),
+# else refused.
+_MESSAGE_NULL_ONLY = ("refusal", "audio", "function_call", "annotations")
+
+
 def _messages(value: object) -> list[ChatMessage]:
     if not isinstance(value, list) or not value:
         raise OpenAIError("'messages' must be a non-empty list of messages", param="messages")
@@ -329,6 +381,7 @@ def _messages(value: object) -> list[ChatMessage]:
                 f"{where}.role must be one of system, developer, user, assistant, tool; got {role!r}",
                 param=f"{where}.role",
             )
+        _refuse_message_fields(item, role, where)
         messages.append(
             ChatMessage(
                 role,
@@ -343,6 +396,31 @@ def _messages(value: object) -> list[ChatMessage]:
             )
         )
     return messages
+
+
+def _refuse_message_fields(item: dict, role: str, where: str) -> None:
+    """Refuses a message field that would reach no chat template."""
+    for name, value in item.items():
+        roles = _MESSAGE_FIELDS.get(name)
+        if name in _MESSAGE_FIELDS and (roles is None or role in roles or value in (None, [])):
+            continue
+        param = f"{where}.{name}"
+        if name in _MESSAGE_FIELDS:
+            raise OpenAIError(
+                f"{param}: only {' and '.join(roles)} messages have {name}; this is a {role} message",
+                param=param,
+            )
+        if name in _MESSAGE_NULL_ONLY:
+            if value is None:
+                continue
+            raise OpenAIError(
+                f"{param} is not supported by this server (only null)",
+                param=param,
+                code="unsupported_parameter",
+            )
+        raise OpenAIError(
+            f"Unrecognized message field supplied: {param}", param=param, code="unknown_parameter"
+        )
 
 
 def _optional_string(value: object, param: str) -> str | None:
@@ -395,6 +473,7 @@ def _content(content: object, where: str) -> str:
                 not isinstance(part, dict)
                 or part.get("type") != "text"
                 or not isinstance(part.get("text"), str)
+                or set(part) - {"type", "text"}
             ):
                 raise OpenAIError(
                     f"{where}.content: only text parts ({{'type': 'text', 'text': ...}}) are supported",
@@ -407,9 +486,14 @@ def _content(content: object, where: str) -> str:
 
 def _max_tokens_param(fields: _Fields) -> str:
     """The name a chat request gives its max_tokens by: `max_completion_tokens` (OpenAI's current name,
-    which wins when both are given, as in vLLM) or `max_tokens`."""
-    fields.seen.add("max_tokens")
-    return "max_completion_tokens" if fields.get("max_completion_tokens") is not None else "max_tokens"
+    which wins when both are given, as in vLLM; a different `max_tokens` beside it is said to be
+    ignored) or `max_tokens`."""
+    newer, older = fields.get("max_completion_tokens"), fields.get("max_tokens")
+    if newer is None:
+        return "max_tokens"
+    if older is not None and older != newer:
+        fields.ignored.append(Ignored("max_tokens", "max_completion_tokens, given too, wins"))
+    return "max_completion_tokens"
 
 
 def _sampling(
@@ -466,6 +550,11 @@ def _stream_options(fields: _Fields) -> StreamOptions:
     continuous = _optional_bool(
         options.get("continuous_usage_stats"), "stream_options.continuous_usage_stats"
     )
+    if continuous and not include_usage:
+        # vLLM ignores it as silently; modelplane says so.
+        fields.ignored.append(
+            Ignored("stream_options.continuous_usage_stats", "it applies with include_usage: true")
+        )
     return StreamOptions(include_usage, include_usage and continuous)
 
 

@@ -9,6 +9,10 @@ longer than that, and the text is refused as soon as its tokens fill the context
 context is refused after its first piece, and memory stays within one piece. A text whose pieces turn
 out to fit (its tokenizer drops characters: BERT's whitespace, or one `[UNK]` for a long unknown word)
 is then tokenized whole, as a shorter one is.
+
+Where a text over the context is truncated instead of refused (the predictive tasks, `/rerank`),
+`within_context` finds the same way a prefix of it that is already over the context: tokenized and
+truncated, it gives the tokens the whole text would, for the cost of that prefix.
 """
 
 from __future__ import annotations
@@ -60,6 +64,14 @@ def overflow(
             return Overflow(end, tokens)
         start = end
     return None
+
+
+def within_context(text: str, encode: Callable[[str], list[int]], piece: int | None, context: int) -> str:
+    """`text`, or where it is found to be over `context` tokens, its first characters that already are
+    (ending where a piece was cut, before a space where there is one): truncated to at most `context`
+    tokens, they give what the whole text does, as the tokens near a cut are past the context."""
+    found = overflow(text, encode, piece, context)
+    return text if found is None else text[: found.characters]
 
 
 def _cut(text: str, start: int, piece: int) -> int:

@@ -13,6 +13,8 @@ are matched here, on the text; a match ends that sequence's generation. Prompts 
 worker thread, so a long one does not hold up the event loop; one far longer than the context is
 refused before it is tokenized whole (modelplane.server.long_prompts). `stream: true` answers
 Server-Sent Events as the tokens come, then `data: [DONE]`; a client that leaves ends the generation.
+A field a request sets that changes nothing here (`modelplane.protocol.openai.Ignored`) is said in the
+answer's `warnings` (a `Warning` header each), and once per field in the log.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from modelplane.protocol.openai import (
     ChatMessage,
     ChatRequest,
     CompletionRequest,
+    EmbeddingRequest,
+    Ignored,
     OpenAIError,
     RerankRequest,
     SamplingParams,
@@ -65,6 +69,7 @@ class OpenAIAnswer:
     status: int
     document: Any = None
     events: AsyncIterator[bytes] | None = None
+    warnings: list[str] = field(default_factory=list)  # each a `Warning` header of the answer
 
 
 @dataclass
@@ -92,6 +97,13 @@ class OpenAIEndpoints:
         self.prefix = prefix
 
     async def handle(self, method: str, path: str, body: bytes) -> OpenAIAnswer:
+        ignored: list[Ignored] = []  # what the request set that changes nothing: every answer says so
+        answer = await self._answer(method, path, body, ignored)
+        answer.warnings = [item.text for item in ignored]
+        _log_once(ignored)
+        return answer
+
+    async def _answer(self, method: str, path: str, body: bytes, ignored: list[Ignored]) -> OpenAIAnswer:
         try:
             route = path[len(self.prefix) :].rstrip("/")
             if route == "/models" or route.startswith("/models/"):
@@ -100,11 +112,17 @@ class OpenAIEndpoints:
             _only(method, "POST")
             document = _json(body)
             if route == "/completions":
-                return await self._completions(parse_completion(document))
+                completion = parse_completion(document)
+                ignored.extend(completion.ignored)
+                return await self._completions(completion)
             if route == "/chat/completions":
-                return await self._chat(parse_chat(document))
+                chat = parse_chat(document)
+                ignored.extend(chat.ignored)
+                return await self._chat(chat)
             if route == "/embeddings":
-                return await self._embeddings(document)
+                embedding = parse_embedding(document)
+                ignored.extend(embedding.ignored)
+                return await self._embeddings(embedding)
             if route == "/rerank":
                 return await self._rerank(parse_rerank(document))
             raise OpenAIError(f"Invalid URL (POST {path})", 404, code="not_found")
@@ -187,8 +205,7 @@ class OpenAIEndpoints:
 
     # -- embeddings -------------------------------------------------------------------------------
 
-    async def _embeddings(self, document: Any) -> OpenAIAnswer:
-        request = parse_embedding(document)
+    async def _embeddings(self, request: EmbeddingRequest) -> OpenAIAnswer:
         model = self._model(request.model)
         embedder = getattr(model, "embedder", None)
         if embedder is None:
@@ -253,6 +270,21 @@ class OpenAIEndpoints:
                 "results": results,
             },
         )
+
+
+# The fields already said in the log to be ignored: each is logged once, however many requests set it.
+_LOGGED_IGNORED: set[str] = set()
+
+
+def _log_once(ignored: list[Ignored]) -> None:
+    for field_ignored in ignored:
+        if field_ignored.name not in _LOGGED_IGNORED:
+            _LOGGED_IGNORED.add(field_ignored.name)
+            logger.warning(
+                "%s (each answer to a request that sets it says so in a Warning header; "
+                "this is logged once per field)",
+                field_ignored.text,
+            )
 
 
 class _Run:

@@ -24,6 +24,7 @@ from modelplane.protocol.errors import (
     ModelplaneError,
     PayloadTooLarge,
 )
+from modelplane.protocol.http1_wire import warning_headers
 from modelplane.protocol.http_server import HttpRequest, HttpResponse, checked_header
 from modelplane.protocol.openai import OpenAIError
 from modelplane.protocol.v2 import InferRequest
@@ -234,9 +235,10 @@ class RESTServer:
         answer = await self.openai.handle(method, path, request.body)
         model_metrics = self.dataplane.request_metrics(_model_field(request.body))
         model_metrics.observe_request("openai", answer.status, time.perf_counter() - started)
+        warnings = warning_headers(answer.warnings)
         if answer.events is not None:
-            return HTTPResponse(answer.status, b"", _SSE_HEADERS, answer.events)
-        return HTTPResponse(answer.status, orjson.dumps(answer.document))
+            return HTTPResponse(answer.status, b"", _SSE_HEADERS + warnings, answer.events)
+        return HTTPResponse(answer.status, orjson.dumps(answer.document), JSON_HEADERS + warnings)
 
     # -- V2 -------------------------------------------------------------------------------------
 

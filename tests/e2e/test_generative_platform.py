@@ -155,8 +155,16 @@ def test_the_openai_client_streams_through_the_gateway(platform):
                 stream_options={"include_usage": True},
             )
         )
+        # A field the replica ignores is said in a Warning header, which the gateway passes on.
+        raw = client.completions.with_raw_response.create(
+            model="alphabet", prompt="w", max_tokens=1, stream=True, user="someone"
+        )
     assert [chunk.choices[0].text for chunk in chunks[:-1]] == ["x", "y", "z"]
     assert chunks[-1].usage.completion_tokens == 3
+    assert raw.headers.get_list("warning") == [
+        '299 - "request field \\"user\\" is ignored: this server keeps no record of end users '
+        "(OpenAI's abuse monitoring reads it)\""
+    ]
 
 
 def test_the_vllm_metrics_are_served_through_the_gateway(platform):

@@ -7,6 +7,7 @@ do, and a model served by `--model_id` from a local Hugging Face cache.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -19,8 +20,14 @@ import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 
+from modelplane.protocol.v2 import InferInput, InferRequest
+from modelplane.runtimes.huggingface.model import HuggingFaceModel
+from modelplane.runtimes.huggingface.options import HuggingFaceSettings
+from modelplane.runtimes.huggingface.prompts import most_characters_per_token
 from modelplane.runtimes.huggingface.tasks import TaskError, infer_task
+from modelplane.server import long_prompts
 from tests.server.processes import REPO_ROOT, serve
+from tests.server.recording_tokenizer import record_tokenizer
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from huggingface_models import write_model  # noqa: E402
@@ -419,3 +426,61 @@ def test_with_a_predictor_host_the_tokens_go_to_the_predictor(models):
     finally:
         front.stop()
         predictor.stop()
+
+
+PHRASE = "the cat sat on the mat and looked at the moon. "
+OVER = PHRASE * 40  # ~500 tokens: over the context (128), short enough to be tokenized whole
+FAR_OVER = PHRASE * 50_000  # 2.35 MB
+
+
+def in_process(models, name: str, **settings):
+    model = HuggingFaceModel(name, models / name, HuggingFaceSettings(**settings))
+    model.load()
+    return model
+
+
+def predict(model, text: str, protocol: str):
+    if protocol == "v1":
+        return model.predict({"instances": [text]})
+    data = np.array([text.encode()], dtype=object)
+    return model.predict(InferRequest(model.name, [InferInput("text", [1], "BYTES", data)]))
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "prefix"),
+    [
+        ("classifier", {}, ""),
+        ("tagger", {"return_offsets_mapping": True}, ""),
+        ("masks", {}, "[MASK] "),
+        ("embedder", {"task": "text_embedding"}, ""),
+    ],
+)
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_a_text_far_over_the_context_is_truncated_as_before_without_being_tokenized_whole(
+    models, name, settings, prefix, protocol
+):
+    """V1 and V2 truncate a text to the context, as KServe does: a text of megabytes gets the answer of
+    any text with the same first 128 tokens, and the tokenizer is only ever given a few thousand of
+    its characters at once."""
+    model = in_process(models, name, **settings)
+    encoder = model._encoder
+    piece = long_prompts.piece_length(most_characters_per_token(encoder.tokenizer), encoder.max_model_len)
+    over, far_over = prefix + OVER, prefix + FAR_OVER
+    assert len(over) <= piece  # tokenized whole: the answer of a text over the context, as it always was
+    assert len(encoder.tokenizer(over)["input_ids"]) > 2 * encoder.max_model_len
+    recording = record_tokenizer(model)
+    expected = asyncio.run(predict(model, over, protocol))
+    recording.longest = 0
+    answer = asyncio.run(predict(model, far_over, protocol))
+    assert recording.longest <= piece
+    if protocol == "v1":
+        assert answer == expected
+    else:
+        assert [output.name for output in answer.outputs] == [output.name for output in expected.outputs]
+        for got, want in zip(answer.outputs, expected.outputs, strict=True):
+            np.testing.assert_array_equal(got.as_numpy(), want.as_numpy())
+
+
+def test_a_v1_text_of_megabytes_gets_the_answer_of_its_first_tokens(labels_server):
+    """Over the wire, on the server every other test here uses."""
+    assert v1(labels_server, "tagger", [FAR_OVER]).json() == v1(labels_server, "tagger", [OVER]).json()

@@ -4,12 +4,20 @@ same model run with transformers in the test."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import httpx
+import orjson
 import pytest
 
+from modelplane.runtimes.huggingface.model import HuggingFaceModel
+from modelplane.runtimes.huggingface.prompts import most_characters_per_token
+from modelplane.server import long_prompts
+from modelplane.server.openai_routes import OpenAIEndpoints
+from modelplane.server.repository import ModelRepository
 from tests.server.processes import REPO_ROOT, serve
+from tests.server.recording_tokenizer import record_tokenizer
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 from huggingface_models import CHATS, STORY, write_model  # noqa: E402
@@ -89,6 +97,19 @@ def test_the_reranker_is_listed_and_still_answers_v1(server):
         ({"query": QUERY, "documents": [1, 2]}, 400, "documents", "non-empty list"),
         ({"query": QUERY, "documents": STORY, "top_n": -1}, 400, "top_n", "top_n"),
         ({"query": QUERY, "documents": STORY, "rank_fields": ["a"]}, 400, None, "rank_fields"),
+        # OpenAI's accounting fields, accepted (and said to be ignored) elsewhere, are no rerank's.
+        (
+            {"query": QUERY, "documents": STORY, "user": "someone"},
+            400,
+            "user",
+            "Unrecognized request argument",
+        ),
+        (
+            {"query": QUERY, "documents": [{"type": "image_url", "text": "x"}]},
+            400,
+            "documents",
+            "non-empty list",
+        ),
         ({"query": QUERY, "documents": STORY, "model": "classifier"}, 400, "model", "does not rerank"),
         ({"query": QUERY, "documents": STORY, "model": "nope"}, 404, "model", "does not exist"),
     ],
@@ -100,3 +121,43 @@ def test_bad_requests_get_openai_errors(server, body, status, param, words):
     assert words in error["message"]
     if param is not None:
         assert error["param"] == param
+
+
+OVER = " ".join([ANSWER] * 40)  # ~500 tokens: over the context (128), short enough to be tokenized whole
+FAR_OVER = " ".join([ANSWER] * 50_000)  # 2.35 MB
+OTHERS = [text for text in STORY if text != ANSWER]
+
+
+def test_a_document_of_megabytes_is_scored_on_its_first_tokens(server, models):
+    """Over the wire: truncated as a text that fits is, as sentence-transformers truncates pairs."""
+    answer = rerank(server, query=QUERY, documents=[FAR_OVER, *OTHERS], return_documents=False)
+    assert answer.status_code == 200, answer.text
+    scores, tokens = reference(models, QUERY, [OVER, *OTHERS])
+    assert answer.json()["usage"]["prompt_tokens"] == tokens
+    for result in answer.json()["results"]:
+        assert result["relevance_score"] == pytest.approx(scores[result["index"]], abs=1e-5)
+
+
+@pytest.mark.parametrize("long", ["query", "document"])
+def test_a_query_or_document_far_over_the_context_is_never_tokenized_whole(models, long):
+    model = HuggingFaceModel("reranker", models / "reranker")
+    model.load()
+    tokenizer = model._encoder.tokenizer
+    piece = long_prompts.piece_length(most_characters_per_token(tokenizer), model._encoder.max_model_len)
+    assert len(OVER) <= piece  # tokenized whole: the answer of a text over the context, as it always was
+    repository = ModelRepository()
+    repository.add(model)
+    endpoints = OpenAIEndpoints(repository)
+    recording = record_tokenizer(model)
+
+    def answer(text: str) -> dict:
+        query, documents = (text, STORY) if long == "query" else (QUERY, [text, *OTHERS])
+        body = {"model": "reranker", "query": query, "documents": documents, "return_documents": False}
+        answered = asyncio.run(endpoints.handle("POST", "/openai/v1/rerank", orjson.dumps(body)))
+        assert answered.status == 200, answered.document
+        return {key: value for key, value in answered.document.items() if key != "id"}
+
+    expected = answer(OVER)
+    recording.longest = 0
+    assert answer(FAR_OVER) == expected
+    assert recording.longest <= piece

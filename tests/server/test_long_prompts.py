@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from modelplane.server.long_prompts import overflow, piece_length
+from modelplane.server.long_prompts import overflow, piece_length, within_context
 from tests.server.processes import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
@@ -57,6 +57,22 @@ def test_a_word_cut_in_pieces_is_not_counted_once_a_piece():
         return [0] * len(re.findall(r"\S+", text))
 
     assert overflow("a" * 1_000_000, unknown_words, 1000, 100) is None
+
+
+def test_a_text_to_truncate_is_cut_to_a_prefix_already_over_the_context():
+    words = Words(added=2)
+    text = "word " * 200_000
+    prefix = within_context(text, words.encode, 1000, 100)
+    assert text.startswith(prefix) and len(prefix) <= 1000 and text[len(prefix)] == " "
+    assert len(words.encode(prefix)) > 100 + 8  # past the context by more than a cut may change
+    assert max(words.lengths) <= 1000
+
+
+def test_a_text_to_truncate_that_fits_or_is_short_is_left_whole():
+    spaced = "hello" + " " * 100_000 + "world"
+    assert within_context(spaced, Words().encode, 1000, 100) is spaced
+    short = "word " * 150
+    assert within_context(short, Words().encode, 1000, 100) is short
 
 
 def test_without_a_bound_every_text_is_tokenized_whole():

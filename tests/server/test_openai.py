@@ -5,6 +5,7 @@ the alphabet, so every answer can be worked out by hand."""
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import struct
 import time
@@ -383,6 +384,139 @@ def test_openai_s_fields_are_accepted_when_null(server):
 def test_fields_that_do_not_change_the_answer_are_accepted_and_ignored(server):
     plain = chat(server).json()["choices"]
     assert chat(server, **IGNORED).json()["choices"] == plain
+
+
+def warnings(response) -> list[str]:
+    """The texts of an answer's `Warning: 299 - "<text>"` headers, unquoted as kubectl reads them."""
+    texts = []
+    for value in response.headers.get_list("warning"):
+        match = re.fullmatch(r'299 - "((?:[^"\\]|\\.)*)"', value)
+        assert match, value
+        texts.append(re.sub(r"\\(.)", r"\1", match.group(1)))
+    return texts
+
+
+def ignored_fields(texts: list[str]) -> list[str]:
+    fields = [re.fullmatch(r'request field "([\w.]+)" is ignored: .+', text) for text in texts]
+    assert all(fields), texts
+    return [field.group(1) for field in fields]
+
+
+SAID_IGNORED = {name: value for name, value in IGNORED.items() if name != "modalities"}  # its default
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ignored_fields_are_said_in_a_warning_header_each(client, stream):
+    """With the official client: chat and completions, streamed or not, and embeddings."""
+    chat = client.chat.completions.with_raw_response.create(
+        model="alphabet",
+        messages=[{"role": "user", "content": "x"}],
+        max_tokens=3,
+        stream=stream,
+        **SAID_IGNORED,
+    )
+    assert chat.status_code == 200
+    assert sorted(ignored_fields(warnings(chat))) == sorted(SAID_IGNORED)
+    said = dict(zip(ignored_fields(warnings(chat)), warnings(chat), strict=True))
+    assert said["prompt_cache_key"].endswith("is ignored: this server keeps no prompt cache")
+    answer = chat.parse()
+    if stream:
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in answer) == "uvw"
+    else:
+        assert answer.choices[0].message.content == "uvw"  # the answer they do not change
+    completion = client.completions.with_raw_response.create(
+        model="alphabet", prompt="a", max_tokens=2, stream=stream, user="someone"
+    )
+    assert ignored_fields(warnings(completion)) == ["user"]
+    answer = completion.parse()
+    choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
+    assert "".join(choice.text for choice in choices) == "bc"
+    if not stream:
+        embedding = client.embeddings.with_raw_response.create(model="alphabet", input="ab", user="someone")
+        assert ignored_fields(warnings(embedding)) == ["user"]
+        assert embedding.parse().data[0].embedding == pytest.approx([2.0, 0.195])
+
+
+def test_without_ignored_fields_there_is_no_warning_and_store_false_is_none(server):
+    """`store: false` asks for what this server does anyway."""
+    assert warnings(chat(server)) == []
+    assert warnings(chat(server, **dict.fromkeys(SAID_IGNORED))) == []  # null: not set
+    assert warnings(chat(server, store=False)) == []
+    assert ignored_fields(warnings(chat(server, store=True))) == ["store"]
+
+
+def test_a_refused_request_still_says_what_it_set_that_is_ignored(server):
+    response = chat(server, user="someone", max_tokens=1000)
+    assert response.status_code == 400
+    assert ignored_fields(warnings(response)) == ["user"]
+
+
+def test_each_ignored_field_is_logged_once_however_many_requests_set_it(server):
+    for _ in range(3):
+        assert chat(server, prediction={"type": "content", "content": "x"}, user="a").status_code == 200
+    log = server.log()
+    assert log.count('request field "prediction" is ignored') == 1
+    assert log.count('request field "user" is ignored') == 1
+
+
+def test_a_max_tokens_beside_a_different_max_completion_tokens_is_said_to_be_ignored(server):
+    response = chat(server, max_tokens=2, max_completion_tokens=4)
+    assert response.json()["usage"]["completion_tokens"] == 4
+    (text,) = warnings(response)
+    assert text == 'request field "max_tokens" is ignored: max_completion_tokens, given too, wins'
+    assert warnings(chat(server, max_tokens=2, max_completion_tokens=2)) == []
+
+
+def test_continuous_usage_stats_without_include_usage_is_said_to_be_ignored(server):
+    options = {"include_usage": False, "continuous_usage_stats": True}
+    body = {"model": "alphabet", "prompt": "a", "max_tokens": 2, "stream": True, "stream_options": options}
+    with httpx.stream("POST", f"{server.url}/openai/v1/completions", json=body) as response:
+        events = [line for line in response.iter_lines() if line]
+    assert ignored_fields(warnings(response)) == ["stream_options.continuous_usage_stats"]
+    assert not any('"usage"' in event for event in events)
+
+
+@pytest.mark.parametrize(
+    ("message", "param", "code"),
+    [
+        ({"role": "user", "content": "x", "colour": "blue"}, "messages[0].colour", "unknown_parameter"),
+        (
+            {"role": "user", "content": "x", "tool_calls": [{"function": {"name": "f"}}]},
+            "messages[0].tool_calls",
+            None,
+        ),
+        ({"role": "user", "content": "x", "tool_call_id": "call_1"}, "messages[0].tool_call_id", None),
+        (
+            {"role": "assistant", "content": None, "refusal": "no"},
+            "messages[0].refusal",
+            "unsupported_parameter",
+        ),
+        (
+            {"role": "user", "content": [{"type": "text", "text": "x", "cache_control": {}}]},
+            "messages[0].content",
+            None,
+        ),
+    ],
+)
+def test_message_fields_no_template_would_see_are_refused(server, message, param, code):
+    response = chat(server, messages=[message])
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == (param, code)
+
+
+def test_message_fields_a_replayed_answer_holds_are_accepted_when_null(server):
+    assistant = {
+        "role": "assistant",
+        "content": "uvw",
+        "refusal": None,
+        "audio": None,
+        "function_call": None,
+        "annotations": None,
+        "tool_calls": None,
+    }
+    user = {"role": "user", "content": "x", "tool_calls": [], "tool_call_id": None}
+    assert chat(server, messages=[user, assistant, {"role": "user", "content": "y"}]).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -73,8 +73,9 @@ from modelplane.local.api.store import Ref, Store, WatchEvent, store_path
 from modelplane.local.api.store_faults import STORE_FAULTS
 from modelplane.local.api.tables import TableRequest, table, table_events, table_request
 from modelplane.local.api.unhonored_fields import unhonored_warnings
-from modelplane.local.api.write_options import DeleteOptions, WriteOptions, warning_headers
+from modelplane.local.api.write_options import DeleteOptions, WriteOptions
 from modelplane.local.tls import TLSFiles
+from modelplane.protocol.http1_wire import warning_headers
 from modelplane.protocol.listening import listening_socket, url_host
 
 log = logging.getLogger(__name__)

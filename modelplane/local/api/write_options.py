@@ -101,13 +101,3 @@ class DeleteOptions:
 def _words(field: UnknownField) -> str:
     hint = f' (did you mean "{field.did_you_mean}"?)' if field.did_you_mean else ""
     return f'unknown field "{field.path}"{hint}'
-
-
-def warning_headers(warnings: list[str]) -> list[tuple[bytes, bytes]]:
-    """`Warning: 299 - "<text>"` headers (RFC 7234), as Kubernetes sends them and kubectl prints them."""
-    headers = []
-    for text in warnings:
-        # Field names come from the user: control and non-ASCII characters travel escaped (`\x1f`).
-        quoted = text.encode("unicode_escape").replace(b'"', b'\\"')
-        headers.append((b"warning", b'299 - "%b"' % quoted))
-    return headers

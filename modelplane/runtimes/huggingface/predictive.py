@@ -3,9 +3,11 @@ V1 and V2, in KServe's formats.
 
 A request's texts (V1 `instances`, or the first V2 input, a BYTES tensor) are tokenized together,
 padded to the longest and truncated to the context length, as KServe does, and run in one forward
-pass on a worker thread. With `--predictor-host` the model runs elsewhere: the tokens go to that
-predictor as a V2 request (`--tensor_input_names` chooses which tokenizer outputs), and its first
-output is read as the logits.
+pass on a worker thread. A text far longer than the context is cut first to a prefix already over it
+(modelplane.server.long_prompts.within_context), so a text of megabytes costs what that prefix does
+and is truncated to the same tokens. With `--predictor-host` the model runs elsewhere: the tokens go
+to that predictor as a V2 request (`--tensor_input_names` chooses which tokenizer outputs), and its
+first output is read as the logits.
 
 Answers, by task and by what `--return_probabilities` / `--return_raw_logits` ask:
 
@@ -36,6 +38,7 @@ from modelplane.runtimes.huggingface.loading import Loaded
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
 from modelplane.runtimes.huggingface.prompts import most_characters_per_token
 from modelplane.runtimes.huggingface.tasks import Task
+from modelplane.server import long_prompts
 from modelplane.server.generation import Relevance
 
 Forward = Callable[[InferRequest], Awaitable[InferResponse]]
@@ -55,6 +58,8 @@ class EncoderTask:
         # Held by every call of the tokenizer, some of which run on worker threads: a fast tokenizer fails
         # ("Already borrowed") when one call changes its truncation or padding while another uses it.
         self.tokenizing = threading.Lock()
+        self.max_chars_per_token = most_characters_per_token(self.tokenizer)
+        self._piece = long_prompts.piece_length(self.max_chars_per_token, self.max_model_len)
         if self.task is Task.fill_mask and self.tokenizer.mask_token_id is None:
             raise ValueError("a fill_mask model needs a tokenizer with a mask token; this one has none")
         if settings.return_offsets_mapping and self.task is not Task.token_classification:
@@ -76,10 +81,22 @@ class EncoderTask:
             scores = await asyncio.to_thread(self.run_model, encoded)
         return self._answer(payload, scores, encoded, offsets)
 
+    def within_context(self, text: str) -> str:
+        """`text`, or a prefix of it that truncates to the same tokens (see long_prompts.within_context),
+        so that tokenizing a text far over the context costs what the context does. Called holding
+        `tokenizing`."""
+        special = self.settings.special_tokens
+
+        def encode(piece: str) -> list[int]:
+            # verbose=False: a piece over the model's length is counted, never run, so no warning.
+            return self.tokenizer(piece, add_special_tokens=special, verbose=False)["input_ids"]
+
+        return long_prompts.within_context(text, encode, self._piece, self.max_model_len)
+
     def _tokenize(self, texts: list[str]) -> Any:
         with self.tokenizing:
             return self.tokenizer(
-                texts,
+                [self.within_context(text) for text in texts],
                 max_length=self.max_model_len,
                 truncation=True,
                 padding=True,
@@ -185,7 +202,7 @@ class TextEmbedder:
         self.encoder = encoder
         self.max_model_len = encoder.max_model_len
         self.vocab_size = encoder.model.config.get_text_config().vocab_size
-        self.max_chars_per_token = most_characters_per_token(encoder.tokenizer)
+        self.max_chars_per_token = encoder.max_chars_per_token
 
     def encode(self, text: str) -> list[int]:
         encoder = self.encoder
@@ -211,7 +228,7 @@ class TextReranker:
     """The `/openai/v1/rerank` side of a cross-encoder (modelplane.server.generation.Reranker): each
     document is read with the query as a text pair, truncated to the context length as
     sentence-transformers truncates it, and its one logit, through the model's activation, is its
-    relevance."""
+    relevance. A query or document far over the context is cut to a prefix already over it first."""
 
     def __init__(self, encoder: EncoderTask, activation: Callable[[torch.Tensor], torch.Tensor]):
         self.encoder = encoder
@@ -225,9 +242,10 @@ class TextReranker:
     def _tokenize(self, query: str, documents: list[str]) -> Any:
         encoder = self.encoder
         with encoder.tokenizing:
+            query = encoder.within_context(query)
             return encoder.tokenizer(
                 [query] * len(documents),
-                documents,
+                [encoder.within_context(document) for document in documents],
                 max_length=encoder.max_model_len,
                 truncation=True,
                 padding=True,
