@@ -120,6 +120,7 @@ class ChatMessage:
     name: str | None = None
     tool_calls: tuple[dict, ...] = ()  # an assistant's calls, each function's arguments read from JSON
     tool_call_id: str | None = None  # a tool's answer: the call it answers
+    extra: dict[str, Any] = field(default_factory=dict)  # fields for the chat template alone
 
 
 @dataclass(frozen=True)
@@ -354,7 +355,9 @@ def _is_token(value: object) -> bool:
 
 
 # What a message may hold, and which roles each field belongs to (None: every role). A chat template is
-# given each of them; a field of another role would reach none, and is refused.
+# given each of them; a field of another role would reach none, and is refused. Any other field goes to
+# the template as it is, which reads it or not (as transformers' `apply_chat_template` hands a template
+# whatever a message holds: `reasoning_content` of a replayed answer, say).
 _MESSAGE_FIELDS = {
     "role": None,
     "content": None,
@@ -381,7 +384,7 @@ def _messages(value: object) -> list[ChatMessage]:
                 f"{where}.role must be one of system, developer, user, assistant, tool; got {role!r}",
                 param=f"{where}.role",
             )
-        _refuse_message_fields(item, role, where)
+        extra = _template_fields(item, role, where)
         messages.append(
             ChatMessage(
                 role,
@@ -393,13 +396,16 @@ def _messages(value: object) -> list[ChatMessage]:
                     if role == "tool"
                     else None
                 ),
+                extra=extra,
             )
         )
     return messages
 
 
-def _refuse_message_fields(item: dict, role: str, where: str) -> None:
-    """Refuses a message field that would reach no chat template."""
+def _template_fields(item: dict, role: str, where: str) -> dict[str, Any]:
+    """The fields of a message beyond those modelplane reads, for its chat template; refuses a field of
+    another role's, or one of OpenAI's that no template is given."""
+    extra = {}
     for name, value in item.items():
         roles = _MESSAGE_FIELDS.get(name)
         if name in _MESSAGE_FIELDS and (roles is None or role in roles or value in (None, [])):
@@ -418,9 +424,8 @@ def _refuse_message_fields(item: dict, role: str, where: str) -> None:
                 param=param,
                 code="unsupported_parameter",
             )
-        raise OpenAIError(
-            f"Unrecognized message field supplied: {param}", param=param, code="unknown_parameter"
-        )
+        extra[name] = value
+    return extra
 
 
 def _optional_string(value: object, param: str) -> str | None:

@@ -48,6 +48,28 @@ def test_tool_calls_their_answers_and_names_reach_the_template(prompts):
     assert prompts.chat_prompt(conversation) == "<user ann>hi<assistant>c1:lookup(q=1)<tool>[c1]ok<assistant>"
 
 
+def test_fields_modelplane_does_not_read_reach_the_template_as_they_are(prompts):
+    """A reasoning model's replayed answer keeps its `reasoning_content`, which its template may write."""
+    template = prompts.tokenizer.chat_template
+    prompts.tokenizer.chat_template = (
+        "{% for m in messages %}<{{ m.role }}>{% if m.reasoning_content %}({{ m.reasoning_content }})"
+        "{% endif %}{% if m.colour %}[{{ m.colour.name }}]{% endif %}{{ m.content }}{% endfor %}"
+    )
+    try:
+        conversation = messages(
+            {"role": "user", "content": "hi", "colour": {"name": "blue"}},
+            {"role": "assistant", "content": "yes", "reasoning_content": "think", "role_hint": 1},
+        )
+        assert prompts.chat_prompt(conversation) == "<user>[blue]hi<assistant>(think)yes"
+    finally:
+        prompts.tokenizer.chat_template = template
+
+
+def test_a_field_cannot_stand_in_for_the_role_or_the_content():
+    (message,) = messages({"role": "user", "content": "hi", "extra": "x"})
+    assert (message.role, message.content, message.extra) == ("user", "hi", {"extra": "x"})
+
+
 @pytest.mark.parametrize(
     ("message", "param"),
     [

@@ -50,7 +50,7 @@ class TokenizerPrompts:
 
 def _template_message(message: ChatMessage) -> dict:
     """A message as chat templates read it (KServe's and vLLM's conversation format)."""
-    rendered: dict[str, Any] = {"role": message.role, "content": message.content}
+    rendered: dict[str, Any] = {**message.extra, "role": message.role, "content": message.content}
     if message.name is not None:
         rendered["name"] = message.name
     if message.tool_calls:
