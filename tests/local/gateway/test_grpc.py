@@ -638,6 +638,35 @@ def scripted_replica(sock: socket.socket | None = None):
         loop.close()
 
 
+def test_a_call_cancelled_with_answer_data_unsent_gives_its_window_back_to_the_shared_connection():
+    """Answer data the gateway holds for a client whose window is shut is still the replica's
+    connection's window: a call cancelled then returns it, or every later call on that connection (which
+    all clients share) would wait for a WINDOW_UPDATE that never comes."""
+    with scripted_replica() as address:
+        table = RouteTable(service(backend("iris-predictor-1", address)))
+        with running_gateway(table) as gateway:
+            # A client that takes no data: what the replica answers stays at the gateway.
+            stingy = RawH2(gateway.port, {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+            try:
+                big = _raw_call(stingy, b"/test.Big/Get")
+                while not stingy.answers[big].headers:
+                    stingy.receive()
+                # The replica sent the whole answer before answering this one, on the same connection.
+                probe = _raw_call(stingy, b"/test.Probe/Get")
+                assert stingy.wait(probe).status[b"grpc-status"] == b"0"
+                assert not stingy.answers[big].body
+                stingy.conn.reset_stream(big, h2.errors.ErrorCodes.CANCEL)
+                stingy.flush()
+                # Another client's call through the same connection to the replica, with an answer
+                # larger than what would be left of its window.
+                with channel(gateway) as chan:
+                    answer = chan.unary_unary("/test.Big/Get")(b"", timeout=10)
+                assert len(answer) == _ScriptedReplica.BIG
+            finally:
+                stingy.close()
+            settled(gateway, "iris-predictor-1", in_flight=0)
+
+
 def _raw_call(client: RawH2, path: bytes) -> int:
     stream_id = client.conn.get_next_available_stream_id()
     headers = [
