@@ -165,8 +165,9 @@ class H2UpstreamPool:
         """A connection with room for a stream: an open one, or a new one (raises OSError).
 
         A call that finds another opening a connection to `address` waits for that attempt to end,
-        however it ends, then looks again: the connection may have room for it, or it opens one of its
-        own (the attempt failed, or was given up with the call that made it, cancelled by its client)."""
+        however it ends: it fails with the attempt's error, or looks again (the connection may have
+        room for it; or the attempt was given up with the call that made it, cancelled by its client,
+        and it opens one of its own)."""
         while True:
             connection = self.ready_connection(address)
             if connection is not None:
@@ -175,8 +176,11 @@ class H2UpstreamPool:
             if pending is None:
                 break
             await asyncio.wait((pending,))  # the attempt is not this call's to cancel
+            if pending.result() is not None:
+                raise pending.result()
         loop = asyncio.get_running_loop()
         pending = self._connecting[address] = loop.create_future()
+        failure: OSError | None = None
         host, port = split_address(address)
         try:
             _, connection = await asyncio.wait_for(
@@ -186,11 +190,15 @@ class H2UpstreamPool:
             self._connections.setdefault(address, []).append(connection)
             return connection
         except TimeoutError as exc:
-            raise OSError(f"no connection within {self.connect_timeout:g}s") from exc
+            failure = OSError(f"no connection within {self.connect_timeout:g}s")
+            raise failure from exc
+        except OSError as exc:
+            failure = exc
+            raise
         finally:
             if self._connecting.get(address) is pending:
                 del self._connecting[address]
-            pending.set_result(None)  # the calls waiting for this attempt look again
+            pending.set_result(failure)  # the calls waiting for this attempt fail with it, or look again
 
     def discard(self, connection: H2Upstream) -> None:
         connections = self._connections.get(connection.address)
