@@ -298,6 +298,8 @@ class Http2Connection(asyncio.Protocol):
         out = self._out
         for index in range(first, len(out)):
             frame = out[index]
+            if not frame:  # a frame of a stream taken out before this one
+                continue
             length_high, length_low, kind, _, frame_stream = f.HEADER.unpack_from(frame)
             if frame_stream & 0x7FFFFFFF == stream_id:
                 if kind == f.DATA:

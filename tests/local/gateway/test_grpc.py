@@ -6,22 +6,29 @@ are grpcio stubs and tritonclient's gRPC client.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import random
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import h2.config
 import h2.connection
+import h2.errors
 import h2.events
+import h2.exceptions
+import h2.settings
 import httpx
 import numpy as np
 import pytest
@@ -39,6 +46,7 @@ from modelplane.local.gateway.server import GatewayConfig, GatewayThread
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
 from modelplane.telemetry.payload_events import PayloadLogSpec
+from tests.protocol.raw_h2 import Answer, RawH2
 
 APP = Path(__file__).with_name("grpc_upstream.py")
 HTTP_APP = Path(__file__).with_name("upstream_app.py")
@@ -550,3 +558,157 @@ def test_many_calls_cancelled_cut_and_rerouted_leave_nothing_behind(replicas):
     finally:
         logging.getLogger().removeHandler(errors)
     assert [record.getMessage() for record in errors.records] == []
+
+
+class _ScriptedReplica(asyncio.Protocol):
+    """A replica's gRPC port on the `h2` library, answering by path: `/test.Big/Get` with a message of
+    `BIG` bytes (as the gateway's windows allow), `/test.Probe/Get` with only trailers (no data, which
+    a client's window would hold back), anything else with an empty message."""
+
+    BIG = 600_000
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.h2.initiate_connection()
+        self.paths: dict[int, bytes] = {}
+        self.unsent: dict[int, bytes] = {}  # answer data waiting for a window
+        self.transport.write(self.h2.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.h2.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                self.paths[event.stream_id] = dict(event.headers)[b":path"]
+            elif isinstance(event, h2.events.DataReceived):
+                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                self._answer(event.stream_id)
+            elif isinstance(event, h2.events.StreamReset):
+                self.unsent.pop(event.stream_id, None)
+            elif isinstance(event, h2.events.WindowUpdated):
+                for stream_id in list(self.unsent):
+                    try:
+                        self._send(stream_id)
+                    except h2.exceptions.StreamClosedError:  # reset by a frame of the same read
+                        del self.unsent[stream_id]
+        self.transport.write(self.h2.data_to_send())
+
+    def _answer(self, stream_id: int) -> None:
+        head = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+        if self.paths.get(stream_id) == b"/test.Probe/Get":
+            self.h2.send_headers(stream_id, [*head, (b"grpc-status", b"0")], end_stream=True)
+            return
+        self.h2.send_headers(stream_id, head)
+        size = self.BIG if self.paths.get(stream_id) == b"/test.Big/Get" else 0
+        self.unsent[stream_id] = struct.pack(">BL", 0, size) + bytes(size)
+        self._send(stream_id)
+
+    def _send(self, stream_id: int) -> None:
+        data = self.unsent[stream_id]
+        while data:
+            size = min(
+                len(data), self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size
+            )
+            if not size:
+                self.unsent[stream_id] = data
+                return
+            self.h2.send_data(stream_id, data[:size])
+            data = data[size:]
+        del self.unsent[stream_id]
+        self.h2.send_headers(stream_id, [(b"grpc-status", b"0")], end_stream=True)
+
+
+@contextlib.contextmanager
+def scripted_replica(sock: socket.socket | None = None):
+    """Serves `_ScriptedReplica` on `sock` (a listening socket), or on a port of its own."""
+    loop = asyncio.new_event_loop()
+    if sock is None:
+        sock = socket.create_server(("127.0.0.1", 0))
+    server = loop.run_until_complete(loop.create_server(_ScriptedReplica, sock=sock))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        server.close()
+        loop.close()
+
+
+def test_a_call_cancelled_with_answer_data_unsent_gives_its_window_back_to_the_shared_connection():
+    """Answer data the gateway holds for a client whose window is shut is still the replica's
+    connection's window: a call cancelled then returns it, or every later call on that connection (which
+    all clients share) would wait for a WINDOW_UPDATE that never comes."""
+    with scripted_replica() as address:
+        table = RouteTable(service(backend("iris-predictor-1", address)))
+        with running_gateway(table) as gateway:
+            # A client that takes no data: what the replica answers stays at the gateway.
+            stingy = RawH2(gateway.port, {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+            try:
+                big = _raw_call(stingy, b"/test.Big/Get")
+                while not stingy.answers[big].headers:
+                    stingy.receive()
+                # The replica sent the whole answer before answering this one, on the same connection.
+                probe = _raw_call(stingy, b"/test.Probe/Get")
+                assert stingy.wait(probe).status[b"grpc-status"] == b"0"
+                assert not stingy.answers[big].body
+                stingy.conn.reset_stream(big, h2.errors.ErrorCodes.CANCEL)
+                stingy.flush()
+                # Another client's call through the same connection to the replica, with an answer
+                # larger than what would be left of its window.
+                with channel(gateway) as chan:
+                    answer = chan.unary_unary("/test.Big/Get")(b"", timeout=10)
+                assert len(answer) == _ScriptedReplica.BIG
+            finally:
+                stingy.close()
+            settled(gateway, "iris-predictor-1", in_flight=0)
+
+
+def _raw_call(client: RawH2, path: bytes) -> int:
+    stream_id = client.conn.get_next_available_stream_id()
+    headers = [
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", path),
+        (b":authority", HOST.encode()),
+        (b"content-type", b"application/grpc"),
+        (b"te", b"trailers"),
+    ]
+    client.conn.send_headers(stream_id, headers)
+    client.conn.send_data(stream_id, struct.pack(">BL", 0, 0), end_stream=True)
+    client.answers[stream_id] = Answer()
+    client.flush()
+    return stream_id
+
+
+def test_calls_waiting_for_the_connection_a_cancelled_call_was_opening_open_their_own():
+    """The first call to a replica opens the connection that the calls after it wait for. Cancelled
+    by its client while it connects (a call's deadline, a rapid reset), it leaves them to connect
+    themselves, instead of waiting for it for ever."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    address = f"127.0.0.1:{listener.getsockname()[1]}"
+    # The listener accepts nothing yet and its backlog is full: a connection to it waits.
+    queued = socket.create_connection(listener.getsockname(), timeout=5)
+    table = RouteTable(service(backend("iris-predictor-1", address)))
+    try:
+        with running_gateway(table) as gateway, channel(gateway) as chan, ThreadPoolExecutor(1) as pool:
+            client = RawH2(gateway.port)
+            try:
+                first = _raw_call(client, b"/test.Empty/Get")
+                settled(gateway, "iris-predictor-1", in_flight=1)  # it is connecting
+                second = pool.submit(chan.unary_unary("/test.Empty/Get"), b"", timeout=15)
+                settled(gateway, "iris-predictor-1", in_flight=2)  # it waits for that connection
+                client.conn.reset_stream(first, h2.errors.ErrorCodes.CANCEL)
+                client.flush()
+                settled(gateway, "iris-predictor-1", in_flight=1)
+            finally:
+                client.close()
+            with scripted_replica(listener):
+                assert second.result(30) == b""
+                settled(gateway, "iris-predictor-1", in_flight=0)
+    finally:
+        queued.close()
+        listener.close()

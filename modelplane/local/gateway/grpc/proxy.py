@@ -528,7 +528,6 @@ class GrpcCall:
         """Ends the call with a gRPC status of the gateway's own."""
         if self.ended:
             return
-        self._to_client.clear()
         self.watch.status(code, message)
         trailers = status_headers(code, message, trailers_only=not self._headers_sent)
         if not self._headers_sent:
@@ -562,6 +561,12 @@ class GrpcCall:
         upstream, self._upstream = self._upstream, None
         if upstream is not None:
             upstream.forget(self._upstream_id, reset_upstream, error_code)
+            # What the replica sent that never reached the client still took the window of the
+            # replica's connection, which every call on it shares: it is given back, or the calls
+            # that follow would wait for a window that never opens again.
+            for _, length in self._to_client:
+                upstream.acknowledge(self._upstream_id, length)
+        self._to_client.clear()
         if reset_client:
             # The client may still be sending: HTTP/2's way to say the rest is not wanted.
             self.client.reset(self.stream_id, 0)

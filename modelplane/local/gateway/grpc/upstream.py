@@ -8,7 +8,6 @@ and opens another one only when the open ones have no room for a new stream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Protocol
 
 from modelplane.local.gateway.grpc.endpoint import H2Endpoint, Headers
@@ -163,7 +162,12 @@ class H2UpstreamPool:
         return None
 
     async def connect(self, address: str) -> H2Upstream:
-        """A connection with room for a stream: an open one, or a new one (raises OSError)."""
+        """A connection with room for a stream: an open one, or a new one (raises OSError).
+
+        A call that finds another opening a connection to `address` waits for that attempt to end,
+        however it ends: it fails with the attempt's error, or looks again (the connection may have
+        room for it; or the attempt was given up with the call that made it, cancelled by its client,
+        and it opens one of its own)."""
         while True:
             connection = self.ready_connection(address)
             if connection is not None:
@@ -171,32 +175,30 @@ class H2UpstreamPool:
             pending = self._connecting.get(address)
             if pending is None:
                 break
-            with contextlib.suppress(OSError):
-                await asyncio.shield(pending)
+            await asyncio.wait((pending,))  # the attempt is not this call's to cancel
+            if pending.result() is not None:
+                raise pending.result()
         loop = asyncio.get_running_loop()
-        pending = loop.create_future()
-        self._connecting[address] = pending
+        pending = self._connecting[address] = loop.create_future()
+        failure: OSError | None = None
         host, port = split_address(address)
         try:
             _, connection = await asyncio.wait_for(
                 loop.create_connection(lambda: H2Upstream(self, address), host, port),
                 self.connect_timeout,
             )
+            self._connections.setdefault(address, []).append(connection)
+            return connection
         except TimeoutError as exc:
-            error = OSError(f"no connection within {self.connect_timeout:g}s")
-            pending.set_exception(error)
-            pending.exception()  # retrieved: the waiters get their own
-            raise error from exc
+            failure = OSError(f"no connection within {self.connect_timeout:g}s")
+            raise failure from exc
         except OSError as exc:
-            pending.set_exception(exc)
-            pending.exception()
+            failure = exc
             raise
         finally:
             if self._connecting.get(address) is pending:
                 del self._connecting[address]
-        self._connections.setdefault(address, []).append(connection)
-        pending.set_result(connection)
-        return connection
+            pending.set_result(failure)  # the calls waiting for this attempt fail with it, or look again
 
     def discard(self, connection: H2Upstream) -> None:
         connections = self._connections.get(connection.address)
