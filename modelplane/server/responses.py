@@ -16,9 +16,10 @@ def v2_answer(result: Any, request: InferRequest, model: Any) -> InferResponse:
     """The response a V2 request gets (before its outputs are picked and encoded): what the model
     returned, with the outputs asked for as classes classified, and the parameters the model did not
     read named among the response's parameters."""
-    response = classify_outputs(
-        as_infer_response(result, request, model), request, getattr(model, "classification_labels", None)
-    )
+    response = as_infer_response(result, request, model)
+    if not (request.parameters or request.request_outputs or _any_input_parameters(request)):
+        return response  # nothing to classify, and nothing ignored: most requests
+    response = classify_outputs(response, request, getattr(model, "classification_labels", None))
     notes = ignored_parameters(request, getattr(model, "reads_parameters", None), request.model_name)
     if notes:
         parameters = dict(response.parameters or {})  # a batch's answers may share the model's dict
@@ -26,6 +27,13 @@ def v2_answer(result: Any, request: InferRequest, model: Any) -> InferResponse:
         parameters[IGNORED] = "; ".join([said, *notes] if isinstance(said, str) and said else notes)
         response.parameters = parameters
     return response
+
+
+def _any_input_parameters(request: InferRequest) -> bool:
+    for tensor in request.inputs:
+        if tensor.parameters:
+            return True
+    return False
 
 
 def as_infer_response(result: Any, request: InferRequest, model: Any) -> InferResponse:
