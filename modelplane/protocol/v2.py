@@ -97,15 +97,17 @@ def array_from_json(data: object, datatype: str, shape: list[int], what: str) ->
 
 
 # The kinds of array numpy makes of JSON values that each kind of datatype takes: booleans for BOOL,
-# integers for the integer types, any number for the floating ones (JSON has no NaN or infinity).
+# integers for the integer types, any number for the floating ones. JSON has no NaN or infinity: the
+# floating types also take null, as NaN, which is what orjson writes for them (KServe's client and
+# server, and modelplane's own answers) and what KServe's server reads it as.
 _JSON_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
 _JSON_VALUES = {"b": "true or false", "i": "integers", "u": "integers", "f": "numbers"}
 
 
 def _numbers_from_json(data: list, dtype: np.dtype, datatype: str, what: str) -> np.ndarray:
-    """JSON numbers (or booleans) as an array of `dtype`; a value of another type (a string, null, a
-    fraction for an integer type, a number for BOOL, a boolean for a number type) or an integer out of
-    the type's range is refused, not cast."""
+    """JSON numbers (or booleans) as an array of `dtype`; a value of another type (a string, null but
+    for a floating type, where it is NaN, a fraction for an integer type, a number for BOOL, a boolean
+    for a number type) or an integer out of the type's range is refused, not cast."""
     try:
         written = np.asarray(data)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -130,7 +132,7 @@ def _numbers_from_json(data: list, dtype: np.dtype, datatype: str, what: str) ->
 
 def _refuse_misfit(data: list, dtype: np.dtype, datatype: str, what: str) -> None:
     """InvalidInput naming the first JSON value of `data` of a type `dtype` does not take."""
-    wanted = {"b": (bool,), "i": (int,), "u": (int,), "f": (int, float)}[dtype.kind]
+    wanted = {"b": (bool,), "i": (int,), "u": (int,), "f": (int, float, type(None))}[dtype.kind]
     for value in _flatten(data):
         if not isinstance(value, wanted) or (dtype.kind != "b" and isinstance(value, bool)):
             shown = json.dumps(value)[:40]

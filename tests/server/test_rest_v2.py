@@ -278,7 +278,9 @@ def test_bytes_tensor_in_binary(test_models_server):
             b'{"inputs": [{"name": "x", "shape": [3], "datatype": "FP32", "data": [true, 2.5, 3]}]}',
             "got true",
         ),
-        (b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [null, 1]}]}', "got null"),
+        # null is NaN for the floating types only (below).
+        (b'{"inputs": [{"name": "x", "shape": [2], "datatype": "INT32", "data": [null, 1]}]}', "got null"),
+        (b'{"inputs": [{"name": "x", "shape": [2], "datatype": "BOOL", "data": [null, true]}]}', "got null"),
         (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "INT8", "data": [300]}]}', "300 is out of"),
         (
             b'{"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [9223372036854775808]}]}',
@@ -694,3 +696,31 @@ def test_json_zeros_and_ones_are_numbers():
     assert array_from_json([[0, 1], [1, 0]], "INT32", [2, 2], "x").tolist() == [[0, 1], [1, 0]]
     assert array_from_json([0.0, 1, 2.5], "FP32", [3], "x").tolist() == [0.0, 1.0, 2.5]
     assert array_from_json([True, False], "BOOL", [2], "x").tolist() == [True, False]
+
+
+@pytest.mark.parametrize("datatype, dtype", [("FP32", "<f4"), ("FP64", "<f8")])
+def test_null_in_a_floating_tensor_is_nan(test_models_server, datatype, dtype):
+    # KServe's InferenceRESTClient writes its JSON with orjson, which writes NaN (and infinity) as null;
+    # KServe's server reads null back as NaN, and modelplane writes NaN as null in its own answers.
+    body = (
+        b'{"id":"nan-1","model_name":"echo","inputs":[{"name":"x","shape":[2,2],"datatype":"'
+        + datatype.encode()
+        + b'","data":[null,1.5,2.5,null]}],"parameters":{"binary_data_output":true}}'
+    )
+    response = httpx.post(
+        test_models_server.url + "/v2/models/echo/infer",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    json_length = int(response.headers["inference-header-content-length"])
+    header = orjson.loads(response.content[:json_length])
+    assert header["id"] == "nan-1"
+    assert header["outputs"][0]["shape"] == [2, 2]
+    values = np.frombuffer(response.content[json_length:], dtype=dtype)
+    assert np.isnan(values[[0, 3]]).all() and values[1:3].tolist() == [1.5, 2.5]
+    # As JSON, the answer writes NaN back as null, which reads in again.
+    answer = httpx.post(
+        test_models_server.url + "/v2/models/echo/infer", content=body.replace(b"true}}", b"false}}")
+    )
+    assert answer.json()["outputs"][0]["data"] == [None, 1.5, 2.5, None]
