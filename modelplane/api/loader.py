@@ -5,6 +5,7 @@ Every problem names the file and line it comes from, e.g. `examples/x.yaml:12: .
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,8 @@ def load_text(text: str, source: str = "<input>") -> list[Document]:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise LoadError(_yaml_problem(e), source=source, line=line) from None
+        hint = _unquoted_brace_hint(text, mark.line) if mark is not None else ""
+        raise LoadError(_yaml_problem(e) + hint, source=source, line=line) from None
     except yaml.YAMLError as e:
         raise LoadError(str(e), source=source) from None
     except RecursionError:
@@ -254,6 +256,25 @@ def _type_name(value: object) -> str:
     if isinstance(value, str):
         return "a string"
     return f"a {type(value).__name__}"
+
+
+# A value that opens with a brace or a bracket and goes on after its close (`image: {username}/server`,
+# a placeholder in a template): YAML reads a flow mapping or list, and then cannot read the rest.
+_UNQUOTED_BRACE = re.compile(
+    r"^\s*(?:-\s+)?(?:[^\s#'\"{}\[\]][^#:]*:\s+)?([{\[][^{}\[\]]*[}\]][^\s,#}\]].*?)\s*$"
+)
+
+
+def _unquoted_brace_hint(text: str, index: int) -> str:
+    """A hint for a YAML error on a line whose value starts with `{` or `[` and goes on after its close."""
+    lines = text.splitlines()
+    match = _UNQUOTED_BRACE.match(lines[index]) if 0 <= index < len(lines) else None
+    if match is None:
+        return ""
+    value = match.group(1)
+    what = "mapping" if value[0] == "{" else "list"
+    quoted = "'" + value.replace("'", "''") + "'"
+    return f'; a value that starts with "{value[0]}" is a YAML {what}: quote it, as in {quoted}'
 
 
 def _yaml_problem(error: yaml.MarkedYAMLError) -> str:

@@ -172,3 +172,35 @@ def test_an_alias_inside_its_own_anchor_is_refused():
 @pytest.mark.parametrize("depth", [250, 5000])
 def test_a_document_nested_too_deeply_is_refused(depth):
     assert "nested more than 200 levels deep" in str(load_error(ISVC + "deep: " + "[" * depth + "]" * depth))
+
+
+# Trimmed from KServe's docs/samples/v1beta1/custom/torchserve/torchserve-custom.yaml (and bentoml/bentoml.yaml):
+# a placeholder in braces starts a YAML flow mapping, which the rest of the value cannot follow.
+PLACEHOLDER_IMAGE = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: torchserve-custom
+spec:
+  predictor:
+    containers:
+    - image: {username}/torchserve:latest
+      name: torchserve-container
+"""
+
+
+def test_a_value_starting_with_a_brace_is_told_to_be_quoted():
+    with pytest.raises(LoadError) as raised:
+        load_text(PLACEHOLDER_IMAGE, source="custom.yaml")
+    message = str(raised.value)
+    assert message.startswith("custom.yaml:8: ")
+    assert 'a value that starts with "{" is a YAML mapping: quote it' in message
+    assert "'{username}/torchserve:latest'" in message
+
+
+def test_a_flow_mapping_that_ends_its_value_is_no_such_mistake():
+    text = ISVC + "  transformer: {containers: [{name: kserve-container, image: t}]}\n"
+    assert load_text(text)[0].resource["spec"]["transformer"]["containers"][0]["image"] == "t"
+    with pytest.raises(LoadError) as raised:
+        load_text(ISVC + "  transformer: [a, b\n")
+    assert "quote it" not in str(raised.value)

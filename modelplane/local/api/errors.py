@@ -21,6 +21,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        # The request's warnings (unknown fields it named), sent with the refusal as Kubernetes sends them.
+        self.warnings: list[str] = []
 
     def __str__(self) -> str:
         return self.message

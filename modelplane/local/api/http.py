@@ -15,6 +15,7 @@ from modelplane.api.loader import MAX_DEPTH, load_text, nested_deeper_than
 from modelplane.local.api.errors import ApiError, BadRequest, RequestEntityTooLarge
 from modelplane.local.api.guard import YAML_TYPES
 from modelplane.local.api.protobuf import PROTOBUF, read_object
+from modelplane.protocol.http1_wire import warning_headers
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -113,7 +114,7 @@ async def send_payload(
 
 
 async def send_error(send: Send, error: ApiError) -> None:
-    await send_json(send, error.code, error.to_status())
+    await send_json(send, error.code, error.to_status(), warning_headers(error.warnings))
 
 
 async def stream_json_lines(

@@ -26,7 +26,8 @@ import functools
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -223,7 +224,8 @@ class ApiApp:
             body = await request.json_object()
             _check_body(body, target)
             warnings = options.unknown_field_warnings(body, target.kind)
-            created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
+            with _warning_with_refusal(warnings):
+                created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
             headers = warning_headers(warnings + _written_warnings(created))
             return await send_json(send, 201, shown(created), headers)
         raise MethodNotAllowed(f"{request.method} is not supported on a collection")
@@ -297,7 +299,8 @@ class ApiApp:
             raise MethodNotAllowed(f"{request.method} is not supported here")
         warnings = [] if status_only else options.unknown_field_warnings(written, target.kind)
         write = self.store.update_status if status_only else self.store.update
-        updated = await asyncio.to_thread(write, ref, change, dry_run=options.dry_run)
+        with _warning_with_refusal(warnings):
+            updated = await asyncio.to_thread(write, ref, change, dry_run=options.dry_run)
         if not status_only:
             warnings += _written_warnings(updated)
         await send_json(send, 200, shown(updated), warning_headers(warnings))
@@ -321,7 +324,8 @@ class ApiApp:
         options = WriteOptions.from_query(request.query)
         warnings = options.unknown_field_warnings(body, target.kind)
         body.setdefault("metadata", {}).pop("resourceVersion", None)
-        created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
+        with _warning_with_refusal(warnings):
+            created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
         await send_json(send, 201, created, warning_headers(warnings + unhonored_warnings(created)))
 
     # ---- all-or-nothing apply ----
@@ -333,10 +337,20 @@ class ApiApp:
         if body.get("kind") != "List" or not isinstance(items, list):
             raise BadRequest('apply takes {"kind": "List", "items": [...]}')
         default_namespace = request.query.get("namespace") or "default"
+        options = WriteOptions.from_query(request.query)
+        warnings: list[str] = []
         for index, item in enumerate(items):
             _prepare_apply_item(item, index, default_namespace)
-        dry_run = request.query.get("dryRun") == "All"
-        results = await asyncio.to_thread(self.store.apply, items, dry_run=dry_run)
+            kind = kind_of(item)
+            named = f"{kind.kind} {_item_name(item)}: "
+            warnings += [named + w for w in options.unknown_field_warnings(item, kind)]
+        with _warning_with_refusal(warnings):
+            results = await asyncio.to_thread(self.store.apply, items, dry_run=options.dry_run)
+        for result in results:
+            kind = kind_of(result.object)
+            warnings += [
+                f"{kind.kind} {_item_name(result.object)}: {w}" for w in _written_warnings(result.object)
+            ]
         await send_json(
             send,
             200,
@@ -345,6 +359,7 @@ class ApiApp:
                 "kind": "ApplyResult",
                 "items": [{"action": r.action, "object": shown(r.object)} for r in results],
             },
+            warning_headers(warnings),
         )
 
 
@@ -440,6 +455,24 @@ def _check_body(body: dict[str, Any], target: Target) -> None:
         raise BadRequest(
             f"the name of the object ({metadata.get('name')}) does not match the name on the URL ({target.name})"
         )
+
+
+@contextmanager
+def _warning_with_refusal(warnings: list[str]) -> Iterator[None]:
+    """A write refused after its warnings were found is answered with them, as Kubernetes answers: a
+    refusal that comes of a dropped unknown field then says which field it was."""
+    try:
+        yield
+    except ApiError as error:
+        error.warnings = warnings + error.warnings
+        raise
+
+
+def _item_name(item: dict[str, Any]) -> str:
+    """`namespace/name` of an apply's item (its name alone if it has no namespace)."""
+    metadata = item.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    return f"{namespace}/{metadata.get('name')}" if namespace else str(metadata.get("name"))
 
 
 def _prepare_apply_item(item: Any, index: int, default_namespace: str) -> None:

@@ -39,6 +39,7 @@ from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.modelmesh import deployment_mode
 from modelplane.control.payload_logging import blob_fields_unused
 from modelplane.local.api.field_dispositions import (
+    ONE_MACHINE,
     Disposition,
     rule_for,
 )
@@ -93,7 +94,39 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
         + _account_fields(resource)
         + _pool_fields_of_one_model_runtime(resource)
         + _finalizers(resource)
+        + _kserve_metadata(resource)
     )
+
+
+# What KServe does with an InferenceService's metadata that one machine cannot: its pod webhook makes
+# this annotation a node selector of the GPU pods, and these labels keep a service off the ingress.
+GKE_ACCELERATOR_ANNOTATION = "serving.kserve.io/gke-accelerator"
+VISIBILITY_LABELS = ("networking.kserve.io/visibility", "networking.knative.dev/visibility")
+_GKE_ACCELERATOR = (
+    f"{ONE_MACHINE}: KServe makes it the GPU pods' cloud.google.com/gke-accelerator node selector"
+)
+_CLUSTER_LOCAL = (
+    "the gateway serves every service on the address it listens on (modelplane up --host), "
+    "cluster-local or not"
+)
+
+
+def _kserve_metadata(resource: dict) -> list[Unhonored]:
+    """An InferenceService's annotations and labels that KServe acts on and one machine cannot: the
+    GKE accelerator's node selector, and a cluster-local visibility."""
+    metadata = resource.get("metadata")
+    if resource.get("kind") != INFERENCE_SERVICE.kind or not isinstance(metadata, dict):
+        return []
+    annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
+    labels = metadata.get("labels") if isinstance(metadata.get("labels"), dict) else {}
+    found = []
+    if annotations.get(GKE_ACCELERATOR_ANNOTATION):
+        path = paths.join(["metadata", "annotations", GKE_ACCELERATOR_ANNOTATION])
+        found.append(Unhonored(path, _GKE_ACCELERATOR))
+    for label in VISIBILITY_LABELS:
+        if labels.get(label) == "cluster-local":
+            found.append(Unhonored(paths.join(["metadata", "labels", label]), _CLUSTER_LOCAL))
+    return found
 
 
 def _finalizers(resource: dict) -> list[Unhonored]:
