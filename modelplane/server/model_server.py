@@ -78,8 +78,16 @@ class ModelServer:
         self._run_workers(list(models), sock, grpc_sock)
 
     async def serve(
-        self, models: list[Model], sock: socket.socket | None = None, grpc_sock: socket.socket | None = None
+        self,
+        models: list[Model],
+        sock: socket.socket | None = None,
+        grpc_sock: socket.socket | None = None,
+        *,
+        serve_once_loaded: bool = False,
     ) -> None:
+        """Serves `models` until SIGTERM or SIGINT. `serve_once_loaded`: a worker started again beside
+        others that serve takes no connection before its models are loaded (it would answer them "not
+        ready" while the others could answer them)."""
         tracing.configure("modelplane-serve")  # OTEL_SERVICE_NAME, which the platform sets, wins
         repository = ModelRepository(self.model_factory, multi_model=self.multi_model)
         for model in models:
@@ -110,6 +118,16 @@ class ModelServer:
                 self.payload_log.mode,
                 display_url(self.payload_log.url),
             )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        load_task = asyncio.create_task(_load_all(repository))
+        if serve_once_loaded:
+            stopped = asyncio.ensure_future(stopping.wait())
+            await asyncio.wait((load_task, stopped), return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+
         grpc_task = None
         if self.grpc_port is not None:
             from modelplane.protocol.http2 import server as http2_server
@@ -121,14 +139,8 @@ class ModelServer:
             if grpc_sock is None:
                 grpc_sock = bind_socket(self.host, self.grpc_port)
             grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
-
         rest = RESTServer(dataplane, payload_log)
         rest_task = asyncio.create_task(http_server.serve(rest, sock, limits, shutdown))
-        load_task = asyncio.create_task(_load_all(repository))
         logger.info(
             "serving %s on http://%s:%s%s",
             ", ".join(repository.names()) or "no models",
@@ -169,8 +181,9 @@ class ModelServer:
                 if process.is_alive():
                     os.kill(process.pid, signum)
 
-        def spawn() -> multiprocessing.Process:
-            process = context.Process(target=_worker_main, args=(self, models, sock, grpc_sock), daemon=False)
+        def spawn(again: bool = False) -> multiprocessing.Process:
+            args = (self, models, sock, grpc_sock, again)
+            process = context.Process(target=_worker_main, args=args, daemon=False)
             process.start()
             return process
 
@@ -190,17 +203,21 @@ class ModelServer:
                     )
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 30)
-                    processes[index] = spawn()
+                    processes[index] = spawn(again=True)
         for process in processes:
             process.join()
         shutil.rmtree(metrics_dir, ignore_errors=True)  # the workers' metric files, summed while they ran
 
 
 def _worker_main(
-    server: ModelServer, models: list[Model], sock: socket.socket, grpc_sock: socket.socket | None
+    server: ModelServer,
+    models: list[Model],
+    sock: socket.socket,
+    grpc_sock: socket.socket | None,
+    again: bool,
 ) -> None:
     configure_logging()
-    uvloop.run(server.serve(models, sock, grpc_sock))
+    uvloop.run(server.serve(models, sock, grpc_sock, serve_once_loaded=again))
 
 
 async def _load_all(repository: ModelRepository) -> None:

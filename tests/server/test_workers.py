@@ -104,3 +104,44 @@ def test_a_port_in_use_is_refused_in_one_line(sklearn_dir):
         result.stderr.strip()
         == f"modelplane serve: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
+
+
+SLOW_TO_LOAD = """
+import time
+
+from modelplane.server.model import Model
+
+
+class SlowToLoad(Model):
+    def load(self) -> bool:
+        time.sleep(4)
+        self.ready = True
+        return True
+
+    def predict(self, payload, headers=None):
+        return {"predictions": [len(payload["instances"])]}
+"""
+
+
+def test_a_worker_started_again_takes_no_request_before_its_model_is_loaded(tmp_path):
+    """While a replacement worker loads its model, the worker that kept serving answers everything: none
+    of the requests sent meanwhile is answered "not ready"."""
+    (tmp_path / "slow_to_load.py").write_text(SLOW_TO_LOAD)
+    model_class = f"{tmp_path / 'slow_to_load.py'}:SlowToLoad"
+    server = serve("--model-class", model_class, "--model-name", "slow", "--workers", "2", ready_timeout=90)
+    try:
+        pids = wait_for(lambda: (p := worker_pids(server.process.pid)) and len(p) == 2 and p)
+        wait_for(
+            lambda: all(httpx.get(server.url + "/v2/health/ready").status_code == 200 for _ in range(20))
+        )
+        os.kill(pids[0], signal.SIGKILL)
+        wait_for(lambda: (p := worker_pids(server.process.pid)) and len(p) == 2 and pids[0] not in p)
+        statuses = []
+        deadline = time.monotonic() + 8  # past the replacement's 4 s load
+        while time.monotonic() < deadline:
+            with httpx.Client() as client:  # a new connection each time, for either worker to take
+                response = client.post(server.url + "/v1/models/slow:predict", json={"instances": [[1]]})
+                statuses.append(response.status_code)
+        assert statuses and set(statuses) == {200}, sorted(set(statuses))
+    finally:
+        assert server.stop() == 0
