@@ -30,10 +30,7 @@ def v2_answer(result: Any, request: InferRequest, model: Any) -> InferResponse:
 
 
 def _any_input_parameters(request: InferRequest) -> bool:
-    for tensor in request.inputs:
-        if tensor.parameters:
-            return True
-    return False
+    return any(tensor.parameters for tensor in request.inputs)
 
 
 def as_infer_response(result: Any, request: InferRequest, model: Any) -> InferResponse:
