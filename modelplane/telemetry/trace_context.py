@@ -16,6 +16,8 @@ TRACE_HEADERS = (TRACEPARENT, TRACESTATE)
 # version-traceid-parentid-flags, and what a later version may add after them.
 _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\Z", re.S)
 _ZERO_TRACE, _ZERO_SPAN = b"0" * 32, b"0" * 16
+_HEX_AND_DASH = b"0123456789abcdef-"
+_SAMPLED_FLAGS = frozenset(b"13579bdf")  # the last hex digit of flags whose sampled bit (1) is set
 
 
 class Parent(NamedTuple):
@@ -49,7 +51,20 @@ def incoming(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes | None, byte
 
 def parse(traceparent: bytes, tracestate: bytes | None) -> Parent | None:
     """The parent a `traceparent` names, or None when it is not a valid one (then a trace begins here)."""
-    found = _TRACEPARENT.match(traceparent.strip())
+    value = traceparent.strip()
+    if (  # version 00, the one in use: read without the regular expression, at a third of its cost
+        len(value) == 55
+        and value.startswith(b"00-")
+        and value[35] == value[52] == 45  # b"-"
+        and value.count(b"-") == 3
+        and not value.translate(None, _HEX_AND_DASH)
+    ):
+        trace_hex, span_hex = value[3:35], value[36:52]
+        if trace_hex == _ZERO_TRACE or span_hex == _ZERO_SPAN:
+            return None
+        state = tracestate.decode("latin-1").strip() if tracestate else ""
+        return Parent(trace_hex, span_hex, value[54] in _SAMPLED_FLAGS, state)
+    found = _TRACEPARENT.match(value)
     if found is None:
         return None
     version, trace_hex, span_hex, flags, rest = found.groups()
