@@ -106,8 +106,11 @@ def without_trace_lines(block: bytes) -> bytes:
 
 
 def new_trace_id() -> bytes:
-    return random.randbytes(16)
+    return _random_bits(128).to_bytes(16, "big")  # randbytes(16) is getrandbits and to_bytes, in Python
 
 
 def new_span_id() -> bytes:
-    return random.randbytes(8)
+    return _random_bits(64).to_bytes(8, "big")
+
+
+_random_bits = random.getrandbits
