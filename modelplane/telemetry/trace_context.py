@@ -76,7 +76,7 @@ def parse(traceparent: bytes, tracestate: bytes | None) -> Parent | None:
 
 def header_lines(trace_id: bytes, span_id: bytes, sampled: bool, trace_state: str) -> bytes:
     """`traceparent` (and `tracestate`) header lines naming a span, each ending in CRLF."""
-    line = b"traceparent: %s\r\n" % header_pair(trace_id, span_id, sampled)[1]
+    line = b"traceparent: 00-%s-%s-%s\r\n" % (_hex(trace_id), _hex(span_id), b"01" if sampled else b"00")
     if trace_state:
         line += b"tracestate: %s\r\n" % trace_state.encode("latin-1")
     return line
@@ -84,11 +84,7 @@ def header_lines(trace_id: bytes, span_id: bytes, sampled: bool, trace_state: st
 
 def header_pair(trace_id: bytes, span_id: bytes, sampled: bool) -> tuple[bytes, bytes]:
     """The `traceparent` header naming a span, as an HTTP/2 header (name, value)."""
-    return TRACEPARENT, b"00-%s-%s-%s" % (
-        trace_id.hex().encode(),
-        span_id.hex().encode(),
-        b"01" if sampled else b"00",
-    )
+    return TRACEPARENT, b"00-%s-%s-%s" % (_hex(trace_id), _hex(span_id), b"01" if sampled else b"00")
 
 
 def without_trace_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -114,3 +110,4 @@ def new_span_id() -> bytes:
 
 
 _random_bits = random.getrandbits
+_hex = binascii.b2a_hex  # bytes to lowercase hex, as bytes
