@@ -134,7 +134,9 @@ class Span(trace_api.Span):
         if exc is not None:
             self.record_exception(exc, escaped=True)
             self.fail(f"{type(exc).__name__}: {exc}")
-        self.end()
+        if not self.end_time:  # end(), without its call
+            self.end_time = _time_ns()
+            self._finish(self)
 
     # -- the OpenTelemetry API ---------------------------------------------------------------------
 
