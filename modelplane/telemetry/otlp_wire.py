@@ -16,6 +16,7 @@ from modelplane.protocol.protobuf_wire import varint
 _FIXED64 = struct.Struct("<Q").pack
 _FIXED32 = struct.Struct("<I").pack
 _DOUBLE = struct.Struct("<d").pack
+_TWO_BYTES = struct.Struct("<BB").pack
 _CACHE_LIMIT = 4096
 
 # Span.flags: whether the parent is known to be remote, and whether it is (SpanFlags in trace.proto).
@@ -60,10 +61,9 @@ def attribute_field(tag: bytes, key: str, value: Any) -> bytes:
     return _delimited(tag, key_value(key, value))
 
 
-def _attributes(attributes: Mapping[str, Any]) -> list[bytes]:
-    """`KeyValue`s as the `attributes` field (9) of a `Span`."""
+def _add_attributes(fields: list[bytes], attributes: Mapping[str, Any]) -> None:
+    """`KeyValue`s as the `attributes` field (9) of a `Span`, added to its fields."""
     cache = _attribute_fields
-    fields = []
     for item in attributes.items():
         try:
             found = cache.get(item)
@@ -77,7 +77,6 @@ def _attributes(attributes: Mapping[str, Any]) -> list[bytes]:
                 cache.clear()
             cache[item] = found
         fields.append(found[1])
-    return fields
 
 
 _TIMES = struct.Struct("<BQBQ").pack  # start_time_unix_nano (7) and end_time_unix_nano (8), fixed64
@@ -94,6 +93,13 @@ def _name_and_kind(name: str, kind: int) -> bytes:
     return found
 
 
+def _length(n: int) -> bytes:
+    """A length as a varint: a span's is most often two bytes long."""
+    if 0x80 <= n < 0x4000:
+        return _TWO_BYTES((n & 0x7F) | 0x80, n >> 7)
+    return varint(n)
+
+
 def span_field(span: Any, flags: int) -> bytes:
     """A `Span` (spans.Span), as the `spans` field (2) of a `ScopeSpans`."""
     parts = [b"\x0a\x10", span.trace_id, b"\x12\x08", span.span_id]
@@ -103,12 +109,13 @@ def span_field(span: Any, flags: int) -> bytes:
         parts += (b"\x22\x08", span.parent_id)
     parts += (_name_and_kind(span.name, span.kind), _TIMES(0x39, span.start, 0x41, span.end_time))
     if span.attributes:
-        parts += _attributes(span.attributes)
-    for event_name, when, event_attributes in span.events:
-        event = [b"\x09", _FIXED64(when), _delimited(b"\x12", event_name.encode())]
-        if event_attributes:
-            event += [attribute_field(b"\x1a", key, value) for key, value in event_attributes.items()]
-        parts.append(_delimited(b"\x5a", b"".join(event)))
+        _add_attributes(parts, span.attributes)
+    if span.events:
+        for event_name, when, event_attributes in span.events:
+            event = [b"\x09", _FIXED64(when), _delimited(b"\x12", event_name.encode())]
+            if event_attributes:
+                event += [attribute_field(b"\x1a", key, value) for key, value in event_attributes.items()]
+            parts.append(_delimited(b"\x5a", b"".join(event)))
     if span.status:
         message = _delimited(b"\x12", span.status_message.encode()) if span.status_message else b""
         parts.append(_delimited(b"\x7a", message + b"\x18" + varint(span.status)))
@@ -116,7 +123,7 @@ def span_field(span: Any, flags: int) -> bytes:
         parts.append(b"\x7a\x00")  # an unset status, present as the SDK writes it
     parts.append(_FLAGS[flags])
     body = b"".join(parts)
-    return b"\x12" + varint(len(body)) + body
+    return b"\x12" + _length(len(body)) + body
 
 
 def resource_field(attributes: Mapping[str, Any]) -> bytes:
