@@ -109,11 +109,19 @@ _CLUSTER_LOCAL = (
     "the gateway serves every service on the address it listens on (modelplane up --host), "
     "cluster-local or not"
 )
+# KServe's queue-proxy extension then serves the queue-proxy's and the model container's metrics on one
+# port of each pod (9088); `modelplane up` has no pods: its own /metrics holds the gateway's metrics of
+# every revision, and the replicas' for the services annotated enable-prometheus-scraping.
+METRIC_AGGREGATION_ANNOTATION = "serving.kserve.io/enable-metric-aggregation"
+_METRIC_AGGREGATION = (
+    "there is no pod to serve aggregated metrics on: modelplane up's own /metrics has the gateway's "
+    "metrics of every revision, and the replicas' with serving.kserve.io/enable-prometheus-scraping"
+)
 
 
 def _kserve_metadata(resource: dict) -> list[Unhonored]:
     """An InferenceService's annotations and labels that KServe acts on and one machine cannot: the
-    GKE accelerator's node selector, and a cluster-local visibility."""
+    GKE accelerator's node selector, a cluster-local visibility, and metrics aggregated in each pod."""
     metadata = resource.get("metadata")
     if resource.get("kind") != INFERENCE_SERVICE.kind or not isinstance(metadata, dict):
         return []
@@ -126,6 +134,9 @@ def _kserve_metadata(resource: dict) -> list[Unhonored]:
     for label in VISIBILITY_LABELS:
         if labels.get(label) == "cluster-local":
             found.append(Unhonored(paths.join(["metadata", "labels", label]), _CLUSTER_LOCAL))
+    if str(annotations.get(METRIC_AGGREGATION_ANNOTATION, "")).lower() == "true":
+        path = paths.join(["metadata", "annotations", METRIC_AGGREGATION_ANNOTATION])
+        found.append(Unhonored(path, _METRIC_AGGREGATION))
     return found
 
 

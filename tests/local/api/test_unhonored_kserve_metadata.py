@@ -65,3 +65,30 @@ def test_visibility_other_than_cluster_local_and_plain_labels_say_nothing():
     public = CLUSTER_LOCAL.replace("cluster-local", "external")
     assert paths(public) == {}
     assert paths(CLUSTER_LOCAL.replace("networking.knative.dev/visibility", "team")) == {}
+
+
+# Trimmed from KServe's docs/samples/v1beta1/tensorflow/tensorflow.yaml: KServe's queue-proxy extension
+# serves the pod's metrics (its own and the model container's) on one port.
+METRIC_AGGREGATION = """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: flower-sample
+  annotations:
+    serving.kserve.io/enable-metric-aggregation: "true"
+    serving.kserve.io/enable-prometheus-scraping: "true"
+spec:
+  predictor:
+    tensorflow:
+      storageUri: gs://kfserving-examples/models/tensorflow/flowers
+"""
+
+
+def test_metric_aggregation_is_said_to_be_the_platform_s_metrics():
+    found = paths(METRIC_AGGREGATION)
+    assert list(found) == ["metadata.annotations[serving.kserve.io/enable-metric-aggregation]"]
+    assert (
+        "enable-prometheus-scraping"
+        in found["metadata.annotations[serving.kserve.io/enable-metric-aggregation]"]
+    )
+    assert paths(METRIC_AGGREGATION.replace('aggregation: "true"', 'aggregation: "false"')) == {}
