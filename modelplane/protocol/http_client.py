@@ -145,6 +145,11 @@ class HttpConnection(asyncio.Protocol):
         self._kept = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._framed = False  # the answer says where its body ends
+        self._in_answer = False  # the parser is part-way through an answer
+        # The bytes of an answer that came over and over (a receiver's `202 Accepted` to each event of
+        # a batch), with what they parse to and the body limit they were parsed with: bytes that are
+        # only copies of it are counted, not parsed again.
+        self._repeated: tuple[bytes, ClientResponse, int | None] | None = None
 
     @classmethod
     async def open(cls, endpoint: Endpoint, tls: ssl.SSLContext | None) -> HttpConnection:
@@ -207,18 +212,50 @@ class HttpConnection(asyncio.Protocol):
         if self._waiter is None:  # bytes nobody asked for: the connection cannot be trusted
             self.close()
             return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(f"malformed HTTP response: {exc}")
-            self.close()
-            return
+        if self._in_answer or not self._take_repeats(data):
+            self._parse(data)
         if self._waiter is not None and self._socket is not None and self._expected > 1:
             # More answers of a batch are due: acknowledge these now rather than after the delayed-ACK
             # timer. A server that holds small writes until its last one is acknowledged (Nagle's
             # algorithm) would otherwise send each further answer some 40 ms late.
             with contextlib.suppress(OSError):
                 self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+
+    def _parse(self, data: bytes) -> None:
+        at_answer_start, answered_before = not self._in_answer, len(self._answers)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(f"malformed HTTP response: {exc}")
+            self.close()
+            return
+        count = len(self._answers) - answered_before
+        if at_answer_start and count and not self._in_answer and self.keep_alive and not len(data) % count:
+            one = data[: len(data) // count]
+            if count == 1 or data.count(one) == count:  # `count` copies of one answer, end to end
+                self._repeated = (one, self._answers[-1], self._body_limit)
+
+    def _take_repeats(self, data: bytes) -> bool:
+        """Takes `data` if it is nothing but copies of the answer that came over and over, as many
+        answers as it holds copies; False (and nothing taken) otherwise."""
+        repeated = self._repeated
+        if repeated is None:
+            return False
+        one, answer, body_limit = repeated
+        count, rest = divmod(len(data), len(one))
+        answers = self._answers
+        if (
+            rest
+            or body_limit != self._body_limit
+            or len(answers) + count > self._expected
+            or data.count(one) != count
+        ):
+            return False
+        answers += [answer] * count
+        self.answered_at = time.monotonic()
+        if len(answers) == self._expected:
+            self._resolve()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -228,6 +265,9 @@ class HttpConnection(asyncio.Protocol):
         self._fail("the connection closed before a whole response arrived")
 
     # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._in_answer = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
@@ -250,6 +290,7 @@ class HttpConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         status, chunks, headers = self._status, self._chunks, self._headers
         self._status, self._chunks, self._kept, self._headers, self._framed = 0, [], 0, [], False
+        self._in_answer = False
         if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
             return
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -258,12 +299,15 @@ class HttpConnection(asyncio.Protocol):
         if not self._parser.should_keep_alive():
             self.keep_alive = False
         if len(self._answers) == self._expected:
-            waiter, self._waiter = self._waiter, None
-            if waiter is not None and not waiter.done():
-                waiter.set_result(self._answers)
+            self._resolve()
         elif not self.keep_alive:
             self._fail("the server closed the connection part-way through a batch")
             self.close()
+
+    def _resolve(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self._answers)
 
     def _fail(self, reason: str) -> None:
         waiter, self._waiter = self._waiter, None

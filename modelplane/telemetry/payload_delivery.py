@@ -241,6 +241,10 @@ class PayloadDelivery:
         except Exception as exc:  # noqa: BLE001 - a bug here must not stop the delivery of the others
             logger.exception("payload events to %s failed", stats.sink)
             outcomes = [exc] * len(batch)
+        if outcomes.count(None) == len(outcomes):  # all delivered: the usual case
+            stats.sent += len(outcomes)
+            queue.backoff = self.settings.backoff_initial
+            return
         retry: list[tuple[PayloadRecord, int]] = []
         lost: dict[str, Exception] = {}
         for (record, attempts), outcome in zip(batch, outcomes, strict=True):

@@ -23,6 +23,7 @@ events share (type, source, the service's names, annotations) is rendered once p
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -132,7 +133,7 @@ _EMPTY_METADATA_LINE = b"ce-metadata: {}\r\n"
 @dataclass(slots=True)
 class PayloadRecord:
     """One request or response as the gateway saw it: the raw material of an event. Rendering it
-    (`binary_headers`, `json_line`) is left to the payload logger, off the request's path."""
+    (`binary_head`, `json_line`) is left to the payload logger, off the request's path."""
 
     spec: PayloadLogSpec
     is_request: bool
@@ -152,32 +153,32 @@ class PayloadRecord:
     def type(self) -> str:
         return REQUEST_TYPE if self.is_request else RESPONSE_TYPE
 
-    def binary_headers(self, recorded: bytes) -> bytes:
-        """The HTTP header lines of the event in binary mode (each ending in CRLF); `recorded` is the
-        time it is sent (`rfc3339`)."""
-        lines = [
-            self.spec.binary_lines[0 if self.is_request else 1],
-            b"ce-id: %s\r\nce-time: %s\r\nce-recordedtime: %s\r\n"
-            % (_header_value(self.id).encode("latin-1"), rfc3339(self.time_ns), recorded),
-        ]
-        metadata = self.metadata
-        if metadata:
-            lines.append(
-                b"ce-metadata: %s\r\n" % _header_value(orjson.dumps(metadata).decode()).encode("latin-1")
-            )
-        else:
-            lines.append(_EMPTY_METADATA_LINE)
+    def binary_head(self, request_line: bytes, recorded: bytes) -> bytes:
+        """The head of the HTTP request that carries the event in binary mode: `request_line` (the
+        request line and Host header, each ending in CRLF), its `ce-*` headers and Content-Length, and
+        the empty line; `recorded` is the time it is sent (`rfc3339`)."""
+        more = b""  # the headers only some events have
         if self.status is not None:
-            lines.append(b"ce-statuscode: %d\r\n" % self.status)
+            more = b"ce-statuscode: %d\r\n" % self.status
         if self.revision:
-            lines.append(b"ce-revision: %s\r\n" % _header_value(self.revision).encode("latin-1"))
+            more += _revision_line(self.revision)
         if self.omitted is not None:
-            lines.append(b"ce-dataomitted: %d\r\n" % self.omitted)
+            more += b"ce-dataomitted: %d\r\n" % self.omitted
         if self.grpc_method is not None:
-            lines.append(self._grpc_lines())
+            more += self._grpc_lines()
         if self.content_type:
-            lines.append(b"Content-Type: %s\r\n" % self.content_type.encode("latin-1"))
-        return b"".join(lines)
+            more += _content_type_line(self.content_type)
+        metadata = self.metadata
+        return b"%s%sce-id: %s\r\nce-time: %s\r\nce-recordedtime: %s\r\n%s%sContent-Length: %d\r\n\r\n" % (
+            request_line,
+            self.spec.binary_lines[0 if self.is_request else 1],
+            _header_value(self.id).encode("latin-1"),
+            rfc3339(self.time_ns),
+            recorded,
+            _metadata_line(metadata) if metadata else _EMPTY_METADATA_LINE,
+            more,
+            len(self.data),
+        )
 
     def _grpc_lines(self) -> bytes:
         lines = b"ce-grpcmethod: %s\r\n" % _header_value(self.grpc_method).encode("latin-1")
@@ -230,6 +231,21 @@ def _header_value(value: str) -> str:
     if value.isascii() and value.isprintable() and not (" " in value or '"' in value or "%" in value):
         return value
     return quote(value, safe=_HEADER_SAFE)
+
+
+def _metadata_line(metadata: dict[str, list[str]]) -> bytes:
+    return b"ce-metadata: %s\r\n" % _header_value(orjson.dumps(metadata).decode()).encode("latin-1")
+
+
+# A route's events name one revision or a few, in one content type or a few: their lines are made once.
+@functools.lru_cache(maxsize=256)
+def _revision_line(revision: str) -> bytes:
+    return b"ce-revision: %s\r\n" % _header_value(revision).encode("latin-1")
+
+
+@functools.lru_cache(maxsize=256)
+def _content_type_line(content_type: str) -> bytes:
+    return b"Content-Type: %s\r\n" % content_type.encode("latin-1")
 
 
 def _is_json(content_type: str | None) -> bool:

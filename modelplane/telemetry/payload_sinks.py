@@ -23,7 +23,6 @@ from modelplane.protocol.http_client import (
     ClientResponse,
     HttpConnection,
     TransportError,
-    message,
     parse_target,
 )
 from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord, rfc3339
@@ -142,8 +141,9 @@ class HttpSink:
         self.pipelining = True
 
     async def send(self, records: list[PayloadRecord], recorded_ns: int) -> list[Outcome]:
-        target, recorded = self._target, rfc3339(recorded_ns)
-        messages = [message(target, record.binary_headers(recorded), record.data) for record in records]
+        # Credentials in the URL go as Basic authorization, as Go's client (KServe's agent) sends them.
+        request_line, recorded = self._target.head + self._target.authorization, rfc3339(recorded_ns)
+        messages = [(record.binary_head(request_line, recorded), record.data) for record in records]
         if not self.pipelining:
             outcomes: list[Outcome] = []
             for one in messages:
@@ -192,7 +192,7 @@ class HttpSink:
             self._idle.append(connection)
         else:
             connection.close()
-        return [_outcome(answer.status, answer.body) for answer in answers]
+        return [None if 200 <= answer.status < 300 else _outcome(answer.status, answer.body) for answer in answers]
 
     async def _open(self) -> HttpConnection:
         async with asyncio.timeout(self._timeout):

@@ -205,3 +205,62 @@ async def test_a_batch_cut_short_says_which_answers_came():
         with pytest.raises(BatchBroken, match="before a whole response") as broken:
             await connection.send([message(target, b"", b"1"), message(target, b"", b"2")])
         assert [answer.status for answer in broken.value.answers] == [200]
+
+
+ACCEPTED = b"HTTP/1.1 202 Accepted\r\nServer: raw\r\nContent-Length: 0\r\n\r\n"
+FAILED = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops"
+
+
+@synchronously
+async def test_answers_that_repeat_are_counted_and_any_other_bytes_parsed():
+    # Each batch: how many requests it carries, and the chunks the server writes its answers in.
+    batches = [
+        (3, [ACCEPTED * 3]),  # three copies of one answer: learnt
+        (4, [ACCEPTED * 2, ACCEPTED + FAILED]),  # copies, then a chunk that is not
+        (3, [ACCEPTED[:10], ACCEPTED[10:] + ACCEPTED * 2]),  # an answer split across chunks
+        (2, [FAILED * 2]),  # another answer repeated
+        (2, [ACCEPTED + ACCEPTED[:-1], ACCEPTED[-1:]]),
+    ]
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for count, chunks in batches:
+            for _ in range(count):
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+            for chunk in chunks:
+                writer.write(chunk)
+                await writer.drain()
+                await asyncio.sleep(0.05)  # each chunk its own read at the client
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    target = parse_target(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/events")
+    connection = await HttpConnection.open(target.endpoint, None)
+    parsed: list[bytes] = []
+    parse = connection._parse
+    connection._parse = lambda data: (parsed.append(data), parse(data))
+    got = []
+    for count, _ in batches:
+        answers = await connection.send([message(target, b"", b"e")] * count)
+        got.append([(answer.status, answer.body) for answer in answers])
+    connection.close()
+    server.close()
+
+    accepted, failed = (202, b""), (500, b"oops")
+    assert got == [
+        [accepted] * 3,
+        [accepted] * 3 + [failed],
+        [accepted] * 3,
+        [failed] * 2,
+        [accepted] * 2,
+    ]
+    # Only the first copies of an answer, and what was not whole copies of the one learnt, were parsed.
+    assert parsed == [
+        ACCEPTED * 3,
+        ACCEPTED + FAILED,
+        ACCEPTED[:10],
+        ACCEPTED[10:] + ACCEPTED * 2,
+        FAILED * 2,
+        ACCEPTED + ACCEPTED[:-1],
+        ACCEPTED[-1:],
+    ]

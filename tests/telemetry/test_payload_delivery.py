@@ -4,6 +4,7 @@ answers may take longer in all than the send timeout, as long as they keep comin
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import time
 
@@ -18,10 +19,12 @@ def record(spec: PayloadLogSpec, event_id: str) -> PayloadRecord:
     return PayloadRecord(spec, True, event_id, time.time_ns(), "application/json", b'{"instances":[[1]]}', {})
 
 
-def deliver(receiver: CloudEventsReceiver, ids: list[str], within: float = 30.0) -> SinkStats:
+def deliver(
+    receiver: CloudEventsReceiver, ids: list[str], within: float = 30.0, url: str | None = None
+) -> SinkStats:
     """Submits an event of each id (before the writers run: they find them all queued), and waits until
     each was delivered or dropped; the sink's counters."""
-    spec = PayloadLogSpec(receiver.url, "request", "iris", "default", "predictor")
+    spec = PayloadLogSpec(url or receiver.url, "request", "iris", "default", "predictor")
 
     async def run() -> SinkStats:
         delivery = PayloadDelivery(SETTINGS)
@@ -69,3 +72,16 @@ def test_the_answers_that_came_before_a_receiver_stalled_count_and_only_the_rest
     assert set(copies) == set(ids)
     # The stalled event was taken, but its answer came too late: it was sent again, as the docs warn.
     assert {event_id for event_id, count in copies.items() if count > 1} <= {"event-5"}
+
+
+def test_credentials_in_the_url_are_sent_as_basic_authorization():
+    receiver = CloudEventsReceiver().start()
+    try:
+        url = receiver.url.replace("http://", "http://logs:p%40ss@")
+        stats = deliver(receiver, ["with-credentials"], url=url)
+    finally:
+        receiver.stop()
+    assert stats.sent == 1
+    (headers,) = receiver.raw_headers
+    assert headers["authorization"] == "Basic " + base64.b64encode(b"logs:p@ss").decode()
+    assert headers["host"] == f"127.0.0.1:{receiver.port}"
