@@ -8,6 +8,8 @@ its own, as bench/gateway.py runs it), loaded by wrk with V1 `:predict` requests
 - logging    the route's `logger` (mode all): two CloudEvents per request, POSTed by the gateway's
              payload logger to a receiver on this machine (its own process, on modelplane's HTTP server,
              answering 202); the events the logger dropped, if any, are reported under the table
+- logging-nginx  the same, to nginx (Debian's, one process) answering 202: a receiver that costs the
+             shared cores less, so that the row shows more of the logger's own cost
 - tracing    the gateway and the replica started with OTEL_EXPORTER_OTLP_ENDPOINT pointing at the same
              receiver (OTLP over HTTP, answered 200): a span per hop, and one per model stage, for
              every request
@@ -51,7 +53,27 @@ WORK = BENCH / ".work" / "observability"
 HOST = "iris.default.localhost"
 MODEL_NAME = "iris"
 BODY = json.dumps({"instances": [[6.3, 3.3, 6.0, 2.5]]}, separators=(",", ":"))
-SETUPS = ("off", "logging", "tracing", "sampled")
+SETUPS = ("off", "logging", "logging-nginx", "tracing", "sampled")
+LOGGING_SETUPS = ("logging", "logging-nginx")
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {work}/receiver-nginx.pid;
+error_log {work}/receiver-nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/receiver-nginx-tmp;
+    keepalive_requests 1000000000;
+    client_max_body_size 0;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /ready {{ return 200; }}
+        location / {{ return 202; }}
+    }}
+}}
+"""
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY")
@@ -208,7 +230,16 @@ def train_iris(folder: Path) -> None:
     joblib.dump(LogisticRegression(max_iter=1000).fit(x, y), folder / "model.joblib")
 
 
-def start_setup(setup: str, receiver_port: int) -> tuple[Process, Process]:
+def start_nginx_receiver() -> Process:
+    port = free_port()
+    (WORK / "receiver-nginx-tmp").mkdir(exist_ok=True)
+    conf = WORK / "receiver-nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=WORK, port=port))
+    argv = ["nginx", "-c", str(conf), "-e", str(WORK / "receiver-nginx-error.log")]
+    return Process("receiver-nginx", argv, port)
+
+
+def start_setup(setup: str, receiver_port: int, nginx_port: int) -> tuple[Process, Process]:
     env = {}
     if setup in ("tracing", "sampled"):
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_port}"}
@@ -220,7 +251,10 @@ def start_setup(setup: str, receiver_port: int) -> tuple[Process, Process]:
     argv += ["--grpc-port", "-1"]
     replica = Process(f"replica-{setup}", argv, replica_port, {**env, "OTEL_SERVICE_NAME": "iris-predictor"})
     gateway_port = free_port()
-    log_url = f"http://127.0.0.1:{receiver_port}/events" if setup == "logging" else "-"
+    log_url = {
+        "logging": f"http://127.0.0.1:{receiver_port}/events",
+        "logging-nginx": f"http://127.0.0.1:{nginx_port}/events",
+    }.get(setup, "-")
     argv = [sys.executable, __file__, "--serve-gateway", str(gateway_port), str(replica_port), log_url]
     gateway = Process(f"gateway-{setup}", argv, gateway_port, env)
     return replica, gateway
@@ -258,13 +292,15 @@ def measure(args) -> tuple[dict[str, list[Run]], int, int]:
     receiver = Process(
         "receiver", [sys.executable, __file__, "--serve-receiver", str(receiver_port)], receiver_port
     )
-    processes = [receiver]
+    nginx = start_nginx_receiver()
+    processes = [receiver, nginx]
     runs: dict[str, list[Run]] = {setup: [] for setup in SETUPS}
     try:
         receiver.wait_ready("/count")
+        nginx.wait_ready("/ready")
         gateways, replicas = {}, {}
         for setup in SETUPS:
-            replica, gateway = start_setup(setup, receiver_port)
+            replica, gateway = start_setup(setup, receiver_port, nginx.port)
             processes += [replica, gateway]
             replica.wait_ready(f"/v1/models/{MODEL_NAME}:predict")
             gateway.wait_ready(f"/v1/models/{MODEL_NAME}:predict", HOST)
@@ -277,7 +313,7 @@ def measure(args) -> tuple[dict[str, list[Run]], int, int]:
                 watched = {
                     "gateway": gateways[setup].proc.pid,
                     "replica": replicas[setup].proc.pid,
-                    "receiver": receiver.proc.pid,
+                    "receiver": (nginx if setup == "logging-nginx" else receiver).proc.pid,
                 }
                 before = {name: group_cpu_seconds(pgid) for name, pgid in watched.items()}
                 run = run_wrk(gateways[setup].port, args.duration, args.concurrency, script)
@@ -292,9 +328,11 @@ def measure(args) -> tuple[dict[str, list[Run]], int, int]:
     finally:
         for process in reversed(processes):
             process.stop()
-    gateway_log = (WORK / "gateway-logging.log").read_text()
-    sent = int(re.search(r"sent (\d+)", gateway_log).group(1))
-    dropped = sum(int(count) for count in re.findall(r"': (\d+)", gateway_log))
+    sent = dropped = 0
+    for setup in LOGGING_SETUPS:
+        gateway_log = (WORK / f"gateway-{setup}.log").read_text()
+        sent += int(re.search(r"sent (\d+)", gateway_log).group(1))
+        dropped += sum(int(count) for count in re.findall(r"': (\d+)", gateway_log))
     log(f"payload events: {sent} sent, {dropped} dropped")
     return runs, sent, dropped
 
@@ -318,7 +356,7 @@ def table(runs: dict[str, list[Run]], sent: int, dropped: int) -> str:
             f"| {cpu['gateway']:.0f} | {cpu['replica']:.0f} | {cpu['receiver']:.0f} | {sum(cpu.values()):.0f} |"
         )
     lines.append("")
-    lines.append(f"Payload events of the `logging` runs (warm-up included): {sent} sent, {dropped} dropped.")
+    lines.append(f"Payload events of the logging runs (warm-up included): {sent} sent, {dropped} dropped.")
     return "\n".join(lines)
 
 
@@ -349,7 +387,7 @@ def main() -> None:
             f"{load:.2f}): `modelplane serve` (sklearn iris) "
             f"behind the gateway, wrk at concurrency {args.concurrency}, V1 predict; medians of "
             f"{args.rounds} rounds. `logging`: the route's logger (mode all) sends two CloudEvents per "
-            "request to a local receiver; `tracing`: the gateway and the replica export a span per hop "
+            "request to a local receiver (modelplane's HTTP server; `logging-nginx`: nginx); `tracing`: the gateway and the replica export a span per hop "
             "and per stage of every request over OTLP/HTTP to the same receiver; `sampled`: one request "
             "in ten traced. CPU: the processes' user and system time per request.\n\n"
         )
