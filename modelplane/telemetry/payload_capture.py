@@ -131,19 +131,23 @@ class PayloadCapture:
     def _record(
         self, is_request: bool, when_ns: int, content_type: str | None, chunks: list[bytes], size: int
     ) -> PayloadRecord:
-        omitted = size if size > MAX_CAPTURED_BYTES else None
-        data = b"" if omitted else (chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        spec = self._spec
+        if size > MAX_CAPTURED_BYTES:
+            data, omitted = b"", size
+        else:
+            data, omitted = chunks[0] if len(chunks) == 1 else b"".join(chunks), None
+        # By position: what each field is, PayloadRecord says.
         return PayloadRecord(
-            spec,
+            self._spec,
             is_request,
             self._id,
             when_ns,
             content_type,
             data,
             self._metadata,
-            omitted=omitted,
-            grpc_method=self._grpc_method,
+            None,
+            None,
+            omitted,
+            self._grpc_method,
         )
 
 
