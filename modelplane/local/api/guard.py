@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from modelplane.local.api.errors import Forbidden, UnsupportedMediaType
+from modelplane.local.api.json_patch import JSON_PATCH
 from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from modelplane.local.api.protobuf import PROTOBUF
 
@@ -34,7 +35,6 @@ _PATCH_HINTS = {
         "; server-side apply is not supported: apply without --server-side (kubectl's client-side apply "
         "sends merge patches)"
     ),
-    "application/json-patch+json": "; patch with a JSON merge patch (kubectl patch --type=merge)",
 }
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SITES_OF_OUR_OWN = ("same-origin", "none")
@@ -71,9 +71,11 @@ class SameSiteGuard:
         site = headers.get("sec-fetch-site")
         if site is not None and site not in SITES_OF_OUR_OWN:
             raise Forbidden(f'cross-site requests are refused (Sec-Fetch-Site "{site}")')
-        # A strategic merge patch and Kubernetes' protobuf (no page sends either without a preflight)
-        # are the API's to judge: it takes them for Kubernetes' own kinds.
-        accepted = (*BODY_TYPES, STRATEGIC_MERGE_PATCH) if method == "PATCH" else (*BODY_TYPES, PROTOBUF)
+        # A JSON patch, a strategic merge patch and Kubernetes' protobuf (no page sends any of them
+        # without a preflight) are the API's to judge: it takes the last two for Kubernetes' own kinds.
+        accepted = (
+            (*BODY_TYPES, STRATEGIC_MERGE_PATCH, JSON_PATCH) if method == "PATCH" else (*BODY_TYPES, PROTOBUF)
+        )
         if method in METHODS_WITH_BODY and content_type not in accepted:
             hint = _PATCH_HINTS.get(content_type, "")
             raise UnsupportedMediaType(

@@ -64,6 +64,7 @@ from modelplane.local.api.http import (
     send_text,
     stream_json_lines,
 )
+from modelplane.local.api.json_patch import JSON_PATCH, apply_json_patch, read_json_patch
 from modelplane.local.api.meta import invalid_field, now_rfc3339
 from modelplane.local.api.metrics import MeasuredSend, request_labels
 from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, strategic_patch
@@ -287,17 +288,26 @@ class ApiApp:
             )
             return await send_json(send, 200, shown(await asyncio.to_thread(delete)))
         options = WriteOptions.from_query(request.query)
+        found: list[str] = []  # warnings of fields the schema does not declare
         if request.method == "PUT":
             body = await request.json_object()
             _check_body(body, target)
             written = body
             change = _replace_with(body, target)
+        elif request.method == "PATCH" and request.content_type == JSON_PATCH:
+            operations = read_json_patch(await request.body())
+            written = None  # the fields it adds are known once it is applied
+            change = _refusing_identity_changes(
+                _json_patched(operations, options, target.kind, None if status_only else found), target
+            )
         elif request.method == "PATCH":
             written, apply_patch = await _patch_body(request, target)
             change = _refusing_identity_changes(apply_patch, target)
         else:
             raise MethodNotAllowed(f"{request.method} is not supported here")
-        warnings = [] if status_only else options.unknown_field_warnings(written, target.kind)
+        if not status_only and written is not None:
+            found += options.unknown_field_warnings(written, target.kind)
+        warnings = found
         write = self.store.update_status if status_only else self.store.update
         with _warning_with_refusal(warnings):
             updated = await asyncio.to_thread(write, ref, change, dry_run=options.dry_run)
@@ -315,9 +325,13 @@ class ApiApp:
         if request.method == "PUT":
             body = await request.json_object()
             _check_body(body, target)
+        elif request.method == "PATCH" and request.content_type == JSON_PATCH:
+            body = apply_json_patch(self.builtins.replacement(builtin), read_json_patch(await request.body()))
+            if not isinstance(body, dict):
+                raise BadRequest("the JSON patch leaves no object")
         elif request.method == "PATCH":
             if request.content_type != MERGE_PATCH:
-                raise UnsupportedMediaType(f"a patch must be {MERGE_PATCH}")
+                raise UnsupportedMediaType(f"a patch must be {MERGE_PATCH} or {JSON_PATCH}")
             body = merge_patch(self.builtins.replacement(builtin), await request.json_object())
         else:
             raise MethodNotAllowed(f"{request.method} is not supported here")
@@ -400,8 +414,9 @@ async def _patch_body(
     if request.content_type != MERGE_PATCH:
         raise UnsupportedMediaType(
             f"the body of the request was in an unknown format ({request.content_type or 'none'}) "
-            f"- accepted media types include: {MERGE_PATCH}; patch with a JSON merge patch (kubectl patch "
-            "--type=merge): a strategic merge patch is taken for a Secret, a ConfigMap or a ServiceAccount only"
+            f"- accepted media types include: {MERGE_PATCH}, {JSON_PATCH}; patch with a JSON merge patch "
+            "(kubectl patch --type=merge) or a JSON patch (--type=json): a strategic merge patch is taken for "
+            "a Secret, a ConfigMap or a ServiceAccount only"
         )
     patch = await request.json_object()
     return patch, _patched_with(patch)
@@ -543,6 +558,21 @@ def _check_patched_identity(patched: Any, current: dict[str, Any], target: Targe
             f'Invalid value: "{uid}": field is immutable',
             invalid_details(target.kind, name),
         )
+
+
+def _json_patched(
+    operations: list[dict[str, Any]], options: WriteOptions, kind: Kind, warnings: list[str] | None
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The change a JSON patch makes; the undeclared fields it adds go into `warnings` (None: not looked
+    for), or refuse it under `fieldValidation=Strict`."""
+
+    def change(current: dict[str, Any]) -> dict[str, Any]:
+        result = apply_json_patch(current, operations)
+        if warnings is not None and isinstance(result, dict):
+            warnings[:] = options.new_unknown_field_warnings(current, result, kind)
+        return result
+
+    return change
 
 
 def _patched_with(patch: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:

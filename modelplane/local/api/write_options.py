@@ -48,9 +48,19 @@ class WriteOptions:
     def unknown_field_warnings(self, written: dict[str, Any], kind: Kind) -> list[str]:
         """The warnings about the fields of `written` (an object, or a merge patch of one) that the
         schema does not declare; under `Strict`, BadRequest naming them instead."""
+        return self.new_unknown_field_warnings(None, written, kind)
+
+    def new_unknown_field_warnings(
+        self, before: dict[str, Any] | None, after: dict[str, Any], kind: Kind
+    ) -> list[str]:
+        """The same for the fields `after` has, undeclared, that `before` (an object as stored, or
+        None) did not have: what a JSON patch added."""
         if self.field_validation == IGNORE:
             return []
-        found = [_words(field) for field in unknown_field_details(prune_nulls(written), kind)]
+        found = [_words(field) for field in unknown_field_details(prune_nulls(after), kind)]
+        if before is not None:
+            had = {_words(field) for field in unknown_field_details(prune_nulls(before), kind)}
+            found = [warning for warning in found if warning not in had]
         if found and self.field_validation == STRICT:
             raise BadRequest(
                 f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '

@@ -255,6 +255,18 @@ def test_edit_patches_the_object(kubectl, api):
     assert api.get(f"{ISVCS}/edited").json()["spec"]["predictor"]["model"]["storageUri"] == "pvc://after"
 
 
+def test_patch_with_a_json_patch(kubectl, api):
+    kubectl("apply", "-f", kubectl.file("canary.yaml", SHORTHAND.format(name="canary", uri="pvc://m")))
+    operations = [{"op": "add", "path": "/spec/predictor/canaryTrafficPercent", "value": 10}]
+    result = kubectl("patch", "isvc", "canary", "--type=json", "-p", json.dumps(operations))
+    assert result.stdout == "inferenceservice.serving.kserve.io/canary patched\n"
+    assert api.get(f"{ISVCS}/canary").json()["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    failing = [{"op": "replace", "path": "/spec/predictor/minReplicas", "value": 1}]
+    refused = kubectl("patch", "isvc", "canary", "--type=json", "-p", json.dumps(failing), check=False)
+    assert refused.returncode != 0
+    assert "there is no /spec/predictor/minReplicas" in refused.stderr
+
+
 def test_server_side_apply_is_refused_clearly(kubectl):
     path = kubectl.file("ssa.yaml", SHORTHAND.format(name="ssa", uri="pvc://m"))
     refused = kubectl("apply", "--server-side", "-f", path, check=False)

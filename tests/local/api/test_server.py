@@ -210,9 +210,91 @@ def test_merge_patch(api):
     )
     assert_status(broken, 422, "Invalid")
 
-    for content_type in ("application/json-patch+json", "application/strategic-merge-patch+json"):
-        refused = api.patch(path("patched"), content=b"[]", headers={"content-type": content_type})
-        assert_status(refused, 415, "UnsupportedMediaType")
+    # A strategic merge patch is for Kubernetes' own kinds, as Kubernetes takes it.
+    refused = api.patch(
+        path("patched"), content=b"{}", headers={"content-type": "application/strategic-merge-patch+json"}
+    )
+    assert_status(refused, 415, "UnsupportedMediaType")
+
+
+JSON_PATCH = {"content-type": "application/json-patch+json"}
+
+
+def json_patch(api, name: str, *operations: dict, query: str = "") -> httpx.Response:
+    return api.patch(path(name) + query, content=json.dumps(list(operations)), headers=JSON_PATCH)
+
+
+def test_json_patch_applies_its_operations_in_order(api):
+    api.post(path(), json=isvc("json-patched", team="a"))
+    response = json_patch(
+        api,
+        "json-patched",
+        {"op": "test", "path": "/metadata/labels/team", "value": "a"},
+        {"op": "replace", "path": "/metadata/labels/team", "value": "b"},
+        {"op": "add", "path": "/metadata/annotations", "value": {"a/b": "1"}},
+        {"op": "copy", "from": "/metadata/annotations/a~1b", "path": "/metadata/labels/copied"},
+        {"op": "add", "path": "/spec/predictor/canaryTrafficPercent", "value": 20},
+        {"op": "move", "from": "/metadata/labels/copied", "path": "/metadata/labels/moved"},
+        {"op": "remove", "path": "/metadata/annotations/a~1b"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["metadata"]["labels"] == {"team": "b", "moved": "1"}
+    assert "a/b" not in body["metadata"].get("annotations", {})
+    assert body["spec"]["predictor"]["canaryTrafficPercent"] == 20
+    assert body["spec"]["predictor"]["model"]["storageUri"] == "file:///m/1"
+    assert body["metadata"]["generation"] == 2
+    assert api.get(path("json-patched")).json()["spec"] == body["spec"]
+
+
+def test_a_json_patch_that_does_not_apply_changes_nothing(api):
+    api.post(path(), json=isvc("json-refused", team="a"))
+    before = api.get(path("json-refused")).json()
+    failing = [
+        {"op": "test", "path": "/metadata/labels/team", "value": "z"},
+        {"op": "remove", "path": "/spec/predictor/absent"},
+        {"op": "replace", "path": "/spec/predictor/absent", "value": 1},
+        {"op": "add", "path": "/spec/predictor/absent/deeper", "value": 1},
+        {"op": "move", "from": "/spec", "path": "/spec/predictor/spec"},
+    ]
+    for operation in failing:
+        first = {"op": "replace", "path": "/metadata/labels/team", "value": "changed"}
+        refused = assert_status(json_patch(api, "json-refused", first, operation), 422, "Invalid")
+        assert refused["message"].startswith(
+            f"the JSON patch does not apply: operation 1 ({operation['op']} {operation['path']}): "
+        )
+    assert api.get(path("json-refused")).json() == before  # the first operation of each was not kept
+
+    malformed = [
+        b"{}",
+        b"[1]",
+        b'[{"op": "rename", "path": "/a"}]',
+        b'[{"op": "add", "path": "a", "value": 1}]',
+        b'[{"op": "add", "path": "/a"}]',
+        b'[{"op": "copy", "path": "/a"}]',
+        b'[{"op": "remove", "path": "/a~2"}]',
+        b"not json",
+    ]
+    for body in malformed:
+        response = api.patch(path("json-refused"), content=body, headers=JSON_PATCH)
+        assert_status(response, 400, "BadRequest")
+
+
+def test_a_json_patch_warns_of_the_fields_it_adds_that_the_schema_does_not_declare(api):
+    api.post(path(), json=isvc("json-warned"))
+    added = json_patch(api, "json-warned", {"op": "add", "path": "/spec/predictor/storageUrl", "value": "x"})
+    assert added.status_code == 200
+    assert "spec.predictor.storageUrl" in added.headers["warning"]
+    again = json_patch(api, "json-warned", {"op": "add", "path": "/metadata/labels", "value": {"a": "b"}})
+    assert "warning" not in again.headers  # the field added before is not its doing
+    strict = json_patch(
+        api,
+        "json-warned",
+        {"op": "add", "path": "/spec/predictor/minReplica", "value": 1},
+        query="?fieldValidation=Strict",
+    )
+    assert_status(strict, 400, "BadRequest")
+    assert "minReplica" not in api.get(path("json-warned")).json()["spec"]["predictor"]
 
 
 def test_status_subresource(api):
