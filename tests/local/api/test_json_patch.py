@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from modelplane.local.api.errors import BadRequest
-from modelplane.local.api.json_patch import PatchDoesNotApply, apply_json_patch, pointer_tokens, read_json_patch
+from modelplane.local.api.json_patch import (
+    PatchDoesNotApply,
+    apply_json_patch,
+    pointer_tokens,
+    read_json_patch,
+)
 
 
 def patched(document, *operations):
