@@ -346,6 +346,17 @@ class InferResponse:
         self.outputs = infer_outputs
         self.from_grpc = from_grpc
 
+    def with_outputs(self, outputs: list[InferOutput], response_id: str | None = None) -> InferResponse:
+        """This response with other outputs (and another id, if given): the rest is kept."""
+        return InferResponse(
+            response_id or self.id,
+            self.model_name,
+            outputs,
+            model_version=self.model_version,
+            parameters=self.parameters,
+            from_grpc=self.from_grpc,
+        )
+
     def get_output_by_name(self, name: str) -> InferOutput | None:
         for output in self.outputs:
             if output.name == name:
@@ -369,6 +380,14 @@ def output_from_array(name: str, array: Any) -> InferOutput:
     if array.dtype.kind in "SU":
         array = array.astype(np.object_)
     return InferOutput(name, array.shape, datatype_of(array), array)
+
+
+def decode_outputs(raw_outputs: object, binary: memoryview | None, what: str) -> list[InferOutput]:
+    """Decode a JSON `outputs` list (a model's or another server's answer), as `decode_inputs` reads inputs."""
+    return [
+        InferOutput(tensor.name, tensor.shape, tensor.datatype, tensor._array, tensor.parameters)
+        for tensor in decode_inputs(raw_outputs, binary, what)
+    ]
 
 
 def decode_inputs(raw_inputs: object, binary: memoryview | None, what: str = "request") -> list[InferInput]:

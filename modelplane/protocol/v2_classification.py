@@ -46,14 +46,7 @@ def classify_outputs(
         else output
         for output in response.outputs
     ]
-    return InferResponse(
-        response.id,
-        response.model_name,
-        outputs,
-        model_version=response.model_version,
-        parameters=response.parameters,
-        from_grpc=response.from_grpc,
-    )
+    return response.with_outputs(outputs)
 
 
 def classified(output: InferOutput, count: int, labels: Sequence[str] | None = None) -> InferOutput:

@@ -123,16 +123,13 @@ def encode_response(response: InferResponse, request: InferRequest | None) -> tu
 
 def decode_response(body: bytes, json_length: int | None = None) -> InferResponse:
     """Decode an /infer response (used by transformers calling their predictor)."""
-    from modelplane.protocol.v2 import decode_inputs
+    from modelplane.protocol.v2 import decode_outputs
 
     view = memoryview(body)
     header = view if json_length is None else view[:json_length]
     binary = None if json_length is None else view[json_length:]
     document = orjson.loads(header)
-    outputs = [
-        InferOutput(o.name, o.shape, o.datatype, o._array, o.parameters)
-        for o in decode_inputs(document.get("outputs"), binary, "response")
-    ]
+    outputs = decode_outputs(document.get("outputs"), binary, "response")
     return InferResponse(
         document.get("id"),
         document.get("model_name", ""),

@@ -188,13 +188,5 @@ def _split_v2(
                 InferOutput(output.name, list(part.shape), output.datatype, part, output.parameters)
             )
     return [
-        InferResponse(
-            request.id,
-            response.model_name,
-            answer,
-            model_version=response.model_version,
-            parameters=response.parameters,
-            from_grpc=response.from_grpc,
-        )
-        for request, answer in zip(requests, outputs, strict=True)
+        response.with_outputs(answer, request.id) for request, answer in zip(requests, outputs, strict=True)
     ]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from modelplane.protocol.errors import InferenceError
-from modelplane.protocol.v2 import InferOutput, InferRequest, InferResponse, decode_inputs, output_from_array
+from modelplane.protocol.v2 import InferRequest, InferResponse, decode_outputs, output_from_array
 from modelplane.protocol.v2_classification import classify_outputs
 from modelplane.protocol.v2_parameters import IGNORED, ignored_parameters
 
@@ -40,10 +40,7 @@ def as_infer_response(result: Any, request: InferRequest, model: Any) -> InferRe
             result.model_version = getattr(model, "version", None)
         return result
     if isinstance(result, dict) and "outputs" in result:
-        outputs = [
-            InferOutput(o.name, o.shape, o.datatype, o._array, o.parameters)
-            for o in decode_inputs(result["outputs"], None, "model response")
-        ]
+        outputs = decode_outputs(result["outputs"], None, "model response")
         return InferResponse(result.get("id") or request.id, request.model_name, outputs)
     if isinstance(result, np.ndarray | list | tuple):
         return InferResponse(
