@@ -506,3 +506,18 @@ def test_kubectl_creates_kubernetes_own_kinds_in_protobuf(kubectl, api):
     assert 'configmaps "proto-cm" already exists' in again.stderr
     namespace = kubectl("create", "namespace", "proto-ns", check=False)
     assert "namespaces are not objects here: every namespace exists" in namespace.stderr
+
+
+def test_a_patch_that_removes_the_metadata_is_refused(kubectl, api):
+    kubectl("apply", "-f", kubectl.file("kept.yaml", SHORTHAND.format(name="kept", uri="pvc://m")))
+    for patch_type, patch in (
+        ("merge", {"metadata": None}),
+        ("json", [{"op": "remove", "path": "/metadata"}]),
+    ):
+        refused = kubectl(
+            "patch", "isvc", "kept", f"--type={patch_type}", "-p", json.dumps(patch), check=False
+        )
+        assert refused.returncode != 0
+        assert "the name of the object () does not match the name on the URL (kept)" in refused.stderr
+    annotations = api.get(f"{ISVCS}/kept").json()["metadata"]["annotations"]
+    assert "kubectl.kubernetes.io/last-applied-configuration" in annotations
