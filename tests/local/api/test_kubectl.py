@@ -521,3 +521,10 @@ def test_a_patch_that_removes_the_metadata_is_refused(kubectl, api):
         assert "the name of the object () does not match the name on the URL (kept)" in refused.stderr
     annotations = api.get(f"{ISVCS}/kept").json()["metadata"]["annotations"]
     assert "kubectl.kubernetes.io/last-applied-configuration" in annotations
+
+
+def test_explain_knows_the_metadata_the_api_keeps(kubectl):
+    owners = kubectl("explain", "isvc.metadata.ownerReferences").stdout
+    assert "FIELD: ownerReferences <[]OwnerReference>" in owners
+    assert "uid\t<string> -required-" in owners
+    assert "FIELD: finalizers <[]string>" in kubectl("explain", "configmap.metadata.finalizers").stdout
