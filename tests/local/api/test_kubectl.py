@@ -528,3 +528,19 @@ def test_explain_knows_the_metadata_the_api_keeps(kubectl):
     assert "FIELD: ownerReferences <[]OwnerReference>" in owners
     assert "uid\t<string> -required-" in owners
     assert "FIELD: finalizers <[]string>" in kubectl("explain", "configmap.metadata.finalizers").stdout
+
+
+def test_apply_prunes_the_kinds_it_is_allowed_to(kubectl, api):
+    for name in ("pruned", "spared"):
+        labelled = SHORTHAND.format(name=name, uri="pvc://m").replace(
+            "metadata:\n", "metadata:\n  labels: {set: p}\n"
+        )
+        kubectl("apply", "-f", kubectl.file(f"{name}.yaml", labelled))
+    folder = kubectl.files / "pruning"
+    folder.mkdir()
+    (folder / "spared.yaml").write_text((kubectl.files / "spared.yaml").read_text())
+    allowed = "--prune-allowlist=serving.kserve.io/v1beta1/InferenceService"
+    result = kubectl("apply", "-f", str(folder), "--prune", "-l", "set=p", allowed)
+    assert "inferenceservice.serving.kserve.io/pruned pruned" in result.stdout
+    assert api.get(f"{ISVCS}/pruned").status_code == 404
+    assert api.get(f"{ISVCS}/spared").status_code == 200
