@@ -40,6 +40,7 @@ _V2_PROTOBUF_ANSWER = b"application/com.github.proto-openapi.spec.v2.v1.0+protob
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 _OBJECT_META = f"{_META}.ObjectMeta"
+_OWNER_REFERENCE = f"{_META}.OwnerReference"
 _LIST_META = f"{_META}.ListMeta"
 _STATUS = f"{_META}.Status"
 _WATCH_EVENT = f"{_META}.WatchEvent"
@@ -269,7 +270,31 @@ def _meta_schemas() -> dict[str, Any]:
                     "description": "1 on create; one more each time the spec changes.",
                 },
                 "creationTimestamp": string | {"format": "date-time", "description": "Set on create."},
+                "ownerReferences": {
+                    "type": "array",
+                    "items": {"default": {}, "allOf": [_ref(_OWNER_REFERENCE)]},
+                    "description": "The objects this one depends on: it is deleted with the last of them.",
+                },
+                "finalizers": {
+                    "type": "array",
+                    "items": {"type": "string", "default": ""},
+                    "description": "Stored, not acted on: a delete removes the object at once.",
+                },
             },
+        },
+        _OWNER_REFERENCE: {
+            "type": "object",
+            "description": "An object this one depends on, matched by its uid.",
+            "required": ["apiVersion", "kind", "name", "uid"],
+            "properties": {
+                "apiVersion": string | {"description": "The owner's API version."},
+                "kind": string | {"description": "The owner's kind."},
+                "name": string | {"description": "The owner's name."},
+                "uid": string | {"description": "The owner's uid: what a delete of the owner matches."},
+                "controller": {"type": "boolean", "description": "Whether the owner is the controller."},
+                "blockOwnerDeletion": {"type": "boolean", "description": "Accepted; changes nothing."},
+            },
+            "x-kubernetes-map-type": "atomic",
         },
         _LIST_META: {
             "type": "object",

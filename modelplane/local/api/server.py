@@ -536,7 +536,11 @@ def _refusing_identity_changes(
 def _check_patched_identity(patched: Any, current: dict[str, Any], target: Target) -> None:
     """What Kubernetes refuses in a patched object: a name or namespace other than the URL's (400, as its
     patch handler checks them), a uid other than the stored one (422: the uid is immutable)."""
-    metadata = patched.get("metadata") if isinstance(patched, dict) else None
+    if not isinstance(patched, dict):
+        return  # the store refuses it
+    metadata = patched.get("metadata")
+    if metadata is None:
+        metadata = {}  # a patch that removed the whole metadata names no object: refused as naming another
     if not isinstance(metadata, dict):
         return  # the store refuses it
     name = metadata.get("name") or ""

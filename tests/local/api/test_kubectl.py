@@ -506,3 +506,41 @@ def test_kubectl_creates_kubernetes_own_kinds_in_protobuf(kubectl, api):
     assert 'configmaps "proto-cm" already exists' in again.stderr
     namespace = kubectl("create", "namespace", "proto-ns", check=False)
     assert "namespaces are not objects here: every namespace exists" in namespace.stderr
+
+
+def test_a_patch_that_removes_the_metadata_is_refused(kubectl, api):
+    kubectl("apply", "-f", kubectl.file("kept.yaml", SHORTHAND.format(name="kept", uri="pvc://m")))
+    for patch_type, patch in (
+        ("merge", {"metadata": None}),
+        ("json", [{"op": "remove", "path": "/metadata"}]),
+    ):
+        refused = kubectl(
+            "patch", "isvc", "kept", f"--type={patch_type}", "-p", json.dumps(patch), check=False
+        )
+        assert refused.returncode != 0
+        assert "the name of the object () does not match the name on the URL (kept)" in refused.stderr
+    annotations = api.get(f"{ISVCS}/kept").json()["metadata"]["annotations"]
+    assert "kubectl.kubernetes.io/last-applied-configuration" in annotations
+
+
+def test_explain_knows_the_metadata_the_api_keeps(kubectl):
+    owners = kubectl("explain", "isvc.metadata.ownerReferences").stdout
+    assert "FIELD: ownerReferences <[]OwnerReference>" in owners
+    assert "uid\t<string> -required-" in owners
+    assert "FIELD: finalizers <[]string>" in kubectl("explain", "configmap.metadata.finalizers").stdout
+
+
+def test_apply_prunes_the_kinds_it_is_allowed_to(kubectl, api):
+    for name in ("pruned", "spared"):
+        labelled = SHORTHAND.format(name=name, uri="pvc://m").replace(
+            "metadata:\n", "metadata:\n  labels: {set: p}\n"
+        )
+        kubectl("apply", "-f", kubectl.file(f"{name}.yaml", labelled))
+    folder = kubectl.files / "pruning"
+    folder.mkdir()
+    (folder / "spared.yaml").write_text((kubectl.files / "spared.yaml").read_text())
+    allowed = "--prune-allowlist=serving.kserve.io/v1beta1/InferenceService"
+    result = kubectl("apply", "-f", str(folder), "--prune", "-l", "set=p", allowed)
+    assert "inferenceservice.serving.kserve.io/pruned pruned" in result.stdout
+    assert api.get(f"{ISVCS}/pruned").status_code == 404
+    assert api.get(f"{ISVCS}/spared").status_code == 200
