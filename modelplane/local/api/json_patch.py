@@ -125,18 +125,20 @@ def _apply(document: Any, op: str, path: str, operation: dict[str, Any]) -> Any:
 
 
 def _get(document: Any, tokens: list[str]) -> Any:
-    for depth, token in enumerate(tokens):
-        document = _child(document, token, tokens[: depth + 1])
+    for depth in range(len(tokens)):
+        document = document[_slot(document, tokens[: depth + 1])]
     return document
 
 
-def _child(container: Any, token: str, tokens: list[str]) -> Any:
+def _slot(container: Any, tokens: list[str]) -> str | int:
+    """Where the last of `tokens` points in `container`: a key it has, or the index of an item."""
+    token = tokens[-1]
     if isinstance(container, dict):
         if token not in container:
             raise _Missing(f"there is no {_pointer(tokens)}")
-        return container[token]
+        return token
     if isinstance(container, list):
-        return container[_index(container, token, tokens, len(container) - 1)]
+        return _index(container, token, tokens, len(container) - 1)
     raise _Missing(f"{_pointer(tokens[:-1]) or 'the document'} is not an object or a list")
 
 
@@ -158,15 +160,7 @@ def _remove(document: Any, tokens: list[str]) -> None:
     if not tokens:
         raise _Missing("the whole document cannot be removed")
     parent = _get(document, tokens[:-1])
-    token = tokens[-1]
-    if isinstance(parent, dict):
-        if token not in parent:
-            raise _Missing(f"there is no {_pointer(tokens)}")
-        del parent[token]
-    elif isinstance(parent, list):
-        del parent[_index(parent, token, tokens, len(parent) - 1)]
-    else:
-        raise _Missing(f"{_pointer(tokens[:-1]) or 'the document'} is not an object or a list")
+    del parent[_slot(parent, tokens)]
 
 
 def _index(items: list, token: str, tokens: list[str], highest: int) -> int:
