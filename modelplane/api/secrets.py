@@ -7,7 +7,9 @@ in base64), so that a client counting a value's bytes, `kubectl describe secret`
 ones; and a write that gives a key's placeholder back (or `REDACTED`, the base64 of `<redacted>` alone,
 which reads answered for every value before their sizes were kept) keeps the value stored under it,
 so a Secret read, edited and applied again keeps the values it did not change. A value that looks
-like a placeholder and stands for nothing stored is refused. kubectl's
+like a placeholder and stands for nothing stored is refused. The answer to a write marks each value
+it changed without changing its size with a placeholder of its own (`[changed]` repeated), so that
+`kubectl diff`, which compares a dry run's answer with a read, sees the change. kubectl's
 `last-applied-configuration` annotation, which would hold the values in clear, is stored with them
 redacted too.
 
@@ -30,6 +32,7 @@ from .errors import FieldError
 
 STORAGE_CONFIG_SECRET = "storage-config"
 PLACEHOLDER = b"<redacted>"
+CHANGED = b"[changed]"  # a written value of the stored one's size, in the write's answer
 REDACTED = base64.b64encode(PLACEHOLDER).decode()
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -182,11 +185,17 @@ _TYPE_RULES = {
 }
 
 
-def redacted(resource: dict) -> dict:
-    """The Secret as a read answers it: every value its placeholder, keys kept."""
+def redacted(resource: dict, before: dict | None = None) -> dict:
+    """The Secret as a read answers it: every value its placeholder, keys kept. The answer to a write
+    gives `before`, the Secret as it was: a value that differs from the one it had, at the same size,
+    is marked changed."""
     shown = copy.deepcopy(resource)
     if isinstance(shown.get("data"), dict):
-        shown["data"] = {key: placeholder(_size(value)) for key, value in shown["data"].items()}
+        earlier = (before or {}).get("data")
+        earlier = earlier if isinstance(earlier, dict) else {}
+        shown["data"] = {
+            key: _shown_value(value, earlier.get(key, value)) for key, value in shown["data"].items()
+        }
     shown.pop("stringData", None)
     annotations = (shown.get("metadata") or {}).get("annotations")
     if isinstance(annotations, dict) and isinstance(annotations.get(LAST_APPLIED), str):
@@ -194,25 +203,37 @@ def redacted(resource: dict) -> dict:
     return shown
 
 
+def _shown_value(value: Any, before: Any) -> str:
+    size = _size(value)
+    if value != before and size == _size(before):
+        return base64.b64encode(_repeated(CHANGED, size)).decode()
+    return placeholder(size)
+
+
 def placeholder(size: int) -> str:
     """What a read answers for a value of `size` bytes: as many bytes of `<redacted>` repeated, in base64."""
-    return base64.b64encode(_placeholder_bytes(size)).decode()
+    return base64.b64encode(_repeated(PLACEHOLDER, size)).decode()
 
 
-def _placeholder_bytes(size: int) -> bytes:
-    repeats = -(-size // len(PLACEHOLDER))
-    return (PLACEHOLDER * repeats)[:size]
+def _repeated(pattern: bytes, size: int) -> bytes:
+    repeats = -(-size // len(pattern))
+    return (pattern * repeats)[:size]
+
+
+def _is_redacted(raw: bytes) -> bool:
+    return bool(raw) and raw == _repeated(PLACEHOLDER, len(raw))
 
 
 def _is_placeholder(raw: bytes) -> bool:
-    return bool(raw) and raw == _placeholder_bytes(len(raw))
+    """Whether `raw` is what an answer shows for a value, the placeholder of a read or of a change."""
+    return _is_redacted(raw) or (bool(raw) and raw == _repeated(CHANGED, len(raw)))
 
 
 def _given_back(value: Any, stored: str) -> bool:
     """Whether a written value is the placeholder a read answers for the value stored (or
     `REDACTED`, which stands for any)."""
     raw = decoded_value(value)
-    return raw is not None and _is_placeholder(raw) and (raw == PLACEHOLDER or len(raw) == _size(stored))
+    return raw is not None and _is_redacted(raw) and (raw == PLACEHOLDER or len(raw) == _size(stored))
 
 
 def _size(value: Any) -> int:

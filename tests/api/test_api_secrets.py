@@ -97,6 +97,21 @@ def test_redacted_given_back_keeps_a_value_of_any_size():
     assert admit(secret("sized", data={"k": REDACTED}), old=old)["data"] == old["data"]
 
 
+def test_the_answer_to_a_write_marks_the_values_it_changed_at_their_size():
+    old = admit(secret("rotated", stringData={"same": "kept", "rotated": "abc", "grown": "ab"}))
+    new = admit(
+        secret("rotated", stringData={"same": "kept", "rotated": "abd", "grown": "abc", "added": "x"})
+    )
+    shown = {key: base64.b64decode(value) for key, value in redacted(new, old)["data"].items()}
+    # Only a change a size would not show is marked: a new size, or a new key, shows as a placeholder.
+    assert shown == {"same": b"<red", "rotated": b"[ch", "grown": b"<re", "added": b"<"}
+    assert redacted(new)["data"]["rotated"] == placeholder(3)  # a read marks nothing
+    marked = redacted(new, old)["data"]["rotated"]
+    assert [e.path for e in rejection(secret("rotated", data={"rotated": marked}), old=new).errors] == [
+        "data[rotated]"
+    ]  # the mark stands for no value: written back, it is refused
+
+
 def test_values_are_checked_and_never_echoed():
     errors = rejection(
         secret(

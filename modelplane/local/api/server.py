@@ -309,11 +309,17 @@ class ApiApp:
             found += options.unknown_field_warnings(written, target.kind)
         warnings = found
         write = self.store.update_status if status_only else self.store.update
+        before: list[dict[str, Any]] = []  # the object as the change found it
+
+        def remembered(current: dict[str, Any]) -> dict[str, Any]:
+            before[:] = [current]
+            return change(current)
+
         with _warning_with_refusal(warnings):
-            updated = await asyncio.to_thread(write, ref, change, dry_run=options.dry_run)
+            updated = await asyncio.to_thread(write, ref, remembered, dry_run=options.dry_run)
         if not status_only:
             warnings += _written_warnings(updated)
-        await send_json(send, 200, shown(updated), warning_headers(warnings))
+        await send_json(send, 200, shown(updated, *before), warning_headers(warnings))
 
     async def _builtin_runtime(self, request: ApiRequest, send: Send, target: Target, builtin: dict) -> None:
         """A built-in runtime is read like a stored one, and replaced by a PUT or PATCH, which stores
@@ -399,9 +405,10 @@ def _table_wanted(request: ApiRequest) -> TableRequest | None:
     return table_request(request.headers.get("accept"), request.query.get("includeObject"))
 
 
-def shown(resource: dict[str, Any]) -> dict[str, Any]:
-    """A resource as the API answers it: a Secret's values never leave the store (api/secrets.py)."""
-    return redacted(resource) if resource.get("kind") == SECRET.kind else resource
+def shown(resource: dict[str, Any], before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A resource as the API answers it: a Secret's values never leave the store (api/secrets.py);
+    the answer to a write that found it as `before` marks the values it changed."""
+    return redacted(resource, before) if resource.get("kind") == SECRET.kind else resource
 
 
 async def _patch_body(

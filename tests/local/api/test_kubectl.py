@@ -344,6 +344,20 @@ def test_a_secret_applies_again_and_no_read_shows_its_values(kubectl, api):
     assert _table(kubectl("get", "secrets").stdout)[1][:3] == ["storage-config", "Opaque", "1"]
 
 
+def test_diff_sees_a_secret_value_changed_at_the_same_size_and_shows_neither(kubectl):
+    token = "apiVersion: v1\nkind: Secret\nmetadata: {{name: rotated}}\nstringData: {{token: {value}}}\n"
+    path = kubectl.file("rotated.yaml", token.format(value="hunter2"))
+    kubectl("apply", "-f", path)
+    assert kubectl("diff", "-f", path, check=False).returncode == 0
+    kubectl.file("rotated.yaml", token.format(value="hunter3"))  # the same size
+    changed = kubectl("diff", "-f", path, check=False)
+    assert changed.returncode == 1, changed.stderr
+    assert "token: '*** (before)'" in changed.stdout and "token: '*** (after)'" in changed.stdout
+    assert "hunter" not in changed.stdout
+    assert kubectl("apply", "-f", path).stdout == "secret/rotated configured\n"
+    assert kubectl("diff", "-f", path, check=False).returncode == 0
+
+
 def test_describe_tells_each_secret_value_s_size_and_shows_none(kubectl):
     sizes = "apiVersion: v1\nkind: Secret\nmetadata: {name: sizes}\ndata: {one: eA==, long: %s}\n"
     path = kubectl.file("sizes.yaml", sizes % base64.b64encode(b"y" * 300).decode())
