@@ -10,8 +10,8 @@ from typing import Any
 from modelplane.api.kinds import KINDS, Kind
 from modelplane.local.api.paths import served_versions, short_names
 
-_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
-_STATUS_VERBS = ["get", "patch", "update"]
+SERVED_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+STATUS_VERBS = ["get", "patch", "update"]
 
 
 # The Kubernetes API whose conventions the server follows (and that kubectl is tested against), for
@@ -84,7 +84,7 @@ def _status_subresource(kind: Kind) -> dict[str, Any]:
         "singularName": "",
         "namespaced": kind.namespaced,
         "kind": kind.kind,
-        "verbs": _STATUS_VERBS,
+        "verbs": STATUS_VERBS,
     }
 
 
@@ -94,7 +94,7 @@ def _resource(kind: Kind) -> dict[str, Any]:
         "singularName": kind.singular,
         "namespaced": kind.namespaced,
         "kind": kind.kind,
-        "verbs": _VERBS,
+        "verbs": SERVED_VERBS,
     }
     if short_names(kind):
         resource["shortNames"] = short_names(kind)

@@ -40,6 +40,7 @@ from modelplane.api.secrets import redacted
 from modelplane.graph.validation import condition_warnings
 from modelplane.local.api import discovery as api_discovery
 from modelplane.local.api import openapi as api_openapi
+from modelplane.local.api.access_reviews import REVIEW_PATHS, review
 from modelplane.local.api.admission import default_admission
 from modelplane.local.api.auth import BearerToken, TokenFileError, read_token_file
 from modelplane.local.api.builtins import BuiltinRuntimes
@@ -151,6 +152,10 @@ class ApiApp:
             return await send_text(send, 200, "ok")
         if path == APPLY_PATH:
             return await self._apply(request, send)
+        if path in REVIEW_PATHS:
+            _only(request, "POST")
+            answer = review(path, await request.json_object(), self.token is not None)
+            return await send_json(send, 201, answer)
         if path == "/version":
             _only(request, "GET")
             return await send_json(send, 200, api_discovery.version_info())

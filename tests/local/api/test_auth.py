@@ -51,6 +51,18 @@ def test_the_token_opens_the_api_and_health_needs_none(api):
     assert httpx.get(api + "/healthz").text == "ok"
 
 
+def test_a_review_needs_the_token_and_names_its_bearer(api):
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    path = api + "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+    assert httpx.post(path, json=review).status_code == 401
+    answer = httpx.post(path, json=review, headers={"authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 201
+    assert answer.json()["status"]["userInfo"] == {
+        "username": "modelplane:token",
+        "groups": ["system:authenticated"],
+    }
+
+
 def test_the_cli_sends_the_token_from_its_flag_or_the_environment(api):
     refused = cli("get", "isvc", "--server", api)
     assert refused.returncode == 2 and "Unauthorized" in refused.stderr

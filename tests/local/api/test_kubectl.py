@@ -267,6 +267,32 @@ def test_patch_with_a_json_patch(kubectl, api):
     assert "there is no /spec/predictor/minReplicas" in refused.stderr
 
 
+def test_auth_can_i_and_whoami_answer_what_the_api_serves(kubectl):
+    def can_i(*args: str) -> tuple[int, str]:
+        result = kubectl("auth", "can-i", *args, check=False)
+        return result.returncode, result.stdout.strip()
+
+    assert can_i("create", "isvc") == (0, "yes")
+    assert can_i("watch", "inferencegraphs", "-A") == (0, "yes")
+    assert can_i("patch", "isvc", "--subresource=status") == (0, "yes")
+    assert can_i("get", "/healthz") == (0, "yes")
+    assert can_i("deletecollection", "isvc") == (
+        1,
+        "no - the API does not serve 'deletecollection' on inferenceservices",
+    )
+    assert can_i("*", "*")[0] == 1
+    assert can_i("update", "isvc", "--subresource=scale")[0] == 1
+    assert can_i("delete", "/healthz")[0] == 1
+    listed = kubectl("auth", "can-i", "--list").stdout
+    assert (
+        "inferenceservices.serving.kserve.io " in listed
+        and "[create delete get list patch update watch]" in listed
+    )
+    assert kubectl("auth", "whoami").stdout.split() == [
+        "ATTRIBUTE", "VALUE", "Username", "system:anonymous", "Groups", "[system:unauthenticated]"
+    ]  # fmt: skip
+
+
 def test_server_side_apply_is_refused_clearly(kubectl):
     path = kubectl.file("ssa.yaml", SHORTHAND.format(name="ssa", uri="pvc://m"))
     refused = kubectl("apply", "--server-side", "-f", path, check=False)
