@@ -73,5 +73,27 @@ def test_what_is_not_a_readable_object_is_a_400(body, message):
 
 
 def test_other_kinds_are_refused_with_415():
-    with pytest.raises(UnsupportedMediaType, match="only ConfigMap, Secret, ServiceAccount may be sent"):
+    with pytest.raises(
+        UnsupportedMediaType, match="only ConfigMap, Secret, ServiceAccount, SelfSubjectAccessReview"
+    ):
         read_object(envelope("Pod", b""))
+
+
+def test_the_access_review_kubectl_auth_can_i_sends():
+    # What kubectl 1.32 sent for `auth can-i create pods.serving.kserve.io -n ns1 --subresource=status`.
+    body = (
+        b"k8s\x00\n2\n\x17authorization.k8s.io/v1\x12\x17SelfSubjectAccessReview\x12S\n\x10\n\x00\x12\x00"
+        b'\x1a\x00"\x00*\x002\x008\x00B\x00\x125\n3\n\x03ns1\x12\x06create\x1a\x00"\x00*\x16pods.serving.kserve.io'
+        b'2\x06status:\x00\x1a\x08\x08\x00\x12\x00\x1a\x00 \x00\x1a\x00"\x00'
+    )
+    review = read_object(body)
+    assert review["kind"] == "SelfSubjectAccessReview"
+    assert review["spec"] == {
+        "resourceAttributes": {
+            "namespace": "ns1",
+            "verb": "create",
+            "resource": "pods.serving.kserve.io",
+            "subresource": "status",
+        }
+    }
+    assert "status" not in review  # the server's to fill
