@@ -27,6 +27,9 @@ _HOST_RE = re.compile(r"^([A-Za-z0-9._-]+|[0-9A-Fa-f:.]+)$")  # a name, an IPv4 
 _SMALL_BODY = 64 * 1024  # below this, head and body go out in one write
 _MAX_IDLE_PER_HOST = 256
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
+# The longest answer kept to be recognised when it comes again: a receiver's acknowledgement, not a
+# step's answer, which a connection would otherwise hold on to while idle.
+_REPEATED_MOST = 1024
 
 
 class TransportError(Exception):
@@ -232,6 +235,8 @@ class HttpConnection(asyncio.Protocol):
         count = len(self._answers) - answered_before
         if at_answer_start and count and not self._in_answer and self.keep_alive and not len(data) % count:
             one = data[: len(data) // count]
+            if len(one) > _REPEATED_MOST:
+                return
             if count == 1 or data.count(one) == count:  # `count` copies of one answer, end to end
                 self._repeated = (one, self._answers[-1], self._body_limit)
 

@@ -264,3 +264,16 @@ async def test_answers_that_repeat_are_counted_and_any_other_bytes_parsed():
         ACCEPTED + ACCEPTED[:-1],
         ACCEPTED[-1:],
     ]
+
+
+@synchronously
+async def test_a_long_answer_is_not_kept_to_be_recognised():
+    long_answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000
+    async with RawServer([long_answer, long_answer]) as url:
+        target = parse_target(url)
+        connection = await HttpConnection.open(target.endpoint, None)
+        for _ in range(2):
+            (answer,) = await connection.send([message(target, b"", b"a")])
+            assert (answer.status, answer.body) == (200, b"x" * 2000)
+            assert connection._repeated is None
+        connection.close()
