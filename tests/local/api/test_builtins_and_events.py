@@ -3,6 +3,8 @@ spoken to over HTTP on a real API process."""
 
 from __future__ import annotations
 
+import json
+
 from modelplane.api import builtin_runtime_names
 
 CSRS = "/apis/serving.kserve.io/v1alpha1/clusterservingruntimes"
@@ -68,6 +70,16 @@ def test_a_built_in_runtime_cannot_be_deleted_but_can_be_patched_into_a_stored_o
     assert "modelplane.io/built-in" not in stored["metadata"]["annotations"]
     assert listed(api)["kserve-lgbserver"]["spec"]["disabled"] is True
     api.delete(f"{CSRS}/kserve-lgbserver")
+
+    operations = [{"op": "add", "path": "/spec/disabled", "value": True}]
+    json_patched = api.patch(
+        f"{CSRS}/kserve-xgbserver",
+        content=json.dumps(operations),
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    assert json_patched.status_code == 201, json_patched.text
+    assert listed(api)["kserve-xgbserver"]["spec"]["disabled"] is True
+    api.delete(f"{CSRS}/kserve-xgbserver")
 
 
 def test_kubernetes_own_kinds_have_no_generation_and_no_status_subresource(api):
