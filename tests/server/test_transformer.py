@@ -102,6 +102,15 @@ def test_a_v2_request_written_as_a_dict_is_passed_on_to_the_predictor(iris_serve
         transformer.stop()
 
 
+def test_kserves_protocol_flag_chooses_the_protocol_spoken_to_the_predictor(iris_server, transformer_file):
+    transformer = transformer_before(iris_server, transformer_file, "v2", "V2DictTransformer", "--protocol")
+    try:
+        response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+        assert response.json() == {"predictions": [1, 1]}
+    finally:
+        transformer.stop()
+
+
 def test_unreachable_predictor_is_502(transformer_file):
     from modelplane.local.ports import free_loopback_port
 
