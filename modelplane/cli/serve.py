@@ -99,6 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add(
         "--predictor-protocol",
         "--predictor_protocol",
+        "--protocol",  # KServe's older spelling, which its transformer samples still use
         default="v1",
         choices=["v1", "v2"],
         help="transformers: the protocol spoken to the predictor (default: v1)",

@@ -69,12 +69,7 @@ def _forwarded(headers: dict[str, str] | None) -> dict[str, str]:
 async def forward_predict(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:
     host = model.predictor_host
     if isinstance(payload, InferRequest) or model.predictor_protocol == "v2":
-        if not isinstance(payload, InferRequest):
-            raise InvalidInput("a transformer speaking V2 to its predictor must pass on an InferRequest")
-        body, json_length = encode_request(payload)
-        request_headers = {"content-type": "application/json", **_forwarded(headers)}
-        if json_length is not None:
-            request_headers = {JSON_LENGTH_HEADER: str(json_length), **_forwarded(headers)}
+        body, request_headers = _v2_request(payload, _forwarded(headers))
         response = await _send(_client(), host, f"/v2/models/{model.name}/infer", body, request_headers)
         length = response.header(JSON_LENGTH_HEADER.encode())
         return decode_response(response.body, int(length) if length else None)
@@ -82,6 +77,23 @@ async def forward_predict(model: Model, payload: Any, headers: dict[str, str] | 
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
     response = await _send(_client(), host, f"/v1/models/{model.name}:predict", body, request_headers)
     return orjson.loads(response.body)
+
+
+def _v2_request(payload: Any, forwarded: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """An InferRequest, or a V2 request as a dict (what KServe's transformers may pass on too), as the
+    body of an /infer call and its headers."""
+    if isinstance(payload, dict):
+        body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+        return body, {"content-type": "application/json", **forwarded}
+    if not isinstance(payload, InferRequest):
+        raise TypeError(
+            "a transformer speaking V2 to its predictor must pass on an InferRequest or a V2 request "
+            f"dict, not {type(payload).__name__}"
+        )
+    body, json_length = encode_request(payload)
+    if json_length is not None:
+        return body, {JSON_LENGTH_HEADER: str(json_length), **forwarded}
+    return body, {"content-type": "application/json", **forwarded}
 
 
 def predict_blocking(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:

@@ -27,6 +27,20 @@ class Transformer(Model):
         if isinstance(result, dict):
             return {**result, "via": "transformer"}
         return result
+
+
+# Turns V1 rows into a V2 request written as a dict, as KServe's transformers may.
+class V2DictTransformer(Model):
+    def load(self):
+        self.ready = True
+        return True
+
+    def preprocess(self, payload, headers=None):
+        rows = payload["rows"]
+        return {"inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP32", "data": rows}]}
+
+    def postprocess(self, result, headers=None):
+        return {"predictions": result.outputs[0].data}
 """
 
 
@@ -37,15 +51,17 @@ def transformer_file(tmp_path_factory):
     return path
 
 
-def transformer_before(predictor, transformer_file, protocol: str):
+def transformer_before(
+    predictor, transformer_file, protocol: str, cls: str = "Transformer", flag: str = "--predictor-protocol"
+):
     return serve(
         "--model-class",
-        f"{transformer_file}:Transformer",
+        f"{transformer_file}:{cls}",
         "--model-name",
         "iris",
         "--predictor-host",
         f"127.0.0.1:{predictor.http_port}",
-        "--predictor-protocol",
+        flag,
         protocol,
         grpc=False,
     )
@@ -70,6 +86,27 @@ def test_transformer_forwards_to_its_predictor(iris_server, transformer_file, pr
             assert response.status_code == 200, response.text
             assert response.json()["outputs"][0]["data"] == [1, 1]
             assert response.json()["id"] == "t1"
+    finally:
+        transformer.stop()
+
+
+def test_a_v2_request_written_as_a_dict_is_passed_on_to_the_predictor(iris_server, transformer_file):
+    """KServe's transformer speaking V2 posts the dict its preprocess returns to /infer, and hands the
+    answer to postprocess as an InferResponse."""
+    transformer = transformer_before(iris_server, transformer_file, "v2", cls="V2DictTransformer")
+    try:
+        response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [1, 1]}
+    finally:
+        transformer.stop()
+
+
+def test_kserves_protocol_flag_chooses_the_protocol_spoken_to_the_predictor(iris_server, transformer_file):
+    transformer = transformer_before(iris_server, transformer_file, "v2", "V2DictTransformer", "--protocol")
+    try:
+        response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+        assert response.json() == {"predictions": [1, 1]}
     finally:
         transformer.stop()
 
