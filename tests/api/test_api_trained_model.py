@@ -73,3 +73,10 @@ def test_memory_in_another_unit_is_the_same_memory():
 
 def test_memory_must_be_a_quantity():
     assert fields(trained_model(memory="lots")) == ["spec.model.memory"]
+
+
+def test_memory_must_not_be_negative():
+    assert messages(trained_model(memory="-1Gi")) == [
+        'Invalid value: "-1Gi": must be greater than or equal to 0'
+    ]
+    admit(trained_model(memory="0"))

@@ -30,6 +30,15 @@ def trained_model_errors(tm: dict, old: dict | None = None) -> list[FieldError]:
                 f'prefixes: {", ".join(STORAGE_PREFIXES)}. (the storage uri given is "{uri}")',
             )
         )
+    memory = parse_quantity(model.get("memory"))
+    if memory is not None and memory < 0:
+        # KServe does not check it; a negative size would make room for other models on the server.
+        errors.append(
+            FieldError(
+                "spec.model.memory",
+                f'Invalid value: "{model.get("memory")}": must be greater than or equal to 0',
+            )
+        )
     if old is not None:
         errors += _memory_change_errors(name, model, mapping(mapping(old.get("spec")).get("model")))
     return errors
