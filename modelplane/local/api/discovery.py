@@ -10,7 +10,7 @@ from typing import Any
 from modelplane.api.kinds import KINDS, Kind
 from modelplane.local.api.paths import served_versions, short_names
 
-SERVED_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+SERVED_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 STATUS_VERBS = ["get", "patch", "update"]
 
 

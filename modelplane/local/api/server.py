@@ -72,7 +72,7 @@ from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge
 from modelplane.local.api.paths import kind_at
 from modelplane.local.api.selectors import parse_selectors
 from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
-from modelplane.local.api.store import Ref, Store, WatchEvent, store_path
+from modelplane.local.api.store import Ref, Store, WatchEvent, ref_of, store_path
 from modelplane.local.api.store_faults import STORE_FAULTS
 from modelplane.local.api.tables import TableRequest, table, table_events, table_request
 from modelplane.local.api.unhonored_fields import unhonored_warnings
@@ -234,7 +234,45 @@ class ApiApp:
                 created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
             headers = warning_headers(warnings + _written_warnings(created))
             return await send_json(send, 201, shown(created), headers)
+        if request.method == "DELETE":
+            return await self._delete_collection(request, send, target)
         raise MethodNotAllowed(f"{request.method} is not supported on a collection")
+
+    async def _delete_collection(self, request: ApiRequest, send: Send, target: Target) -> None:
+        """client-go's DeleteCollection: every object of a namespace (or, for a cluster-scoped kind,
+        of the cluster) that the selectors match, each deleted as a DELETE of it would be, one after
+        the other; the answer lists them as they were."""
+        if target.kind.namespaced and target.namespace is None:
+            raise MethodNotAllowed(
+                f"delete {target.kind.plural} in a namespace: DELETE .../namespaces/NS/..."
+            )
+        matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        deleting = DeleteOptions.read(request.query, await request.body())
+        items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
+        deleted = []
+        for item in filter(matches, items):
+            delete = functools.partial(
+                self.store.delete,
+                ref_of(item),
+                dry_run=deleting.dry_run,
+                preconditions=deleting.preconditions,
+                orphan_dependents=deleting.orphan_dependents,
+            )
+            try:
+                deleted.append(shown(await asyncio.to_thread(delete)))
+            except NotFound:
+                continue  # gone meanwhile: a dependent of one deleted before it
+        listed = {"resourceVersion": version}
+        await send_json(
+            send,
+            200,
+            {
+                "apiVersion": target.kind.api_version,
+                "kind": f"{target.kind.kind}List",
+                "metadata": listed,
+                "items": deleted,
+            },
+        )
 
     async def _list(self, request: ApiRequest, send: Send, target: Target) -> None:
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))

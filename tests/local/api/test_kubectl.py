@@ -276,17 +276,15 @@ def test_auth_can_i_and_whoami_answer_what_the_api_serves(kubectl):
     assert can_i("watch", "inferencegraphs", "-A") == (0, "yes")
     assert can_i("patch", "isvc", "--subresource=status") == (0, "yes")
     assert can_i("get", "/healthz") == (0, "yes")
-    assert can_i("deletecollection", "isvc") == (
-        1,
-        "no - the API does not serve 'deletecollection' on inferenceservices",
-    )
-    assert can_i("*", "*")[0] == 1
+    assert can_i("deletecollection", "isvc") == (0, "yes")
+    assert can_i("escalate", "isvc") == (1, "no - the API does not serve 'escalate' on inferenceservices")
+    assert can_i("*", "*") == (0, "yes")  # every verb Kubernetes has for a resource, on every one
     assert can_i("update", "isvc", "--subresource=scale")[0] == 1
     assert can_i("delete", "/healthz")[0] == 1
     listed = kubectl("auth", "can-i", "--list").stdout
     assert (
         "inferenceservices.serving.kserve.io " in listed
-        and "[create delete get list patch update watch]" in listed
+        and "[create delete deletecollection get list patch update watch]" in listed
     )
     assert kubectl("auth", "whoami").stdout.split() == [
         "ATTRIBUTE", "VALUE", "Username", "system:anonymous", "Groups", "[system:unauthenticated]"

@@ -632,3 +632,19 @@ def test_the_standalone_server_stops_quietly_on_ctrl_c(tmp_path):
     # 130 when uvicorn passes the signal on after its graceful stop, 0 when it does not: quiet either way.
     assert process.returncode in (0, 130), stderr
     assert "Traceback" not in stderr
+
+
+def test_delete_on_a_collection_deletes_what_the_selectors_match(api):
+    for name, team in (("doomed-a", "gone"), ("doomed-b", "gone"), ("spared", "kept")):
+        api.post(path(), json=isvc(name, team=team))
+    dry = api.delete(path() + "?labelSelector=team%3Dgone&dryRun=All")
+    assert sorted(item["metadata"]["name"] for item in dry.json()["items"]) == ["doomed-a", "doomed-b"]
+    assert api.get(path("doomed-a")).status_code == 200  # a dry run deletes nothing
+    response = api.delete(path() + "?labelSelector=team%3Dgone")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["kind"] == "InferenceServiceList"
+    assert sorted(item["metadata"]["name"] for item in body["items"]) == ["doomed-a", "doomed-b"]
+    assert api.get(path("doomed-a")).status_code == 404 and api.get(path("spared")).status_code == 200
+    every_namespace = "/apis/serving.kserve.io/v1beta1/inferenceservices"
+    assert_status(api.delete(every_namespace), 405, "MethodNotAllowed")
