@@ -28,6 +28,8 @@ def request_labels(request: ApiRequest, apply_path: str) -> tuple[str, str]:
     verb = request.method
     if verb == "GET" and resource and len(rest) == 1:
         verb = "WATCH" if request.flag("watch") else "LIST"
+    elif verb == "DELETE" and resource and len(rest) == 1:
+        verb = "DELETECOLLECTION"  # as Kubernetes' apiserver_request_total names it
     return verb, resource
 
 

@@ -10,6 +10,8 @@ from modelplane.api.kinds import INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.local.api.columns import evaluate, human_duration, printer_columns
 from modelplane.local.api.describe import describe, smart_label
 from modelplane.local.api.errors import BadRequest, Conflict, error_from_status
+from modelplane.local.api.http import ApiRequest
+from modelplane.local.api.metrics import request_labels
 from modelplane.local.api.patch import merge_patch
 from modelplane.local.api.paths import resolve_kind
 from modelplane.local.api.selectors import parse_selectors
@@ -235,3 +237,38 @@ def test_a_status_comes_back_as_the_error_it_was():
     error = error_from_status(status, 409)
     assert isinstance(error, Conflict)
     assert (error.code, error.message, error.details) == (409, "modified", {"name": "x"})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "labels"),
+    [
+        (
+            "GET",
+            "/apis/serving.kserve.io/v1beta1/namespaces/a/inferenceservices",
+            b"",
+            ("LIST", "inferenceservices"),
+        ),
+        (
+            "GET",
+            "/apis/serving.kserve.io/v1beta1/inferenceservices",
+            b"watch=1",
+            ("WATCH", "inferenceservices"),
+        ),
+        (
+            "DELETE",
+            "/apis/serving.kserve.io/v1beta1/namespaces/a/inferenceservices",
+            b"",
+            ("DELETECOLLECTION", "inferenceservices"),
+        ),
+        (
+            "DELETE",
+            "/apis/serving.kserve.io/v1beta1/namespaces/a/inferenceservices/x",
+            b"",
+            ("DELETE", "inferenceservices"),
+        ),
+        ("PUT", "/api/v1/namespaces/a/secrets/x", b"", ("PUT", "secrets")),
+    ],
+)
+def test_request_labels_name_verbs_as_kubernetes_counts_them(method, path, query, labels):
+    scope = {"method": method, "path": path, "query_string": query, "headers": []}
+    assert request_labels(ApiRequest.from_scope(scope, None), "/apply") == labels
