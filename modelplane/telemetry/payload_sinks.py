@@ -192,9 +192,7 @@ class HttpSink:
             self._idle.append(connection)
         else:
             connection.close()
-        return [
-            None if 200 <= answer.status < 300 else _outcome(answer.status, answer.body) for answer in answers
-        ]
+        return [_outcome(answer.status, answer.body) for answer in answers]
 
     async def _open(self) -> HttpConnection:
         async with asyncio.timeout(self._timeout):

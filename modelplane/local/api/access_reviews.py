@@ -81,12 +81,12 @@ def _resource_refusal(attributes: dict[str, Any]) -> str | None:
     return None
 
 
-def _verbs(kind: Kind, subresource: str) -> tuple[str, ...]:
+def _verbs(kind: Kind, subresource: str) -> list[str]:
     if not subresource:
-        return tuple(SERVED_VERBS)
+        return SERVED_VERBS
     if subresource == "status" and kind.has_status_subresource:
-        return tuple(STATUS_VERBS)
-    return ()
+        return STATUS_VERBS
+    return []
 
 
 def _non_resource_refusal(path: str, verb: str) -> str | None:

@@ -1,10 +1,11 @@
 """Kubernetes' protobuf encoding of its own kinds, read for the bodies kubectl sends in it.
 
 `kubectl create configmap`, `create secret` and `create serviceaccount` post their object as
-`application/vnd.kubernetes.protobuf`, and so do `kubectl auth can-i` and `auth whoami` their reviews: the magic `k8s\\0`, then a `runtime.Unknown` message holding the
-object's apiVersion and kind and the object itself, encoded as k8s.io/api's core/v1 `generated.proto`
-lays it out. `read_object` turns such a body into the JSON object the API stores (and the API answers
-in JSON, which kubectl also takes). A field these kinds do not have is a 400, not passed over.
+`application/vnd.kubernetes.protobuf`, and `kubectl auth can-i` and `auth whoami` their reviews: the
+magic `k8s\\0`, then a `runtime.Unknown` message holding the object's apiVersion and kind and the
+object itself, encoded as k8s.io/api's `generated.proto` lays it out. `read_object` turns such a body
+into the JSON object the API stores (and the API answers in JSON, which kubectl also takes). A field
+these kinds do not have is a 400, not passed over.
 """
 
 from __future__ import annotations
@@ -81,54 +82,43 @@ KINDS: dict[str, Fields] = {
         4: ("automountServiceAccountToken", BOOL),
     },
 }
+_SELECTOR_REQUIREMENT: Fields = {1: ("key", STRING), 2: ("operator", STRING), 3: ("values", ("list", STRING))}
 _SELECTOR_ATTRIBUTES: Fields = {
     1: ("rawSelector", STRING),
-    2: (
-        "requirements",
-        ("list", ("message", {1: ("key", STRING), 2: ("operator", STRING), 3: ("values", ("list", STRING))})),
-    ),
+    2: ("requirements", ("list", ("message", _SELECTOR_REQUIREMENT))),
+}
+_RESOURCE_ATTRIBUTES: Fields = {
+    1: ("namespace", STRING),
+    2: ("verb", STRING),
+    3: ("group", STRING),
+    4: ("version", STRING),
+    5: ("resource", STRING),
+    6: ("subresource", STRING),
+    7: ("name", STRING),
+    8: ("fieldSelector", ("message", _SELECTOR_ATTRIBUTES)),
+    9: ("labelSelector", ("message", _SELECTOR_ATTRIBUTES)),
+}
+_ACCESS_REVIEW_SPEC: Fields = {
+    1: ("resourceAttributes", ("message", _RESOURCE_ATTRIBUTES)),
+    2: ("nonResourceAttributes", ("message", {1: ("path", STRING), 2: ("verb", STRING)})),
 }
 # The reviews `kubectl auth` sends (k8s.io/api's authorization/v1 and authentication/v1): their status
 # is the server's to fill.
-_REVIEWS: dict[str, Fields] = {
-    "SelfSubjectAccessReview": {
-        1: _METADATA,
-        2: (
-            "spec",
-            (
-                "message",
-                {
-                    1: (
-                        "resourceAttributes",
-                        (
-                            "message",
-                            {
-                                1: ("namespace", STRING),
-                                2: ("verb", STRING),
-                                3: ("group", STRING),
-                                4: ("version", STRING),
-                                5: ("resource", STRING),
-                                6: ("subresource", STRING),
-                                7: ("name", STRING),
-                                8: ("fieldSelector", ("message", _SELECTOR_ATTRIBUTES)),
-                                9: ("labelSelector", ("message", _SELECTOR_ATTRIBUTES)),
-                            },
-                        ),
-                    ),
-                    2: ("nonResourceAttributes", ("message", {1: ("path", STRING), 2: ("verb", STRING)})),
-                },
-            ),
-        ),
-        3: ("status", SERVER_OWNED),
-    },
-    "SelfSubjectRulesReview": {
-        1: _METADATA,
-        2: ("spec", ("message", {1: ("namespace", STRING)})),
-        3: ("status", SERVER_OWNED),
-    },
-    "SelfSubjectReview": {1: _METADATA, 2: ("status", SERVER_OWNED)},
-}
-KINDS.update(_REVIEWS)
+KINDS.update(
+    {
+        "SelfSubjectAccessReview": {
+            1: _METADATA,
+            2: ("spec", ("message", _ACCESS_REVIEW_SPEC)),
+            3: ("status", SERVER_OWNED),
+        },
+        "SelfSubjectRulesReview": {
+            1: _METADATA,
+            2: ("spec", ("message", {1: ("namespace", STRING)})),
+            3: ("status", SERVER_OWNED),
+        },
+        "SelfSubjectReview": {1: _METADATA, 2: ("status", SERVER_OWNED)},
+    }
+)
 _UNKNOWN: Fields = {
     1: ("typeMeta", ("message", {1: ("apiVersion", STRING), 2: ("kind", STRING)})),
     2: ("raw", RAW),

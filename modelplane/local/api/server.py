@@ -251,28 +251,22 @@ class ApiApp:
         items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
         deleted = []
         for item in filter(matches, items):
-            delete = functools.partial(
-                self.store.delete,
-                ref_of(item),
-                dry_run=deleting.dry_run,
-                preconditions=deleting.preconditions,
-                orphan_dependents=deleting.orphan_dependents,
-            )
             try:
-                deleted.append(shown(await asyncio.to_thread(delete)))
+                deleted.append(await self._delete(ref_of(item), deleting))
             except NotFound:
                 continue  # gone meanwhile: a dependent of one deleted before it
-        listed = {"resourceVersion": version}
-        await send_json(
-            send,
-            200,
-            {
-                "apiVersion": target.kind.api_version,
-                "kind": f"{target.kind.kind}List",
-                "metadata": listed,
-                "items": deleted,
-            },
+        await send_json(send, 200, _list_of(target.kind, version, deleted))
+
+    async def _delete(self, ref: Ref, deleting: DeleteOptions) -> dict[str, Any]:
+        """Deletes one object as `deleting` says; the object as it was, as the API shows it."""
+        delete = functools.partial(
+            self.store.delete,
+            ref,
+            dry_run=deleting.dry_run,
+            preconditions=deleting.preconditions,
+            orphan_dependents=deleting.orphan_dependents,
         )
+        return shown(await asyncio.to_thread(delete))
 
     async def _list(self, request: ApiRequest, send: Send, target: Target) -> None:
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
@@ -283,16 +277,7 @@ class ApiApp:
         wanted = _table_wanted(request)
         if wanted is not None:
             return await send_json(send, 200, table(target.kind, items, wanted, version))
-        await send_json(
-            send,
-            200,
-            {
-                "apiVersion": target.kind.api_version,
-                "kind": f"{target.kind.kind}List",
-                "metadata": {"resourceVersion": version},
-                "items": items,
-            },
-        )
+        await send_json(send, 200, _list_of(target.kind, version, items))
 
     async def _watch(self, request: ApiRequest, send: Send, target: Target) -> None:
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
@@ -322,16 +307,9 @@ class ApiApp:
             return await _send_object(request, send, target, await asyncio.to_thread(self.store.get, ref))
         if request.method == "DELETE" and not status_only:
             deleting = DeleteOptions.read(request.query, await request.body())
-            delete = functools.partial(
-                self.store.delete,
-                ref,
-                dry_run=deleting.dry_run,
-                preconditions=deleting.preconditions,
-                orphan_dependents=deleting.orphan_dependents,
-            )
-            return await send_json(send, 200, shown(await asyncio.to_thread(delete)))
+            return await send_json(send, 200, await self._delete(ref, deleting))
         options = WriteOptions.from_query(request.query)
-        found: list[str] = []  # warnings of fields the schema does not declare
+        warnings: list[str] = []  # of fields the schema does not declare
         if request.method == "PUT":
             body = await request.json_object()
             _check_body(body, target)
@@ -341,7 +319,7 @@ class ApiApp:
             operations = read_json_patch(await request.body())
             written = None  # the fields it adds are known once it is applied
             change = _refusing_identity_changes(
-                _json_patched(operations, options, target.kind, None if status_only else found), target
+                _json_patched(operations, options, target.kind, None if status_only else warnings), target
             )
         elif request.method == "PATCH":
             written, apply_patch = await _patch_body(request, target)
@@ -349,8 +327,7 @@ class ApiApp:
         else:
             raise MethodNotAllowed(f"{request.method} is not supported here")
         if not status_only and written is not None:
-            found += options.unknown_field_warnings(written, target.kind)
-        warnings = found
+            warnings += options.unknown_field_warnings(written, target.kind)
         write = self.store.update_status if status_only else self.store.update
         before: list[dict[str, Any]] = []  # the object as the change found it
 
@@ -442,6 +419,15 @@ def _target(group: str, version: str, rest: list[str]) -> Target | None:
     if subresource is not None and not kind.has_status_subresource:
         return None
     return Target(kind, namespace, name, subresource)
+
+
+def _list_of(kind: Kind, version: int | str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": kind.api_version,
+        "kind": f"{kind.kind}List",
+        "metadata": {"resourceVersion": version},
+        "items": items,
+    }
 
 
 def _table_wanted(request: ApiRequest) -> TableRequest | None:
