@@ -15,9 +15,8 @@ import socket
 import uuid
 from pathlib import Path
 
+from modelplane.cli.kube_flags import add_kube_flags, kube_settings
 from modelplane.cli.main import CommandError
-from modelplane.cli.render import MODES, add_route_flags
-from modelplane.kube.settings import DEFAULT_IMAGE, KubeSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,26 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--kubeconfig", type=Path, help="the cluster's kubeconfig (default: $KUBECONFIG, or in-cluster)"
     )
-    parser.add_argument(
-        "--mode",
-        choices=sorted(MODES),
-        default=os.environ.get("MODELPLANE_DEFAULT_MODE", "standard"),
-        help="the deployment mode of resources without the deploymentMode annotation (default: standard)",
-    )
-    add_route_flags(parser)
-    parser.add_argument(
-        "--image",
-        default=os.environ.get("MODELPLANE_IMAGE", DEFAULT_IMAGE),
-        help="modelplane's image, for the pods it makes (default: $MODELPLANE_IMAGE)",
-    )
-    parser.add_argument(
-        "--full-image", help="its variant with PyTorch and TensorFlow (default: the -full repository)"
-    )
-    parser.add_argument(
-        "--gateway", default=KubeSettings.gateway, help="the Gateway (NAMESPACE/NAME) HTTPRoutes attach to"
-    )
-    parser.add_argument("--ingress-class", help="the Ingress's class (default: the cluster's default class)")
-    parser.add_argument("--domain", default=KubeSettings.ingress_domain, help="the domain of external hosts")
+    add_kube_flags(parser, from_environment=True)
     parser.add_argument(
         "--identity",
         default=os.environ.get("POD_NAME") or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
@@ -111,16 +91,7 @@ def run(args: argparse.Namespace) -> int:
     for chatty in ("httpx", "httpx2"):  # a line per request
         logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = OperatorSettings(
-        kube=KubeSettings(
-            default_mode=MODES[args.mode],
-            image=args.image,
-            full_image=args.full_image,
-            gateway_api=args.gateway_api,
-            gateway=args.gateway,
-            ingress_class=args.ingress_class,
-            disable_http_route_timeout=args.disable_http_route_timeout,
-            ingress_domain=args.domain,
-        ),
+        kube=kube_settings(args),
         lease=LeaseSettings(
             args.lease_name, args.lease_namespace, args.lease_duration, args.renew_deadline, args.retry_period
         ),

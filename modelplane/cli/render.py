@@ -13,20 +13,18 @@ import sys
 import yaml
 
 from modelplane.api import AdmissionConfig, unknown_fields
-from modelplane.api.constants import KNATIVE, STANDARD
 from modelplane.api.errors import ValidationError
 from modelplane.api.kinds import EVENT, kind_of
 from modelplane.api.loader import Document
 from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
+from modelplane.cli.kube_flags import add_kube_flags, kube_settings
 from modelplane.cli.main import CommandError
 from modelplane.control.admission import admit_with_platform_checks, refusal_message
 from modelplane.kube.notes import resource_ref
 from modelplane.kube.render import RenderError, render
-from modelplane.kube.settings import DEFAULT_IMAGE, KubeSettings
+from modelplane.kube.settings import KubeSettings
 from modelplane.local.api import meta as api_meta
 from modelplane.local.api.errors import Invalid, invalid_details
-
-MODES = {"standard": STANDARD, "knative": KNATIVE}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,46 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-R", "--recursive", action="store_true", help="also read the folders inside a folder"
     )
     parser.add_argument("-n", "--namespace", help=f"namespace (default: {DEFAULT_NAMESPACE})")
-    parser.add_argument(
-        "--mode",
-        choices=sorted(MODES),
-        default="standard",
-        help="the deployment mode of resources without the serving.kserve.io/deploymentMode annotation "
-        "(default: standard)",
-    )
-    add_route_flags(parser)
-    parser.add_argument(
-        "--image", default=DEFAULT_IMAGE, help=f"modelplane's image (default: {DEFAULT_IMAGE})"
-    )
-    parser.add_argument(
-        "--full-image",
-        help="its variant with PyTorch and TensorFlow (default: the --image repository + -full, same tag)",
-    )
-    parser.add_argument(
-        "--gateway",
-        default=KubeSettings.gateway,
-        help=f"the Gateway (NAMESPACE/NAME) HTTPRoutes attach to (default: {KubeSettings.gateway})",
-    )
-    parser.add_argument("--ingress-class", help="the Ingress's class (default: the cluster's default class)")
-    parser.add_argument(
-        "--domain",
-        default=KubeSettings.ingress_domain,
-        help=f"the domain of external hosts, NAME-NAMESPACE.DOMAIN (default: {KubeSettings.ingress_domain})",
-    )
+    add_kube_flags(parser, from_environment=False)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = KubeSettings(
-        default_mode=MODES[args.mode],
-        image=args.image,
-        full_image=args.full_image,
-        gateway_api=args.gateway_api,
-        gateway=args.gateway,
-        ingress_class=args.ingress_class,
-        disable_http_route_timeout=args.disable_http_route_timeout,
-        ingress_domain=args.domain,
-    )
+    settings = kube_settings(args)
     documents = read_documents(args.filename, args.recursive)
     if not documents:
         raise CommandError("no objects passed to render")
@@ -153,24 +117,3 @@ def _document_of(reference: str, documents: list[Document], admitted: list[dict]
         if resource_ref(resource) == reference:
             return document
     return documents[0]
-
-
-def add_route_flags(parser: argparse.ArgumentParser) -> None:
-    """How traffic comes in: Gateway API HTTPRoutes (the default) or an Ingress."""
-    routes = parser.add_mutually_exclusive_group()
-    routes.add_argument(
-        "--gateway-api",
-        dest="gateway_api",
-        action="store_true",
-        default=True,
-        help="route traffic in with Gateway API HTTPRoutes (the default)",
-    )
-    routes.add_argument(
-        "--ingress", dest="gateway_api", action="store_false", help="route traffic in with an Ingress"
-    )
-    parser.add_argument(
-        "--disable-http-route-timeout",
-        action="store_true",
-        help="HTTPRoute rules without timeouts, for Gateways that lack them (default: each rule times out "
-        "after its component's timeout, else 60 seconds)",
-    )
