@@ -17,6 +17,7 @@ class Kind:
     short_names: tuple[str, ...]
     namespaced: bool
     group: str = GROUP
+    categories: tuple[str, ...] = ()  # groups of kinds a word names together, as `all` in `get all`
 
     @property
     def api_version(self) -> str:
@@ -48,15 +49,27 @@ class Kind:
         return (self.kind.lower(), self.plural, self.singular, *self.short_names)
 
 
+# `all` (kubectl's `get all`) names the kinds that serve: the services, graphs and models a user runs.
+SERVING = ("all",)
 INFERENCE_SERVICE = Kind(
-    "InferenceService", "v1beta1", "inferenceservices", "inferenceservice", ("isvc",), True
+    "InferenceService",
+    "v1beta1",
+    "inferenceservices",
+    "inferenceservice",
+    ("isvc",),
+    True,
+    categories=SERVING,
 )
 SERVING_RUNTIME = Kind("ServingRuntime", "v1alpha1", "servingruntimes", "servingruntime", (), True)
 CLUSTER_SERVING_RUNTIME = Kind(
     "ClusterServingRuntime", "v1alpha1", "clusterservingruntimes", "clusterservingruntime", (), False
 )
-INFERENCE_GRAPH = Kind("InferenceGraph", "v1alpha1", "inferencegraphs", "inferencegraph", ("ig",), True)
-TRAINED_MODEL = Kind("TrainedModel", "v1alpha1", "trainedmodels", "trainedmodel", ("tm",), True)
+INFERENCE_GRAPH = Kind(
+    "InferenceGraph", "v1alpha1", "inferencegraphs", "inferencegraph", ("ig",), True, categories=SERVING
+)
+TRAINED_MODEL = Kind(
+    "TrainedModel", "v1alpha1", "trainedmodels", "trainedmodel", ("tm",), True, categories=SERVING
+)
 # Kubernetes' Event (core group, `v1`): what the platform tells about a resource, next to its status.
 EVENT = Kind("Event", "v1", "events", "event", ("ev",), True, group="")
 # Kubernetes' Secret (core group): the storage-config secret a model's `storage.key` resolves against.
@@ -85,6 +98,11 @@ _BY_NAME = {name: k for k in KINDS for name in k.names()}
 def kind_named(name: str) -> Kind | None:
     """The kind a user means by `name`: its kind, plural, singular or short name, any case."""
     return _BY_NAME.get(name.lower())
+
+
+def kinds_in_category(word: str) -> tuple[Kind, ...]:
+    """The kinds a category names (`all`), in the order they are served; none for any other word."""
+    return tuple(k for k in KINDS if word.lower() in k.categories)
 
 
 def wrong_version_hint(resource: dict) -> str:

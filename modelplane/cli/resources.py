@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from modelplane.api.admission import unknown_field_details
-from modelplane.api.kinds import EVENT, Kind, kind_of
+from modelplane.api.kinds import EVENT, Kind, kind_of, kinds_in_category
 from modelplane.api.loader import Document
 from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
 from modelplane.cli.main import CommandError
@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     apply.set_defaults(func=_apply)
 
     get = subparsers.add_parser("get", parents=[common], help="list resources or show one")
-    get.add_argument("kind", metavar="KIND", help=KIND_WORDS)
+    get.add_argument("kind", metavar="KIND", help=f"{KIND_WORDS}; all: every service, graph and TrainedModel")
     get.add_argument("names", metavar="NAME", nargs="*", help="names, or KIND/NAME (default: all)")
     get.add_argument(
         "-o", "--output", choices=["yaml", "json", "wide", "name"], help="output format (default: a table)"
@@ -177,6 +177,8 @@ def _where(error: ApiError, documents: list[Document]) -> str:
 
 
 def _get(args: argparse.Namespace) -> int:
+    if "," in args.kind or kinds_in_category(args.kind):
+        return _get_kinds(args, _kinds_listed(args.kind))
     groups = _kind_groups(args.kind, args.names)
     if args.watch and (len(groups) > 1 or len(groups[0][1]) > 1):
         raise CommandError("--watch follows one resource or a whole list, not several names")
@@ -185,6 +187,47 @@ def _get(args: argparse.Namespace) -> int:
             if number and args.output in (None, "wide"):
                 print()
             _get_kind(client, kind, names, args)
+    return 0
+
+
+def _kinds_listed(word: str) -> list[Kind]:
+    """`isvc,ig` and categories (`all`, `all,sr`): each kind once, in the order named."""
+    kinds: dict[str, Kind] = {}
+    for part in word.split(","):
+        for kind in kinds_in_category(part) or (_resolve(part),):
+            kinds.setdefault(kind.kind, kind)
+    return list(kinds.values())
+
+
+def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
+    """`get all` or `get isvc,ig`, as kubectl lists several kinds: each kind that has resources, its
+    names qualified by the kind (`inferenceservice.serving.kserve.io/iris`); one line when none has any."""
+    if args.names:
+        raise CommandError(f'"{args.kind}" lists every resource of its kinds: name resources as KIND/NAME')
+    if args.watch:
+        raise CommandError(f'--watch follows one kind, not "{args.kind}"')
+    namespace = None if args.all_namespaces else _namespace(args)
+    found: list[tuple[Kind, list[dict[str, Any]]]] = []
+    with _client(args) as client:
+        for kind in kinds:
+            scope = namespace if kind.namespaced else None
+            items, _ = _fetch(client, kind, scope or "", [], args.selector, all_namespaces=scope is None)
+            if items:
+                found.append((kind, items))
+    if args.output in ("yaml", "json"):
+        _print_structured(_as_list([item for _, items in found for item in items]), args.output)
+    elif args.output == "name":
+        for _, items in found:
+            for item in items:
+                print(_object_name(item))
+    elif not found:
+        print(f"No resources found{_where_searched(kinds[0], namespace)}.", file=sys.stderr)
+    for number, (kind, items) in enumerate(found if args.output in (None, "wide") else []):
+        if number:
+            print()
+        every_namespace = namespace is None and kind.namespaced
+        table = _Table(kind, all_namespaces=every_namespace, wide=args.output == "wide", qualified=True)
+        table.print(items)
     return 0
 
 
@@ -293,9 +336,10 @@ class _Table:
     """kubectl's table: NAME (after NAMESPACE with -A) and the kind's printer columns. Printed
     in parts (as `--watch` does), later rows keep the widths of the first part."""
 
-    def __init__(self, kind: Kind, *, all_namespaces: bool, wide: bool):
+    def __init__(self, kind: Kind, *, all_namespaces: bool, wide: bool, qualified: bool = False):
         self.columns = [c for c in printer_columns(kind) if wide or c.priority == 0]
         self.leading_name = leads_with_name(kind)
+        self.name_prefix = f"{qualified_singular(kind)}/" if qualified else ""
         self.all_namespaces = all_namespaces
         self.widths: list[int] | None = None
 
@@ -317,7 +361,7 @@ class _Table:
         now = datetime.now(UTC)
         leading = [metadata.get("namespace", "")] if self.all_namespaces else []
         if self.leading_name:
-            leading.append(metadata.get("name", ""))
+            leading.append(self.name_prefix + metadata.get("name", ""))
         return leading + [c.cell(item, now) for c in self.columns]
 
 
@@ -527,6 +571,8 @@ def _client(args: argparse.Namespace) -> Iterator[ControlPlaneClient]:
 
 def _resolve(word: str) -> Kind:
     kind = resolve_kind(word)
+    if kind is None and kinds_in_category(word):
+        raise CommandError(f'"{word}" names several kinds: it works with get; name one kind here')
     if kind is None:
         raise CommandError(f'the server doesn\'t have a resource type "{word}"')
     return kind

@@ -405,6 +405,55 @@ def test_several_kind_slash_name_arguments_as_kubectl_takes_them(api):
     ]
 
 
+GRAPH = """\
+apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata:
+  name: {name}
+spec:
+  nodes:
+    root:
+      routerType: Sequence
+      steps:
+        - serviceName: {service}
+"""
+
+
+def test_get_all_lists_the_serving_kinds_as_kubectl_lists_a_category(api):
+    namespace = "category-all"
+    store(
+        api,
+        isvc_yaml("every-isvc") + "---\n" + GRAPH.format(name="every-ig", service="every-isvc"),
+        namespace,
+    )
+    store(api, RUNTIME.format(name="every-csr"))  # a runtime is not in `all`
+    listed = run(api, "get", "all", "-n", namespace)
+    assert listed.returncode == 0, listed.stderr
+    tables = listed.stdout.split("\n\n")
+    assert [table.splitlines()[1].split()[0] for table in tables] == [
+        "inferenceservice.serving.kserve.io/every-isvc",
+        "inferencegraph.serving.kserve.io/every-ig",
+    ]
+    assert tables[0].splitlines()[0].split()[:3] == ["NAME", "URL", "READY"]
+    names = run(api, "get", "all", "-n", namespace, "-o", "name").stdout.splitlines()
+    assert names == [
+        "inferenceservice.serving.kserve.io/every-isvc",
+        "inferencegraph.serving.kserve.io/every-ig",
+    ]
+    document = yaml.safe_load(run(api, "get", "all", "-n", namespace, "-o", "yaml").stdout)
+    assert [item["kind"] for item in document["items"]] == ["InferenceService", "InferenceGraph"]
+    several = run(api, "get", "csr,isvc", "-n", namespace, "-o", "name").stdout.splitlines()
+    assert "clusterservingruntime.serving.kserve.io/every-csr" in several
+    assert several[-1] == "inferenceservice.serving.kserve.io/every-isvc"
+    empty = run(api, "get", "all", "-n", "category-none")
+    assert empty.returncode == 0 and empty.stdout == ""
+    assert empty.stderr.strip() == "No resources found in category-none namespace."
+    named = run(api, "get", "all", "every-isvc", "-n", namespace)
+    assert named.returncode != 0 and "KIND/NAME" in named.stderr
+    described = run(api, "describe", "all", "-n", namespace)
+    assert described.returncode != 0 and "names several kinds" in described.stderr
+
+
 def test_apply_warns_about_a_condition_go_reads_in_its_own_way(api):
     graph = """apiVersion: serving.kserve.io/v1alpha1
 kind: InferenceGraph

@@ -98,4 +98,6 @@ def _resource(kind: Kind) -> dict[str, Any]:
     }
     if short_names(kind):
         resource["shortNames"] = short_names(kind)
+    if kind.categories:
+        resource["categories"] = list(kind.categories)
     return resource

@@ -217,6 +217,22 @@ def test_get_several_kinds(kubectl):
     assert csr and csr[0][1:3] == ["sklearn", "kserve-container"]
 
 
+def test_get_all_lists_the_serving_kinds(kubectl):
+    path = kubectl.file("every.yaml", SHORTHAND.format(name="every", uri="pvc://models/iris"))
+    kubectl("apply", "-n", "category-all", "-f", path)
+    output = kubectl("get", "all", "-n", "category-all").stdout
+    assert _table(output)[1][0] == "inferenceservice.serving.kserve.io/every"
+    assert kubectl("get", "all", "-n", "category-all", "-o", "name").stdout.split() == [
+        "inferenceservice.serving.kserve.io/every"
+    ]
+    resources = kubectl("api-resources", "--categories", "all", "-o", "name").stdout.split()
+    assert sorted(resources) == [
+        "inferencegraphs.serving.kserve.io",
+        "inferenceservices.serving.kserve.io",
+        "trainedmodels.serving.kserve.io",
+    ]
+
+
 def test_describe_shows_the_object_and_its_events(kubectl, api):
     kubectl("apply", "-f", kubectl.file("told.yaml", SHORTHAND.format(name="told", uri="pvc://m")))
     uid = api.get(f"{ISVCS}/told").json()["metadata"]["uid"]
