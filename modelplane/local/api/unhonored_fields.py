@@ -38,11 +38,8 @@ from modelplane.api.schema import openapi_schema
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.modelmesh import deployment_mode
 from modelplane.control.payload_logging import blob_fields_unused
-from modelplane.local.api.field_dispositions import (
-    ONE_MACHINE,
-    Disposition,
-    rule_for,
-)
+from modelplane.local.api.field_dispositions import Disposition, rule_for
+from modelplane.local.api.unhonored_metadata import unhonored_metadata
 
 _KINDS = {
     kind.kind: kind
@@ -98,46 +95,15 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
     )
 
 
-# What KServe does with an InferenceService's metadata that one machine cannot: its pod webhook makes
-# this annotation a node selector of the GPU pods, and these labels keep a service off the ingress.
-GKE_ACCELERATOR_ANNOTATION = "serving.kserve.io/gke-accelerator"
-VISIBILITY_LABELS = ("networking.kserve.io/visibility", "networking.knative.dev/visibility")
-_GKE_ACCELERATOR = (
-    f"{ONE_MACHINE}: KServe makes it the GPU pods' cloud.google.com/gke-accelerator node selector"
-)
-_CLUSTER_LOCAL = (
-    "the gateway serves every service on the address it listens on (modelplane up --host), "
-    "cluster-local or not"
-)
-# KServe's queue-proxy extension then serves the queue-proxy's and the model container's metrics on one
-# port of each pod (9088); `modelplane up` has no pods: its own /metrics holds the gateway's metrics of
-# every revision, and the replicas' for the services annotated enable-prometheus-scraping.
-METRIC_AGGREGATION_ANNOTATION = "serving.kserve.io/enable-metric-aggregation"
-_METRIC_AGGREGATION = (
-    "there is no pod to serve aggregated metrics on: modelplane up's own /metrics has the gateway's "
-    "metrics of every revision, and the replicas' with serving.kserve.io/enable-prometheus-scraping"
-)
-
-
 def _kserve_metadata(resource: dict) -> list[Unhonored]:
-    """An InferenceService's annotations and labels that KServe acts on and one machine cannot: the
-    GKE accelerator's node selector, a cluster-local visibility, and metrics aggregated in each pod."""
+    """An InferenceService's annotations and labels that KServe or Knative act on and one machine does
+    not, and misspelt ones under their prefixes (unhonored_metadata.py)."""
     metadata = resource.get("metadata")
     if resource.get("kind") != INFERENCE_SERVICE.kind or not isinstance(metadata, dict):
         return []
     annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
     labels = metadata.get("labels") if isinstance(metadata.get("labels"), dict) else {}
-    found = []
-    if annotations.get(GKE_ACCELERATOR_ANNOTATION):
-        path = paths.join(["metadata", "annotations", GKE_ACCELERATOR_ANNOTATION])
-        found.append(Unhonored(path, _GKE_ACCELERATOR))
-    for label in VISIBILITY_LABELS:
-        if labels.get(label) == "cluster-local":
-            found.append(Unhonored(paths.join(["metadata", "labels", label]), _CLUSTER_LOCAL))
-    if str(annotations.get(METRIC_AGGREGATION_ANNOTATION, "")).lower() == "true":
-        path = paths.join(["metadata", "annotations", METRIC_AGGREGATION_ANNOTATION])
-        found.append(Unhonored(path, _METRIC_AGGREGATION))
-    return found
+    return [Unhonored(path, why) for path, why in unhonored_metadata(annotations, labels)]
 
 
 def _finalizers(resource: dict) -> list[Unhonored]:

@@ -92,3 +92,64 @@ def test_metric_aggregation_is_said_to_be_the_platform_s_metrics():
         in found["metadata.annotations[serving.kserve.io/enable-metric-aggregation]"]
     )
     assert paths(METRIC_AGGREGATION.replace('aggregation: "true"', 'aggregation: "false"')) == {}
+
+
+def annotated(annotations: dict[str, str]) -> str:
+    lines = "".join(f"    {key}: {value!r}\n" for key, value in annotations.items())
+    return TENSORFLOW_GPU.replace("    serving.kserve.io/gke-accelerator: nvidia-tesla-t4\n", lines)
+
+
+def test_annotations_the_platform_reads_say_nothing():
+    read = {
+        "serving.kserve.io/deploymentMode": "Knative",
+        "serving.kserve.io/enable-tag-routing": "true",
+        "serving.kserve.io/stop": "false",
+        "serving.kserve.io/enable-prometheus-scraping": "true",
+        "serving.kserve.io/storageSecretName": "storage-config",
+        "autoscaling.knative.dev/target": "5",
+        "autoscaling.knative.dev/metric": "rps",
+        "autoscaling.knative.dev/window": "20s",
+        "autoscaling.knative.dev/scale-down-delay": "30s",
+        "autoscaling.knative.dev/initial-scale": "2",
+        "team.example.com/owner": "search",  # not KServe's or Knative's: theirs
+    }
+    assert paths(annotated(read)) == {}
+
+
+def test_annotations_kserve_or_knative_act_on_and_the_platform_does_not_are_said_with_why():
+    found = paths(
+        annotated(
+            {
+                "autoscaling.knative.dev/min-scale": "2",
+                "autoscaling.knative.dev/maxScale": "3",
+                "serving.knative.dev/rollout-duration": "60s",
+                "serving.kserve.io/disable-auto-update": "true",
+                "features.knative.dev/http-full-duplex": "Enabled",
+                "internal.serving.kserve.io/logger": "true",
+            }
+        )
+    )
+    why = {path.split("[", 1)[1].rstrip("]"): reason for path, reason in found.items()}
+    assert "minReplicas" in why["autoscaling.knative.dev/min-scale"]
+    assert "maxReplicas" in why["autoscaling.knative.dev/maxScale"]
+    assert "no gradual rollout" in why["serving.knative.dev/rollout-duration"]
+    assert "new revision" in why["serving.kserve.io/disable-auto-update"]
+    assert "no Knative here" in why["features.knative.dev/http-full-duplex"]
+    assert "pod webhook" in why["internal.serving.kserve.io/logger"]
+
+
+def test_a_misspelt_annotation_is_said_with_the_key_it_may_mean():
+    found = paths(
+        annotated({"serving.kserve.io/deploymentmode": "Knative", "autoscaling.knative.dev/targets": "5"})
+    )
+    assert found == {
+        "metadata.annotations[serving.kserve.io/deploymentmode]": (
+            "modelplane up does not read this annotation: did you mean serving.kserve.io/deploymentMode?"
+        ),
+        "metadata.annotations[autoscaling.knative.dev/targets]": (
+            "modelplane up does not read this annotation: did you mean autoscaling.knative.dev/target?"
+        ),
+    }
+    assert paths(annotated({"serving.kserve.io/something-else": "x"})) == {
+        "metadata.annotations[serving.kserve.io/something-else]": "modelplane up does not read this annotation"
+    }
