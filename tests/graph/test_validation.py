@@ -277,6 +277,19 @@ def _apply_refusals(spec: dict) -> list[str]:
     return []
 
 
+def test_min_replicas_above_max_replicas_is_refused_as_for_a_service():
+    nodes = {"root": node("Sequence", URL)}
+    assert _apply_refusals({"nodes": nodes, "minReplicas": 3, "maxReplicas": 2}) == [
+        "spec.minReplicas: 'MinReplicas' cannot be greater than MaxReplicas"
+    ]
+    for fine in (
+        {"minReplicas": 2, "maxReplicas": 2},
+        {"minReplicas": 3, "maxReplicas": 0},
+        {"minReplicas": 3},
+    ):
+        assert _apply_refusals({"nodes": nodes, **fine}) == []
+
+
 @pytest.mark.parametrize("spec", REFUSED_BY_ADMISSION.values(), ids=REFUSED_BY_ADMISSION.keys())
 def test_the_router_refuses_what_apply_refuses_with_the_same_words(spec):
     expected = _apply_refusals(spec)
