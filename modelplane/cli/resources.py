@@ -23,7 +23,7 @@ from modelplane.api.kinds import EVENT, Kind, kind_of, kinds_in_category
 from modelplane.api.loader import Document
 from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
 from modelplane.cli.main import CommandError
-from modelplane.graph.validation import condition_warnings
+from modelplane.graph.graph_warnings import graph_warnings
 from modelplane.local.api.client import ControlPlaneClient, Unreachable
 from modelplane.local.api.columns import leads_with_name, printer_columns
 from modelplane.local.api.describe import describe
@@ -131,7 +131,8 @@ def _apply(args: argparse.Namespace) -> int:
 
 def print_apply_warnings(documents: list[Document]) -> None:
     """What is likely a mistake in the files: fields the schema does not know (most often a typo), and
-    graph conditions that look like mistakes, though Go's gjson evaluates them."""
+    what a graph says that its router evaluates or ignores as KServe's does, but looks like a mistake
+    (`modelplane.graph.graph_warnings`)."""
     for document in documents:
         for field in unknown_field_details(document.resource):
             hint = f'; did you mean "{field.did_you_mean}"?' if field.did_you_mean else ""
@@ -139,7 +140,7 @@ def print_apply_warnings(documents: list[Document]) -> None:
                 f'Warning: {document.source}:{document.line_of(field.path)}: unknown field "{field.path}"{hint}',
                 file=sys.stderr,
             )
-        for warning in condition_warnings(document.resource):
+        for warning in graph_warnings(document.resource):
             print(f"Warning: {document.source}:{document.line_of(warning.path)}: {warning}", file=sys.stderr)
 
 

@@ -40,6 +40,7 @@ def admit_with_platform_checks(resource: dict, **context) -> dict:
         problems = validate_graph_spec(admitted.get("spec") or {})
         if problems:
             raise ValidationError([FieldError("spec.nodes", problem) for problem in problems])
+        _raise_if_any(_replica_range_errors(admitted.get("spec") or {}))
         _raise_if_any(_autoscaling_errors(admitted, {"spec": admitted.get("spec")}))
     elif kind == INFERENCE_SERVICE:
         spec = admitted.get("spec") or {}
@@ -91,6 +92,15 @@ def refusal_message(resource: dict, error: ValidationError) -> str:
     name = (resource.get("metadata") or {}).get("name", "")
     what = kind.group_kind if kind else str(resource.get("kind"))
     return f'{what} "{name}" is invalid: {error}'
+
+
+def _replica_range_errors(spec: dict) -> Iterator[FieldError]:
+    """An InferenceGraph's minReplicas above its maxReplicas (0 is no maximum). KServe's webhook checks
+    this for an InferenceService only; a graph's goes on to Knative (or an HPA), which refuses it, and
+    the graph is never Ready. The InferenceService's message says it here too."""
+    min_replicas, max_replicas = spec.get("minReplicas"), spec.get("maxReplicas")
+    if isinstance(min_replicas, int) and isinstance(max_replicas, int) and 0 < max_replicas < min_replicas:
+        yield FieldError("spec.minReplicas", "'MinReplicas' cannot be greater than MaxReplicas")
 
 
 def _autoscaling_errors(resource: dict, scaled: dict[str, object]) -> Iterator[FieldError]:

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from modelplane.api.conditions import FIELDS_HONORED
+from modelplane.api.conditions import FIELDS_HONORED, UNSCHEDULABLE
 from modelplane.control.status import unhonored_condition
 from modelplane.control.urls import host_url, service_host, through_gateway
 
@@ -202,6 +202,7 @@ def inference_graph_status(
     *,
     router_ready: bool,
     router_failure: str | None = None,
+    router_unschedulable: str | None = None,
     domain: str,
     port: int,
     now: str,
@@ -211,7 +212,8 @@ def inference_graph_status(
 ) -> dict:
     """KServe's status of a graph: `url` and `Ready=True` once its services are ready and its router
     serves; until then `Ready=False`, with the services it waits for, why the router failed (as Knative
-    says of a revision that failed), or the router that is starting. Fields accepted but not acted on
+    says of a revision that failed), why it cannot start (`router_unschedulable`: the GPUs its
+    resources ask for), or the router that is starting. Fields accepted but not acted on
     (`unhonored`) are a FieldsHonored=False condition, as on an InferenceService."""
     previous = previous or {}
     status: dict = {"observedGeneration": (ig.get("metadata") or {}).get("generation", 1)}
@@ -224,6 +226,8 @@ def inference_graph_status(
         status["url"] = host_url(graph_host(ig, domain), port, scheme)
     elif router_failure:
         ready = {"status": "False", "reason": "RevisionFailed", "message": router_failure}
+    elif router_unschedulable:
+        ready = {"status": "False", "reason": UNSCHEDULABLE, "message": router_unschedulable}
     else:
         ready = {"status": "False", "reason": "RouterNotReady", "message": "the router is starting"}
     before = {c.get("type"): c for c in previous.get("conditions") or [] if isinstance(c, dict)}

@@ -296,7 +296,7 @@ class GraphRouter:
         document = result.payload.doc
         if document is not None and not isinstance(document, dict):
             if document is not INVALID_JSON:
-                kind = f"JSON {_json_kind(document)}"
+                kind = f"a JSON {_json_kind(document)}"
             elif result.payload.condition_doc is not INVALID_JSON:
                 kind = "JSON that Go's encoding/json refuses (a number beyond float64)"
             else:
@@ -357,9 +357,9 @@ def _resolve_target(step: StepSpec) -> tuple[Target | None, str | None]:
 
 def _json_kind(document: Any) -> str:
     if isinstance(document, list):
-        return "an array"
+        return "array"
     if isinstance(document, str):
-        return "a string"
+        return "string"
     if isinstance(document, bool):
-        return "a boolean"
-    return "a number"
+        return "boolean"
+    return "number"

@@ -3,7 +3,7 @@
 KServe accepts graphs its router cannot run: a cycle of nodes (the router recurses until it dies), a
 `nodeName` that names no node (500 at request time), a condition Go's gjson can never match.
 modelplane rejects them when the graph is applied and when the router starts; a condition that only
-looks like a mistake is evaluated as Go evaluates it, and `condition_warnings` says so at apply.
+looks like a mistake is evaluated as Go evaluates it, and `graph_warnings` says so at apply.
 The webhook's own rules (name format, step-name uniqueness, one target per step, Splitter weights) live
 in `modelplane.api`; `refusals` runs both, so the router refuses at start every graph `apply` refuses.
 """
@@ -11,10 +11,8 @@ in `modelplane.api`; `refusals` runs both, so the router refuses at start every 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from modelplane.api import paths
 from modelplane.api.admission import admit
 from modelplane.api.errors import ValidationError
 from modelplane.api.kinds import INFERENCE_GRAPH
@@ -115,49 +113,6 @@ def _condition_errors(router_type: str, condition: str, where: str) -> list[str]
     except PathSyntaxError as exc:
         return [f"{where} has a condition modelplane refuses: {condition!r}: {exc}"]
     return []
-
-
-@dataclass(frozen=True)
-class ConditionWarning:
-    """A condition that is evaluated as Go's gjson evaluates it, but looks like a mistake."""
-
-    path: str  # spec.nodes.<node>.steps[<index>].condition
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-def condition_warnings(resource: Mapping[str, Any]) -> list[ConditionWarning]:
-    """The conditions of an InferenceGraph (as written, or as stored) that are probably mistakes,
-    though Go's gjson, and so modelplane, evaluates them: `predictions[0]` is a key, `#(a==1)x` the
-    query `#(a==1)`."""
-    if resource.get("kind") != INFERENCE_GRAPH.kind or not isinstance(resource.get("spec"), dict):
-        return []
-    try:
-        graph = parse_graph_spec(resource["spec"])
-    except GraphSpecError:
-        return []
-    found = []
-    for node in graph.nodes.values():
-        if node.router_type not in CONDITIONAL_ROUTERS:
-            continue
-        for index, step in enumerate(node.steps):
-            if not step.condition:
-                continue
-            try:
-                warning = compile_path(step.condition).warning
-            except PathSyntaxError:
-                continue  # refused, by `validate_graph_spec`
-            if warning:
-                found.append(
-                    ConditionWarning(
-                        paths.join(["spec", "nodes", node.name, "steps", index, "condition"]),
-                        f"{step.condition!r} is evaluated as Go's gjson evaluates it, "
-                        f"but looks like a mistake: {warning}",
-                    )
-                )
-    return found
 
 
 def _cycle_errors(graph: GraphSpec) -> list[str]:

@@ -481,6 +481,33 @@ spec:
     assert "has a condition modelplane refuses: '[@this].#(a==~yes)': unknown '~' value" in never.stderr
 
 
+def test_apply_warns_about_graph_fields_the_router_ignores(api):
+    graph = """apiVersion: serving.kserve.io/v1alpha1
+kind: InferenceGraph
+metadata:
+  name: ignoring
+spec:
+  nodes:
+    root:
+      routerType: Ensemble
+      steps:
+      - serviceUrl: http://127.0.0.1:1/v1/models/m:predict
+        condition: instances
+    unused:
+      routerType: Sequence
+      steps:
+      - serviceUrl: http://127.0.0.1:1/v1/models/m:predict
+"""
+    result = run(api, "apply", "-f", "-", stdin=graph)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "inferencegraph.serving.kserve.io/ignoring created\n"
+    assert result.stderr == (
+        "Warning: <stdin>:11: spec.nodes.root.steps[0].condition: ignored in an Ensemble node: an "
+        "Ensemble runs every step\n"
+        "Warning: <stdin>:12: spec.nodes.unused: no step leads to this node from root: it never runs\n"
+    )
+
+
 @pytest.mark.parametrize("args", [("get", "csr"), ("get", "csr", "-o", "yaml"), ("describe", "csr")])
 def test_output_to_a_reader_that_left_ends_quietly(api, args):
     """`modelplane get ... | head`: the reader closes the pipe; no traceback, the shell's SIGPIPE code."""

@@ -202,6 +202,21 @@ def test_a_router_that_fails_says_why():
     }
 
 
+def test_a_router_that_cannot_start_says_why():
+    plan = graph_plan(graph(), {})
+    why = 'Revision "chain-router-00001" cannot start: needs 1 GPU (nvidia.com/gpu: 1), and this machine has no GPU.'
+    status = inference_graph_status(
+        graph(), plan, router_ready=False, router_unschedulable=why, domain="localhost", port=8080, now=NOW
+    )
+    assert status["conditions"][0] | {"lastTransitionTime": None} == {
+        "type": "Ready",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": why,
+        "lastTransitionTime": None,
+    }
+
+
 def test_a_service_url_written_for_a_cluster_goes_to_the_gateway():
     ig = graph(
         {"serviceUrl": "http://llm.default.localhost/openai/v1/completions"},

@@ -174,7 +174,10 @@ def test_ensemble_step_that_is_not_an_object_fails_the_node(stub, start_router):
     router = start_router(graph(root))
     response = router.post(INPUT)
     assert response.status_code == 500
-    assert "list" in response.json()["cause"] and "JSON object" in response.json()["cause"]
+    assert response.json()["cause"] == (
+        f'step 1 ("list") of node "root" ({reply(stub, "[1]")}) answered a JSON array; an Ensemble step '
+        "must answer a JSON object"
+    )
 
 
 def test_unreachable_and_unusable_targets_are_500_naming_the_step(stub, start_router):

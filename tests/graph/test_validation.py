@@ -12,8 +12,9 @@ from conftest import Process
 
 from modelplane.api.errors import ValidationError
 from modelplane.control.admission import admit_with_platform_checks
+from modelplane.graph.graph_warnings import condition_warnings, graph_warnings
 from modelplane.graph.spec import RouterTimeouts, parse_graph_spec
-from modelplane.graph.validation import condition_warnings, refusals, validate_graph_spec
+from modelplane.graph.validation import refusals, validate_graph_spec
 
 
 def node(router_type: str, *steps: dict) -> dict:
@@ -76,6 +77,62 @@ def test_conditions_go_evaluates_are_accepted_with_a_warning():
         f"spec.nodes.{name}.steps[{index}].condition: 'instances.#(intval>=5' is evaluated as Go's gjson "
         "evaluates it, but looks like a mistake: '(' is never closed at position 12"
         for name, index in (("root", 1), ("pick", 0))
+    ]
+
+
+def test_fields_a_node_type_ignores_are_accepted_with_a_warning():
+    spec = {
+        "nodes": {
+            "root": node(
+                "Ensemble",
+                {**URL, "name": "a", "weight": 50, "condition": "x", "mapPredictionsToInstances": True},
+                {"nodeName": "pick", "data": "$response", "dependency": "Hard"},
+                {"nodeName": "split", "dependency": "Soft"},
+            ),
+            "pick": node("Switch", {**URL, "condition": "x", "dependency": "Hard"}),
+            "split": node("Splitter", {**URL, "weight": 100, "condition": "x"}),
+        }
+    }
+    assert validate_graph_spec(spec) == []
+    warnings = [str(w) for w in graph_warnings({"kind": "InferenceGraph", "spec": spec})]
+    assert warnings == [
+        "spec.nodes.root.steps[0].mapPredictionsToInstances: ignored in an Ensemble node: only a Sequence "
+        "maps predictions to instances",
+        "spec.nodes.root.steps[0].weight: ignored in an Ensemble node: only a Splitter picks a step by weight",
+        "spec.nodes.root.steps[0].condition: ignored in an Ensemble node: an Ensemble runs every step",
+        "spec.nodes.root.steps[1].data: ignored in an Ensemble node: only a Sequence sends a step anything "
+        "but the node's input",
+        "spec.nodes.pick.steps[0].dependency: ignored in a Switch node: a Hard step of a Switch or Splitter "
+        "changes nothing: the node answers what the step answered; put dependency: Hard on the step that "
+        "names this node",
+        "spec.nodes.split.steps[0].condition: ignored in a Splitter node: a Splitter picks a step by weight "
+        "alone",
+    ]
+
+
+def test_sequence_inputs_that_do_not_mean_what_they_look_like_are_warned():
+    spec = {
+        "nodes": {
+            "root": node(
+                "Sequence",
+                {**URL, "data": "$response", "condition": "predictions"},
+                {**URL, "data": "$response.predictions", "weight": 1},
+                {**URL, "data": "$request"},
+            ),
+            "orphan": node("Sequence", URL),
+        }
+    }
+    assert validate_graph_spec(spec) == []
+    warnings = [str(w) for w in graph_warnings({"kind": "InferenceGraph", "spec": spec})]
+    assert warnings == [
+        "spec.nodes.root.steps[0].data: the first step of a Sequence has no previous response: $response "
+        "sends it the node's input",
+        "spec.nodes.root.steps[0].condition: the first step of a Sequence has no previous response for its "
+        "condition to test: every request that reaches this node is answered 500 (invalid response)",
+        "spec.nodes.root.steps[1].weight: ignored in a Sequence node: only a Splitter picks a step by weight",
+        "spec.nodes.root.steps[1].data: '$response.predictions' sends the node's input, as $request does: "
+        "only $response exactly sends the previous step's response, whole",
+        "spec.nodes.orphan: no step leads to this node from root: it never runs",
     ]
 
 
@@ -218,6 +275,19 @@ def _apply_refusals(spec: dict) -> list[str]:
     except ValidationError as exc:
         return [str(error) for error in exc.errors]
     return []
+
+
+def test_min_replicas_above_max_replicas_is_refused_as_for_a_service():
+    nodes = {"root": node("Sequence", URL)}
+    assert _apply_refusals({"nodes": nodes, "minReplicas": 3, "maxReplicas": 2}) == [
+        "spec.minReplicas: 'MinReplicas' cannot be greater than MaxReplicas"
+    ]
+    for fine in (
+        {"minReplicas": 2, "maxReplicas": 2},
+        {"minReplicas": 3, "maxReplicas": 0},
+        {"minReplicas": 3},
+    ):
+        assert _apply_refusals({"nodes": nodes, **fine}) == []
 
 
 @pytest.mark.parametrize("spec", REFUSED_BY_ADMISSION.values(), ids=REFUSED_BY_ADMISSION.keys())

@@ -37,7 +37,7 @@ import uvloop
 
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, CONFIG_MAP, SECRET, SERVICE_ACCOUNT, Kind, kind_of
 from modelplane.api.secrets import redacted
-from modelplane.graph.validation import condition_warnings
+from modelplane.graph.graph_warnings import graph_warnings
 from modelplane.local.api import discovery as api_discovery
 from modelplane.local.api import openapi as api_openapi
 from modelplane.local.api.access_reviews import REVIEW_PATHS, review
@@ -478,9 +478,9 @@ def _store_namespace(target: Target) -> str | None:
 
 
 def _written_warnings(resource: dict) -> list[str]:
-    """What a write stores but modelplane will not do as written: fields not acted on, and graph
-    conditions Go's gjson reads differently from how they look."""
-    return unhonored_warnings(resource) + [str(warning) for warning in condition_warnings(resource)]
+    """What a write stores but modelplane will not do as written: fields not acted on, and what a
+    graph says that its router evaluates or ignores otherwise than it looks (`graph_warnings`)."""
+    return unhonored_warnings(resource) + [str(warning) for warning in graph_warnings(resource)]
 
 
 def _check_body(body: dict[str, Any], target: Target) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelplane.api.builtin_runtimes import with_builtin_runtimes
-from modelplane.api.conditions import READY
+from modelplane.api.conditions import PENDING, READY
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.control import Revision, latest_revisions
 from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
@@ -162,8 +162,8 @@ class GraphReconciler:
         table: dict[str, Route] = {}
         for graph in self._graphs.values():
             runner = graph.running.get(graph.serving or graph.latest or "")
-            if runner is None:
-                continue
+            if runner is None or (graph.serving is None and _cannot_start(runner)):
+                continue  # the gateway answers at once with why (`unavailable`), as for a service
             timeout = runner.revision.template.get("timeout")
             backend = Backend(
                 runner.revision.name,
@@ -258,6 +258,7 @@ class GraphReconciler:
                 plan,
                 router_ready=router_ready,
                 router_failure=failure.message if failure else None,
+                router_unschedulable=_cannot_start(latest),
                 domain=self.settings.domain,
                 port=self.public.port,
                 scheme=self.public.scheme,
@@ -321,6 +322,15 @@ class GraphReconciler:
             self.revision_log.forget(*key)
         self.on_routes()
         self._retire_all_but(graph, None)
+
+
+def _cannot_start(runner: RevisionReplicas | None) -> str | None:
+    """Why a router revision's replicas cannot start (they wait for GPUs this machine cannot give),
+    worded as an InferenceService's status words it; None when they can."""
+    state = runner.state() if runner is not None else None
+    if state is None or state.phase != PENDING or not state.unschedulable:
+        return None
+    return f'Revision "{state.name}" cannot start: {state.unschedulable}.'
 
 
 def not_ready_message(status: dict) -> str | None:

@@ -509,6 +509,19 @@ def test_finalizers_are_accepted_with_a_warning(kubectl):
     )
 
 
+def test_a_graph_field_the_router_ignores_is_accepted_with_a_warning(kubectl):
+    graph = (
+        "apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\nmetadata: {name: weighed}\n"
+        "spec: {nodes: {root: {routerType: Sequence, steps: [{serviceUrl: 'http://127.0.0.1:1/', weight: 5}]}}}\n"
+    )
+    applied = kubectl("apply", "-f", kubectl.file("weighed.yaml", graph))
+    assert applied.returncode == 0, applied.stderr
+    assert (
+        "Warning: spec.nodes.root.steps[0].weight: ignored in a Sequence node: only a Splitter picks a step "
+        "by weight" in applied.stderr
+    )
+
+
 SERVICE_ACCOUNT = """\
 apiVersion: v1
 kind: ServiceAccount

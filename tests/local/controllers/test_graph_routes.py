@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from modelplane.api.conditions import LOADED, LOADING, PENDING
 from modelplane.control import Revision
+from modelplane.control.observed import RevisionState
 from modelplane.local.controllers.graphs import GraphReconciler, _Graph
 from modelplane.local.replicas.supervisor import SupervisorSettings
 
@@ -12,13 +14,20 @@ HOST = "chain.default.localhost"
 class Router:
     """Stands for the replicas of a router revision: `ready` addresses, or none while it starts."""
 
-    def __init__(self, number: int, addresses: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, number: int, addresses: tuple[str, ...] = (), unschedulable: str | None = None
+    ) -> None:
         name = f"chain-router-{number:05d}"
         self.revision = Revision(name, "router", number, f"d{number}", {"timeout": 30})
         self._addresses = addresses
+        self._unschedulable = unschedulable
 
     def addresses(self) -> tuple[str, ...]:
         return self._addresses
+
+    def state(self) -> RevisionState:
+        phase = LOADED if self._addresses else PENDING if self._unschedulable else LOADING
+        return RevisionState(self.revision.name, phase, unschedulable=self._unschedulable)
 
 
 def reconciler_with(tmp_path, graph: _Graph) -> GraphReconciler:
@@ -54,3 +63,16 @@ def test_the_serving_router_keeps_the_host_while_a_new_one_starts(tmp_path):
 def test_a_graph_without_a_router_has_no_host(tmp_path):
     """Waiting for its services, or stopped."""
     assert reconciler_with(tmp_path, _Graph("default", "chain")).routes() == {}
+
+
+def test_a_first_router_that_cannot_start_leaves_the_host_to_say_why(tmp_path):
+    """A router whose resources ask for a GPU this machine does not have: a request is answered at once
+    with why, as a service's is, instead of waiting for a replica that never starts."""
+    stuck = Router(1, unschedulable="needs 1 GPU (nvidia.com/gpu: 1), and this machine has no GPU")
+    graph = _Graph("default", "chain", running={stuck.revision.name: stuck}, latest=stuck.revision.name)
+    graph.not_ready = 'Revision "chain-router-00001" cannot start: needs 1 GPU ...'
+    reconciler = reconciler_with(tmp_path, graph)
+    assert reconciler.routes() == {}
+    assert reconciler.unavailable() == {
+        HOST: 'InferenceGraph default/chain is not ready: Revision "chain-router-00001" cannot start: needs 1 GPU ...'
+    }
