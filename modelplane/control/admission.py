@@ -23,6 +23,7 @@ from modelplane.api.constants import (
 )
 from modelplane.api.errors import FieldError, ValidationError
 from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE, kind_of
+from modelplane.api.validation.inference_service import timeout_errors
 from modelplane.control.autoscaling_settings import METRIC, PREFIX, AutoscalingError, revision_scaling
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.hpa_settings import resource_scaling
@@ -37,11 +38,14 @@ def admit_with_platform_checks(resource: dict, **context) -> dict:
     admitted = admit(resource, **context)
     kind = kind_of(admitted)
     if kind == INFERENCE_GRAPH:
-        problems = validate_graph_spec(admitted.get("spec") or {})
+        spec = admitted.get("spec") or {}
+        problems = validate_graph_spec(spec)
         if problems:
             raise ValidationError([FieldError("spec.nodes", problem) for problem in problems])
-        _raise_if_any(_replica_range_errors(admitted.get("spec") or {}))
-        _raise_if_any(_autoscaling_errors(admitted, {"spec": admitted.get("spec")}))
+        _raise_if_any(
+            [*_replica_range_errors(spec), *timeout_errors(spec.get("timeout"), ["spec", "timeout"])]
+        )
+        _raise_if_any(_autoscaling_errors(admitted, {"spec": spec}))
     elif kind == INFERENCE_SERVICE:
         spec = admitted.get("spec") or {}
         scaled = {f"spec.{component}": spec.get(component) for component in COMPONENTS}

@@ -262,6 +262,7 @@ def test_art_storage_spec_needs_a_supported_uri():
             "canaryTrafficPercent must be between 0 and 100, got -5",
         ),
         ({"maxReplicas": -1}, "maxReplicas", "'MaxReplicas' cannot be less than 0"),
+        ({"timeout": -5}, "timeout", "timeout must be 0 or more seconds, not -5"),
         (
             {"minReplicas": 3, "maxReplicas": 2},
             "minReplicas",

@@ -290,6 +290,15 @@ def test_min_replicas_above_max_replicas_is_refused_as_for_a_service():
         assert _apply_refusals({"nodes": nodes, **fine}) == []
 
 
+def test_a_negative_timeout_is_refused_as_for_a_service():
+    nodes = {"root": node("Sequence", URL)}
+    assert _apply_refusals({"nodes": nodes, "timeout": -5}) == [
+        "spec.timeout: timeout must be 0 or more seconds, not -5"
+    ]
+    assert _apply_refusals({"nodes": nodes, "timeout": 0}) == []
+    assert _apply_refusals({"nodes": nodes, "timeout": 30}) == []
+
+
 @pytest.mark.parametrize("spec", REFUSED_BY_ADMISSION.values(), ids=REFUSED_BY_ADMISSION.keys())
 def test_the_router_refuses_what_apply_refuses_with_the_same_words(spec):
     expected = _apply_refusals(spec)

@@ -342,6 +342,14 @@ def _storage_spec_errors(implementation: dict, here: list, storage_uri: str | No
         )
 
 
+def timeout_errors(timeout: object, here: list) -> Iterator[FieldError]:
+    """A request timeout below 0 seconds: KServe passes it on, Knative refuses the revision (its
+    timeoutSeconds must be 0 or more) and Gateway API the route, and the service never serves. 0 means
+    the platform's default."""
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout < 0:
+        yield FieldError(paths.join(here), f"timeout must be 0 or more seconds, not {timeout}")
+
+
 def extension_errors(component: dict, here: list) -> Iterator[FieldError]:
     """The checks every component's replica, concurrency and logger settings must pass."""
     concurrency = component.get("containerConcurrency")
@@ -355,6 +363,7 @@ def extension_errors(component: dict, here: list) -> Iterator[FieldError]:
             paths.join([*here, "canaryTrafficPercent"]),
             f"canaryTrafficPercent must be between 0 and 100, got {canary_percent}",
         )
+    yield from timeout_errors(component.get("timeout"), [*here, "timeout"])
     min_replicas = component.get("minReplicas", DEFAULT_MIN_REPLICAS)
     max_replicas = component.get("maxReplicas", 0)
     if min_replicas < 0:
