@@ -77,6 +77,14 @@ class SamplingParams:
     logprobs: int | None = None  # None: no log probabilities; k: the chosen token's and the k likeliest
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    # vLLM's extensions, as its OpenAI server takes them (and so KServe's, in front of it)
+    top_k: int = 0  # 0: every token
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0  # over the prompt's tokens and the generated ones
+    min_tokens: int = 0  # no end-of-sequence token, stop token or stop string before this many
+    ignore_eos: bool = False
+    stop_token_ids: tuple[int, ...] = ()
+    include_stop_str_in_output: bool = False
 
     @property
     def greedy(self) -> bool:
@@ -523,7 +531,29 @@ def _sampling(
         logprobs=logprobs,
         presence_penalty=_number(fields.get("presence_penalty", 0.0), "presence_penalty", -2, 2),
         frequency_penalty=_number(fields.get("frequency_penalty", 0.0), "frequency_penalty", -2, 2),
+        **_vllm_sampling(fields),
     )
+
+
+def _vllm_sampling(fields: _Fields) -> dict[str, Any]:
+    """vLLM's sampling extensions (its `extra_body` fields), checked as vLLM checks them."""
+    top_k = _int(fields.get("top_k", 0), "top_k", -1, 1 << 31)
+    stop_token_ids = fields.get("stop_token_ids", [])
+    if not isinstance(stop_token_ids, list) or not all(_is_token(token) for token in stop_token_ids):
+        raise OpenAIError("stop_token_ids must be a list of token ids", param="stop_token_ids")
+    return {
+        "top_k": max(top_k, 0),  # -1, vLLM's older "every token", is 0
+        "min_p": _number(fields.get("min_p", 0.0), "min_p", 0, 1),
+        "repetition_penalty": _number(
+            fields.get("repetition_penalty", 1.0), "repetition_penalty", 0, math.inf, open_low=True
+        ),
+        "min_tokens": _int(fields.get("min_tokens", 0), "min_tokens", 0, 1 << 31),
+        "ignore_eos": _bool(fields.get("ignore_eos", False), "ignore_eos"),
+        "stop_token_ids": tuple(stop_token_ids),
+        "include_stop_str_in_output": _bool(
+            fields.get("include_stop_str_in_output", False), "include_stop_str_in_output"
+        ),
+    }
 
 
 def _completion_logprobs(fields: _Fields) -> int | None:
@@ -614,7 +644,9 @@ def _number(value: object, param: str, low: float, high: float, *, open_low: boo
         raise OpenAIError(f"{param} must be a number, got {value!r}", param=param)
     if value < low or value > high or (open_low and value == low):
         bound = f"above {low}" if open_low else f"at least {low}"
-        raise OpenAIError(f"{param} must be {bound} and at most {high}, got {value}", param=param)
+        if math.isfinite(high):
+            bound += f" and at most {high}"
+        raise OpenAIError(f"{param} must be {bound}, got {value}", param=param)
     return float(value)
 
 

@@ -391,7 +391,7 @@ class _Run:
 
     async def _generate(self, choice: _Choice, queue: asyncio.Queue | None) -> None:
         """Runs one choice to its end, adding to `choice`, and to `queue` as the text comes."""
-        stops = _StopMatcher(choice.params.stop)
+        stops = _StopMatcher(choice.params.stop, choice.params.include_stop_str_in_output)
         started = time.perf_counter()
         first_at = None
         self.metrics.started()
@@ -404,7 +404,11 @@ class _Run:
                     first_at = time.perf_counter()
                     self.metrics.first_token(first_at - started)
                 choice.token_count += len(step.token_ids)
-                text, stopped = stops.feed(step.text, final=step.finish_reason is not None)
+                text, stopped = stops.feed(
+                    step.text,
+                    final=step.finish_reason is not None,
+                    armed=choice.token_count >= choice.params.min_tokens,
+                )
                 finish = "stop" if stopped else step.finish_reason
                 choice.text.append(text)
                 choice.logprobs.extend(step.logprobs or ())
@@ -437,22 +441,28 @@ class _Run:
 
 
 class _StopMatcher:
-    """Finds stop strings in generated text, holding back a tail that could be the start of one."""
+    """Finds stop strings in generated text, holding back a tail that could be the start of one.
+    With `include_stop` (vLLM's include_stop_str_in_output) the text sent ends with the stop string."""
 
-    def __init__(self, stops: tuple[str, ...]):
+    def __init__(self, stops: tuple[str, ...], include_stop: bool = False):
         self.stops = stops
+        self.include_stop = include_stop
         self.longest = max((len(stop) for stop in stops), default=0)
         self.pending = ""
 
-    def feed(self, text: str, *, final: bool) -> tuple[str, bool]:
-        """The text that can be sent now, and whether a stop string ended the sequence."""
+    def feed(self, text: str, *, final: bool, armed: bool = True) -> tuple[str, bool]:
+        """The text that can be sent now, and whether a stop string ended the sequence. Until `armed`
+        (min_tokens generated), text is sent as it comes and no stop string ends it, as in vLLM."""
         if not self.stops:
             return text, False
         self.pending += text
-        found = [index for index in (self.pending.find(stop) for stop in self.stops) if index >= 0]
+        if not armed:
+            emitted, self.pending = self.pending, ""
+            return emitted, False
+        found = [(index, stop) for stop in self.stops if (index := self.pending.find(stop)) >= 0]
         if found:
-            cut = min(found)
-            emitted, self.pending = self.pending[:cut], ""
+            cut, stop = min(found, key=lambda match: match[0])
+            emitted, self.pending = self.pending[: cut + len(stop) * self.include_stop], ""
             return emitted, True
         if final:
             emitted, self.pending = self.pending, ""
@@ -496,6 +506,11 @@ def _choices(
         if not ids:
             raise OpenAIError("the prompt is empty", param="prompt")
         wanted = params.max_tokens if params.max_tokens is not None else max(limit - len(ids), 0)
+        if params.min_tokens > wanted:
+            raise OpenAIError(
+                f"min_tokens ({params.min_tokens}) must be at most {max_tokens_param} ({wanted})",
+                param="min_tokens",
+            )
         if len(ids) + wanted > limit or len(ids) >= limit:
             raise OpenAIError(
                 _context_exceeded(limit, len(ids), wanted, prompt_param),

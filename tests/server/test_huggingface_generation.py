@@ -154,6 +154,23 @@ def test_a_seed_makes_sampling_reproducible(client):
     assert [choice.text for choice in last.choices] == [sample((1 << 64) - 1), sample(0)]
 
 
+def test_vllm_s_sampling_extensions_through_the_openai_client(client):
+    """As a vLLM user sends them, in `extra_body`."""
+    hello = [{"role": "user", "content": "hello"}]
+    greedy = client.chat.completions.create(model="chat", messages=hello, temperature=0)
+    assert greedy.choices[0].finish_reason == "stop"
+    wanted = greedy.usage.completion_tokens + 4
+    endless = client.chat.completions.create(
+        model="chat", messages=hello, temperature=0, max_tokens=wanted, extra_body={"ignore_eos": True}
+    )
+    assert (endless.choices[0].finish_reason, endless.usage.completion_tokens) == ("length", wanted)
+    assert endless.choices[0].message.content.startswith(greedy.choices[0].message.content)
+    narrowed = client.chat.completions.create(
+        model="chat", messages=hello, temperature=2.0, seed=1, extra_body={"top_k": 1}
+    )
+    assert narrowed.choices[0].message.content == greedy.choices[0].message.content
+
+
 def test_logprobs_are_the_model_s_with_the_likeliest_alternatives(client):
     (choice,) = client.completions.create(
         model="gpt2", prompt="the cat", max_tokens=4, temperature=0, logprobs=3

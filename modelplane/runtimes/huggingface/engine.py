@@ -49,6 +49,7 @@ class Sequence:
     generated: int = 0
     sampler: Sampler | None = None
     text: IncrementalText | None = None
+    end_ids: frozenset[int] = frozenset()  # the tokens that end it
 
 
 class GenerationEngine:
@@ -152,7 +153,10 @@ class GenerationEngine:
         ready = []
         for sequence in group:
             try:
-                sequence.sampler = Sampler(sequence.params, self.batch.device, self.vocab_size)
+                sequence.end_ids = self._end_ids(sequence.params)
+                sequence.sampler = Sampler(
+                    sequence.params, self.batch.device, self.vocab_size, sequence.prompt_ids, sequence.end_ids
+                )
             except Exception as exc:  # noqa: BLE001 - its own parameters' fault, reported on its request
                 logger.exception("a sequence's sampler could not be made")
                 self._fail([sequence], exc)
@@ -227,10 +231,14 @@ class GenerationEngine:
         _deliver(deliveries)
         return alive
 
+    def _end_ids(self, params: SamplingParams) -> frozenset[int]:
+        """The tokens that end a sequence: its stop tokens, and end-of-sequence unless it ignores it."""
+        return frozenset(params.stop_token_ids) | (frozenset() if params.ignore_eos else self.eos_ids)
+
     def _step(self, sequence: Sequence, choice: Choice) -> GenerationStep:
         sequence.generated += 1
         finish = None
-        if choice.token in self.eos_ids:
+        if choice.token in sequence.end_ids:
             finish = "stop"
         elif sequence.generated >= sequence.params.max_tokens:
             finish = "length"
