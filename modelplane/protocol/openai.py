@@ -85,6 +85,8 @@ class SamplingParams:
     ignore_eos: bool = False
     stop_token_ids: tuple[int, ...] = ()
     include_stop_str_in_output: bool = False
+    # Log probabilities of the prompt's tokens (a completion's echo with logprobs): None, or as logprobs
+    prompt_logprobs: int | None = None
 
     @property
     def greedy(self) -> bool:
@@ -226,14 +228,19 @@ def parse_completion(body: object) -> CompletionRequest:
     fields = _fields(body)
     model = _model(fields)
     prompts = _prompts(fields.get("prompt"), "prompt", required=True)
+    echo = _bool(fields.get("echo", False), "echo")
+    logprobs = _completion_logprobs(fields)
+    # With echo, as in vLLM, logprobs covers the prompt's tokens too, and max_tokens 0 answers the
+    # prompt alone: how a prompt is scored (lm-evaluation-harness's loglikelihood, say).
+    params = _sampling(fields, max_tokens_default=16, logprobs=logprobs, least_max_tokens=0 if echo else 1)
     request = CompletionRequest(
         model=model,
         prompts=prompts,
-        params=_sampling(fields, max_tokens_default=16, logprobs=_completion_logprobs(fields)),
+        params=replace(params, prompt_logprobs=logprobs if echo else None),
         n=_int(fields.get("n", 1), "n", 1, 128),
         stream=_bool(fields.get("stream", False), "stream"),
         stream_options=_stream_options(fields),
-        echo=_bool(fields.get("echo", False), "echo"),
+        echo=echo,
     )
     _refuse_the_rest(fields)
     return replace(request, ignored=tuple(fields.ignored))
@@ -515,10 +522,11 @@ def _sampling(
     max_tokens_default: int | None,
     logprobs: int | None,
     max_tokens_param: str = "max_tokens",
+    least_max_tokens: int = 1,
 ) -> SamplingParams:
     max_tokens = fields.get(max_tokens_param, max_tokens_default)
     if max_tokens is not None:
-        max_tokens = _int(max_tokens, max_tokens_param, 1, 1 << 31)
+        max_tokens = _int(max_tokens, max_tokens_param, least_max_tokens, 1 << 31)
     seed = fields.get("seed")
     if seed is not None:
         seed = _int(seed, "seed", -(1 << 63), (1 << 64) - 1)

@@ -259,6 +259,54 @@ def test_a_streamed_chat_read_event_by_event(server):
     assert "".join(contents) == "the cat sat on the mat and looked at the moon."
 
 
+def prompt_logprobs_by_transformers(models, name: str, prompt: str) -> tuple[list[int], list[float]]:
+    """The prompt's tokens, and each one's log probability after those before it (but the first)."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(models / name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(models / name)
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(ids).logits[0, :-1], dim=-1)
+    return ids[0].tolist(), logprobs.gather(-1, ids[0, 1:, None])[:, 0].tolist()
+
+
+@pytest.mark.parametrize("prompts", [["the cat sat on the mat"], ["the cat sat on the mat", "hello"]])
+def test_echo_with_logprobs_scores_the_prompt_as_lm_evaluation_harness_asks(client, models, prompts):
+    """lm-evaluation-harness's loglikelihood: echo, logprobs 1, max_tokens 1, greedy; it reads the
+    prompt's entries. Prompts of different lengths are prefilled together, left-padded."""
+    completion = client.completions.create(
+        model="chat", prompt=prompts, echo=True, logprobs=1, max_tokens=1, temperature=0
+    )
+    for prompt, choice in zip(prompts, completion.choices, strict=True):
+        ids, expected = prompt_logprobs_by_transformers(models, "chat", prompt)
+        logprobs = choice.logprobs
+        assert len(logprobs.tokens) == len(ids) + 1 and choice.text.startswith(prompt)
+        assert logprobs.token_logprobs[0] is None and logprobs.top_logprobs[0] is None
+        assert logprobs.token_logprobs[1 : len(ids)] == pytest.approx(expected, abs=1e-4)
+        for token, alternatives in zip(logprobs.tokens[1:], logprobs.top_logprobs[1:], strict=True):
+            assert token in alternatives and 1 <= len(alternatives) <= 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_echo_with_max_tokens_0_answers_the_prompt_alone(client, models, stream):
+    answer = client.completions.create(
+        model="chat", prompt="the cat sat", echo=True, logprobs=0, max_tokens=0, stream=stream
+    )
+    choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
+    assert "".join(choice.text for choice in choices) == "the cat sat"
+    assert choices[-1].finish_reason == "length"
+    ids, expected = prompt_logprobs_by_transformers(models, "chat", "the cat sat")
+    token_logprobs = [value for choice in choices for value in choice.logprobs.token_logprobs]
+    assert token_logprobs[0] is None and token_logprobs[1:] == pytest.approx(expected, abs=1e-4)
+    if not stream:
+        assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (len(ids), 0)
+
+
+def test_a_t5_model_refuses_to_score_its_prompt(client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model="t5", prompt="the cat", echo=True, logprobs=1, max_tokens=1)
+    assert refused.value.param == "echo"
+
+
 def test_t5_generates_with_its_encoder_and_decoder(client, models):
     prompts = ["the cat sat", "a dog ran in the park with a red ball"]
     completion = client.completions.create(model="t5", prompt=prompts, max_tokens=8, temperature=0)

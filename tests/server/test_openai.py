@@ -262,6 +262,27 @@ def test_vllm_s_sampling_extensions_are_checked(server, extension, param):
     assert response.json()["error"]["param"] == param
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_echo_comes_first_and_max_tokens_0_answers_it_alone(client, stream):
+    def texts(**fields) -> list[tuple[str, str | None]]:
+        answer = client.completions.create(model="alphabet", prompt="ab", echo=True, stream=stream, **fields)
+        choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
+        return [(choice.text, choice.finish_reason) for choice in choices]
+
+    if stream:
+        assert texts(max_tokens=2) == [("ab", None), ("c", None), ("d", "length")]
+        assert texts(max_tokens=0) == [("ab", "length")]
+    else:
+        assert texts(max_tokens=2) == [("abcd", "length")]
+        assert texts(max_tokens=0) == [("ab", "length")]
+
+
+def test_max_tokens_0_without_echo_is_refused(client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model="alphabet", prompt="ab", max_tokens=0)
+    assert refused.value.param == "max_tokens"
+
+
 def test_the_raw_stream_is_server_sent_events_ending_with_done(server):
     body = {"model": "alphabet", "prompt": "a", "max_tokens": 2, "stream": True}
     with httpx.stream("POST", f"{server.url}/openai/v1/completions", json=body) as response:

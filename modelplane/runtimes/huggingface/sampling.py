@@ -156,3 +156,30 @@ def _min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
     """Keeps the tokens at least `min_p` times as likely as the likeliest."""
     probabilities = logits.softmax(dim=-1)
     return logits.masked_fill(probabilities < min_p * probabilities.max(), float("-inf"))
+
+
+PROMPT_POSITIONS = 512  # prompt positions whose log probabilities are worked out at once
+
+
+def prompt_choices(logits: torch.Tensor, prompt: list[int], top: int) -> list[Choice]:
+    """Each prompt token after the first as the model saw it: its log probability after the tokens
+    before it, and the `top` likeliest there. `logits` ([columns, vocabulary]) are a prefilled row's,
+    its prompt the last columns. A few positions at a time: a vocabulary's worth of floats each."""
+    targets = torch.tensor(prompt[1:], dtype=torch.long, device=logits.device)
+    positions = logits[-len(prompt) : -1]
+    choices = []
+    for start in range(0, len(targets), PROMPT_POSITIONS):
+        logprobs = torch.log_softmax(positions[start : start + PROMPT_POSITIONS].float(), dim=-1)
+        wanted = targets[start : start + PROMPT_POSITIONS]
+        chosen = logprobs.gather(-1, wanted[:, None])[:, 0].tolist()
+        tops = [()] * len(chosen)
+        if top:
+            values, indices = logprobs.topk(top)
+            tops = [
+                tuple(zip(i, v, strict=True)) for i, v in zip(indices.tolist(), values.tolist(), strict=True)
+            ]
+        choices += [
+            Choice(token, logprob, alternatives)
+            for token, logprob, alternatives in zip(wanted.tolist(), chosen, tops, strict=True)
+        ]
+    return choices

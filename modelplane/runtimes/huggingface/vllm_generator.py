@@ -93,7 +93,8 @@ class VLLMGenerator(TokenizerPrompts):
         self.engine.shutdown()
 
     def unsupported(self, params: SamplingParams) -> str | None:
-        return None
+        # vLLM can give them (its prompt_logprobs), but reading them back is not built here yet.
+        return "prompt_logprobs" if params.prompt_logprobs is not None else None
 
     def occupancy(self) -> EngineLoad:
         return EngineLoad(running=self._running, waiting=self._waiting)
