@@ -134,6 +134,15 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class ChatTemplateOptions:
+    """How the chat template renders the messages: vLLM's request fields for it."""
+
+    add_generation_prompt: bool = True  # the template opens the assistant's answer
+    continue_final_message: bool = False  # the answer goes on from the last (assistant) message's text
+    kwargs: dict[str, Any] = field(default_factory=dict)  # chat_template_kwargs: more template variables
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     model: str
     messages: list[ChatMessage]
@@ -143,6 +152,7 @@ class ChatRequest:
     stream_options: StreamOptions = StreamOptions()
     max_tokens_param: str = "max_tokens"  # or max_completion_tokens: errors name the field it gave
     ignored: tuple[Ignored, ...] = ()
+    template: ChatTemplateOptions = ChatTemplateOptions()
 
 
 @dataclass(frozen=True)
@@ -264,9 +274,47 @@ def parse_chat(body: object) -> ChatRequest:
         stream=_bool(fields.get("stream", False), "stream"),
         stream_options=_stream_options(fields),
         max_tokens_param=max_tokens_param,
+        template=_template_options(fields, messages),
     )
     _refuse_the_rest(fields)
     return replace(request, ignored=tuple(fields.ignored))
+
+
+# Arguments of transformers' apply_chat_template that chat_template_kwargs may not set: modelplane sets
+# them, or reads its answer as text.
+_TEMPLATE_ARGUMENTS = frozenset(
+    {
+        "conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt",
+        "continue_final_message", "tokenize", "padding", "truncation", "max_length", "return_tensors",
+        "return_dict", "return_assistant_tokens_mask", "tokenizer_kwargs",
+    }
+)  # fmt: skip
+
+
+def _template_options(fields: _Fields, messages: list[ChatMessage]) -> ChatTemplateOptions:
+    generation_prompt = _bool(fields.get("add_generation_prompt", True), "add_generation_prompt")
+    continue_final = _bool(fields.get("continue_final_message", False), "continue_final_message")
+    if continue_final and generation_prompt:
+        raise OpenAIError(
+            "continue_final_message needs add_generation_prompt: false (the answer goes on from the "
+            "last message instead of opening a new one)",
+            param="continue_final_message",
+        )
+    if continue_final and messages[-1].role != "assistant":
+        raise OpenAIError(
+            "continue_final_message needs the last message to be the assistant's",
+            param="continue_final_message",
+        )
+    kwargs = fields.get("chat_template_kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise OpenAIError("chat_template_kwargs must be an object", param="chat_template_kwargs")
+    reserved = sorted(set(kwargs) & _TEMPLATE_ARGUMENTS)
+    if reserved:
+        raise OpenAIError(
+            f"chat_template_kwargs may not set {', '.join(reserved)}",
+            param=f"chat_template_kwargs.{reserved[0]}",
+        )
+    return ChatTemplateOptions(generation_prompt, continue_final, kwargs)
 
 
 def parse_embedding(body: object) -> EmbeddingRequest:

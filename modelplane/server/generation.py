@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from modelplane.protocol.openai import ChatMessage, SamplingParams
+from modelplane.protocol.openai import ChatMessage, ChatTemplateOptions, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class TextGenerator(Protocol):
 
     def decode(self, token_ids: Sequence[int]) -> str: ...
 
-    def chat_prompt(self, messages: list[ChatMessage]) -> str: ...
+    def chat_prompt(self, messages: list[ChatMessage], template: ChatTemplateOptions) -> str: ...
 
     def unsupported(self, params: SamplingParams) -> str | None:
         """The name of a sampling parameter set to a value this generator cannot honour, if any."""

@@ -36,6 +36,7 @@ from modelplane.protocol.errors import ModelNotFound, ModelNotReady, ModelplaneE
 from modelplane.protocol.openai import (
     ChatMessage,
     ChatRequest,
+    ChatTemplateOptions,
     CompletionRequest,
     EmbeddingRequest,
     Ignored,
@@ -193,7 +194,7 @@ class OpenAIEndpoints:
     async def _chat(self, request: ChatRequest) -> OpenAIAnswer:
         generator = self._generator(request.model)
         size = sum(len(message.content) for message in request.messages)
-        prompt = await _off_the_loop(size, _chat_token_ids, generator, request.messages)
+        prompt = await _off_the_loop(size, _chat_token_ids, generator, request.messages, request.template)
         choices = _choices(
             generator, [prompt], request.params, request.n, "messages", request.max_tokens_param
         )
@@ -584,8 +585,10 @@ def _prompt_name(param: str, index: int, count: int) -> str:
     return f"{param}[{index}]"
 
 
-def _chat_token_ids(generator: TextGenerator, messages: list[ChatMessage]) -> list[int]:
-    chat = generator.chat_prompt(messages)
+def _chat_token_ids(
+    generator: TextGenerator, messages: list[ChatMessage], template: ChatTemplateOptions
+) -> list[int]:
+    chat = generator.chat_prompt(messages, template)
     return _encode(generator, chat, "messages", "the chat (the messages as its template writes them)")
 
 

@@ -207,6 +207,21 @@ def test_chat_uses_the_tokenizer_s_template(client, models):
     assert chat.usage.prompt_tokens == len(tokenizer(prompt, add_special_tokens=False).input_ids)
 
 
+def test_continue_final_message_goes_on_from_the_assistant_s_text(client):
+    """vLLM's way to start the answer for the model (a prefill), sent in `extra_body`."""
+    messages = [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hello world, this is"},
+    ]
+    chat = client.chat.completions.create(
+        model="chat",
+        messages=messages,
+        temperature=0,
+        extra_body={"add_generation_prompt": False, "continue_final_message": True},
+    )
+    assert chat.choices[0].message.content == " a very small language model."
+
+
 def test_a_model_without_a_chat_template_refuses_chat(client):
     with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(model="gpt2", messages=[{"role": "user", "content": "hi"}])
