@@ -15,6 +15,7 @@ choice; the other rows go on.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +43,8 @@ class Sampler:
         params: SamplingParams,
         device: Any,
         vocab_size: int,
-        prompt_ids: list[int] = (),
-        end_ids: set[int] = frozenset(),
+        prompt_ids: Sequence[int] = (),
+        end_ids: frozenset[int] = frozenset(),
     ):
         self.params = params
         self.greedy = params.greedy
