@@ -77,6 +77,16 @@ class SamplingParams:
     logprobs: int | None = None  # None: no log probabilities; k: the chosen token's and the k likeliest
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    # vLLM's extensions, as its OpenAI server takes them (and so KServe's, in front of it)
+    top_k: int = 0  # 0: every token
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0  # over the prompt's tokens and the generated ones
+    min_tokens: int = 0  # no end-of-sequence token, stop token or stop string before this many
+    ignore_eos: bool = False
+    stop_token_ids: tuple[int, ...] = ()
+    include_stop_str_in_output: bool = False
+    # Log probabilities of the prompt's tokens (a completion's echo with logprobs): None, or as logprobs
+    prompt_logprobs: int | None = None
 
     @property
     def greedy(self) -> bool:
@@ -124,6 +134,15 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class ChatTemplateOptions:
+    """How the chat template renders the messages: vLLM's request fields for it."""
+
+    add_generation_prompt: bool = True  # the template opens the assistant's answer
+    continue_final_message: bool = False  # the answer goes on from the last (assistant) message's text
+    kwargs: dict[str, Any] = field(default_factory=dict)  # chat_template_kwargs: more template variables
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     model: str
     messages: list[ChatMessage]
@@ -133,6 +152,7 @@ class ChatRequest:
     stream_options: StreamOptions = StreamOptions()
     max_tokens_param: str = "max_tokens"  # or max_completion_tokens: errors name the field it gave
     ignored: tuple[Ignored, ...] = ()
+    template: ChatTemplateOptions = ChatTemplateOptions()
 
 
 @dataclass(frozen=True)
@@ -218,14 +238,19 @@ def parse_completion(body: object) -> CompletionRequest:
     fields = _fields(body)
     model = _model(fields)
     prompts = _prompts(fields.get("prompt"), "prompt", required=True)
+    echo = _bool(fields.get("echo", False), "echo")
+    logprobs = _completion_logprobs(fields)
+    # With echo, as in vLLM, logprobs covers the prompt's tokens too, and max_tokens 0 answers the
+    # prompt alone: how a prompt is scored (lm-evaluation-harness's loglikelihood, say).
+    params = _sampling(fields, max_tokens_default=16, logprobs=logprobs, least_max_tokens=0 if echo else 1)
     request = CompletionRequest(
         model=model,
         prompts=prompts,
-        params=_sampling(fields, max_tokens_default=16, logprobs=_completion_logprobs(fields)),
+        params=replace(params, prompt_logprobs=logprobs if echo else None),
         n=_int(fields.get("n", 1), "n", 1, 128),
         stream=_bool(fields.get("stream", False), "stream"),
         stream_options=_stream_options(fields),
-        echo=_bool(fields.get("echo", False), "echo"),
+        echo=echo,
     )
     _refuse_the_rest(fields)
     return replace(request, ignored=tuple(fields.ignored))
@@ -249,9 +274,47 @@ def parse_chat(body: object) -> ChatRequest:
         stream=_bool(fields.get("stream", False), "stream"),
         stream_options=_stream_options(fields),
         max_tokens_param=max_tokens_param,
+        template=_template_options(fields, messages),
     )
     _refuse_the_rest(fields)
     return replace(request, ignored=tuple(fields.ignored))
+
+
+# Arguments of transformers' apply_chat_template that chat_template_kwargs may not set: modelplane sets
+# them, or reads its answer as text.
+_TEMPLATE_ARGUMENTS = frozenset(
+    {
+        "conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt",
+        "continue_final_message", "tokenize", "padding", "truncation", "max_length", "return_tensors",
+        "return_dict", "return_assistant_tokens_mask", "tokenizer_kwargs",
+    }
+)  # fmt: skip
+
+
+def _template_options(fields: _Fields, messages: list[ChatMessage]) -> ChatTemplateOptions:
+    generation_prompt = _bool(fields.get("add_generation_prompt", True), "add_generation_prompt")
+    continue_final = _bool(fields.get("continue_final_message", False), "continue_final_message")
+    if continue_final and generation_prompt:
+        raise OpenAIError(
+            "continue_final_message needs add_generation_prompt: false (the answer goes on from the "
+            "last message instead of opening a new one)",
+            param="continue_final_message",
+        )
+    if continue_final and messages[-1].role != "assistant":
+        raise OpenAIError(
+            "continue_final_message needs the last message to be the assistant's",
+            param="continue_final_message",
+        )
+    kwargs = fields.get("chat_template_kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise OpenAIError("chat_template_kwargs must be an object", param="chat_template_kwargs")
+    reserved = sorted(set(kwargs) & _TEMPLATE_ARGUMENTS)
+    if reserved:
+        raise OpenAIError(
+            f"chat_template_kwargs may not set {', '.join(reserved)}",
+            param=f"chat_template_kwargs.{reserved[0]}",
+        )
+    return ChatTemplateOptions(generation_prompt, continue_final, kwargs)
 
 
 def parse_embedding(body: object) -> EmbeddingRequest:
@@ -507,10 +570,11 @@ def _sampling(
     max_tokens_default: int | None,
     logprobs: int | None,
     max_tokens_param: str = "max_tokens",
+    least_max_tokens: int = 1,
 ) -> SamplingParams:
     max_tokens = fields.get(max_tokens_param, max_tokens_default)
     if max_tokens is not None:
-        max_tokens = _int(max_tokens, max_tokens_param, 1, 1 << 31)
+        max_tokens = _int(max_tokens, max_tokens_param, least_max_tokens, 1 << 31)
     seed = fields.get("seed")
     if seed is not None:
         seed = _int(seed, "seed", -(1 << 63), (1 << 64) - 1)
@@ -523,7 +587,29 @@ def _sampling(
         logprobs=logprobs,
         presence_penalty=_number(fields.get("presence_penalty", 0.0), "presence_penalty", -2, 2),
         frequency_penalty=_number(fields.get("frequency_penalty", 0.0), "frequency_penalty", -2, 2),
+        **_vllm_sampling(fields),
     )
+
+
+def _vllm_sampling(fields: _Fields) -> dict[str, Any]:
+    """vLLM's sampling extensions (its `extra_body` fields), checked as vLLM checks them."""
+    top_k = _int(fields.get("top_k", 0), "top_k", -1, 1 << 31)
+    stop_token_ids = fields.get("stop_token_ids", [])
+    if not isinstance(stop_token_ids, list) or not all(_is_token(token) for token in stop_token_ids):
+        raise OpenAIError("stop_token_ids must be a list of token ids", param="stop_token_ids")
+    return {
+        "top_k": max(top_k, 0),  # -1, vLLM's older "every token", is 0
+        "min_p": _number(fields.get("min_p", 0.0), "min_p", 0, 1),
+        "repetition_penalty": _number(
+            fields.get("repetition_penalty", 1.0), "repetition_penalty", 0, math.inf, open_low=True
+        ),
+        "min_tokens": _int(fields.get("min_tokens", 0), "min_tokens", 0, 1 << 31),
+        "ignore_eos": _bool(fields.get("ignore_eos", False), "ignore_eos"),
+        "stop_token_ids": tuple(stop_token_ids),
+        "include_stop_str_in_output": _bool(
+            fields.get("include_stop_str_in_output", False), "include_stop_str_in_output"
+        ),
+    }
 
 
 def _completion_logprobs(fields: _Fields) -> int | None:
@@ -614,7 +700,9 @@ def _number(value: object, param: str, low: float, high: float, *, open_low: boo
         raise OpenAIError(f"{param} must be a number, got {value!r}", param=param)
     if value < low or value > high or (open_low and value == low):
         bound = f"above {low}" if open_low else f"at least {low}"
-        raise OpenAIError(f"{param} must be {bound} and at most {high}, got {value}", param=param)
+        if math.isfinite(high):
+            bound += f" and at most {high}"
+        raise OpenAIError(f"{param} must be {bound}, got {value}", param=param)
     return float(value)
 
 

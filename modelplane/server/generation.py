@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from modelplane.protocol.openai import ChatMessage, SamplingParams
+from modelplane.protocol.openai import ChatMessage, ChatTemplateOptions, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -19,10 +19,11 @@ class TokenLogprob:
 
     A token's text is what decoding it alone gives: a piece of a character is U+FFFD there, so its
     own bytes come in `token_bytes` (None: its text's UTF-8), and those of `top` in `top_bytes`
-    (one for each, or none at all)."""
+    (one for each, or none at all). A prompt's first token has no log probability (None): nothing
+    comes before it."""
 
     token: str
-    logprob: float
+    logprob: float | None
     top: tuple[tuple[str, float], ...] = ()
     token_bytes: bytes | None = None
     top_bytes: tuple[bytes | None, ...] = ()
@@ -42,12 +43,14 @@ class TokenLogprob:
 @dataclass
 class GenerationStep:
     """What one step of a generation added: one or more tokens and their text. The last step of a
-    sequence says why it ended: "stop" (an end-of-sequence token) or "length" (max_tokens)."""
+    sequence says why it ended: "stop" (an end-of-sequence token) or "length" (max_tokens). The first
+    step carries the prompt's log probabilities, one per prompt token, when `prompt_logprobs` asks."""
 
     token_ids: list[int]
     text: str
     logprobs: list[TokenLogprob] | None = None
     finish_reason: str | None = None
+    prompt_logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass
@@ -76,7 +79,7 @@ class TextGenerator(Protocol):
 
     def decode(self, token_ids: Sequence[int]) -> str: ...
 
-    def chat_prompt(self, messages: list[ChatMessage]) -> str: ...
+    def chat_prompt(self, messages: list[ChatMessage], template: ChatTemplateOptions) -> str: ...
 
     def unsupported(self, params: SamplingParams) -> str | None:
         """The name of a sampling parameter set to a value this generator cannot honour, if any."""

@@ -36,6 +36,7 @@ from modelplane.protocol.errors import ModelNotFound, ModelNotReady, ModelplaneE
 from modelplane.protocol.openai import (
     ChatMessage,
     ChatRequest,
+    ChatTemplateOptions,
     CompletionRequest,
     EmbeddingRequest,
     Ignored,
@@ -50,7 +51,7 @@ from modelplane.protocol.openai import (
     parse_rerank,
 )
 from modelplane.server import generation_metrics, long_prompts
-from modelplane.server.generation import Embedder, TextGenerator
+from modelplane.server.generation import Embedder, GenerationStep, TextGenerator
 from modelplane.server.repository import ModelRepository
 
 logger = logging.getLogger("modelplane.server")
@@ -81,6 +82,9 @@ class _Choice:
     token_count: int = 0
     finish_reason: str | None = None
     logprobs: list = field(default_factory=list)
+    echo: str | None = None  # the prompt's text, answered before the generated text
+    prompt_logprobs: list = field(default_factory=list)  # with echo and logprobs
+    echo_only: bool = False  # max_tokens 0: the answer is the echo, the one token generated is not
 
 
 def route_prefix(environ: Mapping[str, str] = os.environ) -> str:
@@ -170,33 +174,34 @@ class OpenAIEndpoints:
 
     async def _completions(self, request: CompletionRequest) -> OpenAIAnswer:
         generator = self._generator(request.model)
-        if request.echo and request.params.logprobs is not None:
-            raise OpenAIError("echo together with logprobs is not supported", param="echo")
         prompts = await _off_the_loop(
             _text_size(request.prompts), _token_ids, generator, request.prompts, "prompt"
         )
         choices = _choices(generator, prompts, request.params, request.n, "prompt")
         _check_vocabulary(prompts, generator.vocab_size, "prompt")
         run = _Run(generator, request.model, "cmpl", "text_completion", choices, chat=False)
-        echo = await _off_the_loop(_ids_size(choices), _echoes, generator, choices) if request.echo else {}
+        if request.echo:
+            echoes = await _off_the_loop(_ids_size(choices), _echoes, generator, choices)
+            for choice, echo in zip(choices, echoes, strict=True):
+                choice.echo = echo
         if request.stream:
-            return OpenAIAnswer(200, events=run.stream(request.stream_options, echo))
+            return OpenAIAnswer(200, events=run.stream(request.stream_options))
         await run.complete()
         return OpenAIAnswer(
-            200, run.document(lambda choice: {"text": echo.get(choice.index, "") + "".join(choice.text)})
+            200, run.document(lambda choice: {"text": (choice.echo or "") + "".join(choice.text)})
         )
 
     async def _chat(self, request: ChatRequest) -> OpenAIAnswer:
         generator = self._generator(request.model)
         size = sum(len(message.content) for message in request.messages)
-        prompt = await _off_the_loop(size, _chat_token_ids, generator, request.messages)
+        prompt = await _off_the_loop(size, _chat_token_ids, generator, request.messages, request.template)
         choices = _choices(
             generator, [prompt], request.params, request.n, "messages", request.max_tokens_param
         )
         _check_vocabulary([prompt], generator.vocab_size, "messages")
         run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
         if request.stream:
-            return OpenAIAnswer(200, events=run.stream(request.stream_options, {}))
+            return OpenAIAnswer(200, events=run.stream(request.stream_options))
         await run.complete()
         return OpenAIAnswer(
             200,
@@ -337,7 +342,7 @@ class _Run:
         completion = sum(choice.token_count for choice in self.choices)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-    async def stream(self, options: StreamOptions, echo: dict[int, str]) -> AsyncIterator[bytes]:
+    async def stream(self, options: StreamOptions) -> AsyncIterator[bytes]:
         queue: asyncio.Queue = asyncio.Queue()
         tasks = [asyncio.ensure_future(self._generate(choice, queue)) for choice in self.choices]
         chunk_kind = f"{self.kind}.chunk" if self.chat else self.kind
@@ -350,8 +355,6 @@ class _Run:
             if self.chat:
                 for choice in self.choices:
                     yield event(choice.index, {"delta": {"role": "assistant", "content": ""}})
-            for index, text in echo.items():
-                yield event(index, {"text": text})
             running = len(tasks)
             while running:
                 item = await queue.get()
@@ -391,7 +394,7 @@ class _Run:
 
     async def _generate(self, choice: _Choice, queue: asyncio.Queue | None) -> None:
         """Runs one choice to its end, adding to `choice`, and to `queue` as the text comes."""
-        stops = _StopMatcher(choice.params.stop)
+        stops = _StopMatcher(choice.params.stop, choice.params.include_stop_str_in_output)
         started = time.perf_counter()
         first_at = None
         self.metrics.started()
@@ -403,8 +406,16 @@ class _Run:
                 if first_at is None:
                     first_at = time.perf_counter()
                     self.metrics.first_token(first_at - started)
+                    if choice.echo is not None:
+                        text_offset = self._echo(choice, step, queue)
+                        if choice.echo_only:
+                            break
                 choice.token_count += len(step.token_ids)
-                text, stopped = stops.feed(step.text, final=step.finish_reason is not None)
+                text, stopped = stops.feed(
+                    step.text,
+                    final=step.finish_reason is not None,
+                    armed=choice.token_count >= choice.params.min_tokens,
+                )
                 finish = "stop" if stopped else step.finish_reason
                 choice.text.append(text)
                 choice.logprobs.extend(step.logprobs or ())
@@ -435,24 +446,44 @@ class _Run:
             if queue is not None:
                 queue.put_nowait(None)
 
+    def _echo(self, choice: _Choice, first: GenerationStep, queue: asyncio.Queue | None) -> int:
+        """Takes the prompt's log probabilities from the first step, and sends the echo as the stream's
+        first text of `choice` (with max_tokens 0, its last). Returns the length of those entries' text,
+        where the generated tokens' `text_offset`s begin."""
+        choice.prompt_logprobs = first.prompt_logprobs or []
+        if choice.echo_only:
+            choice.finish_reason = "length"
+        if queue is not None:
+            logprobs = None
+            if choice.params.logprobs is not None:
+                logprobs = _format_logprobs(choice.prompt_logprobs, chat=False)
+            queue.put_nowait((choice, choice.echo, logprobs, choice.finish_reason))
+        return sum(len(entry.token) for entry in choice.prompt_logprobs)
+
 
 class _StopMatcher:
-    """Finds stop strings in generated text, holding back a tail that could be the start of one."""
+    """Finds stop strings in generated text, holding back a tail that could be the start of one.
+    With `include_stop` (vLLM's include_stop_str_in_output) the text sent ends with the stop string."""
 
-    def __init__(self, stops: tuple[str, ...]):
+    def __init__(self, stops: tuple[str, ...], include_stop: bool = False):
         self.stops = stops
+        self.include_stop = include_stop
         self.longest = max((len(stop) for stop in stops), default=0)
         self.pending = ""
 
-    def feed(self, text: str, *, final: bool) -> tuple[str, bool]:
-        """The text that can be sent now, and whether a stop string ended the sequence."""
+    def feed(self, text: str, *, final: bool, armed: bool = True) -> tuple[str, bool]:
+        """The text that can be sent now, and whether a stop string ended the sequence. Until `armed`
+        (min_tokens generated), text is sent as it comes and no stop string ends it, as in vLLM."""
         if not self.stops:
             return text, False
         self.pending += text
-        found = [index for index in (self.pending.find(stop) for stop in self.stops) if index >= 0]
+        if not armed:
+            emitted, self.pending = self.pending, ""
+            return emitted, False
+        found = [(index, stop) for stop in self.stops if (index := self.pending.find(stop)) >= 0]
         if found:
-            cut = min(found)
-            emitted, self.pending = self.pending[:cut], ""
+            cut, stop = min(found, key=lambda match: match[0])
+            emitted, self.pending = self.pending[: cut + len(stop) * self.include_stop], ""
             return emitted, True
         if final:
             emitted, self.pending = self.pending, ""
@@ -488,6 +519,11 @@ def _choices(
     max_tokens_param: str = "max_tokens",
 ) -> list[_Choice]:
     refused = generator.unsupported(params)
+    if refused == "prompt_logprobs":
+        raise OpenAIError(
+            "echo with logprobs (the prompt's own log probabilities) is not supported by this model's backend",
+            param="echo",
+        )
     if refused is not None:
         raise OpenAIError(f"{refused} is not supported by this model's backend", param=refused)
     limit = generator.max_model_len
@@ -496,6 +532,11 @@ def _choices(
         if not ids:
             raise OpenAIError("the prompt is empty", param="prompt")
         wanted = params.max_tokens if params.max_tokens is not None else max(limit - len(ids), 0)
+        if params.min_tokens > wanted:
+            raise OpenAIError(
+                f"min_tokens ({params.min_tokens}) must be at most {max_tokens_param} ({wanted})",
+                param="min_tokens",
+            )
         if len(ids) + wanted > limit or len(ids) >= limit:
             raise OpenAIError(
                 _context_exceeded(limit, len(ids), wanted, prompt_param),
@@ -504,8 +545,9 @@ def _choices(
             )
         for copy in range(n):
             seed = None if params.seed is None else (params.seed + copy) % SEED_RANGE
-            own = replace(params, max_tokens=wanted, seed=seed)
-            choices.append(_Choice(prompt_number * n + copy, ids, own))
+            # max_tokens 0 (echo alone): one token is generated for the prompt's log probabilities
+            own = replace(params, max_tokens=wanted or 1, seed=seed)
+            choices.append(_Choice(prompt_number * n + copy, ids, own, echo_only=wanted == 0))
     return choices
 
 
@@ -543,8 +585,10 @@ def _prompt_name(param: str, index: int, count: int) -> str:
     return f"{param}[{index}]"
 
 
-def _chat_token_ids(generator: TextGenerator, messages: list[ChatMessage]) -> list[int]:
-    chat = generator.chat_prompt(messages)
+def _chat_token_ids(
+    generator: TextGenerator, messages: list[ChatMessage], template: ChatTemplateOptions
+) -> list[int]:
+    chat = generator.chat_prompt(messages, template)
     return _encode(generator, chat, "messages", "the chat (the messages as its template writes them)")
 
 
@@ -564,8 +608,8 @@ def _encode(tokenizer: TextGenerator | Embedder, text: str, param: str, name: st
     return tokenizer.encode(text)
 
 
-def _echoes(generator: TextGenerator, choices: list[_Choice]) -> dict[int, str]:
-    return {choice.index: generator.decode(choice.prompt_ids) for choice in choices}
+def _echoes(generator: TextGenerator, choices: list[_Choice]) -> list[str]:
+    return [generator.decode(choice.prompt_ids) for choice in choices]
 
 
 def _check_vocabulary(prompts: list[list[int]], vocab_size: int, param: str) -> None:
@@ -585,7 +629,7 @@ def _generator(model: Any) -> TextGenerator | None:
 def _logprobs(choice: _Choice, chat: bool) -> dict | None:
     if choice.params.logprobs is None:
         return None
-    return _format_logprobs(choice.logprobs, chat)
+    return _format_logprobs(choice.prompt_logprobs + choice.logprobs, chat)
 
 
 def _format_logprobs(entries: list, chat: bool, text_offset: int = 0) -> dict:
@@ -613,8 +657,11 @@ def _format_logprobs(entries: list, chat: bool, text_offset: int = 0) -> dict:
         "tokens": [entry.token for entry in entries],
         "token_logprobs": [entry.logprob for entry in entries],
         # OpenAI: "the API will always return the logprob of the sampled token, so there may be up to
-        # logprobs+1 elements".
-        "top_logprobs": [{**dict(entry.top), entry.token: entry.logprob} for entry in entries],
+        # logprobs+1 elements". An echoed prompt's first token has none, nor alternatives (null).
+        "top_logprobs": [
+            None if entry.logprob is None else {**dict(entry.top), entry.token: entry.logprob}
+            for entry in entries
+        ],
         "text_offset": offsets,
     }
 

@@ -42,8 +42,9 @@ class AlphabetGenerator:
     def decode(self, token_ids) -> str:
         return bytes(token_ids).decode(errors="replace")
 
-    def chat_prompt(self, messages) -> str:
-        return "".join(f"<{message.role}>{message.content}" for message in messages) + "<assistant>"
+    def chat_prompt(self, messages, template) -> str:
+        chat = "".join(f"<{message.role}>{message.content}" for message in messages)
+        return chat + "<assistant>" if template.add_generation_prompt else chat
 
     def unsupported(self, params: SamplingParams) -> str | None:
         if params.presence_penalty:

@@ -93,3 +93,52 @@ def test_a_message_s_text_parts_are_joined_by_newlines_as_kserve_joins_them():
     parts = [{"type": "text", "text": "tell me about"}, {"type": "text", "text": "the cat"}]
     (message,) = messages({"role": "user", "content": parts})
     assert message.content == "tell me about\nthe cat"
+
+
+def chat_request(*items: dict, **fields):
+    return parse_chat({"model": "m", "messages": list(items), **fields})
+
+
+def test_vllm_s_template_fields_reach_the_template(prompts):
+    template = prompts.tokenizer.chat_template
+    prompts.tokenizer.chat_template = (
+        "{% if enable_thinking is defined and not enable_thinking %}/no_think {% endif %}"
+        "{% for m in messages %}<{{ m.role }}>{{ m.content }}</end>{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    user, answer = {"role": "user", "content": "hi"}, {"role": "assistant", "content": "The answer is"}
+    try:
+        request = chat_request(user)
+        assert prompts.chat_prompt(request.messages, request.template) == "<user>hi</end><assistant>"
+        request = chat_request(user, add_generation_prompt=False)
+        assert prompts.chat_prompt(request.messages, request.template) == "<user>hi</end>"
+        request = chat_request(user, answer, add_generation_prompt=False, continue_final_message=True)
+        assert (
+            prompts.chat_prompt(request.messages, request.template)
+            == "<user>hi</end><assistant>The answer is"
+        )
+        request = chat_request(user, chat_template_kwargs={"enable_thinking": False})
+        assert (
+            prompts.chat_prompt(request.messages, request.template) == "/no_think <user>hi</end><assistant>"
+        )
+    finally:
+        prompts.tokenizer.chat_template = template
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"continue_final_message": True}, "continue_final_message"),  # add_generation_prompt is true
+        (
+            {"continue_final_message": True, "add_generation_prompt": False},
+            "continue_final_message",
+        ),  # a user's
+        ({"add_generation_prompt": "no"}, "add_generation_prompt"),
+        ({"chat_template_kwargs": ["x"]}, "chat_template_kwargs"),
+        ({"chat_template_kwargs": {"tokenize": True}}, "chat_template_kwargs.tokenize"),
+    ],
+)
+def test_template_fields_that_cannot_be_honoured_are_refused(fields, param):
+    with pytest.raises(OpenAIError) as refused:
+        chat_request({"role": "user", "content": "hi"}, **fields)
+    assert refused.value.param == param

@@ -92,3 +92,49 @@ def test_a_request_that_cannot_be_sampled_fails_alone_in_its_batch(generator):
     assert first == run(tokens(generator, greedy(6)))
     assert isinstance(refused, Exception)
     assert sampled == run(tokens(generator, seeded))
+
+
+async def steps(generator, params: SamplingParams) -> list:
+    return [step async for step in generator.generate(PROMPT, params)]
+
+
+def test_a_stop_token_ends_the_sequence_without_its_text(generator):
+    alone = run(tokens(generator, greedy(8)))
+    stop_at = alone[3]
+    ended = run(steps(generator, SamplingParams(max_tokens=8, temperature=0, stop_token_ids=(stop_at,))))
+    ids = [token for step in ended for token in step.token_ids]
+    assert ids == alone[: alone.index(stop_at) + 1]
+    assert ended[-1].finish_reason == "stop" and ended[-1].text == ""
+
+
+def test_min_tokens_holds_the_stop_tokens_back(generator):
+    alone = run(tokens(generator, greedy(8)))
+    first = alone[0]
+    held = SamplingParams(max_tokens=8, temperature=0, stop_token_ids=(first,), min_tokens=3)
+    ids = run(tokens(generator, held))
+    assert first not in ids[:3]
+
+
+def test_top_k_1_and_min_p_1_sample_the_likeliest_token(generator):
+    alone = run(tokens(generator, greedy(8)))
+    for narrowed in ({"top_k": 1}, {"min_p": 1.0}):
+        params = SamplingParams(max_tokens=8, temperature=1.5, seed=5, **narrowed)
+        assert run(tokens(generator, params)) == alone
+
+
+def test_a_repetition_penalty_keeps_the_prompt_s_tokens_back(generator):
+    """A random model repeats itself greedily; a large penalty on every token seen changes that."""
+    alone = run(tokens(generator, greedy(8)))
+    penalised = run(tokens(generator, SamplingParams(max_tokens=8, temperature=0, repetition_penalty=1e9)))
+    assert penalised != alone
+    assert not set(penalised) & set(PROMPT)
+    assert len(set(penalised)) == len(penalised)
+
+
+def test_the_repetition_penalty_divides_positive_logits_and_multiplies_negative_ones():
+    from modelplane.runtimes.huggingface.sampling import Sampler
+
+    sampler = Sampler(SamplingParams(max_tokens=1, repetition_penalty=2.0), "cpu", 4, prompt_ids=[0, 1])
+    logits = torch.tensor([2.0, -1.0, 3.0, 0.5])
+    sampler.penalise(logits)
+    assert logits.tolist() == [1.0, -2.0, 3.0, 0.5]

@@ -154,6 +154,23 @@ def test_a_seed_makes_sampling_reproducible(client):
     assert [choice.text for choice in last.choices] == [sample((1 << 64) - 1), sample(0)]
 
 
+def test_vllm_s_sampling_extensions_through_the_openai_client(client):
+    """As a vLLM user sends them, in `extra_body`."""
+    hello = [{"role": "user", "content": "hello"}]
+    greedy = client.chat.completions.create(model="chat", messages=hello, temperature=0)
+    assert greedy.choices[0].finish_reason == "stop"
+    wanted = greedy.usage.completion_tokens + 4
+    endless = client.chat.completions.create(
+        model="chat", messages=hello, temperature=0, max_tokens=wanted, extra_body={"ignore_eos": True}
+    )
+    assert (endless.choices[0].finish_reason, endless.usage.completion_tokens) == ("length", wanted)
+    assert endless.choices[0].message.content.startswith(greedy.choices[0].message.content)
+    narrowed = client.chat.completions.create(
+        model="chat", messages=hello, temperature=2.0, seed=1, extra_body={"top_k": 1}
+    )
+    assert narrowed.choices[0].message.content == greedy.choices[0].message.content
+
+
 def test_logprobs_are_the_model_s_with_the_likeliest_alternatives(client):
     (choice,) = client.completions.create(
         model="gpt2", prompt="the cat", max_tokens=4, temperature=0, logprobs=3
@@ -188,6 +205,21 @@ def test_chat_uses_the_tokenizer_s_template(client, models):
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     # The template writes the first token itself; it is not added twice.
     assert chat.usage.prompt_tokens == len(tokenizer(prompt, add_special_tokens=False).input_ids)
+
+
+def test_continue_final_message_goes_on_from_the_assistant_s_text(client):
+    """vLLM's way to start the answer for the model (a prefill), sent in `extra_body`."""
+    messages = [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hello world, this is"},
+    ]
+    chat = client.chat.completions.create(
+        model="chat",
+        messages=messages,
+        temperature=0,
+        extra_body={"add_generation_prompt": False, "continue_final_message": True},
+    )
+    assert chat.choices[0].message.content == " a very small language model."
 
 
 def test_a_model_without_a_chat_template_refuses_chat(client):
@@ -240,6 +272,54 @@ def test_a_streamed_chat_read_event_by_event(server):
             delta = httpx.Response(200, content=line.removeprefix("data: ")).json()["choices"][0]["delta"]
             contents.append(delta.get("content") or "")
     assert "".join(contents) == "the cat sat on the mat and looked at the moon."
+
+
+def prompt_logprobs_by_transformers(models, name: str, prompt: str) -> tuple[list[int], list[float]]:
+    """The prompt's tokens, and each one's log probability after those before it (but the first)."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(models / name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(models / name)
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(ids).logits[0, :-1], dim=-1)
+    return ids[0].tolist(), logprobs.gather(-1, ids[0, 1:, None])[:, 0].tolist()
+
+
+@pytest.mark.parametrize("prompts", [["the cat sat on the mat"], ["the cat sat on the mat", "hello"]])
+def test_echo_with_logprobs_scores_the_prompt_as_lm_evaluation_harness_asks(client, models, prompts):
+    """lm-evaluation-harness's loglikelihood: echo, logprobs 1, max_tokens 1, greedy; it reads the
+    prompt's entries. Prompts of different lengths are prefilled together, left-padded."""
+    completion = client.completions.create(
+        model="chat", prompt=prompts, echo=True, logprobs=1, max_tokens=1, temperature=0
+    )
+    for prompt, choice in zip(prompts, completion.choices, strict=True):
+        ids, expected = prompt_logprobs_by_transformers(models, "chat", prompt)
+        logprobs = choice.logprobs
+        assert len(logprobs.tokens) == len(ids) + 1 and choice.text.startswith(prompt)
+        assert logprobs.token_logprobs[0] is None and logprobs.top_logprobs[0] is None
+        assert logprobs.token_logprobs[1 : len(ids)] == pytest.approx(expected, abs=1e-4)
+        for token, alternatives in zip(logprobs.tokens[1:], logprobs.top_logprobs[1:], strict=True):
+            assert token in alternatives and 1 <= len(alternatives) <= 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_echo_with_max_tokens_0_answers_the_prompt_alone(client, models, stream):
+    answer = client.completions.create(
+        model="chat", prompt="the cat sat", echo=True, logprobs=0, max_tokens=0, stream=stream
+    )
+    choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
+    assert "".join(choice.text for choice in choices) == "the cat sat"
+    assert choices[-1].finish_reason == "length"
+    ids, expected = prompt_logprobs_by_transformers(models, "chat", "the cat sat")
+    token_logprobs = [value for choice in choices for value in choice.logprobs.token_logprobs]
+    assert token_logprobs[0] is None and token_logprobs[1:] == pytest.approx(expected, abs=1e-4)
+    if not stream:
+        assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (len(ids), 0)
+
+
+def test_a_t5_model_refuses_to_score_its_prompt(client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model="t5", prompt="the cat", echo=True, logprobs=1, max_tokens=1)
+    assert refused.value.param == "echo"
 
 
 def test_t5_generates_with_its_encoder_and_decoder(client, models):

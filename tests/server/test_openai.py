@@ -210,6 +210,79 @@ def test_a_stop_string_is_found_however_the_text_comes(client, stream):
     assert choices[-1].finish_reason == "stop"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_include_stop_str_in_output_keeps_the_stop_string(client, stream):
+    answer = client.completions.create(
+        model="alphabet",
+        prompt="a",
+        max_tokens=20,
+        stop=["cd"],
+        stream=stream,
+        extra_body={"include_stop_str_in_output": True},
+    )
+    choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
+    assert "".join(choice.text for choice in choices) == "bcd"
+    assert choices[-1].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_no_stop_string_ends_a_sequence_before_min_tokens(client, stream):
+    answer = client.completions.create(
+        model="alphabet",
+        prompt="a",
+        max_tokens=10,
+        stop=["c", "f"],
+        stream=stream,
+        extra_body={"min_tokens": 3},
+    )
+    choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
+    assert "".join(choice.text for choice in choices) == "bcde"  # "c" came second, "f" fifth
+    assert choices[-1].finish_reason == "stop"
+
+
+@pytest.mark.parametrize(
+    ("extension", "param"),
+    [
+        ({"top_k": -2}, "top_k"),
+        ({"top_k": 1.5}, "top_k"),
+        ({"min_p": 1.5}, "min_p"),
+        ({"repetition_penalty": 0}, "repetition_penalty"),
+        ({"min_tokens": -1}, "min_tokens"),
+        ({"min_tokens": 5, "max_tokens": 4}, "min_tokens"),
+        ({"ignore_eos": "yes"}, "ignore_eos"),
+        ({"stop_token_ids": [1, -1]}, "stop_token_ids"),
+        ({"include_stop_str_in_output": 1}, "include_stop_str_in_output"),
+    ],
+)
+def test_vllm_s_sampling_extensions_are_checked(server, extension, param):
+    response = httpx.post(
+        f"{server.url}/openai/v1/completions", json={"model": "alphabet", "prompt": "a", **extension}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_echo_comes_first_and_max_tokens_0_answers_it_alone(client, stream):
+    def texts(**fields) -> list[tuple[str, str | None]]:
+        answer = client.completions.create(model="alphabet", prompt="ab", echo=True, stream=stream, **fields)
+        choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
+        return [(choice.text, choice.finish_reason) for choice in choices]
+
+    if stream:
+        assert texts(max_tokens=2) == [("ab", None), ("c", None), ("d", "length")]
+        assert texts(max_tokens=0) == [("ab", "length")]
+    else:
+        assert texts(max_tokens=2) == [("abcd", "length")]
+        assert texts(max_tokens=0) == [("ab", "length")]
+
+
+def test_max_tokens_0_without_echo_is_refused(client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model="alphabet", prompt="ab", max_tokens=0)
+    assert refused.value.param == "max_tokens"
+
+
 def test_the_raw_stream_is_server_sent_events_ending_with_done(server):
     body = {"model": "alphabet", "prompt": "a", "max_tokens": 2, "stream": True}
     with httpx.stream("POST", f"{server.url}/openai/v1/completions", json=body) as response:

@@ -35,6 +35,9 @@ class DecoderOnlyBatch:
         self.positions: torch.Tensor | None = None  # [rows]: the position of each row's next token
         self.last: torch.Tensor | None = None  # [rows]: the token each row feeds next
         self.unpadded = True  # no row has padding: the mask hides nothing
+        # After a prefill: [rows, columns, vocabulary], the logits at every prompt position (left-padded)
+        # for the prompts' own log probabilities; None where the model has none (an encoder's prompt).
+        self.prompt_logits: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return 0 if self.last is None else self.last.shape[0]
@@ -58,6 +61,7 @@ class DecoderOnlyBatch:
         part = self.empty()
         part.cache, part.mask, part.positions = _returned_cache(output), mask, mask.sum(-1)
         part.unpadded = bool(mask.all())
+        part.prompt_logits = output.logits
         return part, output.logits[:, -1]
 
     def decode(self) -> torch.Tensor:

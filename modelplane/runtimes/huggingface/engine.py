@@ -28,7 +28,7 @@ from modelplane.protocol.openai import SamplingParams
 from modelplane.runtimes.huggingface.batch import DecoderOnlyBatch
 from modelplane.runtimes.huggingface.detokenizer import IncrementalText
 from modelplane.runtimes.huggingface.metrics import EngineMetrics
-from modelplane.runtimes.huggingface.sampling import Choice, Sampler, choose
+from modelplane.runtimes.huggingface.sampling import Choice, Sampler, choose, prompt_choices
 from modelplane.runtimes.huggingface.token_bytes import TokenBytes
 from modelplane.server.generation import EngineLoad, GenerationStep, TokenLogprob
 
@@ -49,6 +49,8 @@ class Sequence:
     generated: int = 0
     sampler: Sampler | None = None
     text: IncrementalText | None = None
+    end_ids: frozenset[int] = frozenset()  # the tokens that end it
+    prompt_logprobs: list[TokenLogprob] | None = None  # when its params ask, sent with its first step
 
 
 class GenerationEngine:
@@ -152,7 +154,10 @@ class GenerationEngine:
         ready = []
         for sequence in group:
             try:
-                sequence.sampler = Sampler(sequence.params, self.batch.device, self.vocab_size)
+                sequence.end_ids = self._end_ids(sequence.params)
+                sequence.sampler = Sampler(
+                    sequence.params, self.batch.device, self.vocab_size, sequence.prompt_ids, sequence.end_ids
+                )
             except Exception as exc:  # noqa: BLE001 - its own parameters' fault, reported on its request
                 logger.exception("a sequence's sampler could not be made")
                 self._fail([sequence], exc)
@@ -165,6 +170,10 @@ class GenerationEngine:
         try:
             part, logits = self.batch.prefill([sequence.prompt_ids for sequence in group])
             choices = choose(logits, [sequence.sampler for sequence in group])
+            for row, sequence in enumerate(group):
+                if sequence.params.prompt_logprobs is not None:
+                    sequence.prompt_logprobs = self._prompt_logprobs(part.prompt_logits[row], sequence)
+            part.prompt_logits = None
         except Exception as exc:  # noqa: BLE001 - the model's failure, reported on each request
             logger.exception("prefill failed")
             self._fail(group, exc)
@@ -227,10 +236,14 @@ class GenerationEngine:
         _deliver(deliveries)
         return alive
 
+    def _end_ids(self, params: SamplingParams) -> frozenset[int]:
+        """The tokens that end a sequence: its stop tokens, and end-of-sequence unless it ignores it."""
+        return frozenset(params.stop_token_ids) | (frozenset() if params.ignore_eos else self.eos_ids)
+
     def _step(self, sequence: Sequence, choice: Choice) -> GenerationStep:
         sequence.generated += 1
         finish = None
-        if choice.token in self.eos_ids:
+        if choice.token in sequence.end_ids:
             finish = "stop"
         elif sequence.generated >= sequence.params.max_tokens:
             finish = "length"
@@ -240,7 +253,19 @@ class GenerationEngine:
         logprobs = None
         if choice.logprob is not None:
             logprobs = [self._token_logprob(choice)]
-        return GenerationStep([choice.token], text, logprobs, finish)
+        prompt_logprobs = sequence.prompt_logprobs if sequence.generated == 1 else None
+        return GenerationStep([choice.token], text, logprobs, finish, prompt_logprobs)
+
+    def _prompt_logprobs(self, logits: torch.Tensor, sequence: Sequence) -> list[TokenLogprob]:
+        """The log probabilities of `sequence`'s prompt tokens; the first has none."""
+        first = sequence.prompt_ids[0]
+        return [
+            TokenLogprob(self._token_text(first), None, token_bytes=self._token_bytes.of(first)),
+            *(
+                self._token_logprob(choice)
+                for choice in prompt_choices(logits, sequence.prompt_ids, sequence.params.prompt_logprobs)
+            ),
+        ]
 
     def _token_logprob(self, choice: Choice) -> TokenLogprob:
         return TokenLogprob(

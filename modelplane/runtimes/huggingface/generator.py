@@ -28,7 +28,8 @@ class TransformersGenerator(TokenizerPrompts):
         model = loaded.model
         self.vocab_size = model.config.get_text_config().vocab_size
         pad_id = _first_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
-        batch_class = EncoderDecoderBatch if loaded.task is Task.text2text_generation else DecoderOnlyBatch
+        self._encoder_decoder = loaded.task is Task.text2text_generation
+        batch_class = EncoderDecoderBatch if self._encoder_decoder else DecoderOnlyBatch
         self._batch = batch_class(model, loaded.device, pad_id)
         self.engine = engines.GenerationEngine(
             name,
@@ -49,6 +50,9 @@ class TransformersGenerator(TokenizerPrompts):
         self.engine.stop()
 
     def unsupported(self, params: SamplingParams) -> str | None:
+        # A T5-style model reads its prompt with its encoder, which gives the prompt no probabilities.
+        if self._encoder_decoder and params.prompt_logprobs is not None:
+            return "prompt_logprobs"
         return None
 
     def occupancy(self) -> EngineLoad:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from modelplane.protocol.openai import ChatMessage, OpenAIError
+from modelplane.protocol.openai import ChatMessage, ChatTemplateOptions, OpenAIError
 
 
 class TokenizerPrompts:
@@ -30,7 +30,9 @@ class TokenizerPrompts:
     def decode(self, token_ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
-    def chat_prompt(self, messages: list[ChatMessage]) -> str:
+    def chat_prompt(
+        self, messages: list[ChatMessage], template: ChatTemplateOptions = ChatTemplateOptions()
+    ) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
             raise OpenAIError(
                 "this model's tokenizer has no chat template, so it cannot chat; "
@@ -40,7 +42,11 @@ class TokenizerPrompts:
         conversation = [_template_message(message) for message in messages]
         try:
             return self.tokenizer.apply_chat_template(
-                conversation, tokenize=False, add_generation_prompt=True
+                conversation,
+                tokenize=False,
+                add_generation_prompt=template.add_generation_prompt,
+                continue_final_message=template.continue_final_message,
+                **template.kwargs,
             )
         except Exception as exc:  # noqa: BLE001 - a template raises what its author chose (jinja2's TemplateError mostly)
             raise OpenAIError(

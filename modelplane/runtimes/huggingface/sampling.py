@@ -4,13 +4,18 @@ Every sequence has its own sampling parameters: temperature 0 (or below 1e-5, as
 (the likeliest token), any other temperature samples after top-p filtering, from a random generator of the sequence's own,
 seeded by the request's `seed` (so a seeded request is reproducible whatever runs beside it).
 Presence and frequency penalties lower the logits of tokens the sequence has already generated, as
-OpenAI describes them. Log probabilities are those of the model's own distribution, before any of
-this. A row that cannot be sampled is reported on its own choice; the other rows go on.
+OpenAI describes them. vLLM's extensions work as in vLLM: `repetition_penalty` divides the positive
+logits (and multiplies the negative ones) of tokens in the prompt or generated so far, before the
+other two; `min_tokens` keeps the tokens that end the sequence out until that many are generated;
+`min_p` and `top_k` filter, after the temperature and before top-p. Log probabilities are those of the
+model's own distribution, before any of this. A row that cannot be sampled is reported on its own
+choice; the other rows go on.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +35,20 @@ class Choice:
 
 
 class Sampler:
-    """One sequence's way of choosing tokens."""
+    """One sequence's way of choosing tokens. `end_ids`: the tokens that end it (min_tokens holds
+    them back)."""
 
-    def __init__(self, params: SamplingParams, device: Any, vocab_size: int):
+    def __init__(
+        self,
+        params: SamplingParams,
+        device: Any,
+        vocab_size: int,
+        prompt_ids: Sequence[int] = (),
+        end_ids: frozenset[int] = frozenset(),
+    ):
         self.params = params
         self.greedy = params.greedy
+        self.generated = 0
         self.generator: torch.Generator | None = None
         if not self.greedy:
             seed = params.seed if params.seed is not None else random.getrandbits(63)
@@ -43,25 +57,47 @@ class Sampler:
         self.counts: torch.Tensor | None = None
         if params.presence_penalty or params.frequency_penalty:
             self.counts = torch.zeros(vocab_size, device=device)
+        self.seen: torch.Tensor | None = None  # the tokens repetition_penalty applies to
+        if params.repetition_penalty != 1:
+            self.seen = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+            self.seen[[token for token in prompt_ids if token < vocab_size]] = True
+        self.held_back = sorted(token for token in end_ids if token < vocab_size) if params.min_tokens else []
+
+    @property
+    def adjusts_logits(self) -> bool:
+        return self.counts is not None or self.seen is not None or bool(self.held_back)
 
     def penalise(self, logits: torch.Tensor) -> None:
-        """Lowers, in place, the logits of tokens generated so far."""
-        if self.counts is None:
-            return
-        size = min(logits.shape[-1], self.counts.shape[0])
-        counts = self.counts[:size]
-        logits[:size] -= self.params.frequency_penalty * counts
-        logits[:size] -= self.params.presence_penalty * (counts > 0).to(logits.dtype)
+        """Adjusts, in place, the logits: the penalties, and min_tokens."""
+        if self.seen is not None:
+            size = min(logits.shape[-1], self.seen.shape[0])
+            part, seen = logits[:size], self.seen[:size]
+            penalty = self.params.repetition_penalty
+            part[seen] = torch.where(part[seen] > 0, part[seen] / penalty, part[seen] * penalty)
+        if self.counts is not None:
+            size = min(logits.shape[-1], self.counts.shape[0])
+            counts = self.counts[:size]
+            logits[:size] -= self.params.frequency_penalty * counts
+            logits[:size] -= self.params.presence_penalty * (counts > 0).to(logits.dtype)
+        if self.held_back and self.generated < self.params.min_tokens:
+            logits[self.held_back] = float("-inf")
 
     def sample(self, logits: torch.Tensor) -> torch.Tensor:
         scaled = logits / self.params.temperature
+        if self.params.min_p > 0:
+            scaled = _min_p(scaled, self.params.min_p)
+        if self.params.top_k > 0:
+            scaled = _top_k(scaled, self.params.top_k)
         if self.params.top_p < 1:
             scaled = _top_p(scaled, self.params.top_p)
         return torch.multinomial(torch.softmax(scaled, dim=-1), 1, generator=self.generator)[0]
 
     def observe(self, token: int) -> None:
+        self.generated += 1
         if self.counts is not None and token < self.counts.shape[0]:
             self.counts[token] += 1
+        if self.seen is not None and token < self.seen.shape[0]:
+            self.seen[token] = True
 
 
 def choose(logits: torch.Tensor, samplers: list[Sampler]) -> list[Choice]:
@@ -69,7 +105,7 @@ def choose(logits: torch.Tensor, samplers: list[Sampler]) -> list[Choice]:
     logits = logits.float()
     wanted = [sampler.params.logprobs for sampler in samplers]
     model_logprobs = torch.log_softmax(logits, dim=-1) if any(k is not None for k in wanted) else None
-    if any(sampler.counts is not None for sampler in samplers):
+    if any(sampler.adjusts_logits for sampler in samplers):
         logits = logits.clone()
         for row, sampler in enumerate(samplers):
             sampler.penalise(logits[row])
@@ -107,3 +143,44 @@ def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     before = probabilities.cumsum(dim=-1) - probabilities
     ordered = ordered.masked_fill(before > top_p, float("-inf"))
     return torch.empty_like(logits).scatter_(0, order, ordered)
+
+
+def _top_k(logits: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Keeps the `top_k` likeliest tokens."""
+    if top_k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(top_k).values[-1]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def _min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Keeps the tokens at least `min_p` times as likely as the likeliest."""
+    probabilities = logits.softmax(dim=-1)
+    return logits.masked_fill(probabilities < min_p * probabilities.max(), float("-inf"))
+
+
+PROMPT_POSITIONS = 512  # prompt positions whose log probabilities are worked out at once
+
+
+def prompt_choices(logits: torch.Tensor, prompt: list[int], top: int) -> list[Choice]:
+    """Each prompt token after the first as the model saw it: its log probability after the tokens
+    before it, and the `top` likeliest there. `logits` ([columns, vocabulary]) are a prefilled row's,
+    its prompt the last columns. A few positions at a time: a vocabulary's worth of floats each."""
+    targets = torch.tensor(prompt[1:], dtype=torch.long, device=logits.device)
+    positions = logits[-len(prompt) : -1]
+    choices = []
+    for start in range(0, len(targets), PROMPT_POSITIONS):
+        logprobs = torch.log_softmax(positions[start : start + PROMPT_POSITIONS].float(), dim=-1)
+        wanted = targets[start : start + PROMPT_POSITIONS]
+        chosen = logprobs.gather(-1, wanted[:, None])[:, 0].tolist()
+        tops = [()] * len(chosen)
+        if top:
+            values, indices = logprobs.topk(top)
+            tops = [
+                tuple(zip(i, v, strict=True)) for i, v in zip(indices.tolist(), values.tolist(), strict=True)
+            ]
+        choices += [
+            Choice(token, logprob, alternatives)
+            for token, logprob, alternatives in zip(wanted.tolist(), chosen, tops, strict=True)
+        ]
+    return choices

@@ -3,8 +3,9 @@
 vLLM runs the model in processes of its own (its engine core and workers: paged attention,
 continuous batching, its own kernels); this module is the `TextGenerator` the OpenAI layer speaks to.
 Prompts are read and chats rendered with vLLM's tokenizer; each sequence is one vLLM request with its
-own sampling parameters (temperature, top-p, seed, penalties, log probabilities), whose new tokens
-and text come back step by step. Stop strings stay the OpenAI layer's, as with the huggingface
+own sampling parameters (temperature, top-p, seed, penalties, log probabilities, and vLLM's own
+extensions a request set: top_k, min_p, repetition_penalty, min_tokens, ignore_eos,
+stop_token_ids), whose new tokens and text come back step by step. Stop strings stay the OpenAI layer's, as with the huggingface
 engine: a match closes the iterator, and closing it early aborts the request in vLLM, which frees
 its place in vLLM's batch and its cache blocks.
 
@@ -92,7 +93,8 @@ class VLLMGenerator(TokenizerPrompts):
         self.engine.shutdown()
 
     def unsupported(self, params: SamplingParams) -> str | None:
-        return None
+        # vLLM can give them (its prompt_logprobs), but reading them back is not built here yet.
+        return "prompt_logprobs" if params.prompt_logprobs is not None else None
 
     def occupancy(self) -> EngineLoad:
         return EngineLoad(running=self._running, waiting=self._waiting)
@@ -149,7 +151,22 @@ def _sampling_params(params: SamplingParams) -> Any:
         logprobs=params.logprobs,
         skip_special_tokens=True,
         output_kind=RequestOutputKind.DELTA,  # each output holds only what is new
+        **_vllm_extensions(params),
     )
+
+
+def _vllm_extensions(params: SamplingParams) -> dict[str, Any]:
+    """vLLM's own sampling extensions the request set (stop strings, and with them
+    include_stop_str_in_output, stay the OpenAI layer's). Defaults are left to vLLM, whose spelling of
+    "every token" for top_k has changed between versions."""
+    defaults = SamplingParams(max_tokens=None)
+    names = ("top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos", "stop_token_ids")
+    given = {
+        name: getattr(params, name) for name in names if getattr(params, name) != getattr(defaults, name)
+    }
+    if "stop_token_ids" in given:
+        given["stop_token_ids"] = list(given["stop_token_ids"])
+    return given
 
 
 def _step(output: Any, top: int | None, token_bytes: TokenBytes) -> GenerationStep:
