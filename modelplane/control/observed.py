@@ -59,6 +59,15 @@ class RevisionState:
     def ready(self) -> bool:
         return self.phase == LOADED
 
+    @property
+    def gave_up(self) -> bool:
+        """Every replica it wants failed to start: a request waiting for it would only wait."""
+        return (
+            self.failure is not None
+            and not self.ready
+            and self.failed_replicas >= (self.desired_replicas or 1)
+        )
+
 
 def as_reported(state: RevisionState, keeps_traffic: bool) -> RevisionState:
     """The state the status reports of a revision. One that keeps its traffic (the control plane has seen

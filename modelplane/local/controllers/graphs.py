@@ -162,7 +162,7 @@ class GraphReconciler:
         table: dict[str, Route] = {}
         for graph in self._graphs.values():
             runner = graph.running.get(graph.serving or graph.latest or "")
-            if runner is None or (graph.serving is None and _cannot_start(runner)):
+            if runner is None or (graph.serving is None and _cannot_serve(runner)):
                 continue  # the gateway answers at once with why (`unavailable`), as for a service
             timeout = runner.revision.template.get("timeout")
             backend = Backend(
@@ -170,8 +170,13 @@ class GraphReconciler:
                 runner.addresses(),
                 timeout_seconds=float(timeout) if timeout else None,
             )
+            state = runner.state()
+            refusal = None
+            if state.gave_up:  # woken from zero, say, and failed since: requests would only wait
+                what = f"InferenceGraph {graph.namespace}/{graph.name}"
+                refusal = f"the router of {what} does not serve: {state.failure.message}"
             table.update(
-                inference_graph_routes(graph.name, graph.namespace, (backend,), self.settings.domain)
+                inference_graph_routes(graph.name, graph.namespace, (backend,), self.settings.domain, refusal)
             )
         return table
 
@@ -322,6 +327,13 @@ class GraphReconciler:
             self.revision_log.forget(*key)
         self.on_routes()
         self._retire_all_but(graph, None)
+
+
+def _cannot_serve(runner: RevisionReplicas) -> bool:
+    """Whether a router revision's replicas will not serve without a change: they wait for GPUs this
+    machine cannot give, or every one of them failed to start."""
+    state = runner.state()
+    return state.gave_up or (state.phase == PENDING and bool(state.unschedulable))
 
 
 def _cannot_start(runner: RevisionReplicas | None) -> str | None:

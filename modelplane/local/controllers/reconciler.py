@@ -782,10 +782,8 @@ class Reconciler:
         for backend in backends:
             runner = service.running.get(backend.revision)
             state = runner.state() if runner is not None else None
-            if state is None or state.ready or state.failure is None:
-                return None
-            if state.failed_replicas < (state.desired_replicas or 1):
-                return None  # another replica may still come up
+            if state is None or not state.gave_up:
+                return None  # it serves, or a replica may still come up
             failure = failure or state.failure.message
         return f"the {component} of InferenceService {service.namespace}/{service.name} does not serve: {failure}"
 

@@ -216,7 +216,11 @@ def inference_service_routes(
 
 
 def inference_graph_routes(
-    name: str, namespace: str, router: tuple[Backend, ...], domain: str = DEFAULT_DOMAIN
+    name: str,
+    namespace: str,
+    router: tuple[Backend, ...],
+    domain: str = DEFAULT_DOMAIN,
+    refusal: str | None = None,
 ) -> dict[str, Route]:
-    """The host of one InferenceGraph: its router's revisions."""
-    return {isvc_host(name, namespace, domain): Route(router)}
+    """The host of one InferenceGraph: its router's revisions (`refusal`: why they do not serve)."""
+    return {isvc_host(name, namespace, domain): Route(router, refusal=refusal)}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from modelplane.api.conditions import LOADED, LOADING, PENDING
+from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, PENDING
 from modelplane.control import Revision
-from modelplane.control.observed import RevisionState
+from modelplane.control.observed import Failure, RevisionState
 from modelplane.local.controllers.graphs import GraphReconciler, _Graph
 from modelplane.local.replicas.supervisor import SupervisorSettings
 
@@ -15,17 +15,26 @@ class Router:
     """Stands for the replicas of a router revision: `ready` addresses, or none while it starts."""
 
     def __init__(
-        self, number: int, addresses: tuple[str, ...] = (), unschedulable: str | None = None
+        self,
+        number: int,
+        addresses: tuple[str, ...] = (),
+        unschedulable: str | None = None,
+        failure: str | None = None,
     ) -> None:
         name = f"chain-router-{number:05d}"
         self.revision = Revision(name, "router", number, f"d{number}", {"timeout": 30})
         self._addresses = addresses
         self._unschedulable = unschedulable
+        self._failure = failure
 
     def addresses(self) -> tuple[str, ...]:
         return self._addresses
 
     def state(self) -> RevisionState:
+        if self._failure is not None:  # its one replica failed to start
+            return RevisionState(
+                self.revision.name, FAILED_TO_LOAD, failed_replicas=1, failure=Failure("Error", self._failure)
+            )
         phase = LOADED if self._addresses else PENDING if self._unschedulable else LOADING
         return RevisionState(self.revision.name, phase, unschedulable=self._unschedulable)
 
@@ -76,3 +85,33 @@ def test_a_first_router_that_cannot_start_leaves_the_host_to_say_why(tmp_path):
     assert reconciler.unavailable() == {
         HOST: 'InferenceGraph default/chain is not ready: Revision "chain-router-00001" cannot start: needs 1 GPU ...'
     }
+
+
+def test_a_first_router_whose_replicas_failed_leaves_the_host_to_say_why(tmp_path):
+    """A router that exits as it starts: a request is answered at once with why, not after the
+    activator's timeout."""
+    failed = Router(1, failure="the router exited with code 2")
+    graph = _Graph("default", "chain", running={failed.revision.name: failed}, latest=failed.revision.name)
+    graph.not_ready = 'Revision "chain-router-00001" failed with message: the router exited with code 2.'
+    reconciler = reconciler_with(tmp_path, graph)
+    assert reconciler.routes() == {}
+    assert reconciler.unavailable()[HOST].startswith("InferenceGraph default/chain is not ready: Revision")
+
+
+def test_a_serving_router_that_failed_since_refuses_at_once(tmp_path):
+    """Woken from zero, say, and every replica failed: its requests are answered 503 with why."""
+    failed = Router(1, failure="the router exited with code 2")
+    graph = _Graph(
+        "default",
+        "chain",
+        running={failed.revision.name: failed},
+        latest=failed.revision.name,
+        serving=failed.revision.name,
+    )
+    route = reconciler_with(tmp_path, graph).routes()[HOST]
+    assert route.refusal == (
+        "the router of InferenceGraph default/chain does not serve: the router exited with code 2"
+    )
+    serving = Router(1, ("127.0.0.1:9000",))
+    graph.running = {serving.revision.name: serving}
+    assert reconciler_with(tmp_path, graph).routes()[HOST].refusal is None
