@@ -71,6 +71,7 @@ class OpenAIAnswer:
     document: Any = None
     events: AsyncIterator[bytes] | None = None
     warnings: list[str] = field(default_factory=list)  # each a `Warning` header of the answer
+    allow: str | None = None  # a 405's `Allow` header: the method the route takes
 
 
 @dataclass
@@ -130,6 +131,8 @@ class OpenAIEndpoints:
             if route == "/rerank":
                 return await self._rerank(parse_rerank(document))
             raise OpenAIError(f"Invalid URL (POST {path})", 404, code="not_found")
+        except _MethodNotAllowed as error:
+            return OpenAIAnswer(405, error.to_json(), allow=error.allowed)
         except OpenAIError as error:
             return OpenAIAnswer(error.status_code, error.to_json())
         except ModelplaneError as error:
@@ -681,6 +684,12 @@ def _json(body: bytes) -> Any:
         raise OpenAIError(f"We could not parse the JSON body of your request: {exc}") from None
 
 
+class _MethodNotAllowed(OpenAIError):
+    def __init__(self, method: str, allowed: str) -> None:
+        super().__init__(f"Method {method} is not allowed here; use {allowed}", 405)
+        self.allowed = allowed
+
+
 def _only(method: str, allowed: str) -> None:
     if method != allowed:
-        raise OpenAIError(f"Method {method} is not allowed here; use {allowed}", 405)
+        raise _MethodNotAllowed(method, allowed)

@@ -192,7 +192,7 @@ class RESTServer:
             return _not_found()
         if not verb:
             if method != "GET":
-                return _method_not_allowed()
+                return _method_not_allowed("GET")
             ready = await self.dataplane.repository.is_ready(name)
             if not ready:
                 self.dataplane.repository.get_ready(name)  # raises ModelNotReady, with the reason
@@ -200,7 +200,7 @@ class RESTServer:
         if verb not in ("predict", "explain"):
             return _not_found()
         if method != "POST":
-            return _method_not_allowed()
+            return _method_not_allowed("POST")
         return await self._v1_infer(name, verb, request)
 
     async def _v1_infer(self, name: str, verb: str, request: HttpRequest) -> HTTPResponse:
@@ -235,10 +235,12 @@ class RESTServer:
         answer = await self.openai.handle(method, path, request.body)
         model_metrics = self.dataplane.request_metrics(_model_field(request.body))
         model_metrics.observe_request("openai", answer.status, time.perf_counter() - started)
-        warnings = warning_headers(answer.warnings)
+        headers = warning_headers(answer.warnings)
+        if answer.allow is not None:
+            headers.append((b"allow", answer.allow.encode()))
         if answer.events is not None:
-            return HTTPResponse(answer.status, b"", _SSE_HEADERS + warnings, answer.events)
-        return HTTPResponse(answer.status, orjson.dumps(answer.document), JSON_HEADERS + warnings)
+            return HTTPResponse(answer.status, b"", _SSE_HEADERS + headers, answer.events)
+        return HTTPResponse(answer.status, orjson.dumps(answer.document), JSON_HEADERS + headers)
 
     # -- V2 -------------------------------------------------------------------------------------
 
@@ -275,7 +277,7 @@ class RESTServer:
             version, rest = rest[1], rest[2:]
         if not rest:
             if method != "GET":
-                return _method_not_allowed()
+                return _method_not_allowed("GET")
             served = dataplane.repository.get(name)
             if version is not None:
                 from modelplane.server.dataplane import check_version
@@ -284,7 +286,7 @@ class RESTServer:
             return json_response(dataplane.model_metadata(name))
         if rest == ["ready"]:
             if method != "GET":
-                return _method_not_allowed()
+                return _method_not_allowed("GET")
             if not await dataplane.repository.is_ready(name):
                 dataplane.repository.get_ready(name)  # raises ModelNotReady, with the reason
             if version is not None:
@@ -292,7 +294,7 @@ class RESTServer:
             return json_response({"name": name, "ready": True})
         if rest == ["infer"]:
             if method != "POST":
-                return _method_not_allowed()
+                return _method_not_allowed("POST")
             return await self._v2_infer(name, version, request)
         return _not_found()
 
@@ -325,11 +327,11 @@ class RESTServer:
         repository = self.dataplane.repository
         if parts == ["index"]:
             if method not in ("GET", "POST"):
-                return _method_not_allowed()
+                return _method_not_allowed("GET, POST")
             return json_response(self.dataplane.repository_index(_index_ready_only(request.body)))
         if len(parts) == 3 and parts[0] == "models" and parts[2] in ("load", "unload"):
             if method != "POST":
-                return _method_not_allowed()
+                return _method_not_allowed("POST")
             name = parts[1]
             if parts[2] == "load":
                 await repository.load(name)
@@ -423,15 +425,18 @@ def _v2_infer_response(response: Any, request: InferRequest) -> HTTPResponse:
 
 
 def _only(method: str, allowed: str) -> HTTPResponse | None:
-    return None if method == allowed else _method_not_allowed()
+    return None if method == allowed else _method_not_allowed(allowed)
 
 
 def _not_found() -> HTTPResponse:
     return error_response(404, "Not Found: no such route")
 
 
-def _method_not_allowed() -> HTTPResponse:
-    return error_response(405, "Method Not Allowed")
+def _method_not_allowed(allowed: str) -> HTTPResponse:
+    """405, with the `Allow` header HTTP requires of it (`allowed`: `GET`, or `GET, POST`)."""
+    return HTTPResponse(
+        405, orjson.dumps({"error": "Method Not Allowed"}), [*JSON_HEADERS, (b"allow", allowed.encode())]
+    )
 
 
 def _model_field(body: bytes) -> str:

@@ -57,6 +57,14 @@ def client(server):
         yield client
 
 
+def test_a_wrong_method_is_405_with_the_allowed_one(server):
+    wrong = httpx.get(f"{server.url}/openai/v1/chat/completions")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+    assert wrong.json()["error"]["message"] == "Method GET is not allowed here; use POST"
+    wrong = httpx.post(f"{server.url}/openai/v1/models")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET")
+
+
 def test_models_are_listed(client):
     assert [model.id for model in client.models.list()] == ["alphabet"]
     assert client.models.retrieve("alphabet").id == "alphabet"

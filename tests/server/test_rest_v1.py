@@ -63,7 +63,12 @@ def test_client_faults_are_400_with_a_reason(iris_server):
 
 def test_unknown_route_and_wrong_method(iris_server):
     assert httpx.get(iris_server.url + "/nowhere").status_code == 404
-    assert httpx.get(iris_server.url + "/v1/models/iris:predict").status_code == 405
+    wrong = httpx.get(iris_server.url + "/v1/models/iris:predict")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+    wrong = httpx.post(iris_server.url + "/v2/models/iris/ready")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET")
+    wrong = httpx.delete(iris_server.url + "/v2/repository/index")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET, POST")
     assert httpx.post(iris_server.url + "/v1/models/iris:unknownverb", json={}).status_code == 404
 
 
