@@ -12,6 +12,7 @@ A refusal reads as Kubernetes words it: `InferenceService.serving.kserve.io "iri
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 from modelplane.api.admission import admit
@@ -28,6 +29,7 @@ from modelplane.control.autoscaling_settings import METRIC, PREFIX, AutoscalingE
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.hpa_settings import resource_scaling
 from modelplane.control.modelmesh import deployment_mode
+from modelplane.control.progress_deadline import ProgressDeadlineError, annotated_progress_deadline
 from modelplane.control.revision_templates import COMPONENTS, scaling_annotations
 from modelplane.graph.validation import validate_graph_spec
 
@@ -49,8 +51,17 @@ def admit_with_platform_checks(resource: dict, **context) -> dict:
     elif kind == INFERENCE_SERVICE:
         spec = admitted.get("spec") or {}
         scaled = {f"spec.{component}": spec.get(component) for component in COMPONENTS}
-        _raise_if_any(_autoscaling_errors(admitted, scaled))
+        _raise_if_any(
+            itertools.chain(_autoscaling_errors(admitted, scaled), _progress_deadline_errors(admitted))
+        )
     return admitted
+
+
+def _progress_deadline_errors(resource: dict) -> Iterator[FieldError]:
+    try:
+        annotated_progress_deadline((resource.get("metadata") or {}).get("annotations") or {})
+    except ProgressDeadlineError as error:
+        yield FieldError("metadata.annotations", str(error))
 
 
 KPA_CLASS = "kpa.autoscaling.knative.dev"

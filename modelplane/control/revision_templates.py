@@ -46,6 +46,7 @@ from modelplane.control.autoscaling_settings import PREFIX as AUTOSCALING_PREFIX
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.images import IMAGE_NOT_SERVED, ImageNotServed, local_command
 from modelplane.control.modelmesh import deployment_mode
+from modelplane.control.progress_deadline import ProgressDeadlineError, annotated_progress_deadline
 
 COMPONENTS = ("predictor", "transformer", "explainer")
 DEFAULT_HTTP_PORT = 8080
@@ -302,6 +303,9 @@ def _container_template(
         declared = container.get(kind)
         if isinstance(declared, dict) and (kind != "readinessProbe" or _more_than_a_path(declared)):
             template[kind] = _with_port_numbers(declared, container.get("ports") or [])
+    deadline = _progress_deadline(isvc["metadata"])
+    if deadline is not None:  # only when set, as above
+        template["progressDeadline"] = deadline
     # Scaled on its cpu or memory (an HPA's metrics): only then, so that other templates stay the same.
     mode = deployment_mode(isvc)
     hpa = resource_scaling_spec(component_spec, isvc["metadata"].get("annotations") or {}, mode)
@@ -474,6 +478,14 @@ def batcher_args(argv: Sequence[str], batcher: dict, component: str, runner: str
         if batcher.get(field) is not None:
             flags.append(f"{flag}={batcher[field]}")
     return flags
+
+
+def _progress_deadline(metadata: dict) -> float | None:
+    """The annotation's deadline; one admission would refuse (stored before it did) is left out."""
+    try:
+        return annotated_progress_deadline(metadata.get("annotations") or {})
+    except ProgressDeadlineError:
+        return None
 
 
 def scaling_annotations(metadata: dict, mode: str | None = None) -> dict[str, str]:

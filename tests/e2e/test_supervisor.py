@@ -89,6 +89,47 @@ def test_a_server_gets_its_own_port_becomes_ready_and_comes_back_when_killed(tmp
     asyncio.run(scenario())
 
 
+def test_a_replica_never_ready_within_its_progress_deadline_fails_and_keeps_running(tmp_path):
+    """As Knative fails a revision whose initial scale is never achieved: the revision says why, and
+    the replica is left running, so that a readiness that comes late still counts."""
+
+    async def scenario():
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+        never_ready = revision(command)
+        never_ready.template.update(readinessPath="/never", progressDeadline=0.5)
+        replicas = RevisionReplicas(never_ready, "default", "demo", 1, settings(tmp_path), lambda: None)
+        replicas.start()
+        try:
+            await until(lambda: replicas.state().phase == "FailedToLoad", "failed past its deadline")
+            failure = replicas.state().failure
+            assert failure.message.startswith("Initial scale was never achieved")
+            assert "progress deadline of 0.5s" in failure.message
+            assert replicas.replicas[0].pid is not None and replicas.replicas[0].restarts == 0
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_replica_ready_within_its_progress_deadline_does_not_fail_when_it_later_is_not(tmp_path):
+    async def scenario():
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+        ready_once = revision(command)
+        ready_once.template.update(progressDeadline=0.5)
+        replicas = RevisionReplicas(ready_once, "default", "demo", 1, settings(tmp_path), lambda: None)
+        replicas.start()
+        try:
+            await until(lambda: replicas.addresses(), "ready")
+            ready_once.template["readinessPath"] = "/never"  # its readiness fails from now on
+            await until(lambda: replicas.state().phase == "Loading", "not ready any more")
+            await asyncio.sleep(1.0)  # past the deadline
+            assert replicas.state().phase == "Loading"
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_replica_whose_log_cannot_be_written_is_still_restarted_and_comes_back(tmp_path, caplog):
     """A full or read-only disk: the exit cannot be noted in the replica's log (here its path is a folder,
     which even root cannot append to), and the replica is restarted all the same once it can be."""

@@ -19,6 +19,7 @@ from modelplane.api.constants import (
 )
 from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import autoscaling_settings as scaling
+from modelplane.control.progress_deadline import PROGRESS_DEADLINE_ANNOTATION
 from modelplane.kube.render import STOP_ANNOTATION
 from modelplane.local.api.field_dispositions import ONE_MACHINE
 from modelplane.local.metrics_exposition import SCRAPE_ANNOTATION
@@ -47,6 +48,7 @@ ACTED_ON = frozenset(
         scaling.POD_RETENTION_PERIOD,
         scaling.INITIAL_SCALE,
         scaling.ACTIVATION_SCALE,
+        PROGRESS_DEADLINE_ANNOTATION,
     }
 )
 

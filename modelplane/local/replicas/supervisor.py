@@ -38,6 +38,12 @@ import httpx
 from modelplane.api.conditions import FAILED_TO_LOAD, LOADED, LOADING, MODEL_LOAD_FAILED, PENDING
 from modelplane.api.validation.inference_service import common_parent
 from modelplane.control import Failure, Revision, RevisionState, Termination
+from modelplane.control.autoscaling_settings import format_seconds
+from modelplane.control.progress_deadline import (
+    DEFAULT_PROGRESS_DEADLINE,
+    PROGRESS_DEADLINE_ANNOTATION,
+    progress_deadline,
+)
 from modelplane.control.revision_templates import COMPONENTS
 from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.metrics_exposition import ScrapeTarget
@@ -96,6 +102,9 @@ class SupervisorSettings:
     backoff_max: float = 30.0
     stable_after: float = 30.0  # a replica up this long starts its back-off afresh
     stop_grace: float = 20.0
+    # How long a replica may take to get ready for the first time before its revision fails (a
+    # template's `progressDeadline` wins): Knative's and a Deployment's default, 600 s.
+    progress_deadline: float = DEFAULT_PROGRESS_DEADLINE
     repositories_dir: Path | None = None  # multi-model replicas' folders (default: next to logs_dir)
     # Fills a multi-model replica's folder with its TrainedModels before the replica starts.
     prepare_repository: Callable[[Replica], Awaitable[None]] | None = None
@@ -152,6 +161,8 @@ class Replica:
         self.not_ready_reason: str | None = None  # why it is not ready, where the platform can tell
         self.last_termination: Termination | None = None
         self._on_change = on_change
+        self._created_at = time.monotonic()  # when its progress deadline began
+        self._ever_ready = False
         self._process: asyncio.subprocess.Process | ForkedProcess | InheritedChild | None = None
         self._ports: ReplicaPorts | None = None
         self._port_given_in: tuple[str, ...] = ("$PORT",)  # how its process was told its HTTP port
@@ -554,6 +565,7 @@ class Replica:
         self.grpc_address = f"127.0.0.1:{handed.grpc_port}"
         self._note(f"taken back after a restart of the platform (pid {handed.pid})")
         if handed.loaded:
+            self._ever_ready = True
             self._set(LOADED, address=f"127.0.0.1:{handed.http_port}")
         return handed
 
@@ -680,7 +692,7 @@ class Replica:
             if process.returncode is not None:
                 break
             if result.ready:
-                was_ready = True
+                was_ready = self._ever_ready = True
                 if self.phase != LOADED:
                     logger.info("%s is ready on 127.0.0.1:%s", self.label, ports.http)
                 self._say_why_not_ready(None)
@@ -691,6 +703,9 @@ class Replica:
                 self._say_why_not_ready(port_check.look())
                 if self.phase == LOADED:
                     self._set(LOADING)
+                elif self.phase != FAILED_TO_LOAD and (overdue := self._past_progress_deadline(template)):
+                    logger.warning("%s %s", self.label, overdue)
+                    self._set(FAILED_TO_LOAD, failure=self._failure(overdue))
             interval = self.settings.ready_probe_interval if result.ready else self.settings.probe_interval
             if declared is not None and result.ready:
                 interval = declared.period
@@ -698,6 +713,19 @@ class Replica:
                 await asyncio.wait_for(process.wait(), interval)
         self._say_why_not_ready(None)
         return was_ready
+
+    def _past_progress_deadline(self, template: dict) -> str | None:
+        """Why its revision fails, when the replica has never been ready and its progress deadline has
+        passed, as Knative fails a revision whose initial scale is never achieved (the replica runs on,
+        and a readiness that comes later still counts)."""
+        deadline = progress_deadline(template, self.settings.progress_deadline)
+        if self._ever_ready or time.monotonic() - self._created_at < deadline:
+            return None
+        why = f": {self.not_ready_reason}" if self.not_ready_reason else ""
+        return (
+            f"Initial scale was never achieved: not ready within the progress deadline of "
+            f"{format_seconds(deadline)} ({PROGRESS_DEADLINE_ANNOTATION}){why}"
+        )
 
     def _say_why_not_ready(self, reason: str | None) -> None:
         """Says in the replica's log, the platform's and its revision's state why it is not ready (None:
