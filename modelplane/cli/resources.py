@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +30,7 @@ from modelplane.local.api.describe import describe
 from modelplane.local.api.errors import ApiError, NotFound
 from modelplane.local.api.paths import qualified_singular, resolve_kind
 from modelplane.local.api.settings import api_certificate_authority, api_token, api_url
-from modelplane.local.api.unhonored_fields import unhonored_fields
+from modelplane.local.api.unhonored_fields import Unhonored, first_revision_unhonored, unhonored_fields
 
 KIND_WORDS = "isvc, ig, sr, csr, tm or a full name; or KIND/NAME"
 
@@ -123,6 +123,10 @@ def _apply(args: argparse.Namespace) -> int:
         except ApiError as error:
             raise CommandError(f"{_where(error, documents)}{error} (nothing was applied)") from None
     print_unhonored_warnings(documents)  # once accepted: a refused apply says only why
+    created = [
+        document for document, result in zip(documents, results, strict=True) if result["action"] == "created"
+    ]
+    print_unhonored_warnings(created, first_revision_unhonored)
     suffix = " (server dry run)" if args.dry_run else ""
     for result in results:
         print(f"{_object_name(result['object'])} {result['action']}{suffix}")
@@ -144,11 +148,13 @@ def print_apply_warnings(documents: list[Document]) -> None:
             print(f"Warning: {document.source}:{document.line_of(warning.path)}: {warning}", file=sys.stderr)
 
 
-def print_unhonored_warnings(documents: list[Document]) -> None:
+def print_unhonored_warnings(
+    documents: list[Document], found: Callable[[dict], list[Unhonored]] = unhonored_fields
+) -> None:
     """Fields that are kept but do nothing here (a node to choose, a resource other than cpu, memory
-    and GPUs, an annotation another platform reads)."""
+    and GPUs, an annotation another platform reads); `found` finds them in a resource."""
     for document in documents:
-        for field in unhonored_fields(document.resource):
+        for field in found(document.resource):
             print(
                 f"Warning: {document.source}:{document.line_of(field.path)}: {field.path}: "
                 f"accepted but not acted on: {field.why}",

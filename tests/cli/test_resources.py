@@ -581,3 +581,17 @@ def test_a_server_that_is_not_the_control_plane_is_named_as_such():
         'API (not the gateway)? It said: \'{"error":"no InferenceService'
     )
     assert len(result.stderr) < 300
+
+
+def test_a_canary_percent_on_a_new_service_is_said_to_wait_for_a_later_change(api, tmp_path):
+    canary = ISVC.format(name="first-canary", uri="file:///models/iris").replace(
+        "  predictor:\n", "  predictor:\n    canaryTrafficPercent: 10\n"
+    )
+    path = write(tmp_path, "canary.yaml", canary)
+    created = run(api, "apply", "-f", str(path))
+    assert created.returncode == 0, created.stderr
+    assert f"Warning: {path}:7: spec.predictor.canaryTrafficPercent: accepted but not acted on: a new " in (
+        created.stderr
+    )
+    changed = run(api, "apply", "-f", str(write(tmp_path, "canary.yaml", canary.replace("iris", "iris-2"))))
+    assert changed.returncode == 0 and "canaryTrafficPercent" not in changed.stderr

@@ -75,7 +75,7 @@ from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.api.store import Ref, Store, WatchEvent, ref_of, store_path
 from modelplane.local.api.store_faults import STORE_FAULTS
 from modelplane.local.api.tables import TableRequest, table, table_events, table_request
-from modelplane.local.api.unhonored_fields import unhonored_warnings
+from modelplane.local.api.unhonored_fields import first_revision_warnings, unhonored_warnings
 from modelplane.local.api.write_options import DeleteOptions, WriteOptions
 from modelplane.local.tls import TLSFiles
 from modelplane.protocol.http1_wire import warning_headers
@@ -232,7 +232,7 @@ class ApiApp:
             warnings = options.unknown_field_warnings(body, target.kind)
             with _warning_with_refusal(warnings):
                 created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
-            headers = warning_headers(warnings + _written_warnings(created))
+            headers = warning_headers(warnings + _written_warnings(created, created=True))
             return await send_json(send, 201, shown(created), headers)
         if request.method == "DELETE":
             return await self._delete_collection(request, send, target)
@@ -338,7 +338,7 @@ class ApiApp:
         with _warning_with_refusal(warnings):
             updated = await asyncio.to_thread(write, ref, remembered, dry_run=options.dry_run)
         if not status_only:
-            warnings += _written_warnings(updated)
+            warnings += _written_warnings(updated, created=False)
         await send_json(send, 200, shown(updated, *before), warning_headers(warnings))
 
     async def _builtin_runtime(self, request: ApiRequest, send: Send, target: Target, builtin: dict) -> None:
@@ -389,7 +389,8 @@ class ApiApp:
         for result in results:
             kind = kind_of(result.object)
             warnings += [
-                f"{kind.kind} {_item_name(result.object)}: {w}" for w in _written_warnings(result.object)
+                f"{kind.kind} {_item_name(result.object)}: {w}"
+                for w in _written_warnings(result.object, created=result.action == "created")
             ]
         await send_json(
             send,
@@ -477,10 +478,12 @@ def _store_namespace(target: Target) -> str | None:
     return target.namespace if target.kind.namespaced else ""
 
 
-def _written_warnings(resource: dict) -> list[str]:
-    """What a write stores but modelplane will not do as written: fields not acted on, and what a
-    graph says that its router evaluates or ignores otherwise than it looks (`graph_warnings`)."""
-    return unhonored_warnings(resource) + [str(warning) for warning in graph_warnings(resource)]
+def _written_warnings(resource: dict, *, created: bool) -> list[str]:
+    """What a write stores but modelplane will not do as written: fields not acted on (and, on a new
+    service, what only a later change does), and what a graph says that its router evaluates or ignores
+    otherwise than it looks (`graph_warnings`)."""
+    first = first_revision_warnings(resource) if created else []
+    return unhonored_warnings(resource) + first + [str(warning) for warning in graph_warnings(resource)]
 
 
 def _check_body(body: dict[str, Any], target: Target) -> None:

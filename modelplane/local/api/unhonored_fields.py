@@ -64,6 +64,10 @@ _STANDARD_CANARY = (
     "KServe's Standard mode does not split traffic by it (its canaries are spec.canary): a new revision "
     "takes all the traffic once it is ready"
 )
+_NOTHING_ROLLED_OUT = (
+    "a new service's first revision takes all the traffic: the percent splits the revision of a later "
+    "change from this one"
+)
 COMPONENTS = ("predictor", "transformer", "explainer")
 WARNED, REFUSED = Disposition.WARNED, Disposition.REFUSED
 Path = list[str | int]
@@ -147,7 +151,15 @@ def _account_fields(resource: dict) -> list[Unhonored]:
 
 def unhonored_warnings(resource: dict) -> list[str]:
     """The warnings an API server sends about them, as `kubectl apply` prints them."""
-    return [f"{field.path}: accepted but not acted on: {field.why}" for field in unhonored_fields(resource)]
+    return _warnings(unhonored_fields(resource))
+
+
+def first_revision_warnings(resource: dict) -> list[str]:
+    return _warnings(first_revision_unhonored(resource))
+
+
+def _warnings(fields: list[Unhonored]) -> list[str]:
+    return [f"{field.path}: accepted but not acted on: {field.why}" for field in fields]
 
 
 def refused_fields(resource: dict) -> list[Unhonored]:
@@ -249,6 +261,25 @@ def _containers_not_run(resource: dict) -> list[Unhonored]:
             running = components.first_implementation(component, part)
             run = running[1] if running and running[0] == components.CUSTOM else None
             found += _others(path, _dicts(part.get("containers")), run)
+    return found
+
+
+def first_revision_unhonored(resource: dict) -> list[Unhonored]:
+    """What a new InferenceService asks that only a later change can do: a `canaryTrafficPercent` below
+    100 splits the traffic between a change's revision and the one rolled out before it, and the first
+    revision has none before it, so it takes all the traffic (as on KServe). Standard mode's is said
+    by `unhonored_fields` already."""
+    spec = resource.get("spec")
+    if resource.get("kind") != INFERENCE_SERVICE.kind or not isinstance(spec, dict):
+        return []
+    if deployment_mode(resource) == STANDARD:
+        return []
+    found = []
+    for name in COMPONENTS:
+        part = spec.get(name)
+        percent = part.get("canaryTrafficPercent") if isinstance(part, dict) else None
+        if isinstance(percent, int) and percent < 100:
+            found.append(Unhonored(f"spec.{name}.canaryTrafficPercent", _NOTHING_ROLLED_OUT))
     return found
 
 

@@ -233,6 +233,19 @@ def test_get_all_lists_the_serving_kinds(kubectl):
     ]
 
 
+def test_a_canary_percent_on_a_new_service_is_warned_once(kubectl):
+    canary = SHORTHAND.format(name="first-canary", uri="pvc://models/iris").replace(
+        "  predictor:\n", "  predictor:\n    canaryTrafficPercent: 10\n"
+    )
+    path = kubectl.file("first-canary.yaml", canary)
+    created = kubectl("apply", "-f", path)
+    assert "Warning: spec.predictor.canaryTrafficPercent: accepted but not acted on: a new service's" in (
+        created.stderr
+    )
+    kubectl.file("first-canary.yaml", canary.replace("models/iris", "models/iris-2"))
+    assert "canaryTrafficPercent" not in kubectl("apply", "-f", path).stderr
+
+
 def test_describe_shows_the_object_and_its_events(kubectl, api):
     kubectl("apply", "-f", kubectl.file("told.yaml", SHORTHAND.format(name="told", uri="pvc://m")))
     uid = api.get(f"{ISVCS}/told").json()["metadata"]["uid"]
