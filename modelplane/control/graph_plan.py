@@ -230,38 +230,39 @@ def inference_graph_status(
         ready = {"status": "False", "reason": UNSCHEDULABLE, "message": router_unschedulable}
     else:
         ready = {"status": "False", "reason": "RouterNotReady", "message": "the router is starting"}
-    before = {c.get("type"): c for c in previous.get("conditions") or [] if isinstance(c, dict)}
-    old = before.get("Ready")
-    same = old is not None and old.get("status") == ready["status"]
-    ready["lastTransitionTime"] = old.get("lastTransitionTime", now) if same else now
-    status["conditions"] = [{"type": "Ready", **ready}]
+    before = _conditions_by_type(previous)
+    status["conditions"] = [
+        _condition(before, "Ready", ready, now),
+        _condition(before, "Stopped", {"status": "False"}, now),  # as KServe keeps it while not stopped
+    ]
     if unhonored:
-        old = before.get(FIELDS_HONORED)
-        honored = {"type": FIELDS_HONORED, **unhonored_condition(unhonored)}
-        honored["lastTransitionTime"] = old.get("lastTransitionTime", now) if old else now
-        status["conditions"].append(honored)
+        status["conditions"].append(_condition(before, FIELDS_HONORED, unhonored_condition(unhonored), now))
     return status
 
 
 def stopped_graph_status(ig: dict, *, now: str, previous: dict | None = None) -> dict:
     """`serving.kserve.io/stop: "true"`: no router, no URL; Stopped=True and Ready=False."""
-    previous = previous or {}
-    before = {c.get("type"): c for c in previous.get("conditions") or [] if isinstance(c, dict)}
-    conditions = []
-    for kind, condition in (
-        ("Ready", {"status": "False", "reason": "Stopped"}),
-        ("Stopped", {"status": "True"}),
-    ):
-        old = before.get(kind)
-        same = old is not None and old.get("status") == condition["status"]
-        conditions.append(
-            {
-                "type": kind,
-                **condition,
-                "lastTransitionTime": old.get("lastTransitionTime", now) if same else now,
-            }
-        )
+    before = _conditions_by_type(previous or {})
+    conditions = [
+        _condition(before, "Ready", {"status": "False", "reason": "Stopped"}, now),
+        _condition(before, "Stopped", {"status": "True"}, now),
+    ]
     return {"observedGeneration": (ig.get("metadata") or {}).get("generation", 1), "conditions": conditions}
+
+
+def _conditions_by_type(status: dict) -> dict[str, dict]:
+    return {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+
+
+def _condition(before: dict[str, dict], kind: str, condition: dict, now: str) -> dict:
+    """A condition of `kind`, its lastTransitionTime kept from `before` while its status is the same."""
+    old = before.get(kind)
+    same = old is not None and old.get("status") == condition["status"]
+    return {
+        "type": kind,
+        **condition,
+        "lastTransitionTime": old.get("lastTransitionTime", now) if same else now,
+    }
 
 
 def isvc_namespace(isvc: dict) -> str:

@@ -150,7 +150,8 @@ def test_a_graph_waits_for_missing_and_unready_services():
             "reason": "ServiceNotReady",
             "message": "Failed to find graph service gone; service slow is not ready",
             "lastTransitionTime": NOW,
-        }
+        },
+        {"type": "Stopped", "status": "False", "lastTransitionTime": NOW},
     ]
 
 
@@ -165,7 +166,10 @@ def test_a_graph_whose_router_serves_is_ready_at_its_own_host():
     assert ready == {
         "observedGeneration": 3,
         "url": "http://chain.default.localhost:8080",
-        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": LATER}],
+        "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": LATER},
+            {"type": "Stopped", "status": "False", "lastTransitionTime": NOW},  # since it started
+        ],
     }
     again = inference_graph_status(
         ig, plan, router_ready=True, domain="localhost", port=8080, now="x", previous=ready
@@ -179,6 +183,11 @@ def test_a_stopped_graph_is_not_ready():
         ("Ready", "False", "Stopped"),
         ("Stopped", "True", None),
     ]
+    plan = graph_plan(graph({"serviceName": "sklearn"}), {"sklearn": isvc("sklearn")})
+    started = inference_graph_status(
+        graph(), plan, router_ready=True, domain="localhost", port=8080, now=LATER, previous=status
+    )
+    assert started["conditions"][1] == {"type": "Stopped", "status": "False", "lastTransitionTime": LATER}
 
 
 def test_a_graph_whose_service_went_away_is_not_ready_though_its_router_runs():
