@@ -422,8 +422,9 @@ class _Builder:
 
     def _add_credentials(self, pod: dict, parts: _Parts, path: str) -> None:
         """The pod's ServiceAccount credentials on the containers that fetch models (its storage
-        initializers, or its model agent), where no `storage.key` names them."""
-        if self.accounts is None or (parts.storage and (parts.storage.get("storage") or {}).get("key")):
+        initializers, or its model agent), where no `storage` spec names them (KServe reads a spec's
+        credentials from the storage-config Secret alone, with or without a key)."""
+        if self.accounts is None or (parts.storage and parts.storage.get("storage")):
             return
         fetching = [c for c in pod.get("initContainers") or [] if c["name"].startswith(INITIALIZER_NAME)]
         fetching += [

@@ -31,6 +31,7 @@ from pathlib import PurePosixPath
 from modelplane.api.constants import DEFAULT_MOUNT_PATH
 from modelplane.api.validation.inference_service import common_parent
 from modelplane.kube.settings import KubeSettings
+from modelplane.storage.spec import StorageSpec
 from modelplane.storage.uri import Location, parse_uri
 
 CONTAINER_NAME = "storage-initializer"
@@ -174,8 +175,12 @@ def _credentials(
     location: Location | None, storage: dict | None, annotations: dict, settings: KubeSettings
 ) -> list[dict]:
     secret = annotations.get(SECRET_NAME_ANNOTATION) or settings.storage_secret
-    if storage:
-        reference = {"name": secret, "key": storage.get("key") or DEFAULT_KEY}
+    if storage and storage.get("key"):
+        reference = {"name": secret, "key": storage["key"]}
+    elif storage:
+        # KServe's default entry for a spec without a key, which need not be there.
+        key = StorageSpec.from_dict(_spec(storage)).config_key
+        reference = {"name": secret, "key": key, "optional": True}
     elif location is not None and location.kind in _REMOTE:
         reference = {"name": secret, "key": DEFAULT_KEY, "optional": True}
     else:

@@ -38,6 +38,41 @@ PUBLIC_FIELDS = frozenset(
     }
 )
 
+# Every field a backend reads from a document (or from a storage spec's parameters, which replace the
+# document's own); docs/storage.md lists them.
+READ_FIELDS = frozenset(
+    {
+        "type",
+        "bucket",
+        "default_bucket",
+        # S3
+        "endpoint_url",
+        "region",
+        "access_key_id",
+        "secret_access_key",
+        "anonymous",
+        "verify_ssl",
+        "ca_bundle",
+        "addressing_style",
+        "virtual_bucket",
+        "use_accelerate",
+        # GCS
+        "base64_service_account",
+        "service_account_json",
+        # Azure Blob
+        "account_name",
+        "container",
+        "sas_token",
+        "connection_string",
+        "account_key",
+        # Hugging Face Hub
+        "hf_token",
+        "HF_TOKEN",
+        # ModelMesh Serving's pvc type: the claim
+        "name",
+    }
+)
+
 # Environment variables that hold credentials, scrubbed from messages like secret fields.
 SECRET_ENV = (
     "AWS_ACCESS_KEY_ID",

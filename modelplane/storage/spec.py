@@ -6,6 +6,9 @@
       parameters:              # fields that replace the document's own
         bucket: example-models
 
+Without a `key`, KServe's default entry is read: `default_<type>` when the parameters name a `type`,
+else `default`; that entry may be missing, as long as the parameters say the type.
+
 `resolve` turns it (or a plain storageUri) into a `Source`: a URI plus the `StorageConfig` its backend
 uses. The credentials store is a folder with one JSON document per key, the way a mounted
 storage-config secret looks; KServe's `STORAGE_CONFIG` environment variable is accepted too.
@@ -33,11 +36,19 @@ _KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 
 @dataclass(frozen=True)
 class StorageSpec:
-    """`storage: {key, path, parameters}` of a predictor."""
+    """`storage: {key, path, parameters}` of a predictor; `key` is None when the spec names none."""
 
-    key: str = DEFAULT_KEY
+    key: str | None = None
     path: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_key(self) -> str:
+        """The entry of the storage config the spec reads, as KServe's credential builder picks it."""
+        if self.key:
+            return self.key
+        kind = self.parameters.get("type")
+        return f"{DEFAULT_KEY}_{kind}" if kind else DEFAULT_KEY
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> StorageSpec:
@@ -49,7 +60,7 @@ class StorageSpec:
         parameters = spec.get("parameters") or {}
         if not isinstance(parameters, Mapping):
             raise ConfigurationError("storage.parameters must be a mapping")
-        return cls(key=spec.get("key") or DEFAULT_KEY, path=spec.get("path") or "", parameters=parameters)
+        return cls(key=spec.get("key") or None, path=spec.get("path") or "", parameters=parameters)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,13 @@ class CredentialStore:
 
     def get(self, key: str) -> StorageConfig:
         """The document stored under `key`; if there is none, the one in `STORAGE_CONFIG`."""
+        found = self.find(key)
+        if found is None:
+            raise ConfigurationError(f"no storage config named {key!r} (looked in {self.places})")
+        return found
+
+    def find(self, key: str) -> StorageConfig | None:
+        """Like `get`, with None where there is no document."""
         if not _KEY.match(key):
             raise ConfigurationError(f"{key!r} is not a valid storage key")
         overrides = env_document("STORAGE_OVERRIDE_CONFIG", self._environ)
@@ -94,8 +112,16 @@ class CredentialStore:
                 return StorageConfig(_read_document(candidate, key)).merged(overrides)
         if self._environ.get("STORAGE_CONFIG"):
             return StorageConfig.from_env(self._environ)
-        places = f"{self._documents_from} and {self.folder}" if self._documents_from else str(self.folder)
-        raise ConfigurationError(f"no storage config named {key!r} (looked in {places})")
+        return None
+
+    def without_document(self) -> StorageConfig:
+        """The fields a spec gets where the store has no document for it: `STORAGE_OVERRIDE_CONFIG`'s."""
+        return StorageConfig(env_document("STORAGE_OVERRIDE_CONFIG", self._environ))
+
+    @property
+    def places(self) -> str:
+        """Where documents are looked for, as messages name them."""
+        return f"{self._documents_from} and {self.folder}" if self._documents_from else str(self.folder)
 
 
 def resolve(
@@ -114,7 +140,18 @@ def resolve(
             raise ConfigurationError("a model needs a storageUri or a storage spec")
         return Source(parse_uri(storage_uri), StorageConfig.from_env())
     spec = storage if isinstance(storage, StorageSpec) else StorageSpec.from_dict(storage)
-    config = (store or CredentialStore()).get(spec.key).merged(spec.parameters)
+    store = store or CredentialStore()
+    document = store.find(spec.config_key)
+    if document is None:
+        # KServe reads a spec without a key from its default entry, which may be missing: the
+        # parameters then say all there is (the type, the bucket, the endpoint...).
+        if spec.key or not (storage_uri or spec.parameters.get("type")):
+            missing = f"no storage config named {spec.config_key!r} (looked in {store.places})"
+            if not spec.key:
+                missing += "; name one with storage.key, or give storage.parameters.type"
+            raise ConfigurationError(missing)
+        document = store.without_document()
+    config = document.merged(spec.parameters)
     uri = storage_uri or _uri_for(spec, config)
     return Source(parse_uri(uri), config)
 
@@ -122,29 +159,28 @@ def resolve(
 def _uri_for(spec: StorageSpec, config: StorageConfig) -> str:
     kind = (config.get("type") or "").lower()
     path = spec.path.strip("/")
+    key = spec.config_key
     if kind in ("s3", "gs", "gcs"):
         bucket = config.get("bucket") or config.get("default_bucket")
         if not bucket:
-            raise ConfigurationError(
-                f"storage key {spec.key!r} names no bucket; set storage.parameters.bucket"
-            )
+            raise ConfigurationError(f"storage key {key!r} names no bucket; set storage.parameters.bucket")
         scheme = "s3" if kind == "s3" else "gs"
         return f"{scheme}://{bucket}/{path}"
     if kind == "azure":
         account, container = config.get("account_name"), config.get("container")
         if not account or not container:
-            raise ConfigurationError(f"storage key {spec.key!r} needs account_name and container")
+            raise ConfigurationError(f"storage key {key!r} needs account_name and container")
         return f"https://{account}.blob.core.windows.net/{container}/{path}"
     if kind == "hf":
         return f"hf://{path}"
     if kind == "pvc":  # ModelMesh's: a claim, by name; on one machine, a folder
         name = config.get("name")
         if not name:
-            raise ConfigurationError(f"storage key {spec.key!r} has type pvc and no name (the claim's)")
+            raise ConfigurationError(f"storage key {key!r} has type pvc and no name (the claim's)")
         return f"pvc://{name}/{path}"
     if not kind:
-        raise ConfigurationError(f"storage key {spec.key!r} has no type")
-    raise ConfigurationError(f"storage key {spec.key!r} has type {kind!r}; supported: s3, gs, azure, hf, pvc")
+        raise ConfigurationError(f"storage key {key!r} has no type")
+    raise ConfigurationError(f"storage key {key!r} has type {kind!r}; supported: s3, gs, azure, hf, pvc")
 
 
 def _read_document(path: Path, key: str) -> dict[str, Any]:

@@ -23,6 +23,11 @@ _UNSUPPORTED = {"hdfs", "webhdfs", "oci+native", "oci+fetch", "modelscope", "git
 _AZURE_HOST = re.compile(
     r"^(?P<account>[a-z0-9]{3,24})\.(?:blob\.core\.windows\.net|z\d+\.blob\.storage\.azure\.net)$"
 )
+# KServe's Azure File share URIs, which modelplane does not fetch from: refused rather than read as a
+# plain https:// download (Azure Files answers that with an error page, not the model).
+_AZURE_FILE_HOST = re.compile(
+    r"^[a-z0-9]{3,24}\.(?:file\.core\.windows\.net|z\d+\.file\.storage\.azure\.net)$"
+)
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,221}[A-Za-z0-9]$")
 _CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _CONTAINER = re.compile(r"^(\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
@@ -140,6 +145,11 @@ def _parse_http(uri: str, parts: SplitResult) -> Location:
         raise InvalidURIError(f"{display_uri(uri)!r} is not a valid URL: {exc}") from None
     if not host:
         raise InvalidURIError(f"{display_uri(uri)!r} names no host")
+    if _AZURE_FILE_HOST.match(host):
+        raise InvalidURIError(
+            f"{display_uri(uri)!r}: Azure File shares are not supported by modelplane; "
+            "copy the model to Blob storage (https://<account>.blob.core.windows.net/<container>/<path>)"
+        )
     azure = _AZURE_HOST.match(host)
     if azure and parts.scheme == "https":
         container, _, path = parts.path.lstrip("/").partition("/")

@@ -107,7 +107,11 @@ def storage_secret(endpoint: str) -> dict:
         "kind": "Secret",
         "metadata": {"name": "storage-config"},
         "type": "Opaque",
-        "stringData": {"e2eS3": json.dumps(document), "localMinIO": json.dumps(document)},
+        "stringData": {
+            "e2eS3": json.dumps(document),
+            "localMinIO": json.dumps(document),
+            "default_s3": json.dumps(document),  # KServe's entry for a spec without a key, of type s3
+        },
         "data": {"other": base64.b64encode(other).decode()},
     }
 
@@ -191,6 +195,15 @@ def test_the_storage_secret_name_annotation_names_another_secret_for_the_key(pla
     assert response.status_code == 200, response.text
 
 
+def test_a_spec_without_a_key_reads_the_default_entry_of_its_type(platform, s3):
+    service = isvc("unkeyed-iris", mesh=False)
+    service["spec"]["predictor"]["model"]["storage"] = {"path": "sklearn/iris", "parameters": {"type": "s3"}}
+    platform.apply(storage_secret(s3.url), service)
+    platform.cli("wait", "--for=condition=Ready", "isvc/unkeyed-iris", "--timeout=300s")
+    response = predict_v1(platform, "unkeyed-iris.default.localhost", "unkeyed-iris")
+    assert response.status_code == 200, response.text
+
+
 def test_a_logger_writes_to_the_bucket_its_storage_key_names(platform, s3):
     service = isvc("logged-iris", mesh=False)
     service["spec"]["predictor"]["logger"] = {
@@ -223,7 +236,7 @@ def test_a_logger_writes_to_the_bucket_its_storage_key_names(platform, s3):
 def test_no_read_shows_a_value_of_the_secret(platform, s3):
     shown = platform.cli("get", "secret", "storage-config", "-o", "yaml").stdout
     secret = yaml.safe_load(shown)
-    assert sorted(secret["data"]) == ["e2eS3", "localMinIO", "other"]
+    assert sorted(secret["data"]) == ["default_s3", "e2eS3", "localMinIO", "other"]
     assert all(value == placeholder(len(base64.b64decode(value))) for value in secret["data"].values())
     assert "stringData" not in secret
     listed = platform.cli("get", "secrets").stdout

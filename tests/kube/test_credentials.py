@@ -88,6 +88,20 @@ def test_a_storage_key_names_its_credentials_and_the_account_is_not_read():
     assert env == {"STORAGE_CONFIG": {"secretKeyRef": {"name": "storage-config", "key": "minio"}}}
 
 
+def test_a_storage_spec_without_a_key_reads_kserves_default_entry_and_not_the_account():
+    predictor = """\
+    serviceAccountName: models
+    sklearn:
+      storage: {path: iris, parameters: {type: s3, bucket: models}}
+"""
+    rendering = render_text(ACCOUNT + "---\n" + service("unkeyed", predictor))
+    env = env_of(
+        containers_by_name(named(rendering, "Deployment", "unkeyed-predictor"))["storage-initializer"]
+    )
+    reference = {"name": "storage-config", "key": "default_s3", "optional": True}
+    assert env == {"STORAGE_CONFIG": {"secretKeyRef": reference}}
+
+
 def test_a_multi_model_predictors_agent_fetches_with_the_account():
     predictor = """\
     serviceAccountName: models

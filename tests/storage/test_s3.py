@@ -124,6 +124,31 @@ def test_kserve_storage_config_env(tmp_path, s3, monkeypatch):
     assert read_tree(fetch({"path": "x"})) == {"model.bin": b"weights"}
 
 
+def test_a_spec_without_a_key_reads_kserves_default_entry_for_its_type(s3, isolated):
+    s3.put_object(Bucket=s3.bucket, Key="x/model.bin", Body=b"weights")
+    store = isolated / "storage-config"
+    store.mkdir(parents=True)
+    document = {"type": "s3", "endpoint_url": s3.endpoint, "region": "us-east-1", "bucket": s3.bucket, **KEYS}
+    (store / "default_s3").write_text(json.dumps(document))
+    assert read_tree(fetch({"path": "x", "parameters": {"type": "s3"}})) == {"model.bin": b"weights"}
+
+
+def test_a_spec_without_a_key_needs_no_entry_when_its_parameters_say_it_all(s3):
+    s3.put_object(Bucket=s3.bucket, Key="x/model.bin", Body=b"weights")
+    parameters = {
+        "type": "s3",
+        "bucket": s3.bucket,
+        "endpoint_url": s3.endpoint,
+        "region": "us-east-1",
+        **KEYS,
+    }
+    assert read_tree(fetch({"path": "x", "parameters": parameters})) == {"model.bin": b"weights"}
+    with pytest.raises(StorageError, match="no storage config named 'default'.*storage.parameters.type"):
+        fetch({"path": "x"})
+    with pytest.raises(StorageError, match="no storage config named 'mine'"):
+        fetch({"key": "mine", "path": "x", "parameters": parameters})
+
+
 def test_changed_object_is_a_new_version(s3, monkeypatch):
     s3_env(monkeypatch, s3)
     s3.put_object(Bucket=s3.bucket, Key="m/model.bin", Body=b"v1")

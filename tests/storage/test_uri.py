@@ -37,6 +37,8 @@ def test_azure_uri_keeps_account_and_sas():
         ("", "empty"),
         ("ftp://host/model", "unknown storage scheme ftp://"),
         ("hdfs://namenode/model", "not supported by modelplane"),
+        ("https://acct1.file.core.windows.net/share/iris", "Azure File shares are not supported"),
+        ("https://acct1.z7.file.storage.azure.net/share/iris", "Azure File shares are not supported"),
         ("s3://", "names no bucket"),
         ("s3://a/model", "not a valid bucket name"),
         ("s3://bucket/../etc", "'..' are not allowed"),

@@ -31,6 +31,7 @@ from modelplane.api.kinds import (
 )
 from modelplane.control.payload_logging import BLOB_STORAGE_FIELDS
 from modelplane.local.replicas.resources import ACTED_ON as CONTAINER_RESOURCES
+from modelplane.storage.config import READ_FIELDS as STORAGE_SETTINGS
 
 
 class Disposition(Enum):
@@ -233,7 +234,10 @@ MODEL: Table = {
     "storageUri": acted("fetched by the storage initializer"),
     "storage.key": acted("the storage credentials to fetch with"),
     "storage.path": acted("the model's path within the storage"),
-    "storage.parameters": acted("the storage's settings"),
+    "storage.parameters": acted(
+        "not a storage setting modelplane reads (docs/storage.md lists them): it is passed over",
+        keys=tuple(sorted(STORAGE_SETTINGS)),
+    ),
     "storage.schemaPath": warned("no model schema is read"),
     "confidential.enabled": refused(
         "confidential model serving needs a key broker service, which modelplane up does not have",
@@ -249,7 +253,10 @@ ART: Table = {
     "storageUri": acted("fetched by the storage initializer"),
     "storage.key": acted("the storage credentials to fetch with"),
     "storage.path": acted("the model's path within the storage"),
-    "storage.parameters": acted("the storage's settings"),
+    "storage.parameters": acted(
+        "not a storage setting modelplane reads (docs/storage.md lists them): it is passed over",
+        keys=tuple(sorted(STORAGE_SETTINGS)),
+    ),
     "storage.schemaPath": warned("no model schema is read"),
     # Defaulting writes KServe's default tag when the user names none.
     "runtimeVersion": warned(

@@ -206,3 +206,13 @@ def test_any_object_s_finalizers_are_said_to_hold_nothing_back():
         )
     ]
     assert found({**config_map, "metadata": {"name": "c", "finalizers": []}}) == []
+
+
+def test_storage_parameters_modelplane_does_not_read_are_said():
+    storage = {
+        "key": "minio",
+        "path": "iris",
+        "parameters": {"type": "s3", "bucket": "models", "endpint_url": "http://127.0.0.1:9000"},
+    }
+    resource = isvc({"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storage": storage}}})
+    assert [path for path, _ in found(resource)] == ["spec.predictor.model.storage.parameters.endpint_url"]
