@@ -96,3 +96,22 @@ def test_settings_not_acted_on_are_warned_about(tmp_path, caplog):
     assert "model 'm': unknown settings, not used: maxBatchdelay" in warnings
     assert "its model config sets deviceType, which modelplane does not use" in warnings
     assert "handler" not in warnings  # the handler's own section is the handler's to read
+
+
+def test_load_models_picks_the_archives_and_models_gives_their_settings(tmp_path):
+    for name in ("a", "b", "c"):
+        write_archive(tmp_path / "model-store", name)
+    settings = {"a": {"1.0": {"batchSize": 3}}, "c": {"1.0": {"batchSize": 5}}}
+    write_properties(tmp_path, load_models="all", models=json.dumps(settings))
+    served = {model.name: model.batch_size for model in read_store(tmp_path, environ={}).models}
+    assert served == {"a": 3, "b": 1, "c": 5}
+
+    write_properties(tmp_path, load_models="a.mar", models=json.dumps(settings))
+    assert [(model.name, model.batch_size) for model in read_store(tmp_path, environ={}).models] == [("a", 3)]
+
+
+def test_models_without_load_models_are_the_models_served(tmp_path):
+    for name in ("a", "b"):
+        write_archive(tmp_path / "model-store", name)
+    write_properties(tmp_path, models=json.dumps({"a": {"1.0": {"marName": "a.mar", "batchSize": 3}}}))
+    assert [(model.name, model.batch_size) for model in read_store(tmp_path, environ={}).models] == [("a", 3)]

@@ -1,9 +1,11 @@
 """What a TorchServe model store declares: its models, their versions, archives, workers and batching.
 
 KServe's layout is `<dir>/config/config.properties` and `<dir>/model-store/*.mar`. The models come
-from `model_snapshot` (or `models`), each name with its versions; else from `load_models` (`all`, or
-a comma-separated list of `name=file.mar` or `file.mar`). With neither, TorchServe would serve nothing;
-modelplane serves every archive in the store, and says so in the log.
+from `model_snapshot`, each name with its versions, as TorchServe restores it; else from `load_models`
+(`all`, or a comma-separated list of `name=file.mar` or `file.mar`), each archive with the settings
+`models` gives its name and version, as in TorchServe. `models` without `load_models` (where TorchServe
+would serve nothing) is served as a snapshot would be; with neither, modelplane serves every archive in
+the store, and says so in the log.
 
 A model's workers, batching and timeout come from its entry in `model_snapshot` or `models`, and from the
 model config its archive carries (`torch-model-archiver --config-file`), with TorchServe's precedence:
@@ -166,14 +168,18 @@ def read_store(folder: Path, environ: dict[str, str] | None = None) -> ModelStor
         "response_timeout": _positive_float(properties, "default_response_timeout", DEFAULT_RESPONSE_TIMEOUT),
     }
     declared = _declared_models(properties)
-    if declared is not None:
-        from_snapshot = bool(properties.get("model_snapshot"))
+    load_models = properties.get("load_models", "")
+    from_snapshot = bool(properties.get("model_snapshot"))
+    if declared is not None and (from_snapshot or not load_models.strip()):
+        # A snapshot is restored whatever load_models says; `models` alone is read as the models to serve.
         models = [
             _store_model(store_dir, name, version, entry, defaults, from_snapshot=from_snapshot)
             for name, version, entry in declared
         ]
     else:
-        models = _loaded_models(store_dir, properties.get("load_models", ""), defaults)
+        # As in TorchServe, load_models picks the archives, and `models` only gives their settings.
+        entries = {(name, str(version)): entry for name, version, entry in declared or []}
+        models = _loaded_models(store_dir, load_models, defaults, entries)
     if not models:
         raise StoreError(f"the model store {store_dir} holds no .mar archive to serve")
     return ModelStore(
@@ -239,7 +245,11 @@ def _store_model(
     )
 
 
-def _loaded_models(store_dir: Path, load_models: str, defaults: dict) -> list[StoreModel]:
+def _loaded_models(
+    store_dir: Path, load_models: str, defaults: dict, entries: dict[tuple[str, str], dict]
+) -> list[StoreModel]:
+    """The archives load_models names, each with the settings of its `models` entry, if any (by name
+    and version, as TorchServe looks them up)."""
     from modelplane.runtimes.torchserve.archive import read_manifest
 
     archives = sorted(store_dir.glob("*.mar")) if store_dir.is_dir() else []
@@ -266,13 +276,18 @@ def _loaded_models(store_dir: Path, load_models: str, defaults: dict) -> list[St
     for name, archive in chosen:
         model = read_manifest(archive).get("model", {})
         name = name or model.get("modelName") or archive.stem
-        models.append(
-            StoreModel(
-                name=name,
-                version=model.get("modelVersion"),
-                archive=archive,
-                **_serving(_archive_settings(archive, name), defaults),
-            )
+        version = model.get("modelVersion")
+        entry = entries.pop((name, str(version)), {})
+        where = f"config.properties: model {name!r}"
+        _warn_unused_settings(where, entry, _ENTRY_USED | _MODEL_USED)
+        # The archive's own config wins over the `models` entry, as in TorchServe.
+        settings = {**_numbers(entry, where), **_archive_settings(archive, name)}
+        models.append(StoreModel(name=name, version=version, archive=archive, **_serving(settings, defaults)))
+    for name, version in entries:
+        logger.warning(
+            "config.properties: models sets model %r version %s, which load_models does not load: not served",
+            name,
+            version,
         )
     return models
 
