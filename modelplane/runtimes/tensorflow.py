@@ -25,7 +25,7 @@ import numpy as np
 
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
-from modelplane.runtimes import tensorflow_json
+from modelplane.runtimes import tensorflow_json, tensorflow_metadata
 from modelplane.runtimes.base import INLINE_ELEMENTS, require
 from modelplane.runtimes.tensorflow_layout import locate_saved_model
 from modelplane.runtimes.tensorflow_signature import DEFAULT_SIGNATURE, Signature
@@ -59,6 +59,7 @@ class TensorFlowModel(Model):
         self._tf: Any = None
         self._saved_model: Any = None
         self._signatures: dict[str, Signature] = {}
+        self._signature_defs: dict = {}  # as TF Serving's metadata prints them
         self._call_seconds: dict[str, float] = {}  # each signature's last call
         self._version_from_folder = False  # whether `version` is the served folder's (not --model-version)
 
@@ -73,6 +74,7 @@ class TensorFlowModel(Model):
                 "export it with tf.saved_model.save(..., signatures=...) or Keras' model.export()"
             )
         self._tf, self._saved_model, self._signatures = tf, saved_model, signatures
+        self._signature_defs = tensorflow_metadata.signature_defs(location.folder)
         self._call_seconds = {}
         self._report_version(location.version)
         logger.info(
@@ -102,6 +104,12 @@ class TensorFlowModel(Model):
     def get_output_types(self) -> list[dict]:
         signature = self._metadata_signature()
         return [info.metadata() for info in signature.outputs] if signature else []
+
+    def v1_status(self) -> dict:
+        return tensorflow_metadata.model_status(self.version)
+
+    def v1_metadata(self) -> dict:
+        return tensorflow_metadata.model_metadata(self.name, self.version, self._signature_defs)
 
     def _metadata_signature(self) -> Signature | None:
         """The default signature; without one, the first by name."""

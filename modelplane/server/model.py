@@ -76,6 +76,16 @@ class Model:
     def get_output_types(self) -> list[dict]:
         return []
 
+    def v1_status(self) -> dict:
+        """Fields a ready model adds to its V1 status (`GET /v1/models/{name}`), beside KServe's `name`
+        and `ready`: TF Serving's `model_version_status` for tensorflow, say."""
+        return {}
+
+    def v1_metadata(self) -> dict | None:
+        """The answer to `GET /v1/models/{name}/metadata` (TF Serving's, for tensorflow); None where the
+        model has none, and the route is not found."""
+        return None
+
     def classification_labels(self, output: str) -> Sequence[str] | None:
         """The labels of the classes of an output, by index, for V2's classification parameter
         ("value:index:label"); None, or an empty label, for "value:index" alone."""

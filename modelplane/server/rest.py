@@ -188,20 +188,26 @@ class RESTServer:
         if not rest.startswith("/"):
             return _not_found()
         name, _, verb = rest[1:].partition(":")
+        if not verb and name.endswith("/metadata") and name.count("/") == 1:
+            return _only(method, "GET") or self._v1_metadata(name.removesuffix("/metadata"))
         if "/" in name:
             return _not_found()
         if not verb:
             if method != "GET":
                 return _method_not_allowed("GET")
-            ready = await self.dataplane.repository.is_ready(name)
-            if not ready:
-                self.dataplane.repository.get_ready(name)  # raises ModelNotReady, with the reason
-            return json_response({"name": name, "ready": True})
+            repository = self.dataplane.repository
+            if not await repository.is_ready(name):
+                repository.get_ready(name)  # raises ModelNotReady, with the reason
+            return json_response({"name": name, "ready": True, **repository.get(name).model.v1_status()})
         if verb not in ("predict", "explain"):
             return _not_found()
         if method != "POST":
             return _method_not_allowed("POST")
         return await self._v1_infer(name, verb, request)
+
+    def _v1_metadata(self, name: str) -> HTTPResponse:
+        metadata = self.dataplane.repository.get_ready(name).model.v1_metadata()
+        return _not_found() if metadata is None else json_response(metadata)
 
     async def _v1_infer(self, name: str, verb: str, request: HttpRequest) -> HTTPResponse:
         started = time.perf_counter()

@@ -75,6 +75,34 @@ def test_the_highest_version_is_served(server):
     assert "skipping version 3" in server.log()
 
 
+def test_v1_status_and_metadata_as_tf_serving_answers_them(server):
+    status = httpx.get(server.url + "/v1/models/dense")
+    assert status.status_code == 200, status.text
+    assert status.json() == {
+        "name": "dense",
+        "ready": True,  # KServe's fields, beside TF Serving's
+        "model_version_status": [
+            {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ],
+    }
+    metadata = httpx.get(server.url + "/v1/models/dense/metadata")
+    assert metadata.status_code == 200, metadata.text
+    document = metadata.json()
+    assert document["model_spec"] == {"name": "dense", "signature_name": "", "version": "2"}
+    signatures = document["metadata"]["signature_def"]["signature_def"]
+    assert {"serving_default", "label"} <= signatures.keys()
+    default = signatures["serving_default"]
+    assert default["method_name"] == "tensorflow/serving/predict"
+    assert default["inputs"]["x"]["dtype"] == "DT_FLOAT"
+    assert default["inputs"]["x"]["tensor_shape"] == {
+        "dim": [{"size": "-1", "name": ""}, {"size": "4", "name": ""}],
+        "unknown_rank": False,
+    }
+    assert signatures["label"]["outputs"]["label"]["dtype"] == "DT_INT64"
+    assert httpx.get(server.url + "/v1/models/missing/metadata").status_code == 404
+    assert httpx.post(server.url + "/v1/models/dense/metadata").status_code == 405
+
+
 def test_a_reload_serves_the_newest_version(server, repository):
     shutil.copytree(repository / "dense" / "1", repository / "reloaded" / "1")
     assert httpx.post(server.url + "/v2/repository/models/reloaded/load", timeout=60).status_code == 200

@@ -175,6 +175,13 @@ def test_a_handler_that_fails_gives_500_with_its_message_and_the_server_stays_up
     assert again.json()["predictions"][0]["word"] == "hello"
 
 
+def test_a_handler_out_of_memory_gives_torchserve_s_507(server):
+    response = httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": [{"data": "exhaust"}]})
+    assert response.status_code == 507
+    assert response.json() == {"error": "model probe: Out of resources"}
+    assert httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": ["ok"]}).status_code == 200
+
+
 def test_a_status_the_handler_sets_is_the_answer(server):
     response = httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": [{"data": "refuse"}]})
     assert response.status_code == 422

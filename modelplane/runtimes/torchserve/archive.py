@@ -40,6 +40,31 @@ def read_manifest(archive: Path) -> dict:
     return manifest
 
 
+def read_model_config(archive: Path, manifest: dict) -> dict:
+    """The archive's own model config (`torch-model-archiver --config-file`, a YAML file the manifest
+    names as `configFile`): its workers, batching and timeouts, and the `handler` section handlers read
+    from `context.model_yaml_config`. Empty when the archive has none."""
+    config_file = manifest["model"].get("configFile")
+    if not config_file:
+        return {}
+    import yaml
+
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            config = yaml.safe_load(zf.read(config_file))
+    except KeyError:
+        raise ArchiveInvalid(
+            f"{archive.name}: its manifest names {config_file}, which it does not hold"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ArchiveInvalid(f"{archive.name}: {config_file} is not valid YAML: {exc}") from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ArchiveInvalid(f"{archive.name}: {config_file} must be a YAML mapping")
+    return config
+
+
 def open_archive(archive: Path, target: Path) -> dict:
     """Unpacks a .mar into `target` (checked as any archive modelplane unpacks) and returns its manifest."""
     manifest = read_manifest(archive)

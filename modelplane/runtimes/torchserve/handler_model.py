@@ -202,6 +202,10 @@ class TorchServeModel(Model):
             results = worker.run([row.data for row in rows], context, whole=whole)
         except PredictionException as exc:
             raise ModelStatusError(f"model {self.name}: {exc.message}", exc.error_code) from None
+        except MemoryError:
+            logger.exception("the handler of model %s ran out of memory", self.name)
+            # TorchServe's answer to a worker out of memory: 507 "Out of resources".
+            raise ModelStatusError(f"model {self.name}: Out of resources", 507) from None
         except (binascii.Error, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
             raise InvalidInput(f"model {self.name} cannot read the input: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - the handler's own failure, reported with its message

@@ -1,9 +1,16 @@
 """What a TorchServe model store declares: its models, their versions, archives, workers and batching.
 
 KServe's layout is `<dir>/config/config.properties` and `<dir>/model-store/*.mar`. The models come
-from `model_snapshot` (or `models`), each name with its versions; else from `load_models` (`all`, or
-a comma-separated list of `name=file.mar` or `file.mar`). With neither, TorchServe would serve nothing;
-modelplane serves every archive in the store, and says so in the log.
+from `model_snapshot`, each name with its versions, as TorchServe restores it; else from `load_models`
+(`all`, or a comma-separated list of `name=file.mar` or `file.mar`), each archive with the settings
+`models` gives its name and version, as in TorchServe. `models` without `load_models` (where TorchServe
+would serve nothing) is served as a snapshot would be; with neither, modelplane serves every archive in
+the store, and says so in the log.
+
+A model's workers, batching and timeout come from its entry in `model_snapshot` or `models`, and from the
+model config its archive carries (`torch-model-archiver --config-file`), with TorchServe's precedence:
+a snapshot's entry is the state TorchServe restores, so it wins; otherwise the archive's config wins over
+the `models` entry. Settings of an entry or an archive that modelplane does not act on are warned about.
 
 Keys that speak of TorchServe's own frontend (addresses, ports, netty threads, queue sizes) have no
 meaning in a modelplane replica, whose ports are the platform's: they are logged as not used. Unknown
@@ -86,6 +93,34 @@ _FRONTEND = {
 }
 
 
+# A model's settings modelplane acts on, in a config.properties entry and in an archive's model config.
+_MODEL_USED = {"minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout"}
+# ... and the entry's own: which archive, which version is served.
+_ENTRY_USED = {"defaultVersion", "marName"}
+# TorchServe's other settings of a model: its frontend's queues, retries and sequences, the device and
+# parallelism its workers are placed with. Not used in a modelplane replica.
+_MODEL_NOT_USED = {
+    "startupTimeout",
+    "runtimeType",
+    "jobQueueSize",
+    "deviceType",
+    "deviceIds",
+    "parallelLevel",
+    "parallelType",
+    "torchrun",
+    "maxRetryTimeoutInSec",
+    "clientTimeoutInMills",
+    "useJobTicket",
+    "asyncCommunication",
+    "sequenceMaxIdleMSec",
+    "sequenceTimeoutMSec",
+    "maxNumSequence",
+    "maxSequenceJobQueueSize",
+    "continuousBatching",
+    "useVenv",
+}
+
+
 class StoreError(Exception):
     """A model store that cannot be served as it is written."""
 
@@ -133,12 +168,18 @@ def read_store(folder: Path, environ: dict[str, str] | None = None) -> ModelStor
         "response_timeout": _positive_float(properties, "default_response_timeout", DEFAULT_RESPONSE_TIMEOUT),
     }
     declared = _declared_models(properties)
-    if declared is not None:
+    load_models = properties.get("load_models", "")
+    from_snapshot = bool(properties.get("model_snapshot"))
+    if declared is not None and (from_snapshot or not load_models.strip()):
+        # A snapshot is restored whatever load_models says; `models` alone is read as the models to serve.
         models = [
-            _store_model(store_dir, name, version, entry, defaults) for name, version, entry in declared
+            _store_model(store_dir, name, version, entry, defaults, from_snapshot=from_snapshot)
+            for name, version, entry in declared
         ]
     else:
-        models = _loaded_models(store_dir, properties.get("load_models", ""), defaults)
+        # As in TorchServe, load_models picks the archives, and `models` only gives their settings.
+        entries = {(name, str(version)): entry for name, version, entry in declared or []}
+        models = _loaded_models(store_dir, load_models, defaults, entries)
     if not models:
         raise StoreError(f"the model store {store_dir} holds no .mar archive to serve")
     return ModelStore(
@@ -182,25 +223,33 @@ def _declared_models(properties: dict[str, str]) -> list[tuple[str, str, dict]] 
     return declared
 
 
-def _store_model(store_dir: Path, name: str, version: str, entry: dict, defaults: dict) -> StoreModel:
+def _store_model(
+    store_dir: Path, name: str, version: str, entry: dict, defaults: dict, *, from_snapshot: bool
+) -> StoreModel:
     mar_name = entry.get("marName") or f"{name}.mar"
     archive = store_dir / mar_name
     if not archive.is_file():
         raise StoreError(f"config.properties: model {name!r} names {mar_name}, which is not in {store_dir}")
-    workers = entry.get("minWorkers", entry.get("maxWorkers", defaults["workers"]))
+    where = f"config.properties: model {name!r}"
+    _warn_unused_settings(where, entry, _ENTRY_USED | _MODEL_USED)
+    own = _numbers(entry, where)
+    archived = _archive_settings(archive, name)
+    # TorchServe restores a snapshot's entry as it is; a `models` entry gives way to the archive's config.
+    settings = {**archived, **own} if from_snapshot else {**own, **archived}
     return StoreModel(
         name=name,
         version=str(version),
         archive=archive,
         is_default=bool(entry.get("defaultVersion", True)),
-        workers=max(1, int(workers)),
-        batch_size=max(1, int(entry.get("batchSize", 1))),
-        max_batch_delay=max(0.0, float(entry.get("maxBatchDelay", DEFAULT_MAX_BATCH_DELAY * 1000)) / 1000),
-        response_timeout=float(entry.get("responseTimeout", defaults["response_timeout"])),
+        **_serving(settings, defaults),
     )
 
 
-def _loaded_models(store_dir: Path, load_models: str, defaults: dict) -> list[StoreModel]:
+def _loaded_models(
+    store_dir: Path, load_models: str, defaults: dict, entries: dict[tuple[str, str], dict]
+) -> list[StoreModel]:
+    """The archives load_models names, each with the settings of its `models` entry, if any (by name
+    and version, as TorchServe looks them up)."""
     from modelplane.runtimes.torchserve.archive import read_manifest
 
     archives = sorted(store_dir.glob("*.mar")) if store_dir.is_dir() else []
@@ -225,18 +274,81 @@ def _loaded_models(store_dir: Path, load_models: str, defaults: dict) -> list[St
             chosen.append((name or None, archive))
     models = []
     for name, archive in chosen:
-        manifest = read_manifest(archive)
-        model = manifest.get("model", {})
-        models.append(
-            StoreModel(
-                name=name or model.get("modelName") or archive.stem,
-                version=model.get("modelVersion"),
-                archive=archive,
-                workers=defaults["workers"],
-                response_timeout=defaults["response_timeout"],
-            )
+        model = read_manifest(archive).get("model", {})
+        name = name or model.get("modelName") or archive.stem
+        version = model.get("modelVersion")
+        entry = entries.pop((name, str(version)), {})
+        where = f"config.properties: model {name!r}"
+        _warn_unused_settings(where, entry, _ENTRY_USED | _MODEL_USED)
+        # The archive's own config wins over the `models` entry, as in TorchServe.
+        settings = {**_numbers(entry, where), **_archive_settings(archive, name)}
+        models.append(StoreModel(name=name, version=version, archive=archive, **_serving(settings, defaults)))
+    for name, version in entries:
+        logger.warning(
+            "config.properties: models sets model %r version %s, which load_models does not load: not served",
+            name,
+            version,
         )
     return models
+
+
+def _archive_settings(archive: Path, name: str) -> dict[str, float]:
+    """The settings of the model config an archive carries, with a warning for those not used (its
+    other sections, `handler` say, are the handler's to read)."""
+    from modelplane.runtimes.torchserve.archive import ArchiveInvalid, read_manifest, read_model_config
+
+    try:
+        config = read_model_config(archive, read_manifest(archive))
+    except ArchiveInvalid as exc:
+        raise StoreError(str(exc)) from None
+    unused = sorted(key for key in config if key in _MODEL_NOT_USED)
+    if unused:
+        logger.warning(
+            "%s: model %r: its model config sets %s, which modelplane does not use",
+            archive.name,
+            name,
+            ", ".join(unused),
+        )
+    return _numbers(config, f"{archive.name}: model {name!r}: its model config")
+
+
+def _numbers(settings: dict, where: str) -> dict[str, float]:
+    """The settings modelplane acts on, as numbers (TorchServe's JSON and YAML readers take a number or
+    text of one); StoreError naming the setting otherwise."""
+    numbers = {}
+    for key in sorted(_MODEL_USED & settings.keys()):
+        value = settings[key]
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            numbers[key] = float(value)
+        except (TypeError, ValueError):
+            raise StoreError(f"{where}: {key} must be a number, not {value!r}") from None
+        if numbers[key] < 0 or (key == "responseTimeout" and numbers[key] == 0):
+            raise StoreError(f"{where}: {key} must be a positive number, not {value!r}")
+        if key in ("minWorkers", "maxWorkers", "batchSize") and numbers[key] != int(numbers[key]):
+            raise StoreError(f"{where}: {key} must be a whole number, not {value!r}")
+    return numbers
+
+
+def _serving(settings: dict[str, float], defaults: dict) -> dict:
+    """Workers, batching and timeout of a model from its settings (TorchServe's names and units)."""
+    return {
+        # A model of no workers would serve nothing, and a batch of no rows is none: at least one each.
+        "workers": max(1, int(settings.get("minWorkers", settings.get("maxWorkers", defaults["workers"])))),
+        "batch_size": max(1, int(settings.get("batchSize", 1))),
+        "max_batch_delay": settings.get("maxBatchDelay", DEFAULT_MAX_BATCH_DELAY * 1000) / 1000,
+        "response_timeout": settings.get("responseTimeout", defaults["response_timeout"]),
+    }
+
+
+def _warn_unused_settings(where: str, entry: dict, used: set[str]) -> None:
+    not_used = sorted(key for key in entry if key in _MODEL_NOT_USED)
+    if not_used:
+        logger.warning("%s: not used by modelplane: %s", where, ", ".join(not_used))
+    unknown = sorted(key for key in entry if key not in used and key not in _MODEL_NOT_USED)
+    if unknown:
+        logger.warning("%s: unknown settings, not used: %s", where, ", ".join(unknown))
 
 
 def _json(text: str, key: str) -> dict:

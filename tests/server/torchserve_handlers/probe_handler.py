@@ -1,6 +1,6 @@
 """A TorchServe handler that reports what it was given, for tests of how modelplane calls handlers.
 
-Each row's `data` is a word: "fail" makes the whole call raise; "refuse" makes the handler answer that
+Each row's `data` is a word: "fail" makes the whole call raise; "exhaust" makes it raise MemoryError; "refuse" makes the handler answer that
 row with its own status; "meet" waits until another worker's call has also arrived (a file in
 MEET_DIR for each), and reports whether it met one. Every result carries the batch size the handler
 saw and which handler instance (worker) saw it.
@@ -27,6 +27,8 @@ class Probe(BaseHandler):
                 word = word.decode()
             if word == "fail":
                 raise ValueError("asked to fail")
+            if word == "exhaust":
+                raise MemoryError()
             if word == "refuse":
                 context.set_response_status(422, "the probe refuses this row", idx=index)
             met = self._meet() if word == "meet" else None
