@@ -49,8 +49,9 @@ from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
 from modelplane.api.conditions import MODEL_LOAD_FAILED
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.api.runtime_selection import RuntimeSelection
-from modelplane.control import Failure, latest_revisions, revision_templates
+from modelplane.control import Failure, latest_revisions
 from modelplane.control.mesh_copies import SCALE_DOWN_DELAY, CopyScaler, extra_copy_room, surplus_copy
+from modelplane.control.mesh_pool_template import pool_template
 from modelplane.control.modelmesh import (
     MeshModelState,
     PoolSpec,
@@ -58,7 +59,6 @@ from modelplane.control.modelmesh import (
     mesh_service_status,
     model_digest,
     model_revision_name,
-    pool_service,
     pool_spec,
     select_pool_runtime,
     storage_argument,
@@ -233,7 +233,7 @@ class ModelMesh:
         """The pool of a runtime in a namespace, started (or started again when its runtime changed)."""
         spec = pool_spec(selection, namespace)
         key = (namespace, selection.kind, selection.name)
-        template = revision_templates(pool_service(spec), namespaced, cluster)["predictor"]
+        template = pool_template(spec, namespaced, cluster)
         pool = self._pools.get(key)
         if pool is not None and pool.revision.template == template:
             if pool.spec != spec:
