@@ -309,9 +309,11 @@ def mesh_service_status(
     name, namespace = metadata["name"], metadata.get("namespace") or "default"
     model = model_status(state)
     own = model["states"].get("targetModelState") or model["states"]["activeModelState"]
+    # A version that failed to load in place of one that is loaded leaves that one serving.
+    old_version_serves = model["states"]["activeModelState"] == c.LOADED
     if state.invalid is not None:
         predictor = _condition(FALSE, state.invalid.reason, state.invalid.message)
-    elif own == c.FAILED_TO_LOAD and state.failure is not None:
+    elif own == c.FAILED_TO_LOAD and state.failure is not None and not old_version_serves:
         predictor = _condition(FALSE, c.MODEL_LOAD_FAILED, state.failure.message)
     elif not state.pool_ready:
         runtime = state.runtime.name if state.runtime else "its runtime"
