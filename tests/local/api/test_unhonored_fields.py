@@ -206,3 +206,11 @@ def test_any_object_s_finalizers_are_said_to_hold_nothing_back():
         )
     ]
     assert found({**config_map, "metadata": {"name": "c", "finalizers": []}}) == []
+
+
+def test_the_adapter_settings_not_acted_on_are_named_each_beside_mem_buffer_bytes():
+    """Before, `spec.builtInAdapter` as a whole was said to be ignored, memBufferBytes included."""
+    adapter = {"serverType": "mlserver", "memBufferBytes": 1024, "modelLoadingTimeoutMillis": 90000}
+    spec = {"multiModel": True, "builtInAdapter": adapter}
+    paths = [path for path, _ in found({"kind": "ServingRuntime", "metadata": {"name": "p"}, "spec": spec})]
+    assert paths == ["spec.builtInAdapter.serverType", "spec.builtInAdapter.modelLoadingTimeoutMillis"]
