@@ -62,6 +62,23 @@ class ModelFolder:
         await fetch(model.storage_uri, self.root / name)
         self._marker(name).write_text(model.digest)
 
+    async def fetch_aside(self, name: str, model: WantedModel, fetch: Fetcher) -> None:
+        """Fetches `model` next to what `<root>/<name>/` holds now, which stays until `swap_in`: a
+        fetch that fails leaves the model there as it was."""
+        staged = self._aside(name)
+        await asyncio.to_thread(shutil.rmtree, staged, True)
+        try:
+            await fetch(model.storage_uri, staged)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, staged, True)
+            raise
+
+    async def swap_in(self, name: str, model: WantedModel) -> None:
+        """Puts the model `fetch_aside` fetched in place of what `<root>/<name>/` held."""
+        await self.remove(name)
+        self._aside(name).rename(self.root / name)
+        self._marker(name).write_text(model.digest)
+
     async def remove(self, name: str) -> None:
         self._marker(name).unlink(missing_ok=True)
         self._size_marker(name).unlink(missing_ok=True)
@@ -86,6 +103,9 @@ class ModelFolder:
         """Removes what fetches that were stopped midway left (a fetch of this process is not under way)."""
         for partial in self.root.glob(".*.partial-*"):
             shutil.rmtree(partial, ignore_errors=True)
+
+    def _aside(self, name: str) -> Path:
+        return self.root / f".{name}.partial-next"  # what `remove_partials` removes after a stop
 
     def _marker(self, name: str) -> Path:
         return self.root / f".{name}.trainedmodel"

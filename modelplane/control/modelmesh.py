@@ -184,7 +184,7 @@ class PoolSpec:
     replicas: int
     memory: int  # bytes, each replica's
     capacity: int  # bytes, what each replica keeps for models
-    model_format: str  # a format the runtime serves (the pool's template is rendered for it)
+    formats: tuple[str, ...]  # the names of the formats the runtime serves, in its order
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -212,6 +212,7 @@ def pool_spec(
     buffer = (spec.get("builtInAdapter") or {}).get("memBufferBytes")
     buffer = int(buffer) if isinstance(buffer, int) and buffer >= 0 else DEFAULT_MEM_BUFFER
     formats = [f.get("name") for f in spec.get("supportedModelFormats") or [] if f.get("name")]
+    formats = list(dict.fromkeys(formats))
     return PoolSpec(
         namespace,
         selection.kind,
@@ -219,19 +220,18 @@ def pool_spec(
         replicas,
         memory,
         max(memory - buffer, 0),
-        formats[0] if formats else "",
+        tuple(formats),
     )
 
 
-def pool_service(pool: PoolSpec) -> dict:
-    """The multi-model InferenceService a pool's replicas run as (their template is rendered from it)."""
+def pool_service(pool: PoolSpec, model_format: str) -> dict:
+    """The multi-model InferenceService a pool's replicas run as, for one of its runtime's formats
+    (their template is rendered from it: `mesh_pool_template`)."""
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": pool.name, "namespace": pool.namespace},
-        "spec": {
-            "predictor": {"model": {"modelFormat": {"name": pool.model_format}, "runtime": pool.runtime}}
-        },
+        "spec": {"predictor": {"model": {"modelFormat": {"name": model_format}, "runtime": pool.runtime}}},
     }
 
 
@@ -309,9 +309,11 @@ def mesh_service_status(
     name, namespace = metadata["name"], metadata.get("namespace") or "default"
     model = model_status(state)
     own = model["states"].get("targetModelState") or model["states"]["activeModelState"]
+    # A version that failed to load in place of one that is loaded leaves that one serving.
+    old_version_serves = model["states"]["activeModelState"] == c.LOADED
     if state.invalid is not None:
         predictor = _condition(FALSE, state.invalid.reason, state.invalid.message)
-    elif own == c.FAILED_TO_LOAD and state.failure is not None:
+    elif own == c.FAILED_TO_LOAD and state.failure is not None and not old_version_serves:
         predictor = _condition(FALSE, c.MODEL_LOAD_FAILED, state.failure.message)
     elif not state.pool_ready:
         runtime = state.runtime.name if state.runtime else "its runtime"

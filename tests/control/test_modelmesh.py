@@ -212,6 +212,38 @@ def test_a_failed_load_blocks_with_its_failure():
     }
 
 
+def test_a_new_version_that_failed_to_load_leaves_the_loaded_one_serving_and_ready():
+    """ModelMesh Serving: BlockedByFailedLoad, the active model still Loaded, the service available."""
+    from modelplane.control.modelmesh import mesh_service_status
+
+    state = MeshModelState(
+        pool_ready=True,
+        revision="m__isvc-2",
+        active_revision="m__isvc-1",
+        active_copies=1,
+        failed_copies=1,
+        failure=FAILURE,
+    )
+    isvc = _isvc({"sklearn": {"storageUri": "s3://b/m"}}, {"serving.kserve.io/deploymentMode": "ModelMesh"})
+    status = mesh_service_status(isvc, state, domain="localhost", port=8080, now="t")
+    assert status["modelStatus"]["transitionStatus"] == "BlockedByFailedLoad"
+    assert status["modelStatus"]["states"] == {
+        "activeModelState": "Loaded",
+        "targetModelState": "FailedToLoad",
+    }
+    conditions = {x["type"]: x["status"] for x in status["conditions"]}
+    assert conditions["Ready"] == conditions["PredictorReady"] == "True"
+    # With no version serving, the failure is the service's.
+    alone = mesh_service_status(
+        isvc,
+        MeshModelState(pool_ready=True, revision="m__isvc-2", failure=FAILURE),
+        domain="d",
+        port=1,
+        now="t",
+    )
+    assert {x["type"]: x["status"] for x in alone["conditions"]}["Ready"] == "False"
+
+
 def test_a_copy_lost_when_its_replica_exited_is_the_last_failure():
     exit = Failure("RuntimeUnhealthy", "replica pool-0 exited with code 137 (OOMKilled)", 137, "t", "pool-0")
     status = model_status(

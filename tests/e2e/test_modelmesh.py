@@ -271,6 +271,30 @@ def test_a_changed_model_is_in_progress_until_its_new_version_loads(platform):
     assert predict(platform, "iris-c").json() == {"predictions": [1, 1]}
 
 
+def test_a_changed_model_whose_files_are_missing_leaves_the_old_version_serving(platform):
+    """ModelMesh Serving: BlockedByFailedLoad, "but the service will remain available": the active
+    model stays Loaded, and answers. Before, the old version was unloaded before the new one's fetch,
+    and its requests were answered 503."""
+    platform.apply(runtime_yaml(), mesh_isvc("iris-update", "pvc://mm/iris-a"))
+    platform.cli("wait", "--for=condition=Ready", "isvc/iris-update", "--timeout=300s")
+    assert predict(platform, "iris-update").json() == {"predictions": [1, 1]}
+    wait_until(lambda: active(platform, "iris-update") == "Loaded", "iris-update loaded", platform)
+    platform.apply(mesh_isvc("iris-update", "pvc://mm/nowhere"))
+    wait_until(
+        lambda: model_status(platform, "iris-update").get("transitionStatus") == "BlockedByFailedLoad",
+        "iris-update blocked by its failed load",
+        platform,
+    )
+    status = model_status(platform, "iris-update")
+    assert status["states"] == {"activeModelState": "Loaded", "targetModelState": "FailedToLoad"}
+    assert status["lastFailureInfo"]["reason"] == "ModelLoadFailed"
+    assert predict(platform, "iris-update").json() == {"predictions": [1, 1]}
+    isvc = json.loads(platform.cli("get", "isvc", "iris-update", "-o", "json").stdout)
+    ready = next(x for x in isvc["status"]["conditions"] if x["type"] == "Ready")
+    assert ready["status"] == "True"
+    platform.cli("delete", "isvc", "iris-update")
+
+
 def test_a_pool_replica_that_exits_is_the_last_failure_of_the_models_it_held(platform, home):
     assert predict(platform, "iris-d").json() == {"predictions": [1, 1]}
     wait_until(lambda: active(platform, "iris-d") == "Loaded", "iris-d loaded", platform)

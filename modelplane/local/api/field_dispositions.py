@@ -78,6 +78,10 @@ _NO_POD = "a replica is a process, not a pod"
 _ONE_SUCCESS = "must be 1"
 _NOT_A_HOOK = "Kubernetes keeps it for compatibility and does not run it; neither does modelplane up"
 _MODEL_MESH = "ModelMesh's settings: modelplane up runs each runtime as its own replicas"
+_MODEL_MESH_ADAPTER = (
+    "ModelMesh's adapter settings: a pool replica is a modelplane serve, loaded through its repository "
+    "API (only memBufferBytes is acted on)"
+)
 
 CONTAINER: Table = {
     "name": acted("a runtime's `kserve-container` (else its first) is the one run"),
@@ -334,6 +338,11 @@ _RUNTIME: Table = {
             "spec.grpcEndpoint",
             "spec.httpDataEndpoint",
         )
+    },
+    # Named one by one, so that a warning does not seem to say memBufferBytes beside them is ignored.
+    **{
+        f"spec.builtInAdapter.{name}": warned(_MODEL_MESH_ADAPTER)
+        for name in ("serverType", "runtimeManagementPort", "modelLoadingTimeoutMillis", "env")
     },
     "spec.builtInAdapter.memBufferBytes": acted(
         "held back from each ModelMesh pool replica's memory: the rest is for its models"

@@ -49,8 +49,9 @@ from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
 from modelplane.api.conditions import MODEL_LOAD_FAILED
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.api.runtime_selection import RuntimeSelection
-from modelplane.control import Failure, latest_revisions, revision_templates
+from modelplane.control import Failure, latest_revisions
 from modelplane.control.mesh_copies import SCALE_DOWN_DELAY, CopyScaler, extra_copy_room, surplus_copy
+from modelplane.control.mesh_pool_template import pool_template
 from modelplane.control.modelmesh import (
     MeshModelState,
     PoolSpec,
@@ -58,7 +59,6 @@ from modelplane.control.modelmesh import (
     mesh_service_status,
     model_digest,
     model_revision_name,
-    pool_service,
     pool_spec,
     select_pool_runtime,
     storage_argument,
@@ -233,7 +233,7 @@ class ModelMesh:
         """The pool of a runtime in a namespace, started (or started again when its runtime changed)."""
         spec = pool_spec(selection, namespace)
         key = (namespace, selection.kind, selection.name)
-        template = revision_templates(pool_service(spec), namespaced, cluster)["predictor"]
+        template = pool_template(spec, namespaced, cluster)
         pool = self._pools.get(key)
         if pool is not None and pool.revision.template == template:
             if pool.spec != spec:
@@ -327,12 +327,16 @@ class ModelMesh:
     def _route(self, model: _Model) -> Route:
         refusal = None
         holders: list[Replica] = []
+        if model.pool in self._pools and model.wanted is not None and model.invalid is None:
+            pool = self._pools[model.pool]
+            # The active version serves until the version the spec names is loaded, or if it fails to.
+            holders = pool.holders(model.name, model.wanted.digest) or (
+                pool.holders(model.name) if model.active_revision is not None else []
+            )
         if model.invalid is not None:
             refusal = f"{model.namespace}/{model.name} cannot be served: {model.invalid.message}"
-        elif model.failure is not None and time.monotonic() < model.retry_at:
+        elif not holders and model.failure is not None and time.monotonic() < model.retry_at:
             refusal = f"the model of {model.namespace}/{model.name} failed to load: {model.failure.message}"
-        elif model.pool in self._pools and model.wanted is not None:
-            holders = self._pools[model.pool].holders(model.name, model.wanted.digest)
         backend = Backend(
             model.backend,
             tuple(r.address for r in holders),
@@ -429,13 +433,21 @@ class ModelMesh:
         server = self._server(pool, replica)
         if server.folder.fetched_digest(model.name) == wanted.digest:
             return True
+        # A version that serves here stays loaded (and serving) until the new one's files are here.
+        old_version_serves = model.name in pool.held.get(replica.address, {})
         try:
+            if old_version_serves:
+                await server.folder.fetch_aside(model.name, wanted, server.fetch)
             await server.repository.unload(model.name)  # an old version, if it is there
             server.held.pop(model.name, None)
             pool.held.get(replica.address, {}).pop(model.name, None)
-            await server.folder.fill(model.name, wanted, server.fetch)
+            if old_version_serves:
+                await server.folder.swap_in(model.name, wanted)
+            else:
+                await server.folder.fill(model.name, wanted, server.fetch)
         except Exception as exc:  # noqa: BLE001 - a fetch that fails is the model's failure
-            await server.folder.remove(model.name)
+            if model.name not in pool.held.get(replica.address, {}):
+                await server.folder.remove(model.name)
             message = str(exc) if isinstance(exc, FetchFailed) else f"fetching the model failed: {exc}"
             (failed or self._failed)(model, message, pool.location(replica), pool, replica)
             return False

@@ -7,7 +7,13 @@ import random
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 
-from modelplane.local.gateway.modelmesh_endpoint import MODEL_ID_HEADER, VERSION_SEPARATOR, model_in_path
+from modelplane.local.gateway.modelmesh_endpoint import (
+    MODEL_ID_HEADER,
+    VERSION_SEPARATOR,
+    address_endpoint,
+    is_address,
+    model_in_path,
+)
 from modelplane.local.gateway.observe import CallWatch, ExchangeWatch, GatewayObserver
 from modelplane.local.gateway.revisions import RevisionStats, RevisionUpstreams, Unavailable
 from modelplane.local.gateway.routes import ANY_HOST, Route, RouteTable, host_without_port
@@ -91,6 +97,9 @@ class Dispatcher:
         self._splits: dict[str, _Split] = {}
         self._by_host_header: dict[bytes, _Split | None] = {}
         self._revisions: dict[str, RevisionUpstreams] = {}
+        # ModelMesh's endpoints merged, for requests at an address (`modelmesh_endpoint.address_endpoint`).
+        self._address_models: Mapping[str, str] = {}
+        self._shared_models: Mapping[str, list[str]] = {}
 
     def update(self, table: RouteTable) -> None:
         revisions: dict[str, RevisionUpstreams] = {}
@@ -116,6 +125,7 @@ class Dispatcher:
                 for backend in route.backends:
                     revisions[backend.revision].retire(route.refusal)
         self._table = table
+        self._address_models, self._shared_models = address_endpoint(table.model_endpoints)
         self._revisions = revisions
         self._splits = {host: _Split(host, route, revisions) for host, route in table.routes.items()}
         self._by_host_header = {}
@@ -141,19 +151,37 @@ class Dispatcher:
         return split.pick(path)
 
     def models_at(self, host_header: bytes) -> Mapping[str, str] | None:
-        """The models of a host that routes by model (None: it routes by host)."""
+        """The models of a host that routes by model (None: it routes by host): ModelMesh's endpoint of
+        a namespace, or an address no route serves while there are ModelMesh models."""
         host = host_without_port(host_header.decode("latin-1"))
-        return self._table.model_endpoints.get(host) if host not in self._splits else None
+        if host in self._splits:
+            return None
+        models = self._table.model_endpoints.get(host)
+        if models is None and self._at_address(host):
+            return self._address_models
+        return models
+
+    def _at_address(self, host: str) -> bool:
+        return (
+            bool(self._address_models or self._shared_models)
+            and ANY_HOST not in self._splits
+            and is_address(host)
+        )
 
     def _model_split(self, host_header: bytes, models: Mapping[str, str], model: bytes | None) -> _Split:
         host = host_without_port(host_header.decode("latin-1"))
+        at_address = self._at_address(host) and host not in self._table.model_endpoints
         if not model:
+            if at_address:
+                raise self._no_route(host_header)
             raise Unavailable(
                 400,
                 f"name the model at {host}: the {MODEL_ID_HEADER.decode()} header, or the model in the path",
             )
         name = model.decode("latin-1")
         target = models.get(name)
+        if target is None and at_address:
+            raise self._no_model_at_address(host_header, name)
         if target is None:
             known = ", ".join(sorted(m for m in models if VERSION_SEPARATOR not in m)) or "none"
             raise Unavailable(404, f"no ModelMesh model '{name}' is served at {host}; its models: {known}")
@@ -202,6 +230,28 @@ class Dispatcher:
 
     def stats(self) -> dict[str, RevisionStats]:
         return {name: state.stats() for name, state in self._revisions.items()}
+
+    def _no_model_at_address(self, host_header: bytes, name: str) -> Unavailable:
+        shared = self._shared_models.get(name)
+        if shared is not None:
+            return Unavailable(
+                404,
+                f"ModelMesh models of several namespaces are named '{name}': ask for it at the endpoint "
+                f"of its namespace (the Host {' or '.join(shared)})",
+            )
+        refused = self._no_route(host_header)
+        if refused.status != 404:
+            return refused
+        known = ""
+        if self._list_hosts:
+            models = sorted(m for m in self._address_models if VERSION_SEPARATOR not in m)
+            known = f"; ModelMesh models: {', '.join(models) or 'none'}"
+        host = host_header.decode("latin-1")
+        return Unavailable(
+            404,
+            f"no InferenceService or InferenceGraph serves host '{host}', "
+            f"and no ModelMesh model is named '{name}'{known}",
+        )
 
     def _no_route(self, host_header: bytes) -> Unavailable:
         host = host_header.decode("latin-1") if host_header else ""

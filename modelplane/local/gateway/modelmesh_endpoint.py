@@ -7,11 +7,18 @@ in a V1 or V2 REST path (`/v2/models/<name>/infer`), or the name in a gRPC call'
 (`model_name` of ModelInferRequest, `name` of ModelMetadataRequest and ModelReadyRequest: field 1
 of each). On `modelplane up` the endpoint is the host `modelmesh-serving.<namespace>.<domain>` on
 the gateway's port, REST and gRPC; a request there goes to the route of the model's service.
+
+ModelMesh Serving's users reach that Service through `kubectl port-forward`, at `localhost:8033` or
+`localhost:8008`: a request to the gateway's port at an address (`localhost`, an IP, no Host at all)
+that no route serves is taken as one to the endpoint of the namespace whose ModelMesh model it names
+(`address_endpoint`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Mapping
 
 ENDPOINT_NAME = "modelmesh-serving"
 MODEL_ID_HEADER = b"mm-vmodel-id"
@@ -26,6 +33,37 @@ _NAME_TAG = 0x0A  # field 1, length-delimited
 def endpoint_host(namespace: str, domain: str) -> str:
     """`modelmesh-serving.<namespace>.<domain>`: where a namespace's ModelMesh models all answer."""
     return f"{ENDPOINT_NAME}.{namespace}.{domain}"
+
+
+def is_address(host: str) -> bool:
+    """Whether a Host (lower case, without port) is an address rather than a service's name: what a
+    client of a port-forwarded Service sends (`localhost`, `127.0.0.1`, `[::1]`, or none)."""
+    if host in ("", "localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True
+
+
+def address_endpoint(
+    endpoints: Mapping[str, Mapping[str, str]],
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Every namespace's endpoint merged into one, for requests at an address: each model name to its
+    service's host; and the names that models of several namespaces share, to those namespaces'
+    endpoint hosts (such a name has to be asked for at one of them)."""
+    merged: dict[str, str] = {}
+    shared: dict[str, list[str]] = {}
+    seen_at: dict[str, str] = {}
+    for host in sorted(endpoints):
+        for name, target in endpoints[host].items():
+            if name in seen_at and merged.get(name) != target:
+                shared.setdefault(name, [seen_at[name]]).append(host)
+                merged.pop(name, None)
+            elif name not in shared:
+                merged[name], seen_at[name] = target, host
+    return merged, shared
 
 
 def model_header(headers: list[tuple[bytes, bytes]]) -> bytes | None:

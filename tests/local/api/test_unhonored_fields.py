@@ -216,3 +216,11 @@ def test_storage_parameters_modelplane_does_not_read_are_said():
     }
     resource = isvc({"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storage": storage}}})
     assert [path for path, _ in found(resource)] == ["spec.predictor.model.storage.parameters.endpint_url"]
+
+
+def test_the_adapter_settings_not_acted_on_are_named_each_beside_mem_buffer_bytes():
+    """Before, `spec.builtInAdapter` as a whole was said to be ignored, memBufferBytes included."""
+    adapter = {"serverType": "mlserver", "memBufferBytes": 1024, "modelLoadingTimeoutMillis": 90000}
+    spec = {"multiModel": True, "builtInAdapter": adapter}
+    paths = [path for path, _ in found({"kind": "ServingRuntime", "metadata": {"name": "p"}, "spec": spec})]
+    assert paths == ["spec.builtInAdapter.serverType", "spec.builtInAdapter.modelLoadingTimeoutMillis"]

@@ -1,9 +1,11 @@
-"""How ModelMesh's endpoint finds the model: the header, the REST path, or a gRPC call's first message."""
+"""How ModelMesh's endpoint finds the model: the header, the REST path, or a gRPC call's first message;
+and the endpoint a request at an address (a port-forward's localhost) reaches."""
 
 from __future__ import annotations
 
 import pytest
 
+from modelplane.local.gateway.dispatch import Dispatcher
 from modelplane.local.gateway.modelmesh_endpoint import (
     NoModelName,
     endpoint_host,
@@ -11,6 +13,8 @@ from modelplane.local.gateway.modelmesh_endpoint import (
     model_in_message,
     model_in_path,
 )
+from modelplane.local.gateway.revisions import Unavailable
+from modelplane.local.gateway.routes import Backend, Route, RouteTable
 from modelplane.protocol.grpc import inference_pb2 as pb
 
 
@@ -71,3 +75,58 @@ def test_the_model_a_grpc_message_names_arrives_in_pieces(message):
 def test_a_message_that_names_no_model(data, why):
     with pytest.raises(NoModelName, match=why):
         model_in_message(data)
+
+
+def mesh_dispatcher(*namespaces: str) -> Dispatcher:
+    """A gateway whose namespaces each hold a ModelMesh model `iris` (and `team-only` in the first)."""
+    routes, endpoints = {}, {}
+    for namespace in namespaces:
+        host = f"iris.{namespace}.localhost"
+        routes[host] = Route((Backend(f"mesh/{namespace}/iris", ("127.0.0.1:1",)),))
+        endpoints[endpoint_host(namespace, "localhost")] = {"iris": host}
+    first = namespaces[0]
+    routes[f"team-only.{first}.localhost"] = Route((Backend(f"mesh/{first}/team-only", ("127.0.0.1:2",)),))
+    endpoints[endpoint_host(first, "localhost")]["team-only"] = f"team-only.{first}.localhost"
+    dispatcher = Dispatcher()
+    dispatcher.update(RouteTable(routes, model_endpoints=endpoints))
+    return dispatcher
+
+
+@pytest.mark.parametrize("host", [b"localhost:8033", b"127.0.0.1:8008", b"[::1]:8080", b""])
+def test_an_address_is_the_endpoint_of_the_namespace_whose_model_is_named(host):
+    """ModelMesh's users port-forward its Service and call localhost: the model chooses the namespace."""
+    dispatcher = mesh_dispatcher("modelmesh-serving")
+    assert dispatcher.models_at(host) is not None
+    assert dispatcher.resolve(host, b"/v2/models/iris/infer").revision == "mesh/modelmesh-serving/iris"
+    assert dispatcher.resolve(host, b"/", b"team-only").revision == "mesh/modelmesh-serving/team-only"
+
+
+def test_at_an_address_a_name_of_several_namespaces_asks_for_the_namespace():
+    dispatcher = mesh_dispatcher("team-a", "team-b")
+    with pytest.raises(Unavailable) as refused:
+        dispatcher.resolve(b"localhost:8080", b"/v2/models/iris/infer")
+    assert refused.value.status == 404
+    assert "modelmesh-serving.team-a.localhost or modelmesh-serving.team-b.localhost" in refused.value.message
+    assert dispatcher.resolve(b"localhost", b"/", b"team-only").revision == "mesh/team-a/team-only"
+
+
+def test_at_an_address_a_model_nobody_serves_is_404_and_a_name_is_still_needed():
+    dispatcher = mesh_dispatcher("default")
+    with pytest.raises(Unavailable) as refused:
+        dispatcher.resolve(b"127.0.0.1:8080", b"/v1/models/other:predict")
+    assert refused.value.status == 404
+    assert refused.value.message.startswith(
+        "no InferenceService or InferenceGraph serves host '127.0.0.1:8080'"
+    )
+    assert "no ModelMesh model is named 'other'; ModelMesh models: iris, team-only" in refused.value.message
+    with pytest.raises(Unavailable) as unnamed:
+        dispatcher.resolve(b"127.0.0.1:8080", b"/v2/health/ready")
+    assert unnamed.value.status == 404
+    # A name that is no address (a typo of a service's host) is not taken for the endpoint.
+    assert dispatcher.models_at(b"iris.defualt.localhost") is None
+
+
+def test_an_address_routes_by_host_without_modelmesh_models():
+    dispatcher = Dispatcher()
+    dispatcher.update(RouteTable({"iris.default.localhost": Route((Backend("iris-1", ("127.0.0.1:1",)),))}))
+    assert dispatcher.models_at(b"localhost:8080") is None

@@ -1,0 +1,40 @@
+"""A model folder fetches a model's new version beside the one it holds, which stays until it is there."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from modelplane.agent.model_folder import ModelFolder
+from modelplane.agent.model_list import WantedModel
+
+
+def wanted(uri: str, digest: str) -> WantedModel:
+    return WantedModel(storage_uri=uri, digest=digest)
+
+
+async def copy_fetch(uri: str, dest: Path) -> None:
+    if uri == "missing":
+        raise FileNotFoundError(uri)
+    dest.mkdir()
+    (dest / "model.joblib").write_text(uri)
+
+
+def test_a_new_version_replaces_the_old_only_once_fetched(tmp_path):
+    folder = ModelFolder(tmp_path)
+    asyncio.run(folder.fill("iris", wanted("v1", "d1"), copy_fetch))
+
+    with pytest.raises(FileNotFoundError):
+        asyncio.run(folder.fetch_aside("iris", wanted("missing", "d2"), copy_fetch))
+    assert folder.fetched_digest("iris") == "d1"
+    assert (tmp_path / "iris" / "model.joblib").read_text() == "v1"
+    assert folder.names() == {"iris"}  # nothing half-fetched is taken for a model
+
+    asyncio.run(folder.fetch_aside("iris", wanted("v2", "d2"), copy_fetch))
+    assert folder.fetched_digest("iris") == "d1"  # the old version until the swap
+    asyncio.run(folder.swap_in("iris", wanted("v2", "d2")))
+    assert folder.fetched_digest("iris") == "d2"
+    assert (tmp_path / "iris" / "model.joblib").read_text() == "v2"
+    assert folder.names() == {"iris"}
