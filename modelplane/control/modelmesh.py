@@ -254,6 +254,7 @@ class MeshModelState:
     failure: Failure | None = None  # the last failure of the version the spec names
     exit: Failure | None = None  # how the process of a replica that held a copy last ended
     exit_revision: str = ""  # the version of that copy
+    pool_failure: Failure | None = None  # while no replica of its pool is ready: how the last one ended
 
 
 def model_status(state: MeshModelState) -> dict:
@@ -287,6 +288,8 @@ def model_status(state: MeshModelState) -> dict:
         status["lastFailureInfo"] = failure_info(state.failure, state.revision)
     elif state.exit is not None:
         status["lastFailureInfo"] = failure_info(state.exit, state.exit_revision)
+    elif state.pool_failure is not None:
+        status["lastFailureInfo"] = failure_info(state.pool_failure, None)
     return status
 
 
@@ -317,7 +320,11 @@ def mesh_service_status(
         predictor = _condition(FALSE, c.MODEL_LOAD_FAILED, state.failure.message)
     elif not state.pool_ready:
         runtime = state.runtime.name if state.runtime else "its runtime"
-        predictor = _condition(UNKNOWN, "RuntimeNotReady", f"no replica of {runtime}'s pool is ready yet")
+        if state.pool_failure is not None:  # a pool that keeps failing says how, not only "not yet"
+            message = f"no replica of {runtime}'s pool is ready: {state.pool_failure.message}"
+            predictor = _condition(FALSE, c.RUNTIME_UNHEALTHY, message)
+        else:
+            predictor = _condition(UNKNOWN, "RuntimeNotReady", f"no replica of {runtime}'s pool is ready yet")
     else:
         predictor = _condition(TRUE)
     routed = state.invalid is None

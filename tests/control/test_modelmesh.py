@@ -294,6 +294,30 @@ def test_fields_a_pool_decides_are_said_to_be_ignored():
     assert ignored_fields(plain) == ()
 
 
+def test_a_pool_whose_replicas_keep_failing_says_how_the_runtime_is_unhealthy():
+    from modelplane.control.modelmesh import mesh_service_status
+    from modelplane.control.observed import Termination
+    from modelplane.control.status import exit_failure
+
+    isvc = _isvc({"sklearn": {"storageUri": "s3://b/m"}}, {"serving.kserve.io/deploymentMode": "ModelMesh"})
+    ended = Termination("Error", 127, "2026-01-01T00:00:00Z", "sh: 1: tritonserver: not found", "triton-0")
+    state = MeshModelState(revision="m__isvc-1", pool_failure=exit_failure(ended))
+    status = mesh_service_status(isvc, state, domain="localhost", port=8080, now="t")
+    predictor = {c["type"]: c for c in status["conditions"]}["PredictorReady"]
+    assert (predictor["status"], predictor["reason"]) == ("False", "RuntimeUnhealthy")
+    assert predictor["message"].endswith(
+        "pool is ready: replica triton-0 exited with code 127 (Error): sh: 1: tritonserver: not found"
+    )
+    failure = status["modelStatus"]["lastFailureInfo"]
+    assert (failure["reason"], failure["exitCode"]) == ("RuntimeUnhealthy", 127)
+    assert status["modelStatus"]["states"]["activeModelState"] == "Pending"
+    starting = mesh_service_status(
+        isvc, MeshModelState(revision="m__isvc-1"), domain="localhost", port=8080, now="t"
+    )
+    predictor = {c["type"]: c for c in starting["conditions"]}["PredictorReady"]
+    assert (predictor["status"], predictor["reason"]) == ("Unknown", "RuntimeNotReady")
+
+
 def test_a_storage_key_beside_a_storage_uri_gives_the_credentials():
     """The URI says where the model is and the key's document how to reach it (it is not dropped)."""
     from modelplane.local.controllers.trained_models import model_source

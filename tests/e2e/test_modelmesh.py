@@ -228,6 +228,29 @@ def test_a_model_bigger_than_a_replica_fails_with_that_reason(platform):
     assert "more than a replica of runtime mm-sklearn keeps for models" in info["message"]
 
 
+def test_a_runtime_whose_pool_cannot_start_says_why_and_refuses_at_once(platform):
+    broken = runtime_yaml()
+    broken["metadata"]["name"] = "mm-broken"
+    broken["spec"]["replicas"] = 1
+    broken["spec"]["supportedModelFormats"] = [{"name": "sklearn", "autoSelect": False}]
+    broken["spec"]["containers"][0]["command"] = ["/bin/sh", "-c", "echo 'no server here' >&2; exit 127"]
+    service = mesh_isvc("on-broken", "pvc://mm/iris-a")
+    service["spec"]["predictor"]["model"]["runtime"] = "mm-broken"
+    platform.apply(broken, service)
+    info = wait_until(
+        lambda: model_status(platform, "on-broken").get("lastFailureInfo"), "its lastFailureInfo", platform
+    )
+    assert (info["reason"], info["message"]) == ("RuntimeUnhealthy", "no server here")
+
+    def refused():
+        answer = predict(platform, "on-broken")
+        return answer if answer.status_code == 503 and "does not start" in answer.text else None
+
+    response = wait_until(refused, "a refusal that says why", platform)
+    assert response.json()["error"].endswith("runtime does not start: no server here")
+    platform.cli("delete", "isvc/on-broken", "servingruntime/mm-broken")
+
+
 def test_the_mode_of_a_service_cannot_change(platform, tmp_path):
     changed = mesh_isvc("iris-c", "pvc://mm/iris-c")
     changed["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "Standard"

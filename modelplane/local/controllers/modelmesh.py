@@ -38,7 +38,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from modelplane.agent.model_folder import ModelFolder
@@ -46,7 +46,7 @@ from modelplane.agent.model_list import WantedModel
 from modelplane.agent.repository import RepositoryClient
 from modelplane.agent.server_models import ServerModels
 from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
-from modelplane.api.conditions import MODEL_LOAD_FAILED
+from modelplane.api.conditions import MODEL_LOAD_FAILED, RUNTIME_UNHEALTHY
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.api.runtime_selection import RuntimeSelection
 from modelplane.control import Failure, latest_revisions
@@ -327,8 +327,8 @@ class ModelMesh:
     def _route(self, model: _Model) -> Route:
         refusal = None
         holders: list[Replica] = []
-        if model.pool in self._pools and model.wanted is not None and model.invalid is None:
-            pool = self._pools[model.pool]
+        pool = self._pools.get(model.pool) if model.pool else None
+        if pool is not None and model.wanted is not None and model.invalid is None:
             # The active version serves until the version the spec names is loaded, or if it fails to.
             holders = pool.holders(model.name, model.wanted.digest) or (
                 pool.holders(model.name) if model.active_revision is not None else []
@@ -337,6 +337,9 @@ class ModelMesh:
             refusal = f"{model.namespace}/{model.name} cannot be served: {model.invalid.message}"
         elif not holders and model.failure is not None and time.monotonic() < model.retry_at:
             refusal = f"the model of {model.namespace}/{model.name} failed to load: {model.failure.message}"
+        elif not holders and pool is not None and pool.runner.state().gave_up:
+            why = _pool_failure(pool)
+            refusal = f"the pool of {model.namespace}/{model.name}'s runtime does not start: {why.message}"
         backend = Backend(
             model.backend,
             tuple(r.address for r in holders),
@@ -742,6 +745,7 @@ class ModelMesh:
             failure=model.failure,
             exit=model.exit,
             exit_revision=model.exit_revision,
+            pool_failure=_pool_failure(pool),
         )
         ref = Ref(INFERENCE_SERVICE.kind, model.namespace, model.name)
         try:
@@ -782,3 +786,14 @@ def _too_big(size: int, spec: PoolSpec) -> DoesNotFit:
         f"the model needs {size / 1024**2:.1f}Mi, more than a replica of runtime {spec.runtime} keeps "
         f"for models ({spec.capacity / 1024**2:.1f}Mi)"
     )
+
+
+def _pool_failure(pool: Pool | None) -> Failure | None:
+    """While no replica of a pool is ready: why its last one failed to start, or how its process last
+    ended (a runtime whose command keeps exiting); None while it may just be starting."""
+    if pool is None or pool.ready_replicas():
+        return None
+    state = pool.runner.state()
+    if state.failure is not None:
+        return replace(state.failure, reason=RUNTIME_UNHEALTHY)
+    return exit_failure(state.last_termination) if state.last_termination is not None else None
