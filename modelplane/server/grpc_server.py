@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 
+from modelplane.protocol import triton_extensions
 from modelplane.protocol.errors import InvalidInput, ModelplaneError
 from modelplane.protocol.grpc import health
 from modelplane.protocol.grpc import inference_pb2 as pb
@@ -50,6 +51,10 @@ def inference_service(
     }
     methods[health.CHECK] = UnaryMethod(health.HealthCheckRequest, servicer.health_check)
     too_large = f"the request message is above the limit of {max_message_length} bytes"
+    not_served = {
+        f"/{SERVICE_NAME}/{name}": message for name, message in triton_extensions.GRPC_METHODS.items()
+    }
+    unary = UnaryService(methods, max_message_length, not_served)
     limits = ServerLimits(
         max_body_size=max_message_length + 5,  # the message and its length prefix
         too_large_response=lambda _: status_response(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large),
@@ -58,8 +63,9 @@ def inference_service(
         http2=connection.http2,
         idle_timeout=connection.idle_timeout,
         body_timeout=connection.body_timeout,
+        headers_response=unary.answer_from_headers,
     )
-    service: Handler = UnaryService(methods, max_message_length)
+    service: Handler = unary
     if tracing.enabled():
         service = traced_calls(service, OBSERVED_CALLS)
     return service, limits
