@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from modelplane.protocol import triton_extensions
+from modelplane.protocol import triton_extensions, v2_repository
 from modelplane.protocol.errors import InvalidInput, ModelplaneError
 from modelplane.protocol.grpc import health
 from modelplane.protocol.grpc import inference_pb2 as pb
@@ -159,6 +159,7 @@ class InferenceServicer:
         self, request: pb.RepositoryModelLoadRequest, metadata: Metadata
     ) -> pb.RepositoryModelLoadResponse:
         name = _model_name(request)
+        v2_repository.check_load_parameters(v2_repository.grpc_parameters(request.parameters))
         await self.repository.load(name)
         return pb.RepositoryModelLoadResponse(model_name=name, isLoaded=True)
 
@@ -166,6 +167,7 @@ class InferenceServicer:
         self, request: pb.RepositoryModelUnloadRequest, metadata: Metadata
     ) -> pb.RepositoryModelUnloadResponse:
         name = _model_name(request)
+        v2_repository.check_unload_parameters(v2_repository.grpc_parameters(request.parameters))
         await self.repository.unload(name)
         return pb.RepositoryModelUnloadResponse(model_name=name, isUnloaded=True)
 

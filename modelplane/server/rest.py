@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from modelplane.protocol import cloudevents
+from modelplane.protocol import cloudevents, v2_repository
 from modelplane.protocol.errors import (
     InferenceError,
     InvalidInput,
@@ -337,9 +337,12 @@ class RESTServer:
             if method != "POST":
                 return _method_not_allowed("POST")
             name = parts[1]
+            parameters = v2_repository.rest_parameters(request.body)
             if parts[2] == "load":
+                v2_repository.check_load_parameters(parameters)
                 await repository.load(name)
                 return json_response({"name": name, "load": True})
+            v2_repository.check_unload_parameters(parameters)
             await repository.unload(name)
             return json_response({"name": name, "unload": True})
         return _not_found()
