@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 
+from modelplane.protocol import triton_extensions, v2_repository
 from modelplane.protocol.errors import InvalidInput, ModelplaneError
 from modelplane.protocol.grpc import health
 from modelplane.protocol.grpc import inference_pb2 as pb
@@ -50,6 +51,10 @@ def inference_service(
     }
     methods[health.CHECK] = UnaryMethod(health.HealthCheckRequest, servicer.health_check)
     too_large = f"the request message is above the limit of {max_message_length} bytes"
+    not_served = {
+        f"/{SERVICE_NAME}/{name}": message for name, message in triton_extensions.GRPC_METHODS.items()
+    }
+    unary = UnaryService(methods, max_message_length, not_served)
     limits = ServerLimits(
         max_body_size=max_message_length + 5,  # the message and its length prefix
         too_large_response=lambda _: status_response(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large),
@@ -58,8 +63,9 @@ def inference_service(
         http2=connection.http2,
         idle_timeout=connection.idle_timeout,
         body_timeout=connection.body_timeout,
+        headers_response=unary.answer_from_headers,
     )
-    service: Handler = UnaryService(methods, max_message_length)
+    service: Handler = unary
     if tracing.enabled():
         service = traced_calls(service, OBSERVED_CALLS)
     return service, limits
@@ -153,6 +159,7 @@ class InferenceServicer:
         self, request: pb.RepositoryModelLoadRequest, metadata: Metadata
     ) -> pb.RepositoryModelLoadResponse:
         name = _model_name(request)
+        v2_repository.check_load_parameters(v2_repository.grpc_parameters(request.parameters))
         await self.repository.load(name)
         return pb.RepositoryModelLoadResponse(model_name=name, isLoaded=True)
 
@@ -160,6 +167,7 @@ class InferenceServicer:
         self, request: pb.RepositoryModelUnloadRequest, metadata: Metadata
     ) -> pb.RepositoryModelUnloadResponse:
         name = _model_name(request)
+        v2_repository.check_unload_parameters(v2_repository.grpc_parameters(request.parameters))
         await self.repository.unload(name)
         return pb.RepositoryModelUnloadResponse(model_name=name, isUnloaded=True)
 

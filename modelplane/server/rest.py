@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from modelplane.protocol import cloudevents
+from modelplane.protocol import cloudevents, v2_repository
 from modelplane.protocol.errors import (
     InferenceError,
     InvalidInput,
@@ -27,6 +27,7 @@ from modelplane.protocol.errors import (
 from modelplane.protocol.http1_wire import warning_headers
 from modelplane.protocol.http_server import HttpRequest, HttpResponse, checked_header
 from modelplane.protocol.openai import OpenAIError
+from modelplane.protocol.triton_extensions import STATISTICS, unserved_v2_route
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_rest import (
     JSON_LENGTH_HEADER,
@@ -265,7 +266,7 @@ class RESTServer:
                 return _only(method, "GET") or await self._server_ready()
         if head == "repository":
             return await self._v2_repository(method, parts[1:], request)
-        return _not_found()
+        return _v2_not_found(parts)
 
     async def _server_ready(self) -> HTTPResponse:
         reason = await self.dataplane.repository.not_ready_reason()
@@ -282,6 +283,9 @@ class RESTServer:
         if len(rest) >= 2 and rest[0] == "versions":
             version, rest = rest[1], rest[2:]
         if not rest:
+            # Triton's statistics route, unless a model has that name.
+            if name == "stats" and name not in dataplane.repository:
+                return error_response(501, STATISTICS)
             if method != "GET":
                 return _method_not_allowed("GET")
             served = dataplane.repository.get(name)
@@ -302,7 +306,7 @@ class RESTServer:
             if method != "POST":
                 return _method_not_allowed("POST")
             return await self._v2_infer(name, version, request)
-        return _not_found()
+        return _v2_not_found(["models", *parts])
 
     async def _v2_infer(self, name: str, version: str | None, request: HttpRequest) -> HTTPResponse:
         started = time.perf_counter()
@@ -339,9 +343,12 @@ class RESTServer:
             if method != "POST":
                 return _method_not_allowed("POST")
             name = parts[1]
+            parameters = v2_repository.rest_parameters(request.body)
             if parts[2] == "load":
+                v2_repository.check_load_parameters(parameters)
                 await repository.load(name)
                 return json_response({"name": name, "load": True})
+            v2_repository.check_unload_parameters(parameters)
             await repository.unload(name)
             return json_response({"name": name, "unload": True})
         return _not_found()
@@ -436,6 +443,12 @@ def _only(method: str, allowed: str) -> HTTPResponse | None:
 
 def _not_found() -> HTTPResponse:
     return error_response(404, "Not Found: no such route")
+
+
+def _v2_not_found(parts: list[str]) -> HTTPResponse:
+    """404, or 501 saying so for a route of Triton's extensions that modelplane does not serve."""
+    unserved = unserved_v2_route(parts)
+    return _not_found() if unserved is None else error_response(501, unserved)
 
 
 def _method_not_allowed(allowed: str) -> HTTPResponse:

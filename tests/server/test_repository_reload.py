@@ -127,3 +127,48 @@ def test_the_index_lists_a_model_of_the_folder_never_loaded(sklearn_dir, tmp_pat
         assert _predict(client, module, "late") == [1, 1]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("module", [triton_http, triton_grpc], ids=["http", "grpc"])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"config": '{"backend": "onnxruntime"}'}, "does not take a model configuration"),
+        ({"config": "{}", "files": {"file:1/model.onnx": b"\x08\x07"}}, "does not take model files"),
+    ],
+    ids=["config", "files"],
+)
+def test_a_load_that_overrides_the_model_is_refused(repository_server, module, overrides, message):
+    """Triton loads the configuration and files a load carries; modelplane would load the folder's model
+    instead, so it refuses them."""
+    client = _http(repository_server) if module is triton_http else _grpc(repository_server)
+    with pytest.raises(InferenceServerException, match=message) as caught:
+        client.load_model("other", **overrides)
+    assert caught.value.status() in ("400", "StatusCode.INVALID_ARGUMENT")
+    assert client.is_model_ready("other")
+
+
+@pytest.mark.parametrize("module", [triton_http, triton_grpc], ids=["http", "grpc"])
+def test_an_unload_of_dependents_unloads_the_model(repository_server, module):
+    client = _http(repository_server) if module is triton_http else _grpc(repository_server)
+    client.unload_model("other", unload_dependents=True)
+    assert not client.is_model_ready("other")
+    client.load_model("other")
+    assert _predict(client, module, "other") == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("verb", "body", "fragment"),
+    [
+        ("load", {"parameters": {"poll": True}}, "load parameter 'poll' is not one modelplane knows"),
+        ("unload", {"parameters": {"unload_dependents": "yes"}}, "must be true or false"),
+        ("unload", {"parameters": {"force": True}}, "unload parameter 'force'"),
+        ("load", {"config": "{}"}, "takes only 'parameters'"),
+        ("load", [], "must be a JSON object"),
+    ],
+)
+def test_load_and_unload_parameters_modelplane_does_not_know_are_400(repository_server, verb, body, fragment):
+    response = httpx.post(f"{repository_server.url}/v2/repository/models/other/{verb}", json=body)
+    assert response.status_code == 400
+    assert fragment in response.json()["error"]
+    assert httpx.get(f"{repository_server.url}/v2/models/other/ready").status_code == 200

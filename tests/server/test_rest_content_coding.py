@@ -33,6 +33,15 @@ def test_tritonclient_compressed_requests_are_answered(iris_server, algorithm, b
     assert result.as_numpy("output-0").tolist() == [1, 1]
 
 
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_asking_for_a_compressed_answer_reads_the_plain_one(iris_server, algorithm):
+    client = triton_http.InferenceServerClient(f"127.0.0.1:{iris_server.http_port}")
+    tensor = triton_http.InferInput("input-0", [2, 4], "FP32")
+    tensor.set_data_from_numpy(iris_array())
+    result = client.infer("iris", [tensor], response_compression_algorithm=algorithm)
+    assert result.as_numpy("output-0").tolist() == [1, 1]
+
+
 @pytest.mark.parametrize("coding", ["gzip", "deflate"])
 def test_v1_and_v2_json_bodies_may_be_compressed(iris_server, coding):
     compress = COMPRESS[coding]

@@ -350,14 +350,49 @@ class RepositoryIndexResponse(_message.Message):
         self, models: _Optional[_Iterable[_Union[RepositoryIndexResponse.ModelIndex, _Mapping]]] = ...
     ) -> None: ...
 
+class ModelRepositoryParameter(_message.Message):
+    __slots__ = ("bool_param", "int64_param", "string_param", "bytes_param")
+    BOOL_PARAM_FIELD_NUMBER: _ClassVar[int]
+    INT64_PARAM_FIELD_NUMBER: _ClassVar[int]
+    STRING_PARAM_FIELD_NUMBER: _ClassVar[int]
+    BYTES_PARAM_FIELD_NUMBER: _ClassVar[int]
+    bool_param: bool
+    int64_param: int
+    string_param: str
+    bytes_param: bytes
+    def __init__(
+        self,
+        bool_param: _Optional[bool] = ...,
+        int64_param: _Optional[int] = ...,
+        string_param: _Optional[str] = ...,
+        bytes_param: _Optional[bytes] = ...,
+    ) -> None: ...
+
 class RepositoryModelLoadRequest(_message.Message):
-    __slots__ = ("model_name", "repository_model_name")
+    __slots__ = ("model_name", "repository_model_name", "parameters")
+    class ParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ModelRepositoryParameter
+        def __init__(
+            self,
+            key: _Optional[str] = ...,
+            value: _Optional[_Union[ModelRepositoryParameter, _Mapping]] = ...,
+        ) -> None: ...
+
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     REPOSITORY_MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     repository_model_name: str
+    parameters: _containers.MessageMap[str, ModelRepositoryParameter]
     def __init__(
-        self, model_name: _Optional[str] = ..., repository_model_name: _Optional[str] = ...
+        self,
+        model_name: _Optional[str] = ...,
+        repository_model_name: _Optional[str] = ...,
+        parameters: _Optional[_Mapping[str, ModelRepositoryParameter]] = ...,
     ) -> None: ...
 
 class RepositoryModelLoadResponse(_message.Message):
@@ -369,13 +404,30 @@ class RepositoryModelLoadResponse(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., isLoaded: _Optional[bool] = ...) -> None: ...
 
 class RepositoryModelUnloadRequest(_message.Message):
-    __slots__ = ("model_name", "repository_model_name")
+    __slots__ = ("model_name", "repository_model_name", "parameters")
+    class ParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ModelRepositoryParameter
+        def __init__(
+            self,
+            key: _Optional[str] = ...,
+            value: _Optional[_Union[ModelRepositoryParameter, _Mapping]] = ...,
+        ) -> None: ...
+
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     REPOSITORY_MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     repository_model_name: str
+    parameters: _containers.MessageMap[str, ModelRepositoryParameter]
     def __init__(
-        self, model_name: _Optional[str] = ..., repository_model_name: _Optional[str] = ...
+        self,
+        model_name: _Optional[str] = ...,
+        repository_model_name: _Optional[str] = ...,
+        parameters: _Optional[_Mapping[str, ModelRepositoryParameter]] = ...,
     ) -> None: ...
 
 class RepositoryModelUnloadResponse(_message.Message):

@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 from modelplane.protocol.errors import ModelplaneError
 from modelplane.protocol.grpc.status import call_status, status_headers
 from modelplane.protocol.http2 import hpack
+from modelplane.protocol.http2.hpack import Headers
 from modelplane.protocol.http2.server import H2Request, H2Response
 
 Metadata = dict[str, str]
@@ -55,11 +56,34 @@ class UnaryMethod:
 
 
 class UnaryService:
-    """Answers the unary methods it is given, each a coroutine `(request message, metadata) -> response`."""
+    """Answers the unary methods it is given, each a coroutine `(request message, metadata) -> response`.
+    A call to another method is UNIMPLEMENTED, with the message `not_served` has for its path, if any."""
 
-    def __init__(self, methods: dict[str, UnaryMethod], max_message_length: int) -> None:
+    def __init__(
+        self,
+        methods: dict[str, UnaryMethod],
+        max_message_length: int,
+        not_served: dict[str, str] | None = None,
+    ) -> None:
         self._methods = {path.encode(): method for path, method in methods.items()}
+        self._not_served = {path.encode(): message for path, message in (not_served or {}).items()}
         self.max_message_length = max_message_length
+
+    def answer_from_headers(self, headers: Headers) -> H2Response | None:
+        """The answer to a call that its headers settle (the wrong content type, a method not served),
+        or None. The HTTP/2 server sends it without waiting for the body: a streaming call's client
+        keeps its side open, and would wait for an answer as long as it does."""
+        return self._refusal(
+            hpack.find_header(headers, b":path"), hpack.find_header(headers, b"content-type")
+        )
+
+    def _refusal(self, path: bytes | None, content_type: bytes | None) -> H2Response | None:
+        if content_type is None or not content_type.startswith(b"application/grpc"):
+            return _http_error(415, b"gRPC calls need content-type application/grpc\n")
+        if path in self._methods:
+            return None
+        message = self._not_served.get(path) or f"Method not found: {(path or b'').decode('latin-1')}"
+        return status_response(grpc.StatusCode.UNIMPLEMENTED, message)
 
     async def __call__(self, request: H2Request) -> H2Response:
         path = content_type = timeout = encoding = None
@@ -76,13 +100,10 @@ class UnaryService:
                 encoding = value
             elif name not in _NOT_METADATA and not name.endswith(b"-bin"):
                 metadata[name.decode("latin-1")] = value.decode("latin-1")
-        if content_type is None or not content_type.startswith(b"application/grpc"):
-            return _http_error(415, b"gRPC calls need content-type application/grpc\n")
-        method = self._methods.get(path)
-        if method is None:
-            return status_response(
-                grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {path.decode('latin-1')}"
-            )
+        refusal = self._refusal(path, content_type)
+        if refusal is not None:
+            return refusal
+        method = self._methods[path]
         try:
             message = method.request_class.FromString(self._message(request.body, encoding))
         except GrpcStatus as status:

@@ -75,6 +75,18 @@ class ServerLimits:
     http2: Http2Limits = DEFAULT_LIMITS
     idle_timeout: float = 65.0  # a connection without streams for this long is closed (GOAWAY)
     body_timeout: float = 60.0  # a request body that does not move for this long is answered and reset
+    # The answer to a request that its headers settle, sent at once without its body (None: read it).
+    headers_response: Callable[[Headers], H2Response | None] | None = None
+
+
+class _AnsweredFromHeaders:
+    """The `task` of a call answered from its headers alone: nothing is to run when its body ends."""
+
+    def cancel(self) -> None:
+        pass
+
+
+_ANSWERED_FROM_HEADERS = _AnsweredFromHeaders()
 
 
 class _Call:
@@ -84,7 +96,7 @@ class _Call:
         self.headers = headers
         self.chunks: list[bytes] = []
         self.size = 0
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task | _AnsweredFromHeaders | None = None
         self.unsent: memoryview | None = None  # answer bytes held back by flow control
         self.trailers: bytes | None = None  # sent once `unsent` is gone
         self.seen_size = -1  # `size` at the last sweep
@@ -133,6 +145,14 @@ class Http2ServerProtocol(Http2Connection):
                 return
             call = self._calls[stream_id] = _Call(headers)
             self._calls_started += 1
+            settled = self._limits.headers_response
+            response = None if settled is None else settled(headers)
+            if response is not None:
+                call.task = _ANSWERED_FROM_HEADERS
+                self._respond(stream_id, call, response)
+                self.flush()
+                self._close_if_done()
+                return
         else:  # trailers: they end the request
             call = self._calls.get(stream_id)
             if call is None or call.task is not None:
@@ -220,8 +240,12 @@ class Http2ServerProtocol(Http2Connection):
         self._finish(stream_id)
 
     def _finish(self, stream_id: int) -> None:
-        self._calls.pop(stream_id, None)
+        call = self._calls.pop(stream_id, None)
         if stream_id in self.streams:  # answered before the request was whole: the rest is not needed
+            if call is not None and call.task is _ANSWERED_FROM_HEADERS:
+                # Not reset: a streaming client still sending would report its failed write instead of
+                # the answer. What it sends is dropped, and it ends the stream once it has the answer.
+                return
             self.reset(stream_id, f.NO_ERROR)
 
     # ending

@@ -1,0 +1,79 @@
+"""The parameters of the repository extension's load and unload requests, on REST and gRPC alike.
+
+Triton's load takes a model configuration (`config`) and model files (`file:<path>`) that replace the
+repository's; modelplane builds a model only from its folder, so a load that carries them is refused
+rather than answered with a model other than the one asked for. An unload's `unload_dependents` is
+honoured: no model here depends on another (there are no ensembles), so there is nothing more to unload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from modelplane.protocol.errors import InvalidInput
+
+_FILE_PREFIX = "file:"
+
+
+def check_load_parameters(parameters: dict[str, Any]) -> None:
+    """Refuses (InvalidInput) the parameters of a load, naming each: modelplane honours none of them."""
+    reasons = [_load_refusal(key) for key in parameters]
+    if reasons:
+        raise InvalidInput("; ".join(reasons))
+
+
+def _load_refusal(key: str) -> str:
+    if key == "config":
+        return (
+            "load parameter 'config': modelplane does not take a model configuration in a load request; "
+            "a model is built from its folder, as the server built it at start"
+        )
+    if key.startswith(_FILE_PREFIX):
+        return (
+            f"load parameter {key!r}: modelplane does not take model files in a load request; put them "
+            "in the model's folder and load it by name"
+        )
+    return f"load parameter {key!r} is not one modelplane knows (a load takes none)"
+
+
+def check_unload_parameters(parameters: dict[str, Any]) -> None:
+    """Refuses (InvalidInput) the parameters of an unload other than a boolean `unload_dependents`."""
+    for key, value in parameters.items():
+        if key != "unload_dependents":
+            raise InvalidInput(
+                f"unload parameter {key!r} is not one modelplane knows (only 'unload_dependents')"
+            )
+        if type(value) is not bool:
+            raise InvalidInput("unload parameter 'unload_dependents' must be true or false")
+
+
+def rest_parameters(body: bytes) -> dict[str, Any]:
+    """The `parameters` of a REST load or unload body (`{"parameters": {...}}`; an empty body has none)."""
+    if not body.strip():
+        return {}
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidInput("a load or unload request body must be a JSON object")
+    unknown = sorted(set(document) - {"parameters"})
+    if unknown:
+        raise InvalidInput(
+            f"a load or unload request takes only 'parameters', not {', '.join(map(repr, unknown))}"
+        )
+    parameters = document.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput("'parameters' must be a JSON object")
+    return parameters
+
+
+def grpc_parameters(parameters: Any) -> dict[str, Any]:
+    """The values of a gRPC load or unload request's `parameters` (ModelRepositoryParameter by name)."""
+    values = {}
+    for key, parameter in parameters.items():
+        choice = parameter.WhichOneof("parameter_choice")
+        values[key] = None if choice is None else getattr(parameter, choice)
+    return values
