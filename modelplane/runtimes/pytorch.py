@@ -88,6 +88,12 @@ class PyTorchModel(Model):
             arguments = [tensor_from_array(array, self.device) for _, array in self._in_order(named)]
             result = await self._call(arguments, sum(array.size for _, array in named))
             return InferResponse(payload.id, self.name, _outputs(result))
+        if len(self._arguments) > 1:
+            names = ", ".join(argument.name for argument in self._arguments)
+            raise InvalidInput(
+                f"model {self.name} takes {len(self._arguments)} inputs ({names}), and V1's instances are "
+                "one: send them over V2, each input by its name"
+            )
         try:
             argument = default_tensor(v1_instances(payload), self.device)
         except (ValueError, TypeError) as exc:

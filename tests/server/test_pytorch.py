@@ -205,6 +205,15 @@ def test_inputs_the_program_cannot_take_are_400(server, model, body, fragment):
     assert fragment in response.json()["error"]
 
 
+def test_v1_to_a_program_of_two_inputs_says_to_name_them_over_v2(server):
+    response = httpx.post(server.url + "/v1/models/scaled:predict", json={"instances": [[1, 2, 3, 4]]})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == (
+        "model scaled takes 2 inputs (x, scale), and V1's instances are one: send them over V2, each input "
+        "by its name"
+    )
+
+
 def test_a_state_dict_is_not_a_program_and_says_what_is(tmp_path):
     torch.save(mlp().state_dict(), tmp_path / "model.pt")
     process = serve("--model-dir", str(tmp_path), ready_path="/v2/health/live")
