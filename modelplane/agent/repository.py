@@ -12,9 +12,15 @@ class RepositoryError(Exception):
 
 
 class RepositoryClient:
-    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+    """`load_timeout`: the seconds a load may take (None: the client's own read timeout), and what
+    sets it, for the message of a load that takes longer."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, url: str, load_timeout: tuple[float, str] | None = None
+    ) -> None:
         self.client = client
         self.url = url.rstrip("/")
+        self.load_timeout = load_timeout
 
     async def ready(self) -> bool:
         """Whether the server says it is ready (`GET /v2/health/ready`)."""
@@ -33,15 +39,30 @@ class RepositoryClient:
         return [entry for entry in index if isinstance(entry, dict)] if isinstance(index, list) else []
 
     async def load(self, name: str) -> None:
-        await self._post(f"/v2/repository/models/{name}/load")
+        path = f"/v2/repository/models/{name}/load"
+        if self.load_timeout is None:
+            await self._post(path)
+            return
+        seconds, set_by = self.load_timeout
+        await self._post(path, timeout=(seconds, f"loading {name} took longer than {seconds:g} s ({set_by})"))
 
     async def unload(self, name: str) -> None:
         """Unloads `name`; a model the server does not hold is fine."""
         await self._post(f"/v2/repository/models/{name}/unload", (200, 404))
 
-    async def _post(self, path: str, accept: tuple[int, ...] = (200,)) -> httpx.Response:
+    async def _post(
+        self, path: str, accept: tuple[int, ...] = (200,), timeout: tuple[float, str] | None = None
+    ) -> httpx.Response:
+        """`timeout`: the seconds to wait for the answer instead of the client's, and what to say then."""
+        limit = self.client.timeout
+        if timeout is not None:
+            limit = httpx.Timeout(connect=limit.connect, read=timeout[0], write=limit.write, pool=limit.pool)
         try:  # an empty JSON object, as KServe's agent sends
-            response = await self.client.post(f"{self.url}{path}", json={})
+            response = await self.client.post(f"{self.url}{path}", json={}, timeout=limit)
+        except httpx.ReadTimeout as exc:
+            raise RepositoryError(
+                timeout[1] if timeout else f"{self.url}{path}: {exc or type(exc).__name__}"
+            ) from None
         except httpx.HTTPError as exc:
             raise RepositoryError(f"{self.url}{path}: {exc or type(exc).__name__}") from None
         if response.status_code not in accept:

@@ -186,6 +186,7 @@ class PoolSpec:
     capacity: int  # bytes, what each replica keeps for models
     formats: tuple[str, ...]  # the names of the formats the runtime serves, in its order
     warnings: tuple[str, ...] = field(default=())
+    load_timeout: float | None = None  # seconds a model's load may take (builtInAdapter's); None: no limit
 
     @property
     def name(self) -> str:
@@ -209,8 +210,11 @@ def pool_spec(
         "memory"
     )
     memory = int(parse_quantity(memory_text) or Decimal(0)) if memory_text else default_memory
-    buffer = (spec.get("builtInAdapter") or {}).get("memBufferBytes")
+    adapter = spec.get("builtInAdapter") or {}
+    buffer = adapter.get("memBufferBytes")
     buffer = int(buffer) if isinstance(buffer, int) and buffer >= 0 else DEFAULT_MEM_BUFFER
+    load_timeout = adapter.get("modelLoadingTimeoutMillis")
+    load_timeout = load_timeout / 1000 if isinstance(load_timeout, int) and load_timeout > 0 else None
     formats = [f.get("name") for f in spec.get("supportedModelFormats") or [] if f.get("name")]
     formats = list(dict.fromkeys(formats))
     return PoolSpec(
@@ -221,6 +225,7 @@ def pool_spec(
         memory,
         max(memory - buffer, 0),
         tuple(formats),
+        load_timeout=load_timeout,
     )
 
 

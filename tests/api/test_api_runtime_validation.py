@@ -119,3 +119,14 @@ def test_priority_minimum_is_in_the_schema():
 
 def test_runtime_names_follow_the_api_server_rule():
     assert fields(runtime("My_Runtime")) == ["metadata.name"]
+
+
+def test_a_model_loading_timeout_is_a_number_of_milliseconds_above_zero():
+    admit(runtime("rt", multiModel=True, builtInAdapter={"modelLoadingTimeoutMillis": 30000}))
+    for wrong in (0, -5):  # (a string is refused by the schema's type)
+        refused = runtime("rt", multiModel=True, builtInAdapter={"modelLoadingTimeoutMillis": wrong})
+        error = rejection(refused).errors[0]
+        assert error.path == "spec.builtInAdapter.modelLoadingTimeoutMillis"
+        assert error.message.endswith(
+            f"modelLoadingTimeoutMillis must be a number of milliseconds above 0, not {wrong!r}"
+        )

@@ -141,6 +141,9 @@ def test_a_pool_takes_replicas_and_memory_from_its_runtime():
     )
     defaults = pool_spec(RuntimeSelection("ServingRuntime", _runtime("multi", multiModel=True)), "default")
     assert (defaults.replicas, defaults.memory, defaults.capacity) == (1, 2048 * MIB, 1920 * MIB)
+    assert (spec.load_timeout, defaults.load_timeout) == (None, None)
+    timed = _runtime("multi", multiModel=True, builtInAdapter={"modelLoadingTimeoutMillis": 30000})
+    assert pool_spec(RuntimeSelection("ServingRuntime", timed), "default").load_timeout == 30.0
 
 
 def test_the_mode_recorded_in_the_status_wins():

@@ -45,6 +45,15 @@ def serving_runtime_errors(
     worker = mapping(spec.get("workerSpec"))
     for index, container in enumerate(dicts(worker.get("containers"))):
         errors += blocked_env_errors(container, ["spec", "workerSpec", "containers", index], prefix)
+    load_timeout = mapping(spec.get("builtInAdapter")).get("modelLoadingTimeoutMillis")
+    if load_timeout is not None and (not isinstance(load_timeout, int) or load_timeout <= 0):
+        # (ModelMesh would load with no limit; modelplane refuses what it could not act on.)
+        errors.append(
+            FieldError(
+                "spec.builtInAdapter.modelLoadingTimeoutMillis",
+                f"{prefix}modelLoadingTimeoutMillis must be a number of milliseconds above 0, not {load_timeout!r}",
+            )
+        )
     return errors
 
 

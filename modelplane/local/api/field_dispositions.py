@@ -80,7 +80,7 @@ _NOT_A_HOOK = "Kubernetes keeps it for compatibility and does not run it; neithe
 _MODEL_MESH = "ModelMesh's settings: modelplane up runs each runtime as its own replicas"
 _MODEL_MESH_ADAPTER = (
     "ModelMesh's adapter settings: a pool replica is a modelplane serve, loaded through its repository "
-    "API (only memBufferBytes is acted on)"
+    "API (only memBufferBytes and modelLoadingTimeoutMillis are acted on)"
 )
 
 CONTAINER: Table = {
@@ -342,8 +342,11 @@ _RUNTIME: Table = {
     # Named one by one, so that a warning does not seem to say memBufferBytes beside them is ignored.
     **{
         f"spec.builtInAdapter.{name}": warned(_MODEL_MESH_ADAPTER)
-        for name in ("serverType", "runtimeManagementPort", "modelLoadingTimeoutMillis", "env")
+        for name in ("serverType", "runtimeManagementPort", "env")
     },
+    "spec.builtInAdapter.modelLoadingTimeoutMillis": acted(
+        "the longest a model's load may take on a ModelMesh pool replica: then it failed to load"
+    ),
     "spec.builtInAdapter.memBufferBytes": acted(
         "held back from each ModelMesh pool replica's memory: the rest is for its models"
     ),

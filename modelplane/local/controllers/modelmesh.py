@@ -671,6 +671,7 @@ class ModelMesh:
                 ),
                 label=f"{pool.revision.name}-{replica.index}",
             )
+        server.repository.load_timeout = _load_timeout(pool.spec)  # the runtime's, as it is now
         return server
 
     async def _learn_holdings(self, pool: Pool) -> None:
@@ -797,3 +798,9 @@ def _pool_failure(pool: Pool | None) -> Failure | None:
     if state.failure is not None:
         return replace(state.failure, reason=RUNTIME_UNHEALTHY)
     return exit_failure(state.last_termination) if state.last_termination is not None else None
+
+
+def _load_timeout(spec: PoolSpec) -> tuple[float, str] | None:
+    if spec.load_timeout is None:
+        return None
+    return spec.load_timeout, "the runtime's builtInAdapter.modelLoadingTimeoutMillis"
