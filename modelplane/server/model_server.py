@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+import prometheus_client
 import uvloop
 
 from modelplane.protocol import http_server
@@ -33,6 +34,7 @@ from modelplane.server.rest import DEFAULT_MAX_BODY, RESTServer, too_large_respo
 from modelplane.telemetry import tracing
 from modelplane.telemetry.payload_delivery import PayloadDelivery
 from modelplane.telemetry.payload_events import PayloadLogSpec
+from modelplane.telemetry.payload_metrics import DeliveryCollector
 from modelplane.telemetry.payload_sinks import display_url
 
 logger = logging.getLogger("modelplane.server")
@@ -113,6 +115,8 @@ class ModelServer:
         if delivery is not None:
             delivery.start()
             payload_log = ServerPayloadLog(self.payload_log, delivery.submit)
+            delivery_metrics = DeliveryCollector(delivery)
+            prometheus_client.REGISTRY.register(delivery_metrics)  # read on /metrics, as the gateway's are
             logger.info(
                 "payload log: %s requests and answers to %s",
                 self.payload_log.mode,
@@ -165,6 +169,7 @@ class ModelServer:
         load_task.cancel()
         if delivery is not None:
             await delivery.stop()  # the last requests' events
+            prometheus_client.REGISTRY.unregister(delivery_metrics)
         await repository.unload_all()
         await asyncio.to_thread(tracing.shutdown)  # the last spans, before the process exits
 

@@ -87,6 +87,12 @@ def header_pair(trace_id: bytes, span_id: bytes, sampled: bool) -> tuple[bytes, 
     return TRACEPARENT, b"00-%s-%s-%s" % (_hex(trace_id), _hex(span_id), b"01" if sampled else b"00")
 
 
+def unsampled_traceparent() -> str:
+    """A `traceparent` value of a new trace its sender does not sample: the platform's own calls to a
+    replica send it, so that a replica whose sampler follows its caller (the default) traces none."""
+    return f"00-{new_trace_id().hex()}-{new_span_id().hex()}-00"
+
+
 def without_trace_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """HTTP/2 headers (lowercase names) without their traceparent and tracestate."""
     return [(name, value) for name, value in headers if name not in TRACE_HEADERS]

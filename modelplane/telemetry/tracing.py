@@ -98,8 +98,9 @@ def configure(service_name: str) -> bool:
             EXTRA,
         )
         return False
+    protocol = _protocol(environ, exporter_name)
     try:
-        exporter = _sdk_exporter(exporter_name, environ)
+        exporter = _sdk_exporter(exporter_name, protocol)
     except ImportError as exc:
         logger.warning('the OTLP exporter is not installed (%s): pip install "modelplane[%s]"', exc, EXTRA)
         return False
@@ -112,7 +113,7 @@ def configure(service_name: str) -> bool:
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     export: OtlpHttpExport | SdkExport = SdkExport(processor, resource, SCOPE)
-    if _fast_path(exporter_name, environ):
+    if _fast_path(exporter_name, protocol, environ):
         try:
             export = OtlpHttpExport(environ, resource.attributes, SCOPE)
         except (ValueError, OSError) as exc:  # an endpoint or a certificate it cannot use
@@ -122,7 +123,7 @@ def configure(service_name: str) -> bool:
     logger.info(
         "tracing: spans of %s go to %s",
         resource.attributes[SERVICE_NAME],
-        _destination(exporter_name, environ),
+        _destination(exporter_name, protocol, environ),
     )
     return True
 
@@ -259,51 +260,73 @@ def start_span(name: str, kind: int = INTERNAL, attributes: dict[str, Any] | Non
     )
 
 
+# The OpenTelemetry Python SDK's own names of its OTLP exporters (those `opentelemetry-instrument`
+# takes), and the protocol each one speaks.
+SDK_OTLP_EXPORTERS = {"otlp_proto_http": "http/protobuf", "otlp_proto_grpc": "grpc"}
+PROTOCOLS = ("http/protobuf", "grpc")
+
+
 def _exporter_name(environ: Mapping[str, str]) -> str | None:
+    """The exporter spans go to: `otlp`, one of SDK_OTLP_EXPORTERS, or `console`; None when tracing is
+    off. A name it has no exporter for is said in the log, rather than turning tracing off unseen."""
     if environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return None
-    name = environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")[0].strip().lower()
-    if name == "console":
-        return name
-    if name != "otlp":
+    setting = environ.get("OTEL_TRACES_EXPORTER", "otlp")
+    names = [name.strip().lower() for name in setting.split(",") if name.strip()] or ["otlp"]
+    name = names[0]
+    if len(names) > 1:
+        logger.warning("OTEL_TRACES_EXPORTER=%r: spans go to one exporter, the first (%s)", setting, name)
+    if name in ("none", "console"):
+        return None if name == "none" else name
+    if name != "otlp" and name not in SDK_OTLP_EXPORTERS:
+        logger.warning(
+            "OTEL_TRACES_EXPORTER=%r: no such exporter here (otlp, %s, console, none); running untraced",
+            setting,
+            ", ".join(SDK_OTLP_EXPORTERS),
+        )
         return None
     if environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return name
     return None
 
 
-def _protocol(environ: Mapping[str, str]) -> str:
-    return (
-        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    ).lower()
+def _protocol(environ: Mapping[str, str], name: str) -> str:
+    """The OTLP protocol: the one the exporter's name says, else OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL's,
+    `http/protobuf` by default and for a protocol the SDK has no exporter for (`http/json`)."""
+    if name in SDK_OTLP_EXPORTERS:
+        return SDK_OTLP_EXPORTERS[name]
+    setting = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    protocol = (setting or "http/protobuf").strip().lower()
+    if protocol not in PROTOCOLS:
+        logger.warning("OTLP protocol %r is not one of %s: spans go over http/protobuf", setting, PROTOCOLS)
+        return "http/protobuf"
+    return protocol
 
 
-def _fast_path(name: str, environ: Mapping[str, str]) -> bool:
+def _fast_path(name: str, protocol: str, environ: Mapping[str, str]) -> bool:
     """Whether modelplane sends the spans itself: OTLP over HTTP, without the SDK's credential
     provider (a `requests` session only the SDK's exporter can use)."""
-    if name != "otlp" or _protocol(environ) == "grpc":
+    if name == "console" or protocol == "grpc":
         return False
     return not any(
         environ.get(f"OTEL_PYTHON_EXPORTER_OTLP_HTTP{kind}_CREDENTIAL_PROVIDER") for kind in ("", "_TRACES")
     )
 
 
-def _sdk_exporter(name: str, environ: Mapping[str, str]) -> Any:
+def _sdk_exporter(name: str, protocol: str) -> Any:
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
-    if _protocol(environ) == "grpc":
+    if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     return OTLPSpanExporter()
 
 
-def _destination(name: str, environ: Mapping[str, str]) -> str:
+def _destination(name: str, protocol: str, environ: Mapping[str, str]) -> str:
     if name == "console":
         return "the console"
     endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    return f"{endpoint} (OTLP, {_protocol(environ)})"
+    return f"{endpoint} (OTLP, {protocol})"

@@ -153,3 +153,38 @@ def test_parquet_flags_without_pyarrow_say_what_to_install(monkeypatch):
         spec_from(parser.parse_args(flags))
     marshalled = spec_from(parser.parse_args([*flags, "--payload-log-marshaller-url", "http://m/"]))
     assert marshalled.blob.format == "parquet"
+
+
+def _payload_log_samples(server_url: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{server_url}/metrics").text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("modelplane_payload_log_")
+        for sample in family.samples
+    }
+
+
+def test_what_the_payload_logger_sent_and_dropped_is_on_the_servers_metrics():
+    receiver = CloudEventsReceiver().start()
+    server = serve("--model-class", STATUS_MODEL, "--model-name", "status", "--payload-log-url", receiver.url)
+    try:
+        for index in range(3):
+            response = httpx.post(f"{server.url}/v1/models/status:predict", json={"instances": [[index]]})
+            assert response.status_code == 200
+        receiver.wait_for(6)
+        sent = ("modelplane_payload_log_events_sent_total", (("sink", receiver.url),))
+        deadline = time.monotonic() + 30  # the receiver keeps each event before it answers it
+        samples = _payload_log_samples(server.url)
+        while samples.get(sent) != 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            samples = _payload_log_samples(server.url)
+    finally:
+        server.stop()
+        receiver.stop()
+    assert samples[sent] == 6
+    dropped = "modelplane_payload_log_events_dropped_total"
+    assert samples[(dropped, (("reason", "queue_full"), ("sink", receiver.url)))] == 0
+    assert samples[("modelplane_payload_log_events_queued", (("sink", receiver.url),))] == 0

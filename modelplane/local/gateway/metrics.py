@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from modelplane.local.gateway.revisions import RevisionUpstreams
-from modelplane.telemetry.payload_delivery import DROP_REASONS, SinkStats
+from modelplane.telemetry.payload_delivery import SinkStats
+from modelplane.telemetry.payload_metrics import payload_log_families
 
 # Seconds, from a millisecond hop to a five-minute generation.
 LATENCY_BUCKETS = (
@@ -125,7 +126,7 @@ class GatewayMetrics:
                 errors.add_metric([state.revision, "connect"], state.connect_refusals)
         yield errors
         yield from _revision_families(list(revisions()))
-        yield from _payload_log_families(list(sinks()))
+        yield from payload_log_families(list(sinks()))
 
 
 def _buckets(counts: list[int]) -> list[tuple[str, float]]:
@@ -173,28 +174,3 @@ def _revision_families(revisions: list[RevisionUpstreams]) -> Iterator[Metric]:
         for state in revisions:
             family.add_metric([state.revision], getattr(state, attribute))
         yield family
-
-
-def _payload_log_families(sinks: list[SinkStats]) -> Iterator[Metric]:
-    sent = CounterMetricFamily(
-        "modelplane_payload_log_events_sent", "Payload events a sink took, by sink", labels=["sink"]
-    )
-    dropped = CounterMetricFamily(
-        "modelplane_payload_log_events_dropped",
-        "Payload events not delivered, by sink and reason (queue_full, undeliverable, refused, shutdown)",
-        labels=["sink", "reason"],
-    )
-    retries = CounterMetricFamily(
-        "modelplane_payload_log_retries", "Payload events sent again after a failure", labels=["sink"]
-    )
-    queued = GaugeMetricFamily(
-        "modelplane_payload_log_events_queued", "Payload events waiting for their sink", labels=["sink"]
-    )
-    for stats in sinks:
-        sent.add_metric([stats.sink], stats.sent)
-        retries.add_metric([stats.sink], stats.retries)
-        queued.add_metric([stats.sink], stats.queued)
-        counts = {reason: 0 for reason in DROP_REASONS} | dict(stats.dropped)
-        for reason, count in counts.items():
-            dropped.add_metric([stats.sink, reason], count)
-    yield from (sent, dropped, retries, queued)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from modelplane.telemetry import trace_context
+
 V2_READY_PATH = "/v2/health/ready"
 
 
@@ -38,7 +40,12 @@ async def probe(
 
 async def _load_failure(client: httpx.AsyncClient, base: str) -> str | None:
     try:
-        response = await client.post(base + "/v2/repository/index", content=b"{}")
+        response = await client.post(
+            base + "/v2/repository/index",
+            content=b"{}",
+            # a POST, which a traced model server would trace: as often as the replica is probed
+            headers={"traceparent": trace_context.unsampled_traceparent()},
+        )
         models = response.json() if response.status_code == 200 else []
     except (httpx.HTTPError, ValueError):
         return None
