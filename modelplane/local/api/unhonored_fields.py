@@ -14,6 +14,7 @@ its `kserve-container`, are said too; and any object's `metadata.finalizers`, as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -69,6 +70,7 @@ _NOTHING_ROLLED_OUT = (
     "change from this one"
 )
 COMPONENTS = ("predictor", "transformer", "explainer")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 WARNED, REFUSED = Disposition.WARNED, Disposition.REFUSED
 Path = list[str | int]
 Found = tuple[str, Disposition, str]  # a field's path, what is done with it, and why
@@ -96,6 +98,7 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
         + _pool_fields_of_one_model_runtime(resource)
         + _finalizers(resource)
         + _kserve_metadata(resource)
+        + _logger_headers_no_request_has(resource)
     )
 
 
@@ -117,6 +120,23 @@ def _finalizers(resource: dict) -> list[Unhonored]:
     if isinstance(metadata, dict) and metadata.get("finalizers"):
         return [Unhonored("metadata.finalizers", _NO_FINALIZERS)]
     return []
+
+
+def _logger_headers_no_request_has(resource: dict) -> list[Unhonored]:
+    """A logger's `metadataHeaders` entries that are not header names (`"bad header!"`): no request
+    can carry them, so they would never be copied into an event."""
+    spec = resource.get("spec")
+    if resource.get("kind") != INFERENCE_SERVICE.kind or not isinstance(spec, dict):
+        return []
+    found = []
+    for name in COMPONENTS:
+        logger = spec.get(name).get("logger") if isinstance(spec.get(name), dict) else None
+        headers = logger.get("metadataHeaders") if isinstance(logger, dict) else None
+        for index, header in enumerate(headers if isinstance(headers, list) else []):
+            if not isinstance(header, str) or not _HEADER_NAME.fullmatch(header):
+                path = f"spec.{name}.logger.metadataHeaders[{index}]"
+                found.append(Unhonored(path, f"{header!r} is not a header name: no request carries it"))
+    return found
 
 
 def _pool_fields_of_one_model_runtime(resource: dict) -> list[Unhonored]:

@@ -224,3 +224,14 @@ def test_the_adapter_settings_not_acted_on_are_named_each_beside_mem_buffer_byte
     spec = {"multiModel": True, "builtInAdapter": adapter}
     paths = [path for path, _ in found({"kind": "ServingRuntime", "metadata": {"name": "p"}, "spec": spec})]
     assert paths == ["spec.builtInAdapter.serverType"]  # memBufferBytes and the load timeout are acted on
+
+
+def test_logger_metadata_headers_that_are_not_header_names_are_said_to_match_nothing():
+    logger = {"url": "http://sink", "mode": "all", "metadataHeaders": ["x-team", "bad header!"]}
+    resource = isvc({"predictor": {"model": {"modelFormat": {"name": "sklearn"}}, "logger": logger}})
+    assert found(resource) == [
+        (
+            "spec.predictor.logger.metadataHeaders[1]",
+            "'bad header!' is not a header name: no request carries it",
+        )
+    ]
