@@ -286,7 +286,7 @@ def _tls(cert: Path | None, key: Path | None):
         raise CommandError("give both --tls-cert and --tls-key")
     files = TLSFiles(cert, key)
     try:
-        files.server_context()  # read now, so a bad file is one line here rather than a traceback later
+        files.check()  # read now, so a bad file is one line here rather than a traceback later
     except TLSConfigError as exc:
         raise CommandError(str(exc)) from None
     return files
