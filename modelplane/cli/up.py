@@ -196,6 +196,9 @@ def run(args: argparse.Namespace) -> int:
     home = (args.home or modelplane_home()).expanduser().resolve()
     # The storage initializer (model cache, pvc claims, credentials) and the replicas find the home here.
     os.environ["MODELPLANE_HOME"] = str(home)
+    # The CLI's token, exported in the shell that runs `up` too, would reach every replica's environment
+    # (and the logs of those that print it); replicas reach the gateway on a port that needs no token.
+    os.environ.pop("MODELPLANE_TOKEN", None)
     config = PlatformConfig(
         home=home,
         api_port=args.api_port,

@@ -68,3 +68,45 @@ def test_a_restart_in_place_takes_the_token_and_certificate_files_again(tmp_path
         assert answer.status_code == 200
     finally:
         platform.stop()
+
+
+def test_the_clis_token_in_the_environment_of_up_does_not_reach_the_replicas(tmp_path, monkeypatch):
+    token = tmp_path / "token"
+    token.write_text(OLD_TOKEN)
+    monkeypatch.setenv("MODELPLANE_TOKEN", OLD_TOKEN)  # exported for the CLI in the shell that runs up
+    home = tmp_path / "home"
+    home.mkdir()
+    platform = PlatformProcess(home, "--auth-token-file", str(token)).start()
+    try:
+        platform.apply(
+            {
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "kind": "InferenceService",
+                "metadata": {"name": "env", "namespace": "default"},
+                "spec": {
+                    "predictor": {
+                        "containers": [
+                            {
+                                "name": "kserve-container",
+                                "image": "x",
+                                "command": ["sh", "-c", "env; sleep 60"],
+                            }
+                        ]
+                    }
+                },
+            }
+        )
+        logs = home / "logs" / "default" / "env" / "predictor"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "MODELPLANE_HOME=" not in _text(logs):
+            time.sleep(0.2)
+        assert "MODELPLANE_HOME=" in _text(logs), platform.log()
+        assert OLD_TOKEN not in _text(logs)
+    finally:
+        platform.stop()
+
+
+def _text(folder) -> str:
+    return (
+        "".join(path.read_text(errors="replace") for path in folder.glob("*.log")) if folder.exists() else ""
+    )
