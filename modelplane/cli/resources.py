@@ -24,7 +24,7 @@ from modelplane.api.loader import Document
 from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
 from modelplane.cli.main import CommandError
 from modelplane.graph.graph_warnings import graph_warnings
-from modelplane.local.api.client import ControlPlaneClient, Unreachable
+from modelplane.local.api.client import ClientSettingsError, ControlPlaneClient, Unreachable
 from modelplane.local.api.columns import leads_with_name, printer_columns
 from modelplane.local.api.describe import describe
 from modelplane.local.api.errors import ApiError, NotFound
@@ -563,11 +563,14 @@ def _parse_duration(text: str) -> float:
 @contextmanager
 def _client(args: argparse.Namespace) -> Iterator[ControlPlaneClient]:
     url = api_url(args.server)
-    client = ControlPlaneClient(
-        url,
-        token=api_token(args.token),
-        certificate_authority=api_certificate_authority(args.certificate_authority),
-    )
+    try:
+        client = ControlPlaneClient(
+            url,
+            token=api_token(args.token),
+            certificate_authority=api_certificate_authority(args.certificate_authority),
+        )
+    except ClientSettingsError as exc:
+        raise CommandError(str(exc)) from None
     try:
         yield client
     except Unreachable:

@@ -191,15 +191,14 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--gateway-workers must be at least 1, got {args.gateway_workers}")
     if args.default_max_replicas < 0:
         raise CommandError("--default-max-replicas must be 0 or more")
-    token = _token(args.auth_token_file)
-    if args.gateway_auth and token is None:
-        raise CommandError("--gateway-auth needs --auth-token-file FILE: the token the gateway asks for")
-    tls = _tls(args.tls_cert, args.tls_key)
-    _check_exposure(args.host, token, args.insecure)
+    token, tls = _security_settings(args)
     resources = _load(args.filename, args.recursive)
     home = (args.home or modelplane_home()).expanduser().resolve()
     # The storage initializer (model cache, pvc claims, credentials) and the replicas find the home here.
     os.environ["MODELPLANE_HOME"] = str(home)
+    # The CLI's token, exported in the shell that runs `up` too, would reach every replica's environment
+    # (and the logs of those that print it); replicas reach the gateway on a port that needs no token.
+    os.environ.pop("MODELPLANE_TOKEN", None)
     config = PlatformConfig(
         home=home,
         api_port=args.api_port,
@@ -227,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         if resources:
             _apply(store, resources)
 
-    platform = Platform(config, _inherited())
+    platform = Platform(config, _inherited(), restart_problem=lambda: _restart_problem(args))
     try:
         uvloop.run(platform.run(on_ready))
     except PlatformError as exc:
@@ -266,6 +265,25 @@ def _run_again(home: Path, handover: dict) -> NoReturn:
     os.execv(sys.executable, [sys.executable, "-m", "modelplane", *sys.argv[1:]])
 
 
+def _security_settings(args: argparse.Namespace):
+    """(token, TLS files) from the files the arguments name; CommandError if one cannot be used."""
+    token = _token(args.auth_token_file)
+    if args.gateway_auth and token is None:
+        raise CommandError("--gateway-auth needs --auth-token-file FILE: the token the gateway asks for")
+    tls = _tls(args.tls_cert, args.tls_key)
+    _check_exposure(args.host, token, args.insecure)
+    return token, tls
+
+
+def _restart_problem(args: argparse.Namespace) -> str | None:
+    """Why `modelplane up`, run again with the same arguments (SIGHUP), would stop at once, or None."""
+    try:
+        _security_settings(args)
+    except CommandError as exc:
+        return str(exc)
+    return None
+
+
 def _token(path: str | None) -> str | None:
     from modelplane.local.api.auth import TokenFileError, read_token_file
 
@@ -286,7 +304,7 @@ def _tls(cert: Path | None, key: Path | None):
         raise CommandError("give both --tls-cert and --tls-key")
     files = TLSFiles(cert, key)
     try:
-        files.server_context()  # read now, so a bad file is one line here rather than a traceback later
+        files.check()  # read now, so a bad file is one line here rather than a traceback later
     except TLSConfigError as exc:
         raise CommandError(str(exc)) from None
     return files

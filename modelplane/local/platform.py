@@ -132,8 +132,16 @@ class _ApiServer(ApiServer):
 
 
 class Platform:
-    def __init__(self, config: PlatformConfig, inherited: dict | None = None) -> None:
+    def __init__(
+        self,
+        config: PlatformConfig,
+        inherited: dict | None = None,
+        restart_problem: Callable[[], str | None] | None = None,
+    ) -> None:
         self.config = config
+        # Why the program run again would not start (a token file emptied meanwhile...), or None. A
+        # restart it would not survive is not begun: the data plane would end with it.
+        self._restart_problem = restart_problem
         self.store: Store | None = None
         self.inherited = inherited  # what the platform's previous program handed over (SIGHUP)
         self.handover: dict | None = None  # what this one hands over, when it restarts in place
@@ -306,6 +314,10 @@ class Platform:
 
     def restart_in_place(self) -> None:
         """Ends this run handing the data plane over (`handover`), for the program to run again."""
+        problem = self._restart_problem() if self._restart_problem is not None else None
+        if problem is not None:
+            logger.error("not restarting in place (SIGHUP): %s; serving on as before", problem)
+            return
         self._restarting = True
         self._stopping.set()
 

@@ -12,8 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def write_certificates(folder: Path) -> tuple[Path, Path, Path]:
-    """(CA certificate, server certificate, server key) as PEM files in `folder`."""
+def write_certificates(
+    folder: Path, *, valid_from: datetime.datetime | None = None, valid_until: datetime.datetime | None = None
+) -> tuple[Path, Path, Path]:
+    """(CA certificate, server certificate, server key) as PEM files in `folder`; the server certificate
+    valid from five minutes ago for a day, unless told otherwise."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modelplane test CA")])
@@ -36,8 +39,8 @@ def write_certificates(folder: Path) -> tuple[Path, Path, Path]:
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_before(valid_from or now - datetime.timedelta(minutes=5))
+        .not_valid_after(valid_until or now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(ca_key, hashes.SHA256())
     )

@@ -29,6 +29,10 @@ class Unreachable(Exception):
         self.url = url
 
 
+class ClientSettingsError(Exception):
+    """A token or certificate authority the client cannot use (said without the token itself)."""
+
+
 class ControlPlaneClient:
     def __init__(
         self,
@@ -38,8 +42,8 @@ class ControlPlaneClient:
         certificate_authority: str | None = None,
     ):
         self.url = url.rstrip("/")
-        headers = {"authorization": f"Bearer {token}"} if token else None
-        verify = ssl.create_default_context(cafile=certificate_authority) if certificate_authority else True
+        headers = {"authorization": f"Bearer {_checked_token(token)}"} if token else None
+        verify = _trusting(certificate_authority) if certificate_authority else True
         self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=verify)
 
     def close(self) -> None:
@@ -144,7 +148,34 @@ class ControlPlaneClient:
             )
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return Unreachable(self.url)
-        return ApiError(f"the control plane at {self.url} did not answer: {exc}")
+        hint = ""
+        if isinstance(exc, httpx.RemoteProtocolError) and self.url.startswith("http://"):
+            hint = " (a port that serves TLS closes plain HTTP like this: use an https:// URL)"
+        return ApiError(f"the control plane at {self.url} did not answer: {exc}{hint}")
+
+
+def _checked_token(token: str) -> str:
+    """The token without surrounding whitespace (`$(cat file)` keeps none, a file read whole keeps its
+    newline); one with whitespace or control characters inside is refused without being shown."""
+    token = token.strip()
+    if any(not char.isprintable() or char.isspace() for char in token):
+        raise ClientSettingsError(
+            "the token (--token or MODELPLANE_TOKEN) holds whitespace or control characters: give it as one line"
+        )
+    return token
+
+
+def _trusting(certificate_authority: str) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=certificate_authority)
+    except ssl.SSLError as exc:
+        raise ClientSettingsError(
+            f"the certificate authority {certificate_authority} holds no PEM certificate ({exc.reason or exc})"
+        ) from None
+    except OSError as exc:
+        raise ClientSettingsError(
+            f"cannot read the certificate authority {certificate_authority}: {exc.strerror or exc}"
+        ) from None
 
 
 def _ssl_error(exc: BaseException) -> ssl.SSLError | None:

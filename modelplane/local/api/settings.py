@@ -27,8 +27,9 @@ def api_url(server: str | None = None) -> str:
 
 
 def api_token(token: str | None = None) -> str | None:
-    """The bearer token clients send: `token` if given, else `MODELPLANE_TOKEN`, else none."""
-    return token or os.environ.get("MODELPLANE_TOKEN") or None
+    """The bearer token clients send: `token` if given, else `MODELPLANE_TOKEN`, else none; without the
+    whitespace around it, as `modelplane up` reads its token file."""
+    return (token or os.environ.get("MODELPLANE_TOKEN") or "").strip() or None
 
 
 def api_certificate_authority(path: str | None = None) -> str | None:

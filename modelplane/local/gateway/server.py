@@ -14,12 +14,14 @@ import asyncio
 import concurrent.futures
 import functools
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import uvloop
 
+from modelplane.local.gateway.auth import GatewayToken
 from modelplane.local.gateway.config import GatewayConfig
 from modelplane.local.gateway.context import GatewayContext
 from modelplane.local.gateway.deadlines import Deadlines
@@ -90,6 +92,8 @@ class Gateway:
         self._idle: dict[ClientConnection | H2ClientConnection, None] = {}
         self._server: asyncio.Server | None = None
         self._internal: asyncio.Server | None = None  # the replicas' own port (GatewayConfig)
+        self._public_context: GatewayContext | None = None
+        self._tls: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client_sweep: asyncio.Task | None = None
 
@@ -119,9 +123,11 @@ class Gateway:
         self._loop = asyncio.get_running_loop()
         config = self.config
         tls = config.tls.server_context(alpn=("h2", "http/1.1")) if config.tls is not None else None
+        self._tls = tls
+        self._public_context = self._context(config)
         where = {"sock": sockets.public} if sockets else {"host": config.host, "port": config.port}
         self._server = await self._loop.create_server(
-            functools.partial(self._new_connection, self._context(config)),
+            functools.partial(self._new_connection, self._public_context),
             **where,
             **({} if sockets else {"reuse_address": True}),
             backlog=1024,
@@ -137,6 +143,17 @@ class Gateway:
             )
         self.payload_log.start()
         self._client_sweep = self._loop.create_task(self._sweep_clients())
+
+    def renew_credentials(self, config: GatewayConfig) -> None:
+        """Takes the token and the certificate of `config`, which a restart of the platform in place has
+        read again from their files: requests from now on need the new token, and connections from
+        now on get the new certificate (TLS reads it at each handshake from the context it reloads)."""
+        self.config = replace(self.config, auth_token=config.auth_token, tls=config.tls)
+        if self._public_context is not None:
+            self._public_context.config = self.config
+            self._public_context.token = GatewayToken(config.auth_token) if config.auth_token else None
+        if self._tls is not None and config.tls is not None:
+            config.tls.load_into(self._tls)
 
     async def stop(self) -> None:
         """Stops accepting, lets the responses in progress finish (up to `drain_timeout`), closes."""

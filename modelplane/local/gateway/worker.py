@@ -7,7 +7,8 @@ and its metrics when asked (and every `METRICS_INTERVAL`), for the platform to a
 revision with no replica tells the platform at once (the activator). It ends when told to, or when
 the platform is gone (its end of the channel closes). A platform that restarts in place hands the
 channel to its next process: told `handover`, the worker answers it and sends nothing more (but
-the demands it holds) until the next process says `resume`, serving all along.
+the demands it holds) until the next process says `resume`, serving all along, and then takes the
+token and certificate that process read from their files.
 
     python -m modelplane.local.gateway.worker CHANNEL_FD PUBLIC_FD [INTERNAL_FD]
 """
@@ -100,6 +101,8 @@ async def serve(channel: socket.socket, sockets: GatewaySockets) -> None:
             elif message[0] == "handover":
                 worker.hold()
             elif message[0] == "resume":
+                if len(message) > 1:  # the next program's config: its token and certificate, read again
+                    worker.gateway.renew_credentials(message[1])
                 worker.resume()
     finally:
         reporting.cancel()

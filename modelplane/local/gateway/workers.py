@@ -275,7 +275,7 @@ class GatewayWorkers:
 
     def _keep_running(self, worker: _Worker, inherited: bool = False) -> None:
         if inherited:
-            worker.send(("resume",))
+            worker.send(("resume", self.config))
             self._follow(worker, worker.process, worker.channel, self._seq)
         while True:
             with self._lock:

@@ -70,6 +70,38 @@ def test_the_cli_sends_the_token_from_its_flag_or_the_environment(api):
     assert cli("get", "isvc", "--server", api, env={"MODELPLANE_TOKEN": TOKEN}).returncode == 0
 
 
+def test_the_cli_takes_a_token_with_the_newline_of_its_file(api):
+    assert cli("get", "isvc", "--server", api, env={"MODELPLANE_TOKEN": TOKEN + "\n"}).returncode == 0
+    assert cli("get", "isvc", "--server", api, "--token", f" {TOKEN}\n").returncode == 0
+
+
+def test_a_token_with_a_line_break_inside_is_refused_without_showing_it(api):
+    secret = "first-half-of-it\nsecond-half-of-it"
+    refused = cli("get", "isvc", "--server", api, "--token", secret)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "modelplane get: the token (--token or MODELPLANE_TOKEN) holds whitespace or control characters: "
+        "give it as one line\n"
+    )
+
+
+def test_a_certificate_authority_the_cli_cannot_use_is_one_line(tmp_path):
+    (tmp_path / "not-pem").write_text("hello")
+    missing = cli(
+        "get", "isvc", "--server", "https://127.0.0.1:1", "--certificate-authority", str(tmp_path / "no")
+    )
+    assert missing.stderr == (
+        f"modelplane get: cannot read the certificate authority {tmp_path / 'no'}: No such file or directory\n"
+    )
+    not_pem = cli(
+        "get", "isvc", "--server", "https://127.0.0.1:1", env={"MODELPLANE_CA": str(tmp_path / "not-pem")}
+    )
+    assert not_pem.stderr == (
+        f"modelplane get: the certificate authority {tmp_path / 'not-pem'} holds no PEM certificate "
+        "(NO_CERTIFICATE_OR_CRL_FOUND)\n"
+    )
+
+
 def test_up_refuses_to_listen_beyond_loopback_without_a_token(tmp_path):
     exposed = cli("up", "--home", str(tmp_path), "--host", "0.0.0.0")
     assert exposed.returncode == 2
@@ -114,6 +146,16 @@ def test_the_api_over_tls_with_the_token(tls_api):
         f"modelplane get: TLS with the control plane at {url} failed: the certificate was refused: unable to "
         "get local issuer certificate (name the certificate authority that signed its certificate with "
         "--certificate-authority)\n"
+    )
+
+
+def test_plain_http_to_the_tls_port_says_to_use_https(tls_api):
+    url, _ = tls_api
+    plain = url.replace("https://", "http://")
+    answer = cli("get", "isvc", "--server", plain, "--token", TOKEN)
+    assert answer.returncode == 2
+    assert answer.stderr.endswith(
+        "(a port that serves TLS closes plain HTTP like this: use an https:// URL)\n"
     )
 
 

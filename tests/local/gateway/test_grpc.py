@@ -401,7 +401,9 @@ def test_the_preface_may_come_in_pieces_and_rest_over_http2_is_refused(replicas)
                     ended = True
             sock.sendall(conn.data_to_send())
         assert status == b"505"
-        assert "HTTP/1.1" in json.loads(body)["error"]
+        assert json.loads(body)["error"].endswith(
+            "send REST requests over HTTP/1.1 (curl, which picks HTTP/2 over TLS: --http1.1)"
+        )
 
 
 def test_a_waiting_call_goes_where_its_host_routes_when_its_revision_leaves_the_table(replicas):

@@ -266,7 +266,7 @@ class GrpcCall:
             self._reply_http(
                 505,
                 "the gateway takes HTTP/2 for gRPC calls only (content-type application/grpc); "
-                "send REST requests over HTTP/1.1",
+                "send REST requests over HTTP/1.1 (curl, which picks HTTP/2 over TLS: --http1.1)",
             )
             return
         model = model_header(self.headers)
