@@ -319,6 +319,11 @@ def _check_exposure(host: str, token: str | None, insecure: bool) -> None:
             f"--host {host} would let anyone who reaches this machine use the control-plane API, which runs "
             "commands (a ServingRuntime's): give --auth-token-file FILE, or --insecure to do it anyway"
         )
+    if insecure and (is_loopback(host) or token is not None):
+        why = (
+            "the API asks for the token" if token is not None else f"{host} is reached from this machine only"
+        )
+        print(f"Warning: --insecure changes nothing: {why}", file=sys.stderr)
 
 
 def _load(paths: list[str], recursive: bool) -> list[dict]:

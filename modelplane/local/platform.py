@@ -104,8 +104,9 @@ def _cannot_listen(what: str, host: str, port: int, flag: str, error: OSError) -
 @contextlib.contextmanager
 def home_lock(home: Path) -> Iterator[None]:
     """Holds `<home>/up.lock` while the platform runs: one `modelplane up` per home, as the store,
-    the revisions and the replicas' logs are not meant to be shared."""
-    home.mkdir(parents=True, exist_ok=True)
+    the revisions and the replicas' logs are not meant to be shared. A new home is the user's alone
+    (0700): the logs of the replicas and of the platform may hold what the models were sent."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
     with (home / "up.lock").open("a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

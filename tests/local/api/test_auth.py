@@ -111,6 +111,27 @@ def test_up_refuses_to_listen_beyond_loopback_without_a_token(tmp_path):
     assert short.returncode == 2 and "shorter than 16 characters" in short.stderr
 
 
+def test_insecure_where_it_changes_nothing_is_said(capsys):
+    from modelplane.cli.up import _check_exposure
+
+    _check_exposure("127.0.0.1", None, True)
+    assert (
+        capsys.readouterr().err
+        == "Warning: --insecure changes nothing: 127.0.0.1 is reached from this machine only\n"
+    )
+    _check_exposure("0.0.0.0", "a-token-long-enough", True)
+    assert capsys.readouterr().err == "Warning: --insecure changes nothing: the API asks for the token\n"
+    _check_exposure("0.0.0.0", None, True)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_new_home_is_the_users_alone(tmp_path):
+    from modelplane.local.platform import home_lock
+
+    with home_lock(tmp_path / "home"):
+        assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
+
+
 @pytest.fixture(scope="module")
 def tls_api(tmp_path_factory):
     from tests.local.certificates import write_certificates
