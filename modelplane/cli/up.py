@@ -192,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
     if args.default_max_replicas < 0:
         raise CommandError("--default-max-replicas must be 0 or more")
     token, tls = _security_settings(args)
+    for secret, what in ((args.auth_token_file, "--auth-token-file"), (args.tls_key, "--tls-key")):
+        _warn_if_others_can_read(secret, what)
     resources = _load(args.filename, args.recursive)
     home = (args.home or modelplane_home()).expanduser().resolve()
     # The storage initializer (model cache, pvc claims, credentials) and the replicas find the home here.
@@ -275,10 +277,20 @@ def _security_settings(args: argparse.Namespace):
     return token, tls
 
 
+def _warn_if_others_can_read(path: str | Path | None, flag: str) -> None:
+    """A secret's file that other users of the machine may read is said, as ssh says it of a key."""
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_mode & 0o077:
+            print(f"Warning: {flag} {path} may be read by other users: chmod 600 {path}", file=sys.stderr)
+
+
 def _restart_problem(args: argparse.Namespace) -> str | None:
     """Why `modelplane up`, run again with the same arguments (SIGHUP), would stop at once, or None."""
     try:
         _security_settings(args)
+        _documents(args.filename, args.recursive)  # applied again by the program run again
     except CommandError as exc:
         return str(exc)
     return None
@@ -327,10 +339,20 @@ def _check_exposure(host: str, token: str | None, insecure: bool) -> None:
 
 
 def _load(paths: list[str], recursive: bool) -> list[dict]:
-    from modelplane.api import LoadError, kind_of, load_path
     from modelplane.cli.resources import print_apply_warnings, print_unhonored_warnings
 
-    resources = []
+    documents = _documents(paths, recursive)
+    print_apply_warnings(documents)
+    print_unhonored_warnings(documents)
+    return [document.resource for document in documents]
+
+
+def _documents(paths: list[str], recursive: bool) -> list:
+    """The documents of the `-f` files, placed in the default namespace where they name none;
+    CommandError if one cannot be read or is not a kind modelplane serves."""
+    from modelplane.api import LoadError, kind_of, load_path
+
+    found = []
     for path in paths:
         try:
             documents = load_path(path, recursive=recursive)
@@ -342,10 +364,8 @@ def _load(paths: list[str], recursive: bool) -> list[dict]:
                 raise CommandError(f"{document.where()}: modelplane does not serve this kind")
             if kind.namespaced:
                 document.resource.setdefault("metadata", {}).setdefault("namespace", DEFAULT_NAMESPACE)
-            resources.append(document.resource)
-        print_apply_warnings(documents)
-        print_unhonored_warnings(documents)
-    return resources
+        found += documents
+    return found
 
 
 def _apply(store, resources: list[dict]) -> None:
