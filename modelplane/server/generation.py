@@ -43,14 +43,17 @@ class TokenLogprob:
 @dataclass
 class GenerationStep:
     """What one step of a generation added: one or more tokens and their text. The last step of a
-    sequence says why it ended: "stop" (an end-of-sequence token) or "length" (max_tokens). The first
-    step carries the prompt's log probabilities, one per prompt token, when `prompt_logprobs` asks."""
+    sequence says why it ended: "stop" (an end-of-sequence or stop token) or "length" (max_tokens),
+    and `stop_reason` the token of the request's `stop_token_ids` that ended it (vLLM's; None for the
+    model's end-of-sequence token). The first step carries the prompt's log probabilities, one per
+    prompt token, when `prompt_logprobs` asks."""
 
     token_ids: list[int]
     text: str
     logprobs: list[TokenLogprob] | None = None
     finish_reason: str | None = None
     prompt_logprobs: list[TokenLogprob] | None = None
+    stop_reason: int | None = None
 
 
 @dataclass

@@ -82,6 +82,7 @@ class _Choice:
     text: list[str] = field(default_factory=list)
     token_count: int = 0
     finish_reason: str | None = None
+    stop_reason: int | str | None = None  # vLLM's: the stop string or stop token that ended the choice
     logprobs: list = field(default_factory=list)
     echo: str | None = None  # the prompt's text, answered before the generated text
     prompt_logprobs: list = field(default_factory=list)  # with echo and logprobs
@@ -332,6 +333,7 @@ class _Run:
                     **body(choice),
                     "logprobs": _logprobs(choice, self.chat),
                     "finish_reason": choice.finish_reason,
+                    "stop_reason": choice.stop_reason,
                 }
                 for choice in self.choices
             ],
@@ -350,8 +352,14 @@ class _Run:
         tasks = [asyncio.ensure_future(self._generate(choice, queue)) for choice in self.choices]
         chunk_kind = f"{self.kind}.chunk" if self.chat else self.kind
 
-        def event(index: int, content: dict, logprobs=None, finish_reason=None) -> bytes:
-            choice = {"index": index, **content, "logprobs": logprobs, "finish_reason": finish_reason}
+        def event(index: int, content: dict, logprobs=None, finish_reason=None, stop_reason=None) -> bytes:
+            choice = {
+                "index": index,
+                **content,
+                "logprobs": logprobs,
+                "finish_reason": finish_reason,
+                "stop_reason": stop_reason,
+            }
             return self._data({**self._head(chunk_kind), "choices": [choice], **self._chunk_usage(options)})
 
         try:
@@ -371,7 +379,8 @@ class _Run:
                     return
                 choice, text, logprobs, finish_reason = item
                 content = {"delta": {"content": text}} if self.chat else {"text": text}
-                yield event(choice.index, content, logprobs, finish_reason)
+                stop_reason = choice.stop_reason if finish_reason else None
+                yield event(choice.index, content, logprobs, finish_reason, stop_reason)
             if options.include_usage:
                 yield self._data({**self._head(chunk_kind), "choices": [], "usage": self.usage()})
             yield _DONE
@@ -414,12 +423,14 @@ class _Run:
                         if choice.echo_only:
                             break
                 choice.token_count += len(step.token_ids)
-                text, stopped = stops.feed(
+                text, stop_string = stops.feed(
                     step.text,
                     final=step.finish_reason is not None,
                     armed=choice.token_count >= choice.params.min_tokens,
                 )
-                finish = "stop" if stopped else step.finish_reason
+                finish = "stop" if stop_string is not None else step.finish_reason
+                if finish:
+                    choice.stop_reason = stop_string if stop_string is not None else step.stop_reason
                 choice.text.append(text)
                 choice.logprobs.extend(step.logprobs or ())
                 unsent_logprobs.extend(step.logprobs or ())
@@ -474,27 +485,28 @@ class _StopMatcher:
         self.longest = max((len(stop) for stop in stops), default=0)
         self.pending = ""
 
-    def feed(self, text: str, *, final: bool, armed: bool = True) -> tuple[str, bool]:
-        """The text that can be sent now, and whether a stop string ended the sequence. Until `armed`
-        (min_tokens generated), text is sent as it comes and no stop string ends it, as in vLLM."""
+    def feed(self, text: str, *, final: bool, armed: bool = True) -> tuple[str, str | None]:
+        """The text that can be sent now, and the stop string that ended the sequence, if one did.
+        Until `armed` (min_tokens generated), text is sent as it comes and no stop string ends it, as
+        in vLLM."""
         if not self.stops:
-            return text, False
+            return text, None
         self.pending += text
         if not armed:
             emitted, self.pending = self.pending, ""
-            return emitted, False
+            return emitted, None
         found = [(index, stop) for stop in self.stops if (index := self.pending.find(stop)) >= 0]
         if found:
             cut, stop = min(found, key=lambda match: match[0])
             emitted, self.pending = self.pending[: cut + len(stop) * self.include_stop], ""
-            return emitted, True
+            return emitted, stop
         if final:
             emitted, self.pending = self.pending, ""
-            return emitted, False
+            return emitted, None
         keep = self.longest - 1  # the longest tail that could begin a stop string
         emitted = self.pending[: max(len(self.pending) - keep, 0)]
         self.pending = self.pending[len(emitted) :]
-        return emitted, False
+        return emitted, None
 
 
 def _context_exceeded(limit: int, prompt_tokens: int, wanted: int, prompt_param: str) -> str:

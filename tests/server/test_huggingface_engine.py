@@ -105,6 +105,7 @@ def test_a_stop_token_ends_the_sequence_without_its_text(generator):
     ids = [token for step in ended for token in step.token_ids]
     assert ids == alone[: alone.index(stop_at) + 1]
     assert ended[-1].finish_reason == "stop" and ended[-1].text == ""
+    assert ended[-1].stop_reason == stop_at  # vLLM's stop_reason: the stop token, not the EOS's None
 
 
 def test_min_tokens_holds_the_stop_tokens_back(generator):

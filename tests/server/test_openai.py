@@ -196,15 +196,15 @@ def test_a_streamed_chat(client):
 
 def test_a_stop_string_longer_than_the_text_so_far_holds_it_all_back():
     matcher = _StopMatcher(("abcdef",))
-    assert matcher.feed("abcd", final=False) == ("", False)
-    assert matcher.feed("ef", final=False) == ("", True)
+    assert matcher.feed("abcd", final=False) == ("", None)
+    assert matcher.feed("ef", final=False) == ("", "abcdef")
     matcher = _StopMatcher(("abcdef",))
-    assert matcher.feed("abcd", final=False) == ("", False)
+    assert matcher.feed("abcd", final=False) == ("", None)
     assert matcher.feed("xyz", final=False) == (
         "ab",
-        False,
+        None,
     )  # the last five wait: a stop string could begin there
-    assert matcher.feed("", final=True) == ("cdxyz", False)
+    assert matcher.feed("", final=True) == ("cdxyz", None)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -216,6 +216,7 @@ def test_a_stop_string_is_found_however_the_text_comes(client, stream):
     choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
     assert "".join(choice.text for choice in choices) == "b"
     assert choices[-1].finish_reason == "stop"
+    assert choices[-1].stop_reason == "cdefgh"  # vLLM's field: the stop string that ended the choice
 
 
 @pytest.mark.parametrize("stream", [False, True])

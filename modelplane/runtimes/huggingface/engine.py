@@ -242,9 +242,11 @@ class GenerationEngine:
 
     def _step(self, sequence: Sequence, choice: Choice) -> GenerationStep:
         sequence.generated += 1
-        finish = None
+        finish = stop_reason = None
         if choice.token in sequence.end_ids:
             finish = "stop"
+            if sequence.params.ignore_eos or choice.token not in self.eos_ids:  # vLLM checks EOS first
+                stop_reason = choice.token
         elif sequence.generated >= sequence.params.max_tokens:
             finish = "length"
         text = "" if finish == "stop" else sequence.text.add(choice.token)
@@ -254,7 +256,7 @@ class GenerationEngine:
         if choice.logprob is not None:
             logprobs = [self._token_logprob(choice)]
         prompt_logprobs = sequence.prompt_logprobs if sequence.generated == 1 else None
-        return GenerationStep([choice.token], text, logprobs, finish, prompt_logprobs)
+        return GenerationStep([choice.token], text, logprobs, finish, prompt_logprobs, stop_reason)
 
     def _prompt_logprobs(self, logits: torch.Tensor, sequence: Sequence) -> list[TokenLogprob]:
         """The log probabilities of `sequence`'s prompt tokens; the first has none."""

@@ -181,7 +181,9 @@ def _step(output: Any, top: int | None, token_bytes: TokenBytes) -> GenerationSt
             _token_logprob(token, candidates, top, token_bytes)
             for token, candidates in zip(output.token_ids, output.logprobs, strict=True)
         ]
-    return GenerationStep(list(output.token_ids), output.text, logprobs, finish)
+    # Stop strings are the OpenAI layer's, so vLLM's stop_reason is a stop token's id or None.
+    stop_reason = output.stop_reason if isinstance(output.stop_reason, int) else None
+    return GenerationStep(list(output.token_ids), output.text, logprobs, finish, stop_reason=stop_reason)
 
 
 def _token_logprob(token: int, candidates: dict[int, Any], top: int, token_bytes: TokenBytes) -> TokenLogprob:
