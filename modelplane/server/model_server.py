@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import prometheus_client
 import uvloop
+from prometheus_client import multiprocess
+from prometheus_client.registry import Collector
 
 from modelplane.protocol import http_server
 from modelplane.protocol.listening import listening_socket
@@ -34,12 +36,13 @@ from modelplane.server.rest import DEFAULT_MAX_BODY, RESTServer, too_large_respo
 from modelplane.telemetry import tracing
 from modelplane.telemetry.payload_delivery import PayloadDelivery
 from modelplane.telemetry.payload_events import PayloadLogSpec
-from modelplane.telemetry.payload_metrics import DeliveryCollector
+from modelplane.telemetry.payload_metrics import DeliveryCollector, SharedDeliveryMetrics
 from modelplane.telemetry.payload_sinks import display_url
 
 logger = logging.getLogger("modelplane.server")
 
 GRACEFUL_STOP_SECONDS = 30
+DELIVERY_METRICS_PERIOD = 1.0  # seconds between a worker's publications of its payload log's counts
 
 
 class ModelServer:
@@ -115,8 +118,7 @@ class ModelServer:
         if delivery is not None:
             delivery.start()
             payload_log = ServerPayloadLog(self.payload_log, delivery.submit)
-            delivery_metrics = DeliveryCollector(delivery)
-            prometheus_client.REGISTRY.register(delivery_metrics)  # read on /metrics, as the gateway's are
+            published = self._publish_delivery_metrics(delivery)
             logger.info(
                 "payload log: %s requests and answers to %s",
                 self.payload_log.mode,
@@ -169,9 +171,20 @@ class ModelServer:
         load_task.cancel()
         if delivery is not None:
             await delivery.stop()  # the last requests' events
-            prometheus_client.REGISTRY.unregister(delivery_metrics)
+            published.cancel()
+            await asyncio.gather(published, return_exceptions=True)
         await repository.unload_all()
         await asyncio.to_thread(tracing.shutdown)  # the last spans, before the process exits
+
+    @staticmethod
+    def _publish_delivery_metrics(delivery: PayloadDelivery) -> asyncio.Task:
+        """Puts the payload logger's counts on /metrics until the task is cancelled: read when scraped,
+        or with several workers, published to the files the scrape of any worker sums."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return asyncio.create_task(
+                _publish_every(SharedDeliveryMetrics(delivery), DELIVERY_METRICS_PERIOD)
+            )
+        return asyncio.create_task(_registered(DeliveryCollector(delivery)))
 
     def _run_workers(self, models: list[Model], sock: socket.socket, grpc_sock: socket.socket | None) -> None:
         context = multiprocessing.get_context("spawn")
@@ -206,11 +219,13 @@ class ModelServer:
                         process.exitcode,
                         backoff,
                     )
+                    multiprocess.mark_process_dead(process.pid)  # its gauges no longer count
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 30)
                     processes[index] = spawn(again=True)
         for process in processes:
             process.join()
+            multiprocess.mark_process_dead(process.pid)
         shutil.rmtree(metrics_dir, ignore_errors=True)  # the workers' metric files, summed while they ran
 
 
@@ -223,6 +238,25 @@ def _worker_main(
 ) -> None:
     configure_logging()
     uvloop.run(server.serve(models, sock, grpc_sock, serve_once_loaded=again))
+
+
+async def _registered(collector: Collector) -> None:
+    """Reads `collector` on /metrics until cancelled."""
+    prometheus_client.REGISTRY.register(collector)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        prometheus_client.REGISTRY.unregister(collector)
+
+
+async def _publish_every(metrics: SharedDeliveryMetrics, period: float) -> None:
+    """Publishes `metrics` every `period` seconds, and once more when cancelled."""
+    try:
+        while True:
+            metrics.publish()
+            await asyncio.sleep(period)
+    finally:
+        metrics.publish()
 
 
 async def _load_all(repository: ModelRepository) -> None:

@@ -167,24 +167,36 @@ def _payload_log_samples(server_url: str) -> dict[tuple[str, tuple], float]:
     }
 
 
-def test_what_the_payload_logger_sent_and_dropped_is_on_the_servers_metrics():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_what_the_payload_logger_sent_and_dropped_is_on_the_servers_metrics(workers):
+    """With several workers, the scrape of one shows what all of them sent."""
     receiver = CloudEventsReceiver().start()
-    server = serve("--model-class", STATUS_MODEL, "--model-name", "status", "--payload-log-url", receiver.url)
+    server = serve(
+        "--model-class",
+        STATUS_MODEL,
+        "--model-name",
+        "status",
+        "--payload-log-url",
+        receiver.url,
+        "--workers",
+        str(workers),
+    )
+    requests = 8
     try:
-        for index in range(3):
+        for index in range(requests):  # a connection each: the kernel spreads them over the workers
             response = httpx.post(f"{server.url}/v1/models/status:predict", json={"instances": [[index]]})
             assert response.status_code == 200
-        receiver.wait_for(6)
+        receiver.wait_for(2 * requests)
         sent = ("modelplane_payload_log_events_sent_total", (("sink", receiver.url),))
         deadline = time.monotonic() + 30  # the receiver keeps each event before it answers it
         samples = _payload_log_samples(server.url)
-        while samples.get(sent) != 6 and time.monotonic() < deadline:
+        while samples.get(sent) != 2 * requests and time.monotonic() < deadline:
             time.sleep(0.05)
             samples = _payload_log_samples(server.url)
     finally:
         server.stop()
         receiver.stop()
-    assert samples[sent] == 6
+    assert samples[sent] == 2 * requests
     dropped = "modelplane_payload_log_events_dropped_total"
     assert samples[(dropped, (("reason", "queue_full"), ("sink", receiver.url)))] == 0
     assert samples[("modelplane_payload_log_events_queued", (("sink", receiver.url),))] == 0
