@@ -39,10 +39,11 @@ import os
 import sys
 
 from harness import free_port, log
-from results_file import put_section  # the one module taken from bench/
+from results_file import put_section
+from venvs import ensure_venv  # the modules taken from bench/
 
 # `python3 bench/model_server.py` puts bench/ first on sys.path, where a sibling script named like a stdlib
-# module would shadow it for every library we import; only harness and results_file (above) come from bench/.
+# module would shadow it for every library we import; only the modules above come from bench/.
 if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]
 
@@ -67,7 +68,6 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PEERS = BENCH / "peers"
-ENVS = BENCH / ".envs"
 WORK = BENCH / ".work" / "model_server"
 RESULTS = BENCH / "RESULTS.md"
 SECTION = "## Model server"
@@ -151,31 +151,6 @@ def train_model() -> Model:
     if expected != int(y[ROW_INDEX]):
         raise SystemExit(f"the model misclassifies iris row {ROW_INDEX}; pick another row")
     return Model(path=path, row=row, expected=expected)
-
-
-def ensure_venv(name: str, requirements: list[str]) -> Path:
-    """bench/.envs/<name> with exactly these requirements installed (reinstalled if the list changes)."""
-    env = ENVS / name
-    python = env / "bin" / "python"
-    marker = env / ".bench-requirements"
-    wanted = "\n".join(requirements)
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    log(f"creating {env} with {' '.join(requirements)} (a few minutes the first time)")
-    if env.exists():
-        shutil.rmtree(env)
-    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
-    logf = WORK / f"pip-{name}.log"
-    with open(logf, "w") as out:
-        res = subprocess.run(
-            [str(python), "-m", "pip", "install", "--disable-pip-version-check", *requirements],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    if res.returncode != 0:
-        raise SystemExit(f"pip install into {env} failed; see {logf}")
-    marker.write_text(wanted)
-    return python
 
 
 # --------------------------------------------------------------------------------------------- request bodies
