@@ -40,6 +40,7 @@ import sys
 
 from harness import free_port, log
 from results_file import put_section
+from server_process import group_cpu_seconds
 from venvs import ensure_venv  # the modules taken from bench/
 
 # `python3 bench/model_server.py` puts bench/ first on sys.path, where a sibling script named like a stdlib
@@ -429,23 +430,6 @@ class Run:
 
 class VoidRun(Exception):
     pass
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU time so far of every live process in a process group (threads included)."""
-    ticks = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp ...
-        if int(fields[2]) == pgid:
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds() -> float:
