@@ -73,11 +73,28 @@ class ModelFolder:
             await asyncio.to_thread(shutil.rmtree, staged, True)
             raise
 
-    async def swap_in(self, name: str, model: WantedModel) -> None:
-        """Puts the model `fetch_aside` fetched in place of what `<root>/<name>/` held."""
+    async def swap_in(self, name: str, model: WantedModel, *, keep_previous: bool = False) -> None:
+        """Puts the model `fetch_aside` fetched in place of what `<root>/<name>/` held. With
+        `keep_previous`, what it held is kept until `restore_previous` or `drop_previous`."""
+        if keep_previous and (self.root / name).is_dir():
+            await self.drop_previous(name)
+            (self.root / name).rename(self._previous(name))
         await self.remove(name)
         self._aside(name).rename(self.root / name)
         self._marker(name).write_text(model.digest)
+
+    async def restore_previous(self, name: str, digest: str) -> bool:
+        """Puts back what `swap_in` kept of the model `name`, which was fetched for `digest`, in place
+        of what `<root>/<name>/` holds now. False if nothing was kept."""
+        if not self._previous(name).is_dir():
+            return False
+        await self.remove(name)
+        self._previous(name).rename(self.root / name)
+        self._marker(name).write_text(digest)
+        return True
+
+    async def drop_previous(self, name: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._previous(name), True)
 
     async def remove(self, name: str) -> None:
         self._marker(name).unlink(missing_ok=True)
@@ -106,6 +123,9 @@ class ModelFolder:
 
     def _aside(self, name: str) -> Path:
         return self.root / f".{name}.partial-next"  # what `remove_partials` removes after a stop
+
+    def _previous(self, name: str) -> Path:
+        return self.root / f".{name}.partial-previous"  # gone after a stop too: nothing serves it then
 
     def _marker(self, name: str) -> Path:
         return self.root / f".{name}.trainedmodel"

@@ -38,3 +38,23 @@ def test_a_new_version_replaces_the_old_only_once_fetched(tmp_path):
     assert folder.fetched_digest("iris") == "d2"
     assert (tmp_path / "iris" / "model.joblib").read_text() == "v2"
     assert folder.names() == {"iris"}
+
+
+def test_the_previous_version_kept_at_a_swap_can_be_put_back(tmp_path):
+    """A new version that fails to load gives its place back to the old one."""
+    folder = ModelFolder(tmp_path)
+    asyncio.run(folder.fill("iris", wanted("v1", "d1"), copy_fetch))
+    asyncio.run(folder.fetch_aside("iris", wanted("v2", "d2"), copy_fetch))
+    asyncio.run(folder.swap_in("iris", wanted("v2", "d2"), keep_previous=True))
+    assert folder.fetched_digest("iris") == "d2" and folder.names() == {"iris"}
+
+    assert asyncio.run(folder.restore_previous("iris", "d1"))
+    assert folder.fetched_digest("iris") == "d1"
+    assert (tmp_path / "iris" / "model.joblib").read_text() == "v1"
+    assert not asyncio.run(folder.restore_previous("iris", "d1"))  # kept once, put back once
+
+    asyncio.run(folder.fetch_aside("iris", wanted("v3", "d3"), copy_fetch))
+    asyncio.run(folder.swap_in("iris", wanted("v3", "d3"), keep_previous=True))
+    asyncio.run(folder.drop_previous("iris"))
+    assert not asyncio.run(folder.restore_previous("iris", "d1"))
+    assert sorted(path.name for path in tmp_path.iterdir() if path.is_dir()) == ["iris"]

@@ -7,7 +7,8 @@ request (loaded on demand), in turn; the least recently used copy is unloaded to
 again when asked; the statuses say which are Loaded and which Standby. A corrupt model ends
 FailedToLoad with lastFailureInfo while the others serve, a model bigger than a replica fails with that
 reason, the mode of a service cannot be changed, and a pool replica that exits is the last failure of
-the models it held. A changed model is InProgress until its new version is loaded. A busy model on a pool with room gets a copy on each replica, and gives the extra
+the models it held. A changed model is InProgress until its new version is loaded; one whose new
+version fails to load keeps the old one serving, whether its files are missing or corrupt. A busy model on a pool with room gets a copy on each replica, and gives the extra
 one back when the load is gone. Fifty services share a pool whose two replicas hold ten of them: each
 answers in turn, the most recently used stay loaded, and one asked again comes back in the place of
 the least recently used. A restart of the control plane in place keeps the models the pools hold.
@@ -316,6 +317,34 @@ def test_a_changed_model_whose_files_are_missing_leaves_the_old_version_serving(
     ready = next(x for x in isvc["status"]["conditions"] if x["type"] == "Ready")
     assert ready["status"] == "True"
     platform.cli("delete", "isvc", "iris-update")
+
+
+def test_a_changed_model_that_fails_in_the_server_gives_the_old_version_back(platform):
+    """The new version's files are fetched but do not load (a corrupt file): on a pool of one replica,
+    the only one that held the old version, the old version is loaded again and serves on."""
+    runtime = runtime_yaml()
+    runtime["metadata"]["name"] = "mm-one"
+    runtime["spec"]["replicas"] = 1
+    runtime["spec"]["supportedModelFormats"] = [{"name": "sklearn", "autoSelect": False}]
+    service = mesh_isvc("iris-back", "pvc://mm/iris-a")
+    service["spec"]["predictor"]["model"]["runtime"] = "mm-one"
+    platform.apply(runtime, service)
+    platform.cli("wait", "--for=condition=Ready", "isvc/iris-back", "--timeout=300s")
+    assert predict(platform, "iris-back").json() == {"predictions": [1, 1]}
+    wait_until(lambda: active(platform, "iris-back") == "Loaded", "iris-back loaded", platform)
+    corrupt = mesh_isvc("iris-back", "pvc://mm/corrupt")
+    corrupt["spec"]["predictor"]["model"]["runtime"] = "mm-one"
+    platform.apply(corrupt)
+    wait_until(
+        lambda: model_status(platform, "iris-back").get("transitionStatus") == "BlockedByFailedLoad",
+        "iris-back blocked by its failed load",
+        platform,
+    )
+    status = model_status(platform, "iris-back")
+    assert status["states"] == {"activeModelState": "Loaded", "targetModelState": "FailedToLoad"}
+    assert status["copies"]["totalCopies"] == 1
+    assert predict(platform, "iris-back").json() == {"predictions": [1, 1]}
+    platform.cli("delete", "isvc/iris-back", "servingruntime/mm-one")
 
 
 def test_a_pool_replica_that_exits_is_the_last_failure_of_the_models_it_held(platform, home):

@@ -383,7 +383,10 @@ class ModelMesh:
                 return
             async with pool.lock:
                 await self._learn_holdings(pool)
-                await self._place_and_load(pool, model, model.wanted)
+                try:
+                    await self._place_and_load(pool, model, model.wanted)
+                finally:
+                    await self._settle_set_aside(pool, model)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -443,9 +446,10 @@ class ModelMesh:
                 await server.folder.fetch_aside(model.name, wanted, server.fetch)
             await server.repository.unload(model.name)  # an old version, if it is there
             server.held.pop(model.name, None)
-            pool.held.get(replica.address, {}).pop(model.name, None)
+            previous = pool.held.get(replica.address, {}).pop(model.name, None)
             if old_version_serves:
-                await server.folder.swap_in(model.name, wanted)
+                await server.folder.swap_in(model.name, wanted, keep_previous=True)
+                pool.set_aside.setdefault(replica.address, {})[model.name] = previous
             else:
                 await server.folder.fill(model.name, wanted, server.fetch)
         except Exception as exc:  # noqa: BLE001 - a fetch that fails is the model's failure
@@ -503,6 +507,37 @@ class ModelMesh:
         for other in pool.holders(model.name):
             if pool.held[other.address][model.name].digest != wanted.digest:
                 await self._evict(pool, other, model.name)  # an old version's copy
+
+    async def _settle_set_aside(self, pool: Pool, model: _Model) -> None:
+        """After a load: the old versions set aside for it are dropped where the new one loaded, and
+        loaded again where it did not (ModelMesh keeps the old version serving when the new one fails)."""
+        for address, set_aside in pool.set_aside.items():
+            previous = set_aside.pop(model.name, None)
+            replica = pool.replica(address)
+            if previous is None or replica is None:
+                continue
+            server = self._server(pool, replica)
+            if model.name in pool.held.get(address, {}):
+                await server.folder.drop_previous(model.name)
+                continue
+            if not await server.folder.restore_previous(model.name, previous.digest):
+                continue
+            # Its files are there for its digest, so nothing is fetched: the URI is not needed.
+            problem = await server.converge(model.name, WantedModel("", previous.digest))
+            location = pool.location(replica)
+            if problem is not None:
+                server.failures.pop(model.name, None)
+                logger.warning(
+                    "%s: the previous version of %s did not load again: %s", location, model.name, problem
+                )
+                await server.converge(model.name, None)
+                continue
+            server.folder.record_size(model.name, previous.size)
+            pool.held.setdefault(address, {})[model.name] = replace(previous, loaded_at=now_rfc3339())
+            logger.info(
+                "%s/%s: the previous version serves again on %s", model.namespace, model.name, location
+            )
+            self._on_routes()
 
     async def _make_room(self, pool: Pool, replica: Replica, name: str, size: int) -> None:
         """Unloads the least recently used copies of a replica until `size` more bytes fit."""
@@ -623,10 +658,13 @@ class ModelMesh:
                     pool.location(replica),
                     len(holders),
                 )
-                if await self._fetched(pool, replica, model, wanted, failed=self._copy_failed):
-                    await self._loaded(
-                        pool, replica, model, wanted, model.size or 0, failed=self._copy_failed
-                    )
+                try:
+                    if await self._fetched(pool, replica, model, wanted, failed=self._copy_failed):
+                        await self._loaded(
+                            pool, replica, model, wanted, model.size or 0, failed=self._copy_failed
+                        )
+                finally:
+                    await self._settle_set_aside(pool, model)
         finally:
             model.scaling = None
             self._on_routes()

@@ -43,6 +43,8 @@ class Pool:
     runner: RevisionReplicas
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one load or unload at a time
     held: dict[str, dict[str, HeldCopy]] = field(default_factory=dict)  # address -> model -> copy
+    # A load's old versions, unloaded for the new one but with their files kept until it loads.
+    set_aside: dict[str, dict[str, HeldCopy]] = field(default_factory=dict)  # address -> model -> copy
     warmed: set[str] = field(default_factory=set)  # the replicas that have loaded a model
 
     def ready_replicas(self) -> list[Replica]:
