@@ -249,6 +249,10 @@ def test_a_collocated_transformer_takes_the_services_port():
     assert containers["transformer-container"]["readinessProbe"]["tcpSocket"] == {"port": 9000}
 
 
+def _memory_metric(target: dict) -> dict:
+    return {"type": "Resource", "resource": {"name": "memory", "target": target}}
+
+
 def test_hpa():
     hpa = named(
         render_file(SAMPLES / "autoscaling-hpa.yaml", KubeSettings()),
@@ -273,6 +277,30 @@ def test_hpa():
     zero = render_text(sklearn(min_replicas=0))
     assert named(zero, "HorizontalPodAutoscaler", "iris-predictor")["spec"]["minReplicas"] == 1
     assert [n.path for n in zero.notes] == ["spec.predictor.minReplicas"]
+
+
+@pytest.mark.parametrize(
+    "scaling",
+    [
+        {"scaleMetric": "cpu", "scaleMetricType": "Value", "scaleTarget": 2},
+        {"autoScaling": {"metrics": [_memory_metric({"type": "Value", "value": "1Gi"})]}},
+        {"autoScaling": {"metrics": [_memory_metric({"type": "AverageValue", "value": "1Gi"})]}},
+    ],
+    ids=["scaleMetricType", "autoScaling-value", "autoScaling-averageValue-as-value"],
+)
+def test_an_hpa_resource_target_is_an_average_value_never_a_value(scaling):
+    """The API server refuses a resource metric with neither averageUtilization nor averageValue."""
+    text = yaml.safe_dump(
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": "iris"},
+            "spec": {"predictor": {**scaling, "sklearn": {"storageUri": "s3://models/iris"}}},
+        }
+    )
+    hpa = named(render_text(text), "HorizontalPodAutoscaler", "iris-predictor")
+    (target,) = [m["resource"]["target"] for m in hpa["spec"]["metrics"]]
+    assert target == {"type": "AverageValue", "averageValue": "2" if "scaleMetric" in scaling else "1Gi"}
 
 
 def test_keda_scaled_objects():
