@@ -531,6 +531,28 @@ def test_a_runtime_that_cannot_be_found_is_refused():
     assert str(refused.value) == "No ServingRuntimes or ClusterServingRuntimes with the name: nowhere"
 
 
+@pytest.mark.parametrize(
+    ("mode", "longest"),
+    [("Standard", 45), ("Knative", 53)],  # `<name>-predictor-default` a host label; `<name>-predictor` a ksvc
+)
+def test_a_name_too_long_for_its_objects_is_refused_with_how_much_shorter_it_must_be(mode, longest):
+    def service(name: str) -> str:
+        return yaml.safe_dump(
+            {
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "kind": "InferenceService",
+                "metadata": {"name": name, "annotations": {"serving.kserve.io/deploymentMode": mode}},
+                "spec": {"predictor": {"sklearn": {"storageUri": "s3://models/iris"}}},
+            }
+        )
+
+    assert not [p for o in render_text(service("a" * longest)).objects for p in problems(o)]
+    with pytest.raises(RenderError) as refused:
+        render_text(service("a" * (longest + 1)))
+    assert refused.value.path == "metadata.name"
+    assert str(refused.value).endswith("over the limit of 63: the name must be 1 character shorter")
+
+
 def test_a_stopped_service_has_no_objects():
     assert render_file(SAMPLES / "stopped.yaml", KubeSettings()).objects == []
 
