@@ -9,6 +9,8 @@ Kubernetes' autoscaling/v2 `MetricSpec`s, which the operator puts in the HPA it 
 - `autoScaling.metrics`: its `Resource` entries, as they are;
 - else `scaleMetric` (cpu by default) at `scaleTarget` (cpu: 80% of the request), as a
   `scaleMetricType` target (Utilization by default; memory values are MiB);
+- a `Value` target of either as an `AverageValue` one: the API server refuses a resource metric
+  without a utilization or an average value, and for a resource the two mean the same;
 - under Knative's HPA class, the `metric` and `target` annotations as Knative reads them: cpu at a
   utilization, memory at an average value in MiB.
 
@@ -120,15 +122,12 @@ def _simple_target(metric: str, metric_type: str, value: int) -> dict:
     if metric_type == "Utilization":
         return {"type": "Utilization", "averageUtilization": value}
     quantity = f"{value}Mi" if metric == "memory" else str(value)
-    key = "averageValue" if metric_type == "AverageValue" else "value"
-    return {"type": metric_type, key: quantity}
+    return {"type": "AverageValue", "averageValue": quantity}
 
 
 def _target(resource: dict) -> dict:
-    """A KServe MetricTarget as Kubernetes' (the same fields)."""
+    """A KServe MetricTarget as Kubernetes' (a Value, or an amount given as `value`, as an AverageValue)."""
     target = resource.get("target") or {}
-    out = {"type": target.get("type") or "Utilization"}
-    for key in ("averageUtilization", "averageValue", "value"):
-        if target.get(key) is not None:
-            out[key] = target[key] if key == "averageUtilization" else str(target[key])
-    return out
+    if (target.get("type") or "Utilization") == "Utilization":
+        return {"type": "Utilization", "averageUtilization": target.get("averageUtilization")}
+    return {"type": "AverageValue", "averageValue": str(target.get("averageValue", target.get("value")))}

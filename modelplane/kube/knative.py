@@ -5,7 +5,8 @@ The revision template carries the component's pod, its `containerConcurrency`, i
 `timeoutSeconds` and `responseStartTimeoutSeconds`) and Knative's autoscaling annotations: the class
 (`kpa.autoscaling.knative.dev` unless the InferenceService names one), `min-scale` (`minReplicas`, 1 by
 default, 0 to scale to zero), `max-scale` (`maxReplicas`, when not 0), `metric` and `target`
-(`scaleMetric`, `scaleTarget`).
+(`scaleMetric`, `scaleTarget`). An `initial-scale` that is not an integer is left out, as KServe
+leaves it out (Knative would refuse the Service).
 
 Traffic: all to the latest revision, until a revision has been rolled out (the status's
 `latestRolledoutRevision`) and `canaryTrafficPercent` is set: then the latest revision gets that share
@@ -15,7 +16,10 @@ latest revision is tagged `latest`.
 
 from __future__ import annotations
 
+import re
+
 from modelplane.api.constants import TAG_ROUTING_ANNOTATION
+from modelplane.control.autoscaling_settings import INITIAL_SCALE
 from modelplane.control.traffic import traffic_targets
 from modelplane.kube.meta import object_metadata
 from modelplane.kube.pods import ComponentPod
@@ -27,6 +31,7 @@ MIN_SCALE = "autoscaling.knative.dev/min-scale"
 MAX_SCALE = "autoscaling.knative.dev/max-scale"
 METRIC = "autoscaling.knative.dev/metric"
 TARGET = "autoscaling.knative.dev/target"
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")  # what Go's strconv.Atoi, which KServe reads it with, takes
 # Annotations that belong on the Knative Service itself rather than on its revisions.
 SERVICE_ANNOTATIONS = (
     "serving.knative.dev/rollout-duration",
@@ -46,7 +51,8 @@ def knative_service(
     """The Knative Service of one component (or of a graph's router); `rolled_out` is the revision
     that last had all the traffic, from the status, if any."""
     spec = pod.spec
-    template_annotations = {k: v for k, v in pod.annotations.items() if k not in SERVICE_ANNOTATIONS}
+    left_out = {*SERVICE_ANNOTATIONS, *([INITIAL_SCALE] if dropped_initial_scale(pod.annotations) else [])}
+    template_annotations = {k: v for k, v in pod.annotations.items() if k not in left_out}
     template_annotations.update(scaling_annotations(spec, pod.annotations))
     revision_spec = dict(pod.pod)
     if spec.get("containerConcurrency") is not None:
@@ -71,6 +77,13 @@ def knative_service(
             "traffic": traffic(rolled_out, spec.get("canaryTrafficPercent"), tag_routing),
         },
     }
+
+
+def dropped_initial_scale(annotations: dict[str, str]) -> str | None:
+    """An `initial-scale` annotation that is not an integer (which KServe drops, as Knative would refuse
+    it), if there is one."""
+    value = annotations.get(INITIAL_SCALE)
+    return value if value is not None and not _INTEGER.match(str(value)) else None
 
 
 def scaling_annotations(spec: dict, annotations: dict[str, str]) -> dict[str, str]:

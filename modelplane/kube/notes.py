@@ -12,6 +12,7 @@ from modelplane.control.hpa_metrics import HPA, KEDA
 from modelplane.control.revision_templates import COMPONENTS
 from modelplane.kube.autoscalers import autoscaler_class
 from modelplane.kube.credentials import AccountObjects
+from modelplane.kube.knative import dropped_initial_scale
 from modelplane.kube.meta import is_cluster_local
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import fetches_from_container_filesystem
@@ -53,9 +54,12 @@ def _credentials_field(why: str) -> str:
 
 
 def graph_notes(ig: dict, mode: str) -> list[Note]:
+    where = resource_ref(ig)
+    if mode == KNATIVE:
+        dropped = _initial_scale((ig.get("metadata") or {}).get("annotations"), "metadata.annotations")
+        return [Note(where, path, message) for path, message in dropped]
     if mode != STANDARD:
         return []
-    where = resource_ref(ig)
     scaling = _standard_scaling(ig.get("spec") or {}, "spec", autoscaler_class(ig))
     return [Note(where, path, message) for path, message in scaling]
 
@@ -91,11 +95,15 @@ def _isvc_fields(isvc: dict, mode: str, settings: KubeSettings) -> Iterator[tupl
             "metadata.annotations.serving.kserve.io/autoscalerClass",
             "not acted on in Knative mode, which scales by autoscaling.knative.dev/class",
         )
+    if mode == KNATIVE:
+        yield from _initial_scale(annotations, "metadata.annotations")
     for component in COMPONENTS:
         component_spec = spec.get(component)
         if not isinstance(component_spec, dict):
             continue
         path = f"spec.{component}"
+        if mode == KNATIVE:
+            yield from _initial_scale(component_spec.get("annotations"), f"{path}.annotations")
         for field, why in (
             (
                 "storageContainerName",
@@ -124,6 +132,17 @@ def _isvc_fields(isvc: dict, mode: str, settings: KubeSettings) -> Iterator[tupl
         yield (
             "spec.canary",
             "an Ingress cannot split traffic: the canaries get none except through their own Services",
+        )
+
+
+def _initial_scale(annotations: object, path: str) -> Iterator[tuple[str, str]]:
+    """An `initial-scale` among `annotations` (at `path`) that the Knative Service is made without."""
+    value = dropped_initial_scale(annotations if isinstance(annotations, dict) else {})
+    if value is not None:
+        yield (
+            f"{path}.autoscaling.knative.dev/initial-scale",
+            f"{value!r} is not an integer: left out of the Knative Service (as KServe leaves it out), "
+            "which starts at Knative's initial scale",
         )
 
 

@@ -38,6 +38,7 @@ from modelplane.kube.credentials import AccountObjects
 from modelplane.kube.graphs import graph_objects, service_endpoint
 from modelplane.kube.knative import knative_service
 from modelplane.kube.meta import namespace_of
+from modelplane.kube.name_limits import too_long
 from modelplane.kube.notes import (
     Note,
     credentials_notes,
@@ -163,9 +164,16 @@ def isvc_objects(
         ]
     else:
         objects = standard_objects(isvc, pods, settings, ready_canaries=ready_canaries)
+    _check_name_limits(isvc, objects)
     if is_mms_predictor(isvc):
         objects.append(model_config(isvc, namespace, trained_models))
     return objects
+
+
+def _check_name_limits(resource: dict, objects: list[dict]) -> None:
+    problem = too_long(objects)
+    if problem:
+        raise RenderError(resource_ref(resource), "metadata.name", conditions.INVALID_PREDICTOR_SPEC, problem)
 
 
 def _input_accounts(resources: Sequence[dict], namespace: str) -> AccountObjects:
@@ -201,7 +209,7 @@ def graph_rendering(
     settings: KubeSettings,
 ) -> Rendering:
     """A graph's objects; a service it names that is not in the input is taken to be a v1 model of its
-    name in Standard mode's shape, and said so."""
+    name in Standard mode's shape, and said so. RenderError for a name too long for its objects."""
     namespace = namespace_of(ig)
     missing: list[str] = []
 
@@ -214,6 +222,7 @@ def graph_rendering(
 
     mode = deployment_mode(ig, settings)
     rendering = Rendering(graph_objects(ig, mode, settings, endpoint_of), graph_notes(ig, mode))
+    _check_name_limits(ig, rendering.objects)
     for name in dict.fromkeys(missing):
         message = (
             f"InferenceService {name} is not in the input: its URL is taken to be {endpoint_of(name)} "

@@ -104,6 +104,11 @@ def _name_problems(obj: dict) -> list[str]:
     pattern = _DNS_1035 if obj.get("kind") == "Service" and obj.get("apiVersion") == "v1" else _DNS_SUBDOMAIN
     if not pattern.match(name) or len(name) > (63 if pattern is _DNS_1035 else 253):
         found.append(f"object name {name!r} is not valid")
+    template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    for labels in ((obj.get("metadata") or {}).get("labels"), template.get("labels")):
+        for key, value in (labels or {}).items():
+            if len(str(value)) > 63:
+                found.append(f"label {key}: {value!r} is longer than 63 characters")
     for container in _containers(obj):
         if not _DNS_LABEL.match(str(container.get("name", ""))):
             found.append(f"container name {container.get('name')!r} is not a DNS label")

@@ -5,6 +5,7 @@ revision."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from modelplane.api.constants import KNATIVE
 from modelplane.kube.knative import traffic
@@ -122,3 +123,27 @@ def test_a_canary_splits_between_the_latest_and_the_rolled_out_revision_with_tag
 )
 def test_traffic(rolled_out, percent, tag_routing, expected):
     assert traffic(rolled_out, percent, tag_routing) == expected
+
+
+@pytest.mark.parametrize("kind", ["InferenceService", "InferenceGraph"])
+def test_an_initial_scale_that_is_not_an_integer_is_left_out_and_said(kind):
+    """KServe drops it; Knative's webhook would refuse the Knative Service with it."""
+    spec = (
+        {"predictor": {"sklearn": {"storageUri": "gs://models/iris"}}}
+        if kind == "InferenceService"
+        else {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceUrl": "http://a/v1"}]}}}
+    )
+    text = yaml.safe_dump(
+        {
+            "apiVersion": "serving.kserve.io/v1beta1"
+            if kind == "InferenceService"
+            else "serving.kserve.io/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": "iris", "annotations": {"autoscaling.knative.dev/initial-scale": "two"}},
+            "spec": spec,
+        }
+    )
+    rendering = render_text(text, KNATIVE_SETTINGS)
+    annotations = rendering.objects[0]["spec"]["template"]["metadata"]["annotations"]
+    assert "autoscaling.knative.dev/initial-scale" not in annotations
+    assert [n.path for n in rendering.notes] == ["metadata.annotations.autoscaling.knative.dev/initial-scale"]

@@ -246,6 +246,26 @@ def test_a_model_no_runtime_serves_is_said_and_makes_nothing(cluster, operator):
     assert get(cluster, DEPLOYMENT, "iris-predictor") is None
 
 
+def test_a_name_too_long_for_its_objects_is_said_and_makes_nothing(cluster, operator):
+    """`app: isvc.<name>` would be over Kubernetes' 63 characters: the API server would refuse the
+    objects one by one, so the service and the graph are refused with the reason instead."""
+    name = "a" * 60
+    cluster.client.create(ISVC(iris(name)))
+    graph = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": name},
+        "spec": {"nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceUrl": "http://a/v1"}]}}},
+    }
+    cluster.client.create(GRAPH(graph))
+    wait_for(lambda: status_of(cluster, name).get("modelStatus", {}).get("transitionStatus") == "InvalidSpec")
+    failure = status_of(cluster, name)["modelStatus"]["lastFailureInfo"]
+    assert failure["reason"] == "InvalidPredictorSpec" and "shorter" in failure["message"]
+    graph_status = wait_for(lambda: (get(cluster, GRAPH, name) or {}).get("status"))
+    assert "shorter" in condition({"status": graph_status}, "Ready")["message"]
+    assert get(cluster, DEPLOYMENT, f"{name}-predictor") is None and get(cluster, DEPLOYMENT, name) is None
+
+
 def test_a_changed_spec_updates_the_deployment_and_a_deleted_service_takes_its_objects(cluster, operator):
     cluster.client.create(ISVC(iris()))
     first = wait_for(lambda: get(cluster, DEPLOYMENT, "iris-predictor"))

@@ -60,3 +60,5 @@ def test_the_checks_catch_a_bad_object():
     service = next(o for o in rendering.objects if o["kind"] == "Service")
     service["metadata"]["name"] = "1-not-a-dns-1035-label"
     assert problems(service)
+    deployment["spec"]["template"]["metadata"]["labels"]["app"] = "isvc." + "a" * 59
+    assert any("longer than 63" in p for p in problems(deployment))

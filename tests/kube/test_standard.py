@@ -249,6 +249,10 @@ def test_a_collocated_transformer_takes_the_services_port():
     assert containers["transformer-container"]["readinessProbe"]["tcpSocket"] == {"port": 9000}
 
 
+def _memory_metric(target: dict) -> dict:
+    return {"type": "Resource", "resource": {"name": "memory", "target": target}}
+
+
 def test_hpa():
     hpa = named(
         render_file(SAMPLES / "autoscaling-hpa.yaml", KubeSettings()),
@@ -273,6 +277,30 @@ def test_hpa():
     zero = render_text(sklearn(min_replicas=0))
     assert named(zero, "HorizontalPodAutoscaler", "iris-predictor")["spec"]["minReplicas"] == 1
     assert [n.path for n in zero.notes] == ["spec.predictor.minReplicas"]
+
+
+@pytest.mark.parametrize(
+    "scaling",
+    [
+        {"scaleMetric": "cpu", "scaleMetricType": "Value", "scaleTarget": 2},
+        {"autoScaling": {"metrics": [_memory_metric({"type": "Value", "value": "1Gi"})]}},
+        {"autoScaling": {"metrics": [_memory_metric({"type": "AverageValue", "value": "1Gi"})]}},
+    ],
+    ids=["scaleMetricType", "autoScaling-value", "autoScaling-averageValue-as-value"],
+)
+def test_an_hpa_resource_target_is_an_average_value_never_a_value(scaling):
+    """The API server refuses a resource metric with neither averageUtilization nor averageValue."""
+    text = yaml.safe_dump(
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": "iris"},
+            "spec": {"predictor": {**scaling, "sklearn": {"storageUri": "s3://models/iris"}}},
+        }
+    )
+    hpa = named(render_text(text), "HorizontalPodAutoscaler", "iris-predictor")
+    (target,) = [m["resource"]["target"] for m in hpa["spec"]["metrics"]]
+    assert target == {"type": "AverageValue", "averageValue": "2" if "scaleMetric" in scaling else "1Gi"}
 
 
 def test_keda_scaled_objects():
@@ -501,6 +529,28 @@ def test_a_runtime_that_cannot_be_found_is_refused():
         )
     assert refused.value.reason == "RuntimeNotRecognized"
     assert str(refused.value) == "No ServingRuntimes or ClusterServingRuntimes with the name: nowhere"
+
+
+@pytest.mark.parametrize(
+    ("mode", "longest"),
+    [("Standard", 45), ("Knative", 53)],  # `<name>-predictor-default` a host label; `<name>-predictor` a ksvc
+)
+def test_a_name_too_long_for_its_objects_is_refused_with_how_much_shorter_it_must_be(mode, longest):
+    def service(name: str) -> str:
+        return yaml.safe_dump(
+            {
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "kind": "InferenceService",
+                "metadata": {"name": name, "annotations": {"serving.kserve.io/deploymentMode": mode}},
+                "spec": {"predictor": {"sklearn": {"storageUri": "s3://models/iris"}}},
+            }
+        )
+
+    assert not [p for o in render_text(service("a" * longest)).objects for p in problems(o)]
+    with pytest.raises(RenderError) as refused:
+        render_text(service("a" * (longest + 1)))
+    assert refused.value.path == "metadata.name"
+    assert str(refused.value).endswith("over the limit of 63: the name must be 1 character shorter")
 
 
 def test_a_stopped_service_has_no_objects():

@@ -13,7 +13,7 @@ from modelplane.kube.operator import resources as r
 from modelplane.kube.operator.context import Context, now_rfc3339
 from modelplane.kube.operator.made_objects import apply_all, prune
 from modelplane.kube.operator.workload_states import deployment_revision, knative_component
-from modelplane.kube.render import deployment_mode, graph_rendering, is_stopped
+from modelplane.kube.render import RenderError, deployment_mode, graph_rendering, is_stopped
 from modelplane.kube.routes import host
 
 
@@ -35,17 +35,7 @@ async def reconcile_graph(ctx: Context, namespace: str, name: str) -> None:
     try:
         admitted = admit_with_platform_checks(ig, config=ctx.admission)
     except ValidationError as error:
-        status = inference_graph_status(
-            ig,
-            graph_plan(ig, {}),
-            router_ready=False,
-            router_failure=refusal_message(ig, error),
-            domain=ctx.settings.ingress_domain,
-            port=80,
-            now=now_rfc3339(),
-            previous=previous,
-        )
-        await _write(ctx, ig, {**status, "deploymentMode": mode})
+        await _write_refusal(ctx, ig, mode, refusal_message(ig, error))
         return
     services = {s["metadata"]["name"]: s for s in await cluster.list(r.INFERENCE_SERVICES, namespace)}
     runtimes = await cluster.list(r.SERVING_RUNTIMES, namespace)
@@ -58,7 +48,11 @@ async def reconcile_graph(ctx: Context, namespace: str, name: str) -> None:
             )
         except ValidationError:
             continue
-    rendering = graph_rendering(admitted, admitted_services, runtimes, cluster_runtimes, ctx.settings)
+    try:
+        rendering = graph_rendering(admitted, admitted_services, runtimes, cluster_runtimes, ctx.settings)
+    except RenderError as error:
+        await _write_refusal(ctx, ig, mode, f"{error.path}: {error}")
+        return
     await apply_all(cluster, rendering.objects)
     await prune(cluster, ig, INFERENCE_GRAPH_LABEL, rendering.objects)
 
@@ -97,6 +91,21 @@ async def reconcile_graph(ctx: Context, namespace: str, name: str) -> None:
         status["url"] = url
     status["deploymentMode"] = mode
     await _write(ctx, ig, status)
+
+
+async def _write_refusal(ctx: Context, ig: dict, mode: str, message: str) -> None:
+    """The status of a graph that cannot run: its router is not ready, for `message`."""
+    status = inference_graph_status(
+        ig,
+        graph_plan(ig, {}),
+        router_ready=False,
+        router_failure=message,
+        domain=ctx.settings.ingress_domain,
+        port=80,
+        now=now_rfc3339(),
+        previous=ig.get("status") or {},
+    )
+    await _write(ctx, ig, {**status, "deploymentMode": mode})
 
 
 async def _write(ctx: Context, ig: dict, status: dict) -> None:
