@@ -33,10 +33,21 @@ class CommandError(Exception):
     """A mistake the user can fix; printed as one line, exit code 2."""
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser. An argument it does not know is its own error, said with its own usage
+    (argparse would say it with the top-level usage, `modelplane [-h] COMMAND ...`)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return namespace, unknown
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for `command`, or for every command when it is None or unknown."""
     parser = argparse.ArgumentParser(prog="modelplane", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     wanted = [SUBCOMMANDS[command]] if command in SUBCOMMANDS else SUBCOMMANDS.values()
     for module_name in dict.fromkeys(wanted):
         importlib.import_module(module_name).register(subparsers)

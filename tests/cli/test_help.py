@@ -39,3 +39,18 @@ def test_each_subcommand_prints_its_help():
         )
         assert result.returncode == 0, (command, result.stderr)
         assert f"usage: modelplane {command}" in result.stdout
+
+
+def test_an_unknown_flag_is_said_with_the_usage_of_its_subcommand():
+    """argparse says it with the top-level usage (`modelplane [-h] COMMAND ...`), which does not show
+    the flags the subcommand does take."""
+    for argv, usage in (
+        (["get", "isvc", "--bogus"], "usage: modelplane get"),
+        (["storage", "fetch", "s3://b/m", "/tmp/m", "--bogus"], "usage: modelplane storage fetch"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "modelplane", *argv], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith(usage), result.stderr
+        assert "error: unrecognized arguments: --bogus" in result.stderr
