@@ -235,6 +235,7 @@ class Platform:
         settings.handover.inherited = {
             handed.name: handed for handed in map(HandedReplica.from_json, inherited.get("replicas", []))
         }
+        settings.handover.at_zero = set(inherited.get("at_zero", []))
         reconciler = Reconciler(
             store,
             gateway,
@@ -288,6 +289,7 @@ class Platform:
                         for replica in list(settings.handover.live)
                         if (handed := replica.hand_over()) is not None
                     ],
+                    "at_zero": autoscaling.at_zero(),
                 }
             else:
                 await asyncio.to_thread(gateway_workers.stop)

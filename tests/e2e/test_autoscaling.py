@@ -394,6 +394,32 @@ def test_a_restart_in_place_keeps_the_latest_ready_canary_and_its_share(platform
     assert answer.status_code == 200, answer.text
 
 
+def test_a_revision_at_zero_stays_there_over_a_restart_in_place(platform):
+    """It started again at its initial scale (one replica) and went back to zero only a stable window
+    later; Knative's autoscaler keeps a revision at zero over a restart of its controller."""
+    name, revision = "iris-asleep", "iris-asleep-predictor-00001"
+    platform.apply(isvc(name, sklearn(minReplicas=0)))
+    platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
+    wait_until(lambda: replicas(platform, name) == {revision: (0, 0)}, "scale to zero", platform)
+    restarts = platform.log().count("restarting in place")
+    platform.process.send_signal(signal.SIGHUP)
+    assert platform.process.stdout.readline().startswith("modelplane is up: ")
+
+    def first_decision_after_the_restart() -> str | None:
+        log = platform.log()
+        if log.count("restarting in place") == restarts:
+            return None
+        after = log.rsplit("restarting in place", 1)[1]
+        return next((line for line in after.splitlines() if f"autoscaler {revision}: none -> " in line), None)
+
+    first = wait_until(first_decision_after_the_restart, "the revision's autoscaler started again", platform)
+    assert f"autoscaler {revision}: none -> 0 replicas" in first, first
+    assert replicas(platform, name) == {revision: (0, 0)}
+    assert predict(platform, name).status_code == 200
+    woken = f"autoscaler {revision}: 0 -> 1 replicas: scale from zero: a request waits in the gateway"
+    assert woken in platform.log().rsplit("restarting in place", 1)[1]
+
+
 def slow_echo(name: str, version: str, **fields) -> dict:
     """A custom predictor that takes 3 s to start serving, then answers with its environment."""
     start = f"sleep 3; exec {shlex.quote(sys.executable)} {shlex.quote(str(ECHO))}"

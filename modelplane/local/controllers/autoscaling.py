@@ -128,12 +128,18 @@ class Autoscaling:
         self._by_resources.clear()
 
     def start_scaling(
-        self, replicas: Measurable, on_scale: Callable[[], None], initial_scale: int | None = None
+        self,
+        replicas: Measurable,
+        on_scale: Callable[[], None],
+        initial_scale: int | None = None,
+        *,
+        at_zero: bool = False,
     ) -> None:
         """Gives a new revision's replicas their first count: the autoscaler's, when the revision scales
         on its requests or on its cpu and memory (it is tracked from then on), else its minReplicas;
         within its cap, if it has one. `initial_scale` raises the count it starts with (the replicas of
-        the revision a rolling update replaces), within maxReplicas."""
+        the revision a rolling update replaces), within maxReplicas. `at_zero`: the revision was at zero
+        before a restart in place, and starts there if it scales on its requests and may be at zero."""
         template = replicas.revision.template
         name = replicas.revision.name
         try:
@@ -153,8 +159,14 @@ class Autoscaling:
         else:
             if initial_scale is not None:  # `track` keeps it within minReplicas and maxReplicas
                 settings = replace(settings, initial_scale=max(settings.initial_scale, initial_scale))
+            elif at_zero and settings.min_replicas == 0:
+                settings = replace(settings, initial_scale=0)
             count = self.track(name, settings, replicas, on_scale, lent)
         replicas.scale(self._capped(name, count))
+
+    def at_zero(self) -> list[str]:
+        """The revisions scaled to zero on their requests."""
+        return [name for name, tracked in self._tracked.items() if tracked.wanted == 0]
 
     def cap(self, replicas: Scalable, limit: int | None) -> None:
         """At most `limit` replicas for the revision from now on, whatever it decides (a rolling

@@ -558,7 +558,8 @@ class Reconciler:
             initial = service.rollouts.get(component) if rolling_in else None
             if component == "predictor":
                 self.autoscaling.lower_minimum(runner, self._replicas_lent(service))
-            self.autoscaling.start_scaling(runner, lambda: self.kick(key), initial)
+            at_zero = revision_name in self.settings.handover.at_zero
+            self.autoscaling.start_scaling(runner, lambda: self.kick(key), initial, at_zero=at_zero)
 
     def _split_traffic(self, service: _Service) -> None:
         for component, newest in service.latest.items():

@@ -52,6 +52,8 @@ class ReplicaHandover:
 
     live: set[HandsOver] = field(default_factory=set)
     inherited: dict[str, HandedReplica] = field(default_factory=dict)
+    # The revisions the previous program had scaled to zero on their requests: they start there.
+    at_zero: set[str] = field(default_factory=set)
 
     def take(self, name: str, template: dict) -> HandedReplica | None:
         """The replica handed over under this name, if it was started from this template."""
