@@ -394,10 +394,12 @@ def test_flags_that_cannot_be_honoured_stop_serve_with_one_line(models, flags, m
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_with_a_predictor_host_the_tokens_go_to_the_predictor(models):
+@pytest.mark.parametrize("names", [["--tensor_input_names", "input_ids,attention_mask"], []])
+def test_with_a_predictor_host_the_tokens_go_to_the_predictor(models, names):
     """KServe's split: the runtime tokenizes and reads the answer, a predictor elsewhere runs the model
-    (here a modelplane serve of tests/server/huggingface_predictor.py, which takes only the two
-    tensors --tensor_input_names names)."""
+    (here a modelplane serve of tests/server/huggingface_predictor.py, which takes only input_ids and
+    attention_mask: what --tensor_input_names names, and what a BERT tokenizer gives without
+    --return_token_type_ids, as in KServe)."""
     predictor = serve(
         "--model-class",
         str(REPO_ROOT / "tests" / "server" / "huggingface_predictor.py") + ":LogitsPredictor",
@@ -415,8 +417,7 @@ def test_with_a_predictor_host_the_tokens_go_to_the_predictor(models):
         "classifier",
         "--predictor-host",
         f"127.0.0.1:{predictor.http_port}",
-        "--tensor_input_names",
-        "input_ids,attention_mask",
+        *names,
         grpc=False,
         env=OFFLINE,
     )

@@ -101,7 +101,7 @@ class EncoderTask:
                 truncation=True,
                 padding=True,
                 add_special_tokens=self.settings.special_tokens,
-                return_token_type_ids=True if self.settings.return_token_type_ids else None,
+                return_token_type_ids=self.settings.return_token_type_ids,
                 return_offsets_mapping=self.settings.return_offsets_mapping,
                 return_tensors="pt",
             )
