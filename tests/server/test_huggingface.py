@@ -19,6 +19,7 @@ import openai
 import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
+from tritonclient.utils import InferenceServerException
 
 from modelplane.protocol.v2 import InferInput, InferRequest
 from modelplane.runtimes.huggingface.model import HuggingFaceModel
@@ -194,6 +195,19 @@ def test_a_v2_input_that_is_not_texts_is_400(labels_server):
     response = httpx.post(f"{labels_server.url}/v2/models/classifier/infer", json=body)
     assert response.status_code == 400
     assert "must be a BYTES tensor of texts" in response.json()["error"]
+
+
+def test_a_v2_text_that_is_not_utf8_is_a_client_error(labels_server):
+    texts = np.array([b"\xff the cat"], dtype=object)
+    rest, grpc = (module.InferInput("text", [1], "BYTES") for module in (triton_http, triton_grpc))
+    rest.set_data_from_numpy(texts)
+    grpc.set_data_from_numpy(texts)
+    with pytest.raises(InferenceServerException, match=r"\[400\] input 'text' must hold UTF-8 texts"):
+        triton_http.InferenceServerClient(labels_server.url.removeprefix("http://")).infer(
+            "classifier", [rest]
+        )
+    with pytest.raises(InferenceServerException, match="INVALID_ARGUMENT.*must hold UTF-8 texts"):
+        triton_grpc.InferenceServerClient(f"127.0.0.1:{labels_server.grpc_port}").infer("classifier", [grpc])
 
 
 def test_text_embedding_answers_normalised_mean_vectors_and_the_openai_endpoint(embedding_server, models):

@@ -276,7 +276,10 @@ def _texts(payload: Any) -> list[str]:
         first = payload.inputs[0]
         if first.datatype != "BYTES":
             raise InvalidInput(f"input {first.name!r} must be a BYTES tensor of texts, got {first.datatype}")
-        texts = first.as_string()
+        try:
+            texts = first.as_string()
+        except UnicodeDecodeError:
+            raise InvalidInput(f"input {first.name!r} must hold UTF-8 texts") from None
     else:
         if not isinstance(payload, dict):
             raise InvalidInput('a V1 request must be a JSON object with "instances"')
