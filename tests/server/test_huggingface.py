@@ -177,6 +177,15 @@ def test_a_text_without_a_mask_is_a_400(labels_server):
     assert response.json() == {"error": "text 1 has no [MASK] token to fill"}
 
 
+def test_a_mask_past_the_context_is_a_400_that_says_so(labels_server):
+    response = v1(labels_server, "masks", ["the cat [MASK]", "the cat " * 100 + "[MASK]", "no mask"])
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "text 1 has no [MASK] token to fill in its first 128 tokens "
+        "(the model's context; it is truncated there)"
+    }
+
+
 @pytest.mark.parametrize(
     ("body", "error"),
     [

@@ -139,7 +139,7 @@ class EncoderTask:
         elif self.task is Task.token_classification:
             result = self._tokens(logits, v2)
         else:
-            result = self._masks(logits, encoded["input_ids"], v2)
+            result = self._masks(logits, encoded, v2)
         response = _respond(payload, self.name, result)
         if offsets is not None:
             _add_offsets(response, offsets.numpy().astype(np.int64))
@@ -167,13 +167,18 @@ class EncoderTask:
         digits = 4 if output == "probabilities" else None
         return [[_by_id(token, digits) for token in text] for text in values.tolist()]
 
-    def _masks(self, logits: torch.Tensor, input_ids: torch.Tensor, v2: bool) -> Any:
+    def _masks(self, logits: torch.Tensor, encoded: Any, v2: bool) -> Any:
         mask_id = self.tokenizer.mask_token_id
         per_text = []
-        for row, ids in enumerate(input_ids):
+        for row, ids in enumerate(encoded["input_ids"]):
             places = (ids == mask_id).nonzero().flatten()
             if not len(places):
-                raise InvalidInput(f"text {row} has no {self.tokenizer.mask_token} token to fill")
+                within = (
+                    f" in its first {self.max_model_len} tokens (the model's context; it is truncated there)"
+                    if int(encoded["attention_mask"][row].sum()) == self.max_model_len
+                    else ""
+                )
+                raise InvalidInput(f"text {row} has no {self.tokenizer.mask_token} token to fill{within}")
             per_text.append(logits[row, places])
         output = self.settings.output
         if output == "labels":
