@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -355,6 +356,25 @@ def test_a_model_whose_task_cannot_be_inferred_says_so(models):
         assert "the task cannot be inferred from BertModel: set --task" in not_ready_reason(process, "bare")
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (
+            ("input_ids", "mask"),
+            "mask not among the tokenizer's outputs, input_ids, token_type_ids, attention_mask",
+        ),
+        (
+            ("input_ids", "token_type_ids"),
+            "token_type_ids not among the tokenizer's outputs, input_ids, attention_mask "
+            "(it makes token_type_ids with --return_token_type_ids)",
+        ),
+    ],
+)
+def test_tensor_input_names_the_tokenizer_does_not_make_fail_the_load(models, names, message):
+    with pytest.raises(ValueError, match=re.escape(f"--tensor_input_names: {message}")):
+        in_process(models, "classifier", tensor_input_names=names, return_token_type_ids="mask" in names)
 
 
 def test_a_model_id_is_served_from_the_local_hugging_face_cache(models, tmp_path):

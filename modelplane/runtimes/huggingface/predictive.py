@@ -68,6 +68,22 @@ class EncoderTask:
             raise ValueError("--return_offsets_mapping needs a fast (tokenizers) tokenizer")
         if settings.output != "labels" and self.task is Task.text_embedding:
             raise ValueError("--return_probabilities and --return_raw_logits apply to classification tasks")
+        if settings.tensor_input_names:
+            self._check_tensor_input_names(settings.tensor_input_names)
+
+    def _check_tensor_input_names(self, names: tuple[str, ...]) -> None:
+        made = [key for key in self._tokenize(["a"]) if key != "offset_mapping"]
+        unknown = [name for name in names if name not in made]
+        if unknown:
+            hint = (
+                " (it makes token_type_ids with --return_token_type_ids)"
+                if "token_type_ids" in unknown and not self.settings.return_token_type_ids
+                else ""
+            )
+            raise ValueError(
+                f"--tensor_input_names: {', '.join(unknown)} not among the tokenizer's outputs, "
+                f"{', '.join(made)}{hint}"
+            )
 
     async def predict(self, payload: Any, forward_to_predictor: Forward | None = None) -> Any:
         """The answer to a V1 payload or a V2 InferRequest; `forward_to_predictor` sends the tokens
