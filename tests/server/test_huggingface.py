@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import openai
 import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
+from tritonclient.utils import InferenceServerException
 
 from modelplane.protocol.v2 import InferInput, InferRequest
 from modelplane.runtimes.huggingface.model import HuggingFaceModel
@@ -176,6 +178,15 @@ def test_a_text_without_a_mask_is_a_400(labels_server):
     assert response.json() == {"error": "text 1 has no [MASK] token to fill"}
 
 
+def test_a_mask_past_the_context_is_a_400_that_says_so(labels_server):
+    response = v1(labels_server, "masks", ["the cat [MASK]", "the cat " * 100 + "[MASK]", "no mask"])
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "text 1 has no [MASK] token to fill in its first 128 tokens "
+        "(the model's context; it is truncated there)"
+    }
+
+
 @pytest.mark.parametrize(
     ("body", "error"),
     [
@@ -194,6 +205,19 @@ def test_a_v2_input_that_is_not_texts_is_400(labels_server):
     response = httpx.post(f"{labels_server.url}/v2/models/classifier/infer", json=body)
     assert response.status_code == 400
     assert "must be a BYTES tensor of texts" in response.json()["error"]
+
+
+def test_a_v2_text_that_is_not_utf8_is_a_client_error(labels_server):
+    texts = np.array([b"\xff the cat"], dtype=object)
+    rest, grpc = (module.InferInput("text", [1], "BYTES") for module in (triton_http, triton_grpc))
+    rest.set_data_from_numpy(texts)
+    grpc.set_data_from_numpy(texts)
+    with pytest.raises(InferenceServerException, match=r"\[400\] input 'text' must hold UTF-8 texts"):
+        triton_http.InferenceServerClient(labels_server.url.removeprefix("http://")).infer(
+            "classifier", [rest]
+        )
+    with pytest.raises(InferenceServerException, match="INVALID_ARGUMENT.*must hold UTF-8 texts"):
+        triton_grpc.InferenceServerClient(f"127.0.0.1:{labels_server.grpc_port}").infer("classifier", [grpc])
 
 
 def test_text_embedding_answers_normalised_mean_vectors_and_the_openai_endpoint(embedding_server, models):
@@ -334,6 +358,25 @@ def test_a_model_whose_task_cannot_be_inferred_says_so(models):
         process.stop()
 
 
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (
+            ("input_ids", "mask"),
+            "mask not among the tokenizer's outputs, input_ids, token_type_ids, attention_mask",
+        ),
+        (
+            ("input_ids", "token_type_ids"),
+            "token_type_ids not among the tokenizer's outputs, input_ids, attention_mask "
+            "(it makes token_type_ids with --return_token_type_ids)",
+        ),
+    ],
+)
+def test_tensor_input_names_the_tokenizer_does_not_make_fail_the_load(models, names, message):
+    with pytest.raises(ValueError, match=re.escape(f"--tensor_input_names: {message}")):
+        in_process(models, "classifier", tensor_input_names=names, return_token_type_ids="mask" in names)
+
+
 def test_a_model_id_is_served_from_the_local_hugging_face_cache(models, tmp_path):
     cache = tmp_path / "hub"
     snapshot = cache / "models--tiny--classifier" / "snapshots" / "0123abcd"
@@ -394,10 +437,12 @@ def test_flags_that_cannot_be_honoured_stop_serve_with_one_line(models, flags, m
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_with_a_predictor_host_the_tokens_go_to_the_predictor(models):
+@pytest.mark.parametrize("names", [["--tensor_input_names", "input_ids,attention_mask"], []])
+def test_with_a_predictor_host_the_tokens_go_to_the_predictor(models, names):
     """KServe's split: the runtime tokenizes and reads the answer, a predictor elsewhere runs the model
-    (here a modelplane serve of tests/server/huggingface_predictor.py, which takes only the two
-    tensors --tensor_input_names names)."""
+    (here a modelplane serve of tests/server/huggingface_predictor.py, which takes only input_ids and
+    attention_mask: what --tensor_input_names names, and what a BERT tokenizer gives without
+    --return_token_type_ids, as in KServe)."""
     predictor = serve(
         "--model-class",
         str(REPO_ROOT / "tests" / "server" / "huggingface_predictor.py") + ":LogitsPredictor",
@@ -415,8 +460,7 @@ def test_with_a_predictor_host_the_tokens_go_to_the_predictor(models):
         "classifier",
         "--predictor-host",
         f"127.0.0.1:{predictor.http_port}",
-        "--tensor_input_names",
-        "input_ids,attention_mask",
+        *names,
         grpc=False,
         env=OFFLINE,
     )

@@ -68,6 +68,22 @@ class EncoderTask:
             raise ValueError("--return_offsets_mapping needs a fast (tokenizers) tokenizer")
         if settings.output != "labels" and self.task is Task.text_embedding:
             raise ValueError("--return_probabilities and --return_raw_logits apply to classification tasks")
+        if settings.tensor_input_names:
+            self._check_tensor_input_names(settings.tensor_input_names)
+
+    def _check_tensor_input_names(self, names: tuple[str, ...]) -> None:
+        made = [key for key in self._tokenize(["a"]) if key != "offset_mapping"]
+        unknown = [name for name in names if name not in made]
+        if unknown:
+            hint = (
+                " (it makes token_type_ids with --return_token_type_ids)"
+                if "token_type_ids" in unknown and not self.settings.return_token_type_ids
+                else ""
+            )
+            raise ValueError(
+                f"--tensor_input_names: {', '.join(unknown)} not among the tokenizer's outputs, "
+                f"{', '.join(made)}{hint}"
+            )
 
     async def predict(self, payload: Any, forward_to_predictor: Forward | None = None) -> Any:
         """The answer to a V1 payload or a V2 InferRequest; `forward_to_predictor` sends the tokens
@@ -101,7 +117,7 @@ class EncoderTask:
                 truncation=True,
                 padding=True,
                 add_special_tokens=self.settings.special_tokens,
-                return_token_type_ids=True if self.settings.return_token_type_ids else None,
+                return_token_type_ids=self.settings.return_token_type_ids,
                 return_offsets_mapping=self.settings.return_offsets_mapping,
                 return_tensors="pt",
             )
@@ -139,7 +155,7 @@ class EncoderTask:
         elif self.task is Task.token_classification:
             result = self._tokens(logits, v2)
         else:
-            result = self._masks(logits, encoded["input_ids"], v2)
+            result = self._masks(logits, encoded, v2)
         response = _respond(payload, self.name, result)
         if offsets is not None:
             _add_offsets(response, offsets.numpy().astype(np.int64))
@@ -167,13 +183,18 @@ class EncoderTask:
         digits = 4 if output == "probabilities" else None
         return [[_by_id(token, digits) for token in text] for text in values.tolist()]
 
-    def _masks(self, logits: torch.Tensor, input_ids: torch.Tensor, v2: bool) -> Any:
+    def _masks(self, logits: torch.Tensor, encoded: Any, v2: bool) -> Any:
         mask_id = self.tokenizer.mask_token_id
         per_text = []
-        for row, ids in enumerate(input_ids):
+        for row, ids in enumerate(encoded["input_ids"]):
             places = (ids == mask_id).nonzero().flatten()
             if not len(places):
-                raise InvalidInput(f"text {row} has no {self.tokenizer.mask_token} token to fill")
+                within = (
+                    f" in its first {self.max_model_len} tokens (the model's context; it is truncated there)"
+                    if int(encoded["attention_mask"][row].sum()) == self.max_model_len
+                    else ""
+                )
+                raise InvalidInput(f"text {row} has no {self.tokenizer.mask_token} token to fill{within}")
             per_text.append(logits[row, places])
         output = self.settings.output
         if output == "labels":
@@ -276,7 +297,10 @@ def _texts(payload: Any) -> list[str]:
         first = payload.inputs[0]
         if first.datatype != "BYTES":
             raise InvalidInput(f"input {first.name!r} must be a BYTES tensor of texts, got {first.datatype}")
-        texts = first.as_string()
+        try:
+            texts = first.as_string()
+        except UnicodeDecodeError:
+            raise InvalidInput(f"input {first.name!r} must hold UTF-8 texts") from None
     else:
         if not isinstance(payload, dict):
             raise InvalidInput('a V1 request must be a JSON object with "instances"')
