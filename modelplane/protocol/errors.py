@@ -86,16 +86,6 @@ class RequestTimedOut(ModelplaneError):
     grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-class UpstreamError(ModelplaneError):
-    """A transformer's predictor answered with an error; its status is passed on."""
-
-    grpc_code = grpc.StatusCode.UNAVAILABLE
-
-    def __init__(self, message: str, status_code: int = 502):
-        super().__init__(message)
-        self.status_code = status_code
-
-
 class ModelStatusError(ModelplaneError):
     """A model answered with an HTTP status of its own choosing (a TorchServe handler's, say)."""
 
@@ -107,12 +97,21 @@ class ModelStatusError(ModelplaneError):
         )
 
 
+class UpstreamError(ModelStatusError):
+    """A transformer's predictor answered with an error (its status is passed on, over gRPC as the code
+    it stands for), or could not be reached (502)."""
+
+    def __init__(self, message: str, status_code: int = 502):
+        super().__init__(message, status_code)
+
+
 _GRPC_CODES = {
     401: grpc.StatusCode.UNAUTHENTICATED,
     403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     501: grpc.StatusCode.UNIMPLEMENTED,
+    502: grpc.StatusCode.UNAVAILABLE,
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
     507: grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -14,6 +14,7 @@ Anything else (raw bytes, V1 `inputs`, inputs of different lengths, no rows) run
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -187,6 +188,8 @@ def _split_v2(
             answer.append(
                 InferOutput(output.name, list(part.shape), output.datatype, part, output.parameters)
             )
+    # A request without an id gets one of its own, as it would alone, not the stacked request's.
     return [
-        response.with_outputs(answer, request.id) for request, answer in zip(requests, outputs, strict=True)
+        response.with_outputs(answer, request.id or str(uuid.uuid4()))
+        for request, answer in zip(requests, outputs, strict=True)
     ]

@@ -109,6 +109,12 @@ def test_v2_rest_requests_share_a_model_call_with_their_own_ids_and_outputs(serv
     assert [result.as_numpy("rows").tolist() for result in results] == [[BATCH]] * BATCH
 
 
+def test_v2_requests_without_ids_sharing_a_call_each_get_an_id_of_their_own(server):
+    answers = together([v2(server, np.full((1, 2), index, dtype=np.float32)) for index in range(BATCH)])
+    assert [answer.json()["outputs"][1]["data"] for answer in answers] == [[BATCH]] * BATCH
+    assert len({answer.json()["id"] for answer in answers}) == BATCH
+
+
 def test_grpc_requests_share_a_model_call(server):
     def infer(index):
         def call():

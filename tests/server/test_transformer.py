@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import grpc
 import httpx
 import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 
 from tests.server.conftest import IRIS_ROWS
 from tests.server.processes import serve
@@ -128,6 +130,30 @@ def test_unreachable_predictor_is_502(transformer_file):
         assert response.status_code == 502
         assert "cannot reach" in response.json()["error"]
     finally:
+        transformer.stop()
+
+
+def test_a_predictor_error_reaches_a_grpc_client_with_its_code(iris_server, transformer_file):
+    """A request the predictor refuses (400) is INVALID_ARGUMENT over gRPC, as over REST it is a 400:
+    not UNAVAILABLE, which a client would retry."""
+    transformer = serve(
+        "--model-class",
+        f"{transformer_file}:Transformer",
+        "--model-name",
+        "iris",
+        "--predictor-host",
+        f"127.0.0.1:{iris_server.http_port}",
+    )
+    client = triton_grpc.InferenceServerClient(f"127.0.0.1:{transformer.grpc_port}")
+    try:
+        tensor = triton_grpc.InferInput("input-0", [1, 2], "FP32")
+        tensor.set_data_from_numpy(np.ones((1, 2), dtype=np.float32))
+        with pytest.raises(triton_grpc.InferenceServerException) as refused:
+            client.infer("iris", [tensor])
+        assert refused.value.status() == str(grpc.StatusCode.INVALID_ARGUMENT)
+        assert "answered 400" in refused.value.message()
+    finally:
+        client.close()
         transformer.stop()
 
 

@@ -21,9 +21,16 @@ class Deadlines:
         self._due: dict[Expiring, tuple[float, float]] = {}
         self._tick: asyncio.TimerHandle | None = None
 
-    def watch(self, item: Expiring, timeout: float) -> None:
+    @staticmethod
+    def now() -> float:
+        """The clock the deadlines run on (the event loop's)."""
+        return asyncio.get_running_loop().time()
+
+    def watch(self, item: Expiring, timeout: float, since: float | None = None) -> None:
+        """Calls `item.deadline_passed(timeout)` once `timeout` seconds have passed since `since` (a
+        time of `now()`; by default, now)."""
         loop = asyncio.get_running_loop()
-        self._due[item] = (loop.time() + timeout, timeout)
+        self._due[item] = ((loop.time() if since is None else since) + timeout, timeout)
         if self._tick is None:
             self._tick = loop.call_later(self.resolution, self._check)
 

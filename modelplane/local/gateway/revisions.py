@@ -39,6 +39,15 @@ class Unavailable(Exception):
         self.message = message
 
 
+class WaitTimedOut(Unavailable):
+    """No slot came up within the wait's limit; `why` says what the revision's replicas were doing."""
+
+    def __init__(self, revision: str, timeout: float, why: str) -> None:
+        super().__init__(503, f"revision {revision} could not take the request within {timeout:g}s: {why}")
+        self.revision = revision
+        self.why = why
+
+
 class Rerouted(Unavailable):
     """The revision left the route table while the request waited for it (a rollout's last step): the
     request may go where its host routes now (`acquire_rerouting`)."""
@@ -283,11 +292,7 @@ class RevisionUpstreams:
             why = f"all its replicas stayed at their concurrency limit ({self.container_concurrency})"
         else:
             why = "no replica became ready"
-        waiter.set_exception(
-            Unavailable(
-                503, f"revision {self.revision} could not take the request within {timeout:g}s: {why}"
-            )
-        )
+        waiter.set_exception(WaitTimedOut(self.revision, timeout, why))
 
     def _discard(self, waiter: asyncio.Future[UpstreamReplica]) -> None:
         with contextlib.suppress(ValueError):
@@ -343,13 +348,35 @@ class RevisionUpstreams:
 async def acquire_rerouting(
     revision: RevisionUpstreams,
     reroute: Callable[[], RevisionUpstreams],
+    queue_timeout: float,
+    max_queued: int,
+    time_left: float,
+    request_timeout: float,
+) -> tuple[RevisionUpstreams, UpstreamReplica]:
+    """A slot on one of the revision's replicas, waiting at most `queue_timeout`, and at most
+    `time_left` of the request's own `request_timeout` (its revision's): a component's timeout counts
+    from the request's arrival, the wait for a replica and a slot included, as Knative's activator and
+    queue-proxy count it; past it, 504. Where the revision leaves the route table while the request
+    waits for it (the last step of a rollout, a canary let go), `reroute()` gives the revision its host
+    routes to now, and the request waits for that one (a host that no longer routes at all fails the
+    request with why its revision left)."""
+    wait = max(0.0, min(queue_timeout, time_left))
+    try:
+        return await _acquire_rerouting(revision, reroute, wait, max_queued)
+    except WaitTimedOut as late:
+        if time_left >= queue_timeout:
+            raise
+        raise Unavailable(
+            504, f"revision {late.revision} did not start responding within {request_timeout:g}s: {late.why}"
+        ) from None
+
+
+async def _acquire_rerouting(
+    revision: RevisionUpstreams,
+    reroute: Callable[[], RevisionUpstreams],
     timeout: float,
     max_queued: int,
 ) -> tuple[RevisionUpstreams, UpstreamReplica]:
-    """A slot on one of the revision's replicas, as `acquire` gives it; where the revision leaves the
-    route table while the request waits for it (the last step of a rollout, a canary let go),
-    `reroute()` gives the revision its host routes to now, and the request waits for that one (a host
-    that no longer routes at all fails the request with why its revision left)."""
     for _ in range(MAX_REROUTES):
         try:
             return revision, await revision.acquire(timeout, max_queued)

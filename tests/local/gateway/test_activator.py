@@ -107,6 +107,18 @@ def test_no_replica_in_time_is_a_503_that_says_why():
         assert gateway.revision_stats()["iris-1"].queued == 0
 
 
+def test_the_revision_timeout_counts_the_wait_for_a_replica():
+    """A component's timeout is the request's, from its arrival (Knative's activator and queue-proxy
+    count the wait for a replica and a slot in it): past it, 504, however long the queue would wait."""
+    with running_gateway(Backend("iris-1", timeout_seconds=0.3), queue_timeout=60) as gateway:
+        response = predict(gateway)
+        assert response.status_code == 504
+        assert response.json() == {
+            "error": "revision iris-1 did not start responding within 0.3s: no replica became ready"
+        }
+        assert gateway.revision_stats()["iris-1"].queued == 0
+
+
 def test_a_full_queue_refuses_at_once():
     with running_gateway(Backend("iris-1"), max_queued=1) as gateway, ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(predict, gateway)

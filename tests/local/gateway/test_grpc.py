@@ -319,6 +319,17 @@ def test_the_backend_timeout_bounds_the_wait_for_the_response_headers(replicas):
         settled(gateway, "iris-predictor-1", in_flight=0)
 
 
+def test_the_backend_timeout_counts_the_wait_for_a_replica():
+    table = RouteTable(service(backend("iris-predictor-1", timeout_seconds=0.3)))
+    with running_gateway(table, queue_timeout=60) as gateway, channel(gateway) as chan:
+        with pytest.raises(grpc.RpcError) as error:
+            infer(chan)
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert error.value.details() == (
+            "revision iris-predictor-1 did not start responding within 0.3s: no replica became ready"
+        )
+
+
 def test_the_replicas_own_errors_pass_through(replicas):
     table = RouteTable(service(backend("iris-predictor-1", replicas["iris-1"])))
     with running_gateway(table) as gateway, channel(gateway) as chan:

@@ -214,6 +214,7 @@ class GrpcCall:
         self._path = b""
         self._model: bytes | None = None  # a ModelMesh call's model, which routes it
         self._revision: RevisionUpstreams | None = None
+        self._arrived_at = 0.0  # when the call was routed, on the deadlines' clock
         self._replica: UpstreamReplica | None = None
         self._load_since = 0.0  # when the slot on `_replica` began to count as load (LoadMeter)
         self._upstream: H2Upstream | None = None
@@ -289,6 +290,7 @@ class GrpcCall:
             return
         revision.count_request()
         self._revision = revision
+        self._arrived_at = self.context.deadlines.now()
         replica = revision.try_acquire()
         if replica is not None:
             self._hold(replica)
@@ -472,8 +474,14 @@ class GrpcCall:
         try:
             for attempt in range(1, MAX_CONNECT_ATTEMPTS + 1):
                 if replica is None:
+                    timeout = self._timeout()
                     revision, replica = await acquire_rerouting(
-                        revision, self._reroute, config.queue_timeout, config.max_queued
+                        revision,
+                        self._reroute,
+                        config.queue_timeout,
+                        config.max_queued,
+                        self._arrived_at + timeout - self.context.deadlines.now(),
+                        timeout,
                     )
                     self._revision = revision
                 self._hold(replica)
@@ -495,7 +503,7 @@ class GrpcCall:
                 return
         except Unavailable as exc:
             self._task = None
-            self.fail(UNAVAILABLE, exc.message)
+            self.fail(DEADLINE_EXCEEDED if exc.status == 504 else UNAVAILABLE, exc.message)
         except asyncio.CancelledError:
             self._release_slot()
             raise
@@ -516,11 +524,14 @@ class GrpcCall:
         end = self.client_ended and not self._to_upstream
         self._upstream_id = upstream.open_stream(self, self.headers, end_stream=end)
         self._up_ended = end
-        timeout = self._revision.timeout_seconds or self.context.config.response_timeout
-        self.context.deadlines.watch(self, timeout)
+        self.context.deadlines.watch(self, self._timeout(), since=self._arrived_at)
         self._watched = True
         if self._to_upstream or (self.client_ended and not end):
             self.pump_up()
+
+    def _timeout(self) -> float:
+        """The call's own timeout, from its arrival: its revision's, else the gateway's."""
+        return self._revision.timeout_seconds or self.context.config.response_timeout
 
     # -- ending --------------------------------------------------------------------------------
 

@@ -104,6 +104,7 @@ class Exchange:
         self._discard_body = False
         self._task: asyncio.Task[None] | None = None
         self._revision: RevisionUpstreams | None = None
+        self._arrived_at = 0.0  # when the request started, on the deadlines' clock
         self._replica: UpstreamReplica | None = None
         self._load_since = 0.0  # when the slot on `_replica` began to count as load (LoadMeter)
         self._upstream: UpstreamConnection | None = None
@@ -170,6 +171,7 @@ class Exchange:
     def start(self) -> None:
         """Forwards the request: at once when a slot and an idle connection are free, else in a task."""
         self.started = True
+        self._arrived_at = self.context.deadlines.now()
         try:
             replica = self._choose()
         except Unavailable as exc:
@@ -254,9 +256,12 @@ class Exchange:
         else:
             upstream.write(self._head)
         self.client.resume_reading(PAUSED_FOR_BODY)
-        timeout = self._revision.timeout_seconds or self.context.config.response_timeout
-        self.context.deadlines.watch(self, timeout)
+        self.context.deadlines.watch(self, self._timeout(), since=self._arrived_at)
         self._watched = True
+
+    def _timeout(self) -> float:
+        """The request's own timeout, from its arrival: its revision's, else the gateway's."""
+        return self._revision.timeout_seconds or self.context.config.response_timeout
 
     def _attempt_ended(self, outcome: str) -> None:
         self._stop_deadline()
@@ -303,8 +308,14 @@ class Exchange:
             if outcome is None:
                 attempt += 1
                 if replica is None:
+                    timeout = self._timeout()
                     revision, replica = await acquire_rerouting(
-                        revision, self._resolve, config.queue_timeout, config.max_queued
+                        revision,
+                        self._resolve,
+                        config.queue_timeout,
+                        config.max_queued,
+                        self._arrived_at + timeout - self.context.deadlines.now(),
+                        timeout,
                     )
                     self._revision = revision
                 self._hold(replica)
@@ -329,7 +340,7 @@ class Exchange:
             if outcome is DONE:
                 return
             if outcome is TIMED_OUT:
-                timeout = revision.timeout_seconds or config.response_timeout
+                timeout = self._timeout()
                 raise Unavailable(
                     504, f"revision {revision.revision} did not start responding within {timeout:g}s"
                 )
