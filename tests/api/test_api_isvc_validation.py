@@ -250,6 +250,11 @@ def test_art_storage_spec_needs_a_supported_uri():
     ("extension", "path", "message"),
     [
         ({"containerConcurrency": -1}, "containerConcurrency", "parallelism cannot be less than 0"),
+        (
+            {"containerConcurrency": 5000},
+            "containerConcurrency",
+            "containerConcurrency must be at most 1000 (Knative's limit), not 5000",
+        ),
         ({"minReplicas": -1}, "minReplicas", "'MinReplicas' cannot be less than 0"),
         (
             {"canaryTrafficPercent": 150},

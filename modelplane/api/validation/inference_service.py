@@ -342,6 +342,9 @@ def _storage_spec_errors(implementation: dict, here: list, storage_uri: str | No
         )
 
 
+MAX_CONTAINER_CONCURRENCY = 1000  # Knative's container-concurrency-max-limit, by default
+
+
 def timeout_errors(timeout: object, here: list) -> Iterator[FieldError]:
     """A request timeout below 0 seconds: KServe passes it on, Knative refuses the revision (its
     timeoutSeconds must be 0 or more) and Gateway API the route, and the service never serves. 0 means
@@ -355,6 +358,13 @@ def extension_errors(component: dict, here: list) -> Iterator[FieldError]:
     concurrency = component.get("containerConcurrency")
     if concurrency is not None and concurrency < 0:
         yield FieldError(paths.join([*here, "containerConcurrency"]), "parallelism cannot be less than 0")
+    elif concurrency is not None and concurrency > MAX_CONTAINER_CONCURRENCY:
+        # KServe passes it on and Knative refuses the revision (its container-concurrency-max-limit);
+        # a transformer would start that many worker processes.
+        yield FieldError(
+            paths.join([*here, "containerConcurrency"]),
+            f"containerConcurrency must be at most {MAX_CONTAINER_CONCURRENCY} (Knative's limit), not {concurrency}",
+        )
     canary_percent = component.get("canaryTrafficPercent")
     if canary_percent is not None and not 0 <= canary_percent <= 100:
         # (KServe passes it on, and Knative refuses the traffic split; a typo of 150 for 15 must not
