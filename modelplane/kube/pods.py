@@ -163,6 +163,25 @@ def _serving_container(containers: list[dict]) -> dict:
     return next((c for c in containers if c.get("name") == TRANSFORMER_CONTAINER), containers[0])
 
 
+def _check_one_port(containers: list[dict], path: str) -> None:
+    """Knative serves one port per pod (its queue-proxy's): a revision whose containers declare more
+    is refused by Knative's webhook, after KServe has passed it on."""
+    declared = [
+        f"{container.get('name')}:{port.get('containerPort')}"
+        for container in containers
+        for port in container.get("ports") or []
+        if isinstance(port, dict)
+    ]
+    if len(declared) > 1:
+        raise ComponentError(
+            path,
+            conditions.INVALID_PREDICTOR_SPEC,
+            f"a Knative revision serves one port, and this pod's containers declare {len(declared)} "
+            f"({', '.join(declared)}): keep the one its requests come to (h2c for gRPC), or use the "
+            "Standard deployment mode",
+        )
+
+
 def _first_port(container: dict) -> int:
     """The container's first port (8080, KServe's, when it declares none)."""
     ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
@@ -260,6 +279,8 @@ class _Builder:
             if self.mode == KNATIVE:
                 serve_behind_logger(containers, serving, sidecar)
             containers.append(sidecar)
+        if self.mode == KNATIVE:
+            _check_one_port(containers, path)
         for container in containers:
             _set_env(container, "INFERENCE_SERVICE_NAME", self.name)
             _default_probe(container, self.mode, serves and container is main)

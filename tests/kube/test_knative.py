@@ -147,3 +147,30 @@ def test_an_initial_scale_that_is_not_an_integer_is_left_out_and_said(kind):
     annotations = rendering.objects[0]["spec"]["template"]["metadata"]["annotations"]
     assert "autoscaling.knative.dev/initial-scale" not in annotations
     assert [n.path for n in rendering.notes] == ["metadata.annotations.autoscaling.knative.dev/initial-scale"]
+
+
+CUSTOM_TWO_PORTS = """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: custom-two}
+spec:
+  predictor:
+    containers:
+      - name: kserve-container
+        image: example/custom:1
+        ports:
+          - {name: http1, containerPort: 8080, protocol: TCP}
+          - {name: h2c, containerPort: 8081, protocol: TCP}
+"""
+
+
+def test_a_pod_declaring_two_ports_is_refused_in_knative_mode_only():
+    """Knative's webhook refuses a revision with more than one port; KServe passes it on."""
+    from modelplane.kube.render import RenderError
+
+    with pytest.raises(RenderError) as refused:
+        render_text(CUSTOM_TWO_PORTS, KNATIVE_SETTINGS)
+    assert refused.value.reason == "InvalidPredictorSpec" and refused.value.path == "spec.predictor"
+    assert "declare 2 (kserve-container:8080, kserve-container:8081)" in str(refused.value)
+    standard = render_text(CUSTOM_TWO_PORTS)
+    assert named(standard, "Deployment", "custom-two-predictor")
