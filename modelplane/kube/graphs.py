@@ -29,7 +29,7 @@ from modelplane.kube.meta import (
     namespace_of,
     propagated_annotations,
 )
-from modelplane.kube.pods import ComponentPod
+from modelplane.kube.pods import ComponentPod, scrape_annotations
 from modelplane.kube.routes import Backend, host, http_route, ingress
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.workloads import deployment, service
@@ -116,7 +116,8 @@ def router_pod(ig: dict, graph: dict, mode: str, settings: KubeSettings) -> Comp
     labels = {**(metadata.get("labels") or {}), INFERENCE_GRAPH_LABEL: name}
     annotations = propagated_annotations(metadata.get("annotations"))
     scaling = {k: spec[k] for k in _SCALING if spec.get(k) is not None}
-    return ComponentPod("router", name, scaling, pod, labels, annotations, None)
+    scraped = scrape_annotations(annotations, ROUTER_PORT)
+    return ComponentPod("router", name, scaling, pod, labels, annotations, None, pod_annotations=scraped)
 
 
 def graph_objects(
@@ -129,7 +130,9 @@ def graph_objects(
         kind = {KIND_LABEL: ig["kind"]}
         return [knative_service(ig, pod, namespace, kind_labels=kind, timeout=pod.spec.get("timeout"))]
     objects = [
-        deployment(pod.name, namespace, ig, pod.labels, pod.annotations, pod.pod),
+        deployment(
+            pod.name, namespace, ig, pod.labels, pod.annotations, pod.pod, pod_annotations=pod.pod_annotations
+        ),
         service(pod.name, namespace, ig, pod.labels, pod.annotations, []),
     ]
     klass = autoscaler_class(ig)

@@ -54,6 +54,7 @@ def knative_service(
     left_out = {*SERVICE_ANNOTATIONS, *([INITIAL_SCALE] if dropped_initial_scale(pod.annotations) else [])}
     template_annotations = {k: v for k, v in pod.annotations.items() if k not in left_out}
     template_annotations.update(scaling_annotations(spec, pod.annotations))
+    template_annotations.update(pod.pod_annotations)
     revision_spec = dict(pod.pod)
     if spec.get("containerConcurrency") is not None:
         revision_spec["containerConcurrency"] = int(spec["containerConcurrency"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelplane.api import RuntimeSelectionError, components, conditions, render_container
 from modelplane.api.constants import (
@@ -33,6 +33,7 @@ from modelplane.api.constants import (
     STORAGE_URI_ENV,
     TRANSFORMER_CONTAINER,
 )
+from modelplane.api.scraping import PORT_ANNOTATION, scrape_path
 from modelplane.api.service_account_credentials import CredentialsError
 from modelplane.control.canaries import canary_predictor, canary_replicas
 from modelplane.control.image_args import parse_args
@@ -140,6 +141,7 @@ class ComponentPod:
     annotations: dict[str, str]
     protocol: str | None
     canary: Canary | None = None
+    pod_annotations: dict[str, str] = field(default_factory=dict)  # the pod template's alone
 
     @property
     def main_container(self) -> dict:
@@ -161,6 +163,18 @@ class ComponentPod:
 def _serving_container(containers: list[dict]) -> dict:
     """The container the pod's requests are for: a collocated transformer, else the main one."""
     return next((c for c in containers if c.get("name") == TRANSFORMER_CONTAINER), containers[0])
+
+
+def scrape_annotations(annotations: dict[str, str], serving_port: int) -> dict[str, str]:
+    """Where Prometheus' pod discovery scrapes a pod whose service asks for it: the model server's own
+    port and path (the runtime's `prometheus.kserve.io/port` and `/path`, else its serving port and
+    /metrics). KServe's pod webhook names the queue-proxy's port (9091), which holds Knative's metrics
+    and not the model's, and leaves `prometheus.io/scrape` to the user."""
+    path = scrape_path(annotations)
+    if path is None:
+        return {}
+    port = annotations.get(PORT_ANNOTATION) or str(serving_port)
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": path}
 
 
 def _check_one_port(containers: list[dict], path: str) -> None:
@@ -291,19 +305,21 @@ class _Builder:
         self._provision(pod, main, parts)
         self._add_credentials(pod, parts, path)
         predictor_name = (spec.get("name") or None) if component == "predictor" else None
+        annotations = {
+            **_strings(parts.runtime_annotations),
+            **propagated_annotations(parts.metadata.get("annotations")),
+            **_strings(spec.get("annotations")),
+        }
         return ComponentPod(
             component,
             component_name(self.name, component, predictor_name),
             spec,
             pod,
             self._labels(component, spec, parts),
-            {
-                **_strings(parts.runtime_annotations),
-                **propagated_annotations(parts.metadata.get("annotations")),
-                **_strings(spec.get("annotations")),
-            },
+            annotations,
             parts.protocol,
             canary,
+            scrape_annotations(annotations, _first_port(_serving_container(pod["containers"]))),
         )
 
     def _extra_args(self, component: str, spec: dict, path: str, parts: _Parts) -> list[str]:

@@ -86,6 +86,7 @@ def _workload(isvc: dict, pod: ComponentPod, namespace: str, replicas: int | Non
             pod.pod,
             replicas,
             pod.spec.get("deploymentStrategy"),
+            pod.pod_annotations,
         ),
         service(pod.name, namespace, isvc, pod.labels, pod.annotations, pod.ports),
     ]

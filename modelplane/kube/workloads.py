@@ -21,12 +21,14 @@ def deployment(
     pod: dict,
     replicas: int | None = None,
     strategy: dict | None = None,
+    pod_annotations: dict[str, str] | None = None,
 ) -> dict:
-    """A Deployment of `pod`; `replicas` None leaves the count to the autoscaler."""
+    """A Deployment of `pod`; `replicas` None leaves the count to the autoscaler. `pod_annotations` go
+    on the pod template alone."""
     pod_labels = {**labels, APP_LABEL: app_label(name)}
     template_metadata: dict = {"labels": pod_labels}
-    if annotations:
-        template_metadata["annotations"] = dict(annotations)
+    if annotations or pod_annotations:
+        template_metadata["annotations"] = {**annotations, **(pod_annotations or {})}
     spec: dict = {
         "selector": {"matchLabels": {APP_LABEL: app_label(name)}},
         "strategy": copy.deepcopy(strategy)

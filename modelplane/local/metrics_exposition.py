@@ -22,9 +22,6 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-SCRAPE_ANNOTATION = "serving.kserve.io/enable-prometheus-scraping"
-PATH_ANNOTATION = "prometheus.kserve.io/path"
-DEFAULT_PATH = "/metrics"
 SCRAPE_TIMEOUT = 5.0
 
 
@@ -32,15 +29,6 @@ SCRAPE_TIMEOUT = 5.0
 class ScrapeTarget:
     url: str
     labels: tuple[tuple[str, str], ...]
-
-
-def scrape_path(annotations: dict | None) -> str | None:
-    """The metrics path of a resource whose replicas ask to be scraped; None when they do not."""
-    annotations = annotations or {}
-    if str(annotations.get(SCRAPE_ANNOTATION, "")).lower() != "true":
-        return None
-    path = str(annotations.get(PATH_ANNOTATION) or DEFAULT_PATH)
-    return path if path.startswith("/") else "/" + path
 
 
 class PlatformMetrics:

@@ -741,3 +741,29 @@ def test_a_graphite_triggers_namespace_is_noted_not_passed_on():
     assert [n.path for n in rendering.notes] == [
         "spec.predictor.autoScaling.metrics[0].external.metric.namespace"
     ]
+
+
+def test_a_service_that_asks_to_be_scraped_gets_prometheus_pod_annotations():
+    """KServe's pod webhook writes them; the model server's port and path, where its metrics are (the
+    runtime's prometheus.kserve.io annotations), on the pod template alone."""
+    scraped = sklearn().replace(
+        "    example.com/owner: ml\n",
+        '    example.com/owner: ml\n    serving.kserve.io/enable-prometheus-scraping: "true"\n',
+    )
+    for settings in (None, KubeSettings(default_mode="Knative")):
+        text = (
+            scraped
+            if settings is None
+            else scraped.replace("deploymentMode: Standard", "deploymentMode: Serverless")
+        )
+        workload = next(
+            o
+            for o in render_text(text, settings).objects
+            if o["kind"] in ("Deployment", "Service") and "template" in o["spec"]
+        )
+        annotations = workload["spec"]["template"]["metadata"]["annotations"]
+        assert (annotations["prometheus.io/scrape"], annotations["prometheus.io/port"]) == ("true", "8080")
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert "prometheus.io/port" not in workload["metadata"].get("annotations", {})
+    plain = named(render_text(sklearn()), "Deployment", "iris-predictor")
+    assert "prometheus.io/scrape" not in plain["spec"]["template"]["metadata"]["annotations"]

@@ -17,12 +17,12 @@ from modelplane.api.constants import (
     KNATIVE_AUTOSCALER_CLASS_ANNOTATION,
     TAG_ROUTING_ANNOTATION,
 )
+from modelplane.api.scraping import SCRAPE_ANNOTATION
 from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import autoscaling_settings as scaling
 from modelplane.control.progress_deadline import PROGRESS_DEADLINE_ANNOTATION
 from modelplane.kube.render import STOP_ANNOTATION
 from modelplane.local.api.field_dispositions import ONE_MACHINE
-from modelplane.local.metrics_exposition import SCRAPE_ANNOTATION
 
 KSERVE, KNATIVE_AUTOSCALING = "serving.kserve.io/", scaling.PREFIX
 KNATIVE_ONLY = ("serving.knative.dev/", "features.knative.dev/", "queue.sidecar.serving.knative.dev/")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from modelplane.api.builtin_runtimes import with_builtin_runtimes
 from modelplane.api.conditions import PENDING, READY
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
+from modelplane.api.scraping import scrape_path
 from modelplane.control import Revision, latest_revisions
 from modelplane.control.graph_plan import graph_plan, inference_graph_status, stopped_graph_status
 from modelplane.control.hpa_metrics import resource_scaling_spec
@@ -35,7 +36,7 @@ from modelplane.local.controllers.autoscaling import Autoscaling
 from modelplane.local.controllers.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.controllers.revision_log import RevisionLog
 from modelplane.local.gateway.routes import Backend, Route, inference_graph_routes, isvc_host
-from modelplane.local.metrics_exposition import ScrapeTarget, scrape_path
+from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.replicas.supervisor import (
     RevisionReplicas,
     SupervisorSettings,

@@ -36,6 +36,7 @@ from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
 from modelplane.api.conditions import LOADED
 from modelplane.api.constants import STANDARD, TAG_ROUTING_ANNOTATION
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
+from modelplane.api.scraping import scrape_path
 from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import (
     COMPONENTS,
@@ -73,7 +74,7 @@ from modelplane.local.controllers.modelmesh import ModelMesh
 from modelplane.local.controllers.revision_log import RevisionLog
 from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import Backend, Route, RouteTable, component_host
-from modelplane.local.metrics_exposition import ScrapeTarget, scrape_path
+from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.replicas.supervisor import (
     Replica,
     RevisionReplicas,
