@@ -77,6 +77,7 @@ class SamplingParams:
     logprobs: int | None = None  # None: no log probabilities; k: the chosen token's and the k likeliest
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit), by token id
     # vLLM's extensions, as its OpenAI server takes them (and so KServe's, in front of it)
     top_k: int = 0  # 0: every token
     min_p: float = 0.0
@@ -197,7 +198,6 @@ class _Fields:
 _ONLY_DEFAULT = {
     "best_of": (None, 1),
     "suffix": (None, ""),
-    "logit_bias": (None, {}),
     "tools": (None, []),
     "tool_choice": (None, "none", "auto"),
     "functions": (None, []),
@@ -587,8 +587,28 @@ def _sampling(
         logprobs=logprobs,
         presence_penalty=_number(fields.get("presence_penalty", 0.0), "presence_penalty", -2, 2),
         frequency_penalty=_number(fields.get("frequency_penalty", 0.0), "frequency_penalty", -2, 2),
+        logit_bias=_logit_bias(fields.get("logit_bias")),
         **_vllm_sampling(fields),
     )
+
+
+def _logit_bias(value: object) -> tuple[tuple[int, float], ...]:
+    """OpenAI's `logit_bias`: token ids (as strings, JSON's keys) to a bias from -100 to 100."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise OpenAIError("logit_bias must be an object of token ids to biases", param="logit_bias")
+    biases = []
+    for key, bias in value.items():
+        if not (key.isascii() and key.isdigit()):
+            raise OpenAIError(f"logit_bias keys are token ids, not {key!r}", param="logit_bias")
+        if isinstance(bias, bool) or not isinstance(bias, int | float) or not -100 <= bias <= 100:
+            raise OpenAIError(
+                f"logit_bias values are numbers from -100 to 100, not {bias!r} (token {key})",
+                param="logit_bias",
+            )
+        biases.append((int(key), float(bias)))
+    return tuple(sorted(biases))
 
 
 def _vllm_sampling(fields: _Fields) -> dict[str, Any]:

@@ -183,6 +183,9 @@ class OpenAIEndpoints:
         )
         choices = _choices(generator, prompts, request.params, request.n, "prompt")
         _check_vocabulary(prompts, generator.vocab_size, "prompt")
+        _check_vocabulary(
+            [[token for token, _ in request.params.logit_bias]], generator.vocab_size, "logit_bias"
+        )
         run = _Run(generator, request.model, "cmpl", "text_completion", choices, chat=False)
         if request.echo:
             echoes = await _off_the_loop(_ids_size(choices), _echoes, generator, choices)
@@ -203,6 +206,9 @@ class OpenAIEndpoints:
             generator, [prompt], request.params, request.n, "messages", request.max_tokens_param
         )
         _check_vocabulary([prompt], generator.vocab_size, "messages")
+        _check_vocabulary(
+            [[token for token, _ in request.params.logit_bias]], generator.vocab_size, "logit_bias"
+        )
         run = _Run(generator, request.model, "chatcmpl", "chat.completion", choices, chat=True)
         if request.stream:
             return OpenAIAnswer(200, events=run.stream(request.stream_options))

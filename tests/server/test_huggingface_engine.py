@@ -139,3 +139,18 @@ def test_the_repetition_penalty_divides_positive_logits_and_multiplies_negative_
     logits = torch.tensor([2.0, -1.0, 3.0, 0.5])
     sampler.penalise(logits)
     assert logits.tolist() == [1.0, -2.0, 3.0, 0.5]
+
+
+def test_logit_bias_steers_the_choice_and_leaves_the_logprobs_the_models(generator):
+    alone = run(tokens(generator, greedy(4)))
+    token = 9 if alone[0] != 9 else 10  # not what the model would choose first
+    forced = SamplingParams(max_tokens=4, temperature=0, logit_bias=((token, 100.0),))
+    assert run(tokens(generator, forced)) == [token] * 4
+    banned = SamplingParams(max_tokens=4, temperature=0, logit_bias=((alone[0], -100.0),))
+    assert run(tokens(generator, banned))[0] != alone[0]
+    sampled = SamplingParams(max_tokens=8, temperature=1.0, seed=3, logit_bias=((token, 100.0),))
+    assert run(tokens(generator, sampled)) == [token] * 8
+    with_logprobs = SamplingParams(max_tokens=1, temperature=0, logprobs=1, logit_bias=((token, 100.0),))
+    step = run(steps(generator, with_logprobs))[0]
+    plain = run(steps(generator, SamplingParams(max_tokens=1, temperature=0, logprobs=1)))[0]
+    assert step.token_ids == [token] and step.logprobs[0].logprob < plain.logprobs[0].logprob

@@ -365,7 +365,7 @@ def test_a_prompt_far_over_the_context_is_refused_without_the_memory_to_tokenize
     [
         ({"model": "nope", "prompt": "a"}, 404, "model"),
         ({"model": "chat", "prompt": "a", "max_tokens": -1}, 400, "max_tokens"),
-        ({"model": "chat", "prompt": "a", "logit_bias": {"1": 5}}, 400, "logit_bias"),
+        ({"model": "chat", "prompt": "a", "logit_bias": {"100000": 5}}, 400, "logit_bias"),
         ({"model": "chat", "prompt": [5, 100000]}, 400, "prompt"),
         ({"model": "chat", "prompt": [5, 100000], "stream": True}, 400, "prompt"),
         ({"model": "chat", "prompt": [5, (1 << 64) - 1], "echo": True}, 400, "prompt"),

@@ -402,7 +402,10 @@ def test_embeddings_as_floats_and_base64(client):
         ({"model": "alphabet", "prompt": "a" * 70}, 400, "prompt"),
         ({"model": "alphabet", "prompt": "a", "temperature": 3}, 400, "temperature"),
         ({"model": "alphabet", "prompt": "a", "presence_penalty": 1}, 400, "presence_penalty"),
-        ({"model": "alphabet", "prompt": "a", "logit_bias": {"1": 5}}, 400, "logit_bias"),
+        ({"model": "alphabet", "prompt": "a", "logit_bias": {"1": 500}}, 400, "logit_bias"),
+        ({"model": "alphabet", "prompt": "a", "logit_bias": {"one": 5}}, 400, "logit_bias"),
+        ({"model": "alphabet", "prompt": "a", "logit_bias": [1, 5]}, 400, "logit_bias"),
+        ({"model": "alphabet", "prompt": "a", "logit_bias": {"100000": 5}}, 400, "logit_bias"),
         ({"model": "alphabet", "prompt": "a", "colour": "blue"}, 400, "colour"),
         (
             {"model": "alphabet", "prompt": "a", "stream_options": {"include_usage": True}},

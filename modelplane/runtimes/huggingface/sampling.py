@@ -6,7 +6,7 @@ seeded by the request's `seed` (so a seeded request is reproducible whatever run
 Presence and frequency penalties lower the logits of tokens the sequence has already generated, as
 OpenAI describes them. vLLM's extensions work as in vLLM: `repetition_penalty` divides the positive
 logits (and multiplies the negative ones) of tokens in the prompt or generated so far, before the
-other two; `min_tokens` keeps the tokens that end the sequence out until that many are generated;
+other two; `logit_bias` adds its biases before any of them; `min_tokens` keeps the tokens that end the sequence out until that many are generated;
 `min_p` and `top_k` filter, after the temperature and before top-p. Log probabilities are those of the
 model's own distribution, before any of this. A row that cannot be sampled is reported on its own
 choice; the other rows go on.
@@ -62,13 +62,25 @@ class Sampler:
             self.seen = torch.zeros(vocab_size, dtype=torch.bool, device=device)
             self.seen[[token for token in prompt_ids if token < vocab_size]] = True
         self.held_back = sorted(token for token in end_ids if token < vocab_size) if params.min_tokens else []
+        self.bias_ids: torch.Tensor | None = None  # logit_bias's tokens, and what it adds to each
+        self.bias_values: torch.Tensor | None = None
+        if params.logit_bias:
+            self.bias_ids = torch.tensor([token for token, _ in params.logit_bias], device=device)
+            self.bias_values = torch.tensor([bias for _, bias in params.logit_bias], device=device)
 
     @property
     def adjusts_logits(self) -> bool:
-        return self.counts is not None or self.seen is not None or bool(self.held_back)
+        return (
+            self.counts is not None
+            or self.seen is not None
+            or bool(self.held_back)
+            or self.bias_ids is not None
+        )
 
     def penalise(self, logits: torch.Tensor) -> None:
-        """Adjusts, in place, the logits: the penalties, and min_tokens."""
+        """Adjusts, in place, the logits: logit_bias, the penalties, and min_tokens."""
+        if self.bias_ids is not None:
+            logits[self.bias_ids] += self.bias_values
         if self.seen is not None:
             size = min(logits.shape[-1], self.seen.shape[0])
             part, seen = logits[:size], self.seen[:size]

@@ -156,7 +156,7 @@ def _sampling_params(params: SamplingParams) -> Any:
 
 
 def _vllm_extensions(params: SamplingParams) -> dict[str, Any]:
-    """vLLM's own sampling extensions the request set (stop strings, and with them
+    """vLLM's own sampling extensions the request set, and its logit_bias (stop strings, and with them
     include_stop_str_in_output, stay the OpenAI layer's). Defaults are left to vLLM, whose spelling of
     "every token" for top_k has changed between versions."""
     defaults = SamplingParams(max_tokens=None)
@@ -166,6 +166,8 @@ def _vllm_extensions(params: SamplingParams) -> dict[str, Any]:
     }
     if "stop_token_ids" in given:
         given["stop_token_ids"] = list(given["stop_token_ids"])
+    if params.logit_bias:
+        given["logit_bias"] = dict(params.logit_bias)
     return given
 
 
