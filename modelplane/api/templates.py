@@ -1,14 +1,18 @@
-"""Runtime container templates: `{{.Name}}`, `{{.Namespace}}`, `{{.Labels.x}}`, `{{.Annotations.x}}`.
+"""Runtime container templates: `{{.Name}}`, `{{.Namespace}}`, `{{.Labels.x}}`, `{{.Annotations.x}}`,
+and `{{index .Annotations "x/y"}}` for a key a field name cannot spell.
 
 A runtime's containers are filled in with the InferenceService's metadata, as Go's text/template would
-(a missing label or annotation renders as `<no value>`).
+(a missing label or annotation renders as `<no value>`, or as nothing through `index`).
 """
 
 from __future__ import annotations
 
 import re
 
-_PLACEHOLDER = re.compile(r"\{\{-?\s*\.(\w+)(?:\.([\w.-]+?))?\s*-?\}\}")
+# `{{.Field}}`, `{{.Map.key}}` or `{{index .Map "key"}}`, with optional spaces and trim markers.
+_PLACEHOLDER = re.compile(
+    r'\{\{-?\s*(?:\.(?P<field>\w+)(?:\.(?P<key>[\w.-]+?))?|index\s+\.(?P<map>\w+)\s+"(?P<indexed>[^"]*)")\s*-?\}\}'
+)
 _FIELDS = {"Name": "name", "Namespace": "namespace", "GenerateName": "generateName", "UID": "uid"}
 _MAPS = {"Labels": "labels", "Annotations": "annotations"}
 
@@ -21,7 +25,9 @@ def render(text: str, metadata: dict) -> str:
     """`text` with each placeholder replaced from `metadata` (an object's `metadata` mapping)."""
 
     def substitute(match: re.Match) -> str:
-        field, key = match.group(1), match.group(2)
+        field, key = match.group("field"), match.group("key")
+        if match.group("map") in _MAPS:  # Go's `index` gives a missing key's zero value: nothing
+            return str((metadata.get(_MAPS[match.group("map")]) or {}).get(match.group("indexed"), ""))
         if field in _FIELDS and key is None:
             return str(metadata.get(_FIELDS[field], ""))
         if field in _MAPS and key is not None:

@@ -157,11 +157,13 @@ def model_container(
     runtime_container = next(
         (c for c in runtime_containers if c.get("name") == PREDICTOR_CONTAINER), runtime_containers[0]
     )
-    try:
-        container = render_container(runtime_container, isvc["metadata"])
+    container = merge_containers(
+        runtime_container, {k: v for k, v in model.items() if k not in _MODEL_ONLY_FIELDS}
+    )
+    try:  # the merged container, as KServe's controller renders it: the model's own fields too
+        container = render_container(container, isvc["metadata"])
     except TemplateError as exc:
         raise _invalid(f"runtime {selection.name}: {exc}") from None
-    container = merge_containers(container, {k: v for k, v in model.items() if k not in _MODEL_ONLY_FIELDS})
     return ModelContainer(isvc, selection, container)
 
 

@@ -157,6 +157,14 @@ def test_render_placeholders():
     assert render("no placeholders", metadata) == "no placeholders"
 
 
+def test_render_index_reaches_keys_a_field_name_cannot_spell_as_go_templates_do():
+    metadata = {"name": "iris", "annotations": {"serving.kserve.io/size": "small"}}
+    assert render('--size={{ index .Annotations "serving.kserve.io/size" }}', metadata) == "--size=small"
+    assert render('{{index .Labels "missing"}}', metadata) == ""  # a map's zero value, as `index` gives
+    with pytest.raises(TemplateError):
+        render('{{index .Spec "x"}}', metadata)
+
+
 def test_render_a_container():
     (container,) = by_name()["kserve-sklearnserver"]["spec"]["containers"]
     rendered = render_container(container, {"name": "iris"})

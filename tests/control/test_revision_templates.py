@@ -514,3 +514,26 @@ def test_a_revision_not_run_by_knative_says_its_mode_and_only_then():
 def test_a_containers_ports_are_told_apart_by_name(ports, expected):
     container = {"name": "kserve-container", "image": "x", "command": ["./serve"], "ports": ports}
     assert templates({"predictor": {"containers": [container]}})["predictor"]["ports"] == expected
+
+
+def test_the_models_own_args_and_env_are_rendered_with_the_service_metadata_as_the_runtimes_are():
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "mine", "namespace": "default"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True}],
+            "containers": [{"name": "kserve-container", "image": "x", "command": ["serve-it", "{{.Name}}"]}],
+        },
+    }
+    model = {
+        "modelFormat": {"name": "sklearn"},
+        "storageUri": "pvc://m",
+        "args": ["--served-name={{.Name}}-{{.Namespace}}"],
+        "env": [{"name": "TEAM", "value": "{{.Labels.team}}"}],
+    }
+    service = isvc({"predictor": {"model": model}})
+    service["metadata"]["labels"] = {"team": "blue"}
+    predictor = revision_templates(service, [runtime], builtin_cluster_runtimes())["predictor"]
+    assert predictor["command"] == ["serve-it", "iris", "--served-name=iris-default"]
+    assert predictor["env"]["TEAM"] == "blue"

@@ -326,8 +326,13 @@ _RUNTIME: Table = {
     "spec.protocolVersions": acted("which protocols the runtime is chosen for"),
     "spec.multiModel": acted("a multi-model runtime serves TrainedModels"),
     "spec.disabled": acted("a disabled runtime is never chosen"),
-    "spec.annotations": warned("no pods to annotate: the service's own annotations are read"),
-    "spec.labels": warned("no pods to label"),
+    "spec.annotations": warned(
+        "no pods to annotate; a replica's downward API (fieldRef) reads them under the service's own, "
+        "and the autoscaler reads only the service's"
+    ),
+    "spec.labels": warned(
+        "no pods to label; a replica's downward API (fieldRef) reads them under the service's own"
+    ),
     "spec.storageHelper": warned("the storage initializer always fetches the model"),
     "spec.workerSpec": warned(_WORKER),
     **{
@@ -378,7 +383,10 @@ _GRAPH: Table = {
 _TRAINED_MODEL: Table = {
     **_OBJECT,
     "spec.inferenceService": acted("the multi-model service that loads it"),
-    "spec.model.framework": acted("checked against the service's runtime"),
+    "spec.model.framework": acted(
+        "kept in the model list (models.json on a cluster), as KServe keeps it: the service's runtime "
+        "loads the model as its own format, and one of another framework fails to load with its reason"
+    ),
     "spec.model.memory": acted("its share of the predictor's memory limit"),
     "spec.model.storageUri": acted("fetched into the server's model folder"),
 }
