@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelplane.control.image_args import Flag
 from modelplane.local.replicas.container_env import expand
 from modelplane.local.replicas.resources import replica_resources, resource_env, with_nthread
 
@@ -32,6 +33,9 @@ PYTHON_STARTUP = Path(__file__).with_name("python_startup")
 _SERVICE_FLAGS = ("--predictor_host", "--predictor-host", "--explainer_host", "--explainer-host")
 _GRPC_FLAGS = ("--grpc-port", "--grpc_port")
 _HTTP_FLAGS = ("--http-port", "--http_port")
+_USE_SSL_FLAG = (
+    "--predictor_use_ssl"  # KServe's SDK: https (or a TLS gRPC channel) to the predictor and explainer
+)
 _PYTHON = re.compile(r"python(3(\.\d+)?)?")
 _KSERVE_IMPORT = re.compile(rb"^[ \t]*(?:from[ \t]+kserve[ \t.]|import[ \t]+kserve\b)", re.MULTILINE)
 # Flags of `modelplane serve` whose numbers are never ports, even when one reads 8080 or 8081.
@@ -113,18 +117,18 @@ def replica_launch(
     }
     argv = []
     previous = ""
-    services: list[str] = []  # the other components' addresses on the gateway, as the flags name them
+    services: list[tuple[str, str]] = []  # (the address on the gateway, as the flag named it)
     for part in template["command"]:
         part = _with_mounts(expand(part, expanded_env), mounts)
         if previous not in _NUMBER_FLAGS and not part.startswith(tuple(f + "=" for f in _NUMBER_FLAGS)):
             part = _with_ports(part, container_ports)
         if previous in _SERVICE_FLAGS:
-            part = gateway_address(part, domain, gateway_port)
-            services.append(part)
+            services.append((gateway_address(part, domain, gateway_port), part))
+            part = services[-1][0]
         elif part.startswith(tuple(flag + "=" for flag in _SERVICE_FLAGS)):
             flag, _, value = part.partition("=")
-            part = f"{flag}={gateway_address(value, domain, gateway_port)}"
-            services.append(part.partition("=")[2])
+            services.append((gateway_address(value, domain, gateway_port), value))
+            part = f"{flag}={services[-1][0]}"
         argv.append(part)
         previous = part
     if speaks_modelplane_serve(argv) and not any(part.startswith(_GRPC_FLAGS) for part in argv):
@@ -134,8 +138,10 @@ def replica_launch(
     cwd = working_dir(template, mounts)
     argv, notes = _local_program(argv, cwd)
     argv, notes = _told_its_ports(argv, cwd, ports, notes)
+    if not speaks_modelplane_serve(argv) and any(address != named for address, named in services):
+        argv, notes = _plain_to_the_gateway(argv, notes)
     local_hosts = sorted(
-        {address.rsplit(":", 1)[0] for address in services if _LOCALHOST_PORT.search(address)}
+        {address.rsplit(":", 1)[0] for address, _ in services if _LOCALHOST_PORT.search(address)}
     )
     if local_hosts and not speaks_modelplane_serve(argv) and not _runs_python(argv):
         notes = (*notes, _resolver_note(local_hosts))
@@ -256,6 +262,31 @@ def _told_its_ports(
         added.append(f"--grpc_port={ports.grpc}")
     note = f"{script.name} uses KServe's SDK: told the replica's ports ({' '.join(added)})"
     return [*argv, *added], (*notes, note)
+
+
+def _plain_to_the_gateway(argv: list[str], notes: tuple[str, ...]) -> tuple[list[str], tuple[str, ...]]:
+    """A transformer told `--predictor_use_ssl=true` would speak TLS to the gateway's plain loopback
+    port, where its `--predictor_host` now points (in a cluster, TLS protects the hop between pods):
+    it is told false, and its log says so."""
+    argv = list(argv)
+    for position, part in enumerate(argv):
+        head, equals, value = part.partition("=")
+        if head != _USE_SSL_FLAG:
+            continue
+        value_at = position if equals else position + 1
+        if not equals:
+            if value_at >= len(argv) or argv[value_at].startswith("-"):
+                continue
+            value = argv[value_at]
+        if Flag(head, value, part).truth() is not True:
+            continue
+        argv[value_at] = f"{_USE_SSL_FLAG}=false" if equals else "false"
+        notes = (
+            *notes,
+            f"{_USE_SSL_FLAG} {value}: the predictor is reached through the gateway on a plain loopback "
+            f"port, so the program is told {_USE_SSL_FLAG}=false",
+        )
+    return argv, notes
 
 
 def _script_of(args: list[str], cwd: Path) -> Path | None:
