@@ -73,6 +73,7 @@ class Launch:
     env: dict[str, str]
     cwd: str | None = None  # the container's `workingDir` where this machine has that folder
     notes: tuple[str, ...] = ()  # what the replica's log should say about how it was started
+    mounts: tuple[ModelMount, ...] = ()  # the container paths its arguments and env had rewritten
 
 
 def working_dir(template: dict, mounts: Sequence[ModelMount]) -> str | None:
@@ -152,7 +153,20 @@ def replica_launch(
     env.update(platform_env)
     env["PYTHONPATH"] = _python_path(env.get("PYTHONPATH", os.environ.get("PYTHONPATH", "")))
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return Launch(argv, env, cwd, notes)
+    return Launch(argv, env, cwd, notes, tuple(mounts))
+
+
+def unmounted_path_hint(message: str, mounts: Sequence[ModelMount]) -> str | None:
+    """What to tell a program that failed on a mount's container path (`/mnt/models`) this machine
+    lacks: the path is rewritten where the container's arguments and env name it, not in its code."""
+    for mount in mounts:
+        if mount.path in message and not os.path.exists(mount.path):
+            return (
+                f"{mount.path} is {mount.folder} on this machine, given to the program where its "
+                f"arguments or env name {mount.path} (as in --model_dir={mount.path}), not where its "
+                "code does"
+            )
+    return None
 
 
 def _python_path(inherited: str) -> str:
