@@ -262,18 +262,24 @@ def _told_its_ports(
 ) -> tuple[list[str], tuple[str, ...]]:
     """A program written with KServe's SDK listens on 8080 and 8081 unless told `--http_port` and
     `--grpc_port`, which KServe's controller does not pass a custom predictor (its pod's ports are its
-    own). Told the replica's ports, it listens where the platform looks for it; the SDK reads its flags
-    with `parse_known_args`, so they trouble no flags of the program's own."""
+    own). Told the replica's ports, each it was not told already, it listens where the platform looks
+    for it; the SDK reads its flags with `parse_known_args`, so they trouble no flags of the program's
+    own. (Its gRPC server binds with SO_REUSEPORT: left on 8081, every such program would share it.)"""
     if not _runs_python(argv) or speaks_modelplane_serve(argv):
         return argv, notes
-    if any(part.startswith(_HTTP_FLAGS) for part in argv):
+    added = [
+        f"{flag}={port}"
+        for flag, spellings, port in (
+            ("--http_port", _HTTP_FLAGS, ports.http),
+            ("--grpc_port", _GRPC_FLAGS, ports.grpc),
+        )
+        if not any(part.startswith(spellings) for part in argv)
+    ]
+    if not added:
         return argv, notes
     script = _script_of(argv[1:], Path(cwd or os.getcwd()))
     if script is None or not _KSERVE_IMPORT.search(_head_of(script)):
         return argv, notes
-    added = [f"--http_port={ports.http}"]
-    if not any(part.startswith(_GRPC_FLAGS) for part in argv):
-        added.append(f"--grpc_port={ports.grpc}")
     note = f"{script.name} uses KServe's SDK: told the replica's ports ({' '.join(added)})"
     return [*argv, *added], (*notes, note)
 
