@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs: the package with its dev extra, a Java runtime and the
-# docker-registry server (Debian's) when they are not installed, and the npm-packaged servers the storage
-# tests start (Azurite) into .cache/npm.
+# docker-registry server (Debian's) when they are not installed, the npm-packaged servers the storage
+# tests start (Azurite) into .cache/npm, and KServe's SDK in a virtualenv of its own (.venvs/kserve-sdk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet -e ".[dev]"
@@ -20,3 +20,9 @@ if command -v npm >/dev/null 2>&1 && [ ! -x .cache/npm/node_modules/.bin/azurite
     mkdir -p .cache/npm
     npm install --silent --no-audit --no-fund --prefix .cache/npm azurite@3 >/dev/null
 fi
+# KServe's SDK, for the tests that run programs written with it as a KServe user runs them: in a virtualenv
+# of its own, as its dependencies (FastAPI, pandas, its own grpcio and protobuf) would change the main one.
+if [ ! -x .venvs/kserve-sdk/bin/python ]; then
+    python3 -m venv .venvs/kserve-sdk
+fi
+.venvs/kserve-sdk/bin/python -m pip install --quiet "kserve==0.21.0"

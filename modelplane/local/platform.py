@@ -20,7 +20,6 @@ import fcntl
 import logging
 import os
 import signal
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ from modelplane.local.metrics_exposition import PlatformMetrics
 from modelplane.local.platform_metrics import platform_registry
 from modelplane.local.replicas.gpus import GpuAllocator, discover_gpus
 from modelplane.local.replicas.handover import UNCLAIMED_AFTER, HandedReplica, ReplicaHandover
-from modelplane.local.replicas.inherited import InheritedChild, kept_across_exec
+from modelplane.local.replicas.inherited import InheritedChild, adopted_socket, kept_across_exec
 from modelplane.local.replicas.log_rotation import rotate_logs_forever
 from modelplane.local.replicas.supervisor import SupervisorSettings
 from modelplane.local.replicas.zygotes import Zygotes
@@ -167,7 +166,7 @@ class Platform:
         except STORE_FAULTS as exc:
             raise PlatformError(str(exc)) from None
         if "api" in inherited:
-            api_socket = socket.socket(fileno=inherited["api"])
+            api_socket = adopted_socket(inherited["api"])
         else:
             try:
                 api_socket = bind(config.host, config.api_port)

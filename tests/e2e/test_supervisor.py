@@ -293,6 +293,26 @@ def test_storage_uris_are_laid_out_at_their_mount_paths(tmp_path):
     asyncio.run(scenario())
 
 
+def test_a_program_that_opens_mnt_models_in_its_own_code_is_told_where_its_model_is(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.joblib").write_text("weights")
+    (tmp_path / "app.py").write_text("open('/mnt/models/model.joblib')\n")  # not in its arguments
+    opens_it_itself = ["python", str(tmp_path / "app.py")]
+    storage = {"storageUri": f"file://{tmp_path}/model", "storage": None}
+
+    async def scenario():
+        async with running(revision(opens_it_itself, storage), tmp_path) as replicas:
+            state = await until(lambda: (s := replicas.state()).phase == "FailedToLoad" and s, "failure")
+            assert state.failure.message.startswith("FileNotFoundError: ")
+            assert "/mnt/models is " in state.failure.message
+            assert "where its arguments or env name /mnt/models (as in --model_dir=/mnt/models)" in (
+                state.failure.message
+            )
+
+    if not Path("/mnt/models").exists():
+        asyncio.run(scenario())
+
+
 def test_a_model_the_storage_initializer_cannot_fetch_fails_to_load(tmp_path):
     async def scenario():
         storage = {"storageUri": f"file://{tmp_path}/nowhere/model.joblib", "storage": None}

@@ -29,7 +29,7 @@ from modelplane.local.gateway.config import GatewayConfig
 from modelplane.local.gateway.metrics import REPLICAS_GAUGE
 from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import RouteTable
-from modelplane.local.replicas.inherited import kept_across_exec
+from modelplane.local.replicas.inherited import adopted_socket, kept_across_exec
 from modelplane.protocol.listening import listening_socket
 
 logger = logging.getLogger("modelplane.gateway")
@@ -116,16 +116,16 @@ class GatewayWorkers:
                 self._internal = _listening("127.0.0.1", 0)
             adopted = {}
         else:
-            self._public = socket.socket(fileno=inherited["public"])
+            self._public = adopted_socket(inherited["public"])
             if inherited["internal"] is not None:
-                self._internal = socket.socket(fileno=inherited["internal"])
+                self._internal = adopted_socket(inherited["internal"])
             adopted = {entry["index"]: entry for entry in inherited["workers"]}
             self._holding_starting = bool(adopted)
         for worker in self._workers:
             entry = adopted.get(worker.index)
             if entry is not None:
                 worker.process = _Inherited(entry["pid"])
-                worker.channel = socket.socket(fileno=entry["channel"])
+                worker.channel = adopted_socket(entry["channel"])
                 worker.ready.set()
             thread = threading.Thread(
                 target=self._keep_running,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelplane.control.image_args import Flag
 from modelplane.local.replicas.container_env import expand
 from modelplane.local.replicas.resources import replica_resources, resource_env, with_nthread
 
@@ -32,6 +33,9 @@ PYTHON_STARTUP = Path(__file__).with_name("python_startup")
 _SERVICE_FLAGS = ("--predictor_host", "--predictor-host", "--explainer_host", "--explainer-host")
 _GRPC_FLAGS = ("--grpc-port", "--grpc_port")
 _HTTP_FLAGS = ("--http-port", "--http_port")
+_USE_SSL_FLAG = (
+    "--predictor_use_ssl"  # KServe's SDK: https (or a TLS gRPC channel) to the predictor and explainer
+)
 _PYTHON = re.compile(r"python(3(\.\d+)?)?")
 _KSERVE_IMPORT = re.compile(rb"^[ \t]*(?:from[ \t]+kserve[ \t.]|import[ \t]+kserve\b)", re.MULTILINE)
 # Flags of `modelplane serve` whose numbers are never ports, even when one reads 8080 or 8081.
@@ -69,6 +73,7 @@ class Launch:
     env: dict[str, str]
     cwd: str | None = None  # the container's `workingDir` where this machine has that folder
     notes: tuple[str, ...] = ()  # what the replica's log should say about how it was started
+    mounts: tuple[ModelMount, ...] = ()  # the container paths its arguments and env had rewritten
 
 
 def working_dir(template: dict, mounts: Sequence[ModelMount]) -> str | None:
@@ -113,18 +118,18 @@ def replica_launch(
     }
     argv = []
     previous = ""
-    services: list[str] = []  # the other components' addresses on the gateway, as the flags name them
+    services: list[tuple[str, str]] = []  # (the address on the gateway, as the flag named it)
     for part in template["command"]:
         part = _with_mounts(expand(part, expanded_env), mounts)
         if previous not in _NUMBER_FLAGS and not part.startswith(tuple(f + "=" for f in _NUMBER_FLAGS)):
             part = _with_ports(part, container_ports)
         if previous in _SERVICE_FLAGS:
-            part = gateway_address(part, domain, gateway_port)
-            services.append(part)
+            services.append((gateway_address(part, domain, gateway_port), part))
+            part = services[-1][0]
         elif part.startswith(tuple(flag + "=" for flag in _SERVICE_FLAGS)):
             flag, _, value = part.partition("=")
-            part = f"{flag}={gateway_address(value, domain, gateway_port)}"
-            services.append(part.partition("=")[2])
+            services.append((gateway_address(value, domain, gateway_port), value))
+            part = f"{flag}={services[-1][0]}"
         argv.append(part)
         previous = part
     if speaks_modelplane_serve(argv) and not any(part.startswith(_GRPC_FLAGS) for part in argv):
@@ -134,8 +139,10 @@ def replica_launch(
     cwd = working_dir(template, mounts)
     argv, notes = _local_program(argv, cwd)
     argv, notes = _told_its_ports(argv, cwd, ports, notes)
+    if not speaks_modelplane_serve(argv) and any(address != named for address, named in services):
+        argv, notes = _plain_to_the_gateway(argv, notes)
     local_hosts = sorted(
-        {address.rsplit(":", 1)[0] for address in services if _LOCALHOST_PORT.search(address)}
+        {address.rsplit(":", 1)[0] for address, _ in services if _LOCALHOST_PORT.search(address)}
     )
     if local_hosts and not speaks_modelplane_serve(argv) and not _runs_python(argv):
         notes = (*notes, _resolver_note(local_hosts))
@@ -146,7 +153,20 @@ def replica_launch(
     env.update(platform_env)
     env["PYTHONPATH"] = _python_path(env.get("PYTHONPATH", os.environ.get("PYTHONPATH", "")))
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return Launch(argv, env, cwd, notes)
+    return Launch(argv, env, cwd, notes, tuple(mounts))
+
+
+def unmounted_path_hint(message: str, mounts: Sequence[ModelMount]) -> str | None:
+    """What to tell a program that failed on a mount's container path (`/mnt/models`) this machine
+    lacks: the path is rewritten where the container's arguments and env name it, not in its code."""
+    for mount in mounts:
+        if mount.path in message and not os.path.exists(mount.path):
+            return (
+                f"{mount.path} is {mount.folder} on this machine, given to the program where its "
+                f"arguments or env name {mount.path} (as in --model_dir={mount.path}), not where its "
+                "code does"
+            )
+    return None
 
 
 def _python_path(inherited: str) -> str:
@@ -242,20 +262,51 @@ def _told_its_ports(
 ) -> tuple[list[str], tuple[str, ...]]:
     """A program written with KServe's SDK listens on 8080 and 8081 unless told `--http_port` and
     `--grpc_port`, which KServe's controller does not pass a custom predictor (its pod's ports are its
-    own). Told the replica's ports, it listens where the platform looks for it; the SDK reads its flags
-    with `parse_known_args`, so they trouble no flags of the program's own."""
+    own). Told the replica's ports, each it was not told already, it listens where the platform looks
+    for it; the SDK reads its flags with `parse_known_args`, so they trouble no flags of the program's
+    own. (Its gRPC server binds with SO_REUSEPORT: left on 8081, every such program would share it.)"""
     if not _runs_python(argv) or speaks_modelplane_serve(argv):
         return argv, notes
-    if any(part.startswith(_HTTP_FLAGS) for part in argv):
+    added = [
+        f"{flag}={port}"
+        for flag, spellings, port in (
+            ("--http_port", _HTTP_FLAGS, ports.http),
+            ("--grpc_port", _GRPC_FLAGS, ports.grpc),
+        )
+        if not any(part.startswith(spellings) for part in argv)
+    ]
+    if not added:
         return argv, notes
     script = _script_of(argv[1:], Path(cwd or os.getcwd()))
     if script is None or not _KSERVE_IMPORT.search(_head_of(script)):
         return argv, notes
-    added = [f"--http_port={ports.http}"]
-    if not any(part.startswith(_GRPC_FLAGS) for part in argv):
-        added.append(f"--grpc_port={ports.grpc}")
     note = f"{script.name} uses KServe's SDK: told the replica's ports ({' '.join(added)})"
     return [*argv, *added], (*notes, note)
+
+
+def _plain_to_the_gateway(argv: list[str], notes: tuple[str, ...]) -> tuple[list[str], tuple[str, ...]]:
+    """A transformer told `--predictor_use_ssl=true` would speak TLS to the gateway's plain loopback
+    port, where its `--predictor_host` now points (in a cluster, TLS protects the hop between pods):
+    it is told false, and its log says so."""
+    argv = list(argv)
+    for position, part in enumerate(argv):
+        head, equals, value = part.partition("=")
+        if head != _USE_SSL_FLAG:
+            continue
+        value_at = position if equals else position + 1
+        if not equals:
+            if value_at >= len(argv) or argv[value_at].startswith("-"):
+                continue
+            value = argv[value_at]
+        if Flag(head, value, part).truth() is not True:
+            continue
+        argv[value_at] = f"{_USE_SSL_FLAG}=false" if equals else "false"
+        notes = (
+            *notes,
+            f"{_USE_SSL_FLAG} {value}: the predictor is reached through the gateway on a plain loopback "
+            f"port, so the program is told {_USE_SSL_FLAG}=false",
+        )
+    return argv, notes
 
 
 def _script_of(args: list[str], cwd: Path) -> Path | None:

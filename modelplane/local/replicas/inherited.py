@@ -1,5 +1,5 @@
 """What a restart in place (`exec`, the same process id) carries over: descriptors kept open across it
-(`kept_across_exec`), and the children the previous program started, still this process's children but
+(`kept_across_exec`, taken back with `adopted_socket`), and the children the previous program started, still this process's children but
 known to no asyncio object.
 
 `InheritedChild` gives such a child what the supervisor uses of an asyncio subprocess (`pid`,
@@ -60,3 +60,12 @@ def kept_across_exec(sock: socket.socket) -> int:
     fd = os.dup(sock.fileno())
     os.set_inheritable(fd, True)
     return fd
+
+
+def adopted_socket(fd: int) -> socket.socket:
+    """The socket of a descriptor `kept_across_exec` handed over, no longer inherited: uvloop's
+    subprocesses keep every inheritable descriptor open (it ignores `close_fds`), so a replica started
+    later would hold the platform's listening sockets (and be seen listening on their ports)."""
+    sock = socket.socket(fileno=fd)
+    sock.set_inheritable(False)
+    return sock

@@ -55,6 +55,7 @@ from modelplane.local.replicas.command import (
     fetch_environment,
     replica_launch,
     speaks_modelplane_serve,
+    unmounted_path_hint,
 )
 from modelplane.local.replicas.container_env import (
     EnvError,
@@ -168,6 +169,7 @@ class Replica:
         self._port_given_in: tuple[str, ...] = ("$PORT",)  # how its process was told its HTTP port
         self._gpus: tuple[str, ...] = ()
         self._env: dict[str, str] | None = None  # the process's own variables (on top of the platform's)
+        self._mounts: tuple[ModelMount, ...] = ()  # the container paths its arguments and env had rewritten
         self._lifecycle = Lifecycle()
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
@@ -459,6 +461,7 @@ class Replica:
         if self._stopping.is_set():
             return
         self._env = launch.env
+        self._mounts = launch.mounts
         self._port_given_in = port_given_in(launch.argv, ports.http)
         if template.get("workingDir") and launch.cwd is None:
             self._note(
@@ -610,6 +613,10 @@ class Replica:
             failure = self._failure(probe_failed, exit_code=ended.exit_code)
         else:
             message = failure_line(self.log_path) or f"the process exited with code {code}"
+            hint = unmounted_path_hint(message, self._mounts)
+            if hint is not None:
+                self._note(hint)
+                message = f"{message} ({hint})"
             failure = self._failure(message, exit_code=code)
         self._set(FAILED_TO_LOAD, failure=failure)
 

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import setproctitle
 
-from modelplane.local.replicas.inherited import InheritedChild, kept_across_exec
+from modelplane.local.replicas.inherited import InheritedChild, adopted_socket, kept_across_exec
 
 HANDOVER_TIMEOUT = 5.0  # seconds the zygote has to answer `handover`
 
@@ -176,7 +176,7 @@ class Zygote:
     async def inherit(self, state: dict) -> None:
         """Takes over the zygote a previous process handed over (`hand_over`)."""
         self._process = InheritedChild(state["pid"])
-        reader, self._writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=state["channel"]))
+        reader, self._writer = await asyncio.open_unix_connection(sock=adopted_socket(state["channel"]))
         self._children = {pid: ForkedProcess(pid) for pid in state["children"]}
         self._ready = state["ready"]
         if self._ready:

@@ -128,4 +128,21 @@ def test_a_program_written_with_kserves_sdk_is_told_the_replicas_ports(tmp_path)
     code = "import kserve\n" + "x = 1\n" * 300  # a program given as text, longer than a file name may be
     assert launch_of(["python3", "-c", code], **cwd).argv[-1] == code
     explicit = launch_of(["python3", "predictor.py", "--http_port", "8080"], **cwd)
-    assert explicit.argv[-2:] == ["--http_port", "41000"]  # the container's port, rewritten as before
+    assert explicit.argv[-3:] == ["--http_port", "41000", "--grpc_port=41001"]  # 8080 rewritten as before
+    assert any("(--grpc_port=41001)" in note for note in explicit.notes)
+    both = launch_of(["python3", "predictor.py", "--http_port=8080", "--grpc_port=8081"], **cwd)
+    assert both.argv[-2:] == ["--http_port=41000", "--grpc_port=41001"]
+    assert not any("uses KServe's SDK" in note for note in both.notes)
+
+
+def test_a_transformer_told_to_use_ssl_speaks_plain_http_to_the_gateway():
+    host = ["--predictor_host", "iris-predictor.default"]
+    told = launch_of(["/opt/venv/bin/python", "transformer.py", *host, "--predictor_use_ssl=true"])
+    assert told.argv[-1] == "--predictor_use_ssl=false"
+    assert any("--predictor_use_ssl true" in note and "plain loopback port" in note for note in told.notes)
+    spaced = launch_of(["python3", "transformer.py", "--predictor_use_ssl", "True", *host])
+    assert spaced.argv[2:4] == ["--predictor_use_ssl", "false"]
+    kept = ["--predictor_use_ssl=false", "--predictor_use_ssl", "--model_name", "iris"]
+    assert launch_of(["python3", "transformer.py", *host, *kept]).argv[-4:] == kept
+    elsewhere = ["--predictor_host=predictor.example.com:443", "--predictor_use_ssl=true"]
+    assert launch_of(["python3", "transformer.py", *elsewhere]).argv[-1] == "--predictor_use_ssl=true"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 
+import uvloop
+
 from modelplane.local import platform
 from modelplane.local.replicas.handover import HandedReplica, ReplicaHandover, template_digest
-from modelplane.local.replicas.inherited import InheritedChild
+from modelplane.local.replicas.inherited import InheritedChild, adopted_socket, kept_across_exec
 
 TEMPLATE = {"command": ["python", "-m", "modelplane", "serve"], "args": ["--model-name", "iris"]}
 
@@ -68,3 +71,19 @@ def test_an_inherited_child_reports_how_it_ended():
         return await asyncio.wait_for(InheritedChild(child.pid).wait(), 10)
 
     assert asyncio.run(scenario()) == 3
+
+
+def test_a_socket_taken_back_is_not_inherited_by_the_replicas_started_after_the_restart():
+    listening = socket.create_server(("127.0.0.1", 0))
+    taken_back = adopted_socket(kept_across_exec(listening))
+    listening.close()
+
+    async def child_sees_it() -> bool:  # the platform's loop: uvloop keeps inheritable descriptors open
+        probe = f"import os; os.fstat({taken_back.fileno()})"
+        child = await asyncio.create_subprocess_exec(sys.executable, "-c", probe, stderr=subprocess.DEVNULL)
+        return await child.wait() == 0
+
+    try:
+        assert not uvloop.run(child_sees_it())
+    finally:
+        taken_back.close()
