@@ -488,8 +488,14 @@ def _written_warnings(resource: dict, *, created: bool) -> list[str]:
 
 def _check_body(body: dict[str, Any], target: Target) -> None:
     """A body must be of the URL's kind, in its namespace and (for one object) of its name,
-    as Kubernetes insists; a body without a namespace takes the URL's."""
+    as Kubernetes insists; a body without a namespace takes the URL's. A body of one of Kubernetes'
+    own kinds without an `apiVersion` or a `kind` takes the URL's too, as the API server decodes one
+    (the kubernetes Python client sends a `V1Secret` made without them so)."""
     kind = target.kind
+    if not kind.group:
+        for field, value in (("apiVersion", kind.api_version), ("kind", kind.kind)):
+            if not body.get(field):
+                body[field] = value
     if body.get("apiVersion") != kind.api_version or body.get("kind") != kind.kind:
         raise BadRequest(
             f"the API version and kind in the data ({body.get('apiVersion')}, {body.get('kind')}) do not match "

@@ -93,6 +93,22 @@ def test_create_from_a_yaml_body(api):
     assert assert_status(broken, 400, "BadRequest")["message"].startswith("request body:")
 
 
+def test_a_body_of_kubernetes_own_kinds_takes_its_apiversion_and_kind_from_the_url(api):
+    """As the API server decodes one: the kubernetes Python client sends a `V1Secret(metadata=...,
+    string_data=...)` made without them so. A custom resource must name its kind, as in Kubernetes."""
+    secrets = "/api/v1/namespaces/default/secrets"
+    created = api.post(secrets, json={"metadata": {"name": "typeless"}, "stringData": {"key": "v"}})
+    assert created.status_code == 201, created.text
+    assert (created.json()["apiVersion"], created.json()["kind"]) == ("v1", "Secret")
+    replaced = api.put(f"{secrets}/typeless", json={"apiVersion": "v1", "metadata": {"name": "typeless"}})
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["kind"] == "Secret"
+    wrong = api.post(secrets, json={"kind": "ConfigMap", "metadata": {"name": "other"}})
+    assert "(v1, ConfigMap)" in assert_status(wrong, 400, "BadRequest")["message"]
+    custom = {k: v for k, v in isvc("kindless").items() if k not in ("apiVersion", "kind")}
+    assert_status(api.post(path(), json=custom), 400, "BadRequest")
+
+
 def test_errors_are_kubernetes_statuses(api):
     api.post(path(), json=isvc("dup"))
     assert_status(api.post(path(), json=isvc("dup")), 409, "AlreadyExists")
