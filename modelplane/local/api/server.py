@@ -76,6 +76,7 @@ from modelplane.local.api.store import Ref, Store, WatchEvent, ref_of, store_pat
 from modelplane.local.api.store_faults import STORE_FAULTS
 from modelplane.local.api.tables import TableRequest, table, table_events, table_request
 from modelplane.local.api.unhonored_fields import first_revision_warnings, unhonored_warnings
+from modelplane.local.api.watch_list import initial_events_end, send_initial_events
 from modelplane.local.api.write_options import DeleteOptions, WriteOptions
 from modelplane.local.tls import TLSFiles
 from modelplane.protocol.http1_wire import warning_headers
@@ -269,6 +270,7 @@ class ApiApp:
         return shown(await asyncio.to_thread(delete))
 
     async def _list(self, request: ApiRequest, send: Send, target: Target) -> None:
+        send_initial_events(request.query, watch=False)
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
         if target.kind == CLUSTER_SERVING_RUNTIME:
@@ -282,13 +284,33 @@ class ApiApp:
     async def _watch(self, request: ApiRequest, send: Send, target: Target) -> None:
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         since = _resume_point(request.query.get("resourceVersion"))
+        initial = send_initial_events(request.query, watch=True)
         timeout = _timeout(request.query.get("timeoutSeconds"))
-        events = self.store.watch(target.kind.kind, _store_namespace(target), since)
-        lines = _watch_lines(events, matches)
+        if initial is None:
+            lines = _watch_lines(self.store.watch(target.kind.kind, _store_namespace(target), since), matches)
+        else:
+            lines = self._streaming_list(target, matches, since, initial)
         wanted = _table_wanted(request)
         if wanted is not None:
             lines = table_events(lines, target.kind, wanted)
         await stream_json_lines(send, request.receive, lines, timeout=timeout, closing=self._closing)
+
+    async def _streaming_list(
+        self, target: Target, matches: Callable[[dict[str, Any]], bool], since: int | None, initial: bool
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A watch asked with `sendInitialEvents` (api/watch_list.py): with it true, the objects there
+        are now (at least as new as any `resourceVersion` asked), then the bookmark that ends them;
+        false, no initial events, from `since` or now."""
+        kind, namespace = target.kind.kind, _store_namespace(target)
+        if initial or since is None:
+            items, version = await asyncio.to_thread(self.store.list, kind, namespace)
+            if initial:
+                for item in filter(matches, items):
+                    yield {"type": "ADDED", "object": shown(item)}
+                yield initial_events_end(target.kind, version)
+            since = int(version)
+        async for line in _watch_lines(self.store.watch(kind, namespace, since), matches):
+            yield line
 
     # ---- single objects ----
 

@@ -478,6 +478,68 @@ def test_a_selector_watch_sees_objects_enter_and_leave_the_selection(api):
     assert events[2]["object"]["data"] == {"k": "v"}
 
 
+STREAMING_LIST = {
+    "sendInitialEvents": "true",
+    "resourceVersionMatch": "NotOlderThan",
+    "allowWatchBookmarks": "true",
+}
+
+
+def test_a_streaming_list_ends_its_initial_events_with_a_bookmark(api):
+    """client-go's WatchListClient: the objects there are, the bookmark it waits for, then the changes."""
+    ns = "streamed"
+    api.post(path(ns=ns), json=isvc("a", namespace=ns, team="x"))
+    api.post(path(ns=ns), json=isvc("b", namespace=ns, team="y"))
+    version = api.get(path(ns=ns)).json()["metadata"]["resourceVersion"]
+    with httpx.Client(base_url=str(api.base_url), timeout=30) as watcher:
+        params = {"watch": "true", "labelSelector": "team=x", **STREAMING_LIST}
+        with watcher.stream("GET", path(ns=ns), params=params) as response:
+            lines = (json.loads(line) for line in response.iter_lines() if line)
+            initial = [next(lines), next(lines)]
+            api.delete(path("a", ns=ns))
+            change = next(lines)
+
+    assert [e["type"] for e in initial] == ["ADDED", "BOOKMARK"]
+    assert initial[0]["object"]["metadata"]["name"] == "a"
+    assert initial[1]["object"]["kind"] == "InferenceService"
+    assert initial[1]["object"]["metadata"] == {
+        "resourceVersion": version,
+        "annotations": {"k8s.io/initial-events-end": "true"},
+    }
+    assert (change["type"], change["object"]["metadata"]["name"]) == ("DELETED", "a")
+
+
+def test_a_streaming_list_without_initial_events_starts_now(api):
+    ns = "streamed-later"
+    api.post(path(ns=ns), json=isvc("before", namespace=ns))
+    with httpx.Client(base_url=str(api.base_url), timeout=30) as watcher:
+        params = {"watch": "true", **STREAMING_LIST, "sendInitialEvents": "false"}
+        with watcher.stream("GET", path(ns=ns), params=params) as response:
+            api.post(path(ns=ns), json=isvc("after", namespace=ns))
+            first = json.loads(next(line for line in response.iter_lines() if line))
+    assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "after")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"watch": "true", "sendInitialEvents": "true"},
+            "sendInitialEvents requires setting resourceVersionMatch",
+        ),
+        (
+            {"watch": "true", "resourceVersionMatch": "NotOlderThan"},
+            "forbidden for watch unless sendInitialEvents",
+        ),
+        ({"sendInitialEvents": "true"}, "sendInitialEvents is forbidden for list"),
+    ],
+)
+def test_streaming_list_options_are_checked_as_kubernetes_checks_them(api, params, message):
+    refusal = assert_status(api.get(path(ns="streamed"), params=params), 422, "Invalid")
+    assert refusal["message"].startswith('ListOptions.meta.k8s.io "" is invalid: ')
+    assert message in refusal["message"]
+
+
 def test_watch_sees_writes_made_while_it_is_open(api):
     ns = "live"
     start = api.get(path(ns=ns)).json()["metadata"]["resourceVersion"]
