@@ -329,7 +329,10 @@ class ApiApp:
             return await _send_object(request, send, target, await asyncio.to_thread(self.store.get, ref))
         if request.method == "DELETE" and not status_only:
             deleting = DeleteOptions.read(request.query, await request.body())
-            return await send_json(send, 200, await self._delete(ref, deleting))
+            deleted = await self._delete(ref, deleting)
+            return await send_json(
+                send, 200, _deleted_status(deleted) if target.kind.deletes_answer_status else deleted
+            )
         options = WriteOptions.from_query(request.query)
         warnings: list[str] = []  # of fields the schema does not declare
         if request.method == "PUT":
@@ -451,6 +454,16 @@ def _list_of(kind: Kind, version: int | str, items: list[dict[str, Any]]) -> dic
         "metadata": {"resourceVersion": version},
         "items": items,
     }
+
+
+def _deleted_status(deleted: dict[str, Any]) -> dict[str, Any]:
+    """What Kubernetes answers a DELETE of a kind whose registry does not return the object: a success
+    naming it (`details.kind` is the resource, as Kubernetes has it)."""
+    kind = kind_of(deleted)
+    metadata = deleted["metadata"]
+    details = {"name": metadata["name"], "group": kind.group, "kind": kind.plural, "uid": metadata["uid"]}
+    details = {key: value for key, value in details.items() if value}
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
 
 def _table_wanted(request: ApiRequest) -> TableRequest | None:

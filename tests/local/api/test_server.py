@@ -342,6 +342,31 @@ def test_delete(api):
     assert_status(api.delete(path("deleted")), 404, "NotFound")
 
 
+@pytest.mark.parametrize("plural", ["secrets", "configmaps", "events", "serviceaccounts"])
+def test_a_delete_of_kubernetes_own_kinds_answers_as_their_registries_do(api, plural):
+    """A Secret, ConfigMap or Event: a `Status` naming it (what a client of Kubernetes reads in the
+    answer: `status: Success`, `details.uid`); a ServiceAccount, like a custom resource, the object."""
+    core = "/api/v1/namespaces/default"
+    kind = {
+        "secrets": "Secret",
+        "configmaps": "ConfigMap",
+        "events": "Event",
+        "serviceaccounts": "ServiceAccount",
+    }
+    body = {"apiVersion": "v1", "kind": kind[plural], "metadata": {"name": "gone"}}
+    if plural == "events":
+        body["involvedObject"] = {"kind": "InferenceService", "name": "x", "namespace": "default"}
+    uid = api.post(f"{core}/{plural}", json=body).json()["metadata"]["uid"]
+    dry = api.delete(f"{core}/{plural}/gone", params={"dryRun": "All"})
+    answer = api.delete(f"{core}/{plural}/gone")
+    assert answer.status_code == 200
+    if plural == "serviceaccounts":
+        assert answer.json()["metadata"]["uid"] == uid
+        return
+    status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+    assert answer.json() == dry.json() == status | {"details": {"name": "gone", "kind": plural, "uid": uid}}
+
+
 def test_cluster_scoped_kind(api):
     runtime = {
         "apiVersion": "serving.kserve.io/v1alpha1",
