@@ -18,6 +18,9 @@ class Kind:
     namespaced: bool
     group: str = GROUP
     categories: tuple[str, ...] = ()  # groups of kinds a word names together, as `all` in `get all`
+    # A DELETE of one object answers a `Status` naming it, not the object (Kubernetes' registries of
+    # Event, Secret and ConfigMap; custom resources and ServiceAccounts answer the object).
+    deletes_answer_status: bool = False
 
     @property
     def api_version(self) -> str:
@@ -71,11 +74,13 @@ TRAINED_MODEL = Kind(
     "TrainedModel", "v1alpha1", "trainedmodels", "trainedmodel", ("tm",), True, categories=SERVING
 )
 # Kubernetes' Event (core group, `v1`): what the platform tells about a resource, next to its status.
-EVENT = Kind("Event", "v1", "events", "event", ("ev",), True, group="")
+EVENT = Kind("Event", "v1", "events", "event", ("ev",), True, group="", deletes_answer_status=True)
 # Kubernetes' Secret (core group): the storage-config secret a model's `storage.key` resolves against.
-SECRET = Kind("Secret", "v1", "secrets", "secret", (), True, group="")
+SECRET = Kind("Secret", "v1", "secrets", "secret", (), True, group="", deletes_answer_status=True)
 # Kubernetes' ConfigMap (core group): values a container's `env` and `envFrom` read.
-CONFIG_MAP = Kind("ConfigMap", "v1", "configmaps", "configmap", ("cm",), True, group="")
+CONFIG_MAP = Kind(
+    "ConfigMap", "v1", "configmaps", "configmap", ("cm",), True, group="", deletes_answer_status=True
+)
 # Kubernetes' ServiceAccount (core group): the Secrets it lists give a component's storage credentials.
 SERVICE_ACCOUNT = Kind("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ("sa",), True, group="")
 

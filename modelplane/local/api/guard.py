@@ -9,7 +9,8 @@ rebinds to 127.0.0.1 makes the page same-origin with the API. Three checks close
   requires a token, which a page cannot attach to what it sends: then a certificate's DNS name works);
 - a request a browser marks as sent by another site (`Origin`, `Sec-Fetch-Site`) is refused;
 - a body must be JSON or YAML by its declared media type, which no page can send cross-site
-  without a CORS preflight, and the API grants none.
+  without a CORS preflight, and the API grants none; an untyped one is taken as JSON (as Kubernetes
+  takes it) only from a request without an `Origin`, which no browser sends a body without.
 
 kubectl, httpx and the `modelplane` command send none of what is refused.
 """
@@ -76,7 +77,11 @@ class SameSiteGuard:
         accepted = (
             (*BODY_TYPES, STRATEGIC_MERGE_PATCH, JSON_PATCH) if method == "PATCH" else (*BODY_TYPES, PROTOBUF)
         )
-        if method in METHODS_WITH_BODY and content_type not in accepted:
+        # An untyped body is JSON, as Kubernetes reads one (the kubernetes Python client sends its
+        # creates and replaces so), unless a page may have sent it: a browser names the page's Origin
+        # on every POST (Firefox since version 70) and sends no PUT to another site without a preflight.
+        untyped_from_a_program = content_type == "" and method != "PATCH" and origin is None
+        if method in METHODS_WITH_BODY and content_type not in accepted and not untyped_from_a_program:
             hint = _PATCH_HINTS.get(content_type, "")
             raise UnsupportedMediaType(
                 f"the body of the request was in an unknown format ({content_type or 'none'}) - "

@@ -76,6 +76,7 @@ from modelplane.local.api.store import Ref, Store, WatchEvent, ref_of, store_pat
 from modelplane.local.api.store_faults import STORE_FAULTS
 from modelplane.local.api.tables import TableRequest, table, table_events, table_request
 from modelplane.local.api.unhonored_fields import first_revision_warnings, unhonored_warnings
+from modelplane.local.api.watch_list import initial_events_end, send_initial_events
 from modelplane.local.api.write_options import DeleteOptions, WriteOptions
 from modelplane.local.tls import TLSFiles
 from modelplane.protocol.http1_wire import warning_headers
@@ -269,6 +270,7 @@ class ApiApp:
         return shown(await asyncio.to_thread(delete))
 
     async def _list(self, request: ApiRequest, send: Send, target: Target) -> None:
+        send_initial_events(request.query, watch=False)
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
         if target.kind == CLUSTER_SERVING_RUNTIME:
@@ -282,13 +284,33 @@ class ApiApp:
     async def _watch(self, request: ApiRequest, send: Send, target: Target) -> None:
         matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         since = _resume_point(request.query.get("resourceVersion"))
+        initial = send_initial_events(request.query, watch=True)
         timeout = _timeout(request.query.get("timeoutSeconds"))
-        events = self.store.watch(target.kind.kind, _store_namespace(target), since)
-        lines = _watch_lines(events, matches)
+        if initial is None:
+            lines = _watch_lines(self.store.watch(target.kind.kind, _store_namespace(target), since), matches)
+        else:
+            lines = self._streaming_list(target, matches, since, initial)
         wanted = _table_wanted(request)
         if wanted is not None:
             lines = table_events(lines, target.kind, wanted)
         await stream_json_lines(send, request.receive, lines, timeout=timeout, closing=self._closing)
+
+    async def _streaming_list(
+        self, target: Target, matches: Callable[[dict[str, Any]], bool], since: int | None, initial: bool
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A watch asked with `sendInitialEvents` (api/watch_list.py): with it true, the objects there
+        are now (at least as new as any `resourceVersion` asked), then the bookmark that ends them;
+        false, no initial events, from `since` or now."""
+        kind, namespace = target.kind.kind, _store_namespace(target)
+        if initial or since is None:
+            items, version = await asyncio.to_thread(self.store.list, kind, namespace)
+            if initial:
+                for item in filter(matches, items):
+                    yield {"type": "ADDED", "object": shown(item)}
+                yield initial_events_end(target.kind, version)
+            since = int(version)
+        async for line in _watch_lines(self.store.watch(kind, namespace, since), matches):
+            yield line
 
     # ---- single objects ----
 
@@ -307,7 +329,10 @@ class ApiApp:
             return await _send_object(request, send, target, await asyncio.to_thread(self.store.get, ref))
         if request.method == "DELETE" and not status_only:
             deleting = DeleteOptions.read(request.query, await request.body())
-            return await send_json(send, 200, await self._delete(ref, deleting))
+            deleted = await self._delete(ref, deleting)
+            return await send_json(
+                send, 200, _deleted_status(deleted) if target.kind.deletes_answer_status else deleted
+            )
         options = WriteOptions.from_query(request.query)
         warnings: list[str] = []  # of fields the schema does not declare
         if request.method == "PUT":
@@ -431,6 +456,16 @@ def _list_of(kind: Kind, version: int | str, items: list[dict[str, Any]]) -> dic
     }
 
 
+def _deleted_status(deleted: dict[str, Any]) -> dict[str, Any]:
+    """What Kubernetes answers a DELETE of a kind whose registry does not return the object: a success
+    naming it (`details.kind` is the resource, as Kubernetes has it)."""
+    kind = kind_of(deleted)
+    metadata = deleted["metadata"]
+    details = {"name": metadata["name"], "group": kind.group, "kind": kind.plural, "uid": metadata["uid"]}
+    details = {key: value for key, value in details.items() if value}
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
 def _table_wanted(request: ApiRequest) -> TableRequest | None:
     return table_request(request.headers.get("accept"), request.query.get("includeObject"))
 
@@ -488,8 +523,14 @@ def _written_warnings(resource: dict, *, created: bool) -> list[str]:
 
 def _check_body(body: dict[str, Any], target: Target) -> None:
     """A body must be of the URL's kind, in its namespace and (for one object) of its name,
-    as Kubernetes insists; a body without a namespace takes the URL's."""
+    as Kubernetes insists; a body without a namespace takes the URL's. A body of one of Kubernetes'
+    own kinds without an `apiVersion` or a `kind` takes the URL's too, as the API server decodes one
+    (the kubernetes Python client sends a `V1Secret` made without them so)."""
     kind = target.kind
+    if not kind.group:
+        for field, value in (("apiVersion", kind.api_version), ("kind", kind.kind)):
+            if not body.get(field):
+                body[field] = value
     if body.get("apiVersion") != kind.api_version or body.get("kind") != kind.kind:
         raise BadRequest(
             f"the API version and kind in the data ({body.get('apiVersion')}, {body.get('kind')}) do not match "

@@ -144,10 +144,11 @@ def _row(
 async def table_events(
     events: AsyncIterator[dict[str, Any]], kind: Kind, request: TableRequest
 ) -> AsyncIterator[dict[str, Any]]:
-    """A watch's events with each object as a one-row Table; `ERROR` events pass unchanged."""
+    """A watch's events with each object as a one-row Table; `ERROR` and `BOOKMARK` events pass
+    unchanged."""
     first = True
     async for event in events:
-        if event.get("type") == "ERROR":
+        if event.get("type") in ("ERROR", "BOOKMARK"):
             yield event
             continue
         obj = event["object"]

@@ -50,12 +50,26 @@ def stored(api: httpx.Client, name: str) -> bool:
     ],
 )
 def test_a_body_a_browser_sends_without_a_preflight_is_refused(api, content_type):
+    """As a page served on another port of this machine sends it, from a browser that sends no
+    Sec-Fetch-Site (whose Origin, of a loopback name, passes)."""
     name = f"simple-{abs(hash(content_type)) % 10_000}"
-    headers = {"content-type": content_type} if content_type else {}
+    headers = {"origin": "http://localhost:3000"} | ({"content-type": content_type} if content_type else {})
     response = api.post(SRS, content=json.dumps(runtime(name)), headers=headers)
     message = refused(response, 415, "UnsupportedMediaType")
     assert "application/json" in message
     assert not stored(api, name)
+
+
+def test_an_untyped_body_without_an_origin_is_json_as_kubernetes_takes_it(api):
+    """The kubernetes Python client sends its creates and replaces with no Content-Type; a browser
+    sends no POST without an Origin, nor a PUT to another site without a preflight."""
+    assert api.post(SRS, content=json.dumps(runtime("untyped"))).status_code == 201
+    replaced = runtime("untyped") | {"metadata": {"name": "untyped", "labels": {"put": "untyped"}}}
+    answer = api.put(f"{SRS}/untyped", content=json.dumps(replaced))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["metadata"]["labels"] == {"put": "untyped"}
+    untyped_patch = api.patch(f"{SRS}/untyped", content=json.dumps({"metadata": {"labels": None}}))
+    refused(untyped_patch, 415, "UnsupportedMediaType")  # as Kubernetes: a patch names its kind
 
 
 def test_a_foreign_origin_is_refused_even_with_a_json_body(api):

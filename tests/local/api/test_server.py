@@ -93,6 +93,22 @@ def test_create_from_a_yaml_body(api):
     assert assert_status(broken, 400, "BadRequest")["message"].startswith("request body:")
 
 
+def test_a_body_of_kubernetes_own_kinds_takes_its_apiversion_and_kind_from_the_url(api):
+    """As the API server decodes one: the kubernetes Python client sends a `V1Secret(metadata=...,
+    string_data=...)` made without them so. A custom resource must name its kind, as in Kubernetes."""
+    secrets = "/api/v1/namespaces/default/secrets"
+    created = api.post(secrets, json={"metadata": {"name": "typeless"}, "stringData": {"key": "v"}})
+    assert created.status_code == 201, created.text
+    assert (created.json()["apiVersion"], created.json()["kind"]) == ("v1", "Secret")
+    replaced = api.put(f"{secrets}/typeless", json={"apiVersion": "v1", "metadata": {"name": "typeless"}})
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["kind"] == "Secret"
+    wrong = api.post(secrets, json={"kind": "ConfigMap", "metadata": {"name": "other"}})
+    assert "(v1, ConfigMap)" in assert_status(wrong, 400, "BadRequest")["message"]
+    custom = {k: v for k, v in isvc("kindless").items() if k not in ("apiVersion", "kind")}
+    assert_status(api.post(path(), json=custom), 400, "BadRequest")
+
+
 def test_errors_are_kubernetes_statuses(api):
     api.post(path(), json=isvc("dup"))
     assert_status(api.post(path(), json=isvc("dup")), 409, "AlreadyExists")
@@ -326,6 +342,31 @@ def test_delete(api):
     assert_status(api.delete(path("deleted")), 404, "NotFound")
 
 
+@pytest.mark.parametrize("plural", ["secrets", "configmaps", "events", "serviceaccounts"])
+def test_a_delete_of_kubernetes_own_kinds_answers_as_their_registries_do(api, plural):
+    """A Secret, ConfigMap or Event: a `Status` naming it (what a client of Kubernetes reads in the
+    answer: `status: Success`, `details.uid`); a ServiceAccount, like a custom resource, the object."""
+    core = "/api/v1/namespaces/default"
+    kind = {
+        "secrets": "Secret",
+        "configmaps": "ConfigMap",
+        "events": "Event",
+        "serviceaccounts": "ServiceAccount",
+    }
+    body = {"apiVersion": "v1", "kind": kind[plural], "metadata": {"name": "gone"}}
+    if plural == "events":
+        body["involvedObject"] = {"kind": "InferenceService", "name": "x", "namespace": "default"}
+    uid = api.post(f"{core}/{plural}", json=body).json()["metadata"]["uid"]
+    dry = api.delete(f"{core}/{plural}/gone", params={"dryRun": "All"})
+    answer = api.delete(f"{core}/{plural}/gone")
+    assert answer.status_code == 200
+    if plural == "serviceaccounts":
+        assert answer.json()["metadata"]["uid"] == uid
+        return
+    status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+    assert answer.json() == dry.json() == status | {"details": {"name": "gone", "kind": plural, "uid": uid}}
+
+
 def test_cluster_scoped_kind(api):
     runtime = {
         "apiVersion": "serving.kserve.io/v1alpha1",
@@ -460,6 +501,68 @@ def test_a_selector_watch_sees_objects_enter_and_leave_the_selection(api):
     assert [e["object"]["metadata"].get("labels") for e in events] == [{"app": "sel"}] * 5
     assert events[2]["object"]["metadata"]["resourceVersion"] == left["metadata"]["resourceVersion"]
     assert events[2]["object"]["data"] == {"k": "v"}
+
+
+STREAMING_LIST = {
+    "sendInitialEvents": "true",
+    "resourceVersionMatch": "NotOlderThan",
+    "allowWatchBookmarks": "true",
+}
+
+
+def test_a_streaming_list_ends_its_initial_events_with_a_bookmark(api):
+    """client-go's WatchListClient: the objects there are, the bookmark it waits for, then the changes."""
+    ns = "streamed"
+    api.post(path(ns=ns), json=isvc("a", namespace=ns, team="x"))
+    api.post(path(ns=ns), json=isvc("b", namespace=ns, team="y"))
+    version = api.get(path(ns=ns)).json()["metadata"]["resourceVersion"]
+    with httpx.Client(base_url=str(api.base_url), timeout=30) as watcher:
+        params = {"watch": "true", "labelSelector": "team=x", **STREAMING_LIST}
+        with watcher.stream("GET", path(ns=ns), params=params) as response:
+            lines = (json.loads(line) for line in response.iter_lines() if line)
+            initial = [next(lines), next(lines)]
+            api.delete(path("a", ns=ns))
+            change = next(lines)
+
+    assert [e["type"] for e in initial] == ["ADDED", "BOOKMARK"]
+    assert initial[0]["object"]["metadata"]["name"] == "a"
+    assert initial[1]["object"]["kind"] == "InferenceService"
+    assert initial[1]["object"]["metadata"] == {
+        "resourceVersion": version,
+        "annotations": {"k8s.io/initial-events-end": "true"},
+    }
+    assert (change["type"], change["object"]["metadata"]["name"]) == ("DELETED", "a")
+
+
+def test_a_streaming_list_without_initial_events_starts_now(api):
+    ns = "streamed-later"
+    api.post(path(ns=ns), json=isvc("before", namespace=ns))
+    with httpx.Client(base_url=str(api.base_url), timeout=30) as watcher:
+        params = {"watch": "true", **STREAMING_LIST, "sendInitialEvents": "false"}
+        with watcher.stream("GET", path(ns=ns), params=params) as response:
+            api.post(path(ns=ns), json=isvc("after", namespace=ns))
+            first = json.loads(next(line for line in response.iter_lines() if line))
+    assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "after")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"watch": "true", "sendInitialEvents": "true"},
+            "sendInitialEvents requires setting resourceVersionMatch",
+        ),
+        (
+            {"watch": "true", "resourceVersionMatch": "NotOlderThan"},
+            "forbidden for watch unless sendInitialEvents",
+        ),
+        ({"sendInitialEvents": "true"}, "sendInitialEvents is forbidden for list"),
+    ],
+)
+def test_streaming_list_options_are_checked_as_kubernetes_checks_them(api, params, message):
+    refusal = assert_status(api.get(path(ns="streamed"), params=params), 422, "Invalid")
+    assert refusal["message"].startswith('ListOptions.meta.k8s.io "" is invalid: ')
+    assert message in refusal["message"]
 
 
 def test_watch_sees_writes_made_while_it_is_open(api):
