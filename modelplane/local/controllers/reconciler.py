@@ -679,6 +679,7 @@ class Reconciler:
                 break
             await asyncio.sleep(0.1)
         await runner.stop()
+        await runner.remove_model_folders()
 
     async def _tear_down(self, key: Key) -> None:
         service = self._services.pop(key, None)

@@ -263,8 +263,9 @@ class Replica:
         across restarts, so a restarted replica finds its models there."""
         if not is_multi_model_template(self.revision.template):
             return None
-        root = self.settings.repositories_dir or self.settings.logs_dir.parent / "repositories"
-        return root / self.log_path.relative_to(self.settings.logs_dir).with_suffix("")
+        return _repositories(self.settings) / self.log_path.relative_to(self.settings.logs_dir).with_suffix(
+            ""
+        )
 
     @property
     def label(self) -> str:
@@ -773,6 +774,11 @@ class Replica:
             self._log_unwritable = False
 
 
+def _repositories(settings: SupervisorSettings) -> Path:
+    """Where multi-model replicas' model folders are: `<repositories>/<namespace>/<service>/<component>/<replica>`."""
+    return settings.repositories_dir or settings.logs_dir.parent / "repositories"
+
+
 class RevisionReplicas:
     """The replicas of one revision of one InferenceService component, as many as `scale` asks for.
 
@@ -831,6 +837,22 @@ class RevisionReplicas:
     async def stop(self) -> None:
         replicas, self._removed = [*self.replicas, *self._removed], []
         await asyncio.gather(*(replica.stop() for replica in replicas), *self._stopping)
+
+    async def remove_model_folders(self) -> None:
+        """Once the revision is stopped for good: its replicas' model folders (a multi-model revision's
+        copies of its TrainedModels), those of replicas scaled away before included. A revision the
+        routes name again starts with empty ones, and its models are fetched again."""
+        if not is_multi_model_template(self.revision.template):
+            return
+        parent = _repositories(self._settings) / self._folder.relative_to(self._settings.logs_dir)
+        prefix = f"{self.revision.name}-"
+        folders = [
+            folder
+            for folder in (parent.iterdir() if parent.is_dir() else ())
+            if folder.name.startswith(prefix) and folder.name[len(prefix) :].isdigit()
+        ]
+        for folder in folders:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
 
     def ready_pids(self) -> list[int]:
         """The processes of the ready replicas (the autoscaler measures their cpu and memory)."""
