@@ -207,6 +207,12 @@ def test_a_model_that_fails_to_load_leaves_the_previous_revision_serving(platfor
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["PredictorReady"]["status"] == "False"
     assert conditions["PredictorReady"]["reason"] == "RevisionFailed"
+    # `kubectl events` and `describe` say so too, as a Warning event on the service.
+    described = platform.cli("describe", "isvc", "sklearn-iris").stdout
+    assert (
+        "Warning  RevisionFailed" in described
+        and 'Revision "sklearn-iris-predictor-00003" failed' in described
+    )
     response = platform.request("POST", host("sklearn-iris"), "/v1/models/sklearn-iris:predict", json=IRIS)
     assert response.status_code == 200 and len(response.json()["predictions"][0]) == 3
 

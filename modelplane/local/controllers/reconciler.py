@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
-from modelplane.api.conditions import LOADED
+from modelplane.api.conditions import LOADED, UNSCHEDULABLE
 from modelplane.api.constants import STANDARD, TAG_ROUTING_ANNOTATION
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
 from modelplane.api.scraping import scrape_path
@@ -900,12 +900,36 @@ class Reconciler:
         if status != previous:
             with contextlib.suppress(NotFound):
                 self.store.set_status(ref, status)
+            self._report_failure(isvc, previous, status)
         return status
+
+    def _report_failure(self, isvc: dict, previous: dict, status: dict) -> None:
+        """A Warning event when the service stops being ready because a revision failed or cannot be
+        scheduled (once for each new reason and message), so `kubectl events` and `describe` say so."""
+        ready = _ready_condition(status)
+        if self.events is None or ready.get("status") != "False" or ready.get("reason") not in _EVENTFUL:
+            return
+        before = _ready_condition(previous)
+        if (before.get("status"), before.get("reason"), before.get("message")) != (
+            "False",
+            ready["reason"],
+            ready.get("message"),
+        ):
+            self.events.warning(isvc, ready["reason"], ready.get("message") or "")
 
     def _cluster_runtimes(self) -> list[dict]:
         """The stored ClusterServingRuntimes, and the built-in ones that no stored one replaces."""
         stored, _ = self.store.list(CLUSTER_SERVING_RUNTIME.kind)
         return with_builtin_runtimes(stored)
+
+
+# Why a service is not ready that an event says too (the others already have events of their own,
+# or are what was asked for: stopped).
+_EVENTFUL = ("RevisionFailed", UNSCHEDULABLE)
+
+
+def _ready_condition(status: dict) -> dict:
+    return next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
 
 
 def _restore_component(service: _Service, component: str, status: dict) -> None:
