@@ -350,6 +350,6 @@ class RevisionAutoscaler:
             f"target {format_number(settings.target_per_replica)} "
             f"({format_number(settings.target_utilization_percentage)}% of {format_number(settings.target)})"
         )
-        return (
-            f"average {what} {format_number(average.value)} over {format_seconds(average.seconds)} / {target}"
-        )
+        # The samples' span wanders by milliseconds around the window's (60.01s): said as people say it.
+        span = round(average.seconds) if average.seconds >= 10 else round(average.seconds, 1)
+        return f"average {what} {format_number(average.value)} over {format_seconds(span)} / {target}"

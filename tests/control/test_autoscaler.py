@@ -57,6 +57,15 @@ def test_the_stable_window_average_over_the_target_gives_the_replicas():
     assert revision.last(60, concurrency=30, ready=2).desired_replicas == 5  # ceil(30 / 7)
 
 
+def test_a_window_the_samples_span_a_few_milliseconds_over_is_said_in_whole_seconds():
+    """The gateway's snapshots are taken a tick apart, give or take the loop's lateness."""
+    now = 1060.013
+    autoscaler = RevisionAutoscaler(REVISION, AutoscalerSettings(target=10), clock=lambda: now)
+    autoscaler.observe(Sample(1000.0))
+    autoscaler.observe(Sample(now, concurrency_seconds=7 * 60.013, replicas=1))
+    assert "average concurrency 7 over 1m / target 7" in autoscaler.decide().reason
+
+
 def test_requests_per_second():
     revision = Revision(metric="rps", target=200)
     decision = revision.last(60, rps=300, ready=2)
