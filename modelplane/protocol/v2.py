@@ -99,7 +99,8 @@ def array_from_json(data: object, datatype: str, shape: list[int], what: str) ->
 # The kinds of array numpy makes of JSON values that each kind of datatype takes: booleans for BOOL,
 # integers for the integer types, any number for the floating ones. JSON has no NaN or infinity: the
 # floating types also take null, as NaN, which is what orjson writes for them (KServe's client and
-# server, and modelplane's own answers) and what KServe's server reads it as.
+# server, and modelplane's own answers) and what KServe's server reads it as. (The NaN and Infinity
+# literals of Python's json arrive here as floats: v2_rest reads them.)
 _JSON_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
 _JSON_VALUES = {"b": "true or false", "i": "integers", "u": "integers", "f": "numbers"}
 

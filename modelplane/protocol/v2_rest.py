@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import orjson
 
@@ -32,11 +34,23 @@ def decode_request(body: bytes, json_length: int | None, model_name: str) -> Inf
             raise InvalidInput(f"{JSON_LENGTH_HEADER} is {json_length} but the body has {len(body)} bytes")
         view = memoryview(body)
         header, binary = view[:json_length], view[json_length:]
+    return request_from_dict(_load_json(header), model_name, binary)
+
+
+def _load_json(header: bytes | memoryview) -> object:
+    """The JSON document, read as KServe's server reads it: also with the `NaN`, `Infinity` and
+    `-Infinity` that Python's `json.dumps` writes (tritonclient's JSON requests, `requests`' `json=`),
+    and after a UTF-8 byte order mark. orjson reads all else; Python's json only what it refused."""
     try:
-        document = orjson.loads(header)
+        return orjson.loads(header)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
-    return request_from_dict(document, model_name, binary)
+        refused = exc
+    try:
+        document = json.loads(bytes(header))
+        json.dumps(document, ensure_ascii=False).encode()  # refuses a lone surrogate, as orjson does
+    except ValueError:
+        raise InvalidInput(f"the request body is not valid JSON: {refused}") from None
+    return document
 
 
 def parse_json_length(value: bytes | str | None) -> int | None:

@@ -724,3 +724,46 @@ def test_null_in_a_floating_tensor_is_nan(test_models_server, datatype, dtype):
         test_models_server.url + "/v2/models/echo/infer", content=body.replace(b"true}}", b"false}}")
     )
     assert answer.json()["outputs"][0]["data"] == [None, 1.5, 2.5, None]
+
+
+@pytest.mark.parametrize("datatype, dtype", [("FP32", np.float32), ("FP64", np.float64)])
+def test_nan_and_infinity_literals_are_read_as_kserve_reads_them(test_models_server, datatype, dtype):
+    # tritonclient writes its JSON requests with Python's json.dumps, which writes NaN and infinity as
+    # the literals NaN, Infinity and -Infinity (so does `requests`' json=); KServe's server reads them.
+    client = triton.InferenceServerClient(f"127.0.0.1:{test_models_server.http_port}")
+    tensor = triton.InferInput("x", [2, 2], datatype)
+    sent = np.array([[np.nan, np.inf], [-np.inf, 1.5]], dtype=dtype)
+    tensor.set_data_from_numpy(sent, binary_data=False)
+    result = client.infer("echo", [tensor], outputs=[triton.InferRequestedOutput("x", binary_data=True)])
+    np.testing.assert_array_equal(result.as_numpy("x"), sent)
+
+
+def test_nan_among_integers_is_refused_by_name(test_models_server):
+    body = b'{"inputs": [{"name": "x", "shape": [2], "datatype": "INT32", "data": [NaN, 1]}]}'
+    response = httpx.post(test_models_server.url + "/v2/models/echo/infer", content=body)
+    assert response.status_code == 400
+    assert (
+        response.json()["error"] == "input 'x': data does not fit datatype INT32: it takes integers, got NaN"
+    )
+
+
+def test_a_utf8_byte_order_mark_before_the_json_is_skipped(test_models_server):
+    body = b"\xef\xbb\xbf" + orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [2.5]}]}
+    )
+    response = httpx.post(test_models_server.url + "/v2/models/echo/infer", content=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == [2.5]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": "\\ud800", "inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [NaN]}]}',
+        b'{"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["\\udc00"]}], "parameters": {"a": NaN}}',
+    ],
+)
+def test_a_lone_surrogate_is_not_valid_json_beside_a_nan_either(test_models_server, body):
+    response = httpx.post(test_models_server.url + "/v2/models/echo/infer", content=body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("the request body is not valid JSON: ")
