@@ -30,7 +30,7 @@ from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.hpa_settings import resource_scaling
 from modelplane.control.modelmesh import deployment_mode
 from modelplane.control.progress_deadline import ProgressDeadlineError, annotated_progress_deadline
-from modelplane.control.revision_templates import COMPONENTS, scaling_annotations
+from modelplane.control.revision_templates import COMPONENTS, component_annotations, scaling_annotations
 from modelplane.graph.validation import validate_graph_spec
 
 
@@ -52,22 +52,36 @@ def admit_with_platform_checks(resource: dict, **context) -> dict:
         spec = admitted.get("spec") or {}
         scaled = {f"spec.{component}": spec.get(component) for component in COMPONENTS}
         _raise_if_any(
-            itertools.chain(_autoscaling_errors(admitted, scaled), _progress_deadline_errors(admitted))
+            itertools.chain(
+                _autoscaling_errors(admitted, scaled), _progress_deadline_errors(admitted, scaled)
+            )
         )
     return admitted
 
 
-def _progress_deadline_errors(resource: dict) -> Iterator[FieldError]:
-    try:
-        annotated_progress_deadline((resource.get("metadata") or {}).get("annotations") or {})
-    except ProgressDeadlineError as error:
-        yield FieldError("metadata.annotations", str(error))
+def _progress_deadline_errors(resource: dict, scaled: dict[str, object]) -> Iterator[FieldError]:
+    metadata = resource.get("metadata") or {}
+    for path, given in _annotated(metadata, scaled):
+        try:
+            annotated_progress_deadline(given)
+        except ProgressDeadlineError as error:
+            yield FieldError(path, str(error))
+            return
+
+
+def _annotated(metadata: dict, scaled: dict[str, object]) -> Iterator[tuple[str, dict]]:
+    """The service's annotations (at `metadata.annotations`), then each component's merged with them
+    (at its own `annotations`, where it has some): what each component's revision is annotated with."""
+    yield "metadata.annotations", metadata.get("annotations") or {}
+    for path, spec in scaled.items():
+        if isinstance(spec, dict) and isinstance(spec.get("annotations"), dict) and spec["annotations"]:
+            yield f"{path}.annotations", component_annotations(metadata, spec)
 
 
 KPA_CLASS = "kpa.autoscaling.knative.dev"
 
 
-def knative_annotation_errors(annotations: dict) -> Iterator[FieldError]:
+def knative_annotation_errors(annotations: dict, path: str = "metadata.annotations") -> Iterator[FieldError]:
     """Knative's webhook on the class and metric annotations: a class of Knative's own domain is KPA or
     HPA (another domain's autoscaler is left alone), and the KPA scales on concurrency or rps."""
     autoscaler = annotations.get(KNATIVE_AUTOSCALER_CLASS_ANNOTATION)
@@ -81,7 +95,7 @@ def knative_annotation_errors(annotations: dict) -> Iterator[FieldError]:
         )
     ):
         yield FieldError(
-            "metadata.annotations",
+            path,
             f"invalid value: {autoscaler}: {KNATIVE_AUTOSCALER_CLASS_ANNOTATION}"
             f" (Knative's classes are {KPA_CLASS} and {KNATIVE_HPA_CLASS})",
         )
@@ -98,7 +112,7 @@ def knative_annotation_errors(annotations: dict) -> Iterator[FieldError]:
             if autoscaler == KPA_CLASS
             else f"{KNATIVE_HPA_CLASS} needs a metric"
         )
-        yield FieldError("metadata.annotations", f"invalid value: {metric}: {METRIC} ({allowed})")
+        yield FieldError(path, f"invalid value: {metric}: {METRIC} ({allowed})")
 
 
 def refusal_message(resource: dict, error: ValidationError) -> str:
@@ -122,21 +136,34 @@ def _autoscaling_errors(resource: dict, scaled: dict[str, object]) -> Iterator[F
     """What the autoscaler would refuse in each scaled part of `resource` (by path), or in its
     annotations."""
     metadata = resource.get("metadata") or {}
-    annotations = scaling_annotations(metadata)
     mode = deployment_mode(resource)
     if mode != STANDARD:
-        yield from knative_annotation_errors(metadata.get("annotations") or {})
+        said = set()  # a component's annotations hold the service's: each problem once, where it is first
+        for where, given in _annotated(metadata, scaled):
+            for error in knative_annotation_errors(given, where):
+                if error.message not in said:
+                    said.add(error.message)
+                    yield error
     for path, spec in scaled.items():
         if not isinstance(spec, dict):
             continue
+        merged = component_annotations(metadata, spec)
+        own = isinstance(spec.get("annotations"), dict) and any(
+            k.startswith(PREFIX) for k in spec["annotations"]
+        )
         try:
-            on_resources = resource_scaling_spec(spec, metadata.get("annotations") or {}, mode)
+            on_resources = resource_scaling_spec(spec, merged, mode)
             if on_resources is not None:
                 resource_scaling({**spec, "hpa": on_resources})
             else:
-                revision_scaling({**spec, "scalingAnnotations": annotations})
+                revision_scaling({**spec, "scalingAnnotations": scaling_annotations(metadata, mode, spec)})
         except AutoscalingError as error:
-            yield FieldError("metadata.annotations" if str(error).startswith(PREFIX) else path, str(error))
+            at = (
+                (f"{path}.annotations" if own else "metadata.annotations")
+                if str(error).startswith(PREFIX)
+                else path
+            )
+            yield FieldError(at, str(error))
 
 
 def _raise_if_any(errors: Iterator[FieldError]) -> None:

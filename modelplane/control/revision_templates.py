@@ -298,19 +298,20 @@ def _container_template(
         "maxReplicas": component_spec.get("maxReplicas"),
         "scaleMetric": component_spec.get("scaleMetric"),
         "scaleTarget": component_spec.get("scaleTarget"),
-        "scalingAnnotations": scaling_annotations(isvc["metadata"], deployment_mode(isvc)),
+        "scalingAnnotations": scaling_annotations(isvc["metadata"], deployment_mode(isvc), component_spec),
     }
     # Probes beyond a readiness path: only when set, so that other templates stay the same.
     for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
         declared = container.get(kind)
         if isinstance(declared, dict) and (kind != "readinessProbe" or _more_than_a_path(declared)):
             template[kind] = _with_port_numbers(declared, container.get("ports") or [])
-    deadline = _progress_deadline(isvc["metadata"])
+    annotations = component_annotations(isvc["metadata"], component_spec)
+    deadline = _progress_deadline(annotations)
     if deadline is not None:  # only when set, as above
         template["progressDeadline"] = deadline
     # Scaled on its cpu or memory (an HPA's metrics): only then, so that other templates stay the same.
     mode = deployment_mode(isvc)
-    hpa = resource_scaling_spec(component_spec, isvc["metadata"].get("annotations") or {}, mode)
+    hpa = resource_scaling_spec(component_spec, annotations, mode)
     if hpa is not None:
         template["hpa"] = hpa
     if mode != KNATIVE:  # not a Knative revision, whose replicas have K_SERVICE...: only then, as above
@@ -482,24 +483,40 @@ def batcher_args(argv: Sequence[str], batcher: dict, component: str, runner: str
     return flags
 
 
-def _progress_deadline(metadata: dict) -> float | None:
+def _progress_deadline(annotations: dict) -> float | None:
     """The annotation's deadline; one admission would refuse (stored before it did) is left out."""
     try:
-        return annotated_progress_deadline(metadata.get("annotations") or {})
+        return annotated_progress_deadline(annotations)
     except ProgressDeadlineError:
         return None
 
 
-def scaling_annotations(metadata: dict, mode: str | None = None) -> dict[str, str]:
-    """The annotations that tune the autoscaler: a change to them is a new revision, as in Knative.
-    KServe's own autoscaler class is read in Standard mode only (`mode`, else the annotation's)."""
-    annotations = metadata.get("annotations") or {}
-    mode = mode or deployment_mode({"metadata": metadata})
+def component_annotations(metadata: dict, component_spec: dict | None) -> dict[str, str]:
+    """A component's annotations as KServe gives them to its pods and its Knative revision: the
+    service's, under the component's own (`spec.predictor.annotations`)."""
+    own = (component_spec or {}).get("annotations")
     return {
-        key: str(value)
-        for key, value in sorted(annotations.items())
-        if key.startswith(AUTOSCALING_PREFIX) or (key == AUTOSCALER_CLASS_ANNOTATION and mode == STANDARD)
+        **{k: str(v) for k, v in (metadata.get("annotations") or {}).items()},
+        **({k: str(v) for k, v in own.items()} if isinstance(own, dict) else {}),
     }
+
+
+def scaling_annotations(
+    metadata: dict, mode: str | None = None, component_spec: dict | None = None
+) -> dict[str, str]:
+    """The annotations that tune a component's autoscaler (Knative's, from its annotations merged as
+    `component_annotations` merges them): a change to them is a new revision, as in Knative. KServe's
+    own autoscaler class is read from the service, in Standard mode only (`mode`, else the annotation's)."""
+    own = metadata.get("annotations") or {}
+    mode = mode or deployment_mode({"metadata": metadata})
+    scaling = {
+        key: value
+        for key, value in component_annotations(metadata, component_spec).items()
+        if key.startswith(AUTOSCALING_PREFIX)
+    }
+    if mode == STANDARD and own.get(AUTOSCALER_CLASS_ANNOTATION) is not None:
+        scaling[AUTOSCALER_CLASS_ANNOTATION] = str(own[AUTOSCALER_CLASS_ANNOTATION])
+    return dict(sorted(scaling.items()))
 
 
 def merge_containers(runtime: dict, override: dict) -> dict:

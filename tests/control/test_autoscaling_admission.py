@@ -59,3 +59,20 @@ def test_what_knatives_webhook_refuses_is_refused(annotations, message):
 )
 def test_what_knatives_webhook_accepts_is_accepted(annotations):
     admit_with_platform_checks(service(annotations))
+
+
+def test_a_components_own_annotations_are_checked_where_they_are():
+    """KServe gives a component's pods and revision the service's annotations under its own."""
+    on_component = service({})
+    on_component["spec"]["predictor"]["annotations"] = {METRIC: "cpu"}
+    with pytest.raises(ValidationError) as refused:
+        admit_with_platform_checks(on_component)
+    assert [error.path for error in refused.value.errors] == ["spec.predictor.annotations"]
+    both = service({METRIC: "cpu"})
+    both["spec"]["predictor"]["annotations"] = {"example.com/team": "blue"}
+    with pytest.raises(ValidationError) as refused:
+        admit_with_platform_checks(both)
+    assert [error.path for error in refused.value.errors] == ["metadata.annotations"]  # said once
+    fixed = service({METRIC: "rps"})
+    fixed["spec"]["predictor"]["annotations"] = {METRIC: "concurrency"}  # the component's, over it
+    admit_with_platform_checks(fixed)

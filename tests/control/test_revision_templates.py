@@ -537,3 +537,18 @@ def test_the_models_own_args_and_env_are_rendered_with_the_service_metadata_as_t
     predictor = revision_templates(service, [runtime], builtin_cluster_runtimes())["predictor"]
     assert predictor["command"] == ["serve-it", "iris", "--served-name=iris-default"]
     assert predictor["env"]["TEAM"] == "blue"
+
+
+def test_a_components_own_autoscaling_annotations_tune_its_autoscaler_over_the_services():
+    from modelplane.control.autoscaling_settings import revision_scaling
+
+    service = isvc({"predictor": {"sklearn": {"storageUri": "pvc://m/iris"}}})
+    service["metadata"]["annotations"] = {"autoscaling.knative.dev/target": "5"}
+    service["spec"]["predictor"]["annotations"] = {
+        "autoscaling.knative.dev/target": "3",
+        "serving.knative.dev/progress-deadline": "90s",
+    }
+    template = revision_templates(service, [], builtin_cluster_runtimes())["predictor"]
+    assert template["scalingAnnotations"] == {"autoscaling.knative.dev/target": "3"}
+    assert revision_scaling(template).target == 3
+    assert template["progressDeadline"] == 90

@@ -222,7 +222,10 @@ COMPONENT: Table = {
     ),
     "batcher": acted("modelplane serve batches requests (its flags)"),
     "labels": warned("no pods to label; a replica's downward API (fieldRef) reads them"),
-    "annotations": warned("no pods to annotate; a replica's downward API (fieldRef) reads them"),
+    "annotations": warned(
+        "no pods to annotate; a replica's downward API (fieldRef) reads them, and the autoscaler its "
+        "autoscaling.knative.dev/ ones (over the service's)"
+    ),
     "storageUris": acted("each model is fetched and seen at its mountPath"),
     "storageContainerName": warned("the storage initializer is modelplane's own"),
 }
