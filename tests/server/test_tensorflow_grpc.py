@@ -5,6 +5,7 @@ stubs of the tensorflow-serving-api package over grpcio, for the SavedModels of 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import grpc
 import httpx
@@ -223,5 +224,7 @@ def test_a_server_without_tensorflow_models_says_so(sklearn_dir):
             error = refused(stub.Predict, predict_request("iris", x=np.zeros((1, 4), dtype=np.float32)))
         assert error.code() == grpc.StatusCode.UNIMPLEMENTED
         assert "this server holds none" in error.details()
+        # Nor did it import TensorFlow to say so (which reading the message would have).
+        assert "tensorflow" not in (Path("/proc") / str(server.process.pid) / "maps").read_text()
     finally:
         server.stop()
