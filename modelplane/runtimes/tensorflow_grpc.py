@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import time
 from types import ModuleType
 from typing import Any
 
@@ -24,6 +25,7 @@ from modelplane.protocol.errors import (
     InferenceError,
     InvalidInput,
     ModelNotFound,
+    ModelplaneError,
     NotImplementedByModel,
     ServerNotReady,
 )
@@ -53,7 +55,6 @@ NOT_SERVED = {
         "V2's repository API (inference.GRPCInferenceService/RepositoryModelLoad) or TrainedModels"
     ),
 }
-_SERVED = ("Predict", "GetModelMetadata", "GetModelStatus")
 _NEEDS_PACKAGE = (
     "TF Serving's gRPC API needs the tensorflow-serving-api package: pip install modelplane[tensorflow]"
 )
@@ -82,17 +83,14 @@ _VALUE_FIELDS = {
 def served(dataplane: DataPlane) -> tuple[dict[str, UnaryMethod], dict[str, str]]:
     """The methods of TF Serving's API, and why the others are not served (all of them, with why,
     where the tensorflow-serving-api package is not installed)."""
-    if importlib.util.find_spec("tensorflow_serving") is None:
-        paths = [f"/{PREDICTION_SERVICE}/{name}" for name in _SERVED[:2]] + [
-            f"/{MODEL_SERVICE}/GetModelStatus"
-        ]
-        return {}, {**NOT_SERVED, **dict.fromkeys(paths, _NEEDS_PACKAGE)}
     servicer = TFServingServicer(dataplane)
     methods = {
         PREDICT: UnaryMethod(_Unread, servicer.predict),
         f"/{PREDICTION_SERVICE}/GetModelMetadata": UnaryMethod(_Unread, servicer.get_model_metadata),
         f"/{MODEL_SERVICE}/GetModelStatus": UnaryMethod(_Unread, servicer.get_model_status),
     }
+    if importlib.util.find_spec("tensorflow_serving") is None:
+        return {}, {**NOT_SERVED, **dict.fromkeys(methods, _NEEDS_PACKAGE)}
     return methods, NOT_SERVED
 
 
@@ -111,6 +109,21 @@ class TFServingServicer:
     async def predict(self, raw: bytes, metadata: Metadata) -> Any:
         apis = self._apis()
         message = _read(apis.predict_pb2.PredictRequest, raw)
+        started = time.perf_counter()
+        code = grpc.StatusCode.INTERNAL
+        try:
+            response = await self._predict(apis, message, metadata)
+            code = grpc.StatusCode.OK
+            return response
+        except ModelplaneError as exc:
+            code = exc.grpc_code
+            raise
+        finally:
+            self.dataplane.request_metrics(message.model_spec.name).observe_request(
+                "grpc", code.value[0], time.perf_counter() - started
+            )
+
+    async def _predict(self, apis: ModuleType, message: Any, metadata: Metadata) -> Any:
         served, model = self._model(message.model_spec)
         signature = model.signature(message.model_spec.signature_name or None)
         outputs = _output_filter(signature, message.output_filter)

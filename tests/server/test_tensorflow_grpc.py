@@ -98,6 +98,8 @@ def test_several_inputs_and_outputs(server, prediction):
     rest = rest_predict(server, "pair", {"inputs": {"a": a.tolist(), "b": b.tolist()}})["outputs"]
     assert tf.make_ndarray(response.outputs["doubled"]).tolist() == rest["doubled"]
     assert tf.make_ndarray(response.outputs["total"]).tolist() == rest["total"]
+    counted = 'modelplane_requests_total{code="0",model_name="pair",protocol="grpc"}'
+    assert counted in httpx.get(f"{server.url}/metrics").text  # counted as V2's gRPC calls are
 
 
 def test_a_named_signature_and_strings(server, prediction):
