@@ -33,6 +33,11 @@ _TF_TO_V2 = {
 }
 
 
+def v2_datatype(dtype: str) -> str:
+    """The V2 datatype of a TensorFlow dtype name (BYTES for string); the name, upper-cased, if V2 has none."""
+    return _TF_TO_V2.get(dtype, dtype.upper())
+
+
 class TensorInfo(NamedTuple):
     """One input or output of a signature."""
 
@@ -42,8 +47,7 @@ class TensorInfo(NamedTuple):
 
     @property
     def datatype(self) -> str:
-        """The V2 datatype (BYTES for tf.string); the TensorFlow name, upper-cased, if V2 has none."""
-        return _TF_TO_V2.get(self.dtype, self.dtype.upper())
+        return v2_datatype(self.dtype)
 
     def metadata(self) -> dict:
         return {
@@ -103,7 +107,7 @@ class Signature:
         if len(inputs) == 1 and len(self.inputs) == 1:
             pairs = [(self.inputs[0], inputs[0])]
         else:
-            pairs = self._pair_by_name(inputs)
+            pairs = self.pair_by_name(inputs)
         arrays = {}
         for info, given in pairs:
             datatype = str(given.datatype).upper()
@@ -118,7 +122,7 @@ class Signature:
             arrays[info.name] = array
         return arrays
 
-    def _pair_by_name(self, inputs: list[InferInput]) -> list[tuple[TensorInfo, InferInput]]:
+    def pair_by_name(self, inputs: list[InferInput]) -> list[tuple[TensorInfo, InferInput]]:
         by_name = {given.name: given for given in inputs}  # one each: `check_unique_names` decoded them
         known = {info.name for info in self.inputs}
         unknown = [name for name in by_name if name not in known]

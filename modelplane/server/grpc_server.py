@@ -26,6 +26,7 @@ from modelplane.protocol.grpc.wire import (
 )
 from modelplane.protocol.http2.server import H2Request, H2Response, Handler, ServerLimits
 from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
+from modelplane.runtimes import tensorflow_grpc
 from modelplane.server.connection_limits import ConnectionLimits
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.responses import v2_answer
@@ -34,15 +35,21 @@ from modelplane.telemetry import tracing
 # The calls that are traced, and payload-logged by a server that logs: those whose REST form is a
 # POST (the others, probes and metadata, are asked for all the time).
 OBSERVED_CALLS = frozenset(
-    f"/{SERVICE_NAME}/{name}".encode()
-    for name in ("ModelInfer", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload")
+    [
+        *(
+            f"/{SERVICE_NAME}/{name}".encode()
+            for name in ("ModelInfer", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload")
+        ),
+        tensorflow_grpc.PREDICT.encode(),
+    ]
 )
 
 
 def inference_service(
     dataplane: DataPlane, max_message_length: int, connection: ConnectionLimits | None = None
 ) -> tuple[Handler, ServerLimits]:
-    """The service (traced when tracing is on), and the HTTP/2 limits that go with it."""
+    """The service (traced when tracing is on), and the HTTP/2 limits that go with it. Beside V2 it
+    answers TF Serving's gRPC API for TensorFlow models (tensorflow_grpc.py)."""
     connection = connection or ConnectionLimits()
     servicer = InferenceServicer(dataplane)
     methods = {
@@ -54,6 +61,9 @@ def inference_service(
     not_served = {
         f"/{SERVICE_NAME}/{name}": message for name, message in triton_extensions.GRPC_METHODS.items()
     }
+    tf_serving, tf_serving_not_served = tensorflow_grpc.served(dataplane)
+    methods.update(tf_serving)
+    not_served.update(tf_serving_not_served)
     unary = UnaryService(methods, max_message_length, not_served)
     limits = ServerLimits(
         max_body_size=max_message_length + 5,  # the message and its length prefix

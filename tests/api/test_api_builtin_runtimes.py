@@ -128,7 +128,7 @@ def test_tensorflow_runtime():
         {"name": "tensorflow", "version": "1", "autoSelect": True, "priority": 1},
         {"name": "tensorflow", "version": "2", "autoSelect": True, "priority": 1},
     ]
-    assert runtime["spec"]["protocolVersions"] == ["v1", "v2", "grpc-v2"]
+    assert runtime["spec"]["protocolVersions"] == ["v1", "v2", "grpc-v1", "grpc-v2"]
     assert runtime["metadata"]["annotations"] == {"serving.kserve.io/server-type": "tensorflowserver"}
 
 

@@ -94,6 +94,7 @@ def test_modelplane_runtimes_serve_each_built_in_format():
         {"tensorflow": {"storageUri": "/m"}},
         {"tensorflow": {"storageUri": "/m", "protocolVersion": "v2"}},
         {"tensorflow": {"storageUri": "/m", "protocolVersion": "grpc-v2"}},
+        {"tensorflow": {"storageUri": "/m", "protocolVersion": "grpc-v1"}},  # TF Serving's gRPC API
         model_predictor("tensorflow"),
         model_predictor(modelFormat={"name": "tensorflow", "version": "1"}),
         model_predictor(modelFormat={"name": "tensorflow", "version": "2"}, protocolVersion="v2"),
@@ -106,15 +107,10 @@ def test_tensorflow_is_served_by_the_built_in_runtime_where_kserve_sends_v2_to_t
     )
 
 
-def test_tensorflow_speaks_v1_unless_told_otherwise_and_not_grpc_v1():
+def test_tensorflow_speaks_v1_unless_told_otherwise():
     resource = admitted({"tensorflow": {"storageUri": "/m"}})
     selection = select_runtime(resource, [], builtin_cluster_runtimes())
     assert apply_runtime(resource, selection)["spec"]["predictor"]["model"]["protocolVersion"] == "v1"
-    with pytest.raises(RuntimeSelectionError):
-        chosen(
-            {"tensorflow": {"storageUri": "/m", "protocolVersion": "grpc-v1"}},
-            cluster=builtin_cluster_runtimes(),
-        )
 
 
 def test_no_runtime_for_an_unknown_format():

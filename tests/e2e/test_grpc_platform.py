@@ -15,6 +15,7 @@ from modelplane.protocol.grpc.service import InferenceStub
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform
 
 SERVICE = "sklearn-iris"
+TF_SERVICE = "tensorflow-grpc"
 IRIS = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
 
 
@@ -24,7 +25,23 @@ def platform(tmp_path_factory, example_models):
     example_models(home / "pvc" / "examples")
     with running_platform(home) as platform:
         platform.cli("apply", "-f", str(REPO_ROOT / "examples" / "sklearn-iris.yaml"))
-        platform.cli("wait", "--for=condition=Ready", f"isvc/{SERVICE}", "--timeout=300s")
+        platform.apply(  # the TensorFlow example, asking for TF Serving's gRPC API (KServe's grpc-v1)
+            {
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "kind": "InferenceService",
+                "metadata": {"name": TF_SERVICE},
+                "spec": {
+                    "predictor": {
+                        "tensorflow": {
+                            "storageUri": "pvc://examples/tensorflow-iris",
+                            "protocolVersion": "grpc-v1",
+                        }
+                    }
+                },
+            }
+        )
+        for name in (SERVICE, TF_SERVICE):
+            platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
         yield platform
 
 
@@ -62,3 +79,34 @@ def test_tritonclient_through_the_gateway_and_the_grpc_url_in_the_status(platfor
         assert result.as_numpy(result.get_response().outputs[0].name).tolist() == [1, 1]
     finally:
         client.close()
+
+
+def test_tf_serving_predict_through_the_gateway_for_a_grpc_v1_service(platform):
+    from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+    assert (
+        json.loads(platform.cli("get", "isvc", TF_SERVICE, "-o", "json").stdout)["status"][
+            "clusterServingRuntimeName"
+        ]
+        == "modelplane-tensorflowserver"
+    )
+    options = [("grpc.default_authority", f"{TF_SERVICE}.default.localhost")]
+    with grpc.insecure_channel(gateway_target(platform), options=options) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        metadata = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        metadata.model_spec.name = TF_SERVICE
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        stub.GetModelMetadata(metadata).metadata["signature_def"].Unpack(signatures)
+        default = signatures.signature_def["serving_default"]
+        (input_name,), (output_name,) = list(default.inputs), list(default.outputs)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = TF_SERVICE
+        tensor = request.inputs[input_name]
+        tensor.dtype = default.inputs[input_name].dtype
+        tensor.tensor_shape.dim.add(size=2)
+        tensor.tensor_shape.dim.add(size=4)
+        tensor.float_val.extend(IRIS.flatten().tolist())
+        response = stub.Predict(request)
+    assert response.model_spec.version.value == 1
+    scores = np.array(response.outputs[output_name].float_val).reshape(2, 3)
+    assert scores.argmax(axis=1).tolist() == [1, 1]

@@ -1,0 +1,232 @@
+"""TF Serving's gRPC API (KServe's `grpc-v1`) on `modelplane serve`'s gRPC port, spoken to with the
+stubs of the tensorflow-serving-api package over grpcio, for the SavedModels of tensorflow_models.py
+(and an sklearn model beside them, which the API does not serve)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow_serving")
+
+import tensorflow as tf  # noqa: E402 - after the skip
+from tensorflow_serving.apis import (  # noqa: E402
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from tests.server.processes import serve  # noqa: E402
+from tests.server.tensorflow_models import WEIGHTS, write_models  # noqa: E402
+
+ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
+SCORES = np.array(ROWS, dtype=np.float32) @ WEIGHTS
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, sklearn_dir):
+    root = tmp_path_factory.mktemp("tensorflow-grpc")
+    write_models(root)
+    shutil.copytree(sklearn_dir, root / "iris")
+    server = serve("--model-dir", str(root))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def channel(server):
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        yield channel
+
+
+@pytest.fixture(scope="module")
+def prediction(channel):
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+def predict_request(
+    model: str, signature: str = "", output_filter=(), **inputs
+) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest(output_filter=list(output_filter))
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+def rest_predict(server, model: str, body: dict) -> dict:
+    response = httpx.post(f"{server.url}/v1/models/{model}:predict", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def refused(call, request) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call(request)
+    return caught.value
+
+
+def test_predict_answers_as_the_rest_predict_does(server, prediction):
+    rows = np.array(ROWS, dtype=np.float32)
+    response = prediction.Predict(predict_request("dense", x=rows))
+    assert (response.model_spec.name, response.model_spec.version.value) == ("dense", 2)
+    assert response.model_spec.signature_name == "serving_default"
+    assert list(response.outputs) == ["scores"]
+    scores = response.outputs["scores"]
+    # As TF Serving answers: the values in the dtype's repeated field, which clients read directly.
+    assert scores.dtype == tf.float32.as_datatype_enum and not scores.tensor_content
+    assert [dim.size for dim in scores.tensor_shape.dim] == [2, 3]
+    assert len(scores.float_val) == 6
+    rest = rest_predict(server, "dense", {"inputs": ROWS})["outputs"]
+    assert tf.make_ndarray(scores).tolist() == np.array(rest, dtype=np.float32).tolist()
+    assert np.allclose(tf.make_ndarray(scores), 2 * SCORES, rtol=1e-5)
+
+
+def test_several_inputs_and_outputs(server, prediction):
+    a = np.array([[1, 2, 3], [0, 0, 1]], dtype=np.float32)
+    b = np.array([10, -1], dtype=np.int64)
+    response = prediction.Predict(predict_request("pair", a=a, b=b))
+    assert sorted(response.outputs) == ["doubled", "total"]
+    rest = rest_predict(server, "pair", {"inputs": {"a": a.tolist(), "b": b.tolist()}})["outputs"]
+    assert tf.make_ndarray(response.outputs["doubled"]).tolist() == rest["doubled"]
+    assert tf.make_ndarray(response.outputs["total"]).tolist() == rest["total"]
+    counted = 'modelplane_requests_total{code="0",model_name="pair",protocol="grpc"}'
+    assert counted in httpx.get(f"{server.url}/metrics").text  # counted as V2's gRPC calls are
+
+
+def test_a_named_signature_and_strings(server, prediction):
+    rows = np.array(ROWS, dtype=np.float32)
+    labels = prediction.Predict(predict_request("dense", "label", x=rows))
+    assert labels.model_spec.signature_name == "label"
+    assert list(labels.outputs["label"].int64_val) == SCORES.argmax(axis=1).tolist()
+    text = prediction.Predict(predict_request("text", text=np.array([b"\x00\xffz", b"ab"], dtype=object)))
+    assert list(text.outputs["upper_bytes"].string_val) == [b"\x00\xffZ", b"AB"]
+    assert list(text.outputs["length"].int_val) == [3, 2]
+    count = prediction.Predict(predict_request("text", "count", text=np.array([b"a", b"b"], dtype=object)))
+    assert tf.make_ndarray(count.outputs["count"]).tolist() == 2  # a scalar: shape []
+    assert not count.outputs["count"].tensor_shape.dim
+
+
+def test_a_large_input_and_answer(prediction):
+    rows = np.random.default_rng(1).normal(size=(5000, 4)).astype(np.float32)  # past INLINE_ELEMENTS
+    response = prediction.Predict(predict_request("dense", x=rows))
+    assert np.allclose(tf.make_ndarray(response.outputs["scores"]), 2 * rows @ WEIGHTS, rtol=1e-4, atol=1e-5)
+
+
+def test_output_filter_answers_only_the_outputs_named(prediction):
+    a = np.array([[1, 2, 3]], dtype=np.float32)
+    b = np.array([10], dtype=np.int64)
+    response = prediction.Predict(predict_request("pair", output_filter=["total"], a=a, b=b))
+    assert list(response.outputs) == ["total"]
+    assert list(response.outputs["total"].float_val) == [16.0]
+    error = refused(prediction.Predict, predict_request("pair", output_filter=["nope"], a=a, b=b))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "signature 'serving_default' has no output named 'nope'" in error.details()
+
+
+@pytest.mark.parametrize(
+    ("model", "signature", "inputs", "message"),
+    [
+        ("dense", "", {"x": np.array(ROWS, dtype=np.float64)}, "input 'x' is FP64 but signature"),
+        ("dense", "", {"x": np.zeros((2, 5), dtype=np.float32)}, "input 'x' has shape [2, 5] but signature"),
+        ("dense", "", {"y": np.zeros((2, 4), dtype=np.float32)}, "has no input named 'y'; its inputs are: x"),
+        ("pair", "", {"a": np.zeros((1, 3), dtype=np.float32)}, "needs input(s) 'b'"),
+        ("dense", "nope", {"x": np.zeros((1, 4), dtype=np.float32)}, "has no signature 'nope'"),
+    ],
+)
+def test_bad_inputs_are_invalid_argument_saying_what_is_wrong(prediction, model, signature, inputs, message):
+    error = refused(prediction.Predict, predict_request(model, signature, **inputs))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in error.details()
+
+
+def test_unknown_models_and_versions_are_not_found(prediction):
+    x = np.zeros((1, 4), dtype=np.float32)
+    error = refused(prediction.Predict, predict_request("missing", x=x))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    request = predict_request("dense", x=x)
+    request.model_spec.version.value = 1
+    error = refused(prediction.Predict, request)
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert "no version 1 (it serves version 2)" in error.details()
+    request.model_spec.version.value = 2
+    assert prediction.Predict(request).model_spec.version.value == 2
+
+
+def test_a_model_that_is_not_tensorflow_is_refused_with_why(prediction):
+    error = refused(prediction.Predict, predict_request("iris", x=np.zeros((1, 4), dtype=np.float32)))
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "model iris is not a TensorFlow SavedModel" in error.details()
+    assert "inference.GRPCInferenceService/ModelInfer" in error.details()
+
+
+def test_get_model_metadata_gives_the_saved_models_signatures(server, prediction):
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "dense"
+    response = prediction.GetModelMetadata(request)
+    assert (response.model_spec.name, response.model_spec.version.value) == ("dense", 2)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    assert response.metadata["signature_def"].Unpack(signatures)
+    default = signatures.signature_def["serving_default"]
+    assert default.method_name == "tensorflow/serving/predict"
+    assert default.inputs["x"].dtype == tf.float32.as_datatype_enum
+    assert [dim.size for dim in default.inputs["x"].tensor_shape.dim] == [-1, 4]
+    assert list(default.outputs) == ["scores"]
+    assert signatures.signature_def["label"].outputs["label"].dtype == tf.int64.as_datatype_enum
+    rest = httpx.get(f"{server.url}/v1/models/dense/metadata").json()["metadata"]["signature_def"]
+    assert sorted(signatures.signature_def) == sorted(rest["signature_def"])
+
+    request.metadata_field[:] = ["signature_def", "other"]
+    error = refused(prediction.GetModelMetadata, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert 'metadata_field must be ["signature_def"]' in error.details()
+
+
+def test_get_model_status_says_available(channel):
+    models = model_service_pb2_grpc.ModelServiceStub(channel)
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "dense"
+    (status,) = models.GetModelStatus(request).model_version_status
+    assert status.version == 2
+    assert status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    request.model_spec.name = "missing"
+    assert refused(models.GetModelStatus, request).code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_classify_regress_and_multi_inference_are_unimplemented_with_why(prediction):
+    from tensorflow_serving.apis import classification_pb2
+
+    error = refused(prediction.Classify, classification_pb2.ClassificationRequest())
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "modelplane does not serve TF Serving's Classify" in error.details()
+
+
+def test_v2_grpc_still_answers_beside_it(server):
+    import tritonclient.grpc as triton_grpc
+
+    client = triton_grpc.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
+    x = triton_grpc.InferInput("x", [2, 4], "FP32")
+    x.set_data_from_numpy(np.array(ROWS, dtype=np.float32))
+    assert np.allclose(client.infer("dense", [x]).as_numpy("scores"), 2 * SCORES, rtol=1e-5)
+
+
+def test_a_server_without_tensorflow_models_says_so(sklearn_dir):
+    server = serve("--model-dir", str(sklearn_dir), "--model-name", "iris")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            error = refused(stub.Predict, predict_request("iris", x=np.zeros((1, 4), dtype=np.float32)))
+        assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert "this server holds none" in error.details()
+        # Nor did it import TensorFlow to say so (which reading the message would have).
+        assert "tensorflow" not in (Path("/proc") / str(server.process.pid) / "maps").read_text()
+    finally:
+        server.stop()
