@@ -25,6 +25,11 @@ COPY modelplane ./modelplane
 ARG EXTRAS=sklearn,xgboost,lightgbm,onnx,pandas,storage,kube
 ARG PIP_EXTRA_INDEX_URL
 RUN pip install "./[${EXTRAS}]"
+# TF Serving's gRPC messages where TensorFlow is installed, of its release: on their own, as their package
+# asks for the `tensorflow` distribution, which tensorflow-cpu does not stand for (pyproject.toml).
+RUN if pip show -q tensorflow-cpu 2>/dev/null; then \
+      pip install --no-deps "tensorflow-serving-api==$(pip show tensorflow-cpu | sed -n 's/^Version: \([0-9]*\.[0-9]*\).*/\1/p').*"; \
+    fi
 
 FROM python:${PYTHON_VERSION}-slim
 # LightGBM (and XGBoost) load the GNU OpenMP runtime.

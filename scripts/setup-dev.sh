@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet -e ".[dev]"
+# TF Serving's gRPC messages, of the TensorFlow the dev extra pins: on their own, as their package asks for
+# the `tensorflow` distribution, which tensorflow-cpu does not stand for (pyproject.toml).
+python3 -m pip install --quiet --no-deps "tensorflow-serving-api==2.21.0"
 # Debian packages: a Java runtime (the pmml runtime evaluates models with JPMML, in a Java VM) and the
 # CNCF distribution registry (the oci:// storage tests pull images from it).
 missing=()

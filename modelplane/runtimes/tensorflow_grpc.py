@@ -56,7 +56,8 @@ NOT_SERVED = {
     ),
 }
 _NEEDS_PACKAGE = (
-    "TF Serving's gRPC API needs the tensorflow-serving-api package: pip install modelplane[tensorflow]"
+    "TF Serving's gRPC API needs the tensorflow-serving-api package of this TensorFlow's release, "
+    'installed without its dependencies: pip install --no-deps "tensorflow-serving-api==<major.minor>.*"'
 )
 # TF Serving's AsProtoField: the repeated field each dtype's values go in (TF Serving answers that way,
 # and clients read `outputs[...].float_val`).
