@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import time
 from types import ModuleType
 from typing import Any
 
@@ -25,7 +24,6 @@ from modelplane.protocol.errors import (
     InferenceError,
     InvalidInput,
     ModelNotFound,
-    ModelplaneError,
     NotImplementedByModel,
     ServerNotReady,
 )
@@ -110,19 +108,8 @@ class TFServingServicer:
     async def predict(self, raw: bytes, metadata: Metadata) -> Any:
         apis = self._apis()
         message = _read(apis.predict_pb2.PredictRequest, raw)
-        started = time.perf_counter()
-        code = grpc.StatusCode.INTERNAL
-        try:
-            response = await self._predict(apis, message, metadata)
-            code = grpc.StatusCode.OK
-            return response
-        except ModelplaneError as exc:
-            code = exc.grpc_code
-            raise
-        finally:
-            self.dataplane.request_metrics(message.model_spec.name).observe_request(
-                "grpc", code.value[0], time.perf_counter() - started
-            )
+        with self.dataplane.grpc_call(message.model_spec.name):
+            return await self._predict(apis, message, metadata)
 
     async def _predict(self, apis: ModuleType, message: Any, metadata: Metadata) -> Any:
         served, model = self._model(message.model_spec)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import grpc
+
 from modelplane import __version__
-from modelplane.protocol.errors import ModelNotFound, RequestTimedOut
+from modelplane.protocol.errors import ModelNotFound, ModelplaneError, RequestTimedOut
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_parameters import request_timeout
 from modelplane.server import metrics
@@ -119,6 +123,20 @@ class DataPlane:
         """The metrics a request for `name` counts in: its model's, or for a name the server does not
         hold, those of the unnamed model (a label per name a client makes up would grow without bound)."""
         return metrics.for_model(name if name in self.repository else "")
+
+    @contextlib.contextmanager
+    def grpc_call(self, name: str) -> Iterator[None]:
+        """Counts the gRPC call it wraps in `name`'s request metrics, with its status code and time."""
+        started = time.perf_counter()
+        code = grpc.StatusCode.INTERNAL
+        try:
+            yield
+            code = grpc.StatusCode.OK
+        except ModelplaneError as exc:
+            code = exc.grpc_code
+            raise
+        finally:
+            self.request_metrics(name).observe_request("grpc", code.value[0], time.perf_counter() - started)
 
     def resolve(self, name: str, version: str | None = None) -> ServedModel:
         """The ready model for a request; a version, if given, must be the model's own."""

@@ -6,13 +6,12 @@ grpcio's server; `tritonclient` and grpcio clients speak to it unchanged.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import grpc
 
 from modelplane.protocol import triton_extensions, v2_repository
-from modelplane.protocol.errors import InvalidInput, ModelplaneError
+from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.grpc import health
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import METHODS, SERVICE_NAME
@@ -139,23 +138,11 @@ class InferenceServicer:
         )
 
     async def ModelInfer(self, message: pb.ModelInferRequest, metadata: Metadata) -> pb.ModelInferResponse:
-        started = time.perf_counter()
-        name = message.model_name
-        code = grpc.StatusCode.INTERNAL
-        try:
-            served = self.dataplane.resolve(name, message.model_version or None)
+        with self.dataplane.grpc_call(message.model_name):
+            served = self.dataplane.resolve(message.model_name, message.model_version or None)
             request, raw_inputs = request_from_grpc(message)
             result, _ = await self.dataplane.run(served, request, metadata)
-            response = response_to_grpc(v2_answer(result, request, served.model), request, raw_inputs)
-            code = grpc.StatusCode.OK
-            return response
-        except ModelplaneError as exc:
-            code = exc.grpc_code
-            raise
-        finally:
-            self.dataplane.request_metrics(name).observe_request(
-                "grpc", code.value[0], time.perf_counter() - started
-            )
+            return response_to_grpc(v2_answer(result, request, served.model), request, raw_inputs)
 
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, metadata: Metadata
