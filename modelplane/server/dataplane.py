@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -124,19 +122,9 @@ class DataPlane:
         hold, those of the unnamed model (a label per name a client makes up would grow without bound)."""
         return metrics.for_model(name if name in self.repository else "")
 
-    @contextlib.contextmanager
-    def grpc_call(self, name: str) -> Iterator[None]:
-        """Counts the gRPC call it wraps in `name`'s request metrics, with its status code and time."""
-        started = time.perf_counter()
-        code = grpc.StatusCode.INTERNAL
-        try:
-            yield
-            code = grpc.StatusCode.OK
-        except ModelplaneError as exc:
-            code = exc.grpc_code
-            raise
-        finally:
-            self.request_metrics(name).observe_request("grpc", code.value[0], time.perf_counter() - started)
+    def grpc_call(self, name: str) -> GrpcCallMetrics:
+        """Counts the gRPC call it wraps (`with`) in `name`'s request metrics, with its code and time."""
+        return GrpcCallMetrics(self.request_metrics(name))
 
     def resolve(self, name: str, version: str | None = None) -> ServedModel:
         """The ready model for a request; a version, if given, must be the model's own."""
@@ -173,3 +161,24 @@ def check_version(served: ServedModel, name: str, version: str) -> None:
     if version != (own or ""):
         available = f"version {own}" if own else "no versions"
         raise ModelNotFound(name, f"Model {name} has no version {version} (it serves {available}).")
+
+
+class GrpcCallMetrics:
+    """A gRPC call's count and time in its model's request metrics: OK, the code of the ModelplaneError
+    it raised, else INTERNAL. (A class rather than a generator: it wraps every call.)"""
+
+    __slots__ = ("_metrics", "_started")
+
+    def __init__(self, model_metrics: metrics.ModelMetrics) -> None:
+        self._metrics = model_metrics
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, kind: type | None, error: BaseException | None, traceback: Any) -> None:
+        if error is None:
+            code = grpc.StatusCode.OK
+        else:
+            code = error.grpc_code if isinstance(error, ModelplaneError) else grpc.StatusCode.INTERNAL
+        self._metrics.observe_request("grpc", code.value[0], time.perf_counter() - self._started)
