@@ -220,6 +220,10 @@ class HttpServerProtocol(asyncio.Protocol):
         self._state.idle.pop(self, None)
         if self._task is not None:
             self._task.cancel()  # nobody is left to read the answer
+            # The cancelled task's frames hold its request; the parser's callbacks make this protocol a
+            # reference cycle that only the cycle collector frees, which may be many requests later.
+            self._task = None
+        self._body = []
         self._pending.clear()
         self._writable.set()
 
@@ -270,6 +274,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._body_size += len(body)
         limit = self._limits.max_body_size
         if limit is not None and self._body_size > limit:
+            self._body = []
             raise _TooLarge
         self._body.append(body)
 
@@ -277,6 +282,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._receiving = False
         self._head.start()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        self._body = []  # the request holds it now: a connection keeps no body after handing it over
         target = b"".join(self._url)
         if target[:1] != b"/":
             target, _ = origin_form(target)
