@@ -209,7 +209,8 @@ class HttpServerProtocol(asyncio.Protocol):
                 return
             if isinstance(refusal, _TooLarge):
                 target = b"".join(self._url)
-                self._reject_with(self._limits.too_large_response(self._limits.max_body_size, target))
+                response = self._limits.too_large_response(self._limits.max_body_size, target)
+                self._reject_with(response, still_coming=refusal.declared)
             elif isinstance(refusal, RequestRefused):
                 self._reject(refusal.status, refusal.message)
             else:
@@ -263,7 +264,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if limit is not None:
             for name, value in self._headers:
                 if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
-                    raise _TooLarge
+                    raise _TooLarge(int(value))
         if parser.get_http_version() == "1.1" and any(
             name == b"expect" and value.strip().lower() == b"100-continue" for name, value in self._headers
         ):
@@ -275,7 +276,7 @@ class HttpServerProtocol(asyncio.Protocol):
         limit = self._limits.max_body_size
         if limit is not None and self._body_size > limit:
             self._body = []
-            raise _TooLarge
+            raise _TooLarge(0)
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -430,13 +431,13 @@ class HttpServerProtocol(asyncio.Protocol):
     def _reject(self, status: int, message: str) -> None:
         self._reject_with(self._limits.error_response(status, message))
 
-    def _reject_with(self, response: HttpResponse) -> None:
+    def _reject_with(self, response: HttpResponse, still_coming: int = 0) -> None:
         """Answers a request that cannot be taken, once the requests before it are answered, and closes
-        the connection."""
+        the connection; `still_coming`: the bytes of its body the client declared and will send."""
         self._read_all = True
         if self._task is None:
             self._write(response, False, False)
-            self._lingering = LingeringClose(self._transport)
+            self._lingering = LingeringClose(self._transport, still_coming)
         else:
             self._pending.append((response, False))
 
@@ -494,7 +495,12 @@ class HttpServerProtocol(asyncio.Protocol):
 
 
 class _TooLarge(Exception):
-    """Raised from a parser callback when the request body exceeds the limit."""
+    """Raised from a parser callback when the request body exceeds the limit; `declared` is the length
+    its Content-Length gave (0 when it had none)."""
+
+    def __init__(self, declared: int) -> None:
+        super().__init__(declared)
+        self.declared = declared
 
 
 class _LastRequest(Exception):  # noqa: N818 (a signal, not an error)

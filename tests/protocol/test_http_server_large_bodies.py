@@ -1,12 +1,15 @@
-"""What a connection of the HTTP server keeps of its requests once they are answered, refused or given up:
-nothing. A connection is a reference cycle (its parser calls back into it), which only the cycle collector
-frees, maybe many requests later; a large body it kept would stay in memory that long. The collector is
-off in these tests, so that what is kept is what a server would keep between collections."""
+"""Large request bodies at the HTTP server: a connection keeps nothing of a request once it is answered,
+refused or given up, and a client that sends a whole body over the limit before it reads gets the 413.
+
+A connection is a reference cycle (its parser calls back into it), which only the cycle collector frees,
+maybe many requests later; a large body it kept would stay in memory that long. The collector is off in
+the tests of what is kept, so that what is kept is what a server would keep between collections."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import weakref
 
 from modelplane.protocol import http_server
@@ -114,3 +117,26 @@ def test_a_request_whose_client_left_is_let_go_with_its_connection():
 
     without_collector(scenario)
     assert requests[0]() is None
+
+
+def test_a_client_that_sends_a_whole_body_over_the_limit_before_reading_gets_the_413():
+    """Most HTTP clients (and the gateway, forwarding a body) send the whole body before they read: the
+    server drops the rest of a body whose length was declared, rather than resetting the connection
+    once it has dropped a few MiB of it, which would reach the client before the 413 could."""
+    body = b"x" * (16 * 1024 * 1024)
+
+    def send_then_read(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(post(body))
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
+
+    async def scenario() -> bytes:
+        _, server, port = await serve(echo, max_body_size=1024 * 1024)
+        answer = await asyncio.to_thread(send_then_read, port)
+        server.close()
+        return answer
+
+    assert asyncio.run(scenario()).startswith(b"HTTP/1.1 413 ")
