@@ -10,9 +10,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import threading
 import weakref
 
+import pytest
+
 from modelplane.protocol import http_server
+from modelplane.protocol.http2 import hpack
+from modelplane.protocol.http2 import server as http2_server
+from modelplane.protocol.http2.server import H2Request, H2Response
+from tests.protocol.raw_h2 import RawH2, grpc_frame
 
 
 def post(body: bytes) -> bytes:
@@ -140,3 +147,52 @@ def test_a_client_that_sends_a_whole_body_over_the_limit_before_reading_gets_the
         return answer
 
     assert asyncio.run(scenario()).startswith(b"HTTP/1.1 413 ")
+
+
+@pytest.mark.parametrize("how", ["reset", "closed"])
+def test_a_grpc_call_the_client_gave_up_is_let_go(how):
+    """A call cancelled by its client (a deadline resets its stream) or by its connection's end: the
+    cancelled task's frames hold the call and its request; the server lets go of the task."""
+    arrived = None
+    requests: list[weakref.ref] = []
+
+    async def waits_forever(request: H2Request) -> H2Response:
+        requests.append(weakref.ref(request))
+        arrived.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+    def call_then_give_up(port: int, called: threading.Event, gave_up: threading.Event) -> None:
+        client = RawH2(port)
+        stream_id = client.start_call(grpc_frame(b"x" * 300_000))
+        called.wait(30)
+        if how == "reset":
+            client.conn.reset_stream(stream_id)
+            client.flush()
+            gave_up.wait(30)
+        client.close()
+
+    async def scenario():
+        nonlocal arrived
+        arrived = asyncio.Event()
+        connections: set = set()
+        limits = http2_server.ServerLimits(
+            max_body_size=1 << 20,
+            too_large_response=lambda limit: H2Response(hpack.encode([(b":status", b"413")])),
+            failure_response=lambda exc: H2Response(hpack.encode([(b":status", b"500")])),
+        )
+        server = await asyncio.get_running_loop().create_server(
+            lambda: http2_server.Http2ServerProtocol(waits_forever, connections, limits), "127.0.0.1", 0
+        )
+        called, gave_up = threading.Event(), threading.Event()
+        client = asyncio.create_task(
+            asyncio.to_thread(call_then_give_up, server.sockets[0].getsockname()[1], called, gave_up)
+        )
+        await arrived.wait()
+        called.set()
+        await until(lambda: requests[0]() is None)
+        gave_up.set()
+        await client
+        server.close()
+
+    without_collector(scenario)
