@@ -209,7 +209,8 @@ class HttpServerProtocol(asyncio.Protocol):
                 return
             if isinstance(refusal, _TooLarge):
                 target = b"".join(self._url)
-                self._reject_with(self._limits.too_large_response(self._limits.max_body_size, target))
+                response = self._limits.too_large_response(self._limits.max_body_size, target)
+                self._reject_with(response, still_coming=refusal.declared)
             elif isinstance(refusal, RequestRefused):
                 self._reject(refusal.status, refusal.message)
             else:
@@ -220,6 +221,10 @@ class HttpServerProtocol(asyncio.Protocol):
         self._state.idle.pop(self, None)
         if self._task is not None:
             self._task.cancel()  # nobody is left to read the answer
+            # The cancelled task's frames hold its request; the parser's callbacks make this protocol a
+            # reference cycle that only the cycle collector frees, which may be many requests later.
+            self._task = None
+        self._body = []
         self._pending.clear()
         self._writable.set()
 
@@ -259,7 +264,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if limit is not None:
             for name, value in self._headers:
                 if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
-                    raise _TooLarge
+                    raise _TooLarge(int(value))
         if parser.get_http_version() == "1.1" and any(
             name == b"expect" and value.strip().lower() == b"100-continue" for name, value in self._headers
         ):
@@ -270,13 +275,15 @@ class HttpServerProtocol(asyncio.Protocol):
         self._body_size += len(body)
         limit = self._limits.max_body_size
         if limit is not None and self._body_size > limit:
-            raise _TooLarge
+            self._body = []
+            raise _TooLarge(0)
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         self._receiving = False
         self._head.start()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        self._body = []  # the request holds it now: a connection keeps no body after handing it over
         target = b"".join(self._url)
         if target[:1] != b"/":
             target, _ = origin_form(target)
@@ -424,13 +431,13 @@ class HttpServerProtocol(asyncio.Protocol):
     def _reject(self, status: int, message: str) -> None:
         self._reject_with(self._limits.error_response(status, message))
 
-    def _reject_with(self, response: HttpResponse) -> None:
+    def _reject_with(self, response: HttpResponse, still_coming: int = 0) -> None:
         """Answers a request that cannot be taken, once the requests before it are answered, and closes
-        the connection."""
+        the connection; `still_coming`: the bytes of its body the client declared and will send."""
         self._read_all = True
         if self._task is None:
             self._write(response, False, False)
-            self._lingering = LingeringClose(self._transport)
+            self._lingering = LingeringClose(self._transport, still_coming)
         else:
             self._pending.append((response, False))
 
@@ -488,7 +495,12 @@ class HttpServerProtocol(asyncio.Protocol):
 
 
 class _TooLarge(Exception):
-    """Raised from a parser callback when the request body exceeds the limit."""
+    """Raised from a parser callback when the request body exceeds the limit; `declared` is the length
+    its Content-Length gave (0 when it had none)."""
+
+    def __init__(self, declared: int) -> None:
+        super().__init__(declared)
+        self.declared = declared
 
 
 class _LastRequest(Exception):  # noqa: N818 (a signal, not an error)

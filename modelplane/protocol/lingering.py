@@ -4,7 +4,9 @@ Closing a socket that still holds unread bytes resets the connection, and the re
 still on its way: a client that sent a body too large, or a flood of frames, would see its connection
 reset instead of the 413 or GOAWAY that says why. So the server closes its write side once everything is
 sent, drops what the client still sends, and closes the socket when the client closes too (as nginx's
-lingering close). A client that goes on sending is cut after `LINGER_SECONDS` or `LINGER_BYTES`.
+lingering close). A client that goes on sending is cut after `LINGER_SECONDS` or `LINGER_BYTES`, or after
+the rest of a refused body whose length it declared, if that is more: most HTTP clients send a whole body
+before they read, and a proxy forwarding one is cut mid-write (and answers 502) if the reset comes first.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ class LingeringClose:
 
     __slots__ = ("_transport", "_left")
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, declared: int = 0) -> None:
+        """`declared`: the bytes the client said are still to come (the rest of a refused body)."""
         self._transport = transport
-        self._left = LINGER_BYTES
+        self._left = max(LINGER_BYTES, declared)
         if not transport.can_write_eof():  # TLS: no half-close
             transport.close()
             return

@@ -103,6 +103,14 @@ class _Call:
         self.still_since = 0.0  # when the sweep first saw `size` where it is
 
 
+def _cancel(call: _Call) -> None:
+    """Cancels the task answering `call`, if one is, and lets go of it: the cancelled task keeps its
+    frames, which hold the call and its request, a cycle only the cycle collector would free."""
+    if call.task is not None:
+        call.task.cancel()
+        call.task = None
+
+
 class Http2ServerProtocol(Http2Connection):
     def __init__(self, handler: Handler, connections: set, limits: ServerLimits) -> None:
         super().__init__(client_side=False, limits=limits.http2)
@@ -127,8 +135,7 @@ class Http2ServerProtocol(Http2Connection):
         super().connection_lost(exc)
         self._connections.discard(self)
         for call in self._calls.values():
-            if call.task is not None:
-                call.task.cancel()  # nobody is left to read the answer
+            _cancel(call)  # nobody is left to read the answer
         self._calls.clear()
         self._blocked.clear()
 
@@ -176,8 +183,8 @@ class Http2ServerProtocol(Http2Connection):
     def on_reset(self, stream_id: int, error_code: int) -> None:
         call = self._calls.pop(stream_id, None)
         self._blocked.pop(stream_id, None)
-        if call is not None and call.task is not None:
-            call.task.cancel()
+        if call is not None:
+            _cancel(call)
         self._close_if_done()
 
     def on_window_opened(self, stream_id: int) -> None:
