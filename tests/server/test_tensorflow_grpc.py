@@ -4,6 +4,7 @@ stubs of the tensorflow-serving-api package over grpcio, for the SavedModels of 
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from pathlib import Path
 
@@ -12,19 +13,30 @@ import httpx
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow_serving")
+from tests.server.processes import serve
+from tests.server.tensorflow_models import WEIGHTS, write_models
 
-import tensorflow as tf  # noqa: E402 - after the skip
-from tensorflow_serving.apis import (  # noqa: E402
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
 
-from tests.server.processes import serve  # noqa: E402
-from tests.server.tensorflow_models import WEIGHTS, write_models  # noqa: E402
+class _Lazy:
+    """A module imported when first used. Every test module is imported by every test worker, and
+    TensorFlow imported beside torch crashes the worker: TensorFlow is only imported by the tests that
+    use it (as in tensorflow_models.py)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("__"):  # pytest's collection asks for `__test__`: no import for that
+            raise AttributeError(attribute)
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+tf = _Lazy("tensorflow")
+get_model_metadata_pb2 = _Lazy("tensorflow_serving.apis.get_model_metadata_pb2")
+get_model_status_pb2 = _Lazy("tensorflow_serving.apis.get_model_status_pb2")
+model_service_pb2_grpc = _Lazy("tensorflow_serving.apis.model_service_pb2_grpc")
+predict_pb2 = _Lazy("tensorflow_serving.apis.predict_pb2")
+prediction_service_pb2_grpc = _Lazy("tensorflow_serving.apis.prediction_service_pb2_grpc")
 
 ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
 SCORES = np.array(ROWS, dtype=np.float32) @ WEIGHTS
