@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from modelplane.cli.main import CommandError
 from modelplane.runtimes.huggingface import options as huggingface_options
 from modelplane.server import payload_logging
+from modelplane.server.rest import DEFAULT_MAX_BODY
 
 if TYPE_CHECKING:
     from modelplane.server.connection_limits import ConnectionLimits
@@ -72,6 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=64 * 1024 * 1024,
         help="largest gRPC message taken or sent, in bytes (default 64 MiB); larger ones end the call "
         "with RESOURCE_EXHAUSTED",
+    )
+    add(
+        "--max-body-size",
+        type=int,
+        default=DEFAULT_MAX_BODY,
+        help="largest REST request body taken, in bytes, before or after its Content-Encoding is undone "
+        "(default 256 MiB); a larger one is answered 413",
     )
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     add("--workers", type=int, default=1, help="worker processes sharing the ports")
@@ -240,6 +248,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--workers must be at least 1")
     if args.grpc_max_message_length < 1:
         raise CommandError("--grpc-max-message-length must be at least 1 byte")
+    if args.max_body_size < 1:
+        raise CommandError("--max-body-size must be at least 1 byte")
     batching = batch_settings(args)
     limits = connection_limits(args)
     try:
@@ -252,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         grpc_port=None if args.grpc_port < 0 else args.grpc_port,
         grpc_max_message_length=args.grpc_max_message_length,
+        max_body_size=args.max_body_size,
         workers=args.workers,
         host=args.host,
         model_factory=factory,

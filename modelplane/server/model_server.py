@@ -53,6 +53,7 @@ class ModelServer:
         workers: int = 1,
         host: str = "127.0.0.1",
         grpc_max_message_length: int = 64 * 1024 * 1024,
+        max_body_size: int = DEFAULT_MAX_BODY,
         model_factory: ModelFactory | None = None,
         grace_seconds: float = GRACEFUL_STOP_SECONDS,
         multi_model: bool = False,
@@ -65,6 +66,7 @@ class ModelServer:
         self.workers = workers
         self.host = host
         self.grpc_max_message_length = grpc_max_message_length
+        self.max_body_size = max_body_size
         self.model_factory = model_factory
         self.grace_seconds = grace_seconds
         self.multi_model = multi_model  # ready with no model, loading them by name later
@@ -104,7 +106,7 @@ class ModelServer:
         limits = http_server.ServerLimits(
             read_timeout=None,
             idle_timeout=connection.idle_timeout,
-            max_body_size=DEFAULT_MAX_BODY,
+            max_body_size=self.max_body_size,
             too_large_response=too_large_response,
             header_timeout=connection.header_timeout,
             body_timeout=connection.body_timeout,
@@ -145,7 +147,7 @@ class ModelServer:
             if grpc_sock is None:
                 grpc_sock = bind_socket(self.host, self.grpc_port)
             grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))
-        rest = RESTServer(dataplane, payload_log)
+        rest = RESTServer(dataplane, payload_log, max_body_size=self.max_body_size)
         rest_task = asyncio.create_task(http_server.serve(rest, sock, limits, shutdown))
         logger.info(
             "serving %s on http://%s:%s%s",

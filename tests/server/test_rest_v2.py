@@ -6,6 +6,8 @@ import base64
 import contextlib
 import socket
 import struct
+import subprocess
+import sys
 
 import httpx
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 import tritonclient.http as triton
 
 from tests.server.conftest import IRIS_ROWS, iris_array
+from tests.server.processes import serve
 
 IRIS_V2 = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}]}
 
@@ -586,6 +589,36 @@ def test_body_over_the_size_limit_is_413_and_closes(iris_server):
     assert head.startswith(b"HTTP/1.1 413 ")
     assert b"connection: close" in head.lower()
     assert "exceeds" in orjson.loads(body)["error"]
+
+
+def test_the_body_limit_is_a_flag(sklearn_dir):
+    server = serve("--model-dir", str(sklearn_dir), "--model-name", "iris", "--max-body-size", "300")
+    try:
+        url = f"{server.url}/v2/models/iris/infer"
+        small = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [6.8, 2.8, 4.8, 1.4]}]}
+        assert httpx.post(url, json=small).status_code == 200
+        large = {**small, "parameters": {"note": "x" * 400}}
+        response = httpx.post(url, json=large)
+        assert response.status_code == 413
+        assert response.json()["error"] == "the request body exceeds 300 bytes"
+    finally:
+        server.stop()
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelplane",
+            "serve",
+            "--model-dir",
+            str(sklearn_dir),
+            "--max-body-size",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "--max-body-size must be at least 1 byte" in refused.stderr
 
 
 @pytest.mark.parametrize(
