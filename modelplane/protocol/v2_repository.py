@@ -49,8 +49,9 @@ def check_unload_parameters(parameters: dict[str, Any]) -> None:
             raise InvalidInput("unload parameter 'unload_dependents' must be true or false")
 
 
-def rest_parameters(body: bytes) -> dict[str, Any]:
-    """The `parameters` of a REST load or unload body (`{"parameters": {...}}`; an empty body has none)."""
+def rest_body(body: bytes, what: str) -> dict[str, Any]:
+    """A repository request's REST body: a JSON object, or empty (then {}); `what` names the request
+    in the refusal of anything else."""
     if not body.strip():
         return {}
     try:
@@ -58,7 +59,13 @@ def rest_parameters(body: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise InvalidInput("a load or unload request body must be a JSON object")
+        raise InvalidInput(f"{what} must be a JSON object")
+    return document
+
+
+def rest_parameters(body: bytes) -> dict[str, Any]:
+    """The `parameters` of a REST load or unload body (`{"parameters": {...}}`; an empty body has none)."""
+    document = rest_body(body, "a load or unload request body")
     unknown = sorted(set(document) - {"parameters"})
     if unknown:
         raise InvalidInput(

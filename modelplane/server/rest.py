@@ -398,14 +398,7 @@ def _parse_v1_json(body: bytes) -> Any:
 
 def _index_ready_only(body: bytes) -> bool:
     """The `ready` of a repository index request (an empty body asks for every model)."""
-    if not body.strip():
-        return False
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidInput("the repository index request must be a JSON object")
+    document = v2_repository.rest_body(body, "the repository index request")
     ready = document.get("ready", False)
     if type(ready) is not bool:
         raise InvalidInput(f"'ready' must be true or false, got {orjson.dumps(ready).decode()[:40]}")
