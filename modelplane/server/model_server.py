@@ -227,7 +227,6 @@ class ModelServer:
                     processes[index] = spawn(again=True)
         for process in processes:
             process.join()
-            multiprocess.mark_process_dead(process.pid)
         shutil.rmtree(metrics_dir, ignore_errors=True)  # the workers' metric files, summed while they ran
 
 
