@@ -8,8 +8,8 @@ then every replica is stopped gracefully.
 SIGHUP restarts the control plane in place, and the data plane serves on: the platform hands its
 gateway workers, zygotes and running replicas over (`handover`, kept open across `exec`) and runs its
 program again in the same process, which takes them back. Requests keep flowing through the gateway
-to the replicas all along; the API's listening socket stays open too, so its clients wait rather
-than fail. The program run again is whatever is installed now: an upgrade takes effect this way.
+to the replicas all along; the API's listening socket and its clients' connections stay open too
+(each handed over between two requests), so its clients wait rather than fail. The program run again is whatever is installed now: an upgrade takes effect this way.
 """
 
 from __future__ import annotations
@@ -54,10 +54,6 @@ from modelplane.local.tls import TLSFiles
 from modelplane.telemetry import tracing
 
 logger = logging.getLogger("modelplane.platform")
-
-# Seconds the API's open connections get, at a restart in place, to send the request a client had on
-# its way (answered, with `Connection: close`) before they are closed.
-API_LINGER = 0.5
 
 
 @dataclass(frozen=True)
@@ -175,7 +171,8 @@ class Platform:
                 raise PlatformError(
                     _cannot_listen("API", config.host, config.api_port, "--api-port", exc)
                 ) from None
-        api = _ApiServer(store, api_socket, config.auth_token, config.tls)
+        connections = [adopted_socket(fd) for fd in inherited.get("api_connections", [])]
+        api = _ApiServer(store, api_socket, config.auth_token, config.tls, connections)
         autoscaling = Autoscaling(
             AutoscalerConfig(
                 scale_to_zero_grace_period=config.scale_to_zero_grace_period,
@@ -275,13 +272,14 @@ class Platform:
                 kept_api = kept_across_exec(api.sock)
             else:
                 logger.info("stopping: the API, the gateway (requests under way finish), then every replica")
-            api.stop(linger=API_LINGER if self._restarting else 0.0)
+            api.stop(hand_over=self._restarting)
             log_task.cancel()
             with contextlib.suppress(Exception):
                 await api_task
             if self._restarting:
                 self.handover = {
                     "api": kept_api,
+                    "api_connections": api.handed_over,
                     "gateway": await asyncio.to_thread(gateway_workers.hand_over),
                     "replicas": [
                         handed.to_json()

@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -307,6 +309,21 @@ def test_up_killed_with_sigkill_leaves_no_process_and_comes_back_without_a_new_a
         kill_leftovers(home)
 
 
+def api_answer(sock: socket.socket) -> bytes:
+    """The head of the API's answer to a read of the service, sent on `sock`."""
+    sock.sendall(f"GET {ISVC_PATH} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the API closed the connection after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
 @pytest.mark.parametrize("starts", ["warm", "cold"])
 def test_sighup_restarts_the_control_plane_while_every_request_is_served(tmp_path, starts):
     """The control plane runs again in place (an upgrade would take effect): the gateway workers and the
@@ -320,10 +337,15 @@ def test_sighup_restarts_the_control_plane_while_every_request_is_served(tmp_pat
             serve_iris(platform)
             replicas, workers = set(iris_replicas(home)), gateway_workers(platform)
             assert replicas and workers
-            with Load(platform) as load, Load(platform, api=True) as api_load:
+            api_address = httpx.URL(platform.api_url)
+            kept = socket.create_connection((api_address.host, api_address.port), timeout=60)
+            with kept, Load(platform) as load, Load(platform, api=True) as api_load:
                 wait_until(lambda: load.count(200) >= 50, "requests to be served", platform)
+                assert api_answer(kept).startswith(b"HTTP/1.1 200")
                 platform.process.send_signal(signal.SIGHUP)
                 assert platform.process.stdout.readline().startswith("modelplane is up: ")
+                # A connection kept alive across the restart is answered by the program run again.
+                assert api_answer(kept).startswith(b"HTTP/1.1 200")
                 served = load.count(200)
                 wait_until(lambda: load.count(200) >= served + 200, "requests after the restart", platform)
                 # A second SIGHUP while the program run again is still starting must not end it.

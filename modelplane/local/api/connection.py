@@ -7,16 +7,22 @@ what a client may hold before anything is known of it (docs/security.md).
   connection that sends none is closed, one that has sent part of one gets a 408 first (slowloris).
 
 Both come before the bearer token is checked, so a client without one cannot hold the API up.
+
+A restart in place hands a plain connection over, between two requests, to the program it runs next
+(`hand_over_when_idle`): the client's next request waits in the kernel for that program rather than
+meeting a connection closed under it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from modelplane.local.api.errors import ApiError
+from modelplane.local.replicas.inherited import kept_across_exec
 from modelplane.protocol.http1_guard import HeadCounter
 from modelplane.protocol.http1_wire import status_line
 from modelplane.protocol.lingering import LingeringClose
@@ -33,6 +39,8 @@ class GuardedConnection(HttpToolsProtocol):
         self._head = HeadCounter(MAX_HEAD_BYTES)
         self._head_timer: asyncio.TimerHandle | None = None
         self._lingering: LingeringClose | None = None
+        self._reading_request = False  # bytes of a request have arrived that no answer is under way for
+        self._hand_over: Callable[[int], None] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -51,19 +59,50 @@ class GuardedConnection(HttpToolsProtocol):
             return
         super().data_received(data)
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_request = True
+
     def on_headers_complete(self) -> None:
         self._head.stop()
         self._stop_head_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._reading_request = False
         super().on_message_complete()
         self._head.start()  # what follows is the next request's head
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self._hand_over is not None and self._try_hand_over():
+            return
         if not self.transport.is_closing():
             self._await_head()
+
+    def hand_over_when_idle(self, to: Callable[[int], None]) -> None:
+        """For a restart in place: once no request is under way on this connection (now, or when the
+        answer under way has gone out), gives `to` a descriptor of it kept open across `exec` and closes
+        it here without a word to the client. A TLS connection is never handed over: its session lives
+        in this process."""
+        if self.transport.get_extra_info("sslcontext") is None:
+            self._hand_over = to
+            self._try_hand_over()
+
+    def _try_hand_over(self) -> bool:
+        between_requests = (
+            not self._reading_request
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.pipeline
+            and self._lingering is None
+            and not self.transport.is_closing()
+            and not self.transport.get_write_buffer_size()  # the last answer has all gone out
+        )
+        if not between_requests or self._hand_over is None:
+            return False
+        self._hand_over(kept_across_exec(self.transport.get_extra_info("socket")))
+        self.transport.abort()  # closes this descriptor only: the connection lives on in the copy
+        return True
 
     def _await_head(self) -> None:
         self._stop_head_timer()

@@ -86,7 +86,8 @@ log = logging.getLogger(__name__)
 
 APPLY_PATH = "/modelplane/v1/apply"
 METRICS_PATH = "/metrics"
-LINGER_POLL = 0.02  # seconds between looks at the connections left, while a stopping server lingers
+HANDOVER_WINDOW = 0.5  # seconds a restart in place waits for connections to lie between requests
+HANDOVER_POLL = 0.02  # seconds between looks at the connections left meanwhile
 # The platform's metrics, as (Prometheus text, its content type).
 MetricsSource = Callable[[], Awaitable[tuple[bytes, str]]]
 
@@ -716,10 +717,18 @@ def bind(host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> socket.s
 
 
 class ApiServer(uvicorn.Server):
-    """The API for one store on one listening socket: `await server.run()`, `server.stop()`."""
+    """The API for one store on one listening socket: `await server.run()`, `server.stop()`.
+
+    `connections`: connections a restart in place handed over (`handed_over` of the server before),
+    served as if accepted here."""
 
     def __init__(
-        self, store: Store, sock: socket.socket, token: str | None = None, tls: TLSFiles | None = None
+        self,
+        store: Store,
+        sock: socket.socket,
+        token: str | None = None,
+        tls: TLSFiles | None = None,
+        connections: list[socket.socket] = (),
     ):
         guard = SameSiteGuard.for_address(sock.getsockname()[0], token_required=token is not None)
         self.app = ApiApp(store, guard, BearerToken(token) if token else None)
@@ -736,7 +745,9 @@ class ApiServer(uvicorn.Server):
             ssl_keyfile=str(tls.key) if tls else None,
         )
         super().__init__(config)
-        self._linger = 0.0
+        self._adopted = list(connections)
+        self._handing_over = False
+        self.handed_over: list[int] = []  # descriptors of the connections a restart in place keeps open
 
     @property
     def url(self) -> str:
@@ -747,26 +758,51 @@ class ApiServer(uvicorn.Server):
         """Serves until `stop()` or a stop signal, then ends open watches and closes."""
         await self.serve(sockets=[self.sock])
 
-    def stop(self, *, linger: float = 0.0) -> None:
-        """Stops serving. With `linger`, for a restart in place: the connections open now get that many
-        seconds to send a request (one a client had on its way as the server stopped), each answered
-        with `Connection: close`, so that clients go on on new connections, which wait on the listening
-        socket the next program takes over, rather than fail."""
-        self._linger = linger
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        loop = asyncio.get_running_loop()
+        adopted, self._adopted = self._adopted, []
+        for sock in adopted:
+            try:
+                await loop.connect_accepted_socket(self._new_connection, sock)
+            except OSError:  # its client left meanwhile
+                sock.close()
+
+    def _new_connection(self) -> GuardedConnection:
+        config = self.config
+        return config.http_protocol_class(
+            config=config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+
+    def stop(self, *, hand_over: bool = False) -> None:
+        """Stops serving. With `hand_over`, for a restart in place: for up to `HANDOVER_WINDOW` seconds
+        each open connection is handed over (`handed_over`) as soon as it lies between requests, for the
+        next program to serve, and new connections wait on the listening socket that program takes over.
+        A TLS connection cannot be handed over: its answers meanwhile say `Connection: close`, so that its
+        client goes on on a new connection rather than fail."""
+        self._handing_over = hand_over
         self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # Open watches would otherwise hold the shutdown until their clients leave.
         self.app.end_watches()
-        if self._linger:
-            for server in self.servers:
-                server.close()  # the listening socket's copy kept for the next program takes them
-            self.app.draining = True
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self._linger
-            while self.server_state.connections and loop.time() < deadline:
-                await asyncio.sleep(LINGER_POLL)
+        if self._handing_over:
+            await self._hand_over_connections()
         await super().shutdown(sockets)
+
+    async def _hand_over_connections(self) -> None:
+        for server in self.servers:
+            server.close()  # the listening socket's copy kept for the next program takes new clients
+        self.app.draining = self.tls is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HANDOVER_WINDOW
+        while True:
+            # First a pause: a connection accepted just before the close is not among them yet.
+            await asyncio.sleep(HANDOVER_POLL)
+            for connection in list(self.server_state.connections):
+                connection.hand_over_when_idle(self.handed_over.append)
+            if not self.server_state.connections or loop.time() >= deadline:
+                break
 
 
 def _closing_connection(send: Send) -> Send:

@@ -1,0 +1,105 @@
+"""A restart in place hands the API's connections over between two requests: the client's next request
+on the same connection is answered by the next server, not met by a closed connection."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import uvloop
+
+from modelplane.local.api.server import ApiServer, bind, open_store
+from modelplane.local.replicas.inherited import adopted_socket, kept_across_exec
+
+REQUEST = b"GET /api HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+
+class Running:
+    """An ApiServer serving in a thread of its own, on uvloop as in `modelplane up`."""
+
+    def __init__(self, server: ApiServer) -> None:
+        self.server = server
+        self.thread = threading.Thread(target=lambda: uvloop.run(server.run()), daemon=True)
+        self.thread.start()
+        while not server.started:
+            time.sleep(0.01)
+
+    def stop(self, *, hand_over: bool = False) -> None:
+        self.server.stop(hand_over=hand_over)
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+
+
+def answer_on(sock: socket.socket) -> bytes:
+    """One whole answer read from `sock` (its body framed by Content-Length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection was closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_a_connection_between_requests_is_answered_by_the_next_server(tmp_path):
+    store = open_store(tmp_path)
+    try:
+        first = Running(ApiServer(store, bind("127.0.0.1", 0)))
+        listening = kept_across_exec(first.server.sock)
+        with socket.create_connection(first.server.sock.getsockname()[:2], timeout=10) as client:
+            client.sendall(REQUEST)
+            assert answer_on(client).startswith(b"HTTP/1.1 200")
+            first.stop(hand_over=True)
+            assert len(first.server.handed_over) == 1
+            # Sent while no server runs: it waits in the kernel for the next one.
+            client.sendall(REQUEST)
+            second = Running(
+                ApiServer(
+                    store,
+                    adopted_socket(listening),
+                    connections=[adopted_socket(fd) for fd in first.server.handed_over],
+                )
+            )
+            try:
+                head = answer_on(client)
+                assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
+                client.sendall(REQUEST)
+                assert answer_on(client).startswith(b"HTTP/1.1 200")
+            finally:
+                second.stop()
+    finally:
+        store.close()
+
+
+def test_a_connection_with_a_request_begun_is_not_handed_over(tmp_path):
+    store = open_store(tmp_path)
+    try:
+        running = Running(ApiServer(store, bind("127.0.0.1", 0)))
+        with socket.create_connection(running.server.sock.getsockname()[:2], timeout=10) as client:
+            client.sendall(REQUEST[:20])
+            time.sleep(0.2)  # read by the server before it stops
+            running.stop(hand_over=True)
+            assert running.server.handed_over == []
+            assert client.recv(65536) == b""  # closed: the next server could not finish reading it
+    finally:
+        store.close()
+
+
+def test_a_plain_stop_hands_nothing_over(tmp_path):
+    store = open_store(tmp_path)
+    try:
+        running = Running(ApiServer(store, bind("127.0.0.1", 0)))
+        with socket.create_connection(running.server.sock.getsockname()[:2], timeout=10) as client:
+            client.sendall(REQUEST)
+            assert answer_on(client).startswith(b"HTTP/1.1 200")
+            running.stop()
+            assert running.server.handed_over == []
+            assert client.recv(65536) == b""
+    finally:
+        store.close()
