@@ -72,8 +72,11 @@ def _flatten(data: list) -> list:
 
 
 def array_from_json(data: object, datatype: str, shape: list[int], what: str) -> np.ndarray:
-    """A JSON `data` list (flat or nested) as a numpy array of `shape`."""
-    if not isinstance(data, list):
+    """A JSON `data` list (flat or nested) as a numpy array of `shape`; or the numpy array a large body's
+    flat list of numbers was read as (`v2_lean_json`)."""
+    if isinstance(data, np.ndarray) and not _numbers_fit(data, datatype):
+        data = data.tolist()  # read as any list is, for the refusal that says why
+    if not isinstance(data, (list, np.ndarray)):
         raise InvalidInput(f"{what}: data must be a list, got {type(data).__name__}")
     count = element_count(shape)
     if datatype == "BYTES":
@@ -109,6 +112,8 @@ def _numbers_from_json(data: list, dtype: np.dtype, datatype: str, what: str) ->
     """JSON numbers (or booleans) as an array of `dtype`; a value of another type (a string, null but
     for a floating type, where it is NaN, a fraction for an integer type, a number for BOOL, a boolean
     for a number type) or an integer out of the type's range is refused, not cast."""
+    if isinstance(data, np.ndarray):  # numbers only, of a kind the datatype takes: `_numbers_fit`
+        return _in_range(data, dtype, datatype, what)
     try:
         written = np.asarray(data)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -122,6 +127,18 @@ def _numbers_from_json(data: list, dtype: np.dtype, datatype: str, what: str) ->
         # 2**63 together, integers beyond 64 bits) are converted one by one.
         _refuse_misfit(data, dtype, datatype, what)
         written = _converted(data, dtype, datatype, what)
+    return _in_range(written, dtype, datatype, what)
+
+
+def _numbers_fit(array: np.ndarray, datatype: str) -> bool:
+    """Whether a lean-read array of numbers is of a kind `datatype` takes as it is."""
+    if datatype == "BYTES" or datatype in BINARY_ONLY_DATATYPES:
+        return False
+    return array.dtype.kind in _JSON_KINDS[numpy_dtype(datatype).kind]
+
+
+def _in_range(written: np.ndarray, dtype: np.dtype, datatype: str, what: str) -> np.ndarray:
+    """`written` as `dtype`; an integer out of its range is refused."""
     if dtype.kind in "iu" and not np.can_cast(written.dtype, dtype):
         limits, low, high = np.iinfo(dtype), written.min(), written.max()
         if low < limits.min or high > limits.max:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import orjson
 
+from modelplane.protocol import v2_lean_json
 from modelplane.protocol.datatypes import BINARY_ONLY_DATATYPES, array_to_raw
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.v2 import (
@@ -40,7 +41,11 @@ def decode_request(body: bytes, json_length: int | None, model_name: str) -> Inf
 def _load_json(header: bytes | memoryview) -> object:
     """The JSON document, read as KServe's server reads it: also with the `NaN`, `Infinity` and
     `-Infinity` that Python's `json.dumps` writes (tritonclient's JSON requests, `requests`' `json=`),
-    and after a UTF-8 byte order mark. orjson reads all else; Python's json only what it refused."""
+    and after a UTF-8 byte order mark. orjson reads all else; Python's json only what it refused. A large
+    body's flat arrays of numbers are read lean (`v2_lean_json`)."""
+    document = v2_lean_json.load(header)
+    if document is not None:
+        return document
     try:
         return orjson.loads(header)
     except orjson.JSONDecodeError as exc:
@@ -142,7 +147,9 @@ def decode_response(body: bytes, json_length: int | None = None) -> InferRespons
     view = memoryview(body)
     header = view if json_length is None else view[:json_length]
     binary = None if json_length is None else view[json_length:]
-    document = orjson.loads(header)
+    document = _load_json(header)
+    if not isinstance(document, dict):
+        raise InvalidInput("the response body must be a JSON object")
     outputs = decode_outputs(document.get("outputs"), binary, "response")
     return InferResponse(
         document.get("id"),

@@ -1,0 +1,168 @@
+"""A large V2 JSON body's flat arrays of numbers are read a slice at a time into numpy: the same tensors
+and the same refusals as the ordinary reading, in a fraction of its memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import orjson
+import pytest
+
+from modelplane.protocol import v2_lean_json
+from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.v2_rest import decode_request, decode_response
+
+ROWS = 150_000  # 600,000 numbers: a body of over a MiB, read in one slice or more
+
+
+def body_of(*inputs: dict, **extra) -> bytes:
+    return orjson.dumps({"inputs": list(inputs), **extra})
+
+
+def tensor(name: str, data, datatype: str = "FP64", shape=None) -> dict:
+    return {"name": name, "shape": shape or [len(data)], "datatype": datatype, "data": data}
+
+
+def read_both(body: bytes):
+    """The request as read lean and as read the ordinary way (or the message each refused it with)."""
+
+    def read():
+        try:
+            request = decode_request(body, None, "m")
+        except InvalidInput as refusal:
+            return str(refusal)
+        return [(i.name, i.shape, i.datatype, i.as_numpy()) for i in request.inputs]
+
+    lean = read()
+    saved = v2_lean_json.LEAN_BODY_SIZE
+    v2_lean_json.LEAN_BODY_SIZE = 1 << 62
+    try:
+        return lean, read()
+    finally:
+        v2_lean_json.LEAN_BODY_SIZE = saved
+
+
+def assert_same(lean, ordinary) -> None:
+    if isinstance(ordinary, str):
+        assert lean == ordinary
+        return
+    assert [item[:3] for item in lean] == [item[:3] for item in ordinary]
+    for (*_, left), (*_, right) in zip(lean, ordinary, strict=True):
+        assert left.dtype == right.dtype and left.shape == right.shape
+        np.testing.assert_array_equal(left, right)
+
+
+@pytest.mark.parametrize(
+    "datatype, values",
+    [
+        ("FP64", np.random.default_rng(1).normal(size=ROWS * 4).round(7).tolist()),
+        ("FP32", np.random.default_rng(2).normal(size=ROWS * 4).tolist()),
+        ("INT64", np.random.default_rng(3).integers(-(2**62), 2**62, size=ROWS * 4).tolist()),
+        ("INT8", np.random.default_rng(4).integers(-128, 128, size=ROWS * 4).tolist()),
+        ("UINT8", np.random.default_rng(5).integers(0, 256, size=ROWS * 4).tolist()),
+        ("FP16", [1.5] * ROWS * 4),  # JSON cannot carry it: refused as ever
+        ("BYTES", list(range(ROWS * 4))),  # numbers for BYTES: refused as ever
+        ("BOOL", [0, 1] * ROWS * 2),  # numbers for BOOL: refused as ever
+        ("INT8", [127, 128] * ROWS * 2),  # out of range: refused as ever
+        ("INT32", [1.5, 2] * ROWS * 2),  # a fraction for an integer type: refused as ever
+    ],
+)
+def test_a_large_flat_array_reads_as_the_ordinary_reading_does(datatype, values):
+    body = body_of(tensor("x", values, datatype, [ROWS, 4]))
+    assert v2_lean_json.load(body) is not None
+    assert_same(*read_both(body))
+
+
+def test_integers_and_fractions_across_slices_make_one_array_of_floats():
+    values = [7] * (ROWS * 2) + [0.25] * (ROWS * 2)
+    lean, ordinary = read_both(body_of(tensor("x", values, "FP32")))
+    assert_same(lean, ordinary)
+    assert lean[0][3].dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        b"1, 2,3 ,\n 4",  # whitespace anywhere JSON allows it
+        b"1,2,3,",  # a trailing comma
+        b"1,,2,3",  # nothing between two commas
+        b",1,2,3",
+        b"1,2,3e",  # not a number
+        b"1,2,-,3",
+        b"1.5e400,2",  # beyond a float: infinity, as the ordinary reading makes it
+        b"99999999999999999999999,1",  # beyond 64 bits
+    ],
+)
+def test_written_numbers_read_or_are_refused_as_the_ordinary_reading_does(written):
+    repeated = b",".join([b"0.5"] * (ROWS * 2))
+    for data in (written + b"," + repeated, repeated + b"," + written):
+        body = b'{"inputs": [{"name": "x", "shape": [-1], "datatype": "FP64", "data": [' + data + b"]}]}"
+        lean, ordinary = read_both(body.replace(b"[-1]", b"[%d]" % (data.count(b",") + 1)))
+        assert_same(lean, ordinary)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [[0.5] * 4] * ROWS,  # nested
+        [0.5] * (ROWS * 4 - 1) + [None],  # null: NaN for a floating type
+        [0.5] * (ROWS * 4 - 1) + [True],
+        [1] * (ROWS * 4 - 1) + ["1"],
+    ],
+)
+def test_what_is_out_of_the_ordinary_is_read_the_ordinary_way(data):
+    body = body_of(tensor("x", data, "FP64", [ROWS, 4]))
+    assert v2_lean_json.load(body) is None
+    assert_same(*read_both(body))
+
+
+def test_several_inputs_small_and_large_and_data_written_in_a_string():
+    large = np.arange(ROWS * 4, dtype=np.float64).tolist()
+    body = body_of(
+        tensor("a", [1, 2, 3], "INT32"),
+        tensor("b", large, "FP64"),
+        tensor("c", large[::-1], "FP32"),
+        parameters={"note": '"data": [' + ",".join(["1"] * 70_000) + "]"},
+    )
+    lean, ordinary = read_both(body)
+    assert_same(lean, ordinary)
+    assert decode_request(body, None, "m").parameters["note"].startswith('"data": [1,1')
+
+
+def test_a_placeholder_written_by_a_client_is_only_text():
+    large = [0.5] * (ROWS * 4)
+    forged = "\u0000modelplane lean data 0"
+    body = body_of(tensor("a", large), {"name": "b", "shape": [1], "datatype": "BYTES", "data": forged})
+    assert_same(*read_both(body))
+    body = body_of({"name": "b", "shape": [1], "datatype": "FP64", "data": forged}, tensor("a", large))
+    lean, ordinary = read_both(body)
+    assert isinstance(lean, str) and isinstance(ordinary, str)
+
+
+def test_a_response_from_a_predictor_is_read_lean_too():
+    values = np.random.default_rng(6).normal(size=ROWS * 4)
+    body = orjson.dumps({"model_name": "m", "outputs": [tensor("y", values.tolist(), "FP64")]})
+    response = decode_response(body)
+    np.testing.assert_array_equal(response.outputs[0].as_numpy(), values)
+
+
+def test_a_large_body_needs_a_fraction_of_the_ordinary_memory():
+    values = np.random.default_rng(7).normal(size=ROWS * 10).round(6)
+    body = body_of(tensor("x", values.tolist(), "FP64", [ROWS, 10]))
+
+    def peak(read) -> int:
+        tracemalloc.start()
+        try:
+            read()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    lean = peak(lambda: decode_request(body, None, "m"))
+    ordinary = peak(lambda: read_both(body))  # both readings, one after the other: the ordinary's peak
+    np.testing.assert_array_equal(
+        decode_request(body, None, "m").inputs[0].as_numpy(), values.reshape(ROWS, 10)
+    )
+    assert lean < len(body) * 3, (lean, len(body))
+    assert lean < ordinary / 3, (lean, ordinary)
