@@ -53,6 +53,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="listen only once the model server takes connections at --component-port (in a Knative pod, "
         "whose readiness is that of the one port it serves: the logger's)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="a port to serve the logger's metrics on, with the model server's (read from it at "
+        "--component-metrics-port when scraped) in one exposition (default: none)",
+    )
+    parser.add_argument(
+        "--metrics-path",
+        default="/metrics",
+        help="where the metrics are served, and where the model server serves its own (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--component-metrics-port",
+        type=int,
+        help="the model server's metrics port on 127.0.0.1 (default: --component-port)",
+    )
     add_flags(parser)
     parser.set_defaults(func=run)
 
@@ -62,9 +78,17 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.payload_log_url:
         raise CommandError("--payload-log-url is required: where the payload logs go")
-    for flag, port, lowest in (("--port", args.port, 0), ("--component-port", args.component_port, 1)):
-        if not lowest <= port <= 65535:
+    ports = (
+        ("--port", args.port, 0),
+        ("--component-port", args.component_port, 1),
+        ("--metrics-port", args.metrics_port, 0),
+        ("--component-metrics-port", args.component_metrics_port, 1),
+    )
+    for flag, port, lowest in ports:
+        if port is not None and not lowest <= port <= 65535:
             raise CommandError(f"{flag} {port} is not a port")
+    if not args.metrics_path.startswith("/"):
+        raise CommandError(f"--metrics-path {args.metrics_path} must begin with /")
     if not args.response_timeout > 0:
         raise CommandError("--response-timeout must be more than 0")
     try:
@@ -80,11 +104,22 @@ def run(args: argparse.Namespace) -> int:
 
 async def _until_signalled(args: argparse.Namespace, log: PayloadLogSpec) -> None:
     from modelplane.local.gateway.config import GatewayConfig
-    from modelplane.local.gateway.pod_logger import serve_logger
+    from modelplane.local.gateway.pod_logger import MetricsEndpoint, serve_logger
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     config = GatewayConfig(host=args.host, port=args.port, response_timeout=args.response_timeout)
-    await serve_logger(log, args.component_port, config, stopping, wait_for_component=args.wait_for_component)
+    metrics = None
+    if args.metrics_port is not None:
+        component_metrics_port = args.component_metrics_port or args.component_port
+        metrics = MetricsEndpoint(args.metrics_port, args.metrics_path, component_metrics_port)
+    await serve_logger(
+        log,
+        args.component_port,
+        config,
+        stopping,
+        wait_for_component=args.wait_for_component,
+        metrics=metrics,
+    )

@@ -29,6 +29,7 @@ from modelplane.kube.storage_initializer import SECRET_NAME_ANNOTATION
 
 DEFAULT_URL = "http://default-broker"  # KServe's default logger url (its inferenceservice-config)
 LOGGER_CONTAINER = "logger"
+LOGGER_METRICS_PORT = 9088  # where KServe's queue-proxy serves its metrics aggregated with the model's
 # KServe's agent sidecar's default resources (its inferenceservice-config).
 LOGGER_RESOURCES = {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
@@ -98,6 +99,19 @@ def logger_container(
     if env:
         container["env"] = env
     return container
+
+
+def aggregate_metrics(logger: dict, scraping: dict[str, str]) -> str:
+    """Has the `logger` container serve its metrics with the model server's (read from the port and path
+    that `scraping` names) on `LOGGER_METRICS_PORT`, at the same path; that port, for Prometheus to
+    scrape instead, as KServe's queue-proxy aggregates them on its port 9088."""
+    path = scraping["prometheus.io/path"]
+    logger["args"] += [
+        f"--metrics-port={LOGGER_METRICS_PORT}",
+        f"--metrics-path={path}",
+        f"--component-metrics-port={scraping['prometheus.io/port']}",
+    ]
+    return str(LOGGER_METRICS_PORT)
 
 
 def _timeout(spec: dict) -> list[str]:

@@ -60,6 +60,7 @@ from modelplane.kube.model_agent import INIT_CONTAINER_NAME as AGENT_INIT_NAME
 from modelplane.kube.model_agent import model_agent
 from modelplane.kube.payload_logging import (
     LOGGER_CONTAINER,
+    aggregate_metrics,
     logger_args,
     logger_container,
     logger_env,
@@ -287,9 +288,12 @@ class _Builder:
         for container in parts.others:
             container["image"] = cluster_image(container, self.settings)
         containers = [main, *parts.others]
+        sidecar = None
+        serving_port = _first_port(_serving_container(containers))
         if logger is not None and not serves:
             serving = _serving_container(containers)
-            sidecar = logger_container(self.isvc, component, spec, self.settings, _first_port(serving))
+            serving_port = _first_port(serving)  # before a Knative pod's ports become the logger's
+            sidecar = logger_container(self.isvc, component, spec, self.settings, serving_port)
             if self.mode == KNATIVE:
                 serve_behind_logger(containers, serving, sidecar)
             containers.append(sidecar)
@@ -310,6 +314,9 @@ class _Builder:
             **propagated_annotations(parts.metadata.get("annotations")),
             **_strings(spec.get("annotations")),
         }
+        scraping = scrape_annotations(annotations, serving_port)
+        if sidecar is not None and scraping:
+            scraping["prometheus.io/port"] = aggregate_metrics(sidecar, scraping)
         return ComponentPod(
             component,
             component_name(self.name, component, predictor_name),
@@ -319,7 +326,7 @@ class _Builder:
             annotations,
             parts.protocol,
             canary,
-            scrape_annotations(annotations, _first_port(_serving_container(pod["containers"]))),
+            scraping,
         )
 
     def _extra_args(self, component: str, spec: dict, path: str, parts: _Parts) -> list[str]:

@@ -122,6 +122,35 @@ def test_a_logger_on_another_image_is_a_logger_container_in_front_of_it():
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, 9081)]
 
 
+def test_a_scraped_pod_with_a_logger_container_is_scraped_at_the_loggers_metrics_port():
+    """The logger serves its own metrics with the model server's on 9088 (KServe's aggregation port):
+    the one port the pod's Prometheus annotations name holds both."""
+    custom = (
+        "    logger: {mode: all, url: 'http://receiver.logs/'}\n    containers:\n"
+        "    - name: kserve-container\n      image: example.com/server:1\n      ports: [{containerPort: 8085}]\n"
+    )
+    annotated = ISVC.format(name="logged").replace(
+        "  name: logged\n",
+        "  name: logged\n  annotations:\n    serving.kserve.io/enable-prometheus-scraping: 'true'\n"
+        "    prometheus.kserve.io/path: /stats\n",
+    )
+    for mode in ("standard", "knative"):
+        result = run("render", "-f", "-", "--mode", mode, stdin=annotated.split("    sklearn:\n")[0] + custom)
+        assert result.returncode == 0 and result.stderr == ""
+        workload = next(
+            o for o in yaml.safe_load_all(result.stdout) if o["kind"] in ("Deployment", "Service")
+        )
+        template = workload["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("9088", "/stats")
+        logger = template["spec"]["containers"][-1]
+        assert logger["args"][-3:] == [
+            "--metrics-port=9088",
+            "--metrics-path=/stats",
+            "--component-metrics-port=8085",
+        ]
+
+
 def test_in_knative_mode_the_logger_is_the_container_the_pod_serves():
     """A Knative pod serves one container's port: the logger's, with the model server's readiness probe."""
     custom = (

@@ -11,6 +11,11 @@ In a Knative pod the logger is the container whose port the pod serves, so the k
 readiness probes of the model server come through it (they are passed on, not logged), and with
 `wait_for_component` it listens only once the model server does: a probe of its port alone (Knative's
 default, a TCP one) then says the model server is up too.
+
+With a metrics port, the logger serves its own metrics there (the gateway's: requests, latency, payload
+events sent and dropped) together with the model server's, read from it when scraped, in one exposition,
+as KServe's queue-proxy aggregates its own and the model's: the one port a pod's Prometheus annotations
+name then holds both.
 """
 
 from __future__ import annotations
@@ -19,16 +24,33 @@ import asyncio
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
 
 from modelplane.local.gateway.config import GatewayConfig
 from modelplane.local.gateway.routes import ANY_HOST, Backend, Route, RouteTable
 from modelplane.local.gateway.server import Gateway
+from modelplane.local.metrics_exposition import PlatformMetrics, ScrapeTarget
+from modelplane.protocol import http_server
+from modelplane.protocol.http_server import HttpRequest, HttpResponse, ServerLimits, Shutdown
+from modelplane.protocol.listening import listening_socket
 from modelplane.server.payload_logging import REVISION_VARIABLE
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 logger = logging.getLogger("modelplane.logger")
 
 COMPONENT_POLL = 0.2  # seconds between tries to reach the model server, with `wait_for_component`
+
+
+@dataclass(frozen=True)
+class MetricsEndpoint:
+    """Where the logger serves the metrics (`port`, `path`), and the port on 127.0.0.1 where the model
+    server serves its own at the same path."""
+
+    port: int
+    path: str
+    component_port: int
 
 
 def logger_routes(log: PayloadLogSpec, component_port: int, revision: str = "") -> RouteTable:
@@ -44,6 +66,7 @@ async def serve_logger(
     stopping: asyncio.Event,
     *,
     wait_for_component: bool = False,
+    metrics: MetricsEndpoint | None = None,
 ) -> None:
     """Logs the payloads of the model server at `component_port` until `stopping` is set, then lets
     the requests under way finish and delivers their records."""
@@ -52,10 +75,40 @@ async def serve_logger(
     routes = logger_routes(log, component_port, os.environ.get(REVISION_VARIABLE, ""))
     gateway = Gateway(config, routes=routes)
     await gateway.start()
+    shutdown = Shutdown(grace_seconds=1.0)
+    served = None
+    if metrics is not None:
+        sock = listening_socket(config.host, metrics.port, 64)
+        served = asyncio.create_task(_serve_metrics(gateway, metrics, sock, shutdown))
     try:
         await stopping.wait()
     finally:
+        shutdown.request()
+        if served is not None:
+            await served
         await gateway.stop()
+
+
+async def _serve_metrics(gateway: Gateway, endpoint: MetricsEndpoint, sock, shutdown: Shutdown) -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(gateway)
+    target = ScrapeTarget(f"http://127.0.0.1:{endpoint.component_port}{endpoint.path}", ())
+    exposition = PlatformMetrics(registry, lambda: [target])
+    path = endpoint.path.encode()
+
+    async def answer(request: HttpRequest) -> HttpResponse:
+        if request.path.partition(b"?")[0] != path:
+            return HttpResponse(404, b"the metrics are at %s\n" % path, b"text/plain")
+        if request.method not in (b"GET", b"HEAD"):
+            return HttpResponse(405, b"GET the metrics\n", b"text/plain", [(b"allow", b"GET, HEAD")])
+        text, content_type = await exposition.exposition()
+        return HttpResponse(200, text, content_type.encode())
+
+    limits = ServerLimits(read_timeout=30.0, idle_timeout=60.0, max_body_size=64 * 1024)
+    try:
+        await http_server.serve(answer, sock, limits, shutdown)
+    finally:
+        await exposition.close()
 
 
 async def _listening(port: int, stopping: asyncio.Event) -> bool:

@@ -10,6 +10,7 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelplane.local.ports import free_loopback_port
 from tests.server.processes import REPO_ROOT, ServerProcess, serve
@@ -158,6 +159,59 @@ def test_with_wait_for_component_the_logger_listens_once_the_model_server_does_a
     assert '"p-1"' not in records and '"p-2"' not in records
 
 
+def scraped(url: str) -> dict[str, list]:
+    """Family name -> samples, from a scrape of `url`."""
+    response = httpx.get(url)
+    assert response.status_code == 200, response.text
+    return {family.name: family.samples for family in text_string_to_metric_families(response.text)}
+
+
+def test_the_metrics_port_serves_the_loggers_metrics_with_the_model_servers():
+    receiver = CloudEventsReceiver().start()
+    server = serve("--model-class", STATUS_MODEL, "--model-name", "status", grpc=False)
+    metrics_port = free_loopback_port()
+    logger = None
+    try:
+        logger = start_logger(
+            server.http_port, "--payload-log-url", receiver.url, "--metrics-port", str(metrics_port)
+        )
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+
+        def answered() -> float:
+            requests = scraped(url)["modelplane_gateway_requests"]
+            return sum(
+                s.value for s in requests if s.name.endswith("_total") and s.labels.get("code") == "200"
+            )
+
+        before = answered()  # the readiness probes that came through
+        for index in range(3):
+            answer = httpx.post(
+                f"{logger.url}/v1/models/status:predict",
+                json={"instances": [[1]]},
+                headers={"x-request-id": f"m-{index}"},
+            )
+            assert answer.status_code == 200
+        logged(receiver, ("m-0", "m-1", "m-2"))
+        assert answered() == before + 3
+        families = scraped(url)
+        sent = families["modelplane_payload_log_events_sent"]
+        assert sum(s.value for s in sent if s.name.endswith("_total")) == 2 * (before + 3)  # each logged
+        served = [s for s in families["modelplane_requests"] if s.name.endswith("_total")]
+        assert sum(s.value for s in served if s.labels["model_name"] == "status") == 3
+        assert [s.value for s in families["modelplane_scrape_up"]] == [1]
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/other").status_code == 404
+
+        server.stop()  # the logger's own metrics are still served, and say the model server's were not
+        families = scraped(url)
+        assert [s.value for s in families["modelplane_scrape_up"]] == [0]
+        assert "modelplane_gateway_requests" in families and "modelplane_requests" not in families
+    finally:
+        if logger is not None:
+            logger.stop()
+        server.stop()
+        receiver.stop()
+
+
 def test_bad_flags_stop_the_logger_with_one_line():
     for flags, message in (
         ([], "--payload-log-url is required"),
@@ -170,6 +224,8 @@ def test_bad_flags_stop_the_logger_with_one_line():
             ["--payload-log-url", "http://r/", "--response-timeout", "0"],
             "--response-timeout must be more than 0",
         ),
+        (["--payload-log-url", "http://r/", "--metrics-port", "-1"], "--metrics-port -1 is not a port"),
+        (["--payload-log-url", "http://r/", "--metrics-path", "metrics"], "must begin with /"),
     ):
         result = subprocess.run(
             [sys.executable, "-m", "modelplane", "logger", *flags], capture_output=True, text=True, timeout=60
