@@ -240,15 +240,39 @@ def _max_replicas(component_spec: dict, min_replicas: int, config: AutoscalerCon
 def _initial_scale(annotations: dict, config: AutoscalerConfig) -> int:
     """KServe drops an `initial-scale` that is not an integer, and 0 unless zero initial scale is allowed."""
     value = annotations.get(INITIAL_SCALE)
-    try:
-        scale = int(str(value))
-    except ValueError:
+    scale = None if value is None else annotated_initial_scale(value)
+    if scale is None:
         return config.initial_scale
     if scale < 0:
         raise AutoscalingError(f"{INITIAL_SCALE} must be 0 or more, not {value}", INITIAL_SCALE)
     if scale == 0 and not config.allow_zero_initial_scale:
         return config.initial_scale
     return scale
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # what Go's strconv.Atoi, which KServe reads it with, takes
+
+
+def annotated_initial_scale(value: object) -> int | None:
+    """An `initial-scale` annotation's value as KServe reads it, or None where it is not an integer
+    (KServe leaves such a value out of the revision, as Knative would refuse it)."""
+    text = str(value)
+    return int(text) if _INTEGER.fullmatch(text) else None
+
+
+def ignored_initial_scale(value: object, config: AutoscalerConfig = _PLATFORM) -> str | None:
+    """Why an `initial-scale` annotation's value is dropped, as KServe drops it, or None if it is not."""
+    scale = annotated_initial_scale(value)
+    starts = (
+        f"a new revision starts with {config.initial_scale} replica{'s' if config.initial_scale != 1 else ''}"
+    )
+    if scale is None:
+        return f"not an integer: KServe leaves it out of the revision, and {starts}"
+    if scale == 0 and not config.allow_zero_initial_scale:
+        return (
+            f"0 needs Knative's allow-zero-initial-scale, which is false: KServe leaves it out, and {starts}"
+        )
+    return None
 
 
 def _activation_scale(annotations: dict) -> int:

@@ -93,6 +93,8 @@ def unhonored_metadata(annotations: dict, labels: dict) -> list[tuple[str, str]]
 
 
 def _annotation_not_acted_on(key: str, value: object) -> str | None:
+    if key == scaling.INITIAL_SCALE:
+        return scaling.ignored_initial_scale(value)
     if key in ACTED_ON:
         return None
     if key == METRIC_AGGREGATION_ANNOTATION and str(value).lower() != "true":
