@@ -4,7 +4,8 @@ platform itself needs of a resource.
 An InferenceGraph is also checked for what its router could not run (a cycle of nodes, a `nodeName`
 that names no node, a condition Go can never match): `modelplane.graph.validation`. An
 InferenceService's autoscaling annotations are checked as the autoscaler reads them (a `window` of 2s
-is refused here rather than ignored later).
+is refused here rather than ignored later), in the values each component's revision gets: a service's
+annotation that a component sets for itself does not reach it (`scaling_checks.py`).
 
 A refusal reads as Kubernetes words it: `InferenceService.serving.kserve.io "iris" is invalid: ...`
 (`refusal_message`).
@@ -13,24 +14,20 @@ A refusal reads as Kubernetes words it: `InferenceService.serving.kserve.io "iri
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from modelplane.api.admission import admit
-from modelplane.api.constants import (
-    KNATIVE_AUTOSCALER_CLASS_ANNOTATION,
-    KNATIVE_HPA_CLASS,
-    KPA_METRICS,
-    STANDARD,
-)
 from modelplane.api.errors import FieldError, ValidationError
 from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE, kind_of
 from modelplane.api.validation.inference_service import timeout_errors
-from modelplane.control.autoscaling_settings import METRIC, PREFIX, AutoscalingError, revision_scaling
-from modelplane.control.hpa_metrics import resource_scaling_spec
-from modelplane.control.hpa_settings import resource_scaling
 from modelplane.control.modelmesh import deployment_mode
-from modelplane.control.progress_deadline import ProgressDeadlineError, annotated_progress_deadline
+from modelplane.control.progress_deadline import (
+    PROGRESS_DEADLINE_ANNOTATION,
+    ProgressDeadlineError,
+    annotated_progress_deadline,
+)
 from modelplane.control.revision_templates import COMPONENTS, component_annotations, scaling_annotations
+from modelplane.control.scaling_checks import scaling_problems
 from modelplane.graph.validation import validate_graph_spec
 
 
@@ -61,58 +58,42 @@ def admit_with_platform_checks(resource: dict, **context) -> dict:
 
 def _progress_deadline_errors(resource: dict, scaled: dict[str, object]) -> Iterator[FieldError]:
     metadata = resource.get("metadata") or {}
-    for path, given in _annotated(metadata, scaled):
+    problems = []
+    for path, spec in _components(scaled):
         try:
-            annotated_progress_deadline(given)
+            annotated_progress_deadline(component_annotations(metadata, spec))
         except ProgressDeadlineError as error:
-            yield FieldError(path, str(error))
-            return
+            problems.append((*_set_at(metadata, path, spec, PROGRESS_DEADLINE_ANNOTATION), str(error)))
+    return _said_once(problems)
 
 
-def _annotated(metadata: dict, scaled: dict[str, object]) -> Iterator[tuple[str, dict]]:
-    """The service's annotations (at `metadata.annotations`), then each component's merged with them
-    (at its own `annotations`, where it has some): what each component's revision is annotated with."""
-    yield "metadata.annotations", metadata.get("annotations") or {}
-    for path, spec in scaled.items():
-        if isinstance(spec, dict) and isinstance(spec.get("annotations"), dict) and spec["annotations"]:
-            yield f"{path}.annotations", component_annotations(metadata, spec)
+def _components(scaled: dict[str, object]) -> Iterator[tuple[str, dict]]:
+    return ((path, spec) for path, spec in scaled.items() if isinstance(spec, dict))
 
 
-KPA_CLASS = "kpa.autoscaling.knative.dev"
+def _set_at(metadata: dict, path: str, spec: dict, key: str | None) -> tuple[str, str | None]:
+    """Where the value a component's revision gets for `key` was set: the component's own annotations,
+    the service's (with the component that inherits it), or else the component's fields."""
+    own = spec.get("annotations") if isinstance(spec.get("annotations"), dict) else {}
+    if key in own:
+        return f"{path}.annotations", None
+    if key in (metadata.get("annotations") or {}):
+        return "metadata.annotations", path.removeprefix("spec").removeprefix(".") or None
+    return path, None
 
 
-def knative_annotation_errors(annotations: dict, path: str = "metadata.annotations") -> Iterator[FieldError]:
-    """Knative's webhook on the class and metric annotations: a class of Knative's own domain is KPA or
-    HPA (another domain's autoscaler is left alone), and the KPA scales on concurrency or rps."""
-    autoscaler = annotations.get(KNATIVE_AUTOSCALER_CLASS_ANNOTATION)
-    if (
-        autoscaler is not None
-        and autoscaler.endswith(".knative.dev")
-        and autoscaler
-        not in (
-            KPA_CLASS,
-            KNATIVE_HPA_CLASS,
-        )
-    ):
+def _said_once(problems: Iterable[tuple[str, str | None, str]]) -> Iterator[FieldError]:
+    """Each (path, inheriting component, message) once at its path; a value of the service's that
+    several components inherit names them all."""
+    heirs: dict[tuple[str, str], list[str]] = {}
+    for path, heir, message in problems:
+        names = heirs.setdefault((path, message), [])
+        if heir:
+            names.append(heir)
+    for (path, message), names in heirs.items():
         yield FieldError(
-            path,
-            f"invalid value: {autoscaler}: {KNATIVE_AUTOSCALER_CLASS_ANNOTATION}"
-            f" (Knative's classes are {KPA_CLASS} and {KNATIVE_HPA_CLASS})",
+            path, f"{message} (inherited by the {' and the '.join(names)})" if names else message
         )
-    if METRIC not in annotations:
-        return
-    metric = annotations[METRIC]
-    autoscaler = autoscaler or KPA_CLASS
-    if (autoscaler == KPA_CLASS and metric not in KPA_METRICS) or (
-        autoscaler == KNATIVE_HPA_CLASS and not metric
-    ):
-        allowed = (
-            f"{KPA_CLASS} scales on {' or '.join(KPA_METRICS)}; cpu and memory need "
-            f"{KNATIVE_AUTOSCALER_CLASS_ANNOTATION}: {KNATIVE_HPA_CLASS}"
-            if autoscaler == KPA_CLASS
-            else f"{KNATIVE_HPA_CLASS} needs a metric"
-        )
-        yield FieldError(path, f"invalid value: {metric}: {METRIC} ({allowed})")
 
 
 def refusal_message(resource: dict, error: ValidationError) -> str:
@@ -133,37 +114,18 @@ def _replica_range_errors(spec: dict) -> Iterator[FieldError]:
 
 
 def _autoscaling_errors(resource: dict, scaled: dict[str, object]) -> Iterator[FieldError]:
-    """What the autoscaler would refuse in each scaled part of `resource` (by path), or in its
-    annotations."""
+    """What Knative's webhook or the autoscaler would refuse in the scaling settings each scaled part
+    of `resource` (by path) ends up with: a service's annotation that every component sets for itself
+    reaches no revision, and is not judged."""
     metadata = resource.get("metadata") or {}
     mode = deployment_mode(resource)
-    if mode != STANDARD:
-        said = set()  # a component's annotations hold the service's: each problem once, where it is first
-        for where, given in _annotated(metadata, scaled):
-            for error in knative_annotation_errors(given, where):
-                if error.message not in said:
-                    said.add(error.message)
-                    yield error
-    for path, spec in scaled.items():
-        if not isinstance(spec, dict):
-            continue
-        merged = component_annotations(metadata, spec)
-        own = isinstance(spec.get("annotations"), dict) and any(
-            k.startswith(PREFIX) for k in spec["annotations"]
-        )
-        try:
-            on_resources = resource_scaling_spec(spec, merged, mode)
-            if on_resources is not None:
-                resource_scaling({**spec, "hpa": on_resources})
-            else:
-                revision_scaling({**spec, "scalingAnnotations": scaling_annotations(metadata, mode, spec)})
-        except AutoscalingError as error:
-            at = (
-                (f"{path}.annotations" if own else "metadata.annotations")
-                if str(error).startswith(PREFIX)
-                else path
-            )
-            yield FieldError(at, str(error))
+    problems = []
+    for path, spec in _components(scaled):
+        annotations = component_annotations(metadata, spec)
+        scaling = scaling_annotations(metadata, mode, spec)
+        for key, message in scaling_problems(spec, annotations, scaling, mode):
+            problems.append((*_set_at(metadata, path, spec, key), message))
+    return _said_once(problems)
 
 
 def _raise_if_any(errors: Iterator[FieldError]) -> None:

@@ -27,13 +27,31 @@ SCALE_DOWN_DELAY = PREFIX + "scale-down-delay"
 POD_RETENTION_PERIOD = PREFIX + "scale-to-zero-pod-retention-period"
 INITIAL_SCALE = PREFIX + "initial-scale"
 ACTIVATION_SCALE = PREFIX + "activation-scale"
+# The annotations the autoscaler of a revision reads (with the class, autoscaling.knative.dev/class).
+ANNOTATIONS = (
+    TARGET,
+    METRIC,
+    TARGET_UTILIZATION,
+    WINDOW,
+    PANIC_WINDOW_PERCENTAGE,
+    PANIC_THRESHOLD_PERCENTAGE,
+    SCALE_DOWN_DELAY,
+    POD_RETENTION_PERIOD,
+    INITIAL_SCALE,
+    ACTIVATION_SCALE,
+)
 
 TARGET_MIN = 0.01  # Knative's floor for a per-replica target
 HOUR = 3600.0
 
 
 class AutoscalingError(ValueError):
-    """A setting the user got wrong; the message names it and says what is allowed."""
+    """A setting the user got wrong; the message names it and says what is allowed. `key` is the
+    annotation (or the field) it names, so that a refusal can be placed where that value was set."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -141,7 +159,10 @@ def autoscaler_settings(
     config = config or AutoscalerConfig()
     metric = component_spec.get("scaleMetric") or annotations.get(METRIC) or "concurrency"
     if metric not in KPA_METRICS:
-        raise AutoscalingError(f"scale metric [{metric}] is not supported; use concurrency or rps")
+        raise AutoscalingError(
+            f"scale metric [{metric}] is not supported; use concurrency or rps",
+            "scaleMetric" if component_spec.get("scaleMetric") else METRIC,
+        )
     container_concurrency = int(component_spec.get("containerConcurrency") or 0)
     min_replicas = _replicas(component_spec, "minReplicas", DEFAULT_MIN_REPLICAS)
     stable_window = _duration(annotations, WINDOW, config.stable_window, low=6.0, high=HOUR)
@@ -181,16 +202,16 @@ def _target(
 ) -> float:
     """Knative's rule: a soft target (scaleTarget, else the annotation) is capped by containerConcurrency;
     without one, containerConcurrency is the target, else the platform's default for the metric."""
-    source = "the scale target"
+    source, key = "the scale target", "scaleTarget"
     if component_spec.get("scaleTarget") is not None:
         soft = as_number("scaleTarget", component_spec["scaleTarget"])
     elif TARGET in annotations:
         soft = as_number(TARGET, annotations[TARGET])
-        source = TARGET  # (an error naming the annotation is placed on it)
+        source = key = TARGET
     else:
         soft = None
     if soft is not None and soft < TARGET_MIN:
-        raise AutoscalingError(f"{source} must be at least {TARGET_MIN}, not {soft:g}")
+        raise AutoscalingError(f"{source} must be at least {TARGET_MIN}, not {soft:g}", key)
     if metric == "rps":
         return soft if soft is not None else config.requests_per_second_target_default
     if soft is None:
@@ -203,7 +224,7 @@ def _replicas(component_spec: dict, field: str, default: int) -> int:
     if value is None:
         return default
     if not isinstance(value, int) or value < 0:
-        raise AutoscalingError(f"{field} must be a whole number, 0 or more, not {value!r}")
+        raise AutoscalingError(f"{field} must be a whole number, 0 or more, not {value!r}", field)
     return value
 
 
@@ -219,15 +240,39 @@ def _max_replicas(component_spec: dict, min_replicas: int, config: AutoscalerCon
 def _initial_scale(annotations: dict, config: AutoscalerConfig) -> int:
     """KServe drops an `initial-scale` that is not an integer, and 0 unless zero initial scale is allowed."""
     value = annotations.get(INITIAL_SCALE)
-    try:
-        scale = int(str(value))
-    except ValueError:
+    scale = None if value is None else annotated_initial_scale(value)
+    if scale is None:
         return config.initial_scale
     if scale < 0:
-        raise AutoscalingError(f"{INITIAL_SCALE} must be 0 or more, not {value}")
+        raise AutoscalingError(f"{INITIAL_SCALE} must be 0 or more, not {value}", INITIAL_SCALE)
     if scale == 0 and not config.allow_zero_initial_scale:
         return config.initial_scale
     return scale
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # what Go's strconv.Atoi, which KServe reads it with, takes
+
+
+def annotated_initial_scale(value: object) -> int | None:
+    """An `initial-scale` annotation's value as KServe reads it, or None where it is not an integer
+    (KServe leaves such a value out of the revision, as Knative would refuse it)."""
+    text = str(value)
+    return int(text) if _INTEGER.fullmatch(text) else None
+
+
+def ignored_initial_scale(value: object, config: AutoscalerConfig = _PLATFORM) -> str | None:
+    """Why an `initial-scale` annotation's value is dropped, as KServe drops it, or None if it is not."""
+    scale = annotated_initial_scale(value)
+    starts = (
+        f"a new revision starts with {config.initial_scale} replica{'s' if config.initial_scale != 1 else ''}"
+    )
+    if scale is None:
+        return f"not an integer: KServe leaves it out of the revision, and {starts}"
+    if scale == 0 and not config.allow_zero_initial_scale:
+        return (
+            f"0 needs Knative's allow-zero-initial-scale, which is false: KServe leaves it out, and {starts}"
+        )
+    return None
 
 
 def _activation_scale(annotations: dict) -> int:
@@ -236,7 +281,9 @@ def _activation_scale(annotations: dict) -> int:
         return 1
     scale = as_number(ACTIVATION_SCALE, value)
     if scale < 1 or scale != int(scale):
-        raise AutoscalingError(f"{ACTIVATION_SCALE} must be a whole number, 1 or more, not {value}")
+        raise AutoscalingError(
+            f"{ACTIVATION_SCALE} must be a whole number, 1 or more, not {value}", ACTIVATION_SCALE
+        )
     return int(scale)
 
 
@@ -245,7 +292,7 @@ def _number(annotations: dict, key: str, default: float, low: float, high: float
         return default
     value = as_number(key, annotations[key])
     if not low <= value <= high:
-        raise AutoscalingError(f"{key} must be between {low:g} and {high:g}, not {annotations[key]}")
+        raise AutoscalingError(f"{key} must be between {low:g} and {high:g}, not {annotations[key]}", key)
     return value
 
 
@@ -253,9 +300,9 @@ def as_number(key: str, value: object) -> float:
     try:
         number = float(str(value))
     except ValueError:
-        raise AutoscalingError(f"{key} must be a number, not {value!r}") from None
+        raise AutoscalingError(f"{key} must be a number, not {value!r}", key) from None
     if not math.isfinite(number):
-        raise AutoscalingError(f"{key} must be a number, not {value!r}")
+        raise AutoscalingError(f"{key} must be a number, not {value!r}", key)
     return number
 
 
@@ -264,10 +311,11 @@ def _duration(annotations: dict, key: str, default: float, low: float, high: flo
         return default
     seconds = parse_duration(str(annotations[key]))
     if seconds is None:
-        raise AutoscalingError(f"{key} must be a duration such as 90s or 2m, not {annotations[key]!r}")
+        raise AutoscalingError(f"{key} must be a duration such as 90s or 2m, not {annotations[key]!r}", key)
     if not low <= seconds <= high:
         raise AutoscalingError(
-            f"{key} must be between {format_seconds(low)} and {format_seconds(high)}, not {annotations[key]}"
+            f"{key} must be between {format_seconds(low)} and {format_seconds(high)}, not {annotations[key]}",
+            key,
         )
     return seconds
 

@@ -31,6 +31,7 @@ from modelplane.api.constants import (
     AUTOSCALER_CLASS_ANNOTATION,
     DEFAULT_MOUNT_PATH,
     KNATIVE,
+    MODEL_MESH,
     MULTI_MODEL_SERVER_ENV,
     PREDICTOR_CONTAINER,
     PROTOCOL_ENV,
@@ -46,7 +47,12 @@ from modelplane.control.autoscaling_settings import PREFIX as AUTOSCALING_PREFIX
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.images import IMAGE_NOT_SERVED, ImageNotServed, local_command
 from modelplane.control.modelmesh import deployment_mode
-from modelplane.control.progress_deadline import ProgressDeadlineError, annotated_progress_deadline
+from modelplane.control.progress_deadline import (
+    PROGRESS_DEADLINE_ANNOTATION,
+    ProgressDeadlineError,
+    annotated_progress_deadline,
+)
+from modelplane.control.scaling_checks import scaling_problems
 
 COMPONENTS = ("predictor", "transformer", "explainer")
 DEFAULT_HTTP_PORT = 8080
@@ -175,7 +181,14 @@ def _model_template(
     model = predictor["model"]
     model_format = (model.get("modelFormat") or {}).get("name")
     template = _container_template(
-        "predictor", container, predictor, isvc, model_format, f"runtime {selection.name}: "
+        "predictor",
+        container,
+        predictor,
+        isvc,
+        model_format,
+        f"runtime {selection.name}: ",
+        # A ModelMesh pool's pods are not a revision: no autoscaler reads their annotations.
+        selection.spec.get("annotations") if deployment_mode(isvc) != MODEL_MESH else None,
     )
     if "volumes" in template:  # the runtime's pod volumes, under the predictor's own
         volumes = template["volumes"]
@@ -262,7 +275,14 @@ def _container_template(
     isvc: dict,
     model_format: str | None = None,
     source: str = "",
+    runtime_annotations: dict | None = None,
 ) -> dict:
+    mode = deployment_mode(isvc)
+    annotations = component_annotations(isvc["metadata"], component_spec, runtime_annotations)
+    scaling = scaling_annotations(isvc["metadata"], mode, component_spec, runtime_annotations)
+    if runtime_annotations:  # what only the runtime sets was not judged on apply
+        from_runtime = set(runtime_annotations) - set(component_annotations(isvc["metadata"], component_spec))
+        _refuse_runtime_annotations(component_spec, annotations, scaling, mode, from_runtime, source)
     try:
         local = local_command(container, model_format, isvc["metadata"]["name"])
     except ImageNotServed as exc:
@@ -298,19 +318,17 @@ def _container_template(
         "maxReplicas": component_spec.get("maxReplicas"),
         "scaleMetric": component_spec.get("scaleMetric"),
         "scaleTarget": component_spec.get("scaleTarget"),
-        "scalingAnnotations": scaling_annotations(isvc["metadata"], deployment_mode(isvc), component_spec),
+        "scalingAnnotations": scaling,
     }
     # Probes beyond a readiness path: only when set, so that other templates stay the same.
     for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
         declared = container.get(kind)
         if isinstance(declared, dict) and (kind != "readinessProbe" or _more_than_a_path(declared)):
             template[kind] = _with_port_numbers(declared, container.get("ports") or [])
-    annotations = component_annotations(isvc["metadata"], component_spec)
     deadline = _progress_deadline(annotations)
     if deadline is not None:  # only when set, as above
         template["progressDeadline"] = deadline
     # Scaled on its cpu or memory (an HPA's metrics): only then, so that other templates stay the same.
-    mode = deployment_mode(isvc)
     hpa = resource_scaling_spec(component_spec, annotations, mode)
     if hpa is not None:
         template["hpa"] = hpa
@@ -348,6 +366,23 @@ def _container_template(
     if env_spec is not None:
         template["envSpec"] = env_spec
     return template
+
+
+def _refuse_runtime_annotations(
+    component_spec: dict, annotations: dict, scaling: dict, mode: str, from_runtime: set, source: str
+) -> None:
+    """A setting of the revision's autoscaler (or its progress deadline) that reaches it from its
+    runtime's `spec.annotations` (the keys `from_runtime`) and that would be refused: the predictor
+    cannot run, and says why. The service's and the component's own values were judged when they were
+    applied."""
+    problems = list(scaling_problems(component_spec, annotations, scaling, mode))
+    try:
+        annotated_progress_deadline(annotations)
+    except ProgressDeadlineError as error:
+        problems.append((PROGRESS_DEADLINE_ANNOTATION, str(error)))
+    for key, message in problems:
+        if key in from_runtime:
+            raise _invalid(f"{source}{message} (in the runtime's spec.annotations)")
 
 
 def _is_grpc_port(port: dict) -> bool:
@@ -491,18 +526,25 @@ def _progress_deadline(annotations: dict) -> float | None:
         return None
 
 
-def component_annotations(metadata: dict, component_spec: dict | None) -> dict[str, str]:
-    """A component's annotations as KServe gives them to its pods and its Knative revision: the
-    service's, under the component's own (`spec.predictor.annotations`)."""
+def component_annotations(
+    metadata: dict, component_spec: dict | None, runtime_annotations: dict | None = None
+) -> dict[str, str]:
+    """A component's annotations as KServe gives them to its pods and its Knative revision: its
+    runtime's (a predictor's `model`), under the service's, under the component's own
+    (`spec.predictor.annotations`)."""
     own = (component_spec or {}).get("annotations")
     return {
+        **{k: str(v) for k, v in (runtime_annotations or {}).items()},
         **{k: str(v) for k, v in (metadata.get("annotations") or {}).items()},
         **({k: str(v) for k, v in own.items()} if isinstance(own, dict) else {}),
     }
 
 
 def scaling_annotations(
-    metadata: dict, mode: str | None = None, component_spec: dict | None = None
+    metadata: dict,
+    mode: str | None = None,
+    component_spec: dict | None = None,
+    runtime_annotations: dict | None = None,
 ) -> dict[str, str]:
     """The annotations that tune a component's autoscaler (Knative's, from its annotations merged as
     `component_annotations` merges them): a change to them is a new revision, as in Knative. KServe's
@@ -511,7 +553,7 @@ def scaling_annotations(
     mode = mode or deployment_mode({"metadata": metadata})
     scaling = {
         key: value
-        for key, value in component_annotations(metadata, component_spec).items()
+        for key, value in component_annotations(metadata, component_spec, runtime_annotations).items()
         if key.startswith(AUTOSCALING_PREFIX)
     }
     if mode == STANDARD and own.get(AUTOSCALER_CLASS_ANNOTATION) is not None:

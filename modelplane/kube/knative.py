@@ -16,10 +16,8 @@ latest revision is tagged `latest`.
 
 from __future__ import annotations
 
-import re
-
 from modelplane.api.constants import TAG_ROUTING_ANNOTATION
-from modelplane.control.autoscaling_settings import INITIAL_SCALE
+from modelplane.control.autoscaling_settings import INITIAL_SCALE, annotated_initial_scale
 from modelplane.control.traffic import traffic_targets
 from modelplane.kube.meta import object_metadata
 from modelplane.kube.pods import ComponentPod
@@ -31,7 +29,6 @@ MIN_SCALE = "autoscaling.knative.dev/min-scale"
 MAX_SCALE = "autoscaling.knative.dev/max-scale"
 METRIC = "autoscaling.knative.dev/metric"
 TARGET = "autoscaling.knative.dev/target"
-_INTEGER = re.compile(r"^[+-]?[0-9]+$")  # what Go's strconv.Atoi, which KServe reads it with, takes
 # Annotations that belong on the Knative Service itself rather than on its revisions.
 SERVICE_ANNOTATIONS = (
     "serving.knative.dev/rollout-duration",
@@ -84,7 +81,7 @@ def dropped_initial_scale(annotations: dict[str, str]) -> str | None:
     """An `initial-scale` annotation that is not an integer (which KServe drops, as Knative would refuse
     it), if there is one."""
     value = annotations.get(INITIAL_SCALE)
-    return value if value is not None and not _INTEGER.match(str(value)) else None
+    return value if value is not None and annotated_initial_scale(value) is None else None
 
 
 def scaling_annotations(spec: dict, annotations: dict[str, str]) -> dict[str, str]:

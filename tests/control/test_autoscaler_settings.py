@@ -93,6 +93,8 @@ def test_initial_scale_as_kserve_passes_it_on():
     assert autoscaler_settings({}, {KNATIVE + "initial-scale": "3"}).initial_scale == 3
     assert autoscaler_settings({}, {KNATIVE + "initial-scale": "three"}).initial_scale == 1  # dropped
     assert autoscaler_settings({}, {KNATIVE + "initial-scale": "0"}).initial_scale == 1  # dropped
+    assert autoscaler_settings({}, {KNATIVE + "initial-scale": "1_0"}).initial_scale == 1  # Go's Atoi
+    assert autoscaler_settings({}, {KNATIVE + "initial-scale": "+2"}).initial_scale == 2
     allowed = AutoscalerConfig(allow_zero_initial_scale=True)
     assert autoscaler_settings({}, {KNATIVE + "initial-scale": "0"}, allowed).initial_scale == 0
 

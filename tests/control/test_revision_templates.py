@@ -552,3 +552,89 @@ def test_a_components_own_autoscaling_annotations_tune_its_autoscaler_over_the_s
     assert template["scalingAnnotations"] == {"autoscaling.knative.dev/target": "3"}
     assert revision_scaling(template).target == 3
     assert template["progressDeadline"] == 90
+
+
+def annotated_runtime(annotations: dict) -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "tuned", "namespace": "default"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True, "priority": 9}],
+            "annotations": annotations,
+            "containers": [{"name": "kserve-container", "image": "example/server", "command": ["serve"]}],
+        },
+    }
+
+
+def test_a_runtimes_autoscaling_annotations_tune_its_predictor_under_the_services_and_its_own():
+    """KServe gives a predictor's revision its runtime's annotations under the service's, under the
+    component's own."""
+    from modelplane.control.autoscaling_settings import revision_scaling
+
+    runtime = annotated_runtime(
+        {
+            "autoscaling.knative.dev/window": "20s",
+            "autoscaling.knative.dev/target": "7",
+            "autoscaling.knative.dev/initial-scale": "2",
+            "serving.knative.dev/progress-deadline": "2m",
+        }
+    )
+    model = {"modelFormat": {"name": "sklearn"}, "storageUri": "pvc://m/iris"}
+    service = isvc({"predictor": {"model": model, "annotations": {"autoscaling.knative.dev/target": "3"}}})
+    service["metadata"]["annotations"] = {"autoscaling.knative.dev/window": "30s"}
+    template = revision_templates(service, [runtime], builtin_cluster_runtimes())["predictor"]
+    assert template["scalingAnnotations"] == {
+        "autoscaling.knative.dev/initial-scale": "2",
+        "autoscaling.knative.dev/target": "3",
+        "autoscaling.knative.dev/window": "30s",
+    }
+    settings = revision_scaling(template)
+    assert (settings.initial_scale, settings.target, settings.stable_window) == (2, 3, 30)
+    assert template["progressDeadline"] == 120
+
+
+def test_a_runtimes_hpa_class_scales_its_predictor_on_cpu_in_knative_mode():
+    runtime = annotated_runtime(
+        {
+            "autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev",
+            "autoscaling.knative.dev/target": "50",
+        }
+    )
+    model = {"modelFormat": {"name": "sklearn"}, "storageUri": "pvc://m/iris"}
+    template = templates({"predictor": {"model": model}}, [runtime])["predictor"]
+    assert template["hpa"]["class"] == "hpa.autoscaling.knative.dev"
+    assert template["hpa"]["metrics"][0]["resource"]["target"] == {
+        "type": "Utilization",
+        "averageUtilization": 50,
+    }
+
+
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        (
+            {"autoscaling.knative.dev/window": "2s"},
+            "runtime tuned: autoscaling.knative.dev/window must be between 6s and 1h, not 2s"
+            " (in the runtime's spec.annotations)",
+        ),
+        (
+            {"autoscaling.knative.dev/metric": "cpu"},
+            "runtime tuned: invalid value: cpu: autoscaling.knative.dev/metric",
+        ),
+        ({"autoscaling.knative.dev/target": "abc"}, "autoscaling.knative.dev/target must be a number"),
+        ({"serving.knative.dev/progress-deadline": "soon"}, "serving.knative.dev/progress-deadline must be"),
+    ],
+)
+def test_a_runtime_value_the_autoscaler_would_refuse_makes_the_predictor_invalid(annotations, message):
+    model = {"modelFormat": {"name": "sklearn"}, "storageUri": "pvc://m/iris"}
+    with pytest.raises(RuntimeSelectionError) as refused:
+        templates({"predictor": {"model": model}}, [annotated_runtime(annotations)])
+    assert refused.value.reason == "InvalidPredictorSpec"
+    assert message in str(refused.value)
+    # The service's own value reaches the revision instead: the runtime's is not judged.
+    key, _ = next(iter(annotations.items()))
+    fine = {"autoscaling.knative.dev/metric": "rps", "serving.knative.dev/progress-deadline": "5m"}
+    fine = {key: fine.get(key, "20s" if key.endswith("window") else "5")}
+    service = isvc({"predictor": {"model": model, "annotations": fine}})
+    revision_templates(service, [annotated_runtime(annotations)], builtin_cluster_runtimes())

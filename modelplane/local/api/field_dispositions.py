@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from modelplane.api.config import DEFAULT_CONFIG
-from modelplane.api.constants import FRAMEWORK_SHORTHANDS
+from modelplane.api.constants import FRAMEWORK_SHORTHANDS, KNATIVE_AUTOSCALER_CLASS_ANNOTATION
 from modelplane.api.kinds import (
     CLUSTER_SERVING_RUNTIME,
     INFERENCE_GRAPH,
@@ -29,7 +29,9 @@ from modelplane.api.kinds import (
     SERVING_RUNTIME,
     TRAINED_MODEL,
 )
+from modelplane.control.autoscaling_settings import ANNOTATIONS as AUTOSCALING_ANNOTATIONS
 from modelplane.control.payload_logging import BLOB_STORAGE_FIELDS
+from modelplane.control.progress_deadline import PROGRESS_DEADLINE_ANNOTATION
 from modelplane.local.replicas.resources import ACTED_ON as CONTAINER_RESOURCES
 from modelplane.storage.config import READ_FIELDS as STORAGE_SETTINGS
 
@@ -63,6 +65,12 @@ def refused(message: str, *, quiet: tuple = ()) -> Rule:
 Table = dict[str, Rule]
 
 ONE_MACHINE = "every replica runs on this machine"
+# The annotations of a revision that `modelplane up` reads, wherever KServe takes them from.
+REVISION_ANNOTATIONS = (
+    KNATIVE_AUTOSCALER_CLASS_ANNOTATION,
+    *AUTOSCALING_ANNOTATIONS,
+    PROGRESS_DEADLINE_ANNOTATION,
+)
 RESOURCES_ACTED_ON = "modelplane up acts on cpu, memory and nvidia.com/gpu"
 POD_RESOURCES_ACTED_ON = "pod-level resources are cpu and memory"
 BLOB_LOGGING = "with a bucket url (s3://, gs://, abfs://), how the payload logs are written there"
@@ -81,6 +89,9 @@ _MODEL_MESH = "ModelMesh's settings: modelplane up runs each runtime as its own 
 _MODEL_MESH_ADAPTER = (
     "ModelMesh's adapter settings: a pool replica is a modelplane serve, loaded through its repository "
     "API (only memBufferBytes and modelLoadingTimeoutMillis are acted on)"
+)
+_REVISION_ANNOTATIONS_READ = (
+    "the autoscaling.knative.dev/ annotations the autoscaler reads and the progress deadline are acted on"
 )
 
 CONTAINER: Table = {
@@ -222,9 +233,10 @@ COMPONENT: Table = {
     ),
     "batcher": acted("modelplane serve batches requests (its flags)"),
     "labels": warned("no pods to label; a replica's downward API (fieldRef) reads them"),
-    "annotations": warned(
-        "no pods to annotate; a replica's downward API (fieldRef) reads them, and the autoscaler its "
-        "autoscaling.knative.dev/ ones (over the service's)"
+    "annotations": acted(
+        "no pods to annotate: a replica's downward API (fieldRef) reads it, over the service's; "
+        f"{_REVISION_ANNOTATIONS_READ}, over the service's",
+        keys=REVISION_ANNOTATIONS,
     ),
     "storageUris": acted("each model is fetched and seen at its mountPath"),
     "storageContainerName": warned("the storage initializer is modelplane's own"),
@@ -329,9 +341,10 @@ _RUNTIME: Table = {
     "spec.protocolVersions": acted("which protocols the runtime is chosen for"),
     "spec.multiModel": acted("a multi-model runtime serves TrainedModels"),
     "spec.disabled": acted("a disabled runtime is never chosen"),
-    "spec.annotations": warned(
-        "no pods to annotate; a replica's downward API (fieldRef) reads them under the service's own, "
-        "and the autoscaler reads only the service's"
+    "spec.annotations": acted(
+        "no pods to annotate: a replica's downward API (fieldRef) reads it, under the service's own; "
+        f"{_REVISION_ANNOTATIONS_READ}, under the service's and the predictor's own",
+        keys=REVISION_ANNOTATIONS,
     ),
     "spec.labels": warned(
         "no pods to label; a replica's downward API (fieldRef) reads them under the service's own"

@@ -36,6 +36,7 @@ from modelplane.api.kinds import (
     TRAINED_MODEL,
 )
 from modelplane.api.schema import openapi_schema
+from modelplane.control.autoscaling_settings import INITIAL_SCALE, ignored_initial_scale
 from modelplane.control.hpa_metrics import resource_scaling_spec
 from modelplane.control.modelmesh import deployment_mode
 from modelplane.control.payload_logging import blob_fields_unused
@@ -98,6 +99,7 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
         + _pool_fields_of_one_model_runtime(resource)
         + _finalizers(resource)
         + _kserve_metadata(resource)
+        + _dropped_initial_scales(resource)
         + _logger_headers_no_request_has(resource)
     )
 
@@ -111,6 +113,31 @@ def _kserve_metadata(resource: dict) -> list[Unhonored]:
     annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
     labels = metadata.get("labels") if isinstance(metadata.get("labels"), dict) else {}
     return [Unhonored(path, why) for path, why in unhonored_metadata(annotations, labels)]
+
+
+def _dropped_initial_scales(resource: dict) -> list[Unhonored]:
+    """An `initial-scale` in a component's or a runtime's annotations that KServe drops (the service's
+    is `_kserve_metadata`'s)."""
+    spec = resource.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    if resource.get("kind") == INFERENCE_SERVICE.kind:
+        where = [
+            (["spec", name, "annotations"], (spec.get(name) or {}).get("annotations"))
+            for name in COMPONENTS
+            if isinstance(spec.get(name), dict)
+        ]
+    elif resource.get("kind") in (SERVING_RUNTIME.kind, CLUSTER_SERVING_RUNTIME.kind):
+        where = [(["spec", "annotations"], spec.get("annotations"))]
+    else:
+        return []
+    found = []
+    for path, given in where:
+        if isinstance(given, dict) and INITIAL_SCALE in given:
+            why = ignored_initial_scale(given[INITIAL_SCALE])
+            if why:
+                found.append(Unhonored(paths.join([*path, INITIAL_SCALE]), why))
+    return found
 
 
 def _finalizers(resource: dict) -> list[Unhonored]:

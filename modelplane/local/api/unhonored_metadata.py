@@ -14,15 +14,13 @@ from modelplane.api.constants import (
     AUTOSCALER_CLASS_ANNOTATION,
     DEPLOYMENT_MODE_ANNOTATION,
     GPU_RESOURCE_TYPES_ANNOTATION,
-    KNATIVE_AUTOSCALER_CLASS_ANNOTATION,
     TAG_ROUTING_ANNOTATION,
 )
 from modelplane.api.scraping import SCRAPE_ANNOTATION
 from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import autoscaling_settings as scaling
-from modelplane.control.progress_deadline import PROGRESS_DEADLINE_ANNOTATION
 from modelplane.kube.render import STOP_ANNOTATION
-from modelplane.local.api.field_dispositions import ONE_MACHINE
+from modelplane.local.api.field_dispositions import ONE_MACHINE, REVISION_ANNOTATIONS
 
 KSERVE, KNATIVE_AUTOSCALING = "serving.kserve.io/", scaling.PREFIX
 KNATIVE_ONLY = ("serving.knative.dev/", "features.knative.dev/", "queue.sidecar.serving.knative.dev/")
@@ -37,18 +35,7 @@ ACTED_ON = frozenset(
         STOP_ANNOTATION,
         SCRAPE_ANNOTATION,
         STORAGE_SECRET_ANNOTATION,
-        KNATIVE_AUTOSCALER_CLASS_ANNOTATION,
-        scaling.TARGET,
-        scaling.METRIC,
-        scaling.TARGET_UTILIZATION,
-        scaling.WINDOW,
-        scaling.PANIC_WINDOW_PERCENTAGE,
-        scaling.PANIC_THRESHOLD_PERCENTAGE,
-        scaling.SCALE_DOWN_DELAY,
-        scaling.POD_RETENTION_PERIOD,
-        scaling.INITIAL_SCALE,
-        scaling.ACTIVATION_SCALE,
-        PROGRESS_DEADLINE_ANNOTATION,
+        *REVISION_ANNOTATIONS,
     }
 )
 
@@ -106,6 +93,8 @@ def unhonored_metadata(annotations: dict, labels: dict) -> list[tuple[str, str]]
 
 
 def _annotation_not_acted_on(key: str, value: object) -> str | None:
+    if key == scaling.INITIAL_SCALE:
+        return scaling.ignored_initial_scale(value)
     if key in ACTED_ON:
         return None
     if key == METRIC_AGGREGATION_ANNOTATION and str(value).lower() != "true":

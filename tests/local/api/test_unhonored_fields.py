@@ -235,3 +235,26 @@ def test_logger_metadata_headers_that_are_not_header_names_are_said_to_match_not
             "'bad header!' is not a header name: no request carries it",
         )
     ]
+
+
+def test_the_autoscaling_annotations_of_a_runtime_or_a_component_are_acted_on_and_others_warned():
+    """KServe gives a revision its runtime's annotations under the service's, under the component's:
+    the ones the autoscaler reads are acted on from all three."""
+    tuning = {
+        "autoscaling.knative.dev/target": "5",
+        "autoscaling.knative.dev/window": "20s",
+        "serving.knative.dev/progress-deadline": "5m",
+    }
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "rt"},
+        "spec": {
+            "annotations": {**tuning, "example.com/team": "blue"},
+            "supportedModelFormats": [{"name": "sklearn"}],
+            "containers": [{"name": "kserve-container", "image": "kserve/sklearnserver:latest"}],
+        },
+    }
+    assert [path for path, _ in found(runtime)] == ["spec.annotations[example.com/team]"]
+    component = isvc({"predictor": {"annotations": tuning, "sklearn": {"storageUri": "pvc://m"}}})
+    assert found(component) == []

@@ -153,3 +153,33 @@ def test_a_misspelt_annotation_is_said_with_the_key_it_may_mean():
     assert paths(annotated({"serving.kserve.io/something-else": "x"})) == {
         "metadata.annotations[serving.kserve.io/something-else]": "modelplane up does not read this annotation"
     }
+
+
+def test_an_initial_scale_kserve_drops_is_said_wherever_it_is_set():
+    """KServe reads `initial-scale` with Go's strconv.Atoi and leaves out of the revision a value that is
+    not an integer, or 0 while Knative's allow-zero-initial-scale is false: the revision starts at 1."""
+    for value, why in [
+        ("three", "not an integer"),
+        ("1_0", "not an integer"),  # Python's int() reads 10; Go's Atoi does not
+        ("0", "0 needs Knative's allow-zero-initial-scale"),
+    ]:
+        resource = yaml.safe_load(annotated({"autoscaling.knative.dev/initial-scale": value}))
+        resource["spec"]["predictor"]["annotations"] = {"autoscaling.knative.dev/initial-scale": value}
+        found = {field.path: field.why for field in unhonored_fields(resource)}
+        for path in (
+            "metadata.annotations[autoscaling.knative.dev/initial-scale]",
+            "spec.predictor.annotations[autoscaling.knative.dev/initial-scale]",
+        ):
+            assert found[path].startswith(why), (value, found)
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "rt"},
+        "spec": {
+            "annotations": {"autoscaling.knative.dev/initial-scale": "two"},
+            "supportedModelFormats": [{"name": "sklearn"}],
+            "containers": [{"name": "kserve-container", "image": "kserve/sklearnserver:latest"}],
+        },
+    }
+    [field] = unhonored_fields(runtime)
+    assert field.path == "spec.annotations[autoscaling.knative.dev/initial-scale]"
