@@ -148,10 +148,7 @@ class ControlPlaneClient:
             )
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return Unreachable(self.url)
-        hint = ""
-        if isinstance(exc, httpx.RemoteProtocolError) and self.url.startswith("http://"):
-            hint = " (a port that serves TLS closes plain HTTP like this: use an https:// URL)"
-        return ApiError(f"the control plane at {self.url} did not answer: {exc}{hint}")
+        return ApiError(f"the control plane at {self.url} did not answer: {exc}")
 
 
 def _checked_token(token: str) -> str:

@@ -25,13 +25,16 @@ import asyncio
 import functools
 import logging
 import socket
+import ssl
 import sys
+from asyncio.constants import SSL_HANDSHAKE_TIMEOUT
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import uvicorn
 import uvloop
 
@@ -81,6 +84,7 @@ from modelplane.local.api.write_options import DeleteOptions, WriteOptions
 from modelplane.local.tls import TLSFiles
 from modelplane.protocol.http1_wire import warning_headers
 from modelplane.protocol.listening import listening_socket, url_host
+from modelplane.protocol.tls_or_plain import TLSOrPlainHTTP
 
 log = logging.getLogger(__name__)
 
@@ -736,13 +740,11 @@ class ApiServer(uvicorn.Server):
         self.sock = sock
         config = uvicorn.Config(
             self.app,
-            http=GuardedConnection,
+            http=GuardedConnection if tls is None else _tls_or_plain_http(tls.server_context()),
             lifespan="off",
             log_level="warning",
             access_log=False,
             server_header=False,
-            ssl_certfile=str(tls.cert) if tls else None,
-            ssl_keyfile=str(tls.key) if tls else None,
         )
         super().__init__(config)
         self._adopted = list(connections)
@@ -769,9 +771,8 @@ class ApiServer(uvicorn.Server):
                 sock.close()
 
     def _new_connection(self) -> GuardedConnection:
-        config = self.config
-        return config.http_protocol_class(
-            config=config, server_state=self.server_state, app_state=self.lifespan.state
+        return GuardedConnection(
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
         )
 
     def stop(self, *, hand_over: bool = False) -> None:
@@ -803,6 +804,24 @@ class ApiServer(uvicorn.Server):
                 connection.hand_over_when_idle(self.handed_over.append)
             if not self.server_state.connections or loop.time() >= deadline:
                 break
+
+
+def _tls_or_plain_http(context: ssl.SSLContext) -> Callable[..., TLSOrPlainHTTP]:
+    """uvicorn's `http` protocol for a TLS port: its connections over TLS with `context` (in the time
+    uvicorn gives a handshake), a plain HTTP request answered with a 400 that says to use https://."""
+
+    def connection(**state: Any) -> TLSOrPlainHTTP:
+        return TLSOrPlainHTTP(
+            functools.partial(GuardedConnection, **state), context, SSL_HANDSHAKE_TIMEOUT, _bad_request_status
+        )
+
+    return connection
+
+
+def _bad_request_status(message: str) -> tuple[bytes, bytes]:
+    """The 400 as a Kubernetes Status, whose message kubectl prints (of a text it prints only "the server
+    rejected our request for an unknown reason")."""
+    return b"application/json", orjson.dumps(BadRequest(message).to_status())
 
 
 def _closing_connection(send: Send) -> Send:

@@ -36,6 +36,7 @@ from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import RouteTable
 from modelplane.protocol.loopback import is_loopback
 from modelplane.protocol.sweeps import visit_in_slices
+from modelplane.protocol.tls_or_plain import TLSOrPlainHTTP
 from modelplane.telemetry.payload_delivery import PayloadDelivery
 
 __all__ = ["Gateway", "GatewayConfig", "GatewaySockets", "GatewayThread"]
@@ -126,14 +127,12 @@ class Gateway:
         self._tls = tls
         self._public_context = self._context(config)
         where = {"sock": sockets.public} if sockets else {"host": config.host, "port": config.port}
-        self._server = await self._loop.create_server(
-            functools.partial(self._new_connection, self._public_context),
-            **where,
-            **({} if sockets else {"reuse_address": True}),
-            backlog=1024,
-            ssl=tls,
+        new_connection = functools.partial(self._new_connection, self._public_context)
+        if tls is not None:
             # A handshake is held to the time a request head has (slow ones are closed).
-            ssl_handshake_timeout=config.header_timeout if tls is not None else None,
+            new_connection = functools.partial(TLSOrPlainHTTP, new_connection, tls, config.header_timeout)
+        self._server = await self._loop.create_server(
+            new_connection, **where, **({} if sockets else {"reuse_address": True}), backlog=1024
         )
         if config.auth_token is not None or tls is not None:
             internal = replace(config, auth_token=None, tls=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -171,13 +172,33 @@ def test_the_api_over_tls_with_the_token(tls_api):
 
 
 def test_plain_http_to_the_tls_port_says_to_use_https(tls_api):
-    url, _ = tls_api
+    url, ca = tls_api
     plain = url.replace("https://", "http://")
     answer = cli("get", "isvc", "--server", plain, "--token", TOKEN)
     assert answer.returncode == 2
-    assert answer.stderr.endswith(
-        "(a port that serves TLS closes plain HTTP like this: use an https:// URL)\n"
+    assert answer.stderr == (
+        f"modelplane get: The plain HTTP request was sent to an HTTPS port: use {url}{ISVCS}\n"
     )
+    # A Kubernetes Status (as every refusal of the API), before any token is asked for.
+    refused = httpx.get(plain + ISVCS + "?limit=1")
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"The plain HTTP request was sent to an HTTPS port: use {url}{ISVCS}?limit=1",
+        "reason": "BadRequest",
+        "code": 400,
+    }
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        raw.sendall(b"GET /api HTTP/1.1\r\n\r\n")  # no Host: the address connected to
+        answer = raw.makefile("rb").read()
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"use %b/api" % url.encode() in answer
+    verify = ssl.create_default_context(cafile=ca)
+    assert httpx.get(url + ISVCS, verify=verify, headers={"authorization": f"Bearer {TOKEN}"}).is_success
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")

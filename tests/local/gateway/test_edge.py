@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import ssl
 
 import grpc
@@ -116,9 +117,20 @@ def test_tls_serves_http11_and_grpc_by_alpn(replicas, certificates):
         assert refused.headers["www-authenticate"] == "Bearer"
         with pytest.raises(httpx.ConnectError):  # the certificate is checked: no CA, no connection
             httpx.post(url, headers={"host": HOST}, json={})
-        # The TLS port speaks no cleartext: it hangs up (a reset when the request's bytes were unread).
-        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-            httpx.post(url.replace("https", "http"), headers={"host": HOST}, json={})
+        # Plain HTTP to the TLS port: a 400 that names the https:// URL (the address connected to, as the
+        # Host names the service), not a connection closed without a word; TLS goes on after it.
+        refused = httpx.post(url.replace("https", "http"), headers={"host": HOST}, json={})
+        assert (refused.status_code, refused.text) == (
+            400,
+            f"The plain HTTP request was sent to an HTTPS port: use https://127.0.0.1:{gateway.port}"
+            "/v1/models/iris:predict\n",
+        )
+        with socket.create_connection(("127.0.0.1", gateway.port)) as raw:
+            raw.sendall(b"GET /v1/models/iris HTTP/1.1\r\nhost: localhost:%d\r\n\r\n" % gateway.port)
+            answer = raw.makefile("rb").read()
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert answer.endswith(b"use https://localhost:%d/v1/models/iris\n" % gateway.port)
+        assert httpx.post(url, headers={"host": HOST, **BEARER}, json={}, verify=verify).status_code == 200
 
         credentials = grpc.ssl_channel_credentials(root_certificates=ca.read_bytes())
         options = [("grpc.default_authority", HOST), ("grpc.ssl_target_name_override", "localhost")]
