@@ -70,10 +70,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add(
         "--grpc-max-message-length",
         type=int,
-        default=64 * 1024 * 1024,
+        default=None,
         help="largest gRPC message taken or sent, in bytes (default 64 MiB); larger ones end the call "
-        "with RESOURCE_EXHAUSTED",
+        "with RESOURCE_EXHAUSTED, a request's as soon as its length prefix says how large it is",
     )
+    for kserve_spelling in ("--grpc_max_receive_message_length", "--grpc_max_send_message_length"):
+        add(
+            kserve_spelling,
+            type=int,
+            default=None,
+            help="KServe's limits: modelplane serve has one for both directions, the largest of "
+            "these and --grpc-max-message-length",
+        )
     add(
         "--max-body-size",
         type=int,
@@ -240,14 +248,26 @@ def batch_settings(args: argparse.Namespace) -> BatchSettings | None:
     return BatchSettings(size, latency / 1000, args.batch_timeout)
 
 
+def grpc_max_message_length(args: argparse.Namespace) -> int:
+    """The one gRPC message limit: the largest of those given (KServe's receive and send limits
+    included), else 64 MiB."""
+    given = {
+        "--grpc-max-message-length": args.grpc_max_message_length,
+        "--grpc_max_receive_message_length": args.grpc_max_receive_message_length,
+        "--grpc_max_send_message_length": args.grpc_max_send_message_length,
+    }
+    for flag, value in given.items():
+        if value is not None and value < 1:
+            raise CommandError(f"{flag} must be at least 1 byte")
+    return max((value for value in given.values() if value is not None), default=64 * 1024 * 1024)
+
+
 def run(args: argparse.Namespace) -> int:
     from modelplane.server.model_server import ListenError, ModelServer, configure_logging
 
     configure_logging(args.log_level)
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
-    if args.grpc_max_message_length < 1:
-        raise CommandError("--grpc-max-message-length must be at least 1 byte")
     if args.max_body_size < 1:
         raise CommandError("--max-body-size must be at least 1 byte")
     batching = batch_settings(args)
@@ -261,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=None if args.grpc_port < 0 else args.grpc_port,
-        grpc_max_message_length=args.grpc_max_message_length,
+        grpc_max_message_length=grpc_max_message_length(args),
         max_body_size=args.max_body_size,
         workers=args.workers,
         host=args.host,

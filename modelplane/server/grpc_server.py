@@ -20,6 +20,7 @@ from modelplane.protocol.grpc.wire import (
     Metadata,
     UnaryMethod,
     UnaryService,
+    declared_body_size,
     response_status,
     status_response,
 )
@@ -56,7 +57,6 @@ def inference_service(
         for name, (request_class, _) in METHODS.items()
     }
     methods[health.CHECK] = UnaryMethod(health.HealthCheckRequest, servicer.health_check)
-    too_large = f"the request message is above the limit of {max_message_length} bytes"
     not_served = {
         f"/{SERVICE_NAME}/{name}": message for name, message in triton_extensions.GRPC_METHODS.items()
     }
@@ -66,7 +66,8 @@ def inference_service(
     unary = UnaryService(methods, max_message_length, not_served)
     limits = ServerLimits(
         max_body_size=max_message_length + 5,  # the message and its length prefix
-        too_large_response=lambda _: status_response(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large),
+        too_large_response=unary.too_large_body,
+        declared_body_size=declared_body_size,
         failure_response=_internal_error,
         stalled_response=_stalled,
         http2=connection.http2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +38,11 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def peak_memory(self) -> int:
+        """The most memory the process has held (VmHWM, Linux), in bytes."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1)) * 1024
 
     def wait_ready(self, path: str = "/v2/health/ready", timeout: float = 60, status: int = 200) -> None:
         deadline = time.monotonic() + timeout

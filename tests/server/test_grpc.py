@@ -19,6 +19,7 @@ from modelplane.protocol.grpc import health
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
 from tests.server.conftest import IRIS_ROWS, iris_array
+from tests.server.processes import serve
 
 Tensor = pb.ModelInferRequest.InferInputTensor
 
@@ -299,3 +300,29 @@ def test_tritonclient_grpc(iris_server):
     assert client.get_model_metadata("iris").name == "iris"
     with pytest.raises(InferenceServerException, match="does not exist"):
         client.infer("nope", [tensor])
+
+
+def test_kserves_message_limit_flags_set_the_one_limit(sklearn_dir):
+    """KServe's runtime args (`--grpc_max_receive_message_length`, `--grpc_max_send_message_length`) reach
+    `modelplane serve` as they are on `modelplane up`: the larger of the two is its one limit."""
+    server = serve(
+        "--model-dir",
+        str(sklearn_dir),
+        "--model-name",
+        "iris",
+        "--grpc_max_receive_message_length=4096",
+        "--grpc_max_send_message_length=2048",
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = InferenceStub(channel)
+            too_large = iris_request(id="x" * 5000)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.ModelInfer(too_large)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert caught.value.details() == (
+                f"the request message is {too_large.ByteSize()} bytes, above the limit of 4096"
+            )
+            assert stub.ModelInfer(iris_request()).model_name == "iris"
+    finally:
+        server.stop()

@@ -24,7 +24,7 @@ import pytest
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
 from modelplane.protocol.http2 import frames, hpack
-from tests.protocol.raw_h2 import Answer, RawH2, grpc_frame
+from tests.protocol.raw_h2 import Answer, RawFrames, RawH2, call_headers, call_status, grpc_frame, whole_call
 from tests.server.processes import start_models_server
 
 Tensor = pb.ModelInferRequest.InferInputTensor
@@ -142,6 +142,71 @@ def test_messages_above_the_limit_are_resource_exhausted(small_limit_server):
         assert "4096" in caught.value.details()
         # The connection is still good after the refused call.
         assert stub.ModelInfer(echo_request(b"b"), timeout=10).raw_output_contents[0] == b"b"
+
+
+# The model server's default limit; a server that gathered a too-large message before refusing it
+# would hold this much, and one that refuses it from its length prefix holds next to nothing.
+DEFAULT_LIMIT = 64 * 1024 * 1024
+
+
+@pytest.fixture
+def fresh_server():
+    """A server of its own, so that the most memory it has held is this test's doing alone."""
+    server = start_models_server()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("sent", ["the first frame", "all of it"])
+def test_a_message_declared_above_the_limit_is_refused_from_its_prefix(fresh_server, sent):
+    """As grpcio: RESOURCE_EXHAUSTED as soon as the length prefix declares too much, and the stream is
+    reset, so the rest is never gathered; what the client still sends is dropped and the connection
+    serves on."""
+    declared = 300 * 1024 * 1024
+    before = fresh_server.peak_memory()
+    client = RawFrames(fresh_server.grpc_port)
+    try:
+        client.acknowledge_settings()
+        first = struct.pack(">BL", 0, declared) + bytes(16384 - 5)
+        client.send(
+            frames.frame(frames.HEADERS, frames.END_HEADERS, 1, call_headers()),
+            frames.frame(frames.DATA, 0, 1, first),
+        )
+        status = call_status(client, 1)
+        assert status[b"grpc-status"] == b"8"  # RESOURCE_EXHAUSTED
+        assert status[b"grpc-message"] == b"the request message is %d bytes, above the limit of %d" % (
+            declared,
+            DEFAULT_LIMIT,
+        )
+        kind, _, _, payload = client.until(lambda kind, flags, stream, payload: stream == 1)
+        assert (kind, struct.unpack(">L", payload)[0]) == (frames.RST_STREAM, frames.NO_ERROR)
+        if sent == "all of it":
+            chunk = bytes(512 * 1024)
+            rest = declared + 5 - len(first)
+            for _ in range(rest // len(chunk)):
+                client.send(frames.frame(frames.DATA, 0, 1, chunk))
+            client.send(frames.frame(frames.DATA, frames.END_STREAM, 1, bytes(rest % len(chunk))))
+        client.send(whole_call(3, echo_request(b"next").SerializeToString()))
+        assert call_status(client, 3)[b"grpc-status"] == b"0"
+    finally:
+        client.close()
+    assert fresh_server.peak_memory() - before < DEFAULT_LIMIT // 4
+
+
+def test_grpcio_sending_a_message_above_the_limit_gets_resource_exhausted(fresh_server):
+    message = echo_request(b"m" * (100 * 1024 * 1024))
+    before = fresh_server.peak_memory()
+    with grpc.insecure_channel(f"127.0.0.1:{fresh_server.grpc_port}") as channel:
+        stub = InferenceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelInfer(message, timeout=60)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert caught.value.details() == (
+            f"the request message is {message.ByteSize()} bytes, above the limit of {DEFAULT_LIMIT}"
+        )
+        # The same connection serves on.
+        assert stub.ModelInfer(echo_request(b"next"), timeout=10).raw_output_contents[0] == b"next"
+    assert fresh_server.peak_memory() - before < DEFAULT_LIMIT // 4
 
 
 def test_a_compressed_message_that_inflates_above_the_limit_is_refused(small_limit_server):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import openai
@@ -342,22 +341,16 @@ def test_a_prompt_longer_than_the_context_is_refused_with_the_limits(client, ser
     )
 
 
-def peak_memory(server) -> int:
-    """The most memory the server process has held (VmHWM), in bytes."""
-    status = Path(f"/proc/{server.process.pid}/status").read_text()
-    return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1)) * 1024
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_prompt_far_over_the_context_is_refused_without_the_memory_to_tokenize_it(client, server):
     """Four million characters take a fast tokenizer about 650 MB to tokenize whole; the first few
     thousand of them are enough to refuse the prompt."""
-    before = peak_memory(server)
+    before = server.peak_memory()
     with pytest.raises(openai.BadRequestError) as refused:
         client.completions.create(model="chat", prompt="the cat " * 500_000, max_tokens=4)
     assert refused.value.code == "context_length_exceeded"
     assert "maximum context length is 256 tokens" in refused.value.message
-    assert peak_memory(server) - before < 100 << 20
+    assert server.peak_memory() - before < 100 << 20
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,21 @@ class UnaryService:
             f"the request message is {size} bytes, above the limit of {self.max_message_length}",
         )
 
+    def too_large_body(self, body_size: int) -> H2Response:
+        """The answer to a call whose body, length prefix and message, is `body_size` bytes (as its
+        prefix declares, or as much as has come): too large."""
+        status = self.too_large(body_size - _PREFIX.size)
+        return status_response(status.code, status.message)
+
+
+def declared_body_size(start: bytes) -> int | None:
+    """The size of a unary call's body as its message's length prefix declares it, once the prefix
+    has come: a call declaring too large a message is refused before the message arrives, as grpcio
+    refuses it."""
+    if len(start) < _PREFIX.size:
+        return None
+    return _PREFIX.size + _PREFIX.unpack_from(start)[1]
+
 
 def response_status(response: H2Response) -> tuple[int, str]:
     """The status code and message of an answer (in its trailers, or a trailers-only answer's headers)."""

@@ -6,8 +6,9 @@ no server push and no priorities; the streams of a connection run concurrently, 
 `max_concurrent_streams`.
 
 The receive windows are opened to the maximum once, so a client never waits for a WINDOW_UPDATE; the
-body-size limit is what bounds the memory a stream may hold, and the body timeout how long it may hold
-it. The send side follows the peer's windows and frame size exactly, so large answers flow to slow
+body-size limit is what bounds the memory a stream may hold (a body that declares itself larger, in
+gRPC's length prefix, is refused before any more of it is kept), and the body timeout how long it may
+hold it. The send side follows the peer's windows and frame size exactly, so large answers flow to slow
 readers without being lost or overrunning them.
 
 One sweep a second (or more often, for short timeouts) closes connections idle for `idle_timeout`
@@ -68,7 +69,8 @@ class ServerLimits:
     """What a connection may hold and for how long; `http2` has the protocol's own limits."""
 
     max_body_size: int
-    too_large_response: Callable[[int], H2Response]  # the answer to a body above the limit
+    # The answer to a body of this many bytes (as declared, or received so far), above the limit.
+    too_large_response: Callable[[int], H2Response]
     failure_response: Callable[[Exception], H2Response]  # the answer when the handler raises
     # The answer to a request whose body stopped arriving (given the timeout).
     stalled_response: Callable[[float], H2Response] = _request_timeout
@@ -77,6 +79,9 @@ class ServerLimits:
     body_timeout: float = 60.0  # a request body that does not move for this long is answered and reset
     # The answer to a request that its headers settle, sent at once without its body (None: read it).
     headers_response: Callable[[Headers], H2Response | None] | None = None
+    # The size a body declares in its first bytes (gRPC's length prefix), None until they have come:
+    # a body declaring more than `max_body_size` is refused then, and none of the rest is read.
+    declared_body_size: Callable[[bytes], int | None] | None = None
 
 
 class _AnsweredFromHeaders:
@@ -90,12 +95,23 @@ _ANSWERED_FROM_HEADERS = _AnsweredFromHeaders()
 
 
 class _Call:
-    __slots__ = ("headers", "chunks", "size", "task", "unsent", "trailers", "seen_size", "still_since")
+    __slots__ = (
+        "headers",
+        "chunks",
+        "size",
+        "size_declared",
+        "task",
+        "unsent",
+        "trailers",
+        "seen_size",
+        "still_since",
+    )
 
-    def __init__(self, headers: Headers) -> None:
+    def __init__(self, headers: Headers, size_declared: bool) -> None:
         self.headers = headers
         self.chunks: list[bytes] = []
         self.size = 0
+        self.size_declared = size_declared  # the body's declared size has been checked (or has none)
         self.task: asyncio.Task | _AnsweredFromHeaders | None = None
         self.unsent: memoryview | None = None  # answer bytes held back by flow control
         self.trailers: bytes | None = None  # sent once `unsent` is gone
@@ -150,7 +166,7 @@ class Http2ServerProtocol(Http2Connection):
             if self._going_away:
                 self.reset(stream_id, f.REFUSED_STREAM)
                 return
-            call = self._calls[stream_id] = _Call(headers)
+            call = self._calls[stream_id] = _Call(headers, self._limits.declared_body_size is None)
             self._calls_started += 1
             settled = self._limits.headers_response
             response = None if settled is None else settled(headers)
@@ -173,10 +189,17 @@ class Http2ServerProtocol(Http2Connection):
             return
         call.size += len(data)
         if call.size > self._limits.max_body_size:
-            self._respond(stream_id, call, self._limits.too_large_response(self._limits.max_body_size))
+            self._respond(stream_id, call, self._limits.too_large_response(call.size))
             return
         if data:
             call.chunks.append(data)
+        if not call.size_declared:
+            declared = self._limits.declared_body_size(b"".join(call.chunks))
+            if declared is not None:
+                call.size_declared = True
+                if declared > self._limits.max_body_size:
+                    self._respond(stream_id, call, self._limits.too_large_response(declared))
+                    return
         if end_stream:
             self._start(stream_id, call)
 

@@ -31,7 +31,7 @@ from tests.local.gateway.test_grpc import (
 from tests.protocol.http1_raw import ResponseReader, exchange
 from tests.protocol.raw_h2 import RawFrames, call_headers, call_status, whole_call
 from tests.server.processes import start_models_server
-from tests.server.test_grpc_transport import echo_request
+from tests.server.test_grpc_transport import DEFAULT_LIMIT, echo_request
 
 HOST = "echo.default.localhost"
 GRPC_HOST = b"iris.default.localhost"
@@ -256,6 +256,25 @@ def test_headers_a_replica_would_not_take_are_refused_at_the_gateway():
             assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "16384" in error.value.details()
             assert infer(chan).id == "grpcio-1"
+
+
+def test_a_message_above_the_replicas_limit_is_refused_and_held_by_neither(grpc_gateway, replica):
+    """The gateway streams a call's message up within its windows, and the replica refuses it from its
+    length prefix: the client gets the replica's RESOURCE_EXHAUSTED, not the 100 MiB's worth of
+    waiting, and the connection serves on."""
+    message = echo_request(b"m" * (100 * 1024 * 1024))
+    before = replica.peak_memory()
+    options = [("grpc.default_authority", GRPC_HOST.decode())]
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_gateway.port}", options=options) as chan:
+        stub = InferenceStub(chan)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelInfer(message, timeout=60)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert caught.value.details() == (
+            f"the request message is {message.ByteSize()} bytes, above the limit of {DEFAULT_LIMIT}"
+        )
+        assert stub.ModelInfer(echo_request(b"next"), timeout=10).raw_output_contents[0] == b"next"
+    assert replica.peak_memory() - before < DEFAULT_LIMIT // 4
 
 
 def test_data_beyond_the_gateways_window_is_a_flow_control_error():
