@@ -25,6 +25,9 @@ from modelplane.protocol.listening import url_host
 # A request line, whole or cut short by the end of the first read; a TLS record starts with a byte
 # below 0x20. HTTP/2's cleartext preface (`PRI * HTTP/2.0`) is left to TLS: its client reads no HTTP/1.
 _REQUEST_LINE = re.compile(rb"(?!PRI )[A-Z]+(?: |$)(?:([\x21-\x7e]+) HTTP/1\.[01]\r?\n)?")
+# Seconds a closing TLS connection waits for its client's close_notify. The event loop's own 30 would
+# hold a stopping server that long for each idle client that reads nothing (a connection in a pool).
+SHUTDOWN_TIMEOUT = 2.0
 _HOST = re.compile(rb"\r?\nhost:[ \t]*([\x21-\x7e]+)[ \t]*\r?\n", re.IGNORECASE)
 
 
@@ -98,6 +101,7 @@ class TLSOrPlainHTTP(asyncio.Protocol):
             None,
             server_side=True,
             ssl_handshake_timeout=max(self._deadline - loop.time(), 0.001),
+            ssl_shutdown_timeout=SHUTDOWN_TIMEOUT,
         )
         transport = self._transport
         transport.pause_reading()  # the transport reads for a buffered protocol from now on

@@ -4,6 +4,7 @@ on the same connection is answered by the next server, not met by a closed conne
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 
@@ -11,6 +12,8 @@ import uvloop
 
 from modelplane.local.api.server import ApiServer, bind, open_store
 from modelplane.local.replicas.inherited import adopted_socket, kept_across_exec
+from modelplane.local.tls import TLSFiles
+from tests.local.certificates import write_certificates
 
 REQUEST = b"GET /api HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
@@ -101,5 +104,24 @@ def test_a_plain_stop_hands_nothing_over(tmp_path):
             running.stop()
             assert running.server.handed_over == []
             assert client.recv(65536) == b""
+    finally:
+        store.close()
+
+
+def test_a_tls_connection_is_not_handed_over(tmp_path):
+    """Its session lives in the stopping server: the next one could not read it."""
+    ca, cert, key = write_certificates(tmp_path)
+    store = open_store(tmp_path)
+    try:
+        running = Running(ApiServer(store, bind("127.0.0.1", 0), tls=TLSFiles(cert, key)))
+        context = ssl.create_default_context(cafile=str(ca))
+        address = running.server.sock.getsockname()[:2]
+        with context.wrap_socket(
+            socket.create_connection(address, timeout=10), server_hostname="localhost"
+        ) as client:
+            client.sendall(REQUEST)
+            assert answer_on(client).startswith(b"HTTP/1.1 200")
+            running.stop(hand_over=True)
+            assert running.server.handed_over == []
     finally:
         store.close()
