@@ -690,12 +690,12 @@ def test_autoscaling_settings_the_autoscaler_cannot_use_are_refused(api):
     annotation_refused(
         "short-window",
         {"autoscaling.knative.dev/window": "2s"},
-        "autoscaling.knative.dev/window must be between 6s and 1h, not 2s",
+        "autoscaling.knative.dev/window must be between 6s and 1h, not 2s (inherited by the predictor)",
     )
     annotation_refused(
         "annotated-target",
         {"autoscaling.knative.dev/target": "-1"},
-        "autoscaling.knative.dev/target must be at least 0.01, not -1",
+        "autoscaling.knative.dev/target must be at least 0.01, not -1 (inherited by the predictor)",
     )
     tiny_target = isvc("tiny-target")
     tiny_target["spec"]["predictor"]["scaleTarget"] = 0
