@@ -115,3 +115,23 @@ def test_models_without_load_models_are_the_models_served(tmp_path):
         write_archive(tmp_path / "model-store", name)
     write_properties(tmp_path, models=json.dumps({"a": {"1.0": {"marName": "a.mar", "batchSize": 3}}}))
     assert [(model.name, model.batch_size) for model in read_store(tmp_path, environ={}).models] == [("a", 3)]
+
+
+@pytest.mark.parametrize(
+    ("versions", "served"),
+    [
+        # No version says it is the default: the first registered is, as in TorchServe.
+        ({"1.0": {"defaultVersion": False}, "2.0": {"defaultVersion": False}}, "1.0"),
+        ({"1.0": {}, "2.0": {}}, "1.0"),
+        # Gson reads the text "false" as false, and the last version saying true wins.
+        ({"1.0": {"defaultVersion": "false"}, "2.0": {"defaultVersion": True}}, "2.0"),
+        ({"1.0": {"defaultVersion": True}, "2.0": {"defaultVersion": "TRUE"}}, "2.0"),
+        ({"1.0": {"defaultVersion": True}, "2.0": {"defaultVersion": 1}}, "1.0"),
+    ],
+)
+def test_each_model_has_one_default_version_as_torchserve_settles_it(tmp_path, versions, served):
+    write_archive(tmp_path / "model-store", "m")
+    entries = {version: {"marName": "m.mar", **entry} for version, entry in versions.items()}
+    write_properties(tmp_path, model_snapshot=snapshot(m=entries))
+    defaults = [model.version for model in read_store(tmp_path, environ={}).models if model.is_default]
+    assert defaults == [served]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from modelplane.runtimes.torchserve.properties import parse_properties
@@ -172,10 +172,12 @@ def read_store(folder: Path, environ: dict[str, str] | None = None) -> ModelStor
     from_snapshot = bool(properties.get("model_snapshot"))
     if declared is not None and (from_snapshot or not load_models.strip()):
         # A snapshot is restored whatever load_models says; `models` alone is read as the models to serve.
-        models = [
-            _store_model(store_dir, name, version, entry, defaults, from_snapshot=from_snapshot)
-            for name, version, entry in declared
-        ]
+        models = _with_defaults_settled(
+            [
+                _store_model(store_dir, name, version, entry, defaults, from_snapshot=from_snapshot)
+                for name, version, entry in declared
+            ]
+        )
     else:
         # As in TorchServe, load_models picks the archives, and `models` only gives their settings.
         entries = {(name, str(version)): entry for name, version, entry in declared or []}
@@ -240,9 +242,25 @@ def _store_model(
         name=name,
         version=str(version),
         archive=archive,
-        is_default=bool(entry.get("defaultVersion", True)),
+        is_default=_is_true(entry.get("defaultVersion")),
         **_serving(settings, defaults),
     )
+
+
+def _is_true(value: object) -> bool:
+    """A JSON boolean as TorchServe's reader (Gson's `getAsBoolean`) takes it: `true`, or the text
+    "true" in any case."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _with_defaults_settled(models: list[StoreModel]) -> list[StoreModel]:
+    """Each name's default version as TorchServe settles it: the first version registered is the
+    default until one saying `defaultVersion: true` is registered (the last such one wins)."""
+    default_of: dict[str, int] = {}
+    for index, model in enumerate(models):
+        if model.name not in default_of or model.is_default:
+            default_of[model.name] = index
+    return [replace(model, is_default=default_of[model.name] == index) for index, model in enumerate(models)]
 
 
 def _loaded_models(
