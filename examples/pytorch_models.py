@@ -175,6 +175,26 @@ def write_torchscript(folder: Path) -> Path:
     return folder
 
 
+def write_torchscript_mar(store: Path, name: str, handler: str = "base_handler") -> Path:
+    """Packs `write_torchscript`'s program into `store/<name>.mar`: a TorchScript archive needs no model
+    code, and TorchServe's base_handler loads it as it is."""
+    with tempfile.TemporaryDirectory() as scratch:
+        program = write_torchscript(Path(scratch) / "program") / "model.pt"
+        subprocess.run(
+            [
+                *_archiver(),
+                "--model-name", name,
+                "--version", "1.0",
+                "--serialized-file", str(program),
+                "--handler", handler,
+                "--export-path", str(store),
+                "--force",
+            ],
+            check=True,
+        )  # fmt: skip
+    return store / f"{name}.mar"
+
+
 def _archiver() -> list[str]:
     executable = Path(sys.executable).with_name("torch-model-archiver")
     if executable.exists():

@@ -208,6 +208,13 @@ class TabularModel(Model):
         return {"predictions": result}
 
 
+def last_line(exc: BaseException) -> str:
+    """The last line of an error's message: what went wrong, where a library puts a traceback of its own
+    before it (TorchScript's interpreter does)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def _without_stack_trace(exc: BaseException) -> str:
     """A library's error message without the native stack trace some append (XGBoost's)."""
     return str(exc).split("\nStack trace:", 1)[0].strip()

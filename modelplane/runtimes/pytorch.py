@@ -27,6 +27,7 @@ from modelplane.runtimes.base import (
     INLINE_ELEMENTS,
     ModelMissingError,
     find_model_file,
+    last_line,
     require,
     v1_instances,
 )
@@ -147,10 +148,10 @@ class PyTorchModel(Model):
         except (RuntimeError, AssertionError, TypeError, ValueError, IndexError) as exc:
             # torch reports a shape or dtype the program cannot take as one of these; its last line
             # says what did not fit.
-            raise InvalidInput(f"the input does not fit model {self.name}: {_last_line(exc)}") from None
+            raise InvalidInput(f"the input does not fit model {self.name}: {last_line(exc)}") from None
         except Exception as exc:  # noqa: BLE001 - the program's own failure
             raise InferenceError(
-                f"model {self.name} failed: {type(exc).__name__}: {_last_line(exc)}"
+                f"model {self.name} failed: {type(exc).__name__}: {last_line(exc)}"
             ) from None
 
     def _run(self, arguments: list) -> Any:
@@ -186,7 +187,7 @@ def _load_exported(torch: Any, path: Path, device: Any) -> tuple[Any, list[Argum
     try:
         exported = torch.export.load(str(path))
     except (RuntimeError, ValueError) as exc:
-        raise ModelMissingError(f"{path.name} is not a torch.export program: {_last_line(exc)}") from None
+        raise ModelMissingError(f"{path.name} is not a torch.export program: {last_line(exc)}") from None
     user_inputs = [
         spec.arg.name for spec in exported.graph_signature.input_specs if spec.kind.name == "USER_INPUT"
     ]
@@ -263,8 +264,3 @@ def _saved_with_torch_save(path: Path) -> bool:
 
 def _first_sentence(exc: BaseException) -> str:
     return str(exc).strip().split(". ")[0]
-
-
-def _last_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__

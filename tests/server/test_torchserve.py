@@ -28,6 +28,7 @@ from pytorch_models import (  # noqa: E402
     cat_dog_net,
     write_config,
     write_mar,
+    write_torchscript_mar,
 )
 
 HANDLERS = REPO_ROOT / "tests" / "server" / "torchserve_handlers"
@@ -54,6 +55,7 @@ def store(tmp_path_factory):
     write_mar(models, "breeds", breed_net(), BREEDS, "image_classifier", version="2.0")
     write_mar(models, "probe", cat_dog_net(), CAT_DOG_LABELS, str(HANDLERS / "probe_handler.py"))
     write_mar(models, "batched", cat_dog_net(), CAT_DOG_LABELS, str(HANDLERS / "probe_handler.py"))
+    write_torchscript_mar(models, "scripted")
     write_config(
         folder,
         {
@@ -62,6 +64,7 @@ def store(tmp_path_factory):
             "probe": {"marName": "probe.mar", "minWorkers": 2, "maxWorkers": 2},
             # A delay no test waits out: a batch goes when it is full.
             "batched": {"marName": "batched.mar", "batchSize": 4, "maxBatchDelay": 60000},
+            "scripted": {"marName": "scripted.mar"},
         },
         service_envelope="kserve",
     )
@@ -78,7 +81,7 @@ def server(store, tmp_path_factory):
 
 def test_every_model_of_the_store_is_served_under_its_name(server):
     names = sorted(httpx.get(f"{server.url}/v1/models").json()["models"])
-    assert names == ["batched", "breeds", "cat-dog", "probe"]
+    assert names == ["batched", "breeds", "cat-dog", "probe", "scripted"]
     assert httpx.get(f"{server.url}/v2/models/breeds").json()["versions"] == ["2.0"]
     assert httpx.get(f"{server.url}/v2/models/breeds/versions/2.0/ready").status_code == 200
 
@@ -173,6 +176,19 @@ def test_a_handler_that_fails_gives_500_with_its_message_and_the_server_stays_up
     assert "asked to fail" in response.json()["error"]
     again = httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": [{"data": "hello"}]})
     assert again.json()["predictions"][0]["word"] == "hello"
+
+
+def test_a_torchscript_program_s_failure_is_its_error_without_the_interpreter_s_traceback(server):
+    """base_handler runs a TorchScript program on the instances as they are; torch's message ends a
+    traceback of the program's code, which the log keeps and the answer leaves out."""
+    url = f"{server.url}/v1/models/scripted:predict"
+    assert httpx.post(url, json={"instances": [[1.0, 2.0, 3.0, 4.0]]}).status_code == 200
+    response = httpx.post(url, json={"instances": [[1.0, 2.0, 3.0]]})
+    assert response.status_code == 500
+    assert response.json()["error"] == (
+        "the handler of model scripted failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied "
+        "(1x3 and 4x8)"
+    )
 
 
 def test_a_handler_out_of_memory_gives_torchserve_s_507(server):

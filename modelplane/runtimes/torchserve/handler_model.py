@@ -36,7 +36,7 @@ import orjson
 
 from modelplane.protocol.errors import InferenceError, InvalidInput, ModelStatusError
 from modelplane.protocol.v2 import InferInput, InferRequest, InferResponse, output_from_array
-from modelplane.runtimes.base import require
+from modelplane.runtimes.base import last_line, require
 from modelplane.runtimes.torchserve.archive import open_archive
 from modelplane.runtimes.torchserve.store import ModelStore, StoreModel
 from modelplane.runtimes.torchserve.workers import Worker
@@ -214,9 +214,7 @@ class TorchServeModel(Model):
             if isinstance(exc, ValueError) and _raised_in(exc) == "base64":  # text that is not ASCII
                 raise InvalidInput(f"model {self.name} cannot read the input as base64: {exc}") from None
             logger.exception("the handler of model %s failed", self.name)
-            raise InferenceError(
-                f"the handler of model {self.name} failed: {type(exc).__name__}: {exc}"
-            ) from None
+            raise InferenceError(f"the handler of model {self.name} failed: {_described(exc)}") from None
         for index in range(len(rows)):
             code, phrase = context.get_response_status(index)
             if code and code != 200:
@@ -227,6 +225,15 @@ class TorchServeModel(Model):
             got = f"{len(results)} results" if isinstance(results, list) else type(results).__name__
             raise InferenceError(f"the handler of model {self.name} returned {got} for {len(rows)} inputs")
         return results
+
+
+def _described(exc: Exception) -> str:
+    """`Type: message` of a handler's exception, its message's last line (the log has the rest): a
+    TorchScript program's error starts with the interpreter's traceback, and ends with the error
+    named."""
+    line = last_line(exc)
+    named = f"{type(exc).__name__}: "
+    return line if line.startswith(named) else named + line
 
 
 def _v1_rows(payload: Any) -> list:
