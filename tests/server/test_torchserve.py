@@ -191,6 +191,18 @@ def test_a_torchscript_program_s_failure_is_its_error_without_the_interpreter_s_
     )
 
 
+def test_a_result_json_cannot_carry_is_500_naming_it_over_v1_and_v2(server):
+    response = httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": ["unsendable"]})
+    assert response.status_code == 500
+    assert "cannot be sent as JSON" in response.json()["error"]
+    document = {"inputs": [{"name": "word", "shape": [1], "datatype": "BYTES", "data": ["unsendable"]}]}
+    response = httpx.post(f"{server.url}/v2/models/probe/infer", json=document)
+    assert response.status_code == 500
+    assert response.json()["error"] == (
+        "the handler's result for input 'word' cannot be sent as JSON text: Type is not JSON serializable: set"
+    )
+
+
 def test_a_handler_out_of_memory_gives_torchserve_s_507(server):
     response = httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": [{"data": "exhaust"}]})
     assert response.status_code == 507

@@ -262,11 +262,16 @@ def _v2_row(item: InferInput) -> dict:
 def _v2_output(name: str, result: Any):
     """A handler's result as KServe's kservev2 envelope writes it: flattened, named after the input.
     Objects (a classifier's label scores, say) become JSON text in a BYTES tensor."""
-    if isinstance(result, dict | str | bytes):
-        return output_from_array(name, np.array([_text(result)], dtype=np.object_))
-    array = np.asarray(result)
-    if array.dtype.kind == "O":
-        array = np.array([_text(value) for value in array.reshape(-1)], dtype=np.object_)
+    try:
+        if isinstance(result, dict | str | bytes):
+            return output_from_array(name, np.array([_text(result)], dtype=np.object_))
+        array = np.asarray(result)
+        if array.dtype.kind == "O":
+            array = np.array([_text(value) for value in array.reshape(-1)], dtype=np.object_)
+    except orjson.JSONEncodeError as exc:
+        raise InferenceError(
+            f"the handler's result for input {name!r} cannot be sent as JSON text: {exc}"
+        ) from None
     return output_from_array(name, array.reshape(-1))
 
 
