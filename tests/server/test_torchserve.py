@@ -170,6 +170,35 @@ def test_data_that_is_not_a_picture_is_400(server, instance, model):
     assert "cannot read the input" in response.json()["error"]
 
 
+def picture_of_mode(mode: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (64, 48)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("instance", "message"),
+    [
+        ({"data": b64(picture_of_mode("L"))}, "doesn't match the broadcast shape [3, 224, 224]"),
+        ({"data": b64(picture_of_mode("RGBA"))}, "The size of tensor a (4) must match"),
+        ({"b64": b64(picture(RED))}, "TypeError"),  # no "data": the handler reads None
+        (7, "AttributeError"),
+    ],
+    ids=["grey", "rgba", "no-data-key", "a-number"],
+)
+def test_a_row_the_stock_image_classifier_cannot_prepare_is_400(server, instance, message):
+    """TorchServe's image_classifier normalises three channels and reads a row's `data`: what its
+    preprocess cannot take is the request's doing (TorchServe answers 503)."""
+    response = httpx.post(f"{server.url}/v1/models/breeds:predict", json={"instances": [instance]})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith("model breeds cannot take the input: ") and message in error
+    again = httpx.post(
+        f"{server.url}/v1/models/breeds:predict", json={"instances": [{"data": b64(picture(RED))}]}
+    )
+    assert again.status_code == 200
+
+
 def test_a_handler_that_fails_gives_500_with_its_message_and_the_server_stays_up(server):
     response = httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": [{"data": "fail"}]})
     assert response.status_code == 500

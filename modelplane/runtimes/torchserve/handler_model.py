@@ -39,7 +39,7 @@ from modelplane.protocol.v2 import InferInput, InferRequest, InferResponse, outp
 from modelplane.runtimes.base import last_line, require
 from modelplane.runtimes.torchserve.archive import open_archive
 from modelplane.runtimes.torchserve.store import ModelStore, StoreModel
-from modelplane.runtimes.torchserve.workers import Worker
+from modelplane.runtimes.torchserve.workers import InputNotTaken, Worker
 from modelplane.server.model import Model
 
 logger = logging.getLogger("modelplane.server")
@@ -206,13 +206,16 @@ class TorchServeModel(Model):
             logger.exception("the handler of model %s ran out of memory", self.name)
             # TorchServe's answer to a worker out of memory: 507 "Out of resources".
             raise ModelStatusError(f"model {self.name}: Out of resources", 507) from None
-        except (binascii.Error, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
-            raise InvalidInput(f"model {self.name} cannot read the input: {exc}") from None
+        except InputNotTaken as not_taken:
+            exc = not_taken.__cause__
+            refusal = self._unreadable(exc) or InvalidInput(
+                f"model {self.name} cannot take the input: {_described(exc)}"
+            )
+            raise refusal from None
         except Exception as exc:  # noqa: BLE001 - the handler's own failure, reported with its message
-            if _unreadable_picture(exc):
-                raise InvalidInput(f"model {self.name} cannot read the input as a picture: {exc}") from None
-            if isinstance(exc, ValueError) and _raised_in(exc) == "base64":  # text that is not ASCII
-                raise InvalidInput(f"model {self.name} cannot read the input as base64: {exc}") from None
+            refusal = self._unreadable(exc)
+            if refusal is not None:
+                raise refusal from None
             logger.exception("the handler of model %s failed", self.name)
             raise InferenceError(f"the handler of model {self.name} failed: {_described(exc)}") from None
         for index in range(len(rows)):
@@ -225,6 +228,16 @@ class TorchServeModel(Model):
             got = f"{len(results)} results" if isinstance(results, list) else type(results).__name__
             raise InferenceError(f"the handler of model {self.name} returned {got} for {len(rows)} inputs")
         return results
+
+    def _unreadable(self, exc: Exception) -> InvalidInput | None:
+        """The 400 for a handler's failure to read the request's data, where that is what `exc` is."""
+        if isinstance(exc, binascii.Error | UnicodeDecodeError | orjson.JSONDecodeError):
+            return InvalidInput(f"model {self.name} cannot read the input: {exc}")
+        if _unreadable_picture(exc):
+            return InvalidInput(f"model {self.name} cannot read the input as a picture: {exc}")
+        if isinstance(exc, ValueError) and _raised_in(exc) == "base64":  # text that is not ASCII
+            return InvalidInput(f"model {self.name} cannot read the input as base64: {exc}")
+        return None
 
 
 def _described(exc: Exception) -> str:

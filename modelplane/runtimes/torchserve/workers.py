@@ -67,13 +67,30 @@ class Worker:
         handler = self.handler
         with self._reading:
             handler.context = context
-            prepared = self._layout.arrange(handler.preprocess(data))
+            prepared = self._layout.arrange(_preprocessed(handler, data))
         with self._computing:
             handler.context = context
             answers = self._layout.infer(partial(self._network.infer, handler.inference), prepared)
             results = handler.postprocess(answers)
         context.metrics.add_time("HandlerTime", round((time.time() - started) * 1000, 2), None, "ms")
         return results
+
+
+class InputNotTaken(Exception):
+    """A stock handler's `preprocess` failed on a batch (its cause says why): that code is the same for
+    every request, so what it could not take is the request's data (a picture of one channel or four for
+    a network of three, rows that are not pictures)."""
+
+
+def _preprocessed(handler: Any, data: list) -> Any:
+    import torch
+
+    try:
+        return handler.preprocess(data)
+    except (MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as exc:
+        raise InputNotTaken() from exc
 
 
 def _picture_decoded(row: Any) -> Any:
