@@ -477,7 +477,7 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
         from modelplane.runtimes.torchserve import is_model_store, store_models
 
         if is_model_store(model_dir):
-            models = store_models(model_dir)
+            models = store_models(model_dir, args.nthread)
             for model in models:
                 _configure(model, args)
             return models

@@ -74,7 +74,8 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
     meet = tmp_path_factory.mktemp("meet")
-    process = serve("--model-dir", str(store), env={"MEET_DIR": str(meet)})
+    # Three threads: not what torch takes by itself on the machines the tests run on.
+    process = serve("--model-dir", str(store), "--nthread", "3", env={"MEET_DIR": str(meet)})
     yield process
     process.stop()
 
@@ -230,6 +231,11 @@ def test_a_result_json_cannot_carry_is_500_naming_it_over_v1_and_v2(server):
     assert response.json()["error"] == (
         "the handler's result for input 'word' cannot be sent as JSON text: Type is not JSON serializable: set"
     )
+
+
+def test_nthread_sets_the_threads_of_the_stores_handlers(server):
+    response = httpx.post(f"{server.url}/v1/models/probe:predict", json={"instances": ["threads"]})
+    assert response.json()["predictions"] == [{"threads": 3}]
 
 
 def test_a_handler_out_of_memory_gives_torchserve_s_507(server):

@@ -16,8 +16,9 @@ __all__ = ["StoreError", "is_model_store", "store_models"]
 logger = logging.getLogger("modelplane.server")
 
 
-def store_models(folder: Path) -> list[Model]:
-    """A model for each model a store serves: the default version of each name."""
+def store_models(folder: Path, nthread: int | None = None) -> list[Model]:
+    """A model for each model a store serves: the default version of each name; `nthread`: torch's
+    threads in the process."""
     from modelplane.runtimes.torchserve.handler_model import TorchServeModel
 
     store = read_store(folder)
@@ -31,5 +32,5 @@ def store_models(folder: Path) -> list[Model]:
                 entry.version,
             )
             continue
-        models[entry.name] = TorchServeModel(entry, store)
+        models[entry.name] = TorchServeModel(entry, store, nthread)
     return list(models.values())

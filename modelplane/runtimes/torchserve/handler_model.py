@@ -80,10 +80,11 @@ class TorchServeModel(Model):
 
     reads_parameters = frozenset()  # a handler is given its rows' data and headers only
 
-    def __init__(self, entry: StoreModel, store: ModelStore):
+    def __init__(self, entry: StoreModel, store: ModelStore, nthread: int | None = None):
         super().__init__(entry.name)
         self.entry = entry
         self.store = store
+        self.nthread = nthread  # torch's threads in this process (`--nthread`), None: torch's own
         self.version = entry.version
         self._folder: Path | None = None
         self._manifest: dict = {}
@@ -96,6 +97,8 @@ class TorchServeModel(Model):
     def load(self) -> bool:
         require("ts", "torchserve")
         torch = require("torch", "pytorch")
+        if self.nthread:
+            torch.set_num_threads(self.nthread)
         folder = Path(tempfile.mkdtemp(prefix=f"modelplane-mar-{self.name}-"))
         self._folder = folder
         self._manifest = open_archive(self.entry.archive, folder)

@@ -1,7 +1,7 @@
 """A TorchServe handler that reports what it was given, for tests of how modelplane calls handlers.
 
 Each row's `data` is a word: "fail" makes the whole call raise; "exhaust" makes it raise MemoryError; "refuse" makes the handler answer that
-row with its own status; "unsendable" answers it with a set, which JSON cannot carry; "meet" waits until another worker's call has also arrived (a file in
+row with its own status; "unsendable" answers it with a set, which JSON cannot carry; "threads" with torch's thread count; "meet" waits until another worker's call has also arrived (a file in
 MEET_DIR for each), and reports whether it met one. Every result carries the batch size the handler
 saw and which handler instance (worker) saw it.
 """
@@ -10,6 +10,7 @@ import os
 import pathlib
 import time
 
+import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 
@@ -31,6 +32,9 @@ class Probe(BaseHandler):
                 raise MemoryError()
             if word == "unsendable":
                 results.append({word})  # a set: no JSON for it
+                continue
+            if word == "threads":
+                results.append({"threads": torch.get_num_threads()})
                 continue
             if word == "refuse":
                 context.set_response_status(422, "the probe refuses this row", idx=index)
