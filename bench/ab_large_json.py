@@ -3,14 +3,17 @@ model) at each commit, a fresh server per round, each sent `--requests` bodies o
 FP64 numbers; the growth of the server's peak resident memory (VmHWM) over what it had once ready, and
 the median time of a request, rounds alternating the two servers.
 
-    python3 bench/ab_large_json.py --before 7af59f9 --after HEAD --rows 1000000 --rounds 3
+    python3 bench/ab_large_json.py --before 7af59f9 --after HEAD --rows 1000000 --rounds 3 [--kserve]
 
+With `--kserve`, KServe 0.21's ModelServer serving the same model (bench/peers/kserve_iris.py, from
+bench/.envs/ms-kserve as `model_server.py` makes it) is measured beside them.
 Worktrees and logs go to bench/.work/ab/ (as `ab_model_server.py`'s).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -19,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 from ab_model_server import WORK, server, worktree
-from harness import log
-from server_process import http_request
+from harness import free_port, log
+from server_process import ServerProcess, http_request
+from venvs import ensure_venv
 
 
 def peak_kib(pid: int) -> int:
@@ -39,9 +43,10 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--kserve", action="store_true", help="measure KServe 0.21's ModelServer too")
     args = parser.parse_args()
 
-    from model_server import train_model  # here: importing it takes bench/ off sys.path
+    from model_server import KSERVE_ENV, PEERS, train_model  # here: importing it takes bench/ off sys.path
 
     WORK.mkdir(parents=True, exist_ok=True)
     model = train_model()
@@ -63,10 +68,24 @@ def main() -> int:
     for name, revision in (("before", args.before), ("after", args.after)):
         checkout, commit = worktree(revision)
         sides[name] = (server(name, checkout, model.path.parent), commit)
-    growth: dict[str, list[float]] = {"before": [], "after": []}
-    seconds: dict[str, list[float]] = {"before": [], "after": []}
+    if args.kserve:
+        import sklearn
+
+        python = ensure_venv(KSERVE_ENV, ["kserve==0.21.0", f"scikit-learn=={sklearn.__version__}", "joblib"])
+        port = free_port()
+        argv = [str(python), str(PEERS / "kserve_iris.py"), "--model_dir", str(model.path.parent)]
+        argv += ["--model_name", "iris", "--http_port", str(port), "--grpc_port", str(free_port())]
+        argv += ["--workers", "1", "--configure_logging", "false", "--enable_latency_logging", "false"]
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        peer = ServerProcess(
+            "kserve", argv, env, WORK, WORK / "kserve.log", [(port, "/v2/models/iris/ready")], [port]
+        )
+        sides["kserve"] = (peer, "0.21.0")
+    names = list(sides)
+    growth: dict[str, list[float]] = {name: [] for name in names}
+    seconds: dict[str, list[float]] = {name: [] for name in names}
     for round_number in range(args.rounds):
-        order = ("before", "after") if round_number % 2 == 0 else ("after", "before")
+        order = names[round_number % len(names) :] + names[: round_number % len(names)]
         for name in order:
             process, _ = sides[name]
             process.start()
@@ -83,10 +102,10 @@ def main() -> int:
                 process.stop()
             log(f"round {round_number + 1} {name}: peak grew {growth[name][-1]:.0f} MiB")
     print(
-        f"| code | commit | peak growth MiB (median of {args.rounds}) | per body byte | request s (median) |"
+        f"| server | commit or version | peak growth MiB (median of {args.rounds}) | per body byte | request s (median) |"
     )
     print("|---|---|---:|---:|---:|")
-    for name in ("before", "after"):
+    for name in names:
         grown = statistics.median(growth[name])
         print(
             f"| {name} | {sides[name][1]} | {grown:.0f} | {grown * 2**20 / len(body):.1f} | "
