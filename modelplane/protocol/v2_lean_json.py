@@ -81,9 +81,11 @@ def _past_whitespace(body: bytes, position: int) -> int:
 
 
 def _numbers(body: bytes, start: int, end: int) -> np.ndarray | None:
-    """The numbers between `start` and `end`, read a slice at a time; None unless each slice reads as a
-    non-empty list of numbers that numpy holds as integers or floats."""
-    slices = []
+    """The numbers between `start` and `end`, read a slice at a time into one array (of integers while
+    they all are); None unless each slice reads as a non-empty list of numbers numpy holds as integers
+    or floats."""
+    numbers: np.ndarray | None = None
+    filled = 0
     position = start
     while True:
         cut = body.find(b",", min(position + SLICE_SIZE, end), end)
@@ -93,12 +95,17 @@ def _numbers(body: bytes, start: int, end: int) -> np.ndarray | None:
             return None
         if not values:  # nothing between two commas, or after the last one
             return None
-        array = np.asarray(values)
-        if array.dtype.kind not in "if":
+        part = np.asarray(values)
+        if part.dtype.kind not in "if":
             return None
-        slices.append(array)
+        if numbers is None:  # as many numbers as there are commas, and one
+            numbers = np.empty(body.count(b",", start, end) + 1, part.dtype)
+        elif part.dtype.kind == "f" and numbers.dtype.kind == "i":
+            numbers = numbers.astype(part.dtype)
+        numbers[filled : filled + part.size] = part
+        filled += part.size
         if cut == -1:
-            return np.concatenate(slices) if len(slices) > 1 else slices[0]
+            return numbers
         position = cut + 1
 
 
