@@ -322,3 +322,27 @@ def test_the_router_accepts_a_service_the_platform_resolved_to_its_url(stub):
         assert httpx.post(router.url, content=b'{"a":1}').json() == {"a": 1}
     finally:
         router.stop()
+
+
+def test_a_service_url_the_router_can_never_call_is_rejected():
+    """KServe's router answers 500 at every request that reaches such a step (`TestMalformedURL`)."""
+    spec = {
+        "nodes": {
+            "root": node(
+                "Sequence",
+                {"name": "templated", "serviceUrl": "http://single-1.default.{$your-domain}/switch"},
+                {"name": "ftp", "serviceUrl": "ftp://models.example.com/m"},
+                {"name": "relative", "serviceUrl": "/v1/models/m:predict"},
+                URL,
+            )
+        }
+    }
+    assert validate_graph_spec(spec) == [
+        'step 0 ("templated") of node "root" has a serviceUrl the router can never call: '
+        "invalid host in URL 'http://single-1.default.{$your-domain}/switch'",
+        'step 1 ("ftp") of node "root" has a serviceUrl the router can never call: '
+        "unsupported protocol scheme 'ftp' in URL 'ftp://models.example.com/m'",
+        'step 2 ("relative") of node "root" has a serviceUrl the router can never call: '
+        "unsupported protocol scheme '' in URL '/v1/models/m:predict'",
+    ]
+    assert _apply_refusals(spec) == [f"spec.nodes: {message}" for message in validate_graph_spec(spec)]
