@@ -13,7 +13,7 @@ from conftest import Process
 from modelplane.api.errors import ValidationError
 from modelplane.control.admission import admit_with_platform_checks
 from modelplane.graph.graph_warnings import condition_warnings, graph_warnings
-from modelplane.graph.spec import RouterTimeouts, parse_graph_spec
+from modelplane.graph.spec import GraphSpecError, RouterTimeouts, load_graph_file, parse_graph_spec
 from modelplane.graph.validation import refusals, validate_graph_spec
 
 
@@ -223,8 +223,14 @@ def test_the_router_refuses_an_invalid_graph_with_one_line(tmp_path):
 
 
 def test_the_router_reads_an_inference_graph_resource_from_a_yaml_file(stub, tmp_path):
+    """Among other resources too, as a file for `kubectl apply -f` holds them, `---` after the last."""
     resource = tmp_path / "graph.yaml"
     resource.write_text(
+        "apiVersion: serving.kserve.io/v1beta1\n"
+        "kind: InferenceService\n"
+        "metadata: {name: echo}\n"
+        "spec: {predictor: {sklearn: {storageUri: 'pvc://models/echo'}}}\n"
+        "---\n"
         "apiVersion: serving.kserve.io/v1alpha1\n"
         "kind: InferenceGraph\n"
         "metadata: {name: echo}\n"
@@ -234,6 +240,7 @@ def test_the_router_reads_an_inference_graph_resource_from_a_yaml_file(stub, tmp
         "      routerType: Sequence\n"
         "      steps:\n"
         f"      - serviceUrl: {stub.at('/echo')}\n"
+        "---\n"
     )
     router = Process(
         [sys.executable, "-m", "modelplane", "router", "--graph-file", str(resource), "--host", "127.0.0.1",
@@ -243,6 +250,20 @@ def test_the_router_reads_an_inference_graph_resource_from_a_yaml_file(stub, tmp
         assert httpx.post(router.url, content=b'{"a":1}').json() == {"a": 1}
     finally:
         router.stop()
+
+
+def test_a_graph_file_without_one_inference_graph_is_refused_with_what_it_holds():
+    service = "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: a}\n"
+    graph = "kind: InferenceGraph\nspec: {nodes: {}}\n"
+    for text, message in (
+        (service, "the graph file holds kind InferenceService, not an InferenceGraph"),
+        (f"{service}---\n{service}", "the graph file holds 2 YAML documents, none an InferenceGraph"),
+        (f"{graph}---\n{graph}", "the graph file holds 2 InferenceGraphs; the router runs one"),
+        ("", "the graph file must hold an InferenceGraph spec (an object with `nodes`)"),
+    ):
+        with pytest.raises(GraphSpecError) as error:
+            load_graph_file(text)
+        assert str(error.value) == message
 
 
 # Graphs `apply` refuses for KServe's webhook rules or the CRD schema, not for their structure.
