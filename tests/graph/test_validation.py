@@ -367,3 +367,19 @@ def test_a_service_url_the_router_can_never_call_is_rejected():
         "unsupported protocol scheme '' in URL '/v1/models/m:predict'",
     ]
     assert _apply_refusals(spec) == [f"spec.nodes: {message}" for message in validate_graph_spec(spec)]
+
+
+def test_ensemble_steps_answering_under_one_key_are_warned():
+    """A step's key is its name, else its index: a name may be another step's index, and the merged
+    answer then keeps only the later step's (as KServe's map does)."""
+    spec = {
+        "nodes": {
+            "root": node("Ensemble", {**URL, "name": "1"}, URL, {**URL, "name": "0"}, {**URL, "name": "b"}),
+        }
+    }
+    assert validate_graph_spec(spec) == []
+    warnings = [str(w) for w in graph_warnings({"kind": "InferenceGraph", "spec": spec})]
+    assert warnings == [
+        'spec.nodes.root.steps[1]: answers under the key "1", as steps[0] does: the Ensemble\'s answer '
+        "keeps only this step's; name the steps apart",
+    ]
