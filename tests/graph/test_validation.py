@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -264,6 +265,24 @@ def test_a_graph_file_without_one_inference_graph_is_refused_with_what_it_holds(
         with pytest.raises(GraphSpecError) as error:
             load_graph_file(text)
         assert str(error.value) == message
+
+
+def test_the_router_prints_the_warnings_apply_gives_and_runs_the_graph(stub):
+    spec = {"nodes": {"root": node("Sequence", {"serviceUrl": stub.at("/echo"), "weight": 30})}}
+    router = Process(
+        [sys.executable, "-m", "modelplane", "router", "--graph-json", json.dumps(spec), "--host", "127.0.0.1",
+         "--port", "0", "--drain-seconds", "0"]
+    )  # fmt: skip
+    try:
+        assert httpx.post(router.url, content=b'{"a":1}').json() == {"a": 1}
+        router.proc.send_signal(signal.SIGTERM)
+        _, stderr = router.proc.communicate(timeout=15)
+    finally:
+        router.stop()
+    assert (
+        "Warning: spec.nodes.root.steps[0].weight: ignored in a Sequence node: only a Splitter picks a step "
+        "by weight\n"
+    ) in stderr
 
 
 # Graphs `apply` refuses for KServe's webhook rules or the CRD schema, not for their structure.
