@@ -10,6 +10,8 @@ KServe behaves the same; these warnings say where the graph and its behaviour pa
   (`$response.predictions`, `$response` on a Sequence's first step);
 - a condition on a Sequence's first step, which has no previous response to test: every request
   that reaches it is answered 500 (`invalid response`);
+- two steps of an Ensemble under one key (a step named `"1"` and an unnamed step at index 1): its
+  answer keeps only the later one's;
 - a node that no step leads to from `root`.
 """
 
@@ -71,6 +73,7 @@ def graph_warnings(resource: Mapping[str, Any]) -> list[GraphWarning]:
             found += _condition_warnings(node, step)
             found += _unread_field_warnings(node, step)
             found += _sequence_input_warnings(node, step)
+        found += _ensemble_key_warnings(node)
     return found + _unreachable_node_warnings(graph)
 
 
@@ -157,6 +160,22 @@ def _sequence_input_warnings(node: NodeSpec, step: StepSpec) -> Iterator[GraphWa
             "the first step of a Sequence has no previous response for its condition to test: every "
             "request that reaches this node is answered 500 (invalid response)",
         )
+
+
+def _ensemble_key_warnings(node: NodeSpec) -> Iterator[GraphWarning]:
+    """A step's answer goes under its name, else its index; KServe's webhook only checks that names
+    differ, so a name can be another step's index, and the later step's answer replaces the earlier's."""
+    if node.router_type != "Ensemble":
+        return
+    first_with_key: dict[str, StepSpec] = {}
+    for step in node.steps:
+        earlier = first_with_key.setdefault(step.key, step)
+        if earlier is not step:
+            yield GraphWarning(
+                paths.join(["spec", "nodes", node.name, "steps", step.index]),
+                f'answers under the key "{step.key}", as steps[{earlier.index}] does: the Ensemble\'s '
+                "answer keeps only this step's; name the steps apart",
+            )
 
 
 def _unreachable_node_warnings(graph: GraphSpec) -> list[GraphWarning]:

@@ -18,7 +18,9 @@ from typing import Any
 
 import uvloop
 
+from modelplane.api.kinds import INFERENCE_GRAPH
 from modelplane.graph.app import RouterApp, RouterState, error_response
+from modelplane.graph.graph_warnings import graph_warnings
 from modelplane.graph.headers import HeaderPropagator, compile_header_patterns
 from modelplane.graph.metrics import RouterMetrics
 from modelplane.graph.router import GraphRouter
@@ -45,6 +47,8 @@ def build_app(spec: Mapping[str, Any], propagate_headers: str | None) -> RouterA
     errors = refusals(spec)
     if errors:
         raise InvalidGraph("; ".join(errors))
+    for warning in graph_warnings({"kind": INFERENCE_GRAPH.kind, "spec": spec}):
+        log.warning("Warning: %s", warning)  # what `apply` warns of, for a router started by hand
     graph = parse_graph_spec(spec)
     patterns, pattern_errors = compile_header_patterns(propagate_headers)
     for message in pattern_errors:

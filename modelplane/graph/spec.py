@@ -90,13 +90,23 @@ def load_graph_json(text: str | bytes) -> Mapping[str, Any]:
 
 
 def load_graph_file(text: str | bytes) -> Mapping[str, Any]:
-    """Parse `--graph-file`: the spec in JSON or YAML, or a whole InferenceGraph resource (its `spec`)."""
+    """Parse `--graph-file`: the spec in JSON or YAML, or a whole InferenceGraph resource (its `spec`),
+    alone or among other resources in a multi-document YAML file (as `kubectl apply -f` takes them)."""
     try:
-        document = yaml.safe_load(text)
+        documents = [document for document in yaml.safe_load_all(text) if document is not None]
     except yaml.YAMLError as exc:
         raise GraphSpecError(f"the graph file is neither JSON nor YAML: {exc}".replace("\n", " ")) from None
-    if isinstance(document, dict) and document.get("kind") == "InferenceGraph":
-        document = document.get("spec")
+    graphs = [d for d in documents if isinstance(d, dict) and d.get("kind") == "InferenceGraph"]
+    if len(graphs) > 1:
+        raise GraphSpecError(f"the graph file holds {len(graphs)} InferenceGraphs; the router runs one")
+    if graphs:
+        document = graphs[0].get("spec")
+    elif len(documents) > 1:
+        raise GraphSpecError(f"the graph file holds {len(documents)} YAML documents, none an InferenceGraph")
+    else:
+        document = documents[0] if documents else None
+        if isinstance(document, dict) and isinstance(document.get("kind"), str):
+            raise GraphSpecError(f"the graph file holds kind {document['kind']}, not an InferenceGraph")
     if not isinstance(document, dict):
         raise GraphSpecError("the graph file must hold an InferenceGraph spec (an object with `nodes`)")
     return document

@@ -1,7 +1,8 @@
 """Structural checks of an InferenceGraph spec, with readable messages.
 
 KServe accepts graphs its router cannot run: a cycle of nodes (the router recurses until it dies), a
-`nodeName` that names no node (500 at request time), a condition Go's gjson can never match.
+`nodeName` that names no node or a `serviceUrl` that is not an http(s) URL (500 at request time), a
+condition Go's gjson can never match.
 modelplane rejects them when the graph is applied and when the router starts; a condition that only
 looks like a mistake is evaluated as Go evaluates it, and `graph_warnings` says so at apply.
 The webhook's own rules (name format, step-name uniqueness, one target per step, Splitter weights) live
@@ -25,6 +26,7 @@ from modelplane.graph.spec import (
     GraphSpecError,
     parse_graph_spec,
 )
+from modelplane.protocol.http_client import parse_target
 
 CONDITIONAL_ROUTERS = ("Sequence", "Switch")
 
@@ -98,9 +100,19 @@ def _node_errors(graph: GraphSpec) -> list[str]:
                 errors.append(f'{where} has dependency "{step.dependency}"; expected Soft or Hard')
             if step.node_name and step.node_name not in graph.nodes:
                 errors.append(f'{where} has nodeName "{step.node_name}", which names no node of the graph')
+            if step.service_url and not step.node_name:
+                errors += _service_url_errors(step.service_url, where)
             if node.router_type in CONDITIONAL_ROUTERS:
                 errors += _condition_errors(node.router_type, step.condition, where)
     return errors
+
+
+def _service_url_errors(url: str, where: str) -> list[str]:
+    try:
+        parse_target(url)
+    except ValueError as exc:
+        return [f"{where} has a serviceUrl the router can never call: {exc}"]
+    return []
 
 
 def _condition_errors(router_type: str, condition: str, where: str) -> list[str]:

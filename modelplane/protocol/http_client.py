@@ -19,10 +19,11 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httptools
 
+_REQUEST_TARGET_SAFE = "!$%&'()*+,/:;=?@[]~"  # besides letters, digits and "_.-~"
 _HOST_RE = re.compile(r"^([A-Za-z0-9._-]+|[0-9A-Fa-f:.]+)$")  # a name, an IPv4 or an IPv6 address
 _SMALL_BODY = 64 * 1024  # below this, head and body go out in one write
 _MAX_IDLE_PER_HOST = 256
@@ -89,6 +90,9 @@ def parse_target(url: str, method: str = "POST") -> Target:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    # A request line holds no space, control or non-ASCII character: Go's client escapes them in the
+    # path (`URL.EscapedPath`), and so does this, in the query too; the escapes already there stay.
+    path = quote(path, safe=_REQUEST_TARGET_SAFE)
     userinfo, at, host_header = parts.netloc.rpartition("@")
     head = f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\n".encode("latin-1")
     authorization = b""

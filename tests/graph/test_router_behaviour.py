@@ -186,13 +186,13 @@ def test_unreachable_and_unusable_targets_are_500_naming_the_step(stub, start_ro
             "nodes": {
                 "root": {"routerType": "Switch", "steps": [
                     {"name": "down", "serviceUrl": free_port_url(), "condition": "[@this].#(t==down)"},
-                    {"name": "bad", "serviceUrl": "http://single-1.default.{$your-domain}/switch", "condition": "[@this].#(t==bad)"},
                     {"name": "unresolved", "serviceName": "isvc", "condition": "[@this].#(t==unresolved)"},
                 ]}
             }
         }
     )  # fmt: skip
-    for name in ("down", "bad", "unresolved"):
+    # A serviceUrl that is no URL (KServe's TestMalformedURL) is refused at start (test_validation.py).
+    for name in ("down", "unresolved"):
         response = router.post({"t": name})
         assert response.status_code == 500
         body = response.json()
@@ -492,3 +492,10 @@ def test_map_predictions_to_instances_reads_what_gos_encoding_json_reads(stub, s
     )
     assert router.post(content=b'{"predictions":["caf\xe9"]}').json() == {"instances": ["caf\ufffd"]}
     assert router.post(content=b'{"predictions":[1e400]}').content == b'{"predictions":[1e400]}'
+
+
+def test_a_service_url_with_spaces_or_non_ascii_is_called_escaped_as_go_calls_it(stub, start_router):
+    router = start_router(graph(sequence({"serviceUrl": stub.at("/models/m x/é?a=b c&d=%41")})))
+    assert router.post(INPUT).json() == {"detail": "Not Found"}
+    [call] = stub.requests()
+    assert (call["path"], call["query"]) == ("/models/m x/é", "a=b%20c&d=%41")

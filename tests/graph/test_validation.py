@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from conftest import Process
 from modelplane.api.errors import ValidationError
 from modelplane.control.admission import admit_with_platform_checks
 from modelplane.graph.graph_warnings import condition_warnings, graph_warnings
-from modelplane.graph.spec import RouterTimeouts, parse_graph_spec
+from modelplane.graph.spec import GraphSpecError, RouterTimeouts, load_graph_file, parse_graph_spec
 from modelplane.graph.validation import refusals, validate_graph_spec
 
 
@@ -223,8 +224,14 @@ def test_the_router_refuses_an_invalid_graph_with_one_line(tmp_path):
 
 
 def test_the_router_reads_an_inference_graph_resource_from_a_yaml_file(stub, tmp_path):
+    """Among other resources too, as a file for `kubectl apply -f` holds them, `---` after the last."""
     resource = tmp_path / "graph.yaml"
     resource.write_text(
+        "apiVersion: serving.kserve.io/v1beta1\n"
+        "kind: InferenceService\n"
+        "metadata: {name: echo}\n"
+        "spec: {predictor: {sklearn: {storageUri: 'pvc://models/echo'}}}\n"
+        "---\n"
         "apiVersion: serving.kserve.io/v1alpha1\n"
         "kind: InferenceGraph\n"
         "metadata: {name: echo}\n"
@@ -234,6 +241,7 @@ def test_the_router_reads_an_inference_graph_resource_from_a_yaml_file(stub, tmp
         "      routerType: Sequence\n"
         "      steps:\n"
         f"      - serviceUrl: {stub.at('/echo')}\n"
+        "---\n"
     )
     router = Process(
         [sys.executable, "-m", "modelplane", "router", "--graph-file", str(resource), "--host", "127.0.0.1",
@@ -243,6 +251,38 @@ def test_the_router_reads_an_inference_graph_resource_from_a_yaml_file(stub, tmp
         assert httpx.post(router.url, content=b'{"a":1}').json() == {"a": 1}
     finally:
         router.stop()
+
+
+def test_a_graph_file_without_one_inference_graph_is_refused_with_what_it_holds():
+    service = "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: a}\n"
+    graph = "kind: InferenceGraph\nspec: {nodes: {}}\n"
+    for text, message in (
+        (service, "the graph file holds kind InferenceService, not an InferenceGraph"),
+        (f"{service}---\n{service}", "the graph file holds 2 YAML documents, none an InferenceGraph"),
+        (f"{graph}---\n{graph}", "the graph file holds 2 InferenceGraphs; the router runs one"),
+        ("", "the graph file must hold an InferenceGraph spec (an object with `nodes`)"),
+    ):
+        with pytest.raises(GraphSpecError) as error:
+            load_graph_file(text)
+        assert str(error.value) == message
+
+
+def test_the_router_prints_the_warnings_apply_gives_and_runs_the_graph(stub):
+    spec = {"nodes": {"root": node("Sequence", {"serviceUrl": stub.at("/echo"), "weight": 30})}}
+    router = Process(
+        [sys.executable, "-m", "modelplane", "router", "--graph-json", json.dumps(spec), "--host", "127.0.0.1",
+         "--port", "0", "--drain-seconds", "0"]
+    )  # fmt: skip
+    try:
+        assert httpx.post(router.url, content=b'{"a":1}').json() == {"a": 1}
+        router.proc.send_signal(signal.SIGTERM)
+        _, stderr = router.proc.communicate(timeout=15)
+    finally:
+        router.stop()
+    assert (
+        "Warning: spec.nodes.root.steps[0].weight: ignored in a Sequence node: only a Splitter picks a step "
+        "by weight\n"
+    ) in stderr
 
 
 # Graphs `apply` refuses for KServe's webhook rules or the CRD schema, not for their structure.
@@ -322,3 +362,43 @@ def test_the_router_accepts_a_service_the_platform_resolved_to_its_url(stub):
         assert httpx.post(router.url, content=b'{"a":1}').json() == {"a": 1}
     finally:
         router.stop()
+
+
+def test_a_service_url_the_router_can_never_call_is_rejected():
+    """KServe's router answers 500 at every request that reaches such a step (`TestMalformedURL`)."""
+    spec = {
+        "nodes": {
+            "root": node(
+                "Sequence",
+                {"name": "templated", "serviceUrl": "http://single-1.default.{$your-domain}/switch"},
+                {"name": "ftp", "serviceUrl": "ftp://models.example.com/m"},
+                {"name": "relative", "serviceUrl": "/v1/models/m:predict"},
+                URL,
+            )
+        }
+    }
+    assert validate_graph_spec(spec) == [
+        'step 0 ("templated") of node "root" has a serviceUrl the router can never call: '
+        "invalid host in URL 'http://single-1.default.{$your-domain}/switch'",
+        'step 1 ("ftp") of node "root" has a serviceUrl the router can never call: '
+        "unsupported protocol scheme 'ftp' in URL 'ftp://models.example.com/m'",
+        'step 2 ("relative") of node "root" has a serviceUrl the router can never call: '
+        "unsupported protocol scheme '' in URL '/v1/models/m:predict'",
+    ]
+    assert _apply_refusals(spec) == [f"spec.nodes: {message}" for message in validate_graph_spec(spec)]
+
+
+def test_ensemble_steps_answering_under_one_key_are_warned():
+    """A step's key is its name, else its index: a name may be another step's index, and the merged
+    answer then keeps only the later step's (as KServe's map does)."""
+    spec = {
+        "nodes": {
+            "root": node("Ensemble", {**URL, "name": "1"}, URL, {**URL, "name": "0"}, {**URL, "name": "b"}),
+        }
+    }
+    assert validate_graph_spec(spec) == []
+    warnings = [str(w) for w in graph_warnings({"kind": "InferenceGraph", "spec": spec})]
+    assert warnings == [
+        'spec.nodes.root.steps[1]: answers under the key "1", as steps[0] does: the Ensemble\'s answer '
+        "keeps only this step's; name the steps apart",
+    ]
