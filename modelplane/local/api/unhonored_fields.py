@@ -22,7 +22,10 @@ from modelplane.api import components, paths
 from modelplane.api.builtin_runtimes import BUILT_IN_ANNOTATION
 from modelplane.api.constants import (
     AUTOSCALER_CLASS_ANNOTATION,
+    HPA_METRICS,
     KNATIVE,
+    KNATIVE_AUTOSCALER_CLASS_ANNOTATION,
+    KNATIVE_HPA_CLASS,
     MODEL_MESH,
     PREDICTOR_CONTAINER,
     STANDARD,
@@ -37,7 +40,7 @@ from modelplane.api.kinds import (
 )
 from modelplane.api.schema import openapi_schema
 from modelplane.control.autoscaling_settings import INITIAL_SCALE, ignored_initial_scale
-from modelplane.control.hpa_metrics import resource_scaling_spec
+from modelplane.control.hpa_metrics import KNATIVE_METRIC, resource_scaling_spec
 from modelplane.control.modelmesh import deployment_mode
 from modelplane.control.payload_logging import blob_fields_unused
 from modelplane.local.api.field_dispositions import Disposition, rule_for
@@ -101,6 +104,7 @@ def unhonored_fields(resource: dict) -> list[Unhonored]:
         + _kserve_metadata(resource)
         + _dropped_initial_scales(resource)
         + _logger_headers_no_request_has(resource)
+        + _custom_hpa_metrics(resource)
     )
 
 
@@ -363,6 +367,48 @@ def _read_only_with(resource: dict) -> list[Unhonored]:
                 Unhonored(f"spec.{name}.logger.{field}", _NOT_A_BUCKET)
                 for field in blob_fields_unused(logger)
             ]
+    return found
+
+
+_CUSTOM_HPA_METRIC = (
+    "Knative's HPA class takes it for the name of a custom metric, which modelplane up has no source of: "
+    "the replicas scale on their cpu, at the HPA's default of 80%"
+)
+
+
+def _custom_hpa_metrics(resource: dict) -> list[Unhonored]:
+    """A metric other than cpu or memory under Knative's HPA class, for an InferenceService's component
+    or a graph's router: Knative makes an HPA of a custom metric of that name."""
+    spec = resource.get("spec")
+    kind = resource.get("kind")
+    if kind not in (INFERENCE_SERVICE.kind, INFERENCE_GRAPH.kind) or not isinstance(spec, dict):
+        return []
+    if deployment_mode(resource) != KNATIVE:
+        return []
+    annotations = (resource.get("metadata") or {}).get("annotations") or {}
+    parts = (
+        [("spec", spec)] if kind == INFERENCE_GRAPH.kind else [(f"spec.{n}", spec.get(n)) for n in COMPONENTS]
+    )
+    found = []
+    for path, part in parts:
+        if not isinstance(part, dict):
+            continue
+        own = part.get("annotations") if isinstance(part.get("annotations"), dict) else {}
+        if {**annotations, **own}.get(KNATIVE_AUTOSCALER_CLASS_ANNOTATION) != KNATIVE_HPA_CLASS:
+            continue
+        if part.get("scaleMetric"):
+            metric, field = part["scaleMetric"], f"{path}.scaleMetric"
+        elif KNATIVE_METRIC in own:
+            metric, field = own[KNATIVE_METRIC], paths.join([*path.split("."), "annotations", KNATIVE_METRIC])
+        elif KNATIVE_METRIC in annotations:
+            metric, field = (
+                annotations[KNATIVE_METRIC],
+                paths.join(["metadata", "annotations", KNATIVE_METRIC]),
+            )
+        else:
+            continue
+        if metric not in HPA_METRICS:
+            found.append(Unhonored(field, _CUSTOM_HPA_METRIC))
     return found
 
 

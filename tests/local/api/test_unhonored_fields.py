@@ -258,3 +258,31 @@ def test_the_autoscaling_annotations_of_a_runtime_or_a_component_are_acted_on_an
     assert [path for path, _ in found(runtime)] == ["spec.annotations[example.com/team]"]
     component = isvc({"predictor": {"annotations": tuning, "sklearn": {"storageUri": "pvc://m"}}})
     assert found(component) == []
+
+
+def test_a_metric_knatives_hpa_class_takes_for_a_custom_one_is_said_to_scale_on_cpu():
+    hpa_class = {"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"}
+    model = {"sklearn": {"storageUri": "pvc://m"}}
+    rps = isvc(
+        {"predictor": {**model, "scaleMetric": "rps"}, "transformer": {"containers": [{"image": "t"}]}}
+    )
+    rps["metadata"]["annotations"] = {**hpa_class, "autoscaling.knative.dev/metric": "concurrency"}
+    assert [path for path, why in found(rps) if "custom metric" in why] == [
+        "spec.predictor.scaleMetric",  # KServe writes it over the annotation
+        "metadata.annotations[autoscaling.knative.dev/metric]",  # which the transformer inherits
+    ]
+    cpu = isvc({"predictor": {**model, "scaleMetric": "cpu"}})
+    cpu["metadata"]["annotations"] = hpa_class
+    assert found(cpu) == []
+    kpa = isvc({"predictor": {**model, "scaleMetric": "rps"}})  # the default class scales on requests
+    assert found(kpa) == []
+    graph = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "g", "annotations": hpa_class},
+        "spec": {
+            "scaleMetric": "rps",
+            "nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceName": "a"}]}},
+        },
+    }
+    assert [path for path, why in found(graph) if "custom metric" in why] == ["spec.scaleMetric"]
