@@ -21,6 +21,11 @@ class ModelplaneError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def reason(self) -> str:
+        """The message, by the name KServe's errors give it."""
+        return self.message
+
 
 class InvalidInput(ModelplaneError):
     """The request is malformed or does not fit the model."""
@@ -33,9 +38,9 @@ class ModelNotFound(ModelplaneError):
     status_code = 404
     grpc_code = grpc.StatusCode.NOT_FOUND
 
-    def __init__(self, name: str, message: str | None = None):
-        super().__init__(message or f"Model with name {name} does not exist.")
-        self.name = name
+    def __init__(self, model_name: str | None = None, message: str | None = None):
+        super().__init__(message or f"Model with name {model_name} does not exist.")
+        self.name = model_name
 
 
 class ModelNotReady(ModelplaneError):
@@ -62,6 +67,16 @@ class NotImplementedByModel(ModelplaneError):
     grpc_code = grpc.StatusCode.UNIMPLEMENTED
 
 
+class UnsupportedProtocol(ModelplaneError):
+    """A model refuses the protocol a request came by (KServe's error of the name)."""
+
+    status_code = 501
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED
+
+    def __init__(self, protocol_version: str | None = None):
+        super().__init__(f"Unsupported protocol {protocol_version}.")
+
+
 class UnsupportedMediaType(ModelplaneError):
     status_code = 415
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
@@ -73,10 +88,16 @@ class PayloadTooLarge(ModelplaneError):
 
 
 class InferenceError(ModelplaneError):
-    """The model failed on a request that was well-formed."""
+    """The model failed on a request that was well-formed. KServe's arguments: `status` (a word such as
+    "ABORTED") prefixes the message in brackets; `debug_details` is kept for the model's own use."""
 
     status_code = 500
     grpc_code = grpc.StatusCode.INTERNAL
+
+    def __init__(self, reason: str, status: str | None = None, debug_details: str | None = None):
+        super().__init__(reason if status is None else f"[{status}] {reason}")
+        self.status = status
+        self.debug_details = debug_details
 
 
 class RequestTimedOut(ModelplaneError):

@@ -24,7 +24,7 @@ from modelplane.protocol.datatypes import (
     numpy_dtype,
     shape_problem,
 )
-from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2_parameters import (
     check_input_parameters,
     check_output_parameters,
@@ -186,7 +186,7 @@ class InferInput:
     ):
         self.name = name
         self.shape = list(shape)
-        self.datatype = datatype
+        self.datatype = datatype.upper() if isinstance(datatype, str) else datatype  # as KServe's
         self.parameters = parameters
         # Whether the request carried the data as JSON: a BYTES element was then a string (base64
         # text, often), not raw bytes, and a TorchServe handler wants to know which.
@@ -224,14 +224,16 @@ class InferInput:
         return [item.decode() if isinstance(item, bytes) else str(item) for item in self.as_numpy().flat]
 
     def set_data_from_numpy(self, array: np.ndarray, binary_data: bool = True) -> None:
+        # The model's own tensor that does not fit is the model's fault, not the client's: a 500, as in
+        # KServe.
         if not isinstance(array, np.ndarray):
-            raise InvalidInput(f"input {self.name!r}: expected a numpy array, got {type(array).__name__}")
+            raise InferenceError(f"input {self.name!r}: expected a numpy array, got {type(array).__name__}")
         if datatype_of(array) != self.datatype:
-            raise InvalidInput(
+            raise InferenceError(
                 f"input {self.name!r}: array of {array.dtype} does not match datatype {self.datatype}"
             )
         if list(array.shape) != self.shape:
-            raise InvalidInput(
+            raise InferenceError(
                 f"input {self.name!r}: array of shape {list(array.shape)} does not match shape {self.shape}"
             )
         self._array = array

@@ -1,15 +1,31 @@
-"""The model server: write a `Model`, serve it with `ModelServer`."""
+"""The model server: write a `Model`, serve it with `ModelServer`.
+
+A program written with KServe's SDK changes its imports from `kserve` to `modelplane.server`
+(docs/model-server.md, "Coming from KServe").
+"""
+
+import uuid
 
 from modelplane.protocol.errors import (
     InferenceError,
     InvalidInput,
     ModelNotFound,
     ModelNotReady,
+    ServerNotReady,
+    UnsupportedProtocol,
 )
 from modelplane.protocol.v2 import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
+from modelplane.server import logging, model_server
 from modelplane.server.model import Model
 from modelplane.server.model_server import ModelServer
+from modelplane.server.predictor_config import PredictorConfig
 from modelplane.server.request_batching import BatchSettings
+
+
+def generate_uuid() -> str:
+    """KServe's `kserve.utils.utils.generate_uuid`: a response id."""
+    return str(uuid.uuid4())
+
 
 __all__ = [
     "BatchSettings",
@@ -23,5 +39,11 @@ __all__ = [
     "ModelNotFound",
     "ModelNotReady",
     "ModelServer",
+    "PredictorConfig",
     "RequestedOutput",
+    "ServerNotReady",
+    "UnsupportedProtocol",
+    "generate_uuid",
+    "logging",
+    "model_server",
 ]

@@ -33,7 +33,9 @@ class Model:
     # parameters, and every parameter of its tensors, as ignored (modelplane/protocol/v2_parameters.py).
     reads_parameters: frozenset[str] | None = None
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, return_response_headers: bool = False):
+        # `return_response_headers` is KServe's, and taken for its code: here a stage that takes
+        # `response_headers` sets them, whatever it says.
         self.name = name
         self.ready = False
         # Set by the server for transformers: where the predictor listens and how to speak to it.
@@ -41,10 +43,22 @@ class Model:
         self.predictor_protocol: str = "v1"
         self.explainer_host: str | None = None
 
+    @property
+    def protocol(self) -> str:
+        """The predictor's protocol, by the name KServe's transformer samples set it (`self.protocol`)."""
+        return self.predictor_protocol
+
+    @protocol.setter
+    def protocol(self, value: str) -> None:
+        self.predictor_protocol = value
+
     def load(self) -> bool:
         """Load the model's artefacts. Set and return `self.ready`."""
         self.ready = True
         return self.ready
+
+    def start(self) -> None:
+        """Called once the model is loaded and ready, when the server starts (as KServe calls it)."""
 
     async def healthy(self) -> bool:
         return self.ready
@@ -117,12 +131,15 @@ class StageRunner:
             self.call = _on_thread(method)
 
     async def __call__(self, payload: Any, headers: dict, response_headers: dict) -> Any:
-        if self.takes_response_headers:
-            result = self.call(payload, headers, response_headers=response_headers)
-        else:
-            result = self.call(payload, headers)
-        if inspect.isawaitable(result):
-            result = await result
+        try:
+            if self.takes_response_headers:
+                result = self.call(payload, headers, response_headers=response_headers)
+            else:
+                result = self.call(payload, headers)
+            if inspect.isawaitable(result):
+                result = await result
+        except NotImplementedError as exc:  # KServe answers a model's NotImplementedError 501
+            raise NotImplementedByModel(str(exc) or f"{self.name} is not implemented") from None
         return result
 
 

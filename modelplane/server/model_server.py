@@ -9,6 +9,7 @@ stop. Every worker loads its own copy of the models.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -18,6 +19,8 @@ import socket
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import prometheus_client
 import uvloop
@@ -26,11 +29,14 @@ from prometheus_client.registry import Collector
 
 from modelplane.protocol import http_server
 from modelplane.protocol.listening import listening_socket
+from modelplane.server import kserve_flags
 from modelplane.server.connection_limits import ConnectionLimits
 from modelplane.server.dataplane import DataPlane
+from modelplane.server.kserve_flags import parser  # noqa: F401 - KServe programs build theirs on it
 from modelplane.server.model import Model
 from modelplane.server.payload_logging import ServerPayloadLog
-from modelplane.server.repository import ModelFactory, ModelRepository, load_model
+from modelplane.server.predictor_config import PredictorConfig, check_predictor_protocol
+from modelplane.server.repository import ModelFactory, ModelRepository, load_model, start_model
 from modelplane.server.request_batching import BatchSettings
 from modelplane.server.rest import DEFAULT_MAX_BODY, RESTServer, too_large_response
 from modelplane.telemetry import tracing
@@ -43,14 +49,22 @@ logger = logging.getLogger("modelplane.server")
 
 GRACEFUL_STOP_SECONDS = 30
 DELIVERY_METRICS_PERIOD = 1.0  # seconds between a worker's publications of its payload log's counts
+_FROM_COMMAND_LINE: Any = object()
 
 
 class ModelServer:
+    """Serves models over REST and gRPC. Constructed as KServe's is, with no arguments, it listens where
+    KServe's flags on the command line say (`--http_port`, `--grpc_port`, `--workers`, `--enable_grpc`,
+    `--max_asyncio_workers`, `--timeout-keep-alive`, `--predictor_host`...: `kserve_flags`), and takes
+    KServe's keyword arguments: `enable_grpc`, `grace_period`, `max_asyncio_workers`,
+    `timeout_keep_alive` and `predictor_config` do what they do there; `max_threads`, `enable_docs_url`,
+    `enable_latency_logging`, `access_log_format` and `event_loop` are accepted and change nothing."""
+
     def __init__(
         self,
-        http_port: int = 8080,
-        grpc_port: int | None = 8081,
-        workers: int = 1,
+        http_port: int = _FROM_COMMAND_LINE,
+        grpc_port: int | None = _FROM_COMMAND_LINE,
+        workers: int = _FROM_COMMAND_LINE,
         host: str = "127.0.0.1",
         grpc_max_message_length: int = 64 * 1024 * 1024,
         max_body_size: int = DEFAULT_MAX_BODY,
@@ -60,10 +74,43 @@ class ModelServer:
         batching: BatchSettings | None = None,
         limits: ConnectionLimits | None = None,
         payload_log: PayloadLogSpec | None = None,
+        *,
+        enable_grpc: bool | None = None,
+        grace_period: float | None = None,
+        max_asyncio_workers: int | None = None,
+        timeout_keep_alive: float | None = None,
+        predictor_config: PredictorConfig | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        max_threads: int | None = None,
+        enable_docs_url: bool = False,
+        enable_latency_logging: bool = True,
+        access_log_format: str | None = None,
+        event_loop: str = "auto",
     ):
-        self.http_port = http_port
-        self.grpc_port = grpc_port
-        self.workers = workers
+        flags = kserve_flags.defaults()
+        if _FROM_COMMAND_LINE in (http_port, grpc_port, workers):
+            flags = kserve_flags.command_line()
+        if ssl_certfile or ssl_keyfile or flags.ssl_certfile or flags.ssl_keyfile:
+            raise ValueError(
+                "ModelServer does not serve TLS (ssl_certfile, ssl_keyfile): serve plain HTTP behind "
+                "something that ends TLS, as KServe's ingress does"
+            )
+        if enable_grpc is None:
+            enable_grpc = flags.enable_grpc
+        if grpc_port is _FROM_COMMAND_LINE:
+            grpc_port = flags.grpc_port
+        self.http_port = flags.http_port if http_port is _FROM_COMMAND_LINE else http_port
+        self.grpc_port = grpc_port if enable_grpc else None
+        self.workers = flags.workers if workers is _FROM_COMMAND_LINE else workers
+        self.max_asyncio_workers = max_asyncio_workers or flags.max_asyncio_workers
+        self.predictor_config = predictor_config or kserve_flags.predictor_config_of(flags)
+        if grace_period is not None:
+            grace_seconds = grace_period
+        if timeout_keep_alive is None and limits is None:
+            timeout_keep_alive = flags.timeout_keep_alive  # 65 s unless told, as ConnectionLimits'
+        if timeout_keep_alive is not None:
+            limits = dataclasses.replace(limits or ConnectionLimits(), idle_timeout=timeout_keep_alive)
         self.host = host
         self.grpc_max_message_length = grpc_max_message_length
         self.max_body_size = max_body_size
@@ -77,6 +124,10 @@ class ModelServer:
     def start(self, models: Sequence[Model]) -> None:
         """Serve `models` until SIGTERM or SIGINT. Blocks. Raises ListenError when a port cannot be
         listened on."""
+        for model in models:
+            if self.predictor_config is not None:
+                self.predictor_config.apply_to(model)
+            check_predictor_protocol(model)
         sock = _listening(self.host, self.http_port)
         grpc_sock = None if self.grpc_port is None else _listening(self.host, self.grpc_port)
         if self.workers <= 1:
@@ -96,6 +147,8 @@ class ModelServer:
         others that serve takes no connection before its models are loaded (it would answer them "not
         ready" while the others could answer them)."""
         tracing.configure("modelplane-serve")  # OTEL_SERVICE_NAME, which the platform sets, wins
+        if self.max_asyncio_workers:  # the threads the models' plain (not async) stages run on
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(self.max_asyncio_workers))
         repository = ModelRepository(self.model_factory, multi_model=self.multi_model)
         for model in models:
             repository.add(model)
@@ -264,6 +317,8 @@ async def _load_all(repository: ModelRepository) -> None:
     for _name, served in repository.items():
         if not served.model.ready:
             await load_model(served)
+        if served.model.ready:
+            await start_model(served)
     repository.started = True
 
 

@@ -163,6 +163,18 @@ async def load_model(served: ServedModel) -> None:
     served.stages = {stage: StageRunner(model, stage) for stage in STAGES}
 
 
+async def start_model(served: ServedModel) -> None:
+    """Run a loaded model's `start` on a thread, as KServe's server calls it once at its start; a
+    failure leaves the model not ready, with the reason kept."""
+    model = served.model
+    try:
+        await asyncio.to_thread(model.start)
+    except Exception as exc:  # noqa: BLE001 - the server stays up and reports why
+        model.ready = False
+        served.load_error = f"Failed to start: {type(exc).__name__}: {exc}"
+        logger.error("model %s failed to start: %s", model.name, served.load_error)
+
+
 async def _on_daemon_thread(function: Callable[[], Any], name: str) -> Any:
     """`function()` on a thread of its own that does not hold the process up when it exits: a server
     told to stop while a model is still loading stops at once instead of waiting for the load."""
