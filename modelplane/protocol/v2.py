@@ -455,13 +455,14 @@ def decode_inputs(raw_inputs: object, binary: memoryview | None, what: str = "re
     return inputs
 
 
-def check_unique_names(inputs: Sequence[InferInput]) -> None:
-    """Refuses a request that names one input twice (which of the two a model took would be chance)."""
-    if len(inputs) > 1 and len({item.name for item in inputs}) < len(inputs):
+def check_unique_names(tensors: Sequence[InferInput | RequestedOutput], kind: str = "input") -> None:
+    """Refuses a request that names one input twice (which of the two a model took would be chance), or
+    asks for one output twice (Triton refuses it too: "output 'x' already requested")."""
+    if len(tensors) > 1 and len({item.name for item in tensors}) < len(tensors):
         seen: set[str] = set()
-        for item in inputs:
+        for item in tensors:
             if item.name in seen:
-                raise InvalidInput(f"input {item.name!r} is given twice")
+                raise InvalidInput(f"{kind} {item.name!r} is given twice")
             seen.add(item.name)
 
 
@@ -478,6 +479,7 @@ def decode_requested_outputs(raw_outputs: object) -> list[RequestedOutput] | Non
         parameters = check_parameters(raw.get("parameters"), label)
         check_output_parameters(parameters, label)
         requested.append(RequestedOutput(raw["name"], parameters))
+    check_unique_names(requested, "requested output")
     return requested
 
 

@@ -109,6 +109,7 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
         decoded.append(InferInput(tensor.name, shape, datatype, array, tensor_parameters))
     check_unique_names(decoded)
     requested = [_requested_output(output) for output in message.outputs] or None
+    check_unique_names(requested or (), "requested output")
     request = InferRequest(
         model_name=message.model_name,
         infer_inputs=decoded,
