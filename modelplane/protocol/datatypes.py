@@ -137,6 +137,14 @@ def array_from_raw(raw: bytes | memoryview, datatype: str, shape: list[int]) -> 
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
+def as_datatype(array: np.ndarray, datatype: str) -> np.ndarray:
+    """A numeric tensor in its datatype's numpy type, as the binary extension sends it: a model may
+    answer float64 values for an FP32 output, or integers for a BOOL one, and JSON and gRPC's typed
+    contents must then carry what binary data carries."""
+    dtype = numpy_dtype(datatype)
+    return array if array.dtype == dtype else array.astype(dtype)
+
+
 def array_to_raw(array: np.ndarray, datatype: str) -> bytes:
     """The wire bytes of a tensor: little-endian elements, or length-prefixed BYTES elements."""
     if datatype == "BYTES":

@@ -1,8 +1,9 @@
 """Triton's extensions of the V2 protocol that modelplane does not serve, and what their callers are told.
 
 tritonclient has a call for each (`get_model_config`, `get_inference_statistics`, `get_trace_settings`,
-`get_log_settings`, the shared-memory registrations, `stream_infer`); each is answered with REST 501 or
-gRPC UNIMPLEMENTED and a message that names what to use instead, rather than a bare "no such route".
+`get_log_settings`, the shared-memory registrations, `stream_infer`), and Triton's LLM backends are called
+through its generate extension; each is answered with REST 501 or gRPC UNIMPLEMENTED and a message that
+names what to use instead, rather than a bare "no such route".
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ LOGGING = (
 SHARED_MEMORY = (
     "modelplane does not serve Triton's shared-memory extension (system or CUDA shared memory): send "
     "tensors in the request (JSON 'data', the binary extension, or gRPC contents)"
+)
+GENERATE = (
+    "modelplane does not serve Triton's generate extension (POST /v2/models/{model}/generate, "
+    "generate_stream): send V2 inference requests to /v2/models/{model}/infer, or, to a text generation "
+    "model, OpenAI's requests to /openai/v1/completions and /openai/v1/chat/completions"
 )
 STREAMING = (
     "modelplane does not serve ModelStreamInfer (Triton's bidirectional streaming, for decoupled models): "
@@ -53,7 +59,13 @@ _TOP_LEVEL_ROUTES = {
     "systemsharedmemory": SHARED_MEMORY,
     "cudasharedmemory": SHARED_MEMORY,
 }
-_MODEL_ROUTES = {("config",): MODEL_CONFIGURATION, ("stats",): STATISTICS, ("trace", "setting"): TRACE}
+_MODEL_ROUTES = {
+    ("config",): MODEL_CONFIGURATION,
+    ("stats",): STATISTICS,
+    ("trace", "setting"): TRACE,
+    ("generate",): GENERATE,
+    ("generate_stream",): GENERATE,
+}
 
 
 def unserved_v2_route(parts: list[str]) -> str | None:

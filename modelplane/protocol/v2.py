@@ -16,6 +16,7 @@ import numpy as np
 
 from modelplane.protocol.datatypes import (
     BINARY_ONLY_DATATYPES,
+    DATATYPES,
     array_from_raw,
     datatype_of,
     element_count,
@@ -457,13 +458,14 @@ def decode_inputs(raw_inputs: object, binary: memoryview | None, what: str = "re
     return inputs
 
 
-def check_unique_names(inputs: Sequence[InferInput]) -> None:
-    """Refuses a request that names one input twice (which of the two a model took would be chance)."""
-    if len(inputs) > 1 and len({item.name for item in inputs}) < len(inputs):
+def check_unique_names(tensors: Sequence[InferInput | RequestedOutput], kind: str = "input") -> None:
+    """Refuses a request that names one input twice (which of the two a model took would be chance), or
+    asks for one output twice (Triton refuses it too: "output 'x' already requested")."""
+    if len(tensors) > 1 and len({item.name for item in tensors}) < len(tensors):
         seen: set[str] = set()
-        for item in inputs:
+        for item in tensors:
             if item.name in seen:
-                raise InvalidInput(f"input {item.name!r} is given twice")
+                raise InvalidInput(f"{kind} {item.name!r} is given twice")
             seen.add(item.name)
 
 
@@ -480,6 +482,7 @@ def decode_requested_outputs(raw_outputs: object) -> list[RequestedOutput] | Non
         parameters = check_parameters(raw.get("parameters"), label)
         check_output_parameters(parameters, label)
         requested.append(RequestedOutput(raw["name"], parameters))
+    check_unique_names(requested, "requested output")
     return requested
 
 
@@ -507,17 +510,37 @@ def select_outputs(
     """The outputs to send, in order, each with its requested binary flag (None: not said)."""
     requested = request.request_outputs if request is not None else None
     if not requested:
-        return [(output, None) for output in response.outputs]
-    by_name = {output.name: output for output in response.outputs}
-    selected = []
-    for wanted in requested:
-        output = by_name.get(wanted.name)
-        if output is None:
-            raise InvalidInput(
-                f"Unexpected inference output '{wanted.name}' for model '{response.model_name}'"
-            )
-        selected.append((output, wanted.binary_data))
+        selected = [(output, None) for output in response.outputs]
+    else:
+        by_name = {output.name: output for output in response.outputs}
+        selected = []
+        for wanted in requested:
+            output = by_name.get(wanted.name)
+            if output is None:
+                raise InvalidInput(
+                    f"Unexpected inference output '{wanted.name}' for model '{response.model_name}'"
+                )
+            selected.append((output, wanted.binary_data))
+    for output, _ in selected:
+        _check_output(output, response.model_name)
     return selected
+
+
+def _check_output(output: InferOutput, model_name: str) -> None:
+    """Refuses, as the model's fault, an output no client could read: one whose datatype is not a V2
+    datatype, or whose values do not fill its shape (JSON would carry it as it is, binary data and gRPC
+    would fail or cut it)."""
+    if output.datatype not in DATATYPES:
+        raise InferenceError(
+            f"model {model_name!r} answered output {output.name!r} with datatype {output.datatype!r}, "
+            f"which is not one of {', '.join(DATATYPES)}"
+        )
+    array = output._array
+    if array is not None and array.size != element_count(output.shape):
+        raise InferenceError(
+            f"model {model_name!r} answered output {output.name!r} with {array.size} values for "
+            f"shape {output.shape}"
+        )
 
 
 def wants_binary_outputs(request: InferRequest | None) -> bool:

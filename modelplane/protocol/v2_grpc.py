@@ -11,6 +11,7 @@ from modelplane.protocol.datatypes import (
     BINARY_ONLY_DATATYPES,
     array_from_raw,
     array_to_raw,
+    as_datatype,
     normalize_datatype,
     numpy_dtype,
     shape_problem,
@@ -109,6 +110,7 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
         decoded.append(InferInput(tensor.name, shape, datatype, array, tensor_parameters))
     check_unique_names(decoded)
     requested = [_requested_output(output) for output in message.outputs] or None
+    check_unique_names(requested or (), "requested output")
     request = InferRequest(
         model_name=message.model_name,
         infer_inputs=decoded,
@@ -169,7 +171,7 @@ def response_to_grpc(
             if output.datatype == "BYTES":
                 values.extend(item if isinstance(item, bytes) else str(item).encode() for item in array.flat)
             else:
-                values.extend(array.reshape(-1).tolist())
+                values.extend(as_datatype(array, output.datatype).reshape(-1).tolist())
         parameters_to_grpc(tensor.parameters, parameters)
     return message
 

@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 
 from modelplane.protocol import v2_lean_json
-from modelplane.protocol.datatypes import BINARY_ONLY_DATATYPES, array_to_raw
+from modelplane.protocol.datatypes import BINARY_ONLY_DATATYPES, array_to_raw, as_datatype
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.v2 import (
     InferOutput,
@@ -84,6 +84,7 @@ def _json_data(output: InferOutput):
             f"output {output.name!r} is {output.datatype}, which cannot be sent as JSON; "
             "ask for it with binary_data: true"
         )
+    array = as_datatype(array, output.datatype)
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
     return array.reshape(-1)

@@ -8,6 +8,7 @@ import contextlib
 import queue
 
 import grpc
+import httpx
 import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.grpc.aio as triton_grpc_aio
@@ -116,3 +117,17 @@ def test_an_asyncio_stream_is_answered_unimplemented_while_the_client_keeps_it_o
     status, message = asyncio.run(talk())
     assert status == "StatusCode.UNIMPLEMENTED"
     assert "does not serve ModelStreamInfer" in message
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v2/models/iris/generate", "/v2/models/iris/generate_stream", "/v2/models/iris/versions/1/generate"],
+)
+def test_tritons_generate_extension_is_501_naming_what_to_use_instead(iris_server, path):
+    response = httpx.post(
+        iris_server.url + path, json={"text_input": "the cat", "parameters": {"max_tokens": 4}}
+    )
+    assert response.status_code == 501
+    message = response.json()["error"]
+    assert "does not serve Triton's generate extension" in message
+    assert "/v2/models/{model}/infer" in message and "/openai/v1/completions" in message
