@@ -37,7 +37,12 @@ _USE_SSL_FLAG = (
     "--predictor_use_ssl"  # KServe's SDK: https (or a TLS gRPC channel) to the predictor and explainer
 )
 _PYTHON = re.compile(r"python(3(\.\d+)?)?")
-_KSERVE_IMPORT = re.compile(rb"^[ \t]*(?:from[ \t]+kserve[ \t.]|import[ \t]+kserve\b)", re.MULTILINE)
+# KServe's SDK, or modelplane's, whose ModelServer() reads the same flags.
+_SDK_IMPORT = re.compile(
+    rb"^[ \t]*(?:from[ \t]+kserve[ \t.]|import[ \t]+kserve\b"
+    rb"|from[ \t]+modelplane\.server[ \t.]|import[ \t]+modelplane\.server\b|from[ \t]+modelplane[ \t]+import[ \t]+server\b)",
+    re.MULTILINE,
+)
 # Flags of `modelplane serve` whose numbers are never ports, even when one reads 8080 or 8081.
 _NUMBER_FLAGS = (
     "--max-batch-size",
@@ -260,7 +265,8 @@ def _local_program(argv: list[str], cwd: str | None) -> tuple[list[str], tuple[s
 def _told_its_ports(
     argv: list[str], cwd: str | None, ports: ReplicaPorts, notes: tuple[str, ...]
 ) -> tuple[list[str], tuple[str, ...]]:
-    """A program written with KServe's SDK listens on 8080 and 8081 unless told `--http_port` and
+    """A program written with KServe's SDK (or modelplane's `modelplane.server`, whose `ModelServer()`
+    reads the same flags) listens on 8080 and 8081 unless told `--http_port` and
     `--grpc_port`, which KServe's controller does not pass a custom predictor (its pod's ports are its
     own). Told the replica's ports, each it was not told already, it listens where the platform looks
     for it; the SDK reads its flags with `parse_known_args`, so they trouble no flags of the program's
@@ -278,9 +284,9 @@ def _told_its_ports(
     if not added:
         return argv, notes
     script = _script_of(argv[1:], Path(cwd or os.getcwd()))
-    if script is None or not _KSERVE_IMPORT.search(_head_of(script)):
+    if script is None or not _SDK_IMPORT.search(_head_of(script)):
         return argv, notes
-    note = f"{script.name} uses KServe's SDK: told the replica's ports ({' '.join(added)})"
+    note = f"{script.name} uses KServe's SDK (or modelplane's): told the replica's ports ({' '.join(added)})"
     return [*argv, *added], (*notes, note)
 
 

@@ -125,6 +125,14 @@ def test_a_program_written_with_kserves_sdk_is_told_the_replicas_ports(tmp_path)
         "--grpc_port=41001",
     ]
     assert launch_of(["python3", "plain.py"], **cwd).argv[-1] == "plain.py"
+    for written in ("from modelplane.server import Model, ModelServer", "import modelplane.server as ms"):
+        (tmp_path / "ours.py").write_text(f"import argparse\n{written}\n")
+        assert launch_of(["python3", "ours.py"], **cwd).argv[-2:] == [
+            "--http_port=41000",
+            "--grpc_port=41001",
+        ]
+    (tmp_path / "other.py").write_text("from modelplane.protocol import v2\n")  # not the server's SDK
+    assert launch_of(["python3", "other.py"], **cwd).argv[-1] == "other.py"
     code = "import kserve\n" + "x = 1\n" * 300  # a program given as text, longer than a file name may be
     assert launch_of(["python3", "-c", code], **cwd).argv[-1] == code
     explicit = launch_of(["python3", "predictor.py", "--http_port", "8080"], **cwd)
