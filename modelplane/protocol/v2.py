@@ -536,11 +536,23 @@ def _check_output(output: InferOutput, model_name: str) -> None:
             f"which is not one of {', '.join(DATATYPES)}"
         )
     array = output._array
-    if array is not None and array.size != element_count(output.shape):
+    if array is not None:
+        count = array.size
+    elif isinstance(output._data, list):
+        count = _value_count(output._data)
+    else:
+        return
+    if count != element_count(output.shape):
         raise InferenceError(
-            f"model {model_name!r} answered output {output.name!r} with {array.size} values for "
-            f"shape {output.shape}"
+            f"model {model_name!r} answered output {output.name!r} with {count} values for shape {output.shape}"
         )
+
+
+def _value_count(data: list) -> int:
+    """The values of a flat or nested list (its lists are looked at, not its values)."""
+    if data and isinstance(data[0], list):
+        return sum(_value_count(part) if isinstance(part, list) else 1 for part in data)
+    return len(data)
 
 
 def wants_binary_outputs(request: InferRequest | None) -> bool:

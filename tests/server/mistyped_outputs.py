@@ -17,6 +17,7 @@ OUTPUTS = {
     "bool_of_integers": lambda: InferOutput("y", [2], "BOOL", np.array([0, 2])),
     "values_short_of_the_shape": lambda: InferOutput("y", [3], "FP32", np.array([1.0, 2.0], np.float32)),
     "not_a_datatype": lambda: InferOutput("y", [2], "FLOAT", np.array([1.0, 2.0], np.float32)),
+    "list_short_of_the_shape": lambda: InferOutput("y", [2, 2], "FP32", [[1.0, 2.0], [3.0]]),
 }
 
 

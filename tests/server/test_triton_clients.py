@@ -105,6 +105,8 @@ def test_an_output_travels_in_its_declared_datatype_every_way(
     ("case", "message"),
     [
         ("values_short_of_the_shape", "model 'm' answered output 'y' with 2 values for shape [3]"),
+        # A list, which JSON would have carried as it is, and binary data refused as the client's input.
+        ("list_short_of_the_shape", "model 'm' answered output 'y' with 3 values for shape [2, 2]"),
         ("not_a_datatype", "model 'm' answered output 'y' with datatype 'FLOAT', which is not one of BOOL"),
     ],
 )
