@@ -242,6 +242,35 @@ class InferInput:
         if binary_data:
             self.parameters = {**(self.parameters or {}), "binary_data": True}
 
+    def __eq__(self, other: object) -> bool:
+        """Equal, as KServe's: the same kind of tensor (input or output), name, shape, datatype,
+        parameters and values."""
+        if not isinstance(other, InferInput) or isinstance(other, InferOutput) != isinstance(
+            self, InferOutput
+        ):
+            return False
+        if (self.name, self.shape, self.datatype, self.parameters) != (
+            other.name,
+            other.shape,
+            other.datatype,
+            other.parameters,
+        ):
+            return False
+        try:
+            return np.array_equal(self.as_numpy(), other.as_numpy())
+        except InvalidInput:  # data that is no tensor of its datatype: compared as it was given
+            return self._data == other._data and self._array is other._array
+
+    def to_dict(self) -> dict:
+        """KServe's `to_dict`: the tensor as a JSON-able dict, its data a list."""
+        return {
+            "name": self.name,
+            "shape": self.shape,
+            "datatype": self.datatype,
+            "data": self.data,
+            "parameters": self.parameters,
+        }
+
     def __repr__(self) -> str:
         return f"InferInput(name={self.name!r}, shape={self.shape}, datatype={self.datatype!r})"
 
@@ -276,6 +305,32 @@ class RequestedOutput:
         """How many of the output's top classes were asked for (Triton's classification extension)."""
         return self.parameters.get("classification") if self.parameters else None
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RequestedOutput) and (self.name, self.parameters) == (
+            other.name,
+            other.parameters,
+        )
+
+    def __repr__(self) -> str:
+        return f"RequestedOutput(name={self.name!r}, parameters={self.parameters!r})"
+
+
+class _FromGrpc:
+    """KServe's `from_grpc`, which means two things: on the class, the constructor from a gRPC message
+    (`InferRequest.from_grpc(message)`); on an instance, whether it was made from one
+    (`request.from_grpc`)."""
+
+    def __init__(self, construct):
+        self._construct = construct
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self._construct.__get__(owner)
+        return instance._from_grpc
+
+    def __set__(self, instance, value: bool) -> None:
+        instance._from_grpc = value
+
 
 class InferRequest:
     """A V2 inference request, decoded."""
@@ -287,7 +342,8 @@ class InferRequest:
         "parameters",
         "inputs",
         "request_outputs",
-        "from_grpc",
+        "_from_grpc",
+        "_raw_inputs",
     )
 
     def __init__(
@@ -295,11 +351,14 @@ class InferRequest:
         model_name: str,
         infer_inputs: list[InferInput],
         request_id: str | None = None,
+        raw_inputs: Sequence[bytes] | None = None,
+        from_grpc: bool = False,
         parameters: Parameters | None = None,
         request_outputs: list[RequestedOutput] | None = None,
         model_version: str | None = None,
-        from_grpc: bool = False,
     ):
+        """KServe's arguments, in its order; `raw_inputs` are the inputs' data as gRPC's
+        `raw_input_contents` carry it, one for each input."""
         self.model_name = model_name
         self.model_version = model_version
         self.id = request_id
@@ -307,6 +366,62 @@ class InferRequest:
         self.inputs = infer_inputs
         self.request_outputs = request_outputs
         self.from_grpc = from_grpc
+        self._raw_inputs = bool(raw_inputs)
+        if raw_inputs:
+            _set_raw(infer_inputs, raw_inputs, "input")
+
+    @_FromGrpc
+    def from_grpc(cls, message: Any) -> InferRequest:
+        """The request a gRPC `ModelInferRequest` carries."""
+        from modelplane.protocol.v2_grpc import request_from_grpc
+
+        return request_from_grpc(message)[0]
+
+    @classmethod
+    def from_bytes(cls, req_bytes: bytes, json_length: int | None, model_name: str) -> InferRequest:
+        """The request a REST /infer body carries; `json_length` is its inference-header-content-length."""
+        from modelplane.protocol.v2_rest import decode_request
+
+        return decode_request(req_bytes, json_length, model_name)
+
+    @property
+    def use_binary_outputs(self) -> bool:
+        """Whether the outputs go back binary unless each says otherwise: the request's
+        `binary_data_output`, or over gRPC, unsaid, whether its inputs came raw."""
+        asked = (self.parameters or {}).get("binary_data_output")
+        if asked is None:
+            return self.from_grpc and self._raw_inputs
+        return bool(asked)
+
+    def to_rest(self) -> tuple[dict | bytes, int | None]:
+        """KServe's `to_rest`: the request as a JSON-able dict and None, or, when a tensor travels binary
+        (set with `set_data_from_numpy(..., binary_data=True)`, its default; FP16 or BF16; read from raw
+        gRPC contents), the body and its JSON length."""
+        from modelplane.protocol.v2_rest import request_document, rest_message
+
+        document, raw_parts = request_document(self, as_to_rest=True)
+        document = {"id": self.id or str(uuid.uuid4()), "model_name": self.model_name, **document}
+        return rest_message(document, raw_parts)
+
+    def to_grpc(self) -> Any:
+        """The request as a gRPC `ModelInferRequest` (`modelplane.protocol.grpc.inference_pb2`)."""
+        from modelplane.protocol.v2_grpc import request_to_grpc
+
+        return request_to_grpc(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InferRequest) and _fields(self, _REQUEST_FIELDS) == _fields(
+            other, _REQUEST_FIELDS
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "model_name": self.model_name,
+            "inputs": [infer_input.to_dict() for infer_input in self.inputs],
+            "parameters": self.parameters,
+            "from_grpc": self.from_grpc,
+        }
 
     def get_input_by_name(self, name: str) -> InferInput | None:
         for infer_input in self.inputs:
@@ -349,7 +464,16 @@ class InferRequest:
 class InferResponse:
     """A V2 inference response, before encoding."""
 
-    __slots__ = ("id", "model_name", "model_version", "parameters", "outputs", "from_grpc")
+    __slots__ = (
+        "id",
+        "model_name",
+        "model_version",
+        "parameters",
+        "outputs",
+        "_from_grpc",
+        "_use_binary_outputs",
+        "_requested_outputs",
+    )
 
     def __init__(
         self,
@@ -357,15 +481,86 @@ class InferResponse:
         model_name: str,
         infer_outputs: list[InferOutput],
         model_version: str | None = None,
-        parameters: Parameters | None = None,
+        raw_outputs: Sequence[bytes] | None = None,
         from_grpc: bool = False,
+        parameters: Parameters | None = None,
+        use_binary_outputs: bool = False,
+        requested_outputs: list[RequestedOutput] | None = None,
     ):
+        """KServe's arguments, in its order. `raw_outputs` are the outputs' data as gRPC's
+        `raw_output_contents` carry it; `use_binary_outputs` and `requested_outputs` say how `to_rest` and
+        `to_grpc` write the outputs (the server writes its answers as their request asks)."""
         self.id = response_id or str(uuid.uuid4())
         self.model_name = model_name
         self.model_version = model_version
         self.parameters = parameters
         self.outputs = infer_outputs
         self.from_grpc = from_grpc
+        self._use_binary_outputs = use_binary_outputs
+        self._requested_outputs = requested_outputs
+        if raw_outputs:
+            _set_raw(infer_outputs, raw_outputs, "output")
+
+    @_FromGrpc
+    def from_grpc(cls, message: Any) -> InferResponse:
+        """The response a gRPC `ModelInferResponse` carries."""
+        from modelplane.protocol.v2_grpc import response_from_grpc
+
+        return response_from_grpc(message)
+
+    @classmethod
+    def from_rest(cls, response: dict) -> InferResponse:
+        """The response a decoded REST /infer answer carries."""
+        from modelplane.protocol.v2_rest import response_from_dict
+
+        return response_from_dict(response)
+
+    @classmethod
+    def from_bytes(cls, res_bytes: bytes, json_length: int | None = None) -> InferResponse:
+        """The response a REST /infer answer's body carries; `json_length` is its
+        inference-header-content-length."""
+        from modelplane.protocol.v2_rest import decode_response
+
+        return decode_response(res_bytes, json_length)
+
+    def to_rest(self) -> tuple[dict | bytes, int | None]:
+        """KServe's `to_rest`: the response as a JSON-able dict and None, or, when an output travels binary
+        (`use_binary_outputs`, or a requested output's `binary_data`), the body and its JSON length. It is
+        what the server would answer a request for these outputs."""
+        from modelplane.protocol.v2_rest import response_document, rest_message
+
+        return rest_message(*response_document(self, self._as_asked()))
+
+    def to_grpc(self) -> Any:
+        """The response as a gRPC `ModelInferResponse` (`modelplane.protocol.grpc.inference_pb2`), its
+        outputs all in `raw_output_contents` when `use_binary_outputs`, a requested output's
+        `binary_data` or an output's own (`set_data_from_numpy`'s) asks for it, or one is FP16 or BF16."""
+        from modelplane.protocol.v2_grpc import response_to_grpc
+
+        flagged = any((output.parameters or {}).get("binary_data") for output in self.outputs)
+        return response_to_grpc(self, self._as_asked(), raw_inputs=flagged)
+
+    def _as_asked(self) -> InferRequest:
+        """A request asking for the outputs as this response's `use_binary_outputs` and
+        `requested_outputs` say."""
+        parameters = {"binary_data_output": True} if self._use_binary_outputs else None
+        return InferRequest(
+            self.model_name, [], parameters=parameters, request_outputs=self._requested_outputs
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InferResponse) and _fields(self, _RESPONSE_FIELDS) == _fields(
+            other, _RESPONSE_FIELDS
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "model_name": self.model_name,
+            "outputs": [output.to_dict() for output in self.outputs],
+            "parameters": self.parameters,
+            "from_grpc": self.from_grpc,
+        }
 
     def with_outputs(self, outputs: list[InferOutput], response_id: str | None = None) -> InferResponse:
         """This response with other outputs (and another id, if given): the rest is kept."""
@@ -386,6 +581,31 @@ class InferResponse:
 
     def __repr__(self) -> str:
         return f"InferResponse(model_name={self.model_name!r}, id={self.id!r}, outputs={self.outputs!r})"
+
+
+# What makes two requests, or two responses, equal (as in KServe).
+_REQUEST_FIELDS = ("model_name", "id", "from_grpc", "parameters", "inputs", "request_outputs")
+_RESPONSE_FIELDS = ("model_name", "model_version", "id", "from_grpc", "parameters", "outputs")
+
+
+def _fields(item: object, names: tuple[str, ...]) -> tuple:
+    return tuple(getattr(item, name) for name in names)
+
+
+def check_raw_count(tensors: Sequence, raw_contents: Sequence[bytes], kind: str) -> None:
+    if raw_contents and len(raw_contents) != len(tensors):
+        raise InvalidInput(
+            f"the number of {kind}s ({len(tensors)}) does not match the number of raw {kind} contents "
+            f"({len(raw_contents)})"
+        )
+
+
+def _set_raw(tensors: Sequence[InferInput], raw_contents: Sequence[bytes], kind: str) -> None:
+    """Each tensor's data from its raw contents (gRPC's `raw_input_contents`, `raw_output_contents`)."""
+    check_raw_count(tensors, raw_contents, kind)
+    for tensor, raw in zip(tensors, raw_contents, strict=True):
+        tensor._array = array_from_raw(raw, normalize_datatype(tensor.datatype), tensor.shape)
+        tensor._data = None
 
 
 def _array_to_list(array: np.ndarray, datatype: str) -> list:

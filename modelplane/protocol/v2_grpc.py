@@ -20,10 +20,12 @@ from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.v2 import (
     InferInput,
+    InferOutput,
     InferRequest,
     InferResponse,
     RequestedOutput,
     array_from_json,
+    check_raw_count,
     check_unique_names,
     select_outputs,
 )
@@ -80,34 +82,12 @@ def parameters_to_grpc(target: Any, parameters: dict[str, Any] | None) -> None:
 
 def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool]:
     """The InferRequest for a ModelInfer call, and whether it used raw input contents."""
-    raw_contents = message.raw_input_contents
-    inputs = message.inputs
-    if raw_contents and len(raw_contents) != len(inputs):
-        raise InvalidInput(
-            f"the number of inputs ({len(inputs)}) does not match the number of raw input contents "
-            f"({len(raw_contents)})"
-        )
-    if not inputs:
+    check_raw_count(message.inputs, message.raw_input_contents, "input")
+    if not message.inputs:
         raise InvalidInput("the request has no inputs")
     parameters = parameters_from_grpc(message.parameters)
     check_request_parameters(parameters)
-    decoded = []
-    for index, tensor in enumerate(inputs):
-        label = f"input {tensor.name!r}"
-        tensor_parameters = parameters_from_grpc(tensor.parameters)
-        check_input_parameters(tensor_parameters, label)
-        datatype = normalize_datatype(tensor.datatype)
-        shape = list(tensor.shape)
-        problem = shape_problem(shape)
-        if problem is not None:
-            raise InvalidInput(f"{label}: {problem}")
-        if raw_contents:
-            if tensor.HasField("contents"):
-                raise InvalidInput(f"{label}: contents must not be set when raw_input_contents is used")
-            array = array_from_raw(raw_contents[index], datatype, shape)
-        else:
-            array = _array_from_contents(tensor.contents, datatype, shape, label)
-        decoded.append(InferInput(tensor.name, shape, datatype, array, tensor_parameters))
+    decoded = _tensors_from_grpc(message.inputs, message.raw_input_contents, "input")
     check_unique_names(decoded)
     requested = [_requested_output(output) for output in message.outputs] or None
     check_unique_names(requested or (), "requested output")
@@ -120,7 +100,49 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
         model_version=message.model_version or None,
         from_grpc=True,
     )
-    return request, bool(raw_contents)
+    request._raw_inputs = bool(message.raw_input_contents)
+    return request, request._raw_inputs
+
+
+def response_from_grpc(message: pb.ModelInferResponse) -> InferResponse:
+    """The InferResponse a ModelInfer call answered (read as the server's requests are)."""
+    check_raw_count(message.outputs, message.raw_output_contents, "output")
+    outputs = [
+        InferOutput(tensor.name, tensor.shape, tensor.datatype, tensor._array, tensor.parameters)
+        for tensor in _tensors_from_grpc(message.outputs, message.raw_output_contents, "output")
+    ]
+    return InferResponse(
+        message.id or None,
+        message.model_name,
+        outputs,
+        model_version=message.model_version or None,
+        parameters=parameters_from_grpc(message.parameters),
+        from_grpc=True,
+    )
+
+
+def _tensors_from_grpc(tensors: Any, raw_contents: Any, kind: str) -> list[InferInput]:
+    """The tensors of a request's `inputs` (kind "input") or a response's `outputs` ("output"), their
+    data from `contents` or, when there are any, the `raw_*_contents` in order."""
+    decoded = []
+    for index, tensor in enumerate(tensors):
+        label = f"{kind} {tensor.name!r}"
+        tensor_parameters = parameters_from_grpc(tensor.parameters)
+        if kind == "input":
+            check_input_parameters(tensor_parameters, label)
+        datatype = normalize_datatype(tensor.datatype)
+        shape = list(tensor.shape)
+        problem = shape_problem(shape)
+        if problem is not None:
+            raise InvalidInput(f"{label}: {problem}")
+        if raw_contents:
+            if tensor.HasField("contents"):
+                raise InvalidInput(f"{label}: contents must not be set when raw_{kind}_contents is used")
+            array = array_from_raw(raw_contents[index], datatype, shape)
+        else:
+            array = _array_from_contents(tensor.contents, datatype, shape, label, kind)
+        decoded.append(InferInput(tensor.name, shape, datatype, array, tensor_parameters))
+    return decoded
 
 
 def _requested_output(output: pb.ModelInferRequest.InferRequestedOutputTensor) -> RequestedOutput:
@@ -129,10 +151,12 @@ def _requested_output(output: pb.ModelInferRequest.InferRequestedOutputTensor) -
     return RequestedOutput(output.name, parameters)
 
 
-def _array_from_contents(contents: pb.InferTensorContents, datatype: str, shape: list[int], label: str):
+def _array_from_contents(
+    contents: pb.InferTensorContents, datatype: str, shape: list[int], label: str, kind: str
+):
     field = CONTENTS_FIELD.get(datatype)
     if field is None:
-        raise InvalidInput(f"{label}: {datatype} data must be sent in raw_input_contents")
+        raise InvalidInput(f"{label}: {datatype} data must be sent in raw_{kind}_contents")
     values = getattr(contents, field)
     if datatype == "BYTES":
         return array_from_json(list(values), datatype, shape, label)
@@ -159,21 +183,49 @@ def response_to_grpc(
     )
     parameters_to_grpc(message.parameters, response.parameters)
     for output, _ in selected:
-        array = output.as_numpy() if output._array is None else output._array
-        tensor = message.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape)
-        parameters = {k: v for k, v in (output.parameters or {}).items() if k != "binary_data"}
-        if use_raw:
-            raw = array_to_raw(array, output.datatype)
-            message.raw_output_contents.append(raw)
-            parameters["binary_data_size"] = len(raw)
-        else:
-            values = getattr(tensor.contents, CONTENTS_FIELD[output.datatype])
-            if output.datatype == "BYTES":
-                values.extend(item if isinstance(item, bytes) else str(item).encode() for item in array.flat)
-            else:
-                values.extend(as_datatype(array, output.datatype).reshape(-1).tolist())
-        parameters_to_grpc(tensor.parameters, parameters)
+        _add_tensor(message.outputs, message.raw_output_contents, output, use_raw)
     return message
+
+
+def request_to_grpc(request: InferRequest) -> pb.ModelInferRequest:
+    """The ModelInferRequest for `request`: its inputs all in `raw_input_contents` when any asks to travel
+    binary (set with `set_data_from_numpy`'s `binary_data`, FP16 or BF16, or read raw), else all in
+    `contents` (a server takes one way or the other for all of a request's inputs)."""
+    use_raw = request._raw_inputs or any(
+        tensor.datatype in BINARY_ONLY_DATATYPES or (tensor.parameters or {}).get("binary_data")
+        for tensor in request.inputs
+    )
+    message = pb.ModelInferRequest(
+        model_name=request.model_name,
+        model_version=request.model_version or "",
+        id=request.id or "",
+    )
+    parameters_to_grpc(message.parameters, request.parameters)
+    for tensor in request.inputs:
+        _add_tensor(message.inputs, message.raw_input_contents, tensor, use_raw)
+    for output in request.request_outputs or ():
+        parameters_to_grpc(message.outputs.add(name=output.name).parameters, output.parameters)
+    return message
+
+
+def _add_tensor(tensors: Any, raw_contents: Any, tensor: InferInput, raw: bool) -> None:
+    """`tensor` added to a message's `inputs` or `outputs`, its data in `contents` or `raw_contents`."""
+    array = tensor.as_numpy() if tensor._array is None else tensor._array
+    entry = tensors.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+    parameters = {
+        k: v for k, v in (tensor.parameters or {}).items() if k not in ("binary_data", "binary_data_size")
+    }
+    if raw:
+        data = array_to_raw(array, tensor.datatype)
+        raw_contents.append(data)
+        parameters["binary_data_size"] = len(data)
+    else:
+        values = getattr(entry.contents, CONTENTS_FIELD[tensor.datatype])
+        if tensor.datatype == "BYTES":
+            values.extend(item if isinstance(item, bytes) else str(item).encode() for item in array.flat)
+        else:
+            values.extend(as_datatype(array, tensor.datatype).reshape(-1).tolist())
+    parameters_to_grpc(entry.parameters, parameters)
 
 
 def _raw_outputs(selected: list, request: InferRequest, raw_inputs: bool) -> bool:

@@ -96,6 +96,12 @@ def _output_array(output: InferOutput) -> np.ndarray:
 
 def encode_response(response: InferResponse, request: InferRequest | None) -> tuple[bytes, int | None]:
     """The body of an /infer response, and its JSON length when binary outputs follow it."""
+    return _joined(*response_document(response, request))
+
+
+def response_document(response: InferResponse, request: InferRequest | None) -> tuple[dict, list[bytes]]:
+    """The JSON document of an /infer response (its data numpy arrays where they were), and the binary
+    outputs that follow it."""
     all_binary = wants_binary_outputs(request)
     described = []
     raw_parts: list[bytes] = []
@@ -126,29 +132,50 @@ def encode_response(response: InferResponse, request: InferRequest | None) -> tu
                     "data": _json_data(output),
                 }
             )
-    header = orjson.dumps(
-        {
-            "model_name": response.model_name,
-            "model_version": response.model_version,
-            "id": response.id,
-            "parameters": response.parameters,
-            "outputs": described,
-        },
-        option=_DUMPS_OPTIONS,
-    )
+    document = {
+        "model_name": response.model_name,
+        "model_version": response.model_version,
+        "id": response.id,
+        "parameters": response.parameters,
+        "outputs": described,
+    }
+    return document, raw_parts
+
+
+def _joined(document: dict, raw_parts: list[bytes]) -> tuple[bytes, int | None]:
+    """A body: the document, then the binary tensors; and the document's length if any follow."""
+    header = orjson.dumps(document, option=_DUMPS_OPTIONS)
     if not raw_parts:
         return header, None
     return header + b"".join(raw_parts), len(header)
 
 
+def rest_message(document: dict, raw_parts: list[bytes]) -> tuple[dict | bytes, int | None]:
+    """What KServe's `to_rest` gives: the document as a dict of plain lists (for `json=`) when no binary
+    tensor follows it, else the body and its JSON length (the inference-header-content-length); without
+    the parameters that are None, as KServe's."""
+    if document.get("parameters") is None:
+        document.pop("parameters", None)
+    for tensor in document.get("inputs") or document.get("outputs") or ():
+        if tensor.get("parameters") is None:
+            tensor.pop("parameters", None)
+        if not raw_parts and isinstance(tensor.get("data"), np.ndarray):
+            tensor["data"] = tensor["data"].tolist()
+    return _joined(document, raw_parts) if raw_parts else (document, None)
+
+
 def decode_response(body: bytes, json_length: int | None = None) -> InferResponse:
     """Decode an /infer response (used by transformers calling their predictor)."""
-    from modelplane.protocol.v2 import decode_outputs
-
     view = memoryview(body)
     header = view if json_length is None else view[:json_length]
     binary = None if json_length is None else view[json_length:]
-    document = _load_json(header)
+    return response_from_dict(_load_json(header), binary)
+
+
+def response_from_dict(document: object, binary: memoryview | None = None) -> InferResponse:
+    """An InferResponse from a decoded JSON response (plus the binary section, if any)."""
+    from modelplane.protocol.v2 import decode_outputs
+
     if not isinstance(document, dict):
         raise InvalidInput("the response body must be a JSON object")
     outputs = decode_outputs(document.get("outputs"), binary, "response")
@@ -166,13 +193,24 @@ def encode_request(request: InferRequest) -> tuple[bytes, int | None]:
 
     Tensors travel as JSON, except FP16 and BF16, which only the binary extension can carry.
     """
+    return _joined(*request_document(request))
+
+
+def request_document(request: InferRequest, as_to_rest: bool = False) -> tuple[dict, list[bytes]]:
+    """The JSON document of an /infer request, and the binary tensors that follow it: FP16 and BF16; and,
+    `as_to_rest` (as KServe's `InferRequest.to_rest` sends a request, not as a transformer forwards it),
+    those whose `binary_data` parameter asks for it (`set_data_from_numpy`'s) or all of a request read
+    from raw gRPC contents, and the requested outputs with all their parameters."""
     described = []
     raw_parts: list[bytes] = []
     for tensor in request.inputs:
         entry = {"name": tensor.name, "shape": tensor.shape, "datatype": tensor.datatype}
         parameters = dict(tensor.parameters or {})
         parameters.pop("binary_data_size", None)
-        if tensor.datatype in BINARY_ONLY_DATATYPES:
+        binary = tensor.datatype in BINARY_ONLY_DATATYPES
+        if as_to_rest:
+            binary = bool(parameters.pop("binary_data", None)) or request._raw_inputs or binary
+        if binary:
             raw = array_to_raw(_output_array(tensor), tensor.datatype)
             raw_parts.append(raw)
             parameters["binary_data_size"] = len(raw)
@@ -187,11 +225,15 @@ def encode_request(request: InferRequest) -> tuple[bytes, int | None]:
     if request.parameters:
         document["parameters"] = request.parameters
     if request.request_outputs:
-        document["outputs"] = [_forwarded_output(output) for output in request.request_outputs]
-    header = orjson.dumps(document, option=_DUMPS_OPTIONS)
-    if not raw_parts:
-        return header, None
-    return header + b"".join(raw_parts), len(header)
+        document["outputs"] = [
+            _requested(output) if as_to_rest else _forwarded_output(output)
+            for output in request.request_outputs
+        ]
+    return document, raw_parts
+
+
+def _requested(output: RequestedOutput) -> dict:
+    return {"name": output.name, **({"parameters": output.parameters} if output.parameters else {})}
 
 
 def _forwarded_output(output: RequestedOutput) -> dict:
