@@ -220,7 +220,7 @@ class PayloadRecord:
             document["datacontenttype"] = self.content_type
         if self.data:
             if _is_json(self.content_type) and _parses(self.data):
-                document["data"] = orjson.Fragment(self.data)
+                document["data"] = orjson.Fragment(_on_one_line(self.data))
             else:
                 document["data_base64"] = base64.b64encode(self.data).decode()
         return orjson.dumps(document) + b"\n"
@@ -253,6 +253,14 @@ def _is_json(content_type: str | None) -> bool:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
+
+
+def _on_one_line(data: bytes) -> bytes:
+    """Valid JSON without its line breaks: in JSON they can only be whitespace between tokens (a string
+    has them escaped), and a pretty-printed body must not split its event's line."""
+    if b"\n" not in data and b"\r" not in data:
+        return data
+    return data.replace(b"\r", b" ").replace(b"\n", b" ")
 
 
 def _parses(data: bytes) -> bool:

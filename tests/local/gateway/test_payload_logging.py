@@ -363,3 +363,20 @@ def test_a_file_sink_writes_json_lines_and_rotates(replica, tmp_path):
     last = [event for event in events if event.get_type() == RESPONSE_TYPE][-1]
     assert last.get_data() == {"predictions": [[19] * 20]}
     assert last.get_extension("statuscode") == "200"
+
+
+def test_a_pretty_printed_json_body_keeps_its_event_on_one_line(replica, tmp_path):
+    path = tmp_path / "payloads.jsonl"
+    pretty = b'{\r\n  "instances": [\n    [6.8, 2.8]\n  ]\n}\n'  # as `curl -d @iris-input.json` sends it
+    with gateway_for(replica, spec(path.as_uri())) as (gateway, client):
+        answer = client.post(
+            "/v1/models/status:predict", content=pretty, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 200
+        eventually(
+            lambda: metric(gateway, "modelplane_payload_log_events_sent_total", sink=path.as_uri()) == 2
+        )
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 2
+    request = JSONFormat().read(None, lines[0])
+    assert request.get_type() == REQUEST_TYPE and request.get_data() == {"instances": [[6.8, 2.8]]}
