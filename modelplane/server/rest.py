@@ -36,7 +36,7 @@ from modelplane.protocol.v2_rest import (
     parse_json_length,
 )
 from modelplane.server import metrics
-from modelplane.server.content_coding import ACCEPTED_CODINGS, UnsupportedContentEncoding, decoded_request
+from modelplane.protocol.content_coding import ACCEPTED_CODINGS, UnsupportedContentEncoding, decoded_request
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints, route_prefix
 from modelplane.server.payload_logging import ServerPayloadLog

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import gzip
 import json
 import logging
 import time
+import zlib
 
 import grpc
 import httpx
@@ -380,3 +382,19 @@ def test_a_pretty_printed_json_body_keeps_its_event_on_one_line(replica, tmp_pat
     assert len(lines) == 2
     request = JSONFormat().read(None, lines[0])
     assert request.get_type() == REQUEST_TYPE and request.get_data() == {"instances": [[6.8, 2.8]]}
+
+
+def test_a_compressed_body_is_logged_decoded_as_its_content_type_says(replica, receiver):
+    body = b'{"instances": [[7]]}'
+    with gateway_for(replica, spec(receiver.url)) as (gateway, client):
+        headers = {"content-type": "application/json"}
+        for coding, coded in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body))):
+            headers |= {"content-encoding": coding, "x-request-id": coding}
+            answer = client.post("/v1/models/status:predict", content=coded, headers=headers)
+            assert answer.json() == {"predictions": [[7]]}
+        headers |= {"content-encoding": "gzip", "x-request-id": "not-gzip"}
+        assert client.post("/v1/models/status:predict", content=b"xx", headers=headers).status_code == 400
+        events = receiver.wait_for(6)
+    requests = {event.get_id(): event for event in events if event.get_type() == REQUEST_TYPE}
+    assert requests["gzip"].get_data() == requests["deflate"].get_data() == {"instances": [[7]]}
+    assert requests["not-gzip"].get_data() == "xx"  # what cannot be decoded is kept as it passed
