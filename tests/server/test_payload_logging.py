@@ -93,6 +93,24 @@ def test_each_request_and_answer_reaches_the_receiver():
     assert by_id["grpc-bad"][RESPONSE_TYPE].get_extension("grpcmessage") == "the instance is bad"
 
 
+def test_a_body_that_cannot_be_decoded_is_logged_with_its_refusal():
+    receiver = CloudEventsReceiver().start()
+    server = serve("--model-class", STATUS_MODEL, "--model-name", "status", "--payload-log-url", receiver.url)
+    try:
+        headers = {"content-type": "application/json", "content-encoding": "gzip", "x-request-id": "not-gzip"}
+        url = f"{server.url}/v1/models/status:predict"
+        assert httpx.post(url, content=b"xx", headers=headers).status_code == 400
+        events = receiver.wait_for(2)
+    finally:
+        server.stop()
+        receiver.stop()
+    by_type = {event.get_type(): event for event in events}
+    assert by_type[REQUEST_TYPE].get_id() == by_type[RESPONSE_TYPE].get_id() == "not-gzip"
+    assert by_type[REQUEST_TYPE].get_data() == "xx"  # as it came
+    assert by_type[RESPONSE_TYPE].get_extension("statuscode") == "400"
+    assert "not valid gzip" in by_type[RESPONSE_TYPE].get_data()["error"]
+
+
 def test_a_streamed_answer_is_logged_once_whole(tmp_path):
     log = tmp_path / "events.jsonl"
     server = serve(
