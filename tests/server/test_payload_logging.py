@@ -141,6 +141,31 @@ def test_a_streamed_answer_is_logged_once_whole(tmp_path):
     assert streamed.endswith("data: [DONE]\n\n")
 
 
+def test_a_file_sink_moved_away_as_logrotate_does_is_begun_again(tmp_path):
+    log = tmp_path / "events.jsonl"
+    server = serve(
+        "--model-class", STATUS_MODEL, "--model-name", "status", "--payload-log-url", log.as_uri(), grpc=False
+    )
+
+    def lines_in(path):
+        deadline = time.monotonic() + 30
+        while not (path.exists() and len(path.read_text().splitlines()) == 2):
+            assert time.monotonic() < deadline, f"{path} never had its two events"
+            time.sleep(0.05)
+        return [json.loads(line)["id"] for line in path.read_text().splitlines()]
+
+    try:
+        url = f"{server.url}/v1/models/status:predict"
+        httpx.post(url, json={"instances": [[1]]}, headers={"x-request-id": "before"})
+        assert lines_in(log) == ["before", "before"]
+        log.rename(tmp_path / "events.jsonl.1")
+        httpx.post(url, json={"instances": [[2]]}, headers={"x-request-id": "after"})
+        assert lines_in(log) == ["after", "after"]
+    finally:
+        server.stop()
+    assert lines_in(tmp_path / "events.jsonl.1") == ["before", "before"]
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
