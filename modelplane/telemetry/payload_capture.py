@@ -15,7 +15,7 @@ import orjson
 from modelplane.protocol.content_coding import content_codings, decoded_body
 from modelplane.protocol.errors import ModelplaneError, PayloadTooLarge
 from modelplane.protocol.grpc.status import HTTP_STATUS
-from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
+from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord, header_text
 
 # A body larger than this is not kept for its event: the event says so and carries no data.
 MAX_CAPTURED_BYTES = 16 * 1024 * 1024
@@ -61,7 +61,7 @@ class PayloadCapture:
             if lower == b"content-type" and content_type is None:
                 content_type = value.decode("latin-1")
             elif lower == b"ce-id" and event_id is None:
-                event_id = value.decode("latin-1")
+                event_id = header_text(value)
             elif lower == b"content-encoding":
                 coded = True
         # KServe's agent takes the request's ce-id; without one, the request id ties the two events

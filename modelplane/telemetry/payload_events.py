@@ -92,7 +92,7 @@ class PayloadLogSpec:
         for name, value in headers:
             spelled = wanted.get(name.lower())
             if spelled is not None:
-                found.setdefault(spelled, []).append(value.decode("latin-1"))
+                found.setdefault(spelled, []).append(header_text(value))
         return found
 
     @cached_property
@@ -224,6 +224,15 @@ class PayloadRecord:
             else:
                 document["data_base64"] = base64.b64encode(self.data).decode()
         return orjson.dumps(document) + b"\n"
+
+
+def header_text(value: bytes) -> str:
+    """A header's value as text: UTF-8 where it is (what clients send, and what KServe's agent, in Go,
+    passes on), else Latin-1, byte for byte."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def _header_value(value: str) -> str:

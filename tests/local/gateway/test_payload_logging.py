@@ -200,6 +200,15 @@ def test_metadata_headers_and_annotations_are_carried(replica, receiver):
     assert '"' not in receiver.raw_headers[0]["ce-metadata"]
 
 
+def test_utf8_header_values_reach_the_events_as_the_client_wrote_them(replica, receiver):
+    with gateway_for(replica, spec(receiver.url, metadata_headers=("x-tenant",))) as (_, client):
+        headers = [(b"x-tenant", "café".encode()), (b"x-request-id", "idé-1".encode())]
+        client.post("/v1/models/status:predict", json={"instances": [[1]]}, headers=headers)
+    for event in receiver.wait_for(2):
+        assert event.get_id() == "idé-1"
+        assert json.loads(event.get_extension("metadata")) == {"x-tenant": ["café"]}
+
+
 @pytest.mark.parametrize(("mode", "types"), [("request", {REQUEST_TYPE}), ("response", {RESPONSE_TYPE})])
 def test_the_mode_picks_the_events(replica, receiver, mode, types):
     with gateway_for(replica, spec(receiver.url, mode=mode)) as (_, client):
