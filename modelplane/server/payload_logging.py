@@ -21,7 +21,7 @@ from modelplane.protocol.grpc.wire import response_status
 from modelplane.protocol.http2.server import H2Request, H2Response, Handler
 from modelplane.protocol.http_server import HttpRequest, HttpResponse
 from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
-from modelplane.telemetry.payload_events import MODES, PayloadLogSpec
+from modelplane.telemetry.payload_events import MODES, PayloadLogSpec, header_text
 
 # What Knative names the revision a pod serves; the answers' events carry it.
 REVISION_VARIABLE = "K_REVISION"
@@ -176,7 +176,7 @@ class ServerPayloadLog:
     @staticmethod
     def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
         request_id = next((value for name, value in headers if name.lower() == b"x-request-id"), b"")
-        return request_id.decode("latin-1") or str(uuid.uuid4())
+        return header_text(request_id) or str(uuid.uuid4())
 
     async def _streamed(self, capture: PayloadCapture, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """The stream's pieces as they go; the answer is logged once the stream ends whole."""

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 import orjson
 
 from modelplane.protocol import cloudevents, v2_repository
+from modelplane.protocol.content_coding import ACCEPTED_CODINGS, UnsupportedContentEncoding, decoded_request
 from modelplane.protocol.errors import (
     InferenceError,
     InvalidInput,
@@ -36,7 +37,6 @@ from modelplane.protocol.v2_rest import (
     parse_json_length,
 )
 from modelplane.server import metrics
-from modelplane.server.content_coding import ACCEPTED_CODINGS, UnsupportedContentEncoding, decoded_request
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints, route_prefix
 from modelplane.server.payload_logging import ServerPayloadLog
@@ -124,16 +124,17 @@ class RESTServer:
         self.max_body_size = max_body_size  # of a body once its content-encoding is undone
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
+        refused = None
         try:
             request = decoded_request(request, self.max_body_size)
-        except ModelplaneError as exc:
-            return _error_before_routing(exc, request.path)
+        except ModelplaneError as exc:  # a body that cannot be decoded: logged as it came
+            refused = _error_before_routing(exc, request.path)
         if (
             self.payload_log is None or request.method != b"POST"
         ):  # probes, metadata and metrics are not payloads
-            return await self._answer(request)
+            return refused or await self._answer(request)
         capture = self.payload_log.request(request)
-        return self.payload_log.answer(capture, await self._answer(request))
+        return self.payload_log.answer(capture, refused or await self._answer(request))
 
     async def _answer(self, request: HttpRequest) -> HttpResponse:
         target = request.path

@@ -1,7 +1,8 @@
 """What a logged request and its answer leave for the payload logger: their bodies as they pass (up to
 16 MiB each; past that, the event says the size and carries no data), and the two records made of
-them. The gateway feeds one per logged request and gRPC call (local/gateway/observe.py), and so does
-`modelplane serve` when it logs itself (server/payload_logging.py).
+them. A body sent compressed (`Content-Encoding: gzip` or `deflate`) is logged decoded, as its content
+type describes it. The gateway feeds one per logged request and gRPC call (local/gateway/observe.py),
+and so does `modelplane serve` when it logs itself (server/payload_logging.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from collections.abc import Callable
 
 import orjson
 
+from modelplane.protocol.content_coding import content_codings, decoded_body
+from modelplane.protocol.errors import ModelplaneError, PayloadTooLarge
 from modelplane.protocol.grpc.status import HTTP_STATUS
-from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
+from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord, header_text
 
 # A body larger than this is not kept for its event: the event says so and carries no data.
 MAX_CAPTURED_BYTES = 16 * 1024 * 1024
@@ -27,6 +30,7 @@ class PayloadCapture:
         "_spec",
         "_id",
         "_request_content_type",
+        "_request_codings",
         "_metadata",
         "_arrived",
         "_submit",
@@ -34,6 +38,7 @@ class PayloadCapture:
         "_request_size",
         "_status",
         "_content_type",
+        "_response_codings",
         "_response",
         "_response_size",
         "_grpc_method",
@@ -50,16 +55,20 @@ class PayloadCapture:
     ) -> None:
         self._spec = spec
         event_id = content_type = None
+        coded = False
         for name, value in headers:
             lower = name.lower()
             if lower == b"content-type" and content_type is None:
                 content_type = value.decode("latin-1")
             elif lower == b"ce-id" and event_id is None:
-                event_id = value.decode("latin-1")
+                event_id = header_text(value)
+            elif lower == b"content-encoding":
+                coded = True
         # KServe's agent takes the request's ce-id; without one, the request id ties the two events
         # to the request (and to the x-request-id its client sees).
         self._id = event_id or request_id
         self._request_content_type = content_type
+        self._request_codings = content_codings(headers) if coded else None
         self._metadata = spec.metadata(headers)  # the same on both events
         self._arrived = time.time_ns()
         self._submit = submit
@@ -67,6 +76,7 @@ class PayloadCapture:
         self._request_size = 0
         self._status = 0
         self._content_type: str | None = None
+        self._response_codings: list[bytes] | None = None
         self._response: list[bytes] = []
         self._response_size = 0
         self._grpc_method = grpc_method  # a gRPC call's `/<service>/<method>`; None for HTTP
@@ -88,12 +98,14 @@ class PayloadCapture:
                 self._request_content_type,
                 self._request,
                 self._request_size,
+                self._request_codings,
             )
         )
 
     def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self._status = status
         self._content_type = _header(headers, b"content-type")
+        self._response_codings = content_codings(headers) or None
         self._response, self._response_size = [], 0  # a response retried from the start
 
     def response_body(self, data: bytes) -> None:
@@ -104,13 +116,21 @@ class PayloadCapture:
     def gateway_answer(self, status: int, message: str) -> None:
         self._status = status
         self._content_type = "application/json"
+        self._response_codings = None
         body = orjson.dumps({"error": message})
         self._response, self._response_size = [body], len(body)
 
     def answered(self, revision: str) -> None:
         if not self._spec.logs_responses:
             return
-        record = self._record(False, time.time_ns(), self._content_type, self._response, self._response_size)
+        record = self._record(
+            False,
+            time.time_ns(),
+            self._content_type,
+            self._response,
+            self._response_size,
+            self._response_codings,
+        )
         record.status = self._status
         record.revision = revision or None
         self._submit(record)
@@ -121,7 +141,14 @@ class PayloadCapture:
         self.request_done()
         if not self._spec.logs_responses:
             return
-        record = self._record(False, time.time_ns(), self._content_type, self._response, self._response_size)
+        record = self._record(
+            False,
+            time.time_ns(),
+            self._content_type,
+            self._response,
+            self._response_size,
+            self._response_codings,
+        )
         record.status = HTTP_STATUS.get(code, 500)
         record.grpc_status = code
         record.grpc_message = message or None
@@ -129,12 +156,20 @@ class PayloadCapture:
         self._submit(record)
 
     def _record(
-        self, is_request: bool, when_ns: int, content_type: str | None, chunks: list[bytes], size: int
+        self,
+        is_request: bool,
+        when_ns: int,
+        content_type: str | None,
+        chunks: list[bytes],
+        size: int,
+        codings: list[bytes] | None,
     ) -> PayloadRecord:
         if size > MAX_CAPTURED_BYTES:
             data, omitted = b"", size
         else:
             data, omitted = chunks[0] if len(chunks) == 1 else b"".join(chunks), None
+            if codings:
+                data, omitted = _decoded(data, codings)
         # By position: what each field is, PayloadRecord says.
         return PayloadRecord(
             self._spec,
@@ -156,3 +191,14 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
+
+
+def _decoded(data: bytes, codings: list[bytes]) -> tuple[bytes, int | None]:
+    """A compressed body, decoded, and None; one over the limit once decoded is left out (its size as
+    it passed); one that cannot be decoded (the server refuses it too) is kept as it passed."""
+    try:
+        return decoded_body(data, codings, MAX_CAPTURED_BYTES), None
+    except PayloadTooLarge:
+        return b"", len(data)
+    except ModelplaneError:
+        return data, None

@@ -92,7 +92,7 @@ class PayloadLogSpec:
         for name, value in headers:
             spelled = wanted.get(name.lower())
             if spelled is not None:
-                found.setdefault(spelled, []).append(value.decode("latin-1"))
+                found.setdefault(spelled, []).append(header_text(value))
         return found
 
     @cached_property
@@ -220,10 +220,19 @@ class PayloadRecord:
             document["datacontenttype"] = self.content_type
         if self.data:
             if _is_json(self.content_type) and _parses(self.data):
-                document["data"] = orjson.Fragment(self.data)
+                document["data"] = orjson.Fragment(_on_one_line(self.data))
             else:
                 document["data_base64"] = base64.b64encode(self.data).decode()
         return orjson.dumps(document) + b"\n"
+
+
+def header_text(value: bytes) -> str:
+    """A header's value as text: UTF-8 where it is (what clients send, and what KServe's agent, in Go,
+    passes on), else Latin-1, byte for byte."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def _header_value(value: str) -> str:
@@ -253,6 +262,14 @@ def _is_json(content_type: str | None) -> bool:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
+
+
+def _on_one_line(data: bytes) -> bytes:
+    """Valid JSON without its line breaks: in JSON they can only be whitespace between tokens (a string
+    has them escaped), and a pretty-printed body must not split its event's line."""
+    if b"\n" not in data and b"\r" not in data:
+        return data
+    return data.replace(b"\r", b" ").replace(b"\n", b" ")
 
 
 def _parses(data: bytes) -> bool:

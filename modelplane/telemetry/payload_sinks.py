@@ -271,6 +271,8 @@ class FileSink:
         """Appends the lines, rotating the file where one would take it over its size; how many were written."""
         written = 0
         try:
+            if self._fd is not None:
+                self._follow_path()
             while written < len(lines):
                 if self._fd is None:
                     self._open()
@@ -299,6 +301,21 @@ class FileSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._size = os.fstat(self._fd).st_size
+
+    def _follow_path(self) -> None:
+        """Writes go on to the file the path names now: another process writing the same path (a
+        server's other workers) may have rotated it, or logrotate moved it away. Its size is counted
+        afresh, their lines included."""
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            self.close()
+            return
+        held = os.fstat(self._fd)
+        if (named.st_ino, named.st_dev) != (held.st_ino, held.st_dev):
+            self.close()
+        else:
+            self._size = held.st_size
 
     def _rotate(self) -> None:
         self.close()

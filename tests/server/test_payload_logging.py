@@ -93,6 +93,24 @@ def test_each_request_and_answer_reaches_the_receiver():
     assert by_id["grpc-bad"][RESPONSE_TYPE].get_extension("grpcmessage") == "the instance is bad"
 
 
+def test_a_body_that_cannot_be_decoded_is_logged_with_its_refusal():
+    receiver = CloudEventsReceiver().start()
+    server = serve("--model-class", STATUS_MODEL, "--model-name", "status", "--payload-log-url", receiver.url)
+    try:
+        headers = {"content-type": "application/json", "content-encoding": "gzip", "x-request-id": "not-gzip"}
+        url = f"{server.url}/v1/models/status:predict"
+        assert httpx.post(url, content=b"xx", headers=headers).status_code == 400
+        events = receiver.wait_for(2)
+    finally:
+        server.stop()
+        receiver.stop()
+    by_type = {event.get_type(): event for event in events}
+    assert by_type[REQUEST_TYPE].get_id() == by_type[RESPONSE_TYPE].get_id() == "not-gzip"
+    assert by_type[REQUEST_TYPE].get_data() == "xx"  # as it came
+    assert by_type[RESPONSE_TYPE].get_extension("statuscode") == "400"
+    assert "not valid gzip" in by_type[RESPONSE_TYPE].get_data()["error"]
+
+
 def test_a_streamed_answer_is_logged_once_whole(tmp_path):
     log = tmp_path / "events.jsonl"
     server = serve(
@@ -121,6 +139,31 @@ def test_a_streamed_answer_is_logged_once_whole(tmp_path):
 
     assert base64.b64decode(event["data_base64"]).decode() == streamed
     assert streamed.endswith("data: [DONE]\n\n")
+
+
+def test_a_file_sink_moved_away_as_logrotate_does_is_begun_again(tmp_path):
+    log = tmp_path / "events.jsonl"
+    server = serve(
+        "--model-class", STATUS_MODEL, "--model-name", "status", "--payload-log-url", log.as_uri(), grpc=False
+    )
+
+    def lines_in(path):
+        deadline = time.monotonic() + 30
+        while not (path.exists() and len(path.read_text().splitlines()) == 2):
+            assert time.monotonic() < deadline, f"{path} never had its two events"
+            time.sleep(0.05)
+        return [json.loads(line)["id"] for line in path.read_text().splitlines()]
+
+    try:
+        url = f"{server.url}/v1/models/status:predict"
+        httpx.post(url, json={"instances": [[1]]}, headers={"x-request-id": "before"})
+        assert lines_in(log) == ["before", "before"]
+        log.rename(tmp_path / "events.jsonl.1")
+        httpx.post(url, json={"instances": [[2]]}, headers={"x-request-id": "after"})
+        assert lines_in(log) == ["after", "after"]
+    finally:
+        server.stop()
+    assert lines_in(tmp_path / "events.jsonl.1") == ["before", "before"]
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,7 @@ def test_the_openai_routes_answer_a_coding_error_as_openai_does():
 
 
 def test_gzip_members_one_after_another_are_one_body():
-    from modelplane.server.content_coding import decoded_request
+    from modelplane.protocol.content_coding import decoded_request
 
     request = HttpRequest(
         b"POST", b"/", [(b"content-encoding", b"gzip")], gzip.compress(b"ab") + gzip.compress(b"c")

@@ -22,7 +22,7 @@ from modelplane.protocol.grpc.status import decode_message
 from modelplane.protocol.http2.hpack import find_header
 from modelplane.telemetry import tracing
 from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
-from modelplane.telemetry.payload_events import PayloadLogSpec
+from modelplane.telemetry.payload_events import PayloadLogSpec, header_text
 from modelplane.telemetry.trace_context import without_trace_headers
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class GatewayObserver:
     ) -> ExchangeWatch:
         capture = None
         if payload_log is not None and self.submit is not None and not is_probe(headers):
-            capture = PayloadCapture(payload_log, headers, request_id.decode("latin-1"), self.submit)
+            capture = PayloadCapture(payload_log, headers, header_text(request_id), self.submit)
         if not tracing.enabled():
             return ExchangeWatch(self.metrics, host or UNKNOWN_HOST, capture)
         path = url.partition(b"?")[0].decode("latin-1")
@@ -94,7 +94,7 @@ class GatewayObserver:
                 if find_header(headers, b"ce-id") is None:
                     added_id = request_id
             capture = PayloadCapture(
-                payload_log, headers, request_id.decode("latin-1"), self.submit, path.decode("latin-1")
+                payload_log, headers, header_text(request_id), self.submit, path.decode("latin-1")
             )
         if not tracing.enabled():
             return CallWatch(self.metrics, host or UNKNOWN_HOST, capture, added_id=added_id)

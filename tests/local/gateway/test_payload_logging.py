@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import gzip
 import json
 import logging
 import time
+import zlib
 
 import grpc
 import httpx
@@ -198,6 +200,15 @@ def test_metadata_headers_and_annotations_are_carried(replica, receiver):
     assert '"' not in receiver.raw_headers[0]["ce-metadata"]
 
 
+def test_utf8_header_values_reach_the_events_as_the_client_wrote_them(replica, receiver):
+    with gateway_for(replica, spec(receiver.url, metadata_headers=("x-tenant",))) as (_, client):
+        headers = [(b"x-tenant", "café".encode()), (b"x-request-id", "idé-1".encode())]
+        client.post("/v1/models/status:predict", json={"instances": [[1]]}, headers=headers)
+    for event in receiver.wait_for(2):
+        assert event.get_id() == "idé-1"
+        assert json.loads(event.get_extension("metadata")) == {"x-tenant": ["café"]}
+
+
 @pytest.mark.parametrize(("mode", "types"), [("request", {REQUEST_TYPE}), ("response", {RESPONSE_TYPE})])
 def test_the_mode_picks_the_events(replica, receiver, mode, types):
     with gateway_for(replica, spec(receiver.url, mode=mode)) as (_, client):
@@ -363,3 +374,36 @@ def test_a_file_sink_writes_json_lines_and_rotates(replica, tmp_path):
     last = [event for event in events if event.get_type() == RESPONSE_TYPE][-1]
     assert last.get_data() == {"predictions": [[19] * 20]}
     assert last.get_extension("statuscode") == "200"
+
+
+def test_a_pretty_printed_json_body_keeps_its_event_on_one_line(replica, tmp_path):
+    path = tmp_path / "payloads.jsonl"
+    pretty = b'{\r\n  "instances": [\n    [6.8, 2.8]\n  ]\n}\n'  # as `curl -d @iris-input.json` sends it
+    with gateway_for(replica, spec(path.as_uri())) as (gateway, client):
+        answer = client.post(
+            "/v1/models/status:predict", content=pretty, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 200
+        eventually(
+            lambda: metric(gateway, "modelplane_payload_log_events_sent_total", sink=path.as_uri()) == 2
+        )
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 2
+    request = JSONFormat().read(None, lines[0])
+    assert request.get_type() == REQUEST_TYPE and request.get_data() == {"instances": [[6.8, 2.8]]}
+
+
+def test_a_compressed_body_is_logged_decoded_as_its_content_type_says(replica, receiver):
+    body = b'{"instances": [[7]]}'
+    with gateway_for(replica, spec(receiver.url)) as (gateway, client):
+        headers = {"content-type": "application/json"}
+        for coding, coded in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body))):
+            headers |= {"content-encoding": coding, "x-request-id": coding}
+            answer = client.post("/v1/models/status:predict", content=coded, headers=headers)
+            assert answer.json() == {"predictions": [[7]]}
+        headers |= {"content-encoding": "gzip", "x-request-id": "not-gzip"}
+        assert client.post("/v1/models/status:predict", content=b"xx", headers=headers).status_code == 400
+        events = receiver.wait_for(6)
+    requests = {event.get_id(): event for event in events if event.get_type() == REQUEST_TYPE}
+    assert requests["gzip"].get_data() == requests["deflate"].get_data() == {"instances": [[7]]}
+    assert requests["not-gzip"].get_data() == "xx"  # what cannot be decoded is kept as it passed

@@ -23,20 +23,26 @@ class UnsupportedContentEncoding(UnsupportedMediaType):
 def decoded_request(request: HttpRequest, max_size: int) -> HttpRequest:
     """`request` with its body decoded, or itself when it has no coding; PayloadTooLarge when the decoded
     body is over `max_size` bytes (decoding stops there: a small body cannot make a large one)."""
-    codings = _content_codings(request.headers)
+    codings = content_codings(request.headers)
     if not codings:
         return request
-    body = request.body
+    headers = [(name, value) for name, value in request.headers if name != b"content-encoding"]
+    return dataclasses.replace(request, headers=headers, body=decoded_body(request.body, codings, max_size))
+
+
+def decoded_body(body: bytes, codings: list[bytes], max_size: int) -> bytes:
+    """`body` with `codings` (a `Content-Encoding`'s, `content_codings`) undone; PayloadTooLarge past
+    `max_size` bytes, InvalidInput or UnsupportedContentEncoding when it cannot be decoded."""
     for coding in reversed(codings):  # the codings are listed in the order they were applied
         body = _decoded(body, coding, max_size)
-    headers = [(name, value) for name, value in request.headers if name != b"content-encoding"]
-    return dataclasses.replace(request, headers=headers, body=body)
+    return body
 
 
-def _content_codings(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+def content_codings(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """The codings the `Content-Encoding` headers (in any case) name, `identity` left out."""
     codings = []
     for name, value in headers:
-        if name == b"content-encoding":
+        if name.lower() == b"content-encoding":
             codings += [coding.strip().lower() for coding in value.split(b",")]
     return [coding for coding in codings if coding and coding != b"identity"]
 
