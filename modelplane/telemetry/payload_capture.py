@@ -123,16 +123,8 @@ class PayloadCapture:
     def answered(self, revision: str) -> None:
         if not self._spec.logs_responses:
             return
-        record = self._record(
-            False,
-            time.time_ns(),
-            self._content_type,
-            self._response,
-            self._response_size,
-            self._response_codings,
-        )
+        record = self._response_record(revision)
         record.status = self._status
-        record.revision = revision or None
         self._submit(record)
 
     def call_answered(self, code: int, message: str, revision: str) -> None:
@@ -141,6 +133,14 @@ class PayloadCapture:
         self.request_done()
         if not self._spec.logs_responses:
             return
+        record = self._response_record(revision)
+        record.status = HTTP_STATUS.get(code, 500)
+        record.grpc_status = code
+        record.grpc_message = message or None
+        self._submit(record)
+
+    def _response_record(self, revision: str) -> PayloadRecord:
+        """The record of the answer as captured, ending now."""
         record = self._record(
             False,
             time.time_ns(),
@@ -149,11 +149,8 @@ class PayloadCapture:
             self._response_size,
             self._response_codings,
         )
-        record.status = HTTP_STATUS.get(code, 500)
-        record.grpc_status = code
-        record.grpc_message = message or None
         record.revision = revision or None
-        self._submit(record)
+        return record
 
     def _record(
         self,
