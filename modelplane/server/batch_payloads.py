@@ -6,8 +6,9 @@ is split back.
   back, the same count to each request as it sent.
 - V2 (REST and gRPC alike): a request whose inputs all have the same first dimension (its rows).
   Requests with the same input names, datatypes, non-batch dimensions and parameters, asking for the
-  same outputs, share a call: each input is concatenated along dimension 0, and each output of the
-  answer is split back by rows.
+  same outputs, with the same `use_binary_outputs` and inputs raw or not alike (what the model can read
+  of how they travelled), share a call: each input is concatenated along dimension 0, and each output
+  of the answer is split back by rows.
 
 Anything else (raw bytes, V1 `inputs`, inputs of different lengths, no rows) runs alone.
 """
@@ -121,7 +122,8 @@ def _v2_key(request: InferRequest) -> tuple[Hashable, int] | None:
         return None
     requested = request.request_outputs
     outputs = None if requested is None else tuple(output.name for output in requested)
-    key = ("v2", request.from_grpc, _parameters_key(request.parameters), tuple(inputs), outputs)
+    travel = (request.from_grpc, request._raw_inputs, request.use_binary_outputs)
+    key = ("v2", travel, _parameters_key(request.parameters), tuple(inputs), outputs)
     return key, rows
 
 
@@ -159,7 +161,7 @@ def _stack_v2(requests: Sequence[InferRequest]) -> InferRequest:
                 _without_wire_parameters(template.parameters),
             )
         )
-    return InferRequest(
+    stacked = InferRequest(
         first.model_name,
         inputs,
         request_id=None,
@@ -168,6 +170,8 @@ def _stack_v2(requests: Sequence[InferRequest]) -> InferRequest:
         model_version=first.model_version,
         from_grpc=first.from_grpc,
     )
+    stacked._raw_inputs = first._raw_inputs
+    return stacked
 
 
 def _split_v2(

@@ -17,8 +17,9 @@ SLOW_SECONDS = 5  # ten times the test's batch timeout
 
 class RowCounter(Model):
     """V1: each instance's prediction is `[sum of the instance, rows in the call]`. V2: outputs `sum`
-        (FP64) and `rows` (INT64), one entry per input row. Negative values are refused (a bad request). A V1
-    request with `"summary": true` gets one prediction however many instances it has."""
+    (FP64), `rows` (INT64) and `binary` (BOOL, the request's `use_binary_outputs`), one entry per input
+    row. Negative values are refused (a bad request). A V1 request with `"summary": true` gets one
+    prediction however many instances it has."""
 
     def load(self) -> bool:
         self.ready = True
@@ -32,6 +33,7 @@ class RowCounter(Model):
             outputs = [
                 InferOutput("sum", [rows], "FP64", sums.astype(np.float64)),
                 InferOutput("rows", [rows], "INT64", np.full(rows, rows, dtype=np.int64)),
+                InferOutput("binary", [rows], "BOOL", np.full(rows, payload.use_binary_outputs)),
             ]
             return InferResponse(payload.id, self.name, outputs)
         instances = payload["instances"] if "instances" in payload else payload["inputs"]

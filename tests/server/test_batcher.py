@@ -21,6 +21,8 @@ import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 
+from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
 from modelplane.server import BatchSettings
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.repository import ModelRepository
@@ -132,6 +134,47 @@ def test_grpc_requests_share_a_model_call(server):
     assert [result.get_response().id for result in results] == ["g1", "g2"]
     assert [result.as_numpy("sum").tolist() for result in results] == [[3.0, 3.0], [6.0, 6.0]]
     assert [result.as_numpy("rows").tolist() for result in results] == [[BATCH, BATCH]] * 2
+
+
+def test_grpc_requests_with_raw_and_typed_inputs_share_calls_apart_and_the_model_sees_which(server):
+    """Alone, the model's `use_binary_outputs` is True for raw gRPC inputs (tritonclient's) and False
+    for typed ones: batched, it must be the same."""
+
+    def raw(index):
+        def call():
+            client = triton_grpc.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
+            try:
+                tensor = triton_grpc.InferInput("x", [2, 1], "FP32")
+                tensor.set_data_from_numpy(np.full((2, 1), index, dtype=np.float32))
+                result = client.infer(MODEL, [tensor], client_timeout=120)
+                return result.as_numpy("rows").tolist(), result.as_numpy("binary").tolist()
+            finally:
+                client.close()
+
+        return call
+
+    def typed(index):
+        def call():
+            contents = pb.InferTensorContents(fp32_contents=[index, index])
+            tensor = pb.ModelInferRequest.InferInputTensor(
+                name="x", datatype="FP32", shape=[2, 1], contents=contents
+            )
+            with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+                answer = InferenceStub(channel).ModelInfer(
+                    pb.ModelInferRequest(model_name=MODEL, inputs=[tensor]), timeout=120
+                )
+            outputs = {output.name: output.contents for output in answer.outputs}
+            return list(outputs["rows"].int64_contents), list(outputs["binary"].bool_contents)
+
+        return call
+
+    answers = together([raw(1), typed(2), raw(3), typed(4)])
+    assert answers == [
+        ([BATCH, BATCH], [True, True]),
+        ([BATCH, BATCH], [False, False]),
+        ([BATCH, BATCH], [True, True]),
+        ([BATCH, BATCH], [False, False]),
+    ]
 
 
 def test_requests_sharing_a_call_each_get_the_classification_they_asked_for(server):
