@@ -107,9 +107,10 @@ class ServerLimits:
     idle_timeout: float  # between requests on a kept-alive connection
     read_timeout_response: Callable[[], HttpResponse] = field(default=lambda: HttpResponse(408))
     max_body_size: int | None = None  # a larger request body is answered 413 and the connection closed
-    # The 413's answer, given the limit and the request's target.
-    too_large_response: Callable[[int, bytes], HttpResponse] = field(
-        default=lambda limit, target: HttpResponse(413)
+    # The 413's answer, given the limit, the request (its head: its body is not read) and the body's size
+    # (its Content-Length, else the bytes that came before the refusal).
+    too_large_response: Callable[[int, HttpRequest, int], HttpResponse] = field(
+        default=lambda limit, request, size: HttpResponse(413)
     )
     header_timeout: float = 10.0  # the request line and headers, from their first byte (408)
     body_timeout: float = 60.0  # a request body that does not move for this long (408)
@@ -208,8 +209,9 @@ class HttpServerProtocol(asyncio.Protocol):
             if isinstance(refusal, _LastRequest):
                 return
             if isinstance(refusal, _TooLarge):
-                target = b"".join(self._url)
-                response = self._limits.too_large_response(self._limits.max_body_size, target)
+                head = HttpRequest(self._parser.get_method(), self._target(), self._headers, b"")
+                size = refusal.declared or self._body_size
+                response = self._limits.too_large_response(self._limits.max_body_size, head, size)
                 self._reject_with(response, still_coming=refusal.declared)
             elif isinstance(refusal, RequestRefused):
                 self._reject(refusal.status, refusal.message)
@@ -284,10 +286,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._head.start()
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         self._body = []  # the request holds it now: a connection keeps no body after handing it over
-        target = b"".join(self._url)
-        if target[:1] != b"/":
-            target, _ = origin_form(target)
-        request = HttpRequest(self._parser.get_method(), target, self._headers, body)
+        request = HttpRequest(self._parser.get_method(), self._target(), self._headers, body)
         keep_alive = self._parser.should_keep_alive()
         self._pending.append((request, keep_alive))
         if self._task is None:
@@ -297,6 +296,10 @@ class HttpServerProtocol(asyncio.Protocol):
         if not keep_alive:  # `Connection: close`: no request after this one is read (RFC 9112, 9.6)
             self._read_all = True
             raise _LastRequest
+
+    def _target(self) -> bytes:
+        target = b"".join(self._url)
+        return target if target[:1] == b"/" else origin_form(target)[0]
 
     # answering
 

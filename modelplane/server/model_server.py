@@ -38,7 +38,7 @@ from modelplane.server.payload_logging import ServerPayloadLog
 from modelplane.server.predictor_config import PredictorConfig, check_predictor_protocol
 from modelplane.server.repository import ModelFactory, ModelRepository, load_model, start_model
 from modelplane.server.request_batching import BatchSettings
-from modelplane.server.rest import DEFAULT_MAX_BODY, RESTServer, too_large_response
+from modelplane.server.rest import DEFAULT_MAX_BODY, RESTServer
 from modelplane.telemetry import tracing
 from modelplane.telemetry.payload_delivery import PayloadDelivery
 from modelplane.telemetry.payload_events import PayloadLogSpec
@@ -156,17 +156,6 @@ class ModelServer:
         if sock is None:
             sock = bind_socket(self.host, self.http_port)
         connection = self.limits
-        limits = http_server.ServerLimits(
-            read_timeout=None,
-            idle_timeout=connection.idle_timeout,
-            max_body_size=self.max_body_size,
-            too_large_response=too_large_response,
-            header_timeout=connection.header_timeout,
-            body_timeout=connection.body_timeout,
-            max_header_bytes=connection.max_header_bytes,
-            max_header_count=connection.max_header_count,
-            max_idle_connections=connection.max_idle_connections,
-        )
         shutdown = http_server.Shutdown(self.grace_seconds)
         delivery = PayloadDelivery() if self.payload_log is not None else None
         payload_log = None
@@ -201,6 +190,17 @@ class ModelServer:
                 grpc_sock = bind_socket(self.host, self.grpc_port)
             grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))
         rest = RESTServer(dataplane, payload_log, max_body_size=self.max_body_size)
+        limits = http_server.ServerLimits(
+            read_timeout=None,
+            idle_timeout=connection.idle_timeout,
+            max_body_size=self.max_body_size,
+            too_large_response=rest.too_large,
+            header_timeout=connection.header_timeout,
+            body_timeout=connection.body_timeout,
+            max_header_bytes=connection.max_header_bytes,
+            max_header_count=connection.max_header_count,
+            max_idle_connections=connection.max_idle_connections,
+        )
         rest_task = asyncio.create_task(http_server.serve(rest, sock, limits, shutdown))
         logger.info(
             "serving %s on http://%s:%s%s",

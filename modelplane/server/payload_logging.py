@@ -129,9 +129,14 @@ class ServerPayloadLog:
         self._submit = submit
         self._revision = os.environ.get(REVISION_VARIABLE, "")
 
-    def request(self, request: HttpRequest) -> PayloadCapture:
+    def request(self, request: HttpRequest, unread_size: int | None = None) -> PayloadCapture:
+        """The request's capture, its event handed over; `unread_size`: the size of a body that was not
+        read (refused for its size), which the event leaves out."""
         capture = PayloadCapture(self.spec, request.headers, self._request_id(request.headers), self._submit)
-        capture.request_body(request.body)
+        if unread_size is None:
+            capture.request_body(request.body)
+        else:
+            capture.request_left_out(unread_size)
         capture.request_done()
         return capture
 

@@ -85,11 +85,6 @@ def error_response(status: int, message: str) -> HTTPResponse:
     return HTTPResponse(status, orjson.dumps({"error": message}))
 
 
-def too_large_response(limit: int, target: bytes) -> HttpResponse:
-    """The answer to a request body over the size limit (the HTTP server sends it and closes)."""
-    return _error_before_routing(PayloadTooLarge(f"the request body exceeds {limit} bytes"), target)
-
-
 def _error_before_routing(error: ModelplaneError, target: bytes) -> HttpResponse:
     """The answer to a request refused before it reaches a route; on the OpenAI routes, OpenAI's error
     object."""
@@ -135,6 +130,15 @@ class RESTServer:
             return refused or await self._answer(request)
         capture = self.payload_log.request(request)
         return self.payload_log.answer(capture, refused or await self._answer(request))
+
+    def too_large(self, limit: int, request: HttpRequest, size: int) -> HttpResponse:
+        """The answer to a request whose body of `size` bytes is over the size limit, which the HTTP
+        server sends without reading the body, and closes; logged as any answer, the body left out."""
+        error = PayloadTooLarge(f"the request body exceeds {limit} bytes")
+        response = _error_before_routing(error, request.path)
+        if self.payload_log is None or request.method != b"POST":
+            return response
+        return self.payload_log.answer(self.payload_log.request(request, unread_size=size), response)
 
     async def _answer(self, request: HttpRequest) -> HttpResponse:
         target = request.path

@@ -87,6 +87,10 @@ class PayloadCapture:
         if self._request_size <= MAX_CAPTURED_BYTES:
             self._request.append(data)
 
+    def request_left_out(self, size: int) -> None:
+        """The request's body of `size` bytes was not read: its event says the size and carries no data."""
+        self._request, self._request_size = [], size
+
     def request_done(self) -> None:
         if self._request_logged or not self._spec.logs_requests:
             return
@@ -161,7 +165,7 @@ class PayloadCapture:
         size: int,
         codings: list[bytes] | None,
     ) -> PayloadRecord:
-        if size > MAX_CAPTURED_BYTES:
+        if size > MAX_CAPTURED_BYTES or (size and not chunks):  # over the limit, or not read at all
             data, omitted = b"", size
         else:
             data, omitted = chunks[0] if len(chunks) == 1 else b"".join(chunks), None

@@ -111,6 +111,29 @@ def test_a_body_that_cannot_be_decoded_is_logged_with_its_refusal():
     assert "not valid gzip" in by_type[RESPONSE_TYPE].get_data()["error"]
 
 
+def test_a_body_over_the_size_limit_is_logged_left_out_with_its_413():
+    receiver = CloudEventsReceiver().start()
+    server = serve(
+        *("--model-class", STATUS_MODEL, "--model-name", "status", "--payload-log-url", receiver.url),
+        *("--max-body-size", "1000"),
+    )
+    try:
+        headers = {"content-type": "application/json", "x-request-id": "too-large"}
+        url = f"{server.url}/v1/models/status:predict"
+        body = b"[" + b"1," * 2500 + b"1]"
+        assert httpx.post(url, content=body, headers=headers).status_code == 413
+        events = receiver.wait_for(2)
+    finally:
+        server.stop()
+        receiver.stop()
+    by_type = {event.get_type(): event for event in events}
+    assert by_type[REQUEST_TYPE].get_id() == by_type[RESPONSE_TYPE].get_id() == "too-large"
+    assert by_type[REQUEST_TYPE].get_extension("dataomitted") == str(len(body))
+    assert not by_type[REQUEST_TYPE].get_data()
+    assert by_type[RESPONSE_TYPE].get_extension("statuscode") == "413"
+    assert by_type[RESPONSE_TYPE].get_data() == {"error": "the request body exceeds 1000 bytes"}
+
+
 def test_a_streamed_answer_is_logged_once_whole(tmp_path):
     log = tmp_path / "events.jsonl"
     server = serve(
