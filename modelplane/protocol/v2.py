@@ -143,8 +143,7 @@ def _in_range(written: np.ndarray, dtype: np.dtype, datatype: str, what: str) ->
     if dtype.kind in "iu" and not np.can_cast(written.dtype, dtype):
         limits, low, high = np.iinfo(dtype), written.min(), written.max()
         if low < limits.min or high > limits.max:
-            value = low if low < limits.min else high
-            raise InvalidInput(f"{what}: data does not fit datatype {datatype}: {value} is out of its range")
+            raise _out_of_range(low if low < limits.min else high, datatype, what)
     # A number beyond a floating type's range becomes infinity, as a cast makes it.
     return written.astype(dtype, copy=False)
 
@@ -154,10 +153,18 @@ def _refuse_misfit(data: list, dtype: np.dtype, datatype: str, what: str) -> Non
     wanted = {"b": (bool,), "i": (int,), "u": (int,), "f": (int, float, type(None))}[dtype.kind]
     for value in _flatten(data):
         if not isinstance(value, wanted) or (dtype.kind != "b" and isinstance(value, bool)):
+            if dtype.kind in "iu" and _beyond_64_bits(value):
+                raise _out_of_range(json.dumps(value), datatype, what)
             shown = json.dumps(value)[:40]
             raise InvalidInput(
                 f"{what}: data does not fit datatype {datatype}: it takes {_JSON_VALUES[dtype.kind]}, got {shown}"
             )
+
+
+def _beyond_64_bits(value: object) -> bool:
+    """Whether `value` is the float the JSON parser makes of an integer beyond 64 bits (below -2**63 or
+    above 2**64 - 1), which no integer type holds."""
+    return isinstance(value, float) and value.is_integer() and not -(2**63) < value < 2**64
 
 
 def _converted(data: list, dtype: np.dtype, datatype: str, what: str) -> np.ndarray:
@@ -166,9 +173,11 @@ def _converted(data: list, dtype: np.dtype, datatype: str, what: str) -> np.ndar
     except OverflowError:
         limits = np.iinfo(dtype)
         value = next(v for v in _flatten(data) if not limits.min <= v <= limits.max)
-        raise InvalidInput(
-            f"{what}: data does not fit datatype {datatype}: {value} is out of its range"
-        ) from None
+        raise _out_of_range(value, datatype, what) from None
+
+
+def _out_of_range(value: object, datatype: str, what: str) -> InvalidInput:
+    return InvalidInput(f"{what}: data does not fit datatype {datatype}: {value} is out of its range")
 
 
 class InferInput:

@@ -780,6 +780,27 @@ def test_nan_among_integers_is_refused_by_name(test_models_server):
     )
 
 
+@pytest.mark.parametrize(
+    "datatype, value, shown",
+    [
+        ("UINT64", b"18446744073709551616", "1.8446744073709552e+19"),  # 2**64
+        ("INT64", b"-9223372036854775809", "-9.223372036854776e+18"),  # -2**63 - 1
+        ("INT32", b"99999999999999999999999999", "1e+26"),
+    ],
+)
+def test_an_integer_beyond_64_bits_is_out_of_range_not_a_fraction(test_models_server, datatype, value, shown):
+    # The JSON parser reads it as a float; it was sent as an integer all the same.
+    body = b'{"inputs": [{"name": "x", "shape": [2], "datatype": "%s", "data": [1, %s]}]}' % (
+        datatype.encode(),
+        value,
+    )
+    response = httpx.post(test_models_server.url + "/v2/models/echo/infer", content=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        f"input 'x': data does not fit datatype {datatype}: {shown} is out of its range"
+    )
+
+
 def test_a_utf8_byte_order_mark_before_the_json_is_skipped(test_models_server):
     body = b"\xef\xbb\xbf" + orjson.dumps(
         {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [2.5]}]}
