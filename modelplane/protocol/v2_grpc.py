@@ -111,14 +111,16 @@ def response_from_grpc(message: pb.ModelInferResponse) -> InferResponse:
         InferOutput(tensor.name, tensor.shape, tensor.datatype, tensor._array, tensor.parameters)
         for tensor in _tensors_from_grpc(message.outputs, message.raw_output_contents, "output")
     ]
-    return InferResponse(
-        message.id or None,
+    response = InferResponse(
+        message.id,
         message.model_name,
         outputs,
         model_version=message.model_version or None,
         parameters=parameters_from_grpc(message.parameters),
         from_grpc=True,
     )
+    response.id = message.id  # an answer without one keeps "", as in KServe, not a new id
+    return response
 
 
 def _tensors_from_grpc(tensors: Any, raw_contents: Any, kind: str) -> list[InferInput]:

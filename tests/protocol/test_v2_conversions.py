@@ -182,6 +182,15 @@ def test_a_response_to_grpc_is_kserves_message_and_reads_back():
     assert InferResponse.from_grpc(message) == InferResponse.from_grpc(message)
 
 
+def test_a_grpc_response_without_an_id_is_read_with_an_empty_one_as_kserve_reads_it():
+    message = pb.ModelInferResponse(model_name="m")
+    message.outputs.add(name="o", datatype="INT64", shape=[1]).contents.int64_contents.append(5)
+    decoded = InferResponse.from_grpc(message)
+    assert decoded.id == ""
+    assert decoded == InferResponse.from_grpc(message)
+    assert decoded.to_grpc().id == ""
+
+
 def test_requested_outputs_say_which_outputs_and_how():
     first, second = (InferOutput(name, [1], "FP32", [1.0]) for name in ("a", "b"))
     response = InferResponse(
