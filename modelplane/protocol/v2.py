@@ -636,23 +636,26 @@ def decode_outputs(raw_outputs: object, binary: memoryview | None, what: str) ->
     """Decode a JSON `outputs` list (a model's or another server's answer), as `decode_inputs` reads inputs."""
     return [
         InferOutput(tensor.name, tensor.shape, tensor.datatype, tensor._array, tensor.parameters)
-        for tensor in decode_inputs(raw_outputs, binary, what)
+        for tensor in decode_inputs(raw_outputs, binary, what, key="outputs")
     ]
 
 
-def decode_inputs(raw_inputs: object, binary: memoryview | None, what: str = "request") -> list[InferInput]:
-    """Decode a JSON `inputs` list; tensors with `binary_data_size` are read from `binary` in order."""
+def decode_inputs(
+    raw_inputs: object, binary: memoryview | None, what: str = "request", *, key: str = "inputs"
+) -> list[InferInput]:
+    """Decode a JSON `inputs` list (or another `key`'s list of tensors); tensors with `binary_data_size`
+    are read from `binary` in order."""
     if not isinstance(raw_inputs, list) or not raw_inputs:
-        raise InvalidInput(f"{what}: 'inputs' must be a non-empty list")
+        raise InvalidInput(f"{what}: '{key}' must be a non-empty list")
     inputs = []
     offset = 0
     for index, raw in enumerate(raw_inputs):
         if not isinstance(raw, dict):
-            raise InvalidInput(f"{what}: inputs[{index}] must be an object")
+            raise InvalidInput(f"{what}: {key}[{index}] must be an object")
         name = raw.get("name")
         if not isinstance(name, str):
-            raise InvalidInput(f"{what}: inputs[{index}] needs a string 'name'")
-        label = f"input {name!r}"
+            raise InvalidInput(f"{what}: {key}[{index}] needs a string 'name'")
+        label = f"{key[:-1]} {name!r}"
         shape = _check_shape(raw.get("shape"), label)
         datatype = normalize_datatype(raw.get("datatype"))
         parameters = check_parameters(raw.get("parameters"), label)

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.v2_grpc import request_from_grpc
 from modelplane.protocol.v2_rest import decode_request, decode_response
@@ -236,3 +237,10 @@ def test_from_grpc_is_still_an_attribute_of_an_instance(kind):
     assert item.from_grpc is True
     item.from_grpc = False
     assert item.from_grpc is False
+
+
+def test_a_response_s_outputs_are_named_as_outputs_in_its_refusals():
+    with pytest.raises(InvalidInput, match=r"^response: 'outputs' must be a non-empty list$"):
+        decode_response(b'{"model_name": "m", "outputs": []}')
+    with pytest.raises(InvalidInput, match=r"^output 'y' has no 'data'$"):
+        decode_response(b'{"model_name": "m", "outputs": [{"name": "y", "shape": [1], "datatype": "FP32"}]}')
