@@ -289,6 +289,9 @@ def test_a_stopping_server_finishes_the_calls_under_way():
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             stub = InferenceStub(channel)
+            # A first call connects the channel, so that the slow one starts when it is sent (on a
+            # loaded machine, connecting alone could outlast the pause below).
+            assert stub.ModelInfer(echo_request(b"warm", model="slow", seconds=0)).raw_output_contents
             future = stub.ModelInfer.future(echo_request(b"kept", model="slow", seconds=1.5))
             time.sleep(0.5)  # the call is under way
             stopper = threading.Thread(target=server.stop, kwargs={"sig": signal.SIGTERM})
