@@ -711,7 +711,13 @@ class Reconciler:
         starting = (
             self._awaited is None or bool(self._awaited) or not self.graphs.reconciled >= self._awaited_graphs
         )
-        routes = RouteTable(table, unavailable, starting, model_endpoints=self.modelmesh.endpoints())
+        routes = RouteTable(
+            table,
+            unavailable,
+            starting,
+            model_endpoints=self.modelmesh.endpoints(),
+            crashed=self.settings.crashed.recent(),
+        )
         if routes != self._routes_in_effect:
             self.gateway.update_routes(routes)
             self._routes_in_effect = routes

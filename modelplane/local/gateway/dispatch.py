@@ -101,6 +101,10 @@ class Dispatcher:
         self._address_models: Mapping[str, str] = {}
         self._shared_models: Mapping[str, list[str]] = {}
 
+    def crashed(self, address: str) -> bool:
+        """Whether the replica at `address` died lately (rather than being stopped)."""
+        return address in self._table.crashed
+
     def update(self, table: RouteTable) -> None:
         revisions: dict[str, RevisionUpstreams] = {}
         for route in table.routes.values():

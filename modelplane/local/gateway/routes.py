@@ -104,12 +104,15 @@ class RouteTable:
     yet (`modelplane up` has just started): a host the table does not know is answered 503, not 404.
     `model_endpoints` are hosts that route by model rather than by host (ModelMesh's single endpoint,
     `gateway/modelmesh_endpoint.py`): each maps the names of its models to the host whose route serves them.
+    `crashed` are the addresses of replicas that died lately rather than being stopped: a request one of
+    them closed on without a word is not sent to another replica (it may be what killed it).
     """
 
     routes: Mapping[str, Route] = field(default_factory=dict)
     unavailable: Mapping[str, str] = field(default_factory=dict)
     starting: bool = False
     model_endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    crashed: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         normalized = {host.lower(): route for host, route in self.routes.items()}

@@ -72,6 +72,7 @@ from modelplane.local.replicas.container_probes import (
     guard_liveness,
     replica_probes,
 )
+from modelplane.local.replicas.crashes import CrashedReplicas
 from modelplane.local.replicas.fetch_credentials import CredentialSource, FetchCredentials
 from modelplane.local.replicas.gpus import GpuAllocator, GpuInventory
 from modelplane.local.replicas.handover import HandedReplica, ReplicaHandover, template_digest
@@ -122,6 +123,8 @@ class SupervisorSettings:
     volume_sources: FileLookup | None = None
     # The replicas running now, and those a restart in place handed over (replicas/handover.py).
     handover: ReplicaHandover = field(default_factory=ReplicaHandover)
+    # The replicas that died lately, for the gateway's routes (replicas/crashes.py).
+    crashed: CrashedReplicas = field(default_factory=CrashedReplicas)
 
 
 def _no_env_sources(kind: str, namespace: str, name: str) -> None:
@@ -594,6 +597,7 @@ class Replica:
         if self._stopping.is_set():
             self._note(f"stopped (exit code {code})")
             return
+        self.settings.crashed.add(f"127.0.0.1:{ports.http}")
         ended = self.last_termination = _termination(code, over_memory, self.name)
         REPLICA_EXITS.labels(*self._metric_labels(), ended.reason).inc()
         if over_memory is not None:

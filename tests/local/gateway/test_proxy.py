@@ -449,6 +449,34 @@ def test_a_request_a_stopping_replica_closed_on_goes_to_one_that_serves(echo, re
     assert answer.json()["replica"] == "echo-1"
 
 
+def test_a_request_a_replica_died_on_is_not_sent_to_another_even_once_it_left_the_routes(echo):
+    """The routes name the replicas that died lately: a request one of them closed on may be what
+    killed it (it ran it out of memory, say), and it is answered 502 rather than sent on to kill the
+    next replica too, also when the gateway learns of the death before it sees the connection close."""
+    process = subprocess.Popen(
+        [sys.executable, str(APP), "raw-1", "--raw", "--hold"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        died = f"127.0.0.1:{int(process.stdout.readline())}"
+        with (
+            running_gateway({HOST: Backend("raw-1", (died,))}) as gateway,
+            httpx.Client(base_url=gateway.url, headers={"host": HOST}, timeout=30) as client,
+            concurrent.futures.ThreadPoolExecutor(1) as pool,
+        ):
+            assert client.post("/v1/models/raw:predict", content=b"{}").status_code == 200
+            second = pool.submit(client.post, "/v1/models/raw:predict", content=b"{}")
+            assert process.stdout.readline() == "held\n"
+            routes = {HOST: Route((Backend("raw-1", (echo,)),))}
+            gateway.update_routes(RouteTable(routes, crashed=frozenset({died})))
+            httpx.get(f"http://{died}/release")
+            answer = second.result()
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert answer.status_code == 502, answer.text
+    assert "before the response was complete" in answer.text
+
+
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 def test_a_replica_too_slow_to_answer_is_a_504(echo, warm):
     with running_gateway({HOST: Backend("slow-1", (echo,), timeout_seconds=0.5)}) as gateway:

@@ -351,15 +351,15 @@ class Exchange:
             # out (nothing was processed), if it ended at once; one idle for less, or that ended
             # later, was cut by a replica that died on the request, which is not sent to another one
             # to kill it too. A replica that has left the
-            # routes is being stopped, and a stopping replica answers every request it read: one it
-            # closed on without a word it never took (the request went out as it closed its idle
-            # connections).
+            # routes, unless it died (replicas/crashes.py), is being stopped, and a stopping replica
+            # answers every request it read: one it closed on without a word it never took (the
+            # request went out as it closed its idle connections).
             may_be_stale = (
                 self._reused
                 and self._attempted.idle_for >= MAY_BE_STALE_AFTER
                 and time.monotonic() - self._sent_at < STALE_CLOSE_WINDOW
             )
-            stopping = self._replica not in revision.replicas
+            stopping = self._replica not in revision.replicas and not self.context.router.crashed(address)
             can_retry = (
                 not self._attempted.received_any
                 and self._body is not None
