@@ -90,12 +90,14 @@ def test_a_replica_is_forked_warm_in_a_session_of_its_own_and_reports_its_exit(t
 
                 async def answers() -> httpx.Response | None:
                     try:
-                        return await client.post(
+                        response = await client.post(
                             f"http://127.0.0.1:{port}/v1/models/iris:predict",
                             json={"instances": [[6.8, 2.8, 4.8, 1.4]]},
                         )
                     except httpx.HTTPError:
                         return None
+                    # A 503 while the model loads (a loaded machine may be seen listening first).
+                    return None if response.status_code == 503 else response
 
                 response = await until(answers, "the forked replica to answer")
             (probabilities,) = response.json()["predictions"]
