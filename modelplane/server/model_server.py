@@ -52,13 +52,30 @@ DELIVERY_METRICS_PERIOD = 1.0  # seconds between a worker's publications of its 
 _FROM_COMMAND_LINE: Any = object()
 
 
+_UNUSED = {
+    "max_threads": "gRPC runs on the event loop",
+    "enable_docs_url": "there is no /docs",
+    "enable_latency_logging": "the stages are timed on /metrics",
+    "access_log_format": "there is no access log",
+    "event_loop": "the server runs on uvloop",
+}
+
+
+def _warn_unused(given: dict[str, tuple[object, object]]) -> None:
+    """KServe's settings that change nothing here: each set to other than its default is said."""
+    for name, (value, default) in given.items():
+        if value != default:
+            logger.warning("ModelServer: %s=%r is accepted but not acted on: %s", name, value, _UNUSED[name])
+
+
 class ModelServer:
     """Serves models over REST and gRPC. Constructed as KServe's is, with no arguments, it listens where
     KServe's flags on the command line say (`--http_port`, `--grpc_port`, `--workers`, `--enable_grpc`,
     `--max_asyncio_workers`, `--timeout-keep-alive`, `--predictor_host`...: `kserve_flags`), and takes
     KServe's keyword arguments: `enable_grpc`, `grace_period`, `max_asyncio_workers`,
     `timeout_keep_alive` and `predictor_config` do what they do there; `max_threads`, `enable_docs_url`,
-    `enable_latency_logging`, `access_log_format` and `event_loop` are accepted and change nothing."""
+    `enable_latency_logging`, `access_log_format` and `event_loop` are accepted, change nothing, and are
+    warned about when set."""
 
     def __init__(
         self,
@@ -96,6 +113,15 @@ class ModelServer:
                 "ModelServer does not serve TLS (ssl_certfile, ssl_keyfile): serve plain HTTP behind "
                 "something that ends TLS, as KServe's ingress does"
             )
+        _warn_unused(
+            {
+                "max_threads": (max_threads, None),
+                "enable_docs_url": (enable_docs_url or flags.enable_docs_url, False),
+                "enable_latency_logging": (enable_latency_logging and flags.enable_latency_logging, True),
+                "access_log_format": (access_log_format or flags.access_log_format, None),
+                "event_loop": (event_loop if event_loop != "auto" else flags.event_loop, "auto"),
+            }
+        )
         if enable_grpc is None:
             enable_grpc = flags.enable_grpc
         if grpc_port is _FROM_COMMAND_LINE:

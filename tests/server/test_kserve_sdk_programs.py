@@ -254,3 +254,15 @@ def test_a_predictor_protocol_modelplane_does_not_speak_is_refused_before_servin
 def test_tls_is_refused_rather_than_served_plain():
     with pytest.raises(ValueError, match="does not serve TLS"):
         ModelServer(http_port=0, grpc_port=None, ssl_certfile="cert.pem", ssl_keyfile="key.pem")
+
+
+def test_kserves_settings_that_change_nothing_are_warned(caplog):
+    from modelplane.server import ModelServer
+
+    with caplog.at_level("WARNING", logger="modelplane.server"):
+        ModelServer(http_port=8080, grpc_port=8081, workers=1, max_threads=8, enable_docs_url=True)
+        ModelServer(http_port=8080, grpc_port=8081, workers=1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "ModelServer: max_threads=8 is accepted but not acted on: gRPC runs on the event loop",
+        "ModelServer: enable_docs_url=True is accepted but not acted on: there is no /docs",
+    ]
