@@ -212,6 +212,8 @@ class ModelServer:
             service, grpc_limits = inference_service(dataplane, self.grpc_max_message_length, connection)
             if payload_log is not None:
                 service = payload_log.calls(service, OBSERVED_CALLS)
+                refusal = payload_log.too_large_calls(grpc_limits.too_large_response, OBSERVED_CALLS)
+                grpc_limits = dataclasses.replace(grpc_limits, too_large_response=refusal)
             if grpc_sock is None:
                 grpc_sock = bind_socket(self.host, self.grpc_port)
             grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))

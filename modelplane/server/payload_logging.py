@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from modelplane.protocol.grpc.wire import response_status
+from modelplane.protocol.http2.hpack import Headers
 from modelplane.protocol.http2.server import H2Request, H2Response, Handler
 from modelplane.protocol.http_server import HttpRequest, HttpResponse
 from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
@@ -164,6 +165,25 @@ class ServerPayloadLog:
             return response
 
         return logged_call
+
+    def too_large_calls(
+        self, answer: Callable[[int, Headers], H2Response], logged: frozenset[bytes]
+    ) -> Callable[[int, Headers], H2Response]:
+        """The gRPC server's answer to a call whose message is over the size limit (refused unread),
+        logging the calls to the methods in `logged`: the request's event gives the size, no data."""
+
+        def logged_refusal(body_size: int, headers: Headers) -> H2Response:
+            response = answer(body_size, headers)
+            path = next((value for name, value in headers if name == b":path"), b"")
+            if path in logged:
+                capture = PayloadCapture(
+                    self.spec, headers, self._request_id(headers), self._submit, path.decode()
+                )
+                capture.request_left_out(body_size)
+                capture.call_answered(*response_status(response), self._revision)
+            return response
+
+        return logged_refusal
 
     def answer(self, capture: PayloadCapture, response: HttpResponse) -> HttpResponse:
         """The response, as it is sent; its record goes to the logger once its body is whole."""

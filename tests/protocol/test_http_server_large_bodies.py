@@ -178,7 +178,7 @@ def test_a_grpc_call_the_client_gave_up_is_let_go(how):
         connections: set = set()
         limits = http2_server.ServerLimits(
             max_body_size=1 << 20,
-            too_large_response=lambda limit: H2Response(hpack.encode([(b":status", b"413")])),
+            too_large_response=lambda limit, headers: H2Response(hpack.encode([(b":status", b"413")])),
             failure_response=lambda exc: H2Response(hpack.encode([(b":status", b"500")])),
         )
         server = await asyncio.get_running_loop().create_server(

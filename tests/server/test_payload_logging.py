@@ -115,23 +115,40 @@ def test_a_body_over_the_size_limit_is_logged_left_out_with_its_413():
     receiver = CloudEventsReceiver().start()
     server = serve(
         *("--model-class", STATUS_MODEL, "--model-name", "status", "--payload-log-url", receiver.url),
-        *("--max-body-size", "1000"),
+        *("--max-body-size", "1000", "--grpc-max-message-length", "1000"),
     )
     try:
         headers = {"content-type": "application/json", "x-request-id": "too-large"}
         url = f"{server.url}/v1/models/status:predict"
         body = b"[" + b"1," * 2500 + b"1]"
         assert httpx.post(url, content=body, headers=headers).status_code == 413
-        events = receiver.wait_for(2)
+        request = pb.ModelInferRequest(model_name="status")
+        request.inputs.add(name="x", datatype="FP32", shape=[1, 500]).contents.fp32_contents.extend(
+            [1.0] * 500
+        )
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        with channel, pytest.raises(grpc.RpcError) as refused:
+            InferenceStub(channel).ModelInfer(
+                request, metadata=[("x-request-id", "grpc-too-large")], timeout=30
+            )
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        events = receiver.wait_for(4)
     finally:
         server.stop()
         receiver.stop()
-    by_type = {event.get_type(): event for event in events}
-    assert by_type[REQUEST_TYPE].get_id() == by_type[RESPONSE_TYPE].get_id() == "too-large"
+    by_id: dict[str, dict] = {}
+    for event in events:
+        by_id.setdefault(event.get_id(), {})[event.get_type()] = event
+    by_type = by_id["too-large"]
     assert by_type[REQUEST_TYPE].get_extension("dataomitted") == str(len(body))
     assert not by_type[REQUEST_TYPE].get_data()
     assert by_type[RESPONSE_TYPE].get_extension("statuscode") == "413"
     assert by_type[RESPONSE_TYPE].get_data() == {"error": "the request body exceeds 1000 bytes"}
+    by_type = by_id["grpc-too-large"]  # refused from its length prefix, unread
+    assert by_type[REQUEST_TYPE].get_extension("dataomitted") == str(5 + request.ByteSize())
+    assert by_type[REQUEST_TYPE].get_extension("grpcmethod") == "/inference.GRPCInferenceService/ModelInfer"
+    assert by_type[RESPONSE_TYPE].get_extension("grpcstatus") == "8"
+    assert by_type[RESPONSE_TYPE].get_extension("grpcmessage") == refused.value.details()
 
 
 def test_a_streamed_answer_is_logged_once_whole(tmp_path):

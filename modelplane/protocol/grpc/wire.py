@@ -166,7 +166,7 @@ class UnaryService:
             f"the request message is {size} bytes, above the limit of {self.max_message_length}",
         )
 
-    def too_large_body(self, body_size: int) -> H2Response:
+    def too_large_body(self, body_size: int, headers: Headers) -> H2Response:
         """The answer to a call whose body, length prefix and message, is `body_size` bytes (as its
         prefix declares, or as much as has come): too large."""
         status = self.too_large(body_size - _PREFIX.size)

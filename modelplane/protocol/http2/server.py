@@ -69,8 +69,9 @@ class ServerLimits:
     """What a connection may hold and for how long; `http2` has the protocol's own limits."""
 
     max_body_size: int
-    # The answer to a body of this many bytes (as declared, or received so far), above the limit.
-    too_large_response: Callable[[int], H2Response]
+    # The answer to a request (its headers) whose body of this many bytes (as declared, or received so
+    # far) is above the limit.
+    too_large_response: Callable[[int, Headers], H2Response]
     failure_response: Callable[[Exception], H2Response]  # the answer when the handler raises
     # The answer to a request whose body stopped arriving (given the timeout).
     stalled_response: Callable[[float], H2Response] = _request_timeout
@@ -189,7 +190,7 @@ class Http2ServerProtocol(Http2Connection):
             return
         call.size += len(data)
         if call.size > self._limits.max_body_size:
-            self._respond(stream_id, call, self._limits.too_large_response(call.size))
+            self._respond(stream_id, call, self._limits.too_large_response(call.size, call.headers))
             return
         if data:
             call.chunks.append(data)
@@ -198,7 +199,7 @@ class Http2ServerProtocol(Http2Connection):
             if declared is not None:
                 call.size_declared = True
                 if declared > self._limits.max_body_size:
-                    self._respond(stream_id, call, self._limits.too_large_response(declared))
+                    self._respond(stream_id, call, self._limits.too_large_response(declared, call.headers))
                     return
         if end_stream:
             self._start(stream_id, call)
