@@ -108,6 +108,11 @@ class ModelServer:
         flags = kserve_flags.defaults()
         if _FROM_COMMAND_LINE in (http_port, grpc_port, workers):
             flags = kserve_flags.command_line()
+        if flags.configure_logging and not (logging.getLogger().handlers or logger.handlers):
+            # As KServe's: a program that set up no logging has the server's (its own `logger` prints).
+            from modelplane.server.logging import configure_logging as configure_program_logging
+
+            configure_program_logging(flags.log_config_file)
         if ssl_certfile or ssl_keyfile or flags.ssl_certfile or flags.ssl_keyfile:
             raise ValueError(
                 "ModelServer does not serve TLS (ssl_certfile, ssl_keyfile): serve plain HTTP behind "

@@ -126,6 +126,22 @@ class Raising(Model):
         return {"predictions": []}
 """
 
+# A program that leaves logging to ModelServer, as KServe's does when the program set up none.
+LOGGING = """
+from modelplane.server import Model, ModelServer, logging
+
+
+class Quiet(Model):
+    def load(self):
+        logging.logger.info("the weights are in")
+        self.ready = True
+        return self.ready
+
+
+if __name__ == "__main__":
+    ModelServer().start([Quiet("quiet")])
+"""
+
 
 def run_program(path, *flags: str, grpc_port: bool = True) -> ServerProcess:
     http_port = free_loopback_port()
@@ -266,3 +282,12 @@ def test_kserves_settings_that_change_nothing_are_warned(caplog):
         "ModelServer: max_threads=8 is accepted but not acted on: gRPC runs on the event loop",
         "ModelServer: enable_docs_url=True is accepted but not acted on: there is no /docs",
     ]
+
+
+@pytest.mark.parametrize("configure", ["true", "false"])
+def test_modelserver_sets_up_logging_unless_told_not_to(tmp_path, configure):
+    path = tmp_path / "model.py"
+    path.write_text(LOGGING)
+    server = run_program(path, "--configure_logging", configure)
+    server.stop()
+    assert ("the weights are in" in server.log()) == (configure == "true"), server.log()
