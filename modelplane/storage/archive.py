@@ -1,4 +1,5 @@
-"""Unpacking model archives (.tar, .tar.gz, .tgz, .zip) without trusting them.
+"""Unpacking model archives (.zip, and tarballs: .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz...) without
+trusting them.
 
 Every member is checked before it is written: no absolute path, no `..`, nothing written through a
 link that leads outside the target folder, no device file or FIFO, and no more than `Limits` allow in
@@ -24,7 +25,20 @@ from .errors import ArchiveError, NoSpaceError
 
 GiB = 1024**3
 
-_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+# What KServe's storage initializer unpacks: the names `mimetypes` calls application/x-tar (plain, gzip,
+# bzip2 or xz compressed) or application/zip.
+_SUFFIXES = (
+    ".zip",
+    ".tar",
+    ".tar.gz",
+    ".tgz",
+    ".taz",
+    ".tz",
+    ".tar.bz2",
+    ".tbz2",
+    ".tar.xz",
+    ".txz",
+)
 
 
 @dataclass(frozen=True)
