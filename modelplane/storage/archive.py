@@ -64,6 +64,12 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(_SUFFIXES)
 
 
+def archive_suffix(text: str) -> str:
+    """The archive suffix `text` ends with (`.tar.gz`, `.zip`...), else ""."""
+    lowered = text.lower()
+    return next((suffix for suffix in _SUFFIXES if lowered.endswith(suffix)), "")
+
+
 def unpack(archive: Path, target: Path, limits: Limits = Limits(), *, is_zip: bool | None = None) -> None:
     """Unpack `archive` into the folder `target`, which is created. Its name says whether it is a zip
     or a tar, unless `is_zip` does (a TorchServe .mar is a zip)."""
