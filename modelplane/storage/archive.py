@@ -88,7 +88,21 @@ def unpack(archive: Path, target: Path, limits: Limits = Limits(), *, is_zip: bo
             raise
         if is_out_of_space(exc):
             raise NoSpaceError(f"unpacking {archive.name}: {exc.strerror or exc}") from None
+        member = _member_of(exc, target)
+        if member is not None:
+            raise ArchiveError(
+                f"{archive.name}: member {member!r} cannot be written: {exc.strerror}"
+            ) from None
         raise ArchiveError(f"{archive.name} is not a valid archive: {exc}") from None
+
+
+def _member_of(exc: BaseException, target: Path) -> str | None:
+    """The member an error writing under `target` was about, named as the archive names it (the
+    target is a staging folder that means nothing to the user), or None."""
+    filename = getattr(exc, "filename", None) if isinstance(exc, OSError) and exc.strerror else None
+    if not isinstance(filename, str) or not Path(filename).is_relative_to(target):
+        return None
+    return Path(filename).relative_to(target).as_posix()
 
 
 class Budget:
@@ -249,5 +263,7 @@ def _unpack_zip(archive: Path, target: Path, budget: Budget) -> None:
                 os.symlink(link_target, destination)
             else:
                 destination.parent.mkdir(parents=True, exist_ok=True)
+                if destination.is_symlink() or destination.is_file():
+                    destination.unlink()  # a name the zip holds twice: the later entry wins, as in extractall
                 with zf.open(info) as src, open(destination, "xb") as dst:
                     shutil.copyfileobj(src, dst, 1024 * 1024)
