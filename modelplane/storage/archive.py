@@ -1,4 +1,5 @@
-"""Unpacking model archives (.tar, .tar.gz, .tgz, .zip) without trusting them.
+"""Unpacking model archives (.zip, and tarballs: .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz...) without
+trusting them.
 
 Every member is checked before it is written: no absolute path, no `..`, nothing written through a
 link that leads outside the target folder, no device file or FIFO, and no more than `Limits` allow in
@@ -24,7 +25,20 @@ from .errors import ArchiveError, NoSpaceError
 
 GiB = 1024**3
 
-_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+# What KServe's storage initializer unpacks: the names `mimetypes` calls application/x-tar (plain, gzip,
+# bzip2 or xz compressed) or application/zip.
+_SUFFIXES = (
+    ".zip",
+    ".tar",
+    ".tar.gz",
+    ".tgz",
+    ".taz",
+    ".tz",
+    ".tar.bz2",
+    ".tbz2",
+    ".tar.xz",
+    ".txz",
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,12 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(_SUFFIXES)
 
 
+def archive_suffix(text: str) -> str:
+    """The archive suffix `text` ends with (`.tar.gz`, `.zip`...), else ""."""
+    lowered = text.lower()
+    return next((suffix for suffix in _SUFFIXES if lowered.endswith(suffix)), "")
+
+
 def unpack(archive: Path, target: Path, limits: Limits = Limits(), *, is_zip: bool | None = None) -> None:
     """Unpack `archive` into the folder `target`, which is created. Its name says whether it is a zip
     or a tar, unless `is_zip` does (a TorchServe .mar is a zip)."""
@@ -68,7 +88,21 @@ def unpack(archive: Path, target: Path, limits: Limits = Limits(), *, is_zip: bo
             raise
         if is_out_of_space(exc):
             raise NoSpaceError(f"unpacking {archive.name}: {exc.strerror or exc}") from None
+        member = _member_of(exc, target)
+        if member is not None:
+            raise ArchiveError(
+                f"{archive.name}: member {member!r} cannot be written: {exc.strerror}"
+            ) from None
         raise ArchiveError(f"{archive.name} is not a valid archive: {exc}") from None
+
+
+def _member_of(exc: BaseException, target: Path) -> str | None:
+    """The member an error writing under `target` was about, named as the archive names it (the
+    target is a staging folder that means nothing to the user), or None."""
+    filename = getattr(exc, "filename", None) if isinstance(exc, OSError) and exc.strerror else None
+    if not isinstance(filename, str) or not Path(filename).is_relative_to(target):
+        return None
+    return Path(filename).relative_to(target).as_posix()
 
 
 class Budget:
@@ -229,5 +263,7 @@ def _unpack_zip(archive: Path, target: Path, budget: Budget) -> None:
                 os.symlink(link_target, destination)
             else:
                 destination.parent.mkdir(parents=True, exist_ok=True)
+                if destination.is_symlink() or destination.is_file():
+                    destination.unlink()  # a name the zip holds twice: the later entry wins, as in extractall
                 with zf.open(info) as src, open(destination, "xb") as dst:
                     shutil.copyfileobj(src, dst, 1024 * 1024)

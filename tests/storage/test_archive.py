@@ -174,6 +174,25 @@ def test_corrupt_archive_is_a_clear_error(tmp_path, cache_dir):
     assert_rejected(archive, cache_dir, "not a valid archive")
 
 
+def test_a_name_a_zip_holds_twice_is_its_later_entry(tmp_path):
+    # As zipfile's extractall writes it (KServe's): the later entry replaces the earlier one.
+    (tmp_path / "in").mkdir()
+    archive = tmp_path / "in" / "model.zip"
+    with zipfile.ZipFile(archive, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("model.bin", "first")
+        zf.writestr("model.bin", "second")
+    assert (fetch(str(archive)) / "model.bin").read_bytes() == b"second"
+
+
+def test_a_member_that_cannot_be_written_is_named_without_the_staging_folder(tmp_path, cache_dir):
+    archive = tar_with(
+        tmp_path / "in" / "model.tar.gz", (member("model", tarfile.DIRTYPE), None), (member("model"), b"x")
+    )
+    with pytest.raises(ArchiveError) as refused:
+        fetch(str(archive))
+    assert str(refused.value) == "model.tar.gz: member 'model' cannot be written: Is a directory"
+
+
 def test_links_inside_the_model_are_kept(tmp_path):
     archive = tar_with(
         tmp_path / "in" / "model.tar.gz",

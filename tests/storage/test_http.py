@@ -50,6 +50,19 @@ def test_archives_are_unpacked(served, name):
         server.stop()
 
 
+def test_an_archive_named_in_the_query_string_is_unpacked(served):
+    # KServe reads the type from the query string when the path's name has none.
+    files = {"model.bin": os.urandom(1000), "sub/config.json": b"{}"}
+    tar_of(served / "download", files)
+    (served / "model.joblib").write_bytes(b"weights")
+    server = start_http(served)
+    try:
+        assert read_tree(fetch(f"{server.url}/download?file=model.tar.gz")) == files
+        assert read_tree(fetch(f"{server.url}/model.joblib?token=abc")) == {"model.joblib": b"weights"}
+    finally:
+        server.stop()
+
+
 def test_empty_file(served):
     (served / "empty.bin").write_bytes(b"")
     server = start_http(served)

@@ -30,6 +30,23 @@ def test_local_archive_is_unpacked_into_the_cache(tmp_path, cache_dir):
     assert fetch(str(archive)) == folder
 
 
+@pytest.mark.parametrize(
+    "name, mode",
+    [
+        ("model.tar.bz2", "w:bz2"),
+        ("model.tbz2", "w:bz2"),
+        ("model.tar.xz", "w:xz"),
+        ("model.txz", "w:xz"),
+        ("model.taz", "w:gz"),
+        ("model.tz", "w:gz"),
+    ],
+)
+def test_every_tarball_kserve_unpacks_is_unpacked(tmp_path, name, mode):
+    # KServe unpacks whatever `mimetypes` calls application/x-tar, bzip2 and xz compressed ones too.
+    files = {"model.bin": os.urandom(1000), "sub/config.json": b"{}"}
+    assert read_tree(fetch(str(tar_of(tmp_path / name, files, mode)))) == files
+
+
 def test_local_single_file_becomes_a_folder(tmp_path):
     (tmp_path / "model.joblib").write_bytes(b"weights")
     folder = fetch(str(tmp_path / "model.joblib"))

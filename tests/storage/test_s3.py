@@ -178,6 +178,18 @@ def test_md5_etag_is_checked(s3, monkeypatch):
         fetch(f"s3://{s3.bucket}/m/model.bin")
 
 
+def test_a_prefix_that_only_begins_other_names_says_what_it_found(s3, monkeypatch):
+    # KServe's plain prefix match would fetch model-old/ here; modelplane reads a folder, and says so.
+    s3.put_object(Bucket=s3.bucket, Key="model-old/model.joblib", Body=b"x")
+    s3.put_object(Bucket=s3.bucket, Key="model/", Body=b"")  # a folder marker alone
+    s3_env(monkeypatch, s3)
+    with pytest.raises(NotFoundError) as refused:
+        fetch(f"s3://{s3.bucket}/model")
+    message = str(refused.value)
+    assert message.startswith(f"no model found at s3://{s3.bucket}/model: no file lies under model/")
+    assert "model-old/model.joblib" in message and "folder" in message
+
+
 def test_errors_are_clear_and_hold_no_secret(s3, monkeypatch):
     s3_env(monkeypatch, s3)
     with pytest.raises(NotFoundError, match=f"no model found at s3://{s3.bucket}/nothing"):

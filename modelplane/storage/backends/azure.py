@@ -17,7 +17,7 @@ from ..checksum import Checksum
 from ..config import StorageConfig
 from ..errors import AccessDeniedError, NotFoundError, StorageError, import_optional
 from ..uri import Location
-from .base import Backend, RemoteObject, only_model, relative_name, server_address
+from .base import Backend, RemoteObject, no_model, only_model, relative_name, server_address
 
 
 class AzureBackend(Backend):
@@ -53,9 +53,12 @@ class AzureBackend(Backend):
     def list_objects(self) -> list[RemoteObject]:
         prefix = self.location.path
         objects = []
+        outside = None  # a key of the listing that is not in the model's folder
         for item in self._container.list_blobs(name_starts_with=prefix or None):
             name = relative_name(item.name, prefix)
             if name is None:
+                if not item.name.endswith("/"):
+                    outside = outside or item.name
                 continue
             md5 = item.content_settings.content_md5 if item.content_settings else None
             checksum = Checksum("md5", bytes(md5)) if md5 else None
@@ -65,7 +68,7 @@ class AzureBackend(Backend):
                 )
             )
         if not objects:
-            raise NotFoundError(f"no model found at {self.location.display}")
+            raise no_model(self.location, outside)
         return only_model(objects, prefix)
 
     def read(self, obj: RemoteObject, start: int, end: int | None) -> Iterator[bytes]:

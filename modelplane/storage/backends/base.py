@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from ..checksum import Checksum
 from ..config import StorageConfig
-from ..errors import StorageError, TransferError
+from ..errors import NotFoundError, StorageError, TransferError
 from ..uri import Location
 
 CHUNK = 1024 * 1024  # how much one read hands over
@@ -115,6 +115,18 @@ def relative_name(key: str, prefix: str) -> str | None:
     if any(p in (".", "..") for p in parts) or not parts:
         return None  # never leave the model folder
     return "/".join(parts)
+
+
+def no_model(location: Location, outside: str | None) -> NotFoundError:
+    """The error for a listing that holds nothing of the model. `outside` is a key it held that is not in
+    the model's folder (`models/iris2/x` for `models/iris`), which KServe's plain prefix match fetches."""
+    message = f"no model found at {location.display}"
+    if outside is not None:
+        message += (
+            f": no file lies under {location.path.rstrip('/')}/ (the storage holds {outside}, which is "
+            "not in that folder: a storageUri names a folder or one object, not the start of names)"
+        )
+    return NotFoundError(message)
 
 
 def check_names(objects: list[RemoteObject], where: str) -> None:

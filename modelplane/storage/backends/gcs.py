@@ -19,7 +19,7 @@ from ..checksum import Checksum
 from ..config import StorageConfig
 from ..errors import AccessDeniedError, ConfigurationError, NotFoundError, StorageError, import_optional
 from ..uri import Location
-from .base import Backend, RemoteObject, only_model, relative_name, server_address
+from .base import Backend, RemoteObject, no_model, only_model, relative_name, server_address
 
 PIECE = 8 * 1024 * 1024  # one request per piece of a range: the client returns whole bodies
 # Each request gets a connect and a read timeout, and no retries of the client's own: the fetcher's
@@ -76,9 +76,12 @@ class GCSBackend(Backend):
     def list_objects(self) -> list[RemoteObject]:
         prefix = self.location.path
         objects = []
+        outside = None  # a key of the listing that is not in the model's folder
         for blob in self._client.list_blobs(self._bucket, prefix=prefix, **REQUEST):
             name = relative_name(blob.name, prefix)
             if name is None:
+                if not blob.name.endswith("/"):
+                    outside = outside or blob.name
                 continue
             checksum = Checksum.from_base64("md5", blob.md5_hash) or Checksum.from_base64(
                 "crc32c", blob.crc32c
@@ -89,7 +92,7 @@ class GCSBackend(Backend):
                 )
             )
         if not objects:
-            raise NotFoundError(f"no model found at {self.location.display}")
+            raise no_model(self.location, outside)
         return only_model(objects, prefix)
 
     def read(self, obj: RemoteObject, start: int, end: int | None) -> Iterator[bytes]:

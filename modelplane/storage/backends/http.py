@@ -1,11 +1,14 @@
 """http:// and https:// URLs naming a single file (often an archive), through httpx.
 
 Extra request headers for a host come from the environment variable `<host>-headers`, a JSON object.
-A fragment such as `#sha256=<hex>` or `#md5=<hex>` pins the file's checksum.
+A fragment such as `#sha256=<hex>` or `#md5=<hex>` pins the file's checksum. A URL whose path names no
+type of file but whose query string ends in an archive's name (`.../download?file=model.tar.gz`) is
+that archive, as KServe reads it.
 """
 
 from __future__ import annotations
 
+import mimetypes
 import posixpath
 import re
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
+from ..archive import archive_suffix, is_archive
 from ..checksum import Checksum
 from ..config import StorageConfig, env_document
 from ..errors import AccessDeniedError, ConfigurationError, NotFoundError, StorageError, TransferError
@@ -48,7 +52,8 @@ class HTTPBackend(Backend):
                 raise StorageError(f"{self.location.display} answered with an HTML page, not a model file")
             version = response.headers.get("etag") or response.headers.get("last-modified") or ""
             checksum = self._pinned or Checksum.from_base64("md5", response.headers.get("content-md5"))
-        name = posixpath.basename(unquote(urlsplit(self._url).path.rstrip("/")))
+        parts = urlsplit(self._url)
+        name = _file_name(posixpath.basename(unquote(parts.path.rstrip("/"))), unquote(parts.query))
         return [
             RemoteObject(
                 name=name, key=self._url, size=size, version=version, checksum=checksum, ranges=ranges
@@ -107,6 +112,14 @@ class HTTPBackend(Backend):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _file_name(name: str, query: str) -> str:
+    """The path's file name, with the archive suffix the query string ends in when the name has no
+    type of its own: KServe's storage initializer then guesses the type from the query string."""
+    if not query or is_archive(name) or mimetypes.guess_type(name)[0]:
+        return name
+    return name + archive_suffix(query)
 
 
 def _host_headers(host: str) -> dict[str, str]:

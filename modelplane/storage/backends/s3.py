@@ -32,7 +32,7 @@ from ..errors import (
     import_optional,
 )
 from ..uri import Location
-from .base import CHUNK, Backend, RemoteObject, only_model, relative_name, server_address
+from .base import CHUNK, Backend, RemoteObject, no_model, only_model, relative_name, server_address
 
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _NOT_FOUND = {"NoSuchBucket", "NoSuchKey", "404", "NotFound"}
@@ -122,11 +122,14 @@ class S3Backend(Backend):
     def list_objects(self) -> list[RemoteObject]:
         bucket, prefix = self.location.bucket, self.location.path
         objects = []
+        outside = None  # a key of the listing that is not in the model's folder
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for page in pages:
             for item in page.get("Contents", []):
                 name = relative_name(item["Key"], prefix)
                 if name is None:
+                    if not item["Key"].endswith("/"):
+                        outside = outside or item["Key"]
                     continue
                 etag = item.get("ETag", "").strip('"')
                 single_part = bool(_MD5.match(etag))
@@ -144,7 +147,7 @@ class S3Backend(Backend):
                     )
                 )
         if not objects:
-            raise NotFoundError(f"no model found at {self.location.display}")
+            raise no_model(self.location, outside)
         return only_model(objects, prefix)
 
     def read(self, obj: RemoteObject, start: int, end: int | None) -> Iterator[bytes]:
