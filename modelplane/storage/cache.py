@@ -5,7 +5,10 @@
     <root>/.locks/<entry>.lock                             held while an entry is being filled
     <root>/.tmp/<entry>.<random>/                          an entry being filled
 
-An entry is built in `.tmp` and renamed into place, so an entry that exists is complete. Filling
+An entry is built in `.tmp` and renamed into place, so an entry that exists is complete. Its record
+lists the model's files with their sizes and modification times: an entry whose files were changed or
+removed since (a server that wrote into its model folder, a hand that deleted a file) is not used, but
+filled again. Filling
 takes an exclusive `flock` on the entry's lock file: a second process asking for the same model
 waits, then finds the entry. A process killed midway leaves only a `.tmp` folder, which the next
 filler of that entry removes.
@@ -24,6 +27,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -51,13 +55,14 @@ class ModelCache:
         return f"{slug or 'model'}-{_source(uri, endpoint)}-{_digest(version)}"
 
     def lookup(self, uri: str, version: str, endpoint: str = "") -> Path | None:
-        """The cached model folder, or None."""
+        """The cached model folder, or None (also when the entry was changed since it was filled)."""
         entry = self.root / self.entry_name(uri, version, endpoint)
-        return entry / MODEL if entry.is_dir() else None
+        return entry / MODEL if _intact(entry) else None
 
     def latest(self, uri: str, endpoint: str = "") -> Path | None:
-        """The most recently filled model folder for `uri` on `endpoint` at any version, or None."""
-        candidates = [p for p in self.root.glob(f"*-{_source(uri, endpoint)}-*") if (p / MODEL).is_dir()]
+        """The most recently filled model folder for `uri` on `endpoint` at any version, unchanged since,
+        or None."""
+        candidates = [p for p in self.root.glob(f"*-{_source(uri, endpoint)}-*") if _intact(p)]
         if not candidates:
             return None
         return max(candidates, key=lambda p: p.stat().st_mtime) / MODEL
@@ -77,19 +82,32 @@ class ModelCache:
         """
         name = self.entry_name(uri, version, endpoint)
         entry = self.root / name
-        if entry.is_dir():
+        if _intact(entry):
             return entry / MODEL
         with self._locked(name):
-            if entry.is_dir():  # filled by someone else while we waited
+            if _intact(entry):  # filled by someone else while we waited
                 return entry / MODEL
             staging_root = self.root / ".tmp"
             for stale in staging_root.glob(f"{name}.*"):
                 shutil.rmtree(stale, ignore_errors=True)  # left by a filler that was killed
             staging_root.mkdir(parents=True, exist_ok=True)
+            if entry.is_dir():  # changed since it was filled
+                why = _changed(entry)
+                log.warning(
+                    "the cached copy of %s changed since it was fetched (%s): fetching it again", uri, why
+                )
+                changed = tempfile.mkdtemp(prefix=f"{name}.changed-", dir=staging_root)
+                os.rename(entry, changed)  # out of every lookup's way at once, then gone
+                shutil.rmtree(changed, ignore_errors=True)
             staging = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=staging_root))
             try:
                 build(staging / MODEL)
-                record = {**record, "version": version, "fetched_at": time.time()}
+                record = {
+                    **record,
+                    "version": version,
+                    "fetched_at": time.time(),
+                    "files": _files(staging / MODEL),
+                }
                 (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
                 os.rename(staging, entry)
             except BaseException:
@@ -111,6 +129,40 @@ class ModelCache:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _files(model: Path) -> dict[str, list[int]]:
+    """Each regular file of the model folder (relative path) with its size and modification time."""
+    files = {}
+    for folder, _, names in os.walk(model):
+        for name in names:
+            path = os.path.join(folder, name)
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode):
+                files[os.path.relpath(path, model)] = [info.st_size, info.st_mtime_ns]
+    return files
+
+
+def _intact(entry: Path) -> bool:
+    return (entry / MODEL).is_dir() and _changed(entry) is None
+
+
+def _changed(entry: Path) -> str | None:
+    """How the entry's model differs from what was filled, or None. Files added since are allowed (a
+    server may write beside its model: Python's `__pycache__`, say); an entry whose record lists no
+    files, made before records did, is taken as it is."""
+    try:
+        files = json.loads((entry / RECORD).read_text()).get("files")
+    except (OSError, ValueError):
+        files = None
+    for relative, (size, mtime_ns) in (files or {}).items():
+        try:
+            info = os.lstat(entry / MODEL / relative)
+        except OSError:
+            return f"its file {relative} is gone"
+        if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
+            return f"its file {relative} was changed"
+    return None
 
 
 def _source(uri: str, endpoint: str) -> str:

@@ -94,3 +94,32 @@ def _digest(text):
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def test_a_cached_model_changed_or_damaged_since_is_fetched_again(tmp_path, cache_dir):
+    weights = os.urandom(4096)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "model.bin").write_bytes(weights)
+    server = start_http(tmp_path / "www")
+    sent = 0
+
+    def downloaded() -> bool:  # whether the model came again since last asked (not only the probes)
+        nonlocal sent
+        before, sent = sent, httpx.get(f"{server.url}/__stats").json()["body_bytes"]
+        return sent - before >= len(weights)
+
+    try:
+        uri = f"{server.url}/model.bin"
+        model = fetch(uri)
+        assert downloaded()
+        (model / "__pycache__").mkdir()  # what a server may write beside its model is no change
+        (model / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"compiled")
+        assert fetch(uri) == model and not downloaded()
+        (model / "model.bin").write_bytes(b"x" * len(weights))  # a server that wrote into its model
+        assert (fetch(uri) / "model.bin").read_bytes() == weights and downloaded()
+        (model / "model.bin").unlink()
+        assert (fetch(uri) / "model.bin").read_bytes() == weights and downloaded()
+        assert fetch(uri) == model and not downloaded()
+        assert not list((cache_dir / ".tmp").iterdir())  # the changed copies are gone
+    finally:
+        server.stop()
