@@ -74,13 +74,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="largest gRPC message taken or sent, in bytes (default 64 MiB); larger ones end the call "
         "with RESOURCE_EXHAUSTED, a request's as soon as its length prefix says how large it is",
     )
-    for kserve_spelling in ("--grpc_max_receive_message_length", "--grpc_max_send_message_length"):
+    for kserve_spelling, direction in (
+        ("--grpc_max_receive_message_length", "taken (a request's)"),
+        ("--grpc_max_send_message_length", "sent (an answer's)"),
+    ):
         add(
             kserve_spelling,
             type=int,
             default=None,
-            help="KServe's limits: modelplane serve has one for both directions, the largest of "
-            "these and --grpc-max-message-length",
+            help=f"KServe's limit of a gRPC message {direction}, in bytes (default: --grpc-max-message-length)",
         )
     add(
         "--max-body-size",
@@ -248,9 +250,9 @@ def batch_settings(args: argparse.Namespace) -> BatchSettings | None:
     return BatchSettings(size, latency / 1000, args.batch_timeout)
 
 
-def grpc_max_message_length(args: argparse.Namespace) -> int:
-    """The one gRPC message limit: the largest of those given (KServe's receive and send limits
-    included), else 64 MiB."""
+def grpc_message_limits(args: argparse.Namespace) -> tuple[int, int]:
+    """The largest gRPC message taken and the largest sent: KServe's flag for each direction, else
+    --grpc-max-message-length, else 64 MiB."""
     given = {
         "--grpc-max-message-length": args.grpc_max_message_length,
         "--grpc_max_receive_message_length": args.grpc_max_receive_message_length,
@@ -259,7 +261,8 @@ def grpc_max_message_length(args: argparse.Namespace) -> int:
     for flag, value in given.items():
         if value is not None and value < 1:
             raise CommandError(f"{flag} must be at least 1 byte")
-    return max((value for value in given.values() if value is not None), default=64 * 1024 * 1024)
+    both = args.grpc_max_message_length or 64 * 1024 * 1024
+    return args.grpc_max_receive_message_length or both, args.grpc_max_send_message_length or both
 
 
 def run(args: argparse.Namespace) -> int:
@@ -276,12 +279,14 @@ def run(args: argparse.Namespace) -> int:
         payload_log = payload_logging.spec_from(args)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    grpc_receive_limit, grpc_send_limit = grpc_message_limits(args)
     models, factory = build_models(args)
     factory = _RebuildingFactory(factory, frozenset(model.name for model in models), args)
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=None if args.grpc_port < 0 else args.grpc_port,
-        grpc_max_message_length=grpc_max_message_length(args),
+        grpc_max_message_length=grpc_receive_limit,
+        grpc_max_send_message_length=grpc_send_limit,
         max_body_size=args.max_body_size,
         workers=args.workers,
         host=args.host,

@@ -160,7 +160,6 @@ def kserve_python_server(request: StockRequest, server: str, runtime: str | None
     for word in parsed.words:
         serve.drop(word, "not a flag of KServe's model server")
     values, switches = _RUNTIME_FLAGS.get(serve.runtime, ((), ()))
-    grpc_limits: list[int] = []
     for flag in parsed.without("framework"):
         if flag.name == "model_name":
             serve.model_name = flag.value
@@ -179,7 +178,7 @@ def kserve_python_server(request: StockRequest, server: str, runtime: str | None
                 serve.drop(flag.text, "modelplane serve reaches its predictor over v1 or v2 REST")
         elif flag.name in ("grpc_max_send_message_length", "grpc_max_receive_message_length"):
             if flag.value and flag.value.isdigit():
-                grpc_limits.append(int(flag.value))
+                serve.options.append(f"--{flag.name}={flag.value}")
             else:
                 serve.drop(flag.text, "not a whole number")
         elif flag.name in values or flag.name in switches:
@@ -189,8 +188,6 @@ def kserve_python_server(request: StockRequest, server: str, runtime: str | None
                 serve.drop(flag.text, "modelplane serve has no Swagger UI at /docs")
         else:
             serve.drop(flag.text, _NO_COUNTERPART.get(flag.name, "modelplane serve has no such setting"))
-    if grpc_limits:  # modelplane serve has one limit for both directions
-        serve.options.append(f"--grpc-max-message-length={max(grpc_limits)}")
     return serve.local()
 
 

@@ -46,10 +46,14 @@ OBSERVED_CALLS = frozenset(
 
 
 def inference_service(
-    dataplane: DataPlane, max_message_length: int, connection: ConnectionLimits | None = None
+    dataplane: DataPlane,
+    max_message_length: int,
+    connection: ConnectionLimits | None = None,
+    max_send_length: int | None = None,
 ) -> tuple[Handler, ServerLimits]:
-    """The service (traced when tracing is on), and the HTTP/2 limits that go with it. Beside V2 it
-    answers TF Serving's gRPC API for TensorFlow models (tensorflow_grpc.py)."""
+    """The service (traced when tracing is on), and the HTTP/2 limits that go with it: the largest
+    request message, and the largest response message (by default the same). Beside V2 it answers TF
+    Serving's gRPC API for TensorFlow models (tensorflow_grpc.py)."""
     connection = connection or ConnectionLimits()
     servicer = InferenceServicer(dataplane)
     methods = {
@@ -63,7 +67,7 @@ def inference_service(
     tf_serving, tf_serving_not_served = tensorflow_grpc.served(dataplane)
     methods.update(tf_serving)
     not_served.update(tf_serving_not_served)
-    unary = UnaryService(methods, max_message_length, not_served)
+    unary = UnaryService(methods, max_message_length, not_served, max_send_length)
     limits = ServerLimits(
         max_body_size=max_message_length + 5,  # the message and its length prefix
         too_large_response=unary.too_large_body,

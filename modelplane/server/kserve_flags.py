@@ -12,8 +12,6 @@ import argparse
 
 from modelplane.server.predictor_config import PredictorConfig
 
-MAX_GRPC_MESSAGE_LENGTH = 2147483647  # KServe's default for both directions
-
 
 def _strtobool(value: str) -> bool:
     lowered = value.lower()
@@ -48,8 +46,9 @@ parser.add_argument("--predictor_use_ssl", default=False, type=_strtobool)
 parser.add_argument("--predictor_request_timeout_seconds", default=600, type=int)
 parser.add_argument("--predictor_request_retries", default=0, type=int)
 parser.add_argument("--enable_predictor_health_check", action="store_true")
-parser.add_argument("--grpc_max_send_message_length", default=MAX_GRPC_MESSAGE_LENGTH, type=int)
-parser.add_argument("--grpc_max_receive_message_length", default=MAX_GRPC_MESSAGE_LENGTH, type=int)
+# Unset: ModelServer's limit (64 MiB; KServe's is 8 MiB).
+parser.add_argument("--grpc_max_send_message_length", default=None, type=int)
+parser.add_argument("--grpc_max_receive_message_length", default=None, type=int)
 parser.add_argument("--ssl_certfile", default=None, type=str)
 parser.add_argument("--ssl_keyfile", default=None, type=str)
 

@@ -92,6 +92,7 @@ class ModelServer:
         limits: ConnectionLimits | None = None,
         payload_log: PayloadLogSpec | None = None,
         *,
+        grpc_max_send_message_length: int | None = None,
         enable_grpc: bool | None = None,
         grace_period: float | None = None,
         max_asyncio_workers: int | None = None,
@@ -143,7 +144,14 @@ class ModelServer:
         if timeout_keep_alive is not None:
             limits = dataclasses.replace(limits or ConnectionLimits(), idle_timeout=timeout_keep_alive)
         self.host = host
-        self.grpc_max_message_length = grpc_max_message_length
+        # Of a request, and of a response (by default the same); KServe's flags, when given, set them.
+        self.grpc_max_message_length = flags.grpc_max_receive_message_length or grpc_max_message_length
+        self.grpc_max_send_message_length = (
+            flags.grpc_max_send_message_length or grpc_max_send_message_length or grpc_max_message_length
+        )
+        for name in ("grpc_max_message_length", "grpc_max_send_message_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelServer: {name} must be at least 1 byte")
         self.max_body_size = max_body_size
         self.model_factory = model_factory
         self.grace_seconds = grace_seconds
@@ -214,7 +222,9 @@ class ModelServer:
             from modelplane.protocol.http2 import server as http2_server
             from modelplane.server.grpc_server import OBSERVED_CALLS, inference_service
 
-            service, grpc_limits = inference_service(dataplane, self.grpc_max_message_length, connection)
+            service, grpc_limits = inference_service(
+                dataplane, self.grpc_max_message_length, connection, self.grpc_max_send_message_length
+            )
             if payload_log is not None:
                 service = payload_log.calls(service, OBSERVED_CALLS)
                 refusal = payload_log.too_large_calls(grpc_limits.too_large_response, OBSERVED_CALLS)

@@ -135,11 +135,12 @@ def test_ports_grpc_and_message_limits_are_translated():
         ],
     )
     assert (local.http_port, local.grpc_port) == (9000, 9001)
-    assert local.command[-4:] == [
+    assert local.command[-5:] == [
         "--http-port=9000",
         "--grpc-port=9001",
+        "--grpc_max_send_message_length=100",
+        "--grpc_max_receive_message_length=200",
         "--predictor-protocol=v2",
-        "--grpc-max-message-length=200",
     ]
     no_grpc = run("kserve/lgbserver", ["--enable_grpc", "false"])
     assert "--grpc-port=-1" in no_grpc.command

@@ -302,9 +302,9 @@ def test_tritonclient_grpc(iris_server):
         client.infer("nope", [tensor])
 
 
-def test_kserves_message_limit_flags_set_the_one_limit(sklearn_dir):
+def test_kserves_message_limit_flags_set_each_direction(sklearn_dir):
     """KServe's runtime args (`--grpc_max_receive_message_length`, `--grpc_max_send_message_length`) reach
-    `modelplane serve` as they are on `modelplane up`: the larger of the two is its one limit."""
+    `modelplane serve` as they are on `modelplane up`: one limits the requests, the other the answers."""
     server = serve(
         "--model-dir",
         str(sklearn_dir),
@@ -323,6 +323,11 @@ def test_kserves_message_limit_flags_set_the_one_limit(sklearn_dir):
             assert caught.value.details() == (
                 f"the request message is {too_large.ByteSize()} bytes, above the limit of 4096"
             )
+            with pytest.raises(grpc.RpcError) as caught:  # taken, but its answer repeats the id
+                stub.ModelInfer(iris_request(id="x" * 3000))
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert caught.value.details().startswith("the response message is ")
+            assert caught.value.details().endswith(" bytes, above the limit of 2048")
             assert stub.ModelInfer(iris_request()).model_name == "iris"
     finally:
         server.stop()

@@ -291,3 +291,13 @@ def test_modelserver_sets_up_logging_unless_told_not_to(tmp_path, configure):
     server = run_program(path, "--configure_logging", configure)
     server.stop()
     assert ("the weights are in" in server.log()) == (configure == "true"), server.log()
+
+
+def test_kserves_message_limit_flags_reach_modelserver(monkeypatch):
+    argv = ["model.py", "--grpc_max_receive_message_length=4096", "--grpc_max_send_message_length=2048"]
+    monkeypatch.setattr(sys, "argv", argv)
+    server = ModelServer()
+    assert (server.grpc_max_message_length, server.grpc_max_send_message_length) == (4096, 2048)
+    monkeypatch.setattr(sys, "argv", ["model.py"])
+    server = ModelServer(grpc_max_message_length=1000)
+    assert (server.grpc_max_message_length, server.grpc_max_send_message_length) == (1000, 1000)

@@ -64,10 +64,12 @@ class UnaryService:
         methods: dict[str, UnaryMethod],
         max_message_length: int,
         not_served: dict[str, str] | None = None,
+        max_send_length: int | None = None,
     ) -> None:
         self._methods = {path.encode(): method for path, method in methods.items()}
         self._not_served = {path.encode(): message for path, message in (not_served or {}).items()}
-        self.max_message_length = max_message_length
+        self.max_message_length = max_message_length  # of a request; of a response too unless told
+        self.max_send_length = max_send_length or max_message_length
 
     def answer_from_headers(self, headers: Headers) -> H2Response | None:
         """The answer to a call that its headers settle (the wrong content type, a method not served),
@@ -125,10 +127,10 @@ class UnaryService:
         except TimeoutError:
             return status_response(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         payload = answer.SerializeToString()
-        if len(payload) > self.max_message_length:
+        if len(payload) > self.max_send_length:
             return status_response(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the response message is {len(payload)} bytes, above the limit of {self.max_message_length}",
+                f"the response message is {len(payload)} bytes, above the limit of {self.max_send_length}",
             )
         return H2Response(_OK_HEADERS, _PREFIX.pack(0, len(payload)) + payload, _OK_TRAILERS)
 
