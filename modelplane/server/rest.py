@@ -43,7 +43,7 @@ from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints, r
 from modelplane.server.payload_logging import ServerPayloadLog
 from modelplane.server.repository import ServedModel
 from modelplane.server.responses import v2_answer
-from modelplane.server.v1_paths import V1Path, parse_v1_path
+from modelplane.server.v1_paths import EXAMPLE_VERBS, V1Path, parse_v1_path
 from modelplane.telemetry import tracing
 
 logger = logging.getLogger("modelplane.server")
@@ -207,10 +207,13 @@ class RESTServer:
                 repository.get_ready(target.name)  # raises ModelNotReady, with the reason
             served = _v1_version_checked(target, repository.get(target.name))
             return json_response({"name": target.name, "ready": True, **served.model.v1_status()})
-        if target.verb not in ("predict", "explain"):
+        if target.verb not in ("predict", "explain", *EXAMPLE_VERBS):
             return _not_found()
         if method != "POST":
             return _method_not_allowed("POST")
+        if target.verb in EXAMPLE_VERBS:
+            _v1_version_checked(target, self.dataplane.repository.get_ready(target.name))
+            return error_response(501, EXAMPLE_VERBS[target.verb])
         return await self._v1_infer(target, request)
 
     def _v1_metadata(self, target: V1Path) -> HTTPResponse:

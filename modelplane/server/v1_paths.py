@@ -9,6 +9,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+# TF Serving's verbs that read tf.Example inputs, which modelplane does not serve: what to call instead.
+EXAMPLE_VERBS = {
+    verb: (
+        f"modelplane does not serve TF Serving's :{verb} (it reads tf.Example inputs): call :predict "
+        f'with the {kind} signature\'s name in "signature_name" and each tf.Example serialized, as '
+        '{"b64": ...}, in "instances"'
+    )
+    for verb, kind in (("classify", "classification"), ("regress", "regression"))
+}
+
 
 class V1Path(NamedTuple):
     name: str

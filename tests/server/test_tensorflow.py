@@ -126,6 +126,15 @@ def test_v1_paths_naming_a_version_or_label_as_tf_serving_takes_them(server):
     assert httpx.post(url + "/versions/2/extra:predict", json={"instances": ROWS}).status_code == 404
 
 
+@pytest.mark.parametrize("path", ["dense:classify", "dense:regress", "dense/versions/2:classify"])
+def test_tf_servings_classify_and_regress_are_501s_that_say_what_to_call_instead(server, path):
+    response = httpx.post(f"{server.url}/v1/models/{path}", json={"examples": [{"x": [1.0, 2.0, 3.0, 4.0]}]})
+    assert response.status_code == 501, response.text
+    error = response.json()["error"]
+    assert "modelplane does not serve TF Serving's :" in error
+    assert '"signature_name"' in error and '{"b64": ...}' in error
+
+
 def test_a_reload_serves_the_newest_version(server, repository):
     shutil.copytree(repository / "dense" / "1", repository / "reloaded" / "1")
     assert httpx.post(server.url + "/v2/repository/models/reloaded/load", timeout=60).status_code == 200
