@@ -159,6 +159,19 @@ def test_v1_row_format(server):
     assert labels == {"predictions": SCORES.argmax(axis=1).tolist()}
 
 
+def test_v1_bodies_are_json_whatever_their_content_type_as_tf_serving_reads_them(server):
+    body = b'{"instances": [{"a": [1, 2, 3], "b": 10}]}'  # a browser's fetch() sends text/plain
+    response = httpx.post(
+        f"{server.url}/v1/models/pair:predict", content=body, headers={"content-type": "text/plain"}
+    )
+    assert response.json() == {"predictions": [{"doubled": [2.0, 4.0, 6.0], "total": 16.0}]}
+    garbled = httpx.post(
+        f"{server.url}/v1/models/pair:predict", content=b"\x00", headers={"content-type": "image/png"}
+    )
+    assert garbled.status_code == 400
+    assert "the request body (image/png) is not JSON" in garbled.json()["error"]
+
+
 def test_v1_columnar_format(server):
     outputs = predict(server, "dense", {"inputs": ROWS}).json()["outputs"]
     assert np.allclose(outputs, 2 * SCORES, rtol=1e-5)
