@@ -130,6 +130,8 @@ class TensorFlowModel(Model):
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):
             return await self._predict_v2(payload)
+        if isinstance(payload, (bytes, bytearray)):
+            payload = tensorflow_json.read_body(payload, (headers or {}).get("content-type", ""))
         if not isinstance(payload, dict):
             raise InvalidInput('a V1 request must be a JSON object with "instances" or "inputs"')
         signature = self.signature(tensorflow_json.signature_name(payload))

@@ -14,6 +14,7 @@ import base64
 from typing import Any
 
 import numpy as np
+import orjson
 
 from modelplane.protocol import base64_text
 from modelplane.protocol.datatypes import DATATYPES, hides_booleans, numpy_dtype
@@ -35,6 +36,17 @@ _KINDS = {
     "S": "strings",
     "O": "null, objects or a mix of types",
 }
+
+
+def read_body(body: bytes, content_type: str) -> Any:
+    """A body the server passed on unparsed, for its content type is not JSON's (text/plain, as a
+    browser's fetch() sends): TF Serving reads every body as JSON, whatever its type."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"the request body ({content_type or 'no content type'}) is not JSON: {exc}"
+        ) from None
 
 
 def signature_name(body: dict) -> str | None:

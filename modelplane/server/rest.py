@@ -22,6 +22,7 @@ from modelplane.protocol.content_coding import ACCEPTED_CODINGS, UnsupportedCont
 from modelplane.protocol.errors import (
     InferenceError,
     InvalidInput,
+    ModelNotFound,
     ModelplaneError,
     PayloadTooLarge,
 )
@@ -37,10 +38,12 @@ from modelplane.protocol.v2_rest import (
     parse_json_length,
 )
 from modelplane.server import metrics
-from modelplane.server.dataplane import DataPlane
+from modelplane.server.dataplane import DataPlane, check_version
 from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints, route_prefix
 from modelplane.server.payload_logging import ServerPayloadLog
+from modelplane.server.repository import ServedModel
 from modelplane.server.responses import v2_answer
+from modelplane.server.v1_paths import EXAMPLE_VERBS, V1Path, parse_v1_path
 from modelplane.telemetry import tracing
 
 logger = logging.getLogger("modelplane.server")
@@ -191,35 +194,39 @@ class RESTServer:
         rest = path[len("/v1/models") :]
         if rest in ("", "/"):
             return _only(method, "GET") or json_response({"models": self.dataplane.repository.names()})
-        if not rest.startswith("/"):
+        target = parse_v1_path(rest[1:]) if rest.startswith("/") else None
+        if target is None:
             return _not_found()
-        name, _, verb = rest[1:].partition(":")
-        if not verb and name.endswith("/metadata") and name.count("/") == 1:
-            return _only(method, "GET") or self._v1_metadata(name.removesuffix("/metadata"))
-        if "/" in name:
-            return _not_found()
-        if not verb:
+        if target.verb is None:
             if method != "GET":
                 return _method_not_allowed("GET")
+            if target.metadata:
+                return self._v1_metadata(target)
             repository = self.dataplane.repository
-            if not await repository.is_ready(name):
-                repository.get_ready(name)  # raises ModelNotReady, with the reason
-            return json_response({"name": name, "ready": True, **repository.get(name).model.v1_status()})
-        if verb not in ("predict", "explain"):
+            if not await repository.is_ready(target.name):
+                repository.get_ready(target.name)  # raises ModelNotReady, with the reason
+            served = _v1_version_checked(target, repository.get(target.name))
+            return json_response({"name": target.name, "ready": True, **served.model.v1_status()})
+        if target.verb not in ("predict", "explain", *EXAMPLE_VERBS):
             return _not_found()
         if method != "POST":
             return _method_not_allowed("POST")
-        return await self._v1_infer(name, verb, request)
+        if target.verb in EXAMPLE_VERBS:
+            _v1_version_checked(target, self.dataplane.repository.get_ready(target.name))
+            return error_response(501, EXAMPLE_VERBS[target.verb])
+        return await self._v1_infer(target, request)
 
-    def _v1_metadata(self, name: str) -> HTTPResponse:
-        metadata = self.dataplane.repository.get_ready(name).model.v1_metadata()
+    def _v1_metadata(self, target: V1Path) -> HTTPResponse:
+        served = _v1_version_checked(target, self.dataplane.repository.get_ready(target.name))
+        metadata = served.model.v1_metadata()
         return _not_found() if metadata is None else json_response(metadata)
 
-    async def _v1_infer(self, name: str, verb: str, request: HttpRequest) -> HTTPResponse:
+    async def _v1_infer(self, target: V1Path, request: HttpRequest) -> HTTPResponse:
+        name, verb = target.name, target.verb
         started = time.perf_counter()
         status = 500
         try:
-            served = self.dataplane.resolve(name)
+            served = _v1_version_checked(target, self.dataplane.repository.get_ready(name))
             headers = _headers(request)
             body = request.body
             event = cloudevents.from_request(headers, body)
@@ -295,8 +302,6 @@ class RESTServer:
                 return _method_not_allowed("GET")
             served = dataplane.repository.get(name)
             if version is not None:
-                from modelplane.server.dataplane import check_version
-
                 check_version(served, name, version)
             return json_response(dataplane.model_metadata(name))
         if rest == ["ready"]:
@@ -408,6 +413,18 @@ def _index_ready_only(body: bytes) -> bool:
     if type(ready) is not bool:
         raise InvalidInput(f"'ready' must be true or false, got {orjson.dumps(ready).decode()[:40]}")
     return ready
+
+
+def _v1_version_checked(target: V1Path, served: ServedModel) -> ServedModel:
+    """The model, if the version a V1 path names (TF Serving's `/versions/{v}`) is its own; a version
+    label (`/labels/{l}`) never is, as one version is served."""
+    if target.version is not None:
+        check_version(served, target.name, target.version)
+    if target.label is not None:
+        raise ModelNotFound(
+            target.name, f"Model {target.name} has no version label {target.label!r}: modelplane serves none"
+        )
+    return served
 
 
 def _v1_result(result: Any) -> HTTPResponse:

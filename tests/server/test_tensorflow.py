@@ -103,6 +103,38 @@ def test_v1_status_and_metadata_as_tf_serving_answers_them(server):
     assert httpx.post(server.url + "/v1/models/dense/metadata").status_code == 405
 
 
+def test_v1_paths_naming_a_version_or_label_as_tf_serving_takes_them(server):
+    url = server.url + "/v1/models/dense"
+    served = httpx.post(url + "/versions/2:predict", json={"instances": ROWS})
+    assert served.status_code == 200, served.text
+    assert np.allclose(served.json()["predictions"], 2 * SCORES, rtol=1e-5)
+    assert httpx.get(url + "/versions/2").json()["model_version_status"][0]["version"] == "2"
+    assert httpx.get(url + "/versions/2/metadata").json()["model_spec"]["version"] == "2"
+
+    older = httpx.post(url + "/versions/1:predict", json={"instances": ROWS})
+    assert older.status_code == 404
+    assert older.json() == {"error": "Model dense has no version 1 (it serves version 2)."}
+    assert httpx.get(url + "/versions/1").status_code == 404
+    assert httpx.get(url + "/versions/1/metadata").status_code == 404
+    for path in ("/labels/stable:predict", "/labels/stable", "/labels/stable/metadata"):
+        method = "POST" if path.endswith(":predict") else "GET"
+        labelled = httpx.request(method, url + path, json={"instances": ROWS})
+        assert labelled.status_code == 404, path
+        assert "no version label 'stable'" in labelled.json()["error"]
+    missing = httpx.post(server.url + "/v1/models/missing/versions/1:predict", json={"instances": ROWS})
+    assert missing.json() == {"error": "Model with name missing does not exist."}
+    assert httpx.post(url + "/versions/2/extra:predict", json={"instances": ROWS}).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["dense:classify", "dense:regress", "dense/versions/2:classify"])
+def test_tf_servings_classify_and_regress_are_501s_that_say_what_to_call_instead(server, path):
+    response = httpx.post(f"{server.url}/v1/models/{path}", json={"examples": [{"x": [1.0, 2.0, 3.0, 4.0]}]})
+    assert response.status_code == 501, response.text
+    error = response.json()["error"]
+    assert "modelplane does not serve TF Serving's :" in error
+    assert '"signature_name"' in error and '{"b64": ...}' in error
+
+
 def test_a_reload_serves_the_newest_version(server, repository):
     shutil.copytree(repository / "dense" / "1", repository / "reloaded" / "1")
     assert httpx.post(server.url + "/v2/repository/models/reloaded/load", timeout=60).status_code == 200
@@ -125,6 +157,19 @@ def test_v1_row_format(server):
     }
     labels = predict(server, "dense", {"signature_name": "label", "instances": ROWS}).json()
     assert labels == {"predictions": SCORES.argmax(axis=1).tolist()}
+
+
+def test_v1_bodies_are_json_whatever_their_content_type_as_tf_serving_reads_them(server):
+    body = b'{"instances": [{"a": [1, 2, 3], "b": 10}]}'  # a browser's fetch() sends text/plain
+    response = httpx.post(
+        f"{server.url}/v1/models/pair:predict", content=body, headers={"content-type": "text/plain"}
+    )
+    assert response.json() == {"predictions": [{"doubled": [2.0, 4.0, 6.0], "total": 16.0}]}
+    garbled = httpx.post(
+        f"{server.url}/v1/models/pair:predict", content=b"\x00", headers={"content-type": "image/png"}
+    )
+    assert garbled.status_code == 400
+    assert "the request body (image/png) is not JSON" in garbled.json()["error"]
 
 
 def test_v1_columnar_format(server):

@@ -1,0 +1,47 @@
+"""The V1 model paths: KServe's `/v1/models/{m}[:verb]`, and TF Serving's forms of them, which may name a
+version or a version label and ask for the model's metadata:
+
+    /v1/models/{m}[/versions/{v} | /labels/{l}][:predict | :classify | ...]
+    /v1/models/{m}[/versions/{v} | /labels/{l}][/metadata]
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# TF Serving's verbs that read tf.Example inputs, which modelplane does not serve: what to call instead.
+EXAMPLE_VERBS = {
+    verb: (
+        f"modelplane does not serve TF Serving's :{verb} (it reads tf.Example inputs): call :predict "
+        f'with the {kind} signature\'s name in "signature_name" and each tf.Example serialized, as '
+        '{"b64": ...}, in "instances"'
+    )
+    for verb, kind in (("classify", "classification"), ("regress", "regression"))
+}
+
+
+class V1Path(NamedTuple):
+    name: str
+    version: str | None  # /versions/{v}
+    label: str | None  # /labels/{l}
+    verb: str | None  # what follows the ":" (predict, explain...); None for the GET routes
+    metadata: bool  # /metadata (a GET)
+
+
+def parse_v1_path(rest: str) -> V1Path | None:
+    """The parts of a path after `/v1/models/`; None when it is none of the forms above."""
+    head, colon, verb = rest.partition(":")
+    name, *parts = head.split("/")
+    if not name or (colon and not verb):
+        return None
+    version = label = None
+    if len(parts) >= 2 and parts[0] in ("versions", "labels") and parts[1]:
+        if parts[0] == "versions":
+            version = parts[1]
+        else:
+            label = parts[1]
+        parts = parts[2:]
+    metadata = parts == ["metadata"] and not colon
+    if parts and not metadata:
+        return None
+    return V1Path(name, version, label, verb if colon else None, metadata)
