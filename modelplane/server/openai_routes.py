@@ -159,7 +159,8 @@ class OpenAIEndpoints:
         for entry in entries:
             if entry["id"] == name:
                 return entry
-        raise model_not_found(name)
+        self._model(name)  # a model that is loading, or failed to load, is a 503 saying so
+        raise model_not_found(name)  # one that is ready serves none of these routes
 
     def _model(self, name: str) -> Any:
         try:
