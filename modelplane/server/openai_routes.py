@@ -61,6 +61,7 @@ ROUTE_PREFIX_VARIABLE = "KSERVE_OPENAI_ROUTE_PREFIX"
 SSE_CONTENT_TYPE = b"text/event-stream"
 _DONE = b"data: [DONE]\n\n"
 T = TypeVar("T")
+_POST_ROUTES = ("/completions", "/chat/completions", "/embeddings", "/rerank")
 SEED_RANGE = 1 << 64  # a random generator's seeds are 64-bit: choice i samples with seed + i, wrapped
 
 
@@ -116,6 +117,8 @@ class OpenAIEndpoints:
             if route == "/models" or route.startswith("/models/"):
                 _only(method, "GET")
                 return OpenAIAnswer(200, self._models(route[len("/models/") :] if "/" in route[1:] else None))
+            if route not in _POST_ROUTES:
+                raise OpenAIError(f"Invalid URL ({method} {path})", 404, code="not_found")
             _only(method, "POST")
             document = _json(body)
             if route == "/completions":
@@ -130,9 +133,7 @@ class OpenAIEndpoints:
                 embedding = parse_embedding(document)
                 ignored.extend(embedding.ignored)
                 return await self._embeddings(embedding)
-            if route == "/rerank":
-                return await self._rerank(parse_rerank(document))
-            raise OpenAIError(f"Invalid URL (POST {path})", 404, code="not_found")
+            return await self._rerank(parse_rerank(document))
         except _MethodNotAllowed as error:
             return OpenAIAnswer(405, error.to_json(), allow=error.allowed)
         except OpenAIError as error:
