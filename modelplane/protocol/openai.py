@@ -94,6 +94,19 @@ class SamplingParams:
         return self.temperature < GREEDY_BELOW
 
 
+# The sampling parameters a model's generation_config.json may recommend (vLLM reads these): a
+# request that leaves one out gets the model's value (`with_model_defaults`).
+MODEL_DEFAULTABLE = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+
+
+def with_model_defaults(
+    params: SamplingParams, left_out: frozenset[str], defaults: dict[str, float]
+) -> SamplingParams:
+    """`params` with the model's recommended values for the fields the request left out."""
+    chosen = {name: value for name, value in defaults.items() if name in left_out}
+    return replace(params, **chosen) if chosen else params
+
+
 @dataclass(frozen=True)
 class StreamOptions:
     include_usage: bool = False  # a last chunk with the usage
@@ -122,6 +135,7 @@ class CompletionRequest:
     stream_options: StreamOptions = StreamOptions()
     echo: bool = False
     ignored: tuple[Ignored, ...] = ()
+    left_out: frozenset[str] = frozenset()  # of MODEL_DEFAULTABLE: the model's defaults apply
 
 
 @dataclass(frozen=True)
@@ -154,6 +168,7 @@ class ChatRequest:
     max_tokens_param: str = "max_tokens"  # or max_completion_tokens: errors name the field it gave
     ignored: tuple[Ignored, ...] = ()
     template: ChatTemplateOptions = ChatTemplateOptions()
+    left_out: frozenset[str] = frozenset()  # of MODEL_DEFAULTABLE: the model's defaults apply
 
 
 @dataclass(frozen=True)
@@ -251,6 +266,7 @@ def parse_completion(body: object) -> CompletionRequest:
         stream=_bool(fields.get("stream", False), "stream"),
         stream_options=_stream_options(fields),
         echo=echo,
+        left_out=_left_out(fields),
     )
     _refuse_the_rest(fields)
     return replace(request, ignored=tuple(fields.ignored))
@@ -275,6 +291,7 @@ def parse_chat(body: object) -> ChatRequest:
         stream_options=_stream_options(fields),
         max_tokens_param=max_tokens_param,
         template=_template_options(fields, messages),
+        left_out=_left_out(fields),
     )
     _refuse_the_rest(fields)
     return replace(request, ignored=tuple(fields.ignored))
@@ -289,6 +306,10 @@ _TEMPLATE_ARGUMENTS = frozenset(
         "return_dict", "return_assistant_tokens_mask", "tokenizer_kwargs",
     }
 )  # fmt: skip
+
+
+def _left_out(fields: _Fields) -> frozenset[str]:
+    return frozenset(name for name in MODEL_DEFAULTABLE if fields.body.get(name) is None)
 
 
 def _template_options(fields: _Fields, messages: list[ChatMessage]) -> ChatTemplateOptions:

@@ -49,6 +49,7 @@ from modelplane.protocol.openai import (
     parse_completion,
     parse_embedding,
     parse_rerank,
+    with_model_defaults,
 )
 from modelplane.server import generation_metrics, long_prompts
 from modelplane.server.generation import Embedder, GenerationStep, TextGenerator
@@ -60,6 +61,7 @@ ROUTE_PREFIX_VARIABLE = "KSERVE_OPENAI_ROUTE_PREFIX"
 SSE_CONTENT_TYPE = b"text/event-stream"
 _DONE = b"data: [DONE]\n\n"
 T = TypeVar("T")
+_POST_ROUTES = ("/completions", "/chat/completions", "/embeddings", "/rerank")
 SEED_RANGE = 1 << 64  # a random generator's seeds are 64-bit: choice i samples with seed + i, wrapped
 
 
@@ -115,6 +117,8 @@ class OpenAIEndpoints:
             if route == "/models" or route.startswith("/models/"):
                 _only(method, "GET")
                 return OpenAIAnswer(200, self._models(route[len("/models/") :] if "/" in route[1:] else None))
+            if route not in _POST_ROUTES:
+                raise OpenAIError(f"Invalid URL ({method} {path})", 404, code="not_found")
             _only(method, "POST")
             document = _json(body)
             if route == "/completions":
@@ -129,9 +133,7 @@ class OpenAIEndpoints:
                 embedding = parse_embedding(document)
                 ignored.extend(embedding.ignored)
                 return await self._embeddings(embedding)
-            if route == "/rerank":
-                return await self._rerank(parse_rerank(document))
-            raise OpenAIError(f"Invalid URL (POST {path})", 404, code="not_found")
+            return await self._rerank(parse_rerank(document))
         except _MethodNotAllowed as error:
             return OpenAIAnswer(405, error.to_json(), allow=error.allowed)
         except OpenAIError as error:
@@ -158,7 +160,8 @@ class OpenAIEndpoints:
         for entry in entries:
             if entry["id"] == name:
                 return entry
-        raise model_not_found(name)
+        self._model(name)  # a model that is loading, or failed to load, is a 503 saying so
+        raise model_not_found(name)  # one that is ready serves none of these routes
 
     def _model(self, name: str) -> Any:
         try:
@@ -181,7 +184,8 @@ class OpenAIEndpoints:
         prompts = await _off_the_loop(
             _text_size(request.prompts), _token_ids, generator, request.prompts, "prompt"
         )
-        choices = _choices(generator, prompts, request.params, request.n, "prompt")
+        params = _model_defaults(generator, request.params, request.left_out)
+        choices = _choices(generator, prompts, params, request.n, "prompt")
         _check_vocabulary(prompts, generator.vocab_size, "prompt")
         _check_vocabulary(
             [[token for token, _ in request.params.logit_bias]], generator.vocab_size, "logit_bias"
@@ -202,9 +206,8 @@ class OpenAIEndpoints:
         generator = self._generator(request.model)
         size = sum(len(message.content) for message in request.messages)
         prompt = await _off_the_loop(size, _chat_token_ids, generator, request.messages, request.template)
-        choices = _choices(
-            generator, [prompt], request.params, request.n, "messages", request.max_tokens_param
-        )
+        params = _model_defaults(generator, request.params, request.left_out)
+        choices = _choices(generator, [prompt], params, request.n, "messages", request.max_tokens_param)
         _check_vocabulary([prompt], generator.vocab_size, "messages")
         _check_vocabulary(
             [[token for token, _ in request.params.logit_bias]], generator.vocab_size, "logit_bias"
@@ -548,11 +551,16 @@ def _choices(
     if refused is not None:
         raise OpenAIError(f"{refused} is not supported by this model's backend", param=refused)
     limit = generator.max_model_len
+    # A chat that names no max_tokens gets what the context leaves, or less where the model's
+    # generation_config.json says max_new_tokens (as in vLLM)
+    recommended = _defaults(generator).get("max_tokens")
     choices = []
     for prompt_number, ids in enumerate(prompts):
         if not ids:
             raise OpenAIError("the prompt is empty", param="prompt")
-        wanted = params.max_tokens if params.max_tokens is not None else max(limit - len(ids), 0)
+        wanted = params.max_tokens
+        if wanted is None:
+            wanted = min(max(limit - len(ids), 0), int(recommended or limit))
         if params.min_tokens > wanted:
             raise OpenAIError(
                 f"min_tokens ({params.min_tokens}) must be at most {max_tokens_param} ({wanted})",
@@ -570,6 +578,17 @@ def _choices(
             own = replace(params, max_tokens=wanted or 1, seed=seed)
             choices.append(_Choice(prompt_number * n + copy, ids, own, echo_only=wanted == 0))
     return choices
+
+
+def _defaults(generator: TextGenerator) -> dict[str, float]:
+    return getattr(generator, "sampling_defaults", None) or {}
+
+
+def _model_defaults(
+    generator: TextGenerator, params: SamplingParams, left_out: frozenset[str]
+) -> SamplingParams:
+    """The request's sampling with the model's recommended values for what it left out."""
+    return with_model_defaults(params, left_out, _defaults(generator))
 
 
 # Tokenizing a long prompt takes seconds: it runs on a worker thread, and the event loop serves the

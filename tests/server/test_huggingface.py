@@ -354,6 +354,13 @@ def test_a_model_whose_task_cannot_be_inferred_says_so(models):
     )
     try:
         assert "the task cannot be inferred from BertModel: set --task" in not_ready_reason(process, "bare")
+        # The OpenAI routes say the same of it: it is there, not ready (not "does not exist")
+        for answer in (
+            httpx.get(f"{process.url}/openai/v1/models/bare"),
+            httpx.post(f"{process.url}/openai/v1/completions", json={"model": "bare", "prompt": "hi"}),
+        ):
+            assert answer.status_code == 503
+            assert "set --task" in answer.json()["error"]["message"]
     finally:
         process.stop()
 

@@ -141,6 +141,23 @@ def test_the_repetition_penalty_divides_positive_logits_and_multiplies_negative_
     assert logits.tolist() == [1.0, -2.0, 3.0, 0.5]
 
 
+def test_a_repetition_penalty_that_overflows_the_logits_still_samples():
+    """Any penalty above 0 is taken (as in vLLM); one far from 1 makes a seen token's logit infinite,
+    which must not make the probabilities NaN (a 500 to the client)."""
+    from modelplane.runtimes.huggingface.sampling import Sampler
+
+    tiny = SamplingParams(max_tokens=1, temperature=0.5, seed=1, repetition_penalty=1e-300)
+    sampler = Sampler(tiny, "cpu", 4, prompt_ids=[1, 2])
+    logits = torch.tensor([0.5, 2.0, 3.0, 1.0])
+    sampler.penalise(logits)
+    assert sampler.sample(logits).item() in (1, 2)  # the seen positive logits, now infinite, win
+    huge = SamplingParams(max_tokens=1, seed=1, repetition_penalty=1e300)
+    sampler = Sampler(huge, "cpu", 4, prompt_ids=[0, 1, 2, 3])
+    logits = torch.tensor([-1.0, -2.0, -3.0, -0.5])
+    sampler.penalise(logits)  # every logit -inf: no token is likelier than another
+    assert sampler.sample(logits).item() in range(4)
+
+
 def test_logit_bias_steers_the_choice_and_leaves_the_logprobs_the_models(generator):
     alone = run(tokens(generator, greedy(4)))
     token = 9 if alone[0] != 9 else 10  # not what the model would choose first

@@ -2,14 +2,17 @@
 (built here, nothing downloaded), spoken to with the official `openai` client and httpx, its answers
 checked against transformers' own `generate`.
 
-`chat` is a small Llama trained on a few sentences (so its greedy answers are known), `gpt2` and
-`t5` keep random weights; `endless` is a random Llama that never chooses its end-of-sequence token
+`chat` is a small Llama trained on a few sentences (so its greedy answers are known), `chat-tuned`
+the same model whose generation_config.json recommends sampling defaults, `gpt2` and `t5` keep random
+weights; `endless` is a random Llama that never chooses its end-of-sequence token
 greedily, for generations that run as long as they are allowed to.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import sys
 import time
 
@@ -32,6 +35,10 @@ OFFLINE = {"HF_HUB_OFFLINE": "1"}
 def models(tmp_path_factory, example_models):
     root = tmp_path_factory.mktemp("hf-generation")
     (example_models(tmp_path_factory.mktemp("examples")) / "text-generator").rename(root / "chat")
+    shutil.copytree(root / "chat", root / "chat-tuned")
+    config = root / "chat-tuned" / "generation_config.json"
+    # A model creator's recommended sampling, as vLLM reads it: top_k 1 makes any temperature greedy.
+    config.write_text(json.dumps({**json.loads(config.read_text()), "top_k": 1, "max_new_tokens": 4}))
     write_model(root / "gpt2", "gpt2")
     write_model(root / "t5", "t5")
     return root
@@ -100,7 +107,30 @@ def metric(server, name: str, **labels: str) -> float:
 
 
 def test_the_generative_models_are_listed(client):
-    assert sorted(model.id for model in client.models.list()) == ["chat", "gpt2", "t5"]
+    assert sorted(model.id for model in client.models.list()) == ["chat", "chat-tuned", "gpt2", "t5"]
+
+
+def test_the_model_s_generation_config_gives_the_sampling_defaults(client):
+    """As vLLM (KServe's engine for generation) reads generation_config.json: its temperature, top_p,
+    top_k, min_p and repetition_penalty stand for those a request leaves out, and its max_new_tokens
+    for a chat's max_tokens; what a request sets wins."""
+    greedy = client.completions.create(model="chat", prompt="the cat", max_tokens=12, temperature=0)
+
+    def sampled(model: str, seed: int, **extra) -> str:
+        completion = client.completions.create(
+            model=model, prompt="the cat", max_tokens=12, temperature=2.0, seed=seed, **extra
+        )
+        return completion.choices[0].text
+
+    assert any(sampled("chat", seed) != greedy.choices[0].text for seed in range(4))
+    assert all(sampled("chat-tuned", seed) == greedy.choices[0].text for seed in range(4))
+    assert sampled("chat-tuned", 1, extra_body={"top_k": 0}) == sampled("chat", 1)
+
+    hello = [{"role": "user", "content": "hello"}]
+    chat = client.chat.completions.create(model="chat-tuned", messages=hello)
+    assert (chat.choices[0].finish_reason, chat.usage.completion_tokens) == ("length", 4)
+    longer = client.chat.completions.create(model="chat-tuned", messages=hello, max_tokens=6)
+    assert longer.usage.completion_tokens == 6
 
 
 def test_a_greedy_completion_is_transformers_own_with_usage_that_counts_tokens(client, models):

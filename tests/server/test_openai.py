@@ -65,6 +65,20 @@ def test_a_wrong_method_is_405_with_the_allowed_one(server):
     assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET")
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+@pytest.mark.parametrize("path", ["/openai/v1", "/openai/v1/files", "/openai/v1/responses/abc"])
+def test_a_route_that_is_not_served_is_a_404_whatever_the_method(server, method, path):
+    """Not a 405 saying to use POST, where a POST would be a 404 too (OpenAI's `Invalid URL`)."""
+    answer = httpx.request(method, server.url + path)
+    assert answer.status_code == 404
+    assert answer.json()["error"] == {
+        "message": f"Invalid URL ({method} {path})",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "not_found",
+    }
+
+
 def test_models_are_listed(client):
     assert [model.id for model in client.models.list()] == ["alphabet"]
     assert client.models.retrieve("alphabet").id == "alphabet"

@@ -25,6 +25,7 @@ class TransformersGenerator(TokenizerPrompts):
     def __init__(self, name: str, loaded: Loaded, max_num_seqs: int):
         super().__init__(loaded.tokenizer)
         self.max_model_len = loaded.max_model_len
+        self.sampling_defaults = loaded.sampling_defaults
         model = loaded.model
         self.vocab_size = model.config.get_text_config().vocab_size
         pad_id = _first_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)

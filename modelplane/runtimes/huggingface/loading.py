@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelplane.runtimes.base import require
+from modelplane.runtimes.huggingface import generation_defaults
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
 from modelplane.runtimes.huggingface.tasks import Task, auto_model_class, infer_task, parse_task
 
@@ -46,6 +47,8 @@ class Loaded:
     device: Any
     max_model_len: int
     dtype: Any = None
+    # generation: generation_config.json's sampling defaults, under the request fields' names
+    sampling_defaults: dict[str, float] = field(default_factory=dict)
 
 
 def model_folder(model_dir: str | Path | None, settings: HuggingFaceSettings) -> Path:
@@ -106,6 +109,8 @@ def load(folder: Path, settings: HuggingFaceSettings, *, weights: bool = True) -
         trust_remote_code=settings.trust_remote_code,
     )
     loaded = Loaded(task, config, tokenizer, None, device, max_model_len, dtype)
+    if task.generative and settings.generation_config == "auto":
+        loaded.sampling_defaults = generation_defaults.read(folder)
     if weights:
         load_weights(folder, loaded, settings)
     return loaded

@@ -19,6 +19,7 @@ logger = logging.getLogger("modelplane.server")
 
 BACKENDS = ("auto", "huggingface", "vllm")
 DTYPES = ("auto", "float16", "float32", "bfloat16", "float", "half")
+GENERATION_CONFIGS = ("auto", "vllm")  # vLLM's: the model's sampling defaults, or none
 DEFAULT_MAX_NUM_SEQS = 64
 
 # The flags, as KServe spells them (`modelplane serve` also takes them with dashes): those that take a
@@ -33,6 +34,7 @@ VALUE_FLAGS = (
     "max_length",
     "max_model_len",
     "max_num_seqs",
+    "generation_config",
     "gpu_memory_utilization",
     "tensor_input_names",
     "max_log_len",
@@ -69,6 +71,7 @@ class HuggingFaceSettings:
     dtype: str = "auto"
     max_model_len: int | None = None
     max_num_seqs: int | None = None  # None: DEFAULT_MAX_NUM_SEQS
+    generation_config: str = "auto"  # auto: generation_config.json's sampling defaults apply
     lower_case: bool = True
     special_tokens: bool = True
     trust_remote_code: bool = False
@@ -129,6 +132,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"most sequences generated at once (default {DEFAULT_MAX_NUM_SEQS})",
     )
     add(
+        "generation_config",
+        choices=GENERATION_CONFIGS,
+        default="auto",
+        help="generation: auto (vLLM's default) takes the sampling defaults a request leaves out from "
+        "the model's generation_config.json; vllm takes none",
+    )
+    add(
         "gpu_memory_utilization",
         type=float,
         help="vllm backend: the share of the GPU's memory vLLM may take (on a CPU: of the machine's)",
@@ -148,7 +158,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def given(args: argparse.Namespace) -> list[str]:
     """The huggingface flags set on the command line (for runtimes that take none of them)."""
-    defaults = {"backend": "auto", "dtype": "auto"}
+    defaults = {"backend": "auto", "dtype": "auto", "generation_config": "auto"}
     names = []
     for flag in FLAGS:
         dest = "max_model_len" if flag == "max_length" else flag
@@ -199,6 +209,7 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
         dtype=args.dtype,
         max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs,
+        generation_config=args.generation_config,
         lower_case=not args.disable_lower_case,
         special_tokens=not args.disable_special_tokens,
         trust_remote_code=args.trust_remote_code,

@@ -95,7 +95,7 @@ class Sampler:
             logits[self.held_back] = float("-inf")
 
     def sample(self, logits: torch.Tensor) -> torch.Tensor:
-        scaled = logits / self.params.temperature
+        scaled = _finite_choice(logits / self.params.temperature)
         if self.params.min_p > 0:
             scaled = _min_p(scaled, self.params.min_p)
         if self.params.top_k > 0:
@@ -146,6 +146,16 @@ def choose(logits: torch.Tensor, samplers: list[Sampler]) -> list[Choice]:
             top = tuple(zip(indices.tolist(), values.tolist(), strict=True))
         choices.append(Choice(token, row_logprobs[token].item(), top))
     return choices
+
+
+def _finite_choice(logits: torch.Tensor) -> torch.Tensor:
+    """`logits` whose softmax is a distribution. A repetition penalty far from 1, or a small temperature,
+    can overflow the float: the infinite logits then tie for the whole probability (all of them, where
+    every logit is -inf)."""
+    top = logits.max()
+    if not torch.isinf(top):
+        return logits
+    return torch.zeros_like(logits).masked_fill(logits != top, float("-inf"))
 
 
 def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -54,6 +54,7 @@ class VLLMGenerator(TokenizerPrompts):
         self.name = name
         self.engine = engine
         self.max_model_len = loaded.max_model_len
+        self.sampling_defaults = loaded.sampling_defaults
         self.vocab_size = loaded.config.get_text_config().vocab_size
         self.metrics = EngineMetrics(name)
         self.token_bytes = TokenBytes(self.tokenizer)
