@@ -328,7 +328,14 @@ class _Run:
         self.metrics = generation_metrics.for_model(model)
 
     async def complete(self) -> None:
-        await asyncio.gather(*(self._generate(choice, None) for choice in self.choices))
+        """Generates every choice; the first to fail stops the others (no one would read them)."""
+        tasks = [asyncio.ensure_future(self._generate(choice, None)) for choice in self.choices]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def document(self, body) -> dict:
         return {

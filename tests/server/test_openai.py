@@ -745,3 +745,14 @@ def test_kserve_openai_route_prefix_moves_the_endpoints(prefix, base):
             assert httpx.get(f"{process.url}/v1/models").json() == {"models": ["alphabet"]}
     finally:
         process.stop()
+
+
+def test_a_choice_that_fails_stops_the_others_of_its_request(slow_server):
+    def state() -> dict:
+        return httpx.post(f"{slow_server.url}/v1/models/alphabet:predict", json={}).json()
+
+    before = state()["stopped_early"]
+    body = {"model": "alphabet", "prompt": ["a!", "a"], "max_tokens": 20}
+    response = httpx.post(f"{slow_server.url}/openai/v1/completions", json=body, timeout=30)
+    assert response.status_code == 500 and "the alphabet broke" in response.json()["error"]["message"]
+    assert state() == {"running": 0, "stopped_early": before + 2}  # the failed one, and its sibling
