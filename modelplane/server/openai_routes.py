@@ -62,6 +62,9 @@ SSE_CONTENT_TYPE = b"text/event-stream"
 _DONE = b"data: [DONE]\n\n"
 T = TypeVar("T")
 _POST_ROUTES = ("/completions", "/chat/completions", "/embeddings", "/rerank")
+# The most sequences (prompts x n) one request may ask for: each holds its state from the start, while
+# it waits for its turn, so that an unbounded number would let one small body take the server's memory.
+MAX_SEQUENCES = 16384
 SEED_RANGE = 1 << 64  # a random generator's seeds are 64-bit: choice i samples with seed + i, wrapped
 
 
@@ -557,6 +560,12 @@ def _choices(
         )
     if refused is not None:
         raise OpenAIError(f"{refused} is not supported by this model's backend", param=refused)
+    if len(prompts) * n > MAX_SEQUENCES:
+        raise OpenAIError(
+            f"this request asks for {len(prompts) * n} sequences ({len(prompts)} prompts, n={n}): at most "
+            f"{MAX_SEQUENCES} are generated for one request; send the prompts in several",
+            param="n" if n > 1 else prompt_param,
+        )
     limit = generator.max_model_len
     # A chat that names no max_tokens gets what the context leaves, or less where the model's
     # generation_config.json says max_new_tokens (as in vLLM)

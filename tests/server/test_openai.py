@@ -756,3 +756,13 @@ def test_a_choice_that_fails_stops_the_others_of_its_request(slow_server):
     response = httpx.post(f"{slow_server.url}/openai/v1/completions", json=body, timeout=30)
     assert response.status_code == 500 and "the alphabet broke" in response.json()["error"]["message"]
     assert state() == {"running": 0, "stopped_early": before + 2}  # the failed one, and its sibling
+
+
+def test_a_request_for_more_sequences_than_one_request_may_hold_is_refused(server):
+    body = {"model": "alphabet", "prompt": ["a"] * 129, "n": 128, "max_tokens": 1}
+    response = httpx.post(f"{server.url}/openai/v1/completions", json=body, timeout=30)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "n" and "asks for 16512 sequences (129 prompts, n=128)" in error["message"]
+    body["prompt"] = ["a"] * 128
+    assert httpx.post(f"{server.url}/openai/v1/completions", json=body, timeout=60).status_code == 200
