@@ -25,6 +25,7 @@ sequence_classification model with one label, a cross-encoder, `/openai/v1/reran
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,12 +35,15 @@ import torch
 
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferInput, InferRequest, InferResponse, output_from_array
+from modelplane.runtimes.huggingface import padding
 from modelplane.runtimes.huggingface.loading import Loaded
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
 from modelplane.runtimes.huggingface.prompts import most_characters_per_token
 from modelplane.runtimes.huggingface.tasks import Task
 from modelplane.server import long_prompts
 from modelplane.server.generation import Relevance
+
+logger = logging.getLogger("modelplane.server")
 
 Forward = Callable[[InferRequest], Awaitable[InferResponse]]
 
@@ -58,6 +62,15 @@ class EncoderTask:
         # Held by every call of the tokenizer, some of which run on worker threads: a fast tokenizer fails
         # ("Already borrowed") when one call changes its truncation or padding while another uses it.
         self.tokenizing = threading.Lock()
+        own_pad = self.tokenizer.pad_token
+        padding.settle(self.tokenizer, loaded.config, self.model, self.task is Task.sequence_classification)
+        if self.tokenizer.pad_token != own_pad:
+            logger.info(
+                "model %s pads texts with %s (its tokenizer's pad token: %s)",
+                name,
+                self.tokenizer.pad_token,
+                own_pad,
+            )
         self.max_chars_per_token = most_characters_per_token(self.tokenizer)
         self._piece = long_prompts.piece_length(self.max_chars_per_token, self.max_model_len)
         if self.task is Task.fill_mask and self.tokenizer.mask_token_id is None:
