@@ -103,12 +103,20 @@ class EncoderTask:
         to the predictor that runs the model, when it runs elsewhere."""
         texts = _texts(payload)
         encoded = await asyncio.to_thread(self._tokenize, texts)
+        self._refuse_texts_of_no_tokens(encoded)
         offsets = encoded.pop("offset_mapping", None)
         if forward_to_predictor is not None:
             scores = await self._remote(encoded, forward_to_predictor)
         else:
             scores = await asyncio.to_thread(self.run_model, encoded)
         return self._answer(payload, scores, encoded, offsets)
+
+    def _refuse_texts_of_no_tokens(self, encoded: Any) -> None:
+        """A text of no tokens cannot be run alone, and in a batch its answer would be read from padding."""
+        empty = (encoded["attention_mask"].sum(dim=1) == 0).nonzero().flatten()
+        if len(empty):
+            why = "" if self.settings.special_tokens else " (--disable_special_tokens: none are added to it)"
+            raise InvalidInput(f"text {int(empty[0])} has no tokens{why}")
 
     def within_context(self, text: str) -> str:
         """`text`, or a prefix of it that truncates to the same tokens (see long_prompts.within_context),
