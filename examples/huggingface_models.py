@@ -12,6 +12,7 @@ downloaded from the Hugging Face Hub would be.
     write_text_generator(folder)   # LlamaForCausalLM with a chat template
     write_model(folder, kind)      # kind: one of KINDS, random weights
     write_decoder_classifier(folder, num_labels)  # GPT2ForSequenceClassification, no pad token anywhere
+    write_roberta_classifier(folder)  # RobertaForSequenceClassification: 131 positions, 128 usable
 """
 
 from __future__ import annotations
@@ -138,6 +139,24 @@ def write_decoder_classifier(folder: Path, num_labels: int = 2) -> Path:
         eos_token_id=tokenizer.eos_token_id,
     )
     return _save(folder, _seeded(lambda: transformers.GPT2ForSequenceClassification(config)), tokenizer)
+
+
+def write_roberta_classifier(folder: Path) -> Path:
+    """RobertaForSequenceClassification with random weights. As in RoBERTa's and XLM-R's configs,
+    `max_position_embeddings` also counts the positions up to its pad token's id, which it never reads
+    (RoBERTa: 514, of which 512 are usable); its tokenizer's `model_max_length` says 128 are usable."""
+    import transformers
+
+    tokenizer = _byte_level_tokenizer(chat_template=None)
+    tokenizer.model_max_length = 128
+    config = transformers.RobertaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=128 + tokenizer.pad_token_id + 1,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=2,
+        **_WIDTH,
+    )
+    return _save(folder, _seeded(lambda: transformers.RobertaForSequenceClassification(config)), tokenizer)
 
 
 def _bert(kind: str):

@@ -33,7 +33,7 @@ from tests.server.processes import REPO_ROOT, serve
 from tests.server.recording_tokenizer import record_tokenizer
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
-from huggingface_models import write_model  # noqa: E402
+from huggingface_models import write_model, write_roberta_classifier  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -571,3 +571,13 @@ def test_an_embedding_input_of_no_tokens_is_a_400(models):
         assert httpx.post(url, json={"model": "embedder", "input": "the cat"}).status_code == 200
     finally:
         process.stop()
+
+
+def test_a_roberta_reads_as_many_tokens_as_its_tokenizer_says_not_its_config_s_positions(tmp_path):
+    """RoBERTa's config counts positions it cannot read (514 for 512): truncated to the config's count,
+    a long text was a 500 from the model."""
+    model = HuggingFaceModel("roberta", write_roberta_classifier(tmp_path / "roberta"), HuggingFaceSettings())
+    model.load()
+    for protocol in ("v1", "v2"):
+        asyncio.run(predict(model, PHRASE * 20, protocol))
+    assert model._encoder.max_model_len == 128
