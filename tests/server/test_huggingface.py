@@ -581,3 +581,12 @@ def test_a_roberta_reads_as_many_tokens_as_its_tokenizer_says_not_its_config_s_p
     for protocol in ("v1", "v2"):
         asyncio.run(predict(model, PHRASE * 20, protocol))
     assert model._encoder.max_model_len == 128
+
+
+@pytest.mark.parametrize("max_model_len", [1, 2])
+def test_a_context_with_no_room_beside_the_special_tokens_fails_the_load(models, max_model_len):
+    """BERT's tokenizer adds [CLS] and [SEP]: within 2 tokens no text fits, and within 1 the tokenizer
+    does not truncate at all (it says so in its log), so a long text reached the model whole."""
+    with pytest.raises(ValueError, match=rf"--max_model_len {max_model_len} leaves no room for text"):
+        in_process(models, "classifier", max_model_len=max_model_len)
+    in_process(models, "classifier", max_model_len=2, special_tokens=False)

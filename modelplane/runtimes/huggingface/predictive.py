@@ -73,6 +73,13 @@ class EncoderTask:
             )
         self.max_chars_per_token = most_characters_per_token(self.tokenizer)
         self._piece = long_prompts.piece_length(self.max_chars_per_token, self.max_model_len)
+        special = self.tokenizer.num_special_tokens_to_add() if settings.special_tokens else 0
+        if self.max_model_len <= special:
+            # Within fewer tokens than its special tokens, a tokenizer does not truncate at all.
+            raise ValueError(
+                f"--max_model_len {self.max_model_len} leaves no room for text beside the tokenizer's "
+                f"{special} special tokens"
+            )
         if self.task is Task.fill_mask and self.tokenizer.mask_token_id is None:
             raise ValueError("a fill_mask model needs a tokenizer with a mask token; this one has none")
         if settings.return_offsets_mapping and self.task is not Task.token_classification:
