@@ -11,6 +11,8 @@ downloaded from the Hugging Face Hub would be.
     write_reranker(folder)         # BertForSequenceClassification with one label: a cross-encoder
     write_text_generator(folder)   # LlamaForCausalLM with a chat template
     write_model(folder, kind)      # kind: one of KINDS, random weights
+    write_decoder_classifier(folder, num_labels)  # GPT2ForSequenceClassification, no pad token anywhere
+    write_roberta_classifier(folder)  # RobertaForSequenceClassification: 131 positions, 128 usable
 """
 
 from __future__ import annotations
@@ -120,6 +122,43 @@ def write_model(folder: Path, kind: str, head_dim: int | None = None) -> Path:
     return _save(folder, model, tokenizer)
 
 
+def write_decoder_classifier(folder: Path, num_labels: int = 2) -> Path:
+    """GPT2ForSequenceClassification with random weights (one label: a cross-encoder). Like GPT-2's own,
+    its tokenizer has no pad token and its config names none: it reads a text's last token."""
+    import transformers
+
+    tokenizer = _byte_level_tokenizer(chat_template=None, pad=False)
+    config = transformers.GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=128,
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        num_labels=num_labels,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return _save(folder, _seeded(lambda: transformers.GPT2ForSequenceClassification(config)), tokenizer)
+
+
+def write_roberta_classifier(folder: Path) -> Path:
+    """RobertaForSequenceClassification with random weights. As in RoBERTa's and XLM-R's configs,
+    `max_position_embeddings` also counts the positions up to its pad token's id, which it never reads
+    (RoBERTa: 514, of which 512 are usable); its tokenizer's `model_max_length` says 128 are usable."""
+    import transformers
+
+    tokenizer = _byte_level_tokenizer(chat_template=None)
+    tokenizer.model_max_length = 128
+    config = transformers.RobertaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=128 + tokenizer.pad_token_id + 1,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=2,
+        **_WIDTH,
+    )
+    return _save(folder, _seeded(lambda: transformers.RobertaForSequenceClassification(config)), tokenizer)
+
+
 def _bert(kind: str):
     import transformers
 
@@ -195,9 +234,9 @@ def _t5():
     return _seeded(lambda: transformers.T5ForConditionalGeneration(config)), tokenizer
 
 
-def _byte_level_tokenizer(chat_template: str | None, bos: bool = True):
+def _byte_level_tokenizer(chat_template: str | None, bos: bool = True, pad: bool = True):
     """A byte-level BPE tokenizer (any text encodes) that starts each text with <s> when `bos`, and
-    ends it with </s> otherwise (as T5's does)."""
+    ends it with </s> otherwise (as T5's does); without a pad token unless `pad`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -220,7 +259,7 @@ def _byte_level_tokenizer(chat_template: str | None, bos: bool = True):
         tokenizer_object=tokenizer,
         bos_token="<s>",
         eos_token="</s>",
-        pad_token="<pad>",
+        pad_token="<pad>" if pad else None,
         chat_template=chat_template,
         model_max_length=256,
     )

@@ -235,6 +235,8 @@ class OpenAIEndpoints:
             _text_size(request.inputs), _token_ids, embedder, request.inputs, "input"
         )
         for index, ids in enumerate(inputs):
+            if not ids:
+                raise OpenAIError(f"input[{index}] has no tokens", param="input")
             if len(ids) > embedder.max_model_len:
                 raise OpenAIError(
                     f"input[{index}] has {len(ids)} tokens; this model's maximum context length is "

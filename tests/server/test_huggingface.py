@@ -22,6 +22,7 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
+from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.v2 import InferInput, InferRequest
 from modelplane.runtimes.huggingface.model import HuggingFaceModel
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
@@ -32,7 +33,7 @@ from tests.server.processes import REPO_ROOT, serve
 from tests.server.recording_tokenizer import record_tokenizer
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
-from huggingface_models import write_model  # noqa: E402
+from huggingface_models import write_model, write_roberta_classifier  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -491,10 +492,14 @@ def in_process(models, name: str, **settings):
 
 
 def predict(model, text: str, protocol: str):
+    return predict_texts(model, [text], protocol)
+
+
+def predict_texts(model, texts: list[str], protocol: str):
     if protocol == "v1":
-        return model.predict({"instances": [text]})
-    data = np.array([text.encode()], dtype=object)
-    return model.predict(InferRequest(model.name, [InferInput("text", [1], "BYTES", data)]))
+        return model.predict({"instances": texts})
+    data = np.array([text.encode() for text in texts], dtype=object)
+    return model.predict(InferRequest(model.name, [InferInput("text", [len(texts)], "BYTES", data)]))
 
 
 @pytest.mark.parametrize(
@@ -535,3 +540,60 @@ def test_a_text_far_over_the_context_is_truncated_as_before_without_being_tokeni
 def test_a_v1_text_of_megabytes_gets_the_answer_of_its_first_tokens(labels_server):
     """Over the wire, on the server every other test here uses."""
     assert v1(labels_server, "tagger", [FAR_OVER]).json() == v1(labels_server, "tagger", [OVER]).json()
+
+
+@pytest.mark.parametrize("name", ["classifier", "tagger", "masks", "embedder"])
+def test_a_text_of_no_tokens_is_a_400_naming_it(models, name):
+    """With --disable_special_tokens, an empty or blank text is no tokens at all: alone, the model
+    cannot run on it; in a batch, its answer would be read from padding alone."""
+    task = {"task": "text_embedding"} if name == "embedder" else {}
+    model = in_process(models, name, special_tokens=False, **task)
+    for texts, index in (([""], 0), (["the cat [MASK] on the mat", " \n"], 1)):
+        for protocol in ("v1", "v2"):
+            with pytest.raises(
+                InvalidInput, match=rf"^text {index} has no tokens \(--disable_special_tokens"
+            ):
+                asyncio.run(predict_texts(model, texts, protocol))
+
+
+def test_an_embedding_input_of_no_tokens_is_a_400(models):
+    process = serve(
+        "--model-dir",
+        str(models / "embedder"),
+        "--model-name",
+        "embedder",
+        "--task",
+        "text_embedding",
+        "--disable_special_tokens",
+        grpc=False,
+        env=OFFLINE,
+    )
+    try:
+        url = f"{process.url}/openai/v1/embeddings"
+        for given in ("", ["the cat", " "]):
+            response = httpx.post(url, json={"model": "embedder", "input": given})
+            assert response.status_code == 400, response.text
+            error = response.json()["error"]
+            assert error["param"] == "input" and error["message"].endswith("has no tokens"), error
+        assert httpx.post(url, json={"model": "embedder", "input": "the cat"}).status_code == 200
+    finally:
+        process.stop()
+
+
+def test_a_roberta_reads_as_many_tokens_as_its_tokenizer_says_not_its_config_s_positions(tmp_path):
+    """RoBERTa's config counts positions it cannot read (514 for 512): truncated to the config's count,
+    a long text was a 500 from the model."""
+    model = HuggingFaceModel("roberta", write_roberta_classifier(tmp_path / "roberta"), HuggingFaceSettings())
+    model.load()
+    for protocol in ("v1", "v2"):
+        asyncio.run(predict(model, PHRASE * 20, protocol))
+    assert model._encoder.max_model_len == 128
+
+
+@pytest.mark.parametrize("max_model_len", [1, 2])
+def test_a_context_with_no_room_beside_the_special_tokens_fails_the_load(models, max_model_len):
+    """BERT's tokenizer adds [CLS] and [SEP]: within 2 tokens no text fits, and within 1 the tokenizer
+    does not truncate at all (it says so in its log), so a long text reached the model whole."""
+    with pytest.raises(ValueError, match=rf"--max_model_len {max_model_len} leaves no room for text"):
+        in_process(models, "classifier", max_model_len=max_model_len)
+    in_process(models, "classifier", max_model_len=2, special_tokens=False)

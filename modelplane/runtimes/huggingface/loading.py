@@ -108,6 +108,8 @@ def load(folder: Path, settings: HuggingFaceSettings, *, weights: bool = True) -
         do_lower_case=settings.lower_case,
         trust_remote_code=settings.trust_remote_code,
     )
+    if not task.generative:
+        max_model_len = _within_tokenizer(max_model_len, tokenizer, settings.max_model_len is not None)
     loaded = Loaded(task, config, tokenizer, None, device, max_model_len, dtype)
     if task.generative and settings.generation_config == "auto":
         loaded.sampling_defaults = generation_defaults.read(folder)
@@ -163,6 +165,24 @@ def _dtype(torch: Any, config: Any, requested: str, device: Any) -> Any:
     if configured is not None:
         return configured
     return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def _within_tokenizer(max_model_len: int, tokenizer: Any, requested: bool) -> int:
+    """A predictive model's context, bounded by its tokenizer's `model_max_length` too: RoBERTa's and
+    XLM-R's configs count two positions more than they read (514 for 512), and a text truncated to
+    514 tokens fails in the model. (A tokenizer that names no bound says 1e30.)"""
+    bound = getattr(tokenizer, "model_max_length", None)
+    if not isinstance(bound, int) or not 0 < bound < max_model_len:
+        return max_model_len
+    if requested:
+        logger.warning(
+            "--max_model_len %d is more than the tokenizer's model_max_length=%d: the model may fail on "
+            "texts that long",
+            max_model_len,
+            bound,
+        )
+        return max_model_len
+    return bound
 
 
 def context_length(config: Any, requested: int | None) -> int:

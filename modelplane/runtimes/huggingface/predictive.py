@@ -25,6 +25,7 @@ sequence_classification model with one label, a cross-encoder, `/openai/v1/reran
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,12 +35,15 @@ import torch
 
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferInput, InferRequest, InferResponse, output_from_array
+from modelplane.runtimes.huggingface import padding
 from modelplane.runtimes.huggingface.loading import Loaded
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
 from modelplane.runtimes.huggingface.prompts import most_characters_per_token
 from modelplane.runtimes.huggingface.tasks import Task
 from modelplane.server import long_prompts
 from modelplane.server.generation import Relevance
+
+logger = logging.getLogger("modelplane.server")
 
 Forward = Callable[[InferRequest], Awaitable[InferResponse]]
 
@@ -58,8 +62,24 @@ class EncoderTask:
         # Held by every call of the tokenizer, some of which run on worker threads: a fast tokenizer fails
         # ("Already borrowed") when one call changes its truncation or padding while another uses it.
         self.tokenizing = threading.Lock()
+        own_pad = self.tokenizer.pad_token
+        padding.settle(self.tokenizer, loaded.config, self.model, self.task is Task.sequence_classification)
+        if self.tokenizer.pad_token != own_pad:
+            logger.info(
+                "model %s pads texts with %s (its tokenizer's pad token: %s)",
+                name,
+                self.tokenizer.pad_token,
+                own_pad,
+            )
         self.max_chars_per_token = most_characters_per_token(self.tokenizer)
         self._piece = long_prompts.piece_length(self.max_chars_per_token, self.max_model_len)
+        special = self.tokenizer.num_special_tokens_to_add() if settings.special_tokens else 0
+        if self.max_model_len <= special:
+            # Within fewer tokens than its special tokens, a tokenizer does not truncate at all.
+            raise ValueError(
+                f"--max_model_len {self.max_model_len} leaves no room for text beside the tokenizer's "
+                f"{special} special tokens"
+            )
         if self.task is Task.fill_mask and self.tokenizer.mask_token_id is None:
             raise ValueError("a fill_mask model needs a tokenizer with a mask token; this one has none")
         if settings.return_offsets_mapping and self.task is not Task.token_classification:
@@ -90,12 +110,20 @@ class EncoderTask:
         to the predictor that runs the model, when it runs elsewhere."""
         texts = _texts(payload)
         encoded = await asyncio.to_thread(self._tokenize, texts)
+        self._refuse_texts_of_no_tokens(encoded)
         offsets = encoded.pop("offset_mapping", None)
         if forward_to_predictor is not None:
             scores = await self._remote(encoded, forward_to_predictor)
         else:
             scores = await asyncio.to_thread(self.run_model, encoded)
         return self._answer(payload, scores, encoded, offsets)
+
+    def _refuse_texts_of_no_tokens(self, encoded: Any) -> None:
+        """A text of no tokens cannot be run alone, and in a batch its answer would be read from padding."""
+        empty = (encoded["attention_mask"].sum(dim=1) == 0).nonzero().flatten()
+        if len(empty):
+            why = "" if self.settings.special_tokens else " (--disable_special_tokens: none are added to it)"
+            raise InvalidInput(f"text {int(empty[0])} has no tokens{why}")
 
     def within_context(self, text: str) -> str:
         """`text`, or a prefix of it that truncates to the same tokens (see long_prompts.within_context),
