@@ -338,10 +338,22 @@ def _template_options(fields: _Fields, messages: list[ChatMessage]) -> ChatTempl
     return ChatTemplateOptions(generation_prompt, continue_final, kwargs)
 
 
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's limit of one request
+
+
 def parse_embedding(body: object) -> EmbeddingRequest:
     fields = _fields(body)
     model = _model(fields)
     inputs = _prompts(fields.get("input"), "input", required=True)
+    if len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise OpenAIError(
+            f"'input' holds {len(inputs)} inputs: at most {MAX_EMBEDDING_INPUTS} are embedded in one request",
+            param="input",
+        )
+    if "" in inputs:
+        raise OpenAIError(
+            f"input[{inputs.index('')}] is an empty string, which has nothing to embed", param="input"
+        )
     encoding = fields.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise OpenAIError("encoding_format must be 'float' or 'base64'", param="encoding_format")

@@ -240,6 +240,19 @@ def test_text_embedding_answers_normalised_mean_vectors_and_the_openai_endpoint(
     assert result.usage.prompt_tokens == sum(len(tokenizer(text).input_ids) for text in TEXTS)
 
 
+def test_more_texts_than_the_model_runs_at_once_are_each_answered_as_in_one_batch(models, embedding_server):
+    texts = [f"{TEXTS[i % 2]} {'again ' * (i % 5)}{i}" for i in range(70)]  # three slices, lengths mixed
+    batch, output = reference_logits(models, "embedder", "AutoModel", texts)
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    pooled = (output.last_hidden_state * mask).sum(1) / mask.sum(1)
+    expected = torch.nn.functional.normalize(pooled, dim=1).numpy()
+    predictions = np.array(v1(embedding_server, "embedder", texts).json()["predictions"])
+    np.testing.assert_allclose(predictions, expected, atol=1e-5)
+    url = f"{embedding_server.url}/openai/v1/embeddings"
+    data = httpx.post(url, json={"model": "embedder", "input": texts}).json()["data"]
+    np.testing.assert_allclose([item["embedding"] for item in data], expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("ids", [[2, 100000, 3], [2, 1 << 63], [2, (1 << 64) - 1]])
 def test_embedding_token_ids_outside_the_vocabulary_are_refused(embedding_server, ids):
     response = httpx.post(
@@ -570,11 +583,14 @@ def test_an_embedding_input_of_no_tokens_is_a_400(models):
     )
     try:
         url = f"{process.url}/openai/v1/embeddings"
-        for given in ("", ["the cat", " "]):
+        for given, ending in (
+            ("", "is an empty string, which has nothing to embed"),
+            (["the cat", " "], "has no tokens"),
+        ):
             response = httpx.post(url, json={"model": "embedder", "input": given})
             assert response.status_code == 400, response.text
             error = response.json()["error"]
-            assert error["param"] == "input" and error["message"].endswith("has no tokens"), error
+            assert error["param"] == "input" and error["message"].endswith(ending), error
         assert httpx.post(url, json={"model": "embedder", "input": "the cat"}).status_code == 200
     finally:
         process.stop()

@@ -766,3 +766,13 @@ def test_a_request_for_more_sequences_than_one_request_may_hold_is_refused(serve
     assert error["param"] == "n" and "asks for 16512 sequences (129 prompts, n=128)" in error["message"]
     body["prompt"] = ["a"] * 128
     assert httpx.post(f"{server.url}/openai/v1/completions", json=body, timeout=60).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [(["a"] * 2049, "'input' holds 2049 inputs: at most 2048"), (["a", ""], "input[1] is an empty string")],
+)
+def test_embeddings_refuse_what_openai_refuses(server, text, message):
+    response = httpx.post(f"{server.url}/openai/v1/embeddings", json={"model": "alphabet", "input": text})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "input" and message in response.json()["error"]["message"]

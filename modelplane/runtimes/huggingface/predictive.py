@@ -47,6 +47,10 @@ logger = logging.getLogger("modelplane.server")
 
 Forward = Callable[[InferRequest], Awaitable[InferResponse]]
 
+# The most texts run through the model at once: a request of many texts runs in slices of this many, so
+# that its activations take the memory of one slice, not of the whole request.
+ROWS_AT_ONCE = 32
+
 
 class EncoderTask:
     """A predictive task of one loaded model."""
@@ -151,10 +155,22 @@ class EncoderTask:
             )
 
     def run_model(self, encoded: Any) -> torch.Tensor:
-        """The model's logits (text_embedding: its token vectors) for tokenized texts."""
+        """The model's logits (text_embedding: its token vectors) for tokenized texts, run
+        `ROWS_AT_ONCE` texts at a time."""
+        rows = len(encoded["input_ids"])
+        if rows <= ROWS_AT_ONCE:
+            return self._run_rows(encoded)
+        return torch.cat(
+            [
+                self._run_rows({key: tensor[start : start + ROWS_AT_ONCE] for key, tensor in encoded.items()})
+                for start in range(0, rows, ROWS_AT_ONCE)
+            ]
+        )
+
+    def _run_rows(self, encoded: Any) -> torch.Tensor:
         try:
             with torch.inference_mode():
-                output = self.model(**encoded.to(self.device))
+                output = self.model(**{key: tensor.to(self.device) for key, tensor in encoded.items()})
         except Exception as exc:  # noqa: BLE001 - the model's own failure
             raise InferenceError(f"model {self.name} failed: {type(exc).__name__}: {exc}") from None
         if self.task is Task.text_embedding:
@@ -259,6 +275,18 @@ class TextEmbedder:
             return encoder.tokenizer(text, add_special_tokens=encoder.settings.special_tokens)["input_ids"]
 
     async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
+        """Each input's vector, the inputs run `ROWS_AT_ONCE` at a time, those of like length together
+        (each slice padded to its own longest), and each slice's token vectors pooled at once."""
+        vectors: list[list[float]] = [[] for _ in inputs]
+        by_length = sorted(range(len(inputs)), key=lambda index: len(inputs[index]))
+        for start in range(0, len(by_length), ROWS_AT_ONCE):
+            rows = by_length[start : start + ROWS_AT_ONCE]
+            pooled = await asyncio.to_thread(self._embed_rows, [inputs[index] for index in rows])
+            for index, vector in zip(rows, pooled.tolist(), strict=True):
+                vectors[index] = vector
+        return vectors
+
+    def _embed_rows(self, inputs: list[list[int]]) -> torch.Tensor:
         pad_id = self.encoder.tokenizer.pad_token_id or 0
         width = max(len(ids) for ids in inputs)
         ids = torch.full((len(inputs), width), pad_id, dtype=torch.long)
@@ -266,11 +294,8 @@ class TextEmbedder:
         for row, tokens in enumerate(inputs):
             ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
             mask[row, : len(tokens)] = 1
-        from transformers import BatchEncoding
-
-        encoded = BatchEncoding({"input_ids": ids, "attention_mask": mask})
-        hidden = await asyncio.to_thread(self.encoder.run_model, encoded)
-        return _embeddings(hidden, mask).tolist()
+        hidden = self.encoder.run_model({"input_ids": ids, "attention_mask": mask})
+        return _embeddings(hidden, mask)
 
 
 class TextReranker:
