@@ -70,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     get = subparsers.add_parser("get", parents=[common], help="list resources or show one")
     get.add_argument("kind", metavar="KIND", help=f"{KIND_WORDS}; all: every service, graph and TrainedModel")
-    get.add_argument("names", metavar="NAME", nargs="*", help="names, or KIND/NAME (default: all)")
+    get.add_argument(
+        "names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME (default: all)"
+    )
     get.add_argument(
         "-o", "--output", choices=["yaml", "json", "wide", "name"], help="output format (default: a table)"
     )
@@ -83,13 +85,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     show = subparsers.add_parser("describe", parents=[common], help="show resources in detail")
     show.add_argument("kind", metavar="KIND", help=KIND_WORDS)
-    show.add_argument("names", metavar="NAME", nargs="*", help="names, or KIND/NAME (default: all)")
+    show.add_argument(
+        "names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME (default: all)"
+    )
     show.add_argument("-l", "--selector", help="label selector, e.g. app=iris")
     show.set_defaults(func=_describe)
 
     delete = subparsers.add_parser("delete", parents=[common], help="delete resources by name or file")
     delete.add_argument("kind", metavar="KIND", nargs="?", help=KIND_WORDS)
-    delete.add_argument("names", metavar="NAME", nargs="*", help="names, or KIND/NAME")
+    delete.add_argument("names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME")
     delete.add_argument("-f", "--filename", action="append", help="delete what these files describe")
     delete.add_argument("-R", "--recursive", action="store_true", help="with -f DIR: also its subfolders")
     delete.add_argument("--all", action="store_true", help="every resource of the kind in the namespace")
@@ -100,7 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     wait = subparsers.add_parser("wait", parents=[common], help="wait for a condition on resources")
     wait.add_argument("kind", metavar="KIND", help=KIND_WORDS)
-    wait.add_argument("names", metavar="NAME", nargs="*", help="names, or KIND/NAME")
+    wait.add_argument("names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME")
     wait.add_argument("--for", dest="condition", required=True, help="condition=Ready[=True], or delete")
     wait.add_argument("--timeout", default="30s", help="give up after this long (30s, 5m, 1h; default 30s)")
     wait.set_defaults(func=_wait)

@@ -595,3 +595,16 @@ def test_a_canary_percent_on_a_new_service_is_said_to_wait_for_a_later_change(ap
     )
     changed = run(api, "apply", "-f", str(write(tmp_path, "canary.yaml", canary.replace("iris", "iris-2"))))
     assert changed.returncode == 0 and "canaryTrafficPercent" not in changed.stderr
+
+
+def test_options_may_come_between_and_after_names_as_kubectl_takes_them(api):
+    store(api, isvc_yaml("mixed"), namespace="mixed")
+    shown = run(api, "get", "isvc", "-n", "mixed", "mixed", "-o", "name")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == "inferenceservice.serving.kserve.io/mixed\n"
+    assert run(api, "describe", "isvc", "mixed", "-n", "mixed").stdout.startswith("Name:")
+    deleted = run(api, "delete", "isvc", "-n", "mixed", "mixed")
+    assert deleted.stdout == 'inferenceservice.serving.kserve.io "mixed" deleted\n'
+    assert run(api, "get").stderr.splitlines()[-1] == (
+        "modelplane get: error: the following arguments are required: KIND"
+    )
