@@ -21,6 +21,7 @@ import yaml
 from modelplane.api.admission import unknown_field_details
 from modelplane.api.kinds import EVENT, Kind, kind_of, kinds_in_category
 from modelplane.api.loader import Document
+from modelplane.cli import jsonpath
 from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
 from modelplane.cli.main import CommandError
 from modelplane.graph.graph_warnings import graph_warnings
@@ -74,7 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME (default: all)"
     )
     get.add_argument(
-        "-o", "--output", choices=["yaml", "json", "wide", "name"], help="output format (default: a table)"
+        "-o",
+        "--output",
+        type=_output_format,
+        metavar="FORMAT",
+        help="yaml, json, wide, name, jsonpath=TEMPLATE or custom-columns=HEADER:PATH,... (default: a table)",
     )
     get.add_argument("-A", "--all-namespaces", action="store_true", help="list every namespace")
     get.add_argument("-l", "--selector", help="label selector, e.g. app=iris,tier!=gold")
@@ -195,7 +200,7 @@ def _get(args: argparse.Namespace) -> int:
         raise CommandError("--watch follows one resource or a whole list, not several names")
     with _client(args) as client:
         for number, (kind, names) in enumerate(groups):
-            if number and args.output in (None, "wide"):
+            if number and _is_table(args.output):
                 print()
             _get_kind(client, kind, names, args)
     return 0
@@ -225,7 +230,9 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
             items, _ = _fetch(client, kind, scope or "", [], args.selector, all_namespaces=scope is None)
             if items:
                 found.append((kind, items))
-    if args.output in ("yaml", "json"):
+    if _is_custom_columns(args.output):
+        _CustomColumns(args.output).print([item for _, items in found for item in items])
+    elif args.output not in (None, "wide", "name"):
         _print_structured(_as_list([item for _, items in found for item in items]), args.output)
     elif args.output == "name":
         for _, items in found:
@@ -244,8 +251,10 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
 
 def _get_kind(client: ControlPlaneClient, kind: Kind, names: list[str], args: argparse.Namespace) -> None:
     namespace = None if args.all_namespaces else _namespace(args)
-    table = None
-    if args.output in (None, "wide"):
+    table: _Table | _CustomColumns | None = None
+    if _is_custom_columns(args.output):
+        table = _CustomColumns(args.output)
+    elif args.output in (None, "wide"):
         table = _Table(kind, all_namespaces=namespace is None and kind.namespaced, wide=args.output == "wide")
     items, version = _fetch(
         client, kind, namespace or "", names, args.selector, all_namespaces=namespace is None
@@ -274,7 +283,7 @@ def _follow(
     names: list[str],
     args: argparse.Namespace,
     version: str,
-    table: _Table | None,
+    table: _Table | _CustomColumns | None,
 ) -> None:
     """Prints each change after `version` as it happens (`get --watch`), until interrupted."""
     sys.stdout.flush()
@@ -376,13 +385,74 @@ class _Table:
         return leading + [c.cell(item, now) for c in self.columns]
 
 
+class _CustomColumns:
+    """`-o custom-columns=NAME:.metadata.name,URL:.status.url`: kubectl's table of chosen paths, a
+    missing value shown as `<none>`; printed in parts as `_Table` is."""
+
+    def __init__(self, output: str):
+        self.columns = jsonpath.custom_columns(output.partition("=")[2])
+        self.widths: list[int] | None = None
+
+    def print(self, items: list[dict[str, Any]]) -> None:
+        rows = [[self._cell(item, steps) for _, steps in self.columns] for item in items]
+        if self.widths is None:
+            rows.insert(0, [header for header, _ in self.columns])
+            self.widths = [max(len(row[i]) for row in rows) for i in range(len(self.columns))]
+        for row in rows:
+            print("   ".join(cell.ljust(w) for cell, w in zip(row, self.widths, strict=True)).rstrip())
+
+    @staticmethod
+    def _cell(item: dict[str, Any], steps: list) -> str:
+        values = jsonpath.evaluate(steps, item)
+        return ",".join(jsonpath.format_value(value) for value in values) if values else "<none>"
+
+
+OUTPUT_FORMATS = "yaml, json, wide, name, jsonpath=TEMPLATE, custom-columns=SPEC"
+
+
+def _output_format(value: str) -> str:
+    """`-o`'s value, its template checked before anything is asked of the server."""
+    if value in ("yaml", "json", "wide", "name"):
+        return value
+    format_name, equals, template = value.partition("=")
+    if format_name not in ("jsonpath", "custom-columns"):
+        raise argparse.ArgumentTypeError(
+            f"unable to match a printer for {value!r}: use one of {OUTPUT_FORMATS}"
+        )
+    if not equals or not template:
+        raise argparse.ArgumentTypeError(f"{format_name} needs a template: -o {format_name}=...")
+    try:
+        if format_name == "jsonpath":
+            jsonpath.parse_template(_template(value))
+        else:
+            jsonpath.custom_columns(template)
+    except jsonpath.TemplateError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def _template(output: str) -> str:
+    return output.partition("=")[2]
+
+
+def _is_custom_columns(output: str | None) -> bool:
+    return bool(output) and output.startswith("custom-columns=")
+
+
+def _is_table(output: str | None) -> bool:
+    return output in (None, "wide") or _is_custom_columns(output)
+
+
 def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
 
 
 def _print_structured(document: Any, output: str) -> None:
+    """`document` as yaml, json or `jsonpath=TEMPLATE`."""
     if output == "json":
         print(json.dumps(document, indent=4))
+    elif output.startswith("jsonpath="):
+        sys.stdout.write(jsonpath.render_template(jsonpath.parse_template(_template(output)), document))
     else:
         sys.stdout.write(yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
 

@@ -597,6 +597,34 @@ def test_a_canary_percent_on_a_new_service_is_said_to_wait_for_a_later_change(ap
     assert changed.returncode == 0 and "canaryTrafficPercent" not in changed.stderr
 
 
+def test_get_output_jsonpath_and_custom_columns_as_kubectl_prints_them(api):
+    store(api, isvc_yaml("jp-a") + "---\n" + isvc_yaml("jp-b"), namespace="jsonpath")
+    patch_status(api, "jp-a", {"url": "http://jp-a.jsonpath.example.com"}, namespace="jsonpath")
+
+    def get(*args: str) -> subprocess.CompletedProcess:
+        return run(api, "get", "isvc", "-n", "jsonpath", *args)
+
+    assert get("jp-a", "-o", "jsonpath={.status.url}").stdout == "http://jp-a.jsonpath.example.com"
+    assert get("jp-b", "-o", "jsonpath={.status.url}").stdout == ""  # missing: nothing, as kubectl
+    assert get("-o", "jsonpath={.items[*].metadata.name}").stdout == "jp-a jp-b"
+    ranged = get(
+        "-o",
+        'jsonpath={range .items[*]}{.metadata.name}{"\\t"}{.spec.predictor.model.storageUri}{"\\n"}{end}',
+    )
+    assert ranged.stdout == "jp-a\tfile:///models/iris\njp-b\tfile:///models/iris\n"
+    assert get("jp-a", "-o=jsonpath={.spec.predictor.model.modelFormat}").stdout == '{"name":"sklearn"}'
+    assert get("-o", "custom-columns=NAME:.metadata.name,URL:.status.url").stdout.splitlines() == [
+        "NAME   URL",
+        "jp-a   http://jp-a.jsonpath.example.com",
+        "jp-b   <none>",
+    ]
+    broken = get("-o", "jsonpath={.status.url")
+    assert broken.returncode == 2
+    assert broken.stderr.splitlines()[-1] == (
+        "modelplane get: error: argument -o/--output: error parsing jsonpath {.status.url, unclosed action"
+    )
+
+
 def test_options_may_come_between_and_after_names_as_kubectl_takes_them(api):
     store(api, isvc_yaml("mixed"), namespace="mixed")
     shown = run(api, "get", "isvc", "-n", "mixed", "mixed", "-o", "name")
