@@ -538,6 +538,24 @@ def test_logs_of_a_service_with_none_says_where_it_looked(tmp_path):
     )
 
 
+def test_logs_tail_and_kind_slash_name_as_kubectl_takes_them(tmp_path):
+    predictor = tmp_path / "logs" / "default" / "iris" / "predictor"
+    router = tmp_path / "logs" / "default" / "chain" / "router"
+    for folder, text in ((predictor, "one\ntwo\nthree\n"), (router, "routed\n")):
+        folder.mkdir(parents=True)
+        (folder / f"{folder.parent.name}-{folder.name}-00001-0.log").write_text(text)
+    home = ("--home", str(tmp_path))
+    assert run(None, "logs", "iris", "--tail", "2", *home).stdout == "two\nthree\n"
+    assert run(None, "logs", "iris", "--tail=0", *home).stdout == ""
+    assert run(None, "logs", "isvc/iris", "--tail=-1", *home).stdout == "one\ntwo\nthree\n"
+    assert run(None, "logs", "ig/chain", *home).stdout == "routed\n"
+    refused = run(None, "logs", "pod/iris", *home)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        'modelplane logs: pod/iris: logs are kept for InferenceServices and InferenceGraphs, not "pod"\n'
+    )
+
+
 def test_an_https_url_for_a_plain_http_control_plane_says_so(api):
     url = api.replace("http://", "https://")
     result = run(None, "get", "isvc", "--server", url)
