@@ -13,6 +13,8 @@ import sys
 SUBCOMMANDS: dict[str, str] = {
     "up": "modelplane.cli.up",
     "apply": "modelplane.cli.resources",
+    "create": "modelplane.cli.resources",
+    "replace": "modelplane.cli.resources",
     "get": "modelplane.cli.resources",
     "describe": "modelplane.cli.resources",
     "delete": "modelplane.cli.resources",

@@ -53,21 +53,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     common.add_argument("-n", "--namespace", help=f"namespace (default: {DEFAULT_NAMESPACE})")
 
-    apply = subparsers.add_parser(
-        "apply", parents=[common], help="create or update resources from files", description=_apply.__doc__
-    )
-    apply.add_argument(
-        "-f", "--filename", action="append", required=True, help="a file, a folder, or - for stdin"
-    )
-    apply.add_argument("-R", "--recursive", action="store_true", help="also read the folders inside a folder")
-    apply.add_argument(
-        "--dry-run",
-        nargs="?",
-        const="server",
-        choices=["server"],
-        help="check everything (admission included) as the server would, and store nothing",
-    )
-    apply.set_defaults(func=_apply)
+    for command, func, what in (
+        ("apply", _apply, "create or update resources from files"),
+        ("create", _create, "create resources from files; none may exist yet"),
+        ("replace", _replace, "replace resources from files; each must exist"),
+    ):
+        writer = subparsers.add_parser(command, parents=[common], help=what, description=func.__doc__)
+        writer.add_argument(
+            "-f", "--filename", action="append", required=True, help="a file, a folder, or - for stdin"
+        )
+        writer.add_argument(
+            "-R", "--recursive", action="store_true", help="also read the folders inside a folder"
+        )
+        writer.add_argument(
+            "--dry-run",
+            nargs="?",
+            const="server",
+            choices=["server"],
+            help="check everything (admission included) as the server would, and store nothing",
+        )
+        writer.set_defaults(func=func)
 
     get = subparsers.add_parser("get", parents=[common], help="list resources or show one")
     get.add_argument("kind", metavar="KIND", help=f"{KIND_WORDS}; all: every service, graph and TrainedModel")
@@ -121,16 +126,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _apply(args: argparse.Namespace) -> int:
     """Creates each resource, or replaces it if it exists. The documents of one apply are
     stored all together or, if any is refused, not at all."""
+    return _write(args)
+
+
+def _create(args: argparse.Namespace) -> int:
+    """Creates each resource, as `kubectl create -f` does; if any already exists, none is created
+    (kubectl creates the others)."""
+    return _write(args, must_exist=False)
+
+
+def _replace(args: argparse.Namespace) -> int:
+    """Replaces each resource, as `kubectl replace -f` does; if any does not exist, none is replaced
+    (kubectl replaces the others)."""
+    return _write(args, must_exist=True)
+
+
+def _write(args: argparse.Namespace, must_exist: bool | None = None) -> int:
+    """`apply` (must_exist None), `create` (False) or `replace` (True): all the documents or none."""
+    past = {None: "applied", False: "created", True: "replaced"}[must_exist]
     documents = read_documents(args.filename, args.recursive)
     if not documents:
-        raise CommandError("no objects passed to apply")
+        raise CommandError(f"no objects passed to {args.command}")
     resources = [placed(document, args.namespace) for document in documents]
     print_apply_warnings(documents)
+    namespace = args.namespace or DEFAULT_NAMESPACE
     with _client(args) as client:
         try:
-            results = client.apply(resources, args.namespace or DEFAULT_NAMESPACE, dry_run=bool(args.dry_run))
+            if must_exist is not None:
+                rehearsal = client.apply(resources, namespace, dry_run=True)
+                _check_existence(rehearsal, documents, must_exist)
+            results = client.apply(resources, namespace, dry_run=bool(args.dry_run))
         except ApiError as error:
-            raise CommandError(f"{_where(error, documents)}{error} (nothing was applied)") from None
+            raise CommandError(f"{_where(error, documents)}{error} (nothing was {past})") from None
+    if must_exist is not None:
+        results = [{**result, "action": past} for result in results]
     print_unhonored_warnings(documents)  # once accepted: a refused apply says only why
     created = [
         document for document, result in zip(documents, results, strict=True) if result["action"] == "created"
@@ -140,6 +169,17 @@ def _apply(args: argparse.Namespace) -> int:
     for result in results:
         print(f"{_object_name(result['object'])} {result['action']}{suffix}")
     return 0
+
+
+def _check_existence(rehearsal: list[dict[str, Any]], documents: list[Document], must_exist: bool) -> None:
+    """Refuses a create of a resource that exists, or a replace of one that does not, in kubectl's words."""
+    for result, document in zip(rehearsal, documents, strict=True):
+        if (result["action"] == "created") == must_exist:
+            kind = kind_of(result["object"])
+            name = result["object"]["metadata"]["name"]
+            problem = "not found" if must_exist else "already exists"
+            past = "replaced" if must_exist else "created"
+            raise CommandError(f'{document.where()}: {kind.crd_name} "{name}" {problem} (nothing was {past})')
 
 
 def print_apply_warnings(documents: list[Document]) -> None:

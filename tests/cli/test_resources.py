@@ -654,3 +654,34 @@ def test_options_may_come_between_and_after_names_as_kubectl_takes_them(api):
     assert run(api, "get").stderr.splitlines()[-1] == (
         "modelplane get: error: the following arguments are required: KIND"
     )
+
+
+def test_create_and_replace_as_kubectl_does_them_all_or_nothing(api, tmp_path):
+    pair = write(tmp_path, "pair.yaml", isvc_yaml("made-a") + "---\n" + isvc_yaml("made-b"))
+    created = run(api, "create", "-f", str(pair), "-n", "made")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.splitlines() == [
+        "inferenceservice.serving.kserve.io/made-a created",
+        "inferenceservice.serving.kserve.io/made-b created",
+    ]
+    again = run(
+        api, "create", "-f", "-", "-n", "made", stdin=isvc_yaml("made-c") + "---\n" + isvc_yaml("made-b")
+    )
+    assert again.returncode == 2
+    assert again.stderr == (
+        'modelplane create: <stdin>:10: inferenceservices.serving.kserve.io "made-b" already exists '
+        "(nothing was created)\n"
+    )
+    assert run(api, "get", "isvc", "made-c", "-n", "made").returncode != 0
+
+    changed = isvc_yaml("made-a", "file:///models/iris-v2") + "---\n" + isvc_yaml("made-d")
+    missing = run(api, "replace", "-f", "-", "-n", "made", stdin=changed)
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        'modelplane replace: <stdin>:10: inferenceservices.serving.kserve.io "made-d" not found '
+        "(nothing was replaced)\n"
+    )
+    replaced = run(api, "replace", "-f", "-", "-n", "made", stdin=changed.split("---\n")[0])
+    assert replaced.stdout == "inferenceservice.serving.kserve.io/made-a replaced\n"
+    stored = json.loads(run(api, "get", "isvc", "made-a", "-n", "made", "-o", "json").stdout)
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == "file:///models/iris-v2"
