@@ -108,6 +108,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete.add_argument("-R", "--recursive", action="store_true", help="with -f DIR: also its subfolders")
     delete.add_argument("--all", action="store_true", help="every resource of the kind in the namespace")
     delete.add_argument(
+        "-l", "--selector", help="every resource of the kind with these labels, e.g. app=iris"
+    )
+    delete.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="with --all or -l: in every namespace"
+    )
+    delete.add_argument(
+        "--dry-run",
+        nargs="?",
+        const="server",
+        choices=["server"],
+        help="check that each can be deleted, and delete nothing",
+    )
+    delete.add_argument(
         "--ignore-not-found", action="store_true", help="a resource that is not there is no error"
     )
     delete.set_defaults(func=_delete)
@@ -504,15 +517,21 @@ def _delete(args: argparse.Namespace) -> int:
     targets = _delete_targets(args)
     failed = False
     with _client(args) as client:
-        if args.all:
+        if args.all or args.selector:
             kind = _resolve(args.kind)
-            namespace = _namespace(args)
+            namespace = None if args.all_namespaces else _namespace(args)
+            try:
+                items = client.list(kind, namespace, args.selector)["items"]
+            except ApiError as error:
+                raise CommandError(str(error)) from None
             targets = [
-                (kind, namespace, item["metadata"]["name"]) for item in client.list(kind, namespace)["items"]
+                (kind, item["metadata"].get("namespace", ""), item["metadata"]["name"]) for item in items
             ]
+            if not targets:
+                print(f"No resources found{_where_searched(kind, namespace)}.", file=sys.stderr)
         for kind, namespace, name in targets:
             try:
-                client.delete(kind, namespace, name)
+                client.delete(kind, namespace, name, dry_run=bool(args.dry_run))
             except NotFound as error:
                 if not args.ignore_not_found:
                     failed = _report(args, str(error))
@@ -520,11 +539,21 @@ def _delete(args: argparse.Namespace) -> int:
             except ApiError as error:
                 failed = _report(args, str(error))
                 continue
-            print(f'{qualified_singular(kind)} "{name}" deleted')
+            print(
+                f'{qualified_singular(kind)} "{name}" deleted' + (" (server dry run)" if args.dry_run else "")
+            )
     return 2 if failed else 0
 
 
 def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
+    if args.all_namespaces and not (args.all or args.selector):
+        raise CommandError("-A deletes with --all or -l only: give KIND --all -A")
+    if args.all and args.selector:
+        raise CommandError("give either --all or -l SELECTOR, not both")
+    if (args.all or args.selector) and (args.names or "/" in (args.kind or "")):
+        raise CommandError(
+            f"name cannot be provided when {'--all' if args.all else 'a selector'} is specified"
+        )
     if args.filename:
         if args.kind or args.names or args.all:
             raise CommandError("give either -f FILE or KIND NAME..., not both")
@@ -539,7 +568,7 @@ def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
     if not args.kind:
         raise CommandError("give KIND NAME... (or KIND --all, or -f FILE)")
     groups = _kind_groups(args.kind, args.names)
-    if not any(names for _kind, names in groups) and not args.all:
+    if not any(names for _kind, names in groups) and not (args.all or args.selector):
         raise CommandError(f"give the name of the {groups[0][0].singular} to delete, or --all")
     return [(kind, _namespace(args), name) for kind, names in groups for name in names]
 

@@ -288,6 +288,38 @@ def test_delete_by_name_and_by_file(api, tmp_path):
     )
 
 
+def test_delete_all_with_a_name_deletes_nothing(api):
+    store(api, isvc_yaml("kept-a") + "---\n" + isvc_yaml("kept-b"), namespace="kept")
+    refused = run(api, "delete", "isvc", "kept-a", "--all", "-n", "kept")
+    assert refused.returncode == 2
+    assert refused.stderr == "modelplane delete: name cannot be provided when --all is specified\n"
+    assert run(api, "get", "isvc", "-n", "kept", "-o", "name").stdout.splitlines() == [
+        "inferenceservice.serving.kserve.io/kept-a",
+        "inferenceservice.serving.kserve.io/kept-b",
+    ]
+
+
+def test_delete_dry_run_selector_and_every_namespace(api):
+    labelled = isvc_yaml("sel-a").replace("  name: sel-a\n", "  name: sel-a\n  labels: {tier: gold}\n")
+    store(api, labelled + "---\n" + isvc_yaml("sel-b"), namespace="sel-1")
+    store(api, labelled, namespace="sel-2")
+    rehearsal = run(api, "delete", "isvc", "sel-b", "-n", "sel-1", "--dry-run=server")
+    assert rehearsal.stdout == 'inferenceservice.serving.kserve.io "sel-b" deleted (server dry run)\n'
+    assert run(api, "get", "isvc", "sel-b", "-n", "sel-1").returncode == 0
+    by_label = run(api, "delete", "isvc", "-l", "tier=gold", "-A")
+    assert by_label.returncode == 0, by_label.stderr
+    assert by_label.stdout == 'inferenceservice.serving.kserve.io "sel-a" deleted\n' * 2
+    assert run(api, "get", "isvc", "-A", "-l", "tier=gold", "-o", "name").stdout == ""
+    everywhere = run(api, "delete", "isvc", "--all", "-A", "--dry-run")
+    assert (
+        'inferenceservice.serving.kserve.io "sel-b" deleted (server dry run)'
+        in everywhere.stdout.splitlines()
+    )
+    assert (
+        run(api, "delete", "isvc", "-l", "tier=gold").stderr == "No resources found in default namespace.\n"
+    )
+
+
 def test_wait_for_ready(api, tmp_path):
     store(api, isvc_yaml("slow"))
     env = {**os.environ, "MODELPLANE_API": api}
