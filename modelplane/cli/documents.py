@@ -40,14 +40,32 @@ def placed(document: Document, namespace: str | None, refused: Collection[Kind] 
 
 
 def read_documents(sources: list[str], recursive: bool) -> list[Document]:
-    """The documents of files, folders (`recursive`: and their subfolders) and `-` (standard input)."""
+    """The documents of files, folders (`recursive`: and their subfolders), http(s) URLs and `-`
+    (standard input)."""
     documents: list[Document] = []
     try:
         for source in sources:
             if source == "-":
                 documents += load_text(sys.stdin.read(), source="<stdin>")
+            elif source.startswith(("http://", "https://")):
+                documents += load_text(_read_url(source), source=source)
             else:
                 documents += load_path(source, recursive=recursive)
     except LoadError as error:
         raise CommandError(str(error)) from None
     return documents
+
+
+def _read_url(url: str) -> str:
+    """A manifest fetched as `kubectl apply -f URL` fetches it (redirects followed)."""
+    import httpx
+
+    try:
+        response = httpx.get(url, follow_redirects=True, timeout=30)
+    except httpx.HTTPError as error:
+        raise CommandError(f'unable to read URL "{url}": {error or type(error).__name__}') from None
+    if response.status_code != 200:
+        raise CommandError(
+            f'unable to read URL "{url}", server reported {response.status_code} {response.reason_phrase}'
+        )
+    return response.text

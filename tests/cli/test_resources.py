@@ -717,3 +717,27 @@ def test_create_and_replace_as_kubectl_does_them_all_or_nothing(api, tmp_path):
     assert replaced.stdout == "inferenceservice.serving.kserve.io/made-a replaced\n"
     stored = json.loads(run(api, "get", "isvc", "made-a", "-n", "made", "-o", "json").stdout)
     assert stored["spec"]["predictor"]["model"]["storageUri"] == "file:///models/iris-v2"
+
+
+def test_apply_reads_a_manifest_from_a_url_as_kubectl_does(api, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    write(tmp_path, "from-url.yaml", isvc_yaml("from-url"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        applied = run(api, "apply", "-f", f"{base}/from-url.yaml")
+        assert applied.returncode == 0, applied.stderr
+        assert applied.stdout == "inferenceservice.serving.kserve.io/from-url created\n"
+        missing = run(api, "apply", "-f", f"{base}/missing.yaml")
+        assert missing.returncode == 2
+        assert missing.stderr == (
+            f'modelplane apply: unable to read URL "{base}/missing.yaml", server reported 404 File not found\n'
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
