@@ -251,12 +251,20 @@ def _get(args: argparse.Namespace) -> int:
     groups = _kind_groups(args.kind, args.names)
     if args.watch and (len(groups) > 1 or len(groups[0][1]) > 1):
         raise CommandError("--watch follows one resource or a whole list, not several names")
+    missing: list[str] = []  # as kubectl, what is found is shown, then what is not
     with _client(args) as client:
         for number, (kind, names) in enumerate(groups):
             if number and _is_table(args.output):
                 print()
-            _get_kind(client, kind, names, args)
-    return 0
+            _get_kind(client, kind, names, args, missing)
+    return _report_missing(args, missing)
+
+
+def _report_missing(args: argparse.Namespace, missing: list[str]) -> int:
+    sys.stdout.flush()
+    for message in missing:
+        _report(args, message)
+    return 2 if missing else 0
 
 
 def _kinds_listed(word: str) -> list[Kind]:
@@ -302,7 +310,9 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
     return 0
 
 
-def _get_kind(client: ControlPlaneClient, kind: Kind, names: list[str], args: argparse.Namespace) -> None:
+def _get_kind(
+    client: ControlPlaneClient, kind: Kind, names: list[str], args: argparse.Namespace, missing: list[str]
+) -> None:
     namespace = None if args.all_namespaces else _namespace(args)
     table: _Table | _CustomColumns | None = None
     if _is_custom_columns(args.output):
@@ -310,13 +320,21 @@ def _get_kind(client: ControlPlaneClient, kind: Kind, names: list[str], args: ar
     elif args.output in (None, "wide"):
         table = _Table(kind, all_namespaces=namespace is None and kind.namespaced, wide=args.output == "wide")
     items, version = _fetch(
-        client, kind, namespace or "", names, args.selector, all_namespaces=namespace is None
+        client,
+        kind,
+        namespace or "",
+        names,
+        args.selector,
+        all_namespaces=namespace is None,
+        missing=None if args.watch else missing,
     )
     if table is not None:
         if items:
             table.print(items)
-        elif not args.watch:
+        elif not args.watch and not names:
             print(f"No resources found{_where_searched(kind, namespace)}.", file=sys.stderr)
+    elif names and not items:
+        return  # only what was not found is said, as kubectl says it
     elif args.output == "name":
         for item in items:
             print(_object_name(item))
@@ -366,15 +384,19 @@ def _where_searched(kind: Kind, namespace: str | None) -> str:
 def _describe(args: argparse.Namespace) -> int:
     namespace = _namespace(args)
     described = []
+    missing: list[str] = []
     with _client(args) as client:
         for kind, names in _kind_groups(args.kind, args.names):
-            items, _version = _fetch(client, kind, namespace, names, args.selector, all_namespaces=False)
+            items, _version = _fetch(
+                client, kind, namespace, names, args.selector, all_namespaces=False, missing=missing
+            )
             events = _events(client, namespace if kind.namespaced else DEFAULT_NAMESPACE) if items else []
             described += [describe(item, events).rstrip("\n") for item in items]
-    if not described:
+    if not described and not missing:
         print(f"No resources found in {namespace} namespace.", file=sys.stderr)
-    print("\n\n".join(described))
-    return 0
+    if described:
+        print("\n\n".join(described))
+    return _report_missing(args, missing)
 
 
 def _events(client: ControlPlaneClient, namespace: str) -> list[dict[str, Any]]:
@@ -393,12 +415,21 @@ def _fetch(
     selector: str | None,
     *,
     all_namespaces: bool,
+    missing: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """The named resources (or the list) and the resourceVersion to watch from after them."""
+    """The named resources (or the list) and the resourceVersion to watch from after them. A named
+    resource that is not there is added to `missing`, where one is given."""
     try:
         if names:
-            items = [client.get(kind, namespace, name) for name in names]
-            return items, max(item["metadata"]["resourceVersion"] for item in items)
+            items = []
+            for name in names:
+                try:
+                    items.append(client.get(kind, namespace, name))
+                except NotFound as error:
+                    if missing is None:
+                        raise
+                    missing.append(str(error))
+            return items, max((item["metadata"]["resourceVersion"] for item in items), default="")
         listed = client.list(kind, None if all_namespaces else namespace, selector)
         return listed["items"], listed["metadata"]["resourceVersion"]
     except ApiError as error:

@@ -741,3 +741,19 @@ def test_apply_reads_a_manifest_from_a_url_as_kubectl_does(api, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_get_and_describe_show_what_is_found_then_say_what_is_not(api):
+    store(api, isvc_yaml("found"), namespace="partly")
+    shown = run(api, "get", "isvc", "missing", "found", "-n", "partly", "-o", "name")
+    assert shown.returncode == 2
+    assert shown.stdout == "inferenceservice.serving.kserve.io/found\n"
+    assert shown.stderr == 'modelplane get: inferenceservices.serving.kserve.io "missing" not found\n'
+    alone = run(api, "get", "isvc", "missing", "-n", "partly", "-o", "yaml")
+    assert (alone.returncode, alone.stdout) == (2, "")
+    described = run(api, "describe", "isvc", "found", "missing", "-n", "partly")
+    assert described.returncode == 2
+    assert described.stdout.startswith("Name:         found\n")
+    assert (
+        described.stderr == 'modelplane describe: inferenceservices.serving.kserve.io "missing" not found\n'
+    )
