@@ -87,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="yaml, json, wide, name, jsonpath=TEMPLATE or custom-columns=HEADER:PATH,... (default: a table)",
     )
     get.add_argument("-A", "--all-namespaces", action="store_true", help="list every namespace")
+    get.add_argument("--no-headers", action="store_true", help="tables without their header line")
     get.add_argument("-l", "--selector", help="label selector, e.g. app=iris,tier!=gold")
     get.add_argument(
         "-w", "--watch", action="store_true", help="after listing, print each change as it happens"
@@ -292,7 +293,9 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
             if items:
                 found.append((kind, items))
     if _is_custom_columns(args.output):
-        _CustomColumns(args.output).print([item for _, items in found for item in items])
+        _CustomColumns(args.output, show_headers=not args.no_headers).print(
+            [item for _, items in found for item in items]
+        )
     elif args.output not in (None, "wide", "name"):
         _print_structured(_as_list([item for _, items in found for item in items]), args.output)
     elif args.output == "name":
@@ -305,7 +308,13 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
         if number:
             print()
         every_namespace = namespace is None and kind.namespaced
-        table = _Table(kind, all_namespaces=every_namespace, wide=args.output == "wide", qualified=True)
+        table = _Table(
+            kind,
+            all_namespaces=every_namespace,
+            wide=args.output == "wide",
+            qualified=True,
+            show_headers=not args.no_headers,
+        )
         table.print(items)
     return 0
 
@@ -314,11 +323,16 @@ def _get_kind(
     client: ControlPlaneClient, kind: Kind, names: list[str], args: argparse.Namespace, missing: list[str]
 ) -> None:
     namespace = None if args.all_namespaces else _namespace(args)
-    table: _Table | _CustomColumns | None = None
+    table: _Rows | None = None
     if _is_custom_columns(args.output):
-        table = _CustomColumns(args.output)
+        table = _CustomColumns(args.output, show_headers=not args.no_headers)
     elif args.output in (None, "wide"):
-        table = _Table(kind, all_namespaces=namespace is None and kind.namespaced, wide=args.output == "wide")
+        table = _Table(
+            kind,
+            all_namespaces=namespace is None and kind.namespaced,
+            wide=args.output == "wide",
+            show_headers=not args.no_headers,
+        )
     items, version = _fetch(
         client,
         kind,
@@ -354,7 +368,7 @@ def _follow(
     names: list[str],
     args: argparse.Namespace,
     version: str,
-    table: _Table | _CustomColumns | None,
+    table: _Rows | None,
 ) -> None:
     """Prints each change after `version` as it happens (`get --watch`), until interrupted."""
     sys.stdout.flush()
@@ -436,31 +450,53 @@ def _fetch(
         raise CommandError(str(error)) from None
 
 
-class _Table:
-    """kubectl's table: NAME (after NAMESPACE with -A) and the kind's printer columns. Printed
-    in parts (as `--watch` does), later rows keep the widths of the first part."""
+class _Rows:
+    """Rows printed in columns, in parts (as `--watch` prints them): later rows keep the widths of the
+    first part, whose first row is the header unless `--no-headers`."""
 
-    def __init__(self, kind: Kind, *, all_namespaces: bool, wide: bool, qualified: bool = False):
+    headers: list[str]
+
+    def __init__(self, *, show_headers: bool = True):
+        self.show_headers = show_headers
+        self.widths: list[int] | None = None
+
+    def print(self, items: list[dict[str, Any]]) -> None:
+        rows = [self.row(item) for item in items]
+        if self.widths is None:
+            if self.show_headers:
+                rows.insert(0, self.headers)
+            self.widths = [max((len(row[i]) for row in rows), default=0) for i in range(len(self.headers))]
+        for row in rows:
+            print("   ".join(cell.ljust(w) for cell, w in zip(row, self.widths, strict=True)).rstrip())
+
+    def row(self, item: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+
+class _Table(_Rows):
+    """kubectl's table: NAME (after NAMESPACE with -A) and the kind's printer columns."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        all_namespaces: bool,
+        wide: bool,
+        qualified: bool = False,
+        show_headers: bool = True,
+    ):
+        super().__init__(show_headers=show_headers)
         self.columns = [c for c in printer_columns(kind) if wide or c.priority == 0]
         self.leading_name = leads_with_name(kind)
         self.name_prefix = f"{qualified_singular(kind)}/" if qualified else ""
         self.all_namespaces = all_namespaces
-        self.widths: list[int] | None = None
+        self.headers = (
+            (["NAMESPACE"] if all_namespaces else [])
+            + (["NAME"] if self.leading_name else [])
+            + [c.header for c in self.columns]
+        )
 
-    def print(self, items: list[dict[str, Any]]) -> None:
-        rows = [self._row(item) for item in items]
-        if self.widths is None:
-            header = (
-                (["NAMESPACE"] if self.all_namespaces else [])
-                + (["NAME"] if self.leading_name else [])
-                + [c.header for c in self.columns]
-            )
-            rows.insert(0, header)
-            self.widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        for row in rows:
-            print("   ".join(cell.ljust(w) for cell, w in zip(row, self.widths, strict=True)).rstrip())
-
-    def _row(self, item: dict[str, Any]) -> list[str]:
+    def row(self, item: dict[str, Any]) -> list[str]:
         metadata = item.get("metadata") or {}
         now = datetime.now(UTC)
         leading = [metadata.get("namespace", "")] if self.all_namespaces else []
@@ -469,21 +505,17 @@ class _Table:
         return leading + [c.cell(item, now) for c in self.columns]
 
 
-class _CustomColumns:
+class _CustomColumns(_Rows):
     """`-o custom-columns=NAME:.metadata.name,URL:.status.url`: kubectl's table of chosen paths, a
-    missing value shown as `<none>`; printed in parts as `_Table` is."""
+    missing value shown as `<none>`."""
 
-    def __init__(self, output: str):
+    def __init__(self, output: str, *, show_headers: bool = True):
+        super().__init__(show_headers=show_headers)
         self.columns = jsonpath.custom_columns(output.partition("=")[2])
-        self.widths: list[int] | None = None
+        self.headers = [header for header, _ in self.columns]
 
-    def print(self, items: list[dict[str, Any]]) -> None:
-        rows = [[self._cell(item, steps) for _, steps in self.columns] for item in items]
-        if self.widths is None:
-            rows.insert(0, [header for header, _ in self.columns])
-            self.widths = [max(len(row[i]) for row in rows) for i in range(len(self.columns))]
-        for row in rows:
-            print("   ".join(cell.ljust(w) for cell, w in zip(row, self.widths, strict=True)).rstrip())
+    def row(self, item: dict[str, Any]) -> list[str]:
+        return [self._cell(item, steps) for _, steps in self.columns]
 
     @staticmethod
     def _cell(item: dict[str, Any], steps: list) -> str:

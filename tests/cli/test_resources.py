@@ -668,6 +668,8 @@ def test_get_output_jsonpath_and_custom_columns_as_kubectl_prints_them(api):
         "jp-a   http://jp-a.jsonpath.example.com",
         "jp-b   <none>",
     ]
+    assert get("--no-headers", "-o", "custom-columns=NAME:.metadata.name").stdout == "jp-a\njp-b\n"
+    assert [line.split()[0] for line in get("--no-headers").stdout.splitlines()] == ["jp-a", "jp-b"]
     broken = get("-o", "jsonpath={.status.url")
     assert broken.returncode == 2
     assert broken.stderr.splitlines()[-1] == (
