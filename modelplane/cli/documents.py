@@ -69,3 +69,22 @@ def _read_url(url: str) -> str:
             f'unable to read URL "{url}", server reported {response.status_code} {response.reason_phrase}'
         )
     return response.text
+
+
+def without_namespaces(documents: list[Document], command: str) -> list[Document]:
+    """The documents less `kind: Namespace` ones, each said to be passed over: namespaces are not
+    objects here (every namespace exists), and a bundle that begins by making its namespace, as
+    KServe's examples often do, should still apply."""
+    kept = []
+    for document in documents:
+        resource = document.resource
+        if resource.get("kind") == "Namespace" and resource.get("apiVersion") == "v1":
+            name = (resource.get("metadata") or {}).get("name", "")
+            print(
+                f'Warning: {document.where()}: namespace "{name}" passed over by {command}: namespaces are not '
+                "objects here, every namespace exists",
+                file=sys.stderr,
+            )
+        else:
+            kept.append(document)
+    return kept

@@ -22,7 +22,7 @@ from modelplane.api.admission import unknown_field_details
 from modelplane.api.kinds import EVENT, Kind, kind_of, kinds_in_category
 from modelplane.api.loader import Document
 from modelplane.cli import jsonpath
-from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
+from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents, without_namespaces
 from modelplane.cli.main import CommandError
 from modelplane.graph.graph_warnings import graph_warnings
 from modelplane.local.api.client import ClientSettingsError, ControlPlaneClient, Unreachable
@@ -161,6 +161,9 @@ def _write(args: argparse.Namespace, must_exist: bool | None = None) -> int:
     documents = read_documents(args.filename, args.recursive)
     if not documents:
         raise CommandError(f"no objects passed to {args.command}")
+    documents = without_namespaces(documents, args.command)
+    if not documents:
+        return 0
     resources = [placed(document, args.namespace) for document in documents]
     print_apply_warnings(documents)
     namespace = args.namespace or DEFAULT_NAMESPACE
@@ -620,7 +623,7 @@ def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
     if args.filename:
         if args.kind or args.names or args.all:
             raise CommandError("give either -f FILE or KIND NAME..., not both")
-        documents = read_documents(args.filename, args.recursive)
+        documents = without_namespaces(read_documents(args.filename, args.recursive), "delete")
         targets = []
         for document in documents:
             resource = placed(document, args.namespace)

@@ -759,3 +759,18 @@ def test_get_and_describe_show_what_is_found_then_say_what_is_not(api):
     assert (
         described.stderr == 'modelplane describe: inferenceservices.serving.kserve.io "missing" not found\n'
     )
+
+
+def test_a_namespace_in_a_bundle_is_passed_over_with_a_warning(api):
+    bundle = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bundled\n---\n" + isvc_yaml(
+        "bundled"
+    ).replace("  name: bundled\n", "  name: bundled\n  namespace: bundled\n")
+    applied = run(api, "apply", "-f", "-", stdin=bundle)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout == "inferenceservice.serving.kserve.io/bundled created\n"
+    assert applied.stderr == (
+        'Warning: <stdin>:1: namespace "bundled" passed over by apply: namespaces are not objects here, '
+        "every namespace exists\n"
+    )
+    deleted = run(api, "delete", "-f", "-", stdin=bundle)
+    assert deleted.stdout == 'inferenceservice.serving.kserve.io "bundled" deleted\n'
