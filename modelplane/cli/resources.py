@@ -100,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME (default: all)"
     )
     show.add_argument("-l", "--selector", help="label selector, e.g. app=iris")
+    show.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace's")
     show.set_defaults(func=_describe)
 
     delete = subparsers.add_parser("delete", parents=[common], help="delete resources by name or file")
@@ -399,25 +400,39 @@ def _where_searched(kind: Kind, namespace: str | None) -> str:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    namespace = _namespace(args)
+    namespace = None if args.all_namespaces else _namespace(args)
+    groups = _kind_groups(args.kind, args.names)
+    if namespace is None and any(names for _, names in groups):
+        raise CommandError("a resource cannot be retrieved by name across all namespaces")
     described = []
     missing: list[str] = []
+    events: dict[str, list[dict[str, Any]]] = {}  # each namespace's, fetched once
     with _client(args) as client:
-        for kind, names in _kind_groups(args.kind, args.names):
+        for kind, names in groups:
             items, _version = _fetch(
-                client, kind, namespace, names, args.selector, all_namespaces=False, missing=missing
+                client,
+                kind,
+                namespace or "",
+                names,
+                args.selector,
+                all_namespaces=namespace is None,
+                missing=missing,
             )
-            events = _events(client, namespace if kind.namespaced else DEFAULT_NAMESPACE) if items else []
-            described += [describe(item, events).rstrip("\n") for item in items]
+            for item in items:
+                # a cluster-scoped object's events are in `default`
+                scope = item["metadata"].get("namespace") or DEFAULT_NAMESPACE
+                if scope not in events:
+                    events[scope] = _events(client, scope)
+                described.append(describe(item, events[scope]).rstrip("\n"))
     if not described and not missing:
-        print(f"No resources found in {namespace} namespace.", file=sys.stderr)
+        print(f"No resources found{_where_searched(groups[0][0], namespace)}.", file=sys.stderr)
     if described:
         print("\n\n".join(described))
     return _report_missing(args, missing)
 
 
 def _events(client: ControlPlaneClient, namespace: str) -> list[dict[str, Any]]:
-    """The events of a namespace (a cluster-scoped object's are in `default`), for `describe`."""
+    """The events of a namespace, for `describe`."""
     try:
         return client.list(EVENT, namespace)["items"]
     except ApiError:

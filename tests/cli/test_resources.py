@@ -774,3 +774,18 @@ def test_a_namespace_in_a_bundle_is_passed_over_with_a_warning(api):
     )
     deleted = run(api, "delete", "-f", "-", stdin=bundle)
     assert deleted.stdout == 'inferenceservice.serving.kserve.io "bundled" deleted\n'
+
+
+def test_describe_every_namespace(api):
+    store(api, isvc_yaml("described"), namespace="described-1")
+    store(api, isvc_yaml("described"), namespace="described-2")
+    described = run(api, "describe", "isvc", "-A", "-l", "nothing-else!=here")
+    assert described.returncode == 0, described.stderr
+    namespaces = [line.split()[1] for line in described.stdout.splitlines() if line.startswith("Namespace:")]
+    assert {"described-1", "described-2"} <= set(namespaces)
+    by_name = run(api, "describe", "isvc", "described", "-A")
+    assert by_name.returncode == 2
+    assert (
+        by_name.stderr
+        == "modelplane describe: a resource cannot be retrieved by name across all namespaces\n"
+    )
