@@ -40,14 +40,51 @@ def placed(document: Document, namespace: str | None, refused: Collection[Kind] 
 
 
 def read_documents(sources: list[str], recursive: bool) -> list[Document]:
-    """The documents of files, folders (`recursive`: and their subfolders) and `-` (standard input)."""
+    """The documents of files, folders (`recursive`: and their subfolders), http(s) URLs and `-`
+    (standard input)."""
     documents: list[Document] = []
     try:
         for source in sources:
             if source == "-":
                 documents += load_text(sys.stdin.read(), source="<stdin>")
+            elif source.startswith(("http://", "https://")):
+                documents += load_text(_read_url(source), source=source)
             else:
                 documents += load_path(source, recursive=recursive)
     except LoadError as error:
         raise CommandError(str(error)) from None
     return documents
+
+
+def _read_url(url: str) -> str:
+    """A manifest fetched as `kubectl apply -f URL` fetches it (redirects followed)."""
+    import httpx
+
+    try:
+        response = httpx.get(url, follow_redirects=True, timeout=30)
+    except httpx.HTTPError as error:
+        raise CommandError(f'unable to read URL "{url}": {error or type(error).__name__}') from None
+    if response.status_code != 200:
+        raise CommandError(
+            f'unable to read URL "{url}", server reported {response.status_code} {response.reason_phrase}'
+        )
+    return response.text
+
+
+def without_namespaces(documents: list[Document], command: str) -> list[Document]:
+    """The documents less `kind: Namespace` ones, each said to be passed over: namespaces are not
+    objects here (every namespace exists), and a bundle that begins by making its namespace, as
+    KServe's examples often do, should still apply."""
+    kept = []
+    for document in documents:
+        resource = document.resource
+        if resource.get("kind") == "Namespace" and resource.get("apiVersion") == "v1":
+            name = (resource.get("metadata") or {}).get("name", "")
+            print(
+                f'Warning: {document.where()}: namespace "{name}" passed over by {command}: namespaces are not '
+                "objects here, every namespace exists",
+                file=sys.stderr,
+            )
+        else:
+            kept.append(document)
+    return kept

@@ -23,18 +23,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print what the replicas of one component of an InferenceService wrote (its newest "
         "revision, or --revision), with the platform's own notes (starts, exits, restarts) between the lines.",
     )
-    parser.add_argument("name", help="the InferenceService (or the InferenceGraph, with -c router)")
+    parser.add_argument(
+        "name",
+        help="the InferenceService (isvc/NAME also), or the InferenceGraph (ig/NAME, or NAME with -c router)",
+    )
     parser.add_argument(
         "-c",
         "--component",
         type=_component,
-        default="predictor",
         help="whose log: predictor (the default), transformer, explainer, router (an InferenceGraph's), "
         "or a Standard-mode canary's predictor, <canary>-predictor",
     )
     parser.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
     parser.add_argument("--revision", help="a revision name (default: the newest)")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing what is written")
+    parser.add_argument(
+        "--tail",
+        type=_line_count,
+        default=-1,
+        help="only the last N lines of each replica's log (default: -1, all of it)",
+    )
     parser.add_argument("--home", type=Path, default=None, help="state folder (default: MODELPLANE_HOME)")
     parser.set_defaults(func=run)
 
@@ -47,9 +55,38 @@ def _component(value: str) -> str:
     )
 
 
+def _line_count(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid line count {value!r}: give a number, -1 for all") from None
+
+
+def _settle_kind(args: argparse.Namespace) -> None:
+    """`isvc/NAME` and `ig/NAME`, as kubectl users name what they want the logs of: an InferenceGraph's
+    log is its router's."""
+    from modelplane.local.api.paths import resolve_kind
+
+    kind_word, slash, name = args.name.rpartition("/")
+    kind = resolve_kind(kind_word) if slash else None
+    if slash and (kind is None or kind.kind not in ("InferenceService", "InferenceGraph")):
+        raise CommandError(
+            f'{args.name}: logs are kept for InferenceServices and InferenceGraphs, not "{kind_word}"'
+        )
+    if kind is not None and kind.kind == "InferenceGraph":
+        if args.component not in (None, "router"):
+            raise CommandError(f"{args.name}: an InferenceGraph has only its router's log (-c router)")
+        args.component = "router"
+    elif kind is not None and args.component == "router":
+        raise CommandError(f"{args.name}: -c router is an InferenceGraph's log; name it as ig/NAME")
+    args.name = name if slash else args.name
+    args.component = args.component or "predictor"
+
+
 def run(args: argparse.Namespace) -> int:
     from modelplane.local.replicas.supervisor import replica_log_dir
 
+    _settle_kind(args)
     home = (args.home or modelplane_home()).expanduser()
     folder = replica_log_dir(home / "logs", args.namespace, args.name, args.component)
     files = log_files(folder, args.revision)
@@ -65,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     positions = {}
     for path in files:
         copy_id = _copy_id(path)
-        positions[path] = (_copy(path, 0, prefixes[path]), copy_id)
+        positions[path] = (_copy(path, _tail_offset(path, args.tail), prefixes[path]), copy_id)
     while args.follow:
         time.sleep(0.5)
         for path in files:
@@ -90,6 +127,20 @@ def log_files(folder: Path, revision: str | None) -> list[Path]:
         return []
     wanted = revision or revisions[-1]
     return [path for path in files if path.stem.rpartition("-")[0] == wanted]
+
+
+def _tail_offset(path: Path, lines: int) -> int:
+    """Where the last `lines` lines of the file start (-1: all of it, from 0)."""
+    if lines < 0:
+        return 0
+    data = path.read_bytes()
+    end = len(data) - 1 if data.endswith(b"\n") else len(data)  # a last line's own newline ends it
+    start = end
+    for _ in range(lines):
+        start = data.rfind(b"\n", 0, start)
+        if start < 0:
+            return 0
+    return start + 1 if lines else len(data)
 
 
 def _copy_id(path: Path) -> int | None:

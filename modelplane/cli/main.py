@@ -13,6 +13,8 @@ import sys
 SUBCOMMANDS: dict[str, str] = {
     "up": "modelplane.cli.up",
     "apply": "modelplane.cli.resources",
+    "create": "modelplane.cli.resources",
+    "replace": "modelplane.cli.resources",
     "get": "modelplane.cli.resources",
     "describe": "modelplane.cli.resources",
     "delete": "modelplane.cli.resources",
@@ -35,13 +37,33 @@ class CommandError(Exception):
 
 class _CommandParser(argparse.ArgumentParser):
     """A subcommand's parser. An argument it does not know is its own error, said with its own usage
-    (argparse would say it with the top-level usage, `modelplane [-h] COMMAND ...`)."""
+    (argparse would say it with the top-level usage, `modelplane [-h] COMMAND ...`). Options may come
+    after names, as kubectl takes them (`get isvc iris -n team -o yaml`)."""
+
+    _parsing_intermixed = False
 
     def parse_known_args(self, args=None, namespace=None):
-        namespace, unknown = super().parse_known_args(args, namespace)
+        if self._parsing_intermixed:
+            return super().parse_known_args(args, namespace)
+        if not self._intermixable():
+            namespace, unknown = super().parse_known_args(args, namespace)
+        else:
+            # parse_known_intermixed_args calls parse_known_args for each of its two passes.
+            self._parsing_intermixed = True
+            try:
+                namespace, unknown = self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._parsing_intermixed = False
         if unknown:
             self.error(f"unrecognized arguments: {' '.join(unknown)}")
         return namespace, unknown
+
+    def _intermixable(self) -> bool:
+        """Whether argparse can take this parser's options between its names: not with a subcommand
+        or a positional that takes the rest of the line (argparse refuses both)."""
+        return not any(
+            action.nargs in (argparse.PARSER, argparse.REMAINDER) for action in self._get_positional_actions()
+        )
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

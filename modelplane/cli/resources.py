@@ -21,7 +21,8 @@ import yaml
 from modelplane.api.admission import unknown_field_details
 from modelplane.api.kinds import EVENT, Kind, kind_of, kinds_in_category
 from modelplane.api.loader import Document
-from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
+from modelplane.cli import jsonpath
+from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents, without_namespaces
 from modelplane.cli.main import CommandError
 from modelplane.graph.graph_warnings import graph_warnings
 from modelplane.local.api.client import ClientSettingsError, ControlPlaneClient, Unreachable
@@ -52,29 +53,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     common.add_argument("-n", "--namespace", help=f"namespace (default: {DEFAULT_NAMESPACE})")
 
-    apply = subparsers.add_parser(
-        "apply", parents=[common], help="create or update resources from files", description=_apply.__doc__
-    )
-    apply.add_argument(
-        "-f", "--filename", action="append", required=True, help="a file, a folder, or - for stdin"
-    )
-    apply.add_argument("-R", "--recursive", action="store_true", help="also read the folders inside a folder")
-    apply.add_argument(
-        "--dry-run",
-        nargs="?",
-        const="server",
-        choices=["server"],
-        help="check everything (admission included) as the server would, and store nothing",
-    )
-    apply.set_defaults(func=_apply)
+    for command, func, what in (
+        ("apply", _apply, "create or update resources from files"),
+        ("create", _create, "create resources from files; none may exist yet"),
+        ("replace", _replace, "replace resources from files; each must exist"),
+    ):
+        writer = subparsers.add_parser(command, parents=[common], help=what, description=func.__doc__)
+        writer.add_argument(
+            "-f", "--filename", action="append", required=True, help="a file, a folder, or - for stdin"
+        )
+        writer.add_argument(
+            "-R", "--recursive", action="store_true", help="also read the folders inside a folder"
+        )
+        writer.add_argument(
+            "--dry-run",
+            nargs="?",
+            const="server",
+            choices=["server"],
+            help="check everything (admission included) as the server would, and store nothing",
+        )
+        writer.set_defaults(func=func)
 
     get = subparsers.add_parser("get", parents=[common], help="list resources or show one")
     get.add_argument("kind", metavar="KIND", help=f"{KIND_WORDS}; all: every service, graph and TrainedModel")
-    get.add_argument("names", metavar="NAME", nargs="*", help="names, or KIND/NAME (default: all)")
     get.add_argument(
-        "-o", "--output", choices=["yaml", "json", "wide", "name"], help="output format (default: a table)"
+        "names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME (default: all)"
+    )
+    get.add_argument(
+        "-o",
+        "--output",
+        type=_output_format,
+        metavar="FORMAT",
+        help="yaml, json, wide, name, jsonpath=TEMPLATE or custom-columns=HEADER:PATH,... (default: a table)",
     )
     get.add_argument("-A", "--all-namespaces", action="store_true", help="list every namespace")
+    get.add_argument("--no-headers", action="store_true", help="tables without their header line")
     get.add_argument("-l", "--selector", help="label selector, e.g. app=iris,tier!=gold")
     get.add_argument(
         "-w", "--watch", action="store_true", help="after listing, print each change as it happens"
@@ -83,16 +96,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     show = subparsers.add_parser("describe", parents=[common], help="show resources in detail")
     show.add_argument("kind", metavar="KIND", help=KIND_WORDS)
-    show.add_argument("names", metavar="NAME", nargs="*", help="names, or KIND/NAME (default: all)")
+    show.add_argument(
+        "names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME (default: all)"
+    )
     show.add_argument("-l", "--selector", help="label selector, e.g. app=iris")
+    show.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace's")
     show.set_defaults(func=_describe)
 
     delete = subparsers.add_parser("delete", parents=[common], help="delete resources by name or file")
     delete.add_argument("kind", metavar="KIND", nargs="?", help=KIND_WORDS)
-    delete.add_argument("names", metavar="NAME", nargs="*", help="names, or KIND/NAME")
+    delete.add_argument("names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME")
     delete.add_argument("-f", "--filename", action="append", help="delete what these files describe")
     delete.add_argument("-R", "--recursive", action="store_true", help="with -f DIR: also its subfolders")
     delete.add_argument("--all", action="store_true", help="every resource of the kind in the namespace")
+    delete.add_argument(
+        "-l", "--selector", help="every resource of the kind with these labels, e.g. app=iris"
+    )
+    delete.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="with --all or -l: in every namespace"
+    )
+    delete.add_argument(
+        "--dry-run",
+        nargs="?",
+        const="server",
+        choices=["server"],
+        help="check that each can be deleted, and delete nothing",
+    )
     delete.add_argument(
         "--ignore-not-found", action="store_true", help="a resource that is not there is no error"
     )
@@ -100,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     wait = subparsers.add_parser("wait", parents=[common], help="wait for a condition on resources")
     wait.add_argument("kind", metavar="KIND", help=KIND_WORDS)
-    wait.add_argument("names", metavar="NAME", nargs="*", help="names, or KIND/NAME")
+    wait.add_argument("names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME")
     wait.add_argument("--for", dest="condition", required=True, help="condition=Ready[=True], or delete")
     wait.add_argument("--timeout", default="30s", help="give up after this long (30s, 5m, 1h; default 30s)")
     wait.set_defaults(func=_wait)
@@ -112,16 +141,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _apply(args: argparse.Namespace) -> int:
     """Creates each resource, or replaces it if it exists. The documents of one apply are
     stored all together or, if any is refused, not at all."""
+    return _write(args)
+
+
+def _create(args: argparse.Namespace) -> int:
+    """Creates each resource, as `kubectl create -f` does; if any already exists, none is created
+    (kubectl creates the others)."""
+    return _write(args, must_exist=False)
+
+
+def _replace(args: argparse.Namespace) -> int:
+    """Replaces each resource, as `kubectl replace -f` does; if any does not exist, none is replaced
+    (kubectl replaces the others)."""
+    return _write(args, must_exist=True)
+
+
+def _write(args: argparse.Namespace, must_exist: bool | None = None) -> int:
+    """`apply` (must_exist None), `create` (False) or `replace` (True): all the documents or none."""
+    past = {None: "applied", False: "created", True: "replaced"}[must_exist]
     documents = read_documents(args.filename, args.recursive)
     if not documents:
-        raise CommandError("no objects passed to apply")
+        raise CommandError(f"no objects passed to {args.command}")
+    documents = without_namespaces(documents, args.command)
+    if not documents:
+        return 0
     resources = [placed(document, args.namespace) for document in documents]
     print_apply_warnings(documents)
+    namespace = args.namespace or DEFAULT_NAMESPACE
     with _client(args) as client:
         try:
-            results = client.apply(resources, args.namespace or DEFAULT_NAMESPACE, dry_run=bool(args.dry_run))
+            if must_exist is not None:
+                rehearsal = client.apply(resources, namespace, dry_run=True)
+                _check_existence(rehearsal, documents, must_exist)
+            results = client.apply(resources, namespace, dry_run=bool(args.dry_run))
         except ApiError as error:
-            raise CommandError(f"{_where(error, documents)}{error} (nothing was applied)") from None
+            raise CommandError(f"{_where(error, documents)}{error} (nothing was {past})") from None
+    if must_exist is not None:
+        results = [{**result, "action": past} for result in results]
     print_unhonored_warnings(documents)  # once accepted: a refused apply says only why
     created = [
         document for document, result in zip(documents, results, strict=True) if result["action"] == "created"
@@ -131,6 +187,17 @@ def _apply(args: argparse.Namespace) -> int:
     for result in results:
         print(f"{_object_name(result['object'])} {result['action']}{suffix}")
     return 0
+
+
+def _check_existence(rehearsal: list[dict[str, Any]], documents: list[Document], must_exist: bool) -> None:
+    """Refuses a create of a resource that exists, or a replace of one that does not, in kubectl's words."""
+    for result, document in zip(rehearsal, documents, strict=True):
+        if (result["action"] == "created") == must_exist:
+            kind = kind_of(result["object"])
+            name = result["object"]["metadata"]["name"]
+            problem = "not found" if must_exist else "already exists"
+            past = "replaced" if must_exist else "created"
+            raise CommandError(f'{document.where()}: {kind.crd_name} "{name}" {problem} (nothing was {past})')
 
 
 def print_apply_warnings(documents: list[Document]) -> None:
@@ -189,12 +256,20 @@ def _get(args: argparse.Namespace) -> int:
     groups = _kind_groups(args.kind, args.names)
     if args.watch and (len(groups) > 1 or len(groups[0][1]) > 1):
         raise CommandError("--watch follows one resource or a whole list, not several names")
+    missing: list[str] = []  # as kubectl, what is found is shown, then what is not
     with _client(args) as client:
         for number, (kind, names) in enumerate(groups):
-            if number and args.output in (None, "wide"):
+            if number and _is_table(args.output):
                 print()
-            _get_kind(client, kind, names, args)
-    return 0
+            _get_kind(client, kind, names, args, missing)
+    return _report_missing(args, missing)
+
+
+def _report_missing(args: argparse.Namespace, missing: list[str]) -> int:
+    sys.stdout.flush()
+    for message in missing:
+        _report(args, message)
+    return 2 if missing else 0
 
 
 def _kinds_listed(word: str) -> list[Kind]:
@@ -221,7 +296,11 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
             items, _ = _fetch(client, kind, scope or "", [], args.selector, all_namespaces=scope is None)
             if items:
                 found.append((kind, items))
-    if args.output in ("yaml", "json"):
+    if _is_custom_columns(args.output):
+        _CustomColumns(args.output, show_headers=not args.no_headers).print(
+            [item for _, items in found for item in items]
+        )
+    elif args.output not in (None, "wide", "name"):
         _print_structured(_as_list([item for _, items in found for item in items]), args.output)
     elif args.output == "name":
         for _, items in found:
@@ -233,24 +312,47 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
         if number:
             print()
         every_namespace = namespace is None and kind.namespaced
-        table = _Table(kind, all_namespaces=every_namespace, wide=args.output == "wide", qualified=True)
+        table = _Table(
+            kind,
+            all_namespaces=every_namespace,
+            wide=args.output == "wide",
+            qualified=True,
+            show_headers=not args.no_headers,
+        )
         table.print(items)
     return 0
 
 
-def _get_kind(client: ControlPlaneClient, kind: Kind, names: list[str], args: argparse.Namespace) -> None:
+def _get_kind(
+    client: ControlPlaneClient, kind: Kind, names: list[str], args: argparse.Namespace, missing: list[str]
+) -> None:
     namespace = None if args.all_namespaces else _namespace(args)
-    table = None
-    if args.output in (None, "wide"):
-        table = _Table(kind, all_namespaces=namespace is None and kind.namespaced, wide=args.output == "wide")
+    table: _Rows | None = None
+    if _is_custom_columns(args.output):
+        table = _CustomColumns(args.output, show_headers=not args.no_headers)
+    elif args.output in (None, "wide"):
+        table = _Table(
+            kind,
+            all_namespaces=namespace is None and kind.namespaced,
+            wide=args.output == "wide",
+            show_headers=not args.no_headers,
+        )
     items, version = _fetch(
-        client, kind, namespace or "", names, args.selector, all_namespaces=namespace is None
+        client,
+        kind,
+        namespace or "",
+        names,
+        args.selector,
+        all_namespaces=namespace is None,
+        missing=None if args.watch else missing,
     )
     if table is not None:
         if items:
             table.print(items)
-        elif not args.watch:
+        elif not args.watch and not names:
             print(f"No resources found{_where_searched(kind, namespace)}.", file=sys.stderr)
+    elif names and not items:
+        return  # only what was not found is said, as kubectl says it
     elif args.output == "name":
         for item in items:
             print(_object_name(item))
@@ -270,7 +372,7 @@ def _follow(
     names: list[str],
     args: argparse.Namespace,
     version: str,
-    table: _Table | None,
+    table: _Rows | None,
 ) -> None:
     """Prints each change after `version` as it happens (`get --watch`), until interrupted."""
     sys.stdout.flush()
@@ -298,21 +400,39 @@ def _where_searched(kind: Kind, namespace: str | None) -> str:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    namespace = _namespace(args)
+    namespace = None if args.all_namespaces else _namespace(args)
+    groups = _kind_groups(args.kind, args.names)
+    if namespace is None and any(names for _, names in groups):
+        raise CommandError("a resource cannot be retrieved by name across all namespaces")
     described = []
+    missing: list[str] = []
+    events: dict[str, list[dict[str, Any]]] = {}  # each namespace's, fetched once
     with _client(args) as client:
-        for kind, names in _kind_groups(args.kind, args.names):
-            items, _version = _fetch(client, kind, namespace, names, args.selector, all_namespaces=False)
-            events = _events(client, namespace if kind.namespaced else DEFAULT_NAMESPACE) if items else []
-            described += [describe(item, events).rstrip("\n") for item in items]
-    if not described:
-        print(f"No resources found in {namespace} namespace.", file=sys.stderr)
-    print("\n\n".join(described))
-    return 0
+        for kind, names in groups:
+            items, _version = _fetch(
+                client,
+                kind,
+                namespace or "",
+                names,
+                args.selector,
+                all_namespaces=namespace is None,
+                missing=missing,
+            )
+            for item in items:
+                # a cluster-scoped object's events are in `default`
+                scope = item["metadata"].get("namespace") or DEFAULT_NAMESPACE
+                if scope not in events:
+                    events[scope] = _events(client, scope)
+                described.append(describe(item, events[scope]).rstrip("\n"))
+    if not described and not missing:
+        print(f"No resources found{_where_searched(groups[0][0], namespace)}.", file=sys.stderr)
+    if described:
+        print("\n\n".join(described))
+    return _report_missing(args, missing)
 
 
 def _events(client: ControlPlaneClient, namespace: str) -> list[dict[str, Any]]:
-    """The events of a namespace (a cluster-scoped object's are in `default`), for `describe`."""
+    """The events of a namespace, for `describe`."""
     try:
         return client.list(EVENT, namespace)["items"]
     except ApiError:
@@ -327,43 +447,74 @@ def _fetch(
     selector: str | None,
     *,
     all_namespaces: bool,
+    missing: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """The named resources (or the list) and the resourceVersion to watch from after them."""
+    """The named resources (or the list) and the resourceVersion to watch from after them. A named
+    resource that is not there is added to `missing`, where one is given."""
     try:
         if names:
-            items = [client.get(kind, namespace, name) for name in names]
-            return items, max(item["metadata"]["resourceVersion"] for item in items)
+            items = []
+            for name in names:
+                try:
+                    items.append(client.get(kind, namespace, name))
+                except NotFound as error:
+                    if missing is None:
+                        raise
+                    missing.append(str(error))
+            return items, max((item["metadata"]["resourceVersion"] for item in items), default="")
         listed = client.list(kind, None if all_namespaces else namespace, selector)
         return listed["items"], listed["metadata"]["resourceVersion"]
     except ApiError as error:
         raise CommandError(str(error)) from None
 
 
-class _Table:
-    """kubectl's table: NAME (after NAMESPACE with -A) and the kind's printer columns. Printed
-    in parts (as `--watch` does), later rows keep the widths of the first part."""
+class _Rows:
+    """Rows printed in columns, in parts (as `--watch` prints them): later rows keep the widths of the
+    first part, whose first row is the header unless `--no-headers`."""
 
-    def __init__(self, kind: Kind, *, all_namespaces: bool, wide: bool, qualified: bool = False):
+    headers: list[str]
+
+    def __init__(self, *, show_headers: bool = True):
+        self.show_headers = show_headers
+        self.widths: list[int] | None = None
+
+    def print(self, items: list[dict[str, Any]]) -> None:
+        rows = [self.row(item) for item in items]
+        if self.widths is None:
+            if self.show_headers:
+                rows.insert(0, self.headers)
+            self.widths = [max((len(row[i]) for row in rows), default=0) for i in range(len(self.headers))]
+        for row in rows:
+            print("   ".join(cell.ljust(w) for cell, w in zip(row, self.widths, strict=True)).rstrip())
+
+    def row(self, item: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+
+class _Table(_Rows):
+    """kubectl's table: NAME (after NAMESPACE with -A) and the kind's printer columns."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        all_namespaces: bool,
+        wide: bool,
+        qualified: bool = False,
+        show_headers: bool = True,
+    ):
+        super().__init__(show_headers=show_headers)
         self.columns = [c for c in printer_columns(kind) if wide or c.priority == 0]
         self.leading_name = leads_with_name(kind)
         self.name_prefix = f"{qualified_singular(kind)}/" if qualified else ""
         self.all_namespaces = all_namespaces
-        self.widths: list[int] | None = None
+        self.headers = (
+            (["NAMESPACE"] if all_namespaces else [])
+            + (["NAME"] if self.leading_name else [])
+            + [c.header for c in self.columns]
+        )
 
-    def print(self, items: list[dict[str, Any]]) -> None:
-        rows = [self._row(item) for item in items]
-        if self.widths is None:
-            header = (
-                (["NAMESPACE"] if self.all_namespaces else [])
-                + (["NAME"] if self.leading_name else [])
-                + [c.header for c in self.columns]
-            )
-            rows.insert(0, header)
-            self.widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        for row in rows:
-            print("   ".join(cell.ljust(w) for cell, w in zip(row, self.widths, strict=True)).rstrip())
-
-    def _row(self, item: dict[str, Any]) -> list[str]:
+    def row(self, item: dict[str, Any]) -> list[str]:
         metadata = item.get("metadata") or {}
         now = datetime.now(UTC)
         leading = [metadata.get("namespace", "")] if self.all_namespaces else []
@@ -372,13 +523,70 @@ class _Table:
         return leading + [c.cell(item, now) for c in self.columns]
 
 
+class _CustomColumns(_Rows):
+    """`-o custom-columns=NAME:.metadata.name,URL:.status.url`: kubectl's table of chosen paths, a
+    missing value shown as `<none>`."""
+
+    def __init__(self, output: str, *, show_headers: bool = True):
+        super().__init__(show_headers=show_headers)
+        self.columns = jsonpath.custom_columns(output.partition("=")[2])
+        self.headers = [header for header, _ in self.columns]
+
+    def row(self, item: dict[str, Any]) -> list[str]:
+        return [self._cell(item, steps) for _, steps in self.columns]
+
+    @staticmethod
+    def _cell(item: dict[str, Any], steps: list) -> str:
+        values = jsonpath.evaluate(steps, item)
+        return ",".join(jsonpath.format_value(value) for value in values) if values else "<none>"
+
+
+OUTPUT_FORMATS = "yaml, json, wide, name, jsonpath=TEMPLATE, custom-columns=SPEC"
+
+
+def _output_format(value: str) -> str:
+    """`-o`'s value, its template checked before anything is asked of the server."""
+    if value in ("yaml", "json", "wide", "name"):
+        return value
+    format_name, equals, template = value.partition("=")
+    if format_name not in ("jsonpath", "custom-columns"):
+        raise argparse.ArgumentTypeError(
+            f"unable to match a printer for {value!r}: use one of {OUTPUT_FORMATS}"
+        )
+    if not equals or not template:
+        raise argparse.ArgumentTypeError(f"{format_name} needs a template: -o {format_name}=...")
+    try:
+        if format_name == "jsonpath":
+            jsonpath.parse_template(_template(value))
+        else:
+            jsonpath.custom_columns(template)
+    except jsonpath.TemplateError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def _template(output: str) -> str:
+    return output.partition("=")[2]
+
+
+def _is_custom_columns(output: str | None) -> bool:
+    return bool(output) and output.startswith("custom-columns=")
+
+
+def _is_table(output: str | None) -> bool:
+    return output in (None, "wide") or _is_custom_columns(output)
+
+
 def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
 
 
 def _print_structured(document: Any, output: str) -> None:
+    """`document` as yaml, json or `jsonpath=TEMPLATE`."""
     if output == "json":
         print(json.dumps(document, indent=4))
+    elif output.startswith("jsonpath="):
+        sys.stdout.write(jsonpath.render_template(jsonpath.parse_template(_template(output)), document))
     else:
         sys.stdout.write(yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
 
@@ -390,15 +598,21 @@ def _delete(args: argparse.Namespace) -> int:
     targets = _delete_targets(args)
     failed = False
     with _client(args) as client:
-        if args.all:
+        if args.all or args.selector:
             kind = _resolve(args.kind)
-            namespace = _namespace(args)
+            namespace = None if args.all_namespaces else _namespace(args)
+            try:
+                items = client.list(kind, namespace, args.selector)["items"]
+            except ApiError as error:
+                raise CommandError(str(error)) from None
             targets = [
-                (kind, namespace, item["metadata"]["name"]) for item in client.list(kind, namespace)["items"]
+                (kind, item["metadata"].get("namespace", ""), item["metadata"]["name"]) for item in items
             ]
+            if not targets:
+                print(f"No resources found{_where_searched(kind, namespace)}.", file=sys.stderr)
         for kind, namespace, name in targets:
             try:
-                client.delete(kind, namespace, name)
+                client.delete(kind, namespace, name, dry_run=bool(args.dry_run))
             except NotFound as error:
                 if not args.ignore_not_found:
                     failed = _report(args, str(error))
@@ -406,15 +620,25 @@ def _delete(args: argparse.Namespace) -> int:
             except ApiError as error:
                 failed = _report(args, str(error))
                 continue
-            print(f'{qualified_singular(kind)} "{name}" deleted')
+            print(
+                f'{qualified_singular(kind)} "{name}" deleted' + (" (server dry run)" if args.dry_run else "")
+            )
     return 2 if failed else 0
 
 
 def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
+    if args.all_namespaces and not (args.all or args.selector):
+        raise CommandError("-A deletes with --all or -l only: give KIND --all -A")
+    if args.all and args.selector:
+        raise CommandError("give either --all or -l SELECTOR, not both")
+    if (args.all or args.selector) and (args.names or "/" in (args.kind or "")):
+        raise CommandError(
+            f"name cannot be provided when {'--all' if args.all else 'a selector'} is specified"
+        )
     if args.filename:
         if args.kind or args.names or args.all:
             raise CommandError("give either -f FILE or KIND NAME..., not both")
-        documents = read_documents(args.filename, args.recursive)
+        documents = without_namespaces(read_documents(args.filename, args.recursive), "delete")
         targets = []
         for document in documents:
             resource = placed(document, args.namespace)
@@ -425,7 +649,7 @@ def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
     if not args.kind:
         raise CommandError("give KIND NAME... (or KIND --all, or -f FILE)")
     groups = _kind_groups(args.kind, args.names)
-    if not any(names for _kind, names in groups) and not args.all:
+    if not any(names for _kind, names in groups) and not (args.all or args.selector):
         raise CommandError(f"give the name of the {groups[0][0].singular} to delete, or --all")
     return [(kind, _namespace(args), name) for kind, names in groups for name in names]
 

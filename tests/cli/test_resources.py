@@ -288,6 +288,38 @@ def test_delete_by_name_and_by_file(api, tmp_path):
     )
 
 
+def test_delete_all_with_a_name_deletes_nothing(api):
+    store(api, isvc_yaml("kept-a") + "---\n" + isvc_yaml("kept-b"), namespace="kept")
+    refused = run(api, "delete", "isvc", "kept-a", "--all", "-n", "kept")
+    assert refused.returncode == 2
+    assert refused.stderr == "modelplane delete: name cannot be provided when --all is specified\n"
+    assert run(api, "get", "isvc", "-n", "kept", "-o", "name").stdout.splitlines() == [
+        "inferenceservice.serving.kserve.io/kept-a",
+        "inferenceservice.serving.kserve.io/kept-b",
+    ]
+
+
+def test_delete_dry_run_selector_and_every_namespace(api):
+    labelled = isvc_yaml("sel-a").replace("  name: sel-a\n", "  name: sel-a\n  labels: {tier: gold}\n")
+    store(api, labelled + "---\n" + isvc_yaml("sel-b"), namespace="sel-1")
+    store(api, labelled, namespace="sel-2")
+    rehearsal = run(api, "delete", "isvc", "sel-b", "-n", "sel-1", "--dry-run=server")
+    assert rehearsal.stdout == 'inferenceservice.serving.kserve.io "sel-b" deleted (server dry run)\n'
+    assert run(api, "get", "isvc", "sel-b", "-n", "sel-1").returncode == 0
+    by_label = run(api, "delete", "isvc", "-l", "tier=gold", "-A")
+    assert by_label.returncode == 0, by_label.stderr
+    assert by_label.stdout == 'inferenceservice.serving.kserve.io "sel-a" deleted\n' * 2
+    assert run(api, "get", "isvc", "-A", "-l", "tier=gold", "-o", "name").stdout == ""
+    everywhere = run(api, "delete", "isvc", "--all", "-A", "--dry-run")
+    assert (
+        'inferenceservice.serving.kserve.io "sel-b" deleted (server dry run)'
+        in everywhere.stdout.splitlines()
+    )
+    assert (
+        run(api, "delete", "isvc", "-l", "tier=gold").stderr == "No resources found in default namespace.\n"
+    )
+
+
 def test_wait_for_ready(api, tmp_path):
     store(api, isvc_yaml("slow"))
     env = {**os.environ, "MODELPLANE_API": api}
@@ -538,6 +570,24 @@ def test_logs_of_a_service_with_none_says_where_it_looked(tmp_path):
     )
 
 
+def test_logs_tail_and_kind_slash_name_as_kubectl_takes_them(tmp_path):
+    predictor = tmp_path / "logs" / "default" / "iris" / "predictor"
+    router = tmp_path / "logs" / "default" / "chain" / "router"
+    for folder, text in ((predictor, "one\ntwo\nthree\n"), (router, "routed\n")):
+        folder.mkdir(parents=True)
+        (folder / f"{folder.parent.name}-{folder.name}-00001-0.log").write_text(text)
+    home = ("--home", str(tmp_path))
+    assert run(None, "logs", "iris", "--tail", "2", *home).stdout == "two\nthree\n"
+    assert run(None, "logs", "iris", "--tail=0", *home).stdout == ""
+    assert run(None, "logs", "isvc/iris", "--tail=-1", *home).stdout == "one\ntwo\nthree\n"
+    assert run(None, "logs", "ig/chain", *home).stdout == "routed\n"
+    refused = run(None, "logs", "pod/iris", *home)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        'modelplane logs: pod/iris: logs are kept for InferenceServices and InferenceGraphs, not "pod"\n'
+    )
+
+
 def test_an_https_url_for_a_plain_http_control_plane_says_so(api):
     url = api.replace("http://", "https://")
     result = run(None, "get", "isvc", "--server", url)
@@ -595,3 +645,147 @@ def test_a_canary_percent_on_a_new_service_is_said_to_wait_for_a_later_change(ap
     )
     changed = run(api, "apply", "-f", str(write(tmp_path, "canary.yaml", canary.replace("iris", "iris-2"))))
     assert changed.returncode == 0 and "canaryTrafficPercent" not in changed.stderr
+
+
+def test_get_output_jsonpath_and_custom_columns_as_kubectl_prints_them(api):
+    store(api, isvc_yaml("jp-a") + "---\n" + isvc_yaml("jp-b"), namespace="jsonpath")
+    patch_status(api, "jp-a", {"url": "http://jp-a.jsonpath.example.com"}, namespace="jsonpath")
+
+    def get(*args: str) -> subprocess.CompletedProcess:
+        return run(api, "get", "isvc", "-n", "jsonpath", *args)
+
+    assert get("jp-a", "-o", "jsonpath={.status.url}").stdout == "http://jp-a.jsonpath.example.com"
+    assert get("jp-b", "-o", "jsonpath={.status.url}").stdout == ""  # missing: nothing, as kubectl
+    assert get("-o", "jsonpath={.items[*].metadata.name}").stdout == "jp-a jp-b"
+    ranged = get(
+        "-o",
+        'jsonpath={range .items[*]}{.metadata.name}{"\\t"}{.spec.predictor.model.storageUri}{"\\n"}{end}',
+    )
+    assert ranged.stdout == "jp-a\tfile:///models/iris\njp-b\tfile:///models/iris\n"
+    assert get("jp-a", "-o=jsonpath={.spec.predictor.model.modelFormat}").stdout == '{"name":"sklearn"}'
+    assert get("-o", "custom-columns=NAME:.metadata.name,URL:.status.url").stdout.splitlines() == [
+        "NAME   URL",
+        "jp-a   http://jp-a.jsonpath.example.com",
+        "jp-b   <none>",
+    ]
+    assert get("--no-headers", "-o", "custom-columns=NAME:.metadata.name").stdout == "jp-a\njp-b\n"
+    assert [line.split()[0] for line in get("--no-headers").stdout.splitlines()] == ["jp-a", "jp-b"]
+    broken = get("-o", "jsonpath={.status.url")
+    assert broken.returncode == 2
+    assert broken.stderr.splitlines()[-1] == (
+        "modelplane get: error: argument -o/--output: error parsing jsonpath {.status.url, unclosed action"
+    )
+
+
+def test_options_may_come_between_and_after_names_as_kubectl_takes_them(api):
+    store(api, isvc_yaml("mixed"), namespace="mixed")
+    shown = run(api, "get", "isvc", "-n", "mixed", "mixed", "-o", "name")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == "inferenceservice.serving.kserve.io/mixed\n"
+    assert run(api, "describe", "isvc", "mixed", "-n", "mixed").stdout.startswith("Name:")
+    deleted = run(api, "delete", "isvc", "-n", "mixed", "mixed")
+    assert deleted.stdout == 'inferenceservice.serving.kserve.io "mixed" deleted\n'
+    assert run(api, "get").stderr.splitlines()[-1] == (
+        "modelplane get: error: the following arguments are required: KIND"
+    )
+
+
+def test_create_and_replace_as_kubectl_does_them_all_or_nothing(api, tmp_path):
+    pair = write(tmp_path, "pair.yaml", isvc_yaml("made-a") + "---\n" + isvc_yaml("made-b"))
+    created = run(api, "create", "-f", str(pair), "-n", "made")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.splitlines() == [
+        "inferenceservice.serving.kserve.io/made-a created",
+        "inferenceservice.serving.kserve.io/made-b created",
+    ]
+    again = run(
+        api, "create", "-f", "-", "-n", "made", stdin=isvc_yaml("made-c") + "---\n" + isvc_yaml("made-b")
+    )
+    assert again.returncode == 2
+    assert again.stderr == (
+        'modelplane create: <stdin>:10: inferenceservices.serving.kserve.io "made-b" already exists '
+        "(nothing was created)\n"
+    )
+    assert run(api, "get", "isvc", "made-c", "-n", "made").returncode != 0
+
+    changed = isvc_yaml("made-a", "file:///models/iris-v2") + "---\n" + isvc_yaml("made-d")
+    missing = run(api, "replace", "-f", "-", "-n", "made", stdin=changed)
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        'modelplane replace: <stdin>:10: inferenceservices.serving.kserve.io "made-d" not found '
+        "(nothing was replaced)\n"
+    )
+    replaced = run(api, "replace", "-f", "-", "-n", "made", stdin=changed.split("---\n")[0])
+    assert replaced.stdout == "inferenceservice.serving.kserve.io/made-a replaced\n"
+    stored = json.loads(run(api, "get", "isvc", "made-a", "-n", "made", "-o", "json").stdout)
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == "file:///models/iris-v2"
+
+
+def test_apply_reads_a_manifest_from_a_url_as_kubectl_does(api, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    write(tmp_path, "from-url.yaml", isvc_yaml("from-url"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        applied = run(api, "apply", "-f", f"{base}/from-url.yaml")
+        assert applied.returncode == 0, applied.stderr
+        assert applied.stdout == "inferenceservice.serving.kserve.io/from-url created\n"
+        missing = run(api, "apply", "-f", f"{base}/missing.yaml")
+        assert missing.returncode == 2
+        assert missing.stderr == (
+            f'modelplane apply: unable to read URL "{base}/missing.yaml", server reported 404 File not found\n'
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_get_and_describe_show_what_is_found_then_say_what_is_not(api):
+    store(api, isvc_yaml("found"), namespace="partly")
+    shown = run(api, "get", "isvc", "missing", "found", "-n", "partly", "-o", "name")
+    assert shown.returncode == 2
+    assert shown.stdout == "inferenceservice.serving.kserve.io/found\n"
+    assert shown.stderr == 'modelplane get: inferenceservices.serving.kserve.io "missing" not found\n'
+    alone = run(api, "get", "isvc", "missing", "-n", "partly", "-o", "yaml")
+    assert (alone.returncode, alone.stdout) == (2, "")
+    described = run(api, "describe", "isvc", "found", "missing", "-n", "partly")
+    assert described.returncode == 2
+    assert described.stdout.startswith("Name:         found\n")
+    assert (
+        described.stderr == 'modelplane describe: inferenceservices.serving.kserve.io "missing" not found\n'
+    )
+
+
+def test_a_namespace_in_a_bundle_is_passed_over_with_a_warning(api):
+    bundle = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bundled\n---\n" + isvc_yaml(
+        "bundled"
+    ).replace("  name: bundled\n", "  name: bundled\n  namespace: bundled\n")
+    applied = run(api, "apply", "-f", "-", stdin=bundle)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout == "inferenceservice.serving.kserve.io/bundled created\n"
+    assert applied.stderr == (
+        'Warning: <stdin>:1: namespace "bundled" passed over by apply: namespaces are not objects here, '
+        "every namespace exists\n"
+    )
+    deleted = run(api, "delete", "-f", "-", stdin=bundle)
+    assert deleted.stdout == 'inferenceservice.serving.kserve.io "bundled" deleted\n'
+
+
+def test_describe_every_namespace(api):
+    store(api, isvc_yaml("described"), namespace="described-1")
+    store(api, isvc_yaml("described"), namespace="described-2")
+    described = run(api, "describe", "isvc", "-A", "-l", "nothing-else!=here")
+    assert described.returncode == 0, described.stderr
+    namespaces = [line.split()[1] for line in described.stdout.splitlines() if line.startswith("Namespace:")]
+    assert {"described-1", "described-2"} <= set(namespaces)
+    by_name = run(api, "describe", "isvc", "described", "-A")
+    assert by_name.returncode == 2
+    assert (
+        by_name.stderr
+        == "modelplane describe: a resource cannot be retrieved by name across all namespaces\n"
+    )

@@ -117,8 +117,9 @@ class ControlPlaneClient:
         path = object_path(kind, namespace, name) + ("/status" if status else "")
         return self._call("PATCH", path, content=orjson.dumps(patch), headers={"content-type": MERGE_PATCH})
 
-    def delete(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
-        return self._call("DELETE", object_path(kind, namespace, name))
+    def delete(self, kind: Kind, namespace: str, name: str, *, dry_run: bool = False) -> dict[str, Any]:
+        params = {"dryRun": "All"} if dry_run else {}
+        return self._call("DELETE", object_path(kind, namespace, name), params=params)
 
     def apply(
         self, resources: list[dict[str, Any]], namespace: str, *, dry_run: bool = False

@@ -1,0 +1,275 @@
+"""kubectl's JSONPath templates, for `modelplane get -o jsonpath=TEMPLATE` and `-o custom-columns=SPEC`.
+
+A template is text with `{...}` actions, as kubectl takes it: `{.status.url}`,
+`{.items[*].metadata.name}`, `{.status.conditions[?(@.type=="Ready")].status}`,
+`{range .items[*]}{.metadata.name}{"\\t"}{.status.url}{"\\n"}{end}`. Paths take fields (`\\.` in a
+name: `{.metadata.annotations.serving\\.kserve\\.io/deploymentMode}`, or `['a.b']`), `[N]`,
+`[START:END]`, `[*]`, `..NAME` (every NAME below), and filters comparing `@.PATH` with a literal
+(`==`, `!=`, `<`, `<=`, `>`, `>=`) or testing that it exists. As `kubectl get` does, a path that
+reaches nothing prints nothing; several values are separated by spaces; maps and lists print as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+class TemplateError(ValueError):
+    """A template kubectl would refuse too, said as kubectl says it."""
+
+
+@dataclass(frozen=True)
+class _Step:
+    kind: str  # field, index, slice, all, filter, recursive
+    value: Any = None
+
+
+_FIELD = re.compile(r"\.((?:\\.|[^.\[\]\\\s])+)")
+_QUOTED_KEY = re.compile(r"""\[\s*(['"])(.*?)\1\s*\]""")
+_SLICE = re.compile(r"\[\s*(-?\d*)\s*:\s*(-?\d*)\s*\]")
+_INDEX = re.compile(r"\[\s*(-?\d+)\s*\]")
+_ALL = re.compile(r"\[\s*\*\s*\]|\.\*")
+_FILTER = re.compile(
+    r"\[\s*\?\(\s*@((?:\.(?:\\.|[^.\s=!<>)\\])+)+)\s*(?:(==|!=|<=|>=|<|>)\s*(.*?))?\s*\)\s*\]"
+)
+_RECURSIVE = re.compile(r"\.\.")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def parse_path(path: str) -> list[_Step]:
+    """The steps of one path (`.a.b[*]`, `$.a`, `@.a`); raises TemplateError where kubectl would."""
+    text = path.strip()
+    if text[:1] in ("$", "@"):
+        text = text[1:]
+    steps: list[_Step] = []
+    position = 0
+    while position < len(text):
+        if match := _RECURSIVE.match(text, position):
+            steps.append(_Step("recursive"))
+            position = match.end() - 1  # the name after `..` is read as a field
+            if position + 1 >= len(text) or text[position + 1] in ".[":
+                position += 1
+            continue
+        for pattern, kind in (
+            (_FILTER, "filter"),
+            (_ALL, "all"),
+            (_QUOTED_KEY, "key"),
+            (_SLICE, "slice"),
+            (_INDEX, "index"),
+            (_FIELD, "field"),
+        ):
+            match = pattern.match(text, position)
+            if match:
+                steps.append(_step(kind, match))
+                position = match.end()
+                break
+        else:
+            raise TemplateError(f"unrecognized character in action: {text[position:]!r}")
+    return steps
+
+
+def _step(kind: str, match: re.Match) -> _Step:
+    if kind == "field":
+        return _Step("field", re.sub(r"\\(.)", r"\1", match.group(1)))
+    if kind == "key":
+        return _Step("field", match.group(2))
+    if kind == "index":
+        return _Step("index", int(match.group(1)))
+    if kind == "slice":
+        start, end = (int(part) if part else None for part in match.groups())
+        return _Step("slice", (start, end))
+    if kind == "filter":
+        path, operator, literal = match.groups()
+        wanted = _literal(literal) if operator else None
+        return _Step("filter", (parse_path(path), operator, wanted))
+    return _Step("all")
+
+
+def _literal(text: str) -> Any:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        raise TemplateError(f"unrecognized literal in filter: {text!r}") from None
+
+
+def evaluate(steps: list[_Step], node: Any) -> list[Any]:
+    """Every value the steps reach from `node`, in order."""
+    nodes = [node]
+    for step in steps:
+        nodes = [found for current in nodes for found in _apply(step, current)]
+    return nodes
+
+
+def _apply(step: _Step, node: Any) -> list[Any]:
+    if step.kind == "field":
+        return [node[step.value]] if isinstance(node, dict) and step.value in node else []
+    if step.kind == "all":
+        if isinstance(node, dict):
+            return list(node.values())
+        return list(node) if isinstance(node, list) else []
+    if not isinstance(node, list) and step.kind != "recursive":
+        return []
+    if step.kind == "index":
+        return [node[step.value]] if -len(node) <= step.value < len(node) else []
+    if step.kind == "slice":
+        start, end = step.value
+        return node[start:end]
+    if step.kind == "filter":
+        path, operator, wanted = step.value
+        return [item for item in node if _matches(evaluate(path, item), operator, wanted)]
+    return list(_descendants(node))
+
+
+def _matches(found: list[Any], operator: str | None, wanted: Any) -> bool:
+    if operator is None:
+        return bool(found)
+    if not found:
+        return False
+    value = found[0]
+    if operator == "==":
+        return value == wanted
+    if operator == "!=":
+        return value != wanted
+    try:
+        return {"<": value < wanted, "<=": value <= wanted, ">": value > wanted, ">=": value >= wanted}[
+            operator
+        ]
+    except TypeError:
+        return False
+
+
+def _descendants(node: Any):
+    """The node and everything below it, depth first (what `..` searches)."""
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    for child in children:
+        yield from _descendants(child)
+
+
+# ---- templates ----
+
+
+@dataclass(frozen=True)
+class _Part:
+    kind: str  # text, path, range, end
+    text: str = ""
+    steps: tuple[_Step, ...] = ()
+
+
+def parse_template(template: str) -> list[_Part]:
+    parts: list[_Part] = []
+    position = 0
+    depth = 0
+    while position < len(template):
+        start = template.find("{", position)
+        if start < 0:
+            parts.append(_Part("text", template[position:]))
+            break
+        if start > position:
+            parts.append(_Part("text", template[position:start]))
+        end = _action_end(template, start)
+        action = template[start + 1 : end].strip()
+        position = end + 1
+        if action == "end":
+            depth -= 1
+            if depth < 0:
+                raise TemplateError(f"error parsing jsonpath {template}, not in range")
+            parts.append(_Part("end"))
+        elif action.startswith("range ") or action.startswith("range\t"):
+            depth += 1
+            parts.append(_Part("range", steps=tuple(parse_path(action[len("range") :]))))
+        elif action[:1] in ('"', "'") and action[-1:] == action[:1] and len(action) >= 2:
+            parts.append(_Part("text", _unescape(action[1:-1])))
+        elif action in ("true", "false") or _NUMBER.fullmatch(action):
+            parts.append(_Part("text", action))
+        else:
+            try:
+                parts.append(_Part("path", steps=tuple(parse_path(action))))
+            except TemplateError as error:
+                raise TemplateError(f"error parsing jsonpath {template}, {error}") from None
+    if depth:
+        raise TemplateError(f"error parsing jsonpath {template}, unclosed range")
+    return parts
+
+
+def _action_end(template: str, start: int) -> int:
+    quote = None
+    for position in range(start + 1, len(template)):
+        char = template[position]
+        if quote:
+            if char == "\\":
+                continue
+            if char == quote and template[position - 1] != "\\":
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "}":
+            return position
+    raise TemplateError(f"error parsing jsonpath {template}, unclosed action")
+
+
+def _unescape(text: str) -> str:
+    return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
+def render_template(parts: list[_Part], data: Any) -> str:
+    output, _ = _render(parts, 0, data)
+    return output
+
+
+def _render(parts: list[_Part], start: int, data: Any) -> tuple[str, int]:
+    """The output of parts[start:] up to their `{end}` (or the last), and where it stopped."""
+    output: list[str] = []
+    position = start
+    while position < len(parts):
+        part = parts[position]
+        if part.kind == "end":
+            return "".join(output), position
+        if part.kind == "text":
+            output.append(part.text)
+        elif part.kind == "path":
+            output.append(" ".join(format_value(value) for value in evaluate(list(part.steps), data)))
+        else:  # range: the body once for each value, then past its end
+            body_end = _render(parts, position + 1, data)[1]
+            for item in evaluate(list(part.steps), data):
+                output.append(_render(parts, position + 1, item)[0])
+            position = body_end
+        position += 1
+    return "".join(output), position
+
+
+def format_value(value: Any) -> str:
+    """A value as kubectl prints it: text as is, maps and lists as compact JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def custom_columns(spec: str) -> list[tuple[str, list[_Step]]]:
+    """`NAME:.metadata.name,URL:.status.url` as (header, path) pairs."""
+    columns = []
+    for column in spec.split(","):
+        header, colon, path = column.partition(":")
+        if not colon or not header or not path:
+            raise TemplateError(
+                f'unexpected custom-columns spec: {column!r}, expected "header:json-path-expr"'
+            )
+        path = path.strip()
+        if path.startswith("{") and path.endswith("}"):
+            path = path[1:-1]
+        columns.append((header, parse_path(path if path.startswith((".", "$", "@", "[")) else "." + path)))
+    return columns

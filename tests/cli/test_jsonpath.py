@@ -1,0 +1,81 @@
+"""kubectl's JSONPath templates (`modelplane get -o jsonpath=...`), evaluated on plain objects."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelplane.cli.jsonpath import TemplateError, custom_columns, evaluate, parse_template, render_template
+
+SERVICE = {
+    "kind": "InferenceService",
+    "metadata": {
+        "name": "iris",
+        "generation": 3,
+        "annotations": {"serving.kserve.io/deploymentMode": "Standard"},
+    },
+    "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}}}},
+    "status": {
+        "conditions": [
+            {"type": "PredictorReady", "status": "True"},
+            {"type": "Ready", "status": "False", "reason": "Loading"},
+        ],
+        "components": {"predictor": {"traffic": [{"percent": 90}, {"percent": 10, "tag": "prev"}]}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("template", "printed"),
+    [
+        ("{.metadata.name}", "iris"),
+        ("{$.kind}", "InferenceService"),
+        ("{.status.url}", ""),
+        ('{.status.conditions[?(@.type=="Ready")].reason}', "Loading"),
+        ("{.status.conditions[?(@.type!='Ready')].type}", "PredictorReady"),
+        ("{.status.conditions[*].type}", "PredictorReady Ready"),
+        ("{.status.conditions[-1].status}", "False"),
+        ("{.status.conditions[0:1].type}", "PredictorReady"),
+        ("{.status.components.predictor.traffic[?(@.percent>50)].percent}", "90"),
+        ("{.status.components.predictor.traffic[?(@.tag)].percent}", "10"),
+        ("{.metadata.annotations.serving\\.kserve\\.io/deploymentMode}", "Standard"),
+        ("{.metadata.annotations['serving.kserve.io/deploymentMode']}", "Standard"),
+        ("{.spec.predictor.model}", '{"modelFormat":{"name":"sklearn"}}'),
+        ("{..name}", "iris sklearn"),
+        ("gen {.metadata.generation}{'\\n'}", "gen 3\n"),
+        ('{range .status.conditions[*]}{.type}={.status}{";"}{end}', "PredictorReady=True;Ready=False;"),
+        ("{true} {1}", "true 1"),
+    ],
+)
+def test_templates_print_as_kubectl_prints_them(template, printed):
+    assert render_template(parse_template(template), SERVICE) == printed
+
+
+def test_nested_ranges():
+    data = {"items": [SERVICE, {**SERVICE, "metadata": {"name": "wine"}}]}
+    template = "{range .items[*]}{.metadata.name}:{range .status.conditions[*]}{.type},{end};{end}"
+    assert render_template(parse_template(template), data) == (
+        "iris:PredictorReady,Ready,;wine:PredictorReady,Ready,;"
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{.kind", "error parsing jsonpath {.kind, unclosed action"),
+        ("{range .items[*]}{.x}", "error parsing jsonpath {range .items[*]}{.x}, unclosed range"),
+        ("{.x}{end}", "error parsing jsonpath {.x}{end}, not in range"),
+        ("{.a[?(@.b==x)]}", "error parsing jsonpath {.a[?(@.b==x)]}, unrecognized literal in filter: 'x'"),
+    ],
+)
+def test_templates_kubectl_refuses(template, message):
+    with pytest.raises(TemplateError) as refused:
+        parse_template(template)
+    assert str(refused.value) == message
+
+
+def test_custom_columns_take_paths_with_or_without_braces_and_the_leading_dot():
+    columns = custom_columns("NAME:.metadata.name,GEN:{.metadata.generation},KIND:kind")
+    assert [header for header, _ in columns] == ["NAME", "GEN", "KIND"]
+    assert [evaluate(steps, SERVICE) for _, steps in columns] == [["iris"], [3], ["InferenceService"]]
+    with pytest.raises(TemplateError):
+        custom_columns("NAME")
