@@ -69,8 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--dry-run",
             nargs="?",
             const="server",
-            choices=["server"],
-            help="check everything (admission included) as the server would, and store nothing",
+            choices=["server", "client", "none"],
+            help="check everything (admission included) as the server would, and store nothing (client: "
+            "the same, as modelplane has no client-side dry run; none: not a dry run)",
         )
         writer.set_defaults(func=func)
 
@@ -119,8 +120,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dry-run",
         nargs="?",
         const="server",
-        choices=["server"],
-        help="check that each can be deleted, and delete nothing",
+        choices=["server", "client", "none"],
+        help="check that each can be deleted, and delete nothing (client: the same; none: delete)",
     )
     delete.add_argument(
         "--ignore-not-found", action="store_true", help="a resource that is not there is no error"
@@ -156,9 +157,22 @@ def _replace(args: argparse.Namespace) -> int:
     return _write(args, must_exist=True)
 
 
+def _dry_run(args: argparse.Namespace) -> bool:
+    """Whether --dry-run asks for one: server, or client, which kubectl users write and which modelplane
+    runs as a server dry run (saying so); none is none."""
+    if args.dry_run == "client":
+        print(
+            "--dry-run=client: checked by the control plane as --dry-run=server (modelplane has no "
+            "client-side dry run)",
+            file=sys.stderr,
+        )
+    return args.dry_run in ("server", "client")
+
+
 def _write(args: argparse.Namespace, must_exist: bool | None = None) -> int:
     """`apply` (must_exist None), `create` (False) or `replace` (True): all the documents or none."""
     past = {None: "applied", False: "created", True: "replaced"}[must_exist]
+    args.dry_run = _dry_run(args)
     documents = read_documents(args.filename, args.recursive)
     if not documents:
         raise CommandError(f"no objects passed to {args.command}")
@@ -595,6 +609,7 @@ def _print_structured(document: Any, output: str) -> None:
 
 
 def _delete(args: argparse.Namespace) -> int:
+    args.dry_run = _dry_run(args)
     targets = _delete_targets(args)
     failed = False
     with _client(args) as client:

@@ -94,6 +94,9 @@ def test_apply_creates_then_leaves_alone_then_configures(api, tmp_path):
     manifest = write(tmp_path, "iris.yaml", isvc_yaml("iris"))
     rehearsal = run(api, "apply", "--dry-run=server", "-f", str(manifest))
     assert rehearsal.stdout == "inferenceservice.serving.kserve.io/iris created (server dry run)\n"
+    client_side = run(api, "apply", "--dry-run=client", "-f", str(manifest))  # kubectl users' habit
+    assert client_side.stdout == rehearsal.stdout
+    assert "--dry-run=client: checked by the control plane as --dry-run=server" in client_side.stderr
     first = run(api, "apply", "-f", str(manifest))
     assert first.returncode == 0, first.stderr
     assert first.stdout == "inferenceservice.serving.kserve.io/iris created\n"
