@@ -1,6 +1,6 @@
 """A/B of modelplane's own request path between two commits: the same iris model served by
 `modelplane serve` at each commit (a git worktree of each on PYTHONPATH), wrk at concurrency 16 over V2
-REST, rounds alternating the two servers; medians and the round-by-round ratios (after / before).
+REST (`--protocol v1`: V1), rounds alternating the two servers; medians and the round-by-round ratios (after / before).
 
     python3 bench/ab_model_server.py --before 4a8a771 --after HEAD --rounds 10
 
@@ -71,18 +71,21 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--protocol", choices=("v2", "v1"), default="v2", help="REST predict of either")
     args = parser.parse_args()
 
     from model_server import train_model  # here: importing it takes bench/ off sys.path
 
     WORK.mkdir(parents=True, exist_ok=True)
     model = train_model()
-    body = WORK / "v2.json"
-    body.write_text(
-        json.dumps(
-            {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [model.row]}]}
-        )
-    )
+    body = WORK / f"{args.protocol}.json"
+    if args.protocol == "v2":
+        document = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [model.row]}]}
+        path = "/v2/models/iris/infer"
+    else:
+        document = {"instances": [model.row]}
+        path = "/v1/models/iris:predict"
+    body.write_text(json.dumps(document))
     sides = {}
     for name, revision in (("before", args.before), ("after", args.after)):
         checkout, commit = worktree(revision)
@@ -95,7 +98,7 @@ def main() -> int:
             process.start()
             try:
                 process.wait_ready()
-                url = f"http://127.0.0.1:{process.ports[0]}/v2/models/iris/infer"
+                url = f"http://127.0.0.1:{process.ports[0]}{path}"
                 run_wrk(url, args.concurrency, args.warmup, body, "application/json")
                 run = measured_wrk(
                     process.pgid, url, args.concurrency, args.duration, body, "application/json"
