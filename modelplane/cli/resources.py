@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
+from modelplane.api import jsonpath
 from modelplane.api.admission import unknown_field_details
 from modelplane.api.kinds import EVENT, Kind, kind_of, kinds_in_category
 from modelplane.api.loader import Document
-from modelplane.cli import jsonpath
 from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents, without_namespaces
 from modelplane.cli.main import CommandError
 from modelplane.graph.graph_warnings import graph_warnings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelplane.cli.jsonpath import TemplateError, custom_columns, evaluate, parse_template, render_template
+from modelplane.api.jsonpath import TemplateError, custom_columns, evaluate, parse_template, render_template
 
 SERVICE = {
     "kind": "InferenceService",

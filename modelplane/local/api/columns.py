@@ -1,8 +1,8 @@
 """The table columns of each kind, as `kubectl get` shows them: the CRDs' printer columns.
 
 Each CRD in `modelplane.api` names its columns with a JSONPath (`.status.url`,
-`.status.conditions[?(@.type=='Ready')].status`, `.spec.containers[*].name`); this module
-evaluates the small part of JSONPath those use and formats cells as kubectl does (dates as ages
+`.status.conditions[?(@.type=='Ready')].status`, `.spec.containers[*].name`), which
+`modelplane.api.jsonpath` evaluates; this module formats cells as kubectl does (dates as ages
 such as `7d23h`, several values joined by commas, a missing value as an empty cell). An Event's
 columns are Kubernetes' own event printer's, computed here: no NAME first (`-o wide` shows it last),
 `OBJECT` as `kind/name`.
@@ -10,7 +10,6 @@ columns are Kubernetes' own event printer's, computed here: no NAME first (`-o w
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +18,9 @@ from typing import Any
 
 import orjson
 
+from modelplane.api import jsonpath
 from modelplane.api.kinds import EVENT, Kind
 from modelplane.api.schema import crd
-
-_TOKEN = re.compile(r"\.([A-Za-z0-9_-]+)|\[\*\]|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_.-]+)==([^)]*)\)\]")
 
 
 @dataclass(frozen=True)
@@ -184,27 +182,13 @@ def printer_columns(kind: Kind) -> tuple[Column, ...]:
 
 
 def evaluate(json_path: str, resource: Any) -> list[Any]:
-    """Every value `json_path` reaches in `resource` (kubectl's JSONPath, the printer-column subset)."""
-    nodes = [resource]
-    position = 0
-    while position < len(json_path):
-        match = _TOKEN.match(json_path, position)
-        if match is None:
-            raise ValueError(f"unsupported JSONPath {json_path!r}")
-        position = match.end()
-        field, index, filter_path, filter_value = match.groups()
-        if field is not None:
-            nodes = [n[field] for n in nodes if isinstance(n, dict) and field in n]
-        elif index is not None:
-            nodes = [n[int(index)] for n in nodes if isinstance(n, list) and int(index) < len(n)]
-        elif filter_path is not None:
-            wanted = _literal(filter_value)
-            nodes = [
-                item for n in nodes if isinstance(n, list) for item in n if _dig(item, filter_path) == wanted
-            ]
-        else:
-            nodes = [item for n in nodes if isinstance(n, list) for item in n]
-    return nodes
+    """Every value `json_path` reaches in `resource` (kubectl's JSONPath)."""
+    return jsonpath.evaluate(_steps(json_path), resource)
+
+
+@cache
+def _steps(json_path: str) -> list:
+    return jsonpath.parse_path(json_path)
 
 
 def age(timestamp: str, now: datetime | None = None) -> str:
@@ -246,26 +230,6 @@ def human_duration(seconds: int) -> str:
         rest = (hours // 24) % 365
         return f"{hours // 24 // 365}y{rest}d" if rest else f"{hours // 24 // 365}y"
     return f"{hours // 24 // 365}y"
-
-
-def _dig(value: Any, dotted: str) -> Any:
-    for key in dotted.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _literal(text: str) -> Any:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    if text in ("true", "false"):
-        return text == "true"
-    try:
-        return int(text)
-    except ValueError:
-        return text
 
 
 def _is_of_type(value: Any, column_type: str) -> bool:

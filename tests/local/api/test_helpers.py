@@ -166,7 +166,7 @@ def test_printer_columns_of_a_runtime_join_several_values():
     assert cells == ["false", "sklearn,xgboost", "kserve-container"]
 
 
-def test_jsonpath_subset():
+def test_jsonpath_of_printer_columns():
     doc = {"a": [{"k": "x", "v": 1}, {"k": "y", "v": 2, "flag": True}], "b": {"c": "d"}}
     assert evaluate(".b.c", doc) == ["d"]
     assert evaluate(".a[*].v", doc) == [1, 2]
@@ -175,8 +175,9 @@ def test_jsonpath_subset():
     assert evaluate('.a[?(@.k=="x")].v', doc) == [1]
     assert evaluate(".a[?(@.flag==true)].k", doc) == ["y"]
     assert evaluate(".missing.deeper", doc) == []
+    assert evaluate(".a[?(@.v>1)].k", doc) == ["y"]
     with pytest.raises(ValueError):
-        evaluate(".a[?(@.v>1)]", doc)
+        evaluate(".a[?(@.v>", doc)
 
 
 def test_smart_labels_are_kubectl_s():
