@@ -197,6 +197,17 @@ def _check_one_port(containers: list[dict], path: str) -> None:
         )
 
 
+def _declare_the_served_port(containers: list[dict]) -> None:
+    """Knative takes a pod of several containers only when one of them declares the port it serves
+    (its webhook refuses the revision otherwise): where none does (a multi-model server next to its
+    agent, which KServe's pod webhook adds after Knative's), the serving container declares where it
+    listens. A lone container needs none: Knative's default is 8080."""
+    if len(containers) < 2 or any(c.get("ports") for c in containers):
+        return
+    serving = _serving_container(containers)
+    serving["ports"] = [{"containerPort": int(_server_port(serving)), "protocol": "TCP"}]
+
+
 def _first_port(container: dict) -> int:
     """The container's first port (8080, KServe's, when it declares none)."""
     ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
@@ -307,6 +318,8 @@ class _Builder:
         pod = _merged_pod_fields(parts.runtime_pod, {k: spec[k] for k in POD_FIELDS if k in spec})
         pod["containers"] = containers
         self._provision(pod, main, parts)
+        if self.mode == KNATIVE:
+            _declare_the_served_port(pod["containers"])
         self._add_credentials(pod, parts, path)
         predictor_name = (spec.get("name") or None) if component == "predictor" else None
         annotations = {
