@@ -1,7 +1,8 @@
 """Checking objects as a cluster would: core kinds against the Kubernetes API's own schemas
 (`kubernetes-validate`, strict: an unknown field is an error), custom resources against their CRDs'
 `openAPIV3Schema` (made strict the same way: fields a CRD does not declare are refused unless it keeps
-unknown fields there), and names as the API server checks them."""
+unknown fields there), Knative Services as Knative's webhook checks them, and names as the API server
+checks them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import yaml
+
+from .knative_webhook import knative_problems
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FOLDERS = (REPO / "deploy" / "crds", Path(__file__).parent / "cluster-crds")
@@ -26,6 +29,8 @@ def problems(obj: dict) -> list[str]:
     """Why the API server would refuse `obj` (empty when it would take it)."""
     found = _schema_problems(obj)
     found += _name_problems(obj)
+    if (obj.get("apiVersion"), obj.get("kind")) == ("serving.knative.dev/v1", "Service"):
+        found += [f"Knative's webhook: {p}" for p in knative_problems(obj)]
     return [f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}: {p}" for p in found]
 
 
