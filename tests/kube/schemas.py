@@ -15,6 +15,8 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from modelplane.api.quantity import parse_quantity
+
 from .knative_webhook import knative_problems
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,6 +117,11 @@ def _name_problems(obj: dict) -> list[str]:
             if len(str(value)) > 63:
                 found.append(f"label {key}: {value!r} is longer than 63 characters")
     for container in _containers(obj):
+        resources = container.get("resources") or {}
+        for resource, limit in (resources.get("limits") or {}).items():
+            request = (resources.get("requests") or {}).get(resource)
+            if request is not None and parse_quantity(request) > parse_quantity(limit):
+                found.append(f"container {container.get('name')}: requests.{resource} over its limit")
         if not _DNS_LABEL.match(str(container.get("name", ""))):
             found.append(f"container name {container.get('name')!r} is not a DNS label")
         for port in container.get("ports") or []:
