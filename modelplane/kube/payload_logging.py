@@ -122,9 +122,11 @@ def _timeout(spec: dict) -> list[str]:
 
 def serve_behind_logger(containers: list[dict], serving: dict, logger: dict) -> None:
     """A Knative pod whose port is the logger's: no other container declares one, and the readiness
-    probe of the `serving` container (an HTTP or TCP one) is the logger's, with Knative's port."""
+    probe of the `serving` container (an HTTP or TCP one) is the logger's, with Knative's port. The
+    port has no name: Knative's webhook takes only h2c or http1 there (the protocol it speaks to it)."""
     for container in containers:
         container.pop("ports", None)
+    logger["ports"] = [{"containerPort": AGENT_PORT, "protocol": "TCP"}]
     logger["args"].append("--wait-for-component")
     del logger["readinessProbe"]  # Knative's default: a TCP probe of the logger's port
     probe = serving.get("readinessProbe")

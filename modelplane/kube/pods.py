@@ -33,6 +33,7 @@ from modelplane.api.constants import (
     STORAGE_URI_ENV,
     TRANSFORMER_CONTAINER,
 )
+from modelplane.api.quantity import parse_quantity
 from modelplane.api.scraping import PORT_ANNOTATION, scrape_path
 from modelplane.api.service_account_credentials import CredentialsError
 from modelplane.control.canaries import canary_predictor, canary_replicas
@@ -197,6 +198,35 @@ def _check_one_port(containers: list[dict], path: str) -> None:
         )
 
 
+def _declare_the_served_port(containers: list[dict]) -> None:
+    """Knative takes a pod of several containers only when one of them declares the port it serves
+    (its webhook refuses the revision otherwise): where none does (a multi-model server next to its
+    agent, which KServe's pod webhook adds after Knative's), the serving container declares where it
+    listens. A lone container needs none: Knative's default is 8080."""
+    if len(containers) < 2 or any(c.get("ports") for c in containers):
+        return
+    serving = _serving_container(containers)
+    serving["ports"] = [{"containerPort": int(_server_port(serving)), "protocol": "TCP"}]
+
+
+def _check_requests_within_limits(containers: list[dict], path: str) -> None:
+    """The API server refuses a pod whose container requests more than its limit, which a component's
+    limit alone makes when it is below the runtime's request it is merged with (as in KServe)."""
+    for container in containers:
+        resources = container.get("resources") if isinstance(container.get("resources"), dict) else {}
+        requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+        for resource, limit in limits.items() if isinstance(limits, dict) else ():
+            request = requests.get(resource) if isinstance(requests, dict) else None
+            wanted, allowed = parse_quantity(request), parse_quantity(limit)
+            if wanted is not None and allowed is not None and wanted > allowed:
+                raise ComponentError(
+                    path,
+                    conditions.INVALID_PREDICTOR_SPEC,
+                    f"the {container.get('name')} container would request {request} of {resource}, over "
+                    f"its limit of {limit} (a pod the API server refuses): set requests.{resource} too",
+                )
+
+
 def _first_port(container: dict) -> int:
     """The container's first port (8080, KServe's, when it declares none)."""
     ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
@@ -307,6 +337,9 @@ class _Builder:
         pod = _merged_pod_fields(parts.runtime_pod, {k: spec[k] for k in POD_FIELDS if k in spec})
         pod["containers"] = containers
         self._provision(pod, main, parts)
+        if self.mode == KNATIVE:
+            _declare_the_served_port(pod["containers"])
+        _check_requests_within_limits([*(pod.get("initContainers") or []), *pod["containers"]], path)
         self._add_credentials(pod, parts, path)
         predictor_name = (spec.get("name") or None) if component == "predictor" else None
         annotations = {

@@ -1,7 +1,8 @@
 """Checking objects as a cluster would: core kinds against the Kubernetes API's own schemas
 (`kubernetes-validate`, strict: an unknown field is an error), custom resources against their CRDs'
 `openAPIV3Schema` (made strict the same way: fields a CRD does not declare are refused unless it keeps
-unknown fields there), and names as the API server checks them."""
+unknown fields there), Knative Services as Knative's webhook checks them, and names as the API server
+checks them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import yaml
+
+from modelplane.api.quantity import parse_quantity
+
+from .knative_webhook import knative_problems
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FOLDERS = (REPO / "deploy" / "crds", Path(__file__).parent / "cluster-crds")
@@ -26,6 +31,8 @@ def problems(obj: dict) -> list[str]:
     """Why the API server would refuse `obj` (empty when it would take it)."""
     found = _schema_problems(obj)
     found += _name_problems(obj)
+    if (obj.get("apiVersion"), obj.get("kind")) == ("serving.knative.dev/v1", "Service"):
+        found += [f"Knative's webhook: {p}" for p in knative_problems(obj)]
     return [f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}: {p}" for p in found]
 
 
@@ -110,6 +117,11 @@ def _name_problems(obj: dict) -> list[str]:
             if len(str(value)) > 63:
                 found.append(f"label {key}: {value!r} is longer than 63 characters")
     for container in _containers(obj):
+        resources = container.get("resources") or {}
+        for resource, limit in (resources.get("limits") or {}).items():
+            request = (resources.get("requests") or {}).get(resource)
+            if request is not None and parse_quantity(request) > parse_quantity(limit):
+                found.append(f"container {container.get('name')}: requests.{resource} over its limit")
         if not _DNS_LABEL.match(str(container.get("name", ""))):
             found.append(f"container name {container.get('name')!r} is not a DNS label")
         for port in container.get("ports") or []:

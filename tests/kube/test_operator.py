@@ -398,7 +398,11 @@ def test_trained_models_are_listed_in_their_services_model_config(cluster, opera
         "metadata": {"name": "mms"},
         "spec": {
             "predictor": {
-                "model": {"modelFormat": {"name": "sklearn"}, "resources": {"limits": {"memory": "1Gi"}}}
+                "model": {
+                    "modelFormat": {"name": "sklearn"},
+                    # a limit below the runtime's request of 2Gi needs a request of its own
+                    "resources": {"requests": {"memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+                }
             }
         },
     }

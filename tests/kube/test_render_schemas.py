@@ -1,6 +1,6 @@
 """Every example, API sample and KServe scenario, rendered in both modes with either way in, gives only
 objects the cluster takes: core kinds valid against the Kubernetes API's schemas, Knative Services,
-HTTPRoutes and ScaledObjects against their CRDs."""
+HTTPRoutes and ScaledObjects against their CRDs, Knative Services against Knative's webhook too."""
 
 from __future__ import annotations
 
@@ -54,6 +54,10 @@ def test_the_checks_catch_a_bad_object():
     knative = render_file(SOURCES[0], KubeSettings(default_mode=KNATIVE)).objects[0]
     knative["spec"]["template"]["spec"]["containerConcurrency"] = "four"
     assert problems(knative)
+    # What Knative's webhook refuses though its CRD keeps it: a port name but h2c or http1.
+    knative = render_file(SOURCES[0], KubeSettings(default_mode=KNATIVE)).objects[0]
+    knative["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"name": "grpc", "containerPort": 8081}]
+    assert any("port name 'grpc' is not allowed" in p for p in problems(knative))
     route = next(o for o in rendering.objects if o["kind"] == "HTTPRoute")
     route["spec"]["rules"][0]["backendRefs"][0]["weigth"] = 1
     assert problems(route)

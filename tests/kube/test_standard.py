@@ -767,3 +767,30 @@ def test_a_service_that_asks_to_be_scraped_gets_prometheus_pod_annotations():
         assert "prometheus.io/port" not in workload["metadata"].get("annotations", {})
     plain = named(render_text(sklearn()), "Deployment", "iris-predictor")
     assert "prometheus.io/scrape" not in plain["spec"]["template"]["metadata"]["annotations"]
+
+
+LIMIT_BELOW_THE_RUNTIMES_REQUEST = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: small}
+spec:
+  predictor:
+    sklearn:
+      storageUri: gs://models/iris
+      resources: {limits: {memory: 512Mi}}
+"""
+
+
+@pytest.mark.parametrize("mode", ["Standard", "Knative"])
+def test_a_limit_below_the_request_it_is_merged_with_is_refused_with_why(mode):
+    """The runtime requests 2Gi; a limit of 512Mi alone leaves the request over it, a pod the API server
+    refuses (in KServe too, as its Deployment is created): refused at once, with what to set."""
+    with pytest.raises(RenderError) as refused:
+        render_text(LIMIT_BELOW_THE_RUNTIMES_REQUEST, KubeSettings(default_mode=mode))
+    assert (refused.value.reason, refused.value.path) == ("InvalidPredictorSpec", "spec.predictor")
+    assert "kserve-container container would request 2Gi of memory, over its limit of 512Mi" in str(
+        refused.value
+    )
+    both = LIMIT_BELOW_THE_RUNTIMES_REQUEST.replace("{limits:", "{requests: {memory: 256Mi}, limits:")
+    rendering = render_text(both, KubeSettings(default_mode=mode))
+    assert not [p for o in rendering.objects for p in problems(o)]

@@ -69,6 +69,10 @@ def test_the_pod_runs_the_model_agent_next_to_the_server(mode):
             }
         ]
         assert container["resources"] == settings.agent_resources
+    # Knative takes a pod of several containers only when one declares the port it serves.
+    assert server.get("ports") == (
+        [{"containerPort": 8080, "protocol": "TCP"}] if mode == KNATIVE else server["ports"]
+    )
     assert not [p for o in rendering.objects for p in problems(o)]
 
 
