@@ -16,6 +16,7 @@ from modelplane.api import AdmissionConfig, unknown_fields
 from modelplane.api.errors import ValidationError
 from modelplane.api.kinds import EVENT, kind_of
 from modelplane.api.loader import Document
+from modelplane.api.schema import drop_unknown_fields
 from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents
 from modelplane.cli.kube_flags import add_kube_flags, kube_settings
 from modelplane.cli.main import CommandError
@@ -77,9 +78,12 @@ def _admitted(documents: list[Document], namespace: str | None, settings: KubeSe
         _check_identity(resource, document)
         for path in unknown_fields(resource):
             print(
-                f'Warning: {document.source}:{document.line_of(path)}: unknown field "{path}"',
+                f'Warning: {document.source}:{document.line_of(path)}: unknown field "{path}" (left out, '
+                "as the API server prunes it)",
                 file=sys.stderr,
             )
+        if kind_of(resource) is not None:  # what the operator reads: rendered, it would reach a pod
+            resource = drop_unknown_fields(resource, kind_of(resource))
         same_scope = [
             other
             for other in admitted

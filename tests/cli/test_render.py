@@ -95,6 +95,25 @@ def test_warnings_name_the_file_and_line(tmp_path):
     ]
 
 
+def test_an_unknown_field_is_warned_and_left_out_as_the_api_server_prunes_it(tmp_path):
+    manifest = tmp_path / "misplaced.yaml"
+    manifest.write_text(
+        ISVC.format(name="misplaced").replace(
+            "      storageUri:", "      storageUris: [gs://a]\n      storageUri:"
+        )
+    )
+    result = run("render", "-f", str(manifest))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f'Warning: {manifest}:8: unknown field "spec.predictor.sklearn.storageUris" (left out, as the API '
+        "server prunes it)"
+    ]
+    deployment = next(item for item in yaml.safe_load_all(result.stdout) if item["kind"] == "Deployment")
+    assert all(
+        "storageUris" not in container for container in deployment["spec"]["template"]["spec"]["containers"]
+    )
+
+
 def test_a_logger_on_another_image_is_a_logger_container_in_front_of_it():
     custom = (
         "    timeout: 600\n    logger: {mode: response, url: 'http://receiver.logs/'}\n    containers:\n"
