@@ -366,27 +366,31 @@ class _Run:
             len(ids) for ids in {id(choice.prompt_ids): choice.prompt_ids for choice in self.choices}.values()
         )
         completion = sum(choice.token_count for choice in self.choices)
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        return _usage(prompt, completion)
 
     async def stream(self, options: StreamOptions) -> AsyncIterator[bytes]:
         queue: asyncio.Queue = asyncio.Queue()
         tasks = [asyncio.ensure_future(self._generate(choice, queue)) for choice in self.choices]
         chunk_kind = f"{self.kind}.chunk" if self.chat else self.kind
 
-        def event(index: int, content: dict, logprobs=None, finish_reason=None, stop_reason=None) -> bytes:
-            choice = {
-                "index": index,
+        def event(
+            choice: _Choice, content: dict, logprobs=None, finish_reason=None, stop_reason=None
+        ) -> bytes:
+            entry = {
+                "index": choice.index,
                 **content,
                 "logprobs": logprobs,
                 "finish_reason": finish_reason,
                 "stop_reason": stop_reason,
             }
-            return self._data({**self._head(chunk_kind), "choices": [choice], **self._chunk_usage(options)})
+            return self._data(
+                {**self._head(chunk_kind), "choices": [entry], **self._chunk_usage(options, choice)}
+            )
 
         try:
             if self.chat:
                 for choice in self.choices:
-                    yield event(choice.index, {"delta": {"role": "assistant", "content": ""}})
+                    yield event(choice, {"delta": {"role": "assistant", "content": ""}})
             running = len(tasks)
             while running:
                 item = await queue.get()
@@ -401,7 +405,7 @@ class _Run:
                 choice, text, logprobs, finish_reason = item
                 content = {"delta": {"content": text}} if self.chat else {"text": text}
                 stop_reason = choice.stop_reason if finish_reason else None
-                yield event(choice.index, content, logprobs, finish_reason, stop_reason)
+                yield event(choice, content, logprobs, finish_reason, stop_reason)
             if options.include_usage:
                 yield self._data({**self._head(chunk_kind), "choices": [], "usage": self.usage()})
             yield _DONE
@@ -410,13 +414,16 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _chunk_usage(self, options: StreamOptions) -> dict:
-        """What a chunk with a choice says of the usage. OpenAI, of include_usage: "All other chunks
+    @staticmethod
+    def _chunk_usage(options: StreamOptions, choice: _Choice) -> dict:
+        """What a chunk of a choice says of the usage. OpenAI, of include_usage: "All other chunks
         will also include a usage field, but with a null value"; with continuous_usage_stats, vLLM's,
-        the usage so far."""
+        the choice's usage so far (its prompt, and its tokens), as vLLM counts it."""
         if not options.include_usage:
             return {}
-        return {"usage": self.usage() if options.continuous_usage else None}
+        if not options.continuous_usage:
+            return {"usage": None}
+        return {"usage": _usage(len(choice.prompt_ids), choice.token_count)}
 
     def _head(self, kind: str) -> dict:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
@@ -544,6 +551,10 @@ def _context_exceeded(limit: int, prompt_tokens: int, wanted: int, prompt_param:
         f"({prompt_tokens} in your prompt; {wanted} for the completion). "
         "Please reduce your prompt; or completion length."
     )
+
+
+def _usage(prompt: int, completion: int) -> dict:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def _choices(

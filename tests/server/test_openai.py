@@ -663,6 +663,26 @@ def test_continuous_usage_stats_puts_the_usage_so_far_in_every_chunk(client):
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 4
 
 
+def test_continuous_usage_stats_of_several_choices_count_each_choice_s_own(client):
+    stream = client.completions.create(
+        model="alphabet",
+        prompt=["a", "bc"],
+        n=2,
+        max_tokens=3,
+        stream=True,
+        stream_options={"include_usage": True, "continuous_usage_stats": True},
+    )
+    chunks = list(stream)
+    seen: dict[int, int] = {}
+    for chunk in chunks[:-1]:
+        index = chunk.choices[0].index
+        seen[index] = seen.get(index, 0) + 1
+        assert chunk.usage.completion_tokens == seen[index]  # as vLLM counts: this choice's so far
+        assert chunk.usage.prompt_tokens == (1 if index < 2 else 2)
+    assert seen == {0: 3, 1: 3, 2: 3, 3: 3}
+    assert chunks[-1].usage.completion_tokens == 12 and chunks[-1].usage.prompt_tokens == 3
+
+
 @pytest.mark.parametrize("field", ["max_completion_tokens", "max_tokens"])
 @pytest.mark.parametrize("value", [-1, 1000])
 def test_chat_errors_about_the_most_tokens_name_the_field_the_request_gave(server, field, value):
