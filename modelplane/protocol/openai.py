@@ -740,6 +740,8 @@ def _only(allowed: tuple) -> str:
 
 
 def _int(value: object, param: str, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():  # 16.0, as vLLM's validation takes it
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise OpenAIError(f"{param} must be an integer, got {value!r}", param=param)
     if not low <= value <= high:

@@ -796,3 +796,13 @@ def test_embeddings_refuse_what_openai_refuses(server, text, message):
     response = httpx.post(f"{server.url}/openai/v1/embeddings", json={"model": "alphabet", "input": text})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "input" and message in response.json()["error"]["message"]
+
+
+def test_a_whole_number_written_as_a_float_is_taken_as_vllm_takes_it(server):
+    body = {"model": "alphabet", "prompt": "a", "max_tokens": 2.0, "n": 1.0}
+    response = httpx.post(f"{server.url}/openai/v1/completions", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["text"] == "bc"
+    body["max_tokens"] = 2.5
+    response = httpx.post(f"{server.url}/openai/v1/completions", json=body)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "max_tokens"
