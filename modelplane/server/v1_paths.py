@@ -31,8 +31,12 @@ class V1Path(NamedTuple):
 def parse_v1_path(rest: str) -> V1Path | None:
     """The parts of a path after `/v1/models/`; None when it is none of the forms above."""
     head, colon, verb = rest.partition(":")
+    if not head or (colon and not verb):
+        return None
+    if "/" not in head:  # the usual `name:predict`, at once
+        return V1Path(head, None, None, verb if colon else None, False)
     name, *parts = head.split("/")
-    if not name or (colon and not verb):
+    if not name:
         return None
     version = label = None
     if len(parts) >= 2 and parts[0] in ("versions", "labels") and parts[1]:
