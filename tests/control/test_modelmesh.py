@@ -334,3 +334,47 @@ def test_a_storage_key_beside_a_storage_uri_gives_the_credentials():
     key_only = model_source(storage_argument({"storage": {"key": "minio", "path": "a/b"}}), lambda: store)
     assert key_only.uri == "s3://models/a/b"
     assert model_source(storage_argument({"storageUri": "pvc://claim/m"})).uri == "pvc://claim/m"
+
+
+def test_the_secret_key_annotation_gives_a_storage_uri_its_credentials():
+    """ModelMesh Serving's `serving.kserve.io/secretKey`: the storage-config key of a storageUri."""
+    from modelplane.local.controllers.trained_models import model_source
+    from modelplane.storage import CredentialStore
+
+    minio = {"type": "s3", "endpoint_url": "http://127.0.0.1:9000", "bucket": "models"}
+    store = CredentialStore(documents={"localMinIO": minio})
+    isvc = _isvc(
+        {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://models/iris"}},
+        {"serving.kserve.io/deploymentMode": "ModelMesh", "serving.kserve.io/secretKey": "localMinIO"},
+    )
+    model = mesh_model(isvc)
+    assert model["storage"] == {"key": "localMinIO"}
+    source = model_source(storage_argument(model), lambda: store)
+    assert (source.uri, source.config["endpoint_url"]) == ("s3://models/iris", "http://127.0.0.1:9000")
+    # The spec's own key wins over the annotation, as in ModelMesh Serving.
+    isvc["spec"]["predictor"]["model"]["storage"] = {"key": "other"}
+    assert mesh_model(isvc)["storage"] == {"key": "other"}
+
+
+@pytest.mark.parametrize(
+    ("uri", "entry"),
+    [
+        ("s3://models/iris", "default_s3"),
+        ("gs://models/iris", "default_gcs"),
+        ("https://example.com/iris.joblib", "default_http"),
+        ("https://acct.blob.core.windows.net/models/iris", "default_azure"),
+    ],
+)
+def test_a_storage_uri_without_a_key_reads_the_default_entry_of_its_type(uri, entry):
+    """As ModelMesh's puller: a model with no storage key reads `default_<type>` of storage-config,
+    the type its URI's; the URI still says where the model is."""
+    from modelplane.local.controllers.trained_models import model_source
+    from modelplane.storage import CredentialStore
+
+    store = CredentialStore(documents={entry: {"endpoint_url": "http://127.0.0.1:9000"}})
+    source = model_source(storage_argument({"storageUri": uri}), lambda: store)
+    assert (source.uri, source.config["endpoint_url"]) == (uri, "http://127.0.0.1:9000")
+    # No such entry: the URI alone, as before.
+    assert (
+        model_source(storage_argument({"storageUri": uri}), lambda: CredentialStore(documents={})).uri == uri
+    )
