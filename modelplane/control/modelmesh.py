@@ -291,11 +291,13 @@ def model_status(state: MeshModelState) -> dict:
     the one that serves (`transitionStatus` is not `UpToDate`); `lastFailureInfo` the version's last
     failure to load, else how a replica that held a copy last exited."""
     if state.invalid is not None:
+        # The model of the last valid spec, if still loaded, is the active one and serves on.
+        serving = state.copies + state.active_copies
         return {
             "transitionStatus": c.INVALID_SPEC,
-            "states": {"activeModelState": "", "targetModelState": c.FAILED_TO_LOAD},
+            "states": {"activeModelState": c.LOADED if serving else "", "targetModelState": c.FAILED_TO_LOAD},
             "lastFailureInfo": failure_info(state.invalid, None),
-            "copies": {"failedCopies": 0, "totalCopies": 0},
+            "copies": {"failedCopies": 0, "totalCopies": serving},
         }
     own_state = _own_state(state)
     transition = state.active_revision is not None and state.active_revision != state.revision
@@ -343,7 +345,7 @@ def mesh_service_status(
     own = model["states"].get("targetModelState") or model["states"]["activeModelState"]
     # A version that failed to load in place of one that is loaded leaves that one serving.
     old_version_serves = model["states"]["activeModelState"] == c.LOADED
-    if state.invalid is not None:
+    if state.invalid is not None and not old_version_serves:
         predictor = _condition(FALSE, state.invalid.reason, state.invalid.message)
     elif own == c.FAILED_TO_LOAD and state.failure is not None and not old_version_serves:
         predictor = _condition(FALSE, c.MODEL_LOAD_FAILED, state.failure.message)
@@ -356,7 +358,7 @@ def mesh_service_status(
             predictor = _condition(UNKNOWN, "RuntimeNotReady", f"no replica of {runtime}'s pool is ready yet")
     else:
         predictor = _condition(TRUE)
-    routed = state.invalid is None
+    routed = state.invalid is None or old_version_serves
     ingress = _condition(TRUE) if routed else _condition(FALSE, MODEL_NOT_SERVED, "the model has no runtime")
     ready = dict(predictor) if predictor["status"] != TRUE else dict(ingress)
     found = {c.PREDICTOR_READY: predictor, c.INGRESS_READY: ingress, c.READY: ready}

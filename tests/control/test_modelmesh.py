@@ -378,3 +378,38 @@ def test_a_storage_uri_without_a_key_reads_the_default_entry_of_its_type(uri, en
     assert (
         model_source(storage_argument({"storageUri": uri}), lambda: CredentialStore(documents={})).uri == uri
     )
+
+
+def test_an_invalid_spec_leaves_the_loaded_version_serving_and_ready():
+    """As ModelMesh Serving: a spec no runtime serves (a runtime's name mistyped) is not transitioned
+    to; the model of the last valid spec, loaded, answers on (`InvalidSpec`, `activeModelState: Loaded`)."""
+    from modelplane.control.modelmesh import mesh_service_status
+
+    invalid = Failure("RuntimeNotRecognized", "Waiting for runtime to become available")
+    state = MeshModelState(
+        invalid=invalid, pool_ready=True, revision="m__isvc-1", active_revision="m__isvc-1", copies=1
+    )
+    status = mesh_service_status(
+        _isvc({"sklearn": {"storageUri": "s3://b/m", "runtime": "typo"}}),
+        state,
+        domain="localhost",
+        port=8080,
+        now="t",
+    )
+    model = status["modelStatus"]
+    assert model["transitionStatus"] == "InvalidSpec"
+    assert model["states"] == {"activeModelState": "Loaded", "targetModelState": "FailedToLoad"}
+    assert model["copies"]["totalCopies"] == 1
+    assert model["lastFailureInfo"]["reason"] == "RuntimeNotRecognized"
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
+    assert status["url"] == "http://m.default.localhost:8080"
+    # With nothing loaded, the invalid spec is the service's state.
+    nothing = mesh_service_status(
+        _isvc({"sklearn": {"storageUri": "s3://b/m"}}),
+        MeshModelState(invalid=invalid, pool_ready=True),
+        domain="localhost",
+        port=8080,
+        now="t",
+    )
+    assert {c["type"]: c["status"] for c in nothing["conditions"]}["Ready"] == "False"
+    assert nothing["modelStatus"]["states"]["activeModelState"] == ""

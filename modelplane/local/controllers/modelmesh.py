@@ -206,7 +206,8 @@ class ModelMesh:
             if model.invalid is None or model.invalid.message != exc.message:
                 logger.warning("%s/%s cannot be served: %s", model.namespace, model.name, exc)
             model.invalid = Failure(exc.reason, exc.message, time=now_rfc3339())
-            model.runtime, model.pool = None, None
+            if not self._still_serves(model, namespaced, cluster):
+                model.runtime, model.pool = None, None
             return
         model.invalid, model.runtime = None, selection
         spec = mesh_model(model.isvc) or {}
@@ -226,6 +227,18 @@ class ModelMesh:
             self._start_load(model)
         else:
             model.active_revision = None
+
+    def _still_serves(self, model: _Model, namespaced: list[dict], cluster: list[dict]) -> bool:
+        """Whether the copies of a model whose spec turned invalid serve on, as ModelMesh leaves the
+        model of the last valid spec active: they are loaded, and their runtime is still there."""
+        pool = self._pools.get(model.pool) if model.pool else None
+        if pool is None or model.runtime is None or not pool.holders(model.name):
+            return False
+        runtimes = namespaced if model.runtime.kind == SERVING_RUNTIME.kind else cluster
+        spec = next(
+            (r.get("spec") or {} for r in runtimes if r["metadata"]["name"] == model.runtime.name), None
+        )
+        return spec is not None and spec.get("disabled") is not True and spec.get("multiModel") is True
 
     def _ensure_pool(
         self, namespace: str, selection: RuntimeSelection, namespaced: list[dict], cluster: list[dict]
@@ -328,12 +341,13 @@ class ModelMesh:
         refusal = None
         holders: list[Replica] = []
         pool = self._pools.get(model.pool) if model.pool else None
-        if pool is not None and model.wanted is not None and model.invalid is None:
-            # The active version serves until the version the spec names is loaded, or if it fails to.
+        if pool is not None and model.wanted is not None:
+            # The active version serves until the version the spec names is loaded, or if it fails to
+            # (or the spec is invalid: the pool is then the last valid spec's).
             holders = pool.holders(model.name, model.wanted.digest) or (
                 pool.holders(model.name) if model.active_revision is not None else []
             )
-        if model.invalid is not None:
+        if model.invalid is not None and not holders:
             refusal = f"{model.namespace}/{model.name} cannot be served: {model.invalid.message}"
         elif not holders and model.failure is not None and time.monotonic() < model.retry_at:
             refusal = f"the model of {model.namespace}/{model.name} failed to load: {model.failure.message}"
