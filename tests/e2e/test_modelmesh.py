@@ -285,7 +285,16 @@ def test_a_change_no_runtime_serves_leaves_the_old_version_serving(platform):
         "the spec put right",
         platform,
     )
+    before = len(platform.log())
     platform.cli("delete", "isvc/iris-typo")
+    unload = wait_until(
+        lambda: next(
+            (x for x in platform.log()[before:].splitlines() if "default/iris-typo unloaded" in x), None
+        ),
+        "the deleted model's unload",
+        platform,
+    )
+    assert unload.endswith("as its service was deleted"), unload
 
 
 def test_the_mode_of_a_service_cannot_change(platform, tmp_path):

@@ -183,7 +183,7 @@ class ModelMesh:
                         task.cancel()
                 self._on_routes()
                 if model.pool in self._pools:
-                    await self._take_off(model.name, self._pools[model.pool])
+                    await self._take_off(model.name, self._pools[model.pool], "as its service was deleted")
                 self._release_unused_pools()
             return
         model = self._models.get(key)
@@ -218,7 +218,7 @@ class ModelMesh:
             return
         had_copies = old_pool in self._pools and bool(self._pools[old_pool].holders(model.name))
         if had_copies and old_pool != pool_key:
-            self._spawn(self._take_off(model.name, self._pools[old_pool]))
+            self._spawn(self._take_off(model.name, self._pools[old_pool], "as it moved to another runtime"))
         model.pool, model.wanted = pool_key, wanted
         model.failure, model.failed_on, model.backoff, model.retry_at = None, set(), 0.0, 0.0
         if had_copies and old_pool == pool_key:
@@ -575,14 +575,10 @@ class ModelMesh:
         problem = await self._server(pool, replica).converge(name, None)
         if problem is not None:
             logger.warning("%s: unloading %s failed: %s", pool.location(replica), name, problem)
-        idle = time.monotonic() - model.last_used if model is not None else 0.0
+        # A deleted service's model has no use to tell of.
+        used = f" (last used {time.monotonic() - model.last_used:.1f}s ago)" if model is not None else ""
         logger.info(
-            "%s/%s unloaded from %s %s (last used %.1fs ago)",
-            pool.spec.namespace,
-            name,
-            pool.location(replica),
-            why,
-            idle,
+            "%s/%s unloaded from %s %s%s", pool.spec.namespace, name, pool.location(replica), why, used
         )
         if model is not None:
             self._write_status(model)
@@ -595,11 +591,11 @@ class ModelMesh:
                 return
             await asyncio.sleep(0.05)
 
-    async def _take_off(self, name: str, pool: Pool) -> None:
+    async def _take_off(self, name: str, pool: Pool, why: str) -> None:
         """Takes every copy of a model off a pool (its service is gone, or moved to another runtime)."""
         async with pool.lock:
             for replica in pool.holders(name):
-                await self._evict(pool, replica, name)
+                await self._evict(pool, replica, name, why)
 
     def _failed(
         self, model: _Model, message: str, location: str | None, pool: Pool, replica: Replica | None = None
