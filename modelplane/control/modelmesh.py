@@ -50,6 +50,8 @@ POOL_PREFIX = (
 )
 MODEL_NOT_SERVED = "ModelNotServed"
 NOT_HONORED_IN_MODEL_MESH = "NotHonoredInModelMesh"
+# ModelMesh Serving's way to give a storageUri the storage-config key it is fetched with.
+SECRET_KEY_ANNOTATION = "serving.kserve.io/secretKey"
 # What a ModelMesh predictor's model acts on; the rest of a predictor is its pool's business.
 _MODEL_FIELDS = ("modelFormat", "storageUri", "storage", "runtime", "protocolVersion")
 
@@ -93,9 +95,13 @@ def mesh_model(isvc: dict) -> dict | None:
     if found is None or found[0] == components.CUSTOM:
         return None
     name, spec = found
-    if name == "model":
-        return spec
-    return {"modelFormat": {"name": FRAMEWORK_SHORTHANDS[name]}, **spec}
+    model = spec if name == "model" else {"modelFormat": {"name": FRAMEWORK_SHORTHANDS[name]}, **spec}
+    annotations = (isvc.get("metadata") or {}).get("annotations") or {}
+    key = annotations.get(SECRET_KEY_ANNOTATION)
+    storage = model.get("storage") or {}
+    if key and not storage.get("key"):
+        model = {**model, "storage": {**storage, "key": key}}
+    return model
 
 
 def model_digest(model: dict) -> str:
@@ -110,12 +116,30 @@ def model_revision_name(name: str, digest: str) -> str:
 
 
 def storage_argument(model: dict) -> str:
-    """Where the model's files are, as `fetch_model` takes it: the storageUri alone, else JSON of the
-    `storage` spec and the storageUri beside it if there is one (the URI says where, the spec's key
-    gives the credentials)."""
-    if not model.get("storage"):
-        return str(model.get("storageUri") or "")
-    return json.dumps({"storage": model["storage"], "storageUri": model.get("storageUri")}, sort_keys=True)
+    """Where the model's files are, as `fetch_model` takes it: JSON of the `storage` spec and the
+    storageUri beside it if there is one (the URI says where, the spec's key gives the credentials).
+    A storageUri without a key reads the storage-config's `default_<type>` entry, the type its
+    scheme's, as ModelMesh's puller does (the entry may be missing); one of a scheme ModelMesh does
+    not fetch (hf://, oci://, a local path) is the URI alone."""
+    uri = str(model.get("storageUri") or "")
+    storage = dict(model.get("storage") or {})
+    parameters = storage.get("parameters") or {}
+    kind = _storage_type(uri)
+    if not storage.get("key") and "type" not in parameters and kind:
+        storage["parameters"] = {**parameters, "type": kind}
+    if not storage:
+        return uri
+    return json.dumps({"storage": storage, "storageUri": model.get("storageUri")}, sort_keys=True)
+
+
+def _storage_type(uri: str) -> str | None:
+    """The storage type ModelMesh Serving gives a storageUri's scheme (None: a scheme it lacks)."""
+    scheme, _, rest = uri.partition("://")
+    scheme = scheme.lower()
+    if scheme in ("http", "https"):
+        host = rest.partition("/")[0].rpartition("@")[2].partition(":")[0].lower()
+        return "azure" if host.endswith(".blob.core.windows.net") else "http"
+    return {"s3": "s3", "gs": "gcs", "pvc": "pvc"}.get(scheme)
 
 
 def select_pool_runtime(
@@ -267,11 +291,13 @@ def model_status(state: MeshModelState) -> dict:
     the one that serves (`transitionStatus` is not `UpToDate`); `lastFailureInfo` the version's last
     failure to load, else how a replica that held a copy last exited."""
     if state.invalid is not None:
+        # The model of the last valid spec, if still loaded, is the active one and serves on.
+        serving = state.copies + state.active_copies
         return {
             "transitionStatus": c.INVALID_SPEC,
-            "states": {"activeModelState": "", "targetModelState": c.FAILED_TO_LOAD},
+            "states": {"activeModelState": c.LOADED if serving else "", "targetModelState": c.FAILED_TO_LOAD},
             "lastFailureInfo": failure_info(state.invalid, None),
-            "copies": {"failedCopies": 0, "totalCopies": 0},
+            "copies": {"failedCopies": 0, "totalCopies": serving},
         }
     own_state = _own_state(state)
     transition = state.active_revision is not None and state.active_revision != state.revision
@@ -319,7 +345,7 @@ def mesh_service_status(
     own = model["states"].get("targetModelState") or model["states"]["activeModelState"]
     # A version that failed to load in place of one that is loaded leaves that one serving.
     old_version_serves = model["states"]["activeModelState"] == c.LOADED
-    if state.invalid is not None:
+    if state.invalid is not None and not old_version_serves:
         predictor = _condition(FALSE, state.invalid.reason, state.invalid.message)
     elif own == c.FAILED_TO_LOAD and state.failure is not None and not old_version_serves:
         predictor = _condition(FALSE, c.MODEL_LOAD_FAILED, state.failure.message)
@@ -332,7 +358,7 @@ def mesh_service_status(
             predictor = _condition(UNKNOWN, "RuntimeNotReady", f"no replica of {runtime}'s pool is ready yet")
     else:
         predictor = _condition(TRUE)
-    routed = state.invalid is None
+    routed = state.invalid is None or old_version_serves
     ingress = _condition(TRUE) if routed else _condition(FALSE, MODEL_NOT_SERVED, "the model has no runtime")
     ready = dict(predictor) if predictor["status"] != TRUE else dict(ingress)
     found = {c.PREDICTOR_READY: predictor, c.INGRESS_READY: ingress, c.READY: ready}

@@ -334,3 +334,82 @@ def test_a_storage_key_beside_a_storage_uri_gives_the_credentials():
     key_only = model_source(storage_argument({"storage": {"key": "minio", "path": "a/b"}}), lambda: store)
     assert key_only.uri == "s3://models/a/b"
     assert model_source(storage_argument({"storageUri": "pvc://claim/m"})).uri == "pvc://claim/m"
+
+
+def test_the_secret_key_annotation_gives_a_storage_uri_its_credentials():
+    """ModelMesh Serving's `serving.kserve.io/secretKey`: the storage-config key of a storageUri."""
+    from modelplane.local.controllers.trained_models import model_source
+    from modelplane.storage import CredentialStore
+
+    minio = {"type": "s3", "endpoint_url": "http://127.0.0.1:9000", "bucket": "models"}
+    store = CredentialStore(documents={"localMinIO": minio})
+    isvc = _isvc(
+        {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://models/iris"}},
+        {"serving.kserve.io/deploymentMode": "ModelMesh", "serving.kserve.io/secretKey": "localMinIO"},
+    )
+    model = mesh_model(isvc)
+    assert model["storage"] == {"key": "localMinIO"}
+    source = model_source(storage_argument(model), lambda: store)
+    assert (source.uri, source.config["endpoint_url"]) == ("s3://models/iris", "http://127.0.0.1:9000")
+    # The spec's own key wins over the annotation, as in ModelMesh Serving.
+    isvc["spec"]["predictor"]["model"]["storage"] = {"key": "other"}
+    assert mesh_model(isvc)["storage"] == {"key": "other"}
+
+
+@pytest.mark.parametrize(
+    ("uri", "entry"),
+    [
+        ("s3://models/iris", "default_s3"),
+        ("gs://models/iris", "default_gcs"),
+        ("https://example.com/iris.joblib", "default_http"),
+        ("https://acct.blob.core.windows.net/models/iris", "default_azure"),
+    ],
+)
+def test_a_storage_uri_without_a_key_reads_the_default_entry_of_its_type(uri, entry):
+    """As ModelMesh's puller: a model with no storage key reads `default_<type>` of storage-config,
+    the type its URI's; the URI still says where the model is."""
+    from modelplane.local.controllers.trained_models import model_source
+    from modelplane.storage import CredentialStore
+
+    store = CredentialStore(documents={entry: {"endpoint_url": "http://127.0.0.1:9000"}})
+    source = model_source(storage_argument({"storageUri": uri}), lambda: store)
+    assert (source.uri, source.config["endpoint_url"]) == (uri, "http://127.0.0.1:9000")
+    # No such entry: the URI alone, as before.
+    assert (
+        model_source(storage_argument({"storageUri": uri}), lambda: CredentialStore(documents={})).uri == uri
+    )
+
+
+def test_an_invalid_spec_leaves_the_loaded_version_serving_and_ready():
+    """As ModelMesh Serving: a spec no runtime serves (a runtime's name mistyped) is not transitioned
+    to; the model of the last valid spec, loaded, answers on (`InvalidSpec`, `activeModelState: Loaded`)."""
+    from modelplane.control.modelmesh import mesh_service_status
+
+    invalid = Failure("RuntimeNotRecognized", "Waiting for runtime to become available")
+    state = MeshModelState(
+        invalid=invalid, pool_ready=True, revision="m__isvc-1", active_revision="m__isvc-1", copies=1
+    )
+    status = mesh_service_status(
+        _isvc({"sklearn": {"storageUri": "s3://b/m", "runtime": "typo"}}),
+        state,
+        domain="localhost",
+        port=8080,
+        now="t",
+    )
+    model = status["modelStatus"]
+    assert model["transitionStatus"] == "InvalidSpec"
+    assert model["states"] == {"activeModelState": "Loaded", "targetModelState": "FailedToLoad"}
+    assert model["copies"]["totalCopies"] == 1
+    assert model["lastFailureInfo"]["reason"] == "RuntimeNotRecognized"
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
+    assert status["url"] == "http://m.default.localhost:8080"
+    # With nothing loaded, the invalid spec is the service's state.
+    nothing = mesh_service_status(
+        _isvc({"sklearn": {"storageUri": "s3://b/m"}}),
+        MeshModelState(invalid=invalid, pool_ready=True),
+        domain="localhost",
+        port=8080,
+        now="t",
+    )
+    assert {c["type"]: c["status"] for c in nothing["conditions"]}["Ready"] == "False"
+    assert nothing["modelStatus"]["states"]["activeModelState"] == ""

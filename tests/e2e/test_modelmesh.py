@@ -252,6 +252,51 @@ def test_a_runtime_whose_pool_cannot_start_says_why_and_refuses_at_once(platform
     platform.cli("delete", "isvc/on-broken", "servingruntime/mm-broken")
 
 
+def test_a_change_no_runtime_serves_leaves_the_old_version_serving(platform):
+    """As ModelMesh Serving's InvalidSpec: a mistyped runtime in a changed spec is not transitioned to,
+    the loaded model answers on; the spec put right loads as any change does."""
+    service = mesh_isvc("iris-typo", "pvc://mm/iris-a")
+    platform.apply(runtime_yaml(), service)
+    platform.cli("wait", "--for=condition=Ready", "isvc/iris-typo", "--timeout=300s")
+    assert predict(platform, "iris-typo").status_code == 200
+    service["spec"]["predictor"]["model"]["runtime"] = "mm-skleran"
+    platform.apply(service)
+    status = wait_until(
+        lambda: (
+            model_status(platform, "iris-typo").get("transitionStatus") == "InvalidSpec"
+            and model_status(platform, "iris-typo")
+        ),
+        "the invalid spec",
+        platform,
+    )
+    assert status["states"] == {"activeModelState": "Loaded", "targetModelState": "FailedToLoad"}
+    assert status["lastFailureInfo"]["reason"] == "RuntimeNotRecognized"
+    response = predict(platform, "iris-typo")
+    assert response.status_code == 200, response.text
+    isvc = json.loads(platform.cli("get", "isvc", "iris-typo", "-o", "json").stdout)
+    assert {c["type"]: c["status"] for c in isvc["status"]["conditions"]}["Ready"] == "True"
+    service["spec"]["predictor"]["model"]["runtime"] = "mm-sklearn"
+    platform.apply(service)
+    wait_until(
+        lambda: (
+            active(platform, "iris-typo") == "Loaded"
+            and model_status(platform, "iris-typo").get("transitionStatus") == "UpToDate"
+        ),
+        "the spec put right",
+        platform,
+    )
+    before = len(platform.log())
+    platform.cli("delete", "isvc/iris-typo")
+    unload = wait_until(
+        lambda: next(
+            (x for x in platform.log()[before:].splitlines() if "default/iris-typo unloaded" in x), None
+        ),
+        "the deleted model's unload",
+        platform,
+    )
+    assert unload.endswith("as its service was deleted"), unload
+
+
 def test_the_mode_of_a_service_cannot_change(platform, tmp_path):
     changed = mesh_isvc("iris-c", "pvc://mm/iris-c")
     changed["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "Standard"

@@ -183,7 +183,7 @@ class ModelMesh:
                         task.cancel()
                 self._on_routes()
                 if model.pool in self._pools:
-                    await self._take_off(model.name, self._pools[model.pool])
+                    await self._take_off(model.name, self._pools[model.pool], "as its service was deleted")
                 self._release_unused_pools()
             return
         model = self._models.get(key)
@@ -206,7 +206,8 @@ class ModelMesh:
             if model.invalid is None or model.invalid.message != exc.message:
                 logger.warning("%s/%s cannot be served: %s", model.namespace, model.name, exc)
             model.invalid = Failure(exc.reason, exc.message, time=now_rfc3339())
-            model.runtime, model.pool = None, None
+            if not self._still_serves(model, namespaced, cluster):
+                model.runtime, model.pool = None, None
             return
         model.invalid, model.runtime = None, selection
         spec = mesh_model(model.isvc) or {}
@@ -217,7 +218,7 @@ class ModelMesh:
             return
         had_copies = old_pool in self._pools and bool(self._pools[old_pool].holders(model.name))
         if had_copies and old_pool != pool_key:
-            self._spawn(self._take_off(model.name, self._pools[old_pool]))
+            self._spawn(self._take_off(model.name, self._pools[old_pool], "as it moved to another runtime"))
         model.pool, model.wanted = pool_key, wanted
         model.failure, model.failed_on, model.backoff, model.retry_at = None, set(), 0.0, 0.0
         if had_copies and old_pool == pool_key:
@@ -226,6 +227,18 @@ class ModelMesh:
             self._start_load(model)
         else:
             model.active_revision = None
+
+    def _still_serves(self, model: _Model, namespaced: list[dict], cluster: list[dict]) -> bool:
+        """Whether the copies of a model whose spec turned invalid serve on, as ModelMesh leaves the
+        model of the last valid spec active: they are loaded, and their runtime is still there."""
+        pool = self._pools.get(model.pool) if model.pool else None
+        if pool is None or model.runtime is None or not pool.holders(model.name):
+            return False
+        runtimes = namespaced if model.runtime.kind == SERVING_RUNTIME.kind else cluster
+        spec = next(
+            (r.get("spec") or {} for r in runtimes if r["metadata"]["name"] == model.runtime.name), None
+        )
+        return spec is not None and spec.get("disabled") is not True and spec.get("multiModel") is True
 
     def _ensure_pool(
         self, namespace: str, selection: RuntimeSelection, namespaced: list[dict], cluster: list[dict]
@@ -328,12 +341,13 @@ class ModelMesh:
         refusal = None
         holders: list[Replica] = []
         pool = self._pools.get(model.pool) if model.pool else None
-        if pool is not None and model.wanted is not None and model.invalid is None:
-            # The active version serves until the version the spec names is loaded, or if it fails to.
+        if pool is not None and model.wanted is not None:
+            # The active version serves until the version the spec names is loaded, or if it fails to
+            # (or the spec is invalid: the pool is then the last valid spec's).
             holders = pool.holders(model.name, model.wanted.digest) or (
                 pool.holders(model.name) if model.active_revision is not None else []
             )
-        if model.invalid is not None:
+        if model.invalid is not None and not holders:
             refusal = f"{model.namespace}/{model.name} cannot be served: {model.invalid.message}"
         elif not holders and model.failure is not None and time.monotonic() < model.retry_at:
             refusal = f"the model of {model.namespace}/{model.name} failed to load: {model.failure.message}"
@@ -561,14 +575,10 @@ class ModelMesh:
         problem = await self._server(pool, replica).converge(name, None)
         if problem is not None:
             logger.warning("%s: unloading %s failed: %s", pool.location(replica), name, problem)
-        idle = time.monotonic() - model.last_used if model is not None else 0.0
+        # A deleted service's model has no use to tell of.
+        used = f" (last used {time.monotonic() - model.last_used:.1f}s ago)" if model is not None else ""
         logger.info(
-            "%s/%s unloaded from %s %s (last used %.1fs ago)",
-            pool.spec.namespace,
-            name,
-            pool.location(replica),
-            why,
-            idle,
+            "%s/%s unloaded from %s %s%s", pool.spec.namespace, name, pool.location(replica), why, used
         )
         if model is not None:
             self._write_status(model)
@@ -581,11 +591,11 @@ class ModelMesh:
                 return
             await asyncio.sleep(0.05)
 
-    async def _take_off(self, name: str, pool: Pool) -> None:
+    async def _take_off(self, name: str, pool: Pool, why: str) -> None:
         """Takes every copy of a model off a pool (its service is gone, or moved to another runtime)."""
         async with pool.lock:
             for replica in pool.holders(name):
-                await self._evict(pool, replica, name)
+                await self._evict(pool, replica, name, why)
 
     def _failed(
         self, model: _Model, message: str, location: str | None, pool: Pool, replica: Replica | None = None

@@ -145,13 +145,13 @@ class Dispatcher:
         """The revision for this request; raises `Unavailable`: 503 with the reason for the host of a
         service that does not serve (or for any unknown host while the routes are still loading), 404
         for a host nobody serves. At a host that routes by model (ModelMesh's endpoint), the model is
-        `model` (its `mm-vmodel-id`), else the one `path` names."""
+        the one `path` names, else `model` (its `mm-vmodel-id`, or the model a gRPC call names)."""
         split = self._split(host_header)
         if split is None:
             models = self.models_at(host_header)
             if models is None:
                 raise self._no_route(host_header)
-            split = self._model_split(host_header, models, model or model_in_path(path))
+            split = self._model_split(host_header, models, model_in_path(path) or model)
         return split.pick(path)
 
     def models_at(self, host_header: bytes) -> Mapping[str, str] | None:

@@ -1,11 +1,11 @@
 """ModelMesh Serving's single endpoint: one host per namespace for all of its ModelMesh models.
 
 ModelMesh Serving answers every model of a namespace at its `modelmesh-serving` Service and finds the
-model by the `mm-vmodel-id` header (gRPC metadata) or the `mm-model-id` header (a model version's id,
-`<name>__isvc-<digest>`), else by the name the request gives: the model
-in a V1 or V2 REST path (`/v2/models/<name>/infer`), or the name in a gRPC call's message
-(`model_name` of ModelInferRequest, `name` of ModelMetadataRequest and ModelReadyRequest: field 1
-of each). On `modelplane up` the endpoint is the host `modelmesh-serving.<namespace>.<domain>` on
+model by the name the request gives: the model in a V1 or V2 REST path (`/v2/models/<name>/infer`),
+or the name in a gRPC call's message (`model_name` of ModelInferRequest, `name` of
+ModelMetadataRequest: field 1 of each); else by the `mm-vmodel-id` header (gRPC metadata) or the
+`mm-model-id` header (a model version's id, `<name>__isvc-<digest>`). A ModelReady call is routed by
+its header first, as ModelMesh reads only the header there, else by its message's `name`. On `modelplane up` the endpoint is the host `modelmesh-serving.<namespace>.<domain>` on
 the gateway's port, REST and gRPC; a request there goes to the route of the model's service.
 
 ModelMesh Serving's users reach that Service through `kubectl port-forward`, at `localhost:8033` or
@@ -24,6 +24,11 @@ ENDPOINT_NAME = "modelmesh-serving"
 MODEL_ID_HEADER = b"mm-vmodel-id"
 VERSION_ID_HEADER = b"mm-model-id"  # a concrete model version
 VERSION_SEPARATOR = "__isvc-"  # in a version's id, `<name>__isvc-<digest>`
+# The calls whose message names the model before any header does, as ModelMesh Serving configures
+# ModelMesh (their `idExtractionPath`); the others are routed by the header first.
+MESSAGE_NAMES_MODEL = frozenset(
+    (b"/inference.GRPCInferenceService/ModelInfer", b"/inference.GRPCInferenceService/ModelMetadata")
+)
 
 _MODEL_PATH = re.compile(rb"^/v[12]/models/([^/:]+)")
 _GRPC_PREFIX = 5  # a gRPC message's compressed flag and length

@@ -16,6 +16,7 @@ from modelplane.local.gateway.modelmesh_endpoint import (
 from modelplane.local.gateway.revisions import Unavailable
 from modelplane.local.gateway.routes import Backend, Route, RouteTable
 from modelplane.protocol.grpc import inference_pb2 as pb
+from modelplane.protocol.grpc.service import InferenceStub
 
 
 def framed(message) -> bytes:
@@ -130,3 +131,47 @@ def test_an_address_routes_by_host_without_modelmesh_models():
     dispatcher = Dispatcher()
     dispatcher.update(RouteTable({"iris.default.localhost": Route((Backend("iris-1", ("127.0.0.1:1",)),))}))
     assert dispatcher.models_at(b"localhost:8080") is None
+
+
+def test_the_model_a_rest_path_names_goes_before_the_header():
+    """ModelMesh's REST proxy makes the path's model the call's `model_name`, which ModelMesh reads
+    before `mm-vmodel-id`: the header chooses only where the path names no model."""
+    dispatcher = mesh_dispatcher("default")
+    host = endpoint_host("default", "localhost").encode()
+    assert (
+        dispatcher.resolve(host, b"/v2/models/team-only/infer", b"iris").revision == "mesh/default/team-only"
+    )
+    assert dispatcher.resolve(host, b"/v2/health/ready", b"iris").revision == "mesh/default/iris"
+
+
+def test_the_model_a_grpc_message_names_goes_before_the_header():
+    """As ModelMesh extracts the model of ModelInfer and ModelMetadata from the message first (its
+    `idExtractionPath`), and reads `mm-vmodel-id` where the message names none."""
+    from tests.local.gateway.test_grpc import channel, running_gateway, upstream
+
+    with upstream("iris-replica") as iris, upstream("team-replica") as team:
+        routes = {
+            "iris.default.localhost": Route((Backend("mesh/default/iris", (iris,), grpc_replicas=(iris,)),)),
+            "team-only.default.localhost": Route(
+                (Backend("mesh/default/team-only", (team,), grpc_replicas=(team,)),)
+            ),
+        }
+        endpoints = {
+            endpoint_host("default", "localhost"): {
+                "iris": "iris.default.localhost",
+                "team-only": "team-only.default.localhost",
+            }
+        }
+        table = RouteTable(routes, model_endpoints=endpoints)
+        with (
+            running_gateway(table) as gateway,
+            channel(gateway, endpoint_host("default", "localhost")) as chan,
+        ):
+            stub = InferenceStub(chan)
+            header = [("mm-vmodel-id", "iris")]
+            named = stub.ModelInfer(pb.ModelInferRequest(model_name="team-only"), metadata=header)
+            assert (named.id, named.model_name) == ("team-replica", "team-only")
+            unnamed = stub.ModelInfer(pb.ModelInferRequest(), metadata=header)
+            assert unnamed.id == "iris-replica"
+            by_header = stub.ModelInfer(pb.ModelInferRequest(model_name="iris"), metadata=header)
+            assert by_header.id == "iris-replica"

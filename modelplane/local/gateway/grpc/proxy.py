@@ -31,6 +31,7 @@ from modelplane.local.gateway.auth import REFUSAL
 from modelplane.local.gateway.grpc.endpoint import H2Endpoint, Headers
 from modelplane.local.gateway.grpc.upstream import H2Upstream
 from modelplane.local.gateway.modelmesh_endpoint import (
+    MESSAGE_NAMES_MODEL,
     MODEL_ID_HEADER,
     NoModelName,
     model_header,
@@ -231,6 +232,7 @@ class GrpcCall:
         self._task: asyncio.Task[None] | None = None
         self._watched = False
         self._awaiting_model = False  # at ModelMesh's endpoint, until the first message names the model
+        self._header_model: bytes | None = None  # the model the headers name, where the message names none
         self.watch: CallWatch | None = None  # metrics (gateway/observe.py)
 
     # -- from the client -----------------------------------------------------------------------
@@ -271,8 +273,10 @@ class GrpcCall:
             )
             return
         model = model_header(self.headers)
-        if model is None and self.context.router.models_at(self._authority) is not None:
-            # ModelMesh's endpoint: the model is the one the first message names.
+        by_message = model is None or self._path in MESSAGE_NAMES_MODEL
+        if by_message and self.context.router.models_at(self._authority) is not None:
+            # ModelMesh's endpoint: the model is the one the first message names, else the header's.
+            self._header_model = model
             self._awaiting_model = True
             self._route_by_message()
             return
@@ -333,11 +337,17 @@ class GrpcCall:
             model = model_in_message(b"".join(data for data, _ in self._to_upstream))
         except NoModelName as exc:
             self._awaiting_model = False
+            if self._header_model is not None:
+                self._route(self._header_model)
+                return
             self.fail(INVALID_ARGUMENT, f"name the model with the {MODEL_ID_HEADER.decode()} header: {exc}")
             return
         if model is None:
             if self.client_ended:
                 self._awaiting_model = False
+                if self._header_model is not None:
+                    self._route(self._header_model)
+                    return
                 self.fail(INVALID_ARGUMENT, f"name the model with the {MODEL_ID_HEADER.decode()} header")
             return
         self._awaiting_model = False
