@@ -8,25 +8,29 @@ http://127.0.0.1:8180.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
-import yaml
-
-from modelplane.api import jsonpath
 from modelplane.api.admission import unknown_field_details
 from modelplane.api.kinds import EVENT, Kind, kind_of, kinds_in_category
 from modelplane.api.loader import Document
 from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents, without_namespaces
 from modelplane.cli.main import CommandError
+from modelplane.cli.output import (
+    CustomColumns,
+    Rows,
+    Table,
+    as_list,
+    is_custom_columns,
+    is_table,
+    output_format,
+    print_structured,
+)
 from modelplane.graph.graph_warnings import graph_warnings
 from modelplane.local.api.client import ClientSettingsError, ControlPlaneClient, Unreachable
-from modelplane.local.api.columns import leads_with_name, printer_columns
 from modelplane.local.api.describe import describe
 from modelplane.local.api.errors import ApiError, NotFound
 from modelplane.local.api.paths import qualified_singular, resolve_kind
@@ -83,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument(
         "-o",
         "--output",
-        type=_output_format,
+        type=output_format,
         metavar="FORMAT",
         help="yaml, json, wide, name, jsonpath=TEMPLATE or custom-columns=HEADER:PATH,... (default: a table)",
     )
@@ -273,7 +277,7 @@ def _get(args: argparse.Namespace) -> int:
     missing: list[str] = []  # as kubectl, what is found is shown, then what is not
     with _client(args) as client:
         for number, (kind, names) in enumerate(groups):
-            if number and _is_table(args.output):
+            if number and is_table(args.output):
                 print()
             _get_kind(client, kind, names, args, missing)
     return _report_missing(args, missing)
@@ -310,12 +314,12 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
             items, _ = _fetch(client, kind, scope or "", [], args.selector, all_namespaces=scope is None)
             if items:
                 found.append((kind, items))
-    if _is_custom_columns(args.output):
-        _CustomColumns(args.output, show_headers=not args.no_headers).print(
+    if is_custom_columns(args.output):
+        CustomColumns(args.output, show_headers=not args.no_headers).print(
             [item for _, items in found for item in items]
         )
     elif args.output not in (None, "wide", "name"):
-        _print_structured(_as_list([item for _, items in found for item in items]), args.output)
+        print_structured(as_list([item for _, items in found for item in items]), args.output)
     elif args.output == "name":
         for _, items in found:
             for item in items:
@@ -326,7 +330,7 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
         if number:
             print()
         every_namespace = namespace is None and kind.namespaced
-        table = _Table(
+        table = Table(
             kind,
             all_namespaces=every_namespace,
             wide=args.output == "wide",
@@ -341,11 +345,11 @@ def _get_kind(
     client: ControlPlaneClient, kind: Kind, names: list[str], args: argparse.Namespace, missing: list[str]
 ) -> None:
     namespace = None if args.all_namespaces else _namespace(args)
-    table: _Rows | None = None
-    if _is_custom_columns(args.output):
-        table = _CustomColumns(args.output, show_headers=not args.no_headers)
+    table: Rows | None = None
+    if is_custom_columns(args.output):
+        table = CustomColumns(args.output, show_headers=not args.no_headers)
     elif args.output in (None, "wide"):
-        table = _Table(
+        table = Table(
             kind,
             all_namespaces=namespace is None and kind.namespaced,
             wide=args.output == "wide",
@@ -372,9 +376,9 @@ def _get_kind(
             print(_object_name(item))
     elif len(names) == 1 or args.watch:
         for item in items:
-            _print_structured(item, args.output)
+            print_structured(item, args.output)
     else:
-        _print_structured(_as_list(items), args.output)
+        print_structured(as_list(items), args.output)
     if args.watch:
         _follow(client, kind, namespace, names, args, version, table)
 
@@ -386,7 +390,7 @@ def _follow(
     names: list[str],
     args: argparse.Namespace,
     version: str,
-    table: _Rows | None,
+    table: Rows | None,
 ) -> None:
     """Prints each change after `version` as it happens (`get --watch`), until interrupted."""
     sys.stdout.flush()
@@ -403,7 +407,7 @@ def _follow(
         else:
             if args.output == "yaml":
                 print("---")
-            _print_structured(item, args.output)
+            print_structured(item, args.output)
         sys.stdout.flush()
 
 
@@ -480,129 +484,6 @@ def _fetch(
         return listed["items"], listed["metadata"]["resourceVersion"]
     except ApiError as error:
         raise CommandError(str(error)) from None
-
-
-class _Rows:
-    """Rows printed in columns, in parts (as `--watch` prints them): later rows keep the widths of the
-    first part, whose first row is the header unless `--no-headers`."""
-
-    headers: list[str]
-
-    def __init__(self, *, show_headers: bool = True):
-        self.show_headers = show_headers
-        self.widths: list[int] | None = None
-
-    def print(self, items: list[dict[str, Any]]) -> None:
-        rows = [self.row(item) for item in items]
-        if self.widths is None:
-            if self.show_headers:
-                rows.insert(0, self.headers)
-            self.widths = [max((len(row[i]) for row in rows), default=0) for i in range(len(self.headers))]
-        for row in rows:
-            print("   ".join(cell.ljust(w) for cell, w in zip(row, self.widths, strict=True)).rstrip())
-
-    def row(self, item: dict[str, Any]) -> list[str]:
-        raise NotImplementedError
-
-
-class _Table(_Rows):
-    """kubectl's table: NAME (after NAMESPACE with -A) and the kind's printer columns."""
-
-    def __init__(
-        self,
-        kind: Kind,
-        *,
-        all_namespaces: bool,
-        wide: bool,
-        qualified: bool = False,
-        show_headers: bool = True,
-    ):
-        super().__init__(show_headers=show_headers)
-        self.columns = [c for c in printer_columns(kind) if wide or c.priority == 0]
-        self.leading_name = leads_with_name(kind)
-        self.name_prefix = f"{qualified_singular(kind)}/" if qualified else ""
-        self.all_namespaces = all_namespaces
-        self.headers = (
-            (["NAMESPACE"] if all_namespaces else [])
-            + (["NAME"] if self.leading_name else [])
-            + [c.header for c in self.columns]
-        )
-
-    def row(self, item: dict[str, Any]) -> list[str]:
-        metadata = item.get("metadata") or {}
-        now = datetime.now(UTC)
-        leading = [metadata.get("namespace", "")] if self.all_namespaces else []
-        if self.leading_name:
-            leading.append(self.name_prefix + metadata.get("name", ""))
-        return leading + [c.cell(item, now) for c in self.columns]
-
-
-class _CustomColumns(_Rows):
-    """`-o custom-columns=NAME:.metadata.name,URL:.status.url`: kubectl's table of chosen paths, a
-    missing value shown as `<none>`."""
-
-    def __init__(self, output: str, *, show_headers: bool = True):
-        super().__init__(show_headers=show_headers)
-        self.columns = jsonpath.custom_columns(output.partition("=")[2])
-        self.headers = [header for header, _ in self.columns]
-
-    def row(self, item: dict[str, Any]) -> list[str]:
-        return [self._cell(item, steps) for _, steps in self.columns]
-
-    @staticmethod
-    def _cell(item: dict[str, Any], steps: list) -> str:
-        values = jsonpath.evaluate(steps, item)
-        return ",".join(jsonpath.format_value(value) for value in values) if values else "<none>"
-
-
-OUTPUT_FORMATS = "yaml, json, wide, name, jsonpath=TEMPLATE, custom-columns=SPEC"
-
-
-def _output_format(value: str) -> str:
-    """`-o`'s value, its template checked before anything is asked of the server."""
-    if value in ("yaml", "json", "wide", "name"):
-        return value
-    format_name, equals, template = value.partition("=")
-    if format_name not in ("jsonpath", "custom-columns"):
-        raise argparse.ArgumentTypeError(
-            f"unable to match a printer for {value!r}: use one of {OUTPUT_FORMATS}"
-        )
-    if not equals or not template:
-        raise argparse.ArgumentTypeError(f"{format_name} needs a template: -o {format_name}=...")
-    try:
-        if format_name == "jsonpath":
-            jsonpath.parse_template(_template(value))
-        else:
-            jsonpath.custom_columns(template)
-    except jsonpath.TemplateError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return value
-
-
-def _template(output: str) -> str:
-    return output.partition("=")[2]
-
-
-def _is_custom_columns(output: str | None) -> bool:
-    return bool(output) and output.startswith("custom-columns=")
-
-
-def _is_table(output: str | None) -> bool:
-    return output in (None, "wide") or _is_custom_columns(output)
-
-
-def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
-
-
-def _print_structured(document: Any, output: str) -> None:
-    """`document` as yaml, json or `jsonpath=TEMPLATE`."""
-    if output == "json":
-        print(json.dumps(document, indent=4))
-    elif output.startswith("jsonpath="):
-        sys.stdout.write(jsonpath.render_template(jsonpath.parse_template(_template(output)), document))
-    else:
-        sys.stdout.write(yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
 
 
 # ---- delete ----
