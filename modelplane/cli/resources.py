@@ -69,13 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         writer.add_argument(
             "-R", "--recursive", action="store_true", help="also read the folders inside a folder"
         )
-        writer.add_argument(
-            "--dry-run",
-            nargs="?",
-            const="server",
-            choices=["server", "client", "none"],
-            help="check everything (admission included) as the server would, and store nothing (client: "
-            "the same, as modelplane has no client-side dry run; none: not a dry run)",
+        _add_dry_run(
+            writer,
+            "check everything (admission included) as the server would, and store nothing (client: the "
+            "same, as modelplane has no client-side dry run; none: not a dry run)",
         )
         writer.set_defaults(func=func)
 
@@ -120,12 +117,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete.add_argument(
         "-A", "--all-namespaces", action="store_true", help="with --all or -l: in every namespace"
     )
-    delete.add_argument(
-        "--dry-run",
-        nargs="?",
-        const="server",
-        choices=["server", "client", "none"],
-        help="check that each can be deleted, and delete nothing (client: the same; none: delete)",
+    _add_dry_run(
+        delete, "check that each can be deleted, and delete nothing (client: the same; none: delete)"
     )
     delete.add_argument(
         "--ignore-not-found", action="store_true", help="a resource that is not there is no error"
@@ -138,6 +131,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     wait.add_argument("--for", dest="condition", required=True, help="condition=Ready[=True], or delete")
     wait.add_argument("--timeout", default="30s", help="give up after this long (30s, 5m, 1h; default 30s)")
     wait.set_defaults(func=_wait)
+
+
+def _add_dry_run(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--dry-run", nargs="?", const="server", choices=["server", "client", "none"], help=what
+    )
 
 
 # ---- apply ----
