@@ -65,18 +65,21 @@ def find_model_file(
     return candidates[0]
 
 
-def v1_instances(payload: Any) -> Any:
-    """The `instances` (or `inputs`) of a V1 request as an array, or a DataFrame for records."""
+def v1_instance_list(payload: Any) -> list:
+    """The `instances` of a V1 request, or its `inputs`, which KServe reads first when it has both."""
     if not isinstance(payload, dict):
         raise InvalidInput('a V1 request must be a JSON object with "instances"')
-    if "instances" in payload:
-        instances = payload["instances"]
-    elif "inputs" in payload:
-        instances = payload["inputs"]
-    else:
+    instances = payload["inputs"] if "inputs" in payload else payload.get("instances")
+    if instances is None:
         raise InvalidInput('the request has no "instances"')
     if not isinstance(instances, list):
         raise InvalidInput('Expected "instances" to be a list')
+    return instances
+
+
+def v1_instances(payload: Any) -> Any:
+    """The `instances` (or `inputs`) of a V1 request as an array, or a DataFrame for records."""
+    instances = v1_instance_list(payload)
     if instances and _is_object(instances[0]):
         return _objects_frame(instances)
     try:

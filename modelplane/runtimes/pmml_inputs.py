@@ -12,6 +12,7 @@ import numpy as np
 
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.v2 import InferInput, InferRequest
+from modelplane.runtimes.base import v1_instance_list
 
 Row = dict[str, Any]
 _SCALARS = (str, int, float, bool, type(None))
@@ -31,13 +32,7 @@ class InputFields:
     def v1_rows(self, payload: Any) -> list[Row]:
         """KServe's V1 body: `instances` (or `inputs`), each a list of values in field order or an
         object keyed by field name."""
-        if not isinstance(payload, dict):
-            raise InvalidInput('a V1 request must be a JSON object with "instances"')
-        instances = payload.get("instances", payload.get("inputs"))
-        if instances is None:
-            raise InvalidInput('the request has no "instances"')
-        if not isinstance(instances, list):
-            raise InvalidInput('Expected "instances" to be a list')
+        instances = v1_instance_list(payload)
         return [self._instance(index, instance) for index, instance in enumerate(instances)]
 
     def _instance(self, index: int, instance: Any) -> Row:

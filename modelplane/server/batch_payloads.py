@@ -61,7 +61,7 @@ def split(result: Any, stacked: Any, payloads: Sequence[Any], rows: Sequence[int
 
 def _v1_key(payload: dict) -> tuple[Hashable, int] | None:
     instances = payload.get("instances")
-    if not isinstance(instances, list) or not instances:
+    if not isinstance(instances, list) or not instances or "inputs" in payload:  # inputs are read first
         return None
     if len(payload) == 1:
         return ("v1",), len(instances)

@@ -234,3 +234,11 @@ def test_an_empty_request_needs_no_call():
 def test_settings_out_of_range_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         Batcher(Model(), **options)
+
+
+def test_a_v1_body_with_inputs_is_not_batched_by_its_instances():
+    from modelplane.server.batch_payloads import batch_key
+
+    assert batch_key({"instances": [[1], [2]]}) == (("v1",), 2)
+    # The runtimes read `inputs` first, as KServe's do: stacking the instances would change nothing read.
+    assert batch_key({"instances": [[1], [2]], "inputs": [[3]]}) is None

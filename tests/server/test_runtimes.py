@@ -462,3 +462,15 @@ def test_lightgbm_categories_are_paired_only_when_the_model_says_how(tmp_path, l
     mixed_booster = lgb.Booster(model_file=str(tmp_path / "m.bst"))
     assert len(mixed_booster.pandas_categorical) == 2
     assert training_categories(mixed_booster) == {}
+
+
+def test_a_body_with_both_instances_and_inputs_is_read_from_inputs_as_kserve_reads_it(lightgbm_dir):
+    from modelplane.runtimes.base import v1_instance_list
+    from modelplane.runtimes.lightgbm import LightGBMModel
+
+    model = LightGBMModel("lgb", str(lightgbm_dir))
+    model.load()
+    both = {"instances": IRIS_ROWS[:1], "inputs": IRIS_ROWS}
+    expected = asyncio.run(model.predict({"instances": IRIS_ROWS}))["predictions"]
+    assert np.allclose(asyncio.run(model.predict(both))["predictions"], expected)
+    assert v1_instance_list({"inputs": ["b", "c"], "instances": ["a"]}) == ["b", "c"]

@@ -35,6 +35,7 @@ import torch
 
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferInput, InferRequest, InferResponse, output_from_array
+from modelplane.runtimes.base import v1_instance_list
 from modelplane.runtimes.huggingface import padding
 from modelplane.runtimes.huggingface.loading import Loaded
 from modelplane.runtimes.huggingface.options import HuggingFaceSettings
@@ -355,12 +356,8 @@ def _texts(payload: Any) -> list[str]:
         except UnicodeDecodeError:
             raise InvalidInput(f"input {first.name!r} must hold UTF-8 texts") from None
     else:
-        if not isinstance(payload, dict):
-            raise InvalidInput('a V1 request must be a JSON object with "instances"')
-        texts = payload.get("instances", payload.get("inputs"))
-        if texts is None:
-            raise InvalidInput('the request has no "instances"')
-        if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+        texts = v1_instance_list(payload)
+        if not all(isinstance(text, str) for text in texts):
             raise InvalidInput('"instances" must be a list of texts')
     if not texts:
         raise InvalidInput("the request holds no texts")
