@@ -178,11 +178,13 @@ class TabularModel(Model):
     def compute(self, data: Any) -> Any:
         raise NotImplementedError
 
-    async def _compute(self, data: Any) -> Any:
+    async def _compute(self, data: Any, compute: Callable[[Any], Any] | None = None) -> Any:
+        """`compute` (else the model's own) over `data`, its library's errors turned into protocol errors."""
+        compute = compute or self.compute
         try:
             if element_count(data) <= INLINE_ELEMENTS:
-                return self.compute(data)
-            return await asyncio.to_thread(self.compute, data)
+                return compute(data)
+            return await asyncio.to_thread(compute, data)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise InvalidInput(
                 f"the input does not fit model {self.name}: {_without_stack_trace(exc)}"
