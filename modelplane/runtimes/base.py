@@ -15,6 +15,7 @@ import numpy as np
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
 from modelplane.runtimes.coalesce import Coalescer
+from modelplane.runtimes.model_settings import SETTINGS_FILE
 from modelplane.server.model import Model
 
 # Below this many input elements a prediction is cheaper than a hop to a worker thread, so it runs
@@ -44,7 +45,7 @@ def find_model_file(
     is_model: Callable[[Path], bool] = lambda path: True,
 ) -> Path:
     """The single top-level file in `model_dir` with one of `extensions` (and, in a folder, that
-    `is_model` accepts); a file path is used as is."""
+    `is_model` accepts; MLServer's model-settings.json is never the model); a file path is used as is."""
     path = Path(model_dir)
     if path.is_file():
         if not path.name.endswith(extensions):
@@ -53,7 +54,9 @@ def find_model_file(
     if not path.is_dir():
         raise ModelMissingError(f"model folder {path} does not exist")
     candidates = sorted(
-        p for p in path.iterdir() if p.is_file() and p.name.endswith(extensions) and is_model(p)
+        p
+        for p in path.iterdir()
+        if p.is_file() and p.name.endswith(extensions) and p.name != SETTINGS_FILE and is_model(p)
     )
     if not candidates:
         raise ModelMissingError(f"no model file ({', '.join(extensions)}) found in {path}")
@@ -127,10 +130,10 @@ def _instance_frame(pandas: Any, instance: dict | list):
     return pandas.DataFrame(instance)
 
 
-def v2_inputs(request: InferRequest) -> Any:
+def v2_inputs(request: InferRequest, default_content_type: str | None = None) -> Any:
     """The model input of a V2 request: the first tensor (`content_type` unsaid or `np`), or all of
-    them as columns when `content_type` is `pd`."""
-    content_type = request.content_type
+    them as columns when `content_type` is `pd`. The request's own content_type wins over the default."""
+    content_type = request.content_type or default_content_type
     if content_type == "pd":
         return request.as_dataframe()
     if content_type not in (None, "np"):
@@ -154,6 +157,7 @@ class TabularModel(Model):
     reads_parameters = frozenset({"content_type"})
     # Whether the model picks a table's columns by their names (so a table may have more of them).
     selects_columns_by_name = False
+    platform = ""
 
     def __init__(self, name: str, model_dir: str | Path, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS):
         super().__init__(name)
@@ -163,6 +167,17 @@ class TabularModel(Model):
         # The features a row must have, where the model's library would not check it itself (set by
         # `load`): a booster given fewer features answers nonsense, or fails as if it were at fault.
         self.features: int | None = None
+        # What an MLServer model-settings.json declares (model_settings.py): V2 metadata and the
+        # content_type of requests that do not give their own.
+        self.input_types: list[dict] = []
+        self.output_types: list[dict] = []
+        self.default_content_type: str | None = None
+
+    def get_input_types(self) -> list[dict]:
+        return self.input_types
+
+    def get_output_types(self) -> list[dict]:
+        return self.output_types
 
     def _check_width(self, data: Any) -> None:
         if self.features is None or getattr(data, "ndim", None) != 2:
@@ -204,7 +219,7 @@ class TabularModel(Model):
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):
-            result = await self._predict_rows(v2_inputs(payload))
+            result = await self._predict_rows(v2_inputs(payload, self.default_content_type))
             return InferResponse(payload.id, self.name, [output_from_array("output-0", result)])
         result = await self._predict_rows(v1_instances(payload))
         return {"predictions": result}

@@ -67,7 +67,7 @@ class SKLearnModel(TabularModel):
         names = _requested_method_outputs(payload)
         if not names:
             return await super().predict(payload, headers)
-        data = v2_inputs(payload)
+        data = v2_inputs(payload, self.default_content_type)
         self._check_width(data)
         outputs = []
         for name in names:
