@@ -136,12 +136,28 @@ def v2_inputs(request: InferRequest, default_content_type: str | None = None) ->
     content_type = request.content_type or default_content_type
     if content_type == "pd":
         return request.as_dataframe()
+    if content_type == "str":
+        return _strings(request.inputs[0])
     if content_type not in (None, "np"):
         raise InvalidInput(
-            'the request\'s content_type must be "pd" (its inputs as the columns of a table) or "np" '
-            f"(its first input as an array), got {json.dumps(content_type)[:40]}"
+            'the request\'s content_type must be "pd" (its inputs as the columns of a table), "np" '
+            '(its first input as an array) or "str" (its first input as a list of strings), got '
+            f"{json.dumps(content_type)[:40]}"
         )
     return request.inputs[0].as_numpy()
+
+
+def _strings(tensor: Any) -> list[str]:
+    """A BYTES tensor as the list of its UTF-8 strings (MLServer's `str` content type: what a text
+    pipeline's vectorizer takes)."""
+    if tensor.datatype != "BYTES":
+        raise InvalidInput(
+            f'content_type "str" needs a BYTES input, got {tensor.name!r} of {tensor.datatype}'
+        )
+    try:
+        return [bytes(value).decode("utf-8") for value in tensor.as_numpy().ravel()]
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"input {tensor.name!r} is not UTF-8 text: {exc}") from None
 
 
 def element_count(data: Any) -> int:

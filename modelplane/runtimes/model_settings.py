@@ -74,7 +74,7 @@ def _apply_parameters(model: Any, parameters: dict, path: Path) -> list[str]:
                 model.version = str(value)
         elif key == "uri":
             model.model_dir = path.parent / str(value)
-        elif key == "content_type" and value in ("np", "pd"):
+        elif key == "content_type" and value in ("np", "pd", "str"):
             model.default_content_type = value
         else:
             ignored.append(f"parameters.{key}")

@@ -65,3 +65,24 @@ def test_an_estimator_without_the_method_is_a_400(tmp_path, iris):
         assert infer(server, "reg", [{"name": "transform"}]).status_code == 400
     finally:
         server.stop()
+
+
+def test_a_text_pipeline_takes_its_strings_with_content_type_str(tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    texts = ["great film", "loved it", "awful film", "hated it"]
+    pipeline = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, [1, 1, 0, 0])
+    joblib.dump(pipeline, tmp_path / "model.joblib")
+    server = serve("--model-dir", str(tmp_path), "--model-name", "reviews", grpc=False)
+    try:
+        body = {
+            "parameters": {"content_type": "str"},
+            "inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["loved it", "hated it"]}],
+        }
+        answer = httpx.post(f"{server.url}/v2/models/reviews/infer", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"][0]["data"] == [1, 0]
+    finally:
+        server.stop()
