@@ -499,6 +499,13 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
         options["predict_proba"] = args.predict_proba
     model = cls(name, str(model_dir), **options)
     _configure(model, args)
+    if runtime in ("sklearn", "xgboost", "lightgbm"):
+        from modelplane.runtimes.model_settings import ModelSettingsError, apply_model_settings
+
+        try:
+            apply_model_settings(model, runtime)
+        except ModelSettingsError as exc:
+            raise CommandError(str(exc)) from None
     return [model]
 
 

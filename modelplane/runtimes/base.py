@@ -15,6 +15,7 @@ import numpy as np
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
 from modelplane.runtimes.coalesce import Coalescer
+from modelplane.runtimes.model_settings import SETTINGS_FILE
 from modelplane.server.model import Model
 
 # Below this many input elements a prediction is cheaper than a hop to a worker thread, so it runs
@@ -44,7 +45,7 @@ def find_model_file(
     is_model: Callable[[Path], bool] = lambda path: True,
 ) -> Path:
     """The single top-level file in `model_dir` with one of `extensions` (and, in a folder, that
-    `is_model` accepts); a file path is used as is."""
+    `is_model` accepts; MLServer's model-settings.json is never the model); a file path is used as is."""
     path = Path(model_dir)
     if path.is_file():
         if not path.name.endswith(extensions):
@@ -53,7 +54,9 @@ def find_model_file(
     if not path.is_dir():
         raise ModelMissingError(f"model folder {path} does not exist")
     candidates = sorted(
-        p for p in path.iterdir() if p.is_file() and p.name.endswith(extensions) and is_model(p)
+        p
+        for p in path.iterdir()
+        if p.is_file() and p.name.endswith(extensions) and p.name != SETTINGS_FILE and is_model(p)
     )
     if not candidates:
         raise ModelMissingError(f"no model file ({', '.join(extensions)}) found in {path}")
@@ -130,18 +133,34 @@ def _instance_frame(pandas: Any, instance: dict | list):
     return pandas.DataFrame(instance)
 
 
-def v2_inputs(request: InferRequest) -> Any:
+def v2_inputs(request: InferRequest, default_content_type: str | None = None) -> Any:
     """The model input of a V2 request: the first tensor (`content_type` unsaid or `np`), or all of
-    them as columns when `content_type` is `pd`."""
-    content_type = request.content_type
+    them as columns when `content_type` is `pd`. The request's own content_type wins over the default."""
+    content_type = request.content_type or default_content_type
     if content_type == "pd":
         return request.as_dataframe()
+    if content_type == "str":
+        return _strings(request.inputs[0])
     if content_type not in (None, "np"):
         raise InvalidInput(
-            'the request\'s content_type must be "pd" (its inputs as the columns of a table) or "np" '
-            f"(its first input as an array), got {json.dumps(content_type)[:40]}"
+            'the request\'s content_type must be "pd" (its inputs as the columns of a table), "np" '
+            '(its first input as an array) or "str" (its first input as a list of strings), got '
+            f"{json.dumps(content_type)[:40]}"
         )
     return request.inputs[0].as_numpy()
+
+
+def _strings(tensor: Any) -> list[str]:
+    """A BYTES tensor as the list of its UTF-8 strings (MLServer's `str` content type: what a text
+    pipeline's vectorizer takes)."""
+    if tensor.datatype != "BYTES":
+        raise InvalidInput(
+            f'content_type "str" needs a BYTES input, got {tensor.name!r} of {tensor.datatype}'
+        )
+    try:
+        return [bytes(value).decode("utf-8") for value in tensor.as_numpy().ravel()]
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"input {tensor.name!r} is not UTF-8 text: {exc}") from None
 
 
 def element_count(data: Any) -> int:
@@ -157,6 +176,7 @@ class TabularModel(Model):
     reads_parameters = frozenset({"content_type"})
     # Whether the model picks a table's columns by their names (so a table may have more of them).
     selects_columns_by_name = False
+    platform = ""
 
     def __init__(self, name: str, model_dir: str | Path, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS):
         super().__init__(name)
@@ -166,6 +186,17 @@ class TabularModel(Model):
         # The features a row must have, where the model's library would not check it itself (set by
         # `load`): a booster given fewer features answers nonsense, or fails as if it were at fault.
         self.features: int | None = None
+        # What an MLServer model-settings.json declares (model_settings.py): V2 metadata and the
+        # content_type of requests that do not give their own.
+        self.input_types: list[dict] = []
+        self.output_types: list[dict] = []
+        self.default_content_type: str | None = None
+
+    def get_input_types(self) -> list[dict]:
+        return self.input_types
+
+    def get_output_types(self) -> list[dict]:
+        return self.output_types
 
     def _check_width(self, data: Any) -> None:
         if self.features is None or getattr(data, "ndim", None) != 2:
@@ -181,11 +212,13 @@ class TabularModel(Model):
     def compute(self, data: Any) -> Any:
         raise NotImplementedError
 
-    async def _compute(self, data: Any) -> Any:
+    async def _compute(self, data: Any, compute: Callable[[Any], Any] | None = None) -> Any:
+        """`compute` (else the model's own) over `data`, its library's errors turned into protocol errors."""
+        compute = compute or self.compute
         try:
             if element_count(data) <= INLINE_ELEMENTS:
-                return self.compute(data)
-            return await asyncio.to_thread(self.compute, data)
+                return compute(data)
+            return await asyncio.to_thread(compute, data)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise InvalidInput(
                 f"the input does not fit model {self.name}: {_without_stack_trace(exc)}"
@@ -205,7 +238,7 @@ class TabularModel(Model):
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):
-            result = await self._predict_rows(v2_inputs(payload))
+            result = await self._predict_rows(v2_inputs(payload, self.default_content_type))
             return InferResponse(payload.id, self.name, [output_from_array("output-0", result)])
         result = await self._predict_rows(v1_instances(payload))
         return {"predictions": result}

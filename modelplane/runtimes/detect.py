@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from modelplane.runtimes.model_settings import SETTINGS_FILE
 from modelplane.runtimes.tensorflow_layout import holds_saved_model
 
 _BY_EXTENSION = {
@@ -35,6 +36,8 @@ def detect_runtime(model_dir: str | Path) -> str | None:
     files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.is_file())
     found = set()
     for file in files:
+        if file.name == SETTINGS_FILE:  # MLServer's settings beside the model, not an xgboost model
+            continue
         if file.suffix == ".bst":
             found.add(_bst_runtime(file))
         elif file.suffix == ".txt":

@@ -6,10 +6,17 @@ import logging
 import os
 from typing import Any
 
-from modelplane.runtimes.base import TabularModel, find_model_file, require
+from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
+from modelplane.runtimes.base import TabularModel, find_model_file, require, v2_inputs
 from modelplane.runtimes.sklearn_linear import linear_predict
 
 logger = logging.getLogger(__name__)
+
+# MLServer's sklearn runtime names its outputs after the estimator's methods: a V2 request that asks
+# for one of these outputs gets that method's answer under that name.
+METHOD_OUTPUTS = ("predict", "predict_proba", "transform")
+DEFAULT_OUTPUT = "output-0"
 
 
 class SKLearnModel(TabularModel):
@@ -30,8 +37,7 @@ class SKLearnModel(TabularModel):
         self._method = self._prediction_method()
         # predict_proba's columns are the estimator's classes, in `classes_`'s order.
         probabilities = self._method == getattr(self._estimator, "predict_proba", None)
-        classes = getattr(self._estimator, "classes_", None) if probabilities else None
-        self._labels = None if classes is None else [str(label) for label in classes]
+        self._labels = _class_names(self._estimator) if probabilities else None
         self.ready = True
         return True
 
@@ -50,7 +56,50 @@ class SKLearnModel(TabularModel):
 
     def classification_labels(self, output: str) -> list[str] | None:
         """With predict_proba, each class's name labels its column (V2's classification parameter)."""
-        return self._labels if output == "output-0" else None
+        if output == "predict_proba":
+            return _class_names(self._estimator)
+        return self._labels if output == DEFAULT_OUTPUT else None
 
     def compute(self, data: Any) -> Any:
         return self._method(data)
+
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        names = _requested_method_outputs(payload)
+        if not names:
+            return await super().predict(payload, headers)
+        data = v2_inputs(payload, self.default_content_type)
+        self._check_width(data)
+        outputs = []
+        for name in names:
+            if name == DEFAULT_OUTPUT:
+                result = await self._predict_rows(data)
+            else:
+                result = await self._compute(data, self._estimator_method(name))
+            outputs.append(output_from_array(name, result))
+        return InferResponse(payload.id, self.name, outputs)
+
+    def _estimator_method(self, name: str) -> Any:
+        method = getattr(self._estimator, name, None)
+        if method is None:
+            raise InvalidInput(
+                f"model {self.name} has no output {name!r}: {type(self._estimator).__name__} has no {name}"
+            )
+        if name == "predict":
+            return linear_predict(self._estimator) or method
+        return method
+
+
+def _requested_method_outputs(payload: Any) -> list[str]:
+    """The outputs a V2 request asks for, where it asks for one named after an estimator's method
+    (others are left for the server to refuse as unknown)."""
+    if not isinstance(payload, InferRequest) or not payload.request_outputs:
+        return []
+    names = [output.name for output in payload.request_outputs]
+    if not any(name in METHOD_OUTPUTS for name in names):
+        return []
+    return [name for name in names if name in METHOD_OUTPUTS or name == DEFAULT_OUTPUT]
+
+
+def _class_names(estimator: Any) -> list[str] | None:
+    classes = getattr(estimator, "classes_", None)
+    return None if classes is None else [str(label) for label in classes]

@@ -502,12 +502,22 @@ def test_a_built_in_runtime_names_the_parameters_it_did_not_read(iris_server, te
 
 def test_a_content_type_the_runtime_does_not_know_is_400(iris_server):
     body = {
-        "parameters": {"content_type": "str"},
+        "parameters": {"content_type": "base64"},
         "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}],
     }
     response = infer(iris_server, "iris", body)
     assert response.status_code == 400
     assert response.json()["error"] == (
-        'the request\'s content_type must be "pd" (its inputs as the columns of a table) or "np" '
-        '(its first input as an array), got "str"'
+        'the request\'s content_type must be "pd" (its inputs as the columns of a table), "np" '
+        '(its first input as an array) or "str" (its first input as a list of strings), got "base64"'
     )
+
+
+def test_content_type_str_needs_a_bytes_input(iris_server):
+    body = {
+        "parameters": {"content_type": "str"},
+        "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}],
+    }
+    response = infer(iris_server, "iris", body)
+    assert response.status_code == 400
+    assert "BYTES" in response.json()["error"]
