@@ -18,6 +18,7 @@ from typing import Any
 from modelplane.protocol.errors import NotImplementedByModel
 
 STAGES = ("preprocess", "predict", "postprocess", "explain")
+DEFAULT_PREDICTOR_TIMEOUT_SECONDS = 600  # KServe's
 
 
 class Model:
@@ -42,6 +43,9 @@ class Model:
         self.predictor_host: str | None = None
         self.predictor_protocol: str = "v1"
         self.explainer_host: str | None = None
+        # How long a call to the predictor or explainer may take (KServe's
+        # --predictor_request_timeout_seconds).
+        self.predictor_request_timeout_seconds: float = DEFAULT_PREDICTOR_TIMEOUT_SECONDS
 
     @property
     def protocol(self) -> str:

@@ -103,6 +103,18 @@ if __name__ == "__main__":
     ModelServer().start([model])
 """
 
+# A transformer that only passes requests on, started with KServe's flags.
+PASS_THROUGH = """
+import argparse
+
+from modelplane.server import Model, ModelServer, model_server
+
+args, _ = argparse.ArgumentParser(parents=[model_server.parser]).parse_known_args()
+
+if __name__ == "__main__":
+    ModelServer().start([Model(args.model_name)])
+"""
+
 # The errors of `kserve.errors`, and Python's NotImplementedError, raised as KServe's users raise them.
 RAISING = """
 import numpy as np
@@ -190,6 +202,20 @@ def test_kserves_transformer_sample_speaks_the_protocol_it_sets(iris_server, tmp
         response = httpx.post(server.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
         assert response.status_code == 200, response.text
         assert response.json() == {"predictions": [1, 1]}
+    finally:
+        server.stop()
+
+
+def test_kserves_predictor_request_timeout_bounds_the_wait_for_the_predictor(test_models_server, tmp_path):
+    path = tmp_path / "transformer.py"
+    path.write_text(PASS_THROUGH)
+    host = f"127.0.0.1:{test_models_server.http_port}"
+    flags = ("--model_name", "slow", "--predictor_host", host, "--predictor_request_timeout_seconds", "1")
+    server = run_program(path, *flags, grpc_port=False)
+    try:
+        response = httpx.post(server.url + "/v1/models/slow:predict", json={"seconds": 5}, timeout=60)
+        assert response.status_code == 504, response.text
+        assert "did not answer within 1s" in response.json()["error"]
     finally:
         server.stop()
 

@@ -31,6 +31,12 @@ class Transformer(Model):
         return result
 
 
+class PassThrough(Model):
+    def load(self):
+        self.ready = True
+        return True
+
+
 # Turns V1 rows into a V2 request written as a dict, as KServe's transformers may.
 class V2DictTransformer(Model):
     def load(self):
@@ -129,6 +135,27 @@ def test_unreachable_predictor_is_502(transformer_file):
         response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
         assert response.status_code == 502
         assert "cannot reach" in response.json()["error"]
+    finally:
+        transformer.stop()
+
+
+def test_a_predictor_slower_than_the_request_timeout_is_504(test_models_server, transformer_file):
+    """KServe's `--predictor_request_timeout_seconds` bounds the wait for the predictor's answer."""
+    transformer = serve(
+        "--model-class",
+        f"{transformer_file}:PassThrough",
+        "--model-name",
+        "slow",
+        "--predictor-host",
+        f"127.0.0.1:{test_models_server.http_port}",
+        "--predictor_request_timeout_seconds",
+        "1",
+        grpc=False,
+    )
+    try:
+        response = httpx.post(transformer.url + "/v1/models/slow:predict", json={"seconds": 5}, timeout=60)
+        assert response.status_code == 504, response.text
+        assert "did not answer within 1s" in response.json()["error"]
     finally:
         transformer.stop()
 
