@@ -23,6 +23,20 @@ if TYPE_CHECKING:
 
 # Headers a transformer passes on to its predictor.
 FORWARDED_HEADERS = ("x-request-id", "x-b3-traceid", "authorization", "traceparent")
+# Headers of a predictor's answer that the transformer's own answer says for itself.
+_PREDICTOR_BODY_HEADERS = frozenset(
+    (
+        b"content-length",
+        b"content-type",
+        b"content-encoding",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"date",
+        b"server",
+        JSON_LENGTH_HEADER.encode(),
+    )
+)
 
 # Connections belong to the event loop that opened them: one pool per loop (the server's; tests may run
 # several), and one per worker thread for the blocking calls of an explainer.
@@ -65,19 +79,33 @@ def _forwarded(headers: dict[str, str] | None) -> dict[str, str]:
     return {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
 
 
-async def forward_predict(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:
+async def forward_predict(
+    model: Model, payload: Any, headers: dict[str, str] | None, response_headers: dict | None = None
+) -> Any:
     host = model.predictor_host
     if isinstance(payload, InferRequest) or model.predictor_protocol == "v2":
         body, request_headers = _v2_request(payload, _forwarded(headers))
         path = f"/v2/models/{model.name}/infer"
         response = await _send(_client(), host, path, body, request_headers, _timeout(model))
+        _return_headers(model, response, response_headers)
         length = response.header(JSON_LENGTH_HEADER.encode())
         return decode_response(response.body, int(length) if length else None)
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
     path = f"/v1/models/{model.name}:predict"
     response = await _send(_client(), host, path, body, request_headers, _timeout(model))
+    _return_headers(model, response, response_headers)
     return orjson.loads(response.body)
+
+
+def _return_headers(model: Model, response: ClientResponse, response_headers: dict | None) -> None:
+    """The predictor's response headers for the transformer's answer, where the model asked for them
+    (KServe's `return_response_headers`); not those that describe the predictor's own body."""
+    if response_headers is None or not model.return_response_headers:
+        return
+    for name, value in response.headers:
+        if name not in _PREDICTOR_BODY_HEADERS:
+            response_headers[name.decode("latin-1")] = value.decode("latin-1")
 
 
 def _v2_request(payload: Any, forwarded: dict[str, str]) -> tuple[bytes, dict[str, str]]:

@@ -109,10 +109,12 @@ import argparse
 
 from modelplane.server import Model, ModelServer, model_server
 
-args, _ = argparse.ArgumentParser(parents=[model_server.parser]).parse_known_args()
+parser = argparse.ArgumentParser(parents=[model_server.parser])
+parser.add_argument("--return_response_headers", action="store_true")
+args, _ = parser.parse_known_args()
 
 if __name__ == "__main__":
-    ModelServer().start([Model(args.model_name)])
+    ModelServer().start([Model(args.model_name, return_response_headers=args.return_response_headers)])
 """
 
 # The errors of `kserve.errors`, and Python's NotImplementedError, raised as KServe's users raise them.
@@ -216,6 +218,27 @@ def test_kserves_predictor_request_timeout_bounds_the_wait_for_the_predictor(tes
         response = httpx.post(server.url + "/v1/models/slow:predict", json={"seconds": 5}, timeout=60)
         assert response.status_code == 504, response.text
         assert "did not answer within 1s" in response.json()["error"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("returned", [True, False])
+def test_a_transformer_returns_its_predictors_headers_when_kserve_would(
+    test_models_server, tmp_path, returned
+):
+    """KServe's `Model(name, return_response_headers=True)` passes the predictor's response headers back
+    to the client (but for the framing, which the transformer's own answer has)."""
+    path = tmp_path / "transformer.py"
+    path.write_text(PASS_THROUGH)
+    flags = ["--model_name", "headers", "--predictor_host", f"127.0.0.1:{test_models_server.http_port}"]
+    server = run_program(path, *flags, *(["--return_response_headers"] if returned else []), grpc_port=False)
+    try:
+        body = {"instances": [["x-model-version", "7"]]}
+        response = httpx.post(server.url + "/v1/models/headers:predict", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": 1}
+        assert response.headers.get("x-model-version") == ("7" if returned else None)
+        assert response.headers.get_list("content-type") == ["application/json"]
     finally:
         server.stop()
 
