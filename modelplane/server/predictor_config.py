@@ -16,8 +16,8 @@ class PredictorConfig:
     predictor_protocol: str = "v1"
     predictor_use_ssl: bool = False
     predictor_request_timeout_seconds: float = DEFAULT_PREDICTOR_TIMEOUT_SECONDS
-    predictor_request_retries: int = 0  # accepted; a failed call is answered, not retried
-    predictor_health_check: bool = False  # accepted; not used
+    predictor_request_retries: int = 0  # accepted, and warned about by ModelServer
+    predictor_health_check: bool = False  # accepted, and warned about by ModelServer
 
     @property
     def predictor_base_url(self) -> str:
