@@ -123,6 +123,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="transformers: the protocol spoken to the predictor (default: v1)",
     )
     add(
+        "--predictor-request-timeout-seconds",
+        "--predictor_request_timeout_seconds",
+        type=float,
+        default=None,
+        help="transformers and explainers: how long a call to the predictor or explainer may take "
+        "(default 600)",
+    )
+    add(
         "--explainer-host",
         "--explainer_host",
         default=None,
@@ -540,3 +548,5 @@ def _configure(model, args: argparse.Namespace) -> None:
         model.predictor_protocol = args.predictor_protocol
     if args.explainer_host:
         model.explainer_host = args.explainer_host
+    if args.predictor_request_timeout_seconds is not None:
+        model.predictor_request_timeout_seconds = args.predictor_request_timeout_seconds

@@ -18,6 +18,7 @@ from typing import Any
 from modelplane.protocol.errors import NotImplementedByModel
 
 STAGES = ("preprocess", "predict", "postprocess", "explain")
+DEFAULT_PREDICTOR_TIMEOUT_SECONDS = 600  # KServe's
 
 
 class Model:
@@ -34,14 +35,18 @@ class Model:
     reads_parameters: frozenset[str] | None = None
 
     def __init__(self, name: str, return_response_headers: bool = False):
-        # `return_response_headers` is KServe's, and taken for its code: here a stage that takes
-        # `response_headers` sets them, whatever it says.
+        # A stage that takes `response_headers` sets them whatever `return_response_headers` says; as in
+        # KServe, it has a transformer's default `predict` pass the predictor's headers back.
         self.name = name
+        self.return_response_headers = return_response_headers
         self.ready = False
         # Set by the server for transformers: where the predictor listens and how to speak to it.
         self.predictor_host: str | None = None
         self.predictor_protocol: str = "v1"
         self.explainer_host: str | None = None
+        # How long a call to the predictor or explainer may take (KServe's
+        # --predictor_request_timeout_seconds).
+        self.predictor_request_timeout_seconds: float = DEFAULT_PREDICTOR_TIMEOUT_SECONDS
 
     @property
     def protocol(self) -> str:
@@ -66,11 +71,13 @@ class Model:
     def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         return payload
 
-    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+    def predict(
+        self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict | None = None
+    ) -> Any:
         if self.predictor_host:
             from modelplane.server.predictor_client import forward_predict
 
-            return forward_predict(self, payload, headers)
+            return forward_predict(self, payload, headers, response_headers)
         raise NotImplementedByModel(f"Model {self.name} does not implement predict")
 
     def postprocess(self, result: Any, headers: dict[str, str] | None = None) -> Any:

@@ -23,7 +23,20 @@ if TYPE_CHECKING:
 
 # Headers a transformer passes on to its predictor.
 FORWARDED_HEADERS = ("x-request-id", "x-b3-traceid", "authorization", "traceparent")
-TIMEOUT_SECONDS = 600
+# Headers of a predictor's answer that the transformer's own answer says for itself.
+_PREDICTOR_BODY_HEADERS = frozenset(
+    (
+        b"content-length",
+        b"content-type",
+        b"content-encoding",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"date",
+        b"server",
+        JSON_LENGTH_HEADER.encode(),
+    )
+)
 
 # Connections belong to the event loop that opened them: one pool per loop (the server's; tests may run
 # several), and one per worker thread for the blocking calls of an explainer.
@@ -66,17 +79,33 @@ def _forwarded(headers: dict[str, str] | None) -> dict[str, str]:
     return {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
 
 
-async def forward_predict(model: Model, payload: Any, headers: dict[str, str] | None) -> Any:
+async def forward_predict(
+    model: Model, payload: Any, headers: dict[str, str] | None, response_headers: dict | None = None
+) -> Any:
     host = model.predictor_host
     if isinstance(payload, InferRequest) or model.predictor_protocol == "v2":
         body, request_headers = _v2_request(payload, _forwarded(headers))
-        response = await _send(_client(), host, f"/v2/models/{model.name}/infer", body, request_headers)
+        path = f"/v2/models/{model.name}/infer"
+        response = await _send(_client(), host, path, body, request_headers, _timeout(model))
+        _return_headers(model, response, response_headers)
         length = response.header(JSON_LENGTH_HEADER.encode())
         return decode_response(response.body, int(length) if length else None)
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
-    response = await _send(_client(), host, f"/v1/models/{model.name}:predict", body, request_headers)
+    path = f"/v1/models/{model.name}:predict"
+    response = await _send(_client(), host, path, body, request_headers, _timeout(model))
+    _return_headers(model, response, response_headers)
     return orjson.loads(response.body)
+
+
+def _return_headers(model: Model, response: ClientResponse, response_headers: dict | None) -> None:
+    """The predictor's response headers for the transformer's answer, where the model asked for them
+    (KServe's `return_response_headers`); not those that describe the predictor's own body."""
+    if response_headers is None or not model.return_response_headers:
+        return
+    for name, value in response.headers:
+        if name not in _PREDICTOR_BODY_HEADERS:
+            response_headers[name.decode("latin-1")] = value.decode("latin-1")
 
 
 def _v2_request(payload: Any, forwarded: dict[str, str]) -> tuple[bytes, dict[str, str]]:
@@ -107,7 +136,7 @@ def predict_blocking(model: Model, payload: Any, headers: dict[str, str] | None)
         loop = _thread.loop = asyncio.new_event_loop()
         _thread.client = HttpClient()
     response = loop.run_until_complete(
-        _send(_thread.client, model.predictor_host, path, body, request_headers)
+        _send(_thread.client, model.predictor_host, path, body, request_headers, _timeout(model))
     )
     return orjson.loads(response.body)
 
@@ -116,22 +145,26 @@ async def forward_explain(model: Model, payload: Any, headers: dict[str, str] | 
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
     path = f"/v1/models/{model.name}:explain"
-    response = await _send(_client(), model.explainer_host, path, body, request_headers)
+    response = await _send(_client(), model.explainer_host, path, body, request_headers, _timeout(model))
     return orjson.loads(response.body)
 
 
+def _timeout(model: Model) -> float:
+    return model.predictor_request_timeout_seconds
+
+
 async def _send(
-    client: HttpClient, host: str, path: str, body: bytes, headers: dict[str, str]
+    client: HttpClient, host: str, path: str, body: bytes, headers: dict[str, str], timeout: float
 ) -> ClientResponse:
     target = _target(host, path)
     with _client_span(path, headers) as headers:
         try:
-            async with asyncio.timeout(TIMEOUT_SECONDS):
+            async with asyncio.timeout(timeout):
                 response = await client.post(target, body, _header_lines(headers))
         except TransportError as exc:
             raise UpstreamError(f"cannot reach {target.url}: {exc}", 502) from None
         except TimeoutError:
-            raise UpstreamError(f"{target.url} did not answer within {TIMEOUT_SECONDS}s", 504) from None
+            raise UpstreamError(f"{target.url} did not answer within {timeout:g}s", 504) from None
     _raise_for_status(response, target.url)
     return response
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelplane.server.model import Model
+from modelplane.server.model import DEFAULT_PREDICTOR_TIMEOUT_SECONDS, Model
 
 PREDICTOR_PROTOCOLS = ("v1", "v2")
 
@@ -15,16 +15,18 @@ class PredictorConfig:
     predictor_host: str
     predictor_protocol: str = "v1"
     predictor_use_ssl: bool = False
-    predictor_request_timeout_seconds: int = 600  # accepted; modelplane's client has its own timeout
-    predictor_request_retries: int = 0  # accepted; a failed call is answered, not retried
-    predictor_health_check: bool = False  # accepted; not used
+    predictor_request_timeout_seconds: float = DEFAULT_PREDICTOR_TIMEOUT_SECONDS
+    predictor_request_retries: int = 0  # accepted, and warned about by ModelServer
+    predictor_health_check: bool = False  # accepted, and warned about by ModelServer
 
     @property
     def predictor_base_url(self) -> str:
         return f"{'https' if self.predictor_use_ssl else 'http'}://{self.predictor_host}"
 
     def apply_to(self, model: Model) -> None:
-        """Makes `model` a transformer of this predictor, unless it names a predictor itself."""
+        """Makes `model` a transformer of this predictor, unless it names a predictor itself; its calls
+        take this config's timeout either way, as in KServe."""
+        model.predictor_request_timeout_seconds = self.predictor_request_timeout_seconds
         if model.predictor_host:
             return
         model.predictor_host = self.predictor_base_url if self.predictor_use_ssl else self.predictor_host

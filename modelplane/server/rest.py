@@ -30,7 +30,7 @@ from modelplane.protocol.http1_wire import warning_headers
 from modelplane.protocol.http_server import HttpRequest, HttpResponse, checked_header
 from modelplane.protocol.openai import OpenAIError
 from modelplane.protocol.triton_extensions import STATISTICS, unserved_v2_route
-from modelplane.protocol.v2 import InferRequest
+from modelplane.protocol.v2 import InferRequest, InferResponse
 from modelplane.protocol.v2_rest import (
     JSON_LENGTH_HEADER,
     decode_request,
@@ -428,6 +428,13 @@ def _v1_version_checked(target: V1Path, served: ServedModel) -> ServedModel:
 
 
 def _v1_result(result: Any) -> HTTPResponse:
+    if isinstance(result, InferResponse):
+        # A V2 answer to a V1 request (a transformer's that left its predictor's as it came): KServe
+        # sends its V2 JSON.
+        document, json_length = result.to_rest()
+        if json_length is None:
+            return json_response(document)
+        return _v2_body(document, json_length)
     if isinstance(result, bytes):
         return HTTPResponse(200, result, [(b"content-type", b"application/octet-stream")])
     if isinstance(result, str):
@@ -442,6 +449,11 @@ def _v2_infer_response(response: Any, request: InferRequest) -> HTTPResponse:
     body, json_length = encode_response(response, request)
     if json_length is None:
         return HTTPResponse(200, body)
+    return _v2_body(body, json_length)
+
+
+def _v2_body(body: bytes, json_length: int) -> HTTPResponse:
+    """A V2 answer with binary tensors after its JSON."""
     return HTTPResponse(
         200,
         body,

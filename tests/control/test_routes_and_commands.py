@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from modelplane.control import service_routes
 from modelplane.local.replicas.command import ReplicaPorts, gateway_address, replica_launch
 
@@ -103,6 +105,23 @@ def test_a_predictor_service_name_becomes_the_gateway_host():
         "iris-predictor.default.localhost:80"
     )
     assert gateway_address("10.0.0.1:9000", "localhost", 80) == "10.0.0.1:9000"
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        "iris-predictor.default:80",
+        "iris-predictor.default.svc:80",
+        "iris-predictor.default.svc.cluster.local:80",
+    ],
+)
+def test_a_service_named_with_its_cluster_port_goes_to_the_gateway(named):
+    """A cluster's Service listens on port 80, and KServe's users may write it out."""
+    assert gateway_address(named, "localhost", 18080) == "iris-predictor.default.localhost:18080"
+
+
+def test_a_service_named_with_another_port_is_left_as_it_is():
+    assert gateway_address("iris-predictor.default:8080", "localhost", 18080) == "iris-predictor.default:8080"
 
 
 def test_the_service_host_waits_for_every_component():

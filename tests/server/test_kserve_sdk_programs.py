@@ -103,6 +103,20 @@ if __name__ == "__main__":
     ModelServer().start([model])
 """
 
+# A transformer that only passes requests on, started with KServe's flags.
+PASS_THROUGH = """
+import argparse
+
+from modelplane.server import Model, ModelServer, model_server
+
+parser = argparse.ArgumentParser(parents=[model_server.parser])
+parser.add_argument("--return_response_headers", action="store_true")
+args, _ = parser.parse_known_args()
+
+if __name__ == "__main__":
+    ModelServer().start([Model(args.model_name, return_response_headers=args.return_response_headers)])
+"""
+
 # The errors of `kserve.errors`, and Python's NotImplementedError, raised as KServe's users raise them.
 RAISING = """
 import numpy as np
@@ -194,6 +208,41 @@ def test_kserves_transformer_sample_speaks_the_protocol_it_sets(iris_server, tmp
         server.stop()
 
 
+def test_kserves_predictor_request_timeout_bounds_the_wait_for_the_predictor(test_models_server, tmp_path):
+    path = tmp_path / "transformer.py"
+    path.write_text(PASS_THROUGH)
+    host = f"127.0.0.1:{test_models_server.http_port}"
+    flags = ("--model_name", "slow", "--predictor_host", host, "--predictor_request_timeout_seconds", "1")
+    server = run_program(path, *flags, grpc_port=False)
+    try:
+        response = httpx.post(server.url + "/v1/models/slow:predict", json={"seconds": 5}, timeout=60)
+        assert response.status_code == 504, response.text
+        assert "did not answer within 1s" in response.json()["error"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("returned", [True, False])
+def test_a_transformer_returns_its_predictors_headers_when_kserve_would(
+    test_models_server, tmp_path, returned
+):
+    """KServe's `Model(name, return_response_headers=True)` passes the predictor's response headers back
+    to the client (but for the framing, which the transformer's own answer has)."""
+    path = tmp_path / "transformer.py"
+    path.write_text(PASS_THROUGH)
+    flags = ["--model_name", "headers", "--predictor_host", f"127.0.0.1:{test_models_server.http_port}"]
+    server = run_program(path, *flags, *(["--return_response_headers"] if returned else []), grpc_port=False)
+    try:
+        body = {"instances": [["x-model-version", "7"]]}
+        response = httpx.post(server.url + "/v1/models/headers:predict", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": 1}
+        assert response.headers.get("x-model-version") == ("7" if returned else None)
+        assert response.headers.get_list("content-type") == ["application/json"]
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def raising_server(tmp_path_factory):
     path = tmp_path_factory.mktemp("raising") / "raising.py"
@@ -281,6 +330,19 @@ def test_kserves_settings_that_change_nothing_are_warned(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "ModelServer: max_threads=8 is accepted but not acted on: gRPC runs on the event loop",
         "ModelServer: enable_docs_url=True is accepted but not acted on: there is no /docs",
+    ]
+
+
+def test_kserves_predictor_settings_that_change_nothing_are_warned(caplog):
+    config = PredictorConfig("predictor:8080", predictor_request_retries=3, predictor_health_check=True)
+    with caplog.at_level("WARNING", logger="modelplane.server"):
+        ModelServer(http_port=8080, grpc_port=None, predictor_config=config)
+        ModelServer(http_port=8080, grpc_port=None, predictor_config=PredictorConfig("predictor:8080"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "ModelServer: predictor_request_retries=3 is accepted but not acted on: a call to the predictor "
+        "that fails is answered (502 or its status), not retried",
+        "ModelServer: predictor_health_check=True is accepted but not acted on: a transformer is ready "
+        "when its model is, whatever its predictor's state",
     ]
 
 

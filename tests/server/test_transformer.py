@@ -31,6 +31,29 @@ class Transformer(Model):
         return result
 
 
+# Turns V1 rows into an InferRequest and leaves the predictor's V2 answer as it is.
+class V1RowsToInferRequest(Model):
+    def load(self):
+        self.ready = True
+        return True
+
+    def preprocess(self, payload, headers=None):
+        import numpy as np
+
+        from modelplane.server import InferInput
+
+        rows = np.asarray(payload["rows"], dtype=np.float32)
+        tensor = InferInput("input-0", list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows)
+        return InferRequest(model_name=self.name, infer_inputs=[tensor])
+
+
+class PassThrough(Model):
+    def load(self):
+        self.ready = True
+        return True
+
+
 # Turns V1 rows into a V2 request written as a dict, as KServe's transformers may.
 class V2DictTransformer(Model):
     def load(self):
@@ -129,6 +152,40 @@ def test_unreachable_predictor_is_502(transformer_file):
         response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
         assert response.status_code == 502
         assert "cannot reach" in response.json()["error"]
+    finally:
+        transformer.stop()
+
+
+def test_a_v2_answer_to_a_v1_request_is_sent_as_v2_json(iris_server, transformer_file):
+    """A transformer that turns a V1 request into a V2 one and leaves the answer as it came: KServe
+    sends the InferResponse's V2 JSON to the V1 client."""
+    transformer = transformer_before(iris_server, transformer_file, "v1", cls="V1RowsToInferRequest")
+    try:
+        response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+        assert response.status_code == 200, response.text
+        (output,) = response.json()["outputs"]
+        assert (output["shape"], output["data"]) == ([2], [1, 1])
+    finally:
+        transformer.stop()
+
+
+def test_a_predictor_slower_than_the_request_timeout_is_504(test_models_server, transformer_file):
+    """KServe's `--predictor_request_timeout_seconds` bounds the wait for the predictor's answer."""
+    transformer = serve(
+        "--model-class",
+        f"{transformer_file}:PassThrough",
+        "--model-name",
+        "slow",
+        "--predictor-host",
+        f"127.0.0.1:{test_models_server.http_port}",
+        "--predictor_request_timeout_seconds",
+        "1",
+        grpc=False,
+    )
+    try:
+        response = httpx.post(transformer.url + "/v1/models/slow:predict", json={"seconds": 5}, timeout=60)
+        assert response.status_code == 504, response.text
+        assert "did not answer within 1s" in response.json()["error"]
     finally:
         transformer.stop()
 

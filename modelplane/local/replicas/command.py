@@ -53,8 +53,9 @@ _NUMBER_FLAGS = (
     "--nb-classes",
 )
 _LOCALHOST_PORT = re.compile(r"\.localhost:\d+$")
+# A Kubernetes Service by name, with the port 80 its Services listen on or none.
 _SERVICE_NAME = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?$"
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?(:80)?$"
 )
 
 
@@ -203,11 +204,11 @@ def _knative_env(revision: str | None) -> dict[str, str]:
 
 
 def gateway_address(value: str, domain: str, gateway_port: int) -> str:
-    """`iris-predictor.default` (a Kubernetes service name) -> `iris-predictor.default.<domain>:<port>`;
-    anything else (a host:port, a URL) stays as it is."""
+    """`iris-predictor.default` (a Kubernetes service name, or with its `:80`) ->
+    `iris-predictor.default.<domain>:<port>`; anything else (another host:port, a URL) stays as it is."""
     if not _SERVICE_NAME.match(value):
         return value
-    service, namespace = value.split(".")[:2]
+    service, namespace = value.removesuffix(":80").split(".")[:2]
     return f"{service}.{namespace}.{domain}:{gateway_port}"
 
 
