@@ -178,6 +178,7 @@ class RevisionUpstreams:
         self.container_concurrency = container_concurrency
         self.timeout_seconds = timeout_seconds
         self.load.bound = timeout_seconds or self._default_timeout
+        self._retired = None  # back in the table (it was draining)
         self._hand_out()
 
     def retire(self, reason: str, *, rerouted: bool = False) -> None:
