@@ -1,6 +1,6 @@
-"""A replica that holds each POST until the file `$RELEASE` exists, then answers with its revision.
-Each POST it has received is a line in `$MARKS`, so a test knows when its requests are in flight, and so
-is a SIGTERM (`stopped`), after which it exits."""
+"""A replica that holds each POST until the file `$RELEASE` or `$RELEASE.<its port>` exists, then answers
+with its revision and port. Each POST it has received is a line in `$MARKS` (`<revision> <port>`), so a
+test knows when its requests are in flight, and so is a SIGTERM (`stopped <port>`), after which it exits."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ class Held(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
-        mark(os.environ["K_REVISION"])
-        while not Path(os.environ["RELEASE"]).exists():
+        mark(f"{os.environ['K_REVISION']} {os.environ['PORT']}")
+        release = os.environ["RELEASE"]
+        while not (Path(release).exists() or Path(f"{release}.{os.environ['PORT']}").exists()):
             time.sleep(0.05)
-        self._answer({"revision": os.environ["K_REVISION"]})
+        self._answer({"revision": os.environ["K_REVISION"], "port": os.environ["PORT"]})
 
     def _answer(self, content: dict) -> None:
         body = json.dumps(content).encode()
@@ -44,7 +45,7 @@ def mark(line: str) -> None:
 
 
 def stopped(signum: int, frame: object) -> None:
-    mark("stopped")
+    mark(f"stopped {os.environ['PORT']}")
     sys.exit(0)
 
 

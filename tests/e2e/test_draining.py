@@ -1,15 +1,14 @@
-"""A revision that leaves the routes on `modelplane up` (a rollout, a delete) answers the requests it
-holds before its replicas stop, as Knative's queue-proxy drains a revision's pod: none is cut, sent
-again to the new revision, or refused."""
+"""A revision or a replica that leaves the routes on `modelplane up` (a rollout, a delete, a scale down)
+answers the requests it holds before it stops, as Knative's queue-proxy drains a pod: none is cut, sent
+again to another replica, or refused."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.platform_process import PlatformProcess, running_platform, wait_until
@@ -18,24 +17,19 @@ HELD = Path(__file__).with_name("held_answer.py")
 IN_FLIGHT = 4
 
 
-def service(name: str, folder: Path, version: str) -> dict:
+def service(name: str, folder: Path, version: str, **predictor: object) -> dict:
     env = {"MARKS": str(folder / "marks"), "RELEASE": str(folder / "release"), "VERSION": version}
+    container = {
+        "name": "kserve-container",
+        "image": "held-answer:latest",
+        "command": ["python", str(HELD)],
+        "env": [{"name": key, "value": value} for key, value in env.items()],
+    }
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": {
-            "predictor": {
-                "containers": [
-                    {
-                        "name": "kserve-container",
-                        "image": "held-answer:latest",
-                        "command": ["python", str(HELD)],
-                        "env": [{"name": key, "value": value} for key, value in env.items()],
-                    }
-                ]
-            }
-        },
+        "metadata": {"name": name, "annotations": predictor.pop("annotations", {})},
+        "spec": {"predictor": {**predictor, "containers": [container]}},
     }
 
 
@@ -45,32 +39,38 @@ def platform(tmp_path_factory) -> Iterator[PlatformProcess]:
         yield platform
 
 
-def held_requests(platform: PlatformProcess, name: str, folder: Path, pool: ThreadPoolExecutor) -> list:
-    """`IN_FLIGHT` requests, once each has reached the replica (which holds it)."""
-    marks = folder / "marks"
-    marks.write_text("")
+def marks(folder: Path) -> list[str]:
+    path = folder / "marks"
+    return path.read_text().splitlines() if path.exists() else []
 
-    def send() -> httpx.Response:
-        return platform.request("POST", f"{name}.default.localhost", "/", json={}, timeout=120)
 
-    futures = [pool.submit(send) for _ in range(IN_FLIGHT)]
-    wait_until(lambda: len(marks.read_text().splitlines()) == IN_FLIGHT, "the requests in flight", platform)
+def held_requests(
+    platform: PlatformProcess, name: str, folder: Path, pool: ThreadPoolExecutor, count: int = IN_FLIGHT
+) -> list[Future]:
+    """`count` requests, once each has reached a replica (which holds it)."""
+
+    def send() -> tuple[int, str]:
+        response = platform.request("POST", f"{name}.default.localhost", "/", json={}, timeout=120)
+        return response.status_code, response.text
+
+    futures = [pool.submit(send) for _ in range(count)]
+    wait_until(lambda: len(marks(folder)) == count, "the requests in flight", platform)
     return futures
 
 
 def stopped_under_its_requests(folder: Path) -> bool:
-    """Whether the replica gets SIGTERM while it holds the requests. Without draining the platform stops
-    a revision a moment after it leaves the routes: a few seconds are plenty to see it."""
+    """Whether a replica gets SIGTERM while it holds requests. Without draining the platform stops it a
+    moment after it leaves the routes: a few seconds are plenty to see it."""
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
-        if "stopped" in (folder / "marks").read_text().splitlines():
+        if any(line.startswith("stopped") for line in marks(folder)):
             return True
         time.sleep(0.1)
     return False
 
 
-def answers(futures: list) -> list[tuple[int, str]]:
-    return [(response.status_code, response.text) for response in (f.result() for f in futures)]
+def answer(revision: str, port: str) -> tuple[int, str]:
+    return 200, f'{{"revision": "{revision}", "port": "{port}"}}'
 
 
 def test_a_rollout_lets_the_old_revision_answer_its_requests_in_flight(platform, tmp_path):
@@ -78,6 +78,7 @@ def test_a_rollout_lets_the_old_revision_answer_its_requests_in_flight(platform,
     platform.cli("wait", "--for=condition=Ready", "isvc/rolled", "--timeout=120s")
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
         futures = held_requests(platform, "rolled", tmp_path, pool)
+        port = marks(tmp_path)[0].split()[1]
         platform.apply(service("rolled", tmp_path, "2"))
         wait_until(
             lambda: "default/rolled: stopping rolled-predictor-00001" in platform.log(),
@@ -87,8 +88,7 @@ def test_a_rollout_lets_the_old_revision_answer_its_requests_in_flight(platform,
         stopped = stopped_under_its_requests(tmp_path)
         (tmp_path / "release").touch()
         assert not stopped
-        old = '{"revision": "rolled-predictor-00001"}'
-        assert answers(futures) == [(200, old)] * IN_FLIGHT
+        assert [f.result() for f in futures] == [answer("rolled-predictor-00001", port)] * IN_FLIGHT
 
 
 def test_a_deleted_service_answers_its_requests_in_flight(platform, tmp_path):
@@ -96,6 +96,7 @@ def test_a_deleted_service_answers_its_requests_in_flight(platform, tmp_path):
     platform.cli("wait", "--for=condition=Ready", "isvc/deleted", "--timeout=120s")
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
         futures = held_requests(platform, "deleted", tmp_path, pool)
+        port = marks(tmp_path)[0].split()[1]
         platform.cli("delete", "isvc", "deleted")
         wait_until(
             lambda: "default/deleted deleted: stopping its revisions" in platform.log(),
@@ -105,4 +106,39 @@ def test_a_deleted_service_answers_its_requests_in_flight(platform, tmp_path):
         stopped = stopped_under_its_requests(tmp_path)
         (tmp_path / "release").touch()
         assert not stopped
-        assert answers(futures) == [(200, '{"revision": "deleted-predictor-00001"}')] * IN_FLIGHT
+        assert [f.result() for f in futures] == [answer("deleted-predictor-00001", port)] * IN_FLIGHT
+
+
+def test_a_replica_scaled_down_answers_its_request_in_flight(platform, tmp_path):
+    """One request per replica and a target of one: two requests make two replicas; once the first is
+    answered the revision scales down to one, taking away the replica that holds the second."""
+    scaled = service(
+        "scaled",
+        tmp_path,
+        "1",
+        minReplicas=1,
+        maxReplicas=2,
+        containerConcurrency=1,
+        annotations={
+            "autoscaling.knative.dev/window": "6s",
+            "autoscaling.knative.dev/target-utilization-percentage": "100",
+        },
+    )
+    platform.apply(scaled)
+    platform.cli("wait", "--for=condition=Ready", "isvc/scaled", "--timeout=120s")
+    with ThreadPoolExecutor(2) as pool:
+        requests = held_requests(platform, "scaled", tmp_path, pool, count=2)
+        first_port, second_port = (line.split()[1] for line in marks(tmp_path))
+        (tmp_path / f"release.{first_port}").touch()
+        (first,), (second,) = wait(requests, return_when=FIRST_COMPLETED)
+        assert first.result() == answer("scaled-predictor-00001", first_port)
+        wait_until(
+            lambda: "scaled-predictor-00001: 2 -> 1 replicas" in platform.log(),
+            "the revision to scale down",
+            platform,
+        )
+        stopped = stopped_under_its_requests(tmp_path)
+        (tmp_path / f"release.{second_port}").touch()
+        assert not stopped
+        assert second.result() == answer("scaled-predictor-00001", second_port)
+    assert len([line for line in marks(tmp_path) if not line.startswith("stopped")]) == 2  # none sent again

@@ -152,3 +152,25 @@ def test_a_draining_revision_that_comes_back_serves_again():
     assert again.try_acquire() is not None
     revision.release(replica)
     assert dispatcher.stats()["iris-predictor-00001"].in_flight == 1
+
+
+def test_a_replica_scaled_away_is_reported_busy_until_its_requests_in_flight_end():
+    """The platform stops a replica scaled down once no request is in flight on it, as Knative's
+    queue-proxy drains a pod; the gateway says which replicas still hold requests."""
+    host = "iris.default.localhost"
+    both = ("127.0.0.1:9001", "127.0.0.1:9002")
+    dispatcher = Dispatcher()
+    dispatcher.update(
+        RouteTable({host: Route((Backend("iris-predictor-00001", both, container_concurrency=1),))})
+    )
+    revision = dispatcher.resolve(host.encode(), b"/")
+    held = [revision.try_acquire(), revision.try_acquire()]
+    assert dispatcher.stats()["iris-predictor-00001"].busy_replicas == frozenset(both)
+    dispatcher.update(
+        RouteTable({host: Route((Backend("iris-predictor-00001", both[:1], container_concurrency=1),))})
+    )
+    assert dispatcher.stats()["iris-predictor-00001"].busy_replicas == frozenset(both)
+    for replica in held:
+        revision.release(replica)
+    assert dispatcher.stats()["iris-predictor-00001"].busy_replicas == frozenset()
+    assert revision.try_acquire().address == both[0]
