@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -283,7 +284,8 @@ class Reconciler:
         self._lend_replicas_to_canaries(service)
         self._update_routes()
         for runner in service.running.values():
-            runner.stop_removed()  # replicas scaled down, now out of the routes
+            # Replicas scaled down, now out of the routes: each stops once its requests are answered.
+            runner.stop_removed(functools.partial(self._replica_drained, runner.revision.name))
         for revision_name in set(service.running) - self._wanted(service):
             self._retire(service, service.running.pop(revision_name))
         self._not_serving(service, isvc, self._write_status(ref, isvc, service))
@@ -670,16 +672,23 @@ class Reconciler:
         return task
 
     async def _drain_and_stop(self, runner: RevisionReplicas) -> None:
-        name = runner.revision.name
+        await self._drained(runner.revision.name, lambda stats: stats.in_flight == 0 and stats.queued == 0)
+        await runner.stop()
+        await runner.remove_model_folders()
+
+    async def _replica_drained(self, revision: str, address: str) -> None:
+        await self._drained(revision, lambda stats: address not in stats.busy_replicas)
+
+    async def _drained(self, revision: str, idle: Callable[[RevisionStats], bool]) -> None:
+        """Returns once the gateway's counts of `revision` are `idle` (or it has none), or after the
+        stop grace period."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.stop_grace
         while loop.time() < deadline:
-            stats = self.gateway.revision_stats().get(name)
-            if stats is None or (stats.in_flight == 0 and stats.queued == 0):
-                break
+            stats = self.gateway.revision_stats().get(revision)
+            if stats is None or idle(stats):
+                return
             await asyncio.sleep(0.1)
-        await runner.stop()
-        await runner.remove_model_folders()
 
     async def _tear_down(self, key: Key) -> None:
         service = self._services.pop(key, None)

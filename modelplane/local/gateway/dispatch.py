@@ -97,6 +97,9 @@ class Dispatcher:
         self._splits: dict[str, _Split] = {}
         self._by_host_header: dict[bytes, _Split | None] = {}
         self._revisions: dict[str, RevisionUpstreams] = {}
+        # Revisions that left the table with requests still in flight: their counts stay in `stats`
+        # until those end, since the platform waits for them before it stops the revision's replicas.
+        self._draining: dict[str, RevisionUpstreams] = {}
         # ModelMesh's endpoints merged, for requests at an address (`modelmesh_endpoint.address_endpoint`).
         self._address_models: Mapping[str, str] = {}
         self._shared_models: Mapping[str, list[str]] = {}
@@ -111,8 +114,10 @@ class Dispatcher:
             for backend in route.all_backends():
                 state = revisions.get(backend.revision)
                 if state is None:
-                    state = self._revisions.get(backend.revision) or RevisionUpstreams(
-                        backend.revision, self._on_demand, self._default_timeout
+                    state = (
+                        self._revisions.get(backend.revision)
+                        or self._draining.get(backend.revision)
+                        or RevisionUpstreams(backend.revision, self._on_demand, self._default_timeout)
                     )
                     revisions[backend.revision] = state
                 state.update(
@@ -124,6 +129,10 @@ class Dispatcher:
         for name, state in self._revisions.items():
             if name not in revisions:
                 state.retire(f"revision {name} no longer serves any host", rerouted=True)
+        draining = {**self._draining, **self._revisions}
+        self._draining = {
+            name: state for name, state in draining.items() if name not in revisions and state.in_flight
+        }
         for route in table.routes.values():
             if route.refusal is not None:  # what waits for its backends is answered now
                 for backend in route.backends:
@@ -233,7 +242,8 @@ class Dispatcher:
         return list(self._revisions.values())
 
     def stats(self) -> dict[str, RevisionStats]:
-        return {name: state.stats() for name, state in self._revisions.items()}
+        draining = {name: state.stats() for name, state in self._draining.items() if state.in_flight}
+        return {**draining, **{name: state.stats() for name, state in self._revisions.items()}}
 
     def _no_model_at_address(self, host_header: bytes, name: str) -> Unavailable:
         shared = self._shared_models.get(name)

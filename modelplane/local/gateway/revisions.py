@@ -73,6 +73,9 @@ class RevisionStats:
     concurrency_seconds: float
     taken_at: float
     last_request_at: float = 0.0  # when the last request for it arrived (0: none yet); monotonic
+    # The addresses of its replicas with requests in flight, those that left the routes included: the
+    # platform stops a replica scaled away once it is not among them.
+    busy_replicas: frozenset[str] = frozenset()
 
 
 class UpstreamReplica:
@@ -147,6 +150,7 @@ class RevisionUpstreams:
         self._on_demand = on_demand
         self._next = 0
         self._retired: Rerouted | None = None  # it left the route table: where it was sent goes on
+        self._leaving: list[UpstreamReplica] = []  # out of the routes, with requests still in flight
 
     @property
     def queued(self) -> int:
@@ -167,28 +171,38 @@ class RevisionUpstreams:
 
         `grpc_addresses`, when given, are the replicas' gRPC addresses in the order of `addresses`.
         """
-        known = {replica.address: replica for replica in self.replicas}
+        known = {replica.address: replica for replica in (*self._leaving, *self.replicas)}
         grpc = dict(zip(addresses, grpc_addresses, strict=True)) if grpc_addresses is not None else {}
-        self.replicas = [
-            known.get(address) or UpstreamReplica(address) for address in dict.fromkeys(addresses)
-        ]
+        self._set_replicas(
+            [known.get(address) or UpstreamReplica(address) for address in dict.fromkeys(addresses)]
+        )
         for replica in self.replicas:
             replica.grpc_address = grpc.get(replica.address)
         self.serves_grpc = grpc_addresses is not None
         self.container_concurrency = container_concurrency
         self.timeout_seconds = timeout_seconds
         self.load.bound = timeout_seconds or self._default_timeout
+        self._retired = None  # back in the table (it was draining)
         self._hand_out()
 
     def retire(self, reason: str, *, rerouted: bool = False) -> None:
         """The revision left the route table (`rerouted`: its hosts route elsewhere now), or its route
         refuses: the requests still waiting for it fail with the reason, or are `Rerouted`."""
-        self.replicas = []
+        self._set_replicas([])
         self._retired = Rerouted(503, reason) if rerouted else None
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(self._retired or Unavailable(503, reason))
+
+    def _set_replicas(self, replicas: list[UpstreamReplica]) -> None:
+        """The replicas to send requests to; those left out that hold requests are kept as leaving."""
+        self._leaving = [
+            replica
+            for replica in (*self._leaving, *self.replicas)
+            if replica.in_flight and replica not in replicas
+        ]
+        self.replicas = replicas
 
     def try_acquire(self) -> UpstreamReplica | None:
         """A free slot now, or None when the request has to wait (behind others, or for room)."""
@@ -254,6 +268,9 @@ class RevisionUpstreams:
             concurrency_seconds=self.load.seconds(now),
             taken_at=now,
             last_request_at=self.last_request_at,
+            busy_replicas=frozenset(
+                replica.address for replica in (*self.replicas, *self._leaving) if replica.in_flight
+            ),
         )
 
     def _ask_for_replica(self) -> None:

@@ -426,6 +426,7 @@ def _added(one: RevisionStats, other: RevisionStats) -> RevisionStats:
         concurrency_seconds=one.concurrency_seconds + other.concurrency_seconds,
         taken_at=max(one.taken_at, other.taken_at),
         last_request_at=max(one.last_request_at, other.last_request_at),
+        busy_replicas=one.busy_replicas | other.busy_replicas,
     )
 
 

@@ -783,6 +783,12 @@ def _repositories(settings: SupervisorSettings) -> Path:
     return settings.repositories_dir or settings.logs_dir.parent / "repositories"
 
 
+async def _stop_drained(replica: Replica, drained: Callable[[str], Awaitable[None]] | None) -> None:
+    if drained is not None and replica.address is not None:
+        await drained(replica.address)
+    await replica.stop()
+
+
 class RevisionReplicas:
     """The replicas of one revision of one InferenceService component, as many as `scale` asks for.
 
@@ -830,10 +836,11 @@ class RevisionReplicas:
             self.replicas = [replica for replica in self.replicas if replica not in surplus]
             self._removed += surplus
 
-    def stop_removed(self) -> None:
-        """Stops, in the background, the replicas that scaling down set aside."""
+    def stop_removed(self, drained: Callable[[str], Awaitable[None]] | None = None) -> None:
+        """Stops, in the background, the replicas that scaling down set aside; with `drained`, each once
+        `drained(its address)` has returned (the requests the gateway has in flight on it ended)."""
         for replica in self._removed:
-            task = asyncio.create_task(replica.stop(), name=f"stop {replica.label}")
+            task = asyncio.create_task(_stop_drained(replica, drained), name=f"stop {replica.label}")
             self._stopping.add(task)
             task.add_done_callback(self._stopping.discard)
         self._removed = []

@@ -121,3 +121,56 @@ def test_a_route_for_any_host_takes_the_hosts_the_table_does_not_name():
     assert dispatcher.resolve(b"iris.default.localhost:8080", b"/").revision == "iris-predictor-00001"
     assert dispatcher.resolve(b"10.0.0.7:9081", b"/").revision == ""
     assert dispatcher.resolve(b"", b"/").revision == ""
+
+
+def test_a_revision_that_leaves_the_table_is_counted_until_its_requests_in_flight_end():
+    """The platform drains a revision it stops by these counts: a revision that dropped out of them
+    as it left the routes was stopped under its requests (cut, and re-sent or refused)."""
+    host = "iris.default.localhost"
+    dispatcher = Dispatcher()
+    dispatcher.update(RouteTable({host: Route((Backend("iris-predictor-00001", ("127.0.0.1:9001",)),))}))
+    revision = dispatcher.resolve(host.encode(), b"/")
+    replica = revision.try_acquire()
+    dispatcher.update(RouteTable({host: Route((Backend("iris-predictor-00002", ("127.0.0.1:9002",)),))}))
+    assert dispatcher.stats()["iris-predictor-00001"].in_flight == 1
+    assert dispatcher.stats()["iris-predictor-00001"].replicas == 0
+    revision.release(replica)
+    assert "iris-predictor-00001" not in dispatcher.stats()
+    assert set(dispatcher.stats()) == {"iris-predictor-00002"}
+
+
+def test_a_draining_revision_that_comes_back_serves_again():
+    host = "iris.default.localhost"
+    first = RouteTable({host: Route((Backend("iris-predictor-00001", ("127.0.0.1:9001",)),))})
+    dispatcher = Dispatcher()
+    dispatcher.update(first)
+    revision = dispatcher.resolve(host.encode(), b"/")
+    replica = revision.try_acquire()
+    dispatcher.update(RouteTable({}))
+    dispatcher.update(first)
+    again = dispatcher.resolve(host.encode(), b"/")
+    assert again.try_acquire() is not None
+    revision.release(replica)
+    assert dispatcher.stats()["iris-predictor-00001"].in_flight == 1
+
+
+def test_a_replica_scaled_away_is_reported_busy_until_its_requests_in_flight_end():
+    """The platform stops a replica scaled down once no request is in flight on it, as Knative's
+    queue-proxy drains a pod; the gateway says which replicas still hold requests."""
+    host = "iris.default.localhost"
+    both = ("127.0.0.1:9001", "127.0.0.1:9002")
+    dispatcher = Dispatcher()
+    dispatcher.update(
+        RouteTable({host: Route((Backend("iris-predictor-00001", both, container_concurrency=1),))})
+    )
+    revision = dispatcher.resolve(host.encode(), b"/")
+    held = [revision.try_acquire(), revision.try_acquire()]
+    assert dispatcher.stats()["iris-predictor-00001"].busy_replicas == frozenset(both)
+    dispatcher.update(
+        RouteTable({host: Route((Backend("iris-predictor-00001", both[:1], container_concurrency=1),))})
+    )
+    assert dispatcher.stats()["iris-predictor-00001"].busy_replicas == frozenset(both)
+    for replica in held:
+        revision.release(replica)
+    assert dispatcher.stats()["iris-predictor-00001"].busy_replicas == frozenset()
+    assert revision.try_acquire().address == both[0]

@@ -1,0 +1,144 @@
+"""A revision or a replica that leaves the routes on `modelplane up` (a rollout, a delete, a scale down)
+answers the requests it holds before it stops, as Knative's queue-proxy drains a pod: none is cut, sent
+again to another replica, or refused."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.platform_process import PlatformProcess, running_platform, wait_until
+
+HELD = Path(__file__).with_name("held_answer.py")
+IN_FLIGHT = 4
+
+
+def service(name: str, folder: Path, version: str, **predictor: object) -> dict:
+    env = {"MARKS": str(folder / "marks"), "RELEASE": str(folder / "release"), "VERSION": version}
+    container = {
+        "name": "kserve-container",
+        "image": "held-answer:latest",
+        "command": ["python", str(HELD)],
+        "env": [{"name": key, "value": value} for key, value in env.items()],
+    }
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "annotations": predictor.pop("annotations", {})},
+        "spec": {"predictor": {**predictor, "containers": [container]}},
+    }
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory) -> Iterator[PlatformProcess]:
+    with running_platform(tmp_path_factory.mktemp("mp-home")) as platform:
+        yield platform
+
+
+def marks(folder: Path) -> list[str]:
+    path = folder / "marks"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def held_requests(
+    platform: PlatformProcess, name: str, folder: Path, pool: ThreadPoolExecutor, count: int = IN_FLIGHT
+) -> list[Future]:
+    """`count` requests, once each has reached a replica (which holds it)."""
+
+    def send() -> tuple[int, str]:
+        response = platform.request("POST", f"{name}.default.localhost", "/", json={}, timeout=120)
+        return response.status_code, response.text
+
+    futures = [pool.submit(send) for _ in range(count)]
+    wait_until(lambda: len(marks(folder)) == count, "the requests in flight", platform)
+    return futures
+
+
+def stopped_under_its_requests(folder: Path) -> bool:
+    """Whether a replica gets SIGTERM while it holds requests. Without draining the platform stops it a
+    moment after it leaves the routes: a few seconds are plenty to see it."""
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        if any(line.startswith("stopped") for line in marks(folder)):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def answer(revision: str, port: str) -> tuple[int, str]:
+    return 200, f'{{"revision": "{revision}", "port": "{port}"}}'
+
+
+def test_a_rollout_lets_the_old_revision_answer_its_requests_in_flight(platform, tmp_path):
+    platform.apply(service("rolled", tmp_path, "1"))
+    platform.cli("wait", "--for=condition=Ready", "isvc/rolled", "--timeout=120s")
+    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        futures = held_requests(platform, "rolled", tmp_path, pool)
+        port = marks(tmp_path)[0].split()[1]
+        platform.apply(service("rolled", tmp_path, "2"))
+        wait_until(
+            lambda: "default/rolled: stopping rolled-predictor-00001" in platform.log(),
+            "the old revision to leave the routes",
+            platform,
+        )
+        stopped = stopped_under_its_requests(tmp_path)
+        (tmp_path / "release").touch()
+        assert not stopped
+        assert [f.result() for f in futures] == [answer("rolled-predictor-00001", port)] * IN_FLIGHT
+
+
+def test_a_deleted_service_answers_its_requests_in_flight(platform, tmp_path):
+    platform.apply(service("deleted", tmp_path, "1"))
+    platform.cli("wait", "--for=condition=Ready", "isvc/deleted", "--timeout=120s")
+    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        futures = held_requests(platform, "deleted", tmp_path, pool)
+        port = marks(tmp_path)[0].split()[1]
+        platform.cli("delete", "isvc", "deleted")
+        wait_until(
+            lambda: "default/deleted deleted: stopping its revisions" in platform.log(),
+            "the service's revisions to leave the routes",
+            platform,
+        )
+        stopped = stopped_under_its_requests(tmp_path)
+        (tmp_path / "release").touch()
+        assert not stopped
+        assert [f.result() for f in futures] == [answer("deleted-predictor-00001", port)] * IN_FLIGHT
+
+
+def test_a_replica_scaled_down_answers_its_request_in_flight(platform, tmp_path):
+    """One request per replica and a target of one: two requests make two replicas; once the first is
+    answered the revision scales down to one, taking away the replica that holds the second."""
+    scaled = service(
+        "scaled",
+        tmp_path,
+        "1",
+        minReplicas=1,
+        maxReplicas=2,
+        containerConcurrency=1,
+        annotations={
+            "autoscaling.knative.dev/window": "6s",
+            "autoscaling.knative.dev/target-utilization-percentage": "100",
+        },
+    )
+    platform.apply(scaled)
+    platform.cli("wait", "--for=condition=Ready", "isvc/scaled", "--timeout=120s")
+    with ThreadPoolExecutor(2) as pool:
+        requests = held_requests(platform, "scaled", tmp_path, pool, count=2)
+        first_port, second_port = (line.split()[1] for line in marks(tmp_path))
+        (tmp_path / f"release.{first_port}").touch()
+        (first,), (second,) = wait(requests, return_when=FIRST_COMPLETED)
+        assert first.result() == answer("scaled-predictor-00001", first_port)
+        wait_until(
+            lambda: "scaled-predictor-00001: 2 -> 1 replicas" in platform.log(),
+            "the revision to scale down",
+            platform,
+        )
+        stopped = stopped_under_its_requests(tmp_path)
+        (tmp_path / f"release.{second_port}").touch()
+        assert not stopped
+        assert second.result() == answer("scaled-predictor-00001", second_port)
+    assert len([line for line in marks(tmp_path) if not line.startswith("stopped")]) == 2  # none sent again
