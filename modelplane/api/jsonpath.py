@@ -268,8 +268,13 @@ def custom_columns(spec: str) -> list[tuple[str, list[_Step]]]:
             raise TemplateError(
                 f'unexpected custom-columns spec: {column!r}, expected "header:json-path-expr"'
             )
-        path = path.strip()
-        if path.startswith("{") and path.endswith("}"):
-            path = path[1:-1]
-        columns.append((header, parse_path(path if path.startswith((".", "$", "@", "[")) else "." + path)))
+        columns.append((header, parse_field_path(path)))
     return columns
+
+
+def parse_field_path(path: str) -> list[_Step]:
+    """A path as a custom column or `--sort-by` takes it: `.status.url`, `{.status.url}` or `status.url`."""
+    path = path.strip()
+    if path.startswith("{") and path.endswith("}"):
+        path = path[1:-1]
+    return parse_path(path if path.startswith((".", "$", "@", "[")) else "." + path)

@@ -38,13 +38,16 @@ class CommandError(Exception):
 class _CommandParser(argparse.ArgumentParser):
     """A subcommand's parser. An argument it does not know is its own error, said with its own usage
     (argparse would say it with the top-level usage, `modelplane [-h] COMMAND ...`). Options may come
-    after names, as kubectl takes them (`get isvc iris -n team -o yaml`)."""
+    after names, as kubectl takes them (`get isvc iris -n team -o yaml`). An option whose value may be
+    left out takes one only after `=`, as kubectl's do: `delete --dry-run isvc iris` is a dry run of
+    deleting `isvc iris`."""
 
     _parsing_intermixed = False
 
     def parse_known_args(self, args=None, namespace=None):
         if self._parsing_intermixed:
             return super().parse_known_args(args, namespace)
+        args = self._bare_optional_values(sys.argv[1:] if args is None else list(args))
         if not self._intermixable():
             namespace, unknown = super().parse_known_args(args, namespace)
         else:
@@ -57,6 +60,16 @@ class _CommandParser(argparse.ArgumentParser):
         if unknown:
             self.error(f"unrecognized arguments: {' '.join(unknown)}")
         return namespace, unknown
+
+    def _bare_optional_values(self, args: list[str]) -> list[str]:
+        """`--dry-run` spelled `--dry-run=server` (its const), so that argparse leaves the next word be."""
+        optional = {
+            name: action.const
+            for action in self._actions
+            if action.nargs == argparse.OPTIONAL and action.option_strings
+            for name in action.option_strings
+        }
+        return [f"{arg}={optional[arg]}" if arg in optional else arg for arg in args]
 
     def _intermixable(self) -> bool:
         """Whether argparse can take this parser's options between its names: not with a subcommand

@@ -1,10 +1,12 @@
 """How `modelplane get` prints what it fetched, as kubectl prints it: tables (the kinds' printer
-columns, or `-o custom-columns`), and documents (`-o yaml`, `-o json`, `-o jsonpath=TEMPLATE`)."""
+columns, or `-o custom-columns`), and documents (`-o yaml`, `-o json`, `-o jsonpath=TEMPLATE`), in the
+order `--sort-by` asks for."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -51,8 +53,10 @@ class Table(Rows):
         wide: bool,
         qualified: bool = False,
         show_headers: bool = True,
+        show_labels: bool = False,
     ):
         super().__init__(show_headers=show_headers)
+        self.show_labels = show_labels
         self.columns = [c for c in printer_columns(kind) if wide or c.priority == 0]
         self.leading_name = leads_with_name(kind)
         self.name_prefix = f"{qualified_singular(kind)}/" if qualified else ""
@@ -61,6 +65,7 @@ class Table(Rows):
             (["NAMESPACE"] if all_namespaces else [])
             + (["NAME"] if self.leading_name else [])
             + [c.header for c in self.columns]
+            + (["LABELS"] if show_labels else [])
         )
 
     def row(self, item: dict[str, Any]) -> list[str]:
@@ -69,7 +74,12 @@ class Table(Rows):
         leading = [metadata.get("namespace", "")] if self.all_namespaces else []
         if self.leading_name:
             leading.append(self.name_prefix + metadata.get("name", ""))
-        return leading + [c.cell(item, now) for c in self.columns]
+        labels = [_labels_cell(metadata.get("labels"))] if self.show_labels else []
+        return leading + [c.cell(item, now) for c in self.columns] + labels
+
+
+def _labels_cell(labels: dict[str, str] | None) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items())) if labels else "<none>"
 
 
 class CustomColumns(Rows):
@@ -112,6 +122,47 @@ def output_format(value: str) -> str:
     except jsonpath.TemplateError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return value
+
+
+def sort_by(value: str) -> str:
+    """`--sort-by`'s JSONPath (`.metadata.name` or `{.metadata.name}`), checked before anything is
+    asked of the server."""
+    try:
+        jsonpath.parse_field_path(value)
+    except jsonpath.TemplateError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def sorted_items(items: list[dict[str, Any]], sort_by: str) -> list[dict[str, Any]]:
+    """`items` in the order of the value at the path `sort_by`, as kubectl's `--sort-by` orders them:
+    numbers by value, text in natural order (`iris-2` before `iris-10`), items without it first."""
+    path = jsonpath.parse_field_path(sort_by)
+    values = [jsonpath.evaluate(path, item) for item in items]
+    if items and not any(values):
+        raise ValueError(f"couldn't find any field with path {sort_by!r} in the list of objects")
+    keys = [_sort_key(found[0]) if found else (0,) for found in values]
+    kinds = {key[0] for key in keys} - {0}
+    if len(kinds) > 1:
+        raise ValueError(f"the values at {sort_by!r} are of different types and cannot be sorted together")
+    order = sorted(range(len(items)), key=keys.__getitem__)
+    return [items[i] for i in order]
+
+
+def _sort_key(value: Any) -> tuple:
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, int | float):
+        return (2, value)
+    if isinstance(value, str):
+        return (
+            3,
+            [(0, int(chunk), "") if chunk.isdigit() else (1, 0, chunk) for chunk in _CHUNKS.findall(value)],
+        )
+    return (4, json.dumps(value, sort_keys=True))
+
+
+_CHUNKS = re.compile(r"\d+|\D+")
 
 
 def template_of(output: str) -> str:

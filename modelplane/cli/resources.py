@@ -28,6 +28,8 @@ from modelplane.cli.output import (
     is_table,
     output_format,
     print_structured,
+    sort_by,
+    sorted_items,
 )
 from modelplane.graph.graph_warnings import graph_warnings
 from modelplane.local.api.client import ClientSettingsError, ControlPlaneClient, Unreachable
@@ -90,6 +92,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     get.add_argument("-A", "--all-namespaces", action="store_true", help="list every namespace")
     get.add_argument("--no-headers", action="store_true", help="tables without their header line")
+    get.add_argument("--show-labels", action="store_true", help="tables with a last column of labels")
+    get.add_argument(
+        "--sort-by", type=sort_by, metavar="PATH", help="order lists by this field, e.g. .metadata.name"
+    )
     get.add_argument("-l", "--selector", help="label selector, e.g. app=iris,tier!=gold")
     get.add_argument(
         "-w", "--watch", action="store_true", help="after listing, print each change as it happens"
@@ -268,6 +274,10 @@ def _where(error: ApiError, documents: list[Document]) -> str:
 
 
 def _get(args: argparse.Namespace) -> int:
+    if args.show_labels and args.output not in (None, "wide"):
+        raise CommandError(
+            f"--show-labels adds a column to the table (default or -o wide), not to -o {args.output}"
+        )
     if "," in args.kind or kinds_in_category(args.kind):
         return _get_kinds(args, _kinds_listed(args.kind))
     groups = _kind_groups(args.kind, args.names)
@@ -312,7 +322,7 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
             scope = namespace if kind.namespaced else None
             items, _ = _fetch(client, kind, scope or "", [], args.selector, all_namespaces=scope is None)
             if items:
-                found.append((kind, items))
+                found.append((kind, _ordered(items, args)))
     if is_custom_columns(args.output):
         CustomColumns(args.output, show_headers=not args.no_headers).print(
             [item for _, items in found for item in items]
@@ -335,6 +345,7 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
             wide=args.output == "wide",
             qualified=True,
             show_headers=not args.no_headers,
+            show_labels=args.show_labels,
         )
         table.print(items)
     return 0
@@ -353,6 +364,7 @@ def _get_kind(
             all_namespaces=namespace is None and kind.namespaced,
             wide=args.output == "wide",
             show_headers=not args.no_headers,
+            show_labels=args.show_labels,
         )
     items, version = _fetch(
         client,
@@ -363,6 +375,7 @@ def _get_kind(
         all_namespaces=namespace is None,
         missing=None if args.watch else missing,
     )
+    items = _ordered(items, args)
     if table is not None:
         if items:
             table.print(items)
@@ -380,6 +393,16 @@ def _get_kind(
         print_structured(as_list(items), args.output)
     if args.watch:
         _follow(client, kind, namespace, names, args, version, table)
+
+
+def _ordered(items: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The items in `--sort-by`'s order (what `--watch` prints later comes as it happens)."""
+    if not args.sort_by:
+        return items
+    try:
+        return sorted_items(items, args.sort_by)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
 
 
 def _follow(

@@ -309,6 +309,9 @@ def test_delete_dry_run_selector_and_every_namespace(api):
     rehearsal = run(api, "delete", "isvc", "sel-b", "-n", "sel-1", "--dry-run=server")
     assert rehearsal.stdout == 'inferenceservice.serving.kserve.io "sel-b" deleted (server dry run)\n'
     assert run(api, "get", "isvc", "sel-b", "-n", "sel-1").returncode == 0
+    leading = run(api, "delete", "--dry-run", "isvc", "sel-b", "-n", "sel-1")  # the kind is not its value
+    assert leading.stdout == rehearsal.stdout, leading.stderr
+    assert run(api, "get", "isvc", "sel-b", "-n", "sel-1").returncode == 0
     by_label = run(api, "delete", "isvc", "-l", "tier=gold", "-A")
     assert by_label.returncode == 0, by_label.stderr
     assert by_label.stdout == 'inferenceservice.serving.kserve.io "sel-a" deleted\n' * 2
@@ -792,3 +795,40 @@ def test_describe_every_namespace(api):
         by_name.stderr
         == "modelplane describe: a resource cannot be retrieved by name across all namespaces\n"
     )
+
+
+def test_get_sort_by_and_show_labels_as_kubectl_takes_them(api):
+    labelled = isvc_yaml("iris-10").replace(
+        "  name: iris-10\n", "  name: iris-10\n  labels:\n    tier: gold\n    app: iris\n"
+    )
+    assert "tier: gold" in labelled
+    store(api, isvc_yaml("iris-2") + "---\n" + labelled + "---\n" + isvc_yaml("a-9"), namespace="sorting")
+    patch_status(api, "iris-2", {"url": "http://b.example.com"}, namespace="sorting")
+    patch_status(api, "iris-10", {"url": "http://a.example.com"}, namespace="sorting")
+
+    def names(*args: str) -> list[str]:
+        shown = run(api, "get", "isvc", "-n", "sorting", "-o", "name", *args)
+        assert shown.returncode == 0, shown.stderr
+        return [line.rpartition("/")[2] for line in shown.stdout.splitlines()]
+
+    assert names("--sort-by", ".metadata.name") == ["a-9", "iris-2", "iris-10"]  # natural order
+    assert names("--sort-by={.status.url}") == ["a-9", "iris-10", "iris-2"]  # without it: first
+    listed = run(api, "get", "isvc", "-n", "sorting", "--sort-by", "status.url", "-o", "json")
+    assert [item["metadata"]["name"] for item in json.loads(listed.stdout)["items"]] == [
+        "a-9",
+        "iris-10",
+        "iris-2",
+    ]
+    nowhere = run(api, "get", "isvc", "-n", "sorting", "--sort-by", ".spec.nothing")
+    assert nowhere.returncode == 2
+    assert nowhere.stderr.strip() == (
+        "modelplane get: couldn't find any field with path '.spec.nothing' in the list of objects"
+    )
+
+    table = run(api, "get", "isvc", "-n", "sorting", "--show-labels", "--sort-by", ".metadata.name")
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[0] == "NAME" and lines[0].split()[-1] == "LABELS"
+    assert [line.split()[-1] for line in lines[1:]] == ["<none>", "<none>", "app=iris,tier=gold"]
+    refused = run(api, "get", "isvc", "-n", "sorting", "--show-labels", "-o", "yaml")
+    assert refused.returncode == 2
+    assert "--show-labels adds a column to the table" in refused.stderr
