@@ -128,16 +128,7 @@ def write_decoder_classifier(folder: Path, num_labels: int = 2) -> Path:
     import transformers
 
     tokenizer = _byte_level_tokenizer(chat_template=None, pad=False)
-    config = transformers.GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=64,
-        n_layer=2,
-        n_head=4,
-        num_labels=num_labels,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    config = _gpt2_config(tokenizer, num_labels=num_labels)
     return _save(folder, _seeded(lambda: transformers.GPT2ForSequenceClassification(config)), tokenizer)
 
 
@@ -203,7 +194,15 @@ def _gpt2():
     import transformers
 
     tokenizer = _byte_level_tokenizer(chat_template=None)
-    config = transformers.GPT2Config(
+    config = _gpt2_config(tokenizer)
+    return _seeded(lambda: transformers.GPT2LMHeadModel(config)), tokenizer
+
+
+def _gpt2_config(tokenizer, **extra):
+    """A small GPT-2 (2 layers, 64 wide) over `tokenizer`."""
+    import transformers
+
+    return transformers.GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=128,
         n_embd=64,
@@ -211,8 +210,8 @@ def _gpt2():
         n_head=4,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        **extra,
     )
-    return _seeded(lambda: transformers.GPT2LMHeadModel(config)), tokenizer
 
 
 def _t5():
