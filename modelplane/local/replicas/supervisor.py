@@ -459,6 +459,7 @@ class Replica:
             declared_env=declared_env,
             volumes=volumes.mounts,
             knative_revision=self._knative_revision(template),
+            namespace=self.log_path.relative_to(self.settings.logs_dir).parts[0],
         )
         for note in (*launch.notes, *volumes.notes):
             self._note(note)
