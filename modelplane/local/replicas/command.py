@@ -359,6 +359,14 @@ def speaks_modelplane_serve(argv: list[str]) -> bool:
     return "serve" in argv[:4] and any(part in ("modelplane", "-m") for part in argv[:3])
 
 
+def runs_modelplane_server(argv: list[str]) -> bool:
+    """Whether a replica runs one of modelplane's own servers (`serve`, `router`), which log no request
+    of their readiness probe."""
+    return any(name in argv[:4] for name in ("serve", "router")) and any(
+        part in ("modelplane", "-m") for part in argv[:3]
+    )
+
+
 def fetch_environment(source: Source, credentials: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a `modelplane storage fetch <source.uri>` child: this process's, with the
     resolved config as `STORAGE_CONFIG` (overrides already applied), and the variables of the
