@@ -94,7 +94,7 @@ def request_from_grpc(message: pb.ModelInferRequest) -> tuple[InferRequest, bool
     request = InferRequest(
         model_name=message.model_name,
         infer_inputs=decoded,
-        request_id=message.id or None,
+        request_id=message.id,  # "" when the call has none, as KServe reads it (REST's absent id is None)
         parameters=parameters,
         request_outputs=requested,
         model_version=message.model_version or None,

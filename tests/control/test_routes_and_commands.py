@@ -120,6 +120,34 @@ def test_a_service_named_with_its_cluster_port_goes_to_the_gateway(named):
     assert gateway_address(named, "localhost", 18080) == "iris-predictor.default.localhost:18080"
 
 
+@pytest.mark.parametrize("named", ["iris-predictor", "iris-predictor:80", "iris-explainer"])
+def test_a_components_service_named_alone_is_the_one_in_the_replicas_namespace(named):
+    """A pod's DNS search path finds `iris-predictor` in the pod's own namespace."""
+    service = named.removesuffix(":80")
+    assert gateway_address(named, "localhost", 18080, "team-a") == f"{service}.team-a.localhost:18080"
+
+
+def test_a_bare_predictor_host_in_a_template_goes_to_the_gateway_in_the_replicas_namespace():
+    launch = replica_launch(
+        template(["./transformer", "--predictor_host", "iris-predictor", "--explainer_host=iris-explainer"]),
+        ReplicaPorts(41000, 41001),
+        None,
+        domain="localhost",
+        gateway_port=18080,
+        namespace="team-a",
+    )
+    assert launch.argv[1:] == [
+        "--predictor_host",
+        "iris-predictor.team-a.localhost:18080",
+        "--explainer_host=iris-explainer.team-a.localhost:18080",
+    ]
+
+
+@pytest.mark.parametrize("named", ["mybox", "mybox:9000", "localhost", "iris-predictor:8080"])
+def test_another_single_name_is_left_for_the_systems_resolver(named):
+    assert gateway_address(named, "localhost", 18080, "team-a") == named
+
+
 def test_a_service_named_with_another_port_is_left_as_it_is():
     assert gateway_address("iris-predictor.default:8080", "localhost", 18080) == "iris-predictor.default:8080"
 

@@ -50,3 +50,30 @@ def test_a_plain_python_transformer_reaches_its_predictor_by_its_localhost_name(
     assert answer.json() == {"predictions": [1, 1]}
     log = platform.cli("logs", "iris-mm", "-c", "transformer").stdout
     assert "/etc/hosts" not in log
+
+
+def test_a_transformer_told_its_predictor_by_name_alone_reaches_the_one_in_its_namespace(platform):
+    """`--predictor_host iris-predictor`, as KServe's docs write it: a pod's DNS search path finds the
+    Service in the pod's own namespace, and so does the replica here."""
+    container = {
+        "name": "kserve-container",
+        "image": "plain-transformer:latest",
+        "command": ["python", str(TRANSFORMER)],
+        "args": ["--predictor_host", "bare-predictor"],
+    }
+    platform.apply(
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": "bare", "namespace": "team-a"},
+            "spec": {
+                "transformer": {"containers": [container]},
+                "predictor": {"sklearn": {"storageUri": "pvc://models/iris"}},
+            },
+        }
+    )
+    platform.cli("wait", "-n", "team-a", "--for=condition=Ready", "isvc/bare", "--timeout=240s")
+    millimetres = {"instances": [[68, 28, 48, 14]]}
+    answer = platform.request("POST", "bare.team-a.localhost", "/v1/models/bare:predict", json=millimetres)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": [1]}

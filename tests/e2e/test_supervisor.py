@@ -493,3 +493,93 @@ def test_a_child_without_a_session_of_its_own_yet_is_signalled_alone():
         assert child.wait(timeout=30) == -signal.SIGTERM
     finally:
         child.kill()
+
+
+# A server that says in its log each connection it accepts and each GET it answers; SIGUSR1 closes its
+# port and leaves it running.
+COUNTING_SERVER = [
+    sys.executable,
+    "-c",
+    """
+import http.server, os, signal, threading, time
+
+class Answer(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        print("GET", self.path, flush=True)
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+class Counting(http.server.ThreadingHTTPServer):
+    def get_request(self):
+        accepted = super().get_request()
+        print("accepted", flush=True)
+        return accepted
+
+server = Counting(("127.0.0.1", int(os.environ["PORT"])), Answer)
+signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=server.shutdown).start())
+server.serve_forever()
+server.server_close()
+time.sleep(600)
+""",
+]
+
+
+def log_lines(tmp_path: Path, text: str) -> int:
+    log = tmp_path / "logs/default/demo/predictor/demo-predictor-00001-0.log"
+    return sum(line == text for line in log.read_text().splitlines())
+
+
+def test_a_ready_program_is_probed_with_connects_between_its_http_probes(tmp_path):
+    """KServe's SDK logs every HTTP request, its readiness probe's too: once ready, a program that is not
+    modelplane's own server is probed mostly with a TCP connect (Knative's default readiness probe)."""
+
+    async def scenario():
+        quiet = settings(tmp_path, ready_probe_interval=0.05, ready_http_probe_interval=3600)
+        replicas = RevisionReplicas(revision(COUNTING_SERVER), "default", "demo", 1, quiet, lambda: None)
+        replicas.start()
+        try:
+            await until(lambda: replicas.addresses(), "ready")
+            gets, accepts = log_lines(tmp_path, "GET /v2/health/ready"), log_lines(tmp_path, "accepted")
+            await until(
+                lambda: (
+                    log_lines(tmp_path, "accepted") >= accepts + 5
+                    or log_lines(tmp_path, "GET /v2/health/ready") >= gets + 5
+                ),
+                "probed five times more",
+            )
+            assert log_lines(tmp_path, "GET /v2/health/ready") == gets
+            os.kill(replicas.replicas[0].pid, signal.SIGUSR1)  # its port closes, the process runs on
+            await until(lambda: not replicas.addresses(), "out of the routes once its port is closed")
+            assert replicas.replicas[0].restarts == 0
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_ready_program_that_hangs_is_taken_out_of_the_routes_by_its_http_probe(tmp_path):
+    """A hung process still takes TCP connections (the kernel accepts them): its HTTP probe notices."""
+
+    async def scenario():
+        often = settings(tmp_path, ready_probe_interval=0.05, ready_http_probe_interval=0.5)
+        replicas = RevisionReplicas(revision(COUNTING_SERVER), "default", "demo", 1, often, lambda: None)
+        replicas.start()
+        try:
+            await until(lambda: replicas.addresses(), "ready")
+            hung = replicas.replicas[0].pid
+            os.kill(hung, signal.SIGSTOP)
+            try:
+                await until(lambda: not replicas.addresses(), "out of the routes while it hangs")
+            finally:
+                os.kill(hung, signal.SIGCONT)
+            await until(lambda: replicas.addresses(), "ready again")
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())

@@ -192,6 +192,21 @@ def test_a_grpc_response_without_an_id_is_read_with_an_empty_one_as_kserve_reads
     assert decoded.to_grpc().id == ""
 
 
+def test_a_grpc_request_without_an_id_is_read_with_an_empty_one_as_kserve_reads_it():
+    message = pb.ModelInferRequest(model_name="m")
+    message.inputs.add(name="i", datatype="INT64", shape=[1]).contents.int64_contents.append(5)
+    assert InferRequest.from_grpc(message).id == ""
+    assert InferRequest.from_grpc(message).to_grpc().id == ""
+    message.id = "r1"
+    assert InferRequest.from_grpc(message).id == "r1"
+    assert (
+        decode_request(
+            b'{"inputs": [{"name": "i", "datatype": "INT64", "shape": [1], "data": [5]}]}', None, "m"
+        ).id
+        is None
+    )
+
+
 def test_requested_outputs_say_which_outputs_and_how():
     first, second = (InferOutput(name, [1], "FP32", [1.0]) for name in ("a", "b"))
     response = InferResponse(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import grpc
 import httpx
@@ -101,6 +102,17 @@ def test_typed_contents_in_and_out(iris_stub):
     assert response.outputs[0].datatype == "INT64"
     assert list(response.outputs[0].contents.int64_contents) == [1, 1]
     assert not response.raw_output_contents
+
+
+def test_an_answer_to_a_request_without_an_id_has_a_fresh_uuid_over_grpc_and_rest(iris_stub, iris_server):
+    """As KServe's runtimes answer (`payload.id if payload.id else generate_uuid()`), whichever protocol."""
+    over_grpc = [iris_stub.ModelInfer(iris_request()).id for _ in range(2)]
+    body = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}]}
+    url = f"http://127.0.0.1:{iris_server.http_port}/v2/models/iris/infer"
+    over_rest = [httpx.post(url, json=document).json()["id"] for document in (body, {**body, "id": ""})]
+    for answered in (*over_grpc, *over_rest):
+        assert str(uuid.UUID(answered)) == answered
+    assert len(set(over_grpc + over_rest)) == 4
 
 
 def test_raw_inputs_give_raw_outputs(iris_stub):

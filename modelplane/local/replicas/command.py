@@ -57,6 +57,8 @@ _LOCALHOST_PORT = re.compile(r"\.localhost:\d+$")
 _SERVICE_NAME = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?(:80)?$"
 )
+# A component's Service by its name alone, as a pod's resolver finds it in the pod's own namespace.
+_BARE_COMPONENT = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?-(predictor|explainer|transformer)(:80)?$")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ def replica_launch(
     declared_env: Mapping[str, str] | None = None,
     volumes: Sequence[ModelMount] = (),
     knative_revision: str | None = None,
+    namespace: str = "default",
 ) -> Launch:
     """The argv and the environment (on top of the platform's own) for one replica of `template`,
     which was given `gpus` (see `replicas/resources.py` for what its resources become). Its model's
@@ -111,7 +114,9 @@ def replica_launch(
     command's `$(NAME)` references are expanded from the container's variables. Each of `volumes` (its
     volumeMounts, replicas/volumes.py) stands for its mount path as the model's folder does. Its
     `$(PORT)` is the replica's port; a revision of a Knative-mode service (`knative_revision`, its
-    name) has Knative's `K_SERVICE`, `K_CONFIGURATION` and `K_REVISION` as well, as a pod has."""
+    name) has Knative's `K_SERVICE`, `K_CONFIGURATION` and `K_REVISION` as well, as a pod has. A
+    component's service named alone (`--predictor_host iris-predictor`) is the one in `namespace`, the
+    replica's own."""
     model_mount = ModelMount(model) if isinstance(model, Path) else model
     mounts = [m for m in (model_mount, *volumes) if m is not None and m.path != "/"]
     container_env = {**template["env"], **(declared_env or {})}
@@ -130,11 +135,11 @@ def replica_launch(
         if previous not in _NUMBER_FLAGS and not part.startswith(tuple(f + "=" for f in _NUMBER_FLAGS)):
             part = _with_ports(part, container_ports)
         if previous in _SERVICE_FLAGS:
-            services.append((gateway_address(part, domain, gateway_port), part))
+            services.append((gateway_address(part, domain, gateway_port, namespace), part))
             part = services[-1][0]
         elif part.startswith(tuple(flag + "=" for flag in _SERVICE_FLAGS)):
             flag, _, value = part.partition("=")
-            services.append((gateway_address(value, domain, gateway_port), value))
+            services.append((gateway_address(value, domain, gateway_port, namespace), value))
             part = f"{flag}={services[-1][0]}"
         argv.append(part)
         previous = part
@@ -203,9 +208,13 @@ def _knative_env(revision: str | None) -> dict[str, str]:
     return {"K_SERVICE": service, "K_CONFIGURATION": service, "K_REVISION": revision}
 
 
-def gateway_address(value: str, domain: str, gateway_port: int) -> str:
+def gateway_address(value: str, domain: str, gateway_port: int, namespace: str = "default") -> str:
     """`iris-predictor.default` (a Kubernetes service name, or with its `:80`) ->
-    `iris-predictor.default.<domain>:<port>`; anything else (another host:port, a URL) stays as it is."""
+    `iris-predictor.default.<domain>:<port>`; a component's service named alone (`iris-predictor`) is
+    `namespace`'s, as Kubernetes' DNS search path finds it from a pod there; anything else (another
+    host:port, a URL, a single name that is not a component's) stays as it is."""
+    if _BARE_COMPONENT.match(value):
+        return f"{value.removesuffix(':80')}.{namespace}.{domain}:{gateway_port}"
     if not _SERVICE_NAME.match(value):
         return value
     service, namespace = value.removesuffix(":80").split(".")[:2]
@@ -348,6 +357,14 @@ def _head_of(script: Path) -> bytes:
 def speaks_modelplane_serve(argv: list[str]) -> bool:
     """Whether a replica runs `modelplane serve` (which has a V2 readiness endpoint and a repository index)."""
     return "serve" in argv[:4] and any(part in ("modelplane", "-m") for part in argv[:3])
+
+
+def runs_modelplane_server(argv: list[str]) -> bool:
+    """Whether a replica runs one of modelplane's own servers (`serve`, `router`), which log no request
+    of their readiness probe."""
+    return any(name in argv[:4] for name in ("serve", "router")) and any(
+        part in ("modelplane", "-m") for part in argv[:3]
+    )
 
 
 def fetch_environment(source: Source, credentials: Mapping[str, str] | None = None) -> dict[str, str]:

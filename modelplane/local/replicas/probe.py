@@ -4,10 +4,16 @@ The default probe is `GET /v2/health/ready` on the replica's HTTP port: 200 is r
 answers 404 there does not speak the V2 protocol; for it, answering at all is being ready (KServe's
 default probe is a TCP connect). A `modelplane serve` replica that answers 503 is asked for its
 repository index, whose `reason` tells a model that failed to load from one still loading.
+
+Once ready, a program that is not one of modelplane's own servers is mostly probed with a TCP connect,
+Knative's default readiness probe: KServe's SDK (uvicorn) writes three lines to its log for every HTTP
+request, the probe's included, and none for a connection that sends nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import httpx
@@ -15,6 +21,7 @@ import httpx
 from modelplane.telemetry import trace_context
 
 V2_READY_PATH = "/v2/health/ready"
+CONNECT_TIMEOUT = 2.0  # seconds; the same as the HTTP probe's
 
 
 @dataclass(frozen=True)
@@ -55,3 +62,15 @@ async def _load_failure(client: httpx.AsyncClient, base: str) -> str | None:
         if isinstance(m, dict) and m.get("reason") and m.get("state") != "READY"
     ]
     return "; ".join(reasons) or None
+
+
+async def accepts_connections(port: int) -> bool:
+    """Whether the replica's port at 127.0.0.1 takes a TCP connection (which is closed at once)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), CONNECT_TIMEOUT)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

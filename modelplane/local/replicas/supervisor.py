@@ -54,6 +54,7 @@ from modelplane.local.replicas.command import (
     ReplicaPorts,
     fetch_environment,
     replica_launch,
+    runs_modelplane_server,
     speaks_modelplane_serve,
     unmounted_path_hint,
 )
@@ -80,7 +81,7 @@ from modelplane.local.replicas.inherited import InheritedChild
 from modelplane.local.replicas.lifecycle import MIN_GRACE_AFTER_HOOK, Hook, Lifecycle, replica_lifecycle
 from modelplane.local.replicas.listening import PortCheck, port_given_in
 from modelplane.local.replicas.memory_watch import Process, can_measure, enforce_memory_limit
-from modelplane.local.replicas.probe import ProbeResult, probe
+from modelplane.local.replicas.probe import ProbeResult, accepts_connections, probe
 from modelplane.local.replicas.resources import replica_resources
 from modelplane.local.replicas.volumes import FileLookup, ReplicaVolumes, replica_volumes
 from modelplane.local.replicas.zygote import ForkedProcess, Zygote, dying_with_this_process
@@ -100,6 +101,10 @@ class SupervisorSettings:
     gateway_port: int = 8080
     probe_interval: float = 0.05  # while a replica loads: a warm one is ready in a fraction of a second
     ready_probe_interval: float = 2.0
+    # Once ready, another program than modelplane's servers gets its HTTP readiness probe this often (the
+    # kubelet's default periodSeconds), and a TCP connect every `ready_probe_interval` in between: KServe's
+    # SDK logs three lines for each HTTP request (probe.py).
+    ready_http_probe_interval: float = 10.0
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     stable_after: float = 30.0  # a replica up this long starts its back-off afresh
@@ -459,6 +464,7 @@ class Replica:
             declared_env=declared_env,
             volumes=volumes.mounts,
             knative_revision=self._knative_revision(template),
+            namespace=self.log_path.relative_to(self.settings.logs_dir).parts[0],
         )
         for note in (*launch.notes, *volumes.notes):
             self._note(note)
@@ -694,13 +700,18 @@ class Replica:
         if declared is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), declared.initial_delay)
+        logs_each_probe = not runs_modelplane_server(template["command"])
+        next_http_probe = 0.0
         while process.returncode is None:
             if readiness is not None:
                 result = ProbeResult(await readiness.probe(client))
+            elif logs_each_probe and self.phase == LOADED and time.monotonic() < next_http_probe:
+                result = ProbeResult(await accepts_connections(ports.http))
             else:
                 result = await probe(
                     client, ports.http, template.get("readinessPath"), repository_index=repository_index
                 )
+                next_http_probe = time.monotonic() + self.settings.ready_http_probe_interval
             if process.returncode is not None:
                 break
             if result.ready:
