@@ -295,9 +295,14 @@ class Replica:
             "OTEL_RESOURCE_ATTRIBUTES": f"{attributes},{inherited}" if inherited else attributes,
         }
 
+    @property
+    def namespace(self) -> str:
+        """The replica's namespace: its log lives under `<logs>/<namespace>/...`."""
+        return self.log_path.relative_to(self.settings.logs_dir).parts[0]
+
     def _metric_labels(self) -> tuple[str, str]:
-        """(namespace, revision): the replica's log lives under `<logs>/<namespace>/...`."""
-        return self.log_path.relative_to(self.settings.logs_dir).parts[0], self.revision.name
+        """(namespace, revision)."""
+        return self.namespace, self.revision.name
 
     def _set(self, phase: str, *, address: str | None = None, failure: Failure | None = None) -> None:
         if failure is not None and self.failure is not None and _same_failure(failure, self.failure):
@@ -401,7 +406,7 @@ class Replica:
         from modelplane.storage import fetch, resolve
 
         credentials = self.settings.credentials
-        namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
+        namespace = self.namespace
         names = self.revision.template.get("credentials") or {}
         store = None
         if credentials is not None and spec:
@@ -464,7 +469,7 @@ class Replica:
             declared_env=declared_env,
             volumes=volumes.mounts,
             knative_revision=self._knative_revision(template),
-            namespace=self.log_path.relative_to(self.settings.logs_dir).parts[0],
+            namespace=self.namespace,
         )
         for note in (*launch.notes, *volumes.notes):
             self._note(note)
@@ -524,7 +529,7 @@ class Replica:
             return ReplicaVolumes()
         from modelplane.storage.paths import pvc_dir  # the storage package is imported when first needed
 
-        namespace = self.log_path.relative_to(self.settings.logs_dir).parts[0]
+        namespace = self.namespace
         root = self.settings.logs_dir.parent / "volumes"
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(root, 0o700)  # a Secret's files in it are this user's alone, whatever their own mode
