@@ -113,6 +113,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_art_flags(parser)
     huggingface_options.add_arguments(parser)
     add("--predict-proba", action="store_true", default=None, help="sklearn: answer with predict_proba")
+    add(
+        "--v2-outputs",
+        choices=["kserve", "mlserver"],
+        default=None,
+        help="sklearn, xgboost, lightgbm: V2 answers as KServe's servers give them (one output-0) or as "
+        "MLServer's runtimes do (predict, predict_proba...); default: mlserver for a model folder with a "
+        "model-settings.json, else kserve",
+    )
     add("--predictor-host", "--predictor_host", default=None, help="transformers: the predictor's host:port")
     add(
         "--predictor-protocol",
@@ -511,9 +519,10 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
         from modelplane.runtimes.model_settings import ModelSettingsError, apply_model_settings
 
         try:
-            apply_model_settings(model, runtime)
+            from_mlserver = apply_model_settings(model, runtime)
         except ModelSettingsError as exc:
             raise CommandError(str(exc)) from None
+        model.v2_outputs = args.v2_outputs or ("mlserver" if from_mlserver else "kserve")
     return [model]
 
 

@@ -252,6 +252,28 @@ _MLSERVER_ENV_ACTED_ON = (
 )
 
 
+_MLSERVER_BATCHING = ("MLSERVER_MODEL_MAX_BATCH_SIZE", "MLSERVER_MODEL_MAX_BATCH_TIME")
+
+
+def _mlserver_batching(serve: _Serve, env: dict[str, str]) -> None:
+    """MLServer's adaptive batching (on when the size is above 1 and the time, in seconds, above 0) as
+    modelplane serve's batcher."""
+    given = {name: env[name] for name in _MLSERVER_BATCHING if name in env}
+    if not given:
+        return
+    try:
+        size = int(env.get("MLSERVER_MODEL_MAX_BATCH_SIZE", "0"))
+        seconds = float(env.get("MLSERVER_MODEL_MAX_BATCH_TIME", "0"))
+    except ValueError:
+        size, seconds = 0, -1.0
+    if size > 1 and 0 < seconds < float("inf"):
+        serve.options += [f"--max-batch-size={size}", f"--max-latency={seconds * 1000:g}"]
+        return
+    why = "not numbers" if seconds < 0 else "batching is off unless the size is above 1 and the time above 0"
+    for name, value in given.items():
+        serve.drop(f"{name}={value}", why)
+
+
 def mlserver(request: StockRequest, server: str) -> LocalCommand:
     env = request.env
     http_port = _port(env.get("MLSERVER_HTTP_PORT")) or HTTP_PORT
@@ -283,8 +305,11 @@ def mlserver(request: StockRequest, server: str) -> LocalCommand:
     serve.http_port, serve.grpc_port = http_port, grpc_port
     serve.model_dir = env.get("MLSERVER_MODEL_URI") or MODEL_MOUNT
     serve.model_name = env.get("MLSERVER_MODEL_NAME") or request.service_name
+    # Its V2 answers are MLServer's: `predict` (or the outputs asked for), not KServe's `output-0`.
+    serve.options.append("--v2-outputs=mlserver")
+    _mlserver_batching(serve, env)
     for name in sorted(env):
-        if name.startswith("MLSERVER_") and name not in _MLSERVER_ENV_ACTED_ON:
+        if name.startswith("MLSERVER_") and name not in _MLSERVER_ENV_ACTED_ON + _MLSERVER_BATCHING:
             serve.drop(f"{name}={env[name]}", "an MLServer setting modelplane serve does not have")
     for part in request.args:
         serve.drop(part, "an argument to mlserver")

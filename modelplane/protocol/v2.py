@@ -442,8 +442,9 @@ class InferRequest:
     def content_type(self) -> str | None:
         return (self.parameters or {}).get("content_type")
 
-    def as_dataframe(self):
-        """All inputs as the columns of a pandas DataFrame (for `content_type: pd` requests)."""
+    def as_dataframe(self, decoded: dict[str, Any] | None = None):
+        """All inputs as the columns of a pandas DataFrame (for `content_type: pd` requests); `decoded`
+        gives the values of some of them, by name, already read (by their content types)."""
         try:
             import pandas as pd
         except ImportError:
@@ -452,6 +453,9 @@ class InferRequest:
             ) from None
         columns = {}
         for infer_input in self.inputs:
+            if decoded and infer_input.name in decoded:
+                columns[infer_input.name] = decoded[infer_input.name]
+                continue
             array = infer_input.as_numpy()
             if infer_input.datatype == "BYTES":
                 try:

@@ -18,9 +18,9 @@ shared-memory extension's `shared_memory_*` parameters are refused on either: mo
 it, and the data would not be where the client looks.
 
 Every other parameter is the model's. A custom model is given them all and decides; a built-in runtime
-says which request parameters it reads (`Model.reads_parameters`) and reads none of its tensors', and
-its answer names the parameters it did not read (`ignored_parameters`, among the response's
-parameters), so that none is dropped without a word.
+says which request parameters it reads (`Model.reads_parameters`) and which of its inputs'
+(`Model.reads_input_parameters`), and its answer names the parameters it did not read
+(`ignored_parameters`, among the response's parameters), so that none is dropped without a word.
 """
 
 from __future__ import annotations
@@ -131,10 +131,16 @@ def request_timeout(request: InferRequest) -> float | None:
     return microseconds / 1e6 if microseconds else None
 
 
-def ignored_parameters(request: InferRequest, reads: Collection[str] | None, model_name: str) -> list[str]:
+def ignored_parameters(
+    request: InferRequest,
+    reads: Collection[str] | None,
+    model_name: str,
+    reads_of_inputs: Collection[str] = (),
+) -> list[str]:
     """What the answer to `request` says was ignored: a priority always (there is one level), and for a
     model that says which request parameters it reads (`reads`; None: any), every other parameter of
-    the request, of its inputs and of its requested outputs the server does not act on itself."""
+    the request, of its inputs (but those in `reads_of_inputs`) and of its requested outputs the server
+    does not act on itself."""
     notes = []
     parameters = request.parameters or {}
     if parameters.get("priority"):
@@ -151,7 +157,7 @@ def ignored_parameters(request: InferRequest, reads: Collection[str] | None, mod
         notes += [
             f"parameter {key!r} of input {tensor.name!r}: {unread}"
             for key in tensor.parameters or ()
-            if key not in SERVER_INPUT_PARAMETERS
+            if key not in SERVER_INPUT_PARAMETERS and key not in reads_of_inputs
         ]
     for output in request.request_outputs or ():
         notes += [

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,10 @@ import numpy as np
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
 from modelplane.runtimes.coalesce import Coalescer
+from modelplane.runtimes.content_types import decode_request, numpy_output
 from modelplane.runtimes.model_settings import SETTINGS_FILE
 from modelplane.server.model import Model
+from modelplane.server.request_batching import BatchSettings
 
 # Below this many input elements a prediction is cheaper than a hop to a worker thread, so it runs
 # on the event loop; larger batches go to a thread and the loop keeps serving.
@@ -133,36 +134,6 @@ def _instance_frame(pandas: Any, instance: dict | list):
     return pandas.DataFrame(instance)
 
 
-def v2_inputs(request: InferRequest, default_content_type: str | None = None) -> Any:
-    """The model input of a V2 request: the first tensor (`content_type` unsaid or `np`), or all of
-    them as columns when `content_type` is `pd`. The request's own content_type wins over the default."""
-    content_type = request.content_type or default_content_type
-    if content_type == "pd":
-        return request.as_dataframe()
-    if content_type == "str":
-        return _strings(request.inputs[0])
-    if content_type not in (None, "np"):
-        raise InvalidInput(
-            'the request\'s content_type must be "pd" (its inputs as the columns of a table), "np" '
-            '(its first input as an array) or "str" (its first input as a list of strings), got '
-            f"{json.dumps(content_type)[:40]}"
-        )
-    return request.inputs[0].as_numpy()
-
-
-def _strings(tensor: Any) -> list[str]:
-    """A BYTES tensor as the list of its UTF-8 strings (MLServer's `str` content type: what a text
-    pipeline's vectorizer takes)."""
-    if tensor.datatype != "BYTES":
-        raise InvalidInput(
-            f'content_type "str" needs a BYTES input, got {tensor.name!r} of {tensor.datatype}'
-        )
-    try:
-        return [bytes(value).decode("utf-8") for value in tensor.as_numpy().ravel()]
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"input {tensor.name!r} is not UTF-8 text: {exc}") from None
-
-
 def element_count(data: Any) -> int:
     size = getattr(data, "size", None)
     return size if isinstance(size, int) else len(data)
@@ -172,8 +143,9 @@ class TabularModel(Model):
     """A model taking a 2-D batch of rows and answering one prediction per row."""
 
     extensions: tuple[str, ...] = ()
-    # `content_type` "pd": the request's inputs as the columns of a table (`v2_inputs`).
+    # `content_type`, of the request and of its inputs: how they are read (content_types.py).
     reads_parameters = frozenset({"content_type"})
+    reads_input_parameters = frozenset({"content_type"})
     # Whether the model picks a table's columns by their names (so a table may have more of them).
     selects_columns_by_name = False
     platform = ""
@@ -187,10 +159,18 @@ class TabularModel(Model):
         # `load`): a booster given fewer features answers nonsense, or fails as if it were at fault.
         self.features: int | None = None
         # What an MLServer model-settings.json declares (model_settings.py): V2 metadata and the
-        # content_type of requests that do not give their own.
+        # content_type of requests and of inputs that do not give their own.
         self.input_types: list[dict] = []
         self.output_types: list[dict] = []
         self.default_content_type: str | None = None
+        self.input_content_types: dict[str, str] = {}
+        # How V2 answers are named and shaped: "kserve", one `output-0` (KServe's sklearnserver,
+        # xgbserver and lgbserver); "mlserver", outputs named after what answers them (`predict`,
+        # `predict_proba`), as MLServer's runtimes answer.
+        self.v2_outputs = "kserve"
+        # The server's batcher for this model alone (model-settings.json's max_batch_size and
+        # max_batch_time, MLServer's adaptive batching); None: only the server's own, if any.
+        self.adaptive_batching: BatchSettings | None = None
 
     def get_input_types(self) -> list[dict]:
         return self.input_types
@@ -208,6 +188,10 @@ class TabularModel(Model):
                 f"the input does not fit model {self.name}: it takes rows of {self.features} features, "
                 f"got {data.shape[1]}"
             )
+
+    def v2_inputs(self, request: InferRequest) -> Any:
+        """The model input of a V2 request, as its content types (else the model's defaults) say."""
+        return decode_request(request, self.default_content_type, self.input_content_types)
 
     def compute(self, data: Any) -> Any:
         raise NotImplementedError
@@ -238,10 +222,38 @@ class TabularModel(Model):
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):
-            result = await self._predict_rows(v2_inputs(payload, self.default_content_type))
+            if self.v2_outputs == "mlserver":
+                return await self._mlserver_answer(payload)
+            result = await self._predict_rows(self.v2_inputs(payload))
             return InferResponse(payload.id, self.name, [output_from_array("output-0", result)])
         result = await self._predict_rows(v1_instances(payload))
         return {"predictions": result}
+
+    # ---- answering as MLServer's runtimes do (`v2_outputs` "mlserver") ----
+
+    def mlserver_default_output(self) -> str:
+        """The output MLServer's runtime answers when a request names none."""
+        return "predict"
+
+    def mlserver_method(self, output: str) -> Callable[[Any], Any] | None:
+        """What answers a requested output: None for the model's own prediction (`compute`, shared
+        with requests that arrive together), else the call to make; InvalidInput, in MLServer's words,
+        for an output the runtime does not answer."""
+        if output == "predict":
+            return None
+        raise InvalidInput(f"{type(self).__name__} answers only 'predict' ({output} was received)")
+
+    async def _mlserver_answer(self, request: InferRequest) -> InferResponse:
+        requested = request.request_outputs or ()
+        names = [output.name for output in requested] or [self.mlserver_default_output()]
+        methods = [self.mlserver_method(name) for name in names]
+        data = self.v2_inputs(request)
+        self._check_width(data)
+        outputs = []
+        for name, method in zip(names, methods, strict=True):
+            result = await (self._predict_rows(data) if method is None else self._compute(data, method))
+            outputs.append(numpy_output(name, result))
+        return InferResponse(request.id, self.name, outputs)
 
 
 def last_line(exc: BaseException) -> str:

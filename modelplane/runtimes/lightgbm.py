@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelplane.protocol.errors import InvalidInput
 from modelplane.runtimes.base import TabularModel, find_model_file, require
 from modelplane.runtimes.detect import is_lightgbm_text
 
@@ -27,6 +28,16 @@ class LightGBMModel(TabularModel):
         self._categories = training_categories(self._booster)
         self.ready = True
         return True
+
+    def mlserver_method(self, output: str) -> Any:
+        if output == "predict":
+            return None
+        # MLServer's LightGBMModel answers `predict` whatever the request names; answering an output
+        # not asked for would leave a client reading the wrong one.
+        raise InvalidInput(
+            f"LightGBMModel answers only 'predict', the booster's prediction (a classifier's "
+            f"probabilities), as MLServer's lightgbm runtime does ({output} was received)"
+        )
 
     def compute(self, data: Any) -> Any:
         if hasattr(data, "columns"):

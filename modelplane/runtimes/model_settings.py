@@ -9,6 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from modelplane.server.request_batching import BatchSettings
+
 logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "model-settings.json"
@@ -24,14 +26,15 @@ class ModelSettingsError(ValueError):
     """A model-settings.json that cannot be read."""
 
 
-def apply_model_settings(model: Any, runtime: str) -> None:
-    """Applies the model folder's model-settings.json, if it has one, to a TabularModel not yet loaded.
-    A version given on the command line wins over the file's."""
+def apply_model_settings(model: Any, runtime: str) -> bool:
+    """Applies the model folder's model-settings.json, if it has one, to a TabularModel not yet loaded,
+    and says whether it had one. A version given on the command line wins over the file's."""
     path = Path(model.model_dir) / SETTINGS_FILE
     if not path.is_file():
-        return
+        return False
     settings = _read(path)
     ignored = []
+    model.adaptive_batching = _adaptive_batching(settings, path)
     for key, value in settings.items():
         if key == "name":
             if value != model.name:
@@ -42,7 +45,12 @@ def apply_model_settings(model: Any, runtime: str) -> None:
         elif key == "platform":
             model.platform = str(value)
         elif key in ("inputs", "outputs"):
-            setattr(model, f"{key[:-1]}_types", _tensors(value, key, path))
+            tensors = _tensors(value, key, path)
+            setattr(model, f"{key[:-1]}_types", tensors)
+            if key == "inputs":
+                model.input_content_types = _content_types(tensors)
+        elif key in ("max_batch_size", "max_batch_time"):
+            pass  # _adaptive_batching
         elif key == "parameters" and isinstance(value, dict):
             ignored += _apply_parameters(model, value, path)
         else:
@@ -54,6 +62,27 @@ def apply_model_settings(model: Any, runtime: str) -> None:
             SETTINGS_FILE,
             "; ".join(ignored),
         )
+    return True
+
+
+def _adaptive_batching(settings: dict, path: Path) -> BatchSettings | None:
+    """MLServer's adaptive batching, on when `max_batch_size` is above 1 and `max_batch_time` (seconds)
+    above 0: requests wait up to max_batch_time for others, up to max_batch_size rows a model call."""
+    size = settings.get("max_batch_size", 0)
+    seconds = settings.get("max_batch_time", 0)
+    if type(size) is not int or type(seconds) not in (int, float) or not 0 <= seconds < float("inf"):
+        raise ModelSettingsError(
+            f"{path}: max_batch_size must be a whole number and max_batch_time a number of seconds"
+        )
+    if size <= 1 or seconds <= 0:
+        if size > 1 or seconds > 0:
+            logger.warning(
+                "%s: adaptive batching needs both max_batch_size above 1 and max_batch_time above 0 "
+                "(it is off, as in MLServer)",
+                path,
+            )
+        return None
+    return BatchSettings(max_batch_size=size, max_latency=float(seconds))
 
 
 def _read(path: Path) -> dict:
@@ -76,8 +105,22 @@ def _apply_parameters(model: Any, parameters: dict, path: Path) -> list[str]:
             model.model_dir = path.parent / str(value)
         elif key == "content_type" and value in ("np", "pd", "str"):
             model.default_content_type = value
+        elif key == "extra" and isinstance(value, dict):
+            ignored += _apply_extra(model, value)
         else:
             ignored.append(f"parameters.{key}")
+    return ignored
+
+
+def _apply_extra(model: Any, extra: dict) -> list[str]:
+    """`parameters.extra`: MLServer's sklearn runtime reads `predict_fn`, the method that answers a
+    request naming no outputs; its xgboost and lightgbm runtimes read nothing of it."""
+    ignored = []
+    for key, value in extra.items():
+        if key == "predict_fn" and hasattr(model, "predict_fn") and isinstance(value, str):
+            model.predict_fn = value
+        else:
+            ignored.append(f"parameters.extra.{key}")
     return ignored
 
 
@@ -86,6 +129,21 @@ def _tensors(value: Any, key: str, path: Path) -> list[dict]:
     if not isinstance(value, list) or not all(isinstance(tensor, dict) for tensor in value):
         raise ModelSettingsError(f"{path}: {key} must be a list of objects")
     return [
-        {"name": tensor.get("name"), "datatype": tensor.get("datatype"), "shape": tensor.get("shape")}
+        {
+            "name": tensor.get("name"),
+            "datatype": tensor.get("datatype"),
+            "shape": tensor.get("shape"),
+            **({"parameters": tensor["parameters"]} if isinstance(tensor.get("parameters"), dict) else {}),
+        }
         for tensor in value
     ]
+
+
+def _content_types(inputs: list[dict]) -> dict[str, str]:
+    """{input name: content type} for the inputs that declare one: how a request's input of that name
+    is read when it does not say (MLServer reads its metadata so)."""
+    return {
+        tensor["name"]: tensor["parameters"]["content_type"]
+        for tensor in inputs
+        if isinstance(tensor.get("name"), str) and (tensor.get("parameters") or {}).get("content_type")
+    }

@@ -8,7 +8,7 @@ from typing import Any
 
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
-from modelplane.runtimes.base import TabularModel, find_model_file, require, v2_inputs
+from modelplane.runtimes.base import TabularModel, find_model_file, require
 from modelplane.runtimes.sklearn_linear import linear_predict
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,10 @@ class SKLearnModel(TabularModel):
         if predict_proba is None:
             predict_proba = os.environ.get("PREDICT_PROBA", "false").lower() in ("true", "1", "yes", "on")
         self.predict_proba = predict_proba
+        # MLServer's `parameters.extra.predict_fn` (model-settings.json): the method that answers.
+        self.predict_fn: str | None = None
         self._estimator: Any = None
+        self._method_name = "predict"
         self._labels: list[str] | None = None
 
     def load(self) -> bool:
@@ -42,16 +45,28 @@ class SKLearnModel(TabularModel):
         return True
 
     def _prediction_method(self) -> Any:
+        if self.predict_fn:
+            method = getattr(self._estimator, self.predict_fn, None)
+            if not callable(method):
+                raise RuntimeError(
+                    f"model {self.name}: model-settings.json's predict_fn is {self.predict_fn!r}, "
+                    f"which {type(self._estimator).__name__} does not have"
+                )
+            if self.predict_fn != "predict":
+                self._method_name = self.predict_fn
+                return method
         # As KServe's sklearnserver: PREDICT_PROBA applies to the estimators that have predict_proba
         # (regressors, SVC without probability=True, ... do not), the others answer with predict.
-        if self.predict_proba:
+        elif self.predict_proba:
             if hasattr(self._estimator, "predict_proba"):
+                self._method_name = "predict_proba"
                 return self._estimator.predict_proba
             logger.warning(
                 "model %s: %s has no predict_proba; it answers with predict",
                 self.name,
                 type(self._estimator).__name__,
             )
+        self._method_name = "predict"
         return linear_predict(self._estimator) or self._estimator.predict
 
     def classification_labels(self, output: str) -> list[str] | None:
@@ -65,9 +80,9 @@ class SKLearnModel(TabularModel):
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         names = _requested_method_outputs(payload)
-        if not names:
+        if not names or self.v2_outputs == "mlserver":
             return await super().predict(payload, headers)
-        data = v2_inputs(payload, self.default_content_type)
+        data = self.v2_inputs(payload)
         self._check_width(data)
         outputs = []
         for name in names:
@@ -77,6 +92,19 @@ class SKLearnModel(TabularModel):
                 result = await self._compute(data, self._estimator_method(name))
             outputs.append(output_from_array(name, result))
         return InferResponse(payload.id, self.name, outputs)
+
+    def mlserver_default_output(self) -> str:
+        return self._method_name
+
+    def mlserver_method(self, output: str) -> Any:
+        if output == self._method_name:
+            return None
+        if output not in METHOD_OUTPUTS:
+            raise InvalidInput(
+                "SKLearnModel only supports 'predict', 'predict_proba' and 'transform' as outputs "
+                f"({output} was received)"
+            )
+        return self._estimator_method(output)
 
     def _estimator_method(self, name: str) -> Any:
         method = getattr(self._estimator, name, None)

@@ -25,6 +25,7 @@ class DataPlane:
     def __init__(self, repository: ModelRepository, batching: BatchSettings | None = None):
         self.repository = repository
         self.batching = batching
+        self._batching_stopped = False
         # The batcher of each model, with the loaded model it was made for.
         self._batchers: dict[str, tuple[ServedModel, ModelBatcher]] = {}
 
@@ -52,25 +53,37 @@ class DataPlane:
     async def _run(
         self, served: ServedModel, payload: Any, headers: dict[str, str], verb: str
     ) -> tuple[Any, dict[str, str]]:
-        if verb == "predict" and self.batching is not None:
-            return await self._batcher(served).run(payload, headers)
+        settings = self._batch_settings(served)
+        if verb == "predict" and settings is not None:
+            return await self._batcher(served, settings).run(payload, headers)
         return await self.run_stages(served, payload, headers, verb)
+
+    def _batch_settings(self, served: ServedModel) -> BatchSettings | None:
+        """The server's batcher settings, else the model's own (an MLServer model-settings.json's
+        adaptive batching); None once batching has stopped."""
+        if self._batching_stopped:
+            return None
+        if self.batching is not None:
+            return self.batching
+        own = getattr(served.model, "adaptive_batching", None)
+        return own if isinstance(own, BatchSettings) else None
 
     def stop_batching(self) -> None:
         """From now on predict requests run at once: the batches waiting start, and new requests run
         alone (a server that stops answers what it holds without waiting for company)."""
         self.batching = None
+        self._batching_stopped = True
         for _, batcher in self._batchers.values():
             batcher.flush()
 
-    def _batcher(self, served: ServedModel) -> ModelBatcher:
+    def _batcher(self, served: ServedModel, settings: BatchSettings) -> ModelBatcher:
         name = served.model.name
         found = self._batchers.get(name)
         if found is None or found[0] is not served:
             batcher = ModelBatcher(
                 served.model,
                 lambda payload, headers: self.run_stages(served, payload, headers),
-                self.batching,
+                settings,
             )
             found = self._batchers[name] = (served, batcher)
         return found[1]

@@ -33,6 +33,8 @@ class Model:
     # to it and it decides. A set (the built-in runtimes): the answer names the request's other
     # parameters, and every parameter of its tensors, as ignored (modelplane/protocol/v2_parameters.py).
     reads_parameters: frozenset[str] | None = None
+    # The parameters of its input tensors a built-in runtime reads (the others are named as ignored).
+    reads_input_parameters: frozenset[str] = frozenset()
 
     def __init__(self, name: str, return_response_headers: bool = False):
         # A stage that takes `response_headers` sets them whatever `return_response_headers` says; as in

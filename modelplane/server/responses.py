@@ -20,7 +20,12 @@ def v2_answer(result: Any, request: InferRequest, model: Any) -> InferResponse:
     if not (request.parameters or request.request_outputs or _any_input_parameters(request)):
         return response  # nothing to classify, and nothing ignored: most requests
     response = classify_outputs(response, request, getattr(model, "classification_labels", None))
-    notes = ignored_parameters(request, getattr(model, "reads_parameters", None), request.model_name)
+    notes = ignored_parameters(
+        request,
+        getattr(model, "reads_parameters", None),
+        request.model_name,
+        getattr(model, "reads_input_parameters", frozenset()),
+    )
     if notes:
         parameters = dict(response.parameters or {})  # a batch's answers may share the model's dict
         said = parameters.get(IGNORED)

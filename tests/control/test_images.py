@@ -293,11 +293,25 @@ def test_mlserver_without_mlserver_installed_is_modelplane_serve_of_its_model_cl
         "--runtime=xgboost",
         "--http-port=8080",
         "--grpc-port=9000",
+        "--v2-outputs=mlserver",
     ]
     assert (local.http_port, local.grpc_port) == (8080, 9000)
     assert local.note == "mlserver is not installed here"
     assert local.dropped == (
         "MLSERVER_PARALLEL_WORKERS=4 (an MLServer setting modelplane serve does not have)",
+    )
+
+
+def test_mlservers_adaptive_batching_is_modelplane_serves_batcher():
+    env = {**MLSERVER_ENV, "MLSERVER_MODEL_MAX_BATCH_SIZE": "8", "MLSERVER_MODEL_MAX_BATCH_TIME": "0.05"}
+    local = run("seldonio/mlserver:1.7.1", env=env)
+    assert local.command[-2:] == ["--max-batch-size=8", "--max-latency=50"]
+    assert local.dropped == ()
+    env = {**MLSERVER_ENV, "MLSERVER_MODEL_MAX_BATCH_SIZE": "8"}
+    local = run("seldonio/mlserver:1.7.1", env=env)
+    assert not any(part.startswith("--max-batch-size") for part in local.command)
+    assert local.dropped == (
+        "MLSERVER_MODEL_MAX_BATCH_SIZE=8 (batching is off unless the size is above 1 and the time above 0)",
     )
 
 

@@ -26,6 +26,7 @@ def test_version_uri_metadata_and_content_type_are_acted_on(tmp_path, sklearn_di
         "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1]}],
         "parameters": {"uri": "./iris-v2.joblib", "version": "v2", "content_type": "np"},
         "max_batch_size": 8,
+        "parallel_workers": 2,
     }
     (tmp_path / "model-settings.json").write_text(json.dumps(settings))
     # What modelplane up runs for KServe's kserve-mlserver runtime when mlserver is not installed.
@@ -40,7 +41,8 @@ def test_version_uri_metadata_and_content_type_are_acted_on(tmp_path, sklearn_di
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == "v2"
         server.stop()
-        assert "model-settings.json: max_batch_size" in server.log()
+        assert "model-settings.json: parallel_workers" in server.log()
+        assert "adaptive batching needs both max_batch_size above 1 and max_batch_time" in server.log()
     finally:
         server.stop()
 

@@ -453,7 +453,7 @@ def test_a_built_in_runtime_names_the_parameters_it_did_not_read(iris_server, te
                 "shape": [2, 4],
                 "datatype": "FP32",
                 "data": IRIS_ROWS,
-                "parameters": {"content_type": "np"},
+                "parameters": {"unit": "cm"},
             }
         ],
         "outputs": [{"name": "output-0", "parameters": {"binary_data": False, "scale": 2}}],
@@ -465,7 +465,7 @@ def test_a_built_in_runtime_names_the_parameters_it_did_not_read(iris_server, te
     assert answer["parameters"] == {
         "ignored_parameters": "parameter 'threshold' of the request: model iris does not read it; "
         "parameter 'signature_name' of the request: model iris does not read it; "
-        "parameter 'content_type' of input 'input-0': model iris does not read it; "
+        "parameter 'unit' of input 'input-0': model iris does not read it; "
         "parameter 'scale' of output 'output-0': model iris does not read it"
     }
 
