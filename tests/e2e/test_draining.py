@@ -1,6 +1,7 @@
 """A revision or a replica that leaves the routes on `modelplane up` (a rollout, a delete, a scale down)
 answers the requests it holds before it stops, as Knative's queue-proxy drains a pod: none is cut, sent
-again to another replica, or refused."""
+again to another replica, or refused. Scaling down takes idle replicas first. A graph's router replaced
+or deleted answers the requests it holds too (it finishes them on SIGTERM)."""
 
 from __future__ import annotations
 
@@ -189,3 +190,64 @@ def test_a_replica_scaled_down_answers_its_requests_in_flight(platform, tmp_path
         assert held["d"].result() == answer("scaled-predictor-00001", newest_port)
     wait_until(lambda: f"stopped {newest_port}" in marks(tmp_path), "the newest replica to stop", platform)
     assert len([line for line in marks(tmp_path) if not line.startswith("stopped")]) == 4  # none sent again
+
+
+def held_graph(name: str, service_name: str, **spec: object) -> dict:
+    """A graph whose one step is a held service: a request through it is held in its router."""
+    root = {"routerType": "Sequence", "steps": [{"serviceName": service_name}]}
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": name},
+        "spec": {"nodes": {"root": root}, **spec},
+    }
+
+
+def told_to_stop(platform: PlatformProcess, graph: str, revision: str) -> bool:
+    """Whether the router revision's replica got SIGTERM (it says so in its log)."""
+    log = platform.home / "logs" / "default" / graph / "router" / f"{revision}-0.log"
+    return log.exists() and "modelplane router: draining" in log.read_text(errors="replace")
+
+
+def request_through_a_router(
+    platform: PlatformProcess, name: str, folder: Path, pool: ThreadPoolExecutor
+) -> tuple[Future, str]:
+    """A graph `<name>-graph` in front of a held service `name`, and a request held in its router (and
+    the service behind it); the port of the service's replica that holds it."""
+    platform.apply(service(name, folder, "1"), held_graph(f"{name}-graph", name))
+    platform.cli("wait", "--for=condition=Ready", f"ig/{name}-graph", "--timeout=180s")
+    request = pool.submit(
+        platform.request, "POST", f"{name}-graph.default.localhost", "/", json={}, timeout=120
+    )
+    wait_until(lambda: len(marks(folder)) == 1, "the request to reach the step behind the router", platform)
+    return request, marks(folder)[0].split()[1]
+
+
+def test_a_graph_router_replaced_by_an_update_answers_its_request_in_flight(platform, tmp_path):
+    with ThreadPoolExecutor(1) as pool:
+        request, port = request_through_a_router(platform, "updated", tmp_path, pool)
+        platform.apply(held_graph("updated-graph", "updated", timeout=100))  # a new router revision
+        wait_until(
+            lambda: told_to_stop(platform, "updated-graph", "updated-graph-router-00001"),
+            "the router before the update to be stopped",
+            platform,
+        )
+        (tmp_path / "release").touch()
+        response = request.result()
+    assert (response.status_code, response.text) == answer("updated-predictor-00001", port)
+    assert len(marks(tmp_path)) == 1  # answered by the router it went to, not sent again
+
+
+def test_a_deleted_graph_router_answers_its_request_in_flight(platform, tmp_path):
+    with ThreadPoolExecutor(1) as pool:
+        request, port = request_through_a_router(platform, "unrouted", tmp_path, pool)
+        platform.cli("delete", "ig", "unrouted-graph")
+        wait_until(
+            lambda: told_to_stop(platform, "unrouted-graph", "unrouted-graph-router-00001"),
+            "the deleted graph's router to be stopped",
+            platform,
+        )
+        (tmp_path / "release").touch()
+        response = request.result()
+    assert (response.status_code, response.text) == answer("unrouted-predictor-00001", port)
+    assert len(marks(tmp_path)) == 1  # answered by the router it went to, not sent again
