@@ -1,6 +1,7 @@
-"""A replica that holds each POST until the file `$RELEASE` or `$RELEASE.<its port>` exists, then answers
-with its revision and port. Each POST it has received is a line in `$MARKS` (`<revision> <port>`), so a
-test knows when its requests are in flight, and so is a SIGTERM (`stopped <port>`), after which it exits."""
+"""A replica that holds each POST until the file `$RELEASE`, `$RELEASE.<its port>` or `$RELEASE.<hold>`
+(`hold` from the request's JSON body, if it names one) exists, then answers with its revision and port.
+Each POST it has received is a line in `$MARKS` (`<revision> <port>`), so a test knows when its requests
+are in flight, and so is a SIGTERM (`stopped <port>`), after which it exits."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ class Held(BaseHTTPRequestHandler):
         self._answer({"ready": True})
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
         mark(f"{os.environ['K_REVISION']} {os.environ['PORT']}")
         release = os.environ["RELEASE"]
-        while not (Path(release).exists() or Path(f"{release}.{os.environ['PORT']}").exists()):
+        releases = [Path(release), Path(f"{release}.{os.environ['PORT']}")]
+        if isinstance(body, dict) and body.get("hold"):
+            releases.append(Path(f"{release}.{body['hold']}"))
+        while not any(path.exists() for path in releases):
             time.sleep(0.05)
         self._answer({"revision": os.environ["K_REVISION"], "port": os.environ["PORT"]})
 

@@ -410,13 +410,15 @@ def test_scaling_starts_replicas_and_stops_the_surplus_only_when_told(tmp_path):
             await until(lambda: len(replicas.addresses()) == 3, "three ready")
             assert sorted(r.index for r in replicas.replicas) == [0, 1, 2]
 
-            newest = next(r for r in replicas.replicas if r.index == 2)
+            busy, idle = (next(r for r in replicas.replicas if r.index == i) for i in (2, 1))
+            replicas.scale(2, busy={busy.address})
+            assert sorted(r.index for r in replicas.replicas) == [0, 2]  # an idle one goes first
             replicas.scale(1)
-            assert [r.index for r in replicas.replicas] == [0]  # the oldest stays
+            assert [r.index for r in replicas.replicas] == [0]  # none busy: the newest goes
             assert len(replicas.addresses()) == 1
-            assert newest.pid is not None, "stopped before the routes were told"
+            assert busy.pid is not None and idle.pid is not None, "stopped before the routes were told"
             replicas.stop_removed()
-            await until(lambda: newest.pid is None, "the surplus stopped")
+            await until(lambda: busy.pid is None and idle.pid is None, "the surplus stopped")
 
             replicas.scale(2)  # the free index is taken again, with its log file
             await until(lambda: len(replicas.addresses()) == 2, "two ready")

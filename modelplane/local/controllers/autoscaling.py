@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -56,7 +56,7 @@ class Scalable(Protocol):
     @property
     def revision(self) -> Revision: ...
 
-    def scale(self, count: int) -> None: ...
+    def scale(self, count: int, busy: Collection[str] = ()) -> None: ...
 
 
 class Measurable(Scalable, Protocol):
@@ -182,7 +182,7 @@ class Autoscaling:
             return  # not scaled yet: `start_scaling` keeps to the cap
         count = self._capped(name, wanted)
         if replicas.desired != count:
-            replicas.scale(count)
+            self._scale(name, replicas, count)
 
     def _wanted(self, revision: str) -> int | None:
         """The count the revision's autoscaler (or its fixed count) asks for, before any cap."""
@@ -249,7 +249,7 @@ class Autoscaling:
             self._fixed[name] = _lowered(fixed_replicas(replicas.revision.template), by)
             count = self._capped(name, self._fixed[name])
             if replicas.desired != count:
-                replicas.scale(count)
+                self._scale(name, replicas, count)
 
     def forget(self, revision: str) -> None:
         self._tracked.pop(revision, None)
@@ -313,13 +313,22 @@ class Autoscaling:
         before, name = tracked.replicas.desired, tracked.autoscaler.revision
         count = self._capped(name, decision.desired_replicas)
         if count != before:
-            tracked.replicas.scale(count)
+            self._scale(name, tracked.replicas, count)
             tracked.on_scale()
             if self.on_rescale is not None:
                 reason = decision.reason
                 if count != decision.desired_replicas:
                     reason += f"; {count} while a rolling update holds it to {self._caps[name]}"
                 self.on_rescale(name, before, count, reason)
+
+    def _scale(self, revision: str, replicas: Scalable, count: int) -> None:
+        """Sets the revision's count. Scaling down takes away the replicas the gateway has no request
+        in flight on before busy ones (which would only be drained): a busy replica is spared."""
+        busy: Collection[str] = ()
+        if count < replicas.desired:
+            stats = self._stats().get(revision)
+            busy = stats.busy_replicas if stats is not None else ()
+        replicas.scale(count, busy)
 
     async def _every(self, period: float, decide: Callable[[], None]) -> None:
         while True:

@@ -28,7 +28,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -835,9 +835,10 @@ class RevisionReplicas:
     def start(self) -> None:
         self.scale(self.desired)
 
-    def scale(self, count: int) -> None:
+    def scale(self, count: int, busy: Collection[str] = ()) -> None:
         """Starts replicas up to `count`, or sets the surplus aside for `stop_removed()`: first those
-        that are not ready, then the newest."""
+        that are not ready, then those with no requests in flight (not at an address in `busy`, the
+        gateway's `busy_replicas`), then the newest."""
         self.desired = count
         while len(self.replicas) < count:
             taken = {replica.index for replica in self.replicas}
@@ -847,7 +848,7 @@ class RevisionReplicas:
             self.replicas.append(replica)
             replica.start()
         if len(self.replicas) > count:
-            by_value = sorted(self.replicas, key=lambda r: (r.phase == LOADED, -r.index))
+            by_value = sorted(self.replicas, key=lambda r: (r.phase == LOADED, r.address in busy, -r.index))
             surplus = by_value[: len(self.replicas) - count]
             self.replicas = [replica for replica in self.replicas if replica not in surplus]
             self._removed += surplus

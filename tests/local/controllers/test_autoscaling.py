@@ -7,6 +7,8 @@ import asyncio
 import sys
 import threading
 import time
+from collections.abc import Collection
+from dataclasses import replace
 
 from modelplane.control.autoscaling_settings import AutoscalerSettings
 from modelplane.control.hpa_settings import resource_scaling
@@ -22,10 +24,12 @@ class Replicas:
     def __init__(self) -> None:
         self.desired = 0
         self.counts: list[int] = []
+        self.busy: list[frozenset[str]] = []  # what each scaling was told is busy
 
-    def scale(self, count: int) -> None:
+    def scale(self, count: int, busy: Collection[str] = ()) -> None:
         self.desired = count
         self.counts.append(count)
+        self.busy.append(frozenset(busy))
 
 
 def stats(revision: str, taken_at: float, concurrency_seconds: float, replicas: int = 1) -> RevisionStats:
@@ -223,3 +227,18 @@ def test_a_revision_told_what_it_lends_before_it_scales_starts_with_that_much_le
     assert scaled.counts == [2]
     autoscaling.lower_minimum(scaled, 0)
     assert autoscaling._tracked["scaled"].autoscaler.settings.min_replicas == 3
+
+
+def test_scaling_down_tells_the_replicas_which_of_them_the_gateway_has_requests_on():
+    autoscaling = Autoscaling()
+    busy = frozenset({"127.0.0.1:8123"})
+    autoscaling._stats = lambda: {
+        "fixed": replace(stats("fixed", time.monotonic(), 0.0, 3), busy_replicas=busy)
+    }
+    annotations = {"serving.kserve.io/autoscalerClass": "none"}
+    replicas = RevisionReplicasLike("fixed", {"minReplicas": 3, "scalingAnnotations": annotations})
+    autoscaling.start_scaling(replicas, lambda: None)
+    autoscaling.cap(replicas, 1)
+    autoscaling.cap(replicas, None)
+    assert replicas.counts == [3, 1, 3]
+    assert replicas.busy == [frozenset(), busy, frozenset()]  # scaling down spares the busy ones
