@@ -158,9 +158,18 @@ class DataPlane:
 
 def check_version(served: ServedModel, name: str, version: str) -> None:
     own = getattr(served.model, "version", None)
-    if version != (own or ""):
+    if not _same_version(version, own or ""):
         available = f"version {own}" if own else "no versions"
         raise ModelNotFound(name, f"Model {name} has no version {version} (it serves {available}).")
+
+
+def _same_version(asked: str, own: str) -> bool:
+    """Numbered versions are compared as numbers, as TF Serving and Triton read them (`/versions/02` is
+    version 2); others as they are written."""
+    if asked == own:
+        return True
+    numbered = all(text.isascii() and text.isdigit() for text in (asked, own))
+    return numbered and int(asked) == int(own)
 
 
 class GrpcCallMetrics:

@@ -72,6 +72,10 @@ def test_the_highest_version_is_served(server):
     body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": ROWS}]}
     assert httpx.post(server.url + "/v2/models/dense/versions/2/infer", json=body).status_code == 200
     assert httpx.post(server.url + "/v2/models/dense/versions/1/infer", json=body).status_code == 404
+    # Versions are numbers, as TF Serving and Triton read them: 002 is 2.
+    assert httpx.post(server.url + "/v2/models/dense/versions/002/infer", json=body).status_code == 200
+    assert predict(server, "dense/versions/02", {"instances": ROWS}).status_code == 200
+    assert httpx.get(server.url + "/v1/models/dense/versions/0002").status_code == 200
     assert "skipping version 3" in server.log()
 
 
@@ -136,14 +140,17 @@ def test_tf_servings_classify_and_regress_are_501s_that_say_what_to_call_instead
 
 
 def test_a_reload_serves_the_newest_version(server, repository):
-    shutil.copytree(repository / "dense" / "1", repository / "reloaded" / "1")
+    # Numbered as numbers: 10 is newer than 9 (as text, "9" would be).
+    shutil.copytree(repository / "dense" / "1", repository / "reloaded" / "9")
     assert httpx.post(server.url + "/v2/repository/models/reloaded/load", timeout=60).status_code == 200
-    assert httpx.get(server.url + "/v2/models/reloaded").json()["versions"] == ["1"]
+    assert httpx.get(server.url + "/v2/models/reloaded").json()["versions"] == ["9"]
     assert np.allclose(predict(server, "reloaded", {"inputs": ROWS}).json()["outputs"], SCORES, rtol=1e-5)
-    shutil.copytree(repository / "dense" / "2", repository / "reloaded" / "2")
+    shutil.copytree(repository / "dense" / "2", repository / "reloaded" / "10")
     assert httpx.post(server.url + "/v2/repository/models/reloaded/load", timeout=60).status_code == 200
-    assert httpx.get(server.url + "/v2/models/reloaded").json()["versions"] == ["2"]
+    assert httpx.get(server.url + "/v2/models/reloaded").json()["versions"] == ["10"]
     assert np.allclose(predict(server, "reloaded", {"inputs": ROWS}).json()["outputs"], 2 * SCORES, rtol=1e-5)
+    assert predict(server, "reloaded/versions/010", {"inputs": ROWS}).status_code == 200
+    assert predict(server, "reloaded/versions/9", {"inputs": ROWS}).status_code == 404
 
 
 def test_v1_row_format(server):
