@@ -1,8 +1,9 @@
 """TensorFlow SavedModels, served from their signatures (`saved_model.pb`, or TF Serving's numbered
 version folders, of which the highest is served).
 
-V1 speaks TF Serving's REST predict format (tensorflow_json.py); V2 takes the signature's inputs by
-name and answers with its outputs under their own names. A request picks a signature with
+V1 speaks TF Serving's REST predict format (tensorflow_json.py), and its classify and regress, which
+read tf.Example inputs (tensorflow_examples.py); V2 takes the signature's inputs by name and answers with
+its outputs under their own names. A request picks a signature with
 `signature_name` (V1: in the body, as TF Serving reads it; V2: a request parameter); the default is
 `serving_default`.
 """
@@ -25,7 +26,7 @@ import numpy as np
 
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
-from modelplane.runtimes import tensorflow_json, tensorflow_metadata
+from modelplane.runtimes import tensorflow_examples, tensorflow_json, tensorflow_metadata
 from modelplane.runtimes.base import INLINE_ELEMENTS, require
 from modelplane.runtimes.tensorflow_layout import locate_saved_model
 from modelplane.runtimes.tensorflow_signature import DEFAULT_SIGNATURE, Signature
@@ -46,6 +47,7 @@ INLINE_SECONDS = 0.002
 class TensorFlowModel(Model):
     platform = "tensorflow_savedmodel"
     reads_parameters = frozenset({"signature_name"})
+    example_verbs = frozenset(tensorflow_examples.VERBS)
 
     def __init__(self, name: str, model_dir: str | Path, nthread: int = 1, max_batch_rows: int | None = None):
         super().__init__(name)
@@ -141,6 +143,44 @@ class TensorFlowModel(Model):
         results = await self._run(signature, arrays)
         return tensorflow_json.encode_response(results, row_format)
 
+    async def classify(self, payload: Any, headers: dict[str, str] | None = None) -> dict:
+        """TF Serving's Classify: `{"results": [[[label, score], ...], ...]}`, one list per example."""
+        batch = self._example_batch(payload, headers, tensorflow_examples.CLASSIFY)
+        signature = tensorflow_examples.signature_of(self._signatures, batch.signature_name)
+        tensorflow_examples.check_classification(signature, lambda: self._signature_def_text(signature))
+        outputs = await self._run_examples(signature, batch)
+        return {"results": tensorflow_examples.classification_results(outputs, len(batch.serialized))}
+
+    async def regress(self, payload: Any, headers: dict[str, str] | None = None) -> dict:
+        """TF Serving's Regress: `{"results": [value, ...]}`, one value per example."""
+        batch = self._example_batch(payload, headers, tensorflow_examples.REGRESS)
+        signature = tensorflow_examples.signature_of(self._signatures, batch.signature_name)
+        tensorflow_examples.check_regression(signature, lambda: self._signature_def_text(signature))
+        outputs = await self._run_examples(signature, batch)
+        return {"results": tensorflow_examples.regression_results(outputs, len(batch.serialized))}
+
+    def _example_batch(
+        self, payload: Any, headers: dict[str, str] | None, verb: str
+    ) -> tensorflow_examples.ExampleBatch:
+        """The examples of a REST body (JSON, or bytes the server left unparsed) or of a gRPC call."""
+        if isinstance(payload, tensorflow_examples.ExampleBatch):
+            return payload
+        if isinstance(payload, (bytes, bytearray)):
+            payload = tensorflow_json.read_body(payload, (headers or {}).get("content-type", ""))
+        return tensorflow_examples.read_json_request(payload, verb)
+
+    def _signature_def_text(self, signature: Signature) -> str:
+        return tensorflow_metadata.signature_def_text(self._signature_defs, signature.name)
+
+    async def _run_examples(
+        self, signature: Signature, batch: tensorflow_examples.ExampleBatch
+    ) -> dict[str, np.ndarray]:
+        if not batch.serialized:
+            raise InvalidInput("Input is empty.")
+        serialized = np.empty(len(batch.serialized), dtype=np.object_)
+        serialized[:] = batch.serialized
+        return await self._run(signature, {tensorflow_examples.INPUTS: serialized})
+
     async def _predict_v2(self, request: InferRequest) -> InferResponse:
         name = (request.parameters or {}).get("signature_name")
         if name is not None and not isinstance(name, str):
@@ -185,15 +225,15 @@ class TensorFlowModel(Model):
 
 
 def _op_message(exc: Exception) -> str:
-    """A TensorFlow op error's own words, without the graph's node and stack lines around them."""
+    """A TensorFlow op error's own words, without the graph's node and stack lines around them (the
+    line naming the node is followed, for a TF1 graph, by the indented Python lines that defined it)."""
     message = getattr(exc, "message", None) or str(exc)
-    lines = [
-        line.strip()
-        for line in message.splitlines()
-        if line.strip()
-        and not line.startswith(("Graph execution error", "Detected at node", "<stack traces"))
-        and not line.strip().startswith("[[")
-    ]
+    lines, in_stack = [], False
+    for line in message.splitlines():
+        in_stack = line.startswith("Detected at node") or (in_stack and (not line or line[0].isspace()))
+        text = line.strip()
+        if text and not in_stack and not text.startswith(("Graph execution error", "<stack traces", "[[")):
+            lines.append(text)
     return " ".join(lines) or message
 
 

@@ -1,9 +1,10 @@
 """TF Serving's gRPC API (KServe's `grpc-v1`) for the tensorflow runtime, on the gRPC port beside V2:
-`tensorflow.serving.PredictionService` Predict and GetModelMetadata, and
+`tensorflow.serving.PredictionService` Predict, Classify, Regress and GetModelMetadata, and
 `tensorflow.serving.ModelService/GetModelStatus`.
 
 A Predict call becomes a V2 request of the TensorFlow model (its `signature_name` parameter, its
-inputs by name), so it is checked against the signature, batched, timed and traced as V2 requests are.
+inputs by name), so it is checked against the signature, batched, timed and traced as V2 requests are;
+Classify and Regress run the model's classify and regress, as REST's :classify and :regress do.
 The messages are those of the `tensorflow-serving-api` package. Reading them imports TensorFlow, so a
 call is only read once the server holds a TensorFlow model that is ready: a server of other models
 answers without importing it.
@@ -31,7 +32,8 @@ from modelplane.protocol.grpc.wire import GrpcStatus, Metadata, UnaryMethod
 from modelplane.protocol.v2 import InferInput, InferRequest, RequestedOutput
 from modelplane.runtimes.base import INLINE_ELEMENTS
 from modelplane.runtimes.tensorflow import TensorFlowModel
-from modelplane.runtimes.tensorflow_signature import Signature, v2_datatype
+from modelplane.runtimes.tensorflow_examples import CLASSIFY, REGRESS, read_input_proto
+from modelplane.runtimes.tensorflow_signature import DEFAULT_SIGNATURE, Signature, v2_datatype
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.repository import ServedModel
 from modelplane.server.responses import as_infer_response
@@ -40,14 +42,11 @@ PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
 PREDICT = f"/{PREDICTION_SERVICE}/Predict"
 
-_EXAMPLES = (
-    "modelplane does not serve TF Serving's {} (it reads tf.Example inputs): call Predict with the "
-    "signature's tensors"
-)
 NOT_SERVED = {
-    f"/{PREDICTION_SERVICE}/Classify": _EXAMPLES.format("Classify"),
-    f"/{PREDICTION_SERVICE}/Regress": _EXAMPLES.format("Regress"),
-    f"/{PREDICTION_SERVICE}/MultiInference": _EXAMPLES.format("MultiInference"),
+    f"/{PREDICTION_SERVICE}/MultiInference": (
+        "modelplane does not serve TF Serving's MultiInference: call Classify or Regress once for each "
+        "signature"
+    ),
     f"/{MODEL_SERVICE}/HandleReloadConfigRequest": (
         "modelplane does not serve TF Serving's HandleReloadConfigRequest: load and unload models with "
         "V2's repository API (inference.GRPCInferenceService/RepositoryModelLoad) or TrainedModels"
@@ -85,6 +84,8 @@ def served(dataplane: DataPlane) -> tuple[dict[str, UnaryMethod], dict[str, str]
     servicer = TFServingServicer(dataplane)
     methods = {
         PREDICT: UnaryMethod(_Unread, servicer.predict),
+        f"/{PREDICTION_SERVICE}/Classify": UnaryMethod(_Unread, servicer.classify),
+        f"/{PREDICTION_SERVICE}/Regress": UnaryMethod(_Unread, servicer.regress),
         f"/{PREDICTION_SERVICE}/GetModelMetadata": UnaryMethod(_Unread, servicer.get_model_metadata),
         f"/{MODEL_SERVICE}/GetModelStatus": UnaryMethod(_Unread, servicer.get_model_status),
     }
@@ -135,6 +136,37 @@ class TFServingServicer:
             response.outputs[name].CopyFrom(proto)
         return response
 
+    async def classify(self, raw: bytes, metadata: Metadata) -> Any:
+        apis = self._apis()
+        message = _read(apis.classification_pb2.ClassificationRequest, raw)
+        with self.dataplane.grpc_call(message.model_spec.name):
+            spec, results = await self._examples(apis, message, metadata, CLASSIFY)
+            response = apis.classification_pb2.ClassificationResponse(model_spec=spec)
+            for row in results:
+                classes = response.result.classifications.add().classes
+                for label, score in row:
+                    classes.add(label=label, score=score)
+            return response
+
+    async def regress(self, raw: bytes, metadata: Metadata) -> Any:
+        apis = self._apis()
+        message = _read(apis.regression_pb2.RegressionRequest, raw)
+        with self.dataplane.grpc_call(message.model_spec.name):
+            spec, results = await self._examples(apis, message, metadata, REGRESS)
+            response = apis.regression_pb2.RegressionResponse(model_spec=spec)
+            for value in results.tolist():
+                response.result.regressions.add(value=value)
+            return response
+
+    async def _examples(
+        self, apis: ModuleType, message: Any, metadata: Metadata, verb: str
+    ) -> tuple[Any, Any]:
+        """The ModelSpec to answer a Classify or Regress call with, and the model's results."""
+        served, model = self._model(message.model_spec)
+        batch = read_input_proto(message.model_spec.signature_name, message.input)
+        result, _ = await self.dataplane.run(served, batch, metadata, verb)
+        return _spec(apis, model, batch.signature_name or DEFAULT_SIGNATURE), result["results"]
+
     async def get_model_metadata(self, raw: bytes, metadata: Metadata) -> Any:
         apis = self._apis()
         message = _read(apis.get_model_metadata_pb2.GetModelMetadataRequest, raw)
@@ -182,10 +214,12 @@ class TFServingServicer:
             raise ServerNotReady(f"no TensorFlow model is ready yet (not ready: {names})")
         from tensorflow_serving import apis
         from tensorflow_serving.apis import (  # noqa: F401 - attributes of `apis` from now on
+            classification_pb2,
             get_model_metadata_pb2,
             get_model_status_pb2,
             model_pb2,
             predict_pb2,
+            regression_pb2,
         )
 
         return apis

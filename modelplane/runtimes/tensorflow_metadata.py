@@ -44,3 +44,12 @@ def model_status(version: str | None) -> dict:
     if version is not None:
         status = {"version": version, **status}
     return {"model_version_status": [status]}
+
+
+def signature_def_text(signatures: dict, name: str) -> str:
+    """A SignatureDef in protobuf's text format, as TF Serving prints one in its errors."""
+    from google.protobuf import json_format, text_format
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    signature = json_format.ParseDict(signatures.get(name, {}), meta_graph_pb2.SignatureDef())
+    return text_format.MessageToString(signature)

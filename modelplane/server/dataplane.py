@@ -113,7 +113,9 @@ class DataPlane:
                     with span.shared():  # the model's code sees the stage's span, its spans are children
                         payload = await stage(payload, headers, response_headers)
             finally:  # a stage that fails is timed too, as in KServe
-                stage_seconds[stage_name].observe(time.perf_counter() - started)
+                # (TF Serving's classify and regress count as predict: KServe has no stage of theirs.)
+                timed_as = stage_name if stage_name in stage_seconds else "predict"
+                stage_seconds[timed_as].observe(time.perf_counter() - started)
         return payload, response_headers
 
     def server_metadata(self) -> dict:
@@ -171,9 +173,18 @@ class DataPlane:
 
 def check_version(served: ServedModel, name: str, version: str) -> None:
     own = getattr(served.model, "version", None)
-    if version != (own or ""):
+    if not _same_version(version, own or ""):
         available = f"version {own}" if own else "no versions"
         raise ModelNotFound(name, f"Model {name} has no version {version} (it serves {available}).")
+
+
+def _same_version(asked: str, own: str) -> bool:
+    """Numbered versions are compared as numbers, as TF Serving and Triton read them (`/versions/02` is
+    version 2); others as they are written."""
+    if asked == own:
+        return True
+    numbered = all(text.isascii() and text.isdigit() for text in (asked, own))
+    return numbered and int(asked) == int(own)
 
 
 class GrpcCallMetrics:

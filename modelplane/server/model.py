@@ -35,6 +35,9 @@ class Model:
     reads_parameters: frozenset[str] | None = None
     # The parameters of its input tensors a built-in runtime reads (the others are named as ignored).
     reads_input_parameters: frozenset[str] = frozenset()
+    # TF Serving's verbs that read tf.Example inputs (`classify`, `regress`) the model serves, each with
+    # a method of that name; for the others, `/v1/models/{name}:classify` answers 501.
+    example_verbs: frozenset[str] = frozenset()
 
     def __init__(self, name: str, return_response_headers: bool = False):
         # A stage that takes `response_headers` sets them whatever `return_response_headers` says; as in
@@ -128,7 +131,7 @@ class StageRunner:
 
     def __init__(self, model: Model, stage: str):
         method = getattr(model, stage)
-        default = getattr(Model, stage)
+        default = getattr(Model, stage, None)  # TF Serving's example verbs have none
         self.name = stage
         function = getattr(method, "__func__", method)
         # A transformer's default predict forwards over the network: keep it on the loop.
@@ -150,6 +153,11 @@ class StageRunner:
         except NotImplementedError as exc:  # KServe answers a model's NotImplementedError 501
             raise NotImplementedByModel(str(exc) or f"{self.name} is not implemented") from None
         return result
+
+
+def stage_runners(model: Model) -> dict[str, StageRunner]:
+    """A runner for each stage, and for each of TF Serving's example verbs the model serves."""
+    return {stage: StageRunner(model, stage) for stage in (*STAGES, *sorted(model.example_verbs))}
 
 
 def _on_thread(method: Stage) -> Stage:

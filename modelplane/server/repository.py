@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelplane.protocol.errors import ModelNotFound, ModelNotReady
-from modelplane.server.model import STAGES, Model, StageRunner
+from modelplane.server.model import Model, stage_runners
 
 logger = logging.getLogger("modelplane.server")
 
@@ -26,7 +26,7 @@ class ServedModel:
 
     def __init__(self, model: Model):
         self.model = model
-        self.stages = {stage: StageRunner(model, stage) for stage in STAGES}
+        self.stages = stage_runners(model)
         self.load_error: str | None = None
 
 
@@ -160,7 +160,7 @@ async def load_model(served: ServedModel) -> None:
         if model.ready:
             logger.info("model %s is ready", model.name)
     # Stage dispatch depends on the methods the loaded model exposes.
-    served.stages = {stage: StageRunner(model, stage) for stage in STAGES}
+    served.stages = stage_runners(model)
 
 
 async def start_model(served: ServedModel) -> None:

@@ -24,6 +24,7 @@ from modelplane.protocol.errors import (
     InvalidInput,
     ModelNotFound,
     ModelplaneError,
+    NotImplementedByModel,
     PayloadTooLarge,
 )
 from modelplane.protocol.http1_wire import warning_headers
@@ -211,9 +212,6 @@ class RESTServer:
             return _not_found()
         if method != "POST":
             return _method_not_allowed("POST")
-        if target.verb in EXAMPLE_VERBS:
-            _v1_version_checked(target, self.dataplane.repository.get_ready(target.name))
-            return error_response(501, EXAMPLE_VERBS[target.verb])
         return await self._v1_infer(target, request)
 
     def _v1_metadata(self, target: V1Path) -> HTTPResponse:
@@ -227,6 +225,8 @@ class RESTServer:
         status = 500
         try:
             served = _v1_version_checked(target, self.dataplane.repository.get_ready(name))
+            if verb in EXAMPLE_VERBS and verb not in served.stages:
+                raise NotImplementedByModel(EXAMPLE_VERBS[verb].format(name))
             headers = _headers(request)
             body = request.body
             event = cloudevents.from_request(headers, body)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-# TF Serving's verbs that read tf.Example inputs, which modelplane does not serve: what to call instead.
+# TF Serving's verbs that read tf.Example inputs, served by the models that say so (`example_verbs`:
+# TensorFlow SavedModels); what the others answer.
 EXAMPLE_VERBS = {
     verb: (
-        f"modelplane does not serve TF Serving's :{verb} (it reads tf.Example inputs): call :predict "
-        f'with the {kind} signature\'s name in "signature_name" and each tf.Example serialized, as '
-        '{"b64": ...}, in "instances"'
+        f"model {{}} does not serve TF Serving's :{verb} (it reads tf.Example inputs, which only "
+        "TensorFlow SavedModels served by the tensorflow runtime take)"
     )
-    for verb, kind in (("classify", "classification"), ("regress", "regression"))
+    for verb in ("classify", "regress")
 }
 
 

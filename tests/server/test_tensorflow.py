@@ -20,7 +20,7 @@ from tritonclient.utils import InferenceServerException
 
 from modelplane.runtimes.detect import detect_runtime
 from tests.server.processes import REPO_ROOT, serve
-from tests.server.tensorflow_models import WEIGHTS, write_models
+from tests.server.tensorflow_models import EXAMPLE_WEIGHTS, WEIGHTS, write_models
 
 ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
 SCORES = np.array(ROWS, dtype=np.float32) @ WEIGHTS
@@ -72,6 +72,10 @@ def test_the_highest_version_is_served(server):
     body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": ROWS}]}
     assert httpx.post(server.url + "/v2/models/dense/versions/2/infer", json=body).status_code == 200
     assert httpx.post(server.url + "/v2/models/dense/versions/1/infer", json=body).status_code == 404
+    # Versions are numbers, as TF Serving and Triton read them: 002 is 2.
+    assert httpx.post(server.url + "/v2/models/dense/versions/002/infer", json=body).status_code == 200
+    assert predict(server, "dense/versions/02", {"instances": ROWS}).status_code == 200
+    assert httpx.get(server.url + "/v1/models/dense/versions/0002").status_code == 200
     assert "skipping version 3" in server.log()
 
 
@@ -126,24 +130,142 @@ def test_v1_paths_naming_a_version_or_label_as_tf_serving_takes_them(server):
     assert httpx.post(url + "/versions/2/extra:predict", json={"instances": ROWS}).status_code == 404
 
 
-@pytest.mark.parametrize("path", ["dense:classify", "dense:regress", "dense/versions/2:classify"])
-def test_tf_servings_classify_and_regress_are_501s_that_say_what_to_call_instead(server, path):
-    response = httpx.post(f"{server.url}/v1/models/{path}", json={"examples": [{"x": [1.0, 2.0, 3.0, 4.0]}]})
-    assert response.status_code == 501, response.text
-    error = response.json()["error"]
-    assert "modelplane does not serve TF Serving's :" in error
-    assert '"signature_name"' in error and '{"b64": ...}' in error
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exponents = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exponents / exponents.sum(axis=1, keepdims=True)
+
+
+# Two examples: the context's k (1) is the first's; the second sets its own, which wins.
+CLASSIFY_BODY = {"context": {"k": 1}, "examples": [{"x": [1.0, 2.0]}, {"x": [0.5, -1.0], "k": 0}]}
+CLASSIFY_SCORES = softmax(np.array([[1.0, 2.0], [0.5, -1.0]], np.float32) @ EXAMPLE_WEIGHTS + [[1], [0]])
+
+
+@pytest.mark.parametrize("model", ["examples", "examples_tf2"])
+def test_classify_answers_each_examples_classes_and_scores(server, model):
+    response = httpx.post(f"{server.url}/v1/models/{model}:classify", json=CLASSIFY_BODY)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [[label for label, _ in row] for row in results] == [["neg", "pos"], ["neg", "pos"]]
+    assert np.allclose([[score for _, score in row] for row in results], CLASSIFY_SCORES, rtol=1e-5)
+    # Scores are float32, written as short as they read back (0.2, not 0.20000000298023224).
+    assert all(len(repr(score)) <= 12 for row in results for _, score in row)
+
+
+@pytest.mark.parametrize("model", ["examples", "examples_tf2"])
+def test_regress_answers_a_value_per_example(server, model):
+    body = {
+        "signature_name": "regress",
+        "context": {"tag": "abc"},
+        "examples": [
+            {"x": [1.0, 2.0], "k": 2},
+            {"x": [1.5, 1.5], "tag": b64(b"hi")},
+            {"x": [-1.0, 1.0], "tag": ""},
+        ],
+    }
+    response = httpx.post(f"{server.url}/v1/models/{model}:regress", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"results": [8.0, 5.0, 0.0]}  # sum(x) + k + len(tag)
+    # Whole numbers make an int64 feature, which the signature's float feature x refuses.
+    body["examples"] = [{"x": [-1, 1]}]
+    refused = httpx.post(f"{server.url}/v1/models/{model}:regress", json=body)
+    assert refused.status_code == 400
+    assert f"signature 'regress' of model {model} refused the input" in refused.json()["error"]
+
+
+def test_classify_without_classes_and_with_a_version(server):
+    url = f"{server.url}/v1/models/examples"
+    body = {**CLASSIFY_BODY, "signature_name": "scores_only"}
+    results = httpx.post(url + "/versions/1:classify", json=body).json()["results"]
+    assert [[label for label, _ in row] for row in results] == [["", ""], ["", ""]]  # as TF Serving
+    assert np.allclose([[score for _, score in row] for row in results], CLASSIFY_SCORES, rtol=1e-5)
+    assert httpx.post(url + "/versions/2:classify", json=body).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "error"),
+    [
+        (
+            "examples:classify",
+            {"context": {}},
+            "When method is classify, key 'examples' is expected and was not found",
+        ),
+        ("examples:regress", {"examples": {}}, "Expecting 'examples' value to be an list/array"),
+        ("examples:classify", {"examples": []}, "'examples' value is an empty array"),
+        ("examples:classify", {"examples": [[1.0]]}, "Example must be JSON object but got JSON Array"),
+        (
+            "examples:classify",
+            {"context": "k", "examples": [{}]},
+            "Example must be JSON object but got JSON String",
+        ),
+        (
+            "examples:classify",
+            {"examples": [{"x": [1, 2.5]}]},
+            "Unexpected element type in feature: x expecting type: int64",
+        ),
+        (
+            "examples:classify",
+            {"examples": [{"x": None}]},
+            "Feature: x has element with unexpected JSON type: Null",
+        ),
+        (
+            "examples:classify",
+            {"examples": [{"x": [[1.0]]}]},
+            "Feature: x has element with unexpected JSON type: Array",
+        ),
+        (
+            "examples:classify",
+            {"examples": [{"x": 2**63}]},
+            "Feature: x has uint64_t element. Only int64_t is supported.",
+        ),
+        ("examples:classify", {"examples": [{"tag": {"b64": "%%"}}]}, "Unable to base64 decode"),
+        (
+            "examples:classify",
+            {"signature_name": 1, "examples": [{}]},
+            "'signature_name' key must be a string value.",
+        ),
+        (
+            "examples:classify",
+            {"signature_name": "nope", "examples": [{}]},
+            "No signature was found with the name: nope",
+        ),
+        (
+            "examples:classify",
+            {"examples": [{}], "instances": []},
+            "unknown key(s) 'instances' in the request",
+        ),
+        ("examples:regress", {"examples": [{}]}, "Expected one output Tensor."),
+        ("dense:classify", {"examples": [{}]}, "No classification inputs found in SignatureDef: inputs {"),
+        (
+            "examples_tf2:classify",
+            {"signature_name": "regress", "examples": [{}]},
+            'Expected classification signature outputs to contain at least one of "classes" or "scores". '
+            "Signature was: inputs {",
+        ),
+        (
+            "examples:classify",
+            {"examples": [{"k": 1}]},
+            "refused the input: Name: <unknown>, Feature: x (data type: float) is required",
+        ),
+    ],
+)
+def test_classify_and_regress_refuse_what_tf_serving_refuses_in_its_words(server, path, body, error):
+    response = httpx.post(f"{server.url}/v1/models/{path}", json=body)
+    assert response.status_code == 400, response.text
+    assert error in response.json()["error"]
 
 
 def test_a_reload_serves_the_newest_version(server, repository):
-    shutil.copytree(repository / "dense" / "1", repository / "reloaded" / "1")
+    # Numbered as numbers: 10 is newer than 9 (as text, "9" would be).
+    shutil.copytree(repository / "dense" / "1", repository / "reloaded" / "9")
     assert httpx.post(server.url + "/v2/repository/models/reloaded/load", timeout=60).status_code == 200
-    assert httpx.get(server.url + "/v2/models/reloaded").json()["versions"] == ["1"]
+    assert httpx.get(server.url + "/v2/models/reloaded").json()["versions"] == ["9"]
     assert np.allclose(predict(server, "reloaded", {"inputs": ROWS}).json()["outputs"], SCORES, rtol=1e-5)
-    shutil.copytree(repository / "dense" / "2", repository / "reloaded" / "2")
+    shutil.copytree(repository / "dense" / "2", repository / "reloaded" / "10")
     assert httpx.post(server.url + "/v2/repository/models/reloaded/load", timeout=60).status_code == 200
-    assert httpx.get(server.url + "/v2/models/reloaded").json()["versions"] == ["2"]
+    assert httpx.get(server.url + "/v2/models/reloaded").json()["versions"] == ["10"]
     assert np.allclose(predict(server, "reloaded", {"inputs": ROWS}).json()["outputs"], 2 * SCORES, rtol=1e-5)
+    assert predict(server, "reloaded/versions/010", {"inputs": ROWS}).status_code == 200
+    assert predict(server, "reloaded/versions/9", {"inputs": ROWS}).status_code == 404
 
 
 def test_v1_row_format(server):

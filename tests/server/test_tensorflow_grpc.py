@@ -32,11 +32,15 @@ class _Lazy:
 
 
 tf = _Lazy("tensorflow")
+classification_pb2 = _Lazy("tensorflow_serving.apis.classification_pb2")
 get_model_metadata_pb2 = _Lazy("tensorflow_serving.apis.get_model_metadata_pb2")
 get_model_status_pb2 = _Lazy("tensorflow_serving.apis.get_model_status_pb2")
+inference_pb2 = _Lazy("tensorflow_serving.apis.inference_pb2")
+input_pb2 = _Lazy("tensorflow_serving.apis.input_pb2")
 model_service_pb2_grpc = _Lazy("tensorflow_serving.apis.model_service_pb2_grpc")
 predict_pb2 = _Lazy("tensorflow_serving.apis.predict_pb2")
 prediction_service_pb2_grpc = _Lazy("tensorflow_serving.apis.prediction_service_pb2_grpc")
+regression_pb2 = _Lazy("tensorflow_serving.apis.regression_pb2")
 
 ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
 SCORES = np.array(ROWS, dtype=np.float32) @ WEIGHTS
@@ -213,12 +217,93 @@ def test_get_model_status_says_available(channel):
     assert refused(models.GetModelStatus, request).code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_classify_regress_and_multi_inference_are_unimplemented_with_why(prediction):
-    from tensorflow_serving.apis import classification_pb2
+def examples_input(context: dict | None, *examples: dict):
+    """A tensorflow.serving.Input of tf.Examples of float (x) and int64 (k) features."""
 
-    error = refused(prediction.Classify, classification_pb2.ClassificationRequest())
+    def example(features: dict):
+        built = tf.train.Example()
+        for name, values in features.items():
+            kind = "float_list" if isinstance(values[0], float) else "int64_list"
+            getattr(built.features.feature[name], kind).value.extend(values)
+        return built
+
+    given = input_pb2.Input()
+    if context is None:
+        given.example_list.examples.extend(example(features) for features in examples)
+    else:
+        given.example_list_with_context.context.CopyFrom(example(context))
+        given.example_list_with_context.examples.extend(example(features) for features in examples)
+    return given
+
+
+def test_classify_answers_as_the_rest_classify_does(server, prediction):
+    request = classification_pb2.ClassificationRequest(
+        input=examples_input({"k": [1]}, {"x": [1.0, 2.0]}, {"x": [0.5, -1.0], "k": [0]})
+    )
+    request.model_spec.name = "examples"
+    response = prediction.Classify(request)
+    assert response.model_spec.name == "examples" and response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "serving_default"
+    rest = httpx.post(
+        f"{server.url}/v1/models/examples:classify",
+        json={"context": {"k": 1}, "examples": [{"x": [1.0, 2.0]}, {"x": [0.5, -1.0], "k": 0}]},
+    ).json()["results"]
+    classifications = response.result.classifications
+    assert [[c.label for c in row.classes] for row in classifications] == [
+        [c[0] for c in row] for row in rest
+    ]
+    scores = np.array([[c.score for c in row.classes] for row in classifications], dtype=np.float32)
+    assert scores.tolist() == np.array([[c[1] for c in row] for row in rest], dtype=np.float32).tolist()
+
+
+def test_regress_with_a_named_signature(prediction):
+    request = regression_pb2.RegressionRequest(input=examples_input(None, {"x": [1.0, 2.0], "k": [2]}))
+    request.model_spec.name = "examples_tf2"
+    request.model_spec.signature_name = "regress"
+    response = prediction.Regress(request)
+    assert response.model_spec.signature_name == "regress"
+    assert [regression.value for regression in response.result.regressions] == [5.0]
+
+
+@pytest.mark.parametrize(
+    ("call", "model", "signature", "message"),
+    [
+        ("Classify", "examples", "", "Input is empty."),
+        ("Classify", "examples", "nope", "No signature was found with the name: nope"),
+        ("Regress", "examples", "", "Expected one output Tensor."),
+        ("Regress", "dense", "", "No regression inputs found in SignatureDef: inputs {"),
+    ],
+)
+def test_classify_and_regress_refusals_are_invalid_argument(prediction, call, model, signature, message):
+    message_class = {
+        "Classify": classification_pb2.ClassificationRequest,
+        "Regress": regression_pb2.RegressionRequest,
+    }
+    request = message_class[call]()
+    request.model_spec.name, request.model_spec.signature_name = model, signature
+    if message != "Input is empty.":
+        request.input.CopyFrom(examples_input(None, {"x": [1.0, 2.0]}))
+    error = refused(getattr(prediction, call), request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in error.details()
+
+
+def test_classify_of_a_model_that_is_not_tensorflow_is_refused_with_why(server, prediction):
+    request = classification_pb2.ClassificationRequest(input=examples_input(None, {"x": [1.0]}))
+    request.model_spec.name = "iris"
+    assert refused(prediction.Classify, request).code() == grpc.StatusCode.UNIMPLEMENTED
+    response = httpx.post(f"{server.url}/v1/models/iris:classify", json={"examples": [{"x": [1.0]}]})
+    assert response.status_code == 501
+    assert response.json() == {
+        "error": "model iris does not serve TF Serving's :classify (it reads tf.Example inputs, which only "
+        "TensorFlow SavedModels served by the tensorflow runtime take)"
+    }
+
+
+def test_multi_inference_is_unimplemented_with_why(prediction):
+    error = refused(prediction.MultiInference, inference_pb2.MultiInferenceRequest())
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "modelplane does not serve TF Serving's Classify" in error.details()
+    assert "modelplane does not serve TF Serving's MultiInference" in error.details()
 
 
 def test_v2_grpc_still_answers_beside_it(server):
