@@ -501,7 +501,7 @@ def _fetch(
                     if missing is None:
                         raise
                     missing.append(str(error))
-            return items, max((item["metadata"]["resourceVersion"] for item in items), default="")
+            return items, str(max((int(item["metadata"]["resourceVersion"]) for item in items), default=""))
         listed = client.list(kind, None if all_namespaces else namespace, selector)
         return listed["items"], listed["metadata"]["resourceVersion"]
     except ApiError as error:
