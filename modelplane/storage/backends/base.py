@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .. import tls
 from ..checksum import Checksum
 from ..config import StorageConfig
 from ..errors import NotFoundError, StorageError, TransferError
@@ -63,14 +64,28 @@ class Backend(ABC):
         """Whether `obj.checksum` still holds after reading it (it may not, for some encrypted objects)."""
         return True
 
+    # How to make the client trust an endpoint's certificate, for the error of one it does not trust.
+    trust_hint = "give the endpoint's CA in SSL_CERT_FILE"
+
     def is_transient(self, exc: BaseException) -> bool:
-        """Whether trying again may succeed."""
+        """Whether trying again may succeed: never after a TLS failure that lasts (an untrusted certificate)."""
+        return tls.lasting_failure(exc) is None and self.transient(exc)
+
+    def transient(self, exc: BaseException) -> bool:
+        """The backend's own judgement of `is_transient`."""
         if isinstance(exc, StorageError):
             return isinstance(exc, TransferError)
         return isinstance(exc, (ConnectionError, TimeoutError, OSError))
 
     def explain(self, exc: BaseException) -> StorageError:
         """A `StorageError` saying what went wrong, with no credential in it."""
+        failure = tls.lasting_failure(exc)
+        if failure is not None and not isinstance(exc, StorageError):
+            return StorageError(self.redact(tls.describe(failure, self.location.display, self.trust_hint)))
+        return self.describe(exc)
+
+    def describe(self, exc: BaseException) -> StorageError:
+        """The backend's own `explain`."""
         if isinstance(exc, StorageError):
             return exc
         return StorageError(
