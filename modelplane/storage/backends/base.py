@@ -3,6 +3,7 @@ the buckets (S3, GCS, Azure Blob), writing an object (payload logs)."""
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from ..errors import NotFoundError, StorageError, TransferError
 from ..uri import Location
 
 CHUNK = 1024 * 1024  # how much one read hands over
+
+log = logging.getLogger("modelplane.storage")
 
 
 @dataclass(frozen=True)
@@ -127,9 +130,13 @@ def relative_name(key: str, prefix: str) -> str | None:
     if not rest:
         return None
     parts = [p for p in rest.split("/") if p]
-    if any(p in (".", "..") for p in parts) or not parts:
-        return None  # never leave the model folder
-    return "/".join(parts)
+    if any(p in (".", "..") for p in parts):
+        # Never leave the model folder (KServe's initializer would write `..` keys outside it).
+        log.warning(
+            "skipping the object %s: a '.' or '..' in its key would place it outside the model folder", key
+        )
+        return None
+    return "/".join(parts) or None
 
 
 def no_model(location: Location, outside: str | None) -> NotFoundError:
