@@ -23,6 +23,8 @@ class WantedModel:
 
     storage_uri: str
     digest: str
+    # The id the model answers as, where it is not its name (ModelMesh's `<name>__isvc-<digest>`).
+    model_id: str = ""
 
 
 class ModelListError(ValueError):

@@ -38,27 +38,34 @@ class RepositoryClient:
             raise RepositoryError(f"the repository index is not JSON: {response.text[:200]}") from None
         return [entry for entry in index if isinstance(entry, dict)] if isinstance(index, list) else []
 
-    async def load(self, name: str) -> None:
+    async def load(self, name: str, model_id: str = "") -> None:
+        """Loads `name`; with `model_id`, the model answers as that id (modelplane's load parameter)."""
         path = f"/v2/repository/models/{name}/load"
+        body = {"parameters": {"model_id": model_id}} if model_id else {}
         if self.load_timeout is None:
-            await self._post(path)
+            await self._post(path, body=body)
             return
         seconds, set_by = self.load_timeout
-        await self._post(path, timeout=(seconds, f"loading {name} took longer than {seconds:g} s ({set_by})"))
+        timeout = (seconds, f"loading {name} took longer than {seconds:g} s ({set_by})")
+        await self._post(path, body=body, timeout=timeout)
 
     async def unload(self, name: str) -> None:
         """Unloads `name`; a model the server does not hold is fine."""
         await self._post(f"/v2/repository/models/{name}/unload", (200, 404))
 
     async def _post(
-        self, path: str, accept: tuple[int, ...] = (200,), timeout: tuple[float, str] | None = None
+        self,
+        path: str,
+        accept: tuple[int, ...] = (200,),
+        timeout: tuple[float, str] | None = None,
+        body: dict | None = None,
     ) -> httpx.Response:
         """`timeout`: the seconds to wait for the answer instead of the client's, and what to say then."""
         limit = self.client.timeout
         if timeout is not None:
             limit = httpx.Timeout(connect=limit.connect, read=timeout[0], write=limit.write, pool=limit.pool)
         try:  # an empty JSON object, as KServe's agent sends
-            response = await self.client.post(f"{self.url}{path}", json={}, timeout=limit)
+            response = await self.client.post(f"{self.url}{path}", json=body or {}, timeout=limit)
         except httpx.ReadTimeout as exc:
             raise RepositoryError(
                 timeout[1] if timeout else f"{self.url}{path}: {exc or type(exc).__name__}"

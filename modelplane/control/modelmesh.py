@@ -52,6 +52,11 @@ MODEL_NOT_SERVED = "ModelNotServed"
 NOT_HONORED_IN_MODEL_MESH = "NotHonoredInModelMesh"
 # ModelMesh Serving's way to give a storageUri the storage-config key it is fetched with.
 SECRET_KEY_ANNOTATION = "serving.kserve.io/secretKey"
+# ModelMesh Serving's way to name the runtime of a framework predictor (`sklearn:`, ...), which has no
+# `runtime` field; a `model` predictor names it with `model.runtime`, and may not use the annotation.
+RUNTIME_ANNOTATION = "serving.kserve.io/servingRuntime"
+# ModelMesh Serving's way to give a model's input and output schema (a file beside the model).
+SCHEMA_PATH_ANNOTATION = "serving.kserve.io/schemaPath"
 # What a ModelMesh predictor's model acts on; the rest of a predictor is its pool's business.
 _MODEL_FIELDS = ("modelFormat", "storageUri", "storage", "runtime", "protocolVersion")
 
@@ -101,6 +106,9 @@ def mesh_model(isvc: dict) -> dict | None:
     storage = model.get("storage") or {}
     if key and not storage.get("key"):
         model = {**model, "storage": {**storage, "key": key}}
+    runtime = annotations.get(RUNTIME_ANNOTATION)
+    if runtime and name != "model" and not model.get("runtime"):
+        model = {**model, "runtime": runtime}
     return model
 
 
@@ -152,6 +160,15 @@ def select_pool_runtime(
             c.INVALID_PREDICTOR_SPEC,
             "ModelMesh serves a predictor's model, not a custom container",
             "a ModelMesh predictor needs `model` or a framework (sklearn, xgboost, ...)",
+        )
+    predictor = (isvc.get("spec") or {}).get("predictor") or {}
+    annotations = (isvc.get("metadata") or {}).get("annotations") or {}
+    if RUNTIME_ANNOTATION in annotations and isinstance(predictor.get("model"), dict):
+        raise RuntimeSelectionError(
+            c.INVALID_PREDICTOR_SPEC,
+            f"the InferenceService cannot have both the model spec and the runtime annotation "
+            f"{RUNTIME_ANNOTATION}: name the runtime with spec.predictor.model.runtime",
+            f"both spec.predictor.model and the annotation {RUNTIME_ANNOTATION}",
         )
     if not model.get("storageUri") and not model.get("storage"):
         raise RuntimeSelectionError(

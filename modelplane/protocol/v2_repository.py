@@ -2,7 +2,9 @@
 
 Triton's load takes a model configuration (`config`) and model files (`file:<path>`) that replace the
 repository's; modelplane builds a model only from its folder, so a load that carries them is refused
-rather than answered with a model other than the one asked for. An unload's `unload_dependents` is
+rather than answered with a model other than the one asked for. modelplane's own `model_id` (a string)
+is the id the model answers as, its responses' `model_name`, where that is not its name: ModelMesh's
+runtimes load a model under its concrete id (`<name>__isvc-<digest>`) and answer with it. An unload's `unload_dependents` is
 honoured: no model here depends on another (there are no ensembles), so there is nothing more to unload.
 """
 
@@ -15,13 +17,18 @@ import orjson
 from modelplane.protocol.errors import InvalidInput
 
 _FILE_PREFIX = "file:"
+MODEL_ID = "model_id"
 
 
-def check_load_parameters(parameters: dict[str, Any]) -> None:
-    """Refuses (InvalidInput) the parameters of a load, naming each: modelplane honours none of them."""
-    reasons = [_load_refusal(key) for key in parameters]
+def check_load_parameters(parameters: dict[str, Any]) -> str | None:
+    """The `model_id` a load names (None: none); refuses (InvalidInput) any other parameter, naming each."""
+    reasons = [_load_refusal(key) for key in parameters if key != MODEL_ID]
+    model_id = parameters.get(MODEL_ID)
+    if model_id is not None and (not isinstance(model_id, str) or not model_id):
+        reasons.append(f"load parameter {MODEL_ID!r} must be a string that is not empty")
     if reasons:
         raise InvalidInput("; ".join(reasons))
+    return model_id
 
 
 def _load_refusal(key: str) -> str:
@@ -35,7 +42,7 @@ def _load_refusal(key: str) -> str:
             f"load parameter {key!r}: modelplane does not take model files in a load request; put them "
             "in the model's folder and load it by name"
         )
-    return f"load parameter {key!r} is not one modelplane knows (a load takes none)"
+    return f"load parameter {key!r} is not one modelplane knows (a load takes only {MODEL_ID!r})"
 
 
 def check_unload_parameters(parameters: dict[str, Any]) -> None:

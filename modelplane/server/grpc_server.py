@@ -161,8 +161,8 @@ class InferenceServicer:
         self, request: pb.RepositoryModelLoadRequest, metadata: Metadata
     ) -> pb.RepositoryModelLoadResponse:
         name = _model_name(request)
-        v2_repository.check_load_parameters(v2_repository.grpc_parameters(request.parameters))
-        await self.repository.load(name)
+        parameters = v2_repository.grpc_parameters(request.parameters)
+        await self.repository.load(name, v2_repository.check_load_parameters(parameters))
         return pb.RepositoryModelLoadResponse(model_name=name, isLoaded=True)
 
     async def RepositoryModelUnload(

@@ -99,14 +99,18 @@ class ModelRepository:
             return []
         return [name for name in available() if name not in self._served and name not in self._unloaded]
 
-    async def load(self, name: str) -> ServedModel:
+    async def load(self, name: str, model_id: str | None = None) -> ServedModel:
         """Load (or reload) a model by name; ModelNotReady says why if it fails. A model that was
-        unloaded is loaded again, as Triton does, whether or not the server has a folder of models."""
+        unloaded is loaded again, as Triton does, whether or not the server has a folder of models.
+        `model_id`: the id the model answers as (its responses' `model_name`), requests still naming it
+        `name`, as a ModelMesh runtime answers with the concrete id it loaded the model under."""
         async with self._load_lock:
             served = self._served.get(name)
             if served is None:
                 served = self.add(self._build(name), name)
                 self._unloaded.pop(name, None)
+            if model_id:
+                served.model.name = model_id
             await load_model(served)
             if not served.model.ready:
                 raise ModelNotReady(name, served.load_error)

@@ -132,7 +132,8 @@ def resolve(
 ) -> Source:
     """The source of a model given by `storageUri`, by a `storage` spec, or by both.
 
-    With both, the URI says where the model is and the spec's key only supplies credentials.
+    With both, the URI says where the model is and the spec's key only supplies credentials; a spec
+    that also gives a `path` is refused, as KServe refuses it.
     With a URI alone, credentials come from `STORAGE_CONFIG` (if set) and the environment.
     """
     if storage is None:
@@ -140,6 +141,12 @@ def resolve(
             raise ConfigurationError("a model needs a storageUri or a storage spec")
         return Source(parse_uri(storage_uri), StorageConfig.from_env())
     spec = storage if isinstance(storage, StorageSpec) else StorageSpec.from_dict(storage)
+    if storage_uri and spec.path:
+        # KServe's controller and ModelMesh Serving refuse it too: two places for one model.
+        raise ConfigurationError(
+            "must provide only one of storageUri and storage.path (a storageUri takes its credentials "
+            "from storage.key and storage.parameters)"
+        )
     store = store or CredentialStore()
     document = store.find(spec.config_key)
     if document is None:

@@ -696,3 +696,19 @@ def test_a_canary_batcher_is_checked_too():
         "spec.canary[0].predictor.batcher.maxLatency",
         'canary "v2" predictor: maxLatency must be at least 1 (milliseconds), got 0',
     )
+
+
+@pytest.mark.parametrize("implementation", ["sklearn", "model"])
+def test_storage_uri_and_storage_path_together_are_refused(implementation):
+    storage = {"storageUri": "s3://models/iris", "storage": {"key": "localMinIO", "path": "sklearn/iris"}}
+    if implementation == "model":
+        predictor = model_predictor(**storage)
+    else:
+        predictor = {"sklearn": storage}
+    error = rejection(isvc(predictor)).errors[0]
+    assert error.path == f"spec.predictor.{implementation}.storage.path"
+    assert error.message.startswith("must provide only one of storageUri and storage.path")
+
+
+def test_storage_uri_with_a_storage_key_is_admitted():
+    admit(isvc(model_predictor(storageUri="s3://models/iris", storage={"key": "localMinIO"})))

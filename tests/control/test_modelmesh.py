@@ -413,3 +413,25 @@ def test_an_invalid_spec_leaves_the_loaded_version_serving_and_ready():
     )
     assert {c["type"]: c["status"] for c in nothing["conditions"]}["Ready"] == "False"
     assert nothing["modelStatus"]["states"]["activeModelState"] == ""
+
+
+def test_the_serving_runtime_annotation_names_a_framework_predictors_runtime():
+    """ModelMesh Serving's way to pick the runtime of a `sklearn:` predictor, which has no `runtime`."""
+    first, second = _runtime("first", multiModel=True), _runtime("second", multiModel=True)
+    annotation = {"serving.kserve.io/servingRuntime": "second"}
+    isvc = _isvc({"sklearn": {"storageUri": "pvc://m/x"}}, annotation)
+    assert select_pool_runtime(isvc, [first, second], []).name == "second"
+    missing = _isvc({"sklearn": {"storageUri": "pvc://m/x"}}, {"serving.kserve.io/servingRuntime": "gone"})
+    with pytest.raises(RuntimeSelectionError) as caught:
+        select_pool_runtime(missing, [first, second], [])
+    assert caught.value.reason == "RuntimeNotRecognized"
+
+
+def test_the_serving_runtime_annotation_beside_a_model_spec_is_invalid_as_in_modelmesh():
+    first = _runtime("first", multiModel=True)
+    model = {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "pvc://m/x"}}
+    isvc = _isvc(model, {"serving.kserve.io/servingRuntime": "first"})
+    with pytest.raises(RuntimeSelectionError) as caught:
+        select_pool_runtime(isvc, [first], [])
+    assert caught.value.reason == "InvalidPredictorSpec"
+    assert "spec.predictor.model.runtime" in caught.value.message

@@ -285,9 +285,13 @@ def test_the_mesh_endpoint_routes_rest_by_header_and_by_path(platform):
     response = platform.request("POST", ENDPOINT, "/v2/models/mesh-iris/infer", json=v2)
     assert response.status_code == 200, response.text
     assert response.json()["outputs"][0]["data"] == [1, 1]
-    # ModelMesh's id of the version that serves (`<name>__isvc-<digest>`) chooses the model too.
+    # ModelMesh answers with the id of the version that serves (`<name>__isvc-<digest>`), which
+    # chooses the model too.
     isvc = json.loads(platform.cli("get", "isvc", "mesh-iris", "-o", "json").stdout)
     version = model_revision_name("mesh-iris", model_digest(mesh_model(isvc)))
+    assert response.json()["model_name"] == version
+    own_host = platform.request("POST", "mesh-iris.default.localhost", "/v2/models/mesh-iris/infer", json=v2)
+    assert own_host.json()["model_name"] == version
     url = f"{platform.gateway_url}/v1/models/mesh-iris:predict"
     body = {"instances": IRIS.tolist()}
     by_version = httpx.post(url, json=body, headers={"host": ENDPOINT, "mm-model-id": version}, timeout=60)
@@ -315,6 +319,7 @@ def test_the_mesh_endpoint_routes_grpc_by_metadata_and_by_the_model_name(platfor
         assert classes(by_header) == [1, 1]
         by_name = stub.ModelInfer(infer_request("mesh-iris"), timeout=120)
         assert classes(by_name) == [1, 1]
+        assert by_name.model_name.startswith("mesh-iris__isvc-")  # ModelMesh's id of the version
         assert stub.ModelReady(pb.ModelReadyRequest(name="mesh-iris"), timeout=60).ready
         with pytest.raises(grpc.RpcError) as refused:
             stub.ServerLive(pb.ServerLiveRequest(), timeout=60)

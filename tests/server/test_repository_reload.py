@@ -172,3 +172,31 @@ def test_load_and_unload_parameters_modelplane_does_not_know_are_400(repository_
     assert response.status_code == 400
     assert fragment in response.json()["error"]
     assert httpx.get(f"{repository_server.url}/v2/models/other/ready").status_code == 200
+
+
+def test_a_load_with_a_model_id_answers_as_that_id(repository_server):
+    """ModelMesh's runtimes load a model under its concrete id and answer with it: a load's `model_id`
+    makes the model answer as that id while requests keep naming it by its name."""
+    url = f"{repository_server.url}/v2/repository/models/other/load"
+    body = {"parameters": {"model_id": "other__isvc-0123456789"}}
+    try:
+        assert httpx.post(url, json=body).status_code == 200
+        inputs = [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": iris_array().tolist()}]
+        answer = httpx.post(f"{repository_server.url}/v2/models/other/infer", json={"inputs": inputs})
+        assert answer.status_code == 200
+        assert answer.json()["model_name"] == "other__isvc-0123456789"
+        grpc_answer = _grpc(repository_server).infer("other", _iris_input(triton_grpc))
+        assert grpc_answer.get_response().model_name == "other__isvc-0123456789"
+        refused = httpx.post(url, json={"parameters": {"model_id": 7}})
+        assert refused.status_code == 400
+        assert "'model_id' must be a string" in refused.json()["error"]
+    finally:  # the next tests see the model as it was
+        client = _http(repository_server)
+        client.unload_model("other")
+        client.load_model("other")
+
+
+def _iris_input(module) -> list:
+    tensor = module.InferInput("input-0", [2, 4], "FP32")
+    tensor.set_data_from_numpy(iris_array())
+    return [tensor]

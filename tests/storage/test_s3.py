@@ -339,3 +339,18 @@ def test_keys_that_would_be_one_file_or_a_file_and_a_folder_are_refused(s3, monk
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"modelplane storage: s3://{s3.bucket}/fd: fd/a")
+
+
+def test_a_key_with_a_dot_segment_is_skipped_with_a_warning(tmp_path, s3, monkeypatch, caplog):
+    s3_env(monkeypatch, s3)
+    for key in ("iris/model.joblib", "iris/../escape.txt", "iris/./twice.txt"):
+        s3.put_object(Bucket=s3.bucket, Key=key, Body=b"x")
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=s3.bucket)["Contents"]} >= {"iris/../escape.txt"}
+    folder = fetch(f"s3://{s3.bucket}/iris", tmp_path / "model", use_cache=False)
+    assert read_tree(folder) == {"model.joblib": b"x"}
+    assert not (tmp_path / "escape.txt").exists()
+    skipped = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "iris/../escape.txt" in message and "outside the model folder" in message for message in skipped
+    )
+    assert any("iris/./twice.txt" in message for message in skipped)

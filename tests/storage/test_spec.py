@@ -70,6 +70,12 @@ def test_uri_and_key_together_take_the_uri_and_the_credentials(isolated):
     assert source.config["access_key_id"] == "AKIAEXAMPLEKEY"
 
 
+def test_uri_and_path_together_are_refused(isolated):
+    write(isolated / "storage-config", "minio", MINIO)
+    with pytest.raises(ConfigurationError, match="only one of storageUri and storage.path"):
+        resolve("s3://explicit/path", {"key": "minio", "path": "sklearn/iris"})
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

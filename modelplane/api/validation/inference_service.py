@@ -37,6 +37,11 @@ NAME_RE = re.compile(f"^{NAME_FMT}$")
 STORAGE_SPEC_PREFIXES = ("s3://", "hdfs://", "webhdfs://")
 KBS_RESOURCE_ID = re.compile(r"^kbs:///[a-zA-Z0-9_.-]+/[a-zA-Z0-9_.-]+/[a-zA-Z0-9_.-]+$")
 STORAGE_URIS_CONFLICT = "Setting both StorageURI and StorageURIs is not supported."
+# KServe's controller and ModelMesh Serving's both refuse it (KServe's words); modelplane at admission.
+STORAGE_PATH_CONFLICT = (
+    "must provide only one of storageUri and storage.path: storageUri says where the model is, "
+    "storage.path says it inside the storage of storage.key (keep storage.key and parameters for credentials)"
+)
 COMPONENTS = ("predictor", "transformer", "explainer")
 
 
@@ -52,6 +57,7 @@ def inference_service_errors(isvc: dict, old: dict | None = None) -> list[FieldE
     errors += _collocation_errors(isvc)
     errors += _standard_predictor_name_errors(isvc)
     errors += _storage_uris_errors(isvc)
+    errors += _storage_path_errors(isvc)
     errors += _confidential_errors(isvc)
     errors += _component_errors(isvc)
     errors += _canary_errors(isvc)
@@ -210,6 +216,17 @@ def _storage_uris_errors(isvc: dict) -> Iterator[FieldError]:
         problem = _storage_uris_problem(dicts(component_spec["storageUris"]))
         if problem:
             yield FieldError(paths.join(here), problem)
+
+
+def _storage_path_errors(isvc: dict) -> Iterator[FieldError]:
+    predictor = mapping(_spec(isvc).get("predictor"))
+    for name in components.implementations("predictor", predictor):
+        implementation = mapping(predictor[name]) if name != CUSTOM else {}
+        storage = mapping(implementation.get("storage"))
+        if implementation.get("storageUri") is not None and storage.get("path") is not None:
+            yield FieldError(
+                paths.join(["spec", "predictor", name, "storage", "path"]), STORAGE_PATH_CONFLICT
+            )
 
 
 def _storage_uris_problem(storage_uris: list[dict]) -> str | None:

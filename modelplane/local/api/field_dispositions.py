@@ -257,7 +257,10 @@ MODEL: Table = {
         "not a storage setting modelplane reads (docs/storage.md lists them): it is passed over",
         keys=tuple(sorted(STORAGE_SETTINGS)),
     ),
-    "storage.schemaPath": warned("no model schema is read"),
+    "storage.schemaPath": warned(
+        "no model schema is read: ModelMesh's runtime adapters turn it into the model's metadata, and "
+        "modelplane's servers take the metadata from the model itself"
+    ),
     "confidential.enabled": refused(
         "confidential model serving needs a key broker service, which modelplane up does not have",
         quiet=(False,),
@@ -276,7 +279,10 @@ ART: Table = {
         "not a storage setting modelplane reads (docs/storage.md lists them): it is passed over",
         keys=tuple(sorted(STORAGE_SETTINGS)),
     ),
-    "storage.schemaPath": warned("no model schema is read"),
+    "storage.schemaPath": warned(
+        "no model schema is read: ModelMesh's runtime adapters turn it into the model's metadata, and "
+        "modelplane's servers take the metadata from the model itself"
+    ),
     # Defaulting writes KServe's default tag when the user names none.
     "runtimeVersion": warned(
         "it is an image tag: the server installed here runs whatever the tag",

@@ -116,7 +116,8 @@ def _kserve_metadata(resource: dict) -> list[Unhonored]:
         return []
     annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
     labels = metadata.get("labels") if isinstance(metadata.get("labels"), dict) else {}
-    return [Unhonored(path, why) for path, why in unhonored_metadata(annotations, labels)]
+    model_mesh = deployment_mode(resource) == MODEL_MESH
+    return [Unhonored(path, why) for path, why in unhonored_metadata(annotations, labels, model_mesh)]
 
 
 def _dropped_initial_scales(resource: dict) -> list[Unhonored]:

@@ -19,6 +19,9 @@ from modelplane.api.constants import (
 from modelplane.api.scraping import SCRAPE_ANNOTATION
 from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import autoscaling_settings as scaling
+from modelplane.control.modelmesh import RUNTIME_ANNOTATION as MESH_RUNTIME
+from modelplane.control.modelmesh import SCHEMA_PATH_ANNOTATION as MESH_SCHEMA_PATH
+from modelplane.control.modelmesh import SECRET_KEY_ANNOTATION as MESH_SECRET_KEY
 from modelplane.kube.render import STOP_ANNOTATION
 from modelplane.local.api.field_dispositions import ONE_MACHINE, REVISION_ANNOTATIONS
 
@@ -75,15 +78,23 @@ _NOT_ACTED_ON = {
         "a new revision takes its share of the traffic at once when it is ready: there is no gradual rollout"
     ),
 }
+# ModelMesh Serving's annotations: what a ModelMesh service does with them; KServe reads none of them.
+_MESH_ACTED_ON = frozenset({MESH_SECRET_KEY, MESH_RUNTIME})
+_SCHEMA_NOT_READ = (
+    "the model's input and output schema is not read: ModelMesh's runtime adapters turn it into the "
+    "model's metadata, and modelplane's servers take the metadata from the model itself"
+)
+_MESH_ONLY = "a ModelMesh Serving annotation, read only for a service of deploymentMode ModelMesh"
 _CLUSTER_LOCAL = "the gateway serves every service on the address it listens on (modelplane up --host), cluster-local or not"
-_KNOWN = sorted(ACTED_ON | set(_NOT_ACTED_ON))
+_KNOWN = sorted(ACTED_ON | set(_NOT_ACTED_ON) | _MESH_ACTED_ON | {MESH_SCHEMA_PATH})
 
 
-def unhonored_metadata(annotations: dict, labels: dict) -> list[tuple[str, str]]:
-    """(path, why) for each of an InferenceService's annotations and labels above."""
+def unhonored_metadata(annotations: dict, labels: dict, model_mesh: bool = False) -> list[tuple[str, str]]:
+    """(path, why) for each of an InferenceService's annotations and labels above; `model_mesh`: the
+    service is a ModelMesh model."""
     found = []
     for key, value in annotations.items():
-        why = _annotation_not_acted_on(str(key), value)
+        why = _mesh_annotation(str(key), model_mesh) or _annotation_not_acted_on(str(key), value)
         if why:
             found.append((paths.join(["metadata", "annotations", key]), why))
     for label in VISIBILITY_LABELS:
@@ -92,7 +103,17 @@ def unhonored_metadata(annotations: dict, labels: dict) -> list[tuple[str, str]]
     return found
 
 
+def _mesh_annotation(key: str, model_mesh: bool) -> str | None:
+    if key == MESH_SCHEMA_PATH:
+        return _SCHEMA_NOT_READ if model_mesh else _MESH_ONLY
+    if key in _MESH_ACTED_ON and not model_mesh:
+        return _MESH_ONLY
+    return None
+
+
 def _annotation_not_acted_on(key: str, value: object) -> str | None:
+    if key in _MESH_ACTED_ON:
+        return None  # a ModelMesh service's (`_mesh_annotation` says the others')
     if key == scaling.INITIAL_SCALE:
         return scaling.ignored_initial_scale(value)
     if key in ACTED_ON:

@@ -211,7 +211,9 @@ class ModelMesh:
             return
         model.invalid, model.runtime = None, selection
         spec = mesh_model(model.isvc) or {}
-        wanted = WantedModel(storage_argument(spec), model_digest(spec))
+        digest = model_digest(spec)
+        # The replica answers as ModelMesh's runtimes do: with the version's id as the model_name.
+        wanted = WantedModel(storage_argument(spec), digest, model_revision_name(model.name, digest))
         pool_key = (model.namespace, selection.kind, selection.name)
         old_pool, old_wanted = model.pool, model.wanted
         if (wanted, pool_key) == (old_wanted, old_pool):
@@ -537,7 +539,8 @@ class ModelMesh:
             if not await server.folder.restore_previous(model.name, previous.digest):
                 continue
             # Its files are there for its digest, so nothing is fetched: the URI is not needed.
-            problem = await server.converge(model.name, WantedModel("", previous.digest))
+            revision = model_revision_name(model.name, previous.digest)
+            problem = await server.converge(model.name, WantedModel("", previous.digest, revision))
             location = pool.location(replica)
             if problem is not None:
                 server.failures.pop(model.name, None)

@@ -21,6 +21,8 @@ from .base import Backend, RemoteObject, no_model, only_model, relative_name, se
 
 
 class AzureBackend(Backend):
+    trust_hint = "give the endpoint's CA in REQUESTS_CA_BUNDLE"
+
     def __init__(self, location: Location, config: StorageConfig) -> None:
         super().__init__(location, config)
         blob = import_optional("azure.storage.blob", "azure")
@@ -85,7 +87,7 @@ class AzureBackend(Backend):
         settings = import_optional("azure.storage.blob", "azure").ContentSettings(content_type=content_type)
         self._container.upload_blob(key, data, overwrite=True, content_settings=settings)
 
-    def is_transient(self, exc: BaseException) -> bool:
+    def transient(self, exc: BaseException) -> bool:
         exceptions = self._exceptions
         if isinstance(exc, exceptions.HttpResponseError) and not isinstance(
             exc, exceptions.ResourceModifiedError
@@ -97,9 +99,9 @@ class AzureBackend(Backend):
             exceptions.ServiceResponseError,
             exceptions.IncompleteReadError,
         )
-        return isinstance(exc, transient) or super().is_transient(exc)
+        return isinstance(exc, transient) or super().transient(exc)
 
-    def explain(self, exc: BaseException) -> StorageError:
+    def describe(self, exc: BaseException) -> StorageError:
         exceptions, where = self._exceptions, self.location.display
         if isinstance(exc, exceptions.ResourceNotFoundError):
             return NotFoundError(f"{where}: the container or blob does not exist")
@@ -107,4 +109,4 @@ class AzureBackend(Backend):
             return AccessDeniedError(f"{where}: access denied; check the Azure credentials")
         if isinstance(exc, exceptions.ResourceModifiedError):
             return StorageError(f"{where}: the blob changed during the download; try again")
-        return super().explain(exc)
+        return super().describe(exc)

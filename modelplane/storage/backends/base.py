@@ -3,18 +3,22 @@ the buckets (S3, GCS, Azure Blob), writing an object (payload logs)."""
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .. import tls
 from ..checksum import Checksum
 from ..config import StorageConfig
 from ..errors import NotFoundError, StorageError, TransferError
 from ..uri import Location
 
 CHUNK = 1024 * 1024  # how much one read hands over
+
+log = logging.getLogger("modelplane.storage")
 
 
 @dataclass(frozen=True)
@@ -63,14 +67,28 @@ class Backend(ABC):
         """Whether `obj.checksum` still holds after reading it (it may not, for some encrypted objects)."""
         return True
 
+    # How to make the client trust an endpoint's certificate, for the error of one it does not trust.
+    trust_hint = "give the endpoint's CA in SSL_CERT_FILE"
+
     def is_transient(self, exc: BaseException) -> bool:
-        """Whether trying again may succeed."""
+        """Whether trying again may succeed: never after a TLS failure that lasts (an untrusted certificate)."""
+        return tls.lasting_failure(exc) is None and self.transient(exc)
+
+    def transient(self, exc: BaseException) -> bool:
+        """The backend's own judgement of `is_transient`."""
         if isinstance(exc, StorageError):
             return isinstance(exc, TransferError)
         return isinstance(exc, (ConnectionError, TimeoutError, OSError))
 
     def explain(self, exc: BaseException) -> StorageError:
         """A `StorageError` saying what went wrong, with no credential in it."""
+        failure = tls.lasting_failure(exc)
+        if failure is not None and not isinstance(exc, StorageError):
+            return StorageError(self.redact(tls.describe(failure, self.location.display, self.trust_hint)))
+        return self.describe(exc)
+
+    def describe(self, exc: BaseException) -> StorageError:
+        """The backend's own `explain`."""
         if isinstance(exc, StorageError):
             return exc
         return StorageError(
@@ -112,9 +130,13 @@ def relative_name(key: str, prefix: str) -> str | None:
     if not rest:
         return None
     parts = [p for p in rest.split("/") if p]
-    if any(p in (".", "..") for p in parts) or not parts:
-        return None  # never leave the model folder
-    return "/".join(parts)
+    if any(p in (".", "..") for p in parts):
+        # Never leave the model folder (KServe's initializer would write `..` keys outside it).
+        log.warning(
+            "skipping the object %s: a '.' or '..' in its key would place it outside the model folder", key
+        )
+        return None
+    return "/".join(parts) or None
 
 
 def no_model(location: Location, outside: str | None) -> NotFoundError:

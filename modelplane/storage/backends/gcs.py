@@ -29,6 +29,8 @@ REQUEST = {"retry": None, "timeout": (10, 60)}
 
 
 class GCSBackend(Backend):
+    trust_hint = "give the endpoint's CA in REQUESTS_CA_BUNDLE"
+
     def __init__(self, location: Location, config: StorageConfig) -> None:
         super().__init__(location, config)
         storage = import_optional("google.cloud.storage", "gcs")
@@ -112,7 +114,7 @@ class GCSBackend(Backend):
     def write(self, key: str, data: bytes, content_type: str) -> None:
         self._bucket.blob(key).upload_from_string(data, content_type=content_type, **REQUEST)
 
-    def is_transient(self, exc: BaseException) -> bool:
+    def transient(self, exc: BaseException) -> bool:
         exceptions = self._exceptions
         transient = (
             exceptions.TooManyRequests,
@@ -126,9 +128,9 @@ class GCSBackend(Backend):
         requests = import_optional("requests", "gcs")
         if isinstance(exc, requests.exceptions.RequestException):
             return True
-        return super().is_transient(exc)
+        return super().transient(exc)
 
-    def explain(self, exc: BaseException) -> StorageError:
+    def describe(self, exc: BaseException) -> StorageError:
         exceptions, where = self._exceptions, self.location.display
         if isinstance(exc, exceptions.NotFound):
             return NotFoundError(f"{where}: the bucket or object does not exist")
@@ -136,4 +138,4 @@ class GCSBackend(Backend):
             return AccessDeniedError(f"{where}: access denied; check the GCS credentials")
         if isinstance(exc, exceptions.PreconditionFailed):
             return StorageError(f"{where}: the object changed during the download; try again")
-        return super().explain(exc)
+        return super().describe(exc)

@@ -93,12 +93,12 @@ class HTTPBackend(Backend):
     def names_one_object(self, objects: list[RemoteObject]) -> bool:
         return True
 
-    def is_transient(self, exc: BaseException) -> bool:
+    def transient(self, exc: BaseException) -> bool:
         if isinstance(exc, _StatusError):
             return exc.status >= 500 or exc.status in (408, 429)
-        return isinstance(exc, (httpx.TransportError, TransferError)) or super().is_transient(exc)
+        return isinstance(exc, (httpx.TransportError, TransferError)) or super().transient(exc)
 
-    def explain(self, exc: BaseException) -> StorageError:
+    def describe(self, exc: BaseException) -> StorageError:
         where = self.location.display
         if isinstance(exc, _StatusError):
             if exc.status == 404:
@@ -108,7 +108,7 @@ class HTTPBackend(Backend):
             return StorageError(f"{where}: the server answered HTTP {exc.status}")
         if isinstance(exc, httpx.TransportError):
             return TransferError(f"{where}: {type(exc).__name__}: {self.redact(str(exc))}")
-        return super().explain(exc)
+        return super().describe(exc)
 
     def close(self) -> None:
         self._client.close()

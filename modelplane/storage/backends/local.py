@@ -52,5 +52,5 @@ class LocalFileBackend(Backend):
     def names_one_object(self, objects: list[RemoteObject]) -> bool:
         return True
 
-    def is_transient(self, exc: BaseException) -> bool:
+    def transient(self, exc: BaseException) -> bool:
         return False

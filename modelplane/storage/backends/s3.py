@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import tls
 from ..checksum import Checksum
 from ..config import StorageConfig
 from ..errors import (
@@ -48,6 +49,8 @@ _TRANSIENT = {
 
 
 class S3Backend(Backend):
+    trust_hint = "give its CA with ca_bundle (AWS_CA_BUNDLE), or turn verification off with verify_ssl: 0 (S3_VERIFY_SSL=0)"
+
     def __init__(self, location: Location, config: StorageConfig) -> None:
         super().__init__(location, config)
         boto3 = import_optional("boto3", "s3")
@@ -65,6 +68,8 @@ class S3Backend(Backend):
             raise ConfigurationError(
                 f"invalid S3 settings for {location.display}: {config.redact(str(exc))}"
             ) from None
+        # botocore retries a TLS failure as any connection error; one that lasts fails at once instead.
+        self._client.meta.events.register_first("needs-retry.s3", _stop_at_lasting_tls_failure)
         # Keys whose ETag turned out not to be an MD5 (server-side encryption with KMS or customer keys).
         self._opaque_etags: set[str] = set()
 
@@ -175,7 +180,7 @@ class S3Backend(Backend):
     def checksum_applies(self, obj: RemoteObject) -> bool:
         return obj.key not in self._opaque_etags
 
-    def is_transient(self, exc: BaseException) -> bool:
+    def transient(self, exc: BaseException) -> bool:
         errors = self._errors
         if isinstance(exc, errors.ClientError):
             code = exc.response.get("Error", {}).get("Code", "")
@@ -189,9 +194,9 @@ class S3Backend(Backend):
             errors.IncompleteReadError,
             errors.ResponseStreamingError,
         )
-        return isinstance(exc, transient) or super().is_transient(exc)
+        return isinstance(exc, transient) or super().transient(exc)
 
-    def explain(self, exc: BaseException) -> StorageError:
+    def describe(self, exc: BaseException) -> StorageError:
         errors, where = self._errors, self.location.display
         if isinstance(exc, errors.ClientError):
             code = exc.response.get("Error", {}).get("Code", "")
@@ -207,4 +212,10 @@ class S3Backend(Backend):
             return ConfigurationError(
                 f"{where}: no S3 credentials; set access_key_id/secret_access_key, AWS_ACCESS_KEY_ID, or anonymous"
             )
-        return super().explain(exc)
+        return super().describe(exc)
+
+
+def _stop_at_lasting_tls_failure(caught_exception: BaseException | None = None, **_: object) -> None:
+    """botocore's retry hook: raising the failure ends botocore's retries, with that failure."""
+    if caught_exception is not None and tls.lasting_failure(caught_exception) is not None:
+        raise caught_exception

@@ -286,3 +286,22 @@ def test_a_metric_knatives_hpa_class_takes_for_a_custom_one_is_said_to_scale_on_
         },
     }
     assert [path for path, why in found(graph) if "custom metric" in why] == ["spec.scaleMetric"]
+
+
+def test_modelmesh_annotations_are_said_where_nothing_reads_them():
+    annotations = {
+        "serving.kserve.io/secretKey": "localMinIO",
+        "serving.kserve.io/servingRuntime": "mm-sklearn",
+        "serving.kserve.io/schemaPath": "schema.json",
+    }
+    mesh = isvc({"predictor": {"sklearn": {"storageUri": "s3://b/m"}}})
+    mesh["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "ModelMesh", **annotations}
+    # A ModelMesh model acts on the key and the runtime; the schema is said not to be read.
+    [(path, why)] = found(mesh)
+    assert path == "metadata.annotations[serving.kserve.io/schemaPath]"
+    assert "schema is not read" in why
+    standard = isvc({"predictor": {"sklearn": {"storageUri": "s3://b/m"}}})
+    standard["metadata"]["annotations"] = annotations
+    assert {why for _, why in found(standard)} == {
+        "a ModelMesh Serving annotation, read only for a service of deploymentMode ModelMesh"
+    }
