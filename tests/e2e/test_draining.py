@@ -1,7 +1,7 @@
 """A revision or a replica that leaves the routes on `modelplane up` (a rollout, a delete, a scale down)
 answers the requests it holds before it stops, as Knative's queue-proxy drains a pod: none is cut, sent
 again to another replica, or refused. Scaling down takes idle replicas first. A graph's router replaced
-or deleted answers the requests it holds too (it finishes them on SIGTERM)."""
+or deleted is drained the same way: it gets SIGTERM once the requests it holds are answered."""
 
 from __future__ import annotations
 
@@ -209,6 +209,22 @@ def told_to_stop(platform: PlatformProcess, graph: str, revision: str) -> bool:
     return log.exists() and "modelplane router: draining" in log.read_text(errors="replace")
 
 
+def router_stopped_under_its_request(platform: PlatformProcess, graph: str, revision: str) -> bool:
+    """Whether a router that left the routes gets SIGTERM while it holds a request: without draining, a
+    moment after it left them (as `stopped_under_its_requests` sees of a replica)."""
+    wait_until(
+        lambda: f"default/{graph}: stopping router {revision}" in platform.log(),
+        "the router to leave the routes",
+        platform,
+    )
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        if told_to_stop(platform, graph, revision):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def request_through_a_router(
     platform: PlatformProcess, name: str, folder: Path, pool: ThreadPoolExecutor
 ) -> tuple[Future, str]:
@@ -227,27 +243,31 @@ def test_a_graph_router_replaced_by_an_update_answers_its_request_in_flight(plat
     with ThreadPoolExecutor(1) as pool:
         request, port = request_through_a_router(platform, "updated", tmp_path, pool)
         platform.apply(held_graph("updated-graph", "updated", timeout=100))  # a new router revision
-        wait_until(
-            lambda: told_to_stop(platform, "updated-graph", "updated-graph-router-00001"),
-            "the router before the update to be stopped",
-            platform,
-        )
+        stopped = router_stopped_under_its_request(platform, "updated-graph", "updated-graph-router-00001")
         (tmp_path / "release").touch()
         response = request.result()
+    assert not stopped
     assert (response.status_code, response.text) == answer("updated-predictor-00001", port)
     assert len(marks(tmp_path)) == 1  # answered by the router it went to, not sent again
+    wait_until(
+        lambda: told_to_stop(platform, "updated-graph", "updated-graph-router-00001"),
+        "the router before the update to be stopped once its request was answered",
+        platform,
+    )
 
 
 def test_a_deleted_graph_router_answers_its_request_in_flight(platform, tmp_path):
     with ThreadPoolExecutor(1) as pool:
         request, port = request_through_a_router(platform, "unrouted", tmp_path, pool)
         platform.cli("delete", "ig", "unrouted-graph")
-        wait_until(
-            lambda: told_to_stop(platform, "unrouted-graph", "unrouted-graph-router-00001"),
-            "the deleted graph's router to be stopped",
-            platform,
-        )
+        stopped = router_stopped_under_its_request(platform, "unrouted-graph", "unrouted-graph-router-00001")
         (tmp_path / "release").touch()
         response = request.result()
+    assert not stopped
     assert (response.status_code, response.text) == answer("unrouted-predictor-00001", port)
     assert len(marks(tmp_path)) == 1  # answered by the router it went to, not sent again
+    wait_until(
+        lambda: told_to_stop(platform, "unrouted-graph", "unrouted-graph-router-00001"),
+        "the deleted graph's router to be stopped once its request was answered",
+        platform,
+    )

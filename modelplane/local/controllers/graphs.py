@@ -3,7 +3,8 @@
 A graph waits until each InferenceService its steps name is ready, then runs `modelplane router` with
 the graph whose `serviceName`s are resolved to the services' URLs (`modelplane.control.graph_plan`).
 The router's command is the graph's revision: when a service's URL changes, or the spec does, a new
-revision starts, takes the host once it is ready, and the one before it is stopped. Any change of an
+revision starts, takes the host once it is ready, and the one before it is stopped once the gateway has
+no request in flight on it, as a service's revision is (`draining.py`). Any change of an
 InferenceService in the graph's namespace re-plans the graph, so it follows its services. The revisions
 are kept in a `RevisionLog`, so that after a restart of `modelplane up` a graph runs the same revision for
 the same command, and numbers a new one after every revision it had.
@@ -33,6 +34,7 @@ from modelplane.local.api.errors import NotFound
 from modelplane.local.api.store import Ref, Store
 from modelplane.local.api.unhonored_fields import unhonored_fields
 from modelplane.local.controllers.autoscaling import Autoscaling
+from modelplane.local.controllers.draining import Draining
 from modelplane.local.controllers.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.controllers.revision_log import RevisionLog
 from modelplane.local.gateway.routes import Backend, Route, inference_graph_routes, isvc_host
@@ -77,8 +79,9 @@ def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> di
             "127.0.0.1",
             "--port",
             str(ROUTER_PORT),
-            # The gateway stops routing to a router before it is stopped, so there is nothing to wait
-            # for: on SIGTERM it finishes the requests it holds and exits.
+            # The gateway stops routing to a router, and waits for the requests it has in flight on
+            # it, before it is stopped, so there is nothing to wait for: on SIGTERM it finishes what it
+            # still holds and exits.
             "--drain-seconds",
             "0",
         ],
@@ -105,7 +108,8 @@ def router_template(graph: dict, spec: dict, metadata: dict | None = None) -> di
 
 class GraphReconciler:
     """Runs on the platform's event loop next to the service reconciler; `on_routes` is called when
-    the graphs' routes (`routes()`) changed. Without a `revision_log` the revisions live in memory only."""
+    the graphs' routes (`routes()`) changed. Without a `revision_log` the revisions live in memory only;
+    without `draining` (the gateway's counters) a router that leaves the routes is stopped at once."""
 
     def __init__(
         self,
@@ -115,8 +119,10 @@ class GraphReconciler:
         autoscaling: Autoscaling | None = None,
         revision_log: RevisionLog | None = None,
         public: GatewayAddress | None = None,
+        draining: Draining | None = None,
     ) -> None:
         self.store = store
+        self.draining = draining or Draining(lambda: {}, settings.stop_grace)
         self.public = public or GatewayAddress(settings.gateway_port)  # for the statuses' URLs
         self.settings = settings
         self.on_routes = on_routes
@@ -308,14 +314,14 @@ class GraphReconciler:
         else:
             self.on_routes()  # a router just started, or the routed one's replicas changed
         for runner in graph.running.values():
-            runner.stop_removed()  # replicas scaled down, now out of the routes
+            self.draining.stop_removed(runner)  # replicas scaled down, now out of the routes
 
     def _retire_all_but(self, graph: _Graph, keep: str | None) -> None:
         for name in [name for name in graph.running if name != keep]:
             runner = graph.running.pop(name)
             self.autoscaling.forget(name)
             logger.info("%s/%s: stopping router %s", graph.namespace, graph.name, name)
-            task = asyncio.create_task(runner.stop())
+            task = asyncio.create_task(self.draining.stop_revision(runner))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
 

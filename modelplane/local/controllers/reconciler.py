@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -69,6 +68,7 @@ from modelplane.local.api.storage_credentials import StorageCredentials
 from modelplane.local.api.store import Ref, Store
 from modelplane.local.api.unhonored_fields import service_unhonored
 from modelplane.local.controllers.autoscaling import Autoscaling
+from modelplane.local.controllers.draining import Draining
 from modelplane.local.controllers.graphs import GraphReconciler
 from modelplane.local.controllers.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.controllers.modelmesh import ModelMesh
@@ -179,8 +179,16 @@ class Reconciler:
         self._awaited_graphs: set[Key] = set()
         self._retiring: set[asyncio.Task] = set()
         self._watches: list[asyncio.Task] = []
+        # What leaves the routes stops once the gateway has no request in flight on it.
+        self.draining = Draining(gateway.revision_stats, settings.stop_grace)
         self.graphs = GraphReconciler(
-            store, settings, self._update_routes, self.autoscaling, revision_log.of_graphs(), self.public
+            store,
+            settings,
+            self._update_routes,
+            self.autoscaling,
+            revision_log.of_graphs(),
+            self.public,
+            self.draining,
         )
         # ModelMesh services: models on their runtime's pool, loaded when used (controllers/modelmesh.py).
         self.modelmesh = ModelMesh(store, settings, self._update_routes, gateway.revision_stats)
@@ -285,7 +293,7 @@ class Reconciler:
         self._update_routes()
         for runner in service.running.values():
             # Replicas scaled down, now out of the routes: each stops once its requests are answered.
-            runner.stop_removed(functools.partial(self._replica_drained, runner.revision.name))
+            self.draining.stop_removed(runner)
         for revision_name in set(service.running) - self._wanted(service):
             self._retire(service, service.running.pop(revision_name))
         self._not_serving(service, isvc, self._write_status(ref, isvc, service))
@@ -666,29 +674,10 @@ class Reconciler:
         service.unstarted.discard(runner.revision.name)
         service.became_ready.discard(runner.revision.name)
         service.seen_ready.discard(runner.revision.name)
-        task = asyncio.create_task(self._drain_and_stop(runner))
+        task = asyncio.create_task(self.draining.stop_revision(runner))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
         return task
-
-    async def _drain_and_stop(self, runner: RevisionReplicas) -> None:
-        await self._drained(runner.revision.name, lambda stats: stats.in_flight == 0 and stats.queued == 0)
-        await runner.stop()
-        await runner.remove_model_folders()
-
-    async def _replica_drained(self, revision: str, address: str) -> None:
-        await self._drained(revision, lambda stats: address not in stats.busy_replicas)
-
-    async def _drained(self, revision: str, idle: Callable[[RevisionStats], bool]) -> None:
-        """Returns once the gateway's counts of `revision` are `idle` (or it has none), or after the
-        stop grace period."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.stop_grace
-        while loop.time() < deadline:
-            stats = self.gateway.revision_stats().get(revision)
-            if stats is None or idle(stats):
-                return
-            await asyncio.sleep(0.1)
 
     async def _tear_down(self, key: Key) -> None:
         service = self._services.pop(key, None)
