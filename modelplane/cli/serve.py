@@ -452,7 +452,7 @@ class _FolderFactory:
                 f"Model with name {model_name} is not in {self.model_dir}: a model is one of its subfolders"
             )
         folder = self.model_dir / model_name
-        if not folder.is_dir():
+        if not _is_dir(folder):
             raise LookupError(f"Model with name {model_name} is not in {self.model_dir}")
         model = _single_model(folder, self.runtime, model_name, self.args)
         if model is None:
@@ -468,6 +468,13 @@ class _FolderFactory:
             for folder in _model_folders(self.model_dir)
             if self.runtime is not None or detect_runtime(folder) is not None
         ]
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name longer than the file system takes (ENAMETOOLONG): no such folder
+        return False
 
 
 def _is_folder_name(name: str) -> bool:

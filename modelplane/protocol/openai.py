@@ -557,7 +557,7 @@ def _arguments(arguments: object, where: str) -> object:
         return arguments
     try:
         return json.loads(arguments)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         param = f"{where}.function.arguments"
         raise OpenAIError(f"{param} is not valid JSON: {exc}", param=param) from None
 

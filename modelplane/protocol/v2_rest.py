@@ -53,7 +53,7 @@ def _load_json(header: bytes | memoryview) -> object:
     try:
         document = json.loads(bytes(header))
         json.dumps(document, ensure_ascii=False).encode()  # refuses a lone surrogate, as orjson does
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep: refused by orjson for the same reason
         raise InvalidInput(f"the request body is not valid JSON: {refused}") from None
     return document
 

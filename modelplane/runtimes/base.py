@@ -113,6 +113,10 @@ def _objects_frame(instances: list):
         ) from None
     if not all(_is_object(instance) for instance in instances):
         raise InvalidInput("instances must be all objects or all lists, not a mix")
+    if not all(
+        isinstance(row, dict) for instance in instances if isinstance(instance, list) for row in instance
+    ):
+        raise InvalidInput("an instance that is a list of row objects must hold nothing but objects")
     if all(_is_row(instance) for instance in instances):
         return pandas.DataFrame.from_records(instances)
     try:

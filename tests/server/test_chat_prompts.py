@@ -79,6 +79,13 @@ def test_a_field_cannot_stand_in_for_the_role_or_the_content():
             {"role": "assistant", "tool_calls": [{**LOOKUP, "function": {"name": "f", "arguments": "{"}}]},
             "messages[0].tool_calls[0].function.arguments",
         ),
+        (
+            {
+                "role": "assistant",
+                "tool_calls": [{**LOOKUP, "function": {"name": "f", "arguments": "[" * 5000}}],
+            },
+            "messages[0].tool_calls[0].function.arguments",
+        ),
         ({"role": "tool", "tool_call_id": 1, "content": "ok"}, "messages[0].tool_call_id"),
         ({"role": "user", "name": 1, "content": "hi"}, "messages[0].name"),
     ],

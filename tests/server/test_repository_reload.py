@@ -110,6 +110,15 @@ def test_a_load_names_a_model_of_the_repository_never_a_path(repository_server, 
 
 
 @pytest.mark.parametrize("module", [triton_http, triton_grpc], ids=["http", "grpc"])
+def test_a_load_of_a_name_longer_than_a_file_name_can_be_is_not_found(repository_server, module):
+    """Longer than the file system's 255 bytes: no such folder, not an error of the server's own."""
+    client = _http(repository_server) if module is triton_http else _grpc(repository_server)
+    with pytest.raises(InferenceServerException, match="is not in") as refused:
+        client.load_model("x" * 300)
+    assert refused.value.status() in ("404", "StatusCode.NOT_FOUND")
+
+
+@pytest.mark.parametrize("module", [triton_http, triton_grpc], ids=["http", "grpc"])
 def test_the_index_lists_a_model_of_the_folder_never_loaded(sklearn_dir, tmp_path, module):
     repository = tmp_path / "repository"
     shutil.copytree(sklearn_dir, repository / "iris")

@@ -61,6 +61,20 @@ def test_client_faults_are_400_with_a_reason(iris_server):
         assert fragment in response.json()["error"], (body, response.json())
 
 
+@pytest.mark.parametrize(
+    ("instances", "fragment"),
+    [
+        ([[{"sepal_length": 5.1}, 2.8, 4.8, 1.4]], "must hold nothing but objects"),
+        ([[{"a": 1}, [1, 2]]], "must hold nothing but objects"),
+        ([[{"a": 1}], [{"a": 2}, None]], "must hold nothing but objects"),
+    ],
+)
+def test_a_list_of_row_objects_with_other_values_is_400(iris_server, instances, fragment):
+    response = httpx.post(iris_server.url + "/v1/models/iris:predict", json={"instances": instances})
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]
+
+
 def test_unknown_route_and_wrong_method(iris_server):
     assert httpx.get(iris_server.url + "/nowhere").status_code == 404
     wrong = httpx.get(iris_server.url + "/v1/models/iris:predict")

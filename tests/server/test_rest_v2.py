@@ -821,3 +821,16 @@ def test_a_lone_surrogate_is_not_valid_json_beside_a_nan_either(test_models_serv
     response = httpx.post(test_models_server.url + "/v2/models/echo/infer", content=body)
     assert response.status_code == 400
     assert response.json()["error"].startswith("the request body is not valid JSON: ")
+
+
+@pytest.mark.parametrize(
+    "nested",
+    [b"[" * 5000 + b"]" * 5000, b'{"a":' * 5000 + b"1" + b"}" * 5000],
+    ids=["arrays", "objects"],
+)
+def test_json_nested_too_deep_is_not_valid_json(test_models_server, nested):
+    # orjson refuses it past 1024 levels; Python's json, which reads what orjson refused, must too.
+    body = b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}], "id": %s}' % nested
+    response = httpx.post(test_models_server.url + "/v2/models/echo/infer", content=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"].startswith("the request body is not valid JSON: ")
