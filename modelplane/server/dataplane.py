@@ -122,10 +122,12 @@ class DataPlane:
         return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
 
     def model_metadata(self, name: str) -> dict:
+        """A model's V2 metadata, under the name it answers as (a repository load's `model_id`, where
+        one was given)."""
         model = self.repository.get(name).model
         version = getattr(model, "version", None)
         return {
-            "name": name,
+            "name": model.name,
             "versions": [version] if version else [],
             "platform": getattr(model, "platform", ""),
             "inputs": model.get_input_types(),

@@ -311,7 +311,7 @@ class RESTServer:
                 dataplane.repository.get_ready(name)  # raises ModelNotReady, with the reason
             if version is not None:
                 dataplane.resolve(name, version)
-            return json_response({"name": name, "ready": True})
+            return json_response({"name": dataplane.repository.get(name).model.name, "ready": True})
         if rest == ["infer"]:
             if method != "POST":
                 return _method_not_allowed("POST")

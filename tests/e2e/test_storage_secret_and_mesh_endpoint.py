@@ -292,6 +292,11 @@ def test_the_mesh_endpoint_routes_rest_by_header_and_by_path(platform):
     assert response.json()["model_name"] == version
     own_host = platform.request("POST", "mesh-iris.default.localhost", "/v2/models/mesh-iris/infer", json=v2)
     assert own_host.json()["model_name"] == version
+    # Its metadata too: ModelMesh puts the version's id in the runtime's metadata request.
+    for host in (ENDPOINT, "mesh-iris.default.localhost"):
+        metadata = platform.request("GET", host, "/v2/models/mesh-iris")
+        assert metadata.status_code == 200, metadata.text
+        assert metadata.json()["name"] == version
     url = f"{platform.gateway_url}/v1/models/mesh-iris:predict"
     body = {"instances": IRIS.tolist()}
     by_version = httpx.post(url, json=body, headers={"host": ENDPOINT, "mm-model-id": version}, timeout=60)
@@ -320,6 +325,8 @@ def test_the_mesh_endpoint_routes_grpc_by_metadata_and_by_the_model_name(platfor
         by_name = stub.ModelInfer(infer_request("mesh-iris"), timeout=120)
         assert classes(by_name) == [1, 1]
         assert by_name.model_name.startswith("mesh-iris__isvc-")  # ModelMesh's id of the version
+        metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name="mesh-iris"), timeout=60)
+        assert metadata.name == by_name.model_name
         assert stub.ModelReady(pb.ModelReadyRequest(name="mesh-iris"), timeout=60).ready
         with pytest.raises(grpc.RpcError) as refused:
             stub.ServerLive(pb.ServerLiveRequest(), timeout=60)

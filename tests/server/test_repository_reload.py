@@ -187,6 +187,13 @@ def test_a_load_with_a_model_id_answers_as_that_id(repository_server):
         assert answer.json()["model_name"] == "other__isvc-0123456789"
         grpc_answer = _grpc(repository_server).infer("other", _iris_input(triton_grpc))
         assert grpc_answer.get_response().model_name == "other__isvc-0123456789"
+        # Its metadata and readiness name it so too: ModelMesh puts the id in the runtime's metadata
+        # request, and the runtime answers with the only name it knows the model by.
+        metadata = httpx.get(f"{repository_server.url}/v2/models/other").json()
+        assert metadata["name"] == "other__isvc-0123456789"
+        assert _grpc(repository_server).get_model_metadata("other").name == "other__isvc-0123456789"
+        ready = httpx.get(f"{repository_server.url}/v2/models/other/ready")
+        assert ready.json() == {"name": "other__isvc-0123456789", "ready": True}
         refused = httpx.post(url, json={"parameters": {"model_id": 7}})
         assert refused.status_code == 400
         assert "'model_id' must be a string" in refused.json()["error"]
