@@ -355,8 +355,8 @@ class RESTServer:
             name = parts[1]
             parameters = v2_repository.rest_parameters(request.body)
             if parts[2] == "load":
-                model_id = v2_repository.check_load_parameters(parameters)
-                await repository.load(name, model_id)
+                load = v2_repository.check_load_parameters(parameters)
+                await repository.load(name, load.model_id, load.schema)
                 return json_response({"name": name, "load": True})
             v2_repository.check_unload_parameters(parameters)
             await repository.unload(name)
