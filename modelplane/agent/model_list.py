@@ -25,6 +25,9 @@ class WantedModel:
     digest: str
     # The id the model answers as, where it is not its name (ModelMesh's `<name>__isvc-<digest>`).
     model_id: str = ""
+    # Where its schema file is fetched from, as `storage_uri` says where the model is ("": it has none):
+    # ModelMesh's `schemaPath`, the inputs and outputs of its metadata.
+    schema_uri: str = ""
 
 
 class ModelListError(ValueError):

@@ -38,10 +38,14 @@ class RepositoryClient:
             raise RepositoryError(f"the repository index is not JSON: {response.text[:200]}") from None
         return [entry for entry in index if isinstance(entry, dict)] if isinstance(index, list) else []
 
-    async def load(self, name: str, model_id: str = "") -> None:
-        """Loads `name`; with `model_id`, the model answers as that id (modelplane's load parameter)."""
+    async def load(self, name: str, model_id: str = "", schema: str | None = None) -> None:
+        """Loads `name`; with `model_id`, the model answers as that id, and with `schema` (the text of a
+        ModelMesh schema file) its metadata gives those inputs and outputs (modelplane's load parameters)."""
         path = f"/v2/repository/models/{name}/load"
-        body = {"parameters": {"model_id": model_id}} if model_id else {}
+        parameters = {"model_id": model_id} if model_id else {}
+        if schema is not None:
+            parameters["schema"] = schema
+        body = {"parameters": parameters} if parameters else {}
         if self.load_timeout is None:
             await self._post(path, body=body)
             return

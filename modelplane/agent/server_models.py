@@ -135,7 +135,7 @@ class ServerModels:
             self.note(f"trained model {name}: fetching {model.storage_uri}")
             logger.info("%sfetching trained model %s from %s", self._prefix, name, model.storage_uri)
             await self.folder.fill(name, model, self.fetch)
-        await self.repository.load(name, model.model_id)
+        await self.repository.load(name, model.model_id, self.folder.schema_text(name))
         self.held[name] = model.digest
         self.note(f"trained model {name}: loaded")
         logger.info("%strained model %s loaded", self._prefix, name)

@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from modelplane.api import components
 from modelplane.api import conditions as c
@@ -106,6 +107,10 @@ def mesh_model(isvc: dict) -> dict | None:
     storage = model.get("storage") or {}
     if key and not storage.get("key"):
         model = {**model, "storage": {**storage, "key": key}}
+    schema_path = annotations.get(SCHEMA_PATH_ANNOTATION)
+    storage = model.get("storage") or {}
+    if schema_path and not storage.get("schemaPath"):
+        model = {**model, "storage": {**storage, "schemaPath": schema_path}}
     runtime = annotations.get(RUNTIME_ANNOTATION)
     if runtime and name != "model" and not model.get("runtime"):
         model = {**model, "runtime": runtime}
@@ -131,6 +136,7 @@ def storage_argument(model: dict) -> str:
     not fetch (hf://, oci://, a local path) is the URI alone."""
     uri = str(model.get("storageUri") or "")
     storage = dict(model.get("storage") or {})
+    storage.pop("schemaPath", None)  # a file of its own: `schema_argument`
     parameters = storage.get("parameters") or {}
     kind = _storage_type(uri)
     if not storage.get("key") and "type" not in parameters and kind:
@@ -138,6 +144,45 @@ def storage_argument(model: dict) -> str:
     if not storage:
         return uri
     return json.dumps({"storage": storage, "storageUri": model.get("storageUri")}, sort_keys=True)
+
+
+def schema_argument(model: dict) -> str:
+    """Where the model's schema file is (`storage.schemaPath`, which `mesh_model` fills from the
+    annotation), as `storage_argument` writes where the model is: "" for a model without one. The
+    path is in the storage the model is in, as ModelMesh's puller reads it: the spec's bucket,
+    container or claim, or those of the storageUri (an http one's host). RuntimeSelectionError
+    (InvalidPredictorSpec) for a storageUri that is no such storage."""
+    storage = dict(model.get("storage") or {})
+    schema_path = str(storage.pop("schemaPath", None) or "").lstrip("/")
+    if not schema_path:
+        return ""
+    uri = str(model.get("storageUri") or "")
+    if not uri:
+        return storage_argument({**model, "storage": {**storage, "path": schema_path}})
+    base = _storage_root(uri)
+    if base is None:
+        raise RuntimeSelectionError(
+            c.INVALID_PREDICTOR_SPEC,
+            f"storage.schemaPath names a file in the storage the model is in, and storageUri {uri} is "
+            "none ModelMesh fetches from (s3://, gs://, pvc://, http(s)://, Azure Blob)",
+            "the schemaPath of a model whose storageUri is not in a bucket, container, claim or web server",
+        )
+    root, query = base
+    return storage_argument({**model, "storage": storage, "storageUri": f"{root}/{schema_path}{query}"})
+
+
+def _storage_root(uri: str) -> tuple[str, str] | None:
+    """The storage a storageUri is in, as ModelMesh Serving reads it, and the URI's query (an Azure SAS
+    token, say): `s3://bucket`, `gs://bucket`, `pvc://claim`, an http server, or an Azure account's
+    container. None for a URI of another scheme."""
+    kind = _storage_type(uri)
+    if kind is None:
+        return None
+    parts = urlsplit(uri)
+    root = f"{parts.scheme}://{parts.netloc}"
+    if kind == "azure":
+        root += "/" + parts.path.lstrip("/").partition("/")[0]
+    return root, f"?{parts.query}" if parts.query else ""
 
 
 def _storage_type(uri: str) -> str | None:

@@ -4,31 +4,55 @@ Triton's load takes a model configuration (`config`) and model files (`file:<pat
 repository's; modelplane builds a model only from its folder, so a load that carries them is refused
 rather than answered with a model other than the one asked for. modelplane's own `model_id` (a string)
 is the id the model answers as, its responses' `model_name`, where that is not its name: ModelMesh's
-runtimes load a model under its concrete id (`<name>__isvc-<digest>`) and answer with it. An unload's `unload_dependents` is
+runtimes load a model under its concrete id (`<name>__isvc-<digest>`) and answer with it. Its own
+`schema` (a string) is the text of a ModelMesh model schema file (model_schema.py): the model's metadata
+then gives its inputs and outputs, as ModelMesh's runtime adapters make it. An unload's `unload_dependents` is
 honoured: no model here depends on another (there are no ensembles), so there is nothing more to unload.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.model_schema import ModelSchema, ModelSchemaError, parse_model_schema
 
 _FILE_PREFIX = "file:"
 MODEL_ID = "model_id"
+SCHEMA = "schema"
+_KNOWN = (MODEL_ID, SCHEMA)
 
 
-def check_load_parameters(parameters: dict[str, Any]) -> str | None:
-    """The `model_id` a load names (None: none); refuses (InvalidInput) any other parameter, naming each."""
-    reasons = [_load_refusal(key) for key in parameters if key != MODEL_ID]
+@dataclass(frozen=True)
+class LoadParameters:
+    """What a load's parameters ask for: the id the model answers as, and the schema of its metadata
+    (None: none given)."""
+
+    model_id: str | None = None
+    schema: ModelSchema | None = None
+
+
+def check_load_parameters(parameters: dict[str, Any]) -> LoadParameters:
+    """The `model_id` and `schema` a load names; refuses (InvalidInput) any other parameter, naming each,
+    and a schema that is not one (a load failure, as ModelMesh's adapters fail it)."""
+    reasons = [_load_refusal(key) for key in parameters if key not in _KNOWN]
     model_id = parameters.get(MODEL_ID)
     if model_id is not None and (not isinstance(model_id, str) or not model_id):
         reasons.append(f"load parameter {MODEL_ID!r} must be a string that is not empty")
+    text, schema = parameters.get(SCHEMA), None
+    if text is not None and not isinstance(text, str):
+        reasons.append(f"load parameter {SCHEMA!r} must be a string: the text of a model schema file")
+    elif text is not None:
+        try:
+            schema = parse_model_schema(text)
+        except ModelSchemaError as exc:
+            reasons.append(f"Error parsing schema file: {exc}")
     if reasons:
         raise InvalidInput("; ".join(reasons))
-    return model_id
+    return LoadParameters(model_id, schema)
 
 
 def _load_refusal(key: str) -> str:
@@ -42,7 +66,9 @@ def _load_refusal(key: str) -> str:
             f"load parameter {key!r}: modelplane does not take model files in a load request; put them "
             "in the model's folder and load it by name"
         )
-    return f"load parameter {key!r} is not one modelplane knows (a load takes only {MODEL_ID!r})"
+    return (
+        f"load parameter {key!r} is not one modelplane knows (a load takes only {MODEL_ID!r} and {SCHEMA!r})"
+    )
 
 
 def check_unload_parameters(parameters: dict[str, Any]) -> None:

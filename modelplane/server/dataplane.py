@@ -10,6 +10,7 @@ import grpc
 
 from modelplane import __version__
 from modelplane.protocol.errors import ModelNotFound, ModelplaneError, RequestTimedOut
+from modelplane.protocol.model_schema import ModelSchema
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_parameters import request_timeout
 from modelplane.server import metrics
@@ -122,14 +123,17 @@ class DataPlane:
         return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
 
     def model_metadata(self, name: str) -> dict:
-        model = self.repository.get(name).model
+        """A model's V2 metadata, under the name it answers as (a repository load's `model_id`, where
+        one was given), its inputs and outputs those of the schema it was loaded with, if any."""
+        served = self.repository.get(name)
+        model, schema = served.model, served.schema or ModelSchema()
         version = getattr(model, "version", None)
         return {
-            "name": name,
+            "name": model.name,
             "versions": [version] if version else [],
             "platform": getattr(model, "platform", ""),
-            "inputs": model.get_input_types(),
-            "outputs": model.get_output_types(),
+            "inputs": model.get_input_types() if schema.inputs is None else schema.inputs,
+            "outputs": model.get_output_types() if schema.outputs is None else schema.outputs,
         }
 
     def request_metrics(self, name: str) -> metrics.ModelMetrics:

@@ -162,7 +162,8 @@ class InferenceServicer:
     ) -> pb.RepositoryModelLoadResponse:
         name = _model_name(request)
         parameters = v2_repository.grpc_parameters(request.parameters)
-        await self.repository.load(name, v2_repository.check_load_parameters(parameters))
+        load = v2_repository.check_load_parameters(parameters)
+        await self.repository.load(name, load.model_id, load.schema)
         return pb.RepositoryModelLoadResponse(model_name=name, isLoaded=True)
 
     async def RepositoryModelUnload(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelplane.protocol.errors import ModelNotFound, ModelNotReady
+from modelplane.protocol.model_schema import ModelSchema
 from modelplane.server.model import Model, stage_runners
 
 logger = logging.getLogger("modelplane.server")
@@ -22,12 +23,14 @@ ModelFactory = Callable[[str], Model]
 class ServedModel:
     """A model with its stages prepared for calling, and why it failed to load if it did."""
 
-    __slots__ = ("model", "stages", "load_error")
+    __slots__ = ("model", "stages", "load_error", "schema")
 
     def __init__(self, model: Model):
         self.model = model
         self.stages = stage_runners(model)
         self.load_error: str | None = None
+        # The schema it was loaded with (a repository load's `schema`): its metadata's inputs and outputs.
+        self.schema: ModelSchema | None = None
 
 
 class ModelRepository:
@@ -99,11 +102,14 @@ class ModelRepository:
             return []
         return [name for name in available() if name not in self._served and name not in self._unloaded]
 
-    async def load(self, name: str, model_id: str | None = None) -> ServedModel:
+    async def load(
+        self, name: str, model_id: str | None = None, schema: ModelSchema | None = None
+    ) -> ServedModel:
         """Load (or reload) a model by name; ModelNotReady says why if it fails. A model that was
         unloaded is loaded again, as Triton does, whether or not the server has a folder of models.
         `model_id`: the id the model answers as (its responses' `model_name`), requests still naming it
-        `name`, as a ModelMesh runtime answers with the concrete id it loaded the model under."""
+        `name`, as a ModelMesh runtime answers with the concrete id it loaded the model under.
+        `schema`: the inputs and outputs its metadata gives, as a ModelMesh runtime adapter makes them."""
         async with self._load_lock:
             served = self._served.get(name)
             if served is None:
@@ -111,6 +117,7 @@ class ModelRepository:
                 self._unloaded.pop(name, None)
             if model_id:
                 served.model.name = model_id
+            served.schema = schema
             await load_model(served)
             if not served.model.ready:
                 raise ModelNotReady(name, served.load_error)

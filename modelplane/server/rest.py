@@ -311,7 +311,7 @@ class RESTServer:
                 dataplane.repository.get_ready(name)  # raises ModelNotReady, with the reason
             if version is not None:
                 dataplane.resolve(name, version)
-            return json_response({"name": name, "ready": True})
+            return json_response({"name": dataplane.repository.get(name).model.name, "ready": True})
         if rest == ["infer"]:
             if method != "POST":
                 return _method_not_allowed("POST")
@@ -355,8 +355,8 @@ class RESTServer:
             name = parts[1]
             parameters = v2_repository.rest_parameters(request.body)
             if parts[2] == "load":
-                model_id = v2_repository.check_load_parameters(parameters)
-                await repository.load(name, model_id)
+                load = v2_repository.check_load_parameters(parameters)
+                await repository.load(name, load.model_id, load.schema)
                 return json_response({"name": name, "load": True})
             v2_repository.check_unload_parameters(parameters)
             await repository.unload(name)

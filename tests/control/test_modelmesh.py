@@ -3,6 +3,8 @@ model status as ModelMesh reports it."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from modelplane.api import RuntimeSelectionError, builtin_cluster_runtimes
@@ -10,8 +12,10 @@ from modelplane.control.modelmesh import (
     MeshModelState,
     deployment_mode,
     mesh_model,
+    model_digest,
     model_status,
     pool_spec,
+    schema_argument,
     select_pool_runtime,
     storage_argument,
 )
@@ -378,6 +382,65 @@ def test_a_storage_uri_without_a_key_reads_the_default_entry_of_its_type(uri, en
     assert (
         model_source(storage_argument({"storageUri": uri}), lambda: CredentialStore(documents={})).uri == uri
     )
+
+
+@pytest.mark.parametrize(
+    ("uri", "schema_uri"),
+    [
+        ("s3://models/sklearn/iris", "s3://models/schemas/iris.json"),
+        ("gs://models/iris", "gs://models/schemas/iris.json"),
+        ("pvc://claim/sklearn/iris", "pvc://claim/schemas/iris.json"),
+        ("https://example.com:8443/models/iris.joblib", "https://example.com:8443/schemas/iris.json"),
+        (
+            "https://acct.blob.core.windows.net/models/iris?sv=x",
+            "https://acct.blob.core.windows.net/models/schemas/iris.json?sv=x",
+        ),
+    ],
+)
+def test_a_schema_path_is_in_the_storage_the_model_is_in(uri, schema_uri):
+    """ModelMesh Serving's schemaPath: a path in the bucket, claim, web server or Azure container of
+    the storageUri (its puller fetches it from the same storage), with the model's credentials."""
+    from modelplane.local.controllers.trained_models import model_source
+    from modelplane.storage import CredentialStore
+
+    store = CredentialStore(documents={"key": {"endpoint_url": "http://127.0.0.1:9000"}})
+    model = {"storageUri": uri, "storage": {"key": "key", "schemaPath": "/schemas/iris.json"}}
+    source = model_source(schema_argument(model), lambda: store)
+    assert (source.uri, source.config["endpoint_url"]) == (schema_uri, "http://127.0.0.1:9000")
+    assert model_source(storage_argument(model), lambda: store).uri == uri  # the model's own
+
+
+def test_a_schema_path_of_a_storage_spec_is_a_path_in_its_bucket():
+    from modelplane.local.controllers.trained_models import model_source
+    from modelplane.storage import CredentialStore
+
+    store = CredentialStore(documents={"minio": {"type": "s3", "bucket": "models"}})
+    model = {"storage": {"key": "minio", "path": "sklearn/iris", "schemaPath": "schemas/iris.json"}}
+    assert model_source(schema_argument(model), lambda: store).uri == "s3://models/schemas/iris.json"
+    assert model_source(storage_argument(model), lambda: store).uri == "s3://models/sklearn/iris"
+    assert schema_argument({"storage": {"key": "minio", "path": "sklearn/iris"}}) == ""
+
+
+def test_the_schema_path_annotation_is_the_models_schema_and_changes_its_version():
+    """ModelMesh Serving's `serving.kserve.io/schemaPath`, where `storage.schemaPath` is not given."""
+    annotations = {"serving.kserve.io/deploymentMode": "ModelMesh", "serving.kserve.io/schemaPath": "s.json"}
+    isvc = _isvc({"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://b/iris"}}, annotations)
+    model = mesh_model(isvc)
+    assert model["storage"] == {"schemaPath": "s.json"}
+    assert schema_argument(model) == json.dumps(
+        {"storage": {"parameters": {"type": "s3"}}, "storageUri": "s3://b/s.json"}, sort_keys=True
+    )
+    without = _isvc({"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://b/iris"}})
+    assert model_digest(model) != model_digest(mesh_model(without))
+    isvc["spec"]["predictor"]["model"]["storage"] = {"schemaPath": "own.json"}
+    assert mesh_model(isvc)["storage"] == {"schemaPath": "own.json"}  # the field wins
+
+
+def test_a_schema_path_beside_a_storage_uri_of_no_storage_is_an_invalid_spec():
+    with pytest.raises(RuntimeSelectionError) as caught:
+        schema_argument({"storageUri": "/models/iris", "storage": {"schemaPath": "s.json"}})
+    assert caught.value.reason == "InvalidPredictorSpec"
+    assert "storageUri /models/iris is none ModelMesh fetches from" in caught.value.message
 
 
 def test_an_invalid_spec_leaves_the_loaded_version_serving_and_ready():

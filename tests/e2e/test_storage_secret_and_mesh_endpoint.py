@@ -292,6 +292,11 @@ def test_the_mesh_endpoint_routes_rest_by_header_and_by_path(platform):
     assert response.json()["model_name"] == version
     own_host = platform.request("POST", "mesh-iris.default.localhost", "/v2/models/mesh-iris/infer", json=v2)
     assert own_host.json()["model_name"] == version
+    # Its metadata too: ModelMesh puts the version's id in the runtime's metadata request.
+    for host in (ENDPOINT, "mesh-iris.default.localhost"):
+        metadata = platform.request("GET", host, "/v2/models/mesh-iris")
+        assert metadata.status_code == 200, metadata.text
+        assert metadata.json()["name"] == version
     url = f"{platform.gateway_url}/v1/models/mesh-iris:predict"
     body = {"instances": IRIS.tolist()}
     by_version = httpx.post(url, json=body, headers={"host": ENDPOINT, "mm-model-id": version}, timeout=60)
@@ -320,6 +325,8 @@ def test_the_mesh_endpoint_routes_grpc_by_metadata_and_by_the_model_name(platfor
         by_name = stub.ModelInfer(infer_request("mesh-iris"), timeout=120)
         assert classes(by_name) == [1, 1]
         assert by_name.model_name.startswith("mesh-iris__isvc-")  # ModelMesh's id of the version
+        metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name="mesh-iris"), timeout=60)
+        assert metadata.name == by_name.model_name
         assert stub.ModelReady(pb.ModelReadyRequest(name="mesh-iris"), timeout=60).ready
         with pytest.raises(grpc.RpcError) as refused:
             stub.ServerLive(pb.ServerLiveRequest(), timeout=60)
@@ -336,6 +343,69 @@ def test_the_mesh_endpoint_routes_grpc_by_metadata_and_by_the_model_name(platfor
             client.infer("missing", [tensor])
     finally:
         client.close()
+
+
+SCHEMA = {
+    "inputs": [{"name": "sepals_and_petals", "datatype": "FP32", "shape": [-1, 4]}],
+    "outputs": [{"name": "species", "datatype": "INT64", "shape": [-1]}],
+}
+
+
+def test_a_mesh_models_schema_file_gives_its_metadata(platform, s3):
+    """ModelMesh Serving's `storage.schemaPath` (else the `serving.kserve.io/schemaPath` annotation):
+    a JSON file in the model's storage whose inputs and outputs ModelMesh's runtime adapters make the
+    model's metadata. One that is missing or malformed fails the load, with why."""
+    client = s3_client(s3.url)
+    client.put_object(Bucket=BUCKET, Key="schemas/iris.json", Body=json.dumps(SCHEMA).encode())
+    client.put_object(Bucket=BUCKET, Key="schemas/broken.json", Body=b'{"inputs": [{"shape": "4"}]}')
+    by_field = isvc("schema-iris", mesh=True)
+    by_field["spec"]["predictor"]["model"]["storage"]["schemaPath"] = "schemas/iris.json"
+    by_annotation = isvc("annotated-schema-iris", mesh=True)
+    by_annotation["metadata"]["annotations"].update(
+        {"serving.kserve.io/secretKey": "e2eS3", "serving.kserve.io/schemaPath": "schemas/iris.json"}
+    )
+    by_annotation["spec"]["predictor"]["model"] = {
+        "modelFormat": {"name": "sklearn"},
+        "storageUri": f"s3://{BUCKET}/sklearn/iris",
+    }
+    missing = isvc("missing-schema-iris", mesh=True)
+    missing["spec"]["predictor"]["model"]["storage"]["schemaPath"] = "schemas/missing.json"
+    broken = isvc("broken-schema-iris", mesh=True)
+    broken["spec"]["predictor"]["model"]["storage"]["schemaPath"] = "schemas/broken.json"
+    applied = platform.apply(storage_secret(s3.url), RUNTIME, by_field, by_annotation, missing, broken)
+    assert "schemaPath" not in applied.stderr  # acted on: nothing to warn of
+
+    for name in ("schema-iris", "annotated-schema-iris"):
+        metadata = platform.request("GET", f"{name}.default.localhost", f"/v2/models/{name}")
+        assert metadata.status_code == 200, metadata.text
+        assert metadata.json()["name"].startswith(f"{name}__isvc-")
+        assert (metadata.json()["inputs"], metadata.json()["outputs"]) == (
+            SCHEMA["inputs"],
+            SCHEMA["outputs"],
+        )
+        assert predict_v1(platform, f"{name}.default.localhost", name).json() == {"predictions": [1, 1]}
+    options = [("grpc.default_authority", ENDPOINT)]
+    with grpc.insecure_channel(gateway_target(platform), options=options) as channel:
+        metadata = InferenceStub(channel).ModelMetadata(
+            pb.ModelMetadataRequest(name="schema-iris"), timeout=60
+        )
+    assert [(tensor.name, list(tensor.shape)) for tensor in metadata.inputs] == [
+        ("sepals_and_petals", [-1, 4])
+    ]
+
+    for name, why in (
+        ("missing-schema-iris", "the model's schema could not be fetched"),
+        (
+            "broken-schema-iris",
+            "Error parsing schema file: Unable to parse model schema JSON: inputs[0].shape",
+        ),
+    ):
+        response = predict_v1(platform, f"{name}.default.localhost", name)
+        assert response.status_code == 503, response.text
+        assert why in response.json()["error"]
+        status = json.loads(platform.cli("get", "isvc", name, "-o", "json").stdout)["status"]
+        assert status["modelStatus"]["lastFailureInfo"]["reason"] == "ModelLoadFailed"
+        assert why in status["modelStatus"]["lastFailureInfo"]["message"]
 
 
 def test_the_seeds_modelmesh_example_is_served_as_written(platform):

@@ -3,6 +3,7 @@ one model from `--model-dir`, a folder of models, or a multi-model server with a
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import httpx
@@ -196,6 +197,13 @@ def test_a_load_with_a_model_id_answers_as_that_id(repository_server):
         assert answer.json()["model_name"] == "other__isvc-0123456789"
         grpc_answer = _grpc(repository_server).infer("other", _iris_input(triton_grpc))
         assert grpc_answer.get_response().model_name == "other__isvc-0123456789"
+        # Its metadata and readiness name it so too: ModelMesh puts the id in the runtime's metadata
+        # request, and the runtime answers with the only name it knows the model by.
+        metadata = httpx.get(f"{repository_server.url}/v2/models/other").json()
+        assert metadata["name"] == "other__isvc-0123456789"
+        assert _grpc(repository_server).get_model_metadata("other").name == "other__isvc-0123456789"
+        ready = httpx.get(f"{repository_server.url}/v2/models/other/ready")
+        assert ready.json() == {"name": "other__isvc-0123456789", "ready": True}
         refused = httpx.post(url, json={"parameters": {"model_id": 7}})
         assert refused.status_code == 400
         assert "'model_id' must be a string" in refused.json()["error"]
@@ -209,3 +217,38 @@ def _iris_input(module) -> list:
     tensor = module.InferInput("input-0", [2, 4], "FP32")
     tensor.set_data_from_numpy(iris_array())
     return [tensor]
+
+
+def test_a_load_with_a_schema_gives_the_metadata_its_inputs_and_outputs(repository_server):
+    """modelplane's `schema` load parameter, the text of a ModelMesh schema file: the model's metadata
+    gives its inputs and outputs (those it leaves out stay the model's own), as ModelMesh's runtime
+    adapters write them into the runtime's model configuration; a malformed one fails the load."""
+    url = f"{repository_server.url}/v2/repository/models/other/load"
+    inputs = [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]
+    outputs = [{"name": "species", "datatype": "INT64", "shape": [-1]}]
+    schema = json.dumps({"inputs": inputs, "outputs": outputs})
+    try:
+        assert httpx.post(url, json={"parameters": {"schema": schema}}).status_code == 200
+        metadata = httpx.get(f"{repository_server.url}/v2/models/other").json()
+        assert (metadata["name"], metadata["inputs"], metadata["outputs"]) == ("other", inputs, outputs)
+        grpc_metadata = _grpc(repository_server).get_model_metadata("other", as_json=True)
+        assert grpc_metadata["inputs"] == [{**inputs[0], "shape": ["-1", "4"]}]
+        assert _predict(_http(repository_server), triton_http, "other") == [1, 1]
+
+        inputs_only = json.dumps({"inputs": inputs})
+        assert httpx.post(url, json={"parameters": {"schema": inputs_only}}).status_code == 200
+        assert httpx.get(f"{repository_server.url}/v2/models/other").json()["outputs"] == []
+
+        malformed = httpx.post(url, json={"parameters": {"schema": '{"inputs": [{"shape": "4"}]}'}})
+        assert malformed.status_code == 400
+        assert malformed.json()["error"] == (
+            "Error parsing schema file: Unable to parse model schema JSON: inputs[0].shape must be a "
+            'list of whole numbers, not "4"'
+        )
+        # A load without one gives the model's own metadata back.
+        assert httpx.post(url, json={}).status_code == 200
+        assert httpx.get(f"{repository_server.url}/v2/models/other").json()["inputs"] == []
+    finally:
+        client = _http(repository_server)
+        client.unload_model("other")
+        client.load_model("other")

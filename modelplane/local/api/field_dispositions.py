@@ -242,6 +242,11 @@ COMPONENT: Table = {
     "storageContainerName": warned("the storage initializer is modelplane's own"),
 }
 
+SCHEMA_FOR_MODEL_MESH = (
+    "only ModelMesh reads a model's schema file (the inputs and outputs of a ModelMesh model's metadata); "
+    "KServe's storage initializer does not fetch it"
+)
+
 # A predictor's `model` (and each framework shorthand): a container, and where the model comes from.
 MODEL: Table = {
     **CONTAINER,
@@ -257,10 +262,8 @@ MODEL: Table = {
         "not a storage setting modelplane reads (docs/storage.md lists them): it is passed over",
         keys=tuple(sorted(STORAGE_SETTINGS)),
     ),
-    "storage.schemaPath": warned(
-        "no model schema is read: ModelMesh's runtime adapters turn it into the model's metadata, and "
-        "modelplane's servers take the metadata from the model itself"
-    ),
+    # Read for a ModelMesh model only: unhonored_fields.py warns of it elsewhere.
+    "storage.schemaPath": acted("a ModelMesh model's schema file: the inputs and outputs of its metadata"),
     "confidential.enabled": refused(
         "confidential model serving needs a key broker service, which modelplane up does not have",
         quiet=(False,),
@@ -279,10 +282,7 @@ ART: Table = {
         "not a storage setting modelplane reads (docs/storage.md lists them): it is passed over",
         keys=tuple(sorted(STORAGE_SETTINGS)),
     ),
-    "storage.schemaPath": warned(
-        "no model schema is read: ModelMesh's runtime adapters turn it into the model's metadata, and "
-        "modelplane's servers take the metadata from the model itself"
-    ),
+    "storage.schemaPath": warned(SCHEMA_FOR_MODEL_MESH),
     # Defaulting writes KServe's default tag when the user names none.
     "runtimeVersion": warned(
         "it is an image tag: the server installed here runs whatever the tag",

@@ -43,7 +43,7 @@ from modelplane.control.autoscaling_settings import INITIAL_SCALE, ignored_initi
 from modelplane.control.hpa_metrics import KNATIVE_METRIC, resource_scaling_spec
 from modelplane.control.modelmesh import deployment_mode
 from modelplane.control.payload_logging import blob_fields_unused
-from modelplane.local.api.field_dispositions import Disposition, rule_for
+from modelplane.local.api.field_dispositions import SCHEMA_FOR_MODEL_MESH, Disposition, rule_for
 from modelplane.local.api.unhonored_metadata import unhonored_metadata
 
 _KINDS = {
@@ -362,13 +362,30 @@ def _read_only_with(resource: dict) -> list[Unhonored]:
                 for field in _ACCOUNT_FIELDS
                 if part.get(field)
             ]
+        elif name == "predictor":
+            found += _schema_paths(f"spec.{name}", part)
         logger = part.get("logger")
         if isinstance(logger, dict):
             found += [
                 Unhonored(f"spec.{name}.logger.{field}", _NOT_A_BUCKET)
                 for field in blob_fields_unused(logger)
             ]
+    for index, canary in enumerate(_dicts(spec.get("canary"))):  # ModelMesh runs no canary either
+        if isinstance(canary.get("predictor"), dict):
+            found += _schema_paths(f"spec.canary[{index}].predictor", canary["predictor"])
     return found
+
+
+def _schema_paths(path: str, predictor: dict) -> list[Unhonored]:
+    """A predictor's `storage.schemaPath`, where no ModelMesh model reads it."""
+    implementation = components.first_implementation("predictor", predictor)
+    if implementation is None or implementation[0] == components.CUSTOM:
+        return []
+    name, model = implementation
+    storage = model.get("storage")
+    if not isinstance(storage, dict) or storage.get("schemaPath") is None:
+        return []
+    return [Unhonored(f"{path}.{name}.storage.schemaPath", SCHEMA_FOR_MODEL_MESH)]
 
 
 _CUSTOM_HPA_METRIC = (

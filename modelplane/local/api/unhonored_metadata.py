@@ -79,14 +79,10 @@ _NOT_ACTED_ON = {
     ),
 }
 # ModelMesh Serving's annotations: what a ModelMesh service does with them; KServe reads none of them.
-_MESH_ACTED_ON = frozenset({MESH_SECRET_KEY, MESH_RUNTIME})
-_SCHEMA_NOT_READ = (
-    "the model's input and output schema is not read: ModelMesh's runtime adapters turn it into the "
-    "model's metadata, and modelplane's servers take the metadata from the model itself"
-)
+_MESH_ACTED_ON = frozenset({MESH_SECRET_KEY, MESH_RUNTIME, MESH_SCHEMA_PATH})
 _MESH_ONLY = "a ModelMesh Serving annotation, read only for a service of deploymentMode ModelMesh"
 _CLUSTER_LOCAL = "the gateway serves every service on the address it listens on (modelplane up --host), cluster-local or not"
-_KNOWN = sorted(ACTED_ON | set(_NOT_ACTED_ON) | _MESH_ACTED_ON | {MESH_SCHEMA_PATH})
+_KNOWN = sorted(ACTED_ON | set(_NOT_ACTED_ON) | _MESH_ACTED_ON)
 
 
 def unhonored_metadata(annotations: dict, labels: dict, model_mesh: bool = False) -> list[tuple[str, str]]:
@@ -104,8 +100,6 @@ def unhonored_metadata(annotations: dict, labels: dict, model_mesh: bool = False
 
 
 def _mesh_annotation(key: str, model_mesh: bool) -> str | None:
-    if key == MESH_SCHEMA_PATH:
-        return _SCHEMA_NOT_READ if model_mesh else _MESH_ONLY
     if key in _MESH_ACTED_ON and not model_mesh:
         return _MESH_ONLY
     return None

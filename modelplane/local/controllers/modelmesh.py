@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from modelplane.agent.model_folder import ModelFolder
+from modelplane.agent.model_folder import ModelFolder, SchemaUnavailable
 from modelplane.agent.model_list import WantedModel
 from modelplane.agent.repository import RepositoryClient
 from modelplane.agent.server_models import ServerModels
@@ -60,6 +60,7 @@ from modelplane.control.modelmesh import (
     model_digest,
     model_revision_name,
     pool_spec,
+    schema_argument,
     select_pool_runtime,
     storage_argument,
 )
@@ -199,7 +200,9 @@ class ModelMesh:
         """The model's runtime, pool and wanted version, from its spec."""
         namespaced, _ = self.store.list(SERVING_RUNTIME.kind, model.namespace)
         cluster = with_builtin_runtimes(self.store.list(CLUSTER_SERVING_RUNTIME.kind)[0])
+        spec = mesh_model(model.isvc) or {}
         try:
+            schema = schema_argument(spec)
             selection = select_pool_runtime(model.isvc, namespaced, cluster)
             self._ensure_pool(model.namespace, selection, namespaced, cluster)
         except RuntimeSelectionError as exc:
@@ -210,10 +213,10 @@ class ModelMesh:
                 model.runtime, model.pool = None, None
             return
         model.invalid, model.runtime = None, selection
-        spec = mesh_model(model.isvc) or {}
         digest = model_digest(spec)
         # The replica answers as ModelMesh's runtimes do: with the version's id as the model_name.
-        wanted = WantedModel(storage_argument(spec), digest, model_revision_name(model.name, digest))
+        revision = model_revision_name(model.name, digest)
+        wanted = WantedModel(storage_argument(spec), digest, revision, schema)
         pool_key = (model.namespace, selection.kind, selection.name)
         old_pool, old_wanted = model.pool, model.wanted
         if (wanted, pool_key) == (old_wanted, old_pool):
@@ -471,7 +474,8 @@ class ModelMesh:
         except Exception as exc:  # noqa: BLE001 - a fetch that fails is the model's failure
             if model.name not in pool.held.get(replica.address, {}):
                 await server.folder.remove(model.name)
-            message = str(exc) if isinstance(exc, FetchFailed) else f"fetching the model failed: {exc}"
+            fetch_said = isinstance(exc, (FetchFailed, SchemaUnavailable))
+            message = str(exc) if fetch_said else f"fetching the model failed: {exc}"
             (failed or self._failed)(model, message, pool.location(replica), pool, replica)
             return False
         return True

@@ -296,12 +296,26 @@ def test_modelmesh_annotations_are_said_where_nothing_reads_them():
     }
     mesh = isvc({"predictor": {"sklearn": {"storageUri": "s3://b/m"}}})
     mesh["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "ModelMesh", **annotations}
-    # A ModelMesh model acts on the key and the runtime; the schema is said not to be read.
-    [(path, why)] = found(mesh)
-    assert path == "metadata.annotations[serving.kserve.io/schemaPath]"
-    assert "schema is not read" in why
+    # A ModelMesh model acts on the key, the runtime and the schema.
+    assert found(mesh) == []
     standard = isvc({"predictor": {"sklearn": {"storageUri": "s3://b/m"}}})
     standard["metadata"]["annotations"] = annotations
     assert {why for _, why in found(standard)} == {
         "a ModelMesh Serving annotation, read only for a service of deploymentMode ModelMesh"
     }
+
+
+def test_a_schema_path_is_said_where_no_modelmesh_model_reads_it():
+    """storage.schemaPath is a ModelMesh model's schema file; KServe's storage initializer does not
+    fetch it, and ModelMesh runs no canary."""
+    model = {"modelFormat": {"name": "sklearn"}, "storage": {"key": "k", "path": "m", "schemaPath": "s.json"}}
+    mesh = isvc({"predictor": {"model": model}})
+    mesh["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "ModelMesh"}
+    assert [path for path, _ in found(mesh) if "schemaPath" in path] == []
+    standard = isvc({"predictor": {"model": model}, "canary": [{"predictor": {"model": model}}]})
+    said = {path: why for path, why in found(standard) if "schemaPath" in path}
+    assert set(said) == {
+        "spec.predictor.model.storage.schemaPath",
+        "spec.canary[0].predictor.model.storage.schemaPath",
+    }
+    assert all(why.startswith("only ModelMesh reads a model's schema file") for why in said.values())
