@@ -10,8 +10,9 @@ is left out, and `dataomitted` gives its size. A gRPC call's events say its meth
 its response event the call's status (`grpcstatus`, `grpcmessage`; `statuscode` is the HTTP status
 that means the same); their data is the call's messages as they passed, in gRPC's framing.
 
-In binary mode (what an HTTP sink gets) the attributes are `ce-*` headers, percent-encoded as the
-CloudEvents HTTP binding asks; in the JSON format (what a file sink writes, one event a line) they are
+In binary mode (what an HTTP sink gets) the attributes are `ce-*` headers, as KServe's agent writes
+them (JSON as it is), with `%` and what a header cannot carry percent-encoded as the CloudEvents HTTP
+binding asks; in the JSON format (what a file sink writes, one event a line) they are
 members of one object, with the data under `data` when it is JSON and `data_base64` otherwise.
 
 A record is what the gateway keeps of a request or an answer: the body as it passed (the bytes already
@@ -40,8 +41,11 @@ RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 MODES = ("all", "request", "response")
 SPEC_VERSION = "1.0"
 
-# Printable ASCII but space, double quote and percent is sent as it is (CloudEvents HTTP binding 3.1.3.2).
-_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')
+# Printable ASCII but percent goes as it is. KServe's agent (Go's CloudEvents SDK) encodes nothing, and
+# the consumers written for it (Go's SDK, Python's cloudevents 1.x) decode nothing: `"`, in every
+# `metadata` and `annotations` JSON, must reach them as it is. `%` and what a header cannot carry are
+# percent-encoded as the HTTP binding asks (3.1.3.2), so that its decoders read every value right.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
 @dataclass(frozen=True)
@@ -236,10 +240,14 @@ def header_text(value: bytes) -> str:
 
 
 def _header_value(value: str) -> str:
-    """A value as the HTTP binding writes it: percent-encoded where it must be (most values need not)."""
-    if value.isascii() and value.isprintable() and not (" " in value or '"' in value or "%" in value):
+    """A value as a header carries it: percent-encoded only where it must be (most values need not)."""
+    if value.isascii() and value.isprintable() and "%" not in value and value.strip(" ") == value:
         return value
-    return quote(value, safe=_HEADER_SAFE)
+    encoded = quote(value, safe=_HEADER_SAFE)
+    # A header's value loses the spaces at its ends.
+    inside = encoded.strip(" ")
+    leading = len(encoded) - len(encoded.lstrip(" "))
+    return "%20" * leading + inside + "%20" * (len(encoded) - leading - len(inside))
 
 
 def _metadata_line(metadata: dict[str, list[str]]) -> bytes:

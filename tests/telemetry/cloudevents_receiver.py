@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -76,6 +77,10 @@ class CloudEventsReceiver:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
+
+    def serve_tls(self, context: ssl.SSLContext) -> None:
+        """Take connections over TLS from now on (an https:// receiver), with `context`'s certificate."""
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
 
     def stop(self) -> None:
         """Stops listening and cuts the connections it holds (kept-alive ones too)."""

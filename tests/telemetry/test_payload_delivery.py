@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import ssl
 import time
 
 from modelplane.telemetry.payload_delivery import DeliverySettings, PayloadDelivery, SinkStats
 from modelplane.telemetry.payload_events import PayloadLogSpec, PayloadRecord
+from tests.local.certificates import write_certificates
 from tests.telemetry.cloudevents_receiver import CloudEventsReceiver
 
 SETTINGS = DeliverySettings(send_timeout=0.5, backoff_initial=0.05, backoff_max=0.2)
@@ -85,3 +87,21 @@ def test_credentials_in_the_url_are_sent_as_basic_authorization():
     (headers,) = receiver.raw_headers
     assert headers["authorization"] == "Basic " + base64.b64encode(b"logs:p@ss").decode()
     assert headers["host"] == f"127.0.0.1:{receiver.port}"
+
+
+def test_an_https_receiver_signed_by_a_private_ca_is_trusted_through_ssl_cert_file(tmp_path, monkeypatch):
+    ca, certificate, key = write_certificates(tmp_path)
+    receiver = CloudEventsReceiver().start()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, key)
+    receiver.serve_tls(context)
+    url = receiver.url.replace("http://", "https://")
+    try:
+        untrusted = deliver(receiver, ["untrusted"], url=url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        trusted = deliver(receiver, ["trusted"], url=url)
+    finally:
+        receiver.stop()
+    assert (untrusted.sent, untrusted.dropped) == (0, {"undeliverable": 1})
+    assert trusted.sent == 1
+    assert [event.get_id() for event in receiver.events] == ["trusted"]

@@ -16,6 +16,7 @@ import grpc
 import httpx
 import pytest
 from cloudevents.core.formats.json import JSONFormat
+from cloudevents.v1.http import from_http as v1_from_http
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -196,8 +197,25 @@ def test_metadata_headers_and_annotations_are_carried(replica, receiver):
     for event in events:
         assert json.loads(event.get_extension("metadata")) == {"X-Tenant": ["acme"]}
         assert json.loads(event.get_extension("annotations")) == {"team": "fraud", "tier": "gold"}
-    # The binding's percent-encoding is on the wire, and the SDK takes it off.
-    assert '"' not in receiver.raw_headers[0]["ce-metadata"]
+
+
+def test_json_attributes_go_unencoded_as_kserves_agent_sends_them(replica, receiver):
+    """KServe's agent (Go's CloudEvents SDK) sends `metadata` and `annotations` as plain JSON, and the
+    consumers written for it (Go's SDK, Python's cloudevents 1.x API) read header values undecoded.
+    Only `%` and what a header cannot carry are percent-encoded, which the binding's decoders undo."""
+    log = spec(receiver.url, metadata_headers=("X-Tenant",), annotations=(("team", "fraud & co"),))
+    with gateway_for(replica, log) as (_, client):
+        headers = [(b"x-tenant", b"acme 100%"), (b"ce-id", "réf 7".encode())]
+        client.post("/v1/models/status:predict", json={"instances": [[1]]}, headers=headers)
+    events = receiver.wait_for(2)
+    raw = receiver.raw_headers[0]
+    assert raw["ce-annotations"] == '{"team":"fraud & co"}'
+    assert raw["ce-metadata"] == '{"X-Tenant":["acme 100%25"]}'
+    kserve_consumer_event = v1_from_http(raw, b"{}")
+    assert json.loads(kserve_consumer_event["annotations"]) == {"team": "fraud & co"}
+    for event in events:  # a decoding SDK gets every value back as it was
+        assert json.loads(event.get_extension("metadata")) == {"X-Tenant": ["acme 100%"]}
+        assert event.get_id() == "réf 7"
 
 
 def test_utf8_header_values_reach_the_events_as_the_client_wrote_them(replica, receiver):
