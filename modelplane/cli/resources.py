@@ -66,7 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         writer = subparsers.add_parser(command, parents=[common], help=what, description=func.__doc__)
         writer.add_argument(
-            "-f", "--filename", action="append", required=True, help="a file, a folder, or - for stdin"
+            "-f",
+            "--filename",
+            action="append",
+            required=True,
+            help="a file, a folder, an http(s) URL, or - for stdin (repeatable)",
         )
         writer.add_argument(
             "-R", "--recursive", action="store_true", help="also read the folders inside a folder"
@@ -114,7 +118,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete = subparsers.add_parser("delete", parents=[common], help="delete resources by name or file")
     delete.add_argument("kind", metavar="KIND", nargs="?", help=KIND_WORDS)
     delete.add_argument("names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME")
-    delete.add_argument("-f", "--filename", action="append", help="delete what these files describe")
+    delete.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        help="delete what these describe: a file, a folder, an http(s) URL, or - for stdin (repeatable)",
+    )
     delete.add_argument("-R", "--recursive", action="store_true", help="with -f DIR: also its subfolders")
     delete.add_argument("--all", action="store_true", help="every resource of the kind in the namespace")
     delete.add_argument(

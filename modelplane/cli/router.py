@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a file holding the spec (JSON or YAML), or a whole InferenceGraph resource",
     )
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port to listen on (default 8080); 0 picks a free one"
+    )
     parser.add_argument(
         "--drain-seconds",
         type=float,

@@ -53,24 +53,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--cache-dir",
         type=Path,
-        help="the model cache (default: $MODELPLANE_CACHE_DIR or ~/.modelplane/cache/models)",
+        help="the model cache (default: $MODELPLANE_CACHE_DIR, else <home>/cache/models, "
+        "<home> being $MODELPLANE_HOME or ~/.modelplane)",
     )
     parser.add_argument(
         "--credentials-dir",
         type=Path,
-        help="storage configs, one JSON file per key (default: ~/.modelplane/storage-config)",
+        help="storage configs, one JSON file per key (default: $MODELPLANE_STORAGE_CONFIG_DIR, "
+        "else <home>/storage-config, <home> being $MODELPLANE_HOME or ~/.modelplane)",
     )
     parser.add_argument(
         "--pvc-dir",
         type=Path,
-        help="the folder holding one folder per PVC claim (default: ~/.modelplane/pvc)",
+        help="the folder holding one folder per PVC claim (default: $MODELPLANE_PVC_DIR, "
+        "else <home>/pvc, <home> being $MODELPLANE_HOME or ~/.modelplane)",
     )
     parser.add_argument(
         "--keep-existing",
         action="store_true",
         help="if DEST already holds files (a fetch into it completed before), keep them and fetch nothing",
     )
-    parser.add_argument("--concurrency", type=int, help="parallel requests (default 8)")
+    parser.add_argument(
+        "--concurrency", type=int, help="parallel requests (default: $MODELPLANE_STORAGE_CONCURRENCY, else 8)"
+    )
     parser.add_argument(
         "--allow", action="append", metavar="PATTERN", help="fetch only matching files (repeatable)"
     )

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "State lives in MODELPLANE_HOME (default ~/.modelplane); every service comes back on the next start. "
         "SIGHUP restarts the control plane in place while the gateway and the replicas serve on.",
     )
-    parser.add_argument("-f", "--filename", action="append", default=[], help="apply FILE or DIR once up")
+    parser.add_argument(
+        "-f", "--filename", action="append", default=[], help="apply FILE or DIR once up (repeatable)"
+    )
     parser.add_argument("-R", "--recursive", action="store_true", help="with -f DIR: also its subfolders")
     parser.add_argument("--home", type=Path, default=None, help="state folder (default: MODELPLANE_HOME)")
     parser.add_argument(

@@ -54,3 +54,39 @@ def test_an_unknown_flag_is_said_with_the_usage_of_its_subcommand():
         assert result.returncode == 2
         assert result.stderr.startswith(usage), result.stderr
         assert "error: unrecognized arguments: --bogus" in result.stderr
+
+
+def flag_help(path: list[str], flag: str) -> str:
+    """The help text of `flag` of the subcommand at `path` (`["storage", "fetch"]`)."""
+    parser = build_parser()
+    for name in path:
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = subparsers.choices[name]
+    return next(a.help for a in parser._actions if flag in a.option_strings)
+
+
+def test_the_help_of_a_files_flag_names_every_source_it_reads():
+    """`-f` reads files, folders, http(s) URLs and `-`, and may be given several times, as the docs
+    (control-plane-api.md) show it: `apply -f a.yaml -f b.yaml`, `apply -f https://...`."""
+    for command in ("apply", "create", "replace", "delete"):
+        text = flag_help([command], "-f")
+        for word in ("folder", "URL", "stdin", "repeatable"):
+            assert word in text, (command, text)
+    assert "repeatable" in flag_help(["up"], "-f")
+
+
+def test_the_help_of_a_default_read_from_the_environment_names_the_variable():
+    """storage.md: the folders default to `$MODELPLANE_..._DIR`, else a folder of `MODELPLANE_HOME`,
+    and the concurrency to `MODELPLANE_STORAGE_CONCURRENCY`: a fixed `~/.modelplane/...` is not what
+    runs where `MODELPLANE_HOME` is set."""
+    for flag, variable in (
+        ("--cache-dir", "$MODELPLANE_CACHE_DIR"),
+        ("--credentials-dir", "$MODELPLANE_STORAGE_CONFIG_DIR"),
+        ("--pvc-dir", "$MODELPLANE_PVC_DIR"),
+        ("--concurrency", "$MODELPLANE_STORAGE_CONCURRENCY"),
+    ):
+        text = flag_help(["storage", "fetch"], flag)
+        assert variable in text, (flag, text)
+        if flag.endswith("-dir"):
+            assert "MODELPLANE_HOME" in text, (flag, text)
+    assert "8080" in flag_help(["router"], "--port")

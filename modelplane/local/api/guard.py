@@ -37,6 +37,11 @@ _PATCH_HINTS = {
         "sends merge patches)"
     ),
 }
+# What a refusal says is taken: for a PATCH, the patch formats (JSON and YAML are refused there too).
+_ACCEPTED_SAID = {
+    False: ", ".join((*JSON_TYPES, *YAML_TYPES)),
+    True: f"{MERGE_PATCH}, {JSON_PATCH} ({STRATEGIC_MERGE_PATCH} for a Secret, a ConfigMap or a ServiceAccount)",
+}
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SITES_OF_OUR_OWN = ("same-origin", "none")
 
@@ -85,7 +90,7 @@ class SameSiteGuard:
             hint = _PATCH_HINTS.get(content_type, "")
             raise UnsupportedMediaType(
                 f"the body of the request was in an unknown format ({content_type or 'none'}) - "
-                f"accepted media types include: {', '.join(BODY_TYPES)}{hint}"
+                f"accepted media types include: {_ACCEPTED_SAID[method == 'PATCH']}{hint}"
             )
 
     def _same_site(self, origin_host: str | None, host_name: str | None) -> bool:

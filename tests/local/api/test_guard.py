@@ -72,6 +72,28 @@ def test_an_untyped_body_without_an_origin_is_json_as_kubernetes_takes_it(api):
     refused(untyped_patch, 415, "UnsupportedMediaType")  # as Kubernetes: a patch names its kind
 
 
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "application/json"])
+def test_a_patch_of_another_type_is_told_the_types_a_patch_takes(api, content_type):
+    """`curl -X PATCH -d ...` sends a form; the answer must name the patch types (what the server takes
+    for a PATCH), not JSON and YAML, which a PATCH is refused in too."""
+    assert api.post(SRS, content=json.dumps(runtime("patched")), headers={"content-type": "application/json"})
+    headers = {"content-type": content_type} if content_type else {}
+    response = api.patch(
+        f"{SRS}/patched", content=json.dumps({"metadata": {"labels": {"a": "b"}}}), headers=headers
+    )
+    message = refused(response, 415, "UnsupportedMediaType")
+    accepted = message.split("accepted media types include: ")[1]
+    assert "application/merge-patch+json" in accepted and "application/json-patch+json" in accepted, message
+    assert "yaml" not in accepted, message
+
+
+def test_a_create_of_another_type_is_told_json_and_yaml(api):
+    response = api.post(SRS, content=json.dumps(runtime("form")), headers={"content-type": "text/plain"})
+    accepted = refused(response, 415, "UnsupportedMediaType").split("accepted media types include: ")[1]
+    assert "application/json" in accepted and "application/yaml" in accepted
+    assert "patch" not in accepted
+
+
 def test_a_foreign_origin_is_refused_even_with_a_json_body(api):
     response = api.post(SRS, json=runtime("from-a-page"), headers={"origin": "https://evil.example"})
     assert "evil.example" in refused(response, 403, "Forbidden")
