@@ -98,6 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument("--no-headers", action="store_true", help="tables without their header line")
     get.add_argument("--show-labels", action="store_true", help="tables with a last column of labels")
     get.add_argument(
+        "--ignore-not-found", action="store_true", help="a named resource that is not there is no error"
+    )
+    get.add_argument(
         "--sort-by", type=sort_by, metavar="PATH", help="order lists by this field, e.g. .metadata.name"
     )
     get.add_argument("-l", "--selector", help="label selector, e.g. app=iris,tier!=gold")
@@ -303,6 +306,8 @@ def _get(args: argparse.Namespace) -> int:
 
 def _report_missing(args: argparse.Namespace, missing: list[str]) -> int:
     sys.stdout.flush()
+    if getattr(args, "ignore_not_found", False):
+        return 0
     for message in missing:
         _report(args, message)
     return 2 if missing else 0
@@ -342,7 +347,7 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
         for _, items in found:
             for item in items:
                 print(_object_name(item))
-    elif not found:
+    elif not found and not args.ignore_not_found:
         print(f"No resources found{_where_searched(kinds[0], namespace)}.", file=sys.stderr)
     for number, (kind, items) in enumerate(found if args.output in (None, "wide") else []):
         if number:
@@ -388,7 +393,7 @@ def _get_kind(
     if table is not None:
         if items:
             table.print(items)
-        elif not args.watch and not names:
+        elif not args.watch and not names and not args.ignore_not_found:
             print(f"No resources found{_where_searched(kind, namespace)}.", file=sys.stderr)
     elif names and not items:
         return  # only what was not found is said, as kubectl says it

@@ -759,6 +759,10 @@ def test_get_and_describe_show_what_is_found_then_say_what_is_not(api):
     assert shown.stderr == 'modelplane get: inferenceservices.serving.kserve.io "missing" not found\n'
     alone = run(api, "get", "isvc", "missing", "-n", "partly", "-o", "yaml")
     assert (alone.returncode, alone.stdout) == (2, "")
+    ignored = run(api, "get", "isvc", "missing", "found", "-n", "partly", "-o", "name", "--ignore-not-found")
+    assert (ignored.returncode, ignored.stdout, ignored.stderr) == (0, shown.stdout, "")
+    nothing = run(api, "get", "isvc", "-n", "nowhere", "--ignore-not-found")
+    assert (nothing.returncode, nothing.stdout, nothing.stderr) == (0, "", "")
     described = run(api, "describe", "isvc", "found", "missing", "-n", "partly")
     assert described.returncode == 2
     assert described.stdout.startswith("Name:         found\n")
