@@ -16,7 +16,7 @@ from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_SERVICE, SER
 from modelplane.control.admission import admit_with_platform_checks, refusal_message
 from modelplane.control.payload_logging import logger_url_errors
 from modelplane.control.rolling_update import rolling_update_errors
-from modelplane.local.api.errors import Invalid, invalid_details
+from modelplane.local.api.errors import Invalid, invalid_cause, invalid_details
 from modelplane.local.api.store import Admit, Resource
 from modelplane.local.api.unhonored_fields import refused_fields
 from modelplane.local.replicas.container_env import env_errors
@@ -76,7 +76,5 @@ def _invalid(resource: Resource, error: ValidationError) -> Invalid:
     kind = kind_of(resource)
     name = (resource.get("metadata") or {}).get("name", "")
     details = invalid_details(kind, name) if kind else {"name": name, "group": "", "kind": ""}
-    details["causes"] = [
-        {"field": e.path, "message": e.message, "reason": "FieldValueInvalid"} for e in error.errors
-    ]
+    details["causes"] = [invalid_cause(e.path, e.message) for e in error.errors]
     return Invalid(refusal_message(resource, error), details)

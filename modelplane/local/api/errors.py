@@ -173,3 +173,23 @@ def invalid_details(kind: Kind, name: str) -> dict[str, Any]:
     """The details of an Invalid refusal: Kubernetes' NewInvalid names the kind there,
     `InferenceService` (kubectl prints `The InferenceService "iris" is invalid: ...`)."""
     return {"name": name, "group": kind.group, "kind": kind.kind}
+
+
+# Kubernetes' field error types: how a message begins, and the reason its cause carries.
+_CAUSE_REASONS = (
+    ("Required value", "FieldValueRequired"),
+    ("Unsupported value", "FieldValueNotSupported"),
+    ("Duplicate value", "FieldValueDuplicate"),
+    ("Forbidden", "FieldValueForbidden"),
+    ("Too long", "FieldValueTooLong"),
+    ("Too many", "FieldValueTooMany"),
+    ("Not found", "FieldValueNotFound"),
+    ("Internal error", "InternalError"),
+)
+
+
+def invalid_cause(field: str, message: str) -> dict[str, str]:
+    """One of an Invalid refusal's `details.causes`, its reason read from how the message begins, as
+    Kubernetes words each type of field error (`Required value`: FieldValueRequired)."""
+    reason = next((r for start, r in _CAUSE_REASONS if message.startswith(start)), "FieldValueInvalid")
+    return {"field": field, "message": message, "reason": reason}

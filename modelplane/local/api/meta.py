@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from modelplane.local.api.errors import BadRequest, Invalid
+from modelplane.local.api.errors import BadRequest, Invalid, invalid_cause
 
 # DNS-1123: what Kubernetes accepts as an object name (subdomain) and a namespace (label).
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -140,7 +140,7 @@ def label_value_problem(value: str) -> str | None:
 
 
 def invalid_field(what: str, field: str, message: str, details: dict[str, Any] | None) -> Invalid:
-    causes = [{"field": field, "message": message, "reason": "FieldValueInvalid"}]
+    causes = [invalid_cause(field, message)]
     return Invalid(f"{what}: {field}: {message}", {**details, "causes": causes} if details else None)
 
 

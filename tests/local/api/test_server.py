@@ -751,3 +751,19 @@ def test_delete_on_a_collection_deletes_what_the_selectors_match(api):
     assert api.get(path("doomed-a")).status_code == 404 and api.get(path("spared")).status_code == 200
     every_namespace = "/apis/serving.kserve.io/v1beta1/inferenceservices"
     assert_status(api.delete(every_namespace), 405, "MethodNotAllowed")
+
+
+def test_each_cause_of_a_refusal_carries_the_reason_kubernetes_gives_its_type(api):
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "no-cert"},
+        "type": "kubernetes.io/tls",
+    }
+    body = assert_status(api.post("/api/v1/namespaces/default/secrets", json=secret), 422, "Invalid")
+    reasons = {cause["reason"] for cause in body["details"]["causes"]}
+    assert reasons == {"FieldValueRequired"}, body["details"]["causes"]
+    unsupported = isvc("bad-logger")
+    unsupported["spec"]["predictor"]["logger"] = {"mode": "sometimes"}
+    body = assert_status(api.post(path(), json=unsupported), 422, "Invalid")
+    assert [cause["reason"] for cause in body["details"]["causes"]] == ["FieldValueNotSupported"]
