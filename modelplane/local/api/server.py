@@ -71,6 +71,7 @@ from modelplane.local.api.http import (
 from modelplane.local.api.json_patch import JSON_PATCH, apply_json_patch, read_json_patch
 from modelplane.local.api.meta import invalid_field, now_rfc3339
 from modelplane.local.api.metrics import MeasuredSend, request_labels
+from modelplane.local.api.openapi_v2 import V2_PATH, v2_document
 from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, strategic_patch
 from modelplane.local.api.paths import kind_at
 from modelplane.local.api.selectors import parse_selectors
@@ -167,9 +168,12 @@ class ApiApp:
             return await send_json(send, 200, api_discovery.version_info())
         if path == api_openapi.ROOT_PATH or path.startswith(api_openapi.ROOT_PATH + "/"):
             return await self._openapi(request, send, path.removeprefix(api_openapi.ROOT_PATH))
-        if path == api_openapi.V2_PATH:
+        if path == V2_PATH:
             _only(request, "GET")
-            return await send_payload(send, 200, *api_openapi.v2_document(request.headers.get("accept")))
+            document = await asyncio.to_thread(
+                v2_document, request.headers.get("accept")
+            )  # built once, slowly
+            return await send_payload(send, 200, *document)
         if path == METRICS_PATH and self.metrics is not None:
             _only(request, "GET")
             body, content_type = await self.metrics()

@@ -170,23 +170,41 @@ def test_unknown_fields_are_refused_by_default_and_warned_about_on_request(kubec
     assert warned.stdout == "inferenceservice.serving.kserve.io/typo created\n"
 
 
-def test_a_list_file_is_checked_on_the_server(kubectl, api):
-    """kubectl checks a `kind: List` itself against OpenAPI v2; finding no schema there, it sends each
-    item with fieldValidation=Strict."""
+def test_a_list_file_is_checked_by_kubectl_against_the_v2_schemas(kubectl, api):
+    """kubectl checks each item of a `kind: List` itself, against OpenAPI v2, as on a cluster: a typo in
+    one item refuses the whole file before anything is written."""
     items = [
         {
             "apiVersion": "serving.kserve.io/v1beta1",
             "kind": "InferenceService",
             "metadata": {"name": name},
-            "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, field: "pvc://m"}}},
+            "spec": {
+                "predictor": {
+                    "model": {
+                        "modelFormat": {"name": "sklearn"},
+                        field: "pvc://m",
+                        "resources": {"limits": {"cpu": 1, "memory": "1Gi"}},  # int-or-string
+                    }
+                }
+            },
         }
         for name, field in (("listed", "storageUri"), ("listed-typo", "storageUrl"))
     ]
-    path = kubectl.file("list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
-    result = kubectl("apply", "-f", path, check=False)
-    assert result.stdout == "inferenceservice.serving.kserve.io/listed created\n"
-    assert 'unknown field "spec.predictor.model.storageUrl"' in result.stderr
-    assert api.get(f"{ISVCS}/listed-typo").status_code == 404
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "listed"}, "data": {"a": "b"}}
+    path = kubectl.file(
+        "list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": [*items, config]})
+    )
+    refused = kubectl("apply", "-f", path, check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert (
+        'ValidationError(InferenceService.spec.predictor.model): unknown field "storageUrl" in '
+        "io.kserve.serving.v1beta1.InferenceService.spec.predictor.model"
+    ) in refused.stderr
+    assert api.get(f"{ISVCS}/listed").status_code == 404
+    kubectl.file("list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": [items[0], config]}))
+    assert kubectl("apply", "-f", path).stdout == (
+        "inferenceservice.serving.kserve.io/listed created\nconfigmap/listed created\n"
+    )
 
 
 def test_get_prints_kserves_columns(kubectl, api):
@@ -608,6 +626,16 @@ def test_explain_knows_the_metadata_the_api_keeps(kubectl):
     assert "FIELD: ownerReferences <[]OwnerReference>" in owners
     assert "uid\t<string> -required-" in owners
     assert "FIELD: finalizers <[]string>" in kubectl("explain", "configmap.metadata.finalizers").stdout
+
+
+def test_explain_reads_openapi_v2_too(kubectl):
+    model = kubectl("explain", "isvc.spec.predictor.model", "--output=plaintext-openapiv2").stdout
+    assert "RESOURCE: model <Object>" in model
+    assert "storageUri\t<string>" in model and "modelFormat\t<Object>" in model
+    metadata = kubectl("explain", "isvc.metadata", "--output=plaintext-openapiv2").stdout
+    assert "ObjectMeta is metadata that all persisted resources must have." in metadata
+    graph = kubectl("explain", "ig.spec.nodes", "--output=plaintext-openapiv2").stdout
+    assert "VERSION:  serving.kserve.io/v1alpha1" in graph
 
 
 def test_apply_prunes_the_kinds_it_is_allowed_to(kubectl, api):
