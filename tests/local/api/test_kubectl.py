@@ -314,6 +314,20 @@ def test_patch_with_a_json_patch(kubectl, api):
     assert "there is no /spec/predictor/minReplicas" in refused.stderr
 
 
+def test_scale_is_not_found_as_for_a_crd_without_a_scale_subresource(kubectl, api):
+    """KServe's CRDs declare no scale subresource: Kubernetes answers NotFound naming the object."""
+    kubectl("apply", "-f", kubectl.file("scaled.yaml", SHORTHAND.format(name="scaled", uri="pvc://m")))
+    refused = kubectl("scale", "isvc", "scaled", "--replicas=2", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        'Error from server (NotFound): inferenceservices.serving.kserve.io "scaled" has no scale subresource'
+    )
+    assert "minReplicas and maxReplicas" in refused.stderr
+    status = api.get(f"{ISVCS}/scaled/scale").json()
+    assert status["details"] == {"name": "scaled", "group": "serving.kserve.io", "kind": "inferenceservices"}
+    assert api.get("/api/v1/namespaces/default/configmaps/any/scale").status_code == 404
+
+
 def test_auth_can_i_and_whoami_answer_what_the_api_serves(kubectl):
     def can_i(*args: str) -> tuple[int, str]:
         result = kubectl("auth", "can-i", *args, check=False)
