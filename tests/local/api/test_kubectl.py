@@ -190,7 +190,7 @@ def test_a_list_file_is_checked_by_kubectl_against_the_v2_schemas(kubectl, api):
         }
         for name, field in (("listed", "storageUri"), ("listed-typo", "storageUrl"))
     ]
-    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "listed"}, "data": {"a": "b"}}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "z-listed"}, "data": {"a": "b"}}
     path = kubectl.file(
         "list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": [*items, config]})
     )
@@ -203,7 +203,7 @@ def test_a_list_file_is_checked_by_kubectl_against_the_v2_schemas(kubectl, api):
     assert api.get(f"{ISVCS}/listed").status_code == 404
     kubectl.file("list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": [items[0], config]}))
     assert kubectl("apply", "-f", path).stdout == (
-        "inferenceservice.serving.kserve.io/listed created\nconfigmap/listed created\n"
+        "inferenceservice.serving.kserve.io/listed created\nconfigmap/z-listed created\n"
     )
 
 
