@@ -56,12 +56,19 @@ def _is_int64(value: object) -> bool:
     return not isinstance(value, int) or _INT64[0] <= value <= _INT64[1]
 
 
+def checked_schema(kind: Kind) -> dict:
+    """A copy of the schema the API server checks a kind's resources against: the CRD's, with a
+    canary's predictor as relaxed as the predictor (below)."""
+    schema = copy.deepcopy(openapi_schema(kind))
+    _relax_canary_implementations(schema)
+    return schema
+
+
 @cache
 def _validator(kind: Kind) -> jsonschema.Draft7Validator:
     import jsonschema  # imported when first needed: it is slow to import, and the CLI rarely needs it
 
-    schema = _accept_numeric_quantities(copy.deepcopy(openapi_schema(kind)))
-    _relax_canary_implementations(schema)
+    schema = _accept_numeric_quantities(checked_schema(kind))
     format_checker = jsonschema.FormatChecker(formats=())
     format_checker.checks("int32")(_is_int32)
     format_checker.checks("int64")(_is_int64)

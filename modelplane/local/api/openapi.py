@@ -13,10 +13,7 @@ schemas, as it does from a Kubernetes API server serving KServe's CRDs.
 The documents depend only on the CRDs, so each is built once; the discovery document links them by
 content hash, as Kubernetes does, so a client may cache a linked document for good.
 
-    GET /openapi/v2   a Swagger 2.0 document with no definitions (protobuf, as kubectl asks, or JSON)
-
-kubectl still checks a `kind: List` file itself, against the OpenAPI v2 schemas; finding none there,
-it leaves the check to the server, which it asks for with `fieldValidation` on each item's write.
+`GET /openapi/v2`, the same schemas in Swagger 2.0, is api/openapi_v2.py.
 """
 
 from __future__ import annotations
@@ -31,12 +28,8 @@ import orjson
 from modelplane.api.kinds import KINDS, Kind
 from modelplane.api.schema import openapi_schema
 from modelplane.local.api.patch import MERGE_PATCH
-from modelplane.protocol.protobuf_wire import delimited_field
 
 ROOT_PATH = "/openapi/v3"
-V2_PATH = "/openapi/v2"
-V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # as kubectl asks for it
-_V2_PROTOBUF_ANSWER = b"application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # as Kubernetes answers
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 _OBJECT_META = f"{_META}.ObjectMeta"
@@ -88,11 +81,11 @@ def _hash(path: str) -> str:
 def group_version_document(kinds: list[Kind]) -> dict[str, Any]:
     """The OpenAPI 3.0 document of kinds that share a group-version."""
     paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = _meta_schemas()
+    schemas: dict[str, Any] = meta_schemas()
     for kind in kinds:
         paths.update(_paths(kind))
-        schemas[schema_name(kind)] = _resource_schema(kind)
-        schemas[schema_name(kind) + "List"] = _list_schema(kind)
+        schemas[schema_name(kind)] = resource_schema(kind, openapi_schema(kind))
+        schemas[schema_name(kind) + "List"] = list_schema(kind)
     return {
         "openapi": "3.0.0",
         "info": {"title": "modelplane", "version": kinds[0].api_version},
@@ -117,15 +110,17 @@ def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _resource_schema(kind: Kind) -> dict[str, Any]:
-    schema = copy.deepcopy(openapi_schema(kind))
+def resource_schema(kind: Kind, schema: dict[str, Any]) -> dict[str, Any]:
+    """A kind's schema as the documents hold it: its metadata Kubernetes' ObjectMeta, tagged with the
+    kind's group-version-kind."""
+    schema = copy.deepcopy(schema)
     properties = schema.setdefault("properties", {})
     properties["metadata"] = {"allOf": [_ref(_OBJECT_META)], "description": "Standard object's metadata."}
     schema["x-kubernetes-group-version-kind"] = [_gvk(kind)]
     return schema
 
 
-def _list_schema(kind: Kind) -> dict[str, Any]:
+def list_schema(kind: Kind) -> dict[str, Any]:
     return {
         "type": "object",
         "description": f"{kind.kind}List is a list of {kind.kind}",
@@ -249,7 +244,7 @@ def _operation(
 # ---- Kubernetes' metadata types, as much of them as modelplane keeps ----
 
 
-def _meta_schemas() -> dict[str, Any]:
+def meta_schemas() -> dict[str, Any]:
     string = {"type": "string"}
     string_map = {"type": "object", "additionalProperties": {"type": "string", "default": ""}}
     return {
@@ -323,28 +318,3 @@ def _meta_schemas() -> dict[str, Any]:
             },
         },
     }
-
-
-# ---- OpenAPI v2 ----
-
-_V2_TITLE, _V2_VERSION = "modelplane", "v2"
-
-
-def v2_document(accept: str | None) -> tuple[bytes, bytes]:
-    """The OpenAPI v2 document and its media type: protobuf (gnostic's `openapi.v2.Document`) when
-    the client asks for it first, as kubectl does, else JSON. It declares no definitions."""
-    for media_range in (accept or "").split(","):
-        media_type = media_range.split(";")[0].strip().lower()
-        if media_type == V2_PROTOBUF:
-            info = delimited_field(1, _V2_TITLE.encode()) + delimited_field(2, _V2_VERSION.encode())
-            document = delimited_field(1, b"2.0") + delimited_field(2, info)
-            return document, _V2_PROTOBUF_ANSWER
-        if media_type in ("application/json", "*/*"):
-            break
-    document = {
-        "swagger": "2.0",
-        "info": {"title": _V2_TITLE, "version": _V2_VERSION},
-        "paths": {},
-        "definitions": {},
-    }
-    return orjson.dumps(document), b"application/json"

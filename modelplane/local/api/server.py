@@ -71,6 +71,7 @@ from modelplane.local.api.http import (
 from modelplane.local.api.json_patch import JSON_PATCH, apply_json_patch, read_json_patch
 from modelplane.local.api.meta import invalid_field, now_rfc3339
 from modelplane.local.api.metrics import MeasuredSend, request_labels
+from modelplane.local.api.openapi_v2 import V2_PATH, v2_document
 from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, strategic_patch
 from modelplane.local.api.paths import kind_at
 from modelplane.local.api.selectors import parse_selectors
@@ -167,9 +168,12 @@ class ApiApp:
             return await send_json(send, 200, api_discovery.version_info())
         if path == api_openapi.ROOT_PATH or path.startswith(api_openapi.ROOT_PATH + "/"):
             return await self._openapi(request, send, path.removeprefix(api_openapi.ROOT_PATH))
-        if path == api_openapi.V2_PATH:
+        if path == V2_PATH:
             _only(request, "GET")
-            return await send_payload(send, 200, *api_openapi.v2_document(request.headers.get("accept")))
+            document = await asyncio.to_thread(
+                v2_document, request.headers.get("accept")
+            )  # built once, slowly
+            return await send_payload(send, 200, *document)
         if path == METRICS_PATH and self.metrics is not None:
             _only(request, "GET")
             body, content_type = await self.metrics()
@@ -438,7 +442,7 @@ def _target(group: str, version: str, rest: list[str]) -> Target | None:
     namespace = None
     if rest[0] == "namespaces" and len(rest) >= 3:
         namespace, rest = rest[1], rest[2:]
-    if len(rest) > 3 or (len(rest) == 3 and rest[2] != "status"):
+    if len(rest) > 3:
         return None
     kind = kind_at(group, version, rest[0])
     if kind is None or (namespace is not None and not kind.namespaced):
@@ -447,9 +451,22 @@ def _target(group: str, version: str, rest: list[str]) -> Target | None:
     if name is not None and kind.namespaced and namespace is None:
         return None
     subresource = rest[2] if len(rest) == 3 else None
+    if subresource is not None and subresource != "status" and kind.group:
+        raise _no_subresource(kind, name or "", subresource)
     if subresource is not None and not kind.has_status_subresource:
         return None
     return Target(kind, namespace, name, subresource)
+
+
+def _no_subresource(kind: Kind, name: str, subresource: str) -> NotFound:
+    """What Kubernetes answers for a subresource a CRD does not declare (`kubectl scale isvc`: KServe's
+    CRDs declare no scale): NotFound naming the object; its message, which says the object is not
+    found, tells what is missing instead."""
+    details = {"name": name, "group": kind.group, "kind": kind.plural}
+    message = f'{kind.crd_name} "{name}" has no {subresource} subresource'
+    if subresource == "scale":
+        message += " (KServe's CRDs declare none): set the component's minReplicas and maxReplicas instead"
+    return NotFound(message, details)
 
 
 def _list_of(kind: Kind, version: int | str, items: list[dict[str, Any]]) -> dict[str, Any]:

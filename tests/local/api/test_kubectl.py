@@ -170,23 +170,41 @@ def test_unknown_fields_are_refused_by_default_and_warned_about_on_request(kubec
     assert warned.stdout == "inferenceservice.serving.kserve.io/typo created\n"
 
 
-def test_a_list_file_is_checked_on_the_server(kubectl, api):
-    """kubectl checks a `kind: List` itself against OpenAPI v2; finding no schema there, it sends each
-    item with fieldValidation=Strict."""
+def test_a_list_file_is_checked_by_kubectl_against_the_v2_schemas(kubectl, api):
+    """kubectl checks each item of a `kind: List` itself, against OpenAPI v2, as on a cluster: a typo in
+    one item refuses the whole file before anything is written."""
     items = [
         {
             "apiVersion": "serving.kserve.io/v1beta1",
             "kind": "InferenceService",
             "metadata": {"name": name},
-            "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, field: "pvc://m"}}},
+            "spec": {
+                "predictor": {
+                    "model": {
+                        "modelFormat": {"name": "sklearn"},
+                        field: "pvc://m",
+                        "resources": {"limits": {"cpu": 1, "memory": "1Gi"}},  # int-or-string
+                    }
+                }
+            },
         }
         for name, field in (("listed", "storageUri"), ("listed-typo", "storageUrl"))
     ]
-    path = kubectl.file("list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
-    result = kubectl("apply", "-f", path, check=False)
-    assert result.stdout == "inferenceservice.serving.kserve.io/listed created\n"
-    assert 'unknown field "spec.predictor.model.storageUrl"' in result.stderr
-    assert api.get(f"{ISVCS}/listed-typo").status_code == 404
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "z-listed"}, "data": {"a": "b"}}
+    path = kubectl.file(
+        "list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": [*items, config]})
+    )
+    refused = kubectl("apply", "-f", path, check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert (
+        'ValidationError(InferenceService.spec.predictor.model): unknown field "storageUrl" in '
+        "io.kserve.serving.v1beta1.InferenceService.spec.predictor.model"
+    ) in refused.stderr
+    assert api.get(f"{ISVCS}/listed").status_code == 404
+    kubectl.file("list.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": [items[0], config]}))
+    assert kubectl("apply", "-f", path).stdout == (
+        "inferenceservice.serving.kserve.io/listed created\nconfigmap/z-listed created\n"
+    )
 
 
 def test_get_prints_kserves_columns(kubectl, api):
@@ -294,6 +312,20 @@ def test_patch_with_a_json_patch(kubectl, api):
     refused = kubectl("patch", "isvc", "canary", "--type=json", "-p", json.dumps(failing), check=False)
     assert refused.returncode != 0
     assert "there is no /spec/predictor/minReplicas" in refused.stderr
+
+
+def test_scale_is_not_found_as_for_a_crd_without_a_scale_subresource(kubectl, api):
+    """KServe's CRDs declare no scale subresource: Kubernetes answers NotFound naming the object."""
+    kubectl("apply", "-f", kubectl.file("scaled.yaml", SHORTHAND.format(name="scaled", uri="pvc://m")))
+    refused = kubectl("scale", "isvc", "scaled", "--replicas=2", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        'Error from server (NotFound): inferenceservices.serving.kserve.io "scaled" has no scale subresource'
+    )
+    assert "minReplicas and maxReplicas" in refused.stderr
+    status = api.get(f"{ISVCS}/scaled/scale").json()
+    assert status["details"] == {"name": "scaled", "group": "serving.kserve.io", "kind": "inferenceservices"}
+    assert api.get("/api/v1/namespaces/default/configmaps/any/scale").status_code == 404
 
 
 def test_auth_can_i_and_whoami_answer_what_the_api_serves(kubectl):
@@ -608,6 +640,16 @@ def test_explain_knows_the_metadata_the_api_keeps(kubectl):
     assert "FIELD: ownerReferences <[]OwnerReference>" in owners
     assert "uid\t<string> -required-" in owners
     assert "FIELD: finalizers <[]string>" in kubectl("explain", "configmap.metadata.finalizers").stdout
+
+
+def test_explain_reads_openapi_v2_too(kubectl):
+    model = kubectl("explain", "isvc.spec.predictor.model", "--output=plaintext-openapiv2").stdout
+    assert "RESOURCE: model <Object>" in model
+    assert "storageUri\t<string>" in model and "modelFormat\t<Object>" in model
+    metadata = kubectl("explain", "isvc.metadata", "--output=plaintext-openapiv2").stdout
+    assert "ObjectMeta is metadata that all persisted resources must have." in metadata
+    graph = kubectl("explain", "ig.spec.nodes", "--output=plaintext-openapiv2").stdout
+    assert "VERSION:  serving.kserve.io/v1alpha1" in graph
 
 
 def test_apply_prunes_the_kinds_it_is_allowed_to(kubectl, api):

@@ -8,6 +8,7 @@ import httpx
 
 from modelplane.api.kinds import INFERENCE_SERVICE, KINDS
 from modelplane.api.schema import crd
+from modelplane.protocol.protobuf_wire import wire_fields
 
 
 def _documents(api: httpx.Client) -> dict[str, dict]:
@@ -41,7 +42,7 @@ def test_unknown_group_versions_are_not_found(api):
 def test_each_kinds_patch_takes_field_validation(api):
     """kubectl's test (queryParamVerifierV3): a PATCH operation tagged with the kind's
     group-version-kind that takes `fieldValidation` in the query. Without it kubectl would check
-    fields itself, from an OpenAPI v2 document the API does not serve."""
+    fields itself, from the OpenAPI v2 document."""
     documents = _documents(api)
     for kind in KINDS:
         document = documents[f"apis/{kind.group}/{kind.version}" if kind.group else "api/v1"]
@@ -90,14 +91,38 @@ def test_paths_name_the_served_urls(api):
     assert "/apis/serving.kserve.io/v1alpha1/inferencegraphs" in paths  # every namespace
 
 
-def test_openapi_v2_declares_no_definitions(api):
-    """kubectl checks a `kind: List` file against OpenAPI v2 (in protobuf); with no definitions there,
-    it leaves the check to the server."""
+def test_openapi_v2_declares_the_schemas_as_kubernetes_converts_a_crds(api):
+    """As apiextensions-apiserver publishes a CRD's schema in v2: no junctors, and untyped where unknown
+    fields are kept (kubectl cannot read those typed)."""
+    document = api.get("/openapi/v2").json()
+    assert document["swagger"] == "2.0" and document["paths"] == {}
+    definitions = document["definitions"]
+    isvc = definitions["io.kserve.serving.v1beta1.InferenceService"]
+    assert isvc["x-kubernetes-group-version-kind"] == [
+        {"group": "serving.kserve.io", "version": "v1beta1", "kind": "InferenceService"}
+    ]
+    assert isvc["properties"]["metadata"]["$ref"] == (
+        "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    )
+    assert "type" not in isvc["properties"]["status"] and "properties" not in isvc["properties"]["status"]
+    model = isvc["properties"]["spec"]["properties"]["predictor"]["properties"]["model"]
+    cpu = model["properties"]["resources"]["properties"]["limits"]["additionalProperties"]
+    assert "type" not in cpu and "anyOf" not in cpu
+    text = json.dumps(document)
+    references = {part.split('"')[0] for part in text.split('"$ref": "#/definitions/')[1:]}
+    assert references and references <= set(definitions)
+    assert "#/components/" not in text and '"anyOf"' not in text
+
+
+def test_openapi_v2_in_protobuf_holds_each_definition(api):
     protobuf = api.get(
         "/openapi/v2", headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
     )
     assert protobuf.headers["content-type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-    assert protobuf.content.startswith(b"\n\x032.0\x12")  # field 1 (swagger) "2.0", then field 2 (info)
-    document = api.get("/openapi/v2").json()
-    assert document["swagger"] == "2.0"
-    assert document["definitions"] == {} and document["paths"] == {}
+    fields = {number: value for number, _, value in wire_fields(protobuf.content)}
+    assert fields[1] == b"2.0"
+    names = [
+        dict((n, v) for n, _, v in wire_fields(named))[1].decode()
+        for _, _, named in wire_fields(fields[9])  # Definitions.additional_properties: NamedSchema
+    ]
+    assert names == sorted(api.get("/openapi/v2").json()["definitions"])
