@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelplane.api.kinds import KINDS, Kind
-from modelplane.local.api.discovery import SERVED_VERBS, STATUS_VERBS
+from modelplane.local.api.discovery import REVIEWS, SERVED_VERBS, STATUS_VERBS
 from modelplane.local.api.errors import BadRequest
 
 ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
@@ -38,6 +38,9 @@ def review(path: str, body: dict[str, Any], token_required: bool) -> dict[str, A
     if path == RULES_REVIEW_PATH:
         return _answer(body, "authorization.k8s.io/v1", _rules())
     return _answer(body, "authorization.k8s.io/v1", _decision(spec))
+
+
+_REVIEWS = [(group, name) for (group, _), reviews in REVIEWS.items() for name, _ in reviews]
 
 
 def _answer(body: dict[str, Any], api_version: str, status: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +72,8 @@ def _resource_refusal(attributes: dict[str, Any]) -> str | None:
     """Why the API would refuse the verb on the resource, or None when it serves it."""
     group, plural = str(attributes.get("group") or ""), str(attributes.get("resource") or "")
     subresource, verb = str(attributes.get("subresource") or ""), str(attributes.get("verb") or "")
+    if (group, plural) in _REVIEWS:
+        return None if verb == "create" and not subresource else f"the API serves only 'create' on {plural}"
     kinds = [kind for kind in KINDS if group in ("*", kind.group) and plural in ("*", kind.plural)]
     if not kinds:
         return f"the API serves no resource {plural!r} in group {group!r}"
@@ -110,6 +115,9 @@ def _rules() -> dict[str, Any]:
                     "resources": [f"{kind.plural}/status"],
                 }
             )
+    rules += [
+        {"verbs": ["create"], "apiGroups": [group], "resources": [plural]} for group, plural in _REVIEWS
+    ]
     return {
         "resourceRules": rules,
         "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": list(NON_RESOURCE_URLS)}],

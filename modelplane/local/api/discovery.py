@@ -13,6 +13,15 @@ from modelplane.local.api.paths import served_versions, short_names
 SERVED_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 STATUS_VERBS = ["get", "patch", "update"]
 
+# The reviews a client asks about itself (access_reviews.py): served by create alone, stored nowhere.
+REVIEWS: dict[tuple[str, str], list[tuple[str, str]]] = {
+    ("authentication.k8s.io", "v1"): [("selfsubjectreviews", "SelfSubjectReview")],
+    ("authorization.k8s.io", "v1"): [
+        ("selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+        ("selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+    ],
+}
+
 
 # The Kubernetes API whose conventions the server follows (and that kubectl is tested against), for
 # `GET /version`; `gitVersion` says that it is modelplane's.
@@ -39,12 +48,16 @@ def version_info() -> dict[str, Any]:
 
 
 def group_list() -> dict[str, Any]:
-    groups = sorted({k.group for k in KINDS if k.group})
+    groups = sorted({k.group for k in KINDS if k.group} | {group for group, _ in REVIEWS})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group(g) for g in groups]}
 
 
+def _versions(group: str) -> list[str]:
+    return served_versions(group) or sorted((v for g, v in REVIEWS if g == group), reverse=True)
+
+
 def api_group(group: str) -> dict[str, Any] | None:
-    versions = [{"groupVersion": f"{group}/{v}", "version": v} for v in served_versions(group)]
+    versions = [{"groupVersion": f"{group}/{v}", "version": v} for v in _versions(group)]
     if not versions:
         return None
     return {
@@ -63,9 +76,13 @@ def core_versions() -> dict[str, Any]:
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
     kinds = [k for k in KINDS if k.group == group and k.version == version]
-    if not kinds:
+    reviews = REVIEWS.get((group, version), [])
+    if not kinds and not reviews:
         return None
-    resources: list[dict[str, Any]] = []
+    resources: list[dict[str, Any]] = [
+        {"name": name, "singularName": "", "namespaced": False, "kind": kind, "verbs": ["create"]}
+        for name, kind in reviews
+    ]
     for kind in kinds:
         resources.append(_resource(kind))
         if kind.has_status_subresource:

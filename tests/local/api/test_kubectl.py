@@ -342,6 +342,12 @@ def test_auth_can_i_and_whoami_answer_what_the_api_serves(kubectl):
     assert can_i("*", "*") == (0, "yes")  # every verb Kubernetes has for a resource, on every one
     assert can_i("update", "isvc", "--subresource=scale")[0] == 1
     assert can_i("delete", "/healthz")[0] == 1
+    assert can_i("create", "selfsubjectaccessreviews") == (0, "yes")  # the reviews are discovered
+    assert can_i("get", "selfsubjectaccessreviews")[0] == 1
+    versions = kubectl("api-versions").stdout.split()
+    assert {"authorization.k8s.io/v1", "authentication.k8s.io/v1", "serving.kserve.io/v1beta1"} <= set(
+        versions
+    )
     listed = kubectl("auth", "can-i", "--list").stdout
     assert (
         "inferenceservices.serving.kserve.io " in listed

@@ -53,9 +53,14 @@ def test_health_and_discovery(api):
     assert api.get("/healthz").text == "ok"
     groups = api.get("/apis").json()
     assert groups["kind"] == "APIGroupList"
-    group = groups["groups"][0]
-    assert group["name"] == "serving.kserve.io"
-    assert group["preferredVersion"]["version"] == "v1beta1"
+    by_group = {group["name"]: group for group in groups["groups"]}
+    assert by_group["serving.kserve.io"]["preferredVersion"]["version"] == "v1beta1"
+    assert by_group["authorization.k8s.io"]["preferredVersion"]["groupVersion"] == "authorization.k8s.io/v1"
+    reviews = api.get("/apis/authorization.k8s.io/v1").json()["resources"]
+    assert {(r["name"], tuple(r["verbs"])) for r in reviews} == {
+        ("selfsubjectaccessreviews", ("create",)),
+        ("selfsubjectrulesreviews", ("create",)),
+    }
     resources = api.get("/apis/serving.kserve.io/v1alpha1").json()["resources"]
     by_name = {r["name"]: r for r in resources}
     assert by_name["clusterservingruntimes"]["namespaced"] is False
