@@ -95,7 +95,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         if args.dest.is_dir() and any(args.dest.iterdir()):
             # A fetch is atomic, so files in DEST are a whole model: a restarted storage initializer
             # finds the one it fetched before.
-            print(args.dest)
+            print(args.dest.absolute())  # as a fetch prints it
             return 0
     options = TransferOptions.from_env()
     if args.concurrency:

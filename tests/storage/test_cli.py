@@ -50,6 +50,14 @@ def test_keep_existing_leaves_a_fetched_model_alone(tmp_path):
     assert read_tree(dest) == {"model.bin": b"weights"}
     without = modelplane(str(tmp_path / "model"), str(dest), "--no-cache")
     assert without.returncode == 2 and "exists and is not an empty folder" in without.stderr
+    relative = subprocess.run(  # DEST named from the working folder: printed from /, as a fetch prints it
+        [sys.executable, "-m", "modelplane", "storage", "fetch", "unused", "models", "--keep-existing"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=dest.parent,
+    )
+    assert relative.stdout.strip() == str(dest), relative.stderr
 
 
 def test_without_dest_prints_the_cached_folder(tmp_path, cache_dir):
