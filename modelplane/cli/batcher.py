@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     import uvloop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line for each request it passes on
     uvloop.run(_until_signalled(args, settings))
     return 0
 

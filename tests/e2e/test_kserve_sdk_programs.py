@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform, wait_until
 
 KSERVE_PYTHON = REPO_ROOT / ".venvs" / "kserve-sdk" / "bin" / "python"
 PROGRAMS = Path(__file__).parent
@@ -107,3 +107,6 @@ def test_a_batcher_in_front_of_a_kserve_sdk_predictor_stacks_concurrent_requests
     log = platform.cli("logs", "batched", "-c", "predictor").stdout
     assert "batcher sidecar started" in log
     platform.cli("delete", "isvc", "batched")
+    # The sidecar lives and dies with its replica.
+    [replica_log] = (platform.home / "logs" / "default" / "batched" / "predictor").glob("*.log")
+    wait_until(lambda: "batcher sidecar stopped" in replica_log.read_text(), "the sidecar to stop", platform)
