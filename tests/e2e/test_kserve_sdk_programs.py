@@ -6,6 +6,7 @@ makes) run on `modelplane up` as a KServe user writes them: a custom predictor r
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -91,21 +92,27 @@ def test_a_batcher_in_front_of_a_kserve_sdk_predictor_stacks_concurrent_requests
         path = "/v1/models/batched:predict"
         return platform.request("POST", "batched.default.localhost", path, json={"instances": [row]})
 
-    with ThreadPoolExecutor(len(rows)) as pool:
-        answers = list(pool.map(predict, rows))
-    assert [(a.status_code, a.json()) for a in answers] == [
-        (200, {"predictions": [weight]}) for weight in (1.0, 2.0, 3.0, 4.0)
-    ]
-    # The program's own metrics (passed through by the sidecar): one predict call, of four rows.
-    metrics = platform.request("GET", "batched.default.localhost", "/metrics").text
-    assert 'request_predict_seconds_count{model_name="batched"} 1.0' in metrics
+    def predict_together():
+        with ThreadPoolExecutor(len(rows)) as pool:
+            answers = list(pool.map(predict, rows))
+        assert [(a.status_code, a.json()) for a in answers] == [
+            (200, {"predictions": [weight]}) for weight in (1.0, 2.0, 3.0, 4.0)
+        ]
+        # The program's own metrics (passed through by the sidecar): one more predict call, of four rows.
+        return platform.request("GET", "batched.default.localhost", "/metrics").text
+
+    assert 'request_predict_seconds_count{model_name="batched"} 1.0' in predict_together()
+    # A restart in place hands the sidecar over with its replica: the same one batches on.
+    platform.process.send_signal(signal.SIGHUP)
+    assert platform.process.stdout.readline().startswith("modelplane is up: ")
+    assert 'request_predict_seconds_count{model_name="batched"} 2.0' in predict_together()
     # A request the sidecar does not batch reaches the program as it is, and its answer comes back.
     wrong = platform.request(
         "POST", "batched.default.localhost", "/v1/models/batched:predict", json={"inputs": [[1]]}
     )
     assert wrong.status_code == 400, wrong.text
     log = platform.cli("logs", "batched", "-c", "predictor").stdout
-    assert "batcher sidecar started" in log
+    assert log.count("batcher sidecar started") == 1 and "taken back after a restart" in log
     platform.cli("delete", "isvc", "batched")
     # The sidecar lives and dies with its replica.
     [replica_log] = (platform.home / "logs" / "default" / "batched" / "predictor").glob("*.log")

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from modelplane.local.ports import free_loopback_port
+from modelplane.local.replicas.inherited import InheritedChild
 from modelplane.local.replicas.probe import accepts_connections
 from modelplane.local.replicas.zygote import dying_with_this_process
 
@@ -38,7 +39,7 @@ def batcher_argv(batcher: dict, port: int, upstream_port: int) -> list[str]:
 
 
 class BatcherSidecar:
-    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+    def __init__(self, process: asyncio.subprocess.Process | InheritedChild, port: int) -> None:
         self.process = process
         self.port = port
 
@@ -78,7 +79,7 @@ class BatcherSidecar:
                 await process.wait()
 
     def kill(self) -> None:
-        """SIGKILL, at once (the platform restarts in place; the replica's next supervisor starts another)."""
+        """SIGKILL, at once."""
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.process.pid, signal.SIGKILL)

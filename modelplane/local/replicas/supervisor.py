@@ -207,8 +207,7 @@ class Replica:
         if process is None or process.returncode is not None or ports is None or self._task is None:
             return None
         self._task.cancel()
-        if self._batcher is not None:
-            self._batcher.kill()  # the next program starts the replica's sidecar again as it takes it back
+        batcher, self._batcher = self._batcher, None  # it serves on, for the program run next
         return HandedReplica(
             name=self.name,
             template=template_digest(self.revision.template),
@@ -218,6 +217,8 @@ class Replica:
             grpc_port=ports.grpc,
             gpus=self._gpus,
             loaded=self.phase == LOADED,
+            batcher_pid=batcher.process.pid if batcher is not None else None,
+            batcher_port=batcher.port if batcher is not None else None,
         )
 
     async def stop(self) -> None:
@@ -588,9 +589,13 @@ class Replica:
         self._ports = ReplicaPorts(handed.http_port, handed.grpc_port)
         self.grpc_address = f"127.0.0.1:{handed.grpc_port}"
         self._note(f"taken back after a restart of the platform (pid {handed.pid})")
-        if handed.loaded and not self.revision.template.get("batcher"):  # else once its sidecar listens
+        if handed.batcher_pid is not None:
+            sidecar = InheritedChild(handed.batcher_pid)
+            if sidecar.returncode is None:  # else `_supervise` starts another
+                self._batcher = BatcherSidecar(sidecar, handed.batcher_port)
+        if handed.loaded and (self._batcher is not None or not self.revision.template.get("batcher")):
             self._ever_ready = True
-            self._set(LOADED, address=f"127.0.0.1:{handed.http_port}")
+            self._set(LOADED, address=self._routed_address(self._ports))
         return handed
 
     async def _supervise(self, client: httpx.AsyncClient, template: dict) -> None:
@@ -599,21 +604,25 @@ class Replica:
         if batcher is None:
             await self._supervise_process(client, template)
             return
-        try:
-            self._batcher = await BatcherSidecar.start(batcher, self._ports.http, self.log_path)
-        except OSError as exc:
-            self._note(f"cannot start the batcher sidecar: {exc.strerror or exc}: stopping the replica")
-            await self._terminate(self._process)
-            return
-        self._note(f"batcher sidecar started (pid {self._batcher.process.pid}, port {self._batcher.port})")
+        if self._batcher is None:  # else it was handed over with the replica, and serves on
+            try:
+                self._batcher = await BatcherSidecar.start(batcher, self._ports.http, self.log_path)
+            except OSError as exc:
+                self._note(f"cannot start the batcher sidecar: {exc.strerror or exc}: stopping the replica")
+                await self._terminate(self._process)
+                return
+            self._note(
+                f"batcher sidecar started (pid {self._batcher.process.pid}, port {self._batcher.port})"
+            )
         guard = asyncio.create_task(self._guard_batcher(self._process, self._batcher))
         try:
             await self._supervise_process(client, template)
         finally:
             guard.cancel()
             sidecar, self._batcher = self._batcher, None
-            await sidecar.stop()
-            self._note(f"batcher sidecar stopped (exit code {sidecar.process.returncode})")
+            if sidecar is not None:  # else the replica was handed over, and its sidecar with it
+                await sidecar.stop()
+                self._note(f"batcher sidecar stopped (exit code {sidecar.process.returncode})")
 
     async def _guard_batcher(self, process: Process, sidecar: BatcherSidecar) -> None:
         """A sidecar that ends on its own takes its replica's process with it: both start again."""
