@@ -141,7 +141,9 @@ class BatcherProxy:
         """One request to the upstream server, a batch or a request alone; its JSON answer, or
         UpstreamAnswer for any other."""
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        response = await self._forward(b"POST", path, _raw(headers), body)
+        # An answer it must read (and split): not compressed.
+        sent = {name: value for name, value in headers.items() if name != "accept-encoding"}
+        response = await self._forward(b"POST", path, _raw(sent), body)
         answer = None
         if response.status == 200:
             with contextlib.suppress(orjson.JSONDecodeError):
