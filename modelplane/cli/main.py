@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "operator": "modelplane.cli.operator",
     "agent": "modelplane.cli.agent",
     "logger": "modelplane.cli.logger",
+    "batcher": "modelplane.cli.batcher",
 }
 
 

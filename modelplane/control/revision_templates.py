@@ -492,7 +492,17 @@ def transformer_default_args(
     return missing
 
 
+BATCHER_FIELDS = ("maxBatchSize", "maxLatency", "timeout")
+
+
 def _add_batcher_args(template: dict, batcher: dict) -> None:
+    """`modelplane serve` batches itself (its flags); in front of any other program the platform starts
+    `modelplane batcher`, KServe's batcher sidecar, with the template's `batcher` (replicas/batcher_sidecar.py)."""
+    if not components.runs_modelplane_serve(template["command"]):
+        template["batcher"] = {
+            field: batcher[field] for field in BATCHER_FIELDS if batcher.get(field) is not None
+        }
+        return
     runtime = template["runtime"]
     runner = f"runtime {runtime['name']}" if runtime else "its container"
     template["command"] += batcher_args(template["command"], batcher, template["component"], runner)
@@ -508,10 +518,8 @@ def batcher_args(argv: Sequence[str], batcher: dict, component: str, runner: str
             f'{runner} runs "{" ".join(argv[:3])}"'
         )
     flags = ["--enable-batcher"]
-    for field, flag in (
-        ("maxBatchSize", "--max-batch-size"),
-        ("maxLatency", "--max-latency"),
-        ("timeout", "--batch-timeout"),
+    for field, flag in zip(
+        BATCHER_FIELDS, ("--max-batch-size", "--max-latency", "--batch-timeout"), strict=True
     ):
         if batcher.get(field) is not None:
             flags.append(f"{flag}={batcher[field]}")

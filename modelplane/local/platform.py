@@ -336,3 +336,5 @@ async def _stop_unclaimed(handover: ReplicaHandover) -> None:
             os.killpg(handed.pid, signal.SIGTERM)
         if not handed.forked:
             InheritedChild(handed.pid)  # reaps it once it exits
+        if handed.batcher_pid is not None:
+            InheritedChild(handed.batcher_pid).terminate()

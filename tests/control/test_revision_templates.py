@@ -355,7 +355,7 @@ def test_a_batcher_becomes_the_flags_of_modelplane_serve():
     assert "--enable-batcher" not in without["command"]
 
 
-def test_a_batcher_on_a_runtime_that_does_not_run_modelplane_serve_is_an_invalid_spec():
+def test_a_batcher_in_front_of_another_program_is_the_templates_own():
     runtime = {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "ServingRuntime",
@@ -366,13 +366,14 @@ def test_a_batcher_on_a_runtime_that_does_not_run_modelplane_serve_is_an_invalid
         },
     }
     spec = {"predictor": {"sklearn": {"storageUri": "pvc://m"}, "batcher": {"maxBatchSize": 4}}}
-    with pytest.raises(RuntimeSelectionError) as error:
-        templates(spec, [runtime])
-    assert error.value.reason == "InvalidPredictorSpec"
-    assert error.value.message == (
-        "the predictor has a batcher, which needs modelplane serve to do the batching; "
-        'runtime mine runs "serve-it iris"'
-    )
+    predictor = templates(spec, [runtime])["predictor"]
+    # The platform starts `modelplane batcher` in front of it (replicas/batcher_sidecar.py).
+    assert predictor["command"] == ["serve-it", "iris"]
+    assert predictor["batcher"] == {"maxBatchSize": 4}
+    custom = {"containers": [{"name": "c", "image": "x", "command": ["python", "model.py"]}]}
+    found = templates({"predictor": {**custom, "batcher": {"maxLatency": 20, "timeout": None}}})
+    assert found["predictor"]["batcher"] == {"maxLatency": 20}
+    assert "batcher" not in templates({"predictor": custom})["predictor"]
 
 
 def test_an_unknown_runtime_is_runtime_not_recognized():

@@ -6,12 +6,14 @@ makes) run on `modelplane up` as a KServe user writes them: a custom predictor r
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform
+from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform, wait_until
 
 KSERVE_PYTHON = REPO_ROOT / ".venvs" / "kserve-sdk" / "bin" / "python"
 PROGRAMS = Path(__file__).parent
@@ -66,3 +68,52 @@ def test_a_kserve_sdk_transformer_reaches_a_kserve_sdk_predictor_over_grpc(platf
     assert (wrong.status_code, wrong.json()) == (400, {"error": "each row has 4 features"})
     log = platform.cli("logs", "linear", "-c", "transformer").stdout
     assert "so the program is told --predictor_use_ssl=false" in log
+
+
+def test_a_batcher_in_front_of_a_kserve_sdk_predictor_stacks_concurrent_requests(platform):
+    # KServe's SDK does not batch: the platform starts `modelplane batcher` in front of it, as KServe
+    # starts its agent sidecar. A latency of a minute: the four requests go once they fill a batch.
+    model = [{"name": "STORAGE_URI", "value": "pvc://models/linear"}]
+    predictor = container("predictor", "--model_name=batched", "--model_dir=/mnt/models", env=model)
+    platform.apply(
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": "batched"},
+            "spec": {
+                "predictor": {"containers": [predictor], "batcher": {"maxBatchSize": 4, "maxLatency": 60000}}
+            },
+        }
+    )
+    platform.cli("wait", "--for=condition=Ready", "isvc/batched", "--timeout=240s")
+    rows = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+
+    def predict(row):
+        path = "/v1/models/batched:predict"
+        return platform.request("POST", "batched.default.localhost", path, json={"instances": [row]})
+
+    def predict_together():
+        with ThreadPoolExecutor(len(rows)) as pool:
+            answers = list(pool.map(predict, rows))
+        assert [(a.status_code, a.json()) for a in answers] == [
+            (200, {"predictions": [weight]}) for weight in (1.0, 2.0, 3.0, 4.0)
+        ]
+        # The program's own metrics (passed through by the sidecar): one more predict call, of four rows.
+        return platform.request("GET", "batched.default.localhost", "/metrics").text
+
+    assert 'request_predict_seconds_count{model_name="batched"} 1.0' in predict_together()
+    # A restart in place hands the sidecar over with its replica: the same one batches on.
+    platform.process.send_signal(signal.SIGHUP)
+    assert platform.process.stdout.readline().startswith("modelplane is up: ")
+    assert 'request_predict_seconds_count{model_name="batched"} 2.0' in predict_together()
+    # A request the sidecar does not batch reaches the program as it is, and its answer comes back.
+    wrong = platform.request(
+        "POST", "batched.default.localhost", "/v1/models/batched:predict", json={"inputs": [[1]]}
+    )
+    assert wrong.status_code == 400, wrong.text
+    log = platform.cli("logs", "batched", "-c", "predictor").stdout
+    assert log.count("batcher sidecar started") == 1 and "taken back after a restart" in log
+    platform.cli("delete", "isvc", "batched")
+    # The sidecar lives and dies with its replica.
+    [replica_log] = (platform.home / "logs" / "default" / "batched" / "predictor").glob("*.log")
+    wait_until(lambda: "batcher sidecar stopped" in replica_log.read_text(), "the sidecar to stop", platform)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -583,5 +584,50 @@ def test_a_ready_program_that_hangs_is_taken_out_of_the_routes_by_its_http_probe
             await until(lambda: replicas.addresses(), "ready again")
         finally:
             await replicas.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_batcher_sidecar_takes_the_replicas_requests_and_lives_and_dies_with_it(tmp_path):
+    def listens(address: str) -> bool:
+        host, port = address.split(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    async def scenario():
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+        batched = revision(command)
+        batched.template["batcher"] = {"maxBatchSize": 2}
+        replicas = RevisionReplicas(batched, "default", "demo", 1, settings(tmp_path), lambda: None)
+        replicas.start()
+        replica = replicas.replicas[0]
+        try:
+            [address] = await until(replicas.addresses, "ready")
+            sidecar = replica._batcher
+            assert address == sidecar.address and replica._ports.http != sidecar.port
+            async with httpx.AsyncClient() as client:  # passed on to the program, as it answered
+                listing = await client.get(f"http://{address}/")
+            assert listing.status_code == 200 and "Directory listing" in listing.text
+
+            # The program ends: its sidecar with it; both start again.
+            os.kill(replica.pid, signal.SIGKILL)
+            await until(lambda: replica.restarts == 1 and replicas.addresses(), "the program back")
+            assert sidecar.process.returncode is not None and not listens(address)
+            [address] = replicas.addresses()
+            assert address == replica._batcher.address
+
+            # The sidecar ends on its own: the program is stopped, and both start again.
+            replica._batcher.process.kill()
+            await until(lambda: replica.restarts == 2 and replicas.addresses(), "both back")
+            sidecar = replica._batcher
+        finally:
+            await replicas.stop()
+        assert replica.pid is None and sidecar.process.returncode is not None
+        log = (tmp_path / "logs/default/demo/predictor/demo-predictor-00001-0.log").read_text()
+        assert "the batcher sidecar exited with code -9: stopping the replica" in log
+        assert log.count("batcher sidecar started") == 3
 
     asyncio.run(scenario())

@@ -301,7 +301,7 @@ def _component_errors(isvc: dict) -> Iterator[FieldError]:
             continue
         yield from _implementation_errors(component, component_spec, found, here)
         yield from extension_errors(component_spec, here)
-        yield from batcher_errors(component, component_spec, here)
+        yield from batcher_errors(component_spec, here)
         yield from autoscaling_errors(annotations, component_spec, here)
 
 
@@ -474,7 +474,7 @@ def _canary_problem(
     problems = [
         *_implementation_errors("predictor", predictor, found, where),
         *extension_errors(predictor, where),
-        *batcher_errors("predictor", predictor, where),
+        *batcher_errors(predictor, where),
     ]
     if problems:
         return FieldError(problems[0].path, f'canary "{name}" predictor: {problems[0].message}')

@@ -231,7 +231,9 @@ COMPONENT: Table = {
     "logger.storage.serviceAccountName": warned(
         "the credentials are those of the storage config its key names"
     ),
-    "batcher": acted("modelplane serve batches requests (its flags)"),
+    "batcher": acted(
+        "modelplane serve batches requests (its flags); in front of another program, modelplane batcher"
+    ),
     "labels": warned("no pods to label; a replica's downward API (fieldRef) reads them"),
     "annotations": acted(
         "no pods to annotate: a replica's downward API (fieldRef) reads it, over the service's; "

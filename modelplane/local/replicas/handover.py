@@ -31,6 +31,9 @@ class HandedReplica:
     grpc_port: int
     gpus: tuple[str, ...] = ()
     loaded: bool = False  # it answered its readiness probe when it was handed over
+    # Its batcher sidecar (replicas/batcher_sidecar.py), handed over with it: the gateway's routes name it.
+    batcher_pid: int | None = None
+    batcher_port: int | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> HandedReplica:

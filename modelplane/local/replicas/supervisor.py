@@ -49,6 +49,7 @@ from modelplane.control.trained_models import is_multi_model_template
 from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, REPLICA_STARTS
 from modelplane.local.ports import free_loopback_port
+from modelplane.local.replicas.batcher_sidecar import BatcherSidecar
 from modelplane.local.replicas.command import (
     ModelMount,
     ReplicaPorts,
@@ -174,6 +175,9 @@ class Replica:
         self._ever_ready = False
         self._process: asyncio.subprocess.Process | ForkedProcess | InheritedChild | None = None
         self._ports: ReplicaPorts | None = None
+        self._batcher: BatcherSidecar | None = (
+            None  # in front of its process, where its template has a batcher
+        )
         self._port_given_in: tuple[str, ...] = ("$PORT",)  # how its process was told its HTTP port
         self._gpus: tuple[str, ...] = ()
         self._env: dict[str, str] | None = None  # the process's own variables (on top of the platform's)
@@ -203,6 +207,7 @@ class Replica:
         if process is None or process.returncode is not None or ports is None or self._task is None:
             return None
         self._task.cancel()
+        batcher, self._batcher = self._batcher, None  # it serves on, for the program run next
         return HandedReplica(
             name=self.name,
             template=template_digest(self.revision.template),
@@ -212,6 +217,8 @@ class Replica:
             grpc_port=ports.grpc,
             gpus=self._gpus,
             loaded=self.phase == LOADED,
+            batcher_pid=batcher.process.pid if batcher is not None else None,
+            batcher_port=batcher.port if batcher is not None else None,
         )
 
     async def stop(self) -> None:
@@ -582,13 +589,54 @@ class Replica:
         self._ports = ReplicaPorts(handed.http_port, handed.grpc_port)
         self.grpc_address = f"127.0.0.1:{handed.grpc_port}"
         self._note(f"taken back after a restart of the platform (pid {handed.pid})")
-        if handed.loaded:
+        if handed.batcher_pid is not None:
+            sidecar = InheritedChild(handed.batcher_pid)
+            if sidecar.returncode is None:  # else `_supervise` starts another
+                self._batcher = BatcherSidecar(sidecar, handed.batcher_port)
+        if handed.loaded and (self._batcher is not None or not self.revision.template.get("batcher")):
             self._ever_ready = True
-            self._set(LOADED, address=f"127.0.0.1:{handed.http_port}")
+            self._set(LOADED, address=self._routed_address(self._ports))
         return handed
 
     async def _supervise(self, client: httpx.AsyncClient, template: dict) -> None:
         """Watches the running process until it exits, and says why it did."""
+        batcher = self.revision.template.get("batcher")
+        if batcher is None:
+            await self._supervise_process(client, template)
+            return
+        if self._batcher is None:  # else it was handed over with the replica, and serves on
+            try:
+                self._batcher = await BatcherSidecar.start(batcher, self._ports.http, self.log_path)
+            except OSError as exc:
+                self._note(f"cannot start the batcher sidecar: {exc.strerror or exc}: stopping the replica")
+                await self._terminate(self._process)
+                return
+            self._note(
+                f"batcher sidecar started (pid {self._batcher.process.pid}, port {self._batcher.port})"
+            )
+        guard = asyncio.create_task(self._guard_batcher(self._process, self._batcher))
+        try:
+            await self._supervise_process(client, template)
+        finally:
+            guard.cancel()
+            sidecar, self._batcher = self._batcher, None
+            if sidecar is not None:  # else the replica was handed over, and its sidecar with it
+                await sidecar.stop()
+                self._note(f"batcher sidecar stopped (exit code {sidecar.process.returncode})")
+
+    async def _guard_batcher(self, process: Process, sidecar: BatcherSidecar) -> None:
+        """A sidecar that ends on its own takes its replica's process with it: both start again."""
+        code = await sidecar.process.wait()
+        if process.returncode is None and not self._stopping.is_set():
+            self._note(f"the batcher sidecar exited with code {code}: stopping the replica")
+            logger.warning("%s: its batcher sidecar exited with code %s", self.label, code)
+            await self._terminate(process)
+
+    def _routed_address(self, ports: ReplicaPorts) -> str:
+        """Where the gateway sends the replica's HTTP requests: its batcher sidecar, if it has one."""
+        return self._batcher.address if self._batcher is not None else f"127.0.0.1:{ports.http}"
+
+    async def _supervise_process(self, client: httpx.AsyncClient, template: dict) -> None:
         ports = self._ports
         guard = self._guard_memory(self._process)
         started = asyncio.Event()
@@ -608,7 +656,7 @@ class Replica:
         if self._stopping.is_set():
             self._note(f"stopped (exit code {code})")
             return
-        self.settings.crashed.add(f"127.0.0.1:{ports.http}")
+        self.settings.crashed.add(self._routed_address(ports))
         ended = self.last_termination = _termination(code, over_memory, self.name)
         REPLICA_EXITS.labels(*self._metric_labels(), ended.reason).inc()
         if over_memory is not None:
@@ -719,12 +767,19 @@ class Replica:
                 next_http_probe = time.monotonic() + self.settings.ready_http_probe_interval
             if process.returncode is not None:
                 break
+            if (
+                result.ready
+                and self.phase != LOADED
+                and self._batcher
+                and not await self._batcher.listening()
+            ):
+                result = ProbeResult(False)  # the program is ready, but its requests' way in is not yet
             if result.ready:
                 was_ready = self._ever_ready = True
                 if self.phase != LOADED:
                     logger.info("%s is ready on 127.0.0.1:%s", self.label, ports.http)
                 self._say_why_not_ready(None)
-                self._set(LOADED, address=f"127.0.0.1:{ports.http}")
+                self._set(LOADED, address=self._routed_address(ports))
             elif result.failure:
                 self._set(FAILED_TO_LOAD, failure=self._failure(result.failure))
             else:

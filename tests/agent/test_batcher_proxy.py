@@ -1,0 +1,182 @@
+"""`modelplane batcher` as a process in front of a real HTTP server that counts what it is sent: concurrent
+V1 predict requests reach it as one request and each caller gets its own predictions; anything else goes
+through as it came and comes back as it was; an upstream error reaches every caller of a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from modelplane.local.ports import free_loopback_port
+
+
+class Upstream(ThreadingHTTPServer):
+    """Answers V1 predict requests by doubling each instance (or with a 500, once `failing`), a GET of
+    the model with its own header, and 404 for anything else; keeps every request it got."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _UpstreamHandler)
+        self.requests: list[tuple[str, str, dict, bytes]] = []  # method, path, headers, body
+        self.failing = False
+        self.lock = threading.Lock()
+
+    def predicts(self) -> list[dict]:
+        with self.lock:
+            return [json.loads(body) for method, _, _, body in self.requests if method == "POST"]
+
+
+class _UpstreamHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Upstream
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        self._keep(body)
+        if self.server.failing:
+            self._answer(500, b'{"error": "the model broke"}', [("x-failed", "yes")])
+            return
+        payload = json.loads(body)
+        if "instances" not in payload:
+            self._answer(400, b'{"error": "no instances here"}')
+            return
+        answer = {"predictions": [2 * x for x in payload["instances"]], "model_name": "doubler"}
+        self._answer(200, json.dumps(answer).encode())
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._keep(b"")
+        if self.path == "/v1/models/doubler":
+            self._answer(200, b'{"name": "doubler", "ready": true}', [("x-upstream", "yes")])
+        else:
+            self._answer(404, b"nothing at " + self.path.encode(), content_type="text/plain")
+
+    def _keep(self, body: bytes) -> None:
+        with self.server.lock:
+            self.server.requests.append((self.command, self.path, dict(self.headers), body))
+
+    def _answer(self, status: int, body: bytes, headers=(), content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def upstream():
+    server = Upstream()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def start_batcher(upstream: Upstream, *flags: str) -> tuple[subprocess.Popen, str]:
+    port = free_loopback_port()
+    argv = [sys.executable, "-m", "modelplane", "batcher", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--upstream", f"127.0.0.1:{upstream.server_address[1]}", *flags]
+    process = subprocess.Popen(argv, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError("modelplane batcher did not listen")
+
+
+@pytest.fixture
+def batcher(upstream):
+    started = []
+
+    def start(*flags: str) -> str:
+        process, url = start_batcher(upstream, *flags)
+        started.append(process)
+        return url
+
+    yield start
+    for process in started:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+
+
+async def predict_together(url: str, bodies: list[dict]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(timeout=60) as client:
+        return await asyncio.gather(
+            *(client.post(f"{url}/v1/models/doubler:predict", json=b) for b in bodies)
+        )
+
+
+def test_concurrent_requests_are_one_request_upstream(upstream, batcher):
+    # A latency longer than any test: the batch starts once it holds its four instances.
+    url = batcher("--max-batch-size", "4", "--max-latency", "600000")
+    bodies = [{"instances": [1]}, {"instances": [10, 20]}, {"instances": [100]}]
+    responses = asyncio.run(predict_together(url, bodies))
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    answers = [r.json() for r in responses]
+    assert sorted(a["predictions"] for a in answers) == [[2], [20, 40], [200]]
+    assert all(a["model_name"] == "doubler" for a in answers)
+    assert all(r.headers["content-type"] == "application/json" for r in responses)
+    [stacked] = upstream.predicts()
+    assert sorted(stacked["instances"]) == [1, 10, 20, 100]
+
+
+def test_other_requests_pass_through(upstream, batcher):
+    url = batcher("--max-batch-size", "4", "--max-latency", "600000")
+    with httpx.Client(timeout=30) as client:
+        model = client.get(f"{url}/v1/models/doubler", headers={"x-caller": "test"})
+        missing = client.get(f"{url}/nowhere?x=1")
+        # Not V1 instances: not batched, and the upstream server's own refusal comes back.
+        inputs = client.post(f"{url}/v1/models/doubler:predict", json={"inputs": [1]})
+
+    assert model.status_code == 200
+    assert model.json() == {"name": "doubler", "ready": True}
+    assert model.headers["x-upstream"] == "yes"
+    assert (missing.status_code, missing.text) == (404, "nothing at /nowhere?x=1")
+    assert missing.headers["content-type"] == "text/plain"
+    assert (inputs.status_code, inputs.json()) == (400, {"error": "no instances here"})
+    method, path, headers, _ = upstream.requests[0]
+    assert (method, path, headers["x-caller"]) == ("GET", "/v1/models/doubler", "test")
+    assert [request[1] for request in upstream.requests] == [
+        "/v1/models/doubler",
+        "/nowhere?x=1",
+        "/v1/models/doubler:predict",
+    ]
+
+
+def test_an_upstream_error_reaches_every_caller(upstream, batcher):
+    upstream.failing = True
+    url = batcher("--max-batch-size", "3", "--max-latency", "600000")
+    responses = asyncio.run(
+        predict_together(url, [{"instances": [1]}, {"instances": [2]}, {"instances": [3]}])
+    )
+
+    for response in responses:
+        assert response.status_code == 500
+        assert response.json() == {"error": "the model broke"}
+        assert response.headers["x-failed"] == "yes"
+    # The batch, then each request on its own (a failed batch is retried request by request).
+    sent = [sorted(p["instances"]) for p in upstream.predicts()]
+    assert sent[0] == [1, 2, 3]
+    assert sorted(sent[1:]) == [[1], [2], [3]]
