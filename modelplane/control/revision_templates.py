@@ -157,20 +157,38 @@ def model_container(
     selection = select_runtime(isvc, namespaced_runtimes, cluster_runtimes)
     isvc = apply_runtime(isvc, selection)
     model = isvc["spec"]["predictor"]["model"]
-    runtime_containers = selection.spec.get("containers") or []
-    if not runtime_containers:
-        raise _invalid(f"runtime {selection.name} has no container")
-    runtime_container = next(
-        (c for c in runtime_containers if c.get("name") == PREDICTOR_CONTAINER), runtime_containers[0]
-    )
+    runtime_container = _predictor_container(selection)
     container = merge_containers(
         runtime_container, {k: v for k, v in model.items() if k not in _MODEL_ONLY_FIELDS}
     )
     try:  # the merged container, as KServe's controller renders it: the model's own fields too
         container = render_container(container, isvc["metadata"])
     except TemplateError as exc:
-        raise _invalid(f"runtime {selection.name}: {exc}") from None
+        message = (  # KServe's words, which name the runtime and the container
+            f"failed to replace placeholders in serving runtime {selection.name} "
+            f"Container {runtime_container.get('name')}"
+        )
+        raise RuntimeSelectionError(conditions.INVALID_PREDICTOR_SPEC, message, f"{message}: {exc}") from None
     return ModelContainer(isvc, selection, container)
+
+
+def _predictor_container(selection: RuntimeSelection) -> dict:
+    """The runtime's container that runs the model: its `kserve-container`, which KServe's controller
+    requires. A multi-model (ModelMesh) runtime's server may have any name: its first container."""
+    runtime_containers = [c for c in selection.spec.get("containers") or [] if isinstance(c, dict)]
+    if not runtime_containers:
+        raise _invalid(f"runtime {selection.name} has no container")
+    found = next((c for c in runtime_containers if c.get("name") == PREDICTOR_CONTAINER), None)
+    if found is not None:
+        return found
+    if selection.spec.get("multiModel") is True:
+        return runtime_containers[0]
+    raise RuntimeSelectionError(
+        conditions.INVALID_PREDICTOR_SPEC,
+        f"failed to find {PREDICTOR_CONTAINER} in ServingRuntime containers",
+        f"failed to find {PREDICTOR_CONTAINER} in ServingRuntime containers: runtime {selection.name} "
+        f"names its containers {', '.join(repr(c.get('name')) for c in runtime_containers)}",
+    )
 
 
 def _model_template(

@@ -153,16 +153,46 @@ def test_render_placeholders():
     assert render("--model_name={{.Name}}", metadata) == "--model_name=iris"
     assert render("{{ .Namespace }}/{{.Annotations.modelFormat}}", metadata) == "team/sklearn"
     assert render("{{.Labels.modelClass}}", metadata) == "mlserver_sklearn.SKLearnModel"
-    assert render("{{.Labels.missing}}", metadata) == "<no value>"
     assert render("no placeholders", metadata) == "no placeholders"
 
 
-def test_render_index_reaches_keys_a_field_name_cannot_spell_as_go_templates_do():
+def test_a_missing_label_or_annotation_renders_as_nothing_as_kserves_html_template_gives():
+    # KServe renders with Go's html/template, which drops a missing value (text/template would print
+    # `<no value>`): kserve-mlserver's MLSERVER_MODEL_IMPLEMENTATION={{.Labels.modelClass}} is empty.
+    assert render("--class={{.Labels.modelClass}}", {"name": "iris"}) == "--class="
+    assert render("{{.Annotations.missing}}", {"name": "iris", "annotations": {}}) == ""
+
+
+def test_a_value_is_html_escaped_as_kserves_html_template_escapes_it():
+    metadata = {"name": "iris", "annotations": {"url": "http://h/?a=1&b=2", "quote": 'it\'s "x"+<y>'}}
+    assert render("{{.Annotations.url}}", metadata) == "http://h/?a=1&amp;b=2"
+    assert render("{{.Annotations.quote}}", metadata) == "it&#39;s &#34;x&#34;&#43;&lt;y&gt;"
+
+
+def test_a_backslash_in_a_value_reads_as_a_json_escape_and_a_newline_is_an_error():
+    # The value goes into the container's JSON text as it is, and that text is parsed back.
+    assert render("{{.Annotations.path}}", {"annotations": {"path": "C:\\\\dir"}}) == "C:\\dir"
+    with pytest.raises(TemplateError, match="not valid JSON"):
+        render("{{.Annotations.text}}", {"annotations": {"text": "two\nlines"}})
+
+
+def test_render_index_reaches_keys_a_field_name_cannot_spell_with_the_key_in_backquotes():
     metadata = {"name": "iris", "annotations": {"serving.kserve.io/size": "small"}}
-    assert render('--size={{ index .Annotations "serving.kserve.io/size" }}', metadata) == "--size=small"
-    assert render('{{index .Labels "missing"}}', metadata) == ""  # a map's zero value, as `index` gives
+    assert render("--size={{ index .Annotations `serving.kserve.io/size` }}", metadata) == "--size=small"
+    assert render("{{index .Labels `missing`}}", metadata) == ""  # a map's zero value, as `index` gives
     with pytest.raises(TemplateError):
-        render('{{index .Spec "x"}}', metadata)
+        render("{{index .Spec `x`}}", metadata)
+
+
+def test_index_with_a_double_quoted_key_is_refused_as_kserves_controller_cannot_parse_it():
+    # In the container's JSON the quotes read \", which Go's template parser refuses.
+    with pytest.raises(TemplateError, match="backquotes"):
+        render('{{index .Annotations "serving.kserve.io/size"}}', {"annotations": {}})
+
+
+def test_a_key_that_is_not_a_go_identifier_is_refused_after_a_dot():
+    with pytest.raises(TemplateError):
+        render("{{.Labels.model-class}}", {"labels": {"model-class": "x"}})
 
 
 def test_render_a_container():

@@ -639,3 +639,69 @@ def test_a_runtime_value_the_autoscaler_would_refuse_makes_the_predictor_invalid
     fine = {key: fine.get(key, "20s" if key.endswith("window") else "5")}
     service = isvc({"predictor": {"model": model, "annotations": fine}})
     revision_templates(service, [annotated_runtime(annotations)], builtin_cluster_runtimes())
+
+
+def own_runtime(container: dict, **spec) -> dict:
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "mine", "namespace": "default"},
+        "spec": {
+            "supportedModelFormats": [{"name": "sklearn", "autoSelect": True}],
+            "containers": [container],
+            **spec,
+        },
+    }
+
+
+def test_a_runtime_without_a_kserve_container_is_refused_with_kserves_words():
+    runtime = own_runtime({"name": "server", "image": "x", "command": ["serve-it"]})
+    with pytest.raises(RuntimeSelectionError) as error:
+        templates({"predictor": {"sklearn": {"storageUri": "pvc://m"}}}, [runtime])
+    assert error.value.reason == "InvalidPredictorSpec"
+    assert error.value.message == "failed to find kserve-container in ServingRuntime containers"
+    assert "'server'" in str(error.value)
+
+
+def test_a_multi_model_runtimes_server_may_have_any_name():
+    from modelplane.control.mesh_pool_template import pool_template
+    from modelplane.control.modelmesh import PoolSpec
+
+    runtime = own_runtime({"name": "server", "image": "x", "command": ["serve-it"]}, multiModel=True)
+    pool = PoolSpec(
+        namespace="default",
+        kind="ServingRuntime",
+        runtime="mine",
+        replicas=1,
+        memory=2**30,
+        capacity=2**29,
+        formats=("sklearn",),
+    )
+    assert pool_template(pool, [runtime], [])["command"][0] == "serve-it"
+
+
+def test_a_placeholder_kserve_cannot_render_is_its_invalid_predictor_spec():
+    runtime = own_runtime(
+        {"name": "kserve-container", "image": "x", "command": ["serve-it", '{{index .Labels "a/b"}}']}
+    )
+    with pytest.raises(RuntimeSelectionError) as error:
+        templates({"predictor": {"sklearn": {"storageUri": "pvc://m"}}}, [runtime])
+    assert error.value.reason == "InvalidPredictorSpec"
+    assert error.value.message == (
+        "failed to replace placeholders in serving runtime mine Container kserve-container"
+    )
+    assert "backquotes" in str(error.value)
+
+
+def test_a_missing_label_renders_as_nothing_in_the_runtime_and_the_models_own_fields():
+    runtime = own_runtime(
+        {"name": "kserve-container", "image": "x", "command": ["serve-it", "--class={{.Labels.modelClass}}"]}
+    )
+    model = {
+        "modelFormat": {"name": "sklearn"},
+        "storageUri": "pvc://m",
+        "env": [{"name": "TEAM", "value": "{{.Annotations.team}}"}],
+    }
+    predictor = templates({"predictor": {"model": model}}, [runtime])["predictor"]
+    assert predictor["command"] == ["serve-it", "--class="]
+    assert predictor["env"]["TEAM"] == ""
