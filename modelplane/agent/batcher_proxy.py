@@ -33,7 +33,7 @@ from modelplane.protocol.http_server import (
     serve,
 )
 from modelplane.protocol.listening import listening_socket
-from modelplane.server.request_batching import BatchSettings, ModelBatcher
+from modelplane.server.request_batching import KEPT_BATCHERS, BatchSettings, ModelBatcher
 
 logger = logging.getLogger("modelplane.batcher")
 
@@ -86,6 +86,14 @@ class _Model:
     name: str
 
 
+class _Unmetered:
+    """The proxy serves no metrics of its own (its /metrics is the upstream server's): a batch size is not
+    counted, and a made-up model name leaves nothing behind."""
+
+    def observe_batch(self, rows: int) -> None:
+        pass
+
+
 class BatcherProxy:
     """The handler of the proxy's server: batches V1 predict requests, passes on everything else."""
 
@@ -132,8 +140,18 @@ class BatcherProxy:
         async def run_upstream(payload: Any, headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
             return await self._predict(path, payload, headers)
 
-        batcher = self._batchers[path] = ModelBatcher(_Model(name), run_upstream, self._settings)
+        if len(self._batchers) >= KEPT_BATCHERS:
+            # One per path a client made up would be kept for ever: those with nothing waiting go (a
+            # batch under way finishes without its batcher; the next request to its path gets a new one).
+            self._batchers = {p: b for p, b in self._batchers.items() if b.waiting_items}
+        batcher = ModelBatcher(_Model(name), run_upstream, self._settings, _Unmetered())
+        self._batchers[path] = batcher
         return batcher
+
+    @property
+    def batched_paths(self) -> int:
+        """How many paths have a batcher now."""
+        return len(self._batchers)
 
     async def _predict(
         self, path: bytes, payload: Any, headers: dict[str, str]
