@@ -37,6 +37,8 @@ from modelplane.server.request_batching import KEPT_BATCHERS, BatchSettings, Mod
 
 logger = logging.getLogger("modelplane.batcher")
 
+UPSTREAM_POLL = 0.2  # seconds between tries to reach the upstream server, with `wait_for_upstream`
+
 _PREDICT_PATH = re.compile(rb"/v1/models/([^/?]+):predict")
 # Headers of one connection, not of the message (RFC 9110 §7.6.1), and the framing, which the server on
 # each side writes for the message it sends.
@@ -248,10 +250,20 @@ def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 async def serve_batcher(
-    upstream: str, host: str, port: int, settings: BatchSettings, stopping: asyncio.Event
+    upstream: str,
+    host: str,
+    port: int,
+    settings: BatchSettings,
+    stopping: asyncio.Event,
+    *,
+    wait_for_upstream: bool = False,
 ) -> None:
     """Batches in front of `upstream` (host:port) on `host`:`port` until `stopping` is set, then starts
-    the waiting batches and lets the requests under way finish."""
+    the waiting batches and lets the requests under way finish. With `wait_for_upstream` it listens only
+    once the upstream server takes connections (in a Knative pod, whose readiness is that of its one
+    served port, which may be the batcher's)."""
+    if wait_for_upstream and not await _upstream_listening(upstream, stopping):
+        return
     proxy = BatcherProxy(upstream, settings)
     sock = listening_socket(host, port, 1024)
     limits = ServerLimits(read_timeout=None, idle_timeout=300.0, max_body_size=None)
@@ -272,3 +284,22 @@ async def serve_batcher(
         shutdown.request()
         await served
         await proxy.aclose()
+
+
+async def _upstream_listening(upstream: str, stopping: asyncio.Event) -> bool:
+    """Waits until the upstream server takes connections; False if stopped first."""
+    host, _, port = upstream.rpartition(":")
+    logged = False
+    while not stopping.is_set():
+        try:
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+        except OSError:
+            if not logged:
+                logger.info("waiting for the upstream server at %s", upstream)
+                logged = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), UPSTREAM_POLL)
+            continue
+        writer.close()
+        return True
+    return False

@@ -31,8 +31,8 @@ class Upstream(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _UpstreamHandler)
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _UpstreamHandler)
         self.requests: list[tuple[str, str, dict, bytes]] = []  # method, path, headers, body
         self.failing = False
         self.lock = threading.Lock()
@@ -223,3 +223,32 @@ def v1_predict(model: str, instances: list) -> HttpRequest:
     body = json.dumps({"instances": instances}).encode()
     headers = [(b"content-type", b"application/json")]
     return HttpRequest(b"POST", f"/v1/models/{model}:predict".encode(), headers, body)
+
+
+def test_with_wait_for_upstream_it_listens_once_the_upstream_server_does():
+    """In a Knative pod the batcher's port is the one probed: it takes connections only once the model
+    server does."""
+    upstream_port, port = free_loopback_port(), free_loopback_port()
+    argv = [sys.executable, "-m", "modelplane", "batcher", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--upstream", f"127.0.0.1:{upstream_port}", "--max-latency", "0", "--wait-for-upstream"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = None
+    try:
+        for line in process.stderr:
+            if "waiting for the upstream server" in line:
+                break
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        server = Upstream(upstream_port)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        with httpx.Client(timeout=30, transport=httpx.HTTPTransport(retries=100)) as client:
+            answer = client.post(
+                f"http://127.0.0.1:{port}/v1/models/doubler:predict", json={"instances": [3]}
+            )
+        assert (answer.status_code, answer.json()["predictions"]) == (200, [6])
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+        if server is not None:
+            server.shutdown()
+            server.server_close()
