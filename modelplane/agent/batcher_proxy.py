@@ -33,9 +33,11 @@ from modelplane.protocol.http_server import (
     serve,
 )
 from modelplane.protocol.listening import listening_socket
-from modelplane.server.request_batching import BatchSettings, ModelBatcher
+from modelplane.server.request_batching import KEPT_BATCHERS, BatchSettings, ModelBatcher
 
 logger = logging.getLogger("modelplane.batcher")
+
+UPSTREAM_POLL = 0.2  # seconds between tries to reach the upstream server, with `wait_for_upstream`
 
 _PREDICT_PATH = re.compile(rb"/v1/models/([^/?]+):predict")
 # Headers of one connection, not of the message (RFC 9110 §7.6.1), and the framing, which the server on
@@ -86,6 +88,14 @@ class _Model:
     name: str
 
 
+class _Unmetered:
+    """The proxy serves no metrics of its own (its /metrics is the upstream server's): a batch size is not
+    counted, and a made-up model name leaves nothing behind."""
+
+    def observe_batch(self, rows: int) -> None:
+        pass
+
+
 class BatcherProxy:
     """The handler of the proxy's server: batches V1 predict requests, passes on everything else."""
 
@@ -132,8 +142,18 @@ class BatcherProxy:
         async def run_upstream(payload: Any, headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
             return await self._predict(path, payload, headers)
 
-        batcher = self._batchers[path] = ModelBatcher(_Model(name), run_upstream, self._settings)
+        if len(self._batchers) >= KEPT_BATCHERS:
+            # One per path a client made up would be kept for ever: those with nothing waiting go (a
+            # batch under way finishes without its batcher; the next request to its path gets a new one).
+            self._batchers = {p: b for p, b in self._batchers.items() if b.waiting_items}
+        batcher = ModelBatcher(_Model(name), run_upstream, self._settings, _Unmetered())
+        self._batchers[path] = batcher
         return batcher
+
+    @property
+    def batched_paths(self) -> int:
+        """How many paths have a batcher now."""
+        return len(self._batchers)
 
     async def _predict(
         self, path: bytes, payload: Any, headers: dict[str, str]
@@ -230,10 +250,20 @@ def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 async def serve_batcher(
-    upstream: str, host: str, port: int, settings: BatchSettings, stopping: asyncio.Event
+    upstream: str,
+    host: str,
+    port: int,
+    settings: BatchSettings,
+    stopping: asyncio.Event,
+    *,
+    wait_for_upstream: bool = False,
 ) -> None:
     """Batches in front of `upstream` (host:port) on `host`:`port` until `stopping` is set, then starts
-    the waiting batches and lets the requests under way finish."""
+    the waiting batches and lets the requests under way finish. With `wait_for_upstream` it listens only
+    once the upstream server takes connections (in a Knative pod, whose readiness is that of its one
+    served port, which may be the batcher's)."""
+    if wait_for_upstream and not await _upstream_listening(upstream, stopping):
+        return
     proxy = BatcherProxy(upstream, settings)
     sock = listening_socket(host, port, 1024)
     limits = ServerLimits(read_timeout=None, idle_timeout=300.0, max_body_size=None)
@@ -254,3 +284,22 @@ async def serve_batcher(
         shutdown.request()
         await served
         await proxy.aclose()
+
+
+async def _upstream_listening(upstream: str, stopping: asyncio.Event) -> bool:
+    """Waits until the upstream server takes connections; False if stopped first."""
+    host, _, port = upstream.rpartition(":")
+    logged = False
+    while not stopping.is_set():
+        try:
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+        except OSError:
+            if not logged:
+                logger.info("waiting for the upstream server at %s", upstream)
+                logged = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), UPSTREAM_POLL)
+            continue
+        writer.close()
+        return True
+    return False

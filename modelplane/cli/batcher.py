@@ -59,6 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seconds a request to the model server may take before its requests fail with 504 "
         "(default: no limit)",
     )
+    parser.add_argument(
+        "--wait-for-upstream",
+        action="store_true",
+        help="listen only once the model server takes connections at --upstream (in a Knative pod, whose "
+        "readiness is that of the one port it serves)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -94,4 +100,6 @@ async def _until_signalled(args: argparse.Namespace, settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    await serve_batcher(args.upstream, args.host, args.port, settings, stopping)
+    await serve_batcher(
+        args.upstream, args.host, args.port, settings, stopping, wait_for_upstream=args.wait_for_upstream
+    )

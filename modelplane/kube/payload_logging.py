@@ -9,17 +9,12 @@ Secret, as the storage initializer gets it) and `storage.parameters` as `STORAGE
 
 Another container (KServe's runtime images, a custom image) gets what KServe's agent sidecar is for
 it: a `logger` container, `modelplane logger` with the same flags, on KServe's agent port, in front of
-the model server's port. In Standard mode the component's Service sends its requests there. A Knative
-Service's pod serves the port of one container, so in Knative mode the logger is that container: the
-others declare no port (the model server listens where it did), the serving container's HTTP or TCP
-readiness probe becomes the logger's (an HTTP one passes through it to the model server, unlogged), and
-the logger listens only once the model server does. KServe's pod webhook does the same after Knative
-has made the pod (it points the queue-proxy at its agent); modelplane writes it in the Knative Service.
+the model server's port (or a `batcher` container's: batcher.py). In Standard mode the component's Service
+sends its requests there; a Knative pod serves the logger's port alone (front_sidecar.py).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 
 from modelplane.api.constants import AGENT_PORT
@@ -118,23 +113,3 @@ def _timeout(spec: dict) -> list[str]:
     """The component's `timeout`: how long the logger waits for the model server's answer to begin."""
     timeout = spec.get("timeout")
     return [f"--response-timeout={int(timeout)}"] if isinstance(timeout, int) and timeout > 0 else []
-
-
-def serve_behind_logger(containers: list[dict], serving: dict, logger: dict) -> None:
-    """A Knative pod whose port is the logger's: no other container declares one, and the readiness
-    probe of the `serving` container (an HTTP or TCP one) is the logger's, with Knative's port. The
-    port has no name: Knative's webhook takes only h2c or http1 there (the protocol it speaks to it)."""
-    for container in containers:
-        container.pop("ports", None)
-    logger["ports"] = [{"containerPort": AGENT_PORT, "protocol": "TCP"}]
-    logger["args"].append("--wait-for-component")
-    del logger["readinessProbe"]  # Knative's default: a TCP probe of the logger's port
-    probe = serving.get("readinessProbe")
-    if isinstance(probe, dict) and any(
-        isinstance(probe.get(kind), dict) for kind in ("httpGet", "tcpSocket")
-    ):
-        moved = copy.deepcopy(serving.pop("readinessProbe"))
-        for kind in ("httpGet", "tcpSocket"):
-            if isinstance(moved.get(kind), dict):
-                moved[kind].pop("port", None)
-        logger["readinessProbe"] = moved

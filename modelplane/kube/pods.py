@@ -13,7 +13,9 @@ would make it: what both modes then wrap, in a Deployment or a Knative Service.
 - `modelplane serve` is told to listen on every address (`--host=0.0.0.0`), its ports are declared
   (Standard mode: REST 8080 and gRPC 8081, so the Service exposes both), and it is ready when its
   models are (`GET /v2/health/ready`). Other containers get KServe's TCP readiness probe (Standard).
-- A batcher is `modelplane serve`'s own (`--enable-batcher`), not KServe's agent sidecar's.
+- A batcher is `modelplane serve`'s own (`--enable-batcher`); in front of another container it is a
+  `batcher` sidecar, as KServe's agent is (`batcher.py`), chained behind a `logger` one
+  (`front_sidecar.py`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from modelplane.control.revision_templates import (
     transformer_default_args,
 )
 from modelplane.kube.credentials import AccountObjects, with_credentials
+from modelplane.kube.front_sidecar import FRONT_SIDECARS, front_sidecars, serve_behind
 from modelplane.kube.images import cluster_image
 from modelplane.kube.meta import (
     COMPONENT_LABEL,
@@ -59,14 +62,7 @@ from modelplane.kube.meta import (
 from modelplane.kube.model_agent import CONTAINER_NAME as AGENT_NAME
 from modelplane.kube.model_agent import INIT_CONTAINER_NAME as AGENT_INIT_NAME
 from modelplane.kube.model_agent import model_agent
-from modelplane.kube.payload_logging import (
-    LOGGER_CONTAINER,
-    aggregate_metrics,
-    logger_args,
-    logger_container,
-    logger_env,
-    serve_behind_logger,
-)
+from modelplane.kube.payload_logging import LOGGER_CONTAINER, aggregate_metrics, logger_args, logger_env
 from modelplane.kube.settings import KubeSettings
 from modelplane.kube.storage_initializer import CONTAINER_NAME as INITIALIZER_NAME
 from modelplane.kube.storage_initializer import provisioning, provisioning_of_uris
@@ -152,11 +148,12 @@ class ComponentPod:
     @property
     def ports(self) -> list[dict]:
         """The ports its Service exposes: the main container's, or a collocated transformer's (which
-        takes the requests in front of the predictor); with a `logger` container, the first of them
-        goes to the logger's port instead, as KServe's goes to its agent's."""
+        takes the requests in front of the predictor); with a `logger` or `batcher` container, the
+        first of them goes to KServe's agent port instead (the front sidecar's), as KServe's goes to its
+        agent's."""
         containers = self.pod["containers"]
         ports = [p for p in _serving_container(containers).get("ports") or [] if isinstance(p, dict)]
-        if any(c.get("name") == LOGGER_CONTAINER for c in containers):
+        if any(c.get("name") in FRONT_SIDECARS for c in containers):
             first = ports[0] if ports else {"name": self.name}
             ports = [{**first, "containerPort": AGENT_PORT, "protocol": "TCP"}, *ports[1:]]
         return ports
@@ -318,15 +315,24 @@ class _Builder:
         for container in parts.others:
             container["image"] = cluster_image(container, self.settings)
         containers = [main, *parts.others]
-        sidecar = None
-        serving_port = _first_port(_serving_container(containers))
-        if logger is not None and not serves:
-            serving = _serving_container(containers)
-            serving_port = _first_port(serving)  # before a Knative pod's ports become the logger's
-            sidecar = logger_container(self.isvc, component, spec, self.settings, serving_port)
-            if self.mode == KNATIVE:
-                serve_behind_logger(containers, serving, sidecar)
-            containers.append(sidecar)
+        serving = _serving_container(containers)
+        serving_port = _first_port(serving)  # before a Knative pod's ports become a sidecar's
+        chain = []
+        if not serves:
+            batches = isinstance(spec.get("batcher"), dict)
+            chain = front_sidecars(
+                self.isvc,
+                component,
+                spec,
+                self.settings,
+                logs=logger is not None,
+                batches=batches,
+                port=serving_port,
+            )
+        if chain and self.mode == KNATIVE:
+            serve_behind(containers, serving, chain)
+        containers += chain
+        sidecar = next((c for c in chain if c["name"] == LOGGER_CONTAINER), None)
         if self.mode == KNATIVE:
             _check_one_port(containers, path)
         for container in containers:
@@ -369,7 +375,7 @@ class _Builder:
         extra: list[str] = []
         if component == "transformer":
             extra += transformer_default_args(argv, spec, self.name, predictor_host(self.isvc))
-        if isinstance(spec.get("batcher"), dict):
+        if isinstance(spec.get("batcher"), dict) and components.runs_modelplane_serve(argv):
             try:
                 extra += batcher_args(argv, spec["batcher"], component, parts.runner)
             except RuntimeSelectionError as exc:

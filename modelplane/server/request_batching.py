@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -24,10 +24,14 @@ from modelplane.server.batching import Batcher, BatchTimeout, WholeBatchError
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_LATENCY_MS = 5000
 # Batchers of request kinds that no longer have anything waiting are dropped past this many.
-_KEPT_BATCHERS = 64
+KEPT_BATCHERS = 64
 
 Outcome = tuple[Any, dict[str, str]]  # what a model's stages give: the answer and the response headers
 RunStages = Callable[[Any, dict[str, str]], Awaitable[Outcome]]
+
+
+class BatchMetrics(Protocol):
+    def observe_batch(self, rows: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,19 @@ class _Request:
 class ModelBatcher:
     """Batches the predict requests of one model: one `Batcher` per kind of request that can share a call."""
 
-    def __init__(self, model: Any, run_stages: RunStages, settings: BatchSettings):
+    def __init__(
+        self,
+        model: Any,
+        run_stages: RunStages,
+        settings: BatchSettings,
+        model_metrics: BatchMetrics | None = None,
+    ):
+        """`model_metrics`: where the batch sizes are counted (the model's, by default)."""
         self._model = model
         self._run_stages = run_stages
         self._settings = settings
         self._batchers: dict[Hashable, Batcher[_Request, Outcome]] = {}
-        self._metrics = metrics.for_model(model.name)
+        self._metrics = model_metrics or metrics.for_model(model.name)
 
     async def run(self, payload: Any, headers: dict[str, str]) -> Outcome:
         """One predict request's answer and response headers, from a model call it may share."""
@@ -79,13 +90,18 @@ class ModelBatcher:
             raise InferenceError(str(exc)) from None
         return outcomes[0]
 
+    @property
+    def waiting_items(self) -> int:
+        """How many rows wait for their batch to start."""
+        return sum(batcher.waiting_items for batcher in self._batchers.values())
+
     def flush(self) -> None:
         """Start every waiting batch now, however small."""
         for batcher in self._batchers.values():
             batcher.flush()
 
     def _new_batcher(self, key: Hashable) -> Batcher[_Request, Outcome]:
-        if len(self._batchers) >= _KEPT_BATCHERS:
+        if len(self._batchers) >= KEPT_BATCHERS:
             self._batchers = {k: b for k, b in self._batchers.items() if b.waiting_items}
         settings = self._settings
         batcher = Batcher(

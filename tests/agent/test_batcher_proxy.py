@@ -1,6 +1,7 @@
 """`modelplane batcher` as a process in front of a real HTTP server that counts what it is sent: concurrent
 V1 predict requests reach it as one request and each caller gets its own predictions; anything else goes
-through as it came and comes back as it was; an upstream error reaches every caller of a batch."""
+through as it came and comes back as it was; an upstream error reaches every caller of a batch; made-up
+model names do not grow the proxy."""
 
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from modelplane.agent.batcher_proxy import BatcherProxy
 from modelplane.local.ports import free_loopback_port
+from modelplane.protocol.http_server import HttpRequest
+from modelplane.server import metrics
+from modelplane.server.request_batching import KEPT_BATCHERS, BatchSettings
 
 
 class Upstream(ThreadingHTTPServer):
@@ -26,8 +31,8 @@ class Upstream(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _UpstreamHandler)
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _UpstreamHandler)
         self.requests: list[tuple[str, str, dict, bytes]] = []  # method, path, headers, body
         self.failing = False
         self.lock = threading.Lock()
@@ -180,3 +185,70 @@ def test_an_upstream_error_reaches_every_caller(upstream, batcher):
     sent = [sorted(p["instances"]) for p in upstream.predicts()]
     assert sent[0] == [1, 2, 3]
     assert sorted(sent[1:]) == [[1], [2], [3]]
+
+
+def test_made_up_model_names_leave_no_batcher_behind(upstream):
+    """A client that sends each request to a model name of its own does not grow the proxy without
+    bound: past `KEPT_BATCHERS` paths, those with nothing waiting are dropped, and one that holds a
+    waiting request is kept with it."""
+    names = [f"made-up-{i}" for i in range(3 * KEPT_BATCHERS)]
+
+    async def scenario() -> tuple[list[int], int, int]:
+        settings = BatchSettings(max_batch_size=2, max_latency=600.0)
+        proxy = BatcherProxy(f"127.0.0.1:{upstream.server_address[1]}", settings)
+        try:
+            # One instance: it waits for a second one to the same model.
+            waiting = asyncio.ensure_future(proxy(v1_predict("kept", [1])))
+            await asyncio.sleep(0)
+            # Two instances each: a full batch, sent at once.
+            statuses = [(await proxy(v1_predict(name, [1, 2]))).status for name in names]
+            paths = proxy.batched_paths
+            second = await proxy(v1_predict("kept", [2]))
+            first = await waiting
+            return statuses, paths, (first.status, second.status)
+        finally:
+            await proxy.aclose()
+
+    statuses, paths, kept = asyncio.run(scenario())
+
+    assert statuses == [200] * len(names)
+    assert paths <= KEPT_BATCHERS
+    assert kept == (200, 200)
+    # The two requests to the kept model went as one batch: its batcher outlived the pruning.
+    assert upstream.predicts()[-1] == {"instances": [1, 2]}
+    assert not set(names) & set(metrics._by_model)
+
+
+def v1_predict(model: str, instances: list) -> HttpRequest:
+    body = json.dumps({"instances": instances}).encode()
+    headers = [(b"content-type", b"application/json")]
+    return HttpRequest(b"POST", f"/v1/models/{model}:predict".encode(), headers, body)
+
+
+def test_with_wait_for_upstream_it_listens_once_the_upstream_server_does():
+    """In a Knative pod the batcher's port is the one probed: it takes connections only once the model
+    server does."""
+    upstream_port, port = free_loopback_port(), free_loopback_port()
+    argv = [sys.executable, "-m", "modelplane", "batcher", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--upstream", f"127.0.0.1:{upstream_port}", "--max-latency", "0", "--wait-for-upstream"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = None
+    try:
+        for line in process.stderr:
+            if "waiting for the upstream server" in line:
+                break
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        server = Upstream(upstream_port)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        with httpx.Client(timeout=30, transport=httpx.HTTPTransport(retries=100)) as client:
+            answer = client.post(
+                f"http://127.0.0.1:{port}/v1/models/doubler:predict", json={"instances": [3]}
+            )
+        assert (answer.status_code, answer.json()["predictions"]) == (200, [6])
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+        if server is not None:
+            server.shutdown()
+            server.server_close()

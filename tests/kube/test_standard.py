@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from modelplane.api import load_text, with_builtin_runtimes
-from modelplane.api.constants import STANDARD
+from modelplane.api.constants import KNATIVE, STANDARD
 from modelplane.kube.render import RenderError, isvc_objects
 from modelplane.kube.settings import KubeSettings
 
@@ -511,13 +511,57 @@ def test_a_batcher_is_modelplane_serves_own():
     )
     args = containers_by_name(named(batched, "Deployment", "iris-predictor"))["kserve-container"]["args"]
     assert args[-4:] == ["--enable-batcher", "--max-batch-size=16", "--max-latency=200", "--host=0.0.0.0"]
-    with pytest.raises(RenderError) as refused:
-        render_text(
-            sklearn().replace("    sklearn:\n", "    batcher: {maxBatchSize: 16}\n    sklearn:\n"),
-            kserve_runtimes=True,
-        )
-    assert refused.value.reason == "InvalidPredictorSpec"
-    assert "needs modelplane serve" in str(refused.value) and refused.value.path == "spec.predictor.batcher"
+
+
+def test_a_batcher_in_front_of_another_server_is_a_batcher_container():
+    """KServe's sklearnserver does not batch: a `batcher` container (KServe's agent with its batcher)
+    takes the Service's requests on 9081 and passes them on to the model server's port; the model
+    server keeps its own readiness probe."""
+    batched = render_text(
+        sklearn().replace("    sklearn:\n", "    batcher: {maxBatchSize: 16, timeout: 30}\n    sklearn:\n"),
+        kserve_runtimes=True,
+    )
+    containers = containers_by_name(named(batched, "Deployment", "iris-predictor"))
+    server, batcher = containers["kserve-container"], containers["batcher"]
+    assert not any(arg.startswith(("--enable-batcher", "--max-batch-size")) for arg in server["args"])
+    assert server["readinessProbe"]["tcpSocket"] == {"port": 8080}
+    assert batcher["image"] == "ghcr.io/modelplane/modelplane:0.1.0"
+    assert batcher["args"] == [
+        "batcher",
+        "--port=9081",
+        "--upstream=127.0.0.1:8080",
+        "--max-batch-size=16",
+        "--timeout=30",
+    ]
+    assert batcher["readinessProbe"]["tcpSocket"] == {"port": 9081}
+    service = named(batched, "Service", "iris-predictor")
+    assert [port["targetPort"] for port in service["spec"]["ports"]] == [9081]
+
+
+def test_a_logger_and_a_batcher_chain_as_kserves_agent_does_both():
+    """Logged, then batched: the logger takes the pod's requests and passes them to the batcher, which
+    passes them to the model server. In Knative mode the logger is the one container with a port."""
+    logged = sklearn().replace(
+        "    sklearn:\n",
+        "    logger: {mode: all, url: 'http://dumper.default/'}\n    batcher: {maxLatency: 50}\n    sklearn:\n",
+    )
+    standard = containers_by_name(
+        named(render_text(logged, kserve_runtimes=True), "Deployment", "iris-predictor")
+    )
+    assert standard["logger"]["args"][1] == "--component-port=9082"
+    assert standard["batcher"]["args"][1:3] == ["--port=9082", "--upstream=127.0.0.1:8080"]
+    in_knative = logged.replace("deploymentMode: Standard", "deploymentMode: Knative").replace(
+        "    serving.kserve.io/autoscalerClass: hpa\n", ""
+    )
+    knative = render_text(in_knative, KubeSettings(default_mode=KNATIVE), kserve_runtimes=True)
+    (ksvc,) = [o for o in objects_of(knative, "Service") if o["apiVersion"] == "serving.knative.dev/v1"]
+    template = ksvc["spec"]["template"]["spec"]
+    server, logger, batcher = template["containers"]
+    assert (logger["name"], batcher["name"]) == ("logger", "batcher")
+    assert logger["ports"] == [{"containerPort": 9081, "protocol": "TCP"}]
+    assert "ports" not in server and "ports" not in batcher and "readinessProbe" not in batcher
+    # Each listens once the one behind it does: Knative's probe of the logger's port says all are up.
+    assert "--wait-for-component" in logger["args"] and "--wait-for-upstream" in batcher["args"]
 
 
 def test_a_runtime_that_cannot_be_found_is_refused():
