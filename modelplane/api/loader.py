@@ -240,8 +240,7 @@ def _require_identity(data: dict, node: yaml.Node, line: int) -> None:
     metadata = data.get("metadata")
     if not isinstance(metadata, dict):
         raise LoadError(f"{data['kind']} has no metadata", line=_line_of(node, "metadata", line))
-    name = metadata.get("name")
-    if not isinstance(name, str) or not name:
+    if not any(isinstance(metadata.get(key), str) and metadata[key] for key in ("name", "generateName")):
         raise LoadError(f"{data['kind']} has no metadata.name", line=_line_of(node, "metadata", line))
 
 

@@ -39,9 +39,9 @@ def placed(document: Document, namespace: str | None, refused: Collection[Kind] 
     return resource
 
 
-def read_documents(sources: list[str], recursive: bool) -> list[Document]:
+def read_documents(sources: list[str], recursive: bool, command: str) -> list[Document]:
     """The documents of files, folders (`recursive`: and their subfolders), http(s) URLs and `-`
-    (standard input)."""
+    (standard input). Only `create` takes a document with a `generateName` and no name, as kubectl."""
     documents: list[Document] = []
     try:
         for source in sources:
@@ -53,7 +53,20 @@ def read_documents(sources: list[str], recursive: bool) -> list[Document]:
                 documents += load_path(source, recursive=recursive)
     except LoadError as error:
         raise CommandError(str(error)) from None
+    if command != "create":
+        for document in documents:
+            require_name(document, command)
     return documents
+
+
+def require_name(document: Document, command: str) -> None:
+    """CommandError for a document named by `generateName` alone, which only `create` completes."""
+    metadata = document.resource["metadata"]
+    if not metadata.get("name"):
+        raise CommandError(
+            f"{document.where()}: from {metadata['generateName']}: cannot use generate name with "
+            f"{command} (only create makes a name from it)"
+        )
 
 
 def _read_url(url: str) -> str:

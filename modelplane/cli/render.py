@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = kube_settings(args)
-    documents = read_documents(args.filename, args.recursive)
+    documents = read_documents(args.filename, args.recursive, "render")
     if not documents:
         raise CommandError("no objects passed to render")
     admitted = _admitted(documents, args.namespace, settings)

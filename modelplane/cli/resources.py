@@ -194,7 +194,7 @@ def _write(args: argparse.Namespace, must_exist: bool | None = None) -> int:
     """`apply` (must_exist None), `create` (False) or `replace` (True): all the documents or none."""
     past = {None: "applied", False: "created", True: "replaced"}[must_exist]
     args.dry_run = _dry_run(args)
-    documents = read_documents(args.filename, args.recursive)
+    documents = read_documents(args.filename, args.recursive, args.command)
     if not documents:
         raise CommandError(f"no objects passed to {args.command}")
     documents = without_namespaces(documents, args.command)
@@ -570,7 +570,7 @@ def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
     if args.filename:
         if args.kind or args.names or args.all:
             raise CommandError("give either -f FILE or KIND NAME..., not both")
-        documents = without_namespaces(read_documents(args.filename, args.recursive), "delete")
+        documents = without_namespaces(read_documents(args.filename, args.recursive, "delete"), "delete")
         targets = []
         for document in documents:
             resource = placed(document, args.namespace)

@@ -353,6 +353,7 @@ def _documents(paths: list[str], recursive: bool) -> list:
     """The documents of the `-f` files, placed in the default namespace where they name none;
     CommandError if one cannot be read or is not a kind modelplane serves."""
     from modelplane.api import LoadError, kind_of, load_path
+    from modelplane.cli.documents import require_name
 
     found = []
     for path in paths:
@@ -361,6 +362,7 @@ def _documents(paths: list[str], recursive: bool) -> list:
         except LoadError as exc:
             raise CommandError(str(exc)) from None
         for document in documents:
+            require_name(document, "up -f")
             kind = kind_of(document.resource)
             if kind is None:
                 raise CommandError(f"{document.where()}: modelplane does not serve this kind")

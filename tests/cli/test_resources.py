@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -836,3 +837,25 @@ def test_get_sort_by_and_show_labels_as_kubectl_takes_them(api):
     refused = run(api, "get", "isvc", "-n", "sorting", "--show-labels", "-o", "yaml")
     assert refused.returncode == 2
     assert "--show-labels adds a column to the table" in refused.stderr
+
+
+def test_create_completes_a_generate_name_which_apply_refuses_as_kubectl_does(api, tmp_path):
+    manifest = write(
+        tmp_path,
+        "gen.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: gen-\ndata:\n  a: b\n",
+    )
+    for _ in range(2):
+        created = run(api, "create", "-f", str(manifest), "-n", "generated")
+        assert created.returncode == 0, created.stderr
+        assert re.fullmatch(r"configmap/gen-[a-z0-9]{5} created\n", created.stdout), created.stdout
+    listed = run(api, "get", "configmaps", "-n", "generated", "-o", "name")
+    assert len(listed.stdout.split()) == 2 and all(
+        n.startswith("configmap/gen-") for n in listed.stdout.split()
+    )
+    refused = run(api, "apply", "-f", str(manifest), "-n", "generated")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"modelplane apply: {manifest}:1: from gen-: cannot use generate name with apply "
+        "(only create makes a name from it)"
+    )
