@@ -21,6 +21,7 @@ logger = logging.getLogger("modelplane.agent")
 
 # Fetches the model at a storage URI into a folder that does not exist yet.
 Fetcher = Callable[[str, Path], Awaitable[None]]
+PREPARE_CONCURRENT = 4  # fetches at once before a server starts (each may be a process of its own)
 
 
 class SchemaUnavailable(Exception):
@@ -138,19 +139,44 @@ class ModelFolder:
         finally:
             await asyncio.to_thread(shutil.rmtree, staged, True)
 
-    async def prepare(self, wanted: Mapping[str, WantedModel], fetch: Fetcher) -> dict[str, str]:
+    async def prepare(
+        self, wanted: Mapping[str, WantedModel], fetch: Fetcher, wait: float | None = None
+    ) -> dict[str, str]:
         """Before the server starts: the folder holds exactly the wanted models, each fetched for its
-        spec (what is already there is kept). Returns why each model that could not be fetched failed."""
+        spec (what is already there is kept), PREPARE_CONCURRENT at a time. Returns why each model that
+        could not be fetched failed. With `wait`, the models still being fetched after `wait` seconds
+        are left out (their fetches stopped), for the agent to load once the server runs: a slow model
+        does not hold up the server's start."""
         for name in self.names() - set(wanted):
             await self.remove(name)
-        failures = {}
-        for name, model in sorted(wanted.items()):
-            if self.fetched_digest(name) == model.digest:
-                continue
-            try:
+        turns = asyncio.Semaphore(PREPARE_CONCURRENT)
+
+        async def fill(name: str, model: WantedModel) -> None:
+            async with turns:
                 await self.fill(name, model, fetch)
-            except Exception as exc:  # noqa: BLE001 - the model is tried again once the server runs
+
+        tasks = {
+            name: asyncio.create_task(fill(name, model))
+            for name, model in sorted(wanted.items())
+            if self.fetched_digest(name) != model.digest
+        }
+        if not tasks:
+            return {}
+        try:
+            await asyncio.wait(tasks.values(), timeout=wait)
+        finally:  # the fetches still under way end (after `wait`, or as this is cancelled)
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+        failures = {}
+        for name, task in tasks.items():
+            if task.cancelled():
+                logger.info("%s: fetching model %s takes long; it is left for later", self.root, name)
+                await self.remove(name)
+            elif (exc := task.exception()) is not None:  # tried again once the server runs
                 failures[name] = str(exc) or type(exc).__name__
+        if any(task.cancelled() for task in tasks.values()):
+            self.remove_partials()
         return failures
 
     def remove_partials(self) -> None:

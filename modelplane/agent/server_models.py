@@ -90,17 +90,16 @@ class ServerModels:
         """When the first failed model is due to be tried again (`time.monotonic()`)."""
         return min((f.retry_at for f in self.failures.values()), default=None)
 
-    async def sync(self, wanted: Mapping[str, WantedModel]) -> dict[str, str]:
-        """Makes the server hold exactly the wanted models, one after the other; returns why each wanted
-        one that is not held failed."""
-        if not self.recovered:
-            await self.recover()
-        problems = {}
-        for name in self.unsettled(wanted):
-            problem = await self.converge(name, wanted.get(name))
-            if problem is not None and name in wanted:
-                problems[name] = problem
-        return problems
+    def failed(self, wanted: Mapping[str, WantedModel]) -> dict[str, str]:
+        """Why each wanted model that the server does not hold as wanted failed last, where its last
+        attempt was for the spec wanted now (it may be under way again)."""
+        return {
+            name: failure.message
+            for name, failure in self.failures.items()
+            if name in wanted
+            and failure.digest == wanted[name].digest
+            and self.held.get(name) != wanted[name].digest
+        }
 
     async def converge(self, name: str, model: WantedModel | None) -> str | None:
         """Makes the server hold `model` as `name` (None: nothing by that name). Returns why it failed,

@@ -28,6 +28,7 @@ import httpx
 
 from modelplane.agent.model_folder import Fetcher, ModelFolder, fetch_on_thread
 from modelplane.agent.model_list import MODELS_FILE, ModelListError, WantedModel, parse_model_list
+from modelplane.agent.model_work import ModelWork
 from modelplane.agent.repository import RepositoryClient
 from modelplane.agent.server_models import ServerModels
 
@@ -105,13 +106,13 @@ async def run_agent(
 
 
 class _ModelWork:
-    """A task for each model that is not as wanted (none while its back-off runs, one at a time per
-    model), and, while nothing is under way, a look at what the server holds every RESYNC_INTERVAL."""
+    """The models' tasks (`ModelWork`), and, while none is under way, a look at what the server holds
+    every RESYNC_INTERVAL."""
 
     def __init__(self, server: ServerModels) -> None:
         self.server = server
         self.wanted: dict[str, WantedModel] | None = None  # None until the list has been read
-        self.tasks: dict[str, asyncio.Task] = {}
+        self.work = ModelWork(server)
         self.resynced = time.monotonic()
 
     def want(self, listed: dict[str, WantedModel]) -> None:
@@ -120,21 +121,15 @@ class _ModelWork:
         self.wanted = listed
 
     async def step(self) -> None:
-        self.tasks = {name: task for name, task in self.tasks.items() if not task.done()}
         if self.wanted is None:
             return
-        if not self.tasks and time.monotonic() - self.resynced > RESYNC_INTERVAL:
+        if not self.work.busy() and time.monotonic() - self.resynced > RESYNC_INTERVAL:
             await self.server.recover()
             self.resynced = time.monotonic()
-        for name in self.server.unsettled(self.wanted):
-            model = self.wanted.get(name)
-            if name not in self.tasks and not self.server.waiting(name, model):
-                self.tasks[name] = asyncio.create_task(self.server.converge(name, model))
+        self.work.start(self.wanted)
 
     async def cancel(self) -> None:
-        for task in self.tasks.values():
-            task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.work.cancel()
 
 
 async def prefetch(config_dir: Path, model_dir: Path, *, fetch: Fetcher = fetch_on_thread) -> None:

@@ -216,3 +216,51 @@ class CuttingProxy:
 
     def stop(self) -> None:
         self._listener.close()
+
+
+class TricklingServer:
+    """An HTTP server on loopback that sends every GET a large file a byte at a time, until `stop()`: a
+    model whose download takes as long as a test runs."""
+
+    def __init__(self, size: int = 100_000_000, interval: float = 0.2) -> None:
+        self.size = size
+        self.interval = interval
+        self.downloads = 0  # the downloads under way (a client that went away ends its own)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._trickle, args=(client,), daemon=True).start()
+
+    def _trickle(self, client: socket.socket) -> None:
+        with client:
+            try:
+                client.recv(65536)
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {self.size}\r\nContent-Type: application/octet-stream\r\n\r\n"
+                client.sendall(head.encode())
+                with self._lock:
+                    self.downloads += 1
+                try:
+                    while not self._stopping.wait(self.interval):
+                        client.sendall(b"x")
+                finally:
+                    with self._lock:
+                        self.downloads -= 1
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._listener.close()

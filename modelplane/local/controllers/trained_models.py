@@ -11,12 +11,16 @@ that come in while it works):
    to hold on each ready replica: the model is fetched (`modelplane.storage`) into
    `<replica's model folder>/<name>/` and `POST /v2/repository/models/<name>/load` is called; a changed
    spec is unloaded, fetched again and loaded; a model no longer wanted is unloaded and its folder removed
-   (`modelplane.agent.server_models`, which `modelplane agent` runs in a cluster's pods too);
+   (`modelplane.agent.server_models`, which `modelplane agent` runs in a cluster's pods too). Each model
+   has a task of its own on each replica (`modelplane.agent.model_work`), which looks at the service
+   again when it ends: the worker does not wait for them, so a slow fetch holds up no other model;
 3. each TrainedModel's status is written when it changed (`modelplane.control.trained_models`).
 
 Before a multi-model replica starts, the supervisor awaits `prepare_folder`, which fetches the service's
 TrainedModels into the replica's folder: the server loads them before it is ready (a new revision, a
-scale-up, a restart serve them from their first request). Next to each model's folder,
+scale-up, a restart serve them from their first request). It waits at most PREPARE_WAIT for them: a model
+still being fetched then is left for the controller to load once the replica is ready, so that a slow
+model does not hold up the service. Next to each model's folder,
 `.<name>.trainedmodel` records the spec it was fetched for, so that what is there is not fetched or loaded
 a second time. A failed fetch or load is tried again after a back-off (per replica and model), and says
 why in the TrainedModel's `Ready` condition.
@@ -40,6 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelplane.agent.model_folder import ModelFolder
 from modelplane.agent.model_list import WantedModel
+from modelplane.agent.model_work import ModelWork
 from modelplane.agent.repository import RepositoryClient
 from modelplane.agent.server_models import ServerModels
 from modelplane.api.kinds import INFERENCE_SERVICE, TRAINED_MODEL
@@ -70,6 +75,7 @@ logger = logging.getLogger("modelplane.trainedmodels")
 
 Key = tuple[str, str]  # (namespace, name) of an InferenceService
 LOAD_TIMEOUT = 600.0
+PREPARE_WAIT = 30.0  # how long a multi-model replica's start waits for its TrainedModels' fetches
 REQUESTS_SAMPLE = "modelplane_requests_total"  # the model server's count of inference requests
 _STORAGE_LINE = b"modelplane storage: "  # how `modelplane storage fetch` says why it failed
 
@@ -87,6 +93,7 @@ class TrainedModels:
         self._credentials = StorageCredentials(store)
         self._replicas: dict[Key, dict[str, Replica]] = {}  # the ready predictor replicas, by address
         self._servers: dict[str, ServerModels] = {}  # what each ready replica holds, by address
+        self._work: dict[str, ModelWork] = {}  # the tasks of each ready replica's models, by address
         self._parents: dict[Key, str] = {}  # (namespace, TrainedModel) -> its InferenceService
         self._folders: dict[Key, Path] = {}  # the folder of a service's replicas' model folders
         self._requests: dict[str, dict[str, float]] = {}  # each replica's request counters, per model
@@ -107,6 +114,8 @@ class TrainedModels:
             task.cancel()
         await asyncio.gather(*self._watches, return_exceptions=True)
         await self._workers.close()
+        await asyncio.gather(*(work.cancel() for work in self._work.values()))
+        self._work.clear()
         if self._client is not None:
             await self._client.aclose()
 
@@ -120,6 +129,7 @@ class TrainedModels:
             return
         for address in set(known) - set(ready):
             self._servers.pop(address, None)  # a replica that comes back is looked at afresh
+            self._stop_work(address)
             self._requests.pop(address, None)
         if ready:
             self._replicas[key] = ready
@@ -171,6 +181,8 @@ class TrainedModels:
                 with contextlib.suppress(NotFound):
                     self.store.delete(Ref(TRAINED_MODEL.kind, namespace, tm["metadata"]["name"]))
             self._last_used.pop(key, None)
+            for address in self._replicas.get(key, {}):
+                self._stop_work(address)
             folder = self._folders.pop(key, None)
             if folder is not None:  # its replicas are stopping: what they loaded stays in memory
                 await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -182,9 +194,12 @@ class TrainedModels:
         fits = memory_fits(trained_models, limit, self._last_used.get(key))
         wanted = _wanted(isvc, trained_models, fits)
         failures: dict[str, str] = {}  # model -> why it failed (on one replica at least)
-        syncs = (self._server(replica).sync(wanted) for replica in replicas)
-        for problems in await asyncio.gather(*syncs):
-            for model, message in problems.items():
+        for replica in replicas:
+            server = self._server(replica)
+            if not server.recovered:
+                await server.recover()
+            self._work_of(key, replica).start(wanted)
+            for model, message in server.failed(wanted).items():
                 failures.setdefault(model, message)
         self._write_statuses(isvc, trained_models, fits, replicas, failures)
         self._retry_later(key, replicas)
@@ -205,7 +220,7 @@ class TrainedModels:
         ]
         fits = memory_fits(trained_models, memory_limit(isvc), self._last_used.get((namespace, name)))
         wanted = _wanted(isvc, trained_models, fits)
-        failures = await ModelFolder(folder).prepare(wanted, self._fetcher(replica))
+        failures = await ModelFolder(folder).prepare(wanted, self._fetcher(replica), wait=PREPARE_WAIT)
         for model, message in sorted(failures.items()):
             logger.warning("%s: fetching trained model %s failed: %s", replica.label, model, message)
 
@@ -233,6 +248,19 @@ class TrainedModels:
                 note=functools.partial(_note, replica),
             )
         return server
+
+    def _work_of(self, key: Key, replica: Replica) -> ModelWork:
+        work = self._work.get(replica.address)
+        if work is None:
+            work = self._work[replica.address] = ModelWork(
+                self._server(replica), done=functools.partial(self.kick, key)
+            )
+        return work
+
+    def _stop_work(self, address: str) -> None:
+        work = self._work.pop(address, None)
+        if work is not None:
+            work.stop()
 
     def _fetcher(self, replica: Replica) -> Callable[[str, Path], Awaitable[None]]:
         """`fetch_model` for the models of a replica's service, with its namespace's storage configs

@@ -362,6 +362,8 @@ class Replica:
                     self._note(f"the storage initializer failed: {exc}")
                     self._set(FAILED_TO_LOAD, failure=self._failure(str(exc), location="storage-initializer"))
                 else:
+                    if self._stopping.is_set():  # stopped while its TrainedModels were fetched
+                        break
                     started = time.monotonic()
                     await self._run_process(client, template, model_dir, gpus)
                     if self._stopping.is_set():
@@ -388,7 +390,7 @@ class Replica:
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)
                 if self.settings.prepare_repository is not None:
-                    await self.settings.prepare_repository(self)
+                    await _until_stopped(self.settings.prepare_repository(self), self._stopping)
             return folder
         return await self._fetch(storage.get("storageUri"), storage.get("storage"))
 
@@ -1001,6 +1003,22 @@ def _termination(code: int, over_memory: str | None, replica: str) -> Terminatio
         return Termination(OOM_KILLED, OOM_EXIT_CODE, now_rfc3339(), over_memory, replica)
     reason = "Completed" if code == 0 else "Error"
     return Termination(reason, code if code >= 0 else 128 - code, now_rfc3339(), location=replica)
+
+
+async def _until_stopped(work: Awaitable[None], stopping: asyncio.Event) -> None:
+    """Awaits `work`, which is cancelled (its fetches end) if the replica is stopped first: `stop()`
+    waits for the replica's task, and there is no process of the replica's own to end yet."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if not task.cancelled():
+        task.result()
 
 
 def _outcome(task: asyncio.Task | None) -> str | None:
