@@ -148,6 +148,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     wait.add_argument("names", metavar="NAME", nargs="*", default=[], help="names, or KIND/NAME")
     wait.add_argument("--for", dest="condition", required=True, help="condition=Ready[=True], or delete")
     wait.add_argument("--timeout", default="30s", help="give up after this long (30s, 5m, 1h; default 30s)")
+    wait.add_argument("-l", "--selector", help="wait for each resource of the kind with these labels")
+    wait.add_argument(
+        "--all", action="store_true", help="wait for each resource of the kind in the namespace"
+    )
     wait.set_defaults(func=_wait)
 
 
@@ -590,13 +594,14 @@ def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
 
 
 def _wait(args: argparse.Namespace) -> int:
-    targets = [(kind, name) for kind, names in _kind_groups(args.kind, args.names) for name in names]
-    if not targets:
-        raise CommandError("give the name of the resource to wait for")
     condition = _parse_condition(args.condition)
     deadline = time.monotonic() + _parse_duration(args.timeout)
     namespace = _namespace(args)
     with _client(args) as client:
+        targets = _wait_targets(client, args, namespace)
+        if not targets:
+            print("error: no matching resources found", file=sys.stderr)  # kubectl's words
+            return 1
         for kind, name in targets:
             if not _wait_for(client, kind, namespace, name, condition, deadline):
                 why = _why_not(client, kind, namespace, name, condition)
@@ -607,6 +612,24 @@ def _wait(args: argparse.Namespace) -> int:
                 return 1
             print(f"{qualified_singular(kind)}/{name} condition met")  # kubectl's words, deletion too
     return 0
+
+
+def _wait_targets(
+    client: ControlPlaneClient, args: argparse.Namespace, namespace: str
+) -> list[tuple[Kind, str]]:
+    """The named resources, or those of the kind that `-l` or `--all` pick as the wait begins."""
+    if not (args.selector or args.all):
+        targets = [(kind, name) for kind, names in _kind_groups(args.kind, args.names) for name in names]
+        if not targets:
+            raise CommandError("give the name of the resource to wait for, or -l SELECTOR, or --all")
+        return targets
+    if args.names or "/" in args.kind:
+        raise CommandError(
+            f"name cannot be provided when {'a selector' if args.selector else '--all'} is specified"
+        )
+    kind = _resolve(args.kind)
+    items, _ = _fetch(client, kind, namespace, [], args.selector, all_namespaces=False)
+    return [(kind, item["metadata"]["name"]) for item in items]
 
 
 def _wait_for(

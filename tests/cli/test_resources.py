@@ -859,3 +859,31 @@ def test_create_completes_a_generate_name_which_apply_refuses_as_kubectl_does(ap
         f"modelplane apply: {manifest}:1: from gen-: cannot use generate name with apply "
         "(only create makes a name from it)"
     )
+
+
+def test_wait_for_each_resource_a_selector_or_all_picks_as_kubectl_does(api):
+    gold = isvc_yaml("gold-a").replace("  name: gold-a\n", "  name: gold-a\n  labels: {tier: gold}\n")
+    store(api, gold + "---\n" + gold.replace("gold-a", "gold-b") + "---\n" + isvc_yaml("plain"), "waiting")
+    ready = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}
+    for name in ("gold-a", "gold-b"):
+        patch_status(api, name, ready, namespace="waiting")
+
+    def wait(*args: str) -> subprocess.CompletedProcess:
+        return run(api, "wait", "--for=condition=Ready", "isvc", "-n", "waiting", "--timeout=2s", *args)
+
+    selected = wait("-l", "tier=gold")
+    assert selected.returncode == 0, selected.stderr
+    assert selected.stdout.splitlines() == [
+        "inferenceservice.serving.kserve.io/gold-a condition met",
+        "inferenceservice.serving.kserve.io/gold-b condition met",
+    ]
+    every = wait("--all")
+    assert every.returncode == 1
+    assert "timed out waiting for the condition on inferenceservices/plain" in every.stderr
+    assert (wait("-l", "tier=none").returncode, wait("-l", "tier=none").stderr) == (
+        1,
+        "error: no matching resources found\n",
+    )
+    named = wait("gold-a", "-l", "tier=gold")
+    assert named.returncode == 2
+    assert "name cannot be provided when a selector is specified" in named.stderr
