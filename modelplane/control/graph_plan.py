@@ -209,12 +209,17 @@ def inference_graph_status(
     previous: dict | None = None,
     unhonored: tuple[str, ...] = (),
     scheme: str = "http",
+    routed: bool | None = None,
 ) -> dict:
     """KServe's status of a graph: `url` and `Ready=True` once its services are ready and its router
     serves; until then `Ready=False`, with the services it waits for, why the router failed (as Knative
     says of a revision that failed), why it cannot start (`router_unschedulable`: the GPUs its
     resources ask for), or the router that is starting. Fields accepted but not acted on
-    (`unhonored`) are a FieldsHonored=False condition, as on an InferenceService."""
+    (`unhonored`) are a FieldsHonored=False condition, as on an InferenceService.
+
+    `routed` (whether a router revision has the graph's host) is given where the graph runs as in
+    KServe's Knative mode: its status then has the Knative Service's conditions that KServe copies,
+    ConfigurationsReady (the newest router revision) and RoutesReady (the host), around Ready."""
     previous = previous or {}
     status: dict = {"observedGeneration": (ig.get("metadata") or {}).get("generation", 1)}
     if plan.conflict:
@@ -231,13 +236,41 @@ def inference_graph_status(
     else:
         ready = {"status": "False", "reason": "RouterNotReady", "message": "the router is starting"}
     before = _conditions_by_type(previous)
-    status["conditions"] = [
-        _condition(before, "Ready", ready, now),
-        _condition(before, "Stopped", {"status": "False"}, now),  # as KServe keeps it while not stopped
-    ]
+    status["conditions"] = [_condition(before, "Ready", ready, now)]
+    if routed is not None:
+        configuration = _configuration_condition(router_ready, router_failure, router_unschedulable)
+        status["conditions"] = [
+            _condition(before, "ConfigurationsReady", configuration, now),
+            *status["conditions"],
+            _condition(before, "RoutesReady", _routes_condition(routed), now),
+        ]
+    # Stopped goes last, as KServe appends it while the graph is not stopped.
+    status["conditions"].append(_condition(before, "Stopped", {"status": "False"}, now))
     if unhonored:
         status["conditions"].append(_condition(before, FIELDS_HONORED, unhonored_condition(unhonored), now))
     return status
+
+
+def _configuration_condition(ready: bool, failure: str | None, unschedulable: str | None) -> dict:
+    """Knative's ConfigurationsReady: the newest router revision is ready, failed, or not yet."""
+    if ready:
+        return {"status": "True"}
+    if failure:
+        return {"status": "False", "reason": "RevisionFailed", "message": failure}
+    if unschedulable:
+        return {"status": "False", "reason": UNSCHEDULABLE, "message": unschedulable}
+    return {"status": "Unknown", "reason": "RevisionMissing", "message": "the router is starting"}
+
+
+def _routes_condition(routed: bool) -> dict:
+    """Knative's RoutesReady: a router revision has the host (the one before a new one, meanwhile)."""
+    if routed:
+        return {"status": "True"}
+    return {
+        "status": "Unknown",
+        "reason": "RevisionMissing",
+        "message": "no router revision serves the host yet",
+    }
 
 
 def stopped_graph_status(ig: dict, *, now: str, previous: dict | None = None) -> dict:

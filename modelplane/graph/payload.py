@@ -63,7 +63,9 @@ class Payload:
 
     @property
     def is_json(self) -> bool:
-        return self.doc is not INVALID_JSON
+        """Whether the bytes are JSON as Go's `json.Valid` judges it, by syntax only: a number beyond
+        float64 is JSON here, though `doc` cannot hold it."""
+        return self.condition_doc is not INVALID_JSON
 
     def _orjson(self) -> Any:
         if self._loaded is _UNPARSED:

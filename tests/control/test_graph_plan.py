@@ -177,6 +177,35 @@ def test_a_graph_whose_router_serves_is_ready_at_its_own_host():
     assert again == ready
 
 
+def test_a_graph_routed_as_in_knative_mode_has_the_knative_service_s_conditions():
+    """KServe's Knative mode copies its Knative Service's conditions: ConfigurationsReady, Ready,
+    RoutesReady, then appends Stopped."""
+    ig = graph({"serviceName": "sklearn"})
+    plan = graph_plan(ig, {"sklearn": isvc("sklearn")})
+
+    def conditions(**state) -> list[tuple]:
+        status = inference_graph_status(ig, plan, domain="localhost", port=8080, now=NOW, **state)
+        return [(c["type"], c["status"], c.get("reason")) for c in status["conditions"]]
+
+    assert conditions(router_ready=True, routed=True) == [
+        ("ConfigurationsReady", "True", None),
+        ("Ready", "True", None),
+        ("RoutesReady", "True", None),
+        ("Stopped", "False", None),
+    ]
+    assert conditions(router_ready=False, routed=False)[:3] == [
+        ("ConfigurationsReady", "Unknown", "RevisionMissing"),
+        ("Ready", "False", "RouterNotReady"),
+        ("RoutesReady", "Unknown", "RevisionMissing"),
+    ]
+    # A new revision starting while the one before it serves; a new revision that failed.
+    assert conditions(router_ready=False, routed=True)[2] == ("RoutesReady", "True", None)
+    assert conditions(router_ready=False, router_failure="boom", routed=True)[:2] == [
+        ("ConfigurationsReady", "False", "RevisionFailed"),
+        ("Ready", "False", "RevisionFailed"),
+    ]
+
+
 def test_a_stopped_graph_is_not_ready():
     status = stopped_graph_status(graph(), now=NOW)
     assert [(c["type"], c["status"], c.get("reason")) for c in status["conditions"]] == [

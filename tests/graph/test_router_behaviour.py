@@ -494,6 +494,15 @@ def test_map_predictions_to_instances_reads_what_gos_encoding_json_reads(stub, s
     assert router.post(content=b'{"predictions":[1e400]}').content == b'{"predictions":[1e400]}'
 
 
+def test_an_answer_go_s_json_valid_accepts_is_application_json(stub, start_router):
+    """KServe sets the Content-Type when `json.Valid` says yes, which checks syntax only: a number
+    beyond float64 is valid JSON there, though encoding/json cannot read it."""
+    router = start_router(graph(sequence({"serviceUrl": stub.at("/echo")})))
+    for body in (HUGE, LATIN_1):
+        response = router.post(content=body)
+        assert (response.content, response.headers["content-type"]) == (body, "application/json")
+
+
 def test_a_service_url_with_spaces_or_non_ascii_is_called_escaped_as_go_calls_it(stub, start_router):
     router = start_router(graph(sequence({"serviceUrl": stub.at("/models/m x/é?a=b c&d=%41")})))
     assert router.post(INPUT).json() == {"detail": "Not Found"}

@@ -277,6 +277,9 @@ class GraphReconciler:
                 now=now_rfc3339(),
                 previous=previous,
                 unhonored=tuple(str(field) for field in unhonored_fields(ig)),
+                # Knative's conditions, once the graph has a router revision (KServe's Knative
+                # Service, which it creates once every service of the graph resolves).
+                routed=None if graph.latest is None else graph.serving is not None,
             )
         graph.not_ready = not_ready_message(status)
         if status != previous:
