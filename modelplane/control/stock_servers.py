@@ -133,6 +133,7 @@ _SERVE_OPTIONS = {
     "nthread": ("--nthread", True),
     "predictor_host": ("--predictor-host", False),
     "explainer_host": ("--explainer-host", False),
+    "predictor_request_timeout_seconds": ("--predictor-request-timeout-seconds", True),
 }
 # The flags of a runtime's own server that modelplane serve takes as they are: (value flags, switches).
 _RUNTIME_FLAGS = {"huggingface": (huggingface_options.VALUE_FLAGS, huggingface_options.SWITCHES)}
@@ -212,11 +213,11 @@ def art_explainer(request: StockRequest, server: str) -> LocalCommand:
     for flag in parsed.flags:
         if flag.name == "model_name":
             serve.model_name = flag.value
-        elif flag.name == "http_port":
-            serve.set_port(flag, "http")
+        elif flag.name in ("http_port", "grpc_port"):
+            serve.set_port(flag, flag.name.removesuffix("_port"))
         elif flag.name in _ART_OPTIONS:
             serve.option(flag, _ART_OPTIONS[flag.name][0], integer=_ART_OPTIONS[flag.name][1])
-        elif flag.name in ("predictor_host", "workers"):
+        elif flag.name in ("predictor_host", "workers", "predictor_request_timeout_seconds"):
             serve.option(flag, *_SERVE_OPTIONS[flag.name][:1], integer=_SERVE_OPTIONS[flag.name][1])
         elif flag.name == "storage_uri":
             serve.drop(flag.text, "the ART explainer reads no model folder")

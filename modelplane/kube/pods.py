@@ -5,8 +5,9 @@ would make it: what both modes then wrap, in a Deployment or a Knative Service.
   `modelplane.control.revision_templates.model_container`), next to the runtime's other containers and
   the predictor's own; the runtime's pod fields (volumes, nodeSelector, tolerations...) come first,
   the predictor's win.
-- A custom component runs its containers; the transformer gets KServe's default arguments
-  (`--model_name`, `--predictor_host`, `--http_port`, `--workers`); an ART explainer KServe's image.
+- A custom component runs its containers; the transformer and a custom explainer get KServe's default
+  arguments (`--model_name`, `--predictor_host`, `--http_port`, `--workers`); an ART explainer KServe's
+  image.
 - A component with a model gets the storage initializer (`storage_initializer.py`); a multi-model
   predictor an empty, writable `/mnt/models` for its TrainedModels, and the model agent that loads them
   (`model_agent.py`).
@@ -373,7 +374,8 @@ class _Builder:
         flags, and for `modelplane serve` the address to listen on."""
         argv = components.container_argv(parts.main)
         extra: list[str] = []
-        if component == "transformer":
+        if component == "transformer" or (component == "explainer" and "art" not in spec):
+            # KServe gives a custom explainer the transformer's defaults (`CustomExplainer.GetContainer`)
             extra += transformer_default_args(argv, spec, self.name, predictor_host(self.isvc))
         if isinstance(spec.get("batcher"), dict) and components.runs_modelplane_serve(argv):
             try:

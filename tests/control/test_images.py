@@ -132,15 +132,17 @@ def test_ports_grpc_and_message_limits_are_translated():
             "--grpc_max_send_message_length=100",
             "--grpc_max_receive_message_length=200",
             "--predictor_protocol=v2",
+            "--predictor_request_timeout_seconds=30",
         ],
     )
     assert (local.http_port, local.grpc_port) == (9000, 9001)
-    assert local.command[-5:] == [
+    assert local.command[-6:] == [
         "--http-port=9000",
         "--grpc-port=9001",
         "--grpc_max_send_message_length=100",
         "--grpc_max_receive_message_length=200",
         "--predictor-protocol=v2",
+        "--predictor-request-timeout-seconds=30",
     ]
     no_grpc = run("kserve/lgbserver", ["--enable_grpc", "false"])
     assert "--grpc-port=-1" in no_grpc.command
@@ -445,6 +447,11 @@ def test_the_art_explainer_image_runs_the_art_runtime():
             "10",
             "--eps",
             "0.1",
+            # KServe's model-server flags, which its ART explainer reads too
+            "--predictor_request_timeout_seconds",
+            "30",
+            "--grpc_port",
+            "9000",
         ],
     )
     assert local.command == [
@@ -453,10 +460,11 @@ def test_the_art_explainer_image_runs_the_art_runtime():
         "--model-name=digits",
         "--runtime=art",
         "--http-port=8080",
-        "--grpc-port=8081",
+        "--grpc-port=9000",
         "--predictor-host=digits-predictor.default",
         "--adversary-type=SquareAttack",
         "--nb-classes=10",
+        "--predictor-request-timeout-seconds=30",
     ]
     assert local.dropped == (
         "--storage_uri /mnt/models (the ART explainer reads no model folder)",

@@ -474,6 +474,39 @@ def test_the_transformer_gets_kserves_arguments():
     assert "iris-v1-predictor.default" in container["args"]
 
 
+def test_a_custom_explainer_gets_kserves_arguments():
+    """KServe's `CustomExplainer.GetContainer`: the service's name and its (named) predictor's Service,
+    as a transformer gets them; an argument the container sets is kept."""
+    rendering = render_text(
+        """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+spec:
+  predictor:
+    name: blue
+    sklearn: {storageUri: s3://models/iris}
+  explainer:
+    containerConcurrency: 2
+    containers:
+      - image: example/explainer
+        args: [--http_port, "9000"]
+"""
+    )
+    container = containers_by_name(named(rendering, "Deployment", "iris-explainer"))["kserve-container"]
+    assert container["args"] == [
+        "--http_port",
+        "9000",
+        "--model_name",
+        "iris",
+        "--predictor_host",
+        "iris-blue-predictor.default",
+        "--workers",
+        "2",
+    ]
+
+
 def test_images():
     rendering = render_file(SAMPLES / "sklearn-v2-mlserver.yaml", KubeSettings(), kserve_runtimes=True)
     server = containers_by_name(named(rendering, "Deployment", "isvc-sklearn-v2-predictor"))[

@@ -115,6 +115,30 @@ def test_tabular_rows_are_refused_with_what_the_attack_needs(explainer):
     assert malformed.status_code == 400
 
 
+def test_the_predictors_errors_reach_the_client_with_their_status(explainer, predictor):
+    """KServe's ARTModel answers every failure 500 ("Failed to explain ..."); here a predictor's refusal
+    keeps its status and message, and a predictor out of reach is a 502 naming it."""
+    too_small = np.zeros((1, 5, 5, 1)).tolist()  # 25 features to a model of 64
+    refused = httpx.post(
+        f"{explainer.url}/v1/models/digits:explain", json={"instances": [too_small, [0]]}, timeout=60
+    )
+    assert refused.status_code == 400
+    assert "answered 400" in refused.json()["error"] and "64 features" in refused.json()["error"]
+    unreachable = serve(
+        "--runtime=art", "--model-name=digits", "--predictor-host=127.0.0.1:9", "--max-iter=5", grpc=False
+    )
+    try:
+        answer = httpx.post(
+            f"{unreachable.url}/v1/models/digits:explain",
+            json={"instances": [image([0] * 64), [0]]},
+            timeout=60,
+        )
+        assert answer.status_code == 502
+        assert answer.json()["error"].startswith("cannot reach http://127.0.0.1:9/v1/models/digits:predict")
+    finally:
+        unreachable.stop()
+
+
 def test_without_the_library_the_explainer_is_not_ready_and_says_why(tmp_path):
     shadow = tmp_path / "art"
     shadow.mkdir()
