@@ -120,7 +120,9 @@ def test_a_service_named_with_its_cluster_port_goes_to_the_gateway(named):
     assert gateway_address(named, "localhost", 18080) == "iris-predictor.default.localhost:18080"
 
 
-@pytest.mark.parametrize("named", ["iris-predictor", "iris-predictor:80", "iris-explainer"])
+@pytest.mark.parametrize(
+    "named", ["iris-predictor", "iris-predictor:80", "iris-explainer", "iris-blue-predictor"]
+)
 def test_a_components_service_named_alone_is_the_one_in_the_replicas_namespace(named):
     """A pod's DNS search path finds `iris-predictor` in the pod's own namespace."""
     service = named.removesuffix(":80")

@@ -202,3 +202,5 @@ def test_promoting_a_canary_moves_all_traffic_to_its_model(platform):
 
     wait_until(all_on_the_new_model, "the promotion", platform)
     assert condition(status(platform), "Ready")["status"] == "True"
+    # As in KServe, the promoted predictor's Service keeps the canary's name, `<isvc>-v2-predictor`.
+    assert predict(platform, "cany-v2-predictor.default.localhost") == CANARY_ANSWER

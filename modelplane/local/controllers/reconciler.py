@@ -130,6 +130,9 @@ class _Service:
     payload_logs: dict[str, PayloadLogSpec] = field(default_factory=dict)  # per component with a logger
     scrape_path: str | None = None  # where its replicas' metrics are, when it asks to be scraped
     components: tuple[str, ...] = ()  # those its spec has
+    # The stable predictor's `name`: KServe names its Service `<isvc>-<name>-predictor`, and a transformer
+    # or explainer written for the cluster calls that host.
+    predictor_name: str | None = None
     # The status last written: why a host of it has no route, for the gateway's answer there.
     status: dict | None = None
     # Components whose `deploymentStrategy` is Recreate: a new revision starts once the old one stopped.
@@ -276,6 +279,7 @@ class Reconciler:
         service = self._services.get(key)
         if service is None:
             service = self._services[key] = self._restored(isvc)
+        service.predictor_name = ((isvc.get("spec") or {}).get("predictor") or {}).get("name") or None
         if ((isvc["metadata"].get("annotations") or {}).get(STOP_ANNOTATION) or "").lower() == "true":
             self._stop(ref, isvc, service)
             return
@@ -735,6 +739,9 @@ class Reconciler:
             hosts[spec_component_host(name, namespace, component, domain)] = (
                 f"the {component} of {what} does not serve: {reason}"
             )
+        if service.predictor_name and "predictor" in service.components:
+            named = spec_component_host(f"{name}-{service.predictor_name}", namespace, "predictor", domain)
+            hosts[named] = hosts[spec_component_host(name, namespace, "predictor", domain)]
         return hosts
 
     def _service_routes(self, service: _Service) -> dict[str, Route]:
@@ -763,6 +770,15 @@ class Reconciler:
             component_routes[component] = Route(
                 tuple(split), refusal=self._refusal(service, component, split)
             )
+            if component == "predictor" and service.predictor_name:
+                # KServe's Service of a named predictor selects the stable pods alone, not the canaries.
+                host = component_host(
+                    f"{service.name}-{service.predictor_name}",
+                    service.namespace,
+                    "predictor",
+                    self.settings.domain,
+                )
+                tag_routes[host] = Route(tuple(backends), refusal=self._refusal(service, component, backends))
             for target, backend in zip(targets, backends, strict=True):
                 if target.tag:
                     host = component_host(
