@@ -32,12 +32,11 @@ from modelplane.protocol.http_server import (
     json_error,
     serve,
 )
-from modelplane.protocol.listening import listening_socket
+from modelplane.protocol.listening import listening_socket, wait_until_listening
 from modelplane.server.request_batching import KEPT_BATCHERS, BatchSettings, ModelBatcher
 
 logger = logging.getLogger("modelplane.batcher")
 
-UPSTREAM_POLL = 0.2  # seconds between tries to reach the upstream server, with `wait_for_upstream`
 
 _PREDICT_PATH = re.compile(rb"/v1/models/([^/?]+):predict")
 # Headers of one connection, not of the message (RFC 9110 §7.6.1), and the framing, which the server on
@@ -262,7 +261,10 @@ async def serve_batcher(
     the waiting batches and lets the requests under way finish. With `wait_for_upstream` it listens only
     once the upstream server takes connections (in a Knative pod, whose readiness is that of its one
     served port, which may be the batcher's)."""
-    if wait_for_upstream and not await _upstream_listening(upstream, stopping):
+    upstream_host, _, upstream_port = upstream.rpartition(":")
+    if wait_for_upstream and not await wait_until_listening(
+        upstream_host, int(upstream_port), "the upstream server", stopping
+    ):
         return
     proxy = BatcherProxy(upstream, settings)
     sock = listening_socket(host, port, 1024)
@@ -284,22 +286,3 @@ async def serve_batcher(
         shutdown.request()
         await served
         await proxy.aclose()
-
-
-async def _upstream_listening(upstream: str, stopping: asyncio.Event) -> bool:
-    """Waits until the upstream server takes connections; False if stopped first."""
-    host, _, port = upstream.rpartition(":")
-    logged = False
-    while not stopping.is_set():
-        try:
-            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
-        except OSError:
-            if not logged:
-                logger.info("waiting for the upstream server at %s", upstream)
-                logged = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), UPSTREAM_POLL)
-            continue
-        writer.close()
-        return True
-    return False

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import socket
+
+logger = logging.getLogger(__name__)
+POLL_SECONDS = 0.2  # between tries to reach a server that is not listening yet
 
 
 def bare_host(host: str) -> str:
@@ -29,3 +35,22 @@ def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+async def wait_until_listening(host: str, port: int, what: str, stopping: asyncio.Event) -> bool:
+    """Waits until `what` (a server, for the log) takes connections on `host`:`port`; False if
+    `stopping` is set first."""
+    logged = False
+    while not stopping.is_set():
+        try:
+            _, writer = await asyncio.open_connection(bare_host(host), port)
+        except OSError:
+            if not logged:
+                logger.info("waiting for %s at %s:%d", what, url_host(host), port)
+                logged = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), POLL_SECONDS)
+            continue
+        writer.close()
+        return True
+    return False

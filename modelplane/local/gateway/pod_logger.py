@@ -21,7 +21,6 @@ name then holds both.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -34,13 +33,11 @@ from modelplane.local.gateway.server import Gateway
 from modelplane.local.metrics_exposition import PlatformMetrics, ScrapeTarget
 from modelplane.protocol import http_server
 from modelplane.protocol.http_server import HttpRequest, HttpResponse, ServerLimits, Shutdown
-from modelplane.protocol.listening import listening_socket
+from modelplane.protocol.listening import listening_socket, wait_until_listening
 from modelplane.server.payload_logging import REVISION_VARIABLE
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 logger = logging.getLogger("modelplane.logger")
-
-COMPONENT_POLL = 0.2  # seconds between tries to reach the model server, with `wait_for_component`
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,9 @@ async def serve_logger(
 ) -> None:
     """Logs the payloads of the model server at `component_port` until `stopping` is set, then lets
     the requests under way finish and delivers their records."""
-    if wait_for_component and not await _listening(component_port, stopping):
+    if wait_for_component and not await wait_until_listening(
+        "127.0.0.1", component_port, "the model server", stopping
+    ):
         return
     routes = logger_routes(log, component_port, os.environ.get(REVISION_VARIABLE, ""))
     gateway = Gateway(config, routes=routes)
@@ -109,21 +108,3 @@ async def _serve_metrics(gateway: Gateway, endpoint: MetricsEndpoint, sock, shut
         await http_server.serve(answer, sock, limits, shutdown)
     finally:
         await exposition.close()
-
-
-async def _listening(port: int, stopping: asyncio.Event) -> bool:
-    """Waits until something takes connections on 127.0.0.1 at `port`; False if stopped first."""
-    logged = False
-    while not stopping.is_set():
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if not logged:
-                logger.info("waiting for the model server on 127.0.0.1:%d", port)
-                logged = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), COMPONENT_POLL)
-            continue
-        writer.close()
-        return True
-    return False
