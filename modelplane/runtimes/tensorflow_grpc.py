@@ -1,10 +1,12 @@
 """TF Serving's gRPC API (KServe's `grpc-v1`) for the tensorflow runtime, on the gRPC port beside V2:
-`tensorflow.serving.PredictionService` Predict, Classify, Regress and GetModelMetadata, and
-`tensorflow.serving.ModelService/GetModelStatus`.
+`tensorflow.serving.PredictionService` Predict, Classify, Regress, MultiInference and GetModelMetadata,
+and `tensorflow.serving.ModelService/GetModelStatus`.
 
 A Predict call becomes a V2 request of the TensorFlow model (its `signature_name` parameter, its
 inputs by name), so it is checked against the signature, batched, timed and traced as V2 requests are;
-Classify and Regress run the model's classify and regress, as REST's :classify and :regress do.
+Classify and Regress run the model's classify and regress, as REST's :classify and :regress do;
+MultiInference runs each of its tasks so, on the one input, after checking the tasks as TF Serving
+does (one model, each signature once, classify or regress).
 The messages are those of the `tensorflow-serving-api` package. Reading them imports TensorFlow, so a
 call is only read once the server holds a TensorFlow model that is ready: a server of other models
 answers without importing it.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import numpy as np
@@ -43,10 +45,6 @@ MODEL_SERVICE = "tensorflow.serving.ModelService"
 PREDICT = f"/{PREDICTION_SERVICE}/Predict"
 
 NOT_SERVED = {
-    f"/{PREDICTION_SERVICE}/MultiInference": (
-        "modelplane does not serve TF Serving's MultiInference: call Classify or Regress once for each "
-        "signature"
-    ),
     f"/{MODEL_SERVICE}/HandleReloadConfigRequest": (
         "modelplane does not serve TF Serving's HandleReloadConfigRequest: load and unload models with "
         "V2's repository API (inference.GRPCInferenceService/RepositoryModelLoad) or TrainedModels"
@@ -86,6 +84,7 @@ def served(dataplane: DataPlane) -> tuple[dict[str, UnaryMethod], dict[str, str]
         PREDICT: UnaryMethod(_Unread, servicer.predict),
         f"/{PREDICTION_SERVICE}/Classify": UnaryMethod(_Unread, servicer.classify),
         f"/{PREDICTION_SERVICE}/Regress": UnaryMethod(_Unread, servicer.regress),
+        f"/{PREDICTION_SERVICE}/MultiInference": UnaryMethod(_Unread, servicer.multi_inference),
         f"/{PREDICTION_SERVICE}/GetModelMetadata": UnaryMethod(_Unread, servicer.get_model_metadata),
         f"/{MODEL_SERVICE}/GetModelStatus": UnaryMethod(_Unread, servicer.get_model_status),
     }
@@ -142,10 +141,7 @@ class TFServingServicer:
         with self.dataplane.grpc_call(message.model_spec.name):
             spec, results = await self._examples(apis, message, metadata, CLASSIFY)
             response = apis.classification_pb2.ClassificationResponse(model_spec=spec)
-            for row in results:
-                classes = response.result.classifications.add().classes
-                for label, score in row:
-                    classes.add(label=label, score=score)
+            _add_classifications(response.result, results)
             return response
 
     async def regress(self, raw: bytes, metadata: Metadata) -> Any:
@@ -154,14 +150,30 @@ class TFServingServicer:
         with self.dataplane.grpc_call(message.model_spec.name):
             spec, results = await self._examples(apis, message, metadata, REGRESS)
             response = apis.regression_pb2.RegressionResponse(model_spec=spec)
-            for value in results.tolist():
-                response.result.regressions.add(value=value)
+            _add_regressions(response.result, results)
+            return response
+
+    async def multi_inference(self, raw: bytes, metadata: Metadata) -> Any:
+        apis = self._apis()
+        message = _read(apis.inference_pb2.MultiInferenceRequest, raw)
+        verbs = _task_verbs(message.tasks)
+        with self.dataplane.grpc_call(message.tasks[0].model_spec.name):
+            response = apis.inference_pb2.MultiInferenceResponse()
+            for task, verb in zip(message.tasks, verbs, strict=True):
+                task_message = _TaskMessage(task.model_spec, message.input)
+                spec, results = await self._examples(apis, task_message, metadata, verb)
+                answer = response.results.add(model_spec=spec)
+                if verb == CLASSIFY:
+                    _add_classifications(answer.classification_result, results)
+                else:
+                    _add_regressions(answer.regression_result, results)
             return response
 
     async def _examples(
         self, apis: ModuleType, message: Any, metadata: Metadata, verb: str
     ) -> tuple[Any, Any]:
-        """The ModelSpec to answer a Classify or Regress call with, and the model's results."""
+        """The ModelSpec to answer a Classify or Regress call (or a MultiInference task) with, and the
+        model's results."""
         served, model = self._model(message.model_spec)
         batch = read_input_proto(message.model_spec.signature_name, message.input)
         result, _ = await self.dataplane.run(served, batch, metadata, verb)
@@ -217,6 +229,7 @@ class TFServingServicer:
             classification_pb2,
             get_model_metadata_pb2,
             get_model_status_pb2,
+            inference_pb2,
             model_pb2,
             predict_pb2,
             regression_pb2,
@@ -242,6 +255,54 @@ class TFServingServicer:
                 "those only; call it with inference.GRPCInferenceService/ModelInfer (V2)"
             )
         return served, served.model
+
+
+class _TaskMessage(NamedTuple):
+    """A MultiInference task as the Classify or Regress request it stands for."""
+
+    model_spec: Any
+    input: Any
+
+
+_TASK_VERBS = {"tensorflow/serving/classify": CLASSIFY, "tensorflow/serving/regress": REGRESS}
+
+
+def _task_verbs(tasks: Any) -> list[str]:
+    """Each task's verb, once the tasks are checked as TF Serving checks them, in its words: at
+    least one, all of one model, no signature twice, each a classification or a regression."""
+    if not tasks:
+        raise InvalidInput("Expected at least one task")
+    model_name, signatures, verbs = None, set(), []
+    for task in tasks:
+        if not task.model_spec.name:
+            raise InvalidInput("Found ModelSpec with an empty model name.")
+        if model_name is None:
+            model_name = task.model_spec.name
+        elif task.model_spec.name != model_name:
+            raise InvalidInput("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+        signature = task.model_spec.signature_name or DEFAULT_SIGNATURE
+        if signature in signatures:
+            raise InvalidInput(f"Duplicate evaluation of signature: {signature}")
+        signatures.add(signature)
+        verb = _TASK_VERBS.get(task.method_name)
+        if verb is None:
+            raise GrpcStatus(
+                grpc.StatusCode.UNIMPLEMENTED, f"Unsupported signature method_name: {task.method_name}"
+            )
+        verbs.append(verb)
+    return verbs
+
+
+def _add_classifications(result: Any, rows: list) -> None:
+    for row in rows:
+        classes = result.classifications.add().classes
+        for label, score in row:
+            classes.add(label=label, score=score)
+
+
+def _add_regressions(result: Any, values: Any) -> None:
+    for value in values.tolist():
+        result.regressions.add(value=value)
 
 
 def _read(message_class: type, raw: bytes) -> Any:

@@ -300,10 +300,68 @@ def test_classify_of_a_model_that_is_not_tensorflow_is_refused_with_why(server, 
     }
 
 
-def test_multi_inference_is_unimplemented_with_why(prediction):
-    error = refused(prediction.MultiInference, inference_pb2.MultiInferenceRequest())
-    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "modelplane does not serve TF Serving's MultiInference" in error.details()
+def multi_inference_request(tasks: list[tuple[str, str, str]], example: dict):
+    """Tasks of (model, signature, method) on one example."""
+    request = inference_pb2.MultiInferenceRequest(input=examples_input(None, example))
+    for model, signature, method in tasks:
+        task = request.tasks.add(method_name=f"tensorflow/serving/{method}")
+        task.model_spec.name, task.model_spec.signature_name = model, signature
+    return request
+
+
+def test_multi_inference_answers_each_task_as_its_own_call_does(prediction):
+    tasks = [("examples", "", "classify"), ("examples", "regress", "regress")]
+    request = multi_inference_request(tasks, {"x": [1.0, 2.0], "k": [2]})
+    response = prediction.MultiInference(request)
+    classify, regress = response.results
+    assert classify.model_spec.name == "examples" and classify.model_spec.version.value == 1
+    assert classify.model_spec.signature_name == "serving_default"
+    assert regress.model_spec.signature_name == "regress"
+    alone = classification_pb2.ClassificationRequest(input=request.input)
+    alone.model_spec.name = "examples"
+    assert classify.classification_result == prediction.Classify(alone).result
+    alone = regression_pb2.RegressionRequest(input=request.input)
+    alone.model_spec.name, alone.model_spec.signature_name = "examples", "regress"
+    assert regress.regression_result == prediction.Regress(alone).result
+    assert len(regress.regression_result.regressions) == 1
+
+
+@pytest.mark.parametrize(
+    ("tasks", "code", "message"),
+    [
+        ([], grpc.StatusCode.INVALID_ARGUMENT, "Expected at least one task"),
+        (
+            [("examples", "", "classify"), ("", "regress", "regress")],
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Found ModelSpec with an empty model name.",
+        ),
+        (
+            [("examples", "", "classify"), ("examples_tf2", "regress", "regress")],
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "All ModelSpecs in a MultiInferenceRequest must access the same model name.",
+        ),
+        (
+            [("examples", "", "classify"), ("examples", "serving_default", "classify")],
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Duplicate evaluation of signature: serving_default",
+        ),
+        (
+            [("examples", "", "predict")],
+            grpc.StatusCode.UNIMPLEMENTED,
+            "Unsupported signature method_name: tensorflow/serving/predict",
+        ),
+        (
+            [("examples", "nope", "classify")],
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "No signature was found with the name: nope",
+        ),
+        ([("missing", "", "classify")], grpc.StatusCode.NOT_FOUND, "missing"),
+    ],
+)
+def test_multi_inference_refusals_say_why_in_tf_servings_words(prediction, tasks, code, message):
+    error = refused(prediction.MultiInference, multi_inference_request(tasks, {"x": [1.0, 2.0]}))
+    assert error.code() == code
+    assert message in error.details()
 
 
 def test_v2_grpc_still_answers_beside_it(server):
