@@ -1,10 +1,10 @@
 """The ClusterServingRuntimes modelplane ships (the YAML files in `runtimes/`).
 
 kserve-sklearnserver, kserve-xgbserver, kserve-lgbserver, kserve-pmmlserver, kserve-torchserve and
-kserve-huggingfaceserver keep
-KServe's names, formats, versions, priorities and protocols; modelplane-onnxserver serves onnx models, which
-KServe gives to Triton, and modelplane-tensorflowserver TensorFlow SavedModels, which KServe gives to TF
-Serving (v1) or Triton (v2).
+kserve-huggingfaceserver keep KServe's names, formats, versions, priorities and protocols;
+modelplane-onnxserver serves onnx models, which KServe gives to Triton, modelplane-tensorflowserver
+TensorFlow SavedModels, which KServe gives to TF Serving (v1) or Triton (v2), and
+modelplane-mlflowserver MLflow models, which KServe gives to MLServer.
 Each runs `modelplane serve` with `{{.Name}}`-style placeholders filled in from the InferenceService.
 
 They are there without being applied; a stored ClusterServingRuntime of the same name replaces one

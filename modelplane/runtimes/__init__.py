@@ -18,6 +18,7 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
     "tensorflow": ("modelplane.runtimes.tensorflow", "TensorFlowModel", "tensorflow"),
     "pmml": ("modelplane.runtimes.pmml", "PMMLModel", "pmml"),
     "huggingface": ("modelplane.runtimes.huggingface.model", "HuggingFaceModel", "huggingface"),
+    "mlflow": ("modelplane.runtimes.mlflow", "MLflowModel", "mlflow"),
 }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from modelplane.runtimes.model_settings import SETTINGS_FILE
 from modelplane.runtimes.tensorflow_layout import holds_saved_model
 
+MLMODEL_FILE = "MLmodel"  # an MLflow model folder's description
 _BY_EXTENSION = {
     ".joblib": "sklearn",
     ".pkl": "sklearn",
@@ -25,8 +26,11 @@ _BY_EXTENSION = {
 
 def detect_runtime(model_dir: str | Path) -> str | None:
     """The runtime for the single model file in `model_dir` (or the SavedModel in it, perhaps in numbered
-    version folders, or the transformers model: a config.json), or None if it cannot tell."""
+    version folders, the transformers model: a config.json, or the MLflow model: an MLmodel file), or
+    None if it cannot tell."""
     path = Path(model_dir)
+    if (path / MLMODEL_FILE).is_file():  # before its model.pkl could be taken for an sklearn model
+        return "mlflow"
     if _is_transformers_folder(path):
         return "huggingface"
     if holds_saved_model(path):

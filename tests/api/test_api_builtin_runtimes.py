@@ -33,6 +33,7 @@ def test_the_shipped_runtimes():
         "kserve-torchserve",
         "kserve-xgbserver",
         "mlserver-1.x",
+        "modelplane-mlflowserver",
         "modelplane-onnxserver",
         "modelplane-tensorflowserver",
         "torchserve-0.x",
@@ -96,6 +97,7 @@ def test_torchserve_keeps_kserve_s_formats_and_protocols():
         ("kserve-lgbserver", "lightgbm"),
         ("kserve-pmmlserver", "pmml"),
         ("modelplane-onnxserver", "onnx"),
+        ("modelplane-mlflowserver", "mlflow"),
         ("kserve-torchserve", "pytorch"),
         ("modelplane-tensorflowserver", "tensorflow"),
         ("kserve-huggingfaceserver", "huggingface"),
@@ -120,6 +122,14 @@ def test_onnx_runtime():
         {"name": "onnx", "version": "1", "autoSelect": True, "priority": 1}
     ]
     assert spec["protocolVersions"] == ["v1", "v2", "grpc-v2"]
+
+
+def test_mlflow_runtime_takes_what_kserves_mlserver_takes():
+    spec = by_name()["modelplane-mlflowserver"]["spec"]
+    assert spec["supportedModelFormats"] == [
+        {"name": "mlflow", "version": version, "autoSelect": True, "priority": 1} for version in ("1", "2")
+    ]
+    assert spec["protocolVersions"] == ["v2", "grpc-v2"]
 
 
 def test_tensorflow_runtime():

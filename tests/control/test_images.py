@@ -322,11 +322,13 @@ def test_mlserver_runs_the_formats_model_class_while_the_label_is_not_filled_in(
     assert "--runtime=lightgbm" in run("mlserver:replace", env=env, model_format="lightgbm").command
 
 
-def test_an_mlserver_model_class_modelplane_has_no_runtime_for_is_not_served():
+def test_mlservers_mlflow_runtime_is_modelplane_serves():
     env = {**MLSERVER_ENV, "MLSERVER_MODEL_IMPLEMENTATION": "mlserver_mlflow.MLflowRuntime"}
-    with pytest.raises(ImageNotServed, match="no mlflow runtime.*mlserver is not installed here"):
-        run("mlserver:replace", env=env)
-    env["MLSERVER_MODEL_IMPLEMENTATION"] = "my_models.Custom"
+    assert "--runtime=mlflow" in run("mlserver:replace", env=env).command
+
+
+def test_an_mlserver_model_class_modelplane_has_no_runtime_for_is_not_served():
+    env = {**MLSERVER_ENV, "MLSERVER_MODEL_IMPLEMENTATION": "my_models.Custom"}
     with pytest.raises(ImageNotServed, match="runs the MLServer runtime my_models.Custom"):
         run("mlserver:replace", env=env)
 
