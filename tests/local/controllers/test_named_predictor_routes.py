@@ -19,11 +19,11 @@ PREDICTOR_HOST = "named-predictor.default.localhost"
 NAMED_PREDICTOR_HOST = "named-blue-predictor.default.localhost"
 
 
-def named_service(predictor: dict) -> dict:
+def named_service(predictor: dict, annotations: dict | None = None) -> dict:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": "named", "namespace": "default"},
+        "metadata": {"name": "named", "namespace": "default", "annotations": annotations or {}},
         "spec": {"predictor": {"name": "blue", **predictor}},
     }
 
@@ -119,3 +119,32 @@ def test_the_named_predictors_service_host_says_why_it_does_not_serve(tmp_path):
     table = asyncio.run(table_refusing_the_predictor(tmp_path, named_service(MISSING_RUNTIME)))
     assert "no-such-runtime" in table.unavailable[NAMED_PREDICTOR_HOST]
     assert table.unavailable[NAMED_PREDICTOR_HOST] == table.unavailable[PREDICTOR_HOST]
+
+
+def test_the_named_predictor_has_its_own_tag_hosts(tmp_path):
+    """KServe's Knative Service of a named predictor is `<isvc>-blue-predictor`, so its tags are
+    `latest-<isvc>-blue-predictor...` (and `prev-`): the hosts its status names."""
+    store = open_store(tmp_path / "home")
+    store.apply([named_service(ANSWERING, {"serving.kserve.io/enable-tag-routing": "true"})])
+    gateway = RecordingGateway()
+
+    async def scenario() -> RouteTable:
+        settings = SupervisorSettings(logs_dir=tmp_path / "logs")
+        reconciler = Reconciler(store, gateway, settings, RevisionLog(tmp_path / "revisions"))
+        reconciler.start()
+        try:
+            for _ in range(1000):
+                table = gateway.tables[-1] if gateway.tables else None
+                if table is not None and "latest-named-predictor.default.localhost" in table.routes:
+                    return table
+                await asyncio.sleep(0.01)
+            raise AssertionError(f"no tag host: {gateway.tables[-1:]}")
+        finally:
+            await reconciler.close()
+
+    try:
+        table = asyncio.run(scenario())
+    finally:
+        store.close()
+    tagged = table.routes["latest-named-blue-predictor.default.localhost"]
+    assert tagged.backends == table.routes["latest-named-predictor.default.localhost"].backends
