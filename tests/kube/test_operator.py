@@ -344,14 +344,19 @@ def test_a_canary_gets_its_share_once_ready_and_promotion_removes_the_old_predic
     assert get(cluster, DEPLOYMENT, "iris-v2-predictor") is not None
 
 
-@simulated
-def test_knative_mode_follows_the_knative_service_and_splits_a_canary(cluster, operator):
+def knative_iris_served(cluster) -> None:
+    """`iris` in Knative mode, whose Knative Service Knative reports ready with its first revision."""
     isvc = iris()
     isvc["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "Knative"}
     cluster.client.create(ISVC(isvc))
     wait_for(lambda: get(cluster, KSVC, "iris-predictor"), message="the Knative Service")
     first = [{"revisionName": "iris-predictor-00001", "latestRevision": True, "percent": 100}]
     knative_ready(cluster.client, "iris-predictor", cluster.namespace, "iris-predictor-00001", first)
+
+
+@simulated
+def test_knative_mode_follows_the_knative_service_and_splits_a_canary(cluster, operator):
+    knative_iris_served(cluster)
     wait_for(lambda: condition(get(cluster, ISVC, "iris"), "Ready").get("status") == "True", message="Ready")
     status = status_of(cluster)
     assert status["deploymentMode"] == "Knative"
@@ -394,12 +399,7 @@ def test_knative_mode_follows_the_knative_service_and_splits_a_canary(cluster, o
 
 @simulated
 def test_a_knative_graph_has_its_knative_services_conditions_as_kserve_copies_them(cluster, operator):
-    isvc = iris()
-    isvc["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "Knative"}
-    cluster.client.create(ISVC(isvc))
-    wait_for(lambda: get(cluster, KSVC, "iris-predictor"), message="the service's Knative Service")
-    routed = [{"revisionName": "iris-predictor-00001", "latestRevision": True, "percent": 100}]
-    knative_ready(cluster.client, "iris-predictor", cluster.namespace, "iris-predictor-00001", routed)
+    knative_iris_served(cluster)
     graph = {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "InferenceGraph",

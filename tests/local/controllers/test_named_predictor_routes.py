@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 
 import httpx
 
@@ -63,7 +64,8 @@ class RecordingGateway:
         return {}
 
 
-async def table_refusing_the_predictor(tmp_path, isvc: dict) -> RouteTable:
+async def first_table_where(tmp_path, isvc: dict, wanted: Callable[[RouteTable], bool]) -> RouteTable:
+    """The first route table the reconciler gives for `isvc` that is `wanted`."""
     store = open_store(tmp_path / "home")
     store.apply([isvc])
     gateway = RecordingGateway()
@@ -73,13 +75,17 @@ async def table_refusing_the_predictor(tmp_path, isvc: dict) -> RouteTable:
     try:
         for _ in range(1000):
             table = gateway.tables[-1] if gateway.tables else None
-            if table is not None and PREDICTOR_HOST in table.unavailable:
+            if table is not None and wanted(table):
                 return table
             await asyncio.sleep(0.01)
-        raise AssertionError(f"no reason for {PREDICTOR_HOST}: {gateway.tables[-1:]}")
+        raise AssertionError(f"no such route table: {gateway.tables[-1:]}")
     finally:
         await reconciler.close()
         store.close()
+
+
+async def table_refusing_the_predictor(tmp_path, isvc: dict) -> RouteTable:
+    return await first_table_where(tmp_path, isvc, lambda table: PREDICTOR_HOST in table.unavailable)
 
 
 def test_the_named_predictors_service_host_goes_to_the_predictor(tmp_path):
@@ -124,27 +130,11 @@ def test_the_named_predictors_service_host_says_why_it_does_not_serve(tmp_path):
 def test_the_named_predictor_has_its_own_tag_hosts(tmp_path):
     """KServe's Knative Service of a named predictor is `<isvc>-blue-predictor`, so its tags are
     `latest-<isvc>-blue-predictor...` (and `prev-`): the hosts its status names."""
-    store = open_store(tmp_path / "home")
-    store.apply([named_service(ANSWERING, {"serving.kserve.io/enable-tag-routing": "true"})])
-    gateway = RecordingGateway()
-
-    async def scenario() -> RouteTable:
-        settings = SupervisorSettings(logs_dir=tmp_path / "logs")
-        reconciler = Reconciler(store, gateway, settings, RevisionLog(tmp_path / "revisions"))
-        reconciler.start()
-        try:
-            for _ in range(1000):
-                table = gateway.tables[-1] if gateway.tables else None
-                if table is not None and "latest-named-predictor.default.localhost" in table.routes:
-                    return table
-                await asyncio.sleep(0.01)
-            raise AssertionError(f"no tag host: {gateway.tables[-1:]}")
-        finally:
-            await reconciler.close()
-
-    try:
-        table = asyncio.run(scenario())
-    finally:
-        store.close()
-    tagged = table.routes["latest-named-blue-predictor.default.localhost"]
-    assert tagged.backends == table.routes["latest-named-predictor.default.localhost"].backends
+    tagged = named_service(ANSWERING, {"serving.kserve.io/enable-tag-routing": "true"})
+    table = asyncio.run(
+        first_table_where(
+            tmp_path, tagged, lambda table: "latest-named-predictor.default.localhost" in table.routes
+        )
+    )
+    named = table.routes["latest-named-blue-predictor.default.localhost"]
+    assert named.backends == table.routes["latest-named-predictor.default.localhost"].backends
