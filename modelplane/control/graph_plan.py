@@ -210,6 +210,7 @@ def inference_graph_status(
     unhonored: tuple[str, ...] = (),
     scheme: str = "http",
     routed: bool | None = None,
+    knative: Mapping[str, dict] | None = None,
 ) -> dict:
     """KServe's status of a graph: `url` and `Ready=True` once its services are ready and its router
     serves; until then `Ready=False`, with the services it waits for, why the router failed (as Knative
@@ -219,7 +220,9 @@ def inference_graph_status(
 
     `routed` (whether a router revision has the graph's host) is given where the graph runs as in
     KServe's Knative mode: its status then has the Knative Service's conditions that KServe copies,
-    ConfigurationsReady (the newest router revision) and RoutesReady (the host), around Ready."""
+    ConfigurationsReady (the newest router revision) and RoutesReady (the host), around Ready. On a
+    cluster, `knative` holds the conditions its Knative Service reports, by type: those two are copied
+    from it, as KServe copies them, where Knative has written them."""
     previous = previous or {}
     status: dict = {"observedGeneration": (ig.get("metadata") or {}).get("generation", 1)}
     if plan.conflict:
@@ -238,11 +241,15 @@ def inference_graph_status(
     before = _conditions_by_type(previous)
     status["conditions"] = [_condition(before, "Ready", ready, now)]
     if routed is not None:
-        configuration = _configuration_condition(router_ready, router_failure, router_unschedulable)
+        reported = knative or {}
+        configuration = _reported(reported.get("ConfigurationsReady")) or _configuration_condition(
+            router_ready, router_failure, router_unschedulable
+        )
+        routes = _reported(reported.get("RoutesReady")) or _routes_condition(routed)
         status["conditions"] = [
             _condition(before, "ConfigurationsReady", configuration, now),
             *status["conditions"],
-            _condition(before, "RoutesReady", _routes_condition(routed), now),
+            _condition(before, "RoutesReady", routes, now),
         ]
     # Stopped goes last, as KServe appends it while the graph is not stopped.
     status["conditions"].append(_condition(before, "Stopped", {"status": "False"}, now))
@@ -260,6 +267,13 @@ def _configuration_condition(ready: bool, failure: str | None, unschedulable: st
     if unschedulable:
         return {"status": "False", "reason": UNSCHEDULABLE, "message": unschedulable}
     return {"status": "Unknown", "reason": "RevisionMissing", "message": "the router is starting"}
+
+
+def _reported(condition: dict | None) -> dict | None:
+    """A condition Knative reported, as the graph carries it (its time is the graph's own), or None."""
+    if not condition or not condition.get("status"):
+        return None
+    return {key: condition[key] for key in ("status", "reason", "message") if condition.get(key)}
 
 
 def _routes_condition(routed: bool) -> dict:

@@ -161,15 +161,22 @@ def model_container(
     container = merge_containers(
         runtime_container, {k: v for k, v in model.items() if k not in _MODEL_ONLY_FIELDS}
     )
-    try:  # the merged container, as KServe's controller renders it: the model's own fields too
-        container = render_container(container, isvc["metadata"])
+    # the merged container, as KServe's controller renders it: the model's own fields too
+    container = rendered_runtime_container(container, isvc["metadata"], selection.name)
+    return ModelContainer(isvc, selection, container)
+
+
+def rendered_runtime_container(container: dict, metadata: dict, runtime: str) -> dict:
+    """A runtime's container (merged with the service's) with its placeholders filled, as KServe's
+    controller fills those of the `kserve-container` and the `transformer-container`; or
+    RuntimeSelectionError with KServe's words, which name the runtime and the container."""
+    try:
+        return render_container(container, metadata)
     except TemplateError as exc:
-        message = (  # KServe's words, which name the runtime and the container
-            f"failed to replace placeholders in serving runtime {selection.name} "
-            f"Container {runtime_container.get('name')}"
+        message = (
+            f"failed to replace placeholders in serving runtime {runtime} Container {container.get('name')}"
         )
         raise RuntimeSelectionError(conditions.INVALID_PREDICTOR_SPEC, message, f"{message}: {exc}") from None
-    return ModelContainer(isvc, selection, container)
 
 
 def _predictor_container(selection: RuntimeSelection) -> dict:

@@ -22,7 +22,14 @@ from modelplane.control.observed import (
     Termination,
 )
 from modelplane.control.traffic import TrafficTarget
-from modelplane.control.urls import component_host, entry_component, grpc_url, host_url, service_host
+from modelplane.control.urls import (
+    component_host,
+    entry_component,
+    grpc_url,
+    host_url,
+    predictor_name,
+    service_host,
+)
 
 COMPONENT_CONDITIONS = {
     "predictor": c.PREDICTOR_READY,
@@ -81,16 +88,18 @@ def inference_service_status(
         "conditions": with_transition_times(found, previous.get("conditions") or [], now),
     }
     entry = entry_component(spec_components)
+    hosts = {
+        component: component_host(name, namespace, component, domain, predictor_name(isvc))
+        for component in spec_components
+    }
     if state.routed:
         status["url"] = host_url(service_host(name, namespace, domain), port, scheme)
-        status["address"] = {"url": host_url(component_host(name, namespace, entry, domain), port, scheme)}
+        status["address"] = {"url": host_url(hosts[entry], port, scheme)}
     components = {}
     for component in spec_components:
         observed = state.components.get(component)
         if observed is not None:
-            components[component] = _component_status(
-                name, namespace, component, observed, domain, port, scheme
-            )
+            components[component] = _component_status(component, hosts[component], observed, port, scheme)
     if components:
         status["components"] = components
     if state.canaries:
@@ -253,22 +262,17 @@ def with_transition_times(found: dict[str, dict], previous: list[dict], now: str
     return result
 
 
-def _component_status(
-    name: str, namespace: str, component: str, observed: ComponentState, domain: str, port: int, scheme: str
-) -> dict:
+def _component_status(component: str, host: str, observed: ComponentState, port: int, scheme: str) -> dict:
     status: dict = {"latestCreatedRevision": observed.latest.name}
     if observed.serving is not None:
         status["latestReadyRevision"] = observed.serving.name
     if observed.traffic:
-        url = host_url(component_host(name, namespace, component, domain), port, scheme)
+        url = host_url(host, port, scheme)
         status["url"] = url
         status["address"] = {"url": url}
         if component == "predictor":  # the V2 gRPC service of the model server, through the gateway
-            status["grpcUrl"] = grpc_url(component_host(name, namespace, component, domain), port)
-        status["traffic"] = [
-            _traffic_entry(target, name, namespace, component, domain, port, scheme)
-            for target in observed.traffic
-        ]
+            status["grpcUrl"] = grpc_url(host, port)
+        status["traffic"] = [_traffic_entry(target, host, port, scheme) for target in observed.traffic]
     if observed.rolled_out:
         status["latestRolledoutRevision"] = observed.rolled_out
     if observed.previous_rolled_out:
@@ -276,17 +280,13 @@ def _component_status(
     return status
 
 
-def _traffic_entry(
-    target: TrafficTarget, name: str, namespace: str, component: str, domain: str, port: int, scheme: str
-) -> dict:
+def _traffic_entry(target: TrafficTarget, host: str, port: int, scheme: str) -> dict:
     entry: dict = {}
     if target.tag:
         entry["tag"] = target.tag
     entry.update(revisionName=target.revision, latestRevision=target.latest, percent=target.percent)
     if target.tag:
-        entry["url"] = host_url(
-            f"{target.tag}-{component_host(name, namespace, component, domain)}", port, scheme
-        )
+        entry["url"] = host_url(f"{target.tag}-{host}", port, scheme)
     return entry
 
 

@@ -23,8 +23,19 @@ def service_host(name: str, namespace: str, domain: str) -> str:
     return f"{name}.{namespace}.{domain}"
 
 
-def component_host(name: str, namespace: str, component: str, domain: str) -> str:
+def component_host(
+    name: str, namespace: str, component: str, domain: str, predictor_name: str | None = None
+) -> str:
+    """`<name>-<component>...`; a predictor with a `predictor_name` is KServe's `<name>-<predictor_name>-predictor`."""
+    if predictor_name and component == "predictor":
+        name = f"{name}-{predictor_name}"
     return f"{name}-{component}.{namespace}.{domain}"
+
+
+def predictor_name(isvc: dict) -> str | None:
+    """`spec.predictor.name`, which KServe makes part of the predictor's Service (and so its hosts') name."""
+    predictor = (isvc.get("spec") or {}).get("predictor")
+    return (predictor.get("name") or None) if isinstance(predictor, dict) else None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from modelplane.api import RuntimeSelectionError, components, conditions, render_container
+from modelplane.api import RuntimeSelectionError, components, conditions
 from modelplane.api.constants import (
     AGENT_PORT,
     DEFAULT_MOUNT_PATH,
@@ -48,6 +48,7 @@ from modelplane.control.revision_templates import (
     batcher_args,
     merge_containers,
     model_container,
+    rendered_runtime_container,
     transformer_default_args,
 )
 from modelplane.kube.credentials import AccountObjects, with_credentials
@@ -410,12 +411,20 @@ class _Builder:
             (c for c in runtime_spec.get("containers") or [] if c.get("name") == PREDICTOR_CONTAINER),
             (runtime_spec.get("containers") or [{}])[0],
         )
-        others = [
-            render_container(c, isvc["metadata"])
-            for c in runtime_spec.get("containers") or []
-            if c is not chosen and isinstance(c, dict)
-        ]
+        others = [c for c in runtime_spec.get("containers") or [] if c is not chosen and isinstance(c, dict)]
         others = _merged_by_name(others, [c for c in spec.get("containers") or [] if isinstance(c, dict)])
+        # KServe's controller fills the placeholders of the transformer-container (the runtime's merged
+        # with the service's) besides the model's; other containers, the runtime's or the service's,
+        # go in as written.
+        try:
+            others = [
+                rendered_runtime_container(c, isvc["metadata"], selection.name)
+                if c.get("name") == TRANSFORMER_CONTAINER
+                else c
+                for c in others
+            ]
+        except RuntimeSelectionError as exc:
+            raise ComponentError(f"{path}.containers", exc.reason, str(exc)) from None
         storage = _storage(model.get("storageUri"), model.get("storage"))
         env = {}
         if model.get("protocolVersion"):

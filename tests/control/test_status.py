@@ -210,6 +210,33 @@ def test_a_canary_split_shows_both_revisions_with_their_tags_and_urls():
     assert predictor["latestRolledoutRevision"] == "iris-predictor-00001"
 
 
+def test_a_named_predictor_shows_the_hosts_it_is_served_under_as_kserve_names_them():
+    """`predictor.name: blue` is KServe's `<isvc>-blue-predictor`: the component's URL, its address, its
+    gRPC URL and its tags' URLs name that host, and so does the service's address when the predictor
+    is its entry; the service's own URL stays `<isvc>...`."""
+    named = isvc()
+    named["spec"]["predictor"]["name"] = "blue"
+    second = RevisionState("iris-predictor-00002", "Loaded", ready_replicas=1)
+    traffic = (
+        TrafficTarget("iris-predictor-00002", 10, True, "latest"),
+        TrafficTarget("iris-predictor-00001", 90, False, "prev"),
+    )
+    state = ServiceState(
+        {"predictor": ComponentState(second, second, traffic, "iris-predictor-00001")}, routed=True
+    )
+    result = inference_service_status(named, state, domain="localhost", port=8080, now=NOW)
+    assert result["url"] == "http://iris.default.localhost:8080"
+    assert result["address"] == {"url": "http://iris-blue-predictor.default.localhost:8080"}
+    predictor = result["components"]["predictor"]
+    assert predictor["url"] == "http://iris-blue-predictor.default.localhost:8080"
+    assert predictor["address"] == {"url": "http://iris-blue-predictor.default.localhost:8080"}
+    assert predictor["grpcUrl"] == "grpc://iris-blue-predictor.default.localhost:8080"
+    assert [t["url"] for t in predictor["traffic"]] == [
+        "http://latest-iris-blue-predictor.default.localhost:8080",
+        "http://prev-iris-blue-predictor.default.localhost:8080",
+    ]
+
+
 def test_a_stopped_service_says_so_in_every_condition_and_nothing_else():
     result = stopped_status(isvc(generation=3, transformer=True), now=NOW)
     assert conditions(result) == {

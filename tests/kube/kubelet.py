@@ -152,3 +152,18 @@ def knative_ready(client, name: str, namespace: str, revision: str, traffic: lis
         "address": {"url": f"http://{name}.{namespace}.svc.cluster.local"}, "traffic": traffic,
         "conditions": [{"type": t, "status": "True"} for t in ("Ready", "ConfigurationsReady", "RoutesReady")],
     })  # fmt: skip
+
+
+def knative_not_routed(client, name: str, namespace: str, revision: str) -> None:
+    """Knative's status of a Knative Service whose newest revision is ready and not yet routed: the
+    ingress has not taken its route."""
+    _status(client, KSVC, name, namespace, {
+        "latestCreatedRevisionName": revision, "latestReadyRevisionName": revision,
+        "conditions": [
+            {"type": "ConfigurationsReady", "status": "True"},
+            {"type": "Ready", "status": "Unknown", "reason": "IngressNotConfigured",
+             "message": "Ingress has not yet been reconciled."},
+            {"type": "RoutesReady", "status": "Unknown", "reason": "IngressNotConfigured",
+             "message": "Ingress has not yet been reconciled."},
+        ],
+    })  # fmt: skip

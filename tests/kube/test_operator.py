@@ -19,6 +19,7 @@ from .kubelet import (
     deployment_unavailable,
     fetch_failed,
     image_pull_failing,
+    knative_not_routed,
     knative_ready,
     running,
     start_pod,
@@ -343,14 +344,19 @@ def test_a_canary_gets_its_share_once_ready_and_promotion_removes_the_old_predic
     assert get(cluster, DEPLOYMENT, "iris-v2-predictor") is not None
 
 
-@simulated
-def test_knative_mode_follows_the_knative_service_and_splits_a_canary(cluster, operator):
+def knative_iris_served(cluster) -> None:
+    """`iris` in Knative mode, whose Knative Service Knative reports ready with its first revision."""
     isvc = iris()
     isvc["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "Knative"}
     cluster.client.create(ISVC(isvc))
     wait_for(lambda: get(cluster, KSVC, "iris-predictor"), message="the Knative Service")
     first = [{"revisionName": "iris-predictor-00001", "latestRevision": True, "percent": 100}]
     knative_ready(cluster.client, "iris-predictor", cluster.namespace, "iris-predictor-00001", first)
+
+
+@simulated
+def test_knative_mode_follows_the_knative_service_and_splits_a_canary(cluster, operator):
+    knative_iris_served(cluster)
     wait_for(lambda: condition(get(cluster, ISVC, "iris"), "Ready").get("status") == "True", message="Ready")
     status = status_of(cluster)
     assert status["deploymentMode"] == "Knative"
@@ -389,6 +395,46 @@ def test_knative_mode_follows_the_knative_service_and_splits_a_canary(cluster, o
     ]
     assert predictor["traffic"][1]["url"] == "http://prev-iris-predictor.default.example.com"
     assert predictor["latestRolledoutRevision"] == "iris-predictor-00001"
+
+
+@simulated
+def test_a_knative_graph_has_its_knative_services_conditions_as_kserve_copies_them(cluster, operator):
+    knative_iris_served(cluster)
+    graph = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "pipeline", "annotations": {"serving.kserve.io/deploymentMode": "Knative"}},
+        "spec": {
+            "nodes": {"root": {"routerType": "Sequence", "steps": [{"serviceName": "iris", "name": "iris"}]}}
+        },
+    }
+    cluster.client.create(GRAPH(graph))
+    wait_for(lambda: get(cluster, KSVC, "pipeline"), message="the graph's Knative Service")
+    knative_not_routed(cluster.client, "pipeline", cluster.namespace, "pipeline-00001")
+
+    def conditions() -> list[dict]:
+        return ((get(cluster, GRAPH, "pipeline") or {}).get("status") or {}).get("conditions") or []
+
+    def types() -> list[str]:
+        return [c["type"] for c in conditions()]
+
+    wait_for(lambda: "RoutesReady" in types(), message="Knative's conditions on the graph")
+    assert types() == ["ConfigurationsReady", "Ready", "RoutesReady", "Stopped"]
+    by_type = {c["type"]: c for c in conditions()}
+    assert by_type["ConfigurationsReady"]["status"] == "True"
+    assert by_type["RoutesReady"]["status"] == "Unknown"
+    assert by_type["RoutesReady"]["reason"] == "IngressNotConfigured"  # Knative's own words
+    assert by_type["Ready"]["status"] != "True"
+    routed = [{"revisionName": "pipeline-00001", "latestRevision": True, "percent": 100}]
+    knative_ready(cluster.client, "pipeline", cluster.namespace, "pipeline-00001", routed)
+    wait_for(lambda: condition(get(cluster, GRAPH, "pipeline"), "Ready").get("status") == "True")
+    assert {c["type"]: c["status"] for c in conditions()} == {
+        "ConfigurationsReady": "True",
+        "Ready": "True",
+        "RoutesReady": "True",
+        "Stopped": "False",
+    }
+    assert get(cluster, GRAPH, "pipeline")["status"]["url"] == "http://pipeline.default.example.com"
 
 
 def test_trained_models_are_listed_in_their_services_model_config(cluster, operator):

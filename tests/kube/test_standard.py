@@ -871,3 +871,51 @@ def test_a_limit_below_the_request_it_is_merged_with_is_refused_with_why(mode):
     both = LIMIT_BELOW_THE_RUNTIMES_REQUEST.replace("{limits:", "{requests: {memory: 256Mi}, limits:")
     rendering = render_text(both, KubeSettings(default_mode=mode))
     assert not [p for o in rendering.objects for p in problems(o)]
+
+
+PLACEHOLDER_RUNTIME = """\
+apiVersion: serving.kserve.io/v1alpha1
+kind: ServingRuntime
+metadata: {name: templated, namespace: models}
+spec:
+  supportedModelFormats: [{name: sklearn, version: "1"}]
+  containers:
+    - {name: kserve-container, image: example/server, args: ["--model_name={{.Name}}"]}
+    - {name: transformer-container, image: example/t, args: ["--model_name={{.Name}}"]}
+    - {name: agent, image: example/agent, args: ["--for={{.Name}}"]}
+"""
+
+
+def test_placeholders_are_filled_in_the_model_and_transformer_containers_alone_as_kserve_does():
+    """KServe's controller renders the `kserve-container` and the `transformer-container` (the runtime's
+    merged with the service's); a runtime's other containers, and the service's, go in as written."""
+    service = sklearn().replace(
+        "    sklearn:\n      storageUri: s3://models/iris\n",
+        "    containers:\n"
+        "      - name: transformer-container\n"
+        "        env: [{name: FOR, value: '{{.Namespace}}'}]\n"
+        "      - {name: helper, image: example/h, args: ['--for={{.Name}}']}\n"
+        "    model:\n      runtime: templated\n      modelFormat: {name: sklearn}\n"
+        "      storageUri: s3://models/iris\n",
+    )
+    rendering = render_text(service + "---\n" + PLACEHOLDER_RUNTIME)
+    containers = containers_by_name(named(rendering, "Deployment", "iris-predictor"))
+    assert containers["kserve-container"]["args"][0] == "--model_name=iris"
+    assert containers["transformer-container"]["args"] == ["--model_name=iris"]
+    assert env_of(containers["transformer-container"])["FOR"] == "models"
+    assert containers["agent"]["args"] == ["--for={{.Name}}"]
+    assert containers["helper"]["args"] == ["--for={{.Name}}"]
+
+
+def test_a_placeholder_the_transformer_container_cannot_fill_is_refused_as_kserve_words_it():
+    runtime = PLACEHOLDER_RUNTIME.replace(
+        '["--model_name={{.Name}}"]}\n    - {name: agent', '["{{.Nope}}"]}\n    - {name: agent'
+    )
+    service = sklearn().replace(
+        "    sklearn:\n", "    model:\n      runtime: templated\n      modelFormat: {name: sklearn}\n"
+    )
+    with pytest.raises(RenderError) as refused:
+        render_text(service + "---\n" + runtime)
+    assert str(refused.value).startswith(
+        "failed to replace placeholders in serving runtime templated Container transformer-container"
+    )

@@ -12,7 +12,7 @@ from modelplane.kube.meta import INFERENCE_GRAPH_LABEL, is_cluster_local
 from modelplane.kube.operator import resources as r
 from modelplane.kube.operator.context import Context, now_rfc3339
 from modelplane.kube.operator.made_objects import apply_all, prune
-from modelplane.kube.operator.workload_states import deployment_revision, knative_component
+from modelplane.kube.operator.workload_states import conditions_of, deployment_revision, knative_component
 from modelplane.kube.render import RenderError, deployment_mode, graph_rendering, is_stopped
 from modelplane.kube.routes import host
 
@@ -58,6 +58,7 @@ async def reconcile_graph(ctx: Context, namespace: str, name: str) -> None:
 
     pods = await cluster.list(r.PODS, namespace, {INFERENCE_GRAPH_LABEL: name})
     url = None
+    routed = knative = None
     if mode == KNATIVE:
         ksvc = await cluster.get(r.KNATIVE_SERVICES, name, namespace)
         latest = ((ksvc or {}).get("status") or {}).get("latestCreatedRevisionName")
@@ -69,6 +70,9 @@ async def reconcile_graph(ctx: Context, namespace: str, name: str) -> None:
         component = knative_component(ksvc, mine, {})
         revision = component.latest if component else None
         url = ((ksvc or {}).get("status") or {}).get("url")
+        if ksvc is not None:  # Knative's conditions, copied as KServe copies them
+            knative = conditions_of(ksvc)
+            routed = (knative.get("RoutesReady") or {}).get("status") == "True"
     else:
         deployment = await cluster.get(r.DEPLOYMENTS, name, namespace)
         revision = deployment_revision(deployment, pods) if deployment else None
@@ -86,6 +90,8 @@ async def reconcile_graph(ctx: Context, namespace: str, name: str) -> None:
         port=80,
         now=now_rfc3339(),
         previous=previous,
+        routed=routed,
+        knative=knative,
     )
     if "url" in status:
         status["url"] = url

@@ -740,7 +740,7 @@ class Reconciler:
                 f"the {component} of {what} does not serve: {reason}"
             )
         if service.predictor_name and "predictor" in service.components:
-            named = spec_component_host(f"{name}-{service.predictor_name}", namespace, "predictor", domain)
+            named = spec_component_host(name, namespace, "predictor", domain, service.predictor_name)
             hosts[named] = hosts[spec_component_host(name, namespace, "predictor", domain)]
         return hosts
 
@@ -770,19 +770,17 @@ class Reconciler:
             component_routes[component] = Route(
                 tuple(split), refusal=self._refusal(service, component, split)
             )
+            # A named predictor is KServe's `<isvc>-<name>-predictor`: its Service selects the stable pods
+            # alone, not the canaries, and its Knative Service's tags are `latest-<isvc>-<name>-predictor`.
+            names = [service.name]
             if component == "predictor" and service.predictor_name:
-                # KServe's Service of a named predictor selects the stable pods alone, not the canaries.
-                host = component_host(
-                    f"{service.name}-{service.predictor_name}",
-                    service.namespace,
-                    "predictor",
-                    self.settings.domain,
-                )
+                names.append(f"{service.name}-{service.predictor_name}")
+                host = component_host(names[-1], service.namespace, "predictor", self.settings.domain)
                 tag_routes[host] = Route(tuple(backends), refusal=self._refusal(service, component, backends))
             for target, backend in zip(targets, backends, strict=True):
-                if target.tag:
+                for name in names if target.tag else ():
                     host = component_host(
-                        service.name, service.namespace, component, self.settings.domain, target.tag
+                        name, service.namespace, component, self.settings.domain, target.tag
                     )
                     tag_routes[host] = Route((backend,))
         routes = service_routes(

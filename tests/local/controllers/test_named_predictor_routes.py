@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 
 import httpx
 
@@ -19,11 +20,11 @@ PREDICTOR_HOST = "named-predictor.default.localhost"
 NAMED_PREDICTOR_HOST = "named-blue-predictor.default.localhost"
 
 
-def named_service(predictor: dict) -> dict:
+def named_service(predictor: dict, annotations: dict | None = None) -> dict:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": "named", "namespace": "default"},
+        "metadata": {"name": "named", "namespace": "default", "annotations": annotations or {}},
         "spec": {"predictor": {"name": "blue", **predictor}},
     }
 
@@ -63,7 +64,8 @@ class RecordingGateway:
         return {}
 
 
-async def table_refusing_the_predictor(tmp_path, isvc: dict) -> RouteTable:
+async def first_table_where(tmp_path, isvc: dict, wanted: Callable[[RouteTable], bool]) -> RouteTable:
+    """The first route table the reconciler gives for `isvc` that is `wanted`."""
     store = open_store(tmp_path / "home")
     store.apply([isvc])
     gateway = RecordingGateway()
@@ -73,13 +75,17 @@ async def table_refusing_the_predictor(tmp_path, isvc: dict) -> RouteTable:
     try:
         for _ in range(1000):
             table = gateway.tables[-1] if gateway.tables else None
-            if table is not None and PREDICTOR_HOST in table.unavailable:
+            if table is not None and wanted(table):
                 return table
             await asyncio.sleep(0.01)
-        raise AssertionError(f"no reason for {PREDICTOR_HOST}: {gateway.tables[-1:]}")
+        raise AssertionError(f"no such route table: {gateway.tables[-1:]}")
     finally:
         await reconciler.close()
         store.close()
+
+
+async def table_refusing_the_predictor(tmp_path, isvc: dict) -> RouteTable:
+    return await first_table_where(tmp_path, isvc, lambda table: PREDICTOR_HOST in table.unavailable)
 
 
 def test_the_named_predictors_service_host_goes_to_the_predictor(tmp_path):
@@ -119,3 +125,16 @@ def test_the_named_predictors_service_host_says_why_it_does_not_serve(tmp_path):
     table = asyncio.run(table_refusing_the_predictor(tmp_path, named_service(MISSING_RUNTIME)))
     assert "no-such-runtime" in table.unavailable[NAMED_PREDICTOR_HOST]
     assert table.unavailable[NAMED_PREDICTOR_HOST] == table.unavailable[PREDICTOR_HOST]
+
+
+def test_the_named_predictor_has_its_own_tag_hosts(tmp_path):
+    """KServe's Knative Service of a named predictor is `<isvc>-blue-predictor`, so its tags are
+    `latest-<isvc>-blue-predictor...` (and `prev-`): the hosts its status names."""
+    tagged = named_service(ANSWERING, {"serving.kserve.io/enable-tag-routing": "true"})
+    table = asyncio.run(
+        first_table_where(
+            tmp_path, tagged, lambda table: "latest-named-predictor.default.localhost" in table.routes
+        )
+    )
+    named = table.routes["latest-named-blue-predictor.default.localhost"]
+    assert named.backends == table.routes["latest-named-predictor.default.localhost"].backends

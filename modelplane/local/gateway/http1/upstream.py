@@ -15,6 +15,9 @@ import httptools
 
 from modelplane.local.gateway.revisions import UpstreamReplica
 
+# Responses that end with their head (and so does any answer to HEAD). A replica that writes a body
+# after one anyway would have it read as the answer to the next request on the connection, whenever
+# those bytes come: the connection is not reused after such a response.
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
@@ -161,9 +164,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         sink.upstream_head(status, self._reason, self._headers, self._content_length)
         if self._head_only:
-            # httptools cannot be told the request was HEAD: finish here and start a fresh parser.
-            self._parser = httptools.HttpResponseParser(self)
-            self._finish(self._parser_keeps_alive())
+            # httptools cannot be told the request was HEAD: the response ends with its head here.
+            self._finish(keep_alive=False)
         elif self._content_length is None and not self._chunked and status not in NO_BODY_STATUSES:
             self._until_eof = True
 
@@ -172,13 +174,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.sink.upstream_body(body)
 
     def on_message_complete(self) -> None:
-        if self.sink is not None and self._parser.get_status_code() >= 200:
-            self._finish(self._parser.should_keep_alive())
-
-    def _parser_keeps_alive(self) -> bool:
-        return not any(
-            name.lower() == b"connection" and b"close" in value.lower() for name, value in self._headers
-        )
+        status = self._parser.get_status_code()
+        if self.sink is not None and status >= 200:
+            self._finish(self._parser.should_keep_alive() and status not in NO_BODY_STATUSES)
 
     def _finish(self, keep_alive: bool) -> None:
         sink, self.sink = self.sink, None
