@@ -279,3 +279,19 @@ def test_lightkube_applies_and_conflicts(api):
         force=True,
     )
     assert forced.data == {"mode": "slow"}
+
+
+def test_the_modelplane_client_writes_as_modelplane_and_prints_no_managed_fields(api, capsys):
+    from modelplane.api.kinds import CONFIG_MAP
+    from modelplane.cli.output import print_structured
+    from modelplane.local.api.client import ControlPlaneClient
+
+    client = ControlPlaneClient(str(api.base_url))
+    try:
+        config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cli"}, "data": {"a": "1"}}
+        created = client.create(config, CONFIG_MAP, "default")
+    finally:
+        client.close()
+    assert [e["manager"] for e in created["metadata"]["managedFields"]] == ["modelplane"]
+    print_structured({"kind": "List", "items": [created]}, "yaml")
+    assert "managedFields" not in capsys.readouterr().out
