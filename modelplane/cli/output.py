@@ -182,10 +182,24 @@ def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def print_structured(document: Any, output: str) -> None:
-    """`document` as yaml, json or `jsonpath=TEMPLATE`."""
+    """`document` as yaml, json or `jsonpath=TEMPLATE`, without the objects' `metadata.managedFields`
+    (as kubectl prints them without `--show-managed-fields`)."""
+    document = _without_managed_fields(document)
     if output == "json":
         print(json.dumps(document, indent=4))
     elif output.startswith("jsonpath="):
         sys.stdout.write(jsonpath.render_template(jsonpath.parse_template(template_of(output)), document))
     else:
         sys.stdout.write(yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
+
+
+def _without_managed_fields(document: Any) -> Any:
+    if not isinstance(document, dict):
+        return document
+    shown = dict(document)
+    metadata = shown.get("metadata")
+    if isinstance(metadata, dict) and "managedFields" in metadata:
+        shown["metadata"] = {key: value for key, value in metadata.items() if key != "managedFields"}
+    if isinstance(shown.get("items"), list):
+        shown["items"] = [_without_managed_fields(item) for item in shown["items"]]
+    return shown

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
+from modelplane import __version__
 from modelplane.api.kinds import Kind
 from modelplane.local.api.errors import ApiError, error_from_status
 from modelplane.local.api.patch import MERGE_PATCH
@@ -42,7 +43,10 @@ class ControlPlaneClient:
         certificate_authority: str | None = None,
     ):
         self.url = url.rstrip("/")
-        headers = {"authorization": f"Bearer {_checked_token(token)}"} if token else None
+        # The API records the fields each write changes under the User-Agent's first word: "modelplane".
+        headers = {"user-agent": f"modelplane/{__version__}"}
+        if token:
+            headers["authorization"] = f"Bearer {_checked_token(token)}"
         verify = _trusting(certificate_authority) if certificate_authority else True
         self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=verify)
 

@@ -25,22 +25,19 @@ from modelplane.local.api.errors import Forbidden, UnsupportedMediaType
 from modelplane.local.api.json_patch import JSON_PATCH
 from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from modelplane.local.api.protobuf import PROTOBUF
+from modelplane.local.api.server_side_apply import APPLY_PATCH
 
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 BODY_TYPES = (*JSON_TYPES, *YAML_TYPES, MERGE_PATCH)
 METHODS_WITH_BODY = ("POST", "PUT", "PATCH")
-# What to use instead of the patch formats modelplane does not take.
-_PATCH_HINTS = {
-    "application/apply-patch+yaml": (
-        "; server-side apply is not supported: apply without --server-side (kubectl's client-side apply "
-        "sends merge patches)"
-    ),
-}
 # What a refusal says is taken: for a PATCH, the patch formats (JSON and YAML are refused there too).
 _ACCEPTED_SAID = {
     False: ", ".join((*JSON_TYPES, *YAML_TYPES)),
-    True: f"{MERGE_PATCH}, {JSON_PATCH} ({STRATEGIC_MERGE_PATCH} for a Secret, a ConfigMap or a ServiceAccount)",
+    True: (
+        f"{MERGE_PATCH}, {JSON_PATCH}, {APPLY_PATCH} (server-side apply), "
+        f"{STRATEGIC_MERGE_PATCH} (for a Secret, a ConfigMap or a ServiceAccount)"
+    ),
 }
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SITES_OF_OUR_OWN = ("same-origin", "none")
@@ -77,20 +74,21 @@ class SameSiteGuard:
         site = headers.get("sec-fetch-site")
         if site is not None and site not in SITES_OF_OUR_OWN:
             raise Forbidden(f'cross-site requests are refused (Sec-Fetch-Site "{site}")')
-        # A JSON patch, a strategic merge patch and Kubernetes' protobuf (no page sends any of them
-        # without a preflight) are the API's to judge: it takes the last two for Kubernetes' own kinds.
+        # A JSON patch, an apply patch, a strategic merge patch and Kubernetes' protobuf (no page sends any
+        # of them without a preflight) are the API's to judge: it takes the last two for Kubernetes' own kinds.
         accepted = (
-            (*BODY_TYPES, STRATEGIC_MERGE_PATCH, JSON_PATCH) if method == "PATCH" else (*BODY_TYPES, PROTOBUF)
+            (*BODY_TYPES, STRATEGIC_MERGE_PATCH, JSON_PATCH, APPLY_PATCH)
+            if method == "PATCH"
+            else (*BODY_TYPES, PROTOBUF)
         )
         # An untyped body is JSON, as Kubernetes reads one (the kubernetes Python client sends its
         # creates and replaces so), unless a page may have sent it: a browser names the page's Origin
         # on every POST (Firefox since version 70) and sends no PUT to another site without a preflight.
         untyped_from_a_program = content_type == "" and method != "PATCH" and origin is None
         if method in METHODS_WITH_BODY and content_type not in accepted and not untyped_from_a_program:
-            hint = _PATCH_HINTS.get(content_type, "")
             raise UnsupportedMediaType(
                 f"the body of the request was in an unknown format ({content_type or 'none'}) - "
-                f"accepted media types include: {_ACCEPTED_SAID[method == 'PATCH']}{hint}"
+                f"accepted media types include: {_ACCEPTED_SAID[method == 'PATCH']}"
             )
 
     def _same_site(self, origin_host: str | None, host_name: str | None) -> bool:

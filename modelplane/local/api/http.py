@@ -15,6 +15,7 @@ from modelplane.api.loader import MAX_DEPTH, load_text, nested_deeper_than
 from modelplane.local.api.errors import ApiError, BadRequest, RequestEntityTooLarge
 from modelplane.local.api.guard import YAML_TYPES
 from modelplane.local.api.protobuf import PROTOBUF, read_object
+from modelplane.local.api.server_side_apply import APPLY_PATCH
 from modelplane.protocol.http1_wire import warning_headers
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -61,7 +62,7 @@ class ApiRequest:
     async def json_object(self) -> dict[str, Any]:
         """The body as a JSON object; BadRequest if it is anything else."""
         raw = await self.body()
-        if self.content_type in YAML_TYPES:
+        if self.content_type in YAML_TYPES or self.content_type == APPLY_PATCH:
             return _one_yaml_resource(raw)
         if self.content_type == PROTOBUF:
             return read_object(raw)

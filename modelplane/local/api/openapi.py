@@ -148,7 +148,11 @@ def _query(name: str, description: str, schema_type: str = "string") -> dict[str
 
 
 _DRY_RUN = _query("dryRun", "When present (`All`), the change is checked and answered, and not stored.")
-_FIELD_MANAGER = _query("fieldManager", "Accepted for compatibility; modelplane keeps no managed fields.")
+_FIELD_MANAGER = _query(
+    "fieldManager",
+    "The name of the writer, kept in metadata.managedFields with the fields it owns (required for server-side "
+    "apply; other writes default to the User-Agent's first word).",
+)
 _FIELD_VALIDATION = _query(
     "fieldValidation",
     "How the server treats fields the schema does not declare: Ignore (keep them), Warn (keep them and "

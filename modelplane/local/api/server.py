@@ -69,12 +69,19 @@ from modelplane.local.api.http import (
     stream_json_lines,
 )
 from modelplane.local.api.json_patch import JSON_PATCH, apply_json_patch, read_json_patch
+from modelplane.local.api.managed_fields import UpdateOwnership, manager_named
 from modelplane.local.api.meta import invalid_field, now_rfc3339
 from modelplane.local.api.metrics import MeasuredSend, request_labels
 from modelplane.local.api.openapi_v2 import V2_PATH, v2_document
 from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, strategic_patch
 from modelplane.local.api.paths import kind_at
 from modelplane.local.api.selectors import parse_selectors
+from modelplane.local.api.server_side_apply import (
+    APPLY_PATCH,
+    ServerSideApply,
+    apply_options,
+    check_not_an_apply,
+)
 from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.api.store import Ref, Store, WatchEvent, ref_of, store_path
 from modelplane.local.api.store_faults import STORE_FAULTS
@@ -237,11 +244,15 @@ class ApiApp:
                     f"create {target.kind.plural} in a namespace: POST .../namespaces/NS/..."
                 )
             options = WriteOptions.from_query(request.query)
+            owners = UpdateOwnership(target.kind, manager_named(request.query, request.headers))
             body = await request.json_object()
             _check_body(body, target)
             warnings = options.unknown_field_warnings(body, target.kind)
+            create = functools.partial(
+                self.store.create, dry_run=options.dry_run, record_owners=owners.record
+            )
             with _warning_with_refusal(warnings):
-                created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
+                created = await asyncio.to_thread(create, body)
             headers = warning_headers(warnings + _written_warnings(created, created=True))
             return await send_json(send, 201, shown(created), headers)
         if request.method == "DELETE":
@@ -343,6 +354,11 @@ class ApiApp:
                 send, 200, _deleted_status(deleted) if target.kind.deletes_answer_status else deleted
             )
         options = WriteOptions.from_query(request.query)
+        if request.method == "PATCH" and request.content_type == APPLY_PATCH:
+            return await self._server_side_apply(request, send, target, options)
+        owners = UpdateOwnership(
+            target.kind, manager_named(request.query, request.headers), target.subresource or ""
+        )
         warnings: list[str] = []  # of fields the schema does not declare
         if request.method == "PUT":
             body = await request.json_object()
@@ -350,12 +366,14 @@ class ApiApp:
             written = body
             change = _replace_with(body, target)
         elif request.method == "PATCH" and request.content_type == JSON_PATCH:
+            check_not_an_apply(request.query)
             operations = read_json_patch(await request.body())
             written = None  # the fields it adds are known once it is applied
             change = _refusing_identity_changes(
                 _json_patched(operations, options, target.kind, None if status_only else warnings), target
             )
         elif request.method == "PATCH":
+            check_not_an_apply(request.query)
             written, apply_patch = await _patch_body(request, target)
             change = _refusing_identity_changes(apply_patch, target)
         else:
@@ -370,7 +388,42 @@ class ApiApp:
             return change(current)
 
         with _warning_with_refusal(warnings):
-            updated = await asyncio.to_thread(write, ref, remembered, dry_run=options.dry_run)
+            updated = await asyncio.to_thread(
+                write, ref, remembered, dry_run=options.dry_run, record_owners=owners.record
+            )
+        if not status_only:
+            warnings += _written_warnings(updated, created=False)
+        await send_json(send, 200, shown(updated, *before), warning_headers(warnings))
+
+    async def _server_side_apply(
+        self, request: ApiRequest, send: Send, target: Target, options: WriteOptions
+    ) -> None:
+        """An apply patch (api/server_side_apply.py): the object merged with the configuration, or
+        created from it (201) when there is none."""
+        manager, force = apply_options(request.query)
+        config = await request.json_object()
+        _check_body(config, target)
+        applying = ServerSideApply(target.kind, config, manager, force, target.subresource or "")
+        status_only = target.subresource == "status"
+        warnings = [] if status_only else options.unknown_field_warnings(config, target.kind)
+        write = self.store.update_status if status_only else self.store.update
+        before: list[dict[str, Any]] = []
+
+        def remembered(current: dict[str, Any]) -> dict[str, Any]:
+            before[:] = [current]
+            return applying.change(current)
+
+        update = functools.partial(write, dry_run=options.dry_run, record_owners=applying.record)
+        create = functools.partial(self.store.create, dry_run=options.dry_run, record_owners=applying.record)
+        with _warning_with_refusal(warnings):
+            try:
+                updated = await asyncio.to_thread(update, target.ref(), remembered)
+            except NotFound:
+                if status_only:
+                    raise
+                created = await asyncio.to_thread(create, applying.created())
+                warnings += _written_warnings(created, created=True)
+                return await send_json(send, 201, shown(created), warning_headers(warnings))
         if not status_only:
             warnings += _written_warnings(updated, created=False)
         await send_json(send, 200, shown(updated, *before), warning_headers(warnings))
@@ -382,9 +435,15 @@ class ApiApp:
             return await _send_object(request, send, target, builtin)
         if request.method == "DELETE" or target.subresource == "status":
             raise self.builtins.not_stored(builtin["metadata"]["name"])
+        owners = UpdateOwnership(target.kind, manager_named(request.query, request.headers)).record
         if request.method == "PUT":
             body = await request.json_object()
             _check_body(body, target)
+        elif request.method == "PATCH" and request.content_type == APPLY_PATCH:
+            config = await request.json_object()
+            _check_body(config, target)
+            applying = ServerSideApply(target.kind, config, *apply_options(request.query))
+            body, owners = applying.change(self.builtins.replacement(builtin)), applying.record
         elif request.method == "PATCH" and request.content_type == JSON_PATCH:
             body = apply_json_patch(self.builtins.replacement(builtin), read_json_patch(await request.body()))
             if not isinstance(body, dict):
@@ -398,8 +457,9 @@ class ApiApp:
         options = WriteOptions.from_query(request.query)
         warnings = options.unknown_field_warnings(body, target.kind)
         body.setdefault("metadata", {}).pop("resourceVersion", None)
+        create = functools.partial(self.store.create, dry_run=options.dry_run, record_owners=owners)
         with _warning_with_refusal(warnings):
-            created = await asyncio.to_thread(self.store.create, body, dry_run=options.dry_run)
+            created = await asyncio.to_thread(create, body)
         await send_json(send, 201, created, warning_headers(warnings + unhonored_warnings(created)))
 
     # ---- all-or-nothing apply ----
@@ -508,9 +568,9 @@ async def _patch_body(
     if request.content_type != MERGE_PATCH:
         raise UnsupportedMediaType(
             f"the body of the request was in an unknown format ({request.content_type or 'none'}) "
-            f"- accepted media types include: {MERGE_PATCH}, {JSON_PATCH}; patch with a JSON merge patch "
-            "(kubectl patch --type=merge) or a JSON patch (--type=json): a strategic merge patch is taken for "
-            "a Secret, a ConfigMap or a ServiceAccount only"
+            f"- accepted media types include: {MERGE_PATCH}, {JSON_PATCH}, {APPLY_PATCH}; patch with a JSON "
+            "merge patch (kubectl patch --type=merge), a JSON patch (--type=json) or server-side apply: a "
+            "strategic merge patch is taken for a Secret, a ConfigMap or a ServiceAccount only"
         )
     patch = await request.json_object()
     return patch, _patched_with(patch)

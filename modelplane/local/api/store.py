@@ -52,6 +52,7 @@ from modelplane.local.api.errors import (
     not_found,
     precondition_failed,
 )
+from modelplane.local.api.managed_fields import kept_managed_fields
 from modelplane.local.api.paths import kind_by_name
 from modelplane.local.api.store_faults import (
     RecordDamaged,
@@ -66,6 +67,9 @@ logger = logging.getLogger("modelplane.store")
 
 Resource = dict[str, Any]
 Admit = Callable[[Resource, Resource | None, list[Resource]], Resource]
+# Writes down, in the object a write stores, which manager owns which of its fields (`managedFields`),
+# given the object as it was (None for a new one): api/managed_fields.py.
+RecordOwners = Callable[[Resource | None, Resource], None]
 
 STORE_FILE = "store.db"
 _KEYED_BODY = "kind, namespace, name, body"  # the columns `Store._readable` reads
@@ -286,31 +290,47 @@ class Store:
     # ---- writes ----
 
     @_measured
-    def create(self, resource: Resource, *, dry_run: bool = False) -> Resource:
+    def create(
+        self, resource: Resource, *, dry_run: bool = False, record_owners: RecordOwners | None = None
+    ) -> Resource:
         """Stores a new resource; AlreadyExists if its key is taken. A `status` is dropped.
         With `dry_run` (as with every write below), the result is computed and not stored, and
-        answered with the resourceVersion the store holds for the object (none for a new one)."""
+        answered with the resourceVersion the store holds for the object (none for a new one).
+        `record_owners` (as for the updates below) writes the fields' managers into what is stored."""
         with self._writing(dry_run=dry_run) as events:
-            created = self._create(resource)
+            created = self._create(resource, record_owners)
             events.append(WatchEvent("ADDED", created, resource_version_of(created)))
         return _answered(created, None, dry_run=dry_run)
 
     @_measured
-    def update(self, ref: Ref, change: Callable[[Resource], Resource], *, dry_run: bool = False) -> Resource:
+    def update(
+        self,
+        ref: Ref,
+        change: Callable[[Resource], Resource],
+        *,
+        dry_run: bool = False,
+        record_owners: RecordOwners | None = None,
+    ) -> Resource:
         """Replaces the spec and metadata of a resource with `change(current)`.
 
         The stored status is kept. If the new object names a `resourceVersion`, it must be the
-        stored one (Conflict otherwise). A change that changes nothing writes nothing.
+        stored one (Conflict otherwise). A change that changes nothing writes nothing. The stored
+        `managedFields` are kept unless the new object names others (api/managed_fields.py).
         """
-        return self._modify(ref, change, status_only=False, dry_run=dry_run)
+        return self._modify(ref, change, status_only=False, dry_run=dry_run, record_owners=record_owners)
 
     @_measured
     def update_status(
-        self, ref: Ref, change: Callable[[Resource], Resource], *, dry_run: bool = False
+        self,
+        ref: Ref,
+        change: Callable[[Resource], Resource],
+        *,
+        dry_run: bool = False,
+        record_owners: RecordOwners | None = None,
     ) -> Resource:
         """Replaces the status of a resource with that of `change(current)`; spec, metadata and
         generation stay as they are. No admission: status is the control plane's to write."""
-        return self._modify(ref, change, status_only=True, dry_run=dry_run)
+        return self._modify(ref, change, status_only=True, dry_run=dry_run, record_owners=record_owners)
 
     def replace(self, resource: Resource) -> Resource:
         return self.update(ref_of(resource), lambda _current: resource)
@@ -430,7 +450,7 @@ class Store:
 
     # ---- internals ----
 
-    def _create(self, resource: Resource) -> Resource:
+    def _create(self, resource: Resource, record_owners: RecordOwners | None = None) -> Resource:
         kind = _served_kind(resource)
         new = drop_unknown_fields(copy.deepcopy(resource), kind)
         new.pop("status", None)
@@ -461,6 +481,8 @@ class Store:
         admitted = self._admitted(new, None)
         admitted.pop("status", None)
         _restore_identity(admitted, new, server_owned)
+        if record_owners is not None:
+            record_owners(None, admitted)
         admitted["metadata"]["resourceVersion"] = str(self._next_resource_version())
         self._put(ref, admitted)
         return admitted
@@ -519,18 +541,29 @@ class Store:
         return self._readable(self._db.execute(query, params).fetchall())
 
     def _modify(
-        self, ref: Ref, change: Callable[[Resource], Resource], *, status_only: bool, dry_run: bool
+        self,
+        ref: Ref,
+        change: Callable[[Resource], Resource],
+        *,
+        status_only: bool,
+        dry_run: bool,
+        record_owners: RecordOwners | None,
     ) -> Resource:
         with self._writing(dry_run=dry_run) as events:
             current = self._get_for_write(ref)
-            updated = self._update(current, change, status_only=status_only)
+            updated = self._update(current, change, status_only=status_only, record_owners=record_owners)
             if updated is None:
                 return current
             events.append(WatchEvent("MODIFIED", updated, resource_version_of(updated), current))
         return _answered(updated, current["metadata"]["resourceVersion"], dry_run=dry_run)
 
     def _update(
-        self, current: Resource, change: Callable[[Resource], Resource], *, status_only: bool
+        self,
+        current: Resource,
+        change: Callable[[Resource], Resource],
+        *,
+        status_only: bool,
+        record_owners: RecordOwners | None = None,
     ) -> Resource | None:
         """The updated resource, written; None if the change changes nothing."""
         ref = ref_of(current)
@@ -555,8 +588,11 @@ class Store:
             new = self._admitted(new, current)
             _restore_identity(new, current)
             _set_status(new, current.get("status"))
+            kept_managed_fields(wanted, new, current)
             if _canonical(new.get("spec")) != _canonical(current.get("spec")):
                 new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
+        if record_owners is not None:
+            record_owners(current, new)
 
         if _canonical(new) == _canonical(current):
             return None

@@ -84,7 +84,8 @@ def test_a_patch_of_another_type_is_told_the_types_a_patch_takes(api, content_ty
     message = refused(response, 415, "UnsupportedMediaType")
     accepted = message.split("accepted media types include: ")[1]
     assert "application/merge-patch+json" in accepted and "application/json-patch+json" in accepted, message
-    assert "yaml" not in accepted, message
+    assert "application/apply-patch+yaml" in accepted, message
+    assert "application/yaml" not in accepted and "text/yaml" not in accepted, message
 
 
 def test_a_create_of_another_type_is_told_json_and_yaml(api):

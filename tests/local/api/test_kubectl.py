@@ -358,11 +358,59 @@ def test_auth_can_i_and_whoami_answer_what_the_api_serves(kubectl):
     ]  # fmt: skip
 
 
-def test_server_side_apply_is_refused_clearly(kubectl):
-    path = kubectl.file("ssa.yaml", SHORTHAND.format(name="ssa", uri="pvc://m"))
+def test_server_side_apply_creates_configures_and_shows_its_managed_fields(kubectl, api):
+    path = kubectl.file("ssa.yaml", MODEL.format(name="ssa", field="storageUri", uri="pvc://models/ssa"))
+    applied = kubectl("apply", "--server-side", "-f", path)
+    assert applied.stdout == "inferenceservice.serving.kserve.io/ssa serverside-applied\n"
+    version = api.get(f"{ISVCS}/ssa").json()["metadata"]["resourceVersion"]
+    kubectl("apply", "--server-side", "-f", path)
+    assert api.get(f"{ISVCS}/ssa").json()["metadata"]["resourceVersion"] == version
+    assert "managedFields" not in kubectl("get", "isvc", "ssa", "-o", "yaml").stdout
+    shown = yaml.safe_load(kubectl("get", "isvc", "ssa", "-o", "yaml", "--show-managed-fields").stdout)
+    [entry] = shown["metadata"]["managedFields"]
+    assert (entry["manager"], entry["operation"], entry["fieldsType"]) == ("kubectl", "Apply", "FieldsV1")
+    model = entry["fieldsV1"]["f:spec"]["f:predictor"]["f:model"]
+    assert model == {"f:modelFormat": {"f:name": {}}, "f:storageUri": {}}
+
+
+def test_server_side_apply_conflicts_with_an_edit_until_forced(kubectl, api):
+    path = kubectl.file("owned.yaml", MODEL.format(name="owned", field="storageUri", uri="pvc://models/a"))
+    kubectl("apply", "--server-side", "-f", path)
+    kubectl("patch", "isvc", "owned", "--type=merge", "-p", '{"spec":{"predictor":{"minReplicas":2}}}')
+    kubectl.file(
+        "owned.yaml",
+        MODEL.format(name="owned", field="storageUri", uri="pvc://models/a") + "    minReplicas: 1\n",
+    )
     refused = kubectl("apply", "--server-side", "-f", path, check=False)
     assert refused.returncode != 0
-    assert "server-side apply is not supported" in refused.stderr
+    assert (
+        'Apply failed with 1 conflict: conflict with "kubectl-patch" using serving.kserve.io/v1beta1'
+        in refused.stderr
+    )
+    assert ": .spec.predictor.minReplicas" in refused.stderr
+    assert "Please review the fields above--they currently have other managers" in refused.stderr
+    assert api.get(f"{ISVCS}/owned").json()["spec"]["predictor"]["minReplicas"] == 2
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", path)
+    stored = api.get(f"{ISVCS}/owned").json()
+    assert stored["spec"]["predictor"]["minReplicas"] == 1
+    patch_manager = [e for e in stored["metadata"]["managedFields"] if e["manager"] == "kubectl-patch"]
+    assert patch_manager == []  # it owned minReplicas only, which the apply took over
+
+
+def test_server_side_apply_takes_over_a_client_side_apply(kubectl, api):
+    """kubectl moves the fields its client-side apply owned to its server-side apply (a JSON patch of
+    managedFields), so that a field later left out of the file is removed."""
+    path = kubectl.file(
+        "moved.yaml",
+        MODEL.format(name="moved", field="storageUri", uri="pvc://models/a") + "    minReplicas: 1\n",
+    )
+    kubectl("apply", "-f", path)
+    kubectl("apply", "--server-side", "-f", path)
+    managers = {e["manager"] for e in api.get(f"{ISVCS}/moved").json()["metadata"]["managedFields"]}
+    assert "kubectl-client-side-apply" not in managers
+    kubectl.file("moved.yaml", MODEL.format(name="moved", field="storageUri", uri="pvc://models/a"))
+    kubectl("apply", "--server-side", "-f", path)
+    assert "minReplicas" not in api.get(f"{ISVCS}/moved").json()["spec"]["predictor"]
 
 
 def test_dry_runs_store_nothing(kubectl, api):
