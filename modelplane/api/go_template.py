@@ -1013,18 +1013,14 @@ def _slice(item: Any, *indexes: Any) -> Any:
     return list(item[start:end])
 
 
+_BASIC_KINDS = {"bool": "bool", "int": "int", "float64": "float", "string": "string"}
+
+
 def _basic_kind(value: Any) -> str:
+    """What Go's comparison functions compare a value as: nil, bool, int, float, string, or other."""
     if value is MISSING or value is None:
         return "nil"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    return "other"
+    return _BASIC_KINDS.get(go_type_name(value), "other")
 
 
 def _eq(first: Any, *others: Any) -> bool:
