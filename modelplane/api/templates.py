@@ -1,31 +1,28 @@
-"""Runtime container templates: `{{.Name}}`, `{{.Namespace}}`, `{{.Labels.x}}`, `{{.Annotations.x}}`,
-and ``{{index .Annotations `x/y`}}`` for a key a field name cannot spell.
-
-KServe's controller renders a container by writing it as JSON and executing that text as a Go
-`html/template` with the InferenceService's metadata; modelplane does the same with the placeholders
-above, and so gives what KServe gives:
+"""Runtime container templates, as KServe's controller renders them: the container written as JSON and
+that text executed as a Go `html/template` (modelplane.api.go_template), with the InferenceService's
+metadata (a `v1.ObjectMeta`: `.Name`, `.Namespace`, `.Labels`, `.Annotations`, ...) as dot. Every
+action of Go's templates works: `{{.Name}}`, ``{{index .Annotations `x/y`}}``, ``{{printf `%s-%s` .Name
+.Namespace}}``, ``{{if eq .Namespace `prod`}}...{{else}}...{{end}}``, `{{range}}`, `{{with}}`, variables.
+It gives what KServe gives:
 
 - a missing label or annotation renders as nothing (html/template drops the missing value, where
   text/template would print `<no value>`);
 - a value is HTML-escaped (`&` as `&amp;`, `+` as `&#43;`, `"` as `&#34;`...), and a backslash in it
   reads as a JSON escape;
-- `index` needs its key in backquotes: the double quotes of `{{index .Annotations "x/y"}}` are escaped
-  in the JSON, which Go's template parser refuses.
+- a string in an action needs backquotes: the double quotes of `{{index .Annotations "x/y"}}` are
+  escaped in the JSON, which Go's template parser refuses.
 """
 
 from __future__ import annotations
 
 import json
-import re
+from datetime import datetime
+from typing import Any
 
-# A `{{ ... }}` action, with optional trim markers.
-_ACTION = re.compile(r"\{\{-?\s*(?P<body>.*?)\s*-?\}\}")
-_FIELD = re.compile(r"\.(?P<field>\w+)$")
-_MAP_KEY = re.compile(r"\.(?P<map>Labels|Annotations)\.(?P<key>\w+)$")
-_INDEX = re.compile(r"index\s+\.(?P<map>\w+)\s+`(?P<key>[^`]*)`$")
-_QUOTED_INDEX = re.compile(r'index\s+\.\w+\s+\\"')
-_FIELDS = {"Name": "name", "Namespace": "namespace", "GenerateName": "generateName", "UID": "uid"}
-_MAPS = {"Labels": "labels", "Annotations": "annotations"}
+from modelplane.api.go_format import go_value_string
+from modelplane.api.go_template import MISSING, GoStruct, GoTemplateError, Template
+
+TEMPLATE_NAME = "container-tmpl"  # KServe's name for it, which Go's errors say
 # html/template's escaping of a value in text.
 _HTML_ESCAPES = str.maketrans(
     {"\0": "\ufffd", '"': "&#34;", "&": "&amp;", "'": "&#39;", "+": "&#43;", "<": "&lt;", ">": "&gt;"}
@@ -33,7 +30,7 @@ _HTML_ESCAPES = str.maketrans(
 
 
 class TemplateError(ValueError):
-    """A placeholder KServe's controller cannot render: it names no metadata field, or does not parse."""
+    """A placeholder KServe's controller cannot render: it does not parse, or names no metadata field."""
 
 
 def render(text: str, metadata: dict) -> str:
@@ -47,51 +44,64 @@ def render_container(container: dict, metadata: dict) -> dict:
     return _render_value(container, metadata)
 
 
-def _render_value(value: object, metadata: dict) -> object:
-    rendered = _ACTION.sub(lambda match: _substitute(match, metadata), json.dumps(value))
+def _render_value(value: object, metadata: dict) -> Any:
+    text = json.dumps(value)
+    if "{{" not in text:
+        return value if not isinstance(value, dict) else json.loads(text)
+    try:
+        rendered = Template(TEMPLATE_NAME, text).execute(object_meta(metadata), escape=_html_escaped)
+    except GoTemplateError as error:
+        raise TemplateError(_explained(str(error))) from None
     try:
         return json.loads(rendered)
     except json.JSONDecodeError as exc:  # a value with a control character or a stray backslash
         raise TemplateError(f"the rendered container is not valid JSON: {exc}") from None
 
 
-def _substitute(match: re.Match, metadata: dict) -> str:
-    body = match.group("body")
-    if _QUOTED_INDEX.match(body):
-        raise TemplateError(
-            f"{_unescaped(match.group(0))}: KServe's controller renders the container as JSON, where "
-            "these double quotes are escaped and do not parse; write the key in backquotes (`...`)"
-        )
-    found = _INDEX.match(body)
-    if found:  # Go's `index` gives a missing key's zero value: nothing
-        if found.group("map") not in _MAPS:
-            raise _unknown(match)
-        return _escaped((metadata.get(_MAPS[found.group("map")]) or {}).get(found.group("key")))
-    found = _MAP_KEY.match(body)
-    if found:
-        return _escaped((metadata.get(_MAPS[found.group("map")]) or {}).get(found.group("key")))
-    found = _FIELD.match(body)
-    if found and found.group("field") in _FIELDS:
-        return _escaped(metadata.get(_FIELDS[found.group("field")]))
-    if body.startswith("."):
-        raise _unknown(match)
-    return match.group(0)  # another action (a function, a pipeline): left as written
-
-
-def _escaped(value: object) -> str:
-    return "" if value is None else str(value).translate(_HTML_ESCAPES)
-
-
-def _unescaped(action: str) -> str:
-    """An action as the user wrote it, from the JSON text."""
-    try:
-        return json.loads(f'"{action}"')
-    except json.JSONDecodeError:  # it spans two strings of the container
-        return action
-
-
-def _unknown(match: re.Match) -> TemplateError:
-    return TemplateError(
-        f"can't evaluate {_unescaped(match.group(0))} with the object's metadata: use .Name, .Namespace, "
-        ".Labels.<key>, .Annotations.<key>, or index .Labels `<key>` for a key with other characters"
+def object_meta(metadata: dict) -> GoStruct:
+    """An object's `metadata` as the Go struct KServe's templates see (`v1.ObjectMeta`)."""
+    return GoStruct(
+        "v1.ObjectMeta",
+        {
+            "Name": metadata.get("name", ""),
+            "GenerateName": metadata.get("generateName", ""),
+            "Namespace": metadata.get("namespace", ""),
+            "SelfLink": "",
+            "UID": metadata.get("uid", ""),
+            "ResourceVersion": metadata.get("resourceVersion", ""),
+            "Generation": int(metadata.get("generation") or 0),
+            "CreationTimestamp": _go_time(metadata.get("creationTimestamp")),
+            "DeletionTimestamp": _go_time(metadata.get("deletionTimestamp")) or None,
+            "Labels": dict(metadata.get("labels") or {}),
+            "Annotations": dict(metadata.get("annotations") or {}),
+            "OwnerReferences": list(metadata.get("ownerReferences") or []),
+            "Finalizers": list(metadata.get("finalizers") or []),
+        },
     )
+
+
+def _go_time(value: str | None) -> str:
+    """An RFC 3339 time as Go's time.Time prints it."""
+    if not value:
+        return "0001-01-01 00:00:00 +0000 UTC"
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return moment.strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+
+
+def _html_escaped(value: Any) -> str:
+    """An action's value as html/template writes it in text: escaped, a missing value as nothing."""
+    if value is MISSING or value is None:
+        return ""
+    return go_value_string(value).translate(_HTML_ESCAPES)
+
+
+def _explained(message: str) -> str:
+    if 'unexpected "\\\\"' in message:
+        return (
+            f"{message} (KServe's controller renders the container as JSON, where the double quotes of a "
+            "string are escaped and do not parse; write the string in backquotes: `...`)"
+        )
+    return message

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from modelplane.cli.log_selection import lines_since, now, parse_duration, parse_rfc3339, previous_run
 from modelplane.cli.main import CommandError
 from modelplane.local.api.settings import modelplane_home
 
@@ -43,6 +44,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=-1,
         help="only the last N lines of each replica's log (default: -1, all of it)",
     )
+    parser.add_argument(
+        "--since",
+        type=_duration,
+        metavar="DURATION",
+        help="only what was written this long ago or later (5s, 2m, 3h); a program's line counts from "
+        "the platform's note before it",
+    )
+    parser.add_argument(
+        "--since-time", type=_moment, metavar="RFC3339", help="only what was written at this time or later"
+    )
+    parser.add_argument(
+        "-p",
+        "--previous",
+        action="store_true",
+        help="the log of each replica's previous run (before its last restart)",
+    )
     parser.add_argument("--home", type=Path, default=None, help="state folder (default: MODELPLANE_HOME)")
     parser.set_defaults(func=run)
 
@@ -60,6 +77,20 @@ def _line_count(value: str) -> int:
         return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid line count {value!r}: give a number, -1 for all") from None
+
+
+def _duration(value: str):
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _moment(value: str):
+    try:
+        return parse_rfc3339(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _settle_kind(args: argparse.Namespace) -> None:
@@ -87,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     from modelplane.local.replicas.supervisor import replica_log_dir
 
     _settle_kind(args)
+    if args.since is not None and args.since_time is not None:
+        raise CommandError("at most one of `sinceTime` or `sinceSeconds` may be specified")  # kubectl's words
     home = (args.home or modelplane_home()).expanduser()
     folder = replica_log_dir(home / "logs", args.namespace, args.name, args.component)
     files = log_files(folder, args.revision)
@@ -102,8 +135,11 @@ def run(args: argparse.Namespace) -> int:
     positions = {}
     for path in files:
         copy_id = _copy_id(path)
-        positions[path] = (_copy(path, _tail_offset(path, args.tail), prefixes[path]), copy_id)
-    while args.follow:
+        if args.previous or args.since is not None or args.since_time is not None:
+            positions[path] = (_write_selected(path, args, prefixes[path]), copy_id)
+        else:
+            positions[path] = (_copy(path, _tail_offset(path, args.tail), prefixes[path]), copy_id)
+    while args.follow and not args.previous:  # a previous run writes no more
         time.sleep(0.5)
         for path in files:
             offset, copy_id = positions[path]
@@ -117,6 +153,34 @@ def run(args: argparse.Namespace) -> int:
                 offset = 0
             positions[path] = (_copy(path, offset, prefixes[path]), current_copy_id)
     return 0
+
+
+def _write_selected(path: Path, args: argparse.Namespace, prefix: str) -> int:
+    """Writes what --previous or --since picks from the log (its rotated copy too); returns where the
+    log ended."""
+    rotated = path.with_name(path.name + ".1")
+    data = path.read_bytes()
+    text = (rotated.read_bytes() if rotated.exists() else b"").decode(errors="replace") + data.decode(
+        errors="replace"
+    )
+    if args.previous:
+        selected = previous_run(text)
+        if selected is None:  # kubectl's words, the replica standing for the pod
+            raise CommandError(
+                f'previous terminated container "kserve-container" in pod "{path.stem}" not found'
+            )
+        text = selected
+    since = now() - args.since if args.since is not None else args.since_time
+    if since is not None:
+        text = lines_since(text, since)
+    if args.tail >= 0:
+        lines = text.splitlines(keepends=True)
+        text = "".join(lines[len(lines) - args.tail :] if args.tail else [])
+    if prefix:
+        text = "".join(prefix + line for line in text.splitlines(keepends=True))
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return len(data)
 
 
 def log_files(folder: Path, revision: str | None) -> list[Path]:

@@ -32,8 +32,17 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+# The commands that stand for kubectl's end in error with exit code 1, as kubectl's do (a usage
+# error too); modelplane's own commands with 2, as argparse's usage errors do.
+KUBECTL_COMMANDS = frozenset({"apply", "create", "replace", "get", "describe", "delete", "wait", "logs"})
+
+
+def error_exit_code(command: str | None) -> int:
+    return 1 if command in KUBECTL_COMMANDS else 2
+
+
 class CommandError(Exception):
-    """A mistake the user can fix; printed as one line, exit code 2."""
+    """A mistake the user can fix; printed as one line, exit code `error_exit_code(command)`."""
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -44,6 +53,10 @@ class _CommandParser(argparse.ArgumentParser):
     deleting `isvc iris`."""
 
     _parsing_intermixed = False
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(error_exit_code(self.prog.rpartition(" ")[2]), f"{self.prog}: error: {message}\n")
 
     def parse_known_args(self, args=None, namespace=None):
         if self._parsing_intermixed:
@@ -104,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except CommandError as exc:
         print(f"modelplane {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return error_exit_code(args.command)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

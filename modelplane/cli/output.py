@@ -1,6 +1,6 @@
 """How `modelplane get` prints what it fetched, as kubectl prints it: tables (the kinds' printer
-columns, or `-o custom-columns`), and documents (`-o yaml`, `-o json`, `-o jsonpath=TEMPLATE`), in the
-order `--sort-by` asks for."""
+columns, or `-o custom-columns`), and documents (`-o yaml`, `-o json`, `-o jsonpath=TEMPLATE`,
+`-o go-template=TEMPLATE`), in the order `--sort-by` asks for."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from typing import Any
 import yaml
 
 from modelplane.api import jsonpath
+from modelplane.api.go_format import go_quote
+from modelplane.api.go_template import KUBECTL_FUNCTIONS, GoTemplateError, Template
 from modelplane.api.kinds import Kind
+from modelplane.cli.main import CommandError
 from modelplane.local.api.columns import leads_with_name, printer_columns
 from modelplane.local.api.paths import qualified_singular
 
@@ -100,14 +103,33 @@ class CustomColumns(Rows):
         return ",".join(jsonpath.format_value(value) for value in values) if values else "<none>"
 
 
-OUTPUT_FORMATS = "yaml, json, wide, name, jsonpath=TEMPLATE, custom-columns=SPEC"
+OUTPUT_FORMATS = (
+    "yaml, json, wide, name, jsonpath=TEMPLATE, custom-columns=SPEC, go-template=TEMPLATE, "
+    "go-template-file=FILE"
+)
+# kubectl's names for Go templates: the template itself, or a file that holds it.
+_GO_TEMPLATES = ("go-template", "template")
+_GO_TEMPLATE_FILES = ("go-template-file", "templatefile")
 
 
 def output_format(value: str) -> str:
-    """`-o`'s value, its template checked before anything is asked of the server."""
+    """`-o`'s value, its template checked before anything is asked of the server (a template file
+    is read here, and `-o go-template=TEXT` stands for it afterwards)."""
     if value in ("yaml", "json", "wide", "name"):
         return value
     format_name, equals, template = value.partition("=")
+    if format_name in _GO_TEMPLATE_FILES and equals and template:
+        try:
+            with open(template, encoding="utf-8") as file:
+                template = file.read()
+        except OSError as error:
+            raise argparse.ArgumentTypeError(
+                f"error reading --template {template}, open {template}: {error.strerror.lower()}"
+            ) from None
+        format_name, value = "go-template", f"go-template={template}"
+    if format_name in _GO_TEMPLATES and equals and template:
+        _go_template(template)
+        return f"go-template={template}"
     if format_name not in ("jsonpath", "custom-columns"):
         raise argparse.ArgumentTypeError(
             f"unable to match a printer for {value!r}: use one of {OUTPUT_FORMATS}"
@@ -181,14 +203,39 @@ def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
 
 
+def _go_template(text: str) -> Template:
+    try:
+        return Template("output", text, KUBECTL_FUNCTIONS)
+    except GoTemplateError as error:
+        raise argparse.ArgumentTypeError(f"error parsing template {text}, {error}") from None
+
+
+def _as_go_json(value: Any) -> Any:
+    """A document as kubectl gives it to a Go template: JSON read into Go's `interface{}`, where every
+    number is a float64 (`{{printf "%d" .metadata.generation}}` is `%!d(float64=1)` in kubectl too)."""
+    if isinstance(value, dict):
+        return {key: _as_go_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_go_json(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def print_structured(document: Any, output: str) -> None:
-    """`document` as yaml, json or `jsonpath=TEMPLATE`, without the objects' `metadata.managedFields`
-    (as kubectl prints them without `--show-managed-fields`)."""
+    """`document` as yaml, json, `jsonpath=TEMPLATE` or `go-template=TEMPLATE`, without the objects'
+    `metadata.managedFields` (as kubectl prints them without `--show-managed-fields`)."""
     document = _without_managed_fields(document)
     if output == "json":
         print(json.dumps(document, indent=4))
     elif output.startswith("jsonpath="):
         sys.stdout.write(jsonpath.render_template(jsonpath.parse_template(template_of(output)), document))
+    elif output.startswith("go-template="):
+        text = template_of(output)
+        try:
+            sys.stdout.write(_go_template(text).execute(_as_go_json(document)))
+        except GoTemplateError as error:
+            raise CommandError(f"error executing template {go_quote(text)}: {error}") from None
     else:
         sys.stdout.write(yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
 

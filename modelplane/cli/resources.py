@@ -92,7 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output",
         type=output_format,
         metavar="FORMAT",
-        help="yaml, json, wide, name, jsonpath=TEMPLATE or custom-columns=HEADER:PATH,... (default: a table)",
+        help="yaml, json, wide, name, jsonpath=TEMPLATE, custom-columns=HEADER:PATH,..., "
+        "go-template=TEMPLATE (or template=) or go-template-file=FILE (default: a table)",
     )
     get.add_argument("-A", "--all-namespaces", action="store_true", help="list every namespace")
     get.add_argument("--no-headers", action="store_true", help="tables without their header line")
@@ -104,6 +105,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sort-by", type=sort_by, metavar="PATH", help="order lists by this field, e.g. .metadata.name"
     )
     get.add_argument("-l", "--selector", help="label selector, e.g. app=iris,tier!=gold")
+    get.add_argument(
+        "--field-selector",
+        metavar="SELECTOR",
+        help="field selector: metadata.name or metadata.namespace with =, == or !=, e.g. metadata.name=iris",
+    )
     get.add_argument(
         "-w", "--watch", action="store_true", help="after listing, print each change as it happens"
     )
@@ -297,6 +303,8 @@ def _get(args: argparse.Namespace) -> int:
     if "," in args.kind or kinds_in_category(args.kind):
         return _get_kinds(args, _kinds_listed(args.kind))
     groups = _kind_groups(args.kind, args.names)
+    if (args.selector or args.field_selector) and any(names for _, names in groups):
+        raise CommandError("name cannot be provided when a selector is specified")  # kubectl's words
     if args.watch and (len(groups) > 1 or len(groups[0][1]) > 1):
         raise CommandError("--watch follows one resource or a whole list, not several names")
     missing: list[str] = []  # as kubectl, what is found is shown, then what is not
@@ -314,7 +322,7 @@ def _report_missing(args: argparse.Namespace, missing: list[str]) -> int:
         return 0
     for message in missing:
         _report(args, message)
-    return 2 if missing else 0
+    return 1 if missing else 0  # kubectl's exit code
 
 
 def _kinds_listed(word: str) -> list[Kind]:
@@ -338,7 +346,15 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
     with _client(args) as client:
         for kind in kinds:
             scope = namespace if kind.namespaced else None
-            items, _ = _fetch(client, kind, scope or "", [], args.selector, all_namespaces=scope is None)
+            items, _ = _fetch(
+                client,
+                kind,
+                scope or "",
+                [],
+                args.selector,
+                all_namespaces=scope is None,
+                field_selector=args.field_selector,
+            )
             if items:
                 found.append((kind, _ordered(items, args)))
     if is_custom_columns(args.output):
@@ -392,6 +408,7 @@ def _get_kind(
         args.selector,
         all_namespaces=namespace is None,
         missing=None if args.watch else missing,
+        field_selector=args.field_selector,
     )
     items = _ordered(items, args)
     if table is not None:
@@ -435,7 +452,14 @@ def _follow(
     """Prints each change after `version` as it happens (`get --watch`), until interrupted."""
     sys.stdout.flush()
     name = names[0] if names else None
-    events = client.watch(kind, namespace, name=name, label_selector=args.selector, resource_version=version)
+    events = client.watch(
+        kind,
+        namespace,
+        name=name,
+        label_selector=args.selector,
+        field_selector=args.field_selector,
+        resource_version=version,
+    )
     for event in events:
         if event["type"] == "ERROR":
             raise CommandError(event["object"].get("message") or "the watch was ended by the server")
@@ -506,9 +530,11 @@ def _fetch(
     *,
     all_namespaces: bool,
     missing: list[str] | None = None,
+    field_selector: str | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """The named resources (or the list) and the resourceVersion to watch from after them. A named
-    resource that is not there is added to `missing`, where one is given."""
+    resource that is not there is added to `missing`, where one is given. Named resources are not
+    selected (kubectl refuses names with a selector)."""
     try:
         if names:
             items = []
@@ -520,7 +546,7 @@ def _fetch(
                         raise
                     missing.append(str(error))
             return items, str(max((int(item["metadata"]["resourceVersion"]) for item in items), default=""))
-        listed = client.list(kind, None if all_namespaces else namespace, selector)
+        listed = client.list(kind, None if all_namespaces else namespace, selector, field_selector)
         return listed["items"], listed["metadata"]["resourceVersion"]
     except ApiError as error:
         raise CommandError(str(error)) from None
@@ -559,7 +585,7 @@ def _delete(args: argparse.Namespace) -> int:
             print(
                 f'{qualified_singular(kind)} "{name}" deleted' + (" (server dry run)" if args.dry_run else "")
             )
-    return 2 if failed else 0
+    return 1 if failed else 0  # kubectl's exit code
 
 
 def _delete_targets(args: argparse.Namespace) -> list[tuple[Kind, str, str]]:

@@ -215,3 +215,29 @@ def test_render_a_container():
 def test_unknown_placeholders_are_errors():
     with pytest.raises(TemplateError):
         render("{{.Spec.Predictor}}", {"name": "x"})
+
+
+def test_go_template_actions_render_as_kserves_html_template_renders_them():
+    metadata = {"name": "iris", "namespace": "prod", "labels": {"tier": "gold"}, "annotations": {"n": "3"}}
+    assert render("{{printf `%s.%s` .Name .Namespace}}", metadata) == "iris.prod"
+    assert (
+        render("{{if eq .Namespace `prod`}}--workers=4{{else}}--workers=1{{end}}", metadata) == "--workers=4"
+    )
+    assert (
+        render("{{with .Labels.tier}}--tier={{.}}{{end}}{{with .Labels.none}}x{{end}}", metadata)
+        == "--tier=gold"
+    )
+    assert render("{{range $k, $v := .Labels}}{{$k}}={{$v}}{{end}}", metadata) == "tier=gold"
+    assert render("{{len .Labels}} {{.Name | printf `%q`}}", metadata) == "1 &#34;iris&#34;"  # escaped
+    assert render("{{`a` -}} {{- `b`}}", metadata) == "ab"
+
+
+def test_a_placeholder_kserve_cannot_render_says_what_go_says():
+    with pytest.raises(TemplateError) as refused:
+        render("{{.Spec}}", {"name": "x"})
+    assert str(refused.value) == (
+        'template: container-tmpl:1:3: executing "container-tmpl" at <.Spec>: can\'t evaluate field Spec in '
+        "type v1.ObjectMeta"
+    )
+    with pytest.raises(TemplateError, match='function "upper" not defined'):
+        render("{{upper .Name}}", {"name": "x"})

@@ -43,15 +43,17 @@ def test_each_subcommand_prints_its_help():
 
 def test_an_unknown_flag_is_said_with_the_usage_of_its_subcommand():
     """argparse says it with the top-level usage (`modelplane [-h] COMMAND ...`), which does not show
-    the flags the subcommand does take."""
-    for argv, usage in (
-        (["get", "isvc", "--bogus"], "usage: modelplane get"),
-        (["storage", "fetch", "s3://b/m", "/tmp/m", "--bogus"], "usage: modelplane storage fetch"),
+    the flags the subcommand does take. A command that stands for kubectl's exits 1, as kubectl does
+    (`kubectl get pods --bogus`); modelplane's own commands exit 2, as argparse does."""
+    for argv, usage, code in (
+        (["get", "isvc", "--bogus"], "usage: modelplane get", 1),
+        (["logs", "iris", "--bogus"], "usage: modelplane logs", 1),
+        (["storage", "fetch", "s3://b/m", "/tmp/m", "--bogus"], "usage: modelplane storage fetch", 2),
     ):
         result = subprocess.run(
             [sys.executable, "-m", "modelplane", *argv], capture_output=True, text=True, check=False
         )
-        assert result.returncode == 2
+        assert result.returncode == code
         assert result.stderr.startswith(usage), result.stderr
         assert "error: unrecognized arguments: --bogus" in result.stderr
 

@@ -146,35 +146,35 @@ def test_a_refused_document_refuses_the_whole_apply(api, tmp_path):
         + isvc_yaml("batch-bad").replace("    sklearn:\n", "    nothing: {}\n    x:\n"),
     )
     result = run(api, "apply", "-f", str(manifest))
-    assert result.returncode == 2
+    assert result.returncode == 1
     error = result.stderr.splitlines()[-1]
     assert error.startswith(f"modelplane apply: {manifest}:")
     assert 'InferenceService.serving.kserve.io "batch-bad" is invalid' in error
     assert error.endswith("(nothing was applied)")
     missing = run(api, "get", "isvc", "batch-good")
-    assert missing.returncode == 2
+    assert missing.returncode == 1
     assert 'inferenceservices.serving.kserve.io "batch-good" not found' in missing.stderr
 
 
 def test_a_yaml_error_names_the_file_and_line(api, tmp_path):
     manifest = write(tmp_path, "broken.yaml", "apiVersion: v1\nkind: [unclosed\n")
     result = run(api, "apply", "-f", str(manifest))
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.startswith(f"modelplane apply: {manifest}:")
     unknown = write(tmp_path, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n")
     refused = run(api, "apply", "-f", str(unknown))
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert refused.stderr == f'modelplane apply: {unknown}:1: no matches for kind "Pod" in version "v1"\n'
     bad_name = write(tmp_path, "name.yaml", isvc_yaml("Bad_Name"))
     refused = run(api, "apply", "-f", str(bad_name))
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert refused.stderr.startswith(
         f'modelplane apply: {bad_name}:4: InferenceService.serving.kserve.io "Bad_Name" is invalid: '
         'metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain'
     )
     old_version = write(tmp_path, "old.yaml", isvc_yaml("old").replace("v1beta1", "v1alpha2"))
     refused = run(api, "apply", "-f", str(old_version))
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert refused.stderr == (
         f'modelplane apply: {old_version}:1: no matches for kind "InferenceService" in version '
         '"serving.kserve.io/v1alpha2" (InferenceService is served as "serving.kserve.io/v1beta1")\n'
@@ -185,7 +185,7 @@ def test_an_explicit_namespace_must_agree_with_the_file(api, tmp_path):
     text = isvc_yaml("placed").replace("  name: placed\n", "  name: placed\n  namespace: prod\n")
     manifest = write(tmp_path, "placed.yaml", text)
     result = run(api, "apply", "-f", str(manifest), "-n", "dev")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert 'does not match the namespace "dev"' in result.stderr
 
 
@@ -283,7 +283,7 @@ def test_delete_by_name_and_by_file(api, tmp_path):
     by_name = run(api, "delete", "isvc", "gone-a")
     assert by_name.stdout == 'inferenceservice.serving.kserve.io "gone-a" deleted\n'
     by_file = run(api, "delete", "-f", str(manifest))
-    assert by_file.returncode == 2
+    assert by_file.returncode == 1
     assert by_file.stdout == 'inferenceservice.serving.kserve.io "gone-b" deleted\n'
     assert 'inferenceservices.serving.kserve.io "gone-a" not found' in by_file.stderr
     assert run(api, "delete", "isvc", "gone-a", "--ignore-not-found").returncode == 0
@@ -295,7 +295,7 @@ def test_delete_by_name_and_by_file(api, tmp_path):
 def test_delete_all_with_a_name_deletes_nothing(api):
     store(api, isvc_yaml("kept-a") + "---\n" + isvc_yaml("kept-b"), namespace="kept")
     refused = run(api, "delete", "isvc", "kept-a", "--all", "-n", "kept")
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert refused.stderr == "modelplane delete: name cannot be provided when --all is specified\n"
     assert run(api, "get", "isvc", "-n", "kept", "-o", "name").stdout.splitlines() == [
         "inferenceservice.serving.kserve.io/kept-a",
@@ -381,13 +381,13 @@ def test_a_control_plane_that_is_not_running(tmp_path):
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     result = run(url, "get", "isvc")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert (
         result.stderr
         == f"modelplane get: cannot reach the control plane at {url} (is 'modelplane up' running?)\n"
     )
     flag = run(None, "apply", "--server", url, "-f", "-", stdin=textwrap.dedent(isvc_yaml("x")))
-    assert flag.returncode == 2
+    assert flag.returncode == 1
     assert f"cannot reach the control plane at {url}" in flag.stderr
 
 
@@ -435,7 +435,7 @@ def test_several_kind_slash_name_arguments_as_kubectl_takes_them(api):
     described = run(api, "describe", "isvc/multi-a", "csr/multi-rt").stdout
     assert "Name:         multi-a" in described and "Name:         multi-rt" in described
     mixed = run(api, "get", "isvc/multi-a", "multi-b")
-    assert mixed.returncode == 2 and "KIND/NAME" in mixed.stderr
+    assert mixed.returncode == 1 and "KIND/NAME" in mixed.stderr
     deleted = run(api, "delete", "isvc/multi-a", "csr/multi-rt", "isvc/multi-b").stdout.splitlines()
     assert deleted == [
         'inferenceservice.serving.kserve.io "multi-a" deleted',
@@ -516,7 +516,7 @@ spec:
     )
 
     never = run(api, "apply", "-f", "-", stdin=graph.replace("predictions[0]", "'[@this].#(a==~yes)'"))
-    assert never.returncode == 2
+    assert never.returncode == 1
     assert "has a condition modelplane refuses: '[@this].#(a==~yes)': unknown '~' value" in never.stderr
 
 
@@ -569,7 +569,7 @@ def test_output_to_a_reader_that_left_ends_quietly(api, args):
 
 def test_logs_of_a_service_with_none_says_where_it_looked(tmp_path):
     result = run(None, "logs", "nothing-here", "--home", str(tmp_path))
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr == (
         f'modelplane logs: no logs for the predictor of inferenceservice "nothing-here" in namespace "default" '
         f"under {tmp_path / 'logs'} (--home, or MODELPLANE_HOME, names the state folder of the modelplane up "
@@ -589,7 +589,7 @@ def test_logs_tail_and_kind_slash_name_as_kubectl_takes_them(tmp_path):
     assert run(None, "logs", "isvc/iris", "--tail=-1", *home).stdout == "one\ntwo\nthree\n"
     assert run(None, "logs", "ig/chain", *home).stdout == "routed\n"
     refused = run(None, "logs", "pod/iris", *home)
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert refused.stderr == (
         'modelplane logs: pod/iris: logs are kept for InferenceServices and InferenceGraphs, not "pod"\n'
     )
@@ -598,7 +598,7 @@ def test_logs_tail_and_kind_slash_name_as_kubectl_takes_them(tmp_path):
 def test_an_https_url_for_a_plain_http_control_plane_says_so(api):
     url = api.replace("http://", "https://")
     result = run(None, "get", "isvc", "--server", url)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr == (
         f"modelplane get: TLS with the control plane at {url} failed: WRONG_VERSION_NUMBER "
         "(it answers plain HTTP: use an http:// URL)\n"
@@ -632,7 +632,7 @@ def test_a_server_that_is_not_the_control_plane_is_named_as_such():
     finally:
         server.shutdown()
         server.server_close()
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.startswith(
         f"modelplane get: {url}/ answered HTTP 404 with no Kubernetes Status: is it modelplane's control-plane "
         'API (not the gateway)? It said: \'{"error":"no InferenceService'
@@ -678,7 +678,7 @@ def test_get_output_jsonpath_and_custom_columns_as_kubectl_prints_them(api):
     assert get("--no-headers", "-o", "custom-columns=NAME:.metadata.name").stdout == "jp-a\njp-b\n"
     assert [line.split()[0] for line in get("--no-headers").stdout.splitlines()] == ["jp-a", "jp-b"]
     broken = get("-o", "jsonpath={.status.url")
-    assert broken.returncode == 2
+    assert broken.returncode == 1
     assert broken.stderr.splitlines()[-1] == (
         "modelplane get: error: argument -o/--output: error parsing jsonpath {.status.url, unclosed action"
     )
@@ -708,7 +708,7 @@ def test_create_and_replace_as_kubectl_does_them_all_or_nothing(api, tmp_path):
     again = run(
         api, "create", "-f", "-", "-n", "made", stdin=isvc_yaml("made-c") + "---\n" + isvc_yaml("made-b")
     )
-    assert again.returncode == 2
+    assert again.returncode == 1
     assert again.stderr == (
         'modelplane create: <stdin>:10: inferenceservices.serving.kserve.io "made-b" already exists '
         "(nothing was created)\n"
@@ -717,7 +717,7 @@ def test_create_and_replace_as_kubectl_does_them_all_or_nothing(api, tmp_path):
 
     changed = isvc_yaml("made-a", "file:///models/iris-v2") + "---\n" + isvc_yaml("made-d")
     missing = run(api, "replace", "-f", "-", "-n", "made", stdin=changed)
-    assert missing.returncode == 2
+    assert missing.returncode == 1
     assert missing.stderr == (
         'modelplane replace: <stdin>:10: inferenceservices.serving.kserve.io "made-d" not found '
         "(nothing was replaced)\n"
@@ -743,7 +743,7 @@ def test_apply_reads_a_manifest_from_a_url_as_kubectl_does(api, tmp_path):
         assert applied.returncode == 0, applied.stderr
         assert applied.stdout == "inferenceservice.serving.kserve.io/from-url created\n"
         missing = run(api, "apply", "-f", f"{base}/missing.yaml")
-        assert missing.returncode == 2
+        assert missing.returncode == 1
         assert missing.stderr == (
             f'modelplane apply: unable to read URL "{base}/missing.yaml", server reported 404 File not found\n'
         )
@@ -755,17 +755,17 @@ def test_apply_reads_a_manifest_from_a_url_as_kubectl_does(api, tmp_path):
 def test_get_and_describe_show_what_is_found_then_say_what_is_not(api):
     store(api, isvc_yaml("found"), namespace="partly")
     shown = run(api, "get", "isvc", "missing", "found", "-n", "partly", "-o", "name")
-    assert shown.returncode == 2
+    assert shown.returncode == 1
     assert shown.stdout == "inferenceservice.serving.kserve.io/found\n"
     assert shown.stderr == 'modelplane get: inferenceservices.serving.kserve.io "missing" not found\n'
     alone = run(api, "get", "isvc", "missing", "-n", "partly", "-o", "yaml")
-    assert (alone.returncode, alone.stdout) == (2, "")
+    assert (alone.returncode, alone.stdout) == (1, "")
     ignored = run(api, "get", "isvc", "missing", "found", "-n", "partly", "-o", "name", "--ignore-not-found")
     assert (ignored.returncode, ignored.stdout, ignored.stderr) == (0, shown.stdout, "")
     nothing = run(api, "get", "isvc", "-n", "nowhere", "--ignore-not-found")
     assert (nothing.returncode, nothing.stdout, nothing.stderr) == (0, "", "")
     described = run(api, "describe", "isvc", "found", "missing", "-n", "partly")
-    assert described.returncode == 2
+    assert described.returncode == 1
     assert described.stdout.startswith("Name:         found\n")
     assert (
         described.stderr == 'modelplane describe: inferenceservices.serving.kserve.io "missing" not found\n'
@@ -795,7 +795,7 @@ def test_describe_every_namespace(api):
     namespaces = [line.split()[1] for line in described.stdout.splitlines() if line.startswith("Namespace:")]
     assert {"described-1", "described-2"} <= set(namespaces)
     by_name = run(api, "describe", "isvc", "described", "-A")
-    assert by_name.returncode == 2
+    assert by_name.returncode == 1
     assert (
         by_name.stderr
         == "modelplane describe: a resource cannot be retrieved by name across all namespaces\n"
@@ -825,7 +825,7 @@ def test_get_sort_by_and_show_labels_as_kubectl_takes_them(api):
         "iris-2",
     ]
     nowhere = run(api, "get", "isvc", "-n", "sorting", "--sort-by", ".spec.nothing")
-    assert nowhere.returncode == 2
+    assert nowhere.returncode == 1
     assert nowhere.stderr.strip() == (
         "modelplane get: couldn't find any field with path '.spec.nothing' in the list of objects"
     )
@@ -835,7 +835,7 @@ def test_get_sort_by_and_show_labels_as_kubectl_takes_them(api):
     assert lines[0].split()[0] == "NAME" and lines[0].split()[-1] == "LABELS"
     assert [line.split()[-1] for line in lines[1:]] == ["<none>", "<none>", "app=iris,tier=gold"]
     refused = run(api, "get", "isvc", "-n", "sorting", "--show-labels", "-o", "yaml")
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert "--show-labels adds a column to the table" in refused.stderr
 
 
@@ -854,7 +854,7 @@ def test_create_completes_a_generate_name_which_apply_refuses_as_kubectl_does(ap
         n.startswith("configmap/gen-") for n in listed.stdout.split()
     )
     refused = run(api, "apply", "-f", str(manifest), "-n", "generated")
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert refused.stderr.strip() == (
         f"modelplane apply: {manifest}:1: from gen-: cannot use generate name with apply "
         "(only create makes a name from it)"
@@ -885,5 +885,104 @@ def test_wait_for_each_resource_a_selector_or_all_picks_as_kubectl_does(api):
         "error: no matching resources found\n",
     )
     named = wait("gold-a", "-l", "tier=gold")
-    assert named.returncode == 2
+    assert named.returncode == 1
     assert "name cannot be provided when a selector is specified" in named.stderr
+
+
+def test_get_output_go_template_as_kubectl_prints_it(api, tmp_path):
+    store(api, isvc_yaml("gt-a") + "---\n" + isvc_yaml("gt-b"), namespace="gotemplate")
+
+    def get(*args: str) -> subprocess.CompletedProcess:
+        return run(api, "get", "isvc", "-n", "gotemplate", *args)
+
+    ranged = get(
+        "-o", 'go-template={{range .items}}{{printf "%-6s|" .metadata.name}}{{.status.url}}{{"\\n"}}{{end}}'
+    )
+    assert ranged.stdout == "gt-a  |<no value>\ngt-b  |<no value>\n"
+    one = get(
+        "gt-a", "-o", "template={{if eq .metadata.name `gt-a`}}{{.metadata.generation}} {{len .spec}}{{end}}"
+    )
+    assert one.stdout == "1 1"  # a JSON number is Go's float64, printed as 1
+    path = write(tmp_path, "names.tmpl", "{{range $i, $s := .items}}{{$i}}:{{$s.metadata.name}}\n{{end}}")
+    assert get("-o", f"go-template-file={path}").stdout == "0:gt-a\n1:gt-b\n"
+    broken = get("-o", "go-template={{.metadata.name")
+    assert broken.returncode == 1
+    assert broken.stderr.splitlines()[-1] == (
+        "modelplane get: error: argument -o/--output: error parsing template {{.metadata.name, "
+        "template: output:1: unclosed action"
+    )
+    failed = get("gt-a", "-o", "go-template={{.metadata.name.first}}")
+    assert (failed.returncode, failed.stdout) == (1, "")
+    assert failed.stderr == (
+        'modelplane get: error executing template "{{.metadata.name.first}}": template: output:1:11: executing '
+        '"output" at <.metadata.name.first>: can\'t evaluate field first in type interface {}\n'
+    )
+    unread = get("-o", f"go-template-file={tmp_path / 'none.tmpl'}")
+    assert unread.returncode == 1 and "error reading --template" in unread.stderr
+
+
+def test_get_field_selector_as_kubectl_takes_it(api):
+    store(api, isvc_yaml("fs-a") + "---\n" + isvc_yaml("fs-b"), namespace="fieldsel")
+
+    def names(*args: str) -> str:
+        shown = run(api, "get", "isvc", "-o", "name", *args)
+        assert shown.returncode == 0, shown.stderr
+        return shown.stdout.replace("inferenceservice.serving.kserve.io/", "")
+
+    assert names("-n", "fieldsel", "--field-selector", "metadata.name=fs-a") == "fs-a\n"
+    assert names("-n", "fieldsel", "--field-selector", "metadata.name!=fs-a") == "fs-b\n"
+    assert names("-A", "--field-selector=metadata.namespace==fieldsel,metadata.name!=fs-b") == "fs-a\n"
+    refused = run(api, "get", "isvc", "-n", "fieldsel", "--field-selector", "status.url=x")
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "modelplane get: field label not supported: status.url\n",
+    )
+    named = run(api, "get", "isvc", "fs-a", "-n", "fieldsel", "--field-selector", "metadata.name=fs-a")
+    assert named.stderr == "modelplane get: name cannot be provided when a selector is specified\n"
+
+
+def _replica_log(tmp_path, text: str) -> None:
+    folder = tmp_path / "logs" / "default" / "iris" / "predictor"
+    folder.mkdir(parents=True)
+    (folder / "iris-predictor-00001-0.log").write_text(text)
+
+
+def test_logs_since_and_previous_as_kubectl_takes_them(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    def at(ago: timedelta) -> str:
+        return (datetime.now(UTC) - ago).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    hour_ago, minute_ago = at(timedelta(hours=1)), at(timedelta(minutes=1))
+    first_run = (
+        f"[modelplane {hour_ago}] iris-predictor-00001: starting: serve\n"
+        "first run\n"
+        f"[modelplane {hour_ago}] iris-predictor-00001: exited with code 1\n"
+    )
+    second_run = f"[modelplane {minute_ago}] iris-predictor-00001: starting: serve\nsecond run\n"
+    _replica_log(tmp_path, first_run + second_run)
+    home = ("--home", str(tmp_path))
+    assert run(None, "logs", "iris", "--since=5m", *home).stdout == second_run
+    assert run(None, "logs", "iris", "--since", "2h", *home).stdout == first_run + second_run
+    assert run(None, "logs", "iris", f"--since-time={at(timedelta(minutes=30))}", *home).stdout == second_run
+    assert run(None, "logs", "iris", "-p", *home).stdout == first_run
+    assert run(None, "logs", "iris", "--previous", "--tail=1", *home).stdout == first_run.splitlines(True)[-1]
+    both = run(None, "logs", "iris", "--since=5m", "--since-time=2025-01-01T00:00:00Z", *home)
+    assert (both.returncode, both.stderr) == (
+        1,
+        "modelplane logs: at most one of `sinceTime` or `sinceSeconds` may be specified\n",
+    )
+    bad = run(None, "logs", "iris", "--since=5x", *home)
+    assert bad.returncode == 1 and 'time: invalid duration "5x"' in bad.stderr
+
+
+def test_logs_previous_of_a_replica_that_ran_once_is_kubectls_not_found(tmp_path):
+    _replica_log(
+        tmp_path, "[modelplane 2025-01-01T00:00:00Z] iris-predictor-00001: starting: serve\nonly run\n"
+    )
+    refused = run(None, "logs", "iris", "-p", "--home", str(tmp_path))
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        'modelplane logs: previous terminated container "kserve-container" in pod "iris-predictor-00001-0" '
+        "not found\n"
+    )

@@ -64,10 +64,17 @@ class ControlPlaneClient:
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
         return self._call("GET", object_path(kind, namespace, name))
 
-    def list(self, kind: Kind, namespace: str | None, label_selector: str | None = None) -> dict[str, Any]:
+    def list(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> dict[str, Any]:
         """The `<Kind>List` of one namespace, or of all with `namespace=None`."""
-        params = {"labelSelector": label_selector} if label_selector else None
-        return self._call("GET", collection_path(kind, namespace), params=params)
+        params = {"labelSelector": label_selector, "fieldSelector": field_selector}
+        params = {key: value for key, value in params.items() if value}
+        return self._call("GET", collection_path(kind, namespace), params=params or None)
 
     def watch(
         self,
@@ -76,14 +83,18 @@ class ControlPlaneClient:
         *,
         name: str | None = None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         resource_version: str | None = None,
         timeout: float | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Watch events (`{"type", "object"}`) until the server ends the stream (after `timeout`
         seconds if given). Without a resourceVersion it starts with the current state."""
         params: dict[str, str] = {"watch": "true"}
-        if name:
-            params["fieldSelector"] = f"metadata.name={name}"
+        fields = [f"metadata.name={name}"] if name else []
+        if field_selector:
+            fields.append(field_selector)
+        if fields:
+            params["fieldSelector"] = ",".join(fields)
         if label_selector:
             params["labelSelector"] = label_selector
         if resource_version:

@@ -6,7 +6,8 @@ Label selectors take Kubernetes' forms, joined by commas: `key=value`, `key==val
 greater or smaller). Keys and values are checked as Kubernetes checks them. Field selectors take
 `metadata.name` and `metadata.namespace` with `=`, `==` or `!=`, and for events also the fields
 Kubernetes selects events by (`involvedObject.name`, `.kind`, `.uid`..., `reason`, `type`), which
-`kubectl describe` asks for.
+`kubectl describe` asks for; another field is refused as Kubernetes refuses it, `field label not
+supported: spec.x`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from modelplane.local.api.meta import label_value_problem, qualified_name_proble
 
 Matcher = Callable[[dict[str, Any]], bool]
 
-_SELECTABLE_FIELDS = (
-    "metadata.name",
-    "metadata.namespace",
+_OBJECT_FIELDS = ("metadata.name", "metadata.namespace")  # what a custom resource is selected by
+_EVENT_FIELDS = (
+    *_OBJECT_FIELDS,
     *(
         f"involvedObject.{field}"
         for field in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
@@ -43,9 +44,13 @@ def _field(obj: dict[str, Any], path: str) -> str:
     return "" if value is None else str(value)
 
 
-def parse_selectors(label_selector: str | None, field_selector: str | None) -> Matcher:
-    """One predicate for both selectors; BadRequest for one it cannot read."""
-    tests = [*_label_tests(label_selector or ""), *_field_tests(field_selector or "")]
+def parse_selectors(
+    label_selector: str | None, field_selector: str | None, *, events: bool = False
+) -> Matcher:
+    """One predicate for both selectors (of events, or of other objects); BadRequest for one it
+    cannot read."""
+    fields = _EVENT_FIELDS if events else _OBJECT_FIELDS
+    tests = [*_label_tests(label_selector or ""), *_field_tests(field_selector or "", fields)]
     return lambda obj: all(test(obj) for test in tests)
 
 
@@ -133,15 +138,14 @@ def _compares(label: str | None, bound: int, greater: bool) -> bool:
     return number > bound if greater else number < bound
 
 
-def _field_tests(selector: str) -> list[Matcher]:
+def _field_tests(selector: str, fields: tuple[str, ...]) -> list[Matcher]:
     tests: list[Matcher] = []
     for requirement in filter(None, (part.strip() for part in selector.split(","))):
         parsed = _split_requirement(requirement)
-        if parsed is None or parsed[0] not in _SELECTABLE_FIELDS:
-            raise BadRequest(
-                f'"{requirement}" is not a known field selector: only "metadata.name", "metadata.namespace"'
-                ' (and for events "involvedObject.*", "reason", "type", "source", "reportingComponent")'
-            )
+        if parsed is None:  # Kubernetes' words
+            raise BadRequest(f"invalid selector: '{selector}'; can't understand '{requirement}'")
+        if parsed[0] not in fields:
+            raise BadRequest(f"field label not supported: {parsed[0]}")
         key, operator, value = parsed
         if operator == "!=":
             tests.append(lambda obj, k=key, v=value: _field(obj, k) != v)

@@ -38,7 +38,15 @@ import orjson
 import uvicorn
 import uvloop
 
-from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, CONFIG_MAP, SECRET, SERVICE_ACCOUNT, Kind, kind_of
+from modelplane.api.kinds import (
+    CLUSTER_SERVING_RUNTIME,
+    CONFIG_MAP,
+    EVENT,
+    SECRET,
+    SERVICE_ACCOUNT,
+    Kind,
+    kind_of,
+)
 from modelplane.api.secrets import redacted
 from modelplane.graph.graph_warnings import graph_warnings
 from modelplane.local.api import discovery as api_discovery
@@ -267,7 +275,11 @@ class ApiApp:
             raise MethodNotAllowed(
                 f"delete {target.kind.plural} in a namespace: DELETE .../namespaces/NS/..."
             )
-        matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        matches = parse_selectors(
+            request.query.get("labelSelector"),
+            request.query.get("fieldSelector"),
+            events=target.kind == EVENT,
+        )
         deleting = DeleteOptions.read(request.query, await request.body())
         items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
         deleted = []
@@ -291,7 +303,11 @@ class ApiApp:
 
     async def _list(self, request: ApiRequest, send: Send, target: Target) -> None:
         send_initial_events(request.query, watch=False)
-        matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        matches = parse_selectors(
+            request.query.get("labelSelector"),
+            request.query.get("fieldSelector"),
+            events=target.kind == EVENT,
+        )
         items, version = await asyncio.to_thread(self.store.list, target.kind.kind, _store_namespace(target))
         if target.kind == CLUSTER_SERVING_RUNTIME:
             items = self.builtins.listed(items, version)
@@ -302,7 +318,11 @@ class ApiApp:
         await send_json(send, 200, _list_of(target.kind, version, items))
 
     async def _watch(self, request: ApiRequest, send: Send, target: Target) -> None:
-        matches = parse_selectors(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        matches = parse_selectors(
+            request.query.get("labelSelector"),
+            request.query.get("fieldSelector"),
+            events=target.kind == EVENT,
+        )
         since = _resume_point(request.query.get("resourceVersion"))
         initial = send_initial_events(request.query, watch=True)
         timeout = _timeout(request.query.get("timeoutSeconds"))

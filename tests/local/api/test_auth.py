@@ -66,7 +66,7 @@ def test_a_review_needs_the_token_and_names_its_bearer(api):
 
 def test_the_cli_sends_the_token_from_its_flag_or_the_environment(api):
     refused = cli("get", "isvc", "--server", api)
-    assert refused.returncode == 2 and "Unauthorized" in refused.stderr
+    assert refused.returncode == 1 and "Unauthorized" in refused.stderr
     assert cli("get", "isvc", "--server", api, "--token", TOKEN).returncode == 0
     assert cli("get", "isvc", "--server", api, env={"MODELPLANE_TOKEN": TOKEN}).returncode == 0
 
@@ -79,7 +79,7 @@ def test_the_cli_takes_a_token_with_the_newline_of_its_file(api):
 def test_a_token_with_a_line_break_inside_is_refused_without_showing_it(api):
     secret = "first-half-of-it\nsecond-half-of-it"
     refused = cli("get", "isvc", "--server", api, "--token", secret)
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert refused.stderr == (
         "modelplane get: the token (--token or MODELPLANE_TOKEN) holds whitespace or control characters: "
         "give it as one line\n"
@@ -163,7 +163,7 @@ def test_the_api_over_tls_with_the_token(tls_api):
     flags = cli("get", "isvc", "--server", url, "--token", TOKEN, "--certificate-authority", str(ca))
     assert flags.returncode == 0, flags.stderr
     untrusted = cli("get", "isvc", "--server", url, "--token", TOKEN)
-    assert untrusted.returncode == 2
+    assert untrusted.returncode == 1
     assert untrusted.stderr == (
         f"modelplane get: TLS with the control plane at {url} failed: the certificate was refused: unable to "
         "get local issuer certificate (name the certificate authority that signed its certificate with "
@@ -175,7 +175,7 @@ def test_plain_http_to_the_tls_port_says_to_use_https(tls_api):
     url, ca = tls_api
     plain = url.replace("https://", "http://")
     answer = cli("get", "isvc", "--server", plain, "--token", TOKEN)
-    assert answer.returncode == 2
+    assert answer.returncode == 1
     assert answer.stderr == (
         f"modelplane get: The plain HTTP request was sent to an HTTPS port: use {url}{ISVCS}\n"
     )

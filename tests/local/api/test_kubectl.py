@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -720,3 +721,54 @@ def test_apply_prunes_the_kinds_it_is_allowed_to(kubectl, api):
     assert "inferenceservice.serving.kserve.io/pruned pruned" in result.stdout
     assert api.get(f"{ISVCS}/pruned").status_code == 404
     assert api.get(f"{ISVCS}/spared").status_code == 200
+
+
+def _modelplane(kubectl: Kubectl, api: httpx.Client, *args: str) -> subprocess.CompletedProcess:
+    env = {**kubectl.env, "MODELPLANE_API": str(api.base_url).rstrip("/")}
+    return subprocess.run(
+        [sys.executable, "-m", "modelplane", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_modelplane_and_kubectl_give_the_same_selection_templates_and_exit_codes(kubectl, api):
+    for name in ("sel-a", "sel-b"):
+        kubectl(
+            "apply",
+            "-n",
+            "fields",
+            "-f",
+            kubectl.file(f"{name}.yaml", SHORTHAND.format(name=name, uri="pvc://m")),
+        )
+    for args in (
+        ("get", "isvc", "-n", "fields", "--field-selector", "metadata.name!=sel-a", "-o", "name"),
+        (
+            "get",
+            "isvc",
+            "-A",
+            "--field-selector",
+            "metadata.namespace==fields,metadata.name=sel-a",
+            "-o",
+            "name",
+        ),
+        ("get", "isvc", "-n", "fields", "-o", "go-template={{range .items}}{{.metadata.name}} {{end}}"),
+        ("get", "isvc", "sel-a", "-n", "fields", "-o", "template={{.spec.predictor.model.modelFormat}}"),
+        ("get", "isvc", "sel-a", "-n", "fields", "-o", "go-template={{.metadata.generation}} {{.status.x}}"),
+    ):
+        expected = kubectl(*args)
+        shown = _modelplane(kubectl, api, *args)
+        assert (shown.returncode, shown.stdout) == (0, expected.stdout), (args, shown.stderr)
+    refused = ("get", "isvc", "-n", "fields", "--field-selector", "spec.predictor=x")
+    assert "field label not supported: spec.predictor" in kubectl(*refused, check=False).stderr
+    shown = _modelplane(kubectl, api, *refused)
+    assert (shown.returncode, shown.stderr) == (
+        1,
+        "modelplane get: field label not supported: spec.predictor\n",
+    )
+    for args in (
+        ("get", "isvc", "missing", "-n", "fields"),
+        ("get", "isvc", "--bogus"),
+        ("delete", "isvc", "missing"),
+    ):
+        assert kubectl(*args, check=False).returncode == _modelplane(kubectl, api, *args).returncode == 1, (
+            args
+        )

@@ -1,0 +1,145 @@
+"""modelplane's Go text/template engine: each expectation is what kubectl 1.32's Go templates print
+(`kubectl create configmap ... --dry-run=client -o go-template=...` over the same data)."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelplane.api.go_template import KUBECTL_FUNCTIONS, GoStruct, GoTemplateError, Template
+
+DATA = {
+    "kind": "ConfigMap",
+    "apiVersion": "v1",
+    "metadata": {"name": "foo", "creationTimestamp": None},
+    "data": {"a": "b", "c": "d"},
+}
+
+
+def execute(text: str, data=DATA) -> str:
+    return Template("output", text, KUBECTL_FUNCTIONS).execute(data)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{.metadata.name}} {{.metadata.missing}} {{len .data}}", "foo <no value> 2"),
+        ("{{.metadata.creationTimestamp}}|{{index .data `zz`}}", "<no value>|<no value>"),
+        ("{{.data}} {{.metadata}}", "map[a:b c:d] map[creationTimestamp:<nil> name:foo]"),
+        ('{{printf "%5.2f|%q|%v|%x|%d" 3.14159 "hi" .data 255 3}}', ' 3.14|"hi"|map[a:b c:d]|ff|3'),
+        (
+            '{{printf "%v %g %v %v %v" 1e6 1e6 123456.0 1234567.0 0.00001}}',
+            "1e+06 1e+06 123456 1.234567e+06 1e-05",
+        ),
+        (
+            '{{printf "%s %d" 3 "x"}}|{{printf "%d"}}|{{printf "%d" 1 2}}',
+            "%!s(int=3) %!d(string=x)|%!d(MISSING)|1%!(EXTRA int=2)",
+        ),
+        (
+            '{{printf "%q %x %X %o %b %c %U %t %e %8.3f|%-5d|%05d|%+d" "a\\tb" "hi" 255 8 5 65 65 true 1234.5678 3.14159 42 42 42}}',
+            '"a\\tb" 6869 FF 10 101 A U+0041 true 1.234568e+03    3.142|42   |00042|+42',
+        ),
+        (
+            '{{printf "%08.3f|%+.2e|%g|%G|%.3g" -3.14159 12345.678 0.000012345 1e-7 1234.5678}}',
+            "-003.142|+1.23e+04|1.2345e-05|1E-07|1.23e+03",
+        ),
+        ('{{printf "%v|%s|%d" .missing .missing .missing}}', "<nil>|%!s(<nil>)|%!d(<nil>)"),
+        ('{{printf "%.3s|%5.1q|%T" "abcdef" "abc" 3}}', 'abc|  "a"|int'),
+        (
+            '{{js "<a\'b=\\"&"}}|{{urlquery "a b&c/d"}}|{{html "<a&>"}}',
+            "\\u003Ca\\'b\\u003D\\\"\\u0026|a+b%26c%2Fd|&lt;a&amp;&gt;",
+        ),
+        ('{{print 1 2 "a" "b" 3}}|{{println 1 "a"}}', "1 2ab3|1 a\n"),
+        ("{{$.data.a}} {{range $k, $v := .data}}{{$k}}={{$v}};{{end}}", "b a=b;c=d;"),
+        ("{{range .data}}{{.}}{{else}}none{{end}}{{range .zz}}x{{else}}none{{end}}", "bdnone"),
+        ("{{with .data.a}}{{.}}{{end}}{{with .zz}}y{{else}}n{{end}}", "bn"),
+        ("{{with .zz}}a{{else with .data}}{{.a}}{{end}}", "b"),
+        ('{{if eq .data.a "b"}}yes{{else if eq .data.a "c"}}c{{else}}no{{end}}', "yes"),
+        ('{{if ne .data.a "b"}}yes{{else if eq .data.c "d"}}c{{else}}no{{end}}', "c"),
+        ("{{- /* c */ -}} x {{- 3 -}} y", "x3y"),
+        ('{{and 1 0 2}}{{or 0 "" 3}}{{not 0}}', "03true"),
+        ('{{ 3 | printf "%d %s" "x"}}', "%!d(string=x) %!s(int=3)"),
+        ('{{range .data}}{{if eq . "d"}}{{break}}{{end}}{{.}}{{end}}', "b"),
+        ('{{range .data}}{{if eq . "b"}}{{continue}}{{end}}{{.}}{{end}}', "d"),
+        ("{{$x := 1}}{{if true}}{{$x = 2}}{{end}}{{$x}}", "2"),
+        ("{{1.5}} {{0x10}} {{'a'}} {{-3}} {{1e3}}", "1.5 16 97 -3 1000"),
+        ('{{slice "hello" 1 3}}{{slice "hello" 2}}|{{eq "a" "b" "c" "a"}}', "elllo|true"),
+        ('{{exists . "data" "a"}} {{exists . "data" "z"}} {{base64decode "aGVsbG8="}}', "true false hello"),
+        ('{{printf "%%|%!|%z" 1}}', "%|%!!(int=1)|%!z(MISSING)"),
+    ],
+)
+def test_execution_prints_what_go_prints(text, expected):
+    assert execute(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("{{.foo bar}}", 'template: output:1: function "bar" not defined'),
+        ("{{.a.b", "template: output:1: unclosed action"),
+        ("{{if}}{{end}}", "template: output:1: missing value for if"),
+        ("{{if 1}}", "template: output:1: unexpected EOF"),
+        ("{{end}}", "template: output:1: unexpected {{end}}"),
+        ("{{$x}}", 'template: output:1: undefined variable "$x"'),
+        ("{{break}}", "template: output:1: {{break}} outside {{range}}"),
+        ("{{.data.a}", "template: output:1: bad character U+007D '}'"),
+        ("{{.data.a)}}", "template: output:1: unexpected right paren"),
+        ("{{if 1}}\nx\n{{.a b}}\n{{end}}", 'template: output:3: function "b" not defined'),
+    ],
+)
+def test_a_template_that_does_not_parse_is_said_as_go_says_it(text, error):
+    with pytest.raises(GoTemplateError) as refused:
+        Template("output", text, KUBECTL_FUNCTIONS)
+    assert str(refused.value) == error
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "{{len .missing}}",
+            '1:2: executing "output" at <len .missing>: error calling len: reflect: call of reflect.Value.Type on zero Value',
+        ),
+        (
+            "{{.metadata.creationTimestamp.x}}",
+            '1:11: executing "output" at <.metadata.creationTimestamp.x>: nil pointer evaluating interface {}.x',
+        ),
+        (
+            "{{.metadata.name.x}}",
+            '1:11: executing "output" at <.metadata.name.x>: can\'t evaluate field x in type interface {}',
+        ),
+        (
+            "{{index .data 5}}",
+            '1:2: executing "output" at <index .data 5>: error calling index: value has type int; should be string',
+        ),
+        (
+            "{{eq 1 1.0}}",
+            '1:2: executing "output" at <eq 1 1.0>: error calling eq: incompatible types for comparison',
+        ),
+        (
+            '{{slice "abc" 1 5}}',
+            '1:2: executing "output" at <slice "abc" 1 5>: error calling slice: index out of range: 5',
+        ),
+        ("{{nil}}", '1:2: executing "output" at <nil>: nil is not a command'),
+        ("{{.data.a 1}}", '1:7: executing "output" at <.data.a>: a is not a method but has arguments'),
+        ("{{3 4}}", '1:2: executing "output" at <3>: can\'t give argument to non-function 3'),
+        (
+            "line1\n  {{.metadata.name.x}}",
+            '2:13: executing "output" at <.metadata.name.x>: can\'t evaluate field x in type interface {}',
+        ),
+    ],
+)
+def test_an_execution_error_is_said_as_go_says_it(text, error):
+    with pytest.raises(GoTemplateError) as refused:
+        execute(text)
+    assert str(refused.value) == f"template: output:{error}"
+
+
+def test_a_struct_has_only_its_fields():
+    meta = GoStruct("v1.ObjectMeta", {"Name": "iris", "Labels": {"a": "b"}})
+    assert Template("t", "{{.Name}} {{.Labels.a}} {{.Labels.z}}").execute(meta) == "iris b <no value>"
+    with pytest.raises(GoTemplateError) as refused:
+        Template("t", "{{.Spec}}").execute(meta)
+    assert (
+        str(refused.value)
+        == 'template: t:1:2: executing "t" at <.Spec>: can\'t evaluate field Spec in type v1.ObjectMeta'
+    )
