@@ -224,6 +224,7 @@ _ONLY_DEFAULT = {
     "reasoning_effort": (None,),
     "verbosity": (None,),
     "web_search_options": (None,),
+    "moderation": (None,),  # OpenAI's moderation of the input and output, which may block the answer
 }
 # Fields that do not change the answer, at OpenAI either: they steer its caching, storage, accounting
 # or speed (`prediction`: text the answer is expected to repeat). Accepted on completions, chat and
@@ -235,6 +236,7 @@ _IGNORED = {
     "service_tier": (str, "this server has one processing tier"),
     "prompt_cache_key": (str, "this server keeps no prompt cache"),
     "prompt_cache_retention": (str, "this server keeps no prompt cache"),
+    "prompt_cache_options": (dict, "this server keeps no prompt cache"),
     "safety_identifier": (
         str,
         "this server keeps no record of end users (OpenAI's abuse monitoring reads it)",
@@ -275,7 +277,7 @@ def parse_completion(body: object) -> CompletionRequest:
 def parse_chat(body: object) -> ChatRequest:
     fields = _fields(body)
     model = _model(fields)
-    messages = _messages(fields.get("messages"))
+    messages = _messages(fields.get("messages"), fields.ignored)
     max_tokens_param = _max_tokens_param(fields)
     request = ChatRequest(
         model=model,
@@ -466,7 +468,7 @@ _MESSAGE_FIELDS = {
 _MESSAGE_NULL_ONLY = ("refusal", "audio", "function_call", "annotations")
 
 
-def _messages(value: object) -> list[ChatMessage]:
+def _messages(value: object, ignored: list[Ignored]) -> list[ChatMessage]:
     if not isinstance(value, list) or not value:
         raise OpenAIError("'messages' must be a non-empty list of messages", param="messages")
     messages = []
@@ -484,7 +486,7 @@ def _messages(value: object) -> list[ChatMessage]:
         messages.append(
             ChatMessage(
                 role,
-                _content(item.get("content"), where),
+                _content(item.get("content"), where, ignored),
                 name=_optional_string(item.get("name"), f"{where}.name"),
                 tool_calls=_tool_calls(item.get("tool_calls"), where) if role == "assistant" else (),
                 tool_call_id=(
@@ -562,24 +564,38 @@ def _arguments(arguments: object, where: str) -> object:
         raise OpenAIError(f"{param} is not valid JSON: {exc}", param=param) from None
 
 
-def _content(content: object, where: str) -> str:
+# A text part's field that only steers OpenAI's prompt cache: accepted, of its type, and said to be ignored.
+_CACHE_BREAKPOINT = "prompt_cache_breakpoint"
+_BREAKPOINT_IGNORED = Ignored(
+    f"messages[*].content[*].{_CACHE_BREAKPOINT}", "this server keeps no prompt cache"
+)
+
+
+def _content(content: object, where: str, ignored: list[Ignored]) -> str:
     if isinstance(content, str):
         return content
     if content is None:
         return ""
     if isinstance(content, list):
         texts = []
-        for part in content:
+        for index, part in enumerate(content):
             if (
                 not isinstance(part, dict)
                 or part.get("type") != "text"
                 or not isinstance(part.get("text"), str)
-                or set(part) - {"type", "text"}
+                or set(part) - {"type", "text", _CACHE_BREAKPOINT}
             ):
                 raise OpenAIError(
                     f"{where}.content: only text parts ({{'type': 'text', 'text': ...}}) are supported",
                     param=f"{where}.content",
                 )
+            cache_breakpoint = part.get(_CACHE_BREAKPOINT)
+            if cache_breakpoint is not None:
+                if not isinstance(cache_breakpoint, dict):
+                    param = f"{where}.content[{index}].{_CACHE_BREAKPOINT}"
+                    raise OpenAIError(f"{param} must be an object", param=param)
+                if _BREAKPOINT_IGNORED not in ignored:
+                    ignored.append(_BREAKPOINT_IGNORED)
             texts.append(part["text"])
         return "\n".join(texts)
     raise OpenAIError(f"{where}.content must be a string or a list of text parts", param=f"{where}.content")
@@ -680,13 +696,17 @@ def _chat_logprobs(fields: _Fields) -> int | None:
     return (top or 0) if wanted else None
 
 
+_STREAM_OPTIONS = frozenset({"include_usage", "include_obfuscation", "continuous_usage_stats"})
+
+
 def _stream_options(fields: _Fields) -> StreamOptions:
     options = fields.get("stream_options")
     if options is None:
         return StreamOptions()
-    if not isinstance(options, dict) or set(options) - {"include_usage", "continuous_usage_stats"}:
+    if not isinstance(options, dict) or set(options) - _STREAM_OPTIONS:
         raise OpenAIError(
-            "stream_options takes include_usage and continuous_usage_stats", param="stream_options"
+            "stream_options takes include_usage, include_obfuscation and continuous_usage_stats",
+            param="stream_options",
         )
     if not fields.get("stream", False):
         raise OpenAIError("stream_options is only allowed when stream is true", param="stream_options")
@@ -698,6 +718,11 @@ def _stream_options(fields: _Fields) -> StreamOptions:
         # vLLM ignores it as silently; modelplane says so.
         fields.ignored.append(
             Ignored("stream_options.continuous_usage_stats", "it applies with include_usage: true")
+        )
+    # OpenAI pads chunks with an `obfuscation` field unless told false; this server never does.
+    if _optional_bool(options.get("include_obfuscation"), "stream_options.include_obfuscation"):
+        fields.ignored.append(
+            Ignored("stream_options.include_obfuscation", "this server adds no obfuscation field to chunks")
         )
     return StreamOptions(include_usage, include_usage and continuous)
 

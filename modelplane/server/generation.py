@@ -6,7 +6,8 @@ implements `TextGenerator`, `Embedder` or `Reranker` (a model's `generator`, `em
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -65,10 +66,23 @@ class EngineLoad:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+class StopGeneration(Exception):
+    """Thrown into a generation's steps by a caller that ends the sequence itself (a stop string
+    matched, `stop_generation`): the generation stops, counted as stopped. Closing the steps early
+    instead means the client left: the generation stops, counted as abandoned."""
+
+
+async def stop_generation(steps: AsyncGenerator[GenerationStep, None]) -> None:
+    """Ends the generation of `steps` as stopped by its caller (see `StopGeneration`)."""
+    with contextlib.suppress(StopGeneration, StopAsyncIteration):
+        await steps.athrow(StopGeneration())
+
+
 @runtime_checkable
 class TextGenerator(Protocol):
     """A model that generates text. `generate` yields steps until the sequence ends; closing the
-    iterator early (the client left, a stop string matched) stops the generation and frees its slot.
+    iterator early (the client left) stops the generation and frees its slot, and so does
+    `stop_generation` (a stop string matched), which the metrics count as a stop, not an abandon.
     Prompts reach `generate` checked: within `max_model_len`, and token ids below `vocab_size`.
     `encode`, `decode` and `chat_prompt` are called on worker threads, perhaps several at once.
     A generator may say `max_chars_per_token`, the most characters of text one of its tokens stands

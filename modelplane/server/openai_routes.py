@@ -52,7 +52,7 @@ from modelplane.protocol.openai import (
     with_model_defaults,
 )
 from modelplane.server import generation_metrics, long_prompts
-from modelplane.server.generation import Embedder, GenerationStep, TextGenerator
+from modelplane.server.generation import Embedder, GenerationStep, TextGenerator, stop_generation
 from modelplane.server.repository import ModelRepository
 
 logger = logging.getLogger("modelplane.server")
@@ -441,6 +441,7 @@ class _Run:
         steps = self.generator.generate(choice.prompt_ids, choice.params)
         unsent_logprobs = []  # of tokens whose text is held back: they go with the next text sent
         text_offset = 0  # of the first unsent token's text in the choice's: offsets count from the start
+        stopped_here = False  # a stop string ended the sequence before the generator did
         try:
             async for step in steps:
                 if first_at is None:
@@ -457,6 +458,7 @@ class _Run:
                     armed=choice.token_count >= choice.params.min_tokens,
                 )
                 finish = "stop" if stop_string is not None else step.finish_reason
+                stopped_here = stop_string is not None and step.finish_reason is None
                 if finish:
                     choice.stop_reason = stop_string if stop_string is not None else step.stop_reason
                 choice.text.append(text)
@@ -481,6 +483,8 @@ class _Run:
                 raise OpenAIError(f"generation failed: {type(exc).__name__}: {exc}", 500) from None
             queue.put_nowait(exc)
         finally:
+            if stopped_here:
+                await stop_generation(steps)
             await steps.aclose()
             self.metrics.finished(
                 len(choice.prompt_ids), choice.token_count, started, first_at, time.perf_counter()

@@ -491,3 +491,22 @@ def test_a_client_that_leaves_a_stream_stops_its_generation(endless_server):
             client.completions.create(model="endless", prompt="a", max_tokens=2).choices[0].finish_reason
             == "length"
         )
+
+
+def test_a_sequence_a_stop_string_ends_counts_as_stopped_not_abandoned(endless_server):
+    def ended(finish: str) -> float:
+        return metric(
+            endless_server, "modelplane_generation_sequences_total", model_name="endless", finish=finish
+        )
+
+    with openai.OpenAI(base_url=f"{endless_server.url}/openai/v1", api_key="unused", max_retries=0) as client:
+        greedy = {"model": "endless", "prompt": "hello", "temperature": 0}
+        start = client.completions.create(**greedy, max_tokens=8).choices[0].text[:3]
+        before = ended("stop"), ended("abandoned")
+        # The stop string comes within the first tokens; the engine would go on for hundreds more.
+        choice = client.completions.create(**greedy, max_tokens=240, stop=start).choices[0]
+    assert (choice.text, choice.finish_reason) == ("", "stop")
+    deadline = time.monotonic() + 30
+    while (ended("stop"), ended("abandoned")) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (ended("stop"), ended("abandoned")) == (before[0] + 1, before[1])

@@ -449,6 +449,8 @@ OPENAI_FIELDS = [
     "verbosity",
     "prompt_cache_key",
     "prompt_cache_retention",
+    "prompt_cache_options",
+    "moderation",
     "safety_identifier",
     "user",
     "store",
@@ -459,6 +461,7 @@ OPENAI_FIELDS = [
 IGNORED = {
     "prompt_cache_key": "k",
     "prompt_cache_retention": "24h",
+    "prompt_cache_options": {"mode": "implicit", "ttl": "30m"},
     "safety_identifier": "someone",
     "user": "someone",
     "store": True,
@@ -496,7 +499,7 @@ def warnings(response) -> list[str]:
 
 
 def ignored_fields(texts: list[str]) -> list[str]:
-    fields = [re.fullmatch(r'request field "([\w.]+)" is ignored: .+', text) for text in texts]
+    fields = [re.fullmatch(r'request field "([\w.\[\]*]+)" is ignored: .+', text) for text in texts]
     assert all(fields), texts
     return [field.group(1) for field in fields]
 
@@ -625,6 +628,7 @@ def test_message_fields_a_replayed_answer_holds_are_accepted_when_null(server):
         ("reasoning_effort", "low"),
         ("web_search_options", {}),
         ("verbosity", "low"),
+        ("moderation", {"model": "omni-moderation-latest", "policy": {"output": {"mode": "block"}}}),
     ],
 )
 def test_fields_that_would_change_the_answer_are_refused_naming_them(server, field, value):
@@ -635,11 +639,47 @@ def test_fields_that_would_change_the_answer_are_refused_naming_them(server, fie
     assert f"{field} is not supported by this server" in error["message"]
 
 
-@pytest.mark.parametrize(("field", "value"), [("user", 5), ("metadata", "x"), ("store", "yes")])
+@pytest.mark.parametrize(
+    ("field", "value"), [("user", 5), ("metadata", "x"), ("store", "yes"), ("prompt_cache_options", "30m")]
+)
 def test_ignored_fields_must_be_of_their_type(server, field, value):
     response = chat(server, **{field: value})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == field
+
+
+@pytest.mark.parametrize("obfuscation", [False, True])
+def test_include_obfuscation_is_taken_and_said_to_be_ignored_when_true(client, obfuscation):
+    """The openai client sends it (false spares the padding OpenAI adds by default); this server pads
+    no chunk, which `true` is told."""
+    options = {"include_usage": True, "include_obfuscation": obfuscation}
+    for create, body in (
+        (client.completions.with_raw_response.create, {"prompt": "a"}),
+        (client.chat.completions.with_raw_response.create, {"messages": [{"role": "user", "content": "x"}]}),
+    ):
+        answer = create(model="alphabet", max_tokens=2, stream=True, stream_options=options, **body)
+        assert answer.status_code == 200
+        expected = ["stream_options.include_obfuscation"] if obfuscation else []
+        assert ignored_fields(warnings(answer)) == expected
+        chunks = list(answer.parse())
+        assert chunks[-1].usage.completion_tokens == 2
+        assert not any("obfuscation" in chunk.model_dump(exclude_unset=True) for chunk in chunks)
+
+
+def test_a_prompt_cache_breakpoint_of_a_text_part_is_taken_and_said_to_be_ignored(server):
+    part = {"type": "text", "text": "x", "prompt_cache_breakpoint": {"mode": "explicit", "ttl": "30m"}}
+    messages = [{"role": "system", "content": [part]}, {"role": "user", "content": [part, part]}]
+    response = chat(server, messages=messages)
+    assert response.status_code == 200, response.text
+    assert (
+        response.json()["choices"][0]["message"]["content"]
+        == chat(server).json()["choices"][0]["message"]["content"]
+    )
+    assert ignored_fields(warnings(response)) == ["messages[*].content[*].prompt_cache_breakpoint"]
+    part["prompt_cache_breakpoint"] = "explicit"
+    response = chat(server, messages=[{"role": "user", "content": [part]}])
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "messages[0].content[0].prompt_cache_breakpoint"
 
 
 def test_continuous_usage_stats_must_be_a_boolean(server):

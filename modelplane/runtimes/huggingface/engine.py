@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import queue
 import threading
@@ -46,6 +47,7 @@ class Sequence:
     loop: asyncio.AbstractEventLoop
     steps: asyncio.Queue
     cancelled: bool = False
+    ending: str = "abandoned"  # how a cancelled sequence counts: its client left, or its caller stopped it
     generated: int = 0
     sampler: Sampler | None = None
     text: IncrementalText | None = None
@@ -91,7 +93,10 @@ class GenerationEngine:
     def submit(self, sequences: list[Sequence]) -> None:
         self._inbox.put(sequences)
 
-    def cancel(self, sequence: Sequence) -> None:
+    def cancel(self, sequence: Sequence, ending: str = "abandoned") -> None:
+        """Drops `sequence`, counted as `ending`: `abandoned` (its client left) or `stop` (a stop string
+        its caller matched ended it)."""
+        sequence.ending = ending
         sequence.cancelled = True
         self._inbox.put([])  # wakes the loop, which drops the sequence at its next turn
 
@@ -133,9 +138,11 @@ class GenerationEngine:
             return True
 
     def _drop_cancelled(self) -> None:
+        for sequence in itertools.chain(self._waiting, self._running):
+            if sequence.cancelled:
+                self.metrics.ended(sequence.ending)
         waiting = deque(sequence for sequence in self._waiting if not sequence.cancelled)
         keep = [row for row, sequence in enumerate(self._running) if not sequence.cancelled]
-        self.metrics.ended("abandoned", len(self._waiting) - len(waiting) + len(self._running) - len(keep))
         self._waiting = waiting
         if len(keep) < len(self._running):
             self.batch.keep(keep)
@@ -230,7 +237,7 @@ class GenerationEngine:
             if step.finish_reason is not None:
                 self.metrics.ended(step.finish_reason)
             elif sequence.cancelled:
-                self.metrics.ended("abandoned")
+                self.metrics.ended(sequence.ending)
             else:
                 alive.append(row)
         _deliver(deliveries)

@@ -18,7 +18,7 @@ from modelplane.runtimes.huggingface.loading import Loaded
 from modelplane.runtimes.huggingface.metrics import EngineMetrics
 from modelplane.runtimes.huggingface.prompts import TokenizerPrompts
 from modelplane.runtimes.huggingface.tasks import Task
-from modelplane.server.generation import EngineLoad, GenerationStep
+from modelplane.server.generation import EngineLoad, GenerationStep, StopGeneration
 
 
 class TransformersGenerator(TokenizerPrompts):
@@ -64,6 +64,7 @@ class TransformersGenerator(TokenizerPrompts):
         sequence = engines.Sequence(list(prompt_ids), params, loop, asyncio.Queue())
         self._hand_over(sequence, loop)
         finished = False
+        ending = "abandoned"  # how the engine counts the sequence if it is stopped before its end
         try:
             while True:
                 item = await sequence.steps.get()
@@ -75,9 +76,11 @@ class TransformersGenerator(TokenizerPrompts):
                 yield item
                 if finished:
                     return
+        except StopGeneration:
+            ending = "stop"
         finally:
             if not finished:
-                self.engine.cancel(sequence)
+                self.engine.cancel(sequence, ending)
 
     def _hand_over(self, sequence: engines.Sequence, loop: asyncio.AbstractEventLoop) -> None:
         """Queues `sequence` for the engine with the others that start in this turn of the loop."""

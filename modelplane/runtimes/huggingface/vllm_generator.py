@@ -28,7 +28,7 @@ from modelplane.runtimes.huggingface.options import HuggingFaceSettings
 from modelplane.runtimes.huggingface.prompts import TokenizerPrompts
 from modelplane.runtimes.huggingface.tasks import Task
 from modelplane.runtimes.huggingface.token_bytes import TokenBytes
-from modelplane.server.generation import EngineLoad, GenerationStep, TokenLogprob
+from modelplane.server.generation import EngineLoad, GenerationStep, StopGeneration, TokenLogprob
 
 logger = logging.getLogger("modelplane.server")
 
@@ -111,6 +111,7 @@ class VLLMGenerator(TokenizerPrompts):
         started = False
         finished = False
         failed = False
+        ending = "abandoned"  # how the metrics count the sequence if it is stopped before its end
         try:
             async for output in outputs:
                 if not started:
@@ -124,6 +125,8 @@ class VLLMGenerator(TokenizerPrompts):
                 yield step
                 if finished:
                     return
+        except StopGeneration:
+            ending = "stop"
         except Exception:
             failed = True
             raise
@@ -135,7 +138,7 @@ class VLLMGenerator(TokenizerPrompts):
             if not finished:
                 await outputs.aclose()  # vLLM aborts the request
                 if not failed:
-                    self.metrics.ended("abandoned")
+                    self.metrics.ended(ending)
 
 
 def _sampling_params(params: SamplingParams) -> Any:
