@@ -129,7 +129,7 @@ def test_mlflow_runtime_takes_what_kserves_mlserver_takes():
     assert spec["supportedModelFormats"] == [
         {"name": "mlflow", "version": version, "autoSelect": True, "priority": 1} for version in ("1", "2")
     ]
-    assert spec["protocolVersions"] == ["v2", "grpc-v2"]
+    assert spec["protocolVersions"] == ["v1", "v2", "grpc-v2"]
 
 
 def test_tensorflow_runtime():

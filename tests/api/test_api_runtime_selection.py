@@ -86,6 +86,8 @@ def test_modelplane_runtimes_serve_each_built_in_format():
     assert chosen({"xgboost": {"storageUri": "/m"}}, cluster=builtin)[1] == "kserve-xgbserver"
     assert chosen({"lightgbm": {"storageUri": "/m"}}, cluster=builtin)[1] == "kserve-lgbserver"
     assert chosen({"onnx": {"storageUri": "/m/model.onnx"}}, cluster=builtin)[1] == "modelplane-onnxserver"
+    for mlflow in (model_predictor("mlflow"), model_predictor("mlflow", protocolVersion="v2")):
+        assert chosen(mlflow, cluster=builtin)[1] == "modelplane-mlflowserver"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ the image here, says so in its status and in an event, with no replica started."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import yaml
 from modelplane.runtimes import RUNTIMES
 from tests.api.helpers import KSERVE_RUNTIMES
 from tests.e2e.platform_process import (
+    REPO_ROOT,
     PlatformProcess,
     kill_leftovers,
     running_platform,
@@ -51,6 +54,7 @@ SERVED = [
     isvc("pmml", "pmml", "stock/pmml"),  # kserve-pmmlserver
     # kserve-huggingfaceserver, with a flag of its own
     isvc("hf", "huggingface", "examples/text-classifier", args=["--return_probabilities"]),
+    isvc("mlflow", "mlflow", "stock/mlflow/iris", runtime="kserve-mlserver", protocolVersion="v2"),
 ]
 NOT_SERVED = [
     isvc("trt", "tensorrt", "stock/pmml", runtime="kserve-tritonserver"),
@@ -84,6 +88,10 @@ def home(tmp_path_factory, example_models) -> Path:
     example_models(home / "pvc" / "examples")
     write_onnx_model(home / "pvc" / "stock" / "onnx")
     write_model(home / "pvc" / "stock" / "pmml", iris_tree())
+    mlflow_models = home / "pvc" / "stock" / "mlflow"
+    mlflow_models.mkdir()
+    builder = [sys.executable, "-m", "tests.server.mlflow_models", str(mlflow_models)]
+    subprocess.run(builder, cwd=REPO_ROOT, check=True)
     yield home
     assert kill_leftovers(home) == [], "replicas outlived modelplane up"
 
@@ -154,6 +162,23 @@ def test_mlserver_serves_sklearn_over_v2(platform):
     response = platform.request("POST", "sk-v2.default.localhost", "/v2/models/sk-v2/infer", json=IRIS_V2)
     assert response.status_code == 200, response.text
     assert response.json()["outputs"][0]["data"] == [1, 1]
+
+
+def test_mlservers_mlflow_runtime_serves_an_mlflow_model(platform):
+    """KServe's kserve-mlserver, told `mlserver_mlflow.MLflowRuntime` by the modelClass label KServe
+    sets, runs modelplane serve --runtime=mlflow: the model's signature reads the columns."""
+    columns = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+    rows = IRIS["instances"]
+    inputs = [
+        {"name": name, "shape": [2], "datatype": "FP64", "data": [row[i] for row in rows]}
+        for i, name in enumerate(columns)
+    ]
+    path = "/v2/models/mlflow/infer"
+    response = platform.request("POST", "mlflow.default.localhost", path, json={"inputs": inputs})
+    assert response.status_code == 200, response.text
+    (output,) = response.json()["outputs"]
+    assert (output["name"], output["data"]) == ("output-1", [1, 1])
+    assert "--runtime=mlflow" in platform.cli("logs", "mlflow").stdout
 
 
 def test_triton_serves_onnx(platform):
