@@ -428,6 +428,32 @@ def test_knative_mode_follows_the_knative_service_and_splits_a_canary(cluster, o
 
 
 @simulated
+def test_a_named_knative_predictor_has_the_urls_of_its_knative_service(cluster, operator):
+    """KServe's Knative Service `<isvc>-<name>-predictor`: its status's URLs and tagged hosts are those
+    Knative serves for that Knative Service."""
+    isvc = iris()
+    isvc["metadata"]["annotations"] = {
+        "serving.kserve.io/deploymentMode": "Knative",
+        "serving.kserve.io/enable-tag-routing": "true",
+    }
+    isvc["spec"]["predictor"]["name"] = "blue"
+    cluster.client.create(ISVC(isvc))
+    ksvc = wait_for(lambda: get(cluster, KSVC, "iris-blue-predictor"), message="the Knative Service")
+    assert ksvc["spec"]["traffic"] == [{"latestRevision": True, "percent": 100, "tag": "latest"}]
+    revision = "iris-blue-predictor-00001"
+    served = [{"revisionName": revision, "latestRevision": True, "percent": 100, "tag": "latest"}]
+    knative_ready(cluster.client, "iris-blue-predictor", cluster.namespace, revision, served)
+    wait_for(lambda: condition(get(cluster, ISVC, "iris"), "Ready").get("status") == "True", message="Ready")
+    status = status_of(cluster)
+    assert status["url"] == "http://iris-blue-predictor.default.example.com"
+    predictor = status["components"]["predictor"]
+    assert predictor["url"] == "http://iris-blue-predictor.default.example.com"
+    assert predictor["address"] == {"url": "http://iris-blue-predictor.default.svc.cluster.local"}
+    assert predictor["traffic"][0]["url"] == "http://latest-iris-blue-predictor.default.example.com"
+    assert get(cluster, KSVC, "iris-predictor") is None
+
+
+@simulated
 def test_a_knative_graph_has_its_knative_services_conditions_as_kserve_copies_them(cluster, operator):
     knative_iris_served(cluster)
     graph = {
