@@ -10,11 +10,15 @@ leaves it out (Knative would refuse the Service).
 
 Traffic: all to the latest revision, until a revision has been rolled out (the status's
 `latestRolledoutRevision`) and `canaryTrafficPercent` is set: then the latest revision gets that share
-and the rolled-out one, tagged `prev`, the rest. With `serving.kserve.io/enable-tag-routing: "true"` the
+and the rolled-out one, tagged `prev`, the rest. A rolled-out revision of another Knative Service (the
+predictor's before `predictor.name` changed, which goes with its revisions) is no `prev`: the new
+Knative Service starts as a new one does. With `serving.kserve.io/enable-tag-routing: "true"` the
 latest revision is tagged `latest`.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from modelplane.api.constants import TAG_ROUTING_ANNOTATION
 from modelplane.control.autoscaling_settings import INITIAL_SCALE, annotated_initial_scale
@@ -29,6 +33,7 @@ MIN_SCALE = "autoscaling.knative.dev/min-scale"
 MAX_SCALE = "autoscaling.knative.dev/max-scale"
 METRIC = "autoscaling.knative.dev/metric"
 TARGET = "autoscaling.knative.dev/target"
+NAME_LIMIT = 63
 # Annotations that belong on the Knative Service itself rather than on its revisions.
 SERVICE_ANNOTATIONS = (
     "serving.knative.dev/rollout-duration",
@@ -60,6 +65,8 @@ def knative_service(
         revision_spec["timeoutSeconds"] = int(timeout)
         revision_spec["responseStartTimeoutSeconds"] = int(timeout)
     service_annotations = {k: v for k, v in pod.annotations.items() if k in SERVICE_ANNOTATIONS}
+    if rolled_out is not None and not is_revision_of(pod.name, rolled_out):
+        rolled_out = None
     template_labels = {**pod.labels, **(kind_labels or {})}
     owner_annotations = (owner.get("metadata") or {}).get("annotations") or {}
     tag_routing = str(owner_annotations.get(TAG_ROUTING_ANNOTATION, "")).lower() == "true"
@@ -75,6 +82,19 @@ def knative_service(
             "traffic": traffic(rolled_out, spec.get("canaryTrafficPercent"), tag_routing),
         },
     }
+
+
+def is_revision_of(ksvc_name: str, revision: str) -> bool:
+    """Whether `revision` is one Knative names for the Knative Service `ksvc_name`: `<name>-00001`,
+    by Knative's `kmeta.ChildName`, which puts a hash in a name that would be over 63 characters."""
+    head, _, generation = revision.rpartition("-")
+    if not generation.isdigit():
+        return False
+    suffix = f"-{generation}"
+    if len(ksvc_name) > NAME_LIMIT - len(suffix):
+        kept = NAME_LIMIT - 32 - len(suffix)  # what is kept of the name before its md5, in hex
+        return head == ksvc_name[:kept] + hashlib.md5(ksvc_name.encode()).hexdigest()
+    return head == ksvc_name
 
 
 def dropped_initial_scale(annotations: dict[str, str]) -> str | None:

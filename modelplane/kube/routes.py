@@ -3,8 +3,10 @@ API, as KServe's ingress reconciler writes them.
 
 Hosts follow KServe's default domain template, `<name>-<namespace>.<domain>`: `<isvc>-<ns>.<domain>` for
 the service (to the transformer if there is one, else the predictor; `:explain` to the explainer) and
-`<isvc>-<component>-<ns>.<domain>` for each component. With the Gateway API each host is an HTTPRoute
-(`<isvc>`, `<isvc>-predictor`...) attached to the installation's Gateway; a component whose Service has
+`<isvc>-<component>-<ns>.<domain>` for each component (and for a named predictor
+`<isvc>-<name>-predictor-<ns>.<domain>` as well, the host its status gives, to the stable predictor
+alone). With the Gateway API each host is an HTTPRoute (`<isvc>`, `<isvc>-predictor`...) attached to
+the installation's Gateway; a component whose Service has
 a gRPC port and a REST one gets a gRPC rule to the first, then one to the other for the rest.
 Standard-mode canaries share the predictor's routes by weight: the stable predictor
 `100 - sum(canary %)`, each canary its `trafficPercent`. An Ingress cannot weigh backends, so there the

@@ -107,28 +107,27 @@ def _routes(
         backends["predictor"] = [Backend.of(stable_predictor.name, stable_predictor.ports, share)]
         backends["predictor"] += [Backend.of(pod.name, pod.ports, pod.canary.percent) for pod in ready]
     entry = entry_component(by_component)
+    hosted = _component_hosts(name, by_component, backends)
     if not settings.gateway_api:
         hosts = [(host(name, namespace, settings), by_component[entry].name)]
-        hosts += [
-            (host(component_name(name, c), namespace, settings), p.name) for c, p in by_component.items()
-        ]
+        hosts += [(host(route, namespace, settings), by_component[c].name) for route, c, _ in hosted]
         # KServe's Ingress takes every annotation of the service, the disallowed ones too.
         all_annotations = {k: str(v) for k, v in (metadata.get("annotations") or {}).items()}
         return [ingress(name, namespace, isvc, labels, hosts, settings, all_annotations)]
     routes = [
         http_route(
-            component_name(name, component),  # `<isvc>-predictor`, whatever the predictor's name
+            route,
             namespace,
             isvc,
             labels,
-            host(component_name(name, component), namespace, settings),
-            backends[component],
+            host(route, namespace, settings),
+            component_backends,
             settings,
             annotations=annotations,
-            timeout=_timeout(pod),
+            timeout=_timeout(by_component[component]),
             isvc_name=name,
         )
-        for component, pod in by_component.items()
+        for route, component, component_backends in hosted
     ]
     routes.insert(
         0,
@@ -148,6 +147,20 @@ def _routes(
         ),
     )
     return routes
+
+
+def _component_hosts(
+    name: str, by_component: dict[str, ComponentPod], backends: dict[str, list[Backend]]
+) -> list[tuple[str, str, list[Backend]]]:
+    """(route and host name, component, backends) of each component's own host: KServe's
+    `<isvc>-predictor` (whatever the predictor's name, with the canaries' shares), `-transformer`,
+    `-explainer`; and for a named predictor `<isvc>-<name>-predictor`, its Service's name and the host
+    the status gives as the predictor's URL, to the stable predictor alone."""
+    hosted = [(component_name(name, component), component, backends[component]) for component in by_component]
+    predictor = by_component.get("predictor")
+    if predictor is not None and predictor.name != component_name(name, "predictor"):
+        hosted.append((predictor.name, "predictor", [Backend.of(predictor.name, predictor.ports)]))
+    return hosted
 
 
 def _timeout(pod: ComponentPod | None) -> int | None:

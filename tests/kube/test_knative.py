@@ -4,11 +4,13 @@ revision."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import yaml
 
 from modelplane.api.constants import KNATIVE
-from modelplane.kube.knative import traffic
+from modelplane.kube.knative import is_revision_of, traffic
 from modelplane.kube.settings import KubeSettings
 
 from .helpers import REPO, SAMPLES, named, render_file, render_text
@@ -102,6 +104,40 @@ def test_a_canary_splits_between_the_latest_and_the_rolled_out_revision_with_tag
             "tag": "prev",
         },
     ]
+
+
+def test_a_renamed_predictor_starts_its_knative_service_without_the_old_ones_revision():
+    """`predictor.name` makes another Knative Service, `<isvc>-<name>-predictor`, and the old one goes
+    with its revisions: the status's rolled-out revision, the old Knative Service's, is no `prev`."""
+    text = (SAMPLES / "knative-canary.yaml").read_text()
+    renamed = text.replace("    canaryTrafficPercent: 10\n", "    canaryTrafficPercent: 10\n    name: blue\n")
+    (ksvc,) = render_text(renamed, KubeSettings()).objects
+    assert ksvc["metadata"]["name"] == "isvc-tensorflow-canary-blue-predictor"
+    assert ksvc["spec"]["traffic"] == [{"latestRevision": True, "percent": 100, "tag": "latest"}]
+
+
+@pytest.mark.parametrize(
+    ("ksvc_name", "revision", "expected"),
+    [
+        ("iris-predictor", "iris-predictor-00001", True),
+        ("iris-predictor", "iris-predictor-100000", True),
+        ("iris-blue-predictor", "iris-predictor-00001", False),
+        ("iris-predictor", "iris-blue-predictor-00001", False),
+        ("iris-predictor", "iris-predictor-latest", False),
+    ],
+)
+def test_which_revisions_are_a_knative_services(ksvc_name, revision, expected):
+    assert is_revision_of(ksvc_name, revision) is expected
+
+
+def test_a_long_knative_service_names_its_revisions_with_a_hash():
+    """Knative's `kmeta.ChildName`: a name and suffix over 63 characters keep the name's first
+    `31 - len(suffix)` characters and its md5."""
+    name = "a" * 50 + "-predictor"  # 60 characters: `-00001` would make 66
+    hashed = name[:25] + hashlib.md5(name.encode()).hexdigest() + "-00001"
+    assert len(hashed) == 63
+    assert is_revision_of(name, hashed)
+    assert not is_revision_of(name, name + "-00001")
 
 
 @pytest.mark.parametrize(

@@ -344,6 +344,36 @@ def test_a_canary_gets_its_share_once_ready_and_promotion_removes_the_old_predic
     assert get(cluster, DEPLOYMENT, "iris-v2-predictor") is not None
 
 
+def _hostnames(cluster) -> set[str]:
+    routes = cluster.client.list(ROUTE, namespace=cluster.namespace)
+    return {hostname for route in routes for hostname in dict(route)["spec"]["hostnames"]}
+
+
+@simulated
+def test_a_named_predictor_answers_on_the_url_its_status_gives(cluster, operator):
+    named = iris()
+    named["spec"]["predictor"]["name"] = "blue"
+    cluster.client.create(ISVC(named))
+    wait_for(lambda: get(cluster, DEPLOYMENT, "iris-blue-predictor"), message="the Deployment")
+    wait_for(lambda: get(cluster, SERVICE, "iris-blue-predictor"), message="the Service")
+    start_pod(cluster.client, "iris-blue-predictor", cluster.namespace, [running()], ready=True)
+    deployment_available(cluster.client, "iris-blue-predictor", cluster.namespace)
+    wait_for(lambda: get(cluster, ROUTE, "iris-blue-predictor"), message="the named host's HTTPRoute")
+    accept_routes(cluster.client, cluster.namespace)
+    wait_for(lambda: condition(get(cluster, ISVC, "iris"), "Ready").get("status") == "True", message="Ready")
+    predictor = status_of(cluster)["components"]["predictor"]
+    assert predictor["url"] == "http://iris-blue-predictor-default.example.com"
+    assert _hostnames(cluster) == {
+        "iris-default.example.com",
+        "iris-predictor-default.example.com",
+        "iris-blue-predictor-default.example.com",
+    }
+    model = {"storageUri": "gs://kfserving-examples/models/sklearn/2.0/model"}  # a rename is a new model
+    unnamed = {"spec": {"predictor": {"name": None, "model": model}}}
+    cluster.client.patch(ISVC, "iris", unnamed, namespace=cluster.namespace, patch_type=PatchType.MERGE)
+    wait_for(lambda: get(cluster, ROUTE, "iris-blue-predictor") is None, message="its route deleted")
+
+
 def knative_iris_served(cluster) -> None:
     """`iris` in Knative mode, whose Knative Service Knative reports ready with its first revision."""
     isvc = iris()
@@ -395,6 +425,32 @@ def test_knative_mode_follows_the_knative_service_and_splits_a_canary(cluster, o
     ]
     assert predictor["traffic"][1]["url"] == "http://prev-iris-predictor.default.example.com"
     assert predictor["latestRolledoutRevision"] == "iris-predictor-00001"
+
+
+@simulated
+def test_a_named_knative_predictor_has_the_urls_of_its_knative_service(cluster, operator):
+    """KServe's Knative Service `<isvc>-<name>-predictor`: its status's URLs and tagged hosts are those
+    Knative serves for that Knative Service."""
+    isvc = iris()
+    isvc["metadata"]["annotations"] = {
+        "serving.kserve.io/deploymentMode": "Knative",
+        "serving.kserve.io/enable-tag-routing": "true",
+    }
+    isvc["spec"]["predictor"]["name"] = "blue"
+    cluster.client.create(ISVC(isvc))
+    ksvc = wait_for(lambda: get(cluster, KSVC, "iris-blue-predictor"), message="the Knative Service")
+    assert ksvc["spec"]["traffic"] == [{"latestRevision": True, "percent": 100, "tag": "latest"}]
+    revision = "iris-blue-predictor-00001"
+    served = [{"revisionName": revision, "latestRevision": True, "percent": 100, "tag": "latest"}]
+    knative_ready(cluster.client, "iris-blue-predictor", cluster.namespace, revision, served)
+    wait_for(lambda: condition(get(cluster, ISVC, "iris"), "Ready").get("status") == "True", message="Ready")
+    status = status_of(cluster)
+    assert status["url"] == "http://iris-blue-predictor.default.example.com"
+    predictor = status["components"]["predictor"]
+    assert predictor["url"] == "http://iris-blue-predictor.default.example.com"
+    assert predictor["address"] == {"url": "http://iris-blue-predictor.default.svc.cluster.local"}
+    assert predictor["traffic"][0]["url"] == "http://latest-iris-blue-predictor.default.example.com"
+    assert get(cluster, KSVC, "iris-predictor") is None
 
 
 @simulated

@@ -408,12 +408,26 @@ def test_a_canary_that_is_not_ready_gets_no_traffic_and_borrows_no_replicas():
     assert backends(by_name[("HTTPRoute", "iris-predictor")]) == {"iris-predictor": None}
 
 
-def test_a_named_predictor_is_named_so_but_keeps_the_route_name():
+def test_a_named_predictor_keeps_kserves_route_and_gets_one_for_its_own_host():
+    """KServe's `<isvc>-predictor` route carries the canaries' shares whatever the predictor's name; the
+    named host, which the status gives as the predictor's URL, goes to the stable predictor alone, as
+    its Service `<isvc>-<name>-predictor` does (and as on `modelplane up`)."""
     rendering = render_text(canary("v1"))
     assert named(rendering, "Deployment", "iris-v1-predictor")
     assert backends(named(rendering, "HTTPRoute", "iris-predictor")) == {
         "iris-v1-predictor": 75,
         "iris-v2-predictor": 25,
+    }
+    own = named(rendering, "HTTPRoute", "iris-v1-predictor")
+    assert own["spec"]["hostnames"] == ["iris-v1-predictor-default.example.com"]
+    assert backends(own) == {"iris-v1-predictor": None}
+    assert own["spec"]["rules"][0]["matches"][0]["path"]["value"].startswith("^/inference")  # gRPC too
+    ingress = named(render_text(canary("v1"), KubeSettings(gateway_api=False)), "Ingress", "iris")
+    rules = {r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"] for r in ingress["spec"]["rules"]}
+    assert rules == {
+        "iris-default.example.com": "iris-v1-predictor",
+        "iris-predictor-default.example.com": "iris-v1-predictor",
+        "iris-v1-predictor-default.example.com": "iris-v1-predictor",
     }
 
 
