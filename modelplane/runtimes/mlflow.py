@@ -74,7 +74,7 @@ class MLflowModel(Model):
         self.default_content_type: str | None = None
         self.input_content_types: dict[str, str] = {}
         self._columns: list[str] | None = None  # a column-based signature's input names
-        self._model: Any = None
+        self.pyfunc: Any = None
 
     def load(self) -> bool:
         require("mlflow", "mlflow")
@@ -82,8 +82,8 @@ class MLflowModel(Model):
 
         if not (self.model_dir / MLMODEL_FILE).is_file():
             raise ModelMissingError(f"no {MLMODEL_FILE} file in {self.model_dir}: it holds no MLflow model")
-        self._model = mlflow.pyfunc.load_model(str(self.model_dir))
-        signature = self._model.metadata.signature
+        self.pyfunc = mlflow.pyfunc.load_model(str(self.model_dir))
+        signature = self.pyfunc.metadata.signature
         if signature is not None:
             self._read_signature(signature)
         self.ready = True
@@ -155,8 +155,8 @@ class MLflowModel(Model):
 
         try:
             if element_count(data) <= INLINE_ELEMENTS:
-                return self._model.predict(data, params=params)
-            return await asyncio.to_thread(self._model.predict, data, params)
+                return self.pyfunc.predict(data, params=params)
+            return await asyncio.to_thread(self.pyfunc.predict, data, params)
         except MlflowException as exc:
             if exc.error_code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
                 raise InvalidInput(

@@ -38,7 +38,7 @@ from modelplane.protocol.v2_rest import (
     encode_response,
     parse_json_length,
 )
-from modelplane.server import metrics
+from modelplane.server import metrics, mlflow_scoring
 from modelplane.server.dataplane import DataPlane, check_version
 from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints, route_prefix
 from modelplane.server.payload_logging import ServerPayloadLog
@@ -175,6 +175,8 @@ class RESTServer:
                 return await self._v1(method, path, request)
             if path.startswith(self.openai.prefix):
                 return await self._openai(method, path, request)
+            if path in mlflow_scoring.SCORING_PATHS:
+                return await self._mlflow_scoring(method, path, request)
             if path == "/":
                 return _only(method, "GET") or json_response({"status": "alive"})
             if path == "/metrics":
@@ -188,6 +190,13 @@ class RESTServer:
         except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
             logger.error("unhandled error on %s %s\n%s", method, path, traceback.format_exc())
             return error_response(500, f"{type(exc).__name__} : {exc}")
+
+    async def _mlflow_scoring(self, method: str, path: str, request: HttpRequest) -> HTTPResponse:
+        content_type = next((value for name, value in request.headers if name == b"content-type"), b"")
+        status, body, answered_type = await mlflow_scoring.answer(
+            method, path, request.body, content_type.decode("latin-1"), self.dataplane.repository
+        )
+        return HTTPResponse(status, body, [(b"content-type", answered_type.encode())])
 
     # -- V1 -------------------------------------------------------------------------------------
 

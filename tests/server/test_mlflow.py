@@ -1,5 +1,5 @@
 """MLflow models (mlflow_models.py) served by `modelplane serve`, answering as MLServer's mlflow runtime:
-V2 over REST (httpx) and gRPC (tritonclient), and V1."""
+V2 over REST (httpx) and gRPC (tritonclient), V1, and MLflow's own scoring routes."""
 
 from __future__ import annotations
 
@@ -19,10 +19,22 @@ ROWS = [[6.8, 2.8, 4.8, 1.4], [5.1, 3.5, 1.4, 0.2]]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
     subprocess.run([sys.executable, "-m", "tests.server.mlflow_models", str(root)], cwd=REPO_ROOT, check=True)
-    server = serve("--model-dir", str(root), ready_timeout=120)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    server = serve("--model-dir", str(models), ready_timeout=120)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def iris_alone(models):
+    server = serve("--model-dir", str(models / "iris"), "--model-name", "iris", ready_timeout=120)
     yield server
     server.stop()
 
@@ -132,3 +144,28 @@ def test_grpc_answers_as_rest_does(server):
         tensor.set_data_from_numpy(np.array([row[i] for row in ROWS], dtype=np.float64))
         tensors.append(tensor)
     assert client.infer("iris", tensors).as_numpy("output-1").tolist() == [[1], [0]]
+
+
+def test_mlflows_scoring_routes_answer_as_mlflows_server_does(iris_alone):
+    url = f"{iris_alone.url}/invocations"
+    assert httpx.get(f"{iris_alone.url}/ping").status_code == 200
+    split = {"dataframe_split": {"columns": IRIS_COLUMNS, "data": ROWS}}
+    assert httpx.post(url, json=split).json() == {"predictions": [1, 0]}
+    records = [dict(zip(IRIS_COLUMNS, row, strict=True)) for row in ROWS]
+    assert httpx.post(url, json={"dataframe_records": records}).json() == {"predictions": [1, 0]}
+    csv = ",".join(IRIS_COLUMNS) + "\n" + "\n".join(",".join(map(str, row)) for row in ROWS) + "\n"
+    answer = httpx.post(url, content=csv, headers={"content-type": "text/csv"})
+    assert answer.json() == {"predictions": [1, 0]}
+    missing = httpx.post(url, json={"dataframe_records": [{IRIS_COLUMNS[0]: 6.8}]})
+    assert missing.status_code == 400
+    assert missing.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "Model is missing inputs" in missing.json()["message"]
+    plain = httpx.post(url, content=b"6.8", headers={"content-type": "text/plain"})
+    assert plain.status_code == 415
+    assert httpx.get(url).status_code == 405
+
+
+def test_a_server_of_several_mlflow_models_says_which_route_to_call_instead(server):
+    answer = httpx.post(f"{server.url}/invocations", json={"inputs": [[1.0]]})
+    assert answer.status_code == 400
+    assert "holds several (adder, iris, plain, shouter): call /v2/models/{name}/infer instead" in answer.text
