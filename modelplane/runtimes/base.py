@@ -239,6 +239,10 @@ class TabularModel(Model):
         """The output MLServer's runtime answers when a request names none."""
         return "predict"
 
+    def mlserver_outputs(self, requested: list[str]) -> list[str]:
+        """The outputs MLServer's runtime answers a request that names `requested`."""
+        return requested or [self.mlserver_default_output()]
+
     def mlserver_method(self, output: str) -> Callable[[Any], Any] | None:
         """What answers a requested output: None for the model's own prediction (`compute`, shared
         with requests that arrive together), else the call to make; InvalidInput, in MLServer's words,
@@ -248,8 +252,7 @@ class TabularModel(Model):
         raise InvalidInput(f"{type(self).__name__} answers only 'predict' ({output} was received)")
 
     async def _mlserver_answer(self, request: InferRequest) -> InferResponse:
-        requested = request.request_outputs or ()
-        names = [output.name for output in requested] or [self.mlserver_default_output()]
+        names = self.mlserver_outputs([output.name for output in request.request_outputs or ()])
         methods = [self.mlserver_method(name) for name in names]
         data = self.v2_inputs(request)
         self._check_width(data)
