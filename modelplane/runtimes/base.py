@@ -14,7 +14,7 @@ import numpy as np
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
 from modelplane.runtimes.coalesce import Coalescer
-from modelplane.runtimes.content_types import decode_request, numpy_output
+from modelplane.runtimes.content_types import UnknownContentTypes, decode_request, numpy_output
 from modelplane.runtimes.model_settings import SETTINGS_FILE
 from modelplane.server.model import Model
 from modelplane.server.request_batching import BatchSettings
@@ -168,6 +168,7 @@ class TabularModel(Model):
         self.output_types: list[dict] = []
         self.default_content_type: str | None = None
         self.input_content_types: dict[str, str] = {}
+        self._unknown_content_types = UnknownContentTypes(self)
         # How V2 answers are named and shaped: "kserve", one `output-0` (KServe's sklearnserver,
         # xgbserver and lgbserver); "mlserver", outputs named after what answers them (`predict`,
         # `predict_proba`), as MLServer's runtimes answer.
@@ -195,7 +196,9 @@ class TabularModel(Model):
 
     def v2_inputs(self, request: InferRequest) -> Any:
         """The model input of a V2 request, as its content types (else the model's defaults) say."""
-        return decode_request(request, self.default_content_type, self.input_content_types)
+        return decode_request(
+            request, self.default_content_type, self.input_content_types, self._unknown_content_types
+        )
 
     def compute(self, data: Any) -> Any:
         raise NotImplementedError
