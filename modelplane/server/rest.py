@@ -207,7 +207,8 @@ class RESTServer:
             if not await repository.is_ready(target.name):
                 repository.get_ready(target.name)  # raises ModelNotReady, with the reason
             served = _v1_version_checked(target, repository.get(target.name))
-            return json_response({"name": target.name, "ready": True, **served.model.v1_status()})
+            # The name the model answers as (a repository load's `model_id`), as its V2 metadata gives.
+            return json_response({"name": served.model.name, "ready": True, **served.model.v1_status()})
         if target.verb not in ("predict", "explain", *EXAMPLE_VERBS):
             return _not_found()
         if method != "POST":

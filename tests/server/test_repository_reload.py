@@ -204,6 +204,8 @@ def test_a_load_with_a_model_id_answers_as_that_id(repository_server):
         assert _grpc(repository_server).get_model_metadata("other").name == "other__isvc-0123456789"
         ready = httpx.get(f"{repository_server.url}/v2/models/other/ready")
         assert ready.json() == {"name": "other__isvc-0123456789", "ready": True}
+        v1 = httpx.get(f"{repository_server.url}/v1/models/other")
+        assert v1.json() == {"name": "other__isvc-0123456789", "ready": True}
         refused = httpx.post(url, json={"parameters": {"model_id": 7}})
         assert refused.status_code == 400
         assert "'model_id' must be a string" in refused.json()["error"]
