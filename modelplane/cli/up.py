@@ -140,6 +140,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default 60s)",
     )
     scaling.add_argument(
+        "--modelmesh-scale-to-zero-grace-period",
+        type=_duration,
+        default="60s",
+        metavar="DURATION",
+        help="how long a ModelMesh runtime's pool keeps its replicas once no service uses it, as "
+        "ModelMesh Serving's scaleToZero.gracePeriodSeconds (default 60s)",
+    )
+    scaling.add_argument(
         "--autoscaler-tick",
         type=_duration,
         default="2s",
@@ -211,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         scale_to_zero_grace_period=args.scale_to_zero_grace_period,
         default_max_replicas=args.default_max_replicas,
         modelmesh_copy_grace_period=args.modelmesh_copy_grace_period,
+        modelmesh_scale_to_zero_grace_period=args.modelmesh_scale_to_zero_grace_period,
         gateway_workers=args.gateway_workers or default_workers(),
         activator_timeout=args.activator_timeout,
         autoscaler_tick=args.autoscaler_tick,

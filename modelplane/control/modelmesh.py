@@ -44,6 +44,8 @@ from modelplane.control.urls import component_host, grpc_url, host_url, service_
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 DEFAULT_POOL_REPLICAS = 1
+# How long a pool no service uses keeps its replicas: ModelMesh Serving's `scaleToZero.gracePeriodSeconds`.
+SCALE_TO_ZERO_GRACE_PERIOD = 60.0  # seconds
 DEFAULT_REPLICA_MEMORY = 2 * 1024**3  # KServe's default memory for a container that sets none
 DEFAULT_MEM_BUFFER = 128 * 1024**2  # what a pool replica keeps for its server, not for models
 POOL_PREFIX = (

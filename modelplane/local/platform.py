@@ -26,6 +26,7 @@ from pathlib import Path
 
 from modelplane.control.autoscaling_settings import AutoscalerConfig
 from modelplane.control.mesh_copies import SCALE_DOWN_DELAY
+from modelplane.control.modelmesh import SCALE_TO_ZERO_GRACE_PERIOD
 from modelplane.control.urls import GatewayAddress
 from modelplane.local.api.env_sources import EnvSources
 from modelplane.local.api.events import EventRecorder
@@ -67,6 +68,8 @@ class PlatformConfig:
     scale_to_zero_grace_period: float = AutoscalerConfig.scale_to_zero_grace_period
     default_max_replicas: int = AutoscalerConfig.max_scale  # of components that set no maxReplicas
     modelmesh_copy_grace_period: float = SCALE_DOWN_DELAY  # before a ModelMesh model's extra copy goes
+    # Before a ModelMesh pool no service uses stops (ModelMesh's scaleToZero.gracePeriodSeconds).
+    modelmesh_scale_to_zero_grace_period: float = SCALE_TO_ZERO_GRACE_PERIOD
     activator_timeout: float = GatewayConfig.queue_timeout
     autoscaler_tick: float = DEFAULT_TICK
     hpa_sync_period: float = HPA_SYNC_PERIOD  # how often revisions scaled on cpu or memory are measured
@@ -244,6 +247,7 @@ class Platform:
         runtime_statuses = RuntimeStatusWriter(store, events)
         demand.append(reconciler.modelmesh.wake_from_any_thread)
         reconciler.modelmesh.copy_grace_period = config.modelmesh_copy_grace_period
+        reconciler.modelmesh.scale_to_zero_grace_period = config.modelmesh_scale_to_zero_grace_period
         reconciler.on_replicas = trained_models.replicas_changed
         metrics = PlatformMetrics(platform_registry(gateway), reconciler.scrape_targets)
         api.app.metrics = metrics.exposition

@@ -7,12 +7,19 @@ adapters turn into the model's metadata (MLServer's model-settings.json, Triton'
 It is read as the adapters read it (modelmesh-runtime-adapter's internal/modelschema): the fields of a
 tensor are `name`, `datatype` and `shape` (others are dropped), either list may be left out (the
 model's own then stands), and a field of the wrong type makes the file malformed, a load failure.
+
+A V2 request is checked against the schema's inputs as Triton, ModelMesh's usual runtime, checks it
+against the config.pbtxt the adapter writes from the schema (`check_inputs`), in Triton's words.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from modelplane.protocol.errors import InvalidInput
 
 
 class ModelSchemaError(ValueError):
@@ -63,6 +70,49 @@ def _tensor(tensor: object, where: str) -> dict:
     ):
         raise _malformed(f"{where}.shape must be a list of whole numbers, not {json.dumps(shape)}")
     return {"name": name or "", "datatype": datatype or "", "shape": shape or []}
+
+
+def check_inputs(schema_inputs: list[dict], inputs: Sequence[Any], model_name: str) -> None:
+    """Refuses (InvalidInput), as Triton refuses a request that does not fit its model's config: as many
+    inputs as the schema has, each one of its names, of its datatype, and of its shape (a -1 dimension
+    takes any size). Triton checks in this order, and names the model by the id it loaded it under. A
+    schema tensor without a datatype or a shape is not checked for it."""
+    expected = {tensor["name"]: tensor for tensor in schema_inputs}
+    given = [tensor.name for tensor in inputs]
+    if len(given) != len(expected):
+        missing = [name for name in expected if name not in given]
+        raise InvalidInput(
+            f"expected {len(expected)} inputs but got {len(given)} inputs for model '{model_name}'. "
+            f"Got input(s) {_names(given)}, but missing required input(s) {_names(missing)}. "
+            "Please provide all required input(s)."
+        )
+    for tensor in inputs:
+        if tensor.name not in expected:
+            raise InvalidInput(f"unexpected inference input '{tensor.name}' for model '{model_name}'")
+    for tensor in inputs:
+        wanted = expected[tensor.name]
+        if wanted["datatype"] and tensor.datatype != wanted["datatype"]:
+            raise InvalidInput(
+                f"inference input '{tensor.name}' data-type is '{tensor.datatype}', but model "
+                f"'{model_name}' expects '{wanted['datatype']}'"
+            )
+        if wanted["shape"] and not _fits(list(tensor.shape), wanted["shape"]):
+            raise InvalidInput(
+                f"unexpected shape for input '{tensor.name}' for model '{model_name}'. Expected "
+                f"{_dims(wanted['shape'])}, got {_dims(tensor.shape)}."
+            )
+
+
+def _fits(shape: list[int], wanted: list[int]) -> bool:
+    return len(shape) == len(wanted) and all(w == -1 or w == d for d, w in zip(shape, wanted, strict=True))
+
+
+def _names(names: list[str]) -> str:
+    return "[" + ",".join(f"'{name}'" for name in names) + "]"
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return "[" + ",".join(str(dim) for dim in shape) + "]"
 
 
 def _malformed(why: str) -> ModelSchemaError:

@@ -14,7 +14,7 @@ import numpy as np
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
 from modelplane.runtimes.coalesce import Coalescer
-from modelplane.runtimes.content_types import decode_request, numpy_output
+from modelplane.runtimes.content_types import UnknownContentTypes, decode_request, numpy_output
 from modelplane.runtimes.model_settings import SETTINGS_FILE
 from modelplane.server.model import Model
 from modelplane.server.request_batching import BatchSettings
@@ -168,6 +168,7 @@ class TabularModel(Model):
         self.output_types: list[dict] = []
         self.default_content_type: str | None = None
         self.input_content_types: dict[str, str] = {}
+        self._unknown_content_types = UnknownContentTypes(self)
         # How V2 answers are named and shaped: "kserve", one `output-0` (KServe's sklearnserver,
         # xgbserver and lgbserver); "mlserver", outputs named after what answers them (`predict`,
         # `predict_proba`), as MLServer's runtimes answer.
@@ -195,7 +196,9 @@ class TabularModel(Model):
 
     def v2_inputs(self, request: InferRequest) -> Any:
         """The model input of a V2 request, as its content types (else the model's defaults) say."""
-        return decode_request(request, self.default_content_type, self.input_content_types)
+        return decode_request(
+            request, self.default_content_type, self.input_content_types, self._unknown_content_types
+        )
 
     def compute(self, data: Any) -> Any:
         raise NotImplementedError
@@ -239,6 +242,10 @@ class TabularModel(Model):
         """The output MLServer's runtime answers when a request names none."""
         return "predict"
 
+    def mlserver_outputs(self, requested: list[str]) -> list[str]:
+        """The outputs MLServer's runtime answers a request that names `requested`."""
+        return requested or [self.mlserver_default_output()]
+
     def mlserver_method(self, output: str) -> Callable[[Any], Any] | None:
         """What answers a requested output: None for the model's own prediction (`compute`, shared
         with requests that arrive together), else the call to make; InvalidInput, in MLServer's words,
@@ -248,8 +255,7 @@ class TabularModel(Model):
         raise InvalidInput(f"{type(self).__name__} answers only 'predict' ({output} was received)")
 
     async def _mlserver_answer(self, request: InferRequest) -> InferResponse:
-        requested = request.request_outputs or ()
-        names = [output.name for output in requested] or [self.mlserver_default_output()]
+        names = self.mlserver_outputs([output.name for output in request.request_outputs or ()])
         methods = [self.mlserver_method(name) for name in names]
         data = self.v2_inputs(request)
         self._check_width(data)

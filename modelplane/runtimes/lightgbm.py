@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelplane.protocol.errors import InvalidInput
 from modelplane.runtimes.base import TabularModel, find_model_file, require
 from modelplane.runtimes.detect import is_lightgbm_text
 
@@ -29,15 +28,13 @@ class LightGBMModel(TabularModel):
         self.ready = True
         return True
 
-    def mlserver_method(self, output: str) -> Any:
-        if output == "predict":
-            return None
-        # MLServer's LightGBMModel answers `predict` whatever the request names; answering an output
-        # not asked for would leave a client reading the wrong one.
-        raise InvalidInput(
-            f"LightGBMModel answers only 'predict', the booster's prediction (a classifier's "
-            f"probabilities), as MLServer's lightgbm runtime does ({output} was received)"
-        )
+    @property
+    def answers_requested_outputs(self) -> bool:
+        # MLServer's LightGBMModel answers its one output, `predict`, whatever outputs a request names.
+        return self.v2_outputs != "mlserver"
+
+    def mlserver_outputs(self, requested: list[str]) -> list[str]:
+        return ["predict"]
 
     def compute(self, data: Any) -> Any:
         if hasattr(data, "columns"):

@@ -67,7 +67,8 @@ def apply_model_settings(model: Any, runtime: str) -> bool:
 
 def _adaptive_batching(settings: dict, path: Path) -> BatchSettings | None:
     """MLServer's adaptive batching, on when `max_batch_size` is above 1 and `max_batch_time` (seconds)
-    above 0: requests wait up to max_batch_time for others, up to max_batch_size rows a model call."""
+    above 0: requests wait up to max_batch_time for others, up to max_batch_size requests (whatever
+    their rows) a model call."""
     size = settings.get("max_batch_size", 0)
     seconds = settings.get("max_batch_time", 0)
     if type(size) is not int or type(seconds) not in (int, float) or not 0 <= seconds < float("inf"):
@@ -82,7 +83,7 @@ def _adaptive_batching(settings: dict, path: Path) -> BatchSettings | None:
                 path,
             )
         return None
-    return BatchSettings(max_batch_size=size, max_latency=float(seconds))
+    return BatchSettings(max_batch_size=size, max_latency=float(seconds), counts_requests=True)
 
 
 def _read(path: Path) -> dict:

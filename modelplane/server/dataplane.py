@@ -10,7 +10,7 @@ import grpc
 
 from modelplane import __version__
 from modelplane.protocol.errors import ModelNotFound, ModelplaneError, RequestTimedOut
-from modelplane.protocol.model_schema import ModelSchema
+from modelplane.protocol.model_schema import ModelSchema, check_inputs
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_parameters import request_timeout
 from modelplane.server import metrics
@@ -35,8 +35,12 @@ class DataPlane:
     ) -> tuple[Any, dict[str, str]]:
         """preprocess → predict (or explain) → postprocess; returns the result and any response
         headers the model set. With batching, a predict request may share one run of the stages with
-        other requests (request_batching.py). A V2 request's `timeout` parameter limits it all."""
-        seconds = request_timeout(payload) if isinstance(payload, InferRequest) else None
+        other requests (request_batching.py). A V2 request's `timeout` parameter limits it all; one
+        that does not fit the inputs of the model's schema (a ModelMesh schema) is refused first."""
+        v2 = isinstance(payload, InferRequest)
+        if v2 and served.schema is not None and served.schema.inputs:
+            check_inputs(served.schema.inputs, payload.inputs, served.model.name)
+        seconds = request_timeout(payload) if v2 else None
         if seconds is None:
             return await self._run(served, payload, headers, verb)
         limit = asyncio.timeout(seconds)

@@ -29,7 +29,7 @@ from modelplane.protocol.v2_grpc import request_from_grpc, response_to_grpc
 from modelplane.runtimes import tensorflow_grpc
 from modelplane.server.connection_limits import ConnectionLimits
 from modelplane.server.dataplane import DataPlane
-from modelplane.server.responses import v2_answer
+from modelplane.server.responses import picking_request, v2_answer
 from modelplane.telemetry import tracing
 
 # The calls that are traced, and payload-logged by a server that logs: those whose REST form is a
@@ -147,7 +147,8 @@ class InferenceServicer:
             served = self.dataplane.resolve(message.model_name, message.model_version or None)
             request, raw_inputs = request_from_grpc(message)
             result, _ = await self.dataplane.run(served, request, metadata)
-            return response_to_grpc(v2_answer(result, request, served.model), request, raw_inputs)
+            answer = v2_answer(result, request, served.model)
+            return response_to_grpc(answer, picking_request(request, served.model), raw_inputs)
 
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, metadata: Metadata

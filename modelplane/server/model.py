@@ -38,6 +38,9 @@ class Model:
     # TF Serving's verbs that read tf.Example inputs (`classify`, `regress`) the model serves, each with
     # a method of that name; for the others, `/v1/models/{name}:classify` answers 501.
     example_verbs: frozenset[str] = frozenset()
+    # Whether a V2 request's requested outputs pick the outputs of its answer. False: the model answers
+    # the same outputs whatever is asked, and all of them are sent (MLServer's lightgbm runtime).
+    answers_requested_outputs = True
 
     def __init__(self, name: str, return_response_headers: bool = False):
         # A stage that takes `response_headers` sets them whatever `return_response_headers` says; as in

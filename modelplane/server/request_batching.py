@@ -39,6 +39,9 @@ class BatchSettings:
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     max_latency: float = DEFAULT_MAX_LATENCY_MS / 1000  # seconds
     timeout: float | None = None  # seconds a model call under the batcher may take; None: no limit
+    # What max_batch_size counts: rows (V1 instances, V2 rows), as KServe's batcher does, or requests,
+    # as MLServer's adaptive batching does (a model-settings.json's max_batch_size).
+    counts_requests: bool = False
 
 
 class BatchTimedOut(ModelplaneError):
@@ -49,13 +52,14 @@ class BatchTimedOut(ModelplaneError):
 
 
 class _Request:
-    """One request in a batch; it stands for each of its rows among the batcher's items."""
+    """One request in a batch: one of the batcher's items, or one for each of its rows."""
 
-    __slots__ = ("payload", "headers")
+    __slots__ = ("payload", "headers", "rows")
 
-    def __init__(self, payload: Any, headers: dict[str, str]):
+    def __init__(self, payload: Any, headers: dict[str, str], rows: int):
         self.payload = payload
         self.headers = headers
+        self.rows = rows
 
 
 class ModelBatcher:
@@ -82,8 +86,9 @@ class ModelBatcher:
             return await self._alone(payload, headers)
         key, rows = planned
         batcher = self._batchers.get(key) or self._new_batcher(key)
+        request = _Request(payload, headers, rows)
         try:
-            outcomes = await batcher.submit([_Request(payload, headers)] * rows)
+            outcomes = await batcher.submit([request] if self._settings.counts_requests else [request] * rows)
         except BatchTimeout as exc:
             raise BatchTimedOut(str(exc)) from None
         except WholeBatchError as exc:
@@ -92,7 +97,7 @@ class ModelBatcher:
 
     @property
     def waiting_items(self) -> int:
-        """How many rows wait for their batch to start."""
+        """How many rows (or requests, where max_batch_size counts them) wait for their batch to start."""
         return sum(batcher.waiting_items for batcher in self._batchers.values())
 
     def flush(self) -> None:
@@ -127,8 +132,9 @@ class ModelBatcher:
             ) from None
 
     async def _run_batch(self, items: list[_Request]) -> list[Outcome]:
-        requests, rows = _requests_of(items)
-        self._metrics.observe_batch(len(items))
+        requests, counts = _requests_of(items)
+        rows = [request.rows for request in requests]
+        self._metrics.observe_batch(sum(rows))
         if len(requests) == 1:
             request = requests[0]
             return [await self._run_stages(request.payload, request.headers)] * len(items)
@@ -138,22 +144,22 @@ class ModelBatcher:
             stacked, _common_headers([request.headers for request in requests])
         )
         outcomes: list[Outcome] = []
-        for answer, count in zip(split(result, stacked, payloads, rows, self._model), rows, strict=True):
+        for answer, count in zip(split(result, stacked, payloads, rows, self._model), counts, strict=True):
             outcomes += [(answer, dict(response_headers))] * count
         return outcomes
 
 
 def _requests_of(items: list[_Request]) -> tuple[list[_Request], list[int]]:
-    """The requests of a batch in order, and the rows of each (a request's items are contiguous)."""
+    """The requests of a batch in order, and the items of each (a request's items are contiguous)."""
     requests: list[_Request] = []
-    rows: list[int] = []
+    counts: list[int] = []
     for item in items:
         if requests and requests[-1] is item:
-            rows[-1] += 1
+            counts[-1] += 1
         else:
             requests.append(item)
-            rows.append(1)
-    return requests, rows
+            counts.append(1)
+    return requests, counts
 
 
 def _common_headers(all_headers: list[dict[str, str]]) -> dict[str, str]:

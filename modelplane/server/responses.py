@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,16 @@ def v2_answer(result: Any, request: InferRequest, model: Any) -> InferResponse:
         parameters[IGNORED] = "; ".join([said, *notes] if isinstance(said, str) and said else notes)
         response.parameters = parameters
     return response
+
+
+def picking_request(request: InferRequest, model: Any) -> InferRequest:
+    """The request whose requested outputs pick the outputs of the answer: `request`, or for a model
+    that answers the same outputs whatever is asked, a copy that asks for none (so all are sent)."""
+    if not request.request_outputs or getattr(model, "answers_requested_outputs", True):
+        return request
+    picking = copy.copy(request)
+    picking.request_outputs = None
+    return picking
 
 
 def _any_input_parameters(request: InferRequest) -> bool:

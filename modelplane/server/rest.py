@@ -43,7 +43,7 @@ from modelplane.server.dataplane import DataPlane, check_version
 from modelplane.server.openai_routes import SSE_CONTENT_TYPE, OpenAIEndpoints, route_prefix
 from modelplane.server.payload_logging import ServerPayloadLog
 from modelplane.server.repository import ServedModel
-from modelplane.server.responses import v2_answer
+from modelplane.server.responses import picking_request, v2_answer
 from modelplane.server.v1_paths import EXAMPLE_VERBS, V1Path, parse_v1_path
 from modelplane.telemetry import tracing
 
@@ -216,7 +216,8 @@ class RESTServer:
             if not await repository.is_ready(target.name):
                 repository.get_ready(target.name)  # raises ModelNotReady, with the reason
             served = _v1_version_checked(target, repository.get(target.name))
-            return json_response({"name": target.name, "ready": True, **served.model.v1_status()})
+            # The name the model answers as (a repository load's `model_id`), as its V2 metadata gives.
+            return json_response({"name": served.model.name, "ready": True, **served.model.v1_status()})
         if target.verb not in ("predict", "explain", *EXAMPLE_VERBS):
             return _not_found()
         if method != "POST":
@@ -343,7 +344,8 @@ class RESTServer:
             request = decode_request(body, json_length, name)
             result, response_headers = await self.dataplane.run(served, request, headers)
             infer_response = v2_answer(result, request, served.model)
-            response = _answer(_v2_infer_response(infer_response, request), event, name, response_headers)
+            picked = _v2_infer_response(infer_response, picking_request(request, served.model))
+            response = _answer(picked, event, name, response_headers)
             status = response.status
             return response
         except ModelplaneError as exc:

@@ -11,7 +11,8 @@ the models it held. A changed model is InProgress until its new version is loade
 version fails to load keeps the old one serving, whether its files are missing or corrupt. A busy model on a pool with room gets a copy on each replica, and gives the extra
 one back when the load is gone. Fifty services share a pool whose two replicas hold ten of them: each
 answers in turn, the most recently used stay loaded, and one asked again comes back in the place of
-the least recently used. A restart of the control plane in place keeps the models the pools hold.
+the least recently used. A restart of the control plane in place keeps the models the pools hold. A
+pool no service uses keeps its replicas for the scale-to-zero grace period, then stops.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def platform(home):
-    with running_platform(home, "--modelmesh-copy-grace-period", "3s") as platform:
+    options = ("--modelmesh-copy-grace-period", "3s", "--modelmesh-scale-to-zero-grace-period", "20s")
+    with running_platform(home, *options) as platform:
         yield platform
 
 
@@ -545,3 +547,42 @@ def test_a_restart_in_place_keeps_the_models_the_pools_hold(platform, home):
     assert predict(platform, standby[0]).json() == {"predictions": [1, 1]}
     wait_until(lambda: " unloaded from " in platform.log()[restarted_at:], "a copy unloaded", platform)
     assert active(platform, standby[0]) == "Loaded"
+
+
+def test_a_pool_no_service_uses_stops_after_the_grace_period(platform, home):
+    """ModelMesh Serving's scaleToZero: a runtime's pool keeps its replicas for gracePeriodSeconds (20s
+    here) once its last service has gone; a service that comes meanwhile is served by them."""
+    runtime = runtime_yaml()
+    runtime["metadata"]["name"] = "mm-idle"
+    runtime["spec"]["replicas"] = 1
+    runtime["spec"]["supportedModelFormats"][0]["autoSelect"] = False  # the other services keep theirs
+
+    def on_idle_runtime(name: str) -> dict:
+        service = mesh_isvc(name, "pvc://mm/small")
+        service["spec"]["predictor"]["model"]["runtime"] = "mm-idle"
+        return service
+
+    def pool() -> list[int]:
+        return [
+            pid
+            for pid in replica_processes(home)
+            if "modelmesh-serving-mm-idle" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        ]
+
+    platform.apply(runtime, on_idle_runtime("idle-a"))
+    platform.cli("wait", "--for=condition=Ready", "isvc/idle-a", "--timeout=300s")
+    assert predict(platform, "idle-a").json() == {"predictions": [1, 1]}
+    replicas = pool()
+    assert len(replicas) == 1, replicas
+
+    platform.cli("delete", "isvc/idle-a")
+    idle = "default/modelmesh-serving-mm-idle: no ModelMesh service uses it; it stops in 20s unless one does"
+    wait_until(lambda: idle in platform.log(), "the pool idle", platform)
+    platform.apply(on_idle_runtime("idle-b"))
+    platform.cli("wait", "--for=condition=Ready", "isvc/idle-b", "--timeout=300s")
+    assert predict(platform, "idle-b").json() == {"predictions": [1, 1]}
+    assert pool() == replicas  # the pool did not stop: its replica serves the new service
+
+    platform.cli("delete", "isvc/idle-b")
+    wait_until(lambda: not pool(), "the idle pool's replica to stop", platform)
+    assert "modelmesh-serving-mm-idle: no ModelMesh service used it for 20s; stopping" in platform.log()

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from modelplane.protocol.model_schema import ModelSchema, ModelSchemaError, parse_model_schema
+from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.model_schema import ModelSchema, ModelSchemaError, check_inputs, parse_model_schema
+from modelplane.protocol.v2 import InferInput
 
 # modelmesh-serving's docs/predictors/schema.md sample.
 MNIST = {
@@ -48,3 +50,55 @@ def test_a_malformed_schema_says_what_is_wrong(text, why):
         parse_model_schema(text)
     assert str(raised.value).startswith("Unable to parse model schema JSON: ")
     assert why in str(raised.value)
+
+
+def tensor(name: str, datatype: str = "FP32", shape: tuple[int, ...] = (2, 28, 28)) -> InferInput:
+    return InferInput(name, list(shape), datatype)
+
+
+TWO_INPUTS = [
+    {"name": "image", "datatype": "FP32", "shape": [-1, 28, 28]},
+    {"name": "scale", "datatype": "INT64", "shape": [-1]},
+]
+
+
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        (
+            [tensor("image")],
+            "expected 2 inputs but got 1 inputs for model 'm__isvc-1'. Got input(s) ['image'], but missing "
+            "required input(s) ['scale']. Please provide all required input(s).",
+        ),
+        (
+            [tensor("image"), tensor("scales", "INT64", (2,))],
+            "unexpected inference input 'scales' for model 'm__isvc-1'",
+        ),
+        (
+            [tensor("image", "FP64"), tensor("scale", "INT64", (2,))],
+            "inference input 'image' data-type is 'FP64', but model 'm__isvc-1' expects 'FP32'",
+        ),
+        (
+            [tensor("image", shape=(2, 28)), tensor("scale", "INT64", (2,))],
+            "unexpected shape for input 'image' for model 'm__isvc-1'. Expected [-1,28,28], got [2,28].",
+        ),
+        (
+            [tensor("image", shape=(2, 28, 27)), tensor("scale", "INT64", (2,))],
+            "unexpected shape for input 'image' for model 'm__isvc-1'. Expected [-1,28,28], got [2,28,27].",
+        ),
+    ],
+    ids=["missing", "unknown", "datatype", "rank", "dimension"],
+)
+def test_a_request_that_does_not_fit_the_schema_is_refused_in_tritons_words(inputs, message):
+    with pytest.raises(InvalidInput) as refused:
+        check_inputs(TWO_INPUTS, inputs, "m__isvc-1")
+    assert str(refused.value) == message
+
+
+def test_a_request_that_fits_passes_whatever_the_size_of_a_wildcard_dimension():
+    for rows in (1, 7):
+        check_inputs(
+            TWO_INPUTS, [tensor("scale", "INT64", (rows,)), tensor("image", shape=(rows, 28, 28))], "m"
+        )
+    # A schema tensor without a datatype or shape is not checked for it.
+    check_inputs([{"name": "x", "datatype": "", "shape": []}], [tensor("x", "BYTES", (3,))], "m")

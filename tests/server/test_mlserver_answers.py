@@ -133,19 +133,30 @@ def test_an_xgboost_booster_from_xgboost_train_is_a_regressor_without_predict_pr
         server.stop()
 
 
-def test_lightgbm_answers_predict_only(tmp_path, iris):
+def test_lightgbm_answers_predict_whatever_is_asked(tmp_path, iris):
+    """MLServer's LightGBMModel answers its one output, `predict`, whatever outputs a request names."""
     import lightgbm as lgb
+    import tritonclient.grpc as triton_grpc
 
     X, y = iris
     booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1}, lgb.Dataset(X, y), 5)
     booster.save_model(str(tmp_path / "model.bst"))
-    server = serving(tmp_path, "flowers", "--v2-outputs", "mlserver")
+    expected = booster.predict(np.array(IRIS_ROWS)).ravel()
+    server = serve("--model-dir", str(tmp_path), "--model-name", "flowers", "--v2-outputs", "mlserver")
     try:
-        [output] = infer(server, "flowers", ["predict"]).json()["outputs"]
-        assert (output["name"], output["shape"]) == ("predict", [2, 3])
-        assert np.allclose(output["data"], booster.predict(np.array(IRIS_ROWS)).ravel())
-        refused = infer(server, "flowers", ["predict_proba"])
-        assert refused.status_code == 400
-        assert "LightGBMModel answers only 'predict'" in refused.json()["error"]
+        for outputs in (["predict"], ["predict_proba"], ["predict_proba", "transform"]):
+            answer = infer(server, "flowers", outputs)
+            assert answer.status_code == 200, answer.text
+            [output] = answer.json()["outputs"]
+            assert (output["name"], output["shape"]) == ("predict", [2, 3])
+            assert np.allclose(output["data"], expected)
+        client = triton_grpc.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
+        tensor = triton_grpc.InferInput("x", [2, 4], "FP64")
+        tensor.set_data_from_numpy(np.array(IRIS_ROWS))
+        asked = [triton_grpc.InferRequestedOutput("predict_proba")]
+        response = client.infer("flowers", [tensor], outputs=asked)
+        [output] = response.get_response().outputs
+        assert output.name == "predict"
+        assert np.allclose(response.as_numpy("predict").ravel(), expected)
     finally:
         server.stop()

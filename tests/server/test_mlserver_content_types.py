@@ -96,13 +96,24 @@ def test_the_columns_of_a_pd_request_are_read_by_their_own_content_types(describ
     assert n == "n:float64"
 
 
-def test_pd_on_an_input_and_an_unknown_content_type_are_refused(describer):
-    refused = infer(describer, {"inputs": [strings("text", ["a"], "pd")]})
-    assert refused.status_code == 400
-    assert "the request's" in refused.json()["error"]
-    refused = infer(describer, {"inputs": [strings("text", ["a"], "json")]})
-    assert refused.status_code == 400
-    assert '"np", "str", "base64" or "datetime"' in refused.json()["error"]
+def test_a_content_type_without_a_codec_is_ignored_and_logged_once(describer):
+    """As MLServer: a content type it has no codec for (a made-up one, `pd` on an input) is ignored, and
+    the input is read by its datatype; the replica's log says so once per content type."""
+    for _ in range(2):
+        for content_type in ("json", "pd"):
+            answer = infer(describer, {"inputs": [strings("text", ["a"], content_type)]})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["outputs"][0]["data"] == ["ndarray:bytes:b'a'"]
+        body = {"parameters": {"content_type": "table"}, "inputs": [strings("text", ["a"], None)]}
+        answer = infer(describer, body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"][0]["data"] == ["ndarray:bytes:b'a'"]
+    log = describer.log()
+    said = [line for line in log.splitlines() if "is ignored" in line]
+    assert len(said) == 3, said
+    assert "content_type \"json\" of input 'text' is ignored: there is no codec for it" in log
+    assert '"pd" is a request\'s content type' in log
+    assert 'content_type "table" of the request is ignored' in log
 
 
 def test_model_settings_inputs_give_an_input_its_content_type(tmp_path):

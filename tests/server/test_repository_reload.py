@@ -204,6 +204,8 @@ def test_a_load_with_a_model_id_answers_as_that_id(repository_server):
         assert _grpc(repository_server).get_model_metadata("other").name == "other__isvc-0123456789"
         ready = httpx.get(f"{repository_server.url}/v2/models/other/ready")
         assert ready.json() == {"name": "other__isvc-0123456789", "ready": True}
+        v1 = httpx.get(f"{repository_server.url}/v1/models/other")
+        assert v1.json() == {"name": "other__isvc-0123456789", "ready": True}
         refused = httpx.post(url, json={"parameters": {"model_id": 7}})
         assert refused.status_code == 400
         assert "'model_id' must be a string" in refused.json()["error"]
@@ -222,7 +224,8 @@ def _iris_input(module) -> list:
 def test_a_load_with_a_schema_gives_the_metadata_its_inputs_and_outputs(repository_server):
     """modelplane's `schema` load parameter, the text of a ModelMesh schema file: the model's metadata
     gives its inputs and outputs (those it leaves out stay the model's own), as ModelMesh's runtime
-    adapters write them into the runtime's model configuration; a malformed one fails the load."""
+    adapters write them into the runtime's model configuration, and requests are checked against its
+    inputs, as Triton checks them; a malformed one fails the load."""
     url = f"{repository_server.url}/v2/repository/models/other/load"
     inputs = [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]
     outputs = [{"name": "species", "datatype": "INT64", "shape": [-1]}]
@@ -233,7 +236,25 @@ def test_a_load_with_a_schema_gives_the_metadata_its_inputs_and_outputs(reposito
         assert (metadata["name"], metadata["inputs"], metadata["outputs"]) == ("other", inputs, outputs)
         grpc_metadata = _grpc(repository_server).get_model_metadata("other", as_json=True)
         assert grpc_metadata["inputs"] == [{**inputs[0], "shape": ["-1", "4"]}]
-        assert _predict(_http(repository_server), triton_http, "other") == [1, 1]
+        infer = f"{repository_server.url}/v2/models/other/infer"
+        features = {"name": "features", "shape": [2, 4], "datatype": "FP32", "data": iris_array().tolist()}
+        assert httpx.post(infer, json={"inputs": [features]}).json()["outputs"][0]["data"] == [1, 1]
+        # A request that does not fit the schema's inputs is refused, as Triton refuses it.
+        refused = httpx.post(infer, json={"inputs": [{**features, "name": "input-0"}]})
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "unexpected inference input 'input-0' for model 'other'"
+        refused = httpx.post(infer, json={"inputs": [{**features, "shape": [4, 2]}]})
+        assert refused.json()["error"] == (
+            "unexpected shape for input 'features' for model 'other'. Expected [-1,4], got [4,2]."
+        )
+        tensor = triton_grpc.InferInput("features", [2, 4], "FP64")
+        tensor.set_data_from_numpy(iris_array().astype("float64"))
+        with pytest.raises(InferenceServerException) as grpc_refused:
+            _grpc(repository_server).infer("other", [tensor])
+        assert grpc_refused.value.status() == "StatusCode.INVALID_ARGUMENT"
+        assert grpc_refused.value.message() == (
+            "inference input 'features' data-type is 'FP64', but model 'other' expects 'FP32'"
+        )
 
         inputs_only = json.dumps({"inputs": inputs})
         assert httpx.post(url, json={"parameters": {"schema": inputs_only}}).status_code == 200

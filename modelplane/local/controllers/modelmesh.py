@@ -3,7 +3,7 @@ unloaded least recently used first when a replica's memory is full.
 
 The reconciler hands each ModelMesh InferenceService to `reconcile`. Its model's runtime (a
 multi-model one) gets a pool of replicas (`controllers/modelmesh_pool.py`), started with the first service that
-needs it and stopped with the last. The gateway routes the service's hosts to a backend of its own,
+needs it and stopped a grace period after the last has gone (ModelMesh Serving's scaleToZero). The gateway routes the service's hosts to a backend of its own,
 `modelmesh/<namespace>/<name>`, whose replicas are the pool replicas that hold the model: none at first,
 so the first request waits in the gateway and asks for the model (`wake_from_any_thread`). Then, one
 load at a time per pool:
@@ -53,6 +53,7 @@ from modelplane.control import Failure, latest_revisions
 from modelplane.control.mesh_copies import SCALE_DOWN_DELAY, CopyScaler, extra_copy_room, surplus_copy
 from modelplane.control.mesh_pool_template import pool_template
 from modelplane.control.modelmesh import (
+    SCALE_TO_ZERO_GRACE_PERIOD,
     MeshModelState,
     PoolSpec,
     mesh_model,
@@ -154,6 +155,8 @@ class ModelMesh:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
         self.copy_grace_period = SCALE_DOWN_DELAY  # before a copy the load no longer needs leaves
+        self.scale_to_zero_grace_period = SCALE_TO_ZERO_GRACE_PERIOD  # before a pool nobody uses stops
+        self._idle_pools: dict[PoolKey, asyncio.TimerHandle] = {}  # each one's stop, due at its end
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -161,6 +164,8 @@ class ModelMesh:
         self._spawn(self._watch_load())
 
     async def close(self) -> None:
+        for timer in self._idle_pools.values():
+            timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -240,10 +245,7 @@ class ModelMesh:
         if pool is None or model.runtime is None or not pool.holders(model.name):
             return False
         runtimes = namespaced if model.runtime.kind == SERVING_RUNTIME.kind else cluster
-        spec = next(
-            (r.get("spec") or {} for r in runtimes if r["metadata"]["name"] == model.runtime.name), None
-        )
-        return spec is not None and spec.get("disabled") is not True and spec.get("multiModel") is True
+        return _serves_models(runtimes, model.runtime.name)
 
     def _ensure_pool(
         self, namespace: str, selection: RuntimeSelection, namespaced: list[dict], cluster: list[dict]
@@ -284,11 +286,52 @@ class ModelMesh:
         return self._pools[key]
 
     def _release_unused_pools(self) -> None:
+        """A pool no service uses stops once it has stayed so for the grace period, as ModelMesh
+        Serving's scaleToZero scales its runtime's pods to zero (at once when its runtime is gone);
+        a service that uses it meanwhile finds it running."""
         used = {model.pool for model in self._models.values()}
+        for key in [key for key in self._idle_pools if key in used or key not in self._pools]:
+            self._idle_pools.pop(key).cancel()
         for key in set(self._pools) - used:
-            pool = self._pools.pop(key)
-            logger.info("%s/%s: no ModelMesh service uses it; stopping", key[0], pool.spec.name)
-            self._spawn(pool.runner.stop())
+            if not self._runtime_serves(key):
+                self._stop_pool(key, "its runtime no longer serves ModelMesh models")
+            elif key not in self._idle_pools:
+                grace = self.scale_to_zero_grace_period
+                logger.info(
+                    "%s/%s: no ModelMesh service uses it; it stops in %gs unless one does",
+                    key[0],
+                    self._pools[key].spec.name,
+                    grace,
+                )
+                self._idle_pools[key] = asyncio.get_running_loop().call_later(
+                    grace, self._stop_idle_pool, key
+                )
+
+    def runtimes_changed(self) -> None:
+        """A runtime changed or went: a pool no service uses whose runtime went stops at once."""
+        self._release_unused_pools()
+
+    def _stop_idle_pool(self, key: PoolKey) -> None:
+        self._idle_pools.pop(key, None)
+        if key in self._pools and all(model.pool != key for model in self._models.values()):
+            self._stop_pool(key, f"no ModelMesh service used it for {self.scale_to_zero_grace_period:g}s")
+
+    def _stop_pool(self, key: PoolKey, why: str) -> None:
+        timer = self._idle_pools.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        pool = self._pools.pop(key)
+        logger.info("%s/%s: %s; stopping", key[0], pool.spec.name, why)
+        self._spawn(pool.runner.stop())
+
+    def _runtime_serves(self, key: PoolKey) -> bool:
+        """Whether a pool's runtime is still there, enabled and multi-model."""
+        namespace, kind, name = key
+        if kind == SERVING_RUNTIME.kind:
+            runtimes, _ = self.store.list(kind, namespace)
+        else:
+            runtimes = with_builtin_runtimes(self.store.list(kind)[0])
+        return _serves_models(runtimes, name)
 
     def _pool_changed(self, key: PoolKey) -> None:
         """A pool replica started, became ready, or went: its models' routes and statuses follow."""
@@ -859,3 +902,9 @@ def _load_timeout(spec: PoolSpec) -> tuple[float, str] | None:
     if spec.load_timeout is None:
         return None
     return spec.load_timeout, "the runtime's builtInAdapter.modelLoadingTimeoutMillis"
+
+
+def _serves_models(runtimes: list[dict], name: str) -> bool:
+    """Whether the runtime of that name is among `runtimes`, enabled and multi-model."""
+    spec = next((r.get("spec") or {} for r in runtimes if r["metadata"]["name"] == name), None)
+    return spec is not None and spec.get("disabled") is not True and spec.get("multiModel") is True

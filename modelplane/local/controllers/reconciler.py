@@ -251,6 +251,7 @@ class Reconciler:
     def _on_runtime_event(self, _type: str, _resource: dict) -> None:
         for key in [*self._services, *self.modelmesh.keys()]:
             self.kick(key)
+        self.modelmesh.runtimes_changed()
 
     async def _reconcile_key(self, key: Key) -> bool:
         """One reconcile; True once the service is gone (its worker may go too)."""
