@@ -522,14 +522,15 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
         options["predict_proba"] = args.predict_proba
     model = cls(name, str(model_dir), **options)
     _configure(model, args)
-    if runtime in ("sklearn", "xgboost", "lightgbm"):
+    if runtime in ("sklearn", "xgboost", "lightgbm", "mlflow"):
         from modelplane.runtimes.model_settings import ModelSettingsError, apply_model_settings
 
         try:
             from_mlserver = apply_model_settings(model, runtime)
         except ModelSettingsError as exc:
             raise CommandError(str(exc)) from None
-        model.v2_outputs = args.v2_outputs or ("mlserver" if from_mlserver else "kserve")
+        if runtime != "mlflow":  # an MLflow model always answers as MLServer's mlflow runtime does
+            model.v2_outputs = args.v2_outputs or ("mlserver" if from_mlserver else "kserve")
     return [model]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from modelplane.runtimes.model_settings import SETTINGS_FILE
+from modelplane.runtimes.model_settings import SETTINGS_FILE, settings_runtime
 from modelplane.runtimes.tensorflow_layout import holds_saved_model
 
 MLMODEL_FILE = "MLmodel"  # an MLflow model folder's description
@@ -26,10 +26,12 @@ _BY_EXTENSION = {
 
 def detect_runtime(model_dir: str | Path) -> str | None:
     """The runtime for the single model file in `model_dir` (or the SavedModel in it, perhaps in numbered
-    version folders, the transformers model: a config.json, or the MLflow model: an MLmodel file), or
-    None if it cannot tell."""
+    version folders, the transformers model: a config.json, or the MLflow model: an MLmodel file, or a
+    model-settings.json naming MLServer's mlflow runtime), or None if it cannot tell."""
     path = Path(model_dir)
     if (path / MLMODEL_FILE).is_file():  # before its model.pkl could be taken for an sklearn model
+        return "mlflow"
+    if settings_runtime(path) == "mlflow":  # MLServer's layout: the MLflow model in a folder its uri names
         return "mlflow"
     if _is_transformers_folder(path):
         return "huggingface"

@@ -32,6 +32,7 @@ from modelplane.runtimes.base import INLINE_ELEMENTS, ModelMissingError, element
 from modelplane.runtimes.content_types import decode_input, decode_request, input_content_type, numpy_output
 from modelplane.runtimes.detect import MLMODEL_FILE
 from modelplane.server.model import Model
+from modelplane.server.request_batching import BatchSettings
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +70,13 @@ class MLflowModel(Model):
             )
         # The request parameters read: `content_type`, and the params the signature declares.
         self.reads_parameters = frozenset({"content_type"})
+        # Set from the signature when the model loads; before that, from a model-settings.json.
         self.input_types: list[dict] = []
         self.output_types: list[dict] = []
         self.default_content_type: str | None = None
         self.input_content_types: dict[str, str] = {}
+        # model-settings.json's max_batch_size and max_batch_time (MLServer's adaptive batching).
+        self.adaptive_batching: BatchSettings | None = None
         self._columns: list[str] | None = None  # a column-based signature's input names
         self.pyfunc: Any = None
 
@@ -90,6 +94,12 @@ class MLflowModel(Model):
         return True
 
     def _read_signature(self, signature: Any) -> None:
+        if self.input_types or self.output_types or self.default_content_type:
+            logger.warning(
+                "model %s: its MLflow signature gives its inputs, outputs and content type, in place of "
+                "model-settings.json's (as in MLServer)",
+                self.name,
+            )
         inputs = signature.inputs
         self.input_types = _schema_tensors(inputs, "input-")
         self.output_types = _schema_tensors(signature.outputs, "output-") if signature.outputs else []

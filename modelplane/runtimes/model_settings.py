@@ -1,5 +1,5 @@
-"""MLServer's `model-settings.json`, read where a tabular runtime stands in for MLServer's sklearn,
-xgboost and lightgbm runtimes. What modelplane can honour is applied to the model; everything else is
+"""MLServer's `model-settings.json`, read where a runtime stands in for MLServer's sklearn, xgboost,
+lightgbm and mlflow runtimes. What modelplane can honour is applied to the model; everything else is
 logged as ignored, so that no setting is dropped without a word."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ _IMPLEMENTATIONS = {
     "mlserver_sklearn.SKLearnModel": "sklearn",
     "mlserver_xgboost.XGBoostModel": "xgboost",
     "mlserver_lightgbm.LightGBMModel": "lightgbm",
+    "mlserver_mlflow.MLflowRuntime": "mlflow",
 }
 
 
@@ -27,8 +28,8 @@ class ModelSettingsError(ValueError):
 
 
 def apply_model_settings(model: Any, runtime: str) -> bool:
-    """Applies the model folder's model-settings.json, if it has one, to a TabularModel not yet loaded,
-    and says whether it had one. A version given on the command line wins over the file's."""
+    """Applies the model folder's model-settings.json, if it has one, to a model not yet loaded, and
+    says whether it had one. A version given on the command line wins over the file's."""
     path = Path(model.model_dir) / SETTINGS_FILE
     if not path.is_file():
         return False
@@ -148,3 +149,15 @@ def _content_types(inputs: list[dict]) -> dict[str, str]:
         for tensor in inputs
         if isinstance(tensor.get("name"), str) and (tensor.get("parameters") or {}).get("content_type")
     }
+
+
+def settings_runtime(folder: Path) -> str | None:
+    """The runtime of the MLServer model class a folder's model-settings.json names, if any."""
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        implementation = json.loads(path.read_text()).get("implementation")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None  # read again, and refused with why, when the model is made
+    return _IMPLEMENTATIONS.get(implementation) if isinstance(implementation, str) else None

@@ -3,6 +3,8 @@ V2 over REST (httpx) and gRPC (tritonclient), V1, and MLflow's own scoring route
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 
@@ -169,3 +171,22 @@ def test_a_server_of_several_mlflow_models_says_which_route_to_call_instead(serv
     answer = httpx.post(f"{server.url}/invocations", json={"inputs": [[1.0]]})
     assert answer.status_code == 400
     assert "holds several (adder, iris, plain, shouter): call /v2/models/{name}/infer instead" in answer.text
+
+
+def test_mlservers_layout_a_model_settings_json_naming_the_mlflow_runtime_and_its_uri(models, tmp_path):
+    """As MLServer's examples lay a model out: model-settings.json beside the MLflow model's folder."""
+    folder = tmp_path / "wine"
+    shutil.copytree(models / "iris", folder / "model")
+    settings = {
+        "name": "wine",
+        "implementation": "mlserver_mlflow.MLflowRuntime",
+        "parameters": {"uri": "./model", "version": "v1"},
+    }
+    (folder / "model-settings.json").write_text(json.dumps(settings))
+    server = serve("--model-dir", str(tmp_path), ready_timeout=120)
+    try:
+        assert httpx.get(f"{server.url}/v2/models/wine").json()["versions"] == ["v1"]
+        answer = httpx.post(f"{server.url}/v2/models/wine/versions/v1/infer", json={"inputs": columns(ROWS)})
+        assert answer.json()["outputs"][0]["data"] == [1, 0]
+    finally:
+        server.stop()
