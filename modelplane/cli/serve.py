@@ -179,6 +179,13 @@ def _add_batcher_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="batcher: seconds a model call may take before its requests fail (default: no limit)",
     )
+    add(
+        "--batch-counts",
+        choices=("rows", "requests"),
+        default=None,
+        help="batcher: what --max-batch-size counts: rows, as KServe's batcher (default), or requests, "
+        "as MLServer's adaptive batching",
+    )
 
 
 def add_connection_flags(parser: argparse.ArgumentParser) -> None:
@@ -250,8 +257,9 @@ def batch_settings(args: argparse.Namespace) -> BatchSettings | None:
     )
 
     if not (args.enable_batcher or args.max_batch_size is not None or args.max_latency is not None):
-        if args.batch_timeout is not None:
-            raise CommandError("--batch-timeout needs the batcher: add --enable-batcher or --max-batch-size")
+        for given, flag in ((args.batch_timeout, "--batch-timeout"), (args.batch_counts, "--batch-counts")):
+            if given is not None:
+                raise CommandError(f"{flag} needs the batcher: add --enable-batcher or --max-batch-size")
         return None
     size = DEFAULT_MAX_BATCH_SIZE if args.max_batch_size is None else args.max_batch_size
     latency = DEFAULT_MAX_LATENCY_MS if args.max_latency is None else args.max_latency
@@ -263,7 +271,9 @@ def batch_settings(args: argparse.Namespace) -> BatchSettings | None:
         raise CommandError(
             f"--batch-timeout must be a positive number of seconds, got {args.batch_timeout:g}"
         )
-    return BatchSettings(size, latency / 1000, args.batch_timeout)
+    return BatchSettings(
+        size, latency / 1000, args.batch_timeout, counts_requests=args.batch_counts == "requests"
+    )
 
 
 def grpc_message_limits(args: argparse.Namespace) -> tuple[int, int]:

@@ -268,7 +268,12 @@ def _mlserver_batching(serve: _Serve, env: dict[str, str]) -> None:
     except ValueError:
         size, seconds = 0, -1.0
     if size > 1 and 0 < seconds < float("inf"):
-        serve.options += [f"--max-batch-size={size}", f"--max-latency={seconds * 1000:g}"]
+        # MLServer's max_batch_size counts requests, where the batcher's counts rows by default.
+        serve.options += [
+            f"--max-batch-size={size}",
+            f"--max-latency={seconds * 1000:g}",
+            "--batch-counts=requests",
+        ]
         return
     why = "not numbers" if seconds < 0 else "batching is off unless the size is above 1 and the time above 0"
     for name, value in given.items():

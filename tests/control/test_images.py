@@ -307,7 +307,7 @@ def test_mlserver_without_mlserver_installed_is_modelplane_serve_of_its_model_cl
 def test_mlservers_adaptive_batching_is_modelplane_serves_batcher():
     env = {**MLSERVER_ENV, "MLSERVER_MODEL_MAX_BATCH_SIZE": "8", "MLSERVER_MODEL_MAX_BATCH_TIME": "0.05"}
     local = run("seldonio/mlserver:1.7.1", env=env)
-    assert local.command[-2:] == ["--max-batch-size=8", "--max-latency=50"]
+    assert local.command[-3:] == ["--max-batch-size=8", "--max-latency=50", "--batch-counts=requests"]
     assert local.dropped == ()
     env = {**MLSERVER_ENV, "MLSERVER_MODEL_MAX_BATCH_SIZE": "8"}
     local = run("seldonio/mlserver:1.7.1", env=env)

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import joblib
+import pytest
 
 from tests.server.describing_estimator import CallRows
 from tests.server.processes import serve
@@ -37,13 +38,19 @@ def test_max_batch_size_and_max_batch_time_batch_the_models_requests(tmp_path):
         server.stop()
 
 
-def test_max_batch_size_counts_requests_whatever_their_rows(tmp_path):
+@pytest.mark.parametrize("asked_by", ["model-settings.json", "flags"])
+def test_max_batch_size_counts_requests_whatever_their_rows(tmp_path, asked_by):
     """In MLServer a batch is at most max_batch_size requests: two requests of three rows each fill a
-    batch of two (KServe's batcher, which counts rows, would run each alone)."""
+    batch of two (KServe's batcher, which counts rows, would run each alone). The flags are what
+    KServe's MLSERVER_MODEL_MAX_BATCH_SIZE and MLSERVER_MODEL_MAX_BATCH_TIME become."""
     joblib.dump(CallRows(), tmp_path / "model.joblib")
-    settings = {"max_batch_size": 2, "max_batch_time": 60}
-    (tmp_path / "model-settings.json").write_text(json.dumps(settings))
-    server = serve("--model-dir", str(tmp_path), "--model-name", "rows", "--max-batch-rows", "1", grpc=False)
+    flags = ["--max-batch-size=2", "--max-latency=60000", "--batch-counts=requests"]
+    if asked_by == "model-settings.json":
+        (tmp_path / "model-settings.json").write_text(json.dumps({"max_batch_size": 2, "max_batch_time": 60}))
+        flags = []
+    server = serve(
+        "--model-dir", str(tmp_path), "--model-name", "rows", "--max-batch-rows", "1", *flags, grpc=False
+    )
     three_rows = {"inputs": [{"name": "x", "shape": [3, 2], "datatype": "FP64", "data": [1.0] * 6}]}
     try:
         with ThreadPoolExecutor(2) as pool:
