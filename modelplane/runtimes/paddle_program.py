@@ -45,8 +45,9 @@ class PaddleFiles:
 
 
 def find_paddle_files(model_dir: str | Path) -> PaddleFiles:
-    """The folder's one `*.pdiparams`, and its program: the folder's one `*.pdmodel`, as KServe's
-    paddleserver finds it, else the `*.json` of the same name as the parameters (Paddle 3)."""
+    """The folder's one `*.pdiparams`, and its program: the folder's one `*.pdmodel`, else its one
+    `*.json`, as KServe's paddleserver finds them (a `.json` of the same name as the parameters is
+    taken where the folder holds other JSON files as well)."""
     folder = Path(model_dir)
     if not folder.is_dir():
         raise ModelMissingError(f"model folder {folder} does not exist")
@@ -55,12 +56,13 @@ def find_paddle_files(model_dir: str | Path) -> PaddleFiles:
         raise ModelMissingError(f"no Paddle parameters ({PARAMS_SUFFIX}) found in {folder}")
     program = _only(folder, PROGRAM_SUFFIX)
     if program is None:
-        program = params.with_suffix(PIR_PROGRAM_SUFFIX)
-        if not program.is_file():
-            raise ModelMissingError(
-                f"no Paddle program found in {folder}: a {PROGRAM_SUFFIX} (Paddle 2) or {program.name} "
-                f"(Paddle 3) beside {params.name}"
-            )
+        beside = params.with_suffix(PIR_PROGRAM_SUFFIX)
+        program = beside if beside.is_file() else _only(folder, PIR_PROGRAM_SUFFIX)
+    if program is None:
+        raise ModelMissingError(
+            f"no Paddle program found in {folder}: a {PROGRAM_SUFFIX} (Paddle 2) or a {PIR_PROGRAM_SUFFIX} "
+            f"(Paddle 3) beside {params.name}"
+        )
     return PaddleFiles(program, params)
 
 

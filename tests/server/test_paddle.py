@@ -64,10 +64,17 @@ def test_paddle_folders_are_detected_in_either_format(models):
     assert find_paddle_files(models["linear-pdmodel"]).program.name == "model.pdmodel"
 
 
-def test_a_folder_with_no_program_or_two_says_so(tmp_path, models):
-    (tmp_path / "model.pdiparams").write_bytes(models["linear"].joinpath("model.pdiparams").read_bytes())
-    with pytest.raises(ModelMissingError, match=r"a \.pdmodel \(Paddle 2\) or model\.json \(Paddle 3\)"):
+def test_a_program_is_found_as_kserve_s_paddleserver_finds_it(tmp_path):
+    (tmp_path / "weights.pdiparams").write_bytes(b"")
+    with pytest.raises(ModelMissingError, match=r"a \.pdmodel \(Paddle 2\) or a \.json \(Paddle 3\)"):
         find_paddle_files(tmp_path)
+    (tmp_path / "program.json").write_text("{}")
+    assert find_paddle_files(tmp_path).program.name == "program.json"  # the folder's only one
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(RuntimeError, match="More than one .json"):
+        find_paddle_files(tmp_path)
+    (tmp_path / "weights.json").write_text("{}")
+    assert find_paddle_files(tmp_path).program.name == "weights.json"  # named as the parameters are
     (tmp_path / "a.pdmodel").write_bytes(b"")
     (tmp_path / "b.pdmodel").write_bytes(b"")
     with pytest.raises(RuntimeError, match="More than one .pdmodel"):
