@@ -58,6 +58,13 @@ class PaddleModel(Model):
         config.set_cpu_math_library_num_threads(self.nthread)
         config.disable_glog_info()
         predictor = paddle.inference.create_predictor(config)
+        names = predictor.get_input_names()
+        if len(names) != 1:
+            # Its other inputs would never be fed: every request would fail, or read what they last held.
+            raise ValueError(
+                f"{files.program.name} takes {len(names)} inputs ({', '.join(names)}): the paddle runtime "
+                "feeds a request to a model's one input, as KServe's paddleserver does"
+            )
         declared = declared_tensors(paddle, files)
         self._inputs = [_metadata(name, declared) for name in predictor.get_input_names()]
         self._outputs = [_metadata(name, declared) for name in predictor.get_output_names()]

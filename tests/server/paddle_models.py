@@ -7,6 +7,7 @@ linear          paddle.nn.Linear(4, 3) with WEIGHTS and BIAS, x [-1, 4] float32 
 linear-pdmodel  the same layer in Paddle 2's format (model.pdmodel and model.pdiparams), which KServe's
                 paddleserver loads
 lookup          paddle.nn.Embedding(5, 2) with TABLE, in Paddle 3's format: ids [-1] int64 -> [-1, 2] float32
+pair            two inputs, in Paddle 3's format: a [-1, 2] float32, b [-1, 1] float32 -> linear(a) + b
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ WEIGHTS = np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5], [-2.0, 1.0, 0.25], [0.0,
 BIAS = np.array([0.1, -0.2, 0.3], dtype=np.float32)
 TABLE = np.arange(10, dtype=np.float32).reshape(5, 2)
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PDMODEL = {"linear-pdmodel"}  # the models saved in Paddle 2's format
 
 
 def linear(rows) -> np.ndarray:
@@ -30,41 +32,56 @@ def linear(rows) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32) @ WEIGHTS + BIAS
 
 
-def write_models(root: Path) -> dict[str, Path]:
-    """Saves the models into subfolders of `root`, each format by a process of its own."""
+def write_models(
+    root: Path, names: tuple[str, ...] = ("linear", "linear-pdmodel", "lookup")
+) -> dict[str, Path]:
+    """Saves the models named into subfolders of `root`, each program format by a process of its own."""
+    by_format = {"pdmodel": [n for n in names if n in PDMODEL], "pir": [n for n in names if n not in PDMODEL]}
     builders = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.server.paddle_models", str(root), program_format],
+            [sys.executable, "-m", "tests.server.paddle_models", str(root), *chosen],
             cwd=REPO_ROOT,
-            env={**os.environ, "FLAGS_enable_pir_api": "1" if program_format == "pir" else "0"},
+            env={**os.environ, "FLAGS_enable_pir_api": "0" if program_format == "pdmodel" else "1"},
         )
-        for program_format in ("pir", "pdmodel")
+        for program_format, chosen in by_format.items()
+        if chosen
     ]
     for builder in builders:
         if builder.wait(timeout=300) != 0:
             raise RuntimeError(f"{builder.args} failed with {builder.returncode}")
-    return {name: root / name for name in ("linear", "linear-pdmodel", "lookup")}
+    return {name: root / name for name in names}
 
 
-def _save(root: Path, program_format: str) -> None:
+def _save(root: Path, names: list[str]) -> None:
     import paddle
     from paddle.static import InputSpec
 
-    layer = paddle.nn.Linear(4, 3)
-    layer.weight.set_value(WEIGHTS)
-    layer.bias.set_value(BIAS)
-    layer.eval()
-    name = "linear" if program_format == "pir" else "linear-pdmodel"
-    paddle.jit.save(layer, str(root / name / "model"), input_spec=[InputSpec([None, 4], "float32", "x")])
-    if program_format == "pir":
-        lookup = paddle.nn.Embedding(*TABLE.shape)
-        lookup.weight.set_value(TABLE)
-        lookup.eval()
-        paddle.jit.save(
-            lookup, str(root / "lookup" / "model"), input_spec=[InputSpec([None], "int64", "ids")]
-        )
+    def save(name: str, layer, *inputs: InputSpec) -> None:
+        layer.eval()
+        paddle.jit.save(layer, str(root / name / "model"), input_spec=list(inputs))
+
+    class Pair(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.linear = paddle.nn.Linear(2, 1)
+
+        def forward(self, a, b):
+            return self.linear(a) + b
+
+    for name in names:
+        if name in ("linear", "linear-pdmodel"):
+            layer = paddle.nn.Linear(4, 3)
+            layer.weight.set_value(WEIGHTS)
+            layer.bias.set_value(BIAS)
+            save(name, layer, InputSpec([None, 4], "float32", "x"))
+        elif name == "lookup":
+            lookup = paddle.nn.Embedding(*TABLE.shape)
+            lookup.weight.set_value(TABLE)
+            save(name, lookup, InputSpec([None], "int64", "ids"))
+        elif name == "pair":
+            save(name, Pair(), InputSpec([None, 2], "float32", "a"), InputSpec([None, 1], "float32", "b"))
 
 
 if __name__ == "__main__":
     warnings.simplefilter("ignore")
-    _save(Path(sys.argv[1]), sys.argv[2])
+    _save(Path(sys.argv[1]), sys.argv[2:])

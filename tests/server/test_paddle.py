@@ -9,6 +9,7 @@ import importlib.util
 import signal
 import subprocess
 import sys
+import time
 
 import grpc
 import httpx
@@ -159,6 +160,24 @@ def test_an_id_out_of_the_table_is_a_400(server):
     response = predict(server, "lookup", {"instances": [7]})
     assert response.status_code == 400, response.text
     assert "expected >= 0 and < 5, but got 7" in response.json()["error"]
+
+
+def test_a_model_of_several_inputs_fails_to_load_saying_why(tmp_path):
+    """Its other inputs would never be fed."""
+    write_models(tmp_path, ("pair",))
+    server = serve("--model-dir", str(tmp_path / "pair"), ready_path="/v2/health/live")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            (model,) = httpx.post(f"{server.url}/v2/repository/index", json={}, timeout=30).json()
+            if "reason" in model:
+                break
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    assert model["state"] == "UNAVAILABLE"
+    expected = "model.json takes 2 inputs (a, b): the paddle runtime feeds a request to a model's one input"
+    assert expected in model["reason"]
 
 
 def test_sigterm_drains_the_server_paddle_does_not_abort_it(models):
