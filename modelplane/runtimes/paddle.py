@@ -6,7 +6,6 @@ goes to the model's first input and the answer is its first output (V1 `predicti
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import signal
 import sys
@@ -20,12 +19,10 @@ import numpy as np
 from modelplane.protocol.datatypes import numpy_dtype
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
-from modelplane.runtimes.base import INLINE_ELEMENTS, require, v1_instance_list
+from modelplane.runtimes.base import INLINE_ELEMENTS, require, v1_instance_list, warn_if_batch_rows_given
 from modelplane.runtimes.native_signals import signal_actions_kept
 from modelplane.runtimes.paddle_program import TensorSpec, declared_tensors, find_paddle_files
 from modelplane.server.model import Model
-
-logger = logging.getLogger("modelplane.server")
 
 _import_lock = threading.Lock()
 # The error class that starts Paddle's message, as its two program formats write it.
@@ -39,10 +36,7 @@ class PaddleModel(Model):
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.nthread = nthread
-        if max_batch_rows is not None:
-            logger.warning(
-                "model %s: --max-batch-rows does not apply to Paddle models; each request is run alone", name
-            )
+        warn_if_batch_rows_given(name, "Paddle", max_batch_rows)
         self._predictor: Any = None
         self._inputs: list[dict] = []  # V2 metadata
         self._outputs: list[dict] = []

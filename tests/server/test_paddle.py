@@ -24,6 +24,8 @@ from modelplane.runtimes.detect import detect_runtime
 from modelplane.runtimes.paddle_program import find_paddle_files
 from tests.server.paddle_models import REPO_ROOT, TABLE, linear, write_models
 from tests.server.processes import serve
+from tests.server.processes import v1_predict as predict
+from tests.server.processes import v2_infer as infer
 
 # Looked for, never imported here: a test worker that has imported TensorFlow would crash on it.
 pytestmark = pytest.mark.skipif(
@@ -48,14 +50,6 @@ def server(models):
     server = serve("--model-dir", str(root), "--nthread", "2")
     yield server
     server.stop()
-
-
-def predict(server, model: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{server.url}/v1/models/{model}:predict", json=body, timeout=30)
-
-
-def infer(server, model: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{server.url}/v2/models/{model}/infer", json=body, timeout=30)
 
 
 def test_paddle_folders_are_detected_in_either_format(models):
