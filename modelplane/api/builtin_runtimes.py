@@ -1,7 +1,7 @@
 """The ClusterServingRuntimes modelplane ships (the YAML files in `runtimes/`).
 
-kserve-sklearnserver, kserve-xgbserver, kserve-lgbserver, kserve-pmmlserver, kserve-torchserve and
-kserve-huggingfaceserver keep KServe's names, formats, versions, priorities and protocols;
+kserve-sklearnserver, kserve-xgbserver, kserve-lgbserver, kserve-pmmlserver, kserve-paddleserver,
+kserve-torchserve and kserve-huggingfaceserver keep KServe's names, formats, versions, priorities and protocols;
 modelplane-onnxserver serves onnx models, which KServe gives to Triton, modelplane-tensorflowserver
 TensorFlow SavedModels, which KServe gives to TF Serving (v1) or Triton (v2), and
 modelplane-mlflowserver MLflow models, which KServe gives to MLServer.

@@ -34,7 +34,7 @@ def add_kube_flags(parser: argparse.ArgumentParser, *, from_environment: bool) -
     parser.add_argument("--image", default=image_default, help=image_help)
     parser.add_argument(
         "--full-image",
-        help="its variant with PyTorch and TensorFlow (default: the --image repository + -full, same tag)",
+        help="its variant with PyTorch, TensorFlow and PaddlePaddle (default: the --image repository + -full, same tag)",
     )
     parser.add_argument(
         "--gateway",

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add(
         "--runtime",
         default=None,
-        help="sklearn, xgboost, lightgbm, onnx, pytorch, tensorflow, pmml, huggingface or custom "
+        help="sklearn, xgboost, lightgbm, onnx, pytorch, tensorflow, pmml, paddle, huggingface, mlflow or custom "
         "(default: from the files); art: KServe's ART explainer, which needs no model folder",
     )
     add(
@@ -97,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--nthread",
         type=int,
         default=None,
-        help="threads per prediction for xgboost, lightgbm, onnx, tensorflow, pytorch and huggingface "
+        help="threads per prediction for xgboost, lightgbm, onnx, tensorflow, pytorch, paddle and huggingface "
         "(default 1; pytorch, huggingface: torch's own); pmml: the JVM's processor count",
     )
     add(
@@ -524,7 +524,7 @@ def _folder_models(model_dir: Path, runtime: str | None, name: str, args: argpar
     if args.max_batch_rows is not None and runtime != "pytorch":
         options["max_batch_rows"] = args.max_batch_rows
     if (
-        runtime in ("xgboost", "lightgbm", "onnx", "tensorflow", "pytorch", "pmml")
+        runtime in ("xgboost", "lightgbm", "onnx", "tensorflow", "pytorch", "pmml", "paddle")
         and args.nthread is not None
     ):
         options["nthread"] = args.nthread

@@ -1,7 +1,7 @@
 """Which image a container runs, and what runs in its place on this machine.
 
 A replica is a local process, so an image means something only if modelplane knows the server in it:
-KServe's stock images (sklearnserver, xgbserver, lgbserver, pmmlserver, MLServer, Triton, TorchServe,
+KServe's stock images (sklearnserver, xgbserver, lgbserver, pmmlserver, paddleserver, MLServer, Triton, TorchServe,
 TensorFlow Serving, huggingfaceserver, ...) are matched on their repository name, whatever the registry and
 tag (`kserve/sklearnserver`, `docker.io/kserve/xgbserver:v0.13`, `kserve-sklearnserver:replace`), and
 run as the local command `stock_servers` gives them. A container that names its own `command` runs
@@ -68,7 +68,7 @@ _BY_NAME = {
     "huggingfaceserver": _kserve("huggingfaceserver", "huggingface"),
     "predictiveserver": _kserve("predictiveserver", None),
     "pmmlserver": _kserve("pmmlserver", "pmml"),
-    "paddleserver": _without_local_runtime("paddleserver", "paddle"),
+    "paddleserver": _kserve("paddleserver", "paddle"),
     "autogluonserver": _without_local_runtime("autogluonserver", "autogluon"),
     "mlserver": _MLSERVER,
     "tritonserver": _TRITON,

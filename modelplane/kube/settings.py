@@ -33,7 +33,7 @@ def _agent_resources() -> dict:
 class KubeSettings:
     """- `default_mode`: the deployment mode of a resource without the deploymentMode annotation.
     - `image`: modelplane's image, which the built-in runtimes, the storage initializer and the router
-      run; `full_image` is its variant with PyTorch and TensorFlow (default: `<repository>-full`, same tag).
+      run; `full_image` is its variant with PyTorch, TensorFlow and PaddlePaddle (default: `<repository>-full`, same tag).
     - `gateway_api`: whether traffic gets in through Gateway API HTTPRoutes (attached to `gateway`,
       `namespace/name`) or through an Ingress (of `ingress_class`, the cluster's default if None).
     - `disable_http_route_timeout`: HTTPRoute rules without `timeouts` (KServe's

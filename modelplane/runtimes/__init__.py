@@ -17,6 +17,7 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
     "pytorch": ("modelplane.runtimes.pytorch", "PyTorchModel", "pytorch"),
     "tensorflow": ("modelplane.runtimes.tensorflow", "TensorFlowModel", "tensorflow"),
     "pmml": ("modelplane.runtimes.pmml", "PMMLModel", "pmml"),
+    "paddle": ("modelplane.runtimes.paddle", "PaddleModel", "paddle"),
     "huggingface": ("modelplane.runtimes.huggingface.model", "HuggingFaceModel", "huggingface"),
     "mlflow": ("modelplane.runtimes.mlflow", "MLflowModel", "mlflow"),
 }

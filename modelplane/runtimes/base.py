@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,16 @@ def require(module: str, extra: str):
         raise ImportError(
             f"the {extra} runtime needs the '{module}' package: pip install \"modelplane[{extra}]\" ({exc})"
         ) from None
+
+
+def warn_if_batch_rows_given(model_name: str, library: str, max_batch_rows: int | None) -> None:
+    """`--max-batch-rows`, given to a runtime whose models run each request alone."""
+    if max_batch_rows is not None:
+        logging.getLogger("modelplane.server").warning(
+            "model %s: --max-batch-rows does not apply to %s models; each request is run alone",
+            model_name,
+            library,
+        )
 
 
 def find_model_file(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from modelplane.runtimes.model_settings import SETTINGS_FILE, settings_runtime
+from modelplane.runtimes.paddle_program import holds_paddle_model
 from modelplane.runtimes.tensorflow_layout import holds_saved_model
 
 MLMODEL_FILE = "MLmodel"  # an MLflow model folder's description
@@ -26,8 +27,9 @@ _BY_EXTENSION = {
 
 def detect_runtime(model_dir: str | Path) -> str | None:
     """The runtime for the single model file in `model_dir` (or the SavedModel in it, perhaps in numbered
-    version folders, the transformers model: a config.json, or the MLflow model: an MLmodel file, or a
-    model-settings.json naming MLServer's mlflow runtime), or None if it cannot tell."""
+    version folders, the transformers model: a config.json, the MLflow model: an MLmodel file or a
+    model-settings.json naming MLServer's mlflow runtime, or the Paddle model: a .pdiparams and its
+    program), or None if it cannot tell."""
     path = Path(model_dir)
     if (path / MLMODEL_FILE).is_file():  # before its model.pkl could be taken for an sklearn model
         return "mlflow"
@@ -39,6 +41,8 @@ def detect_runtime(model_dir: str | Path) -> str | None:
         return "tensorflow"
     if path.is_dir() and _is_torchserve_store(path):
         return "pytorch"
+    if holds_paddle_model(path):  # before its program (Paddle 3's model.json) is taken for an xgboost model
+        return "paddle"
     files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.is_file())
     found = set()
     for file in files:

@@ -27,7 +27,7 @@ import numpy as np
 from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
 from modelplane.runtimes import tensorflow_examples, tensorflow_json, tensorflow_metadata
-from modelplane.runtimes.base import INLINE_ELEMENTS, require
+from modelplane.runtimes.base import INLINE_ELEMENTS, require, warn_if_batch_rows_given
 from modelplane.runtimes.tensorflow_layout import locate_saved_model
 from modelplane.runtimes.tensorflow_signature import DEFAULT_SIGNATURE, Signature
 from modelplane.server.model import Model
@@ -53,11 +53,7 @@ class TensorFlowModel(Model):
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.nthread = nthread
-        if max_batch_rows is not None:
-            logger.warning(
-                "model %s: --max-batch-rows does not apply to TensorFlow models; each request is run alone",
-                name,
-            )
+        warn_if_batch_rows_given(name, "TensorFlow", max_batch_rows)
         self._tf: Any = None
         self._saved_model: Any = None
         self._signatures: dict[str, Signature] = {}

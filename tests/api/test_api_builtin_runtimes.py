@@ -28,6 +28,7 @@ def test_the_shipped_runtimes():
     assert builtin_runtime_names() == [
         "kserve-huggingfaceserver",
         "kserve-lgbserver",
+        "kserve-paddleserver",
         "kserve-pmmlserver",
         "kserve-sklearnserver",
         "kserve-torchserve",
@@ -65,7 +66,14 @@ def test_modelmesh_runtimes_are_multi_model_servers_of_any_framework(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["kserve-sklearnserver", "kserve-xgbserver", "kserve-lgbserver", "kserve-pmmlserver"]
+    "name",
+    [
+        "kserve-sklearnserver",
+        "kserve-xgbserver",
+        "kserve-lgbserver",
+        "kserve-pmmlserver",
+        "kserve-paddleserver",
+    ],
 )
 def test_kserve_names_keep_kserve_formats_priorities_and_protocols(name):
     ours, theirs = by_name()[name], KSERVE[name]
@@ -96,6 +104,7 @@ def test_torchserve_keeps_kserve_s_formats_and_protocols():
         ("kserve-xgbserver", "xgboost"),
         ("kserve-lgbserver", "lightgbm"),
         ("kserve-pmmlserver", "pmml"),
+        ("kserve-paddleserver", "paddle"),
         ("modelplane-onnxserver", "onnx"),
         ("modelplane-mlflowserver", "mlflow"),
         ("kserve-torchserve", "pytorch"),

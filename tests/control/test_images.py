@@ -172,18 +172,11 @@ def test_predictiveserver_serves_its_framework():
     assert "--runtime=xgboost" in run("kserve/predictiveserver", model_format="xgboost").command
 
 
-@pytest.mark.parametrize(
-    ("image", "model_format"),
-    [
-        ("kserve/paddleserver", "paddle"),
-        ("kserve/autogluonserver", "autogluon"),
-    ],
-)
-def test_a_server_with_no_local_runtime_is_not_served(image, model_format):
+def test_a_server_with_no_local_runtime_is_not_served():
     with pytest.raises(ImageNotServed) as refused:
-        run(image, ["--model_name=iris", "--model_dir=/mnt/models"])
-    assert str(refused.value).startswith(f"image {image} (KServe's ")
-    assert f"modelplane has no {model_format} runtime" in str(refused.value)
+        run("kserve/autogluonserver", ["--model_name=iris", "--model_dir=/mnt/models"])
+    assert str(refused.value).startswith("image kserve/autogluonserver (KServe's ")
+    assert "modelplane has no autogluon runtime" in str(refused.value)
 
 
 def test_pmmlserver_runs_the_pmml_runtime():
@@ -200,6 +193,25 @@ def test_pmmlserver_runs_the_pmml_runtime():
         "--grpc-port=8081",
     ]
     assert local.dropped == ()
+
+
+def test_paddleserver_runs_the_paddle_runtime():
+    local = run(
+        "kserve-paddleserver:replace",
+        ["--model_name=ocr", "--model_dir=/mnt/models", "--http_port=8080", "--nthread=2"],
+    )
+    assert local.command == [
+        "modelplane",
+        "serve",
+        "--model-dir=/mnt/models",
+        "--model-name=ocr",
+        "--runtime=paddle",
+        "--http-port=8080",
+        "--grpc-port=8081",
+        "--nthread=2",
+    ]
+    assert local.dropped == ()
+    assert "--runtime=paddle" in run("docker.io/kserve/paddleserver:v0.15.0", ["--model_name=ocr"]).command
 
 
 def test_huggingfaceserver_runs_the_huggingface_runtime_once_there_is_one(with_runtimes):

@@ -39,6 +39,14 @@ def stock_isvc(model_format: str, runtime: str, **model) -> dict:
     )
 
 
+def test_kserve_s_paddleserver_runs_the_paddle_runtime():
+    ready = conditions(STOCK["kserve-paddleserver"])["Ready"]
+    assert (ready["status"], ready["reason"]) == ("True", "StockImage")
+    assert ready["message"] == (
+        "image kserve-paddleserver:replace (KServe's paddleserver): paddle: modelplane serve --runtime=paddle"
+    )
+
+
 def test_a_stock_image_modelplane_serves_is_ready_and_says_what_runs():
     found = conditions(STOCK["kserve-sklearnserver"])
     assert found["Ready"]["status"] == "True"
@@ -50,13 +58,13 @@ def test_a_stock_image_modelplane_serves_is_ready_and_says_what_runs():
 
 
 def test_an_image_with_no_local_server_is_not_ready_and_names_the_image():
-    found = conditions(STOCK["kserve-paddleserver"])
+    found = conditions(STOCK["kserve-autogluonserver"])
     assert found["Ready"] == {
         "type": "Ready",
         "status": "False",
         "reason": "ImageNotServed",
-        "message": "image kserve-paddleserver:replace (KServe's paddleserver) serves paddle models, and "
-        "modelplane has no paddle runtime",
+        "message": "image kserve-autogluonserver:replace (KServe's autogluonserver) serves autogluon models, and "
+        "modelplane has no autogluon runtime",
         "lastTransitionTime": NOW,
     }
     assert "ArgumentsTranslated" not in found
@@ -99,8 +107,10 @@ def test_a_runtime_with_its_own_command_runs_it():
 
 
 def test_a_condition_that_stays_keeps_its_transition_time():
-    first = serving_runtime_status(STOCK["kserve-paddleserver"], now=NOW)
-    again = serving_runtime_status(STOCK["kserve-paddleserver"], now="2026-02-02T00:00:00Z", previous=first)
+    first = serving_runtime_status(STOCK["kserve-autogluonserver"], now=NOW)
+    again = serving_runtime_status(
+        STOCK["kserve-autogluonserver"], now="2026-02-02T00:00:00Z", previous=first
+    )
     assert again == first
 
 

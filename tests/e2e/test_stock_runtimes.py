@@ -22,6 +22,8 @@ from tests.e2e.platform_process import (
     running_platform,
     wait_until,
 )
+from tests.server.paddle_models import linear
+from tests.server.paddle_models import write_models as write_paddle_models
 from tests.server.pmml_models import iris_tree, write_model
 
 IRIS = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
@@ -52,13 +54,14 @@ SERVED = [
     isvc("onnx", "onnx", "stock/onnx", runtime="kserve-tritonserver"),
     isvc("torch", "pytorch", "examples/cat-dog-classifier", runtime="kserve-torchserve"),
     isvc("pmml", "pmml", "stock/pmml"),  # kserve-pmmlserver
+    isvc("paddle", "paddle", "stock/paddle/linear-pdmodel"),  # kserve-paddleserver
     # kserve-huggingfaceserver, with a flag of its own
     isvc("hf", "huggingface", "examples/text-classifier", args=["--return_probabilities"]),
     isvc("mlflow", "mlflow", "stock/mlflow/iris", runtime="kserve-mlserver", protocolVersion="v2"),
 ]
 NOT_SERVED = [
     isvc("trt", "tensorrt", "stock/pmml", runtime="kserve-tritonserver"),
-    isvc("paddle", "paddle", "stock/pmml"),  # kserve-paddleserver
+    isvc("autogluon", "autogluon", "stock/pmml"),  # kserve-autogluonserver
     {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -88,6 +91,8 @@ def home(tmp_path_factory, example_models) -> Path:
     example_models(home / "pvc" / "examples")
     write_onnx_model(home / "pvc" / "stock" / "onnx")
     write_model(home / "pvc" / "stock" / "pmml", iris_tree())
+    (home / "pvc" / "stock" / "paddle").mkdir()
+    write_paddle_models(home / "pvc" / "stock" / "paddle")
     mlflow_models = home / "pvc" / "stock" / "mlflow"
     mlflow_models.mkdir()
     builder = [sys.executable, "-m", "tests.server.mlflow_models", str(mlflow_models)]
@@ -237,6 +242,23 @@ def test_kserves_pmmlserver_serves_a_pmml_model(platform):
     )
 
 
+def test_kserves_paddleserver_serves_a_paddle_model(platform):
+    """KServe's kserve-paddleserver (which replaces the built-in of that name) runs `modelplane serve
+    --runtime=paddle`: the first output as V1 predictions, and as V2's output-0."""
+    np.testing.assert_allclose(predict_v1(platform, "paddle"), linear(IRIS["instances"]), rtol=1e-6)
+    response = platform.request("POST", "paddle.default.localhost", "/v2/models/paddle/infer", json=IRIS_V2)
+    assert response.status_code == 200, response.text
+    (output,) = response.json()["outputs"]
+    assert (output["name"], output["shape"], output["datatype"]) == ("output-0", [2, 3], "FP32")
+    assert get(platform, "isvc", "paddle")["status"]["clusterServingRuntimeName"] == "kserve-paddleserver"
+    ready = next(
+        c for c in get(platform, "csr", "kserve-paddleserver")["status"]["conditions"] if c["type"] == "Ready"
+    )
+    assert ready["message"] == (
+        "image kserve-paddleserver:replace (KServe's paddleserver): paddle: modelplane serve --runtime=paddle"
+    )
+
+
 def test_huggingfaceserver_serves_a_transformers_model_with_its_flags(platform):
     """KServe's kserve-huggingfaceserver (which replaces the built-in of that name) runs its image
     with `--model_name`: here, modelplane serve --runtime=huggingface, its own flags passed on."""
@@ -262,7 +284,7 @@ def not_ready(platform: PlatformProcess, name: str) -> dict:
     ("name", "image"),
     [
         ("trt", "kserve-tritonserver:replace"),
-        ("paddle", "kserve-paddleserver:replace"),
+        ("autogluon", "kserve-autogluonserver:replace"),
         ("custom", "example/custom-model:v1"),
     ],
 )
@@ -286,13 +308,13 @@ def test_an_image_with_nothing_to_run_here_is_a_clear_status_and_event_not_a_cra
 
 
 def test_a_stock_runtime_with_no_local_server_says_so_in_its_status_and_an_event(platform):
-    status = get(platform, "csr", "kserve-paddleserver")["status"]
+    status = get(platform, "csr", "kserve-autogluonserver")["status"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "ImageNotServed")
     assert ready["message"].startswith(
-        "image kserve-paddleserver:replace (KServe's paddleserver) serves paddle models, and modelplane has no "
-        "paddle runtime"
+        "image kserve-autogluonserver:replace (KServe's autogluonserver) serves autogluon models, and "
+        "modelplane has no autogluon runtime"
     )
     events = platform.cli("get", "events").stdout
-    assert any("kserve-paddleserver" in line and "ImageNotServed" in line for line in events.splitlines())
-    assert "Warning  ImageNotServed" in platform.cli("describe", "csr", "kserve-paddleserver").stdout
+    assert any("kserve-autogluonserver" in line and "ImageNotServed" in line for line in events.splitlines())
+    assert "Warning  ImageNotServed" in platform.cli("describe", "csr", "kserve-autogluonserver").stdout

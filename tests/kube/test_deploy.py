@@ -116,6 +116,7 @@ def test_the_built_in_runtimes_are_installed_with_the_image(installed):
     assert images["kserve-torchserve"] == full_variant_of(DEFAULT_IMAGE)
     assert images["modelplane-tensorflowserver"] == full_variant_of(DEFAULT_IMAGE)
     assert images["modelplane-mlflowserver"] == full_variant_of(DEFAULT_IMAGE)
+    assert images["kserve-paddleserver"] == full_variant_of(DEFAULT_IMAGE)
     for runtime in runtimes:
         admit_with_platform_checks(runtime)
 

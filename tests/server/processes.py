@@ -99,6 +99,14 @@ def serve(
     return server
 
 
+def v1_predict(server: ServerProcess, model: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/models/{model}:predict", json=body, timeout=30)
+
+
+def v2_infer(server: ServerProcess, model: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{server.url}/v2/models/{model}/infer", json=body, timeout=30)
+
+
 def start_models_server(*extra: str) -> ServerProcess:
     """The test models of tests/server/models.py, each under its own name, in a real `ModelServer`."""
     http_port, grpc_port = free_loopback_port(), free_loopback_port()

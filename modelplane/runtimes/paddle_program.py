@@ -1,0 +1,116 @@
+"""A Paddle inference model's files, and the tensor shapes its program declares.
+
+A model is a program and its parameters (`*.pdiparams`), in one of two formats: Paddle 2's
+`*.pdmodel` (a ProgramDesc protobuf), which KServe's paddleserver loads, and Paddle 3's `*.json`
+(a PIR program, what `paddle.jit.save` writes by default since 3.0). Paddle's predictor says the names
+of its inputs and outputs; their shapes and datatypes (which it gives only after a run) are read from
+the program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelplane.runtimes.base import ModelMissingError
+
+PARAMS_SUFFIX = ".pdiparams"
+PROGRAM_SUFFIX = ".pdmodel"  # Paddle 2's format
+PIR_PROGRAM_SUFFIX = ".json"  # Paddle 3's, named as its parameters are
+
+
+# Paddle's datatypes (Paddle 2's ProgramDesc names, PIR's names) -> V2 datatypes.
+_V2_DATATYPES = {
+    "FP32": "FP32", "FP64": "FP64", "FP16": "FP16", "BF16": "BF16",
+    "FLOAT32": "FP32", "FLOAT64": "FP64", "FLOAT16": "FP16", "BFLOAT16": "BF16",
+    "INT64": "INT64", "INT32": "INT32", "INT16": "INT16", "INT8": "INT8", "UINT8": "UINT8", "BOOL": "BOOL",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: list[int]  # -1: any size
+    datatype: str  # V2's
+
+
+@dataclass(frozen=True)
+class PaddleFiles:
+    program: Path
+    params: Path
+
+    @property
+    def is_pir(self) -> bool:
+        return self.program.suffix == PIR_PROGRAM_SUFFIX
+
+
+def find_paddle_files(model_dir: str | Path) -> PaddleFiles:
+    """The folder's one `*.pdiparams`, and its program: the folder's one `*.pdmodel`, else its one
+    `*.json`, as KServe's paddleserver finds them (a `.json` of the same name as the parameters is
+    taken where the folder holds other JSON files as well)."""
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise ModelMissingError(f"model folder {folder} does not exist")
+    params = _only(folder, PARAMS_SUFFIX)
+    if params is None:
+        raise ModelMissingError(f"no Paddle parameters ({PARAMS_SUFFIX}) found in {folder}")
+    program = _only(folder, PROGRAM_SUFFIX)
+    if program is None:
+        beside = params.with_suffix(PIR_PROGRAM_SUFFIX)
+        program = beside if beside.is_file() else _only(folder, PIR_PROGRAM_SUFFIX)
+    if program is None:
+        raise ModelMissingError(
+            f"no Paddle program found in {folder}: a {PROGRAM_SUFFIX} (Paddle 2) or a {PIR_PROGRAM_SUFFIX} "
+            f"(Paddle 3) beside {params.name}"
+        )
+    return PaddleFiles(program, params)
+
+
+def holds_paddle_model(folder: Path) -> bool:
+    """Whether a folder holds Paddle parameters (what `detect` goes by: a Paddle 3 program's `.json`
+    would otherwise be taken for an XGBoost model)."""
+    return folder.is_dir() and any(path.is_file() for path in folder.glob(f"*{PARAMS_SUFFIX}"))
+
+
+def _only(folder: Path, suffix: str) -> Path | None:
+    found = sorted(path for path in folder.glob(f"*{suffix}") if path.is_file())
+    if len(found) > 1:
+        names = ", ".join(path.name for path in found)
+        raise RuntimeError(f"More than one {suffix} model file is detected in {folder}: {names}")
+    return found[0] if found else None
+
+
+def declared_tensors(paddle: Any, files: PaddleFiles) -> dict[str, TensorSpec]:
+    """The shapes and datatypes the program declares for its feeds and fetches, by the names the
+    predictor gives them."""
+    if files.is_pir:
+        return _pir_tensors(paddle, files.program)
+    return _program_desc_tensors(files.program)
+
+
+def _program_desc_tensors(path: Path) -> dict[str, TensorSpec]:
+    from paddle.base.proto import framework_pb2
+
+    desc = framework_pb2.ProgramDesc.FromString(path.read_bytes())
+    fields = framework_pb2.VarType.DESCRIPTOR.fields_by_name
+    tensor_fields = [name for name in ("dense_tensor", "lod_tensor") if name in fields]  # 3.x, 2.x
+    tensors = {}
+    for var in desc.blocks[0].vars:
+        for field in tensor_fields:
+            if var.type.HasField(field):
+                tensor = getattr(var.type, field).tensor
+                dtype = framework_pb2.VarType.Type.Name(tensor.data_type)
+                tensors[var.name] = TensorSpec(list(tensor.dims), _V2_DATATYPES.get(dtype, "BYTES"))
+    return tensors
+
+
+def _pir_tensors(paddle: Any, path: Path) -> dict[str, TensorSpec]:
+    program = paddle.pir.Program()
+    paddle.base.core.deserialize_pir_program(str(path), program)
+    tensors = {}
+    for op in program.global_block().ops:
+        if op.name() in ("pd_op.data", "pd_op.fetch"):
+            value = op.result(0)
+            datatype = _V2_DATATYPES.get(value.dtype.name, "BYTES")
+            tensors[op.attrs()["name"]] = TensorSpec(list(value.shape), datatype)
+    return tensors
