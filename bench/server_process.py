@@ -57,6 +57,25 @@ def group_cpu_seconds(pgid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def group_peak_rss_mib(pgid: int) -> float:
+    """The peak resident memory (VmHWM) of each live process of a process group, summed, in MiB: for one
+    process its peak; for several, at most the sum of their peaks (which need not have come together)."""
+    kib = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            if int(stat[stat.rindex(")") + 2 :].split()[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/status") as f:
+                kib += next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
+        except (OSError, ValueError):
+            continue
+    return kib / 1024
+
+
 def group_commands(pgid: int) -> list[str]:
     """The command names of the live processes of a process group."""
     names = []

@@ -3,8 +3,9 @@
 #   wrk             HTTP/1.1 load generator (V2 REST runs of bench/model_server.py)
 #   nghttp2-client  h2load, the HTTP/2 load generator used for gRPC (a pre-built gRPC-framed ModelInfer body)
 #   nginx-light     the reference proxy of bench/gateway.py and bench/attacks.py (HTTP/1.1, HTTP/2, grpc_pass)
-# The peers' Python environments (KServe, MLServer) are created by the benchmark scripts themselves,
-# under bench/.envs/.
+# The peers' Python environments (KServe, MLServer, MLServer with mlserver-mlflow) are created by the
+# benchmark scripts themselves, under bench/.envs/, from pinned requirement lists in each script (a venv is
+# made again when its list changes): e.g. bench/mlflow.py's mlflow-mlserver.
 set -euo pipefail
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
