@@ -387,7 +387,7 @@ def test_an_unknown_runtime_is_runtime_not_recognized():
 
 def test_a_format_no_runtime_serves_is_no_supporting_runtime():
     with pytest.raises(RuntimeSelectionError) as error:
-        templates({"predictor": {"paddle": {"storageUri": "gs://x/y"}}})
+        templates({"predictor": {"model": {"modelFormat": {"name": "autogluon"}, "storageUri": "gs://x/y"}}})
     assert error.value.reason == "NoSupportingRuntime"
 
 
