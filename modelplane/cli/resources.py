@@ -220,7 +220,7 @@ def _write(args: argparse.Namespace, must_exist: bool | None = None) -> int:
                 _check_existence(rehearsal, documents, must_exist)
             results = client.apply(resources, namespace, dry_run=bool(args.dry_run))
         except ApiError as error:
-            raise CommandError(f"{_where(error, documents)}{error} (nothing was {past})") from None
+            raise CommandError(f"{refusal_place(error, documents)}{error} (nothing was {past})") from None
     if must_exist is not None:
         results = [{**result, "action": past} for result in results]
     print_unhonored_warnings(documents)  # once accepted: a refused apply says only why
@@ -230,7 +230,7 @@ def _write(args: argparse.Namespace, must_exist: bool | None = None) -> int:
     print_unhonored_warnings(created, first_revision_unhonored)
     suffix = " (server dry run)" if args.dry_run else ""
     for result in results:
-        print(f"{_object_name(result['object'])} {result['action']}{suffix}")
+        print(f"{object_name(result['object'])} {result['action']}{suffix}")
     return 0
 
 
@@ -274,7 +274,7 @@ def print_unhonored_warnings(
             )
 
 
-def _where(error: ApiError, documents: list[Document]) -> str:
+def refusal_place(error: ApiError, documents: list[Document]) -> str:
     """`file:line: ` of the document (and field) a server refusal is about, when it can tell."""
     name = error.details.get("name")
     named_kind = error.details.get("kind")  # the kind (Invalid) or its resource (NotFound, Conflict...)
@@ -366,7 +366,7 @@ def _get_kinds(args: argparse.Namespace, kinds: list[Kind]) -> int:
     elif args.output == "name":
         for _, items in found:
             for item in items:
-                print(_object_name(item))
+                print(object_name(item))
     elif not found and not args.ignore_not_found:
         print(f"No resources found{_where_searched(kinds[0], namespace)}.", file=sys.stderr)
     for number, (kind, items) in enumerate(found if args.output in (None, "wide") else []):
@@ -420,7 +420,7 @@ def _get_kind(
         return  # only what was not found is said, as kubectl says it
     elif args.output == "name":
         for item in items:
-            print(_object_name(item))
+            print(object_name(item))
     elif len(names) == 1 or args.watch:
         for item in items:
             print_structured(item, args.output)
@@ -467,7 +467,7 @@ def _follow(
         if table is not None:
             table.print([item])
         elif args.output == "name":
-            print(_object_name(item))
+            print(object_name(item))
         else:
             if args.output == "yaml":
                 print("---")
@@ -816,7 +816,7 @@ def _namespace(args: argparse.Namespace) -> str:
     return args.namespace or DEFAULT_NAMESPACE
 
 
-def _object_name(resource: dict[str, Any]) -> str:
+def object_name(resource: dict[str, Any]) -> str:
     kind = kind_of(resource)
     name = resource["metadata"]["name"]
     return f"{qualified_singular(kind)}/{name}" if kind else f"{resource.get('kind')}/{name}"

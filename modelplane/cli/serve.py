@@ -363,6 +363,11 @@ def build_models(args: argparse.Namespace):
         model_dir = Path(args.model_dir)
         if not model_dir.exists():
             raise CommandError(f"model folder {model_dir} does not exist")
+        if model_dir.is_file() and runtime is None and detect_runtime(model_dir) is None:
+            raise CommandError(
+                f"{model_dir} is not a model file whose runtime its name tells: name it with --runtime, "
+                "or give the model's folder"
+            )
         # A multi-model server has a model of its own only if a model file is at the top.
         if not args.multi_model or detect_runtime(model_dir) is not None:
             found = _folder_models(model_dir, runtime, name, args)

@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     token, tls = _security_settings(args)
     for secret, what in ((args.auth_token_file, "--auth-token-file"), (args.tls_key, "--tls-key")):
         _warn_if_others_can_read(secret, what)
-    resources = _load(args.filename, args.recursive)
+    documents = _load(args.filename, args.recursive)
     home = (args.home or modelplane_home()).expanduser().resolve()
     # The storage initializer (model cache, pvc claims, credentials) and the replicas find the home here.
     os.environ["MODELPLANE_HOME"] = str(home)
@@ -236,8 +236,8 @@ def run(args: argparse.Namespace) -> int:
 
     def on_ready(addresses, store) -> None:
         print(f"modelplane is up: API {addresses.api_url}, gateway {addresses.gateway_url}", flush=True)
-        if resources:
-            _apply(store, resources)
+        if documents:
+            _apply(store, documents)
 
     platform = Platform(config, _inherited(), restart_problem=lambda: _restart_problem(args))
     try:
@@ -349,13 +349,13 @@ def _check_exposure(host: str, token: str | None, insecure: bool) -> None:
         print(f"Warning: --insecure changes nothing: {why}", file=sys.stderr)
 
 
-def _load(paths: list[str], recursive: bool) -> list[dict]:
+def _load(paths: list[str], recursive: bool) -> list:
     from modelplane.cli.resources import print_apply_warnings, print_unhonored_warnings
 
     documents = _documents(paths, recursive)
     print_apply_warnings(documents)
     print_unhonored_warnings(documents)
-    return [document.resource for document in documents]
+    return documents
 
 
 def _documents(paths: list[str], recursive: bool) -> list:
@@ -381,13 +381,14 @@ def _documents(paths: list[str], recursive: bool) -> list:
     return found
 
 
-def _apply(store, resources: list[dict]) -> None:
+def _apply(store, documents: list) -> None:
+    """Applies the `-f` documents, all or none, and says so as `modelplane apply` does."""
+    from modelplane.cli.resources import object_name, refusal_place
     from modelplane.local.api.errors import ApiError
 
     try:
-        applied = store.apply(resources)
+        applied = store.apply([document.resource for document in documents])
     except ApiError as exc:
-        raise CommandError(f"{exc} (nothing was applied)") from None
+        raise CommandError(f"{refusal_place(exc, documents)}{exc} (nothing was applied)") from None
     for item in applied:
-        kind = item.object["kind"].lower()
-        print(f"{kind}.serving.kserve.io/{item.object['metadata']['name']} {item.action}", flush=True)
+        print(f"{object_name(item.object)} {item.action}", flush=True)

@@ -284,9 +284,11 @@ def test_custom_model_class(tmp_path):
 
 
 def test_command_line_mistakes_are_one_line_errors(tmp_path):
+    (tmp_path / "notes.md").write_text("not a model")
     cases = [
         (["--model-dir", str(tmp_path / "absent")], "does not exist"),
         (["--model-dir", str(tmp_path)], "no model file found"),
+        (["--model-dir", str(tmp_path / "notes.md")], f"{tmp_path / 'notes.md'} is not a model file"),
         (["--model-dir", str(tmp_path), "--runtime", "caffe"], "unknown runtime 'caffe'"),
         (["--model-class", "nowhere:Thing"], "cannot import module 'nowhere'"),
         (["--model-class", "modelplane:Missing"], "has no class named 'Missing'"),

@@ -675,6 +675,9 @@ def _item_name(item: dict[str, Any]) -> str:
 def _prepare_apply_item(item: Any, index: int, default_namespace: str) -> None:
     if not isinstance(item, dict):
         raise BadRequest(f"items[{index}]: must be an object")
+    for field, name in (("apiVersion", "apiVersion"), ("kind", "Kind")):
+        if not item.get(field):
+            raise BadRequest(f"items[{index}]: Object '{name}' is missing")  # the API server's words
     kind = kind_of(item)
     if kind is None:
         raise BadRequest(

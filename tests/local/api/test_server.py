@@ -609,6 +609,15 @@ def test_apply_is_all_or_nothing(api):
     assert_status(api.post(apply, json=unknown), 400, "BadRequest")
 
 
+def test_an_apply_item_without_its_kind_or_apiversion_is_told_which_is_missing(api):
+    apply = "/modelplane/v1/apply"
+    no_version = {key: value for key, value in isvc("one").items() if key != "apiVersion"}
+    no_kind = {key: value for key, value in isvc("one").items() if key != "kind"}
+    for item, missing in ((no_version, "apiVersion"), (no_kind, "Kind")):  # as Kubernetes names them
+        status = assert_status(api.post(apply, json={"kind": "List", "items": [item]}), 400, "BadRequest")
+        assert status["message"] == f"items[0]: Object '{missing}' is missing", status
+
+
 def test_state_survives_a_restart(tmp_path):
     with ApiProcess(tmp_path) as first:
         created = httpx.post(first.url + path(), json=isvc("kept")).json()
