@@ -79,14 +79,16 @@ class ModelRepository:
         return bool(await served.model.healthy())
 
     async def not_ready_reason(self) -> str | None:
-        """Why the server is not ready, or None when it is."""
+        """Why the server is not ready, or None when it is. A server whose models were unloaded on
+        request is ready, as KServe's server without models is: it stays where clients reach it, so
+        that a load through the same route brings them back."""
         if self.multi_model:
             return None if self.started else "loading the models found at start"
         names = self.names()
         not_ready = [name for name in names if not await self.is_ready(name)]
         if not_ready:
             return f"models not ready: {', '.join(not_ready)}"
-        return None if names else "no models are loaded"
+        return None if names or self._unloaded else "no models are loaded"
 
     def items(self) -> list[tuple[str, ServedModel]]:
         return list(self._served.items())

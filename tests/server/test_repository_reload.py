@@ -73,6 +73,8 @@ def test_an_unloaded_model_loads_again(request, server_fixture, module):
 
     client.unload_model("iris")
     assert not client.is_model_ready("iris")
+    # The server stays ready, so that a platform keeps routing to it and the load below can reach it.
+    assert client.is_server_ready()
     assert _states(client)["iris"] == ("UNAVAILABLE", "unloaded")
     with pytest.raises(InferenceServerException):
         _predict(client, module, "iris")
