@@ -252,6 +252,20 @@ def test_a_killed_replica_comes_back(platform):
     assert "exited with code 137 (Error)" in info["message"]
 
 
+def test_a_model_unloaded_through_the_gateway_loads_again_through_it(platform):
+    """The repository API reaches the replica through the service's route; after an unload the replica
+    stays routed (its server is ready without its model), so the load that follows reaches it too."""
+    name = "xgboost-iris"
+    repository = f"/v2/repository/models/{name}"
+    assert platform.request("POST", host(name), f"{repository}/unload").status_code == 200
+    gone = platform.request("POST", host(name), f"/v1/models/{name}:predict", json=IRIS, timeout=30)
+    assert gone.status_code == 404, gone.text
+    assert platform.request("POST", host(name), f"{repository}/load", timeout=30).status_code == 200
+    back = platform.request("POST", host(name), f"/v1/models/{name}:predict", json=IRIS)
+    assert back.status_code == 200, back.text
+    assert get(platform, name)["status"]["modelStatus"]["states"]["activeModelState"] == "Loaded"
+
+
 def apply_lightgbm(platform: PlatformProcess, tmp_path: Path, **predictor) -> None:
     resource = yaml.safe_load((EXAMPLES / "lightgbm-iris.yaml").read_text())
     resource["spec"]["predictor"].update(predictor)
