@@ -33,6 +33,7 @@ import os
 import sys
 
 from harness import free_port, log
+from mlserver_home import write_mlserver_home
 from results_file import put_section
 from server_process import ServerProcess, group_peak_rss_mib, http_request
 from venvs import ensure_venv
@@ -122,25 +123,16 @@ def build_server(name: str, model: MLflowModel, mlserver_python: Path | None, ta
         return ServerProcess(name, argv, env, WORK, logfile, ready=ready, ports=[http_port, grpc_port])
     home = WORK / name
     shutil.rmtree(home, ignore_errors=True)
-    (home / MODEL_NAME).mkdir(parents=True)
-    metrics_port = free_port()
-    settings = {
-        "http_port": http_port,
-        "grpc_port": grpc_port,
-        "metrics_port": metrics_port,
-        "host": "127.0.0.1",
-        "debug": False,
-        "parallel_workers": 0 if name == "mlserver" else 1,
-        "metrics_dir": str(home / ".metrics"),
-        "environments_dir": str(home / ".envs"),
-    }
-    (home / "settings.json").write_text(json.dumps(settings, indent=1))
-    model_settings = {
-        "name": MODEL_NAME,
-        "implementation": "mlserver_mlflow.MLflowRuntime",
-        "parameters": {"uri": str(model.folder)},
-    }
-    (home / MODEL_NAME / "model-settings.json").write_text(json.dumps(model_settings, indent=1))
+    workers = 0 if name == "mlserver" else 1
+    metrics_port = write_mlserver_home(
+        home,
+        MODEL_NAME,
+        "mlserver_mlflow.MLflowRuntime",
+        str(model.folder),
+        http_port,
+        grpc_port,
+        workers=workers,
+    )
     return ServerProcess(
         name,
         [str(mlserver_python.parent / "mlserver"), "start", str(home)],

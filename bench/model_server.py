@@ -39,6 +39,7 @@ import os
 import sys
 
 from harness import free_port, log
+from mlserver_home import write_mlserver_home
 from results_file import put_section
 from server_process import group_cpu_seconds
 from venvs import ensure_venv  # the modules taken from bench/
@@ -346,29 +347,10 @@ def build_server(name: str, model: Model, pythons: dict[str, Path]) -> Server:
         folder = WORK / name
         if folder.exists():
             shutil.rmtree(folder)
-        (folder / MODEL_NAME).mkdir(parents=True)
+        workers = 0 if name == "mlserver" else 1
+        implementation, uri = "mlserver_sklearn.SKLearnModel", "./model.joblib"
+        write_mlserver_home(folder, MODEL_NAME, implementation, uri, http_port, grpc_port, workers=workers)
         shutil.copy(model.path, folder / MODEL_NAME / "model.joblib")
-        settings = {
-            "http_port": http_port,
-            "grpc_port": grpc_port,
-            "metrics_port": free_port(),
-            "host": "127.0.0.1",
-            "debug": False,
-            "parallel_workers": 0 if name == "mlserver" else 1,
-            "metrics_dir": str(folder / ".metrics"),
-            "environments_dir": str(folder / ".envs"),
-        }
-        (folder / "settings.json").write_text(json.dumps(settings, indent=1))
-        (folder / MODEL_NAME / "model-settings.json").write_text(
-            json.dumps(
-                {
-                    "name": MODEL_NAME,
-                    "implementation": "mlserver_sklearn.SKLearnModel",
-                    "parameters": {"uri": "./model.joblib"},
-                },
-                indent=1,
-            )
-        )
         mlserver = str(pythons["mlserver"].parent / "mlserver")
         # MLServer hangs on SIGTERM ("Waiting for background tasks to complete"); SIGINT stops it.
         return Server(

@@ -40,9 +40,8 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU time so far of every live process in a process group (threads included)."""
-    ticks = 0
+def _group_stats(pgid: int):
+    """(pid, its /proc stat fields after "pid (comm) ", its comm) for each live process of a group."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -51,9 +50,14 @@ def group_cpu_seconds(pgid: int) -> float:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp ...
+        fields = stat[stat.rindex(")") + 2 :].split()  # state ppid pgrp ...
         if int(fields[2]) == pgid:
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            yield entry, fields, stat[stat.index("(") + 1 : stat.rindex(")")]
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time so far of every live process in a process group (threads included)."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields, _ in _group_stats(pgid))  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -61,15 +65,9 @@ def group_peak_rss_mib(pgid: int) -> float:
     """The peak resident memory (VmHWM) of each live process of a process group, summed, in MiB: for one
     process its peak; for several, at most the sum of their peaks (which need not have come together)."""
     kib = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid, _, _ in _group_stats(pgid):
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            if int(stat[stat.rindex(")") + 2 :].split()[2]) != pgid:
-                continue
-            with open(f"/proc/{entry}/status") as f:
+            with open(f"/proc/{pid}/status") as f:
                 kib += next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
         except (OSError, ValueError):
             continue
@@ -78,18 +76,7 @@ def group_peak_rss_mib(pgid: int) -> float:
 
 def group_commands(pgid: int) -> list[str]:
     """The command names of the live processes of a process group."""
-    names = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid:
-            names.append(stat[stat.index("(") + 1 : stat.rindex(")")])
-    return names
+    return [comm for _, _, comm in _group_stats(pgid)]
 
 
 @dataclass
