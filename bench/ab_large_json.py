@@ -1,9 +1,11 @@
-"""A/B of a replica's memory for large V2 JSON requests between two commits: `modelplane serve` (an iris
+"""A/B of a replica's memory for large JSON requests between two commits: `modelplane serve` (an iris
 model) at each commit, a fresh server per round, each sent `--requests` bodies of `--rows` rows of four
-FP64 numbers; the growth of the server's peak resident memory (VmHWM) over what it had once ready, and
-the median time of a request, rounds alternating the two servers.
+FP64 numbers (a V2 tensor's flat `data`, or with `--protocol v1` V1 `instances`, a list per row); the
+growth of the server's peak resident memory (VmHWM) over what it had once ready, and the median time of
+a request, rounds alternating the two servers.
 
     python3 bench/ab_large_json.py --before 7af59f9 --after HEAD --rows 1000000 --rounds 3 [--kserve]
+    python3 bench/ab_large_json.py --before 89df5be --after HEAD --protocol v1 --kserve
 
 With `--kserve`, KServe 0.21's ModelServer serving the same model (bench/peers/kserve_iris.py, from
 bench/.envs/ms-kserve as `model_server.py` makes it) is measured beside them.
@@ -44,6 +46,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--kserve", action="store_true", help="measure KServe 0.21's ModelServer too")
+    parser.add_argument("--protocol", choices=("v2", "v1"), default="v2")
     args = parser.parse_args()
 
     from model_server import KSERVE_ENV, PEERS, train_model  # here: importing it takes bench/ off sys.path
@@ -51,18 +54,18 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     model = train_model()
     rows = np.random.default_rng(0).random((args.rows, 4)).round(6)
-    body = orjson.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "input-0",
-                    "shape": list(rows.shape),
-                    "datatype": "FP64",
-                    "data": rows.ravel().tolist(),
-                }
-            ]
+    if args.protocol == "v1":
+        body = orjson.dumps({"instances": rows.tolist()})
+        path = "/v1/models/iris:predict"
+    else:
+        tensor = {
+            "name": "input-0",
+            "shape": list(rows.shape),
+            "datatype": "FP64",
+            "data": rows.ravel().tolist(),
         }
-    )
+        body = orjson.dumps({"inputs": [tensor]})
+        path = "/v2/models/iris/infer"
     log(f"body: {len(body) / 2**20:.1f} MiB, {rows.size:,} numbers")
     sides = {}
     for name, revision in (("before", args.before), ("after", args.after)):
@@ -94,7 +97,7 @@ def main() -> int:
                 ready = peak_kib(process.proc.pid)
                 for _ in range(args.requests):
                     started = time.perf_counter()
-                    status, _ = http_request(process.ports[0], "POST", "/v2/models/iris/infer", body)
+                    status, _ = http_request(process.ports[0], "POST", path, body)
                     seconds[name].append(time.perf_counter() - started)
                     assert status == 200, status
                 growth[name].append((peak_kib(process.proc.pid) - ready) / 1024)

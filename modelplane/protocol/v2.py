@@ -74,7 +74,7 @@ def _flatten(data: list) -> list:
 
 def array_from_json(data: object, datatype: str, shape: list[int], what: str) -> np.ndarray:
     """A JSON `data` list (flat or nested) as a numpy array of `shape`; or the numpy array a large body's
-    flat list of numbers was read as (`v2_lean_json`)."""
+    flat list of numbers was read as (`lean_json`)."""
     if isinstance(data, np.ndarray) and not _numbers_fit(data, datatype):
         data = data.tolist()  # read as any list is, for the refusal that says why
     if not isinstance(data, (list, np.ndarray)):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import orjson
 
-from modelplane.protocol import v2_lean_json
+from modelplane.protocol import lean_json
 from modelplane.protocol.datatypes import BINARY_ONLY_DATATYPES, array_to_raw, as_datatype
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.v2 import (
@@ -42,8 +42,8 @@ def _load_json(header: bytes | memoryview) -> object:
     """The JSON document, read as KServe's server reads it: also with the `NaN`, `Infinity` and
     `-Infinity` that Python's `json.dumps` writes (tritonclient's JSON requests, `requests`' `json=`),
     and after a UTF-8 byte order mark. orjson reads all else; Python's json only what it refused. A large
-    body's flat arrays of numbers are read lean (`v2_lean_json`)."""
-    document = v2_lean_json.load(header)
+    body's flat arrays of numbers are read lean (`lean_json`)."""
+    document = lean_json.load_v2(header)
     if document is not None:
         return document
     try:

@@ -94,6 +94,12 @@ def v1_instance_list(payload: Any) -> list:
 
 def v1_instances(payload: Any) -> Any:
     """The `instances` (or `inputs`) of a V1 request as an array, or a DataFrame for records."""
+    if (
+        isinstance(payload, dict)
+        and "inputs" not in payload
+        and isinstance(payload.get("instances"), np.ndarray)
+    ):
+        return payload["instances"]  # a large body's, read as an array (protocol/lean_json.py)
     instances = v1_instance_list(payload)
     if instances and _is_object(instances[0]):
         return _objects_frame(instances)
@@ -163,6 +169,7 @@ class TabularModel(Model):
     reads_input_parameters = frozenset({"content_type"})
     # Whether the model picks a table's columns by their names (so a table may have more of them).
     selects_columns_by_name = False
+    reads_v1_instances_as_array = True
     platform = ""
 
     def __init__(self, name: str, model_dir: str | Path, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS):

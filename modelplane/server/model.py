@@ -41,6 +41,10 @@ class Model:
     # Whether a V2 request's requested outputs pick the outputs of its answer. False: the model answers
     # the same outputs whatever is asked, and all of them are sent (MLServer's lightgbm runtime).
     answers_requested_outputs = True
+    # Whether `predict` reads a V1 request's `instances` as one array (`v1_instances`): a large body's
+    # instances of numbers then arrive as a numpy array, read without a Python object per number
+    # (protocol/lean_json.py). False (a model of your own): they are lists, as KServe gives them.
+    reads_v1_instances_as_array = False
 
     def __init__(self, name: str, return_response_headers: bool = False):
         # A stage that takes `response_headers` sets them whatever `return_response_headers` says; as in

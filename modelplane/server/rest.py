@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from modelplane.protocol import cloudevents, v2_repository
+from modelplane.protocol import cloudevents, lean_json, v2_repository
 from modelplane.protocol.content_coding import ACCEPTED_CODINGS, UnsupportedContentEncoding, decoded_request
 from modelplane.protocol.errors import (
     InferenceError,
@@ -244,7 +244,7 @@ class RESTServer:
                 body = event.data
             content_type = headers.get("content-type", "").split(";", 1)[0].strip()
             if event is not None or content_type in _V1_JSON_TYPES:
-                payload = _parse_v1_json(body)
+                payload = _parse_v1_json(body, _reads_instances_as_array(served, verb))
             else:
                 payload = body
             result, response_headers = await self.dataplane.run(served, payload, headers, verb)
@@ -405,9 +405,19 @@ def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
         raise InferenceError(f"the model set a response header that cannot be sent: {exc}") from None
 
 
-def _parse_v1_json(body: bytes) -> Any:
+def _reads_instances_as_array(served: ServedModel, verb: str) -> bool:
+    """Whether the model's predict is the first to read the request, and reads its instances as one
+    array, so that a large body's may be read lean."""
+    return verb == "predict" and served.model.reads_v1_instances_as_array and served.stages["preprocess"].skip
+
+
+def _parse_v1_json(body: bytes, instances_as_array: bool = False) -> Any:
     if not body:
         raise InvalidInput("Unrecognized request format: the request body is empty")
+    if instances_as_array:
+        payload = lean_json.load_v1(body)
+        if payload is not None:
+            return payload
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

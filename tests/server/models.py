@@ -114,6 +114,17 @@ class HeadersModel(Model):
         return {"predictions": len(result["predictions"])}
 
 
+class InstancesKindModel(Model):
+    """Answers what its V1 instances were given as: a model of one's own gets lists, whatever the size."""
+
+    def load(self) -> bool:
+        self.ready = True
+        return True
+
+    def predict(self, payload, headers=None):
+        return {"predictions": [type(payload["instances"]).__name__, len(payload["instances"])]}
+
+
 class BrokenModel(Model):
     def load(self) -> bool:
         raise RuntimeError("weights are corrupt")
@@ -143,6 +154,7 @@ def all_models() -> list[Model]:
         SleepyModel("sleepy"),
         BuggyModel("buggy"),
         HeadersModel("headers"),
+        InstancesKindModel("instances-kind"),
     ]
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pytest
 import tritonclient.grpc as triton_grpc
+from sklearn.datasets import load_iris
 from tritonclient.utils import InferenceServerException
 
 from tests.server.conftest import IRIS_ROWS
@@ -26,6 +27,28 @@ def test_predict_iris(iris_server):
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {"predictions": [1, 1]}
+
+
+def test_a_large_body_of_instances_is_predicted_as_a_small_one(iris_server):
+    # Over a MiB: its instances are read straight into one array (protocol/lean_json.py).
+    rows = load_iris().data.tolist() * 600
+    body = orjson.dumps({"instances": rows})
+    assert len(body) > 1 << 20
+    large = httpx.post(iris_server.url + "/v1/models/iris:predict", content=body, timeout=60)
+    small = httpx.post(iris_server.url + "/v1/models/iris:predict", json={"instances": rows[:150]})
+    assert large.status_code == 200, large.text
+    assert large.json()["predictions"] == small.json()["predictions"] * 600
+    ragged = orjson.dumps({"instances": rows + [[1.0, 2.0]]})
+    refused = httpx.post(iris_server.url + "/v1/models/iris:predict", content=ragged, timeout=60)
+    assert refused.status_code == 400 and "regular array" in refused.json()["error"]
+
+
+def test_a_model_of_ones_own_gets_large_instances_as_lists(test_models_server):
+    rows = [[0.5, 1.5, 2.5, 3.5]] * 100_000
+    response = httpx.post(
+        test_models_server.url + "/v1/models/instances-kind:predict", json={"instances": rows}, timeout=60
+    )
+    assert response.json() == {"predictions": ["list", 100_000]}
 
 
 def test_predict_with_curl_default_form_content_type(iris_server):

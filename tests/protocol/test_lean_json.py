@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from modelplane.protocol import v2_lean_json
+from modelplane.protocol import lean_json
 from modelplane.protocol.errors import InvalidInput
 from modelplane.protocol.v2_rest import decode_request, decode_response
 
@@ -35,12 +35,12 @@ def read_both(body: bytes):
         return [(i.name, i.shape, i.datatype, i.as_numpy()) for i in request.inputs]
 
     lean = read()
-    saved = v2_lean_json.LEAN_BODY_SIZE
-    v2_lean_json.LEAN_BODY_SIZE = 1 << 62
+    saved = lean_json.LEAN_BODY_SIZE
+    lean_json.LEAN_BODY_SIZE = 1 << 62
     try:
         return lean, read()
     finally:
-        v2_lean_json.LEAN_BODY_SIZE = saved
+        lean_json.LEAN_BODY_SIZE = saved
 
 
 def assert_same(lean, ordinary) -> None:
@@ -70,7 +70,7 @@ def assert_same(lean, ordinary) -> None:
 )
 def test_a_large_flat_array_reads_as_the_ordinary_reading_does(datatype, values):
     body = body_of(tensor("x", values, datatype, [ROWS, 4]))
-    assert v2_lean_json.load(body) is not None
+    assert lean_json.load_v2(body) is not None
     assert_same(*read_both(body))
 
 
@@ -113,7 +113,7 @@ def test_written_numbers_read_or_are_refused_as_the_ordinary_reading_does(writte
 )
 def test_what_is_out_of_the_ordinary_is_read_the_ordinary_way(data):
     body = body_of(tensor("x", data, "FP64", [ROWS, 4]))
-    assert v2_lean_json.load(body) is None
+    assert lean_json.load_v2(body) is None
     assert_same(*read_both(body))
 
 
@@ -164,5 +164,104 @@ def test_a_large_body_needs_a_fraction_of_the_ordinary_memory():
     np.testing.assert_array_equal(
         decode_request(body, None, "m").inputs[0].as_numpy(), values.reshape(ROWS, 10)
     )
+    assert lean < len(body) * 3, (lean, len(body))
+    assert lean < ordinary / 3, (lean, ordinary)
+
+
+# -- V1 instances ----------------------------------------------------------------------------------
+
+
+def instances_both(body: bytes):
+    """A V1 body's instances as read lean (None if it was not) and as the ordinary reading's array."""
+    lean = lean_json.load_v1(body)
+    ordinary = orjson.loads(body)
+    return (None if lean is None else lean["instances"]), np.asarray(ordinary["instances"])
+
+
+def assert_same_instances(body: bytes) -> None:
+    lean, ordinary = instances_both(body)
+    assert isinstance(lean, np.ndarray), "not read lean"
+    assert lean.dtype == ordinary.dtype and lean.shape == ordinary.shape
+    np.testing.assert_array_equal(lean, ordinary)
+
+
+@pytest.mark.parametrize(
+    "instances",
+    [
+        np.random.default_rng(8).normal(size=(ROWS, 4)).round(7).tolist(),  # rows of features
+        np.random.default_rng(9).integers(-(2**62), 2**62, size=(ROWS, 4)).tolist(),
+        np.random.default_rng(10).normal(size=ROWS * 4).tolist(),  # one number an instance
+        np.random.default_rng(11).normal(size=(ROWS // 8, 4, 2, 4)).tolist(),  # images
+        [[1, 2, 3, 4]] * (ROWS // 2) + [[0.5, 1.5, 2.5, 3.5]] * (ROWS // 2),  # integers, then fractions
+        [[]] * (ROWS * 3),  # rows of nothing
+    ],
+)
+def test_large_v1_instances_read_as_the_ordinary_reading_does(instances):
+    assert_same_instances(orjson.dumps({"instances": instances}))
+
+
+def test_v1_instances_pretty_printed_and_beside_other_fields():
+    rows = np.random.default_rng(12).normal(size=(ROWS // 4, 3, 2)).round(5).tolist()
+    body = orjson.dumps(
+        {"signature_name": "serving_default", "instances": rows, "parameters": {"instances": [[1]]}},
+        option=orjson.OPT_INDENT_2,
+    )
+    assert_same_instances(body)
+    read = lean_json.load_v1(body)
+    assert read["signature_name"] == "serving_default" and read["parameters"] == {"instances": [[1]]}
+
+
+@pytest.mark.parametrize(
+    "instances",
+    [
+        [[0.5] * 4] * (ROWS - 1) + [[0.5] * 3],  # ragged
+        [[0.5] * 4] * (ROWS - 1) + [0.5],  # a number among rows
+        [[0.5] * 4] * (ROWS - 1) + [[0.5, 0.5, 0.5, True]],
+        [[0.5] * 4] * (ROWS - 1) + [[0.5, 0.5, 0.5, None]],
+        [[0.5] * 4] * (ROWS - 1) + [["a", 0.5, 0.5, 0.5]],
+        [[2**63] * 4] * ROWS,  # beyond a signed integer: numpy makes unsigned ones
+        [{"a": 0.5}] * ROWS,  # objects
+    ],
+)
+def test_v1_instances_out_of_the_ordinary_are_left_to_the_ordinary_reading(instances):
+    assert lean_json.load_v1(orjson.dumps({"instances": instances})) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [' + b"[1,2]," * ROWS + b"[1,2]], [3]}",  # JSON only once the array is cut out
+        b'{"instances": [' + b"[1,2]," * ROWS + b"[1,2]]",  # unfinished
+        b'{"instances": [' + b"[1,2]," * ROWS + b"[1,2],]}",  # a trailing comma
+        b'{"instances": [' + b"[1,2]," * ROWS + b"[1,2]]], 1}",
+        b'[{"instances": [' + b"[1,2]," * ROWS + b"[1,2]]}]",  # not an object
+        b'{"a": {"instances": [' + b"[1,2]," * ROWS + b"[1,2]]}}",  # not the request's own instances
+        b'{"a": "\\"instances\\": [' + b"[1,2]," * ROWS + b'[1,2]]"}',  # written in a string
+        b'{"instances": [' + b"[1,2]," * ROWS + b"[18446744073709551616,2]]}",  # beyond 64 bits
+    ],
+)
+def test_a_v1_body_that_is_not_a_request_of_instances_is_not_read_lean(body):
+    assert lean_json.load_v1(body) is None
+
+
+def test_small_v1_bodies_are_read_the_ordinary_way():
+    assert lean_json.load_v1(orjson.dumps({"instances": [[0.5] * 4] * 1000})) is None
+
+
+def test_large_v1_instances_need_a_fraction_of_the_ordinary_memory():
+    rows = np.random.default_rng(13).normal(size=(ROWS, 10)).round(6)
+    body = orjson.dumps({"instances": rows.tolist()})
+
+    def peak(read) -> int:
+        tracemalloc.start()
+        try:
+            read()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    lean = peak(lambda: lean_json.load_v1(body))
+    ordinary = peak(lambda: np.asarray(orjson.loads(body)["instances"]))
+    np.testing.assert_array_equal(lean_json.load_v1(body)["instances"], rows)
     assert lean < len(body) * 3, (lean, len(body))
     assert lean < ordinary / 3, (lean, ordinary)
