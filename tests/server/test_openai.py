@@ -640,6 +640,45 @@ def test_fields_that_would_change_the_answer_are_refused_naming_them(server, fie
 
 
 @pytest.mark.parametrize(
+    "tool_choice", ["auto", "required", {"type": "function", "function": {"name": "lookup"}}]
+)
+def test_a_tool_choice_without_tools_is_refused_as_vllm_refuses_it(client, tool_choice):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="alphabet",
+            messages=[{"role": "user", "content": "x"}],
+            max_tokens=2,
+            tool_choice=tool_choice,
+        )
+    assert caught.value.body == {
+        "message": "When using `tool_choice`, `tools` must be set.",
+        "type": "invalid_request_error",
+        "param": "tool_choice",
+        "code": None,
+    }
+
+
+def test_tool_choice_none_without_tools_is_accepted_as_vllm_accepts_it(client):
+    answer = client.chat.completions.create(
+        model="alphabet", messages=[{"role": "user", "content": "x"}], max_tokens=2, tool_choice="none"
+    )
+    assert answer.choices[0].message.tool_calls is None
+
+
+@pytest.mark.parametrize("tool_choice", [openai.NOT_GIVEN, "none", "auto"])
+def test_an_empty_tools_list_is_refused_as_vllm_and_openai_refuse_it(client, tool_choice):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="alphabet",
+            messages=[{"role": "user", "content": "x"}],
+            max_tokens=2,
+            tools=[],
+            tool_choice=tool_choice,
+        )
+    assert (caught.value.param, caught.value.code) == ("tools", "empty_array")
+
+
+@pytest.mark.parametrize(
     ("field", "value"), [("user", 5), ("metadata", "x"), ("store", "yes"), ("prompt_cache_options", "30m")]
 )
 def test_ignored_fields_must_be_of_their_type(server, field, value):
