@@ -414,7 +414,8 @@ def test_embeddings_as_floats_and_base64(client):
         ({"model": "alphabet", "prompt": "a", "max_tokens": -1}, 400, "max_tokens"),
         ({"model": "alphabet", "prompt": "a", "max_tokens": 64}, 400, "max_tokens"),
         ({"model": "alphabet", "prompt": "a" * 70}, 400, "prompt"),
-        ({"model": "alphabet", "prompt": "a", "temperature": 3}, 400, "temperature"),
+        ({"model": "alphabet", "prompt": "a", "temperature": 3}, 400, "temperature"),  # vLLM's range too
+        ({"model": "alphabet", "prompt": "a", "temperature": -0.5}, 400, "temperature"),
         ({"model": "alphabet", "prompt": "a", "presence_penalty": 1}, 400, "presence_penalty"),
         ({"model": "alphabet", "prompt": "a", "logit_bias": {"1": 500}}, 400, "logit_bias"),
         ({"model": "alphabet", "prompt": "a", "logit_bias": {"one": 5}}, 400, "logit_bias"),
