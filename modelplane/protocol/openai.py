@@ -213,8 +213,8 @@ class _Fields:
 _ONLY_DEFAULT = {
     "best_of": (None, 1),
     "suffix": (None, ""),
-    "tools": (None, []),
-    "tool_choice": (None, "none", "auto"),
+    "tools": (None,),  # an empty list is refused first (`_check_tool_usage`), as vLLM refuses it
+    "tool_choice": (None, "none"),
     "functions": (None, []),
     "function_call": (None, "none", "auto"),
     "parallel_tool_calls": (None, True, False),
@@ -741,7 +741,21 @@ def _stop(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _check_tool_usage(fields: _Fields) -> None:
+    """`tools` and `tool_choice` checked as vLLM's protocol checks them, before either is refused as
+    unsupported: a `tool_choice` that asks for a tool (anything but "none") needs `tools`."""
+    if fields.get("tools") == []:
+        raise OpenAIError(
+            "`tools` must not be an empty array. Either provide at least one tool or omit the field entirely.",
+            param="tools",
+            code="empty_array",
+        )
+    if fields.get("tool_choice", "none") != "none" and fields.get("tools") is None:
+        raise OpenAIError("When using `tool_choice`, `tools` must be set.", param="tool_choice")
+
+
 def _refuse_the_rest(fields: _Fields) -> None:
+    _check_tool_usage(fields)
     for name, allowed in _ONLY_DEFAULT.items():
         value = fields.get(name)
         if value not in allowed:

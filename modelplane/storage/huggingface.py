@@ -13,8 +13,10 @@ shown: messages are redacted like every other credential.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -35,6 +37,7 @@ from .uri import Location
 log = logging.getLogger("modelplane.storage")
 
 _TRUE = {"1", "on", "yes", "true"}
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 class HubUnreachable(TransferError):
@@ -138,13 +141,34 @@ def _files_under(folder: Path) -> list[str]:
     return sorted(names)
 
 
+def _has_snapshot(cache_dir: Path, location: Location) -> bool:
+    """Whether the Hugging Face cache has a snapshot folder for the revision's commit (a branch's or
+    tag's: the commit its `refs/` file names)."""
+    repository = cache_dir / ("models--" + location.path.replace("/", "--"))
+    commit = location.revision or "main"
+    if not _COMMIT.fullmatch(commit):
+        ref = repository / "refs" / commit
+        commit = ref.read_text().strip() if ref.is_file() else ""
+    return bool(commit) and (repository / "snapshots" / commit).is_dir()
+
+
 def _unreachable(errors: ModuleType, exc: BaseException) -> bool:
     """Whether the Hub could not be reached at all (as opposed to answering no)."""
-    import httpx
-
     if isinstance(exc, errors.HfHubHTTPError):
         return exc.response is not None and exc.response.status_code >= 500
-    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError))
+    return isinstance(exc, (*_transport_errors(), ConnectionError, TimeoutError))
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The connection failures of the HTTP clients huggingface_hub speaks through: httpx (1.x), or
+    httpx2, its fork (2.x)."""
+    found = []
+    for name in ("httpx", "httpx2"):
+        try:
+            found.append(importlib.import_module(name).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def _explain(
@@ -169,21 +193,17 @@ def _explain(
         )
     if isinstance(exc, errors.RevisionNotFoundError):
         return NotFoundError(f"{where}: the repository {location.path} has no revision {revision!r}")
-    if isinstance(exc, getattr(errors, "IncompleteSnapshotError", ())):  # huggingface_hub 1.x
-        return NotFoundError(
-            f"{where}: the Hugging Face cache {cache_dir} holds only part of {location.path} at revision "
-            f"{revision!r} and the Hub cannot be reached to complete it"
-        )
     if isinstance(exc, errors.LocalEntryNotFoundError):
+        # A snapshot folder that is there all the same lacks files the patterns ask for: an earlier
+        # fetch chose other files, or a download stopped part-way.
+        incomplete = getattr(errors, "IncompleteSnapshotError", ())  # huggingface_hub 1.x and later
+        if isinstance(exc, incomplete) or _has_snapshot(cache_dir, location):
+            held = f"the Hugging Face cache {cache_dir} holds only part of {location.path} at revision {revision!r}"
+        else:
+            held = f"{location.path} at revision {revision!r} is not in the Hugging Face cache {cache_dir}"
         if cached_only:
-            return NotInHubCache(
-                f"{where}: {location.path} at revision {revision!r} is not in the Hugging Face cache "
-                f"{cache_dir}, and HF_HUB_OFFLINE forbids downloading it"
-            )
-        return HubUnreachable(
-            f"{where}: the Hub cannot be reached, and {location.path} at revision {revision!r} is not in "
-            f"the Hugging Face cache {cache_dir}"
-        )
+            return NotInHubCache(f"{where}: {held}, and HF_HUB_OFFLINE forbids downloading it")
+        return HubUnreachable(f"{where}: the Hub cannot be reached, and {held}")
     if isinstance(exc, errors.HfHubHTTPError) and exc.response is not None:
         status = exc.response.status_code
         if status in (401, 403):

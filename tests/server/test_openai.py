@@ -414,7 +414,8 @@ def test_embeddings_as_floats_and_base64(client):
         ({"model": "alphabet", "prompt": "a", "max_tokens": -1}, 400, "max_tokens"),
         ({"model": "alphabet", "prompt": "a", "max_tokens": 64}, 400, "max_tokens"),
         ({"model": "alphabet", "prompt": "a" * 70}, 400, "prompt"),
-        ({"model": "alphabet", "prompt": "a", "temperature": 3}, 400, "temperature"),
+        ({"model": "alphabet", "prompt": "a", "temperature": 3}, 400, "temperature"),  # vLLM's range too
+        ({"model": "alphabet", "prompt": "a", "temperature": -0.5}, 400, "temperature"),
         ({"model": "alphabet", "prompt": "a", "presence_penalty": 1}, 400, "presence_penalty"),
         ({"model": "alphabet", "prompt": "a", "logit_bias": {"1": 500}}, 400, "logit_bias"),
         ({"model": "alphabet", "prompt": "a", "logit_bias": {"one": 5}}, 400, "logit_bias"),
@@ -637,6 +638,45 @@ def test_fields_that_would_change_the_answer_are_refused_naming_them(server, fie
     error = response.json()["error"]
     assert (error["param"], error["code"]) == (field, "unsupported_parameter")
     assert f"{field} is not supported by this server" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "tool_choice", ["auto", "required", {"type": "function", "function": {"name": "lookup"}}]
+)
+def test_a_tool_choice_without_tools_is_refused_as_vllm_refuses_it(client, tool_choice):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="alphabet",
+            messages=[{"role": "user", "content": "x"}],
+            max_tokens=2,
+            tool_choice=tool_choice,
+        )
+    assert caught.value.body == {
+        "message": "When using `tool_choice`, `tools` must be set.",
+        "type": "invalid_request_error",
+        "param": "tool_choice",
+        "code": None,
+    }
+
+
+def test_tool_choice_none_without_tools_is_accepted_as_vllm_accepts_it(client):
+    answer = client.chat.completions.create(
+        model="alphabet", messages=[{"role": "user", "content": "x"}], max_tokens=2, tool_choice="none"
+    )
+    assert answer.choices[0].message.tool_calls is None
+
+
+@pytest.mark.parametrize("tool_choice", [openai.NOT_GIVEN, "none", "auto"])
+def test_an_empty_tools_list_is_refused_as_vllm_and_openai_refuse_it(client, tool_choice):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="alphabet",
+            messages=[{"role": "user", "content": "x"}],
+            max_tokens=2,
+            tools=[],
+            tool_choice=tool_choice,
+        )
+    assert (caught.value.param, caught.value.code) == ("tools", "empty_array")
 
 
 @pytest.mark.parametrize(

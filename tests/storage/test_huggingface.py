@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -245,3 +247,83 @@ def test_hf_token_from_the_environment_and_a_refused_token(hub, tmp_path):
     assert TOKEN not in accepted.stdout + accepted.stderr
     unknown = storage_fetch("hf://tiny-org/tiny-gpt:v7", env={**online, "HF_TOKEN": TOKEN})
     assert unknown.returncode == 2 and "has no revision 'v7'" in unknown.stderr
+
+
+class UnreachableHub:
+    """A loopback port that closes every connection once it has read the request line: a Hub that
+    cannot be reached, which records what each connection asked for."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.requests: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            with connection:
+                connection.settimeout(5)
+                try:
+                    self.requests.append(connection.recv(4096).decode("latin-1").split("\r\n")[0])
+                except OSError:
+                    self.requests.append("")
+
+    def about_the_repository(self) -> list[str]:
+        # huggingface_hub 2.x also asks for its AI-agent registry once a day, whatever it downloads.
+        return [line for line in self.requests if "tiny-org" in line or not line]
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture
+def unreachable_hub():
+    unreachable = UnreachableHub()
+    yield unreachable
+    unreachable.close()
+
+
+def fetched_commit(hub: Server, hub_env: Path, *patterns: str) -> str:
+    """Fetch tiny-org/tiny-gpt's main from `hub` (with `--allow` patterns), stop the Hub, and answer
+    the commit main named."""
+    online = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN}
+    allow = [argument for pattern in patterns for argument in ("--allow", pattern)]
+    first = storage_fetch("hf://tiny-org/tiny-gpt", *allow, env=online)
+    assert first.returncode == 0, first.stderr
+    hub.stop()
+    return (hub_env / "models--tiny-org--tiny-gpt" / "refs" / "main").read_text()
+
+
+def test_a_commit_fetched_whole_before_is_served_without_asking_the_hub(
+    hub, hub_env, unreachable_hub, tmp_path
+):
+    commit = fetched_commit(hub, hub_env)
+    unreachable = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": unreachable_hub.url, "HF_TOKEN": TOKEN}
+    again = storage_fetch(
+        f"hf://tiny-org/tiny-gpt:{commit}", "--cache-dir", str(tmp_path / "fresh"), env=unreachable
+    )
+    assert again.returncode == 0, again.stderr
+    assert read_tree(Path(again.stdout.strip())) == FILES
+    assert unreachable_hub.about_the_repository() == [], (
+        "a commit never changes: its complete snapshot needs no Hub"
+    )
+
+
+def test_a_commit_fetched_before_with_other_patterns_goes_to_the_hub_for_the_rest(
+    hub, hub_env, unreachable_hub, tmp_path
+):
+    commit = fetched_commit(hub, hub_env, "*.json")
+    unreachable = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": unreachable_hub.url, "HF_TOKEN": TOKEN}
+    whole = storage_fetch(
+        f"hf://tiny-org/tiny-gpt:{commit}", "--cache-dir", str(tmp_path / "fresh"), env=unreachable
+    )
+    assert unreachable_hub.about_the_repository(), "the snapshot lacks the weights: only the Hub has them"
+    assert whole.returncode == 1
+    assert (
+        f"the Hub cannot be reached, and the Hugging Face cache {hub_env} holds only part of tiny-org/tiny-gpt "
+        f"at revision '{commit}'"
+    ) in whole.stderr
