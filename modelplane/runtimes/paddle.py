@@ -1,6 +1,7 @@
 """PaddlePaddle inference models (`*.pdmodel` or Paddle 3's `*.json`, with `*.pdiparams`), run by Paddle's
 CPU predictor as KServe's paddleserver runs them: the request (V1 `instances`, or the first V2 input)
-goes to the model's first input and the answer is its first output (V1 `predictions`, V2 `output-0`).
+goes to the model's first input and the answer is its first output (V1 `predictions`, V2 `output-0`, the
+name V2 metadata gives it too).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from modelplane.protocol.errors import InferenceError, InvalidInput
 from modelplane.protocol.v2 import InferRequest, InferResponse, output_from_array
 from modelplane.runtimes.base import INLINE_ELEMENTS, require, v1_instance_list, warn_if_batch_rows_given
 from modelplane.runtimes.native_signals import signal_actions_kept
-from modelplane.runtimes.paddle_program import TensorSpec, declared_tensors, find_paddle_files
+from modelplane.runtimes.paddle_program import TensorSpec, declared_program, find_paddle_files
 from modelplane.server.model import Model
 
 _import_lock = threading.Lock()
 # The error class that starts Paddle's message, as its two program formats write it.
 _ERROR_CLASS = re.compile(r"^(\(\w+\) |\w+Error: )")
+# What KServe's paddleserver names the one output it answers, in V2.
+OUTPUT_NAME = "output-0"
 
 
 class PaddleModel(Model):
@@ -41,6 +44,7 @@ class PaddleModel(Model):
         self._inputs: list[dict] = []  # V2 metadata
         self._outputs: list[dict] = []
         self._feed_dtype = np.dtype(np.float32)  # the first input's
+        self._id_limit: int | None = None  # rows of the embedding tables the first input indexes
         # Paddle's predictor is not safe to run from two threads at once.
         self._lock = asyncio.Lock()
 
@@ -59,9 +63,12 @@ class PaddleModel(Model):
                 f"{files.program.name} takes {len(names)} inputs ({', '.join(names)}): the paddle runtime "
                 "feeds a request to a model's one input, as KServe's paddleserver does"
             )
-        declared = declared_tensors(paddle, files)
-        self._inputs = [_metadata(name, declared) for name in predictor.get_input_names()]
-        self._outputs = [_metadata(name, declared) for name in predictor.get_output_names()]
+        declared = declared_program(paddle, files)
+        self._inputs = [_metadata(name, name, declared.tensors) for name in names]
+        # The one output the answer has, under the name it has there.
+        first_output = predictor.get_output_names()[0]
+        self._outputs = [_metadata(OUTPUT_NAME, first_output, declared.tensors)]
+        self._id_limit = declared.id_limits.get(names[0])
         feed_datatype = self._inputs[0]["datatype"] if self._inputs else "FP32"
         self._feed_dtype = np.float32 if feed_datatype in ("BYTES", "BF16") else numpy_dtype(feed_datatype)
         self._predictor = predictor
@@ -80,7 +87,7 @@ class PaddleModel(Model):
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):
             result = await self._run(self._input_array(payload.inputs[0].as_numpy()))
-            return InferResponse(payload.id, self.name, [output_from_array("output-0", result)])
+            return InferResponse(payload.id, self.name, [output_from_array(OUTPUT_NAME, result)])
         result = await self._run(self._input_array(v1_instance_list(payload)))
         return {"predictions": result}
 
@@ -96,7 +103,21 @@ class PaddleModel(Model):
             ) from None
         if array.size == 0:
             raise InvalidInput(f"the input to model {self.name} is empty")
+        if self._id_limit is not None:
+            self._check_ids(array, self._id_limit)
         return array
+
+    def _check_ids(self, ids: np.ndarray, rows: int) -> None:
+        """Refuses ids outside the embedding tables the input indexes, which Paddle does not always
+        refuse: it answers whatever memory an id of -1 (or, where a table has a padding row, any id
+        outside it) points at, or crashes the process."""
+        if ids.min() >= 0 and ids.max() < rows:
+            return
+        outside = ids[(ids < 0) | (ids >= rows)].flat[0]
+        raise InvalidInput(
+            f"the input does not fit model {self.name}: input {self._inputs[0]['name']} indexes an "
+            f"embedding table of {rows} rows: expected >= 0 and < {rows}, but got {outside}"
+        )
 
     async def _run(self, array: np.ndarray) -> np.ndarray:
         if self._predictor is None:
@@ -154,6 +175,6 @@ def paddle_message(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _metadata(name: str, declared: dict[str, TensorSpec]) -> dict:
-    tensor = declared.get(name, TensorSpec([-1], "FP32"))
+def _metadata(name: str, declared_name: str, declared: dict[str, TensorSpec]) -> dict:
+    tensor = declared.get(declared_name, TensorSpec([-1], "FP32"))
     return {"name": name, "datatype": tensor.datatype, "shape": tensor.shape}

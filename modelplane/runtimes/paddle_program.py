@@ -4,7 +4,9 @@ A model is a program and its parameters (`*.pdiparams`), in one of two formats: 
 `*.pdmodel` (a ProgramDesc protobuf), which KServe's paddleserver loads, and Paddle 3's `*.json`
 (a PIR program, what `paddle.jit.save` writes by default since 3.0). Paddle's predictor says the names
 of its inputs and outputs; their shapes and datatypes (which it gives only after a run) are read from
-the program.
+the program, and so are the sizes of the embedding tables an input indexes (Paddle's embedding kernel does
+not check an id of -1, nor any id where the table has a padding row: it reads past the table, or crashes
+the process).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ _V2_DATATYPES = {
 class TensorSpec:
     shape: list[int]  # -1: any size
     datatype: str  # V2's
+
+
+@dataclass(frozen=True)
+class DeclaredProgram:
+    tensors: dict[str, TensorSpec]  # the feeds' and fetches', by the names the predictor gives them
+    id_limits: dict[str, int]  # feed -> rows of the smallest embedding table it indexes directly
 
 
 @dataclass(frozen=True)
@@ -80,37 +88,63 @@ def _only(folder: Path, suffix: str) -> Path | None:
     return found[0] if found else None
 
 
-def declared_tensors(paddle: Any, files: PaddleFiles) -> dict[str, TensorSpec]:
-    """The shapes and datatypes the program declares for its feeds and fetches, by the names the
-    predictor gives them."""
+def declared_program(paddle: Any, files: PaddleFiles) -> DeclaredProgram:
+    """What the program declares: its feeds' and fetches' shapes and datatypes, and the tables the
+    feeds that go straight into an embedding index."""
     if files.is_pir:
-        return _pir_tensors(paddle, files.program)
-    return _program_desc_tensors(files.program)
+        return _pir_program(paddle, files.program)
+    return _program_desc(files.program)
 
 
-def _program_desc_tensors(path: Path) -> dict[str, TensorSpec]:
+# The ops that look ids up in an embedding table.
+_DESC_EMBEDDINGS = ("lookup_table_v2", "lookup_table")  # Paddle 2's op, and Paddle 1's
+_PIR_EMBEDDING = "pd_op.embedding"
+
+
+def _program_desc(path: Path) -> DeclaredProgram:
     from paddle.base.proto import framework_pb2
 
     desc = framework_pb2.ProgramDesc.FromString(path.read_bytes())
     fields = framework_pb2.VarType.DESCRIPTOR.fields_by_name
     tensor_fields = [name for name in ("dense_tensor", "lod_tensor") if name in fields]  # 3.x, 2.x
+    block = desc.blocks[0]
     tensors = {}
-    for var in desc.blocks[0].vars:
+    for var in block.vars:
         for field in tensor_fields:
             if var.type.HasField(field):
                 tensor = getattr(var.type, field).tensor
                 dtype = framework_pb2.VarType.Type.Name(tensor.data_type)
                 tensors[var.name] = TensorSpec(list(tensor.dims), _V2_DATATYPES.get(dtype, "BYTES"))
-    return tensors
+    feeds = {name for op in block.ops if op.type == "feed" for v in op.outputs for name in v.arguments}
+    id_limits: dict[str, int] = {}
+    for op in block.ops:
+        if op.type in _DESC_EMBEDDINGS:
+            arguments = {v.parameter: list(v.arguments) for v in op.inputs}
+            (ids,), (table,) = arguments["Ids"], arguments["W"]
+            if ids in feeds and table in tensors:
+                _limit(id_limits, ids, tensors[table].shape)
+    return DeclaredProgram(tensors, id_limits)
 
 
-def _pir_tensors(paddle: Any, path: Path) -> dict[str, TensorSpec]:
+def _pir_program(paddle: Any, path: Path) -> DeclaredProgram:
     program = paddle.pir.Program()
     paddle.base.core.deserialize_pir_program(str(path), program)
     tensors = {}
+    id_limits: dict[str, int] = {}
     for op in program.global_block().ops:
         if op.name() in ("pd_op.data", "pd_op.fetch"):
             value = op.result(0)
             datatype = _V2_DATATYPES.get(value.dtype.name, "BYTES")
             tensors[op.attrs()["name"]] = TensorSpec(list(value.shape), datatype)
-    return tensors
+        elif op.name() == _PIR_EMBEDDING:
+            ids, table = op.operand_source(0), op.operand_source(1)
+            feed = ids.get_defining_op()
+            if feed.name() == "pd_op.data":
+                _limit(id_limits, feed.attrs()["name"], list(table.shape))
+    return DeclaredProgram(tensors, id_limits)
+
+
+def _limit(id_limits: dict[str, int], feed: str, table_shape: list[int]) -> None:
+    rows = table_shape[0] if table_shape else -1
+    if rows >= 0:
+        id_limits[feed] = min(rows, id_limits.get(feed, rows))

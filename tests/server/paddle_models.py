@@ -7,6 +7,8 @@ linear          paddle.nn.Linear(4, 3) with WEIGHTS and BIAS, x [-1, 4] float32 
 linear-pdmodel  the same layer in Paddle 2's format (model.pdmodel and model.pdiparams), which KServe's
                 paddleserver loads
 lookup          paddle.nn.Embedding(5, 2) with TABLE, in Paddle 3's format: ids [-1] int64 -> [-1, 2] float32
+lookup-padded   paddle.nn.Embedding(5, 2, padding_idx=0) with TABLE (its row 0 answered as zeros), in Paddle 2's
+                format: Paddle checks none of its ids
 pair            two inputs, in Paddle 3's format: a [-1, 2] float32, b [-1, 1] float32 -> linear(a) + b
 """
 
@@ -24,7 +26,7 @@ WEIGHTS = np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5], [-2.0, 1.0, 0.25], [0.0,
 BIAS = np.array([0.1, -0.2, 0.3], dtype=np.float32)
 TABLE = np.arange(10, dtype=np.float32).reshape(5, 2)
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PDMODEL = {"linear-pdmodel"}  # the models saved in Paddle 2's format
+PDMODEL = {"linear-pdmodel", "lookup-padded"}  # the models saved in Paddle 2's format
 
 
 def linear(rows) -> np.ndarray:
@@ -33,7 +35,7 @@ def linear(rows) -> np.ndarray:
 
 
 def write_models(
-    root: Path, names: tuple[str, ...] = ("linear", "linear-pdmodel", "lookup")
+    root: Path, names: tuple[str, ...] = ("linear", "linear-pdmodel", "lookup", "lookup-padded")
 ) -> dict[str, Path]:
     """Saves the models named into subfolders of `root`, each program format by a process of its own."""
     by_format = {"pdmodel": [n for n in names if n in PDMODEL], "pir": [n for n in names if n not in PDMODEL]}
@@ -74,8 +76,8 @@ def _save(root: Path, names: list[str]) -> None:
             layer.weight.set_value(WEIGHTS)
             layer.bias.set_value(BIAS)
             save(name, layer, InputSpec([None, 4], "float32", "x"))
-        elif name == "lookup":
-            lookup = paddle.nn.Embedding(*TABLE.shape)
+        elif name in ("lookup", "lookup-padded"):
+            lookup = paddle.nn.Embedding(*TABLE.shape, padding_idx=0 if name == "lookup-padded" else None)
             lookup.weight.set_value(TABLE)
             save(name, lookup, InputSpec([None], "int64", "ids"))
         elif name == "pair":

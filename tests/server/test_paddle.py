@@ -99,13 +99,17 @@ def test_v2_rest_with_tritonclient_and_metadata(server):
     rows.set_data_from_numpy(np.array(ROWS, dtype=np.float32))
     result = client.infer("linear", [rows])
     np.testing.assert_allclose(result.as_numpy("output-0"), linear(ROWS), rtol=1e-6)
-    # The predictor's own names, and the shapes and datatypes the program declares.
+    # The input under the predictor's name, the output under the answer's (the program calls it
+    # fetch_name_0), with the shapes and datatypes the program declares.
     metadata = client.get_model_metadata("linear")
     assert metadata["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
-    assert metadata["outputs"] == [{"name": "fetch_name_0", "datatype": "FP32", "shape": [-1, 3]}]
+    assert metadata["outputs"] == [{"name": "output-0", "datatype": "FP32", "shape": [-1, 3]}]
     legacy = client.get_model_metadata("linear-pdmodel")
-    assert legacy["inputs"] == metadata["inputs"]
-    assert [(o["datatype"], o["shape"]) for o in legacy["outputs"]] == [("FP32", [-1, 3])]
+    assert (legacy["inputs"], legacy["outputs"]) == (metadata["inputs"], metadata["outputs"])
+    # The output metadata names is one a request can ask for.
+    (named,) = metadata["outputs"]
+    asked = client.infer("linear", [rows], outputs=[triton_http.InferRequestedOutput(named["name"])])
+    np.testing.assert_allclose(asked.as_numpy(named["name"]), linear(ROWS), rtol=1e-6)
 
 
 def test_grpc_with_tritonclient(server):
@@ -150,10 +154,23 @@ def test_an_input_the_model_cannot_take_is_a_400(server, model):
     )
 
 
-def test_an_id_out_of_the_table_is_a_400(server):
-    response = predict(server, "lookup", {"instances": [7]})
+@pytest.mark.parametrize("model", ["lookup", "lookup-padded"])
+@pytest.mark.parametrize("outside", [-1, 5, -2, 10**9])
+def test_an_id_out_of_the_table_is_a_400(server, model, outside):
+    """Paddle itself refuses some of these, but answers whatever memory -1 points at, and where the table
+    has a padding row it checks no id at all (10**9 crashes the process)."""
+    expected = f"input ids indexes an embedding table of 5 rows: expected >= 0 and < 5, but got {outside}"
+    response = predict(server, model, {"instances": [0, outside]})
     assert response.status_code == 400, response.text
-    assert "expected >= 0 and < 5, but got 7" in response.json()["error"]
+    assert response.json()["error"] == f"the input does not fit model {model}: {expected}"
+    body = {"inputs": [{"name": "ids", "shape": [1, 2], "datatype": "INT64", "data": [outside, 1]}]}
+    response = infer(server, model, body)
+    assert response.status_code == 400, response.text
+    assert expected in response.json()["error"]
+    # The server is still there, and still right.
+    padding = model == "lookup-padded"
+    expected_rows = [[0.0, 0.0] if padding else TABLE[0].tolist(), TABLE[4].tolist()]
+    assert predict(server, model, {"instances": [0, 4]}).json() == {"predictions": expected_rows}
 
 
 def test_a_model_of_several_inputs_fails_to_load_saying_why(tmp_path):
