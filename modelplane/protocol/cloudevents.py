@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import os
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 
 from modelplane.protocol.errors import InvalidInput
+from modelplane.protocol.random_ids import random_uuid
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 DEFAULT_TYPE = "io.kserve.inference.response"
@@ -85,7 +85,7 @@ def to_response(
     attributes.update(
         {
             "specversion": "1.0",
-            "id": str(uuid.uuid4()),
+            "id": random_uuid(),
             "source": os.environ.get("CE_SOURCE", f"io.kserve.inference.{model_name}"),
             "type": os.environ.get("CE_TYPE", DEFAULT_TYPE),
             "time": datetime.now(UTC).isoformat(),

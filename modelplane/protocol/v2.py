@@ -8,7 +8,6 @@ arrays; binary tensor bytes are wrapped with `numpy.frombuffer`, never copied.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from modelplane.protocol.datatypes import (
     shape_problem,
 )
 from modelplane.protocol.errors import InferenceError, InvalidInput
+from modelplane.protocol.random_ids import random_uuid
 from modelplane.protocol.v2_parameters import (
     check_input_parameters,
     check_output_parameters,
@@ -409,7 +409,7 @@ class InferRequest:
         from modelplane.protocol.v2_rest import request_document, rest_message
 
         document, raw_parts = request_document(self, as_to_rest=True)
-        document = {"id": self.id or str(uuid.uuid4()), "model_name": self.model_name, **document}
+        document = {"id": self.id or random_uuid(), "model_name": self.model_name, **document}
         return rest_message(document, raw_parts)
 
     def to_grpc(self) -> Any:
@@ -503,7 +503,7 @@ class InferResponse:
         """KServe's arguments, in its order. `raw_outputs` are the outputs' data as gRPC's
         `raw_output_contents` carry it; `use_binary_outputs` and `requested_outputs` say how `to_rest` and
         `to_grpc` write the outputs (the server writes its answers as their request asks)."""
-        self.id = response_id or str(uuid.uuid4())
+        self.id = response_id or random_uuid()
         self.model_name = model_name
         self.model_version = model_version
         self.parameters = parameters

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from modelplane.protocol.running_loop import RunningLoop
+
 Compute = Callable[[Any], Awaitable[Any]]
 
 
@@ -25,13 +27,14 @@ class Coalescer:
         self._max_rows = max_rows
         self._waiting: list[tuple[np.ndarray, asyncio.Future]] = []
         self._flush_scheduled = False
+        self._loop = RunningLoop()
         # Batch sizes seen, for tests and tuning: rows -> number of calls.
         self.calls_by_rows: dict[int, int] = {}
 
     async def submit(self, data: Any) -> Any:
         if not _stackable(data) or data.shape[0] >= self._max_rows:
             return await self._compute(data)
-        loop = asyncio.get_running_loop()
+        loop = self._loop.get()
         future = loop.create_future()
         self._waiting.append((data, future))
         if not self._flush_scheduled:
@@ -44,7 +47,7 @@ class Coalescer:
         self._flush_scheduled = False
         waiting, self._waiting = self._waiting, []
         for batch in _batches(waiting, self._max_rows):
-            asyncio.ensure_future(self._run(batch))
+            self._loop.get().create_task(self._run(batch))
 
     async def _run(self, batch: list[tuple[np.ndarray, asyncio.Future]]) -> None:
         rows = sum(data.shape[0] for data, _ in batch)

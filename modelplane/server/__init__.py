@@ -4,8 +4,6 @@ A program written with KServe's SDK changes its imports from `kserve` to `modelp
 (docs/model-server.md, "Coming from KServe").
 """
 
-import uuid
-
 from modelplane.protocol.errors import (
     InferenceError,
     InvalidInput,
@@ -14,6 +12,7 @@ from modelplane.protocol.errors import (
     ServerNotReady,
     UnsupportedProtocol,
 )
+from modelplane.protocol.random_ids import random_uuid
 from modelplane.protocol.v2 import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
 from modelplane.server import logging, model_server
 from modelplane.server.model import Model
@@ -24,7 +23,7 @@ from modelplane.server.request_batching import BatchSettings
 
 def generate_uuid() -> str:
     """KServe's `kserve.utils.utils.generate_uuid`: a response id."""
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 __all__ = [

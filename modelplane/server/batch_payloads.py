@@ -15,13 +15,13 @@ Anything else (raw bytes, V1 `inputs`, inputs of different lengths, no rows) run
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import orjson
 
+from modelplane.protocol.random_ids import random_uuid
 from modelplane.protocol.v2 import InferInput, InferOutput, InferRequest, InferResponse
 from modelplane.server.batching import WholeBatchError
 from modelplane.server.responses import as_infer_response
@@ -194,6 +194,6 @@ def _split_v2(
             )
     # A request without an id gets one of its own, as it would alone, not the stacked request's.
     return [
-        response.with_outputs(answer, request.id or str(uuid.uuid4()))
+        response.with_outputs(answer, request.id or random_uuid())
         for request, answer in zip(requests, outputs, strict=True)
     ]

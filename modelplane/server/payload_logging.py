@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 from modelplane.protocol.grpc.wire import response_status
 from modelplane.protocol.http2.hpack import Headers
 from modelplane.protocol.http2.server import H2Request, H2Response, Handler
 from modelplane.protocol.http_server import HttpRequest, HttpResponse
+from modelplane.protocol.random_ids import random_uuid
 from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
 from modelplane.telemetry.payload_events import MODES, PayloadLogSpec, header_text
 
@@ -201,7 +201,7 @@ class ServerPayloadLog:
     @staticmethod
     def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
         request_id = next((value for name, value in headers if name.lower() == b"x-request-id"), b"")
-        return header_text(request_id) or str(uuid.uuid4())
+        return header_text(request_id) or random_uuid()
 
     async def _streamed(self, capture: PayloadCapture, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """The stream's pieces as they go; the answer is logged once the stream ends whole."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from modelplane.protocol.running_loop import RunningLoop
+
 
 class Expiring(Protocol):
     def deadline_passed(self, timeout: float) -> None: ...
@@ -20,16 +22,16 @@ class Deadlines:
         self.resolution = resolution
         self._due: dict[Expiring, tuple[float, float]] = {}
         self._tick: asyncio.TimerHandle | None = None
+        self._loop = RunningLoop()  # the clock is read twice a request
 
-    @staticmethod
-    def now() -> float:
+    def now(self) -> float:
         """The clock the deadlines run on (the event loop's)."""
-        return asyncio.get_running_loop().time()
+        return self._loop.get().time()
 
     def watch(self, item: Expiring, timeout: float, since: float | None = None) -> None:
         """Calls `item.deadline_passed(timeout)` once `timeout` seconds have passed since `since` (a
         time of `now()`; by default, now)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop.get()
         self._due[item] = ((loop.time() if since is None else since) + timeout, timeout)
         if self._tick is None:
             self._tick = loop.call_later(self.resolution, self._check)
@@ -44,7 +46,7 @@ class Deadlines:
         self._due.clear()
 
     def _check(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop.get()
         now = loop.time()
         expired = [(item, timeout) for item, (due, timeout) in self._due.items() if due <= now]
         for item, timeout in expired:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from modelplane.local.gateway.http1.messages import new_request_id
 from modelplane.local.gateway.metrics import CLIENT_CLOSED, UNKNOWN_HOST, GatewayMetrics
 from modelplane.local.gateway.revisions import RevisionUpstreams
 from modelplane.protocol.grpc.status import decode_message
 from modelplane.protocol.http2.hpack import find_header
+from modelplane.protocol.random_ids import random_uuid_bytes
 from modelplane.telemetry import tracing
 from modelplane.telemetry.payload_capture import PayloadCapture, SubmitRecord
 from modelplane.telemetry.payload_events import PayloadLogSpec, header_text
@@ -90,7 +90,7 @@ class GatewayObserver:
             # of its events.
             request_id = find_header(headers, REQUEST_ID)
             if request_id is None:
-                request_id = new_request_id()
+                request_id = random_uuid_bytes()
                 if find_header(headers, b"ce-id") is None:
                     added_id = request_id
             capture = PayloadCapture(

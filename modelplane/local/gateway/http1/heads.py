@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from modelplane.local.gateway.http1.messages import HOP_BY_HOP, connection_headers, new_request_id
+from modelplane.local.gateway.http1.messages import HOP_BY_HOP, connection_headers
 from modelplane.protocol.http1_wire import status_line
+from modelplane.protocol.random_ids import random_uuid_bytes
 
 
 class RequestHead(NamedTuple):
@@ -62,7 +63,7 @@ def request_head(
                 head += (name, b": ", value, b"\r\n")
     generated = not request_id
     if generated:
-        request_id = new_request_id()
+        request_id = random_uuid_bytes()
         head += (b"x-request-id: ", request_id, b"\r\n")
     head += (b"x-forwarded-for: ", forwarded_for + b", " + peer_ip if forwarded_for else peer_ip, b"\r\n")
     if chunked:

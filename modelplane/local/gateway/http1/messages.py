@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from random import getrandbits
-
 import orjson
 
 from modelplane.protocol.http1_wire import status_line
@@ -32,15 +30,6 @@ def connection_headers(value: bytes) -> frozenset[bytes]:
     names -= CONNECTION_OPTIONS
     names.discard(b"")
     return frozenset(names)
-
-
-def new_request_id() -> bytes:
-    """A random (version 4) UUID for `x-request-id`; a tracing id, so `random` is random enough."""
-    value = getrandbits(128)
-    value = (value & ~(0xF000 << 64)) | (0x4000 << 64)  # version 4
-    value = (value & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
-    digits = b"%032x" % value
-    return b"-".join((digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:]))
 
 
 def error_response(status: int, message: str, request_id: bytes | None, close: bool) -> bytes:
