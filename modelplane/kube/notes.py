@@ -131,7 +131,7 @@ def _isvc_fields(isvc: dict, mode: str, settings: KubeSettings) -> Iterator[tupl
     if spec.get("canary") and not settings.gateway_api and not is_cluster_local(isvc):
         yield (
             "spec.canary",
-            "an Ingress cannot split traffic: the canaries get none except through their own Services",
+            "an Ingress cannot split traffic: the canaries get none except through their own hosts",
         )
 
 

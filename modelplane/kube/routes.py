@@ -9,8 +9,9 @@ alone). With the Gateway API each host is an HTTPRoute (`<isvc>`, `<isvc>-predic
 the installation's Gateway; a component whose Service has
 a gRPC port and a REST one gets a gRPC rule to the first, then one to the other for the rest.
 Standard-mode canaries share the predictor's routes by weight: the stable predictor
-`100 - sum(canary %)`, each canary its `trafficPercent`. An Ingress cannot weigh backends, so there the
-canaries are reached only through their own Services.
+`100 - sum(canary %)`, each canary its `trafficPercent`; each also has a host of its own,
+`<isvc>-<name>-predictor-<ns>.<domain>`, to it alone (KServe's canaries have none; `modelplane up` gives
+one). An Ingress cannot weigh backends, so there the canaries are reached only through their own hosts.
 
 The routes carry the resource's annotations (Gateway and ingress-nginx policies): an HTTPRoute less
 KServe's disallowed ones, an Ingress all of them, as KServe writes them. Each HTTPRoute rule times out

@@ -71,7 +71,7 @@ def standard_objects(
     for pod in canaries:
         objects += _workload(isvc, pod, namespace, pod.canary.replicas)
     if not is_cluster_local(isvc):
-        objects += _routes(isvc, stable, ready, settings)
+        objects += _routes(isvc, stable, canaries, ready, settings)
     return objects
 
 
@@ -93,7 +93,11 @@ def _workload(isvc: dict, pod: ComponentPod, namespace: str, replicas: int | Non
 
 
 def _routes(
-    isvc: dict, stable: list[ComponentPod], ready: list[ComponentPod], settings: KubeSettings
+    isvc: dict,
+    stable: list[ComponentPod],
+    canaries: list[ComponentPod],
+    ready: list[ComponentPod],
+    settings: KubeSettings,
 ) -> list[dict]:
     name, namespace = isvc["metadata"]["name"], namespace_of(isvc)
     metadata = isvc.get("metadata") or {}
@@ -108,9 +112,12 @@ def _routes(
         backends["predictor"] += [Backend.of(pod.name, pod.ports, pod.canary.percent) for pod in ready]
     entry = entry_component(by_component)
     hosted = _component_hosts(name, by_component, backends)
+    # Not KServe's: each canary's own host, as `modelplane up` gives it, to the canary alone whatever its
+    # share (a 0% one included). Promoted (`predictor.name` set to it), the host stays, to the new stable.
+    hosted += [(pod.name, pod, [Backend.of(pod.name, pod.ports)]) for pod in canaries]
     if not settings.gateway_api:
         hosts = [(host(name, namespace, settings), by_component[entry].name)]
-        hosts += [(host(route, namespace, settings), by_component[c].name) for route, c, _ in hosted]
+        hosts += [(host(route, namespace, settings), to[0].service) for route, _, to in hosted]
         # KServe's Ingress takes every annotation of the service, the disallowed ones too.
         all_annotations = {k: str(v) for k, v in (metadata.get("annotations") or {}).items()}
         return [ingress(name, namespace, isvc, labels, hosts, settings, all_annotations)]
@@ -124,10 +131,10 @@ def _routes(
             component_backends,
             settings,
             annotations=annotations,
-            timeout=_timeout(by_component[component]),
+            timeout=_timeout(pod),
             isvc_name=name,
         )
-        for route, component, component_backends in hosted
+        for route, pod, component_backends in hosted
     ]
     routes.insert(
         0,
@@ -151,15 +158,17 @@ def _routes(
 
 def _component_hosts(
     name: str, by_component: dict[str, ComponentPod], backends: dict[str, list[Backend]]
-) -> list[tuple[str, str, list[Backend]]]:
-    """(route and host name, component, backends) of each component's own host: KServe's
+) -> list[tuple[str, ComponentPod, list[Backend]]]:
+    """(route and host name, component pod, backends) of each component's own host: KServe's
     `<isvc>-predictor` (whatever the predictor's name, with the canaries' shares), `-transformer`,
     `-explainer`; and for a named predictor `<isvc>-<name>-predictor`, its Service's name and the host
     the status gives as the predictor's URL, to the stable predictor alone."""
-    hosted = [(component_name(name, component), component, backends[component]) for component in by_component]
+    hosted = [
+        (component_name(name, component), pod, backends[component]) for component, pod in by_component.items()
+    ]
     predictor = by_component.get("predictor")
     if predictor is not None and predictor.name != component_name(name, "predictor"):
-        hosted.append((predictor.name, "predictor", [Backend.of(predictor.name, predictor.ports)]))
+        hosted.append((predictor.name, predictor, [Backend.of(predictor.name, predictor.ports)]))
     return hosted
 
 

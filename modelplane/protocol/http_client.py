@@ -31,6 +31,11 @@ _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
 # The longest answer kept to be recognised when it comes again: a receiver's acknowledgement, not a
 # step's answer, which a connection would otherwise hold on to while idle.
 _REPEATED_MOST = 1024
+# Answers that end with their head. A server that writes a body after one anyway would have those bytes
+# read as the answer to the next request sent on the connection, however late they come: `HttpClient`
+# does not reuse a connection such an answer came on. (A batch's answers are read in order whatever they
+# are: a payload logger's receiver may answer each event 204.)
+_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class TransportError(Exception):
@@ -127,6 +132,10 @@ class BatchBroken(TransportError):
     def __init__(self, reason: str, answers: list[ClientResponse]) -> None:
         super().__init__(reason)
         self.answers = answers
+
+
+class _UnaskedAnswer(Exception):
+    """An answer began after every request sent had its answer."""
 
 
 class HttpConnection(asyncio.Protocol):
@@ -276,6 +285,8 @@ class HttpConnection(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        if self._waiter is None:  # bytes beyond the last answer, in the same read: stop parsing, close
+            raise _UnaskedAnswer
         self._in_answer = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -349,7 +360,10 @@ class HttpClient:
         except BaseException:
             conn.close()  # cancelled or broken mid-exchange: its state is unknown
             raise
-        self._release(target.endpoint, conn)
+        if response.status in _NO_BODY_STATUSES:
+            conn.close()
+        else:
+            self._release(target.endpoint, conn)
         return response
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelplane.protocol.errors import NotImplementedByModel
+from modelplane.server.v1_paths import EXAMPLE_VERBS
 
 STAGES = ("preprocess", "predict", "postprocess", "explain")
 DEFAULT_PREDICTOR_TIMEOUT_SECONDS = 600  # KServe's
@@ -36,7 +37,8 @@ class Model:
     # The parameters of its input tensors a built-in runtime reads (the others are named as ignored).
     reads_input_parameters: frozenset[str] = frozenset()
     # TF Serving's verbs that read tf.Example inputs (`classify`, `regress`) the model serves, each with
-    # a method of that name; for the others, `/v1/models/{name}:classify` answers 501.
+    # a method of that name. A transformer passes the others on to its predictor, as it does predict;
+    # any other model answers `/v1/models/{name}:classify` 501.
     example_verbs: frozenset[str] = frozenset()
     # Whether a V2 request's requested outputs pick the outputs of its answer. False: the model answers
     # the same outputs whatever is asked, and all of them are sent (MLServer's lightgbm runtime).
@@ -136,8 +138,8 @@ class StageRunner:
 
     __slots__ = ("name", "call", "skip", "takes_response_headers")
 
-    def __init__(self, model: Model, stage: str):
-        method = getattr(model, stage)
+    def __init__(self, model: Model, stage: str, method: Stage | None = None):
+        method = method or getattr(model, stage)
         default = getattr(Model, stage, None)  # TF Serving's example verbs have none
         self.name = stage
         function = getattr(method, "__func__", method)
@@ -163,8 +165,25 @@ class StageRunner:
 
 
 def stage_runners(model: Model) -> dict[str, StageRunner]:
-    """A runner for each stage, and for each of TF Serving's example verbs the model serves."""
-    return {stage: StageRunner(model, stage) for stage in (*STAGES, *sorted(model.example_verbs))}
+    """A runner for each stage, and for each of TF Serving's example verbs the model serves: its own, or
+    a transformer's, passed on to its predictor."""
+    runners = {stage: StageRunner(model, stage) for stage in (*STAGES, *sorted(model.example_verbs))}
+    if model.predictor_host:
+        for verb in EXAMPLE_VERBS:
+            if verb not in runners:
+                runners[verb] = StageRunner(model, verb, _passed_on(model, verb))
+    return runners
+
+
+def _passed_on(model: Model, verb: str) -> Stage:
+    async def pass_on(
+        payload: Any, headers: dict[str, str] | None = None, response_headers: dict | None = None
+    ):
+        from modelplane.server.predictor_client import forward_example_verb
+
+        return await forward_example_verb(model, verb, payload, headers, response_headers)
+
+    return pass_on
 
 
 def _on_thread(method: Stage) -> Stage:

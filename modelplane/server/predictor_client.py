@@ -1,5 +1,5 @@
-"""How a transformer's default `predict` and `explain` reach its predictor and explainer, and how an
-explainer queries its predictor."""
+"""How a transformer's default `predict` and `explain` reach its predictor and explainer (and TF
+Serving's `:classify` and `:regress`, which it passes on), and how an explainer queries its predictor."""
 
 from __future__ import annotations
 
@@ -90,10 +90,33 @@ async def forward_predict(
         _return_headers(model, response, response_headers)
         length = response.header(JSON_LENGTH_HEADER.encode())
         return decode_response(response.body, int(length) if length else None)
+    return await _forward_v1(model, "predict", payload, headers, response_headers)
+
+
+async def forward_example_verb(
+    model: Model,
+    verb: str,
+    payload: Any,
+    headers: dict[str, str] | None,
+    response_headers: dict | None = None,
+) -> Any:
+    """TF Serving's `:classify` or `:regress`, passed on to the predictor: a V1 call whatever protocol
+    the transformer speaks for predict (V2 has no such verbs)."""
+    if isinstance(payload, InferRequest):
+        raise TypeError(
+            f"a transformer passes :{verb} on as TF Serving's JSON request; its preprocess returned an "
+            "InferRequest"
+        )
+    return await _forward_v1(model, verb, payload, headers, response_headers)
+
+
+async def _forward_v1(
+    model: Model, verb: str, payload: Any, headers: dict[str, str] | None, response_headers: dict | None
+) -> Any:
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
-    path = f"/v1/models/{model.name}:predict"
-    response = await _send(_client(), host, path, body, request_headers, _timeout(model))
+    path = f"/v1/models/{model.name}:{verb}"
+    response = await _send(_client(), model.predictor_host, path, body, request_headers, _timeout(model))
     _return_headers(model, response, response_headers)
     return orjson.loads(response.body)
 

@@ -35,7 +35,9 @@ class PlatformProcess:
         env.pop("MODELPLANE_CACHE_DIR", None)
         return env
 
-    def start(self, timeout: float = 120) -> PlatformProcess:
+    def start(self, timeout: float = 120, *, own_group: bool = False) -> PlatformProcess:
+        """Starts it and waits until it is up; `own_group`: in a process group of its own, as a shell
+        starts a command (so that a signal to the group reaches what did not leave it)."""
         command = [
             sys.executable,
             "-m",
@@ -49,7 +51,13 @@ class PlatformProcess:
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=log, env=self.env, cwd=REPO_ROOT, text=True
+                command,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=self.env,
+                cwd=REPO_ROOT,
+                text=True,
+                process_group=0 if own_group else None,
             )
         deadline = time.monotonic() + timeout
         line = ""

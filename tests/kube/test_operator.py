@@ -323,6 +323,9 @@ def test_a_canary_gets_its_share_once_ready_and_promotion_removes_the_old_predic
     wait_for(lambda: get(cluster, DEPLOYMENT, "iris-v2-predictor"), message="the canary's Deployment")
     wait_for(lambda: get(cluster, SERVICE, "iris-v2-predictor"), message="the canary's Service")
     assert set(_weights(get(cluster, ROUTE, "iris-predictor"))) == {"iris-predictor"}  # not ready: no share
+    own = wait_for(lambda: get(cluster, ROUTE, "iris-v2-predictor"), message="the canary's own HTTPRoute")
+    assert own["spec"]["hostnames"] == ["iris-v2-predictor-default.example.com"]
+    assert set(_weights(own)) == {"iris-v2-predictor"}  # its own host reaches it, ready or not
     start_pod(cluster.client, "iris-v2-predictor", cluster.namespace, [running()], ready=True)
     deployment_available(cluster.client, "iris-v2-predictor", cluster.namespace)
     wait_for(
@@ -342,6 +345,7 @@ def test_a_canary_gets_its_share_once_ready_and_promotion_removes_the_old_predic
     wait_for(lambda: get(cluster, SERVICE, "iris-predictor") is None, message="its Service deleted")
     wait_for(lambda: set(_weights(get(cluster, ROUTE, "iris-predictor"))) == {"iris-v2-predictor"})
     assert get(cluster, DEPLOYMENT, "iris-v2-predictor") is not None
+    assert set(_weights(get(cluster, ROUTE, "iris-v2-predictor"))) == {"iris-v2-predictor"}  # its host stays
 
 
 def _hostnames(cluster) -> set[str]:

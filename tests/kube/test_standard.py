@@ -428,7 +428,26 @@ def test_a_named_predictor_keeps_kserves_route_and_gets_one_for_its_own_host():
         "iris-default.example.com": "iris-v1-predictor",
         "iris-predictor-default.example.com": "iris-v1-predictor",
         "iris-v1-predictor-default.example.com": "iris-v1-predictor",
+        "iris-v2-predictor-default.example.com": "iris-v2-predictor",
     }
+
+
+def test_a_canary_has_a_host_of_its_own_to_it_alone():
+    """Not KServe's (its canaries are reached from outside only by their share): `modelplane up` serves
+    `<isvc>-<name>-predictor...` to the canary alone, and so do the cluster's routes, ready or not."""
+    settings = KubeSettings(default_mode=STANDARD)
+    isvc = admitted([d.resource for d in load_text(canary())], settings)[0]
+    for ready in (None, ()):
+        objects = isvc_objects(isvc, [], with_builtin_runtimes([]), settings, ready_canaries=ready)
+        own = next(
+            o for o in objects if (o["kind"], o["metadata"]["name"]) == ("HTTPRoute", "iris-v2-predictor")
+        )
+        assert own["spec"]["hostnames"] == ["iris-v2-predictor-default.example.com"]
+        assert backends(own) == {"iris-v2-predictor": None}
+    ingress = named(render_text(canary(), KubeSettings(gateway_api=False)), "Ingress", "iris")
+    rules = {r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"] for r in ingress["spec"]["rules"]}
+    assert rules["iris-v2-predictor-default.example.com"] == "iris-v2-predictor"
+    assert rules["iris-predictor-default.example.com"] == "iris-predictor"
 
 
 def test_ingress_and_entry_routes():

@@ -277,3 +277,92 @@ async def test_a_long_answer_is_not_kept_to_be_recognised():
             assert (answer.status, answer.body) == (200, b"x" * 2000)
             assert connection._repeated is None
         connection.close()
+
+
+STRAY_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray"
+
+
+class StrayBytesServer:
+    """Answers the first request it gets with `first`, and writes `stray` on that connection only when
+    the next request comes on it (the worst moment: the client has sent that request). Every other
+    request is answered `200 ok`."""
+
+    def __init__(self, first: bytes, stray: bytes) -> None:
+        self.first: bytes | None = first
+        self.stray = stray
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/models/m:predict"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        owes_stray = False
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+                if self.first is not None:
+                    writer.write(self.first)
+                    self.first, owes_stray = None, True
+                else:
+                    writer.write(self.stray + OK if owes_stray else OK)
+                    owes_stray = False
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    "bodiless",
+    [
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+    ],
+    ids=["204", "204-no-length", "304"],
+)
+@pytest.mark.parametrize("stray", [b"GARBAGE", STRAY_ANSWER], ids=["garbage", "an-answer"])
+@synchronously
+async def test_the_request_after_a_bodiless_answer_is_not_answered_by_its_stray_bytes(bodiless, stray):
+    client = HttpClient()
+    async with StrayBytesServer(bodiless, stray) as url:
+        first = await post(url, client=client)
+        assert (first.body, first.status) == (b"", int(bodiless.split(b" ")[1]))
+        for _ in range(3):
+            after = await post(url, client=client)
+            assert (after.status, after.body) == (200, b"ok")
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "first",
+    [b"HTTP/1.1 204 No Content\r\n\r\n" + STRAY_ANSWER, OK + STRAY_ANSWER, OK + b"GARBAGE"],
+    ids=["204", "200", "200-garbage"],
+)
+@synchronously
+async def test_bytes_beyond_the_answer_in_its_own_read_are_not_kept_for_the_next_request(first):
+    client = HttpClient()
+    async with StrayBytesServer(first, b"") as url:
+        answer = await post(url, client=client)
+        assert answer.status in (200, 204)
+        for _ in range(2):
+            after = await post(url, client=client)
+            assert (after.status, after.body) == (200, b"ok")
+    client.close()
+
+
+@synchronously
+async def test_a_batch_answered_204_each_still_comes_over_one_connection():
+    no_content = b"HTTP/1.1 204 No Content\r\n\r\n"
+    server = RawServer([no_content] * 3)
+    async with server as url:
+        target = parse_target(url)
+        connection = await HttpConnection.open(target.endpoint, None)
+        got = await connection.send([message(target, b"", b"e")] * 3)
+        assert [answer.status for answer in got] == [204] * 3
+        connection.close()
+    assert server.connections == 1

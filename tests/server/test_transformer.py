@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import httpx
 import numpy as np
@@ -252,6 +254,29 @@ def test_a_classification_asked_of_a_transformer_is_made_once(transformer_file, 
             assert (answer["datatype"], answer["shape"]) == ("BYTES", [2, 1])
             # Classified once, by the transformer (which has no labels of its own): "value:index".
             assert [item.split(":")[1:] for item in answer["data"]] == [["1"], ["1"]]
+        finally:
+            transformer.stop()
+    finally:
+        predictor.stop()
+
+
+EXAMPLE_VERBS = Path(__file__).with_name("example_verbs.py")
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_tf_servings_example_verbs_are_passed_on_as_v1_whatever_the_protocol(protocol):
+    """`:classify` and `:regress` have no V2 form: the transformer passes them on to the predictor's
+    verb of the same name, between its preprocess and postprocess, as it passes predict on."""
+    predictor = serve("--model-class", f"{EXAMPLE_VERBS}:ExampleVerbs", "--model-name", "iris", grpc=False)
+    try:
+        plain = httpx.post(predictor.url + "/v1/models/iris:regress", json={"examples": [{"x": 1}]})
+        assert plain.json() == {"results": [1.0]}
+        transformer = transformer_before(predictor, EXAMPLE_VERBS, protocol, cls="TimesTen")
+        try:
+            url = transformer.url + "/v1/models/iris:regress"
+            answer = httpx.post(url, json={"examples": [{"x": 1}, {"x": 2}]})
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"results": [10.0, 20.0], "via": "transformer"}
         finally:
             transformer.stop()
     finally:

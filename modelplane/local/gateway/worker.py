@@ -115,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     channel = socket.socket(fileno=fds[0])
     public = socket.socket(fileno=fds[1])
     internal = socket.socket(fileno=fds[2]) if len(fds) > 2 else None
-    # The platform decides when a worker stops: Ctrl-C, or a terminal that hangs up, reaches the whole
-    # group (and SIGHUP means a restart of the control plane, which the workers serve through).
+    # The platform decides when a worker stops. A worker is in a session of its own, out of reach of a
+    # terminal's Ctrl-C or hang-up; these are ignored all the same, should one be sent to it (SIGHUP
+    # means a restart of the control plane, which the workers serve through).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     tracing.configure("modelplane-gateway")

@@ -296,11 +296,15 @@ class GatewayWorkers:
         if self._internal is not None:
             fds.append(self._internal.fileno())
         # No parent-death signal: it would follow this thread, which a restart in place ends. A worker
-        # ends when its channel closes, which the kernel does when the platform's process ends.
+        # ends when its channel closes, which the kernel does when the platform's process ends. A
+        # session of its own, as every replica has: a signal to `modelplane up`'s process group (`kill
+        # -TERM -PGID`, Ctrl-C) is the platform's to act on, which stops the workers after draining them,
+        # and does not end them at once to be taken for deaths.
         process = subprocess.Popen(
             [sys.executable, "-m", "modelplane.local.gateway.worker", *map(str, fds)],
             pass_fds=fds,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         theirs.close()
         worker.process, worker.channel = process, ours
