@@ -79,6 +79,7 @@ from modelplane.local.api.http import (
 from modelplane.local.api.json_patch import JSON_PATCH, apply_json_patch, read_json_patch
 from modelplane.local.api.managed_fields import UpdateOwnership, manager_named
 from modelplane.local.api.meta import invalid_field, now_rfc3339
+from modelplane.local.api.metadata_types import check_metadata_types
 from modelplane.local.api.metrics import MeasuredSend, request_labels
 from modelplane.local.api.openapi_v2 import V2_PATH, v2_document
 from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, strategic_patch
@@ -638,6 +639,7 @@ def _check_body(body: dict[str, Any], target: Target) -> None:
             f"the API version and kind in the data ({body.get('apiVersion')}, {body.get('kind')}) do not match "
             f"the expected ({kind.api_version}, {kind.kind})"
         )
+    check_metadata_types(body, kind)
     metadata = body.get("metadata")
     if not isinstance(metadata, dict):
         metadata = body["metadata"] = {}
@@ -650,7 +652,8 @@ def _check_body(body: dict[str, Any], target: Target) -> None:
             )
     if target.name is not None and metadata.get("name") != target.name:
         raise BadRequest(
-            f"the name of the object ({metadata.get('name')}) does not match the name on the URL ({target.name})"
+            f"the name of the object ({metadata.get('name') or ''}) does not match the name on the URL "
+            f"({target.name})"
         )
 
 
