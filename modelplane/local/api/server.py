@@ -91,6 +91,7 @@ from modelplane.local.api.server_side_apply import (
     apply_options,
     check_not_an_apply,
 )
+from modelplane.local.api.services import services_answer, services_at
 from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.api.store import Ref, Store, WatchEvent, ref_of, store_path
 from modelplane.local.api.store_faults import STORE_FAULTS
@@ -201,6 +202,11 @@ class ApiApp:
             raise NotFound(f"the server could not find the requested resource ({request.path})")
         if len(parts) <= 3:
             return await self._discovery(request, send, parts[1:])
+        services = services_at(parts[3:]) if parts[1:3] == ["", "v1"] else None
+        if services is not None:
+            version = await asyncio.to_thread(self.store.resource_version)
+            answer = services_answer(request.method, request.flag("watch"), services[1], version)
+            return await send_json(send, 200, answer)
         target = _target(parts[1], parts[2], parts[3:])
         if target is None and parts[1:4] == ["", "v1", "namespaces"] and len(parts) <= 5:
             raise NotFound(

@@ -690,6 +690,17 @@ def test_a_service_accounts_secrets_merge_by_name_when_applied_again(kubectl, ap
     assert refused.status_code == 400 and "$patch: 'replace' is not supported" in refused.json()["message"]
 
 
+def test_cluster_info_names_the_control_plane_and_finds_no_services(kubectl):
+    """cluster-info lists kube-system's Services labelled kubernetes.io/cluster-service=true: there are
+    none here (the core `services` list empty), so it prints the control plane's line and succeeds."""
+    shown = kubectl("cluster-info")
+    assert shown.stdout.splitlines()[0].startswith("Kubernetes control plane is running at http://127.0.0.1:")
+    assert kubectl("get", "services").stderr == "No resources found in default namespace.\n"
+    assert "NotFound" in kubectl("get", "svc", "x", check=False).stderr
+    refused = kubectl("create", "service", "clusterip", "web", "--tcp=80:80", check=False)
+    assert refused.returncode != 0 and "modelplane runs no Services" in refused.stderr
+
+
 def test_version_names_the_server(kubectl):
     versions = json.loads(kubectl("version", "-o", "json").stdout)
     server = versions["serverVersion"]
