@@ -6,11 +6,8 @@ a verb that does not fit its value is shown as Go shows it (`%!d(string=x)`)."""
 from __future__ import annotations
 
 import math
-import re
 from decimal import Decimal
 from typing import Any
-
-_VERB = re.compile(r"%(?P<flags>[-+# 0]*)(?P<width>\*|\d+)?(?:\.(?P<precision>\*|\d*))?(?P<verb>.)?", re.S)
 
 
 def go_type_name(value: Any) -> str:
@@ -74,50 +71,135 @@ class _Spec:
 
 
 def go_sprintf(format_text: str, args: list[Any]) -> str:
-    out: list[str] = []
-    used = 0
-    position = 0
-    for found in _VERB.finditer(format_text):
-        out.append(format_text[position : found.start()])
-        position = found.end()
-        verb = found["verb"]
-        if verb is None:
-            out.append("%!(NOVERB)")
-            continue
-        if verb == "%":
-            out.append("%")
-            continue
-        width = found["width"]
-        precision = found["precision"]
-        if width == "*":
-            width, used = _star(args, used)
-        if precision == "*":
-            precision, used = _star(args, used)
-        elif precision == "":
-            precision = 0
-        spec = _Spec(verb, found["flags"], _int_or_none(width), _int_or_none(precision))
-        if used >= len(args):
-            out.append(f"%!{verb}(MISSING)")
-            continue
-        out.append(_format(args[used], spec))
-        used += 1
-    out.append(format_text[position:])
-    if used < len(args):
-        extra = ", ".join(
-            "<nil>" if arg is None else f"{go_type_name(arg)}={go_value_string(arg)}" for arg in args[used:]
-        )
-        out.append(f"%!(EXTRA {extra})")
-    return "".join(out)
+    """fmt.Sprintf, read as Go's doPrintf reads the format: flags, `[n]` argument indexes, `*` widths
+    and precisions taken from the arguments, and Go's `%!` words for what does not fit."""
+    return _Printf(format_text, args).run()
 
 
-def _star(args: list[Any], used: int) -> tuple[int | None, int]:
-    if used < len(args) and isinstance(args[used], int) and not isinstance(args[used], bool):
-        return args[used], used + 1
-    return None, used + 1
+class _Printf:
+    def __init__(self, format_text: str, args: list[Any]):
+        self.format = format_text
+        self.args = args
+        self.out: list[str] = []
+        self.arg_num = 0  # the argument the next verb prints
+        self.reordered = False  # an explicit index was used: extra arguments are not reported
+        self.good_arg_num = True
+
+    def run(self) -> str:
+        text, end, index = self.format, len(self.format), 0
+        while index < end:
+            percent = text.find("%", index)
+            if percent < 0:
+                self.out.append(text[index:])
+                break
+            self.out.append(text[index:percent])
+            index = self.verb(percent + 1)
+        if not self.reordered and self.arg_num < len(self.args):
+            extra = ", ".join(
+                "<nil>" if arg is None else f"{go_type_name(arg)}={go_value_string(arg)}"
+                for arg in self.args[self.arg_num :]
+            )
+            self.out.append(f"%!(EXTRA {extra})")
+        return "".join(self.out)
+
+    def verb(self, index: int) -> int:
+        """Formats the verb whose flags start at `index`; where the format goes on."""
+        text, end = self.format, len(self.format)
+        self.good_arg_num = True
+        flags = ""
+        while index < end and text[index] in "#0+- ":
+            flags += text[index]
+            index += 1
+        index, after_index = self.arg_index(index)
+        width: int | None = None
+        if index < end and text[index] == "*":
+            index += 1
+            width = self.int_arg()
+            if width is None:
+                self.out.append("%!(BADWIDTH)")
+            elif width < 0:  # a negative width pads on the right
+                width, flags = -width, flags.replace("0", "") + "-"
+            after_index = False
+        else:
+            width, index = _parse_number(text, index)
+            if after_index and width is not None:  # "%[3]2d"
+                self.good_arg_num = False
+        precision: int | None = None
+        if index + 1 < end and text[index] == ".":
+            index += 1
+            if after_index:  # "%[3].2d"
+                self.good_arg_num = False
+            index, after_index = self.arg_index(index)
+            if index < end and text[index] == "*":
+                index += 1
+                precision = self.int_arg()
+                if precision is not None and precision < 0:
+                    precision = None
+                if precision is None:
+                    self.out.append("%!(BADPREC)")
+                after_index = False
+            else:
+                precision, index = _parse_number(text, index)
+                precision = precision or 0
+        if not after_index:
+            index, after_index = self.arg_index(index)
+        if index >= end:
+            self.out.append("%!(NOVERB)")
+            return end
+        verb = text[index]
+        if verb == "%":  # takes no argument, and ignores width and precision
+            self.out.append("%")
+        elif not self.good_arg_num:
+            self.out.append(f"%!{verb}(BADINDEX)")
+        elif self.arg_num >= len(self.args):
+            self.out.append(f"%!{verb}(MISSING)")
+        else:
+            self.out.append(_format(self.args[self.arg_num], _Spec(verb, flags, width, precision)))
+            self.arg_num += 1
+        return index + 1
+
+    def arg_index(self, index: int) -> tuple[int, bool]:
+        """Reads an explicit argument index, `[n]` (one-based), at `index`: where the format goes on,
+        and whether there was one."""
+        text = self.format
+        if index >= len(text) or text[index] != "[":
+            return index, False
+        self.reordered = True
+        if len(text) - index < 3:  # no room for `[n]`
+            self.good_arg_num = False
+            return index + 1, False
+        close = text.find("]", index + 1)
+        if close < 0:
+            self.good_arg_num = False
+            return index + 1, False
+        number, after = _parse_number(text, index + 1, close)
+        if number is not None and after == close and 1 <= number <= len(self.args):
+            self.arg_num = number - 1
+            return close + 1, True
+        self.good_arg_num = False
+        return close + 1, number is not None and after == close
+
+    def int_arg(self) -> int | None:
+        """The argument a `*` stands for, if it is an int (Go's intFromArg); the next one follows it."""
+        if self.arg_num >= len(self.args):
+            return None
+        value = self.args[self.arg_num]
+        self.arg_num += 1
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 1_000_000:
+            return None
+        return value
 
 
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _parse_number(text: str, index: int, end: int | None = None) -> tuple[int | None, int]:
+    """The decimal number at `index` (None if none, or one too large), and where it ends (Go's parsenum)."""
+    end = len(text) if end is None else end
+    number, after = None, index
+    while after < end and text[after].isdigit() and text[after].isascii():
+        number = (number or 0) * 10 + int(text[after])
+        if number > 1_000_000:
+            return None, end
+        after += 1
+    return number, after
 
 
 def _bad(value: Any, spec: _Spec) -> str:

@@ -3,8 +3,9 @@ containers (KServe's html/template, in `modelplane.api.templates`).
 
 Actions: `{{pipeline}}`, `{{if}}`/`{{else if}}`/`{{else}}`/`{{end}}`, `{{range}}` (with `{{break}}`,
 `{{continue}}`), `{{with}}`/`{{else with}}`, variables (`$x := ...`, `$x = ...`, `$`), trim markers
-(`{{- ` and ` -}}`), comments (`{{/* */}}`) and the builtin functions. `{{define}}`, `{{template}}` and
-`{{block}}` are refused. Values are Python's: a dict is a Go map (its keys sorted when ranged over or
+(`{{- ` and ` -}}`), comments (`{{/* */}}`), the builtin functions, and nested templates
+(`{{define "T"}}...{{end}}`, `{{template "T" pipeline}}`, `{{block "T" pipeline}}...{{end}}`; one
+template calls others at most `MAX_TEMPLATE_DEPTH` deep, where Go allows 100000). Values are Python's: a dict is a Go map (its keys sorted when ranged over or
 printed), a list a slice, an int an int, a float a float64, None a nil interface, and `GoStruct` a
 struct, whose fields a template may name and no others. Errors say what Go's say.
 """
@@ -64,7 +65,7 @@ class _Token:
     def __str__(self) -> str:
         if self.kind == "eof":
             return "EOF"
-        if self.kind == "keyword":
+        if self.kind in ("keyword", "dot"):
             return f"<{self.value}>"
         if len(self.value) > 10:
             return _go_quote(self.value[:10]) + "..."
@@ -361,6 +362,16 @@ class _Branch(_Node):
 
 
 @dataclass
+class _TemplateCall(_Node):
+    name: str
+    pipe: _Pipe | None
+
+    def __str__(self) -> str:
+        pipe = "" if self.pipe is None else f" {self.pipe}"
+        return f"{{{{template {_go_quote(self.name)}{pipe}}}}}"
+
+
+@dataclass
 class _Break(_Node):
     pass
 
@@ -389,6 +400,7 @@ class _Parser:
         self.functions = functions
         self.variables: list[str] = ["$"]
         self.range_depth = 0
+        self.trees: dict[str, list[_Node]] = {}
 
     def error(self, message: str, pos: int | None = None) -> GoTemplateError:
         return self.template.parse_error(message, self.peek().pos if pos is None else pos)
@@ -420,9 +432,59 @@ class _Parser:
             raise self.tokens[index].error
         return self.tokens[index]
 
-    def parse(self) -> list[_Node]:
+    def parse(self) -> dict[str, list[_Node]]:
+        """Each template the text defines, by name, the text outside the definitions as the template's own."""
         nodes, ending = self.item_list(top=True)
+        self.add_tree(self.template.name, nodes)
+        return self.trees
+
+    def add_tree(self, name: str, nodes: list[_Node]) -> None:
+        """Go's rule: an empty definition does not replace one with content, and two with content clash."""
+        if name not in self.trees or _is_empty(self.trees[name]):
+            self.trees[name] = nodes
+        elif not _is_empty(nodes):
+            raise self.error(
+                f"template: multiple definition of template {_go_quote(name)}",
+                self.tokens[self.index - 1].pos,
+            )
+
+    def nested_tree(self, context: str) -> list[_Node]:
+        """The body of a `define` or `block`, to its `{{end}}`: a template of its own, which sees only `$`."""
+        variables, range_depth = self.variables, self.range_depth
+        self.variables, self.range_depth = ["$"], 0
+        nodes, ending = self.item_list()
+        if ending != "end":
+            raise self.error(f"unexpected {{{{{ending}}}}} in {context}")
+        self.variables, self.range_depth = variables, range_depth
         return nodes
+
+    def definition(self) -> None:
+        name = self.template_name(self.next_non_space(), "define clause")
+        self.expect_right("define clause")
+        self.add_tree(name, self.nested_tree("define clause"))
+
+    def template_name(self, token: _Token, context: str) -> str:
+        if token.kind not in ("string", "raw"):
+            raise self.error(f"unexpected {token} in {context}", token.pos)
+        if token.kind == "raw":
+            return token.value[1:-1]
+        try:
+            return _unquote(token.value)
+        except ValueError:
+            raise self.error("invalid syntax", token.pos) from None
+
+    def template_call(self, keyword: _Token) -> _TemplateCall:
+        context = f"{keyword.value} clause"
+        token = self.next_non_space()
+        name = self.template_name(token, context)
+        if keyword.value == "block":
+            pipe = self.pipeline(context, "right")
+            self.add_tree(name, self.nested_tree(context))
+            return _TemplateCall(token.pos, name, pipe)
+        if self.peek_non_space().kind == "right":
+            self.next_non_space()
+            return _TemplateCall(token.pos, name, None)
+        return _TemplateCall(token.pos, name, self.pipeline(context, "right"))
 
     def item_list(self, top: bool = False) -> tuple[list[_Node], str]:
         """Nodes up to `{{end}}` or `{{else}}` (which it returns), or to the end of the text at the top."""
@@ -445,6 +507,10 @@ class _Parser:
                 if keyword.value == "end":
                     self.expect_right("end")
                 return nodes, keyword.value
+            if top and keyword.kind == "keyword" and keyword.value == "define":
+                self.next_non_space()
+                self.definition()
+                continue
             nodes.append(self.action())
 
     def expect_right(self, context: str) -> None:
@@ -454,7 +520,9 @@ class _Parser:
 
     def action(self) -> _Node:
         token = self.peek_non_space()
-        if token.kind == "keyword":
+        if (
+            token.kind == "keyword" and token.value != "define"
+        ):  # `define` in an action: the pipeline refuses it
             self.next_non_space()
             if token.value in ("if", "range", "with"):
                 return self.branch(token)
@@ -463,7 +531,7 @@ class _Parser:
                     raise self.error(f"{{{{{token.value}}}}} outside {{{{range}}}}", token.pos)
                 self.expect_right(token.value)
                 return _Break(token.pos) if token.value == "break" else _Continue(token.pos)
-            raise self.error(f"{{{{{token.value}}}}} is not supported by modelplane's templates", token.pos)
+            return self.template_call(token)
         pipe = self.pipeline("command", "right")
         return _Action(token.pos, pipe)
 
@@ -533,6 +601,8 @@ class _Parser:
                 return _Pipe(start.pos, declared, is_assign, commands)
             if token.kind in ("eof",):
                 raise self.error("unclosed action", token.pos)
+            if token.kind not in _COMMAND_STARTS:
+                raise self.error(f"unexpected {token} in {context}", token.pos)
             command = self.command()
             commands.append(command)
             if self.peek_non_space().kind == "pipe":
@@ -675,7 +745,31 @@ def _unquote(quoted: str) -> str:
     return "".join(out)
 
 
+# the tokens a command may start with
+_COMMAND_STARTS = {
+    "bool",
+    "charconst",
+    "dot",
+    "field",
+    "identifier",
+    "number",
+    "nil",
+    "raw",
+    "string",
+    "variable",
+    "lparen",
+}
+
+
 # ---- execution ----
+
+MAX_TEMPLATE_DEPTH = 100  # Go's is 100000; Python's stack holds far fewer nested calls (fewer than 100
+# where each level nests actions deeply)
+
+
+def _is_empty(nodes: list[_Node]) -> bool:
+    """Go's IsEmptyTree: nothing but white space."""
+    return all(isinstance(node, _Text) and not node.text.strip(" \t\r\n") for node in nodes)
 
 
 def _truth(value: Any) -> bool:
@@ -696,9 +790,11 @@ class _Exec:
         self.escape = escape
         self.node: _Node | None = None
         self.out: list[str] = []
+        self.executing = template.name  # the template whose actions run, which errors name
+        self.depth = 0
 
     def error(self, message: str, node: _Node | None = None) -> GoTemplateError:
-        return self.template.exec_error(message, node or self.node)
+        return self.template.exec_error(message, node or self.node, self.executing)
 
     def walk(self, dot: Any, nodes: list[_Node]) -> None:
         for node in nodes:
@@ -710,6 +806,8 @@ class _Exec:
                     self.print(value, node)
             elif isinstance(node, _Branch):
                 self.branch(dot, node)
+            elif isinstance(node, _TemplateCall):
+                self.call_template(dot, node)
             elif isinstance(node, _Break):
                 raise _BreakSignal
             elif isinstance(node, _Continue):
@@ -735,6 +833,23 @@ class _Exec:
                 self.walk(dot, node.otherwise)
         finally:
             del self.variables[depth:]
+
+    def call_template(self, dot: Any, node: _TemplateCall) -> None:
+        self.node = node
+        nodes = self.template.trees.get(node.name)
+        if nodes is None:
+            raise self.error(f"template {_go_quote(node.name)} not defined")
+        if self.depth == MAX_TEMPLATE_DEPTH:
+            raise self.error(f"exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})")
+        value = MISSING if node.pipe is None else self.pipeline(dot, node.pipe)
+        saved = self.variables, self.executing
+        self.variables, self.executing = [("$", value)], node.name  # a template inherits no variables
+        self.depth += 1
+        try:
+            self.walk(value, nodes)
+        finally:
+            self.depth -= 1
+            self.variables, self.executing = saved
 
     def range(self, dot: Any, node: _Branch, value: Any) -> None:
         self.node = node.pipe
@@ -1164,7 +1279,7 @@ class Template:
         self.name = name
         self.text = text
         self.functions = BUILTINS if functions is None else functions
-        self.nodes = _Parser(self, _Lexer(self).run(), self.functions).parse()
+        self.trees = _Parser(self, _Lexer(self).run(), self.functions).parse()
 
     def _line(self, pos: int) -> int:
         return 1 + self.text.count("\n", 0, pos)
@@ -1172,19 +1287,24 @@ class Template:
     def parse_error(self, message: str, pos: int) -> GoTemplateError:
         return GoTemplateError(f"template: {self.name}:{self._line(pos)}: {message}")
 
-    def exec_error(self, message: str, node: _Node | None) -> GoTemplateError:
+    def exec_error(self, message: str, node: _Node | None, executing: str) -> GoTemplateError:
+        """Go's words: the place in the text (named for the template parsed), and the template executing."""
         if node is None:
-            return GoTemplateError(f'template: {self.name}: executing "{self.name}": {message}')
+            return GoTemplateError(f"template: {executing}: executing {_go_quote(executing)}: {message}")
         pos = node.pos
         line_start = self.text.rfind("\n", 0, pos)
         column = pos if line_start < 0 else pos - line_start - 1
         return GoTemplateError(
-            f'template: {self.name}:{self._line(pos)}:{column}: executing "{self.name}" at <{node}>: {message}'
+            f"template: {self.name}:{self._line(pos)}:{column}: executing {_go_quote(executing)} at <{node}>: "
+            f"{message}"
         )
 
     def execute(self, data: Any, escape: Callable[[Any], str] | None = None) -> str:
         """The template's text with `data` as dot; `escape`, if given, writes each action's value (as
         html/template's escaping does)."""
         run = _Exec(self, data, escape)
-        run.walk(data, self.nodes)
+        try:
+            run.walk(data, self.trees[self.name])
+        except RecursionError:  # templates nested deeper than Python's stack, short of the limit
+            raise self.exec_error("exceeded maximum template depth", None, self.name) from None
         return "".join(run.out)

@@ -120,8 +120,9 @@ def nested_deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
     return True
 
 
-def load_text(text: str, source: str = "<input>") -> list[Document]:
-    """Every resource in a YAML or JSON text (several documents, and `kind: List`, allowed)."""
+def load_text(text: str, source: str = "<input>", *, require_metadata: bool = True) -> list[Document]:
+    """Every resource in a YAML or JSON text (several documents, and `kind: List`, allowed); each
+    with a name unless `require_metadata` is false (the API checks a body's metadata itself)."""
     loader = _Loader(text)
     documents: list[Document] = []
     try:
@@ -131,7 +132,7 @@ def load_text(text: str, source: str = "<input>") -> list[Document]:
             data = loader.construct_document(node)
             if data is None:
                 continue
-            documents.extend(_documents(data, node, source))
+            documents.extend(_documents(data, node, source, require_metadata))
     except LoadError as e:
         raise LoadError(e.reason, source=source, line=e.line) from None
     except yaml.MarkedYAMLError as e:
@@ -216,7 +217,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _documents(data: object, node: yaml.Node, source: str) -> list[Document]:
+def _documents(data: object, node: yaml.Node, source: str, require_metadata: bool) -> list[Document]:
     line = node.start_mark.line + 1
     if not isinstance(data, dict):
         raise LoadError(f"a resource must be a mapping, not {_type_name(data)}", line=line)
@@ -226,17 +227,19 @@ def _documents(data: object, node: yaml.Node, source: str) -> list[Document]:
         out = []
         for index, item in enumerate(data["items"]):
             found = _child(items_node, str(index))
-            out.extend(_documents(item, found[0] if found else node, source))
+            out.extend(_documents(item, found[0] if found else node, source, require_metadata))
         return out
-    _require_identity(data, node, line)
+    _require_identity(data, node, line, require_metadata)
     return [Document(resource=data, source=source, line=line, _node=node)]
 
 
-def _require_identity(data: dict, node: yaml.Node, line: int) -> None:
+def _require_identity(data: dict, node: yaml.Node, line: int, require_metadata: bool) -> None:
     for key in ("apiVersion", "kind"):
         value = data.get(key)
         if not isinstance(value, str) or not value:
             raise LoadError(f"resource has no {key}", line=_line_of(node, key, line))
+    if not require_metadata:
+        return
     metadata = data.get("metadata")
     if not isinstance(metadata, dict):
         raise LoadError(f"{data['kind']} has no metadata", line=_line_of(node, "metadata", line))

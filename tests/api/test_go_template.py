@@ -134,6 +134,138 @@ def test_an_execution_error_is_said_as_go_says_it(text, error):
     assert str(refused.value) == f"template: output:{error}"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{{define "T"}}[{{.}}]{{end}}{{template "T" .data.a}}|{{template "T"}}', "[b]|[<no value>]"),
+        ('{{define "T"}}[{{$.a}}]{{end}}{{$x := 1}}{{template "T" .data}}', "[b]"),
+        ('{{define "T"}}<{{.}}>{{end}}{{template "T" $x := 5}}{{$x}}', "<5>5"),
+        ("{{block `B` .data}}<{{.a}}>{{end}}|{{with .data}}{{block `C` .c}}[{{.}}]{{end}}{{end}}", "<b>|[d]"),
+        ('{{template "T" .}}{{define "T"}}defined later{{end}}', "defined later"),
+        ('{{define "T"}}a{{end}}{{define "T"}} {{end}}{{template "T"}}', "a"),
+        ('{{define "T"}} {{end}}{{define "T"}}b{{end}}{{template "T"}}', "b"),
+        ('{{define "output"}}the template itself{{end}}', "the template itself"),
+        ('{{- define "T" -}}  a  {{- end -}}  {{ template "T" }}', "a"),
+        (
+            '{{define "T"}}{{range $k, $v := .}}{{$k}}{{template "U" $v}};{{end}}{{end}}'
+            '{{define "U"}}={{.}}{{end}}{{template "T" .data}}',
+            "a=b;c=d;",
+        ),
+        (
+            '{{define "T"}}{{if .}}{{.}}{{template "T" (slice . 1)}}{{end}}{{end}}{{template "T" "abc"}}',
+            "abcbcc",
+        ),
+        (
+            '{{define "T"}}{{if lt (len .) 50}}{{template "T" (printf "%s." .)}}{{else}}{{len .}}{{end}}{{end}}'
+            '{{template "T" ""}}',
+            "50",
+        ),
+    ],
+)
+def test_nested_templates_run_as_go_runs_them(text, expected):
+    assert execute(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '{{printf "%[2]d %[1]d" 11 22}}|{{printf "%[3]*.[2]*[1]f" 12.0 2 6}}|{{printf "%d %d %#[1]x %#x" 16 17}}',
+            "22 11| 12.00|16 17 0x10 0x11",
+        ),
+        (
+            '{{printf "%[5]d" 1 2}}|{{printf "%[-3]d" 1}}|{{printf "%[2]*[1]d" 12 5}}|{{printf "%[x]d" 1}}|{{printf "%[1]" 1}}',
+            "%!d(BADINDEX)|%!d(BADINDEX)|   12|%!d(BADINDEX)|%!(NOVERB)",
+        ),
+        (
+            '{{printf "%*d|%-*d|%.*f" 5 1 -5 2 2 3.14159}}|{{printf "%*s" 4.5 "hi"}}|{{printf "%.*s" 4.5 "hi"}}|{{printf "%.*d" -1 7}}',
+            "    1|2    |3.14|%!(BADWIDTH)hi|%!(BADPREC)hi|%!(BADPREC)7",
+        ),
+        (
+            '{{printf "%[1]d %d" 1 2 3}}|{{printf "%d" 1 2}}|{{printf "%[2]d" 1 2}}|{{printf "%[3]2d" 1 2 3}}|{{printf "%[1].2d" 1}}',
+            "1 2|1%!(EXTRA int=2)|2|%!d(BADINDEX)|%!d(BADINDEX)",
+        ),
+        (
+            '{{printf "%[1]*d" 3 4}}|{{printf "%[2]d %[2]d %d" 1 2 3}}|{{printf "%[1" 1}}|{{printf "%[]d" 1}}|{{printf "%[1]%" 1}}|{{printf "%*[2]d" 7}}',
+            "  4|2 2 3|%!(NOVERB)|%!d(BADINDEX)|%|%!d(BADINDEX)",
+        ),
+        (
+            '{{printf "%-05d|%0-5d|%*d" 3 3 "x" 4}}|{{printf "%.d|%5.d|%.0d" 0 0 0}}|{{printf "%" }}|{{printf "%-"}}|{{printf "%[2]"}}',
+            "3    |3    |%!(BADWIDTH)4||     ||%!(NOVERB)|%!(NOVERB)|%!(NOVERB)",
+        ),
+        ('{{printf "%[2]v" 1}}|{{printf "%d %[1]*d" 1 2}}', "%!v(BADINDEX)|1 2"),
+    ],
+)
+def test_printf_reads_explicit_argument_indexes_as_go_does(text, expected):
+    assert execute(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('{{define "T"}}{{$x}}{{end}}{{$x := 1}}', 'template: output:1: undefined variable "$x"'),
+        (
+            '{{define "B"}}x{{end}}{{block "B" .data}}y{{end}}',
+            'template: output:1: template: multiple definition of template "B"',
+        ),
+        (
+            '{{define "output"}}hi{{end}}x',
+            'template: output:1: template: multiple definition of template "output"',
+        ),
+        ('{{if true}}{{define "T"}}a{{end}}{{end}}', "template: output:1: unexpected <define> in command"),
+        ('{{define "T"}}a{{else}}b{{end}}', "template: output:1: unexpected {{else}} in define clause"),
+        ('{{block "T" .}}a{{else}}b{{end}}', "template: output:1: unexpected {{else}} in block clause"),
+        ("{{define T}}a{{end}}", 'template: output:1: unexpected "T" in define clause'),
+        ('{{define "T" .}}a{{end}}', "template: output:1: unexpected <.> in define clause"),
+        ("{{template}}", 'template: output:1: unexpected "}}" in template clause'),
+        ('{{template "T" | printf "%s"}}', 'template: output:1: unexpected "|" in template clause'),
+        ('{{define "T"}}{{break}}{{end}}', "template: output:1: {{break}} outside {{range}}"),
+        ('{{define "a\\x"}}x{{end}}', "template: output:1: invalid syntax"),
+        ('{{define "T"}}', "template: output:1: unexpected EOF"),
+    ],
+)
+def test_a_nested_template_that_does_not_parse_is_said_as_go_says_it(text, error):
+    with pytest.raises(GoTemplateError) as refused:
+        Template("output", text, KUBECTL_FUNCTIONS)
+    assert str(refused.value) == error
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            '{{template "X" .data}}',
+            '1:11: executing "output" at <{{template "X" .data}}>: template "X" not defined',
+        ),
+        (
+            '{{define "T"}}{{.x.y}}{{end}}{{template "T" 5}}',
+            '1:18: executing "T" at <.x.y>: can\'t evaluate field x in type int',
+        ),
+        (
+            '{{define "T"}}\n{{len 3}}{{end}}\n{{template "T" .data}}',
+            '2:2: executing "T" at <len 3>: error calling len: len of type int',
+        ),
+        (
+            '{{define "T"}}{{.}}{{end}}{{template "T" 1 2}}',
+            '1:41: executing "output" at <1>: can\'t give argument to non-function 1',
+        ),
+    ],
+)
+def test_an_error_in_a_nested_template_is_said_as_go_says_it(text, error):
+    with pytest.raises(GoTemplateError) as refused:
+        execute(text)
+    assert str(refused.value) == f"template: output:{error}"
+
+
+def test_a_template_that_calls_itself_forever_stops_at_the_depth_limit():
+    with pytest.raises(GoTemplateError) as refused:
+        execute('{{define "T"}}{{template "T" .}}{{end}}{{template "T" 1}}')
+    # Go says the same at its depth, 100000
+    assert str(refused.value) == (
+        'template: output:1:25: executing "T" at <{{template "T" .}}>: exceeded maximum template depth (100)'
+    )
+
+
 def test_a_struct_has_only_its_fields():
     meta = GoStruct("v1.ObjectMeta", {"Name": "iris", "Labels": {"a": "b"}})
     assert Template("t", "{{.Name}} {{.Labels.a}} {{.Labels.z}}").execute(meta) == "iris b <no value>"

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from modelplane.api.kinds import KINDS, Kind
+from modelplane.local.api import services
 from modelplane.local.api.paths import served_versions, short_names
 
 SERVED_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
@@ -87,6 +88,8 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         resources.append(_resource(kind))
         if kind.has_status_subresource:
             resources.append(_status_subresource(kind))
+    if (group, version) == ("", "v1"):
+        resources.append(services.DISCOVERY)  # none are here: listed empty
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",

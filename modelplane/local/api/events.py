@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from modelplane.api.kinds import EVENT
 from modelplane.local.api.errors import AlreadyExists, ApiError, NotFound
+from modelplane.local.api.managed_fields import CONTROL_PLANE_MANAGER, UpdateOwnership
 from modelplane.local.api.meta import now_rfc3339
 from modelplane.local.api.store import Ref, Store
 
@@ -24,6 +25,8 @@ logger = logging.getLogger("modelplane.reconciler")
 EVENT_TTL = timedelta(hours=1)  # Kubernetes' default --event-ttl
 _PRUNE_EVERY = 60.0  # seconds between looks for old events
 COMPONENT = "modelplane"
+# An Event the control plane records is its write, as a Kubernetes controller's recorder's is its own.
+_RECORDED = UpdateOwnership(EVENT, CONTROL_PLANE_MANAGER)
 
 
 class EventRecorder:
@@ -68,7 +71,9 @@ class EventRecorder:
         ref = Ref(EVENT.kind, namespace, name)
         with contextlib.suppress(NotFound):
             self.store.update(
-                ref, lambda event: {**event, "count": int(event.get("count") or 1) + 1, "lastTimestamp": now}
+                ref,
+                lambda event: {**event, "count": int(event.get("count") or 1) + 1, "lastTimestamp": now},
+                record_owners=_RECORDED.record,
             )
             return
         involved_object = {
@@ -95,7 +100,7 @@ class EventRecorder:
             "count": 1,
         }
         with contextlib.suppress(AlreadyExists):
-            self.store.create(event)
+            self.store.create(event, record_owners=_RECORDED.record)
 
     def _prune_now_and_then(self) -> None:
         if time.monotonic() - self._pruned_at < _PRUNE_EVERY:

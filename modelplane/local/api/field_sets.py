@@ -76,8 +76,17 @@ def schema_of(kind: Kind) -> dict[str, Any]:
 
 def field_set(obj: dict[str, Any], kind: Kind, status: bool = False) -> set[Path]:
     """The fields of `obj` a manager can own: its spec side (metadata, spec, data...), or with `status`
-    its status alone."""
-    paths = set(_fields(obj, schema_of(kind), ()))
+    its status alone. As structured-merge-diff's ToFieldSet: an object or list that holds fields is not
+    a field of its own unless it is a map's entry."""
+    paths = set(_fields(obj, schema_of(kind), (), False))
+    return {path for path in paths if (path[0] == STATUS) == status and not _server_owned(path)}
+
+
+def compared_fields(obj: dict[str, Any], kind: Kind, status: bool = False) -> set[Path]:
+    """`field_set` and every object and list holding those fields: what structured-merge-diff compares
+    an update's object with the stored one by, so that an object the update adds (a new `labels`, a new
+    `spec`) is a field it comes to own (FieldsV1's `.` on it), and one it removes is nobody's."""
+    paths = set(_fields(obj, schema_of(kind), (), True)) - {("f:metadata",)}  # Kubernetes strips it
     return {path for path in paths if (path[0] == STATUS) == status and not _server_owned(path)}
 
 
@@ -85,7 +94,7 @@ def _server_owned(path: Path) -> bool:
     return path[:1] in _SERVER_OWNED or path[:2] in _SERVER_OWNED
 
 
-def _fields(value: Any, schema: dict[str, Any], path: Path) -> Iterator[Path]:
+def _fields(value: Any, schema: dict[str, Any], path: Path, containers: bool) -> Iterator[Path]:
     if isinstance(value, dict) and schema.get("x-kubernetes-map-type") != "atomic":
         declared = schema.get("properties") or {}
         extra = schema.get("additionalProperties")
@@ -93,16 +102,16 @@ def _fields(value: Any, schema: dict[str, Any], path: Path) -> Iterator[Path]:
             child = (*path, f"f:{key}")
             item_schema = declared.get(key, extra if isinstance(extra, dict) else {})
             # A declared field that holds other fields is not owned itself; a map's entry is.
-            if key not in declared or item is None or item == {}:
+            if containers or key not in declared or item is None or item == {}:
                 yield child
-            yield from _fields(item, item_schema, child)
+            yield from _fields(item, item_schema, child, containers)
     elif isinstance(value, list) and schema.get("x-kubernetes-list-type") in ("map", "set"):
         items = schema.get("items") or {}
         for item in value:
             child = (*path, item_element(item, schema))
             yield child
             if schema["x-kubernetes-list-type"] == "map":
-                yield from _fields(item, items, child)
+                yield from _fields(item, items, child, containers)
     elif path:
         yield path
 
@@ -178,17 +187,58 @@ def merged(live: Any, config: Any, schema: dict[str, Any]) -> Any:
         and isinstance(config, list)
         and schema.get("x-kubernetes-list-type") in ("map", "set")
     ):
-        items = schema.get("items") or {}
-        result = [copy.deepcopy(item) for item in live]
-        index = {item_element(item, schema): position for position, item in enumerate(live)}
-        for item in config:
-            position = index.get(item_element(item, schema))
-            if position is None:
-                result.append(copy.deepcopy(item))
-            elif schema["x-kubernetes-list-type"] == "map":
-                result[position] = merged(live[position], item, items)
-        return result
+        return _merged_items(live, config, schema)
     return copy.deepcopy(config)
+
+
+def _merged_items(live: list[Any], config: list[Any], schema: dict[str, Any]) -> list[Any]:
+    """A keyed list or set merged as structured-merge-diff merges one: the applied items in the
+    configuration's order, each live item it does not name kept where it stood among them."""
+    items = schema.get("items") or {}
+    is_map = schema["x-kubernetes-list-type"] == "map"
+    lhs = [item_element(item, schema) for item in live]
+    rhs = [item_element(item, schema) for item in config]
+    live_items = {element: item for element, item in reversed(list(zip(lhs, live, strict=True)))}
+    config_items = {element: item for element, item in reversed(list(zip(rhs, config, strict=True)))}
+
+    def merged_item(element: str) -> Any:
+        found = live_items.get(element, MISSING)
+        if found is MISSING or not is_map:
+            return copy.deepcopy(config_items[element])
+        return merged(found, config_items[element], items)
+
+    shared = [
+        element for element in rhs if element in live_items
+    ]  # live items the config names, in its order
+    next_shared = shared.pop(0) if shared else None
+    done: set[str] = set()
+    result: list[Any] = []
+    left = right = 0
+    while left < len(lhs) or right < len(rhs):
+        if left < len(lhs) and right < len(rhs):
+            if lhs[left] == rhs[right]:
+                done.add(lhs[left])
+                result.append(merged_item(lhs[left]))
+                left, right = left + 1, right + 1
+                next_shared = shared.pop(0) if shared else None
+                continue
+            if lhs[left] in config_items and next_shared is not None and next_shared != lhs[left]:
+                left += 1  # named by the config, but later in its order: placed when the config reaches it
+                continue
+        if left < len(lhs):
+            if lhs[left] not in config_items:
+                result.append(copy.deepcopy(live[left]))
+                left += 1
+                continue
+            if lhs[left] in done:
+                left += 1
+        if right < len(rhs):
+            done.add(rhs[right])
+            result.append(merged_item(rhs[right]))
+            if next_shared is not None and next_shared == rhs[right]:
+                next_shared = shared.pop(0) if shared else None
+            right += 1
+    return result
 
 
 def without(obj: dict[str, Any], paths: Iterable[Path], kind: Kind, kept: set[Path]) -> dict[str, Any]:

@@ -78,9 +78,10 @@ class ApiRequest:
 
 
 def _one_yaml_resource(raw: bytes) -> dict[str, Any]:
-    """A YAML body, read as `modelplane apply` reads files (timestamps stay strings)."""
+    """A YAML body, read as `modelplane apply` reads files (timestamps stay strings); its metadata is
+    checked as any body's is (server.py)."""
     try:
-        documents = load_text(raw.decode("utf-8"), source="request body")
+        documents = load_text(raw.decode("utf-8"), source="request body", require_metadata=False)
     except (LoadError, UnicodeDecodeError) as exc:
         raise BadRequest(str(exc)) from None
     if len(documents) != 1:

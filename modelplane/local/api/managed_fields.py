@@ -22,6 +22,9 @@ from modelplane.local.api.field_sets import Path
 from modelplane.local.api.meta import now_rfc3339
 
 APPLY, UPDATE = "Apply", "Update"
+# The manager the control plane's controllers write as: the name modelplane's operator writes as on
+# Kubernetes (kube/operator/cluster.py), where KServe's controller records its own.
+CONTROL_PLANE_MANAGER = "modelplane-operator"
 FIELDS_V1 = "FieldsV1"
 MAX_MANAGER_LENGTH = 128
 CLEARED = [{}]  # what a client writes to clear managedFields
@@ -150,8 +153,8 @@ class UpdateOwnership:
     def record(self, current: dict[str, Any] | None, new: dict[str, Any]) -> None:
         status = subresource_scope(self.subresource)
         managed = read_managed(new) or {}
-        after = field_sets.field_set(new, self.kind, status)
-        before = field_sets.field_set(current, self.kind, status) if current is not None else set()
+        after = field_sets.compared_fields(new, self.kind, status)
+        before = field_sets.compared_fields(current, self.kind, status) if current is not None else set()
         changed = after - before
         for path in field_sets.leaves(after) & before:
             if field_sets.value_at(current, path, self.kind) != field_sets.value_at(new, path, self.kind):

@@ -79,6 +79,7 @@ from modelplane.local.api.http import (
 from modelplane.local.api.json_patch import JSON_PATCH, apply_json_patch, read_json_patch
 from modelplane.local.api.managed_fields import UpdateOwnership, manager_named
 from modelplane.local.api.meta import invalid_field, now_rfc3339
+from modelplane.local.api.metadata_types import check_metadata_types
 from modelplane.local.api.metrics import MeasuredSend, request_labels
 from modelplane.local.api.openapi_v2 import V2_PATH, v2_document
 from modelplane.local.api.patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, merge_patch, strategic_patch
@@ -90,6 +91,7 @@ from modelplane.local.api.server_side_apply import (
     apply_options,
     check_not_an_apply,
 )
+from modelplane.local.api.services import services_answer, services_at
 from modelplane.local.api.settings import DEFAULT_API_HOST, DEFAULT_API_PORT
 from modelplane.local.api.store import Ref, Store, WatchEvent, ref_of, store_path
 from modelplane.local.api.store_faults import STORE_FAULTS
@@ -200,6 +202,11 @@ class ApiApp:
             raise NotFound(f"the server could not find the requested resource ({request.path})")
         if len(parts) <= 3:
             return await self._discovery(request, send, parts[1:])
+        services = services_at(parts[3:]) if parts[1:3] == ["", "v1"] else None
+        if services is not None:
+            version = await asyncio.to_thread(self.store.resource_version)
+            answer = services_answer(request.method, request.flag("watch"), services[1], version)
+            return await send_json(send, 200, answer)
         target = _target(parts[1], parts[2], parts[3:])
         if target is None and parts[1:4] == ["", "v1", "namespaces"] and len(parts) <= 5:
             raise NotFound(
@@ -638,6 +645,7 @@ def _check_body(body: dict[str, Any], target: Target) -> None:
             f"the API version and kind in the data ({body.get('apiVersion')}, {body.get('kind')}) do not match "
             f"the expected ({kind.api_version}, {kind.kind})"
         )
+    check_metadata_types(body, kind)
     metadata = body.get("metadata")
     if not isinstance(metadata, dict):
         metadata = body["metadata"] = {}
@@ -650,7 +658,8 @@ def _check_body(body: dict[str, Any], target: Target) -> None:
             )
     if target.name is not None and metadata.get("name") != target.name:
         raise BadRequest(
-            f"the name of the object ({metadata.get('name')}) does not match the name on the URL ({target.name})"
+            f"the name of the object ({metadata.get('name') or ''}) does not match the name on the URL "
+            f"({target.name})"
         )
 
 

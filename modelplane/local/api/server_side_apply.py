@@ -102,8 +102,10 @@ class ServerSideApply:
         result = field_sets.merged(current, self.config, field_sets.schema_of(self.kind))
         before = managed.get(self.key, Ownership("", None)).fields
         others = set().union(*(owned.fields for key, owned in managed.items() if key != self.key))
-        dropped = {path for path in before - applied if not _owned_under(path, others)}
-        return field_sets.without(result, dropped, self.kind, others | applied)
+        owned = others | applied
+        # an object the manager owned (an Update's `.`, moved to its apply) stays while fields under it are owned
+        dropped = {path for path in before - applied if not _owned_under(path, owned)}
+        return field_sets.without(result, dropped, self.kind, owned)
 
     def created(self) -> dict[str, Any]:
         """The object to create from the configuration, when there is none yet."""
@@ -132,8 +134,8 @@ class ServerSideApply:
             for found in self._conflicts(current, managed, self.applied_fields()):
                 found.ownership.fields.discard(found.path)
         status = subresource_scope(self.subresource)
-        remaining = field_sets.field_set(new, self.kind, status)
-        before = field_sets.field_set(current, self.kind, status) if current is not None else set()
+        remaining = field_sets.compared_fields(new, self.kind, status)
+        before = field_sets.compared_fields(current, self.kind, status) if current is not None else set()
         for owned in managed.values():
             owned.fields -= before - remaining
         applied = self.applied_fields()

@@ -52,7 +52,7 @@ from modelplane.local.api.errors import (
     not_found,
     precondition_failed,
 )
-from modelplane.local.api.managed_fields import kept_managed_fields
+from modelplane.local.api.managed_fields import CONTROL_PLANE_MANAGER, UpdateOwnership, kept_managed_fields
 from modelplane.local.api.paths import kind_by_name
 from modelplane.local.api.store_faults import (
     RecordDamaged,
@@ -339,8 +339,12 @@ class Store:
         return self.update_status(ref_of(resource), lambda _current: resource)
 
     def set_status(self, ref: Ref, status: dict[str, Any]) -> Resource:
-        """Writes `status` over the stored one, whatever resourceVersion it is at."""
-        return self.update_status(ref, lambda current: {**current, "status": status})
+        """Writes `status` over the stored one, whatever resourceVersion it is at: a controller's write,
+        which managedFields record as the control plane's `Update` of the status subresource."""
+        owners = UpdateOwnership(kind_by_name(ref.kind), CONTROL_PLANE_MANAGER, "status")
+        return self.update_status(
+            ref, lambda current: {**current, "status": status}, record_owners=owners.record
+        )
 
     @_measured
     def delete(

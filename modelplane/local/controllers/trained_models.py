@@ -59,6 +59,7 @@ from modelplane.control.trained_models import (
     trained_model_status,
 )
 from modelplane.local.api.errors import Conflict, NotFound
+from modelplane.local.api.managed_fields import CONTROL_PLANE_MANAGER, UpdateOwnership
 from modelplane.local.api.storage_credentials import StorageCredentials
 from modelplane.local.api.store import Ref, Store
 from modelplane.local.controllers.keyed_work import KeyedWorkers, resource_key, watch_kind
@@ -321,7 +322,9 @@ class TrainedModels:
 
         with contextlib.suppress(NotFound, Conflict):  # changed meanwhile: the next round looks again
             self.store.update(
-                Ref(TRAINED_MODEL.kind, tm["metadata"]["namespace"], tm["metadata"]["name"]), labelled
+                Ref(TRAINED_MODEL.kind, tm["metadata"]["namespace"], tm["metadata"]["name"]),
+                labelled,
+                record_owners=UpdateOwnership(TRAINED_MODEL, CONTROL_PLANE_MANAGER).record,
             )
 
 

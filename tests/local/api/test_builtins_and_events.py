@@ -98,7 +98,7 @@ def test_kubernetes_own_kinds_have_no_generation_and_no_status_subresource(api):
         assert "generation" not in created.json()["metadata"], plural
         assert api.get(f"{core}/{plural}/g/status").status_code == 404
     listed = {r["name"] for r in api.get("/api/v1").json()["resources"]}
-    assert listed == set(objects)
+    assert listed == {*objects, "services"}  # services: none are here, listed empty (api/services.py)
     assert "inferenceservices/status" in {
         r["name"] for r in api.get("/apis/serving.kserve.io/v1beta1").json()["resources"]
     }

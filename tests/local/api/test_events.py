@@ -39,6 +39,10 @@ def test_the_same_event_again_counts_up_and_a_cluster_scoped_objects_go_to_defau
         "uid": "u-1",
     }
     assert (runtime_event["type"], runtime_event["source"]) == ("Warning", {"component": "modelplane"})
+    # the control plane's write, as a controller's recorder's is on Kubernetes
+    [entry] = runtime_event["metadata"]["managedFields"]
+    assert (entry["manager"], entry["operation"]) == ("modelplane-operator", "Update")
+    assert "f:count" in entry["fieldsV1"] and "f:involvedObject" in entry["fieldsV1"]
     assert by_object["iris"]["metadata"]["namespace"] == "team"
     store.close()
 

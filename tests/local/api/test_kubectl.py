@@ -414,6 +414,44 @@ def test_server_side_apply_takes_over_a_client_side_apply(kubectl, api):
     assert "minReplicas" not in api.get(f"{ISVCS}/moved").json()["spec"]["predictor"]
 
 
+def test_an_update_that_adds_an_object_owns_it_as_kubernetes_records_it(kubectl, api):
+    """An Update's manager owns each object its write added (FieldsV1's `.`), as structured-merge-diff
+    compares the write with the stored object: a custom resource created whole, labels added later."""
+    path = kubectl.file("made.yaml", MODEL.format(name="made", field="storageUri", uri="pvc://models/a"))
+    kubectl("create", "-f", path)
+    kubectl("label", "isvc", "made", "team=a")
+    entries = {e["manager"]: e for e in api.get(f"{ISVCS}/made").json()["metadata"]["managedFields"]}
+    assert entries["kubectl-create"]["fieldsV1"]["f:spec"] == {
+        ".": {},
+        "f:predictor": {
+            ".": {},
+            "f:model": {".": {}, "f:modelFormat": {".": {}, "f:name": {}}, "f:storageUri": {}},
+        },
+    }
+    assert entries["kubectl-label"]["fieldsV1"] == {"f:metadata": {"f:labels": {".": {}, "f:team": {}}}}
+    # the labels go: so does the ownership of them
+    kubectl("patch", "isvc", "made", "--type=merge", "-p", '{"metadata":{"labels":null}}')
+    managers = {e["manager"] for e in api.get(f"{ISVCS}/made").json()["metadata"]["managedFields"]}
+    assert managers == {"kubectl-create"}
+
+
+def test_server_side_apply_places_new_keyed_items_in_the_applied_order(kubectl, api):
+    """A keyed list merges as structured-merge-diff merges it: the applied items in the configuration's
+    order, the items only another manager owns kept where they stood."""
+    account = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ordered\nsecrets:\n{secrets}\n"
+
+    def applied(manager: str, *names: str) -> list[str]:
+        listed = "\n".join(f"- name: {name}" for name in names)
+        path = kubectl.file("ordered.yaml", account.format(secrets=listed))
+        kubectl("apply", "--server-side", f"--field-manager={manager}", "-f", path)
+        got = api.get("/api/v1/namespaces/default/serviceaccounts/ordered").json()
+        return [item["name"] for item in got["secrets"]]
+
+    assert applied("alice", "a", "b") == ["a", "b"]
+    assert applied("bob", "c", "a") == ["c", "a", "b"]
+    assert applied("bob", "a", "d", "c") == ["a", "b", "d", "c"]
+
+
 def test_dry_runs_store_nothing(kubectl, api):
     path = kubectl.file("dry.yaml", SHORTHAND.format(name="dry", uri="pvc://m"))
     assert "created (server dry run)" in kubectl("apply", "-f", path, "--dry-run=server").stdout
@@ -650,6 +688,17 @@ def test_a_service_accounts_secrets_merge_by_name_when_applied_again(kubectl, ap
         headers={"Content-Type": "application/strategic-merge-patch+json"},
     )
     assert refused.status_code == 400 and "$patch: 'replace' is not supported" in refused.json()["message"]
+
+
+def test_cluster_info_names_the_control_plane_and_finds_no_services(kubectl):
+    """cluster-info lists kube-system's Services labelled kubernetes.io/cluster-service=true: there are
+    none here (the core `services` list empty), so it prints the control plane's line and succeeds."""
+    shown = kubectl("cluster-info")
+    assert shown.stdout.splitlines()[0].startswith("Kubernetes control plane is running at http://127.0.0.1:")
+    assert kubectl("get", "services").stderr == "No resources found in default namespace.\n"
+    assert "NotFound" in kubectl("get", "svc", "x", check=False).stderr
+    refused = kubectl("create", "service", "clusterip", "web", "--tcp=80:80", check=False)
+    assert refused.returncode != 0 and "modelplane runs no Services" in refused.stderr
 
 
 def test_version_names_the_server(kubectl):

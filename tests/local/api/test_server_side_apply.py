@@ -185,6 +185,37 @@ def test_apply_needs_a_field_manager_and_force_is_for_apply_only(api):
     )
 
 
+@pytest.mark.parametrize(
+    ("metadata", "refusal"),
+    [
+        ({"name": 5}, "cannot unmarshal number into Go struct field ObjectMeta.metadata.name of type string"),
+        (5, "cannot unmarshal number into Go struct field ConfigMap.metadata of type v1.ObjectMeta"),
+        (
+            {"name": "typed", "generation": 1.5},
+            "cannot unmarshal number 1.5 into Go struct field ObjectMeta.metadata.generation of type int64",
+        ),
+        (
+            {"name": "typed", "finalizers": "a"},
+            "cannot unmarshal string into Go struct field ObjectMeta.metadata.finalizers of type []string",
+        ),
+    ],
+)
+def test_metadata_of_the_wrong_type_is_a_type_error(api, metadata, refusal):
+    """Refused as Kubernetes' decoder refuses such a body (a 400), not read as a missing name."""
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+    message = f'ConfigMap in version "v1" cannot be handled as a ConfigMap: json: {refusal}'
+    for refused in (apply(api, f"{CONFIG_MAPS}/typed", config), api.post(CONFIG_MAPS, json=config)):
+        assert refused.status_code == 400, refused.text
+        assert (refused.json()["reason"], refused.json()["message"]) == ("BadRequest", message)
+    runtime = {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ServingRuntime", "metadata": {"name": 5}}
+    refused = apply(api, f"{RUNTIMES}/typed", runtime)
+    assert refused.status_code == 400
+    assert refused.json()["message"] == (
+        'ServingRuntime in version "v1alpha1" cannot be handled as a ServingRuntime: json: cannot unmarshal '
+        "number into Go struct field ObjectMeta.metadata.name of type string"
+    )
+
+
 def test_atomic_lists_are_one_field_and_keyed_lists_merge_item_by_item(api):
     container = {"name": "kserve-container", "image": "kserve/sklearnserver:latest"}
     runtime = {

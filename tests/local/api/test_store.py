@@ -10,7 +10,9 @@ import pytest
 
 from modelplane.local.api.admission import default_admission
 from modelplane.local.api.errors import AlreadyExists, Conflict, Expired, Invalid, NotFound
+from modelplane.local.api.events import EventRecorder
 from modelplane.local.api.store import Ref, Store, admit_as_is, store_path
+from modelplane.local.controllers.runtime_status import RuntimeStatusWriter
 
 
 def isvc(name: str = "iris", namespace: str = "default", storage_uri: str = "file:///m/1") -> dict:
@@ -496,3 +498,49 @@ def test_a_trained_model_applied_again_keeps_the_labels_its_controller_keeps(sto
     assert store.get(ref)["metadata"]["labels"] == {"inferenceservice": "mms"}
     store.apply([trained_model(inferenceservice="other")])
     assert store.get(ref)["metadata"]["labels"] == {"inferenceservice": "other"}
+
+
+def test_a_controller_s_status_write_is_the_control_plane_s_update_of_the_status(store):
+    """As a controller's status write on Kubernetes: an `Update` of the `status` subresource by its
+    manager, owning the status it added (with `.` on each object it created)."""
+    store.create(isvc())
+    written = store.set_status(ISVC, {"url": "http://x", "components": {"predictor": {"url": "http://p"}}})
+    [entry] = written["metadata"]["managedFields"]
+    assert (entry["manager"], entry["operation"], entry["subresource"]) == (
+        "modelplane-operator",
+        "Update",
+        "status",
+    )
+    assert entry["fieldsV1"] == {
+        "f:status": {
+            ".": {},
+            "f:components": {".": {}, "f:predictor": {".": {}, "f:url": {}}},
+            "f:url": {},
+        }
+    }
+    unchanged = store.set_status(ISVC, {"url": "http://x", "components": {"predictor": {"url": "http://p"}}})
+    assert unchanged["metadata"]["resourceVersion"] == written["metadata"]["resourceVersion"]
+    fewer = store.set_status(ISVC, {"url": "http://y"})
+    assert fewer["metadata"]["managedFields"][0]["fieldsV1"] == {"f:status": {".": {}, "f:url": {}}}
+
+
+def test_the_runtime_status_controller_writes_as_the_control_plane(store):
+    async def scenario():
+        writer = RuntimeStatusWriter(store, EventRecorder(store))
+        writer.start()
+        try:
+            store.create(runtime())
+            async for event in store.watch("ClusterServingRuntime", None, None):
+                if event.object.get("status"):
+                    return event.object
+        finally:
+            await writer.close()
+
+    written = asyncio.run(asyncio.wait_for(scenario(), 60))
+    [entry] = written["metadata"]["managedFields"]
+    assert (entry["manager"], entry["operation"], entry["subresource"]) == (
+        "modelplane-operator",
+        "Update",
+        "status",
+    )
+    assert set(entry["fieldsV1"]["f:status"]) >= {".", "f:conditions"}
