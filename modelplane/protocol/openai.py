@@ -754,8 +754,18 @@ def _check_tool_usage(fields: _Fields) -> None:
         raise OpenAIError("When using `tool_choice`, `tools` must be set.", param="tool_choice")
 
 
+def _note_function_call(fields: _Fields) -> None:
+    """OpenAI's deprecated `function_call`: "auto" lets the model call one of `functions`, and there are
+    none (any is refused), so it changes nothing, which the answer says. vLLM reads neither field."""
+    if fields.get("function_call") == "auto":
+        fields.ignored.append(
+            Ignored("function_call", "there are no functions to call (this server calls no functions)")
+        )
+
+
 def _refuse_the_rest(fields: _Fields) -> None:
     _check_tool_usage(fields)
+    _note_function_call(fields)
     for name, allowed in _ONLY_DEFAULT.items():
         value = fields.get(name)
         if value not in allowed:

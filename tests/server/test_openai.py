@@ -666,6 +666,33 @@ def test_tool_choice_none_without_tools_is_accepted_as_vllm_accepts_it(client):
     assert answer.choices[0].message.tool_calls is None
 
 
+def test_function_call_auto_with_no_functions_to_call_is_taken_and_said_to_be_ignored(client):
+    """vLLM reads neither of OpenAI's deprecated `functions` and `function_call`; modelplane refuses
+    functions it cannot call, so "auto" can call none, which the answer says ("none" asks for nothing)."""
+    hello = [{"role": "user", "content": "x"}]
+    auto = client.chat.completions.with_raw_response.create(
+        model="alphabet", messages=hello, max_tokens=2, function_call="auto"
+    )
+    assert auto.parse().choices[0].message.content == "uv"
+    (said,) = warnings(auto)
+    assert said == (
+        'request field "function_call" is ignored: there are no functions to call (this server calls no functions)'
+    )
+    plain = client.chat.completions.with_raw_response.create(
+        model="alphabet", messages=hello, max_tokens=2, function_call="none"
+    )
+    assert warnings(plain) == []
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="alphabet",
+            messages=hello,
+            max_tokens=2,
+            function_call="auto",
+            functions=[{"name": "lookup", "parameters": {"type": "object"}}],
+        )
+    assert (caught.value.param, caught.value.code) == ("functions", "unsupported_parameter")
+
+
 @pytest.mark.parametrize("tool_choice", [openai.NOT_GIVEN, "none", "auto"])
 def test_an_empty_tools_list_is_refused_as_vllm_and_openai_refuse_it(client, tool_choice):
     with pytest.raises(openai.BadRequestError) as caught:
