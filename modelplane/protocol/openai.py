@@ -63,6 +63,12 @@ def model_not_found(name: object) -> OpenAIError:
 
 # Temperatures below this are greedy, as in vLLM: dividing logits by a smaller one can overflow them.
 GREEDY_BELOW = 1e-5
+# The most alternatives a request's logprobs (completions) or top_logprobs (chat) may ask for at each
+# place (the likeliest tokens there): vLLM's default max_logprobs, and OpenAI's chat limit.
+MAX_LOGPROBS = 20
+# vLLM's seeds are 64-bit signed integers; -1 asks for an unseeded generation, as in vLLM.
+SEED_BOUNDS = (-(1 << 63), (1 << 63) - 1)
+UNSEEDED = -1
 
 
 @dataclass(frozen=True)
@@ -626,7 +632,9 @@ def _sampling(
         max_tokens = _int(max_tokens, max_tokens_param, least_max_tokens, 1 << 31)
     seed = fields.get("seed")
     if seed is not None:
-        seed = _int(seed, "seed", -(1 << 63), (1 << 64) - 1)
+        seed = _int(seed, "seed", *SEED_BOUNDS)
+        if seed == UNSEEDED:
+            seed = None
     return SamplingParams(
         max_tokens=max_tokens,
         temperature=_number(fields.get("temperature", 1.0), "temperature", 0, 2),
@@ -683,17 +691,28 @@ def _vllm_sampling(fields: _Fields) -> dict[str, Any]:
 
 def _completion_logprobs(fields: _Fields) -> int | None:
     value = fields.get("logprobs")
-    return None if value is None else _int(value, "logprobs", 0, 5)
+    return None if value is None else _logprobs_count(value, "logprobs")
 
 
 def _chat_logprobs(fields: _Fields) -> int | None:
     wanted = _bool(fields.get("logprobs", False), "logprobs")
     top = fields.get("top_logprobs")
     if top is not None:
-        top = _int(top, "top_logprobs", 0, 20)
+        top = _logprobs_count(top, "top_logprobs")
         if not wanted:
             raise OpenAIError("top_logprobs needs logprobs: true", param="top_logprobs")
     return (top or 0) if wanted else None
+
+
+def _logprobs_count(value: object, param: str) -> int:
+    """How many likeliest tokens a request asks for, refused past MAX_LOGPROBS in vLLM's words."""
+    count = _int(value, param, 0, 1 << 31)
+    if count > MAX_LOGPROBS:
+        raise OpenAIError(
+            f"Requested sample logprobs of {count}, which is greater than max allowed: {MAX_LOGPROBS}",
+            param=param,
+        )
+    return count
 
 
 _STREAM_OPTIONS = frozenset({"include_usage", "include_obfuscation", "continuous_usage_stats"})
@@ -732,13 +751,10 @@ def _stop(value: object) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         value = [value]
-    if (
-        not isinstance(value, list)
-        or not all(isinstance(item, str) and item for item in value)
-        or len(value) > 4
-    ):
-        raise OpenAIError("stop must be a non-empty string or a list of up to 4 of them", param="stop")
-    return tuple(value)
+    # OpenAI takes up to 4; vLLM, and so KServe's huggingfaceserver, any number.
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise OpenAIError("stop must be a non-empty string or a list of them", param="stop")
+    return tuple(dict.fromkeys(value))
 
 
 def _check_tool_usage(fields: _Fields) -> None:
@@ -754,8 +770,18 @@ def _check_tool_usage(fields: _Fields) -> None:
         raise OpenAIError("When using `tool_choice`, `tools` must be set.", param="tool_choice")
 
 
+def _note_function_call(fields: _Fields) -> None:
+    """OpenAI's deprecated `function_call`: "auto" lets the model call one of `functions`, and there are
+    none (any is refused), so it changes nothing, which the answer says. vLLM reads neither field."""
+    if fields.get("function_call") == "auto":
+        fields.ignored.append(
+            Ignored("function_call", "there are no functions to call (this server calls no functions)")
+        )
+
+
 def _refuse_the_rest(fields: _Fields) -> None:
     _check_tool_usage(fields)
+    _note_function_call(fields)
     for name, allowed in _ONLY_DEFAULT.items():
         value = fields.get(name)
         if value not in allowed:

@@ -523,11 +523,16 @@ class _StopMatcher:
         in vLLM."""
         if not self.stops:
             return text, None
+        searched = len(self.pending)  # held back unmatched: a match now ends in the new text
         self.pending += text
         if not armed:
             emitted, self.pending = self.pending, ""
             return emitted, None
-        found = [(index, stop) for stop in self.stops if (index := self.pending.find(stop)) >= 0]
+        found = [
+            (index, stop)
+            for stop in self.stops
+            if (index := self.pending.find(stop, max(searched - len(stop) + 1, 0))) >= 0
+        ]
         if found:
             cut, stop = min(found, key=lambda match: match[0])
             emitted, self.pending = self.pending[: cut + len(stop) * self.include_stop], ""

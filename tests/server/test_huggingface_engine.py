@@ -158,6 +158,28 @@ def test_a_repetition_penalty_that_overflows_the_logits_still_samples():
     assert sampler.sample(logits).item() in range(4)
 
 
+def test_each_row_of_a_batch_gets_as_many_likeliest_tokens_as_it_asks_for():
+    """Up to vLLM's 20 a row, worked out for the whole batch at once; never more than the vocabulary."""
+    from modelplane.runtimes.huggingface.sampling import Sampler, choose
+
+    asked = [20, 3, None, 0, 7]
+    samplers = [Sampler(SamplingParams(max_tokens=1, temperature=0, logprobs=k), "cpu", 50) for k in asked]
+    logits = torch.randn(len(asked), 50, generator=torch.Generator().manual_seed(0))
+    expected = torch.log_softmax(logits, dim=-1)
+    for row, (k, choice) in enumerate(zip(asked, choose(logits, samplers), strict=True)):
+        assert choice.token == expected[row].argmax().item()
+        if k is None:
+            assert (choice.logprob, choice.top) == (None, ())
+            continue
+        assert choice.logprob == pytest.approx(expected[row, choice.token].item())
+        values, indices = expected[row].topk(k)
+        assert [token for token, _ in choice.top] == indices.tolist()
+        assert [value for _, value in choice.top] == pytest.approx(values.tolist())
+    narrow = [Sampler(SamplingParams(max_tokens=1, temperature=0, logprobs=20), "cpu", 8)]
+    (choice,) = choose(torch.randn(1, 8), narrow)
+    assert sorted(token for token, _ in choice.top) == list(range(8))
+
+
 def test_logit_bias_steers_the_choice_and_leaves_the_logprobs_the_models(generator):
     alone = run(tokens(generator, greedy(4)))
     token = 9 if alone[0] != 9 else 10  # not what the model would choose first

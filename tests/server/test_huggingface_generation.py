@@ -176,11 +176,18 @@ def test_a_seed_makes_sampling_reproducible(client):
     # n choices of one seeded request are seeded in turn (seed, seed + 1, ...)
     both = client.completions.create(model="gpt2", prompt="the", max_tokens=12, temperature=2.0, seed=7, n=2)
     assert [choice.text for choice in both.choices] == [sample(7), sample(8)]
-    # ... wrapped past the largest seed (2**64 - 1) to 0
-    last = client.completions.create(
-        model="gpt2", prompt="the", max_tokens=12, temperature=2.0, seed=(1 << 64) - 1, n=2
+    # ... up from vLLM's largest seed (2**63 - 1), and wrapped as a 64-bit seed from a negative one to 0
+    # (-2 is 2**64 - 2 to the random generator, as to torch's in vLLM)
+    top = client.completions.create(
+        model="gpt2", prompt="the", max_tokens=12, temperature=2.0, seed=(1 << 63) - 1, n=2
     )
-    assert [choice.text for choice in last.choices] == [sample((1 << 64) - 1), sample(0)]
+    assert top.choices[0].text == sample((1 << 63) - 1)
+    wrapped = client.completions.create(
+        model="gpt2", prompt="the", max_tokens=12, temperature=2.0, seed=-2, n=3
+    )
+    assert [wrapped.choices[0].text, wrapped.choices[2].text] == [sample(-2), sample(0)]
+    # -1 asks for no seed, as in vLLM: each answer is sampled afresh
+    assert len({sample(-1) for _ in range(4)}) > 1
 
 
 def test_vllm_s_sampling_extensions_through_the_openai_client(client):
@@ -222,6 +229,35 @@ def test_completion_top_logprobs_always_hold_the_sampled_token(client):
     ):
         assert top[token] == pytest.approx(logprob) and len(top) <= 2
     assert any(len(top) == 2 for top in logprobs.top_logprobs)  # a token that was not the likeliest
+
+
+def test_up_to_20_likeliest_tokens_as_vllm_gives_them_are_the_model_s_own(client, models):
+    """vLLM's default --max-logprobs, beyond OpenAI's 5 for completions; chat's top_logprobs too."""
+    (choice,) = client.completions.create(
+        model="gpt2", prompt="the cat", max_tokens=3, temperature=0, logprobs=20
+    ).choices
+    tokenizer = transformers.AutoTokenizer.from_pretrained(models / "gpt2")
+    model = transformers.AutoModelForCausalLM.from_pretrained(models / "gpt2")
+    with torch.no_grad():
+        first = torch.log_softmax(
+            model(tokenizer("the cat", return_tensors="pt").input_ids).logits[0, -1], -1
+        )
+    likeliest = first.topk(20).values
+    # (tokens whose text is the same, pieces of a character say, share an entry of OpenAI's object)
+    given = torch.tensor(list(choice.logprobs.top_logprobs[0].values()))
+    assert (given[:, None] - likeliest[None, :]).abs().min(dim=1).values.max() < 1e-4
+    assert given.max().item() == pytest.approx(likeliest[0].item(), abs=1e-4)
+    chat = client.chat.completions.create(
+        model="chat",
+        messages=[{"role": "user", "content": "hello"}],
+        max_tokens=3,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=20,
+    )
+    for entry in chat.choices[0].logprobs.content:
+        values = [alternative.logprob for alternative in entry.top_logprobs]
+        assert len(values) == 20 and values == sorted(values, reverse=True) and values[0] == entry.logprob
 
 
 def test_chat_uses_the_tokenizer_s_template(client, models):

@@ -134,6 +134,37 @@ def test_completion_logprobs_0_still_give_the_sampled_token_s(client):
     assert choice.logprobs.top_logprobs == [{"b": -0.1}, {"c": -0.1}]
 
 
+def test_logprobs_go_up_to_vllm_s_max_logprobs_on_completions_and_chat(client):
+    """vLLM's default --max-logprobs is 20 (OpenAI's completions stop at 5, its chat at 20)."""
+    (choice,) = client.completions.create(model="alphabet", prompt="a", max_tokens=2, logprobs=20).choices
+    assert choice.logprobs.tokens == ["b", "c"]
+    chat = client.chat.completions.create(
+        model="alphabet",
+        messages=[{"role": "user", "content": "x"}],
+        max_tokens=1,
+        logprobs=True,
+        top_logprobs=20,
+    )
+    assert [entry.token for entry in chat.choices[0].logprobs.content] == ["u"]
+
+
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_more_logprobs_than_vllm_s_max_are_refused_in_vllm_s_words(client, endpoint):
+    with pytest.raises(openai.BadRequestError) as caught:
+        if endpoint == "completions":
+            client.completions.create(model="alphabet", prompt="a", max_tokens=2, logprobs=21)
+        else:
+            client.chat.completions.create(
+                model="alphabet", messages=[{"role": "user", "content": "x"}], logprobs=True, top_logprobs=21
+            )
+    assert caught.value.body == {
+        "message": "Requested sample logprobs of 21, which is greater than max allowed: 20",
+        "type": "invalid_request_error",
+        "param": "logprobs" if endpoint == "completions" else "top_logprobs",
+        "code": None,
+    }
+
+
 def test_a_stream_has_the_logprobs_of_every_token_even_those_whose_text_waited(client):
     """A stop string holds text back: its tokens' log probabilities come with the next text sent."""
     request = {"model": "alphabet", "prompt": "a", "max_tokens": 5, "logprobs": 1, "stop": ["xyz"]}
@@ -231,6 +262,16 @@ def test_a_stop_string_is_found_however_the_text_comes(client, stream):
     assert "".join(choice.text for choice in choices) == "b"
     assert choices[-1].finish_reason == "stop"
     assert choices[-1].stop_reason == "cdefgh"  # vLLM's field: the stop string that ended the choice
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_more_than_openai_s_4_stop_strings_are_taken_as_vllm_takes_them(client, stream):
+    """vLLM sets no limit; 64 of them, of every length up to 64, each looked for as the text comes."""
+    stops = [f"{n}{'x' * n}" for n in range(63)] + ["fg"]
+    answer = client.completions.create(model="alphabet", prompt="a", max_tokens=20, stop=stops, stream=stream)
+    choices = [chunk.choices[0] for chunk in answer] if stream else answer.choices
+    assert "".join(choice.text for choice in choices) == "bcde"
+    assert (choices[-1].finish_reason, choices[-1].stop_reason) == ("stop", "fg")
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -666,6 +707,33 @@ def test_tool_choice_none_without_tools_is_accepted_as_vllm_accepts_it(client):
     assert answer.choices[0].message.tool_calls is None
 
 
+def test_function_call_auto_with_no_functions_to_call_is_taken_and_said_to_be_ignored(client):
+    """vLLM reads neither of OpenAI's deprecated `functions` and `function_call`; modelplane refuses
+    functions it cannot call, so "auto" can call none, which the answer says ("none" asks for nothing)."""
+    hello = [{"role": "user", "content": "x"}]
+    auto = client.chat.completions.with_raw_response.create(
+        model="alphabet", messages=hello, max_tokens=2, function_call="auto"
+    )
+    assert auto.parse().choices[0].message.content == "uv"
+    (said,) = warnings(auto)
+    assert said == (
+        'request field "function_call" is ignored: there are no functions to call (this server calls no functions)'
+    )
+    plain = client.chat.completions.with_raw_response.create(
+        model="alphabet", messages=hello, max_tokens=2, function_call="none"
+    )
+    assert warnings(plain) == []
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="alphabet",
+            messages=hello,
+            max_tokens=2,
+            function_call="auto",
+            functions=[{"name": "lookup", "parameters": {"type": "object"}}],
+        )
+    assert (caught.value.param, caught.value.code) == ("functions", "unsupported_parameter")
+
+
 @pytest.mark.parametrize("tool_choice", [openai.NOT_GIVEN, "none", "auto"])
 def test_an_empty_tools_list_is_refused_as_vllm_and_openai_refuse_it(client, tool_choice):
     with pytest.raises(openai.BadRequestError) as caught:
@@ -876,6 +944,27 @@ def test_embeddings_refuse_what_openai_refuses(server, text, message):
     response = httpx.post(f"{server.url}/openai/v1/embeddings", json={"model": "alphabet", "input": text})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "input" and message in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("seed", [(1 << 63) - 1, -(1 << 63), -1, 0])
+def test_a_seed_is_a_64_bit_signed_integer_as_in_vllm(client, seed):
+    (choice,) = client.completions.create(model="alphabet", prompt="a", max_tokens=2, seed=seed).choices
+    assert choice.text == "bc"
+
+
+@pytest.mark.parametrize(
+    ("seed", "message"),
+    [
+        (1 << 63, "9223372036854775808 is greater than the maximum of 9223372036854775807 - 'seed'"),
+        ((1 << 64) - 1, "18446744073709551615 is greater than the maximum of 9223372036854775807 - 'seed'"),
+        # (JSON's integers past 64 bits are read as floats: -2**63 - 1 would be -2**63, and taken.)
+        (-(1 << 64), "-18446744073709551616 is less than the minimum of -9223372036854775808 - 'seed'"),
+    ],
+)
+def test_a_seed_outside_vllm_s_range_is_refused_naming_it(client, seed, message):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(model="alphabet", prompt="a", max_tokens=2, seed=seed)
+    assert (caught.value.param, caught.value.body["message"]) == ("seed", message)
 
 
 def test_a_whole_number_written_as_a_float_is_taken_as_vllm_takes_it(server):

@@ -130,22 +130,33 @@ def choose(logits: torch.Tensor, samplers: list[Sampler]) -> list[Choice]:
             except Exception as exc:  # noqa: BLE001 - one row's parameters, not the batch's fault
                 errors[row] = exc
     chosen = tokens.tolist()
+    logprobs = _logprobs(model_logprobs, tokens, wanted) if model_logprobs is not None else {}
     choices = []
     for row, (sampler, token) in enumerate(zip(samplers, chosen, strict=True)):
         if row in errors:
             choices.append(Choice(token, error=errors[row]))
             continue
         sampler.observe(token)
-        if wanted[row] is None:
-            choices.append(Choice(token))
-            continue
-        row_logprobs = model_logprobs[row]
-        top = ()
-        if wanted[row]:
-            values, indices = row_logprobs.topk(wanted[row])
-            top = tuple(zip(indices.tolist(), values.tolist(), strict=True))
-        choices.append(Choice(token, row_logprobs[token].item(), top))
+        choices.append(Choice(token, *logprobs[row]) if row in logprobs else Choice(token))
     return choices
+
+
+def _logprobs(
+    model_logprobs: torch.Tensor, tokens: torch.Tensor, wanted: list[int | None]
+) -> dict[int, tuple[float, tuple[tuple[int, float], ...]]]:
+    """For each row that asks for log probabilities, its chosen token's and its `wanted` likeliest
+    (at most the vocabulary): one gather and one top-k for the whole batch, read back at once."""
+    rows = [row for row, top in enumerate(wanted) if top is not None]
+    index = torch.tensor(rows, device=model_logprobs.device)
+    asking = model_logprobs.index_select(0, index)
+    chosen = asking.gather(-1, tokens.index_select(0, index)[:, None])[:, 0].tolist()
+    most = min(max(wanted[row] for row in rows), asking.shape[-1])
+    values, indices = asking.topk(most) if most else (asking[:, :0], asking[:, :0].long())
+    values, indices = values.tolist(), indices.tolist()  # each row's likeliest first
+    return {
+        row: (logprob, tuple(zip(top_ids[: wanted[row]], top_values[: wanted[row]], strict=True)))
+        for row, logprob, top_ids, top_values in zip(rows, chosen, indices, values, strict=True)
+    }
 
 
 def _finite_choice(logits: torch.Tensor) -> torch.Tensor:
@@ -197,7 +208,7 @@ def prompt_choices(logits: torch.Tensor, prompt: list[int], top: int) -> list[Ch
         chosen = logprobs.gather(-1, wanted[:, None])[:, 0].tolist()
         tops = [()] * len(chosen)
         if top:
-            values, indices = logprobs.topk(top)
+            values, indices = logprobs.topk(min(top, logprobs.shape[-1]))
             tops = [
                 tuple(zip(i, v, strict=True)) for i, v in zip(indices.tolist(), values.tolist(), strict=True)
             ]
