@@ -30,11 +30,11 @@ from prometheus_client import CollectorRegistry
 from modelplane.local.gateway.config import GatewayConfig
 from modelplane.local.gateway.routes import ANY_HOST, Backend, Route, RouteTable
 from modelplane.local.gateway.server import Gateway
-from modelplane.local.metrics_exposition import PlatformMetrics, ScrapeTarget
 from modelplane.protocol import http_server
 from modelplane.protocol.http_server import HttpRequest, HttpResponse, ServerLimits, Shutdown
 from modelplane.protocol.listening import listening_socket, wait_until_listening
 from modelplane.server.payload_logging import REVISION_VARIABLE
+from modelplane.telemetry.metrics_exposition import PlatformMetrics, ScrapeTarget
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 logger = logging.getLogger("modelplane.logger")
