@@ -7,7 +7,9 @@ server, and each request gets its own `predictions` back. The batching is the mo
 (`ModelBatcher`, server/request_batching.py): the same requests share a call (same path, same other
 fields), a failed batch is run again request by request, a request larger than `max_batch_size` runs
 alone. Everything else (other paths and methods, V2, bodies that are not V1 instances) goes to the upstream
-server as it came and its answer comes back as it was, status and headers included.
+server as it came and its answer comes back as it was, status and headers included; `/metrics` too, the
+upstream server's. With a metrics port, the batcher serves its own metrics there (batcher_metrics.py)
+with the upstream server's, read from it when scraped.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import httpx
 import orjson
 
+from modelplane.agent.batcher_metrics import BatcherMetrics
 from modelplane.protocol.errors import ModelplaneError
 from modelplane.protocol.http_server import (
     HttpRequest,
@@ -33,7 +36,8 @@ from modelplane.protocol.http_server import (
     serve,
 )
 from modelplane.protocol.listening import listening_socket, wait_until_listening
-from modelplane.server.request_batching import KEPT_BATCHERS, BatchSettings, ModelBatcher
+from modelplane.server.request_batching import KEPT_BATCHERS, BatchSettings, BatchTimedOut, ModelBatcher
+from modelplane.telemetry.metrics_exposition import serve_with_component
 
 logger = logging.getLogger("modelplane.batcher")
 
@@ -72,6 +76,10 @@ class UpstreamAnswer(Exception):  # noqa: N818 (an answer, passed on)
 class UpstreamUnreachable(ModelplaneError):
     status_code = 502
 
+    def __init__(self, message: str, failure: str):
+        super().__init__(message)
+        self.failure = failure  # the metrics' reason: connect or closed
+
 
 class _Answer(dict):
     """The upstream server's JSON answer, with the response it came in: a request that ran alone gets that
@@ -82,17 +90,19 @@ class _Answer(dict):
 
 @dataclass(frozen=True)
 class _Model:
-    """What `ModelBatcher` needs of a model: its name (its metrics are the model's)."""
+    """What `ModelBatcher` needs of a model: its name."""
 
     name: str
 
 
-class _Unmetered:
-    """The proxy serves no metrics of its own (its /metrics is the upstream server's): a batch size is not
-    counted, and a made-up model name leaves nothing behind."""
+@dataclass(frozen=True)
+class MetricsEndpoint:
+    """Where the batcher serves its metrics (`port`, `path`), and the port on the upstream server's host
+    where that server serves its own at the same path."""
 
-    def observe_batch(self, rows: int) -> None:
-        pass
+    port: int
+    path: str
+    upstream_port: int
 
 
 class BatcherProxy:
@@ -100,6 +110,7 @@ class BatcherProxy:
 
     def __init__(self, upstream: str, settings: BatchSettings):
         self._settings = settings
+        self.metrics = BatcherMetrics(self._waiting_requests)
         self._client = httpx.AsyncClient(
             base_url=f"http://{upstream}",
             timeout=httpx.Timeout(None, connect=10.0),
@@ -118,13 +129,19 @@ class BatcherProxy:
                     request.method, request.path, request.headers, request.body, may_stream=True
                 )
             except UpstreamUnreachable as exc:
+                self.metrics.upstream_error(exc.failure)
                 return json_error(exc.status_code, exc.message)
         batcher = self._batchers.get(request.path) or self._new_batcher(request.path)
+        self.metrics.for_model(_model_name(request.path)).requests += 1
         try:
             answer, headers = await batcher.run(payload, _text_headers(request.headers))
         except UpstreamAnswer as exc:
             return exc.response
         except ModelplaneError as exc:
+            if isinstance(exc, UpstreamUnreachable | BatchTimedOut):
+                self.metrics.upstream_error(
+                    exc.failure if isinstance(exc, UpstreamUnreachable) else "timeout"
+                )
             return json_error(exc.status_code, exc.message)
         if isinstance(answer, _Answer):
             return answer.response
@@ -136,7 +153,7 @@ class BatcherProxy:
             batcher.flush()
 
     def _new_batcher(self, path: bytes) -> ModelBatcher:
-        name = _PREDICT_PATH.fullmatch(path).group(1).decode("latin-1")
+        name = _model_name(path)
 
         async def run_upstream(payload: Any, headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
             return await self._predict(path, payload, headers)
@@ -145,7 +162,7 @@ class BatcherProxy:
             # One per path a client made up would be kept for ever: those with nothing waiting go (a
             # batch under way finishes without its batcher; the next request to its path gets a new one).
             self._batchers = {p: b for p, b in self._batchers.items() if b.waiting_items}
-        batcher = ModelBatcher(_Model(name), run_upstream, self._settings, _Unmetered())
+        batcher = ModelBatcher(_Model(name), run_upstream, self._settings, self.metrics.for_model(name))
         self._batchers[path] = batcher
         return batcher
 
@@ -153,6 +170,13 @@ class BatcherProxy:
     def batched_paths(self) -> int:
         """How many paths have a batcher now."""
         return len(self._batchers)
+
+    def _waiting_requests(self) -> dict[str, int]:
+        waiting: dict[str, int] = {}
+        for path, batcher in list(self._batchers.items()):
+            name = _model_name(path)
+            waiting[name] = waiting.get(name, 0) + batcher.waiting_requests
+        return waiting
 
     async def _predict(
         self, path: bytes, payload: Any, headers: dict[str, str]
@@ -191,7 +215,8 @@ class BatcherProxy:
         try:
             response = await self._client.send(upstream, stream=True)
         except httpx.HTTPError as exc:
-            raise UpstreamUnreachable(f"the upstream server cannot be reached: {exc}") from None
+            reason = "connect" if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) else "closed"
+            raise UpstreamUnreachable(f"the upstream server cannot be reached: {exc}", reason) from None
         kept = [
             (lower, value)
             for name, value in response.headers.raw
@@ -203,10 +228,14 @@ class BatcherProxy:
         try:
             content = b"".join([chunk async for chunk in response.aiter_raw()])
         except httpx.HTTPError as exc:
-            raise UpstreamUnreachable(f"the upstream server's answer broke off: {exc}") from None
+            raise UpstreamUnreachable(f"the upstream server's answer broke off: {exc}", "closed") from None
         finally:
             await response.aclose()
         return HttpResponse(response.status_code, content, None, kept)
+
+
+def _model_name(predict_path: bytes) -> str:
+    return _PREDICT_PATH.fullmatch(predict_path).group(1).decode("latin-1")
 
 
 def _streamed(method: bytes, response: httpx.Response) -> bool:
@@ -256,11 +285,13 @@ async def serve_batcher(
     stopping: asyncio.Event,
     *,
     wait_for_upstream: bool = False,
+    metrics: MetricsEndpoint | None = None,
 ) -> None:
     """Batches in front of `upstream` (host:port) on `host`:`port` until `stopping` is set, then starts
     the waiting batches and lets the requests under way finish. With `wait_for_upstream` it listens only
     once the upstream server takes connections (in a Knative pod, whose readiness is that of its one
-    served port, which may be the batcher's)."""
+    served port, which may be the batcher's). With `metrics`, it serves its metrics there, with the
+    upstream server's."""
     upstream_host, _, upstream_port = upstream.rpartition(":")
     if wait_for_upstream and not await wait_until_listening(
         upstream_host, int(upstream_port), "the upstream server", stopping
@@ -278,11 +309,19 @@ async def serve_batcher(
         settings.max_batch_size,
         settings.max_latency * 1000,
     )
-    served = asyncio.create_task(serve(proxy, sock, limits, shutdown))
+    served = [asyncio.create_task(serve(proxy, sock, limits, shutdown))]
+    if metrics is not None:
+        metrics_sock = listening_socket(host, metrics.port, 64)
+        upstream_metrics = f"http://{upstream_host}:{metrics.upstream_port}{metrics.path}"
+        served.append(
+            asyncio.create_task(
+                serve_with_component(proxy.metrics, metrics.path, upstream_metrics, metrics_sock, shutdown)
+            )
+        )
     try:
         await stopping.wait()
     finally:
         proxy.flush()
         shutdown.request()
-        await served
+        await asyncio.gather(*served)
         await proxy.aclose()

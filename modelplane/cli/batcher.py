@@ -65,14 +65,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="listen only once the model server takes connections at --upstream (in a Knative pod, whose "
         "readiness is that of the one port it serves)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="a port to serve the batcher's metrics on, with the model server's (read from it at "
+        "--upstream-metrics-port when scraped) in one exposition (default: none)",
+    )
+    parser.add_argument(
+        "--metrics-path",
+        default="/metrics",
+        help="where the metrics are served, and where the model server serves its own (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--upstream-metrics-port",
+        type=int,
+        help="the model server's metrics port, on --upstream's host (default: --upstream's port)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from modelplane.server.request_batching import BatchSettings
 
-    if not 0 <= args.port <= 65535:
-        raise CommandError(f"--port {args.port} is not a port")
+    for flag, port, lowest in (
+        ("--port", args.port, 0),
+        ("--metrics-port", args.metrics_port, 0),
+        ("--upstream-metrics-port", args.upstream_metrics_port, 1),
+    ):
+        if port is not None and not lowest <= port <= 65535:
+            raise CommandError(f"{flag} {port} is not a port")
+    if not args.metrics_path.startswith("/"):
+        raise CommandError(f"--metrics-path {args.metrics_path} must begin with /")
     host, _, port = args.upstream.rpartition(":")
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise CommandError(f"--upstream {args.upstream} is not host:port")
@@ -94,12 +117,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _until_signalled(args: argparse.Namespace, settings) -> None:
-    from modelplane.agent.batcher_proxy import serve_batcher
+    from modelplane.agent.batcher_proxy import MetricsEndpoint, serve_batcher
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    metrics = None
+    if args.metrics_port is not None:
+        upstream_metrics_port = args.upstream_metrics_port or int(args.upstream.rpartition(":")[2])
+        metrics = MetricsEndpoint(args.metrics_port, args.metrics_path, upstream_metrics_port)
     await serve_batcher(
-        args.upstream, args.host, args.port, settings, stopping, wait_for_upstream=args.wait_for_upstream
+        args.upstream,
+        args.host,
+        args.port,
+        settings,
+        stopping,
+        wait_for_upstream=args.wait_for_upstream,
+        metrics=metrics,
     )

@@ -8,15 +8,20 @@ The batcher takes the pod's requests on KServe's agent port, 9081; behind a `log
 passes its requests there: logger, batcher, model server, as KServe's agent logs a request before it
 batches it. Its readiness probe is a TCP one of its port; the model server's own probe still says
 whether the model is ready (see front_sidecar.py for a Knative pod).
+
+In a pod Prometheus scrapes, the batcher serves its metrics with the model server's on a port of its own
+(`aggregate_metrics`): KServe's aggregation port, 9088, which the pod's annotations then name, or behind a
+logger `BEHIND_LOGGER_METRICS_PORT`, which the logger reads as its component's metrics.
 """
 
 from __future__ import annotations
 
-from modelplane.kube.payload_logging import LOGGER_RESOURCES
+from modelplane.kube.payload_logging import LOGGER_METRICS_PORT, LOGGER_RESOURCES
 from modelplane.kube.settings import KubeSettings
 
 BATCHER_CONTAINER = "batcher"
 BEHIND_LOGGER_PORT = 9082  # the batcher's port when a `logger` container takes KServe's agent port
+BEHIND_LOGGER_METRICS_PORT = 9089  # its metrics port when the logger serves the pod's on LOGGER_METRICS_PORT
 # A `batcher`'s fields, as `modelplane batcher`'s flags.
 _FLAGS = {"maxBatchSize": "--max-batch-size", "maxLatency": "--max-latency", "timeout": "--timeout"}
 
@@ -34,3 +39,15 @@ def batcher_container(batcher: dict, settings: KubeSettings, port: int, upstream
         "readinessProbe": {"tcpSocket": {"port": port}, "timeoutSeconds": 1, "periodSeconds": 10},
         "resources": {kind: dict(amounts) for kind, amounts in LOGGER_RESOURCES.items()},
     }
+
+
+def aggregate_metrics(batcher: dict, scraping: dict[str, str], *, behind_logger: bool) -> str:
+    """Has the `batcher` container serve its metrics with the model server's (read from the port and path
+    that `scraping` names) at the same path; the port it serves them on."""
+    port = BEHIND_LOGGER_METRICS_PORT if behind_logger else LOGGER_METRICS_PORT
+    batcher["args"] += [
+        f"--metrics-port={port}",
+        f"--metrics-path={scraping['prometheus.io/path']}",
+        f"--upstream-metrics-port={scraping['prometheus.io/port']}",
+    ]
+    return str(port)

@@ -24,7 +24,8 @@ from modelplane.kube.storage_initializer import SECRET_NAME_ANNOTATION
 
 DEFAULT_URL = "http://default-broker"  # KServe's default logger url (its inferenceservice-config)
 LOGGER_CONTAINER = "logger"
-LOGGER_METRICS_PORT = 9088  # where KServe's queue-proxy serves its metrics aggregated with the model's
+# Where KServe's queue-proxy serves its metrics aggregated with the model's; the front sidecar's here.
+LOGGER_METRICS_PORT = 9088
 # KServe's agent sidecar's default resources (its inferenceservice-config).
 LOGGER_RESOURCES = {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 

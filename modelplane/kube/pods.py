@@ -51,6 +51,8 @@ from modelplane.control.revision_templates import (
     rendered_runtime_container,
     transformer_default_args,
 )
+from modelplane.kube.batcher import BATCHER_CONTAINER
+from modelplane.kube.batcher import aggregate_metrics as aggregate_batcher_metrics
 from modelplane.kube.credentials import AccountObjects, with_credentials
 from modelplane.kube.front_sidecar import FRONT_SIDECARS, front_sidecars, serve_behind
 from modelplane.kube.images import cluster_image
@@ -334,7 +336,7 @@ class _Builder:
         if chain and self.mode == KNATIVE:
             serve_behind(containers, serving, chain)
         containers += chain
-        sidecar = next((c for c in chain if c["name"] == LOGGER_CONTAINER), None)
+        sidecars = {c["name"]: c for c in chain}
         if self.mode == KNATIVE:
             _check_one_port(containers, path)
         for container in containers:
@@ -356,8 +358,14 @@ class _Builder:
             **_strings(spec.get("annotations")),
         }
         scraping = scrape_annotations(annotations, serving_port)
-        if sidecar is not None and scraping:
-            scraping["prometheus.io/port"] = aggregate_metrics(sidecar, scraping)
+        if scraping:
+            # Each sidecar serves its metrics with those of the one behind it: the front one, the pod's.
+            if BATCHER_CONTAINER in sidecars:
+                scraping["prometheus.io/port"] = aggregate_batcher_metrics(
+                    sidecars[BATCHER_CONTAINER], scraping, behind_logger=LOGGER_CONTAINER in sidecars
+                )
+            if LOGGER_CONTAINER in sidecars:
+                scraping["prometheus.io/port"] = aggregate_metrics(sidecars[LOGGER_CONTAINER], scraping)
         return ComponentPod(
             component,
             component_name(self.name, component, predictor_name),

@@ -43,7 +43,6 @@ from modelplane.local.controllers.trained_models import TrainedModels
 from modelplane.local.gateway.routes import DEFAULT_DOMAIN, RouteTable
 from modelplane.local.gateway.server import GatewayConfig
 from modelplane.local.gateway.workers import GatewayListenError, GatewayWorkers, default_workers
-from modelplane.local.metrics_exposition import PlatformMetrics
 from modelplane.local.platform_metrics import platform_registry
 from modelplane.local.replicas.gpus import GpuAllocator, discover_gpus
 from modelplane.local.replicas.handover import UNCLAIMED_AFTER, HandedReplica, ReplicaHandover
@@ -53,6 +52,7 @@ from modelplane.local.replicas.supervisor import SupervisorSettings
 from modelplane.local.replicas.zygotes import Zygotes
 from modelplane.local.tls import TLSFiles
 from modelplane.telemetry import tracing
+from modelplane.telemetry.metrics_exposition import PlatformMetrics
 
 logger = logging.getLogger("modelplane.platform")
 

@@ -50,6 +50,7 @@ class TLSOrPlainHTTP(asyncio.Protocol):
         "_transport",
         "_closing",
         "_render",
+        "_keeps_session",
     )
 
     def __init__(
@@ -58,7 +59,12 @@ class TLSOrPlainHTTP(asyncio.Protocol):
         context: ssl.SSLContext,
         handshake_timeout: float,
         render: Callable[[str], tuple[bytes, bytes]] = plain_text,
+        *,
+        keeps_session: bool = False,
     ) -> None:
+        """`keeps_session`: TLS by the standard library's protocol, whose session can be reached (to keep
+        a connection across a restart in place), rather than the event loop's faster own."""
+        self._keeps_session = keeps_session
         self._app_factory = app_factory
         self._context = context
         self._timeout = handshake_timeout
@@ -92,9 +98,8 @@ class TLSOrPlainHTTP(asyncio.Protocol):
     def _start_tls(self, first: bytes) -> None:
         """Hands the connection to the loop's TLS protocol, with the bytes read so far."""
         loop = asyncio.get_running_loop()
-        tls_protocol = (
-            uvloop.loop.SSLProtocol if isinstance(loop, uvloop.Loop) else asyncio.sslproto.SSLProtocol
-        )(
+        own = isinstance(loop, uvloop.Loop) and not self._keeps_session
+        tls_protocol = (uvloop.loop.SSLProtocol if own else asyncio.sslproto.SSLProtocol)(
             loop,
             self._app_factory(),
             self._context,

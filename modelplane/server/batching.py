@@ -77,6 +77,11 @@ class Batcher(Generic[T, R]):
         """How many items wait for their batch to start."""
         return self._waiting_items
 
+    @property
+    def waiting_requests(self) -> int:
+        """How many requests wait for their batch to start."""
+        return len(self._waiting)
+
     async def submit(self, items: list[T]) -> list[R]:
         """The results for one request's items, in order, computed in a batch with other requests' items."""
         if not items:

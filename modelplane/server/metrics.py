@@ -78,6 +78,9 @@ class ModelMetrics:
             self._batch_size = BATCH_SIZE.labels(self._model_name)
         self._batch_size.observe(rows)
 
+    def observe_wait(self, seconds: float) -> None:
+        pass  # a request's wait is inside its modelplane_request_duration_seconds
+
 
 _by_model: dict[str, ModelMetrics] = {}
 

@@ -9,6 +9,7 @@ common. Each request gets its own part of the answer, with the response headers 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +34,9 @@ RunStages = Callable[[Any, dict[str, str]], Awaitable[Outcome]]
 class BatchMetrics(Protocol):
     def observe_batch(self, rows: int) -> None: ...
 
+    def observe_wait(self, seconds: float) -> None:
+        """How long a request waited for its batch to start (once, however often the batch is run)."""
+
 
 @dataclass(frozen=True)
 class BatchSettings:
@@ -54,12 +58,13 @@ class BatchTimedOut(ModelplaneError):
 class _Request:
     """One request in a batch: one of the batcher's items, or one for each of its rows."""
 
-    __slots__ = ("payload", "headers", "rows")
+    __slots__ = ("payload", "headers", "rows", "arrived")
 
     def __init__(self, payload: Any, headers: dict[str, str], rows: int):
         self.payload = payload
         self.headers = headers
         self.rows = rows
+        self.arrived: float | None = time.monotonic()  # None once its wait is counted
 
 
 class ModelBatcher:
@@ -100,6 +105,11 @@ class ModelBatcher:
         """How many rows (or requests, where max_batch_size counts them) wait for their batch to start."""
         return sum(batcher.waiting_items for batcher in self._batchers.values())
 
+    @property
+    def waiting_requests(self) -> int:
+        """How many requests wait for their batch to start."""
+        return sum(batcher.waiting_requests for batcher in self._batchers.values())
+
     def flush(self) -> None:
         """Start every waiting batch now, however small."""
         for batcher in self._batchers.values():
@@ -135,6 +145,11 @@ class ModelBatcher:
         requests, counts = _requests_of(items)
         rows = [request.rows for request in requests]
         self._metrics.observe_batch(sum(rows))
+        now = time.monotonic()
+        for request in requests:
+            if request.arrived is not None:
+                self._metrics.observe_wait(now - request.arrived)
+                request.arrived = None
         if len(requests) == 1:
             request = requests[0]
             return [await self._run_stages(request.payload, request.headers)] * len(items)

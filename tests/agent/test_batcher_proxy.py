@@ -1,7 +1,7 @@
 """`modelplane batcher` as a process in front of a real HTTP server that counts what it is sent: concurrent
 V1 predict requests reach it as one request and each caller gets its own predictions; anything else goes
 through as it came and comes back as it was; an upstream error reaches every caller of a batch; made-up
-model names do not grow the proxy."""
+model names do not grow the proxy; its metrics count what it batched, with the upstream server's."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelplane.agent.batcher_proxy import BatcherProxy
 from modelplane.local.ports import free_loopback_port
@@ -63,6 +64,9 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
         self._keep(b"")
         if self.path == "/v1/models/doubler":
             self._answer(200, b'{"name": "doubler", "ready": true}', [("x-upstream", "yes")])
+        elif self.path == "/metrics":
+            page = b"# TYPE doubler_loaded gauge\ndoubler_loaded 1.0\n"
+            self._answer(200, page, content_type="text/plain; version=0.0.4")
         else:
             self._answer(404, b"nothing at " + self.path.encode(), content_type="text/plain")
 
@@ -252,3 +256,82 @@ def test_with_wait_for_upstream_it_listens_once_the_upstream_server_does():
         if server is not None:
             server.shutdown()
             server.server_close()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of the page at `port`'s /metrics, by name and labels."""
+    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
+    assert page.status_code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(page.text)
+        for sample in family.samples
+    }
+
+
+DOUBLER = (("model_name", "doubler"),)
+
+
+def test_its_metrics_count_the_requests_and_batches(upstream, batcher):
+    metrics_port = free_loopback_port()
+    url = batcher("--max-batch-size", "4", "--max-latency", "600000", "--metrics-port", str(metrics_port))
+
+    async def scenario() -> tuple[list[int], float]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            predict = f"{url}/v1/models/doubler:predict"
+            first = [asyncio.ensure_future(client.post(predict, json={"instances": [x]})) for x in (1, 2)]
+            waiting = 0.0
+            while waiting < 2:  # both wait for two more instances
+                await asyncio.sleep(0.05)
+                waiting = (await asyncio.to_thread(scrape, metrics_port))[
+                    ("modelplane_batcher_requests_waiting", DOUBLER)
+                ]
+            last = await client.post(predict, json={"instances": [10, 20]})
+            return [r.status_code for r in [*(await asyncio.gather(*first)), last]], waiting
+
+    statuses, waiting = asyncio.run(scenario())
+    samples = scrape(metrics_port)
+
+    assert statuses == [200, 200, 200]
+    assert waiting == 2
+    assert samples[("modelplane_batcher_requests_total", DOUBLER)] == 3
+    assert samples[("modelplane_batcher_batches_total", DOUBLER)] == 1
+    assert samples[("modelplane_batcher_batch_size_count", DOUBLER)] == 1
+    assert samples[("modelplane_batcher_batch_size_sum", DOUBLER)] == 4
+    assert samples[("modelplane_batcher_batch_size_bucket", (("le", "4.0"), *DOUBLER))] == 1
+    assert samples[("modelplane_batcher_batch_size_bucket", (("le", "2.0"), *DOUBLER))] == 0
+    assert samples[("modelplane_batcher_wait_seconds_count", DOUBLER)] == 3
+    assert samples[("modelplane_batcher_wait_seconds_sum", DOUBLER)] > 0
+    assert samples[("modelplane_batcher_requests_waiting", DOUBLER)] == 0
+    # With the upstream server's own metrics, read when scraped.
+    assert samples[("doubler_loaded", ())] == 1
+    assert samples[("modelplane_scrape_up", ())] == 1
+    [stacked] = upstream.predicts()
+    assert sorted(stacked["instances"]) == [1, 2, 10, 20]
+
+
+def test_its_metrics_count_the_requests_the_upstream_server_failed():
+    port, metrics_port, nobody = free_loopback_port(), free_loopback_port(), free_loopback_port()
+    argv = [sys.executable, "-m", "modelplane", "batcher", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--upstream", f"127.0.0.1:{nobody}", "--max-batch-size", "1", "--max-latency", "0"]
+    argv += ["--metrics-port", str(metrics_port)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(timeout=30, transport=httpx.HTTPTransport(retries=100)) as client:
+            statuses = [
+                client.post(
+                    f"http://127.0.0.1:{port}/v1/models/doubler:predict", json={"instances": [x]}
+                ).status_code
+                for x in range(3)
+            ]
+            # Passed on, not batched: counted too.
+            statuses.append(client.get(f"http://127.0.0.1:{port}/v1/models/doubler").status_code)
+        samples = scrape(metrics_port)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+
+    assert statuses == [502, 502, 502, 502]
+    assert samples[("modelplane_batcher_upstream_errors_total", (("reason", "connect"),))] == 4
+    assert samples[("modelplane_batcher_requests_total", DOUBLER)] == 3
+    assert samples[("modelplane_scrape_up", ())] == 0

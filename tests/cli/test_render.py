@@ -170,6 +170,54 @@ def test_a_scraped_pod_with_a_logger_container_is_scraped_at_the_loggers_metrics
         ]
 
 
+def test_a_scraped_pod_with_a_batcher_container_is_scraped_at_the_front_sidecars_metrics_port():
+    """The batcher serves its own metrics with the model server's; behind a logger, the logger serves
+    those with its own on 9088, the one port the pod's Prometheus annotations name."""
+    annotated = ISVC.format(name="batched").replace(
+        "  name: batched\n",
+        "  name: batched\n  annotations:\n    serving.kserve.io/enable-prometheus-scraping: 'true'\n",
+    )
+    container = (
+        "    containers:\n"
+        "    - name: kserve-container\n      image: example.com/server:1\n      ports: [{containerPort: 8085}]\n"
+    )
+    alone = "    batcher: {maxBatchSize: 4}\n" + container
+    logged = "    logger: {mode: all, url: 'http://receiver.logs/'}\n" + alone
+    for mode in ("standard", "knative"):
+        rendered = {}
+        for name, spec in (("alone", alone), ("logged", logged)):
+            result = run(
+                "render", "-f", "-", "--mode", mode, stdin=annotated.split("    sklearn:\n")[0] + spec
+            )
+            assert result.returncode == 0 and result.stderr == ""
+            workload = next(
+                o for o in yaml.safe_load_all(result.stdout) if o["kind"] in ("Deployment", "Service")
+            )
+            template = workload["spec"]["template"]
+            containers = {c["name"]: c for c in template["spec"]["containers"]}
+            rendered[name] = template["metadata"]["annotations"]["prometheus.io/port"], containers
+
+        port, containers = rendered["alone"]
+        assert port == "9088"
+        assert containers["batcher"]["args"][-3:] == [
+            "--metrics-port=9088",
+            "--metrics-path=/metrics",
+            "--upstream-metrics-port=8085",
+        ]
+        port, containers = rendered["logged"]
+        assert port == "9088"
+        assert containers["batcher"]["args"][-3:] == [
+            "--metrics-port=9089",
+            "--metrics-path=/metrics",
+            "--upstream-metrics-port=8085",
+        ]
+        assert containers["logger"]["args"][-3:] == [
+            "--metrics-port=9088",
+            "--metrics-path=/metrics",
+            "--component-metrics-port=9089",
+        ]
+
+
 def test_in_knative_mode_the_logger_is_the_container_the_pod_serves():
     """A Knative pod serves one container's port: the logger's, with the model server's readiness probe."""
     custom = (

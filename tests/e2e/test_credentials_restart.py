@@ -1,10 +1,12 @@
 """A restart in place (SIGHUP) reads `--auth-token-file`, `--tls-cert` and `--tls-key` again, and the API
-and every gateway worker take what they hold; a restart these files would not survive is not begun."""
+and every gateway worker take what they hold (a TLS connection open across it keeps the certificate it
+negotiated); a restart these files would not survive is not begun."""
 
 from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import ssl
 import time
 
@@ -22,7 +24,7 @@ def test_a_restart_in_place_takes_the_token_and_certificate_files_again(tmp_path
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    _, first_cert, first_key = write_certificates(first)
+    first_ca, first_cert, first_key = write_certificates(first)
     second_ca, second_cert, second_key = write_certificates(second)
     cert, key, token = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "token"
     shutil.copy(first_cert, cert)
@@ -40,12 +42,21 @@ def test_a_restart_in_place_takes_the_token_and_certificate_files_again(tmp_path
         str(key),
     ]
     platform = PlatformProcess(home, *options, "--gateway-workers", "2").start()
+    kept = None
     try:
+        # A connection kept alive across the restart goes on with the certificate it negotiated.
+        host, port = platform.api_url.removeprefix("https://").rsplit(":", 1)
+        kept = ssl.create_default_context(cafile=first_ca).wrap_socket(
+            socket.create_connection((host, int(port)), timeout=30), server_hostname="localhost"
+        )
+        assert _answer(kept, OLD_TOKEN).startswith(b"HTTP/1.1 200")
         token.write_text(NEW_TOKEN + "\n")
         shutil.copy(second_cert, cert)
         shutil.copy(second_key, key)
         platform.process.send_signal(signal.SIGHUP)
         assert platform.process.stdout.readline().startswith("modelplane is up: ")
+        assert _answer(kept, NEW_TOKEN).startswith(b"HTTP/1.1 200")
+        assert _answer(kept, OLD_TOKEN).startswith(b"HTTP/1.1 401")
 
         trusted = ssl.create_default_context(cafile=second_ca)  # only the new certificate passes
         for url in (platform.api_url + ISVCS, platform.gateway_url + "/"):
@@ -67,7 +78,28 @@ def test_a_restart_in_place_takes_the_token_and_certificate_files_again(tmp_path
         )
         assert answer.status_code == 200
     finally:
+        if kept is not None:
+            kept.close()
         platform.stop()
+
+
+def _answer(connection: ssl.SSLSocket, token: str) -> bytes:
+    """The head of the answer to one request on `connection` (its body read too)."""
+    connection.sendall(
+        f"GET {ISVCS} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+    )
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        assert chunk, f"the connection was closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head
 
 
 def test_the_clis_token_in_the_environment_of_up_does_not_reach_the_replicas(tmp_path, monkeypatch):

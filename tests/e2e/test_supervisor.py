@@ -631,3 +631,65 @@ def test_a_batcher_sidecar_takes_the_replicas_requests_and_lives_and_dies_with_i
         assert log.count("batcher sidecar started") == 3
 
     asyncio.run(scenario())
+
+
+# Answers GETs until SIGUSR1; then it runs on with its port open and answers nothing more.
+STOPS_ANSWERING = [
+    sys.executable,
+    "-c",
+    """
+import http.server, os, signal, threading
+
+class Answer(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if stuck.is_set():
+            threading.Event().wait()
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+stuck = threading.Event()
+signal.signal(signal.SIGUSR1, lambda *_: stuck.set())
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Answer).serve_forever()
+""",
+]
+
+
+def test_a_program_that_stops_answering_is_noticed_by_its_containers_probes_as_they_are_set(tmp_path):
+    """Not modelplane's own server, alive with its port open: its readiness probe's period, timeout and
+    failureThreshold take it out of the routes, its liveness probe's restart it; the platform's own HTTP
+    probe (every hour here) has no part in it."""
+    readiness = {
+        "httpGet": {"path": "/ready", "port": 8080},
+        "periodSeconds": 1,
+        "timeoutSeconds": 1,
+        "failureThreshold": 1,
+    }
+    liveness = {**readiness, "httpGet": {"path": "/live", "port": 8080}, "failureThreshold": 4}
+
+    async def scenario():
+        slow = settings(tmp_path, ready_http_probe_interval=3600)
+        template = probed(STOPS_ANSWERING, readinessProbe=readiness, livenessProbe=liveness)
+        replicas = RevisionReplicas(template, "default", "demo", 1, slow, lambda: None)
+        replicas.start()
+        try:
+            await until(lambda: replicas.addresses(), "ready")
+            replica = replicas.replicas[0]
+            stuck = replica.pid
+            os.kill(stuck, signal.SIGUSR1)
+            await until(lambda: not replicas.addresses(), "out of the routes once its readiness probe fails")
+            await until(
+                lambda: replica.restarts == 1 and replicas.addresses(), "restarted by its liveness probe"
+            )
+            assert replica.pid != stuck
+        finally:
+            await replicas.stop()
+        log = (tmp_path / "logs/default/demo/predictor/demo-predictor-00001-0.log").read_text()
+        assert "liveness probe failed 4 times: GET http://127.0.0.1:" in log and "timed out after 1s" in log
+
+    asyncio.run(scenario())

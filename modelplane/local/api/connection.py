@@ -8,9 +8,10 @@ what a client may hold before anything is known of it (docs/security.md).
 
 Both come before the bearer token is checked, so a client without one cannot hold the API up.
 
-A restart in place hands a plain connection over, between two requests, to the program it runs next
+A restart in place hands a connection over, between two requests, to the program it runs next
 (`hand_over_when_idle`): the client's next request waits in the kernel for that program rather than
-meeting a connection closed under it.
+meeting a connection closed under it. A TLS connection goes on through a relay that keeps its session
+(tls_handover.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from modelplane.local.api.errors import ApiError
+from modelplane.local.api.tls_handover import relayable, relayed_across_exec
 from modelplane.local.replicas.inherited import kept_across_exec
 from modelplane.protocol.http1_guard import HeadCounter
 from modelplane.protocol.http1_wire import status_line
@@ -83,9 +85,9 @@ class GuardedConnection(HttpToolsProtocol):
     def hand_over_when_idle(self, to: Callable[[int], None]) -> None:
         """For a restart in place: once no request is under way on this connection (now, or when the
         answer under way has gone out), gives `to` a descriptor of it kept open across `exec` and closes
-        it here without a word to the client. A TLS connection is never handed over: its session lives
-        in this process."""
-        if self.transport.get_extra_info("sslcontext") is None:
+        it here without a word to the client. A TLS connection is handed over as the plain end of a
+        relay that keeps its session (tls_handover.py), where its TLS allows it."""
+        if self.transport.get_extra_info("sslcontext") is None or relayable(self.transport):
             self._hand_over = to
             self._try_hand_over()
 
@@ -100,7 +102,13 @@ class GuardedConnection(HttpToolsProtocol):
         )
         if not between_requests or self._hand_over is None:
             return False
-        self._hand_over(kept_across_exec(self.transport.get_extra_info("socket")))
+        if relayable(self.transport):
+            handed = relayed_across_exec(self.transport)
+            if handed is None:
+                return False
+        else:
+            handed = kept_across_exec(self.transport.get_extra_info("socket"))
+        self._hand_over(handed)
         self.transport.abort()  # closes this descriptor only: the connection lives on in the copy
         return True
 

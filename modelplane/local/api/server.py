@@ -143,7 +143,6 @@ class ApiApp:
         self.metrics: MetricsSource | None = None  # served at /metrics once set
         self.builtins = BuiltinRuntimes(now_rfc3339())
         self._closing = asyncio.Event()
-        self.draining = False  # every answer closes its connection (the server is stopping)
 
     def end_watches(self) -> None:
         """Ends every open watch stream, so the server can stop without waiting for clients."""
@@ -153,8 +152,6 @@ class ApiApp:
         if scope["type"] != "http":
             return
         request = ApiRequest.from_scope(scope, receive)
-        if self.draining:
-            send = _closing_connection(send)
         send = MeasuredSend(send, request_labels(request, APPLY_PATH))
         try:
             self.guard.check(request.method, request.headers, request.content_type)
@@ -888,8 +885,7 @@ class ApiServer(uvicorn.Server):
         """Stops serving. With `hand_over`, for a restart in place: for up to `HANDOVER_WINDOW` seconds
         each open connection is handed over (`handed_over`) as soon as it lies between requests, for the
         next program to serve, and new connections wait on the listening socket that program takes over.
-        A TLS connection cannot be handed over: its answers meanwhile say `Connection: close`, so that its
-        client goes on on a new connection rather than fail."""
+        A TLS connection goes on with the session it negotiated, through a relay (tls_handover.py)."""
         self._handing_over = hand_over
         self.should_exit = True
 
@@ -903,7 +899,6 @@ class ApiServer(uvicorn.Server):
     async def _hand_over_connections(self) -> None:
         for server in self.servers:
             server.close()  # the listening socket's copy kept for the next program takes new clients
-        self.app.draining = self.tls is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + HANDOVER_WINDOW
         while True:
@@ -921,7 +916,11 @@ def _tls_or_plain_http(context: ssl.SSLContext) -> Callable[..., TLSOrPlainHTTP]
 
     def connection(**state: Any) -> TLSOrPlainHTTP:
         return TLSOrPlainHTTP(
-            functools.partial(GuardedConnection, **state), context, SSL_HANDSHAKE_TIMEOUT, _bad_request_status
+            functools.partial(GuardedConnection, **state),
+            context,
+            SSL_HANDSHAKE_TIMEOUT,
+            _bad_request_status,
+            keeps_session=True,  # for a restart in place (tls_handover.py)
         )
 
     return connection
@@ -931,17 +930,6 @@ def _bad_request_status(message: str) -> tuple[bytes, bytes]:
     """The 400 as a Kubernetes Status, whose message kubectl prints (of a text it prints only "the server
     rejected our request for an unknown reason")."""
     return b"application/json", orjson.dumps(BadRequest(message).to_status())
-
-
-def _closing_connection(send: Send) -> Send:
-    """`send`, with `Connection: close` on the response."""
-
-    async def closing(message: dict[str, Any]) -> None:
-        if message.get("type") == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
-        await send(message)
-
-    return closing
 
 
 async def serve_api(store: Store, host: str = DEFAULT_API_HOST, port: int = DEFAULT_API_PORT) -> None:

@@ -38,13 +38,13 @@ from modelplane.local.controllers.draining import Draining
 from modelplane.local.controllers.keyed_work import KeyedWorkers, resource_key, watch_kind
 from modelplane.local.controllers.revision_log import RevisionLog
 from modelplane.local.gateway.routes import Backend, Route, inference_graph_routes, isvc_host
-from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.replicas.supervisor import (
     RevisionReplicas,
     SupervisorSettings,
     now_rfc3339,
     replica_targets,
 )
+from modelplane.telemetry.metrics_exposition import ScrapeTarget
 
 logger = logging.getLogger("modelplane.reconciler")
 

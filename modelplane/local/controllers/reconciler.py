@@ -75,7 +75,6 @@ from modelplane.local.controllers.modelmesh import ModelMesh
 from modelplane.local.controllers.revision_log import RevisionLog
 from modelplane.local.gateway.revisions import RevisionStats
 from modelplane.local.gateway.routes import Backend, Route, RouteTable, component_host
-from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.replicas.supervisor import (
     Replica,
     RevisionReplicas,
@@ -85,6 +84,7 @@ from modelplane.local.replicas.supervisor import (
     replica_targets,
 )
 from modelplane.storage.errors import ConfigurationError
+from modelplane.telemetry.metrics_exposition import ScrapeTarget
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 logger = logging.getLogger("modelplane.reconciler")

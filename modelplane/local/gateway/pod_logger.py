@@ -25,16 +25,13 @@ import logging
 import os
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
-
 from modelplane.local.gateway.config import GatewayConfig
 from modelplane.local.gateway.routes import ANY_HOST, Backend, Route, RouteTable
 from modelplane.local.gateway.server import Gateway
-from modelplane.local.metrics_exposition import PlatformMetrics, ScrapeTarget
-from modelplane.protocol import http_server
-from modelplane.protocol.http_server import HttpRequest, HttpResponse, ServerLimits, Shutdown
+from modelplane.protocol.http_server import Shutdown
 from modelplane.protocol.listening import listening_socket, wait_until_listening
 from modelplane.server.payload_logging import REVISION_VARIABLE
+from modelplane.telemetry.metrics_exposition import serve_with_component
 from modelplane.telemetry.payload_events import PayloadLogSpec
 
 logger = logging.getLogger("modelplane.logger")
@@ -78,7 +75,10 @@ async def serve_logger(
     served = None
     if metrics is not None:
         sock = listening_socket(config.host, metrics.port, 64)
-        served = asyncio.create_task(_serve_metrics(gateway, metrics, sock, shutdown))
+        component_url = f"http://127.0.0.1:{metrics.component_port}{metrics.path}"
+        served = asyncio.create_task(
+            serve_with_component(gateway, metrics.path, component_url, sock, shutdown)
+        )
     try:
         await stopping.wait()
     finally:
@@ -86,25 +86,3 @@ async def serve_logger(
         if served is not None:
             await served
         await gateway.stop()
-
-
-async def _serve_metrics(gateway: Gateway, endpoint: MetricsEndpoint, sock, shutdown: Shutdown) -> None:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(gateway)
-    target = ScrapeTarget(f"http://127.0.0.1:{endpoint.component_port}{endpoint.path}", ())
-    exposition = PlatformMetrics(registry, lambda: [target])
-    path = endpoint.path.encode()
-
-    async def answer(request: HttpRequest) -> HttpResponse:
-        if request.path.partition(b"?")[0] != path:
-            return HttpResponse(404, b"the metrics are at %s\n" % path, b"text/plain")
-        if request.method not in (b"GET", b"HEAD"):
-            return HttpResponse(405, b"GET the metrics\n", b"text/plain", [(b"allow", b"GET, HEAD")])
-        text, content_type = await exposition.exposition()
-        return HttpResponse(200, text, content_type.encode())
-
-    limits = ServerLimits(read_timeout=30.0, idle_timeout=60.0, max_body_size=64 * 1024)
-    try:
-        await http_server.serve(answer, sock, limits, shutdown)
-    finally:
-        await exposition.close()

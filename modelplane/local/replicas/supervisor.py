@@ -46,7 +46,6 @@ from modelplane.control.progress_deadline import (
 )
 from modelplane.control.revision_templates import COMPONENTS
 from modelplane.control.trained_models import is_multi_model_template
-from modelplane.local.metrics_exposition import ScrapeTarget
 from modelplane.local.platform_metrics import REPLICA_EXITS, REPLICA_RESTARTS, REPLICA_STARTS
 from modelplane.local.ports import free_loopback_port
 from modelplane.local.replicas.batcher_sidecar import BatcherSidecar
@@ -87,6 +86,7 @@ from modelplane.local.replicas.resources import replica_resources
 from modelplane.local.replicas.volumes import FileLookup, ReplicaVolumes, replica_volumes
 from modelplane.local.replicas.zygote import ForkedProcess, Zygote, dying_with_this_process
 from modelplane.local.replicas.zygotes import Zygotes
+from modelplane.telemetry.metrics_exposition import ScrapeTarget
 
 logger = logging.getLogger("modelplane.supervisor")
 

@@ -8,6 +8,7 @@ import ssl
 import threading
 import time
 
+import pytest
 import uvloop
 
 from modelplane.local.api.server import ApiServer, bind, open_store
@@ -108,20 +109,56 @@ def test_a_plain_stop_hands_nothing_over(tmp_path):
         store.close()
 
 
-def test_a_tls_connection_is_not_handed_over(tmp_path):
-    """Its session lives in the stopping server: the next one could not read it."""
-    ca, cert, key = write_certificates(tmp_path)
+def test_a_tls_connection_goes_on_with_its_session_and_new_ones_get_the_new_certificate(tmp_path):
+    """A TLS connection's session lives in the stopping server: a relay keeps it, and the next server
+    answers on the same connection, which keeps the certificate it negotiated. A new connection gets the
+    next server's certificate."""
+    first_files, second_files = tmp_path / "first", tmp_path / "second"
+    first_files.mkdir()
+    second_files.mkdir()
+    first_ca, first_cert, first_key = write_certificates(first_files)
+    second_ca, second_cert, second_key = write_certificates(second_files)
     store = open_store(tmp_path)
     try:
-        running = Running(ApiServer(store, bind("127.0.0.1", 0), tls=TLSFiles(cert, key)))
-        context = ssl.create_default_context(cafile=str(ca))
-        address = running.server.sock.getsockname()[:2]
-        with context.wrap_socket(
+        first = Running(ApiServer(store, bind("127.0.0.1", 0), tls=TLSFiles(first_cert, first_key)))
+        listening = kept_across_exec(first.server.sock)
+        address = first.server.sock.getsockname()[:2]
+        trusting_first = ssl.create_default_context(cafile=str(first_ca))
+        with trusting_first.wrap_socket(
             socket.create_connection(address, timeout=10), server_hostname="localhost"
         ) as client:
             client.sendall(REQUEST)
             assert answer_on(client).startswith(b"HTTP/1.1 200")
-            running.stop(hand_over=True)
-            assert running.server.handed_over == []
+            negotiated = client.getpeercert(binary_form=True)
+            first.stop(hand_over=True)
+            assert len(first.server.handed_over) == 1
+            client.sendall(REQUEST)  # waits in the relay for the next server
+            second = Running(
+                ApiServer(
+                    store,
+                    adopted_socket(listening),
+                    tls=TLSFiles(second_cert, second_key),
+                    connections=[adopted_socket(fd) for fd in first.server.handed_over],
+                )
+            )
+            try:
+                head = answer_on(client)
+                assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
+                client.sendall(REQUEST)
+                assert answer_on(client).startswith(b"HTTP/1.1 200")
+                assert client.getpeercert(binary_form=True) == negotiated
+
+                trusting_second = ssl.create_default_context(cafile=str(second_ca))
+                with trusting_second.wrap_socket(
+                    socket.create_connection(address, timeout=10), server_hostname="localhost"
+                ) as new:
+                    new.sendall(REQUEST)
+                    assert answer_on(new).startswith(b"HTTP/1.1 200")
+                with pytest.raises(ssl.SSLCertVerificationError):
+                    trusting_first.wrap_socket(
+                        socket.create_connection(address, timeout=10), server_hostname="localhost"
+                    )
+            finally:
+                second.stop()
     finally:
         store.close()

@@ -8,11 +8,16 @@ replica's `/metrics` (or the path of `prometheus.kserve.io/path`), its samples l
 `namespace`, `inferenceservice` (or `inferencegraph`), `component`, `revision` and `replica` (a label
 the replica already has is kept as `exported_<label>`, as Prometheus keeps it), and
 `modelplane_scrape_up` says which replicas answered.
+
+The sidecars in front of a model server in a pod (`modelplane logger`, `modelplane batcher`) serve the
+same kind of page on a port of their own (`serve_with_component`): theirs and the model server's, as
+KServe's queue-proxy aggregates its own and the model's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -21,6 +26,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+
+from modelplane.protocol import http_server
+from modelplane.protocol.http_server import HttpRequest, HttpResponse, ServerLimits, Shutdown
 
 SCRAPE_TIMEOUT = 5.0
 
@@ -109,3 +117,28 @@ def _labelled(sample: Sample, labels: tuple[tuple[str, str], ...]) -> Sample:
         if name in own:
             own[f"exported_{name}"] = own.pop(name)
     return sample._replace(labels={**dict(labels), **own})
+
+
+async def serve_with_component(
+    collector, path: str, component_url: str, sock: socket.socket, shutdown: Shutdown
+) -> None:
+    """Serves `collector`'s metrics with those read from `component_url` when scraped, at `path` on
+    `sock`, until `shutdown`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    exposition = PlatformMetrics(registry, lambda: [ScrapeTarget(component_url, ())])
+    wanted = path.encode()
+
+    async def answer(request: HttpRequest) -> HttpResponse:
+        if request.path.partition(b"?")[0] != wanted:
+            return HttpResponse(404, b"the metrics are at %s\n" % wanted, b"text/plain")
+        if request.method not in (b"GET", b"HEAD"):
+            return HttpResponse(405, b"GET the metrics\n", b"text/plain", [(b"allow", b"GET, HEAD")])
+        text, content_type = await exposition.exposition()
+        return HttpResponse(200, text, content_type.encode())
+
+    limits = ServerLimits(read_timeout=30.0, idle_timeout=60.0, max_body_size=64 * 1024)
+    try:
+        await http_server.serve(answer, sock, limits, shutdown)
+    finally:
+        await exposition.close()
