@@ -224,7 +224,17 @@ def drop_unknown_fields(resource: dict, kind: Kind) -> dict:
     an open object (such as metadata) or in a map of any values stay."""
     for path, holder, _declared in list(_unknown(resource, openapi_schema(kind), [])):
         del holder[path[-1]]
+    metadata = resource.get("metadata")
+    if isinstance(metadata, dict):
+        for name in _OMITTED_WHEN_EMPTY:
+            if metadata.get(name, True) in ({}, []):
+                del metadata[name]
     return resource
+
+
+# ObjectMeta's collections that Kubernetes writes `omitempty`: an empty one is not kept (`kubectl label
+# x team-` on the last label leaves no `labels`, and so no owner of them).
+_OMITTED_WHEN_EMPTY = ("labels", "annotations", "finalizers", "ownerReferences")
 
 
 def _unknown(value: object, schema: dict, path: list) -> Iterator[tuple[list, dict, dict]]:

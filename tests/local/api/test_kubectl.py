@@ -429,10 +429,11 @@ def test_an_update_that_adds_an_object_owns_it_as_kubernetes_records_it(kubectl,
         },
     }
     assert entries["kubectl-label"]["fieldsV1"] == {"f:metadata": {"f:labels": {".": {}, "f:team": {}}}}
-    # the labels go: so does the ownership of them
-    kubectl("patch", "isvc", "made", "--type=merge", "-p", '{"metadata":{"labels":null}}')
-    managers = {e["manager"] for e in api.get(f"{ISVCS}/made").json()["metadata"]["managedFields"]}
-    assert managers == {"kubectl-create"}
+    # the last label goes: so do the labels (Kubernetes keeps no empty map), and the ownership of them
+    kubectl("label", "isvc", "made", "team-")
+    metadata = api.get(f"{ISVCS}/made").json()["metadata"]
+    assert "labels" not in metadata
+    assert {e["manager"] for e in metadata["managedFields"]} == {"kubectl-create"}
 
 
 def test_server_side_apply_places_new_keyed_items_in_the_applied_order(kubectl, api):
