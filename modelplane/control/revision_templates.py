@@ -38,6 +38,7 @@ from modelplane.api.constants import (
     STANDARD,
     STORAGE_URI_ENV,
 )
+from modelplane.api.scraping import scrape_path
 from modelplane.api.service_account_credentials import (
     STORAGE_SECRET_ANNOTATION,
     reference_names,
@@ -97,7 +98,7 @@ def revision_templates(
         if component == "transformer" or (component == "explainer" and "art" not in component_spec):
             _add_transformer_args(templates[component], component_spec, metadata)
         if isinstance(component_spec.get("batcher"), dict):
-            _add_batcher_args(templates[component], component_spec["batcher"])
+            _add_batcher_args(templates[component], component_spec["batcher"], metadata)
         credentials = _with_runtime_credentials(
             templates[component].get("credentials", {}), _credential_names(component_spec, metadata)
         )
@@ -520,13 +521,18 @@ def transformer_default_args(
 BATCHER_FIELDS = ("maxBatchSize", "maxLatency", "timeout")
 
 
-def _add_batcher_args(template: dict, batcher: dict) -> None:
+def _add_batcher_args(template: dict, batcher: dict, metadata: dict) -> None:
     """`modelplane serve` batches itself (its flags); in front of any other program the platform starts
-    `modelplane batcher`, KServe's batcher sidecar, with the template's `batcher` (replicas/batcher_sidecar.py)."""
+    `modelplane batcher`, KServe's batcher sidecar, with the template's `batcher` (replicas/batcher_sidecar.py).
+    In a service that asks to be scraped, the sidecar serves its metrics with the program's: its
+    `metricsPath` is the service's scrape path (as a pod's batcher container gets it on Kubernetes)."""
     if not components.runs_modelplane_serve(template["command"]):
         template["batcher"] = {
             field: batcher[field] for field in BATCHER_FIELDS if batcher.get(field) is not None
         }
+        path = scrape_path(metadata.get("annotations"))
+        if path is not None:  # only then, so that other templates stay the same
+            template["batcher"]["metricsPath"] = path
         return
     runtime = template["runtime"]
     runner = f"runtime {runtime['name']}" if runtime else "its container"

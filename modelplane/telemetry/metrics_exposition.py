@@ -7,7 +7,8 @@ such a service (and of such an InferenceGraph) itself when `/metrics` is asked f
 replica's `/metrics` (or the path of `prometheus.kserve.io/path`), its samples labelled with
 `namespace`, `inferenceservice` (or `inferencegraph`), `component`, `revision` and `replica` (a label
 the replica already has is kept as `exported_<label>`, as Prometheus keeps it), and
-`modelplane_scrape_up` says which replicas answered.
+`modelplane_scrape_up` says which replicas answered (with all their metrics: a replica scraped
+through its batcher sidecar's page answered when the sidecar could read its program's too).
 
 The sidecars in front of a model server in a pod (`modelplane logger`, `modelplane batcher`) serve the
 same kind of page on a port of their own (`serve_with_component`): theirs and the model server's, as
@@ -31,6 +32,7 @@ from modelplane.protocol import http_server
 from modelplane.protocol.http_server import HttpRequest, HttpResponse, ServerLimits, Shutdown
 
 SCRAPE_TIMEOUT = 5.0
+SCRAPE_UP = "modelplane_scrape_up"
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,7 @@ class PlatformMetrics:
         scraped = await asyncio.gather(*(self._scrape(target) for target in targets))
         merged = _Merged()
         merged.add(_families(generate_latest(self._registry).decode()), ())
-        up = Metric(
-            "modelplane_scrape_up", "Whether a replica's metrics could be scraped (1) or not (0)", "gauge"
-        )
+        up = Metric(SCRAPE_UP, "Whether a replica's metrics could be scraped (1) or not (0)", "gauge")
         for target, text in zip(targets, scraped, strict=True):
             families = None
             if text is not None:
@@ -65,11 +65,20 @@ class PlatformMetrics:
                     families = _families(text)
                 except ValueError:  # not the Prometheus text format
                     families = None
-            if families is not None:
-                merged.add(families, target.labels)
-            up.samples.append(
-                Sample("modelplane_scrape_up", dict(target.labels), 0 if families is None else 1)
-            )
+            answered = families is not None
+            if answered:
+                # A sidecar's page says whether it could read its component's metrics: that is part
+                # of the target's one `modelplane_scrape_up` (the same labels twice would be one
+                # series with two values).
+                nested = [
+                    sample.value
+                    for family in families
+                    if family.name == SCRAPE_UP
+                    for sample in family.samples
+                ]
+                answered = all(value == 1 for value in nested)
+                merged.add([family for family in families if family.name != SCRAPE_UP], target.labels)
+            up.samples.append(Sample(SCRAPE_UP, dict(target.labels), 1 if answered else 0))
         if targets:
             merged.add([up], ())
         registry = CollectorRegistry(auto_describe=False)

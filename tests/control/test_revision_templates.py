@@ -376,6 +376,19 @@ def test_a_batcher_in_front_of_another_program_is_the_templates_own():
     assert "batcher" not in templates({"predictor": custom})["predictor"]
 
 
+def test_a_batcher_sidecar_in_a_scraped_service_serves_the_metrics_at_its_scrape_path():
+    custom = {"containers": [{"name": "c", "image": "x", "command": ["python", "model.py"]}]}
+    service = isvc({"predictor": {**custom, "batcher": {"maxBatchSize": 4}}})
+    annotations = service["metadata"]["annotations"] = {
+        "serving.kserve.io/enable-prometheus-scraping": "true"
+    }
+    found = revision_templates(service, [], builtin_cluster_runtimes())["predictor"]
+    assert found["batcher"] == {"maxBatchSize": 4, "metricsPath": "/metrics"}
+    annotations["prometheus.kserve.io/path"] = "stats/prometheus"
+    found = revision_templates(service, [], builtin_cluster_runtimes())["predictor"]
+    assert found["batcher"] == {"maxBatchSize": 4, "metricsPath": "/stats/prometheus"}
+
+
 def test_an_unknown_runtime_is_runtime_not_recognized():
     spec = {
         "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "runtime": "nope", "storageUri": "x"}}

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platform, wait_until
 
@@ -70,16 +72,37 @@ def test_a_kserve_sdk_transformer_reaches_a_kserve_sdk_predictor_over_grpc(platf
     assert "so the program is told --predictor_use_ssl=false" in log
 
 
+def platform_samples(platform: PlatformProcess, service: str) -> list[tuple[str, dict, float]]:
+    """The samples of a service's replicas on the platform's /metrics, parsed by prometheus_client."""
+    answer = httpx.get(platform.api_url + "/metrics", timeout=30)
+    assert answer.status_code == 200, answer.text
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+        if sample.labels.get("inferenceservice") == service
+    ]
+
+
+def values(samples: list[tuple[str, dict, float]], name: str, **labels) -> list[float]:
+    """The values of the samples of this name with these labels (whatever their others), one per sample."""
+    return [value for (sample, own, value) in samples if sample == name and labels.items() <= own.items()]
+
+
 def test_a_batcher_in_front_of_a_kserve_sdk_predictor_stacks_concurrent_requests(platform):
     # KServe's SDK does not batch: the platform starts `modelplane batcher` in front of it, as KServe
     # starts its agent sidecar. A latency of a minute: the four requests go once they fill a batch.
+    # The service asks to be scraped: the platform's /metrics has the sidecar's metrics with the program's.
     model = [{"name": "STORAGE_URI", "value": "pvc://models/linear"}]
     predictor = container("predictor", "--model_name=batched", "--model_dir=/mnt/models", env=model)
     platform.apply(
         {
             "apiVersion": "serving.kserve.io/v1beta1",
             "kind": "InferenceService",
-            "metadata": {"name": "batched"},
+            "metadata": {
+                "name": "batched",
+                "annotations": {"serving.kserve.io/enable-prometheus-scraping": "true"},
+            },
             "spec": {
                 "predictor": {"containers": [predictor], "batcher": {"maxBatchSize": 4, "maxLatency": 60000}}
             },
@@ -101,11 +124,27 @@ def test_a_batcher_in_front_of_a_kserve_sdk_predictor_stacks_concurrent_requests
         # The program's own metrics (passed through by the sidecar): one more predict call, of four rows.
         return platform.request("GET", "batched.default.localhost", "/metrics").text
 
-    assert 'request_predict_seconds_count{model_name="batched"} 1.0' in predict_together()
-    # A restart in place hands the sidecar over with its replica: the same one batches on.
+    def scraped_together(calls: float):
+        """Four requests more, one batch: on the platform's /metrics, the sidecar's own metrics (served
+        with the program's) count four requests and instances more, and the program's own samples
+        appear once, with `calls` model calls."""
+        metrics = predict_together()
+        scraped = platform_samples(platform, "batched")
+        batched = {"model_name": "batched", "component": "predictor", "replica": "0"}
+        assert values(scraped, "modelplane_batcher_requests_total", **batched) == [4 * calls]
+        assert values(scraped, "modelplane_batcher_batch_size_sum", **batched) == [4 * calls]
+        assert values(scraped, "request_predict_seconds_count", **batched) == [calls]
+        assert values(scraped, "modelplane_scrape_up") == [1.0]
+        return metrics
+
+    assert values(platform_samples(platform, "batched"), "modelplane_batcher_requests_total") == []
+
+    assert 'request_predict_seconds_count{model_name="batched"} 1.0' in scraped_together(1.0)
+    # A restart in place hands the sidecar over with its replica: the same one batches on (its counts go
+    # on from four), and is scraped on.
     platform.process.send_signal(signal.SIGHUP)
     assert platform.process.stdout.readline().startswith("modelplane is up: ")
-    assert 'request_predict_seconds_count{model_name="batched"} 2.0' in predict_together()
+    assert 'request_predict_seconds_count{model_name="batched"} 2.0' in scraped_together(2.0)
     # A request the sidecar does not batch reaches the program as it is, and its answer comes back.
     wrong = platform.request(
         "POST", "batched.default.localhost", "/v1/models/batched:predict", json={"inputs": [[1]]}

@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelplane.control import Revision
 from modelplane.local.ports import free_loopback_port
-from modelplane.local.replicas.supervisor import RevisionReplicas, SupervisorSettings
+from modelplane.local.replicas.supervisor import RevisionReplicas, SupervisorSettings, replica_targets
 
 TIMEOUT = 120
 
@@ -631,6 +632,54 @@ def test_a_batcher_sidecar_takes_the_replicas_requests_and_lives_and_dies_with_i
         assert log.count("batcher sidecar started") == 3
 
     asyncio.run(scenario())
+
+
+def test_a_scraped_batcher_sidecar_serves_its_metrics_with_the_programs_where_it_is_scraped(tmp_path):
+    # The program serves its metrics at the service's scrape path: a file there.
+    site = tmp_path / "site"
+    (site / "stats").mkdir(parents=True)
+    (site / "stats" / "prometheus").write_text("# TYPE program_up gauge\nprogram_up 1.0\n")
+
+    async def scenario():
+        command = ["python", "-m", "http.server", "8080", "--bind", "127.0.0.1", "--directory", str(site)]
+        batched = revision(command)
+        batched.template["batcher"] = {"maxLatency": 10, "metricsPath": "/stats/prometheus"}
+        replicas = RevisionReplicas(batched, "default", "demo", 1, settings(tmp_path), lambda: None)
+        replicas.start()
+        try:
+            [address] = await until(replicas.addresses, "ready")
+            sidecar = replicas.replicas[0]._batcher
+            [target] = replica_targets(replicas, "/stats/prometheus", (("namespace", "default"),))
+            # Its own port, not the one the gateway sends the requests to.
+            assert target.url == f"http://127.0.0.1:{sidecar.metrics_port}/stats/prometheus"
+            assert sidecar.metrics_port not in (sidecar.port, replicas.replicas[0]._ports.http)
+            async with httpx.AsyncClient() as client:
+                # The program does not take POSTs (501): the request is counted all the same.
+                predict = {"instances": [[1]]}
+                await client.post(f"http://{address}/v1/models/demo:predict", json=predict)
+                page = await until_answered(client, target.url)
+            samples = [
+                (sample.name, sample.labels, sample.value)
+                for family in text_string_to_metric_families(page)
+                for sample in family.samples
+            ]
+            assert ("modelplane_batcher_requests_total", {"model_name": "demo"}, 1.0) in samples
+            assert [sample for sample in samples if sample[0] == "program_up"] == [("program_up", {}, 1.0)]
+        finally:
+            await replicas.stop()
+
+    asyncio.run(scenario())
+
+
+async def until_answered(client: httpx.AsyncClient, url: str) -> str:
+    """The page at `url`, once it answers 200 (a sidecar binds its metrics port just after its own)."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                answer = await client.get(url)
+                if answer.status_code == 200:
+                    return answer.text
+            await asyncio.sleep(0.05)
 
 
 # Answers GETs until SIGUSR1; then it runs on with its port open and answers nothing more.

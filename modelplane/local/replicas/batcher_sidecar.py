@@ -6,6 +6,12 @@ The gateway sends the replica's requests to the sidecar's port; the readiness pr
 program's. The sidecar is a child of the platform, not of the replica's process, so it is measured against
 no memory limit of the replica's (in a pod it is a container of its own), and its output goes to the
 replica's log.
+
+In a service that asks to be scraped (its template's `batcher` has a `metricsPath`), the sidecar also
+serves its own metrics with the program's (read from the program at that path) on a loopback port of
+their own, at that path: the platform's `/metrics` scrapes the replica there (`metrics_url`), as
+Prometheus scrapes a pod's batcher container on Kubernetes, and so has the batcher's and the program's
+samples once each.
 """
 
 from __future__ import annotations
@@ -28,39 +34,58 @@ STOP_GRACE = 5.0  # seconds the sidecar has to finish once its replica's process
 _FLAGS = {"maxBatchSize": "--max-batch-size", "maxLatency": "--max-latency", "timeout": "--timeout"}
 
 
-def batcher_argv(batcher: dict, port: int, upstream_port: int) -> list[str]:
-    """The sidecar's command line: on `port`, in front of `upstream_port`, both on 127.0.0.1; unset
-    fields keep KServe's defaults (32 instances, 5000 ms, no timeout)."""
+def batcher_argv(batcher: dict, port: int, upstream_port: int, metrics_port: int | None = None) -> list[str]:
+    """The sidecar's command line: on `port`, in front of `upstream_port`, both on 127.0.0.1, and its
+    metrics on `metrics_port` at the batcher's `metricsPath` where it has one; unset fields keep KServe's
+    defaults (32 instances, 5000 ms, no timeout)."""
     argv = [sys.executable, "-m", "modelplane", "batcher", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--upstream", f"127.0.0.1:{upstream_port}"]
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port), "--metrics-path", batcher["metricsPath"]]
     return argv + [
         f"{flag}={batcher[field]}" for field, flag in _FLAGS.items() if batcher.get(field) is not None
     ]
 
 
 class BatcherSidecar:
-    def __init__(self, process: asyncio.subprocess.Process | InheritedChild, port: int) -> None:
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process | InheritedChild,
+        port: int,
+        metrics_port: int | None,
+        batcher: dict,
+    ) -> None:
         self.process = process
         self.port = port
+        self.metrics_port = metrics_port  # where it serves its metrics (only in a scraped service)
+        self._metrics_path = batcher.get("metricsPath")
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str | None:
+        """Where it serves its metrics with the program's; None where it does not."""
+        if self.metrics_port is None or self._metrics_path is None:
+            return None
+        return f"http://127.0.0.1:{self.metrics_port}{self._metrics_path}"
+
     @classmethod
     async def start(cls, batcher: dict, upstream_port: int, log_path: Path) -> BatcherSidecar:
         """Raises OSError if the process cannot be started."""
         port = free_loopback_port()
+        metrics_port = _port_other_than(port) if batcher.get("metricsPath") else None
         with log_path.open("ab") as log:
             process = await asyncio.create_subprocess_exec(
-                *batcher_argv(batcher, port, upstream_port),
+                *batcher_argv(batcher, port, upstream_port, metrics_port),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=dying_with_this_process(),
             )
-        return cls(process, port)
+        return cls(process, port, metrics_port, batcher)
 
     async def listening(self) -> bool:
         """Whether the sidecar takes connections now."""
@@ -83,3 +108,9 @@ class BatcherSidecar:
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.process.pid, signal.SIGKILL)
+
+
+def _port_other_than(port: int) -> int:
+    while (other := free_loopback_port()) == port:  # nothing listens on either yet
+        pass
+    return other

@@ -34,6 +34,7 @@ class HandedReplica:
     # Its batcher sidecar (replicas/batcher_sidecar.py), handed over with it: the gateway's routes name it.
     batcher_pid: int | None = None
     batcher_port: int | None = None
+    batcher_metrics_port: int | None = None  # where it serves its metrics, in a service that is scraped
 
     @classmethod
     def from_json(cls, data: dict) -> HandedReplica:

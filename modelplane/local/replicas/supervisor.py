@@ -219,6 +219,7 @@ class Replica:
             loaded=self.phase == LOADED,
             batcher_pid=batcher.process.pid if batcher is not None else None,
             batcher_port=batcher.port if batcher is not None else None,
+            batcher_metrics_port=batcher.metrics_port if batcher is not None else None,
         )
 
     async def stop(self) -> None:
@@ -594,7 +595,9 @@ class Replica:
         if handed.batcher_pid is not None:
             sidecar = InheritedChild(handed.batcher_pid)
             if sidecar.returncode is None:  # else `_supervise` starts another
-                self._batcher = BatcherSidecar(sidecar, handed.batcher_port)
+                # Started from this template's `batcher` (the handover checked its digest).
+                batcher, metrics_port = self.revision.template["batcher"], handed.batcher_metrics_port
+                self._batcher = BatcherSidecar(sidecar, handed.batcher_port, metrics_port, batcher)
         if handed.loaded and (self._batcher is not None or not self.revision.template.get("batcher")):
             self._ever_ready = True
             self._set(LOADED, address=self._routed_address(self._ports))
@@ -633,6 +636,17 @@ class Replica:
             self._note(f"the batcher sidecar exited with code {code}: stopping the replica")
             logger.warning("%s: its batcher sidecar exited with code %s", self.label, code)
             await self._terminate(process)
+
+    def metrics_url(self, path: str) -> str | None:
+        """Where the platform scrapes the metrics of a ready replica: its batcher sidecar's page, where
+        it serves the batcher's with the program's; else the program's `path`, at its routed address
+        (through a sidecar, which passes the program's on)."""
+        if self.phase != LOADED or not self.address:
+            return None
+        sidecar = self._batcher
+        if sidecar is not None and sidecar.metrics_url is not None:
+            return sidecar.metrics_url
+        return f"http://{self.address}{path}"
 
     def _routed_address(self, ports: ReplicaPorts) -> str:
         """Where the gateway sends the replica's HTTP requests: its batcher sidecar, if it has one."""
@@ -984,12 +998,9 @@ def replica_targets(
 ) -> list[ScrapeTarget]:
     """Where each ready replica of a revision serves its metrics, with the labels its samples get."""
     return [
-        ScrapeTarget(
-            f"http://{replica.address}{path}",
-            (*labels, ("revision", runner.revision.name), ("replica", str(replica.index))),
-        )
+        ScrapeTarget(url, (*labels, ("revision", runner.revision.name), ("replica", str(replica.index))))
         for replica in runner.replicas
-        if replica.phase == LOADED and replica.address
+        if (url := replica.metrics_url(path)) is not None
     ]
 
 
