@@ -802,6 +802,15 @@ def test_modelplane_and_kubectl_give_the_same_selection_templates_and_exit_codes
         ("get", "isvc", "-n", "fields", "-o", "go-template={{range .items}}{{.metadata.name}} {{end}}"),
         ("get", "isvc", "sel-a", "-n", "fields", "-o", "template={{.spec.predictor.model.modelFormat}}"),
         ("get", "isvc", "sel-a", "-n", "fields", "-o", "go-template={{.metadata.generation}} {{.status.x}}"),
+        (
+            "get",
+            "isvc",
+            "sel-a",
+            "-n",
+            "fields",
+            "-o",
+            'go-template={{printf "%T %d" .metadata.generation .metadata.generation}} {{eq .metadata.generation 1}}',
+        ),
     ):
         expected = kubectl(*args)
         shown = _modelplane(kubectl, api, *args)
