@@ -7,7 +7,7 @@
 #   every storage backend; no GPU libraries.
 #     docker build -t ghcr.io/modelplane/modelplane:0.1.0 .
 #   full: also PyTorch (TorchScript, torch.export, TorchServe model stores), TensorFlow and PaddlePaddle,
-#   CPU builds, and MLflow models.
+#   CPU builds, MLflow models and transformers models.
 #     docker build --build-arg EXTRAS=all \
 #       --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu \
 #       -t ghcr.io/modelplane/modelplane-full:0.1.0 .

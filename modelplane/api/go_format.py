@@ -10,6 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 
+class GoInt64(int):
+    """An int that Go holds as int64: what kubectl's JSON decoding makes of a whole number."""
+
+
 def go_type_name(value: Any) -> str:
     from modelplane.api.go_template import GoStruct
 
@@ -19,6 +23,8 @@ def go_type_name(value: Any) -> str:
         return value.type_name
     if isinstance(value, bool):
         return "bool"
+    if isinstance(value, GoInt64):
+        return "int64"
     if isinstance(value, int):
         return "int"
     if isinstance(value, float):

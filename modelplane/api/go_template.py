@@ -1128,7 +1128,7 @@ def _slice(item: Any, *indexes: Any) -> Any:
     return list(item[start:end])
 
 
-_BASIC_KINDS = {"bool": "bool", "int": "int", "float64": "float", "string": "string"}
+_BASIC_KINDS = {"bool": "bool", "int": "int", "int64": "int", "float64": "float", "string": "string"}
 
 
 def _basic_kind(value: Any) -> str:

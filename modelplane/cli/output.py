@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from modelplane.api import jsonpath
-from modelplane.api.go_format import go_quote
+from modelplane.api.go_format import GoInt64, go_quote
 from modelplane.api.go_template import KUBECTL_FUNCTIONS, GoTemplateError, Template
 from modelplane.api.kinds import Kind
 from modelplane.cli.main import CommandError
@@ -211,15 +212,34 @@ def _go_template(text: str) -> Template:
 
 
 def _as_go_json(value: Any) -> Any:
-    """A document as kubectl gives it to a Go template: JSON read into Go's `interface{}`, where every
-    number is a float64 (`{{printf "%d" .metadata.generation}}` is `%!d(float64=1)` in kubectl too)."""
+    """A document as kubectl 1.32 gives it to a Go template: JSON read as Kubernetes reads it, where a
+    number Go's encoding/json writes as a whole one that fits is an int64 (`{{printf "%T %d"
+    .metadata.generation}}` is `int64 1`, and `eq .metadata.generation 1` holds) and any other a
+    float64 (`0.5`, `1e300`, `12345678901234567890`)."""
     if isinstance(value, dict):
         return {key: _as_go_json(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_as_go_json(item) for item in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return _go_json_number(value)
     return value
+
+
+def _go_json_number(number: float) -> float:
+    # kubectl marshals the object it read and reads it again: a whole float64 below 1e21 is written
+    # without a fraction (1.0 as 1), and read back as an int64 where it fits
+    whole = isinstance(number, int) or (math.isfinite(number) and number.is_integer() and abs(number) < 1e21)
+    if whole and _INT64_MIN <= int(number) <= _INT64_MAX:
+        return GoInt64(int(number))
+    try:
+        return float(number)
+    except OverflowError:  # an integer beyond float64's range
+        return math.copysign(math.inf, number)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def print_structured(document: Any, output: str) -> None:

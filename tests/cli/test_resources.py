@@ -902,7 +902,14 @@ def test_get_output_go_template_as_kubectl_prints_it(api, tmp_path):
     one = get(
         "gt-a", "-o", "template={{if eq .metadata.name `gt-a`}}{{.metadata.generation}} {{len .spec}}{{end}}"
     )
-    assert one.stdout == "1 1"  # a JSON number is Go's float64, printed as 1
+    assert one.stdout == "1 1"
+    # kubectl 1.32 reads a whole number as an int64, which compares with a template's integers
+    typed = get("gt-a", "-o", 'go-template={{printf "%T %d" .metadata.generation .metadata.generation}}')
+    assert typed.stdout == "int64 1"
+    compared = get(
+        "-o", "go-template={{range .items}}{{if ge .metadata.generation 1}}{{.metadata.name}} {{end}}{{end}}"
+    )
+    assert (compared.returncode, compared.stdout) == (0, "gt-a gt-b "), compared.stderr
     path = write(tmp_path, "names.tmpl", "{{range $i, $s := .items}}{{$i}}:{{$s.metadata.name}}\n{{end}}")
     assert get("-o", f"go-template-file={path}").stdout == "0:gt-a\n1:gt-b\n"
     broken = get("-o", "go-template={{.metadata.name")
@@ -919,6 +926,19 @@ def test_get_output_go_template_as_kubectl_prints_it(api, tmp_path):
     )
     unread = get("-o", f"go-template-file={tmp_path / 'none.tmpl'}")
     assert unread.returncode == 1 and "error reading --template" in unread.stderr
+
+
+def test_go_template_numbers_are_typed_as_kubectl_reads_them(capsys):
+    from modelplane.cli.output import print_structured
+
+    status = {"a": 1, "b": 1.0, "c": 0.5, "d": 1e300, "e": 12345678901234567890, "f": 2**63 - 1, "g": -0.0}
+    template = '{{range $k, $v := .}}{{$k}}={{printf "%T %v" $v $v}};{{end}}'
+    print_structured(status, f"go-template={template}")
+    # as kubectl 1.32 prints the same status read from a server
+    assert capsys.readouterr().out == (
+        "a=int64 1;b=int64 1;c=float64 0.5;d=float64 1e+300;e=float64 1.2345678901234567e+19;"
+        "f=int64 9223372036854775807;g=int64 0;"
+    )
 
 
 def test_get_field_selector_as_kubectl_takes_it(api):

@@ -117,6 +117,7 @@ def test_the_built_in_runtimes_are_installed_with_the_image(installed):
     assert images["modelplane-tensorflowserver"] == full_variant_of(DEFAULT_IMAGE)
     assert images["modelplane-mlflowserver"] == full_variant_of(DEFAULT_IMAGE)
     assert images["kserve-paddleserver"] == full_variant_of(DEFAULT_IMAGE)
+    assert images["kserve-huggingfaceserver"] == full_variant_of(DEFAULT_IMAGE)  # transformers and torch
     for runtime in runtimes:
         admit_with_platform_checks(runtime)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelplane.api.kinds import KINDS, Kind
+from modelplane.local.api import services
 from modelplane.local.api.discovery import REVIEWS, SERVED_VERBS, STATUS_VERBS
 from modelplane.local.api.errors import BadRequest
 
@@ -74,14 +75,21 @@ def _resource_refusal(attributes: dict[str, Any]) -> str | None:
     subresource, verb = str(attributes.get("subresource") or ""), str(attributes.get("verb") or "")
     if (group, plural) in _REVIEWS:
         return None if verb == "create" and not subresource else f"the API serves only 'create' on {plural}"
-    kinds = [kind for kind in KINDS if group in ("*", kind.group) and plural in ("*", kind.plural)]
-    if not kinds:
+    served = [
+        (kind.plural, _verbs(kind, subresource))
+        for kind in KINDS
+        if group in ("*", kind.group) and plural in ("*", kind.plural)
+    ]
+    # Services stand in, read-only and empty, for the Kubernetes clients that look for some: asked of
+    # by name only, so that `*` on `*` still says whether every verb of every real resource is served.
+    if group in ("*", "") and plural == services.PLURAL:
+        served.append((services.PLURAL, [] if subresource else services.DISCOVERY["verbs"]))
+    if not served:
         return f"the API serves no resource {plural!r} in group {group!r}"
-    for kind in kinds:
-        served = _verbs(kind, subresource)
+    for served_plural, verbs in served:
         for wanted in _ALL_VERBS if verb == "*" else (verb,):
-            if wanted not in served:
-                where = f"{kind.plural}/{subresource}" if subresource else kind.plural
+            if wanted not in verbs:
+                where = f"{served_plural}/{subresource}" if subresource else served_plural
                 return f"the API does not serve {wanted!r} on {where}"
     return None
 
@@ -115,6 +123,9 @@ def _rules() -> dict[str, Any]:
                     "resources": [f"{kind.plural}/status"],
                 }
             )
+    rules.append(
+        {"verbs": list(services.DISCOVERY["verbs"]), "apiGroups": [""], "resources": [services.PLURAL]}
+    )
     rules += [
         {"verbs": ["create"], "apiGroups": [group], "resources": [plural]} for group, plural in _REVIEWS
     ]

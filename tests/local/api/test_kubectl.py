@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -345,6 +346,9 @@ def test_auth_can_i_and_whoami_answer_what_the_api_serves(kubectl):
     assert can_i("delete", "/healthz")[0] == 1
     assert can_i("create", "selfsubjectaccessreviews") == (0, "yes")  # the reviews are discovered
     assert can_i("get", "selfsubjectaccessreviews")[0] == 1
+    assert can_i("list", "services") == (0, "yes")  # served read-only, and empty (kubectl cluster-info)
+    assert can_i("get", "svc", "-n", "kube-system") == (0, "yes")
+    assert can_i("create", "services") == (1, "no - the API does not serve 'create' on services")
     versions = kubectl("api-versions").stdout.split()
     assert {"authorization.k8s.io/v1", "authentication.k8s.io/v1", "serving.kserve.io/v1beta1"} <= set(
         versions
@@ -354,6 +358,7 @@ def test_auth_can_i_and_whoami_answer_what_the_api_serves(kubectl):
         "inferenceservices.serving.kserve.io " in listed
         and "[create delete deletecollection get list patch update watch]" in listed
     )
+    assert re.search(r"^services +\[\] +\[\] +\[get list\]$", listed, re.M), listed
     assert kubectl("auth", "whoami").stdout.split() == [
         "ATTRIBUTE", "VALUE", "Username", "system:anonymous", "Groups", "[system:unauthenticated]"
     ]  # fmt: skip
@@ -803,6 +808,15 @@ def test_modelplane_and_kubectl_give_the_same_selection_templates_and_exit_codes
         ("get", "isvc", "-n", "fields", "-o", "go-template={{range .items}}{{.metadata.name}} {{end}}"),
         ("get", "isvc", "sel-a", "-n", "fields", "-o", "template={{.spec.predictor.model.modelFormat}}"),
         ("get", "isvc", "sel-a", "-n", "fields", "-o", "go-template={{.metadata.generation}} {{.status.x}}"),
+        (
+            "get",
+            "isvc",
+            "sel-a",
+            "-n",
+            "fields",
+            "-o",
+            'go-template={{printf "%T %d" .metadata.generation .metadata.generation}} {{eq .metadata.generation 1}}',
+        ),
     ):
         expected = kubectl(*args)
         shown = _modelplane(kubectl, api, *args)
