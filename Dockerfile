@@ -7,7 +7,7 @@
 #   every storage backend; no GPU libraries.
 #     docker build -t ghcr.io/modelplane/modelplane:0.1.0 .
 #   full: also PyTorch (TorchScript, torch.export, TorchServe model stores), TensorFlow and PaddlePaddle,
-#   CPU builds, MLflow models and transformers models.
+#   CPU builds, MLflow models, transformers models and PMML models (with a Java runtime).
 #     docker build --build-arg EXTRAS=all \
 #       --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu \
 #       -t ghcr.io/modelplane/modelplane-full:0.1.0 .
@@ -38,6 +38,14 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/modelplane /opt/modelplane
+# PMML models are evaluated by jpmml-evaluator in a Java VM: an image that holds it (the full variant)
+# carries a JRE. (The slim base has no man pages folder, which the JRE's packages write a link into.)
+RUN if ls -d /opt/modelplane/lib/python*/site-packages/jpmml_evaluator >/dev/null 2>&1; then \
+      mkdir -p /usr/share/man/man1 \
+      && apt-get update \
+      && apt-get install -y --no-install-recommends default-jre-headless \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 ENV PATH=/opt/modelplane/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp
 # A numeric user, so that Kubernetes can check `runAsNonRoot` (the runtimes ask for it).
 USER 1000:1000

@@ -2,8 +2,8 @@
 
 A container of modelplane's own image (`modelplane:latest`, as the built-in runtimes and the examples
 name it) runs the installation's image; the built-in runtimes that serve PyTorch, TensorFlow, Paddle,
-MLflow or transformers models run its `full` variant (an MLflow model may be of any flavour; transformers
-runs on torch). Any other image (KServe's stock servers, your own) is kept as it is.
+MLflow, transformers or PMML models run its `full` variant (an MLflow model may be of any flavour; transformers
+runs on torch; PMML needs a Java VM). Any other image (KServe's stock servers, your own) is kept as it is.
 `runtimeVersion` replaces the tag, as in KServe; an image pinned by digest is left alone.
 """
 
@@ -14,7 +14,7 @@ from modelplane.kube.settings import KubeSettings
 
 PLACEHOLDER_REPOSITORY = "modelplane"
 # The `modelplane serve --runtime` values whose libraries only the full variant holds.
-FULL_VARIANT_RUNTIMES = frozenset({"pytorch", "tensorflow", "mlflow", "paddle", "huggingface"})
+FULL_VARIANT_RUNTIMES = frozenset({"pytorch", "tensorflow", "mlflow", "paddle", "huggingface", "pmml"})
 
 
 def is_modelplane_image(image: str | None) -> bool:

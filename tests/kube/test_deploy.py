@@ -118,6 +118,7 @@ def test_the_built_in_runtimes_are_installed_with_the_image(installed):
     assert images["modelplane-mlflowserver"] == full_variant_of(DEFAULT_IMAGE)
     assert images["kserve-paddleserver"] == full_variant_of(DEFAULT_IMAGE)
     assert images["kserve-huggingfaceserver"] == full_variant_of(DEFAULT_IMAGE)  # transformers and torch
+    assert images["kserve-pmmlserver"] == full_variant_of(DEFAULT_IMAGE)  # jpmml-evaluator and a JRE
     for runtime in runtimes:
         admit_with_platform_checks(runtime)
 
