@@ -13,6 +13,7 @@ import time
 import httpx
 
 from tests.e2e.platform_process import PlatformProcess
+from tests.local.api.test_handover import answer_on
 from tests.local.certificates import write_certificates
 
 OLD_TOKEN = "the-first-token-of-the-day"
@@ -88,18 +89,7 @@ def _answer(connection: ssl.SSLSocket, token: str) -> bytes:
     connection.sendall(
         f"GET {ISVCS} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
     )
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = connection.recv(65536)
-        assert chunk, f"the connection was closed after {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-    )
-    while len(body) < length:
-        body += connection.recv(65536)
-    return head
+    return answer_on(connection)
 
 
 def test_the_clis_token_in_the_environment_of_up_does_not_reach_the_replicas(tmp_path, monkeypatch):

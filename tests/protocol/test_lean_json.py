@@ -43,6 +43,16 @@ def read_both(body: bytes):
         lean_json.LEAN_BODY_SIZE = saved
 
 
+def peak(read) -> int:
+    """The most memory `read()` held at once, in bytes."""
+    tracemalloc.start()
+    try:
+        read()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def assert_same(lean, ordinary) -> None:
     if isinstance(ordinary, str):
         assert lean == ordinary
@@ -151,14 +161,6 @@ def test_a_large_body_needs_a_fraction_of_the_ordinary_memory():
     values = np.random.default_rng(7).normal(size=ROWS * 10).round(6)
     body = body_of(tensor("x", values.tolist(), "FP64", [ROWS, 10]))
 
-    def peak(read) -> int:
-        tracemalloc.start()
-        try:
-            read()
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-
     lean = peak(lambda: decode_request(body, None, "m"))
     ordinary = peak(lambda: read_both(body))  # both readings, one after the other: the ordinary's peak
     np.testing.assert_array_equal(
@@ -251,14 +253,6 @@ def test_small_v1_bodies_are_read_the_ordinary_way():
 def test_large_v1_instances_need_a_fraction_of_the_ordinary_memory():
     rows = np.random.default_rng(13).normal(size=(ROWS, 10)).round(6)
     body = orjson.dumps({"instances": rows.tolist()})
-
-    def peak(read) -> int:
-        tracemalloc.start()
-        try:
-            read()
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
 
     lean = peak(lambda: lean_json.load_v1(body))
     ordinary = peak(lambda: np.asarray(orjson.loads(body)["instances"]))
