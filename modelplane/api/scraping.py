@@ -10,6 +10,8 @@ SCRAPE_ANNOTATION = "serving.kserve.io/enable-prometheus-scraping"
 PORT_ANNOTATION = "prometheus.kserve.io/port"
 PATH_ANNOTATION = "prometheus.kserve.io/path"
 DEFAULT_PATH = "/metrics"
+# What a component's annotations (or its runtime's) say about scraping it, wherever KServe takes them from.
+SCRAPE_ANNOTATIONS = (SCRAPE_ANNOTATION, PATH_ANNOTATION, PORT_ANNOTATION)
 
 
 def scrape_path(annotations: Mapping | None) -> str | None:

@@ -86,8 +86,11 @@ def revision_templates(
         component_spec = spec.get(component)
         if not isinstance(component_spec, dict):
             continue
+        runtime_annotations = None
         if component == "predictor" and isinstance(component_spec.get("model"), dict):
-            templates[component] = _model_template(isvc, namespaced_runtimes, cluster_runtimes)
+            templates[component], runtime_annotations = _model_template(
+                isvc, namespaced_runtimes, cluster_runtimes
+            )
         else:
             templates[component] = _custom_template(component, component_spec, isvc)
         if component_spec.get("storageUris"):
@@ -98,7 +101,8 @@ def revision_templates(
         if component == "transformer" or (component == "explainer" and "art" not in component_spec):
             _add_transformer_args(templates[component], component_spec, metadata)
         if isinstance(component_spec.get("batcher"), dict):
-            _add_batcher_args(templates[component], component_spec["batcher"], metadata)
+            annotations = component_annotations(metadata, component_spec, runtime_annotations)
+            _add_batcher_args(templates[component], component_spec["batcher"], annotations)
         credentials = _with_runtime_credentials(
             templates[component].get("credentials", {}), _credential_names(component_spec, metadata)
         )
@@ -201,7 +205,8 @@ def _predictor_container(selection: RuntimeSelection) -> dict:
 
 def _model_template(
     isvc: dict, namespaced_runtimes: Sequence[dict], cluster_runtimes: Sequence[dict]
-) -> dict:
+) -> tuple[dict, dict | None]:
+    """The predictor's template, and its runtime's `spec.annotations` (which its pods get)."""
     isvc, selection, container = model_container(isvc, namespaced_runtimes, cluster_runtimes)
     predictor = isvc["spec"]["predictor"]
     model = predictor["model"]
@@ -237,7 +242,7 @@ def _model_template(
         template["env"][PROTOCOL_ENV] = template["protocol"]
     if components.is_multi_model_predictor(predictor):  # its models are TrainedModels
         template["env"].setdefault(MULTI_MODEL_SERVER_ENV, "true")
-    return template
+    return template, selection.spec.get("annotations")
 
 
 def _custom_template(component: str, component_spec: dict, isvc: dict) -> dict:
@@ -521,16 +526,17 @@ def transformer_default_args(
 BATCHER_FIELDS = ("maxBatchSize", "maxLatency", "timeout")
 
 
-def _add_batcher_args(template: dict, batcher: dict, metadata: dict) -> None:
+def _add_batcher_args(template: dict, batcher: dict, annotations: dict) -> None:
     """`modelplane serve` batches itself (its flags); in front of any other program the platform starts
     `modelplane batcher`, KServe's batcher sidecar, with the template's `batcher` (replicas/batcher_sidecar.py).
     In a service that asks to be scraped, the sidecar serves its metrics with the program's: its
-    `metricsPath` is the service's scrape path (as a pod's batcher container gets it on Kubernetes)."""
+    `metricsPath` is the component's scrape path, from its `annotations` (`component_annotations`: a
+    runtime's path where the service sets none), as a pod's batcher container gets it on Kubernetes."""
     if not components.runs_modelplane_serve(template["command"]):
         template["batcher"] = {
             field: batcher[field] for field in BATCHER_FIELDS if batcher.get(field) is not None
         }
-        path = scrape_path(metadata.get("annotations"))
+        path = scrape_path(annotations)
         if path is not None:  # only then, so that other templates stay the same
             template["batcher"]["metricsPath"] = path
         return

@@ -17,6 +17,7 @@ own feature of the same name wins), as TF Serving merges them. The answers are
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -148,6 +149,44 @@ def read_input_proto(signature_name: str, input_proto: Any) -> ExampleBatch:
     else:
         serialized = []  # refused once the signature is found, as TF Serving refuses it
     return ExampleBatch(signature_name or None, serialized)
+
+
+def input_proto_as_json(signature_name: str, input_proto: Any) -> dict:
+    """A tensorflow.serving.Input as the JSON request REST's :classify and :regress take, for a model
+    that serves them from that JSON (a transformer, which passes it on to its predictor): the
+    context's features apart, under "context", as a REST client sends them. A feature of one value is
+    that value, of several a list; a bytes value is its text, or `{"b64": ...}` where it is not UTF-8;
+    a float one is the shortest decimal of its float32."""
+    body: dict[str, Any] = {"signature_name": signature_name} if signature_name else {}
+    kind = input_proto.WhichOneof("kind")
+    if kind == "example_list_with_context":
+        listed = input_proto.example_list_with_context
+        body["context"] = _json_features(listed.context)
+        examples = listed.examples
+    else:
+        examples = input_proto.example_list.examples if kind == "example_list" else []
+    body["examples"] = [_json_features(example) for example in examples]
+    return body
+
+
+def _json_features(example: Any) -> dict:
+    features = {}
+    for name, feature in sorted(example.features.feature.items()):
+        kind = feature.WhichOneof("kind")
+        values = list(getattr(feature, kind).value) if kind else []
+        if kind == "bytes_list":
+            values = [_json_bytes(value) for value in values]
+        elif kind == "float_list":
+            values = [float(str(np.float32(value))) for value in values]
+        features[name] = values[0] if len(values) == 1 else values
+    return features
+
+
+def _json_bytes(value: bytes) -> Any:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return {"b64": base64.b64encode(value).decode()}
 
 
 # -- signatures and results ------------------------------------------------------------------------

@@ -6,10 +6,13 @@ A Predict call becomes a V2 request of the TensorFlow model (its `signature_name
 inputs by name), so it is checked against the signature, batched, timed and traced as V2 requests are;
 Classify and Regress run the model's classify and regress, as REST's :classify and :regress do;
 MultiInference runs each of its tasks so, on the one input, after checking the tasks as TF Serving
-does (one model, each signature once, classify or regress).
+does (one model, each signature once, classify or regress). They also answer for any other model that
+serves those verbs from REST's JSON (a transformer, which passes them on to its predictor; a model with
+`example_verbs`): the tf.Example input becomes that JSON request, and the stage's `results` the answer.
 The messages are those of the `tensorflow-serving-api` package. Reading them imports TensorFlow, so a
-call is only read once the server holds a TensorFlow model that is ready: a server of other models
-answers without importing it.
+call is only read once the server holds a ready model that can answer it (a TensorFlow model, or for
+Classify, Regress and MultiInference one that serves those verbs): a server of other models answers
+without importing it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ from modelplane.protocol.grpc.wire import GrpcStatus, Metadata, UnaryMethod
 from modelplane.protocol.v2 import InferInput, InferRequest, RequestedOutput
 from modelplane.runtimes.base import INLINE_ELEMENTS
 from modelplane.runtimes.tensorflow import TensorFlowModel
-from modelplane.runtimes.tensorflow_examples import CLASSIFY, REGRESS, read_input_proto
+from modelplane.runtimes.tensorflow_examples import (
+    CLASSIFY,
+    REGRESS,
+    VERBS,
+    input_proto_as_json,
+    read_input_proto,
+)
 from modelplane.runtimes.tensorflow_signature import DEFAULT_SIGNATURE, Signature, v2_datatype
 from modelplane.server.dataplane import DataPlane
 from modelplane.server.repository import ServedModel
@@ -136,7 +145,7 @@ class TFServingServicer:
         return response
 
     async def classify(self, raw: bytes, metadata: Metadata) -> Any:
-        apis = self._apis()
+        apis = self._apis(CLASSIFY)
         message = _read(apis.classification_pb2.ClassificationRequest, raw)
         with self.dataplane.grpc_call(message.model_spec.name):
             spec, results = await self._examples(apis, message, metadata, CLASSIFY)
@@ -145,7 +154,7 @@ class TFServingServicer:
             return response
 
     async def regress(self, raw: bytes, metadata: Metadata) -> Any:
-        apis = self._apis()
+        apis = self._apis(REGRESS)
         message = _read(apis.regression_pb2.RegressionRequest, raw)
         with self.dataplane.grpc_call(message.model_spec.name):
             spec, results = await self._examples(apis, message, metadata, REGRESS)
@@ -154,7 +163,7 @@ class TFServingServicer:
             return response
 
     async def multi_inference(self, raw: bytes, metadata: Metadata) -> Any:
-        apis = self._apis()
+        apis = self._apis(*VERBS)
         message = _read(apis.inference_pb2.MultiInferenceRequest, raw)
         verbs = _task_verbs(message.tasks)
         with self.dataplane.grpc_call(message.tasks[0].model_spec.name):
@@ -174,10 +183,16 @@ class TFServingServicer:
     ) -> tuple[Any, Any]:
         """The ModelSpec to answer a Classify or Regress call (or a MultiInference task) with, and the
         model's results."""
-        served, model = self._model(message.model_spec)
-        batch = read_input_proto(message.model_spec.signature_name, message.input)
-        result, _ = await self.dataplane.run(served, batch, metadata, verb)
-        return _spec(apis, model, batch.signature_name or DEFAULT_SIGNATURE), result["results"]
+        served, model = self._model(message.model_spec, verb)
+        signature_name = message.model_spec.signature_name
+        spec = _spec(apis, model, signature_name or DEFAULT_SIGNATURE)
+        if isinstance(model, TensorFlowModel):
+            batch = read_input_proto(signature_name, message.input)
+            result, _ = await self.dataplane.run(served, batch, metadata, verb)
+            return spec, result["results"]
+        payload = input_proto_as_json(signature_name, message.input)
+        result, _ = await self.dataplane.run(served, payload, metadata, verb)
+        return spec, _json_results(result, verb)
 
     async def get_model_metadata(self, raw: bytes, metadata: Metadata) -> Any:
         apis = self._apis()
@@ -208,13 +223,14 @@ class TFServingServicer:
             status.version = int(model.version)
         return apis.get_model_status_pb2.GetModelStatusResponse(model_version_status=[status])
 
-    def _apis(self) -> ModuleType:
+    def _apis(self, *verbs: str) -> ModuleType:
         """The tensorflow_serving.apis package, once a TensorFlow model is ready (so TensorFlow is
-        imported already, and importing the messages, which import it, costs nothing)."""
+        imported already, and importing the messages, which import it, costs nothing), or one that
+        serves one of `verbs` (which the call needs TensorFlow's messages for all the same)."""
         tensorflow = [
             served
             for _, served in self.dataplane.repository.items()
-            if isinstance(served.model, TensorFlowModel)
+            if isinstance(served.model, TensorFlowModel) or any(verb in served.stages for verb in verbs)
         ]
         if not tensorflow:
             raise NotImplementedByModel(
@@ -237,8 +253,9 @@ class TFServingServicer:
 
         return apis
 
-    def _model(self, spec: Any) -> tuple[ServedModel, TensorFlowModel]:
-        """The ready TensorFlow model a ModelSpec names (with its version, if it gives one)."""
+    def _model(self, spec: Any, verb: str | None = None) -> tuple[ServedModel, Any]:
+        """The ready TensorFlow model a ModelSpec names (with its version, if it gives one), or any
+        model that serves `verb`."""
         if not spec.name:
             raise InvalidInput("model_spec.name is required")
         if spec.WhichOneof("version_choice") == "version_label":
@@ -248,7 +265,7 @@ class TFServingServicer:
             )
         version = str(spec.version.value) if spec.HasField("version") else None
         served = self.dataplane.resolve(spec.name, version)
-        if not isinstance(served.model, TensorFlowModel):
+        if not isinstance(served.model, TensorFlowModel) and verb not in served.stages:
             platform = getattr(served.model, "platform", "") or type(served.model).__name__
             raise NotImplementedByModel(
                 f"model {spec.name} is not a TensorFlow SavedModel ({platform}): TF Serving's API serves "
@@ -293,6 +310,29 @@ def _task_verbs(tasks: Any) -> list[str]:
     return verbs
 
 
+def _json_results(result: Any, verb: str) -> Any:
+    """The `results` of a model's answer in REST's JSON (`{"results": [[[label, score], ...], ...]}`,
+    `{"results": [value, ...]}`), checked to fit the gRPC answer; its other keys have no place there."""
+    rows = result.get("results") if isinstance(result, dict) else None
+    if isinstance(rows, list):
+        if verb == REGRESS and all(_number(value) for value in rows):
+            return np.asarray(rows, dtype=np.float64)
+        if verb == CLASSIFY and all(isinstance(row, list) and all(map(_class_pair, row)) for row in rows):
+            return rows
+    shape = "[[[label, score], ...], ...]" if verb == CLASSIFY else "[value, ...]"
+    raise InferenceError(
+        f'the model answered :{verb} without {{"results": {shape}}}, which the gRPC answer carries'
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _class_pair(pair: Any) -> bool:
+    return isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[0], str) and _number(pair[1])
+
+
 def _add_classifications(result: Any, rows: list) -> None:
     for row in rows:
         classes = result.classifications.add().classes
@@ -314,10 +354,11 @@ def _read(message_class: type, raw: bytes) -> Any:
         ) from None
 
 
-def _spec(apis: ModuleType, model: TensorFlowModel, signature_name: str = "") -> Any:
+def _spec(apis: ModuleType, model: Any, signature_name: str = "") -> Any:
     spec = apis.model_pb2.ModelSpec(name=model.name, signature_name=signature_name)
-    if _numbered(model.version):
-        spec.version.value = int(model.version)
+    version = getattr(model, "version", None)
+    if _numbered(version):
+        spec.version.value = int(version)
     return spec
 
 

@@ -389,6 +389,29 @@ def test_a_batcher_sidecar_in_a_scraped_service_serves_the_metrics_at_its_scrape
     assert found["batcher"] == {"maxBatchSize": 4, "metricsPath": "/stats/prometheus"}
 
 
+def test_a_batcher_sidecar_reads_the_runtimes_metrics_path_unless_the_service_sets_its_own():
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": "own", "namespace": "default"},
+        "spec": {
+            "annotations": {"prometheus.kserve.io/path": "/stats"},
+            "supportedModelFormats": [{"name": "own", "autoSelect": True}],
+            "containers": [{"name": "kserve-container", "image": "x", "command": ["serve-it"]}],
+        },
+    }
+    model = {"model": {"modelFormat": {"name": "own"}}, "batcher": {"maxBatchSize": 4}}
+    service = isvc({"predictor": model})
+    annotations = service["metadata"]["annotations"] = {
+        "serving.kserve.io/enable-prometheus-scraping": "true"
+    }
+    found = revision_templates(service, [runtime], builtin_cluster_runtimes())["predictor"]
+    assert found["batcher"]["metricsPath"] == "/stats"
+    annotations["prometheus.kserve.io/path"] = "/own"
+    found = revision_templates(service, [runtime], builtin_cluster_runtimes())["predictor"]
+    assert found["batcher"]["metricsPath"] == "/own"
+
+
 def test_an_unknown_runtime_is_runtime_not_recognized():
     spec = {
         "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "runtime": "nope", "storageUri": "x"}}

@@ -385,3 +385,55 @@ def test_a_server_without_tensorflow_models_says_so(sklearn_dir):
         assert "tensorflow" not in (Path("/proc") / str(server.process.pid) / "maps").read_text()
     finally:
         server.stop()
+
+
+EXAMPLE_VERBS = Path(__file__).with_name("example_verbs.py")
+
+
+def test_a_transformer_passes_classify_and_regress_on_over_grpc_too():
+    """TF Serving's Classify and Regress reach any model that serves the verbs from REST's JSON: the
+    tf.Examples become that JSON (the context apart, a one-value feature its value), the transformer
+    passes it on to its predictor between its preprocess and postprocess, and the answer's `results`
+    become the gRPC answer."""
+    predictor = serve("--model-class", f"{EXAMPLE_VERBS}:ExampleVerbs", "--model-name", "iris")
+    try:
+        transformer = serve(
+            "--model-class",
+            f"{EXAMPLE_VERBS}:TimesTen",
+            "--model-name",
+            "iris",
+            "--predictor-host",
+            f"127.0.0.1:{predictor.http_port}",
+        )
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{transformer.grpc_port}") as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                request = regression_pb2.RegressionRequest(
+                    input=examples_input(None, {"x": [1.5]}, {"x": [2.0]})
+                )
+                request.model_spec.name = "iris"
+                answer = stub.Regress(request)
+                assert [r.value for r in answer.result.regressions] == [15.0, 20.0]
+                assert (answer.model_spec.name, answer.model_spec.signature_name) == (
+                    "iris",
+                    "serving_default",
+                )
+                given = examples_input({"k": [2]}, {"x": [1.1]})
+                request = classification_pb2.ClassificationRequest(input=given)
+                request.model_spec.name = "iris"
+                (classes,) = stub.Classify(request).result.classifications
+                assert [(c.label, round(c.score, 4)) for c in classes.classes] == [("x", 11.0)]
+                tasks = [("iris", "", "classify"), ("iris", "regress", "regress")]
+                classify, regress = stub.MultiInference(multi_inference_request(tasks, {"x": [0.5]})).results
+                assert classify.classification_result.classifications[0].classes[0].score == 5.0
+                assert [r.value for r in regress.regression_result.regressions] == [5.0]
+            # The predictor, which serves the verbs itself, answers them over gRPC as well.
+            with grpc.insecure_channel(f"127.0.0.1:{predictor.grpc_port}") as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                request = regression_pb2.RegressionRequest(input=examples_input(None, {"x": [3.0]}))
+                request.model_spec.name = "iris"
+                assert [r.value for r in stub.Regress(request).result.regressions] == [3.0]
+        finally:
+            transformer.stop()
+    finally:
+        predictor.stop()

@@ -29,6 +29,7 @@ from modelplane.api.kinds import (
     SERVING_RUNTIME,
     TRAINED_MODEL,
 )
+from modelplane.api.scraping import SCRAPE_ANNOTATIONS
 from modelplane.control.autoscaling_settings import ANNOTATIONS as AUTOSCALING_ANNOTATIONS
 from modelplane.control.payload_logging import BLOB_STORAGE_FIELDS
 from modelplane.control.progress_deadline import PROGRESS_DEADLINE_ANNOTATION
@@ -91,7 +92,8 @@ _MODEL_MESH_ADAPTER = (
     "API (only memBufferBytes and modelLoadingTimeoutMillis are acted on)"
 )
 _REVISION_ANNOTATIONS_READ = (
-    "the autoscaling.knative.dev/ annotations the autoscaler reads and the progress deadline are acted on"
+    "the autoscaling.knative.dev/ annotations the autoscaler reads, the progress deadline and the "
+    "Prometheus scraping ones (a replica's HTTP port alone is scraped) are acted on"
 )
 
 CONTAINER: Table = {
@@ -238,7 +240,7 @@ COMPONENT: Table = {
     "annotations": acted(
         "no pods to annotate: a replica's downward API (fieldRef) reads it, over the service's; "
         f"{_REVISION_ANNOTATIONS_READ}, over the service's",
-        keys=REVISION_ANNOTATIONS,
+        keys=(*REVISION_ANNOTATIONS, *SCRAPE_ANNOTATIONS),
     ),
     "storageUris": acted("each model is fetched and seen at its mountPath"),
     "storageContainerName": warned("the storage initializer is modelplane's own"),
@@ -352,7 +354,7 @@ _RUNTIME: Table = {
     "spec.annotations": acted(
         "no pods to annotate: a replica's downward API (fieldRef) reads it, under the service's own; "
         f"{_REVISION_ANNOTATIONS_READ}, under the service's and the predictor's own",
-        keys=REVISION_ANNOTATIONS,
+        keys=(*REVISION_ANNOTATIONS, *SCRAPE_ANNOTATIONS),
     ),
     "spec.labels": warned(
         "no pods to label; a replica's downward API (fieldRef) reads them under the service's own"

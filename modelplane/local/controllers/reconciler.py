@@ -36,7 +36,6 @@ from modelplane.api import RuntimeSelectionError, with_builtin_runtimes
 from modelplane.api.conditions import LOADED, UNSCHEDULABLE
 from modelplane.api.constants import STANDARD, TAG_ROUTING_ANNOTATION
 from modelplane.api.kinds import CLUSTER_SERVING_RUNTIME, INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME
-from modelplane.api.scraping import scrape_path
 from modelplane.api.service_account_credentials import STORAGE_SECRET_ANNOTATION
 from modelplane.control import (
     COMPONENTS,
@@ -59,6 +58,7 @@ from modelplane.control.modelmesh import deployment_mode, is_model_mesh
 from modelplane.control.observed import CanaryState, RevisionState, as_reported
 from modelplane.control.payload_logging import payload_log_specs
 from modelplane.control.rolling_update import RollingUpdate, RolloutStep, rollout_step, rollout_targets
+from modelplane.control.scrape_plan import component_scrape_paths, unscraped_ports
 from modelplane.control.traffic import latest_ready_revision, rollback_to, takes_traffic
 from modelplane.control.urls import GatewayAddress, service_host
 from modelplane.control.urls import component_host as spec_component_host
@@ -128,7 +128,8 @@ class _Service:
     runtime: dict | None = None
     unhonored: tuple[str, ...] = ()  # fields accepted but not acted on (api/unhonored_fields.py)
     payload_logs: dict[str, PayloadLogSpec] = field(default_factory=dict)  # per component with a logger
-    scrape_path: str | None = None  # where its replicas' metrics are, when it asks to be scraped
+    # Where the replicas' metrics are, per component that asks to be scraped (control/scrape_plan.py).
+    scrape_paths: dict[str, str] = field(default_factory=dict)
     components: tuple[str, ...] = ()  # those its spec has
     # The stable predictor's `name`: KServe names its Service `<isvc>-<name>-predictor`, and a transformer
     # or explainer written for the cluster calls that host.
@@ -230,15 +231,16 @@ class Reconciler:
         (`serving.kserve.io/enable-prometheus-scraping`), for the platform's /metrics."""
         targets = []
         for service in self._services.values():
-            if service.scrape_path is None:
-                continue
             for runner in service.running.values():
+                path = service.scrape_paths.get(runner.revision.component)
+                if path is None:
+                    continue
                 base = (
                     ("namespace", service.namespace),
                     ("inferenceservice", service.name),
                     ("component", runner.revision.component),
                 )
-                targets += replica_targets(runner, service.scrape_path, base)
+                targets += replica_targets(runner, path, base)
         return targets + self.graphs.scrape_targets()
 
     def kick(self, key: Key) -> None:
@@ -363,7 +365,7 @@ class Reconciler:
             lambda component: self._payload_file(service, component),
             lambda namespace, key: self._logger_storage_config(namespace, key, secret),
         )
-        service.scrape_path = scrape_path(isvc["metadata"].get("annotations"))
+        service.scrape_paths = component_scrape_paths(isvc)  # with its runtime's, once it is found
         try:
             templates = revision_templates(isvc, namespaced_runtimes, self._cluster_runtimes())
         except RuntimeSelectionError as exc:
@@ -391,7 +393,11 @@ class Reconciler:
         }
         service.runtime = (templates.get("predictor") or {}).get("runtime")
         runtimes = [*namespaced_runtimes, *self._cluster_runtimes()]
-        service.unhonored = service_unhonored(isvc, service.runtime, runtimes)
+        runtime_annotations = _runtime_annotations(service.runtime, runtimes)
+        service.scrape_paths = component_scrape_paths(isvc, runtime_annotations)
+        service.unhonored = service_unhonored(isvc, service.runtime, runtimes) + unscraped_ports(
+            isvc, templates, service.runtime, runtime_annotations
+        )
         spec = isvc.get("spec") or {}
         # KServe's Standard mode does not read canaryTrafficPercent (a warning says so): no split there.
         standard = deployment_mode(isvc) == STANDARD
@@ -945,6 +951,17 @@ class Reconciler:
 # Why a service is not ready that an event says too (the others already have events of their own,
 # or are what was asked for: stopped).
 _EVENTFUL = ("RevisionFailed", UNSCHEDULABLE)
+
+
+def _runtime_annotations(runtime: dict | None, runtimes: list[dict]) -> dict | None:
+    """The `spec.annotations` of the predictor's runtime (its kind and name), which its pods get."""
+    for candidate in runtimes if runtime is not None else ():
+        if (candidate.get("kind"), (candidate.get("metadata") or {}).get("name")) == (
+            runtime["kind"],  # type: ignore[index]
+            runtime["name"],  # type: ignore[index]
+        ):
+            return (candidate.get("spec") or {}).get("annotations")
+    return None
 
 
 def _ready_condition(status: dict) -> dict:
