@@ -10,6 +10,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+_MAX_WIDTH = 1_000_000
 _VERB = re.compile(r"%(?P<flags>[-+# 0]*)(?P<width>\*|\d+)?(?:\.(?P<precision>\*|\d*))?(?P<verb>.)?", re.S)
 
 
@@ -87,15 +88,32 @@ def go_sprintf(format_text: str, args: list[Any]) -> str:
         if verb == "%":
             out.append("%")
             continue
-        width = found["width"]
-        precision = found["precision"]
+        flags, width, precision = found["flags"], found["width"], found["precision"]
         if width == "*":
             width, used = _star(args, used)
+            if width is None:
+                out.append("%!(BADWIDTH)")
+            elif width < 0:
+                width, flags = -width, flags.replace("0", "") + "-"
+        elif width is not None:
+            width = _parsed_number(width)
+            if width is None:  # Go reads the rest of the format as the number it gave up on
+                out.append("%!(NOVERB)")
+                position = len(format_text)
+                break
         if precision == "*":
             precision, used = _star(args, used)
-        elif precision == "":
-            precision = 0
-        spec = _Spec(verb, found["flags"], _int_or_none(width), _int_or_none(precision))
+            if precision is not None and precision < 0:
+                precision = None
+            if precision is None:
+                out.append("%!(BADPREC)")
+        elif precision is not None:
+            precision = _parsed_number(precision) if precision else 0
+            if precision is None:
+                out.append("%!(NOVERB)")
+                position = len(format_text)
+                break
+        spec = _Spec(verb, flags, width, precision)
         if used >= len(args):
             out.append(f"%!{verb}(MISSING)")
             continue
@@ -110,9 +128,28 @@ def go_sprintf(format_text: str, args: list[Any]) -> str:
     return "".join(out)
 
 
+def _too_large(number: int) -> bool:
+    """Go's bound on a width or precision (fmt's tooLarge), which keeps one verb's text bounded."""
+    return not -_MAX_WIDTH <= number <= _MAX_WIDTH
+
+
+def _parsed_number(digits: str) -> int | None:
+    """A width or precision written in the format, None past Go's bound (fmt's parsenum)."""
+    number = 0
+    for digit in digits:
+        if _too_large(number):
+            return None
+        number = number * 10 + int(digit)
+    return number
+
+
 def _star(args: list[Any], used: int) -> tuple[int | None, int]:
-    if used < len(args) and isinstance(args[used], int) and not isinstance(args[used], bool):
-        return args[used], used + 1
+    """A width or precision taken from the arguments (`%*d`): None unless an int within Go's bound."""
+    if used >= len(args):
+        return None, used
+    value = args[used]
+    if isinstance(value, int) and not isinstance(value, bool) and not _too_large(value):
+        return value, used + 1
     return None, used + 1
 
 
