@@ -25,6 +25,13 @@ class GoTemplateError(ValueError):
     """A template that does not parse, or that cannot be executed on the data given."""
 
 
+# Bounds Go does not have (or has far higher), so that a template cannot exhaust Python's stack, the
+# memory or the time of whoever runs it (the CLI, the controller rendering a runtime's containers).
+MAX_NESTING = 100  # `{{if}}`, `{{range}}`, `{{with}}` and parentheses inside each other
+MAX_OUTPUT = 64 * 2**20  # characters written, and made by functions (`printf`), in one execution
+MAX_STEPS = 1_000_000  # actions, texts and range iterations executed in one execution
+
+
 class _Missing:
     """Go's invalid reflect.Value: what a missing map key gives, printed `<no value>`."""
 
@@ -51,7 +58,7 @@ _NUMBER = re.compile(
     r"[+-]?(0[xX][0-9a-fA-F_]*(\.[0-9a-fA-F_]*)?([pP][+-]?[0-9_]+)?|0[bB][01_]+|0[oO][0-7_]+"
     r"|([0-9][0-9_]*)?(\.[0-9_]*)?([eE][+-]?[0-9_]+)?)"
 )
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD = re.compile(r"[^\W\d]\w*")  # Go's identifiers: any Unicode letter or `_`, then letters and digits
 
 
 @dataclass
@@ -401,6 +408,13 @@ class _Parser:
         self.variables: list[str] = ["$"]
         self.range_depth = 0
         self.trees: dict[str, list[_Node]] = {}
+        self.nesting = 0
+
+    def nested(self, pos: int) -> None:
+        """One level deeper; an error past MAX_NESTING (Go's is 10000, for parentheses only)."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(f"max expression depth exceeded (modelplane's limit: {MAX_NESTING})", pos)
 
     def error(self, message: str, pos: int | None = None) -> GoTemplateError:
         return self.template.parse_error(message, self.peek().pos if pos is None else pos)
@@ -536,6 +550,7 @@ class _Parser:
         return _Action(token.pos, pipe)
 
     def branch(self, keyword: _Token) -> _Branch:
+        self.nested(keyword.pos)
         depth = len(self.variables)
         pipe = self.pipeline(keyword.value, "right")
         if keyword.value == "range":
@@ -560,6 +575,7 @@ class _Parser:
                 if ending != "end":
                     raise self.error("expected end; found {{else}}")
         del self.variables[depth:]
+        self.nesting -= 1
         return _Branch(keyword.pos, keyword.value, pipe, body, otherwise)
 
     def pipeline(self, context: str, end: str) -> _Pipe:
@@ -671,7 +687,9 @@ class _Parser:
         if kind in ("charconst", "number"):
             return _Literal(token.pos, self.number(token), token.value)
         if kind == "lparen":
+            self.nested(token.pos)
             pipe = self.pipeline("parenthesized pipeline", "rparen")
+            self.nesting -= 1
             return pipe
         if kind in ("string", "raw"):
             return _Literal(token.pos, self.string(token), token.value)
@@ -772,6 +790,13 @@ def _is_empty(nodes: list[_Node]) -> bool:
     return all(isinstance(node, _Text) and not node.text.strip(" \t\r\n") for node in nodes)
 
 
+def _shown_node(node: _Node) -> _Node | None:
+    """The node an error names: an action's or a branch's pipeline (a text is named by none)."""
+    if isinstance(node, _Action | _Branch):
+        return node.pipe
+    return None if isinstance(node, _Text) else node
+
+
 def _truth(value: Any) -> bool:
     """Go's template truth: false, 0, nil, and an empty string, slice or map are false."""
     if value is MISSING or value is None:
@@ -792,14 +817,34 @@ class _Exec:
         self.out: list[str] = []
         self.executing = template.name  # the template whose actions run, which errors name
         self.depth = 0
+        self.made = 0  # characters written or made by functions, up to MAX_OUTPUT
+        self.steps = 0
 
     def error(self, message: str, node: _Node | None = None) -> GoTemplateError:
         return self.template.exec_error(message, node or self.node, self.executing)
 
+    def step(self, node: _Node) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            message = f"the template takes more than {MAX_STEPS} steps (modelplane's limit)"
+            raise self.error(message, _shown_node(node))
+
+    def write(self, text: str, node: _Node) -> None:
+        self.made_text(text, _shown_node(node))
+        self.out.append(text)
+
+    def made_text(self, text: Any, node: _Node | None) -> None:
+        if isinstance(text, str):
+            self.made += len(text)
+            if self.made > MAX_OUTPUT:
+                message = f"the template makes more than {MAX_OUTPUT} characters (modelplane's limit)"
+                raise self.error(message, node)
+
     def walk(self, dot: Any, nodes: list[_Node]) -> None:
         for node in nodes:
+            self.step(node)
             if isinstance(node, _Text):
-                self.out.append(node.text)
+                self.write(node.text, node)
             elif isinstance(node, _Action):
                 value = self.pipeline(dot, node.pipe)
                 if not node.pipe.declared:
@@ -815,11 +860,11 @@ class _Exec:
 
     def print(self, value: Any, node: _Node) -> None:
         if self.escape is not None:
-            self.out.append(self.escape(value))
+            self.write(self.escape(value), node)
             return
         if isinstance(value, _Function):
             raise self.error(f"can't print {node} of type func", node)
-        self.out.append("<no value>" if value is MISSING else go_value_string(value))
+        self.write("<no value>" if value is MISSING else go_value_string(value), node)
 
     def branch(self, dot: Any, node: _Branch) -> None:
         depth = len(self.variables)
@@ -869,6 +914,7 @@ class _Exec:
             return
         depth = len(self.variables)
         for key, element in pairs:
+            self.step(node)
             declared = node.pipe.declared
             if len(declared) == 1:
                 self.set_variable(declared[0], element, node.pipe.is_assign)
@@ -1008,10 +1054,13 @@ class _Exec:
             values.append(final)
         self.node = identifier
         self.check_arity(identifier, function, len(values))
+        self.step(identifier)
         try:
-            return function.body(*values)
+            result = function.body(*values)
         except _CallError as error:
             raise self.error(f"error calling {identifier.name}: {error}", command or identifier) from None
+        self.made_text(result, identifier)
+        return result
 
     def check_arity(self, identifier: _Identifier, function: _Function, count: int) -> None:
         if function.variadic_from is None:

@@ -96,7 +96,7 @@ class PaddleModel(Model):
         always sends float32, the type of nearly every Paddle model's input)."""
         try:
             array = np.asarray(data, dtype=self._feed_dtype)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: 1e19 as an int64 id
             kind = self._feed_dtype.name
             raise InvalidInput(
                 f"the input does not fit model {self.name}: not an array of {kind}: {exc}"

@@ -3,9 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelplane.api.go_template import KUBECTL_FUNCTIONS, GoStruct, GoTemplateError, Template
+from modelplane.api.templates import TemplateError, render_container
 
 DATA = {
     "kind": "ConfigMap",
@@ -275,3 +282,75 @@ def test_a_struct_has_only_its_fields():
         str(refused.value)
         == 'template: t:1:2: executing "t" at <.Spec>: can\'t evaluate field Spec in type v1.ObjectMeta'
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{{printf "%1000000000d|" 1}}', "%!(NOVERB)%!(EXTRA int=1)"),
+        ('{{printf "%.1000000000f|" 1.5}}', "%!(NOVERB)%!(EXTRA float64=1.5)"),
+        ('{{printf "%*d|" 1000000000 1}}', "%!(BADWIDTH)1|"),
+        ('{{printf "%.*f|" 1000000000 1.5}}', "%!(BADPREC)1.500000|"),
+        ('{{printf "%*d|%*d|" -3 1 "x" 2}}', "1  |%!(BADWIDTH)2|"),
+        ('{{printf "%*d"}}', "%!(BADWIDTH)%!d(MISSING)"),
+    ],
+)
+def test_a_width_or_precision_past_gos_bound_is_said_as_go_says_it(text, expected):
+    assert execute(text) == expected
+
+
+def test_a_name_may_have_any_unicode_letter_as_in_go():
+    assert execute("{{.données}} {{$é := 1}}{{$é}}", {"données": "x"}) == "x 1"
+    with pytest.raises(GoTemplateError, match='function "À" not defined'):
+        execute("{{À}}")
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "{{" + "(" * 101 + "1" + ")" * 101 + "}}",
+            "max expression depth exceeded (modelplane's limit: 100)",
+        ),
+        ("{{if 1}}" * 3000 + "{{end}}" * 3000, "max expression depth exceeded (modelplane's limit: 100)"),
+        (
+            '{{$x := "ab"}}{{range .}}{{$x = printf "%s%s" $x $x}}{{end}}',
+            "the template makes more than 67108864 characters (modelplane's limit)",
+        ),
+        ('{{range .}}{{range $}}{{printf "%999999d" 1}}{{end}}{{end}}', "more than 67108864 characters"),
+        (
+            "{{range .}}{{range $}}{{range $}}{{range $}}x{{end}}{{end}}{{end}}{{end}}",
+            "more than 1000000 steps",
+        ),
+    ],
+)
+def test_a_template_past_modelplanes_bounds_is_refused_with_the_limit(text, error):
+    with pytest.raises(GoTemplateError, match=re.escape(error)):
+        execute(text, list(range(100)))
+
+
+def test_templates_at_the_bounds_still_execute():
+    assert execute("{{" + "(" * 100 + "1" + ")" * 100 + "}}") == "1"
+    assert execute("{{with .}}" * 100 + "x" + "{{end}}" * 100) == "x"
+    assert len(execute('{{printf "%1000000d" 1}}')) == 1_000_000
+
+
+template_pieces = st.sampled_from(
+    ["{{", "}}", "{{- ", " -}}", " ", ".", ".metadata", ".data", "$", "$x", ":=", "=", "|", "(", ")", ",",
+     "if", "else", "end", "range", "with", "break", "continue", "define", "printf", "print", "len", "index",
+     "slice", "and", "or", "not", "eq", "lt", "html", "js", "exists", "base64decode", '"%1000000000d"',
+     '"%.*f"', '"%*d"', "1000000000", "-1", "1e400", "0x", "'a'", '"a"', "`x`", "nil", "true", "/*", "*/",
+     "\n", "9223372036854775808", "À", ".é"]
+)  # fmt: skip
+templates = st.lists(template_pieces | st.text(max_size=4), max_size=25).map("".join)
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None)
+@given(text=templates)
+def test_any_template_text_is_output_or_a_template_error(text):
+    """Fuzzed: whatever the text, `get -o go-template` and runtime containers get text or an error that
+    says what Go would, never another exception."""
+    with contextlib.suppress(GoTemplateError):
+        execute(text)
+    with contextlib.suppress(TemplateError):
+        render_container({"name": "c", "args": [text]}, {"name": "iris", "labels": {"a": "b"}})

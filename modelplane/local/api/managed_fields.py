@@ -59,23 +59,38 @@ Managed = dict[ManagerKey, Ownership]
 
 
 def read_managed(obj: dict[str, Any]) -> Managed | None:
-    """The entries of an object's managedFields; None if it has none or they cannot be read."""
+    """The entries of an object's managedFields; None if it has none or they cannot be read (as
+    Kubernetes, which then keeps the stored ones: a write cannot store entries it could not read back)."""
     entries = (obj.get("metadata") or {}).get("managedFields")
     if not isinstance(entries, list) or not entries:
         return None
     managed: Managed = {}
     for entry in entries:
-        if not isinstance(entry, dict) or entry == {}:
+        if entry == {}:
             continue
         try:
-            key = ManagerKey(
-                str(entry.get("manager", "")), str(entry["operation"]), str(entry.get("subresource", ""))
-            )
-            fields = field_sets.decoded(entry.get("fieldsV1") or {})
-        except (KeyError, ValueError):
+            key, ownership = _read_entry(entry)
+        except ValueError:
             return None
-        managed[key] = Ownership(str(entry.get("apiVersion", "")), entry.get("time"), fields)
+        managed[key] = ownership
     return managed
+
+
+def _read_entry(entry: Any) -> tuple[ManagerKey, Ownership]:
+    """One entry, ValueError unless it is a ManagedFieldsEntry: strings where Kubernetes' type has
+    strings, an operation of `Apply` or `Update`, `fieldsType: FieldsV1`, a `fieldsV1` tree."""
+    if not isinstance(entry, dict):
+        raise ValueError("a managedFields entry must be an object")
+    texts = {name: entry.get(name) for name in ("manager", "operation", "subresource", "apiVersion", "time")}
+    if any(value is not None and not isinstance(value, str) for value in texts.values()):
+        raise ValueError(
+            "a managedFields entry's manager, operation, apiVersion, time and subresource are strings"
+        )
+    if texts["operation"] not in (APPLY, UPDATE) or entry.get("fieldsType", FIELDS_V1) != FIELDS_V1:
+        raise ValueError("a managedFields entry is an Apply or Update of FieldsV1")
+    key = ManagerKey(texts["manager"] or "", texts["operation"], texts["subresource"] or "")
+    fields = field_sets.decoded(entry.get("fieldsV1") or {})
+    return key, Ownership(texts["apiVersion"] or "", texts["time"], fields)
 
 
 def managed_fields(managed: Managed) -> list[dict[str, Any]]:
@@ -128,6 +143,11 @@ def manager_named(query: dict[str, str], headers: dict[str, str]) -> str:
     manager = query.get("fieldManager")
     if manager is None:
         return headers.get("user-agent", "").split("/")[0][:MAX_MANAGER_LENGTH]
+    return checked_manager(manager)
+
+
+def checked_manager(manager: str) -> str:
+    """A `fieldManager` a client named; Invalid if too long or not printable (any write's, apply's too)."""
     if len(manager) > MAX_MANAGER_LENGTH or not manager.isprintable():
         raise Invalid(
             f'fieldManager: Invalid value: "{manager}": must be between 0 and {MAX_MANAGER_LENGTH} '

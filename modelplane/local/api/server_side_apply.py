@@ -23,6 +23,7 @@ from modelplane.local.api.managed_fields import (
     Managed,
     ManagerKey,
     Ownership,
+    checked_manager,
     read_managed,
     set_managed,
     subresource_scope,
@@ -47,7 +48,7 @@ def apply_options(query: dict[str, str]) -> tuple[str, bool]:
             'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
             {"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [_required_manager()]},
         )
-    return manager, query.get("force", "").lower() == "true"
+    return checked_manager(manager), query.get("force", "").lower() == "true"
 
 
 def _required_manager() -> dict[str, str]:

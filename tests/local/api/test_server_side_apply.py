@@ -326,3 +326,40 @@ def test_the_modelplane_client_writes_as_modelplane_and_prints_no_managed_fields
     assert [e["manager"] for e in created["metadata"]["managedFields"]] == ["modelplane"]
     print_structured({"kind": "List", "items": [created]}, "yaml")
     assert "managedFields" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("manager", ["m" * 129, "tab\there", "line\nbreak"])
+def test_an_apply_with_a_field_manager_too_long_or_unprintable_is_invalid(api, manager):
+    config = yaml.safe_dump(isvc("odd-manager"))
+    refused = api.patch(
+        f"{ISVCS}/odd-manager", params={"fieldManager": manager}, content=config, headers=APPLY
+    )
+    assert refused.status_code == 422, refused.text
+    assert (
+        "must be between 0 and 128 characters and consist of printable characters"
+        in refused.json()["message"]
+    )
+    assert api.get(f"{ISVCS}/odd-manager").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"manager": "x", "operation": "Update", "time": True, "fieldsV1": {"f:spec": {}}},
+        {"manager": 5, "operation": "Update", "fieldsV1": {"f:spec": {}}},
+        {"manager": "x", "operation": "Delete", "fieldsV1": {"f:spec": {}}},
+        {"manager": "x", "operation": "Update", "fieldsType": "FieldsV2", "fieldsV1": {"f:spec": {}}},
+        {"manager": "x", "operation": "Apply", "fieldsV1": {"f:spec": {}}, "subresource": ["status"]},
+    ],
+)
+def test_managed_fields_that_are_not_entries_are_ignored_and_the_stored_ones_kept(api, entry):
+    """As Kubernetes, which keeps the live managedFields when the request's cannot be decoded."""
+    created = api.post(f"{ISVCS}?fieldManager=maker", json=isvc("odd-entry")).json()
+    created["metadata"]["managedFields"] = [entry]
+    created["spec"]["predictor"]["minReplicas"] = 2
+    replaced = api.put(f"{ISVCS}/odd-entry", json=created)
+    assert replaced.status_code == 200, replaced.text
+    assert set(managers(replaced.json())) == {("maker", "Update"), ("python-httpx", "Update")}
+    applied = apply(api, f"{ISVCS}/odd-entry", isvc("odd-entry", minReplicas=3), force=True)
+    assert applied.status_code == 200, applied.text
+    assert api.delete(f"{ISVCS}/odd-entry").status_code == 200
