@@ -50,11 +50,29 @@ class _Loader(yaml.SafeLoader):
         # JSON and the Kubernetes API only know string keys.
         return _key_string(key)
 
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        return _without_surrogates(super().construct_yaml_str(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:str", _Loader.construct_yaml_str)
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def _without_surrogates(text: str) -> str:
+    """A string as JSON reads its escapes: YAML's `\\ud83d\\ude00` is a surrogate pair, one character
+    to JSON (and to Kubernetes), and a lone surrogate is U+FFFD, as Go's JSON decoder makes it; Python
+    would keep them as surrogates, which no UTF-8 writer takes."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def _key_string(key: object) -> str:
