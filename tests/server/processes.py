@@ -107,6 +107,9 @@ def v2_infer(server: ServerProcess, model: str, body: dict) -> httpx.Response:
     return httpx.post(f"{server.url}/v2/models/{model}/infer", json=body, timeout=30)
 
 
+LOADABLE_TEST_MODELS = ("echo", "datetime", "slow", "stages", "buggy", "headers", "instances-kind")
+
+
 def start_models_server(*extra: str) -> ServerProcess:
     """The test models of tests/server/models.py, each under its own name, in a real `ModelServer`."""
     http_port, grpc_port = free_loopback_port(), free_loopback_port()
@@ -120,7 +123,9 @@ def start_models_server(*extra: str) -> ServerProcess:
     ]
     server = ServerProcess([*args, *extra], http_port, grpc_port)
     try:
-        server.wait_ready("/v2/models/echo/ready")
+        # The server loads its models one after another: a test may use any that can load.
+        for name in LOADABLE_TEST_MODELS:
+            server.wait_ready(f"/v2/models/{name}/ready")
     except Exception:
         server.stop()
         raise
