@@ -7,68 +7,55 @@ The lowest layer of modelplane: pure functions over plain dicts (a resource as p
     choice = select_runtime(stored, namespaced_runtimes, builtin_cluster_runtimes())
 """
 
-from .admission import admit, unknown_fields
-from .builtin_runtimes import builtin_cluster_runtimes, builtin_runtime_names, with_builtin_runtimes
-from .config import DEFAULT_CONFIG, AdmissionConfig
-from .defaults import default_inference_service
-from .errors import FieldError, LoadError, ValidationError
-from .kinds import (
-    CLUSTER_SERVING_RUNTIME,
-    INFERENCE_GRAPH,
-    INFERENCE_SERVICE,
-    KINDS,
-    SERVING_RUNTIME,
-    TRAINED_MODEL,
-    Kind,
-    kind_named,
-    kind_of,
-)
-from .loader import Document, load_file, load_path, load_text
-from .runtime_defaults import apply_runtime, server_type
-from .runtime_selection import (
-    RuntimeSelection,
-    RuntimeSelectionError,
-    lowest_protocol,
-    select_runtime,
-    supporting_runtimes,
-)
-from .templates import TemplateError, render, render_container
-from .validation import inference_graph_errors
+import importlib
+from typing import Any
 
-__all__ = [
-    "CLUSTER_SERVING_RUNTIME",
-    "DEFAULT_CONFIG",
-    "INFERENCE_GRAPH",
-    "INFERENCE_SERVICE",
-    "KINDS",
-    "SERVING_RUNTIME",
-    "TRAINED_MODEL",
-    "AdmissionConfig",
-    "Document",
-    "FieldError",
-    "Kind",
-    "LoadError",
-    "RuntimeSelection",
-    "RuntimeSelectionError",
-    "TemplateError",
-    "ValidationError",
-    "admit",
-    "apply_runtime",
-    "builtin_cluster_runtimes",
-    "builtin_runtime_names",
-    "default_inference_service",
-    "inference_graph_errors",
-    "kind_named",
-    "kind_of",
-    "load_file",
-    "load_path",
-    "load_text",
-    "lowest_protocol",
-    "render",
-    "render_container",
-    "select_runtime",
-    "server_type",
-    "supporting_runtimes",
-    "unknown_fields",
-    "with_builtin_runtimes",
-]
+# Each public name and the module it comes from. They are imported on first use, so that a process
+# needing one small module (the CLI's `get` reads only the kinds) does not load every other.
+_SOURCES = {
+    "AdmissionConfig": "config",
+    "CLUSTER_SERVING_RUNTIME": "kinds",
+    "DEFAULT_CONFIG": "config",
+    "Document": "loader",
+    "FieldError": "errors",
+    "INFERENCE_GRAPH": "kinds",
+    "INFERENCE_SERVICE": "kinds",
+    "KINDS": "kinds",
+    "Kind": "kinds",
+    "LoadError": "errors",
+    "RuntimeSelection": "runtime_selection",
+    "RuntimeSelectionError": "runtime_selection",
+    "SERVING_RUNTIME": "kinds",
+    "TRAINED_MODEL": "kinds",
+    "TemplateError": "templates",
+    "ValidationError": "errors",
+    "admit": "admission",
+    "apply_runtime": "runtime_defaults",
+    "builtin_cluster_runtimes": "builtin_runtimes",
+    "builtin_runtime_names": "builtin_runtimes",
+    "default_inference_service": "defaults",
+    "inference_graph_errors": "validation",
+    "kind_named": "kinds",
+    "kind_of": "kinds",
+    "load_file": "loader",
+    "load_path": "loader",
+    "load_text": "loader",
+    "lowest_protocol": "runtime_selection",
+    "render": "templates",
+    "render_container": "templates",
+    "select_runtime": "runtime_selection",
+    "server_type": "runtime_defaults",
+    "supporting_runtimes": "runtime_selection",
+    "unknown_fields": "admission",
+    "with_builtin_runtimes": "builtin_runtimes",
+}
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str) -> Any:
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from modelplane.api.admission import unknown_field_details
 from modelplane.api.kinds import EVENT, Kind, kind_of, kinds_in_category
 from modelplane.api.loader import Document
 from modelplane.cli.documents import DEFAULT_NAMESPACE, placed, read_documents, without_namespaces
@@ -31,13 +30,11 @@ from modelplane.cli.output import (
     sort_by,
     sorted_items,
 )
-from modelplane.graph.graph_warnings import graph_warnings
 from modelplane.local.api.client import ClientSettingsError, ControlPlaneClient, Unreachable
 from modelplane.local.api.describe import describe
 from modelplane.local.api.errors import ApiError, NotFound
 from modelplane.local.api.paths import qualified_singular, resolve_kind
 from modelplane.local.api.settings import api_certificate_authority, api_token, api_url
-from modelplane.local.api.unhonored_fields import Unhonored, first_revision_unhonored, unhonored_fields
 
 KIND_WORDS = "isvc, ig, sr, csr, tm or a full name; or KIND/NAME"
 
@@ -227,7 +224,7 @@ def _write(args: argparse.Namespace, must_exist: bool | None = None) -> int:
     created = [
         document for document, result in zip(documents, results, strict=True) if result["action"] == "created"
     ]
-    print_unhonored_warnings(created, first_revision_unhonored)
+    print_unhonored_warnings(created, first_revision=True)
     suffix = " (server dry run)" if args.dry_run else ""
     for result in results:
         print(f"{object_name(result['object'])} {result['action']}{suffix}")
@@ -249,6 +246,9 @@ def print_apply_warnings(documents: list[Document]) -> None:
     """What is likely a mistake in the files: fields the schema does not know (most often a typo), and
     what a graph says that its router evaluates or ignores as KServe's does, but looks like a mistake
     (`modelplane.graph.graph_warnings`)."""
+    from modelplane.api.admission import unknown_field_details  # apply's alone: `get` starts sooner
+    from modelplane.graph.graph_warnings import graph_warnings
+
     for document in documents:
         for field in unknown_field_details(document.resource):
             hint = f'; did you mean "{field.did_you_mean}"?' if field.did_you_mean else ""
@@ -260,11 +260,13 @@ def print_apply_warnings(documents: list[Document]) -> None:
             print(f"Warning: {document.source}:{document.line_of(warning.path)}: {warning}", file=sys.stderr)
 
 
-def print_unhonored_warnings(
-    documents: list[Document], found: Callable[[dict], list[Unhonored]] = unhonored_fields
-) -> None:
+def print_unhonored_warnings(documents: list[Document], *, first_revision: bool = False) -> None:
     """Fields that are kept but do nothing here (a node to choose, a resource other than cpu, memory
-    and GPUs, an annotation another platform reads); `found` finds them in a resource."""
+    and GPUs, an annotation another platform reads); `first_revision`: those that matter only when a
+    resource is created."""
+    from modelplane.local.api.unhonored_fields import first_revision_unhonored, unhonored_fields
+
+    found = first_revision_unhonored if first_revision else unhonored_fields
     for document in documents:
         for field in found(document.resource):
             print(
