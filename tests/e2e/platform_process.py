@@ -106,6 +106,12 @@ class PlatformProcess:
             )
         return result
 
+    def wait_ready(self, *services: str, timeout: str = "300s") -> None:
+        """Waits, in one `modelplane wait`, until each InferenceService named is Ready."""
+        self.cli(
+            "wait", "--for=condition=Ready", *(f"isvc/{name}" for name in services), f"--timeout={timeout}"
+        )
+
     def apply(self, *resources: dict, check: bool = True) -> subprocess.CompletedProcess:
         """`modelplane apply -f` of the resources, written as one YAML file in the platform's home."""
         folder = self.home / "applied"

@@ -40,8 +40,7 @@ def platform(tmp_path_factory, example_models):
                 },
             }
         )
-        for name in (SERVICE, TF_SERVICE):
-            platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
+        platform.wait_ready(SERVICE, TF_SERVICE)
         yield platform
 
 

@@ -25,8 +25,7 @@ def platform(tmp_path_factory, example_models):
     with running_platform(home) as platform:
         for service in SERVICES:
             platform.cli("apply", "-f", str(REPO_ROOT / "examples" / f"{service}.yaml"))
-        for service in SERVICES:
-            platform.cli("wait", "--for=condition=Ready", f"isvc/{service}", "--timeout=300s")
+        platform.wait_ready(*SERVICES)
         yield platform
 
 

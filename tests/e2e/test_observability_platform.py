@@ -101,8 +101,7 @@ def platform(home, receiver):
     manifest.write_text(yaml.safe_dump_all(services))
     with running_platform(home) as platform:
         platform.cli("apply", "-f", str(manifest))
-        for name in ("iris-logged", "digits", "digits-t", "iris-explained"):
-            platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
+        platform.wait_ready("iris-logged", "digits", "digits-t", "iris-explained")
         yield platform
 
 

@@ -98,8 +98,7 @@ def platform(tmp_path_factory) -> Iterator[PlatformProcess]:
     with running_platform(home) as running:
         running.apply(*RUNTIMES)
         running.apply(*SERVICES)
-        for name in SERVED:
-            running.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=240s")
+        running.wait_ready(*SERVED, timeout="240s")
         yield running
 
 

@@ -63,8 +63,7 @@ def home(tmp_path_factory, example_models) -> Path:
 def platform(home):
     with running_platform(home) as platform:
         platform.cli("apply", "-f", str(EXAMPLES))
-        for name in SERVICES:
-            platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
+        platform.wait_ready(*SERVICES)
         yield platform
 
 
@@ -528,8 +527,7 @@ def test_a_restart_brings_every_service_back(platform):
     assert platform.stop() == 0
     assert replica_processes(platform.home) == []
     platform.start()
-    for name in ("xgboost-iris", "lightgbm-iris", "iris-mm"):
-        platform.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=300s")
+    platform.wait_ready("xgboost-iris", "lightgbm-iris", "iris-mm")
     response = platform.request(
         "POST", host("iris-mm"), "/v1/models/iris-mm:predict", json={"instances": [[68, 28, 48, 14]]}
     )

@@ -54,8 +54,7 @@ def platform(tmp_path_factory) -> Iterator[PlatformProcess]:
     with running_platform(tmp_path_factory.mktemp("mp-scrape-runtime")) as running:
         running.apply(RUNTIME)
         running.apply(*SERVICES)
-        for name in ("runtime-paged", "own-paged"):
-            running.cli("wait", "--for=condition=Ready", f"isvc/{name}", "--timeout=240s")
+        running.wait_ready("runtime-paged", "own-paged", timeout="240s")
         yield running
 
 

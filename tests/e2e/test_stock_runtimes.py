@@ -108,10 +108,7 @@ def platform(home, tmp_path_factory):
     with running_platform(home) as platform:
         platform.cli("apply", "-f", str(KSERVE_RUNTIMES))  # KServe's files, as they are
         platform.cli("apply", "-f", str(services))
-        for service in SERVED:
-            platform.cli(
-                "wait", "--for=condition=Ready", f"isvc/{service['metadata']['name']}", "--timeout=300s"
-            )
+        platform.wait_ready(*(service["metadata"]["name"] for service in SERVED))
         yield platform
 
 
