@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from modelplane.api.kinds import INFERENCE_GRAPH, INFERENCE_SERVICE, SERVING_RUNTIME, TRAINED_MODEL
 from tests.api.strategies import documents
+from tests.local.api.test_server_side_apply import APPLY, ISVCS, isvc
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
@@ -90,18 +91,6 @@ managed_entries = st.fixed_dictionaries(
         "subresource": st.sampled_from(["", "status"]) | json_values,
     },
 )
-ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"
-APPLY = {"content-type": "application/apply-patch+yaml"}
-
-
-def isvc(name: str, **predictor) -> dict:
-    model = {"modelFormat": {"name": "sklearn"}, "storageUri": "file:///models/iris"}
-    return {
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {"name": name, "labels": {"team": "a"}},
-        "spec": {"predictor": {"model": model, **predictor}},
-    }
 
 
 def assert_client_error_at_most(response: httpx.Response) -> None:

@@ -34,6 +34,12 @@ class Running:
         self.thread.join(timeout=30)
         assert not self.thread.is_alive()
 
+    def successor(self, store, listening: int, **options) -> Running:
+        """The next server, on the listening socket kept across exec and the connections this one
+        handed over (`modelplane up` after a SIGHUP)."""
+        handed_over = [adopted_socket(fd) for fd in self.server.handed_over]
+        return Running(ApiServer(store, adopted_socket(listening), connections=handed_over, **options))
+
 
 def answer_on(sock: socket.socket) -> bytes:
     """One whole answer read from `sock` (its body framed by Content-Length)."""
@@ -63,13 +69,7 @@ def test_a_connection_between_requests_is_answered_by_the_next_server(tmp_path):
             assert len(first.server.handed_over) == 1
             # Sent while no server runs: it waits in the kernel for the next one.
             client.sendall(REQUEST)
-            second = Running(
-                ApiServer(
-                    store,
-                    adopted_socket(listening),
-                    connections=[adopted_socket(fd) for fd in first.server.handed_over],
-                )
-            )
+            second = first.successor(store, listening)
             try:
                 head = answer_on(client)
                 assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
@@ -133,14 +133,7 @@ def test_a_tls_connection_goes_on_with_its_session_and_new_ones_get_the_new_cert
             first.stop(hand_over=True)
             assert len(first.server.handed_over) == 1
             client.sendall(REQUEST)  # waits in the relay for the next server
-            second = Running(
-                ApiServer(
-                    store,
-                    adopted_socket(listening),
-                    tls=TLSFiles(second_cert, second_key),
-                    connections=[adopted_socket(fd) for fd in first.server.handed_over],
-                )
-            )
+            second = first.successor(store, listening, tls=TLSFiles(second_cert, second_key))
             try:
                 head = answer_on(client)
                 assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
