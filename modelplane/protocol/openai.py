@@ -64,8 +64,8 @@ def model_not_found(name: object) -> OpenAIError:
 # Temperatures below this are greedy, as in vLLM: dividing logits by a smaller one can overflow them.
 GREEDY_BELOW = 1e-5
 # The most alternatives a request's logprobs (completions) or top_logprobs (chat) may ask for at each
-# place (the likeliest tokens there): vLLM's default max_logprobs, and OpenAI's chat limit.
-MAX_LOGPROBS = 20
+# place (the likeliest tokens there), unless the model says otherwise: vLLM's default max_logprobs.
+DEFAULT_MAX_LOGPROBS = 20
 # vLLM's seeds are 64-bit signed integers; -1 asks for an unseeded generation, as in vLLM.
 SEED_BOUNDS = (-(1 << 63), (1 << 63) - 1)
 UNSEEDED = -1
@@ -705,14 +705,20 @@ def _chat_logprobs(fields: _Fields) -> int | None:
 
 
 def _logprobs_count(value: object, param: str) -> int:
-    """How many likeliest tokens a request asks for, refused past MAX_LOGPROBS in vLLM's words."""
-    count = _int(value, param, 0, 1 << 31)
-    if count > MAX_LOGPROBS:
+    """How many likeliest tokens a request asks for (the model's cap is checked where it is known:
+    `check_logprobs`)."""
+    return _int(value, param, 0, 1 << 31)
+
+
+def check_logprobs(params: SamplingParams, cap: int, vocab_size: int, *, chat: bool) -> None:
+    """Refuses, in vLLM's words, more likeliest tokens at each place than the model's `cap` (its
+    max_logprobs; -1: the whole vocabulary)."""
+    allowed = vocab_size if cap == -1 else cap
+    if params.logprobs is not None and params.logprobs > allowed:
         raise OpenAIError(
-            f"Requested sample logprobs of {count}, which is greater than max allowed: {MAX_LOGPROBS}",
-            param=param,
+            f"Requested sample logprobs of {params.logprobs}, which is greater than max allowed: {allowed}",
+            param="top_logprobs" if chat else "logprobs",
         )
-    return count
 
 
 _STREAM_OPTIONS = frozenset({"include_usage", "include_obfuscation", "continuous_usage_stats"})

@@ -87,7 +87,8 @@ class TextGenerator(Protocol):
     `encode`, `decode` and `chat_prompt` are called on worker threads, perhaps several at once.
     A generator may say `max_chars_per_token`, the most characters of text one of its tokens stands
     for: a text far longer than the context can hold is then refused before it is tokenized whole
-    (modelplane.server.long_prompts). It may say `sampling_defaults`, the model's own values for the
+    (modelplane.server.long_prompts). It may say `max_logprobs`, the most likeliest tokens a request
+    may ask for at each place (-1: the vocabulary; default 20, as vLLM's). It may say `sampling_defaults`, the model's own values for the
     sampling parameters a request leaves out (`modelplane.protocol.openai.MODEL_DEFAULTABLE`, and
     `max_tokens` for a chat), as vLLM reads them from a model's generation_config.json."""
 

@@ -34,6 +34,7 @@ import orjson
 
 from modelplane.protocol.errors import ModelNotFound, ModelNotReady, ModelplaneError
 from modelplane.protocol.openai import (
+    DEFAULT_MAX_LOGPROBS,
     ChatMessage,
     ChatRequest,
     ChatTemplateOptions,
@@ -44,6 +45,7 @@ from modelplane.protocol.openai import (
     RerankRequest,
     SamplingParams,
     StreamOptions,
+    check_logprobs,
     model_not_found,
     parse_chat,
     parse_completion,
@@ -582,6 +584,8 @@ def _choices(
         )
     if refused is not None:
         raise OpenAIError(f"{refused} is not supported by this model's backend", param=refused)
+    cap = getattr(generator, "max_logprobs", DEFAULT_MAX_LOGPROBS)
+    check_logprobs(params, cap, generator.vocab_size, chat=prompt_param == "messages")
     if len(prompts) * n > MAX_SEQUENCES:
         raise OpenAIError(
             f"this request asks for {len(prompts) * n} sequences ({len(prompts)} prompts, n={n}): at most "

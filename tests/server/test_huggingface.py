@@ -103,6 +103,10 @@ def embedding_server(models):
         "embedder",
         "--task",
         "text_embedding",
+        "--max_num_seqs",  # the flags of text generation: a warning for an embedder
+        "4",
+        "--max_logprobs",
+        "5",
         env=OFFLINE,
     )
     yield process
@@ -238,6 +242,12 @@ def test_text_embedding_answers_normalised_mean_vectors_and_the_openai_endpoint(
     np.testing.assert_allclose([item.embedding for item in result.data], expected, atol=1e-5)
     tokenizer = transformers.AutoTokenizer.from_pretrained(models / "embedder")
     assert result.usage.prompt_tokens == sum(len(tokenizer(text).input_ids) for text in TEXTS)
+
+
+def test_the_flags_of_text_generation_are_a_warning_for_an_embedder(embedding_server):
+    log = embedding_server.log()
+    for flag in ("--max_num_seqs", "--max_logprobs"):
+        assert f"{flag} applies to text generation; model embedder is text_embedding" in log
 
 
 def test_more_texts_than_the_model_runs_at_once_are_each_answered_as_in_one_batch(models, embedding_server):
@@ -440,6 +450,7 @@ def test_a_model_id_is_served_from_the_local_hugging_face_cache(models, tmp_path
         (["--task", "bogus"], "--task: unknown task 'bogus'; tasks: sequence_classification,"),
         (["--task", "question_answering"], "--task: task question_answering is not supported"),
         (["--gpu_memory_utilization", "1.5"], "--gpu_memory_utilization is a share"),
+        (["--max_logprobs", "-2"], "--max_logprobs must be -1 (no cap) or at least 0, got -2"),
         (
             ["--runtime", "sklearn", "--task", "fill_mask"],
             "--task: flags of the huggingface runtime, not of sklearn",

@@ -68,11 +68,14 @@ def endless_server(tmp_path_factory):
         "endless",
         "--max_num_seqs",
         "2",
+        "--max_logprobs",
+        "-1",
         "--enforce_eager",
         grpc=False,
         env=OFFLINE,
         ready_timeout=600,  # as above
     )
+    process.vocab_size = model.config.vocab_size
     yield process
     process.stop()
 
@@ -502,6 +505,23 @@ def test_vllm_s_flags_are_a_warning_with_the_huggingface_engine(endless_server):
     assert (
         "--enforce_eager apply to the vllm backend; model endless runs on transformers"
         in endless_server.log()
+    )
+
+
+def test_max_logprobs_minus_one_lets_a_request_ask_for_every_token_of_the_vocabulary(endless_server):
+    vocab_size = endless_server.vocab_size
+    with openai.OpenAI(base_url=f"{endless_server.url}/openai/v1", api_key="-", max_retries=0) as client:
+        (choice,) = client.completions.create(
+            model="endless", prompt="the cat", max_tokens=1, temperature=0, logprobs=vocab_size
+        ).choices
+        # Tokens of the same text share an entry: at most the vocabulary, and more than the default 20.
+        assert 20 < len(choice.logprobs.top_logprobs[0]) <= vocab_size
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.completions.create(
+                model="endless", prompt="the cat", max_tokens=1, logprobs=vocab_size + 1
+            )
+    assert caught.value.body["message"] == (
+        f"Requested sample logprobs of {vocab_size + 1}, which is greater than max allowed: {vocab_size}"
     )
 
 

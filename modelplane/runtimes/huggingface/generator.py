@@ -22,9 +22,10 @@ from modelplane.server.generation import EngineLoad, GenerationStep, StopGenerat
 
 
 class TransformersGenerator(TokenizerPrompts):
-    def __init__(self, name: str, loaded: Loaded, max_num_seqs: int):
+    def __init__(self, name: str, loaded: Loaded, max_num_seqs: int, max_logprobs: int):
         super().__init__(loaded.tokenizer)
         self.max_model_len = loaded.max_model_len
+        self.max_logprobs = max_logprobs
         self.sampling_defaults = loaded.sampling_defaults
         model = loaded.model
         self.vocab_size = model.config.get_text_config().vocab_size

@@ -84,9 +84,9 @@ class HuggingFaceModel(Model):
                 cross_encoder_activation,
             )
 
-            if self.settings.max_num_seqs is not None:
+            for flag in options.generation_flags(self.settings):
                 logger.warning(
-                    "--max_num_seqs applies to text generation; model %s is %s", self.name, loaded.task.value
+                    "%s applies to text generation; model %s is %s", flag, self.name, loaded.task.value
                 )
             self._encoder = EncoderTask(self.name, loaded, self.settings)
             if loaded.task is Task.text_embedding and not remote:
@@ -131,7 +131,7 @@ class HuggingFaceModel(Model):
             )
         if not self.nthread and loaded.device.type == "cpu":
             _leave_a_core_to_the_server()
-        generator = TransformersGenerator(self.name, loaded, self._max_num_seqs())
+        generator = TransformersGenerator(self.name, loaded, self._max_num_seqs(), self.settings.max_logprobs)
         generator.start()
         self.generator = generator
 

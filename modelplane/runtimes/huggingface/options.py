@@ -13,6 +13,7 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 
+from modelplane.protocol.openai import DEFAULT_MAX_LOGPROBS
 from modelplane.runtimes.huggingface.tasks import TaskError, parse_task
 
 logger = logging.getLogger("modelplane.server")
@@ -34,6 +35,7 @@ VALUE_FLAGS = (
     "max_length",
     "max_model_len",
     "max_num_seqs",
+    "max_logprobs",
     "generation_config",
     "gpu_memory_utilization",
     "tensor_input_names",
@@ -71,6 +73,7 @@ class HuggingFaceSettings:
     dtype: str = "auto"
     max_model_len: int | None = None
     max_num_seqs: int | None = None  # None: DEFAULT_MAX_NUM_SEQS
+    max_logprobs: int = DEFAULT_MAX_LOGPROBS  # -1: the vocabulary's size
     generation_config: str = "auto"  # auto: generation_config.json's sampling defaults apply
     lower_case: bool = True
     special_tokens: bool = True
@@ -132,6 +135,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"most sequences generated at once (default {DEFAULT_MAX_NUM_SEQS})",
     )
     add(
+        "max_logprobs",
+        type=int,
+        default=None,
+        help=f"the most likeliest tokens a request may ask for at each place, its logprobs or "
+        f"top_logprobs (default {DEFAULT_MAX_LOGPROBS}; -1: the whole vocabulary), as vLLM's",
+    )
+    add(
         "generation_config",
         choices=GENERATION_CONFIGS,
         default="auto",
@@ -181,6 +191,8 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
         raise OptionsError(f"--max_model_len must be at least 1, got {args.max_model_len}")
     if args.max_num_seqs is not None and args.max_num_seqs < 1:
         raise OptionsError(f"--max_num_seqs must be at least 1, got {args.max_num_seqs}")
+    if args.max_logprobs is not None and args.max_logprobs < -1:
+        raise OptionsError(f"--max_logprobs must be -1 (no cap) or at least 0, got {args.max_logprobs}")
     if args.gpu_memory_utilization is not None and not 0 < args.gpu_memory_utilization <= 1:
         raise OptionsError(
             f"--gpu_memory_utilization is a share, more than 0 and at most 1, got {args.gpu_memory_utilization}"
@@ -209,6 +221,7 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
         dtype=args.dtype,
         max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs,
+        max_logprobs=DEFAULT_MAX_LOGPROBS if args.max_logprobs is None else args.max_logprobs,
         generation_config=args.generation_config,
         lower_case=not args.disable_lower_case,
         special_tokens=not args.disable_special_tokens,
@@ -220,6 +233,18 @@ def settings(args: argparse.Namespace) -> HuggingFaceSettings:
         gpu_memory_utilization=args.gpu_memory_utilization,
         enforce_eager=args.enforce_eager,
     )
+
+
+def generation_flags(settings: HuggingFaceSettings) -> list[str]:
+    """The flags set that apply to text generation only."""
+    return [
+        flag
+        for flag, given in (
+            ("--max_num_seqs", settings.max_num_seqs is not None),
+            ("--max_logprobs", settings.max_logprobs != DEFAULT_MAX_LOGPROBS),
+        )
+        if given
+    ]
 
 
 def not_for_generation(settings: HuggingFaceSettings) -> list[str]:

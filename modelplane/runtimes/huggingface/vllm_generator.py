@@ -49,11 +49,12 @@ def serves(loaded: Loaded) -> str | None:
 
 
 class VLLMGenerator(TokenizerPrompts):
-    def __init__(self, name: str, engine: Any, loaded: Loaded):
+    def __init__(self, name: str, engine: Any, loaded: Loaded, max_logprobs: int):
         super().__init__(engine.get_tokenizer())
         self.name = name
         self.engine = engine
         self.max_model_len = loaded.max_model_len
+        self.max_logprobs = max_logprobs  # vLLM checks it too; checked first, the answer is the same
         self.sampling_defaults = loaded.sampling_defaults
         self.vocab_size = loaded.config.get_text_config().vocab_size
         self.metrics = EngineMetrics(name)
@@ -76,6 +77,7 @@ class VLLMGenerator(TokenizerPrompts):
             "dtype": str(loaded.dtype).removeprefix("torch."),  # KServe's rule for `auto`, as on transformers
             "max_model_len": loaded.max_model_len,
             "max_num_seqs": max_num_seqs,
+            "max_logprobs": settings.max_logprobs,
             "trust_remote_code": settings.trust_remote_code,
             "enforce_eager": settings.enforce_eager,
             "disable_log_stats": True,
@@ -83,7 +85,7 @@ class VLLMGenerator(TokenizerPrompts):
         if settings.gpu_memory_utilization is not None:
             arguments["gpu_memory_utilization"] = settings.gpu_memory_utilization
         engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(**arguments))
-        return cls(name, engine, loaded)
+        return cls(name, engine, loaded, settings.max_logprobs)
 
     async def warm_up(self) -> None:
         """Generates one token, so that a model vLLM cannot run here fails while loading."""
