@@ -614,17 +614,18 @@ class _Parser:
                 self.next_non_space()
                 if not commands:
                     raise self.error(f"missing value for {context}", token.pos)
+                # Only the first command may begin with a value that is not run (Go's checkPipeline).
+                for stage, later in enumerate(commands[1:], start=2):
+                    if isinstance(later.args[0], _Literal | _Dot):
+                        raise self.error(f"non executable command in pipeline stage {stage}", token.pos)
                 return _Pipe(start.pos, declared, is_assign, commands)
             if token.kind in ("eof",):
                 raise self.error("unclosed action", token.pos)
             if token.kind not in _COMMAND_STARTS:
                 raise self.error(f"unexpected {token} in {context}", token.pos)
-            command = self.command()
-            commands.append(command)
+            commands.append(self.command())
             if self.peek_non_space().kind == "pipe":
-                self.next_non_space()
-                if self.peek_non_space().kind in (end, "pipe"):
-                    raise self.error("missing command", self.peek_non_space().pos)
+                self.next_non_space()  # a pipe before the end is no command more, as Go takes it
 
     def command(self) -> _Command:
         start = self.peek_non_space()
@@ -945,6 +946,7 @@ class _Exec:
         raise self.error(f"undefined variable: {name}")
 
     def pipeline(self, dot: Any, pipe: _Pipe, declare_range: bool = False) -> Any:
+        self.node = pipe
         value: Any = MISSING
         for number, command in enumerate(pipe.commands):
             value = self.command(dot, command, value if number else _NO_FINAL)
@@ -959,22 +961,23 @@ class _Exec:
         if isinstance(first, _Field):
             return self.field_chain(dot, dot, first, first.names, command.args, final)
         if isinstance(first, _Chain):
-            self.not_a_function(command, final)
             receiver = self.arg_value(dot, first.node)
             return self.field_chain(dot, receiver, first, first.names, command.args, final)
         if isinstance(first, _Identifier):
             return self.call(dot, first, command.args, final, command)
-        self.not_a_function(command, final)
         if isinstance(first, _Pipe):
+            # Go says where it was last (the command before, in `{{1 | (2)}}`), not the parenthesis.
+            self.not_a_function(command, final, at=self.node)
             return self.pipeline(dot, first)
         if isinstance(first, _Variable):
             self.node = first
             value = self.variable(first.name)
-            return (
-                self.field_chain(dot, value, first, first.names, command.args, final)
-                if first.names
-                else value
-            )
+            if first.names:
+                return self.field_chain(dot, value, first, first.names, command.args, final)
+            self.not_a_function(command, final)
+            return value
+        self.node = first
+        self.not_a_function(command, final)
         if isinstance(first, _Dot):
             return dot
         if isinstance(first, _Literal):
@@ -983,38 +986,42 @@ class _Exec:
             return first.value
         raise self.error(f"can't evaluate command {first}", first)
 
-    def not_a_function(self, command: _Command, final: Any) -> None:
+    def not_a_function(self, command: _Command, final: Any, at: _Node | None = None) -> None:
         if len(command.args) > 1 or final is not _NO_FINAL:
-            raise self.error(f"can't give argument to non-function {command.args[0]}", command.args[0])
+            first = command.args[0]
+            raise self.error(f"can't give argument to non-function {first}", at or first)
 
     def field_chain(
         self, dot: Any, receiver: Any, node: _Node, names: list[str], args: list[_Node], final: Any
     ) -> Any:
-        self.node = node
+        # A field's mistakes are said to be at the field or variable; a chain's, where its receiver's
+        # evaluation ended (`js` in `(js).name`), as Go's are.
+        if not isinstance(node, _Chain):
+            self.node = node
         in_map = False
         for name in names[:-1]:
-            receiver, in_map = self.field(receiver, name, node, False, in_map), isinstance(receiver, dict)
+            receiver, in_map = self.field(receiver, name, False, in_map), isinstance(receiver, dict)
         has_args = len(args) > 1 or final is not _NO_FINAL
-        return self.field(receiver, names[-1], node, has_args, in_map)
+        return self.field(receiver, names[-1], has_args, in_map)
 
-    def field(self, receiver: Any, name: str, node: _Node, has_args: bool, in_map: bool) -> Any:
+    def field(self, receiver: Any, name: str, has_args: bool, in_map: bool) -> Any:
         """The field `name` of `receiver`; `in_map`: the receiver is a value of a map (an interface {})."""
         if receiver is MISSING:
             return MISSING
         if receiver is None:
-            raise self.error(f"nil pointer evaluating interface {{}}.{name}", node)
+            raise self.error(f"nil pointer evaluating interface {{}}.{name}")
         if isinstance(receiver, dict):
             if has_args:
-                raise self.error(f"{name} is not a method but has arguments", node)
+                raise self.error(f"{name} is not a method but has arguments")
             return receiver.get(name, MISSING)
         if isinstance(receiver, GoStruct):
             if name in receiver.fields:
                 if has_args:
-                    raise self.error(f"{name} has arguments but cannot be invoked as function", node)
+                    raise self.error(f"{name} has arguments but cannot be invoked as function")
                 return receiver.fields[name]
-            raise self.error(f"can't evaluate field {name} in type {receiver.type_name}", node)
+            raise self.error(f"can't evaluate field {name} in type {receiver.type_name}")
         type_name = "interface {}" if in_map else go_type_name(receiver)
-        raise self.error(f"can't evaluate field {name} in type {type_name}", node)
+        raise self.error(f"can't evaluate field {name} in type {type_name}")
 
     def arg_value(self, dot: Any, node: _Node) -> Any:
         self.node = node
@@ -1041,19 +1048,24 @@ class _Exec:
     ) -> Any:
         function = self.template.functions[identifier.name]
         arg_nodes = args[1:]
+        # As Go: the count first, then the arguments, each the place an error is said to be at until
+        # the next (a call that succeeds leaves the last one as the place).
+        self.node = identifier
+        self.check_arity(identifier, function, len(arg_nodes) + (final is not _NO_FINAL))
         if function.lazy:  # and, or: stop at the first value that decides
             thunks = [lambda node=node: self.arg_value(dot, node) for node in arg_nodes]
             if final is not _NO_FINAL:
                 thunks.append(lambda: final)
-            self.check_arity(identifier, function, len(thunks))
-            result = function.body(*thunks)
-            self.node = identifier
-            return result
-        values = [self.arg_value(dot, node) for node in arg_nodes]
+            return function.body(*thunks)
+        values = [
+            self.string_arg(dot, node) if function.takes_string and number == 0 else self.arg_value(dot, node)
+            for number, node in enumerate(arg_nodes)
+        ]
         if final is not _NO_FINAL:
+            if function.takes_string and not arg_nodes:
+                self.node = identifier
+                final = self.as_string(final)
             values.append(final)
-        self.node = identifier
-        self.check_arity(identifier, function, len(values))
         self.step(identifier)
         try:
             result = function.body(*values)
@@ -1061,6 +1073,25 @@ class _Exec:
             raise self.error(f"error calling {identifier.name}: {error}", command or identifier) from None
         self.made_text(result, identifier)
         return result
+
+    def string_arg(self, dot: Any, node: _Node) -> str:
+        """An argument for a Go string parameter: a string constant, or a value that is a string."""
+        if isinstance(node, _Literal):
+            self.node = node
+            if isinstance(node.value, str):
+                return node.value
+            if node.value is None:
+                raise self.error("cannot assign nil to string")
+            raise self.error(f"expected string; found {node}")
+        return self.as_string(self.arg_value(dot, node))
+
+    def as_string(self, value: Any) -> str:
+        if value is MISSING:
+            raise self.error("invalid value; expected string")
+        if not isinstance(value, str):
+            type_name = "interface {}" if value is None else go_type_name(value)
+            raise self.error(f"wrong type for value; expected string; got {type_name}")
+        return value
 
     def check_arity(self, identifier: _Identifier, function: _Function, count: int) -> None:
         if function.variadic_from is None:
@@ -1092,6 +1123,7 @@ class _Function:
     arity: int = 0
     variadic_from: int | None = None  # at least this many arguments, any number more
     lazy: bool = False
+    takes_string: bool = False  # the first parameter is a Go string, checked as Go checks it
 
 
 def _and(*thunks: Callable[[], Any]) -> Any:
@@ -1147,7 +1179,7 @@ def _index(item: Any, *indexes: Any) -> Any:
                 raise _CallError(f"value has type {go_type_name(key)}; should be string")
             item = item.get(key)
         elif item is None or item is MISSING:
-            raise _CallError("index of untyped nil")
+            raise _CallError("index of nil pointer")
         else:
             raise _CallError(f"can't index item of type {go_type_name(item)}")
     return item
@@ -1212,10 +1244,12 @@ def _ne(first: Any, second: Any) -> bool:
 
 def _less(first: Any, second: Any) -> bool:
     kind, other_kind = _basic_kind(first), _basic_kind(second)
-    if kind in ("other", "nil", "bool") or other_kind in ("other", "nil", "bool"):
+    if kind in ("other", "nil") or other_kind in ("other", "nil"):
         raise _CallError("invalid type for comparison")
     if kind != other_kind:
         raise _CallError("incompatible types for comparison")
+    if kind == "bool":  # a basic kind, which Go orders not (after the kinds are found to differ)
+        raise _CallError("invalid type for comparison")
     return first < second
 
 
@@ -1248,15 +1282,14 @@ def _urlquery(*args: Any) -> str:
 
 
 def _sprint_args(args: tuple) -> str:
-    """What html, js and urlquery escape: one string as it is, else the arguments as print prints them."""
+    """What html, js and urlquery escape: one string as it is, else the arguments as print prints them,
+    a nil or missing one as the text `<no value>` (Go's escapers print the invalid value they get)."""
     if len(args) == 1 and isinstance(args[0], str):
         return args[0]
-    return go_sprint([None if arg is MISSING else arg for arg in args])
+    return go_sprint(["<no value>" if arg is MISSING or arg is None else arg for arg in args])
 
 
-def _printf(format_text: Any, *args: Any) -> str:
-    if not isinstance(format_text, str):
-        raise _CallError(f"wrong type for value; expected string; got {go_type_name(format_text)}")
+def _printf(format_text: str, *args: Any) -> str:
     return go_sprintf(format_text, [None if arg is MISSING else arg for arg in args])
 
 
@@ -1275,7 +1308,7 @@ BUILTINS: dict[str, _Function] = {
     "println": _Function(
         lambda *args: go_sprintln([None if a is MISSING else a for a in args]), variadic_from=0
     ),
-    "printf": _Function(_printf, variadic_from=1),
+    "printf": _Function(_printf, variadic_from=1, takes_string=True),
     "eq": _Function(_eq, variadic_from=1),
     "ne": _Function(_ne, arity=2),
     "lt": _Function(_less, arity=2),
@@ -1304,9 +1337,9 @@ def _exists(item: Any, *keys: Any) -> bool:
     return True
 
 
-def _base64decode(text: Any) -> str:
+def _base64decode(text: str) -> str:
     try:
-        return base64.b64decode(str(text), validate=True).decode(errors="replace")
+        return base64.b64decode(text, validate=True).decode(errors="replace")
     except ValueError as error:
         raise _CallError(f"illegal base64 data: {error}") from None
 
@@ -1314,7 +1347,7 @@ def _base64decode(text: Any) -> str:
 KUBECTL_FUNCTIONS: dict[str, _Function] = {
     **BUILTINS,
     "exists": _Function(_exists, variadic_from=1),
-    "base64decode": _Function(_base64decode, arity=1),
+    "base64decode": _Function(_base64decode, arity=1, takes_string=True),
 }
 
 
