@@ -160,7 +160,12 @@ class _Printf:
         elif self.arg_num >= len(self.args):
             self.out.append(f"%!{verb}(MISSING)")
         else:
-            self.out.append(_format(self.args[self.arg_num], _Spec(verb, flags, width, precision)))
+            value = self.args[self.arg_num]
+            if verb == "v":  # Go reads `+` and `#` with %v as other modes, never as a sign or a prefix
+                spec = _Spec(verb, flags.replace("+", "").replace("#", ""), width, precision)
+                self.out.append(_go_syntax(value, spec) if "#" in flags else _format(value, spec))
+            else:
+                self.out.append(_format(value, _Spec(verb, flags, width, precision)))
             self.arg_num += 1
         return index + 1
 
@@ -209,19 +214,23 @@ def _parse_number(text: str, index: int, end: int | None = None) -> tuple[int | 
 
 
 def _bad(value: Any, spec: _Spec) -> str:
+    """Go's `%!verb(type=value)`, the value printed with %v and the verb's own flags, width and precision."""
     if value is None:
         return f"%!{spec.verb}(<nil>)"
-    return f"%!{spec.verb}({go_type_name(value)}={go_value_string(value)})"
+    as_v = _Spec("v", spec.flags, spec.width, spec.precision)
+    return f"%!{spec.verb}({go_type_name(value)}={_format(value, as_v)})"
 
 
-def _format(value: Any, spec: _Spec) -> str:
+def _format(value: Any, spec: _Spec, *, nested: bool = False) -> str:
+    """`value` as Go's fmt prints it; `nested`: inside a map, slice or struct, where a nil is `<nil>`
+    whatever the verb, width and precision."""
     from modelplane.api.go_template import GoStruct
 
     verb = spec.verb
     if verb == "T":
         return spec.pad(go_type_name(value))
-    if value is None:
-        return spec.pad("<nil>") if verb == "v" else _bad(value, spec)
+    if value is None:  # inside a container Go writes it as it is, unpadded
+        return "<nil>" if nested else spec.pad("<nil>") if verb == "v" else _bad(value, spec)
     if isinstance(value, bool):
         return spec.pad("true" if value else "false") if verb in "vt" else _bad(value, spec)
     if isinstance(value, int):
@@ -231,13 +240,34 @@ def _format(value: Any, spec: _Spec) -> str:
     if isinstance(value, str):
         return _format_string(value, spec)
     if isinstance(value, dict):
-        pairs = (f"{_format(key, spec)}:{_format(value[key], spec)}" for key in sorted(value))
+        pairs = (
+            f"{_format(key, spec, nested=True)}:{_format(value[key], spec, nested=True)}"
+            for key in sorted(value)
+        )
         return "map[" + " ".join(pairs) + "]"
     if isinstance(value, list | tuple):
-        return "[" + " ".join(_format(item, spec) for item in value) + "]"
+        return "[" + " ".join(_format(item, spec, nested=True) for item in value) + "]"
     if isinstance(value, GoStruct):
-        return "{" + " ".join(_format(item, spec) for item in value.fields.values()) + "}"
+        return "{" + " ".join(_format(item, spec, nested=True) for item in value.fields.values()) + "}"
     return spec.pad(str(value))
+
+
+def _go_syntax(value: Any, spec: _Spec, *, nested: bool = False) -> str:
+    """%#v: `value` as Go source would write it (a string quoted, a map with its type)."""
+    if value is None:
+        return "interface {}(nil)" if nested else spec.pad("<nil>")
+    if isinstance(value, str):
+        return spec.pad(go_quote(value))
+    if isinstance(value, dict):
+        pairs = (
+            f"{_go_syntax(key, spec)}:{_go_syntax(value[key], spec, nested=True)}" for key in sorted(value)
+        )
+        return go_type_name(value) + "{" + ", ".join(pairs) + "}"
+    if isinstance(value, list | tuple):
+        return (
+            go_type_name(value) + "{" + ", ".join(_go_syntax(item, spec, nested=True) for item in value) + "}"
+        )
+    return _format(value, spec, nested=nested)
 
 
 def _sign(negative: bool, spec: _Spec) -> str:
@@ -253,7 +283,7 @@ def _format_int(value: int, spec: _Spec) -> str:
     if verb == "q":
         return spec.pad(_quote_rune(value))
     if verb == "U":
-        text = f"U+{value:04X}"
+        text = f"U+{value & (1 << 64) - 1:04X}"  # a negative int as Go's uint64 of it
         return spec.pad(text + (f" '{chr(value)}'" if "#" in spec.flags and chr(value).isprintable() else ""))
     bases = {"v": 10, "d": 10, "b": 2, "o": 8, "O": 8, "x": 16, "X": 16}
     if verb not in bases:
@@ -271,7 +301,9 @@ def _format_int(value: int, spec: _Spec) -> str:
         prefix = "0o"
     elif "#" in spec.flags:
         prefix = {"b": "0b", "o": "0", "x": "0x", "X": "0X"}.get(verb, "")
-    return spec.pad(_sign(value < 0, spec) + prefix + text, numeric=spec.precision is None)
+    if spec.precision is not None:  # the precision gives the zeros: Go pads the rest with spaces
+        spec = _Spec(spec.verb, spec.flags.replace("0", ""), spec.width, spec.precision)
+    return spec.pad(_sign(value < 0, spec) + prefix + text, numeric=True)
 
 
 def _format_float(value: float, spec: _Spec) -> str:
@@ -303,7 +335,30 @@ def _format_float(value: float, spec: _Spec) -> str:
     else:  # b
         mantissa, exponent = math.frexp(magnitude)
         text = f"{int(mantissa * 2**53)}p{exponent - 53:+d}"
+    if "#" in spec.flags and verb != "b":
+        text = _with_point_and_zeros(text, verb, precision)
     return spec.pad(_sign(negative, spec) + text, numeric=True)
+
+
+def _with_point_and_zeros(text: str, verb: str, precision: int | None) -> str:
+    """The `#` flag on a float, as Go's fmtFloat applies it: always a decimal point, and for %g and %x
+    zeros up to the precision's count of significant characters (6 without one), counted as Go
+    counts them (from the first that is not 0, an `x` included)."""
+    digits = (6 if precision is None else precision) if verb in "gGx" else 0
+    tail, has_point, seen_nonzero = "", False, False
+    for index, char in enumerate(text):
+        if char == ".":
+            has_point = True
+        elif char in "pP" or (char in "eE" and verb not in "xX"):
+            text, tail = text[:index], text[index:]
+            break
+        else:
+            seen_nonzero = seen_nonzero or char != "0"
+            digits -= seen_nonzero
+    if not has_point:
+        digits -= text == "0"
+        text += "."
+    return text + "0" * max(digits, 0) + tail
 
 
 def _shortest_g(value: float) -> str:
@@ -403,3 +458,61 @@ _HTML_ESCAPES = str.maketrans(
 def html_escape(text: str) -> str:
     """text/template's `html` (Go's HTMLEscapeString)."""
     return text.translate(_HTML_ESCAPES)
+
+
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BASE64_VALUES = {byte: value for value, byte in enumerate(_BASE64_ALPHABET)}
+
+
+class Base64Error(ValueError):
+    """Go's CorruptInputError: `illegal base64 data at input byte N`."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"illegal base64 data at input byte {position}")
+
+
+def go_base64_decode(text: str) -> bytes:
+    """base64.StdEncoding.DecodeString: padded, line breaks skipped, and a mistake named by the byte
+    at which Go's decoder finds it."""
+    source, out, index = text.encode(), bytearray(), 0
+    while True:
+        index, quantum = _base64_quantum(source, index)
+        if quantum is None:
+            return bytes(out)
+        out += quantum
+
+
+def _base64_quantum(source: bytes, index: int) -> tuple[int, bytes | None]:
+    """Go's decodeQuantum: the next four characters' bytes, or None at the end."""
+    values: list[int] = []
+    while len(values) < 4:
+        if index == len(source):
+            if not values:
+                return index, None
+            raise Base64Error(index - len(values))  # padding is missing
+        byte = source[index]
+        index += 1
+        if byte in _BASE64_VALUES:
+            values.append(_BASE64_VALUES[byte])
+            continue
+        if byte in b"\r\n":
+            continue
+        if byte != ord("=") or len(values) < 2:
+            raise Base64Error(index - 1)
+        if len(values) == 2:  # "==" is expected; the first is read
+            while index < len(source) and source[index] in b"\r\n":
+                index += 1
+            if index == len(source):
+                raise Base64Error(len(source))
+            if source[index] != ord("="):
+                raise Base64Error(index - 1)
+            index += 1
+        while index < len(source) and source[index] in b"\r\n":
+            index += 1
+        if index < len(source):
+            raise Base64Error(index)  # something after the padding
+        break
+    number = 0
+    for value in values + [0] * (4 - len(values)):
+        number = number << 6 | value
+    return index, number.to_bytes(3, "big")[: len(values) - 1]

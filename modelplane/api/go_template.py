@@ -12,13 +12,21 @@ struct, whose fields a template may name and no others. Errors say what Go's say
 
 from __future__ import annotations
 
-import base64
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelplane.api.go_format import go_sprint, go_sprintf, go_sprintln, go_type_name, go_value_string
+from modelplane.api.go_format import (
+    Base64Error,
+    go_base64_decode,
+    go_sprint,
+    go_sprintf,
+    go_sprintln,
+    go_type_name,
+    go_value_string,
+)
 
 
 class GoTemplateError(ValueError):
@@ -716,18 +724,31 @@ class _Parser:
                 raise self.error(f"malformed character constant: {text}", token.pos)
             return ord(value)
         cleaned = text.replace("_", "")
+        value: int | float
+        overflowed = False
         try:
             if re.fullmatch(r"[+-]?0[xX][0-9a-fA-F]+|[+-]?0[bB][01]+|[+-]?0[oO][0-7]+", cleaned):
-                return int(cleaned, 0)
-            if re.fullmatch(r"[+-]?0[0-7]*", cleaned):
-                return int(cleaned, 8) if len(cleaned.lstrip("+-")) > 1 else 0
-            if re.fullmatch(r"[+-]?[0-9]+", cleaned):
-                return int(cleaned)
-            if "x" in cleaned.lower():
-                return float.fromhex(cleaned)
-            return float(cleaned)
+                value = int(cleaned, 0)
+            elif re.fullmatch(r"[+-]?0[0-7]*", cleaned):
+                value = int(cleaned, 8) if len(cleaned.lstrip("+-")) > 1 else 0
+            elif re.fullmatch(r"[+-]?[0-9]+", cleaned):
+                # Digits Go cannot read as an int64 or a uint64 (too large, or 09 as octal) it reads as
+                # a float, and refuses as an integer that overflowed.
+                value = int(cleaned)
+                overflowed = cleaned.lstrip("+-")[:1] == "0" or not -(1 << 63) <= value < 1 << 64
+            elif "x" in cleaned.lower():
+                value = float.fromhex(cleaned)
+            else:
+                value = float(cleaned)
         except ValueError:
-            raise self.error(f"bad number syntax: {text!r}", token.pos) from None
+            raise self.error(f"bad number syntax: {_go_quote(text)}", token.pos) from None
+        if overflowed:
+            raise self.error(f"integer overflow: {_go_quote(text)}", token.pos)
+        if isinstance(value, int) and not -(1 << 63) <= value < 1 << 64:
+            raise self.error(f"illegal number syntax: {_go_quote(text)}", token.pos)
+        if isinstance(value, float) and math.isinf(value):
+            raise self.error(f"illegal number syntax: {_go_quote(text)}", token.pos)
+        return value  # an int above int64's range is a uint64: an error once it is used, as in Go
 
 
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"'}
@@ -898,7 +919,6 @@ class _Exec:
             self.variables, self.executing = saved
 
     def range(self, dot: Any, node: _Branch, value: Any) -> None:
-        self.node = node.pipe
         if isinstance(value, dict):
             pairs = [(key, value[key]) for key in sorted(value)]
         elif isinstance(value, list | tuple):
@@ -906,9 +926,8 @@ class _Exec:
         elif value is MISSING or value is None:
             pairs = []
         else:
-            raise self.error(
-                f"range can't iterate over {go_value_string(value)}", node.pipe.commands[-1].args[-1]
-            )
+            # Said to be where the pipeline's evaluation ended, as Go says it.
+            raise self.error(f"range can't iterate over {go_value_string(value)}")
         if not pairs:
             if node.otherwise is not None:
                 self.walk(dot, node.otherwise)
@@ -983,7 +1002,7 @@ class _Exec:
         if isinstance(first, _Literal):
             if first.value is None:
                 raise self.error("nil is not a command", first)
-            return first.value
+            return self.literal(first)
         raise self.error(f"can't evaluate command {first}", first)
 
     def not_a_function(self, command: _Command, final: Any, at: _Node | None = None) -> None:
@@ -1028,7 +1047,7 @@ class _Exec:
         if isinstance(node, _Dot):
             return dot
         if isinstance(node, _Literal):
-            return node.value
+            return self.literal(node)
         if isinstance(node, _Variable):
             value = self.variable(node.name)
             return self.field_chain(dot, value, node, node.names, [node], _NO_FINAL) if node.names else value
@@ -1073,6 +1092,12 @@ class _Exec:
             raise self.error(f"error calling {identifier.name}: {error}", command or identifier) from None
         self.made_text(result, identifier)
         return result
+
+    def literal(self, node: _Literal) -> Any:
+        value = node.value
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1 << 63:
+            raise self.error(f"{node} overflows int", node)  # a uint64 constant: Go's are ints
+        return value
 
     def string_arg(self, dot: Any, node: _Node) -> str:
         """An argument for a Go string parameter: a string constant, or a value that is a string."""
@@ -1338,10 +1363,11 @@ def _exists(item: Any, *keys: Any) -> bool:
 
 
 def _base64decode(text: str) -> str:
+    """kubectl's base64decode, in its words."""
     try:
-        return base64.b64decode(text, validate=True).decode(errors="replace")
-    except ValueError as error:
-        raise _CallError(f"illegal base64 data: {error}") from None
+        return go_base64_decode(text).decode(errors="replace")
+    except Base64Error as error:
+        raise _CallError(f"base64 decode failed: {error}") from None
 
 
 KUBECTL_FUNCTIONS: dict[str, _Function] = {

@@ -1,7 +1,9 @@
-"""modelplane's Go templates against kubectl's own: random templates that parse more often than not
-(pipelines of literals, fields, variables, functions and parenthesized pipelines, in actions, `if`,
-`range` and `with`), each printed by `kubectl create configmap --dry-run=client -o go-template` and by
-modelplane over the same object. The output, or the error, must be the same, word for word."""
+"""modelplane's Go templates against kubectl's own: random templates that parse more often than not,
+each printed by `kubectl create configmap --dry-run=client -o go-template` and by modelplane over the
+same object. The output, or the error, must be the same, word for word. Two kinds: pipelines of
+literals, fields, variables, functions and parenthesized pipelines in actions, `if`, `range` and
+`with`; and printf's verbs and flags, numbers of every syntax, variables, `else if`, `define`,
+`template`, `block`, `break` and `continue`."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ VARIABLES = ["$", "$.data", "$.metadata.name"]
 TEMPLATES = 150
 
 
-class RandomTemplates:
+class RandomPipelines:
     def __init__(self, seed: int) -> None:
         self.random = random.Random(seed)
 
@@ -72,6 +74,83 @@ class RandomTemplates:
         return self.random.choice(FUNCTIONS)
 
 
+# %p is left out: Go prints an address.
+VERBS = [
+    "%v",
+    "%d",
+    "%s",
+    "%q",
+    "%x",
+    "%X",
+    "%5d",
+    "%-5s|",
+    "%.2f",
+    "%e",
+    "%g",
+    "%t",
+    "%c",
+    "%U",
+    "%o",
+    "%b",
+    "%#v",
+    "%+v",
+    "%T",
+    "%08.3f",
+    "%%",
+    "%!",
+    "%[2]v",
+    "%*d",
+    "%.*f",
+    "% x",
+    "%#x",
+    "%+d",
+    "%10.4v",
+]
+VALUES = ["1", "-2", "0", "1.5", "'a'", '"s"', "`r`", "true", "false", "nil", "0x10", "1e3", "-0.0", ".data",
+          ".metadata", ".data.a", ".data.n", ".missing", ".metadata.creationTimestamp", "$", "(len .data)",
+          '(index .data "a")', '(slice "abcdef" 1 3)', "(eq 1 1)", "(lt 1 2)", "(print 1 2)", "0b101", "0o17",
+          "1_000", "'\\n'", '"\\u00e9"', "-9223372036854775808", "9223372036854775807", "18446744073709551615",
+          "18446744073709551616", "0999", "1e400"]  # fmt: skip
+
+
+class RandomFormatting:
+    def __init__(self, seed: int) -> None:
+        self.random = random.Random(seed)
+
+    def template(self) -> str:
+        return "".join(self.action() for _ in range(self.random.choice([1, 2])))
+
+    def value(self) -> str:
+        return self.random.choice(VALUES)
+
+    def action(self) -> str:
+        kind, value = self.random.random(), self.value()
+        if kind < 0.35:
+            verbs = "".join(self.random.choice(VERBS) for _ in range(self.random.choice([1, 2, 3])))
+            values = " ".join(self.value() for _ in range(self.random.choice([0, 1, 2, 3])))
+            return f'{{{{printf "{verbs}" {values}}}}}'
+        if kind < 0.45:
+            comparison = self.random.choice(["eq", "ne", "lt", "le", "gt", "ge"])
+            return f"{{{{{comparison} {value} {self.value()}}}}}"
+        if kind < 0.55:
+            return f"{{{{$x := {value}}}}}{{{{$x}}}}{{{{$x = {self.value()}}}}}{{{{$x}}}}"
+        if kind < 0.65:
+            return f"{{{{range $i, $e := {value}}}}}{{{{$i}}}}={{{{$e}}}};{{{{else}}}}none{{{{end}}}}"
+        if kind < 0.72:
+            return f"{{{{if {value}}}}}a{{{{else if {self.value()}}}}}b{{{{else}}}}c{{{{end}}}}"
+        if kind < 0.78:
+            return f"{{{{with $y := {value}}}}}{{{{$y}}}}{{{{else}}}}w{{{{end}}}}"
+        if kind < 0.84:
+            return f'{{{{define "t"}}}}[{{{{.}}}}]{{{{end}}}}{{{{template "t" {value}}}}}'
+        if kind < 0.88:
+            return f'{{{{block "b" {value}}}}}<{{{{.}}}}>{{{{end}}}}'
+        if kind < 0.92:
+            return f"{{{{- {value} -}}}} x {{{{/* c */}}}} y"
+        if kind < 0.96:
+            return f"{{{{range {value}}}}}{{{{if .}}}}{{{{break}}}}{{{{end}}}}{{{{continue}}}}{{{{end}}}}"
+        return f"{{{{{value}}}}}"
+
+
 def kubectl_prints(text: str) -> str:
     result = subprocess.run(
         [*CONFIG_MAP, "-o", f"go-template={text}"], capture_output=True, text=True, timeout=60
@@ -90,11 +169,12 @@ def modelplane_prints(text: str, data: dict) -> str:
         return str(error)
 
 
-def test_random_templates_print_what_kubectl_prints():
+@pytest.mark.parametrize("kind", [RandomPipelines, RandomFormatting])
+def test_random_templates_print_what_kubectl_prints(kind):
     data = json.loads(
         subprocess.run([*CONFIG_MAP, "-o", "json"], capture_output=True, text=True, check=True).stdout
     )
-    templates = RandomTemplates(seed=20261207)
+    templates = kind(seed=20261207)
     differences = []
     for _ in range(TEMPLATES):
         text = templates.template()
