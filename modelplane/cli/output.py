@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from modelplane.api import jsonpath
-from modelplane.api.go_format import GoInt64, go_quote
+from modelplane.api.go_format import GoInt64, go_quote, go_value_string
 from modelplane.api.go_template import KUBECTL_FUNCTIONS, GoTemplateError, Template
 from modelplane.api.kinds import Kind
 from modelplane.cli.main import CommandError
@@ -39,8 +39,12 @@ class Rows:
             if self.show_headers:
                 rows.insert(0, self.headers)
             self.widths = [max((len(row[i]) for row in rows), default=0) for i in range(len(self.headers))]
+        # As kubectl's tabwriter sets them: each column but the last 3 wider than its widest cell, and
+        # at least 6 wide (a later part's longer cell still gets its 3 spaces).
+        widths = [max(width, 3) for width in self.widths[:-1]]
         for row in rows:
-            print("   ".join(cell.ljust(w) for cell, w in zip(row, self.widths, strict=True)).rstrip())
+            cells = [cell.ljust(width) + "   " for cell, width in zip(row, widths, strict=False)]
+            print(("".join(cells) + row[-1]).rstrip())
 
     def row(self, item: dict[str, Any]) -> list[str]:
         raise NotImplementedError
@@ -101,7 +105,8 @@ class CustomColumns(Rows):
     @staticmethod
     def _cell(item: dict[str, Any], steps: list) -> str:
         values = jsonpath.evaluate(steps, item)
-        return ",".join(jsonpath.format_value(value) for value in values) if values else "<none>"
+        # Each value as Go's fmt prints it (a map as map[key:value]), as kubectl's custom columns do.
+        return ",".join(go_value_string(value) for value in values) if values else "<none>"
 
 
 OUTPUT_FORMATS = (

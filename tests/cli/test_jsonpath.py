@@ -12,6 +12,7 @@ SERVICE = {
         "name": "iris",
         "generation": 3,
         "annotations": {"serving.kserve.io/deploymentMode": "Standard"},
+        "deletionTimestamp": None,
     },
     "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}}}},
     "status": {
@@ -28,6 +29,7 @@ SERVICE = {
     ("template", "printed"),
     [
         ("{.metadata.name}", "iris"),
+        ("{.metadata.deletionTimestamp}", "null"),  # as kubectl prints a JSON null
         ("{$.kind}", "InferenceService"),
         ("{.status.url}", ""),
         ('{.status.conditions[?(@.type=="Ready")].reason}', "Loading"),

@@ -817,6 +817,24 @@ def test_modelplane_and_kubectl_give_the_same_selection_templates_and_exit_codes
             "-o",
             'go-template={{printf "%T %d" .metadata.generation .metadata.generation}} {{eq .metadata.generation 1}}',
         ),
+        # A map in a column is printed as Go prints it; a narrow column is still 6 wide.
+        (
+            "get",
+            "isvc",
+            "-n",
+            "fields",
+            "-o",
+            "custom-columns=M:.spec.predictor.model,G:.metadata.generation,N:.metadata.name",
+        ),
+        (
+            "get",
+            "isvc",
+            "sel-a",
+            "-n",
+            "fields",
+            "-o",
+            "jsonpath={.metadata.creationTimestamp.x}|{.spec.predictor.model}",
+        ),
     ):
         expected = kubectl(*args)
         shown = _modelplane(kubectl, api, *args)
