@@ -16,14 +16,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from modelplane.api.go_format import go_value_string
+
 
 class TemplateError(ValueError):
     """A template kubectl would refuse too, said as kubectl says it."""
 
 
+class ExecutionError(ValueError):
+    """A path that kubectl's `-o jsonpath` fails on: an index or filter on what is not a list."""
+
+
 @dataclass(frozen=True)
 class _Step:
-    kind: str  # field, index, slice, all, filter, recursive
+    kind: str  # field, index, slice, items ([*]), all (.*), filter, recursive
     value: Any = None
 
 
@@ -31,7 +37,8 @@ _FIELD = re.compile(r"\.((?:\\.|[^.\[\]\\\s])+)")
 _QUOTED_KEY = re.compile(r"""\[\s*(['"])(.*?)\1\s*\]""")
 _SLICE = re.compile(r"\[\s*(-?\d*)\s*:\s*(-?\d*)\s*\]")
 _INDEX = re.compile(r"\[\s*(-?\d+)\s*\]")
-_ALL = re.compile(r"\[\s*\*\s*\]|\.\*")
+_ITEMS = re.compile(r"\[\s*\*\s*\]")
+_ALL = re.compile(r"\.\*")
 _FILTER = re.compile(
     r"\[\s*\?\(\s*@((?:\.(?:\\.|[^.\s=!<>)\\])+)+)\s*(?:(==|!=|<=|>=|<|>)\s*(.*?))?\s*\)\s*\]"
 )
@@ -44,6 +51,8 @@ def parse_path(path: str) -> list[_Step]:
     text = path.strip()
     if text[:1] in ("$", "@"):
         text = text[1:]
+    if text == ".":  # a field with no name: kubectl finds nothing
+        return [_Step("field", "")]
     steps: list[_Step] = []
     position = 0
     while position < len(text):
@@ -55,6 +64,7 @@ def parse_path(path: str) -> list[_Step]:
             continue
         for pattern, kind in (
             (_FILTER, "filter"),
+            (_ITEMS, "items"),
             (_ALL, "all"),
             (_QUOTED_KEY, "key"),
             (_SLICE, "slice"),
@@ -85,7 +95,7 @@ def _step(kind: str, match: re.Match) -> _Step:
         path, operator, literal = match.groups()
         wanted = _literal(literal) if operator else None
         return _Step("filter", (parse_path(path), operator, wanted))
-    return _Step("all")
+    return _Step(kind)
 
 
 def _literal(text: str) -> Any:
@@ -100,23 +110,31 @@ def _literal(text: str) -> Any:
         raise TemplateError(f"unrecognized literal in filter: {text!r}") from None
 
 
-def evaluate(steps: list[_Step], node: Any) -> list[Any]:
-    """Every value the steps reach from `node`, in order."""
+def evaluate(steps: list[_Step], node: Any, *, strict: bool = False) -> list[Any]:
+    """Every value the steps reach from `node`, in order. `strict`: an index, slice or filter on a
+    value that is not a list raises ExecutionError, as `kubectl get -o jsonpath` fails (a missing
+    field or a null is passed over in either case); else it reaches nothing, as printer columns do."""
     nodes = [node]
     for step in steps:
-        nodes = [found for current in nodes for found in _apply(step, current)]
+        nodes = [found for current in nodes for found in _apply(step, current, strict)]
     return nodes
 
 
-def _apply(step: _Step, node: Any) -> list[Any]:
+def _apply(step: _Step, node: Any, strict: bool) -> list[Any]:
     if step.kind == "field":
         return [node[step.value]] if isinstance(node, dict) and step.value in node else []
-    if step.kind == "all":
+    if step.kind == "all" or (step.kind == "items" and not strict):
         if isinstance(node, dict):
             return list(node.values())
         return list(node) if isinstance(node, list) else []
     if not isinstance(node, list) and step.kind != "recursive":
+        if strict and node is not None:
+            if step.kind == "filter":
+                raise ExecutionError(f"{go_value_string(node)} is not array or slice and cannot be filtered")
+            raise ExecutionError(f"{_JSON_GO_TYPES.get(type(node), 'interface {}')} is not array or slice")
         return []
+    if step.kind == "items":
+        return list(node)
     if step.kind == "index":
         return [node[step.value]] if -len(node) <= step.value < len(node) else []
     if step.kind == "slice":
@@ -126,6 +144,16 @@ def _apply(step: _Step, node: Any) -> list[Any]:
         path, operator, wanted = step.value
         return [item for item in node if _matches(evaluate(path, item), operator, wanted)]
     return list(_descendants(node))
+
+
+# The Go types kubectl's JSON objects hold.
+_JSON_GO_TYPES = {
+    dict: "map[string]interface {}",
+    str: "string",
+    int: "int64",
+    float: "float64",
+    bool: "bool",
+}
 
 
 def _matches(found: list[Any], operator: str | None, wanted: Any) -> bool:
@@ -236,14 +264,28 @@ def _render(parts: list[_Part], start: int, data: Any) -> tuple[str, int]:
         if part.kind == "text":
             output.append(part.text)
         elif part.kind == "path":
-            output.append(" ".join(format_value(value) for value in evaluate(list(part.steps), data)))
+            values = evaluate(list(part.steps), data, strict=True)
+            output.append(" ".join(format_value(value) for value in values))
         else:  # range: the body once for each value, then past its end
-            body_end = _render(parts, position + 1, data)[1]
-            for item in evaluate(list(part.steps), data):
+            body_end = _body_end(parts, position + 1)
+            for item in evaluate(list(part.steps), data, strict=True):
                 output.append(_render(parts, position + 1, item)[0])
             position = body_end
         position += 1
     return "".join(output), position
+
+
+def _body_end(parts: list[_Part], start: int) -> int:
+    """Where the range whose body starts at `start` ends: its `{end}`, or past the last part."""
+    depth = 0
+    for position in range(start, len(parts)):
+        if parts[position].kind == "range":
+            depth += 1
+        elif parts[position].kind == "end":
+            if depth == 0:
+                return position
+            depth -= 1
+    return len(parts)
 
 
 def format_value(value: Any) -> str:

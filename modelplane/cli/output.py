@@ -254,7 +254,13 @@ def print_structured(document: Any, output: str) -> None:
     if output == "json":
         print(json.dumps(document, indent=4))
     elif output.startswith("jsonpath="):
-        sys.stdout.write(jsonpath.render_template(jsonpath.parse_template(template_of(output)), document))
+        text = template_of(output)
+        try:
+            sys.stdout.write(jsonpath.render_template(jsonpath.parse_template(text), document))
+        except jsonpath.ExecutionError as error:
+            raise CommandError(
+                f"error executing jsonpath {go_quote(text)}: Error executing template: {error}"
+            ) from None
     elif output.startswith("go-template="):
         text = template_of(output)
         try:

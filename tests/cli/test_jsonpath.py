@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from modelplane.api.jsonpath import TemplateError, custom_columns, evaluate, parse_template, render_template
+from modelplane.api.jsonpath import (
+    ExecutionError,
+    TemplateError,
+    custom_columns,
+    evaluate,
+    parse_template,
+    render_template,
+)
 
 SERVICE = {
     "kind": "InferenceService",
@@ -73,6 +80,27 @@ def test_templates_kubectl_refuses(template, message):
     with pytest.raises(TemplateError) as refused:
         parse_template(template)
     assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{.metadata[0]}", "map[string]interface {} is not array or slice"),
+        ("{.metadata.name[*]}", "string is not array or slice"),
+        ("{.metadata.generation[1:]}", "int64 is not array or slice"),
+        ("{range .spec[?(@.x)]}{end}", "map[predictor:map[model:map[modelFormat:map[name:sklearn]]]] is not array "
+         "or slice and cannot be filtered"),
+    ],
+)  # fmt: skip
+def test_an_index_or_a_filter_on_what_is_not_a_list_fails_as_kubectl_fails(template, message):
+    with pytest.raises(ExecutionError) as failed:
+        render_template(parse_template(template), SERVICE)
+    assert str(failed.value) == message
+
+
+def test_a_missing_field_or_a_null_indexed_or_filtered_is_nothing_and_so_is_a_lone_dot():
+    template = "{.status.missing[0]}{.metadata.deletionTimestamp[?(@.x)]}{.}|{.status.conditions[*].type}"
+    assert render_template(parse_template(template), SERVICE) == "|PredictorReady Ready"
 
 
 def test_custom_columns_take_paths_with_or_without_braces_and_the_leading_dot():

@@ -839,6 +839,14 @@ def test_modelplane_and_kubectl_give_the_same_selection_templates_and_exit_codes
         expected = kubectl(*args)
         shown = _modelplane(kubectl, api, *args)
         assert (shown.returncode, shown.stdout) == (0, expected.stdout), (args, shown.stderr)
+    failing = ("get", "isvc", "sel-a", "-n", "fields", "-o", "jsonpath={.metadata.name[0]}")
+    assert "Error executing template: string is not array or slice." in kubectl(*failing, check=False).stderr
+    shown = _modelplane(kubectl, api, *failing)
+    assert (shown.returncode, shown.stderr) == (
+        1,
+        'modelplane get: error executing jsonpath "{.metadata.name[0]}": Error executing template: '
+        "string is not array or slice\n",
+    )
     refused = ("get", "isvc", "-n", "fields", "--field-selector", "spec.predictor=x")
     assert "field label not supported: spec.predictor" in kubectl(*refused, check=False).stderr
     shown = _modelplane(kubectl, api, *refused)
