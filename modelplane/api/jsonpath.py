@@ -35,12 +35,12 @@ class _Step:
 
 _FIELD = re.compile(r"\.((?:\\.|[^.\[\]\\\s])+)")
 _QUOTED_KEY = re.compile(r"""\[\s*(['"])(.*?)\1\s*\]""")
-_SLICE = re.compile(r"\[\s*(-?\d*)\s*:\s*(-?\d*)\s*\]")
+_SLICE = re.compile(r"\[\s*(-?\d*)\s*:\s*(-?\d*)\s*(?::\s*(-?\d*)\s*)?\]")
 _INDEX = re.compile(r"\[\s*(-?\d+)\s*\]")
 _ITEMS = re.compile(r"\[\s*\*\s*\]")
 _ALL = re.compile(r"\.\*")
 _FILTER = re.compile(
-    r"\[\s*\?\(\s*@((?:\.(?:\\.|[^.\s=!<>)\\])+)+)\s*(?:(==|!=|<=|>=|<|>)\s*(.*?))?\s*\)\s*\]"
+    r"\[\s*\?\(\s*@((?:\.(?:\\.|[^.\s=!<>)\\])+)*)\s*(?:(==|!=|<=|>=|<|>)\s*(.*?))?\s*\)\s*\]"
 )
 _RECURSIVE = re.compile(r"\.\.")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
@@ -89,8 +89,8 @@ def _step(kind: str, match: re.Match) -> _Step:
     if kind == "index":
         return _Step("index", int(match.group(1)))
     if kind == "slice":
-        start, end = (int(part) if part else None for part in match.groups())
-        return _Step("slice", (start, end))
+        start, end, step = (int(part) if part else None for part in match.groups())
+        return _Step("slice", (start, end, step))
     if kind == "filter":
         path, operator, literal = match.groups()
         wanted = _literal(literal) if operator else None
@@ -136,14 +136,39 @@ def _apply(step: _Step, node: Any, strict: bool) -> list[Any]:
     if step.kind == "items":
         return list(node)
     if step.kind == "index":
+        if strict:
+            return _kubectl_slice(node, step.value, step.value + 1, None, one=True)
         return [node[step.value]] if -len(node) <= step.value < len(node) else []
     if step.kind == "slice":
-        start, end = step.value
-        return node[start:end]
+        start, end, every = step.value
+        if strict:
+            return _kubectl_slice(node, start, end, every, one=False)
+        return node[start:end:every] if every is None or every > 0 else []
     if step.kind == "filter":
         path, operator, wanted = step.value
         return [item for item in node if _matches(evaluate(path, item), operator, wanted)]
     return list(_descendants(node))
+
+
+def _kubectl_slice(node: list, start: int | None, end: int | None, every: int | None, *, one: bool) -> list:
+    """`[start:end:every]` (or one index, `[start]`) as kubectl's JSONPath takes it, bounds checked."""
+    length = len(node)
+    start = 0 if start is None else start + length if start < 0 else start
+    if end is None:
+        end = length
+    elif end < 0 or (one and end == 0):  # [-1] is [-1:0], read as its last item
+        end += length
+    if start == end:
+        return []
+    if not 0 <= start < length:
+        raise ExecutionError(f"array index out of bounds: index {start}, length {length}")
+    if not 0 <= end <= length:
+        raise ExecutionError(f"array index out of bounds: index {end - 1}, length {length}")
+    if start > end:
+        raise ExecutionError(f"starting index {start} is greater than ending index {end}")
+    if every is not None and every <= 0:
+        raise ExecutionError("step must be > 0")
+    return node[start:end:every]
 
 
 # The Go types kubectl's JSON objects hold.

@@ -98,6 +98,41 @@ def test_an_index_or_a_filter_on_what_is_not_a_list_fails_as_kubectl_fails(templ
     assert str(failed.value) == message
 
 
+ARGS = {"args": ["a", "b", "c"]}
+
+
+@pytest.mark.parametrize(
+    ("template", "printed"),
+    [
+        ("{.args[::2]}", "a c"),
+        ("{.args[1::]}", "b c"),
+        ("{.args[-1]}", "c"),
+        ("{.args[0:-1]}", "a b"),
+        ("{.args[1:1]}", ""),
+        ("{.args[?(@=='b')]}", "b"),
+        ("{.args[?(@!='b')]}", "a c"),
+    ],
+)
+def test_steps_and_filters_on_the_items_themselves(template, printed):
+    assert render_template(parse_template(template), ARGS) == printed
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{.args[3]}", "array index out of bounds: index 3, length 3"),
+        ("{.args[-9]}", "array index out of bounds: index -6, length 3"),
+        ("{.args[1:9]}", "array index out of bounds: index 8, length 3"),
+        ("{.args[2:1]}", "starting index 2 is greater than ending index 1"),
+        ("{.args[::0]}", "step must be > 0"),
+    ],
+)
+def test_indexes_out_of_bounds_fail_as_kubectl_fails(template, message):
+    with pytest.raises(ExecutionError) as failed:
+        render_template(parse_template(template), ARGS)
+    assert str(failed.value) == message
+
+
 def test_a_missing_field_or_a_null_indexed_or_filtered_is_nothing_and_so_is_a_lone_dot():
     template = "{.status.missing[0]}{.metadata.deletionTimestamp[?(@.x)]}{.}|{.status.conditions[*].type}"
     assert render_template(parse_template(template), SERVICE) == "|PredictorReady Ready"
