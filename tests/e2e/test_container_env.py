@@ -171,13 +171,20 @@ def test_volumes_of_config_maps_and_secrets_are_folders_that_stand_for_their_mou
     service = echo_service(
         "mounted",
         [{"name": "CERT", "value": "/etc/tls/tls.crt"}],
-        args=["--config=/etc/app/app.yaml", "--scratch", "/work/scratch", "--labels=/etc/podinfo/labels"],
+        # A mount path no machine running the tests has: a path into it that names a file of this
+        # machine is left as it is (a program the image would hold).
+        args=[
+            "--config=/etc/app/app.yaml",
+            "--scratch",
+            "/emptydir-mount/scratch",
+            "--labels=/etc/podinfo/labels",
+        ],
     )
     container = service["spec"]["predictor"]["containers"][0]
     container["volumeMounts"] = [
         {"name": "app", "mountPath": "/etc/app", "readOnly": True},
         {"name": "tls", "mountPath": "/etc/tls", "readOnly": True},
-        {"name": "scratch", "mountPath": "/work"},
+        {"name": "scratch", "mountPath": "/emptydir-mount"},
         {"name": "podinfo", "mountPath": "/etc/podinfo"},
     ]
     service["spec"]["predictor"]["volumes"] = [
