@@ -59,10 +59,17 @@ class ModelCache:
         entry = self.root / self.entry_name(uri, version, endpoint)
         return entry / MODEL if _intact(entry) else None
 
-    def latest(self, uri: str, endpoint: str = "") -> Path | None:
+    def latest(
+        self, uri: str, endpoint: str = "", patterns: dict[str, list[str]] | None = None
+    ) -> Path | None:
         """The most recently filled model folder for `uri` on `endpoint` at any version, unchanged since,
-        or None."""
-        candidates = [p for p in self.root.glob(f"*-{_source(uri, endpoint)}-*") if _intact(p)]
+        or None. Only a copy fetched with the same allow and ignore `patterns` (None: none) counts: one
+        fetched with others holds other files."""
+        candidates = [
+            p
+            for p in self.root.glob(f"*-{_source(uri, endpoint)}-*")
+            if _intact(p) and _record(p).get("patterns") == patterns
+        ]
         if not candidates:
             return None
         return max(candidates, key=lambda p: p.stat().st_mtime) / MODEL
@@ -147,15 +154,19 @@ def _intact(entry: Path) -> bool:
     return (entry / MODEL).is_dir() and _changed(entry) is None
 
 
+def _record(entry: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((entry / RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def _changed(entry: Path) -> str | None:
     """How the entry's model differs from what was filled, or None. Files added since are allowed (a
     server may write beside its model: Python's `__pycache__`, say); an entry whose record lists no
     files, made before records did, is taken as it is."""
-    try:
-        files = json.loads((entry / RECORD).read_text()).get("files")
-    except (OSError, ValueError):
-        files = None
-    for relative, (size, mtime_ns) in (files or {}).items():
+    for relative, (size, mtime_ns) in (_record(entry).get("files") or {}).items():
         try:
             info = os.lstat(entry / MODEL / relative)
         except OSError:

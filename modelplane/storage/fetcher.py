@@ -158,6 +158,7 @@ def _fetch_remote(
             cache,
             dest,
             backend.explain(exc),
+            file_filter,
         )
     if file_filter and not backend.names_one_object(objects):
         objects = file_filter.apply(objects)
@@ -169,7 +170,7 @@ def _fetch_remote(
         _download_model(backend, objects, folder, options=options, limits=limits, progress=progress)
 
     record = {"uri": location.display, "objects": [[o.name, o.size, o.version] for o in objects]}
-    return _built(location, backend.endpoint(), _version(objects), build, record, cache, dest)
+    return _built(location, backend.endpoint(), _version(objects), build, record, cache, dest, file_filter)
 
 
 def _fetch_hub(
@@ -181,7 +182,7 @@ def _fetch_hub(
     try:
         snapshot = huggingface.snapshot(location, source.config, file_filter)
     except (huggingface.HubUnreachable, huggingface.NotInHubCache) as exc:
-        return _fetched_before(location, endpoint, str(exc), cache, dest, exc)
+        return _fetched_before(location, endpoint, str(exc), cache, dest, exc, file_filter)
     log.info("%s is commit %s in the Hugging Face cache", location.display, snapshot.commit)
 
     def build(folder: Path) -> None:
@@ -192,7 +193,7 @@ def _fetch_hub(
 
     version = hashlib.sha256(json.dumps([snapshot.commit, snapshot.files]).encode()).hexdigest()
     record = {"uri": location.display, "commit": snapshot.commit, "files": list(snapshot.files)}
-    return _built(location, endpoint, version, build, record, cache, dest)
+    return _built(location, endpoint, version, build, record, cache, dest, file_filter)
 
 
 def _fetch_image(location: Location, dest: Path | None, *, cache: ModelCache | None, limits: Limits) -> Path:
@@ -228,6 +229,7 @@ def _built(
     record: dict[str, Any],
     cache: ModelCache | None,
     dest: Path | None,
+    file_filter: FileFilter | None = None,
 ) -> Path:
     """The model `build` makes: from the cache at `version` (made there once), or straight into `dest`.
     `endpoint` is the server the URI was fetched from where the URI does not name it, else ""."""
@@ -239,6 +241,8 @@ def _built(
         log.info("%s is cached at %s", location.display, hit)
     if endpoint:
         record = {**record, "endpoint": endpoint}
+    if file_filter:
+        record = {**record, "patterns": file_filter.as_record()}
     model = hit or cache.fill(location.uri, version, build, record, endpoint)
     return model if dest is None else place(model, dest)
 
@@ -250,10 +254,12 @@ def _fetched_before(
     cache: ModelCache | None,
     dest: Path | None,
     failure: Exception,
+    file_filter: FileFilter | None = None,
 ) -> Path:
-    """The copy of a model the cache kept from the same server, when that server cannot be reached; else
-    `failure`."""
-    stale = cache.latest(location.uri, endpoint) if cache is not None else None
+    """The copy of a model the cache kept from the same server with the same allow and ignore patterns,
+    when that server cannot be reached; else `failure`."""
+    patterns = file_filter.as_record() if file_filter else None
+    stale = cache.latest(location.uri, endpoint, patterns) if cache is not None else None
     if stale is None:
         raise failure from None
     log.warning("%s; using the copy fetched before, at %s", why, stale)

@@ -40,6 +40,10 @@ class FileFilter:
     def apply(self, objects: list[RemoteObject]) -> list[RemoteObject]:
         return [obj for obj in objects if self.keeps(obj.name)]
 
+    def as_record(self) -> dict[str, list[str]] | None:
+        """The patterns as a cache entry records them; None when there is none."""
+        return {"allow": list(self.allow), "ignore": list(self.ignore)} if self else None
+
     def __bool__(self) -> bool:
         return bool(self.allow or self.ignore)
 

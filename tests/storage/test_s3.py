@@ -303,6 +303,30 @@ def test_the_server_a_copy_came_from_serves_it_while_unreachable(monkeypatch, fa
     assert fetch({"key": "k", "path": "m"}, store=store, options=fast_retry) == first
 
 
+def test_a_copy_fetched_with_other_patterns_does_not_stand_in_for_the_whole_model(monkeypatch, fast_retry):
+    """While the server is unreachable, only a copy fetched with the same allow and ignore patterns serves:
+    the one fetched with `*.json` lacks the weights."""
+    monkeypatch.setenv("S3_MAX_ATTEMPTS", "1")
+    server = start_moto()
+    try:
+        client = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", **_boto_keys())
+        client.create_bucket(Bucket="models")
+        client.put_object(Bucket="models", Key="m/config.json", Body=b"{}")
+        client.put_object(Bucket="models", Key="m/model.bin", Body=b"weights")
+        document = {"type": "s3", "endpoint_url": server.url, "region": "us-east-1", "bucket": "models"}
+        store = CredentialStore(documents={"k": {**document, **KEYS}})
+        config_only = fetch(
+            {"key": "k", "path": "m"}, store=store, options=fast_retry, allow_patterns=["*.json"]
+        )
+        assert sorted(p.name for p in config_only.iterdir()) == ["config.json"]
+    finally:
+        server.stop()
+    with pytest.raises(StorageError, match="unreachable|connect"):
+        fetch({"key": "k", "path": "m"}, store=store, options=fast_retry, allow_patterns=[])
+    again = fetch({"key": "k", "path": "m"}, store=store, options=fast_retry, allow_patterns=["*.json"])
+    assert again == config_only
+
+
 def _boto_keys() -> dict[str, str]:
     return {"aws_access_key_id": KEYS["access_key_id"], "aws_secret_access_key": KEYS["secret_access_key"]}
 
