@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from modelplane.api.go_format import go_value_string
+from modelplane.api.go_template.fmt import go_value_string
 
 
 class TemplateError(ValueError):

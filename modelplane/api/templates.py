@@ -19,8 +19,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from modelplane.api.go_format import go_value_string
 from modelplane.api.go_template import MISSING, GoStruct, GoTemplateError, Template
+from modelplane.api.go_template.fmt import go_value_string
 
 TEMPLATE_NAME = "container-tmpl"  # KServe's name for it, which Go's errors say
 # html/template's escaping of a value in text.

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from modelplane.api import jsonpath
-from modelplane.api.go_format import GoInt64, go_quote, go_value_string
 from modelplane.api.go_template import KUBECTL_FUNCTIONS, GoTemplateError, Template
+from modelplane.api.go_template.fmt import GoInt64, go_quote, go_value_string
 from modelplane.api.kinds import Kind
 from modelplane.cli.main import CommandError
 from modelplane.local.api.columns import leads_with_name, printer_columns

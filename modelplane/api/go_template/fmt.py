@@ -1,5 +1,5 @@
-"""Go's fmt, for the print functions of Go templates (`modelplane.api.go_template`): Sprint, Sprintln
-and Sprintf with their verbs (`%v %s %q %d %x %X %o %b %c %U %e %f %g %t %T`, flags `+-# 0`, width and
+"""Go's fmt, for the print functions of Go templates: Sprint, Sprintln and
+Sprintf with their verbs (`%v %s %q %d %x %X %o %b %c %U %e %f %g %t %T`, flags `+-# 0`, width and
 precision), over Python values as Go templates see them (a dict is a map, a list a slice, None nil);
 a verb that does not fit its value is shown as Go shows it (`%!d(string=x)`)."""
 
@@ -9,14 +9,14 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from .values import GoStruct
+
 
 class GoInt64(int):
     """An int that Go holds as int64: what kubectl's JSON decoding makes of a whole number."""
 
 
 def go_type_name(value: Any) -> str:
-    from modelplane.api.go_template import GoStruct
-
     if value is None:
         return "<nil>"
     if isinstance(value, GoStruct):
@@ -224,8 +224,6 @@ def _bad(value: Any, spec: _Spec) -> str:
 def _format(value: Any, spec: _Spec, *, nested: bool = False) -> str:
     """`value` as Go's fmt prints it; `nested`: inside a map, slice or struct, where a nil is `<nil>`
     whatever the verb, width and precision."""
-    from modelplane.api.go_template import GoStruct
-
     verb = spec.verb
     if verb == "T":
         return spec.pad(go_type_name(value))
