@@ -127,8 +127,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--predictor_protocol",
         "--protocol",  # KServe's older spelling, which its transformer samples still use
         default="v1",
-        choices=["v1", "v2"],
-        help="transformers: the protocol spoken to the predictor (default: v1)",
+        choices=["v1", "v2", "grpc-v2"],
+        help="transformers: the protocol spoken to the predictor: v1 or v2 over REST, grpc-v2 over gRPC "
+        "(default: v1)",
     )
     add(
         "--predictor-request-timeout-seconds",

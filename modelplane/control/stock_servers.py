@@ -173,10 +173,10 @@ def kserve_python_server(request: StockRequest, server: str, runtime: str | None
         elif flag.name == "enable_grpc":
             _enable_grpc(serve, flag)
         elif flag.name in ("predictor_protocol", "protocol"):
-            if flag.value in ("v1", "v2"):
+            if flag.value in ("v1", "v2", "grpc-v2"):
                 serve.options.append(f"--predictor-protocol={flag.value}")
             else:
-                serve.drop(flag.text, "modelplane serve reaches its predictor over v1 or v2 REST")
+                serve.drop(flag.text, "modelplane serve reaches its predictor over v1, v2 or grpc-v2")
         elif flag.name in ("grpc_max_send_message_length", "grpc_max_receive_message_length"):
             if flag.value and flag.value.isdigit():
                 serve.options.append(f"--{flag.name}={flag.value}")

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from modelplane.protocol.errors import InvalidInput, UpstreamError
+from modelplane.protocol.grpc.service import SERVICE_NAME
 from modelplane.protocol.http_client import ClientResponse, HttpClient, Target, TransportError, parse_target
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_rest import JSON_LENGTH_HEADER, decode_response, encode_request
+from modelplane.server.predictor_grpc import grpc_predict
 from modelplane.telemetry import tracing
 
 if TYPE_CHECKING:
@@ -83,6 +85,10 @@ async def forward_predict(
     model: Model, payload: Any, headers: dict[str, str] | None, response_headers: dict | None = None
 ) -> Any:
     host = model.predictor_host
+    if model.predictor_protocol == "grpc-v2":
+        span_name, attributes = f"{SERVICE_NAME}/ModelInfer", {"rpc.system": "grpc"}
+        with _client_span(span_name, attributes, _forwarded(headers)) as call_headers:
+            return await grpc_predict(model, payload, list(call_headers.items()))
     if isinstance(payload, InferRequest) or model.predictor_protocol == "v2":
         body, request_headers = _v2_request(payload, _forwarded(headers))
         path = f"/v2/models/{model.name}/infer"
@@ -180,7 +186,7 @@ async def _send(
     client: HttpClient, host: str, path: str, body: bytes, headers: dict[str, str], timeout: float
 ) -> ClientResponse:
     target = _target(host, path)
-    with _client_span(path, headers) as headers:
+    with _client_span(f"POST {path}", {"url.path": path}, headers) as headers:
         try:
             async with asyncio.timeout(timeout):
                 response = await client.post(target, body, _header_lines(headers))
@@ -193,12 +199,10 @@ async def _send(
 
 
 @contextlib.contextmanager
-def _client_span(path: str, headers: dict[str, str]) -> Iterator[dict[str, str]]:
+def _client_span(name: str, attributes: dict[str, str], headers: dict[str, str]) -> Iterator[dict[str, str]]:
     """With tracing on, the call is a client span and its `traceparent` goes with it (in place of the
     caller's); off, the caller's trace headers go on as they came."""
-    span = (
-        tracing.start_span(f"POST {path}", tracing.CLIENT, {"url.path": path}) if tracing.enabled() else None
-    )
+    span = tracing.start_span(name, tracing.CLIENT, attributes) if tracing.enabled() else None
     if span is None:
         yield headers
         return

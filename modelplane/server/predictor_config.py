@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from modelplane.server.model import DEFAULT_PREDICTOR_TIMEOUT_SECONDS, Model
 
-PREDICTOR_PROTOCOLS = ("v1", "v2")
+PREDICTOR_PROTOCOLS = ("v1", "v2", "grpc-v2")
 
 
 @dataclass(frozen=True)
@@ -38,5 +38,5 @@ def check_predictor_protocol(model: Model) -> None:
     if model.predictor_host and model.predictor_protocol not in PREDICTOR_PROTOCOLS:
         raise ValueError(
             f"model {model.name}: predictor protocol {model.predictor_protocol!r} is not served by "
-            "modelplane's transformer: use 'v2' (the predictor's REST port) or 'v1'"
+            f"modelplane's transformer: use one of {', '.join(PREDICTOR_PROTOCOLS)}"
         )

@@ -121,6 +121,27 @@ def test_a_service_named_with_its_cluster_port_goes_to_the_gateway(named):
 
 
 @pytest.mark.parametrize(
+    ("named", "address"),
+    [
+        ("iris-predictor.default:8081", "iris-predictor.default"),
+        ("iris-predictor.team-b.svc.cluster.local:8081", "iris-predictor.team-b"),
+        ("iris-predictor:8081", "iris-predictor.team-a"),
+        ("iris-transformer.default.svc:9000", "iris-transformer.default"),
+    ],
+)
+def test_a_components_service_at_another_port_goes_to_the_gateway(named, address):
+    """Its gRPC port, say (a transformer told `grpc-v2`): the gateway's one port takes REST and gRPC."""
+    assert gateway_address(named, "localhost", 18080, "team-a") == f"{address}.localhost:18080"
+
+
+@pytest.mark.parametrize(
+    "named", ["example.org:8081", "models.internal:9000", "iris-predictor.default:99999x"]
+)
+def test_another_host_and_port_stays_as_it_is(named):
+    assert gateway_address(named, "localhost", 18080) == named
+
+
+@pytest.mark.parametrize(
     "named", ["iris-predictor", "iris-predictor:80", "iris-explainer", "iris-blue-predictor"]
 )
 def test_a_components_service_named_alone_is_the_one_in_the_replicas_namespace(named):
@@ -145,13 +166,9 @@ def test_a_bare_predictor_host_in_a_template_goes_to_the_gateway_in_the_replicas
     ]
 
 
-@pytest.mark.parametrize("named", ["mybox", "mybox:9000", "localhost", "iris-predictor:8080"])
+@pytest.mark.parametrize("named", ["mybox", "mybox:9000", "localhost", "iris-predictors:8080"])
 def test_another_single_name_is_left_for_the_systems_resolver(named):
     assert gateway_address(named, "localhost", 18080, "team-a") == named
-
-
-def test_a_service_named_with_another_port_is_left_as_it_is():
-    assert gateway_address("iris-predictor.default:8080", "localhost", 18080) == "iris-predictor.default:8080"
 
 
 def test_the_service_host_waits_for_every_component():

@@ -6,9 +6,11 @@ import json
 from urllib.parse import urlsplit
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
@@ -16,6 +18,7 @@ from tests.e2e.platform_process import REPO_ROOT, PlatformProcess, running_platf
 
 SERVICE = "sklearn-iris"
 TF_SERVICE = "tensorflow-grpc"
+GRPC_TRANSFORMED = "iris-mm-grpc"
 IRIS = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
 
 
@@ -40,7 +43,34 @@ def platform(tmp_path_factory, example_models):
                 },
             }
         )
-        platform.wait_ready(SERVICE, TF_SERVICE)
+        platform.apply(  # the transformer example, speaking gRPC to its predictor (KServe's grpc-v2)
+            {
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "kind": "InferenceService",
+                "metadata": {"name": GRPC_TRANSFORMED},
+                "spec": {
+                    "transformer": {
+                        "containers": [
+                            {
+                                "name": "kserve-container",
+                                "image": "modelplane:latest",
+                                "command": [
+                                    "modelplane",
+                                    "serve",
+                                    "--model-class",
+                                    "/mnt/models/transformer.py:MillimetresToCentimetres",
+                                    "--protocol",
+                                    "grpc-v2",
+                                ],
+                                "env": [{"name": "STORAGE_URI", "value": "pvc://examples/transformer"}],
+                            }
+                        ]
+                    },
+                    "predictor": {"sklearn": {"storageUri": "pvc://examples/sklearn-iris"}},
+                },
+            }
+        )
+        platform.wait_ready(SERVICE, TF_SERVICE, GRPC_TRANSFORMED)
         yield platform
 
 
@@ -109,3 +139,29 @@ def test_tf_serving_predict_through_the_gateway_for_a_grpc_v1_service(platform):
     assert response.model_spec.version.value == 1
     scores = np.array(response.outputs[output_name].float_val).reshape(2, 3)
     assert scores.argmax(axis=1).tolist() == [1, 1]
+
+
+def test_a_transformer_told_grpc_v2_reaches_its_predictor_over_grpc_through_the_gateway(platform):
+    """Its `--predictor_host` names the predictor's service; the call goes to the gateway as gRPC with
+    that host as the authority, and the gateway counts a gRPC call to the predictor's revision."""
+    predictor_host = f"{GRPC_TRANSFORMED}-predictor.default.localhost"
+
+    def grpc_calls() -> float:
+        text = httpx.get(platform.api_url + "/metrics", timeout=30).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "modelplane_gateway_grpc_calls_total"
+            and sample.labels.get("host") == predictor_host
+            and sample.labels.get("grpc_code") == "0"
+        )
+
+    before = grpc_calls()
+    millimetres = [68, 28, 48, 14, 60, 34, 45, 16]
+    body = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": millimetres}]}
+    host = f"{GRPC_TRANSFORMED}.default.localhost"
+    answer = platform.request("POST", host, f"/v2/models/{GRPC_TRANSFORMED}/infer", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"][0]["data"] == [1, 1]
+    assert grpc_calls() == before + 1

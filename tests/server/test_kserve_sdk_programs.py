@@ -311,8 +311,8 @@ def test_modelserver_takes_kserves_keyword_arguments():
 
 def test_a_predictor_protocol_modelplane_does_not_speak_is_refused_before_serving():
     model = Model("t")
-    model.predictor_host, model.protocol = "predictor:8081", "grpc-v2"
-    with pytest.raises(ValueError, match="'grpc-v2' is not served"):
+    model.predictor_host, model.protocol = "predictor:8081", "grpc-v1"
+    with pytest.raises(ValueError, match="'grpc-v1' is not served .* use one of v1, v2, grpc-v2"):
         ModelServer(http_port=free_loopback_port(), grpc_port=None).start([model])
 
 

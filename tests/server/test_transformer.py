@@ -1,4 +1,5 @@
-"""A transformer in front of a predictor: the default predict forwards over REST, V1 and V2."""
+"""A transformer in front of a predictor: the default predict forwards over REST (V1 and V2) and gRPC
+(KServe's `grpc-v2`)."""
 
 from __future__ import annotations
 
@@ -79,15 +80,22 @@ def transformer_file(tmp_path_factory):
 
 
 def transformer_before(
-    predictor, transformer_file, protocol: str, cls: str = "Transformer", flag: str = "--predictor-protocol"
+    predictor,
+    transformer_file,
+    protocol: str,
+    cls: str = "Transformer",
+    flag: str = "--predictor-protocol",
+    host: str | None = None,
 ):
+    """A transformer of `predictor`'s REST port (its gRPC port for `grpc-v2`), or of `host`."""
+    address = host or f"127.0.0.1:{predictor.grpc_port if protocol == 'grpc-v2' else predictor.http_port}"
     return serve(
         "--model-class",
         f"{transformer_file}:{cls}",
         "--model-name",
         "iris",
         "--predictor-host",
-        f"127.0.0.1:{predictor.http_port}",
+        address,
         flag,
         protocol,
         grpc=False,
@@ -127,6 +135,53 @@ def test_a_v2_request_written_as_a_dict_is_passed_on_to_the_predictor(iris_serve
         assert response.json() == {"predictions": [1, 1]}
     finally:
         transformer.stop()
+
+
+@pytest.mark.parametrize("cls", ["V1RowsToInferRequest", "V2DictTransformer"])
+def test_grpc_v2_calls_the_predictors_model_infer(iris_server, transformer_file, cls):
+    """KServe's `--protocol grpc-v2`: the predictor's gRPC port answers; the answer reaches postprocess
+    as an InferResponse. Only the predictor's gRPC port is given, so a REST call could not succeed."""
+    transformer = transformer_before(iris_server, transformer_file, "grpc-v2", cls, "--protocol")
+    try:
+        response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+        assert response.status_code == 200, response.text
+        if cls == "V2DictTransformer":
+            assert response.json() == {"predictions": [1, 1]}
+        else:
+            (output,) = response.json()["outputs"]
+            assert (output["shape"], output["data"]) == ([2], [1, 1])
+    finally:
+        transformer.stop()
+
+
+def test_grpc_v2_passes_the_predictors_status_on(iris_server, transformer_file):
+    """A tensor the predictor refuses is its INVALID_ARGUMENT, a 400 to the transformer's REST client;
+    a predictor that is not there is a 502; a V2 request from a V2 client crosses as gRPC too."""
+    transformer = transformer_before(iris_server, transformer_file, "grpc-v2")
+    try:
+        body = {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}
+        refused = httpx.post(transformer.url + "/v2/models/iris/infer", json=body)
+        assert refused.status_code == 400, refused.text
+        assert "INVALID_ARGUMENT" in refused.json()["error"]
+        body = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}]}
+        answered = httpx.post(transformer.url + "/v2/models/iris/infer", json=body)
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["outputs"][0]["data"] == [1, 1]
+        v1 = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+        assert v1.status_code == 500 and "grpc-v2" in v1.json()["error"], v1.text
+    finally:
+        transformer.stop()
+    from modelplane.local.ports import free_loopback_port
+
+    nobody = transformer_before(
+        None, transformer_file, "grpc-v2", "V1RowsToInferRequest", host=f"127.0.0.1:{free_loopback_port()}"
+    )
+    try:
+        response = httpx.post(nobody.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+        assert response.status_code == 502, response.text
+        assert "cannot reach" in response.json()["error"]
+    finally:
+        nobody.stop()
 
 
 def test_kserves_protocol_flag_chooses_the_protocol_spoken_to_the_predictor(iris_server, transformer_file):

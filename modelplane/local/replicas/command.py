@@ -59,6 +59,12 @@ _SERVICE_NAME = re.compile(
 )
 # A component's Service by its name alone, as a pod's resolver finds it in the pod's own namespace.
 _BARE_COMPONENT = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?-(predictor|explainer|transformer)(:80)?$")
+# A component's Service at another of its ports (its gRPC port, say): the gateway's port takes REST and
+# gRPC alike.
+_COMPONENT_PORT = re.compile(
+    r"^(?P<service>[a-z0-9]([-a-z0-9]*[a-z0-9])?-(predictor|explainer|transformer))"
+    r"(\.(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.svc(\.cluster\.local)?)?)?:[0-9]{1,5}$"
+)
 
 
 @dataclass(frozen=True)
@@ -211,10 +217,14 @@ def _knative_env(revision: str | None) -> dict[str, str]:
 def gateway_address(value: str, domain: str, gateway_port: int, namespace: str = "default") -> str:
     """`iris-predictor.default` (a Kubernetes service name, or with its `:80`) ->
     `iris-predictor.default.<domain>:<port>`; a component's service named alone (`iris-predictor`) is
-    `namespace`'s, as Kubernetes' DNS search path finds it from a pod there; anything else (another
+    `namespace`'s, as Kubernetes' DNS search path finds it from a pod there; a component's service at
+    another port (`iris-predictor.default:8081`) is the gateway's port too; anything else (another
     host:port, a URL, a single name that is not a component's) stays as it is."""
     if _BARE_COMPONENT.match(value):
         return f"{value.removesuffix(':80')}.{namespace}.{domain}:{gateway_port}"
+    component = _COMPONENT_PORT.match(value)
+    if component:
+        return f"{component['service']}.{component['namespace'] or namespace}.{domain}:{gateway_port}"
     if not _SERVICE_NAME.match(value):
         return value
     service, namespace = value.removesuffix(":80").split(".")[:2]
