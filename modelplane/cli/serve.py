@@ -140,6 +140,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default 600)",
     )
     add(
+        "--predictor-request-retries",
+        "--predictor_request_retries",
+        type=_retries,
+        default=None,
+        help="transformers and explainers: how many more times a call is made whose predictor or "
+        "explainer takes no connection (over gRPC: answers UNAVAILABLE); default 0",
+    )
+    add(
         "--explainer-host",
         "--explainer_host",
         default=None,
@@ -573,6 +581,16 @@ def _huggingface_model(model_dir: Path | None, name: str, args: argparse.Namespa
     return model
 
 
+def _retries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a whole number of retries, 0 or more: {text!r}")
+    return value
+
+
 def _configure(model, args: argparse.Namespace) -> None:
     if args.model_version:
         model.version = args.model_version
@@ -583,3 +601,5 @@ def _configure(model, args: argparse.Namespace) -> None:
         model.explainer_host = args.explainer_host
     if args.predictor_request_timeout_seconds is not None:
         model.predictor_request_timeout_seconds = args.predictor_request_timeout_seconds
+    if args.predictor_request_retries is not None:
+        model.predictor_request_retries = args.predictor_request_retries

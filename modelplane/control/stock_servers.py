@@ -134,6 +134,7 @@ _SERVE_OPTIONS = {
     "predictor_host": ("--predictor-host", False),
     "explainer_host": ("--explainer-host", False),
     "predictor_request_timeout_seconds": ("--predictor-request-timeout-seconds", True),
+    "predictor_request_retries": ("--predictor-request-retries", True),
 }
 # The flags of a runtime's own server that modelplane serve takes as they are: (value flags, switches).
 _RUNTIME_FLAGS = {"huggingface": (huggingface_options.VALUE_FLAGS, huggingface_options.SWITCHES)}
@@ -217,7 +218,12 @@ def art_explainer(request: StockRequest, server: str) -> LocalCommand:
             serve.set_port(flag, flag.name.removesuffix("_port"))
         elif flag.name in _ART_OPTIONS:
             serve.option(flag, _ART_OPTIONS[flag.name][0], integer=_ART_OPTIONS[flag.name][1])
-        elif flag.name in ("predictor_host", "workers", "predictor_request_timeout_seconds"):
+        elif flag.name in (
+            "predictor_host",
+            "workers",
+            "predictor_request_timeout_seconds",
+            "predictor_request_retries",
+        ):
             serve.option(flag, *_SERVE_OPTIONS[flag.name][:1], integer=_SERVE_OPTIONS[flag.name][1])
         elif flag.name == "storage_uri":
             serve.drop(flag.text, "the ART explainer reads no model folder")

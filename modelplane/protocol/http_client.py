@@ -42,6 +42,10 @@ class TransportError(Exception):
     """The step could not be reached, or did not answer with a whole HTTP response."""
 
 
+class ConnectFailed(TransportError):
+    """No connection could be opened: nothing of the request was sent."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     host: str
@@ -176,7 +180,7 @@ class HttpConnection(asyncio.Protocol):
             )
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
-            raise TransportError(f"cannot connect to {endpoint.host}:{endpoint.port}: {reason}") from None
+            raise ConnectFailed(f"cannot connect to {endpoint.host}:{endpoint.port}: {reason}") from None
         return connection
 
     @property

@@ -61,6 +61,9 @@ class Model:
         # How long a call to the predictor or explainer may take (KServe's
         # --predictor_request_timeout_seconds).
         self.predictor_request_timeout_seconds: float = DEFAULT_PREDICTOR_TIMEOUT_SECONDS
+        # How many more times a call is made whose predictor or explainer takes no connection (KServe's
+        # --predictor_request_retries; over gRPC, a call answered UNAVAILABLE).
+        self.predictor_request_retries: int = 0
 
     @property
     def protocol(self) -> str:

@@ -58,7 +58,6 @@ _UNUSED = {
     "enable_latency_logging": "the stages are timed on /metrics",
     "access_log_format": "there is no access log",
     "event_loop": "the server runs on uvloop",
-    "predictor_request_retries": "a call to the predictor that fails is answered (502 or its status), not retried",
     "predictor_health_check": "a transformer is ready when its model is, whatever its predictor's state",
 }
 
@@ -142,7 +141,6 @@ class ModelServer:
         if self.predictor_config is not None:
             _warn_unused(
                 {
-                    "predictor_request_retries": (self.predictor_config.predictor_request_retries, 0),
                     "predictor_health_check": (self.predictor_config.predictor_health_check, False),
                 }
             )

@@ -14,10 +14,17 @@ import orjson
 
 from modelplane.protocol.errors import InvalidInput, UpstreamError
 from modelplane.protocol.grpc.service import SERVICE_NAME
-from modelplane.protocol.http_client import ClientResponse, HttpClient, Target, TransportError, parse_target
+from modelplane.protocol.http_client import (
+    ClientResponse,
+    ConnectFailed,
+    HttpClient,
+    Target,
+    TransportError,
+    parse_target,
+)
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_rest import JSON_LENGTH_HEADER, decode_response, encode_request
-from modelplane.server.predictor_grpc import grpc_predict
+from modelplane.server.predictor_grpc import RETRY_DELAY, RETRY_MOST_DELAY, grpc_predict
 from modelplane.telemetry import tracing
 
 if TYPE_CHECKING:
@@ -92,7 +99,7 @@ async def forward_predict(
     if isinstance(payload, InferRequest) or model.predictor_protocol == "v2":
         body, request_headers = _v2_request(payload, _forwarded(headers))
         path = f"/v2/models/{model.name}/infer"
-        response = await _send(_client(), host, path, body, request_headers, _timeout(model))
+        response = await _send(_client(), model, host, path, body, request_headers)
         _return_headers(model, response, response_headers)
         length = response.header(JSON_LENGTH_HEADER.encode())
         return decode_response(response.body, int(length) if length else None)
@@ -122,7 +129,7 @@ async def _forward_v1(
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
     path = f"/v1/models/{model.name}:{verb}"
-    response = await _send(_client(), model.predictor_host, path, body, request_headers, _timeout(model))
+    response = await _send(_client(), model, model.predictor_host, path, body, request_headers)
     _return_headers(model, response, response_headers)
     return orjson.loads(response.body)
 
@@ -165,7 +172,7 @@ def predict_blocking(model: Model, payload: Any, headers: dict[str, str] | None)
         loop = _thread.loop = asyncio.new_event_loop()
         _thread.client = HttpClient()
     response = loop.run_until_complete(
-        _send(_thread.client, model.predictor_host, path, body, request_headers, _timeout(model))
+        _send(_thread.client, model, model.predictor_host, path, body, request_headers)
     )
     return orjson.loads(response.body)
 
@@ -174,28 +181,45 @@ async def forward_explain(model: Model, payload: Any, headers: dict[str, str] | 
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     request_headers = {"content-type": "application/json", **_forwarded(headers)}
     path = f"/v1/models/{model.name}:explain"
-    response = await _send(_client(), model.explainer_host, path, body, request_headers, _timeout(model))
+    response = await _send(_client(), model, model.explainer_host, path, body, request_headers)
     return orjson.loads(response.body)
 
 
-def _timeout(model: Model) -> float:
-    return model.predictor_request_timeout_seconds
-
-
 async def _send(
-    client: HttpClient, host: str, path: str, body: bytes, headers: dict[str, str], timeout: float
+    client: HttpClient, model: Model, host: str, path: str, body: bytes, headers: dict[str, str]
 ) -> ClientResponse:
+    """The call, within the model's `predictor_request_timeout_seconds`; its answer, or an
+    `UpstreamError`."""
     target = _target(host, path)
+    timeout = model.predictor_request_timeout_seconds
     with _client_span(f"POST {path}", {"url.path": path}, headers) as headers:
         try:
             async with asyncio.timeout(timeout):
-                response = await client.post(target, body, _header_lines(headers))
+                response = await _post(
+                    client, target, body, _header_lines(headers), model.predictor_request_retries
+                )
         except TransportError as exc:
             raise UpstreamError(f"cannot reach {target.url}: {exc}", 502) from None
         except TimeoutError:
             raise UpstreamError(f"{target.url} did not answer within {timeout:g}s", 504) from None
     _raise_for_status(response, target.url)
     return response
+
+
+async def _post(
+    client: HttpClient, target: Target, body: bytes, headers: bytes, retries: int
+) -> ClientResponse:
+    """KServe's `predictor_request_retries`: a server that takes no connection is tried again, up to
+    `retries` more times, after `RETRY_DELAY` and then twice as long each time (at most
+    `RETRY_MOST_DELAY`). A call that was sent is never sent again."""
+    delay = RETRY_DELAY
+    for _ in range(retries):
+        try:
+            return await client.post(target, body, headers)
+        except ConnectFailed:
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, RETRY_MOST_DELAY)
+    return await client.post(target, body, headers)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ class PredictorConfig:
     predictor_protocol: str = "v1"
     predictor_use_ssl: bool = False
     predictor_request_timeout_seconds: float = DEFAULT_PREDICTOR_TIMEOUT_SECONDS
-    predictor_request_retries: int = 0  # accepted, and warned about by ModelServer
+    predictor_request_retries: int = 0
     predictor_health_check: bool = False  # accepted, and warned about by ModelServer
 
     @property
@@ -25,8 +25,9 @@ class PredictorConfig:
 
     def apply_to(self, model: Model) -> None:
         """Makes `model` a transformer of this predictor, unless it names a predictor itself; its calls
-        take this config's timeout either way, as in KServe."""
+        take this config's timeout and retries either way, as in KServe."""
         model.predictor_request_timeout_seconds = self.predictor_request_timeout_seconds
+        model.predictor_request_retries = self.predictor_request_retries
         if model.predictor_host:
             return
         model.predictor_host = self.predictor_base_url if self.predictor_use_ssl else self.predictor_host

@@ -13,6 +13,7 @@ transformer's own clients (over REST as the HTTP status that code stands for).
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -54,16 +55,20 @@ _UNREACHABLE = ("failed to connect", "connection refused", "dns resolution faile
 _CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 # Channels belong to the event loop that opened them: one set per loop, one channel per predictor.
-_stubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[InferenceStub, str]]] = (
-    weakref.WeakKeyDictionary()
-)
+_stubs: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, int], tuple[InferenceStub, str]]
+] = weakref.WeakKeyDictionary()
+# Seconds before the first retry of a call (KServe's predictor_request_retries), over gRPC and REST
+# alike, and the longest wait between retries, as KServe's gRPC client waits.
+RETRY_DELAY = 0.1
+RETRY_MOST_DELAY = 1.0
 
 
 async def grpc_predict(model: Model, payload: Any, metadata: list[tuple[str, str]]) -> InferResponse:
     """`payload` sent to the model's predictor as a `ModelInfer` call; its answer, or an `UpstreamError`
     with the predictor's status."""
     message = _message(model, payload)
-    stub, target = _stub(model.predictor_host)
+    stub, target = _stub(model.predictor_host, model.predictor_request_retries)
     timeout = model.predictor_request_timeout_seconds
     call_metadata = [("request_type", "grpc_v2"), ("response_type", "grpc_v2"), *metadata]
     try:
@@ -91,18 +96,19 @@ def _message(model: Model, payload: Any) -> pb.ModelInferRequest:
     return message
 
 
-def _stub(host: str) -> tuple[InferenceStub, str]:
+def _stub(host: str, retries: int) -> tuple[InferenceStub, str]:
     loop = asyncio.get_running_loop()
     stubs = _stubs.setdefault(loop, {})
-    found = stubs.get(host)
+    found = stubs.get((host, retries))
     if found is None:
-        found = stubs[host] = _open(host)
+        found = stubs[host, retries] = _open(host, retries)
     return found
 
 
-def _open(host: str) -> tuple[InferenceStub, str]:
+def _open(host: str, retries: int) -> tuple[InferenceStub, str]:
     """A stub on a new channel to `host` (`name:port`, or an `https://` URL for TLS), and the target
-    its errors name."""
+    its errors name. With `retries`, a call answered UNAVAILABLE is made again up to that many more
+    times (gRPC's retry policy, which grpcio caps at 4 retries)."""
     tls = host.startswith("https://")
     address = host.removeprefix("https://").removeprefix("http://").rstrip("/")
     if not address or "/" in address:
@@ -112,6 +118,8 @@ def _open(host: str) -> tuple[InferenceStub, str]:
         name, port = address, "443" if tls else "80"
     target = f"{name}:{port}"
     options = list(_CHANNEL_OPTIONS)
+    if retries > 0:
+        options += [("grpc.enable_retries", 1), ("grpc.service_config", _retry_policy(retries))]
     dialled = target
     if name.lower().endswith(".localhost"):
         # `*.localhost` is the loopback (RFC 6761), which the system resolver may not know: dial
@@ -123,6 +131,17 @@ def _open(host: str) -> tuple[InferenceStub, str]:
     else:
         channel = grpc.aio.insecure_channel(dialled, options=options)
     return InferenceStub(channel), target
+
+
+def _retry_policy(retries: int) -> str:
+    policy = {
+        "maxAttempts": retries + 1,
+        "initialBackoff": f"{RETRY_DELAY}s",
+        "maxBackoff": f"{RETRY_MOST_DELAY}s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+    return json.dumps({"methodConfig": [{"name": [{}], "retryPolicy": policy}]})
 
 
 def _upstream_error(error: grpc.aio.AioRpcError, target: str, timeout: float) -> UpstreamError:

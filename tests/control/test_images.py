@@ -131,18 +131,20 @@ def test_ports_grpc_and_message_limits_are_translated():
             "--grpc_port=9001",
             "--grpc_max_send_message_length=100",
             "--grpc_max_receive_message_length=200",
-            "--predictor_protocol=v2",
+            "--predictor_protocol=grpc-v2",
             "--predictor_request_timeout_seconds=30",
+            "--predictor_request_retries=2",
         ],
     )
     assert (local.http_port, local.grpc_port) == (9000, 9001)
-    assert local.command[-6:] == [
+    assert local.command[-7:] == [
         "--http-port=9000",
         "--grpc-port=9001",
         "--grpc_max_send_message_length=100",
         "--grpc_max_receive_message_length=200",
-        "--predictor-protocol=v2",
+        "--predictor-protocol=grpc-v2",
         "--predictor-request-timeout-seconds=30",
+        "--predictor-request-retries=2",
     ]
     no_grpc = run("kserve/lgbserver", ["--enable_grpc", "false"])
     assert "--grpc-port=-1" in no_grpc.command

@@ -339,11 +339,12 @@ def test_kserves_predictor_settings_that_change_nothing_are_warned(caplog):
         ModelServer(http_port=8080, grpc_port=None, predictor_config=config)
         ModelServer(http_port=8080, grpc_port=None, predictor_config=PredictorConfig("predictor:8080"))
     assert [r.getMessage() for r in caplog.records] == [
-        "ModelServer: predictor_request_retries=3 is accepted but not acted on: a call to the predictor "
-        "that fails is answered (502 or its status), not retried",
         "ModelServer: predictor_health_check=True is accepted but not acted on: a transformer is ready "
         "when its model is, whatever its predictor's state",
     ]
+    model = Model("t")
+    config.apply_to(model)
+    assert model.predictor_request_retries == 3
 
 
 @pytest.mark.parametrize("configure", ["true", "false"])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import grpc
@@ -57,6 +58,26 @@ class PassThrough(Model):
         return True
 
 
+# A predictor that answers every other call UNAVAILABLE (503), the first among them.
+class UnavailableEveryOtherCall(Model):
+    def load(self):
+        self.calls = 0
+        self.ready = True
+        return True
+
+    def predict(self, payload, headers=None):
+        import numpy as np
+
+        from modelplane.server import InferOutput, InferResponse, ServerNotReady
+
+        self.calls += 1
+        if self.calls % 2:
+            raise ServerNotReady("not yet: try again")
+        answer = InferOutput("calls", [1], "INT64")
+        answer.set_data_from_numpy(np.asarray([self.calls]))
+        return InferResponse(response_id="", model_name=self.name, infer_outputs=[answer])
+
+
 # Turns V1 rows into a V2 request written as a dict, as KServe's transformers may.
 class V2DictTransformer(Model):
     def load(self):
@@ -86,6 +107,7 @@ def transformer_before(
     cls: str = "Transformer",
     flag: str = "--predictor-protocol",
     host: str | None = None,
+    more: tuple[str, ...] = (),
 ):
     """A transformer of `predictor`'s REST port (its gRPC port for `grpc-v2`), or of `host`."""
     address = host or f"127.0.0.1:{predictor.grpc_port if protocol == 'grpc-v2' else predictor.http_port}"
@@ -98,6 +120,7 @@ def transformer_before(
         address,
         flag,
         protocol,
+        *more,
         grpc=False,
     )
 
@@ -335,4 +358,79 @@ def test_tf_servings_example_verbs_are_passed_on_as_v1_whatever_the_protocol(pro
         finally:
             transformer.stop()
     finally:
+        predictor.stop()
+
+
+def test_a_predictor_that_takes_no_connection_yet_is_tried_again_as_told(transformer_file):
+    """KServe's `--predictor_request_retries`: the predictor's port opens half a second after the call;
+    with retries the call gets through, without them it is a 502."""
+    import http.server
+    import threading
+
+    from modelplane.local.ports import free_loopback_port
+
+    class Predictor(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["content-length"]))
+            body = b'{"predictions": [1, 1]}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    port = free_loopback_port()
+    host = f"127.0.0.1:{port}"
+    patient = transformer_before(
+        None, transformer_file, "v1", host=host, more=("--predictor_request_retries", "10")
+    )
+    impatient = transformer_before(None, transformer_file, "v1", host=host)
+    late: list[http.server.HTTPServer] = []
+
+    def open_late():
+        time.sleep(0.5)
+        late.append(http.server.HTTPServer(("127.0.0.1", port), Predictor))
+        late[0].serve_forever()
+
+    try:
+        refused = httpx.post(impatient.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+        assert refused.status_code == 502, refused.text
+        opener = threading.Thread(target=open_late, daemon=True)
+        opener.start()
+        answer = httpx.post(patient.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"predictions": [1, 1], "via": "transformer"}
+    finally:
+        patient.stop()
+        impatient.stop()
+        if late:
+            late[0].shutdown()
+            late[0].server_close()
+
+
+def test_a_grpc_predictor_that_answers_unavailable_is_asked_again_as_told(transformer_file):
+    """Over gRPC a retry is gRPC's retry policy, on UNAVAILABLE: one retry gets the second answer."""
+    predictor = serve(
+        "--model-class", f"{transformer_file}:UnavailableEveryOtherCall", "--model-name", "iris"
+    )
+    body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": IRIS_ROWS[0]}]}
+    patient = transformer_before(
+        predictor, transformer_file, "grpc-v2", more=("--predictor-request-retries", "1")
+    )
+    try:
+        answer = httpx.post(patient.url + "/v2/models/iris/infer", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"][0]["data"] == [2]
+        impatient = transformer_before(predictor, transformer_file, "grpc-v2")
+        try:
+            refused = httpx.post(impatient.url + "/v2/models/iris/infer", json=body)
+            assert refused.status_code == 503, refused.text
+            assert "UNAVAILABLE" in refused.json()["error"] and "try again" in refused.json()["error"]
+        finally:
+            impatient.stop()
+    finally:
+        patient.stop()
         predictor.stop()
