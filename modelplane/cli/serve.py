@@ -148,6 +148,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "explainer takes no connection (over gRPC: answers UNAVAILABLE); default 0",
     )
     add(
+        "--enable-predictor-health-check",
+        "--enable_predictor_health_check",
+        action="store_true",
+        help="transformers: ready only while the predictor says it holds the model ready",
+    )
+    add(
         "--explainer-host",
         "--explainer_host",
         default=None,
@@ -603,3 +609,5 @@ def _configure(model, args: argparse.Namespace) -> None:
         model.predictor_request_timeout_seconds = args.predictor_request_timeout_seconds
     if args.predictor_request_retries is not None:
         model.predictor_request_retries = args.predictor_request_retries
+    if args.enable_predictor_health_check:
+        model.predictor_health_check = True

@@ -173,6 +173,8 @@ def kserve_python_server(request: StockRequest, server: str, runtime: str | None
             serve.option(flag, *_SERVE_OPTIONS[flag.name][:1], integer=_SERVE_OPTIONS[flag.name][1])
         elif flag.name == "enable_grpc":
             _enable_grpc(serve, flag)
+        elif flag.name == "enable_predictor_health_check":
+            serve.pass_on(flag, switch=True)
         elif flag.name in ("predictor_protocol", "protocol"):
             if flag.value in ("v1", "v2", "grpc-v2"):
                 serve.options.append(f"--predictor-protocol={flag.value}")

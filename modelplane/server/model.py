@@ -64,6 +64,9 @@ class Model:
         # How many more times a call is made whose predictor or explainer takes no connection (KServe's
         # --predictor_request_retries; over gRPC, a call answered UNAVAILABLE).
         self.predictor_request_retries: int = 0
+        # Whether the model is ready only when its predictor holds it ready too (KServe's
+        # --enable_predictor_health_check).
+        self.predictor_health_check: bool = False
 
     @property
     def protocol(self) -> str:

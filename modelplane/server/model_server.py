@@ -58,7 +58,6 @@ _UNUSED = {
     "enable_latency_logging": "the stages are timed on /metrics",
     "access_log_format": "there is no access log",
     "event_loop": "the server runs on uvloop",
-    "predictor_health_check": "a transformer is ready when its model is, whatever its predictor's state",
 }
 
 
@@ -138,12 +137,6 @@ class ModelServer:
         self.workers = flags.workers if workers is _FROM_COMMAND_LINE else workers
         self.max_asyncio_workers = max_asyncio_workers or flags.max_asyncio_workers
         self.predictor_config = predictor_config or kserve_flags.predictor_config_of(flags)
-        if self.predictor_config is not None:
-            _warn_unused(
-                {
-                    "predictor_health_check": (self.predictor_config.predictor_health_check, False),
-                }
-            )
         if grace_period is not None:
             grace_seconds = grace_period
         if timeout_keep_alive is None and limits is None:

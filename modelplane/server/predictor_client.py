@@ -24,7 +24,7 @@ from modelplane.protocol.http_client import (
 )
 from modelplane.protocol.v2 import InferRequest
 from modelplane.protocol.v2_rest import JSON_LENGTH_HEADER, decode_response, encode_request
-from modelplane.server.predictor_grpc import RETRY_DELAY, RETRY_MOST_DELAY, grpc_predict
+from modelplane.server.predictor_grpc import RETRY_DELAY, RETRY_MOST_DELAY, grpc_model_ready, grpc_predict
 from modelplane.telemetry import tracing
 
 if TYPE_CHECKING:
@@ -47,11 +47,14 @@ _PREDICTOR_BODY_HEADERS = frozenset(
     )
 )
 
+# The longest a readiness check waits for the predictor's answer (a probe should not hang on it).
+READINESS_TIMEOUT = 5.0
+
 # Connections belong to the event loop that opened them: one pool per loop (the server's; tests may run
 # several), and one per worker thread for the blocking calls of an explainer.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HttpClient] = weakref.WeakKeyDictionary()
 _thread = threading.local()
-_targets: dict[str, Target] = {}
+_targets: dict[tuple[str, str], Target] = {}
 
 
 def _client() -> HttpClient:
@@ -62,12 +65,12 @@ def _client() -> HttpClient:
     return client
 
 
-def _target(host: str, path: str) -> Target:
+def _target(host: str, path: str, method: str = "POST") -> Target:
     url = (host if host.startswith(("http://", "https://")) else f"http://{host}") + path
-    target = _targets.get(url)
+    target = _targets.get((method, url))
     if target is None:
         try:
-            target = _targets[url] = parse_target(url)
+            target = _targets[method, url] = parse_target(url, method)
         except ValueError as exc:
             raise UpstreamError(f"cannot call the predictor: {exc}", 502) from None
     return target
@@ -104,6 +107,28 @@ async def forward_predict(
         length = response.header(JSON_LENGTH_HEADER.encode())
         return decode_response(response.body, int(length) if length else None)
     return await _forward_v1(model, "predict", payload, headers, response_headers)
+
+
+async def predictor_ready(model: Model) -> bool:
+    """KServe's predictor health check: whether the transformer's predictor says it holds the model
+    ready, asked in the protocol the transformer speaks to it (V1's model status, V2's model ready,
+    gRPC's ModelReady). A predictor that does not answer within `READINESS_TIMEOUT` is not ready."""
+    timeout = min(model.predictor_request_timeout_seconds, READINESS_TIMEOUT)
+    if model.predictor_protocol == "grpc-v2":
+        return await grpc_model_ready(model, timeout)
+    v1 = model.predictor_protocol == "v1"
+    path = f"/v1/models/{model.name}" if v1 else f"/v2/models/{model.name}/ready"
+    try:
+        async with asyncio.timeout(timeout):
+            response = await _client().post(_target(model.predictor_host, path, "GET"), None)
+    except (TransportError, TimeoutError, UpstreamError):
+        return False
+    if response.status != 200:
+        return False
+    try:
+        return orjson.loads(response.body).get("ready") is not False
+    except (orjson.JSONDecodeError, AttributeError):
+        return True  # a 200 that says nothing more (V2's ready may have no body)
 
 
 async def forward_example_verb(

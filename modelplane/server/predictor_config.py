@@ -17,7 +17,7 @@ class PredictorConfig:
     predictor_use_ssl: bool = False
     predictor_request_timeout_seconds: float = DEFAULT_PREDICTOR_TIMEOUT_SECONDS
     predictor_request_retries: int = 0
-    predictor_health_check: bool = False  # accepted, and warned about by ModelServer
+    predictor_health_check: bool = False
 
     @property
     def predictor_base_url(self) -> str:
@@ -32,6 +32,7 @@ class PredictorConfig:
             return
         model.predictor_host = self.predictor_base_url if self.predictor_use_ssl else self.predictor_host
         model.predictor_protocol = self.predictor_protocol
+        model.predictor_health_check = self.predictor_health_check
 
 
 def check_predictor_protocol(model: Model) -> None:

@@ -78,6 +78,16 @@ async def grpc_predict(model: Model, payload: Any, metadata: list[tuple[str, str
     return response_from_grpc(answer)
 
 
+async def grpc_model_ready(model: Model, timeout: float) -> bool:
+    """The predictor's `ModelReady` for the model; a predictor that does not answer is not ready."""
+    stub, _ = _stub(model.predictor_host, model.predictor_request_retries)
+    try:
+        answer = await stub.ModelReady(pb.ModelReadyRequest(name=model.name), timeout=timeout)
+    except grpc.aio.AioRpcError:
+        return False
+    return answer.ready
+
+
 def _message(model: Model, payload: Any) -> pb.ModelInferRequest:
     if isinstance(payload, pb.ModelInferRequest):
         message = payload

@@ -12,6 +12,7 @@ from typing import Any
 from modelplane.protocol.errors import ModelNotFound, ModelNotReady
 from modelplane.protocol.model_schema import ModelSchema
 from modelplane.server.model import Model, stage_runners
+from modelplane.server.predictor_client import predictor_ready
 
 logger = logging.getLogger("modelplane.server")
 
@@ -73,10 +74,29 @@ class ModelRepository:
 
     async def is_ready(self, name: str) -> bool:
         """Whether a model is ready; an unloaded one is not (ModelNotFound for a name never held)."""
+        return await self.why_not_ready(name) is None
+
+    async def why_not_ready(self, name: str) -> str | None:
+        """Why a model is not ready, or None when it is (ModelNotFound for a name never held). A
+        transformer told to check its predictor's health is ready when its predictor says it holds the
+        model ready too."""
         if name in self._unloaded:
-            return False
+            return "It was unloaded."
         served = self.get(name)
-        return bool(await served.model.healthy())
+        model = served.model
+        if not await model.healthy():
+            return served.load_error or "It is not healthy."
+        if model.predictor_health_check and not await predictor_ready(model):
+            return f"Its predictor {model.predictor_host} does not have it ready."
+        return None
+
+    async def check_ready(self, name: str) -> None:
+        """ModelNotReady, with the reason, for a model that is not ready (ModelNotFound for a name not
+        held)."""
+        why = await self.why_not_ready(name)
+        if why is not None:
+            self.get_ready(name)  # its own error, with the reason its load failed
+            raise ModelNotReady(name, why)
 
     async def not_ready_reason(self) -> str | None:
         """Why the server is not ready, or None when it is. A server whose models were unloaded on

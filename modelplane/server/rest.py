@@ -213,8 +213,7 @@ class RESTServer:
             if target.metadata:
                 return self._v1_metadata(target)
             repository = self.dataplane.repository
-            if not await repository.is_ready(target.name):
-                repository.get_ready(target.name)  # raises ModelNotReady, with the reason
+            await repository.check_ready(target.name)
             served = _v1_version_checked(target, repository.get(target.name))
             # The name the model answers as (a repository load's `model_id`), as its V2 metadata gives.
             return json_response({"name": served.model.name, "ready": True, **served.model.v1_status()})
@@ -317,8 +316,7 @@ class RESTServer:
         if rest == ["ready"]:
             if method != "GET":
                 return _method_not_allowed("GET")
-            if not await dataplane.repository.is_ready(name):
-                dataplane.repository.get_ready(name)  # raises ModelNotReady, with the reason
+            await dataplane.repository.check_ready(name)
             if version is not None:
                 dataplane.resolve(name, version)
             return json_response({"name": dataplane.repository.get(name).model.name, "ready": True})

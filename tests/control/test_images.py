@@ -134,10 +134,11 @@ def test_ports_grpc_and_message_limits_are_translated():
             "--predictor_protocol=grpc-v2",
             "--predictor_request_timeout_seconds=30",
             "--predictor_request_retries=2",
+            "--enable_predictor_health_check",
         ],
     )
     assert (local.http_port, local.grpc_port) == (9000, 9001)
-    assert local.command[-7:] == [
+    assert local.command[-8:] == [
         "--http-port=9000",
         "--grpc-port=9001",
         "--grpc_max_send_message_length=100",
@@ -145,6 +146,7 @@ def test_ports_grpc_and_message_limits_are_translated():
         "--predictor-protocol=grpc-v2",
         "--predictor-request-timeout-seconds=30",
         "--predictor-request-retries=2",
+        "--enable_predictor_health_check",
     ]
     no_grpc = run("kserve/lgbserver", ["--enable_grpc", "false"])
     assert "--grpc-port=-1" in no_grpc.command

@@ -333,18 +333,14 @@ def test_kserves_settings_that_change_nothing_are_warned(caplog):
     ]
 
 
-def test_kserves_predictor_settings_that_change_nothing_are_warned(caplog):
+def test_kserves_predictor_settings_reach_the_transformer_without_a_warning(caplog):
     config = PredictorConfig("predictor:8080", predictor_request_retries=3, predictor_health_check=True)
     with caplog.at_level("WARNING", logger="modelplane.server"):
         ModelServer(http_port=8080, grpc_port=None, predictor_config=config)
-        ModelServer(http_port=8080, grpc_port=None, predictor_config=PredictorConfig("predictor:8080"))
-    assert [r.getMessage() for r in caplog.records] == [
-        "ModelServer: predictor_health_check=True is accepted but not acted on: a transformer is ready "
-        "when its model is, whatever its predictor's state",
-    ]
+    assert caplog.records == []
     model = Model("t")
     config.apply_to(model)
-    assert model.predictor_request_retries == 3
+    assert (model.predictor_request_retries, model.predictor_health_check) == (3, True)
 
 
 @pytest.mark.parametrize("configure", ["true", "false"])

@@ -108,6 +108,7 @@ def transformer_before(
     flag: str = "--predictor-protocol",
     host: str | None = None,
     more: tuple[str, ...] = (),
+    ready_status: int = 200,
 ):
     """A transformer of `predictor`'s REST port (its gRPC port for `grpc-v2`), or of `host`."""
     address = host or f"127.0.0.1:{predictor.grpc_port if protocol == 'grpc-v2' else predictor.http_port}"
@@ -122,6 +123,7 @@ def transformer_before(
         protocol,
         *more,
         grpc=False,
+        ready_status=ready_status,
     )
 
 
@@ -434,3 +436,32 @@ def test_a_grpc_predictor_that_answers_unavailable_is_asked_again_as_told(transf
     finally:
         patient.stop()
         predictor.stop()
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2", "grpc-v2"])
+def test_a_transformer_told_to_check_its_predictor_is_ready_only_while_its_predictor_is(
+    iris_server, transformer_file, protocol
+):
+    """KServe's `--enable_predictor_health_check`: the model's and the server's readiness are the
+    predictor's too, asked in the transformer's protocol; without the flag a transformer is ready alone."""
+    from modelplane.local.ports import free_loopback_port
+
+    nowhere = f"127.0.0.1:{free_loopback_port()}"
+    checking = ("--enable_predictor_health_check",)
+    alone = transformer_before(
+        None, transformer_file, protocol, host=nowhere, more=checking, ready_status=503
+    )
+    unchecked = transformer_before(None, transformer_file, protocol, host=nowhere)
+    with_predictor = transformer_before(iris_server, transformer_file, protocol, more=checking)
+    try:
+        for path in ("/v2/health/ready", "/v2/models/iris/ready", "/v1/models/iris"):
+            assert httpx.get(alone.url + path).status_code == 503, path
+            assert httpx.get(unchecked.url + path).status_code == 200, path
+            assert httpx.get(with_predictor.url + path).status_code == 200, path
+        refused = httpx.get(alone.url + "/v2/models/iris/ready").json()["error"]
+        assert (
+            refused == f"Model with name iris is not ready. Its predictor {nowhere} does not have it ready."
+        )
+    finally:
+        for transformer in (alone, unchecked, with_predictor):
+            transformer.stop()
