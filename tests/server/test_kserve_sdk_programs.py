@@ -360,3 +360,33 @@ def test_kserves_message_limit_flags_reach_modelserver(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["model.py"])
     server = ModelServer(grpc_max_message_length=1000)
     assert (server.grpc_max_message_length, server.grpc_max_send_message_length) == (1000, 1000)
+
+
+UNHEALTHY = """
+from modelplane.server import Model
+
+
+class Unhealthy(Model):
+    def load(self):
+        self.ready = True
+        return True
+
+    async def healthy(self):
+        return False
+"""
+
+
+def test_a_model_that_says_it_is_not_healthy_is_not_ready_on_any_route(tmp_path):
+    """KServe's `healthy()`: loaded (`ready`), and still not ready while it says it is unhealthy."""
+    path = tmp_path / "unhealthy.py"
+    path.write_text(UNHEALTHY)
+    server = serve("--model-class", f"{path}:Unhealthy", "--model-name", "sick", ready_status=503)
+    try:
+        for route in ("/v1/models/sick", "/v2/models/sick/ready", "/v2/health/ready"):
+            answer = httpx.get(server.url + route)
+            assert answer.status_code == 503, (route, answer.text)
+        assert httpx.get(server.url + "/v1/models/sick").json()["error"] == (
+            "Model with name sick is not ready. It is not healthy."
+        )
+    finally:
+        server.stop()
