@@ -146,6 +146,7 @@ _NO_COUNTERPART = {
     "configure_logging": "modelplane serve's logging is set with MODELPLANE_LOGLEVEL",
     "log_config_file": "modelplane serve's logging is set with MODELPLANE_LOGLEVEL",
     "access_log_format": "modelplane serve writes no access log",
+    "predictor_use_ssl": "the predictor is reached through the gateway on a plain loopback port",
 }
 
 

@@ -488,3 +488,12 @@ def test_the_art_explainer_image_runs_the_art_runtime():
         "--storage_uri /mnt/models (the ART explainer reads no model folder)",
         "--eps 0.1 (KServe's ART explainer does not read it)",
     )
+
+
+def test_tls_to_the_predictor_is_dropped_with_the_reason():
+    local = run(
+        "kserve/sklearnserver", ["--predictor_host=iris-predictor.default", "--predictor_use_ssl=true"]
+    )
+    assert local.dropped == (
+        "--predictor_use_ssl=true (the predictor is reached through the gateway on a plain loopback port)",
+    )
