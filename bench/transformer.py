@@ -331,6 +331,11 @@ def render(samples, void, args, started, load_before, versions) -> str:
     return "\n".join(md) + "\n"
 
 
+INTRO = (
+    "What a KServe-style transformer costs in front of a predictor: the same pass-through transformer on"
+    " modelplane and on KServe 0.21, over REST V2 and gRPC to one predictor."
+)
+
 READING_NOTES = """How to read it:
 - The ratio table is modelplane over KServe for the same predictor protocol and concurrency, medians of
   the rounds: above 1 is better for modelplane in req/s, below 1 is better in latency and CPU. The
@@ -342,24 +347,29 @@ READING_NOTES = """How to read it:
   HTTP server, with its own HTTP/1.1 client for `v2` and grpcio's aio client for `grpc-v2`; KServe on
   FastAPI and uvicorn, with httpx for `v2` and grpcio's aio client for `grpc-v2`. So modelplane's
   `grpc-v2` costs it more than its `v2` (grpcio's cost per call), while KServe's `grpc-v2` costs it less
-  than its `v2` (no httpx).
+  than its `v2` (no httpx), and the gap between the two is smallest on `grpc-v2`, where both spend much
+  of a call in the same grpcio client.
 - Where KServe's `v2` time goes: a py-spy profile of its transformer at concurrency 16 (8 s at 200 Hz,
   2026-12-07) had 62% of the samples in httpx's `AsyncClient.post`: httpcore's connection pool
-  bookkeeping (with a readability check of pooled connections on each request) and, 16% of all samples,
-  httpcore's `current_async_library`, nearly all of it a failed import. pip's resolution of `kserve==0.21.0` today brings anyio 4.16, which no longer needs
-  sniffio, so none is installed, and httpcore 1.0.9 tries `import sniffio` on every request, a search of
-  the whole path each time. With sniffio put on the KServe transformer's path (a side run, not in the
-  tables), its CPU per request at concurrency 16 fell from 3.1–3.6 ms to 2.3–2.4 ms and at concurrency 1
-  from 1.9–2.3 ms to 1.6–1.9 ms: about a quarter of modelplane's lead on the `v2` rows is that
-  environment detail, which a KServe image built with pip today shares. It does not touch `grpc-v2`.
+  bookkeeping (with a readability check of pooled connections on each request) and, 16% of all
+  samples, httpcore's `current_async_library`, nearly all of it a failed import. pip's resolution of
+  `kserve==0.21.0` today brings anyio 4.16, which no longer needs sniffio, so none is installed, and
+  httpcore 1.0.9 tries `import sniffio` on every request, a search of the whole path each time. With
+  sniffio put on the KServe transformer's path (a side run, not in the tables), its CPU per request
+  fell from 3.1–3.6 ms to 2.3–2.4 ms at concurrency 16 and from 1.9–2.3 ms to 1.6–1.9 ms at
+  concurrency 1: about a quarter and a sixth of its cost, which a KServe image built with pip today
+  pays too. It does not touch `grpc-v2`.
 - The body's data is flat (4 numbers, shape [1, 4]). With the nested form (`[[...]]`), which V2 allows
   as well and bench/gateway.py sends, KServe 0.21's `grpc-v2` transformer answers 500 `TypeError : must
   be real number, not list` (its `InferRequest.to_grpc` puts the nested list into `fp32_contents`);
   modelplane's answers it. The flat body keeps every row comparable.
-- The predictor is the same process for every row, but its CPU per request is higher behind a
-  transformer than direct, and behind KServe's than behind modelplane's: the requests come at a lower
-  rate, each with its own wake-ups, with the transformer's process on the same cores. Compare it within
-  a row's protocol and concurrency only.
+- The predictor is the same process for every row, but its CPU per request is not: behind a
+  transformer the requests come at a lower rate, with fewer of them per wake-up, and behind KServe's
+  `v2` transformer each comes in two pieces, as httpx writes the headers and the body separately
+  (strace on the predictor at concurrency 16, 2026-12-07: 2 reads and 5.7 `epoll_pwait` calls per
+  request behind KServe's transformer, 1 read and 0.7 behind modelplane's). So the predictor column of
+  the ratio table is a cost the transformer's client puts on the predictor, not a difference between
+  predictors.
 - The machine is shared with other work (see the load average): single runs vary by 2x and more, hence
   the interleaved rounds, the medians and the req/s ranges."""
 
@@ -461,7 +471,7 @@ def main() -> int:
     markdown = render(samples, void, args, started, load_before, collect_versions(kserve_python, commit))
     print(markdown)
     if args.write_results:
-        put_section(SECTION, f"## {SECTION}\n\n{markdown.rstrip()}\n")
+        put_section(SECTION, f"## {SECTION}\n\n{INTRO}\n\n{markdown.rstrip()}\n")
         log(f"wrote the '## {SECTION}' section of bench/RESULTS.md")
     return 0
 
