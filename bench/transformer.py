@@ -353,7 +353,10 @@ READING_NOTES = """How to read it:
   FastAPI and uvicorn, with httpx for `v2` and grpcio's aio client for `grpc-v2`. So modelplane's
   `grpc-v2` costs it more than its `v2` (grpcio's cost per call), while KServe's `grpc-v2` costs it less
   than its `v2` (no httpx), and the gap between the two is smallest on `grpc-v2`, where both spend much
-  of a call in the same grpcio client.
+  of a call in the same grpcio client. modelplane's channel sends no BDP pings, where KServe's (grpcio's
+  defaults) does: on 2026-12-08, `--paths modelplane-v2,modelplane-grpc-v2 --concurrency 16 --rounds 2
+  --duration 4` gave modelplane's `grpc-v2` 0.49 of its `v2`'s req/s with the pings and 0.62 without
+  (transformer CPU 2.3 and 1.8 times its `v2`'s), which is why it has none.
 - Where KServe's `v2` time goes: a py-spy profile of its transformer at concurrency 16 (8 s at 200 Hz,
   2026-12-07) had 62% of the samples in httpx's `AsyncClient.post`: httpcore's connection pool
   bookkeeping (with a readability check of pooled connections on each request) and, 16% of all

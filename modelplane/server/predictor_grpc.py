@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import orjson
 
-from modelplane.protocol.errors import InvalidInput, UpstreamError
+from modelplane.protocol.errors import UpstreamError
 from modelplane.protocol.grpc import inference_pb2 as pb
 from modelplane.protocol.grpc.service import InferenceStub
 from modelplane.protocol.v2 import InferRequest, InferResponse
@@ -78,7 +78,9 @@ async def grpc_predict(model: Model, payload: Any, metadata: list[tuple[str, str
     message = _message(model, payload)
     stub, target = _stub(model.predictor_host, model.predictor_request_retries)
     timeout = model.predictor_request_timeout_seconds
-    call_metadata = [("request_type", "grpc_v2"), ("response_type", "grpc_v2"), *metadata]
+    # gRPC metadata carries printable ASCII only: a forwarded header with other bytes stays behind.
+    forwarded = [(name, value) for name, value in metadata if value.isascii() and value.isprintable()]
+    call_metadata = [("request_type", "grpc_v2"), ("response_type", "grpc_v2"), *forwarded]
     try:
         answer = await stub.ModelInfer(message, metadata=call_metadata, timeout=timeout)
     except grpc.aio.AioRpcError as error:
@@ -130,7 +132,7 @@ def _open(host: str, retries: int) -> tuple[InferenceStub, str]:
     tls = host.startswith("https://")
     address = host.removeprefix("https://").removeprefix("http://").rstrip("/")
     if not address or "/" in address:
-        raise InvalidInput(f"cannot call the predictor over gRPC: {host!r} is not a host[:port]")
+        raise UpstreamError(f"cannot call the predictor over gRPC: {host!r} is not a host[:port]", 502)
     name, colon, port = address.rpartition(":")
     if not (colon and port.isdigit()):
         name, port = address, "443" if tls else "80"

@@ -189,7 +189,9 @@ def test_grpc_v2_passes_the_predictors_status_on(iris_server, transformer_file):
         assert refused.status_code == 400, refused.text
         assert "INVALID_ARGUMENT" in refused.json()["error"]
         body = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": IRIS_ROWS}]}
-        answered = httpx.post(transformer.url + "/v2/models/iris/infer", json=body)
+        # A header gRPC metadata cannot carry (not ASCII) is not passed on, and fails nothing.
+        headers = {"x-request-id": "caf\u00e9".encode("latin-1")}
+        answered = httpx.post(transformer.url + "/v2/models/iris/infer", json=body, headers=headers)
         assert answered.status_code == 200, answered.text
         assert answered.json()["outputs"][0]["data"] == [1, 1]
         v1 = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
