@@ -111,9 +111,10 @@ class PaddleModel(Model):
         """Refuses ids outside the embedding tables the input indexes, which Paddle does not always
         refuse: it answers whatever memory an id of -1 (or, where a table has a padding row, any id
         outside it) points at, or crashes the process."""
-        if ids.min() >= 0 and ids.max() < rows:
+        inside = (ids >= 0) & (ids < rows)  # a NaN (a float input cast to ids) is not
+        if inside.all():
             return
-        outside = ids[(ids < 0) | (ids >= rows)].flat[0]
+        outside = ids[~inside].flat[0]
         raise InvalidInput(
             f"the input does not fit model {self.name}: input {self._inputs[0]['name']} indexes an "
             f"embedding table of {rows} rows: expected >= 0 and < {rows}, but got {outside}"

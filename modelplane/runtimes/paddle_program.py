@@ -4,9 +4,9 @@ A model is a program and its parameters (`*.pdiparams`), in one of two formats: 
 `*.pdmodel` (a ProgramDesc protobuf), which KServe's paddleserver loads, and Paddle 3's `*.json`
 (a PIR program, what `paddle.jit.save` writes by default since 3.0). Paddle's predictor says the names
 of its inputs and outputs; their shapes and datatypes (which it gives only after a run) are read from
-the program, and so are the sizes of the embedding tables an input indexes (Paddle's embedding kernel does
-not check an id of -1, nor any id where the table has a padding row: it reads past the table, or crashes
-the process).
+the program, and so are the sizes of the embedding tables an input indexes, directly or through ops
+that keep its values (a reshape, a cast...): Paddle's embedding kernel does not check an id of -1, nor
+any id where the table has a padding row: it reads past the table, or crashes the process.
 """
 
 from __future__ import annotations
@@ -99,6 +99,18 @@ def declared_program(paddle: Any, files: PaddleFiles) -> DeclaredProgram:
 # The ops that look ids up in an embedding table.
 _DESC_EMBEDDINGS = ("lookup_table_v2", "lookup_table")  # Paddle 2's op, and Paddle 1's
 _PIR_EMBEDDING = "pd_op.embedding"
+# Ops whose output holds all of their first input's values, and only those (its shape or order changed,
+# or its type): ids that pass through them on their way to a table are still the feed's. (A slice is
+# not among them: the rest of its input may be other numbers than ids.)
+_DESC_KEEPING_VALUES = {
+    "reshape2": "X", "reshape": "X", "squeeze2": "X", "squeeze": "X", "unsqueeze2": "X", "unsqueeze": "X",
+    "flatten_contiguous_range": "X", "flatten2": "X", "flatten": "X", "transpose2": "X", "transpose": "X",
+    "assign": "X", "cast": "X",
+}  # fmt: skip
+_PIR_KEEPING_VALUES = {
+    "pd_op.reshape", "pd_op.squeeze", "pd_op.unsqueeze", "pd_op.flatten", "pd_op.transpose", "pd_op.assign",
+    "pd_op.cast",
+}  # fmt: skip
 
 
 def _program_desc(path: Path) -> DeclaredProgram:
@@ -115,14 +127,22 @@ def _program_desc(path: Path) -> DeclaredProgram:
                 tensor = getattr(var.type, field).tensor
                 dtype = framework_pb2.VarType.Type.Name(tensor.data_type)
                 tensors[var.name] = TensorSpec(list(tensor.dims), _V2_DATATYPES.get(dtype, "BYTES"))
-    feeds = {name for op in block.ops if op.type == "feed" for v in op.outputs for name in v.arguments}
+    # Each variable that holds a feed's values: the feeds themselves, and what keeps their values.
+    feed_of = {
+        name: name for op in block.ops if op.type == "feed" for v in op.outputs for name in v.arguments
+    }
     id_limits: dict[str, int] = {}
     for op in block.ops:
+        inputs = {v.parameter: list(v.arguments) for v in op.inputs}
         if op.type in _DESC_EMBEDDINGS:
-            arguments = {v.parameter: list(v.arguments) for v in op.inputs}
-            (ids,), (table,) = arguments["Ids"], arguments["W"]
-            if ids in feeds and table in tensors:
-                _limit(id_limits, ids, tensors[table].shape)
+            (ids,), (table,) = inputs["Ids"], inputs["W"]
+            if ids in feed_of and table in tensors:
+                _limit(id_limits, feed_of[ids], tensors[table].shape)
+        elif op.type in _DESC_KEEPING_VALUES:
+            source = inputs.get(_DESC_KEEPING_VALUES[op.type], [None])[0]
+            if source in feed_of:
+                for out in (name for v in op.outputs if v.parameter == "Out" for name in v.arguments):
+                    feed_of[out] = feed_of[source]
     return DeclaredProgram(tensors, id_limits)
 
 
@@ -139,7 +159,9 @@ def _pir_program(paddle: Any, path: Path) -> DeclaredProgram:
         elif op.name() == _PIR_EMBEDDING:
             ids, table = op.operand_source(0), op.operand_source(1)
             feed = ids.get_defining_op()
-            if feed.name() == "pd_op.data":
+            while feed is not None and feed.name() in _PIR_KEEPING_VALUES:
+                feed = feed.operand_source(0).get_defining_op()
+            if feed is not None and feed.name() == "pd_op.data":
                 _limit(id_limits, feed.attrs()["name"], list(table.shape))
     return DeclaredProgram(tensors, id_limits)
 

@@ -9,6 +9,8 @@ linear-pdmodel  the same layer in Paddle 2's format (model.pdmodel and model.pdi
 lookup          paddle.nn.Embedding(5, 2) with TABLE, in Paddle 3's format: ids [-1] int64 -> [-1, 2] float32
 lookup-padded   paddle.nn.Embedding(5, 2, padding_idx=0) with TABLE (its row 0 answered as zeros), in Paddle 2's
                 format: Paddle checks none of its ids
+lookup-reshaped ids [-1, 2] int64, reshaped to [-1] on their way to the padded TABLE, in Paddle 2's format
+lookup-cast     ids [-1] float32, cast to int64 on their way to the padded TABLE, in Paddle 3's format
 pair            two inputs, in Paddle 3's format: a [-1, 2] float32, b [-1, 1] float32 -> linear(a) + b
 """
 
@@ -26,7 +28,7 @@ WEIGHTS = np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5], [-2.0, 1.0, 0.25], [0.0,
 BIAS = np.array([0.1, -0.2, 0.3], dtype=np.float32)
 TABLE = np.arange(10, dtype=np.float32).reshape(5, 2)
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PDMODEL = {"linear-pdmodel", "lookup-padded"}  # the models saved in Paddle 2's format
+PDMODEL = {"linear-pdmodel", "lookup-padded", "lookup-reshaped"}  # the models saved in Paddle 2's format
 
 
 def linear(rows) -> np.ndarray:
@@ -35,7 +37,15 @@ def linear(rows) -> np.ndarray:
 
 
 def write_models(
-    root: Path, names: tuple[str, ...] = ("linear", "linear-pdmodel", "lookup", "lookup-padded")
+    root: Path,
+    names: tuple[str, ...] = (
+        "linear",
+        "linear-pdmodel",
+        "lookup",
+        "lookup-padded",
+        "lookup-reshaped",
+        "lookup-cast",
+    ),
 ) -> dict[str, Path]:
     """Saves the models named into subfolders of `root`, each program format by a process of its own."""
     by_format = {"pdmodel": [n for n in names if n in PDMODEL], "pir": [n for n in names if n not in PDMODEL]}
@@ -70,8 +80,28 @@ def _save(root: Path, names: list[str]) -> None:
         def forward(self, a, b):
             return self.linear(a) + b
 
+    class LookUpAfter(paddle.nn.Layer):
+        """The padded table, looked up with the ids after `before` changed their shape or type."""
+
+        def __init__(self, before):
+            super().__init__()
+            self.before = before
+            self.lookup = paddle.nn.Embedding(*TABLE.shape, padding_idx=0)
+            self.lookup.weight.set_value(TABLE)
+
+        def forward(self, ids):
+            return self.lookup(self.before(ids))
+
     for name in names:
-        if name in ("linear", "linear-pdmodel"):
+        if name == "lookup-reshaped":
+            save(
+                name, LookUpAfter(lambda ids: paddle.reshape(ids, [-1])), InputSpec([None, 2], "int64", "ids")
+            )
+        elif name == "lookup-cast":
+            save(
+                name, LookUpAfter(lambda ids: paddle.cast(ids, "int64")), InputSpec([None], "float32", "ids")
+            )
+        elif name in ("linear", "linear-pdmodel"):
             layer = paddle.nn.Linear(4, 3)
             layer.weight.set_value(WEIGHTS)
             layer.bias.set_value(BIAS)

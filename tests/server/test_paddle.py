@@ -224,3 +224,18 @@ def test_paddle_is_refused_beside_tensorflow_rather_than_crashing(models):
     )
     assert found.returncode == 0, found.stderr
     assert "Paddle cannot be loaded into a server that has loaded TensorFlow" in found.stdout
+
+
+@pytest.mark.parametrize("model", ["lookup-reshaped", "lookup-cast"])
+@pytest.mark.parametrize("outside", [-1, 5, 10**9])
+def test_ids_that_reach_a_table_through_a_reshape_or_a_cast_are_checked_too(server, model, outside):
+    """A reshape or a cast keeps the feed's values: an id outside the padded table (which Paddle does not
+    check, and 10**9 crashes the process) is still the input's, and a 400."""
+    rows = [[0, outside]] if model == "lookup-reshaped" else [0, outside]
+    response = predict(server, model, {"instances": rows})
+    assert response.status_code == 400, response.text
+    assert f"expected >= 0 and < 5, but got {outside}" in response.json()["error"]
+    good = [[0, 4]] if model == "lookup-reshaped" else [0, 4]
+    assert predict(server, model, {"instances": good}).json() == {
+        "predictions": [[0.0, 0.0], TABLE[4].tolist()]
+    }
