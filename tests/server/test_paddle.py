@@ -239,3 +239,14 @@ def test_ids_that_reach_a_table_through_a_reshape_or_a_cast_are_checked_too(serv
     assert predict(server, model, {"instances": good}).json() == {
         "predictions": [[0.0, 0.0], TABLE[4].tolist()]
     }
+
+
+def test_a_nan_id_sent_as_binary_is_a_400(server):
+    """JSON has no NaN, but a binary tensor does: a float id that is not a number is outside the table."""
+    client = triton_http.InferenceServerClient(server.url.removeprefix("http://"))
+    ids = triton_http.InferInput("ids", [2], "FP32")
+    ids.set_data_from_numpy(np.asarray([0.0, np.nan], dtype=np.float32), binary_data=True)
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer("lookup-cast", [ids])
+    assert refused.value.status() == "400"
+    assert "expected >= 0 and < 5, but got nan" in refused.value.message()
