@@ -44,7 +44,7 @@ from __future__ import annotations
 import os
 import sys
 
-from harness import free_port, log
+from harness import free_port, log, modelplane_commit
 from results_file import put_section
 from server_process import ServerProcess, group_cpu_seconds
 from venvs import ensure_venv
@@ -546,18 +546,6 @@ def report(name: str, c: int, run: Run) -> None:
         f"{name:10s} c={c:<3d} {run.tokens_per_s:8.0f} tokens/s  TTFT p50 {run.ttft_p50_ms:7.1f} ms"
         f"  p99 {run.ttft_p99_ms:7.1f} ms  {run.requests} requests  (load {run.load:.2f})"
     )
-
-
-def modelplane_commit() -> str:
-    """The commit modelplane runs from (an editable install), '+dirty' with local edits under modelplane/."""
-    git = ["git", "-C", str(REPO)]
-    rev = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--", "modelplane"], capture_output=True, text=True
-    )
-    return (rev or "?") + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def render(

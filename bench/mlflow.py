@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import sys
 
-from harness import free_port, log
+from harness import free_port, log, modelplane_commit
 from mlserver_home import write_mlserver_home
 from results_file import put_section
 from server_process import ServerProcess, group_peak_rss_mib, http_request
@@ -274,18 +274,6 @@ def mlserver_requirements() -> list[str]:
         f"cloudpickle=={cloudpickle.__version__}",
         "uvloop<0.22",  # with 0.22+ MLServer's inference worker fails to load the model (parallel_workers 1)
     ]
-
-
-def modelplane_commit() -> str:
-    """The commit of the checkout modelplane runs from, '+dirty' with local edits under modelplane/."""
-    git = ["git", "-C", str(REPO)]
-    rev = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--", "modelplane"], capture_output=True, text=True
-    )
-    return (rev or "?") + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def render(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import sys
 
-from harness import free_port, log
+from harness import free_port, log, modelplane_commit
 from results_file import put_section
 from server_process import ServerProcess, http_request
 from venvs import ensure_venv
@@ -246,18 +246,6 @@ def main() -> int:
         put_section(SECTION, f"## {SECTION}\n\n{markdown.rstrip()}\n")
         log(f"wrote the '## {SECTION}' section of bench/RESULTS.md")
     return 0
-
-
-def modelplane_commit() -> str:
-    """The commit modelplane runs from (an editable install), '+dirty' with local edits under modelplane/."""
-    git = ["git", "-C", str(REPO)]
-    rev = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--", "modelplane"], capture_output=True, text=True
-    )
-    return (rev or "?") + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def render(

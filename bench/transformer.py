@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import sys
 
-from harness import free_port, log
+from harness import free_port, log, modelplane_commit
 from results_file import put_section
 from server_process import ServerProcess, group_cpu_seconds, http_request
 from venvs import ensure_venv
@@ -420,18 +420,6 @@ def collect_versions(kserve_python: Path, commit: str) -> dict[str, str]:
     versions["wrk"] = ((wrk.stdout + wrk.stderr).strip().splitlines() or ["?"])[0]
     versions["modelplane code measured"] = commit
     return versions
-
-
-def modelplane_commit() -> str:
-    """The commit of the checkout modelplane runs from, '+dirty' with local edits under modelplane/."""
-    git = ["git", "-C", str(REPO)]
-    rev = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--", "modelplane"], capture_output=True, text=True
-    )
-    return (rev or "?") + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def main() -> int:
