@@ -14,6 +14,8 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import yaml
+from kubernetes_validate.utils import schema_contents
+from referencing import Registry, Resource
 
 from modelplane.api.quantity import parse_quantity
 
@@ -38,24 +40,38 @@ def problems(obj: dict) -> list[str]:
 
 def _schema_problems(obj: dict) -> list[str]:
     group_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
-    schema = custom_resource_schemas().get((group_version, kind))
-    if schema is None:
-        try:
-            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            return [f"{error.message} (at {list(error.absolute_path)})"]
-        return []
-    found = [
-        f"{e.message} (at {list(e.absolute_path)})"
-        for e in jsonschema.Draft202012Validator(schema).iter_errors(obj)
-    ]
+    validator = _custom_resource_validator(group_version, kind)
+    if validator is None:
+        return [f"{e.message} (at {list(e.absolute_path)})" for e in _core_errors(obj)]
+    found = [f"{e.message} (at {list(e.absolute_path)})" for e in validator.iter_errors(obj)]
     # A custom resource's metadata is Kubernetes' ObjectMeta, whatever its CRD says.
     meta = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj.get("metadata")}
-    try:
-        kubernetes_validate.validate(meta, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as error:
-        found.append(f"metadata: {error.message}")
+    found += [f"metadata: {e.message}" for e in _core_errors(meta)]
     return found
+
+
+def _core_errors(obj: dict) -> list[jsonschema.ValidationError]:
+    """What `kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)` finds, with the
+    validator built once per kind (the library reads and parses its schema files on every call)."""
+    validator = _core_validator(obj["apiVersion"], obj["kind"])
+    error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
+    return [] if error is None else [error]
+
+
+@cache
+def _core_validator(api_version: str, kind: str) -> jsonschema.Draft202012Validator:
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    folder = f"kubernetes-json-schema/v{KUBERNETES_VERSION}-local-strict"
+    schema = schema_contents(f"{folder}/{kind.lower()}-{group_version}.json", KUBERNETES_VERSION)
+    definitions = schema_contents(f"{folder}/_definitions.json", KUBERNETES_VERSION)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+@cache
+def _custom_resource_validator(group_version: str, kind: str) -> jsonschema.Draft202012Validator | None:
+    schema = custom_resource_schemas().get((group_version, kind))
+    return None if schema is None else jsonschema.Draft202012Validator(schema)
 
 
 @cache
@@ -64,7 +80,7 @@ def custom_resource_schemas() -> dict[tuple[str, str], dict]:
     schemas = {}
     for folder in CRD_FOLDERS:
         for path in sorted(folder.glob("*.yaml")):
-            for crd in yaml.safe_load_all(path.read_text()):
+            for crd in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader):
                 if crd:
                     schemas.update(crd_schemas(crd))
     return schemas
