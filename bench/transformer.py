@@ -349,14 +349,16 @@ READING_NOTES = """How to read it:
   for the 2 cores.
 - Both transformers do the same work per request: read the V2 JSON into an `InferRequest`, run the two
   stages, call the predictor, read its answer and write it back as V2 JSON. modelplane does it on its own
-  HTTP server, with its own HTTP/1.1 client for `v2` and grpcio's aio client for `grpc-v2`; KServe on
-  FastAPI and uvicorn, with httpx for `v2` and grpcio's aio client for `grpc-v2`. So modelplane's
-  `grpc-v2` costs it more than its `v2` (grpcio's cost per call), while KServe's `grpc-v2` costs it less
-  than its `v2` (no httpx), and the gap between the two is smallest on `grpc-v2`, where both spend much
-  of a call in the same grpcio client. modelplane's channel sends no BDP pings, where KServe's (grpcio's
-  defaults) does: on 2026-12-08, `--paths modelplane-v2,modelplane-grpc-v2 --concurrency 16 --rounds 2
-  --duration 4` gave modelplane's `grpc-v2` 0.49 of its `v2`'s req/s with the pings and 0.62 without
-  (transformer CPU 2.3 and 1.8 times its `v2`'s), which is why it has none.
+  HTTP server, with its own HTTP/1.1 client for `v2` and its own HTTP/2 gRPC client for `grpc-v2`
+  (modelplane/protocol/grpc/client.py); KServe on FastAPI and uvicorn, with httpx for `v2` and grpcio's
+  aio client for `grpc-v2`. So KServe's `grpc-v2` costs it less than its `v2` (no httpx), and
+  modelplane's costs it about a tenth more than its `v2` (protobuf messages on top of the same work).
+- modelplane's `grpc-v2` used grpcio's aio client until 2026-12-08. A/B that day, the grpcio client
+  (HEAD before the change, run from a copy) against the new one, two runs each, interleaved:
+  `--paths modelplane-v2,modelplane-grpc-v2 --concurrency 1,16 --rounds 2 --duration 4`. grpcio:
+  1,359 and 1,343 req/s at concurrency 1, 3,825 and 3,843 at 16, transformer CPU 454–457 and 270–272
+  µs a request. modelplane's client: 1,954 and 1,913 req/s, 6,164 and 5,816, CPU 265–271 and 143–150
+  µs. Its `v2` rows did not move (2,130–2,266 and 6,486–6,991 req/s in all four runs).
 - Where KServe's `v2` time goes: a py-spy profile of its transformer at concurrency 16 (8 s at 200 Hz,
   2026-12-07) had 62% of the samples in httpx's `AsyncClient.post`: httpcore's connection pool
   bookkeeping (with a readability check of pooled connections on each request) and, 16% of all
