@@ -11,6 +11,10 @@ import time
 from concurrent import futures
 
 import grpc
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import pytest
 
 from modelplane.local.ports import free_loopback_port
@@ -225,3 +229,64 @@ def test_over_tls_the_server_is_verified_and_spoken_to_in_http2(tmp_path):
         assert "certificate" in failed.value.details
     finally:
         server.stop()
+
+
+class ScriptedServer(asyncio.Protocol):
+    """An HTTP/2 server on the `h2` package that refuses the first call it sees, by `how` (a GOAWAY
+    naming no stream, then the connection closed; or a REFUSED_STREAM reset), and echoes every other."""
+
+    calls_seen = 0
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.bodies: dict[int, bytes] = {}
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.conn.initiate_connection()
+        transport.write(self.conn.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                ScriptedServer.calls_seen += 1
+                if ScriptedServer.calls_seen > 1:
+                    self.bodies[event.stream_id] = b""
+                elif self.how == "goaway":
+                    self.conn.close_connection(last_stream_id=0)
+                    self.transport.write(self.conn.data_to_send())
+                    self.transport.close()
+                    return
+                else:
+                    self.conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            elif isinstance(event, h2.events.DataReceived):
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                if event.stream_id in self.bodies:
+                    self.bodies[event.stream_id] += event.data
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id in self.bodies:
+                ok = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+                self.conn.send_headers(event.stream_id, ok)
+                self.conn.send_data(event.stream_id, self.bodies.pop(event.stream_id))
+                self.conn.send_headers(event.stream_id, [(b"grpc-status", b"0")], end_stream=True)
+        self.transport.write(self.conn.data_to_send())
+
+
+@pytest.mark.parametrize("how", ["goaway", "refused-stream"])
+def test_a_call_the_server_refused_before_it_began_is_made_again(how):
+    async def refused_once() -> bytes:
+        ScriptedServer.calls_seen = 0
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: ScriptedServer(how), "127.0.0.1", 0)
+        address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        channel = GrpcChannel(address, address)
+        try:
+            return await channel.unary(ECHO, b"again", timeout=5)
+        finally:
+            channel.close()
+            server.close()
+
+    assert asyncio.run(refused_once()) == b"again"
+    assert ScriptedServer.calls_seen == 2

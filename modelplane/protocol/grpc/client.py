@@ -44,19 +44,27 @@ _HTTP_CODES = {
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.UNAVAILABLE,
 }
+# A call the server refused before it began (REFUSED_STREAM, or a stream after its GOAWAY) is made
+# again on another connection this many times, whatever the caller's retry policy (as gRPC's
+# "transparent retry").
+_TRANSPARENT_RETRIES = 2
 # A connection stops taking new calls well before HTTP/2's stream ids (2^31) run out.
 _LAST_STREAM_ID = 2**30
 
 
 class GrpcCallError(Exception):
     """A call that ended without an answer: its status code and details. `connected` is false when
-    no connection to the server could be made."""
+    no connection to the server could be made; `refused` is true when the server says it never began
+    the call (its stream was refused, or came after the server's GOAWAY)."""
 
-    def __init__(self, code: grpc.StatusCode, details: str, connected: bool = True) -> None:
+    def __init__(
+        self, code: grpc.StatusCode, details: str, connected: bool = True, refused: bool = False
+    ) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
         self.connected = connected
+        self.refused = refused
 
 
 class _Call:
@@ -68,9 +76,9 @@ class _Call:
         self.answered = False  # the answer's headers have come
         self.chunks: list[bytes] = []
 
-    def fail(self, code: grpc.StatusCode, details: str) -> None:
+    def fail(self, code: grpc.StatusCode, details: str, refused: bool = False) -> None:
         if not self.answer.done():
-            self.answer.set_exception(GrpcCallError(code, details))
+            self.answer.set_exception(GrpcCallError(code, details, refused=refused))
 
 
 class _Connection(Http2Connection):
@@ -133,7 +141,9 @@ class _Connection(Http2Connection):
         call = self.calls.pop(stream_id, None)
         if call is not None:
             code = _RESET_CODES.get(error_code, grpc.StatusCode.INTERNAL)
-            call.fail(code, f"the server reset the call (HTTP/2 error {error_code})")
+            call.fail(
+                code, f"the server reset the call (HTTP/2 error {error_code})", error_code == f.REFUSED_STREAM
+            )
         self._after_call()
 
     def on_window_opened(self, stream_id: int) -> None:
@@ -151,7 +161,9 @@ class _Connection(Http2Connection):
         self.closing = True
         self.channel.discard(self)
         for stream_id in [s for s in self.calls if s > last_stream_id]:
-            self.calls.pop(stream_id).fail(grpc.StatusCode.UNAVAILABLE, "the server is going away")
+            self.calls.pop(stream_id).fail(
+                grpc.StatusCode.UNAVAILABLE, "the server is going away", refused=True
+            )
         if not self.calls:
             self.close()
 
@@ -246,18 +258,28 @@ class GrpcChannel:
         if deadline is not None:
             headers.append((b"grpc-timeout", b"%dm" % max(1, int(timeout * 1000))))
         headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in metadata]
-        call = _Call(loop.create_future())
+        block, body = encode(headers), _PREFIX.pack(0, len(message)) + message
         try:
             async with asyncio.timeout_at(deadline):
-                connection = await self._connection()
-                stream_id = connection.start(call, encode(headers), _PREFIX.pack(0, len(message)) + message)
-                try:
-                    return await call.answer
-                except BaseException:
-                    connection.cancel(stream_id)
-                    raise
+                for attempt in range(_TRANSPARENT_RETRIES + 1):
+                    try:
+                        return await self._call_once(block, body)
+                    except GrpcCallError as error:
+                        if not error.refused or attempt == _TRANSPARENT_RETRIES:
+                            raise
         except TimeoutError:
             raise GrpcCallError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+        raise AssertionError("the last attempt returns or raises")
+
+    async def _call_once(self, headers: bytes, body: bytes) -> bytes:
+        connection = await self._connection()
+        call = _Call(asyncio.get_running_loop().create_future())
+        stream_id = connection.start(call, headers, body)
+        try:
+            return await call.answer
+        except BaseException:
+            connection.cancel(stream_id)
+            raise
 
     def discard(self, connection: _Connection) -> None:
         if connection in self._connections:
