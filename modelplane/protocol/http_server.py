@@ -37,6 +37,7 @@ import orjson
 
 from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
 from modelplane.protocol.http1_wire import CONTINUE, LAST_CHUNK, chunk, origin_form, status_line
+from modelplane.protocol.http2.frames import PREFACE
 from modelplane.protocol.lingering import LingeringClose
 from modelplane.protocol.sweeps import visit_in_slices
 
@@ -68,6 +69,8 @@ class HttpResponse:
 
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+# Takes over a connection that opened with HTTP/2's preface: its transport and the bytes read so far.
+HandOver = Callable[[asyncio.Transport, bytes], None]
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # RFC 9110 §5.1
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")  # §5.5: no CR, LF or other controls
@@ -142,8 +145,13 @@ class ServerState:
 class HttpServerProtocol(asyncio.Protocol):
     """One client connection; requests are answered one after the other, in order."""
 
-    def __init__(self, handler: Handler, state: ServerState, limits: ServerLimits) -> None:
+    def __init__(
+        self, handler: Handler, state: ServerState, limits: ServerLimits, http2: HandOver | None = None
+    ) -> None:
         self._handler = handler
+        self._http2 = http2
+        # The connection's first bytes while they may still be HTTP/2's preface; None once they are not.
+        self._preface: bytes | None = b"" if http2 is not None else None
         self._state = state
         self._limits = limits
         self._loop = asyncio.get_running_loop()
@@ -195,6 +203,10 @@ class HttpServerProtocol(asyncio.Protocol):
             return
         if self._read_all:
             return
+        if self._preface is not None:
+            data = self._check_preface(data)
+            if not data:
+                return
         if self._head.count is not None and not self._head.add(data):
             refusal = self._head.refusal()
             self._reject(refusal.status, refusal.message)
@@ -217,6 +229,23 @@ class HttpServerProtocol(asyncio.Protocol):
                 self._reject(refusal.status, refusal.message)
             else:
                 self._reject(400, f"malformed HTTP request: {exc}")
+
+    def _check_preface(self, data: bytes) -> bytes:
+        """The bytes to read as HTTP/1.1; none when the connection has turned out to be HTTP/2 (it is
+        handed over) or may still do so. No HTTP/1.1 request starts as the preface does."""
+        seen = self._preface + data
+        if seen.startswith(PREFACE):
+            self._preface = None
+            self._read_all = True  # nothing more reaches this object
+            self._state.connections.discard(self)
+            self._state.idle.pop(self, None)
+            self._http2(self._transport, seen)
+            return b""
+        if len(seen) < len(PREFACE) and PREFACE.startswith(seen):
+            self._preface = seen
+            return b""
+        self._preface = None
+        return seen
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state.connections.discard(self)
@@ -523,11 +552,18 @@ class Shutdown:
         self.requested.set()
 
 
-async def serve(handler: Handler, sock: socket.socket, limits: ServerLimits, shutdown: Shutdown) -> None:
-    """Serve on a listening socket until shutdown is requested, then finish the requests in flight."""
+async def serve(
+    handler: Handler,
+    sock: socket.socket,
+    limits: ServerLimits,
+    shutdown: Shutdown,
+    http2: HandOver | None = None,
+) -> None:
+    """Serve on a listening socket until shutdown is requested, then finish the requests in flight.
+    With `http2`, a connection that opens with the HTTP/2 preface is handed to it."""
     loop = asyncio.get_running_loop()
     state = ServerState()
-    server = await loop.create_server(lambda: HttpServerProtocol(handler, state, limits), sock=sock)
+    server = await loop.create_server(lambda: HttpServerProtocol(handler, state, limits, http2), sock=sock)
     sweeps = loop.create_task(_sweep(state, limits))
     try:
         await shutdown.requested.wait()

@@ -231,7 +231,8 @@ class ModelServer:
                 grpc_limits = dataclasses.replace(grpc_limits, too_large_response=refusal)
             if grpc_sock is None:
                 grpc_sock = bind_socket(self.host, self.grpc_port)
-            grpc_task = asyncio.create_task(http2_server.serve(service, grpc_sock, grpc_limits, shutdown))
+            grpc_service = http2_server.Http2Service(service, grpc_limits)
+            grpc_task = asyncio.create_task(grpc_service.serve(grpc_sock, shutdown))
         rest = RESTServer(dataplane, payload_log, max_body_size=self.max_body_size)
         limits = http_server.ServerLimits(
             read_timeout=None,
@@ -244,7 +245,10 @@ class ModelServer:
             max_header_count=connection.max_header_count,
             max_idle_connections=connection.max_idle_connections,
         )
-        rest_task = asyncio.create_task(http_server.serve(rest, sock, limits, shutdown))
+        # gRPC clients reach the HTTP port too: a connection that opens with HTTP/2's preface is
+        # served as one of the gRPC port's.
+        http2 = grpc_service.take_over if grpc_task is not None else None
+        rest_task = asyncio.create_task(http_server.serve(rest, sock, limits, shutdown, http2))
         logger.info(
             "serving %s on http://%s:%s%s",
             ", ".join(repository.names()) or "no models",

@@ -179,6 +179,18 @@ def test_grpc_v2_calls_the_predictors_model_infer(iris_server, transformer_file,
         transformer.stop()
 
 
+def test_grpc_v2_reaches_a_predictor_named_by_its_http_port(iris_server, transformer_file):
+    """As a Kubernetes Service's port 80 reaches the predictor's HTTP port: gRPC is served there too."""
+    address = f"127.0.0.1:{iris_server.http_port}"
+    transformer = transformer_before(None, transformer_file, "grpc-v2", "V2DictTransformer", host=address)
+    try:
+        response = httpx.post(transformer.url + "/v1/models/iris:predict", json={"rows": IRIS_ROWS})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [1, 1]}
+    finally:
+        transformer.stop()
+
+
 def test_grpc_v2_passes_the_predictors_status_on(iris_server, transformer_file):
     """A tensor the predictor refuses is its INVALID_ARGUMENT, a 400 to the transformer's REST client;
     a predictor that is not there is a 502; a V2 request from a V2 client crosses as gRPC too."""

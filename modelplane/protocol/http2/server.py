@@ -320,20 +320,43 @@ class Http2ServerProtocol(Http2Connection):
             self.transport.close()
 
 
+class Http2Service:
+    """A handler's HTTP/2 connections: those its own port takes, and those an HTTP/1.1 port hands over
+    when a client opens with the HTTP/2 preface (`take_over`), all swept and drained alike."""
+
+    def __init__(self, handler: Handler, limits: ServerLimits) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.connections: set[Http2ServerProtocol] = set()
+
+    def protocol(self) -> Http2ServerProtocol:
+        return Http2ServerProtocol(self.handler, self.connections, self.limits)
+
+    def take_over(self, transport: asyncio.Transport, received: bytes) -> None:
+        """Serves a connection another server accepted, from the bytes it has read so far."""
+        protocol = self.protocol()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(received)
+
+    async def serve(self, sock: socket.socket, shutdown: Shutdown) -> None:
+        """Serve on a listening socket until shutdown is requested, then finish the streams under way."""
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(self.protocol, sock=sock)
+        sweeps = loop.create_task(_sweep(self.connections, self.limits))
+        try:
+            await shutdown.requested.wait()
+        finally:
+            sweeps.cancel()
+            server.close()
+            for connection in list(self.connections):
+                connection.go_away()
+            await drain(self.connections, shutdown)
+
+
 async def serve(handler: Handler, sock: socket.socket, limits: ServerLimits, shutdown: Shutdown) -> None:
     """Serve on a listening socket until shutdown is requested, then finish the streams under way."""
-    loop = asyncio.get_running_loop()
-    connections: set[Http2ServerProtocol] = set()
-    server = await loop.create_server(lambda: Http2ServerProtocol(handler, connections, limits), sock=sock)
-    sweeps = loop.create_task(_sweep(connections, limits))
-    try:
-        await shutdown.requested.wait()
-    finally:
-        sweeps.cancel()
-        server.close()
-        for connection in list(connections):
-            connection.go_away()
-        await drain(connections, shutdown)
+    await Http2Service(handler, limits).serve(sock, shutdown)
 
 
 async def _sweep(connections: set[Http2ServerProtocol], limits: ServerLimits) -> None:
