@@ -37,7 +37,7 @@ import orjson
 
 from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
 from modelplane.protocol.http1_wire import CONTINUE, LAST_CHUNK, chunk, origin_form, status_line
-from modelplane.protocol.http2.frames import PREFACE
+from modelplane.protocol.http2.frames import opens_with_preface
 from modelplane.protocol.lingering import LingeringClose
 from modelplane.protocol.sweeps import visit_in_slices
 
@@ -232,20 +232,18 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def _check_preface(self, data: bytes) -> bytes:
         """The bytes to read as HTTP/1.1; none when the connection has turned out to be HTTP/2 (it is
-        handed over) or may still do so. No HTTP/1.1 request starts as the preface does."""
+        handed over) or may still do so."""
         seen = self._preface + data
-        if seen.startswith(PREFACE):
-            self._preface = None
+        http2 = opens_with_preface(seen)
+        self._preface = seen if http2 is None else None
+        if http2 is False:
+            return seen
+        if http2:
             self._read_all = True  # nothing more reaches this object
             self._state.connections.discard(self)
             self._state.idle.pop(self, None)
             self._http2(self._transport, seen)
-            return b""
-        if len(seen) < len(PREFACE) and PREFACE.startswith(seen):
-            self._preface = seen
-            return b""
-        self._preface = None
-        return seen
+        return b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state.connections.discard(self)

@@ -112,3 +112,13 @@ def strip_padding(flags: int, payload: bytes) -> bytes:
     if not payload or payload[0] >= len(payload):
         raise ConnectionFault(PROTOCOL_ERROR, "padding longer than the frame")
     return payload[1 : len(payload) - payload[0]]
+
+
+def opens_with_preface(seen: bytes) -> bool | None:
+    """Whether a connection's first bytes are HTTP/2's preface (cleartext with prior knowledge): None
+    while they are too few to tell. No HTTP/1.1 request starts as the preface does."""
+    if seen.startswith(PREFACE):
+        return True
+    if len(seen) < len(PREFACE) and PREFACE.startswith(seen):
+        return None
+    return False

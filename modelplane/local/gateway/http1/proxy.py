@@ -27,7 +27,7 @@ from modelplane.local.gateway.http1.exchange import (
 )
 from modelplane.local.gateway.http1.messages import error_response
 from modelplane.protocol.http1_guard import HeadCounter, RequestRefused, check_framing, header_count_refusal
-from modelplane.protocol.http2.frames import PREFACE
+from modelplane.protocol.http2.frames import opens_with_preface
 from modelplane.protocol.lingering import LingeringClose
 
 if TYPE_CHECKING:
@@ -279,19 +279,17 @@ class ClientConnection(asyncio.Protocol):
         """The bytes to parse as HTTP/1.1, or b"" when the connection turned out to be HTTP/2 or may
         still do so."""
         seen = self._preface + data
-        if seen.startswith(PREFACE):
-            self._preface = None
+        http2 = opens_with_preface(seen)
+        self._preface = seen if http2 is None else None
+        if http2 is False:
+            return seen
+        if http2:
             self._ignore_input = True
             self.closed = True  # nothing more is written or read through this object
             self._idle.pop(self, None)
             self._on_close(self)
             self._on_http2(self.transport, seen)
-            return b""
-        if len(seen) < len(PREFACE) and PREFACE.startswith(seen):
-            self._preface = seen
-            return b""
-        self._preface = None
-        return seen
+        return b""
 
     def _malformed(self, exc: Exception) -> None:
         refusal = exc.__context__  # raised in a parser callback, it arrives as the error's context
