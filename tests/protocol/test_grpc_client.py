@@ -18,7 +18,7 @@ import h2.events
 import pytest
 
 from modelplane.local.ports import free_loopback_port
-from modelplane.protocol.grpc.client import GrpcCallError, GrpcChannel
+from modelplane.protocol.grpc.client import GrpcCallError, GrpcChannel, grpc_timeout
 from tests.local.certificates import write_certificates
 
 ECHO = "/test.Echo/Echo"
@@ -290,3 +290,11 @@ def test_a_call_the_server_refused_before_it_began_is_made_again(how):
 
     assert asyncio.run(refused_once()) == b"again"
     assert ScriptedServer.calls_seen == 2
+
+
+def test_a_deadline_is_sent_in_at_most_eight_digits():
+    assert grpc_timeout(0.0001) == b"1m"
+    assert grpc_timeout(600) == b"600000m"
+    assert grpc_timeout(10**6) == b"1000000S"
+    assert grpc_timeout(10**9) == b"16666667M"
+    assert grpc_timeout(1e300) == b"99999999H"

@@ -13,6 +13,7 @@ for a call past its deadline, and the server's own status otherwise.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import struct
 from collections.abc import Iterable
@@ -256,7 +257,7 @@ class GrpcChannel:
         deadline = None if timeout is None else loop.time() + timeout
         headers = [(b":path", method.encode()), *self._call_headers]
         if deadline is not None:
-            headers.append((b"grpc-timeout", b"%dm" % max(1, int(timeout * 1000))))
+            headers.append((b"grpc-timeout", grpc_timeout(timeout)))
         headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in metadata]
         block, body = encode(headers), _PREFIX.pack(0, len(message)) + message
         try:
@@ -325,6 +326,15 @@ class GrpcChannel:
             )
         self._connections.append(connection)
         return connection
+
+
+def grpc_timeout(seconds: float) -> bytes:
+    """A `grpc-timeout` value: at most eight digits, in the finest unit that fits (rounded up)."""
+    for unit, per_second in ((b"m", 1000), (b"S", 1), (b"M", 1 / 60), (b"H", 1 / 3600)):
+        value = max(1, math.ceil(seconds * per_second))
+        if value < 10**8:
+            return b"%d%s" % (value, unit)
+    return b"99999999H"
 
 
 def tls_context() -> ssl.SSLContext:
