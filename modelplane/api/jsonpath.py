@@ -29,11 +29,13 @@ class ExecutionError(ValueError):
 
 @dataclass(frozen=True)
 class _Step:
-    kind: str  # field, index, slice, items ([*]), all (.*), filter, recursive
+    kind: str  # field, index, slice, items ([*]), all (.*), filter, recursive, union
     value: Any = None
 
 
 _FIELD = re.compile(r"\.((?:\\.|[^.\[\]\\\s])+)")
+# A union, `[0,2]` or `['name','image']`: kubectl splits what is inside the brackets at its commas.
+_UNION = re.compile(r"\[([^\[\]?]*,[^\[\]]*)\]")
 _QUOTED_KEY = re.compile(r"""\[\s*(['"])(.*?)\1\s*\]""")
 _SLICE = re.compile(r"\[\s*(-?\d*)\s*:\s*(-?\d*)\s*(?::\s*(-?\d*)\s*)?\]")
 _INDEX = re.compile(r"\[\s*(-?\d+)\s*\]")
@@ -64,6 +66,7 @@ def parse_path(path: str) -> list[_Step]:
             continue
         for pattern, kind in (
             (_FILTER, "filter"),
+            (_UNION, "union"),
             (_ITEMS, "items"),
             (_ALL, "all"),
             (_QUOTED_KEY, "key"),
@@ -77,6 +80,10 @@ def parse_path(path: str) -> list[_Step]:
                 position = match.end()
                 break
         else:
+            if re.match(r"\[\s*\]", text[position:]):
+                raise TemplateError(
+                    "[] names no item (kubectl reads it as [0]): write [0] for the first, or [*] for every one"
+                )
             raise TemplateError(f"unrecognized character in action: {text[position:]!r}")
     return steps
 
@@ -91,6 +98,11 @@ def _step(kind: str, match: re.Match) -> _Step:
     if kind == "slice":
         start, end, step = (int(part) if part else None for part in match.groups())
         return _Step("slice", (start, end, step))
+    if kind == "union":
+        parts = [parse_path(f"[{part.strip()}]") for part in match.group(1).split(",")]
+        if any(len(part) != 1 or part[0].kind == "recursive" for part in parts):
+            raise TemplateError(f"invalid array index {match.group(1)}")
+        return _Step("union", [part[0] for part in parts])
     if kind == "filter":
         path, operator, literal = match.groups()
         wanted = _literal(literal) if operator else None
@@ -116,7 +128,9 @@ def evaluate(steps: list[_Step], node: Any, *, strict: bool = False) -> list[Any
     field or a null is passed over in either case); else it reaches nothing, as printer columns do."""
     nodes = [node]
     for step in steps:
-        nodes = [found for current in nodes for found in _apply(step, current, strict)]
+        # A union gives what its first part reaches from every node, then what its second does...
+        parts = step.value if step.kind == "union" else [step]
+        nodes = [found for part in parts for current in nodes for found in _apply(part, current, strict)]
     return nodes
 
 

@@ -53,6 +53,11 @@ SERVICE = {
         ("gen {.metadata.generation}{'\\n'}", "gen 3\n"),
         ('{range .status.conditions[*]}{.type}={.status}{";"}{end}', "PredictorReady=True;Ready=False;"),
         ("{true} {1}", "true 1"),
+        # A union: what its first part reaches from every item, then its second (checked against kubectl).
+        ("{.status.conditions[*]['type','status']}", "PredictorReady Ready True False"),
+        ("{.status.conditions[1,0].type}", "Ready PredictorReady"),
+        ("{range .status.conditions[*]}{['type', 'status']}{';'}{end}", "PredictorReady True;Ready False;"),
+        ("{.metadata['missing','name']}", "iris"),
     ],
 )
 def test_templates_print_as_kubectl_prints_them(template, printed):
@@ -74,6 +79,11 @@ def test_nested_ranges():
         ("{range .items[*]}{.x}", "error parsing jsonpath {range .items[*]}{.x}, unclosed range"),
         ("{.x}{end}", "error parsing jsonpath {.x}{end}, not in range"),
         ("{.a[?(@.b==x)]}", "error parsing jsonpath {.a[?(@.b==x)]}, unrecognized literal in filter: 'x'"),
+        (
+            "{.items[].name}",
+            "error parsing jsonpath {.items[].name}, [] names no item (kubectl reads it as [0]): write [0] "
+            "for the first, or [*] for every one",
+        ),
     ],
 )
 def test_templates_kubectl_refuses(template, message):
