@@ -1,16 +1,19 @@
 """A client of the control-plane API, as the command line and other tools use it.
 
 Server refusals come back as the `ApiError` the server raised (NotFound, Conflict, Invalid...);
-a control plane that does not answer at all raises `Unreachable`.
+a control plane that does not answer at all raises `Unreachable`. It speaks HTTP/1.1 with the standard
+library, a connection per call: a command makes a few calls, and starts a tenth of a second sooner
+without a larger client library to import.
 """
 
 from __future__ import annotations
 
+import http.client
 import ssl
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import httpx
 import orjson
 
 from modelplane import __version__
@@ -43,15 +46,25 @@ class ControlPlaneClient:
         certificate_authority: str | None = None,
     ):
         self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ClientSettingsError(f"the control plane's URL {url!r} is not an http:// or https:// URL")
+        self._timeout = timeout
+        self._tls = parts.scheme == "https"
+        self._host, self._port = parts.hostname, parts.port
+        self._prefix = parts.path.rstrip("/")
         # The API records the fields each write changes under the User-Agent's first word: "modelplane".
-        headers = {"user-agent": f"modelplane/{__version__}"}
+        self._headers = {"user-agent": f"modelplane/{__version__}"}
         if token:
-            headers["authorization"] = f"Bearer {_checked_token(token)}"
-        verify = _trusting(certificate_authority) if certificate_authority else True
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=verify)
+            self._headers["authorization"] = f"Bearer {_checked_token(token)}"
+        self._context: ssl.SSLContext | None = None
+        if self._tls:
+            self._context = (
+                _trusting(certificate_authority) if certificate_authority else ssl.create_default_context()
+            )
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing is held between calls."""
 
     def __enter__(self) -> ControlPlaneClient:
         return self
@@ -74,7 +87,7 @@ class ControlPlaneClient:
         """The `<Kind>List` of one namespace, or of all with `namespace=None`."""
         params = {"labelSelector": label_selector, "fieldSelector": field_selector}
         params = {key: value for key, value in params.items() if value}
-        return self._call("GET", collection_path(kind, namespace), params=params or None)
+        return self._call("GET", collection_path(kind, namespace), params=params)
 
     def watch(
         self,
@@ -102,35 +115,33 @@ class ControlPlaneClient:
         if timeout is not None:
             params["timeoutSeconds"] = f"{max(timeout, 0.001):.3f}"
         read_timeout = None if timeout is None else timeout + 30
+        connection, response = self._send(
+            "GET", collection_path(kind, namespace), params=params, read_timeout=read_timeout
+        )
         try:
-            with self._http.stream(
-                "GET",
-                collection_path(kind, namespace),
-                params=params,
-                timeout=httpx.Timeout(30, read=read_timeout),
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error(response)
-                for line in response.iter_lines():
-                    if line.strip():
-                        yield orjson.loads(line)
-        except httpx.TransportError as exc:
+            if response.status >= 400:
+                raise _error(response, response.read(), self.url)
+            while line := response.readline():
+                if line.strip():
+                    yield orjson.loads(line)
+        except (OSError, http.client.HTTPException) as exc:
             raise self._unreachable_or(exc) from None
+        finally:
+            connection.close()
 
     # ---- writes ----
 
     def create(self, resource: dict[str, Any], kind: Kind, namespace: str) -> dict[str, Any]:
-        return self._call("POST", collection_path(kind, namespace), json=resource)
+        return self._call("POST", collection_path(kind, namespace), body=orjson.dumps(resource))
 
     def replace(self, resource: dict[str, Any], kind: Kind, namespace: str, name: str) -> dict[str, Any]:
-        return self._call("PUT", object_path(kind, namespace, name), json=resource)
+        return self._call("PUT", object_path(kind, namespace, name), body=orjson.dumps(resource))
 
     def patch(
         self, kind: Kind, namespace: str, name: str, patch: dict[str, Any], *, status: bool = False
     ) -> dict[str, Any]:
         path = object_path(kind, namespace, name) + ("/status" if status else "")
-        return self._call("PATCH", path, content=orjson.dumps(patch), headers={"content-type": MERGE_PATCH})
+        return self._call("PATCH", path, body=orjson.dumps(patch), content_type=MERGE_PATCH)
 
     def delete(self, kind: Kind, namespace: str, name: str, *, dry_run: bool = False) -> dict[str, Any]:
         params = {"dryRun": "All"} if dry_run else {}
@@ -143,28 +154,75 @@ class ControlPlaneClient:
         A dry run answers the same and stores nothing."""
         body = {"apiVersion": "v1", "kind": "List", "items": resources}
         params = {"namespace": namespace, **({"dryRun": "All"} if dry_run else {})}
-        return self._call("POST", APPLY_PATH, json=body, params=params)["items"]
+        return self._call("POST", APPLY_PATH, body=orjson.dumps(body), params=params)["items"]
 
     # ---- plumbing ----
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        connection, response = self._send(
+            method, path, params=params, body=body, content_type=content_type, read_timeout=self._timeout
+        )
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
             raise self._unreachable_or(exc) from None
-        if response.status_code >= 400:
-            raise _error(response)
-        return response.json()
+        finally:
+            connection.close()
+        if response.status >= 400:
+            raise _error(response, data, self.url)
+        return orjson.loads(data)
 
-    def _unreachable_or(self, exc: httpx.TransportError) -> Exception:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        read_timeout: float | None,
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """A request sent and its answer's head read; the caller reads the body and closes."""
+        target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
+        headers = dict(self._headers)
+        if body is not None:
+            headers["content-type"] = content_type
+        if self._tls:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._timeout, context=self._context
+            )
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        try:
+            connection.connect()
+        except ssl.SSLError as exc:
+            raise self._unreachable_or(exc) from None
+        except OSError:
+            raise Unreachable(self.url) from None
+        try:
+            # None: a watch without a timeout waits as long as it takes.
+            connection.sock.settimeout(read_timeout)
+            connection.request(method, target, body=body, headers=headers)
+            return connection, connection.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise self._unreachable_or(exc) from None
+
+    def _unreachable_or(self, exc: Exception) -> Exception:
         tls = _ssl_error(exc)
         if tls is not None:
             return ApiError(
                 f"TLS with the control plane at {self.url} failed: {_tls_reason(tls)}{_tls_hint(tls)}"
             )
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            return Unreachable(self.url)
-        return ApiError(f"the control plane at {self.url} did not answer: {exc}")
+        return ApiError(f"the control plane at {self.url} did not answer: {exc or type(exc).__name__}")
 
 
 def _checked_token(token: str) -> str:
@@ -217,15 +275,16 @@ def _tls_hint(error: ssl.SSLError) -> str:
 _UNKNOWN_ISSUER = {2, 18, 19, 20, 21}
 
 
-def _error(response: httpx.Response) -> ApiError:
+def _error(response: http.client.HTTPResponse, data: bytes, url: str) -> ApiError:
     try:
-        body = response.json()
-    except ValueError:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
         body = None
     if isinstance(body, dict) and body.get("kind") == "Status":
-        return error_from_status(body, response.status_code)
-    excerpt = response.text.strip().splitlines()[0][:100] if response.text.strip() else ""
+        return error_from_status(body, response.status)
+    text = data.decode("utf-8", "replace").strip()
+    excerpt = text.splitlines()[0][:100] if text else ""
     return ApiError(
-        f"{response.url.copy_with(path='/', query=None)} answered HTTP {response.status_code} with no Kubernetes "
+        f"{url}/ answered HTTP {response.status} with no Kubernetes "
         f"Status: is it modelplane's control-plane API (not the gateway)? It said: {excerpt!r}"
     )
