@@ -35,11 +35,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+import grpc
 import httpx
 
 from modelplane.local.replicas.command import ReplicaPorts
 from modelplane.local.replicas.memory_watch import Process
 from modelplane.protocol.grpc import health
+from modelplane.protocol.grpc.client import GrpcCallError, GrpcChannel
 
 STARTUP, LIVENESS, READINESS = "startup", "liveness", "readiness"
 ACTIONS = ("httpGet", "tcpSocket", "grpc", "exec")
@@ -171,18 +173,17 @@ async def check(spec: ProbeSpec, client: httpx.AsyncClient) -> str | None:
 
 async def _grpc_health(spec: ProbeSpec) -> str | None:
     """gRPC's health service (`grpc.health.v1.Health/Check`), as the kubelet's gRPC probe calls it."""
-    import grpc
-
-    async with grpc.aio.insecure_channel(f"{spec.host}:{spec.port}") as channel:
-        check = channel.unary_unary(health.CHECK)
-        try:
-            answer = await check(
-                health.HealthCheckRequest(spec.service).SerializeToString(), timeout=spec.timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise TimeoutError from None
-            return f"{spec.describe()}: {exc.code().name}: {exc.details()}"
+    host = f"[{spec.host}]" if ":" in spec.host else spec.host
+    channel = GrpcChannel(f"{host}:{spec.port}", f"{host}:{spec.port}")
+    request = health.HealthCheckRequest(spec.service).SerializeToString()
+    try:
+        answer = await channel.unary(health.CHECK, request, timeout=spec.timeout)
+    except GrpcCallError as exc:
+        if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise TimeoutError from None
+        return f"{spec.describe()}: {exc.code.name}: {exc.details}"
+    finally:
+        channel.close()
     status = health.HealthCheckResponse.FromString(answer).status
     if status == health.SERVING:
         return None

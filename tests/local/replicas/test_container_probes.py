@@ -86,6 +86,45 @@ def test_tcp_probes_connect():
     asyncio.run(scenario())
 
 
+def test_grpc_probes_ask_the_health_service():
+    """A grpcio server whose health service says SERVING for "" and NOT_SERVING for "model"."""
+    from concurrent import futures
+
+    import grpc
+
+    from modelplane.protocol.grpc import health
+
+    def check_health(request: bytes, context) -> bytes:
+        service = health.HealthCheckRequest.FromString(request).service
+        if service == "unknown":
+            context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
+        status = health.SERVING if service == "" else health.NOT_SERVING
+        return health.HealthCheckResponse(status).SerializeToString()
+
+    handler = grpc.method_handlers_generic_handler(
+        health.SERVICE_NAME, {"Check": grpc.unary_unary_rpc_method_handler(check_health)}
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[handler])
+    port = free_loopback_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+
+    async def scenario():
+        async with httpx.AsyncClient() as client:
+            assert await check(spec("grpc", port=port), client) is None
+            said = await check(spec("grpc", port=port, service="model"), client)
+            assert said is not None and said.endswith(": NOT_SERVING")
+            said = await check(spec("grpc", port=port, service="unknown"), client)
+            assert said is not None and said.endswith(": NOT_FOUND: unknown service")
+            closed = await check(spec("grpc", port=free_loopback_port()), client)
+            assert closed is not None and "UNAVAILABLE" in closed
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop(None)
+
+
 def test_exec_probes_pass_on_exit_code_zero_and_time_out():
     async def scenario():
         async with httpx.AsyncClient() as client:
