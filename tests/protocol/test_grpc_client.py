@@ -233,7 +233,8 @@ def test_over_tls_the_server_is_verified_and_spoken_to_in_http2(tmp_path):
 
 class ScriptedServer(asyncio.Protocol):
     """An HTTP/2 server on the `h2` package that refuses the first call it sees, by `how` (a GOAWAY
-    naming no stream, then the connection closed; or a REFUSED_STREAM reset), and echoes every other."""
+    naming no stream, then the connection closed; or a REFUSED_STREAM reset), and echoes every other;
+    or (`message-first`) answers every call NOT_FOUND, its grpc-message before its grpc-status."""
 
     calls_seen = 0
 
@@ -253,7 +254,11 @@ class ScriptedServer(asyncio.Protocol):
         for event in self.conn.receive_data(data):
             if isinstance(event, h2.events.RequestReceived):
                 ScriptedServer.calls_seen += 1
-                if ScriptedServer.calls_seen > 1:
+                if self.how == "message-first":
+                    status = [(b"grpc-message", b"no model %E2%9C%94"), (b"grpc-status", b"5")]
+                    ok = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+                    self.conn.send_headers(event.stream_id, ok + status, end_stream=True)
+                elif ScriptedServer.calls_seen > 1:
                     self.bodies[event.stream_id] = b""
                 elif self.how == "goaway":
                     self.conn.close_connection(last_stream_id=0)
@@ -298,3 +303,21 @@ def test_a_deadline_is_sent_in_at_most_eight_digits():
     assert grpc_timeout(10**6) == b"1000000S"
     assert grpc_timeout(10**9) == b"16666667M"
     assert grpc_timeout(1e300) == b"99999999H"
+
+
+def test_the_status_message_is_kept_whatever_order_the_trailers_come_in():
+    async def not_found() -> GrpcCallError:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: ScriptedServer("message-first"), "127.0.0.1", 0)
+        address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        channel = GrpcChannel(address, address)
+        try:
+            with pytest.raises(GrpcCallError) as failed:
+                await channel.unary(ECHO, b"", timeout=5)
+            return failed.value
+        finally:
+            channel.close()
+            server.close()
+
+    failed = asyncio.run(not_found())
+    assert (failed.code, failed.details) == (grpc.StatusCode.NOT_FOUND, "no model \u2714")

@@ -90,6 +90,8 @@ class _Connection(Http2Connection):
         self.channel = channel
         self.calls: dict[int, _Call] = {}
         self.closing = False  # no new calls: the server said GOAWAY, or the ids are used up
+        # Done once the server's first SETTINGS (how many calls it takes at once) have come.
+        self.settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def has_room(self) -> bool:
         return not (self.closing or self.closed) and len(self.calls) < self.peer_max_concurrent_streams
@@ -148,6 +150,8 @@ class _Connection(Http2Connection):
         self._after_call()
 
     def on_window_opened(self, stream_id: int) -> None:
+        if not self.settled.done():
+            self.settled.set_result(None)  # the server's SETTINGS, the first frame it sends
         waiting = (
             [stream_id] if stream_id else [s for s, call in self.calls.items() if call.unsent is not None]
         )
@@ -183,13 +187,14 @@ class _Connection(Http2Connection):
             self.transport.close()
 
     def _end(self, stream_id: int, call: _Call, trailers: Headers) -> None:
-        code, details = grpc.StatusCode.UNKNOWN, "the server sent no grpc-status"
+        code, details = None, ""
         for name, value in trailers:
             if name == b"grpc-status":
-                code = _CODES.get(int(value), grpc.StatusCode.UNKNOWN) if value.isdigit() else code
-                details = ""
+                code = _CODES.get(int(value), grpc.StatusCode.UNKNOWN) if value.isdigit() else None
             elif name == b"grpc-message":
                 details = decode_message(value)
+        if code is None:
+            code, details = grpc.StatusCode.UNKNOWN, "the server sent no grpc-status"
         if code != grpc.StatusCode.OK:
             self._finish(stream_id, code, details)
             return
@@ -218,6 +223,8 @@ class _Connection(Http2Connection):
             self.close()
 
     def _lost(self, reason: str) -> None:
+        if not self.settled.done():
+            self.settled.set_exception(GrpcCallError(grpc.StatusCode.UNAVAILABLE, reason, connected=False))
         calls, self.calls = self.calls, {}
         for call in calls.values():
             call.fail(grpc.StatusCode.UNAVAILABLE, reason)
@@ -302,7 +309,18 @@ class GrpcChannel:
         loop = asyncio.get_running_loop()
         self._connecting = opened = loop.create_future()
         try:
-            _, connection = await loop.create_connection(
+            connection = await self._open()
+        finally:
+            self._connecting = None
+            opened.set_result(None)
+        self._connections.append(connection)
+        return connection
+
+    async def _open(self) -> _Connection:
+        """A new connection, once the server has said how many calls it takes at once (its first
+        SETTINGS): until then a connection would seem to take any number."""
+        try:
+            _, connection = await asyncio.get_running_loop().create_connection(
                 lambda: _Connection(self),
                 self._host,
                 self._port,
@@ -313,18 +331,16 @@ class GrpcChannel:
             raise GrpcCallError(
                 grpc.StatusCode.UNAVAILABLE, f"failed to connect: {exc.strerror or exc}", connected=False
             ) from None
-        finally:
-            self._connecting = None
-            opened.set_result(None)
-        if (
-            self._tls is not None
-            and connection.transport.get_extra_info("ssl_object").selected_alpn_protocol() != "h2"
-        ):
+        try:
+            ssl_object = connection.transport.get_extra_info("ssl_object")
+            if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
+                raise GrpcCallError(
+                    grpc.StatusCode.UNAVAILABLE, "the server does not speak HTTP/2 over TLS", connected=False
+                )
+            await connection.settled
+        except BaseException:
             connection.transport.close()
-            raise GrpcCallError(
-                grpc.StatusCode.UNAVAILABLE, "the server does not speak HTTP/2 over TLS", connected=False
-            )
-        self._connections.append(connection)
+            raise
         return connection
 
 
