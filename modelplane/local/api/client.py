@@ -158,18 +158,9 @@ class ControlPlaneClient:
 
     # ---- plumbing ----
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: bytes | None = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any]:
-        connection, response = self._send(
-            method, path, params=params, body=body, content_type=content_type, read_timeout=self._timeout
-        )
+    def _call(self, method: str, path: str, **request: Any) -> dict[str, Any]:
+        """The answer's JSON to a request (`params`, `body`, `content_type` as `_send` takes them)."""
+        connection, response = self._send(method, path, read_timeout=self._timeout, **request)
         try:
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
