@@ -42,7 +42,7 @@ _INDEX = re.compile(r"\[\s*(-?\d+)\s*\]")
 _ITEMS = re.compile(r"\[\s*\*\s*\]")
 _ALL = re.compile(r"\.\*")
 _FILTER = re.compile(
-    r"\[\s*\?\(\s*@((?:\.(?:\\.|[^.\s=!<>)\\])+)*)\s*(?:(==|!=|<=|>=|<|>)\s*(.*?))?\s*\)\s*\]"
+    r"\[\s*\?\(\s*@((?:\.\.?(?:\\.|[^.\s=!<>)\\])+)*)\s*(?:(==|!=|<=|>=|<|>)\s*(.*?))?\s*\)\s*\]"
 )
 _RECURSIVE = re.compile(r"\.\.")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
@@ -160,7 +160,14 @@ def _apply(step: _Step, node: Any, strict: bool) -> list[Any]:
         return node[start:end:every] if every is None or every > 0 else []
     if step.kind == "filter":
         path, operator, wanted = step.value
-        return [item for item in node if _matches(evaluate(path, item), operator, wanted)]
+        matching = []
+        for item in node:
+            found = evaluate(path, item)
+            if strict and operator and len(found) > 1:
+                raise ExecutionError("can only compare one element at a time")
+            if _matches(found, operator, wanted):
+                matching.append(item)
+        return matching
     return list(_descendants(node))
 
 

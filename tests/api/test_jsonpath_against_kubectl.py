@@ -36,7 +36,7 @@ TEMPLATES = [
     f"{{{CONTAINERS}[0:2:1].name}}",
     f"{{{CONTAINERS}[1:].name}}",
     f"{{{CONTAINERS}[:1].name}}",
-    "{..name}",
+    # (Not `{..name}`: kubectl walks a map's keys in Go's random order, so the names come in any order.)
     "{..containerPort}",
     "{.spec..image}",
     f"{{{CONTAINERS}[*].ports[*].containerPort}}",
@@ -59,6 +59,8 @@ TEMPLATES = [
     "{.metadata['name','labels']}",
     f"{{range {CONTAINERS}[*]}}{{['name', 'image']}}{{';'}}{{end}}",
     "{.metadata['nope','name']}",
+    f'{{{CONTAINERS}[?(@..image=="r/i1")].name}}',
+    f"{{{CONTAINERS}[?(@..containerPort)].name}}",
     # Both refuse.
     f"{{{CONTAINERS}[5].name}}",
     f"{{{CONTAINERS}[0,5].name}}",

@@ -58,6 +58,8 @@ SERVICE = {
         ("{.status.conditions[1,0].type}", "Ready PredictorReady"),
         ("{range .status.conditions[*]}{['type', 'status']}{';'}{end}", "PredictorReady True;Ready False;"),
         ("{.metadata['missing','name']}", "iris"),
+        # `..` inside a filter (kubectl's too).
+        ("{.status.conditions[?(@..reason=='Loading')].type}", "Ready"),
     ],
 )
 def test_templates_print_as_kubectl_prints_them(template, printed):
@@ -100,6 +102,8 @@ def test_templates_kubectl_refuses(template, message):
         ("{.metadata.generation[1:]}", "int64 is not array or slice"),
         ("{range .spec[?(@.x)]}{end}", "map[predictor:map[model:map[modelFormat:map[name:sklearn]]]] is not array "
          "or slice and cannot be filtered"),
+        # A filter compares one value: a path that reaches several fails, as kubectl's does.
+        ("{.status.conditions[?(@.*=='Ready')].type}", "can only compare one element at a time"),
     ],
 )  # fmt: skip
 def test_an_index_or_a_filter_on_what_is_not_a_list_fails_as_kubectl_fails(template, message):
